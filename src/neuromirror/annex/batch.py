@@ -1,0 +1,86 @@
+"""The reference engine: git-annex's own batch commands, then ``git commit``.
+
+It is the plain path the benchmark measures as an anchor, and the tests use
+it to check that the fast engine writes what git-annex itself would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime
+from typing import Iterable
+
+from .. import gitutil
+from ..records import AnnexEntry, GitEntry
+from .writer import AnnexWriter, Change, CommitResult, Delete, epoch
+
+
+class BatchWriter(AnnexWriter):
+    name = "batch"
+
+    def _batch(self, cmd: list[str], lines: list[str]) -> None:
+        if not lines:
+            return
+        proc = subprocess.run(
+            ["git", "-C", str(self.repo), "-c", "annex.alwayscompact=false", "annex", *cmd, "--batch"],
+            input=("\n".join(lines) + "\n").encode(),
+            capture_output=True,
+            env=gitutil.git_env(),
+        )
+        if proc.returncode != 0:
+            raise gitutil.GitError(f"git annex {cmd[0]} failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
+
+    def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
+        t0 = time.monotonic()
+        fromkey: list[str] = []
+        register: list[str] = []
+        deletes: list[str] = []
+        gitfiles: list[str] = []
+        keys: set[str] = set()
+        for change in changes:
+            if isinstance(change, Delete):
+                deletes.append(change.path)
+                continue
+            entry = change.entry
+            target = self.repo / entry.path
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(entry, GitEntry):
+                target.write_bytes(entry.read())
+                gitfiles.append(entry.path)
+            else:
+                assert isinstance(entry, AnnexEntry)
+                fromkey.append(f"{entry.key} {entry.path}")
+                register += [f"{entry.key} {u}" for u in entry.urls]
+                keys.add(entry.key)
+        if deletes:
+            proc = subprocess.run(
+                ["git", "-C", str(self.repo), "rm", "-q", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                input="\0".join(deletes).encode(),
+                capture_output=True,
+                env=gitutil.git_env(),
+            )
+            if proc.returncode != 0:
+                raise gitutil.GitError(f"git rm failed: {proc.stderr.decode(errors='replace').strip()}")
+        self._batch(["registerurl"], register)
+        self._batch(["fromkey", "--force"], fromkey)
+        if gitfiles:
+            subprocess.run(
+                ["git", "-C", str(self.repo), "-c", "annex.largefiles=nothing", "add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                input="\0".join(gitfiles).encode(),
+                check=True,
+                capture_output=True,
+                env=gitutil.git_env(),
+            )
+        stamp = f"{epoch(date)} +0000"
+        gitutil.run(
+            self.repo,
+            "commit", "-q", "--allow-empty", "--no-verify", "-F", "-",
+            input=message.encode(),
+            env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
+        )
+        head = self.head()
+        assert head
+        return CommitResult(head, len(fromkey) + len(gitfiles), len(deletes), len(keys), time.monotonic() - t0)

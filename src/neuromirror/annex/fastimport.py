@@ -1,0 +1,174 @@
+"""The fast engine: one ``git fast-import`` stream per commit.
+
+The stream carries the data commit (symlinks, git files, deletions relative
+to HEAD) and a commit on the ``git-annex`` branch holding each new key's
+location log (present in the web remote, or in the special remote that
+claims the URL) and URL log, in the layout git-annex documents.  git-annex
+notices that its branch moved (``.git/annex/index.lck`` records the sha its
+own index reflects) and re-reads it, so later git-annex processes — fsck,
+whereis, get in a clone — see exactly what ``registerurl`` would have written.
+
+fast-import writes all objects into one pack and moves the refs only at the
+end: a crash mid-stream leaves the repository as it was.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Iterable, Optional
+
+from .. import gitutil
+from ..records import AnnexEntry, GitEntry
+from .keys import hashdir_lower, symlink_target, url_for_log
+from .writer import AnnexWriter, Change, CommitResult, Delete, Put, epoch, log_stamp
+
+
+def quote_path(path: str) -> bytes:
+    """C-style quoting, which fast-import accepts for any path."""
+    out = ['"']
+    for ch in path:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def _data(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(b"data %d\n" % len(payload))
+    stream.write(payload)
+    stream.write(b"\n")
+
+
+class FastImportWriter(AnnexWriter):
+    name = "fast-import"
+
+    def _branch(self) -> str:
+        ref = gitutil.out(self.repo, "symbolic-ref", "-q", "HEAD", check=False)
+        return ref or "refs/heads/main"
+
+    def _flush_journal(self) -> None:
+        """Commit anything git-annex left in its journal so our branch commit builds on it."""
+        journal = self.repo / ".git" / "annex" / "journal"
+        if journal.is_dir() and any(journal.iterdir()):
+            subprocess.run(
+                ["git", "-C", str(self.repo), "annex", "merge", "-q"],
+                check=True,
+                capture_output=True,
+                env=gitutil.git_env(),
+            )
+
+    def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
+        t0 = time.monotonic()
+        self._flush_journal()
+        parent = self.head()
+        annex_parent = gitutil.ref_sha(self.repo, "refs/heads/git-annex")
+        branch = self._branch()
+        stamp = f"{epoch(date)} +0000"
+        ident = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}>"
+
+        proc = subprocess.Popen(
+            ["git", "-C", str(self.repo), "fast-import", "--quiet", "--done"],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=gitutil.git_env(),
+        )
+        assert proc.stdin
+        s = proc.stdin
+        written = deleted = 0
+        new_keys: dict[str, list[str]] = {}
+        try:
+            s.write(f"commit {branch}\nmark :1\n".encode())
+            s.write(f"author {ident} {stamp}\ncommitter {ident} {stamp}\n".encode())
+            _data(s, message.encode())
+            if parent:
+                s.write(f"from {parent}\n".encode())
+            for change in changes:
+                if isinstance(change, Delete):
+                    s.write(b"D " + quote_path(change.path) + b"\n")
+                    deleted += 1
+                    continue
+                entry = change.entry
+                if isinstance(entry, GitEntry):
+                    s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
+                    _data(s, entry.read())
+                else:
+                    assert isinstance(entry, AnnexEntry)
+                    s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")
+                    _data(s, symlink_target(entry.path, entry.key).encode())
+                    urls = new_keys.setdefault(entry.key, [])
+                    urls.extend(u for u in entry.urls if u not in urls)
+                written += 1
+            if new_keys:
+                self._annex_commit(s, new_keys, annex_parent, ident)
+            s.write(b"done\n")
+            s.close()
+        except BrokenPipeError:
+            pass
+        except BaseException:
+            # fast-import moves refs only after "done": killing it keeps the repository as it was
+            proc.kill()
+            proc.wait()
+            raise
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        if proc.wait() != 0:
+            raise gitutil.GitError(f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+        new_head = self.head()
+        assert new_head
+        self._checkout(parent, new_head)
+        return CommitResult(new_head, written, deleted, len(new_keys), time.monotonic() - t0)
+
+    def _annex_commit(self, s: IO[bytes], new_keys: dict[str, list[str]], annex_parent: Optional[str], ident: str) -> None:
+        now = time.time()
+        ts = log_stamp(now)
+        s.write(f"commit refs/heads/git-annex\ncommitter {ident} {int(now)} +0000\n".encode())
+        _data(s, b"update")
+        if annex_parent:
+            s.write(f"from {annex_parent}\n".encode())
+        with gitutil.CatFile(self.repo) as cat:
+            for key, urls in new_keys.items():
+                base = hashdir_lower(key) + key
+                remotes = sorted({self.remote_for(u) for u in urls})
+                loc = _merge_log(cat.get(f"{annex_parent}:{base}.log") if annex_parent else None, ts, remotes)
+                if loc is not None:
+                    s.write(b"M 100644 inline " + quote_path(base + ".log") + b"\n")
+                    _data(s, loc)
+                web = _merge_log(
+                    cat.get(f"{annex_parent}:{base}.log.web") if annex_parent else None,
+                    ts,
+                    [url_for_log(u) for u in urls],
+                )
+                if web is not None:
+                    s.write(b"M 100644 inline " + quote_path(base + ".log.web") + b"\n")
+                    _data(s, web)
+
+    def _checkout(self, old: Optional[str], new: str) -> None:
+        """Bring index and work tree from ``old`` to ``new``, touching only what changed."""
+        if old:
+            gitutil.run(self.repo, "read-tree", "-m", "-u", old, new)
+        else:
+            gitutil.run(self.repo, "read-tree", "-u", "--reset", new)
+
+
+def _merge_log(existing: Optional[bytes], ts: str, values: list[str]) -> Optional[bytes]:
+    """Add ``values`` as present (status 1) to a git-annex log; None when nothing changes."""
+    lines = existing.decode().splitlines() if existing else []
+    present = {}
+    for line in lines:
+        parts = line.split(" ", 2)
+        if len(parts) == 3:
+            present[parts[2]] = parts[1] == "1"
+    todo = [v for v in values if not present.get(v)]
+    if not todo:
+        return None
+    kept = [line for line in lines if line.split(" ", 2)[-1] not in todo]
+    kept += [f"{ts} 1 {v}" for v in todo]
+    return ("\n".join(kept) + "\n").encode()

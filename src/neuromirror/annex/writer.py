@@ -1,0 +1,131 @@
+"""The annex writer: turns file changes into a commit of a git-annex repository.
+
+It knows git and git-annex and nothing of archives.  Two engines implement
+the same contract, chosen by name (``--engine`` / NEUROMIRROR_ENGINE):
+
+* ``fast-import`` (default): one ``git fast-import`` stream writes the
+  symlinks, the git files, the commit, the tags *and* the git-annex branch's
+  location and URL logs.  Thousands of files per second.
+* ``batch``: ``git annex fromkey --batch`` + ``registerurl --batch`` +
+  ``git commit`` — git-annex does everything itself; slow but the reference
+  the tests compare the fast engine against.
+
+Both leave the work tree checked out and clean, make commits whose author and
+committer dates are the archive's date (so reruns yield identical commit ids),
+and never write outside the repository: paths are validated before they
+reach an engine (``neuromirror.paths``).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Union
+
+from .. import gitutil
+from ..records import AnnexEntry, Entry, GitEntry
+
+WEB_UUID = "00000000-0000-0000-0000-000000000001"
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    path: str
+
+
+Change = Union[Put, Delete]
+
+
+@dataclass
+class CommitResult:
+    commit: str
+    files_written: int
+    files_deleted: int
+    keys_registered: int
+    seconds: float
+
+
+def epoch(date: datetime) -> int:
+    if date.tzinfo is None:
+        date = date.replace(tzinfo=timezone.utc)
+    return int(date.timestamp())
+
+
+class AnnexWriter(ABC):
+    """Writes changes as one commit on the checked-out branch of ``repo``.
+
+    ``url_remotes`` maps a URL prefix (``neuromirror+boss:``) to the uuid of
+    the special remote that claims it; any other URL belongs to the web remote.
+    """
+
+    name = "abstract"
+
+    def __init__(self, repo: Path, *, url_remotes: Optional[Mapping[str, str]] = None):
+        self.repo = Path(repo)
+        self.url_remotes = dict(url_remotes or {})
+
+    def remote_for(self, url: str) -> str:
+        for prefix, uuid in self.url_remotes.items():
+            if url.startswith(prefix):
+                return uuid
+        return WEB_UUID
+
+    def head(self) -> Optional[str]:
+        return gitutil.rev_parse(self.repo, "HEAD")
+
+    @abstractmethod
+    def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
+        """Apply ``changes`` on top of HEAD as one commit and check it out."""
+
+    def tag(self, name: str, commit: str, message: str, date: datetime) -> None:
+        """An annotated tag, dated like its commit so that reruns give the same tag object."""
+        existing = gitutil.ref_sha(self.repo, f"refs/tags/{name}^{{commit}}")
+        if existing == commit:
+            return
+        if existing:
+            raise gitutil.GitError(f"tag {name} already points at {existing[:10]}, not {commit[:10]}")
+        stamp = f"{epoch(date)} +0000"
+        gitutil.run(
+            self.repo,
+            "tag", "-a", name, commit, "-F", "-",
+            input=message.encode(),
+            env={"GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_DATE": stamp},
+        )
+
+
+def make_writer(engine: str, repo: Path, **kw: object) -> AnnexWriter:
+    if engine in ("fast-import", "fast", "fastimport"):
+        from .fastimport import FastImportWriter
+
+        return FastImportWriter(repo, **kw)  # type: ignore[arg-type]
+    if engine == "batch":
+        from .batch import BatchWriter
+
+        return BatchWriter(repo, **kw)  # type: ignore[arg-type]
+    raise ValueError(f"unknown annex writer engine {engine!r} (choose fast-import or batch)")
+
+
+def log_stamp(now: Optional[float] = None) -> str:
+    """Timestamps in git-annex's branch logs: seconds with a fractional part and an 's'."""
+    return f"{(time.time() if now is None else now):.9f}s"
+
+
+__all__ = [
+    "AnnexEntry",
+    "AnnexWriter",
+    "Change",
+    "CommitResult",
+    "Delete",
+    "GitEntry",
+    "Put",
+    "WEB_UUID",
+    "make_writer",
+]

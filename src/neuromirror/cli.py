@@ -1,0 +1,82 @@
+"""The command line: parse, dispatch, print one-line errors.
+
+Kept thin and cheap to import: each command lives in ``neuromirror.commands``
+and imports datalad, dandi, boto3... only when it runs, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+#: command modules under neuromirror.commands, in --help order
+COMMANDS = [
+    "sync",
+    "versions",
+    "pin",
+    "reindex",
+    "demo",
+]
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neuromirror",
+        description="Mirror DANDI, AIND and BOSS into versioned DataLad datasets, with a SQLite index.",
+    )
+    parser.add_argument("--root", default=os.environ.get("NEUROMIRROR_ROOT"),
+                        help="the mirror root, a DataLad superdataset (env NEUROMIRROR_ROOT; default: ./neuromirror-root)")
+    parser.add_argument("--index", default=os.environ.get("NEUROMIRROR_INDEX"),
+                        help="the SQLite index (env NEUROMIRROR_INDEX; default ROOT/.neuromirror/index.sqlite)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"neuromirror.commands.{name.replace('-', '_')}")
+        module.register(sub)
+    return parser
+
+
+def root_of(args: argparse.Namespace) -> Path:
+    return Path(args.root or "neuromirror-root").absolute()
+
+
+def open_mirror(args: argparse.Namespace):  # -> Mirror, imported lazily
+    from .mirror import Mirror
+
+    return Mirror(root_of(args), args.index)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("datalad", "dandi", "botocore", "urllib3", "boto3", "intern"):
+        logging.getLogger(noisy).setLevel(max(level, logging.ERROR if args.verbose == 0 else level))
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("neuromirror: interrupted", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"neuromirror: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # one line, never a traceback, unless -vv
+        if args.verbose >= 2:
+            raise
+        from .sync import one_line
+
+        print(f"neuromirror: error: {one_line(exc)}", file=sys.stderr)
+        return 1

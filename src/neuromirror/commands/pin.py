@@ -1,0 +1,39 @@
+"""``neuromirror pin SPEC[@VERSION]``: the exact, citable state of a source."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_json, find_version, open_mirror, print_json, spec_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pin", help="print the commit, tag and DOI that pin a version")
+    p.add_argument("spec", help="dandi:000027, dandi:000027@0.230629.1955 or dandi:000027@draft (default: the latest)")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def pin_record(mirror, spec) -> dict:  # noqa: ANN001
+    row = find_version(mirror.index, spec)
+    src = mirror.index.source(spec.source)
+    return {
+        "source": spec.source,
+        "version": row["label"],
+        "dataset": str(mirror.root / src["dataset"]),
+        "commit": row["commit"],
+        "tag": row["tag"],
+        "doi": row["doi"],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_arg(args.spec)
+    mirror = open_mirror(args)
+    rec = pin_record(mirror, spec)
+    if args.json:
+        print_json(rec)
+    else:
+        for k, v in rec.items():
+            print(f"{k}: {v if v is not None else '-'}")
+    return 0

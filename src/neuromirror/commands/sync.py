@@ -1,0 +1,102 @@
+"""``neuromirror sync SPEC...``: mirror sources into the root."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .common import UserError, add_json, print_json, root_of, spec_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
+    p.add_argument("--dandi-api", default=os.environ.get("NEUROMIRROR_DANDI_API"),
+                   help="DANDI API URL (env NEUROMIRROR_DANDI_API; default https://api.dandiarchive.org/api)")
+    p.add_argument("--engine", default=os.environ.get("NEUROMIRROR_ENGINE", "fast-import"),
+                   choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
+    p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
+                   help="sources synced at once (default 4)")
+    p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def options_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in ("func", "specs")}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..mirror import LockBusy, Mirror
+    from ..progress import Progress
+    from ..sources import expand
+    from ..sync import one_line, sync_source
+
+    specs = [spec_arg(s, allow_version=False) for s in args.specs]
+    options = options_of(args)
+    root = root_of(args)
+    sources: list[Any] = []
+    for spec in specs:
+        found = list(expand(spec, options))
+        if not found and spec.is_glob:
+            print(f"neuromirror: {spec} matched nothing", file=sys.stderr)
+        sources += found
+    if not sources:
+        raise UserError("nothing to sync")
+
+    def one(source: Any) -> dict:
+        mirror = Mirror(root, args.index)
+        progress = Progress(source.id, enabled=not (args.quiet or args.json))
+        try:
+            report = sync_source(mirror, source, engine=args.engine, progress=progress,
+                                 lock_wait=0 if args.no_wait else True)
+            progress.done()
+            return report.to_json()
+        except LockBusy as exc:
+            return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
+        except Exception as exc:
+            if args.verbose >= 2:
+                raise
+            return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": one_line(exc)}
+        finally:
+            mirror.close()
+
+    if len(sources) == 1 or args.jobs <= 1:
+        reports = [one(s) for s in sources]
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            reports = list(pool.map(one, sources))
+    failed = [r for r in reports if r["outcome"] == "failed"]
+    if args.json:
+        print_json(reports if len(reports) > 1 else reports[0])
+    else:
+        for r in reports:
+            print(summary_line(r))
+            for ref in r.get("refused", []):
+                print(f"  refused {ref['path']!r}: {ref['reason']}")
+            for p in r.get("pending", []):
+                print(f"  pending {p['path']}: {p['reason']}")
+            for w in r.get("warnings", []):
+                if not any(w.startswith(p["path"] + ":") for p in r.get("pending", [])):
+                    print(f"  warning: {w}")
+        if len(reports) > 1:
+            ok = sum(r["outcome"] == "ok" for r in reports)
+            same = sum(r["outcome"] == "unchanged" for r in reports)
+            print(f"{len(reports)} sources: {ok} updated, {same} unchanged, {len(failed)} failed")
+    for r in failed:
+        print(f"neuromirror: {r['source']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def summary_line(r: dict) -> str:
+    if r["outcome"] == "failed":
+        return f"{r['source']}: FAILED: {r['error']}"
+    if r["outcome"] == "unchanged":
+        return f"{r['source']}: unchanged"
+    labels = ", ".join(v["label"] for v in r["versions"])
+    return (f"{r['source']}: {len(r['versions'])} new version(s) ({labels}): "
+            f"{r['added']} added, {r['removed']} removed, {r['changed']} changed")

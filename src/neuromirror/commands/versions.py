@@ -1,0 +1,33 @@
+"""``neuromirror versions SPEC``: the recorded versions of a source."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_json, human_bytes, open_mirror, print_json, print_table, spec_arg, UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("versions", help="list the recorded versions of a source")
+    p.add_argument("spec", help="e.g. dandi:000027")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = spec_arg(args.spec, allow_version=False)
+    mirror = open_mirror(args)
+    index = mirror.index
+    if index.source(spec.source) is None:
+        raise UserError(f"{spec.source} is not mirrored here (run: neuromirror sync {spec.source})")
+    rows = [
+        {"version": v["label"], "commit": v["commit"], "tag": v["tag"], "synced_at": v["synced_at"],
+         "files": v["files"], "bytes": v["bytes"], "kind": v["kind"], "doi": v["doi"]}
+        for v in index.versions(spec.source)
+    ]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table([{**r, "commit": r["commit"][:12], "bytes": human_bytes(r["bytes"])} for r in rows],
+                    ["version", "kind", "commit", "tag", "synced_at", "files", "bytes"])
+    return 0

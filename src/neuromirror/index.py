@@ -1,0 +1,339 @@
+"""The SQLite index: a fast view of what the datasets hold.
+
+The datasets are the truth; ``neuromirror reindex`` rebuilds this file from
+them.  Layout, chosen so that 10^7 file rows never slow ``versions``/``pin``:
+
+* ``sources``   one row per mirrored thing (``dandi:000027``).
+* ``versions``  one row per recorded state: label, commit, tag, counts.
+  ``versions``/``pin`` read only this table (indexed by source).
+* ``entries``   distinct file states (source, path, key, checksums, URLs),
+  shared by every version that contains them.
+* ``version_files`` (version_id, entry_id): which entries make a version;
+  a WITHOUT ROWID table keyed by version so a version's files are one range scan.
+* ``runs``      every sync attempt: start, end, outcome, counts, error.
+* ``cache``     values that never change (a blob's S3 versionId).
+* ``pending``   items seen but not mirrored yet, and why.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import sqlite_utils
+
+from .records import Entry, PreviousFile
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Index:
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(conn)
+        self._ensure_schema()
+
+    # -- schema ---------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        db = self.db
+        if "sources" in db.table_names():
+            return
+        with self.transaction():
+            db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
+            db["meta"].upsert({"name": "schema_version", "value": str(SCHEMA_VERSION)}, pk="name")
+            db["sources"].create(
+                {"id": str, "archive": str, "remote_id": str, "dataset": str, "created": str, "meta": str},
+                pk="id",
+                if_not_exists=True,
+            )
+            db["versions"].create(
+                {
+                    "id": int,
+                    "source": str,
+                    "label": str,
+                    "kind": str,
+                    "commit": str,
+                    "tag": str,
+                    "synced_at": str,
+                    "remote_modified": str,
+                    "date": str,
+                    "files": int,
+                    "bytes": int,
+                    "doi": str,
+                    "citation": str,
+                    "meta": str,
+                },
+                pk="id",
+                foreign_keys=[("source", "sources", "id")],
+                if_not_exists=True,
+            )
+            db["versions"].create_index(["source", "id"], if_not_exists=True)
+            db["versions"].create_index(["source", "label"], if_not_exists=True)
+            db["versions"].create_index(["source", "commit", "label"], unique=True, if_not_exists=True)
+            db["entries"].create(
+                {
+                    "id": int,
+                    "source": str,
+                    "path": str,
+                    "key": str,
+                    "size": int,
+                    "checksum_kind": str,
+                    "checksum": str,
+                    "urls": str,
+                    "remote_id": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS idx_entries_identity ON entries"
+                "(source, path, ifnull(key, ''), ifnull(checksum, ''), urls)"
+            )
+            db["entries"].create_index(["checksum"], if_not_exists=True)
+            db["entries"].create_index(["key"], if_not_exists=True)
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS version_files (version_id INTEGER NOT NULL, entry_id INTEGER NOT NULL,"
+                " PRIMARY KEY (version_id, entry_id)) WITHOUT ROWID"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS idx_version_files_entry ON version_files(entry_id)")
+            db["runs"].create(
+                {
+                    "id": int,
+                    "source": str,
+                    "started": str,
+                    "ended": str,
+                    "outcome": str,
+                    "error": str,
+                    "added": int,
+                    "removed": int,
+                    "changed": int,
+                    "refused": int,
+                    "pending": int,
+                    "report": str,
+                    "trigger": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["runs"].create_index(["source", "id"], if_not_exists=True)
+            db["cache"].create({"namespace": str, "key": str, "value": str}, pk=("namespace", "key"), if_not_exists=True)
+            db["pending"].create(
+                {"source": str, "path": str, "reason": str, "remote_id": str, "seen": str},
+                pk=("source", "path"),
+                if_not_exists=True,
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- sources --------------------------------------------------------
+    def ensure_source(self, source: str, archive: str, remote_id: str, dataset: str, meta: Optional[dict] = None) -> None:
+        existing = self.source(source)
+        if existing is None:
+            self.db["sources"].insert(
+                {"id": source, "archive": archive, "remote_id": remote_id, "dataset": dataset, "created": utcnow(),
+                 "meta": json.dumps(meta or {})},
+            )
+        elif meta is not None:
+            self.db["sources"].update(source, {"meta": json.dumps(meta), "dataset": dataset})
+
+    def source(self, source: str) -> Optional[dict]:
+        rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source]))
+        return rows[0] if rows else None
+
+    def sources(self, archive: Optional[str] = None) -> list[dict]:
+        if archive:
+            return list(self.db.query("SELECT * FROM sources WHERE archive = ? ORDER BY id", [archive]))
+        return list(self.db.query("SELECT * FROM sources ORDER BY id"))
+
+    # -- versions -------------------------------------------------------
+    def versions(self, source: str) -> list[dict]:
+        return list(
+            self.db.query(
+                "SELECT id, label, kind, \"commit\", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta"
+                " FROM versions WHERE source = ? ORDER BY id",
+                [source],
+            )
+        )
+
+    def latest_version(self, source: str, label: Optional[str] = None) -> Optional[dict]:
+        if label is None:
+            sql, args = "SELECT * FROM versions WHERE source = ? ORDER BY id DESC LIMIT 1", [source]
+        else:
+            sql, args = "SELECT * FROM versions WHERE source = ? AND label = ? ORDER BY id DESC LIMIT 1", [source, label]
+        rows = list(self.db.query(sql, args))
+        return rows[0] if rows else None
+
+    def head_version(self, source: str) -> Optional[dict]:
+        """The version recorded for the dataset's HEAD: the last draft/snapshot row."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM versions WHERE source = ? AND kind != 'published' ORDER BY id DESC LIMIT 1", [source]
+            )
+        )
+        if rows:
+            return rows[0]
+        return self.latest_version(source)
+
+    def version_by_commit(self, source: str, commit: str) -> Optional[dict]:
+        rows = list(self.db.query("SELECT * FROM versions WHERE source = ? AND \"commit\" = ? ORDER BY id DESC LIMIT 1", [source, commit]))
+        return rows[0] if rows else None
+
+    def record_version(
+        self,
+        source: str,
+        *,
+        label: str,
+        kind: str,
+        commit: str,
+        tag: Optional[str],
+        remote_modified: Optional[str],
+        date: Optional[str],
+        entries: Iterable[Entry],
+        doi: Optional[str] = None,
+        citation: Optional[str] = None,
+        meta: Optional[dict] = None,
+        synced_at: Optional[str] = None,
+    ) -> int:
+        """Record a version and its complete file list in one transaction.
+
+        Written only after the commit (and tag) exist, so the index can never
+        name a commit the dataset lacks.
+        """
+        conn = self.db.conn
+        with self.transaction():
+            conn.execute(
+                "DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=? AND \"commit\"=? AND label=?)",
+                [source, commit, label],
+            )
+            conn.execute("DELETE FROM versions WHERE source=? AND \"commit\"=? AND label=?", [source, commit, label])
+            cur = conn.execute(
+                "INSERT INTO versions (source, label, kind, \"commit\", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta)"
+                " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?)",
+                [source, label, kind, commit, tag, synced_at or utcnow(), remote_modified, date, doi, citation,
+                 json.dumps(meta or {})],
+            )
+            vid = cur.lastrowid
+            files = nbytes = 0
+            batch: list[tuple] = []
+            for e in entries:
+                files += 1
+                nbytes += e.size or 0
+                batch.append(
+                    (source, e.path, e.key, e.size, e.checksum_kind, e.checksum, json.dumps(list(e.urls)), e.remote_id)
+                )
+                if len(batch) >= 5000:
+                    self._insert_entries(vid, batch)
+                    batch = []
+            if batch:
+                self._insert_entries(vid, batch)
+            conn.execute("UPDATE versions SET files=?, bytes=? WHERE id=?", [files, nbytes, vid])
+        return int(vid)  # type: ignore[arg-type]
+
+    def _insert_entries(self, vid: int, batch: list[tuple]) -> None:
+        conn = self.db.conn
+        conn.executemany(
+            "INSERT OR IGNORE INTO entries (source, path, key, size, checksum_kind, checksum, urls, remote_id)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            batch,
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO version_files (version_id, entry_id) SELECT ?, id FROM entries"
+            " WHERE source=? AND path=? AND ifnull(key,'')=ifnull(?,'') AND ifnull(checksum,'')=ifnull(?,'') AND urls=?",
+            [(vid, b[0], b[1], b[2], b[5], b[6]) for b in batch],
+        )
+
+    def version_files(self, version_id: int) -> Iterator[PreviousFile]:
+        for row in self.db.conn.execute(
+            "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM version_files vf"
+            " JOIN entries e ON e.id = vf.entry_id WHERE vf.version_id = ? ORDER BY e.path",
+            [version_id],
+        ):
+            yield PreviousFile(row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5] or "[]")), row[6])
+
+    def forget_source(self, source: str) -> None:
+        with self.transaction():
+            self.db.conn.execute("DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=?)", [source])
+            self.db.conn.execute("DELETE FROM versions WHERE source=?", [source])
+            self.db.conn.execute("DELETE FROM entries WHERE source=?", [source])
+            self.db.conn.execute("DELETE FROM pending WHERE source=?", [source])
+
+    # -- runs -----------------------------------------------------------
+    def start_run(self, source: str, trigger: str = "cli") -> int:
+        cur = self.db.conn.execute(
+            "INSERT INTO runs (source, started, outcome, trigger) VALUES (?,?,?,?)", [source, utcnow(), "running", trigger]
+        )
+        return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def end_run(self, run_id: int, report: dict) -> None:
+        self.db.conn.execute(
+            "UPDATE runs SET ended=?, outcome=?, error=?, added=?, removed=?, changed=?, refused=?, pending=?, report=? WHERE id=?",
+            [
+                utcnow(),
+                report.get("outcome"),
+                report.get("error"),
+                report.get("added", 0),
+                report.get("removed", 0),
+                report.get("changed", 0),
+                len(report.get("refused", [])),
+                len(report.get("pending", [])),
+                json.dumps(report),
+                run_id,
+            ],
+        )
+
+    def runs(self, source: Optional[str] = None, limit: int = 50) -> list[dict]:
+        if source:
+            return list(self.db.query("SELECT * FROM runs WHERE source=? ORDER BY id DESC LIMIT ?", [source, limit]))
+        return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
+
+    # -- cache and pending ---------------------------------------------
+    def cache_get(self, namespace: str, key: str) -> Optional[str]:
+        row = self.db.conn.execute("SELECT value FROM cache WHERE namespace=? AND key=?", [namespace, key]).fetchone()
+        return row[0] if row else None
+
+    def cache_put(self, namespace: str, key: str, value: str) -> None:
+        self.db.conn.execute("INSERT OR REPLACE INTO cache (namespace, key, value) VALUES (?,?,?)", [namespace, key, value])
+
+    def cache_put_many(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
+        with self.transaction():
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO cache (namespace, key, value) VALUES (?,?,?)",
+                [(namespace, k, v) for k, v in items],
+            )
+
+    def set_pending(self, source: str, items: Iterable[Any]) -> None:
+        with self.transaction():
+            self.db.conn.execute("DELETE FROM pending WHERE source=?", [source])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO pending (source, path, reason, remote_id, seen) VALUES (?,?,?,?,?)",
+                [(source, p.path, p.reason, p.remote_id, utcnow()) for p in items],
+            )
+
+    def pending(self, source: str) -> list[dict]:
+        return list(self.db.query("SELECT path, reason, remote_id, seen FROM pending WHERE source=? ORDER BY path", [source]))

@@ -1,0 +1,178 @@
+"""The mirror root: a DataLad superdataset holding one subdataset per source.
+
+Responsibilities: create the root and the per-source datasets, keep the
+root's record of each subdataset current, hand out locks (a source is never
+synced twice at once, across processes), and put a dataset back to a clean
+committed state after a crash.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+from . import gitutil
+from .index import Index
+
+ROOT_LOCK = "_root"
+_root_thread_lock = threading.Lock()
+
+
+class LockBusy(RuntimeError):
+    """Another process (a service job or a one-off sync) holds the source."""
+
+
+class Mirror:
+    def __init__(self, root: Path | str, index_path: Optional[Path | str] = None):
+        self.root = Path(root).absolute()
+        self.state_dir = self.root / ".neuromirror"
+        self.index_path = Path(index_path).absolute() if index_path else self.state_dir / "index.sqlite"
+        self._index: Optional[Index] = None
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = Index(self.index_path)
+        return self._index
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+    # -- locks ----------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str, *, wait: bool | float = True) -> Iterator[None]:
+        """An exclusive flock per source; released by the kernel if we die."""
+        lockdir = self.state_dir / "locks"
+        lockdir.mkdir(parents=True, exist_ok=True)
+        path = lockdir / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = None if wait is True else time.monotonic() + float(wait or 0)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                        raise LockBusy(f"{name} is being synced by another process ({holder or 'unknown'})")
+                    time.sleep(0.1)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def root_lock(self) -> Iterator[None]:
+        with _root_thread_lock, self.lock(ROOT_LOCK):
+            yield
+
+    # -- datasets -------------------------------------------------------
+    def ensure_root(self) -> None:
+        if (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists():
+            return
+        with self.root_lock():
+            if (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists():
+                return
+            from datalad.api import create
+
+            self.root.mkdir(parents=True, exist_ok=True)
+            with quiet_env():
+                create(path=str(self.root), force=True, result_renderer="disabled", description="neuromirror root")
+            exclude = self.root / ".git" / "info" / "exclude"
+            exclude.parent.mkdir(exist_ok=True)
+            with exclude.open("a") as fh:
+                fh.write("\n/.neuromirror/\n")
+
+    def dataset_path(self, relpath: str) -> Path:
+        return self.root / relpath
+
+    def ensure_dataset(self, relpath: str, description: str) -> Path:
+        """The dataset for a source, created (SHA256E, text in git) and registered on first use."""
+        self.ensure_root()
+        path = self.dataset_path(relpath)
+        if (path / ".git").exists() and (path / ".datalad" / "config").exists() and gitutil.rev_parse(path, "HEAD"):
+            return path
+        with self.root_lock():
+            if not ((path / ".git").exists() and gitutil.rev_parse(path, "HEAD")):
+                from datalad.api import create
+
+                with quiet_env():
+                    create(
+                        path=str(path),
+                        dataset=str(self.root),
+                        cfg_proc=["text2git"],
+                        description=description,
+                        result_renderer="disabled",
+                        force=True,
+                    )
+                attrs = path / ".gitattributes"
+                lines = attrs.read_text().splitlines() if attrs.exists() else []
+                if "* annex.backend=SHA256E" not in lines:
+                    lines = [ln for ln in lines if "annex.backend=" not in ln] + ["* annex.backend=SHA256E"]
+                    attrs.write_text("\n".join(lines) + "\n")
+                    gitutil.run(path, "add", ".gitattributes")
+                    gitutil.run(path, "commit", "-q", "-m", "[neuromirror] use SHA256E keys")
+                self._commit_root([relpath], f"[neuromirror] add {relpath}")
+        return path
+
+    def register(self, relpath: str, message: str) -> None:
+        """Record the subdataset's current commit in the root superdataset."""
+        with self.root_lock():
+            self._commit_root([relpath], message)
+
+    def _commit_root(self, relpaths: list[str], message: str) -> None:
+        gitutil.run(self.root, "add", "--", *relpaths)
+        paths = [*relpaths]
+        if (self.root / ".gitmodules").exists():
+            paths.append(".gitmodules")
+        staged = gitutil.out(self.root, "diff", "--cached", "--name-only", "--", *paths)
+        if staged:
+            gitutil.run(self.root, "commit", "-q", "--no-verify", "-m", message, "--", *paths)
+
+    def recover(self, path: Path) -> list[str]:
+        """Put a dataset back to its last commit after a crash; say what was done.
+
+        The mirror owns its datasets: anything uncommitted is debris of an
+        interrupted run (fast-import moves refs only at its end, so a commit
+        is either whole or absent), and the last commit is the truth.
+        """
+        actions: list[str] = []
+        lock = path / ".git" / "index.lock"
+        if lock.exists():
+            lock.unlink()
+            actions.append("removed a stale .git/index.lock")
+        if gitutil.rev_parse(path, "HEAD") and not gitutil.is_clean(path):
+            gitutil.run(path, "reset", "-q", "--hard", "HEAD")
+            gitutil.run(path, "clean", "-q", "-ffd")
+            actions.append("reset the work tree to the last commit")
+        return actions
+
+    def subdatasets(self) -> list[str]:
+        if not (self.root / ".gitmodules").exists():
+            return []
+        out = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False)
+        return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
+
+
+@contextmanager
+def quiet_env() -> Iterator[None]:
+    """DataLad reads its log level from the environment; keep it from chatting on our stderr."""
+    import logging
+
+    logger = logging.getLogger("datalad")
+    old = logger.level
+    logger.setLevel(max(old, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(old)

@@ -1,0 +1,48 @@
+"""Which paths from a remote archive may become files in a dataset.
+
+A path is data from the internet.  Anything that could escape the dataset,
+reach into ``.git``/``.datalad``, or change how git treats other files is
+refused with a reason, never "fixed": a mirror that silently renames would
+lie about what the archive holds.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+MAX_COMPONENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+_GIT_SPECIAL = {".gitattributes", ".gitmodules", ".gitignore"}
+
+
+def check_path(path: object, reserved: tuple[str, ...] = ()) -> Optional[str]:
+    """Return why ``path`` is refused, or None when it is safe to write."""
+    if not isinstance(path, str) or not path:
+        return "empty or non-text path"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return "control character in path"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return "absolute path"
+    if "\\" in path:
+        return "backslash in path"
+    try:
+        encoded = path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "path is not valid UTF-8"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"path longer than {MAX_PATH_BYTES} bytes"
+    parts = path.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            return "path escapes its dataset ('..', '.' or empty component)"
+        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+            return f"path component longer than {MAX_COMPONENT_BYTES} bytes"
+        if part.lower() == ".git" or part.lower().startswith(".git/"):
+            return "path inside .git"
+        if part in _GIT_SPECIAL:
+            return f"path would change git's behaviour ({part})"
+    if parts[0] == ".datalad":
+        return "path inside .datalad"
+    if path in reserved:
+        return f"path is reserved for the mirror's own metadata ({path})"
+    return None

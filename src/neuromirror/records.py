@@ -1,0 +1,225 @@
+"""Records that cross module boundaries.
+
+A *source* (``neuromirror.sources.*``) knows one archive and describes what it
+holds as :class:`Snapshot` objects made of :class:`AnnexEntry` (content stays
+remote, registered by key + URLs) and :class:`GitEntry` (small files committed
+to git).  The *sync* turns snapshots into commits through the *annex writer*,
+which knows git-annex but nothing of archives, and records them in the
+*index*.  Keeping these records plain dataclasses lets each side be tested
+and swapped on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union
+
+#: checksum kinds recorded per file in the index
+SHA256 = "sha256"  # SHA256E key: git-annex verifies every byte
+MD5 = "md5"  # MD5E key (S3 single-part ETag): verified on get
+VERIFY_ON_GET = "verify-on-get"  # VURL key: checksum learned on first download
+GIT = "git"  # stored in git itself
+
+
+@dataclass(frozen=True, slots=True)
+class AnnexEntry:
+    """A file whose content stays at the archive: a git-annex key plus URLs."""
+
+    path: str
+    key: str
+    size: Optional[int]
+    urls: tuple[str, ...]
+    checksum_kind: str = SHA256
+    checksum: Optional[str] = None
+    #: the archive's own id for the thing behind the file (asset id, S3 key@version, cutout)
+    remote_id: Optional[str] = None
+
+    @property
+    def identity(self) -> str:
+        """What must differ for the file to count as changed."""
+        return self.key + "\n" + "\n".join(self.urls)
+
+
+class ContentMismatch(RuntimeError):
+    """Downloaded bytes do not match the checksum the archive gave."""
+
+
+@dataclass(frozen=True, slots=True)
+class GitEntry:
+    """A small file committed to git (metadata, sidecar JSON, README...).
+
+    Either ``content`` is given, or ``sha256`` + ``loader``: the bytes are then
+    fetched only if the file must be written, and checked against ``sha256``.
+    ``loader`` must be picklable (a module-level function or a partial of one).
+    """
+
+    path: str
+    content: Optional[bytes] = None
+    remote_id: Optional[str] = None
+    sha256: Optional[str] = None
+    length: Optional[int] = None
+    loader: Optional[Callable[[], bytes]] = None
+
+    def read(self) -> bytes:
+        if self.content is not None:
+            return self.content
+        if self.loader is None:
+            raise ValueError(f"{self.path}: no content and no loader")
+        data = self.loader()
+        if self.sha256 and hashlib.sha256(data).hexdigest() != self.sha256.lower():
+            raise ContentMismatch(f"{self.path}: downloaded bytes do not match the archive's sha256")
+        return data
+
+    @property
+    def checksum(self) -> str:
+        if self.sha256:
+            return self.sha256.lower()
+        return hashlib.sha256(self.read()).hexdigest()
+
+    @property
+    def checksum_kind(self) -> str:
+        return GIT
+
+    @property
+    def size(self) -> int:
+        if self.length is not None:
+            return self.length
+        return len(self.read())
+
+    @property
+    def key(self) -> None:
+        return None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def identity(self) -> str:
+        return "git:" + self.checksum
+
+
+Entry = Union[AnnexEntry, GitEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An item the archive offered that the mirror will not write, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An item that cannot be mirrored yet (no sha256 yet, Zarr not supported...)."""
+
+    path: str
+    reason: str
+    remote_id: Optional[str] = None
+
+
+@dataclass
+class Snapshot:
+    """One complete state of a remote dataset that should become a commit.
+
+    ``entries`` is the *whole* tree of that state, streamed; the sync diffs it
+    against the previous commit so that only changes reach git.  Sources call
+    ``refuse`` / ``pending`` for items they skip, so that the run's report and
+    the index say why.
+    """
+
+    label: str  # version label: "0.230629.1955", "draft", "2026-11-21T10-00-00Z"
+    kind: str  # "published" (tagged, immutable upstream), "draft", "snapshot" (tagged)
+    entries: Iterable[Entry]
+    date: datetime  # commit date (draft modified, version created, newest LastModified)
+    message: str  # first line of the commit message
+    tag: Optional[str] = None
+    tag_message: Optional[str] = None
+    remote_modified: Optional[str] = None
+    doi: Optional[str] = None
+    citation: Optional[str] = None
+    meta: dict = field(default_factory=dict)  # extra JSON for the index (AIND fields...)
+    refused: list[Refusal] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousFile:
+    """What the index knows of a file in the last synced state."""
+
+    path: str
+    key: Optional[str]
+    size: Optional[int]
+    checksum_kind: str
+    checksum: Optional[str]
+    urls: tuple[str, ...]
+    remote_id: Optional[str]
+
+    @property
+    def identity(self) -> str:
+        if self.checksum_kind == GIT:
+            return "git:" + (self.checksum or "")
+        return (self.key or "") + "\n" + "\n".join(self.urls)
+
+
+class SourceState(Protocol):
+    """What a source may ask of the mirror's memory (backed by the index)."""
+
+    def labels(self) -> set[str]:
+        """Version labels already recorded (published versions are not redone)."""
+
+    def last_remote_modified(self, label: str) -> Optional[str]:
+        """The remote modification stamp recorded with the last sync of ``label``."""
+
+    def previous(self, path: str) -> Optional[PreviousFile]:
+        """The file at ``path`` in the last synced state, if any."""
+
+    def previous_files(self) -> Iterator[PreviousFile]:
+        """All files of the last synced state."""
+
+    def cache_get(self, namespace: str, key: str) -> Optional[str]:
+        """A value cached forever (e.g. a blob's S3 versionId)."""
+
+    def cache_put(self, namespace: str, key: str, value: str) -> None:
+        ...
+
+
+@dataclass
+class SyncReport:
+    """What one sync of one source did; printed and recorded as the run."""
+
+    source: str
+    dataset: str
+    outcome: str = "ok"  # ok | unchanged | failed
+    versions: list[dict] = field(default_factory=list)  # {label, commit, tag, added, removed, changed}
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    refused: list[Refusal] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source,
+            "dataset": self.dataset,
+            "outcome": self.outcome,
+            "versions": self.versions,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "refused": [{"path": r.path, "reason": r.reason} for r in self.refused],
+            "pending": [{"path": p.path, "reason": p.reason} for p in self.pending],
+            "warnings": self.warnings,
+            "error": self.error,
+        }
+
+
+ProgressCallback = Callable[[str, int, Optional[int]], None]
+"""progress(stage, done, total) — sources and the writer report long work here."""
+
+Meta = Mapping[str, object]

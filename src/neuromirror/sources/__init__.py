@@ -1,0 +1,21 @@
+"""Sources: one module per archive, looked up by the archive part of a SPEC."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Iterator
+
+from ..spec import Spec
+
+_MODULES = {"dandi": "neuromirror.sources.dandi", "aind": "neuromirror.sources.aind", "boss": "neuromirror.sources.boss"}
+
+
+def module_for(archive: str) -> Any:
+    if archive not in _MODULES:
+        raise ValueError(f"unknown archive {archive!r}")
+    return importlib.import_module(_MODULES[archive])
+
+
+def expand(spec: Spec, options: dict) -> Iterator[Any]:
+    """The sources a SPEC names (a glob or a collection may name many)."""
+    yield from module_for(spec.archive).expand(spec, options)

@@ -1,0 +1,319 @@
+"""DANDI: dandisets as snapshots, through the official ``dandi`` client.
+
+Every published version becomes a tagged snapshot (oldest first), the draft
+an untagged one.  Blob assets become SHA256E keys from the archive's own
+sha256 — nothing is downloaded — with two URLs: the S3 URL pinned by
+``?versionId=`` (asked once per blob with a HEAD, cached forever, since a
+blob's content never changes) and the API download URL.  Small text assets
+go into git, downloaded lazily and checked against their sha256.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import logging
+import os
+import posixpath
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit
+
+import requests
+
+from ..annex.keys import sha256e_key
+from ..paths import check_path
+from ..records import (
+    SHA256,
+    AnnexEntry,
+    Entry,
+    GitEntry,
+    Pending,
+    ProgressCallback,
+    Refusal,
+    Snapshot,
+    SourceState,
+)
+from ..spec import Spec
+
+log = logging.getLogger("neuromirror.dandi")
+
+DEFAULT_API = "https://api.dandiarchive.org/api"
+PAGE_SIZE = 1000
+TEXT_EXTENSIONS = {".json", ".jsonld", ".yaml", ".yml", ".tsv", ".csv", ".txt", ".md", ".rst", ".bib", ".cff"}
+TEXT_NAMES = {"README", "CHANGES", "LICENSE", "CITATION"}
+GIT_MAX_BYTES = 1 << 20
+PIN_NAMESPACE = "s3-version-id"
+METADATA_FILE = "dandiset.yaml"
+HEAD_WORKERS = 32
+
+
+class DandiError(RuntimeError):
+    """The DANDI archive could not be read; message names the archive and the cause."""
+
+
+def _quiet_client_env() -> None:
+    # dandi's version check reaches out to the internet; a mirror must not need it
+    os.environ.setdefault("DANDI_NO_ET", "1")
+    os.environ.setdefault("DANDI_CACHE", "ignore")
+
+
+def make_client(api_url: str, token: Optional[str]) -> Any:
+    _quiet_client_env()
+    from dandi.dandiapi import DandiAPIClient
+
+    try:
+        return DandiAPIClient(api_url=api_url.rstrip("/"), token=token)
+    except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
+        raise DandiError(f"DANDI API at {api_url} is unreachable: {_gist(exc)}") from None
+
+
+def _gist(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Max retries exceeded" in text or "Connection refused" in text:
+        return "connection refused"
+    return text[:300]
+
+
+def is_text_asset(path: str, size: int) -> bool:
+    if size > GIT_MAX_BYTES:
+        return False
+    name = posixpath.basename(path)
+    stem, ext = posixpath.splitext(name)
+    return ext.lower() in TEXT_EXTENSIONS or stem.upper() in TEXT_NAMES and ext == ""
+
+
+def download_verified(url: str, timeout: float = 60.0) -> bytes:
+    """Fetch a small file; the caller's GitEntry checks the sha256."""
+    last: Optional[BaseException] = None
+    for _ in range(4):
+        try:
+            r = requests.get(url, timeout=timeout)
+            if r.status_code in (429, 500, 502, 503, 504):
+                last = DandiError(f"HTTP {r.status_code} from {url}")
+                continue
+            r.raise_for_status()
+            return r.content
+        except requests.RequestException as exc:
+            last = exc
+    raise DandiError(f"could not download {url}: {_gist(last) if last else 'unknown error'}")
+
+
+def remote_id_for(path: str, key: Optional[str], urls: tuple[str, ...]) -> Optional[str]:
+    """The asset id, recovered from the API download URL (used by reindex)."""
+    for u in urls:
+        parts = urlsplit(u).path.rstrip("/").split("/")
+        if len(parts) >= 3 and parts[-1] == "download" and parts[-3] == "assets":
+            return parts[-2]
+    return None
+
+
+class DandiSource:
+    archive = "dandi"
+    reserved = (METADATA_FILE,)
+
+    def __init__(self, identifier: str, *, api_url: str = DEFAULT_API, token: Optional[str] = None, client: Any = None):
+        self.identifier = identifier
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self._client = client
+        self.id = f"dandi:{identifier}"
+        self.remote_id = identifier
+        self.relpath = f"dandi/{identifier}"
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HEAD_WORKERS)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_client(self.api_url, self.token)
+        return self._client
+
+    def describe(self) -> str:
+        return f"DANDI:{self.identifier} mirrored from {self.api_url}"
+
+    def prepare_dataset(self, path: Path) -> dict[str, str]:
+        return {}
+
+    # -- snapshots ------------------------------------------------------
+    def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
+        try:
+            d = self.client.get_dandiset(self.identifier, "draft", lazy=False)
+            versions = [v for v in d.get_versions() if v.identifier != "draft"]
+        except DandiError:
+            raise
+        except Exception as exc:
+            raise DandiError(f"DANDI API at {self.api_url}: cannot read dandiset {self.identifier}: {_gist(exc)}") from None
+        known = state.labels()
+        new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
+        draft = d.version
+        draft_modified = draft.modified.isoformat()
+        if not new_published and state.last_remote_modified("draft") == draft_modified:
+            return
+        for v in new_published:
+            yield self._snapshot(d.for_version(v), v, "published", state, progress)
+        yield self._snapshot(d, draft, "draft", state, progress)
+
+    def _snapshot(self, rd: Any, version: Any, kind: str, state: SourceState, progress: Optional[ProgressCallback]) -> Snapshot:
+        meta = rd.get_raw_metadata()
+        label = version.identifier
+        snap = Snapshot(
+            label=label,
+            kind=kind,
+            entries=[],
+            date=version.created if kind == "published" else version.modified,
+            message=(f"DANDI:{self.identifier} version {label}" if kind == "published" else f"DANDI:{self.identifier} draft"),
+            remote_modified=version.modified.isoformat(),
+        )
+        if kind == "published":
+            snap.tag = label
+            snap.doi = meta.get("doi")
+            snap.citation = meta.get("citation")
+            snap.tag_message = self._tag_message(label, meta)
+        snap.entries = self._entries(rd, version, meta, snap, state, progress)
+        return snap
+
+    def _tag_message(self, label: str, meta: dict) -> str:
+        lines = [f"DANDI:{self.identifier} version {label}", ""]
+        if meta.get("name"):
+            lines.append(f"Name: {' '.join(str(meta['name']).split())}")
+        if meta.get("doi"):
+            lines.append(f"DOI: {meta['doi']}")
+        if meta.get("citation"):
+            lines.append(f"Citation: {' '.join(str(meta['citation']).split())}")
+        lines.append(f"Source: {self.api_url}/dandisets/{self.identifier}/versions/{label}/")
+        return "\n".join(lines) + "\n"
+
+    def _entries(self, rd: Any, version: Any, meta: dict, snap: Snapshot, state: SourceState,
+                 progress: Optional[ProgressCallback]) -> Iterator[Entry]:
+        import yaml
+
+        yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
+        total = getattr(version, "asset_count", None)
+        done = 0
+        batch: list[dict] = []
+        with ThreadPoolExecutor(HEAD_WORKERS) as pool:
+            try:
+                for asset in self.client.paginate(
+                    f"{rd.version_api_path}assets/", page_size=PAGE_SIZE, params={"order": "path", "metadata": "1"}
+                ):
+                    batch.append(asset)
+                    if len(batch) >= PAGE_SIZE:
+                        yield from self._resolve(batch, snap, state, pool)
+                        done += len(batch)
+                        batch = []
+                        if progress:
+                            progress("listing", done, total)
+                if batch:
+                    yield from self._resolve(batch, snap, state, pool)
+                    done += len(batch)
+                    if progress:
+                        progress("listing", done, total)
+            except DandiError:
+                raise
+            except Exception as exc:
+                raise DandiError(f"DANDI API at {self.api_url}: listing assets of {self.identifier}: {_gist(exc)}") from None
+
+    def _resolve(self, batch: list[dict], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor) -> Iterator[Entry]:
+        """Turn a page of assets into entries, pinning unknown blobs concurrently."""
+        ready: list[tuple[dict, dict]] = []
+        for asset in batch:
+            path = asset.get("path")
+            reason = check_path(path, self.reserved)
+            if reason:
+                snap.refused.append(Refusal(str(path), f"refused: {reason}"))
+                log.warning("DANDI:%s: refusing asset %r: %s", self.identifier, path, reason)
+                continue
+            if asset.get("zarr"):
+                snap.pending.append(Pending(path, "Zarr asset: not mirrored yet", asset.get("asset_id")))
+                continue
+            md = asset.get("metadata")
+            if not isinstance(md, dict):
+                md = pool.submit(self._asset_metadata, asset["asset_id"]).result()
+            digest = md.get("digest") if isinstance(md.get("digest"), dict) else {}
+            sha = digest.get("dandi:sha2-256")
+            if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha):
+                reason = "no sha256 yet" if not sha else "malformed sha256"
+                snap.pending.append(Pending(path, f"{reason}: will be mirrored when the archive has it", asset.get("asset_id")))
+                continue
+            size = asset.get("size")
+            if not isinstance(size, int) or size < 0:
+                snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
+                continue
+            ready.append((asset, md))
+        s3_urls = {a["asset_id"]: self._s3_url(md) for a, md in ready}
+        blobs = {a.get("blob") for a, _ in ready if a.get("blob") and s3_urls.get(a["asset_id"])}
+        pins = {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
+        todo = {a["blob"]: s3_urls[a["asset_id"]] for a, _ in ready if a.get("blob") in blobs and pins.get(a["blob"]) is None}
+        for blob, version_id in zip(todo, pool.map(self._head_version_id, todo.values())):
+            pins[blob] = version_id
+            if version_id:
+                state.cache_put(PIN_NAMESPACE, blob, version_id)
+        for asset, md in ready:
+            yield self._entry(asset, md, s3_urls.get(asset["asset_id"]), pins.get(asset.get("blob")))
+
+    def _entry(self, asset: dict, md: dict, s3_url: Optional[str], version_id: Optional[str]) -> Entry:
+        path = asset["path"]
+        sha = md["digest"]["dandi:sha2-256"].lower()
+        size = asset["size"]
+        api_download = self._api_url(md, asset["asset_id"])
+        pinned = f"{s3_url}?versionId={version_id}" if s3_url and version_id else s3_url
+        if is_text_asset(path, size):
+            return GitEntry(path, None, asset["asset_id"], sha, size,
+                            functools.partial(download_verified, pinned or api_download))
+        urls = tuple(u for u in (pinned, api_download) if u)
+        return AnnexEntry(path, sha256e_key(sha, size, path), size, urls, SHA256, sha, asset["asset_id"])
+
+    def _asset_metadata(self, asset_id: str) -> dict:
+        return self.client.get(f"/assets/{asset_id}/")
+
+    def _api_url(self, md: dict, asset_id: str) -> str:
+        for u in md.get("contentUrl") or []:
+            if isinstance(u, str) and u.startswith(self.api_url):
+                return u
+        return f"{self.api_url}/assets/{asset_id}/download/"
+
+    def _s3_url(self, md: dict) -> Optional[str]:
+        """The content URL that is not under the API (as the client's as_readable() picks it)."""
+        for u in md.get("contentUrl") or []:
+            if isinstance(u, str) and u.startswith(("http://", "https://")) and not u.startswith(self.api_url):
+                return u.split("?", 1)[0]
+        return None
+
+    def _head_version_id(self, url: str) -> Optional[str]:
+        for attempt in range(5):
+            try:
+                r = self._session.head(url, timeout=30, allow_redirects=True)
+            except requests.RequestException:
+                continue
+            if r.status_code in (429, 500, 502, 503, 504):
+                continue
+            if r.ok:
+                vid = r.headers.get("x-amz-version-id")
+                return vid if vid and vid != "null" else None
+            return None
+        return None
+
+
+def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
+    api_url = options.get("dandi_api") or os.environ.get("NEUROMIRROR_DANDI_API") or DEFAULT_API
+    token = os.environ.get("DANDI_API_KEY") or None
+    if not spec.is_glob:
+        yield DandiSource(spec.name, api_url=api_url, token=token)
+        return
+    client = make_client(api_url, token)
+    try:
+        ids = sorted(d.identifier for d in client.get_dandisets())
+    except Exception as exc:
+        raise DandiError(f"DANDI API at {api_url}: cannot list dandisets: {_gist(exc)}") from None
+    for ident in ids:
+        if fnmatch.fnmatchcase(ident, spec.name):
+            yield DandiSource(ident, api_url=api_url, token=token, client=client)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,310 @@
+"""The sync engine: source snapshots -> commits, tags and index rows.
+
+Generic over sources and writer engines.  Per snapshot it diffs the streamed
+entries against the state of HEAD (only changes reach git), makes one commit,
+tags it when the snapshot is a fixed version, and then records the version in
+the index — in that order, so the index never names a commit that does not
+exist.  Entries are spooled to temporary files rather than held in memory, so
+an asset of 10^6 files costs memory for its paths, not its records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator, Optional
+
+from . import gitutil
+from .annex.writer import Delete, Put, make_writer
+from .index import Index
+from .mirror import Mirror
+from .paths import check_path
+from .records import (
+    Entry,
+    Pending,
+    PreviousFile,
+    ProgressCallback,
+    Refusal,
+    Snapshot,
+    SyncReport,
+)
+from .trailers import format_trailers
+
+log = logging.getLogger("neuromirror.sync")
+
+
+class SyncError(RuntimeError):
+    """A sync failed; the message is the one line the user sees."""
+
+
+class IndexState:
+    """The source's memory, as the index holds it for the dataset's HEAD."""
+
+    def __init__(self, index: Index, source: str, head: Optional[str]):
+        self.index = index
+        self.source = source
+        self.head_version = index.version_by_commit(source, head) if head else None
+        self._prev: Optional[dict[str, PreviousFile]] = None
+        self._labels = {v["label"] for v in index.versions(source)}
+
+    def labels(self) -> set[str]:
+        return set(self._labels)
+
+    def last_remote_modified(self, label: str) -> Optional[str]:
+        v = self.index.latest_version(self.source, label)
+        return v["remote_modified"] if v else None
+
+    def _load(self) -> dict[str, PreviousFile]:
+        if self._prev is None:
+            self._prev = {}
+            if self.head_version:
+                for f in self.index.version_files(self.head_version["id"]):
+                    self._prev[f.path] = f
+        return self._prev
+
+    def previous(self, path: str) -> Optional[PreviousFile]:
+        return self._load().get(path)
+
+    def previous_files(self) -> Iterator[PreviousFile]:
+        if self._prev is not None:
+            yield from self._prev.values()
+        elif self.head_version:
+            yield from self.index.version_files(self.head_version["id"])
+
+    def cache_get(self, namespace: str, key: str) -> Optional[str]:
+        return self.index.cache_get(namespace, key)
+
+    def cache_put(self, namespace: str, key: str, value: str) -> None:
+        self.index.cache_put(namespace, key, value)
+
+
+def _digest(identity: str) -> bytes:
+    return hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=12).digest()
+
+
+class _Spool:
+    """Append-only temporary record file, read back as a stream."""
+
+    def __init__(self) -> None:
+        self.fh: IO[bytes] = tempfile.TemporaryFile()
+        self.count = 0
+
+    def add(self, obj: object) -> None:
+        pickle.dump(obj, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+
+    def __iter__(self) -> Iterator:
+        self.fh.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self.fh)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@dataclass
+class _Diff:
+    changes: _Spool
+    files: _Spool
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.added + self.removed + self.changed
+
+
+def _as_record(e: Entry) -> PreviousFile:
+    return PreviousFile(e.path, e.key, e.size, e.checksum_kind, e.checksum, tuple(e.urls), e.remote_id)
+
+
+def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport) -> _Diff:
+    """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it."""
+    d = _Diff(_Spool(), _Spool())
+    seen: set[str] = set()
+    lowered: dict[str, str] = {}
+    dirs: set[str] = set()
+    for e in snap.entries:
+        reason = check_path(e.path)
+        if reason is None and e.path in seen:
+            reason = "two items with the same path"
+        if reason is None and e.path in dirs:
+            reason = "a file and a directory of the same name"
+        parents = []
+        if reason is None:
+            parts = e.path.split("/")
+            parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+            if any(p in seen for p in parents):
+                reason = "a file and a directory of the same name"
+        if reason is None:
+            other = lowered.get(e.path.lower())
+            if other is not None:
+                reason = f"path differs only by case from {other!r}"
+        if reason is not None:
+            snap.refused.append(Refusal(e.path if isinstance(e.path, str) else repr(e.path), reason))
+            continue
+        seen.add(e.path)
+        lowered[e.path.lower()] = e.path
+        dirs.update(parents)
+        d.files.add(_as_record(e))
+        ident = _digest(e.identity)
+        old = current.get(e.path)
+        if old == ident:
+            continue
+        if old is None:
+            d.added += 1
+        else:
+            d.changed += 1
+        current[e.path] = ident
+        d.changes.add(Put(e))
+    gone = [p for p in current if p not in seen]
+    for p in gone:
+        del current[p]
+        d.changes.add(Delete(p))
+        d.removed += 1
+    report.refused.extend(snap.refused)
+    return d
+
+
+def _current_from_index(state: IndexState) -> dict[str, bytes]:
+    return {f.path: _digest(f.identity) for f in state.previous_files()}
+
+
+def _commit_message(source: str, snap: Snapshot, d: _Diff) -> str:
+    head = f"[neuromirror] {snap.message}: {d.added} added, {d.removed} removed, {d.changed} changed"
+    trailers = {
+        "Neuromirror-Source": source,
+        "Neuromirror-Label": snap.label,
+        "Neuromirror-Kind": snap.kind,
+        "Neuromirror-Remote-Modified": snap.remote_modified,
+        "Neuromirror-DOI": snap.doi,
+        "Neuromirror-Meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
+    }
+    return head + "\n\n" + format_trailers(trailers)
+
+
+def sync_source(
+    mirror: Mirror,
+    source: object,
+    *,
+    engine: str = "fast-import",
+    progress: Optional[ProgressCallback] = None,
+    trigger: str = "cli",
+    lock_wait: bool | float = True,
+) -> SyncReport:
+    """Bring one source's dataset and index rows up to date with its archive."""
+    sid: str = source.id  # type: ignore[attr-defined]
+    relpath: str = source.relpath  # type: ignore[attr-defined]
+    report = SyncReport(source=sid, dataset=relpath)
+    index = mirror.index
+    with mirror.lock(sid, wait=lock_wait):
+        mirror.ensure_root()
+        index.ensure_source(sid, source.archive, source.remote_id, relpath)  # type: ignore[attr-defined]
+        run_id = index.start_run(sid, trigger)
+        try:
+            _sync_locked(mirror, source, report, engine=engine, progress=progress)
+        except BaseException as exc:  # recorded, then re-raised for the caller to report
+            report.outcome = "failed"
+            report.error = one_line(exc)
+            try:
+                ds = mirror.dataset_path(relpath)
+                if (ds / ".git").exists():
+                    mirror.recover(ds)
+            finally:
+                index.end_run(run_id, report.to_json())
+            raise
+        index.end_run(run_id, report.to_json())
+    return report
+
+
+def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: str, progress: Optional[ProgressCallback]) -> None:
+    index = mirror.index
+    sid: str = source.id  # type: ignore[attr-defined]
+    relpath: str = source.relpath  # type: ignore[attr-defined]
+    ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
+    for action in mirror.recover(ds):
+        report.warnings.append(f"recovered {relpath}: {action}")
+    head = gitutil.rev_parse(ds, "HEAD")
+    if head and index.version_by_commit(sid, head) is None and _has_versions(ds):
+        from .reindex import reindex_dataset
+
+        reindex_dataset(index, sid, ds, relpath)
+        report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
+    state = IndexState(index, sid, head)
+    url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
+    writer = make_writer(engine, ds, url_remotes=url_remotes)
+    current: Optional[dict[str, bytes]] = None
+    start_head = head
+    pending: Optional[list[Pending]] = None
+    for snap in source.snapshots(state, progress):  # type: ignore[attr-defined]
+        if current is None:
+            current = _current_from_index(state)
+        d = diff_snapshot(current, snap, report)
+        pending = list(snap.pending) if snap.kind != "published" else pending
+        report.pending = list(snap.pending) if snap.kind != "published" else report.pending
+        try:
+            head = gitutil.rev_parse(ds, "HEAD")
+            tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
+            if d.n == 0 and not tag_needed:
+                if snap.kind == "draft" and head and state.head_version:
+                    index.db.conn.execute(
+                        "UPDATE versions SET remote_modified=? WHERE id=?",
+                        [snap.remote_modified, state.head_version["id"]],
+                    )
+                continue
+            result = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date)
+            commit = result.commit
+            if snap.tag:
+                writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
+            vid = index.record_version(
+                sid,
+                label=snap.label,
+                kind=snap.kind,
+                commit=commit,
+                tag=snap.tag,
+                remote_modified=snap.remote_modified,
+                date=snap.date.isoformat(),
+                entries=iter(d.files),
+                doi=snap.doi,
+                citation=snap.citation,
+                meta=snap.meta,
+            )
+            state.head_version = index.version_by_commit(sid, commit) or {"id": vid}
+            report.added += d.added
+            report.removed += d.removed
+            report.changed += d.changed
+            report.versions.append(
+                {"label": snap.label, "kind": snap.kind, "commit": commit, "tag": snap.tag,
+                 "added": d.added, "removed": d.removed, "changed": d.changed}
+            )
+        finally:
+            d.changes.close()
+            d.files.close()
+    if pending is not None:
+        index.set_pending(sid, pending)
+    new_head = gitutil.rev_parse(ds, "HEAD")
+    if new_head != start_head or not report.versions:
+        mirror.register(relpath, f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
+    report.outcome = "ok" if report.versions else "unchanged"
+    for p in report.pending:
+        report.warnings.append(f"{p.path}: {p.reason}")
+
+
+def _has_versions(ds: Path) -> bool:
+    """Whether any commit in the dataset was made by a sync."""
+    out = gitutil.out(ds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Source: ", check=False)
+    return bool(out)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first if len(first) < 400 else first[:397] + "..."
+
+
