@@ -14,14 +14,18 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-#: command modules under neuromirror.commands, in --help order
-COMMANDS = [
-    "sync",
-    "versions",
-    "pin",
-    "reindex",
-    "demo",
-]
+#: commands listed first in --help; every other module in neuromirror.commands follows
+FIRST = ["sync", "versions", "pin", "reindex", "demo"]
+
+
+def command_modules() -> list[str]:
+    """Every module of neuromirror.commands with a ``register`` function."""
+    import pkgutil
+
+    from . import commands
+
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__) if m.name != "common"]
+    return [n for n in FIRST if n in names] + sorted(n for n in names if n not in FIRST)
 
 
 class UserError(Exception):
@@ -39,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the SQLite index (env NEUROMIRROR_INDEX; default ROOT/.neuromirror/index.sqlite)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = importlib.import_module(f"neuromirror.commands.{name.replace('-', '_')}")
-        module.register(sub)
+    for name in command_modules():
+        module = importlib.import_module(f"neuromirror.commands.{name}")
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 
@@ -56,6 +61,11 @@ def open_mirror(args: argparse.Namespace):  # -> Mirror, imported lazily
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .gitutil import IDENTITY
+
+    # the mirror commits as itself (datalad's own commits included), whoever runs it
+    for k, v in IDENTITY.items():
+        os.environ.setdefault(k, v)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -14,8 +14,6 @@ from .common import UserError, add_json, print_json, root_of, spec_arg
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
     p.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
-    p.add_argument("--dandi-api", default=os.environ.get("NEUROMIRROR_DANDI_API"),
-                   help="DANDI API URL (env NEUROMIRROR_DANDI_API; default https://api.dandiarchive.org/api)")
     p.add_argument("--engine", default=os.environ.get("NEUROMIRROR_ENGINE", "fast-import"),
                    choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
     p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
@@ -23,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
+    from ..sources import add_options
+
+    add_options(p)
     p.set_defaults(func=run)
 
 

@@ -19,3 +19,14 @@ def module_for(archive: str) -> Any:
 def expand(spec: Spec, options: dict) -> Iterator[Any]:
     """The sources a SPEC names (a glob or a collection may name many)."""
     yield from module_for(spec.archive).expand(spec, options)
+
+
+def add_options(parser: Any) -> None:
+    """Each source module adds its own ``sync`` options (``add_options(group)``)."""
+    for archive in _MODULES:
+        try:
+            module = module_for(archive)
+        except ImportError:
+            continue
+        if hasattr(module, "add_options"):
+            module.add_options(parser.add_argument_group(f"{archive} options"))

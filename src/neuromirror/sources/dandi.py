@@ -299,6 +299,11 @@ class DandiSource:
         return None
 
 
+def add_options(group: Any) -> None:
+    group.add_argument("--dandi-api", default=os.environ.get("NEUROMIRROR_DANDI_API"),
+                       help=f"DANDI API URL (env NEUROMIRROR_DANDI_API; default {DEFAULT_API})")
+
+
 def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
     api_url = options.get("dandi_api") or os.environ.get("NEUROMIRROR_DANDI_API") or DEFAULT_API
     token = os.environ.get("DANDI_API_KEY") or None
