@@ -1,0 +1,18 @@
+# Shared by scripts/demo and scripts/test: make (or reuse) a venv and install neuromirror into it.
+# Usage: . scripts/_venv.sh EXTRAS   (EXTRAS e.g. "standins" or "test")
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${NEUROMIRROR_VENV:-$HERE/.venv}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating virtual environment in $VENV" >&2
+    "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.neuromirror-installed-$1"
+if [ ! -f "$STAMP" ] || [ "$HERE/setup.cfg" -nt "$STAMP" ]; then
+    echo "installing neuromirror[$1] into $VENV (first run takes a few minutes)" >&2
+    "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+    "$VENV/bin/python" -m pip install -q -e "$HERE[$1]" >&2
+    touch "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"

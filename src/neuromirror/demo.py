@@ -1,0 +1,147 @@
+"""``neuromirror demo``: the whole job on an embedded default, offline.
+
+Starts the stand-in archives on free loopback ports, fills them with a
+sample dandiset (a published version, then later draft changes), mirrors it
+into a fresh root, and then does what a lab would: ``datalad clone`` the
+dataset, ``datalad get`` a file, check its sha256, print the pin and the
+citation.  Every step prints what it runs, so the output reads like a session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+SAMPLE_NAME = "neuromirror demo: mouse V1 extracellular recordings"
+
+
+@dataclass
+class SampleDandiset:
+    identifier: str
+    published: str
+    files: dict[str, bytes]  # the draft's files after the later changes
+
+
+def _blob(seed: int, size: int) -> bytes:
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def build_sample_dandiset(dandi: Any, *, identifier: Optional[str] = None) -> SampleDandiset:
+    """A small dandiset with history: version 1 published, then the draft moves on."""
+    t0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
+    ident = dandi.create_dandiset(identifier, name=SAMPLE_NAME, created=t0)
+    files = {
+        "README.md": b"# Demo dandiset\n\nSynthetic recordings for the neuromirror demo.\n",
+        "dataset_description.json": json.dumps({"Name": SAMPLE_NAME, "BIDSVersion": "1.9.0"}, indent=2).encode(),
+        "sub-01/sub-01_ses-1_ecephys.nwb": _blob(1, 300_000),
+        "sub-02/sub-02_ses-1_ecephys.nwb": _blob(2, 200_000),
+        "sub-02/sub-02_ses-1_image.nii.gz": _blob(3, 50_000),
+    }
+    for i, (path, content) in enumerate(files.items()):
+        dandi.put_asset(ident, path, content, when=t0 + timedelta(minutes=i))
+    published = dandi.publish(ident, when=t0 + timedelta(days=1))
+    later = t0 + timedelta(days=30)
+    files["sub-03/sub-03_ses-1_ecephys.nwb"] = _blob(4, 120_000)
+    dandi.put_asset(ident, "sub-03/sub-03_ses-1_ecephys.nwb", files["sub-03/sub-03_ses-1_ecephys.nwb"], when=later)
+    files["README.md"] = files["README.md"] + b"\nSubject 3 added.\n"
+    dandi.put_asset(ident, "README.md", files["README.md"], when=later + timedelta(minutes=1))
+    del files["sub-02/sub-02_ses-1_image.nii.gz"]
+    dandi.delete_asset(ident, "sub-02/sub-02_ses-1_image.nii.gz")
+    return SampleDandiset(ident, published, files)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _run(cmd: list[str], cwd: Optional[Path] = None, env: Optional[dict] = None) -> str:
+    shown = " ".join(cmd)
+    _say(f"$ {shown}")
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    output = (proc.stdout + proc.stderr).rstrip()
+    if output:
+        for line in output.splitlines():
+            _say(f"  {line}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"demo step failed: {shown} (exit {proc.returncode})")
+    return proc.stdout
+
+
+def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
+    from .standins.dandi import DandiStandIn
+    from .standins.s3 import S3StandIn
+
+    os.environ.setdefault("DANDI_NO_ET", "1")
+    work = Path(tempfile.mkdtemp(prefix="neuromirror-demo-"))
+    root = Path(root).absolute() if root else work / "mirror"
+    if root.exists() and any(root.iterdir()):
+        raise RuntimeError(f"{root} is not empty: the demo mirrors into a fresh root")
+    exe = [sys.executable, "-m", "neuromirror", "--root", str(root)]
+    env = dict(os.environ, DANDI_NO_ET="1")
+    try:
+        with S3StandIn() as s3, DandiStandIn(s3) as dandi:
+            _say(f"== stand-in archives on loopback: DANDI API {dandi.api_url}, S3 {s3.endpoint_url}")
+            sample = build_sample_dandiset(dandi)
+            spec = f"dandi:{sample.identifier}"
+            _say(f"== sample dandiset {sample.identifier}: version {sample.published} published, then the draft changed")
+            _run([*exe, "sync", spec, "--dandi-api", dandi.api_url], env=env)
+            _run([*exe, "sync", spec, "--dandi-api", dandi.api_url], env=env)  # a no-op: nothing changed
+            _run([*exe, "versions", spec], env=env)
+
+            _say("== what a lab does: clone the mirror, get a file, check it")
+            clone = work / "clone"
+            dataset = root / "dandi" / sample.identifier
+            _run(["datalad", "clone", str(dataset), str(clone)], env=env)
+            # loopback stand-ins: allow them in this clone only, never in the user's global config
+            _run(["git", "-C", str(clone), "config", "annex.security.allowed-ip-addresses", "127.0.0.1"])
+            path = "sub-01/sub-01_ses-1_ecephys.nwb"
+            _run(["datalad", "get", path], cwd=clone, env=env)
+            got = hashlib.sha256((clone / path).read_bytes()).hexdigest()
+            want = hashlib.sha256(sample.files[path]).hexdigest()
+            _say(f"sha256 of {path}: {got}")
+            if got != want:
+                raise RuntimeError(f"{path}: sha256 mismatch: got {got}, archive has {want}")
+            _say("sha256 matches the archive's digest")
+
+            _say("== pin and cite the published version")
+            pin = json.loads(_run([*exe, "pin", f"{spec}@{sample.published}", "--json"], env=env))
+            _say(_citation_text(root, spec, sample.published, pin, env))
+        _say(f"== done: mirror at {root}, clone at {clone}")
+        return 0
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _citation_text(root: Path, spec: str, version: str, pin: dict, env: dict) -> str:
+    """The paper-ready citation: `neuromirror cite` when available, else the index's own fields."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), "cite", f"{spec}@{version}"],
+        capture_output=True, text=True, env=env,
+    )
+    if proc.returncode == 0 and proc.stdout.strip():
+        return f"$ neuromirror cite {spec}@{version}\n" + proc.stdout.rstrip()
+    from .index import Index
+
+    index = Index(Path(root) / ".neuromirror" / "index.sqlite")
+    row = index.latest_version(spec, version) or {}
+    index.close()
+    return (
+        f"Citation: {row.get('citation') or '-'}\n"
+        f"DOI: {pin.get('doi') or '-'}\n"
+        f"Mirror: {pin['dataset']} at commit {pin['commit']} (tag {pin['tag']})"
+    )

@@ -1,0 +1,124 @@
+"""The annex writer: what the fast engine writes must be what git-annex itself writes and reads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from neuromirror.annex.keys import (
+    hashdir_lower,
+    hashdir_mixed,
+    key_extension,
+    md5e_key,
+    sha256e_key,
+    symlink_target,
+)
+from neuromirror.annex.writer import Delete, Put, make_writer
+from neuromirror.mirror import Mirror
+from neuromirror.records import AnnexEntry, GitEntry
+
+
+def annex(repo: Path, *args: str, input: str | None = None) -> str:
+    proc = subprocess.run(["git", "annex", *args], cwd=repo, capture_output=True, text=True, input=input)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def entries(n: int = 6) -> list[AnnexEntry]:
+    out = []
+    for i in range(n):
+        content = f"content {i}".encode()
+        sha = hashlib.sha256(content).hexdigest()
+        path = f"sub-{i:02d}/odd name {i}/f{i}.nii.gz" if i % 2 else f"f{i}.nwb"
+        out.append(AnnexEntry(path, sha256e_key(sha, len(content), path), len(content),
+                              (f"https://example.org/blobs/{i}?versionId=v{i}", f"https://example.org/api/{i}/download/")))
+    return out
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Mirror:
+    return Mirror(tmp_path / "root")
+
+
+def test_keys_match_git_annex(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    annex(repo, "init", "-q")
+    names = ["a.nii.gz", "b.json", "c.tar.gz.longext", "sub-01_ses-1.nwb", "noext", "x.abcde", "a.b.c.d"]
+    for name in names:
+        (repo / name).write_bytes(b"some bytes\n")
+        key = annex(repo, "calckey", "--backend=SHA256E", name).strip()
+        sha = hashlib.sha256(b"some bytes\n").hexdigest()
+        assert sha256e_key(sha, 11, name) == key, name
+        assert key_extension(name) == key.split(sha, 1)[1]
+        md5 = hashlib.md5(b"some bytes\n").hexdigest()
+        assert md5e_key(md5, 11, name) == annex(repo, "calckey", "--backend=MD5E", name).strip()
+        fmt = annex(repo, "examinekey", "--format=${hashdirmixed} ${hashdirlower}\n", key).strip()
+        assert fmt == f"{hashdir_mixed(key)} {hashdir_lower(key)}"
+
+
+@pytest.mark.parametrize("engine", ["fast-import", "batch"])
+def test_engine_commit_is_what_git_annex_reads(mirror: Mirror, engine: str) -> None:
+    ds = mirror.ensure_dataset(f"t/{engine}", "test")
+    writer = make_writer(engine, ds)
+    ents = entries()
+    date = datetime(2023, 5, 1, 10, 0, tzinfo=timezone.utc)
+    res = writer.commit([Put(e) for e in ents] + [Put(GitEntry("README.md", b"hello\n"))], message="first", date=date)
+    assert git(ds, "status", "--porcelain") == ""
+    assert git(ds, "log", "-1", "--format=%at %ct", res.commit).split() == [str(int(date.timestamp()))] * 2
+    for e in ents:
+        assert Path(ds / e.path).is_symlink()
+        assert (ds / e.path).readlink().as_posix() == symlink_target(e.path, e.key)
+        where = json.loads(annex(ds, "whereis", "--json", e.path))
+        assert {u for w in where["whereis"] for u in w.get("urls", [])} == set(e.urls)
+    # a later git-annex process writes on top of what we wrote, and keeps our records
+    annex(ds, "registerurl", ents[0].key, "https://example.org/extra")
+    where = json.loads(annex(ds, "whereis", "--json", ents[0].path))
+    assert "https://example.org/extra" in {u for w in where["whereis"] for u in w.get("urls", [])}
+    assert set(ents[0].urls) <= {u for w in where["whereis"] for u in w.get("urls", [])}
+    # fsck --fast checks keys and location logs (not the URLs' bytes); all numcopies are satisfied by web
+    annex(ds, "fsck", "--fast", "--quiet")
+    # deletions and changes touch only what changed
+    res2 = writer.commit([Delete(ents[0].path), Put(GitEntry("README.md", b"hello again\n"))], message="second",
+                         date=date)
+    changed = git(ds, "diff", "--name-only", res.commit, res2.commit).split("\n")
+    assert sorted(filter(None, changed)) == sorted([ents[0].path, "README.md"])
+    assert (ds / "README.md").read_bytes() == b"hello again\n"
+    assert git(ds, "status", "--porcelain") == ""
+
+
+def test_engines_make_identical_trees(mirror: Mirror) -> None:
+    trees = []
+    for engine in ("fast-import", "batch"):
+        ds = mirror.ensure_dataset(f"same/{engine}", "test")
+        writer = make_writer(engine, ds)
+        res = writer.commit([Put(e) for e in entries()] + [Put(GitEntry("a/b.json", b"{}\n"))], message="m",
+                            date=datetime(2023, 1, 1, tzinfo=timezone.utc))
+        listing = git(ds, "ls-tree", "-r", res.commit)
+        trees.append("\n".join(line for line in listing.splitlines() if ".datalad/config" not in line))
+    assert trees[0] == trees[1]
+
+
+def test_fast_engine_failure_leaves_repository_unchanged(mirror: Mirror) -> None:
+    ds = mirror.ensure_dataset("t/fail", "test")
+    writer = make_writer("fast-import", ds)
+    before = git(ds, "rev-parse", "HEAD", "git-annex")
+
+    def boom() -> bytes:
+        raise RuntimeError("download failed")
+
+    bad = GitEntry("x.json", None, sha256="0" * 64, length=3, loader=boom)
+    with pytest.raises(RuntimeError, match="download failed"):
+        writer.commit([Put(entries(1)[0]), Put(bad)], message="m", date=datetime(2023, 1, 1, tzinfo=timezone.utc))
+    assert git(ds, "rev-parse", "HEAD", "git-annex") == before
+    assert git(ds, "status", "--porcelain") == ""
