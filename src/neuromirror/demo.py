@@ -60,7 +60,7 @@ def build_sample_dandiset(dandi: Any, *, identifier: Optional[str] = None) -> Sa
     files["README.md"] = files["README.md"] + b"\nSubject 3 added.\n"
     dandi.put_asset(ident, "README.md", files["README.md"], when=later + timedelta(minutes=1))
     del files["sub-02/sub-02_ses-1_image.nii.gz"]
-    dandi.delete_asset(ident, "sub-02/sub-02_ses-1_image.nii.gz")
+    dandi.delete_asset(ident, "sub-02/sub-02_ses-1_image.nii.gz", when=later + timedelta(minutes=2))
     return SampleDandiset(ident, published, files)
 
 

@@ -263,7 +263,9 @@ class DandiSource:
         api_download = self._api_url(md, asset["asset_id"])
         pinned = f"{s3_url}?versionId={version_id}" if s3_url and version_id else s3_url
         if is_text_asset(path, size):
-            return GitEntry(path, None, asset["asset_id"], sha, size,
+            # no remote_id: a file in git is identified by its sha256, and the
+            # index must stay rebuildable from the dataset alone
+            return GitEntry(path, None, None, sha, size,
                             functools.partial(download_verified, pinned or api_download))
         urls = tuple(u for u in (pinned, api_download) if u)
         return AnnexEntry(path, sha256e_key(sha, size, path), size, urls, SHA256, sha, asset["asset_id"])

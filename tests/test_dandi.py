@@ -1,0 +1,212 @@
+"""Mirroring DANDI, as a user would: stand-in archive, CLI, then datalad / git-annex / sqlite."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from conftest import clone, datalad_get, git, sha256
+
+from neuromirror.demo import build_sample_dandiset
+
+T0 = datetime(2025, 1, 10, 9, 0, tzinfo=timezone.utc)
+
+
+def tree_paths(ds: Path, rev: str = "HEAD") -> set[str]:
+    out = git(ds, "ls-tree", "-r", "--name-only", rev).splitlines()
+    return {p for p in out if not p.startswith(".datalad/") and p != ".gitattributes"}
+
+
+def commits(ds: Path) -> list[str]:
+    return git(ds, "rev-list", "HEAD").split()
+
+
+def test_clone_get_round_trip_and_tags(cli, dandi_archive, tmp_path: Path) -> None:
+    sample = build_sample_dandiset(dandi_archive)
+    code, out, err = cli("sync", f"dandi:{sample.identifier}")
+    assert code == 0, err
+    assert "2 new version(s)" in out
+    ds = cli.root / "dandi" / sample.identifier
+    # registered as a subdataset of the root
+    subs = subprocess.run(["datalad", "subdatasets", "-d", str(cli.root)], capture_output=True, text=True).stdout
+    assert f"dandi/{sample.identifier}" in subs
+    assert git(ds, "status", "--porcelain") == "" and git(cli.root, "status", "--porcelain") == ""
+
+    # the draft: tree equals the draft's assets, every byte retrievable and verified
+    assert tree_paths(ds) == set(sample.files) | {"dandiset.yaml"}
+    work = clone(ds, tmp_path / "clone")
+    datalad_get(work, ".")
+    for path, content in sample.files.items():
+        assert sha256((work / path).read_bytes()) == sha256(content), path
+    assert (work / "README.md").is_file() and not (work / "README.md").is_symlink()  # text in git
+    assert (work / "sub-01/sub-01_ses-1_ecephys.nwb").is_symlink()  # annexed
+    key = Path(git(work, "annex", "lookupkey", "sub-01/sub-01_ses-1_ecephys.nwb").strip())
+    assert str(key).startswith("SHA256E-s300000--") and str(key).endswith(".nwb")
+
+    # the published version: a tag with exactly that version's tree, date, DOI and citation
+    assert git(ds, "tag", "-l").split() == [sample.published]
+    published_paths = tree_paths(ds, sample.published)
+    assert "sub-02/sub-02_ses-1_image.nii.gz" in published_paths
+    assert "sub-03/sub-03_ses-1_ecephys.nwb" not in published_paths
+    assert git(ds, "log", "-1", "--format=%aI", sample.published).strip() == "2024-03-02T12:00:00+00:00"
+    message = git(ds, "tag", "-l", "--format=%(contents)", sample.published)
+    assert f"DOI: 10.80507/dandi.{sample.identifier}/{sample.published}" in message
+    assert "Citation: " in message
+    # the draft commit is dated with the draft's modified time
+    assert git(ds, "log", "-1", "--format=%aI").strip().startswith("2024-03-31")
+
+    pin = cli.json("pin", f"dandi:{sample.identifier}@{sample.published}")
+    assert pin == {
+        "source": f"dandi:{sample.identifier}", "version": sample.published, "dataset": str(ds),
+        "commit": git(ds, "rev-parse", f"{sample.published}^{{commit}}").strip(), "tag": sample.published,
+        "doi": f"10.80507/dandi.{sample.identifier}/{sample.published}",
+    }
+    assert cli.json("pin", f"dandi:{sample.identifier}@draft")["commit"] == git(ds, "rev-parse", "HEAD").strip()
+    versions = cli.json("versions", f"dandi:{sample.identifier}")
+    assert [v["version"] for v in versions] == [sample.published, "draft"]
+    assert set(versions[0]) >= {"version", "commit", "tag", "synced_at", "files", "bytes"}
+    assert versions[1]["files"] == len(sample.files) + 1
+
+
+def test_incremental_noop_add_delete_modify(cli, dandi_archive, tmp_path: Path) -> None:
+    ident = dandi_archive.create_dandiset(name="incremental", created=T0)
+    for i in range(3):
+        dandi_archive.put_asset(ident, f"sub-{i}/data.nwb", f"data {i}".encode() * 100, when=T0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    ds = cli.root / "dandi" / ident
+    before = commits(ds)
+
+    # nothing changed upstream: no commit, O(1) API calls
+    dandi_archive.reset_request_log()
+    code, out, _ = cli("sync", f"dandi:{ident}")
+    assert code == 0 and "unchanged" in out
+    assert commits(ds) == before
+    assert dandi_archive.request_count <= 4
+
+    # one added, one removed, one changed: one commit saying so
+    later = T0 + timedelta(days=2)
+    dandi_archive.put_asset(ident, "sub-9/new.nwb", b"new" * 50, when=later)
+    dandi_archive.delete_asset(ident, "sub-0/data.nwb", when=later)
+    dandi_archive.put_asset(ident, "sub-1/data.nwb", b"changed" * 70, when=later)
+    code, out, _ = cli("sync", f"dandi:{ident}")
+    assert code == 0
+    assert len(commits(ds)) == len(before) + 1
+    subject = git(ds, "log", "-1", "--format=%s")
+    # dandiset.yaml changes with the assets (the archive's assetsSummary) and is counted with them
+    assert "1 added, 1 removed, 2 changed" in subject
+    assert tree_paths(ds) == {"dandiset.yaml", "sub-1/data.nwb", "sub-2/data.nwb", "sub-9/new.nwb"}
+    changed = git(ds, "diff", "--name-only", "HEAD~1", "HEAD").split()
+    assert sorted(changed) == ["dandiset.yaml", "sub-0/data.nwb", "sub-1/data.nwb", "sub-9/new.nwb"]
+    work = clone(ds, tmp_path / "c")
+    datalad_get(work, "sub-1/data.nwb", "sub-9/new.nwb")
+    assert (work / "sub-1/data.nwb").read_bytes() == b"changed" * 70
+
+
+def test_old_tag_retrieves_old_bytes_after_blob_deleted(cli, dandi_archive, tmp_path: Path) -> None:
+    ident = dandi_archive.create_dandiset(name="old bytes", created=T0)
+    dandi_archive.put_asset(ident, "rec.nwb", b"original bytes" * 100, when=T0)
+    version = dandi_archive.publish(ident, when=T0 + timedelta(hours=1))
+    old_blob = dandi_archive.asset_at(ident, "rec.nwb").blob.blob_id
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    # upstream: the asset changes and the old blob's object is deleted from S3 (a delete marker)
+    dandi_archive.put_asset(ident, "rec.nwb", b"replacement" * 100, when=T0 + timedelta(days=1))
+    dandi_archive.delete_blob_object(old_blob)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    work = clone(cli.root / "dandi" / ident, tmp_path / "c")
+    git(work, "checkout", "-q", version)
+    datalad_get(work, "rec.nwb")
+    assert (work / "rec.nwb").read_bytes() == b"original bytes" * 100
+    git(work, "checkout", "-q", "-")
+    datalad_get(work, "rec.nwb")
+    assert (work / "rec.nwb").read_bytes() == b"replacement" * 100
+
+
+def test_pending_sha256_picked_up_later(cli, dandi_archive) -> None:
+    ident = dandi_archive.create_dandiset(name="pending", created=T0)
+    dandi_archive.put_asset(ident, "ready.nwb", b"ready" * 10, when=T0)
+    dandi_archive.put_asset(ident, "slow.nwb", b"slow" * 10, sha256_pending=True, when=T0)
+    code, out, _ = cli("sync", f"dandi:{ident}")
+    assert code == 0 and "pending slow.nwb" in out
+    ds = cli.root / "dandi" / ident
+    assert "slow.nwb" not in tree_paths(ds)
+    db = sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite")
+    assert db.execute("SELECT path FROM pending WHERE source=?", [f"dandi:{ident}"]).fetchall() == [("slow.nwb",)]
+    dandi_archive.finalize_sha256(ident, "slow.nwb")
+    dandi_archive.put_asset(ident, "other.nwb", b"x" * 10, when=T0 + timedelta(days=1))  # the draft moves on
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    assert {"slow.nwb", "other.nwb"} <= tree_paths(ds)
+    assert db.execute("SELECT count(*) FROM pending WHERE source=?", [f"dandi:{ident}"]).fetchone() == (0,)
+
+
+def test_hostile_paths_refused_rest_mirrored(cli, dandi_archive, tmp_path: Path) -> None:
+    ident = dandi_archive.create_dandiset(name="hostile", created=T0)
+    hostile = ["../escape.nwb", "/etc/abs.nwb", ".git/config", "sub/.git/hooks/post-checkout", ".datalad/config",
+               "sub/../../up.nwb", "dandiset.yaml"]
+    for p in hostile:
+        dandi_archive.put_asset(ident, p, b"evil", when=T0)
+    dandi_archive.put_asset(ident, "good/file.nwb", b"good" * 10, when=T0)
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    for p in hostile:
+        assert f"refused {p!r}" in out, (p, out)
+    ds = cli.root / "dandi" / ident
+    assert tree_paths(ds) == {"dandiset.yaml", "good/file.nwb"}
+    assert not (cli.root / "dandi" / "escape.nwb").exists() and not (tmp_path / "up.nwb").exists()
+    assert not (ds / "sub").exists()
+    assert b"evil" not in (ds / ".git" / "config").read_bytes()
+    assert b"evil" not in (ds / ".datalad" / "config").read_bytes()
+    runs = json.loads(sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite").execute(
+        "SELECT report FROM runs WHERE source=? ORDER BY id DESC", [f"dandi:{ident}"]).fetchone()[0])
+    assert {r["path"] for r in runs["refused"]} == set(hostile)
+
+
+def test_api_5xx_is_retried(cli, dandi_archive) -> None:
+    ident = dandi_archive.create_dandiset(name="flaky", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 10, when=T0)
+    dandi_archive.faults.fail_next(2, "503")
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    assert "a.nwb" in tree_paths(cli.root / "dandi" / ident)
+
+
+def test_unreachable_api_one_line_error_clean_dataset(cli, dandi_archive) -> None:
+    ident = dandi_archive.create_dandiset(name="unreachable", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 10, when=T0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    ds = cli.root / "dandi" / ident
+    head = git(ds, "rev-parse", "HEAD")
+    code, out, err = cli("sync", f"dandi:{ident}", "--dandi-api", "http://127.0.0.1:9/api")
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "unreachable" in lines[0] and "127.0.0.1:9" in lines[0], err
+    assert git(ds, "rev-parse", "HEAD") == head and git(ds, "status", "--porcelain") == ""
+    db = sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite")
+    assert db.execute("SELECT outcome FROM runs ORDER BY id DESC LIMIT 1").fetchone() == ("failed",)
+
+
+def dump_index(path: Path) -> dict:
+    db = sqlite3.connect(path)
+    versions = db.execute(
+        'SELECT source, label, kind, "commit", tag, remote_modified, files, bytes, doi, citation FROM versions'
+        " ORDER BY source, id").fetchall()
+    files = db.execute(
+        "SELECT v.label, v.\"commit\", e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id"
+        " FROM version_files vf JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id"
+        " ORDER BY v.source, v.id, e.path").fetchall()
+    return {"versions": versions, "files": files}
+
+
+def test_reindex_reproduces_the_index(cli, dandi_archive) -> None:
+    sample = build_sample_dandiset(dandi_archive)
+    assert cli("sync", f"dandi:{sample.identifier}")[0] == 0
+    index = cli.root / ".neuromirror" / "index.sqlite"
+    before = dump_index(index)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(index) + suffix).unlink(missing_ok=True)
+    code, out, err = cli("reindex")
+    assert code == 0, err
+    assert f"dandi:{sample.identifier}: 2 versions" in out
+    assert dump_index(index) == before
