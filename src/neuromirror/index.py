@@ -26,6 +26,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 import sqlite_utils
 
+from .crashpoints import crashpoint
 from .records import Entry, PreviousFile
 
 SCHEMA_VERSION = 1
@@ -250,8 +251,10 @@ class Index:
                 if len(batch) >= 5000:
                     self._insert_entries(vid, batch)
                     batch = []
+                    crashpoint("index-write")
             if batch:
                 self._insert_entries(vid, batch)
+            crashpoint("index-write")
             conn.execute("UPDATE versions SET files=?, bytes=? WHERE id=?", [files, nbytes, vid])
         return int(vid)  # type: ignore[arg-type]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from . import gitutil
+from .crashpoints import crashpoint
 from .index import Index
 
 ROOT_LOCK = "_root"
@@ -100,10 +101,12 @@ class Mirror:
         """The dataset for a source, created (SHA256E, text in git) and registered on first use."""
         self.ensure_root()
         path = self.dataset_path(relpath)
-        if (path / ".git").exists() and (path / ".datalad" / "config").exists() and gitutil.rev_parse(path, "HEAD"):
+        if self._complete(path):
             return path
         with self.root_lock():
-            if not ((path / ".git").exists() and gitutil.rev_parse(path, "HEAD")):
+            self.recover_root()
+            if not self._complete(path):
+                self._discard_partial(path)
                 from datalad.api import create
 
                 with quiet_env():
@@ -115,6 +118,7 @@ class Mirror:
                         result_renderer="disabled",
                         force=True,
                     )
+                crashpoint("dataset-created")
                 attrs = path / ".gitattributes"
                 lines = attrs.read_text().splitlines() if attrs.exists() else []
                 if "* annex.backend=SHA256E" not in lines:
@@ -125,10 +129,36 @@ class Mirror:
                 self._commit_root([relpath], f"[neuromirror] add {relpath}")
         return path
 
+    def _complete(self, path: Path) -> bool:
+        """Created, configured (SHA256E) and committed: what ensure_dataset finishes with."""
+        if not ((path / ".git").is_dir() and (path / ".datalad" / "config").exists()):
+            return False
+        attrs = path / ".gitattributes"
+        if not (attrs.exists() and "* annex.backend=SHA256E" in attrs.read_text().splitlines()):
+            return False
+        return gitutil.is_clean(path) and bool(gitutil.rev_parse(path, "HEAD"))
+
+    def _discard_partial(self, path: Path) -> None:
+        """A dataset whose creation was interrupted holds nothing of value: start it again."""
+        import shutil
+
+        if path.exists() and (path / ".git").exists():
+            if gitutil.out(path, "log", "--format=%H", "--grep=^Neuromirror-Source: ", check=False):
+                raise RuntimeError(f"{path} has mirror commits but is not a complete dataset: inspect it by hand")
+            shutil.rmtree(path)
+            gitutil.run(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "-r", "--", str(path.relative_to(self.root)))
+
     def register(self, relpath: str, message: str) -> None:
         """Record the subdataset's current commit in the root superdataset."""
         with self.root_lock():
+            self.recover_root()
             self._commit_root([relpath], message)
+
+    def recover_root(self) -> None:
+        """A crash mid-commit in the root leaves a lock file; we hold the root lock, so it is stale."""
+        lock = self.root / ".git" / "index.lock"
+        if lock.exists():
+            lock.unlink()
 
     def _commit_root(self, relpaths: list[str], message: str) -> None:
         gitutil.run(self.root, "add", "--", *relpaths)

@@ -21,6 +21,7 @@ from typing import IO, Iterator, Optional
 
 from . import gitutil
 from .annex.writer import Delete, Put, make_writer
+from .crashpoints import crashpoint
 from .index import Index
 from .mirror import Mirror
 from .paths import check_path
@@ -246,6 +247,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
         if current is None:
             current = _current_from_index(state)
         d = diff_snapshot(current, snap, report)
+        report.warnings.extend(getattr(snap, "warnings", ()))
         pending = list(snap.pending) if snap.kind != "published" else pending
         report.pending = list(snap.pending) if snap.kind != "published" else report.pending
         try:
@@ -258,10 +260,13 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
                         [snap.remote_modified, state.head_version["id"]],
                     )
                 continue
+            crashpoint("before-commit")
             result = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date)
             commit = result.commit
+            crashpoint("after-commit")
             if snap.tag:
                 writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
+                crashpoint("after-tag")
             vid = index.record_version(
                 sid,
                 label=snap.label,
@@ -275,6 +280,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
                 citation=snap.citation,
                 meta=snap.meta,
             )
+            crashpoint("after-index")
             state.head_version = index.version_by_commit(sid, commit) or {"id": vid}
             report.added += d.added
             report.removed += d.removed
@@ -289,6 +295,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
     if pending is not None:
         index.set_pending(sid, pending)
     new_head = gitutil.rev_parse(ds, "HEAD")
+    crashpoint("before-register")
     if new_head != start_head or not report.versions:
         mirror.register(relpath, f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
     report.outcome = "ok" if report.versions else "unchanged"

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import IO, Iterable, Optional
 
 from .. import gitutil
+from ..crashpoints import crashpoint
 from ..records import AnnexEntry, GitEntry
-from .keys import hashdir_lower, symlink_target, url_for_log
+from .keys import hashdir_lower, key_file, symlink_target, url_for_log
 from .writer import AnnexWriter, Change, CommitResult, Delete, Put, epoch, log_stamp
 
 
@@ -107,6 +108,7 @@ class FastImportWriter(AnnexWriter):
                     urls = new_keys.setdefault(entry.key, [])
                     urls.extend(u for u in entry.urls if u not in urls)
                 written += 1
+                crashpoint("fast-import-stream")
             if new_keys:
                 self._annex_commit(s, new_keys, annex_parent, ident)
             s.write(b"done\n")
@@ -123,6 +125,7 @@ class FastImportWriter(AnnexWriter):
             raise gitutil.GitError(f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
         new_head = self.head()
         assert new_head
+        crashpoint("before-checkout")
         self._checkout(parent, new_head)
         return CommitResult(new_head, written, deleted, len(new_keys), time.monotonic() - t0)
 
@@ -135,7 +138,7 @@ class FastImportWriter(AnnexWriter):
             s.write(f"from {annex_parent}\n".encode())
         with gitutil.CatFile(self.repo) as cat:
             for key, urls in new_keys.items():
-                base = hashdir_lower(key) + key
+                base = hashdir_lower(key) + key_file(key)
                 remotes = sorted({self.remote_for(u) for u in urls})
                 loc = _merge_log(cat.get(f"{annex_parent}:{base}.log") if annex_parent else None, ts, remotes)
                 if loc is not None:

@@ -14,16 +14,20 @@ import fnmatch
 import functools
 import logging
 import os
+import pickle
 import posixpath
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 import requests
 
 from ..annex.keys import sha256e_key
+from ..crashpoints import crashpoint
 from ..paths import check_path
 from ..records import (
     SHA256,
@@ -48,6 +52,32 @@ GIT_MAX_BYTES = 1 << 20
 PIN_NAMESPACE = "s3-version-id"
 METADATA_FILE = "dandiset.yaml"
 HEAD_WORKERS = 32
+LISTING_ATTEMPTS = 5
+
+
+class _Listing:
+    """Asset records spooled to a temporary file: memory stays flat for 10^6 assets."""
+
+    def __init__(self) -> None:
+        self.fh = tempfile.TemporaryFile()
+        self.count = 0
+        self.ids: set[str] = set()
+
+    def add(self, asset: dict) -> bool:
+        if asset["asset_id"] in self.ids:
+            return False
+        self.ids.add(asset["asset_id"])
+        pickle.dump(asset, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+        return True
+
+    def __iter__(self) -> Iterator[dict]:
+        self.fh.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self.fh)
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 class DandiError(RuntimeError):
@@ -141,13 +171,8 @@ class DandiSource:
 
     # -- snapshots ------------------------------------------------------
     def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
-        try:
-            d = self.client.get_dandiset(self.identifier, "draft", lazy=False)
-            versions = [v for v in d.get_versions() if v.identifier != "draft"]
-        except DandiError:
-            raise
-        except Exception as exc:
-            raise DandiError(f"DANDI API at {self.api_url}: cannot read dandiset {self.identifier}: {_gist(exc)}") from None
+        d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
+        versions = self._call(lambda: [v for v in d.get_versions() if v.identifier != "draft"], "listing versions")
         known = state.labels()
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version
@@ -158,8 +183,25 @@ class DandiSource:
             yield self._snapshot(d.for_version(v), v, "published", state, progress)
         yield self._snapshot(d, draft, "draft", state, progress)
 
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """One API call; the dandi client retries HTTP errors, this also retries unreadable bodies."""
+        last: Optional[BaseException] = None
+        for attempt in range(LISTING_ATTEMPTS):
+            try:
+                return fn()
+            except ValueError as exc:  # a JSON body cut short
+                last = exc
+                time.sleep(min(2 ** attempt * 0.2, 3))
+            except DandiError:
+                raise
+            except Exception as exc:
+                raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {_gist(exc)}") from None
+        raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {_gist(last) if last else 'failed'}")
+
     def _snapshot(self, rd: Any, version: Any, kind: str, state: SourceState, progress: Optional[ProgressCallback]) -> Snapshot:
-        meta = rd.get_raw_metadata()
+        meta = self._call(rd.get_raw_metadata, "reading metadata of")
+        if not isinstance(meta, dict):
+            raise DandiError(f"DANDI API at {self.api_url}: metadata of {self.identifier}/{version.identifier} is not an object")
         label = version.identifier
         snap = Snapshot(
             label=label,
@@ -193,30 +235,66 @@ class DandiSource:
         import yaml
 
         yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
-        total = getattr(version, "asset_count", None)
-        done = 0
-        batch: list[dict] = []
-        with ThreadPoolExecutor(HEAD_WORKERS) as pool:
+        listing = self._list_assets(rd, version, progress)
+        try:
+            with ThreadPoolExecutor(HEAD_WORKERS) as pool:
+                batch: list[dict] = []
+                for asset in listing:
+                    batch.append(asset)
+                    if len(batch) >= PAGE_SIZE:
+                        yield from self._resolve(batch, snap, state, pool)
+                        batch = []
+                if batch:
+                    yield from self._resolve(batch, snap, state, pool)
+        finally:
+            listing.close()
+
+    def _list_assets(self, rd: Any, version: Any, progress: Optional[ProgressCallback]) -> "_Listing":
+        """The version's complete asset list, spooled to disk and checked for completeness.
+
+        A page that repeats or skips, or a body cut short, must never become
+        a commit that lies about the archive: every asset id must be unique
+        and their number must match the version's ``asset_count``; otherwise
+        list again.
+        """
+        expected = getattr(version, "asset_count", None)
+        last_problem = ""
+        for attempt in range(LISTING_ATTEMPTS):
+            listing = _Listing()
+            problem = None
             try:
                 for asset in self.client.paginate(
                     f"{rd.version_api_path}assets/", page_size=PAGE_SIZE, params={"order": "path", "metadata": "1"}
                 ):
-                    batch.append(asset)
-                    if len(batch) >= PAGE_SIZE:
-                        yield from self._resolve(batch, snap, state, pool)
-                        done += len(batch)
-                        batch = []
-                        if progress:
-                            progress("listing", done, total)
-                if batch:
-                    yield from self._resolve(batch, snap, state, pool)
-                    done += len(batch)
-                    if progress:
-                        progress("listing", done, total)
+                    if not isinstance(asset, dict) or not isinstance(asset.get("asset_id"), str):
+                        problem = "malformed asset record in listing"
+                        break
+                    if not listing.add(asset):
+                        problem = f"asset {asset['asset_id']} listed twice (a page repeated)"
+                        break
+                    if progress and listing.count % PAGE_SIZE == 0:
+                        progress("listing", listing.count, expected)
+                    if listing.count % PAGE_SIZE == 0:
+                        crashpoint("dandi-page")
             except DandiError:
+                listing.close()
                 raise
+            except ValueError as exc:  # JSON cut short: requests' JSONDecodeError is a ValueError
+                problem = f"unreadable page ({_gist(exc)})"
             except Exception as exc:
+                listing.close()
                 raise DandiError(f"DANDI API at {self.api_url}: listing assets of {self.identifier}: {_gist(exc)}") from None
+            if problem is None and isinstance(expected, int) and listing.count != expected:
+                problem = f"listing has {listing.count} assets, the version says {expected}"
+            if problem is None:
+                if progress:
+                    progress("listing", listing.count, expected)
+                return listing
+            listing.close()
+            last_problem = problem
+            log.warning("DANDI:%s: %s; listing again (attempt %d)", self.identifier, problem, attempt + 2)
+            time.sleep(min(2 ** attempt * 0.2, 3))
+        raise DandiError(f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}")
 
     def _resolve(self, batch: list[dict], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor) -> Iterator[Entry]:
         """Turn a page of assets into entries, pinning unknown blobs concurrently."""
@@ -232,17 +310,29 @@ class DandiSource:
                 snap.pending.append(Pending(path, "Zarr asset: not mirrored yet", asset.get("asset_id")))
                 continue
             md = asset.get("metadata")
-            if not isinstance(md, dict):
+            if md is None:
                 md = pool.submit(self._asset_metadata, asset["asset_id"]).result()
-            digest = md.get("digest") if isinstance(md.get("digest"), dict) else {}
-            sha = digest.get("dandi:sha2-256")
+            if not isinstance(md, dict):
+                snap.refused.append(Refusal(path, "refused: asset metadata is not an object"))
+                continue
+            digest = md.get("digest")
+            if digest is not None and not isinstance(digest, dict):
+                snap.refused.append(Refusal(path, "refused: malformed digest (not an object)"))
+                continue
+            sha = (digest or {}).get("dandi:sha2-256")
+            if sha is None:
+                snap.pending.append(Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id")))
+                continue
             if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha):
-                reason = "no sha256 yet" if not sha else "malformed sha256"
-                snap.pending.append(Pending(path, f"{reason}: will be mirrored when the archive has it", asset.get("asset_id")))
+                snap.refused.append(Refusal(path, "refused: malformed sha256 digest"))
                 continue
             size = asset.get("size")
-            if not isinstance(size, int) or size < 0:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
+                continue
+            content_size = md.get("contentSize")
+            if content_size is not None and content_size != size:
+                snap.refused.append(Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}"))
                 continue
             ready.append((asset, md))
         s3_urls = {a["asset_id"]: self._s3_url(md) for a, md in ready}
@@ -270,7 +360,7 @@ class DandiSource:
         urls = tuple(u for u in (pinned, api_download) if u)
         return AnnexEntry(path, sha256e_key(sha, size, path), size, urls, SHA256, sha, asset["asset_id"])
 
-    def _asset_metadata(self, asset_id: str) -> dict:
+    def _asset_metadata(self, asset_id: str) -> Any:
         return self.client.get(f"/assets/{asset_id}/")
 
     def _api_url(self, md: dict, asset_id: str) -> str:

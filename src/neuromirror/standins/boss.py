@@ -124,7 +124,7 @@ class LoggedRequest:
     route: str  # e.g. "collection_list", "channel", "cutout", "unknown"
     auth: str  # "token", "anonymous" or "invalid"
     status: int  # 0 if no status line was sent (e.g. a fault dropped the connection)
-    response_bytes: int
+    response_bytes: int  # the Content-Length announced
     fault: str | None = None  # the FaultPlan kind injected, if any
 
 
@@ -196,7 +196,8 @@ class _Channel:
     downsample_status: str
     public: bool
     seed: int
-    # level -> read-only (t, z, y, x) array; level 0 is generated lazily when None
+    # level -> read-only (t, z, y, x) array, filled on first use (level 0 from
+    # synthetic content unless data was given)
     levels: dict[int, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -357,7 +358,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Request handler; one instance per request, many threads at once.
+    """Request handler: one instance (and thread) per connection, serving its
+    keep-alive requests one after the other.
 
     ``route`` (a route name, see ``_ROUTES``) and ``params`` (its named groups)
     are set before the fault plan is consulted.
@@ -365,6 +367,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as requests.Session expects
+    # Headers and body are separate writes; with Nagle on, each keep-alive
+    # response stalls ~40 ms on the client's delayed ACK.
+    disable_nagle_algorithm = True
     timeout = 60  # drop idle keep-alive connections eventually
     server_version = "BossStandIn/1"
 
@@ -372,12 +377,32 @@ class _Handler(BaseHTTPRequestHandler):
     params: dict[str, str]
     fault: str | None = None
     _status: int = 0
-    _sent: int = 0
     _auth: str = "anonymous"
+
+    _length: int = 0
+    _recorded: bool = False
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self._status = code
         super().send_response(code, message)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "content-length":
+            self._length = int(value)
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        # Record before the body goes out, so that a client which has its answer
+        # always finds its request in the log (tests count requests).
+        self._record()
+        super().end_headers()
+
+    def _record(self) -> None:
+        if not self._recorded:
+            self._recorded = True
+            self.server.standin._record(
+                LoggedRequest(self.command, self.path, self.route, self._auth, self._status, self._length, self.fault)
+            )
 
     def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]) -> None:
         """Send a complete response with Content-Length (needed for keep-alive)."""
@@ -389,7 +414,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
-            self._sent += len(body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence stderr; requests are recorded in ``BossStandIn.request_log``."""
@@ -411,9 +435,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, allowed: bool = True) -> None:
         standin: BossStandIn = self.server.standin
+        # One handler serves every request of a keep-alive connection: reset.
+        self.route, self.params, self.fault = "unknown", {}, None
+        self._auth, self._status, self._length, self._recorded = "anonymous", 0, 0, False
         split = urlsplit(self.path)
-        self.params = {}
-        self.route = "unknown"
         for name, pattern in _ROUTES:
             m = pattern.match(split.path)
             if m:
@@ -429,6 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
                     raise _boss_error(404, _INVALID_URL, f"Invalid URL {split.path}")
                 if not allowed:
                     raise _HTTPError(405, {"detail": f'Method "{self.command}" not allowed.'})
+                self._auth = "invalid"  # kept if _authenticate refuses the header
                 self._auth = standin._authenticate(self.headers.get("Authorization"))
                 query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
                 status, body, content_type = standin._answer(
@@ -446,9 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            standin._record(
-                LoggedRequest(self.command, self.path, self.route, self._auth, self._status, self._sent, self.fault)
-            )
+            self._record()  # for requests a fault answered without headers
 
 
 # --------------------------------------------------------------------------- stand-in
@@ -921,7 +945,8 @@ class BossStandIn:
     def _answer(
         self, route: str, p: Mapping[str, str], query: Mapping[str, str], authed: bool, accept: str | None
     ) -> tuple[int, bytes, str]:
-        """Compute (status, body, content type) for a routed, authenticated GET."""
+        """(status, body, content type) for a routed GET; ``authed`` tells a
+        valid token from an anonymous caller (invalid tokens never get here)."""
         if route == "cutout":
             return self._cutout(p, query, authed, accept)
         with self._lock:

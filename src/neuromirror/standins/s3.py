@@ -87,7 +87,7 @@ def _make_server(host: str, port: int) -> Any:
                 self._ip_address, self._port, app, True, request_handler=_QuietHandler
             )
             self._server_ready_event.set()
-            self._server.serve_forever()
+            self._server.serve_forever(poll_interval=0.05)  # stop() in 50 ms, not 500
 
     if not hasattr(ThreadedMotoServer, "_server_entry"):  # pragma: no cover
         return ThreadedMotoServer(ip_address=host, port=port, verbose=False)

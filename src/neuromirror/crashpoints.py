@@ -1,0 +1,31 @@
+"""Named points where a test can make the process die by SIGKILL.
+
+``NEUROMIRROR_CRASH_AT=name`` (or ``name#k`` for the k-th time the point is
+reached) kills the process there, exactly as a power cut or the OOM killer
+would: no cleanup, no finally blocks.  The crash-consistency test walks every
+point and checks that a rerun converges to an uninterrupted run's result.
+Unset, a crash point costs one dict lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def crashpoint(name: str) -> None:
+    target = os.environ.get("NEUROMIRROR_CRASH_AT")
+    if not target:
+        return
+    want, _, nth = target.partition("#")
+    if want != name:
+        return
+    with _lock:
+        _counts[name] = _counts.get(name, 0) + 1
+        hit = _counts[name]
+    if hit == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

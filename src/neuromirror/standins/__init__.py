@@ -1,0 +1,43 @@
+"""Stand-in servers impersonating the remote archives, for tests, the demo and benchmarks.
+
+* :class:`S3StandIn` - a real S3 endpoint (moto server mode) on loopback.
+* :class:`DandiStandIn` - the DANDI Archive REST API over an in-memory model, blobs in
+  an :class:`S3StandIn`; the real ``dandi.dandiapi.DandiAPIClient`` works against it.
+* :class:`FaultPlan` / :func:`apply_fault` - deterministic fault injection that any
+  ``http.server``-based stand-in can reuse (see :mod:`neuromirror.standins.faults`).
+
+Imports are lazy so that ``neuromirror.standins.faults`` can be used without boto3/moto.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .faults import ALL_KINDS, PAGE_FAULTS, TRANSPORT_FAULTS, FaultPlan, apply_fault, shifted_page
+
+if TYPE_CHECKING:
+    from .dandi import DandiStandIn
+    from .s3 import S3StandIn
+
+__all__ = [
+    "ALL_KINDS",
+    "PAGE_FAULTS",
+    "TRANSPORT_FAULTS",
+    "DandiStandIn",
+    "FaultPlan",
+    "S3StandIn",
+    "apply_fault",
+    "shifted_page",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "S3StandIn":
+        from .s3 import S3StandIn
+
+        return S3StandIn
+    if name == "DandiStandIn":
+        from .dandi import DandiStandIn
+
+        return DandiStandIn
+    raise AttributeError(name)
