@@ -71,10 +71,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    # what matters of a run is in its report; logs are for -v (ours) and -vv (the libraries' too)
+    level = {0: logging.ERROR, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("datalad", "dandi", "botocore", "urllib3", "boto3", "intern"):
-        logging.getLogger(noisy).setLevel(max(level, logging.ERROR if args.verbose == 0 else level))
+    if args.verbose < 2:
+        # libraries (dandi resets its own level on import) speak only with -vv
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: record.name.split(".")[0] == "neuromirror")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

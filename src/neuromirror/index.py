@@ -24,8 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-import sqlite_utils
-
 from .crashpoints import crashpoint
 from .records import Entry, PreviousFile
 
@@ -36,6 +34,47 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Database:
+    """The part of ``sqlite_utils.Database`` the index uses on every run, on plain sqlite3.
+
+    ``import sqlite_utils`` costs 1.5-2 s (it imports pandas and numpy when they are
+    installed), more than a resync with no change or ``neuromirror versions`` may
+    take in all; it is imported only for what needs it (creating the schema, or
+    any other attribute, delegated to a real ``sqlite_utils.Database``).
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self._full: Any = None
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters) if parameters is not None else self.conn.execute(sql)
+
+    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
+        cursor = self.execute(sql, params or ())
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(keys, row))
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def _sqlite_utils(self) -> Any:
+        if self._full is None:
+            import sqlite_utils
+
+            self._full = sqlite_utils.Database(self.conn)
+        return self._full
+
+    def __getitem__(self, table: str) -> Any:
+        return self._sqlite_utils()[table]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sqlite_utils(), name)
+
+
 class Index:
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -44,7 +83,7 @@ class Index:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        self.db = sqlite_utils.Database(conn)
+        self.db = Database(conn)
         self._ensure_schema()
 
     # -- schema ---------------------------------------------------------
@@ -156,12 +195,12 @@ class Index:
     def ensure_source(self, source: str, archive: str, remote_id: str, dataset: str, meta: Optional[dict] = None) -> None:
         existing = self.source(source)
         if existing is None:
-            self.db["sources"].insert(
-                {"id": source, "archive": archive, "remote_id": remote_id, "dataset": dataset, "created": utcnow(),
-                 "meta": json.dumps(meta or {})},
+            self.db.conn.execute(
+                "INSERT INTO sources (id, archive, remote_id, dataset, created, meta) VALUES (?,?,?,?,?,?)",
+                [source, archive, remote_id, dataset, utcnow(), json.dumps(meta or {})],
             )
         elif meta is not None:
-            self.db["sources"].update(source, {"meta": json.dumps(meta), "dataset": dataset})
+            self.db.conn.execute("UPDATE sources SET meta=?, dataset=? WHERE id=?", [json.dumps(meta), dataset, source])
 
     def source(self, source: str) -> Optional[dict]:
         rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source]))

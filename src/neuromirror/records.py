@@ -21,6 +21,7 @@ SHA256 = "sha256"  # SHA256E key: git-annex verifies every byte
 MD5 = "md5"  # MD5E key (S3 single-part ETag): verified on get
 VERIFY_ON_GET = "verify-on-get"  # VURL key: checksum learned on first download
 GIT = "git"  # stored in git itself
+SUBDATASET = "subdataset"  # a nested dataset (gitlink); the index's checksum is its commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,51 @@ class GitEntry:
         return "git:" + self.checksum
 
 
-Entry = Union[AnnexEntry, GitEntry]
+@dataclass(frozen=True, slots=True)
+class SubdatasetEntry:
+    """A nested DataLad dataset at ``path``, pinned at ``commit`` (a gitlink + .gitmodules entry).
+
+    The source has already written the subdataset itself (a DANDI Zarr asset is
+    one); the writer records only where it is and which commit the version means.
+    ``url`` goes to .gitmodules and should be relative (``./<path>``) so that it
+    resolves against a clone's origin.
+    """
+
+    path: str
+    commit: str
+    url: str
+    datalad_id: Optional[str] = None
+
+    @property
+    def key(self) -> None:
+        return None
+
+    @property
+    def size(self) -> None:
+        return None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def checksum_kind(self) -> str:
+        return SUBDATASET
+
+    @property
+    def checksum(self) -> str:
+        return self.commit
+
+    @property
+    def remote_id(self) -> None:
+        return None
+
+    @property
+    def identity(self) -> str:
+        return "subdataset:" + self.commit
+
+
+Entry = Union[AnnexEntry, GitEntry, SubdatasetEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +189,7 @@ class Snapshot:
     meta: dict = field(default_factory=dict)  # extra JSON for the index (AIND fields...)
     refused: list[Refusal] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # told to the user in the sync report
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +208,8 @@ class PreviousFile:
     def identity(self) -> str:
         if self.checksum_kind == GIT:
             return "git:" + (self.checksum or "")
+        if self.checksum_kind == SUBDATASET:
+            return "subdataset:" + (self.checksum or "")
         return (self.key or "") + "\n" + "\n".join(self.urls)
 
 
@@ -202,6 +250,8 @@ class SyncReport:
     pending: list[Pending] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: Optional[str] = None
+    #: seconds per phase (listing+diff, pinning, registration+commit, index, total)
+    timings: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -216,6 +266,7 @@ class SyncReport:
             "pending": [{"path": p.path, "reason": p.reason} for p in self.pending],
             "warnings": self.warnings,
             "error": self.error,
+            "timings": self.timings,
         }
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from . import gitutil
-from .annex.keys import hashdir_lower, key_from_symlink, parse_key
+from .annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
 from .index import Index
-from .records import GIT, MD5, SHA256, VERIFY_ON_GET, PreviousFile
+from .records import GIT, MD5, SHA256, SUBDATASET, VERIFY_ON_GET, PreviousFile
 from .trailers import parse_trailers
 
 _KIND_BY_BACKEND = {"SHA256E": SHA256, "SHA256": SHA256, "MD5E": MD5, "MD5": MD5}
@@ -51,7 +51,10 @@ def tags_by_commit(ds: Path) -> dict[str, list[tuple[str, str]]]:
 
 def tree_files(ds: Path, commit: str, cat: gitutil.CatFile, url_cache: dict[str, tuple[str, ...]]) -> Iterator[PreviousFile]:
     for mode, typ, sha, path in gitutil.ls_tree(ds, commit):
-        if typ != "blob" or path.startswith(".datalad/") or path in (".gitattributes",):
+        if typ == "commit":  # a subdataset (gitlink), e.g. a DANDI Zarr asset
+            yield PreviousFile(path, None, None, SUBDATASET, sha, (), None)
+            continue
+        if typ != "blob" or path.startswith(".datalad/") or path in (".gitattributes", ".gitmodules"):
             continue
         data = cat.get(sha) or b""
         if mode == "120000":
@@ -67,7 +70,7 @@ def tree_files(ds: Path, commit: str, cat: gitutil.CatFile, url_cache: dict[str,
 
 
 def _urls(cat: gitutil.CatFile, key: str) -> tuple[str, ...]:
-    data = cat.get(f"refs/heads/git-annex:{hashdir_lower(key)}{key}.log.web")
+    data = cat.get(f"refs/heads/git-annex:{hashdir_lower(key)}{key_file(key)}.log.web")
     if not data:
         return ()
     state: dict[str, bool] = {}
@@ -78,7 +81,8 @@ def _urls(cat: gitutil.CatFile, key: str) -> tuple[str, ...]:
             if parts[2] not in state:
                 order.append(parts[2])
             state[parts[2]] = parts[1] == "1"
-    return tuple(u for u in order if state[u])
+    # a leading ":" marks a URL claimed by a special remote (git-annex's OtherDownloader, as registerurl writes it)
+    return tuple(u[1:] if u.startswith(":") else u for u in order if state[u])
 
 
 def _citation(tag_message: str) -> Optional[str]:
@@ -117,6 +121,9 @@ def reindex_dataset(index: Index, source: str, ds: Path, relpath: str, remote_id
             label = tr.get("label", "")
             tag_names = [t for t in tags.get(commit, []) if t[0] == label] or tags.get(commit, [])
             tag, tag_msg = (tag_names[0] if tag_names else (None, ""))
+            if tr.get("kind", "snapshot") != "draft" and tag is None:
+                # interrupted between commit and tag: not a finished version; the next sync tags it
+                continue
             index.record_version(
                 source,
                 label=label,

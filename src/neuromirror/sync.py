@@ -15,11 +15,12 @@ import json
 import logging
 import pickle
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
-from . import gitutil
+from . import gitutil, timing
 from .annex.writer import Delete, Put, make_writer
 from .crashpoints import crashpoint
 from .index import Index
@@ -173,8 +174,15 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport)
     return d
 
 
-def _current_from_index(state: IndexState) -> dict[str, bytes]:
-    return {f.path: _digest(f.identity) for f in state.previous_files()}
+def _current_state(ds: Path, head: Optional[str], state: IndexState) -> dict[str, bytes]:
+    """path -> identity of HEAD: from the index, or from the dataset when the index lacks HEAD
+    (an interrupted run committed a version it did not finish recording)."""
+    if state.head_version is not None or not head:
+        return {f.path: _digest(f.identity) for f in state.previous_files()}
+    from .reindex import tree_files
+
+    with gitutil.CatFile(ds) as cat:
+        return {f.path: _digest(f.identity) for f in tree_files(ds, head, cat, {})}
 
 
 def _commit_message(source: str, snap: Snapshot, d: _Diff) -> str:
@@ -208,8 +216,12 @@ def sync_source(
         mirror.ensure_root()
         index.ensure_source(sid, source.archive, source.remote_id, relpath)  # type: ignore[attr-defined]
         run_id = index.start_run(sid, trigger)
+        t0 = time.perf_counter()
         try:
-            _sync_locked(mirror, source, report, engine=engine, progress=progress)
+            with timing.collecting() as timings:
+                _sync_locked(mirror, source, report, engine=engine, progress=progress)
+            report.timings = {k: round(v, 4) for k, v in timings.items()}
+            report.timings["total"] = round(time.perf_counter() - t0, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
             report.outcome = "failed"
             report.error = one_line(exc)
@@ -243,10 +255,18 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None
-    for snap in source.snapshots(state, progress):  # type: ignore[attr-defined]
+    snapshots = iter(source.snapshots(state, progress))  # type: ignore[attr-defined]
+    while True:
+        t_list = time.perf_counter()
+        snap = next(snapshots, None)
+        if snap is None:
+            break
         if current is None:
-            current = _current_from_index(state)
+            with timing.phase("previous-state"):
+                current = _current_state(ds, head, state)
         d = diff_snapshot(current, snap, report)
+        # listing = producing the entries, less the pinning the source timed inside it
+        timing.current().add("listing+diff", time.perf_counter() - t_list)  # type: ignore[union-attr]
         report.warnings.extend(getattr(snap, "warnings", ()))
         pending = list(snap.pending) if snap.kind != "published" else pending
         report.pending = list(snap.pending) if snap.kind != "published" else report.pending
@@ -261,25 +281,29 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
                     )
                 continue
             crashpoint("before-commit")
-            result = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date)
-            commit = result.commit
-            crashpoint("after-commit")
-            if snap.tag:
-                writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
-                crashpoint("after-tag")
-            vid = index.record_version(
-                sid,
-                label=snap.label,
-                kind=snap.kind,
-                commit=commit,
-                tag=snap.tag,
-                remote_modified=snap.remote_modified,
-                date=snap.date.isoformat(),
-                entries=iter(d.files),
-                doi=snap.doi,
-                citation=snap.citation,
-                meta=snap.meta,
-            )
+            with timing.phase("registration+commit"):
+                if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
+                    commit = head  # an interrupted run made this version's commit but not its tag
+                else:
+                    commit = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date).commit
+                crashpoint("after-commit")
+                if snap.tag:
+                    writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
+                    crashpoint("after-tag")
+            with timing.phase("index"):
+                vid = index.record_version(
+                    sid,
+                    label=snap.label,
+                    kind=snap.kind,
+                    commit=commit,
+                    tag=snap.tag,
+                    remote_modified=snap.remote_modified,
+                    date=snap.date.isoformat(),
+                    entries=iter(d.files),
+                    doi=snap.doi,
+                    citation=snap.citation,
+                    meta=snap.meta,
+                )
             crashpoint("after-index")
             state.head_version = index.version_by_commit(sid, commit) or {"id": vid}
             report.added += d.added
@@ -301,6 +325,13 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
     report.outcome = "ok" if report.versions else "unchanged"
     for p in report.pending:
         report.warnings.append(f"{p.path}: {p.reason}")
+
+
+def _is_commit_of(ds: Path, commit: str, source: str, snap: Snapshot) -> bool:
+    from .trailers import parse_trailers
+
+    tr = parse_trailers(gitutil.out(ds, "log", "-1", "--format=%B", commit))
+    return tr.get("source") == source and tr.get("label") == snap.label and tr.get("kind") == snap.kind
 
 
 def _has_versions(ds: Path) -> bool:

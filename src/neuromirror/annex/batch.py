@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Iterable
 
 from .. import gitutil
-from ..records import AnnexEntry, GitEntry
+from ..records import AnnexEntry, GitEntry, SubdatasetEntry
+from . import gitmodules
 from .writer import AnnexWriter, Change, CommitResult, Delete, epoch
 
 
@@ -38,11 +39,15 @@ class BatchWriter(AnnexWriter):
         deletes: list[str] = []
         gitfiles: list[str] = []
         keys: set[str] = set()
+        subdatasets: list[SubdatasetEntry] = []
         for change in changes:
             if isinstance(change, Delete):
                 deletes.append(change.path)
                 continue
             entry = change.entry
+            if isinstance(entry, SubdatasetEntry):  # the subdataset is already in place: a gitlink
+                subdatasets.append(entry)
+                continue
             target = self.repo / entry.path
             if target.is_symlink() or target.exists():
                 target.unlink()
@@ -55,6 +60,12 @@ class BatchWriter(AnnexWriter):
                 fromkey.append(f"{entry.key} {entry.path}")
                 register += [f"{entry.key} {u}" for u in entry.urls]
                 keys.add(entry.key)
+        modules = gitmodules.read(self.repo, self.head())
+        sub_paths = {m.get("path", n) for n, m in modules.items()}
+        sub_deletes = [p for p in deletes if p in sub_paths]
+        if sub_deletes:  # a subdataset's directory is a repository of its own: git rm would refuse it
+            deletes = [p for p in deletes if p not in sub_paths]
+            gitutil.run(self.repo, "rm", "-q", "--cached", "--", *sub_deletes)
         if deletes:
             proc = subprocess.run(
                 ["git", "-C", str(self.repo), "rm", "-q", "--pathspec-from-file=-", "--pathspec-file-nul"],
@@ -64,6 +75,14 @@ class BatchWriter(AnnexWriter):
             )
             if proc.returncode != 0:
                 raise gitutil.GitError(f"git rm failed: {proc.stderr.decode(errors='replace').strip()}")
+        for e in subdatasets:
+            gitutil.run(self.repo, "update-index", "--add", "--cacheinfo", f"160000,{e.commit},{e.path}")
+        if gitmodules.updated(modules, subdatasets, sub_deletes):
+            if modules:
+                (self.repo / gitmodules.FILE).write_bytes(gitmodules.render(modules))
+                gitutil.run(self.repo, "add", "--", gitmodules.FILE)
+            else:
+                gitutil.run(self.repo, "rm", "-q", "-f", "--", gitmodules.FILE)
         self._batch(["registerurl"], register)
         self._batch(["fromkey", "--force"], fromkey)
         if gitfiles:

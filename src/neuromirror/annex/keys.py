@@ -97,21 +97,59 @@ def hashdir_lower(key: str) -> str:
     return f"{h[0:3]}/{h[3:6]}/"
 
 
+def key_file(key: str) -> str:
+    """The file name git-annex uses for ``key`` (object files, branch logs): its ``keyFile``.
+
+    ``&`` -> ``&a``, ``%`` -> ``&s``, ``:`` -> ``&c``, ``/`` -> ``%``; keys made of
+    hashes and short extensions (SHA256E, MD5E) come out unchanged, URL keys do not.
+    Hash directories are computed from the key itself, not from this name.
+    """
+    if not any(c in key for c in "&%:/"):
+        return key
+    return "".join(_KEY_FILE_ESC.get(c, c) for c in key)
+
+
+def key_from_file(name: str) -> str:
+    """The inverse of :func:`key_file` (git-annex's ``fileKey``)."""
+    if "%" not in name and "&" not in name:
+        return name
+    out: list[str] = []
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == "%":
+            out.append("/")
+        elif c == "&" and name[i + 1:i + 2] in ("a", "s", "c"):
+            out.append({"a": "&", "s": "%", "c": ":"}[name[i + 1]])
+            i += 1
+        else:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_KEY_FILE_ESC = {"&": "&a", "%": "&s", ":": "&c", "/": "%"}
+
+
 def symlink_target(path: str, key: str) -> str:
     """The relative symlink git-annex writes for a locked annexed file at ``path``."""
     depth = path.count("/")
-    return "../" * depth + ".git/annex/objects/" + hashdir_mixed(key) + key + "/" + key
+    name = key_file(key)
+    return "../" * depth + ".git/annex/objects/" + hashdir_mixed(key) + name + "/" + name
 
 
 def key_from_symlink(target: str) -> Optional[str]:
     if "/annex/objects/" not in target:
         return None
-    return target.rsplit("/", 1)[-1]
+    return key_from_file(target.rsplit("/", 1)[-1])
+
+
+_SPACE = re.compile(r"\s")
 
 
 def url_for_log(url: str) -> str:
     """URLs go into the branch's .log.web one per line: refuse whitespace inside."""
-    if any(c.isspace() for c in url):
+    if _SPACE.search(url):
         raise ValueError(f"URL with white space cannot be registered: {url!r}")
     if urlsplit(url).scheme == "":
         raise ValueError(f"URL without a scheme: {url!r}")

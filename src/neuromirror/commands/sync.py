@@ -13,7 +13,10 @@ from .common import UserError, add_json, print_json, root_of, spec_arg
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
+    p.add_argument("--config", "-c", action="extend", nargs="+", metavar="FILE",
+                   help="mirror definition file(s): sync their sources with their options (which win over the "
+                        "command line's); with SPECs, only those, with the options of the entry naming them")
     p.add_argument("--engine", default=os.environ.get("NEUROMIRROR_ENGINE", "fast-import"),
                    choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
     p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
@@ -40,11 +43,23 @@ def run(args: argparse.Namespace) -> int:
     specs = [spec_arg(s, allow_version=False) for s in args.specs]
     options = options_of(args)
     root = root_of(args)
+    targets = [(spec, options) for spec in specs]
+    if getattr(args, "config", None):  # --config: see neuromirror.config.sync_targets
+        from ..config import load_configs, sync_targets
+
+        config = load_configs(args.config)
+        root = config.resolve_root(args.root)
+        targets = sync_targets(config, specs, options)
+    elif not specs:
+        raise UserError("nothing to sync: give SPECs or --config FILE")
     sources: list[Any] = []
-    for spec in specs:
-        found = list(expand(spec, options))
+    engines: dict[str, str] = {}
+    for spec, opts in targets:
+        found = list(expand(spec, opts))
         if not found and spec.is_glob:
             print(f"neuromirror: {spec} matched nothing", file=sys.stderr)
+        for s in found:
+            engines[s.id] = opts.get("engine") or args.engine
         sources += found
     if not sources:
         raise UserError("nothing to sync")
@@ -53,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         mirror = Mirror(root, args.index)
         progress = Progress(source.id, enabled=not (args.quiet or args.json))
         try:
-            report = sync_source(mirror, source, engine=args.engine, progress=progress,
+            report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=progress,
                                  lock_wait=0 if args.no_wait else True)
             progress.done()
             return report.to_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from .common import add_json, human_bytes, open_mirror, print_json, print_table, spec_arg, UserError
 
@@ -22,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{spec.source} is not mirrored here (run: neuromirror sync {spec.source})")
     rows = [
         {"version": v["label"], "commit": v["commit"], "tag": v["tag"], "synced_at": v["synced_at"],
-         "files": v["files"], "bytes": v["bytes"], "kind": v["kind"], "doi": v["doi"]}
+         "files": v["files"], "bytes": v["bytes"], "kind": v["kind"], "doi": v["doi"],
+         "meta": json.loads(v["meta"]) if v.get("meta") else {}}
         for v in index.versions(spec.source)
     ]
     if args.json:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..annex.keys import sha256e_key
+from .. import timing
 from ..crashpoints import crashpoint
 from ..paths import check_path
 from ..records import (
@@ -41,6 +42,7 @@ from ..records import (
     SourceState,
 )
 from ..spec import Spec
+from . import dandi_auth, dandi_zarr  # embargo (key-reading special remote) and Zarr subdatasets
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -92,7 +94,13 @@ def _quiet_client_env() -> None:
 
 def make_client(api_url: str, token: Optional[str]) -> Any:
     _quiet_client_env()
+    from dandi import dandiapi
     from dandi.dandiapi import DandiAPIClient
+
+    retries = os.environ.get("NEUROMIRROR_HTTP_RETRIES")
+    if retries:
+        # the client retries a failing request 12 times with backoff (minutes); operators may bound it
+        dandiapi.REQUEST_RETRIES = max(1, int(retries))
 
     try:
         return DandiAPIClient(api_url=api_url.rstrip("/"), token=token)
@@ -167,21 +175,65 @@ class DandiSource:
         return f"DANDI:{self.identifier} mirrored from {self.api_url}"
 
     def prepare_dataset(self, path: Path) -> dict[str, str]:
-        return {}
+        return dandi_auth.prepare_dataset(self, path)
 
     # -- snapshots ------------------------------------------------------
     def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
+        if self._unchanged_at_a_glance(state):
+            return
         d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
         versions = self._call(lambda: [v for v in d.get_versions() if v.identifier != "draft"], "listing versions")
         known = state.labels()
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version
-        draft_modified = draft.modified.isoformat()
-        if not new_published and state.last_remote_modified("draft") == draft_modified:
+        draft_modified = dandi_auth.draft_stamp(self, d, draft.modified.isoformat())  # + embargo status
+        if not new_published and dandi_zarr.unchanged(self, state.last_remote_modified("draft"), draft_modified):
             return
         for v in new_published:
             yield self._snapshot(d.for_version(v), v, "published", state, progress)
-        yield self._snapshot(d, draft, "draft", state, progress)
+        snap = self._snapshot(d, draft, "draft", state, progress)
+        snap.remote_modified = draft_modified  # the Zarr hook appends zarrs=<digest> while streaming
+        yield snap
+
+    def _unchanged_at_a_glance(self, state: SourceState) -> bool:
+        """The no-change check of :meth:`snapshots` with two plain GETs instead of the dandi client.
+
+        Importing ``dandi.dandiapi`` (pydantic models) alone takes longer than a whole
+        resync with no change should.  True only when the draft's stamp (modified time,
+        plus the embargo status) is exactly the recorded one and no published version is
+        new, which is what the client path decides from the same fields; anything else —
+        a Zarr digest to compare, an error, an unexpected answer — says False, and the
+        client path decides (and reports errors) as before.
+        """
+        recorded = state.last_remote_modified("draft")
+        if not recorded or "zarrs=" in recorded:
+            return False
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        try:
+            r = self._session.get(f"{self.api_url}/dandisets/{self.identifier}/", headers=headers, timeout=30)
+            if r.status_code != 200:
+                return False
+            info = r.json()
+            status = str(info.get("embargo_status") or dandi_auth.OPEN).upper()
+            stamp = parse_time(info["draft_version"]["modified"]).isoformat()
+            if status != dandi_auth.OPEN:
+                stamp = f"{stamp} embargo={status}"
+            if stamp != recorded:
+                return False
+            known = state.labels()
+            url: Optional[str] = f"{self.api_url}/dandisets/{self.identifier}/versions/?page_size={PAGE_SIZE}"
+            while url:
+                r = self._session.get(url, headers=headers, timeout=30)
+                if r.status_code != 200:
+                    return False
+                page = r.json()
+                if any(v["version"] != "draft" and v["version"] not in known for v in page["results"]):
+                    return False
+                url = page.get("next")
+        except Exception:  # the client path retries, and words errors for the user
+            return False
+        self.embargo_status = status
+        return True
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         """One API call; the dandi client retries HTTP errors, this also retries unreadable bodies."""
@@ -272,10 +324,9 @@ class DandiSource:
                     if not listing.add(asset):
                         problem = f"asset {asset['asset_id']} listed twice (a page repeated)"
                         break
+                    crashpoint("dandi-asset")
                     if progress and listing.count % PAGE_SIZE == 0:
                         progress("listing", listing.count, expected)
-                    if listing.count % PAGE_SIZE == 0:
-                        crashpoint("dandi-page")
             except DandiError:
                 listing.close()
                 raise
@@ -306,8 +357,10 @@ class DandiSource:
                 snap.refused.append(Refusal(str(path), f"refused: {reason}"))
                 log.warning("DANDI:%s: refusing asset %r: %s", self.identifier, path, reason)
                 continue
-            if asset.get("zarr"):
-                snap.pending.append(Pending(path, "Zarr asset: not mirrored yet", asset.get("asset_id")))
+            if asset.get("zarr"):  # its own dataset, synced now; a subdataset entry here
+                entry = dandi_zarr.zarr_entry(self, asset, snap, state)
+                if entry is not None:
+                    yield entry
                 continue
             md = asset.get("metadata")
             if md is None:
@@ -339,7 +392,9 @@ class DandiSource:
         blobs = {a.get("blob") for a, _ in ready if a.get("blob") and s3_urls.get(a["asset_id"])}
         pins = {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
         todo = {a["blob"]: s3_urls[a["asset_id"]] for a, _ in ready if a.get("blob") in blobs and pins.get(a["blob"]) is None}
-        for blob, version_id in zip(todo, pool.map(self._head_version_id, todo.values())):
+        with timing.phase("pinning"):
+            found = list(pool.map(self._head_version_id, todo.values()))
+        for blob, version_id in zip(todo, found):
             pins[blob] = version_id
             if version_id:
                 state.cache_put(PIN_NAMESPACE, blob, version_id)
@@ -351,6 +406,8 @@ class DandiSource:
         sha = md["digest"]["dandi:sha2-256"].lower()
         size = asset["size"]
         api_download = self._api_url(md, asset["asset_id"])
+        if dandi_auth.is_embargoed(self):  # only the key opens it: the special remote's URL
+            return dandi_auth.embargoed_entry(self, path, sha, size, api_download, asset["asset_id"])
         pinned = f"{s3_url}?versionId={version_id}" if s3_url and version_id else s3_url
         if is_text_asset(path, size):
             # no remote_id: a file in git is identified by its sha256, and the
@@ -404,7 +461,7 @@ def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
         return
     client = make_client(api_url, token)
     try:
-        ids = sorted(d.identifier for d in client.get_dandisets())
+        ids = sorted(d.identifier for d in client.get_dandisets(**({"embargoed": True} if token else {})))
     except Exception as exc:
         raise DandiError(f"DANDI API at {api_url}: cannot list dandisets: {_gist(exc)}") from None
     for ident in ids:

@@ -1,0 +1,889 @@
+"""AIND open data: S3 assets as snapshots, through boto3 (anonymous by default).
+
+An *asset* is a top-level prefix of the bucket (``ecephys_123456_2022-12-12_05-06-07/``);
+each becomes its own dataset ``aind/<name>``.  One sync lists the asset once
+(paginated, spooled to a temporary file, so 10^6 objects never sit in memory),
+compares a digest of the listing with the one recorded at the last sync, and —
+only when something changed — yields one ``snapshot`` dated by the newest
+LastModified and labelled by it (``2026-11-21T10-00-00Z``, also the tag).
+
+Keys, without downloading anything:
+
+* single-part ETag = MD5 of the content -> ``MD5E-s<size>--<md5>`` (verified on get);
+* multipart ETag (``<hex>-<parts>``) is no content hash -> a VURL key, whose
+  checksum git-annex records on first download and checks afterwards; with
+  ``--hash`` (or ``--hash-threshold``) such objects are streamed once and get
+  ``SHA256E`` keys instead (cached per object version, so never hashed twice).
+
+Only sidecar JSON (data_description.json, subject.json, ...) and other small
+text files are downloaded: they go into git, and the key fields of
+data_description.json / subject.json go into the index (``versions.meta``).
+
+URLs carry ``?versionId=`` whenever S3 gives the object a version id, so what
+was mirrored stays retrievable after an overwrite or delete upstream; in an
+unversioned bucket they are plain and the version says ``pinned_upstream: false``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import json
+import logging
+import os
+import pickle
+import posixpath
+import re
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterator, Optional
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from ..annex.keys import md5e_key, sha256e_key, url_key
+from ..paths import check_path
+from ..records import (
+    MD5,
+    SHA256,
+    VERIFY_ON_GET,
+    AnnexEntry,
+    Entry,
+    GitEntry,
+    ProgressCallback,
+    Refusal,
+    Snapshot,
+    SourceState,
+)
+from ..spec import Spec
+
+log = logging.getLogger("neuromirror.aind")
+
+DEFAULT_BUCKET = "aind-open-data"
+DEFAULT_REGION = "us-west-2"
+
+#: metadata files at an asset's root (aind-data-schema); always fetched when small enough
+SIDECARS = (
+    "data_description.json",
+    "subject.json",
+    "procedures.json",
+    "processing.json",
+    "rig.json",
+    "instrument.json",
+    "acquisition.json",
+    "session.json",
+    "quality_control.json",
+    "metadata.nd.json",
+)
+#: a root-level JSON file up to this size goes into git
+SIDECAR_MAX_BYTES = 4 << 20
+#: other small text (anywhere in the asset, Zarr metadata included) up to this size goes into git
+TEXT_MAX_BYTES = 256 << 10
+TEXT_EXTENSIONS = {".json", ".jsonld", ".yaml", ".yml", ".txt", ".md", ".rst", ".csv", ".tsv", ".log", ".xml"}
+TEXT_NAMES = {"README", "LICENSE", "CHANGES", "CITATION", ".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"}
+#: at most this many root-level JSON files are read before the snapshot is yielded (for its metadata)
+MAX_EAGER_SIDECARS = 64
+
+SHA_NAMESPACE = "aind-sha256"
+#: version ids learned by HEAD (when the versioned listing is not allowed), per listed object version
+VERSION_NAMESPACE = "aind-version-id"
+BATCH = 500
+WORKERS = 16
+CHUNK = 8 << 20
+
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_STAMP = "%Y-%m-%dT%H-%M-%SZ"
+_DT = r"(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{2}-\d{2}-\d{2})"
+_DERIVED_RE = re.compile(r"^(?P<source>.+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})_(?P<label>.+?)_" + _DT + r"$")
+_RAW_RE = re.compile(r"^(?P<platform>[A-Za-z0-9-]+)_(?P<subject>[A-Za-z0-9-]+)_" + _DT + r"$")
+_RAW_NEW_RE = re.compile(r"^(?P<subject>[A-Za-z0-9-]+)_" + _DT + r"$")
+
+
+class AindError(RuntimeError):
+    """S3 could not be read; the message names the bucket/asset and the cause."""
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def parse_size(value: object) -> int:
+    """``1048576``, ``"1MiB"``, ``"500 MB"``, ``"2G"`` -> bytes (0 for empty/None)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?\s*", str(value), re.IGNORECASE)
+    if not m:
+        raise ValueError(f"not a size: {value!r} (e.g. 500MB, 1GiB, 1048576)")
+    n, unit, binary = float(m.group(1)), m.group(2).upper(), m.group(3)
+    base = 1024 if binary or unit == "" else 1000
+    return int(n * base ** ("KMGTP".index(unit) + 1 if unit else 0))
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str = DEFAULT_BUCKET
+    endpoint: Optional[str] = None  # None = AWS
+    region: str = DEFAULT_REGION
+    prefix: str = ""  # "" or "some/path/" (always ends with "/")
+    signed: bool = False
+    hash_all: bool = False  # hash every multipart object (SHA256E)
+    hash_threshold: int = 0  # hash multipart objects up to this size
+
+    @classmethod
+    def from_options(cls, options: dict) -> "S3Settings":
+        def opt(name: str, env: str, default: Any = None) -> Any:
+            v = options.get(name)
+            if v is None or v == "":
+                v = os.environ.get(env)
+            return default if v is None or v == "" else v
+
+        prefix = str(opt("prefix", "NEUROMIRROR_AIND_PREFIX", "")).strip("/")
+        hash_opt = options.get("hash")
+        hash_all = bool(hash_opt) if hash_opt is not None else _truthy(os.environ.get("NEUROMIRROR_AIND_HASH", ""))
+        threshold = options.get("hash_threshold")
+        if threshold is None or threshold == "":
+            threshold = os.environ.get("NEUROMIRROR_AIND_HASH_THRESHOLD")
+        signed_opt = options.get("s3_signed")
+        return cls(
+            bucket=str(opt("bucket", "NEUROMIRROR_AIND_BUCKET", DEFAULT_BUCKET)),
+            endpoint=(str(opt("s3_endpoint", "NEUROMIRROR_S3_ENDPOINT", "")) or None),
+            region=str(opt("s3_region", "NEUROMIRROR_S3_REGION", DEFAULT_REGION)),
+            prefix=prefix + "/" if prefix else "",
+            signed=bool(signed_opt) if signed_opt is not None else _truthy(os.environ.get("NEUROMIRROR_S3_SIGNED", "")),
+            hash_all=hash_all,
+            hash_threshold=parse_size(threshold),
+        )
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint}" if self.endpoint else "")
+
+    def wants_hash(self, size: int) -> bool:
+        return self.hash_all or (self.hash_threshold > 0 and size <= self.hash_threshold)
+
+    @property
+    def policy(self) -> str:
+        """The part of the settings that changes which keys are made (in the listing digest)."""
+        return "hash=all" if self.hash_all else f"hash<={self.hash_threshold}"
+
+    def object_url(self, key: str, version_id: Optional[str]) -> str:
+        """Path-style for custom endpoints, virtual-hosted for AWS; pinned when versioned."""
+        qkey = quote(key, safe="/~")
+        if self.endpoint:
+            base = f"{self.endpoint.rstrip('/')}/{self.bucket}/{qkey}"
+        elif "." in self.bucket or self.bucket.lower() != self.bucket:
+            base = f"https://s3.{self.region}.amazonaws.com/{self.bucket}/{qkey}"
+        else:
+            base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{qkey}"
+        return f"{base}?versionId={quote(version_id, safe='')}" if version_id else base
+
+
+# --------------------------------------------------------------------------- S3 access
+
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client(settings: S3Settings) -> Any:
+    """A boto3 S3 client (unsigned unless ``signed``), shared per endpoint/region/signing."""
+    ident = (settings.endpoint, settings.region, settings.signed)
+    with _clients_lock:
+        client = _clients.get(ident)
+        if client is None:
+            import boto3
+            from botocore import UNSIGNED
+            from botocore.config import Config
+
+            cfg: dict[str, Any] = {
+                "retries": {"max_attempts": int(os.environ.get("NEUROMIRROR_S3_MAX_ATTEMPTS") or 6), "mode": "standard"},
+                "max_pool_connections": WORKERS * 2,
+                "connect_timeout": 20,
+                "read_timeout": 120,
+            }
+            if not settings.signed:
+                cfg["signature_version"] = UNSIGNED
+            if settings.endpoint:
+                cfg["s3"] = {"addressing_style": "path"}
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=Config(**cfg)
+            )
+            _clients[ident] = client
+        return client
+
+
+def _s3_gist(exc: BaseException, settings: S3Settings, what: str) -> AindError:
+    """One clear line for a boto3/botocore failure."""
+    code = ""
+    resp = getattr(exc, "response", None)
+    if isinstance(resp, dict):
+        code = str(resp.get("Error", {}).get("Code", ""))
+    name = type(exc).__name__
+    if code in ("NoSuchBucket",):
+        msg = f"bucket {settings.bucket!r} does not exist"
+    elif code in ("AccessDenied", "403", "AllAccessDisabled"):
+        how = "signed" if settings.signed else "anonymous (unsigned)"
+        msg = f"{how} access denied" + ("" if settings.signed else " (private bucket? try --s3-signed)")
+    elif name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"):
+        msg = f"S3 endpoint {settings.endpoint or 'AWS ' + settings.region} is unreachable"
+    elif code:
+        msg = f"{code}: {resp.get('Error', {}).get('Message') or ''}".strip(": ")  # type: ignore[union-attr]
+    else:
+        text = str(exc).strip().splitlines()
+        msg = text[0][:300] if text else name
+    return AindError(f"AIND {settings.where}: {what}: {msg}")
+
+
+def _is_denied_or_unsupported(exc: BaseException) -> bool:
+    resp = getattr(exc, "response", None)
+    code = str(resp.get("Error", {}).get("Code", "")) if isinstance(resp, dict) else ""
+    return code in ("AccessDenied", "403", "NotImplemented", "501", "MethodNotAllowed", "405")
+
+
+def fetch_object(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str],
+                 max_bytes: Optional[int] = None) -> bytes:
+    """The bytes of one (small) object version; refuses to read past ``max_bytes``."""
+    params: dict[str, Any] = {"Bucket": settings.bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    elif etag:
+        params["IfMatch"] = etag
+    try:
+        r = s3_client(settings).get_object(**params)
+        body = r["Body"]
+        data = body.read(max_bytes + 1) if max_bytes is not None else body.read()
+        body.close()
+    except Exception as exc:
+        raise _s3_gist(exc, settings, f"downloading {key}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise AindError(f"AIND {settings.where}: {key} is larger than {max_bytes} bytes")
+    return data
+
+
+def hash_object(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str], size: int) -> str:
+    """sha256 of an object version, streamed in chunks (never whole in memory)."""
+    params: dict[str, Any] = {"Bucket": settings.bucket, "Key": key}
+    if version_id:
+        params["VersionId"] = version_id
+    elif etag:
+        params["IfMatch"] = etag  # an overwrite while we read fails instead of mixing versions
+    h = hashlib.sha256()
+    n = 0
+    try:
+        body = s3_client(settings).get_object(**params)["Body"]
+        for chunk in body.iter_chunks(CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+        body.close()
+    except Exception as exc:
+        raise _s3_gist(exc, settings, f"hashing {key}") from None
+    if n != size:
+        raise AindError(f"AIND {settings.where}: {key}: read {n} bytes, the listing said {size}")
+    return h.hexdigest()
+
+
+def _load_text(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str], size: int) -> bytes:
+    """GitEntry loader (module level, hence picklable)."""
+    return fetch_object(settings, key, version_id, etag, max(size, 0))
+
+
+# --------------------------------------------------------------------------- names and metadata
+
+
+def parse_asset_name(name: str) -> dict:
+    """What an AIND asset name says: platform, subject, acquisition date/time, derived-from."""
+    out: dict[str, Any] = {}
+    m = _DERIVED_RE.match(name)
+    if m:
+        out["derived_from"] = m.group("source")
+        out["process_label"] = m.group("label")
+        raw = m.group("source")
+        while True:  # a derived asset of a derived asset: walk down to the raw one
+            m2 = _DERIVED_RE.match(raw)
+            if not m2:
+                break
+            raw = m2.group("source")
+        out["raw_asset"] = raw
+        base = parse_asset_name(raw) if raw != name else {}
+        for k in ("platform", "subject_id", "acquisition_date", "acquisition_time"):
+            if k in base:
+                out[k] = base[k]
+        return out
+    m = _RAW_RE.match(name) or _RAW_NEW_RE.match(name)
+    if m:
+        if "platform" in m.groupdict():
+            out["platform"] = m.group("platform")
+        out["subject_id"] = m.group("subject")
+        out["acquisition_date"] = m.group("date")
+        out["acquisition_time"] = m.group("time").replace("-", ":")
+    return out
+
+
+def _abbreviations(value: Any) -> list[str]:
+    """Modality abbreviations from every schema generation (string, dict, list of either)."""
+    out: list[str] = []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            out.append(item.strip())
+        elif isinstance(item, dict):
+            v = item.get("abbreviation") or item.get("name")
+            if isinstance(v, str) and v.strip():
+                out.append(v.strip())
+    return out
+
+
+def asset_meta(name: str, sidecars: dict[str, bytes]) -> dict:
+    """The index fields of an asset: from data_description.json / subject.json, else from its name."""
+    from_name = parse_asset_name(name)
+
+    def load(fname: str) -> dict:
+        raw = sidecars.get(fname)
+        if not raw:
+            return {}
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            log.warning("AIND %s: %s is not valid JSON", name, fname)
+            return {}
+        return obj if isinstance(obj, dict) else {}
+
+    dd = load("data_description.json")
+    subj = load("subject.json")
+    meta: dict[str, Any] = {"name": name}
+    if isinstance(dd.get("name"), str) and dd["name"] != name:
+        meta["described_name"] = dd["name"]
+    subject = dd.get("subject_id") or subj.get("subject_id") or from_name.get("subject_id")
+    meta["subject_id"] = str(subject) if subject not in (None, "") else None
+    mods = _abbreviations(dd.get("modalities")) or _abbreviations(dd.get("modality"))
+    if not mods and from_name.get("platform"):
+        mods = [from_name["platform"]]
+    mods = [m.lower() for m in mods]
+    meta["modalities"] = mods
+    meta["modality"] = ",".join(mods) or None
+    ctime = dd.get("creation_time")
+    cdate = dd.get("creation_date")
+    if isinstance(ctime, str) and "T" not in ctime and isinstance(cdate, str):
+        ctime = f"{cdate}T{ctime}"  # aind-data-schema < 0.10 split date and time
+    elif not ctime and isinstance(cdate, str):
+        ctime = cdate
+    if not ctime and from_name.get("acquisition_date") and "derived_from" not in from_name:
+        ctime = f"{from_name['acquisition_date']}T{from_name['acquisition_time']}"
+    meta["creation_time"] = str(ctime) if ctime else None
+    level = dd.get("data_level")
+    if isinstance(level, str):
+        level = level.lower().replace(" data", "").strip()
+    meta["data_level"] = level or ("derived" if "derived_from" in from_name else ("raw" if from_name else None))
+    project = dd.get("project_name") or dd.get("project")
+    meta["project_name"] = str(project) if project else None
+    inst = dd.get("institution")
+    if isinstance(inst, dict):
+        inst = inst.get("abbreviation") or inst.get("name")
+    if isinstance(inst, str) and inst:
+        meta["institution"] = inst
+    acq = from_name.get("acquisition_date")
+    if not acq and meta["creation_time"] and meta["data_level"] == "raw":
+        acq = meta["creation_time"][:10]
+    meta["acquisition_date"] = acq
+    src = dd.get("source_data")
+    source_data = [str(s) for s in src] if isinstance(src, list) else ([str(src)] if src else [])
+    meta["source_data"] = source_data
+    derived = from_name.get("derived_from")
+    if not derived and len(source_data) == 1:
+        derived = posixpath.basename(source_data[0].rstrip("/"))
+    meta["derived_from"] = derived
+    meta["raw_asset"] = from_name.get("raw_asset") or (derived if derived else None)
+    return meta
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass
+class _Obj:
+    key: str  # full S3 key
+    version_id: Optional[str]  # None when S3 gave none ("null")
+    etag: str  # without quotes
+    size: int
+    modified: datetime
+    storage_class: Optional[str] = None
+
+
+@dataclass
+class _Listing:
+    """An asset's listing, spooled to disk; counts and digest computed on the way."""
+
+    fh: IO[bytes] = field(default_factory=tempfile.TemporaryFile)
+    count: int = 0
+    bytes: int = 0
+    unpinned: int = 0
+    newest: Optional[datetime] = None
+    digest: Any = field(default_factory=lambda: hashlib.sha256())
+    sidecars: list[_Obj] = field(default_factory=list)
+    versioned_listing: bool = False
+
+    def add(self, o: _Obj) -> None:
+        pickle.dump(o, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.count += 1
+        self.bytes += o.size
+        if o.version_id is None:
+            self.unpinned += 1
+        self.seen(o.modified)
+        self.digest.update(f"{o.key}\0{o.version_id or ''}\0{o.etag}\0{o.size}\n".encode("utf-8", "surrogateescape"))
+
+    def seen(self, modified: Optional[datetime]) -> None:
+        if modified is not None and (self.newest is None or modified > self.newest):
+            self.newest = modified
+
+    def __iter__(self) -> Iterator[_Obj]:
+        self.fh.seek(0)
+        for _ in range(self.count):
+            yield pickle.load(self.fh)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _version_id(v: Any) -> Optional[str]:
+    return v if isinstance(v, str) and v and v != "null" else None
+
+
+def _etag(v: Any) -> str:
+    return str(v or "").strip('"')
+
+
+# --------------------------------------------------------------------------- the source
+
+
+def _label_key(label: str) -> tuple[str, int]:
+    base, sep, n = label.rpartition("-")
+    if sep and n.isdigit() and base.endswith("Z"):
+        return base, int(n)
+    return label, 0
+
+
+def next_label(newest: datetime, labels: set[str]) -> str:
+    """The newest LastModified as a sortable label; ``-2``, ``-3``... if that would not be new."""
+    label = newest.astimezone(timezone.utc).strftime(_STAMP)
+    if not labels:
+        return label
+    last = max(labels, key=_label_key)
+    base, n = _label_key(last)
+    if label > base:
+        return label
+    return f"{base}-{max(n, 1) + 1}"
+
+
+def is_text(rel: str, size: int) -> bool:
+    name = posixpath.basename(rel)
+    if size > TEXT_MAX_BYTES:
+        return False
+    stem, ext = posixpath.splitext(name)
+    return name in TEXT_NAMES or ext.lower() in TEXT_EXTENSIONS or (ext == "" and stem.upper() in TEXT_NAMES)
+
+
+def remote_id_for(path: str, key: Optional[str], urls: tuple[str, ...]) -> Optional[str]:
+    """``<S3 key>@<versionId>`` (or the bare S3 key) from an object URL (used by reindex)."""
+    for u in urls:
+        parts = urlsplit(u)
+        if parts.scheme not in ("http", "https"):
+            continue
+        segs = parts.path.lstrip("/")
+        if ".s3." in parts.netloc and parts.netloc.endswith("amazonaws.com") and not parts.netloc.startswith("s3."):
+            s3key = segs  # virtual-hosted: bucket in the host name
+        else:
+            s3key = segs.split("/", 1)[1] if "/" in segs else ""
+        if not s3key:
+            continue
+        s3key = unquote(s3key)
+        vid = parse_qs(parts.query).get("versionId")
+        return f"{s3key}@{vid[0]}" if vid else s3key
+    return None
+
+
+class AindSource:
+    archive = "aind"
+    reserved: tuple[str, ...] = ()
+
+    def __init__(self, name: str, settings: Optional[S3Settings] = None, *, client: Any = None):
+        self.name = name
+        self.settings = settings or S3Settings()
+        self._client = client
+        self.id = f"aind:{name}"
+        self.remote_id = name
+        self.relpath = f"aind/{name}"
+        self.asset_prefix = f"{self.settings.prefix}{name}/"
+
+    def describe(self) -> str:
+        return f"AIND asset {self.name} mirrored from s3://{self.settings.bucket}/{self.asset_prefix}"
+
+    def prepare_dataset(self, path: Path) -> dict[str, str]:
+        return {}
+
+    @property
+    def client(self) -> Any:
+        return self._client if self._client is not None else s3_client(self.settings)
+
+    # -- listing ----------------------------------------------------------
+    def _list(self, progress: Optional[ProgressCallback], state: Optional[SourceState] = None) -> _Listing:
+        listing = _Listing()
+        try:
+            try:
+                self._list_versions(listing, progress)
+            except AindError as exc:
+                if not getattr(exc, "fallback", False):
+                    raise
+                listing.close()
+                listing = _Listing()
+                log.info("%s: versioned listing not allowed, listing latest objects and asking HEAD", self.id)
+                self._list_latest(listing, progress, state)
+        except BaseException:
+            listing.close()
+            raise
+        return listing
+
+    def _note(self, listing: _Listing, o: _Obj) -> None:
+        rel = o.key[len(self.asset_prefix):]
+        if "/" not in rel and rel.endswith(".json") and o.size <= SIDECAR_MAX_BYTES and check_path(rel) is None \
+                and (rel in SIDECARS or len(listing.sidecars) < MAX_EAGER_SIDECARS):
+            listing.sidecars.append(o)
+
+    def _list_versions(self, listing: _Listing, progress: Optional[ProgressCallback]) -> None:
+        """ListObjectVersions: gives version ids and delete markers in one pass (needs ListBucketVersions)."""
+        s = self.settings
+        pages = self.client.get_paginator("list_object_versions").paginate(Bucket=s.bucket, Prefix=self.asset_prefix)
+        try:
+            for page in pages:
+                for v in page.get("Versions") or []:
+                    if not v.get("IsLatest"):
+                        continue
+                    o = _Obj(v["Key"], _version_id(v.get("VersionId")), _etag(v.get("ETag")), int(v.get("Size") or 0),
+                             v["LastModified"], v.get("StorageClass"))
+                    listing.add(o)
+                    self._note(listing, o)
+                for d in page.get("DeleteMarkers") or []:
+                    if d.get("IsLatest"):
+                        listing.seen(d.get("LastModified"))  # a deletion is a change, dated
+                listing.versioned_listing = True
+                if progress:
+                    progress("listing", listing.count, None)
+        except Exception as exc:
+            if _is_denied_or_unsupported(exc) and listing.count == 0:
+                err = _s3_gist(exc, s, f"listing versions of {self.name}")
+                err.fallback = True  # type: ignore[attr-defined]
+                raise err from None
+            raise _s3_gist(exc, s, f"listing {self.name}") from None
+
+    def _list_latest(self, listing: _Listing, progress: Optional[ProgressCallback],
+                     state: Optional[SourceState] = None) -> None:
+        """ListObjectsV2 + HEAD for the version id (only if the bucket turns out to be versioned).
+
+        A version id learned once is cached per (key, ETag, LastModified), so later
+        syncs HEAD only new or changed objects.  Whether the bucket is versioned is
+        decided by the first object HEAD is asked about.
+        """
+        s = self.settings
+        versioned: Optional[bool] = None
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=s.bucket, Prefix=self.asset_prefix)
+            with ThreadPoolExecutor(WORKERS) as pool:
+                for page in pages:
+                    objs = [_Obj(c["Key"], None, _etag(c.get("ETag")), int(c.get("Size") or 0), c["LastModified"],
+                                 c.get("StorageClass")) for c in page.get("Contents") or []]
+                    misses: list[int] = []
+                    for i, o in enumerate(objs):
+                        cached = state.cache_get(VERSION_NAMESPACE, self._version_key(o)) if state is not None else None
+                        if cached is None:
+                            misses.append(i)
+                        else:
+                            o.version_id = _version_id(cached)
+                    heads: list[_Obj] = []
+                    if misses and versioned is None:
+                        heads.append(self._head(objs[misses[0]]))
+                        versioned = heads[0].version_id is not None
+                    if misses and versioned:
+                        heads += pool.map(self._head, [objs[i] for i in misses[len(heads):]])
+                        for i, h in zip(misses, heads):
+                            if state is not None and h.etag == objs[i].etag:
+                                state.cache_put(VERSION_NAMESPACE, self._version_key(objs[i]), h.version_id or "null")
+                            objs[i] = h  # changed since the listing: HEAD's record is the consistent one
+                    for o in objs:
+                        listing.add(o)
+                        self._note(listing, o)
+                    if progress:
+                        progress("listing", listing.count, None)
+        except AindError:
+            raise
+        except Exception as exc:
+            raise _s3_gist(exc, s, f"listing {self.name}") from None
+
+    def _version_key(self, o: _Obj) -> str:
+        return f"{self.settings.bucket}/{o.key}#{o.etag}@{o.modified.isoformat()}"
+
+    def _head(self, o: _Obj) -> _Obj:
+        try:
+            r = self.client.head_object(Bucket=self.settings.bucket, Key=o.key)
+        except Exception as exc:
+            raise _s3_gist(exc, self.settings, f"HEAD {o.key}") from None
+        return _Obj(o.key, _version_id(r.get("VersionId")), _etag(r.get("ETag")), int(r.get("ContentLength") or 0),
+                    r.get("LastModified") or o.modified, o.storage_class)
+
+    # -- snapshots ---------------------------------------------------------
+    def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
+        s = self.settings
+        self._check_origin(state)
+        listing = self._list(progress, state)
+        handed_over = False  # once the entries generator has the spool, it closes it
+        try:
+            listing.digest.update(f"policy {s.policy}\n".encode())
+            digest = listing.digest.hexdigest()[:32]
+            labels = state.labels()
+            if labels:
+                last = max(labels, key=_label_key)
+                if _stamp_digest(state.last_remote_modified(last)) == digest:
+                    return
+            elif listing.count == 0:
+                raise AindError(f"AIND {s.where}: no asset {self.name!r} (no object under {self.asset_prefix})")
+            newest = listing.newest or datetime.now(timezone.utc)
+            label = next_label(newest, labels)
+            sidecars = self._read_sidecars(listing.sidecars)
+            meta = asset_meta(self.name, sidecars)
+            pinned = listing.count > 0 and listing.unpinned == 0
+            meta.update({
+                "bucket": s.bucket,
+                "prefix": self.asset_prefix,
+                "pinned_upstream": pinned,
+                "objects": listing.count,
+                "bytes": listing.bytes,
+            })
+            snap = Snapshot(
+                label=label,
+                kind="snapshot",
+                entries=[],
+                date=newest,
+                message=f"AIND {self.name} snapshot {label}",
+                tag=label,
+                tag_message=self._tag_message(label, meta, listing),
+                remote_modified=f"{newest.astimezone(timezone.utc).isoformat()} n={listing.count} digest={digest}",
+                meta=meta,
+            )
+            if listing.count and not pinned:
+                what = "not versioned" if listing.unpinned == listing.count else \
+                    f"not versioned for {listing.unpinned} of {listing.count} objects"
+                warning = (f"s3://{s.bucket}/{self.asset_prefix}: bucket {what}: plain URLs, not pinned upstream "
+                           "(an overwrite or delete upstream makes the old content unretrievable)")
+                log.info("%s: %s", self.id, warning)  # the sync report carries it to the user
+                if hasattr(snap, "warnings"):
+                    snap.warnings.append(warning)
+            snap.entries = self._entries(listing, sidecars, snap, state, progress)
+            handed_over = True
+            yield snap
+        finally:
+            if not handed_over:
+                listing.close()
+
+    def _check_origin(self, state: SourceState) -> None:
+        """Refuse to mix two buckets/prefixes in one dataset (the id is only the asset name)."""
+        head = getattr(state, "head_version", None)
+        if not isinstance(head, dict) or not head.get("meta"):
+            return
+        try:
+            meta = json.loads(head["meta"]) if isinstance(head["meta"], str) else dict(head["meta"])
+        except (TypeError, ValueError):
+            return
+        was = (meta.get("bucket"), meta.get("prefix"))
+        if was[0] and (was[0], was[1] or self.asset_prefix) != (self.settings.bucket, self.asset_prefix):
+            raise AindError(
+                f"{self.id} was mirrored from s3://{was[0]}/{was[1] or ''}, not s3://{self.settings.bucket}/"
+                f"{self.asset_prefix}: use another --root for another bucket or prefix"
+            )
+
+    def _tag_message(self, label: str, meta: dict, listing: _Listing) -> str:
+        lines = [f"AIND {self.name} snapshot {label}", ""]
+        for k in ("subject_id", "modality", "creation_time", "data_level", "project_name", "derived_from"):
+            if meta.get(k):
+                lines.append(f"{k}: {meta[k]}")
+        lines.append(f"objects: {listing.count}, bytes: {listing.bytes}")
+        lines.append(f"pinned upstream: {'yes (versionId URLs)' if meta['pinned_upstream'] else 'no (plain URLs)'}")
+        lines.append(f"Source: s3://{self.settings.bucket}/{self.asset_prefix}")
+        return "\n".join(lines) + "\n"
+
+    def _read_sidecars(self, objs: list[_Obj]) -> dict[str, bytes]:
+        s = self.settings
+        out: dict[str, bytes] = {}
+        if not objs:
+            return out
+        with ThreadPoolExecutor(min(WORKERS, len(objs))) as pool:
+            datas = pool.map(lambda o: fetch_object(s, o.key, o.version_id, o.etag, SIDECAR_MAX_BYTES), objs)
+            for o, data in zip(objs, datas):
+                out[o.key[len(self.asset_prefix):]] = data
+        return out
+
+    # -- entries -------------------------------------------------------------
+    def _entries(self, listing: _Listing, sidecars: dict[str, bytes], snap: Snapshot, state: SourceState,
+                 progress: Optional[ProgressCallback]) -> Iterator[Entry]:
+        batch: list[_Obj] = []
+        done = 0
+        with ThreadPoolExecutor(WORKERS) as pool, closing(listing):
+            for o in listing:
+                batch.append(o)
+                if len(batch) >= BATCH:
+                    yield from self._resolve(batch, sidecars, snap, state, pool)
+                    done += len(batch)
+                    batch = []
+                    if progress:
+                        progress("objects", done, listing.count)
+            if batch:
+                yield from self._resolve(batch, sidecars, snap, state, pool)
+                done += len(batch)
+                if progress:
+                    progress("objects", done, listing.count)
+
+    def _cache_key(self, o: _Obj) -> str:
+        return f"{self.settings.bucket}/{o.key}@{o.version_id or ''}#{o.etag}:{o.size}"
+
+    def _resolve(self, batch: list[_Obj], sidecars: dict[str, bytes], snap: Snapshot, state: SourceState,
+                 pool: ThreadPoolExecutor) -> Iterator[Entry]:
+        s = self.settings
+        plan: list[tuple[_Obj, str, str]] = []  # (object, relative path, how)
+        fetch: list[_Obj] = []
+        hashing: list[_Obj] = []
+        known: dict[str, str] = {}
+        for o in batch:
+            rel = o.key[len(self.asset_prefix):]
+            if rel.endswith("/") and o.size == 0:
+                continue  # a "folder" placeholder object, not a file
+            reason = "S3 key ends with '/' but has content" if rel.endswith("/") else check_path(rel, self.reserved)
+            if reason:
+                snap.refused.append(Refusal(rel, f"{reason} (S3 key {o.key!r})"))
+                log.info("%s: refusing S3 key %r: %s", self.id, o.key, reason)
+                continue
+            if rel in sidecars:
+                plan.append((o, rel, "sidecar"))
+                continue
+            md5 = o.etag.lower() if _MD5_RE.match(o.etag.lower()) else None
+            if is_text(rel, o.size):
+                how = "text"
+            elif md5:
+                how = "md5"
+            elif s.wants_hash(o.size):
+                how = "sha256"
+            else:
+                how = "vurl"
+            if how in ("text", "sha256"):
+                cached = state.cache_get(SHA_NAMESPACE, self._cache_key(o))
+                if cached:
+                    known[o.key] = cached
+                elif how == "text":
+                    fetch.append(o)
+                else:
+                    hashing.append(o)
+            plan.append((o, rel, how))
+        contents: dict[str, bytes] = {}
+        if fetch:
+            for o, data in zip(fetch, pool.map(lambda o: fetch_object(s, o.key, o.version_id, o.etag, o.size), fetch)):
+                contents[o.key] = data
+                known[o.key] = hashlib.sha256(data).hexdigest()
+                state.cache_put(SHA_NAMESPACE, self._cache_key(o), known[o.key])
+        if hashing:
+            for o, sha in zip(hashing, pool.map(lambda o: hash_object(s, o.key, o.version_id, o.etag, o.size), hashing)):
+                known[o.key] = sha
+                state.cache_put(SHA_NAMESPACE, self._cache_key(o), sha)
+        for o, rel, how in plan:
+            remote_id = f"{o.key}@{o.version_id}" if o.version_id else o.key
+            if how == "sidecar":
+                yield GitEntry(rel, sidecars[rel], remote_id)
+                continue
+            if how == "text":
+                if o.key in contents:
+                    yield GitEntry(rel, contents[o.key], remote_id)
+                else:
+                    yield GitEntry(rel, None, remote_id, known[o.key], o.size,
+                                   functools.partial(_load_text, s, o.key, o.version_id, o.etag, o.size))
+                continue
+            url = s.object_url(o.key, o.version_id)
+            if how == "md5":
+                md5 = o.etag.lower()
+                yield AnnexEntry(rel, md5e_key(md5, o.size, rel), o.size, (url,), MD5, md5, remote_id)
+            elif how == "sha256":
+                sha = known[o.key]
+                yield AnnexEntry(rel, sha256e_key(sha, o.size, rel), o.size, (url,), SHA256, sha, remote_id)
+            else:
+                # pinned URLs name one immutable version; a plain URL may be overwritten, so the
+                # ETag joins the key's name: new content upstream -> a new key, never a failed check
+                seed = url if o.version_id else f"{url}#etag={o.etag}"
+                yield AnnexEntry(rel, url_key(seed, o.size), o.size, (url,), VERIFY_ON_GET, None, remote_id)
+
+
+def _stamp_digest(stamp: Optional[str]) -> Optional[str]:
+    if not stamp:
+        return None
+    for part in stamp.split():
+        if part.startswith("digest="):
+            return part[len("digest="):]
+    return None
+
+
+# --------------------------------------------------------------------------- CLI plumbing
+
+
+def add_options(group: Any) -> None:
+    def add(*flags: str, **kw: Any) -> None:
+        taken = getattr(group, "_option_string_actions", {})
+        if any(f in taken for f in flags):  # another source already defined it: keep theirs
+            log.debug("aind: option %s already defined", flags[0])
+            return
+        group.add_argument(*flags, **kw)
+
+    add("--bucket", default=None, help=f"AIND: S3 bucket (env NEUROMIRROR_AIND_BUCKET; default {DEFAULT_BUCKET})")
+    add("--prefix", default=None,
+        help="AIND: key prefix above the assets, e.g. ephys-compression/ in aind-benchmark-data "
+             "(env NEUROMIRROR_AIND_PREFIX; default: the bucket's top level)")
+    add("--s3-endpoint", default=None, metavar="URL",
+        help="AIND: S3 endpoint URL (env NEUROMIRROR_S3_ENDPOINT; default AWS)")
+    add("--s3-region", default=None,
+        help=f"AIND: S3 region (env NEUROMIRROR_S3_REGION; default {DEFAULT_REGION})")
+    add("--s3-signed", action="store_true", default=None,
+        help="AIND: sign S3 requests with the usual AWS credentials (env NEUROMIRROR_S3_SIGNED=1; default anonymous)")
+    add("--hash", action="store_true", default=None,
+        help="AIND: download and hash multipart objects (SHA256E keys) instead of VURL keys (env NEUROMIRROR_AIND_HASH=1)")
+    add("--hash-threshold", default=None, metavar="SIZE",
+        help="AIND: hash multipart objects up to SIZE (e.g. 500MB, 1GiB); larger ones get VURL keys "
+             "(env NEUROMIRROR_AIND_HASH_THRESHOLD; default 0 = none)")
+
+
+def expand(spec: Spec, options: dict) -> Iterator[AindSource]:
+    try:
+        settings = S3Settings.from_options(options)
+    except ValueError as exc:
+        raise AindError(f"AIND options: {exc}") from None
+    if not spec.is_glob:
+        yield AindSource(spec.name, settings)
+        return
+    for name in list_assets(settings, spec.name):
+        yield AindSource(name, settings)
+
+
+def list_assets(settings: S3Settings, pattern: str = "*") -> Iterator[str]:
+    """Asset names (top-level prefixes under ``settings.prefix``) matching a glob, sorted."""
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    client = s3_client(settings)
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=settings.bucket, Prefix=settings.prefix + literal, Delimiter="/"
+        )
+        for page in pages:
+            for cp in page.get("CommonPrefixes") or []:
+                name = cp["Prefix"][len(settings.prefix):].rstrip("/")
+                if name and fnmatch.fnmatchcase(name, pattern) and check_path(name) is None:
+                    yield name
+    except Exception as exc:
+        raise _s3_gist(exc, settings, f"listing assets matching {pattern!r}") from None

