@@ -98,18 +98,18 @@ def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
             sample = build_sample_dandiset(dandi)
             spec = f"dandi:{sample.identifier}"
             _say(f"== sample dandiset {sample.identifier}: version {sample.published} published, then the draft changed")
-            _run([*exe, "sync", spec, "--dandi-api", dandi.api_url], env=env)
-            _run([*exe, "sync", spec, "--dandi-api", dandi.api_url], env=env)  # a no-op: nothing changed
+            _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q"], env=env)
+            _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q"], env=env)  # a no-op: nothing changed
             _run([*exe, "versions", spec], env=env)
 
             _say("== what a lab does: clone the mirror, get a file, check it")
             clone = work / "clone"
             dataset = root / "dandi" / sample.identifier
-            _run(["datalad", "clone", str(dataset), str(clone)], env=env)
+            _run(["datalad", "-l", "error", "clone", str(dataset), str(clone)], env=env)
             # loopback stand-ins: allow them in this clone only, never in the user's global config
             _run(["git", "-C", str(clone), "config", "annex.security.allowed-ip-addresses", "127.0.0.1"])
             path = "sub-01/sub-01_ses-1_ecephys.nwb"
-            _run(["datalad", "get", path], cwd=clone, env=env)
+            _run(["datalad", "-l", "error", "get", path], cwd=clone, env=env)
             got = hashlib.sha256((clone / path).read_bytes()).hexdigest()
             want = hashlib.sha256(sample.files[path]).hexdigest()
             _say(f"sha256 of {path}: {got}")
@@ -120,11 +120,35 @@ def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
             _say("== pin and cite the published version")
             pin = json.loads(_run([*exe, "pin", f"{spec}@{sample.published}", "--json"], env=env))
             _say(_citation_text(root, spec, sample.published, pin, env))
-        _say(f"== done: mirror at {root}, clone at {clone}")
+
+        _demo_boss(exe, root, work, env)
+        _say(f"== done: mirror at {root}, clones under {work}")
         return 0
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _demo_boss(exe: list[str], root: Path, work: Path, env: dict) -> None:
+    """A BOSS experiment: volumes become OME-Zarr chunks, fetched through the package's special remote."""
+    import numpy as np
+
+    from .standins.boss_sample import SPEC, TINY_CHUNK, sync_args, tiny_sample
+
+    token = "demo-token"  # read from INTERN_TOKEN at sync and at retrieval; never written anywhere
+    with tiny_sample(token=token) as boss:
+        benv = dict(env, INTERN_TOKEN=token, NEUROMIRROR_BOSS_URL=boss.url)
+        _say(f"== a BOSS experiment from the stand-in at {boss.url}: {SPEC}")
+        _run([*exe, *sync_args(boss), "-q"], env=benv)
+        clone = work / "boss-clone"
+        _run(["datalad", "-l", "error", "clone", str(root / SPEC.replace(":", "/", 1)), str(clone)], env=benv)
+        chunk = "image8.ome.zarr/0/0/0/0"
+        _run(["datalad", "-l", "error", "get", chunk], cwd=clone, env=benv)
+        got = np.frombuffer((clone / chunk).read_bytes(), dtype=np.uint8).reshape(TINY_CHUNK)
+        want = boss.volume("neuromirror_demo", "exp1", "image8", 0)[: TINY_CHUNK[0], : TINY_CHUNK[1], : TINY_CHUNK[2]]
+        if not np.array_equal(got, want):
+            raise RuntimeError(f"{chunk}: the chunk does not match the server's volume")
+        _say(f"{chunk}: {got.nbytes} bytes, equal to the server's volume [0:{TINY_CHUNK[0]}, 0:{TINY_CHUNK[1]}, 0:{TINY_CHUNK[2]}]")
 
 
 def _citation_text(root: Path, spec: str, version: str, pin: dict, env: dict) -> str:
