@@ -1,0 +1,88 @@
+"""``neuromirror verify SPEC[@VERSION] [--content] [--sample N]``: dataset, index and archive agree?"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..spec import Spec
+from .common import UserError, add_json, find_version, print_json, sources_matching, spec_arg
+from .get import require_mirror
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check that a version's dataset tree, the index and the archive's URLs agree (--content: download)",
+        description="Compare the dataset's tree at the version's commit with the index (paths, keys, sizes, "
+                    "checksums), check every key's URLs are registered on the git-annex branch and, with --content, "
+                    "download (a sample of) the content from every registered URL and hash it against the key. "
+                    "Exit 0 only when everything agrees.",
+    )
+    p.add_argument("specs", nargs="+", metavar="SPEC",
+                   help="dandi:000027@0.230629.1955, dandi:000027 (the latest version) or a pattern like 'dandi:*'")
+    p.add_argument("--all-versions", action="store_true", help="check every recorded version, not just the latest")
+    p.add_argument("--archive", action="store_true",
+                   help="list the version at the archive again (as sync does) and compare paths, keys and URLs")
+    p.add_argument("--content", action="store_true", help="download content from the registered URLs and hash it")
+    p.add_argument("--sample", type=int, metavar="N", help="with --content: check N random keys per version")
+    p.add_argument("--seed", type=int, help="random seed for --sample (repeatable samples)")
+    p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
+    p.add_argument("--allow-ip", metavar="ADDRS", default=None,
+                   help="for --content through git-annex (special-remote URLs): annex.security.allowed-ip-addresses "
+                        "in the scratch clone (env NEUROMIRROR_ALLOW_IP)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before a stalled download fails (default 60)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems and verdicts")
+    add_json(p)
+    from ..sources import add_options
+
+    add_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..retrieve import allow_ip_default
+    from ..verify import verify_version
+
+    specs = [spec_arg(s) for s in args.specs]
+    if args.sample is not None and args.sample < 1:
+        raise UserError("--sample must be at least 1")
+    if args.sample is not None and not args.content:
+        raise UserError("--sample applies to --content")
+    mirror = require_mirror(args)
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "specs")}
+    reports = []
+    downloaded: dict = {}  # (key, URL) -> result: versions sharing content download it once
+    try:
+        todo: list[tuple[str, dict]] = []
+        for spec in specs:
+            if spec.version and spec.is_glob:
+                raise UserError(f"{spec}: a version needs a named source, not a pattern")
+            for source in ([spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec])):
+                if spec.version or not args.all_versions:
+                    row = find_version(mirror.index, Spec(spec.archive, source.split(":", 1)[1], spec.version))
+                    todo.append((source, row))
+                else:
+                    if mirror.index.source(source) is None:
+                        raise UserError(f"{source} is not mirrored here")
+                    todo += [(source, v) for v in mirror.index.versions(source)]
+        for source, row in todo:
+            rep = verify_version(mirror, source, row, content=args.content, sample=args.sample, seed=args.seed,
+                                 jobs=args.jobs, progress=not (args.quiet or args.json), timeout=args.timeout,
+                                 archive=args.archive, options=options, content_cache=downloaded,
+                                 allow_ip=allow_ip_default(args.allow_ip))
+            reports.append(rep)
+            if not args.json:
+                lines = rep.lines()
+                if args.quiet:
+                    lines = [ln for ln in lines if "MISMATCH" in ln or ln == lines[-1]]
+                print("\n".join(lines))
+                sys.stdout.flush()
+    finally:
+        mirror.close()
+    if args.json:
+        print_json([r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json())
+    bad = [r for r in reports if not r.ok]
+    if len(reports) > 1 and not args.json:
+        print(f"{len(reports)} version(s) verified: {len(reports) - len(bad)} OK, {len(bad)} FAILED")
+    return 1 if bad else 0
