@@ -210,3 +210,12 @@ def test_reindex_reproduces_the_index(cli, dandi_archive) -> None:
     assert code == 0, err
     assert f"dandi:{sample.identifier}: 2 versions" in out
     assert dump_index(index) == before
+
+
+def test_unknown_dandiset_fails_and_creates_nothing(cli, dandi_archive) -> None:
+    code, out, err = cli("sync", "dandi:999999")
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and "999999" in err
+    assert not (cli.root / "dandi" / "999999").exists()
+    if (cli.root / ".gitmodules").exists():
+        assert "999999" not in (cli.root / ".gitmodules").read_text()

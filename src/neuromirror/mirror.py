@@ -133,10 +133,9 @@ class Mirror:
         """Created, configured (SHA256E) and committed: what ensure_dataset finishes with."""
         if not ((path / ".git").is_dir() and (path / ".datalad" / "config").exists()):
             return False
-        attrs = path / ".gitattributes"
-        if not (attrs.exists() and "* annex.backend=SHA256E" in attrs.read_text().splitlines()):
-            return False
-        return gitutil.is_clean(path) and bool(gitutil.rev_parse(path, "HEAD"))
+        # what is committed counts: a dirty work tree is reset to the last commit by recover()
+        committed = gitutil.run(path, "show", "HEAD:.gitattributes", check=False).stdout.decode(errors="replace")
+        return "* annex.backend=SHA256E" in committed.splitlines()
 
     def _discard_partial(self, path: Path) -> None:
         """A dataset whose creation was interrupted holds nothing of value: start it again."""

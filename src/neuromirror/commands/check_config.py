@@ -1,0 +1,59 @@
+"""``neuromirror check-config FILE...``: validate mirror definitions and say what they define."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_json, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-config", help="validate mirror definition files (mirrors/*.yaml); nothing else")
+    p.add_argument("files", nargs="+", metavar="FILE", help="mirror definition file(s)")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_config, load_configs
+
+    results = []
+    failed = False
+    for path in args.files:
+        try:
+            cfg = load_config(path)
+            results.append({"file": path, "ok": True, "errors": [], "warnings": cfg.warnings, "config": cfg.to_json()})
+        except ConfigError as exc:
+            failed = True
+            results.append({"file": path, "ok": False, "errors": [str(i) for i in exc.issues], "warnings": []})
+    cross: list[str] = []
+    if not failed and len(args.files) > 1:  # the files together, as `serve` would load them
+        try:
+            load_configs(args.files)
+        except ConfigError as exc:
+            failed = True
+            cross = [str(i) for i in exc.issues]
+    if args.json:
+        print_json({"ok": not failed, "files": results, "errors": cross})
+        return 1 if failed else 0
+    for r in results:
+        for e in r["errors"]:
+            print(e, file=sys.stderr)
+        for w in r["warnings"]:
+            print(f"warning: {w}", file=sys.stderr)
+        if r["ok"]:
+            c = r["config"]
+            n = len(c["sources"])
+            print(f"{r['file']}: ok, {n} source{'s' if n != 1 else ''}"
+                  + (f", root {c['root']}" if c["root"] else "") + f", {c['jobs']} job(s)")
+            for s in load_config(r["file"]).sources:
+                extra = "" if s.enabled else "  (disabled)"
+                pub = f"  publish to {s.publish['to']}" if s.publish else ""
+                print(f"  {s.spec}  {s.schedule.describe()}{pub}{extra}")
+    for e in cross:
+        print(e, file=sys.stderr)
+    if failed:
+        bad = sum(not r["ok"] for r in results) or 1
+        print(f"neuromirror: {bad} invalid mirror definition{'s' if bad != 1 else ''}", file=sys.stderr)
+    return 1 if failed else 0
