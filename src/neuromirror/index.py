@@ -362,6 +362,18 @@ class Index:
     def cache_put(self, namespace: str, key: str, value: str) -> None:
         self.db.conn.execute("INSERT OR REPLACE INTO cache (namespace, key, value) VALUES (?,?,?)", [namespace, key, value])
 
+    def cache_get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, str]:
+        """key -> value for those of ``keys`` that are cached (one query per 500 keys)."""
+        keys = list(keys)
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            found.update(self.db.conn.execute(
+                f"SELECT key, value FROM cache WHERE namespace=? AND key IN ({','.join('?' * len(chunk))})",
+                [namespace, *chunk],
+            ).fetchall())
+        return found
+
     def cache_put_many(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
         with self.transaction():
             self.db.conn.executemany(

@@ -18,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO, Iterable, Iterator, Optional
 
 from . import gitutil, timing
 from .annex.writer import Delete, Put, make_writer
@@ -83,6 +83,14 @@ class IndexState:
 
     def cache_put(self, namespace: str, key: str, value: str) -> None:
         self.index.cache_put(namespace, key, value)
+
+    def cache_get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, str]:
+        """The cached values of many keys in a few queries (a page of blobs, say)."""
+        return self.index.cache_get_many(namespace, keys)
+
+    def cache_put_many(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
+        """Many values in one transaction: one commit per page instead of one per blob."""
+        self.index.cache_put_many(namespace, items)
 
 
 def _digest(identity: str) -> bytes:
@@ -240,25 +248,41 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
     index = mirror.index
     sid: str = source.id  # type: ignore[attr-defined]
     relpath: str = source.relpath  # type: ignore[attr-defined]
-    ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
-    for action in mirror.recover(ds):
-        report.warnings.append(f"recovered {relpath}: {action}")
-    head = gitutil.rev_parse(ds, "HEAD")
-    if head and index.version_by_commit(sid, head) is None and _has_versions(ds):
-        from .reindex import reindex_dataset
+    ds = mirror.dataset_path(relpath)
+    head: Optional[str] = None
+    if (ds / ".git").exists():
+        ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
+        for action in mirror.recover(ds):
+            report.warnings.append(f"recovered {relpath}: {action}")
+        head = gitutil.rev_parse(ds, "HEAD")
+        if head and index.version_by_commit(sid, head) is None and _has_versions(ds):
+            from .reindex import reindex_dataset
 
-        reindex_dataset(index, sid, ds, relpath)
-        report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
+            reindex_dataset(index, sid, ds, relpath)
+            report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
     state = IndexState(index, sid, head)
-    url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
-    writer = make_writer(engine, ds, url_remotes=url_remotes)
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None
     snapshots = iter(source.snapshots(state, progress))  # type: ignore[attr-defined]
+    # ask the archive before creating anything: a mistyped source leaves no empty dataset behind
+    t_list = time.perf_counter()
+    first = next(snapshots, None)
+    if first is None:
+        report.outcome = "unchanged"
+        if head:  # an interrupted run may have committed without updating the root
+            mirror.register(relpath, f"[neuromirror] {sid}: registered")
+        return
+    ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
+    head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
+    url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
+    writer = make_writer(engine, ds, url_remotes=url_remotes)
     while True:
-        t_list = time.perf_counter()
-        snap = next(snapshots, None)
+        if first is not None:
+            snap, first = first, None
+        else:
+            t_list = time.perf_counter()
+            snap = next(snapshots, None)
         if snap is None:
             break
         if current is None:
