@@ -160,3 +160,69 @@ def test_secrets_never_written(dandi_archive, s3, tmp_path) -> None:  # noqa: AN
     for path in [*root.rglob("*")]:
         if path.is_file() and not path.is_symlink():
             assert key.encode() not in path.read_bytes(), path
+
+
+def test_hostile_and_broken_items_refused_rest_mirrored(cli, dandi_archive, tmp_path) -> None:  # noqa: ANN001
+    """Each bad item is refused with a reason in the report and the run record; the rest is mirrored."""
+    import json
+
+    ident = dandi_archive.create_dandiset(name="hostile", created=T0)
+    put = dandi_archive.put_asset
+    bad_paths = {
+        "a\x00b.nwb": "control character",
+        "esc\x1b[31m.nwb": "control character",
+        "x" * 300 + ".nwb": "longer than 255 bytes",
+        "sub/../../escape.nwb": "escapes",
+        ".git/hooks/pre-commit": ".git",
+        "sub/.datalad/../x": "escapes",
+    }
+    for p in bad_paths:
+        put(ident, p, b"evil", when=T0)
+    put(ident, "Sub/Data.nwb", b"first" * 5, when=T0)
+    put(ident, "sub/data.nwb", b"second" * 5, when=T0)  # differs only by case
+    put(ident, "thing", b"a file", when=T0)
+    put(ident, "thing/inside.nwb", b"and a directory", when=T0)  # a file and a directory of one name
+    wrong_type = put(ident, "wrong-type.nwb", b"w" * 9, when=T0)
+    dandi_archive.override_metadata(wrong_type, b'"metadata should be an object"')
+    bad_digest = put(ident, "bad-digest.nwb", b"d" * 9, when=T0)
+    dandi_archive.override_metadata(bad_digest, json.dumps(
+        {"digest": {"dandi:sha2-256": "not-a-sha256"}, "contentSize": 9, "path": "bad-digest.nwb"}).encode())
+    bad_size = put(ident, "bad-size.nwb", b"s" * 9, when=T0)
+    dandi_archive.override_metadata(bad_size, json.dumps(
+        {"digest": {"dandi:sha2-256": "ab" * 32}, "contentSize": 12345, "path": "bad-size.nwb"}).encode())
+    lying = put(ident, "lying.txt", b"the real text\n", when=T0)  # text: downloaded and checked
+    dandi_archive.override_metadata(lying, json.dumps(
+        {"digest": {"dandi:sha2-256": "cd" * 32}, "contentSize": 14, "path": "lying.txt"}).encode())
+    huge = put(ident, "huge-metadata.nwb", b"h" * 9, when=T0)
+    dandi_archive.override_metadata(huge, json.dumps({
+        "digest": {"dandi:sha2-256": dandi_archive.asset(huge).blob.sha256}, "contentSize": 9,
+        "description": "x" * 3_000_000, "path": "huge-metadata.nwb"}).encode())
+    put(ident, "good/ok.nwb", b"good" * 10, when=T0)
+
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    ds = cli.root / "dandi" / ident
+    paths = set(git(ds, "ls-tree", "-r", "--name-only", "HEAD").splitlines())
+    for p, why in bad_paths.items():
+        assert p not in paths
+        assert why in out, (why, out)
+    assert len({"Sub/Data.nwb", "sub/data.nwb"} & paths) == 1 and "differs only by case" in out
+    assert len({"thing", "thing/inside.nwb"} & paths) == 1 and "a file and a directory of the same name" in out
+    for p, why in [("wrong-type.nwb", "not an object"), ("bad-digest.nwb", "malformed sha256"),
+                   ("bad-size.nwb", "disagrees with the metadata's contentSize"),
+                   ("lying.txt", "does not match the archive's size and sha256")]:
+        assert p not in paths and f"refused {p!r}: refused: " in out and why in out, (p, out)
+    assert {"good/ok.nwb", "huge-metadata.nwb"} <= paths
+    hook = ds / ".git" / "hooks" / "pre-commit"  # git-annex's own hook; ours must not replace it
+    assert not (cli.root / "dandi" / "escape.nwb").exists() and b"evil" not in hook.read_bytes()
+    db = sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite")
+    run = db.execute("SELECT outcome, refused, report FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    assert run[0] == "ok" and run[1] == len(json.loads(run[2])["refused"]) >= 12
+
+
+def test_bad_cli_input_one_line_errors(cli) -> None:  # noqa: ANN001
+    for args, why in [(["sync", "dandi:12x"], "6 digits"), (["sync", "nope:1"], "unknown archive"),
+                      (["pin", "dandi:000001@"], "empty version"), (["versions", "dandi:000001"], "not mirrored"),
+                      (["sync", "aind:a/b"], "without '/'")]:
+        code, out, err = cli(*args)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and why in err, (args, err)

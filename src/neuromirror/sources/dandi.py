@@ -10,6 +10,7 @@ go into git, downloaded lazily and checked against their sha256.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import itertools
@@ -34,6 +35,7 @@ from ..paths import check_path
 from ..records import (
     SHA256,
     AnnexEntry,
+    ContentMismatch,
     Entry,
     GitEntry,
     Pending,
@@ -56,6 +58,7 @@ PIN_NAMESPACE = "s3-version-id"
 METADATA_FILE = "dandiset.yaml"
 HEAD_WORKERS = 32
 LISTING_ATTEMPTS = 5
+MAX_URL = 8192
 
 
 class _Listing:
@@ -434,6 +437,10 @@ class DandiSource:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                 snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
                 continue
+            urls = md.get("contentUrl")
+            if urls is not None and (not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)):
+                snap.refused.append(Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters"))
+                continue
             content_size = md.get("contentSize")
             if content_size is not None and content_size != size:
                 snap.refused.append(Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}"))
@@ -460,8 +467,43 @@ class DandiSource:
         else:
             for blob, version_id in learned:
                 state.cache_put(PIN_NAMESPACE, blob, version_id)
-        for asset, md in ready:
-            yield self._entry(asset, md, s3_urls.get(asset["asset_id"]), pins.get(asset.get("blob")))
+        entries = [self._entry(asset, md, s3_urls.get(asset["asset_id"]), pins.get(asset.get("blob"))) for asset, md in ready]
+        yield from self._fetch_new_text(entries, snap, state, pool)
+
+    def _fetch_new_text(self, entries: list[Entry], snap: Snapshot, state: SourceState,
+                        pool: ThreadPoolExecutor) -> Iterator[Entry]:
+        """Download new or changed text files now, concurrently, checked against size and sha256.
+
+        A file whose bytes disagree with the archive's digest (or whose download
+        fails) is refused on its own — the rest of the dandiset is mirrored.
+        Unchanged ones stay lazy: the sync never needs their bytes.
+        """
+        def needs(e: Entry) -> bool:
+            if not isinstance(e, GitEntry) or e.content is not None:
+                return False
+            prev = state.previous(e.path)
+            return prev is None or prev.checksum != e.sha256
+
+        def fetch(e: GitEntry) -> object:
+            try:
+                data = e.read()
+            except Exception as exc:  # ContentMismatch, DandiError
+                return exc
+            if len(data) != e.length:
+                return ContentMismatch(f"{len(data)} bytes downloaded, the archive says {e.length}")
+            return data
+
+        todo = [e for e in entries if needs(e)]
+        fetched = dict(zip((id(e) for e in todo), pool.map(fetch, todo)))
+        for e in entries:
+            got = fetched.get(id(e))
+            if got is None:
+                yield e
+            elif isinstance(got, bytes):
+                yield dataclasses.replace(e, content=got)  # type: ignore[type-var]
+            else:
+                reason = "content does not match the archive's size and sha256" if isinstance(got, ContentMismatch) else _gist(got)  # type: ignore[arg-type]
+                snap.refused.append(Refusal(e.path, f"refused: {reason}"))
 
     def _entry(self, asset: dict, md: dict, s3_url: Optional[str], version_id: Optional[str]) -> Entry:
         path = asset["path"]

@@ -545,6 +545,8 @@ class DandiStandIn:
         self._blobs: dict[str, BlobRecord] = {}
         self._blobs_by_sha: dict[str, list[BlobRecord]] = {}
         self._zarrs: dict[str, ZarrRecord] = {}
+        #: asset_id -> raw bytes served as its metadata (hostile-archive tests)
+        self._metadata_overrides: dict[str, bytes] = {}
         self._seq = 0
         self._pk = 0
         self._epoch = 0
@@ -1224,6 +1226,19 @@ class DandiStandIn:
             z.modified = t
             z.rev += 1
 
+    def override_metadata(self, asset_id: str, raw: Optional[bytes]) -> None:
+        """Serve ``raw`` (any bytes, e.g. JSON of the wrong type) as this asset's metadata.
+
+        A hostile or broken archive for tests: the mirror must refuse the item and go on.
+        ``None`` restores the computed metadata.
+        """
+        with self._lock:
+            if raw is None:
+                self._metadata_overrides.pop(asset_id, None)
+            else:
+                self._metadata_overrides[asset_id] = raw
+            self._assets[asset_id].rev += 1
+
     def corrupt_zarr_checksum(self, asset_id: str) -> None:
         """Make the API report a wrong dandi-zarr-checksum for this zarr asset (test hook)."""
         with self._lock:
@@ -1286,6 +1301,9 @@ class DandiStandIn:
         formatted directly (all of them are hex, uuids, numbers or quoted URLs), which
         is several times faster than ``json.dumps`` of the merged dict for 100k assets.
         """
+        override = self._metadata_overrides.get(a.asset_id)
+        if override is not None:
+            return override
         key = (a.rev, a.backing_rev, self._epoch)
         if a._meta is None or a._meta[0] != key:
             if a._user_json is None or a._user_json[0] != a.rev:
