@@ -145,9 +145,19 @@ def test_secrets_never_written(dandi_archive, s3, tmp_path) -> None:  # noqa: AN
     env = {"DANDI_API_KEY": key}
     proc = run_sync(root, dandi_archive.api_url, ident, **env)  # the stand-in has no auth: a key is simply sent
     log = proc.stdout + proc.stderr
-    for cmd in (["versions", f"dandi:{ident}"], ["pin", f"dandi:{ident}"], ["reindex"]):
+    spec = f"dandi:{ident}@draft"
+    lockfile = tmp_path / "data.lock"
+    every_command = [
+        ["versions", f"dandi:{ident}"], ["pin", spec], ["reindex"], ["search", "--path", "*.nwb"],
+        ["get", spec, "--to", str(tmp_path / "got"), "--allow-ip", "all"], ["lock", spec, "-o", str(lockfile)],
+        ["reproduce", str(lockfile), "--to", str(tmp_path / "again"), "--allow-ip", "all"],
+        ["cite", spec, "--format", "bibtex"], ["verify", spec, "--content", "--allow-ip", "all"],
+        ["diff", spec, spec], ["status", "--json"], ["publish", f"dandi:{ident}", "--to", str(tmp_path / "public")],
+    ]
+    for cmd in every_command:
         p = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), "-vv", *cmd],
                            capture_output=True, text=True, env=dict(os.environ, DANDI_API_KEY=key))
+        assert p.returncode == 0, (cmd, p.stderr[-2000:])
         log += p.stdout + p.stderr
     bad = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{ident}",
                           "--dandi-api", "http://127.0.0.1:9/api"], capture_output=True, text=True,
@@ -157,7 +167,7 @@ def test_secrets_never_written(dandi_archive, s3, tmp_path) -> None:  # noqa: AN
     ds = root / "dandi" / ident
     objects = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=ds, capture_output=True).stdout
     assert key.encode() not in objects
-    for path in [*root.rglob("*")]:
+    for path in [*tmp_path.rglob("*")]:  # the mirror, the index, clones, the lock file, the published copy
         if path.is_file() and not path.is_symlink():
             assert key.encode() not in path.read_bytes(), path
 
