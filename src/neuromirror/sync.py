@@ -13,12 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 from . import gitutil, timing
 from .annex.writer import Delete, Put, make_writer
@@ -26,6 +24,7 @@ from .crashpoints import crashpoint
 from .index import Index
 from .mirror import Mirror
 from .paths import check_path
+from .spool import Spool
 from .records import (
     Entry,
     Pending,
@@ -97,30 +96,10 @@ def _digest(identity: str) -> bytes:
     return hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=12).digest()
 
 
-class _Spool:
-    """Append-only temporary record file, read back as a stream."""
-
-    def __init__(self) -> None:
-        self.fh: IO[bytes] = tempfile.TemporaryFile()
-        self.count = 0
-
-    def add(self, obj: object) -> None:
-        pickle.dump(obj, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
-
-    def __iter__(self) -> Iterator:
-        self.fh.seek(0)
-        for _ in range(self.count):
-            yield pickle.load(self.fh)
-
-    def close(self) -> None:
-        self.fh.close()
-
-
 @dataclass
 class _Diff:
-    changes: _Spool
-    files: _Spool
+    changes: Spool
+    files: Spool
     added: int = 0
     removed: int = 0
     changed: int = 0
@@ -136,7 +115,7 @@ def _as_record(e: Entry) -> PreviousFile:
 
 def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport) -> _Diff:
     """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it."""
-    d = _Diff(_Spool(), _Spool())
+    d = _Diff(Spool(), Spool())
     seen: set[str] = set()
     lowered: dict[str, str] = {}
     dirs: set[str] = set()

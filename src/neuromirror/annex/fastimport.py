@@ -18,7 +18,6 @@ import re
 import subprocess
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Iterable, Optional
 
 from .. import gitutil
@@ -26,7 +25,7 @@ from ..crashpoints import crashpoint
 from ..records import AnnexEntry, GitEntry, SubdatasetEntry
 from . import gitmodules
 from .keys import hashdir_lower, key_file, symlink_target, url_for_log
-from .writer import AnnexWriter, Change, CommitResult, Delete, Put, epoch, log_stamp
+from .writer import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
 
 
 _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')

@@ -32,21 +32,20 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import posixpath
 import re
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional
+from typing import Any, Iterator, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from ..annex.keys import md5e_key, sha256e_key, url_key
 from ..paths import check_path
+from ..spool import Spool
 from ..records import (
     MD5,
     SHA256,
@@ -417,22 +416,20 @@ class _Obj:
     storage_class: Optional[str] = None
 
 
-@dataclass
-class _Listing:
+class _Listing(Spool):
     """An asset's listing, spooled to disk; counts and digest computed on the way."""
 
-    fh: IO[bytes] = field(default_factory=tempfile.TemporaryFile)
-    count: int = 0
-    bytes: int = 0
-    unpinned: int = 0
-    newest: Optional[datetime] = None
-    digest: Any = field(default_factory=lambda: hashlib.sha256())
-    sidecars: list[_Obj] = field(default_factory=list)
-    versioned_listing: bool = False
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+        self.unpinned = 0
+        self.newest: Optional[datetime] = None
+        self.digest: Any = hashlib.sha256()
+        self.sidecars: list[_Obj] = []
+        self.versioned_listing = False
 
-    def add(self, o: _Obj) -> None:
-        pickle.dump(o, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
+    def add(self, o: _Obj) -> None:  # type: ignore[override]
+        super().add(o)
         self.bytes += o.size
         if o.version_id is None:
             self.unpinned += 1
@@ -442,14 +439,6 @@ class _Listing:
     def seen(self, modified: Optional[datetime]) -> None:
         if modified is not None and (self.newest is None or modified > self.newest):
             self.newest = modified
-
-    def __iter__(self) -> Iterator[_Obj]:
-        self.fh.seek(0)
-        for _ in range(self.count):
-            yield pickle.load(self.fh)
-
-    def close(self) -> None:
-        self.fh.close()
 
 
 def _version_id(v: Any) -> Optional[str]:

@@ -47,12 +47,10 @@ import json
 import logging
 import math
 import os
-import pickle
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -60,11 +58,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from .. import ngff
 from ..annex.keys import sha256e_key, url_key
+from ..spool import Spool
 from ..records import SHA256, VERIFY_ON_GET, AnnexEntry, Entry, GitEntry, ProgressCallback, Snapshot, SourceState
 from ..spec import Spec
 
@@ -606,24 +605,6 @@ class _ChunkRec:
     annotation: bool
 
 
-class _Spool:
-    def __init__(self) -> None:
-        self.fh: IO[bytes] = tempfile.TemporaryFile()
-        self.count = 0
-
-    def add(self, obj: object) -> None:
-        pickle.dump(obj, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
-
-    def __iter__(self) -> Iterator[Any]:
-        self.fh.seek(0)
-        for _ in range(self.count):
-            yield pickle.load(self.fh)
-
-    def close(self) -> None:
-        self.fh.close()
-
-
 class _CacheWriter:
     """Batches the per-chunk cache rows (one transaction per batch, not per chunk)."""
 
@@ -975,10 +956,10 @@ class BossSource:
         return out
 
     # keys ----------------------------------------------------------------
-    def _decide(self, plans: list[ChannelPlan], state: SourceState, cache: _CacheWriter) -> _Spool:
+    def _decide(self, plans: list[ChannelPlan], state: SourceState, cache: _CacheWriter) -> Spool:
         """Pass 1: per chunk, a known key, a VURL key, or "read" (in plan order)."""
         s = self.settings
-        spool = _Spool()
+        spool = Spool()
         for p in plans:
             prev_z = state.previous(f"{p.root}/.zattrs")
             same_meta = bool(prev_z and prev_z.checksum == hashlib.sha256(p.zattrs).hexdigest())
@@ -998,9 +979,9 @@ class BossSource:
                 spool.add((path, chunk, p.annotation, p.data_digest, action))
         return spool
 
-    def _resolve(self, decided: _Spool, cache: _CacheWriter, progress: Optional[ProgressCallback]) -> _Spool:
+    def _resolve(self, decided: Spool, cache: _CacheWriter, progress: Optional[ProgressCallback]) -> Spool:
         """Pass 2: read and hash the "read" chunks, concurrently and in order; spool the entries."""
-        out = _Spool()
+        out = Spool()
         try:
             total = n_read = 0
             for _, chunk, _, _, (action, _, _) in decided:
@@ -1043,7 +1024,7 @@ class BossSource:
         data = read_chunk(self._thread_remote(), chunk, token=self._token)
         return hashlib.sha256(data).hexdigest()
 
-    def _emit(self, out: _Spool, cache: _CacheWriter, rec: tuple, fut: Optional[Future]) -> int:
+    def _emit(self, out: Spool, cache: _CacheWriter, rec: tuple, fut: Optional[Future]) -> int:
         path, chunk, annotation, data_digest, (action, kind, sha) = rec
         read = 0
         if action == "read":
@@ -1061,7 +1042,7 @@ class BossSource:
                           chunk.remote_id, annotation))
         return read
 
-    def _entries(self, git_entries: list[GitEntry], chunks: _Spool) -> Iterator[Entry]:
+    def _entries(self, git_entries: list[GitEntry], chunks: Spool) -> Iterator[Entry]:
         yield from git_entries
         for r in chunks:
             yield AnnexEntry(r.path, r.key, r.size, (r.url,), r.kind, r.sha, r.remote_id)
@@ -1075,7 +1056,7 @@ class BossSource:
             n += 1
         return n == sum(1 for _ in state.previous_files())
 
-    def _remote_modified(self, git_entries: list[GitEntry], chunks: _Spool) -> str:
+    def _remote_modified(self, git_entries: list[GitEntry], chunks: Spool) -> str:
         """A digest of the metadata and of every annotation chunk's sha256."""
         h = hashlib.sha256()
         for g in git_entries:
@@ -1095,7 +1076,7 @@ class BossSource:
                 return label
             now += timedelta(seconds=1)
 
-    def _meta(self, info: dict[str, Any], plans: list[ChannelPlan], chunks: _Spool) -> dict[str, Any]:
+    def _meta(self, info: dict[str, Any], plans: list[ChannelPlan], chunks: Spool) -> dict[str, Any]:
         kinds: dict[str, set[str]] = {}
         counts: dict[str, int] = {}
         for r in chunks:

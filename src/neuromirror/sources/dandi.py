@@ -16,9 +16,7 @@ import functools
 import itertools
 import logging
 import os
-import pickle
 import posixpath
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -32,6 +30,7 @@ from ..annex.keys import sha256e_key
 from .. import timing
 from ..crashpoints import crashpoint
 from ..paths import check_path
+from ..spool import Spool
 from ..records import (
     SHA256,
     AnnexEntry,
@@ -61,29 +60,19 @@ LISTING_ATTEMPTS = 5
 MAX_URL = 8192
 
 
-class _Listing:
-    """Asset records spooled to a temporary file: memory stays flat for 10^6 assets."""
+class _Listing(Spool):
+    """A version's asset records on disk, refusing an asset id seen twice (a repeated page)."""
 
     def __init__(self) -> None:
-        self.fh = tempfile.TemporaryFile()
-        self.count = 0
+        super().__init__()
         self.ids: set[str] = set()
 
-    def add(self, asset: dict) -> bool:
+    def add(self, asset: dict) -> bool:  # type: ignore[override]
         if asset["asset_id"] in self.ids:
             return False
         self.ids.add(asset["asset_id"])
-        pickle.dump(asset, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
-        self.count += 1
+        super().add(asset)
         return True
-
-    def __iter__(self) -> Iterator[dict]:
-        self.fh.seek(0)
-        for _ in range(self.count):
-            yield pickle.load(self.fh)
-
-    def close(self) -> None:
-        self.fh.close()
 
 
 class DandiError(RuntimeError):
