@@ -7,6 +7,18 @@ import time
 from typing import Optional
 
 
+def human_bytes(n: Optional[int], none: str = "-") -> str:
+    """1536 -> '1.5 KiB'."""
+    if n is None:
+        return none
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
 class Progress:
     """A ProgressCallback printing ``stage: done/total (rate/s, ETA)`` at most every ``every`` seconds."""
 

@@ -40,6 +40,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from . import gitutil
 from .annex.keys import key_from_symlink, parse_key
+from .progress import human_bytes
 
 #: env var holding the default for ``--allow-ip`` (e.g. "all" for loopback stand-ins)
 ALLOW_IP_ENV = "NEUROMIRROR_ALLOW_IP"
@@ -53,14 +54,7 @@ class RetrieveError(RuntimeError):
 
 # -- formatting -----------------------------------------------------------
 def fmt_bytes(n: Optional[int]) -> str:
-    if n is None:
-        return "?"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    return human_bytes(n, none="?")
 
 
 def fmt_duration(seconds: float) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..cli import UserError, open_mirror, root_of  # noqa: F401  (re-exported for commands)
+from ..progress import human_bytes  # noqa: F401  (re-exported for commands)
 from ..spec import Spec, SpecError, parse_spec
 
 
@@ -40,17 +41,6 @@ def _cell(v: Any) -> str:
     if v is None:
         return "-"
     return str(v)
-
-
-def human_bytes(n: Optional[int]) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def find_version(index: Any, spec: Spec) -> dict:
