@@ -310,13 +310,40 @@ class Index:
             [(vid, b[0], b[1], b[2], b[5], b[6]) for b in batch],
         )
 
-    def version_files(self, version_id: int) -> Iterator[PreviousFile]:
-        for row in self.db.conn.execute(
-            "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM version_files vf"
-            " JOIN entries e ON e.id = vf.entry_id WHERE vf.version_id = ? ORDER BY e.path",
-            [version_id],
-        ):
-            yield PreviousFile(row[0], row[1], row[2], row[3], row[4], tuple(json.loads(row[5] or "[]")), row[6])
+    def version_files(self, version_id: int, page: int = 5000) -> Iterator[PreviousFile]:
+        """A version's files in path order (UTF-8 byte order), a page per short query.
+
+        No cursor stays open while the caller works: in WAL mode a connection
+        that writes (a source caching a checksum) while its own read is still
+        open fails at once with "database is locked" if another sync wrote
+        meanwhile.  Keyset paging on (source, path) uses the entries index.
+        """
+        row = self.db.conn.execute("SELECT source FROM versions WHERE id = ?", [version_id]).fetchone()
+        if row is None:
+            return
+        source, last = row[0], ""
+        while True:
+            rows = self.db.conn.execute(
+                "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
+                " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ?"
+                " WHERE e.source = ? AND e.path > ? ORDER BY e.path LIMIT ?",
+                [version_id, source, last, page],
+            ).fetchall()
+            for r in rows:
+                yield PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5] or "[]")), r[6])
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
+
+    def version_file(self, version_id: int, source: str, path: str) -> Optional[PreviousFile]:
+        """One file of a version (a point lookup on the entries index), or None."""
+        r = self.db.conn.execute(
+            "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
+            " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ?"
+            " WHERE e.source = ? AND e.path = ?",
+            [version_id, source, path],
+        ).fetchone()
+        return PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5] or "[]")), r[6]) if r else None
 
     def forget_source(self, source: str) -> None:
         with self.transaction():
