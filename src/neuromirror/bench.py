@@ -48,7 +48,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -487,7 +486,6 @@ def startup_time(repeat: int = 5) -> dict:
 
 HEAD_LOOP = r"""
 import json, sys, time
-from concurrent.futures import ThreadPoolExecutor
 import requests
 urls = [u for u in open(sys.argv[1]).read().split("\n") if u]
 workers = int(sys.argv[2])
