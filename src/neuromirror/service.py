@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 from .config import MirrorConfig, SourceConfig, format_duration
+from .dates import parse_iso as parse_time
 
 log = logging.getLogger("neuromirror.service")
 
@@ -77,16 +78,6 @@ def iso(dt: Optional[datetime]) -> Optional[str]:
     if dt is None:
         return None
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: Optional[str]) -> Optional[datetime]:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def epoch(text: Optional[str]) -> Optional[float]:

@@ -20,7 +20,6 @@ import posixpath
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ import requests
 from ..annex.keys import sha256e_key
 from .. import timing
 from ..crashpoints import crashpoint
+from ..dates import parse_iso as parse_time
 from ..paths import check_path
 from ..spool import Spool
 from ..records import (
@@ -571,5 +571,3 @@ def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
             yield DandiSource(ident, api_url=api_url, token=token, client=client)
 
 
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

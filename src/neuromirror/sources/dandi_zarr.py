@@ -58,6 +58,7 @@ from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
 from .. import gitutil
+from ..dates import parse_iso as _parse_time
 from ..annex.keys import md5e_key, url_key
 from ..annex.writer import Delete, Put, make_writer
 from ..paths import check_path
@@ -358,16 +359,6 @@ def list_api(source: Any, zarr_id: str) -> list[ZObject]:
                                None, _parse_time(f.get("LastModified"))))
         url = page.get("next")
     return out
-
-
-def _parse_time(text: Any) -> Optional[datetime]:
-    if not isinstance(text, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def list_zarr(source: Any, zarr_id: str, s3_base: Optional[str], embargoed: bool) -> tuple[list[ZObject], str]:
