@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             mirror.close()
 
+    _create_index(root, args.index)  # once, before parallel workers open it
     if len(sources) == 1 or args.jobs <= 1:
         reports = [one(s) for s in sources]
     else:
@@ -116,3 +117,13 @@ def summary_line(r: dict) -> str:
     labels = ", ".join(v["label"] for v in r["versions"])
     return (f"{r['source']}: {len(r['versions'])} new version(s) ({labels}): "
             f"{r['added']} added, {r['removed']} removed, {r['changed']} changed")
+
+
+def _create_index(root: Any, index: Any) -> None:
+    from ..mirror import Mirror
+
+    mirror = Mirror(root, index)
+    try:
+        mirror.index  # noqa: B018  (creates the file and its schema)
+    finally:
+        mirror.close()
