@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from neuromirror.demo import deterministic_bytes
+
 # git-annex and datalad live next to the interpreter in the venv
 _BIN = os.path.dirname(sys.executable)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
@@ -77,12 +79,7 @@ class Sample:
 
 
 def _bytes(seed: str, n: int) -> bytes:
-    out = bytearray()
-    block = 0
-    while len(out) < n:
-        out += hashlib.sha256(f"{seed}:{block}".encode()).digest()
-        block += 1
-    return bytes(out[:n])
+    return deterministic_bytes(seed, n)
 
 
 ZARR = "sub-02/sub-02_sample.ome.zarr"

@@ -31,7 +31,8 @@ class SampleDandiset:
     files: dict[str, bytes]  # the draft's files after the later changes
 
 
-def _blob(seed: int, size: int) -> bytes:
+def deterministic_bytes(seed: object, size: int) -> bytes:
+    """``size`` reproducible pseudo-random bytes for sample files (the same seed, the same bytes)."""
     out = bytearray()
     counter = 0
     while len(out) < size:
@@ -47,15 +48,15 @@ def build_sample_dandiset(dandi: Any, *, identifier: Optional[str] = None) -> Sa
     files = {
         "README.md": b"# Demo dandiset\n\nSynthetic recordings for the neuromirror demo.\n",
         "dataset_description.json": json.dumps({"Name": SAMPLE_NAME, "BIDSVersion": "1.9.0"}, indent=2).encode(),
-        "sub-01/sub-01_ses-1_ecephys.nwb": _blob(1, 300_000),
-        "sub-02/sub-02_ses-1_ecephys.nwb": _blob(2, 200_000),
-        "sub-02/sub-02_ses-1_image.nii.gz": _blob(3, 50_000),
+        "sub-01/sub-01_ses-1_ecephys.nwb": deterministic_bytes(1, 300_000),
+        "sub-02/sub-02_ses-1_ecephys.nwb": deterministic_bytes(2, 200_000),
+        "sub-02/sub-02_ses-1_image.nii.gz": deterministic_bytes(3, 50_000),
     }
     for i, (path, content) in enumerate(files.items()):
         dandi.put_asset(ident, path, content, when=t0 + timedelta(minutes=i))
     published = dandi.publish(ident, when=t0 + timedelta(days=1))
     later = t0 + timedelta(days=30)
-    files["sub-03/sub-03_ses-1_ecephys.nwb"] = _blob(4, 120_000)
+    files["sub-03/sub-03_ses-1_ecephys.nwb"] = deterministic_bytes(4, 120_000)
     dandi.put_asset(ident, "sub-03/sub-03_ses-1_ecephys.nwb", files["sub-03/sub-03_ses-1_ecephys.nwb"], when=later)
     files["README.md"] = files["README.md"] + b"\nSubject 3 added.\n"
     dandi.put_asset(ident, "README.md", files["README.md"], when=later + timedelta(minutes=1))
