@@ -82,7 +82,7 @@ CRASH_POINTS = [
     "fast-import-stream#3", "fast-import-stream#8", "before-checkout#1", "before-checkout#2", "before-checkout#3",
     "before-commit#1", "before-commit#3", "after-commit#1", "after-commit#2", "after-commit#3", "after-tag#1",
     "after-tag#2", "index-write#1", "index-write#2", "index-write#3", "after-index#1", "after-index#2",
-    "after-index#3", "before-register#1",
+    "after-index#3", "before-register#1", "before-branch-update#1", "before-branch-update#2",
 ]
 
 

@@ -34,6 +34,7 @@ class BatchWriter(AnnexWriter):
 
     def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
         t0 = time.monotonic()
+        self.quiet_annex_filter()
         fromkey: list[str] = []
         register: list[str] = []
         deletes: list[str] = []

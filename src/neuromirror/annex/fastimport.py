@@ -1,15 +1,17 @@
-"""The fast engine: one ``git fast-import`` stream per commit.
+"""The fast engine: ``git fast-import`` streams instead of git-annex's per-file commands.
 
-The stream carries the data commit (symlinks, git files, deletions relative
-to HEAD) and a commit on the ``git-annex`` branch holding each new key's
-location log (present in the web remote, or in the special remote that
-claims the URL) and URL log, in the layout git-annex documents.  git-annex
-notices that its branch moved (``.git/annex/index.lck`` records the sha its
-own index reflects) and re-reads it, so later git-annex processes — fsck,
-whereis, get in a clone — see exactly what ``registerurl`` would have written.
+A first stream writes the data commit (symlinks, git files, deletions relative
+to HEAD); a second writes a commit on the ``git-annex`` branch holding each new
+key's location log (present in the web remote, or in the special remote that
+claims the URL) and URL log, in the layout git-annex documents, while the work
+tree is checked out.  git-annex notices that its branch moved
+(``.git/annex/index.lck`` records the sha its own index reflects) and re-reads
+it, so later git-annex processes — fsck, whereis, get in a clone — see exactly
+what ``registerurl`` would have written.
 
-fast-import writes all objects into one pack and moves the refs only at the
-end: a crash mid-stream leaves the repository as it was.
+fast-import writes its objects into one pack and moves refs only at its end,
+and the checked-out branch moves last: a crash anywhere leaves the branch as
+it was (``Mirror.recover`` resets index and work tree to it).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+import tempfile
 import time
 from datetime import datetime
-from typing import IO, Iterable, Optional
+from typing import IO, Callable, Iterable, Iterator, Optional
 
 from .. import gitutil, timing
 from ..crashpoints import crashpoint
@@ -38,6 +41,9 @@ _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')
 #: ~13 times per file and page-faulting the memory back in: 2/3 of its CPU time at 10^4 files.
 #: A 64 MB threshold keeps the memory (fast-import's RSS stays ~17 MB either way).
 FAST_IMPORT_ENV = {"MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+
+#: where the data commit waits while its keys are registered; the branch moves after
+STAGING_REF = "refs/neuromirror/staging"
 
 
 def quote_path(path: str) -> bytes:
@@ -83,70 +89,57 @@ class FastImportWriter(AnnexWriter):
             )
 
     def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
+        """Two fast-import runs and a checkout, the checkout overlapping the second run.
+
+        1. the data commit, onto a staging ref (the branch does not move yet);
+        2. the git-annex branch's logs for the new keys — while ``git read-tree``
+           brings index and work tree to the staged commit in parallel (on this
+           kind of file system, writing 10^5 annex symlinks is kernel time that
+           varies 5x from minute to minute: it should not wait for the logs);
+        3. the branch moves to the staged commit, only now that its keys are
+           registered: a crash anywhere before leaves the branch where it was,
+           and a rerun writes the same commit again.
+        """
         t0 = time.monotonic()
+        self.quiet_annex_filter()
         self._flush_journal()
         parent = self.head()
         annex_parent = gitutil.ref_sha(self.repo, "refs/heads/git-annex")
         branch = self._branch()
         stamp = f"{epoch(date)} +0000"
         ident = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}>"
+        with _KeyLog() as keys:
+            counts: list[int] = []
+            self._fast_import(lambda s: counts.extend(self._write_tree(s, changes, parent, message, ident, stamp, keys)))
+            written, deleted = counts
+            new_head = gitutil.ref_sha(self.repo, STAGING_REF)
+            assert new_head
+            crashpoint("before-checkout")
+            checkout = self._start_checkout(parent, new_head)
+            try:
+                if len(keys):
+                    with timing.phase("annex-branch"):
+                        self._fast_import(lambda s: self._annex_commit(s, keys, annex_parent, ident))
+            finally:
+                self._finish_checkout(checkout)
+            crashpoint("before-branch-update")
+            self._move_branch(branch, new_head, parent)
+            return CommitResult(new_head, written, deleted, len(keys), time.monotonic() - t0)
 
+    def _fast_import(self, write: Callable[[IO[bytes]], None]) -> None:
+        """Run one fast-import stream; refs move only if the whole stream got through."""
         proc = subprocess.Popen(
-            ["git", "-C", str(self.repo), "fast-import", "--quiet", "--done"],
+            ["git", "-C", str(self.repo), "fast-import", "--quiet", "--done", "--force"],
             stdin=subprocess.PIPE,
             bufsize=1 << 20,
             stderr=subprocess.PIPE,
             env=gitutil.git_env(FAST_IMPORT_ENV),
         )
         assert proc.stdin
-        s = proc.stdin
-        written = deleted = 0
-        new_keys: dict[str, list[str]] = {}
-        # subdatasets: gitlinks in the tree, sections in .gitmodules (rewritten below when they change)
-        modules = gitmodules.read(self.repo, parent)
-        sub_puts: list[SubdatasetEntry] = []
-        sub_deletes: list[str] = []
-        module_paths = {m.get("path", n) for n, m in modules.items()}
         try:
-            s.write(f"commit {branch}\nmark :1\n".encode())
-            s.write(f"author {ident} {stamp}\ncommitter {ident} {stamp}\n".encode())
-            _data(s, message.encode())
-            if parent:
-                s.write(f"from {parent}\n".encode())
-            for change in changes:
-                if isinstance(change, Delete):
-                    s.write(b"D " + quote_path(change.path) + b"\n")
-                    deleted += 1
-                    if change.path in module_paths:
-                        sub_deletes.append(change.path)
-                    continue
-                entry = change.entry
-                if entry.path in module_paths and not isinstance(entry, SubdatasetEntry):
-                    sub_deletes.append(entry.path)  # a file replaces a subdataset
-                if isinstance(entry, SubdatasetEntry):
-                    s.write(f"M 160000 {entry.commit} ".encode() + quote_path(entry.path) + b"\n")
-                    sub_puts.append(entry)
-                elif isinstance(entry, GitEntry):
-                    s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
-                    _data(s, entry.read())
-                else:
-                    assert isinstance(entry, AnnexEntry)
-                    s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")
-                    _data(s, symlink_target(entry.path, entry.key).encode())
-                    urls = new_keys.setdefault(entry.key, [])
-                    urls.extend(u for u in entry.urls if u not in urls)
-                written += 1
-                crashpoint("fast-import-stream")
-            if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):
-                if modules:
-                    s.write(b"M 100644 inline " + quote_path(gitmodules.FILE) + b"\n")
-                    _data(s, gitmodules.render(modules))
-                else:
-                    s.write(b"D " + quote_path(gitmodules.FILE) + b"\n")
-            if new_keys:
-                self._annex_commit(s, new_keys, annex_parent, ident)
-            s.write(b"done\n")
-            s.close()
+            write(proc.stdin)
+            proc.stdin.write(b"done\n")
+            proc.stdin.close()
         except BrokenPipeError:
             pass
         except BaseException:
@@ -157,79 +150,172 @@ class FastImportWriter(AnnexWriter):
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.wait() != 0:
             raise gitutil.GitError(f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
-        new_head = self.head()
-        assert new_head
-        crashpoint("before-checkout")
-        self._checkout(parent, new_head)
-        self._catch_up_git_annex()
-        return CommitResult(new_head, written, deleted, len(new_keys), time.monotonic() - t0)
 
-    def _catch_up_git_annex(self) -> None:
-        """Let git-annex take in the commit now, while the index is unlocked, as if it had made it.
+    def _write_tree(self, s: IO[bytes], changes: Iterable[Change], parent: Optional[str], message: str,
+                    ident: str, stamp: str, keys: "_KeyLog") -> tuple[int, int]:
+        """The data commit on the staging ref; each annexed file's key and URLs go to ``keys``."""
+        written = deleted = 0
+        # subdatasets: gitlinks in the tree, sections in .gitmodules (rewritten below when they change)
+        modules = gitmodules.read(self.repo, parent)
+        sub_puts: list[SubdatasetEntry] = []
+        sub_deletes: list[str] = []
+        module_paths = {m.get("path", n) for n, m in modules.items()}
+        s.write(f"reset {STAGING_REF}\ncommit {STAGING_REF}\nmark :1\n".encode())
+        s.write(f"author {ident} {stamp}\ncommitter {ident} {stamp}\n".encode())
+        _data(s, message.encode())
+        if parent:
+            s.write(f"from {parent}\n".encode())
+        for change in changes:
+            if isinstance(change, Delete):
+                s.write(b"D " + quote_path(change.path) + b"\n")
+                deleted += 1
+                if change.path in module_paths:
+                    sub_deletes.append(change.path)
+                continue
+            entry = change.entry
+            if entry.path in module_paths and not isinstance(entry, SubdatasetEntry):
+                sub_deletes.append(entry.path)  # a file replaces a subdataset
+            if isinstance(entry, SubdatasetEntry):
+                s.write(f"M 160000 {entry.commit} ".encode() + quote_path(entry.path) + b"\n")
+                sub_puts.append(entry)
+            elif isinstance(entry, GitEntry):
+                s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
+                _data(s, entry.read())
+            else:
+                assert isinstance(entry, AnnexEntry)
+                s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")
+                _data(s, symlink_target(entry.path, entry.key).encode())
+                keys.add(entry.key, entry.urls)
+            written += 1
+            crashpoint("fast-import-stream")
+        if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):
+            if modules:
+                s.write(b"M 100644 inline " + quote_path(gitmodules.FILE) + b"\n")
+                _data(s, gitmodules.render(modules))
+            else:
+                s.write(b"D " + quote_path(gitmodules.FILE) + b"\n")
+        return written, deleted
 
-        git-annex keeps two caches of what fast-import wrote behind its back, and the
-        first git-annex process to need them catches up with every file it has not seen:
+    def _start_checkout(self, old: Optional[str], new: str) -> subprocess.Popen:
+        """Start bringing index and work tree from ``old`` to ``new``, touching only what changed."""
+        if old:
+            # parallel checkout writes many new regular files faster (git >= 2.32; ignored before)
+            args = ["-c", "checkout.workers=0", "read-tree", "-m", "-u", old, new]
+        else:
+            args = ["read-tree", "-u", "--reset", new]
+        return subprocess.Popen(
+            ["git", "-C", str(self.repo), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=tempfile.TemporaryFile(),
+            env=gitutil.git_env(),
+        )
 
-        * its index of the git-annex branch (``.git/annex/index``): ~1-2 s per 10^5
-          keys, at the first ``whereis``/``get``;
-        * its keys database (``.git/annex/keysdb``, key -> paths), diffed against
-          ``refs/annex/last-index``: ~150 us per file.  When the process that needs it is
-          the clean filter run by ``git status`` (whenever a regular file such as
-          dandiset.yaml is stat-dirty), git holds the index lock, git-annex cannot record
-          its progress, and the whole diff is redone at every ``git status`` — 15 s per
-          10^5 files, at the mirror's own next sync.
+    def _finish_checkout(self, proc: subprocess.Popen) -> None:
+        with timing.phase("checkout-wait"):
+            code = proc.wait()
+        if code != 0:
+            err = b""
+            if proc.stderr is not None:
+                proc.stderr.seek(0)
+                err = proc.stderr.read()
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise gitutil.GitError(f"git read-tree failed in {self.repo}: {lines[-1] if lines else code}")
 
-        ``git annex merge`` and ``git annex smudge --update`` (what git-annex's own
-        post-checkout hook runs) do both here: O(N) once for a cold mirror, then O(changes).
-        """
-        with timing.phase("annex-catch-up"):
-            for args in (("annex", "merge", "-q"), ("annex", "smudge", "--update")):
-                proc = gitutil.run(self.repo, *args, check=False)
-                if proc.returncode != 0:  # the commit stands; git-annex will catch up by itself later
-                    err = proc.stderr.decode(errors="replace").strip().splitlines()
-                    log.warning("git %s failed in %s: %s", " ".join(args[:2]), self.repo, err[-1] if err else proc.returncode)
+    def _move_branch(self, branch: str, new: str, old: Optional[str]) -> None:
+        """Compare-and-swap: the branch moves only from the commit the new one was built on."""
+        gitutil.run(
+            self.repo, "update-ref", "--stdin",
+            input=f"update {branch} {new} {old or '0' * len(new)}\ndelete {STAGING_REF}\n".encode(),
+        )
 
-    def _annex_commit(self, s: IO[bytes], new_keys: dict[str, list[str]], annex_parent: Optional[str], ident: str) -> None:
+    def _annex_commit(self, s: IO[bytes], keys: "_KeyLog", annex_parent: Optional[str], ident: str) -> None:
         now = time.time()
         ts = log_stamp(now)
         s.write(f"commit refs/heads/git-annex\ncommitter {ident} {int(now)} +0000\n".encode())
         _data(s, b"update")
         if annex_parent:
             s.write(f"from {annex_parent}\n".encode())
-        existing = self._existing_logs(annex_parent, len(new_keys))
+        existing = self._existing_logs(annex_parent, len(keys))
         with gitutil.CatFile(self.repo) as cat:
 
             def old(path: str) -> Optional[bytes]:
-                if annex_parent is None or (existing is not None and path not in existing):
+                if annex_parent is None or (existing is not None and hash(path) not in existing):
                     return None
                 return cat.get(f"{annex_parent}:{path}")
 
-            for key, urls in new_keys.items():
+            for key, urls in keys.merged():
                 base = hashdir_lower(key) + key_file(key)
                 remotes = sorted({self.remote_for(u) for u in urls})
                 loc = _merge_log(old(base + ".log"), ts, remotes)
                 if loc is not None:
                     s.write(b"M 100644 inline " + quote_path(base + ".log") + b"\n")
                     _data(s, loc)
-                web = _merge_log(old(base + ".log.web"), ts, [url_for_log(u) for u in urls])
+                web = _merge_log(old(base + ".log.web"), ts, urls)
                 if web is not None:
                     s.write(b"M 100644 inline " + quote_path(base + ".log.web") + b"\n")
                     _data(s, web)
 
-    def _existing_logs(self, annex_parent: Optional[str], n_keys: int) -> Optional[set[str]]:
-        """For many keys, one listing of the branch beats a lookup per key; None: look each up."""
+    def _existing_logs(self, annex_parent: Optional[str], n_keys: int) -> Optional[set[int]]:
+        """For many keys, one listing of the branch beats a lookup per key; None: look each up.
+
+        Hashes, not paths: 10^5 log paths would hold ~20 MB; a false positive only
+        costs one lookup that finds nothing.
+        """
         if annex_parent is None or n_keys < 2000:
             return None
         listing = gitutil.run(self.repo, "ls-tree", "-r", "-z", "--name-only", annex_parent).stdout
-        return set(listing.decode("utf-8", "surrogateescape").split("\0"))
+        return {hash(p) for p in listing.decode("utf-8", "surrogateescape").split("\0")}
 
-    def _checkout(self, old: Optional[str], new: str) -> None:
-        """Bring index and work tree from ``old`` to ``new``, touching only what changed."""
-        if old:
-            # parallel checkout writes many new files faster (git >= 2.32; ignored before)
-            gitutil.run(self.repo, "-c", "checkout.workers=0", "read-tree", "-m", "-u", old, new)
+
+class _KeyLog:
+    """The new keys and their URLs, on disk until the git-annex branch is written.
+
+    One line per annexed file, ``key<TAB>url<TAB>url``; in memory only a hash per
+    key, to find the few keys that more than one file uses (their URLs are
+    merged).  Holding 10^5 keys with their URL lists in a dict was ~60 MB of the
+    sync's peak memory.
+    """
+
+    def __init__(self) -> None:
+        self.fh: IO[bytes] = tempfile.TemporaryFile()
+        self.seen: set[int] = set()
+        self.repeated: set[int] = set()
+
+    def add(self, key: str, urls: Iterable[str]) -> None:
+        # URLs go into the branch's .log.web one per line: whitespace is refused here,
+        # before the data commit is complete, so that nothing is half-written
+        line = "\t".join((key, *(url_for_log(u) for u in urls)))
+        h = hash(key)
+        if h in self.seen:
+            self.repeated.add(h)
         else:
-            gitutil.run(self.repo, "read-tree", "-u", "--reset", new)
+            self.seen.add(h)
+        self.fh.write(line.encode("utf-8", "surrogateescape") + b"\n")
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def merged(self) -> Iterator[tuple[str, list[str]]]:
+        """Each key once, with the union of its URLs in the order first seen."""
+        later: dict[str, list[str]] = {}
+        self.fh.seek(0)
+        for raw in self.fh:
+            key, *urls = raw.rstrip(b"\n").decode("utf-8", "surrogateescape").split("\t")
+            if hash(key) in self.repeated:
+                acc = later.setdefault(key, [])
+                acc.extend(u for u in urls if u not in acc)
+            else:
+                yield key, list(dict.fromkeys(urls))
+        yield from later.items()
+
+    def close(self) -> None:
+        self.fh.close()
+
+    def __enter__(self) -> "_KeyLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _merge_log(existing: Optional[bytes], ts: str, values: list[str]) -> Optional[bytes]:

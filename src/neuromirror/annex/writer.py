@@ -30,6 +30,9 @@ from ..records import AnnexEntry, Entry, GitEntry
 
 WEB_UUID = "00000000-0000-0000-0000-000000000001"
 
+QUIET_FILTER_COMMENT = "# neuromirror: no git-annex filter here (annexed files are symlinks; see AnnexWriter.quiet_annex_filter)"
+QUIET_FILTER_LINE = "* !filter"
+
 
 @dataclass(frozen=True, slots=True)
 class Put:
@@ -80,6 +83,33 @@ class AnnexWriter(ABC):
 
     def head(self) -> Optional[str]:
         return gitutil.rev_parse(self.repo, "HEAD")
+
+    def quiet_annex_filter(self) -> None:
+        """Keep git from running git-annex's clean filter on this repository's files.
+
+        ``git annex init`` sets ``* filter=annex`` in ``.git/info/attributes`` so that
+        files a user ``git add``s can be annexed.  A mirror has no such files: its
+        annexed files are symlinks, the rest plain git files.  But whenever one of
+        those is stat-dirty (just rewritten by a checkout), ``git status`` runs the
+        filter, and git-annex first catches its keys database up with every file
+        committed behind its back — with git holding the index lock, so it cannot
+        record that and redoes it at every ``git status``: 15 s per 10^5 files.  A
+        later line overrides the earlier one; git-annex only checks that its line is
+        there.  Clones are unaffected (``.git/info`` is not cloned).
+        """
+        git_dir = self.repo / ".git"
+        if not git_dir.is_dir():  # a worktree or a submodule whose git dir lives elsewhere
+            git_dir = Path(gitutil.out(self.repo, "rev-parse", "--absolute-git-dir"))
+        attributes = git_dir / "info" / "attributes"
+        try:
+            text = attributes.read_text()
+        except FileNotFoundError:
+            text = ""
+        if QUIET_FILTER_LINE in text.splitlines():
+            return
+        attributes.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not text or text.endswith("\n") else "\n"
+        attributes.write_text(text + sep + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n")
 
     @abstractmethod
     def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
