@@ -8,18 +8,21 @@ lie about what the archive holds.
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
 _GIT_SPECIAL = {".gitattributes", ".gitmodules", ".gitignore"}
+#: one scan instead of a Python loop over characters: it runs twice per entry, 10^5 times a sync
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_path(path: object, reserved: tuple[str, ...] = ()) -> Optional[str]:
     """Return why ``path`` is refused, or None when it is safe to write."""
     if not isinstance(path, str) or not path:
         return "empty or non-text path"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL.search(path):
         return "control character in path"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         return "absolute path"
@@ -35,7 +38,7 @@ def check_path(path: object, reserved: tuple[str, ...] = ()) -> Optional[str]:
     for part in parts:
         if part in ("", ".", ".."):
             return "path escapes its dataset ('..', '.' or empty component)"
-        if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        if len(part) * 4 > MAX_COMPONENT_BYTES and len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
             return f"path component longer than {MAX_COMPONENT_BYTES} bytes"
         if part.lower() == ".git" or part.lower().startswith(".git/"):
             return "path inside .git"
