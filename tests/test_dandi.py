@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import clone, datalad_get, git, sha256
+from conftest import CLI, clone, datalad_get, git, sha256
 
 from neuromirror.demo import build_sample_dandiset
 
@@ -219,3 +221,194 @@ def test_unknown_dandiset_fails_and_creates_nothing(cli, dandi_archive) -> None:
     assert not (cli.root / "dandi" / "999999").exists()
     if (cli.root / ".gitmodules").exists():
         assert "999999" not in (cli.root / ".gitmodules").read_text()
+
+
+# -- resync: unchanged assets are not asked for their metadata again -------------------------
+def mirror_state(root: Path, ident: str) -> dict:
+    """What a user sees of a mirrored dandiset: the trees of HEAD and of its tags, git-annex's URLs
+    per file, and the index rows of HEAD and of the published versions."""
+    ds = root / "dandi" / ident
+
+    def tree(rev: str) -> list[str]:  # .datalad/config holds the dataset's own id
+        return [line for line in git(ds, "ls-tree", "-r", rev).splitlines()
+                if not line.split("\t", 1)[1].startswith(".datalad/")]
+
+    urls = {}
+    for line in git(ds, "annex", "whereis", "--json").splitlines():
+        w = json.loads(line)
+        urls[w["file"]] = sorted(u for remote in w["whereis"] for u in remote.get("urls", []))
+    rows = sqlite3.connect(root / ".neuromirror" / "index.sqlite").execute(
+        "SELECT v.label, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM versions v"
+        " JOIN version_files vf ON vf.version_id = v.id JOIN entries e ON e.id = vf.entry_id"
+        ' WHERE v.source = ? AND (v."commit" = ? OR v.tag IS NOT NULL) ORDER BY v.label, e.path',
+        [f"dandi:{ident}", git(ds, "rev-parse", "HEAD").strip()]).fetchall()
+    tags = {t: tree(t) for t in git(ds, "tag", "-l").split()}
+    return {"tree": tree("HEAD"), "tags": tags, "urls": urls, "rows": rows}
+
+
+def cold_mirror(tmp_path: Path, capsys, api_url: str, ident: str, name: str) -> dict:  # noqa: ANN001
+    """The same archive state mirrored from scratch into a fresh root."""
+    fresh = CLI(tmp_path / name, capsys, api_url)
+    code, _, err = fresh("sync", f"dandi:{ident}")
+    assert code == 0, err
+    return mirror_state(fresh.root, ident)
+
+
+def metadata_requests(archive) -> list[str]:  # noqa: ANN001
+    """The asset ids whose metadata was asked for one by one (GET /api/assets/<id>/)."""
+    return [m.group(1) for method, raw in archive.request_log
+            if method == "GET" and (m := re.fullmatch(r"/api/assets/([^/?]+)/", raw))]
+
+
+def listing_requests(archive, ident: str) -> list[str]:  # noqa: ANN001
+    return [raw for _, raw in archive.request_log if raw.startswith(f"/api/dandisets/{ident}/versions/draft/assets/")]
+
+
+def assert_same_but_old_urls(state: dict, cold: dict) -> None:
+    """The tree and index rows of a cold mirror; git-annex also keeps the URLs registered before."""
+    assert state["tree"] == cold["tree"] and state["tags"] == cold["tags"] and state["rows"] == cold["rows"]
+    assert state["urls"].keys() == cold["urls"].keys()
+    for path, urls in cold["urls"].items():
+        assert set(urls) <= set(state["urls"][path]), path
+
+
+def test_resync_asks_metadata_only_of_new_assets(cli, dandi_archive, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    ident = dandi_archive.create_dandiset(name="resync by asset id", created=T0)
+    for i in range(6):
+        dandi_archive.put_asset(ident, f"sub-{i}/sub-{i}_ecephys.nwb", f"recording {i}".encode() * 200, when=T0)
+    text = dandi_archive.put_asset(ident, "participants.tsv", b"participant_id\nsub-0\n", when=T0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+
+    later = T0 + timedelta(days=1)
+    added = dandi_archive.put_asset(ident, "sub-9/sub-9_ecephys.nwb", b"added" * 300, when=later)
+    dandi_archive.delete_asset(ident, "sub-0/sub-0_ecephys.nwb", when=later)
+    changed = dandi_archive.put_asset(ident, "sub-3/sub-3_ecephys.nwb", b"new bytes" * 300, when=later)
+    dandi_archive.reset_request_log()
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    subject = git(cli.root / "dandi" / ident, "log", "-1", "--format=%s")
+    assert "1 added, 1 removed, 2 changed" in subject  # dandiset.yaml changes with its assets
+
+    # the listing came without metadata; only the new asset ids (and the text file, which goes
+    # to git and is identified by its sha256) were asked for theirs, each once
+    assert listing_requests(dandi_archive, ident) and not any("metadata=1" in r for r in listing_requests(dandi_archive, ident))
+    assert sorted(metadata_requests(dandi_archive)) == sorted([added, changed, text])
+
+    # and the result is exactly what a cold mirror of the same archive state gives
+    assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold")
+
+    # a new published version and a change: the version's listing and the draft's reuse the files
+    # recorded before (published assets keep their ids), the new asset is asked for once
+    dandi_archive.publish(ident, when=later + timedelta(hours=1))
+    newer = dandi_archive.put_asset(ident, "sub-10/sub-10_ecephys.nwb", b"newer" * 300, when=later + timedelta(hours=2))
+    dandi_archive.reset_request_log()
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    assert sorted(metadata_requests(dandi_archive)) == sorted([newer, text, text])  # text: once per version listed
+    assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold-2")
+
+
+def test_resync_with_many_new_assets_lists_with_metadata(cli, dandi_archive, tmp_path: Path, capsys,  # noqa: ANN001
+                                                         monkeypatch) -> None:
+    from neuromirror.sources import dandi
+
+    ident = dandi_archive.create_dandiset(name="mostly new", created=T0)
+    for i in range(3):
+        dandi_archive.put_asset(ident, f"old-{i}.nwb", f"old {i}".encode() * 100, when=T0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    for i in range(7):
+        dandi_archive.put_asset(ident, f"new-{i}.nwb", f"new {i}".encode() * 100, when=T0 + timedelta(days=1))
+    monkeypatch.setattr(dandi, "REFETCH_MIN", 2)  # 7 of 10 need their metadata: > 2 and > 10 %
+    dandi_archive.reset_request_log()
+    code, _, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    # one listing with metadata instead of a GET per new asset
+    assert metadata_requests(dandi_archive) == []
+    assert any("metadata=1" in r for r in listing_requests(dandi_archive, ident))
+    assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold")
+
+
+def test_resync_after_api_url_change_registers_the_new_urls(tmp_path: Path, capsys, s3) -> None:  # noqa: ANN001
+    from neuromirror.standins.dandi import DandiStandIn
+
+    with DandiStandIn(s3, bucket=f"nm-moved-{uuid.uuid4().hex[:8]}") as archive:
+        ident = archive.create_dandiset(name="api moved", created=T0)
+        for i in range(3):
+            archive.put_asset(ident, f"rec-{i}.nwb", f"rec {i}".encode() * 100, when=T0)
+        assert CLI(tmp_path / "mirror", capsys, archive.api_url)("sync", f"dandi:{ident}")[0] == 0
+        old_api = archive.api_url
+
+        # the archive's API moves (here: another port) and the user follows it with --dandi-api
+        archive.stop()
+        archive.port = 0
+        archive.start()
+        assert archive.api_url != old_api
+        archive.put_asset(ident, "rec-new.nwb", b"new" * 100, when=T0 + timedelta(days=1))
+        archive.reset_request_log()
+        code, _, err = CLI(tmp_path / "mirror", capsys, archive.api_url)("sync", f"dandi:{ident}")
+        assert code == 0, err
+        assert len(metadata_requests(archive)) == 4  # no file kept the URLs of the old API
+        state = mirror_state(tmp_path / "mirror", ident)
+        assert not any(old_api in row[6] for row in state["rows"])
+        assert_same_but_old_urls(state, cold_mirror(tmp_path, capsys, archive.api_url, ident, "cold"))
+
+
+def test_resync_across_embargo_changes_registers_the_right_urls(cli, dandi_archive, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    ident = dandi_archive.create_dandiset(name="embargo flips", created=T0)
+    for i in range(3):
+        dandi_archive.put_asset(ident, f"rec-{i}.nwb", f"rec {i}".encode() * 100, when=T0)
+    dandi_archive.put_asset(ident, "samples.tsv", b"sample_id\ns1\n", when=T0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+
+    # embargoed (the stand-in allows it for an open dandiset; this one has no access control):
+    # every file goes behind the key, the recorded public URLs are not kept
+    dandi_archive.set_embargoed(ident, True)
+    code, _, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    state = mirror_state(cli.root, ident)
+    assert all(json.loads(row[6])[0].startswith("neuromirror+dandi:") for row in state["rows"] if row[4] == "sha256")
+    assert_same_but_old_urls(state, cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold-embargoed"))
+
+    # lifted: public URLs again, as a cold mirror of the open dandiset has them
+    dandi_archive.set_embargoed(ident, False)
+    code, _, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    state = mirror_state(cli.root, ident)
+    assert not any(u.startswith("neuromirror+dandi:") for row in state["rows"] for u in json.loads(row[6]))
+    assert_same_but_old_urls(state, cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold-open"))
+
+
+def test_resync_listing_that_repeats_or_skips_a_page_commits_nothing(cli, dandi_archive, tmp_path: Path, capsys,  # noqa: ANN001
+                                                                     monkeypatch) -> None:
+    from neuromirror.sources import dandi
+
+    monkeypatch.setattr(dandi, "PAGE_SIZE", 2)  # a few pages for a few assets
+    ident = dandi_archive.create_dandiset(name="bad pages", created=T0)
+    for i in range(7):
+        dandi_archive.put_asset(ident, f"rec-{i}.nwb", f"rec {i}".encode() * 100, when=T0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    ds = cli.root / "dandi" / ident
+    head = git(ds, "rev-parse", "HEAD")
+    dandi_archive.put_asset(ident, "rec-new.nwb", b"new" * 100, when=T0 + timedelta(days=1))
+    dandi_archive.delete_asset(ident, "rec-2.nwb", when=T0 + timedelta(days=1))
+
+    # the archive's paginator goes wrong on page 2 of the asset list, every time
+    plan = dandi_archive.faults
+    kinds = plan.kinds
+    plan.set_only_paths(rf"^/api/dandisets/{ident}/versions/draft/assets/\?.*[?&]page=2(&|$)")
+    plan.set_rate(1.0, ("repeat-page", "skip-page"))
+    dandi_archive.reset_request_log()
+    try:
+        code, _, err = cli("sync", f"dandi:{ident}")
+    finally:
+        plan.reset()
+        plan.set_rate(0.0, kinds)
+        plan.set_only_paths(None)
+    # listed without metadata, as resyncs are, and checked all the same: nothing committed
+    assert code != 0 and "inconsistent asset listing" in err, err
+    assert not any("metadata=1" in r for r in listing_requests(dandi_archive, ident))
+    assert git(ds, "rev-parse", "HEAD") == head
+
+    code, _, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold")

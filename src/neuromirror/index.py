@@ -29,6 +29,8 @@ from .crashpoints import crashpoint
 from .records import Entry, PreviousFile
 
 SCHEMA_VERSION = 1
+#: paths per query of version_files_at (SQLite's oldest limit is 999 parameters)
+MANY_PATHS = 500
 
 
 def utcnow() -> str:
@@ -347,13 +349,22 @@ class Index:
 
     def version_file(self, version_id: int, source: str, path: str) -> Optional[PreviousFile]:
         """One file of a version (a point lookup on the entries index), or None."""
-        r = self.db.conn.execute(
-            "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
-            " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ?"
-            " WHERE e.source = ? AND e.path = ?",
-            [version_id, source, path],
-        ).fetchone()
-        return PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5] or "[]")), r[6]) if r else None
+        return self.version_files_at(version_id, source, [path]).get(path)
+
+    def version_files_at(self, version_id: int, source: str, paths: list[str]) -> dict[str, PreviousFile]:
+        """The files of a version at ``paths`` (those it has): point lookups, ``MANY_PATHS`` per query."""
+        found: dict[str, PreviousFile] = {}
+        for i in range(0, len(paths), MANY_PATHS):
+            chunk = paths[i:i + MANY_PATHS]
+            rows = self.db.conn.execute(
+                "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
+                " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ?"
+                f" WHERE e.source = ? AND e.path IN ({','.join('?' * len(chunk))})",
+                [version_id, source, *chunk],
+            ).fetchall()
+            for r in rows:
+                found[r[0]] = PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5] or "[]")), r[6])
+        return found
 
     def forget_source(self, source: str) -> None:
         with self.transaction():

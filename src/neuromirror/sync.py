@@ -81,6 +81,21 @@ class IndexState:
             return self.index.version_file(self.head_version["id"], self.source, path)
         return self._load().get(path)
 
+    def previous_many(self, paths: Iterable[str]) -> dict[str, PreviousFile]:
+        """The files at ``paths`` in the last synced state (those it has), one query per
+        ``index.MANY_PATHS`` paths.
+
+        For a source that looks up every path of a large listing a page at a time (a
+        DANDI resync): it holds a page of files, where :meth:`previous` would load the
+        whole state (10^5 files with their URLs: ~100 MB).
+        """
+        wanted = list(paths)
+        if self._prev is not None:
+            return {p: f for p in wanted if (f := self._prev.get(p)) is not None}
+        if not self.head_version or not wanted:
+            return {}
+        return self.index.version_files_at(self.head_version["id"], self.source, wanted)
+
     def previous_files(self) -> Iterator[PreviousFile]:
         if self._prev is not None:
             yield from self._prev.values()
