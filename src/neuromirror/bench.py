@@ -493,6 +493,7 @@ def startup_time(repeat: int = 5) -> dict:
 
 HEAD_LOOP = r"""
 import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
 import requests
 urls = [u for u in open(sys.argv[1]).read().split("\n") if u]
 workers = int(sys.argv[2])

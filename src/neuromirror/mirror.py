@@ -84,11 +84,10 @@ class Mirror:
         with self.root_lock():
             if (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists():
                 return
-            from datalad.api import create
+            from .datalad_create import create
 
             self.root.mkdir(parents=True, exist_ok=True)
-            with quiet_env():
-                create(path=str(self.root), force=True, result_renderer="disabled", description="neuromirror root")
+            create(self.root, force=True, description="neuromirror root")
             exclude = self.root / ".git" / "info" / "exclude"
             exclude.parent.mkdir(exist_ok=True)
             with exclude.open("a") as fh:
@@ -107,17 +106,9 @@ class Mirror:
             self.recover_root()
             if not self._complete(path):
                 self._discard_partial(path)
-                from datalad.api import create
+                from .datalad_create import create
 
-                with quiet_env():
-                    create(
-                        path=str(path),
-                        dataset=str(self.root),
-                        cfg_proc=["text2git"],
-                        description=description,
-                        result_renderer="disabled",
-                        force=True,
-                    )
+                create(path, dataset=str(self.root), cfg_proc=["text2git"], description=description, force=True)
                 crashpoint("dataset-created")
                 attrs = path / ".gitattributes"
                 lines = attrs.read_text().splitlines() if attrs.exists() else []

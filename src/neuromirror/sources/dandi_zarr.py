@@ -266,16 +266,13 @@ def ensure_zarr_dataset(parent: Path, path: str, description: str) -> Path:
             else:
                 zds.unlink()
         zds.parent.mkdir(parents=True, exist_ok=True)
-        from datalad.api import create
-
-        from ..mirror import quiet_env
+        from ..datalad_create import create
 
         # made beside its place and moved in: DataLad refuses to create where the
         # dandiset tracks a file (an asset that was a blob at this path before)
         tmp = Path(tempfile.mkdtemp(prefix=".neuromirror-new-", dir=zds.parent))
         try:
-            with quiet_env():
-                create(path=str(tmp), force=True, description=description, result_renderer="disabled")
+            create(tmp, force=True, description=description)
             attrs = tmp / ".gitattributes"
             lines = [ln for ln in _read(attrs).splitlines() if "annex.backend=" not in ln] + ["* annex.backend=MD5E"]
             attrs.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,40 @@
+"""scripts/bench still runs end to end (at a toy size: it measures nothing here, it must just work).
+
+The benchmark is not part of the suite's measurements (timings are never asserted); this
+checks that every scenario runs, reports the fields docs/performance.md explains, and
+evaluates the targets — so that a broken benchmark is found here, not at the next 30-minute run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuromirror.bench", "--sizes", "60", "--head-rows", "40", "--batch-rows", "60",
+         "--addurls-rows", "20", "--index-rows", "2000", "--out", str(out), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    errors = [r for r in doc["results"] if r.get("error")]
+    assert not errors, errors
+    scenarios = {r["scenario"] for r in doc["results"]}
+    assert {"head-reference", "dandi-cold", "dandi-resync", "dandi-3changes", "anchor-batch", "anchor-addurls",
+            "aind-cold", "aind-resync"} <= scenarios, scenarios
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert by["dandi-cold"]["outcome"] == "ok" and by["dandi-resync"]["outcome"] == "unchanged"
+    assert by["dandi-3changes"]["changes"] >= 3  # 1 added, 1 removed, 1 changed (+ dandiset.yaml)
+    assert by["dandi-cold"]["heads_repeated"] == 0
+    for field in ("listing_s", "pinning_s", "registration_commit_s", "annex_branch_s", "index_s", "peak_rss_mb"):
+        assert field in by["aind-cold"], field
+    later = by["dandi-cold"]["later_git_annex"]
+    assert {"whereis_s", "fsck_fast_s", "whereis_again_s", "fsck_fast_again_s", "status_after_touch_s"} <= set(later)
+    assert doc["index"]["versions_in_process_ms"] > 0
+    assert doc["targets"], "the targets were not evaluated"
+    assert "| dandi-cold " in proc.stdout  # the table
