@@ -38,6 +38,17 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _previous_files(rows: list[tuple]) -> Iterator[PreviousFile]:
+    """Rows of (path, key, size, checksum_kind, checksum, urls JSON, remote_id) as files.
+
+    The URL lists of a whole page are decoded by one ``json.loads``: per row, the
+    Python side of ``json.loads`` costs more than the parse (~0.5 s per 10^5 rows).
+    """
+    urls = json.loads("[" + ",".join(r[5] or "[]" for r in rows) + "]")
+    for r, u in zip(rows, urls):
+        yield PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
+
+
 def _import_sqlite_utils() -> Any:
     """``sqlite_utils`` without the pandas and numpy it imports when they are installed.
 
@@ -361,8 +372,7 @@ class Index:
                 " WHERE e.source = ? AND e.path > ? ORDER BY e.path LIMIT ?",
                 [version_id, source, last, page],
             ).fetchall()
-            for r in rows:
-                yield PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5] or "[]")), r[6])
+            yield from _previous_files(rows)
             if len(rows) < page:
                 return
             last = rows[-1][0]
@@ -382,8 +392,7 @@ class Index:
                 f" WHERE e.source = ? AND e.path IN ({','.join('?' * len(chunk))})",
                 [version_id, source, *chunk],
             ).fetchall()
-            for r in rows:
-                found[r[0]] = PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5] or "[]")), r[6])
+            found.update((f.path, f) for f in _previous_files(rows))
         return found
 
     def forget_source(self, source: str) -> None:

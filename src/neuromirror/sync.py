@@ -149,18 +149,25 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport)
     seen: set[str] = set()
     lowered: dict[str, str] = {}
     dirs: set[str] = set()
+    # the parent directory of the last file taken: its ancestors were checked then, and a
+    # listing in path order takes a folder's files one after another
+    last_dir: Optional[str] = None
     for e in snap.entries:
         reason = check_path(e.path)
         if reason is None and e.path in seen:
             reason = "two items with the same path"
         if reason is None and e.path in dirs:
             reason = "a file and a directory of the same name"
-        parents = []
+        parents: list[str] = []
+        parent_dir = ""
         if reason is None:
-            parts = e.path.split("/")
-            parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-            if any(p in seen for p in parents):
-                reason = "a file and a directory of the same name"
+            cut = e.path.rfind("/")
+            parent_dir = e.path[:cut] if cut > 0 else ""
+            if parent_dir != last_dir:
+                parts = e.path.split("/")
+                parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+                if any(p in seen for p in parents):
+                    reason = "a file and a directory of the same name"
         if reason is None:
             other = lowered.get(e.path.lower())
             if other is not None:
@@ -171,6 +178,7 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport)
         seen.add(e.path)
         lowered[e.path.lower()] = e.path
         dirs.update(parents)
+        last_dir = parent_dir
         d.files.add(_as_record(e))
         ident = _digest(e.identity)
         old = current.get(e.path)

@@ -194,8 +194,13 @@ class _Reuse:
                 or prev.size != size or is_text_asset(path, size)):
             return False
         api = self._api
-        return (any(u.startswith(api) for u in prev.urls)
-                and all(u.startswith(api) or "?versionId=" in u for u in prev.urls))
+        on_api = False  # at least one URL under this run's API, every other one pinned
+        for u in prev.urls:
+            if u.startswith(api):
+                on_api = True
+            elif "?versionId=" not in u:
+                return False
+        return on_api
 
 
 #: a listed asset whose file is the last synced state's, as the listing spools it:
