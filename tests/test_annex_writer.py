@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -122,3 +123,26 @@ def test_fast_engine_failure_leaves_repository_unchanged(mirror: Mirror) -> None
         writer.commit([Put(entries(1)[0]), Put(bad)], message="m", date=datetime(2023, 1, 1, tzinfo=timezone.utc))
     assert git(ds, "rev-parse", "HEAD", "git-annex") == before
     assert git(ds, "status", "--porcelain") == ""
+
+
+def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, tmp_path: Path) -> None:
+    """git status in a mirror never runs git-annex (its keys-database catch-up under git's index lock)."""
+    ds = mirror.ensure_dataset("t/filter", "test")
+    writer = make_writer("fast-import", ds)
+    writer.commit([Put(e) for e in entries()] + [Put(GitEntry("README.md", b"hello\n"))], message="m",
+                  date=datetime(2023, 1, 1, tzinfo=timezone.utc))
+    writer.commit([Put(GitEntry("README.md", b"hello again\n"))], message="m2", date=datetime(2023, 1, 2, tzinfo=timezone.utc))
+    lines = (ds / ".git" / "info" / "attributes").read_text().splitlines()
+    assert lines.count("* !filter") == 1 and lines.index("* !filter") > lines.index("* filter=annex")
+    assert git(ds, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: unspecified"
+    assert git(ds, "for-each-ref", "refs/neuromirror/") == ""  # the staging ref is gone once the branch moved
+    (ds / "README.md").touch()
+    trace = subprocess.run(["git", "status", "--porcelain"], cwd=ds, capture_output=True, text=True,
+                           env={**os.environ, "GIT_TRACE": "1"})
+    assert trace.stdout == "" and "git-annex" not in trace.stderr
+    # a later git-annex command sees everything, and a clone is an ordinary git-annex repository
+    annex(ds, "fsck", "--fast", "--quiet")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ds), str(clone)], check=True)
+    annex(clone, "init", "-q")
+    assert git(clone, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: annex"
