@@ -55,13 +55,13 @@ def _die_with_parent(parent: int) -> None:
 def main() -> int:
     request = json.loads(sys.stdin.read())
     _die_with_parent(int(request["parent"]))
-    import logging
-
-    logging.getLogger("datalad").setLevel(logging.WARNING)  # DataLad would chat on stderr otherwise
     from datalad.api import create as dl_create
 
+    from .mirror import quiet_env
+
     try:
-        dl_create(path=request["path"], result_renderer="disabled", **request["options"])
+        with quiet_env():  # DataLad would chat on stderr otherwise
+            dl_create(path=request["path"], result_renderer="disabled", **request["options"])
     except Exception as exc:  # one line for the parent's error message
         print(f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}", file=sys.stderr)
         return 1

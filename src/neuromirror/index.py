@@ -38,6 +38,13 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: a version's files (parameters: version id, source), in the column order of _previous_files
+_VERSION_FILES = (
+    "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
+    " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ? WHERE e.source = ?"
+)
+
+
 def _previous_files(rows: list[tuple]) -> Iterator[PreviousFile]:
     """Rows of (path, key, size, checksum_kind, checksum, urls JSON, remote_id) as files.
 
@@ -367,9 +374,7 @@ class Index:
         source, last = row[0], ""
         while True:
             rows = self.db.conn.execute(
-                "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
-                " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ?"
-                " WHERE e.source = ? AND e.path > ? ORDER BY e.path LIMIT ?",
+                _VERSION_FILES + " AND e.path > ? ORDER BY e.path LIMIT ?",
                 [version_id, source, last, page],
             ).fetchall()
             yield from _previous_files(rows)
@@ -387,9 +392,7 @@ class Index:
         for i in range(0, len(paths), MANY_PATHS):
             chunk = paths[i:i + MANY_PATHS]
             rows = self.db.conn.execute(
-                "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
-                " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ?"
-                f" WHERE e.source = ? AND e.path IN ({','.join('?' * len(chunk))})",
+                _VERSION_FILES + f" AND e.path IN ({','.join('?' * len(chunk))})",
                 [version_id, source, *chunk],
             ).fetchall()
             found.update((f.path, f) for f in _previous_files(rows))

@@ -16,7 +16,6 @@ it was (``Mirror.recover`` resets index and work tree to it).
 
 from __future__ import annotations
 
-import logging
 import re
 import subprocess
 import tempfile
@@ -27,12 +26,11 @@ from typing import IO, Callable, Iterable, Iterator, Optional
 from .. import gitutil, timing
 from ..crashpoints import crashpoint
 from ..records import AnnexEntry, GitEntry, SubdatasetEntry
+from ..spool import Spool
 from . import gitmodules
 from .keys import hashdir_lower, key_file, symlink_target, url_for_log
 from .writer import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
 
-
-log = logging.getLogger("neuromirror.annex")
 
 _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')
 
@@ -108,7 +106,8 @@ class FastImportWriter(AnnexWriter):
         branch = self._branch()
         stamp = f"{epoch(date)} +0000"
         ident = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}>"
-        with _KeyLog() as keys:
+        keys = _KeyLog()
+        with keys:
             counts: list[int] = []
             self._fast_import(lambda s: counts.extend(self._write_tree(s, changes, parent, message, ident, stamp, keys)))
             written, deleted = counts
@@ -185,7 +184,7 @@ class FastImportWriter(AnnexWriter):
                 assert isinstance(entry, AnnexEntry)
                 s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")
                 _data(s, symlink_target(entry.path, entry.key).encode())
-                keys.add(entry.key, entry.urls)
+                keys.record(entry.key, entry.urls)
             written += 1
             crashpoint("fast-import-stream")
         if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):
@@ -267,30 +266,29 @@ class FastImportWriter(AnnexWriter):
         return {hash(p) for p in listing.decode("utf-8", "surrogateescape").split("\0")}
 
 
-class _KeyLog:
-    """The new keys and their URLs, on disk until the git-annex branch is written.
+class _KeyLog(Spool):
+    """The new keys and their URLs, spooled to disk until the git-annex branch is written.
 
-    One line per annexed file, ``key<TAB>url<TAB>url``; in memory only a hash per
-    key, to find the few keys that more than one file uses (their URLs are
-    merged).  Holding 10^5 keys with their URL lists in a dict was ~60 MB of the
-    sync's peak memory.
+    In memory only a hash per key, to find the few keys that more than one file
+    uses (their URLs are merged).  Holding 10^5 keys with their URL lists in a
+    dict was ~60 MB of the sync's peak memory.
     """
 
     def __init__(self) -> None:
-        self.fh: IO[bytes] = tempfile.TemporaryFile()
+        super().__init__()
         self.seen: set[int] = set()
         self.repeated: set[int] = set()
 
-    def add(self, key: str, urls: Iterable[str]) -> None:
+    def record(self, key: str, urls: Iterable[str]) -> None:
         # URLs go into the branch's .log.web one per line: whitespace is refused here,
         # before the data commit is complete, so that nothing is half-written
-        line = "\t".join((key, *(url_for_log(u) for u in urls)))
+        checked = tuple(url_for_log(u) for u in urls)
         h = hash(key)
         if h in self.seen:
             self.repeated.add(h)
         else:
             self.seen.add(h)
-        self.fh.write(line.encode("utf-8", "surrogateescape") + b"\n")
+        self.add((key, checked))
 
     def __len__(self) -> int:
         return len(self.seen)
@@ -298,24 +296,13 @@ class _KeyLog:
     def merged(self) -> Iterator[tuple[str, list[str]]]:
         """Each key once, with the union of its URLs in the order first seen."""
         later: dict[str, list[str]] = {}
-        self.fh.seek(0)
-        for raw in self.fh:
-            key, *urls = raw.rstrip(b"\n").decode("utf-8", "surrogateescape").split("\t")
+        for key, urls in self:
             if hash(key) in self.repeated:
                 acc = later.setdefault(key, [])
                 acc.extend(u for u in urls if u not in acc)
             else:
                 yield key, list(dict.fromkeys(urls))
         yield from later.items()
-
-    def close(self) -> None:
-        self.fh.close()
-
-    def __enter__(self) -> "_KeyLog":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _merge_log(existing: Optional[bytes], ts: str, values: list[str]) -> Optional[bytes]:
