@@ -368,7 +368,8 @@ class DandiSource:
         for attempt in range(LISTING_ATTEMPTS):
             try:
                 return fn()
-            except ValueError as exc:  # a JSON body cut short
+            except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
+                # a body cut short: unparsable JSON, or fewer bytes than the server announced
                 last = exc
                 time.sleep(min(2 ** attempt * 0.2, 3))
             except DandiError:
