@@ -430,6 +430,8 @@ def run_sync(name: str, n: int, root: Path, spec: str, extra: Sequence[str], arc
     say(f"N={n}: {name}: neuromirror sync {spec} ...")
     r = run_measured(sync_cmd(root, spec, extra), env=child_env())
     report = json.loads(r["stdout"])
+    if isinstance(report, list):  # several sources ('dandi:*'): one report each
+        report = merge_reports(report)
     heads = archives.counters.reset()
     if report.get("outcome") == "failed":
         raise RuntimeError(f"{name}: sync failed: {report.get('error')}")
@@ -467,6 +469,8 @@ def run_sync(name: str, n: int, root: Path, spec: str, extra: Sequence[str], arc
         "heads_repeated": sum(1 for c in heads.values() if c > 1),
         "timings": t,
     }
+    if "sources" in report:
+        res["sources"], res["sources_updated"] = report["sources"], report["sources_updated"]
     if reg > 0 and changed:
         res["registration_files_per_s"] = round(changed / reg, 1)
     if pinning > 0 and res["heads"]:
@@ -474,6 +478,26 @@ def run_sync(name: str, n: int, root: Path, spec: str, extra: Sequence[str], arc
     say(f"N={n}: {name}: {r['wall']:.2f} s wall, outcome {res['outcome']}, {changed} changes, "
         f"{res['heads']} HEADs, peak RSS {res['peak_rss_mb']:.0f} MB")
     return res
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """The reports of a multi-source sync as one: counts and phase times summed (over sources run
+    in parallel, so the phases can add up to more than the wall time)."""
+    outcomes = [r.get("outcome") for r in reports]
+    timings: Counter = Counter()
+    for r in reports:
+        timings.update(r.get("timings") or {})
+    errors = [f"{r.get('source')}: {r.get('error')}" for r in reports if r.get("outcome") == "failed"]
+    return {
+        "outcome": "failed" if errors else "ok" if "ok" in outcomes else "unchanged",
+        "error": "; ".join(errors[:3]) or None,
+        "added": sum(r.get("added", 0) for r in reports),
+        "removed": sum(r.get("removed", 0) for r in reports),
+        "changed": sum(r.get("changed", 0) for r in reports),
+        "timings": dict(timings),
+        "sources": len(reports),
+        "sources_updated": outcomes.count("ok"),
+    }
 
 
 def git_counts(ds: Path) -> dict:

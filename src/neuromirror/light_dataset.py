@@ -21,6 +21,13 @@ from typing import Sequence
 from . import gitutil
 from .annex.writer import QUIET_FILTER_COMMENT, QUIET_FILTER_LINE
 
+#: git-annex's documented switch for repositories without unlocked files (a mirror's annexed files
+#: are all symlinks): with it, git-annex skips the work that supporting unlocked files needs — the
+#: first git-annex command in a large dataset otherwise scans the whole tree into its keys database.
+#: It is read by ``git annex init``, hence set before it.  Not storable with ``git annex config``
+#: (git-annex refuses it), so clones do not inherit it: see docs/performance.md.
+LOCKED_ONLY = ("annex.supportunlocked", "false")
+
 #: as ``datalad create`` writes them (DataLad 1.x)
 DATALAD_ATTRIBUTES = "config annex.largefiles=nothing\n"
 TOP_ATTRIBUTES = ("**/.git* annex.largefiles=nothing",)
@@ -36,6 +43,7 @@ def init_dataset(path: Path, *, description: str, attributes: Sequence[str] = ()
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     gitutil.run(path, "init", "-q")
+    gitutil.run(path, "config", LOCKED_ONLY[0], LOCKED_ONLY[1])  # before init: see LOCKED_ONLY
     gitutil.run(path, "annex", "init", "-q", "--", description)
     info = path / ".git" / "info" / "attributes"
     text = info.read_text() if info.exists() else ""

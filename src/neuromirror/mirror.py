@@ -110,6 +110,10 @@ class Mirror:
 
                 create(path, dataset=str(self.root), cfg_proc=["text2git"], description=description, force=True)
                 crashpoint("dataset-created")
+                from .light_dataset import LOCKED_ONLY
+
+                gitutil.run(path, "config", *LOCKED_ONLY)  # no unlocked files here: see LOCKED_ONLY
+                gitutil.run(path, "annex", "init", "-q")  # which git-annex reads at init
                 attrs = path / ".gitattributes"
                 lines = attrs.read_text().splitlines() if attrs.exists() else []
                 if "* annex.backend=SHA256E" not in lines:
