@@ -620,11 +620,28 @@ def _fresh_checksum(source: Any, asset_id: Optional[str]) -> Optional[str]:
 
 
 def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
-    """path -> (key, URLs registered for the key) at HEAD (identical objects share a key and its URLs)."""
-    from ..reindex import tree_files
+    """path -> (key, URLs registered for the key) of the annexed files at HEAD.
 
+    One ``ls-tree`` and two pipelined ``cat-file`` passes (symlink targets, then the
+    keys' URL logs): a Zarr of 5,000 objects changed in 3 costs ~0.3 s here, where a
+    round trip per object cost 4 s on a busy machine.
+    """
+    from ..annex.keys import hashdir_lower, key_file, key_from_symlink
+    from ..reindex import urls_of_log
+
+    links = [(path, sha) for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "120000"]
+    # the URL logs by blob id: a "git-annex:<path>" spec makes git search the branch's trees
+    # for every key (~0.25 ms each), one ls-tree lists them all
+    logs = {path: sha for _, typ, sha, path in gitutil.ls_tree(zds, "refs/heads/git-annex")
+            if typ == "blob" and path.endswith(".log.web")} if gitutil.ref_sha(zds, "refs/heads/git-annex") else {}
     with gitutil.CatFile(zds) as cat:
-        return {f.path: (f.key, frozenset(f.urls)) for f in tree_files(zds, "HEAD", cat, {})}
+        keys = [key_from_symlink(t.decode("utf-8", "surrogateescape")) if t else None
+                for t in cat.get_many(sha for _, sha in links)]
+        unique = [k for k in dict.fromkeys(k for k in keys if k)]
+        found = [k for k in unique if f"{hashdir_lower(k)}{key_file(k)}.log.web" in logs]
+        urls = {k: frozenset(urls_of_log(data)) for k, data in
+                zip(found, cat.get_many(logs[f"{hashdir_lower(k)}{key_file(k)}.log.web"] for k in found))}
+    return {path: (key, urls.get(key, frozenset())) for (path, _), key in zip(links, keys) if key}
 
 
 def _commit(source: Any, zds: Path, path: str, zarr_id: str, checksum: str, access: str, how: str,
