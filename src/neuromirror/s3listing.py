@@ -82,22 +82,38 @@ def _error(status: int, body: bytes, op: str = "ListObjectVersions") -> Exceptio
 
 
 def _page(client: Any, params: dict) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:
+    """One page, retried as the client's configuration says (``retries.max_attempts``).
+
+    Transport failures are raised as botocore's exceptions (``EndpointConnectionError``,
+    ``ConnectTimeoutError``, ``ReadTimeoutError``), as the paginator would raise them.
+    """
     import requests
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
     url = client.generate_presigned_url("list_object_versions", Params=params, ExpiresIn=3600)
+    cfg = client.meta.config
+    attempts = max(1, int((getattr(cfg, "retries", None) or {}).get("max_attempts") or ATTEMPTS))
+    timeout = (getattr(cfg, "connect_timeout", None) or 60, getattr(cfg, "read_timeout", None) or 120)
     last: Optional[BaseException] = None
-    for attempt in range(ATTEMPTS):
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(min(0.2 * 2 ** (attempt - 1), 5))
         try:
-            r = _session().get(url, timeout=120)
+            r = _session().get(url, timeout=timeout)
             if r.status_code >= 500 or r.status_code == 429:
                 last = _error(r.status_code, r.content)
             elif r.status_code != 200:
                 raise _error(r.status_code, r.content)
             else:
                 return _parse(r.content)
-        except (requests.ConnectionError, requests.Timeout, ET.ParseError) as exc:
-            last = exc  # a dropped connection or a body cut short: ask again
-        time.sleep(min(0.2 * 2 ** attempt, 5))
+        except requests.ConnectTimeout:
+            last = ConnectTimeoutError(endpoint_url=url.split("?", 1)[0])
+        except requests.ReadTimeout:
+            last = ReadTimeoutError(endpoint_url=url.split("?", 1)[0])
+        except requests.ConnectionError:
+            last = EndpointConnectionError(endpoint_url=url.split("?", 1)[0])
+        except ET.ParseError as exc:  # a body cut short: ask again
+            last = exc
     assert last is not None
     raise last
 
@@ -141,7 +157,14 @@ def _parse(body: bytes) -> tuple[list[dict], list[dict], Optional[str], Optional
 
 
 def paginate_versions(client: Any, *, Bucket: str, Prefix: str = "") -> Iterator[dict]:  # noqa: N803 (boto's names)
-    """The pages of ``list_object_versions`` as boto3's paginator yields them (the fields above)."""
+    """The pages of ``list_object_versions`` as boto3's paginator yields them (the fields above).
+
+    A client that cannot presign (a test double, another S3 library's shim) is asked
+    through its own paginator.
+    """
+    if not hasattr(client, "generate_presigned_url"):
+        yield from client.get_paginator("list_object_versions").paginate(Bucket=Bucket, Prefix=Prefix)
+        return
     params: dict[str, Any] = {"Bucket": Bucket, "Prefix": Prefix, "EncodingType": "url"}
     while True:
         versions, markers, next_key, next_vid = _page(client, params)
