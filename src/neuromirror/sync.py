@@ -26,6 +26,7 @@ from .mirror import Mirror
 from .paths import check_path
 from .spool import Spool
 from .records import (
+    AnnexEntry,
     Entry,
     Pending,
     PreviousFile,
@@ -35,6 +36,7 @@ from .records import (
     SyncReport,
 )
 from .trailers import format_trailers
+from .urlrule import Tally
 
 log = logging.getLogger("neuromirror.sync")
 
@@ -144,8 +146,13 @@ def _records(spool: Spool) -> Iterator[PreviousFile]:
 
 
 def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport) -> _Diff:
-    """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it."""
+    """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it.
+
+    Every annexed entry passes the URL rule here (:mod:`.urlrule`), whatever its
+    source: what is diffed, recorded and registered is what the rule admits.
+    """
     d = _Diff(Spool(), Spool())
+    tally = Tally()
     seen: set[str] = set()
     lowered: dict[str, str] = {}
     dirs: set[str] = set()
@@ -179,6 +186,8 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport)
         lowered[e.path.lower()] = e.path
         dirs.update(parents)
         last_dir = parent_dir
+        if type(e) is AnnexEntry:
+            e = tally.admit(e)
         d.files.add(_as_record(e))
         ident = _digest(e.identity)
         old = current.get(e.path)
@@ -196,6 +205,9 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport)
         d.changes.add(Delete(p))
         d.removed += 1
     report.refused.extend(snap.refused)
+    unpinned = tally.warning(snap.label)
+    if unpinned:
+        snap.warnings.append(unpinned)
     return d
 
 
@@ -271,6 +283,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
         ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
         for action in mirror.recover(ds):
             report.warnings.append(f"recovered {relpath}: {action}")
+        _repair_once(ds, report)
         head = gitutil.rev_parse(ds, "HEAD")
         if head and index.version_by_commit(sid, head) is None and _has_versions(ds):
             from .reindex import reindex_dataset
@@ -294,6 +307,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
             mirror.register(relpath, f"[neuromirror] {sid}: registered")
         return
     ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
+    _repair_once(ds, report)  # a new dataset: only marked
     head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
     url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
     writer = make_writer(engine, ds, url_remotes=url_remotes)
@@ -369,6 +383,19 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
     report.outcome = "ok" if report.versions else "unchanged"
     for p in report.pending:
         report.warnings.append(f"{p.path}: {p.reason}")
+
+
+def _repair_once(ds: Path, report: SyncReport) -> None:
+    """A dataset made by an earlier version: take back its mutable URLs, once (see :mod:`.repair`)."""
+    from . import repair
+
+    if repair.is_marked(ds):
+        return
+    rep = repair.repair_tree(ds)
+    if rep.urls_removed:
+        report.warnings.append(f"repaired {rep.datasets} dataset(s): removed {rep.urls_removed} URL(s) that can "
+                               "serve other bytes from beside pinned ones (older commits retrieve again)")
+    report.warnings.extend(rep.errors)
 
 
 def _is_commit_of(ds: Path, commit: str, source: str, snap: Snapshot) -> bool:
