@@ -136,6 +136,14 @@ def get(url: str) -> tuple[int, str, str]:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
 
 
+def metric_samples(text: str) -> dict[tuple, float]:
+    """/metrics parsed by prometheus_client's own parser: (name, *sorted label pairs) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, *sorted(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
 def assert_never_interleaved(rows: list[dict]) -> None:
     """Runs of one source: each starts after the previous one ended."""
     spans = sorted((r["started"], r["ended"] or "9999") for r in rows)
@@ -222,13 +230,17 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
         code, ctype, body = get(svc.url("metrics"))
         assert code == 200 and ctype.startswith("text/plain")
         assert "# TYPE neuromirror_runs_total counter" in body
-        assert f'neuromirror_runs_total{{source="dandi:{bad}",outcome="failed"}}' in body
-        assert f'neuromirror_last_success_timestamp_seconds{{source="dandi:{a}"}}' in body
-        assert f'neuromirror_files{{source="dandi:{b}"}} 3' in body
-        assert f'neuromirror_versions{{source="dandi:{b}"}}' in body and "neuromirror_up 1" in body
-        for line in body.splitlines():  # every sample line: name{labels} number
-            if line and not line.startswith("#"):
-                float(line.rsplit(" ", 1)[1])
+        m = metric_samples(body)
+        assert m["neuromirror_runs_total", ("outcome", "failed"), ("source", f"dandi:{bad}")] >= 3
+        assert m["neuromirror_last_success_timestamp_seconds", ("source", f"dandi:{a}")] > 1.7e9
+        assert m["neuromirror_files", ("source", f"dandi:{b}")] == 3
+        assert m["neuromirror_versions", ("source", f"dandi:{b}")] >= 1 and m["neuromirror_up",] == 1
+        # the sync-duration histogram: every finished run of a source counted, in the +Inf bucket at least
+        good_runs = [r for r in runs(root, f"dandi:{a}") if r["ended"] and r["outcome"] != "abandoned"]
+        count = m["neuromirror_sync_duration_seconds_count", ("source", f"dandi:{a}")]
+        assert count >= 4 and count <= len(good_runs) + 2
+        assert m["neuromirror_sync_duration_seconds_bucket", ("le", "+Inf"), ("source", f"dandi:{a}")] == count
+        assert m["neuromirror_file_changes_total", ("change", "added"), ("source", f"dandi:{a}")] == 3
         code, ctype, body = get(svc.url())
         assert code == 200 and ctype.startswith("text/html") and f"dandi:{a}" in body and "No such Dandiset" in body
         assert get(svc.url("nope"))[0] == 404
@@ -446,11 +458,13 @@ def test_metrics_text_format() -> None:
            "files": 10, "bytes": 2 ** 40, "skipped": {"busy": 1}, "status": "ok", "schedule": "every 1h",
            "last_error": "<b>x</b>"}
     text = render_metrics({"root": "/r", "service": None, "sources": [row]})
-    assert 'neuromirror_runs_total{source="boss:a\\"b\\\\c",outcome="ok"} 2' in text
+    m = metric_samples(text)
+    src = ("source", 'boss:a"b\\c')
+    assert m["neuromirror_runs_total", ("outcome", "ok"), src] == 2
     assert 'outcome="running"' not in text  # in-flight runs are not counted until they end
-    assert 'neuromirror_last_success_timestamp_seconds{source="boss:a\\"b\\\\c"} 1767225600' in text
-    assert 'neuromirror_bytes{source="boss:a\\"b\\\\c"} 1099511627776' in text
-    assert "neuromirror_last_failure_timestamp_seconds{" not in text and "neuromirror_up 0" in text
+    assert m["neuromirror_last_success_timestamp_seconds", src] == 1767225600
+    assert m["neuromirror_bytes", src] == 2 ** 40
+    assert "neuromirror_last_failure_timestamp_seconds{" not in text and m["neuromirror_up",] == 0
     families = [ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE")]
     assert len(families) == len(set(families))
     page = render_html({"root": "/r", "service": None, "sources": [row]})

@@ -1,39 +1,12 @@
-"""The mirror service: scheduled syncs of the sources in mirror definitions, status over HTTP.
+"""The scheduler of the service: the :class:`Service` (APScheduler jobs per source, backoff, stop).
 
-``neuromirror serve --config mirrors/x.yaml`` runs an APScheduler
-``BackgroundScheduler`` in the foreground: one job per ``sources:`` entry (its
-cron or interval trigger), run by a thread pool of ``jobs`` workers, with
-``coalesce=True`` (runs missed while the pool was busy or the machine asleep
-become one), ``max_instances=1`` and no misfire limit.  A job expands its SPEC
-(a glob asks the archive) and syncs each source through
-:func:`neuromirror.sync.sync_source` with ``trigger="service"``, in a
-:class:`~neuromirror.mirror.Mirror` of its own (its own SQLite connection).
-
-Guarantees:
-
-* A source is never synced twice at once: ``sync_source`` takes the source's
-  flock (``ROOT/.neuromirror/locks/``) without waiting; a one-off
-  ``neuromirror sync`` holding it makes the service skip that run (counted as
-  ``busy``), and a one-off sync started while the service holds it waits (or,
-  with ``--no-wait``, is refused).  One service per root (``_service`` lock).
-* A failing source backs off: after k failures in a row its runs are skipped
-  until ``min(initial * factor**(k-1), max)`` after the last failure (the job
-  is moved to the first fire time after that).  Other sources carry on.  The
-  failure count is rebuilt from the ``runs`` table on start.
-* SIGTERM / SIGINT: no new runs start; running syncs stop at their next safe
-  point (they raise :class:`Interrupted` from the progress callback: the sync
-  records the run, puts the dataset back to its last commit) within
-  ``grace`` seconds; whatever is still running then is abandoned (the datasets
-  are crash-safe: the next sync recovers them) and recorded as ``interrupted``.
-  Exit status 0.  A second signal stops waiting.
-* State for ``neuromirror status`` (next run times, backoff, what is running)
-  is written to ``ROOT/.neuromirror/service.json``; ``--http`` serves the same
-  as ``/status.json``, an HTML page (``/``) and Prometheus ``/metrics``.
+How the jobs run and what is guaranteed (never twice at once, backoff, SIGTERM)
+is described in the package's docstring (``neuromirror.service``) and in
+docs/service.md.  The state it keeps is in ``state``; its HTTP side in ``web``.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -41,22 +14,19 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from .config import MirrorConfig, SourceConfig, format_duration
-from .dates import parse_iso as parse_time
+from ..config import MirrorConfig, SourceConfig, format_duration
+from ..dates import parse_iso as parse_time
+from .metrics import Durations, DURATION_BUCKETS, add_changes, registry_for
+from .state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
 
 log = logging.getLogger("neuromirror.service")
 
-STATE_FILE = "service.json"
 SERVICE_LOCK = "_service"
-SUCCESS = ("ok", "unchanged")
 DEFAULT_GRACE = 30.0
-
 
 class Interrupted(BaseException):
     """Raised inside a sync (from its progress callback) when the service stops.
@@ -65,82 +35,6 @@ class Interrupted(BaseException):
     errors (``except Exception``) let it through unchanged.
     """
 
-
-# --------------------------------------------------------------------------
-# time helpers
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(dt: Optional[datetime]) -> Optional[str]:
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def epoch(text: Optional[str]) -> Optional[float]:
-    dt = parse_time(text)
-    return dt.timestamp() if dt else None
-
-
-def parse_http(text: str) -> tuple[str, int]:
-    """``127.0.0.1:8642``, ``[::1]:8642``, ``localhost:8642``, ``:8642`` (loopback), ``8642``; port 0 = any free one."""
-    t = text.strip()
-    if t.startswith("["):
-        host, _, port = t[1:].partition("]:")
-    elif t.count(":") == 1:
-        host, port = t.split(":")
-    elif t.isdigit():
-        host, port = "", t
-    else:
-        raise ValueError(f"--http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8642")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--http {text!r}: the port must be a number from 0 to 65535")
-    return host or "127.0.0.1", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# --------------------------------------------------------------------------
-# per-source state kept by the service
-
-
-@dataclass
-class SourceRuntime:
-    source: str
-    entry: str  # the spec of the sources: entry it belongs to
-    consecutive_failures: int = 0
-    backoff_until: Optional[datetime] = None
-    last_error: Optional[str] = None
-    running_since: Optional[datetime] = None
-    stage: Optional[str] = None
-    done: Optional[int] = None
-    total: Optional[int] = None
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (busy, backoff)
-    publish_error: Optional[str] = None
-
-    def to_json(self) -> dict:
-        return {
-            "entry": self.entry,
-            "consecutive_failures": self.consecutive_failures,
-            "backoff_until": iso(self.backoff_until),
-            "last_error": self.last_error,
-            "running_since": iso(self.running_since),
-            "progress": ({"stage": self.stage, "done": self.done, "total": self.total} if self.stage else None),
-            "skipped": dict(self.skipped),
-            "publish_error": self.publish_error,
-        }
 
 
 class StoppableSource:
@@ -175,10 +69,6 @@ class StoppableSource:
             yield snap
 
 
-# --------------------------------------------------------------------------
-# the service
-
-
 class Service:
     def __init__(
         self,
@@ -190,6 +80,7 @@ class Service:
         http: Optional[str] = None,
         grace: float = DEFAULT_GRACE,
         lock_wait: float = 0.0,
+        browse_url: Optional[str] = None,
     ):
         self.config = config
         self.root = Path(root).absolute()
@@ -198,6 +89,7 @@ class Service:
         self.http_spec = http
         self.grace = grace
         self.lock_wait = lock_wait
+        self.browse_url_option = browse_url
         self.entries: dict[str, SourceConfig] = {e.spec: e for e in config.enabled_sources}
         self.state: dict[str, SourceRuntime] = {}
         self.entry_sources: dict[str, list[str]] = {spec: ([] if e.is_glob else [spec]) for spec, e in self.entries.items()}
@@ -213,7 +105,9 @@ class Service:
         self._wake = threading.Event()
         self._force = False
         self._scheduler: Any = None
-        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._httpd: Any = None
+        #: /metrics: a private registry whose collector reads the index at each scrape
+        self.metrics_registry = registry_for(self.metrics_data)
         self._service_lock: Any = None
         self._publish_missing_logged = False
 
@@ -223,7 +117,7 @@ class Service:
         return self.root / ".neuromirror" / STATE_FILE
 
     def mirror(self) -> Any:
-        from .mirror import Mirror
+        from ..mirror import Mirror
 
         return Mirror(self.root, self.index_path)
 
@@ -246,8 +140,8 @@ class Service:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from .cli import UserError
-        from .mirror import LockBusy
+        from ..cli import UserError
+        from ..mirror import LockBusy
 
         if not self.entries:
             raise UserError("no enabled sources in " + ", ".join(self.config.files or ["the configuration"]))
@@ -340,8 +234,8 @@ class Service:
     # -- start-up -----------------------------------------------------------
     def _recover_abandoned_runs(self, mirror: Any) -> None:
         """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
-        from .index import utcnow
-        from .mirror import LockBusy
+        from ..index import utcnow
+        from ..mirror import LockBusy
 
         rows = list(mirror.index.db.query("SELECT id, source FROM runs WHERE outcome = 'running'"))
         for row in rows:
@@ -413,8 +307,8 @@ class Service:
             self._wake.set()
 
     def _sync_one(self, mirror: Any, entry: SourceConfig, source: Any) -> None:
-        from .mirror import LockBusy
-        from .sync import one_line, sync_source
+        from ..mirror import LockBusy
+        from ..sync import one_line, sync_source
 
         sid = source.id
         rt = self._runtime(sid, entry.spec)
@@ -488,8 +382,8 @@ class Service:
 
     def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
-        from .mirror import LockBusy
-        from .sync import one_line
+        from ..mirror import LockBusy
+        from ..sync import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
@@ -508,7 +402,7 @@ class Service:
         )
 
     def _mark_abandoned(self, sids: Iterable[str]) -> None:
-        from .index import utcnow
+        from ..index import utcnow
 
         mirror = self.mirror()
         try:
@@ -533,11 +427,11 @@ class Service:
         """
         if not entry.publish:
             return
-        from .sync import one_line
+        from ..sync import one_line
 
         rt = self._runtime(source.id, entry.spec)
         try:
-            from . import publish as pub
+            from .. import publish as pub
         except ImportError:
             if not self._publish_missing_logged:
                 log.warning("publish targets are configured but this neuromirror has no publish step; not publishing")
@@ -635,25 +529,35 @@ class Service:
 
     # -- HTTP ---------------------------------------------------------------
     def _start_http(self) -> None:
-        from .cli import UserError
+        from ..cli import UserError
+        from .web import start_http
 
         try:
-            host, port = parse_http(self.http_spec or "")
+            self._httpd, self.http_url = start_http(self, self.http_spec or "")
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        if not is_loopback(host):
-            log.warning("--http %s is not a loopback address: the status pages have no authentication", host)
+
+    def browse_url(self) -> Optional[str]:
+        """Where the catalog (``neuromirror browse``) of this index is: ``--browse-url``, else a running one."""
+        if self.browse_url_option:
+            return self.browse_url_option
+        from ..catalog import running_catalog
+
+        found = running_catalog(self.root)
+        return found["url"] if found else None
+
+    def metrics_data(self) -> tuple[dict, Durations]:
+        """What /metrics shows: the status report, with each source's file changes, and the run durations."""
+        from .history import sync_durations
+
+        report = self.report()
+        mirror = self.mirror()
         try:
-            cls = _HTTPServer6 if ":" in host else _HTTPServer
-            httpd = cls((host, port), _Handler)
-        except OSError as exc:
-            raise UserError(f"--http {self.http_spec}: cannot listen: {exc.strerror or exc}") from None
-        httpd.service = self
-        self._httpd = httpd
-        h, p = httpd.server_address[:2]
-        self.http_url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
-                         name="neuromirror-http").start()
+            add_changes(report, mirror.index)
+            durations = sync_durations(mirror.index, DURATION_BUCKETS)
+        finally:
+            mirror.close()
+        return report, durations
 
     def report(self) -> dict:
         return status_report(self.root, self.index_path, state=self.state_json(), config=self.config)
@@ -687,306 +591,3 @@ class _QuietMaxInstances(logging.Filter):
 
 _quiet_max_instances = _QuietMaxInstances()
 
-
-# --------------------------------------------------------------------------
-# status: shared by `neuromirror status`, /status.json, / and /metrics
-
-
-def read_service_state(root: Path) -> Optional[dict]:
-    """The running service's state file, or None if no service runs on this root."""
-    path = Path(root) / ".neuromirror" / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("stopped"):
-        return None
-    pid = data.get("pid")
-    if not isinstance(pid, int):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return data
-
-
-def _index_facts(index: Any) -> dict[str, dict]:
-    """Per source: run counts by outcome, last run/success/failure, versions, files and bytes of the head."""
-    facts: dict[str, dict] = {}
-    conn = index.db.conn
-
-    def f(sid: str) -> dict:
-        return facts.setdefault(sid, {"runs": {}})
-
-    for sid, outcome, n in conn.execute("SELECT source, outcome, COUNT(*) FROM runs GROUP BY source, outcome"):
-        f(sid)["runs"][outcome] = n
-    for sid, started, outcome, trigger in conn.execute(
-        "SELECT r.source, r.started, r.outcome, r.trigger FROM runs r"
-        " JOIN (SELECT source, MAX(id) id FROM runs GROUP BY source) m ON r.id = m.id"
-    ):
-        f(sid).update(last_run=started, last_outcome=outcome, last_trigger=trigger)
-    for sid, ended in conn.execute(
-        "SELECT source, MAX(ended) FROM runs WHERE outcome IN ('ok', 'unchanged') GROUP BY source"
-    ):
-        f(sid)["last_success"] = ended
-    for sid, ended, error in conn.execute(
-        "SELECT r.source, r.ended, r.error FROM runs r"
-        " JOIN (SELECT source, MAX(id) id FROM runs WHERE outcome = 'failed' GROUP BY source) m ON r.id = m.id"
-    ):
-        f(sid).update(last_failure=ended, last_error=error)
-    for sid, n in conn.execute(
-        "SELECT f.source, COUNT(*) FROM runs f WHERE f.outcome = 'failed' AND f.id > COALESCE((SELECT MAX(id)"
-        " FROM runs s WHERE s.source = f.source AND s.outcome IN ('ok', 'unchanged')), 0) GROUP BY f.source"
-    ):
-        f(sid)["consecutive_failures"] = n
-    for sid, started in conn.execute("SELECT source, MIN(started) FROM runs WHERE outcome = 'running' GROUP BY source"):
-        f(sid)["running_since"] = started
-    for (sid,) in conn.execute("SELECT id FROM sources"):
-        f(sid)
-    for sid, n in conn.execute("SELECT source, COUNT(*) FROM versions GROUP BY source"):
-        f(sid)["versions"] = n
-    # the dataset's HEAD: the last draft/snapshot row, else the last published one
-    for sid, label, files, nbytes, kind in conn.execute(
-        "SELECT v.source, v.label, v.files, v.bytes, v.kind FROM versions v JOIN (SELECT source,"
-        " COALESCE(MAX(CASE WHEN kind != 'published' THEN id END), MAX(id)) id FROM versions GROUP BY source) m"
-        " ON v.id = m.id"
-    ):
-        f(sid).update(latest=label, files=files, bytes=nbytes)
-    return facts
-
-
-def status_report(root: Path, index_path: Optional[str] = None, *, state: Optional[dict] = None,
-                  config: Optional[MirrorConfig] = None) -> dict:
-    """One row per source (index, service state and configuration merged) plus the service's own facts."""
-    import fnmatch
-
-    from .mirror import Mirror
-
-    root = Path(root).absolute()
-    if state is None:
-        state = read_service_state(root)
-    mirror = Mirror(root, index_path)
-    try:
-        facts = _index_facts(mirror.index) if mirror.index_path.exists() else {}
-    finally:
-        mirror.close()
-    sstate = (state or {}).get("sources", {})
-    entries = (state or {}).get("entries", {})
-    schedules: dict[str, str] = {spec: e.get("schedule") for spec, e in entries.items()}
-    if config is not None:
-        for e in config.sources:
-            schedules.setdefault(e.spec, e.schedule.describe() if e.enabled else "disabled")
-    # every source known anywhere: index, service, configuration (globs only once they matched something)
-    ids = set(facts) | set(sstate) | {s for s in schedules if not any(c in s for c in "*?[")}
-    globs = [s for s in schedules if any(c in s for c in "*?[")]
-    for g in globs:
-        if g in facts or g in sstate:
-            ids.add(g)
-    rows = []
-    for sid in sorted(ids):
-        fa = facts.get(sid, {"runs": {}})
-        st = sstate.get(sid, {})
-        entry = st.get("entry") or (sid if sid in schedules else next(
-            (g for g in schedules if fnmatch.fnmatchcase(sid, g) or fnmatch.fnmatchcase(sid, g + "/*")), None))
-        running_since = st.get("running_since") if state else fa.get("running_since")
-        consecutive = st.get("consecutive_failures", fa.get("consecutive_failures", 0)) if state else fa.get("consecutive_failures", 0)
-        backoff_until = st.get("backoff_until") if state else None
-        if running_since:
-            status = "running"
-        elif backoff_until and (parse_time(backoff_until) or now_utc()) > now_utc():
-            status = "backing off"
-        elif consecutive:
-            status = "failing"
-        elif fa.get("last_success"):
-            status = "ok"
-        else:
-            status = "never synced"
-        rows.append({
-            "source": sid,
-            "status": status,
-            "schedule": schedules.get(entry) if entry else None,
-            "entry": entry,
-            "last_run": fa.get("last_run"),
-            "last_outcome": fa.get("last_outcome"),
-            "last_success": fa.get("last_success"),
-            "last_failure": fa.get("last_failure"),
-            "last_error": fa.get("last_error"),
-            "consecutive_failures": consecutive,
-            "backoff_until": backoff_until,
-            "next_run": st.get("next_run") if state else None,
-            "running_since": running_since,
-            "progress": st.get("progress") if state else None,
-            "skipped": st.get("skipped", {}) if state else {},
-            "versions": fa.get("versions", 0),
-            "latest": fa.get("latest"),
-            "files": fa.get("files"),
-            "bytes": fa.get("bytes"),
-            "runs": fa.get("runs", {}),
-        })
-    service = None
-    if state:
-        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs")}
-        service["entries"] = entries
-    return {"root": str(root), "service": service, "sources": rows}
-
-
-# -- renderers ---------------------------------------------------------------
-
-
-def _label(v: str) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render_metrics(report: dict) -> str:
-    """Prometheus text exposition format 0.0.4."""
-    out: list[str] = []
-
-    def family(name: str, kind: str, help_text: str, samples: Iterable[tuple[dict, Optional[float]]]) -> None:
-        lines = []
-        for labels, value in samples:
-            if value is None:
-                continue
-            lab = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            lines.append(f"{name}{{{lab}}} {_num(value)}" if lab else f"{name} {_num(value)}")
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-        out.extend(lines)
-
-    rows = report["sources"]
-    family("neuromirror_runs_total", "counter", "Finished sync runs recorded in the index, by outcome.",
-           (({"source": r["source"], "outcome": o}, n) for r in rows for o, n in sorted(r["runs"].items())
-            if o != "running"))
-    family("neuromirror_last_success_timestamp_seconds", "gauge", "End of the last successful sync (Unix time).",
-           (({"source": r["source"]}, epoch(r["last_success"])) for r in rows))
-    family("neuromirror_last_failure_timestamp_seconds", "gauge", "End of the last failed sync (Unix time).",
-           (({"source": r["source"]}, epoch(r["last_failure"])) for r in rows))
-    family("neuromirror_consecutive_failures", "gauge", "Failed syncs since the last success.",
-           (({"source": r["source"]}, r["consecutive_failures"] or 0) for r in rows))
-    family("neuromirror_running", "gauge", "1 while a sync of the source runs.",
-           (({"source": r["source"]}, 1 if r["running_since"] else 0) for r in rows))
-    family("neuromirror_next_run_timestamp_seconds", "gauge", "When the service runs the source next (Unix time).",
-           (({"source": r["source"]}, epoch(r["next_run"])) for r in rows))
-    family("neuromirror_versions", "gauge", "Versions (recorded states) of the source in the index.",
-           (({"source": r["source"]}, r["versions"]) for r in rows))
-    family("neuromirror_files", "gauge", "Files in the source's latest recorded state.",
-           (({"source": r["source"]}, r["files"]) for r in rows))
-    family("neuromirror_bytes", "gauge", "Bytes in the source's latest recorded state.",
-           (({"source": r["source"]}, r["bytes"]) for r in rows))
-    family("neuromirror_skipped_total", "counter",
-           "Scheduled syncs skipped by this service process (busy: another process held the source; "
-           "backoff: the source is failing).",
-           (({"source": r["source"], "reason": k}, n) for r in rows for k, n in sorted((r.get("skipped") or {}).items())))
-    svc = report.get("service")
-    if svc:
-        family("neuromirror_coalesced_total", "counter",
-               "Scheduled runs merged into a running or queued one (misfires coalesced), per sources: entry.",
-               (({"entry": spec}, e.get("coalesced", 0)) for spec, e in sorted((svc.get("entries") or {}).items())))
-        family("neuromirror_service_start_time_seconds", "gauge", "When the service started (Unix time).",
-               [({}, epoch(svc.get("started")))])
-    family("neuromirror_up", "gauge", "1 if the service answering is running.", [({}, 1 if svc else 0)])
-    return "\n".join(out) + "\n"
-
-
-def _num(v: float) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
-        return str(int(v))
-    return repr(float(v))
-
-
-def human_bytes(n: Optional[int]) -> str:
-    from .commands.common import human_bytes as hb
-
-    return hb(n)
-
-
-def short_time(text: Optional[str]) -> str:
-    dt = parse_time(text)
-    return dt.strftime("%Y-%m-%d %H:%M:%SZ") if dt else "-"
-
-
-def render_html(report: dict) -> str:
-    e = html.escape
-    svc = report.get("service")
-    head = (f"service pid {svc['pid']}, started {short_time(svc['started'])}, {svc['jobs']} worker(s), "
-            f"config {', '.join(svc.get('config') or [])}" if svc else "no service running")
-    cols = ["source", "status", "schedule", "last success", "last failure", "reason", "next run", "versions",
-            "files", "bytes"]
-    rows_html = []
-    for r in report["sources"]:
-        cells = [r["source"], r["status"] + (f" ({r['consecutive_failures']} failures)" if r["consecutive_failures"] else ""),
-                 r["schedule"] or "-", short_time(r["last_success"]), short_time(r["last_failure"]),
-                 r["last_error"] or "", short_time(r["next_run"]), str(r["versions"]),
-                 "-" if r["files"] is None else str(r["files"]), human_bytes(r["bytes"])]
-        cls = {"ok": "ok", "running": "run", "failing": "bad", "backing off": "bad"}.get(r["status"], "")
-        rows_html.append(f'<tr class="{cls}">' + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
-<title>neuromirror status</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}}
-tr.bad td{{background:#fde8e8}}tr.run td{{background:#e8f0fd}}td:nth-child(6){{max-width:30em}}</style>
-</head><body>
-<h1>neuromirror</h1>
-<p>root {e(report['root'])}; {e(head)}. Also: <a href="status.json">status.json</a>, <a href="metrics">metrics</a>.</p>
-<table><tr>{''.join(f'<th>{e(c)}</th>' for c in cols)}</tr>
-{chr(10).join(rows_html)}
-</table></body></html>
-"""
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    service: Service
-
-
-class _HTTPServer6(_HTTPServer):
-    import socket as _socket
-
-    address_family = _socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    server_version = "neuromirror"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        log.debug("http: " + format, *args)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self.do_GET(head=True)
-
-    def do_GET(self, head: bool = False) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        try:
-            if path in ("/", "/index.html"):
-                body, ctype = render_html(self.server.service.report()).encode(), "text/html; charset=utf-8"
-            elif path in ("/status.json", "/status"):
-                body, ctype = json.dumps(self.server.service.report(), indent=2).encode(), "application/json"
-            elif path == "/metrics":
-                body = render_metrics(self.server.service.report()).encode()
-                ctype = "text/plain; version=0.0.4; charset=utf-8"
-            elif path == "/healthz":
-                body, ctype = b"ok\n", "text/plain; charset=utf-8"
-            else:
-                self._send(404, b"not found\n", "text/plain; charset=utf-8", head)
-                return
-        except Exception as exc:  # never take the service down for a status page
-            log.warning("http %s: %s", path, exc)
-            self._send(500, f"error: {exc}\n".encode(), "text/plain; charset=utf-8", head)
-            return
-        self._send(200, body, ctype, head)
-
-    def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
