@@ -371,6 +371,7 @@ def test_sigterm_during_a_sync_leaves_the_dataset_clean_and_the_next_start_conve
         assert git(ds, "status", "--porcelain", "--ignored") == ""
         assert not (ds / ".git" / "index.lock").exists()
         assert git(ds, "rev-parse", "HEAD").strip() == head
+        assert_root_records(root, ds)
         state = json.loads((root / ".neuromirror" / "service.json").read_text())
         assert state["stopped"] and state["stopped_by"] == "SIGTERM"
 
@@ -400,6 +401,53 @@ def test_sigterm_during_a_sync_leaves_the_dataset_clean_and_the_next_start_conve
     with serve(root, cfg) as svc:
         converges(svc, 2, last_id)
         assert svc.stop() == 0
+
+
+def assert_root_records(root: Path, ds: Path) -> None:
+    """The root superdataset is clean and records the dataset's HEAD: no modified subdataset entry."""
+    assert git(root, "status", "--porcelain") == ""
+    recorded = git(root, "ls-tree", "HEAD", str(ds.relative_to(root))).split()[2]
+    assert recorded == git(ds, "rev-parse", "HEAD").strip()
+
+
+def test_sigterm_after_a_version_was_committed_leaves_the_root_committed(archive, tmp_path: Path) -> None:
+    """A run interrupted after it committed a published version, while it lists the draft: the root
+    superdataset records the new commit (it is whole) instead of showing a modified subdataset."""
+    a = new_dandiset(archive)
+    sid = f"dandi:{a}"
+    root = tmp_path / "mirror"
+    ds = root / "dandi" / a
+    cfg = write_config(tmp_path / "m.yaml", archive.api_url, [sid])
+    published: list[str] = []
+
+    def change() -> None:
+        archive.put_asset(a, "v1.nwb", b"published bytes" * 100)
+        published.append(archive.publish(a))
+        for i in range(3):  # then the draft moves on: the run goes on listing it after the version's commit
+            archive.put_asset(a, f"later-{i}.nwb", f"draft {i}".encode() * 100)
+
+    def version_recorded_mid_run() -> bool:
+        con = sqlite3.connect(root / ".neuromirror" / "index.sqlite", timeout=30)
+        try:
+            row = con.execute("SELECT 1 FROM versions WHERE source = ? AND label = ?", [sid, published[0]]).fetchone()
+        finally:
+            con.close()
+        return bool(row) and runs(root, sid)[-1]["outcome"] == "running"
+
+    with serve(root, cfg, "--grace", "20") as svc:
+        wait_for(lambda: ok_runs(root, sid), 60, "a first service run", svc)
+        try:
+            start_slow_sync(svc, sid, archive, 0.7, change)
+            wait_for(version_recorded_mid_run, 60, "the published version committed while the run goes on", svc)
+            assert svc.stop() == 0
+        finally:
+            archive.latency = 0.0
+    last = runs(root, sid)[-1]
+    assert last["outcome"] == "interrupted", last
+    assert git(ds, "rev-parse", f"refs/tags/{published[0]}^{{commit}}").strip() == git(ds, "rev-parse", "HEAD").strip()
+    assert git(ds, "status", "--porcelain") == ""
+    assert_root_records(root, ds)
+    assert "registered (run " in git(root, "log", "-1", "--format=%s")
 
 
 def test_bad_configs_are_refused_before_anything_runs(tmp_path: Path) -> None:

@@ -221,6 +221,7 @@ class Service:
             log.warning("abandoning running syncs of %s (their datasets are recovered by the next sync)",
                         ", ".join(self.abandoned))
             self._mark_abandoned(self.abandoned)
+            self._register_abandoned(self.abandoned)
         self.write_state(final=True)
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -414,6 +415,23 @@ class Service:
                 )
         except Exception as exc:
             log.warning("could not record abandoned runs: %s", exc)
+        finally:
+            mirror.close()
+
+    def _register_abandoned(self, sids: Iterable[str]) -> None:
+        """The root records each abandoned dataset's last (whole) commit: no modified subdataset left behind.
+
+        A sync abandoned after it committed a version but before it updated the
+        root would otherwise leave the root modified until the next sync.
+        """
+        mirror = self.mirror()
+        try:
+            datasets = {r["id"]: r["dataset"] for r in mirror.index.sources()}
+            for sid in sids:
+                if datasets.get(sid) and (mirror.root / datasets[sid] / ".git").exists():
+                    mirror.register_quietly(datasets[sid], f"[neuromirror] {sid}: registered (sync abandoned)", wait=2)
+        except Exception as exc:
+            log.warning("could not register abandoned datasets in the root: %s", exc)
         finally:
             mirror.close()
 
