@@ -101,7 +101,7 @@ def strip(runs: list[Run], href: str) -> str:
         f'<a class="o-{e(r.outcome)}{"" if r.changed_anything else " same"}" href="{e(href)}#run-{r.id}"'
         f' style="height:{_height(r.duration)}px" title="{e(run_title(r))}"></a>'
         for r in runs)
-    return f'<span class="strip" role="img" aria-label="{e(label)}">{bars}</span>'
+    return f'<span class="strip" title="{e(label)}">{bars}</span>'
 
 
 def status_badge(row: dict) -> str:
@@ -113,7 +113,8 @@ def last_run_text(runs: list[Run]) -> str:
     if not runs:
         return "-"
     r = runs[-1]
-    return f"{r.outcome}, {duration_text(r.duration)}, {r.changes()}"
+    changes = r.changes()
+    return f"{r.outcome}, {duration_text(r.duration)}" + (f", {changes}" if changes != "-" else "")
 
 
 def _page(title: str, body: str, *, refresh: Optional[int] = None) -> str:
