@@ -20,7 +20,9 @@ from typing import Any, Iterable, Iterator, Optional
 
 from ..config import MirrorConfig, SourceConfig, format_duration
 from ..dates import parse_iso as parse_time
-from .metrics import Durations, DURATION_BUCKETS, add_changes, registry_for
+from . import recovery
+from .metrics import DURATION_BUCKETS, Durations, add_changes, registry_for
+from .publishing import publish_after_sync
 from .state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
 
 log = logging.getLogger("neuromirror.service")
@@ -109,7 +111,6 @@ class Service:
         #: /metrics: a private registry whose collector reads the index at each scrape
         self.metrics_registry = registry_for(self.metrics_data)
         self._service_lock: Any = None
-        self._publish_missing_logged = False
 
     # -- paths ----------------------------------------------------------
     @property
@@ -155,7 +156,7 @@ class Service:
             raise UserError(f"another neuromirror serve is running on {self.root} ({holder or 'unknown'})") from None
         self._service_lock = lock
         try:
-            self._recover_abandoned_runs(probe)
+            recovery.recover_abandoned_runs(probe)
             first_runs = {spec: self._first_run(probe, entry) for spec, entry in self.entries.items()}
         finally:
             probe.close()
@@ -220,8 +221,12 @@ class Service:
         if self.abandoned:
             log.warning("abandoning running syncs of %s (their datasets are recovered by the next sync)",
                         ", ".join(self.abandoned))
-            self._mark_abandoned(self.abandoned)
-            self._register_abandoned(self.abandoned)
+            mirror = self.mirror()
+            try:
+                recovery.mark_abandoned(mirror, self.abandoned)
+                recovery.register_abandoned(mirror, self.abandoned)
+            finally:
+                mirror.close()
         self.write_state(final=True)
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -233,22 +238,6 @@ class Service:
               + (f"; abandoned {', '.join(self.abandoned)}" if self.abandoned else ""), file=sys.stderr, flush=True)
 
     # -- start-up -----------------------------------------------------------
-    def _recover_abandoned_runs(self, mirror: Any) -> None:
-        """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
-        from ..index import utcnow
-        from ..mirror import LockBusy
-
-        rows = list(mirror.index.db.query("SELECT id, source FROM runs WHERE outcome = 'running'"))
-        for row in rows:
-            try:
-                with mirror.lock(row["source"], wait=0):
-                    mirror.index.db.conn.execute(
-                        "UPDATE runs SET outcome='abandoned', ended=?, error=? WHERE id=? AND outcome='running'",
-                        [utcnow(), "the process running this sync ended before it finished", row["id"]],
-                    )
-            except LockBusy:
-                continue
-
     def _first_run(self, mirror: Any, entry: SourceConfig) -> datetime:
         """Now if a scheduled run was missed while no service ran (coalesced into one), else the next fire time.
 
@@ -256,13 +245,9 @@ class Service:
         """
         now = now_utc()
         args = [entry.spec, entry.spec + "/*"]  # the spec itself, what it matches, a collection's experiments
-        row = mirror.index.db.conn.execute(
-            "SELECT MAX(started) FROM runs WHERE (source GLOB ? OR source GLOB ?) AND outcome IN ('ok', 'unchanged')",
-            args,
-        ).fetchone()
-        last = parse_time(row[0]) if row else None
+        last = parse_time(recovery.last_success_start(mirror.index, args))
         first = now if last is None else max(now, entry.schedule.next_after(last))
-        for sid, failures, last_failure, error in _failure_streaks(mirror.index, args):
+        for sid, failures, last_failure, error in recovery.failure_streaks(mirror.index, args):
             rt = self._runtime(sid, entry.spec)
             rt.consecutive_failures = failures
             rt.last_error = error
@@ -331,7 +316,7 @@ class Service:
                 rt.skipped["busy"] = rt.skipped.get("busy", 0) + 1
             log.info("%s: skipped: %s", sid, exc)
         except Interrupted:
-            self._mark_interrupted_run(mirror, sid)
+            recovery.mark_interrupted(mirror, sid)
             log.warning("%s: sync interrupted by the service stopping; the dataset is back at its last commit", sid)
         except Exception as exc:
             self._failed(entry, rt, one_line(exc))
@@ -339,7 +324,7 @@ class Service:
             with self._lock:
                 rt.consecutive_failures, rt.backoff_until, rt.last_error = 0, None, None
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
-            self._publish(mirror, entry, source, report)
+            publish_after_sync(mirror, entry, source, report, rt)
         finally:
             with self._lock:
                 rt.running_since, rt.stage, rt.done, rt.total = None, None, None, None
@@ -394,80 +379,6 @@ class Service:
         except LockBusy:
             pass
         self._failed(entry, self._runtime(entry.spec, entry.spec), error)
-
-    def _mark_interrupted_run(self, mirror: Any, sid: str) -> None:
-        mirror.index.db.conn.execute(
-            "UPDATE runs SET outcome='interrupted' WHERE id = (SELECT MAX(id) FROM runs WHERE source=? AND"
-            " trigger='service') AND outcome IN ('failed', 'running')",
-            [sid],
-        )
-
-    def _mark_abandoned(self, sids: Iterable[str]) -> None:
-        from ..index import utcnow
-
-        mirror = self.mirror()
-        try:
-            for sid in sids:
-                mirror.index.db.conn.execute(
-                    "UPDATE runs SET outcome='interrupted', ended=?, error=? WHERE id = (SELECT MAX(id) FROM runs"
-                    " WHERE source=? AND trigger='service') AND outcome='running'",
-                    [utcnow(), "abandoned when the service stopped; the next sync recovers the dataset", sid],
-                )
-        except Exception as exc:
-            log.warning("could not record abandoned runs: %s", exc)
-        finally:
-            mirror.close()
-
-    def _register_abandoned(self, sids: Iterable[str]) -> None:
-        """The root records each abandoned dataset's last (whole) commit: no modified subdataset left behind.
-
-        A sync abandoned after it committed a version but before it updated the
-        root would otherwise leave the root modified until the next sync.
-        """
-        mirror = self.mirror()
-        try:
-            datasets = {r["id"]: r["dataset"] for r in mirror.index.sources()}
-            for sid in sids:
-                if datasets.get(sid) and (mirror.root / datasets[sid] / ".git").exists():
-                    mirror.register_quietly(datasets[sid], f"[neuromirror] {sid}: registered (sync abandoned)", wait=2)
-        except Exception as exc:
-            log.warning("could not register abandoned datasets in the root: %s", exc)
-        finally:
-            mirror.close()
-
-    def _publish(self, mirror: Any, entry: SourceConfig, source: Any, report: Any) -> None:
-        """Push the dataset to the entry's ``publish: {to: ...}`` target (``neuromirror.publish``).
-
-        After a sync that changed the dataset, and after any successful sync while the
-        target has not received this dataset yet (a target added to the file later).
-        Keys of ``publish:`` besides ``to``: ``name`` (the remote's name, default
-        ``published``) and ``force``.
-        """
-        if not entry.publish:
-            return
-        from ..sync import one_line
-
-        rt = self._runtime(source.id, entry.spec)
-        try:
-            from .. import publish as pub
-        except ImportError:
-            if not self._publish_missing_logged:
-                log.warning("publish targets are configured but this neuromirror has no publish step; not publishing")
-                self._publish_missing_logged = True
-            return
-        to = str(entry.publish["to"])
-        name = str(entry.publish.get("name") or "published")
-        try:
-            if report.outcome != "ok":
-                ds = mirror.root / source.relpath
-                if pub.published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
-                    return
-            result = pub.publish_source(mirror, source.id, to, name=name, force=bool(entry.publish.get("force")))
-            rt.publish_error = None
-            log.info("%s: published: %s", source.id, result.line())
-        except Exception as exc:
-            rt.publish_error = one_line(exc)
-            log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
 
     def _on_event(self, event: Any) -> None:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES
@@ -579,25 +490,6 @@ class Service:
 
     def report(self) -> dict:
         return status_report(self.root, self.index_path, state=self.state_json(), config=self.config)
-
-
-def _failure_streaks(index: Any, args: list[str]) -> list[tuple[str, int, str, str]]:
-    """(source, failures since the last success, end of the last failure, its error) for failing sources."""
-    return [
-        (r[0], r[1], r[2], r[3])
-        for r in index.db.conn.execute(
-            """
-            SELECT f.source, COUNT(*), MAX(f.ended),
-                   (SELECT error FROM runs e WHERE e.source = f.source AND e.outcome = 'failed' ORDER BY id DESC LIMIT 1)
-            FROM runs f
-            WHERE (f.source GLOB ? OR f.source GLOB ?) AND f.outcome = 'failed'
-              AND f.id > COALESCE((SELECT MAX(id) FROM runs s WHERE s.source = f.source
-                                   AND s.outcome IN ('ok', 'unchanged')), 0)
-            GROUP BY f.source
-            """,
-            args,
-        )
-    ]
 
 
 class _QuietMaxInstances(logging.Filter):
