@@ -321,3 +321,41 @@ def test_browse_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["--root", str(root), "browse"]) == 2
     err = capsys.readouterr().err
     assert err == "neuromirror: browse needs Datasette, which is not installed: pip install 'neuromirror[browse]'\n"
+
+
+def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
+    """Hostile text in every field that comes from the index or an archive stays text; ids stay links."""
+    from neuromirror.service import render_html, render_source_page
+    from neuromirror.service.history import Run
+
+    sid = 'boss:a"<b>/c'
+    row = {"source": sid, "status": "failing", "schedule": "<every> 1h", "dataset": "boss/a<b>/c", "last_run": None,
+           "last_outcome": "failed", "last_success": None, "last_failure": "2026-01-01T00:00:02Z",
+           "last_error": HOSTILE, "consecutive_failures": 2, "backoff_until": None, "next_run": None,
+           "running_since": None, "publish_error": "<i>push</i>", "versions": 1, "latest": "<l>", "files": 1,
+           "bytes": 2, "runs": {"failed": 2}, "skipped": {}}
+    runs = [Run(7, sid, "2026-01-01T00:00:00Z", "2026-01-01T00:00:02Z", "failed", HOSTILE, 0, 0, 0, "service",
+                versions=["<v>"])]
+    versions = [{"label": "<i>v1</i>", "kind": "published", "date": "2026-01-01T00:00:00Z",
+                 "doi": '10.1/x"><script>alert(1)</script>', "commit": "<c>" * 5, "tag": "<t>", "files": 1,
+                 "bytes": 2, "synced_at": "2026-01-01T00:00:03Z"}]
+    catalog = 'http://127.0.0.1:8643/index?x="y'
+    report = {"root": "/r<oot>", "service": None, "sources": [row]}
+
+    doc = assert_valid_page(render_html(report, {sid: runs}, browse_url=catalog))
+    text = text_of(doc)
+    assert HOSTILE in text and "/r<oot>" in text
+    hrefs = [a.get("href") for a in doc.iter("a")]
+    assert catalog in hrefs and "source/boss%3Aa%22%3Cb%3E%2Fc" in hrefs
+    bar = by_class(doc, "span", "strip")[0].find("a")
+    assert bar.get("href") == "source/boss%3Aa%22%3Cb%3E%2Fc#run-7" and HOSTILE in bar.get("title")
+
+    doc = assert_valid_page(render_source_page(row, runs, versions, root="/r", browse_url="http://h/index"))
+    text = text_of(doc)
+    for shown in (sid, HOSTILE, "<every> 1h", "<i>push</i>", "<v>", "<i>v1</i>", "<t>", "<c><c><c>",
+                  '10.1/x"><script>alert(1)</script>'):
+        assert shown in text, shown
+    hrefs = [a.get("href") for a in doc.iter("a")]
+    assert "http://h/index/source_versions?source=boss%3Aa%22%3Cb%3E%2Fc" in hrefs
+    assert "http://h/index/version_files?source=boss%3Aa%22%3Cb%3E%2Fc&version=%3Ci%3Ev1%3C%2Fi%3E" in hrefs
+    assert "https://doi.org/10.1/x%22%3E%3Cscript%3Ealert%281%29%3C/script%3E" in hrefs

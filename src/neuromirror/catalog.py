@@ -72,8 +72,8 @@ def database_name(index_path: Path) -> str:
     return Path(index_path).stem
 
 
-def metadata(index_path: Path) -> dict:
-    """Datasette metadata: titles, descriptions of the tables, and the canned queries."""
+def metadata(index_path: Path, *, with_queries: bool = True) -> dict:
+    """Datasette metadata: titles, descriptions of the tables, and (Datasette < 1.0) the canned queries."""
     tables = {
         "sources": "One row per mirrored source: its id (dandi:000027), archive and dataset (path under the root).",
         "versions": "One row per recorded state of a source: label, kind, commit, tag, DOI, files and bytes.",
@@ -89,11 +89,23 @@ def metadata(index_path: Path) -> dict:
         "databases": {
             database_name(index_path): {
                 "tables": {name: {"description": text} for name, text in tables.items()},
-                "queries": {name: {"title": title, "description": desc, "sql": sql}
-                            for name, (title, desc, sql) in QUERIES.items()},
+                **(queries(index_path)["databases"][database_name(index_path)] if with_queries else {}),
             }
         },
     }
+
+
+def queries(index_path: Path) -> dict:
+    """The canned queries as Datasette configuration (where Datasette 1.0 reads them; < 1.0: in the metadata)."""
+    return {"databases": {database_name(index_path): {"queries": {
+        name: {"title": title, "description": desc, "sql": sql} for name, (title, desc, sql) in QUERIES.items()}}}}
+
+
+def datasette_major() -> int:
+    from importlib.metadata import version
+
+    head = version("datasette").split(".")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def datasette_available() -> bool:
@@ -102,13 +114,25 @@ def datasette_available() -> bool:
     return importlib.util.find_spec("datasette") is not None
 
 
-def datasette_command(index_path: Path, metadata_path: Path, host: str, port: int) -> list[str]:
-    """``datasette serve`` for the index: read-only (a mutable file, opened ``mode=ro``), no writes configured."""
+def datasette_command(index_path: Path, workdir: Path, host: str, port: int) -> list[str]:
+    """``datasette serve`` for the index: read-only (a mutable file, opened ``mode=ro``), no writes configured.
+
+    Writes the metadata (and, for Datasette 1.0, the configuration holding the
+    canned queries) into ``workdir``.
+    """
     import sys
 
-    return [sys.executable, "-m", "datasette", "serve", str(index_path), "--metadata", str(metadata_path),
-            "--host", host, "--port", str(port), "--setting", "sql_time_limit_ms", "10000",
-            "--setting", "max_returned_rows", "5000"]
+    modern = datasette_major() >= 1
+    meta = workdir / "metadata.json"
+    meta.write_text(json.dumps(metadata(index_path, with_queries=not modern), indent=2))
+    cmd = [sys.executable, "-m", "datasette", "serve", str(index_path), "--metadata", str(meta),
+           "--host", host, "--port", str(port), "--setting", "sql_time_limit_ms", "10000",
+           "--setting", "max_returned_rows", "5000"]
+    if modern:
+        config = workdir / "datasette.json"
+        config.write_text(json.dumps(queries(index_path), indent=2))
+        cmd += ["--config", str(config)]
+    return cmd
 
 
 def state_path(root: Path) -> Path:

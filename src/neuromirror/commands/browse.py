@@ -8,7 +8,6 @@ otherwise, until Ctrl-C or SIGTERM.  See ``neuromirror.catalog`` and docs/servic
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import subprocess
 import sys
@@ -58,13 +57,11 @@ def run(args: argparse.Namespace) -> int:
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host_in_url}:{port}/{catalog.database_name(index)}"
     with tempfile.TemporaryDirectory(prefix="neuromirror-browse-") as tmp:
-        meta = Path(tmp) / "metadata.json"
-        meta.write_text(json.dumps(catalog.metadata(index), indent=2))
+        command = catalog.datasette_command(index, Path(tmp), args.host, port)
         log = Path(tmp) / "datasette.log"
         verbose = getattr(args, "verbose", 0)
         with log.open("wb") as fh:
-            proc = subprocess.Popen(catalog.datasette_command(index, meta, args.host, port),
-                                    stdout=None if verbose else fh, stderr=None if verbose else fh)
+            proc = subprocess.Popen(command, stdout=None if verbose else fh, stderr=None if verbose else fh)
         stop = _forward_signals(proc)
         try:
             if not _wait_until_up(proc, url + ".json"):
