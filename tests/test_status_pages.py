@@ -75,11 +75,11 @@ def site(dandi_archive, tmp_path_factory) -> Iterator[Site]:  # noqa: ANN001
         assert svc.stop() == 0
 
 
-def parse_html(text: str) -> Element:
-    """The document, parsed by html5lib in strict mode: a parse error (invalid HTML) raises."""
+def parse_html(text: str, strict: bool = True) -> Element:
+    """The document, parsed by html5lib; in strict mode (our pages) a parse error (invalid HTML) raises."""
     import html5lib
 
-    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+    parser = html5lib.HTMLParser(strict=strict, namespaceHTMLElements=False)
     return parser.parse(text)
 
 
@@ -359,3 +359,21 @@ def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
     assert "http://h/index/source_versions?source=boss%3Aa%22%3Cb%3E%2Fc" in hrefs
     assert "http://h/index/version_files?source=boss%3Aa%22%3Cb%3E%2Fc&version=%3Ci%3Ev1%3C%2Fi%3E" in hrefs
     assert "https://doi.org/10.1/x%22%3E%3Cscript%3Ealert%281%29%3C/script%3E" in hrefs
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (Debian: apt-get install chromium): "
+                                             "the catalog is not looked at in a browser here")
+def test_catalog_in_a_browser(site: Site, catalog: str, tmp_path: Path) -> None:
+    """The catalog's database page lists the canned queries by title; a query's page shows its answer."""
+    from urllib.parse import urlencode
+
+    body = text_of(parse_html(chromium(catalog, tmp_path), strict=False).find("body"))  # Datasette's HTML
+    for title in ("Which datasets hold a file with this sha256?", "The versions of a source", "The files of a version",
+                  "Failed runs of the last week", "versions", "runs"):
+        assert title in body, body
+    page = f"{catalog}/source_versions?" + urlencode({"source": site.good})
+    body = text_of(parse_html(chromium(page, tmp_path), strict=False).find("body"))
+    assert site.version in body and "10.80507/dandi." in body
+    shot = tmp_path / "catalog.png"
+    chromium(page, tmp_path, screenshot=shot)
+    keep_screenshot(shot)
