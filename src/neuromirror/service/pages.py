@@ -37,6 +37,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em}
 a{color:#0b57a4}p.meta{color:#555;margin:.2em 0 .8em}
 table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,td.time{white-space:nowrap}
 ul.summary{list-style:none;display:flex;gap:.8em;padding:0;margin:.6em 0 1em}
 ul.summary li{border:1px solid #ccc;border-radius:6px;padding:.35em .9em;min-width:6em}
 ul.summary b{display:block;font-size:1.6em}
@@ -113,6 +114,8 @@ def last_run_text(runs: list[Run]) -> str:
     if not runs:
         return "-"
     r = runs[-1]
+    if r.outcome == "running":
+        return f"running since {short_time(r.started)}"
     changes = r.changes()
     return f"{r.outcome}, {duration_text(r.duration)}" + (f", {changes}" if changes != "-" else "")
 
@@ -174,8 +177,8 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *,
             f"<td>{status}</td>",
             f"<td>{strip(mine, href)}</td>",
             f"<td>{e(last_run_text(mine))}</td>",
-            f"<td>{e(short_time(r['last_success']))}</td>",
-            f"<td>{e(short_time(r['next_run']))}</td>",
+            f'<td class="time">{e(short_time(r["last_success"]))}</td>',
+            f'<td class="time">{e(short_time(r["next_run"]))}</td>',
             f'<td class="num">{e(r["versions"])}</td>',
             f'<td class="num">{e("-" if r["files"] is None else r["files"])}</td>',
             f'<td class="num">{e(human_bytes(r["bytes"]))}</td>',
@@ -222,7 +225,7 @@ def render_source_page(row: dict, history: list[Run], versions: list[dict], *, r
     strip_runs = list(reversed(history[:STRIP_RUNS]))
     run_rows = "\n".join(
         f'<tr id="run-{r.id}"><td class="num">{r.id}</td><td>{e(r.trigger or "-")}</td>'
-        f"<td>{e(short_time(r.started))}</td><td class=\"num\">{e(duration_text(r.duration))}</td>"
+        f"<td class=\"time\">{e(short_time(r.started))}</td><td class=\"num\">{e(duration_text(r.duration))}</td>"
         f'<td><span class="st st-{OUTCOME_BADGE.get(r.outcome, "never-synced")}">{e(r.outcome)}</span></td>'
         f"<td>{e(r.changes())}</td><td>{e(', '.join(r.versions) or '-')}</td>"
         f'<td class="err">{e(r.error or "")}</td></tr>'
@@ -238,10 +241,10 @@ def render_source_page(row: dict, history: list[Run], versions: list[dict], *, r
             files_link = f'<a href="{e(browse_url.rstrip("/"))}/version_files?{e(q)}">{files_link}</a>'
         commit = v.get("commit") or ""
         version_rows.append(
-            f"<tr><td>{e(v['label'])}</td><td>{e(v['kind'])}</td><td>{e(short_time(v['date']))}</td>"
+            f"<tr><td>{e(v['label'])}</td><td>{e(v['kind'])}</td><td class=\"time\">{e(short_time(v['date']))}</td>"
             f"<td>{_doi_link(v.get('doi'))}</td><td><code title=\"{e(commit)}\">{e(commit[:12] or '-')}</code></td>"
             f"<td>{e(v.get('tag') or '-')}</td><td class=\"num\">{files_link}</td>"
-            f"<td class=\"num\">{e(human_bytes(v['bytes']))}</td><td>{e(short_time(v['synced_at']))}</td></tr>")
+            f"<td class=\"num\">{e(human_bytes(v['bytes']))}</td><td class=\"time\">{e(short_time(v['synced_at']))}</td></tr>")
     versions_table = ("<table class=\"versions\"><thead><tr><th>version</th><th>kind</th><th>date</th><th>DOI</th>"
                       "<th>commit</th><th>tag</th><th>files</th><th>bytes</th><th>synced</th></tr></thead><tbody>\n"
                       + "\n".join(version_rows) + "\n</tbody></table>") if versions else "<p>No versions yet.</p>"
