@@ -144,6 +144,25 @@ class Mirror:
             self.recover_root()
             self._commit_root([relpath], message)
 
+    def register_quietly(self, relpath: str, message: str, *, wait: float = 10.0) -> bool:
+        """:meth:`register` after a failed or interrupted run: never raises, never waits long for the root.
+
+        The dataset's HEAD is a whole commit (a commit is written entirely or not at
+        all), so recording it is what the next sync would do; doing it now keeps the
+        root from showing a modified subdataset meanwhile.  False if it could not.
+        """
+        if not _root_thread_lock.acquire(timeout=wait):
+            return False
+        try:
+            with self.lock(ROOT_LOCK, wait=wait):
+                self.recover_root()
+                self._commit_root([relpath], message)
+            return True
+        except Exception:  # the root lock busy, git failing: the next sync registers it
+            return False
+        finally:
+            _root_thread_lock.release()
+
     def recover_root(self) -> None:
         """A crash mid-commit in the root leaves a lock file; we hold the root lock, so it is stale."""
         lock = self.root / ".git" / "index.lock"

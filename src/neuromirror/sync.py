@@ -266,6 +266,8 @@ def sync_source(
                 ds = mirror.dataset_path(relpath)
                 if (ds / ".git").exists():
                     mirror.recover(ds)
+                    # versions committed before the failure are whole: the root records them, never left modified
+                    mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
             finally:
                 index.end_run(run_id, report.to_json())
             raise
