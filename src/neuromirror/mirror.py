@@ -190,13 +190,13 @@ class Mirror:
             self.recover_root()
             registered = relpath in self.subdatasets()
             if registered:
+                gitutil.run(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "-r", "--", relpath)
                 names = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path",
                                     check=False)
                 for line in names.splitlines():
                     key, _, value = line.partition(" ")
                     if value == relpath:
                         gitutil.run(self.root, "config", "-f", ".gitmodules", "--remove-section", key[: -len(".path")])
-                gitutil.run(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "-r", "--", relpath)
                 gitutil.run(self.root, "add", "--", ".gitmodules")
                 gitutil.run(self.root, "commit", "-q", "--no-verify", "-m", f"[neuromirror] remove {relpath}")
             if not path.exists():

@@ -36,6 +36,9 @@ class _Lines:
     def __init__(self, stream: TextIO):
         self.stream = stream
         self.last: Optional[str] = None
+        self.bar: Any = None
+        #: (count, postfix) of the bar when it last printed: the final state printed only if it differs
+        self.shown: Optional[tuple] = None
 
     def write(self, s: str) -> None:
         for part in s.replace("\r", "\n").split("\n"):
@@ -43,6 +46,8 @@ class _Lines:
             if text and text != self.last:
                 self.stream.write(text + "\n")
                 self.last = text
+                if self.bar is not None:
+                    self.shown = (self.bar.n, self.bar.postfix)
 
     def flush(self) -> None:
         self.stream.flush()
@@ -53,16 +58,20 @@ def _bar(desc: str, total: Optional[int], *, every: Optional[float] = None, **kw
 
     tty = sys.stderr.isatty()
     interval = every if every is not None else (TTY_EVERY if tty else LOG_EVERY)
-    return tqdm(
-        desc=desc, total=total, file=sys.stderr if tty else _Lines(sys.stderr), leave=not tty,
+    lines = None if tty else _Lines(sys.stderr)
+    bar = tqdm(
+        desc=desc, total=total, file=lines or sys.stderr, leave=not tty,
         mininterval=interval, maxinterval=max(interval, 10.0), delay=interval, dynamic_ncols=tty,
         ascii=None if tty else True, **kwargs,
     )
+    if lines is not None:
+        lines.bar = bar
+    return bar
 
 
 def _close(bar: Any) -> None:
     """Close a bar; off a terminal the final state is printed only if it was not the last line printed."""
-    if getattr(bar, "last_print_n", None) == bar.n:
+    if isinstance(bar.fp, _Lines) and bar.fp.shown == (bar.n, bar.postfix):
         bar.leave = False  # nothing new since the last line: no second copy of it
     bar.close()
 
