@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from .common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
 
