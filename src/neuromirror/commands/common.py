@@ -22,25 +22,22 @@ def spec_arg(text: str, *, allow_version: bool = True) -> Spec:
 
 def mirror_if_exists(args: argparse.Namespace) -> Optional[Any]:
     """The mirror named by --root/--index if it has an index; None otherwise (nothing is created)."""
-    from ..mirror import Mirror
-
-    m = Mirror(root_of(args), args.index)
+    m = _mirror(args)
     return m if m.index_path.exists() else None
 
 
 def require_mirror(args: argparse.Namespace) -> Any:
     """The mirror of a read-only command: an existing index, or a one-line error naming where we looked."""
-    m = mirror_if_exists(args)
-    if m is None:
-        raise UserError(f"no mirror at {root_of(args)} (no index {_index_path(args)}; pass --root or set "
-                        f"NEUROMIRROR_ROOT)")
+    m = _mirror(args)
+    if not m.index_path.exists():
+        raise UserError(f"no mirror at {m.root} (no index {m.index_path}; pass --root or set NEUROMIRROR_ROOT)")
     return m
 
 
-def _index_path(args: argparse.Namespace) -> Path:
+def _mirror(args: argparse.Namespace) -> Any:
     from ..mirror import Mirror
 
-    return Mirror(root_of(args), args.index).index_path
+    return Mirror(root_of(args), args.index)  # creates nothing until its index is opened
 
 
 def where(index: Any) -> str:

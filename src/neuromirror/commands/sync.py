@@ -83,20 +83,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=report_progress,
                                  lock_wait=0 if args.no_wait else True)
-            progress.done()
             return report.to_json()
         except LockBusy as exc:
-            progress.done()
             return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
         except Exception as exc:
-            progress.done()
             if args.verbose >= 2:
                 raise
             return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": one_line(exc)}
-        except BaseException:
-            progress.done()
-            raise
         finally:
+            progress.done()  # the bar gone before the summary or the error is printed
             mirror.close()
 
     _create_index(root, args.index)  # once, before parallel workers open it
@@ -152,8 +147,7 @@ def dandi_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_line(r: dict) -> str:
-    if r["outcome"] == "failed":
-        return f"{r['source']}: FAILED: {r['error']}"
+    """The stdout line of a source synced (failures are said on stderr only)."""
     if r["outcome"] == "unchanged":
         return f"{r['source']}: unchanged"
     labels = ", ".join(v["label"] for v in r["versions"])
