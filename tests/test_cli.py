@@ -163,6 +163,8 @@ def test_global_options_after_the_command_and_version_and_log_level(dandi_archiv
     from neuromirror import __version__
 
     assert capsys.readouterr().out.strip() == f"neuromirror {__version__}"
+    assert main(["-l", "info", "--root", str(root), "status"]) == 0
+    assert f"dandi:{ident}" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["-l", "loud", "status"])
     assert "unknown log level 'loud'" in capsys.readouterr().err
