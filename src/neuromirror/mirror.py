@@ -196,6 +196,44 @@ class Mirror:
             actions.append("reset the work tree to the last commit")
         return actions
 
+    def remove_dataset(self, relpath: str) -> bool:
+        """Unregister a source's dataset from the root (one commit) and delete it; False if there was none.
+
+        git-annex write-protects its object directories, hence the chmod before a retry.
+        """
+        import shutil
+        import stat
+
+        path = self.dataset_path(relpath)
+        with self.root_lock():
+            self.recover_root()
+            registered = relpath in self.subdatasets()
+            if registered:
+                gitutil.run(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "-r", "--", relpath)
+                names = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path",
+                                    check=False)
+                for line in names.splitlines():
+                    key, _, value = line.partition(" ")
+                    if value == relpath:
+                        gitutil.run(self.root, "config", "-f", ".gitmodules", "--remove-section", key[: -len(".path")])
+                gitutil.run(self.root, "add", "--", ".gitmodules")
+                gitutil.run(self.root, "commit", "-q", "--no-verify", "-m", f"[neuromirror] remove {relpath}")
+            if not path.exists():
+                return registered
+
+            def writable(func, p, _exc):  # noqa: ANN001
+                os.chmod(os.path.dirname(p), stat.S_IRWXU)
+                if os.path.isdir(p):
+                    os.chmod(p, stat.S_IRWXU)
+                func(p)
+
+            shutil.rmtree(path, onerror=writable)
+            parent = path.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()  # "dandi/" once its last dataset is gone
+                parent = parent.parent
+        return True
+
     def subdatasets(self) -> list[str]:
         if not (self.root / ".gitmodules").exists():
             return []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,16 +261,21 @@ def sync_source(
             report.timings = {k: round(v, 4) for k, v in timings.items()}
             report.timings["total"] = round(time.perf_counter() - t0, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
-            report.outcome = "failed"
-            report.error = one_line(exc)
+            # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
+            report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
+            report.error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+            ds = mirror.dataset_path(relpath)
             try:
-                ds = mirror.dataset_path(relpath)
                 if (ds / ".git").exists():
                     mirror.recover(ds)
                     # versions committed before the failure are whole: the root records them, never left modified
                     mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
             finally:
                 index.end_run(run_id, report.to_json())
+                if isinstance(exc, Exception) and archive_lacks(exc) and not (ds / ".git").exists() \
+                        and not index.versions(sid):
+                    # a mistyped or withdrawn id never mirrored here: leave no source, run or dataset behind
+                    index.remove_source(sid)
             raise
         index.end_run(run_id, report.to_json())
     return report
@@ -411,6 +417,22 @@ def _has_versions(ds: Path) -> bool:
     """Whether any commit in the dataset was made by a sync."""
     out = gitutil.out(ds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Source: ", check=False)
     return bool(out)
+
+
+#: what sources say when the archive has no such thing (their messages; dandi's NotFoundError is found by type)
+_LACKS = re.compile(r"No such Dandiset|: no asset '|not found \(404")
+
+
+def archive_lacks(exc: BaseException) -> bool:
+    """Whether a failure is the archive saying the source does not exist (HTTP 404, dandi's NotFoundError...)."""
+    seen: set[int] = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "NotFoundError" or getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return True
+        e = e.__cause__ or e.__context__
+    return bool(_LACKS.search(str(exc)))
 
 
 def one_line(exc: BaseException) -> str:
