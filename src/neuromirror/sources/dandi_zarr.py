@@ -77,7 +77,8 @@ from ..records import (
     SubdatasetEntry,
 )
 from ..trailers import format_trailers, parse_trailers
-from . import dandi_auth
+from .. import urlrule
+from . import dandi_auth, s3urls
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -252,6 +253,10 @@ class ZarrRun:
             return kept
         learned.append((_key(rec.zarr_id, rec.checksum, self.access), rec.commit))
         note_zarr(self.snap, rec.path, rec.zarr_id, rec.checksum)
+        if rec.unpinned:
+            self.snap.warnings.append(f"Zarr {rec.path}: {rec.unpinned} object(s) have no pinned URL (no S3 "
+                                      "versionId): their bytes may change upstream, which the MD5E key's check "
+                                      "then refuses")
         log.info("DANDI:%s: Zarr %s: %d objects, commit %s", self.source.identifier, rec.path, rec.objects,
                  rec.commit[:10])
         return SubdatasetEntry(rec.path, rec.commit, "./" + rec.path, rec.datalad_id)
@@ -459,13 +464,19 @@ def _tag(zds: Path, name: str, commit: str, message: str, date: datetime) -> Non
 # -- listing ----------------------------------------------------------------------------
 def _s3_location(base: str) -> tuple[Optional[str], str, str]:
     """(endpoint URL or None for AWS, bucket, key prefix) of a Zarr's S3 URL (path- or virtual-hosted style)."""
-    u = urlsplit(base)
-    host = u.hostname or ""
-    parts = u.path.lstrip("/").split("/")
-    m = re.match(r"^(?P<bucket>[^.]+(?:\.[^.]+)*?)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com$", host)
-    if m:
-        return None, m.group("bucket"), "/".join(parts)
-    return f"{u.scheme}://{u.netloc}", parts[0], "/".join(parts[1:])
+    loc = s3urls.locate(base, s3urls.endpoints_in_use(), archive_key=is_archive_key)
+    if loc is None:
+        raise ValueError(f"not an S3 URL: {base}")
+    return loc.endpoint, loc.bucket, loc.key
+
+
+#: the DANDI bucket's layout: blobs/<3>/<3>/<blob uuid>, zarr/<zarr id>/<object>
+_ARCHIVE_KEY = re.compile(r"^(?:blobs/([0-9a-f]{3})/([0-9a-f]{3})/\1\2[0-9a-f-]{30}|zarr/[^/]+/.*)$")
+
+
+def is_archive_key(key: str) -> bool:
+    """Whether an S3 key has the shape of a DANDI blob or Zarr object (see :mod:`.s3urls`)."""
+    return bool(_ARCHIVE_KEY.match(key))
 
 
 def list_s3(base: str) -> list[ZObject]:
@@ -590,6 +601,8 @@ def object_entries(source: Any, zarr_id: str, objs: list[ZObject], s3_base: Opti
         if reason is not None:
             refused.append(Refusal(o.rel, reason))
             continue
+        # the API's route redirects to the *current* object: registered only where no
+        # pinned URL exists (urlrule: never a mutable URL beside a pinned one)
         api = f"{source.api_url}/zarr/{zarr_id}/files/?prefix={quote(o.rel, safe='/~')}&download=true"
         if embargoed:
             urls: tuple[str, ...] = (dandi_auth.key_url(api),)
@@ -597,7 +610,7 @@ def object_entries(source: Any, zarr_id: str, objs: list[ZObject], s3_base: Opti
             s3 = base + quote(o.rel, safe="/~") if base else None
             if s3 and o.version_id:
                 s3 += "?versionId=" + quote(o.version_id, safe="")
-            urls = tuple(u for u in (s3, api) if u)
+            urls, _ = urlrule.admissible(u for u in (s3, api) if u)
         if _MD5_RE.match(o.etag):
             key, kind, ck = md5e_key(o.etag, o.size, o.rel), MD5, o.etag
         else:  # multipart ETag: not a content hash; git-annex learns the checksum on first get
@@ -617,6 +630,13 @@ def _fresh_checksum(source: Any, asset_id: Optional[str]) -> Optional[str]:
         return ck if isinstance(ck, str) else None
     except Exception:
         return None
+
+
+def _had_embargoed_state(zds: Path) -> bool:
+    if not gitutil.rev_parse(zds, "HEAD"):
+        return False
+    return bool(gitutil.out(zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr-Access: embargoed",
+                            check=False))
 
 
 def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:

@@ -57,6 +57,8 @@ class ZarrRecord:
     refused: Optional[str] = None
     datalad_id: Optional[str] = None
     timings: dict = field(default_factory=dict)  # seconds: listing, checksum, create, commit
+    #: objects without a pinned URL (an embargoed Zarr's, or one listed through the API)
+    unpinned: int = 0
 
 
 class _Api:
@@ -119,11 +121,21 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     if job.embargoed:
         dandi_auth.ensure_remote(zds)
     spent["create"] = time.perf_counter() - t
+    from .. import urlrule
+
+    unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
+    was_embargoed = not job.embargoed and dz._had_embargoed_state(zds)
     t = time.perf_counter()
     commit = dz._commit(api, zds, job.path, job.zarr_id, checksum, "embargoed" if job.embargoed else "open", how,
                         entries, objs, {"modified": job.modified})
+    if was_embargoed:
+        # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
+        # current object) now sit beside pinned S3 URLs, and the rule takes them back
+        from ..repair import RepairReport, repair_dataset
+
+        repair_dataset(zds, RepairReport())
     if job.tag:
         dz._tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
     spent["commit"] = time.perf_counter() - t
     return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None,
-                      dataset_id(zds), spent)
+                      dataset_id(zds), spent, unpinned)
