@@ -155,6 +155,19 @@ def test_many_zarrs_one_commit_unchanged_untouched_refusals_and_clone(mcli, arch
     assert zids[2] in listings  # its listing is whole now: mirrored
     assert len(sync_commits(ds)) == len(before) + 1
 
+    # a new published version of this draft: its tag pins each Zarr at the commit the draft's sync
+    # made (found in the index's cache, not listed again), and the Zarr's dataset gets the tag
+    del listings[:]
+    v2 = archive.publish(ident, when=later + timedelta(hours=2))
+    code, out, err = mcli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    assert not {zids[0], zids[2], zids[3], zids[4]} & set(listings), listings
+    for i in (0, 2, 3):
+        p = f"sub-{i:02d}/sample.ome.zarr"
+        head = git(ds / p, "rev-parse", "HEAD").strip()
+        assert git(ds, "rev-parse", f"{v2}:{p}").strip() == head
+        assert git(ds / p, "rev-parse", f"{v2}^{{commit}}").strip() == head
+
     # a user clones the mirror and gets chunks of several Zarrs at the published tag
     env = user_env(archive)
     work = clone_all(mcli.root, tmp_path / "work", env, f"dandi/{ident}")

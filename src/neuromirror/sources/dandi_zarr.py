@@ -206,9 +206,14 @@ class ZarrRun:
         """The Zarr dataset's commit of this state, if the mirror holds it (the draft: at HEAD)."""
         draft = self.snap.kind != "published"
         if cached is not None:
-            if not draft or _head_of(zds) == cached:
+            if draft:
+                return cached if _head_of(zds) == cached else None
+            # a new published version (once per version): the commit must exist in this dataset
+            # (an index older or newer than the dataset could name another one)
+            if (zds / ".git").is_dir() and gitutil.run(zds, "cat-file", "-e", f"{cached}^{{commit}}",
+                                                        check=False).returncode == 0:
                 return cached
-            return None
+            return find_commit(zds, zarr_id, checksum, self.access, head_only=False)
         return find_commit(zds, zarr_id, checksum, self.access, head_only=draft)
 
     def entries(self) -> dict[str, Optional[Entry]]:
