@@ -3,14 +3,17 @@
 A Zarr asset is a tree of objects under ``zarr/<zarr_id>/`` in the archive's
 bucket, changed in place (same asset and zarr id), with a tree checksum
 ``dandi:dandi-zarr-checksum`` (package ``zarr_checksum``) over the objects'
-MD5s.  For each Zarr asset of a version the DANDI source calls
-:func:`zarr_entry`, which
+MD5s.  The DANDI source hands each page's Zarr assets to a :class:`ZarrRun`, which
 
 1. looks for a commit of the Zarr's dataset (``<dandiset dataset>/<asset
    path>``) already recording this zarr id, checksum and access (open or
-   embargoed) — for the draft only the dataset's HEAD counts, for a published
-   version any commit — and uses it: **an unchanged Zarr costs no listing**;
-2. otherwise lists the Zarr — a versioned S3 listing (``list_object_versions``,
+   embargoed) — in the index's cache ``dandi-zarr-commit``, else in the
+   dataset's trailers; for the draft only the dataset's HEAD counts, for a
+   published version any commit — and uses it: **an unchanged Zarr costs no
+   listing and no git process**;
+2. otherwise submits a :class:`.zarr_job.ZarrJob` to an executor; the job
+   (:func:`.zarr_job.mirror_zarr`, steps 2-4, writing only the Zarr's dataset)
+   lists the Zarr — a versioned S3 listing (``list_object_versions``,
    anonymous) under the asset's S3 URL, or the API's ``/zarr/{id}/files/``
    when the bucket cannot be listed (embargoed Zarrs: with the key) — and
    turns every object into an annexed file: an ``MD5E`` key from its ETag,
@@ -26,14 +29,15 @@ MD5s.  For each Zarr asset of a version the DANDI source calls
    not make a Zarr vanish from the mirror;
 4. commits the Zarr's dataset (fast-import writer, dated with the newest
    object's LastModified, trailers ``Neuromirror-Zarr``, ``-Zarr-Checksum``,
-   ``-Zarr-Access``) and returns a :class:`SubdatasetEntry` (gitlink +
-   .gitmodules section ``url = ./<path>``) for the dandiset's commit; a
-   published version's tag then pins the Zarr at that commit, and the Zarr's
-   dataset gets the same tag.
+   ``-Zarr-Access``) and returns a record; :meth:`ZarrRun.entries` turns the
+   records into :class:`SubdatasetEntry` (gitlink + .gitmodules section
+   ``url = ./<path>``) for the dandiset's one commit; a published version's tag
+   then pins the Zarr at that commit, and the Zarr's dataset gets the same tag.
 
-The Zarr's dataset is created with ``datalad create`` inside the dandiset's
-dataset and excluded there (``.git/info/exclude``) until the dandiset commit
-registers it, so crash recovery of the dandiset does not delete it.
+The Zarr's dataset is made with git and git-annex (:mod:`..light_dataset`)
+inside the dandiset's dataset and excluded there (``.git/info/exclude``, written
+by the caller before the jobs run) until the dandiset commit registers it, so
+crash recovery of the dandiset does not delete it.
 
 Incremental syncs: the draft's ``remote_modified`` gains ``zarrs=<digest>``
 (of the mirrored Zarrs' ids and checksums).  The archive does not always move
