@@ -216,6 +216,7 @@ class Service:
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._service_lock: Any = None
         self._publish_missing_logged = False
+        self.runner: Any = None  # a Dask cluster (executor: {dask: ADDRESS}); None: this host
 
     # -- paths ----------------------------------------------------------
     @property
@@ -251,6 +252,9 @@ class Service:
 
         if not self.entries:
             raise UserError("no enabled sources in " + ", ".join(self.config.files or ["the configuration"]))
+        from .executor import runner_for
+
+        self.runner = runner_for(self.config.dask)
         probe = self.mirror()
         lock = probe.lock(SERVICE_LOCK, wait=0)
         try:
@@ -334,6 +338,8 @@ class Service:
         if self._service_lock is not None:
             self._service_lock.__exit__(None, None, None)
             self._service_lock = None
+        if self.runner is not None:
+            self.runner.close()
         print(f"neuromirror: service stopped ({self.stopped_by or 'requested'})"
               + (f"; abandoned {', '.join(self.abandoned)}" if self.abandoned else ""), file=sys.stderr, flush=True)
 
@@ -430,7 +436,7 @@ class Service:
         log.info("%s: sync started", sid)
         try:
             report = sync_source(mirror, StoppableSource(source, self.stopping), engine=entry.engine, progress=self._progress(rt),
-                                 trigger="service", lock_wait=self.lock_wait)
+                                 trigger="service", lock_wait=self.lock_wait, runner=self.runner)
         except LockBusy as exc:
             with self._lock:
                 rt.skipped["busy"] = rt.skipped.get("busy", 0) + 1
@@ -620,6 +626,7 @@ class Service:
             "jobs": self.jobs,
             "entries": entries,
             "sources": sources,
+            **({"cluster": _cluster(self.runner)} if self.runner is not None else {}),
         }
 
     def write_state(self, *, final: bool = False) -> None:
@@ -657,6 +664,12 @@ class Service:
 
     def report(self) -> dict:
         return status_report(self.root, self.index_path, state=self.state_json(), config=self.config)
+
+
+def _cluster(runner: Any) -> Optional[dict]:
+    from .executor import cluster_of
+
+    return cluster_of(runner)
 
 
 def _failure_streaks(index: Any, args: list[str]) -> list[tuple[str, int, str, str]]:
@@ -828,7 +841,7 @@ def status_report(root: Path, index_path: Optional[str] = None, *, state: Option
         })
     service = None
     if state:
-        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs")}
+        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
         service["entries"] = entries
     return {"root": str(root), "service": service, "sources": rows}
 

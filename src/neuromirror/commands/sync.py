@@ -11,6 +11,10 @@ from typing import Any
 from .common import UserError, add_json, print_json, root_of, spec_arg
 
 
+#: sources waiting for their Dask task at once (each holds its lock and an index connection)
+DASK_SUBMITTERS = 64
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
@@ -21,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
     p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
                    help="sources synced at once (default 4)")
+    p.add_argument("--dask", metavar="ADDRESS", default=os.environ.get("NEUROMIRROR_DASK") or None,
+                   help="run each source as a task on this Dask scheduler (env NEUROMIRROR_DASK, e.g. "
+                        "tcp://10.0.0.5:8786); needs neuromirror[dask] and the root on a shared file system "
+                        "(docs/scale-out.md)")
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
@@ -31,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("func", "specs")}
+    return {k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,13 +71,21 @@ def run(args: argparse.Namespace) -> int:
         sources += found
     if not sources:
         raise UserError("nothing to sync")
+    runner = None
+    if args.dask:  # before anything is written: an unreachable scheduler leaves the root untouched
+        from ..dask_executor import DaskRunner, SchedulerUnreachable
+
+        try:
+            runner = DaskRunner(args.dask)
+        except SchedulerUnreachable as exc:
+            raise UserError(str(exc)) from None
 
     def one(source: Any) -> dict:
         mirror = Mirror(root, args.index)
         progress = Progress(source.id, enabled=not (args.quiet or args.json))
         try:
             report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=progress,
-                                 lock_wait=0 if args.no_wait else True)
+                                 lock_wait=0 if args.no_wait else True, runner=runner)
             progress.done()
             return report.to_json()
         except LockBusy as exc:
@@ -82,11 +98,17 @@ def run(args: argparse.Namespace) -> int:
             mirror.close()
 
     _create_index(root, args.index)  # once, before parallel workers open it
-    if len(sources) == 1 or args.jobs <= 1:
-        reports = [one(s) for s in sources]
-    else:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            reports = list(pool.map(one, sources))
+    # with Dask a thread only waits for its source's task: as many as the cluster may run
+    jobs = args.jobs if runner is None else max(args.jobs, min(len(sources), DASK_SUBMITTERS))
+    try:
+        if len(sources) == 1 or jobs <= 1:
+            reports = [one(s) for s in sources]
+        else:
+            with ThreadPoolExecutor(jobs) as pool:
+                reports = list(pool.map(one, sources))
+    finally:
+        if runner is not None:
+            runner.close()
     failed = [r for r in reports if r["outcome"] == "failed"]
     if args.json:
         print_json(reports if len(reports) > 1 else reports[0])
