@@ -342,3 +342,17 @@ class urllib_get:  # noqa: N801 - a tiny context manager reading JSON
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
+    from neuromirror.config import ConfigError, load_config
+
+    good = tmp_path / "good.yaml"
+    good.write_text("executor: {dask: 'tcp://10.0.0.5:8786'}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n")
+    assert load_config(good).dask == "tcp://10.0.0.5:8786"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("executor: {dask: 8786, ray: x}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = str(err.value)
+    assert "executor.dask" in text and "expected a scheduler address" in text and "ray" in text, text
