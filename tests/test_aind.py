@@ -344,6 +344,20 @@ def test_clone_gets_exact_bytes_of_every_version(history: History, tmp_path: Pat
     subprocess.run(["git", "annex", "fsck", "--quiet", "behavior/video.bin"], cwd=c, check=True, capture_output=True)
 
 
+def test_verify_content_passes_on_every_version(history: History) -> None:
+    """An object overwritten in place: each version's pinned URL still serves that version's bytes."""
+    assert history.contents[0]["ecephys/notes.bin"] != history.contents[1]["ecephys/notes.bin"]
+    proc = nm(history.root, "verify", f"aind:{RAW}", "--all-versions", "--content", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 version(s) verified: 2 OK" in proc.stdout, proc.stdout
+    # every annexed file of both versions has exactly one URL, pinned by its S3 version
+    from neuromirror import urlrule
+
+    urls = [u for (x,) in index_rows(history.root, "SELECT urls FROM entries WHERE source=?", f"aind:{RAW}")
+            for u in json.loads(x)]
+    assert urls and all(urlrule.stability(u) is urlrule.Stability.PINNED for u in urls), urls
+
+
 def _hashdir_lower(key: str) -> str:
     from neuromirror.annex.keys import hashdir_lower
 

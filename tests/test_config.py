@@ -82,7 +82,7 @@ def test_full_schema(tmp_path: Path) -> None:
           backoff: {initial: 30s, max: 10m, factor: 3}
           publish: published                      # a string is {to: ...}; relative = next to this file
         sources:
-          - "dandi:27"                            # shorthand, normalised to 6 digits
+          - "https://dandiarchive.org/dandiset/000027"   # an identifier copied from the archive
           - spec: "dandi:000028"
             schedule: {cron: "@daily", timezone: Europe/Berlin, jitter: 1m}
             options: {engine: batch}
@@ -158,7 +158,7 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
     p = write(tmp_path, """
         jobs: many
         sources:
-          - spec: "dandi:12345678"
+          - spec: "dandi:12345"
             schedule: {cron: "61 * * * *"}
           - spec: "figshare:1"
             schedule: {interval: soon}
@@ -184,7 +184,7 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
     f = str(p)
     expected = [
         f"{f}:1: jobs: expected a whole number from 1 to 256, got a str ('many')",
-        f"{f}:3: sources[0].spec: 'dandi:12345678': a dandiset id has 6 digits, e.g. dandi:000027",
+        f"{f}:3: sources[0].spec: 'dandi:12345': a dandiset id has 6 digits, e.g. dandi:000027",
         f"{f}:4: sources[0].schedule.cron: invalid cron expression:",
         f"{f}:5: sources[1].spec: unknown archive 'figshare'",
         f"{f}:6: sources[1].schedule.interval: 'soon' is not a duration",
@@ -215,7 +215,7 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
     ("sources: []\n", ":1: sources: the list is empty"),
     ("srcs: []\n", "unknown key 'srcs' (did you mean 'sources'?)"),
     ("defaults: {schedule: 1h}\nsources:\n  - spec: 'dandi:000001'\n    spec: 'dandi:000002'\n", ":4: sources[0].spec: duplicate key (first on line 3)"),
-    ("defaults: {schedule: 1h}\nsources:\n  - dandi:000001\n  - dandi:1\n", ":4: sources[1]: dandi:000001 is listed twice (first on line 3)"),
+    ("defaults: {schedule: 1h}\nsources:\n  - dandi:000001\n  - DANDI:000001\n", ":4: sources[1]: dandi:000001 is listed twice (first on line 3)"),
     ("defaults: {schedule: 1h}\nsources:\n  - {archive: dandi}\n", ":3: sources[0]: 'archive' needs 'all: true'"),
     ("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', all: true}\n", ":3: sources[0]: give either 'spec' or 'archive'"),
     ("defaults: {schedule: 1h}\nsources:\n  - {schedule: 1h}\n", ":3: sources[0]: missing 'spec'"),

@@ -232,7 +232,7 @@ def test_hostile_and_broken_items_refused_rest_mirrored(cli, dandi_archive, tmp_
 
 def test_bad_cli_input_one_line_errors(cli) -> None:  # noqa: ANN001
     for args, why in [(["sync", "dandi:12x"], "6 digits"), (["sync", "nope:1"], "unknown archive"),
-                      (["pin", "dandi:000001@"], "empty version"), (["versions", "dandi:000001"], "not mirrored"),
+                      (["pin", "dandi:000001@"], "empty version"), (["versions", "dandi:000001"], "no mirror at"),
                       (["sync", "aind:a/b"], "without '/'")]:
         code, out, err = cli(*args)
         assert code == 2 and len(err.strip().splitlines()) == 1 and why in err, (args, err)

@@ -158,7 +158,10 @@ def without_metadata(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 # -- get ----------------------------------------------------------------------------
-def test_get_pinned_version_is_byte_identical_to_the_archive(sample: Sample, tmp_path: Path) -> None:
+def test_get_pinned_version_is_byte_identical_to_the_archive(sample: Sample, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from neuromirror import progress
+
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)  # off a terminal, a get this short would print no progress
     pin = sample.run.json("pin", f"{sample.source}@{sample.v1}")
     code, out, err = sample.run("get", f"{sample.source}@{sample.v1}", "--to", str(tmp_path / "v1"), "--allow-ip", "all")
     assert code == 0, err

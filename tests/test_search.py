@@ -180,5 +180,6 @@ def test_no_match_and_bad_input(root: Path, capsys: pytest.CaptureFixture, tmp_p
     code, _, err = search(root, capsys, "--date-from", "12/12/2022")
     assert code == 2 and "YYYY-MM-DD" in err
     code, _, err = search(tmp_path / "nothing-here", capsys, "--path", "*")
-    assert code == 2 and "nothing mirrored there yet" in err
+    assert code == 2 and f"no mirror at {tmp_path / 'nothing-here'} (no index" in err
+    assert not (tmp_path / "nothing-here").exists()  # a read-only command creates nothing
     assert not (tmp_path / "nothing-here").exists()  # a search creates nothing

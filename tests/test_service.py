@@ -136,6 +136,14 @@ def get(url: str) -> tuple[int, str, str]:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
 
 
+def metric_samples(text: str) -> dict[tuple, float]:
+    """/metrics parsed by prometheus_client's own parser: (name, *sorted label pairs) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, *sorted(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
 def assert_never_interleaved(rows: list[dict]) -> None:
     """Runs of one source: each starts after the previous one ended."""
     spans = sorted((r["started"], r["ended"] or "9999") for r in rows)
@@ -222,13 +230,17 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
         code, ctype, body = get(svc.url("metrics"))
         assert code == 200 and ctype.startswith("text/plain")
         assert "# TYPE neuromirror_runs_total counter" in body
-        assert f'neuromirror_runs_total{{source="dandi:{bad}",outcome="failed"}}' in body
-        assert f'neuromirror_last_success_timestamp_seconds{{source="dandi:{a}"}}' in body
-        assert f'neuromirror_files{{source="dandi:{b}"}} 3' in body
-        assert f'neuromirror_versions{{source="dandi:{b}"}}' in body and "neuromirror_up 1" in body
-        for line in body.splitlines():  # every sample line: name{labels} number
-            if line and not line.startswith("#"):
-                float(line.rsplit(" ", 1)[1])
+        m = metric_samples(body)
+        assert m["neuromirror_runs_total", ("outcome", "failed"), ("source", f"dandi:{bad}")] >= 3
+        assert m["neuromirror_last_success_timestamp_seconds", ("source", f"dandi:{a}")] > 1.7e9
+        assert m["neuromirror_files", ("source", f"dandi:{b}")] == 3
+        assert m["neuromirror_versions", ("source", f"dandi:{b}")] >= 1 and m["neuromirror_up",] == 1
+        # the sync-duration histogram: every finished run of a source counted, in the +Inf bucket at least
+        good_runs = [r for r in runs(root, f"dandi:{a}") if r["ended"] and r["outcome"] != "abandoned"]
+        count = m["neuromirror_sync_duration_seconds_count", ("source", f"dandi:{a}")]
+        assert count >= 4 and count <= len(good_runs) + 2
+        assert m["neuromirror_sync_duration_seconds_bucket", ("le", "+Inf"), ("source", f"dandi:{a}")] == count
+        assert m["neuromirror_file_changes_total", ("change", "added"), ("source", f"dandi:{a}")] == 3
         code, ctype, body = get(svc.url())
         assert code == 200 and ctype.startswith("text/html") and f"dandi:{a}" in body and "No such Dandiset" in body
         assert get(svc.url("nope"))[0] == 404
@@ -359,6 +371,7 @@ def test_sigterm_during_a_sync_leaves_the_dataset_clean_and_the_next_start_conve
         assert git(ds, "status", "--porcelain", "--ignored") == ""
         assert not (ds / ".git" / "index.lock").exists()
         assert git(ds, "rev-parse", "HEAD").strip() == head
+        assert_root_records(root, ds)
         state = json.loads((root / ".neuromirror" / "service.json").read_text())
         assert state["stopped"] and state["stopped_by"] == "SIGTERM"
 
@@ -388,6 +401,53 @@ def test_sigterm_during_a_sync_leaves_the_dataset_clean_and_the_next_start_conve
     with serve(root, cfg) as svc:
         converges(svc, 2, last_id)
         assert svc.stop() == 0
+
+
+def assert_root_records(root: Path, ds: Path) -> None:
+    """The root superdataset is clean and records the dataset's HEAD: no modified subdataset entry."""
+    assert git(root, "status", "--porcelain") == ""
+    recorded = git(root, "ls-tree", "HEAD", str(ds.relative_to(root))).split()[2]
+    assert recorded == git(ds, "rev-parse", "HEAD").strip()
+
+
+def test_sigterm_after_a_version_was_committed_leaves_the_root_committed(archive, tmp_path: Path) -> None:
+    """A run interrupted after it committed a published version, while it lists the draft: the root
+    superdataset records the new commit (it is whole) instead of showing a modified subdataset."""
+    a = new_dandiset(archive)
+    sid = f"dandi:{a}"
+    root = tmp_path / "mirror"
+    ds = root / "dandi" / a
+    cfg = write_config(tmp_path / "m.yaml", archive.api_url, [sid])
+    published: list[str] = []
+
+    def change() -> None:
+        archive.put_asset(a, "v1.nwb", b"published bytes" * 100)
+        published.append(archive.publish(a))
+        for i in range(3):  # then the draft moves on: the run goes on listing it after the version's commit
+            archive.put_asset(a, f"later-{i}.nwb", f"draft {i}".encode() * 100)
+
+    def version_recorded_mid_run() -> bool:
+        con = sqlite3.connect(root / ".neuromirror" / "index.sqlite", timeout=30)
+        try:
+            row = con.execute("SELECT 1 FROM versions WHERE source = ? AND label = ?", [sid, published[0]]).fetchone()
+        finally:
+            con.close()
+        return bool(row) and runs(root, sid)[-1]["outcome"] == "running"
+
+    with serve(root, cfg, "--grace", "20") as svc:
+        wait_for(lambda: ok_runs(root, sid), 60, "a first service run", svc)
+        try:
+            start_slow_sync(svc, sid, archive, 0.7, change)
+            wait_for(version_recorded_mid_run, 60, "the published version committed while the run goes on", svc)
+            assert svc.stop() == 0
+        finally:
+            archive.latency = 0.0
+    last = runs(root, sid)[-1]
+    assert last["outcome"] == "interrupted", last
+    assert git(ds, "rev-parse", f"refs/tags/{published[0]}^{{commit}}").strip() == git(ds, "rev-parse", "HEAD").strip()
+    assert git(ds, "status", "--porcelain") == ""
+    assert_root_records(root, ds)
+    assert "registered (run " in git(root, "log", "-1", "--format=%s")
 
 
 def test_bad_configs_are_refused_before_anything_runs(tmp_path: Path) -> None:
@@ -446,11 +506,13 @@ def test_metrics_text_format() -> None:
            "files": 10, "bytes": 2 ** 40, "skipped": {"busy": 1}, "status": "ok", "schedule": "every 1h",
            "last_error": "<b>x</b>"}
     text = render_metrics({"root": "/r", "service": None, "sources": [row]})
-    assert 'neuromirror_runs_total{source="boss:a\\"b\\\\c",outcome="ok"} 2' in text
+    m = metric_samples(text)
+    src = ("source", 'boss:a"b\\c')
+    assert m["neuromirror_runs_total", ("outcome", "ok"), src] == 2
     assert 'outcome="running"' not in text  # in-flight runs are not counted until they end
-    assert 'neuromirror_last_success_timestamp_seconds{source="boss:a\\"b\\\\c"} 1767225600' in text
-    assert 'neuromirror_bytes{source="boss:a\\"b\\\\c"} 1099511627776' in text
-    assert "neuromirror_last_failure_timestamp_seconds{" not in text and "neuromirror_up 0" in text
+    assert m["neuromirror_last_success_timestamp_seconds", src] == 1767225600
+    assert m["neuromirror_bytes", src] == 2 ** 40
+    assert "neuromirror_last_failure_timestamp_seconds{" not in text and m["neuromirror_up",] == 0
     families = [ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE")]
     assert len(families) == len(set(families))
     page = render_html({"root": "/r", "service": None, "sources": [row]})

@@ -53,11 +53,11 @@ def test_clean_mirror_verifies_with_content(sample: Sample) -> None:
     code, out, err = sample.run("verify", sample.source, "--all-versions", "--content")
     assert code == 0, out + err
     assert out.count(": OK") == 3 and "3 version(s) verified: 3 OK, 0 FAILED" in out
-    # 5 files + the Zarr's subdataset in the tree; 3 keys + the Zarr's 4 (each with two URLs)
-    assert "tree and index agree: 6 files" in out and "7 keys, 14 URLs (with 1 subdataset(s))" in out
-    assert "content matches: 7/7 keys, 14 URLs downloaded and hashed" in out
+    # 5 files + the Zarr's subdataset in the tree; 3 keys with two URLs + the Zarr's 4 with their pinned URL
+    assert "tree and index agree: 6 files" in out and "7 keys, 10 URLs (with 1 subdataset(s))" in out
+    assert "content matches: 7/7 keys, 10 URLs downloaded and hashed" in out
     rep = sample.run.json("verify", f"{sample.source}@{sample.v1}", "--content", "--sample", "2", "--seed", "1")
-    assert rep["ok"] and rep["content"]["keys"] == 2 and rep["content"]["of_keys"] == 7 and rep["content"]["urls"] == 4
+    assert rep["ok"] and rep["content"]["keys"] == 2 and rep["content"]["of_keys"] == 7 and rep["content"]["urls"] == 3  # a blob (2 URLs), a Zarr object (1)
 
 
 def test_url_now_serving_other_bytes_is_caught(sample: Sample, copy: tuple[Runner, Path]) -> None:
@@ -70,7 +70,7 @@ def test_url_now_serving_other_bytes_is_caught(sample: Sample, copy: tuple[Runne
     key = key_of(ds, path, sample.v1)
     annex(ds, "registerurl", key, plain)  # as a mirror of an unversioned bucket would have
     rep = run.json("verify", f"{sample.source}@{sample.v1}", "--content")
-    assert rep["ok"] and rep["urls"] == 15  # the plain URL serves the right bytes, for now
+    assert rep["ok"] and rep["urls"] == 11  # the plain URL serves the right bytes, for now
     blob = asset.blob
     bucket, s3key = blob.bucket, blob.key
     s3 = archive.s3.client()  # type: ignore[attr-defined]

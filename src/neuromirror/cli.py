@@ -32,21 +32,53 @@ class UserError(Exception):
     """An error the user can fix; printed as one line, exit 2."""
 
 
+def _log_level(text: str) -> int:
+    """``-l`` as dandi's and datalad's: a level name (any case) or a number."""
+    if text.isdigit():
+        return int(text)
+    level = logging.getLevelName(text.upper())
+    if not isinstance(level, int):
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r} (critical, error, warning, info, debug or a number)")
+    return level
+
+
+def add_global_options(p: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    """--root, --index, -v, -l: before the command, or after it (``sync --root DIR SPEC``).
+
+    After the command they default to SUPPRESS, so that a value given before the
+    command is kept unless the same option is given again after it.
+    """
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_command else value
+
+    g = p.add_argument_group("global options") if after_command else p
+    g.add_argument("--root", default=default(os.environ.get("NEUROMIRROR_ROOT")),
+                   help="the mirror root, a DataLad superdataset (env NEUROMIRROR_ROOT; default: ./neuromirror-root)")
+    g.add_argument("--index", default=default(os.environ.get("NEUROMIRROR_INDEX")),
+                   help="the SQLite index (env NEUROMIRROR_INDEX; default ROOT/.neuromirror/index.sqlite)")
+    g.add_argument("-v", "--verbose", action="count", default=default(0),
+                   help="more log output on stderr (-v: ours at info, -vv: the libraries' too, at debug)")
+    g.add_argument("-l", "--log-level", type=_log_level, default=default(None), metavar="LEVEL",
+                   help="log level of neuromirror and the libraries it uses: critical, error, warning, info, debug "
+                        "or a number (default: neuromirror's warnings)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="neuromirror",
         description="Mirror DANDI, AIND and BOSS into versioned DataLad datasets, with a SQLite index.",
     )
-    parser.add_argument("--root", default=os.environ.get("NEUROMIRROR_ROOT"),
-                        help="the mirror root, a DataLad superdataset (env NEUROMIRROR_ROOT; default: ./neuromirror-root)")
-    parser.add_argument("--index", default=os.environ.get("NEUROMIRROR_INDEX"),
-                        help="the SQLite index (env NEUROMIRROR_INDEX; default ROOT/.neuromirror/index.sqlite)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in command_modules():
         module = importlib.import_module(f"neuromirror.commands.{name}")
         if hasattr(module, "register"):
             module.register(sub)
+    for command_parser in set(sub.choices.values()):
+        add_global_options(command_parser, after_command=True)
     return parser
 
 
@@ -60,9 +92,32 @@ def open_mirror(args: argparse.Namespace):  # -> Mirror, imported lazily
     return Mirror(root_of(args), args.index)
 
 
+def setup_logging(verbose: int, log_level: Optional[int]) -> None:
+    """Warnings of neuromirror by default; -v info, -vv debug with the libraries'; -l LEVEL for all."""
+    level = log_level if log_level is not None else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if log_level is None and verbose < 2:
+        # libraries (dandi resets its own level on import) speak only with -vv or -l
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: record.name.split(".")[0] == "neuromirror")
+
+
+def _stdout_gone() -> int:
+    """The reader of our stdout left (``| head``): stop quietly, as a pipeline expects."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit, no "Exception ignored"
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off by its reader
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .gitutil import IDENTITY
+    from .toolpath import ensure_tools_on_path
 
+    # the git-annex installed with neuromirror, for us and every git/datalad process we start
+    ensure_tools_on_path()
     # the mirror commits as itself (datalad's own commits included), whoever runs it
     for k, v in IDENTITY.items():
         os.environ.setdefault(k, v)
@@ -71,15 +126,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    # what matters of a run is in its report; logs are for -v (ours) and -vv (the libraries' too)
-    level = {0: logging.ERROR, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        # libraries (dandi resets its own level on import) speak only with -vv
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(lambda record: record.name.split(".")[0] == "neuromirror")
+    setup_logging(args.verbose, args.log_level)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except KeyboardInterrupt:
         print("neuromirror: interrupted", file=sys.stderr)
         return 130

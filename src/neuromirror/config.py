@@ -63,7 +63,8 @@ EXECUTOR_KEYS = ("dask",)
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
 BACKOFF_KEYS = ("initial", "factor", "max")
 #: options that are not source options but still belong to a sync
-SYNC_OPTIONS = {"engine": "fast-import"}
+#: (dandi_instance: a DANDI instance by name, as ``sync -i``; its API wins over dandi_api)
+SYNC_OPTIONS: dict[str, Any] = {"engine": "fast-import", "dandi_instance": None}
 ENGINES = ("fast-import", "batch")
 CRON_ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -204,7 +205,12 @@ class SourceConfig:
     def sync_options(self) -> dict[str, Any]:
         """Options for ``sources.expand``: every known option's default, then this entry's."""
         defaults, _ = known_options()
-        return {**defaults, **self.options}
+        opts = {**defaults, **self.options}
+        if opts.get("dandi_instance"):
+            from .identifiers import instance_api
+
+            opts["dandi_api"] = instance_api(opts["dandi_instance"])
+        return opts
 
     @property
     def engine(self) -> str:
@@ -654,6 +660,14 @@ def _options(r: _Reader, node: _Node, path: str, entries: Optional[dict[str, _No
         if dest == "engine" and value not in ENGINES:
             r.error(vnode.line, _join(path, key), f"unknown engine {value!r} (known: {', '.join(ENGINES)})")
             continue
+        if dest == "dandi_instance":
+            from .identifiers import IdentifierError, instance_api
+
+            try:
+                instance_api(str(value))
+            except IdentifierError as exc:
+                r.error(vnode.line, _join(path, key), str(exc))
+                continue
         out[dest] = value
     return out
 

@@ -161,6 +161,10 @@ def _remote_class():  # noqa: ANN202 - annexremote is imported only when git-ann
 def main() -> None:
     from annexremote import Master
 
+    from .toolpath import ensure_tools_on_path
+
+    ensure_tools_on_path()  # git-annex started us by name; what we start finds the same install
+
     master = Master()
     master.LinkRemote(_remote_class()(master))
     master.Listen()

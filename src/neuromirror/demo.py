@@ -123,11 +123,17 @@ def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
             _say(_citation_text(root, spec, sample.published, pin, env))
 
         _demo_boss(exe, root, work, env)
-        _say(f"== done: mirror at {root}, clones under {work}")
-        return 0
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+    # the last line names only what still exists
+    if keep:
+        _say(f"== done: mirror at {root}, clones under {work}")
+    elif root.is_relative_to(work):
+        _say("== done; the temporary mirror and clones are removed (neuromirror demo --keep keeps them)")
+    else:
+        _say(f"== done: mirror at {root}; the temporary clones are removed (neuromirror demo --keep keeps them)")
+    return 0
 
 
 def _demo_boss(exe: list[str], root: Path, work: Path, env: dict) -> None:

@@ -309,7 +309,7 @@ def apply(mirror: Mirror, recorder: Recorder, ops: list[tuple]) -> None:
                 Path(op[2]).unlink(missing_ok=True)
 
 
-# -- for the service and `status` (kept here so that service.py only calls two functions) --
+# -- for the service (kept here so that the service only calls this and the runner's status()) --
 def runner_for(dask_address: Optional[str]) -> Optional[Runner]:
     """The runner of a mirror definition's ``executor: {dask: ADDRESS}``; None: this host.
 
@@ -325,8 +325,3 @@ def runner_for(dask_address: Optional[str]) -> Optional[Runner]:
     except SchedulerUnreachable as exc:
         raise UserError(str(exc)) from None
 
-
-def cluster_of(runner: Optional[Runner]) -> Optional[dict]:
-    """The cluster's workers and running tasks, for service.json, /status.json and `status`."""
-    status = getattr(runner, "status", None)
-    return status() if status is not None else None

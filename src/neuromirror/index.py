@@ -412,6 +412,13 @@ class Index:
             self.db.conn.execute("DELETE FROM entries WHERE source=?", [source])
             self.db.conn.execute("DELETE FROM pending WHERE source=?", [source])
 
+    def remove_source(self, source: str) -> None:
+        """Everything the index knows of a source: its rows, runs and pending items, and the source itself."""
+        self.forget_source(source)
+        with self.transaction():
+            self.db.conn.execute("DELETE FROM runs WHERE source=?", [source])
+            self.db.conn.execute("DELETE FROM sources WHERE id=?", [source])
+
     # -- runs -----------------------------------------------------------
     def start_run(self, source: str, trigger: str = "cli") -> int:
         cur = self.db.conn.execute(

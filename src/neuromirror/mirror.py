@@ -146,6 +146,25 @@ class Mirror:
             self.recover_root()
             self._commit_root([relpath], message)
 
+    def register_quietly(self, relpath: str, message: str, *, wait: float = 10.0) -> bool:
+        """:meth:`register` after a failed or interrupted run: never raises, never waits long for the root.
+
+        The dataset's HEAD is a whole commit (a commit is written entirely or not at
+        all), so recording it is what the next sync would do; doing it now keeps the
+        root from showing a modified subdataset meanwhile.  False if it could not.
+        """
+        if not _root_thread_lock.acquire(timeout=wait):
+            return False
+        try:
+            with self.lock(ROOT_LOCK, wait=wait):
+                self.recover_root()
+                self._commit_root([relpath], message)
+            return True
+        except Exception:  # the root lock busy, git failing: the next sync registers it
+            return False
+        finally:
+            _root_thread_lock.release()
+
     def recover_root(self) -> None:
         """A crash mid-commit in the root leaves a lock file; we hold the root lock, so it is stale."""
         lock = self.root / ".git" / "index.lock"
@@ -178,6 +197,44 @@ class Mirror:
             gitutil.run(path, "clean", "-q", "-ffd")
             actions.append("reset the work tree to the last commit")
         return actions
+
+    def remove_dataset(self, relpath: str) -> bool:
+        """Unregister a source's dataset from the root (one commit) and delete it; False if there was none.
+
+        git-annex write-protects its object directories, hence the chmod before a retry.
+        """
+        import shutil
+        import stat
+
+        path = self.dataset_path(relpath)
+        with self.root_lock():
+            self.recover_root()
+            registered = relpath in self.subdatasets()
+            if registered:
+                gitutil.run(self.root, "rm", "-q", "--cached", "--ignore-unmatch", "-r", "--", relpath)
+                names = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path",
+                                    check=False)
+                for line in names.splitlines():
+                    key, _, value = line.partition(" ")
+                    if value == relpath:
+                        gitutil.run(self.root, "config", "-f", ".gitmodules", "--remove-section", key[: -len(".path")])
+                gitutil.run(self.root, "add", "--", ".gitmodules")
+                gitutil.run(self.root, "commit", "-q", "--no-verify", "-m", f"[neuromirror] remove {relpath}")
+            if not path.exists():
+                return registered
+
+            def writable(func, p, _exc):  # noqa: ANN001
+                os.chmod(os.path.dirname(p), stat.S_IRWXU)
+                if os.path.isdir(p):
+                    os.chmod(p, stat.S_IRWXU)
+                func(p)
+
+            shutil.rmtree(path, onerror=writable)
+            parent = path.parent
+            while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()  # "dandi/" once its last dataset is gone
+                parent = parent.parent
+        return True
 
     def subdatasets(self) -> list[str]:
         if not (self.root / ".gitmodules").exists():

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from . import gitutil
 from .annex.keys import key_from_symlink, parse_key
-from .progress import human_bytes
+from .progress import ByteProgress, human_bytes
 
 #: env var holding the default for ``--allow-ip`` (e.g. "all" for loopback stand-ins)
 ALLOW_IP_ENV = "NEUROMIRROR_ALLOW_IP"
@@ -495,60 +494,6 @@ class GetReport:
         return text
 
 
-class ByteProgress:
-    """``get: 12.3 MiB/45.6 MiB (27%) 3/10 files 4.1 MiB/s ETA 8s`` on stderr."""
-
-    def __init__(self, total_bytes: int, total_files: int, *, enabled: bool = True, label: str = "get"):
-        self.total_bytes = total_bytes
-        self.total_files = total_files
-        self.enabled = enabled
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.every = 0.25 if self.tty else 5.0
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.done_bytes = 0  # of finished files
-        self.done_files = 0
-        self.partial: dict[str, int] = {}  # key -> bytes so far
-
-    def update(self, key: str, nbytes: int) -> None:
-        self.partial[key] = nbytes
-        self.show()
-
-    def finish(self, key: str, size: Optional[int]) -> None:
-        self.done_bytes += size if size is not None else self.partial.get(key, 0)
-        self.partial.pop(key, None)
-        self.done_files += 1
-        self.show()
-
-    @property
-    def bytes_now(self) -> int:
-        return self.done_bytes + sum(self.partial.values())
-
-    def show(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = max(now - self.t0, 1e-6)
-        got = self.bytes_now
-        rate = got / elapsed
-        pct = f" ({100 * got / self.total_bytes:.0f}%)" if self.total_bytes else ""
-        text = (f"{self.label}: {fmt_bytes(got)}/{fmt_bytes(self.total_bytes)}{pct} "
-                f"{self.done_files}/{self.total_files} files {fmt_bytes(int(rate))}/s")
-        if rate > 0 and got < self.total_bytes:
-            text += f" ETA {fmt_duration((self.total_bytes - got) / rate)}"
-        sys.stderr.write(text.ljust(78) + ("\r" if self.tty else "\n"))
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            sys.stderr.write(" " * 78 + "\r")
-            sys.stderr.flush()
-
-
 def _annex_json_lines(repo: Path, args: Sequence[str]) -> Iterator[dict]:
     proc = subprocess.run(["git", "-C", str(repo), "annex", *args], capture_output=True, env=gitutil.git_env())
     for line in proc.stdout.decode(errors="replace").splitlines():
@@ -630,7 +575,6 @@ def annex_get(repo: Path, paths: Sequence[str], *, jobs: int = 4, progress: bool
                 report.failed.append((rec.get("file") or key or "?", " ".join(why.split())))
         proc.wait()
         drain.join(timeout=5)
-        bar.show(force=True)
         bar.close()
         if proc.returncode != 0 and not report.failed:
             err = b"".join(errors).decode(errors="replace")

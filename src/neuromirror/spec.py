@@ -1,9 +1,13 @@
-"""Source specifications as users type them: ``dandi:000027@0.230629.1955``."""
+"""Source specifications as users type them: ``dandi:000027@0.230629.1955``.
+
+DANDI identifiers copied from the archive (its URLs, ``DANDI:000027/VERSION``,
+DOIs) are read too, by :mod:`neuromirror.identifiers`.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 ARCHIVES = ("dandi", "aind", "boss")
@@ -18,6 +22,8 @@ class Spec:
     archive: str
     name: str  # "000027", "ecephys_*", "collection/experiment"
     version: Optional[str] = None
+    #: the archive API a URL or DOI named (a known DANDI instance's); None for ARCHIVE:NAME
+    api: Optional[str] = field(default=None, compare=False)
 
     @property
     def source(self) -> str:
@@ -35,6 +41,19 @@ _DANDI_ID = re.compile(r"^\d{6}$")
 
 
 def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
+    """A SPEC, or a DANDI identifier users copy (URL, ``DANDI:ID/VERSION``, DOI).
+
+    A copied identifier may name a version where none is allowed (``sync`` of a
+    version's URL): it then names the dandiset, whose every version a sync mirrors.
+    """
+    from .identifiers import IdentifierError, looks_like_dandi, parse_dandi_identifier
+
+    if looks_like_dandi(text):
+        try:
+            ident = parse_dandi_identifier(text)
+        except IdentifierError as exc:
+            raise SpecError(str(exc)) from None
+        return Spec("dandi", ident.identifier, ident.version if allow_version else None, ident.api)
     if ":" not in text:
         raise SpecError(f"{text!r} is not a source spec: expected ARCHIVE:NAME, e.g. dandi:000027 (archives: {', '.join(ARCHIVES)})")
     archive, rest = text.split(":", 1)
@@ -51,8 +70,6 @@ def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
     if not rest:
         raise SpecError(f"{text!r}: empty name")
     if archive == "dandi":
-        if rest.isdigit() and len(rest) < 6:
-            rest = rest.zfill(6)
         if not (_DANDI_ID.match(rest) or any(c in rest for c in "*?[")):
             raise SpecError(f"{text!r}: a dandiset id has 6 digits, e.g. dandi:000027")
     if archive == "boss":

@@ -196,6 +196,9 @@ class NeuromirrorRemote(SpecialRemote):
 
 def main() -> None:
     """Entry point of the ``git-annex-remote-neuromirror`` console script."""
+    from .toolpath import ensure_tools_on_path
+
+    ensure_tools_on_path()  # git-annex started us by name; what we start finds the same install
     output = sys.stdout
     sys.stdout = sys.stderr  # nothing but the protocol may reach git-annex on stdout
     master = Master(output)

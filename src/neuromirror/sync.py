@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from .mirror import Mirror
 from .paths import check_path
 from .spool import Spool
 from .records import (
+    AnnexEntry,
     Entry,
     Pending,
     PreviousFile,
@@ -35,6 +37,7 @@ from .records import (
     SyncReport,
 )
 from .trailers import format_trailers
+from .urlrule import Tally
 
 log = logging.getLogger("neuromirror.sync")
 
@@ -146,10 +149,13 @@ def _records(spool: Spool) -> Iterator[PreviousFile]:
 def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport, files: Optional[Spool] = None) -> _Diff:
     """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it.
 
+    Every annexed entry passes the URL rule here (:mod:`.urlrule`), whatever its
+    source: what is diffed, recorded and registered is what the rule admits.
     ``files`` receives the version's file records (a named spool when a Dask worker
     hands them to the submitting process); an anonymous one by default.
     """
     d = _Diff(Spool(), files if files is not None else Spool())
+    tally = Tally()
     seen: set[str] = set()
     lowered: dict[str, str] = {}
     dirs: set[str] = set()
@@ -183,6 +189,8 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport,
         lowered[e.path.lower()] = e.path
         dirs.update(parents)
         last_dir = parent_dir
+        if type(e) is AnnexEntry:
+            e = tally.admit(e)
         d.files.add(_as_record(e))
         ident = _digest(e.identity)
         old = current.get(e.path)
@@ -200,6 +208,9 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport,
         d.changes.add(Delete(p))
         d.removed += 1
     report.refused.extend(snap.refused)
+    unpinned = tally.warning(snap.label)
+    if unpinned:
+        snap.warnings.append(unpinned)
     return d
 
 
@@ -306,14 +317,22 @@ def sync_source(
             report.timings = {k: round(v, 4) for k, v in timings.items()}
             report.timings["total"] = round(time.perf_counter() - t0, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
-            report.outcome = "failed"
-            report.error = one_line(exc)
+            # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
+            report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
+            report.error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+            ds = mirror.dataset_path(relpath)
             try:
-                ds = mirror.dataset_path(relpath)
-                if runner is None and (ds / ".git").exists():
-                    mirror.recover(ds)
+                if (ds / ".git").exists():
+                    if runner is None:  # a task recovers on its worker (which may still be writing)
+                        mirror.recover(ds)
+                    # versions committed before the failure are whole: the root records them, never left modified
+                    mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
             finally:
                 index.end_run(run_id, report.to_json())
+                if isinstance(exc, Exception) and archive_lacks(exc) and not (ds / ".git").exists() \
+                        and not index.versions(sid):
+                    # a mistyped or withdrawn id never mirrored here: leave no source, run or dataset behind
+                    index.remove_source(sid)
             raise
         index.end_run(run_id, report.to_json())
     return report
@@ -332,6 +351,7 @@ def sync_dataset(mirror: Mirror, source: object, report: SyncReport, recorder: R
         ds = recorder.ensure_dataset(source.describe())  # type: ignore[attr-defined]
         for action in mirror.recover(ds):
             report.warnings.append(f"recovered {relpath}: {action}")
+        _repair_once(ds, report)
         head = gitutil.rev_parse(ds, "HEAD")
         if head and state.index.version_by_commit(sid, head) is None and _has_versions(ds):
             recorder.reindex(ds)
@@ -353,6 +373,7 @@ def sync_dataset(mirror: Mirror, source: object, report: SyncReport, recorder: R
             recorder.register(f"[neuromirror] {sid}: registered")
         return
     ds = recorder.ensure_dataset(source.describe())  # type: ignore[attr-defined]
+    _repair_once(ds, report)  # a new dataset: only marked
     head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
     url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
     writer = make_writer(engine, ds, url_remotes=url_remotes)
@@ -426,6 +447,19 @@ def sync_dataset(mirror: Mirror, source: object, report: SyncReport, recorder: R
         report.warnings.append(f"{p.path}: {p.reason}")
 
 
+def _repair_once(ds: Path, report: SyncReport) -> None:
+    """A dataset made by an earlier version: take back its mutable URLs, once (see :mod:`.repair`)."""
+    from . import repair
+
+    if repair.is_marked(ds):
+        return
+    rep = repair.repair_tree(ds)
+    if rep.urls_removed:
+        report.warnings.append(f"repaired {rep.datasets} dataset(s): removed {rep.urls_removed} URL(s) that can "
+                               "serve other bytes from beside pinned ones (older commits retrieve again)")
+    report.warnings.extend(rep.errors)
+
+
 def _is_commit_of(ds: Path, commit: str, source: str, snap: Snapshot) -> bool:
     from .trailers import parse_trailers
 
@@ -437,6 +471,22 @@ def _has_versions(ds: Path) -> bool:
     """Whether any commit in the dataset was made by a sync."""
     out = gitutil.out(ds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Source: ", check=False)
     return bool(out)
+
+
+#: what sources say when the archive has no such thing (their messages; dandi's NotFoundError is found by type)
+_LACKS = re.compile(r"No such Dandiset|: no asset '|not found \(404")
+
+
+def archive_lacks(exc: BaseException) -> bool:
+    """Whether a failure is the archive saying the source does not exist (HTTP 404, dandi's NotFoundError...)."""
+    seen: set[int] = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "NotFoundError" or getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return True
+        e = e.__cause__ or e.__context__
+    return bool(_LACKS.search(str(exc)))
 
 
 def one_line(exc: BaseException) -> str:

@@ -39,7 +39,8 @@ from urllib.parse import urlsplit
 from . import gitutil
 from .annex.keys import hashdir_lower, parse_key
 from .records import GIT, MD5, SHA256, SUBDATASET
-from .retrieve import ByteProgress, TreeFile, fmt_bytes, gitlinks, has_commit, remove_clone, tree_files
+from .progress import ByteProgress
+from .retrieve import TreeFile, fmt_bytes, gitlinks, has_commit, remove_clone, tree_files
 
 try:  # git-annex's file name for a key (escapes "/" and friends in URL keys)
     from .annex.keys import key_file
@@ -325,7 +326,6 @@ def _content(report: VerifyReport, keys: dict[str, str], urls_of: dict[str, list
         record(key, url, cache[(key, url)], False)
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         list(pool.map(one, jobs_list))
-    bar.show(force=True)
     bar.close()
     # URLs only a special remote can fetch (BOSS cutouts, embargoed DANDI): ask git-annex, in a scratch clone
     by_repo: dict[Path, list[str]] = {}

@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UserError, print_json, spec_arg
-from .get import require_mirror
+from .common import UserError, print_json, require_mirror, spec_arg
 
 FORMATS = ("text", "bibtex", "cff", "json")
 

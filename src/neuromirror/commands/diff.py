@@ -6,8 +6,7 @@ import argparse
 from typing import Any, Iterator, Optional
 
 from ..records import SUBDATASET
-from .common import UserError, add_json, find_version, human_bytes, print_json, spec_arg
-from .get import require_mirror
+from .common import UserError, add_json, find_version, human_bytes, print_json, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from .common import UserError, add_json, print_json, root_of, spec_arg
+from .common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,21 +36,6 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
                    help="set annex.security.allowed-ip-addresses to ADDRS in the new clone only (e.g. 'all' for "
                         "archives on loopback/private addresses; env NEUROMIRROR_ALLOW_IP)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def mirror_if_exists(args: argparse.Namespace) -> Optional[Any]:
-    """The mirror named by --root/--index if it has an index; None otherwise (nothing is created)."""
-    from ..mirror import Mirror
-
-    m = Mirror(root_of(args), args.index)
-    return m if m.index_path.exists() else None
-
-
-def require_mirror(args: argparse.Namespace) -> Any:
-    m = mirror_if_exists(args)
-    if m is None:
-        raise UserError(f"no mirror at {root_of(args)} (no index there; pass --root or set NEUROMIRROR_ROOT)")
-    return m
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import UserError, spec_arg
-from .get import require_mirror
+from .common import UserError, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_json, find_version, open_mirror, print_json, spec_arg
+from .common import add_json, find_version, print_json, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def pin_record(mirror, spec) -> dict:  # noqa: ANN001
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec)
-    mirror = open_mirror(args)
+    mirror = require_mirror(args)
     rec = pin_record(mirror, spec)
     if args.json:
         print_json(rec)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import UserError, add_json, print_json, sources_matching, spec_arg
-from .get import require_mirror
+from .common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_json, open_mirror, print_json
+from .common import UserError, add_json, open_mirror, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,6 +17,8 @@ def run(args: argparse.Namespace) -> int:
     from ..reindex import reindex_all
 
     mirror = open_mirror(args)
+    if not (mirror.root / ".git").exists():  # nothing to rebuild from: create no index either
+        raise UserError(f"no mirror at {mirror.root} (not a dataset; pass --root or set NEUROMIRROR_ROOT)")
     counts = reindex_all(mirror.index, mirror.root, _all_datasets(mirror))
     if args.json:
         print_json(counts)

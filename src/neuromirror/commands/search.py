@@ -24,7 +24,7 @@ import re
 import sys
 from typing import Any, Optional
 
-from .common import UserError, add_json, open_mirror, print_json, print_table
+from .common import UserError, add_json, print_json, print_table, require_mirror
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -172,9 +172,7 @@ def search(index: Any, args: argparse.Namespace) -> tuple[str, list[dict]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    mirror = open_mirror(args)
-    if not mirror.index_path.exists():
-        raise UserError(f"no index at {mirror.index_path}: nothing mirrored there yet (run: neuromirror sync SPEC)")
+    mirror = require_mirror(args)
     try:
         mode, rows = search(mirror.index, args)
     finally:

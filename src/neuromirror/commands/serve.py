@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="mirror definition file(s) (YAML); repeatable")
     p.add_argument("--http", metavar="HOST:PORT",
                    help="serve /, /status.json and /metrics on this address, e.g. 127.0.0.1:8642 (port 0: any free)")
+    p.add_argument("--browse-url", default=os.environ.get("NEUROMIRROR_BROWSE_URL"), metavar="URL",
+                   help="link the status page to the catalog of the index at this URL (env NEUROMIRROR_BROWSE_URL; "
+                        "default: the URL of a running 'neuromirror browse' of the same root, if any)")
     p.add_argument("-J", "--jobs", type=int, default=None,
                    help="syncs at once (default: the files' 'jobs', else 2)")
     p.add_argument("--grace", type=float, default=float(os.environ.get("NEUROMIRROR_GRACE", "30")), metavar="SECONDS",
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     root = config.resolve_root(args.root)
     if args.verbose == 0:
         logging.getLogger("neuromirror.service").setLevel(logging.INFO)
-    service = Service(config, root, args.index, jobs=args.jobs, http=args.http, grace=max(args.grace, 0.0))
+    service = Service(config, root, args.index, jobs=args.jobs, http=args.http, grace=max(args.grace, 0.0),
+                      browse_url=args.browse_url)
     code = service.run()
     if service.abandoned:
         # threads still inside a sync would keep the interpreter alive: leave now, the datasets are crash-safe

@@ -12,8 +12,9 @@ from .common import add_json, human_bytes, print_json, print_table, root_of
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="one row per source: last success/failure, next run, versions, files, bytes")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="only these sources (globs allowed, e.g. 'dandi:*')")
-    p.add_argument("--config", "-c", action="extend", nargs="+", metavar="FILE",
-                   help="also list the sources of these mirror definitions that have not run yet, with their schedules")
+    p.add_argument("--config", "-c", action="append", metavar="FILE",
+                   help="also list the sources of this mirror definition (repeat for more) that have not run yet, "
+                        "with their schedules")
     add_json(p)
     p.set_defaults(func=run)
 
@@ -61,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
             for w in workers:
                 print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
     if not report["sources"]:
-        print(f"no sources in {report['root']}")
+        from ..mirror import Mirror
+
+        index = Mirror(root, args.index).index_path
+        print(f"no sources in {report['root']}" + ("" if index.exists() else f" (no index {index}: nothing mirrored there)"))
         return 0
     rows = []
     for r in report["sources"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,9 +19,9 @@ DASK_SUBMITTERS = 64
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
-    p.add_argument("--config", "-c", action="extend", nargs="+", metavar="FILE",
-                   help="mirror definition file(s): sync their sources with their options (which win over the "
-                        "command line's); with SPECs, only those, with the options of the entry naming them")
+    p.add_argument("--config", "-c", action="append", metavar="FILE",
+                   help="a mirror definition file (repeat for more): sync its sources with their options (which win "
+                        "over the command line's); with SPECs, only those, with the options of the entry naming them")
     p.add_argument("--engine", default=os.environ.get("NEUROMIRROR_ENGINE", "fast-import"),
                    choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
     p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
@@ -35,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..sources import add_options
 
     add_options(p)
+    p.add_argument("-i", "--dandi-instance", metavar="NAME",
+                   help="a DANDI instance by name, as the dandi CLI's -i: dandi, dandi-sandbox, linc... (its API "
+                        "wins over --dandi-api; a dandiset URL or DOI of a known instance implies its API)")
     p.set_defaults(func=run)
 
 
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sources import expand
     from ..sync import one_line, sync_source
 
-    specs = [spec_arg(s, allow_version=False) for s in args.specs]
+    specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)
     root = root_of(args)
     targets = [(spec, options) for spec in specs]
@@ -63,30 +67,33 @@ def run(args: argparse.Namespace) -> int:
     sources: list[Any] = []
     engines: dict[str, str] = {}
     for spec, opts in targets:
-        found = list(expand(spec, opts))
+        found = list(expand(spec, dandi_options(spec, opts)))
         if not found and spec.is_glob:
             print(f"neuromirror: {spec} matched nothing", file=sys.stderr)
         for s in found:
-            engines[s.id] = opts.get("engine") or args.engine
-        sources += found
+            if s.id not in engines:  # 'dandi:000002' and 'dandi:*' name it twice: synced once
+                engines[s.id] = opts.get("engine") or args.engine
+                sources.append(s)
     if not sources:
         raise UserError("nothing to sync")
-    runner = None
-    if args.dask:  # before anything is written: an unreachable scheduler leaves the root untouched
-        from ..dask_executor import DaskRunner, SchedulerUnreachable
+    from ..executor import runner_for
 
-        try:
-            runner = DaskRunner(args.dask)
-        except SchedulerUnreachable as exc:
-            raise UserError(str(exc)) from None
+    runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
+
+    stop = threading.Event()  # Ctrl-C reaches the main thread only: the workers stop at their next progress report
 
     def one(source: Any) -> dict:
         mirror = Mirror(root, args.index)
         progress = Progress(source.id, enabled=not (args.quiet or args.json))
+
+        def report_progress(stage: str, done: int, total: Any) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            progress(stage, done, total)
+
         try:
-            report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=progress,
+            report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=report_progress,
                                  lock_wait=0 if args.no_wait else True, runner=runner)
-            progress.done()
             return report.to_json()
         except LockBusy as exc:
             return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
@@ -95,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": one_line(exc)}
         finally:
+            progress.done()  # the bar gone before the summary or the error is printed
             mirror.close()
 
     _create_index(root, args.index)  # once, before parallel workers open it
@@ -104,8 +112,14 @@ def run(args: argparse.Namespace) -> int:
         if len(sources) == 1 or jobs <= 1:
             reports = [one(s) for s in sources]
         else:
-            with ThreadPoolExecutor(jobs) as pool:
+            pool = ThreadPoolExecutor(jobs)
+            try:
                 reports = list(pool.map(one, sources))
+            except KeyboardInterrupt:
+                stop.set()  # each running sync records itself as interrupted and puts its dataset back
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         if runner is not None:
             runner.close()
@@ -114,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(reports if len(reports) > 1 else reports[0])
     else:
         for r in reports:
+            if r["outcome"] == "failed":
+                continue  # said once, on stderr, below
             print(summary_line(r))
             for ref in r.get("refused", []):
                 print(f"  refused {ref['path']!r}: {ref['reason']}")
@@ -131,9 +147,24 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def dandi_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The API a DANDI source is read from: --dandi-instance, else --dandi-api, else the instance its URL/DOI named."""
+    from ..identifiers import IdentifierError, instance_api
+
+    if spec.archive != "dandi":
+        return options
+    try:
+        if options.get("dandi_instance"):
+            return {**options, "dandi_api": instance_api(options["dandi_instance"])}
+    except IdentifierError as exc:
+        raise UserError(str(exc)) from None
+    if not options.get("dandi_api") and spec.api:
+        return {**options, "dandi_api": spec.api}
+    return options
+
+
 def summary_line(r: dict) -> str:
-    if r["outcome"] == "failed":
-        return f"{r['source']}: FAILED: {r['error']}"
+    """The stdout line of a source synced (failures are said on stderr only)."""
     if r["outcome"] == "unchanged":
         return f"{r['source']}: unchanged"
     labels = ", ".join(v["label"] for v in r["versions"])

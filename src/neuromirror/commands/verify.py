@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from ..spec import Spec
-from .common import UserError, add_json, find_version, print_json, sources_matching, spec_arg
-from .get import require_mirror
+from .common import UserError, add_json, find_version, not_mirrored, print_json, require_mirror, sources_matching, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                     todo.append((source, row))
                 else:
                     if mirror.index.source(source) is None:
-                        raise UserError(f"{source} is not mirrored here")
+                        raise not_mirrored(mirror.index, source)
                     todo += [(source, v) for v in mirror.index.versions(source)]
         for source, row in todo:
             rep = verify_version(mirror, source, row, content=args.content, sample=args.sample, seed=args.seed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_json, human_bytes, open_mirror, print_json, print_table, spec_arg, UserError
+from .common import add_json, human_bytes, not_mirrored, print_json, print_table, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,10 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec, allow_version=False)
-    mirror = open_mirror(args)
+    mirror = require_mirror(args)
     index = mirror.index
     if index.source(spec.source) is None:
-        raise UserError(f"{spec.source} is not mirrored here (run: neuromirror sync {spec.source})")
+        raise not_mirrored(index, spec.source)
     rows = [
         {"version": v["label"], "commit": v["commit"], "tag": v["tag"], "synced_at": v["synced_at"],
          "files": v["files"], "bytes": v["bytes"], "kind": v["kind"], "doi": v["doi"],

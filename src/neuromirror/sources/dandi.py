@@ -48,7 +48,7 @@ from ..records import (
     SourceState,
 )
 from ..spec import Spec
-from . import dandi_auth, dandi_zarr  # embargo (key-reading special remote) and Zarr subdatasets
+from . import dandi_auth, dandi_zarr, s3urls  # embargo (key-reading special remote), Zarr subdatasets
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -62,6 +62,8 @@ METADATA_FILE = "dandiset.yaml"
 HEAD_WORKERS = 32
 LISTING_ATTEMPTS = 5
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+#: the archive's own download route of an asset, on whatever host (top-level or under a version)
+_DOWNLOAD_ROUTE = re.compile(r"/assets/[^/]+/download/?$")
 #: the metadata fields a blob asset's entry is made from (the listing keeps only these)
 BLOB_METADATA = ("digest", "contentSize", "contentUrl")
 MAX_URL = 8192
@@ -220,6 +222,13 @@ def _quiet_client_env() -> None:
 
 
 def make_client(api_url: str, token: Optional[str]) -> Any:
+    """The dandi client for ``api_url``, its first requests retried like every later one.
+
+    Creating the client asks the server for its info (``/server-info``, once per
+    URL and process, not retried by the client): a body cut short there must not
+    fail the sync.  Then ``<api>/info/`` must answer like a DANDI API, so that a
+    wrong API path is reported as exactly that, not as a missing dandiset.
+    """
     _quiet_client_env()
     from dandi import dandiapi
     from dandi.dandiapi import DandiAPIClient
@@ -229,10 +238,54 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
         # the client retries a failing request 12 times with backoff (minutes); operators may bound it
         dandiapi.REQUEST_RETRIES = max(1, int(retries))
 
-    try:
-        return DandiAPIClient(api_url=api_url.rstrip("/"), token=token)
-    except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
-        raise DandiError(f"DANDI API at {api_url} is unreachable: {_gist(exc)}") from None
+    api_url = api_url.rstrip("/")
+    last: Optional[BaseException] = None
+    for attempt in range(LISTING_ATTEMPTS):
+        try:
+            client = DandiAPIClient(api_url=api_url, token=token)
+            break
+        except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
+            last = exc
+            if "Connection refused" in str(exc) or "Max retries exceeded" in str(exc):
+                break  # nothing listens there: retrying only delays the one-line error
+            time.sleep(min(2 ** attempt * 0.2, 3))
+    else:
+        client = None
+    if client is None:
+        raise DandiError(f"DANDI API at {api_url} is unreachable: {_gist(last) if last else 'no answer'}") from None
+    check_api(api_url)
+    return client
+
+
+#: API URLs found to answer like a DANDI API in this process (the client caches its server info alike)
+_CHECKED_APIS: set[str] = set()
+
+
+def check_api(api_url: str) -> None:
+    """Raise DandiError unless ``<api_url>/info/`` answers like a DANDI API (retrying cut-short answers)."""
+    if api_url in _CHECKED_APIS:
+        return
+    why = "no answer"
+    for attempt in range(LISTING_ATTEMPTS):
+        try:
+            r = requests.get(f"{api_url}/info/", timeout=30)
+            if r.status_code in (429, 500, 502, 503, 504):
+                why = f"HTTP {r.status_code}"
+            elif r.status_code != 200:
+                why = f"GET {api_url}/info/ answered HTTP {r.status_code}"
+                break
+            else:
+                info = r.json()
+                if isinstance(info, dict) and isinstance(info.get("services"), dict) and "version" in info:
+                    _CHECKED_APIS.add(api_url)
+                    return
+                why = f"GET {api_url}/info/ is not a DANDI server's info"
+                break
+        except (ValueError, requests.RequestException) as exc:  # a body cut short, a reset
+            why = _gist(exc)
+        time.sleep(min(2 ** attempt * 0.2, 3))
+    raise DandiError(f"{api_url} is not a DANDI API ({why}); --dandi-api wants the API's base URL, "
+                     f"e.g. {DEFAULT_API}")
 
 
 def _gist(exc: BaseException) -> str:
@@ -279,9 +332,11 @@ class DandiSource:
     archive = "dandi"
     reserved = (METADATA_FILE,)
 
-    def __init__(self, identifier: str, *, api_url: str = DEFAULT_API, token: Optional[str] = None, client: Any = None):
+    def __init__(self, identifier: str, *, api_url: str = DEFAULT_API, token: Optional[str] = None, client: Any = None,
+                 s3_endpoint: Optional[str] = None):
         self.identifier = identifier
         self.api_url = api_url.rstrip("/")
+        self._s3_endpoints = s3urls.endpoints_in_use([s3_endpoint])
         self.token = token
         self._client = client
         self.id = f"dandi:{identifier}"
@@ -710,21 +765,32 @@ class DandiSource:
 
     def _api_url(self, md: dict, asset_id: str) -> str:
         for u in md.get("contentUrl") or []:
-            if isinstance(u, str) and u.startswith(self.api_url):
+            if isinstance(u, str) and u.startswith(self.api_url + "/"):
                 return u
         return f"{self.api_url}/assets/{asset_id}/download/"
 
     def _s3_url(self, md: dict) -> Optional[str]:
-        """The content URL that is not under the API (as the client's as_readable() picks it)."""
+        """The asset's S3 URL among its ``contentUrl``s, recognised as one (:mod:`.s3urls`).
+
+        The archive writes its *configured* API URL into ``contentUrl``, whatever
+        host this sync reaches it by, so "the URL not under our API URL" may be
+        the archive's own download route: S3 is told by its shape instead.
+        """
         for u in md.get("contentUrl") or []:
-            if isinstance(u, str) and u.startswith(("http://", "https://")) and not u.startswith(self.api_url):
+            if isinstance(u, str) and not _DOWNLOAD_ROUTE.search(urlsplit(u).path) and \
+                    s3urls.locate(u, self._s3_endpoints, archive_key=dandi_zarr.is_archive_key) is not None:
                 return u.split("?", 1)[0]
         return None
 
     def _head_version_id(self, url: str) -> Optional[str]:
+        """The object's current S3 version id, from a HEAD of the object itself.
+
+        Redirects are not followed: an S3 object answers directly, and a version id
+        found behind a redirect would belong to another URL's object.
+        """
         for attempt in range(5):
             try:
-                r = self._session.head(url, timeout=30, allow_redirects=True)
+                r = self._session.head(url, timeout=30, allow_redirects=False)
             except requests.RequestException:
                 continue
             if r.status_code in (429, 500, 502, 503, 504):
@@ -744,8 +810,9 @@ def add_options(group: Any) -> None:
 def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
     api_url = options.get("dandi_api") or os.environ.get("NEUROMIRROR_DANDI_API") or DEFAULT_API
     token = os.environ.get("DANDI_API_KEY") or None
+    endpoint = options.get("s3_endpoint")
     if not spec.is_glob:
-        yield DandiSource(spec.name, api_url=api_url, token=token)
+        yield DandiSource(spec.name, api_url=api_url, token=token, s3_endpoint=endpoint)
         return
     client = make_client(api_url, token)
     try:
@@ -754,6 +821,6 @@ def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
         raise DandiError(f"DANDI API at {api_url}: cannot list dandisets: {_gist(exc)}") from None
     for ident in ids:
         if fnmatch.fnmatchcase(ident, spec.name):
-            yield DandiSource(ident, api_url=api_url, token=token, client=client)
+            yield DandiSource(ident, api_url=api_url, token=token, client=client, s3_endpoint=endpoint)
 
 

@@ -75,7 +75,8 @@ from ..records import (
     SubdatasetEntry,
 )
 from ..trailers import format_trailers, parse_trailers
-from . import dandi_auth
+from .. import urlrule
+from . import dandi_auth, s3urls
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -125,7 +126,10 @@ def zarr_entry(source: Any, asset: dict, snap: Snapshot, state: SourceState) -> 
     commit = find_commit(zds, zarr_id, checksum, access, head_only=snap.kind != "published")
     if commit is None:
         try:
-            commit, checksum = sync_zarr(source, asset, md, zds, zarr_id, checksum, embargoed)
+            commit, checksum, unpinned = sync_zarr(source, asset, md, zds, zarr_id, checksum, embargoed)
+            if unpinned:
+                snap.warnings.append(f"Zarr {path}: {unpinned} object(s) have no pinned URL (no S3 versionId): "
+                                     "their bytes may change upstream, which the MD5E key's check then refuses")
         except ZarrMismatch as exc:
             kept = _previous(state, parent, path)
             tail = f"; kept the last verified state ({kept.commit[:10]})" if kept is not None else ""
@@ -304,13 +308,19 @@ def _tag(zds: Path, name: str, commit: str, message: str, date: datetime) -> Non
 # -- listing ----------------------------------------------------------------------------
 def _s3_location(base: str) -> tuple[Optional[str], str, str]:
     """(endpoint URL or None for AWS, bucket, key prefix) of a Zarr's S3 URL (path- or virtual-hosted style)."""
-    u = urlsplit(base)
-    host = u.hostname or ""
-    parts = u.path.lstrip("/").split("/")
-    m = re.match(r"^(?P<bucket>[^.]+(?:\.[^.]+)*?)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com$", host)
-    if m:
-        return None, m.group("bucket"), "/".join(parts)
-    return f"{u.scheme}://{u.netloc}", parts[0], "/".join(parts[1:])
+    loc = s3urls.locate(base, s3urls.endpoints_in_use(), archive_key=is_archive_key)
+    if loc is None:
+        raise ValueError(f"not an S3 URL: {base}")
+    return loc.endpoint, loc.bucket, loc.key
+
+
+#: the DANDI bucket's layout: blobs/<3>/<3>/<blob uuid>, zarr/<zarr id>/<object>
+_ARCHIVE_KEY = re.compile(r"^(?:blobs/([0-9a-f]{3})/([0-9a-f]{3})/\1\2[0-9a-f-]{30}|zarr/[^/]+/.*)$")
+
+
+def is_archive_key(key: str) -> bool:
+    """Whether an S3 key has the shape of a DANDI blob or Zarr object (see :mod:`.s3urls`)."""
+    return bool(_ARCHIVE_KEY.match(key))
 
 
 def list_s3(base: str) -> list[ZObject]:
@@ -397,6 +407,8 @@ def object_entries(source: Any, zarr_id: str, objs: list[ZObject], s3_base: Opti
         if reason is not None:
             refused.append(Refusal(o.rel, reason))
             continue
+        # the API's route redirects to the *current* object: registered only where no
+        # pinned URL exists (urlrule: never a mutable URL beside a pinned one)
         api = f"{source.api_url}/zarr/{zarr_id}/files/?prefix={quote(o.rel, safe='/~')}&download=true"
         if embargoed:
             urls: tuple[str, ...] = (dandi_auth.key_url(api),)
@@ -404,7 +416,7 @@ def object_entries(source: Any, zarr_id: str, objs: list[ZObject], s3_base: Opti
             s3 = base + quote(o.rel, safe="/~") if base else None
             if s3 and o.version_id:
                 s3 += "?versionId=" + quote(o.version_id, safe="")
-            urls = tuple(u for u in (s3, api) if u)
+            urls, _ = urlrule.admissible(u for u in (s3, api) if u)
         if _MD5_RE.match(o.etag):
             key, kind, ck = md5e_key(o.etag, o.size, o.rel), MD5, o.etag
         else:  # multipart ETag: not a content hash; git-annex learns the checksum on first get
@@ -427,8 +439,12 @@ def _fresh_checksum(source: Any, asset_id: Optional[str]) -> Optional[str]:
 
 
 def sync_zarr(source: Any, asset: dict, md: dict, zds: Path, zarr_id: str, checksum: str, embargoed: bool,
-              ) -> tuple[str, str]:
-    """List the Zarr, check it against ``checksum`` and commit its dataset; (commit, checksum)."""
+              ) -> tuple[str, str, int]:
+    """List the Zarr, check it against ``checksum`` and commit its dataset.
+
+    (commit, checksum, how many objects have no pinned URL: an embargoed Zarr's or
+    one listed through the API, whose objects the archive can rewrite in place).
+    """
     path = asset["path"]
     s3_base = source._s3_url(md)
     computed = ""
@@ -455,8 +471,24 @@ def sync_zarr(source: Any, asset: dict, md: dict, zds: Path, zarr_id: str, check
     ensure_zarr_dataset(source.dataset_path, path, description)
     if embargoed:
         dandi_auth.ensure_remote(zds)
-    return _commit(source, zds, path, zarr_id, checksum, "embargoed" if embargoed else "open", how, entries,
-                   objs, asset), checksum
+    unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
+    was_embargoed = not embargoed and _had_embargoed_state(zds)
+    commit = _commit(source, zds, path, zarr_id, checksum, "embargoed" if embargoed else "open", how, entries,
+                     objs, asset)
+    if was_embargoed:
+        # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
+        # current object) now sit beside pinned S3 URLs, and the rule takes them back
+        from ..repair import RepairReport, repair_dataset
+
+        repair_dataset(zds, RepairReport())
+    return commit, checksum, unpinned
+
+
+def _had_embargoed_state(zds: Path) -> bool:
+    if not gitutil.rev_parse(zds, "HEAD"):
+        return False
+    return bool(gitutil.out(zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr-Access: embargoed",
+                            check=False))
 
 
 def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:

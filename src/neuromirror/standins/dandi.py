@@ -39,8 +39,9 @@ reproduced here because a mirror can trip on them:
 * Zarr ``files`` listing is cursor paged (``after``/``limit``, ``next`` is *not* a
   page=2 URL, so the client walks it sequentially); ``LastModified`` is rendered
   ``"YYYY-MM-DD HH:MM:SS+00:00"`` (str of a datetime, as DRF's CharField does).
-* ``/server-info`` (root) and ``/api/info/`` never fault: ``dandi.utils.get_instance``
-  fetches it once per URL without retrying and caches the answer per process.
+* ``/server-info`` (root) and ``/api/info/`` fault only with ``fault_info = True``:
+  ``dandi.utils.get_instance`` fetches it once per URL without retrying and caches
+  the answer per process, so a mirror must retry that first request itself.
 
 Benchmarks add many assets with :meth:`DandiStandIn.add_synthetic_assets` (or
 ``put_asset(..., upload=False)``): metadata only, fake-but-valid sha256/etag, no
@@ -538,6 +539,9 @@ class DandiStandIn:
         self.faults: FaultPlan = faults if faults is not None else FaultPlan()
         self.server_version = server_version
         self.latency: float = 0.0
+        #: True: the info routes (``/server-info``, ``/api/info/``) fault like every other
+        #: route — the real archive can cut any answer short, the client's first one too
+        self.fault_info = False
         self.request_log: list[tuple[str, str]] = []
         self._lock = threading.RLock()
         self._dandisets: dict[str, DandisetRecord] = {}
@@ -1558,7 +1562,7 @@ class DandiStandIn:
             route, kwargs = rt, m.groupdict()
             break
         kind: Optional[str] = None
-        if route is not None and route.faultable:
+        if route is not None and (route.faultable or self.fault_info):
             kind = self.faults.pick(method, raw, paginated=route.paginated)
         try:
             user = self._authenticate(h.headers.get("Authorization"))

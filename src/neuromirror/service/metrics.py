@@ -1,0 +1,134 @@
+"""``/metrics``: the status report as Prometheus metrics, through ``prometheus_client``.
+
+A custom collector builds every family at scrape time from the status report (the
+index and the service's state) and the run durations in the index, so the numbers
+are the index's — they survive restarts and count syncs run by hand too.  Each
+service has a private ``CollectorRegistry``: nothing goes through the library's
+global registry (its process and platform collectors included).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.utils import floatToGoString
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from .state import epoch
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: bounds of the sync-duration histogram, in seconds: a no-change resync .. a whole archive
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0)
+
+#: per source: (cumulative counts per DURATION_BUCKETS bound, count, sum of seconds)
+Durations = dict[str, tuple[list[int], int, float]]
+
+
+def _gauge(name: str, help_text: str, rows: list[dict], value: Callable[[dict], Optional[float]]) -> Metric:
+    g = GaugeMetricFamily(name, help_text, labels=["source"])
+    for r in rows:
+        v = value(r)
+        if v is not None:
+            g.add_metric([r["source"]], float(v))
+    return g
+
+
+def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Metric]:
+    """Every metric family of a status report (and the index's run durations)."""
+    rows = report["sources"]
+    runs = CounterMetricFamily("neuromirror_runs", "Finished sync runs recorded in the index, by outcome.",
+                               labels=["source", "outcome"])
+    for r in rows:
+        for outcome, n in sorted(r["runs"].items()):
+            if outcome != "running":  # in-flight runs are counted once they end
+                runs.add_metric([r["source"], outcome], n)
+    yield runs
+    yield _gauge("neuromirror_last_success_timestamp_seconds", "End of the last successful sync (Unix time).", rows,
+                 lambda r: epoch(r["last_success"]))
+    yield _gauge("neuromirror_last_failure_timestamp_seconds", "End of the last failed sync (Unix time).", rows,
+                 lambda r: epoch(r["last_failure"]))
+    yield _gauge("neuromirror_consecutive_failures", "Failed syncs since the last success.", rows,
+                 lambda r: r["consecutive_failures"] or 0)
+    yield _gauge("neuromirror_running", "1 while a sync of the source runs.", rows,
+                 lambda r: 1 if r["running_since"] else 0)
+    yield _gauge("neuromirror_next_run_timestamp_seconds", "When the service runs the source next (Unix time).", rows,
+                 lambda r: epoch(r["next_run"]))
+    yield _gauge("neuromirror_versions", "Versions (recorded states) of the source in the index.", rows,
+                 lambda r: r["versions"])
+    yield _gauge("neuromirror_files", "Files mirrored: those of the source's latest recorded state.", rows,
+                 lambda r: r["files"])
+    yield _gauge("neuromirror_bytes", "Bytes mirrored: those of the source's latest recorded state.", rows,
+                 lambda r: r["bytes"])
+    changed = CounterMetricFamily("neuromirror_file_changes",
+                                  "Files added, removed and changed by finished syncs, from the index.",
+                                  labels=["source", "change"])
+    for r in rows:
+        for change, n in sorted((r.get("changes") or {}).items()):
+            changed.add_metric([r["source"], change], n)
+    yield changed
+    skipped = CounterMetricFamily(
+        "neuromirror_skipped",
+        "Scheduled syncs skipped by this service process (busy: another process held the source; "
+        "backoff: the source is failing).", labels=["source", "reason"])
+    for r in rows:
+        for reason, n in sorted((r.get("skipped") or {}).items()):
+            skipped.add_metric([r["source"], reason], n)
+    yield skipped
+    hist = HistogramMetricFamily("neuromirror_sync_duration_seconds",
+                                 "Duration of finished syncs (ok, unchanged, failed, interrupted), from the index.",
+                                 labels=["source"])
+    for sid, (counts, count, total) in sorted((durations or {}).items()):
+        buckets = [(floatToGoString(b), c) for b, c in zip(DURATION_BUCKETS, counts)] + [("+Inf", count)]
+        hist.add_metric([sid], buckets, total)
+    yield hist
+    svc = report.get("service")
+    if svc:
+        coalesced = CounterMetricFamily(
+            "neuromirror_coalesced",
+            "Scheduled runs merged into a running or queued one (misfires coalesced), per sources: entry.",
+            labels=["entry"])
+        for spec, e in sorted((svc.get("entries") or {}).items()):
+            coalesced.add_metric([spec], e.get("coalesced", 0))
+        yield coalesced
+        start = GaugeMetricFamily("neuromirror_service_start_time_seconds", "When the service started (Unix time).")
+        started = epoch(svc.get("started"))
+        if started is not None:
+            start.add_metric([], started)
+        yield start
+    yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
+
+
+class StatusCollector:
+    """A collector reading a fresh (report, durations) pair at every scrape."""
+
+    def __init__(self, read: Callable[[], tuple[dict, Optional[Durations]]]):
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        report, durations = self._read()
+        return families(report, durations)
+
+
+def registry_for(read: Callable[[], tuple[dict, Optional[Durations]]]) -> CollectorRegistry:
+    """A private registry holding one :class:`StatusCollector`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(read))  # type: ignore[arg-type]
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
+
+
+def render_metrics(report: dict, durations: Optional[Durations] = None) -> str:
+    """The Prometheus text exposition (format 0.0.4) of a status report."""
+    return exposition(registry_for(lambda: (report, durations)))
+
+
+def add_changes(report: dict, index: Any) -> None:
+    """Add each row's files added/removed/changed by finished runs (``row["changes"]``) from the index."""
+    totals = {sid: {"added": a or 0, "removed": r or 0, "changed": c or 0} for sid, a, r, c in index.db.conn.execute(
+        "SELECT source, SUM(added), SUM(removed), SUM(changed) FROM runs WHERE ended IS NOT NULL GROUP BY source")}
+    for row in report["sources"]:
+        row["changes"] = totals.get(row["source"], {})

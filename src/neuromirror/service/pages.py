@@ -1,0 +1,259 @@
+"""The status pages (``serve --http``): server-rendered HTML, no JavaScript.
+
+* ``/`` — summary counts (ok / failing / backing off / running), then one row per
+  source, failures first, each with a strip of its last 30 runs: one bar per run,
+  its colour the outcome, its height the duration (log scale), a full colour when
+  the run changed files; hovering a bar (its ``title``) or following it to the
+  source's page tells when, how long and what changed.
+* ``source/<id>`` — one source: its state, its run history and its versions.
+
+Everything that comes from the index or an archive (ids, errors, labels, DOIs) is
+escaped; links to sources use percent-encoded ids relative to the page, so the
+pages also work behind a reverse proxy under a sub-path.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Iterable, Optional
+from urllib.parse import quote, urlencode
+
+from ..progress import human_bytes
+from .history import STRIP_RUNS, Run
+from .state import short_time
+
+#: order of the overview: what needs a person first
+STATUS_ORDER = {"failing": 0, "backing off": 1, "running": 2, "never synced": 3, "ok": 4}
+#: the badge colour of a run's outcome in a history table
+OUTCOME_BADGE = {"ok": "ok", "unchanged": "ok", "failed": "failing", "interrupted": "backing-off",
+                 "abandoned": "backing-off", "running": "running"}
+#: the summary counts at the top of the overview
+SUMMARY = ("ok", "failing", "backing off", "running")
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.2em 1.5em;color:#1b1b1b;background:#fff}
+h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em}
+a{color:#0b57a4}p.meta{color:#555;margin:.2em 0 .8em}
+table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,td.time{white-space:nowrap}
+ul.summary{list-style:none;display:flex;gap:.8em;padding:0;margin:.6em 0 1em}
+ul.summary li{border:1px solid #ccc;border-radius:6px;padding:.35em .9em;min-width:6em}
+ul.summary b{display:block;font-size:1.6em}
+.st{display:inline-block;border-radius:4px;padding:0 .45em;white-space:nowrap}
+.st-ok{background:#dff3e2}.st-failing{background:#fbd9d9}.st-backing-off{background:#fde7c8}
+.st-running{background:#dbe8fb}.st-never-synced{background:#eee}
+.err{color:#8a1010;max-width:34em;font-size:.9em;overflow-wrap:anywhere}
+.strip{display:inline-flex;align-items:flex-end;gap:2px;height:26px;padding:2px;background:#fafafa;
+border:1px solid #e4e4e4;vertical-align:middle}
+.strip a{display:block;width:7px;border-radius:1px;text-decoration:none}
+.o-ok{background:#2e9b47}.o-unchanged{background:#a9dcb4}.o-failed{background:#d33131}
+.o-interrupted,.o-abandoned{background:#f0a030}.o-running{background:#3b7ddd}
+.strip a.same.o-ok{background:#a9dcb4}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.facts dt{color:#555}dl.facts dd{margin:0}
+.legend{color:#555;font-size:.9em;margin-top:1em}.legend i{display:inline-block;width:9px;height:9px;margin:0 .2em}
+code{font-size:.92em}
+"""
+
+
+def e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def source_href(sid: str, prefix: str = "") -> str:
+    """A relative link to a source's page: the id percent-encoded whole (``dandi%3A000027``, ``a%2Fb``)."""
+    return f"{prefix}source/{quote(sid, safe='')}"
+
+
+def duration_text(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def _height(seconds: Optional[float]) -> int:
+    """Bar height in px: 6 for a second or less, 24 for a day or more, log scale between."""
+    if seconds is None:
+        return 24
+    return 6 + round(18 * min(1.0, math.log10(max(seconds, 1.0)) / math.log10(86400)))
+
+
+def run_title(run: Run) -> str:
+    parts = [short_time(run.started), run.outcome, duration_text(run.duration), run.changes()]
+    if run.versions:
+        parts.append("versions " + ", ".join(run.versions))
+    if run.error:
+        parts.append(run.error)
+    return " · ".join(parts)
+
+
+def strip(runs: list[Run], href: str) -> str:
+    """The bars of a source's last runs, oldest left; each links to the run in the source's history."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    label = f"last {len(runs)} runs: " + (", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "none")
+    bars = "".join(
+        f'<a class="o-{e(r.outcome)}{"" if r.changed_anything else " same"}" href="{e(href)}#run-{r.id}"'
+        f' style="height:{_height(r.duration)}px" title="{e(run_title(r))}"></a>'
+        for r in runs)
+    return f'<span class="strip" title="{e(label)}">{bars}</span>'
+
+
+def status_badge(row: dict) -> str:
+    text = row["status"] + (f" ({row['consecutive_failures']}x)" if row["consecutive_failures"] else "")
+    return f'<span class="st st-{e(row["status"].replace(" ", "-"))}">{e(text)}</span>'
+
+
+def last_run_text(runs: list[Run]) -> str:
+    if not runs:
+        return "-"
+    r = runs[-1]
+    if r.outcome == "running":
+        return f"running since {short_time(r.started)}"
+    changes = r.changes()
+    return f"{r.outcome}, {duration_text(r.duration)}" + (f", {changes}" if changes != "-" else "")
+
+
+def _page(title: str, body: str, *, refresh: Optional[int] = None) -> str:
+    meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{meta}'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def _service_line(report: dict) -> str:
+    svc = report.get("service")
+    if not svc:
+        return "no service running"
+    return (f"service pid {svc['pid']}, started {short_time(svc['started'])}, {svc['jobs']} worker(s), "
+            f"config {', '.join(svc.get('config') or [])}")
+
+
+def _legend() -> str:
+    items = [("o-ok", "changed files"), ("o-unchanged", "ok, no change"), ("o-failed", "failed"),
+             ("o-interrupted", "interrupted / abandoned"), ("o-running", "running")]
+    return ('<p class="legend">Runs, oldest left: ' + ", ".join(f'<i class="{c}"></i>{e(t)}' for c, t in items)
+            + "; taller bars took longer (1 s to 1 day, log scale).</p>")
+
+
+def _links(prefix: str, browse_url: Optional[str]) -> str:
+    links = [f'<a href="{prefix}status.json">status.json</a>', f'<a href="{prefix}metrics">metrics</a>']
+    if browse_url:
+        links.append(f'<a href="{e(browse_url)}">browse the index</a>')
+    return " · ".join(links)
+
+
+def sort_rows(rows: Iterable[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: (STATUS_ORDER.get(r["status"], 5), r["source"]))
+
+
+def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *,
+                browse_url: Optional[str] = None) -> str:
+    """The overview: summary counts, then every source (failures first) with its strip of runs."""
+    runs = runs or {}
+    rows = sort_rows(report["sources"])
+    counts = {s: sum(r["status"] == s for r in rows) for s in SUMMARY}
+    never = sum(r["status"] == "never synced" for r in rows)
+    summary = "".join(f'<li class="st-{s.replace(" ", "-")}"><b>{counts[s]}</b>{e(s)}</li>' for s in SUMMARY)
+    if never:
+        summary += f'<li class="st-never-synced"><b>{never}</b>never synced</li>'
+    body_rows = []
+    for r in rows:
+        href = source_href(r["source"])
+        mine = runs.get(r["source"], [])
+        status = status_badge(r)
+        if r["last_error"] and r["status"] in ("failing", "backing off"):
+            status += f'<div class="err">{e(r["last_error"])}</div>'
+        elif r["last_error"]:  # an old failure: on hover only
+            status = f'<span title="last failure: {e(r["last_error"])}">{status}</span>'
+        cells = [
+            f'<td><a href="{e(href)}">{e(r["source"])}</a></td>',
+            f"<td>{status}</td>",
+            f"<td>{strip(mine, href)}</td>",
+            f"<td>{e(last_run_text(mine))}</td>",
+            f'<td class="time">{e(short_time(r["last_success"]))}</td>',
+            f'<td class="time">{e(short_time(r["next_run"]))}</td>',
+            f'<td class="num">{e(r["versions"])}</td>',
+            f'<td class="num">{e("-" if r["files"] is None else r["files"])}</td>',
+            f'<td class="num">{e(human_bytes(r["bytes"]))}</td>',
+        ]
+        body_rows.append(f'<tr id="{e(r["source"])}">' + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{e(c)}</th>" for c in (
+        "source", "status", f"last {STRIP_RUNS} runs", "last run", "last success", "next run", "versions", "files",
+        "bytes"))
+    table = (f"<table class=\"sources\"><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body_rows)
+             + "\n</tbody></table>") if rows else "<p>No sources yet.</p>"
+    body = (f"<h1>neuromirror</h1>\n<p class=\"meta\">root {e(report['root'])}; {e(_service_line(report))}. "
+            f"{_links('', browse_url)}</p>\n<ul class=\"summary\">{summary}</ul>\n{table}\n{_legend()}")
+    return _page("neuromirror status", body, refresh=30)
+
+
+def _doi_link(doi: Optional[str]) -> str:
+    if not doi:
+        return "-"
+    return f'<a href="https://doi.org/{e(quote(doi, safe="/:"))}">{e(doi)}</a>'
+
+
+def render_source_page(row: dict, history: list[Run], versions: list[dict], *, root: str,
+                       browse_url: Optional[str] = None) -> str:
+    """One source: its state, a strip of its last runs, its run history and its versions."""
+    sid = row["source"]
+    facts = [
+        ("status", status_badge(row)),
+        ("schedule", e(row["schedule"] or "-")),
+        ("dataset", e(f"{root}/{row['dataset']}" if row.get("dataset") else "-")),
+        ("last success", e(short_time(row["last_success"]))),
+        ("last failure", e(short_time(row["last_failure"]))),
+        ("next run", e(short_time(row["next_run"]))),
+        ("versions", e(row["versions"])),
+        ("current state", e(f"{row['latest'] or '-'}: {'-' if row['files'] is None else row['files']} files, "
+                            f"{human_bytes(row['bytes'])}")),
+    ]
+    if row["last_error"]:
+        facts.insert(5, ("last error", f'<span class="err">{e(row["last_error"])}</span>'))
+    if row.get("backoff_until"):
+        facts.append(("backing off until", e(short_time(row["backoff_until"]))))
+    if row.get("publish_error"):
+        facts.append(("publishing", f'<span class="err">{e(row["publish_error"])}</span>'))
+    dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
+    strip_runs = list(reversed(history[:STRIP_RUNS]))
+    run_rows = "\n".join(
+        f'<tr id="run-{r.id}"><td class="num">{r.id}</td><td>{e(r.trigger or "-")}</td>'
+        f"<td class=\"time\">{e(short_time(r.started))}</td><td class=\"num\">{e(duration_text(r.duration))}</td>"
+        f'<td><span class="st st-{OUTCOME_BADGE.get(r.outcome, "never-synced")}">{e(r.outcome)}</span></td>'
+        f"<td>{e(r.changes())}</td><td>{e(', '.join(r.versions) or '-')}</td>"
+        f'<td class="err">{e(r.error or "")}</td></tr>'
+        for r in history)
+    runs_table = ("<table class=\"runs\"><thead><tr><th>run</th><th>trigger</th><th>started</th><th>duration</th>"
+                  "<th>outcome</th><th>files</th><th>versions</th><th>error</th></tr></thead><tbody>\n"
+                  + run_rows + "\n</tbody></table>") if history else "<p>No runs yet.</p>"
+    version_rows = []
+    for v in versions:
+        files_link = e("-" if v["files"] is None else v["files"])
+        if browse_url:
+            q = urlencode({"source": sid, "version": v["label"]})
+            files_link = f'<a href="{e(browse_url.rstrip("/"))}/version_files?{e(q)}">{files_link}</a>'
+        commit = v.get("commit") or ""
+        version_rows.append(
+            f"<tr><td>{e(v['label'])}</td><td>{e(v['kind'])}</td><td class=\"time\">{e(short_time(v['date']))}</td>"
+            f"<td>{_doi_link(v.get('doi'))}</td><td><code title=\"{e(commit)}\">{e(commit[:12] or '-')}</code></td>"
+            f"<td>{e(v.get('tag') or '-')}</td><td class=\"num\">{files_link}</td>"
+            f"<td class=\"num\">{e(human_bytes(v['bytes']))}</td><td class=\"time\">{e(short_time(v['synced_at']))}</td></tr>")
+    versions_table = ("<table class=\"versions\"><thead><tr><th>version</th><th>kind</th><th>date</th><th>DOI</th>"
+                      "<th>commit</th><th>tag</th><th>files</th><th>bytes</th><th>synced</th></tr></thead><tbody>\n"
+                      + "\n".join(version_rows) + "\n</tbody></table>") if versions else "<p>No versions yet.</p>"
+    browse = ""
+    if browse_url:
+        q = urlencode({"source": sid})
+        browse = f' · <a href="{e(browse_url.rstrip("/"))}/source_versions?{e(q)}">this source in the catalog</a>'
+    body = (f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}</p>\n'
+            f"<h1>{e(sid)}</h1>\n<dl class=\"facts\">{dl}</dl>\n"
+            f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
+            f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}")
+    return _page(f"{sid} · neuromirror", body, refresh=None)

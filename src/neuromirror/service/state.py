@@ -1,0 +1,227 @@
+"""The service's state: what it keeps per source, ``service.json``, and the status report.
+
+The status report is shared by ``neuromirror status``, ``/status.json``, the HTML
+pages and ``/metrics``: one row per source, merged from the index (the runs and
+versions tables: the truth, also without a service), the running service's state
+file (next runs, backoff, what is running) and the mirror definitions.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from ..config import MirrorConfig
+from ..dates import parse_iso as parse_time
+
+STATE_FILE = "service.json"
+SUCCESS = ("ok", "unchanged")
+
+
+# -- time --------------------------------------------------------------------
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: Optional[datetime]) -> Optional[str]:
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(text: Optional[str]) -> Optional[float]:
+    dt = parse_time(text)
+    return dt.timestamp() if dt else None
+
+
+def short_time(text: Optional[str]) -> str:
+    dt = parse_time(text)
+    return dt.strftime("%Y-%m-%d %H:%M:%SZ") if dt else "-"
+
+
+# -- per source, kept by the running service -----------------------------------
+
+
+@dataclass
+class SourceRuntime:
+    source: str
+    entry: str  # the spec of the sources: entry it belongs to
+    consecutive_failures: int = 0
+    backoff_until: Optional[datetime] = None
+    last_error: Optional[str] = None
+    running_since: Optional[datetime] = None
+    stage: Optional[str] = None
+    done: Optional[int] = None
+    total: Optional[int] = None
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (busy, backoff)
+    publish_error: Optional[str] = None
+
+    def to_json(self) -> dict:
+        return {
+            "entry": self.entry,
+            "consecutive_failures": self.consecutive_failures,
+            "backoff_until": iso(self.backoff_until),
+            "last_error": self.last_error,
+            "running_since": iso(self.running_since),
+            "progress": ({"stage": self.stage, "done": self.done, "total": self.total} if self.stage else None),
+            "skipped": dict(self.skipped),
+            "publish_error": self.publish_error,
+        }
+
+
+def read_service_state(root: Path) -> Optional[dict]:
+    """The running service's state file, or None if no service runs on this root."""
+    path = Path(root) / ".neuromirror" / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("stopped"):
+        return None
+    pid = data.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return None
+    return data
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+# -- the status report -----------------------------------------------------------
+
+
+def _index_facts(index: Any) -> dict[str, dict]:
+    """Per source: run counts by outcome, last run/success/failure, versions, files and bytes of the head."""
+    facts: dict[str, dict] = {}
+    conn = index.db.conn
+
+    def f(sid: str) -> dict:
+        return facts.setdefault(sid, {"runs": {}})
+
+    for sid, outcome, n in conn.execute("SELECT source, outcome, COUNT(*) FROM runs GROUP BY source, outcome"):
+        f(sid)["runs"][outcome] = n
+    for sid, started, outcome, trigger in conn.execute(
+        "SELECT r.source, r.started, r.outcome, r.trigger FROM runs r"
+        " JOIN (SELECT source, MAX(id) id FROM runs GROUP BY source) m ON r.id = m.id"
+    ):
+        f(sid).update(last_run=started, last_outcome=outcome, last_trigger=trigger)
+    for sid, ended in conn.execute(
+        "SELECT source, MAX(ended) FROM runs WHERE outcome IN ('ok', 'unchanged') GROUP BY source"
+    ):
+        f(sid)["last_success"] = ended
+    for sid, ended, error in conn.execute(
+        "SELECT r.source, r.ended, r.error FROM runs r"
+        " JOIN (SELECT source, MAX(id) id FROM runs WHERE outcome = 'failed' GROUP BY source) m ON r.id = m.id"
+    ):
+        f(sid).update(last_failure=ended, last_error=error)
+    for sid, n in conn.execute(
+        "SELECT f.source, COUNT(*) FROM runs f WHERE f.outcome = 'failed' AND f.id > COALESCE((SELECT MAX(id)"
+        " FROM runs s WHERE s.source = f.source AND s.outcome IN ('ok', 'unchanged')), 0) GROUP BY f.source"
+    ):
+        f(sid)["consecutive_failures"] = n
+    for sid, started in conn.execute("SELECT source, MIN(started) FROM runs WHERE outcome = 'running' GROUP BY source"):
+        f(sid)["running_since"] = started
+    for sid, dataset in conn.execute("SELECT id, dataset FROM sources"):
+        f(sid)["dataset"] = dataset
+    for sid, n in conn.execute("SELECT source, COUNT(*) FROM versions GROUP BY source"):
+        f(sid)["versions"] = n
+    # the dataset's HEAD: the last draft/snapshot row, else the last published one
+    for sid, label, files, nbytes, kind in conn.execute(
+        "SELECT v.source, v.label, v.files, v.bytes, v.kind FROM versions v JOIN (SELECT source,"
+        " COALESCE(MAX(CASE WHEN kind != 'published' THEN id END), MAX(id)) id FROM versions GROUP BY source) m"
+        " ON v.id = m.id"
+    ):
+        f(sid).update(latest=label, files=files, bytes=nbytes)
+    return facts
+
+
+def _is_glob(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def status_report(root: Path, index_path: Optional[str] = None, *, state: Optional[dict] = None,
+                  config: Optional[MirrorConfig] = None) -> dict:
+    """One row per source (index, service state and configuration merged) plus the service's own facts."""
+    from ..mirror import Mirror
+
+    root = Path(root).absolute()
+    if state is None:
+        state = read_service_state(root)
+    mirror = Mirror(root, index_path)
+    try:
+        facts = _index_facts(mirror.index) if mirror.index_path.exists() else {}
+    finally:
+        mirror.close()
+    sstate = (state or {}).get("sources", {})
+    entries = (state or {}).get("entries", {})
+    schedules: dict[str, str] = {spec: e.get("schedule") for spec, e in entries.items()}
+    if config is not None:
+        for e in config.sources:
+            schedules.setdefault(e.spec, e.schedule.describe() if e.enabled else "disabled")
+    # every source known anywhere: index, service, configuration (globs only once they matched something)
+    ids = set(facts) | set(sstate) | {s for s in schedules if not _is_glob(s)}
+    for g in (s for s in schedules if _is_glob(s)):
+        if g in facts or g in sstate:
+            ids.add(g)
+    rows = []
+    for sid in sorted(ids):
+        fa = facts.get(sid, {"runs": {}})
+        st = sstate.get(sid, {})
+        entry = st.get("entry") or (sid if sid in schedules else next(
+            (g for g in schedules if fnmatch.fnmatchcase(sid, g) or fnmatch.fnmatchcase(sid, g + "/*")), None))
+        running_since = st.get("running_since") if state else fa.get("running_since")
+        consecutive = st.get("consecutive_failures", fa.get("consecutive_failures", 0)) if state else fa.get("consecutive_failures", 0)
+        backoff_until = st.get("backoff_until") if state else None
+        if running_since:
+            status = "running"
+        elif backoff_until and (parse_time(backoff_until) or now_utc()) > now_utc():
+            status = "backing off"
+        elif consecutive:
+            status = "failing"
+        elif fa.get("last_success"):
+            status = "ok"
+        else:
+            status = "never synced"
+        rows.append({
+            "source": sid,
+            "status": status,
+            "schedule": schedules.get(entry) if entry else None,
+            "entry": entry,
+            "dataset": fa.get("dataset"),
+            "last_run": fa.get("last_run"),
+            "last_outcome": fa.get("last_outcome"),
+            "last_success": fa.get("last_success"),
+            "last_failure": fa.get("last_failure"),
+            "last_error": fa.get("last_error"),
+            "consecutive_failures": consecutive,
+            "backoff_until": backoff_until,
+            "next_run": st.get("next_run") if state else None,
+            "running_since": running_since,
+            "progress": st.get("progress") if state else None,
+            "skipped": st.get("skipped", {}) if state else {},
+            "publish_error": st.get("publish_error") if state else None,
+            "versions": fa.get("versions", 0),
+            "latest": fa.get("latest"),
+            "files": fa.get("files"),
+            "bytes": fa.get("bytes"),
+            "runs": fa.get("runs", {}),
+        })
+    service = None
+    if state:
+        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
+        service["entries"] = entries
+    return {"root": str(root), "service": service, "sources": rows}

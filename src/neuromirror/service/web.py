@@ -1,0 +1,155 @@
+"""The service's HTTP side (``serve --http``): the pages, ``/status.json``, ``/metrics``, ``/healthz``.
+
+A ``ThreadingHTTPServer`` from the standard library in a daemon thread: a status
+page is a few SQLite queries and a string, no web framework needed.  Every request
+reads the index afresh (its own connection), so the pages are never staler than
+the last finished run; an error while rendering is a 500 for that request, never
+the end of the service.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+from urllib.parse import unquote
+
+from . import history, pages
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import exposition
+
+log = logging.getLogger("neuromirror.service")
+
+HTML = "text/html; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8642``, ``[::1]:8642``, ``localhost:8642``, ``:8642`` (loopback), ``8642``; port 0 = any free one."""
+    t = text.strip()
+    if t.startswith("["):
+        host, _, port = t[1:].partition("]:")
+    elif t.count(":") == 1:
+        host, port = t.split(":")
+    elif t.isdigit():
+        host, port = "", t
+    else:
+        raise ValueError(f"--http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8642")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--http {text!r}: the port must be a number from 0 to 65535")
+    return host or "127.0.0.1", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    service: Any  # the Service
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+
+def start_http(service: Any, spec: str) -> tuple[ThreadingHTTPServer, str]:
+    """Listen on ``spec`` (HOST:PORT) and serve in a daemon thread; return the server and its URL.
+
+    Raises ValueError for an address that cannot be parsed or listened on.
+    """
+    host, port = parse_http(spec)
+    if not is_loopback(host):
+        log.warning("--http %s is not a loopback address: the status pages have no authentication", host)
+    try:
+        cls = _HTTPServer6 if ":" in host else _HTTPServer
+        httpd = cls((host, port), _Handler)
+    except OSError as exc:
+        raise ValueError(f"--http {spec}: cannot listen: {exc.strerror or exc}") from None
+    httpd.service = service
+    h, p = httpd.server_address[:2]
+    url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                     name="neuromirror-http").start()
+    return httpd, url
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "neuromirror"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.debug("http: " + format, *args)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        svc = self.server.service
+        try:
+            if path in ("/", "/index.html"):
+                body, ctype = self._overview().encode(), HTML
+            elif path.startswith("/source/"):
+                page = self._source(unquote(path[len("/source/"):]))
+                if page is None:
+                    self._send(404, b"no such source\n", TEXT, head)
+                    return
+                body, ctype = page.encode(), HTML
+            elif path in ("/status.json", "/status"):
+                body, ctype = json.dumps(svc.report(), indent=2).encode(), "application/json"
+            elif path == "/metrics":
+                body, ctype = exposition(svc.metrics_registry).encode(), METRICS_TYPE
+            elif path == "/healthz":
+                body, ctype = b"ok\n", TEXT
+            else:
+                self._send(404, b"not found\n", TEXT, head)
+                return
+        except Exception as exc:  # never take the service down for a status page
+            log.warning("http %s: %s", path, exc)
+            self._send(500, f"error: {exc}\n".encode(), TEXT, head)
+            return
+        self._send(200, body, ctype, head)
+
+    def _overview(self) -> str:
+        svc = self.server.service
+        report = svc.report()
+        mirror = svc.mirror()
+        try:
+            runs = history.recent_runs(mirror.index, [r["source"] for r in report["sources"]])
+        finally:
+            mirror.close()
+        return pages.render_html(report, runs, browse_url=svc.browse_url())
+
+    def _source(self, sid: str) -> Optional[str]:
+        svc = self.server.service
+        report = svc.report()
+        row = next((r for r in report["sources"] if r["source"] == sid), None)
+        if row is None:
+            return None
+        mirror = svc.mirror()
+        try:
+            runs = history.run_history(mirror.index, sid)
+            versions = history.versions(mirror.index, sid)
+        finally:
+            mirror.close()
+        return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())
+
+    def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
