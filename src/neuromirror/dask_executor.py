@@ -17,8 +17,9 @@ Imported only when a Dask address is given: the one-host path never imports
 
 from __future__ import annotations
 
+import asyncio
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .executor import Runner, SourceTask, TaskResult, run_task
 
@@ -62,12 +63,19 @@ class DaskRunner(Runner):
         self.client = client if client is not None else connect(address)
         super().__init__(self._submit)
 
-    def _submit(self, task: SourceTask) -> TaskResult:
+    def _submit(self, task: SourceTask, heartbeat: Callable[[], None]) -> TaskResult:
         key = f"neuromirror-sync-{task.source.id}-{os.urandom(4).hex()}"
         future = self.client.submit(locked_task, task, key=key, pure=False, retries=RETRIES)
         try:
-            return future.result()
+            while True:
+                heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)
+                try:
+                    return future.result(timeout=1.0)
+                except (TimeoutError, asyncio.TimeoutError):
+                    continue
         finally:
+            if not future.done():  # a task already running ends on its worker, under its lease
+                future.cancel()
             future.release()
 
     def status(self) -> dict:

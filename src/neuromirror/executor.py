@@ -223,11 +223,14 @@ def run_task(task: SourceTask) -> TaskResult:
 class Runner:
     """The submitter's side: send a source's task through ``submit`` and record what it did.
 
-    ``submit(task) -> TaskResult`` blocks until the task is done (a Dask future's
-    ``result()``); this process holds the source's lock meanwhile and writes the index.
+    ``submit(task, heartbeat) -> TaskResult`` blocks until the task is done, calling
+    ``heartbeat()`` every second or so meanwhile: it reports "waiting on the cluster" as
+    progress, and the progress callback raises to stop waiting (Ctrl-C, a stopping
+    service), so a submitter never waits for a cluster it was told to leave.  This
+    process holds the source's lock meanwhile and writes the index.
     """
 
-    def __init__(self, submit: Callable[[SourceTask], TaskResult]):
+    def __init__(self, submit: Callable[[SourceTask, Callable[[], None]], TaskResult]):
         self.submit = submit
 
     def __call__(self, mirror: Mirror, source: Any, report: SyncReport, *, engine: str,
@@ -235,8 +238,13 @@ class Runner:
         source = getattr(source, "_source", source)  # the service's StoppableSource: the stop is ours
         recorder = Recorder(mirror, source.id, source.relpath)
         task = SourceTask(str(mirror.root), str(mirror.index_path), source, engine)
+
+        def heartbeat() -> None:
+            if progress is not None:
+                progress("waiting for its task on the cluster", 0, None)
+
         for _ in range(MAX_ROUNDS):
-            result = self.submit(task)
+            result = self.submit(task, heartbeat)
             report.tasks.append({"task": "sync", "worker": result.worker, "seconds": result.seconds,
                                  "outcome": result.needs and f"needs {result.needs}" or result.report.outcome})
             if progress is not None:
