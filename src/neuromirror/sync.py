@@ -329,9 +329,11 @@ def sync_source(
                     mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
             finally:
                 index.end_run(run_id, report.to_json())
-                if isinstance(exc, Exception) and archive_lacks(exc) and not (ds / ".git").exists() \
-                        and not index.versions(sid):
+                if trigger == "cli" and isinstance(exc, Exception) and archive_lacks(exc) \
+                        and not (ds / ".git").exists() and not index.versions(sid):
                     # a mistyped or withdrawn id never mirrored here: leave no source, run or dataset behind
+                    # (the service keeps it: a configured source that does not exist is a failing one
+                    # its operator must see)
                     index.remove_source(sid)
             raise
         index.end_run(run_id, report.to_json())
