@@ -133,7 +133,10 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
                   date=datetime(2023, 1, 1, tzinfo=timezone.utc))
     writer.commit([Put(GitEntry("README.md", b"hello again\n"))], message="m2", date=datetime(2023, 1, 2, tzinfo=timezone.utc))
     lines = (ds / ".git" / "info" / "attributes").read_text().splitlines()
-    assert lines.count("* !filter") == 1 and lines.index("* !filter") > lines.index("* filter=annex")
+    # git annex init with annex.supportunlocked=false (mirror datasets) sets no filter at all;
+    # where one is set (datasets made before), the writer's "* !filter" comes after it
+    assert lines.count("* !filter") <= 1
+    assert "* filter=annex" not in lines or lines.index("* !filter") > lines.index("* filter=annex")
     assert git(ds, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: unspecified"
     assert git(ds, "for-each-ref", "refs/neuromirror/") == ""  # the staging ref is gone once the branch moved
     (ds / "README.md").touch()

@@ -13,17 +13,23 @@ import sys
 from pathlib import Path
 
 
-def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
+def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``scripts/bench ARGS`` (as ``python -m neuromirror.bench``); its output and JSON, no scenario failed."""
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "neuromirror.bench", "--sizes", "60", "--head-rows", "40", "--batch-rows", "60",
-         "--addurls-rows", "20", "--index-rows", "2000", "--out", str(out), "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "neuromirror.bench", *args, "--out", str(out), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())
     errors = [r for r in doc["results"] if r.get("error")]
     assert not errors, errors
+    return proc, doc
+
+
+def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    proc, doc = run_bench(tmp_path, "--sizes", "60", "--head-rows", "40", "--batch-rows", "60",
+                          "--addurls-rows", "20", "--index-rows", "2000")
     scenarios = {r["scenario"] for r in doc["results"]}
     assert {"head-reference", "dandi-cold", "dandi-resync", "dandi-3changes", "anchor-batch", "anchor-addurls",
             "aind-cold", "aind-resync"} <= scenarios, scenarios
@@ -38,3 +44,24 @@ def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert doc["index"]["versions_in_process_ms"] > 0
     assert doc["targets"], "the targets were not evaluated"
     assert "| dandi-cold " in proc.stdout  # the table
+
+
+def test_bench_scale_scenarios_at_a_toy_size(tmp_path: Path) -> None:
+    """zarr-dandiset, aind-zarr, archive and clone-get run by name, with their size options."""
+    proc, doc = run_bench(tmp_path, "--scenarios", "zarr-dandiset,aind-zarr,archive,clone-get", "--sizes", "40",
+                          "--zarrs", "3", "--zarr-objects", "20", "--zarr-blobs", "5", "--aind-zarr-objects", "50",
+                          "--archive-dandisets", "5", "--archive-large", "30")
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"zarr-dandiset-cold", "zarr-dandiset-resync", "zarr-dandiset-2zarrs1blob", "aind-zarr-cold",
+            "aind-zarr-resync", "archive-cold", "archive-3changed", "clone-get"} <= set(by), set(by)
+    assert by["zarr-dandiset-cold"]["dandiset_commits"] == 1 and by["zarr-dandiset-cold"]["outcome"] == "ok"
+    assert by["zarr-dandiset-resync"]["outcome"] == "unchanged"
+    assert by["zarr-dandiset-2zarrs1blob"]["dandiset_commits"] == 1
+    assert by["zarr-dandiset-2zarrs1blob"]["zarr_commits"] == [2, 2, 1]  # the 2 changed Zarrs only
+    for field in ("zarr_listing_s", "zarr_commit_s", "peak_rss_mb", "cpu_s", "listing_s", "index_s", "other_s"):
+        assert field in by["zarr-dandiset-cold"], field
+    assert by["aind-zarr-resync"]["outcome"] == "unchanged" and by["aind-zarr-resync"]["listing_share"] is not None
+    assert by["archive-3changed"]["outcome"] == "ok"
+    clone = by["clone-get"]
+    assert not any(k.endswith("_error") for k in clone), clone
+    assert "| zarr-dandiset-cold " in proc.stdout

@@ -25,11 +25,13 @@ Scenarios per size N:
 Plus ``startup`` (``neuromirror --help``) and ``index`` (``versions`` / ``pin`` on an
 index file synthesised with ``--index-rows`` file rows).
 
-Two things are done to the stand-in (in this process only) so that it measures
+Three things are done to the stand-in (in this process only) so that it measures
 neuromirror and not moto: moto's ListObjectVersions deep-copies and sorts every
 version in the bucket for every page (O(N^2): 45 s for 10^4 objects), so it is
-replaced by an equivalent that bisects a sorted key list; and S3 HEADs are
-counted per key, to check that no blob is ever asked twice.
+replaced by an equivalent that bisects a sorted key list; its answer is written
+as XML directly instead of through moto's model-driven serializer (~0.3 ms per
+version: 300 s of CPU for 10^6 Zarr objects); and S3 HEADs are counted per key,
+to check that no blob is ever asked twice.
 """
 
 from __future__ import annotations
@@ -286,6 +288,50 @@ def patch_moto(counters: Counters) -> None:
             counters.heads[key_name] += 1
         return original_head(self, bucket_name, key_name, *args, **kwargs)
 
+    from moto.s3.responses import S3Response
+
+    original_render = S3Response.list_object_versions
+
+    def render_versions(self: Any) -> Any:
+        """moto's ListObjectVersions answer, written as XML directly (no delimiter: the sync's case).
+
+        moto renders it through its model-driven serializer, ~0.3 ms per version:
+        at 10^6 Zarr objects 300 s of the bench process's CPU, on the cores the sync
+        is measured on.  Same elements, same values; keys are sent unencoded (no
+        ``EncodingType`` in the answer, as moto's own answer has none).
+        """
+        from xml.sax.saxutils import escape
+
+        q = self.querystring
+        if q.get("delimiter", [None])[0]:
+            return original_render(self)
+        key_marker = q.get("key-marker", [None])[0]
+        vid_marker = q.get("version-id-marker", [None])[0]
+        max_keys = int(q.get("max-keys", [1000])[0])
+        prefix = self._get_querystring(self.request, self.uri).get("prefix", [""])[0]
+        versions, _, markers, next_key, next_vid = self.backend.list_object_versions(
+            self.bucket_name, delimiter=None, key_marker=key_marker, max_keys=max_keys, prefix=prefix,
+            version_id_marker=vid_marker)
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+               f"<Name>{escape(self.bucket_name)}</Name><Prefix>{escape(prefix or '')}</Prefix>"
+               f"<KeyMarker>{escape(key_marker or '')}</KeyMarker><VersionIdMarker>{escape(vid_marker or '')}</VersionIdMarker>"
+               f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if next_key is not None else 'false'}</IsTruncated>"]
+        if next_key is not None:
+            out.append(f"<NextKeyMarker>{escape(next_key)}</NextKeyMarker>"
+                       f"<NextVersionIdMarker>{escape(next_vid or '')}</NextVersionIdMarker>")
+        for k in versions:
+            out.append(f"<Version><Key>{escape(k.name)}</Key><VersionId>{k.version_id or 'null'}</VersionId>"
+                       f"<IsLatest>{'true' if getattr(k, 'is_latest', False) else 'false'}</IsLatest>"
+                       f"<LastModified>{k.last_modified_ISO8601}</LastModified><ETag>{escape(k.etag)}</ETag>"
+                       f"<Size>{k.size}</Size><StorageClass>{k.storage_class}</StorageClass></Version>")
+        for m in markers:
+            out.append(f"<DeleteMarker><Key>{escape(m.name)}</Key><VersionId>{m.version_id}</VersionId>"
+                       f"<IsLatest>{'true' if getattr(m, 'is_latest', False) else 'false'}</IsLatest>"
+                       f"<LastModified>{m.last_modified_ISO8601}</LastModified></DeleteMarker>")
+        out.append("</ListVersionsResult>")
+        return 200, {"Content-Type": "application/xml"}, "".join(out)
+
+    S3Response.list_object_versions = render_versions  # type: ignore[method-assign]
     S3Backend.list_object_versions = list_object_versions  # type: ignore[method-assign]
     S3Backend.head_object = head_object  # type: ignore[method-assign]
     S3Backend._neuromirror_bench = True  # type: ignore[attr-defined]
@@ -384,6 +430,8 @@ def run_sync(name: str, n: int, root: Path, spec: str, extra: Sequence[str], arc
     say(f"N={n}: {name}: neuromirror sync {spec} ...")
     r = run_measured(sync_cmd(root, spec, extra), env=child_env())
     report = json.loads(r["stdout"])
+    if isinstance(report, list):  # several sources ('dandi:*'): one report each
+        report = merge_reports(report)
     heads = archives.counters.reset()
     if report.get("outcome") == "failed":
         raise RuntimeError(f"{name}: sync failed: {report.get('error')}")
@@ -421,6 +469,8 @@ def run_sync(name: str, n: int, root: Path, spec: str, extra: Sequence[str], arc
         "heads_repeated": sum(1 for c in heads.values() if c > 1),
         "timings": t,
     }
+    if "sources" in report:
+        res["sources"], res["sources_updated"] = report["sources"], report["sources_updated"]
     if reg > 0 and changed:
         res["registration_files_per_s"] = round(changed / reg, 1)
     if pinning > 0 and res["heads"]:
@@ -428,6 +478,26 @@ def run_sync(name: str, n: int, root: Path, spec: str, extra: Sequence[str], arc
     say(f"N={n}: {name}: {r['wall']:.2f} s wall, outcome {res['outcome']}, {changed} changes, "
         f"{res['heads']} HEADs, peak RSS {res['peak_rss_mb']:.0f} MB")
     return res
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """The reports of a multi-source sync as one: counts and phase times summed (over sources run
+    in parallel, so the phases can add up to more than the wall time)."""
+    outcomes = [r.get("outcome") for r in reports]
+    timings: Counter = Counter()
+    for r in reports:
+        timings.update(r.get("timings") or {})
+    errors = [f"{r.get('source')}: {r.get('error')}" for r in reports if r.get("outcome") == "failed"]
+    return {
+        "outcome": "failed" if errors else "ok" if "ok" in outcomes else "unchanged",
+        "error": "; ".join(errors[:3]) or None,
+        "added": sum(r.get("added", 0) for r in reports),
+        "removed": sum(r.get("removed", 0) for r in reports),
+        "changed": sum(r.get("changed", 0) for r in reports),
+        "timings": dict(timings),
+        "sources": len(reports),
+        "sources_updated": outcomes.count("ok"),
+    }
 
 
 def git_counts(ds: Path) -> dict:
@@ -596,9 +666,11 @@ def bench_size(n: int, args: argparse.Namespace, archives: Archives, work: Path,
     want = set(args.scenarios)
     when = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(days=len(str(n)))
     root = work / f"root-{n}"
-    if want & {"dandi", "anchors", "head"}:
+    if want & {"dandi", "anchors", "head", "clone-get"}:
         t = time.perf_counter()
         ident, urls = archives.dandiset(n, when)
+        if "clone-get" in want:  # one asset with real content for the clone's first get (N+1 assets)
+            archives.dandi.put_asset(ident, "sub-get/sub-get_file.nwb", b"x" * 4096, when=when)
         say(f"N={n}: stand-in dandiset {ident} with {n} assets and S3 objects in {time.perf_counter() - t:.1f} s")
         api = ["--dandi-api", archives.dandi.api_url]
         sample = archives.head_urls_sample(urls, min(n, args.head_rows))
@@ -616,6 +688,14 @@ def bench_size(n: int, args: argparse.Namespace, archives: Archives, work: Path,
         except Exception as exc:  # reported, the run goes on
             say(f"N={n}: later git-annex probe failed: {exc}")
             cold["later_git_annex_error"] = str(exc)[-500:]
+        if "clone-get" in want:
+            from .bench_scale import bench_clone_get
+
+            try:
+                results.append(bench_clone_get(root / "dandi" / ident, root, work, n, "sub-get/sub-get_file.nwb"))
+            except Exception as exc:  # reported, the run goes on
+                say(f"N={n}: clone-get failed: {exc}")
+                results.append({"scenario": "clone-get", "n": n, "error": str(exc)[-500:]})
         if "dandi" in want:
             results.append(run_sync("dandi-resync", n, root, f"dandi:{ident}", api, archives, startup))
             archives.change_three(ident, when + timedelta(hours=1))
@@ -844,6 +924,9 @@ def check_targets(results: list[dict], startup: dict, index: Optional[dict]) -> 
                f"{index['versions_in_process_ms']:.1f} / {index['pin_in_process_ms']:.1f} ms", f"< {TARGET_INDEX_MS} ms",
                max(index["versions_in_process_ms"], index["pin_in_process_ms"]) < TARGET_INDEX_MS,
                f"as commands {index['versions_command_s']:.2f} / {index['pin_command_s']:.2f} s incl. start-up")
+    from .bench_scale import check_scale_targets
+
+    check_scale_targets(results, target)
     return out
 
 
@@ -858,6 +941,8 @@ COLUMNS = [
     ("annex_branch_s", "(annex)", "{:.2f}"),
     ("index_s", "index", "{:.2f}"),
     ("other_s", "other", "{:.2f}"),
+    ("zarr_listing_s", "(Zarr list)", "{:.2f}"),
+    ("zarr_commit_s", "(Zarr commit)", "{:.2f}"),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
     ("cpu_s", "CPU s", "{:.1f}"),
     ("x_batch", "x batch", "{:.2f}"),
@@ -917,7 +1002,9 @@ def report(doc: dict) -> str:
 
 # --------------------------------------------------------------------------- main
 
-ALL = ("head", "dandi", "anchors", "aind", "index")
+ALL = ("head", "dandi", "anchors", "aind", "index", "zarr-dandiset", "aind-zarr", "archive", "clone-get")
+#: run by ``--scenarios all`` / the default: the per-size ones (the scale ones are asked for by name)
+DEFAULT = ("head", "dandi", "anchors", "aind", "index")
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -925,9 +1012,17 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000", help="comma-separated N (default 10000,100000)")
     p.add_argument("--million", action="store_true", help="also run N=1000000 (hours: cold pinning is bound by moto)")
-    p.add_argument("--scenarios", default=",".join(ALL),
-                   help=f"comma-separated subset of {','.join(ALL)} (default all; dandi-cold always runs "
-                        "for head/dandi/anchors)")
+    p.add_argument("--scenarios", default=",".join(DEFAULT),
+                   help=f"comma-separated subset of {','.join(ALL)} (default {','.join(DEFAULT)}; dandi-cold "
+                        "always runs for head/dandi/anchors/clone-get; zarr-dandiset, aind-zarr and archive run "
+                        "once, at the sizes below, not per --sizes)")
+    g = p.add_argument_group("scale scenarios (issue 13)")
+    g.add_argument("--zarrs", type=int, default=200, help="zarr-dandiset: Zarr assets Z (default 200)")
+    g.add_argument("--zarr-objects", type=int, default=5000, help="zarr-dandiset / archive: objects per Zarr M (default 5000)")
+    g.add_argument("--zarr-blobs", type=int, default=1000, help="zarr-dandiset: blob assets (default 1000)")
+    g.add_argument("--aind-zarr-objects", type=int, default=1_000_000, help="aind-zarr: objects in the store (default 10^6)")
+    g.add_argument("--archive-dandisets", type=int, default=50, help="archive: stand-in dandisets (default 50)")
+    g.add_argument("--archive-large", type=int, default=10_000, help="archive: assets of the 3 large ones (default 10^4)")
     p.add_argument("--index-rows", type=int, default=1_000_000,
                    help="file rows in the synthesised index (default 10^6; the target is about 10^7)")
     p.add_argument("--batch-rows", type=int, default=100_000, help="rows for the git-annex batch anchor (default 10^5)")
@@ -965,7 +1060,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if set(args.scenarios) - {"index"}:
             archives = Archives()
-            for n in args.sizes:
+            if set(args.scenarios) & {"zarr-dandiset", "aind-zarr", "archive"}:
+                from .bench_scale import run_scale
+
+                run_scale(args, archives, work, doc["startup"]["help_s"], doc["results"])
+                _write(out, doc)
+            for n in (args.sizes if set(args.scenarios) & set(DEFAULT + ("clone-get",)) - {"index"} else []):
                 try:
                     bench_size(n, args, archives, work, doc["startup"]["help_s"], doc["results"])
                 except Exception as exc:  # keep what was measured, go on with the next size

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "neuromirror",
@@ -93,6 +93,42 @@ class CatFile:
         data = self.proc.stdout.read(size)
         self.proc.stdout.read(1)
         return data
+
+    def get_many(self, specs: Iterable[str]) -> Iterator[Optional[bytes]]:
+        """Each spec's content (None: missing), in order, the requests written by a thread.
+
+        One round trip per object (:meth:`get`) costs ~0.1-0.4 ms of waiting on a busy
+        machine: 10^4 reads of a Zarr dataset's symlinks and URL logs took 4 s.  Here git
+        answers while the requests are still being written.
+        """
+        import threading
+
+        assert self.proc.stdin and self.proc.stdout
+        todo = list(specs)
+        stdin = self.proc.stdin
+
+        def write() -> None:
+            try:
+                for spec in todo:
+                    stdin.write(spec.encode("utf-8", "surrogateescape") + b"\n")
+                stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            out = self.proc.stdout
+            for _ in todo:
+                header = out.readline().split()
+                if len(header) < 3 or header[1] == b"missing":
+                    yield None
+                    continue
+                data = out.read(int(header[2]))
+                out.read(1)
+                yield data
+        finally:
+            writer.join()
 
     def close(self) -> None:
         if self.proc.stdin:

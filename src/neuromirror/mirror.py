@@ -112,6 +112,10 @@ class Mirror:
 
                 create(path, dataset=str(self.root), cfg_proc=["text2git"], description=description, force=True)
                 crashpoint("dataset-created")
+                from .light_dataset import LOCKED_ONLY
+
+                gitutil.run(path, "config", *LOCKED_ONLY)  # no unlocked files here: see LOCKED_ONLY
+                gitutil.run(path, "annex", "init", "-q")  # which git-annex reads at init
                 attrs = path / ".gitattributes"
                 lines = attrs.read_text().splitlines() if attrs.exists() else []
                 if "* annex.backend=SHA256E" not in lines:
@@ -172,13 +176,35 @@ class Mirror:
             lock.unlink()
 
     def _commit_root(self, relpaths: list[str], message: str) -> None:
-        gitutil.run(self.root, "add", "--", *relpaths)
-        paths = [*relpaths]
+        """Commit the subdatasets' current commits (gitlinks) in the root, touching no work tree.
+
+        ``git add`` of a gitlink and ``git commit -- <paths>`` make git look at the
+        subdataset's work tree, and through ``status`` at its own subdatasets: for a
+        dandiset of 200 Zarr datasets that was ~10^6 stats and ~60 s on the first
+        resync (issue 13).  The gitlink is the subdataset's HEAD, so it is written
+        into the index directly (``update-index --cacheinfo``), and the commit is
+        made from the index with plumbing (``write-tree`` / ``commit-tree`` /
+        ``update-ref``): the root's index holds nothing but what the mirror staged.
+        """
+        paths = []
+        for rel in relpaths:
+            sha = gitutil.rev_parse(self.root / rel, "HEAD") if (self.root / rel / ".git").exists() else None
+            if sha:
+                gitutil.run(self.root, "update-index", "--add", "--cacheinfo", f"160000,{sha},{rel}")
+            else:
+                gitutil.run(self.root, "add", "--", rel)
+            paths.append(rel)
         if (self.root / ".gitmodules").exists():
+            gitutil.run(self.root, "add", "--", ".gitmodules")
             paths.append(".gitmodules")
-        staged = gitutil.out(self.root, "diff", "--cached", "--name-only", "--", *paths)
-        if staged:
-            gitutil.run(self.root, "commit", "-q", "--no-verify", "-m", message, "--", *paths)
+        staged = gitutil.out(self.root, "diff", "--cached", "--name-only", "--ignore-submodules=none", "--", *paths)
+        if not staged:
+            return
+        tree = gitutil.out(self.root, "write-tree")
+        head = gitutil.rev_parse(self.root, "HEAD")
+        commit = gitutil.out(self.root, "commit-tree", tree, *(["-p", head] if head else []), "-m", message)
+        gitutil.run(self.root, "update-ref", "-m", "commit: " + message.splitlines()[0], "HEAD", commit,
+                    *([head] if head else []))
 
     def recover(self, path: Path) -> list[str]:
         """Put a dataset back to its last commit after a crash; say what was done.

@@ -70,7 +70,16 @@ def tree_files(ds: Path, commit: str, cat: gitutil.CatFile, url_cache: dict[str,
 
 
 def _urls(cat: gitutil.CatFile, key: str) -> tuple[str, ...]:
-    data = cat.get(f"refs/heads/git-annex:{hashdir_lower(key)}{key_file(key)}.log.web")
+    return urls_of_log(cat.get(web_log_spec(key)))
+
+
+def web_log_spec(key: str) -> str:
+    """``git cat-file`` spec of a key's URL log on the git-annex branch."""
+    return f"refs/heads/git-annex:{hashdir_lower(key)}{key_file(key)}.log.web"
+
+
+def urls_of_log(data: Optional[bytes]) -> tuple[str, ...]:
+    """The URLs a ``.log.web`` says are present, in the order first seen."""
     if not data:
         return ()
     state: dict[str, bool] = {}

@@ -548,7 +548,9 @@ class AindSource:
     def _list_versions(self, listing: _Listing, progress: Optional[ProgressCallback]) -> None:
         """ListObjectVersions: gives version ids and delete markers in one pass (needs ListBucketVersions)."""
         s = self.settings
-        pages = self.client.get_paginator("list_object_versions").paginate(Bucket=s.bucket, Prefix=self.asset_prefix)
+        from ..s3listing import paginate_versions  # the pages botocore's paginator gives, at 1/25 of its CPU
+
+        pages = paginate_versions(self.client, Bucket=s.bucket, Prefix=self.asset_prefix)
         try:
             for page in pages:
                 for v in page.get("Versions") or []:

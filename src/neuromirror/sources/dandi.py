@@ -21,7 +21,7 @@ import os
 import posixpath
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 from urllib.parse import urlsplit
@@ -117,6 +117,27 @@ class DandiError(RuntimeError):
     """The DANDI archive could not be read; message names the archive and the cause."""
 
 
+class _ZarrSlot:
+    """A Zarr asset's place in a page's entries, filled from :class:`dandi_zarr.ZarrRun`."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        self.path = path
+
+
+class _Inline:
+    """An executor that runs the job at once (``_resolve`` called without a snapshot's pool)."""
+
+    def submit(self, fn: Callable, *args: Any) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as exc:
+            f.set_exception(exc)
+        return f
+
+
 class _Reuse:
     """The files of the last synced state a resync takes as they are, found while listing.
 
@@ -149,10 +170,11 @@ class _Reuse:
     ``REFETCH_MIN`` the GETs take about the wall time of one listing page.
     """
 
-    def __init__(self, state: SourceState, api_url: str) -> None:
+    def __init__(self, state: SourceState, api_url: str, known: Optional[dict] = None) -> None:
         self._state = state
         self._api = api_url.rstrip("/") + "/"
         self.to_fetch = 0  # assets of this listing that need their metadata
+        self._known = known or {}  # Zarr asset ids whose checksum is known: no metadata needed
 
     def restart(self) -> None:
         """A new listing attempt."""
@@ -181,7 +203,8 @@ class _Reuse:
             if prev is not None and self._reusable(asset, prev):
                 yield (asset["asset_id"], prev.path, prev.key, prev.size, prev.urls, prev.checksum)
             else:
-                self.to_fetch += 1
+                if not (asset.get("zarr") and asset.get("asset_id") in self._known):
+                    self.to_fetch += 1
                 yield asset
 
     @staticmethod
@@ -333,7 +356,9 @@ class DandiSource:
     reserved = (METADATA_FILE,)
 
     def __init__(self, identifier: str, *, api_url: str = DEFAULT_API, token: Optional[str] = None, client: Any = None,
-                 s3_endpoint: Optional[str] = None):
+                 s3_endpoint: Optional[str] = None, zarr_executor: Optional[Executor] = None):
+        #: runs the changed Zarr assets' work (``zarr_job.mirror_zarr``); None: a thread pool per snapshot
+        self.zarr_executor = zarr_executor
         self.identifier = identifier
         self.api_url = api_url.rstrip("/")
         self._s3_endpoints = s3urls.endpoints_in_use([s3_endpoint])
@@ -475,18 +500,23 @@ class DandiSource:
         if listing is None:  # too many assets need their metadata: one listing with it is cheaper
             listing = self._list_assets(rd, version, progress)
         assert listing is not None
+        own_executor = self.zarr_executor is None
+        zarr_pool = ThreadPoolExecutor(dandi_zarr.ZARR_WORKERS) if own_executor else self.zarr_executor
+        zarrs = dandi_zarr.ZarrRun(self, snap, state, zarr_pool)
         try:
             with ThreadPoolExecutor(HEAD_WORKERS) as pool, ThreadPoolExecutor(METADATA_WORKERS) as md_pool:
                 batch: list[Any] = []
                 for asset in listing:
                     batch.append(asset)
                     if len(batch) >= PAGE_SIZE:
-                        yield from self._resolve(batch, snap, state, pool, md_pool)
+                        yield from self._resolve(batch, snap, state, pool, md_pool, zarrs)
                         batch = []
                 if batch:
-                    yield from self._resolve(batch, snap, state, pool, md_pool)
+                    yield from self._resolve(batch, snap, state, pool, md_pool, zarrs)
         finally:
             listing.close()
+            if own_executor:
+                zarr_pool.shutdown(wait=True, cancel_futures=True)
 
     def _reuse_for(self, state: SourceState) -> Optional[_Reuse]:
         """How this snapshot may reuse the last synced state (see :class:`_Reuse`), or None.
@@ -501,7 +531,7 @@ class DandiSource:
         recorded = state.last_remote_modified("draft")
         if recorded is None or " embargo=" in recorded or dandi_auth.is_embargoed(self):
             return None
-        return _Reuse(state, self.api_url)
+        return _Reuse(state, self.api_url, getattr(self, "zarr_checksums", None))
 
     def _list_assets(self, rd: Any, version: Any, progress: Optional[ProgressCallback],
                      reuse: Optional[_Reuse] = None) -> Optional["_Listing"]:
@@ -617,7 +647,8 @@ class DandiSource:
                     f.cancel()
 
     def _resolve(self, batch: list[Any], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor,
-                 md_pool: Optional[ThreadPoolExecutor] = None) -> Iterator[Entry]:
+                 md_pool: Optional[ThreadPoolExecutor] = None,
+                 zarrs: Optional["dandi_zarr.ZarrRun"] = None) -> Iterator[Entry]:
         """Turn a page of the listing into entries, pinning unknown blobs concurrently.
 
         An asset the listing found reusable (a :data:`_Reused` tuple, a resync) is its
@@ -627,9 +658,15 @@ class DandiSource:
         every check below.
         """
         reasons = [None if type(a) is _Reused else check_path(a.get("path"), self.reserved) for a in batch]
+        known = getattr(self, "zarr_checksums", None) or {}
         self._fetch_metadata([a for a, reason in zip(batch, reasons) if type(a) is not _Reused and not reason
-                              and a.get("metadata") is None], md_pool or pool)
-        ready: list[tuple[dict, dict] | Entry] = []
+                              and a.get("metadata") is None
+                              and not (a.get("zarr") and a.get("asset_id") in known)], md_pool or pool)
+        if zarrs is None:
+            zarrs = dandi_zarr.ZarrRun(self, snap, state, self.zarr_executor or _Inline())
+        # Zarr assets: mirrored by the executor (their own datasets) while the blobs are pinned
+        zarrs.add([a for a, reason in zip(batch, reasons) if type(a) is not _Reused and not reason and a.get("zarr")])
+        ready: list[tuple[dict, dict] | Entry | _ZarrSlot] = []
         for asset, reason in zip(batch, reasons):
             if type(asset) is _Reused:
                 ready.append(_reused_entry(asset))
@@ -639,10 +676,8 @@ class DandiSource:
                 snap.refused.append(Refusal(str(path), f"refused: {reason}"))
                 log.warning("DANDI:%s: refusing asset %r: %s", self.identifier, path, reason)
                 continue
-            if asset.get("zarr"):  # its own dataset, synced now; a subdataset entry here
-                entry = dandi_zarr.zarr_entry(self, asset, snap, state)
-                if entry is not None:
-                    yield entry
+            if asset.get("zarr"):  # its own dataset (see above); a subdataset entry here
+                ready.append(_ZarrSlot(path))
                 continue
             md = asset.get("metadata")
             if not isinstance(md, dict):
@@ -694,8 +729,11 @@ class DandiSource:
         else:
             for blob, version_id in learned:
                 state.cache_put(PIN_NAMESPACE, blob, version_id)
+        zarr_entries = zarrs.entries()
         entries = [self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
-                   if isinstance(r, tuple) else r for r in ready]
+                   if isinstance(r, tuple) else zarr_entries.get(r.path) if isinstance(r, _ZarrSlot) else r
+                   for r in ready]
+        entries = [e for e in entries if e is not None]
         yield from self._fetch_new_text(entries, snap, state, pool)
 
     def _fetch_metadata(self, assets: list[dict], pool: ThreadPoolExecutor) -> None:
