@@ -18,10 +18,13 @@ Imported only when a Dask address is given: the one-host path never imports
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import threading
+import time
 from typing import Any, Callable, Optional
 
-from .executor import Runner, SourceTask, TaskResult, run_task
+from .executor import Runner, SourceTask, TaskResult, run_task, worker_name
 
 #: seconds to reach the scheduler before saying it is unreachable
 CONNECT_TIMEOUT = float(os.environ.get("NEUROMIRROR_DASK_TIMEOUT", "5"))
@@ -48,11 +51,64 @@ def connect(address: str) -> Any:
 
 
 def locked_task(task: SourceTask) -> TaskResult:
-    """The worker's entry point: the source's task under the cluster-wide lease."""
-    from distributed import Lock
+    """The worker's entry point: the source's task under the cluster-wide lease.
+
+    A source that mirrors parts through an executor (a dandiset's Zarr assets:
+    ``zarr_executor``) gets one submitting to the cluster, so a 000108-shaped dandiset
+    spreads over the workers; the task secedes from the worker's thread pool meanwhile
+    (``worker_client``), so that waiting for its Zarrs never holds a slot they need.
+    """
+    from distributed import Lock, worker_client
 
     with Lock(f"neuromirror:{task.root}:{task.source.id}"):
-        return run_task(task)
+        if not hasattr(task.source, "zarr_executor"):
+            return run_task(task)
+        with worker_client() as client:
+            parts = ClusterExecutor(client, task.source.id)
+            task.source.zarr_executor = parts
+            result = run_task(task)
+            result.report.tasks.extend(parts.tasks)
+            return result
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, worker_name(), round(time.perf_counter() - start, 3)
+
+
+class ClusterExecutor(concurrent.futures.Executor):
+    """A ``concurrent.futures.Executor`` over a Dask client, for a source's parts (Zarr jobs).
+
+    Each part is its own Dask task (rerun elsewhere if its worker dies, ``retries`` on
+    top); ``tasks`` lists where each ran and how long it took, for the run's report.
+    """
+
+    def __init__(self, client: Any, label: str):
+        self.client = client
+        self.label = label
+        self.tasks: list[dict] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        name = getattr(args[0], "path", None) if args else None
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        key = f"neuromirror-part-{self.label}-{os.urandom(4).hex()}"
+        remote = self.client.submit(_timed, fn, *args, key=key, pure=False, retries=RETRIES, **kwargs)
+
+        def done(remote: Any) -> None:
+            try:
+                value, worker, seconds = remote.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(exc)
+                return
+            with self._lock:
+                self.tasks.append({"task": f"zarr {name}" if name else fn.__name__, "worker": worker,
+                                   "seconds": seconds, "outcome": "ok"})
+            future.set_result(value)
+
+        remote.add_done_callback(done)
+        return future
 
 
 class DaskRunner(Runner):

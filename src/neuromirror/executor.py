@@ -286,7 +286,7 @@ def _merge(report: SyncReport, other: SyncReport) -> None:
         if f.name not in ("source", "dataset", "timings"):
             setattr(report, f.name, getattr(other, f.name))
     report.warnings = warnings
-    report.tasks = tasks
+    report.tasks = tasks + other.tasks  # the source's task, then its parts (Zarr jobs)
 
 
 def apply(mirror: Mirror, recorder: Recorder, ops: list[tuple]) -> None:
