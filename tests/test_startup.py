@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("datalad", "dandi", "boto3", "botocore", "pandas", "moto")
+HEAVY = ("datalad", "dandi", "boto3", "botocore", "pandas", "moto", "dask", "distributed")
 
 PROBE = """
 import json, sys

@@ -58,7 +58,8 @@ DEFAULT_TIMEZONE = "UTC"
 #: keys a source entry may have (options may also be given directly in ``defaults``)
 SOURCE_KEYS = ("spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled")
 DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs")
-TOP_KEYS = ("root", "jobs", "defaults", "sources")
+TOP_KEYS = ("root", "jobs", "executor", "defaults", "sources")
+EXECUTOR_KEYS = ("dask",)
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
 BACKOFF_KEYS = ("initial", "factor", "max")
 #: options that are not source options but still belong to a sync
@@ -240,6 +241,8 @@ class MirrorConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     root: Optional[Path] = None
     jobs: int = DEFAULT_JOBS
+    #: ``executor: {dask: ADDRESS}``: the Dask scheduler the sources' syncs run on (docs/scale-out.md)
+    dask: Optional[str] = None
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -767,6 +770,14 @@ def _validate(r: _Reader, top: Optional[_Node], base_dir: Path) -> MirrorConfig:
             cfg.root = (p if p.is_absolute() else base_dir / p).absolute()
     if "jobs" in m:
         cfg.jobs = _jobs(r, m["jobs"], "jobs") or DEFAULT_JOBS
+    if "executor" in m:
+        em = r.mapping(m["executor"], "executor", EXECUTOR_KEYS)
+        if em is not None and "dask" in em:
+            address = em["dask"].value
+            if not isinstance(address, str) or not address.strip():
+                r.error(em["dask"].line, "executor.dask", f"expected a scheduler address (tcp://HOST:8786), got {_kind(address)}")
+            else:
+                cfg.dask = address.strip()
 
     # defaults: schedule, options (also directly as keys), publish, backoff, jobs
     d_schedule: Optional[Schedule] = None
@@ -897,6 +908,11 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
                                           f"{cfg.root} differs from {merged.root} in {merged.files[0]}"))
             merged.root = merged.root or cfg.root
         merged.jobs = max(merged.jobs, cfg.jobs)
+        if cfg.dask is not None:
+            if merged.dask is not None and merged.dask != cfg.dask:
+                issues.append(ConfigIssue(cfg.files[0], None, "executor.dask",
+                                          f"{cfg.dask} differs from {merged.dask} in {merged.files[0]}"))
+            merged.dask = merged.dask or cfg.dask
         for s in cfg.sources:
             other = merged.source(s.spec)
             if other is not None:

@@ -117,8 +117,15 @@ class Database:
 
 
 class Index:
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
+        if readonly:
+            # a Dask worker reads the previous state and caches; only the submitting process
+            # writes (neuromirror.executor): SQLite refuses any write on this connection
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60, isolation_level=None,
+                                   check_same_thread=False)
+            self.db = Database(conn)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
         self.db = Database(conn)

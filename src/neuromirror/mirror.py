@@ -30,8 +30,10 @@ class LockBusy(RuntimeError):
 
 
 class Mirror:
-    def __init__(self, root: Path | str, index_path: Optional[Path | str] = None):
+    def __init__(self, root: Path | str, index_path: Optional[Path | str] = None, *, readonly_index: bool = False):
         self.root = Path(root).absolute()
+        #: a Dask worker's view: it reads the index, the submitting process writes it
+        self.readonly_index = readonly_index
         self.state_dir = self.root / ".neuromirror"
         self.index_path = Path(index_path).absolute() if index_path else self.state_dir / "index.sqlite"
         self._index: Optional[Index] = None
@@ -39,7 +41,7 @@ class Mirror:
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = Index(self.index_path)
+            self._index = Index(self.index_path, readonly=self.readonly_index)
         return self._index
 
     def close(self) -> None:
@@ -100,11 +102,11 @@ class Mirror:
         """The dataset for a source, created (SHA256E, text in git) and registered on first use."""
         self.ensure_root()
         path = self.dataset_path(relpath)
-        if self._complete(path):
+        if self.is_complete(path):
             return path
         with self.root_lock():
             self.recover_root()
-            if not self._complete(path):
+            if not self.is_complete(path):
                 self._discard_partial(path)
                 from .datalad_create import create
 
@@ -124,7 +126,7 @@ class Mirror:
                 self._commit_root([relpath], f"[neuromirror] add {relpath}")
         return path
 
-    def _complete(self, path: Path) -> bool:
+    def is_complete(self, path: Path) -> bool:
         """Created, configured (SHA256E) and committed: what ensure_dataset finishes with."""
         if not ((path / ".git").is_dir() and (path / ".datalad" / "config").exists()):
             return False

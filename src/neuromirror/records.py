@@ -252,8 +252,11 @@ class SyncReport:
     error: Optional[str] = None
     #: seconds per phase (listing+diff, pinning, registration+commit, index, total)
     timings: dict = field(default_factory=dict)
+    #: on a Dask cluster: each task run for this source {task, worker, seconds, outcome}
+    tasks: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        extra = {"tasks": self.tasks} if self.tasks else {}
         return {
             "source": self.source,
             "dataset": self.dataset,
@@ -267,6 +270,7 @@ class SyncReport:
             "warnings": self.warnings,
             "error": self.error,
             "timings": self.timings,
+            **extra,
         }
 
 

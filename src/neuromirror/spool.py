@@ -6,9 +6,11 @@ memory stays flat whatever the size of an archive.
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
-from typing import IO, Any, Iterator
+from pathlib import Path
+from typing import IO, Any, Iterator, Optional
 
 
 #: records pickled together: one pickle per record costs a third more than one per batch
@@ -18,8 +20,10 @@ BATCH = 512
 class Spool:
     """Append-only, then iterate (any number of times); ``close`` frees the file."""
 
-    def __init__(self) -> None:
-        self.fh: IO[bytes] = tempfile.TemporaryFile()
+    def __init__(self, path: Optional[Path] = None) -> None:
+        # a named file (on the shared mirror root) carries records from a Dask worker to the
+        # process that records them in the index: see neuromirror.executor
+        self.fh: IO[bytes] = open(path, "w+b") if path is not None else tempfile.TemporaryFile()
         self.count = 0
         self._batch: list[object] = []
 
@@ -35,14 +39,16 @@ class Spool:
             pickle.dump(self._batch, self.fh, protocol=pickle.HIGHEST_PROTOCOL)
             self._batch = []
 
+    def flush(self) -> None:
+        """Everything added so far on disk (a named spool read by another process)."""
+        self._write_batch()
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
     def __iter__(self) -> Iterator[Any]:
         self._write_batch()
         self.fh.seek(0)
-        left = self.count
-        while left > 0:
-            batch = pickle.load(self.fh)
-            left -= len(batch)
-            yield from batch
+        yield from _read(self.fh, self.count)
 
     def close(self) -> None:
         self.fh.close()
@@ -52,3 +58,17 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_spool(path: Path, count: int) -> Iterator[Any]:
+    """The ``count`` records a :class:`Spool` wrote to the named file ``path``."""
+    with open(path, "rb") as fh:
+        yield from _read(fh, count)
+
+
+def _read(fh: IO[bytes], count: int) -> Iterator[Any]:
+    left = count
+    while left > 0:
+        batch = pickle.load(fh)
+        left -= len(batch)
+        yield from batch

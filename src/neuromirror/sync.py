@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from . import gitutil, timing
 from .annex.writer import Delete, Put, make_writer
@@ -146,13 +146,15 @@ def _records(spool: Spool) -> Iterator[PreviousFile]:
     return (PreviousFile(*t) for t in spool)
 
 
-def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport) -> _Diff:
+def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport, files: Optional[Spool] = None) -> _Diff:
     """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it.
 
     Every annexed entry passes the URL rule here (:mod:`.urlrule`), whatever its
     source: what is diffed, recorded and registered is what the rule admits.
+    ``files`` receives the version's file records (a named spool when a Dask worker
+    hands them to the submitting process); an anonymous one by default.
     """
-    d = _Diff(Spool(), Spool())
+    d = _Diff(Spool(), files if files is not None else Spool())
     tally = Tally()
     seen: set[str] = set()
     lowered: dict[str, str] = {}
@@ -236,6 +238,51 @@ def _commit_message(source: str, snap: Snapshot, d: _Diff) -> str:
     return head + "\n\n" + format_trailers(trailers)
 
 
+class Recorder:
+    """Where a sync's writes outside its own dataset go: the index and the root superdataset.
+
+    This one writes them at once, in the syncing process (one host).  On a Dask worker
+    :class:`neuromirror.executor.JournalRecorder` keeps them for the submitting process,
+    the index's only writer; the sync itself (:func:`sync_dataset`) is the same code.
+    """
+
+    def __init__(self, mirror: Mirror, sid: str, relpath: str):
+        self.mirror = mirror
+        self.sid = sid
+        self.relpath = relpath
+
+    def state(self, head: Optional[str]) -> IndexState:
+        return IndexState(self.mirror.index, self.sid, head)
+
+    def ensure_dataset(self, description: str) -> Path:
+        return self.mirror.ensure_dataset(self.relpath, description)
+
+    def reindex(self, ds: Path) -> None:
+        """The index lacks the dataset's HEAD (an interrupted run): rebuild the source's rows."""
+        from .reindex import reindex_dataset
+
+        reindex_dataset(self.mirror.index, self.sid, ds, self.relpath)
+
+    def files_spool(self) -> Spool:
+        return Spool()
+
+    def draft_modified(self, state: IndexState, remote_modified: Optional[str]) -> None:
+        self.mirror.index.db.conn.execute(
+            "UPDATE versions SET remote_modified=? WHERE id=?", [remote_modified, state.head_version["id"]]  # type: ignore[index]
+        )
+
+    def record_version(self, state: IndexState, files: Spool, **fields: object) -> None:
+        index = self.mirror.index
+        vid = index.record_version(self.sid, entries=_records(files), **fields)  # type: ignore[arg-type]
+        state.head_version = index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid}
+
+    def set_pending(self, pending: list[Pending]) -> None:
+        self.mirror.index.set_pending(self.sid, pending)
+
+    def register(self, message: str) -> None:
+        self.mirror.register(self.relpath, message)
+
+
 def sync_source(
     mirror: Mirror,
     source: object,
@@ -244,8 +291,14 @@ def sync_source(
     progress: Optional[ProgressCallback] = None,
     trigger: str = "cli",
     lock_wait: bool | float = True,
+    runner: Optional[Callable[..., object]] = None,
 ) -> SyncReport:
-    """Bring one source's dataset and index rows up to date with its archive."""
+    """Bring one source's dataset and index rows up to date with its archive.
+
+    ``runner`` (a :class:`neuromirror.executor.Runner`, e.g. a Dask cluster) runs the
+    dataset work elsewhere and returns its index writes; this process still holds the
+    source's lock and is the index's only writer.  Without it, all runs here.
+    """
     sid: str = source.id  # type: ignore[attr-defined]
     relpath: str = source.relpath  # type: ignore[attr-defined]
     report = SyncReport(source=sid, dataset=relpath)
@@ -257,7 +310,10 @@ def sync_source(
         t0 = time.perf_counter()
         try:
             with timing.collecting() as timings:
-                _sync_locked(mirror, source, report, engine=engine, progress=progress)
+                if runner is None:
+                    sync_dataset(mirror, source, report, Recorder(mirror, sid, relpath), engine=engine, progress=progress)
+                else:
+                    runner(mirror, source, report, engine=engine, progress=progress)  # type: ignore[call-arg]
             report.timings = {k: round(v, 4) for k, v in timings.items()}
             report.timings["total"] = round(time.perf_counter() - t0, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
@@ -267,7 +323,8 @@ def sync_source(
             ds = mirror.dataset_path(relpath)
             try:
                 if (ds / ".git").exists():
-                    mirror.recover(ds)
+                    if runner is None:  # a task recovers on its worker (which may still be writing)
+                        mirror.recover(ds)
                     # versions committed before the failure are whole: the root records them, never left modified
                     mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
             finally:
@@ -283,24 +340,25 @@ def sync_source(
     return report
 
 
-def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: str, progress: Optional[ProgressCallback]) -> None:
-    index = mirror.index
+def sync_dataset(mirror: Mirror, source: object, report: SyncReport, recorder: Recorder, *, engine: str,
+                 progress: Optional[ProgressCallback]) -> None:
+    """The sync of one source under its lock: listing, diff, commits and tags; the index and
+    the root superdataset are written through ``recorder``."""
     sid: str = source.id  # type: ignore[attr-defined]
     relpath: str = source.relpath  # type: ignore[attr-defined]
     ds = mirror.dataset_path(relpath)
     head: Optional[str] = None
+    state = recorder.state(None)
     if (ds / ".git").exists():
-        ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
+        ds = recorder.ensure_dataset(source.describe())  # type: ignore[attr-defined]
         for action in mirror.recover(ds):
             report.warnings.append(f"recovered {relpath}: {action}")
         _repair_once(ds, report)
         head = gitutil.rev_parse(ds, "HEAD")
-        if head and index.version_by_commit(sid, head) is None and _has_versions(ds):
-            from .reindex import reindex_dataset
-
-            reindex_dataset(index, sid, ds, relpath)
+        if head and state.index.version_by_commit(sid, head) is None and _has_versions(ds):
+            recorder.reindex(ds)
             report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
-    state = IndexState(index, sid, head)
+        state = recorder.state(head)
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None
@@ -314,9 +372,9 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
             spent.add("listing+diff", time.perf_counter() - t_list)
         report.outcome = "unchanged"
         if head:  # an interrupted run may have committed without updating the root
-            mirror.register(relpath, f"[neuromirror] {sid}: registered")
+            recorder.register(f"[neuromirror] {sid}: registered")
         return
-    ds = mirror.ensure_dataset(relpath, source.describe())  # type: ignore[attr-defined]
+    ds = recorder.ensure_dataset(source.describe())  # type: ignore[attr-defined]
     _repair_once(ds, report)  # a new dataset: only marked
     head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
     url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
@@ -332,7 +390,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
         if current is None:
             with timing.phase("previous-state"):
                 current = _current_state(ds, head, state)
-        d = diff_snapshot(current, snap, report)
+        d = diff_snapshot(current, snap, report, recorder.files_spool())
         # listing = producing the entries, less the pinning the source timed inside it
         timing.current().add("listing+diff", time.perf_counter() - t_list)  # type: ignore[union-attr]
         report.warnings.extend(getattr(snap, "warnings", ()))
@@ -343,10 +401,7 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
             tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
             if d.n == 0 and not tag_needed:
                 if snap.kind == "draft" and head and state.head_version:
-                    index.db.conn.execute(
-                        "UPDATE versions SET remote_modified=? WHERE id=?",
-                        [snap.remote_modified, state.head_version["id"]],
-                    )
+                    recorder.draft_modified(state, snap.remote_modified)
                 continue
             crashpoint("before-commit")
             with timing.phase("registration+commit"):
@@ -359,21 +414,20 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
                     writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
                     crashpoint("after-tag")
             with timing.phase("index"):
-                vid = index.record_version(
-                    sid,
+                recorder.record_version(
+                    state,
+                    d.files,
                     label=snap.label,
                     kind=snap.kind,
                     commit=commit,
                     tag=snap.tag,
                     remote_modified=snap.remote_modified,
                     date=snap.date.isoformat(),
-                    entries=_records(d.files),
                     doi=snap.doi,
                     citation=snap.citation,
                     meta=snap.meta,
                 )
             crashpoint("after-index")
-            state.head_version = index.version_by_commit(sid, commit) or {"id": vid}
             report.added += d.added
             report.removed += d.removed
             report.changed += d.changed
@@ -385,11 +439,11 @@ def _sync_locked(mirror: Mirror, source: object, report: SyncReport, *, engine: 
             d.changes.close()
             d.files.close()
     if pending is not None:
-        index.set_pending(sid, pending)
+        recorder.set_pending(pending)
     new_head = gitutil.rev_parse(ds, "HEAD")
     crashpoint("before-register")
     if new_head != start_head or not report.versions:
-        mirror.register(relpath, f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
+        recorder.register(f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
     report.outcome = "ok" if report.versions else "unchanged"
     for p in report.pending:
         report.warnings.append(f"{p.path}: {p.reason}")

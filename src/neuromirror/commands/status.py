@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Optional
 
 from .common import add_json, human_bytes, print_json, print_table, root_of
 
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         except SpecError as exc:
             raise UserError(str(exc)) from None
         report["sources"] = [r for r in report["sources"] if any(fnmatch.fnmatchcase(r["source"], p) for p in pats)]
+    report["cluster"] = _cluster(report, config)
     if args.json:
         print_json(report)
         return 0
@@ -48,6 +51,16 @@ def run(args: argparse.Namespace) -> int:
               + (f", {svc['http']}" if svc.get("http") else "") + ")")
     else:
         print("service: not running")
+    cluster = report["cluster"]
+    if cluster:
+        if cluster.get("error"):
+            print(f"cluster: dask {cluster['address']}: {cluster['error']}")
+        else:
+            workers = cluster["workers"]
+            print(f"cluster: dask {cluster['address']}: {len(workers)} worker(s), "
+                  f"{sum(w['tasks'] for w in workers)} task(s) running")
+            for w in workers:
+                print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
     if not report["sources"]:
         from ..mirror import Mirror
 
@@ -73,6 +86,27 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows, ["source", "status", "last_success", "last_failure", "reason", "next_run", "versions",
                        "files", "bytes"])
     return 0
+
+
+def _cluster(report: dict, config: object) -> Optional[dict]:
+    """The Dask cluster: as the running service sees it, else asked directly when one is
+    configured (``executor: {dask: ...}`` in --config, or NEUROMIRROR_DASK)."""
+    svc = report.get("service") or {}
+    if svc.get("cluster"):
+        return svc["cluster"]
+    address = getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")
+    if not address:
+        return None
+    from ..dask_executor import SchedulerUnreachable, cluster_status, connect
+
+    try:
+        client = connect(address)
+    except SchedulerUnreachable as exc:
+        return {"executor": "dask", "address": address, "error": str(exc)}
+    try:
+        return cluster_status(client, address)
+    finally:
+        client.close()
 
 
 def _clip(text, n: int = 60):  # noqa: ANN001

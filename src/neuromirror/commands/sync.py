@@ -12,6 +12,10 @@ from typing import Any
 from .common import UserError, add_json, print_json, root_of, spec_arg
 
 
+#: sources waiting for their Dask task at once (each holds its lock and an index connection)
+DASK_SUBMITTERS = 64
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
@@ -22,6 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
     p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
                    help="sources synced at once (default 4)")
+    p.add_argument("--dask", metavar="ADDRESS", default=os.environ.get("NEUROMIRROR_DASK") or None,
+                   help="run each source as a task on this Dask scheduler (env NEUROMIRROR_DASK, e.g. "
+                        "tcp://10.0.0.5:8786); needs neuromirror[dask] and the root on a shared file system "
+                        "(docs/scale-out.md)")
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
@@ -35,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("func", "specs")}
+    return {k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 sources.append(s)
     if not sources:
         raise UserError("nothing to sync")
+    from ..executor import runner_for
+
+    runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
 
     stop = threading.Event()  # Ctrl-C reaches the main thread only: the workers stop at their next progress report
 
@@ -82,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=report_progress,
-                                 lock_wait=0 if args.no_wait else True)
+                                 lock_wait=0 if args.no_wait else True, runner=runner)
             return report.to_json()
         except LockBusy as exc:
             return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
@@ -95,17 +106,23 @@ def run(args: argparse.Namespace) -> int:
             mirror.close()
 
     _create_index(root, args.index)  # once, before parallel workers open it
-    if len(sources) == 1 or args.jobs <= 1:
-        reports = [one(s) for s in sources]
-    else:
-        pool = ThreadPoolExecutor(args.jobs)
-        try:
-            reports = list(pool.map(one, sources))
-        except KeyboardInterrupt:
-            stop.set()  # each running sync records itself as interrupted and puts its dataset back
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    # with Dask a thread only waits for its source's task: as many as the cluster may run
+    jobs = args.jobs if runner is None else max(args.jobs, min(len(sources), DASK_SUBMITTERS))
+    try:
+        if len(sources) == 1 or jobs <= 1:
+            reports = [one(s) for s in sources]
+        else:
+            pool = ThreadPoolExecutor(jobs)
+            try:
+                reports = list(pool.map(one, sources))
+            except KeyboardInterrupt:
+                stop.set()  # each running sync records itself as interrupted and puts its dataset back
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if runner is not None:
+            runner.close()
     failed = [r for r in reports if r["outcome"] == "failed"]
     if args.json:
         print_json(reports if len(reports) > 1 else reports[0])

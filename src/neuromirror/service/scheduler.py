@@ -111,6 +111,7 @@ class Service:
         #: /metrics: a private registry whose collector reads the index at each scrape
         self.metrics_registry = registry_for(self.metrics_data)
         self._service_lock: Any = None
+        self.runner: Any = None  # a Dask cluster (executor: {dask: ADDRESS}); None: this host
 
     # -- paths ----------------------------------------------------------
     @property
@@ -146,6 +147,9 @@ class Service:
 
         if not self.entries:
             raise UserError("no enabled sources in " + ", ".join(self.config.files or ["the configuration"]))
+        from ..executor import runner_for
+
+        self.runner = runner_for(self.config.dask)  # unreachable: one line, before anything runs
         probe = self.mirror()
         lock = probe.lock(SERVICE_LOCK, wait=0)
         try:
@@ -234,6 +238,8 @@ class Service:
         if self._service_lock is not None:
             self._service_lock.__exit__(None, None, None)
             self._service_lock = None
+        if self.runner is not None:
+            self.runner.close()
         print(f"neuromirror: service stopped ({self.stopped_by or 'requested'})"
               + (f"; abandoned {', '.join(self.abandoned)}" if self.abandoned else ""), file=sys.stderr, flush=True)
 
@@ -310,7 +316,7 @@ class Service:
         log.info("%s: sync started", sid)
         try:
             report = sync_source(mirror, StoppableSource(source, self.stopping), engine=entry.engine, progress=self._progress(rt),
-                                 trigger="service", lock_wait=self.lock_wait)
+                                 trigger="service", lock_wait=self.lock_wait, runner=self.runner)
         except LockBusy as exc:
             with self._lock:
                 rt.skipped["busy"] = rt.skipped.get("busy", 0) + 1
@@ -443,6 +449,7 @@ class Service:
             "jobs": self.jobs,
             "entries": entries,
             "sources": sources,
+            **({"cluster": self.runner.status()} if self.runner is not None else {}),
         }
 
     def write_state(self, *, final: bool = False) -> None:

@@ -222,6 +222,6 @@ def status_report(root: Path, index_path: Optional[str] = None, *, state: Option
         })
     service = None
     if state:
-        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs")}
+        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
         service["entries"] = entries
     return {"root": str(root), "service": service, "sources": rows}

@@ -1,0 +1,365 @@
+"""Mirroring on a Dask cluster: a real ``dask scheduler`` and two ``dask worker`` processes on loopback.
+
+The workers import this worktree's code (PYTHONPATH) and share the mirror root with
+the submitting process, as hosts share it over NFS.  Every run is compared with a
+single-host run of the same archive state: same commits (hence trees), tags and
+index rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pytest
+from conftest import CLI, git
+from test_dandi_full import T0, index_dump, zarr_files
+
+pytest.importorskip("distributed")
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+DASK = str(Path(sys.executable).with_name("dask"))
+#: a dead worker's Dask lock lease expires quickly, so that the rerun of its task does not wait 30 s
+DASK_ENV = {"DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "3s",
+            "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_VALIDATION_INTERVAL": "1s",
+            "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "10s"}
+ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1",
+       "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore", **DASK_ENV}
+ENV.pop("NEUROMIRROR_ROOT", None)
+ENV.pop("NEUROMIRROR_CRASH_AT", None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Cluster:
+    """``dask scheduler`` + named ``dask worker`` processes (no nanny: kill -9 kills the worker)."""
+
+    def __init__(self, logdir: Path):
+        self.logdir = logdir
+        self.address = f"tcp://127.0.0.1:{free_port()}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1],
+                                  "--no-dashboard"])
+
+    def _start(self, name: str, cmd: list[str], env: Optional[dict] = None) -> None:
+        with (self.logdir / f"{name}.log").open("a") as fh:
+            self.procs[name] = subprocess.Popen(cmd, env=env or ENV, stdout=fh, stderr=subprocess.STDOUT)
+
+    def start_worker(self, name: str, **env: str) -> None:
+        self._start(name, [DASK, "worker", self.address, "--name", name, "--nworkers", "1", "--nthreads", "1",
+                           "--no-nanny", "--no-dashboard", "--local-directory", str(self.logdir / name)],
+                    {**ENV, **env})
+        wait_for(lambda: name in self.worker_names(), 60, f"worker {name} to join")
+
+    def stop_worker(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        wait_for(lambda: name not in self.worker_names(), 30, f"worker {name} to leave")
+
+    def workers(self) -> dict[str, str]:
+        """worker address -> name, as the scheduler sees them."""
+        from distributed import Client
+
+        with Client(self.address, timeout="10s", set_as_default=False) as c:
+            return {a: str(w["name"]) for a, w in c.scheduler_info()["workers"].items()}
+
+    def worker_names(self) -> set[str]:
+        try:
+            return set(self.workers().values())
+        except OSError:
+            return set()
+
+    def close(self) -> None:
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("dask"))
+    try:
+        c.start_worker("w1")
+        c.start_worker("w2")
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def archive(s3) -> Iterator["DandiStandIn"]:  # noqa: F821, ANN001
+    """Six dandisets, two of them with several Zarr assets; some published."""
+    from neuromirror.standins.dandi import DandiStandIn
+
+    with DandiStandIn(s3, bucket=f"nm-dask-{uuid.uuid4().hex[:8]}") as a:
+        for i in range(6):
+            ident = a.create_dandiset(name=f"dask {i}", created=T0)
+            a.put_asset(ident, f"sub-{i}/sub-{i}_ecephys.nwb", f"data {i}".encode() * 40, when=T0)
+            if i in (1, 4):
+                for z in range(3):
+                    a.add_zarr_asset(ident, f"sub-{i}/img{z}.zarr", zarr_files(f"{i}-{z}", chunks=1), when=T0)
+            if i % 2 == 0:
+                a.publish(ident, when=T0 + timedelta(hours=1))
+                a.put_asset(ident, f"sub-{i}/later.nwb", b"later" * 30, when=T0 + timedelta(hours=2))
+        yield a
+
+
+@pytest.fixture(scope="module")
+def single_host(archive, tmp_path_factory: pytest.TempPathFactory, capsys_module=None) -> Path:  # noqa: ANN001
+    """The reference: the same archive state mirrored on one host, without Dask."""
+    root = tmp_path_factory.mktemp("single") / "mirror"
+    p = neuromirror(root, "sync", "dandi:*", "--dandi-api", archive.api_url)
+    assert p.returncode == 0, p.stderr
+    return root
+
+
+def neuromirror(root: Path, *args: str, env: Optional[dict] = None, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
+    return subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), *args], env=env or ENV,
+                          capture_output=True, text=True, **kw)
+
+
+#: commits that set a new dataset up, dated when they are made (the mirror's others: by the archive)
+DATED_NOW = ("use SHA256E keys", "use MD5E keys", "new Zarr dataset")
+
+
+def tree(ds: Path, rev: str) -> list[str]:
+    """A commit's tree without what is random per dataset (its DataLad id, and so the commits
+    of subdatasets and .gitmodules' ids)."""
+    lines = []
+    for ln in git(ds, "ls-tree", "-r", rev).splitlines():
+        meta, path = ln.split("\t", 1)
+        if path in (".datalad/config", ".gitmodules"):
+            continue
+        mode, kind, sha = meta.split()
+        lines.append(f"{mode} {kind} {'(subdataset)' if mode == '160000' else sha}\t{path}")
+    return lines
+
+
+def dataset_state(root: Path) -> dict[str, dict]:
+    """Per dataset and Zarr subdataset under dandi/: trees, commit subjects and dates, tags."""
+    found = {}
+    for gitdir in sorted(root.glob("dandi/*/.git")) + sorted(root.glob("dandi/*/**/*.zarr/.git")):
+        ds = gitdir.parent
+        found[str(ds.relative_to(root))] = {
+            "head": tree(ds, "HEAD"),
+            # the mirror's own commits (dated by the archive), not DataLad's creation (dated now)
+            "chain": [c for c in git(ds, "log", "--first-parent", "--format=%s %aI %cI", "HEAD").splitlines()
+                      if "[neuromirror]" in c and not any(w in c for w in DATED_NOW)],
+            "tags": {t: tree(ds, t) for t in git(ds, "tag", "-l").split()},
+        }
+    return found
+
+
+def index_state(root: Path) -> tuple[list, list]:
+    """The index's versions and files, commit ids aside (they depend on the random dataset ids;
+    the subdatasets' content is compared by :func:`dataset_state`)."""
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    versions = db.execute("SELECT source, label, kind, tag, remote_modified, date, files, bytes, doi, citation, meta"
+                          " FROM versions ORDER BY source, id").fetchall()
+    files = db.execute(
+        "SELECT v.source, v.label, e.path, e.key, e.size, e.checksum_kind,"
+        " CASE e.checksum_kind WHEN 'subdataset' THEN '(commit)' ELSE e.checksum END, e.urls, e.remote_id"
+        " FROM version_files vf JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id"
+        " ORDER BY v.source, v.id, e.path").fetchall()
+    db.close()
+    return versions, files
+
+
+def assert_same_as(root: Path, reference: Path) -> None:
+    assert dataset_state(root) == dataset_state(reference)
+    assert index_state(root) == index_state(reference)
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    for source, commit in db.execute('SELECT source, "commit" FROM versions'):  # the index names real commits
+        assert git(root / "dandi" / source.split(":", 1)[1], "cat-file", "-t", commit).strip() == "commit"
+    db.close()
+    for ds in (root / "dandi").iterdir():
+        assert git(ds, "status", "--porcelain") == "", ds
+
+
+def workers_of(reports: list[dict]) -> set[str]:
+    return {t["worker"] for r in reports for t in r.get("tasks", [])}
+
+
+# -- the tests ----------------------------------------------------------------------
+def test_all_dandisets_on_two_workers_equal_a_single_host_run(cluster, archive, single_host, tmp_path: Path,
+                                                              capsys) -> None:  # noqa: ANN001
+    cli = CLI(tmp_path / "mirror", capsys, archive.api_url)
+    code, out, err = cli("sync", "dandi:*", "--dask", cluster.address, "--json")
+    assert code == 0, err
+    reports = json.loads(out)
+    assert len(reports) == 6 and all(r["outcome"] == "ok" for r in reports), reports
+    assert workers_of(reports) == set(cluster.workers()), "both workers ran tasks"
+    assert all(t["seconds"] > 0 for r in reports for t in r["tasks"])
+    # inside a dandiset, one task per Zarr asset: the two Zarr dandisets' 6 Zarrs each ran as their own task
+    zarr_tasks = [t for r in reports for t in r["tasks"] if t["task"].startswith("zarr ")]
+    assert len(zarr_tasks) == 6 and {t["worker"] for t in zarr_tasks} <= set(cluster.workers()), zarr_tasks
+    assert_same_as(cli.root, single_host)
+    assert not list((cli.root / ".neuromirror" / "spool").glob("*")), "spool files are removed once recorded"
+    # nothing changed: one task per source says so, the index is untouched
+    before = index_dump(cli.root)
+    code, out, err = cli("sync", "dandi:*", "--dask", cluster.address)
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == "6 sources: 0 updated, 6 unchanged, 0 failed"
+    assert index_dump(cli.root) == before
+
+
+def test_a_worker_killed_mid_task_reruns_elsewhere_with_the_same_result(cluster, archive, single_host,
+                                                                         tmp_path: Path) -> None:  # noqa: ANN001
+    # w2 dies by SIGKILL in its first task, in the middle of a commit (a Zarr subdataset's or a dandiset's)
+    cluster.stop_worker("w2")
+    cluster.start_worker("w2", NEUROMIRROR_CRASH_AT="fast-import-stream")
+    try:
+        root = tmp_path / "mirror"
+        p = neuromirror(root, "sync", "dandi:*", "--dask", cluster.address, "--dandi-api", archive.api_url, "--json")
+        died = cluster.procs["w2"].poll()
+        assert p.returncode == 0, p.stderr
+        assert died == -signal.SIGKILL, "w2 was killed in the middle of a task"
+        reports = json.loads(p.stdout)
+        assert all(r["outcome"] == "ok" for r in reports), reports
+        assert_same_as(root, single_host)
+    finally:
+        cluster.procs.pop("w2", None)
+        cluster.start_worker("w2")
+
+
+def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, single_host, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror.mirror import Mirror
+
+    root = tmp_path / "mirror"
+    archive.latency = 0.05  # slow enough to be stopped half-way
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "neuromirror", "--root", str(root), "sync", "dandi:*", "--dask",
+                                 cluster.address, "--dandi-api", archive.api_url], env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # mid-run: some dandiset has its dataset, not all are recorded
+        wait_for(lambda: len(list(root.glob("dandi/*/.datalad"))) >= 2, 120, "datasets to appear")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        assert proc.returncode == -signal.SIGTERM
+    finally:
+        archive.latency = 0.0
+    p = neuromirror(root, "sync", "dandi:*", "--dask", cluster.address, "--dandi-api", archive.api_url)
+    assert p.returncode == 0, p.stderr
+    assert_same_as(root, single_host)
+    # no lock left behind: every source's lock is free at once
+    mirror = Mirror(root)
+    try:
+        for sid in [s["id"] for s in mirror.index.sources()]:
+            with mirror.lock(sid, wait=0):
+                pass
+    finally:
+        mirror.close()
+
+
+def test_serve_runs_on_the_workers_and_never_twice_at_once(cluster, archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from test_service import assert_never_interleaved, ok_runs, runs, serve, wait_for as wait_served
+
+    ident = archive.create_dandiset(name="served", created=T0)
+    archive.put_asset(ident, "a.nwb", b"served" * 50, when=T0)
+    sid = f"dandi:{ident}"
+    root = tmp_path / "mirror"
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(f"executor: {{dask: '{cluster.address}'}}\n"
+                   f"defaults:\n  schedule: {{interval: 2s}}\n  options: {{dandi_api: '{archive.api_url}'}}\n"
+                   f"sources:\n  - spec: '{sid}'\n")
+    with serve(root, cfg) as svc:
+        wait_served(lambda: ok_runs(root, sid), 60, "a first service run", svc)
+        cluster_state = svc.state()["cluster"]
+        assert {w["name"] for w in cluster_state["workers"]} == {"w1", "w2"}
+        with urllib_get(svc.url("/status.json")) as status:
+            assert status["service"]["cluster"]["address"] == cluster.address
+        # one-off syncs on the same root while the service syncs: each waits or is refused, never interleaves
+        archive.latency = 0.05
+        try:
+            for _ in range(3):
+                archive.put_asset(ident, f"b{time.monotonic_ns()}.nwb", b"more" * 50, when=T0 + timedelta(hours=1))
+                neuromirror(root, "sync", sid, "--dask", cluster.address, "--dandi-api", archive.api_url, timeout=120)
+        finally:
+            archive.latency = 0.0
+        wait_served(lambda: len(ok_runs(root, sid)) >= 3, 60, "more service runs", svc)
+        assert svc.stop() == 0
+    rows = runs(root, sid)
+    assert_never_interleaved(rows)
+    workers = {t["worker"] for r in rows if r["report"] for t in json.loads(r["report"]).get("tasks", [])}
+    assert workers and workers <= set(cluster.workers()), "the service's syncs ran on the workers"
+    assert {r["trigger"] for r in rows} == {"service", "cli"}
+
+
+def test_status_shows_the_cluster(cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    p = neuromirror(tmp_path / "mirror", "status", "--json", env={**ENV, "NEUROMIRROR_DASK": cluster.address})
+    assert p.returncode == 0, p.stderr
+    c = json.loads(p.stdout)["cluster"]
+    assert c["address"] == cluster.address and {w["name"] for w in c["workers"]} == {"w1", "w2"}
+    p = neuromirror(tmp_path / "mirror", "status", env={**ENV, "NEUROMIRROR_DASK": cluster.address})
+    assert f"cluster: dask {cluster.address}: 2 worker(s)" in p.stdout
+
+
+def test_unreachable_scheduler_one_line_nothing_written(archive, tmp_path: Path) -> None:  # noqa: ANN001
+    address = f"tcp://127.0.0.1:{free_port()}"
+    root = tmp_path / "mirror"
+    p = neuromirror(root, "sync", "dandi:*", "--dandi-api", archive.api_url,
+                    env={**ENV, "NEUROMIRROR_DASK": address, "NEUROMIRROR_DASK_TIMEOUT": "2"})
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and address in lines[0] and "Dask scheduler" in lines[0], p.stderr
+    assert not root.exists()
+
+
+class urllib_get:  # noqa: N801 - a tiny context manager reading JSON
+    def __init__(self, url: str):
+        self.url = url
+
+    def __enter__(self) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url, timeout=30) as r:
+            return json.loads(r.read())
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
+    from neuromirror.config import ConfigError, load_config
+
+    good = tmp_path / "good.yaml"
+    good.write_text("executor: {dask: 'tcp://10.0.0.5:8786'}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n")
+    assert load_config(good).dask == "tcp://10.0.0.5:8786"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("executor: {dask: 8786, ray: x}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    text = str(err.value)
+    assert "executor.dask" in text and "expected a scheduler address" in text and "ray" in text, text
