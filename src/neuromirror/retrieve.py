@@ -33,7 +33,6 @@ import re
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -254,47 +253,13 @@ def clone(url: str, dest: Path, *, allow_ip: Optional[str] = None) -> tuple[Path
     elif dest.exists() and any(dest.iterdir()):
         raise RetrieveError(f"{dest} exists and is not empty: choose a new --to directory")
     else:
-        with locked_only_env():
-            _datalad_clone(url, dest)
-        from .light_dataset import LOCKED_ONLY
-
-        gitutil.run(dest, "config", "--local", *LOCKED_ONLY)  # for the later git-annex commands too
+        # a plain clone: annex.supportunlocked=false at the clone's init made it 7x slower at 10^5
+        # files (34.8 s vs 5.2 s, docs/performance.md), and the first get no faster
+        _datalad_clone(url, dest)
     if allow_ip:
         # this clone only: never the user's or the system's git config
         gitutil.run(dest, "config", "--local", ALLOW_IP_KEY, allow_ip)
     return dest, reused
-
-
-@contextmanager
-def locked_only_env() -> Iterator[None]:
-    """``annex.supportunlocked=false`` for the git-annex init that ``datalad clone`` runs.
-
-    A mirror dataset has no unlocked files; with the setting at init, git-annex
-    skips scanning the whole tree into its keys database (~17 s at 10^5 files,
-    paid by the first git-annex command otherwise).  git-annex cannot carry the
-    setting in the dataset (``git annex config`` refuses it), so the clone's
-    ``git annex init`` is given it through git's environment config
-    (``GIT_CONFIG_COUNT``), appended to any the caller set.
-    """
-    from .light_dataset import LOCKED_ONLY
-
-    saved = {k: os.environ.get(k) for k in ("GIT_CONFIG_COUNT",)}
-    try:
-        n = int(os.environ.get("GIT_CONFIG_COUNT") or 0)
-    except ValueError:
-        n = 0
-    keys = (f"GIT_CONFIG_KEY_{n}", f"GIT_CONFIG_VALUE_{n}")
-    saved.update({k: os.environ.get(k) for k in keys})
-    os.environ[keys[0]], os.environ[keys[1]] = LOCKED_ONLY
-    os.environ["GIT_CONFIG_COUNT"] = str(n + 1)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def remove_clone(path: Path) -> None:
