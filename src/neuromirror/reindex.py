@@ -78,6 +78,18 @@ def web_log_spec(key: str) -> str:
     return f"refs/heads/git-annex:{hashdir_lower(key)}{key_file(key)}.log.web"
 
 
+def web_log_blobs(repo: Path) -> dict[str, str]:
+    """Path -> blob id of every key's URL log on the git-annex branch (empty without the branch).
+
+    One ``ls-tree``: reading the logs by blob id afterwards spares git a search of the
+    branch's 4,096-entry trees per key, which a ``git-annex:<path>`` spec costs.
+    """
+    if gitutil.ref_sha(repo, "refs/heads/git-annex") is None:
+        return {}
+    return {path: sha for _, typ, sha, path in gitutil.ls_tree(repo, "refs/heads/git-annex")
+            if typ == "blob" and path.endswith(".log.web")}
+
+
 def urls_of_log(data: Optional[bytes]) -> tuple[str, ...]:
     """The URLs a ``.log.web`` says are present, in the order first seen."""
     if not data:

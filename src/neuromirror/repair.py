@@ -25,6 +25,7 @@ from typing import Iterator
 
 from . import gitutil
 from .annex.keys import key_from_file
+from .reindex import web_log_blobs
 from .urlrule import to_drop
 from .verify import _log_state as log_state
 
@@ -84,13 +85,10 @@ def mutable_registrations(ds: Path) -> Iterator[tuple[str, str, bool]]:
     special remote claimed when it was registered (as ``registerurl`` writes it);
     the fast-import writer logs every URL plainly, under the web remote's form.
     """
-    if gitutil.ref_sha(ds, "refs/heads/git-annex") is None:
-        return
-    logs = [(sha, path) for _mode, typ, sha, path in gitutil.ls_tree(ds, "refs/heads/git-annex")
-            if typ == "blob" and path.endswith(WEB_LOG)]
+    logs = web_log_blobs(ds)
     with gitutil.CatFile(ds) as cat:
-        for sha, path in logs:
-            state = log_state(cat.get(sha))
+        for path, data in zip(logs, cat.get_many(logs.values())):
+            state = log_state(data)
             live = [u for u, present in state.items() if present]
             claimed = {u[1:] for u in live if u.startswith(":")}
             urls = [u[1:] if u.startswith(":") else u for u in live]

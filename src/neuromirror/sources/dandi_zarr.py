@@ -656,13 +656,10 @@ def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
     round trip per object cost 4 s on a busy machine.
     """
     from ..annex.keys import hashdir_lower, key_file, key_from_symlink
-    from ..reindex import urls_of_log
+    from ..reindex import urls_of_log, web_log_blobs
 
     links = [(path, sha) for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "120000"]
-    # the URL logs by blob id: a "git-annex:<path>" spec makes git search the branch's trees
-    # for every key (~0.25 ms each), one ls-tree lists them all
-    logs = {path: sha for _, typ, sha, path in gitutil.ls_tree(zds, "refs/heads/git-annex")
-            if typ == "blob" and path.endswith(".log.web")} if gitutil.ref_sha(zds, "refs/heads/git-annex") else {}
+    logs = web_log_blobs(zds)  # the URL logs by blob id (~0.25 ms per key saved)
     with gitutil.CatFile(zds) as cat:
         keys = [key_from_symlink(t.decode("utf-8", "surrogateescape")) if t else None
                 for t in cat.get_many(sha for _, sha in links)]
