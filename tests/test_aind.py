@@ -22,12 +22,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pytest
 
 from neuromirror.annex.keys import key_file, key_from_file, md5e_key, sha256e_key
 from neuromirror.sources.aind import (
+    AindError,
     AindSource,
     S3Settings,
     asset_meta,
@@ -458,6 +459,7 @@ def test_glob_selects_assets_and_derived_assets_know_their_source(bucket: Bucket
     p = nm(root, "sync", "aind:no_such_asset", "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url,
            check=False)
     assert p.returncode == 1 and "no asset 'no_such_asset'" in p.stderr
+    assert not (root / "aind" / "no_such_asset").exists()  # asked before anything is created
 
 
 def test_hash_option_makes_sha256_keys(bucket: Bucket, tmp_path: Path) -> None:
@@ -622,6 +624,63 @@ def test_streamed_listing_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == n and snap.meta["objects"] == n and snap.label == "2024-01-01T03-19-59Z"
     assert peak < 3 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB for {n} objects"  # about one page
+
+
+def test_first_sync_listing_that_fails_midway_stops_cleanly() -> None:
+    """The first sync takes entries while the listing goes on: an error on a later page ends the entries
+    with that error, and the listing thread ends too, as it does when the consumer stops early."""
+    import threading
+
+    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+    class Pages:
+        def __init__(self, fail_at: Optional[int]) -> None:
+            self.fail_at = fail_at
+
+        def paginate(self, **kw: Any) -> Iterator[dict]:
+            for p in range(6):
+                if p == self.fail_at:
+                    raise OSError("connection reset by peer")
+                yield {"Versions": [{"Key": f"a/d/{i:06d}.bin", "VersionId": f"v{i}", "IsLatest": True,
+                                     "ETag": f'"{i:032x}"', "Size": 10, "LastModified": base}
+                                    for i in range(p * 1000, (p + 1) * 1000)]}
+
+    class Client:
+        def __init__(self, fail_at: Optional[int]) -> None:
+            self.fail_at = fail_at
+
+        def get_paginator(self, name: str) -> Pages:
+            return Pages(self.fail_at)
+
+    class State:
+        def labels(self) -> set[str]:
+            return set()
+
+        def cache_get(self, ns: str, key: str) -> None:
+            return None
+
+    def listing_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("listing ")]
+
+    src = AindSource("a", S3Settings(bucket="b", endpoint="http://127.0.0.1:1"), client=Client(3))
+    snap = next(src.snapshots(State()))  # type: ignore[arg-type]
+    assert snap.label == ""  # not known before the listing ends
+    seen = 0
+    with pytest.raises(AindError, match="connection reset"):
+        for _ in snap.entries:
+            seen += 1
+    assert 0 < seen <= 3000 and not listing_threads()
+    # a consumer that stops early (a failed commit, an interrupt) ends the listing as well
+    src = AindSource("a", S3Settings(bucket="b", endpoint="http://127.0.0.1:1"), client=Client(None))
+    snap = next(src.snapshots(State()))  # type: ignore[arg-type]
+    entries = iter(snap.entries)
+    next(entries)
+    entries.close()  # type: ignore[attr-defined]
+    assert not listing_threads()
+    # and read to the end, the snapshot is complete: label and metadata from the whole listing
+    snap = next(src.snapshots(State()))  # type: ignore[arg-type]
+    assert sum(1 for _ in snap.entries) == 6000 and snap.meta["objects"] == 6000
+    assert snap.label == "2024-01-01T00-00-00Z" and snap.remote_modified and not listing_threads()
 
 
 def test_parse_asset_name() -> None:

@@ -149,3 +149,26 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
     subprocess.run(["git", "clone", "-q", str(ds), str(clone)], check=True)
     annex(clone, "init", "-q")
     assert git(clone, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: annex"
+
+
+def test_annex_branch_written_whole_is_what_git_annex_writes(mirror: Mirror) -> None:
+    """The git-annex branch's trees are built by neuromirror and packed: git checks them, and a second
+    commit merges into the directories the first one made, as git-annex's own registerurl does."""
+    ents = entries(300)
+    more = [AnnexEntry(ents[0].path, ents[0].key, ents[0].size, ("https://example.org/mirror/0",))]
+    date = datetime(2023, 1, 1, tzinfo=timezone.utc)
+    logs = []
+    for engine in ("fast-import", "batch"):
+        ds = mirror.ensure_dataset(f"branch/{engine}", "test")
+        writer = make_writer(engine, ds)
+        writer.commit([Put(e) for e in ents[:200]], message="first", date=date)
+        writer.commit([Put(e) for e in ents[200:]] + [Put(more[0])], message="second", date=date)
+        fsck = subprocess.run(["git", "fsck", "--strict", "--no-dangling"], cwd=ds, capture_output=True, text=True)
+        assert fsck.returncode == 0 and "error" not in fsck.stderr, fsck.stderr
+        listing = git(ds, "ls-tree", "-r", "--name-only", "git-annex").split()
+        logs.append(sorted(p for p in listing if p.count("/") == 2))
+        where = json.loads(annex(ds, "whereis", "--json", ents[0].path))
+        assert {u for w in where["whereis"] for u in w.get("urls", [])} == set(ents[0].urls) | {more[0].urls[0]}
+        last = json.loads(annex(ds, "whereis", "--json", ents[-1].path))
+        assert {u for w in last["whereis"] for u in w.get("urls", [])} == set(ents[-1].urls)
+    assert logs[0] == logs[1] and len(logs[0]) == 2 * len({e.key for e in ents})

@@ -304,6 +304,24 @@ def check_scale_targets(results: list[dict], target: Any) -> None:
                    r["clone_locked_only_first_get_s"] < 5 and not r.get("clone_locked_only_first_get_error"))
 
 
+def symlink_rate(work: Path, n: int = 10_000) -> float:
+    """Symlinks created per second in ``work`` right now: the checkout of a cold mirror is n of them, and
+    this machine's kernel took from 30 to 700 us apiece within one session (see docs/performance.md)."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(dir=work, prefix="symlink-probe-"))
+    try:
+        t = time.perf_counter()
+        for i in range(n):
+            if i % 1000 == 0:
+                (d / str(i // 1000)).mkdir()
+            (d / str(i // 1000) / str(i)).symlink_to("../../.git/annex/objects/Xx/Yy/MD5E-s8--0/MD5E-s8--0")
+        return round(n / (time.perf_counter() - t), 1)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def run_scale(args: Any, archives: Archives, work: Path, startup: float, results: list[dict]) -> None:
     """The scale scenarios asked for in ``args.scenarios``; results appended as they come."""
     want = set(args.scenarios)
@@ -317,7 +335,13 @@ def run_scale(args: Any, archives: Archives, work: Path, startup: float, results
         if name not in want:
             continue
         try:
-            results.extend(fn())
+            before = symlink_rate(work)
+            rows = fn()
+            after = symlink_rate(work)
+            say(f"{name}: this file system created {before:,.0f} symlinks/s before the scenario, {after:,.0f} after")
+            for r in rows:
+                r["fs_symlinks_per_s"] = [before, after]
+            results.extend(rows)
         except Exception as exc:  # keep what was measured
             say(f"{name} failed: {exc}")
             results.append({"scenario": name, "n": 0, "error": str(exc)[-1000:]})

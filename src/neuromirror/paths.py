@@ -8,6 +8,7 @@ lie about what the archive holds.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Optional
 
@@ -34,18 +35,41 @@ def check_path(path: object, reserved: tuple[str, ...] = ()) -> Optional[str]:
         return "path is not valid UTF-8"
     if len(encoded) > MAX_PATH_BYTES:
         return f"path longer than {MAX_PATH_BYTES} bytes"
-    parts = path.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            return "path escapes its dataset ('..', '.' or empty component)"
-        if len(part) * 4 > MAX_COMPONENT_BYTES and len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
-            return f"path component longer than {MAX_COMPONENT_BYTES} bytes"
-        if part.lower() == ".git" or part.lower().startswith(".git/"):
-            return "path inside .git"
-        if part in _GIT_SPECIAL:
-            return f"path would change git's behaviour ({part})"
-    if parts[0] == ".datalad":
+    cut = path.rfind("/")
+    if cut >= 0:
+        reason = _check_dir(path[:cut])
+        if reason:
+            return reason
+    elif path == ".datalad":
         return "path inside .datalad"
+    reason = _check_part(path[cut + 1:])
+    if reason:
+        return reason
     if path in reserved:
         return f"path is reserved for the mirror's own metadata ({path})"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_dir(directory: str) -> Optional[str]:
+    """The verdict on a file's directory, asked once for all its files (a listing goes folder by folder)."""
+    parts = directory.split("/")
+    for part in parts:
+        reason = _check_part(part)
+        if reason:
+            return reason
+    if parts[0] == ".datalad":
+        return "path inside .datalad"
+    return None
+
+
+def _check_part(part: str) -> Optional[str]:
+    if part in ("", ".", ".."):
+        return "path escapes its dataset ('..', '.' or empty component)"
+    if len(part) * 4 > MAX_COMPONENT_BYTES and len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        return f"path component longer than {MAX_COMPONENT_BYTES} bytes"
+    if part.lower() == ".git" or part.lower().startswith(".git/"):
+        return "path inside .git"
+    if part in _GIT_SPECIAL:
+        return f"path would change git's behaviour ({part})"
     return None

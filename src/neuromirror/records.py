@@ -42,6 +42,11 @@ class AnnexEntry:
         """What must differ for the file to count as changed."""
         return self.key + "\n" + "\n".join(self.urls)
 
+    def __reduce__(self) -> tuple:
+        # change sets of 10^5 entries are pickled to spools: the dataclass default asks fields() twice per record
+        return (AnnexEntry, (self.path, self.key, self.size, self.urls, self.checksum_kind, self.checksum,
+                             self.remote_id))
+
 
 class ContentMismatch(RuntimeError):
     """Downloaded bytes do not match the checksum the archive gave."""
@@ -62,6 +67,9 @@ class GitEntry:
     sha256: Optional[str] = None
     length: Optional[int] = None
     loader: Optional[Callable[[], bytes]] = None
+
+    def __reduce__(self) -> tuple:
+        return (GitEntry, (self.path, self.content, self.remote_id, self.sha256, self.length, self.loader))
 
     def read(self) -> bytes:
         if self.content is not None:

@@ -1,9 +1,9 @@
 """The fast engine: ``git fast-import`` streams instead of git-annex's per-file commands.
 
 A first stream writes the data commit (symlinks, git files, deletions relative
-to HEAD); a second writes a commit on the ``git-annex`` branch holding each new
-key's location log (present in the web remote, or in the special remote that
-claims the URL) and URL log, in the layout git-annex documents, while the work
+to HEAD); then a commit on the ``git-annex`` branch holds each new key's location
+log (present in the web remote, or in the special remote that claims the URL) and
+URL log, in the layout git-annex documents (:mod:`.annexbranch`), while the work
 tree is checked out.  git-annex notices that its branch moved
 (``.git/annex/index.lck`` records the sha its own index reflects) and re-reads
 it, so later git-annex processes — fsck, whereis, get in a clone — see exactly
@@ -27,7 +27,7 @@ from .. import gitutil, timing
 from ..crashpoints import crashpoint
 from ..records import AnnexEntry, GitEntry, SubdatasetEntry
 from ..spool import Spool
-from . import gitmodules
+from . import annexbranch, gitmodules
 from .keys import hashdir_lower, key_file, symlink_target, url_for_log
 from .writer import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
 
@@ -118,7 +118,7 @@ class FastImportWriter(AnnexWriter):
             try:
                 if len(keys):
                     with timing.phase("annex-branch"):
-                        self._fast_import(lambda s: self._annex_commit(s, keys, annex_parent, ident))
+                        self._annex_commit(keys, annex_parent, ident)
             finally:
                 self._finish_checkout(checkout)
             crashpoint("before-branch-update")
@@ -227,13 +227,11 @@ class FastImportWriter(AnnexWriter):
             input=f"update {branch} {new} {old or '0' * len(new)}\ndelete {STAGING_REF}\n".encode(),
         )
 
-    def _annex_commit(self, s: IO[bytes], keys: "_KeyLog", annex_parent: Optional[str], ident: str) -> None:
+    def _annex_commit(self, keys: "_KeyLog", annex_parent: Optional[str], ident: str) -> None:
+        """The new keys' location and URL logs, merged with what the branch has, in one commit
+        (:mod:`.annexbranch`: blobs through fast-import, trees into a pack)."""
         now = time.time()
         ts = log_stamp(now)
-        s.write(f"commit refs/heads/git-annex\ncommitter {ident} {int(now)} +0000\n".encode())
-        _data(s, b"update")
-        if annex_parent:
-            s.write(f"from {annex_parent}\n".encode())
         existing = self._existing_logs(annex_parent, len(keys))
         with gitutil.CatFile(self.repo) as cat:
 
@@ -242,17 +240,18 @@ class FastImportWriter(AnnexWriter):
                     return None
                 return cat.get(f"{annex_parent}:{path}")
 
-            for key, urls in keys.merged():
-                base = hashdir_lower(key) + key_file(key)
-                remotes = sorted({self.remote_for(u) for u in urls})
-                loc = _merge_log(old(base + ".log"), ts, remotes)
-                if loc is not None:
-                    s.write(b"M 100644 inline " + quote_path(base + ".log") + b"\n")
-                    _data(s, loc)
-                web = _merge_log(old(base + ".log.web"), ts, urls)
-                if web is not None:
-                    s.write(b"M 100644 inline " + quote_path(base + ".log.web") + b"\n")
-                    _data(s, web)
+            def logs() -> Iterator[tuple[str, bytes]]:
+                for key, urls in keys.merged():
+                    base = hashdir_lower(key) + key_file(key)
+                    remotes = sorted({self.remote_for(u) for u in urls})
+                    loc = _merge_log(old(base + ".log"), ts, remotes)
+                    if loc is not None:
+                        yield base + ".log", loc
+                    web = _merge_log(old(base + ".log.web"), ts, urls)
+                    if web is not None:
+                        yield base + ".log.web", web
+
+            annexbranch.write_logs(self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import)
 
     def _existing_logs(self, annex_parent: Optional[str], n_keys: int) -> Optional[set[int]]:
         """For many keys, one listing of the branch beats a lookup per key; None: look each up.

@@ -85,8 +85,7 @@ def _display_32bits_as_dir(w: int) -> str:
 def hashdir_mixed(key: str) -> str:
     """The ``Xx/Yy/`` directory of a key under .git/annex/objects (non-bare repos)."""
     d = hashlib.md5(key.encode()).digest()
-    words = [d[i] | d[i + 1] << 8 | d[i + 2] << 16 | d[i + 3] << 24 for i in range(0, 16, 4)]
-    s = "".join(_display_32bits_as_dir(w) for w in words)[:4]
+    s = _display_32bits_as_dir(d[0] | d[1] << 8 | d[2] << 16 | d[3] << 24)  # the first word gives 6 characters
     return f"{s[0:2]}/{s[2:4]}/"
 
 

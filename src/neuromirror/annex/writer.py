@@ -38,10 +38,16 @@ QUIET_FILTER_LINE = "* !filter"
 class Put:
     entry: Entry
 
+    def __reduce__(self) -> tuple:  # spooled by the 10^5 (see AnnexEntry.__reduce__)
+        return (Put, (self.entry,))
+
 
 @dataclass(frozen=True, slots=True)
 class Delete:
     path: str
+
+    def __reduce__(self) -> tuple:
+        return (Delete, (self.path,))
 
 
 Change = Union[Put, Delete]

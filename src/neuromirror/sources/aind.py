@@ -31,21 +31,17 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import posixpath
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from typing import Any, Callable, Iterable, Iterator, Optional
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..annex.keys import md5e_key, sha256e_key, url_key
 from ..paths import check_path
-from ..spool import Spool
 from ..records import (
     MD5,
     SHA256,
@@ -59,11 +55,24 @@ from ..records import (
     SourceState,
 )
 from ..spec import Spec
+from .aind_s3 import (  # the S3 side; parse_size, S3Settings, s3_client... are used through this module too
+    DEFAULT_BUCKET,
+    DEFAULT_REGION,
+    WORKERS,
+    AindError,
+    S3Settings,
+    _is_denied_or_unsupported,
+    _load_text,
+    _s3_gist,
+    fetch_object,
+    hash_object,
+    parse_size,
+    s3_client,
+)
+from .aind_listing import Listing as _Listing, Obj as _Obj, PageStream, etag_of as _etag, version_id_of as _version_id
 
 log = logging.getLogger("neuromirror.aind")
 
-DEFAULT_BUCKET = "aind-open-data"
-DEFAULT_REGION = "us-west-2"
 
 #: metadata files at an asset's root (aind-data-schema); always fetched when small enough
 SIDECARS = (
@@ -91,8 +100,6 @@ SHA_NAMESPACE = "aind-sha256"
 #: version ids learned by HEAD (when the versioned listing is not allowed), per listed object version
 VERSION_NAMESPACE = "aind-version-id"
 BATCH = 500
-WORKERS = 16
-CHUNK = 8 << 20
 
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _STAMP = "%Y-%m-%dT%H-%M-%SZ"
@@ -100,201 +107,6 @@ _DT = r"(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{2}-\d{2}-\d{2})"
 _DERIVED_RE = re.compile(r"^(?P<source>.+_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})_(?P<label>.+?)_" + _DT + r"$")
 _RAW_RE = re.compile(r"^(?P<platform>[A-Za-z0-9-]+)_(?P<subject>[A-Za-z0-9-]+)_" + _DT + r"$")
 _RAW_NEW_RE = re.compile(r"^(?P<subject>[A-Za-z0-9-]+)_" + _DT + r"$")
-
-
-class AindError(RuntimeError):
-    """S3 could not be read; the message names the bucket/asset and the cause."""
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def parse_size(value: object) -> int:
-    """``1048576``, ``"1MiB"``, ``"500 MB"``, ``"2G"`` -> bytes (0 for empty/None)."""
-    if value is None or value == "":
-        return 0
-    if isinstance(value, (int, float)):
-        return int(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?\s*", str(value), re.IGNORECASE)
-    if not m:
-        raise ValueError(f"not a size: {value!r} (e.g. 500MB, 1GiB, 1048576)")
-    n, unit, binary = float(m.group(1)), m.group(2).upper(), m.group(3)
-    base = 1024 if binary or unit == "" else 1000
-    return int(n * base ** ("KMGTP".index(unit) + 1 if unit else 0))
-
-
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    bucket: str = DEFAULT_BUCKET
-    endpoint: Optional[str] = None  # None = AWS
-    region: str = DEFAULT_REGION
-    prefix: str = ""  # "" or "some/path/" (always ends with "/")
-    signed: bool = False
-    hash_all: bool = False  # hash every multipart object (SHA256E)
-    hash_threshold: int = 0  # hash multipart objects up to this size
-
-    @classmethod
-    def from_options(cls, options: dict) -> "S3Settings":
-        def opt(name: str, env: str, default: Any = None) -> Any:
-            v = options.get(name)
-            if v is None or v == "":
-                v = os.environ.get(env)
-            return default if v is None or v == "" else v
-
-        prefix = str(opt("prefix", "NEUROMIRROR_AIND_PREFIX", "")).strip("/")
-        hash_opt = options.get("hash")
-        hash_all = bool(hash_opt) if hash_opt is not None else _truthy(os.environ.get("NEUROMIRROR_AIND_HASH", ""))
-        threshold = options.get("hash_threshold")
-        if threshold is None or threshold == "":
-            threshold = os.environ.get("NEUROMIRROR_AIND_HASH_THRESHOLD")
-        signed_opt = options.get("s3_signed")
-        return cls(
-            bucket=str(opt("bucket", "NEUROMIRROR_AIND_BUCKET", DEFAULT_BUCKET)),
-            endpoint=(str(opt("s3_endpoint", "NEUROMIRROR_S3_ENDPOINT", "")) or None),
-            region=str(opt("s3_region", "NEUROMIRROR_S3_REGION", DEFAULT_REGION)),
-            prefix=prefix + "/" if prefix else "",
-            signed=bool(signed_opt) if signed_opt is not None else _truthy(os.environ.get("NEUROMIRROR_S3_SIGNED", "")),
-            hash_all=hash_all,
-            hash_threshold=parse_size(threshold),
-        )
-
-    @property
-    def where(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" + (f" at {self.endpoint}" if self.endpoint else "")
-
-    def wants_hash(self, size: int) -> bool:
-        return self.hash_all or (self.hash_threshold > 0 and size <= self.hash_threshold)
-
-    @property
-    def policy(self) -> str:
-        """The part of the settings that changes which keys are made (in the listing digest)."""
-        return "hash=all" if self.hash_all else f"hash<={self.hash_threshold}"
-
-    def object_url(self, key: str, version_id: Optional[str]) -> str:
-        """Path-style for custom endpoints, virtual-hosted for AWS; pinned when versioned."""
-        qkey = quote(key, safe="/~")
-        if self.endpoint:
-            base = f"{self.endpoint.rstrip('/')}/{self.bucket}/{qkey}"
-        elif "." in self.bucket or self.bucket.lower() != self.bucket:
-            base = f"https://s3.{self.region}.amazonaws.com/{self.bucket}/{qkey}"
-        else:
-            base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{qkey}"
-        return f"{base}?versionId={quote(version_id, safe='')}" if version_id else base
-
-
-# --------------------------------------------------------------------------- S3 access
-
-_clients: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
-
-
-def s3_client(settings: S3Settings) -> Any:
-    """A boto3 S3 client (unsigned unless ``signed``), shared per endpoint/region/signing."""
-    ident = (settings.endpoint, settings.region, settings.signed)
-    with _clients_lock:
-        client = _clients.get(ident)
-        if client is None:
-            import boto3
-            from botocore import UNSIGNED
-            from botocore.config import Config
-
-            cfg: dict[str, Any] = {
-                "retries": {"max_attempts": int(os.environ.get("NEUROMIRROR_S3_MAX_ATTEMPTS") or 6), "mode": "standard"},
-                "max_pool_connections": WORKERS * 2,
-                "connect_timeout": 20,
-                "read_timeout": 120,
-            }
-            if not settings.signed:
-                cfg["signature_version"] = UNSIGNED
-            if settings.endpoint:
-                cfg["s3"] = {"addressing_style": "path"}
-            client = boto3.session.Session().client(
-                "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=Config(**cfg)
-            )
-            _clients[ident] = client
-        return client
-
-
-def _s3_gist(exc: BaseException, settings: S3Settings, what: str) -> AindError:
-    """One clear line for a boto3/botocore failure."""
-    code = ""
-    resp = getattr(exc, "response", None)
-    if isinstance(resp, dict):
-        code = str(resp.get("Error", {}).get("Code", ""))
-    name = type(exc).__name__
-    if code in ("NoSuchBucket",):
-        msg = f"bucket {settings.bucket!r} does not exist"
-    elif code in ("AccessDenied", "403", "AllAccessDisabled"):
-        how = "signed" if settings.signed else "anonymous (unsigned)"
-        msg = f"{how} access denied" + ("" if settings.signed else " (private bucket? try --s3-signed)")
-    elif name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"):
-        msg = f"S3 endpoint {settings.endpoint or 'AWS ' + settings.region} is unreachable"
-    elif code:
-        msg = f"{code}: {resp.get('Error', {}).get('Message') or ''}".strip(": ")  # type: ignore[union-attr]
-    else:
-        text = str(exc).strip().splitlines()
-        msg = text[0][:300] if text else name
-    return AindError(f"AIND {settings.where}: {what}: {msg}")
-
-
-def _is_denied_or_unsupported(exc: BaseException) -> bool:
-    resp = getattr(exc, "response", None)
-    code = str(resp.get("Error", {}).get("Code", "")) if isinstance(resp, dict) else ""
-    return code in ("AccessDenied", "403", "NotImplemented", "501", "MethodNotAllowed", "405")
-
-
-def fetch_object(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str],
-                 max_bytes: Optional[int] = None) -> bytes:
-    """The bytes of one (small) object version; refuses to read past ``max_bytes``."""
-    params: dict[str, Any] = {"Bucket": settings.bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id
-    elif etag:
-        params["IfMatch"] = etag
-    try:
-        r = s3_client(settings).get_object(**params)
-        body = r["Body"]
-        data = body.read(max_bytes + 1) if max_bytes is not None else body.read()
-        body.close()
-    except Exception as exc:
-        raise _s3_gist(exc, settings, f"downloading {key}") from None
-    if max_bytes is not None and len(data) > max_bytes:
-        raise AindError(f"AIND {settings.where}: {key} is larger than {max_bytes} bytes")
-    return data
-
-
-def hash_object(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str], size: int) -> str:
-    """sha256 of an object version, streamed in chunks (never whole in memory)."""
-    params: dict[str, Any] = {"Bucket": settings.bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id
-    elif etag:
-        params["IfMatch"] = etag  # an overwrite while we read fails instead of mixing versions
-    h = hashlib.sha256()
-    n = 0
-    try:
-        body = s3_client(settings).get_object(**params)["Body"]
-        for chunk in body.iter_chunks(CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-        body.close()
-    except Exception as exc:
-        raise _s3_gist(exc, settings, f"hashing {key}") from None
-    if n != size:
-        raise AindError(f"AIND {settings.where}: {key}: read {n} bytes, the listing said {size}")
-    return h.hexdigest()
-
-
-def _load_text(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str], size: int) -> bytes:
-    """GitEntry loader (module level, hence picklable)."""
-    return fetch_object(settings, key, version_id, etag, max(size, 0))
-
-
-# --------------------------------------------------------------------------- names and metadata
 
 
 def parse_asset_name(name: str) -> dict:
@@ -406,52 +218,6 @@ def asset_meta(name: str, sidecars: dict[str, bytes]) -> dict:
 # --------------------------------------------------------------------------- listing
 
 
-@dataclass
-class _Obj:
-    key: str  # full S3 key
-    version_id: Optional[str]  # None when S3 gave none ("null")
-    etag: str  # without quotes
-    size: int
-    modified: datetime
-    storage_class: Optional[str] = None
-
-
-class _Listing(Spool):
-    """An asset's listing, spooled to disk; counts and digest computed on the way."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.bytes = 0
-        self.unpinned = 0
-        self.newest: Optional[datetime] = None
-        self.digest: Any = hashlib.sha256()
-        self.sidecars: list[_Obj] = []
-        self.versioned_listing = False
-
-    def add(self, o: _Obj) -> None:  # type: ignore[override]
-        super().add(o)
-        self.bytes += o.size
-        if o.version_id is None:
-            self.unpinned += 1
-        self.seen(o.modified)
-        self.digest.update(f"{o.key}\0{o.version_id or ''}\0{o.etag}\0{o.size}\n".encode("utf-8", "surrogateescape"))
-
-    def seen(self, modified: Optional[datetime]) -> None:
-        if modified is not None and (self.newest is None or modified > self.newest):
-            self.newest = modified
-
-
-def _version_id(v: Any) -> Optional[str]:
-    return v if isinstance(v, str) and v and v != "null" else None
-
-
-def _etag(v: Any) -> str:
-    return str(v or "").strip('"')
-
-
-# --------------------------------------------------------------------------- the source
-
-
 def _label_key(label: str) -> tuple[str, int]:
     base, sep, n = label.rpartition("-")
     if sep and n.isdigit() and base.endswith("Z"):
@@ -545,14 +311,18 @@ class AindSource:
                 and (rel in SIDECARS or len(listing.sidecars) < MAX_EAGER_SIDECARS):
             listing.sidecars.append(o)
 
-    def _list_versions(self, listing: _Listing, progress: Optional[ProgressCallback]) -> None:
-        """ListObjectVersions: gives version ids and delete markers in one pass (needs ListBucketVersions)."""
+    def _list_versions(self, listing: _Listing, progress: Optional[ProgressCallback],
+                       sink: Optional[Callable[[list[_Obj]], None]] = None) -> None:
+        """ListObjectVersions: gives version ids and delete markers in one pass (needs ListBucketVersions).
+
+        ``sink`` receives each page's current objects (the first sync's page stream)."""
         s = self.settings
         from ..s3listing import paginate_versions  # the pages botocore's paginator gives, at 1/25 of its CPU
 
         pages = paginate_versions(self.client, Bucket=s.bucket, Prefix=self.asset_prefix)
         try:
             for page in pages:
+                objs = []
                 for v in page.get("Versions") or []:
                     if not v.get("IsLatest"):
                         continue
@@ -560,10 +330,13 @@ class AindSource:
                              v["LastModified"], v.get("StorageClass"))
                     listing.add(o)
                     self._note(listing, o)
+                    objs.append(o)
                 for d in page.get("DeleteMarkers") or []:
                     if d.get("IsLatest"):
                         listing.seen(d.get("LastModified"))  # a deletion is a change, dated
                 listing.versioned_listing = True
+                if sink is not None:
+                    sink(objs)
                 if progress:
                     progress("listing", listing.count, None)
         except Exception as exc:
@@ -629,57 +402,115 @@ class AindSource:
 
     # -- snapshots ---------------------------------------------------------
     def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
-        s = self.settings
         self._check_origin(state)
+        labels = state.labels()
+        if not labels:
+            first = self._first_snapshot(state, progress)
+            if first is not None:
+                yield first
+                return
         listing = self._list(progress, state)
         handed_over = False  # once the entries generator has the spool, it closes it
         try:
-            listing.digest.update(f"policy {s.policy}\n".encode())
-            digest = listing.digest.hexdigest()[:32]
-            labels = state.labels()
             if labels:
                 last = max(labels, key=_label_key)
-                if _stamp_digest(state.last_remote_modified(last)) == digest:
+                if _stamp_digest(state.last_remote_modified(last)) == self._final_digest(listing):
                     return
             elif listing.count == 0:
-                raise AindError(f"AIND {s.where}: no asset {self.name!r} (no object under {self.asset_prefix})")
-            newest = listing.newest or datetime.now(timezone.utc)
-            label = next_label(newest, labels)
+                raise self._no_asset()
             sidecars = self._read_sidecars(listing.sidecars)
-            meta = asset_meta(self.name, sidecars)
-            pinned = listing.count > 0 and listing.unpinned == 0
-            meta.update({
-                "bucket": s.bucket,
-                "prefix": self.asset_prefix,
-                "pinned_upstream": pinned,
-                "objects": listing.count,
-                "bytes": listing.bytes,
-            })
-            snap = Snapshot(
-                label=label,
-                kind="snapshot",
-                entries=[],
-                date=newest,
-                message=f"AIND {self.name} snapshot {label}",
-                tag=label,
-                tag_message=self._tag_message(label, meta, listing),
-                remote_modified=f"{newest.astimezone(timezone.utc).isoformat()} n={listing.count} digest={digest}",
-                meta=meta,
-            )
-            if listing.count and not pinned:
-                what = "not versioned" if listing.unpinned == listing.count else \
-                    f"not versioned for {listing.unpinned} of {listing.count} objects"
-                warning = (f"s3://{s.bucket}/{self.asset_prefix}: bucket {what}: plain URLs, not pinned upstream "
-                           "(an overwrite or delete upstream makes the old content unretrievable)")
-                log.info("%s: %s", self.id, warning)  # the sync report carries it to the user
-                if hasattr(snap, "warnings"):
-                    snap.warnings.append(warning)
-            snap.entries = self._entries(listing, sidecars, snap, state, progress)
+            snap = Snapshot(label="", kind="snapshot", entries=[], date=datetime.now(timezone.utc), message="")
+            self._describe(snap, listing, sidecars, labels)
+            snap.entries = self._entries(listing, listing, sidecars, snap, state, progress)
             handed_over = True
             yield snap
         finally:
             if not handed_over:
                 listing.close()
+
+    def _first_snapshot(self, state: SourceState, progress: Optional[ProgressCallback]) -> Optional[Snapshot]:
+        """The asset's first snapshot, its entries taken while the listing goes on (:mod:`.aind_listing`).
+
+        Yielded once the first objects are listed (a mistyped asset creates nothing);
+        label, date and metadata are filled in when the listing is complete, before
+        the entries end.  None when the versioned listing is not allowed: then the
+        listing comes first, as for later syncs.
+        """
+        listing = _Listing(keep=False)
+        # one progress bar, the consumer's ("objects"): the listing thread reports nothing
+        stream = PageStream(lambda sink: self._list_versions(listing, None, sink), name=f"listing {self.id}")
+        pages = iter(stream)
+        head: list[_Obj] = []
+        try:
+            for page in pages:
+                if page:
+                    head = page
+                    break
+            if not head:
+                raise self._no_asset()
+        except BaseException as exc:
+            stream.close()
+            listing.close()
+            if isinstance(exc, AindError) and getattr(exc, "fallback", False):
+                return None
+            raise
+        snap = Snapshot(label="", kind="snapshot", entries=[], date=datetime.now(timezone.utc), message="")
+        sidecars: dict[str, bytes] = {}
+
+        def objects() -> Iterator[_Obj]:
+            yield from head
+            for page in pages:
+                yield from page
+
+        def entries() -> Iterator[Entry]:
+            try:
+                yield from self._entries(objects(), listing, sidecars, snap, state, progress)
+                self._describe(snap, listing, sidecars, set())
+            finally:
+                stream.close()
+
+        snap.entries = entries()
+        return snap
+
+    def _no_asset(self) -> AindError:
+        return AindError(f"AIND {self.settings.where}: no asset {self.name!r} (no object under {self.asset_prefix})")
+
+    def _final_digest(self, listing: _Listing) -> str:
+        """The listing's digest, with the settings that change what a sync makes of it."""
+        final = getattr(listing, "final_digest", None)
+        if final is None:
+            listing.digest.update(f"policy {self.settings.policy}\n".encode())
+            final = listing.final_digest = listing.digest.hexdigest()[:32]  # type: ignore[attr-defined]
+        return final
+
+    def _describe(self, snap: Snapshot, listing: _Listing, sidecars: dict[str, bytes], labels: set[str]) -> None:
+        """Label, date, metadata and messages of ``snap``, from the whole listing."""
+        s = self.settings
+        digest = self._final_digest(listing)
+        newest = listing.newest or datetime.now(timezone.utc)
+        label = next_label(newest, labels)
+        meta = asset_meta(self.name, sidecars)
+        pinned = listing.count > 0 and listing.unpinned == 0
+        meta.update({
+            "bucket": s.bucket,
+            "prefix": self.asset_prefix,
+            "pinned_upstream": pinned,
+            "objects": listing.count,
+            "bytes": listing.bytes,
+        })
+        snap.label = snap.tag = label
+        snap.date = newest
+        snap.message = f"AIND {self.name} snapshot {label}"
+        snap.tag_message = self._tag_message(label, meta, listing)
+        snap.remote_modified = f"{newest.astimezone(timezone.utc).isoformat()} n={listing.count} digest={digest}"
+        snap.meta = meta
+        if listing.count and not pinned:
+            what = "not versioned" if listing.unpinned == listing.count else \
+                f"not versioned for {listing.unpinned} of {listing.count} objects"
+            warning = (f"s3://{s.bucket}/{self.asset_prefix}: bucket {what}: plain URLs, not pinned upstream "
+                       "(an overwrite or delete upstream makes the old content unretrievable)")
+            log.info("%s: %s", self.id, warning)  # the sync report carries it to the user
+            snap.warnings.append(warning)
 
     def _check_origin(self, state: SourceState) -> None:
         """Refuse to mix two buckets/prefixes in one dataset (the id is only the asset name)."""
@@ -719,24 +550,30 @@ class AindSource:
         return out
 
     # -- entries -------------------------------------------------------------
-    def _entries(self, listing: _Listing, sidecars: dict[str, bytes], snap: Snapshot, state: SourceState,
-                 progress: Optional[ProgressCallback]) -> Iterator[Entry]:
+    def _entries(self, objects: Iterable[_Obj], listing: _Listing, sidecars: dict[str, bytes], snap: Snapshot,
+                 state: SourceState, progress: Optional[ProgressCallback]) -> Iterator[Entry]:
+        """Entries of ``objects`` in batches; sidecars the listing has noted since the last batch are read first."""
         batch: list[_Obj] = []
         done = 0
+        total = listing.count if listing.keep else None  # a listing still going on has no total yet
         with ThreadPoolExecutor(WORKERS) as pool, closing(listing):
-            for o in listing:
-                batch.append(o)
-                if len(batch) >= BATCH:
-                    yield from self._resolve(batch, sidecars, snap, state, pool)
-                    done += len(batch)
-                    batch = []
-                    if progress:
-                        progress("objects", done, listing.count)
-            if batch:
+
+            def flush() -> Iterator[Entry]:
+                nonlocal batch, done
+                if len(sidecars) < len(listing.sidecars):
+                    sidecars.update(self._read_sidecars(listing.sidecars[len(sidecars):]))
                 yield from self._resolve(batch, sidecars, snap, state, pool)
                 done += len(batch)
+                batch = []
                 if progress:
-                    progress("objects", done, listing.count)
+                    progress("objects", done, total)
+
+            for o in objects:
+                batch.append(o)
+                if len(batch) >= BATCH:
+                    yield from flush()
+            if batch:
+                yield from flush()
 
     def _cache_key(self, o: _Obj) -> str:
         return f"{self.settings.bucket}/{o.key}@{o.version_id or ''}#{o.etag}:{o.size}"

@@ -1,0 +1,99 @@
+"""One commit on the ``git-annex`` branch holding many keys' logs, in the branch's ``abc/def/`` layout.
+
+The log files go through ``git fast-import`` as bare blobs (C, on another core,
+while this process goes on); their ids are computed here, so that the trees
+holding them can be built here, whole, and written into one pack
+(:mod:`.pack`: why not by fast-import's paths).  Only the trees on the way to a
+changed log are read from the parent and written again, so a commit of a few keys
+costs a few objects however large the branch.  The branch moves last, by
+compare-and-swap: a crash before leaves it where it was, with unreferenced objects
+that ``git gc`` removes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import IO, Callable, Iterable, Optional
+
+from .. import gitutil
+from ..spool import Spool
+from .pack import BLOB, COMMIT, TREE, PackWriter, object_id, parse_tree, tree_bytes
+
+BRANCH = "refs/heads/git-annex"
+
+_LAYOUT = re.compile(rb"[0-9a-f]{3}/[0-9a-f]{3}/[^/]+")
+_DIR, _FILE = b"40000", b"100644"
+
+#: a fast-import stream runner: it calls the function with the stream's stdin, then finishes the stream
+Runner = Callable[[Callable[[IO[bytes]], None]], None]
+
+
+def write_logs(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str, stamp: str,
+               fast_import: Runner) -> Optional[str]:
+    """Commit ``logs`` (``abc/def/<key>.log...`` -> content) on top of ``parent``; the new commit, or None if no log."""
+    buckets: dict[int, Spool] = {}
+    pack = PackWriter(repo)
+    commit: list[bytes] = []
+
+    def stream(s: IO[bytes]) -> None:
+        n = 0
+        for path, data in logs:
+            p = path.encode()
+            if not _LAYOUT.fullmatch(p):
+                raise ValueError(f"not a key log path of the git-annex branch: {path!r}")
+            s.write(b"blob\ndata %d\n" % len(data))
+            s.write(data)
+            s.write(b"\n")
+            bucket = buckets.get(p[0])
+            if bucket is None:
+                bucket = buckets[p[0]] = Spool()
+            bucket.add((p, object_id(BLOB, data)))
+            n += 1
+        if n:  # fast-import still digests the blobs while the trees are built
+            commit.append(_commit_trees(repo, buckets, parent, ident, stamp, pack))
+
+    try:
+        fast_import(stream)
+        if not commit:
+            return None
+        pack.install()
+    finally:
+        pack.close()
+        for b in buckets.values():
+            b.close()
+    new = commit[0].hex()
+    gitutil.run(repo, "update-ref", BRANCH, new, parent or "0" * 40)
+    return new
+
+
+def _commit_trees(repo: Path, buckets: dict[int, Spool], parent: Optional[str], ident: str, stamp: str,
+                  pack: PackWriter) -> bytes:
+    """Build the changed trees into ``pack`` (one bucket of top directories at a time: bounded memory)."""
+    with gitutil.CatFile(repo) as cat:
+        def tree(oid: Optional[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
+            if oid is None:
+                return {}
+            data = cat.get(oid.hex())
+            return parse_tree(data) if data is not None else {}
+
+        root_data = cat.get(f"{parent}^{{tree}}") if parent else None
+        root = parse_tree(root_data) if root_data else {}
+        for first in sorted(buckets):
+            grouped: dict[bytes, dict[bytes, dict[bytes, bytes]]] = {}
+            for p, oid in buckets[first]:
+                grouped.setdefault(p[:3], {}).setdefault(p[4:7], {})[p[8:]] = oid
+            for top in sorted(grouped):
+                old_top = root.get(top)
+                top_entries = tree(old_top[1] if old_top and old_top[0] == _DIR else None)
+                for sub, files in grouped[top].items():
+                    old_sub = top_entries.get(sub)
+                    sub_entries = tree(old_sub[1] if old_sub and old_sub[0] == _DIR else None)
+                    for name, oid in files.items():
+                        sub_entries[name] = (_FILE, oid)
+                    top_entries[sub] = (_DIR, pack.add(TREE, tree_bytes(sub_entries)))
+                root[top] = (_DIR, pack.add(TREE, tree_bytes(top_entries)))
+    root_id = pack.add(TREE, tree_bytes(root))
+    lines = [f"tree {root_id.hex()}"] + ([f"parent {parent}"] if parent else [])
+    lines += [f"author {ident} {stamp}", f"committer {ident} {stamp}", "", "update", ""]
+    return pack.add(COMMIT, "\n".join(lines).encode())
