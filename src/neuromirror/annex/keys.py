@@ -9,7 +9,6 @@ git-annex's own answer.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 from typing import Optional
 
@@ -27,7 +26,9 @@ def key_extension(path: str) -> str:
     us must match what ``git annex add`` would have made for the same file,
     so that a later re-add or ``git annex migrate`` finds the same key.
     """
-    name = posixpath.basename(path)
+    name = path[path.rfind("/") + 1:]
+    if "." not in name:  # most Zarr chunks
+        return ""
     parts = name.split(".")[1:]
     exts: list[str] = []
     for part in reversed(parts[-2:]):

@@ -238,9 +238,9 @@ def next_label(newest: datetime, labels: set[str]) -> str:
 
 
 def is_text(rel: str, size: int) -> bool:
-    name = posixpath.basename(rel)
     if size > TEXT_MAX_BYTES:
         return False
+    name = rel[rel.rfind("/") + 1:]
     stem, ext = posixpath.splitext(name)
     return name in TEXT_NAMES or ext.lower() in TEXT_EXTENSIONS or (ext == "" and stem.upper() in TEXT_NAMES)
 
