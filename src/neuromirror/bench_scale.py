@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from .bench import Archives, child_env, moto_bucket_backend, neuromirror_cmd, run_measured, run_sync, say, \
-    invalidate_listing_cache
+    invalidate_listing_cache, listing_served_from_memory
 
 SCALE_SCENARIOS = ("zarr-dandiset", "aind-zarr", "archive", "clone-get")
 
@@ -151,17 +151,32 @@ def bench_aind_zarr(archives: Archives, work: Path, startup: float, n: int, keep
     root = work / "root-aind-zarr"
     s3 = ["--bucket", bucket, "--s3-endpoint", archives.s3.endpoint_url]
     out = []
-    for scenario in ("aind-zarr-cold", "aind-zarr-resync"):
-        res = run_sync(scenario, n, root, f"aind:{name}", s3, archives, startup, files=n + 2)
-        total = res.get("sync_total_s") or 0
-        res["listing_share"] = round(res["listing_s"] / total, 3) if total else None
-        out.append(res)
+    with listing_served_from_memory():
+        t = time.perf_counter()
+        pages = warm_listing(archives, bucket, f"{name}/")
+        say(f"aind-zarr: moto rendered the asset's {pages} listing pages in {time.perf_counter() - t:.1f} s "
+            "(not measured: the runs below get them from memory)")
+        for scenario in ("aind-zarr-cold", "aind-zarr-resync"):
+            res = run_sync(scenario, n, root, f"aind:{name}", s3, archives, startup, files=n + 2)
+            total = res.get("sync_total_s") or 0
+            res["listing_share"] = round(res["listing_s"] / total, 3) if total else None
+            res["listing_pages_from_memory"] = pages
+            out.append(res)
     if not keep:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
     archives.drop_objects(bucket)
     return out
+
+
+def warm_listing(archives: Archives, bucket: str, prefix: str) -> int:
+    """List ``prefix`` once, as the sync will (same requests), so that moto renders each page now."""
+    from .s3listing import paginate_versions
+    from .sources.aind_s3 import S3Settings, s3_client
+
+    client = s3_client(S3Settings(bucket=bucket, endpoint=archives.s3.endpoint_url))
+    return sum(1 for _ in paginate_versions(client, Bucket=bucket, Prefix=prefix))
 
 
 def bench_archive(archives: Archives, work: Path, startup: float, dandisets: int, large: int, large_n: int,

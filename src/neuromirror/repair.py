@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ log = logging.getLogger("neuromirror.repair")
 #: git config (local, not cloned) saying which URL rule the dataset's branch obeys
 MARK = "neuromirror.urlrule"
 RULE_VERSION = "1"
+#: the mark as ``git config`` writes it into .git/config (a section of its own, one key per line)
+_MARK_LINE = re.compile(r"^\[neuromirror\][ \t]*\n(?:[ \t]+[^\[\n]*\n)*?[ \t]+urlrule[ \t]*=[ \t]*"
+                        + re.escape(RULE_VERSION) + r"[ \t]*$", re.MULTILINE | re.IGNORECASE)
 WEB_LOG = ".log.web"
 
 
@@ -53,6 +57,13 @@ class RepairReport:
 
 
 def is_marked(ds: Path) -> bool:
+    # read by every sync: the file, when it plainly carries the mark, spares a git process
+    try:
+        text = (ds / ".git" / "config").read_text(errors="replace")
+    except OSError:
+        text = ""
+    if _MARK_LINE.search(text):
+        return True
     return gitutil.out(ds, "config", "--local", "--get", MARK, check=False) == RULE_VERSION
 
 
