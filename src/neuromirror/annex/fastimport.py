@@ -229,7 +229,7 @@ class FastImportWriter(AnnexWriter):
 
     def _annex_commit(self, keys: "_KeyLog", annex_parent: Optional[str], ident: str) -> None:
         """The new keys' location and URL logs, merged with what the branch has, in one commit
-        (:mod:`.annexbranch`: blobs through fast-import, trees into a pack)."""
+        (:mod:`.annexbranch`: for many keys, blobs through fast-import and trees into a pack)."""
         now = time.time()
         ts = log_stamp(now)
         existing = self._existing_logs(annex_parent, len(keys))
@@ -251,7 +251,8 @@ class FastImportWriter(AnnexWriter):
                     if web is not None:
                         yield base + ".log.web", web
 
-            annexbranch.write_logs(self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import)
+            annexbranch.write_logs(self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import,
+                                   keys=len(keys))
 
     def _existing_logs(self, annex_parent: Optional[str], n_keys: int) -> Optional[set[int]]:
         """For many keys, one listing of the branch beats a lookup per key; None: look each up.
