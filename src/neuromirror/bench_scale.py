@@ -344,12 +344,12 @@ def run_scale(args: Any, archives: Archives, work: Path, startup: float, results
     """The scale scenarios asked for in ``args.scenarios``; results appended as they come."""
     want = set(args.scenarios)
     # a scenario's objects are dropped from moto only when another scale scenario follows
-    last = [n for n in ("zarr-dandiset", "aind-zarr", "archive") if n in want][-1:]
+    last = next((n for n in reversed(("zarr-dandiset", "aind-zarr", "archive")) if n in want), None)
     for name, fn in (
         ("zarr-dandiset", lambda: bench_zarr_dandiset(archives, work, startup, args.zarrs, args.zarr_objects,
-                                                      args.zarr_blobs, args.keep, drop=last != ["zarr-dandiset"])),
+                                                      args.zarr_blobs, args.keep, drop=last != "zarr-dandiset")),
         ("aind-zarr", lambda: bench_aind_zarr(archives, work, startup, args.aind_zarr_objects, args.keep,
-                                              drop=last != ["aind-zarr"])),
+                                              drop=last != "aind-zarr")),
         ("archive", lambda: bench_archive(archives, work, startup, args.archive_dandisets, 3, args.archive_large,
                                           2, args.zarr_objects, keep=args.keep)),
     ):

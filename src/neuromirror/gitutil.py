@@ -24,6 +24,30 @@ class GitError(RuntimeError):
     """A git or git-annex command failed; the message is its stderr's gist."""
 
 
+def config_file_value(path: Path, section: str, key: str) -> Optional[str]:
+    """The first value of ``key`` in ``[section]`` of a git config file, read without a ``git config`` child.
+
+    ``section`` as its header reads without spaces, lowercased (``neuromirror``,
+    ``datalad"dataset"``).  None when the file, the section or the key is missing;
+    callers that must see git's full semantics (includes, last value wins) ask git then.
+    """
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+    header = f"[{section}]"
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            inside = line.replace(" ", "").lower() == header
+        elif inside and "=" in line:
+            name, value = (part.strip() for part in line.split("=", 1))
+            if name.lower() == key:
+                return value.strip('"')
+    return None
+
+
 def git_env(extra: Optional[dict] = None) -> dict:
     env = dict(os.environ)
     env.update(IDENTITY)

@@ -63,17 +63,4 @@ def init_dataset(path: Path, *, description: str, attributes: Sequence[str] = ()
 
 def dataset_id(path: Path) -> str | None:
     """``datalad.dataset.id`` from ``.datalad/config``, read without a ``git config`` child."""
-    try:
-        text = (Path(path) / ".datalad" / "config").read_text()
-    except OSError:
-        return None
-    section = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("["):
-            section = line.replace(" ", "").lower() == '[datalad"dataset"]'
-        elif section and "=" in line:
-            name, value = (s.strip() for s in line.split("=", 1))
-            if name.lower() == "id":
-                return value.strip('"') or None
-    return None
+    return gitutil.config_file_value(Path(path) / ".datalad" / "config", 'datalad"dataset"', "id") or None

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,6 @@ log = logging.getLogger("neuromirror.repair")
 #: git config (local, not cloned) saying which URL rule the dataset's branch obeys
 MARK = "neuromirror.urlrule"
 RULE_VERSION = "1"
-#: the mark as ``git config`` writes it into .git/config (a section of its own, one key per line)
-_MARK_LINE = re.compile(r"^\[neuromirror\][ \t]*\n(?:[ \t]+[^\[\n]*\n)*?[ \t]+urlrule[ \t]*=[ \t]*"
-                        + re.escape(RULE_VERSION) + r"[ \t]*$", re.MULTILINE | re.IGNORECASE)
 WEB_LOG = ".log.web"
 
 
@@ -58,11 +54,7 @@ class RepairReport:
 
 def is_marked(ds: Path) -> bool:
     # read by every sync: the file, when it plainly carries the mark, spares a git process
-    try:
-        text = (ds / ".git" / "config").read_text(errors="replace")
-    except OSError:
-        text = ""
-    if _MARK_LINE.search(text):
+    if gitutil.config_file_value(ds / ".git" / "config", "neuromirror", "urlrule") == RULE_VERSION:
         return True
     return gitutil.out(ds, "config", "--local", "--get", MARK, check=False) == RULE_VERSION
 

@@ -157,9 +157,7 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport,
     d = _Diff(Spool(), files if files is not None else Spool())
     tally = Tally()
     seen: set[str] = set()
-    # hash of the lowercased path -> the path (shared with ``seen``): holding the lowercased strings
-    # themselves was ~100 MB at 10^6 files
-    lowered: dict[int, str] = {}
+    lowered: dict[str, str] = {}
     dirs: set[str] = set()
     # the parent directory of the last file taken: its ancestors were checked then, and a
     # listing in path order takes a folder's files one after another
@@ -181,15 +179,14 @@ def diff_snapshot(current: dict[str, bytes], snap: Snapshot, report: SyncReport,
                 if any(p in seen for p in parents):
                     reason = "a file and a directory of the same name"
         if reason is None:
-            low = e.path.lower()
-            other = lowered.get(hash(low))
-            if other is not None and other.lower() == low:
+            other = lowered.get(e.path.lower())
+            if other is not None:
                 reason = f"path differs only by case from {other!r}"
         if reason is not None:
             snap.refused.append(Refusal(e.path if isinstance(e.path, str) else repr(e.path), reason))
             continue
         seen.add(e.path)
-        lowered[hash(low)] = e.path
+        lowered[e.path.lower()] = e.path
         dirs.update(parents)
         last_dir = parent_dir
         if type(e) is AnnexEntry:

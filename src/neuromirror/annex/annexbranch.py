@@ -22,7 +22,9 @@ from .pack import BLOB, COMMIT, TREE, PackWriter, object_id, parse_tree, tree_by
 
 BRANCH = "refs/heads/git-annex"
 
-_LAYOUT = re.compile(rb"[0-9a-f]{3}/[0-9a-f]{3}/[^/]+")
+#: a key's log: fast-import's paths end at a line feed, tree entries' names at a NUL
+_LAYOUT = re.compile(rb"[0-9a-f]{3}/[0-9a-f]{3}/[^/\x00\n]+")
+_MESSAGE = b"update"
 _DIR, _FILE = b"40000", b"100644"
 
 #: a fast-import stream runner: it calls the function with the stream's stdin, then finishes the stream
@@ -45,16 +47,20 @@ def write_logs(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optional[s
         fast_import(lambda s: _stream_commit(s, logs, parent, ident, stamp))
 
 
+def _log_path(path: str) -> bytes:
+    p = path.encode()
+    if not _LAYOUT.fullmatch(p):
+        raise ValueError(f"not a key log path of the git-annex branch: {path!r}")
+    return p
+
+
 def _stream_commit(s: IO[bytes], logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str,
                    stamp: str) -> None:
-    s.write(f"commit {BRANCH}\ncommitter {ident} {stamp}\ndata 6\nupdate\n".encode())
+    s.write(f"commit {BRANCH}\ncommitter {ident} {stamp}\n".encode() + b"data %d\n%s\n" % (len(_MESSAGE), _MESSAGE))
     if parent:
         s.write(f"from {parent}\n".encode())
     for path, data in logs:
-        p = path.encode()
-        if not _LAYOUT.fullmatch(p) or b"\n" in p:
-            raise ValueError(f"not a key log path of the git-annex branch: {path!r}")
-        s.write(b"M 100644 inline " + p + b"\ndata %d\n" % len(data))
+        s.write(b"M 100644 inline " + _log_path(path) + b"\ndata %d\n" % len(data))
         s.write(data)
         s.write(b"\n")
 
@@ -66,11 +72,8 @@ def _write_packed(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optiona
     commit: list[bytes] = []
 
     def stream(s: IO[bytes]) -> None:
-        n = 0
         for path, data in logs:
-            p = path.encode()
-            if not _LAYOUT.fullmatch(p):
-                raise ValueError(f"not a key log path of the git-annex branch: {path!r}")
+            p = _log_path(path)
             s.write(b"blob\ndata %d\n" % len(data))
             s.write(data)
             s.write(b"\n")
@@ -78,8 +81,7 @@ def _write_packed(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optiona
             if bucket is None:
                 bucket = buckets[p[0]] = Spool()
             bucket.add((p, object_id(BLOB, data)))
-            n += 1
-        if n:  # fast-import still digests the blobs while the trees are built
+        if buckets:  # fast-import still digests the blobs while the trees are built
             commit.append(_commit_trees(repo, buckets, parent, ident, stamp, pack))
 
     try:
@@ -124,5 +126,5 @@ def _commit_trees(repo: Path, buckets: dict[int, Spool], parent: Optional[str], 
                 root[top] = (_DIR, pack.add(TREE, tree_bytes(top_entries)))
     root_id = pack.add(TREE, tree_bytes(root))
     lines = [f"tree {root_id.hex()}"] + ([f"parent {parent}"] if parent else [])
-    lines += [f"author {ident} {stamp}", f"committer {ident} {stamp}", "", "update", ""]
-    return pack.add(COMMIT, "\n".join(lines).encode())
+    lines += [f"author {ident} {stamp}", f"committer {ident} {stamp}", ""]
+    return pack.add(COMMIT, "\n".join(lines).encode() + b"\n" + _MESSAGE + b"\n")

@@ -477,11 +477,9 @@ class AindSource:
 
     def _final_digest(self, listing: _Listing) -> str:
         """The listing's digest, with the settings that change what a sync makes of it."""
-        final = getattr(listing, "final_digest", None)
-        if final is None:
-            listing.digest.update(f"policy {self.settings.policy}\n".encode())
-            final = listing.final_digest = listing.digest.hexdigest()[:32]  # type: ignore[attr-defined]
-        return final
+        digest = listing.digest.copy()
+        digest.update(f"policy {self.settings.policy}\n".encode())
+        return digest.hexdigest()[:32]
 
     def _describe(self, snap: Snapshot, listing: _Listing, sidecars: dict[str, bytes], labels: set[str]) -> None:
         """Label, date, metadata and messages of ``snap``, from the whole listing."""
