@@ -74,9 +74,7 @@ def _write_packed(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optiona
     def stream(s: IO[bytes]) -> None:
         for path, data in logs:
             p = _log_path(path)
-            s.write(b"blob\ndata %d\n" % len(data))
-            s.write(data)
-            s.write(b"\n")
+            s.write(b"blob\ndata %d\n%s\n" % (len(data), data))
             bucket = buckets.get(p[0])
             if bucket is None:
                 bucket = buckets[p[0]] = Spool()

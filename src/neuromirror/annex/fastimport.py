@@ -40,6 +40,11 @@ _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')
 #: A 64 MB threshold keeps the memory (fast-import's RSS stays ~17 MB either way).
 FAST_IMPORT_ENV = {"MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
+#: fast-import's objects are stored, not deflated: a mirror's objects are ~100-byte symlinks,
+#: logs and trees, which zlib barely shrinks (fast-import still deltas each against the last
+#: one) but which cost fast-import half its CPU to deflate (4x10^5 logs: 4.3 s -> 2.1 s)
+FAST_IMPORT_CONFIG = ("-c", "pack.compression=0")
+
 #: where the data commit waits while its keys are registered; the branch moves after
 STAGING_REF = "refs/neuromirror/staging"
 
@@ -128,7 +133,7 @@ class FastImportWriter(AnnexWriter):
     def _fast_import(self, write: Callable[[IO[bytes]], None]) -> None:
         """Run one fast-import stream; refs move only if the whole stream got through."""
         proc = subprocess.Popen(
-            ["git", "-C", str(self.repo), "fast-import", "--quiet", "--done", "--force"],
+            ["git", *FAST_IMPORT_CONFIG, "-C", str(self.repo), "fast-import", "--quiet", "--done", "--force"],
             stdin=subprocess.PIPE,
             bufsize=1 << 20,
             stderr=subprocess.PIPE,
@@ -307,6 +312,8 @@ class _KeyLog(Spool):
 
 def _merge_log(existing: Optional[bytes], ts: str, values: list[str]) -> Optional[bytes]:
     """Add ``values`` as present (status 1) to a git-annex log; None when nothing changes."""
+    if not existing:  # a new key: the common case of a large first sync
+        return "".join(f"{ts} 1 {v}\n" for v in dict.fromkeys(values)).encode() if values else None
     lines = existing.decode().splitlines() if existing else []
     present = {}
     for line in lines:
