@@ -183,3 +183,47 @@ def test_no_match_and_bad_input(root: Path, capsys: pytest.CaptureFixture, tmp_p
     assert code == 2 and f"no mirror at {tmp_path / 'nothing-here'} (no index" in err
     assert not (tmp_path / "nothing-here").exists()  # a read-only command creates nothing
     assert not (tmp_path / "nothing-here").exists()  # a search creates nothing
+
+
+def test_staged_version_rows_stay_invisible_until_linked(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sync writes a version's rows while its commit is made (short transactions, so a
+    parallel sync's writes get through), and links them once the commit exists; a failed
+    commit leaves nothing a user can find."""
+    import sqlite3
+
+    from neuromirror import version_rows
+
+    monkeypatch.setattr(version_rows, "BATCH", 5)
+    monkeypatch.setattr(version_rows, "STAGE_TRANSACTION", 10)
+    root = tmp_path / "root"
+    idx = Index(root / ".neuromirror" / "index.sqlite")
+    idx.ensure_source(f"aind:{RAW}", "aind", RAW, f"aind/{RAW}")
+    other = sqlite3.connect(str(idx.path), timeout=0, isolation_level=None, check_same_thread=False)  # another sync: it must not wait
+    wrote_between: list[int] = []
+
+    def files(n: int):
+        for i in range(n):
+            if i == 20:  # 20 rows committed, the next batch not begun: the write lock is free
+                other.execute("INSERT OR REPLACE INTO cache (namespace, key, value) VALUES ('t', 'k', 'v')")
+                wrote_between.append(i)
+            md5 = hashlib.md5(str(i).encode()).hexdigest()
+            url = f"https://aind.s3/{RAW}/f{i}.bin?versionId=1"
+            yield AnnexEntry(f"f{i}.bin", md5e_key(md5, i, f"f{i}.bin"), i, (url,), MD5, md5, f"{RAW}/f{i}.bin@1")
+
+    aborted = idx.stage_version(f"aind:{RAW}", files(40))
+    aborted.abort()  # the commit failed
+    assert idx.versions(f"aind:{RAW}") == []
+    assert hits(root, capsys, "--path", "f3.bin") == []
+
+    staged = idx.stage_version(f"aind:{RAW}", files(40))
+    vid = staged.finish(label="2024-01-01T00-00-00Z", kind="snapshot", commit="c" * 40, tag=None,
+                        remote_modified=None, date="2024-01-01T00:00:00+00:00")
+    assert 20 in wrote_between
+    [v] = idx.versions(f"aind:{RAW}")
+    assert (v["id"], v["files"], v["bytes"], v["commit"]) == (vid, 40, sum(range(40)), "c" * 40)
+    assert [f.path for f in idx.version_files(vid)] == sorted(f"f{i}.bin" for i in range(40))
+    # rows the aborted attempt wrote are the same file states: reused, not doubled
+    assert idx.db.conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 40
+    [hit] = hits(root, capsys, "--path", "f3.bin")
+    assert (hit["path"], hit["commit"]) == ("f3.bin", "c" * 40)

@@ -24,10 +24,12 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
-from .crashpoints import crashpoint
 from .records import Entry, PreviousFile
+
+if TYPE_CHECKING:
+    from .version_rows import StagedVersion
 
 SCHEMA_VERSION = 1
 #: paths per query of version_files_at (SQLite's oldest limit is 999 parameters)
@@ -322,50 +324,20 @@ class Index:
         Written only after the commit (and tag) exist, so the index can never
         name a commit the dataset lacks.
         """
-        conn = self.db.conn
-        with self.transaction():
-            conn.execute(
-                "DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=? AND \"commit\"=? AND label=?)",
-                [source, commit, label],
-            )
-            conn.execute("DELETE FROM versions WHERE source=? AND \"commit\"=? AND label=?", [source, commit, label])
-            cur = conn.execute(
-                "INSERT INTO versions (source, label, kind, \"commit\", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta)"
-                " VALUES (?,?,?,?,?,?,?,?,0,0,?,?,?)",
-                [source, label, kind, commit, tag, synced_at or utcnow(), remote_modified, date, doi, citation,
-                 json.dumps(meta or {})],
-            )
-            vid = cur.lastrowid
-            files = nbytes = 0
-            batch: list[tuple] = []
-            for e in entries:
-                files += 1
-                nbytes += e.size or 0
-                batch.append(
-                    (source, e.path, e.key, e.size, e.checksum_kind, e.checksum, json.dumps(list(e.urls)), e.remote_id)
-                )
-                if len(batch) >= 5000:
-                    self._insert_entries(vid, batch)
-                    batch = []
-                    crashpoint("index-write")
-            if batch:
-                self._insert_entries(vid, batch)
-            crashpoint("index-write")
-            conn.execute("UPDATE versions SET files=?, bytes=? WHERE id=?", [files, nbytes, vid])
-        return int(vid)  # type: ignore[arg-type]
+        from .version_rows import Stats, link_version, write_entries
 
-    def _insert_entries(self, vid: int, batch: list[tuple]) -> None:
-        conn = self.db.conn
-        conn.executemany(
-            "INSERT OR IGNORE INTO entries (source, path, key, size, checksum_kind, checksum, urls, remote_id)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            batch,
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO version_files (version_id, entry_id) SELECT ?, id FROM entries"
-            " WHERE source=? AND path=? AND ifnull(key,'')=ifnull(?,'') AND ifnull(checksum,'')=ifnull(?,'') AND urls=?",
-            [(vid, b[0], b[1], b[2], b[5], b[6]) for b in batch],
-        )
+        stats = Stats()
+        with self.transaction():
+            write_entries(self.db.conn, source, entries, stats)
+            return link_version(self.db.conn, source, stats, dict(
+                label=label, kind=kind, commit=commit, tag=tag, remote_modified=remote_modified, date=date, doi=doi,
+                citation=citation, meta=meta, synced_at=synced_at or utcnow()))
+
+    def stage_version(self, source: str, entries: Iterable[Entry]) -> "StagedVersion":
+        """Start writing a version's files while its commit is made (:mod:`.version_rows`)."""
+        from .version_rows import StagedVersion
+
+        return StagedVersion(self.path, source, entries)
 
     def version_files(self, version_id: int, page: int = 5000) -> Iterator[PreviousFile]:
         """A version's files in path order (UTF-8 byte order), a page per short query.

@@ -38,6 +38,7 @@ from .records import (
 )
 from .trailers import format_trailers
 from .urlrule import Tally
+from .version_rows import StagedVersion
 
 log = logging.getLogger("neuromirror.sync")
 
@@ -271,9 +272,18 @@ class Recorder:
             "UPDATE versions SET remote_modified=? WHERE id=?", [remote_modified, state.head_version["id"]]  # type: ignore[index]
         )
 
-    def record_version(self, state: IndexState, files: Spool, **fields: object) -> None:
+    def stage(self, files: Spool) -> Optional[StagedVersion]:
+        """Start writing the version's files into the index while its commit is made
+        (:mod:`.version_rows`); :meth:`record_version` links them once the commit exists."""
+        return self.mirror.index.stage_version(self.sid, _records(files))
+
+    def record_version(self, state: IndexState, files: Spool, staged: Optional[StagedVersion] = None,
+                       **fields: object) -> None:
         index = self.mirror.index
-        vid = index.record_version(self.sid, entries=_records(files), **fields)  # type: ignore[arg-type]
+        if staged is not None:
+            vid = staged.finish(**fields)
+        else:
+            vid = index.record_version(self.sid, entries=_records(files), **fields)  # type: ignore[arg-type]
         state.head_version = index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid}
 
     def set_pending(self, pending: list[Pending]) -> None:
@@ -404,19 +414,26 @@ def sync_dataset(mirror: Mirror, source: object, report: SyncReport, recorder: R
                     recorder.draft_modified(state, snap.remote_modified)
                 continue
             crashpoint("before-commit")
-            with timing.phase("registration+commit"):
-                if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
-                    commit = head  # an interrupted run made this version's commit but not its tag
-                else:
-                    commit = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date).commit
-                crashpoint("after-commit")
-                if snap.tag:
-                    writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
-                    crashpoint("after-tag")
+            staged = recorder.stage(d.files)
+            try:
+                with timing.phase("registration+commit"):
+                    if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
+                        commit = head  # an interrupted run made this version's commit but not its tag
+                    else:
+                        commit = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date).commit
+                    crashpoint("after-commit")
+                    if snap.tag:
+                        writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
+                        crashpoint("after-tag")
+            except BaseException:
+                if staged is not None:
+                    staged.abort()
+                raise
             with timing.phase("index"):
                 recorder.record_version(
                     state,
                     d.files,
+                    staged=staged,
                     label=snap.label,
                     kind=snap.kind,
                     commit=commit,
