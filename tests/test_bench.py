@@ -65,3 +65,16 @@ def test_bench_scale_scenarios_at_a_toy_size(tmp_path: Path) -> None:
     clone = by["clone-get"]
     assert not any(k.endswith("_error") for k in clone), clone
     assert "| zarr-dandiset-cold " in proc.stdout
+
+
+def test_tree_rss_counts_a_forked_image_once() -> None:
+    """A child forked and not yet exec'd shares its parent's pages: the tree's peak is the parent's."""
+    from neuromirror.bench import TreeRSS
+
+    code = ("import os, time\nb = bytearray(200 << 20)\nb[::4096] = b'x' * len(b[::4096])\npid = os.fork()\n"
+            "if pid == 0:\n    time.sleep(1.0)\n    os._exit(0)\nos.waitpid(pid, 0)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    rss = TreeRSS(proc.pid)
+    assert proc.wait() == 0
+    peak_mb = rss.stop() / 2**20
+    assert 200 <= peak_mb < 300, rss.at_peak
