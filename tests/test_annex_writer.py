@@ -178,3 +178,21 @@ def test_annex_branch_written_whole_is_what_git_annex_writes(mirror: Mirror, mon
         last = json.loads(annex(ds, "whereis", "--json", ents[-1].path))
         assert {u for w in last["whereis"] for u in w.get("urls", [])} == set(ents[-1].urls)
     assert logs[0] == logs[1] and len(logs[0]) == 2 * len({e.key for e in ents})
+
+
+def test_key_logs_read_as_git_annex_reads_them() -> None:
+    """The newest line per value decides (whatever the line order); a ':' marks a special remote's URL."""
+    from neuromirror.annex.logs import add_present, log_state, web_urls
+
+    log = (b"1700000002.5s 0 https://a/x\n"
+           b"1700000001s 1 https://a/x\n"  # older than the removal above: x stays gone
+           b"1700000001s 1 :https://b/y\n"
+           b"garbage\n")
+    assert log_state(log) == {"https://a/x": False, ":https://b/y": True}
+    assert web_urls(log) == ("https://b/y",)
+    assert web_urls(None) == ()
+    assert add_present(log, "1700000003s", [":https://b/y"]) is None  # already present
+    again = add_present(log, "1700000003s", ["https://a/x", "https://a/x"])
+    assert again is not None and web_urls(again) == ("https://b/y", "https://a/x")
+    assert add_present(None, "1700000003s", ["u", "u", "v"]) == b"1700000003s 1 u\n1700000003s 1 v\n"
+    assert add_present(None, "1700000003s", []) is None

@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 
 from . import gitutil
 from .annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
+from .annex.logs import web_urls
 from .index import Index
 from .records import GIT, MD5, SHA256, SUBDATASET, VERIFY_ON_GET, PreviousFile
 from .trailers import parse_trailers
@@ -70,7 +71,7 @@ def tree_files(ds: Path, commit: str, cat: gitutil.CatFile, url_cache: dict[str,
 
 
 def _urls(cat: gitutil.CatFile, key: str) -> tuple[str, ...]:
-    return urls_of_log(cat.get(web_log_spec(key)))
+    return web_urls(cat.get(web_log_spec(key)))
 
 
 def web_log_spec(key: str) -> str:
@@ -88,22 +89,6 @@ def web_log_blobs(repo: Path) -> dict[str, str]:
         return {}
     return {path: sha for _, typ, sha, path in gitutil.ls_tree(repo, "refs/heads/git-annex")
             if typ == "blob" and path.endswith(".log.web")}
-
-
-def urls_of_log(data: Optional[bytes]) -> tuple[str, ...]:
-    """The URLs a ``.log.web`` says are present, in the order first seen."""
-    if not data:
-        return ()
-    state: dict[str, bool] = {}
-    order: list[str] = []
-    for line in data.decode().splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) == 3:
-            if parts[2] not in state:
-                order.append(parts[2])
-            state[parts[2]] = parts[1] == "1"
-    # a leading ":" marks a URL claimed by a special remote (git-annex's OtherDownloader, as registerurl writes it)
-    return tuple(u[1:] if u.startswith(":") else u for u in order if state[u])
 
 
 def _citation(tag_message: str) -> Optional[str]:

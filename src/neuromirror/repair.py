@@ -25,9 +25,9 @@ from typing import Iterator
 
 from . import gitutil
 from .annex.keys import key_from_file
+from .annex.logs import log_state
 from .reindex import web_log_blobs
 from .urlrule import to_drop
-from .verify import _log_state as log_state
 
 log = logging.getLogger("neuromirror.repair")
 

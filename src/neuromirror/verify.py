@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from . import gitutil
 from .annex.keys import hashdir_lower, parse_key
+from .annex.logs import log_state, web_urls
 from .records import GIT, MD5, SHA256, SUBDATASET
 from .progress import ByteProgress
 from .retrieve import TreeFile, fmt_bytes, gitlinks, has_commit, remove_clone, tree_files
@@ -138,26 +139,6 @@ class VerifyReport:
 
 
 # -- the git-annex branch ---------------------------------------------------------
-def _log_state(data: Optional[bytes]) -> dict[str, bool]:
-    """``timestamp status value`` lines -> value: present?, last line per value wins (by timestamp)."""
-    state: dict[str, tuple[float, bool]] = {}
-    if not data:
-        return {}
-    for line in data.decode(errors="replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) != 3:
-            continue
-        stamp, status, value = parts
-        try:
-            t = float(stamp.rstrip("s"))
-        except ValueError:
-            t = 0.0
-        old = state.get(value)
-        if old is None or t >= old[0]:
-            state[value] = (t, status == "1")
-    return {v: s for v, (_, s) in state.items()}
-
-
 class AnnexBranch:
     """Reads key logs from a fixed ``git-annex`` branch commit."""
 
@@ -171,12 +152,10 @@ class AnnexBranch:
         return self.cat.get(f"{self.ref}:{hashdir_lower(key)}{key_file(key)}{suffix}")
 
     def urls(self, key: str) -> list[str]:
-        state = _log_state(self._get(key, ".log.web"))
-        # a leading ":" marks a URL claimed by a special remote (as registerurl writes it)
-        return [u[1:] if u.startswith(":") else u for u, live in state.items() if live]
+        return list(web_urls(self._get(key, ".log.web")))
 
     def locations(self, key: str) -> list[str]:
-        state = _log_state(self._get(key, ".log"))
+        state = log_state(self._get(key, ".log"))
         return [u for u, live in state.items() if live]
 
 

@@ -29,6 +29,7 @@ from ..records import AnnexEntry, GitEntry, SubdatasetEntry
 from ..spool import Spool
 from . import annexbranch, gitmodules
 from .keys import hashdir_lower, key_file, symlink_target, url_for_log
+from .logs import add_present
 from .writer import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
 
 
@@ -249,10 +250,10 @@ class FastImportWriter(AnnexWriter):
                 for key, urls in keys.merged():
                     base = hashdir_lower(key) + key_file(key)
                     remotes = sorted({self.remote_for(u) for u in urls})
-                    loc = _merge_log(old(base + ".log"), ts, remotes)
+                    loc = add_present(old(base + ".log"), ts, remotes)
                     if loc is not None:
                         yield base + ".log", loc
-                    web = _merge_log(old(base + ".log.web"), ts, urls)
+                    web = add_present(old(base + ".log.web"), ts, urls)
                     if web is not None:
                         yield base + ".log.web", web
 
@@ -308,21 +309,3 @@ class _KeyLog(Spool):
             else:
                 yield key, list(dict.fromkeys(urls))
         yield from later.items()
-
-
-def _merge_log(existing: Optional[bytes], ts: str, values: list[str]) -> Optional[bytes]:
-    """Add ``values`` as present (status 1) to a git-annex log; None when nothing changes."""
-    if not existing:  # a new key: the common case of a large first sync
-        return "".join(f"{ts} 1 {v}\n" for v in dict.fromkeys(values)).encode() if values else None
-    lines = existing.decode().splitlines() if existing else []
-    present = {}
-    for line in lines:
-        parts = line.split(" ", 2)
-        if len(parts) == 3:
-            present[parts[2]] = parts[1] == "1"
-    todo = [v for v in values if not present.get(v)]
-    if not todo:
-        return None
-    kept = [line for line in lines if line.split(" ", 2)[-1] not in todo]
-    kept += [f"{ts} 1 {v}" for v in todo]
-    return ("\n".join(kept) + "\n").encode()

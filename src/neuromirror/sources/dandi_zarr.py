@@ -59,9 +59,9 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterable, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .. import gitutil, timing
 from ..dates import parse_iso as _parse_time
@@ -656,7 +656,8 @@ def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
     round trip per object cost 4 s on a busy machine.
     """
     from ..annex.keys import hashdir_lower, key_file, key_from_symlink
-    from ..reindex import urls_of_log, web_log_blobs
+    from ..annex.logs import web_urls
+    from ..reindex import web_log_blobs
 
     links = [(path, sha) for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "120000"]
     logs = web_log_blobs(zds)  # the URL logs by blob id (~0.25 ms per key saved)
@@ -665,7 +666,7 @@ def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
                 for t in cat.get_many(sha for _, sha in links)]
         unique = [k for k in dict.fromkeys(k for k in keys if k)]
         found = [k for k in unique if f"{hashdir_lower(k)}{key_file(k)}.log.web" in logs]
-        urls = {k: frozenset(urls_of_log(data)) for k, data in
+        urls = {k: frozenset(web_urls(data)) for k, data in
                 zip(found, cat.get_many(logs[f"{hashdir_lower(k)}{key_file(k)}.log.web"] for k in found))}
     return {path: (key, urls.get(key, frozenset())) for (path, _), key in zip(links, keys) if key}
 

@@ -1,0 +1,55 @@
+"""git-annex's per-key logs on its branch (``<key>.log``: where the content is; ``<key>.log.web``: its URLs).
+
+Each line is ``<timestamp>s <status> <value>``; for each value the line with the newest
+timestamp says whether it is present (status 1) or gone (0).  One reader for the
+mirror's writer, its verification, its repair and its index rebuild, so that they
+agree on what a log says.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+
+def log_state(data: Optional[bytes]) -> dict[str, bool]:
+    """value -> present?, in the order values first appear; the newest line per value wins."""
+    state: dict[str, tuple[float, bool]] = {}
+    if not data:
+        return {}
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) != 3:
+            continue
+        stamp, status, value = parts
+        try:
+            t = float(stamp.rstrip("s"))
+        except ValueError:
+            t = 0.0
+        old = state.get(value)
+        if old is None or t >= old[0]:
+            state[value] = (t, status == "1")
+    return {v: present for v, (_, present) in state.items()}
+
+
+def web_urls(data: Optional[bytes]) -> tuple[str, ...]:
+    """The URLs a ``.log.web`` says are present, in the order first seen.
+
+    A leading ``:`` marks a URL claimed by a special remote (git-annex's OtherDownloader,
+    as ``registerurl`` writes it); the URL is what follows.
+    """
+    return tuple(u[1:] if u.startswith(":") else u for u, live in log_state(data).items() if live)
+
+
+def add_present(existing: Optional[bytes], stamp: str, values: Iterable[str]) -> Optional[bytes]:
+    """``existing`` with ``values`` recorded as present at ``stamp``; None when nothing changes."""
+    values = list(dict.fromkeys(values))
+    if not existing:  # a new key: the common case of a large first sync
+        return "".join(f"{stamp} 1 {v}\n" for v in values).encode() if values else None
+    present = log_state(existing)
+    todo = [v for v in values if not present.get(v)]
+    if not todo:
+        return None
+    lines = existing.decode().splitlines()
+    kept = [line for line in lines if line.split(" ", 2)[-1] not in todo]
+    kept += [f"{stamp} 1 {v}" for v in todo]
+    return ("\n".join(kept) + "\n").encode()
