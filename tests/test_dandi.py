@@ -412,3 +412,31 @@ def test_resync_listing_that_repeats_or_skips_a_page_commits_nothing(cli, dandi_
     code, _, err = cli("sync", f"dandi:{ident}")
     assert code == 0, err
     assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold")
+
+
+def test_versions_after_a_large_one_read_its_state_from_the_index(cli, dandi_archive, tmp_path: Path, capsys,  # noqa: ANN001
+                                                                   monkeypatch) -> None:  # noqa: ANN001
+    """A large version's state is not held through its commit; the next version of the same sync
+    reads it back from the index: the same commits and index rows as a sync that kept it."""
+    from neuromirror import sync as sync_module
+
+    sample = build_sample_dandiset(dandi_archive)
+    assert cli("sync", f"dandi:{sample.identifier}")[0] == 0
+    monkeypatch.setattr(sync_module, "KEEP_STATE_BELOW", 1)  # every version counts as large
+    other = CLI(tmp_path / "mirror-reread", capsys, dandi_archive.api_url)
+    code, out, err = other("sync", f"dandi:{sample.identifier}")
+    assert code == 0 and "2 new version(s)" in out, err
+    kept, reread = (root / "dandi" / sample.identifier for root in (cli.root, other.root))
+
+    def history(ds: Path) -> list[tuple[str, str]]:  # each commit's message and files (not .datalad: its id differs)
+        return [(git(ds, "log", "-1", "--format=%B", c),
+                 "\n".join(line for line in git(ds, "ls-tree", "-r", c).splitlines() if "\t.datalad/" not in line))
+                for c in commits(ds)]
+
+    assert history(reread) == history(kept) and len(history(kept)) >= 3
+    assert git(reread, "tag", "-l") == git(kept, "tag", "-l") != ""
+
+    def rows(root: Path) -> list[tuple]:  # the index's files per version, without the commit ids
+        return [r[:1] + r[2:] for r in dump_index(root / ".neuromirror" / "index.sqlite")["files"]]
+
+    assert rows(other.root) == rows(cli.root)

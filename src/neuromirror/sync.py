@@ -49,6 +49,8 @@ class SyncError(RuntimeError):
 
 #: IndexState.previous answers this many paths by point queries before loading the whole state
 POINT_LOOKUPS = 2000
+#: a version's path -> identity state is kept for the sync's next snapshot below this many paths
+KEEP_STATE_BELOW = 100_000
 
 
 class IndexState:
@@ -285,6 +287,7 @@ class Recorder:
         else:
             vid = index.record_version(self.sid, entries=_records(files), **fields)  # type: ignore[arg-type]
         state.head_version = index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid}
+        state._prev = None  # what it loaded was the state before this version
 
     def set_pending(self, pending: list[Pending]) -> None:
         self.mirror.index.set_pending(self.sid, pending)
@@ -401,6 +404,10 @@ def sync_dataset(mirror: Mirror, source: object, report: SyncReport, recorder: R
             with timing.phase("previous-state"):
                 current = _current_state(ds, head, state)
         d = diff_snapshot(current, snap, report, recorder.files_spool())
+        if len(current) >= KEEP_STATE_BELOW:
+            # not held through the commit (10^6 paths: ~200 MB beside git's checkout); a later
+            # snapshot of the same sync, if any, reads the state again from the index
+            current = None
         # listing = producing the entries, less the pinning the source timed inside it
         timing.current().add("listing+diff", time.perf_counter() - t_list)  # type: ignore[union-attr]
         report.warnings.extend(getattr(snap, "warnings", ()))
