@@ -167,10 +167,9 @@ class JournalRecorder(Recorder):
         files.flush()
         path = Path(files.fh.name)
         self.ops.append(("record", fields, str(path), files.count))
-        state.head_version = {"id": None, "journal": len(self.ops) - 1, "commit": fields["commit"]}
         assert isinstance(state, JournalState)
         state.journal_files = (path, files.count)
-        state._prev = None
+        state.now_at({"id": None, "journal": len(self.ops) - 1, "commit": fields["commit"]})
 
     def set_pending(self, pending: list[Pending]) -> None:
         self.ops.append(("pending", list(pending)))

@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
 from .records import Entry, PreviousFile
 
@@ -118,6 +118,27 @@ class Database:
         return getattr(self._sqlite_utils(), name)
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A writing connection to the index file, as every writer of it sets one up (its WAL mode is the file's)."""
+    conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, taking the lock at once (a read turned write could deadlock), rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
 class Index:
     def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
@@ -129,15 +150,13 @@ class Index:
             self.db = Database(conn)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+        conn = connect(self.path)
         self.db = Database(conn)
         # switching a new file to WAL and creating the schema take an exclusive lock that
         # SQLite's busy timeout does not wait for: parallel syncs opening a fresh index retry
         for attempt in range(50):
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
                 self._ensure_schema()
                 break
             except sqlite3.OperationalError as exc:
@@ -235,17 +254,8 @@ class Index:
                 if_not_exists=True,
             )
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        conn = self.db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+    def transaction(self) -> ContextManager[None]:
+        return transaction(self.db.conn)
 
     def close(self) -> None:
         self.db.conn.close()

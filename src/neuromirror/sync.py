@@ -64,6 +64,11 @@ class IndexState:
         self._lookups = 0
         self._labels = {v["label"] for v in index.versions(source)}
 
+    def now_at(self, version: dict) -> None:
+        """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""
+        self.head_version = version
+        self._prev = None
+
     def labels(self) -> set[str]:
         return set(self._labels)
 
@@ -286,8 +291,7 @@ class Recorder:
             vid = staged.finish(**fields)
         else:
             vid = index.record_version(self.sid, entries=_records(files), **fields)  # type: ignore[arg-type]
-        state.head_version = index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid}
-        state._prev = None  # what it loaded was the state before this version
+        state.now_at(index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid})
 
     def set_pending(self, pending: list[Pending]) -> None:
         self.mirror.index.set_pending(self.sid, pending)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .crashpoints import crashpoint
+from .index import connect, transaction, utcnow
 from .records import Entry
 
 #: rows per statement batch, and per transaction of a staged version
@@ -44,7 +45,8 @@ _ENTRY_ID = (
     "SELECT id FROM entries WHERE source=? AND path=? AND ifnull(key,'')=ifnull(?,'')"
     " AND ifnull(checksum,'')=ifnull(?,'') AND urls=?"
 )
-_STAGED = "temp.neuromirror_staged"
+#: the entry ids of the version being written: a TEMP table, private to its connection
+_STAGED = "neuromirror_staged"
 
 
 class Stats:
@@ -62,7 +64,7 @@ def write_entries(conn: sqlite3.Connection, source: str, entries: Iterable[Entry
     With ``commit_every`` the rows go in transactions of that many; without, the caller's
     transaction holds them all.
     """
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGED.split('.')[1]} (entry_id INTEGER NOT NULL)")
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGED} (entry_id INTEGER NOT NULL)")
     batch: list[tuple] = []
     in_txn = 0
 
@@ -71,7 +73,7 @@ def write_entries(conn: sqlite3.Connection, source: str, entries: Iterable[Entry
         if commit_every and not in_txn:
             conn.execute("BEGIN IMMEDIATE")
         conn.executemany(_INSERT_ENTRY, batch)
-        conn.executemany(f"INSERT INTO {_STAGED} (entry_id) " + _ENTRY_ID, [(b[0], b[1], b[2], b[5], b[6]) for b in batch])
+        conn.executemany(f"INSERT INTO temp.{_STAGED} (entry_id) " + _ENTRY_ID, [(b[0], b[1], b[2], b[5], b[6]) for b in batch])
         in_txn += len(batch)
         batch = []
         if commit_every and in_txn >= commit_every:
@@ -94,8 +96,6 @@ def write_entries(conn: sqlite3.Connection, source: str, entries: Iterable[Entry
 
 def link_version(conn: sqlite3.Connection, source: str, stats: Stats, fields: dict[str, Any]) -> int:
     """The versions row and its files (the staged entry ids), inside the caller's transaction."""
-    from .index import utcnow
-
     commit, label = fields["commit"], fields["label"]
     conn.execute(
         "DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=? AND \"commit\"=? AND label=?)",
@@ -110,8 +110,8 @@ def link_version(conn: sqlite3.Connection, source: str, stats: Stats, fields: di
          json.dumps(fields.get("meta") or {})],
     )
     vid = int(cur.lastrowid)  # type: ignore[arg-type]
-    conn.execute(f"INSERT OR IGNORE INTO version_files (version_id, entry_id) SELECT ?, entry_id FROM {_STAGED}", [vid])
-    conn.execute(f"DELETE FROM {_STAGED}")
+    conn.execute(f"INSERT OR IGNORE INTO version_files (version_id, entry_id) SELECT ?, entry_id FROM temp.{_STAGED}", [vid])
+    conn.execute(f"DELETE FROM temp.{_STAGED}")
     return vid
 
 
@@ -127,7 +127,7 @@ class StagedVersion:
         self.source = source
         self.stats = Stats()
         self._entries = entries
-        self._conn = sqlite3.connect(str(index_path), timeout=60, isolation_level=None, check_same_thread=False)
+        self._conn = connect(index_path)
         self._error: Optional[BaseException] = None
         self._stop = False
         self._thread = threading.Thread(target=self._run, name=f"index rows of {source}", daemon=True)
@@ -135,9 +135,7 @@ class StagedVersion:
 
     def _run(self) -> None:
         try:
-            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(f"PRAGMA cache_size=-{STAGE_CACHE_KIB}")
-            self._conn.execute("PRAGMA foreign_keys=ON")
             write_entries(self._conn, self.source, self._stopping(), self.stats, commit_every=STAGE_TRANSACTION)
             self._conn.execute("PRAGMA shrink_memory")  # the cache's pages, until the version is linked
         except BaseException as exc:  # handed to finish()
@@ -157,14 +155,9 @@ class StagedVersion:
         try:
             if self._error is not None:
                 raise self._error
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._conn):
                 vid = link_version(self._conn, self.source, self.stats, fields)
                 crashpoint("index-write")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
             return vid
         finally:
             self._conn.close()
