@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from neuromirror.gitutil import IDENTITY
+from neuromirror.util.gitutil import IDENTITY
 
 # the dandi client must not reach the internet; tests' own git commits need an identity
 os.environ.setdefault("DANDI_NO_ET", "1")
@@ -22,7 +22,7 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def s3() -> Iterator["S3StandIn"]:  # noqa: F821
+def s3() -> Iterator[S3StandIn]:  # noqa: F821
     from neuromirror.standins.s3 import S3StandIn
 
     with S3StandIn() as server:
@@ -30,7 +30,7 @@ def s3() -> Iterator["S3StandIn"]:  # noqa: F821
 
 
 @pytest.fixture(scope="session")
-def dandi_archive(s3) -> Iterator["DandiStandIn"]:  # noqa: F821, ANN001
+def dandi_archive(s3) -> Iterator[DandiStandIn]:  # noqa: F821, ANN001
     from neuromirror.standins.dandi import DandiStandIn
 
     with DandiStandIn(s3) as archive:

@@ -51,8 +51,14 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
 
 
-_CLEAN_ENV = ("NEUROMIRROR_AIND_BUCKET", "NEUROMIRROR_S3_ENDPOINT", "NEUROMIRROR_AIND_HASH",
-              "NEUROMIRROR_AIND_HASH_THRESHOLD", "NEUROMIRROR_AIND_PREFIX", "NEUROMIRROR_ENGINE")
+_CLEAN_ENV = (
+    "NEUROMIRROR_AIND_BUCKET",
+    "NEUROMIRROR_S3_ENDPOINT",
+    "NEUROMIRROR_AIND_HASH",
+    "NEUROMIRROR_AIND_HASH_THRESHOLD",
+    "NEUROMIRROR_AIND_PREFIX",
+    "NEUROMIRROR_ENGINE",
+)
 
 
 def nm(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -78,15 +84,17 @@ def nm(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 def nm_process(root: Path, *args: str) -> subprocess.CompletedProcess:
     """``neuromirror --root ROOT ARGS`` exactly as a user runs it: a separate process."""
     env = {k: v for k, v in os.environ.items() if k not in _CLEAN_ENV}
-    proc = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), *args],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), *args], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
-def sync(root: Path, bucket: "Bucket", *specs: str, extra: tuple[str, ...] = ()) -> Any:
-    proc = nm(root, "sync", *specs, "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url, "--json", "-J1",
-              *extra)
+def sync(root: Path, bucket: Bucket, *specs: str, extra: tuple[str, ...] = ()) -> Any:
+    proc = nm(
+        root, "sync", *specs, "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url, "--json", "-J1", *extra
+    )
     return json.loads(proc.stdout)
 
 
@@ -117,8 +125,11 @@ def key_at(ds: Path, rev: str, path: str) -> str:
 
 
 def tree(ds: Path, rev: str = "HEAD") -> list[str]:
-    return sorted(p for p in git(ds, "ls-tree", "-r", "--name-only", rev).splitlines() if not p.startswith(".datalad/")
-                  and p != ".gitattributes")
+    return sorted(
+        p
+        for p in git(ds, "ls-tree", "-r", "--name-only", rev).splitlines()
+        if not p.startswith(".datalad/") and p != ".gitattributes"
+    )
 
 
 def index_rows(root: Path, sql: str, *params: Any) -> list[tuple]:
@@ -144,10 +155,13 @@ class Bucket:
         up = c.create_multipart_upload(Bucket=self.name, Key=key)
         parts = []
         for i, off in enumerate(range(0, len(data), part), start=1):
-            r = c.upload_part(Bucket=self.name, Key=key, UploadId=up["UploadId"], PartNumber=i, Body=data[off:off + part])
+            r = c.upload_part(
+                Bucket=self.name, Key=key, UploadId=up["UploadId"], PartNumber=i, Body=data[off : off + part]
+            )
             parts.append({"ETag": r["ETag"], "PartNumber": i})
-        r = c.complete_multipart_upload(Bucket=self.name, Key=key, UploadId=up["UploadId"],
-                                        MultipartUpload={"Parts": parts})
+        r = c.complete_multipart_upload(
+            Bucket=self.name, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}
+        )
         self.files[key] = data
         return str(r.get("VersionId") or "null")
 
@@ -157,8 +171,11 @@ class Bucket:
 
     def asset(self, name: str) -> dict[str, bytes]:
         """path in the dataset -> bytes, for the asset's mirrorable files."""
-        return {k[len(name) + 1:]: v for k, v in self.files.items()
-                if k.startswith(name + "/") and k not in HOSTILE and not k.endswith("/")}
+        return {
+            k[len(name) + 1 :]: v
+            for k, v in self.files.items()
+            if k.startswith(name + "/") and k not in HOSTILE and not k.endswith("/")
+        }
 
 
 HOSTILE = {f"{RAW}/../evil.bin": "escapes", f"{RAW}//abs.bin": "absolute", f"{RAW}/.git/config": "inside .git"}
@@ -197,10 +214,15 @@ def s3() -> Iterator[Any]:
 def bucket(s3: Any, tmp_path_factory: pytest.TempPathFactory) -> Bucket:
     b = Bucket(s3, f"aind-{uuid.uuid4().hex[:10]}")
     s3.create_bucket(b.name, versioned=True, public=True)
-    dd = {"name": RAW, "subject_id": "123456", "creation_time": "2022-12-12T05:06:07",
-          "data_level": "raw", "project_name": "Ephys Platform",
-          "modality": [{"name": "Extracellular electrophysiology", "abbreviation": "ecephys"}],
-          "institution": {"name": "Allen Institute for Neural Dynamics", "abbreviation": "AIND"}}
+    dd = {
+        "name": RAW,
+        "subject_id": "123456",
+        "creation_time": "2022-12-12T05:06:07",
+        "data_level": "raw",
+        "project_name": "Ephys Platform",
+        "modality": [{"name": "Extracellular electrophysiology", "abbreviation": "ecephys"}],
+        "institution": {"name": "Allen Institute for Neural Dynamics", "abbreviation": "AIND"},
+    }
     b.put(f"{RAW}/data_description.json", json.dumps(dd, indent=2).encode())
     b.put(f"{RAW}/subject.json", json.dumps({"subject_id": "123456", "sex": "Female"}).encode())
     b.put(f"{RAW}/procedures.json", b'{"subject_id": "123456", "subject_procedures": []}')
@@ -216,12 +238,26 @@ def bucket(s3: Any, tmp_path_factory: pytest.TempPathFactory) -> Bucket:
     b.put_multipart(f"{RAW}/behavior/video.bin", os.urandom(3 * PART + 10))
     for key in HOSTILE:
         b.s3.put(b.name, key, b"hostile")
-    ddd = {"name": DERIVED, "subject_id": "123456", "creation_time": "2023-01-01T00:00:00", "data_level": "derived",
-           "modality": [{"abbreviation": "ecephys"}], "source_data": [RAW], "project_name": "Ephys Platform"}
+    ddd = {
+        "name": DERIVED,
+        "subject_id": "123456",
+        "creation_time": "2023-01-01T00:00:00",
+        "data_level": "derived",
+        "modality": [{"abbreviation": "ecephys"}],
+        "source_data": [RAW],
+        "project_name": "Ephys Platform",
+    }
     b.put(f"{DERIVED}/data_description.json", json.dumps(ddd).encode())
     b.put(f"{DERIVED}/sorting/units.bin", os.urandom(100))
-    odd = {"name": OTHER, "subject_id": "654321", "creation_date": "2023-03-03", "creation_time": "01:02:03",
-           "data_level": "raw data", "modality": "SPIM", "project_name": "Brain Atlas"}
+    odd = {
+        "name": OTHER,
+        "subject_id": "654321",
+        "creation_date": "2023-03-03",
+        "creation_time": "01:02:03",
+        "data_level": "raw data",
+        "modality": "SPIM",
+        "project_name": "Brain Atlas",
+    }
     b.put(f"{OTHER}/data_description.json", json.dumps(odd).encode())
     b.put(f"{OTHER}/image.bin", os.urandom(50))
     return b
@@ -265,9 +301,14 @@ def test_first_sync_layout_keys_and_index(history: History, bucket: Bucket) -> N
     rev = r["versions"][0]["commit"]
     assert tree(ds, rev) == sorted(files) and "folder" not in tree(ds, rev)
     # sidecars and small text (Zarr metadata included) are in git; data is annexed
-    for path in ("data_description.json", "subject.json", "procedures.json",
-                 "ecephys/ecephys_clipped/Record Node 101/settings.xml",
-                 "ecephys/compressed/experiment1.ome.zarr/.zattrs", "ecephys/compressed/experiment1.ome.zarr/0/.zarray"):
+    for path in (
+        "data_description.json",
+        "subject.json",
+        "procedures.json",
+        "ecephys/ecephys_clipped/Record Node 101/settings.xml",
+        "ecephys/compressed/experiment1.ome.zarr/.zattrs",
+        "ecephys/compressed/experiment1.ome.zarr/0/.zarray",
+    ):
         assert key_at(ds, rev, path) == "" and (ds / path).read_bytes() == files[path], path
     for path, data in files.items():
         if path.endswith(".bin") or path.endswith(".dat") or path.split("/")[-1].replace(".", "").isdigit():
@@ -280,12 +321,15 @@ def test_first_sync_layout_keys_and_index(history: History, bucket: Bucket) -> N
     # every URL is pinned; the version is recorded with the asset's fields
     urls = json.loads(index_rows(history.root, "SELECT urls FROM entries WHERE path='behavior/video.bin'")[0][0])
     assert len(urls) == 1 and "?versionId=" in urls[0] and f"/{bucket.name}/{RAW}/behavior/video.bin?" in urls[0]
-    (label, tag, meta, remote_modified), = index_rows(
-        history.root, "SELECT label, tag, meta, remote_modified FROM versions WHERE source=? ORDER BY id LIMIT 1",
-        f"aind:{RAW}")
+    ((label, tag, meta, remote_modified),) = index_rows(
+        history.root,
+        "SELECT label, tag, meta, remote_modified FROM versions WHERE source=? ORDER BY id LIMIT 1",
+        f"aind:{RAW}",
+    )
     assert label == tag == r["versions"][0]["label"]
-    assert git(ds, "tag", "--list") .split() == sorted(v["label"] for v in history.reports[0]["versions"]
-                                                      + history.reports[1]["versions"])
+    assert git(ds, "tag", "--list").split() == sorted(
+        v["label"] for v in history.reports[0]["versions"] + history.reports[1]["versions"]
+    )
     meta = json.loads(meta)
     assert meta["subject_id"] == "123456" and meta["modalities"] == ["ecephys"] and meta["data_level"] == "raw"
     assert meta["creation_time"] == "2022-12-12T05:06:07" and meta["project_name"] == "Ephys Platform"
@@ -309,15 +353,24 @@ def test_hostile_keys_refused(history: History) -> None:
     ds = history.root / "aind" / RAW
     assert "hostile" not in git(ds, "config", "--list") and not (ds / ".git" / "config").read_text().count("hostile")
     # another bucket for the same asset name would mix two archives in one dataset
-    out = nm(history.root, "sync", f"aind:{RAW}", "--bucket", "another-bucket", "--s3-endpoint", "http://127.0.0.1:9",
-             check=False)
+    out = nm(
+        history.root,
+        "sync",
+        f"aind:{RAW}",
+        "--bucket",
+        "another-bucket",
+        "--s3-endpoint",
+        "http://127.0.0.1:9",
+        check=False,
+    )
     assert out.returncode == 1 and "was mirrored from" in out.stderr
 
 
 def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEUROMIRROR_S3_MAX_ATTEMPTS", "1")
-    out = nm(tmp_path / "root", "sync", "aind:x_1_2020-01-01_00-00-00", "--s3-endpoint", "http://127.0.0.1:9",
-             check=False)
+    out = nm(
+        tmp_path / "root", "sync", "aind:x_1_2020-01-01_00-00-00", "--s3-endpoint", "http://127.0.0.1:9", check=False
+    )
     assert out.returncode == 1
     assert "S3 endpoint http://127.0.0.1:9 is unreachable" in out.stderr and "Traceback" not in out.stderr
 
@@ -325,8 +378,9 @@ def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path, monkeypatch: pyt
 def test_clone_gets_exact_bytes_of_every_version(history: History, tmp_path: Path) -> None:
     ds = history.root / "aind" / RAW
     c = clone(ds, tmp_path / "clone")
-    for rev, files in zip([history.reports[0]["versions"][0]["tag"], history.reports[1]["versions"][0]["tag"]],
-                          history.contents):
+    for rev, files in zip(
+        [history.reports[0]["versions"][0]["tag"], history.reports[1]["versions"][0]["tag"]], history.contents
+    ):
         git(c, "checkout", "-q", rev)
         assert tree(c) == sorted(files)
         proc = datalad_get(c, ".")
@@ -352,10 +406,13 @@ def test_verify_content_passes_on_every_version(history: History) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 version(s) verified: 2 OK" in proc.stdout, proc.stdout
     # every annexed file of both versions has exactly one URL, pinned by its S3 version
-    from neuromirror import urlrule
+    from neuromirror.engine import urlrule
 
-    urls = [u for (x,) in index_rows(history.root, "SELECT urls FROM entries WHERE source=?", f"aind:{RAW}")
-            for u in json.loads(x)]
+    urls = [
+        u
+        for (x,) in index_rows(history.root, "SELECT urls FROM entries WHERE source=?", f"aind:{RAW}")
+        for u in json.loads(x)
+    ]
     assert urls and all(urlrule.stability(u) is urlrule.Stability.PINNED for u in urls), urls
 
 
@@ -398,8 +455,10 @@ def test_unchanged_upstream_is_a_no_op(history: History) -> None:
 
 
 def test_reindex_rebuilds_aind_rows(history: History, bucket: Bucket) -> None:
-    q = ("SELECT e.path, e.key, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
-         " WHERE e.source=? ORDER BY e.path, e.key")
+    q = (
+        "SELECT e.path, e.key, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
+        " WHERE e.source=? ORDER BY e.path, e.key"
+    )
     before = index_rows(history.root, q, f"aind:{RAW}")
     q2 = "SELECT label, meta, remote_modified, tag FROM versions WHERE source=? ORDER BY id"
     metas = [(a, json.loads(b), c, d) for a, b, c, d in index_rows(history.root, q2, f"aind:{RAW}")]
@@ -447,17 +506,28 @@ def test_glob_selects_assets_and_derived_assets_know_their_source(bucket: Bucket
     assert r["outcome"] == "ok"
     hits = json.loads(nm(root, "search", "--modality", "spim", "--json").stdout)
     m = hits[0]["meta"]
-    assert m["creation_time"] == "2023-03-03T01:02:03" and m["data_level"] == "raw" and m["project_name"] == "Brain Atlas"
+    assert (
+        m["creation_time"] == "2023-03-03T01:02:03" and m["data_level"] == "raw" and m["project_name"] == "Brain Atlas"
+    )
     dates = json.loads(nm(root, "search", "--source", "aind", "--date-from", "2023", "--json").stdout)
     assert [h["source"] for h in dates] == [f"aind:{OTHER}"]
     dates = json.loads(nm(root, "search", "--date-to", "2022-12", "--json").stdout)
     assert sorted(h["source"] for h in dates) == sorted([f"aind:{RAW}", f"aind:{DERIVED}"])
     # a name that matches nothing, and an asset that does not exist
-    p = nm(root, "sync", "aind:nothing_*", "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url,
-           check=False)
+    p = nm(
+        root, "sync", "aind:nothing_*", "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url, check=False
+    )
     assert p.returncode != 0 and "matched nothing" in p.stderr
-    p = nm(root, "sync", "aind:no_such_asset", "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url,
-           check=False)
+    p = nm(
+        root,
+        "sync",
+        "aind:no_such_asset",
+        "--bucket",
+        bucket.name,
+        "--s3-endpoint",
+        bucket.s3.endpoint_url,
+        check=False,
+    )
     assert p.returncode == 1 and "no asset 'no_such_asset'" in p.stderr
     assert not (root / "aind" / "no_such_asset").exists()  # asked before anything is created
 
@@ -491,10 +561,11 @@ def test_unversioned_bucket_plain_urls_and_verification(s3: Any, tmp_path: Path)
     root = tmp_path / "root"
     out = nm_process(root, "sync", f"aind:{name}", "--bucket", b.name, "--s3-endpoint", s3.endpoint_url)
     assert "warning:" in out.stdout and "not versioned" in out.stdout and "not pinned" in out.stdout, out.stdout
-    (meta,), = index_rows(root, "SELECT meta FROM versions WHERE source=?", f"aind:{name}")
+    ((meta,),) = index_rows(root, "SELECT meta FROM versions WHERE source=?", f"aind:{name}")
     assert json.loads(meta)["pinned_upstream"] is False
-    urls = [u for (x,) in index_rows(root, "SELECT urls FROM entries WHERE source=?", f"aind:{name}")
-            for u in json.loads(x)]
+    urls = [
+        u for (x,) in index_rows(root, "SELECT urls FROM entries WHERE source=?", f"aind:{name}") for u in json.loads(x)
+    ]
     assert len(urls) == 2 and all("versionId" not in u for u in urls)
     ds = root / "aind" / name
     c = clone(ds, tmp_path / "clone")
@@ -548,7 +619,7 @@ def test_listing_without_list_versions_permission_still_pins(s3: Any, tmp_path: 
         root = tmp_path / "root"
         assert sync(root, b, f"aind:{name}")["outcome"] == "ok"
         assert sorted(set(heads)) == [f"{name}/x.bin", f"{name}/y.bin"]
-        (urls,), = index_rows(root, "SELECT urls FROM entries WHERE path='x.bin'")
+        ((urls,),) = index_rows(root, "SELECT urls FROM entries WHERE path='x.bin'")
         assert json.loads(urls)[0].endswith(f"?versionId={vid}")
         n = len(heads)
         assert sync(root, b, f"aind:{name}")["outcome"] == "unchanged"
@@ -573,11 +644,19 @@ def test_prefix_layout(s3: Any, tmp_path: Path) -> None:
     assert reports["source"] == "aind:595262_2022-02-21_15-18-07_ProbeA"
     ds = root / "aind" / "595262_2022-02-21_15-18-07_ProbeA"
     assert tree(ds) == ["recording.bin"]
-    (meta,), = index_rows(root, "SELECT meta FROM versions")
+    ((meta,),) = index_rows(root, "SELECT meta FROM versions")
     assert json.loads(meta)["prefix"] == "ephys-compression/aind-np2/595262_2022-02-21_15-18-07_ProbeA/"
     # the same asset name from another bucket would mix two archives in one dataset: refused
-    p = nm(root, "sync", "aind:595262_2022-02-21_15-18-07_ProbeA", "--bucket", b.name, "--s3-endpoint",
-           s3.endpoint_url, check=False)
+    p = nm(
+        root,
+        "sync",
+        "aind:595262_2022-02-21_15-18-07_ProbeA",
+        "--bucket",
+        b.name,
+        "--s3-endpoint",
+        s3.endpoint_url,
+        check=False,
+    )
     assert p.returncode == 1 and "was mirrored from" in p.stderr
 
 
@@ -594,10 +673,19 @@ def test_streamed_listing_memory(tmp_path: Path) -> None:
     class Pages:
         def paginate(self, **kw: Any) -> Iterator[dict]:
             for p in range(n // page):
-                yield {"Versions": [{"Key": f"big/d/{i:08d}.bin", "VersionId": f"v{i}", "IsLatest": True,
-                                     "ETag": f'"{i:032x}"', "Size": 1000 + i,
-                                     "LastModified": base + timedelta(seconds=i)}
-                                    for i in range(p * page, (p + 1) * page)]}
+                yield {
+                    "Versions": [
+                        {
+                            "Key": f"big/d/{i:08d}.bin",
+                            "VersionId": f"v{i}",
+                            "IsLatest": True,
+                            "ETag": f'"{i:032x}"',
+                            "Size": 1000 + i,
+                            "LastModified": base + timedelta(seconds=i),
+                        }
+                        for i in range(p * page, (p + 1) * page)
+                    ]
+                }
 
     class Client:
         def get_paginator(self, name: str) -> Pages:
@@ -617,7 +705,7 @@ def test_streamed_listing_memory(tmp_path: Path) -> None:
         gen = src.snapshots(State())  # type: ignore[arg-type]
         snap = next(gen)
         count = 0
-        for e in snap.entries:
+        for _e in snap.entries:
             count += 1
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -641,9 +729,19 @@ def test_first_sync_listing_that_fails_midway_stops_cleanly() -> None:
             for p in range(6):
                 if p == self.fail_at:
                     raise OSError("connection reset by peer")
-                yield {"Versions": [{"Key": f"a/d/{i:06d}.bin", "VersionId": f"v{i}", "IsLatest": True,
-                                     "ETag": f'"{i:032x}"', "Size": 10, "LastModified": base}
-                                    for i in range(p * 1000, (p + 1) * 1000)]}
+                yield {
+                    "Versions": [
+                        {
+                            "Key": f"a/d/{i:06d}.bin",
+                            "VersionId": f"v{i}",
+                            "IsLatest": True,
+                            "ETag": f'"{i:032x}"',
+                            "Size": 10,
+                            "LastModified": base,
+                        }
+                        for i in range(p * 1000, (p + 1) * 1000)
+                    ]
+                }
 
     class Client:
         def __init__(self, fail_at: Optional[int]) -> None:
@@ -684,8 +782,12 @@ def test_first_sync_listing_that_fails_midway_stops_cleanly() -> None:
 
 
 def test_parse_asset_name() -> None:
-    assert parse_asset_name(RAW) == {"platform": "ecephys", "subject_id": "123456", "acquisition_date": "2022-12-12",
-                                     "acquisition_time": "05:06:07"}
+    assert parse_asset_name(RAW) == {
+        "platform": "ecephys",
+        "subject_id": "123456",
+        "acquisition_date": "2022-12-12",
+        "acquisition_time": "05:06:07",
+    }
     d = parse_asset_name(DERIVED)
     assert d["derived_from"] == RAW and d["raw_asset"] == RAW and d["process_label"] == "sorted"
     assert d["subject_id"] == "123456"
@@ -697,8 +799,13 @@ def test_parse_asset_name() -> None:
 
 
 def test_asset_meta_schema_generations() -> None:
-    v2 = {"subject_id": "1", "modalities": [{"abbreviation": "ecephys"}, {"abbreviation": "behavior-videos"}],
-          "creation_time": "2025-01-01T00:00:00-08:00", "data_level": "raw", "project_name": "P"}
+    v2 = {
+        "subject_id": "1",
+        "modalities": [{"abbreviation": "ecephys"}, {"abbreviation": "behavior-videos"}],
+        "creation_time": "2025-01-01T00:00:00-08:00",
+        "data_level": "raw",
+        "project_name": "P",
+    }
     m = asset_meta("x", {"data_description.json": json.dumps(v2).encode()})
     assert m["modalities"] == ["ecephys", "behavior-videos"] and m["modality"] == "ecephys,behavior-videos"
     assert m["creation_time"] == "2025-01-01T00:00:00-08:00" and m["acquisition_date"] == "2025-01-01"
@@ -706,7 +813,9 @@ def test_asset_meta_schema_generations() -> None:
     assert m["subject_id"] == "123456" and m["modalities"] == ["ecephys"] and m["data_level"] == "raw"
     m = asset_meta(RAW, {"subject.json": b'{"subject_id": "999"}'})
     assert m["subject_id"] == "999"
-    m = asset_meta("derived_thing", {"data_description.json": b'{"source_data": ["s3://b/raw_1_2020-01-01_00-00-00/"]}'})
+    m = asset_meta(
+        "derived_thing", {"data_description.json": b'{"source_data": ["s3://b/raw_1_2020-01-01_00-00-00/"]}'}
+    )
     assert m["derived_from"] == "raw_1_2020-01-01_00-00-00"
 
 

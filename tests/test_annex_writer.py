@@ -20,7 +20,7 @@ from neuromirror.annex.keys import (
     symlink_target,
 )
 from neuromirror.annex.writer import Delete, Put, make_writer
-from neuromirror.mirror import Mirror
+from neuromirror.dataset.mirror import Mirror
 from neuromirror.records import AnnexEntry, GitEntry
 
 
@@ -40,8 +40,14 @@ def entries(n: int = 6) -> list[AnnexEntry]:
         content = f"content {i}".encode()
         sha = hashlib.sha256(content).hexdigest()
         path = f"sub-{i:02d}/odd name {i}/f{i}.nii.gz" if i % 2 else f"f{i}.nwb"
-        out.append(AnnexEntry(path, sha256e_key(sha, len(content), path), len(content),
-                              (f"https://example.org/blobs/{i}?versionId=v{i}", f"https://example.org/api/{i}/download/")))
+        out.append(
+            AnnexEntry(
+                path,
+                sha256e_key(sha, len(content), path),
+                len(content),
+                (f"https://example.org/blobs/{i}?versionId=v{i}", f"https://example.org/api/{i}/download/"),
+            )
+        )
     return out
 
 
@@ -90,8 +96,9 @@ def test_engine_commit_is_what_git_annex_reads(mirror: Mirror, engine: str) -> N
     # fsck --fast checks keys and location logs (not the URLs' bytes); all numcopies are satisfied by web
     annex(ds, "fsck", "--fast", "--quiet")
     # deletions and changes touch only what changed
-    res2 = writer.commit([Delete(ents[0].path), Put(GitEntry("README.md", b"hello again\n"))], message="second",
-                         date=date)
+    res2 = writer.commit(
+        [Delete(ents[0].path), Put(GitEntry("README.md", b"hello again\n"))], message="second", date=date
+    )
     changed = git(ds, "diff", "--name-only", res.commit, res2.commit).split("\n")
     assert sorted(filter(None, changed)) == sorted([ents[0].path, "README.md"])
     assert (ds / "README.md").read_bytes() == b"hello again\n"
@@ -103,8 +110,11 @@ def test_engines_make_identical_trees(mirror: Mirror) -> None:
     for engine in ("fast-import", "batch"):
         ds = mirror.ensure_dataset(f"same/{engine}", "test")
         writer = make_writer(engine, ds)
-        res = writer.commit([Put(e) for e in entries()] + [Put(GitEntry("a/b.json", b"{}\n"))], message="m",
-                            date=datetime(2023, 1, 1, tzinfo=timezone.utc))
+        res = writer.commit(
+            [Put(e) for e in entries()] + [Put(GitEntry("a/b.json", b"{}\n"))],
+            message="m",
+            date=datetime(2023, 1, 1, tzinfo=timezone.utc),
+        )
         listing = git(ds, "ls-tree", "-r", res.commit)
         trees.append("\n".join(line for line in listing.splitlines() if ".datalad/config" not in line))
     assert trees[0] == trees[1]
@@ -129,9 +139,14 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
     """git status in a mirror never runs git-annex (its keys-database catch-up under git's index lock)."""
     ds = mirror.ensure_dataset("t/filter", "test")
     writer = make_writer("fast-import", ds)
-    writer.commit([Put(e) for e in entries()] + [Put(GitEntry("README.md", b"hello\n"))], message="m",
-                  date=datetime(2023, 1, 1, tzinfo=timezone.utc))
-    writer.commit([Put(GitEntry("README.md", b"hello again\n"))], message="m2", date=datetime(2023, 1, 2, tzinfo=timezone.utc))
+    writer.commit(
+        [Put(e) for e in entries()] + [Put(GitEntry("README.md", b"hello\n"))],
+        message="m",
+        date=datetime(2023, 1, 1, tzinfo=timezone.utc),
+    )
+    writer.commit(
+        [Put(GitEntry("README.md", b"hello again\n"))], message="m2", date=datetime(2023, 1, 2, tzinfo=timezone.utc)
+    )
     lines = (ds / ".git" / "info" / "attributes").read_text().splitlines()
     # git annex init with annex.supportunlocked=false (mirror datasets) sets no filter at all;
     # where one is set (datasets made before), the writer's "* !filter" comes after it
@@ -140,8 +155,9 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
     assert git(ds, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: unspecified"
     assert git(ds, "for-each-ref", "refs/neuromirror/") == ""  # the staging ref is gone once the branch moved
     (ds / "README.md").touch()
-    trace = subprocess.run(["git", "status", "--porcelain"], cwd=ds, capture_output=True, text=True,
-                           env={**os.environ, "GIT_TRACE": "1"})
+    trace = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ds, capture_output=True, text=True, env={**os.environ, "GIT_TRACE": "1"}
+    )
     assert trace.stdout == "" and "git-annex" not in trace.stderr
     # a later git-annex command sees everything, and a clone is an ordinary git-annex repository
     annex(ds, "fsck", "--fast", "--quiet")
@@ -152,8 +168,9 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
 
 
 @pytest.mark.parametrize("pack_min_keys", [0, 1_000_000])
-def test_annex_branch_written_whole_is_what_git_annex_writes(mirror: Mirror, monkeypatch: pytest.MonkeyPatch,
-                                                             pack_min_keys: int) -> None:
+def test_annex_branch_written_whole_is_what_git_annex_writes(
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, pack_min_keys: int
+) -> None:
     """The git-annex branch's trees, built by neuromirror and packed (as for 20,000 keys and more) or placed
     by fast-import: git checks them, and a second commit merges into the directories the first one made,
     as git-annex's own registerurl does."""
@@ -184,10 +201,12 @@ def test_key_logs_read_as_git_annex_reads_them() -> None:
     """The newest line per value decides (whatever the line order); a ':' marks a special remote's URL."""
     from neuromirror.annex.logs import add_present, log_state, web_urls
 
-    log = (b"1700000002.5s 0 https://a/x\n"
-           b"1700000001s 1 https://a/x\n"  # older than the removal above: x stays gone
-           b"1700000001s 1 :https://b/y\n"
-           b"garbage\n")
+    log = (
+        b"1700000002.5s 0 https://a/x\n"
+        b"1700000001s 1 https://a/x\n"  # older than the removal above: x stays gone
+        b"1700000001s 1 :https://b/y\n"
+        b"garbage\n"
+    )
     assert log_state(log) == {"https://a/x": False, ":https://b/y": True}
     assert web_urls(log) == ("https://b/y",)
     assert web_urls(None) == ()

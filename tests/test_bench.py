@@ -18,7 +18,9 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, 
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "neuromirror.bench", *args, "--out", str(out), "--workdir", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())
@@ -28,11 +30,30 @@ def run_bench(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, 
 
 
 def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
-    proc, doc = run_bench(tmp_path, "--sizes", "60", "--head-rows", "40", "--batch-rows", "60",
-                          "--addurls-rows", "20", "--index-rows", "2000")
+    proc, doc = run_bench(
+        tmp_path,
+        "--sizes",
+        "60",
+        "--head-rows",
+        "40",
+        "--batch-rows",
+        "60",
+        "--addurls-rows",
+        "20",
+        "--index-rows",
+        "2000",
+    )
     scenarios = {r["scenario"] for r in doc["results"]}
-    assert {"head-reference", "dandi-cold", "dandi-resync", "dandi-3changes", "anchor-batch", "anchor-addurls",
-            "aind-cold", "aind-resync"} <= scenarios, scenarios
+    assert {
+        "head-reference",
+        "dandi-cold",
+        "dandi-resync",
+        "dandi-3changes",
+        "anchor-batch",
+        "anchor-addurls",
+        "aind-cold",
+        "aind-resync",
+    } <= scenarios, scenarios
     by = {r["scenario"]: r for r in doc["results"]}
     assert by["dandi-cold"]["outcome"] == "ok" and by["dandi-resync"]["outcome"] == "unchanged"
     assert by["dandi-3changes"]["changes"] >= 3  # 1 added, 1 removed, 1 changed (+ dandiset.yaml)
@@ -48,12 +69,36 @@ def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
 
 def test_bench_scale_scenarios_at_a_toy_size(tmp_path: Path) -> None:
     """zarr-dandiset, aind-zarr, archive and clone-get run by name, with their size options."""
-    proc, doc = run_bench(tmp_path, "--scenarios", "zarr-dandiset,aind-zarr,archive,clone-get", "--sizes", "40",
-                          "--zarrs", "3", "--zarr-objects", "20", "--zarr-blobs", "5", "--aind-zarr-objects", "50",
-                          "--archive-dandisets", "5", "--archive-large", "30")
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "zarr-dandiset,aind-zarr,archive,clone-get",
+        "--sizes",
+        "40",
+        "--zarrs",
+        "3",
+        "--zarr-objects",
+        "20",
+        "--zarr-blobs",
+        "5",
+        "--aind-zarr-objects",
+        "50",
+        "--archive-dandisets",
+        "5",
+        "--archive-large",
+        "30",
+    )
     by = {r["scenario"]: r for r in doc["results"]}
-    assert {"zarr-dandiset-cold", "zarr-dandiset-resync", "zarr-dandiset-2zarrs1blob", "aind-zarr-cold",
-            "aind-zarr-resync", "archive-cold", "archive-3changed", "clone-get"} <= set(by), set(by)
+    assert {
+        "zarr-dandiset-cold",
+        "zarr-dandiset-resync",
+        "zarr-dandiset-2zarrs1blob",
+        "aind-zarr-cold",
+        "aind-zarr-resync",
+        "archive-cold",
+        "archive-3changed",
+        "clone-get",
+    } <= set(by), set(by)
     assert by["zarr-dandiset-cold"]["dandiset_commits"] == 1 and by["zarr-dandiset-cold"]["outcome"] == "ok"
     assert by["zarr-dandiset-resync"]["outcome"] == "unchanged"
     assert by["zarr-dandiset-2zarrs1blob"]["dandiset_commits"] == 1
@@ -69,10 +114,12 @@ def test_bench_scale_scenarios_at_a_toy_size(tmp_path: Path) -> None:
 
 def test_tree_rss_counts_a_forked_image_once() -> None:
     """A child forked and not yet exec'd shares its parent's pages: the tree's peak is the parent's."""
-    from neuromirror.bench import TreeRSS
+    from neuromirror.bench.run import TreeRSS
 
-    code = ("import os, time\nb = bytearray(200 << 20)\nb[::4096] = b'x' * len(b[::4096])\npid = os.fork()\n"
-            "if pid == 0:\n    time.sleep(1.0)\n    os._exit(0)\nos.waitpid(pid, 0)\n")
+    code = (
+        "import os, time\nb = bytearray(200 << 20)\nb[::4096] = b'x' * len(b[::4096])\npid = os.fork()\n"
+        "if pid == 0:\n    time.sleep(1.0)\n    os._exit(0)\nos.waitpid(pid, 0)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code])
     rss = TreeRSS(proc.pid)
     assert proc.wait() == 0

@@ -20,8 +20,8 @@ from typing import Iterator
 
 import numpy as np
 import pytest
-from conftest import git
 
+from conftest import git
 from neuromirror.standins.boss import SAMPLE_COLLECTION, SAMPLE_EXPERIMENT, BossStandIn
 from neuromirror.standins.boss_sample import TINY_CHUNK, tiny_sample
 
@@ -116,7 +116,9 @@ def clone(ds: Path, dest: Path) -> Path:
     return dest
 
 
-def get(repo: Path, *paths: str, env: dict[str, str] | None = None, datalad: bool = False) -> subprocess.CompletedProcess:
+def get(
+    repo: Path, *paths: str, env: dict[str, str] | None = None, datalad: bool = False
+) -> subprocess.CompletedProcess:
     """``datalad get`` (what users type) or the quicker ``git annex get`` underneath it."""
     cmd = ["datalad", "get", *paths] if datalad else ["git", "annex", "get", *paths]
     return run(cmd, cwd=repo, env=env)
@@ -126,14 +128,17 @@ def chunk_bytes(vol: np.ndarray, iz: int, iy: int, ix: int, chunk=TINY_CHUNK) ->
     """What a chunk file must hold: the volume's box, zero-padded to the full chunk, C order."""
     cz, cy, cx = chunk
     out = np.zeros(chunk, dtype=vol.dtype.newbyteorder("<"))
-    part = vol[iz * cz:(iz + 1) * cz, iy * cy:(iy + 1) * cy, ix * cx:(ix + 1) * cx]
-    out[:part.shape[0], :part.shape[1], :part.shape[2]] = part
+    part = vol[iz * cz : (iz + 1) * cz, iy * cy : (iy + 1) * cy, ix * cx : (ix + 1) * cx]
+    out[: part.shape[0], : part.shape[1], : part.shape[2]] = part
     return out.tobytes()
 
 
 def tree(ds: Path, rev: str = "HEAD") -> set[str]:
-    return {p for p in git(ds, "ls-tree", "-r", "--name-only", rev).splitlines()
-            if not p.startswith(".datalad/") and p != ".gitattributes"}
+    return {
+        p
+        for p in git(ds, "ls-tree", "-r", "--name-only", rev).splitlines()
+        if not p.startswith(".datalad/") and p != ".gitattributes"
+    }
 
 
 def key_of(repo: Path, path: str, rev: str = "HEAD") -> str:
@@ -159,7 +164,7 @@ def mirrored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         for k in ("INTERN_HOST", "INTERN_PROTOCOL", "NEUROMIRROR_BOSS_URL", "NEUROMIRROR_BOSS_NO_HASH"):
             mp.delenv(k, raising=False)
         mp.setenv("INTERN_TOKEN", TOKEN)
-        from neuromirror import progress
+        from neuromirror.util import progress
 
         mp.setattr(progress, "LOG_EVERY", 0.0)  # off a terminal, a sync this short would print no progress
         with tiny_sample(token=TOKEN) as server:
@@ -180,13 +185,18 @@ def test_dataset_layout_and_index(mirrored: dict) -> None:
     assert "1 new version(s)" in mirrored["out"]
     # progress in bytes while the chunks are read (3 channels x 39 chunks of 8 x 32 x 32 voxels)
     total = 39 * 8 * 32 * 32 * (1 + 2 + 8)
-    assert any("reading cutouts (bytes)" in line and f"{total}/{total}" in line
-               for line in cli.transcript[1].splitlines()), cli.transcript[1]
+    assert any(
+        "reading cutouts (bytes)" in line and f"{total}/{total}" in line for line in cli.transcript[1].splitlines()
+    ), cli.transcript[1]
     files = tree(ds)
     assert "boss.json" in files
     for ch in ("image8", "image16", "annotation"):
-        assert {f"{ch}.ome.zarr/.zgroup", f"{ch}.ome.zarr/.zattrs", f"{ch}.ome.zarr/0/.zarray",
-                f"{ch}.ome.zarr/1/.zarray"} <= files
+        assert {
+            f"{ch}.ome.zarr/.zgroup",
+            f"{ch}.ome.zarr/.zattrs",
+            f"{ch}.ome.zarr/0/.zarray",
+            f"{ch}.ome.zarr/1/.zarray",
+        } <= files
         # level 0: 20 x 96 x 80 in 8 x 32 x 32 -> 3 x 3 x 3 chunks; level 1 (x, y halved): 3 x 2 x 2
         assert len([f for f in files if f.startswith(f"{ch}.ome.zarr/0/") and not f.endswith(".zarray")]) == 27
         assert len([f for f in files if f.startswith(f"{ch}.ome.zarr/1/") and not f.endswith(".zarray")]) == 12
@@ -217,7 +227,10 @@ def test_dataset_layout_and_index(mirrored: dict) -> None:
 
     # a version: commit, tag, index row with files and the experiment's metadata
     label = git(ds, "tag", "-l").split()
-    assert len(label) == 1 and git(ds, "rev-parse", f"{label[0]}^{{commit}}").strip() == git(ds, "rev-parse", "HEAD").strip()
+    assert (
+        len(label) == 1
+        and git(ds, "rev-parse", f"{label[0]}^{{commit}}").strip() == git(ds, "rev-parse", "HEAD").strip()
+    )
     with sqlite3.connect(cli.index) as db:
         db.row_factory = sqlite3.Row
         v = db.execute("SELECT * FROM versions WHERE source=?", [SPEC]).fetchall()
@@ -226,10 +239,13 @@ def test_dataset_layout_and_index(mirrored: dict) -> None:
         vmeta = json.loads(v[0]["meta"])
         assert vmeta["keys"] == "sha256" and vmeta["channels"]["annotation"]["chunks"] == 39
         assert vmeta["voxel_unit"] == "nanometers"
-        kinds = {r[0] for r in db.execute("SELECT checksum_kind FROM entries WHERE source=? AND key IS NOT NULL", [SPEC])}
+        kinds = {
+            r[0] for r in db.execute("SELECT checksum_kind FROM entries WHERE source=? AND key IS NOT NULL", [SPEC])
+        }
         assert kinds == {"sha256"}
-        rid = db.execute("SELECT remote_id FROM entries WHERE source=? AND path=?",
-                         [SPEC, "image8.ome.zarr/0/1/2/0"]).fetchone()[0]
+        rid = db.execute(
+            "SELECT remote_id FROM entries WHERE source=? AND path=?", [SPEC, "image8.ome.zarr/0/1/2/0"]
+        ).fetchone()[0]
         assert rid == f"{C}/{E}/image8/0/0:32/64:96/8:16"
     # the special remote is set up for clones, with no secret in its config
     remote_log = git(ds, "show", "git-annex:remote.log")
@@ -284,7 +300,9 @@ def test_token_appears_nowhere(mirrored: dict) -> None:
     repos = [cli.root, cli.ds(), mirrored["work"]]
     for repo in repos:
         # every object, the git-annex branch's included, decompressed
-        objs = subprocess.run(["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True).stdout
+        objs = subprocess.run(
+            ["git", "cat-file", "--batch-all-objects", "--batch"], cwd=repo, capture_output=True
+        ).stdout
         assert objs and b"neuromirror" in objs
         if needle in objs:
             hits.append(f"{repo}: git objects")
@@ -303,7 +321,7 @@ def test_token_appears_nowhere(mirrored: dict) -> None:
     assert any("reading cutout" in t for t in cli.transcript)  # the special remote's debug output was captured
     hits += [f"transcript {i}" for i, t in enumerate(cli.transcript) if TOKEN in t]
     with sqlite3.connect(cli.index) as db:
-        for (report, error) in db.execute("SELECT report, error FROM runs"):
+        for report, error in db.execute("SELECT report, error FROM runs"):
             assert TOKEN not in (report or "") + (error or "")
     assert hits == []
 
@@ -311,8 +329,9 @@ def test_token_appears_nowhere(mirrored: dict) -> None:
 # ----------------------------------------------------------------------------- errors and the token
 
 
-def test_wrong_token_clear_error_writes_nothing(boss: BossStandIn, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_token_clear_error_writes_nothing(
+    boss: BossStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli = Runner(tmp_path / "mirror", boss.url)
     monkeypatch.setenv("INTERN_TOKEN", "wrong-" + TOKEN)
     code, out, err = cli("sync", SPEC, "--chunk", CHUNK_ARG)
@@ -381,7 +400,9 @@ def test_annotation_change_new_version_old_chunk_fails_clearly(boss: BossStandIn
     assert all(p.startswith("annotation.ome.zarr/") for p in changed)
     assert set(changed) <= {"annotation.ome.zarr/0/0/0/0", "annotation.ome.zarr/1/0/0/0"}
     with sqlite3.connect(cli.index) as db:
-        rows = db.execute("SELECT label, tag, remote_modified FROM versions WHERE source=? ORDER BY id", [SPEC]).fetchall()
+        rows = db.execute(
+            "SELECT label, tag, remote_modified FROM versions WHERE source=? ORDER BY id", [SPEC]
+        ).fetchall()
     assert [r[0] for r in rows] == tags and [r[1] for r in rows] == tags
     assert rows[0][2] != rows[1][2] and rows[1][2].startswith("sha256:")
 
@@ -412,8 +433,12 @@ def test_no_hash_keys_verified_on_first_get(boss: BossStandIn, tmp_path: Path) -
     assert key_of(ds, "image8.ome.zarr/0/0/0/0").startswith("VURL-s8192--")
     assert key_of(ds, "annotation.ome.zarr/0/0/0/0").startswith("SHA256E-")
     with sqlite3.connect(cli.index) as db:
-        kinds = dict(db.execute("SELECT path, checksum_kind FROM entries WHERE source=? AND path IN (?, ?)",
-                                [SPEC, "image8.ome.zarr/0/0/0/0", "annotation.ome.zarr/0/0/0/0"]).fetchall())
+        kinds = dict(
+            db.execute(
+                "SELECT path, checksum_kind FROM entries WHERE source=? AND path IN (?, ?)",
+                [SPEC, "image8.ome.zarr/0/0/0/0", "annotation.ome.zarr/0/0/0/0"],
+            ).fetchall()
+        )
         meta = json.loads(db.execute("SELECT meta FROM versions WHERE source=?", [SPEC]).fetchone()[0])
     assert kinds == {"image8.ome.zarr/0/0/0/0": "verify-on-get", "annotation.ome.zarr/0/0/0/0": "sha256"}
     assert meta["channels"]["image8"]["keys"] == "verify-on-get" and meta["keys"] == "mixed"
@@ -442,15 +467,28 @@ def test_selection_bbox_time_range(tmp_path: Path) -> None:
     server = BossStandIn(token=TOKEN)
     server.add_collection("lab")
     server.add_coord_frame("f", 40, 40, 10, 2.0, 2.0, 5.0, "micrometers")
-    server.add_experiment("lab", "ts", "f", num_time_samples=3, time_step=2, time_step_unit="seconds",
-                          num_hierarchy_levels=2)
+    server.add_experiment(
+        "lab", "ts", "f", num_time_samples=3, time_step=2, time_step_unit="seconds", num_hierarchy_levels=2
+    )
     data = (np.arange(3 * 10 * 40 * 40, dtype=np.uint32) % 65521).astype(np.uint16).reshape(3, 10, 40, 40)
     server.add_channel("lab", "ts", "em", datatype="uint16", data=data)
     server.add_channel("lab", "ts", "other")
     with server:
         cli = Runner(tmp_path / "mirror", server.url)
-        cli.ok("sync", "boss:lab/ts", "--channels", "em", "--resolutions", "0", "--bbox", "0:20,0:40,0:10",
-               "--time-range", "1:3", "--chunk", "4x16x16")
+        cli.ok(
+            "sync",
+            "boss:lab/ts",
+            "--channels",
+            "em",
+            "--resolutions",
+            "0",
+            "--bbox",
+            "0:20,0:40,0:10",
+            "--time-range",
+            "1:3",
+            "--chunk",
+            "4x16x16",
+        )
         ds = cli.ds("lab", "ts")
         files = tree(ds)
         assert not any(f.startswith("other.ome.zarr") for f in files)
@@ -462,7 +500,11 @@ def test_selection_bbox_time_range(tmp_path: Path) -> None:
         assert zarray["shape"] == [3, 10, 40, 40] and zarray["chunks"] == [1, 4, 16, 16]
         axes = json.loads((ds / "em.ome.zarr/.zattrs").read_text())["multiscales"][0]["axes"]
         assert [(a["name"], a.get("unit")) for a in axes] == [
-            ("t", "second"), ("z", "micrometer"), ("y", "micrometer"), ("x", "micrometer")]
+            ("t", "second"),
+            ("z", "micrometer"),
+            ("y", "micrometer"),
+            ("x", "micrometer"),
+        ]
         sel = json.loads((ds / "boss.json").read_text())["mirror"]
         assert sel["channels"] == ["em"] and sel["time_range"] == [1, 3] and sel["bbox"]["x"] == [0, 20]
 
@@ -554,10 +596,12 @@ def test_chunk_url_round_trip_and_refusals() -> None:
     timed = Chunk("http", "127.0.0.1:9", "c", "e", "ch", 0, (0, 5), (0, 5), (0, 5), (2, 3), (8, 8, 8), "uint8")
     assert Chunk.parse(timed.url) == timed and timed.url.startswith("neuromirror+boss+http://")
     assert remote_id_for("ch.ome.zarr/1/1/0/1", None, (":" + chunk.url,)) == "c/e/ch/1/32:64/0:16/8:16"
-    for bad in ["https://api.bossdb.io/c/e/ch/1/0:1/0:1/0:1/?chunk=1,1,1&dtype=uint8",
-                "neuromirror+boss://h/c/e/ch/1/0:40/0:1/0:1/?chunk=8,32,32&dtype=uint8",  # crosses a chunk border
-                "neuromirror+boss://h/c/e/../1/0:1/0:1/0:1/?chunk=1,1,1&dtype=uint8",
-                "neuromirror+boss://h/c/e/ch/1/0:1/0:1/0:1/?chunk=1,1,1&dtype=float64"]:
+    for bad in [
+        "https://api.bossdb.io/c/e/ch/1/0:1/0:1/0:1/?chunk=1,1,1&dtype=uint8",
+        "neuromirror+boss://h/c/e/ch/1/0:40/0:1/0:1/?chunk=8,32,32&dtype=uint8",  # crosses a chunk border
+        "neuromirror+boss://h/c/e/../1/0:1/0:1/0:1/?chunk=1,1,1&dtype=uint8",
+        "neuromirror+boss://h/c/e/ch/1/0:1/0:1/0:1/?chunk=1,1,1&dtype=float64",
+    ]:
         with pytest.raises(ValueError):
             Chunk.parse(bad)
 
@@ -570,8 +614,10 @@ def test_find_token_and_trusted_hosts(tmp_path: Path, monkeypatch: pytest.Monkey
     assert find_token() is None
     cfg = Path(os.environ["HOME"]) / ".intern" / "intern.cfg"
     cfg.parent.mkdir()
-    cfg.write_text("[Default]\nprotocol = https\nhost = boss.example.org\ntoken = from-file\n"
-                   "[Volume Service]\nprotocol = https\nhost = vol.example.org\ntoken = volume-token\n")
+    cfg.write_text(
+        "[Default]\nprotocol = https\nhost = boss.example.org\ntoken = from-file\n"
+        "[Volume Service]\nprotocol = https\nhost = vol.example.org\ntoken = volume-token\n"
+    )
     assert find_token() == "volume-token"
     assert {"api.bossdb.io", "boss.example.org", "vol.example.org"} <= trusted_hosts()
     monkeypatch.setenv("INTERN_TOKEN", "env-wins")
@@ -585,11 +631,21 @@ def test_special_remote_protocol(tmp_path: Path) -> None:
     script = Path(VENV_BIN) / "git-annex-remote-neuromirror"
     assert script.exists()
     url = "neuromirror+boss://api.bossdb.io/c/e/ch/0/0:512/0:512/0:16/?chunk=16,512,512&dtype=uint16"
-    lines = ["EXTENSIONS INFO ASYNC", f"CLAIMURL {url}", "CLAIMURL https://example.org/x", f"CHECKURL {url}",
-             "GETAVAILABILITY", "TRANSFER STORE SHA256E-s1--00 /dev/null"]
+    lines = [
+        "EXTENSIONS INFO ASYNC",
+        f"CLAIMURL {url}",
+        "CLAIMURL https://example.org/x",
+        f"CHECKURL {url}",
+        "GETAVAILABILITY",
+        "TRANSFER STORE SHA256E-s1--00 /dev/null",
+    ]
     proc = subprocess.run([str(script)], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60)
     replies = proc.stdout.splitlines()
     assert replies[0] == "VERSION 1"
-    assert replies[2:6] == ["CLAIMURL-SUCCESS", "CLAIMURL-FAILURE", f"CHECKURL-CONTENTS {16 * 512 * 512 * 2}",
-                            "AVAILABILITY GLOBAL"]
+    assert replies[2:6] == [
+        "CLAIMURL-SUCCESS",
+        "CLAIMURL-FAILURE",
+        f"CHECKURL-CONTENTS {16 * 512 * 512 * 2}",
+        "AVAILABILITY GLOBAL",
+    ]
     assert replies[6].startswith("TRANSFER-FAILURE STORE SHA256E-s1--00 the BOSS is read-only")

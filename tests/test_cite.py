@@ -21,8 +21,9 @@ from test_retrieve import Sample, build_sample
 
 @pytest.fixture(scope="module")
 def sample(dandi_archive, tmp_path_factory) -> Sample:  # noqa: ANN001
-    return build_sample(dandi_archive, tmp_path_factory.mktemp("cite") / "mirror",
-                        name="Spikes & waves: 100% of V1_L2/3 {units}")
+    return build_sample(
+        dandi_archive, tmp_path_factory.mktemp("cite") / "mirror", name="Spikes & waves: 100% of V1_L2/3 {units}"
+    )
 
 
 def test_text_has_archive_citation_doi_commit_and_retrieval(sample: Sample) -> None:
@@ -76,7 +77,7 @@ def _check_cff_by_hand(data: dict) -> None:
 
 
 def test_cff_is_valid_citation_cff(sample: Sample, tmp_path: Path) -> None:
-    from neuromirror.citation import check_cff
+    from neuromirror.reproduce.citation import check_cff
 
     pin = sample.run.json("pin", f"{sample.source}@{sample.v2}")
     cff = tmp_path / "CITATION.cff"
@@ -86,8 +87,11 @@ def test_cff_is_valid_citation_cff(sample: Sample, tmp_path: Path) -> None:
     _check_cff_by_hand(data)
     assert check_cff(data) == []
     assert data["title"] == "Spikes & waves: 100% of V1_L2/3 {units}"
-    assert data["authors"][0] == {"family-names": "Doe", "given-names": "Jane",
-                                  "orcid": "https://orcid.org/0000-0002-1825-0097"}
+    assert data["authors"][0] == {
+        "family-names": "Doe",
+        "given-names": "Jane",
+        "orcid": "https://orcid.org/0000-0002-1825-0097",
+    }
     assert data["authors"][2] == {"name": "Lab of Neural Data & Co"}
     assert data["doi"] == pin["doi"] and data["version"] == sample.v2 and data["commit"] == pin["commit"]
     assert data["license"] == "CC-BY-4.0"
@@ -96,7 +100,7 @@ def test_cff_is_valid_citation_cff(sample: Sample, tmp_path: Path) -> None:
 
 
 def test_draft_has_no_doi_but_a_commit(sample: Sample) -> None:
-    from neuromirror.citation import check_cff
+    from neuromirror.reproduce.citation import check_cff
 
     pin = sample.run.json("pin", f"{sample.source}@draft")
     text = sample.run.ok("cite", f"{sample.source}@draft")
@@ -120,8 +124,18 @@ def test_json_and_published_sibling(sample: Sample, tmp_path: Path) -> None:
 
 
 def test_check_cff_catches_problems() -> None:
-    from neuromirror.citation import check_cff
+    from neuromirror.reproduce.citation import check_cff
 
     assert "missing authors" in check_cff({"cff-version": "1.2.0", "message": "m", "title": "t"})
-    assert any("date" in p for p in check_cff({"cff-version": "1.2.0", "message": "m", "title": "t",
-                                               "authors": [{"name": "x"}], "date-released": "yesterday"}))
+    assert any(
+        "date" in p
+        for p in check_cff(
+            {
+                "cff-version": "1.2.0",
+                "message": "m",
+                "title": "t",
+                "authors": [{"name": "x"}],
+                "date-released": "yesterday",
+            }
+        )
+    )

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import CLI, git
 
+from conftest import CLI, git
 from neuromirror.cli import main
 
 T0 = datetime(2025, 2, 1, 9, 0, tzinfo=timezone.utc)
@@ -44,8 +44,10 @@ def query(root: Path, sql: str, *params: object) -> list[tuple]:
 def script_env(**extra: str) -> dict:
     """The environment of a user who did not activate the venv: its bin dir is not on PATH."""
     env = {k: v for k, v in os.environ.items() if k not in ("NEUROMIRROR_ROOT", "NEUROMIRROR_INDEX")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and Path(p).resolve() != BIN.resolve()) or "/usr/bin:/bin"
+    env["PATH"] = (
+        os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != BIN.resolve())
+        or "/usr/bin:/bin"
+    )
     env.update(extra)
     return env
 
@@ -61,14 +63,33 @@ def test_console_script_finds_its_git_annex_without_the_venv_on_path(dandi_archi
         pytest.skip(f"git-annex is on PATH outside the venv here ({probe.stdout.strip()}): nothing to prove")
     exe = str(BIN / "neuromirror")
     root = tmp_path / "mirror"
-    sync = subprocess.run([exe, "--root", str(root), "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url,
-                           "-q"], env=env, capture_output=True, text=True)
+    sync = subprocess.run(
+        [exe, "--root", str(root), "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert sync.returncode == 0, sync.stderr
     assert "git-annex" not in sync.stderr
     # git-annex ran (datalad create's init): the dataset is an annex
     assert git(root / "dandi" / ident, "config", "annex.uuid").strip()
-    get = subprocess.run([exe, "--root", str(root), "get", f"dandi:{ident}@{version}", "--to", str(tmp_path / "c"),
-                          "--allow-ip", "all", "-q"], env=env, capture_output=True, text=True)
+    get = subprocess.run(
+        [
+            exe,
+            "--root",
+            str(root),
+            "get",
+            f"dandi:{ident}@{version}",
+            "--to",
+            str(tmp_path / "c"),
+            "--allow-ip",
+            "all",
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert get.returncode == 0, get.stderr
     assert (tmp_path / "c" / "sub-01" / "data.nwb").read_bytes() == b"no-venv-on-path data" * 50
 
@@ -131,10 +152,18 @@ def test_read_only_commands_create_nothing_and_name_the_root(tmp_path: Path, cap
     monkeypatch.delenv("NEUROMIRROR_INDEX", raising=False)
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "neuromirror-root"
-    for argv in (["versions", "dandi:000001"], ["pin", "DANDI:000001/draft"], ["search", "--path", "*.nwb"],
-                 ["cite", "dandi:000001"], ["diff", "dandi:000001@a", "dandi:000001@b"], ["verify", "dandi:000001"],
-                 ["lock", "dandi:000001", "-o", "x.lock"], ["publish", "dandi:000001", "--to", "pub"], ["reindex"],
-                 ["forget", "dandi:000001"]):
+    for argv in (
+        ["versions", "dandi:000001"],
+        ["pin", "DANDI:000001/draft"],
+        ["search", "--path", "*.nwb"],
+        ["cite", "dandi:000001"],
+        ["diff", "dandi:000001@a", "dandi:000001@b"],
+        ["verify", "dandi:000001"],
+        ["lock", "dandi:000001", "-o", "x.lock"],
+        ["publish", "dandi:000001", "--to", "pub"],
+        ["reindex"],
+        ["forget", "dandi:000001"],
+    ):
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2, (argv, err)
@@ -150,8 +179,12 @@ def test_read_only_commands_create_nothing_and_name_the_root(tmp_path: Path, cap
 def test_global_options_after_the_command_and_version_and_log_level(dandi_archive, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     ident, _ = small_dandiset(dandi_archive, "options-after")
     root = tmp_path / "elsewhere"
-    assert main(["sync", "--root", str(root), f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "-q",
-                 "-l", "warning"]) == 0
+    assert (
+        main(
+            ["sync", "--root", str(root), f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "-q", "-l", "warning"]
+        )
+        == 0
+    )
     assert (root / "dandi" / ident / ".git").is_dir()
     capsys.readouterr()
     # given before and after the command: the one after wins, as the user typed it last
@@ -176,9 +209,23 @@ def test_warnings_are_shown_by_default_and_log_level_sets_the_level(dandi_archiv
     dandi_archive.put_asset(ident, "good.nwb", b"good" * 10, when=T0)
     warning = f"WARNING neuromirror.dandi: DANDI:{ident}: refusing asset '../escape.nwb'"
     for name, options, shown in (("default", [], True), ("quiet", ["-l", "error"], False)):
-        proc = subprocess.run([sys.executable, "-m", "neuromirror", *options, "--root", str(tmp_path / name), "sync",
-                               f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "-q"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "neuromirror",
+                *options,
+                "--root",
+                str(tmp_path / name),
+                "sync",
+                f"dandi:{ident}",
+                "--dandi-api",
+                dandi_archive.api_url,
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
         assert (warning in proc.stderr) is shown, (name, proc.stderr)
 
@@ -187,8 +234,10 @@ def test_sync_config_then_a_spec(cli: CLI, dandi_archive, tmp_path: Path) -> Non
     ident, _ = small_dandiset(dandi_archive, "config-then-spec")
     other, _ = small_dandiset(dandi_archive, "config-other")
     cfg = tmp_path / "serve.yaml"
-    cfg.write_text(f"defaults:\n  schedule: 1h\n  options: {{dandi-api: '{dandi_archive.api_url}'}}\n"
-                   f"sources:\n  - 'dandi:{ident}'\n  - 'dandi:{other}'\n")
+    cfg.write_text(
+        f"defaults:\n  schedule: 1h\n  options: {{dandi-api: '{dandi_archive.api_url}'}}\n"
+        f"sources:\n  - 'dandi:{ident}'\n  - 'dandi:{other}'\n"
+    )
     code, out, err = cli("sync", "-c", str(cfg), f"dandi:{ident}")
     assert code == 0, err
     assert out.startswith(f"dandi:{ident}: 1 new version(s)") and other not in out
@@ -201,8 +250,10 @@ def test_the_same_source_named_twice_is_synced_once(cli: CLI, dandi_archive) -> 
     code, out, err = cli("sync", f"dandi:{a}", glob_of_a, f"dandi:{b}", f"DANDI:{b}")
     assert code == 0, err
     assert out.splitlines()[-1] == "2 sources: 2 updated, 0 unchanged, 0 failed"
-    assert query(cli.root, "SELECT source, count(*) FROM runs GROUP BY source ORDER BY source") == \
-        [(f"dandi:{a}", 1), (f"dandi:{b}", 1)]
+    assert query(cli.root, "SELECT source, count(*) FROM runs GROUP BY source ORDER BY source") == [
+        (f"dandi:{a}", 1),
+        (f"dandi:{b}", 1),
+    ]
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------------------
@@ -218,8 +269,13 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_failure(dandi_archive, tmp_p
     plan.timeout_seconds = 60  # the archive stalls on the first API request: the user gives up
     plan.fail_next(1, "timeout")
     try:
-        proc = subprocess.Popen([*cmd, "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*cmd, "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:  # until the sync has started its run
             try:
@@ -248,8 +304,12 @@ def test_broken_pipe_exits_silently(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # `| head` that has already gone
     try:
-        proc = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(tmp_path), "status", "--json"],
-                              stdout=write_end, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "neuromirror", "--root", str(tmp_path), "status", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     finally:
         os.close(write_end)
     assert proc.stderr == ""
@@ -266,15 +326,27 @@ def test_identifiers_copied_from_the_archive_work_as_specs(cli: CLI, dandi_archi
     assert code == 0, err
     assert out.startswith(f"dandi:{ident}: 2 new version(s)")
     pin = cli.json("pin", f"dandi:{ident}@{version}")
-    for spec in (page, f"DANDI:{ident}/{version}", f"10.48324/dandi.{ident}/{version}",
-                 f"https://doi.org/10.48324/dandi.{ident}/{version}", f"dandi://dandi/{ident}@{version}"):
+    for spec in (
+        page,
+        f"DANDI:{ident}/{version}",
+        f"10.48324/dandi.{ident}/{version}",
+        f"https://doi.org/10.48324/dandi.{ident}/{version}",
+        f"dandi://dandi/{ident}@{version}",
+    ):
         assert cli.json("pin", spec) == pin, spec
     assert cli.json("pin", f"https://dandiarchive.org/dandiset/{ident}/draft")["version"] == "draft"
     assert [v["version"] for v in cli.json("versions", f"DANDI:{ident}")] == [version, "draft"]
     code, out, _ = cli("cite", f"https://doi.org/10.48324/dandi.{ident}/{version}")
     assert code == 0 and version in out
-    code, out, err = cli("get", f"https://dandiarchive.org/dandiset/{ident}/{version}", "--to", str(tmp_path / "g"),
-                         "--allow-ip", "all", "-q")
+    code, out, err = cli(
+        "get",
+        f"https://dandiarchive.org/dandiset/{ident}/{version}",
+        "--to",
+        str(tmp_path / "g"),
+        "--allow-ip",
+        "all",
+        "-q",
+    )
     assert code == 0, err
     # what names a file, or an instance we do not know, is refused in one line
     code, _, err = cli("pin", f"https://dandiarchive.org/dandiset/{ident}/draft/files?location=sub-01")
@@ -290,10 +362,16 @@ def test_dandi_instance_names_the_api(tmp_path: Path, capsys, monkeypatch) -> No
 
     monkeypatch.setenv("NEUROMIRROR_HTTP_RETRIES", "1")
     monkeypatch.delenv("NEUROMIRROR_DANDI_API", raising=False)
-    assert dandi_options(parse_spec("https://sandbox.dandiarchive.org/dandiset/000027"), {})["dandi_api"] == \
-        "https://api.sandbox.dandiarchive.org/api"
-    assert dandi_options(parse_spec("dandi:000027"), {"dandi_instance": "dandi-sandbox", "dandi_api": "http://x/api"}
-                         )["dandi_api"] == "https://api.sandbox.dandiarchive.org/api"
+    assert (
+        dandi_options(parse_spec("https://sandbox.dandiarchive.org/dandiset/000027"), {})["dandi_api"]
+        == "https://api.sandbox.dandiarchive.org/api"
+    )
+    assert (
+        dandi_options(parse_spec("dandi:000027"), {"dandi_instance": "dandi-sandbox", "dandi_api": "http://x/api"})[
+            "dandi_api"
+        ]
+        == "https://api.sandbox.dandiarchive.org/api"
+    )
     root = str(tmp_path / "r")
     assert main(["--root", root, "sync", "-i", "nowhere", "dandi:000027"]) == 2
     assert "unknown DANDI instance 'nowhere' (known: dandi, dandi-sandbox" in capsys.readouterr().err
@@ -307,7 +385,7 @@ def test_dandi_instance_names_the_api(tmp_path: Path, capsys, monkeypatch) -> No
 
 
 def test_get_progress_off_a_terminal_is_clean_lines(cli: CLI, dandi_archive, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    from neuromirror import progress
+    from neuromirror.util import progress
 
     ident = dandi_archive.create_dandiset(name="progress-lines", created=T0)
     for i in range(6):

@@ -73,7 +73,9 @@ def test_dandi_example_contents() -> None:
 
 
 def test_full_schema(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         root: ./mirror-root
         jobs: 3
         defaults:
@@ -95,7 +97,8 @@ def test_full_schema(tmp_path: Path) -> None:
             schedule: "*/15 * * * *"
             backoff: {max: 1h}
             publish: {to: "ssh://host/srv/{slug}.git", name: pub}
-    """)
+    """,
+    )
     cfg = load_config(p)
     assert cfg.root == (tmp_path / "mirror-root").absolute()
     assert cfg.jobs == 3
@@ -120,19 +123,25 @@ def test_full_schema(tmp_path: Path) -> None:
 
 
 def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         x-nightly: &nightly {cron: "0 2 * * *"}
-    """)
+    """,
+    )
     # unknown top-level keys are refused, anchors belong under a known key
     assert "unknown key 'x-nightly'" in errors(p)[0]
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         defaults:
           schedule: &nightly {cron: "0 2 * * *"}
         sources:
           - {spec: "dandi:000001", schedule: *nightly}
           - spec: "dandi:000002"
             schedule: {<<: *nightly, timezone: Asia/Tokyo}
-    """)
+    """,
+    )
     a, b = load_config(p).sources
     assert a.schedule.cron == b.schedule.cron == "0 2 * * *" and b.schedule.timezone == "Asia/Tokyo"
 
@@ -141,7 +150,9 @@ def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
 
 
 def test_misspelt_schedule_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    p = write(tmp_path, """
+    write(
+        tmp_path,
+        """
         defaults:
           schedule: {interval: 6h}
         sources:
@@ -149,13 +160,16 @@ def test_misspelt_schedule_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
           - spec: "dandi:000028"
             schedule:
               intrval: 30m
-    """)
+    """,
+    )
     monkeypatch.chdir(tmp_path)
     assert errors(Path("m.yaml")) == ["m.yaml:7: sources[1].schedule: unknown key 'intrval' (did you mean 'interval'?)"]
 
 
 def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         jobs: many
         sources:
           - spec: "dandi:12345"
@@ -179,7 +193,8 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
             publish: {name: x}
             enabled: "yes"
             colour: blue
-    """)
+    """,
+    )
     errs = errors(p)
     f = str(p)
     expected = [
@@ -194,7 +209,7 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
         f"{f}:12: sources[4].schedule: give exactly one of 'cron'",
         f"{f}:14: sources[5].schedule.timezone: unknown time zone 'Mars/Olympus'",
         f"{f}:15: sources[6]: no schedule: set 'schedule' here or in 'defaults'",
-        f"{f}:16: sources[7].spec: expected a SPEC like \"dandi:000027\" in quotes, got a number (27)",
+        f'{f}:16: sources[7].spec: expected a SPEC like "dandi:000027" in quotes, got a number (27)',
         f"{f}:20: sources[8].backoff: max (1m) is below initial (1h)",
         f"{f}:21: sources[8].publish: missing 'to'",
         f"{f}:22: sources[8].enabled: expected true or false, got a str ('yes')",
@@ -205,27 +220,48 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
         assert got.startswith(want), f"{got!r} does not start with {want!r}"
 
 
-@pytest.mark.parametrize("text, want", [
-    ("sources: [\n  {spec: 'dandi:000001'\n", ":3: not valid YAML"),
-    ("sources:\n  - spec: 'dandi:000001'\n   schedule: 1h\n", ":3: not valid YAML"),
-    ("", ":1: empty file"),
-    ("- dandi:000001\n", ":1: expected a mapping"),
-    ("defaults: {schedule: 1h}\n", ":1: missing 'sources:'"),
-    ("sources: dandi:000001\n", ":1: sources: expected a list of sources"),
-    ("sources: []\n", ":1: sources: the list is empty"),
-    ("srcs: []\n", "unknown key 'srcs' (did you mean 'sources'?)"),
-    ("defaults: {schedule: 1h}\nsources:\n  - spec: 'dandi:000001'\n    spec: 'dandi:000002'\n", ":4: sources[0].spec: duplicate key (first on line 3)"),
-    ("defaults: {schedule: 1h}\nsources:\n  - dandi:000001\n  - DANDI:000001\n", ":4: sources[1]: dandi:000001 is listed twice (first on line 3)"),
-    ("defaults: {schedule: 1h}\nsources:\n  - {archive: dandi}\n", ":3: sources[0]: 'archive' needs 'all: true'"),
-    ("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', all: true}\n", ":3: sources[0]: give either 'spec' or 'archive'"),
-    ("defaults: {schedule: 1h}\nsources:\n  - {schedule: 1h}\n", ":3: sources[0]: missing 'spec'"),
-    ("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001@0.1'}\n", "a version is not allowed here"),
-    ("defaults: {schedule: 1h, jobs: 0}\nsources: [dandi:000001]\n", ":1: defaults.jobs: expected a whole number"),
-    ("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', options: {engine: turbo}}\n", "sources[0].options.engine: unknown engine 'turbo'"),
-    ("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', publish: {to: 'x/{nope}'}}\n", "sources[0].publish.to: bad placeholder 'nope'"),
-    ("defaults: {schedule: {cron: '0 0 * * 8'}}\nsources: [dandi:000001]\n", "defaults.schedule.cron: invalid cron expression: day of week '8'"),
-    ("root: 3\nsources: []\n", ":1: root: expected a directory path"),
-])
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("sources: [\n  {spec: 'dandi:000001'\n", ":3: not valid YAML"),
+        ("sources:\n  - spec: 'dandi:000001'\n   schedule: 1h\n", ":3: not valid YAML"),
+        ("", ":1: empty file"),
+        ("- dandi:000001\n", ":1: expected a mapping"),
+        ("defaults: {schedule: 1h}\n", ":1: missing 'sources:'"),
+        ("sources: dandi:000001\n", ":1: sources: expected a list of sources"),
+        ("sources: []\n", ":1: sources: the list is empty"),
+        ("srcs: []\n", "unknown key 'srcs' (did you mean 'sources'?)"),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - spec: 'dandi:000001'\n    spec: 'dandi:000002'\n",
+            ":4: sources[0].spec: duplicate key (first on line 3)",
+        ),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - dandi:000001\n  - DANDI:000001\n",
+            ":4: sources[1]: dandi:000001 is listed twice (first on line 3)",
+        ),
+        ("defaults: {schedule: 1h}\nsources:\n  - {archive: dandi}\n", ":3: sources[0]: 'archive' needs 'all: true'"),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', all: true}\n",
+            ":3: sources[0]: give either 'spec' or 'archive'",
+        ),
+        ("defaults: {schedule: 1h}\nsources:\n  - {schedule: 1h}\n", ":3: sources[0]: missing 'spec'"),
+        ("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001@0.1'}\n", "a version is not allowed here"),
+        ("defaults: {schedule: 1h, jobs: 0}\nsources: [dandi:000001]\n", ":1: defaults.jobs: expected a whole number"),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', options: {engine: turbo}}\n",
+            "sources[0].options.engine: unknown engine 'turbo'",
+        ),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', publish: {to: 'x/{nope}'}}\n",
+            "sources[0].publish.to: bad placeholder 'nope'",
+        ),
+        (
+            "defaults: {schedule: {cron: '0 0 * * 8'}}\nsources: [dandi:000001]\n",
+            "defaults.schedule.cron: invalid cron expression: day of week '8'",
+        ),
+        ("root: 3\nsources: []\n", ":1: root: expected a directory path"),
+    ],
+)
 def test_single_errors(tmp_path: Path, text: str, want: str) -> None:
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -239,12 +275,15 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_option_names_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         defaults: {schedule: 1h}
         sources:
           - spec: "dandi:000001"
             options: {dandi_apii: "http://x/api"}
-    """)
+    """,
+    )
     # every source module imported: an unknown option is an error with a suggestion
     monkeypatch.setattr(config_mod, "_known_options_cache", ({"dandi_api": None, "engine": "fast-import"}, True))
     assert errors(p) == [f"{p}:4: sources[0].options: unknown key 'dandi_apii' (did you mean 'dandi_api'?)"]
@@ -286,7 +325,9 @@ def test_load_configs_merges_and_refuses_conflicts(tmp_path: Path) -> None:
 
 
 def test_sync_targets(tmp_path: Path) -> None:
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
         defaults: {schedule: 1h, options: {dandi_api: "http://a/api"}}
         sources:
           - spec: "dandi:000001"
@@ -294,23 +335,40 @@ def test_sync_targets(tmp_path: Path) -> None:
             options: {dandi_api: "http://b/api"}
           - spec: "dandi:000002"
             enabled: false
-    """)
+    """,
+    )
     cfg = load_config(p)
     base = {"dandi_api": "http://cli/api", "engine": "fast-import"}
     got = [(s.source, o["dandi_api"]) for s, o in sync_targets(cfg, [], base)]
     assert got == [("dandi:000001", "http://a/api"), ("dandi:00001*", "http://b/api")]
     specs = [parse_spec(x) for x in ("dandi:000001", "dandi:000015", "dandi:000099")]
     got = [(s.source, o["dandi_api"]) for s, o in sync_targets(cfg, specs, base)]
-    assert got == [("dandi:000001", "http://a/api"), ("dandi:000015", "http://b/api"), ("dandi:000099", "http://cli/api")]
+    assert got == [
+        ("dandi:000001", "http://a/api"),
+        ("dandi:000015", "http://b/api"),
+        ("dandi:000099", "http://cli/api"),
+    ]
 
 
 # -- schedules -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, seconds", [
-    (90, 90.0), ("90", 90.0), ("90s", 90.0), ("30m", 1800.0), ("6h", 21600.0), ("1h30m", 5400.0),
-    ("2d", 172800.0), ("1w", 604800.0), ("500ms", 0.5), ("1.5h", 5400.0), ("1h 30m", 5400.0),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        (90, 90.0),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("6h", 21600.0),
+        ("1h30m", 5400.0),
+        ("2d", 172800.0),
+        ("1w", 604800.0),
+        ("500ms", 0.5),
+        ("1.5h", 5400.0),
+        ("1h 30m", 5400.0),
+    ],
+)
 def test_parse_duration(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -322,14 +380,29 @@ def test_parse_duration_refuses(text: object) -> None:
 
 
 def test_format_duration() -> None:
-    assert [format_duration(s) for s in (1, 90, 3600, 5400, 86400 + 60, 0.5)] == ["1s", "1m30s", "1h", "1h30m", "1d1m", "0.5s"]
+    assert [format_duration(s) for s in (1, 90, 3600, 5400, 86400 + 60, 0.5)] == [
+        "1s",
+        "1m30s",
+        "1h",
+        "1h30m",
+        "1d1m",
+        "0.5s",
+    ]
 
 
-@pytest.mark.parametrize("dow, names", [
-    ("1-5", "mon,tue,wed,thu,fri"),  # crontab: 0 = Sunday (APScheduler alone would read mon=0)
-    ("0", "sun"), ("7", "sun"), ("5-7", "sun,fri,sat"), ("sat,sun", "sun,sat"), ("*/2", "sun,tue,thu,sat"),
-    ("1/3", "mon,thu"), ("mon-wed", "mon,tue,wed"),
-])
+@pytest.mark.parametrize(
+    "dow, names",
+    [
+        ("1-5", "mon,tue,wed,thu,fri"),  # crontab: 0 = Sunday (APScheduler alone would read mon=0)
+        ("0", "sun"),
+        ("7", "sun"),
+        ("5-7", "sun,fri,sat"),
+        ("sat,sun", "sun,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("1/3", "mon,thu"),
+        ("mon-wed", "mon,tue,wed"),
+    ],
+)
 def test_cron_day_of_week_means_what_crontab_means(dow: str, names: str) -> None:
     trig = cron_trigger(f"0 3 * * {dow}")
     field = next(f for f in trig.fields if f.name == "day_of_week")
@@ -365,7 +438,11 @@ def test_backoff_is_exponential_and_capped() -> None:
 
 
 def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    good = write(tmp_path, "defaults: {schedule: 1h}\nsources: [dandi:000001, {spec: 'dandi:000002', schedule: '0 3 * * 1-5'}]\n", "good.yaml")
+    good = write(
+        tmp_path,
+        "defaults: {schedule: 1h}\nsources: [dandi:000001, {spec: 'dandi:000002', schedule: '0 3 * * 1-5'}]\n",
+        "good.yaml",
+    )
     bad = write(tmp_path, "sources:\n  - spec: dandi:000001\n    schedule: {intrval: 1h}\n", "bad.yaml")
     assert main(["check-config", str(good)]) == 0
     out, err = capsys.readouterr()

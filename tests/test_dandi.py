@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from conftest import CLI, clone, datalad_get, git, sha256
-
 from neuromirror.demo import build_sample_dandiset
 
 T0 = datetime(2025, 1, 10, 9, 0, tzinfo=timezone.utc)
@@ -62,8 +61,11 @@ def test_clone_get_round_trip_and_tags(cli, dandi_archive, tmp_path: Path) -> No
 
     pin = cli.json("pin", f"dandi:{sample.identifier}@{sample.published}")
     assert pin == {
-        "source": f"dandi:{sample.identifier}", "version": sample.published, "dataset": str(ds),
-        "commit": git(ds, "rev-parse", f"{sample.published}^{{commit}}").strip(), "tag": sample.published,
+        "source": f"dandi:{sample.identifier}",
+        "version": sample.published,
+        "dataset": str(ds),
+        "commit": git(ds, "rev-parse", f"{sample.published}^{{commit}}").strip(),
+        "tag": sample.published,
         "doi": f"10.80507/dandi.{sample.identifier}/{sample.published}",
     }
     assert cli.json("pin", f"dandi:{sample.identifier}@draft")["commit"] == git(ds, "rev-parse", "HEAD").strip()
@@ -145,8 +147,15 @@ def test_pending_sha256_picked_up_later(cli, dandi_archive) -> None:
 
 def test_hostile_paths_refused_rest_mirrored(cli, dandi_archive, tmp_path: Path) -> None:
     ident = dandi_archive.create_dandiset(name="hostile", created=T0)
-    hostile = ["../escape.nwb", "/etc/abs.nwb", ".git/config", "sub/.git/hooks/post-checkout", ".datalad/config",
-               "sub/../../up.nwb", "dandiset.yaml"]
+    hostile = [
+        "../escape.nwb",
+        "/etc/abs.nwb",
+        ".git/config",
+        "sub/.git/hooks/post-checkout",
+        ".datalad/config",
+        "sub/../../up.nwb",
+        "dandiset.yaml",
+    ]
     for p in hostile:
         dandi_archive.put_asset(ident, p, b"evil", when=T0)
     dandi_archive.put_asset(ident, "good/file.nwb", b"good" * 10, when=T0)
@@ -160,8 +169,11 @@ def test_hostile_paths_refused_rest_mirrored(cli, dandi_archive, tmp_path: Path)
     assert not (ds / "sub").exists()
     assert b"evil" not in (ds / ".git" / "config").read_bytes()
     assert b"evil" not in (ds / ".datalad" / "config").read_bytes()
-    runs = json.loads(sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite").execute(
-        "SELECT report FROM runs WHERE source=? ORDER BY id DESC", [f"dandi:{ident}"]).fetchone()[0])
+    runs = json.loads(
+        sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite")
+        .execute("SELECT report FROM runs WHERE source=? ORDER BY id DESC", [f"dandi:{ident}"])
+        .fetchone()[0]
+    )
     assert {r["path"] for r in runs["refused"]} == set(hostile)
 
 
@@ -193,11 +205,13 @@ def dump_index(path: Path) -> dict:
     db = sqlite3.connect(path)
     versions = db.execute(
         'SELECT source, label, kind, "commit", tag, remote_modified, files, bytes, doi, citation FROM versions'
-        " ORDER BY source, id").fetchall()
+        " ORDER BY source, id"
+    ).fetchall()
     files = db.execute(
-        "SELECT v.label, v.\"commit\", e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id"
+        'SELECT v.label, v."commit", e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id'
         " FROM version_files vf JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id"
-        " ORDER BY v.source, v.id, e.path").fetchall()
+        " ORDER BY v.source, v.id, e.path"
+    ).fetchall()
     return {"versions": versions, "files": files}
 
 
@@ -230,18 +244,26 @@ def mirror_state(root: Path, ident: str) -> dict:
     ds = root / "dandi" / ident
 
     def tree(rev: str) -> list[str]:  # .datalad/config holds the dataset's own id
-        return [line for line in git(ds, "ls-tree", "-r", rev).splitlines()
-                if not line.split("\t", 1)[1].startswith(".datalad/")]
+        return [
+            line
+            for line in git(ds, "ls-tree", "-r", rev).splitlines()
+            if not line.split("\t", 1)[1].startswith(".datalad/")
+        ]
 
     urls = {}
     for line in git(ds, "annex", "whereis", "--json").splitlines():
         w = json.loads(line)
         urls[w["file"]] = sorted(u for remote in w["whereis"] for u in remote.get("urls", []))
-    rows = sqlite3.connect(root / ".neuromirror" / "index.sqlite").execute(
-        "SELECT v.label, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM versions v"
-        " JOIN version_files vf ON vf.version_id = v.id JOIN entries e ON e.id = vf.entry_id"
-        ' WHERE v.source = ? AND (v."commit" = ? OR v.tag IS NOT NULL) ORDER BY v.label, e.path',
-        [f"dandi:{ident}", git(ds, "rev-parse", "HEAD").strip()]).fetchall()
+    rows = (
+        sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+        .execute(
+            "SELECT v.label, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM versions v"
+            " JOIN version_files vf ON vf.version_id = v.id JOIN entries e ON e.id = vf.entry_id"
+            ' WHERE v.source = ? AND (v."commit" = ? OR v.tag IS NOT NULL) ORDER BY v.label, e.path',
+            [f"dandi:{ident}", git(ds, "rev-parse", "HEAD").strip()],
+        )
+        .fetchall()
+    )
     tags = {t: tree(t) for t in git(ds, "tag", "-l").split()}
     return {"tree": tree("HEAD"), "tags": tags, "urls": urls, "rows": rows}
 
@@ -256,8 +278,11 @@ def cold_mirror(tmp_path: Path, capsys, api_url: str, ident: str, name: str) -> 
 
 def metadata_requests(archive) -> list[str]:  # noqa: ANN001
     """The asset ids whose metadata was asked for one by one (GET /api/assets/<id>/)."""
-    return [m.group(1) for method, raw in archive.request_log
-            if method == "GET" and (m := re.fullmatch(r"/api/assets/([^/?]+)/", raw))]
+    return [
+        m.group(1)
+        for method, raw in archive.request_log
+        if method == "GET" and (m := re.fullmatch(r"/api/assets/([^/?]+)/", raw))
+    ]
 
 
 def listing_requests(archive, ident: str) -> list[str]:  # noqa: ANN001
@@ -291,7 +316,9 @@ def test_resync_asks_metadata_only_of_new_assets(cli, dandi_archive, tmp_path: P
 
     # the listing came without metadata; only the new asset ids (and the text file, which goes
     # to git and is identified by its sha256) were asked for theirs, each once
-    assert listing_requests(dandi_archive, ident) and not any("metadata=1" in r for r in listing_requests(dandi_archive, ident))
+    assert listing_requests(dandi_archive, ident) and not any(
+        "metadata=1" in r for r in listing_requests(dandi_archive, ident)
+    )
     assert sorted(metadata_requests(dandi_archive)) == sorted([added, changed, text])
 
     # and the result is exactly what a cold mirror of the same archive state gives
@@ -308,8 +335,13 @@ def test_resync_asks_metadata_only_of_new_assets(cli, dandi_archive, tmp_path: P
     assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold-2")
 
 
-def test_resync_with_many_new_assets_lists_with_metadata(cli, dandi_archive, tmp_path: Path, capsys,  # noqa: ANN001
-                                                         monkeypatch) -> None:
+def test_resync_with_many_new_assets_lists_with_metadata(
+    cli,
+    dandi_archive,
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
+    monkeypatch,
+) -> None:
     from neuromirror.sources import dandi
 
     ident = dandi_archive.create_dandiset(name="mostly new", created=T0)
@@ -378,8 +410,13 @@ def test_resync_across_embargo_changes_registers_the_right_urls(cli, dandi_archi
     assert_same_but_old_urls(state, cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold-open"))
 
 
-def test_resync_listing_that_repeats_or_skips_a_page_commits_nothing(cli, dandi_archive, tmp_path: Path, capsys,  # noqa: ANN001
-                                                                     monkeypatch) -> None:
+def test_resync_listing_that_repeats_or_skips_a_page_commits_nothing(
+    cli,
+    dandi_archive,
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
+    monkeypatch,
+) -> None:
     from neuromirror.sources import dandi
 
     monkeypatch.setattr(dandi, "PAGE_SIZE", 2)  # a few pages for a few assets
@@ -414,11 +451,16 @@ def test_resync_listing_that_repeats_or_skips_a_page_commits_nothing(cli, dandi_
     assert mirror_state(cli.root, ident) == cold_mirror(tmp_path, capsys, dandi_archive.api_url, ident, "cold")
 
 
-def test_versions_after_a_large_one_read_its_state_from_the_index(cli, dandi_archive, tmp_path: Path, capsys,  # noqa: ANN001
-                                                                   monkeypatch) -> None:  # noqa: ANN001
+def test_versions_after_a_large_one_read_its_state_from_the_index(
+    cli,
+    dandi_archive,
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
+    monkeypatch,
+) -> None:  # noqa: ANN001
     """A large version's state is not held through its commit; the next version of the same sync
     reads it back from the index: the same commits and index rows as a sync that kept it."""
-    from neuromirror import sync as sync_module
+    from neuromirror.engine import sync as sync_module
 
     sample = build_sample_dandiset(dandi_archive)
     assert cli("sync", f"dandi:{sample.identifier}")[0] == 0
@@ -429,9 +471,13 @@ def test_versions_after_a_large_one_read_its_state_from_the_index(cli, dandi_arc
     kept, reread = (root / "dandi" / sample.identifier for root in (cli.root, other.root))
 
     def history(ds: Path) -> list[tuple[str, str]]:  # each commit's message and files (not .datalad: its id differs)
-        return [(git(ds, "log", "-1", "--format=%B", c),
-                 "\n".join(line for line in git(ds, "ls-tree", "-r", c).splitlines() if "\t.datalad/" not in line))
-                for c in commits(ds)]
+        return [
+            (
+                git(ds, "log", "-1", "--format=%B", c),
+                "\n".join(line for line in git(ds, "ls-tree", "-r", c).splitlines() if "\t.datalad/" not in line),
+            )
+            for c in commits(ds)
+        ]
 
     assert history(reread) == history(kept) and len(history(kept)) >= 3
     assert git(reread, "tag", "-l") == git(kept, "tag", "-l") != ""

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import pytest
-from conftest import CLI, git
 
+from conftest import CLI, git
 from neuromirror.sources import dandi_zarr
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
@@ -55,7 +55,7 @@ def zarr_files(seed: str, chunks: int = 4) -> dict[str, bytes]:
 
 # -- fixtures -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def archive(s3) -> Iterator["DandiStandIn"]:  # noqa: F821, ANN001
+def archive(s3) -> Iterator[DandiStandIn]:  # noqa: F821, ANN001
     """A stand-in with access control: embargoed dandisets need KEY."""
     from neuromirror.standins.dandi import DandiStandIn
 
@@ -86,8 +86,14 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def user_env(archive, key: Optional[str] = None) -> dict:  # noqa: ANN001
     """A user's environment for datalad/git-annex: loopback allowed, the API known, the key if given."""
     env = {k: v for k, v in os.environ.items() if k != "DANDI_API_KEY"}
-    env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses",
-                "GIT_CONFIG_VALUE_0": "all", "NEUROMIRROR_DANDI_API": archive.api_url})
+    env.update(
+        {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses",
+            "GIT_CONFIG_VALUE_0": "all",
+            "NEUROMIRROR_DANDI_API": archive.api_url,
+        }
+    )
     if key:
         env["DANDI_API_KEY"] = key
     return env
@@ -175,8 +181,9 @@ def test_zarr_subdataset_clone_get_tags_incremental(mcli, archive, tmp_path: Pat
 
     # the Zarr changes in place (the draft's modified does not move): found, listed, committed
     old_chunk = files["0/0/0/0"]
-    archive.modify_zarr(zarr_id, put={"0/3/7/7": b"rewritten", "0/9/0/0": b"added"}, delete=["0/0/0/0"],
-                        when=T0 + timedelta(days=2))
+    archive.modify_zarr(
+        zarr_id, put={"0/3/7/7": b"rewritten", "0/9/0/0": b"added"}, delete=["0/0/0/0"], when=T0 + timedelta(days=2)
+    )
     code, out, err = mcli("sync", f"dandi:{ident}")
     assert code == 0, err
     assert "1 new version(s) (draft)" in out, out
@@ -192,7 +199,9 @@ def test_zarr_subdataset_clone_get_tags_incremental(mcli, archive, tmp_path: Pat
     work = clone_all(mcli.root, tmp_path / "work", env, f"dandi/{ident}")
     wz = work / "dandi" / ident / "sub-01/sub-01_sample.ome.zarr"
     assert (wz / ".zgroup").is_symlink()
-    p = get(work / "dandi" / ident, env, "sub-01/sub-01_sample.ome.zarr/0/1/2/3", "sub-01/sub-01_sample.ome.zarr/0/9/0/0")
+    p = get(
+        work / "dandi" / ident, env, "sub-01/sub-01_sample.ome.zarr/0/1/2/3", "sub-01/sub-01_sample.ome.zarr/0/9/0/0"
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert (wz / "0/1/2/3").read_bytes() == files["0/1/2/3"]
     assert (wz / "0/9/0/0").read_bytes() == b"added"
@@ -207,8 +216,10 @@ def test_zarr_subdataset_clone_get_tags_incremental(mcli, archive, tmp_path: Pat
 
     # the index knows the subdataset by its commit, and reindex agrees
     db = sqlite3.connect(mcli.root / ".neuromirror" / "index.sqlite")
-    rows = db.execute("SELECT checksum_kind, checksum FROM entries WHERE source=? AND path=?",
-                      [f"dandi:{ident}", "sub-01/sub-01_sample.ome.zarr"]).fetchall()
+    rows = db.execute(
+        "SELECT checksum_kind, checksum FROM entries WHERE source=? AND path=?",
+        [f"dandi:{ident}", "sub-01/sub-01_sample.ome.zarr"],
+    ).fetchall()
     assert set(rows) == {("subdataset", first), ("subdataset", second)}
     before = index_dump(mcli.root)
     for suffix in ("", "-wal", "-shm"):
@@ -223,7 +234,8 @@ def index_dump(root: Path) -> list:
     return db.execute(
         'SELECT v.label, v."commit", v.remote_modified, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls'
         " FROM version_files vf JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id"
-        " ORDER BY v.source, v.id, e.path").fetchall()
+        " ORDER BY v.source, v.id, e.path"
+    ).fetchall()
 
 
 def test_s3_location_of_zarr_urls() -> None:
@@ -248,7 +260,9 @@ def test_zarr_checksum_mismatch_is_caught(mcli, archive, listings: list[str]) ->
     tree = git(ds, "ls-tree", "--name-only", "HEAD").split()
     assert "good.zarr" in tree and "bad.zarr" not in tree
     # no state claiming the wrong checksum was recorded anywhere
-    assert not (ds / "bad.zarr" / ".git").exists() or not git(ds / "bad.zarr", "log", "--grep=Neuromirror-Zarr:", "--oneline")
+    assert not (ds / "bad.zarr" / ".git").exists() or not git(
+        ds / "bad.zarr", "log", "--grep=Neuromirror-Zarr:", "--oneline"
+    )
     assert annexed_checksum(ds / "good.zarr") == archive_checksum(archive, good)
     # the next sync tries again (the draft's stamp does not claim the bad Zarr) and stays refused
     code, out, _ = mcli("sync", f"dandi:{ident}")
@@ -279,8 +293,9 @@ def grep_key(*roots: Path) -> list[str]:
                 if needle in p.read_bytes():
                     hits.append(str(p))
             if Path(dirpath).name == ".git":  # objects are compressed: ask git for their contents
-                objs = subprocess.run(["git", "--git-dir", dirpath, "cat-file", "--batch-all-objects", "--batch"],
-                                      capture_output=True).stdout
+                objs = subprocess.run(
+                    ["git", "--git-dir", dirpath, "cat-file", "--batch-all-objects", "--batch"], capture_output=True
+                ).stdout
                 if needle in objs:
                     hits.append(f"{dirpath} (git objects)")
     return hits
@@ -319,8 +334,13 @@ def test_embargoed_dandiset_key_from_environment(mcli, archive, tmp_path: Path, 
     wds = work / "dandi" / ident
     p = get(wds, user_env(archive), "sub-01/sub-01_ecephys.nwb")
     assert p.returncode != 0 and "DANDI_API_KEY" in p.stdout + p.stderr, p.stdout + p.stderr
-    p = get(wds, user_env(archive, KEY), "sub-01/sub-01_ecephys.nwb", "participants.tsv",
-            "sub-01/sub-01_sample.ome.zarr/0/0/1/2")
+    p = get(
+        wds,
+        user_env(archive, KEY),
+        "sub-01/sub-01_ecephys.nwb",
+        "participants.tsv",
+        "sub-01/sub-01_sample.ome.zarr/0/0/1/2",
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert (wds / "sub-01/sub-01_ecephys.nwb").read_bytes() == blob
     assert (wds / "participants.tsv").read_bytes() == b"participant_id\nsub-01\n"  # small text too: behind the key
@@ -391,8 +411,10 @@ def test_all_dandisets_in_parallel_one_failing(tmp_path: Path, capsys, s3, monke
         # a mirror definition with `all: true` does the same; the broken one recovered
         arch.faults.reset()
         defs = tmp_path / "defs.yaml"
-        defs.write_text(f"defaults:\n  schedule: {{interval: 6h}}\n  options: {{dandi_api: '{arch.api_url}'}}\n"
-                        "sources:\n  - {archive: dandi, all: true}\n")
+        defs.write_text(
+            f"defaults:\n  schedule: {{interval: 6h}}\n  options: {{dandi_api: '{arch.api_url}'}}\n"
+            "sources:\n  - {archive: dandi, all: true}\n"
+        )
         code, out, err = cli("sync", "--config", str(defs))
         assert code == 0, err
         assert out.strip().splitlines()[-1] == "5 sources: 1 updated, 4 unchanged, 0 failed", out

@@ -18,11 +18,11 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 
 import pytest
-from conftest import CLI, git
-from test_dandi_full import T0, annexed_checksum, archive_checksum, clone_all, get, user_env, zarr_files
 
+from conftest import CLI, git
 from neuromirror.sources import dandi_zarr
 from neuromirror.sources.zarr_job import ZarrJob, ZarrRecord, mirror_zarr
+from test_dandi_full import T0, annexed_checksum, archive_checksum, clone_all, get, user_env, zarr_files
 
 ZARRS = 5
 
@@ -74,8 +74,12 @@ def test_checksum_matches_zarr_checksum_package() -> None:
     for _ in range(100):
         names: set[str] = set()
         for _ in range(rnd.randint(0, 30)):
-            names.add("/".join(rnd.choice(["a", "b", "0", "10", "9", "é", "x y", ".zarray"]) + str(rnd.randint(0, 2))
-                               for _ in range(rnd.randint(1, 4))))
+            names.add(
+                "/".join(
+                    rnd.choice(["a", "b", "0", "10", "9", "é", "x y", ".zarray"]) + str(rnd.randint(0, 2))
+                    for _ in range(rnd.randint(1, 4))
+                )
+            )
         names = {n for n in names if not any(m.startswith(n + "/") for m in names)}
         leaves = [(n, rnd.randint(0, 99), hashlib.md5(n.encode()).hexdigest()) for n in sorted(names)]
         tree = ZarrChecksumTree()
@@ -187,9 +191,19 @@ def test_zarr_job_is_picklable_and_runs_in_a_process_pool(archive, tmp_path) -> 
     files = zarr_files("job", chunks=1)
     aid = archive.add_zarr_asset(ident, "job.zarr", files, when=T0)
     z = archive.asset(aid).zarr
-    job = ZarrJob(dandiset=ident, api_url=archive.api_url, path="job.zarr", zarr_id=z.zarr_id, asset_id=aid,
-                  dataset=str(tmp_path / "job.zarr"), checksum=z.reported_checksum,
-                  s3_base=archive.s3_url(aid), embargoed=False, modified=None, description="a test Zarr")
+    job = ZarrJob(
+        dandiset=ident,
+        api_url=archive.api_url,
+        path="job.zarr",
+        zarr_id=z.zarr_id,
+        asset_id=aid,
+        dataset=str(tmp_path / "job.zarr"),
+        checksum=z.reported_checksum,
+        s3_base=archive.s3_url(aid),
+        embargoed=False,
+        modified=None,
+        description="a test Zarr",
+    )
     assert pickle.loads(pickle.dumps(job)) == job
     with ProcessPoolExecutor(1) as pool:
         rec = pool.submit(mirror_zarr, job).result()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import pytest
+
 from conftest import CLI, git
 from test_dandi_full import T0, index_dump, zarr_files
 
@@ -30,11 +31,19 @@ pytest.importorskip("distributed")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DASK = str(Path(sys.executable).with_name("dask"))
 #: a dead worker's Dask lock lease expires quickly, so that the rerun of its task does not wait 30 s
-DASK_ENV = {"DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "3s",
-            "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_VALIDATION_INTERVAL": "1s",
-            "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "10s"}
-ENV = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1",
-       "DANDI_NO_ET": "1", "DANDI_CACHE": "ignore", **DASK_ENV}
+DASK_ENV = {
+    "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "3s",
+    "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_VALIDATION_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "10s",
+}
+ENV = {
+    **os.environ,
+    "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    "PYTHONUNBUFFERED": "1",
+    "DANDI_NO_ET": "1",
+    "DANDI_CACHE": "ignore",
+    **DASK_ENV,
+}
 ENV.pop("NEUROMIRROR_ROOT", None)
 ENV.pop("NEUROMIRROR_CRASH_AT", None)
 
@@ -62,17 +71,35 @@ class Cluster:
         self.logdir = logdir
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.procs: dict[str, subprocess.Popen] = {}
-        self._start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1],
-                                  "--no-dashboard"])
+        self._start(
+            "scheduler",
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
+        )
 
     def _start(self, name: str, cmd: list[str], env: Optional[dict] = None) -> None:
         with (self.logdir / f"{name}.log").open("a") as fh:
             self.procs[name] = subprocess.Popen(cmd, env=env or ENV, stdout=fh, stderr=subprocess.STDOUT)
 
     def start_worker(self, name: str, **env: str) -> None:
-        self._start(name, [DASK, "worker", self.address, "--name", name, "--nworkers", "1", "--nthreads", "1",
-                           "--no-nanny", "--no-dashboard", "--local-directory", str(self.logdir / name)],
-                    {**ENV, **env})
+        self._start(
+            name,
+            [
+                DASK,
+                "worker",
+                self.address,
+                "--name",
+                name,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--local-directory",
+                str(self.logdir / name),
+            ],
+            {**ENV, **env},
+        )
         wait_for(lambda: name in self.worker_names(), 60, f"worker {name} to join")
 
     def stop_worker(self, name: str) -> None:
@@ -119,7 +146,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
-def archive(s3) -> Iterator["DandiStandIn"]:  # noqa: F821, ANN001
+def archive(s3) -> Iterator[DandiStandIn]:  # noqa: F821, ANN001
     """Six dandisets, two of them with several Zarr assets; some published."""
     from neuromirror.standins.dandi import DandiStandIn
 
@@ -146,8 +173,13 @@ def single_host(archive, tmp_path_factory: pytest.TempPathFactory, capsys_module
 
 
 def neuromirror(root: Path, *args: str, env: Optional[dict] = None, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
-    return subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), *args], env=env or ENV,
-                          capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), *args],
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        **kw,
+    )
 
 
 #: commits that set a new dataset up, dated when they are made (the mirror's others: by the archive)
@@ -175,8 +207,11 @@ def dataset_state(root: Path) -> dict[str, dict]:
         found[str(ds.relative_to(root))] = {
             "head": tree(ds, "HEAD"),
             # the mirror's own commits (dated by the archive), not DataLad's creation (dated now)
-            "chain": [c for c in git(ds, "log", "--first-parent", "--format=%s %aI %cI", "HEAD").splitlines()
-                      if "[neuromirror]" in c and not any(w in c for w in DATED_NOW)],
+            "chain": [
+                c
+                for c in git(ds, "log", "--first-parent", "--format=%s %aI %cI", "HEAD").splitlines()
+                if "[neuromirror]" in c and not any(w in c for w in DATED_NOW)
+            ],
             "tags": {t: tree(ds, t) for t in git(ds, "tag", "-l").split()},
         }
     return found
@@ -186,13 +221,16 @@ def index_state(root: Path) -> tuple[list, list]:
     """The index's versions and files, commit ids aside (they depend on the random dataset ids;
     the subdatasets' content is compared by :func:`dataset_state`)."""
     db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
-    versions = db.execute("SELECT source, label, kind, tag, remote_modified, date, files, bytes, doi, citation, meta"
-                          " FROM versions ORDER BY source, id").fetchall()
+    versions = db.execute(
+        "SELECT source, label, kind, tag, remote_modified, date, files, bytes, doi, citation, meta"
+        " FROM versions ORDER BY source, id"
+    ).fetchall()
     files = db.execute(
         "SELECT v.source, v.label, e.path, e.key, e.size, e.checksum_kind,"
         " CASE e.checksum_kind WHEN 'subdataset' THEN '(commit)' ELSE e.checksum END, e.urls, e.remote_id"
         " FROM version_files vf JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id"
-        " ORDER BY v.source, v.id, e.path").fetchall()
+        " ORDER BY v.source, v.id, e.path"
+    ).fetchall()
     db.close()
     return versions, files
 
@@ -213,8 +251,9 @@ def workers_of(reports: list[dict]) -> set[str]:
 
 
 # -- the tests ----------------------------------------------------------------------
-def test_all_dandisets_on_two_workers_equal_a_single_host_run(cluster, archive, single_host, tmp_path: Path,
-                                                              capsys) -> None:  # noqa: ANN001
+def test_all_dandisets_on_two_workers_equal_a_single_host_run(
+    cluster, archive, single_host, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
     cli = CLI(tmp_path / "mirror", capsys, archive.api_url)
     code, out, err = cli("sync", "dandi:*", "--dask", cluster.address, "--json")
     assert code == 0, err
@@ -235,8 +274,9 @@ def test_all_dandisets_on_two_workers_equal_a_single_host_run(cluster, archive, 
     assert index_dump(cli.root) == before
 
 
-def test_a_worker_killed_mid_task_reruns_elsewhere_with_the_same_result(cluster, archive, single_host,
-                                                                         tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_worker_killed_mid_task_reruns_elsewhere_with_the_same_result(
+    cluster, archive, single_host, tmp_path: Path
+) -> None:  # noqa: ANN001
     # w2 dies by SIGKILL in its first task, in the middle of a commit (a Zarr subdataset's or a dandiset's)
     cluster.stop_worker("w2")
     cluster.start_worker("w2", NEUROMIRROR_CRASH_AT="fast-import-stream")
@@ -255,14 +295,30 @@ def test_a_worker_killed_mid_task_reruns_elsewhere_with_the_same_result(cluster,
 
 
 def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, single_host, tmp_path: Path) -> None:  # noqa: ANN001
-    from neuromirror.mirror import Mirror
+    from neuromirror.dataset.mirror import Mirror
 
     root = tmp_path / "mirror"
     archive.latency = 0.05  # slow enough to be stopped half-way
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "neuromirror", "--root", str(root), "sync", "dandi:*", "--dask",
-                                 cluster.address, "--dandi-api", archive.api_url], env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "neuromirror",
+                "--root",
+                str(root),
+                "sync",
+                "dandi:*",
+                "--dask",
+                cluster.address,
+                "--dandi-api",
+                archive.api_url,
+            ],
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # mid-run: some dandiset has its dataset, not all are recorded
         wait_for(lambda: len(list(root.glob("dandi/*/.datalad"))) >= 2, 120, "datasets to appear")
         proc.send_signal(signal.SIGTERM)
@@ -284,16 +340,19 @@ def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, 
 
 
 def test_serve_runs_on_the_workers_and_never_twice_at_once(cluster, archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_service import assert_never_interleaved, ok_runs, runs, serve, wait_for as wait_served
+    from test_service import assert_never_interleaved, ok_runs, runs, serve
+    from test_service import wait_for as wait_served
 
     ident = archive.create_dandiset(name="served", created=T0)
     archive.put_asset(ident, "a.nwb", b"served" * 50, when=T0)
     sid = f"dandi:{ident}"
     root = tmp_path / "mirror"
     cfg = tmp_path / "m.yaml"
-    cfg.write_text(f"executor: {{dask: '{cluster.address}'}}\n"
-                   f"defaults:\n  schedule: {{interval: 2s}}\n  options: {{dandi_api: '{archive.api_url}'}}\n"
-                   f"sources:\n  - spec: '{sid}'\n")
+    cfg.write_text(
+        f"executor: {{dask: '{cluster.address}'}}\n"
+        f"defaults:\n  schedule: {{interval: 2s}}\n  options: {{dandi_api: '{archive.api_url}'}}\n"
+        f"sources:\n  - spec: '{sid}'\n"
+    )
     with serve(root, cfg) as svc:
         wait_served(lambda: ok_runs(root, sid), 60, "a first service run", svc)
         cluster_state = svc.state()["cluster"]
@@ -329,8 +388,14 @@ def test_status_shows_the_cluster(cluster, tmp_path: Path) -> None:  # noqa: ANN
 def test_unreachable_scheduler_one_line_nothing_written(archive, tmp_path: Path) -> None:  # noqa: ANN001
     address = f"tcp://127.0.0.1:{free_port()}"
     root = tmp_path / "mirror"
-    p = neuromirror(root, "sync", "dandi:*", "--dandi-api", archive.api_url,
-                    env={**ENV, "NEUROMIRROR_DASK": address, "NEUROMIRROR_DASK_TIMEOUT": "2"})
+    p = neuromirror(
+        root,
+        "sync",
+        "dandi:*",
+        "--dandi-api",
+        archive.api_url,
+        env={**ENV, "NEUROMIRROR_DASK": address, "NEUROMIRROR_DASK_TIMEOUT": "2"},
+    )
     assert p.returncode != 0
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and address in lines[0] and "Dask scheduler" in lines[0], p.stderr
@@ -355,10 +420,14 @@ def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
     from neuromirror.config import ConfigError, load_config
 
     good = tmp_path / "good.yaml"
-    good.write_text("executor: {dask: 'tcp://10.0.0.5:8786'}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n")
+    good.write_text(
+        "executor: {dask: 'tcp://10.0.0.5:8786'}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n"
+    )
     assert load_config(good).dask == "tcp://10.0.0.5:8786"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("executor: {dask: 8786, ray: x}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n")
+    bad.write_text(
+        "executor: {dask: 8786, ray: x}\ndefaults: {schedule: {interval: 1d}}\nsources:\n  - 'dandi:000027'\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_config(bad)
     text = str(err.value)

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from conftest import CLI, git
-
-from neuromirror import urlrule
+from neuromirror.engine import urlrule
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=timezone.utc)
 ZARR = "sub-01/sub-01_sample.ome.zarr"
@@ -29,15 +28,26 @@ OLD, NEW = b"old bytes of chunk 0/0/0", b"NEW bytes of chunk 0/0/0"  # same size
 
 
 def zarr_files() -> dict[str, bytes]:
-    return {".zgroup": b'{"zarr_format": 2}', "0/.zarray": b'{"chunks": [1, 1, 1], "zarr_format": 2}',
-            "0/0/0/0": OLD, "0/0/0/1": b"chunk 0/0/0/1", "0/0/1/0": b"chunk 0/0/1/0"}
+    return {
+        ".zgroup": b'{"zarr_format": 2}',
+        "0/.zarray": b'{"chunks": [1, 1, 1], "zarr_format": 2}',
+        "0/0/0/0": OLD,
+        "0/0/0/1": b"chunk 0/0/0/1",
+        "0/0/1/0": b"chunk 0/0/1/0",
+    }
 
 
 def user_env(api_url: str) -> dict:
     """A user's environment: loopback allowed for git-annex (stand-ins), the API known."""
     env = dict(os.environ)
-    env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses",
-                "GIT_CONFIG_VALUE_0": "all", "NEUROMIRROR_DANDI_API": api_url})
+    env.update(
+        {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses",
+            "GIT_CONFIG_VALUE_0": "all",
+            "NEUROMIRROR_DANDI_API": api_url,
+        }
+    )
     return env
 
 
@@ -66,8 +76,12 @@ def previous_layout() -> Iterator[None]:
 def unmark(*datasets: Path) -> None:
     """Make datasets look made by an earlier version: no URL-rule mark in their git config."""
     for d in datasets:
-        subprocess.run(["git", "config", "--local", "--unset", "neuromirror.urlrule"], cwd=d, capture_output=True)
-        assert subprocess.run(["git", "config", "--local", "--get", "neuromirror.urlrule"], cwd=d).returncode == 1
+        subprocess.run(
+            ["git", "config", "--local", "--unset", "neuromirror.engine.urlrule"], cwd=d, capture_output=True
+        )
+        assert (
+            subprocess.run(["git", "config", "--local", "--get", "neuromirror.engine.urlrule"], cwd=d).returncode == 1
+        )
 
 
 def rewritten_zarr_mirror(cli: CLI, archive, name: str) -> tuple[str, Path, str]:  # noqa: ANN001
@@ -147,7 +161,7 @@ def test_mirror_of_the_previous_layout_is_repaired(cli, dandi_archive, tmp_path:
     (rep,) = json.loads(out)
     assert lines and rep["urls_removed"] == n_objects and rep["datasets"] == 2, rep
     assert not any("download=true" in u for u in registered_urls(zds, "0/0/0/0"))
-    assert git(zds, "config", "neuromirror.urlrule").strip() == "1"
+    assert git(zds, "config", "neuromirror.engine.urlrule").strip() == "1"
     # a second repair finds nothing; a forced one scans again and finds nothing either
     assert json.loads(cli("repair", f"dandi:{ident}", "--json", "--force")[1])[0]["urls_removed"] == 0
 
@@ -174,7 +188,9 @@ def test_a_sync_repairs_a_mirror_of_the_previous_layout(cli, dandi_archive) -> N
     assert api not in registered_urls(zds, "0/0/0/0")
     # and the run record says so too
     db = sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite")
-    (rec,) = db.execute("SELECT report FROM runs WHERE source=? ORDER BY id DESC LIMIT 1", [f"dandi:{ident}"]).fetchone()
+    (rec,) = db.execute(
+        "SELECT report FROM runs WHERE source=? ORDER BY id DESC LIMIT 1", [f"dandi:{ident}"]
+    ).fetchone()
     assert "repaired 2 dataset(s)" in rec
 
 
@@ -196,8 +212,9 @@ def test_api_spelled_with_another_host_name_still_pins_s3(tmp_path: Path, capsys
     assert not any("/api/" in u and "versionId" in u for u in urls), urls
     assert any(u.startswith(other.rstrip("/") + "/assets/") and u.endswith("/download/") for u in urls), urls
     db = sqlite3.connect(cli.root / ".neuromirror" / "index.sqlite")
-    (stored,) = db.execute("SELECT urls FROM entries WHERE source=? AND path=?",
-                           [f"dandi:{ident}", "sub-01/sub-01_ecephys.nwb"]).fetchone()
+    (stored,) = db.execute(
+        "SELECT urls FROM entries WHERE source=? AND path=?", [f"dandi:{ident}", "sub-01/sub-01_ecephys.nwb"]
+    ).fetchone()
     assert sorted(json.loads(stored)) == sorted(urls)
 
 
@@ -248,7 +265,9 @@ def test_verdicts_of_the_url_kinds() -> None:
         "neuromirror+boss://api.bossdb.io/c/e/ch/0/0:512/0:512/0:16/?chunk=16,512,512&dtype=uint8": mutable,
     }
     assert {url: urlrule.stability(url) for url in cases} == cases
-    kept, unpinned = urlrule.admissible([f"https://h/zarr/{u}/0?versionId=1", f"https://h/api/zarr/{u}/files/?prefix=0"])
+    kept, unpinned = urlrule.admissible(
+        [f"https://h/zarr/{u}/0?versionId=1", f"https://h/api/zarr/{u}/files/?prefix=0"]
+    )
     assert kept == (f"https://h/zarr/{u}/0?versionId=1",) and not unpinned
     kept, unpinned = urlrule.admissible(["https://b.s3.amazonaws.com/k"])
     assert kept == ("https://b.s3.amazonaws.com/k",) and unpinned
@@ -260,20 +279,23 @@ def test_s3_urls_are_recognised_by_what_they_are() -> None:
     u = "abcdef12-3456-7890-abcd-ef1234567890"
     key = dandi_zarr.is_archive_key
     loc = s3urls.locate
-    assert loc(f"https://dandiarchive.s3.amazonaws.com/blobs/abc/def/{u}") == \
-        s3urls.S3Location(None, "dandiarchive", f"blobs/abc/def/{u}")
+    assert loc(f"https://dandiarchive.s3.amazonaws.com/blobs/abc/def/{u}") == s3urls.S3Location(
+        None, "dandiarchive", f"blobs/abc/def/{u}"
+    )
     assert loc("https://s3.us-west-2.amazonaws.com/aind-open-data/x/y.bin").bucket == "aind-open-data"
     assert loc("https://b.s3-us-west-2.amazonaws.com/k").bucket == "b"
     assert loc("https://b.s3.dualstack.us-east-1.amazonaws.com/k").bucket == "b"
     # a configured endpoint: path-style
-    assert loc("http://127.0.0.1:9000/bucket/any/key", ["http://127.0.0.1:9000/"]) == \
-        s3urls.S3Location("http://127.0.0.1:9000", "bucket", "any/key")
+    assert loc("http://127.0.0.1:9000/bucket/any/key", ["http://127.0.0.1:9000/"]) == s3urls.S3Location(
+        "http://127.0.0.1:9000", "bucket", "any/key"
+    )
     # the archive's own layout on an unlisted host, path-style or virtual-hosted
-    assert loc(f"http://minio.lab:9000/dandi/blobs/abc/def/{u}", archive_key=key) == \
-        s3urls.S3Location("http://minio.lab:9000", "dandi", f"blobs/abc/def/{u}")
-    assert loc(f"http://dandi.minio.lab/zarr/{u}/", archive_key=key) == \
-        s3urls.S3Location("http://minio.lab", "dandi", f"zarr/{u}/")
+    assert loc(f"http://minio.lab:9000/dandi/blobs/abc/def/{u}", archive_key=key) == s3urls.S3Location(
+        "http://minio.lab:9000", "dandi", f"blobs/abc/def/{u}"
+    )
+    assert loc(f"http://dandi.minio.lab/zarr/{u}/", archive_key=key) == s3urls.S3Location(
+        "http://minio.lab", "dandi", f"zarr/{u}/"
+    )
     # the archive's download route is not S3, whatever its host; nor is an unknown URL
     assert loc(f"http://localhost:8000/api/assets/{u}/download/", archive_key=key) is None
     assert loc("https://example.org/data/file.nwb", archive_key=key) is None
-

@@ -68,16 +68,35 @@ def test_datalad_clone_and_get_from_the_sibling(sample: Sample, published: Path,
 def test_neuromirror_get_and_reproduce_without_the_mirror(sample: Sample, published: Path, tmp_path: Path) -> None:
     nowhere = tmp_path / "no-mirror"
     # get resolves the version from the sibling's tags and commit trailers
-    code, out, err = sample.run("get", f"{sample.source}@{sample.v1}", "--from", str(published), "--to",
-                                str(tmp_path / "g"), "--allow-ip", "all", root=nowhere)
+    code, out, err = sample.run(
+        "get",
+        f"{sample.source}@{sample.v1}",
+        "--from",
+        str(published),
+        "--to",
+        str(tmp_path / "g"),
+        "--allow-ip",
+        "all",
+        root=nowhere,
+    )
     assert code == 0, err
     assert without_metadata(data_files(tmp_path / "g")) == sample.files[sample.v1]
     assert git(tmp_path / "g", "rev-parse", "HEAD") == sample.run.json("pin", f"{sample.source}@{sample.v1}")["commit"]
-    res = sample.run.json("get", sample.source, "--from", str(published / "dandi" / sample.id), "--to",
-                          str(tmp_path / "d"), "--allow-ip", "all", root=nowhere)
+    res = sample.run.json(
+        "get",
+        sample.source,
+        "--from",
+        str(published / "dandi" / sample.id),
+        "--to",
+        str(tmp_path / "d"),
+        "--allow-ip",
+        "all",
+        root=nowhere,
+    )
     assert res["version"] == "draft" and res["ok"]
-    code, _, err = sample.run("get", f"{sample.source}@0.999999.9999", "--from", str(published), "--to",
-                              str(tmp_path / "x"), root=nowhere)
+    code, _, err = sample.run(
+        "get", f"{sample.source}@0.999999.9999", "--from", str(published), "--to", str(tmp_path / "x"), root=nowhere
+    )
     assert code == 1 and "no version '0.999999.9999'" in err
     assert not nowhere.exists()
 
@@ -133,9 +152,12 @@ def test_with_root_and_url_templates(sample: Sample, tmp_path: Path) -> None:
     flat = tmp_path / "flat"
     code, _, err = sample.run("publish", sample.source, "--to", str(flat) + "/{archive}-{name}.git", "--name", "flat")
     assert code == 1 and "has 1 subdataset(s)" in err and "BASE --to" in err  # relative .gitmodules URLs
-    from neuromirror.publish import target_url
+    from neuromirror.reproduce.publish import target_url
 
-    assert target_url("git@github.com:lab/{slug}.git", "dandi:000027", "dandi/000027") == "git@github.com:lab/dandi-000027.git"
+    assert (
+        target_url("git@github.com:lab/{slug}.git", "dandi:000027", "dandi/000027")
+        == "git@github.com:lab/dandi-000027.git"
+    )
     assert target_url("ssh://h/srv/{relpath}", "boss:c/e", "boss/c/e") == "ssh://h/srv/boss/c/e"
     assert target_url("git@host:base", "dandi:000027", "dandi/000027") == "git@host:base/dandi/000027"
     code, _, err = sample.run("publish", sample.source, "--to", str(flat) + "/{nope}", "--name", "flat")

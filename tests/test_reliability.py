@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from conftest import git
 
 T0 = datetime(2025, 2, 1, 8, 0, tzinfo=timezone.utc)
@@ -19,7 +20,10 @@ def run_sync(root: Path, api: str, ident: str, **env: str) -> subprocess.Complet
     full = dict(os.environ, DANDI_NO_ET="1", **env)
     return subprocess.run(
         [sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{ident}", "--dandi-api", api, "-q"],
-        capture_output=True, text=True, env=full, timeout=300,
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=300,
     )
 
 
@@ -40,8 +44,13 @@ def state_of(root: Path, ident: str) -> dict:
         "SELECT v.label, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls FROM version_files vf"
         " JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id ORDER BY v.id, e.path"
     ).fetchall()
-    return {"head": tree("HEAD"), "chain": [c for c in chain if "[neuromirror]" in c and "SHA256E" not in c],
-            "tags": tags, "versions": versions, "files": files}
+    return {
+        "head": tree("HEAD"),
+        "chain": [c for c in chain if "[neuromirror]" in c and "SHA256E" not in c],
+        "tags": tags,
+        "versions": versions,
+        "files": files,
+    }
 
 
 def check_consistent(root: Path, ident: str) -> None:
@@ -78,11 +87,32 @@ def reference(crash_dandiset, dandi_archive, tmp_path_factory):  # noqa: ANN001,
 
 
 CRASH_POINTS = [
-    "dataset-created", "dandi-asset#1", "dandi-asset#4", "dandi-asset#9", "fast-import-stream#1",
-    "fast-import-stream#3", "fast-import-stream#8", "before-checkout#1", "before-checkout#2", "before-checkout#3",
-    "before-commit#1", "before-commit#3", "after-commit#1", "after-commit#2", "after-commit#3", "after-tag#1",
-    "after-tag#2", "index-write#1", "index-write#2", "index-write#3", "after-index#1", "after-index#2",
-    "after-index#3", "before-register#1", "before-branch-update#1", "before-branch-update#2",
+    "dataset-created",
+    "dandi-asset#1",
+    "dandi-asset#4",
+    "dandi-asset#9",
+    "fast-import-stream#1",
+    "fast-import-stream#3",
+    "fast-import-stream#8",
+    "before-checkout#1",
+    "before-checkout#2",
+    "before-checkout#3",
+    "before-commit#1",
+    "before-commit#3",
+    "after-commit#1",
+    "after-commit#2",
+    "after-commit#3",
+    "after-tag#1",
+    "after-tag#2",
+    "index-write#1",
+    "index-write#2",
+    "index-write#3",
+    "after-index#1",
+    "after-index#2",
+    "after-index#3",
+    "before-register#1",
+    "before-branch-update#1",
+    "before-branch-update#2",
 ]
 
 
@@ -148,20 +178,44 @@ def test_secrets_never_written(dandi_archive, s3, tmp_path) -> None:  # noqa: AN
     spec = f"dandi:{ident}@draft"
     lockfile = tmp_path / "data.lock"
     every_command = [
-        ["versions", f"dandi:{ident}"], ["pin", spec], ["reindex"], ["search", "--path", "*.nwb"],
-        ["get", spec, "--to", str(tmp_path / "got"), "--allow-ip", "all"], ["lock", spec, "-o", str(lockfile)],
+        ["versions", f"dandi:{ident}"],
+        ["pin", spec],
+        ["reindex"],
+        ["search", "--path", "*.nwb"],
+        ["get", spec, "--to", str(tmp_path / "got"), "--allow-ip", "all"],
+        ["lock", spec, "-o", str(lockfile)],
         ["reproduce", str(lockfile), "--to", str(tmp_path / "again"), "--allow-ip", "all"],
-        ["cite", spec, "--format", "bibtex"], ["verify", spec, "--content", "--allow-ip", "all"],
-        ["diff", spec, spec], ["status", "--json"], ["publish", f"dandi:{ident}", "--to", str(tmp_path / "public")],
+        ["cite", spec, "--format", "bibtex"],
+        ["verify", spec, "--content", "--allow-ip", "all"],
+        ["diff", spec, spec],
+        ["status", "--json"],
+        ["publish", f"dandi:{ident}", "--to", str(tmp_path / "public")],
     ]
     for cmd in every_command:
-        p = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), "-vv", *cmd],
-                           capture_output=True, text=True, env=dict(os.environ, DANDI_API_KEY=key))
+        p = subprocess.run(
+            [sys.executable, "-m", "neuromirror", "--root", str(root), "-vv", *cmd],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, DANDI_API_KEY=key),
+        )
         assert p.returncode == 0, (cmd, p.stderr[-2000:])
         log += p.stdout + p.stderr
-    bad = subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{ident}",
-                          "--dandi-api", "http://127.0.0.1:9/api"], capture_output=True, text=True,
-                         env=dict(os.environ, DANDI_API_KEY=key, DANDI_NO_ET="1"))
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "neuromirror",
+            "--root",
+            str(root),
+            "sync",
+            f"dandi:{ident}",
+            "--dandi-api",
+            "http://127.0.0.1:9/api",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DANDI_API_KEY=key, DANDI_NO_ET="1"),
+    )
     log += bad.stdout + bad.stderr
     assert key not in log
     ds = root / "dandi" / ident
@@ -195,18 +249,31 @@ def test_hostile_and_broken_items_refused_rest_mirrored(cli, dandi_archive, tmp_
     wrong_type = put(ident, "wrong-type.nwb", b"w" * 9, when=T0)
     dandi_archive.override_metadata(wrong_type, b'"metadata should be an object"')
     bad_digest = put(ident, "bad-digest.nwb", b"d" * 9, when=T0)
-    dandi_archive.override_metadata(bad_digest, json.dumps(
-        {"digest": {"dandi:sha2-256": "not-a-sha256"}, "contentSize": 9, "path": "bad-digest.nwb"}).encode())
+    dandi_archive.override_metadata(
+        bad_digest,
+        json.dumps({"digest": {"dandi:sha2-256": "not-a-sha256"}, "contentSize": 9, "path": "bad-digest.nwb"}).encode(),
+    )
     bad_size = put(ident, "bad-size.nwb", b"s" * 9, when=T0)
-    dandi_archive.override_metadata(bad_size, json.dumps(
-        {"digest": {"dandi:sha2-256": "ab" * 32}, "contentSize": 12345, "path": "bad-size.nwb"}).encode())
+    dandi_archive.override_metadata(
+        bad_size,
+        json.dumps({"digest": {"dandi:sha2-256": "ab" * 32}, "contentSize": 12345, "path": "bad-size.nwb"}).encode(),
+    )
     lying = put(ident, "lying.txt", b"the real text\n", when=T0)  # text: downloaded and checked
-    dandi_archive.override_metadata(lying, json.dumps(
-        {"digest": {"dandi:sha2-256": "cd" * 32}, "contentSize": 14, "path": "lying.txt"}).encode())
+    dandi_archive.override_metadata(
+        lying, json.dumps({"digest": {"dandi:sha2-256": "cd" * 32}, "contentSize": 14, "path": "lying.txt"}).encode()
+    )
     huge = put(ident, "huge-metadata.nwb", b"h" * 9, when=T0)
-    dandi_archive.override_metadata(huge, json.dumps({
-        "digest": {"dandi:sha2-256": dandi_archive.asset(huge).blob.sha256}, "contentSize": 9,
-        "description": "x" * 3_000_000, "path": "huge-metadata.nwb"}).encode())
+    dandi_archive.override_metadata(
+        huge,
+        json.dumps(
+            {
+                "digest": {"dandi:sha2-256": dandi_archive.asset(huge).blob.sha256},
+                "contentSize": 9,
+                "description": "x" * 3_000_000,
+                "path": "huge-metadata.nwb",
+            }
+        ).encode(),
+    )
     put(ident, "good/ok.nwb", b"good" * 10, when=T0)
 
     code, out, err = cli("sync", f"dandi:{ident}")
@@ -218,9 +285,12 @@ def test_hostile_and_broken_items_refused_rest_mirrored(cli, dandi_archive, tmp_
         assert why in out, (why, out)
     assert len({"Sub/Data.nwb", "sub/data.nwb"} & paths) == 1 and "differs only by case" in out
     assert len({"thing", "thing/inside.nwb"} & paths) == 1 and "a file and a directory of the same name" in out
-    for p, why in [("wrong-type.nwb", "not an object"), ("bad-digest.nwb", "malformed sha256"),
-                   ("bad-size.nwb", "disagrees with the metadata's contentSize"),
-                   ("lying.txt", "does not match the archive's size and sha256")]:
+    for p, why in [
+        ("wrong-type.nwb", "not an object"),
+        ("bad-digest.nwb", "malformed sha256"),
+        ("bad-size.nwb", "disagrees with the metadata's contentSize"),
+        ("lying.txt", "does not match the archive's size and sha256"),
+    ]:
         assert p not in paths and f"refused {p!r}: refused: " in out and why in out, (p, out)
     assert {"good/ok.nwb", "huge-metadata.nwb"} <= paths
     hook = ds / ".git" / "hooks" / "pre-commit"  # git-annex's own hook; ours must not replace it
@@ -231,8 +301,12 @@ def test_hostile_and_broken_items_refused_rest_mirrored(cli, dandi_archive, tmp_
 
 
 def test_bad_cli_input_one_line_errors(cli) -> None:  # noqa: ANN001
-    for args, why in [(["sync", "dandi:12x"], "6 digits"), (["sync", "nope:1"], "unknown archive"),
-                      (["pin", "dandi:000001@"], "empty version"), (["versions", "dandi:000001"], "no mirror at"),
-                      (["sync", "aind:a/b"], "without '/'")]:
+    for args, why in [
+        (["sync", "dandi:12x"], "6 digits"),
+        (["sync", "nope:1"], "unknown archive"),
+        (["pin", "dandi:000001@"], "empty version"),
+        (["versions", "dandi:000001"], "no mirror at"),
+        (["sync", "aind:a/b"], "without '/'"),
+    ]:
         code, out, err = cli(*args)
         assert code == 2 and len(err.strip().splitlines()) == 1 and why in err, (args, err)

@@ -92,16 +92,30 @@ def build_sample(archive, root: Path, name: str = "Retrieval sample", zarr: bool
     """
     t0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc) + timedelta(days=len(archive.dandiset_ids()))
     contributors = [
-        {"name": "Doe, Jane", "roleName": ["dcite:Author", "dcite:ContactPerson"], "includeInCitation": True,
-         "schemaKey": "Person", "identifier": "0000-0002-1825-0097"},
+        {
+            "name": "Doe, Jane",
+            "roleName": ["dcite:Author", "dcite:ContactPerson"],
+            "includeInCitation": True,
+            "schemaKey": "Person",
+            "identifier": "0000-0002-1825-0097",
+        },
         {"name": "Roe, Richard", "roleName": ["dcite:Author"], "includeInCitation": True, "schemaKey": "Person"},
-        {"name": "Not Cited, Someone", "roleName": ["dcite:DataCurator"], "includeInCitation": False,
-         "schemaKey": "Person"},
-        {"name": "Lab of Neural Data & Co", "roleName": ["dcite:Sponsor"], "includeInCitation": True,
-         "schemaKey": "Organization"},
+        {
+            "name": "Not Cited, Someone",
+            "roleName": ["dcite:DataCurator"],
+            "includeInCitation": False,
+            "schemaKey": "Person",
+        },
+        {
+            "name": "Lab of Neural Data & Co",
+            "roleName": ["dcite:Sponsor"],
+            "includeInCitation": True,
+            "schemaKey": "Organization",
+        },
     ]
-    ds_id = archive.create_dandiset(name=name, metadata={"contributor": contributors, "license": ["spdx:CC-BY-4.0"]},
-                                    created=t0)
+    ds_id = archive.create_dandiset(
+        name=name, metadata={"contributor": contributors, "license": ["spdx:CC-BY-4.0"]}, created=t0
+    )
     v1_files = {
         "sub-01/sub-01_ecephys.nwb": _bytes(ds_id + "a", 300_000),
         "sub-02/sub-02_ecephys.nwb": _bytes(ds_id + "b", 70_001),
@@ -111,8 +125,12 @@ def build_sample(archive, root: Path, name: str = "Retrieval sample", zarr: bool
     for i, (path, data) in enumerate(v1_files.items()):
         archive.put_asset(ds_id, path, data, when=t0 + timedelta(minutes=i + 1))
     if zarr:
-        chunks = {".zgroup": b'{"zarr_format": 2}', "0/.zarray": b'{"chunks": [64], "zarr_format": 2}',
-                  "0/0": _bytes(ds_id + "z0", 500), "0/1": _bytes(ds_id + "z1", 300)}
+        chunks = {
+            ".zgroup": b'{"zarr_format": 2}',
+            "0/.zarray": b'{"chunks": [64], "zarr_format": 2}',
+            "0/0": _bytes(ds_id + "z0", 500),
+            "0/1": _bytes(ds_id + "z1", 300),
+        }
         archive.add_zarr_asset(ds_id, ZARR, chunks, when=t0 + timedelta(minutes=30))
         v1_files.update({f"{ZARR}/{k}": v for k, v in chunks.items()})
     v1 = archive.publish(ds_id, when=t0 + timedelta(hours=1))
@@ -120,13 +138,22 @@ def build_sample(archive, root: Path, name: str = "Retrieval sample", zarr: bool
     v2_files["sub-01/sub-01_ecephys.nwb"] = _bytes(ds_id + "a2", 310_000)
     del v2_files["sub-02/sub-02_ecephys.nwb"]
     v2_files["sub-03/sub-03_ecephys.nwb"] = _bytes(ds_id + "d", 50_000)
-    archive.put_asset(ds_id, "sub-01/sub-01_ecephys.nwb", v2_files["sub-01/sub-01_ecephys.nwb"], when=t0 + timedelta(hours=2))
+    archive.put_asset(
+        ds_id, "sub-01/sub-01_ecephys.nwb", v2_files["sub-01/sub-01_ecephys.nwb"], when=t0 + timedelta(hours=2)
+    )
     archive.delete_asset(ds_id, "sub-02/sub-02_ecephys.nwb", when=t0 + timedelta(hours=2, minutes=1))
-    archive.put_asset(ds_id, "sub-03/sub-03_ecephys.nwb", v2_files["sub-03/sub-03_ecephys.nwb"], when=t0 + timedelta(hours=2, minutes=2))
+    archive.put_asset(
+        ds_id,
+        "sub-03/sub-03_ecephys.nwb",
+        v2_files["sub-03/sub-03_ecephys.nwb"],
+        when=t0 + timedelta(hours=2, minutes=2),
+    )
     v2 = archive.publish(ds_id, when=t0 + timedelta(hours=3))
     draft_files = dict(v2_files)
     draft_files["sub-04/sub-04_ecephys.nwb"] = _bytes(ds_id + "e", 20_000)
-    archive.put_asset(ds_id, "sub-04/sub-04_ecephys.nwb", draft_files["sub-04/sub-04_ecephys.nwb"], when=t0 + timedelta(hours=4))
+    archive.put_asset(
+        ds_id, "sub-04/sub-04_ecephys.nwb", draft_files["sub-04/sub-04_ecephys.nwb"], when=t0 + timedelta(hours=4)
+    )
     s = Sample(archive, root, ds_id, v1, v2, {v1: v1_files, v2: v2_files, "draft": draft_files}, Runner(root))
     s.sync()
     return s
@@ -159,11 +186,13 @@ def without_metadata(files: dict[str, bytes]) -> dict[str, bytes]:
 
 # -- get ----------------------------------------------------------------------------
 def test_get_pinned_version_is_byte_identical_to_the_archive(sample: Sample, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    from neuromirror import progress
+    from neuromirror.util import progress
 
     monkeypatch.setattr(progress, "LOG_EVERY", 0.0)  # off a terminal, a get this short would print no progress
     pin = sample.run.json("pin", f"{sample.source}@{sample.v1}")
-    code, out, err = sample.run("get", f"{sample.source}@{sample.v1}", "--to", str(tmp_path / "v1"), "--allow-ip", "all")
+    code, out, err = sample.run(
+        "get", f"{sample.source}@{sample.v1}", "--to", str(tmp_path / "v1"), "--allow-ip", "all"
+    )
     assert code == 0, err
     got = data_files(tmp_path / "v1")
     assert without_metadata(got) == sample.files[sample.v1]  # every byte, every file, nothing else
@@ -179,8 +208,9 @@ def test_get_pinned_version_is_byte_identical_to_the_archive(sample: Sample, tmp
     # the loopback permission lives in this clone's own config and nowhere else
     origin = git(tmp_path / "v1", "config", "--show-origin", "--get", "annex.security.allowed-ip-addresses")
     assert origin.startswith("file:.git/config") and origin.endswith("all")
-    fsck = subprocess.run(["git", "-C", str(tmp_path / "v1"), "annex", "fsck", "--fast", "--json"],
-                          capture_output=True, text=True)
+    fsck = subprocess.run(
+        ["git", "-C", str(tmp_path / "v1"), "annex", "fsck", "--fast", "--json"], capture_output=True, text=True
+    )
     assert fsck.returncode == 0
 
 
@@ -201,8 +231,10 @@ def test_get_one_chunk_of_a_zarr(sample: Sample, tmp_path: Path) -> None:
     assert res["ok"] and res["fetched"] == 1 and res["subdatasets"] == 1
     assert (dest / ZARR / "0/1").read_bytes() == sample.files[sample.v1][f"{ZARR}/0/1"]
     assert not (dest / ZARR / "0/0").exists() and not (dest / "sub-01/sub-01_ecephys.nwb").exists()
-    code, _, err = sample.run("get", f"{sample.source}@{sample.v1}", f"{ZARR}/9/9", "--to", str(dest), "--allow-ip", "all")
-    assert code == 1 and f"'9/9' is not in this version" in err
+    code, _, err = sample.run(
+        "get", f"{sample.source}@{sample.v1}", f"{ZARR}/9/9", "--to", str(dest), "--allow-ip", "all"
+    )
+    assert code == 1 and "'9/9' is not in this version" in err
 
 
 def test_get_latest_is_the_draft(sample: Sample, tmp_path: Path) -> None:
@@ -211,13 +243,20 @@ def test_get_latest_is_the_draft(sample: Sample, tmp_path: Path) -> None:
     assert (tmp_path / "d/sub-04/sub-04_ecephys.nwb").read_bytes() == sample.files["draft"]["sub-04/sub-04_ecephys.nwb"]
 
 
-def test_get_without_allow_ip_fails_and_says_how(sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_without_allow_ip_fails_and_says_how(
+    sample: Sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NEUROMIRROR_ALLOW_IP", raising=False)
     code, out, err = sample.run("get", f"{sample.source}@{sample.v1}", "sub-02", "--to", str(tmp_path / "x"))
     assert code == 1
     assert "not fetched or not verified" in err and "--allow-ip all" in err
-    assert subprocess.run(["git", "-C", str(tmp_path / "x"), "config", "--get", "annex.security.allowed-ip-addresses"],
-                          capture_output=True).returncode == 1
+    assert (
+        subprocess.run(
+            ["git", "-C", str(tmp_path / "x"), "config", "--get", "annex.security.allowed-ip-addresses"],
+            capture_output=True,
+        ).returncode
+        == 1
+    )
     # the env var is the other way to allow it
     monkeypatch.setenv("NEUROMIRROR_ALLOW_IP", "all")
     code, out, err = sample.run("get", f"{sample.source}@{sample.v1}", "sub-02", "--to", str(tmp_path / "x"))
@@ -255,7 +294,7 @@ def test_lock_file_is_small_readable_toml(sample: Sample, tmp_path: Path) -> Non
     assert d["files"] == 9 and d["file-list-digest"].startswith("sha256:") and "file-list" not in d
     # the digest is the documented one: sha256 of sorted "PATH\tKEY\n" lines
     from neuromirror.annex.keys import md5e_key
-    from neuromirror.retrieve import file_list_digest, walk_files
+    from neuromirror.reproduce.retrieve import file_list_digest, walk_files
 
     assert file_list_digest(walk_files(Path(pin["dataset"]), pin["commit"])).digest == d["file-list-digest"]
     lines = []
@@ -263,14 +302,19 @@ def test_lock_file_is_small_readable_toml(sample: Sample, tmp_path: Path) -> Non
         if path.startswith(ZARR + "/"):  # the Zarr's files, listed like any other, with their MD5E keys
             lines.append(f"{path}\t{md5e_key(hashlib.md5(data_).hexdigest(), len(data_), path)}\n")
             continue
-        key = subprocess.run(["git", "-C", pin["dataset"], "show", f"{pin['commit']}:{path}"], capture_output=True).stdout
+        key = subprocess.run(
+            ["git", "-C", pin["dataset"], "show", f"{pin['commit']}:{path}"], capture_output=True
+        ).stdout
         if path == "README.md":
             lines.append(f"{path}\tGIT-SHA256-s{len(data_)}--{hashlib.sha256(data_).hexdigest()}\n")
         else:
             assert hashlib.sha256(data_).hexdigest() in key.decode()
-            lines.append(f"{path}\tSHA256E-s{len(data_)}--{hashlib.sha256(data_).hexdigest()}.{path.rsplit('.', 1)[1]}\n")
-    yaml_bytes = subprocess.run(["git", "-C", pin["dataset"], "show", f"{pin['commit']}:dandiset.yaml"],
-                                capture_output=True).stdout
+            lines.append(
+                f"{path}\tSHA256E-s{len(data_)}--{hashlib.sha256(data_).hexdigest()}.{path.rsplit('.', 1)[1]}\n"
+            )
+    yaml_bytes = subprocess.run(
+        ["git", "-C", pin["dataset"], "show", f"{pin['commit']}:dandiset.yaml"], capture_output=True
+    ).stdout
     lines.append(f"dandiset.yaml\tGIT-SHA256-s{len(yaml_bytes)}--{hashlib.sha256(yaml_bytes).hexdigest()}\n")
     lines.sort(key=lambda ln: ln.split("\t")[0].encode())
     assert d["file-list-digest"] == "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
@@ -280,8 +324,9 @@ def test_lock_reproduced_elsewhere_matches(sample: Sample, tmp_path: Path) -> No
     lock = tmp_path / "data.lock"
     sample.run.ok("lock", f"{sample.source}@{sample.v2}", "--files", "-o", str(lock))
     # reproduce on "another machine": no mirror root at all
-    code, out, err = sample.run("reproduce", str(lock), "--to", str(tmp_path / "work"), "--allow-ip", "all",
-                                root=tmp_path / "no-mirror-here")
+    code, out, err = sample.run(
+        "reproduce", str(lock), "--to", str(tmp_path / "work"), "--allow-ip", "all", root=tmp_path / "no-mirror-here"
+    )
     assert code == 0, out + err
     assert not (tmp_path / "no-mirror-here").exists()
     ds = tmp_path / "work" / "dandi" / sample.id
@@ -289,16 +334,18 @@ def test_lock_reproduced_elsewhere_matches(sample: Sample, tmp_path: Path) -> No
     assert git(ds, "rev-parse", "HEAD") == sample.run.json("pin", f"{sample.source}@{sample.v2}")["commit"]
     assert "file list (9 files" in out and "reproduced 1 dataset(s)" in out
     # rerun: nothing to fetch, still verified
-    code, out, err = sample.run("reproduce", str(lock), "--to", str(tmp_path / "work"), "--json",
-                                root=tmp_path / "no-mirror-here")
+    code, out, err = sample.run(
+        "reproduce", str(lock), "--to", str(tmp_path / "work"), "--json", root=tmp_path / "no-mirror-here"
+    )
     assert code == 0 and json.loads(out)["datasets"][0]["present"] == 7
 
 
 def test_reproduce_paths_are_relative_to_dir(sample: Sample, tmp_path: Path) -> None:
     lock = tmp_path / "data.lock"
     sample.run.ok("lock", f"{sample.source}@{sample.v1}", "-o", str(lock))
-    code, out, err = sample.run("reproduce", str(lock), f"dandi/{sample.id}/sub-02", "--to", str(tmp_path / "w"),
-                                "--allow-ip", "all")
+    code, out, err = sample.run(
+        "reproduce", str(lock), f"dandi/{sample.id}/sub-02", "--to", str(tmp_path / "w"), "--allow-ip", "all"
+    )
     assert code == 0, err
     ds = tmp_path / "w" / "dandi" / sample.id
     assert (ds / "sub-02/sub-02_ecephys.nwb").read_bytes() == sample.files[sample.v1]["sub-02/sub-02_ecephys.nwb"]
@@ -345,8 +392,12 @@ def test_tampered_lock_fails_loudly(sample: Sample, tmp_path: Path) -> None:
     assert "does not match its own file-list-digest" in out
 
     # a file the dataset never had, added to the lock's list
-    bad = _tamper(lock, tmp_path / "added.lock", "file-list = [\n",
-                  'file-list = [\n  ["sub-09/ghost.nwb", "SHA256E-s1--' + "a" * 64 + '.nwb"],\n')
+    bad = _tamper(
+        lock,
+        tmp_path / "added.lock",
+        "file-list = [\n",
+        'file-list = [\n  ["sub-09/ghost.nwb", "SHA256E-s1--' + "a" * 64 + '.nwb"],\n',
+    )
     code, out, _ = sample.run("reproduce", str(bad), "--to", str(tmp_path / "d"), "--allow-ip", "all")
     assert code == 1 and "missing file: sub-09/ghost.nwb is in the lock, not in the dataset" in out
 
@@ -359,9 +410,11 @@ def test_tampered_lock_fails_loudly(sample: Sample, tmp_path: Path) -> None:
     assert code == 1 and "file list differs: the lock has 9 files" in out
 
     # broken lock files are refused before anything is cloned
-    for text, why in [("lock-version = 7\n", "lock-version 7 is not supported"),
-                      ("lock-version = 1\n", "names no [[dataset]]"),
-                      ("not toml [", "not valid TOML")]:
+    for text, why in [
+        ("lock-version = 7\n", "lock-version 7 is not supported"),
+        ("lock-version = 1\n", "names no [[dataset]]"),
+        ("not toml [", "not valid TOML"),
+    ]:
         (tmp_path / "broken.lock").write_text(text)
         code, _, err = sample.run("reproduce", str(tmp_path / "broken.lock"), "--to", str(tmp_path / "f"))
         assert code == 2 and why in err
@@ -378,10 +431,11 @@ def test_lock_several_versions_of_one_source_is_refused(sample: Sample, tmp_path
 # -- diff ---------------------------------------------------------------------------
 def test_diff_between_versions(sample: Sample) -> None:
     d = sample.run.json("diff", f"{sample.source}@{sample.v1}", f"{sample.source}@{sample.v2}")
-    v1, v2 = sample.files[sample.v1], sample.files[sample.v2]
+    _v1, v2 = sample.files[sample.v1], sample.files[sample.v2]
     assert d["from"]["version"] == sample.v1 and d["to"]["version"] == sample.v2
-    assert d["added"] == [{"path": "sub-03/sub-03_ecephys.nwb", "size": len(v2["sub-03/sub-03_ecephys.nwb"]),
-                           "key": d["added"][0]["key"]}]
+    assert d["added"] == [
+        {"path": "sub-03/sub-03_ecephys.nwb", "size": len(v2["sub-03/sub-03_ecephys.nwb"]), "key": d["added"][0]["key"]}
+    ]
     assert [(f["path"], f["size"]) for f in d["removed"]] == [("sub-02/sub-02_ecephys.nwb", 70_001)]
     changed = {f["path"]: (f["old_size"], f["new_size"]) for f in d["changed"]}
     assert changed["sub-01/sub-01_ecephys.nwb"] == (300_000, 310_000)

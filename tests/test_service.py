@@ -66,8 +66,9 @@ class Served:
 
 
 def neuromirror(root: Path, *args: str, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
-    return subprocess.run([sys.executable, "-m", "neuromirror", "--root", str(root), *args], env=ENV,
-                          capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), *args], env=ENV, capture_output=True, text=True, **kw
+    )
 
 
 @contextmanager
@@ -75,15 +76,32 @@ def serve(root: Path, config: Path, *args: str) -> Iterator[Served]:
     log = root.parent / f"serve-{time.monotonic_ns()}.log"
     with log.open("w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "neuromirror", "--root", str(root), "serve", "--config", str(config),
-             "--http", "127.0.0.1:0", *args],
-            env=ENV, stdout=fh, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "neuromirror",
+                "--root",
+                str(root),
+                "serve",
+                "--config",
+                str(config),
+                "--http",
+                "127.0.0.1:0",
+                *args,
+            ],
+            env=ENV,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
     served = Served(proc, root, log)
     try:
         # up: signal handlers installed, state written
-        wait_for(lambda: served.state().get("pid") == proc.pid and not served.state().get("stopped"), 60,
-                 "the service to start", served)
+        wait_for(
+            lambda: served.state().get("pid") == proc.pid and not served.state().get("stopped"),
+            60,
+            "the service to start",
+            served,
+        )
         yield served
     finally:
         if proc.poll() is None:
@@ -140,8 +158,11 @@ def metric_samples(text: str) -> dict[tuple, float]:
     """/metrics parsed by prometheus_client's own parser: (name, *sorted label pairs) -> value."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {(s.name, *sorted(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, *sorted(s.labels.items())): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def assert_never_interleaved(rows: list[dict]) -> None:
@@ -153,21 +174,25 @@ def assert_never_interleaved(rows: list[dict]) -> None:
 
 def write_config(path: Path, api: str, specs: list[str], *, backoff: str = "{initial: 1s, max: 4s}") -> Path:
     lines = "\n".join(f'  - "{s}"' for s in specs)
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         jobs: 2
         defaults:
           schedule: {{interval: 1s}}
           options: {{dandi_api: "{api}"}}
           backoff: {backoff}
         sources:
-        """) + lines + "\n")
+        """)
+        + lines
+        + "\n"
+    )
     return path
 
 
 def start_slow_sync(svc: Served, sid: str, archive, latency: float, change: Callable[[], None]) -> None:  # noqa: ANN001
     """Change the archive while holding the source (so no sync is under way), slow the archive down,
     let go, and wait until the service is inside a sync of the change."""
-    from neuromirror.mirror import Mirror
+    from neuromirror.dataset.mirror import Mirror
 
     mirror = Mirror(svc.root)
     try:
@@ -177,8 +202,12 @@ def start_slow_sync(svc: Served, sid: str, archive, latency: float, change: Call
             last = runs(svc.root, sid)[-1]["id"]
     finally:
         mirror.close()
-    wait_for(lambda: any(r["id"] > last and r["outcome"] == "running" for r in runs(svc.root, sid)), 30,
-             "the service to be syncing the change", svc)
+    wait_for(
+        lambda: any(r["id"] > last and r["outcome"] == "running" for r in runs(svc.root, sid)),
+        30,
+        "the service to be syncing the change",
+        svc,
+    )
 
 
 @pytest.fixture
@@ -209,8 +238,12 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
     cfg = write_config(tmp_path / "m.yaml", archive.api_url, [f"dandi:{a}", f"dandi:{b}", f"dandi:{bad}"])
     with serve(root, cfg) as svc:
         # each good source runs several times; the failing one keeps failing, more and more slowly
-        wait_for(lambda: all(len(ok_runs(root, f"dandi:{x}")) >= 4 for x in (a, b))
-                 and len(runs(root, f"dandi:{bad}")) >= 3, 60, "4 runs of each source, 3 failures", svc)
+        wait_for(
+            lambda: all(len(ok_runs(root, f"dandi:{x}")) >= 4 for x in (a, b)) and len(runs(root, f"dandi:{bad}")) >= 3,
+            60,
+            "4 runs of each source, 3 failures",
+            svc,
+        )
 
         # only one service per root
         second = neuromirror(root, "serve", "--config", str(cfg), timeout=60)
@@ -260,7 +293,7 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
     # the k-th retry waits at least min(1s * 2**(k-1), 4s) after the k-th failure (more when workers are busy)
     ends = [datetime.fromisoformat(r["ended"].replace("Z", "+00:00")).timestamp() for r in failed]
     waits = [s2 - e1 for e1, s2 in zip(ends, starts[1:])]
-    assert all(w >= min(2 ** k, 4) - 0.6 for k, w in enumerate(waits)), waits
+    assert all(w >= min(2**k, 4) - 0.6 for k, w in enumerate(waits)), waits
     assert len(gaps) >= 2
     last_failure = max(r["ended"] for r in failed)
     for x in (a, b):
@@ -268,7 +301,8 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
         # a run still in flight when the service was stopped is recorded as interrupted, never half-done
         done = mine[:-1] if mine and mine[-1]["outcome"] == "interrupted" else mine
         assert all(r["ended"] and r["outcome"] in ("ok", "unchanged") for r in done), [
-            (r["outcome"], r["error"]) for r in mine]
+            (r["outcome"], r["error"]) for r in mine
+        ]
         assert sum(r["outcome"] == "ok" for r in mine) == 1  # the first one; the archive did not change since
         assert_never_interleaved(mine)
         assert len(mine) > len(failed)
@@ -292,7 +326,7 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
 
 
 def test_hand_sync_waits_or_is_refused_never_interleaves(archive, tmp_path: Path) -> None:
-    from neuromirror.mirror import Mirror
+    from neuromirror.dataset.mirror import Mirror
 
     a = new_dandiset(archive)
     sid = f"dandi:{a}"
@@ -305,8 +339,12 @@ def test_hand_sync_waits_or_is_refused_never_interleaves(archive, tmp_path: Path
         mirror = Mirror(root)
         with mirror.lock(sid, wait=5):
             before = len(runs(root, sid))
-            wait_for(lambda: svc.state().get("sources", {}).get(sid, {}).get("skipped", {}).get("busy", 0) >= 2,
-                     20, "the service to skip busy runs", svc)
+            wait_for(
+                lambda: svc.state().get("sources", {}).get(sid, {}).get("skipped", {}).get("busy", 0) >= 2,
+                20,
+                "the service to skip busy runs",
+                svc,
+            )
             assert len(runs(root, sid)) == before
         mirror.close()
 
@@ -316,9 +354,13 @@ def test_hand_sync_waits_or_is_refused_never_interleaves(archive, tmp_path: Path
         assert refused.returncode == 1
         assert f"{sid} is being synced by another process (pid {svc.proc.pid})" in refused.stderr
         # ... and a plain one waits for it, then runs
-        waiting = subprocess.Popen([sys.executable, "-m", "neuromirror", "--root", str(root), "sync", "--dandi-api",
-                                    archive.api_url, sid], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "neuromirror", "--root", str(root), "sync", "--dandi-api", archive.api_url, sid],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             time.sleep(2.0)
             assert waiting.poll() is None, waiting.communicate()
@@ -376,13 +418,19 @@ def test_sigterm_during_a_sync_leaves_the_dataset_clean_and_the_next_start_conve
         assert state["stopped"] and state["stopped_by"] == "SIGTERM"
 
     def converges(svc: Served, n: int, last_id: int) -> None:
-        wait_for(lambda: any(r["outcome"] == "ok" and r["id"] > last_id for r in runs(root, sid)), 60,
-                 "a converging run", svc)
+        wait_for(
+            lambda: any(r["outcome"] == "ok" and r["id"] > last_id for r in runs(root, sid)),
+            60,
+            "a converging run",
+            svc,
+        )
         tree = git(ds, "ls-tree", "-r", "--name-only", "HEAD")
         assert all(f"new-{n}-{i}.nwb" in tree for i in range(3))
         assert git(ds, "status", "--porcelain") == ""
         con = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
-        (commit,) = con.execute("SELECT \"commit\" FROM versions WHERE source=? ORDER BY id DESC LIMIT 1", [sid]).fetchone()
+        (commit,) = con.execute(
+            'SELECT "commit" FROM versions WHERE source=? ORDER BY id DESC LIMIT 1', [sid]
+        ).fetchone()
         con.close()
         assert commit == git(ds, "rev-parse", "HEAD").strip()
 
@@ -453,8 +501,10 @@ def test_sigterm_after_a_version_was_committed_leaves_the_root_committed(archive
 def test_bad_configs_are_refused_before_anything_runs(tmp_path: Path) -> None:
     root = tmp_path / "mirror"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("defaults:\n  schedule: {interval: 1s}\nsources:\n  - spec: 'dandi:1234567'\n  - spec: 'dandi:000001'\n"
-                   "    schedule: {cron: '0 25 * * *'}\n")
+    bad.write_text(
+        "defaults:\n  schedule: {interval: 1s}\nsources:\n  - spec: 'dandi:1234567'\n  - spec: 'dandi:000001'\n"
+        "    schedule: {cron: '0 25 * * *'}\n"
+    )
     out = neuromirror(root, "serve", "--config", str(bad), timeout=60)
     assert out.returncode == 2
     assert f"{bad}:4: sources[0].spec: 'dandi:1234567': a dandiset id has 6 digits" in out.stderr
@@ -501,20 +551,31 @@ def test_parse_http() -> None:
 def test_metrics_text_format() -> None:
     from neuromirror.service import render_html, render_metrics
 
-    row = {"source": 'boss:a"b\\c', "runs": {"ok": 2, "failed": 1, "running": 1}, "last_success": "2026-01-01T00:00:00Z",
-           "last_failure": None, "consecutive_failures": 0, "running_since": None, "next_run": None, "versions": 3,
-           "files": 10, "bytes": 2 ** 40, "skipped": {"busy": 1}, "status": "ok", "schedule": "every 1h",
-           "last_error": "<b>x</b>"}
+    row = {
+        "source": 'boss:a"b\\c',
+        "runs": {"ok": 2, "failed": 1, "running": 1},
+        "last_success": "2026-01-01T00:00:00Z",
+        "last_failure": None,
+        "consecutive_failures": 0,
+        "running_since": None,
+        "next_run": None,
+        "versions": 3,
+        "files": 10,
+        "bytes": 2**40,
+        "skipped": {"busy": 1},
+        "status": "ok",
+        "schedule": "every 1h",
+        "last_error": "<b>x</b>",
+    }
     text = render_metrics({"root": "/r", "service": None, "sources": [row]})
     m = metric_samples(text)
     src = ("source", 'boss:a"b\\c')
     assert m["neuromirror_runs_total", ("outcome", "ok"), src] == 2
     assert 'outcome="running"' not in text  # in-flight runs are not counted until they end
     assert m["neuromirror_last_success_timestamp_seconds", src] == 1767225600
-    assert m["neuromirror_bytes", src] == 2 ** 40
+    assert m["neuromirror_bytes", src] == 2**40
     assert "neuromirror_last_failure_timestamp_seconds{" not in text and m["neuromirror_up",] == 0
     families = [ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE")]
     assert len(families) == len(set(families))
     page = render_html({"root": "/r", "service": None, "sources": [row]})
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
-

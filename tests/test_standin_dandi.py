@@ -49,9 +49,7 @@ def s3_standin() -> Iterator[S3StandIn]:
 
 @pytest.fixture(scope="module")
 def archive(s3_standin: S3StandIn) -> Iterator[DandiStandIn]:
-    with DandiStandIn(
-        s3_standin, bucket="nm-test-dandiarchive", api_token=TOKEN, other_tokens=[OTHER_TOKEN]
-    ) as a:
+    with DandiStandIn(s3_standin, bucket="nm-test-dandiarchive", api_token=TOKEN, other_tokens=[OTHER_TOKEN]) as a:
         yield a
 
 
@@ -112,7 +110,9 @@ def test_s3_anonymous_reads_and_versions(s3_standin: S3StandIn) -> None:
     import boto3
 
     fresh = boto3.client(
-        "s3", endpoint_url=s3_standin.endpoint_url, region_name="us-east-1",
+        "s3",
+        endpoint_url=s3_standin.endpoint_url,
+        region_name="us-east-1",
         config=Config(signature_version=UNSIGNED),
     )
     assert fresh.get_object(Bucket=bucket, Key="dir/obj.bin")["Body"].read() == b"first"
@@ -240,11 +240,7 @@ def test_assets_metadata_digests_and_downloads(
     assert assets["dataset_description.json"].get_raw_metadata()["encodingFormat"] == "application/json"
 
     # one pass with metadata, as a mirror does
-    rows = list(
-        client.paginate(
-            f"/dandisets/{ds}/versions/draft/assets/", params={"metadata": "1", "order": "path"}
-        )
-    )
+    rows = list(client.paginate(f"/dandisets/{ds}/versions/draft/assets/", params={"metadata": "1", "order": "path"}))
     assert [r["path"] for r in rows] == sorted(contents)
     for row in rows:
         assert row["metadata"]["digest"]["dandi:sha2-256"] == sha256(contents[row["path"]])
@@ -438,8 +434,10 @@ def test_zarr_asset_listing_checksum_and_download(
     assert a.size == sum(len(v) for v in files.values())
 
     opts = S3ClientOptions(
-        endpoint_url=s3_standin.endpoint_url, aws_access_key_id="testing",
-        aws_secret_access_key="testing", use_ssl=False,
+        endpoint_url=s3_standin.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        use_ssl=False,
     )
     expected = compute_zarr_checksum(yield_files_s3(archive.bucket, f"zarr/{zid}/", opts)).digest
     assert a.get_raw_digest() == expected
@@ -525,9 +523,7 @@ def test_parallel_pagination(archive: DandiStandIn, client: DandiAPIClient) -> N
     assert archive.request_count == 1
 
 
-def test_fault_503_and_reset_are_retried_by_the_client(
-    archive: DandiStandIn, client: DandiAPIClient
-) -> None:
+def test_fault_503_and_reset_are_retried_by_the_client(archive: DandiStandIn, client: DandiAPIClient) -> None:
     ds = archive.create_dandiset()
     archive.faults.retry_after = 0
     archive.faults.fail_next(1, "503")

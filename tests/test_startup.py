@@ -45,7 +45,7 @@ def test_sync_help_imports_nothing_heavy() -> None:
 
 
 def test_reading_the_index_imports_neither_sqlite_utils_nor_pandas(tmp_path: Path) -> None:
-    from neuromirror.index import Index
+    from neuromirror.index.db import Index
 
     index = Index(tmp_path / "root" / ".neuromirror" / "index.sqlite")  # the schema exists, as after a sync
     index.close()

@@ -19,16 +19,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Iterator, Optional
 from urllib.parse import quote, urljoin
 from xml.etree.ElementTree import Element
 
 import pytest
 
-from neuromirror.mirror import Mirror
-
+from neuromirror.dataset.mirror import Mirror
 from test_service import ENV, get, metric_samples, missing_id, runs, serve, wait_for, write_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,7 +36,14 @@ HOSTILE = "<script>alert('x')</script> & \"quotes\" <b>bold</b>"
 
 class Site:
     def __init__(self, root: Path, served, good: str, bad: str, version: str, contents: dict[str, bytes]):  # noqa: ANN001
-        self.root, self.served, self.good, self.bad, self.version, self.contents = root, served, good, bad, version, contents
+        self.root, self.served, self.good, self.bad, self.version, self.contents = (
+            root,
+            served,
+            good,
+            bad,
+            version,
+            contents,
+        )
 
     def url(self, path: str = "") -> str:
         return self.served.url(path)
@@ -67,8 +73,10 @@ def site(dandi_archive, tmp_path_factory) -> Iterator[Site]:  # noqa: ANN001
         # something hostile in the index, as an archive's error message could be
         con = sqlite3.connect(root / ".neuromirror" / "index.sqlite", timeout=30)
         with con:
-            con.execute("INSERT INTO runs (source, started, ended, outcome, error, trigger) VALUES (?,?,?,?,?,?)",
-                        [bad, "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:01.500000Z", "failed", HOSTILE, "cli"])
+            con.execute(
+                "INSERT INTO runs (source, started, ended, outcome, error, trigger) VALUES (?,?,?,?,?,?)",
+                [bad, "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:01.500000Z", "failed", HOSTILE, "cli"],
+            )
         con.close()
         yield Site(root, svc, good, bad, version, contents)
         held.close()
@@ -111,8 +119,11 @@ def test_overview_counts_failures_first_and_a_strip_of_runs(site: Site) -> None:
     code, ctype, body = get(site.url())
     assert code == 200 and ctype.startswith("text/html")
     doc = assert_valid_page(body)
-    summary = {(li.find("b").tail or "").strip(): int(li.find("b").text) for li in doc.iter("li")
-               if li.get("class", "").startswith("st-")}
+    summary = {
+        (li.find("b").tail or "").strip(): int(li.find("b").text)
+        for li in doc.iter("li")
+        if li.get("class", "").startswith("st-")
+    }
     assert summary["ok"] == 1 and summary["running"] == 0 and summary["failing"] + summary["backing off"] == 1
     rows = [tr.get("id") for tr in doc.iter("tr") if tr.get("id")]
     assert rows == [site.bad, site.good]  # failures first
@@ -134,8 +145,11 @@ def test_overview_counts_failures_first_and_a_strip_of_runs(site: Site) -> None:
 
 def test_source_page_history_and_versions(site: Site) -> None:
     code, _, body = get(site.url())
-    link = next(a.get("href") for a in parse_html(body).iter("a") if a.get("href", "").startswith("source/")
-                and "#" not in a.get("href") and text_of(a) == site.good)
+    link = next(
+        a.get("href")
+        for a in parse_html(body).iter("a")
+        if a.get("href", "").startswith("source/") and "#" not in a.get("href") and text_of(a) == site.good
+    )
     code, ctype, page = get(urljoin(site.url(), link))
     assert code == 200 and ctype.startswith("text/html")
     doc = assert_valid_page(page)
@@ -163,10 +177,14 @@ def test_metrics_parse_with_prometheus_client(site: Site) -> None:
     assert code == 200 and ctype.startswith("text/plain")
     m = metric_samples(body)
     src = ("source", site.good)
-    assert m["neuromirror_files", src] == 4 and m["neuromirror_versions", src] == 2  # the draft: 3 assets + dandiset.yaml
+    assert (
+        m["neuromirror_files", src] == 4 and m["neuromirror_versions", src] == 2
+    )  # the draft: 3 assets + dandiset.yaml
     assert m["neuromirror_sync_duration_seconds_count", src] >= 4
-    assert m["neuromirror_sync_duration_seconds_bucket", ("le", "+Inf"), src] == m[
-        "neuromirror_sync_duration_seconds_count", src]
+    assert (
+        m["neuromirror_sync_duration_seconds_bucket", ("le", "+Inf"), src]
+        == m["neuromirror_sync_duration_seconds_count", src]
+    )
     assert m["neuromirror_sync_duration_seconds_bucket", ("le", "60.0"), src] >= 4  # stand-in syncs are quick
     added = sum(r["added"] or 0 for r in runs(site.root, site.good) if r["ended"])
     assert m["neuromirror_file_changes_total", ("change", "added"), src] == added >= 3
@@ -179,9 +197,20 @@ def test_metrics_parse_with_prometheus_client(site: Site) -> None:
 
 def chromium(url: str, tmp: Path, *, screenshot: Optional[Path] = None, size: str = "1400,900") -> str:
     """Headless Debian chromium: the DOM it built from ``url`` (or a screenshot of it)."""
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp / 'chromium-profile'}", f"--window-size={size}", "--hide-scrollbars"]
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        f"--window-size={size}",
+        "--hide-scrollbars",
+    ]
     args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
     proc = subprocess.run([*args, url], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -196,8 +225,10 @@ def keep_screenshot(path: Path) -> None:
         shutil.copy(path, Path(where) / path.name)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (Debian: apt-get install chromium): "
-                                             "the pages are not looked at in a browser here")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium installed (Debian: apt-get install chromium): the pages are not looked at in a browser here",
+)
 def test_pages_in_a_browser(site: Site, tmp_path: Path) -> None:
     import struct
 
@@ -209,10 +240,17 @@ def test_pages_in_a_browser(site: Site, tmp_path: Path) -> None:
                 assert expected in body, body
             # the failing source is shown with its streak, failing or, between attempts, backing off
             assert "failing (" in body or "backing off (" in body, body
-            summary = {(li.find("b").tail or "").strip(): li.find("b").text for li in dom.iter("li")
-                       if li.find("b") is not None}
+            summary = {
+                (li.find("b").tail or "").strip(): li.find("b").text
+                for li in dom.iter("li")
+                if li.find("b") is not None
+            }
             assert summary == {"ok": "1", "failing": "1", "backing off": "0", "running": "0"} or summary == {
-                "ok": "1", "failing": "0", "backing off": "1", "running": "0"}, summary
+                "ok": "1",
+                "failing": "0",
+                "backing off": "1",
+                "running": "0",
+            }, summary
             assert "failing" in body or "backing off" in body
             strips = by_class(dom, "span", "strip")
             assert len(strips) == 2 and all(s.findall("a") for s in strips)
@@ -235,10 +273,15 @@ def catalog(site: Site) -> Iterator[str]:
     pytest.importorskip("datasette", reason="the browse extra (datasette) is not installed")
     log = site.root.parent / "browse.log"
     with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "neuromirror", "--root", str(site.root), "browse", "--port", "0"],
-                                env=ENV, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "neuromirror", "--root", str(site.root), "browse", "--port", "0"],
+            env=ENV,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     state = site.root / ".neuromirror" / "browse.json"
     try:
+
         def up() -> Optional[str]:
             if proc.poll() is not None:
                 raise AssertionError(f"browse exited ({proc.returncode}): {log.read_text()}")
@@ -271,7 +314,8 @@ def test_browse_answers_canned_queries(site: Site, catalog: str) -> None:
     sha = hashlib.sha256(site.contents["sub-0/data.nwb"]).hexdigest()
     held = query(catalog, "files_by_sha256", sha256=sha.upper())
     assert held and {(r["source"], r["path"], r["dataset"]) for r in held} == {
-        (site.good, "sub-0/data.nwb", "dandi/" + site.good.split(":")[1])}
+        (site.good, "sub-0/data.nwb", "dandi/" + site.good.split(":")[1])
+    }
     assert "draft" in [r["newest_version"] for r in held]
     assert sum(r["versions_holding_it"] for r in held) == 2  # the published version and the draft
     assert query(catalog, "files_by_sha256", sha256="0" * 64) == []
@@ -316,8 +360,10 @@ def test_browse_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     if importlib.util.find_spec("datasette") is not None:
         assert main(["--root", str(root), "browse"]) == 2
         err = capsys.readouterr().err
-        assert err == f"neuromirror: no index at {root}/.neuromirror/index.sqlite: nothing mirrored there yet " \
-                      "(run: neuromirror sync SPEC)\n"
+        assert (
+            err == f"neuromirror: no index at {root}/.neuromirror/index.sqlite: nothing mirrored there yet "
+            "(run: neuromirror sync SPEC)\n"
+        )
         assert not root.exists()  # a read-only command creates nothing
     monkeypatch.setitem(sys.modules, "datasette", None)  # as where the browse extra is not installed
     assert main(["--root", str(root), "browse"]) == 2
@@ -331,16 +377,56 @@ def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
     from neuromirror.service.history import Run
 
     sid = 'boss:a"<b>/c'
-    row = {"source": sid, "status": "failing", "schedule": "<every> 1h", "dataset": "boss/a<b>/c", "last_run": None,
-           "last_outcome": "failed", "last_success": None, "last_failure": "2026-01-01T00:00:02Z",
-           "last_error": HOSTILE, "consecutive_failures": 2, "backoff_until": None, "next_run": None,
-           "running_since": None, "publish_error": "<i>push</i>", "versions": 1, "latest": "<l>", "files": 1,
-           "bytes": 2, "runs": {"failed": 2}, "skipped": {}}
-    runs = [Run(7, sid, "2026-01-01T00:00:00Z", "2026-01-01T00:00:02Z", "failed", HOSTILE, 0, 0, 0, "service",
-                versions=["<v>"])]
-    versions = [{"label": "<i>v1</i>", "kind": "published", "date": "2026-01-01T00:00:00Z",
-                 "doi": '10.1/x"><script>alert(1)</script>', "commit": "<c>" * 5, "tag": "<t>", "files": 1,
-                 "bytes": 2, "synced_at": "2026-01-01T00:00:03Z"}]
+    row = {
+        "source": sid,
+        "status": "failing",
+        "schedule": "<every> 1h",
+        "dataset": "boss/a<b>/c",
+        "last_run": None,
+        "last_outcome": "failed",
+        "last_success": None,
+        "last_failure": "2026-01-01T00:00:02Z",
+        "last_error": HOSTILE,
+        "consecutive_failures": 2,
+        "backoff_until": None,
+        "next_run": None,
+        "running_since": None,
+        "publish_error": "<i>push</i>",
+        "versions": 1,
+        "latest": "<l>",
+        "files": 1,
+        "bytes": 2,
+        "runs": {"failed": 2},
+        "skipped": {},
+    }
+    runs = [
+        Run(
+            7,
+            sid,
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:02Z",
+            "failed",
+            HOSTILE,
+            0,
+            0,
+            0,
+            "service",
+            versions=["<v>"],
+        )
+    ]
+    versions = [
+        {
+            "label": "<i>v1</i>",
+            "kind": "published",
+            "date": "2026-01-01T00:00:00Z",
+            "doi": '10.1/x"><script>alert(1)</script>',
+            "commit": "<c>" * 5,
+            "tag": "<t>",
+            "files": 1,
+            "bytes": 2,
+            "synced_at": "2026-01-01T00:00:03Z",
+        }
+    ]
     catalog = 'http://127.0.0.1:8643/index?x="y'
     report = {"root": "/r<oot>", "service": None, "sources": [row]}
 
@@ -354,8 +440,17 @@ def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
 
     doc = assert_valid_page(render_source_page(row, runs, versions, root="/r", browse_url="http://h/index"))
     text = text_of(doc)
-    for shown in (sid, HOSTILE, "<every> 1h", "<i>push</i>", "<v>", "<i>v1</i>", "<t>", "<c><c><c>",
-                  '10.1/x"><script>alert(1)</script>'):
+    for shown in (
+        sid,
+        HOSTILE,
+        "<every> 1h",
+        "<i>push</i>",
+        "<v>",
+        "<i>v1</i>",
+        "<t>",
+        "<c><c><c>",
+        '10.1/x"><script>alert(1)</script>',
+    ):
         assert shown in text, shown
     hrefs = [a.get("href") for a in doc.iter("a")]
     assert "http://h/index/source_versions?source=boss%3Aa%22%3Cb%3E%2Fc" in hrefs
@@ -363,15 +458,23 @@ def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
     assert "https://doi.org/10.1/x%22%3E%3Cscript%3Ealert%281%29%3C/script%3E" in hrefs
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (Debian: apt-get install chromium): "
-                                             "the catalog is not looked at in a browser here")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium installed (Debian: apt-get install chromium): the catalog is not looked at in a browser here",
+)
 def test_catalog_in_a_browser(site: Site, catalog: str, tmp_path: Path) -> None:
     """The catalog's database page lists the canned queries by title; a query's page shows its answer."""
     from urllib.parse import urlencode
 
     body = text_of(parse_html(chromium(catalog, tmp_path), strict=False).find("body"))  # Datasette's HTML
-    for title in ("Which datasets hold a file with this sha256?", "The versions of a source", "The files of a version",
-                  "Failed runs of the last week", "versions", "runs"):
+    for title in (
+        "Which datasets hold a file with this sha256?",
+        "The versions of a source",
+        "The files of a version",
+        "Failed runs of the last week",
+        "versions",
+        "runs",
+    ):
         assert title in body, body
     page = f"{catalog}/source_versions?" + urlencode({"source": site.good})
     body = text_of(parse_html(chromium(page, tmp_path), strict=False).find("body"))

@@ -57,7 +57,9 @@ def test_clean_mirror_verifies_with_content(sample: Sample) -> None:
     assert "tree and index agree: 6 files" in out and "7 keys, 10 URLs (with 1 subdataset(s))" in out
     assert "content matches: 7/7 keys, 10 URLs downloaded and hashed" in out
     rep = sample.run.json("verify", f"{sample.source}@{sample.v1}", "--content", "--sample", "2", "--seed", "1")
-    assert rep["ok"] and rep["content"]["keys"] == 2 and rep["content"]["of_keys"] == 7 and rep["content"]["urls"] == 3  # a blob (2 URLs), a Zarr object (1)
+    assert (
+        rep["ok"] and rep["content"]["keys"] == 2 and rep["content"]["of_keys"] == 7 and rep["content"]["urls"] == 3
+    )  # a blob (2 URLs), a Zarr object (1)
 
 
 def test_url_now_serving_other_bytes_is_caught(sample: Sample, copy: tuple[Runner, Path]) -> None:
@@ -95,8 +97,9 @@ def test_url_now_serving_other_bytes_is_caught(sample: Sample, copy: tuple[Runne
         # and a get from such a mirror never accepts the wrong bytes
         annex(ds, "unregisterurl", key, [u for u in _urls(ds, key) if "versionId" in u][0])
         annex(ds, "unregisterurl", key, [u for u in _urls(ds, key) if "/download/" in u][0])
-        code, out, err = run("get", f"{sample.source}@{sample.v1}", path, "--to", str(ds.parent.parent.parent / "g"),
-                             "--allow-ip", "all")
+        code, out, err = run(
+            "get", f"{sample.source}@{sample.v1}", path, "--to", str(ds.parent.parent.parent / "g"), "--allow-ip", "all"
+        )
         assert code == 1 and path in err
     finally:
         s3.put_object(Bucket=bucket, Key=s3key, Body=original)
@@ -129,8 +132,10 @@ def test_index_and_tree_disagreements(sample: Sample, copy: tuple[Runner, Path])
     db = sqlite3.connect(ds.parent.parent / ".neuromirror" / "index.sqlite")
     vid = db.execute("SELECT id FROM versions WHERE source=? AND label=?", [sample.source, sample.v1]).fetchone()[0]
     # one file forgotten by the index, another with the wrong size and the archive's checksum changed
-    db.execute("DELETE FROM version_files WHERE version_id=? AND entry_id IN (SELECT id FROM entries WHERE path=?)",
-               [vid, "sub-02/sub-02 notes (raw).bin"])
+    db.execute(
+        "DELETE FROM version_files WHERE version_id=? AND entry_id IN (SELECT id FROM entries WHERE path=?)",
+        [vid, "sub-02/sub-02 notes (raw).bin"],
+    )
     db.execute("UPDATE entries SET size=size+1 WHERE source=? AND path=?", [sample.source, "sub-02/sub-02_ecephys.nwb"])
     db.execute("UPDATE entries SET checksum=? WHERE source=? AND path=?", ["f" * 64, sample.source, "README.md"])
     db.commit()
@@ -198,13 +203,18 @@ def test_archive_listed_again(sample: Sample, copy: tuple[Runner, Path]) -> None
     pinned = [u for u in _urls(ds, key) if "versionId" in u][0]
     annex(ds, "unregisterurl", key, pinned)
     code, out, _ = run("verify", f"{sample.source}@{sample.v2}", "--archive", "--dandi-api", api)
-    assert code == 1 and f"MISMATCH archive sub-03/sub-03_ecephys.nwb: the archive's URL {pinned} is not registered" in out
+    assert (
+        code == 1 and f"MISMATCH archive sub-03/sub-03_ecephys.nwb: the archive's URL {pinned} is not registered" in out
+    )
     # the archive's draft moves on after the sync: the current state no longer agrees, and verify says why
     sample.archive.delete_asset(sample.id, "sub-04/sub-04_ecephys.nwb")  # type: ignore[attr-defined]
     sample.archive.put_asset(sample.id, "sub-06/new.nwb", b"late data" * 50)  # type: ignore[attr-defined]
     code, out, _ = sample.run("verify", sample.source, "--archive", "--dandi-api", api)
     assert code == 1
-    assert "MISMATCH archive sub-06/new.nwb: at the archive, not in the dataset; the archive changed since the last sync" in out
+    assert (
+        "MISMATCH archive sub-06/new.nwb: at the archive, not in the dataset; the archive changed since the last sync"
+        in out
+    )
     assert "MISMATCH archive sub-04/sub-04_ecephys.nwb: in the dataset, not at the archive" in out
     # published versions are immutable upstream: still fine
     assert sample.run("verify", f"{sample.source}@{sample.v1}", "--archive", "--dandi-api", api)[0] == 0
@@ -247,7 +257,9 @@ def test_boss_content_through_the_special_remote(tmp_path: Path, monkeypatch: py
         assert ("content", changed, changed_key) in bad
         assert all(kind == "content" and path.startswith("annotation.ome.zarr/") for kind, path, _ in bad)
         assert "upstream data changed" in rep["mismatches"][0]["detail"]
-        assert subprocess.run(["git", "-C", str(ds), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+        assert (
+            subprocess.run(["git", "-C", str(ds), "status", "--porcelain"], capture_output=True, text=True).stdout == ""
+        )
         # the other commands work the same for a BOSS source
         d = run.json("diff", f"{SPEC}@{old}", SPEC)
         assert changed in {f["path"] for f in d["changed"]} and not d["added"] and not d["removed"]
@@ -256,7 +268,7 @@ def test_boss_content_through_the_special_remote(tmp_path: Path, monkeypatch: py
         import bibtexparser
         import yaml
 
-        from neuromirror.citation import check_cff
+        from neuromirror.reproduce.citation import check_cff
 
         assert not bibtexparser.parse_string(run.ok("cite", f"{SPEC}@{old}", "-f", "bibtex")).failed_blocks
         assert check_cff(yaml.safe_load(run.ok("cite", f"{SPEC}@{old}", "-f", "cff"))) == []

@@ -11,8 +11,9 @@ import importlib
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
+
+from neuromirror.errors import UserError
 
 #: commands listed first in --help; every other module in neuromirror.commands follows
 FIRST = ["sync", "versions", "pin", "reindex", "demo"]
@@ -22,14 +23,10 @@ def command_modules() -> list[str]:
     """Every module of neuromirror.commands with a ``register`` function."""
     import pkgutil
 
-    from . import commands
+    from neuromirror import commands
 
     names = [m.name for m in pkgutil.iter_modules(commands.__path__) if m.name != "common"]
     return [n for n in FIRST if n in names] + sorted(n for n in names if n not in FIRST)
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit 2."""
 
 
 def _log_level(text: str) -> int:
@@ -38,7 +35,9 @@ def _log_level(text: str) -> int:
         return int(text)
     level = logging.getLevelName(text.upper())
     if not isinstance(level, int):
-        raise argparse.ArgumentTypeError(f"unknown log level {text!r} (critical, error, warning, info, debug or a number)")
+        raise argparse.ArgumentTypeError(
+            f"unknown log level {text!r} (critical, error, warning, info, debug or a number)"
+        )
     return level
 
 
@@ -48,23 +47,41 @@ def add_global_options(p: argparse.ArgumentParser, *, after_command: bool = Fals
     After the command they default to SUPPRESS, so that a value given before the
     command is kept unless the same option is given again after it.
     """
+
     def default(value: object) -> object:
         return argparse.SUPPRESS if after_command else value
 
     g = p.add_argument_group("global options") if after_command else p
-    g.add_argument("--root", default=default(os.environ.get("NEUROMIRROR_ROOT")),
-                   help="the mirror root, a DataLad superdataset (env NEUROMIRROR_ROOT; default: ./neuromirror-root)")
-    g.add_argument("--index", default=default(os.environ.get("NEUROMIRROR_INDEX")),
-                   help="the SQLite index (env NEUROMIRROR_INDEX; default ROOT/.neuromirror/index.sqlite)")
-    g.add_argument("-v", "--verbose", action="count", default=default(0),
-                   help="more log output on stderr (-v: ours at info, -vv: the libraries' too, at debug)")
-    g.add_argument("-l", "--log-level", type=_log_level, default=default(None), metavar="LEVEL",
-                   help="log level of neuromirror and the libraries it uses: critical, error, warning, info, debug "
-                        "or a number (default: neuromirror's warnings)")
+    g.add_argument(
+        "--root",
+        default=default(os.environ.get("NEUROMIRROR_ROOT")),
+        help="the mirror root, a DataLad superdataset (env NEUROMIRROR_ROOT; default: ./neuromirror-root)",
+    )
+    g.add_argument(
+        "--index",
+        default=default(os.environ.get("NEUROMIRROR_INDEX")),
+        help="the SQLite index (env NEUROMIRROR_INDEX; default ROOT/.neuromirror/index.sqlite)",
+    )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="more log output on stderr (-v: ours at info, -vv: the libraries' too, at debug)",
+    )
+    g.add_argument(
+        "-l",
+        "--log-level",
+        type=_log_level,
+        default=default(None),
+        metavar="LEVEL",
+        help="log level of neuromirror and the libraries it uses: critical, error, warning, info, debug "
+        "or a number (default: neuromirror's warnings)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from neuromirror import __version__
 
     parser = argparse.ArgumentParser(
         prog="neuromirror",
@@ -80,16 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command_parser in set(sub.choices.values()):
         add_global_options(command_parser, after_command=True)
     return parser
-
-
-def root_of(args: argparse.Namespace) -> Path:
-    return Path(args.root or "neuromirror-root").absolute()
-
-
-def open_mirror(args: argparse.Namespace):  # -> Mirror, imported lazily
-    from .mirror import Mirror
-
-    return Mirror(root_of(args), args.index)
 
 
 def setup_logging(verbose: int, log_level: Optional[int]) -> None:
@@ -113,8 +120,8 @@ def _stdout_gone() -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .gitutil import IDENTITY
-    from .toolpath import ensure_tools_on_path
+    from neuromirror.util.gitutil import IDENTITY
+    from neuromirror.util.toolpath import ensure_tools_on_path
 
     # the git-annex installed with neuromirror, for us and every git/datalad process we start
     ensure_tools_on_path()
@@ -142,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # one line, never a traceback, unless -vv
         if args.verbose >= 2:
             raise
-        from .sync import one_line
+        from neuromirror.engine.sync import one_line
 
         print(f"neuromirror: error: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -34,8 +34,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from .cli import UserError
-from .spec import Spec, SpecError, parse_spec
+from neuromirror.errors import UserError
+from neuromirror.spec import Spec, SpecError, parse_spec
 
 __all__ = [
     "Backoff",
@@ -120,7 +120,6 @@ class Schedule:
 
     def trigger(self, start: Optional[datetime] = None) -> Any:
         """The APScheduler trigger (interval triggers count from ``start``, default now)."""
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
         if self.cron is not None:
@@ -207,7 +206,7 @@ class SourceConfig:
         defaults, _ = known_options()
         opts = {**defaults, **self.options}
         if opts.get("dandi_instance"):
-            from .identifiers import instance_api
+            from neuromirror.identifiers import instance_api
 
             opts["dandi_api"] = instance_api(opts["dandi_instance"])
         return opts
@@ -218,7 +217,7 @@ class SourceConfig:
 
     def expand(self) -> Iterator[Any]:
         """The source objects this entry names now (a glob asks the archive)."""
-        from .sources import expand
+        from neuromirror.sources import expand
 
         yield from expand(self.parsed, self.sync_options())
 
@@ -260,8 +259,10 @@ class MirrorConfig:
         """The mirror root: the file's ``root`` or ``--root``/NEUROMIRROR_ROOT; both must agree."""
         if self.root is not None:
             if cli_root and Path(cli_root).absolute() != self.root:
-                raise UserError(f"{self.files[0] if self.files else 'config'}: root {self.root} differs from "
-                                f"--root/NEUROMIRROR_ROOT {Path(cli_root).absolute()}; drop one of them")
+                raise UserError(
+                    f"{self.files[0] if self.files else 'config'}: root {self.root} differs from "
+                    f"--root/NEUROMIRROR_ROOT {Path(cli_root).absolute()}; drop one of them"
+                )
             return self.root
         return Path(cli_root or "neuromirror-root").absolute()
 
@@ -301,8 +302,9 @@ def parse_duration(value: Any) -> float:
                 seconds += float(m.group(1)) * _UNITS[m.group(2).lower()]
                 pos = m.end()
             if pos != len(text) or not text:
-                raise ValueError(f"{value!r} is not a duration: use e.g. 90s, 30m, 6h, 1h30m, 1d, 1w "
-                                 f"or a number of seconds") from None
+                raise ValueError(
+                    f"{value!r} is not a duration: use e.g. 90s, 30m, 6h, 1h30m, 1d, 1w or a number of seconds"
+                ) from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"a duration must be positive, got {value!r}")
     return seconds
@@ -370,11 +372,13 @@ def cron_trigger(expr: str, tz: str = DEFAULT_TIMEZONE, jitter: Optional[float] 
     text = CRON_ALIASES.get(expr.strip().lower(), expr.strip())
     fields = text.split()
     if len(fields) != 5:
-        raise ValueError(f"{expr!r}: a cron expression has 5 fields (minute hour day month day-of-week), "
-                         f"got {len(fields)}")
+        raise ValueError(
+            f"{expr!r}: a cron expression has 5 fields (minute hour day month day-of-week), got {len(fields)}"
+        )
     minute, hour, day, month, dow = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_dow(dow),
-                       timezone=tz, jitter=jitter)
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_cron_dow(dow), timezone=tz, jitter=jitter
+    )
 
 
 def _check_timezone(name: str) -> str:
@@ -405,7 +409,7 @@ def known_options() -> tuple[dict[str, Any], bool]:
         return _known_options_cache
     import argparse
 
-    from . import sources
+    from neuromirror import sources
 
     parser = argparse.ArgumentParser(add_help=False)
     complete = True
@@ -510,7 +514,9 @@ class _Reader:
         return _Node(value, line)
 
     # -- helpers --------------------------------------------------------
-    def mapping(self, node: _Node, path: str, allowed: Iterable[str], *, extra_ok: bool = False) -> Optional[dict[str, _Node]]:
+    def mapping(
+        self, node: _Node, path: str, allowed: Iterable[str], *, extra_ok: bool = False
+    ) -> Optional[dict[str, _Node]]:
         if not isinstance(node.value, dict):
             self.error(node.line, path, f"expected a mapping (key: value), got {_kind(node.value)}")
             return None
@@ -624,8 +630,11 @@ def _backoff(r: _Reader, node: _Node, path: str, base: Backoff) -> Optional[Back
         else:
             values["factor"] = float(f)
     if ok and values["max"] < values["initial"]:
-        r.error(node.line, path, f"max ({format_duration(values['max'])}) is below initial "
-                                 f"({format_duration(values['initial'])})")
+        r.error(
+            node.line,
+            path,
+            f"max ({format_duration(values['max'])}) is below initial ({format_duration(values['initial'])})",
+        )
         ok = False
     return Backoff(**values) if ok else None
 
@@ -646,8 +655,11 @@ def _options(r: _Reader, node: _Node, path: str, entries: Optional[dict[str, _No
             if complete:
                 r.unknown_key(node, path, key, sorted(known))
                 continue
-            r.warn(node.key_lines.get(key, node.line), path,
-                   f"option '{key}' is not known to the installed source modules; passed on as is")
+            r.warn(
+                node.key_lines.get(key, node.line),
+                path,
+                f"option '{key}' is not known to the installed source modules; passed on as is",
+            )
         value = vnode.value
         if isinstance(value, list):
             bad = [x.value for x in value if isinstance(x.value, (dict, list))]
@@ -661,7 +673,7 @@ def _options(r: _Reader, node: _Node, path: str, entries: Optional[dict[str, _No
             r.error(vnode.line, _join(path, key), f"unknown engine {value!r} (known: {', '.join(ENGINES)})")
             continue
         if dest == "dandi_instance":
-            from .identifiers import IdentifierError, instance_api
+            from neuromirror.identifiers import IdentifierError, instance_api
 
             try:
                 instance_api(str(value))
@@ -693,7 +705,9 @@ def _publish(r: _Reader, node: _Node, path: str) -> Optional[dict[str, Any]]:
         try:
             to.format(archive="dandi", name="000027", relpath="dandi/000027", slug="dandi-000027")
         except (KeyError, IndexError, ValueError) as exc:
-            r.error(m["to"].line, f"{path}.to", f"bad placeholder {exc} (known: {{archive}} {{name}} {{slug}} {{relpath}})")
+            r.error(
+                m["to"].line, f"{path}.to", f"bad placeholder {exc} (known: {{archive}} {{name}} {{slug}} {{relpath}})"
+            )
             return None
     elif "://" not in to and ":" not in to.split("/", 1)[0] and not os.path.isabs(os.path.expanduser(to)):
         to = str((r.base_dir / to).absolute())  # a local directory relative to this file
@@ -732,7 +746,7 @@ def _source_spec(r: _Reader, node: _Node, m: dict[str, _Node], path: str) -> Opt
             return None
         text = m["spec"].value
         if not isinstance(text, str):
-            r.error(m["spec"].line, f"{path}.spec", f"expected a SPEC like \"dandi:000027\" in quotes, got {_kind(text)}")
+            r.error(m["spec"].line, f"{path}.spec", f'expected a SPEC like "dandi:000027" in quotes, got {_kind(text)}')
             return None
         try:
             return parse_spec(text.strip(), allow_version=False).source
@@ -749,7 +763,9 @@ def _source_spec(r: _Reader, node: _Node, m: dict[str, _Node], path: str) -> Opt
         except SpecError as exc:
             r.error(m["archive"].line, f"{path}.archive", str(exc))
             return None
-    r.error(node.line, path, "missing 'spec' (e.g. spec: \"dandi:000027\", \"dandi:*\", \"aind:ecephys_*\", \"boss:COLL/EXP\")")
+    r.error(
+        node.line, path, 'missing \'spec\' (e.g. spec: "dandi:000027", "dandi:*", "aind:ecephys_*", "boss:COLL/EXP")'
+    )
     return None
 
 
@@ -775,7 +791,11 @@ def _validate(r: _Reader, top: Optional[_Node], base_dir: Path) -> MirrorConfig:
         if em is not None and "dask" in em:
             address = em["dask"].value
             if not isinstance(address, str) or not address.strip():
-                r.error(em["dask"].line, "executor.dask", f"expected a scheduler address (tcp://HOST:8786), got {_kind(address)}")
+                r.error(
+                    em["dask"].line,
+                    "executor.dask",
+                    f"expected a scheduler address (tcp://HOST:8786), got {_kind(address)}",
+                )
             else:
                 cfg.dask = address.strip()
 
@@ -830,7 +850,11 @@ def _validate(r: _Reader, top: Optional[_Node], base_dir: Path) -> MirrorConfig:
             tz = d_schedule.timezone if d_schedule else DEFAULT_TIMEZONE
             schedule = _schedule(r, sm["schedule"], f"{path}.schedule", tz)
         elif d_schedule is None and not d_schedule_given:
-            r.error(node.line, path, "no schedule: set 'schedule' here or in 'defaults' (e.g. {interval: 6h} or {cron: \"0 3 * * *\"})")
+            r.error(
+                node.line,
+                path,
+                "no schedule: set 'schedule' here or in 'defaults' (e.g. {interval: 6h} or {cron: \"0 3 * * *\"})",
+            )
         options = dict(d_options)
         if "options" in sm:
             options.update(_options(r, sm["options"], f"{path}.options"))
@@ -843,7 +867,9 @@ def _validate(r: _Reader, top: Optional[_Node], base_dir: Path) -> MirrorConfig:
         enabled = True
         if "enabled" in sm:
             if not isinstance(sm["enabled"].value, bool):
-                r.error(sm["enabled"].line, f"{path}.enabled", f"expected true or false, got {_kind(sm['enabled'].value)}")
+                r.error(
+                    sm["enabled"].line, f"{path}.enabled", f"expected true or false, got {_kind(sm['enabled'].value)}"
+                )
             else:
                 enabled = sm["enabled"].value
         if spec is not None:
@@ -853,8 +879,18 @@ def _validate(r: _Reader, top: Optional[_Node], base_dir: Path) -> MirrorConfig:
             seen[spec] = node.line
         if spec is None or schedule is None:
             continue
-        cfg.sources.append(SourceConfig(spec=spec, schedule=schedule, options=options, publish=publish,
-                                        backoff=backoff, enabled=enabled, file=r.file, line=node.line))
+        cfg.sources.append(
+            SourceConfig(
+                spec=spec,
+                schedule=schedule,
+                options=options,
+                publish=publish,
+                backoff=backoff,
+                enabled=enabled,
+                file=r.file,
+                line=node.line,
+            )
+        )
     return cfg
 
 
@@ -904,14 +940,23 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
         merged.warnings += cfg.warnings
         if cfg.root is not None:
             if merged.root is not None and merged.root != cfg.root:
-                issues.append(ConfigIssue(cfg.files[0], None, "root",
-                                          f"{cfg.root} differs from {merged.root} in {merged.files[0]}"))
+                issues.append(
+                    ConfigIssue(
+                        cfg.files[0], None, "root", f"{cfg.root} differs from {merged.root} in {merged.files[0]}"
+                    )
+                )
             merged.root = merged.root or cfg.root
         merged.jobs = max(merged.jobs, cfg.jobs)
         if cfg.dask is not None:
             if merged.dask is not None and merged.dask != cfg.dask:
-                issues.append(ConfigIssue(cfg.files[0], None, "executor.dask",
-                                          f"{cfg.dask} differs from {merged.dask} in {merged.files[0]}"))
+                issues.append(
+                    ConfigIssue(
+                        cfg.files[0],
+                        None,
+                        "executor.dask",
+                        f"{cfg.dask} differs from {merged.dask} in {merged.files[0]}",
+                    )
+                )
             merged.dask = merged.dask or cfg.dask
         for s in cfg.sources:
             other = merged.source(s.spec)
@@ -925,7 +970,9 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
     return merged
 
 
-def sync_targets(config: MirrorConfig, specs: Sequence[Spec], base: dict[str, Any]) -> list[tuple[Spec, dict[str, Any]]]:
+def sync_targets(
+    config: MirrorConfig, specs: Sequence[Spec], base: dict[str, Any]
+) -> list[tuple[Spec, dict[str, Any]]]:
     """What ``neuromirror sync --config FILE [SPEC...]`` syncs, each SPEC with its options.
 
     Without SPECs: every enabled entry of the files.  With SPECs: those, each with
@@ -939,7 +986,7 @@ def sync_targets(config: MirrorConfig, specs: Sequence[Spec], base: dict[str, An
     out = []
     for spec in specs:
         entry = config.source(spec.source) or next(
-            (e for e in config.sources if e.is_glob and fnmatch.fnmatchcase(spec.source, e.spec)), None)
+            (e for e in config.sources if e.is_glob and fnmatch.fnmatchcase(spec.source, e.spec)), None
+        )
         out.append((spec, {**base, **entry.options} if entry else dict(base)))
     return out
-

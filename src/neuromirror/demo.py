@@ -83,8 +83,8 @@ def _run(cmd: list[str], cwd: Optional[Path] = None, env: Optional[dict] = None)
 
 
 def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
-    from .standins.dandi import DandiStandIn
-    from .standins.s3 import S3StandIn
+    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.s3 import S3StandIn
 
     os.environ.setdefault("DANDI_NO_ET", "1")
     work = Path(tempfile.mkdtemp(prefix="neuromirror-demo-"))
@@ -98,7 +98,9 @@ def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
             _say(f"== stand-in archives on loopback: DANDI API {dandi.api_url}, S3 {s3.endpoint_url}")
             sample = build_sample_dandiset(dandi)
             spec = f"dandi:{sample.identifier}"
-            _say(f"== sample dandiset {sample.identifier}: version {sample.published} published, then the draft changed")
+            _say(
+                f"== sample dandiset {sample.identifier}: version {sample.published} published, then the draft changed"
+            )
             _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q"], env=env)
             _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q"], env=env)  # a no-op: nothing changed
             _run([*exe, "versions", spec], env=env)
@@ -140,7 +142,7 @@ def _demo_boss(exe: list[str], root: Path, work: Path, env: dict) -> None:
     """A BOSS experiment: volumes become OME-Zarr chunks, fetched through the package's special remote."""
     import numpy as np
 
-    from .standins.boss_sample import SPEC, TINY_CHUNK, sync_args, tiny_sample
+    from neuromirror.standins.boss_sample import SPEC, TINY_CHUNK, sync_args, tiny_sample
 
     token = "demo-token"  # read from INTERN_TOKEN at sync and at retrieval; never written anywhere
     with tiny_sample(token=token) as boss:
@@ -155,18 +157,22 @@ def _demo_boss(exe: list[str], root: Path, work: Path, env: dict) -> None:
         want = boss.volume("neuromirror_demo", "exp1", "image8", 0)[: TINY_CHUNK[0], : TINY_CHUNK[1], : TINY_CHUNK[2]]
         if not np.array_equal(got, want):
             raise RuntimeError(f"{chunk}: the chunk does not match the server's volume")
-        _say(f"{chunk}: {got.nbytes} bytes, equal to the server's volume [0:{TINY_CHUNK[0]}, 0:{TINY_CHUNK[1]}, 0:{TINY_CHUNK[2]}]")
+        _say(
+            f"{chunk}: {got.nbytes} bytes, equal to the server's volume [0:{TINY_CHUNK[0]}, 0:{TINY_CHUNK[1]}, 0:{TINY_CHUNK[2]}]"
+        )
 
 
 def _citation_text(root: Path, spec: str, version: str, pin: dict, env: dict) -> str:
     """The paper-ready citation: `neuromirror cite` when available, else the index's own fields."""
     proc = subprocess.run(
         [sys.executable, "-m", "neuromirror", "--root", str(root), "cite", f"{spec}@{version}"],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if proc.returncode == 0 and proc.stdout.strip():
         return f"$ neuromirror cite {spec}@{version}\n" + proc.stdout.rstrip()
-    from .index import Index
+    from neuromirror.index.db import Index
 
     index = Index(Path(root) / ".neuromirror" / "index.sqlite")
     row = index.latest_version(spec, version) or {}

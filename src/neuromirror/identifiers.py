@@ -25,8 +25,9 @@ _VERSION = r"(?P<version>draft|\d+\.\d{6}\.\d{4})"
 DOI_PREFIXES = {"10.48324": "dandi", "10.80507": "dandi-sandbox"}
 
 _DANDI_FORM = re.compile(rf"^DANDI:{_ID}(?:/{_VERSION})?/?$", re.IGNORECASE)
-_DOI = re.compile(rf"^(?:doi:|https?://(?:dx\.)?doi\.org/)?(?P<prefix>10\.\d{{4,9}})/dandi\.{_ID}(?:/{_VERSION})?/?$",
-                  re.IGNORECASE)
+_DOI = re.compile(
+    rf"^(?:doi:|https?://(?:dx\.)?doi\.org/)?(?P<prefix>10\.\d{{4,9}})/dandi\.{_ID}(?:/{_VERSION})?/?$", re.IGNORECASE
+)
 _RESOURCE = re.compile(rf"^dandi://(?P<instance>[-\w.]+)/{_ID}(?:@{_VERSION})?/?$", re.IGNORECASE)
 #: the web app's paths (with or without the old "#/" routing) and the API's
 _GUI_PATH = re.compile(rf"^/(?:#/)?dandiset/{_ID}(?:/{_VERSION})?(?:/files)?/?$")
@@ -63,8 +64,7 @@ def looks_like_dandi(text: str) -> bool:
     """Whether ``text`` is one of the forms this module reads (and not ``ARCHIVE:NAME``)."""
     t = text.strip()
     low = t.lower()
-    return (low.startswith(("http://", "https://", "dandi://", "doi:", "10."))
-            or (low.startswith("dandi:") and "/" in t))
+    return low.startswith(("http://", "https://", "dandi://", "doi:", "10.")) or (low.startswith("dandi:") and "/" in t)
 
 
 def parse_dandi_identifier(text: str) -> DandiIdentifier:
@@ -81,8 +81,9 @@ def parse_dandi_identifier(text: str) -> DandiIdentifier:
         return DandiIdentifier(m["id"], m["version"], m["instance"], instance_api(m["instance"]))
     if t.lower().startswith(("http://", "https://")):
         return _from_url(t)
-    raise IdentifierError(f"{text!r} is not a DANDI identifier: expected dandi:000027, DANDI:000027/VERSION, "
-                          "a dandiset's URL or its DOI")
+    raise IdentifierError(
+        f"{text!r} is not a DANDI identifier: expected dandi:000027, DANDI:000027/VERSION, a dandiset's URL or its DOI"
+    )
 
 
 def _from_url(url: str) -> DandiIdentifier:
@@ -95,12 +96,16 @@ def _from_url(url: str) -> DandiIdentifier:
             m = _GUI_PATH.match(path)
             if m and not parts.query:
                 return DandiIdentifier(m["id"], m["version"], name, str(inst.api).rstrip("/"))
-            raise IdentifierError(f"{url!r}: expected the page of a dandiset or of a version "
-                                  f"({inst.gui}/dandiset/000027[/VERSION]), not of a file or folder")
+            raise IdentifierError(
+                f"{url!r}: expected the page of a dandiset or of a version "
+                f"({inst.gui}/dandiset/000027[/VERSION]), not of a file or folder"
+            )
         if host == api.netloc.lower():
             m = _API_PATH.match(parts.path)
             if m and not parts.query:
                 return DandiIdentifier(m["id"], m["version"], name, str(inst.api).rstrip("/"))
             raise IdentifierError(f"{url!r}: expected {inst.api}/dandisets/000027/[versions/VERSION/]")
-    raise IdentifierError(f"{url!r}: {host} is not a known DANDI instance (known: "
-                          f"{', '.join(known_instances())}); name the dandiset as dandi:ID with --dandi-api URL")
+    raise IdentifierError(
+        f"{url!r}: {host} is not a known DANDI instance (known: "
+        f"{', '.join(known_instances())}); name the dandiset as dandi:ID with --dandi-api URL"
+    )

@@ -44,8 +44,10 @@ class AnnexEntry:
 
     def __reduce__(self) -> tuple:
         # change sets of 10^5 entries are pickled to spools: the dataclass default asks fields() twice per record
-        return (AnnexEntry, (self.path, self.key, self.size, self.urls, self.checksum_kind, self.checksum,
-                             self.remote_id))
+        return (
+            AnnexEntry,
+            (self.path, self.key, self.size, self.urls, self.checksum_kind, self.checksum, self.remote_id),
+        )
 
 
 class ContentMismatch(RuntimeError):
@@ -239,8 +241,7 @@ class SourceState(Protocol):
     def cache_get(self, namespace: str, key: str) -> Optional[str]:
         """A value cached forever (e.g. a blob's S3 versionId)."""
 
-    def cache_put(self, namespace: str, key: str, value: str) -> None:
-        ...
+    def cache_put(self, namespace: str, key: str, value: str) -> None: ...
 
 
 @dataclass

@@ -46,7 +46,7 @@ def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
     A copied identifier may name a version where none is allowed (``sync`` of a
     version's URL): it then names the dandiset, whose every version a sync mirrors.
     """
-    from .identifiers import IdentifierError, looks_like_dandi, parse_dandi_identifier
+    from neuromirror.identifiers import IdentifierError, looks_like_dandi, parse_dandi_identifier
 
     if looks_like_dandi(text):
         try:
@@ -55,7 +55,9 @@ def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
             raise SpecError(str(exc)) from None
         return Spec("dandi", ident.identifier, ident.version if allow_version else None, ident.api)
     if ":" not in text:
-        raise SpecError(f"{text!r} is not a source spec: expected ARCHIVE:NAME, e.g. dandi:000027 (archives: {', '.join(ARCHIVES)})")
+        raise SpecError(
+            f"{text!r} is not a source spec: expected ARCHIVE:NAME, e.g. dandi:000027 (archives: {', '.join(ARCHIVES)})"
+        )
     archive, rest = text.split(":", 1)
     archive = archive.lower()
     if archive not in ARCHIVES:

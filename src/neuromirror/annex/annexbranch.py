@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import IO, Callable, Iterable, Optional
 
-from .. import gitutil
-from ..spool import Spool
-from .pack import BLOB, COMMIT, TREE, PackWriter, object_id, parse_tree, tree_bytes
+from neuromirror.annex.pack import BLOB, COMMIT, TREE, PackWriter, object_id, parse_tree, tree_bytes
+from neuromirror.util import gitutil
+from neuromirror.util.spool import Spool
 
 BRANCH = "refs/heads/git-annex"
 
@@ -38,8 +38,15 @@ Runner = Callable[[Callable[[IO[bytes]], None]], None]
 PACK_MIN_KEYS = 20_000
 
 
-def write_logs(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str, stamp: str,
-               fast_import: Runner, keys: int) -> None:
+def write_logs(
+    repo: Path,
+    logs: Iterable[tuple[str, bytes]],
+    parent: Optional[str],
+    ident: str,
+    stamp: str,
+    fast_import: Runner,
+    keys: int,
+) -> None:
     """Commit ``logs`` (``abc/def/<key>.log...`` -> content) of ``keys`` keys on top of ``parent``."""
     if keys >= PACK_MIN_KEYS:
         _write_packed(repo, logs, parent, ident, stamp, fast_import)
@@ -54,8 +61,9 @@ def _log_path(path: str) -> bytes:
     return p
 
 
-def _stream_commit(s: IO[bytes], logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str,
-                   stamp: str) -> None:
+def _stream_commit(
+    s: IO[bytes], logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str, stamp: str
+) -> None:
     s.write(f"commit {BRANCH}\ncommitter {ident} {stamp}\n".encode() + b"data %d\n%s\n" % (len(_MESSAGE), _MESSAGE))
     if parent:
         s.write(f"from {parent}\n".encode())
@@ -65,8 +73,9 @@ def _stream_commit(s: IO[bytes], logs: Iterable[tuple[str, bytes]], parent: Opti
         s.write(b"\n")
 
 
-def _write_packed(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str, stamp: str,
-                  fast_import: Runner) -> Optional[str]:
+def _write_packed(
+    repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optional[str], ident: str, stamp: str, fast_import: Runner
+) -> Optional[str]:
     buckets: dict[int, Spool] = {}
     pack = PackWriter(repo)
     commit: list[bytes] = []
@@ -96,10 +105,12 @@ def _write_packed(repo: Path, logs: Iterable[tuple[str, bytes]], parent: Optiona
     return new
 
 
-def _commit_trees(repo: Path, buckets: dict[int, Spool], parent: Optional[str], ident: str, stamp: str,
-                  pack: PackWriter) -> bytes:
+def _commit_trees(
+    repo: Path, buckets: dict[int, Spool], parent: Optional[str], ident: str, stamp: str, pack: PackWriter
+) -> bytes:
     """Build the changed trees into ``pack`` (one bucket of top directories at a time: bounded memory)."""
     with gitutil.CatFile(repo) as cat:
+
         def tree(oid: Optional[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
             if oid is None:
                 return {}

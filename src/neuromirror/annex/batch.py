@@ -11,10 +11,10 @@ import time
 from datetime import datetime
 from typing import Iterable
 
-from .. import gitutil
-from ..records import AnnexEntry, GitEntry, SubdatasetEntry
-from . import gitmodules
-from .writer import AnnexWriter, Change, CommitResult, Delete, epoch
+from neuromirror.annex import gitmodules
+from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch
+from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
+from neuromirror.util import gitutil
 
 
 class BatchWriter(AnnexWriter):
@@ -88,7 +88,16 @@ class BatchWriter(AnnexWriter):
         self._batch(["fromkey", "--force"], fromkey)
         if gitfiles:
             subprocess.run(
-                ["git", "-C", str(self.repo), "-c", "annex.largefiles=nothing", "add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+                [
+                    "git",
+                    "-C",
+                    str(self.repo),
+                    "-c",
+                    "annex.largefiles=nothing",
+                    "add",
+                    "--pathspec-from-file=-",
+                    "--pathspec-file-nul",
+                ],
                 input="\0".join(gitfiles).encode(),
                 check=True,
                 capture_output=True,
@@ -97,7 +106,12 @@ class BatchWriter(AnnexWriter):
         stamp = f"{epoch(date)} +0000"
         gitutil.run(
             self.repo,
-            "commit", "-q", "--allow-empty", "--no-verify", "-F", "-",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "--no-verify",
+            "-F",
+            "-",
             input=message.encode(),
             env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
         )

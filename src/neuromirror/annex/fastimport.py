@@ -23,15 +23,14 @@ import time
 from datetime import datetime
 from typing import IO, Callable, Iterable, Iterator, Optional
 
-from .. import gitutil, timing
-from ..crashpoints import crashpoint
-from ..records import AnnexEntry, GitEntry, SubdatasetEntry
-from ..spool import Spool
-from . import annexbranch, gitmodules
-from .keys import hashdir_lower, key_file, symlink_target, url_for_log
-from .logs import add_present
-from .writer import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
-
+from neuromirror.annex import annexbranch, gitmodules
+from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
+from neuromirror.annex.keys import hashdir_lower, key_file, symlink_target, url_for_log
+from neuromirror.annex.logs import add_present
+from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
+from neuromirror.util import gitutil, timing
+from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.spool import Spool
 
 _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')
 
@@ -115,7 +114,9 @@ class FastImportWriter(AnnexWriter):
         keys = _KeyLog()
         with keys:
             counts: list[int] = []
-            self._fast_import(lambda s: counts.extend(self._write_tree(s, changes, parent, message, ident, stamp, keys)))
+            self._fast_import(
+                lambda s: counts.extend(self._write_tree(s, changes, parent, message, ident, stamp, keys))
+            )
             written, deleted = counts
             new_head = gitutil.ref_sha(self.repo, STAGING_REF)
             assert new_head
@@ -154,10 +155,20 @@ class FastImportWriter(AnnexWriter):
             raise
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         if proc.wait() != 0:
-            raise gitutil.GitError(f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+            raise gitutil.GitError(
+                f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}"
+            )
 
-    def _write_tree(self, s: IO[bytes], changes: Iterable[Change], parent: Optional[str], message: str,
-                    ident: str, stamp: str, keys: "_KeyLog") -> tuple[int, int]:
+    def _write_tree(
+        self,
+        s: IO[bytes],
+        changes: Iterable[Change],
+        parent: Optional[str],
+        message: str,
+        ident: str,
+        stamp: str,
+        keys: _KeyLog,
+    ) -> tuple[int, int]:
         """The data commit on the staging ref; each annexed file's key and URLs go to ``keys``."""
         written = deleted = 0
         # subdatasets: gitlinks in the tree, sections in .gitmodules (rewritten below when they change)
@@ -229,11 +240,13 @@ class FastImportWriter(AnnexWriter):
     def _move_branch(self, branch: str, new: str, old: Optional[str]) -> None:
         """Compare-and-swap: the branch moves only from the commit the new one was built on."""
         gitutil.run(
-            self.repo, "update-ref", "--stdin",
+            self.repo,
+            "update-ref",
+            "--stdin",
             input=f"update {branch} {new} {old or '0' * len(new)}\ndelete {STAGING_REF}\n".encode(),
         )
 
-    def _annex_commit(self, keys: "_KeyLog", annex_parent: Optional[str], ident: str) -> None:
+    def _annex_commit(self, keys: _KeyLog, annex_parent: Optional[str], ident: str) -> None:
         """The new keys' location and URL logs, merged with what the branch has, in one commit
         (:mod:`.annexbranch`: for many keys, blobs through fast-import and trees into a pack)."""
         now = time.time()
@@ -257,8 +270,9 @@ class FastImportWriter(AnnexWriter):
                     if web is not None:
                         yield base + ".log.web", web
 
-            annexbranch.write_logs(self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import,
-                                   keys=len(keys))
+            annexbranch.write_logs(
+                self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import, keys=len(keys)
+            )
 
     def _existing_logs(self, annex_parent: Optional[str], n_keys: int) -> Optional[set[int]]:
         """For many keys, one listing of the branch beats a lookup per key; None: look each up.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .. import gitutil
+from neuromirror.util import gitutil
 
 FILE = ".gitmodules"
 
@@ -32,9 +32,9 @@ def read(repo: Path, rev: Optional[str]) -> Modules:
         if not item or "\n" not in item:
             continue
         name, value = item.split("\n", 1)
-        if not name.startswith("submodule.") or "." not in name[len("submodule."):]:
+        if not name.startswith("submodule.") or "." not in name[len("submodule.") :]:
             continue
-        sub, key = name[len("submodule."):].rsplit(".", 1)
+        sub, key = name[len("submodule.") :].rsplit(".", 1)
         mods.setdefault(sub, {})[key] = value
     return mods
 

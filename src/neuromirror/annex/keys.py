@@ -26,7 +26,7 @@ def key_extension(path: str) -> str:
     us must match what ``git annex add`` would have made for the same file,
     so that a later re-add or ``git annex migrate`` finds the same key.
     """
-    name = path[path.rfind("/") + 1:]
+    name = path[path.rfind("/") + 1 :]
     if "." not in name:  # most Zarr chunks
         return ""
     parts = name.split(".")[1:]
@@ -118,7 +118,7 @@ def key_from_file(name: str) -> str:
         c = name[i]
         if c == "%":
             out.append("/")
-        elif c == "&" and name[i + 1:i + 2] in ("a", "s", "c"):
+        elif c == "&" and name[i + 1 : i + 2] in ("a", "s", "c"):
             out.append({"a": "&", "s": "%", "c": ":"}[name[i + 1]])
             i += 1
         else:

@@ -19,7 +19,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from .. import gitutil
+from neuromirror.util import gitutil
 
 COMMIT, TREE, BLOB = 1, 2, 3
 _TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
@@ -86,11 +86,17 @@ class PackWriter:
                 h.update(chunk)
             self.fh.write(h.digest())
             self.fh.seek(0)
-            proc = subprocess.run(["git", "-C", str(self.repo), "index-pack", "--stdin"], stdin=self.fh,
-                                  capture_output=True, env=gitutil.git_env())
+            proc = subprocess.run(
+                ["git", "-C", str(self.repo), "index-pack", "--stdin"],
+                stdin=self.fh,
+                capture_output=True,
+                env=gitutil.git_env(),
+            )
             if proc.returncode != 0:
                 lines = proc.stderr.decode(errors="replace").strip().splitlines()
-                raise gitutil.GitError(f"git index-pack failed in {self.repo}: {lines[-1] if lines else proc.returncode}")
+                raise gitutil.GitError(
+                    f"git index-pack failed in {self.repo}: {lines[-1] if lines else proc.returncode}"
+                )
         finally:
             self.close()
 
@@ -105,13 +111,14 @@ def parse_tree(data: bytes) -> dict[bytes, tuple[bytes, bytes]]:
     while i < len(data):
         sp = data.index(b" ", i)
         nul = data.index(b"\0", sp)
-        out[data[sp + 1:nul]] = (data[i:sp], data[nul + 1:nul + 21])
+        out[data[sp + 1 : nul]] = (data[i:sp], data[nul + 1 : nul + 21])
         i = nul + 21
     return out
 
 
 def tree_bytes(entries: dict[bytes, tuple[bytes, bytes]]) -> bytes:
     """A tree object from name -> (mode, binary id), in git's order (directories sort as ``name/``)."""
+
     def order(name: bytes) -> bytes:
         return name + b"/" if entries[name][0] == b"40000" else name
 

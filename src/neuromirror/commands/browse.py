@@ -2,7 +2,7 @@
 
 Datasette is an optional extra (``pip install 'neuromirror[browse]'``); it runs as a
 child process (``python -m datasette serve``), on loopback unless ``--host`` says
-otherwise, until Ctrl-C or SIGTERM.  See ``neuromirror.catalog`` and docs/service.md.
+otherwise, until Ctrl-C or SIGTERM.  See ``neuromirror.index.catalog`` and docs/service.md.
 """
 
 from __future__ import annotations
@@ -18,29 +18,37 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import UserError, root_of
+from neuromirror.commands.common import UserError, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..catalog import DEFAULT_PORT
+    from neuromirror.index.catalog import DEFAULT_PORT
 
     p = sub.add_parser(
         "browse",
         help="browse the index read-only in a web browser (Datasette), with canned queries",
         description="Serve the SQLite index read-only with Datasette: its tables, and canned queries (which "
-                    "datasets hold a file with this sha256, the versions of a source, the files of a version, the "
-                    "failed runs of the last week). Needs the 'browse' extra: pip install 'neuromirror[browse]'.",
+        "datasets hold a file with this sha256, the versions of a source, the files of a version, the "
+        "failed runs of the last week). Needs the 'browse' extra: pip install 'neuromirror[browse]'.",
     )
-    p.add_argument("--port", "-p", type=int, default=DEFAULT_PORT,
-                   help=f"port to listen on (default {DEFAULT_PORT}; 0: any free port)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; the catalog has no authentication)")
+    p.add_argument(
+        "--port",
+        "-p",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT}; 0: any free port)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; the catalog has no authentication)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import catalog
-    from ..service import is_loopback
+    from neuromirror.index.db import catalog
+    from neuromirror.service import is_loopback
 
     if not catalog.datasette_available():
         raise UserError("browse needs Datasette, which is not installed: pip install 'neuromirror[browse]'")
@@ -51,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UserError("--port must be a number from 0 to 65535")
     if not is_loopback(args.host):
-        print(f"neuromirror: warning: --host {args.host} is not a loopback address: the catalog has no "
-              "authentication", file=sys.stderr)
+        print(
+            f"neuromirror: warning: --host {args.host} is not a loopback address: the catalog has no authentication",
+            file=sys.stderr,
+        )
     port = args.port or _free_port(args.host)
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host_in_url}:{port}/{catalog.database_name(index)}"
@@ -68,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 proc.wait()
                 raise UserError(f"datasette did not start: {_last_line(log) or f'exit status {proc.returncode}'}")
             catalog.write_state(root, url, index)
-            print(f"neuromirror: browsing {index} (read-only) at {url} ; Ctrl-C to stop", file=sys.stderr,
-                  flush=True)
+            print(f"neuromirror: browsing {index} (read-only) at {url} ; Ctrl-C to stop", file=sys.stderr, flush=True)
             code = proc.wait()
             if code not in (0, -signal.SIGTERM, -signal.SIGINT) and not stop.get("signal"):
                 raise UserError(f"datasette exited ({code}): {_last_line(log) or 'no message'}")
@@ -126,4 +135,3 @@ def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float = 60.0) -> b
 def _last_line(log: Path) -> Optional[str]:
     lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
     return lines[-1] if lines else None
-

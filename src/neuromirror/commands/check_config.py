@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_json, print_json
+from neuromirror.commands.common import add_json, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, load_config, load_configs
+    from neuromirror.config import ConfigError, load_config, load_configs
 
     results = []
     failed = False
@@ -45,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
         if r["ok"]:
             c = r["config"]
             n = len(c["sources"])
-            print(f"{r['file']}: ok, {n} source{'s' if n != 1 else ''}"
-                  + (f", root {c['root']}" if c["root"] else "") + f", {c['jobs']} job(s)")
+            print(
+                f"{r['file']}: ok, {n} source{'s' if n != 1 else ''}"
+                + (f", root {c['root']}" if c["root"] else "")
+                + f", {c['jobs']} job(s)"
+            )
             for s in load_config(r["file"]).sources:
                 extra = "" if s.enabled else "  (disabled)"
                 pub = f"  publish to {s.publish['to']}" if s.publish else ""

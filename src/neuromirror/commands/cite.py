@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import UserError, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, print_json, require_mirror, spec_arg
 
 FORMATS = ("text", "bibtex", "cff", "json")
 
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cite",
         help="citation (archive's DOI and citation + the mirror's commit) as text, BibTeX, CITATION.cff or JSON",
         description="Print how to cite a version: the archive's own citation and DOI where it has them, the "
-                    "mirror's commit and how to retrieve exactly that state.",
+        "mirror's commit and how to retrieve exactly that state.",
     )
     p.add_argument("spec", help="e.g. dandi:000027@0.230629.1955 (default: the latest recorded version)")
     p.add_argument("--format", "-f", choices=FORMATS, default="text", help="output format (default text)")
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import citation
+    from neuromirror.reproduce import citation
 
     spec = spec_arg(args.spec)
     if spec.is_glob:

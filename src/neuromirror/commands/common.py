@@ -6,11 +6,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from ..cli import UserError, open_mirror, root_of  # noqa: F401  (re-exported for commands)
-from ..progress import human_bytes  # noqa: F401  (re-exported for commands)
-from ..spec import Spec, SpecError, parse_spec
+from neuromirror.errors import UserError
+from neuromirror.index.lookup import find_version, not_mirrored, sources_matching, where  # noqa: F401  (re-exported)
+from neuromirror.spec import Spec, SpecError, parse_spec
+from neuromirror.util.progress import human_bytes  # noqa: F401  (re-exported for commands)
+
+
+def root_of(args: argparse.Namespace) -> Path:
+    return Path(args.root or "neuromirror-root").absolute()
+
+
+def open_mirror(args: argparse.Namespace) -> Any:  # -> Mirror, imported lazily
+    from neuromirror.dataset.mirror import Mirror
+
+    return Mirror(root_of(args), args.index)
 
 
 def spec_arg(text: str, *, allow_version: bool = True) -> Spec:
@@ -35,19 +46,9 @@ def require_mirror(args: argparse.Namespace) -> Any:
 
 
 def _mirror(args: argparse.Namespace) -> Any:
-    from ..mirror import Mirror
+    from neuromirror.dataset.mirror import Mirror
 
     return Mirror(root_of(args), args.index)  # creates nothing until its index is opened
-
-
-def where(index: Any) -> str:
-    """The mirror an index belongs to, for messages: its root, or the index file given by --index."""
-    path = Path(index.path)
-    return str(path.parent.parent) if path.parent.name == ".neuromirror" else str(path)
-
-
-def not_mirrored(index: Any, source: str) -> UserError:
-    return UserError(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -72,29 +73,3 @@ def _cell(v: Any) -> str:
     if v is None:
         return "-"
     return str(v)
-
-
-def find_version(index: Any, spec: Spec) -> dict:
-    """The index row a SPEC[@VERSION] names; without a version, the latest recorded."""
-    if index.source(spec.source) is None:
-        raise not_mirrored(index, spec.source)
-    row = index.latest_version(spec.source, spec.version) if spec.version else index.latest_version(spec.source)
-    if row is None and spec.version:
-        labels = sorted({v["label"] for v in index.versions(spec.source)})
-        raise UserError(f"{spec.source} has no version {spec.version!r} (known: {', '.join(labels) or 'none'})")
-    if row is None:
-        raise UserError(f"{spec.source} has no recorded version yet")
-    return row
-
-
-def sources_matching(index: Any, specs: Iterable[Spec]) -> list[str]:
-    import fnmatch
-
-    known = [s["id"] for s in index.sources()]
-    out: list[str] = []
-    for spec in specs:
-        hits = [s for s in known if fnmatch.fnmatchcase(s, spec.source)]
-        if not hits:
-            raise not_mirrored(index, spec.source)
-        out += [h for h in hits if h not in out]
-    return out

@@ -12,6 +12,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from neuromirror.demo import run_demo
 
     return run_demo(args.root, keep=args.keep)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterator, Optional
 
-from ..records import SUBDATASET
-from .common import UserError, add_json, find_version, human_bytes, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import (
+    UserError,
+    add_json,
+    find_version,
+    human_bytes,
+    print_json,
+    require_mirror,
+    spec_arg,
+)
+from neuromirror.records import SUBDATASET
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "diff",
         help="added, removed and changed files between two versions",
         description="Compare the file lists of two recorded versions (from the index): paths added, removed and "
-                    "changed (other content), with sizes. The second SPEC may be just @VERSION for the same source.",
+        "changed (other content), with sizes. The second SPEC may be just @VERSION for the same source.",
     )
     p.add_argument("old", help="e.g. dandi:000027@0.230629.1955")
     p.add_argument("new", help="e.g. dandi:000027@draft, or @draft")
@@ -24,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _merge(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Optional[Any], Optional[Any]]]:
     """Walk two path-sorted file lists together (constant memory)."""
+
     def k(f: Any) -> bytes:
         return f.path.encode("utf-8", "surrogateescape")
 
@@ -65,9 +74,14 @@ def diff_versions(index: Any, row_a: dict, row_b: dict) -> dict:
         elif tuple(old.urls) != tuple(new.urls):
             relinked += 1
     return {
-        "added": added, "removed": removed, "changed": changed,
+        "added": added,
+        "removed": removed,
+        "changed": changed,
         "summary": {
-            "added": len(added), "removed": len(removed), "changed": len(changed), "same_content_new_urls": relinked,
+            "added": len(added),
+            "removed": len(removed),
+            "changed": len(changed),
+            "same_content_new_urls": relinked,
             "bytes_added": sum(f["size"] or 0 for f in added),
             "bytes_removed": sum(f["size"] or 0 for f in removed),
             "bytes_delta": (row_b.get("bytes") or 0) - (row_a.get("bytes") or 0),
@@ -97,21 +111,35 @@ def run(args: argparse.Namespace) -> int:
     finally:
         mirror.close()
     head = {
-        "from": {"source": a.source, "version": row_a["label"], "commit": row_a["commit"], "files": row_a["files"],
-                 "bytes": row_a["bytes"]},
-        "to": {"source": b.source, "version": row_b["label"], "commit": row_b["commit"], "files": row_b["files"],
-               "bytes": row_b["bytes"]},
+        "from": {
+            "source": a.source,
+            "version": row_a["label"],
+            "commit": row_a["commit"],
+            "files": row_a["files"],
+            "bytes": row_a["bytes"],
+        },
+        "to": {
+            "source": b.source,
+            "version": row_b["label"],
+            "commit": row_b["commit"],
+            "files": row_b["files"],
+            "bytes": row_b["bytes"],
+        },
     }
     if args.json:
         print_json({**head, **d})
         return 0
     s = d["summary"]
     title = a.source if a.source == b.source else f"{a.source} -> {b.source}"
-    print(f"{title} {row_a['label']} ({row_a['commit'][:12]}) -> {row_b['label']} ({row_b['commit'][:12]}): "
-          f"{s['added']} added, {s['removed']} removed, {s['changed']} changed")
-    rows = ([("A", f["path"], human_bytes(f["size"])) for f in d["added"]]
-            + [("D", f["path"], human_bytes(f["size"])) for f in d["removed"]]
-            + [("M", f["path"], _change(f)) for f in d["changed"]])
+    print(
+        f"{title} {row_a['label']} ({row_a['commit'][:12]}) -> {row_b['label']} ({row_b['commit'][:12]}): "
+        f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
+    )
+    rows = (
+        [("A", f["path"], human_bytes(f["size"])) for f in d["added"]]
+        + [("D", f["path"], human_bytes(f["size"])) for f in d["removed"]]
+        + [("M", f["path"], _change(f)) for f in d["changed"]]
+    )
     rows.sort(key=lambda r: r[1])
     width = max((len(r[1]) for r in rows), default=0)
     for flag, path, size in rows:

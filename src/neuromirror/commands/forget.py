@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,17 +19,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "forget",
         help="remove sources from the index (--dataset: and their datasets from the root and the disk)",
         description="Remove every index row of the sources (versions, files, runs, pending items). Their datasets "
-                    "stay, and 'neuromirror reindex' would bring them back, unless --dataset removes them too.",
+        "stay, and 'neuromirror reindex' would bring them back, unless --dataset removes them too.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="sources to forget: dandi:000027, 'aind:ecephys_*', ...")
-    p.add_argument("--dataset", action="store_true",
-                   help="also remove each source's dataset from the root superdataset and delete it from disk")
+    p.add_argument(
+        "--dataset",
+        action="store_true",
+        help="also remove each source's dataset from the root superdataset and delete it from disk",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..mirror import LockBusy
+    from neuromirror.dataset.mirror import LockBusy
 
     specs = [spec_arg(s, allow_version=False) for s in args.specs]
     mirror = require_mirror(args)
@@ -46,9 +49,16 @@ def run(args: argparse.Namespace) -> int:
             done.append({"source": source, "dataset": relpath, "dataset_removed": removed})
             if not args.json:
                 kept = mirror.dataset_path(relpath)
-                print(f"forgot {source}" + (f"; removed its dataset {relpath}" if removed else
-                      f"; its dataset stays at {kept} (reindex would bring it back; --dataset removes it)"
-                      if kept.exists() else ""))
+                print(
+                    f"forgot {source}"
+                    + (
+                        f"; removed its dataset {relpath}"
+                        if removed
+                        else f"; its dataset stays at {kept} (reindex would bring it back; --dataset removes it)"
+                        if kept.exists()
+                        else ""
+                    )
+                )
     finally:
         mirror.close()
     if args.json:

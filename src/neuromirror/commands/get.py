@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
+from neuromirror.commands.common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,33 +16,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         "get",
         help="clone a dataset at a pinned version and fetch (verified) content",
         description="Clone the dataset of SPEC, check out VERSION's commit (default: the latest version) and fetch "
-                    "the content of PATHs (default: everything) from the archive's URLs; git-annex checks every "
-                    "byte against the archive's checksum.",
+        "the content of PATHs (default: everything) from the archive's URLs; git-annex checks every "
+        "byte against the archive's checksum.",
     )
     p.add_argument("spec", help="e.g. dandi:000027@0.230629.1955 (or @draft; default: the latest recorded version)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories inside the dataset (default: all)")
-    p.add_argument("--to", required=True, metavar="DIR", help="directory for the clone (new, or a previous get's clone)")
+    p.add_argument(
+        "--to", required=True, metavar="DIR", help="directory for the clone (new, or a previous get's clone)"
+    )
     add_retrieval_options(p)
     add_json(p)
     p.set_defaults(func=run)
 
 
 def add_retrieval_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="from_url", metavar="URL",
-                   help="clone from a published sibling: the BASE given to 'neuromirror publish --to', or the "
-                        "dataset's own URL (default: the mirror's dataset)")
+    p.add_argument(
+        "--from",
+        dest="from_url",
+        metavar="URL",
+        help="clone from a published sibling: the BASE given to 'neuromirror publish --to', or the "
+        "dataset's own URL (default: the mirror's dataset)",
+    )
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
-    p.add_argument("--allow-ip", metavar="ADDRS", default=None,
-                   help="set annex.security.allowed-ip-addresses to ADDRS in the new clone only (e.g. 'all' for "
-                        "archives on loopback/private addresses; env NEUROMIRROR_ALLOW_IP)")
+    p.add_argument(
+        "--allow-ip",
+        metavar="ADDRS",
+        default=None,
+        help="set annex.security.allowed-ip-addresses to ADDRS in the new clone only (e.g. 'all' for "
+        "archives on loopback/private addresses; env NEUROMIRROR_ALLOW_IP)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..commands.pin import pin_record
-    from ..retrieve import (RetrieveError, allow_ip_default, check_paths, checkout, clone, ensure_commit, failure_lines,
-                            fetch, resolve_url, resolve_version_in_clone, tag_commit)
-    from ..spec import dataset_relpath
+    from neuromirror.reproduce.pins import pin_record
+    from neuromirror.reproduce.retrieve import (
+        RetrieveError,
+        allow_ip_default,
+        check_paths,
+        checkout,
+        clone,
+        ensure_commit,
+        failure_lines,
+        fetch,
+        resolve_url,
+        resolve_version_in_clone,
+        tag_commit,
+    )
+    from neuromirror.spec import dataset_relpath
 
     spec = spec_arg(args.spec)
     if spec.is_glob:
@@ -73,25 +94,41 @@ def run(args: argparse.Namespace) -> int:
         if rec.get("tag"):
             tagged = tag_commit(dest, rec["tag"])
             if tagged and tagged != commit:
-                raise RetrieveError(f"tag {rec['tag']} at {url} points at {tagged[:12]}, but "
-                                    f"{spec.source}@{rec['version']} is commit {commit[:12]}: refusing a moved tag")
+                raise RetrieveError(
+                    f"tag {rec['tag']} at {url} points at {tagged[:12]}, but "
+                    f"{spec.source}@{rec['version']} is commit {commit[:12]}: refusing a moved tag"
+                )
         checkout(dest, commit)
         paths = check_paths(dest, commit, args.paths)
         label = f"{spec.source}@{rec['version']}"
         allow_ip = allow_ip_default(args.allow_ip)
-        report = fetch(dest, commit, paths, jobs=args.jobs, progress=not (args.quiet or args.json), label=label,
-                       allow_ip=allow_ip)
+        report = fetch(
+            dest, commit, paths, jobs=args.jobs, progress=not (args.quiet or args.json), label=label, allow_ip=allow_ip
+        )
     except RetrieveError as exc:
         print(f"neuromirror: get failed: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print_json({
-            "source": spec.source, "version": rec["version"], "commit": commit, "tag": rec.get("tag"),
-            "doi": rec.get("doi"), "dir": str(dest), "from": url, "reused": reused, "paths": paths or ["."],
-            "fetched": report.fetched, "fetched_bytes": report.fetched_bytes, "present": report.present,
-            "git_files": report.git_files, "subdatasets": report.subdatasets, "failed": [{"path": p, "error": e} for p, e in report.failed],
-            "ok": not report.failed,
-        })
+        print_json(
+            {
+                "source": spec.source,
+                "version": rec["version"],
+                "commit": commit,
+                "tag": rec.get("tag"),
+                "doi": rec.get("doi"),
+                "dir": str(dest),
+                "from": url,
+                "reused": reused,
+                "paths": paths or ["."],
+                "fetched": report.fetched,
+                "fetched_bytes": report.fetched_bytes,
+                "present": report.present,
+                "git_files": report.git_files,
+                "subdatasets": report.subdatasets,
+                "failed": [{"path": p, "error": e} for p, e in report.failed],
+                "ok": not report.failed,
+            }
+        )
     else:
         where = os.path.relpath(dest) if not os.path.relpath(dest).startswith("..") else str(dest)
         print(f"{spec.source}@{rec['version']} (commit {commit[:12]}) in {where}: {report.line()}")

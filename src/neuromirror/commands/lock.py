@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import UserError, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,21 +13,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lock",
         help="write a lock file pinning versions (commit, tag, DOI, file list digest)",
         description="Write a TOML lock file naming, per dataset, where to clone it from, the version, commit, tag, "
-                    "DOI and a digest of the version's file list; 'neuromirror reproduce' rebuilds it anywhere.",
+        "DOI and a digest of the version's file list; 'neuromirror reproduce' rebuilds it anywhere.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. dandi:000027@0.230629.1955 (default: latest version)")
     p.add_argument("-o", "--output", default="-", metavar="FILE", help="lock file to write (default: stdout)")
-    p.add_argument("--url", metavar="BASE",
-                   help="clone URL base others will use (where 'publish --to BASE' put the datasets); default: the "
-                        "dataset's 'published' remote, else the mirror's local path")
+    p.add_argument(
+        "--url",
+        metavar="BASE",
+        help="clone URL base others will use (where 'publish --to BASE' put the datasets); default: the "
+        "dataset's 'published' remote, else the mirror's local path",
+    )
     p.add_argument("--remote", default="published", help="remote whose URL to record (default: published)")
     p.add_argument("--files", action="store_true", help="also list every file (path and key) in the lock")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import lockfile
-    from ..retrieve import RetrieveError
+    from neuromirror.reproduce import lockfile
+    from neuromirror.reproduce.retrieve import RetrieveError
 
     specs = [spec_arg(s) for s in args.specs]
     for s in specs:
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"neuromirror: note: {n}", file=sys.stderr)
     if args.output != "-":
         for d in lock.datasets:
-            print(f"{d.source}@{d.version}: commit {d.commit[:12]}, {d.files} files, {d.file_list_digest[:19]}…  ({d.url})")
+            print(
+                f"{d.source}@{d.version}: commit {d.commit[:12]}, {d.files} files, {d.file_list_digest[:19]}…  ({d.url})"
+            )
         print(f"wrote {args.output}: {len(lock.datasets)} dataset(s)")
     return 0

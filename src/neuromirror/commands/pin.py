@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_json, find_version, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import add_json, print_json, require_mirror, spec_arg
+from neuromirror.reproduce.pins import pin_record
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,19 +13,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="dandi:000027, dandi:000027@0.230629.1955 or dandi:000027@draft (default: the latest)")
     add_json(p)
     p.set_defaults(func=run)
-
-
-def pin_record(mirror, spec) -> dict:  # noqa: ANN001
-    row = find_version(mirror.index, spec)
-    src = mirror.index.source(spec.source)
-    return {
-        "source": spec.source,
-        "version": row["label"],
-        "dataset": str(mirror.root / src["dataset"]),
-        "commit": row["commit"],
-        "tag": row["tag"],
-        "doi": row["doi"],
-    }
 
 
 def run(args: argparse.Namespace) -> int:

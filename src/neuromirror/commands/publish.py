@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,24 +13,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         "publish",
         help="push datasets (branch, tags, git-annex branch) to a sibling others can clone from",
         description="Push each dataset's branch, version tags and git-annex branch (the archive's URLs) to a git "
-                    "remote, so that 'datalad clone URL' + 'datalad get' work without the mirror. --to BASE puts "
-                    "dataset dandi/000027 at BASE/dandi/000027 (local bare repositories are created); a --to with "
-                    "{archive}, {name}, {slug} or {relpath} maps each dataset to its own URL, e.g. "
-                    "'git@github.com:lab/{slug}.git'.",
+        "remote, so that 'datalad clone URL' + 'datalad get' work without the mirror. --to BASE puts "
+        "dataset dandi/000027 at BASE/dandi/000027 (local bare repositories are created); a --to with "
+        "{archive}, {name}, {slug} or {relpath} maps each dataset to its own URL, e.g. "
+        "'git@github.com:lab/{slug}.git'.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="sources to publish: dandi:000027, 'dandi:*', ...")
     p.add_argument("--to", required=True, metavar="URL", help="BASE directory/URL, or a URL template")
-    p.add_argument("--name", default="published",
-                   help="name of the git remote recorded in each mirror dataset (default: published)")
-    p.add_argument("--with-root", action="store_true",
-                   help="also push the root superdataset to BASE (its subdatasets resolve to BASE/<path>)")
+    p.add_argument(
+        "--name",
+        default="published",
+        help="name of the git remote recorded in each mirror dataset (default: published)",
+    )
+    p.add_argument(
+        "--with-root",
+        action="store_true",
+        help="also push the root superdataset to BASE (its subdatasets resolve to BASE/<path>)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite refs on the target that the mirror lacks")
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..publish import PublishError, publish_root, publish_source
+    from neuromirror.reproduce.publish import PublishError, publish_root, publish_source
 
     specs = [spec_arg(s) for s in args.specs]
     for s in specs:
@@ -57,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
                     print(res.line())
                 unpublished = sorted(set(mirror.subdatasets()) - {r.relpath for r in results})
                 if unpublished:
-                    print(f"neuromirror: note: the root names {len(unpublished)} dataset(s) not published here "
-                          f"(e.g. {unpublished[0]}); clones of the root cannot get those", file=sys.stderr)
+                    print(
+                        f"neuromirror: note: the root names {len(unpublished)} dataset(s) not published here "
+                        f"(e.g. {unpublished[0]}); clones of the root cannot get those",
+                        file=sys.stderr,
+                    )
             except PublishError as exc:
                 errors.append(f"root: {exc}")
     finally:

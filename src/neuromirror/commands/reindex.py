@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UserError, add_json, open_mirror, print_json
+from neuromirror.commands.common import UserError, add_json, open_mirror, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reindex import reindex_all
+    from neuromirror.index.reindex import reindex_all
 
     mirror = open_mirror(args)
     if not (mirror.root / ".git").exists():  # nothing to rebuild from: create no index either

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,10 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "repair",
         help="remove URLs that can serve other bytes (e.g. DANDI's Zarr download route) where a pinned URL exists",
         description="Datasets made by earlier versions of neuromirror registered some URLs whose bytes change "
-                    "upstream (DANDI's Zarr download route) beside the pinned S3 URL; git-annex then fails to "
-                    "retrieve older commits after an in-place rewrite. This removes them from the git-annex "
-                    "branch of each source's dataset and its subdatasets (a sync does it once by itself). "
-                    "See docs/architecture.md, 'The URL rule'.",
+        "upstream (DANDI's Zarr download route) beside the pinned S3 URL; git-annex then fails to "
+        "retrieve older commits after an in-place rewrite. This removes them from the git-annex "
+        "branch of each source's dataset and its subdatasets (a sync does it once by itself). "
+        "See docs/architecture.md, 'The URL rule'.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="dandi:000027, or a pattern like 'dandi:*'")
     p.add_argument("--force", action="store_true", help="scan datasets already marked as repaired too")
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..repair import repair_tree
+    from neuromirror.engine.repair import repair_tree
 
     specs = [spec_arg(s, allow_version=False) for s in args.specs]
     mirror = require_mirror(args)
@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
                 rep = repair_tree(ds, force=args.force)
             results.append({"source": sid, "dataset": str(ds), **rep.to_json()})
             if not args.json:
-                line = (f"{sid}: {rep.urls_removed} mutable URL(s) removed from {rep.keys} key(s) "
-                        f"in {rep.datasets} dataset(s)")
+                line = (
+                    f"{sid}: {rep.urls_removed} mutable URL(s) removed from {rep.keys} key(s) "
+                    f"in {rep.datasets} dataset(s)"
+                )
                 print(line + "".join(f"\n  error: {e}" for e in rep.errors))
     finally:
         mirror.close()

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import UserError, add_json, print_json
-from .get import add_retrieval_options
+from neuromirror.commands.common import UserError, add_json, print_json
+from neuromirror.commands.get import add_retrieval_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,16 +17,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reproduce",
         help="rebuild the datasets of a lock file and check commit, file list and content",
         description="Clone every dataset of LOCK into DIR/<path>, check out the locked commit, check the file list "
-                    "against the lock's digest and fetch content (PATHs relative to DIR, default all) with "
-                    "git-annex verifying every byte. Exit 1 on any difference.",
+        "against the lock's digest and fetch content (PATHs relative to DIR, default all) with "
+        "git-annex verifying every byte. Exit 1 on any difference.",
     )
     p.add_argument("lock", help="lock file written by 'neuromirror lock'")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="paths under DIR to fetch, e.g. dandi/000027/sub-01 "
-                                                             "(default: all content of every dataset)")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="paths under DIR to fetch, e.g. dandi/000027/sub-01 (default: all content of every dataset)",
+    )
     p.add_argument("--to", required=True, metavar="DIR", help="directory to rebuild into")
     p.add_argument("--no-content", action="store_true", help="check commits and file lists only; fetch no content")
-    p.add_argument("--keep-failed", action="store_true",
-                   help="keep the clone of a dataset that failed its checks (default: remove clones this run made)")
+    p.add_argument(
+        "--keep-failed",
+        action="store_true",
+        help="keep the clone of a dataset that failed its checks (default: remove clones this run made)",
+    )
     add_retrieval_options(p)
     add_json(p)
     p.set_defaults(func=run)
@@ -43,17 +50,17 @@ def _select(paths: list[str], relpath: str) -> Optional[list[str]]:
             return []
         if p.startswith(relpath + "/"):
             hit = True
-            out.append(p[len(relpath) + 1:])
+            out.append(p[len(relpath) + 1 :])
     return out if hit else None
 
 
 def compare_file_list(d, fl) -> list[str]:  # noqa: ANN001
     """Differences between the lock's record of a dataset and the file list found."""
-    from ..retrieve import fmt_bytes
+    from neuromirror.reproduce.retrieve import fmt_bytes
 
     problems: list[str] = []
     if d.file_list is not None:
-        from ..retrieve import digest_pairs
+        from neuromirror.reproduce.retrieve import digest_pairs
 
         if digest_pairs(d.file_list) != d.file_list_digest:
             problems.append("the lock's file-list does not match its own file-list-digest: the lock file was edited")
@@ -67,19 +74,36 @@ def compare_file_list(d, fl) -> list[str]:  # noqa: ANN001
             if want[path] != have[path]:
                 problems.append(f"changed file: {path} is {have[path]} in the dataset, {want[path]} in the lock")
     if fl.digest != d.file_list_digest:
-        problems.append(f"file list differs: the lock has {d.files} files, {fmt_bytes(d.bytes)}, digest "
-                        f"{d.file_list_digest[:23]}…; the dataset has {fl.files} files, {fmt_bytes(fl.bytes)}, "
-                        f"digest {fl.digest[:23]}…")
+        problems.append(
+            f"file list differs: the lock has {d.files} files, {fmt_bytes(d.bytes)}, digest "
+            f"{d.file_list_digest[:23]}…; the dataset has {fl.files} files, {fmt_bytes(fl.bytes)}, "
+            f"digest {fl.digest[:23]}…"
+        )
     elif fl.files != d.files or fl.bytes != d.bytes:
-        problems.append(f"file counts differ: the lock says {d.files} files, {d.bytes} bytes; the dataset has "
-                        f"{fl.files} files, {fl.bytes} bytes (the lock file was edited)")
+        problems.append(
+            f"file counts differ: the lock says {d.files} files, {d.bytes} bytes; the dataset has "
+            f"{fl.files} files, {fl.bytes} bytes (the lock file was edited)"
+        )
     return problems
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import lockfile
-    from ..retrieve import (RetrieveError, allow_ip_default, checkout, clone, ensure_commit, fetch, file_list_digest,
-                            fmt_bytes, install_subdatasets, remove_clone, resolve_url, tag_commit, walk_files)
+    from neuromirror.reproduce import lockfile
+    from neuromirror.reproduce.retrieve import (
+        RetrieveError,
+        allow_ip_default,
+        checkout,
+        clone,
+        ensure_commit,
+        fetch,
+        file_list_digest,
+        fmt_bytes,
+        install_subdatasets,
+        remove_clone,
+        resolve_url,
+        tag_commit,
+        walk_files,
+    )
 
     try:
         lock = lockfile.read(args.lock)
@@ -99,8 +123,14 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     for d in lock.datasets:
         created = None
-        res: dict = {"source": d.source, "version": d.version, "commit": d.commit, "path": d.path,
-                     "dir": str(base / d.path), "problems": []}
+        res: dict = {
+            "source": d.source,
+            "version": d.version,
+            "commit": d.commit,
+            "path": d.path,
+            "dir": str(base / d.path),
+            "problems": [],
+        }
         results.append(res)
         problems: list[str] = res["problems"]
         try:
@@ -124,8 +154,15 @@ def run(args: argparse.Namespace) -> int:
                 res.update(files=fl.files, bytes=fl.bytes, file_list_digest=fl.digest)
             sel = _select(paths, d.path)
             if not problems and not args.no_content and sel is not None:
-                report = fetch(dest, d.commit, sel, jobs=args.jobs, progress=not quiet, label=d.spec,
-                               allow_ip=allow_ip_default(args.allow_ip))
+                report = fetch(
+                    dest,
+                    d.commit,
+                    sel,
+                    jobs=args.jobs,
+                    progress=not quiet,
+                    label=d.spec,
+                    allow_ip=allow_ip_default(args.allow_ip),
+                )
                 res.update(fetched=report.fetched, fetched_bytes=report.fetched_bytes, present=report.present)
                 for path, why in report.failed:
                     problems.append(f"content of {path} not fetched or not verified: {why}")
@@ -156,8 +193,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{head}: {what}")
     if failed:
         bad = sum(1 for r in results if r["problems"])
-        print(f"neuromirror: REPRODUCTION FAILED: {bad} of {len(results)} dataset(s) differ from {args.lock}",
-              file=sys.stderr)
+        print(
+            f"neuromirror: REPRODUCTION FAILED: {bad} of {len(results)} dataset(s) differ from {args.lock}",
+            file=sys.stderr,
+        )
         return 1
     if not args.json:
         print(f"reproduced {len(results)} dataset(s) of {args.lock} in {base}")

@@ -24,13 +24,14 @@ import re
 import sys
 from typing import Any, Optional
 
-from .common import UserError, add_json, print_json, print_table, require_mirror
+from neuromirror.commands.common import UserError, add_json, print_json, print_table, require_mirror
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 #: the date an asset is searched by: acquisition date (from the AIND name), else creation time
-_DATE_SQL = ("coalesce(json_extract(v.meta, '$.acquisition_date'), "
-             "substr(json_extract(v.meta, '$.creation_time'), 1, 10))")
+_DATE_SQL = (
+    "coalesce(json_extract(v.meta, '$.acquisition_date'), substr(json_extract(v.meta, '$.creation_time'), 1, 10))"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "search",
         help="find mirrored files (by sha256, md5, key, path) or assets (by subject, modality, date) in the index",
         description="Search the index. File filters: --sha256 --md5 --key --path. Asset filters (AIND metadata): "
-                    "--subject --modality --date-from --date-to --project --data-level --derived-from. "
-                    "Exit 1 when nothing matches.",
+        "--subject --modality --date-from --date-to --project --data-level --derived-from. "
+        "Exit 1 when nothing matches.",
     )
     f = p.add_argument_group("file filters")
     f.add_argument("--sha256", metavar="HEX", help="content sha256 (DANDI blobs, hashed AIND objects, files in git)")
@@ -49,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = p.add_argument_group("asset filters (version metadata, e.g. AIND data_description.json)")
     a.add_argument("--subject", help="subject id")
     a.add_argument("--modality", help="modality abbreviation, e.g. ecephys, SPIM (case-insensitive)")
-    a.add_argument("--date-from", metavar="DATE", help="acquisition (else creation) date >= DATE (YYYY, YYYY-MM or YYYY-MM-DD)")
+    a.add_argument(
+        "--date-from", metavar="DATE", help="acquisition (else creation) date >= DATE (YYYY, YYYY-MM or YYYY-MM-DD)"
+    )
     a.add_argument("--date-to", metavar="DATE", help="acquisition (else creation) date <= DATE (inclusive, same forms)")
     a.add_argument("--project", metavar="GLOB", help="project name (glob, case-insensitive)")
     a.add_argument("--data-level", help="raw or derived")
@@ -95,8 +98,10 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
         where.append("json_extract(v.meta, '$.subject_id') = ?")
         params.append(args.subject)
     if args.modality:
-        where.append("(EXISTS (SELECT 1 FROM json_each(v.meta, '$.modalities') m WHERE lower(m.value) = lower(?))"
-                     " OR lower(json_extract(v.meta, '$.modality')) = lower(?))")
+        where.append(
+            "(EXISTS (SELECT 1 FROM json_each(v.meta, '$.modalities') m WHERE lower(m.value) = lower(?))"
+            " OR lower(json_extract(v.meta, '$.modality')) = lower(?))"
+        )
         params += [args.modality, args.modality]
     if date_from:
         where.append(f"substr({_DATE_SQL}, 1, ?) >= ?")
@@ -111,8 +116,10 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
         where.append("lower(json_extract(v.meta, '$.data_level')) = lower(?)")
         params.append(args.data_level)
     if args.derived_from:
-        where.append("(json_extract(v.meta, '$.derived_from') = ? OR json_extract(v.meta, '$.raw_asset') = ?"
-                     " OR EXISTS (SELECT 1 FROM json_each(v.meta, '$.source_data') sd WHERE sd.value = ?))")
+        where.append(
+            "(json_extract(v.meta, '$.derived_from') = ? OR json_extract(v.meta, '$.raw_asset') = ?"
+            " OR EXISTS (SELECT 1 FROM json_each(v.meta, '$.source_data') sd WHERE sd.value = ?))"
+        )
         params += [args.derived_from] * 3
 
     files = [c for c in (sha, md5, args.key, args.path) if c]
@@ -130,24 +137,28 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
             where.append("e.path GLOB ?")
             params.append(args.path)
         cond = " AND ".join(where)
-        cols = ("e.source AS source, v.label AS version, e.path AS path, e.key AS key, e.size AS size,"
-                " e.checksum_kind AS checksum_kind, e.checksum AS checksum, e.urls AS urls, e.remote_id AS remote_id,"
-                " v.\"commit\" AS \"commit\", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset")
-        sql = (f"SELECT {cols}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
-               " FROM entries e JOIN version_files vf ON vf.entry_id = e.id"
-               " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
-               f" WHERE {cond}"
-               + (" GROUP BY e.id" if not args.all_versions else "")
-               + " ORDER BY e.source, e.path, v.id")
+        cols = (
+            "e.source AS source, v.label AS version, e.path AS path, e.key AS key, e.size AS size,"
+            " e.checksum_kind AS checksum_kind, e.checksum AS checksum, e.urls AS urls, e.remote_id AS remote_id,"
+            ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset'
+        )
+        sql = (
+            f"SELECT {cols}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
+            " FROM entries e JOIN version_files vf ON vf.entry_id = e.id"
+            " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
+            f" WHERE {cond}" + (" GROUP BY e.id" if not args.all_versions else "") + " ORDER BY e.source, e.path, v.id"
+        )
         return "files", sql, params
 
     if not args.all_versions:
         where.append("v.id = (SELECT MAX(id) FROM versions WHERE source = v.source)")
     cond = " AND ".join(where) if where else "1"
-    sql = ("SELECT v.source AS source, v.label AS version, v.kind AS kind, v.\"commit\" AS \"commit\", v.tag AS tag,"
-           " v.date AS date, v.files AS files, v.bytes AS bytes, v.meta AS meta, s.dataset AS dataset"
-           " FROM versions v JOIN sources s ON s.id = v.source"
-           f" WHERE {cond} ORDER BY v.source, v.id")
+    sql = (
+        'SELECT v.source AS source, v.label AS version, v.kind AS kind, v."commit" AS "commit", v.tag AS tag,'
+        " v.date AS date, v.files AS files, v.bytes AS bytes, v.meta AS meta, s.dataset AS dataset"
+        " FROM versions v JOIN sources s ON s.id = v.source"
+        f" WHERE {cond} ORDER BY v.source, v.id"
+    )
     return "versions", sql, params
 
 
@@ -185,10 +196,18 @@ def run(args: argparse.Namespace) -> int:
         table = []
         for r in rows:
             m = r["meta"]
-            table.append({"source": r["source"], "version": r["version"], "subject": m.get("subject_id"),
-                          "modality": m.get("modality"),
-                          "date": m.get("acquisition_date") or (m.get("creation_time") or "")[:10] or None,
-                          "level": m.get("data_level"), "derived_from": m.get("derived_from"), "files": r["files"]})
+            table.append(
+                {
+                    "source": r["source"],
+                    "version": r["version"],
+                    "subject": m.get("subject_id"),
+                    "modality": m.get("modality"),
+                    "date": m.get("acquisition_date") or (m.get("creation_time") or "")[:10] or None,
+                    "level": m.get("data_level"),
+                    "derived_from": m.get("derived_from"),
+                    "files": r["files"],
+                }
+            )
         print_table(table, ["source", "version", "subject", "modality", "date", "level", "derived_from", "files"])
     if not rows:
         if not args.json:

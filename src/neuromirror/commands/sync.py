@@ -9,8 +9,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .common import UserError, add_json, print_json, root_of, spec_arg
-
+from neuromirror.commands.common import UserError, add_json, print_json, root_of, spec_arg
 
 #: sources waiting for their Dask task at once (each holds its lock and an index connection)
 DASK_SUBMITTERS = 64
@@ -19,26 +18,48 @@ DASK_SUBMITTERS = 64
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
-    p.add_argument("--config", "-c", action="append", metavar="FILE",
-                   help="a mirror definition file (repeat for more): sync its sources with their options (which win "
-                        "over the command line's); with SPECs, only those, with the options of the entry naming them")
-    p.add_argument("--engine", default=os.environ.get("NEUROMIRROR_ENGINE", "fast-import"),
-                   choices=["fast-import", "batch"], help="annex writer engine (default fast-import)")
-    p.add_argument("-J", "--jobs", type=int, default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
-                   help="sources synced at once (default 4)")
-    p.add_argument("--dask", metavar="ADDRESS", default=os.environ.get("NEUROMIRROR_DASK") or None,
-                   help="run each source as a task on this Dask scheduler (env NEUROMIRROR_DASK, e.g. "
-                        "tcp://10.0.0.5:8786); needs neuromirror[dask] and the root on a shared file system "
-                        "(docs/scale-out.md)")
+    p.add_argument(
+        "--config",
+        "-c",
+        action="append",
+        metavar="FILE",
+        help="a mirror definition file (repeat for more): sync its sources with their options (which win "
+        "over the command line's); with SPECs, only those, with the options of the entry naming them",
+    )
+    p.add_argument(
+        "--engine",
+        default=os.environ.get("NEUROMIRROR_ENGINE", "fast-import"),
+        choices=["fast-import", "batch"],
+        help="annex writer engine (default fast-import)",
+    )
+    p.add_argument(
+        "-J",
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("NEUROMIRROR_JOBS", "4")),
+        help="sources synced at once (default 4)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=os.environ.get("NEUROMIRROR_DASK") or None,
+        help="run each source as a task on this Dask scheduler (env NEUROMIRROR_DASK, e.g. "
+        "tcp://10.0.0.5:8786); needs neuromirror[dask] and the root on a shared file system "
+        "(docs/scale-out.md)",
+    )
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
-    from ..sources import add_options
+    from neuromirror.sources import add_options
 
     add_options(p)
-    p.add_argument("-i", "--dandi-instance", metavar="NAME",
-                   help="a DANDI instance by name, as the dandi CLI's -i: dandi, dandi-sandbox, linc... (its API "
-                        "wins over --dandi-api; a dandiset URL or DOI of a known instance implies its API)")
+    p.add_argument(
+        "-i",
+        "--dandi-instance",
+        metavar="NAME",
+        help="a DANDI instance by name, as the dandi CLI's -i: dandi, dandi-sandbox, linc... (its API "
+        "wins over --dandi-api; a dandiset URL or DOI of a known instance implies its API)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,17 +68,17 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..mirror import LockBusy, Mirror
-    from ..progress import Progress
-    from ..sources import expand
-    from ..sync import one_line, sync_source
+    from neuromirror.dataset.mirror import LockBusy, Mirror
+    from neuromirror.engine.sync import one_line, sync_source
+    from neuromirror.sources import expand
+    from neuromirror.util.progress import Progress
 
     specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)
     root = root_of(args)
     targets = [(spec, options) for spec in specs]
     if getattr(args, "config", None):  # --config: see neuromirror.config.sync_targets
-        from ..config import load_configs, sync_targets
+        from neuromirror.config import load_configs, sync_targets
 
         config = load_configs(args.config)
         root = config.resolve_root(args.root)
@@ -76,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 sources.append(s)
     if not sources:
         raise UserError("nothing to sync")
-    from ..executor import runner_for
+    from neuromirror.engine.dask_executor import runner_for
 
     runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
 
@@ -92,8 +113,14 @@ def run(args: argparse.Namespace) -> int:
             progress(stage, done, total)
 
         try:
-            report = sync_source(mirror, source, engine=engines.get(source.id, args.engine), progress=report_progress,
-                                 lock_wait=0 if args.no_wait else True, runner=runner)
+            report = sync_source(
+                mirror,
+                source,
+                engine=engines.get(source.id, args.engine),
+                progress=report_progress,
+                lock_wait=0 if args.no_wait else True,
+                runner=runner,
+            )
             return report.to_json()
         except LockBusy as exc:
             return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
@@ -149,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
 def dandi_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
     """The API a DANDI source is read from: --dandi-instance, else --dandi-api, else the instance its URL/DOI named."""
-    from ..identifiers import IdentifierError, instance_api
+    from neuromirror.identifiers import IdentifierError, instance_api
 
     if spec.archive != "dandi":
         return options
@@ -168,12 +195,14 @@ def summary_line(r: dict) -> str:
     if r["outcome"] == "unchanged":
         return f"{r['source']}: unchanged"
     labels = ", ".join(v["label"] for v in r["versions"])
-    return (f"{r['source']}: {len(r['versions'])} new version(s) ({labels}): "
-            f"{r['added']} added, {r['removed']} removed, {r['changed']} changed")
+    return (
+        f"{r['source']}: {len(r['versions'])} new version(s) ({labels}): "
+        f"{r['added']} added, {r['removed']} removed, {r['changed']} changed"
+    )
 
 
 def _create_index(root: Any, index: Any) -> None:
-    from ..mirror import Mirror
+    from neuromirror.dataset.mirror import Mirror
 
     mirror = Mirror(root, index)
     try:

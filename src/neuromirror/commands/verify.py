@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..spec import Spec
-from .common import UserError, add_json, find_version, not_mirrored, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import (
+    UserError,
+    add_json,
+    find_version,
+    not_mirrored,
+    print_json,
+    require_mirror,
+    sources_matching,
+    spec_arg,
+)
+from neuromirror.spec import Spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,34 +23,45 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="check that a version's dataset tree, the index and the archive's URLs agree (--content: download)",
         description="Compare the dataset's tree at the version's commit with the index (paths, keys, sizes, "
-                    "checksums), check every key's URLs are registered on the git-annex branch and, with --content, "
-                    "download (a sample of) the content from every registered URL and hash it against the key. "
-                    "Exit 0 only when everything agrees.",
+        "checksums), check every key's URLs are registered on the git-annex branch and, with --content, "
+        "download (a sample of) the content from every registered URL and hash it against the key. "
+        "Exit 0 only when everything agrees.",
     )
-    p.add_argument("specs", nargs="+", metavar="SPEC",
-                   help="dandi:000027@0.230629.1955, dandi:000027 (the latest version) or a pattern like 'dandi:*'")
+    p.add_argument(
+        "specs",
+        nargs="+",
+        metavar="SPEC",
+        help="dandi:000027@0.230629.1955, dandi:000027 (the latest version) or a pattern like 'dandi:*'",
+    )
     p.add_argument("--all-versions", action="store_true", help="check every recorded version, not just the latest")
-    p.add_argument("--archive", action="store_true",
-                   help="list the version at the archive again (as sync does) and compare paths, keys and URLs")
+    p.add_argument(
+        "--archive",
+        action="store_true",
+        help="list the version at the archive again (as sync does) and compare paths, keys and URLs",
+    )
     p.add_argument("--content", action="store_true", help="download content from the registered URLs and hash it")
     p.add_argument("--sample", type=int, metavar="N", help="with --content: check N random keys per version")
     p.add_argument("--seed", type=int, help="random seed for --sample (repeatable samples)")
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
-    p.add_argument("--allow-ip", metavar="ADDRS", default=None,
-                   help="for --content through git-annex (special-remote URLs): annex.security.allowed-ip-addresses "
-                        "in the scratch clone (env NEUROMIRROR_ALLOW_IP)")
+    p.add_argument(
+        "--allow-ip",
+        metavar="ADDRS",
+        default=None,
+        help="for --content through git-annex (special-remote URLs): annex.security.allowed-ip-addresses "
+        "in the scratch clone (env NEUROMIRROR_ALLOW_IP)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a stalled download fails (default 60)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems and verdicts")
     add_json(p)
-    from ..sources import add_options
+    from neuromirror.sources import add_options
 
     add_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..retrieve import allow_ip_default
-    from ..verify import verify_version
+    from neuromirror.reproduce.retrieve import allow_ip_default
+    from neuromirror.reproduce.verify import verify_version
 
     specs = [spec_arg(s) for s in args.specs]
     if args.sample is not None and args.sample < 1:
@@ -57,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         for spec in specs:
             if spec.version and spec.is_glob:
                 raise UserError(f"{spec}: a version needs a named source, not a pattern")
-            for source in ([spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec])):
+            for source in [spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec]):
                 if spec.version or not args.all_versions:
                     row = find_version(mirror.index, Spec(spec.archive, source.split(":", 1)[1], spec.version))
                     todo.append((source, row))
@@ -66,10 +86,21 @@ def run(args: argparse.Namespace) -> int:
                         raise not_mirrored(mirror.index, source)
                     todo += [(source, v) for v in mirror.index.versions(source)]
         for source, row in todo:
-            rep = verify_version(mirror, source, row, content=args.content, sample=args.sample, seed=args.seed,
-                                 jobs=args.jobs, progress=not (args.quiet or args.json), timeout=args.timeout,
-                                 archive=args.archive, options=options, content_cache=downloaded,
-                                 allow_ip=allow_ip_default(args.allow_ip))
+            rep = verify_version(
+                mirror,
+                source,
+                row,
+                content=args.content,
+                sample=args.sample,
+                seed=args.seed,
+                jobs=args.jobs,
+                progress=not (args.quiet or args.json),
+                timeout=args.timeout,
+                archive=args.archive,
+                options=options,
+                content_cache=downloaded,
+                allow_ip=allow_ip_default(args.allow_ip),
+            )
             reports.append(rep)
             if not args.json:
                 lines = rep.lines()

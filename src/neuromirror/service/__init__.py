@@ -6,8 +6,8 @@ cron or interval trigger), run by a thread pool of ``jobs`` workers, with
 ``coalesce=True`` (runs missed while the pool was busy or the machine asleep
 become one), ``max_instances=1`` and no misfire limit.  A job expands its SPEC
 (a glob asks the archive) and syncs each source through
-:func:`neuromirror.sync.sync_source` with ``trigger="service"``, in a
-:class:`~neuromirror.mirror.Mirror` of its own (its own SQLite connection).
+:func:`neuromirror.engine.sync.sync_source` with ``trigger="service"``, in a
+:class:`~neuromirror.dataset.mirror.Mirror` of its own (its own SQLite connection).
 
 Guarantees:
 
@@ -36,15 +36,40 @@ for the pages), ``pages`` (the HTML), ``metrics`` (prometheus_client collector),
 ``web`` (the HTTP server).
 """
 
-from .metrics import render_metrics
-from .pages import render_html, render_source_page
-from .scheduler import DEFAULT_GRACE, SERVICE_LOCK, Interrupted, Service, StoppableSource
-from .state import (STATE_FILE, SUCCESS, SourceRuntime, epoch, iso, now_utc, read_service_state, short_time,
-                    status_report)
-from .web import is_loopback, parse_http
+from neuromirror.service.metrics import render_metrics
+from neuromirror.service.pages import render_html, render_source_page
+from neuromirror.service.scheduler import DEFAULT_GRACE, SERVICE_LOCK, Interrupted, Service, StoppableSource
+from neuromirror.service.state import (
+    STATE_FILE,
+    SUCCESS,
+    SourceRuntime,
+    epoch,
+    iso,
+    now_utc,
+    read_service_state,
+    short_time,
+    status_report,
+)
+from neuromirror.service.web import is_loopback, parse_http
 
 __all__ = [
-    "DEFAULT_GRACE", "SERVICE_LOCK", "STATE_FILE", "SUCCESS", "Interrupted", "Service", "SourceRuntime",
-    "StoppableSource", "epoch", "is_loopback", "iso", "now_utc", "parse_http", "read_service_state", "render_html",
-    "render_metrics", "render_source_page", "short_time", "status_report",
+    "DEFAULT_GRACE",
+    "SERVICE_LOCK",
+    "STATE_FILE",
+    "SUCCESS",
+    "Interrupted",
+    "Service",
+    "SourceRuntime",
+    "StoppableSource",
+    "epoch",
+    "is_loopback",
+    "iso",
+    "now_utc",
+    "parse_http",
+    "read_service_state",
+    "render_html",
+    "render_metrics",
+    "render_source_page",
+    "short_time",
+    "status_report",
 ]

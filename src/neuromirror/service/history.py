@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from ..dates import parse_iso
+from neuromirror.util.dates import parse_iso
 
 #: runs shown in a source's strip on the overview
 STRIP_RUNS = 30
@@ -97,10 +97,12 @@ def sync_durations(index: Any, buckets: Iterable[float]) -> dict[str, tuple[list
     """
     bounds = list(buckets)
     cases = ", ".join(f"SUM(d <= {float(b)!r})" for b in bounds)
-    sql = (f"SELECT source, {cases}, COUNT(*), TOTAL(d) FROM (SELECT source,"
-           " MAX(0.0, (julianday(ended) - julianday(started)) * 86400.0) AS d FROM runs"
-           " WHERE ended IS NOT NULL AND outcome IN ('ok', 'unchanged', 'failed', 'interrupted')) GROUP BY source")
+    sql = (
+        f"SELECT source, {cases}, COUNT(*), TOTAL(d) FROM (SELECT source,"
+        " MAX(0.0, (julianday(ended) - julianday(started)) * 86400.0) AS d FROM runs"
+        " WHERE ended IS NOT NULL AND outcome IN ('ok', 'unchanged', 'failed', 'interrupted')) GROUP BY source"
+    )
     out = {}
     for row in index.db.conn.execute(sql):
-        out[row[0]] = ([int(c or 0) for c in row[1:1 + len(bounds)]], int(row[-2]), float(row[-1]))
+        out[row[0]] = ([int(c or 0) for c in row[1 : 1 + len(bounds)]], int(row[-2]), float(row[-1]))
     return out

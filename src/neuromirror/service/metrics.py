@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Optional
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.utils import floatToGoString
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
-from .state import epoch
+from neuromirror.service.state import epoch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: bounds of the sync-duration histogram, in seconds: a no-change resync .. a whole archive
@@ -37,32 +37,55 @@ def _gauge(name: str, help_text: str, rows: list[dict], value: Callable[[dict], 
 def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Metric]:
     """Every metric family of a status report (and the index's run durations)."""
     rows = report["sources"]
-    runs = CounterMetricFamily("neuromirror_runs", "Finished sync runs recorded in the index, by outcome.",
-                               labels=["source", "outcome"])
+    runs = CounterMetricFamily(
+        "neuromirror_runs", "Finished sync runs recorded in the index, by outcome.", labels=["source", "outcome"]
+    )
     for r in rows:
         for outcome, n in sorted(r["runs"].items()):
             if outcome != "running":  # in-flight runs are counted once they end
                 runs.add_metric([r["source"], outcome], n)
     yield runs
-    yield _gauge("neuromirror_last_success_timestamp_seconds", "End of the last successful sync (Unix time).", rows,
-                 lambda r: epoch(r["last_success"]))
-    yield _gauge("neuromirror_last_failure_timestamp_seconds", "End of the last failed sync (Unix time).", rows,
-                 lambda r: epoch(r["last_failure"]))
-    yield _gauge("neuromirror_consecutive_failures", "Failed syncs since the last success.", rows,
-                 lambda r: r["consecutive_failures"] or 0)
-    yield _gauge("neuromirror_running", "1 while a sync of the source runs.", rows,
-                 lambda r: 1 if r["running_since"] else 0)
-    yield _gauge("neuromirror_next_run_timestamp_seconds", "When the service runs the source next (Unix time).", rows,
-                 lambda r: epoch(r["next_run"]))
-    yield _gauge("neuromirror_versions", "Versions (recorded states) of the source in the index.", rows,
-                 lambda r: r["versions"])
-    yield _gauge("neuromirror_files", "Files mirrored: those of the source's latest recorded state.", rows,
-                 lambda r: r["files"])
-    yield _gauge("neuromirror_bytes", "Bytes mirrored: those of the source's latest recorded state.", rows,
-                 lambda r: r["bytes"])
-    changed = CounterMetricFamily("neuromirror_file_changes",
-                                  "Files added, removed and changed by finished syncs, from the index.",
-                                  labels=["source", "change"])
+    yield _gauge(
+        "neuromirror_last_success_timestamp_seconds",
+        "End of the last successful sync (Unix time).",
+        rows,
+        lambda r: epoch(r["last_success"]),
+    )
+    yield _gauge(
+        "neuromirror_last_failure_timestamp_seconds",
+        "End of the last failed sync (Unix time).",
+        rows,
+        lambda r: epoch(r["last_failure"]),
+    )
+    yield _gauge(
+        "neuromirror_consecutive_failures",
+        "Failed syncs since the last success.",
+        rows,
+        lambda r: r["consecutive_failures"] or 0,
+    )
+    yield _gauge(
+        "neuromirror_running", "1 while a sync of the source runs.", rows, lambda r: 1 if r["running_since"] else 0
+    )
+    yield _gauge(
+        "neuromirror_next_run_timestamp_seconds",
+        "When the service runs the source next (Unix time).",
+        rows,
+        lambda r: epoch(r["next_run"]),
+    )
+    yield _gauge(
+        "neuromirror_versions", "Versions (recorded states) of the source in the index.", rows, lambda r: r["versions"]
+    )
+    yield _gauge(
+        "neuromirror_files", "Files mirrored: those of the source's latest recorded state.", rows, lambda r: r["files"]
+    )
+    yield _gauge(
+        "neuromirror_bytes", "Bytes mirrored: those of the source's latest recorded state.", rows, lambda r: r["bytes"]
+    )
+    changed = CounterMetricFamily(
+        "neuromirror_file_changes",
+        "Files added, removed and changed by finished syncs, from the index.",
+        labels=["source", "change"],
+    )
     for r in rows:
         for change, n in sorted((r.get("changes") or {}).items()):
             changed.add_metric([r["source"], change], n)
@@ -70,14 +93,18 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
     skipped = CounterMetricFamily(
         "neuromirror_skipped",
         "Scheduled syncs skipped by this service process (busy: another process held the source; "
-        "backoff: the source is failing).", labels=["source", "reason"])
+        "backoff: the source is failing).",
+        labels=["source", "reason"],
+    )
     for r in rows:
         for reason, n in sorted((r.get("skipped") or {}).items()):
             skipped.add_metric([r["source"], reason], n)
     yield skipped
-    hist = HistogramMetricFamily("neuromirror_sync_duration_seconds",
-                                 "Duration of finished syncs (ok, unchanged, failed, interrupted), from the index.",
-                                 labels=["source"])
+    hist = HistogramMetricFamily(
+        "neuromirror_sync_duration_seconds",
+        "Duration of finished syncs (ok, unchanged, failed, interrupted), from the index.",
+        labels=["source"],
+    )
     for sid, (counts, count, total) in sorted((durations or {}).items()):
         buckets = [(floatToGoString(b), c) for b, c in zip(DURATION_BUCKETS, counts)] + [("+Inf", count)]
         hist.add_metric([sid], buckets, total)
@@ -87,7 +114,8 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         coalesced = CounterMetricFamily(
             "neuromirror_coalesced",
             "Scheduled runs merged into a running or queued one (misfires coalesced), per sources: entry.",
-            labels=["entry"])
+            labels=["entry"],
+        )
         for spec, e in sorted((svc.get("entries") or {}).items()):
             coalesced.add_metric([spec], e.get("coalesced", 0))
         yield coalesced
@@ -128,7 +156,11 @@ def render_metrics(report: dict, durations: Optional[Durations] = None) -> str:
 
 def add_changes(report: dict, index: Any) -> None:
     """Add each row's files added/removed/changed by finished runs (``row["changes"]``) from the index."""
-    totals = {sid: {"added": a or 0, "removed": r or 0, "changed": c or 0} for sid, a, r, c in index.db.conn.execute(
-        "SELECT source, SUM(added), SUM(removed), SUM(changed) FROM runs WHERE ended IS NOT NULL GROUP BY source")}
+    totals = {
+        sid: {"added": a or 0, "removed": r or 0, "changed": c or 0}
+        for sid, a, r, c in index.db.conn.execute(
+            "SELECT source, SUM(added), SUM(removed), SUM(changed) FROM runs WHERE ended IS NOT NULL GROUP BY source"
+        )
+    }
     for row in report["sources"]:
         row["changes"] = totals.get(row["source"], {})

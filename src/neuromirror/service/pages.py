@@ -19,15 +19,21 @@ import math
 from typing import Iterable, Optional
 from urllib.parse import quote, urlencode
 
-from ..progress import human_bytes
-from .history import STRIP_RUNS, Run
-from .state import short_time
+from neuromirror.service.history import STRIP_RUNS, Run
+from neuromirror.service.state import short_time
+from neuromirror.util.progress import human_bytes
 
 #: order of the overview: what needs a person first
 STATUS_ORDER = {"failing": 0, "backing off": 1, "running": 2, "never synced": 3, "ok": 4}
 #: the badge colour of a run's outcome in a history table
-OUTCOME_BADGE = {"ok": "ok", "unchanged": "ok", "failed": "failing", "interrupted": "backing-off",
-                 "abandoned": "backing-off", "running": "running"}
+OUTCOME_BADGE = {
+    "ok": "ok",
+    "unchanged": "ok",
+    "failed": "failing",
+    "interrupted": "backing-off",
+    "abandoned": "backing-off",
+    "running": "running",
+}
 #: the summary counts at the top of the overview
 SUMMARY = ("ok", "failing", "backing off", "running")
 
@@ -101,7 +107,8 @@ def strip(runs: list[Run], href: str) -> str:
     bars = "".join(
         f'<a class="o-{e(r.outcome)}{"" if r.changed_anything else " same"}" href="{e(href)}#run-{r.id}"'
         f' style="height:{_height(r.duration)}px" title="{e(run_title(r))}"></a>'
-        for r in runs)
+        for r in runs
+    )
     return f'<span class="strip" title="{e(label)}">{bars}</span>'
 
 
@@ -122,24 +129,36 @@ def last_run_text(runs: list[Run]) -> str:
 
 def _page(title: str, body: str, *, refresh: Optional[int] = None) -> str:
     meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{meta}'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{meta}'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def _service_line(report: dict) -> str:
     svc = report.get("service")
     if not svc:
         return "no service running"
-    return (f"service pid {svc['pid']}, started {short_time(svc['started'])}, {svc['jobs']} worker(s), "
-            f"config {', '.join(svc.get('config') or [])}")
+    return (
+        f"service pid {svc['pid']}, started {short_time(svc['started'])}, {svc['jobs']} worker(s), "
+        f"config {', '.join(svc.get('config') or [])}"
+    )
 
 
 def _legend() -> str:
-    items = [("o-ok", "changed files"), ("o-unchanged", "ok, no change"), ("o-failed", "failed"),
-             ("o-interrupted", "interrupted / abandoned"), ("o-running", "running")]
-    return ('<p class="legend">Runs, oldest left: ' + ", ".join(f'<i class="{c}"></i>{e(t)}' for c, t in items)
-            + "; taller bars took longer (1 s to 1 day, log scale).</p>")
+    items = [
+        ("o-ok", "changed files"),
+        ("o-unchanged", "ok, no change"),
+        ("o-failed", "failed"),
+        ("o-interrupted", "interrupted / abandoned"),
+        ("o-running", "running"),
+    ]
+    return (
+        '<p class="legend">Runs, oldest left: '
+        + ", ".join(f'<i class="{c}"></i>{e(t)}' for c, t in items)
+        + "; taller bars took longer (1 s to 1 day, log scale).</p>"
+    )
 
 
 def _links(prefix: str, browse_url: Optional[str]) -> str:
@@ -153,8 +172,7 @@ def sort_rows(rows: Iterable[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (STATUS_ORDER.get(r["status"], 5), r["source"]))
 
 
-def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *,
-                browse_url: Optional[str] = None) -> str:
+def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, browse_url: Optional[str] = None) -> str:
     """The overview: summary counts, then every source (failures first) with its strip of runs."""
     runs = runs or {}
     rows = sort_rows(report["sources"])
@@ -184,13 +202,33 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *,
             f'<td class="num">{e(human_bytes(r["bytes"]))}</td>',
         ]
         body_rows.append(f'<tr id="{e(r["source"])}">' + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{e(c)}</th>" for c in (
-        "source", "status", f"last {STRIP_RUNS} runs", "last run", "last success", "next run", "versions", "files",
-        "bytes"))
-    table = (f"<table class=\"sources\"><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body_rows)
-             + "\n</tbody></table>") if rows else "<p>No sources yet.</p>"
-    body = (f"<h1>neuromirror</h1>\n<p class=\"meta\">root {e(report['root'])}; {e(_service_line(report))}. "
-            f"{_links('', browse_url)}</p>\n<ul class=\"summary\">{summary}</ul>\n{table}\n{_legend()}")
+    head = "".join(
+        f"<th>{e(c)}</th>"
+        for c in (
+            "source",
+            "status",
+            f"last {STRIP_RUNS} runs",
+            "last run",
+            "last success",
+            "next run",
+            "versions",
+            "files",
+            "bytes",
+        )
+    )
+    table = (
+        (
+            f'<table class="sources"><thead><tr>{head}</tr></thead><tbody>\n'
+            + "\n".join(body_rows)
+            + "\n</tbody></table>"
+        )
+        if rows
+        else "<p>No sources yet.</p>"
+    )
+    body = (
+        f'<h1>neuromirror</h1>\n<p class="meta">root {e(report["root"])}; {e(_service_line(report))}. '
+        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{table}\n{_legend()}'
+    )
     return _page("neuromirror status", body, refresh=30)
 
 
@@ -200,8 +238,9 @@ def _doi_link(doi: Optional[str]) -> str:
     return f'<a href="https://doi.org/{e(quote(doi, safe="/:"))}">{e(doi)}</a>'
 
 
-def render_source_page(row: dict, history: list[Run], versions: list[dict], *, root: str,
-                       browse_url: Optional[str] = None) -> str:
+def render_source_page(
+    row: dict, history: list[Run], versions: list[dict], *, root: str, browse_url: Optional[str] = None
+) -> str:
     """One source: its state, a strip of its last runs, its run history and its versions."""
     sid = row["source"]
     facts = [
@@ -212,8 +251,13 @@ def render_source_page(row: dict, history: list[Run], versions: list[dict], *, r
         ("last failure", e(short_time(row["last_failure"]))),
         ("next run", e(short_time(row["next_run"]))),
         ("versions", e(row["versions"])),
-        ("current state", e(f"{row['latest'] or '-'}: {'-' if row['files'] is None else row['files']} files, "
-                            f"{human_bytes(row['bytes'])}")),
+        (
+            "current state",
+            e(
+                f"{row['latest'] or '-'}: {'-' if row['files'] is None else row['files']} files, "
+                f"{human_bytes(row['bytes'])}"
+            ),
+        ),
     ]
     if row["last_error"]:
         facts.insert(5, ("last error", f'<span class="err">{e(row["last_error"])}</span>'))
@@ -225,14 +269,22 @@ def render_source_page(row: dict, history: list[Run], versions: list[dict], *, r
     strip_runs = list(reversed(history[:STRIP_RUNS]))
     run_rows = "\n".join(
         f'<tr id="run-{r.id}"><td class="num">{r.id}</td><td>{e(r.trigger or "-")}</td>'
-        f"<td class=\"time\">{e(short_time(r.started))}</td><td class=\"num\">{e(duration_text(r.duration))}</td>"
+        f'<td class="time">{e(short_time(r.started))}</td><td class="num">{e(duration_text(r.duration))}</td>'
         f'<td><span class="st st-{OUTCOME_BADGE.get(r.outcome, "never-synced")}">{e(r.outcome)}</span></td>'
         f"<td>{e(r.changes())}</td><td>{e(', '.join(r.versions) or '-')}</td>"
         f'<td class="err">{e(r.error or "")}</td></tr>'
-        for r in history)
-    runs_table = ("<table class=\"runs\"><thead><tr><th>run</th><th>trigger</th><th>started</th><th>duration</th>"
-                  "<th>outcome</th><th>files</th><th>versions</th><th>error</th></tr></thead><tbody>\n"
-                  + run_rows + "\n</tbody></table>") if history else "<p>No runs yet.</p>"
+        for r in history
+    )
+    runs_table = (
+        (
+            '<table class="runs"><thead><tr><th>run</th><th>trigger</th><th>started</th><th>duration</th>'
+            "<th>outcome</th><th>files</th><th>versions</th><th>error</th></tr></thead><tbody>\n"
+            + run_rows
+            + "\n</tbody></table>"
+        )
+        if history
+        else "<p>No runs yet.</p>"
+    )
     version_rows = []
     for v in versions:
         files_link = e("-" if v["files"] is None else v["files"])
@@ -241,19 +293,29 @@ def render_source_page(row: dict, history: list[Run], versions: list[dict], *, r
             files_link = f'<a href="{e(browse_url.rstrip("/"))}/version_files?{e(q)}">{files_link}</a>'
         commit = v.get("commit") or ""
         version_rows.append(
-            f"<tr><td>{e(v['label'])}</td><td>{e(v['kind'])}</td><td class=\"time\">{e(short_time(v['date']))}</td>"
-            f"<td>{_doi_link(v.get('doi'))}</td><td><code title=\"{e(commit)}\">{e(commit[:12] or '-')}</code></td>"
-            f"<td>{e(v.get('tag') or '-')}</td><td class=\"num\">{files_link}</td>"
-            f"<td class=\"num\">{e(human_bytes(v['bytes']))}</td><td class=\"time\">{e(short_time(v['synced_at']))}</td></tr>")
-    versions_table = ("<table class=\"versions\"><thead><tr><th>version</th><th>kind</th><th>date</th><th>DOI</th>"
-                      "<th>commit</th><th>tag</th><th>files</th><th>bytes</th><th>synced</th></tr></thead><tbody>\n"
-                      + "\n".join(version_rows) + "\n</tbody></table>") if versions else "<p>No versions yet.</p>"
+            f'<tr><td>{e(v["label"])}</td><td>{e(v["kind"])}</td><td class="time">{e(short_time(v["date"]))}</td>'
+            f'<td>{_doi_link(v.get("doi"))}</td><td><code title="{e(commit)}">{e(commit[:12] or "-")}</code></td>'
+            f'<td>{e(v.get("tag") or "-")}</td><td class="num">{files_link}</td>'
+            f'<td class="num">{e(human_bytes(v["bytes"]))}</td><td class="time">{e(short_time(v["synced_at"]))}</td></tr>'
+        )
+    versions_table = (
+        (
+            '<table class="versions"><thead><tr><th>version</th><th>kind</th><th>date</th><th>DOI</th>'
+            "<th>commit</th><th>tag</th><th>files</th><th>bytes</th><th>synced</th></tr></thead><tbody>\n"
+            + "\n".join(version_rows)
+            + "\n</tbody></table>"
+        )
+        if versions
+        else "<p>No versions yet.</p>"
+    )
     browse = ""
     if browse_url:
         q = urlencode({"source": sid})
         browse = f' · <a href="{e(browse_url.rstrip("/"))}/source_versions?{e(q)}">this source in the catalog</a>'
-    body = (f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}</p>\n'
-            f"<h1>{e(sid)}</h1>\n<dl class=\"facts\">{dl}</dl>\n"
-            f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
-            f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}")
+    body = (
+        f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}</p>\n'
+        f'<h1>{e(sid)}</h1>\n<dl class="facts">{dl}</dl>\n'
+        f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
+        f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}"
+    )
     return _page(f"{sid} · neuromirror", body, refresh=None)

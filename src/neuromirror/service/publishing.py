@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..config import SourceConfig
-from .state import SourceRuntime
+from neuromirror.config import SourceConfig
+from neuromirror.service.state import SourceRuntime
 
 log = logging.getLogger("neuromirror.service")
 
@@ -14,7 +14,7 @@ _missing_logged = False
 
 
 def publish_after_sync(mirror: Any, entry: SourceConfig, source: Any, report: Any, rt: SourceRuntime) -> None:
-    """Push the dataset to the entry's target (``neuromirror.publish``); a failure is kept in ``rt.publish_error``.
+    """Push the dataset to the entry's target (``neuromirror.reproduce.publish``); a failure is kept in ``rt.publish_error``.
 
     After a sync that changed the dataset, and after any successful sync while the
     target has not received this dataset yet (a target added to the file later).
@@ -24,10 +24,10 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Any, report: An
     global _missing_logged
     if not entry.publish:
         return
-    from ..sync import one_line
+    from neuromirror.engine.sync import one_line
 
     try:
-        from .. import publish as pub
+        from neuromirror.reproduce import publish as pub
     except ImportError:
         if not _missing_logged:
             log.warning("publish targets are configured but this neuromirror has no publish step; not publishing")

@@ -20,8 +20,8 @@ log = logging.getLogger("neuromirror.service")
 
 def recover_abandoned_runs(mirror: Any) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
-    from ..index import utcnow
-    from ..mirror import LockBusy
+    from neuromirror.dataset.mirror import LockBusy
+    from neuromirror.index.db import utcnow
 
     rows = list(mirror.index.db.query("SELECT id, source FROM runs WHERE outcome = 'running'"))
     for row in rows:
@@ -74,7 +74,7 @@ def mark_interrupted(mirror: Any, sid: str) -> None:
 
 def mark_abandoned(mirror: Any, sids: Iterable[str]) -> None:
     """Runs still going when the grace period ended: 'interrupted', with why."""
-    from ..index import utcnow
+    from neuromirror.index.db import utcnow
 
     try:
         for sid in sids:

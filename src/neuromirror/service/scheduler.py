@@ -18,17 +18,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from ..config import MirrorConfig, SourceConfig, format_duration
-from ..dates import parse_iso as parse_time
-from . import recovery
-from .metrics import DURATION_BUCKETS, Durations, add_changes, registry_for
-from .publishing import publish_after_sync
-from .state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
+from neuromirror.config import MirrorConfig, SourceConfig, format_duration
+from neuromirror.service import recovery
+from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, registry_for
+from neuromirror.service.publishing import publish_after_sync
+from neuromirror.service.state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
+from neuromirror.util.dates import parse_iso as parse_time
 
 log = logging.getLogger("neuromirror.service")
 
 SERVICE_LOCK = "_service"
 DEFAULT_GRACE = 30.0
+
 
 class Interrupted(BaseException):
     """Raised inside a sync (from its progress callback) when the service stops.
@@ -36,7 +37,6 @@ class Interrupted(BaseException):
     A BaseException, like KeyboardInterrupt, so that sources wrapping their
     errors (``except Exception``) let it through unchanged.
     """
-
 
 
 class StoppableSource:
@@ -94,7 +94,9 @@ class Service:
         self.browse_url_option = browse_url
         self.entries: dict[str, SourceConfig] = {e.spec: e for e in config.enabled_sources}
         self.state: dict[str, SourceRuntime] = {}
-        self.entry_sources: dict[str, list[str]] = {spec: ([] if e.is_glob else [spec]) for spec, e in self.entries.items()}
+        self.entry_sources: dict[str, list[str]] = {
+            spec: ([] if e.is_glob else [spec]) for spec, e in self.entries.items()
+        }
         self.events: dict[str, dict[str, int]] = {spec: {"coalesced": 0, "missed": 0} for spec in self.entries}
         self.started = now_utc()
         self.stopping = threading.Event()
@@ -119,7 +121,7 @@ class Service:
         return self.root / ".neuromirror" / STATE_FILE
 
     def mirror(self) -> Any:
-        from ..mirror import Mirror
+        from neuromirror.dataset.mirror import Mirror
 
         return Mirror(self.root, self.index_path)
 
@@ -142,12 +144,12 @@ class Service:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from ..cli import UserError
-        from ..mirror import LockBusy
+        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.errors import UserError
 
         if not self.entries:
             raise UserError("no enabled sources in " + ", ".join(self.config.files or ["the configuration"]))
-        from ..executor import runner_for
+        from neuromirror.engine.dask_executor import runner_for
 
         self.runner = runner_for(self.config.dask)  # unreachable: one line, before anything runs
         probe = self.mirror()
@@ -175,17 +177,27 @@ class Service:
         sched.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         for spec, entry in self.entries.items():
             first = first_runs[spec]
-            sched.add_job(self._run_entry, trigger=entry.schedule.trigger(start=first), args=[spec], id=spec,
-                          name=spec, next_run_time=first)
+            sched.add_job(
+                self._run_entry,
+                trigger=entry.schedule.trigger(start=first),
+                args=[spec],
+                id=spec,
+                name=spec,
+                next_run_time=first,
+            )
             log.info("%s: %s, first run %s", spec, entry.schedule.describe(), iso(first))
         self._scheduler = sched
         if self.http_spec:
             self._start_http()
         sched.start()
         self.write_state()
-        print(f"neuromirror: serving {len(self.entries)} source entr{'y' if len(self.entries) == 1 else 'ies'} "
-              f"from {', '.join(self.config.files)} into {self.root} with {self.jobs} worker(s)"
-              + (f"; status on {self.http_url}" if self.http_url else ""), file=sys.stderr, flush=True)
+        print(
+            f"neuromirror: serving {len(self.entries)} source entr{'y' if len(self.entries) == 1 else 'ies'} "
+            f"from {', '.join(self.config.files)} into {self.root} with {self.jobs} worker(s)"
+            + (f"; status on {self.http_url}" if self.http_url else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: Any) -> None:
@@ -223,8 +235,10 @@ class Service:
         with self._lock:
             self.abandoned = sorted(self._running)
         if self.abandoned:
-            log.warning("abandoning running syncs of %s (their datasets are recovered by the next sync)",
-                        ", ".join(self.abandoned))
+            log.warning(
+                "abandoning running syncs of %s (their datasets are recovered by the next sync)",
+                ", ".join(self.abandoned),
+            )
             mirror = self.mirror()
             try:
                 recovery.mark_abandoned(mirror, self.abandoned)
@@ -240,8 +254,12 @@ class Service:
             self._service_lock = None
         if self.runner is not None:
             self.runner.close()
-        print(f"neuromirror: service stopped ({self.stopped_by or 'requested'})"
-              + (f"; abandoned {', '.join(self.abandoned)}" if self.abandoned else ""), file=sys.stderr, flush=True)
+        print(
+            f"neuromirror: service stopped ({self.stopped_by or 'requested'})"
+            + (f"; abandoned {', '.join(self.abandoned)}" if self.abandoned else ""),
+            file=sys.stderr,
+            flush=True,
+        )
 
     # -- start-up -----------------------------------------------------------
     def _first_run(self, mirror: Any, entry: SourceConfig) -> datetime:
@@ -299,8 +317,8 @@ class Service:
             self._wake.set()
 
     def _sync_one(self, mirror: Any, entry: SourceConfig, source: Any) -> None:
-        from ..mirror import LockBusy
-        from ..sync import one_line, sync_source
+        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.engine.sync import one_line, sync_source
 
         sid = source.id
         rt = self._runtime(sid, entry.spec)
@@ -315,8 +333,15 @@ class Service:
         self._wake.set()
         log.info("%s: sync started", sid)
         try:
-            report = sync_source(mirror, StoppableSource(source, self.stopping), engine=entry.engine, progress=self._progress(rt),
-                                 trigger="service", lock_wait=self.lock_wait, runner=self.runner)
+            report = sync_source(
+                mirror,
+                StoppableSource(source, self.stopping),
+                engine=entry.engine,
+                progress=self._progress(rt),
+                trigger="service",
+                lock_wait=self.lock_wait,
+                runner=self.runner,
+            )
         except LockBusy as exc:
             with self._lock:
                 rt.skipped["busy"] = rt.skipped.get("busy", 0) + 1
@@ -352,8 +377,14 @@ class Service:
             delay = entry.backoff.delay(rt.consecutive_failures)
             rt.backoff_until = now_utc() + timedelta(seconds=delay)
             k, until = rt.consecutive_failures, rt.backoff_until
-        log.warning("%s: sync failed (%d in a row; next attempt not before %s, in %s): %s",
-                    rt.source, k, iso(until), format_duration(delay), error)
+        log.warning(
+            "%s: sync failed (%d in a row; next attempt not before %s, in %s): %s",
+            rt.source,
+            k,
+            iso(until),
+            format_duration(delay),
+            error,
+        )
         if rt.source == entry.spec:  # a single source, or a glob that cannot be listed
             self._postpone(entry.spec, until)
 
@@ -374,8 +405,8 @@ class Service:
 
     def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
-        from ..mirror import LockBusy
-        from ..sync import one_line
+        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.engine.sync import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
@@ -430,7 +461,7 @@ class Service:
                     sources.setdefault(sid, {"entry": spec})
             for sid, rt in self.state.items():
                 sources[sid] = rt.to_json()
-            for sid, d in sources.items():
+            for d in sources.values():
                 nxt = nexts.get(d["entry"])
                 until = parse_time(d.get("backoff_until"))
                 if nxt is not None and until is not None and until > nxt:
@@ -465,8 +496,8 @@ class Service:
 
     # -- HTTP ---------------------------------------------------------------
     def _start_http(self) -> None:
-        from ..cli import UserError
-        from .web import start_http
+        from neuromirror.errors import UserError
+        from neuromirror.service.web import start_http
 
         try:
             self._httpd, self.http_url = start_http(self, self.http_spec or "")
@@ -477,14 +508,14 @@ class Service:
         """Where the catalog (``neuromirror browse``) of this index is: ``--browse-url``, else a running one."""
         if self.browse_url_option:
             return self.browse_url_option
-        from ..catalog import running_catalog
+        from neuromirror.index.catalog import running_catalog
 
         found = running_catalog(self.root)
         return found["url"] if found else None
 
     def metrics_data(self) -> tuple[dict, Durations]:
         """What /metrics shows: the status report, with each source's file changes, and the run durations."""
-        from .history import sync_durations
+        from neuromirror.service.history import sync_durations
 
         report = self.report()
         mirror = self.mirror()
@@ -507,4 +538,3 @@ class _QuietMaxInstances(logging.Filter):
 
 
 _quiet_max_instances = _QuietMaxInstances()
-

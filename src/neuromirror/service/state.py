@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import MirrorConfig
-from ..dates import parse_iso as parse_time
+from neuromirror.config import MirrorConfig
+from neuromirror.util.dates import parse_iso as parse_time
+from neuromirror.util.processes import pid_alive
 
 STATE_FILE = "service.json"
 SUCCESS = ("ok", "unchanged")
@@ -91,16 +91,6 @@ def read_service_state(root: Path) -> Optional[dict]:
     return data
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 # -- the status report -----------------------------------------------------------
 
 
@@ -140,7 +130,7 @@ def _index_facts(index: Any) -> dict[str, dict]:
     for sid, n in conn.execute("SELECT source, COUNT(*) FROM versions GROUP BY source"):
         f(sid)["versions"] = n
     # the dataset's HEAD: the last draft/snapshot row, else the last published one
-    for sid, label, files, nbytes, kind in conn.execute(
+    for sid, label, files, nbytes, _kind in conn.execute(
         "SELECT v.source, v.label, v.files, v.bytes, v.kind FROM versions v JOIN (SELECT source,"
         " COALESCE(MAX(CASE WHEN kind != 'published' THEN id END), MAX(id)) id FROM versions GROUP BY source) m"
         " ON v.id = m.id"
@@ -153,10 +143,11 @@ def _is_glob(spec: str) -> bool:
     return any(c in spec for c in "*?[")
 
 
-def status_report(root: Path, index_path: Optional[str] = None, *, state: Optional[dict] = None,
-                  config: Optional[MirrorConfig] = None) -> dict:
+def status_report(
+    root: Path, index_path: Optional[str] = None, *, state: Optional[dict] = None, config: Optional[MirrorConfig] = None
+) -> dict:
     """One row per source (index, service state and configuration merged) plus the service's own facts."""
-    from ..mirror import Mirror
+    from neuromirror.dataset.mirror import Mirror
 
     root = Path(root).absolute()
     if state is None:
@@ -181,10 +172,17 @@ def status_report(root: Path, index_path: Optional[str] = None, *, state: Option
     for sid in sorted(ids):
         fa = facts.get(sid, {"runs": {}})
         st = sstate.get(sid, {})
-        entry = st.get("entry") or (sid if sid in schedules else next(
-            (g for g in schedules if fnmatch.fnmatchcase(sid, g) or fnmatch.fnmatchcase(sid, g + "/*")), None))
+        entry = st.get("entry") or (
+            sid
+            if sid in schedules
+            else next((g for g in schedules if fnmatch.fnmatchcase(sid, g) or fnmatch.fnmatchcase(sid, g + "/*")), None)
+        )
         running_since = st.get("running_since") if state else fa.get("running_since")
-        consecutive = st.get("consecutive_failures", fa.get("consecutive_failures", 0)) if state else fa.get("consecutive_failures", 0)
+        consecutive = (
+            st.get("consecutive_failures", fa.get("consecutive_failures", 0))
+            if state
+            else fa.get("consecutive_failures", 0)
+        )
         backoff_until = st.get("backoff_until") if state else None
         if running_since:
             status = "running"
@@ -196,30 +194,32 @@ def status_report(root: Path, index_path: Optional[str] = None, *, state: Option
             status = "ok"
         else:
             status = "never synced"
-        rows.append({
-            "source": sid,
-            "status": status,
-            "schedule": schedules.get(entry) if entry else None,
-            "entry": entry,
-            "dataset": fa.get("dataset"),
-            "last_run": fa.get("last_run"),
-            "last_outcome": fa.get("last_outcome"),
-            "last_success": fa.get("last_success"),
-            "last_failure": fa.get("last_failure"),
-            "last_error": fa.get("last_error"),
-            "consecutive_failures": consecutive,
-            "backoff_until": backoff_until,
-            "next_run": st.get("next_run") if state else None,
-            "running_since": running_since,
-            "progress": st.get("progress") if state else None,
-            "skipped": st.get("skipped", {}) if state else {},
-            "publish_error": st.get("publish_error") if state else None,
-            "versions": fa.get("versions", 0),
-            "latest": fa.get("latest"),
-            "files": fa.get("files"),
-            "bytes": fa.get("bytes"),
-            "runs": fa.get("runs", {}),
-        })
+        rows.append(
+            {
+                "source": sid,
+                "status": status,
+                "schedule": schedules.get(entry) if entry else None,
+                "entry": entry,
+                "dataset": fa.get("dataset"),
+                "last_run": fa.get("last_run"),
+                "last_outcome": fa.get("last_outcome"),
+                "last_success": fa.get("last_success"),
+                "last_failure": fa.get("last_failure"),
+                "last_error": fa.get("last_error"),
+                "consecutive_failures": consecutive,
+                "backoff_until": backoff_until,
+                "next_run": st.get("next_run") if state else None,
+                "running_since": running_since,
+                "progress": st.get("progress") if state else None,
+                "skipped": st.get("skipped", {}) if state else {},
+                "publish_error": st.get("publish_error") if state else None,
+                "versions": fa.get("versions", 0),
+                "latest": fa.get("latest"),
+                "files": fa.get("files"),
+                "bytes": fa.get("bytes"),
+                "runs": fa.get("runs", {}),
+            }
+        )
     service = None
     if state:
         service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}

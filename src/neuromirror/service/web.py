@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import unquote
 
-from . import history, pages
-from .metrics import CONTENT_TYPE as METRICS_TYPE
-from .metrics import exposition
+from neuromirror.service import history, pages
+from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
+from neuromirror.service.metrics import exposition
 
 log = logging.getLogger("neuromirror.service")
 
@@ -79,8 +79,9 @@ def start_http(service: Any, spec: str) -> tuple[ThreadingHTTPServer, str]:
     httpd.service = service
     h, p = httpd.server_address[:2]
     url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
-                     name="neuromirror-http").start()
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="neuromirror-http"
+    ).start()
     return httpd, url
 
 
@@ -101,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path in ("/", "/index.html"):
                 body, ctype = self._overview().encode(), HTML
             elif path.startswith("/source/"):
-                page = self._source(unquote(path[len("/source/"):]))
+                page = self._source(unquote(path[len("/source/") :]))
                 if page is None:
                     self._send(404, b"no such source\n", TEXT, head)
                     return

@@ -5,9 +5,13 @@ from __future__ import annotations
 import importlib
 from typing import Any, Iterator
 
-from ..spec import Spec
+from neuromirror.spec import Spec
 
-_MODULES = {"dandi": "neuromirror.sources.dandi", "aind": "neuromirror.sources.aind", "boss": "neuromirror.sources.boss"}
+_MODULES = {
+    "dandi": "neuromirror.sources.dandi",
+    "aind": "neuromirror.sources.aind",
+    "boss": "neuromirror.sources.boss",
+}
 
 
 def module_for(archive: str) -> Any:

@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..annex.keys import md5e_key, sha256e_key, url_key
-from ..paths import check_path
-from ..records import (
+from neuromirror.annex.keys import md5e_key, sha256e_key, url_key
+from neuromirror.records import (
     MD5,
     SHA256,
     VERIFY_ON_GET,
@@ -54,8 +53,12 @@ from ..records import (
     Snapshot,
     SourceState,
 )
-from ..spec import Spec
-from .aind_s3 import (  # the S3 side; parse_size, S3Settings, s3_client... are used through this module too
+from neuromirror.sources.aind_listing import Listing as _Listing
+from neuromirror.sources.aind_listing import Obj as _Obj
+from neuromirror.sources.aind_listing import PageStream
+from neuromirror.sources.aind_listing import etag_of as _etag
+from neuromirror.sources.aind_listing import version_id_of as _version_id
+from neuromirror.sources.aind_s3 import (  # the S3 side; parse_size, S3Settings, s3_client... are used through this module too
     DEFAULT_BUCKET,
     DEFAULT_REGION,
     WORKERS,
@@ -66,10 +69,10 @@ from .aind_s3 import (  # the S3 side; parse_size, S3Settings, s3_client... are 
     _s3_gist,
     fetch_object,
     hash_object,
-    parse_size,
     s3_client,
 )
-from .aind_listing import Listing as _Listing, Obj as _Obj, PageStream, etag_of as _etag, version_id_of as _version_id
+from neuromirror.spec import Spec
+from neuromirror.util.paths import check_path
 
 log = logging.getLogger("neuromirror.aind")
 
@@ -240,7 +243,7 @@ def next_label(newest: datetime, labels: set[str]) -> str:
 def is_text(rel: str, size: int) -> bool:
     if size > TEXT_MAX_BYTES:
         return False
-    name = rel[rel.rfind("/") + 1:]
+    name = rel[rel.rfind("/") + 1 :]
     stem, ext = posixpath.splitext(name)
     return name in TEXT_NAMES or ext.lower() in TEXT_EXTENSIONS or (ext == "" and stem.upper() in TEXT_NAMES)
 
@@ -306,18 +309,29 @@ class AindSource:
         return listing
 
     def _note(self, listing: _Listing, o: _Obj) -> None:
-        rel = o.key[len(self.asset_prefix):]
-        if "/" not in rel and rel.endswith(".json") and o.size <= SIDECAR_MAX_BYTES and check_path(rel) is None \
-                and (rel in SIDECARS or len(listing.sidecars) < MAX_EAGER_SIDECARS):
+        rel = o.key[len(self.asset_prefix) :]
+        if (
+            "/" not in rel
+            and rel.endswith(".json")
+            and o.size <= SIDECAR_MAX_BYTES
+            and check_path(rel) is None
+            and (rel in SIDECARS or len(listing.sidecars) < MAX_EAGER_SIDECARS)
+        ):
             listing.sidecars.append(o)
 
-    def _list_versions(self, listing: _Listing, progress: Optional[ProgressCallback],
-                       sink: Optional[Callable[[list[_Obj]], None]] = None) -> None:
+    def _list_versions(
+        self,
+        listing: _Listing,
+        progress: Optional[ProgressCallback],
+        sink: Optional[Callable[[list[_Obj]], None]] = None,
+    ) -> None:
         """ListObjectVersions: gives version ids and delete markers in one pass (needs ListBucketVersions).
 
         ``sink`` receives each page's current objects (the first sync's page stream)."""
         s = self.settings
-        from ..s3listing import paginate_versions  # the pages botocore's paginator gives, at 1/25 of its CPU
+        from neuromirror.sources.s3listing import (
+            paginate_versions,  # the pages botocore's paginator gives, at 1/25 of its CPU
+        )
 
         pages = paginate_versions(self.client, Bucket=s.bucket, Prefix=self.asset_prefix)
         try:
@@ -326,8 +340,14 @@ class AindSource:
                 for v in page.get("Versions") or []:
                     if not v.get("IsLatest"):
                         continue
-                    o = _Obj(v["Key"], _version_id(v.get("VersionId")), _etag(v.get("ETag")), int(v.get("Size") or 0),
-                             v["LastModified"], v.get("StorageClass"))
+                    o = _Obj(
+                        v["Key"],
+                        _version_id(v.get("VersionId")),
+                        _etag(v.get("ETag")),
+                        int(v.get("Size") or 0),
+                        v["LastModified"],
+                        v.get("StorageClass"),
+                    )
                     listing.add(o)
                     self._note(listing, o)
                     objs.append(o)
@@ -346,8 +366,9 @@ class AindSource:
                 raise err from None
             raise _s3_gist(exc, s, f"listing {self.name}") from None
 
-    def _list_latest(self, listing: _Listing, progress: Optional[ProgressCallback],
-                     state: Optional[SourceState] = None) -> None:
+    def _list_latest(
+        self, listing: _Listing, progress: Optional[ProgressCallback], state: Optional[SourceState] = None
+    ) -> None:
         """ListObjectsV2 + HEAD for the version id (only if the bucket turns out to be versioned).
 
         A version id learned once is cached per (key, ETag, LastModified), so later
@@ -360,8 +381,17 @@ class AindSource:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=s.bucket, Prefix=self.asset_prefix)
             with ThreadPoolExecutor(WORKERS) as pool:
                 for page in pages:
-                    objs = [_Obj(c["Key"], None, _etag(c.get("ETag")), int(c.get("Size") or 0), c["LastModified"],
-                                 c.get("StorageClass")) for c in page.get("Contents") or []]
+                    objs = [
+                        _Obj(
+                            c["Key"],
+                            None,
+                            _etag(c.get("ETag")),
+                            int(c.get("Size") or 0),
+                            c["LastModified"],
+                            c.get("StorageClass"),
+                        )
+                        for c in page.get("Contents") or []
+                    ]
                     misses: list[int] = []
                     for i, o in enumerate(objs):
                         cached = state.cache_get(VERSION_NAMESPACE, self._version_key(o)) if state is not None else None
@@ -374,7 +404,7 @@ class AindSource:
                         heads.append(self._head(objs[misses[0]]))
                         versioned = heads[0].version_id is not None
                     if misses and versioned:
-                        heads += pool.map(self._head, [objs[i] for i in misses[len(heads):]])
+                        heads += pool.map(self._head, [objs[i] for i in misses[len(heads) :]])
                         for i, h in zip(misses, heads):
                             if state is not None and h.etag == objs[i].etag:
                                 state.cache_put(VERSION_NAMESPACE, self._version_key(objs[i]), h.version_id or "null")
@@ -397,8 +427,14 @@ class AindSource:
             r = self.client.head_object(Bucket=self.settings.bucket, Key=o.key)
         except Exception as exc:
             raise _s3_gist(exc, self.settings, f"HEAD {o.key}") from None
-        return _Obj(o.key, _version_id(r.get("VersionId")), _etag(r.get("ETag")), int(r.get("ContentLength") or 0),
-                    r.get("LastModified") or o.modified, o.storage_class)
+        return _Obj(
+            o.key,
+            _version_id(r.get("VersionId")),
+            _etag(r.get("ETag")),
+            int(r.get("ContentLength") or 0),
+            r.get("LastModified") or o.modified,
+            o.storage_class,
+        )
 
     # -- snapshots ---------------------------------------------------------
     def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
@@ -489,13 +525,15 @@ class AindSource:
         label = next_label(newest, labels)
         meta = asset_meta(self.name, sidecars)
         pinned = listing.count > 0 and listing.unpinned == 0
-        meta.update({
-            "bucket": s.bucket,
-            "prefix": self.asset_prefix,
-            "pinned_upstream": pinned,
-            "objects": listing.count,
-            "bytes": listing.bytes,
-        })
+        meta.update(
+            {
+                "bucket": s.bucket,
+                "prefix": self.asset_prefix,
+                "pinned_upstream": pinned,
+                "objects": listing.count,
+                "bytes": listing.bytes,
+            }
+        )
         snap.label = snap.tag = label
         snap.date = newest
         snap.message = f"AIND {self.name} snapshot {label}"
@@ -503,10 +541,15 @@ class AindSource:
         snap.remote_modified = f"{newest.astimezone(timezone.utc).isoformat()} n={listing.count} digest={digest}"
         snap.meta = meta
         if listing.count and not pinned:
-            what = "not versioned" if listing.unpinned == listing.count else \
-                f"not versioned for {listing.unpinned} of {listing.count} objects"
-            warning = (f"s3://{s.bucket}/{self.asset_prefix}: bucket {what}: plain URLs, not pinned upstream "
-                       "(an overwrite or delete upstream makes the old content unretrievable)")
+            what = (
+                "not versioned"
+                if listing.unpinned == listing.count
+                else f"not versioned for {listing.unpinned} of {listing.count} objects"
+            )
+            warning = (
+                f"s3://{s.bucket}/{self.asset_prefix}: bucket {what}: plain URLs, not pinned upstream "
+                "(an overwrite or delete upstream makes the old content unretrievable)"
+            )
             log.info("%s: %s", self.id, warning)  # the sync report carries it to the user
             snap.warnings.append(warning)
 
@@ -544,12 +587,19 @@ class AindSource:
         with ThreadPoolExecutor(min(WORKERS, len(objs))) as pool:
             datas = pool.map(lambda o: fetch_object(s, o.key, o.version_id, o.etag, SIDECAR_MAX_BYTES), objs)
             for o, data in zip(objs, datas):
-                out[o.key[len(self.asset_prefix):]] = data
+                out[o.key[len(self.asset_prefix) :]] = data
         return out
 
     # -- entries -------------------------------------------------------------
-    def _entries(self, objects: Iterable[_Obj], listing: _Listing, sidecars: dict[str, bytes], snap: Snapshot,
-                 state: SourceState, progress: Optional[ProgressCallback]) -> Iterator[Entry]:
+    def _entries(
+        self,
+        objects: Iterable[_Obj],
+        listing: _Listing,
+        sidecars: dict[str, bytes],
+        snap: Snapshot,
+        state: SourceState,
+        progress: Optional[ProgressCallback],
+    ) -> Iterator[Entry]:
         """Entries of ``objects`` in batches; sidecars the listing has noted since the last batch are read first."""
         batch: list[_Obj] = []
         done = 0
@@ -559,7 +609,7 @@ class AindSource:
             def flush() -> Iterator[Entry]:
                 nonlocal batch, done
                 if len(sidecars) < len(listing.sidecars):
-                    sidecars.update(self._read_sidecars(listing.sidecars[len(sidecars):]))
+                    sidecars.update(self._read_sidecars(listing.sidecars[len(sidecars) :]))
                 yield from self._resolve(batch, sidecars, snap, state, pool)
                 done += len(batch)
                 batch = []
@@ -576,15 +626,21 @@ class AindSource:
     def _cache_key(self, o: _Obj) -> str:
         return f"{self.settings.bucket}/{o.key}@{o.version_id or ''}#{o.etag}:{o.size}"
 
-    def _resolve(self, batch: list[_Obj], sidecars: dict[str, bytes], snap: Snapshot, state: SourceState,
-                 pool: ThreadPoolExecutor) -> Iterator[Entry]:
+    def _resolve(
+        self,
+        batch: list[_Obj],
+        sidecars: dict[str, bytes],
+        snap: Snapshot,
+        state: SourceState,
+        pool: ThreadPoolExecutor,
+    ) -> Iterator[Entry]:
         s = self.settings
         plan: list[tuple[_Obj, str, str]] = []  # (object, relative path, how)
         fetch: list[_Obj] = []
         hashing: list[_Obj] = []
         known: dict[str, str] = {}
         for o in batch:
-            rel = o.key[len(self.asset_prefix):]
+            rel = o.key[len(self.asset_prefix) :]
             if rel.endswith("/") and o.size == 0:
                 continue  # a "folder" placeholder object, not a file
             reason = "S3 key ends with '/' but has content" if rel.endswith("/") else check_path(rel, self.reserved)
@@ -620,7 +676,9 @@ class AindSource:
                 known[o.key] = hashlib.sha256(data).hexdigest()
                 state.cache_put(SHA_NAMESPACE, self._cache_key(o), known[o.key])
         if hashing:
-            for o, sha in zip(hashing, pool.map(lambda o: hash_object(s, o.key, o.version_id, o.etag, o.size), hashing)):
+            for o, sha in zip(
+                hashing, pool.map(lambda o: hash_object(s, o.key, o.version_id, o.etag, o.size), hashing)
+            ):
                 known[o.key] = sha
                 state.cache_put(SHA_NAMESPACE, self._cache_key(o), sha)
         for o, rel, how in plan:
@@ -632,8 +690,14 @@ class AindSource:
                 if o.key in contents:
                     yield GitEntry(rel, contents[o.key], remote_id)
                 else:
-                    yield GitEntry(rel, None, remote_id, known[o.key], o.size,
-                                   functools.partial(_load_text, s, o.key, o.version_id, o.etag, o.size))
+                    yield GitEntry(
+                        rel,
+                        None,
+                        remote_id,
+                        known[o.key],
+                        o.size,
+                        functools.partial(_load_text, s, o.key, o.version_id, o.etag, o.size),
+                    )
                 continue
             url = s.object_url(o.key, o.version_id)
             if how == "md5":
@@ -654,7 +718,7 @@ def _stamp_digest(stamp: Optional[str]) -> Optional[str]:
         return None
     for part in stamp.split():
         if part.startswith("digest="):
-            return part[len("digest="):]
+            return part[len("digest=") :]
     return None
 
 
@@ -670,20 +734,38 @@ def add_options(group: Any) -> None:
         group.add_argument(*flags, **kw)
 
     add("--bucket", default=None, help=f"AIND: S3 bucket (env NEUROMIRROR_AIND_BUCKET; default {DEFAULT_BUCKET})")
-    add("--prefix", default=None,
+    add(
+        "--prefix",
+        default=None,
         help="AIND: key prefix above the assets, e.g. ephys-compression/ in aind-benchmark-data "
-             "(env NEUROMIRROR_AIND_PREFIX; default: the bucket's top level)")
-    add("--s3-endpoint", default=None, metavar="URL",
-        help="AIND: S3 endpoint URL (env NEUROMIRROR_S3_ENDPOINT; default AWS)")
-    add("--s3-region", default=None,
-        help=f"AIND: S3 region (env NEUROMIRROR_S3_REGION; default {DEFAULT_REGION})")
-    add("--s3-signed", action="store_true", default=None,
-        help="AIND: sign S3 requests with the usual AWS credentials (env NEUROMIRROR_S3_SIGNED=1; default anonymous)")
-    add("--hash", action="store_true", default=None,
-        help="AIND: download and hash multipart objects (SHA256E keys) instead of VURL keys (env NEUROMIRROR_AIND_HASH=1)")
-    add("--hash-threshold", default=None, metavar="SIZE",
+        "(env NEUROMIRROR_AIND_PREFIX; default: the bucket's top level)",
+    )
+    add(
+        "--s3-endpoint",
+        default=None,
+        metavar="URL",
+        help="AIND: S3 endpoint URL (env NEUROMIRROR_S3_ENDPOINT; default AWS)",
+    )
+    add("--s3-region", default=None, help=f"AIND: S3 region (env NEUROMIRROR_S3_REGION; default {DEFAULT_REGION})")
+    add(
+        "--s3-signed",
+        action="store_true",
+        default=None,
+        help="AIND: sign S3 requests with the usual AWS credentials (env NEUROMIRROR_S3_SIGNED=1; default anonymous)",
+    )
+    add(
+        "--hash",
+        action="store_true",
+        default=None,
+        help="AIND: download and hash multipart objects (SHA256E keys) instead of VURL keys (env NEUROMIRROR_AIND_HASH=1)",
+    )
+    add(
+        "--hash-threshold",
+        default=None,
+        metavar="SIZE",
         help="AIND: hash multipart objects up to SIZE (e.g. 500MB, 1GiB); larger ones get VURL keys "
-             "(env NEUROMIRROR_AIND_HASH_THRESHOLD; default 0 = none)")
+        "(env NEUROMIRROR_AIND_HASH_THRESHOLD; default 0 = none)",
+    )
 
 
 def expand(spec: Spec, options: dict) -> Iterator[AindSource]:
@@ -708,7 +790,7 @@ def list_assets(settings: S3Settings, pattern: str = "*") -> Iterator[str]:
         )
         for page in pages:
             for cp in page.get("CommonPrefixes") or []:
-                name = cp["Prefix"][len(settings.prefix):].rstrip("/")
+                name = cp["Prefix"][len(settings.prefix) :].rstrip("/")
                 if name and fnmatch.fnmatchcase(name, pattern) and check_path(name) is None:
                     yield name
     except Exception as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator, Optional
 
-from ..spool import Spool
+from neuromirror.util.spool import Spool
 
 
 @dataclass

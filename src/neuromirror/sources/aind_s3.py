@@ -56,7 +56,7 @@ class S3Settings:
     hash_threshold: int = 0  # hash multipart objects up to this size
 
     @classmethod
-    def from_options(cls, options: dict) -> "S3Settings":
+    def from_options(cls, options: dict) -> S3Settings:
         def opt(name: str, env: str, default: Any = None) -> Any:
             v = options.get(name)
             if v is None or v == "":
@@ -103,7 +103,9 @@ class S3Settings:
             base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{qkey}"
         if not version_id:
             return base
-        return f"{base}?versionId={version_id if _UNRESERVED_NO_SLASH.match(version_id) else quote(version_id, safe='')}"
+        return (
+            f"{base}?versionId={version_id if _UNRESERVED_NO_SLASH.match(version_id) else quote(version_id, safe='')}"
+        )
 
 
 # --------------------------------------------------------------------------- S3 access
@@ -123,7 +125,10 @@ def s3_client(settings: S3Settings) -> Any:
             from botocore.config import Config
 
             cfg: dict[str, Any] = {
-                "retries": {"max_attempts": int(os.environ.get("NEUROMIRROR_S3_MAX_ATTEMPTS") or 6), "mode": "standard"},
+                "retries": {
+                    "max_attempts": int(os.environ.get("NEUROMIRROR_S3_MAX_ATTEMPTS") or 6),
+                    "mode": "standard",
+                },
                 "max_pool_connections": WORKERS * 2,
                 "connect_timeout": 20,
                 "read_timeout": 120,
@@ -167,8 +172,9 @@ def _is_denied_or_unsupported(exc: BaseException) -> bool:
     return code in ("AccessDenied", "403", "NotImplemented", "501", "MethodNotAllowed", "405")
 
 
-def fetch_object(settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str],
-                 max_bytes: Optional[int] = None) -> bytes:
+def fetch_object(
+    settings: S3Settings, key: str, version_id: Optional[str], etag: Optional[str], max_bytes: Optional[int] = None
+) -> bytes:
     """The bytes of one (small) object version; refuses to read past ``max_bytes``."""
     params: dict[str, Any] = {"Bucket": settings.bucket, "Key": key}
     if version_id:

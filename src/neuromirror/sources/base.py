@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Protocol
 
-from ..records import ProgressCallback, Snapshot, SourceState
+from neuromirror.records import ProgressCallback, Snapshot, SourceState
 
 
 class Source(Protocol):

@@ -17,7 +17,7 @@ A chunk's URL names the cutout that fills it::
     neuromirror+boss://HOST/COLL/EXP/CHAN/RES/X0:X1/Y0:Y1/Z0:Z1/[T0:T1/]?chunk=Z,Y,X&dtype=uint8
 
 (``neuromirror+boss+http://`` for a plain-http BOSS).  The dataset's special
-remote (``git-annex-remote-neuromirror``, :mod:`neuromirror.specialremote`)
+remote (``git-annex-remote-neuromirror``, :mod:`neuromirror.remotes.boss`)
 claims these URLs and reads the cutout with intern at retrieval time, with the
 token of whoever retrieves.  No token is ever written into a dataset, the
 index or a log: it is read from ``INTERN_TOKEN`` or ``~/.intern/intern.cfg``
@@ -61,11 +61,20 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from .. import ngff
-from ..annex.keys import sha256e_key, url_key
-from ..spool import Spool
-from ..records import SHA256, VERIFY_ON_GET, AnnexEntry, Entry, GitEntry, ProgressCallback, Snapshot, SourceState
-from ..spec import Spec
+from neuromirror.annex.keys import sha256e_key, url_key
+from neuromirror.records import (
+    SHA256,
+    VERIFY_ON_GET,
+    AnnexEntry,
+    Entry,
+    GitEntry,
+    ProgressCallback,
+    Snapshot,
+    SourceState,
+)
+from neuromirror.sources import ngff
+from neuromirror.spec import Spec
+from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.boss")
 
@@ -88,12 +97,42 @@ _STAMP = "%Y-%m-%dT%H-%M-%SZ"
 _NAME_RE = re.compile(r"^[\w-]+$")
 
 #: the resource fields recorded (volatile or derived fields such as lists of children are left out)
-EXPERIMENT_FIELDS = ("name", "description", "collection", "coord_frame", "num_hierarchy_levels", "hierarchy_method",
-                     "num_time_samples", "time_step", "time_step_unit")
-CHANNEL_FIELDS = ("name", "description", "type", "datatype", "base_resolution", "default_time_sample", "sources",
-                  "related", "downsample_status")
-COORD_FIELDS = ("name", "description", "x_start", "x_stop", "y_start", "y_stop", "z_start", "z_stop",
-                "x_voxel_size", "y_voxel_size", "z_voxel_size", "voxel_unit")
+EXPERIMENT_FIELDS = (
+    "name",
+    "description",
+    "collection",
+    "coord_frame",
+    "num_hierarchy_levels",
+    "hierarchy_method",
+    "num_time_samples",
+    "time_step",
+    "time_step_unit",
+)
+CHANNEL_FIELDS = (
+    "name",
+    "description",
+    "type",
+    "datatype",
+    "base_resolution",
+    "default_time_sample",
+    "sources",
+    "related",
+    "downsample_status",
+)
+COORD_FIELDS = (
+    "name",
+    "description",
+    "x_start",
+    "x_stop",
+    "y_start",
+    "y_stop",
+    "z_start",
+    "z_stop",
+    "x_voxel_size",
+    "y_voxel_size",
+    "z_voxel_size",
+    "voxel_unit",
+)
 
 
 class BossError(RuntimeError):
@@ -165,8 +204,9 @@ def split_boss_url(url: str) -> tuple[str, str]:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BossError(f"not a BOSS API URL: {url!r} (expected e.g. https://api.bossdb.io)")
     if parts.username or parts.password:
-        raise BossError("the BOSS URL must not carry credentials: "
-                        "give the token in INTERN_TOKEN or ~/.intern/intern.cfg")
+        raise BossError(
+            "the BOSS URL must not carry credentials: give the token in INTERN_TOKEN or ~/.intern/intern.cfg"
+        )
     if parts.path.strip("/") not in ("", "v1"):
         raise BossError(f"not a BOSS API URL: {url!r} (give the server only, e.g. https://api.bossdb.io)")
     return parts.scheme, parts.netloc
@@ -248,11 +288,13 @@ class Chunk:
     @property
     def where(self) -> str:
         t = f" t {self.t[0]}:{self.t[1]}" if self.t else ""
-        return (f"{self.collection}/{self.experiment}/{self.channel} resolution {self.resolution} "
-                f"x {self.x[0]}:{self.x[1]} y {self.y[0]}:{self.y[1]} z {self.z[0]}:{self.z[1]}{t}")
+        return (
+            f"{self.collection}/{self.experiment}/{self.channel} resolution {self.resolution} "
+            f"x {self.x[0]}:{self.x[1]} y {self.y[0]}:{self.y[1]} z {self.z[0]}:{self.z[1]}{t}"
+        )
 
     @classmethod
-    def parse(cls, url: str) -> "Chunk":
+    def parse(cls, url: str) -> Chunk:
         parts = urlsplit(url)
         if parts.scheme == SCHEME:
             protocol = "https"
@@ -283,8 +325,20 @@ class Chunk:
         for (a, b), n in zip((z, y, x), shape):
             if (a // n) != ((b - 1) // n):
                 raise ValueError(f"cutout box of {url} is not inside one chunk")
-        return cls(protocol, parts.netloc, segs[0], segs[1], segs[2], res,  # type: ignore[arg-type]
-                   x, y, z, t, shape, dtype)
+        return cls(
+            protocol,
+            parts.netloc,
+            segs[0],
+            segs[1],
+            segs[2],
+            res,  # type: ignore[arg-type]
+            x,
+            y,
+            z,
+            t,
+            shape,
+            dtype,
+        )
 
 
 def make_remote(protocol: str, host: str, token: str, *, timeout: float = TIMEOUT) -> Any:
@@ -295,8 +349,10 @@ def make_remote(protocol: str, host: str, token: str, *, timeout: float = TIMEOU
         rmt = BossRemote({"protocol": protocol, "host": host, "token": token})
     except Exception as exc:
         # the exception's text may quote part of the token: name its type only
-        raise BossAuthError(f"cannot configure intern for {protocol}://{host} with this token "
-                            f"({type(exc).__name__}); check INTERN_TOKEN or ~/.intern/intern.cfg") from None
+        raise BossAuthError(
+            f"cannot configure intern for {protocol}://{host} with this token "
+            f"({type(exc).__name__}); check INTERN_TOKEN or ~/.intern/intern.cfg"
+        ) from None
     for svc in (rmt.project_service, rmt.metadata_service, rmt.volume_service):
         opts = dict(svc.session_send_opts or {})
         opts["timeout"] = timeout
@@ -345,7 +401,8 @@ def explain(exc: BaseException, server: str, what: str, token: Optional[str]) ->
     code = _status(exc)
     if code == 401:
         err: BossError = BossAuthError(
-            f"BOSS rejected the token (401 {_detail(exc)} from {server}): check INTERN_TOKEN or ~/.intern/intern.cfg")
+            f"BOSS rejected the token (401 {_detail(exc)} from {server}): check INTERN_TOKEN or ~/.intern/intern.cfg"
+        )
     elif code == 403:
         err = BossAuthError(f"BOSS at {server}: no permission to read {what} (403 {_detail(exc)})")
     elif code == 404:
@@ -382,9 +439,18 @@ def read_chunk(remote: Any, chunk: Chunk, *, token: Optional[str] = None) -> byt
     resource = ChannelResource(chunk.channel, chunk.collection, chunk.experiment, type=ctype, datatype=chunk.dtype)
     server = boss_url_of(chunk.protocol, chunk.host)
     arr = _with_retries(
-        lambda: remote.get_cutout(resource, chunk.resolution, list(chunk.x), list(chunk.y), list(chunk.z),
-                                  time_range=list(chunk.t) if chunk.t else None, parallel=False),
-        server=server, what=chunk.where, token=token,
+        lambda: remote.get_cutout(
+            resource,
+            chunk.resolution,
+            list(chunk.x),
+            list(chunk.y),
+            list(chunk.z),
+            time_range=list(chunk.t) if chunk.t else None,
+            parallel=False,
+        ),
+        server=server,
+        what=chunk.where,
+        token=token,
     )
     want = (chunk.z[1] - chunk.z[0], chunk.y[1] - chunk.y[0], chunk.x[1] - chunk.x[0])
     if chunk.t:
@@ -396,7 +462,7 @@ def read_chunk(remote: Any, chunk: Chunk, *, token: Optional[str] = None) -> byt
     dtype = np.dtype(chunk.dtype).newbyteorder("<")
     out = np.zeros(chunk.shape, dtype=dtype)
     oz, oy, ox = ((a // n) * n for (a, _), n in zip((chunk.z, chunk.y, chunk.x), chunk.shape))
-    out[chunk.z[0] - oz:chunk.z[1] - oz, chunk.y[0] - oy:chunk.y[1] - oy, chunk.x[0] - ox:chunk.x[1] - ox] = arr
+    out[chunk.z[0] - oz : chunk.z[1] - oz, chunk.y[0] - oy : chunk.y[1] - oy, chunk.x[0] - ox : chunk.x[1] - ox] = arr
     return out.tobytes(order="C")
 
 
@@ -494,7 +560,7 @@ class BossSettings:
     reread: bool = False
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "BossSettings":
+    def from_options(cls, options: Mapping[str, Any]) -> BossSettings:
         url = options.get("boss_url") or os.environ.get("NEUROMIRROR_BOSS_URL") or DEFAULT_URL
         protocol, host = split_boss_url(str(url))
         channels = tuple(_as_list(options.get("channels"))) or None
@@ -645,8 +711,15 @@ class BossSource:
     archive = "boss"
     reserved = (METADATA_FILE,)
 
-    def __init__(self, collection: str, experiment: str, settings: Optional[BossSettings] = None, *,
-                 token: Optional[str] = None, remote: Any = None):
+    def __init__(
+        self,
+        collection: str,
+        experiment: str,
+        settings: Optional[BossSettings] = None,
+        *,
+        token: Optional[str] = None,
+        remote: Any = None,
+    ):
         self.collection = collection
         self.experiment = experiment
         self.settings = settings or BossSettings()
@@ -704,8 +777,19 @@ class BossSource:
             if re.search(rf"(^|\s)name={REMOTE_NAME}(\s|$)", known):
                 _annex(path, ["enableremote", REMOTE_NAME], env)
             else:
-                _annex(path, ["initremote", REMOTE_NAME, "type=external", f"externaltype={EXTERNAL_TYPE}",
-                              "encryption=none", "autoenable=true", f"url={self.settings.url}"], env)
+                _annex(
+                    path,
+                    [
+                        "initremote",
+                        REMOTE_NAME,
+                        "type=external",
+                        f"externaltype={EXTERNAL_TYPE}",
+                        "encryption=none",
+                        "autoenable=true",
+                        f"url={self.settings.url}",
+                    ],
+                    env,
+                )
             uuid = _git(path, "config", "--get", f"remote.{REMOTE_NAME}.annex-uuid")
             if not uuid:
                 raise BossError(f"could not set up the {REMOTE_NAME} special remote in {path}")
@@ -767,8 +851,10 @@ class BossSource:
         if wanted:
             missing = [n for n in wanted if n not in names]
             if missing:
-                raise BossError(f"BOSS at {self.settings.url}: experiment {c}/{e} has no channel "
-                                f"{', '.join(missing)} (it has: {', '.join(names) or 'none'})")
+                raise BossError(
+                    f"BOSS at {self.settings.url}: experiment {c}/{e} has no channel "
+                    f"{', '.join(missing)} (it has: {', '.join(names) or 'none'})"
+                )
             names = [n for n in names if n in wanted]
         channels: dict[str, dict[str, Any]] = {}
         for name in names:
@@ -777,10 +863,14 @@ class BossSource:
             raw["metadata"] = self._kv(ChannelResource(name, c, e), f"channel {c}/{e}/{name}")
             channels[name] = raw
         return {
-            "collection": {**_fields(dict(coll.raw or {}), ("name", "description")),
-                           "metadata": self._kv(CollectionResource(c), f"collection {c}")},
-            "experiment": {**_fields(exp_raw, EXPERIMENT_FIELDS),
-                           "metadata": self._kv(ExperimentResource(e, c), f"experiment {c}/{e}")},
+            "collection": {
+                **_fields(dict(coll.raw or {}), ("name", "description")),
+                "metadata": self._kv(CollectionResource(c), f"collection {c}"),
+            },
+            "experiment": {
+                **_fields(exp_raw, EXPERIMENT_FIELDS),
+                "metadata": self._kv(ExperimentResource(e, c), f"experiment {c}/{e}"),
+            },
             "coord_frame": _fields(cf_raw, COORD_FIELDS),
             "channels": channels,
         }
@@ -825,8 +915,10 @@ class BossSource:
         if s.resolutions is not None:
             bad = [r for r in s.resolutions if r >= n_levels]
             if bad:
-                raise BossError(f"--resolutions: experiment {self.remote_id} has levels 0-{n_levels - 1}, "
-                                f"not {', '.join(map(str, bad))}")
+                raise BossError(
+                    f"--resolutions: experiment {self.remote_id} has levels 0-{n_levels - 1}, "
+                    f"not {', '.join(map(str, bad))}"
+                )
         plans: list[ChannelPlan] = []
         for name, raw in info["channels"].items():
             if raw.get("datatype") not in ("uint8", "uint16", "uint64"):
@@ -835,8 +927,10 @@ class BossSource:
             levels_wanted = list(s.resolutions) if s.resolutions is not None else list(range(n_levels))
             if raw.get("downsample_status") != "DOWNSAMPLED" and any(r > 0 for r in levels_wanted):
                 levels_wanted = [r for r in levels_wanted if r == 0]
-                warnings.append(f"channel {name} is not downsampled upstream "
-                                f"({raw.get('downsample_status')}): only resolution 0 mirrored")
+                warnings.append(
+                    f"channel {name} is not downsampled upstream "
+                    f"({raw.get('downsample_status')}): only resolution 0 mirrored"
+                )
             levels: list[LevelPlan] = []
             for r in levels_wanted:
                 zr = r if iso else 0
@@ -848,20 +942,26 @@ class BossSource:
                 stop = tuple(_halve(v, k, True) for v, k in zip(stop0, times_))
                 lo = tuple(max(_halve(v, k, False), a) for v, k, a in zip(blo, times_, start))
                 hi = tuple(min(_halve(v, k, True), b) for v, k, b in zip(bhi, times_, stop))
-                voxel = tuple(v * 2 ** k for v, k in zip(voxel0, times_))
+                voxel = tuple(v * 2**k for v, k in zip(voxel0, times_))
                 lp = LevelPlan(r, start, stop, voxel, lo, hi)  # type: ignore[arg-type]
                 if lp.count(s.chunk) == 0:
-                    warnings.append(f"channel {name} resolution {r}: no voxels to mirror "
-                                    "(outside the bounding box, or below the frame's start at this level)")
+                    warnings.append(
+                        f"channel {name} resolution {r}: no voxels to mirror "
+                        "(outside the bounding box, or below the frame's start at this level)"
+                    )
                 levels.append(lp)
             if not levels:
                 continue
-            data_digest = _digest({
-                "boss": s.url, "experiment": {k: v for k, v in exp.items() if k not in ("description", "metadata")},
-                "coord_frame": {k: v for k, v in cf.items() if k != "description"},
-                "channel": {k: v for k, v in raw.items() if k not in ("description", "metadata")},
-                "chunk": list(s.chunk), "layout": 1,
-            })
+            data_digest = _digest(
+                {
+                    "boss": s.url,
+                    "experiment": {k: v for k, v in exp.items() if k not in ("description", "metadata")},
+                    "coord_frame": {k: v for k, v in cf.items() if k != "description"},
+                    "channel": {k: v for k, v in raw.items() if k not in ("description", "metadata")},
+                    "chunk": list(s.chunk),
+                    "layout": 1,
+                }
+            )
             plans.append(ChannelPlan(name, raw, levels, times, data_digest))
         if not plans:
             raise BossError(f"BOSS at {s.url}: nothing to mirror in {self.remote_id} with these settings")
@@ -880,8 +980,20 @@ class BossSource:
                         y = (max(iy * cy, lv.start[1]), min((iy + 1) * cy, lv.stop[1]))
                         for ix in gx:
                             x = (max(ix * cx, lv.start[2]), min((ix + 1) * cx, lv.stop[2]))
-                            chunk = Chunk(s.protocol, s.host, self.collection, self.experiment, plan.name, lv.res,
-                                          x, y, z, (t, t + 1) if t is not None else None, s.chunk, plan.datatype)
+                            chunk = Chunk(
+                                s.protocol,
+                                s.host,
+                                self.collection,
+                                self.experiment,
+                                plan.name,
+                                lv.res,
+                                x,
+                                y,
+                                z,
+                                (t, t + 1) if t is not None else None,
+                                s.chunk,
+                                plan.datatype,
+                            )
                             tpart = f"{t}/" if t is not None else ""
                             yield f"{plan.root}/{lv.res}/{tpart}{iz}/{iy}/{ix}", chunk
 
@@ -894,15 +1006,13 @@ class BossSource:
             "collection": info["collection"],
             "experiment": exp,
             "coord_frame": cf,
-            "channels": {
-                p.name: {**p.raw, "path": p.root, "resolutions": [lv.res for lv in p.levels]} for p in plans
-            },
+            "channels": {p.name: {**p.raw, "path": p.root, "resolutions": [lv.res for lv in p.levels]} for p in plans},
             "mirror": {
                 **s.selection(),
                 "layout": "OME-Zarr (NGFF 0.4): <channel>.ome.zarr/<level>/[<t>/]<z>/<y>/<x>, "
-                          "uncompressed C-order chunks padded with 0",
+                "uncompressed C-order chunks padded with 0",
                 "chunk_url": f"{SCHEME if s.protocol == 'https' else SCHEME_HTTP}://{s.host}/"
-                             "COLL/EXP/CHAN/RES/X0:X1/Y0:Y1/Z0:Z1/[T0:T1/]?chunk=Z,Y,X&dtype=DTYPE",
+                "COLL/EXP/CHAN/RES/X0:X1/Y0:Y1/Z0:Z1/[T0:T1/]?chunk=Z,Y,X&dtype=DTYPE",
             },
         }
         out = [GitEntry(METADATA_FILE, ngff.dumps(doc))]
@@ -930,18 +1040,24 @@ class BossSource:
             "time_sample": None if timed else p.raw.get("default_time_sample"),
             "time_range": list(s.time_range) if s.time_range else None,
             "bbox": s.selection()["bbox"],
-            "levels": {str(lv.res): {"start_zyx": list(lv.start), "stop_zyx": list(lv.stop),
-                                     "voxel_size_zyx": list(lv.voxel)} for lv in p.levels},
+            "levels": {
+                str(lv.res): {"start_zyx": list(lv.start), "stop_zyx": list(lv.stop), "voxel_size_zyx": list(lv.voxel)}
+                for lv in p.levels
+            },
             "chunk_zyx": list(s.chunk),
             "chunk_url": f"{SCHEME if s.protocol == 'https' else SCHEME_HTTP}://{s.host}/{self.collection}/"
-                         f"{self.experiment}/{p.name}/RES/X0:X1/Y0:Y1/Z0:Z1/"
-                         f"{'T0:T1/' if timed else ''}?chunk={','.join(map(str, s.chunk))}&dtype={p.datatype}",
+            f"{self.experiment}/{p.name}/RES/X0:X1/Y0:Y1/Z0:Z1/"
+            f"{'T0:T1/' if timed else ''}?chunk={','.join(map(str, s.chunk))}&dtype={p.datatype}",
         }
         zattrs = {
             "multiscales": ngff.multiscales(
-                p.name, axes, datasets,
-                metadata={"description": p.raw.get("description") or "",
-                          "method": f"BOSS downsampling ({exp.get('hierarchy_method')})"},
+                p.name,
+                axes,
+                datasets,
+                metadata={
+                    "description": p.raw.get("description") or "",
+                    "method": f"BOSS downsampling ({exp.get('hierarchy_method')})",
+                },
             ),
             "boss": provenance,
         }
@@ -1038,8 +1154,18 @@ class BossSource:
             key = sha256e_key(sha, chunk.nbytes, path)  # type: ignore[arg-type]
         else:
             key = url_key(chunk.url, chunk.nbytes)
-        out.add(_ChunkRec(path, key, chunk.nbytes, chunk.url, kind, sha,  # type: ignore[arg-type]
-                          chunk.remote_id, annotation))
+        out.add(
+            _ChunkRec(
+                path,
+                key,
+                chunk.nbytes,
+                chunk.url,
+                kind,
+                sha,  # type: ignore[arg-type]
+                chunk.remote_id,
+                annotation,
+            )
+        )
         return read
 
     def _entries(self, git_entries: list[GitEntry], chunks: Spool) -> Iterator[Entry]:
@@ -1070,8 +1196,9 @@ class BossSource:
         known = state.labels()
         while True:
             label = now.strftime(_STAMP)
-            tag_taken = self._ds is not None and bool(_git(self._ds, "rev-parse", "-q", "--verify",
-                                                           f"refs/tags/{label}", check=False))
+            tag_taken = self._ds is not None and bool(
+                _git(self._ds, "rev-parse", "-q", "--verify", f"refs/tags/{label}", check=False)
+            )
             if label not in known and not tag_taken:
                 return label
             now += timedelta(seconds=1)
@@ -1100,8 +1227,13 @@ class BossSource:
             "voxel_unit": cf.get("voxel_unit"),
             "keys": (VERIFY_ON_GET if all_kinds == {VERIFY_ON_GET} else "mixed" if len(all_kinds) > 1 else SHA256),
             "channels": {
-                p.name: {"type": p.type, "datatype": p.datatype, "resolutions": [lv.res for lv in p.levels],
-                         "chunks": counts.get(p.name, 0), "keys": keys_of(p.name)}
+                p.name: {
+                    "type": p.type,
+                    "datatype": p.datatype,
+                    "resolutions": [lv.res for lv in p.levels],
+                    "chunks": counts.get(p.name, 0),
+                    "keys": keys_of(p.name),
+                }
                 for p in plans
             },
             "selection": self.settings.selection(),
@@ -1114,8 +1246,10 @@ class BossSource:
             lines.append(f"Description: {' '.join(str(exp['description']).split())}")
         for p in plans:
             m = meta["channels"][p.name]
-            lines.append(f"Channel: {p.name} ({p.type}, {p.datatype}), resolutions "
-                         f"{', '.join(map(str, m['resolutions']))}, {m['chunks']} chunks, keys {m['keys']}")
+            lines.append(
+                f"Channel: {p.name} ({p.type}, {p.datatype}), resolutions "
+                f"{', '.join(map(str, m['resolutions']))}, {m['chunks']} chunks, keys {m['keys']}"
+            )
         lines.append(f"Source: {self.settings.url}/v1/collection/{self.collection}/experiment/{self.experiment}")
         lines.append("The BOSS keeps no history: chunks that changed upstream since this snapshot cannot be fetched.")
         return "\n".join(lines) + "\n"
@@ -1147,21 +1281,25 @@ def special_remote_env() -> dict[str, str]:
     ``registerurl`` (CLAIMURL).
     """
     bindir = os.path.dirname(sys.executable)
-    if shutil.which("git-annex-remote-neuromirror") is None and \
-            os.path.exists(os.path.join(bindir, "git-annex-remote-neuromirror")):
+    if shutil.which("git-annex-remote-neuromirror") is None and os.path.exists(
+        os.path.join(bindir, "git-annex-remote-neuromirror")
+    ):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     return dict(os.environ)
 
 
 def _annex(repo: Path, args: list[str], env: dict[str, str]) -> None:
-    from ..gitutil import git_env
+    from neuromirror.util.gitutil import git_env
 
-    proc = subprocess.run(["git", "-C", str(repo), "annex", *args], capture_output=True, text=True,
-                          env=git_env({"PATH": env["PATH"]}))
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "annex", *args], capture_output=True, text=True, env=git_env({"PATH": env["PATH"]})
+    )
     if proc.returncode != 0:
         err = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        raise BossError(f"git annex {args[0]} {REMOTE_NAME} failed in {repo}: {err[-1] if err else proc.returncode}"
-                        " (is git-annex-remote-neuromirror installed? pip install neuromirror)")
+        raise BossError(
+            f"git annex {args[0]} {REMOTE_NAME} failed in {repo}: {err[-1] if err else proc.returncode}"
+            " (is git-annex-remote-neuromirror installed? pip install neuromirror)"
+        )
 
 
 # --------------------------------------------------------------------------- CLI plumbing
@@ -1175,26 +1313,53 @@ def add_options(group: Any) -> None:
             return
         group.add_argument(*flags, **kw)
 
-    add("--boss-url", default=None, metavar="URL",
+    add(
+        "--boss-url",
+        default=None,
+        metavar="URL",
         help=f"BOSS: API URL (env NEUROMIRROR_BOSS_URL; default {DEFAULT_URL}); "
-             "the token comes from INTERN_TOKEN or ~/.intern/intern.cfg")
-    add("--channels", default=None, metavar="NAMES",
-        help="BOSS: channels to mirror, comma-separated (default: all)")
-    add("--resolutions", default=None, metavar="LEVELS",
-        help="BOSS: resolution levels, e.g. 0,1 or 0-2 (default: all the experiment has)")
-    add("--bbox", default=None, metavar="X0:X1,Y0:Y1,Z0:Z1",
-        help="BOSS: mirror only chunks meeting this box (level-0 voxels, stops exclusive)")
-    add("--time-range", default=None, metavar="T0:T1",
-        help="BOSS: time samples T0..T1-1 as a t axis (default: the channel's default time sample, no t axis)")
-    add("--chunk", default=None, metavar="ZxYxX",
-        help="BOSS: chunk shape (default 16x512x512, the BOSS cuboid)")
-    add("--no-hash", action="store_true", default=None,
+        "the token comes from INTERN_TOKEN or ~/.intern/intern.cfg",
+    )
+    add("--channels", default=None, metavar="NAMES", help="BOSS: channels to mirror, comma-separated (default: all)")
+    add(
+        "--resolutions",
+        default=None,
+        metavar="LEVELS",
+        help="BOSS: resolution levels, e.g. 0,1 or 0-2 (default: all the experiment has)",
+    )
+    add(
+        "--bbox",
+        default=None,
+        metavar="X0:X1,Y0:Y1,Z0:Z1",
+        help="BOSS: mirror only chunks meeting this box (level-0 voxels, stops exclusive)",
+    )
+    add(
+        "--time-range",
+        default=None,
+        metavar="T0:T1",
+        help="BOSS: time samples T0..T1-1 as a t axis (default: the channel's default time sample, no t axis)",
+    )
+    add("--chunk", default=None, metavar="ZxYxX", help="BOSS: chunk shape (default 16x512x512, the BOSS cuboid)")
+    add(
+        "--no-hash",
+        action="store_true",
+        default=None,
         help="BOSS: do not read image chunks; record VURL keys checked on first retrieval "
-             "(annotation channels are always read) (env NEUROMIRROR_BOSS_NO_HASH=1)")
-    add("--reread", action="store_true", default=None,
-        help="BOSS: re-read and hash image chunks too, even when their metadata did not change")
-    add("--boss-jobs", type=int, default=None, metavar="N",
-        help=f"BOSS: cutouts read at once (env NEUROMIRROR_BOSS_JOBS; default {DEFAULT_JOBS})")
+        "(annotation channels are always read) (env NEUROMIRROR_BOSS_NO_HASH=1)",
+    )
+    add(
+        "--reread",
+        action="store_true",
+        default=None,
+        help="BOSS: re-read and hash image chunks too, even when their metadata did not change",
+    )
+    add(
+        "--boss-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"BOSS: cutouts read at once (env NEUROMIRROR_BOSS_JOBS; default {DEFAULT_JOBS})",
+    )
 
 
 def expand(spec: Spec, options: dict) -> Iterator[BossSource]:
@@ -1212,8 +1377,9 @@ def expand(spec: Spec, options: dict) -> Iterator[BossSource]:
 
     coll_pat, _, exp_pat = spec.name.partition("/")
     if any(ch in coll_pat for ch in "*?["):
-        colls = sorted(n for n in call("the list of collections", remote.list_collections)
-                       if fnmatch.fnmatchcase(n, coll_pat))
+        colls = sorted(
+            n for n in call("the list of collections", remote.list_collections) if fnmatch.fnmatchcase(n, coll_pat)
+        )
     else:
         colls = [coll_pat]
     for coll in colls:

@@ -28,13 +28,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..annex.keys import sha256e_key
-from .. import timing
-from ..crashpoints import crashpoint
-from ..dates import parse_iso as parse_time
-from ..paths import check_path
-from ..spool import Spool
-from ..records import (
+from neuromirror.annex.keys import sha256e_key
+from neuromirror.records import (
     SHA256,
     AnnexEntry,
     ContentMismatch,
@@ -47,8 +42,13 @@ from ..records import (
     Snapshot,
     SourceState,
 )
-from ..spec import Spec
-from . import dandi_auth, dandi_zarr, s3urls  # embargo (key-reading special remote), Zarr subdatasets
+from neuromirror.sources import dandi_auth, dandi_zarr, s3urls  # embargo (key-reading special remote), Zarr subdatasets
+from neuromirror.spec import Spec
+from neuromirror.util import timing
+from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.dates import parse_iso as parse_time
+from neuromirror.util.paths import check_path
+from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -83,7 +83,7 @@ class _Listing(Spool):
     before reading ``count`` or iterating.
     """
 
-    def __init__(self, reuse: Optional["_Reuse"] = None) -> None:
+    def __init__(self, reuse: Optional[_Reuse] = None) -> None:
         super().__init__()
         self.ids: set[str] = set()
         self._reuse = reuse
@@ -210,13 +210,22 @@ class _Reuse:
     @staticmethod
     def _candidate(asset: dict) -> bool:
         size = asset.get("size")
-        return (bool(asset.get("blob")) and not asset.get("zarr") and isinstance(asset.get("path"), str)
-                and type(size) is int)
+        return (
+            bool(asset.get("blob"))
+            and not asset.get("zarr")
+            and isinstance(asset.get("path"), str)
+            and type(size) is int
+        )
 
     def _reusable(self, asset: dict, prev: PreviousFile) -> bool:
         path, size = asset["path"], asset["size"]
-        if (prev.remote_id != asset["asset_id"] or prev.checksum_kind != SHA256 or prev.key is None
-                or prev.size != size or is_text_asset(path, size)):
+        if (
+            prev.remote_id != asset["asset_id"]
+            or prev.checksum_kind != SHA256
+            or prev.key is None
+            or prev.size != size
+            or is_text_asset(path, size)
+        ):
             return False
         api = self._api
         on_api = False  # at least one URL under this run's API, every other one pinned
@@ -271,7 +280,7 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
             last = exc
             if "Connection refused" in str(exc) or "Max retries exceeded" in str(exc):
                 break  # nothing listens there: retrying only delays the one-line error
-            time.sleep(min(2 ** attempt * 0.2, 3))
+            time.sleep(min(2**attempt * 0.2, 3))
     else:
         client = None
     if client is None:
@@ -306,9 +315,8 @@ def check_api(api_url: str) -> None:
                 break
         except (ValueError, requests.RequestException) as exc:  # a body cut short, a reset
             why = _gist(exc)
-        time.sleep(min(2 ** attempt * 0.2, 3))
-    raise DandiError(f"{api_url} is not a DANDI API ({why}); --dandi-api wants the API's base URL, "
-                     f"e.g. {DEFAULT_API}")
+        time.sleep(min(2**attempt * 0.2, 3))
+    raise DandiError(f"{api_url} is not a DANDI API ({why}); --dandi-api wants the API's base URL, e.g. {DEFAULT_API}")
 
 
 def _gist(exc: BaseException) -> str:
@@ -355,8 +363,16 @@ class DandiSource:
     archive = "dandi"
     reserved = (METADATA_FILE,)
 
-    def __init__(self, identifier: str, *, api_url: str = DEFAULT_API, token: Optional[str] = None, client: Any = None,
-                 s3_endpoint: Optional[str] = None, zarr_executor: Optional[Executor] = None):
+    def __init__(
+        self,
+        identifier: str,
+        *,
+        api_url: str = DEFAULT_API,
+        token: Optional[str] = None,
+        client: Any = None,
+        s3_endpoint: Optional[str] = None,
+        zarr_executor: Optional[Executor] = None,
+    ):
         #: runs the changed Zarr assets' work (``zarr_job.mirror_zarr``); None: a thread pool per snapshot
         self.zarr_executor = zarr_executor
         self.identifier = identifier
@@ -451,24 +467,30 @@ class DandiSource:
             except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
                 # a body cut short: unparsable JSON, or fewer bytes than the server announced
                 last = exc
-                time.sleep(min(2 ** attempt * 0.2, 3))
+                time.sleep(min(2**attempt * 0.2, 3))
             except DandiError:
                 raise
             except Exception as exc:
                 raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {_gist(exc)}") from None
         raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {_gist(last) if last else 'failed'}")
 
-    def _snapshot(self, rd: Any, version: Any, kind: str, state: SourceState, progress: Optional[ProgressCallback]) -> Snapshot:
+    def _snapshot(
+        self, rd: Any, version: Any, kind: str, state: SourceState, progress: Optional[ProgressCallback]
+    ) -> Snapshot:
         meta = self._call(rd.get_raw_metadata, "reading metadata of")
         if not isinstance(meta, dict):
-            raise DandiError(f"DANDI API at {self.api_url}: metadata of {self.identifier}/{version.identifier} is not an object")
+            raise DandiError(
+                f"DANDI API at {self.api_url}: metadata of {self.identifier}/{version.identifier} is not an object"
+            )
         label = version.identifier
         snap = Snapshot(
             label=label,
             kind=kind,
             entries=[],
             date=version.created if kind == "published" else version.modified,
-            message=(f"DANDI:{self.identifier} version {label}" if kind == "published" else f"DANDI:{self.identifier} draft"),
+            message=(
+                f"DANDI:{self.identifier} version {label}" if kind == "published" else f"DANDI:{self.identifier} draft"
+            ),
             remote_modified=version.modified.isoformat(),
         )
         if kind == "published":
@@ -490,8 +512,15 @@ class DandiSource:
         lines.append(f"Source: {self.api_url}/dandisets/{self.identifier}/versions/{label}/")
         return "\n".join(lines) + "\n"
 
-    def _entries(self, rd: Any, version: Any, meta: dict, snap: Snapshot, state: SourceState,
-                 progress: Optional[ProgressCallback]) -> Iterator[Entry]:
+    def _entries(
+        self,
+        rd: Any,
+        version: Any,
+        meta: dict,
+        snap: Snapshot,
+        state: SourceState,
+        progress: Optional[ProgressCallback],
+    ) -> Iterator[Entry]:
         import yaml
 
         yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
@@ -533,8 +562,9 @@ class DandiSource:
             return None
         return _Reuse(state, self.api_url, getattr(self, "zarr_checksums", None))
 
-    def _list_assets(self, rd: Any, version: Any, progress: Optional[ProgressCallback],
-                     reuse: Optional[_Reuse] = None) -> Optional["_Listing"]:
+    def _list_assets(
+        self, rd: Any, version: Any, progress: Optional[ProgressCallback], reuse: Optional[_Reuse] = None
+    ) -> Optional[_Listing]:
         """The version's complete asset list, spooled to disk and checked for completeness.
 
         A page that repeats or skips, or a body cut short, must never become
@@ -576,7 +606,9 @@ class DandiSource:
                 problem = f"unreadable page ({_gist(exc)})"
             except Exception as exc:
                 listing.close()
-                raise DandiError(f"DANDI API at {self.api_url}: listing assets of {self.identifier}: {_gist(exc)}") from None
+                raise DandiError(
+                    f"DANDI API at {self.api_url}: listing assets of {self.identifier}: {_gist(exc)}"
+                ) from None
             if problem is None and isinstance(expected, int) and listing.count != expected:
                 problem = f"listing has {listing.count} assets, the version says {expected}"
             if problem is None and reuse is not None and reuse.too_many(listing.count):  # the last page's share
@@ -589,12 +621,16 @@ class DandiSource:
             listing.close()
             last_problem = problem
             log.warning("DANDI:%s: %s; listing again (attempt %d)", self.identifier, problem, attempt + 2)
-            time.sleep(min(2 ** attempt * 0.2, 3))
-        raise DandiError(f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}")
+            time.sleep(min(2**attempt * 0.2, 3))
+        raise DandiError(
+            f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}"
+        )
 
-    def _abandon(self, listing: "_Listing", reuse: _Reuse) -> None:
+    def _abandon(self, listing: _Listing, reuse: _Reuse) -> None:
         listing.close()
-        log.info("DANDI:%s: %d assets or more need their metadata: listing again with it", self.identifier, reuse.to_fetch)
+        log.info(
+            "DANDI:%s: %d assets or more need their metadata: listing again with it", self.identifier, reuse.to_fetch
+        )
 
     def _paginate(self, path: str, *, page_size: int, params: dict) -> Iterator[Any]:
         """The items of a paged list, as ``client.paginate`` yields them, holding a few pages at most.
@@ -619,7 +655,9 @@ class DandiSource:
         page1 = resp.history[0].url if resp.history else resp.url
         if not is_page2_url(page1, r["next"]):
             if os.environ.get("DANDI_PAGINATION_DISABLE_FALLBACK"):  # as the client's paginate
-                raise RuntimeError(f"API server changed pagination strategy: {page1} URL is now followed by {r['next']}")
+                raise RuntimeError(
+                    f"API server changed pagination strategy: {page1} URL is now followed by {r['next']}"
+                )
             while r.get("next"):
                 r = client.get(r["next"])
                 yield from r["results"]
@@ -646,9 +684,15 @@ class DandiSource:
                 for f in window:
                     f.cancel()
 
-    def _resolve(self, batch: list[Any], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor,
-                 md_pool: Optional[ThreadPoolExecutor] = None,
-                 zarrs: Optional["dandi_zarr.ZarrRun"] = None) -> Iterator[Entry]:
+    def _resolve(
+        self,
+        batch: list[Any],
+        snap: Snapshot,
+        state: SourceState,
+        pool: ThreadPoolExecutor,
+        md_pool: Optional[ThreadPoolExecutor] = None,
+        zarrs: Optional[dandi_zarr.ZarrRun] = None,
+    ) -> Iterator[Entry]:
         """Turn a page of the listing into entries, pinning unknown blobs concurrently.
 
         An asset the listing found reusable (a :data:`_Reused` tuple, a resync) is its
@@ -659,9 +703,17 @@ class DandiSource:
         """
         reasons = [None if type(a) is _Reused else check_path(a.get("path"), self.reserved) for a in batch]
         known = getattr(self, "zarr_checksums", None) or {}
-        self._fetch_metadata([a for a, reason in zip(batch, reasons) if type(a) is not _Reused and not reason
-                              and a.get("metadata") is None
-                              and not (a.get("zarr") and a.get("asset_id") in known)], md_pool or pool)
+        self._fetch_metadata(
+            [
+                a
+                for a, reason in zip(batch, reasons)
+                if type(a) is not _Reused
+                and not reason
+                and a.get("metadata") is None
+                and not (a.get("zarr") and a.get("asset_id") in known)
+            ],
+            md_pool or pool,
+        )
         if zarrs is None:
             zarrs = dandi_zarr.ZarrRun(self, snap, state, self.zarr_executor or _Inline())
         # Zarr assets: mirrored by the executor (their own datasets) while the blobs are pinned
@@ -689,7 +741,9 @@ class DandiSource:
                 continue
             sha = (digest or {}).get("dandi:sha2-256")
             if sha is None:
-                snap.pending.append(Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id")))
+                snap.pending.append(
+                    Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id"))
+                )
                 continue
             if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
                 snap.refused.append(Refusal(path, "refused: malformed sha256 digest"))
@@ -699,12 +753,18 @@ class DandiSource:
                 snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
                 continue
             urls = md.get("contentUrl")
-            if urls is not None and (not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)):
-                snap.refused.append(Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters"))
+            if urls is not None and (
+                not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)
+            ):
+                snap.refused.append(
+                    Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters")
+                )
                 continue
             content_size = md.get("contentSize")
             if content_size is not None and content_size != size:
-                snap.refused.append(Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}"))
+                snap.refused.append(
+                    Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}")
+                )
                 continue
             ready.append((asset, md))
         fresh = [r for r in ready if isinstance(r, tuple)]  # (asset, metadata): the entries still to make
@@ -715,7 +775,11 @@ class DandiSource:
             pins: dict = get_many(PIN_NAMESPACE, blobs)
         else:
             pins = {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
-        todo = {a["blob"]: s3_urls[a["asset_id"]] for a, _ in fresh if a.get("blob") in blobs and pins.get(a["blob"]) is None}
+        todo = {
+            a["blob"]: s3_urls[a["asset_id"]]
+            for a, _ in fresh
+            if a.get("blob") in blobs and pins.get(a["blob"]) is None
+        }
         with timing.phase("pinning"):
             found = list(pool.map(self._head_version_id, todo.values()))
         learned = []
@@ -730,9 +794,14 @@ class DandiSource:
             for blob, version_id in learned:
                 state.cache_put(PIN_NAMESPACE, blob, version_id)
         zarr_entries = zarrs.entries()
-        entries = [self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
-                   if isinstance(r, tuple) else zarr_entries.get(r.path) if isinstance(r, _ZarrSlot) else r
-                   for r in ready]
+        entries = [
+            self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
+            if isinstance(r, tuple)
+            else zarr_entries.get(r.path)
+            if isinstance(r, _ZarrSlot)
+            else r
+            for r in ready
+        ]
         entries = [e for e in entries if e is not None]
         yield from self._fetch_new_text(entries, snap, state, pool)
 
@@ -747,14 +816,16 @@ class DandiSource:
     def _metadata_of(self, asset_id: str) -> Any:
         return self._call(lambda: self._asset_metadata(asset_id), f"reading metadata of asset {asset_id} of")
 
-    def _fetch_new_text(self, entries: list[Entry], snap: Snapshot, state: SourceState,
-                        pool: ThreadPoolExecutor) -> Iterator[Entry]:
+    def _fetch_new_text(
+        self, entries: list[Entry], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor
+    ) -> Iterator[Entry]:
         """Download new or changed text files now, concurrently, checked against size and sha256.
 
         A file whose bytes disagree with the archive's digest (or whose download
         fails) is refused on its own — the rest of the dandiset is mirrored.
         Unchanged ones stay lazy: the sync never needs their bytes.
         """
+
         def needs(e: Entry) -> bool:
             if not isinstance(e, GitEntry) or e.content is not None:
                 return False
@@ -779,7 +850,11 @@ class DandiSource:
             elif isinstance(got, bytes):
                 yield dataclasses.replace(e, content=got)  # type: ignore[type-var]
             else:
-                reason = "content does not match the archive's size and sha256" if isinstance(got, ContentMismatch) else _gist(got)  # type: ignore[arg-type]
+                reason = (
+                    "content does not match the archive's size and sha256"
+                    if isinstance(got, ContentMismatch)
+                    else _gist(got)
+                )  # type: ignore[arg-type]
                 snap.refused.append(Refusal(e.path, f"refused: {reason}"))
 
     def _entry(self, asset: dict, md: dict, s3_url: Optional[str], version_id: Optional[str]) -> Entry:
@@ -793,8 +868,7 @@ class DandiSource:
         if is_text_asset(path, size):
             # no remote_id: a file in git is identified by its sha256, and the
             # index must stay rebuildable from the dataset alone
-            return GitEntry(path, None, None, sha, size,
-                            functools.partial(download_verified, pinned or api_download))
+            return GitEntry(path, None, None, sha, size, functools.partial(download_verified, pinned or api_download))
         urls = tuple(u for u in (pinned, api_download) if u)
         return AnnexEntry(path, sha256e_key(sha, size, path), size, urls, SHA256, sha, asset["asset_id"])
 
@@ -815,8 +889,11 @@ class DandiSource:
         the archive's own download route: S3 is told by its shape instead.
         """
         for u in md.get("contentUrl") or []:
-            if isinstance(u, str) and not _DOWNLOAD_ROUTE.search(urlsplit(u).path) and \
-                    s3urls.locate(u, self._s3_endpoints, archive_key=dandi_zarr.is_archive_key) is not None:
+            if (
+                isinstance(u, str)
+                and not _DOWNLOAD_ROUTE.search(urlsplit(u).path)
+                and s3urls.locate(u, self._s3_endpoints, archive_key=dandi_zarr.is_archive_key) is not None
+            ):
                 return u.split("?", 1)[0]
         return None
 
@@ -826,7 +903,7 @@ class DandiSource:
         Redirects are not followed: an S3 object answers directly, and a version id
         found behind a redirect would belong to another URL's object.
         """
-        for attempt in range(5):
+        for _attempt in range(5):
             try:
                 r = self._session.head(url, timeout=30, allow_redirects=False)
             except requests.RequestException:
@@ -841,8 +918,11 @@ class DandiSource:
 
 
 def add_options(group: Any) -> None:
-    group.add_argument("--dandi-api", default=os.environ.get("NEUROMIRROR_DANDI_API"),
-                       help=f"DANDI API URL (env NEUROMIRROR_DANDI_API; default {DEFAULT_API})")
+    group.add_argument(
+        "--dandi-api",
+        default=os.environ.get("NEUROMIRROR_DANDI_API"),
+        help=f"DANDI API URL (env NEUROMIRROR_DANDI_API; default {DEFAULT_API})",
+    )
 
 
 def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
@@ -860,5 +940,3 @@ def expand(spec: Spec, options: dict) -> Iterator[DandiSource]:
     for ident in ids:
         if fnmatch.fnmatchcase(ident, spec.name):
             yield DandiSource(ident, api_url=api_url, token=token, client=client, s3_endpoint=endpoint)
-
-

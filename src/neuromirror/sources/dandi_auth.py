@@ -5,7 +5,7 @@ the API's download routes reach them, with ``Authorization: token <key>``
 (a 302 to a presigned S3 URL).  The mirror registers such content under URLs
 of its own scheme, ``neuromirror+dandi:<API download URL>``, claimed by the
 special remote ``git-annex-remote-neuromirror-dandi``
-(:mod:`neuromirror.dandi_remote`), which reads ``DANDI_API_KEY`` from the
+(:mod:`neuromirror.remotes.dandi`), which reads ``DANDI_API_KEY`` from the
 environment of whoever runs ``datalad get`` — the key is never written into
 a dataset, its git config, the index or a log.  The remote is initialised
 (``autoenable=true``, no secret in its config) in a dataset the first time
@@ -30,8 +30,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .. import gitutil
-from ..records import SHA256, AnnexEntry, Entry
+from neuromirror.records import SHA256, AnnexEntry, Entry
+from neuromirror.util import gitutil
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -97,14 +97,23 @@ def ensure_remote(ds: Path) -> None:
         have = gitutil.out(ds, "config", "--get", f"remote.{REMOTE_NAME}.annex-uuid", check=False)
         if have != REMOTE_UUID:
             proc = gitutil.run(
-                ds, "annex", "initremote", REMOTE_NAME, "type=external", f"externaltype={EXTERNAL_TYPE}",
-                "encryption=none", "autoenable=true", f"uuid={REMOTE_UUID}", check=False,
+                ds,
+                "annex",
+                "initremote",
+                REMOTE_NAME,
+                "type=external",
+                f"externaltype={EXTERNAL_TYPE}",
+                "encryption=none",
+                "autoenable=true",
+                f"uuid={REMOTE_UUID}",
+                check=False,
             )
             if proc.returncode != 0:
                 err = proc.stderr.decode(errors="replace").strip().splitlines()
                 raise RuntimeError(
                     f"cannot set up the DANDI special remote in {ds} (is git-annex-remote-neuromirror-dandi "
-                    f"installed?): {err[-1] if err else proc.returncode}")
+                    f"installed?): {err[-1] if err else proc.returncode}"
+                )
         _ready.add(str(ds))
 
 
@@ -116,7 +125,7 @@ def embargoed_entry(source: Any, path: str, sha: str, size: int, api_download: s
     content (the dandiset's metadata, dandiset.yaml, is in git all the same).
     When the embargo is lifted the next sync moves text files into git.
     """
-    from ..annex.keys import sha256e_key
+    from neuromirror.annex.keys import sha256e_key
 
     ds = getattr(source, "dataset_path", None)
     if ds is not None:
@@ -132,8 +141,14 @@ def _key() -> Optional[str]:
     return os.environ.get(KEY_ENV) or None
 
 
-def open_with_key(url: str, *, key: Optional[str] = None, stream: bool = False, timeout: float = 60.0,
-                  session: Optional[requests.Session] = None) -> requests.Response:
+def open_with_key(
+    url: str,
+    *,
+    key: Optional[str] = None,
+    stream: bool = False,
+    timeout: float = 60.0,
+    session: Optional[requests.Session] = None,
+) -> requests.Response:
     """GET an API download URL with the key; follow its redirect *without* the key.
 
     The presigned S3 URL it redirects to must not get the header (S3 would
@@ -155,6 +170,8 @@ def open_with_key(url: str, *, key: Optional[str] = None, stream: bool = False, 
         r.close()
         if not key:
             raise KeyMissing(f"embargoed DANDI content: set {KEY_ENV} to an API key with access (HTTP {r.status_code})")
-        raise KeyMissing(f"the DANDI archive refused {KEY_ENV} (HTTP {r.status_code}): "
-                         "the key is invalid or has no access to this dandiset")
+        raise KeyMissing(
+            f"the DANDI archive refused {KEY_ENV} (HTTP {r.status_code}): "
+            "the key is invalid or has no access to this dandiset"
+        )
     return r

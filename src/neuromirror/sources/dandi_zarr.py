@@ -63,12 +63,11 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 from urllib.parse import quote
 
-from .. import gitutil, timing
-from ..dates import parse_iso as _parse_time
-from ..annex.keys import md5e_key, url_key
-from ..annex.writer import Delete, Put, make_writer
-from ..paths import check_path
-from ..records import (
+from neuromirror.annex.keys import md5e_key, url_key
+from neuromirror.annex.writer import Delete, Put, make_writer
+from neuromirror.engine import urlrule
+from neuromirror.index.trailers import format_trailers, parse_trailers
+from neuromirror.records import (
     MD5,
     SUBDATASET,
     VERIFY_ON_GET,
@@ -80,9 +79,10 @@ from ..records import (
     SourceState,
     SubdatasetEntry,
 )
-from ..trailers import format_trailers, parse_trailers
-from .. import urlrule
-from . import dandi_auth, s3urls
+from neuromirror.sources import dandi_auth, s3urls
+from neuromirror.util import gitutil, timing
+from neuromirror.util.dates import parse_iso as _parse_time
+from neuromirror.util.paths import check_path
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -146,12 +146,13 @@ class ZarrRun:
 
     def add(self, assets: list[dict]) -> None:
         """Plan the assets' Zarrs; submit the ones the mirror does not hold yet."""
-        from .zarr_job import ZarrJob, mirror_zarr
+        from neuromirror.sources.zarr_job import ZarrJob, mirror_zarr
 
         if self.parent is None:
             for a in assets:
-                self.snap.pending.append(Pending(a["path"], "Zarr asset: the dandiset's dataset is not known",
-                                                 a.get("asset_id")))
+                self.snap.pending.append(
+                    Pending(a["path"], "Zarr asset: the dandiset's dataset is not known", a.get("asset_id"))
+                )
             return
         known = getattr(self.source, "zarr_checksums", None) or {}
         planned: list[tuple[dict, str, str]] = []
@@ -163,10 +164,14 @@ class ZarrRun:
                 md = asset["metadata"] = self.source._asset_metadata(asset.get("asset_id"))
                 checksum = _checksum_of_md(md)
             if not isinstance(checksum, str) or not _CHECKSUM_RE.match(checksum):
-                reason = ("Zarr asset: the archive has no checksum for it yet" if checksum is None
-                          else f"Zarr asset: malformed checksum {str(checksum)[:80]!r}")
-                self.snap.pending.append(Pending(path, reason + "; will be mirrored when it has one",
-                                                 asset.get("asset_id")))
+                reason = (
+                    "Zarr asset: the archive has no checksum for it yet"
+                    if checksum is None
+                    else f"Zarr asset: malformed checksum {str(checksum)[:80]!r}"
+                )
+                self.snap.pending.append(
+                    Pending(path, reason + "; will be mirrored when it has one", asset.get("asset_id"))
+                )
                 self._put(path, _previous(self.state, self.parent, path))
                 continue
             planned.append((asset, str(asset.get("zarr")), checksum))
@@ -185,15 +190,28 @@ class ZarrRun:
             md = asset.get("metadata")
             if md is None:
                 md = asset["metadata"] = self.source._asset_metadata(asset.get("asset_id"))
-            jobs.append((path, ZarrJob(
-                dandiset=self.source.identifier, api_url=self.source.api_url, path=path, zarr_id=zarr_id,
-                asset_id=asset.get("asset_id"), dataset=str(zds), checksum=checksum,
-                s3_base=self.source._s3_url(md) if isinstance(md, dict) else None, embargoed=self.embargoed,
-                modified=asset.get("modified"),
-                description=f"DANDI:{self.source.identifier} Zarr {path} ({zarr_id}) mirrored from "
-                            f"{self.source.api_url}",
-                tag=self.snap.tag, tag_message=self.snap.tag_message or self.snap.message, tag_date=self.snap.date,
-            )))
+            jobs.append(
+                (
+                    path,
+                    ZarrJob(
+                        dandiset=self.source.identifier,
+                        api_url=self.source.api_url,
+                        path=path,
+                        zarr_id=zarr_id,
+                        asset_id=asset.get("asset_id"),
+                        dataset=str(zds),
+                        checksum=checksum,
+                        s3_base=self.source._s3_url(md) if isinstance(md, dict) else None,
+                        embargoed=self.embargoed,
+                        modified=asset.get("modified"),
+                        description=f"DANDI:{self.source.identifier} Zarr {path} ({zarr_id}) mirrored from "
+                        f"{self.source.api_url}",
+                        tag=self.snap.tag,
+                        tag_message=self.snap.tag_message or self.snap.message,
+                        tag_date=self.snap.date,
+                    ),
+                )
+            )
         if jobs:
             # new Zarr datasets stay out of the dandiset's status (and its crash recovery)
             # until the dandiset's commit registers them
@@ -214,8 +232,9 @@ class ZarrRun:
                 return cached if _head_of(zds) == cached else None
             # a new published version (once per version): the commit must exist in this dataset
             # (an index older or newer than the dataset could name another one)
-            if (zds / ".git").is_dir() and gitutil.run(zds, "cat-file", "-e", f"{cached}^{{commit}}",
-                                                        check=False).returncode == 0:
+            if (zds / ".git").is_dir() and gitutil.run(
+                zds, "cat-file", "-e", f"{cached}^{{commit}}", check=False
+            ).returncode == 0:
                 return cached
             return find_commit(zds, zarr_id, checksum, self.access, head_only=False)
         return find_commit(zds, zarr_id, checksum, self.access, head_only=draft)
@@ -263,11 +282,14 @@ class ZarrRun:
         learned.append((_key(rec.zarr_id, rec.checksum, self.access), rec.commit))
         note_zarr(self.snap, rec.path, rec.zarr_id, rec.checksum)
         if rec.unpinned:
-            self.snap.warnings.append(f"Zarr {rec.path}: {rec.unpinned} object(s) have no pinned URL (no S3 "
-                                      "versionId): their bytes may change upstream, which the MD5E key's check "
-                                      "then refuses")
-        log.info("DANDI:%s: Zarr %s: %d objects, commit %s", self.source.identifier, rec.path, rec.objects,
-                 rec.commit[:10])
+            self.snap.warnings.append(
+                f"Zarr {rec.path}: {rec.unpinned} object(s) have no pinned URL (no S3 "
+                "versionId): their bytes may change upstream, which the MD5E key's check "
+                "then refuses"
+            )
+        log.info(
+            "DANDI:%s: Zarr %s: %d objects, commit %s", self.source.identifier, rec.path, rec.objects, rec.commit[:10]
+        )
         return SubdatasetEntry(rec.path, rec.commit, "./" + rec.path, rec.datalad_id)
 
 
@@ -342,7 +364,7 @@ def unchanged(source: Any, recorded: Optional[str], stamp: str) -> bool:
     if recorded is None:
         return False
     tokens = recorded.split(" ")
-    zarrs = [t[len("zarrs="):] for t in tokens if t.startswith("zarrs=")]
+    zarrs = [t[len("zarrs=") :] for t in tokens if t.startswith("zarrs=")]
     base = " ".join(t for t in tokens if not t.startswith("zarrs="))
     if not zarrs:
         return base == stamp
@@ -359,7 +381,8 @@ def current_digest(source: Any) -> Optional[str]:
     source.zarr_checksums = known
     try:
         for a in source.client.paginate(
-            f"/dandisets/{source.identifier}/versions/draft/assets/", page_size=API_PAGE,
+            f"/dandisets/{source.identifier}/versions/draft/assets/",
+            page_size=API_PAGE,
             params={"zarr": "true", "metadata": "1", "order": "path"},
         ):
             if not isinstance(a, dict) or not a.get("zarr") or check_path(a.get("path"), source.reserved):
@@ -379,7 +402,7 @@ def current_digest(source: Any) -> Optional[str]:
 
 # -- the Zarr's dataset ---------------------------------------------------------------
 def datalad_id(zds: Path) -> Optional[str]:
-    from ..light_dataset import dataset_id
+    from neuromirror.dataset.light_dataset import dataset_id
 
     return dataset_id(zds)
 
@@ -428,25 +451,34 @@ def ensure_zarr_dataset(zds: Path, description: str) -> Path:
     ``datalad create`` child took ~3 s), beside its place and moved in, so that an
     interrupted creation never looks like a dataset.
     """
-    if (zds / ".git").is_dir() and (zds / ".datalad" / "config").exists() and _head_of(zds) \
-            and "* annex.backend=MD5E" in _read(zds / ".gitattributes"):
+    if (
+        (zds / ".git").is_dir()
+        and (zds / ".datalad" / "config").exists()
+        and _head_of(zds)
+        and "* annex.backend=MD5E" in _read(zds / ".gitattributes")
+    ):
         return zds
     if zds.exists() or zds.is_symlink():
         # debris of an interrupted creation (no mirror commit yet), or a file the archive replaced
-        if (zds / ".git").exists() and gitutil.out(zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr: ",
-                                                   check=False):
+        if (zds / ".git").exists() and gitutil.out(
+            zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr: ", check=False
+        ):
             raise RuntimeError(f"{zds} holds mirror commits but is not a complete dataset: inspect it by hand")
         if zds.is_dir() and not zds.is_symlink():
             shutil.rmtree(zds)
         else:
             zds.unlink()
     zds.parent.mkdir(parents=True, exist_ok=True)
-    from ..light_dataset import init_dataset
+    from neuromirror.dataset.light_dataset import init_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix=".neuromirror-new-", dir=zds.parent))
     try:
-        init_dataset(tmp, description=description, attributes=["* annex.backend=MD5E"],
-                     message="[neuromirror] new Zarr dataset (MD5E keys: S3 ETags)")
+        init_dataset(
+            tmp,
+            description=description,
+            attributes=["* annex.backend=MD5E"],
+            message="[neuromirror] new Zarr dataset (MD5E keys: S3 ETags)",
+        )
         os.rename(tmp, zds)
     finally:
         if tmp.exists():
@@ -502,22 +534,32 @@ def list_s3(base: str) -> list[ZObject]:
     client = clients.get((endpoint, region))  # making one costs ~0.1 s of CPU, more than a small listing
     if client is None:
         client = clients[(endpoint, region)] = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint, region_name=region,
-            config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path" if endpoint else "virtual"},
-                          retries={"max_attempts": 8, "mode": "standard"}),
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            config=Config(
+                signature_version=UNSIGNED,
+                s3={"addressing_style": "path" if endpoint else "virtual"},
+                retries={"max_attempts": 8, "mode": "standard"},
+            ),
         )
     latest: dict[str, ZObject] = {}
     deleted: set[str] = set()  # keys whose latest version is a delete marker
     n = len(prefix)
-    from ..s3listing import paginate_versions  # botocore's parser: 25x the CPU
+    from neuromirror.sources.s3listing import paginate_versions  # botocore's parser: 25x the CPU
 
     for page in paginate_versions(client, Bucket=bucket, Prefix=prefix):
         for v in page.get("Versions", []) or []:
             key = v["Key"]
             if v.get("IsLatest") and len(key) > n:
                 vid = v.get("VersionId")
-                latest[key] = ZObject(key[n:], int(v.get("Size") or 0), str(v.get("ETag") or "").strip('"').lower(),
-                                      vid if vid and vid != "null" else None, v.get("LastModified"))
+                latest[key] = ZObject(
+                    key[n:],
+                    int(v.get("Size") or 0),
+                    str(v.get("ETag") or "").strip('"').lower(),
+                    vid if vid and vid != "null" else None,
+                    v.get("LastModified"),
+                )
         for dm in page.get("DeleteMarkers", []) or []:
             if dm.get("IsLatest"):
                 deleted.add(dm["Key"])
@@ -533,8 +575,15 @@ def list_api(source: Any, zarr_id: str) -> list[ZObject]:
         page = source.client.get(url, params=params)
         params = None
         for f in page.get("results") or []:
-            out.append(ZObject(str(f["Key"]), int(f.get("Size") or 0), str(f.get("ETag") or "").strip('"').lower(),
-                               None, _parse_time(f.get("LastModified"))))
+            out.append(
+                ZObject(
+                    str(f["Key"]),
+                    int(f.get("Size") or 0),
+                    str(f.get("ETag") or "").strip('"').lower(),
+                    None,
+                    _parse_time(f.get("LastModified")),
+                )
+            )
         url = page.get("next")
     return out
 
@@ -577,8 +626,10 @@ def checksum_of(entries: Iterable[tuple[str, int, str]]) -> str:
     def digest(files: list, subdirs: list) -> tuple[str, int, int]:
         files.sort(key=lambda t: t[0])
         subdirs.sort(key=lambda t: t[0])
-        manifest = {"directories": [{"digest": g, "name": n, "size": s} for n, g, s, _ in subdirs],
-                    "files": [{"digest": g, "name": n, "size": s} for n, g, s, _ in files]}
+        manifest = {
+            "directories": [{"digest": g, "name": n, "size": s} for n, g, s, _ in subdirs],
+            "files": [{"digest": g, "name": n, "size": s} for n, g, s, _ in files],
+        }
         md5 = hashlib.md5(json.dumps(manifest, separators=(",", ":")).encode("utf-8")).hexdigest()
         count = len(files) + sum(c for *_, c in subdirs)
         size = sum(s for _, _, s, _ in files) + sum(s for _, _, s, _ in subdirs)
@@ -591,8 +642,13 @@ def checksum_of(entries: Iterable[tuple[str, int, str]]) -> str:
     return digest(*dirs[""])[0]
 
 
-def object_entries(source: Any, zarr_id: str, objs: list[ZObject], s3_base: Optional[str], embargoed: bool,
-                   ) -> tuple[list[AnnexEntry], list[tuple[str, int, str]], list[Refusal]]:
+def object_entries(
+    source: Any,
+    zarr_id: str,
+    objs: list[ZObject],
+    s3_base: Optional[str],
+    embargoed: bool,
+) -> tuple[list[AnnexEntry], list[tuple[str, int, str]], list[Refusal]]:
     """Annexed files for the objects (refusing unsafe paths), and the leaves the checksum is computed from."""
     entries: list[AnnexEntry] = []
     leaves: list[tuple[str, int, str]] = []
@@ -644,8 +700,7 @@ def _fresh_checksum(source: Any, asset_id: Optional[str]) -> Optional[str]:
 def _had_embargoed_state(zds: Path) -> bool:
     if not gitutil.rev_parse(zds, "HEAD"):
         return False
-    return bool(gitutil.out(zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr-Access: embargoed",
-                            check=False))
+    return bool(gitutil.out(zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr-Access: embargoed", check=False))
 
 
 def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
@@ -655,24 +710,38 @@ def _head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
     keys' URL logs): a Zarr of 5,000 objects changed in 3 costs ~0.3 s here, where a
     round trip per object cost 4 s on a busy machine.
     """
-    from ..annex.keys import hashdir_lower, key_file, key_from_symlink
-    from ..annex.logs import web_urls
-    from ..reindex import web_log_blobs
+    from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink
+    from neuromirror.annex.logs import web_urls
+    from neuromirror.index.reindex import web_log_blobs
 
     links = [(path, sha) for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "120000"]
     logs = web_log_blobs(zds)  # the URL logs by blob id (~0.25 ms per key saved)
     with gitutil.CatFile(zds) as cat:
-        keys = [key_from_symlink(t.decode("utf-8", "surrogateescape")) if t else None
-                for t in cat.get_many(sha for _, sha in links)]
+        keys = [
+            key_from_symlink(t.decode("utf-8", "surrogateescape")) if t else None
+            for t in cat.get_many(sha for _, sha in links)
+        ]
         unique = [k for k in dict.fromkeys(k for k in keys if k)]
         found = [k for k in unique if f"{hashdir_lower(k)}{key_file(k)}.log.web" in logs]
-        urls = {k: frozenset(web_urls(data)) for k, data in
-                zip(found, cat.get_many(logs[f"{hashdir_lower(k)}{key_file(k)}.log.web"] for k in found))}
+        urls = {
+            k: frozenset(web_urls(data))
+            for k, data in zip(found, cat.get_many(logs[f"{hashdir_lower(k)}{key_file(k)}.log.web"] for k in found))
+        }
     return {path: (key, urls.get(key, frozenset())) for (path, _), key in zip(links, keys) if key}
 
 
-def _commit(source: Any, zds: Path, path: str, zarr_id: str, checksum: str, access: str, how: str,
-            entries: list[AnnexEntry], objs: list[ZObject], asset: dict) -> str:
+def _commit(
+    source: Any,
+    zds: Path,
+    path: str,
+    zarr_id: str,
+    checksum: str,
+    access: str,
+    how: str,
+    entries: list[AnnexEntry],
+    objs: list[ZObject],
+    asset: dict,
+) -> str:
     current = _head_state(zds)
     changes: list[Any] = []
     added = changed = 0
@@ -692,14 +761,16 @@ def _commit(source: Any, zds: Path, path: str, zarr_id: str, checksum: str, acce
     message = (
         f"[neuromirror] DANDI:{source.identifier} {path}: Zarr {zarr_id}: "
         f"{added} added, {len(gone)} removed, {changed} changed\n\n"
-        + format_trailers({
-            "Neuromirror-Dandiset": source.identifier,
-            "Neuromirror-Zarr": zarr_id,
-            "Neuromirror-Zarr-Checksum": checksum,
-            "Neuromirror-Zarr-Access": access,
-            "Neuromirror-Zarr-Listing": how,
-            "Neuromirror-Zarr-Files": str(len(entries)),
-        })
+        + format_trailers(
+            {
+                "Neuromirror-Dandiset": source.identifier,
+                "Neuromirror-Zarr": zarr_id,
+                "Neuromirror-Zarr-Checksum": checksum,
+                "Neuromirror-Zarr-Access": access,
+                "Neuromirror-Zarr-Listing": how,
+                "Neuromirror-Zarr-Files": str(len(entries)),
+            }
+        )
     )
     engine = os.environ.get("NEUROMIRROR_ENGINE", "fast-import")
     writer = make_writer(engine, zds, url_remotes=dandi_auth.url_remotes())

@@ -29,7 +29,8 @@ from urllib.parse import unquote, urlsplit
 
 #: <bucket>.s3[.-]<region>?[.dualstack]?.amazonaws.com[.cn]
 _AWS_VIRTUAL = re.compile(
-    r"^(?P<bucket>.+?)\.s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?(?:\.dualstack\.[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$")
+    r"^(?P<bucket>.+?)\.s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?(?:\.dualstack\.[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$"
+)
 #: s3.amazonaws.com, s3.<region>.amazonaws.com, s3-<region>.amazonaws.com, s3.dualstack.<region>...
 _AWS_PATH = re.compile(r"^s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$")
 
@@ -54,8 +55,9 @@ def _origin(url: str) -> str:
     return f"{u.scheme.lower()}://{(u.netloc or '').lower()}"
 
 
-def locate(url: str, endpoints: Iterable[str] = (),
-           archive_key: Optional[Callable[[str], bool]] = None) -> Optional[S3Location]:
+def locate(
+    url: str, endpoints: Iterable[str] = (), archive_key: Optional[Callable[[str], bool]] = None
+) -> Optional[S3Location]:
     """The S3 location of ``url``, or None when it is not an S3 object URL (see the module)."""
     if not isinstance(url, str):
         return None

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from . import dandi_auth
+from neuromirror.sources import dandi_auth
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class _Api:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .dandi import make_client
+            from neuromirror.sources.dandi import make_client
 
             self._client = make_client(self.api_url, dandi_auth._key())
         return self._client
@@ -83,8 +83,8 @@ class _Api:
 
 def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     """List, check and commit one Zarr asset into its own dataset (see the module)."""
-    from . import dandi_zarr as dz
-    from ..light_dataset import dataset_id
+    from neuromirror.dataset.light_dataset import dataset_id
+    from neuromirror.sources import dandi_zarr as dz
 
     api = _Api(job)
     spent: dict[str, float] = {"listing": 0.0, "checksum": 0.0, "create": 0.0, "commit": 0.0}
@@ -106,36 +106,53 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
         if computed == checksum:
             break
         if attempt == 0:
-            dz.log.warning("DANDI:%s: Zarr %s: listing gives checksum %s, the archive says %s; listing again",
-                           job.dandiset, job.path, computed, checksum)
+            dz.log.warning(
+                "DANDI:%s: Zarr %s: listing gives checksum %s, the archive says %s; listing again",
+                job.dandiset,
+                job.path,
+                computed,
+                checksum,
+            )
             checksum = dz._fresh_checksum(api, job.asset_id) or checksum
     else:
         detail = f"; {len(refused)} object(s) refused, e.g. {refused[0].path!r}: {refused[0].reason}" if refused else ""
-        reason = (f"Zarr checksum mismatch: the archive says {checksum}, the {len(objs)} objects listed "
-                  f"({how}, twice) give {computed}{detail}")
-        return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason,
-                          timings=spent)
+        reason = (
+            f"Zarr checksum mismatch: the archive says {checksum}, the {len(objs)} objects listed "
+            f"({how}, twice) give {computed}{detail}"
+        )
+        return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason, timings=spent)
     zds = Path(job.dataset)
     t = time.perf_counter()
     dz.ensure_zarr_dataset(zds, job.description)
     if job.embargoed:
         dandi_auth.ensure_remote(zds)
     spent["create"] = time.perf_counter() - t
-    from .. import urlrule
+    from neuromirror.engine import urlrule
 
     unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
     was_embargoed = not job.embargoed and dz._had_embargoed_state(zds)
     t = time.perf_counter()
-    commit = dz._commit(api, zds, job.path, job.zarr_id, checksum, "embargoed" if job.embargoed else "open", how,
-                        entries, objs, {"modified": job.modified})
+    commit = dz._commit(
+        api,
+        zds,
+        job.path,
+        job.zarr_id,
+        checksum,
+        "embargoed" if job.embargoed else "open",
+        how,
+        entries,
+        objs,
+        {"modified": job.modified},
+    )
     if was_embargoed:
         # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
         # current object) now sit beside pinned S3 URLs, and the rule takes them back
-        from ..repair import RepairReport, repair_dataset
+        from neuromirror.engine.repair import RepairReport, repair_dataset
 
         repair_dataset(zds, RepairReport())
     if job.tag:
         dz._tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
     spent["commit"] = time.perf_counter() - t
-    return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None,
-                      dataset_id(zds), spent, unpinned)
+    return ZarrRecord(
+        job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None, dataset_id(zds), spent, unpinned
+    )

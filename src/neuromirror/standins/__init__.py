@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .faults import ALL_KINDS, PAGE_FAULTS, TRANSPORT_FAULTS, FaultPlan, apply_fault, shifted_page
+from neuromirror.standins.faults import ALL_KINDS, PAGE_FAULTS, TRANSPORT_FAULTS, FaultPlan, apply_fault, shifted_page
 
 if TYPE_CHECKING:
-    from .dandi import DandiStandIn
-    from .s3 import S3StandIn
+    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.s3 import S3StandIn
 
 __all__ = [
     "ALL_KINDS",
@@ -33,11 +33,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "S3StandIn":
-        from .s3 import S3StandIn
+        from neuromirror.standins.s3 import S3StandIn
 
         return S3StandIn
     if name == "DandiStandIn":
-        from .dandi import DandiStandIn
+        from neuromirror.standins.dandi import DandiStandIn
 
         return DandiStandIn
     raise AttributeError(name)

@@ -284,9 +284,7 @@ def _downsample(arr: np.ndarray, factors: tuple[int, int, int], annotation: bool
     if any(p[1] for p in pad):
         arr = np.pad(arr, pad, mode="edge")
     # The k voxels of every block, each as a strided view of the output's shape.
-    cands = [
-        arr[:, dz::fz, dy::fy, dx::fx] for dz in range(fz) for dy in range(fy) for dx in range(fx)
-    ]
+    cands = [arr[:, dz::fz, dy::fy, dx::fx] for dz in range(fz) for dy in range(fy) for dx in range(fx)]
     if not annotation:
         total = np.zeros(cands[0].shape, dtype=np.uint64)
         for cand in cands:
@@ -352,7 +350,7 @@ _CUTOUT_FORMATS = ("application/blosc", "application/blosc-python", "application
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    standin: "BossStandIn"
+    standin: BossStandIn
     #: faults.apply_fault's "timeout" waits on this, so stop() is not held up
     stop_event: threading.Event
 
@@ -516,7 +514,7 @@ class BossStandIn:
 
     # -- lifecycle
 
-    def start(self) -> "BossStandIn":
+    def start(self) -> BossStandIn:
         """Start serving in a daemon thread; a no-op if already running.
 
         After ``stop()``, starting again binds the same port, so a client that
@@ -550,7 +548,7 @@ class BossStandIn:
     def running(self) -> bool:
         return self._server is not None
 
-    def __enter__(self) -> "BossStandIn":
+    def __enter__(self) -> BossStandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -821,7 +819,7 @@ class BossStandIn:
         shape: tuple[int, int, int] = (40, 700, 600),
         num_hierarchy_levels: int = 2,
         **kwargs: Any,
-    ) -> "BossStandIn":
+    ) -> BossStandIn:
         """A populated (not yet started) stand-in for tests and the demo.
 
         Collection ``neuromirror_demo``, coordinate frame
@@ -1109,7 +1107,9 @@ class BossStandIn:
                 try:
                     ids = np.array([int(i) for i in query["filter"].split(",")], dtype=np.uint64)
                 except ValueError:
-                    raise _boss_error(400, _INVALID_URL, f"Invalid id in list of filter ids {query['filter']}") from None
+                    raise _boss_error(
+                        400, _INVALID_URL, f"Invalid id in list of filter ids {query['filter']}"
+                    ) from None
             bits = chan.dtype.itemsize * 8
             nbytes = (x1 - x0) * (y1 - y0) * (z1 - z0) * (t1 - t0) * bits / 8
             if bits == 64:

@@ -18,7 +18,7 @@ level 0 and the y and x edges of level 1::
 
 from __future__ import annotations
 
-from .boss import SAMPLE_CHANNELS, SAMPLE_COLLECTION, SAMPLE_EXPERIMENT, BossStandIn
+from neuromirror.standins.boss import SAMPLE_CHANNELS, SAMPLE_COLLECTION, SAMPLE_EXPERIMENT, BossStandIn
 
 __all__ = ["TINY_SHAPE", "TINY_CHUNK", "SPEC", "tiny_sample", "sync_args", "SAMPLE_CHANNELS"]
 

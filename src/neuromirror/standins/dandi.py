@@ -78,8 +78,8 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-from .faults import FaultPlan, apply_fault, shifted_page
-from .s3 import S3StandIn
+from neuromirror.standins.faults import FaultPlan, apply_fault, shifted_page
+from neuromirror.standins.s3 import S3StandIn
 
 __all__ = [
     "DandiStandIn",
@@ -471,7 +471,7 @@ class _Route:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    standin: "DandiStandIn"
+    standin: DandiStandIn
     stop_event: threading.Event
 
 
@@ -560,7 +560,7 @@ class DandiStandIn:
         self._routes = self._make_routes()
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "DandiStandIn":
+    def start(self) -> DandiStandIn:
         """Start the HTTP server thread (idempotent); ``s3`` must be running."""
         if self._server is not None:
             return self
@@ -575,7 +575,9 @@ class DandiStandIn:
         with self._lock:
             self._epoch += 1  # URLs in cached metadata may have changed
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name=f"dandi-standin-{self.port}",
         )
         self._thread.start()
@@ -594,7 +596,7 @@ class DandiStandIn:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> "DandiStandIn":
+    def __enter__(self) -> DandiStandIn:
         return self.start()
 
     def __exit__(
@@ -825,7 +827,8 @@ class DandiStandIn:
                     b = a.blob
                     if b.uploaded:
                         r = c.copy_object(
-                            Bucket=self.bucket, Key=b.key,
+                            Bucket=self.bucket,
+                            Key=b.key,
                             CopySource={"Bucket": b.bucket, "Key": b.key},
                         )
                         b.version_id = r.get("VersionId")
@@ -836,9 +839,7 @@ class DandiStandIn:
                     z = a.zarr
                     for rel, f in z.files.items():
                         key = f"zarr/{z.zarr_id}/{rel}"
-                        r = c.copy_object(
-                            Bucket=self.bucket, Key=key, CopySource={"Bucket": z.bucket, "Key": key}
-                        )
+                        r = c.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": z.bucket, "Key": key})
                         f.version_id = r.get("VersionId")
                     z.bucket = self.bucket
                     z.rev += 1
@@ -895,9 +896,7 @@ class DandiStandIn:
                     raise ValueError("size is required when content is None and upload=False")
                 sha, etag = self._fake_digests(f"{ds.identifier}\0{path}\0{seq}", size)
             embargoed = ds.embargo_status != "OPEN"
-            blob, new_blob = self._get_or_make_blob(
-                sha, etag, size, embargoed, t, content if upload else None
-            )
+            blob, new_blob = self._get_or_make_blob(sha, etag, size, embargoed, t, content if upload else None)
             if new_blob:
                 blob.sha256_ready = not sha256_pending
             elif not sha256_pending and not blob.sha256_ready:
@@ -973,9 +972,7 @@ class DandiStandIn:
             "blobDateModified": when.isoformat(),
         }
         if extra:
-            md.update(
-                {k: copy.deepcopy(v) for k, v in extra.items() if k not in ASSET_COMPUTED_FIELDS}
-            )
+            md.update({k: copy.deepcopy(v) for k, v in extra.items() if k not in ASSET_COMPUTED_FIELDS})
         return md
 
     def _add_to_draft(self, ds: DandisetRecord, asset: AssetRecord, when: datetime) -> None:
@@ -1188,9 +1185,7 @@ class DandiStandIn:
                 path=path,
                 created=t,
                 modified=t,
-                metadata=self._asset_user_metadata(
-                    path, z.size, t, {"encodingFormat": "application/x-zarr"}
-                ),
+                metadata=self._asset_user_metadata(path, z.size, t, {"encodingFormat": "application/x-zarr"}),
                 seq=self._next_seq(),
                 zarr=z,
             )
@@ -1202,9 +1197,7 @@ class DandiStandIn:
         for rel, data in files.items():
             rel = rel.lstrip("/")
             vid = self.s3.put(z.bucket, f"zarr/{z.zarr_id}/{rel}", data)
-            z.files[rel] = ZarrFile(
-                size=len(data), md5=hashlib.md5(data).hexdigest(), last_modified=lm, version_id=vid
-            )
+            z.files[rel] = ZarrFile(size=len(data), md5=hashlib.md5(data).hexdigest(), last_modified=lm, version_id=vid)
 
     def modify_zarr(
         self,
@@ -1282,7 +1275,7 @@ class DandiStandIn:
                     f'{{"asset_id":"{a.asset_id}","blob":{blob},"zarr":{zarr},"path":{path},'
                     f'"size":{a.size},"created":"{_drf_dt(a.created)}",'
                     f'"modified":"{_drf_dt(a.modified)}"}}'
-                ).encode("utf-8"),
+                ).encode(),
             )
         return a._item[1]
 
@@ -1330,7 +1323,7 @@ class DandiStandIn:
                 f"{json.dumps(self._s3_url(a))}],"
                 f'"contentSize":{a.size},"digest":{digest},'
                 f'"@context":{json.dumps(f"https://raw.githubusercontent.com/dandi/schema/master/releases/{schema}/context.json")}}}'
-            ).encode("utf-8")
+            ).encode()
             sep = b"," if len(user) > 2 else b""
             a._meta = (key, user[:-1] + sep + computed)
         return a._meta[1]
@@ -1425,9 +1418,7 @@ class DandiStandIn:
             "modified": _drf_dt(ver.modified),
         }
 
-    def _version_full(
-        self, ds: DandisetRecord, ver: VersionRecord, *, with_dandiset: bool = True
-    ) -> dict[str, Any]:
+    def _version_full(self, ds: DandisetRecord, ver: VersionRecord, *, with_dandiset: bool = True) -> dict[str, Any]:
         d: dict[str, Any] = {
             "version": ver.version,
             "name": ver.name,
@@ -1453,9 +1444,7 @@ class DandiStandIn:
 
     def _dandiset_list_item(self, ds: DandisetRecord) -> dict[str, Any]:
         d = self._dandiset_brief(ds)
-        d["most_recent_published_version"] = (
-            self._version_short(ds.published[-1]) if ds.published else None
-        )
+        d["most_recent_published_version"] = self._version_short(ds.published[-1]) if ds.published else None
         d["draft_version"] = self._version_short(ds.draft)
         return d
 
@@ -1492,9 +1481,7 @@ class DandiStandIn:
             paginated: bool = False,
             faultable: bool = True,
         ) -> _Route:
-            return _Route(
-                frozenset(methods.split("|")), re.compile(pattern + r"/?"), fn, paginated, faultable
-            )
+            return _Route(frozenset(methods.split("|")), re.compile(pattern + r"/?"), fn, paginated, faultable)
 
         return [
             r("GET", r"/server-info", self._r_info, faultable=False),
@@ -1526,9 +1513,7 @@ class DandiStandIn:
         if not parts or parts[0].lower() != "token":
             return None  # other schemes are not ours (DRF: next authenticator)
         if len(parts) != 2:
-            raise _ApiError(
-                401, "Invalid token header. No credentials provided.", [("WWW-Authenticate", "Token")]
-            )
+            raise _ApiError(401, "Invalid token header. No credentials provided.", [("WWW-Authenticate", "Token")])
         key = parts[1]
         if self.api_token is None or key == self.api_token:
             return "owner"
@@ -1701,8 +1686,7 @@ class DandiStandIn:
         if show_embargoed and req.user is None and self.api_token is not None:
             raise _ApiError(
                 401,
-                "Authentication credentials must be provided when attempting to access "
-                "embargoed dandisets",
+                "Authentication credentials must be provided when attempting to access embargoed dandisets",
             )
         items = sorted(self._dandisets.values(), key=lambda d: (d.created, d.identifier))
         items = [d for d in items if self._visible(req, d)]
@@ -1734,9 +1718,7 @@ class DandiStandIn:
         }
         if field_ in keys:
             items = sorted(items, key=keys[field_], reverse=ordering.startswith("-"))
-        return self._paginate(
-            req, items, lambda d: _dumps(self._dandiset_list_item(d)), lazy_count=False
-        )
+        return self._paginate(req, items, lambda d: _dumps(self._dandiset_list_item(d)), lazy_count=False)
 
     def _r_dandiset(self, req: _Req, ds: str) -> _Resp:
         return _Resp(200, _dumps(self._dandiset_detail(self._ds_for(req, ds))))
@@ -1746,9 +1728,7 @@ class DandiStandIn:
         versions = sorted([d.draft, *d.published], key=lambda v: (v.created, v.pk))
         if req.query.get("order") == "-created":
             versions.reverse()
-        return self._paginate(
-            req, versions, lambda v: _dumps(self._version_full(d, v)), lazy_count=False
-        )
+        return self._paginate(req, versions, lambda v: _dumps(self._version_full(d, v)), lazy_count=False)
 
     def _r_version_metadata(self, req: _Req, ds: str, v: str) -> _Resp:
         d, ver = self._ver_for(req, ds, v)
@@ -1829,9 +1809,7 @@ class DandiStandIn:
             order = "created"
         with_md = req.flag("metadata", False)
         zarr_only = req.flag("zarr", False)
-        items = self._filtered_assets(
-            ver, order, req.query.get("path", ""), req.query.get("glob"), zarr_only
-        )
+        items = self._filtered_assets(ver, order, req.query.get("path", ""), req.query.get("glob"), zarr_only)
         render = self._asset_item_with_metadata if with_md else self._asset_item
         return self._paginate(req, items, render, lazy_count=True)
 
@@ -1855,9 +1833,7 @@ class DandiStandIn:
             raise _not_found("Specified path not found.")
         rows: list[dict[str, Any]] = []
         for p, (n, s) in folders.items():
-            rows.append(
-                {"path": p, "version": ver.pk, "aggregate_files": n, "aggregate_size": s, "asset": None}
-            )
+            rows.append({"path": p, "version": ver.pk, "aggregate_files": n, "aggregate_size": s, "asset": None})
         for p, a in files.items():
             rows.append(
                 {
@@ -1907,8 +1883,7 @@ class DandiStandIn:
         if a.blob is None:
             raise _ApiError(
                 400,
-                "Unable to provide download link for zarr assets. "
-                "Please browse the zarr files directly to do so.",
+                "Unable to provide download link for zarr assets. Please browse the zarr files directly to do so.",
             )
         name = PurePosixPath(a.path).name.replace('"', "")
         url = self.s3.presigned_url(
@@ -1983,9 +1958,7 @@ class DandiStandIn:
                 truncated = True
                 break
             f = z.files[keys[i]]
-            results.append(
-                {"Key": keys[i], "LastModified": str(f.last_modified), "ETag": f.md5, "Size": f.size}
-            )
+            results.append({"Key": keys[i], "LastModified": str(f.last_modified), "ETag": f.md5, "Size": f.size})
             i += 1
         nxt = req.url_with(after=results[-1]["Key"]) if truncated and results else None
         return _Resp(200, _dumps({"next": nxt, "results": results}))

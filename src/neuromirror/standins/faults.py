@@ -70,9 +70,7 @@ __all__ = [
 #: Faults that the stand-in must honour itself by serving another page.
 PAGE_FAULTS: frozenset[str] = frozenset({"repeat-page", "skip-page"})
 #: Faults that :func:`apply_fault` carries out on the socket.
-TRANSPORT_FAULTS: frozenset[str] = frozenset(
-    {"500", "503", "429", "timeout", "reset", "truncated"}
-)
+TRANSPORT_FAULTS: frozenset[str] = frozenset({"500", "503", "429", "timeout", "reset", "truncated"})
 ALL_KINDS: tuple[str, ...] = (
     "500",
     "503",

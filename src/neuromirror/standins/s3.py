@@ -83,9 +83,7 @@ def _make_server(host: str, port: int) -> Any:
     class _QuietServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
             app = DomainDispatcherApplication(create_backend_app)
-            self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=_QuietHandler
-            )
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=_QuietHandler)
             self._server_ready_event.set()
             self._server.serve_forever(poll_interval=0.05)  # stop() in 50 ms, not 500
 
@@ -124,7 +122,7 @@ class S3StandIn:
         self.buckets: list[str] = []
 
     # -- lifecycle -----------------------------------------------------------
-    def start(self) -> "S3StandIn":
+    def start(self) -> S3StandIn:
         """Start the moto server thread (idempotent) and return self."""
         if self._server is not None:
             return self
@@ -150,7 +148,7 @@ class S3StandIn:
         self._client = None
         self._anon_client = None
 
-    def __enter__(self) -> "S3StandIn":
+    def __enter__(self) -> S3StandIn:
         return self.start()
 
     def __exit__(
@@ -200,9 +198,7 @@ class S3StandIn:
                     "s3",
                     endpoint_url=self.endpoint_url,
                     region_name=self.region,
-                    config=Config(
-                        signature_version=UNSIGNED, s3={"addressing_style": "path"}
-                    ),
+                    config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path"}),
                 )
             return self._anon_client
 
@@ -214,9 +210,7 @@ class S3StandIn:
             if self.region == "us-east-1":
                 c.create_bucket(Bucket=name)
             else:
-                c.create_bucket(
-                    Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
-                )
+                c.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
         except c.exceptions.BucketAlreadyOwnedByYou:
             pass
         except c.exceptions.BucketAlreadyExists:
@@ -224,9 +218,7 @@ class S3StandIn:
         if name not in self.buckets:
             self.buckets.append(name)
         if versioned:
-            c.put_bucket_versioning(
-                Bucket=name, VersioningConfiguration={"Status": "Enabled"}
-            )
+            c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         if public:
             self.make_public(name)
 
@@ -292,6 +284,4 @@ class S3StandIn:
         p: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if params:
             p.update(params)
-        return str(
-            self.client().generate_presigned_url(method, Params=p, ExpiresIn=expires)
-        )
+        return str(self.client().generate_presigned_url(method, Params=p, ExpiresIn=expires))

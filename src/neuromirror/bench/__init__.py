@@ -1,0 +1,5 @@
+"""``scripts/bench``: the performance benchmark (docs/performance.md), not part of the test suite.
+
+Drives the whole tool against the stand-ins, as a user would; may import anything below the
+commands. Nothing imports it.
+"""

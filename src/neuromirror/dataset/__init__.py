@@ -1,0 +1,6 @@
+"""The datasets on disk: the mirror root (a DataLad superdataset), its per-source datasets, locks,
+crash recovery, and the two ways of creating a dataset (DataLad's create in a child; git + git-annex alone).
+
+Knows git, git-annex and DataLad as tools; knows the index only to open it. Must not import
+``engine``, ``reproduce``, ``service``, ``commands`` or ``cli`` (they drive the datasets, not the reverse).
+"""

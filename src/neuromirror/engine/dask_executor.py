@@ -1,0 +1,186 @@
+"""Sources synced on a Dask cluster (``sync --dask ADDRESS``, ``executor: {dask: ADDRESS}``).
+
+Imported only when a Dask address is given: the one-host path never imports
+``distributed`` (``pip install neuromirror[dask]`` adds it).  What runs where is in
+:mod:`neuromirror.engine.executor`; this module is the Dask side of it:
+
+* one task per source, submitted with ``retries`` and a unique key; a task whose
+  worker dies is run again by the scheduler on another worker (its
+  ``allowed-failures``), and the rerun starts with the dataset's crash recovery;
+* inside the task, a Dask ``Lock`` named for the mirror root and the source: a lease
+  held through the scheduler and released when its holder dies.  The submitting
+  process also holds the source's lock file, but a task can outlive its submitter
+  (killed mid-run): the next run's task then waits for the orphan to finish instead
+  of writing the same dataset at once, and flock is not trusted across hosts;
+* :func:`cluster_status` for ``status`` and the service's ``/status.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from neuromirror.engine.executor import Runner, SourceTask, TaskResult, run_task, worker_name
+
+#: seconds to reach the scheduler before saying it is unreachable
+CONNECT_TIMEOUT = float(os.environ.get("NEUROMIRROR_DASK_TIMEOUT", "5"))
+#: extra runs of a task that raised (a worker's death is retried by the scheduler itself)
+RETRIES = 1
+
+
+class SchedulerUnreachable(RuntimeError):
+    """The one line the user sees when the scheduler cannot be reached."""
+
+
+def connect(address: str) -> Any:
+    """A ``distributed.Client`` for ``address``, or SchedulerUnreachable naming it."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SchedulerUnreachable(
+            f"--dask {address}: Dask is not installed (pip install 'neuromirror[dask]')"
+        ) from None
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT}s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        gist = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address}: {gist}") from None
+
+
+def locked_task(task: SourceTask) -> TaskResult:
+    """The worker's entry point: the source's task under the cluster-wide lease.
+
+    A source that mirrors parts through an executor (a dandiset's Zarr assets:
+    ``zarr_executor``) gets one submitting to the cluster, so a 000108-shaped dandiset
+    spreads over the workers; the task secedes from the worker's thread pool meanwhile
+    (``worker_client``), so that waiting for its Zarrs never holds a slot they need.
+    """
+    from distributed import Lock, worker_client
+
+    with Lock(f"neuromirror:{task.root}:{task.source.id}"):
+        if not hasattr(task.source, "zarr_executor"):
+            return run_task(task)
+        with worker_client() as client:
+            parts = ClusterExecutor(client, task.source.id)
+            task.source.zarr_executor = parts
+            result = run_task(task)
+            result.report.tasks.extend(parts.tasks)
+            return result
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, worker_name(), round(time.perf_counter() - start, 3)
+
+
+class ClusterExecutor(concurrent.futures.Executor):
+    """A ``concurrent.futures.Executor`` over a Dask client, for a source's parts (Zarr jobs).
+
+    Each part is its own Dask task (rerun elsewhere if its worker dies, ``retries`` on
+    top); ``tasks`` lists where each ran and how long it took, for the run's report.
+    """
+
+    def __init__(self, client: Any, label: str):
+        self.client = client
+        self.label = label
+        self.tasks: list[dict] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        name = getattr(args[0], "path", None) if args else None
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        key = f"neuromirror-part-{self.label}-{os.urandom(4).hex()}"
+        remote = self.client.submit(_timed, fn, *args, key=key, pure=False, retries=RETRIES, **kwargs)
+
+        def done(remote: Any) -> None:
+            try:
+                value, worker, seconds = remote.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(exc)
+                return
+            with self._lock:
+                self.tasks.append(
+                    {
+                        "task": f"zarr {name}" if name else fn.__name__,
+                        "worker": worker,
+                        "seconds": seconds,
+                        "outcome": "ok",
+                    }
+                )
+            future.set_result(value)
+
+        remote.add_done_callback(done)
+        return future
+
+
+class DaskRunner(Runner):
+    """A :class:`~neuromirror.engine.executor.Runner` submitting to a Dask cluster."""
+
+    def __init__(self, address: str, client: Optional[Any] = None):
+        self.address = address
+        self.client = client if client is not None else connect(address)
+        super().__init__(self._submit)
+
+    def _submit(self, task: SourceTask, heartbeat: Callable[[], None]) -> TaskResult:
+        key = f"neuromirror-sync-{task.source.id}-{os.urandom(4).hex()}"
+        future = self.client.submit(locked_task, task, key=key, pure=False, retries=RETRIES)
+        try:
+            while True:
+                heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)
+                try:
+                    return future.result(timeout=1.0)
+                except (TimeoutError, asyncio.TimeoutError):
+                    continue
+        finally:
+            if not future.done():  # a task already running ends on its worker, under its lease
+                future.cancel()
+            future.release()
+
+    def status(self) -> dict:
+        return cluster_status(self.client, self.address)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def cluster_status(client: Any, address: str) -> dict:
+    """Workers (address, threads, tasks running) and the neuromirror tasks under way."""
+    try:
+        info = client.scheduler_info()
+        processing = client.processing()
+    except Exception as exc:  # noqa: BLE001 - status must not fail on a lost scheduler
+        return {
+            "executor": "dask",
+            "address": address,
+            "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        }
+    workers = []
+    running: list[dict] = []
+    for addr, w in sorted(info.get("workers", {}).items()):
+        keys = [str(k) for k in processing.get(addr, ())]
+        workers.append(
+            {"address": addr, "name": str(w.get("name", addr)), "threads": w.get("nthreads"), "tasks": len(keys)}
+        )
+        running += [{"task": k, "worker": addr} for k in keys if k.startswith("neuromirror-")]
+    return {"executor": "dask", "address": address, "workers": workers, "running": running}
+
+
+# -- for the service (kept here so that the service only calls this and the runner's status()) --
+def runner_for(dask_address: Optional[str]) -> Optional[Runner]:
+    """The runner of a mirror definition's ``executor: {dask: ADDRESS}``; None: this host.
+
+    Raises ``UserError`` with one line naming the address when the scheduler is unreachable.
+    """
+    if not dask_address:
+        return None
+    from neuromirror.errors import UserError
+
+    try:
+        return DaskRunner(dask_address)
+    except SchedulerUnreachable as exc:
+        raise UserError(str(exc)) from None

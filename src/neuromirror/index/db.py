@@ -1,0 +1,478 @@
+"""The SQLite index: a fast view of what the datasets hold.
+
+The datasets are the truth; ``neuromirror reindex`` rebuilds this file from
+them.  Layout, chosen so that 10^7 file rows never slow ``versions``/``pin``:
+
+* ``sources``   one row per mirrored thing (``dandi:000027``).
+* ``versions``  one row per recorded state: label, commit, tag, counts.
+  ``versions``/``pin`` read only this table (indexed by source).
+* ``entries``   distinct file states (source, path, key, checksums, URLs),
+  shared by every version that contains them.
+* ``version_files`` (version_id, entry_id): which entries make a version;
+  a WITHOUT ROWID table keyed by version so a version's files are one range scan.
+* ``runs``      every sync attempt: start, end, outcome, counts, error.
+* ``cache``     values that never change (a blob's S3 versionId).
+* ``pending``   items seen but not mirrored yet, and why.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
+
+from neuromirror.index.connection import connect, transaction, utcnow  # noqa: F401  (Index's callers use them)
+from neuromirror.records import Entry, PreviousFile
+
+if TYPE_CHECKING:
+    from neuromirror.index.version_rows import StagedVersion
+
+SCHEMA_VERSION = 1
+#: paths per query of version_files_at (SQLite's oldest limit is 999 parameters)
+MANY_PATHS = 500
+
+
+#: a version's files (parameters: version id, source), in the column order of _previous_files
+_VERSION_FILES = (
+    "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
+    " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ? WHERE e.source = ?"
+)
+
+
+def _previous_files(rows: list[tuple]) -> Iterator[PreviousFile]:
+    """Rows of (path, key, size, checksum_kind, checksum, urls JSON, remote_id) as files.
+
+    The URL lists of a whole page are decoded by one ``json.loads``: per row, the
+    Python side of ``json.loads`` costs more than the parse (~0.5 s per 10^5 rows).
+    """
+    urls = json.loads("[" + ",".join(r[5] or "[]" for r in rows) + "]")
+    for r, u in zip(rows, urls):
+        yield PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
+
+
+def _import_sqlite_utils() -> Any:
+    """``sqlite_utils`` without the pandas and numpy it imports when they are installed.
+
+    They serve its DataFrame and numpy-type support, which the index never uses, and
+    cost ~1.5 s and ~40 MB that would stay for the whole sync (or service).  A module
+    set to None in ``sys.modules`` makes ``import`` raise ImportError, which sqlite_utils
+    takes as "not installed"; they stay importable for anyone else afterwards.
+    """
+    blocked = [m for m in ("pandas", "numpy") if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils
+    finally:
+        for m in blocked:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
+    return sqlite_utils
+
+
+class Database:
+    """The part of ``sqlite_utils.Database`` the index uses on every run, on plain sqlite3.
+
+    ``import sqlite_utils`` costs 1.5-2 s (it imports pandas and numpy when they are
+    installed), more than a resync with no change or ``neuromirror versions`` may
+    take in all; it is imported only for what needs it (creating the schema, or
+    any other attribute, delegated to a real ``sqlite_utils.Database``), and then
+    without pandas and numpy (:func:`_import_sqlite_utils`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self._full: Any = None
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters) if parameters is not None else self.conn.execute(sql)
+
+    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
+        cursor = self.execute(sql, params or ())
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(keys, row))
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def _sqlite_utils(self) -> Any:
+        if self._full is None:
+            self._full = _import_sqlite_utils().Database(self.conn)
+        return self._full
+
+    def __getitem__(self, table: str) -> Any:
+        return self._sqlite_utils()[table]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sqlite_utils(), name)
+
+
+class Index:
+    def __init__(self, path: Path | str, *, readonly: bool = False):
+        self.path = Path(path)
+        if readonly:
+            # a Dask worker reads the previous state and caches; only the submitting process
+            # writes (neuromirror.engine.executor): SQLite refuses any write on this connection
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            self.db = Database(conn)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        self.db = Database(conn)
+        # switching a new file to WAL and creating the schema take an exclusive lock that
+        # SQLite's busy timeout does not wait for: parallel syncs opening a fresh index retry
+        for attempt in range(50):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._ensure_schema()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    # -- schema ---------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        db = self.db
+        if "sources" in db.table_names():
+            return
+        with self.transaction():
+            db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
+            db["meta"].upsert({"name": "schema_version", "value": str(SCHEMA_VERSION)}, pk="name")
+            db["sources"].create(
+                {"id": str, "archive": str, "remote_id": str, "dataset": str, "created": str, "meta": str},
+                pk="id",
+                if_not_exists=True,
+            )
+            db["versions"].create(
+                {
+                    "id": int,
+                    "source": str,
+                    "label": str,
+                    "kind": str,
+                    "commit": str,
+                    "tag": str,
+                    "synced_at": str,
+                    "remote_modified": str,
+                    "date": str,
+                    "files": int,
+                    "bytes": int,
+                    "doi": str,
+                    "citation": str,
+                    "meta": str,
+                },
+                pk="id",
+                foreign_keys=[("source", "sources", "id")],
+                if_not_exists=True,
+            )
+            db["versions"].create_index(["source", "id"], if_not_exists=True)
+            db["versions"].create_index(["source", "label"], if_not_exists=True)
+            db["versions"].create_index(["source", "commit", "label"], unique=True, if_not_exists=True)
+            db["entries"].create(
+                {
+                    "id": int,
+                    "source": str,
+                    "path": str,
+                    "key": str,
+                    "size": int,
+                    "checksum_kind": str,
+                    "checksum": str,
+                    "urls": str,
+                    "remote_id": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS idx_entries_identity ON entries"
+                "(source, path, ifnull(key, ''), ifnull(checksum, ''), urls)"
+            )
+            db["entries"].create_index(["checksum"], if_not_exists=True)
+            db["entries"].create_index(["key"], if_not_exists=True)
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS version_files (version_id INTEGER NOT NULL, entry_id INTEGER NOT NULL,"
+                " PRIMARY KEY (version_id, entry_id)) WITHOUT ROWID"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS idx_version_files_entry ON version_files(entry_id)")
+            db["runs"].create(
+                {
+                    "id": int,
+                    "source": str,
+                    "started": str,
+                    "ended": str,
+                    "outcome": str,
+                    "error": str,
+                    "added": int,
+                    "removed": int,
+                    "changed": int,
+                    "refused": int,
+                    "pending": int,
+                    "report": str,
+                    "trigger": str,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db["runs"].create_index(["source", "id"], if_not_exists=True)
+            db["cache"].create(
+                {"namespace": str, "key": str, "value": str}, pk=("namespace", "key"), if_not_exists=True
+            )
+            db["pending"].create(
+                {"source": str, "path": str, "reason": str, "remote_id": str, "seen": str},
+                pk=("source", "path"),
+                if_not_exists=True,
+            )
+
+    def transaction(self) -> ContextManager[None]:
+        return transaction(self.db.conn)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- sources --------------------------------------------------------
+    def ensure_source(
+        self, source: str, archive: str, remote_id: str, dataset: str, meta: Optional[dict] = None
+    ) -> None:
+        existing = self.source(source)
+        if existing is None:
+            self.db.conn.execute(
+                "INSERT INTO sources (id, archive, remote_id, dataset, created, meta) VALUES (?,?,?,?,?,?)",
+                [source, archive, remote_id, dataset, utcnow(), json.dumps(meta or {})],
+            )
+        elif meta is not None:
+            self.db.conn.execute("UPDATE sources SET meta=?, dataset=? WHERE id=?", [json.dumps(meta), dataset, source])
+
+    def source(self, source: str) -> Optional[dict]:
+        rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source]))
+        return rows[0] if rows else None
+
+    def sources(self, archive: Optional[str] = None) -> list[dict]:
+        if archive:
+            return list(self.db.query("SELECT * FROM sources WHERE archive = ? ORDER BY id", [archive]))
+        return list(self.db.query("SELECT * FROM sources ORDER BY id"))
+
+    # -- versions -------------------------------------------------------
+    def versions(self, source: str) -> list[dict]:
+        return list(
+            self.db.query(
+                'SELECT id, label, kind, "commit", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta'
+                " FROM versions WHERE source = ? ORDER BY id",
+                [source],
+            )
+        )
+
+    def latest_version(self, source: str, label: Optional[str] = None) -> Optional[dict]:
+        if label is None:
+            sql, args = "SELECT * FROM versions WHERE source = ? ORDER BY id DESC LIMIT 1", [source]
+        else:
+            sql, args = (
+                "SELECT * FROM versions WHERE source = ? AND label = ? ORDER BY id DESC LIMIT 1",
+                [source, label],
+            )
+        rows = list(self.db.query(sql, args))
+        return rows[0] if rows else None
+
+    def head_version(self, source: str) -> Optional[dict]:
+        """The version recorded for the dataset's HEAD: the last draft/snapshot row."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM versions WHERE source = ? AND kind != 'published' ORDER BY id DESC LIMIT 1", [source]
+            )
+        )
+        if rows:
+            return rows[0]
+        return self.latest_version(source)
+
+    def version_by_commit(self, source: str, commit: str) -> Optional[dict]:
+        rows = list(
+            self.db.query(
+                'SELECT * FROM versions WHERE source = ? AND "commit" = ? ORDER BY id DESC LIMIT 1', [source, commit]
+            )
+        )
+        return rows[0] if rows else None
+
+    def record_version(
+        self,
+        source: str,
+        *,
+        label: str,
+        kind: str,
+        commit: str,
+        tag: Optional[str],
+        remote_modified: Optional[str],
+        date: Optional[str],
+        entries: Iterable[Entry],
+        doi: Optional[str] = None,
+        citation: Optional[str] = None,
+        meta: Optional[dict] = None,
+        synced_at: Optional[str] = None,
+    ) -> int:
+        """Record a version and its complete file list in one transaction.
+
+        Written only after the commit (and tag) exist, so the index can never
+        name a commit the dataset lacks.
+        """
+        from neuromirror.index.version_rows import Stats, link_version, write_entries
+
+        stats = Stats()
+        with self.transaction():
+            write_entries(self.db.conn, source, entries, stats)
+            return link_version(
+                self.db.conn,
+                source,
+                stats,
+                dict(
+                    label=label,
+                    kind=kind,
+                    commit=commit,
+                    tag=tag,
+                    remote_modified=remote_modified,
+                    date=date,
+                    doi=doi,
+                    citation=citation,
+                    meta=meta,
+                    synced_at=synced_at or utcnow(),
+                ),
+            )
+
+    def stage_version(self, source: str, entries: Iterable[Entry]) -> StagedVersion:
+        """Start writing a version's files while its commit is made (:mod:`.version_rows`)."""
+        from neuromirror.index.version_rows import StagedVersion
+
+        return StagedVersion(self.path, source, entries)
+
+    def version_files(self, version_id: int, page: int = 5000) -> Iterator[PreviousFile]:
+        """A version's files in path order (UTF-8 byte order), a page per short query.
+
+        No cursor stays open while the caller works: in WAL mode a connection
+        that writes (a source caching a checksum) while its own read is still
+        open fails at once with "database is locked" if another sync wrote
+        meanwhile.  Keyset paging on (source, path) uses the entries index.
+        """
+        row = self.db.conn.execute("SELECT source FROM versions WHERE id = ?", [version_id]).fetchone()
+        if row is None:
+            return
+        source, last = row[0], ""
+        while True:
+            rows = self.db.conn.execute(
+                _VERSION_FILES + " AND e.path > ? ORDER BY e.path LIMIT ?",
+                [version_id, source, last, page],
+            ).fetchall()
+            yield from _previous_files(rows)
+            if len(rows) < page:
+                return
+            last = rows[-1][0]
+
+    def version_file(self, version_id: int, source: str, path: str) -> Optional[PreviousFile]:
+        """One file of a version (a point lookup on the entries index), or None."""
+        return self.version_files_at(version_id, source, [path]).get(path)
+
+    def version_files_at(self, version_id: int, source: str, paths: list[str]) -> dict[str, PreviousFile]:
+        """The files of a version at ``paths`` (those it has): point lookups, ``MANY_PATHS`` per query."""
+        found: dict[str, PreviousFile] = {}
+        for i in range(0, len(paths), MANY_PATHS):
+            chunk = paths[i : i + MANY_PATHS]
+            rows = self.db.conn.execute(
+                _VERSION_FILES + f" AND e.path IN ({','.join('?' * len(chunk))})",
+                [version_id, source, *chunk],
+            ).fetchall()
+            found.update((f.path, f) for f in _previous_files(rows))
+        return found
+
+    def forget_source(self, source: str) -> None:
+        with self.transaction():
+            self.db.conn.execute(
+                "DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=?)", [source]
+            )
+            self.db.conn.execute("DELETE FROM versions WHERE source=?", [source])
+            self.db.conn.execute("DELETE FROM entries WHERE source=?", [source])
+            self.db.conn.execute("DELETE FROM pending WHERE source=?", [source])
+
+    def remove_source(self, source: str) -> None:
+        """Everything the index knows of a source: its rows, runs and pending items, and the source itself."""
+        self.forget_source(source)
+        with self.transaction():
+            self.db.conn.execute("DELETE FROM runs WHERE source=?", [source])
+            self.db.conn.execute("DELETE FROM sources WHERE id=?", [source])
+
+    # -- runs -----------------------------------------------------------
+    def start_run(self, source: str, trigger: str = "cli") -> int:
+        cur = self.db.conn.execute(
+            "INSERT INTO runs (source, started, outcome, trigger) VALUES (?,?,?,?)",
+            [source, utcnow(), "running", trigger],
+        )
+        return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def end_run(self, run_id: int, report: dict) -> None:
+        self.db.conn.execute(
+            "UPDATE runs SET ended=?, outcome=?, error=?, added=?, removed=?, changed=?, refused=?, pending=?, report=? WHERE id=?",
+            [
+                utcnow(),
+                report.get("outcome"),
+                report.get("error"),
+                report.get("added", 0),
+                report.get("removed", 0),
+                report.get("changed", 0),
+                len(report.get("refused", [])),
+                len(report.get("pending", [])),
+                json.dumps(report),
+                run_id,
+            ],
+        )
+
+    def runs(self, source: Optional[str] = None, limit: int = 50) -> list[dict]:
+        if source:
+            return list(self.db.query("SELECT * FROM runs WHERE source=? ORDER BY id DESC LIMIT ?", [source, limit]))
+        return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
+
+    # -- cache and pending ---------------------------------------------
+    def cache_get(self, namespace: str, key: str) -> Optional[str]:
+        row = self.db.conn.execute("SELECT value FROM cache WHERE namespace=? AND key=?", [namespace, key]).fetchone()
+        return row[0] if row else None
+
+    def cache_put(self, namespace: str, key: str, value: str) -> None:
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO cache (namespace, key, value) VALUES (?,?,?)", [namespace, key, value]
+        )
+
+    def cache_get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, str]:
+        """key -> value for those of ``keys`` that are cached (one query per 500 keys)."""
+        keys = list(keys)
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            found.update(
+                self.db.conn.execute(
+                    f"SELECT key, value FROM cache WHERE namespace=? AND key IN ({','.join('?' * len(chunk))})",
+                    [namespace, *chunk],
+                ).fetchall()
+            )
+        return found
+
+    def cache_put_many(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
+        with self.transaction():
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO cache (namespace, key, value) VALUES (?,?,?)",
+                [(namespace, k, v) for k, v in items],
+            )
+
+    def set_pending(self, source: str, items: Iterable[Any]) -> None:
+        with self.transaction():
+            self.db.conn.execute("DELETE FROM pending WHERE source=?", [source])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO pending (source, path, reason, remote_id, seen) VALUES (?,?,?,?,?)",
+                [(source, p.path, p.reason, p.remote_id, utcnow()) for p in items],
+            )
+
+    def pending(self, source: str) -> list[dict]:
+        return list(
+            self.db.query("SELECT path, reason, remote_id, seen FROM pending WHERE source=? ORDER BY path", [source])
+        )

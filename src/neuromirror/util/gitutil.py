@@ -1,0 +1,188 @@
+"""Thin helpers to run git and git-annex with a fixed identity.
+
+Mirror commits are made by the mirror, not by whoever runs it: a fixed
+identity and commit dates taken from the archive make reruns produce the
+very same commit ids, which is what crash recovery and reproducibility rely on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterable, Iterator, Optional, Sequence
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "neuromirror",
+    "GIT_AUTHOR_EMAIL": "neuromirror@localhost",
+    "GIT_COMMITTER_NAME": "neuromirror",
+    "GIT_COMMITTER_EMAIL": "neuromirror@localhost",
+}
+
+
+class GitError(RuntimeError):
+    """A git or git-annex command failed; the message is its stderr's gist."""
+
+
+def config_file_value(path: Path, section: str, key: str) -> Optional[str]:
+    """The first value of ``key`` in ``[section]`` of a git config file, read without a ``git config`` child.
+
+    ``section`` as its header reads without spaces, lowercased (``neuromirror``,
+    ``datalad"dataset"``).  None when the file, the section or the key is missing;
+    callers that must see git's full semantics (includes, last value wins) ask git then.
+    """
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return None
+    header = f"[{section}]"
+    inside = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            inside = line.replace(" ", "").lower() == header
+        elif inside and "=" in line:
+            name, value = (part.strip() for part in line.split("=", 1))
+            if name.lower() == key:
+                return value.strip('"')
+    return None
+
+
+def git_env(extra: Optional[dict] = None) -> dict:
+    env = dict(os.environ)
+    env.update(IDENTITY)
+    env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    repo: Path | str,
+    *args: str,
+    input: Optional[bytes] = None,
+    check: bool = True,
+    env: Optional[dict] = None,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        input=input,
+        capture_output=True,
+        env=git_env(env),
+    )
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        gist = err[-1] if err else f"exit {proc.returncode}"
+        raise GitError(f"git {' '.join(args[:2])} failed in {repo}: {gist}")
+    return proc
+
+
+def out(repo: Path | str, *args: str, check: bool = True) -> str:
+    return run(repo, *args, check=check).stdout.decode().strip()
+
+
+def rev_parse(repo: Path | str, rev: str) -> Optional[str]:
+    proc = run(repo, "rev-parse", "--verify", "-q", rev + "^{commit}", check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def ref_sha(repo: Path | str, ref: str) -> Optional[str]:
+    proc = run(repo, "rev-parse", "--verify", "-q", ref, check=False)
+    return proc.stdout.decode().strip() or None
+
+
+def is_clean(repo: Path | str) -> bool:
+    return out(repo, "status", "--porcelain", "--ignore-submodules=all") == ""
+
+
+class CatFile:
+    """A long-running ``git cat-file --batch`` for many small reads."""
+
+    def __init__(self, repo: Path | str):
+        self.proc = subprocess.Popen(
+            ["git", "-C", str(repo), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=git_env(),
+        )
+
+    def get(self, spec: str) -> Optional[bytes]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(spec.encode() + b"\n")
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline().split()
+        if len(header) < 3 or header[1] == b"missing":
+            return None
+        size = int(header[2])
+        data = self.proc.stdout.read(size)
+        self.proc.stdout.read(1)
+        return data
+
+    def get_many(self, specs: Iterable[str]) -> Iterator[Optional[bytes]]:
+        """Each spec's content (None: missing), in order, the requests written by a thread.
+
+        One round trip per object (:meth:`get`) costs ~0.1-0.4 ms of waiting on a busy
+        machine: 10^4 reads of a Zarr dataset's symlinks and URL logs took 4 s.  Here git
+        answers while the requests are still being written.
+        """
+        import threading
+
+        assert self.proc.stdin and self.proc.stdout
+        todo = list(specs)
+        stdin = self.proc.stdin
+
+        def write() -> None:
+            try:
+                for spec in todo:
+                    stdin.write(spec.encode("utf-8", "surrogateescape") + b"\n")
+                stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            out = self.proc.stdout
+            for _ in todo:
+                header = out.readline().split()
+                if len(header) < 3 or header[1] == b"missing":
+                    yield None
+                    continue
+                data = out.read(int(header[2]))
+                out.read(1)
+                yield data
+        finally:
+            writer.join()
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+    def __enter__(self) -> CatFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def ls_tree(repo: Path | str, rev: str, paths: Sequence[str] = ()) -> Iterable[tuple[str, str, str, str]]:
+    """(mode, type, sha, path) of every file in ``rev``, streamed."""
+    proc = subprocess.Popen(
+        ["git", "-C", str(repo), "ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths],
+        stdout=subprocess.PIPE,
+        env=git_env(),
+    )
+    assert proc.stdout
+    buf = b""
+    while True:
+        chunk = proc.stdout.read(1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+        *records, buf = buf.split(b"\0")
+        for rec in records:
+            meta, path = rec.split(b"\t", 1)
+            mode, typ, sha = meta.decode().split()
+            yield mode, typ, sha, path.decode("utf-8", "surrogateescape")
+    proc.wait()
