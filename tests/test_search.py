@@ -276,7 +276,7 @@ def test_staged_version_rows_stay_invisible_until_linked(
     commit leaves nothing a user can find."""
     import sqlite3
 
-    from neuromirror.index.db import version_rows
+    from neuromirror.index import version_rows
 
     monkeypatch.setattr(version_rows, "BATCH", 5)
     monkeypatch.setattr(version_rows, "STAGE_TRANSACTION", 10)

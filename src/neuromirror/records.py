@@ -223,6 +223,10 @@ class PreviousFile:
         return (self.key or "") + "\n" + "\n".join(self.urls)
 
 
+#: what the index stores of a file: an entry a source produced, or a file a version already recorded
+FileRow = Union[Entry, PreviousFile]
+
+
 class SourceState(Protocol):
     """What a source may ask of the mirror's memory (backed by the index)."""
 

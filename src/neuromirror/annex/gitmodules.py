@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
+from neuromirror.records import SubdatasetEntry
 from neuromirror.util import gitutil
 
 FILE = ".gitmodules"
@@ -52,7 +53,7 @@ def render(mods: Modules) -> bytes:
     return ("\n".join(out) + "\n").encode("utf-8", "surrogateescape") if out else b""
 
 
-def updated(mods: Modules, puts: Iterable[object], deleted: Iterable[str]) -> bool:
+def updated(mods: Modules, puts: Iterable[SubdatasetEntry], deleted: Iterable[str]) -> bool:
     """Apply subdatasets put (``SubdatasetEntry``) and paths deleted to ``mods``; True if it changed."""
     before = {k: dict(v) for k, v in mods.items()}
     gone = set(deleted)
@@ -60,11 +61,11 @@ def updated(mods: Modules, puts: Iterable[object], deleted: Iterable[str]) -> bo
         for name in [n for n, m in mods.items() if m.get("path", n) in gone]:
             del mods[name]
     for e in puts:
-        path: str = e.path  # type: ignore[attr-defined]
+        path = e.path
         for name in [n for n, m in mods.items() if m.get("path", n) == path and n != path]:
             del mods[name]
-        section = {"path": path, "url": e.url}  # type: ignore[attr-defined]
-        if getattr(e, "datalad_id", None):
-            section["datalad-id"] = e.datalad_id  # type: ignore[attr-defined]
+        section = {"path": path, "url": e.url}
+        if e.datalad_id:
+            section["datalad-id"] = e.datalad_id
         mods[path] = section
     return mods != before

@@ -8,6 +8,7 @@ engines import it without importing this chooser of engines.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Optional
 
 from neuromirror.annex.contract import (  # noqa: F401  (re-exported: callers import the contract from here)
     QUIET_FILTER_COMMENT,
@@ -24,15 +25,15 @@ from neuromirror.annex.contract import (  # noqa: F401  (re-exported: callers im
 from neuromirror.records import AnnexEntry, Entry, GitEntry  # noqa: F401
 
 
-def make_writer(engine: str, repo: Path, **kw: object) -> AnnexWriter:
+def make_writer(engine: str, repo: Path, *, url_remotes: Optional[Mapping[str, str]] = None) -> AnnexWriter:
     if engine in ("fast-import", "fast", "fastimport"):
         from neuromirror.annex.fastimport import FastImportWriter
 
-        return FastImportWriter(repo, **kw)  # type: ignore[arg-type]
+        return FastImportWriter(repo, url_remotes=url_remotes)
     if engine == "batch":
         from neuromirror.annex.batch import BatchWriter
 
-        return BatchWriter(repo, **kw)  # type: ignore[arg-type]
+        return BatchWriter(repo, url_remotes=url_remotes)
     raise ValueError(f"unknown annex writer engine {engine!r} (choose fast-import or batch)")
 
 

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.index.db import catalog
+    from neuromirror.index import catalog
     from neuromirror.service import is_loopback
 
     if not catalog.datasette_available():

@@ -62,10 +62,12 @@ def diff_versions(index: Any, row_a: dict, row_b: dict) -> dict:
     files_a = iter(index.version_files(row_a["id"]))
     files_b = iter(index.version_files(row_b["id"]))
     for old, new in _merge(files_a, files_b):
-        if old is None:
+        if old is None and new is not None:
             added.append({"path": new.path, "size": new.size, "key": new.key})
-        elif new is None:
+        elif new is None and old is not None:
             removed.append({"path": old.path, "size": old.size, "key": old.key})
+        elif old is None or new is None:  # _merge never yields two Nones
+            continue
         elif _content_id(old) != _content_id(new):
             rec = {"path": new.path, "old_size": old.size, "new_size": new.size, "old_key": old.key, "new_key": new.key}
             if SUBDATASET in (old.checksum_kind, new.checksum_kind):

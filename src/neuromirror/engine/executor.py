@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.sync import IndexState, Recorder, SyncError, one_line, sync_dataset
 from neuromirror.records import Pending, PreviousFile, ProgressCallback, SyncReport
+from neuromirror.sources.base import Source
 from neuromirror.util import timing
 from neuromirror.util.spool import Spool, read_spool
 
@@ -58,7 +59,7 @@ class SourceTask:
 
     root: str
     index_path: str
-    source: Any
+    source: Source
     engine: str
 
 
@@ -163,7 +164,7 @@ class JournalRecorder(Recorder):
     def stage(self, files: Spool) -> None:
         return None  # the submitter writes the index, from the journal
 
-    def record_version(self, state: IndexState, files: Spool, staged: object = None, **fields: object) -> None:
+    def record_version(self, state: IndexState, files: Spool, staged: object = None, **fields: Any) -> None:
         files.flush()
         path = Path(files.fh.name)
         self.ops.append(("record", fields, str(path), files.count))
@@ -235,10 +236,13 @@ class Runner:
     def __init__(self, submit: Callable[[SourceTask, Callable[[], None]], TaskResult]):
         self.submit = submit
 
+    def close(self) -> None:
+        """Let go of what the runner holds (a cluster client); nothing for a plain runner."""
+
     def __call__(
         self,
         mirror: Mirror,
-        source: Any,
+        source: Source,
         report: SyncReport,
         *,
         engine: str,

@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.annex.writer import Delete, Put, make_writer
 from neuromirror.dataset.mirror import Mirror
@@ -35,6 +35,7 @@ from neuromirror.records import (
     Snapshot,
     SyncReport,
 )
+from neuromirror.sources.base import Source
 from neuromirror.util import gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.paths import check_path
@@ -277,9 +278,12 @@ class Recorder:
         return Spool()
 
     def draft_modified(self, state: IndexState, remote_modified: Optional[str]) -> None:
+        """The draft unchanged but touched upstream: note its new stamp on the recorded head version."""
+        head = state.head_version
+        if head is None:  # called only once a version is recorded
+            return
         self.mirror.index.db.conn.execute(
-            "UPDATE versions SET remote_modified=? WHERE id=?",
-            [remote_modified, state.head_version["id"]],  # type: ignore[index]
+            "UPDATE versions SET remote_modified=? WHERE id=?", [remote_modified, head["id"]]
         )
 
     def stage(self, files: Spool) -> Optional[StagedVersion]:
@@ -288,13 +292,13 @@ class Recorder:
         return self.mirror.index.stage_version(self.sid, _records(files))
 
     def record_version(
-        self, state: IndexState, files: Spool, staged: Optional[StagedVersion] = None, **fields: object
+        self, state: IndexState, files: Spool, staged: Optional[StagedVersion] = None, **fields: Any
     ) -> None:
         index = self.mirror.index
         if staged is not None:
             vid = staged.finish(**fields)
         else:
-            vid = index.record_version(self.sid, entries=_records(files), **fields)  # type: ignore[arg-type]
+            vid = index.record_version(self.sid, entries=_records(files), **fields)
         state.now_at(index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid})
 
     def set_pending(self, pending: list[Pending]) -> None:
@@ -306,7 +310,7 @@ class Recorder:
 
 def sync_source(
     mirror: Mirror,
-    source: object,
+    source: Source,
     *,
     engine: str = "fast-import",
     progress: Optional[ProgressCallback] = None,
@@ -320,13 +324,13 @@ def sync_source(
     dataset work elsewhere and returns its index writes; this process still holds the
     source's lock and is the index's only writer.  Without it, all runs here.
     """
-    sid: str = source.id  # type: ignore[attr-defined]
-    relpath: str = source.relpath  # type: ignore[attr-defined]
+    sid: str = source.id
+    relpath: str = source.relpath
     report = SyncReport(source=sid, dataset=relpath)
     index = mirror.index
     with mirror.lock(sid, wait=lock_wait):
         mirror.ensure_root()
-        index.ensure_source(sid, source.archive, source.remote_id, relpath)  # type: ignore[attr-defined]
+        index.ensure_source(sid, source.archive, source.remote_id, relpath)
         run_id = index.start_run(sid, trigger)
         t0 = time.perf_counter()
         try:
@@ -336,7 +340,7 @@ def sync_source(
                         mirror, source, report, Recorder(mirror, sid, relpath), engine=engine, progress=progress
                     )
                 else:
-                    runner(mirror, source, report, engine=engine, progress=progress)  # type: ignore[call-arg]
+                    runner(mirror, source, report, engine=engine, progress=progress)
             report.timings = {k: round(v, 4) for k, v in timings.items()}
             report.timings["total"] = round(time.perf_counter() - t0, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
@@ -370,7 +374,7 @@ def sync_source(
 
 def sync_dataset(
     mirror: Mirror,
-    source: object,
+    source: Source,
     report: SyncReport,
     recorder: Recorder,
     *,
@@ -379,13 +383,13 @@ def sync_dataset(
 ) -> None:
     """The sync of one source under its lock: listing, diff, commits and tags; the index and
     the root superdataset are written through ``recorder``."""
-    sid: str = source.id  # type: ignore[attr-defined]
-    relpath: str = source.relpath  # type: ignore[attr-defined]
+    sid: str = source.id
+    relpath: str = source.relpath
     ds = mirror.dataset_path(relpath)
     head: Optional[str] = None
     state = recorder.state(None)
     if (ds / ".git").exists():
-        ds = recorder.ensure_dataset(source.describe())  # type: ignore[attr-defined]
+        ds = recorder.ensure_dataset(source.describe())
         for action in mirror.recover(ds):
             report.warnings.append(f"recovered {relpath}: {action}")
         _repair_once(ds, report)
@@ -397,7 +401,7 @@ def sync_dataset(
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None
-    snapshots = iter(source.snapshots(state, progress))  # type: ignore[attr-defined]
+    snapshots = iter(source.snapshots(state, progress))
     # ask the archive before creating anything: a mistyped source leaves no empty dataset behind
     t_list = time.perf_counter()
     first = next(snapshots, None)
@@ -409,14 +413,15 @@ def sync_dataset(
         if head:  # an interrupted run may have committed without updating the root
             recorder.register(f"[neuromirror] {sid}: registered")
         return
-    ds = recorder.ensure_dataset(source.describe())  # type: ignore[attr-defined]
+    ds = recorder.ensure_dataset(source.describe())
     _repair_once(ds, report)  # a new dataset: only marked
     head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
-    url_remotes = source.prepare_dataset(ds)  # type: ignore[attr-defined]
+    url_remotes = source.prepare_dataset(ds)
     writer = make_writer(engine, ds, url_remotes=url_remotes)
     while True:
         if first is not None:
-            snap, first = first, None
+            snap: Optional[Snapshot] = first
+            first = None
         else:
             t_list = time.perf_counter()
             snap = next(snapshots, None)
@@ -431,7 +436,9 @@ def sync_dataset(
             # snapshot of the same sync, if any, reads the state again from the index
             current = None
         # listing = producing the entries, less the pinning the source timed inside it
-        timing.current().add("listing+diff", time.perf_counter() - t_list)  # type: ignore[union-attr]
+        spent = timing.current()
+        if spent is not None:
+            spent.add("listing+diff", time.perf_counter() - t_list)
         report.warnings.extend(getattr(snap, "warnings", ()))
         pending = list(snap.pending) if snap.kind != "published" else pending
         report.pending = list(snap.pending) if snap.kind != "published" else report.pending

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow  # noqa: F401  (Index's callers use them)
-from neuromirror.records import Entry, PreviousFile
+from neuromirror.records import FileRow, PreviousFile
 
 if TYPE_CHECKING:
     from neuromirror.index.version_rows import StagedVersion
@@ -63,7 +63,7 @@ def _import_sqlite_utils() -> Any:
     """
     blocked = [m for m in ("pandas", "numpy") if m not in sys.modules]
     for m in blocked:
-        sys.modules[m] = None  # type: ignore[assignment]
+        sys.modules[m] = None  # type: ignore[assignment]  # None is the documented 'not installed' marker
     try:
         import sqlite_utils
     finally:
@@ -309,7 +309,7 @@ class Index:
         tag: Optional[str],
         remote_modified: Optional[str],
         date: Optional[str],
-        entries: Iterable[Entry],
+        entries: Iterable[FileRow],
         doi: Optional[str] = None,
         citation: Optional[str] = None,
         meta: Optional[dict] = None,
@@ -343,7 +343,7 @@ class Index:
                 ),
             )
 
-    def stage_version(self, source: str, entries: Iterable[Entry]) -> StagedVersion:
+    def stage_version(self, source: str, entries: Iterable[FileRow]) -> StagedVersion:
         """Start writing a version's files while its commit is made (:mod:`.version_rows`)."""
         from neuromirror.index.version_rows import StagedVersion
 
@@ -409,7 +409,8 @@ class Index:
             "INSERT INTO runs (source, started, outcome, trigger) VALUES (?,?,?,?)",
             [source, utcnow(), "running", trigger],
         )
-        return int(cur.lastrowid)  # type: ignore[arg-type]
+        assert cur.lastrowid is not None  # an INSERT's row
+        return cur.lastrowid
 
     def end_run(self, run_id: int, report: dict) -> None:
         self.db.conn.execute(

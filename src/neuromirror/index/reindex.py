@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
 from neuromirror.annex.logs import web_urls
@@ -103,7 +103,13 @@ def _citation(tag_message: str) -> Optional[str]:
     return None
 
 
-def reindex_dataset(index: Index, source: str, ds: Path, relpath: str, remote_id_for: Optional[object] = None) -> int:
+#: a source module's ``remote_id_for(path, key, urls)``: the archive's id of a file, from what git holds
+RemoteIdRule = Callable[[str, Optional[str], tuple[str, ...]], Optional[str]]
+
+
+def reindex_dataset(
+    index: Index, source: str, ds: Path, relpath: str, remote_id_for: Optional[RemoteIdRule] = None
+) -> int:
     """Replace the index rows of ``source`` by what its dataset says; return the version count."""
     import json
 
@@ -127,7 +133,7 @@ def reindex_dataset(index: Index, source: str, ds: Path, relpath: str, remote_id
                 files = [
                     PreviousFile(
                         f.path, f.key, f.size, f.checksum_kind, f.checksum, f.urls, remote_id_for(f.path, f.key, f.urls)
-                    )  # type: ignore[operator]
+                    )
                     for f in files
                 ]
             label = tr.get("label", "")

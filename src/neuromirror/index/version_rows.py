@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow
-from neuromirror.records import Entry
+from neuromirror.records import FileRow
 from neuromirror.util.crashpoints import crashpoint
 
 #: rows per statement batch, and per transaction of a staged version
@@ -58,7 +58,7 @@ class Stats:
 
 
 def write_entries(
-    conn: sqlite3.Connection, source: str, entries: Iterable[Entry], stats: Stats, commit_every: Optional[int] = None
+    conn: sqlite3.Connection, source: str, entries: Iterable[FileRow], stats: Stats, commit_every: Optional[int] = None
 ) -> None:
     """Insert ``entries``' rows and append their ids to the connection's staging table.
 
@@ -126,7 +126,8 @@ def link_version(conn: sqlite3.Connection, source: str, stats: Stats, fields: di
             json.dumps(fields.get("meta") or {}),
         ],
     )
-    vid = int(cur.lastrowid)  # type: ignore[arg-type]
+    assert cur.lastrowid is not None  # an INSERT's row
+    vid = cur.lastrowid
     conn.execute(
         f"INSERT OR IGNORE INTO version_files (version_id, entry_id) SELECT ?, entry_id FROM temp.{_STAGED}", [vid]
     )
@@ -142,7 +143,7 @@ class StagedVersion:
     it reads ``entries`` once, so the caller must not read them meanwhile.
     """
 
-    def __init__(self, index_path: Path, source: str, entries: Iterable[Entry]) -> None:
+    def __init__(self, index_path: Path, source: str, entries: Iterable[FileRow]) -> None:
         self.source = source
         self.stats = Stats()
         self._entries = entries
@@ -162,7 +163,7 @@ class StagedVersion:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
 
-    def _stopping(self) -> Iterable[Entry]:
+    def _stopping(self) -> Iterable[FileRow]:
         for e in self._entries:
             if self._stop:
                 raise _Aborted()

@@ -19,7 +19,6 @@ server.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -172,4 +171,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

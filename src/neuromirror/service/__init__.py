@@ -1,5 +1,8 @@
 """The mirror service (``neuromirror serve``): scheduled syncs of the sources in mirror definitions, status over HTTP.
 
+May import the engine, reproduce (publish after a sync), config, index, dataset and the base
+modules; must not import ``commands`` or ``cli``.
+
 ``neuromirror serve --config mirrors/x.yaml`` runs an APScheduler
 ``BackgroundScheduler`` in the foreground: one job per ``sources:`` entry (its
 cron or interval trigger), run by a thread pool of ``jobs`` workers, with

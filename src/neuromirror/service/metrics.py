@@ -141,7 +141,7 @@ class StatusCollector:
 def registry_for(read: Callable[[], tuple[dict, Optional[Durations]]]) -> CollectorRegistry:
     """A private registry holding one :class:`StatusCollector`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(read))  # type: ignore[arg-type]
+    registry.register(StatusCollector(read))
     return registry
 
 

@@ -77,7 +77,7 @@ def start_http(service: Any, spec: str) -> tuple[ThreadingHTTPServer, str]:
     except OSError as exc:
         raise ValueError(f"--http {spec}: cannot listen: {exc.strerror or exc}") from None
     httpd.service = service
-    h, p = httpd.server_address[:2]
+    h, p = str(httpd.server_address[0]), int(httpd.server_address[1])
     url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
     threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="neuromirror-http"

@@ -1,0 +1,7 @@
+"""The annex writer: git-annex as a storage format, written fast and checked against git-annex itself.
+
+Knows git and git-annex (keys and their hash directories, the git-annex branch's logs, packs,
+fast-import) and nothing of archives: it takes records (``Put``/``Delete`` of entries) and makes
+one commit. May import ``records`` and ``util``; must not import ``sources``, ``index``,
+``dataset``, ``engine`` or anything above them.
+"""
