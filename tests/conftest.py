@@ -31,7 +31,7 @@ def s3() -> Iterator[S3StandIn]:  # noqa: F821
 
 @pytest.fixture(scope="session")
 def dandi_archive(s3) -> Iterator[DandiStandIn]:  # noqa: F821, ANN001
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     with DandiStandIn(s3) as archive:
         yield archive

@@ -27,16 +27,10 @@ from typing import Any, Iterator, Optional
 import pytest
 
 from neuromirror.annex.keys import key_file, key_from_file, md5e_key, sha256e_key
-from neuromirror.sources.aind import (
-    AindError,
-    AindSource,
-    S3Settings,
-    asset_meta,
-    next_label,
-    parse_asset_name,
-    parse_size,
-    remote_id_for,
-)
+from neuromirror.sources.aind.metadata import asset_meta, parse_asset_name
+from neuromirror.sources.aind.options import S3Settings, parse_size
+from neuromirror.sources.aind.s3 import AindError
+from neuromirror.sources.aind.source import AindSource, next_label, remote_id_for
 
 RAW = "ecephys_123456_2022-12-12_05-06-07"
 DERIVED = RAW + "_sorted_2023-01-01_00-00-00"
@@ -595,7 +589,7 @@ def test_listing_without_list_versions_permission_still_pins(s3: Any, tmp_path: 
     """
     from botocore.exceptions import ClientError
 
-    from neuromirror.sources.aind import s3_client
+    from neuromirror.sources.aind.s3 import s3_client
 
     b = Bucket(s3, f"nolv-{uuid.uuid4().hex[:10]}")
     s3.create_bucket(b.name, versioned=True)

@@ -114,7 +114,7 @@ def test_bench_scale_scenarios_at_a_toy_size(tmp_path: Path) -> None:
 
 def test_tree_rss_counts_a_forked_image_once() -> None:
     """A child forked and not yet exec'd shares its parent's pages: the tree's peak is the parent's."""
-    from neuromirror.bench.run import TreeRSS
+    from neuromirror.bench.measure import TreeRSS
 
     code = (
         "import os, time\nb = bytearray(200 << 20)\nb[::4096] = b'x' * len(b[::4096])\npid = os.fork()\n"

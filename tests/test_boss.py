@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from conftest import git
-from neuromirror.standins.boss import SAMPLE_COLLECTION, SAMPLE_EXPERIMENT, BossStandIn
-from neuromirror.standins.boss_sample import TINY_CHUNK, tiny_sample
+from neuromirror.standins.boss.sample import SAMPLE_COLLECTION, SAMPLE_EXPERIMENT
+from neuromirror.standins.boss.server import BossStandIn
+from neuromirror.standins.boss.tiny import TINY_CHUNK, tiny_sample
 
 C, E = SAMPLE_COLLECTION, SAMPLE_EXPERIMENT
 SPEC = f"boss:{C}/{E}"
@@ -587,7 +588,8 @@ def test_bad_options_and_names(boss: BossStandIn, tmp_path: Path) -> None:
 
 
 def test_chunk_url_round_trip_and_refusals() -> None:
-    from neuromirror.sources.boss import Chunk, remote_id_for
+    from neuromirror.sources.boss.chunks import Chunk
+    from neuromirror.sources.boss.source import remote_id_for
 
     chunk = Chunk("https", "api.bossdb.io", "c", "e", "ch", 1, (32, 64), (0, 16), (8, 16), None, (8, 32, 32), "uint64")
     assert chunk.url == "neuromirror+boss://api.bossdb.io/c/e/ch/1/32:64/0:16/8:16/?chunk=8,32,32&dtype=uint64"
@@ -607,7 +609,7 @@ def test_chunk_url_round_trip_and_refusals() -> None:
 
 
 def test_find_token_and_trusted_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from neuromirror.sources.boss import find_token, scrub, trusted_hosts
+    from neuromirror.sources.boss.api import find_token, scrub, trusted_hosts
 
     assert find_token() == TOKEN
     monkeypatch.delenv("INTERN_TOKEN")

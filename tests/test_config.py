@@ -9,19 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from neuromirror import config as config_mod
 from neuromirror.cli import main
-from neuromirror.config import (
-    Backoff,
-    ConfigError,
-    Schedule,
-    cron_trigger,
-    format_duration,
-    load_config,
-    load_configs,
-    parse_duration,
-    sync_targets,
-)
+from neuromirror.config import options as config_mod
+from neuromirror.config.load import load_config, load_configs, sync_targets
+from neuromirror.config.reader import ConfigError
+from neuromirror.config.schedule import Backoff, Schedule, cron_trigger, format_duration, parse_duration
 from neuromirror.spec import parse_spec
 
 REPO = Path(__file__).resolve().parents[1]

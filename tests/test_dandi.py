@@ -342,7 +342,7 @@ def test_resync_with_many_new_assets_lists_with_metadata(
     capsys,  # noqa: ANN001
     monkeypatch,
 ) -> None:
-    from neuromirror.sources import dandi
+    from neuromirror.sources.dandi import assets
 
     ident = dandi_archive.create_dandiset(name="mostly new", created=T0)
     for i in range(3):
@@ -350,7 +350,7 @@ def test_resync_with_many_new_assets_lists_with_metadata(
     assert cli("sync", f"dandi:{ident}")[0] == 0
     for i in range(7):
         dandi_archive.put_asset(ident, f"new-{i}.nwb", f"new {i}".encode() * 100, when=T0 + timedelta(days=1))
-    monkeypatch.setattr(dandi, "REFETCH_MIN", 2)  # 7 of 10 need their metadata: > 2 and > 10 %
+    monkeypatch.setattr(assets, "REFETCH_MIN", 2)  # 7 of 10 need their metadata: > 2 and > 10 %
     dandi_archive.reset_request_log()
     code, _, err = cli("sync", f"dandi:{ident}")
     assert code == 0, err
@@ -361,7 +361,7 @@ def test_resync_with_many_new_assets_lists_with_metadata(
 
 
 def test_resync_after_api_url_change_registers_the_new_urls(tmp_path: Path, capsys, s3) -> None:  # noqa: ANN001
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     with DandiStandIn(s3, bucket=f"nm-moved-{uuid.uuid4().hex[:8]}") as archive:
         ident = archive.create_dandiset(name="api moved", created=T0)
@@ -417,9 +417,9 @@ def test_resync_listing_that_repeats_or_skips_a_page_commits_nothing(
     capsys,  # noqa: ANN001
     monkeypatch,
 ) -> None:
-    from neuromirror.sources import dandi
+    from neuromirror.sources.dandi import assets
 
-    monkeypatch.setattr(dandi, "PAGE_SIZE", 2)  # a few pages for a few assets
+    monkeypatch.setattr(assets, "PAGE_SIZE", 2)  # a few pages for a few assets
     ident = dandi_archive.create_dandiset(name="bad pages", created=T0)
     for i in range(7):
         dandi_archive.put_asset(ident, f"rec-{i}.nwb", f"rec {i}".encode() * 100, when=T0)

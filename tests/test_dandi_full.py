@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 import pytest
 
 from conftest import CLI, git
-from neuromirror.sources import dandi_zarr
+from neuromirror.sources.dandi import zarr_listing
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
 #: recognisable, so that the test can prove it was written nowhere
@@ -57,7 +57,7 @@ def zarr_files(seed: str, chunks: int = 4) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def archive(s3) -> Iterator[DandiStandIn]:  # noqa: F821, ANN001
     """A stand-in with access control: embargoed dandisets need KEY."""
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     with DandiStandIn(s3, bucket="nm-full", api_token=KEY) as a:
         yield a
@@ -73,13 +73,13 @@ def mcli(tmp_path: Path, capsys: pytest.CaptureFixture, archive, monkeypatch: py
 def listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every Zarr listing a sync makes (zarr ids)."""
     calls: list[str] = []
-    real = dandi_zarr.list_zarr
+    real = zarr_listing.list_zarr
 
     def counting(source, zarr_id, s3_base, embargoed):  # noqa: ANN001, ANN202
         calls.append(zarr_id)
         return real(source, zarr_id, s3_base, embargoed)
 
-    monkeypatch.setattr(dandi_zarr, "list_zarr", counting)
+    monkeypatch.setattr(zarr_listing, "list_zarr", counting)
     return calls
 
 
@@ -124,7 +124,7 @@ def annexed_checksum(zds: Path) -> str:
         info = key.split("--", 1)
         size = int(info[0].split("-s", 1)[1])
         leaves.append((path, size, info[1].split(".", 1)[0]))
-    return dandi_zarr.checksum_of(leaves)
+    return zarr_listing.checksum_of(leaves)
 
 
 def archive_checksum(archive, asset_id: str) -> str:  # noqa: ANN001
@@ -239,7 +239,7 @@ def index_dump(root: Path) -> list:
 
 
 def test_s3_location_of_zarr_urls() -> None:
-    loc = dandi_zarr._s3_location
+    loc = zarr_listing._s3_location
     assert loc("https://dandiarchive.s3.amazonaws.com/zarr/abc/") == (None, "dandiarchive", "zarr/abc/")
     assert loc("https://dandiarchive.s3.us-east-2.amazonaws.com/zarr/abc/") == (None, "dandiarchive", "zarr/abc/")
     assert loc("http://127.0.0.1:9000/bucket/zarr/abc/") == ("http://127.0.0.1:9000", "bucket", "zarr/abc/")
@@ -379,7 +379,7 @@ def test_embargoed_dandiset_key_from_environment(mcli, archive, tmp_path: Path, 
 
 # -- the whole archive ---------------------------------------------------------------------
 def test_all_dandisets_in_parallel_one_failing(tmp_path: Path, capsys, s3, monkeypatch) -> None:  # noqa: ANN001
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     with DandiStandIn(s3, bucket=f"nm-all-{uuid.uuid4().hex[:8]}", api_token=KEY) as arch:
         ids = []

@@ -20,8 +20,8 @@ from pathlib import PurePosixPath
 import pytest
 
 from conftest import CLI, git
-from neuromirror.sources import dandi_zarr
-from neuromirror.sources.zarr_job import ZarrJob, ZarrRecord, mirror_zarr
+from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
+from neuromirror.sources.dandi import zarr_listing
 from test_dandi_full import T0, annexed_checksum, archive_checksum, clone_all, get, user_env, zarr_files
 
 ZARRS = 5
@@ -29,7 +29,7 @@ ZARRS = 5
 
 @pytest.fixture(scope="module")
 def archive(s3):  # noqa: ANN001, ANN201
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     with DandiStandIn(s3, bucket="nm-zarr-scale") as a:
         yield a
@@ -51,14 +51,14 @@ class Listings(list):
 def listings(monkeypatch: pytest.MonkeyPatch) -> Listings:
     calls = Listings()
     calls.cut = set()
-    real = dandi_zarr.list_zarr
+    real = zarr_listing.list_zarr
 
     def counting(source, zarr_id, s3_base, embargoed):  # noqa: ANN001, ANN202
         calls.append(zarr_id)
         objs, how = real(source, zarr_id, s3_base, embargoed)
         return (objs[:-1] if zarr_id in calls.cut else objs), how
 
-    monkeypatch.setattr(dandi_zarr, "list_zarr", counting)
+    monkeypatch.setattr(zarr_listing, "list_zarr", counting)
     return calls
 
 
@@ -85,7 +85,7 @@ def test_checksum_matches_zarr_checksum_package() -> None:
         tree = ZarrChecksumTree()
         for rel, size, md5 in leaves:
             tree.add_leaf(path=PurePosixPath(rel), size=size, digest=md5)
-        assert dandi_zarr.checksum_of(leaves) == tree.process().digest
+        assert zarr_listing.checksum_of(leaves) == tree.process().digest
 
 
 def test_many_zarrs_one_commit_unchanged_untouched_refusals_and_clone(mcli, archive, listings, tmp_path) -> None:  # noqa: ANN001

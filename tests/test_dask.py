@@ -148,7 +148,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def archive(s3) -> Iterator[DandiStandIn]:  # noqa: F821, ANN001
     """Six dandisets, two of them with several Zarr assets; some published."""
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     with DandiStandIn(s3, bucket=f"nm-dask-{uuid.uuid4().hex[:8]}") as a:
         for i in range(6):
@@ -417,7 +417,8 @@ class urllib_get:  # noqa: N801 - a tiny context manager reading JSON
 
 
 def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
-    from neuromirror.config import ConfigError, load_config
+    from neuromirror.config.load import load_config
+    from neuromirror.config.reader import ConfigError
 
     good = tmp_path / "good.yaml"
     good.write_text(

@@ -63,14 +63,12 @@ def registered_urls(ds: Path, path: str) -> list[str]:
 @contextlib.contextmanager
 def previous_layout() -> Iterator[None]:
     """Write Zarr objects as earlier versions did: every candidate URL, the API's route included."""
-    from neuromirror.sources import dandi_zarr
-
-    real = dandi_zarr.urlrule.admissible
-    dandi_zarr.urlrule.admissible = lambda urls: (tuple(urls), False)  # type: ignore[assignment]
+    real = urlrule.admissible
+    urlrule.admissible = lambda urls: (tuple(urls), False)  # type: ignore[assignment]
     try:
         yield
     finally:
-        dandi_zarr.urlrule.admissible = real  # type: ignore[assignment]
+        urlrule.admissible = real  # type: ignore[assignment]
 
 
 def unmark(*datasets: Path) -> None:
@@ -219,7 +217,7 @@ def test_api_spelled_with_another_host_name_still_pins_s3(tmp_path: Path, capsys
 
 
 def test_faults_on_the_very_first_request_are_retried(tmp_path: Path, capsys, s3) -> None:  # noqa: ANN001
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     # a stand-in of its own: the dandi client caches each URL's server info per process
     with DandiStandIn(s3, bucket="nm-first-request") as archive:
@@ -274,10 +272,11 @@ def test_verdicts_of_the_url_kinds() -> None:
 
 
 def test_s3_urls_are_recognised_by_what_they_are() -> None:
-    from neuromirror.sources import dandi_zarr, s3urls
+    from neuromirror.sources import s3urls
+    from neuromirror.sources.dandi.zarr_listing import is_archive_key
 
     u = "abcdef12-3456-7890-abcd-ef1234567890"
-    key = dandi_zarr.is_archive_key
+    key = is_archive_key
     loc = s3urls.locate
     assert loc(f"https://dandiarchive.s3.amazonaws.com/blobs/abc/def/{u}") == s3urls.S3Location(
         None, "dandiarchive", f"blobs/abc/def/{u}"

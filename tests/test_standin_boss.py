@@ -25,13 +25,13 @@ from intern.remote.boss import BossRemote
 from intern.resource.boss.resource import ChannelResource, CollectionResource
 from requests import HTTPError
 
-from neuromirror.standins.boss import (
+from neuromirror.standins.boss.sample import (
     SAMPLE_CHANNELS,
     SAMPLE_COLLECTION,
     SAMPLE_COORD_FRAME,
     SAMPLE_EXPERIMENT,
-    BossStandIn,
 )
+from neuromirror.standins.boss.server import BossStandIn
 
 C, E = SAMPLE_COLLECTION, SAMPLE_EXPERIMENT
 Z, Y, X = 40, 700, 600  # the sample's default shape

@@ -226,7 +226,7 @@ def test_archive_listed_again(sample: Sample, copy: tuple[Runner, Path]) -> None
 
 def test_boss_content_through_the_special_remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """BOSS chunks have URLs only the neuromirror special remote can fetch: verify asks git-annex for them."""
-    from neuromirror.standins.boss_sample import SPEC, sync_args, tiny_sample
+    from neuromirror.standins.boss.tiny import SPEC, sync_args, tiny_sample
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.intern
     (tmp_path / "home").mkdir()

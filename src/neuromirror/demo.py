@@ -83,7 +83,7 @@ def _run(cmd: list[str], cwd: Optional[Path] = None, env: Optional[dict] = None)
 
 
 def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
     from neuromirror.standins.s3 import S3StandIn
 
     os.environ.setdefault("DANDI_NO_ET", "1")
@@ -142,7 +142,7 @@ def _demo_boss(exe: list[str], root: Path, work: Path, env: dict) -> None:
     """A BOSS experiment: volumes become OME-Zarr chunks, fetched through the package's special remote."""
     import numpy as np
 
-    from neuromirror.standins.boss_sample import SPEC, TINY_CHUNK, sync_args, tiny_sample
+    from neuromirror.standins.boss.tiny import SPEC, TINY_CHUNK, sync_args, tiny_sample
 
     token = "demo-token"  # read from INTERN_TOKEN at sync and at retrieval; never written anywhere
     with tiny_sample(token=token) as boss:

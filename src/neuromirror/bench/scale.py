@@ -1,4 +1,4 @@
-"""The archive-scale scenarios of ``scripts/bench`` (issue 13), beside the per-size ones in :mod:`.bench`.
+"""The archive-scale scenarios (issue 13): run once, at their own sizes, not per ``--sizes`` N.
 
 - ``zarr-dandiset``: a dandiset of Z Zarr assets x M objects plus B blob assets
   (default 200 x 5,000 + 1,000): cold mirror, resync with no change, resync after
@@ -8,14 +8,9 @@
   10^6) plus its sidecar JSON: cold mirror, resync with no change.
 - ``archive``: ``sync 'dandi:*' -J 4`` over D stand-in dandisets (default 50: most
   of 10 assets, 3 of 10^4, two with Zarrs); cold, then a resync after 3 changed.
-- ``clone-get``: the first ``datalad get`` of one file in a fresh ``datalad clone``
-  of the dandi-cold mirror dataset, in the mirror itself and with ``neuromirror get``.
 
-What is done to the stand-ins here (this process only, on top of :mod:`.bench`'s
-moto patch): objects are put straight into moto's backend
-(``S3Backend.put_object``) instead of through boto3 and moto's HTTP server — the
-stand-in's ``s3.put`` is rebound for the fill — so that filling 10^6 objects
-takes a minute, not an hour.  Nothing the sync asks is answered differently.
+(``clone-get``, also of issue 13, runs per size: :mod:`neuromirror.bench.clone_get`.)
+The stand-ins are filled through :func:`neuromirror.bench.archives.direct_puts`.
 """
 
 from __future__ import annotations
@@ -23,52 +18,16 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
-from neuromirror.bench.run import (
-    Archives,
-    child_env,
-    invalidate_listing_cache,
-    listing_served_from_memory,
-    moto_bucket_backend,
-    neuromirror_cmd,
-    run_measured,
-    run_sync,
-    say,
-)
+from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
+from neuromirror.bench.measure import say
+from neuromirror.bench.moto_patch import invalidate_listing_cache, listing_served_from_memory, moto_bucket_backend
+from neuromirror.bench.syncs import run_sync
 
 SCALE_SCENARIOS = ("zarr-dandiset", "aind-zarr", "archive", "clone-get")
-
-
-@contextmanager
-def direct_puts(archives: Archives) -> Iterator[None]:
-    """Uploads of the stand-ins go straight into moto's backend (see the module)."""
-    s3 = archives.s3
-    original = s3.put
-
-    def put(bucket: str, key: str, data: bytes, **kwargs: Any) -> str:
-        if kwargs:
-            return original(bucket, key, data, **kwargs)
-        k = moto_bucket_backend(bucket).put_object(bucket, key, data, disable_notification=True)
-        return str(k.version_id or "null")
-
-    s3.put = put  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        s3.put = original  # type: ignore[method-assign]
-        invalidate_listing_cache()
-
-
-def zarr_files(m: int, tag: str = "") -> dict[str, bytes]:
-    """An OME-Zarr-like store of ``m`` objects: metadata at the top, chunks 1,000 per folder."""
-    files = {".zgroup": b'{"zarr_format": 2}', ".zattrs": json.dumps({"tag": tag}).encode()}
-    for i in range(max(0, m - len(files))):
-        files[f"0/{i // 1000}/{i % 1000}"] = f"{tag}{i}".encode()
-    return files
 
 
 def commits(ds: Path, grep: str = "^Neuromirror-") -> int:
@@ -98,14 +57,14 @@ def bench_zarr_dandiset(
     ids = d.add_synthetic_assets(ident, blobs, when=when)
     be = moto_bucket_backend(d.bucket)
     for aid in ids:
-        blob = d.asset(aid).blob
-        blob.version_id = be.put_object(blob.bucket, blob.key, b"", disable_notification=True).version_id
-        blob.uploaded = True
+        put_empty_blob(be, d, aid)
     zarr_ids = []
     with direct_puts(archives):
         for i in range(z):
             aid = d.add_zarr_asset(ident, f"sub-{i:04d}/sub-{i:04d}_sample.ome.zarr", zarr_files(m), when=when)
-            zarr_ids.append(d.asset(aid).zarr.zarr_id)
+            zarr = d.asset(aid).zarr
+            assert zarr is not None  # a Zarr asset has its Zarr
+            zarr_ids.append(zarr.zarr_id)
     n = z * m + blobs
     say(
         f"zarr-dandiset: stand-in dandiset {ident}: {z} Zarrs x {m} objects + {blobs} blobs in "
@@ -210,7 +169,8 @@ def bench_aind_zarr(
 
 def warm_listing(archives: Archives, bucket: str, prefix: str) -> int:
     """List ``prefix`` once, as the sync will (same requests), so that moto renders each page now."""
-    from neuromirror.sources.aind_s3 import S3Settings, s3_client
+    from neuromirror.sources.aind.options import S3Settings
+    from neuromirror.sources.aind.s3 import s3_client
     from neuromirror.sources.s3listing import paginate_versions
 
     client = s3_client(S3Settings(bucket=bucket, endpoint=archives.s3.endpoint_url))
@@ -230,7 +190,7 @@ def bench_archive(
     keep: bool = False,
 ) -> list[dict]:
     """``sync 'dandi:*' -J jobs`` over a fresh stand-in archive (its own DANDI stand-in)."""
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
 
     when = datetime(2025, 9, 1, tzinfo=timezone.utc)
     t = time.perf_counter()
@@ -247,9 +207,7 @@ def bench_archive(
                 ids = d.add_synthetic_assets(ident, k, when=when)
                 be = be or moto_bucket_backend(d.bucket)
                 for aid in ids:
-                    blob = d.asset(aid).blob
-                    blob.version_id = be.put_object(blob.bucket, blob.key, b"", disable_notification=True).version_id
-                    blob.uploaded = True
+                    put_empty_blob(be, d, aid)
                 total += k
                 if large <= i < large + 2:  # two dandisets with Zarrs
                     for j in range(zarrs):
@@ -282,141 +240,6 @@ def bench_archive(
             archives.drop_objects("dandiarchive-bench-all")
         except KeyError:
             pass
-
-
-def _git_env(env: dict, *pairs: tuple[str, str]) -> dict:
-    """``env`` with git config ``pairs`` added through GIT_CONFIG_COUNT (as a user's ``git -c``)."""
-    env = dict(env)
-    n = int(env.get("GIT_CONFIG_COUNT") or 0)
-    for k, v in pairs:
-        env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"] = k, v
-        n += 1
-    env["GIT_CONFIG_COUNT"] = str(n)
-    return env
-
-
-def bench_clone_get(ds: Path, root: Path, work: Path, n: int, one: str) -> dict:
-    """First ``datalad get`` of one file: in a fresh clone (plain, and with annex.supportunlocked=false),
-    in the mirror itself, and with ``neuromirror get``."""
-    import shutil
-
-    base = _git_env(child_env(), ("annex.security.allowed-ip-addresses", "all"))
-    locked = _git_env(base, ("annex.supportunlocked", "false"))
-    res: dict[str, Any] = {"scenario": "clone-get", "n": n, "file": one}
-    for variant, env in (("clone", base), ("clone_locked_only", locked)):
-        clone = work / f"{variant}-{n}"
-        r = run_measured(["datalad", "clone", str(ds), str(clone)], env=env)
-        res[f"{variant}_s"] = round(r["wall"], 3)
-        for key in ("first_get", "second_get"):
-            r = run_measured(["datalad", "get", "--", one], env=env, cwd=clone, check=False)
-            res[f"{variant}_{key}_s"] = round(r["wall"], 3)
-            if r["rc"]:
-                res[f"{variant}_{key}_error"] = r["stderr"].decode(errors="replace").strip()[-300:]
-        shutil.rmtree(clone, ignore_errors=True)
-    r = run_measured(["datalad", "get", "--", one], env=base, cwd=ds, check=False)
-    res["mirror_first_get_s"] = round(r["wall"], 3)
-    dest = work / f"nm-get-{n}"
-    r = run_measured(
-        [
-            *neuromirror_cmd(),
-            "--root",
-            str(root),
-            "get",
-            f"dandi:{ds.name}",
-            one,
-            "--to",
-            str(dest),
-            "--allow-ip",
-            "all",
-            "-q",
-        ],
-        env=base,
-        check=False,
-    )
-    res["neuromirror_get_s"] = round(r["wall"], 3)
-    if r["rc"]:
-        res["neuromirror_get_error"] = r["stderr"].decode(errors="replace").strip()[-300:]
-    shutil.rmtree(dest, ignore_errors=True)
-    res["wall_s"] = res["clone_first_get_s"]
-    say(
-        f"N={n}: clone-get: datalad clone {res['clone_s']:.1f} s + first get {res['clone_first_get_s']:.1f} s "
-        f"(again {res['clone_second_get_s']:.1f} s); with annex.supportunlocked=false: clone "
-        f"{res['clone_locked_only_s']:.1f} s + first get {res['clone_locked_only_first_get_s']:.1f} s; "
-        f"in the mirror {res['mirror_first_get_s']:.1f} s; neuromirror get (clone + get) {res['neuromirror_get_s']:.1f} s"
-    )
-    return res
-
-
-def check_scale_targets(results: list[dict], target: Any) -> None:
-    """The issue-13 targets, for the scenarios that ran."""
-    by = {r["scenario"]: r for r in results if not r.get("error")}
-    if "zarr-dandiset-cold" in by:
-        r = by["zarr-dandiset-cold"]
-        target(
-            f"zarr-dandiset {r['size']} cold: Zarr objects/s end to end",
-            f"{r['zarr_objects_per_s']:,.0f}",
-            ">= 5,000",
-            r["zarr_objects_per_s"] >= 5000,
-        )
-        target(
-            f"zarr-dandiset {r['size']} cold: peak RSS",
-            f"{r['peak_rss_mb']:.0f} MB",
-            "< 1024 MB",
-            r["peak_rss_mb"] < 1024,
-        )
-        target(
-            f"zarr-dandiset {r['size']} cold: dandiset commits",
-            str(r["dandiset_commits"]),
-            "1",
-            r["dandiset_commits"] == 1,
-        )
-    if "zarr-dandiset-resync" in by:
-        r = by["zarr-dandiset-resync"]
-        target(
-            f"zarr-dandiset {r['size']} no-change resync beyond start-up",
-            f"{r['beyond_startup_s']:.2f} s",
-            "< 5 s",
-            r["beyond_startup_s"] < 5 and r["outcome"] == "unchanged",
-        )
-    if "zarr-dandiset-2zarrs1blob" in by:
-        r = by["zarr-dandiset-2zarrs1blob"]
-        target(
-            f"zarr-dandiset {r['size']} 2 Zarrs + 1 blob changed", f"{r['wall_s']:.2f} s", "< 30 s", r["wall_s"] < 30
-        )
-    if "aind-zarr-cold" in by:
-        r = by["aind-zarr-cold"]
-        target(
-            f"aind-zarr N={r['n']} cold: objects/s", f"{r['files_per_s']:,.0f}", ">= 5,000", r["files_per_s"] >= 5000
-        )
-        target(
-            f"aind-zarr N={r['n']} cold: peak RSS", f"{r['peak_rss_mb']:.0f} MB", "< 1024 MB", r["peak_rss_mb"] < 1024
-        )
-    if "aind-zarr-resync" in by:
-        r = by["aind-zarr-resync"]
-        target(
-            f"aind-zarr N={r['n']} no-change resync: listing's share",
-            f"{r['listing_share']}",
-            "most of it",
-            (r["listing_share"] or 0) > 0.5,
-            f"{r['wall_s']:.1f} s wall",
-        )
-    if "archive-3changed" in by:
-        r = by["archive-3changed"]
-        target(f"archive {r['size']}: resync with 3 changed", f"{r['wall_s']:.1f} s", "< 60 s", r["wall_s"] < 60)
-    for r in results:
-        if r["scenario"] == "clone-get" and not r.get("error"):
-            target(
-                f"N={r['n']}: first datalad get in a fresh clone (plain)",
-                f"{r['clone_first_get_s']:.2f} s",
-                "< 5 s",
-                r["clone_first_get_s"] < 5 and not r.get("clone_first_get_error"),
-            )
-            target(
-                f"N={r['n']}: first datalad get in a fresh clone (annex.supportunlocked=false)",
-                f"{r['clone_locked_only_first_get_s']:.2f} s",
-                "< 5 s",
-                r["clone_locked_only_first_get_s"] < 5 and not r.get("clone_locked_only_first_get_error"),
-            )
 
 
 def symlink_rate(work: Path, n: int = 10_000) -> float:
@@ -490,9 +313,3 @@ def run_scale(args: Any, archives: Archives, work: Path, startup: float, results
         except Exception as exc:  # keep what was measured
             say(f"{name} failed: {exc}")
             results.append({"scenario": name, "n": 0, "error": str(exc)[-1000:]})
-
-
-def first_annexed(ds: Path) -> Optional[str]:
-    out = subprocess.run(["git", "-C", str(ds), "ls-files", "-z", "--", "*.nwb"], capture_output=True).stdout
-    names = [f.decode() for f in out.split(b"\0") if f]
-    return names[len(names) // 2] if names else None

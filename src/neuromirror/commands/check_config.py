@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.config import ConfigError, load_config, load_configs
+    from neuromirror.config.load import load_config, load_configs
+    from neuromirror.config.reader import ConfigError
 
     results = []
     failed = False

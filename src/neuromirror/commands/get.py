@@ -49,20 +49,18 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce.pins import pin_record
-    from neuromirror.reproduce.retrieve import (
-        RetrieveError,
-        allow_ip_default,
+    from neuromirror.reproduce.clone import (
         check_paths,
         checkout,
         clone,
         ensure_commit,
-        failure_lines,
-        fetch,
-        resolve_url,
         resolve_version_in_clone,
         tag_commit,
     )
+    from neuromirror.reproduce.fetch import failure_lines, fetch
+    from neuromirror.reproduce.locations import resolve_url
+    from neuromirror.reproduce.pins import pin_record
+    from neuromirror.reproduce.retrieve import RetrieveError, allow_ip_default
     from neuromirror.spec import dataset_relpath
 
     spec = spec_arg(args.spec)

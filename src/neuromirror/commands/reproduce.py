@@ -60,7 +60,7 @@ def compare_file_list(d, fl) -> list[str]:  # noqa: ANN001
 
     problems: list[str] = []
     if d.file_list is not None:
-        from neuromirror.reproduce.retrieve import digest_pairs
+        from neuromirror.reproduce.filelist import digest_pairs
 
         if digest_pairs(d.file_list) != d.file_list_digest:
             problems.append("the lock's file-list does not match its own file-list-digest: the lock file was edited")
@@ -89,21 +89,18 @@ def compare_file_list(d, fl) -> list[str]:  # noqa: ANN001
 
 def run(args: argparse.Namespace) -> int:
     from neuromirror.reproduce import lockfile
-    from neuromirror.reproduce.retrieve import (
-        RetrieveError,
-        allow_ip_default,
+    from neuromirror.reproduce.clone import (
         checkout,
         clone,
         ensure_commit,
-        fetch,
-        file_list_digest,
-        fmt_bytes,
         install_subdatasets,
         remove_clone,
-        resolve_url,
         tag_commit,
-        walk_files,
     )
+    from neuromirror.reproduce.fetch import fetch
+    from neuromirror.reproduce.filelist import file_list_digest, walk_files
+    from neuromirror.reproduce.locations import resolve_url
+    from neuromirror.reproduce.retrieve import RetrieveError, allow_ip_default, fmt_bytes
 
     try:
         lock = lockfile.read(args.lock)

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import signal
 
-    from neuromirror.config import load_configs
+    from neuromirror.config.load import load_configs
     from neuromirror.service import Service
 
     # until the service installs its own handlers, a SIGTERM/SIGINT ends start-up quietly (nothing runs yet)

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     config = None
     root = root_of(args)
     if args.config:
-        from neuromirror.config import load_configs
+        from neuromirror.config.load import load_configs
 
         config = load_configs(args.config)
         root = config.resolve_root(args.root)

@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     options = options_of(args)
     root = root_of(args)
     targets = [(spec, options) for spec in specs]
-    if getattr(args, "config", None):  # --config: see neuromirror.config.sync_targets
-        from neuromirror.config import load_configs, sync_targets
+    if getattr(args, "config", None):  # --config: see neuromirror.config.load.sync_targets
+        from neuromirror.config.load import load_configs, sync_targets
 
         config = load_configs(args.config)
         root = config.resolve_root(args.root)

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.dataset.mirror import Mirror
-from neuromirror.engine.sync import IndexState, Recorder, SyncError, one_line, sync_dataset
+from neuromirror.engine.recorder import Recorder
+from neuromirror.engine.state import IndexState
+from neuromirror.engine.sync import SyncError, one_line, sync_dataset
 from neuromirror.records import Pending, PreviousFile, ProgressCallback, SyncReport
 from neuromirror.sources.base import Source
 from neuromirror.util import timing

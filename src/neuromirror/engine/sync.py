@@ -10,36 +10,28 @@ an asset of 10^6 files costs memory for its paths, not its records.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from neuromirror.annex.writer import Delete, Put, make_writer
+from neuromirror.annex.writer import make_writer
 from neuromirror.dataset.mirror import Mirror
-from neuromirror.engine.urlrule import Tally
-from neuromirror.index.db import Index
-from neuromirror.index.trailers import format_trailers
-from neuromirror.index.version_rows import StagedVersion
+from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
+from neuromirror.engine.recorder import Recorder
 from neuromirror.records import (
-    AnnexEntry,
-    Entry,
     Pending,
-    PreviousFile,
     ProgressCallback,
-    Refusal,
     Snapshot,
     SyncReport,
 )
 from neuromirror.sources.base import Source
 from neuromirror.util import gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
-from neuromirror.util.paths import check_path
-from neuromirror.util.spool import Spool
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger("neuromirror.engine.sync")
 
@@ -48,264 +40,8 @@ class SyncError(RuntimeError):
     """A sync failed; the message is the one line the user sees."""
 
 
-#: IndexState.previous answers this many paths by point queries before loading the whole state
-POINT_LOOKUPS = 2000
 #: a version's path -> identity state is kept for the sync's next snapshot below this many paths
 KEEP_STATE_BELOW = 100_000
-
-
-class IndexState:
-    """The source's memory, as the index holds it for the dataset's HEAD."""
-
-    def __init__(self, index: Index, source: str, head: Optional[str]):
-        self.index = index
-        self.source = source
-        self.head_version = index.version_by_commit(source, head) if head else None
-        self._prev: Optional[dict[str, PreviousFile]] = None
-        self._lookups = 0
-        self._labels = {v["label"] for v in index.versions(source)}
-
-    def now_at(self, version: dict) -> None:
-        """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""
-        self.head_version = version
-        self._prev = None
-
-    def labels(self) -> set[str]:
-        return set(self._labels)
-
-    def last_remote_modified(self, label: str) -> Optional[str]:
-        v = self.index.latest_version(self.source, label)
-        return v["remote_modified"] if v else None
-
-    def _load(self) -> dict[str, PreviousFile]:
-        if self._prev is None:
-            self._prev = {}
-            if self.head_version:
-                for f in self.index.version_files(self.head_version["id"]):
-                    self._prev[f.path] = f
-        return self._prev
-
-    def previous(self, path: str) -> Optional[PreviousFile]:
-        # a few lookups (a dandiset's text files) are point queries; many load the whole state
-        # once (10^5 files: ~1 s and ~40 MB, which a handful of lookups should not cost)
-        if self._prev is None and self._lookups < POINT_LOOKUPS and self.head_version:
-            self._lookups += 1
-            return self.index.version_file(self.head_version["id"], self.source, path)
-        return self._load().get(path)
-
-    def previous_many(self, paths: Iterable[str]) -> dict[str, PreviousFile]:
-        """The files at ``paths`` in the last synced state (those it has), one query per
-        ``index.MANY_PATHS`` paths.
-
-        For a source that looks up every path of a large listing a page at a time (a
-        DANDI resync): it holds a page of files, where :meth:`previous` would load the
-        whole state (10^5 files with their URLs: ~100 MB).
-        """
-        wanted = list(paths)
-        if self._prev is not None:
-            return {p: f for p in wanted if (f := self._prev.get(p)) is not None}
-        if not self.head_version or not wanted:
-            return {}
-        return self.index.version_files_at(self.head_version["id"], self.source, wanted)
-
-    def previous_files(self) -> Iterator[PreviousFile]:
-        if self._prev is not None:
-            yield from self._prev.values()
-        elif self.head_version:
-            yield from self.index.version_files(self.head_version["id"])
-
-    def cache_get(self, namespace: str, key: str) -> Optional[str]:
-        return self.index.cache_get(namespace, key)
-
-    def cache_put(self, namespace: str, key: str, value: str) -> None:
-        self.index.cache_put(namespace, key, value)
-
-    def cache_get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, str]:
-        """The cached values of many keys in a few queries (a page of blobs, say)."""
-        return self.index.cache_get_many(namespace, keys)
-
-    def cache_put_many(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
-        """Many values in one transaction: one commit per page instead of one per blob."""
-        self.index.cache_put_many(namespace, items)
-
-
-def _digest(identity: str) -> bytes:
-    return hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=12).digest()
-
-
-@dataclass
-class _Diff:
-    changes: Spool
-    files: Spool
-    added: int = 0
-    removed: int = 0
-    changed: int = 0
-
-    @property
-    def n(self) -> int:
-        return self.added + self.removed + self.changed
-
-
-def _as_record(e: Entry) -> tuple:
-    """A file of the version, as a plain tuple: pickling slotted dataclasses costs 4x more."""
-    return (e.path, e.key, e.size, e.checksum_kind, e.checksum, tuple(e.urls), e.remote_id)
-
-
-def _records(spool: Spool) -> Iterator[PreviousFile]:
-    return (PreviousFile(*t) for t in spool)
-
-
-def diff_snapshot(
-    current: dict[str, bytes], snap: Snapshot, report: SyncReport, files: Optional[Spool] = None
-) -> _Diff:
-    """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it.
-
-    Every annexed entry passes the URL rule here (:mod:`.urlrule`), whatever its
-    source: what is diffed, recorded and registered is what the rule admits.
-    ``files`` receives the version's file records (a named spool when a Dask worker
-    hands them to the submitting process); an anonymous one by default.
-    """
-    d = _Diff(Spool(), files if files is not None else Spool())
-    tally = Tally()
-    seen: set[str] = set()
-    lowered: dict[str, str] = {}
-    dirs: set[str] = set()
-    # the parent directory of the last file taken: its ancestors were checked then, and a
-    # listing in path order takes a folder's files one after another
-    last_dir: Optional[str] = None
-    for e in snap.entries:
-        reason = check_path(e.path)
-        if reason is None and e.path in seen:
-            reason = "two items with the same path"
-        if reason is None and e.path in dirs:
-            reason = "a file and a directory of the same name"
-        parents: list[str] = []
-        parent_dir = ""
-        if reason is None:
-            cut = e.path.rfind("/")
-            parent_dir = e.path[:cut] if cut > 0 else ""
-            if parent_dir != last_dir:
-                parts = e.path.split("/")
-                parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-                if any(p in seen for p in parents):
-                    reason = "a file and a directory of the same name"
-        if reason is None:
-            other = lowered.get(e.path.lower())
-            if other is not None:
-                reason = f"path differs only by case from {other!r}"
-        if reason is not None:
-            snap.refused.append(Refusal(e.path if isinstance(e.path, str) else repr(e.path), reason))
-            continue
-        seen.add(e.path)
-        lowered[e.path.lower()] = e.path
-        dirs.update(parents)
-        last_dir = parent_dir
-        if type(e) is AnnexEntry:
-            e = tally.admit(e)
-        d.files.add(_as_record(e))
-        ident = _digest(e.identity)
-        old = current.get(e.path)
-        if old == ident:
-            continue
-        if old is None:
-            d.added += 1
-        else:
-            d.changed += 1
-        current[e.path] = ident
-        d.changes.add(Put(e))
-    gone = [p for p in current if p not in seen]
-    for p in gone:
-        del current[p]
-        d.changes.add(Delete(p))
-        d.removed += 1
-    report.refused.extend(snap.refused)
-    unpinned = tally.warning(snap.label)
-    if unpinned:
-        snap.warnings.append(unpinned)
-    return d
-
-
-def _current_state(ds: Path, head: Optional[str], state: IndexState) -> dict[str, bytes]:
-    """path -> identity of HEAD: from the index, or from the dataset when the index lacks HEAD
-    (an interrupted run committed a version it did not finish recording)."""
-    if state.head_version is not None or not head:
-        return {f.path: _digest(f.identity) for f in state.previous_files()}
-    from neuromirror.index.reindex import tree_files
-
-    with gitutil.CatFile(ds) as cat:
-        return {f.path: _digest(f.identity) for f in tree_files(ds, head, cat, {})}
-
-
-def _commit_message(source: str, snap: Snapshot, d: _Diff) -> str:
-    head = f"[neuromirror] {snap.message}: {d.added} added, {d.removed} removed, {d.changed} changed"
-    trailers = {
-        "Neuromirror-Source": source,
-        "Neuromirror-Label": snap.label,
-        "Neuromirror-Kind": snap.kind,
-        "Neuromirror-Remote-Modified": snap.remote_modified,
-        "Neuromirror-DOI": snap.doi,
-        "Neuromirror-Meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
-    }
-    return head + "\n\n" + format_trailers(trailers)
-
-
-class Recorder:
-    """Where a sync's writes outside its own dataset go: the index and the root superdataset.
-
-    This one writes them at once, in the syncing process (one host).  On a Dask worker
-    :class:`neuromirror.engine.executor.JournalRecorder` keeps them for the submitting process,
-    the index's only writer; the sync itself (:func:`sync_dataset`) is the same code.
-    """
-
-    def __init__(self, mirror: Mirror, sid: str, relpath: str):
-        self.mirror = mirror
-        self.sid = sid
-        self.relpath = relpath
-
-    def state(self, head: Optional[str]) -> IndexState:
-        return IndexState(self.mirror.index, self.sid, head)
-
-    def ensure_dataset(self, description: str) -> Path:
-        return self.mirror.ensure_dataset(self.relpath, description)
-
-    def reindex(self, ds: Path) -> None:
-        """The index lacks the dataset's HEAD (an interrupted run): rebuild the source's rows."""
-        from neuromirror.index.reindex import reindex_dataset
-
-        reindex_dataset(self.mirror.index, self.sid, ds, self.relpath)
-
-    def files_spool(self) -> Spool:
-        return Spool()
-
-    def draft_modified(self, state: IndexState, remote_modified: Optional[str]) -> None:
-        """The draft unchanged but touched upstream: note its new stamp on the recorded head version."""
-        head = state.head_version
-        if head is None:  # called only once a version is recorded
-            return
-        self.mirror.index.db.conn.execute(
-            "UPDATE versions SET remote_modified=? WHERE id=?", [remote_modified, head["id"]]
-        )
-
-    def stage(self, files: Spool) -> Optional[StagedVersion]:
-        """Start writing the version's files into the index while its commit is made
-        (:mod:`.version_rows`); :meth:`record_version` links them once the commit exists."""
-        return self.mirror.index.stage_version(self.sid, _records(files))
-
-    def record_version(
-        self, state: IndexState, files: Spool, staged: Optional[StagedVersion] = None, **fields: Any
-    ) -> None:
-        index = self.mirror.index
-        if staged is not None:
-            vid = staged.finish(**fields)
-        else:
-            vid = index.record_version(self.sid, entries=_records(files), **fields)
-        state.now_at(index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid})
-
-    def set_pending(self, pending: list[Pending]) -> None:
-        self.mirror.index.set_pending(self.sid, pending)
-
-    def register(self, message: str) -> None:
-        self.mirror.register(self.relpath, message)
 
 
 def sync_source(
@@ -429,7 +165,7 @@ def sync_dataset(
             break
         if current is None:
             with timing.phase("previous-state"):
-                current = _current_state(ds, head, state)
+                current = current_state(ds, head, state)
         d = diff_snapshot(current, snap, report, recorder.files_spool())
         if len(current) >= KEEP_STATE_BELOW:
             # not held through the commit (10^6 paths: ~200 MB beside git's checkout); a later
@@ -456,7 +192,7 @@ def sync_dataset(
                     if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
                         commit = head  # an interrupted run made this version's commit but not its tag
                     else:
-                        commit = writer.commit(d.changes, message=_commit_message(sid, snap, d), date=snap.date).commit
+                        commit = writer.commit(d.changes, message=commit_message(sid, snap, d), date=snap.date).commit
                     crashpoint("after-commit")
                     if snap.tag:
                         writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)

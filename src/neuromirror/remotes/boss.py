@@ -2,7 +2,7 @@
 
 A mirrored BOSS dataset registers each chunk file under a URL of its own
 scheme (``neuromirror+boss://HOST/COLL/EXP/CHAN/RES/X0:X1/Y0:Y1/Z0:Z1/?chunk=Z,Y,X&dtype=D``,
-see :mod:`neuromirror.sources.boss`).  The mirror initialises this remote in
+see :mod:`neuromirror.sources.boss.chunks`).  The mirror initialises this remote in
 the dataset with ``autoenable=true``, so ``datalad clone`` enables it
 wherever neuromirror is installed; ``datalad get`` then asks it for chunks:
 
@@ -34,21 +34,8 @@ from typing import Any, Optional
 from annexremote import Master, RemoteError, SpecialRemote
 
 from neuromirror.annex.keys import parse_key
-from neuromirror.sources.boss import (
-    NO_TOKEN,
-    SCHEME,
-    SCHEME_HTTP,
-    UPSTREAM_CHANGED,
-    URL_PREFIX,
-    BossError,
-    Chunk,
-    boss_url_of,
-    find_token,
-    make_remote,
-    read_chunk,
-    scrub,
-    trusted_hosts,
-)
+from neuromirror.sources.boss.api import NO_TOKEN, BossError, boss_url_of, find_token, make_remote, scrub, trusted_hosts
+from neuromirror.sources.boss.chunks import SCHEME, SCHEME_HTTP, UPSTREAM_CHANGED, URL_PREFIX, Chunk, read_chunk
 
 log = logging.getLogger("neuromirror.remotes.boss")
 

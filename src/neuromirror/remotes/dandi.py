@@ -71,7 +71,7 @@ def key_for(url: str) -> Optional[str]:
 
 def fetch(url: str, dest: str, progress=None) -> None:  # noqa: ANN001
     """Download the content behind a ``neuromirror+dandi:`` URL to ``dest``."""
-    from neuromirror.sources.dandi_auth import open_with_key
+    from neuromirror.sources.dandi.embargo import open_with_key
 
     real = api_url_of(url)
     r = open_with_key(real, key=key_for(real) or "", stream=True, timeout=120)
@@ -90,7 +90,7 @@ def fetch(url: str, dest: str, progress=None) -> None:  # noqa: ANN001
 
 
 def present(url: str) -> bool:
-    from neuromirror.sources.dandi_auth import open_with_key
+    from neuromirror.sources.dandi.embargo import open_with_key
 
     real = api_url_of(url)
     r = open_with_key(real, key=key_for(real) or "", stream=True, timeout=60)

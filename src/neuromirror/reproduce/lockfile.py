@@ -18,7 +18,7 @@ A lock file is TOML (read with the standard library's ``tomllib``)::
     archive-url = "https://dandiarchive.org/dandiset/000027/0.230629.1955"
     files = 4
     bytes = 15500
-    file-list-digest = "sha256:..."                     # see retrieve.file_list_digest
+    file-list-digest = "sha256:..."                     # see filelist.file_list_digest
     file-list = [                                       # optional (lock --files)
       ["sub-01/sub-01_ecephys.nwb", "SHA256E-s9000--49b0....nwb"],
     ]
@@ -245,16 +245,11 @@ def lock_entry(
 ) -> tuple[LockedDataset, list[str]]:
     """The lock record of a SPEC[@VERSION] from the mirror, and notes for the user."""
     from neuromirror.reproduce.citation import citation_info
+    from neuromirror.reproduce.filelist import file_list_digest, walk_files
+    from neuromirror.reproduce.locations import is_local, join_url, local_path
     from neuromirror.reproduce.pins import pin_record
     from neuromirror.reproduce.publish import published_url
-    from neuromirror.reproduce.retrieve import (
-        RetrieveError,
-        file_list_digest,
-        is_local,
-        join_url,
-        local_path,
-        walk_files,
-    )
+    from neuromirror.reproduce.retrieve import RetrieveError
 
     notes: list[str] = []
     rec = pin_record(mirror, spec)
@@ -271,9 +266,9 @@ def lock_entry(
                     f"neuromirror publish {spec.source} --to {url_base})"
                 )
     else:
-        url = published_url(ds, remote)
-        if url is None:
-            url = str(ds)
+        published = published_url(ds, remote)
+        url = published if published is not None else str(ds)
+        if published is None:
             notes.append(
                 f"{spec.source}: the lock names the mirror's local path {ds}; for a lock others can use, "
                 f"publish the dataset (neuromirror publish) or pass --url"

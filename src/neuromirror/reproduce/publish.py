@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from neuromirror.reproduce.retrieve import RetrieveError, is_local, join_url, local_path
+from neuromirror.reproduce.locations import is_local, join_url, local_path
+from neuromirror.reproduce.retrieve import RetrieveError
 from neuromirror.util import gitutil
 
 

@@ -33,15 +33,17 @@ Guarantees:
   is written to ``ROOT/.neuromirror/service.json``; ``--http`` serves the same
   as ``/status.json``, HTML pages (``/``, ``/source/<id>``) and Prometheus ``/metrics``.
 
-Modules: ``scheduler`` (the :class:`Service`: jobs, backoff, stop), ``state``
-(``service.json`` and the status report), ``history`` (runs and versions read
+Modules: ``scheduler`` (the :class:`Service`: jobs, stop), ``backoff`` (when a
+failing or restarted source may run), ``stopping`` (a running sync's safe points),
+``snapshot`` (what ``service.json`` says), ``state`` (per-source runtime state,
+``service.json`` and the status report), ``history`` (runs and versions read
 for the pages), ``pages`` (the HTML), ``metrics`` (prometheus_client collector),
 ``web`` (the HTTP server).
 """
 
 from neuromirror.service.metrics import render_metrics
 from neuromirror.service.pages import render_html, render_source_page
-from neuromirror.service.scheduler import DEFAULT_GRACE, SERVICE_LOCK, Interrupted, Service, StoppableSource
+from neuromirror.service.scheduler import DEFAULT_GRACE, SERVICE_LOCK, Service
 from neuromirror.service.state import (
     STATE_FILE,
     SUCCESS,
@@ -53,6 +55,7 @@ from neuromirror.service.state import (
     short_time,
     status_report,
 )
+from neuromirror.service.stopping import Interrupted, StoppableSource
 from neuromirror.service.web import is_loopback, parse_http
 
 __all__ = [

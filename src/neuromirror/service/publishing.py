@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from neuromirror.config import SourceConfig
+from neuromirror.config.model import SourceConfig
 from neuromirror.service.state import SourceRuntime
 
 log = logging.getLogger("neuromirror.service")

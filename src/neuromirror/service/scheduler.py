@@ -2,7 +2,9 @@
 
 How the jobs run and what is guaranteed (never twice at once, backoff, SIGTERM)
 is described in the package's docstring (``neuromirror.service``) and in
-docs/service.md.  The state it keeps is in ``state``; its HTTP side in ``web``.
+docs/service.md.  The state it keeps is in ``state``, and what it writes of it in
+``snapshot``; when a source may run (backoff, the first run after a start) in
+``backoff``; how a running sync is stopped in ``stopping``; its HTTP side in ``web``.
 """
 
 from __future__ import annotations
@@ -14,61 +16,22 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
-from neuromirror.config import MirrorConfig, SourceConfig, format_duration
-from neuromirror.service import recovery
+from neuromirror.config.model import MirrorConfig, SourceConfig
+from neuromirror.config.schedule import format_duration
+from neuromirror.service import backoff, recovery, snapshot
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, registry_for
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
-from neuromirror.util.dates import parse_iso as parse_time
+from neuromirror.service.stopping import Interrupted, StoppableSource, progress_until_stopped
 
 log = logging.getLogger("neuromirror.service")
 
 SERVICE_LOCK = "_service"
 DEFAULT_GRACE = 30.0
-
-
-class Interrupted(BaseException):
-    """Raised inside a sync (from its progress callback) when the service stops.
-
-    A BaseException, like KeyboardInterrupt, so that sources wrapping their
-    errors (``except Exception``) let it through unchanged.
-    """
-
-
-class StoppableSource:
-    """A source whose snapshots stop at a safe point once ``stopping`` is set.
-
-    Safe points: before each snapshot and between its entries — all before the
-    snapshot's commit is written, so an interrupted sync leaves the dataset at
-    its last commit (``sync_source`` records the run and recovers the work tree).
-    """
-
-    def __init__(self, source: Any, stopping: threading.Event):
-        self._source = source
-        self._stopping = stopping
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)
-
-    def _check(self) -> None:
-        if self._stopping.is_set():
-            raise Interrupted("the service is stopping")
-
-    def _entries(self, entries: Iterable[Any]) -> Iterator[Any]:
-        for e in entries:
-            self._check()
-            yield e
-
-    def snapshots(self, state: Any, progress: Any = None) -> Iterator[Any]:
-        self._check()
-        for snap in self._source.snapshots(state, progress):
-            self._check()
-            snap.entries = self._entries(snap.entries)
-            yield snap
 
 
 class Service:
@@ -163,7 +126,7 @@ class Service:
         self._service_lock = lock
         try:
             recovery.recover_abandoned_runs(probe)
-            first_runs = {spec: self._first_run(probe, entry) for spec, entry in self.entries.items()}
+            first_runs = {spec: backoff.first_run(probe, entry, self._runtime) for spec, entry in self.entries.items()}
         finally:
             probe.close()
 
@@ -261,26 +224,6 @@ class Service:
             flush=True,
         )
 
-    # -- start-up -----------------------------------------------------------
-    def _first_run(self, mirror: Any, entry: SourceConfig) -> datetime:
-        """Now if a scheduled run was missed while no service ran (coalesced into one), else the next fire time.
-
-        Also restores the failure count (and so the backoff) of each source from the runs table.
-        """
-        now = now_utc()
-        args = [entry.spec, entry.spec + "/*"]  # the spec itself, what it matches, a collection's experiments
-        last = parse_time(recovery.last_success_start(mirror.index, args))
-        first = now if last is None else max(now, entry.schedule.next_after(last))
-        for sid, failures, last_failure, error in recovery.failure_streaks(mirror.index, args):
-            rt = self._runtime(sid, entry.spec)
-            rt.consecutive_failures = failures
-            rt.last_error = error
-            ended = parse_time(last_failure) or now
-            rt.backoff_until = ended + timedelta(seconds=entry.backoff.delay(failures))
-            if sid == entry.spec and rt.backoff_until > first:
-                first = rt.backoff_until
-        return first
-
     # -- the job ------------------------------------------------------------
     def _runtime(self, sid: str, entry: str) -> SourceRuntime:
         with self._lock:
@@ -305,7 +248,7 @@ class Service:
                 self.entry_sources[spec] = ids
                 rt = self.state.get(spec)
                 if spec not in ids and rt is not None and rt.consecutive_failures:
-                    rt.consecutive_failures, rt.backoff_until, rt.last_error = 0, None, None
+                    backoff.reset(rt)
             for source in sources:
                 if self.stopping.is_set():
                     break
@@ -323,9 +266,8 @@ class Service:
         sid = source.id
         rt = self._runtime(sid, entry.spec)
         now = now_utc()
-        tolerance = timedelta(seconds=(entry.schedule.jitter or 0) + 0.5)
         with self._lock:
-            if rt.backoff_until is not None and now + tolerance < rt.backoff_until:
+            if backoff.holds_off(rt, entry, now):
                 rt.skipped["backoff"] = rt.skipped.get("backoff", 0) + 1
                 return
             rt.running_since, rt.stage, rt.done, rt.total = now, "starting", None, None
@@ -337,7 +279,7 @@ class Service:
                 mirror,
                 StoppableSource(source, self.stopping),
                 engine=entry.engine,
-                progress=self._progress(rt),
+                progress=progress_until_stopped(rt, self.stopping),
                 trigger="service",
                 lock_wait=self.lock_wait,
                 runner=self.runner,
@@ -353,7 +295,7 @@ class Service:
             self._failed(entry, rt, one_line(exc))
         else:
             with self._lock:
-                rt.consecutive_failures, rt.backoff_until, rt.last_error = 0, None, None
+                backoff.reset(rt)
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
             publish_after_sync(mirror, entry, source, report, rt)
         finally:
@@ -362,21 +304,10 @@ class Service:
                 self._running.pop(sid, None)
             self._wake.set()
 
-    def _progress(self, rt: SourceRuntime) -> Any:
-        def progress(stage: str, done: int, total: Optional[int]) -> None:
-            rt.stage, rt.done, rt.total = stage, done, total
-            if self.stopping.is_set():
-                raise Interrupted("the service is stopping")
-
-        return progress
-
     def _failed(self, entry: SourceConfig, rt: SourceRuntime, error: str) -> None:
         with self._lock:
-            rt.consecutive_failures += 1
-            rt.last_error = error
-            delay = entry.backoff.delay(rt.consecutive_failures)
-            rt.backoff_until = now_utc() + timedelta(seconds=delay)
-            k, until = rt.consecutive_failures, rt.backoff_until
+            until, delay = backoff.record_failure(rt, entry, error)
+            k = rt.consecutive_failures
         log.warning(
             "%s: sync failed (%d in a row; next attempt not before %s, in %s): %s",
             rt.source,
@@ -389,19 +320,9 @@ class Service:
             self._postpone(entry.spec, until)
 
     def _postpone(self, spec: str, until: datetime) -> None:
-        """Move the job's next run to its first fire time at or after ``until``."""
-        sched = self._scheduler
-        if sched is None or self.stopping.is_set():
-            return
-        try:
-            job = sched.get_job(spec)
-            if job is None:
-                return
-            nxt = job.trigger.get_next_fire_time(None, until)
-            if nxt is not None and (job.next_run_time is None or nxt > job.next_run_time):
-                sched.modify_job(spec, next_run_time=nxt)
-        except Exception as exc:  # the scheduler shut down meanwhile
-            log.debug("could not postpone %s: %s", spec, exc)
+        """Move the job's next run to its first fire time at or after ``until`` (unless stopping)."""
+        if self._scheduler is not None and not self.stopping.is_set():
+            backoff.postpone(self._scheduler, spec, until)
 
     def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
@@ -429,45 +350,17 @@ class Service:
 
     # -- state --------------------------------------------------------------
     def next_runs(self) -> dict[str, Optional[datetime]]:
-        out: dict[str, Optional[datetime]] = {}
         sched = self._scheduler
         if sched is None or self.stopping.is_set():
             return {spec: None for spec in self.entries}
-        for spec in self.entries:
-            try:
-                job = sched.get_job(spec)
-            except Exception:
-                job = None
-            out[spec] = job.next_run_time if job is not None else None
-        return out
+        return snapshot.next_runs(sched, self.entries)
 
     def state_json(self, *, final: bool = False) -> dict:
+        """The snapshot written to ``service.json`` (:mod:`~neuromirror.service.snapshot`)."""
         nexts = self.next_runs()
         with self._lock:
-            entries = {
-                spec: {
-                    "schedule": e.schedule.describe(),
-                    "next_run": iso(nexts.get(spec)),
-                    "sources": list(self.entry_sources.get(spec, [])),
-                    "where": e.where,
-                    "publish": (e.publish or {}).get("to"),
-                    **self.events.get(spec, {}),
-                }
-                for spec, e in self.entries.items()
-            }
-            sources: dict[str, dict] = {}
-            for spec, sids in self.entry_sources.items():
-                for sid in sids:
-                    sources.setdefault(sid, {"entry": spec})
-            for sid, rt in self.state.items():
-                sources[sid] = rt.to_json()
-            for d in sources.values():
-                nxt = nexts.get(d["entry"])
-                until = parse_time(d.get("backoff_until"))
-                if nxt is not None and until is not None and until > nxt:
-                    nxt = until
-                d["next_run"] = iso(nxt)
-                d["schedule"] = entries[d["entry"]]["schedule"] if d["entry"] in entries else None
+            entries = snapshot.entries_json(self.entries, nexts, self.entry_sources, self.events)
+            sources = snapshot.sources_json(self.entry_sources, self.state, nexts, entries)
         return {
             "pid": os.getpid(),
             "root": str(self.root),

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.config import MirrorConfig
+from neuromirror.config.model import MirrorConfig
 from neuromirror.util.dates import parse_iso as parse_time
 from neuromirror.util.processes import pid_alive
 

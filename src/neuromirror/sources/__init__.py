@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from neuromirror.spec import Spec
 
+if TYPE_CHECKING:
+    from neuromirror.sources.base import Source
+
 _MODULES = {
-    "dandi": "neuromirror.sources.dandi",
-    "aind": "neuromirror.sources.aind",
-    "boss": "neuromirror.sources.boss",
+    "dandi": "neuromirror.sources.dandi.source",
+    "aind": "neuromirror.sources.aind.source",
+    "boss": "neuromirror.sources.boss.source",
 }
 
 
@@ -20,7 +23,7 @@ def module_for(archive: str) -> Any:
     return importlib.import_module(_MODULES[archive])
 
 
-def expand(spec: Spec, options: dict) -> Iterator[Any]:
+def expand(spec: Spec, options: dict) -> Iterator[Source]:
     """The sources a SPEC names (a glob or a collection may name many)."""
     yield from module_for(spec.archive).expand(spec, options)
 

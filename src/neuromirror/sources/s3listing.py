@@ -77,9 +77,8 @@ def _error(status: int, body: bytes, op: str = "ListObjectVersions") -> Exceptio
                 message = child.text or ""
     except ET.ParseError:
         message = body[:200].decode(errors="replace")
-    return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}, op
-    )
+    response: Any = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, op)  # botocore's own error, with what the body said (no request id to give)
 
 
 def _page(client: Any, params: dict) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:

@@ -2,11 +2,18 @@
 
 * :class:`S3StandIn` - a real S3 endpoint (moto server mode) on loopback.
 * :class:`DandiStandIn` - the DANDI Archive REST API over an in-memory model, blobs in
-  an :class:`S3StandIn`; the real ``dandi.dandiapi.DandiAPIClient`` works against it.
+  an :class:`S3StandIn`; the real ``dandi.dandiapi.DandiAPIClient`` works against it
+  (the package :mod:`neuromirror.standins.dandi`, the class in its ``server`` module).
+* :class:`BossStandIn` - the BOSS API over in-memory volumes; the real ``intern``
+  client works against it (the package :mod:`neuromirror.standins.boss`, the class in
+  its ``server`` module, the sample experiments in ``sample`` and ``tiny``).
 * :class:`FaultPlan` / :func:`apply_fault` - deterministic fault injection that any
   ``http.server``-based stand-in can reuse (see :mod:`neuromirror.standins.faults`).
 
-Imports are lazy so that ``neuromirror.standins.faults`` can be used without boto3/moto.
+The stand-ins are the archives, not the mirror: they may import one another and the
+base modules (``util``, ``errors``, ``records``, ``identifiers``, ``spec``), nothing
+of the tool above them.  Imports are lazy so that ``neuromirror.standins.faults`` can be
+used without boto3/moto.
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 from neuromirror.standins.faults import ALL_KINDS, PAGE_FAULTS, TRANSPORT_FAULTS, FaultPlan, apply_fault, shifted_page
 
 if TYPE_CHECKING:
-    from neuromirror.standins.dandi import DandiStandIn
+    from neuromirror.standins.boss.server import BossStandIn
+    from neuromirror.standins.dandi.server import DandiStandIn
     from neuromirror.standins.s3 import S3StandIn
 
 __all__ = [
     "ALL_KINDS",
     "PAGE_FAULTS",
     "TRANSPORT_FAULTS",
+    "BossStandIn",
     "DandiStandIn",
     "FaultPlan",
     "S3StandIn",
@@ -37,7 +46,11 @@ def __getattr__(name: str) -> Any:
 
         return S3StandIn
     if name == "DandiStandIn":
-        from neuromirror.standins.dandi import DandiStandIn
+        from neuromirror.standins.dandi.server import DandiStandIn
 
         return DandiStandIn
+    if name == "BossStandIn":
+        from neuromirror.standins.boss.server import BossStandIn
+
+        return BossStandIn
     raise AttributeError(name)

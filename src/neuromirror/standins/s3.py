@@ -76,7 +76,7 @@ def _make_server(host: str, port: int) -> Any:
     except ImportError:  # pragma: no cover - depends on moto internals
         return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
-    class _QuietHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+    class _QuietHandler(MotoRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 

@@ -10,23 +10,28 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Generic, Iterator, Optional, TypeVar
 
 #: records pickled together: one pickle per record costs a third more than one per batch
 BATCH = 512
 
+T = TypeVar("T")
 
-class Spool:
-    """Append-only, then iterate (any number of times); ``close`` frees the file."""
+
+class Spool(Generic[T]):
+    """Append-only, then iterate (any number of times); ``close`` frees the file.
+
+    Typed by what it holds (``Spool[Obj]``), so a listing that subclasses it keeps its record type.
+    """
 
     def __init__(self, path: Optional[Path] = None) -> None:
         # a named file (on the shared mirror root) carries records from a Dask worker to the
         # process that records them in the index: see neuromirror.engine.executor
         self.fh: IO[bytes] = open(path, "w+b") if path is not None else tempfile.TemporaryFile()
         self.count = 0
-        self._batch: list[object] = []
+        self._batch: list[T] = []
 
-    def add(self, obj: object) -> None:
+    def add(self, obj: T) -> None:
         self._batch.append(obj)
         self.count += 1
         if len(self._batch) >= BATCH:
@@ -44,7 +49,7 @@ class Spool:
         self.fh.flush()
         os.fsync(self.fh.fileno())
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T]:
         self._write_batch()
         self.fh.seek(0)
         yield from _read(self.fh, self.count)
@@ -52,7 +57,7 @@ class Spool:
     def close(self) -> None:
         self.fh.close()
 
-    def __enter__(self) -> Spool:
+    def __enter__(self) -> Spool[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,222 @@
+"""What is done to the S3 stand-in (moto, in this process only) so that the bench measures neuromirror, not moto.
+
+moto's ListObjectVersions deep-copies and sorts every version in the bucket for every page
+(O(N^2): 45 s for 10^4 objects), so it is replaced by an equivalent that bisects a sorted
+key list; its answer is written as XML directly instead of through moto's model-driven
+serializer (~0.3 ms per version: 300 s of CPU for 10^6 Zarr objects); and S3 HEADs are
+counted per key, to check that no blob is ever asked twice.  Nothing the sync asks is
+answered differently.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+
+class Counters:
+    """HEAD requests answered by moto, per S3 key (installed on the backend class)."""
+
+    def __init__(self) -> None:
+        self.heads: Counter = Counter()
+        self.lock = threading.Lock()
+
+    def reset(self) -> Counter:
+        with self.lock:
+            old, self.heads = self.heads, Counter()
+        return old
+
+
+_sorted_names: dict[int, tuple[int, list[str]]] = {}
+
+
+#: rendered ListObjectVersions answers, while :func:`listing_served_from_memory` is on
+_rendered: Optional[dict] = None
+
+
+def invalidate_listing_cache() -> None:
+    _sorted_names.clear()
+    if _rendered is not None:
+        _rendered.clear()
+
+
+@contextmanager
+def listing_served_from_memory() -> Iterator[None]:
+    """moto answers each ListObjectVersions request it has answered before from memory.
+
+    For scenarios whose bucket does not change while it is on (``aind-zarr``):
+    the pages are rendered once, before the measured runs, so that moto's own CPU
+    (~4 s per 10^5 versions) is not taken from the sync's 2 cores.  A real S3
+    costs the mirror host nothing to answer.  The sync still makes every request
+    and parses every page.
+    """
+    global _rendered
+    _rendered = {}
+    try:
+        yield
+    finally:
+        _rendered = None
+
+
+def patch_moto(counters: Counters) -> None:
+    """Make moto's versioned listing O(page) instead of O(bucket), and count HEADs per key."""
+    from moto.core.utils import unix_time_millis
+    from moto.s3.models import FakeKey, S3Backend
+
+    if getattr(S3Backend, "_neuromirror_bench", False):
+        return
+    original_list = S3Backend.list_object_versions
+    original_head = S3Backend.head_object
+
+    class _Listed:
+        """A version as the listing renders it; ``is_latest`` set without copying the key."""
+
+        __slots__ = ("_v", "is_latest")
+
+        def __init__(self, v: Any, latest: bool):
+            self._v = v
+            self.is_latest = latest
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._v, name)
+
+    def list_object_versions(
+        self: Any,
+        bucket_name: str,
+        delimiter: Optional[str] = None,
+        key_marker: Optional[str] = None,
+        max_keys: Optional[int] = 1000,
+        prefix: str = "",
+        version_id_marker: Optional[str] = None,
+    ) -> tuple:
+        if delimiter or max_keys is None:
+            return original_list(
+                self,
+                bucket_name,
+                delimiter=delimiter,
+                key_marker=key_marker,
+                max_keys=max_keys,
+                prefix=prefix,
+                version_id_marker=version_id_marker,
+            )
+        bucket = self.get_bucket(bucket_name)
+        prefix = prefix or ""
+        cached = _sorted_names.get(id(bucket))
+        if cached is None or cached[0] != len(bucket.keys):
+            cached = (len(bucket.keys), sorted(bucket.keys.keys()))
+            _sorted_names[id(bucket)] = cached
+        names = cached[1]
+        i = bisect.bisect_left(names, max(prefix, key_marker or ""))
+        versions: list = []
+        markers: list = []
+        last: Any = None  # the last version listed (moto's FakeKey or FakeDeleteMarker)
+        skipping = bool(key_marker)
+        while i < len(names):
+            name = names[i]
+            i += 1
+            if not name.startswith(prefix):
+                if name > prefix:
+                    break
+                continue
+            ordered = sorted(bucket.keys.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified))
+            for j, v in enumerate(ordered):
+                if skipping:
+                    if name == key_marker:
+                        if version_id_marker and v.version_id == version_id_marker:
+                            skipping = False
+                        continue
+                    skipping = False
+                if len(versions) + len(markers) >= max_keys:
+                    return versions, [], markers, last.name, last.version_id
+                (versions if isinstance(v, FakeKey) else markers).append(_Listed(v, j == 0))
+                last = v
+        return versions, [], markers, None, None
+
+    def head_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        with counters.lock:
+            counters.heads[key_name] += 1
+        return original_head(self, bucket_name, key_name, *args, **kwargs)
+
+    from moto.s3.responses import S3Response
+
+    original_render = S3Response.list_object_versions
+
+    def render_versions(self: Any) -> Any:
+        """moto's ListObjectVersions answer, written as XML directly (no delimiter: the sync's case).
+
+        moto renders it through its model-driven serializer, ~0.3 ms per version:
+        at 10^6 Zarr objects 300 s of the bench process's CPU, on the cores the sync
+        is measured on.  Same elements, same values; keys are sent unencoded (no
+        ``EncodingType`` in the answer, as moto's own answer has none).
+        """
+        from xml.sax.saxutils import escape
+
+        q = self.querystring
+        if q.get("delimiter", [None])[0]:
+            return original_render(self)
+        key_marker = q.get("key-marker", [None])[0]
+        vid_marker = q.get("version-id-marker", [None])[0]
+        max_keys = int(q.get("max-keys", [1000])[0])
+        prefix = self._get_querystring(self.request, self.uri).get("prefix", [""])[0]
+        memo = (self.bucket_name, prefix, key_marker, vid_marker, max_keys, q.get("encoding-type", [None])[0])
+        if _rendered is not None and memo in _rendered:
+            return 200, {"Content-Type": "application/xml"}, _rendered[memo]
+        versions, _, markers, next_key, next_vid = self.backend.list_object_versions(
+            self.bucket_name,
+            delimiter=None,
+            key_marker=key_marker,
+            max_keys=max_keys,
+            prefix=prefix,
+            version_id_marker=vid_marker,
+        )
+        out = [
+            '<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+            f"<Name>{escape(self.bucket_name)}</Name><Prefix>{escape(prefix or '')}</Prefix>"
+            f"<KeyMarker>{escape(key_marker or '')}</KeyMarker><VersionIdMarker>{escape(vid_marker or '')}</VersionIdMarker>"
+            f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if next_key is not None else 'false'}</IsTruncated>",
+        ]
+        if next_key is not None:
+            out.append(
+                f"<NextKeyMarker>{escape(next_key)}</NextKeyMarker>"
+                f"<NextVersionIdMarker>{escape(next_vid or '')}</NextVersionIdMarker>"
+            )
+        for k in versions:
+            out.append(
+                f"<Version><Key>{escape(k.name)}</Key><VersionId>{k.version_id or 'null'}</VersionId>"
+                f"<IsLatest>{'true' if getattr(k, 'is_latest', False) else 'false'}</IsLatest>"
+                f"<LastModified>{k.last_modified_ISO8601}</LastModified><ETag>{escape(k.etag)}</ETag>"
+                f"<Size>{k.size}</Size><StorageClass>{k.storage_class}</StorageClass></Version>"
+            )
+        for m in markers:
+            out.append(
+                f"<DeleteMarker><Key>{escape(m.name)}</Key><VersionId>{m.version_id}</VersionId>"
+                f"<IsLatest>{'true' if getattr(m, 'is_latest', False) else 'false'}</IsLatest>"
+                f"<LastModified>{m.last_modified_ISO8601}</LastModified></DeleteMarker>"
+            )
+        out.append("</ListVersionsResult>")
+        body = "".join(out)
+        if _rendered is not None:
+            _rendered[memo] = body
+        return 200, {"Content-Type": "application/xml"}, body
+
+    # moto's classes patched in place for the rest of this process: their types do not foresee it
+    response_cls: Any = S3Response
+    backend_cls: Any = S3Backend
+    response_cls.list_object_versions = render_versions
+    backend_cls.list_object_versions = list_object_versions
+    backend_cls.head_object = head_object
+    backend_cls._neuromirror_bench = True
+
+
+def moto_bucket_backend(bucket: str) -> Any:
+    from moto.s3.models import s3_backends
+
+    for account in list(s3_backends.keys()):
+        for region in list(s3_backends[account].keys()):
+            be = s3_backends[account][region]
+            if bucket in be.buckets:
+                return be
+    raise KeyError(bucket)

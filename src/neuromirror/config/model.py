@@ -1,0 +1,120 @@
+"""The typed result of loading definitions: :class:`MirrorConfig` and its :class:`SourceConfig` entries.
+
+This is what the service, ``neuromirror sync --config`` and the publish step read; the
+files' syntax stays behind in :mod:`neuromirror.config.validate`.  A source entry knows its
+options (defaults merged) and can expand itself into source objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from neuromirror.config.options import SYNC_OPTIONS, known_options
+from neuromirror.config.schedule import Backoff, Schedule
+from neuromirror.errors import UserError
+from neuromirror.spec import Spec, parse_spec
+
+DEFAULT_JOBS = 2
+
+
+@dataclass
+class SourceConfig:
+    """One entry of ``sources:``: a SPEC (maybe a glob) with its options, schedule and publish target."""
+
+    spec: str  # normalised: "dandi:000027", "dandi:*", "boss:coll/exp"
+    schedule: Schedule
+    options: dict[str, Any] = field(default_factory=dict)  # set in the file (defaults merged), dest names
+    publish: Optional[dict[str, Any]] = None
+    backoff: Backoff = field(default_factory=Backoff)
+    enabled: bool = True
+    file: Optional[str] = None
+    line: Optional[int] = None
+
+    @property
+    def parsed(self) -> Spec:
+        return parse_spec(self.spec, allow_version=False)
+
+    @property
+    def is_glob(self) -> bool:
+        return self.parsed.is_glob
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.file and self.line else (self.file or "-")
+
+    def sync_options(self) -> dict[str, Any]:
+        """Options for ``sources.expand``: every known option's default, then this entry's."""
+        defaults, _ = known_options()
+        opts = {**defaults, **self.options}
+        if opts.get("dandi_instance"):
+            from neuromirror.identifiers import instance_api
+
+            opts["dandi_api"] = instance_api(opts["dandi_instance"])
+        return opts
+
+    @property
+    def engine(self) -> str:
+        return str(self.options.get("engine") or os.environ.get("NEUROMIRROR_ENGINE") or SYNC_OPTIONS["engine"])
+
+    def expand(self) -> Iterator[Any]:
+        """The source objects this entry names now (a glob asks the archive)."""
+        from neuromirror.sources import expand
+
+        yield from expand(self.parsed, self.sync_options())
+
+    def to_json(self) -> dict:
+        return {
+            "spec": self.spec,
+            "schedule": self.schedule.to_json(),
+            "options": self.options,
+            "publish": self.publish,
+            "backoff": self.backoff.to_json(),
+            "enabled": self.enabled,
+            "where": self.where,
+        }
+
+
+@dataclass
+class MirrorConfig:
+    """One or more mirror definition files, merged."""
+
+    sources: list[SourceConfig] = field(default_factory=list)
+    root: Optional[Path] = None
+    jobs: int = DEFAULT_JOBS
+    #: ``executor: {dask: ADDRESS}``: the Dask scheduler the sources' syncs run on (docs/scale-out.md)
+    dask: Optional[str] = None
+    files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def enabled_sources(self) -> list[SourceConfig]:
+        return [s for s in self.sources if s.enabled]
+
+    def source(self, spec: str) -> Optional[SourceConfig]:
+        for s in self.sources:
+            if s.spec == spec:
+                return s
+        return None
+
+    def resolve_root(self, cli_root: Optional[str]) -> Path:
+        """The mirror root: the file's ``root`` or ``--root``/NEUROMIRROR_ROOT; both must agree."""
+        if self.root is not None:
+            if cli_root and Path(cli_root).absolute() != self.root:
+                raise UserError(
+                    f"{self.files[0] if self.files else 'config'}: root {self.root} differs from "
+                    f"--root/NEUROMIRROR_ROOT {Path(cli_root).absolute()}; drop one of them"
+                )
+            return self.root
+        return Path(cli_root or "neuromirror-root").absolute()
+
+    def to_json(self) -> dict:
+        return {
+            "files": self.files,
+            "root": str(self.root) if self.root else None,
+            "jobs": self.jobs,
+            "sources": [s.to_json() for s in self.sources],
+            "warnings": self.warnings,
+        }

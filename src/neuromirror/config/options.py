@@ -1,0 +1,102 @@
+"""Source options in a definition: which names exist, and checking a file's against them.
+
+The names are the ``neuromirror sync`` options the source modules add (asked of the
+installed modules, so a new source's options are known without listing them here), plus
+the few that belong to a sync rather than a source (``engine``, ``dandi_instance``).  A
+file may spell them as dest names or flags (``dandi_api``, ``dandi-api``, ``--dandi-api``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from neuromirror.config.reader import Node, Reader, join_field, kind_of
+
+#: options that are not source options but still belong to a sync
+#: (dandi_instance: a DANDI instance by name, as ``sync -i``; its API wins over dandi_api)
+SYNC_OPTIONS: dict[str, Any] = {"engine": "fast-import", "dandi_instance": None}
+ENGINES = ("fast-import", "batch")
+
+
+_known_options_cache: Optional[tuple[dict[str, Any], bool]] = None
+
+
+def known_options() -> tuple[dict[str, Any], bool]:
+    """``(dest -> default, complete)`` for every ``neuromirror sync`` option a source module adds.
+
+    ``complete`` is False when a source module could not be imported (then
+    unknown option names are accepted with a warning rather than refused).
+    """
+    global _known_options_cache
+    if _known_options_cache is not None:
+        return _known_options_cache
+    import argparse
+
+    from neuromirror import sources
+
+    parser = argparse.ArgumentParser(add_help=False)
+    complete = True
+    for archive in sources._MODULES:
+        try:
+            module = sources.module_for(archive)
+        except ImportError:
+            complete = False
+            continue
+        if hasattr(module, "add_options"):
+            module.add_options(parser.add_argument_group(archive))
+    defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
+    defaults.update(SYNC_OPTIONS)
+    defaults["engine"] = os.environ.get("NEUROMIRROR_ENGINE", SYNC_OPTIONS["engine"])
+    _known_options_cache = (defaults, complete)
+    return _known_options_cache
+
+
+def option_dest(name: str) -> str:
+    """``--dandi-api``, ``dandi-api`` and ``dandi_api`` all name the option ``dandi_api``."""
+    return name.lstrip("-").replace("-", "_")
+
+
+def read_options(r: Reader, node: Node, path: str, entries: Optional[dict[str, Node]] = None) -> dict[str, Any]:
+    """Validate option names (dest or flag spelling) and values; return dest -> value."""
+    known, complete = known_options()
+    if entries is None:
+        m = r.mapping(node, path, (), extra_ok=True)
+        if m is None:
+            return {}
+    else:
+        m = entries
+    out: dict[str, Any] = {}
+    for key, vnode in m.items():
+        dest = option_dest(key)
+        if dest not in known:
+            if complete:
+                r.unknown_key(node, path, key, sorted(known))
+                continue
+            r.warn(
+                node.key_lines.get(key, node.line),
+                path,
+                f"option '{key}' is not known to the installed source modules; passed on as is",
+            )
+        value = vnode.value
+        if isinstance(value, list):
+            bad = [x.value for x in value if isinstance(x.value, (dict, list))]
+            value = [x.value for x in value]
+        else:
+            bad = [value] if isinstance(value, dict) else []
+        if bad:
+            r.error(vnode.line, join_field(path, key), f"expected a value or a list of values, got {kind_of(bad[0])}")
+            continue
+        if dest == "engine" and value not in ENGINES:
+            r.error(vnode.line, join_field(path, key), f"unknown engine {value!r} (known: {', '.join(ENGINES)})")
+            continue
+        if dest == "dandi_instance":
+            from neuromirror.identifiers import IdentifierError, instance_api
+
+            try:
+                instance_api(str(value))
+            except IdentifierError as exc:
+                r.error(vnode.line, join_field(path, key), str(exc))
+                continue
+        out[dest] = value
+    return out

@@ -1,0 +1,153 @@
+"""A snapshot against the state of HEAD: only what changed reaches git.
+
+The HEAD state is a path -> identity digest map (from the index, or from git when the index is
+behind); each entry passes the URL rule and the path check, and the changes and the version's
+file rows are spooled, so an asset of 10^6 files costs memory for its paths, not its records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from neuromirror.annex.writer import Delete, Put
+from neuromirror.engine.state import IndexState
+from neuromirror.engine.urlrule import Tally
+from neuromirror.index.trailers import format_trailers
+from neuromirror.records import (
+    AnnexEntry,
+    Entry,
+    PreviousFile,
+    Refusal,
+    Snapshot,
+    SyncReport,
+)
+from neuromirror.util import gitutil
+from neuromirror.util.paths import check_path
+from neuromirror.util.spool import Spool
+
+if TYPE_CHECKING:
+    pass
+
+
+def _digest(identity: str) -> bytes:
+    return hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=12).digest()
+
+
+@dataclass
+class _Diff:
+    changes: Spool
+    files: Spool
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.added + self.removed + self.changed
+
+
+def _as_record(e: Entry) -> tuple:
+    """A file of the version, as a plain tuple: pickling slotted dataclasses costs 4x more."""
+    return (e.path, e.key, e.size, e.checksum_kind, e.checksum, tuple(e.urls), e.remote_id)
+
+
+def records_of(spool: Spool) -> Iterator[PreviousFile]:
+    return (PreviousFile(*t) for t in spool)
+
+
+def diff_snapshot(
+    current: dict[str, bytes], snap: Snapshot, report: SyncReport, files: Optional[Spool] = None
+) -> _Diff:
+    """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it.
+
+    Every annexed entry passes the URL rule here (:mod:`.urlrule`), whatever its
+    source: what is diffed, recorded and registered is what the rule admits.
+    ``files`` receives the version's file records (a named spool when a Dask worker
+    hands them to the submitting process); an anonymous one by default.
+    """
+    d = _Diff(Spool(), files if files is not None else Spool())
+    tally = Tally()
+    seen: set[str] = set()
+    lowered: dict[str, str] = {}
+    dirs: set[str] = set()
+    # the parent directory of the last file taken: its ancestors were checked then, and a
+    # listing in path order takes a folder's files one after another
+    last_dir: Optional[str] = None
+    for e in snap.entries:
+        reason = check_path(e.path)
+        if reason is None and e.path in seen:
+            reason = "two items with the same path"
+        if reason is None and e.path in dirs:
+            reason = "a file and a directory of the same name"
+        parents: list[str] = []
+        parent_dir = ""
+        if reason is None:
+            cut = e.path.rfind("/")
+            parent_dir = e.path[:cut] if cut > 0 else ""
+            if parent_dir != last_dir:
+                parts = e.path.split("/")
+                parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+                if any(p in seen for p in parents):
+                    reason = "a file and a directory of the same name"
+        if reason is None:
+            other = lowered.get(e.path.lower())
+            if other is not None:
+                reason = f"path differs only by case from {other!r}"
+        if reason is not None:
+            snap.refused.append(Refusal(e.path if isinstance(e.path, str) else repr(e.path), reason))
+            continue
+        seen.add(e.path)
+        lowered[e.path.lower()] = e.path
+        dirs.update(parents)
+        last_dir = parent_dir
+        if type(e) is AnnexEntry:
+            e = tally.admit(e)
+        d.files.add(_as_record(e))
+        ident = _digest(e.identity)
+        old = current.get(e.path)
+        if old == ident:
+            continue
+        if old is None:
+            d.added += 1
+        else:
+            d.changed += 1
+        current[e.path] = ident
+        d.changes.add(Put(e))
+    gone = [p for p in current if p not in seen]
+    for p in gone:
+        del current[p]
+        d.changes.add(Delete(p))
+        d.removed += 1
+    report.refused.extend(snap.refused)
+    unpinned = tally.warning(snap.label)
+    if unpinned:
+        snap.warnings.append(unpinned)
+    return d
+
+
+def current_state(ds: Path, head: Optional[str], state: IndexState) -> dict[str, bytes]:
+    """path -> identity of HEAD: from the index, or from the dataset when the index lacks HEAD
+    (an interrupted run committed a version it did not finish recording)."""
+    if state.head_version is not None or not head:
+        return {f.path: _digest(f.identity) for f in state.previous_files()}
+    from neuromirror.index.reindex import tree_files
+
+    with gitutil.CatFile(ds) as cat:
+        return {f.path: _digest(f.identity) for f in tree_files(ds, head, cat, {})}
+
+
+def commit_message(source: str, snap: Snapshot, d: _Diff) -> str:
+    head = f"[neuromirror] {snap.message}: {d.added} added, {d.removed} removed, {d.changed} changed"
+    trailers = {
+        "Neuromirror-Source": source,
+        "Neuromirror-Label": snap.label,
+        "Neuromirror-Kind": snap.kind,
+        "Neuromirror-Remote-Modified": snap.remote_modified,
+        "Neuromirror-DOI": snap.doi,
+        "Neuromirror-Meta": json.dumps(snap.meta, sort_keys=True, separators=(",", ":")) if snap.meta else None,
+    }
+    return head + "\n\n" + format_trailers(trailers)

@@ -1,0 +1,108 @@
+"""What a source may ask of the mirror's memory during a sync, backed by the index.
+
+``IndexState`` is the engine's :class:`~neuromirror.records.SourceState`: the files the last
+version recorded (point queries first, the whole state only when many are asked), recorded labels,
+the forever-cache, and the hook through which a source's Zarr assets become datasets of their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+
+from neuromirror.index.db import Index
+from neuromirror.records import (
+    PreviousFile,
+    Snapshot,
+)
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from neuromirror.engine.zarr.run import ZarrRun
+    from neuromirror.sources.dandi.zarr_assets import ZarrOwner
+
+
+#: IndexState.previous answers this many paths by point queries before loading the whole state
+POINT_LOOKUPS = 2000
+
+
+class IndexState:
+    """The source's memory, as the index holds it for the dataset's HEAD."""
+
+    def __init__(self, index: Index, source: str, head: Optional[str]):
+        self.index = index
+        self.source = source
+        self.head_version = index.version_by_commit(source, head) if head else None
+        self._prev: Optional[dict[str, PreviousFile]] = None
+        self._lookups = 0
+        self._labels = {v["label"] for v in index.versions(source)}
+
+    def now_at(self, version: dict) -> None:
+        """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""
+        self.head_version = version
+        self._prev = None
+
+    def labels(self) -> set[str]:
+        return set(self._labels)
+
+    def last_remote_modified(self, label: str) -> Optional[str]:
+        v = self.index.latest_version(self.source, label)
+        return v["remote_modified"] if v else None
+
+    def _load(self) -> dict[str, PreviousFile]:
+        if self._prev is None:
+            self._prev = {}
+            if self.head_version:
+                for f in self.index.version_files(self.head_version["id"]):
+                    self._prev[f.path] = f
+        return self._prev
+
+    def previous(self, path: str) -> Optional[PreviousFile]:
+        # a few lookups (a dandiset's text files) are point queries; many load the whole state
+        # once (10^5 files: ~1 s and ~40 MB, which a handful of lookups should not cost)
+        if self._prev is None and self._lookups < POINT_LOOKUPS and self.head_version:
+            self._lookups += 1
+            return self.index.version_file(self.head_version["id"], self.source, path)
+        return self._load().get(path)
+
+    def previous_many(self, paths: Iterable[str]) -> dict[str, PreviousFile]:
+        """The files at ``paths`` in the last synced state (those it has), one query per
+        ``index.MANY_PATHS`` paths.
+
+        For a source that looks up every path of a large listing a page at a time (a
+        DANDI resync): it holds a page of files, where :meth:`previous` would load the
+        whole state (10^5 files with their URLs: ~100 MB).
+        """
+        wanted = list(paths)
+        if self._prev is not None:
+            return {p: f for p in wanted if (f := self._prev.get(p)) is not None}
+        if not self.head_version or not wanted:
+            return {}
+        return self.index.version_files_at(self.head_version["id"], self.source, wanted)
+
+    def previous_files(self) -> Iterator[PreviousFile]:
+        if self._prev is not None:
+            yield from self._prev.values()
+        elif self.head_version:
+            yield from self.index.version_files(self.head_version["id"])
+
+    def cache_get(self, namespace: str, key: str) -> Optional[str]:
+        return self.index.cache_get(namespace, key)
+
+    def cache_put(self, namespace: str, key: str, value: str) -> None:
+        self.index.cache_put(namespace, key, value)
+
+    def cache_get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, str]:
+        """The cached values of many keys in a few queries (a page of blobs, say)."""
+        return self.index.cache_get_many(namespace, keys)
+
+    def cache_put_many(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
+        """Many values in one transaction: one commit per page instead of one per blob."""
+        self.index.cache_put_many(namespace, items)
+
+    def zarr_run(self, source: ZarrOwner, snap: Snapshot, parent: Path, executor: Executor) -> ZarrRun:
+        """A snapshot's Zarr assets written as datasets of their own inside ``parent`` (:mod:`.zarr`)."""
+        from neuromirror.engine.zarr import run
+
+        return run.ZarrRun(source, snap, self, parent, executor)

@@ -1,0 +1,154 @@
+"""Mirroring one DANDI Zarr asset into its own dataset: the unit of work an executor runs.
+
+A dandiset can hold thousands of Zarr assets (000108: ~3,400), each its own
+DataLad dataset.  Mirroring one — list it, check the listing against the
+archive's checksum, create its dataset if new, commit — touches nothing but that
+dataset, so the Zarr run (:class:`.run.ZarrRun`) hands each changed Zarr to a
+``concurrent.futures.Executor`` (a thread pool on one host; a Dask or process
+pool elsewhere) as a :class:`ZarrJob` and gets a :class:`ZarrRecord` back.  Both
+are small, picklable, and carry no secret (an embargoed Zarr's key is read from
+``DANDI_API_KEY`` by the worker, as the CLI reads it); :func:`mirror_zarr` stays
+a module-level function so that any executor can pickle it by name.  The job never
+writes the mirror's SQLite index or the dandiset's dataset: the run does that
+afterwards from the records, in one commit of the dandiset.  The archive's side
+(listing, checksum, objects as entries) is the source's
+(:mod:`neuromirror.sources.dandi.zarr_listing`); the URL rule and the repair of
+datasets made before it are the engine's, applied here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from neuromirror.dataset.light_dataset import dataset_id
+from neuromirror.engine import urlrule
+from neuromirror.engine.repair import RepairReport, repair_dataset
+from neuromirror.engine.zarr.dataset import commit as commit_zarr
+from neuromirror.engine.zarr.dataset import ensure_zarr_dataset, had_embargoed_state, tag
+from neuromirror.records import AnnexEntry, Refusal
+from neuromirror.sources.dandi import embargo
+from neuromirror.sources.dandi import zarr_listing as zl
+from neuromirror.sources.dandi.client import DandiAPI
+from neuromirror.util.dates import parse_iso
+
+log = logging.getLogger("neuromirror.dandi")
+
+
+@dataclass(frozen=True)
+class ZarrJob:
+    """What a worker needs to mirror one Zarr asset (paths as strings: picklable anywhere)."""
+
+    dandiset: str
+    api_url: str
+    path: str  # the asset's path in the dandiset
+    zarr_id: str
+    asset_id: Optional[str]
+    dataset: str  # the Zarr's dataset: <dandiset dataset>/<path>
+    checksum: str  # the archive's dandi-zarr-checksum
+    s3_base: Optional[str]  # the Zarr's S3 URL (prefix), None when the archive gives none
+    embargoed: bool
+    modified: Optional[str]  # the asset's modified time: the commit date when no object has one
+    description: str  # git-annex description of a new dataset
+    tag: Optional[str] = None  # a published version: tag the Zarr's commit too
+    tag_message: Optional[str] = None
+    tag_date: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class ZarrRecord:
+    """What became of a :class:`ZarrJob`: a commit of the Zarr's dataset, or a refusal."""
+
+    zarr_id: str
+    path: str
+    dataset: str
+    checksum: str  # the checksum the commit records (re-read from the archive after a mismatch)
+    commit: Optional[str]  # None: refused (see ``refused``)
+    objects: int = 0
+    listing: str = ""  # "s3-versions" or "api"
+    refused: Optional[str] = None
+    datalad_id: Optional[str] = None
+    timings: dict = field(default_factory=dict)  # seconds: listing, checksum, create, commit
+    #: objects without a pinned URL (an embargoed Zarr's, or one listed through the API)
+    unpinned: int = 0
+
+
+def mirror_zarr(job: ZarrJob) -> ZarrRecord:
+    """List, check and commit one Zarr asset into its own dataset (see the module)."""
+    # the few DANDI API calls a worker may need (API listing, re-reading a checksum), made lazily
+    api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
+    spent: dict[str, float] = {"listing": 0.0, "checksum": 0.0, "create": 0.0, "commit": 0.0}
+    checksum = job.checksum
+    computed = ""
+    objs: list[zl.ZObject] = []
+    entries: list[AnnexEntry] = []
+    refused: list[Refusal] = []
+    how = ""
+    for attempt in range(2):
+        t = time.perf_counter()
+        objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed)
+        t1 = time.perf_counter()
+        entries, leaves, refused = zl.object_entries(
+            api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible
+        )
+        computed = zl.checksum_of(leaves)
+        del leaves
+        spent["listing"] += t1 - t
+        spent["checksum"] += time.perf_counter() - t1
+        if computed == checksum:
+            break
+        if attempt == 0:
+            log.warning(
+                "DANDI:%s: Zarr %s: listing gives checksum %s, the archive says %s; listing again",
+                job.dandiset,
+                job.path,
+                computed,
+                checksum,
+            )
+            checksum = zl.fresh_checksum(api, job.asset_id) or checksum
+    else:
+        detail = f"; {len(refused)} object(s) refused, e.g. {refused[0].path!r}: {refused[0].reason}" if refused else ""
+        reason = (
+            f"Zarr checksum mismatch: the archive says {checksum}, the {len(objs)} objects listed "
+            f"({how}, twice) give {computed}{detail}"
+        )
+        return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason, timings=spent)
+    zds = Path(job.dataset)
+    t = time.perf_counter()
+    ensure_zarr_dataset(zds, job.description)
+    if job.embargoed:
+        embargo.ensure_remote(zds)
+    spent["create"] = time.perf_counter() - t
+    unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
+    was_embargoed = not job.embargoed and had_embargoed_state(zds)
+    t = time.perf_counter()
+    dates = [o.modified for o in objs if isinstance(o.modified, datetime)]
+    commit = commit_zarr(
+        zds,
+        entries,
+        subject=f"DANDI:{job.dandiset} {job.path}: Zarr {job.zarr_id}",
+        trailers={
+            "Neuromirror-Dandiset": job.dandiset,
+            "Neuromirror-Zarr": job.zarr_id,
+            "Neuromirror-Zarr-Checksum": checksum,
+            "Neuromirror-Zarr-Access": "embargoed" if job.embargoed else "open",
+            "Neuromirror-Zarr-Listing": how,
+            "Neuromirror-Zarr-Files": str(len(entries)),
+        },
+        date=max(dates) if dates else (parse_iso(job.modified) or datetime.now(timezone.utc)),
+        url_remotes=embargo.url_remotes(),
+    )
+    if was_embargoed:
+        # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
+        # current object) now sit beside pinned S3 URLs, and the rule takes them back
+        repair_dataset(zds, RepairReport())
+    if job.tag:
+        tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
+    spent["commit"] = time.perf_counter() - t
+    return ZarrRecord(
+        job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None, dataset_id(zds), spent, unpinned
+    )

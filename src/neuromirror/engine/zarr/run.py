@@ -1,0 +1,201 @@
+"""The Zarr assets of one DANDI snapshot: planned as the source lists them, mirrored by an executor.
+
+The source hands each page's Zarr assets to a :class:`ZarrRun`, which it gets from the
+sync's state (``IndexState.zarr_run``, typed on the source's side as
+:class:`~neuromirror.sources.dandi.zarr_assets.ZarrRuns`): the source knows the archive,
+this run knows the mirror — the index's cache of Zarr commits, the Zarrs' own datasets
+(:mod:`.dataset`) and the parent dataset they live in.  The steps, and why an unchanged
+Zarr costs no listing and no git process, are told in
+:mod:`neuromirror.sources.dandi.zarr_assets`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Optional, Union
+
+from neuromirror.engine.zarr.dataset import datalad_id, exclude, find_commit, head_of, index_gitlinks, tag
+from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
+from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry
+from neuromirror.sources.dandi import embargo
+from neuromirror.sources.dandi.zarr_assets import ZarrOwner, archive_checksum, note_zarr
+from neuromirror.util import gitutil, timing
+
+log = logging.getLogger("neuromirror.dandi")
+
+#: index cache: "<zarr id> <checksum> <access>" -> the Zarr dataset's commit of that state
+COMMIT_CACHE = "dandi-zarr-commit"
+
+
+def _key(zarr_id: str, checksum: str, access: str) -> str:
+    return f"{zarr_id} {checksum} {access}"
+
+
+class ZarrRun:
+    """The Zarr assets of one snapshot: planned here, mirrored by an executor, gathered here.
+
+    :meth:`add` decides per asset, cheaply and in the caller's thread, whether the
+    mirror already holds its state — the archive's checksum (from the asset's
+    metadata, or from the draft's Zarr listing the source made) looked
+    up in the index's cache of Zarr commits, or in the Zarr dataset's history —
+    and otherwise submits a :class:`.job.ZarrJob` to the executor.
+    :meth:`entries` waits for the jobs and turns their records into subdataset
+    entries for the dandiset's one commit; only here are the index (commit cache)
+    and the dandiset's dataset (the index entry of a path that was a file) written.
+    """
+
+    def __init__(self, source: ZarrOwner, snap: Snapshot, state: SourceState, parent: Path, executor: Executor):
+        self.source = source
+        self.snap = snap
+        self.state = state
+        self.executor = executor
+        self.parent = parent
+        self.embargoed = embargo.is_embargoed(source)
+        self.access = "embargoed" if self.embargoed else "open"
+        self._slots: dict[str, Union[Optional[Entry], Future[ZarrRecord]]] = {}  # asset path -> Entry | None | Future
+        self._order: list[str] = []
+
+    def add(self, assets: list[dict]) -> None:
+        """Plan the assets' Zarrs; submit the ones the mirror does not hold yet."""
+        known = self.source.zarr_checksums or {}
+        planned: list[tuple[dict, str, str]] = []
+        for asset in assets:
+            path: str = asset["path"]
+            checksum, reason = archive_checksum(self.source, asset, known)
+            if checksum is None:
+                self.snap.pending.append(Pending(path, reason, asset.get("asset_id")))
+                self._put(path, _previous(self.state, self.parent, path))
+                continue
+            planned.append((asset, str(asset.get("zarr")), checksum))
+        cached = _cached_commits(self.state, [_key(z, c, self.access) for _, z, c in planned])
+        jobs = []
+        for asset, zarr_id, checksum in planned:
+            path = asset["path"]
+            zds = self.parent / path
+            commit = self._held(zds, cached.get(_key(zarr_id, checksum, self.access)), zarr_id, checksum)
+            if commit is not None:
+                if self.snap.tag:
+                    tag(zds, self.snap.tag, commit, self.snap.tag_message or self.snap.message, self.snap.date)
+                note_zarr(self.snap, path, zarr_id, checksum)
+                self._put(path, SubdatasetEntry(path, commit, "./" + path, datalad_id(zds)))
+                continue
+            md = asset.get("metadata")
+            if md is None:
+                md = asset["metadata"] = self.source.asset_metadata(asset["asset_id"])
+            jobs.append(
+                (
+                    path,
+                    ZarrJob(
+                        dandiset=self.source.identifier,
+                        api_url=self.source.api_url,
+                        path=path,
+                        zarr_id=zarr_id,
+                        asset_id=asset.get("asset_id"),
+                        dataset=str(zds),
+                        checksum=checksum,
+                        s3_base=self.source.s3_url(md) if isinstance(md, dict) else None,
+                        embargoed=self.embargoed,
+                        modified=asset.get("modified"),
+                        description=f"DANDI:{self.source.identifier} Zarr {path} ({zarr_id}) mirrored from "
+                        f"{self.source.api_url}",
+                        tag=self.snap.tag,
+                        tag_message=self.snap.tag_message or self.snap.message,
+                        tag_date=self.snap.date,
+                    ),
+                )
+            )
+        if jobs:
+            # new Zarr datasets stay out of the dandiset's status (and its crash recovery)
+            # until the dandiset's commit registers them
+            exclude(self.parent, [p for p, _ in jobs])
+        for path, job in jobs:
+            self._put(path, self.executor.submit(mirror_zarr, job))
+
+    def _put(self, path: str, value: Union[Optional[Entry], Future[ZarrRecord]]) -> None:
+        if path not in self._slots:
+            self._order.append(path)
+        self._slots[path] = value
+
+    def _held(self, zds: Path, cached: Optional[str], zarr_id: str, checksum: str) -> Optional[str]:
+        """The Zarr dataset's commit of this state, if the mirror holds it (the draft: at HEAD)."""
+        draft = self.snap.kind != "published"
+        if cached is not None:
+            if draft:
+                return cached if head_of(zds) == cached else None
+            # a new published version (once per version): the commit must exist in this dataset
+            # (an index older or newer than the dataset could name another one)
+            if (zds / ".git").is_dir() and gitutil.run(
+                zds, "cat-file", "-e", f"{cached}^{{commit}}", check=False
+            ).returncode == 0:
+                return cached
+            return find_commit(zds, zarr_id, checksum, self.access, head_only=False)
+        return find_commit(zds, zarr_id, checksum, self.access, head_only=draft)
+
+    def entries(self) -> dict[str, Optional[Entry]]:
+        """Asset path -> its entry (None: nothing for it in this version), once every job is done."""
+        out: dict[str, Optional[Entry]] = {}
+        learned: list[tuple[str, str]] = []
+        spent = timing.current()
+        t0 = time.perf_counter()
+        for path in self._order:
+            value = self._slots[path]
+            if not isinstance(value, Future):
+                out[path] = value
+                continue
+            rec = value.result()
+            for k, v in rec.timings.items():
+                if spent is not None:
+                    spent.add(f"zarr-{k}", v)
+            out[path] = self._finish(rec, learned)
+        if spent is not None:
+            spent.add("zarr-wait", time.perf_counter() - t0)
+        if learned:
+            put_many = getattr(self.state, "cache_put_many", None)
+            if put_many is not None:
+                put_many(COMMIT_CACHE, learned)
+            else:
+                for k, v in learned:
+                    self.state.cache_put(COMMIT_CACHE, k, v)
+        index_gitlinks(self.parent, {p: e.commit for p, e in out.items() if isinstance(e, SubdatasetEntry)})
+        self._slots.clear()
+        self._order.clear()
+        return out
+
+    def _finish(self, rec: ZarrRecord, learned: list[tuple[str, str]]) -> Optional[Entry]:
+        if rec.commit is None:
+            kept = _previous(self.state, self.parent, rec.path)
+            tail = f"; kept the last verified state ({kept.commit[:10]})" if kept is not None else ""
+            self.snap.refused.append(Refusal(rec.path, f"refused: {rec.refused}{tail}"))
+            log.warning("DANDI:%s: Zarr %s: %s", self.source.identifier, rec.path, rec.refused)
+            return kept
+        learned.append((_key(rec.zarr_id, rec.checksum, self.access), rec.commit))
+        note_zarr(self.snap, rec.path, rec.zarr_id, rec.checksum)
+        if rec.unpinned:
+            self.snap.warnings.append(
+                f"Zarr {rec.path}: {rec.unpinned} object(s) have no pinned URL (no S3 "
+                "versionId): their bytes may change upstream, which the MD5E key's check "
+                "then refuses"
+            )
+        log.info(
+            "DANDI:%s: Zarr %s: %d objects, commit %s", self.source.identifier, rec.path, rec.objects, rec.commit[:10]
+        )
+        return SubdatasetEntry(rec.path, rec.commit, "./" + rec.path, rec.datalad_id)
+
+
+def _cached_commits(state: SourceState, keys: list[str]) -> dict[str, str]:
+    if not keys:
+        return {}
+    get_many = getattr(state, "cache_get_many", None)
+    if get_many is not None:
+        return dict(get_many(COMMIT_CACHE, keys))
+    return {k: v for k in keys if (v := state.cache_get(COMMIT_CACHE, k)) is not None}
+
+
+def _previous(state: SourceState, parent: Path, path: str) -> Optional[SubdatasetEntry]:
+    prev = state.previous(path)
+    if prev is None or prev.checksum_kind != SUBDATASET or not prev.checksum:
+        return None
+    return SubdatasetEntry(path, prev.checksum, "./" + path, datalad_id(parent / path))

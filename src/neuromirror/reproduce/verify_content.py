@@ -1,0 +1,254 @@
+"""The content check of ``verify --content``: download each key's bytes from every URL and hash them.
+
+Each (sampled) key is downloaded from *every* registered http(s) URL and
+hashed; size and checksum must match the key (SHA256E/MD5E carry the
+archive's checksum; VURL/URL keys only a size).  A URL serving other bytes
+matters even when another URL is right: after a failed verification
+git-annex does not try the next URL.  Keys only a special remote can fetch
+(BOSS cutouts, embargoed DANDI) are fetched by git-annex itself, in a
+scratch clone, so the mirror's repository is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import urlsplit
+
+from neuromirror.annex.keys import parse_key
+from neuromirror.reproduce.clone import remove_clone
+from neuromirror.reproduce.verify_report import VerifyReport
+from neuromirror.util import gitutil
+from neuromirror.util.progress import ByteProgress
+
+if TYPE_CHECKING:
+    import requests
+
+HASHES = {
+    "SHA256": "sha256",
+    "SHA512": "sha512",
+    "SHA384": "sha384",
+    "SHA224": "sha224",
+    "SHA1": "sha1",
+    "MD5": "md5",
+    "SHA3_256": "sha3_256",
+    "SHA3_512": "sha3_512",
+    "BLAKE2B512": "blake2b",
+}
+CHUNK = 1 << 20
+
+
+def _hasher(key: str) -> tuple[Optional[Any], Optional[str], Optional[int]]:
+    try:
+        info = parse_key(key)
+    except ValueError:
+        return None, None, None
+    backend = info["backend"]
+    base = backend[:-1] if backend.endswith("E") and backend[:-1] in HASHES else backend
+    name = HASHES.get(base)
+    if name and info["checksum"] is None:
+        info["checksum"] = key.split("--", 1)[1].split(".", 1)[0]
+    return (hashlib.new(name) if name else None), (info["checksum"] if name else None), info["size"]
+
+
+def check_url(
+    key: str, url: str, session: requests.Session, timeout: float, bar: Optional[ByteProgress]
+) -> tuple[Optional[str], Optional[str], int]:
+    """Download ``url`` and compare with ``key``: (kind, detail, bytes read); kind None when it matches."""
+    import requests
+
+    h, checksum, size = _hasher(key)
+    n = 0
+    token = f"{key} {url}"
+    try:
+        with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as r:
+            if r.status_code != 200:
+                return "unreachable", f"{url}: HTTP {r.status_code}", 0
+            for chunk in r.iter_content(CHUNK):
+                n += len(chunk)
+                if h is not None:
+                    h.update(chunk)
+                if bar is not None:
+                    bar.update(token, n)
+                if size is not None and n > size:
+                    break
+    except requests.RequestException as exc:
+        return "unreachable", f"{url}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", n
+    finally:
+        if bar is not None:
+            bar.finish(token, n)
+    if size is not None and n != size:
+        more = "more than" if n > size else f"{n} bytes, not"
+        return "content", f"{url} serves {more} the key's {size} bytes", n
+    if h is not None and checksum is not None and h.hexdigest().lower() != checksum.lower():
+        return (
+            "content",
+            (f"{url} serves different bytes: {h.name} {h.hexdigest()[:16]}…, the key says {checksum[:16]}…"),
+            n,
+        )
+    return None, None, n
+
+
+def check_content(
+    report: VerifyReport,
+    keys: dict[str, str],
+    urls_of: dict[str, list[str]],
+    *,
+    sample: Optional[int],
+    seed: Optional[int],
+    jobs: int,
+    progress: bool,
+    timeout: float,
+    cache: Optional[dict[tuple[str, str], tuple[Optional[str], Optional[str], int]]] = None,
+    repo_of: Optional[dict[str, Path]] = None,
+    allow_ip: Optional[str] = None,
+) -> None:
+    """Check the content of ``keys`` (key -> a path holding it; a sample of them if asked) into ``report``.
+
+    ``cache`` holds (key, URL) results already had in this run: another version
+    sharing a key does not download it again.
+    """
+    import requests
+
+    report.content = True
+    all_keys = sorted(keys)
+    report.content_sampled_of = len(all_keys)
+    chosen = all_keys
+    if sample is not None and sample < len(all_keys):
+        chosen = sorted(random.Random(seed).sample(all_keys, sample))
+        report.notes.append(
+            f"content of {sample} of {len(all_keys)} keys sampled" + (f" (seed {seed})" if seed is not None else "")
+        )
+    cache = {} if cache is None else cache
+    jobs_list: list[tuple[str, str]] = []
+    reused: list[tuple[str, str]] = []
+    size_only = 0
+    for key in chosen:
+        h, _, _ = _hasher(key)
+        if h is None:
+            size_only += 1
+        for u in urls_of.get(key, []):
+            scheme = urlsplit(u).scheme.lower()
+            if scheme in ("http", "https"):
+                (reused if (key, u) in cache else jobs_list).append((key, u))
+    if size_only:
+        report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
+    special = [
+        k for k in chosen if any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))
+    ]
+    total = 0
+    for key, _ in jobs_list:
+        _, _, size = _hasher(key)
+        total += size or 0
+    bar = ByteProgress(total, len(jobs_list), enabled=progress and bool(jobs_list), label="verify")
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(4, jobs))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    lock = threading.Lock()
+
+    def record(key: str, url: str, result: tuple[Optional[str], Optional[str], int], downloaded: bool) -> None:
+        kind, detail, n = result
+        with lock:
+            report.content_urls += 1
+            if downloaded:
+                report.content_bytes += n
+            if kind:
+                report.add(kind, keys[key], detail or "", key, url)
+
+    def one(item: tuple[str, str]) -> None:
+        key, url = item
+        result = check_url(key, url, session, timeout, bar)
+        cache[item] = result
+        record(key, url, result, True)
+
+    for key, url in reused:  # the same key and URL in another version of this run: downloaded once
+        record(key, url, cache[(key, url)], False)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        list(pool.map(one, jobs_list))
+    bar.close()
+    # URLs only a special remote can fetch (BOSS cutouts, embargoed DANDI): ask git-annex, in a scratch clone
+    by_repo: dict[Path, list[str]] = {}
+    for k in special:
+        if repo_of and k in repo_of:
+            by_repo.setdefault(repo_of[k], []).append(k)
+    for repo, ks in by_repo.items():
+        for key, kind, detail in annex_check(repo, ks, allow_ip=allow_ip):
+            report.content_via_annex += 1
+            if kind:
+                report.add(kind, keys[key], detail, key)
+    report.content_keys = len(chosen)
+
+
+def annex_check(repo: Path, keys: list[str], *, allow_ip: Optional[str] = None) -> list[tuple[str, Optional[str], str]]:
+    """Fetch ``keys`` with ``git annex get --batch-keys`` in a throwaway clone of ``repo``; (key, kind, detail) each.
+
+    git-annex (and the special remote) check the bytes against the key; the
+    mirror's repository is only read (``git clone --shared``), never written.
+    """
+    import json
+    import subprocess
+    import tempfile
+
+    out: list[tuple[str, Optional[str], str]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="neuromirror-verify-"))
+    scratch = tmp / "scratch"
+    try:
+        subprocess.run(
+            ["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(scratch)],
+            capture_output=True,
+            check=True,
+            env=gitutil.git_env(),
+        )
+        gitutil.run(scratch, "config", "remote.origin.annex-ignore", "true")
+        if allow_ip:
+            gitutil.run(scratch, "config", "annex.security.allowed-ip-addresses", allow_ip)
+        init = gitutil.run(scratch, "annex", "init", "-q", "neuromirror verify scratch clone", check=False)
+        if init.returncode != 0:
+            why = init.stderr.decode(errors="replace").strip().splitlines()
+            return [
+                (k, "unreachable", f"git annex init failed in a scratch clone: {why[-1] if why else '?'}") for k in keys
+            ]
+        # one git-annex (and one special remote process) for all keys: --batch-keys
+        proc = gitutil.run(
+            scratch,
+            "-c",
+            "annex.verify=true",
+            "annex",
+            "get",
+            "--batch-keys",
+            "--json",
+            "--json-error-messages",
+            input=("\n".join(keys) + "\n").encode(),
+            check=False,
+        )
+        results: dict[str, dict] = {}
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("key"):
+                    results[rec["key"]] = rec
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        for key in keys:
+            rec = results.get(key)
+            if rec is not None and rec.get("success"):
+                out.append((key, None, ""))
+                continue
+            msgs = " ".join(" ".join(m.split()) for m in (rec or {}).get("error-messages") or [] if m.strip())
+            msgs = msgs or (rec or {}).get("note") or (err[-1] if err else "no answer from git-annex")
+            low = msgs.lower()
+            kind = "content" if ("verif" in low or "checksum" in low or "changed" in low) else "unreachable"
+            out.append((key, kind, f"git annex get through the special remote failed: {msgs[:400]}"))
+    except subprocess.CalledProcessError as exc:
+        why = exc.stderr.decode(errors="replace").strip().splitlines() if exc.stderr else []
+        return [(k, "unreachable", f"cannot make a scratch clone of {repo}: {why[-1] if why else exc}") for k in keys]
+    finally:
+        remove_clone(tmp)
+    return out

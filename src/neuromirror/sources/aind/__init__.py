@@ -1,0 +1,14 @@
+"""AIND open data: S3 assets mirrored as datasets, through boto3 (anonymous by default).
+
+:mod:`.source` is the source itself and what the tool calls (``expand``,
+``add_options``, ``remote_id_for``); the rest are its parts, each a thing of its
+own to understand: :mod:`.options` (which bucket, how to hash), :mod:`.s3`
+(reaching S3, reading the few objects a sync reads), :mod:`.listing` (an asset's
+listing, and whether it changed), :mod:`.metadata` (what an asset's name and
+sidecars say) and :mod:`.entries` (a key, or git, for each object).
+
+May import ``util``, ``records``, ``spec``, ``annex.keys`` and
+``sources.s3listing``; must not import ``index``, ``dataset``, ``engine`` or
+anything above them.  ``boto3`` is imported inside functions only: the command
+line imports :mod:`.source` for its options, and must stay quick to start.
+"""

@@ -1,0 +1,321 @@
+"""A page of a version's listing made entries: blob assets as annexed files, small text files in git.
+
+Blob assets become SHA256E keys from the archive's own sha256 — nothing is downloaded —
+with two URLs: the S3 URL pinned by ``?versionId=`` (asked once per blob with a HEAD,
+cached forever, since a blob's content never changes) and the API download URL.  Small
+text assets go into git, downloaded now when new and checked against their sha256.  Every
+asset is checked before it becomes an entry (path, digest, size, URLs): what the archive
+gets wrong is refused on its own, with the reason.  Zarr assets are handed to the Zarr run
+(:mod:`.zarr_assets`) and come back as subdataset entries in their place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import re
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, TypeGuard, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from neuromirror.annex.keys import sha256e_key
+from neuromirror.records import (
+    SHA256,
+    AnnexEntry,
+    ContentMismatch,
+    Entry,
+    GitEntry,
+    Pending,
+    Refusal,
+    Snapshot,
+    SourceState,
+)
+from neuromirror.sources import s3urls
+from neuromirror.sources.dandi import embargo
+from neuromirror.sources.dandi.assets import Reused, is_text_asset, reused_entry
+from neuromirror.sources.dandi.client import DandiAPI, download_verified, gist
+from neuromirror.sources.dandi.zarr_assets import ZarrRun, zarr_run
+from neuromirror.sources.dandi.zarr_listing import is_archive_key
+from neuromirror.util import timing
+from neuromirror.util.paths import check_path
+
+log = logging.getLogger("neuromirror.dandi")
+
+PIN_NAMESPACE = "s3-version-id"
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+#: the archive's own download route of an asset, on whatever host (top-level or under a version)
+_DOWNLOAD_ROUTE = re.compile(r"/assets/[^/]+/download/?$")
+MAX_URL = 8192
+
+
+class _ZarrSlot:
+    """A Zarr asset's place in a page's entries, filled from the Zarr run (:class:`.zarr_assets.ZarrRun`)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str):
+        self.path = path
+
+
+_T = TypeVar("_T")
+
+
+class _Inline(Executor):
+    """An executor that runs the job at once (``_resolve`` called without a snapshot's pool)."""
+
+    def submit(self, fn: Callable[..., _T], /, *args: Any, **kwargs: Any) -> Future[_T]:
+        f: Future[_T] = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            f.set_exception(exc)
+        return f
+
+
+class AssetEntries(DandiAPI):
+    """The part of :class:`~neuromirror.sources.dandi.source.DandiSource` that makes a page's entries."""
+
+    #: paths the source writes itself (dandiset.yaml)
+    reserved: tuple[str, ...]
+    #: runs the changed Zarr assets' work; None: a thread pool per snapshot
+    zarr_executor: Optional[Executor]
+    #: Zarr asset id -> the archive's checksum, when the draft's Zarr listing gave it (:mod:`.zarr_assets`)
+    zarr_checksums: Optional[dict[str, str]] = None
+    #: the dandiset's dataset, once ``prepare_dataset`` named it: the Zarrs' datasets go inside it
+    dataset_path: Optional[Path] = None
+    _s3_endpoints: tuple[str, ...]
+    _session: requests.Session
+
+    def _resolve(
+        self,
+        batch: list[Any],
+        snap: Snapshot,
+        state: SourceState,
+        pool: ThreadPoolExecutor,
+        md_pool: Optional[ThreadPoolExecutor] = None,
+        zarrs: Optional[ZarrRun] = None,
+    ) -> Iterator[Entry]:
+        """Turn a page of the listing into entries, pinning unknown blobs concurrently.
+
+        An asset the listing found reusable (a :data:`Reused` tuple, a resync) is its
+        file of the last synced state again: no check, metadata or pin is needed
+        (its path passed the same checks when it was recorded).  The others'
+        missing metadata is fetched first, concurrently, and they go through
+        every check below.
+        """
+        reasons = [None if type(a) is Reused else check_path(a.get("path"), self.reserved) for a in batch]
+        known = self.zarr_checksums or {}
+        self._fetch_metadata(
+            [
+                a
+                for a, reason in zip(batch, reasons)
+                if type(a) is not Reused
+                and not reason
+                and a.get("metadata") is None
+                and not (a.get("zarr") and a.get("asset_id") in known)
+            ],
+            md_pool or pool,
+        )
+        if zarrs is None:
+            zarrs = zarr_run(self, snap, state, self.zarr_executor or _Inline())
+        # Zarr assets: mirrored by the executor (their own datasets) while the blobs are pinned
+        zarrs.add([a for a, reason in zip(batch, reasons) if type(a) is not Reused and not reason and a.get("zarr")])
+        ready: list[tuple[dict, dict] | Entry | _ZarrSlot] = []
+        for asset, reason in zip(batch, reasons):
+            if type(asset) is Reused:
+                ready.append(reused_entry(asset))
+                continue
+            path = asset.get("path")
+            if reason:
+                snap.refused.append(Refusal(str(path), f"refused: {reason}"))
+                log.warning("DANDI:%s: refusing asset %r: %s", self.identifier, path, reason)
+                continue
+            if asset.get("zarr"):  # its own dataset (see above); a subdataset entry here
+                ready.append(_ZarrSlot(path))
+                continue
+            md = asset.get("metadata")
+            if not isinstance(md, dict):
+                snap.refused.append(Refusal(path, "refused: asset metadata is not an object"))
+                continue
+            digest = md.get("digest")
+            if digest is not None and not isinstance(digest, dict):
+                snap.refused.append(Refusal(path, "refused: malformed digest (not an object)"))
+                continue
+            sha = (digest or {}).get("dandi:sha2-256")
+            if sha is None:
+                snap.pending.append(
+                    Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id"))
+                )
+                continue
+            if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
+                snap.refused.append(Refusal(path, "refused: malformed sha256 digest"))
+                continue
+            size = asset.get("size")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
+                continue
+            urls = md.get("contentUrl")
+            if urls is not None and (
+                not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)
+            ):
+                snap.refused.append(
+                    Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters")
+                )
+                continue
+            content_size = md.get("contentSize")
+            if content_size is not None and content_size != size:
+                snap.refused.append(
+                    Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}")
+                )
+                continue
+            ready.append((asset, md))
+        fresh = [r for r in ready if isinstance(r, tuple)]  # (asset, metadata): the entries still to make
+        s3_urls = {a["asset_id"]: self.s3_url(md) for a, md in fresh}
+        blobs: set[str] = {a["blob"] for a, _ in fresh if a.get("blob") and s3_urls.get(a["asset_id"])}
+        get_many = getattr(state, "cache_get_many", None)  # one query per page, not one per blob
+        if get_many is not None:
+            pins: dict = get_many(PIN_NAMESPACE, blobs)
+        else:
+            pins = {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
+        todo = {
+            a["blob"]: s3_urls[a["asset_id"]]
+            for a, _ in fresh
+            if a.get("blob") in blobs and pins.get(a["blob"]) is None
+        }
+        with timing.phase("pinning"):
+            found = list(pool.map(self._head_version_id, todo.values()))
+        learned = []
+        for blob, version_id in zip(todo, found):
+            pins[blob] = version_id
+            if version_id:
+                learned.append((blob, version_id))
+        put_many = getattr(state, "cache_put_many", None)  # one transaction per page
+        if put_many is not None and learned:
+            put_many(PIN_NAMESPACE, learned)
+        else:
+            for blob, version_id in learned:
+                state.cache_put(PIN_NAMESPACE, blob, version_id)
+        zarr_entries = zarrs.entries()
+        made = [
+            self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
+            if isinstance(r, tuple)
+            else zarr_entries.get(r.path)
+            if isinstance(r, _ZarrSlot)
+            else r
+            for r in ready
+        ]
+        entries = [e for e in made if e is not None]
+        yield from self._fetch_new_text(entries, snap, state, pool)
+
+    def _fetch_metadata(self, assets: list[dict], pool: ThreadPoolExecutor) -> None:
+        """Each asset's metadata (GET /assets/{id}/), concurrently, into ``asset["metadata"]``."""
+        if not assets:
+            return
+        found = pool.map(self._metadata_of, [a["asset_id"] for a in assets])
+        for asset, md in zip(assets, found):
+            asset["metadata"] = md
+
+    def _metadata_of(self, asset_id: str) -> Any:
+        return self._call(lambda: self.asset_metadata(asset_id), f"reading metadata of asset {asset_id} of")
+
+    def _fetch_new_text(
+        self, entries: list[Entry], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor
+    ) -> Iterator[Entry]:
+        """Download new or changed text files now, concurrently, checked against size and sha256.
+
+        A file whose bytes disagree with the archive's digest (or whose download
+        fails) is refused on its own — the rest of the dandiset is mirrored.
+        Unchanged ones stay lazy: the sync never needs their bytes.
+        """
+
+        def needs(e: Entry) -> TypeGuard[GitEntry]:
+            if not isinstance(e, GitEntry) or e.content is not None:
+                return False
+            prev = state.previous(e.path)
+            return prev is None or prev.checksum != e.sha256
+
+        def fetch(e: GitEntry) -> bytes | BaseException:
+            try:
+                data = e.read()
+            except Exception as exc:  # ContentMismatch, DandiError
+                return exc
+            if len(data) != e.length:
+                return ContentMismatch(f"{len(data)} bytes downloaded, the archive says {e.length}")
+            return data
+
+        todo = [e for e in entries if needs(e)]
+        fetched = dict(zip((id(e) for e in todo), pool.map(fetch, todo)))
+        for e in entries:
+            got = fetched.get(id(e))
+            if got is None:
+                yield e
+            elif isinstance(got, bytes):
+                assert isinstance(e, GitEntry)  # only text files in git were fetched
+                yield dataclasses.replace(e, content=got)
+            else:
+                reason = (
+                    "content does not match the archive's size and sha256"
+                    if isinstance(got, ContentMismatch)
+                    else gist(got)
+                )
+                snap.refused.append(Refusal(e.path, f"refused: {reason}"))
+
+    def _entry(self, asset: dict, md: dict, s3_url: Optional[str], version_id: Optional[str]) -> Entry:
+        path = asset["path"]
+        sha = md["digest"]["dandi:sha2-256"].lower()
+        size = asset["size"]
+        api_download = self._api_url(md, asset["asset_id"])
+        if embargo.is_embargoed(self):  # only the key opens it: the special remote's URL
+            return embargo.embargoed_entry(self, path, sha, size, api_download, asset["asset_id"])
+        pinned = f"{s3_url}?versionId={version_id}" if s3_url and version_id else s3_url
+        if is_text_asset(path, size):
+            # no remote_id: a file in git is identified by its sha256, and the
+            # index must stay rebuildable from the dataset alone
+            return GitEntry(path, None, None, sha, size, functools.partial(download_verified, pinned or api_download))
+        urls = tuple(u for u in (pinned, api_download) if u)
+        return AnnexEntry(path, sha256e_key(sha, size, path), size, urls, SHA256, sha, asset["asset_id"])
+
+    def _api_url(self, md: dict, asset_id: str) -> str:
+        for u in md.get("contentUrl") or []:
+            if isinstance(u, str) and u.startswith(self.api_url + "/"):
+                return u
+        return f"{self.api_url}/assets/{asset_id}/download/"
+
+    def s3_url(self, md: dict) -> Optional[str]:
+        """The asset's S3 URL among its ``contentUrl``s, recognised as one (:mod:`.s3urls`).
+
+        The archive writes its *configured* API URL into ``contentUrl``, whatever
+        host this sync reaches it by, so "the URL not under our API URL" may be
+        the archive's own download route: S3 is told by its shape instead.
+        """
+        for u in md.get("contentUrl") or []:
+            if (
+                isinstance(u, str)
+                and not _DOWNLOAD_ROUTE.search(urlsplit(u).path)
+                and s3urls.locate(u, self._s3_endpoints, archive_key=is_archive_key) is not None
+            ):
+                return u.split("?", 1)[0]
+        return None
+
+    def _head_version_id(self, url: str) -> Optional[str]:
+        """The object's current S3 version id, from a HEAD of the object itself.
+
+        Redirects are not followed: an S3 object answers directly, and a version id
+        found behind a redirect would belong to another URL's object.
+        """
+        for _attempt in range(5):
+            try:
+                r = self._session.head(url, timeout=30, allow_redirects=False)
+            except requests.RequestException:
+                continue
+            if r.status_code in (429, 500, 502, 503, 504):
+                continue
+            if r.ok:
+                vid = r.headers.get("x-amz-version-id")
+                return vid if vid and vid != "null" else None
+            return None
+        return None

@@ -1,0 +1,206 @@
+"""The DANDI API as the source reads it: the ``dandi`` client, made and checked, and calls retried.
+
+The client retries HTTP errors on its own; a body cut short (unparsable JSON, fewer bytes
+than announced) it does not, and a wrong ``--dandi-api`` must read as exactly that, not as a
+missing dandiset.  :class:`DandiAPI` is one dandiset at one API: what the source is built on,
+and all a worker mirroring one of its Zarr assets needs (:mod:`neuromirror.engine.zarr.job`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Optional
+
+import requests
+
+DEFAULT_API = "https://api.dandiarchive.org/api"
+LISTING_ATTEMPTS = 5
+
+
+class DandiError(RuntimeError):
+    """The DANDI archive could not be read; message names the archive and the cause."""
+
+
+def _quiet_client_env() -> None:
+    # dandi's version check reaches out to the internet; a mirror must not need it
+    os.environ.setdefault("DANDI_NO_ET", "1")
+    os.environ.setdefault("DANDI_CACHE", "ignore")
+
+
+def make_client(api_url: str, token: Optional[str]) -> Any:
+    """The dandi client for ``api_url``, its first requests retried like every later one.
+
+    Creating the client asks the server for its info (``/server-info``, once per
+    URL and process, not retried by the client): a body cut short there must not
+    fail the sync.  Then ``<api>/info/`` must answer like a DANDI API, so that a
+    wrong API path is reported as exactly that, not as a missing dandiset.
+    """
+    _quiet_client_env()
+    from dandi import dandiapi
+    from dandi.dandiapi import DandiAPIClient
+
+    retries = os.environ.get("NEUROMIRROR_HTTP_RETRIES")
+    if retries:
+        # the client retries a failing request 12 times with backoff (minutes); operators may bound it
+        dandiapi.REQUEST_RETRIES = max(1, int(retries))
+
+    api_url = api_url.rstrip("/")
+    last: Optional[BaseException] = None
+    for attempt in range(LISTING_ATTEMPTS):
+        try:
+            client = DandiAPIClient(api_url=api_url, token=token)
+            break
+        except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
+            last = exc
+            if "Connection refused" in str(exc) or "Max retries exceeded" in str(exc):
+                break  # nothing listens there: retrying only delays the one-line error
+            time.sleep(min(2**attempt * 0.2, 3))
+    else:
+        client = None
+    if client is None:
+        raise DandiError(f"DANDI API at {api_url} is unreachable: {gist(last) if last else 'no answer'}") from None
+    check_api(api_url)
+    return client
+
+
+#: API URLs found to answer like a DANDI API in this process (the client caches its server info alike)
+_CHECKED_APIS: set[str] = set()
+
+
+def check_api(api_url: str) -> None:
+    """Raise DandiError unless ``<api_url>/info/`` answers like a DANDI API (retrying cut-short answers)."""
+    if api_url in _CHECKED_APIS:
+        return
+    why = "no answer"
+    for attempt in range(LISTING_ATTEMPTS):
+        try:
+            r = requests.get(f"{api_url}/info/", timeout=30)
+            if r.status_code in (429, 500, 502, 503, 504):
+                why = f"HTTP {r.status_code}"
+            elif r.status_code != 200:
+                why = f"GET {api_url}/info/ answered HTTP {r.status_code}"
+                break
+            else:
+                info = r.json()
+                if isinstance(info, dict) and isinstance(info.get("services"), dict) and "version" in info:
+                    _CHECKED_APIS.add(api_url)
+                    return
+                why = f"GET {api_url}/info/ is not a DANDI server's info"
+                break
+        except (ValueError, requests.RequestException) as exc:  # a body cut short, a reset
+            why = gist(exc)
+        time.sleep(min(2**attempt * 0.2, 3))
+    raise DandiError(f"{api_url} is not a DANDI API ({why}); --dandi-api wants the API's base URL, e.g. {DEFAULT_API}")
+
+
+def gist(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Max retries exceeded" in text or "Connection refused" in text:
+        return "connection refused"
+    return text[:300]
+
+
+def download_verified(url: str, timeout: float = 60.0) -> bytes:
+    """Fetch a small file; the caller's GitEntry checks the sha256."""
+    last: Optional[BaseException] = None
+    for _ in range(4):
+        try:
+            r = requests.get(url, timeout=timeout)
+            if r.status_code in (429, 500, 502, 503, 504):
+                last = DandiError(f"HTTP {r.status_code} from {url}")
+                continue
+            r.raise_for_status()
+            return r.content
+        except requests.RequestException as exc:
+            last = exc
+    raise DandiError(f"could not download {url}: {gist(last) if last else 'unknown error'}")
+
+
+class DandiAPI:
+    """One dandiset at one DANDI API: the client, made on first use, and its calls retried."""
+
+    def __init__(self, identifier: str, *, api_url: str = DEFAULT_API, token: Optional[str] = None, client: Any = None):
+        self.identifier = identifier
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_client(self.api_url, self.token)
+        return self._client
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """One API call; the dandi client retries HTTP errors, this also retries unreadable bodies."""
+        last: Optional[BaseException] = None
+        for attempt in range(LISTING_ATTEMPTS):
+            try:
+                return fn()
+            except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
+                # a body cut short: unparsable JSON, or fewer bytes than the server announced
+                last = exc
+                time.sleep(min(2**attempt * 0.2, 3))
+            except DandiError:
+                raise
+            except Exception as exc:
+                raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(exc)}") from None
+        raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(last) if last else 'failed'}")
+
+    def asset_metadata(self, asset_id: str) -> Any:
+        return self.client.get(f"/assets/{asset_id}/")
+
+    def _paginate(self, path: str, *, page_size: int, params: dict) -> Iterator[Any]:
+        """The items of a paged list, as ``client.paginate`` yields them, holding a few pages at most.
+
+        The client's ``paginate`` submits every page 2..n at once and keeps each page
+        until the listing ends: all 10^5 assets with their metadata (~5 KB each as
+        Python objects) in memory together.  Here at most ``2 * page_workers`` pages
+        are in flight and a page is dropped once yielded.  Same requests, same order,
+        same fallback (follow ``next``) when the archive does not page by number.
+        """
+        from collections import deque
+
+        from dandi.utils import is_page2_url
+
+        client = self.client
+        params = {**params, "page_size": page_size}
+        resp = client.get(path, params=params, json_resp=False)
+        r = resp.json()
+        yield from r["results"]
+        if r["next"] is None:
+            return
+        page1 = resp.history[0].url if resp.history else resp.url
+        if not is_page2_url(page1, r["next"]):
+            if os.environ.get("DANDI_PAGINATION_DISABLE_FALLBACK"):  # as the client's paginate
+                raise RuntimeError(
+                    f"API server changed pagination strategy: {page1} URL is now followed by {r['next']}"
+                )
+            while r.get("next"):
+                r = client.get(r["next"])
+                yield from r["results"]
+            return
+        pages = (r["count"] + page_size - 1) // page_size
+        del r, resp
+
+        def get_page(pageno: int) -> list:
+            results = client.get(path, params={**params, "page": pageno})["results"]
+            assert isinstance(results, list)
+            return results
+
+        workers = max(1, getattr(client, "page_workers", 5))
+        todo = iter(range(2, pages + 1))
+        with ThreadPoolExecutor(workers) as pool:
+            window: deque = deque(pool.submit(get_page, n) for n in itertools.islice(todo, 2 * workers))
+            try:
+                while window:
+                    results = window.popleft().result()
+                    window.extend(pool.submit(get_page, n) for n in itertools.islice(todo, 1))
+                    yield from results
+                    del results
+            finally:
+                for f in window:
+                    f.cancel()
