@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from neuromirror.commands.common import UserError, add_json, print_json, root_of, spec_arg
+from neuromirror.sources.base import Source
 
 #: sources waiting for their Dask task at once (each holds its lock and an index connection)
 DASK_SUBMITTERS = 64
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()  # Ctrl-C reaches the main thread only: the workers stop at their next progress report
 
-    def one(source: Any) -> dict:
+    def one(source: Source) -> dict:
         mirror = Mirror(root, args.index)
         progress = Progress(source.id, enabled=not (args.quiet or args.json))
 

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 from neuromirror.config.options import SYNC_OPTIONS, known_options
 from neuromirror.config.schedule import Backoff, Schedule
 from neuromirror.errors import UserError
+from neuromirror.sources.base import Source
 from neuromirror.spec import Spec, parse_spec
 
 DEFAULT_JOBS = 2
@@ -59,7 +60,7 @@ class SourceConfig:
     def engine(self) -> str:
         return str(self.options.get("engine") or os.environ.get("NEUROMIRROR_ENGINE") or SYNC_OPTIONS["engine"])
 
-    def expand(self) -> Iterator[Any]:
+    def expand(self) -> Iterator[Source]:
         """The source objects this entry names now (a glob asks the archive)."""
         from neuromirror.sources import expand
 

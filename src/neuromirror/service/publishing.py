@@ -7,13 +7,14 @@ from typing import Any
 
 from neuromirror.config.model import SourceConfig
 from neuromirror.service.state import SourceRuntime
+from neuromirror.sources.base import Source
 
 log = logging.getLogger("neuromirror.service")
 
 _missing_logged = False
 
 
-def publish_after_sync(mirror: Any, entry: SourceConfig, source: Any, report: Any, rt: SourceRuntime) -> None:
+def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
     """Push the dataset to the entry's target (``neuromirror.reproduce.publish``); a failure is kept in ``rt.publish_error``.
 
     After a sync that changed the dataset, and after any successful sync while the

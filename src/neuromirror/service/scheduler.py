@@ -27,6 +27,7 @@ from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
 from neuromirror.service.stopping import Interrupted, StoppableSource, progress_until_stopped
+from neuromirror.sources.base import Source
 
 log = logging.getLogger("neuromirror.service")
 
@@ -259,7 +260,7 @@ class Service:
             mirror.close()
             self._wake.set()
 
-    def _sync_one(self, mirror: Any, entry: SourceConfig, source: Any) -> None:
+    def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> None:
         from neuromirror.dataset.mirror import LockBusy
         from neuromirror.engine.sync import one_line, sync_source
 

@@ -10,10 +10,12 @@ at its last commit, like one that was never started.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Iterator, Optional
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Optional
 
-from neuromirror.records import ProgressCallback
+from neuromirror.records import ProgressCallback, Snapshot, SourceState
 from neuromirror.service.state import SourceRuntime
+from neuromirror.sources.base import Source
 
 
 class Interrupted(BaseException):
@@ -32,12 +34,20 @@ class StoppableSource:
     its last commit (``sync_source`` records the run and recovers the work tree).
     """
 
-    def __init__(self, source: Any, stopping: threading.Event):
+    def __init__(self, source: Source, stopping: threading.Event):
         self._source = source
         self._stopping = stopping
+        self.id, self.archive, self.remote_id = source.id, source.archive, source.remote_id
+        self.relpath, self.reserved = source.relpath, source.reserved
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # what a source offers beyond the protocol (zarr_executor...)
         return getattr(self._source, name)
+
+    def describe(self) -> str:
+        return self._source.describe()
+
+    def prepare_dataset(self, path: Path) -> Mapping[str, str]:
+        return self._source.prepare_dataset(path)
 
     def _check(self) -> None:
         if self._stopping.is_set():
@@ -48,7 +58,7 @@ class StoppableSource:
             self._check()
             yield e
 
-    def snapshots(self, state: Any, progress: Any = None) -> Iterator[Any]:
+    def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
         self._check()
         for snap in self._source.snapshots(state, progress):
             self._check()
