@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "sources": 2,  # one archive each: snapshots of records, nothing of datasets or the index
     "index": 3,  # the SQLite view of the datasets
     "dataset": 4,  # the root, its datasets, locks, recovery
+    "store": 4,  # where a lab keeps content (keep): a git-annex special remote's layout, recorded in datasets
     "engine": 5,  # the sync: snapshots -> URL rule -> diff -> commit -> tag -> index -> root
     "remotes": 5,  # git-annex special remotes (programs git-annex starts)
     "config": 6,  # mirror definitions

@@ -1,0 +1,90 @@
+"""``neuromirror keep SPEC[@VERSION]... --to STORE``: the content of versions copied into the lab's store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, spec_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "keep",
+        help="copy the content of versions into the lab's store, so they outlive the archive",
+        description="Copy the content of the named versions (default: every published version and the latest "
+        "draft) from the archive's registered URLs into a store, each file verified against its key before it "
+        "is stored, and record the store in the datasets' git-annex branches: a clone then gets from the store "
+        "whatever the archive no longer serves (the archive stays first). Reruns copy only what is missing.",
+    )
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. dandi:000027@0.230629.1955, dandi:000027, 'dandi:*'")
+    p.add_argument(
+        "--to",
+        "--store",
+        dest="store",
+        metavar="STORE",
+        help="the store: a directory (path or file:///path), laid out as a git-annex directory special "
+        "remote (env NEUROMIRROR_STORE)",
+    )
+    p.add_argument("--all-versions", action="store_true", help="every recorded version, older drafts too")
+    p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB", help="keep only paths matching GLOB")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB")
+    p.add_argument("--max-file-size", metavar="SIZE", help="skip files larger than SIZE (bytes, or 10M, 1G, 5GiB)")
+    p.add_argument(
+        "--budget",
+        metavar="SIZE",
+        help="stop before the store would hold more than SIZE (what it holds already counts); exit 1",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def _size(option: str, value: object) -> int | None:
+    from neuromirror.sources.aind.options import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise UserError(f"{option}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromirror.reproduce.keep import KeepOptions, keep, select_versions
+    from neuromirror.store.location import open_store, store_name
+
+    if args.jobs < 1:
+        raise UserError("-J must be at least 1")
+    specs = [spec_arg(s) for s in args.specs]
+    store = open_store(store_name(args.store))
+    options = KeepOptions(
+        include=args.include,
+        exclude=args.exclude,
+        max_file_size=_size("--max-file-size", args.max_file_size),
+        budget=_size("--budget", args.budget),
+        jobs=args.jobs,
+        all_versions=args.all_versions,
+        progress=not (args.quiet or args.json),
+    )
+    mirror = require_mirror(args)
+    try:
+        targets = select_versions(mirror.index, specs, options.all_versions)
+        report = keep(mirror, store, targets, options)
+    finally:
+        mirror.close()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        for v in report.versions:
+            for line in v.lines():
+                print(line)
+        print(report.summary())
+    if report.failed:
+        print(f"neuromirror: keep: {report.failed} file(s) not kept (FAILED above)", file=sys.stderr)
+    budget = report.budget_line()
+    if budget:
+        print(f"neuromirror: {budget}", file=sys.stderr)
+    return 0 if report.ok else 1

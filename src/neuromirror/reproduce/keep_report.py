@@ -1,0 +1,152 @@
+"""What ``keep`` did, per version and for the run: counts, why files were skipped or failed, the budget.
+
+Per version: ``files``/``bytes`` (the annexed files the filters select), ``kept`` (copied into the
+store by this run), ``already`` (the store had them), ``skipped`` and ``failed`` (each file with
+why), ``excluded`` (left out by ``--include``/``--exclude``), ``in_git`` (their bytes are in git)
+and ``recorded`` (keys newly recorded as present in the store on a git-annex branch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from neuromirror.util.progress import human_bytes
+
+
+@dataclass(frozen=True)
+class FileNote:
+    path: str
+    key: Optional[str]
+    size: Optional[int]
+    why: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "key": self.key, "size": self.size, "why": self.why}
+
+
+@dataclass
+class VersionReport:
+    source: str
+    version: str
+    kind: str
+    commit: str
+    dataset: str
+    files: int = 0
+    bytes: int = 0
+    kept: int = 0
+    kept_bytes: int = 0
+    already: int = 0
+    already_bytes: int = 0
+    excluded: int = 0
+    in_git: int = 0
+    recorded: int = 0
+    skipped: list[FileNote] = field(default_factory=list)
+    failed: list[FileNote] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}@{self.version}"
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source,
+            "version": self.version,
+            "kind": self.kind,
+            "commit": self.commit,
+            "dataset": self.dataset,
+            "files": self.files,
+            "bytes": self.bytes,
+            "kept": self.kept,
+            "kept_bytes": self.kept_bytes,
+            "already": self.already,
+            "already_bytes": self.already_bytes,
+            "skipped": [n.to_json() for n in self.skipped],
+            "failed": [n.to_json() for n in self.failed],
+            "excluded": self.excluded,
+            "in_git": self.in_git,
+            "recorded": self.recorded,
+            "ok": not self.failed,
+        }
+
+    def lines(self, limit: int = 10) -> list[str]:
+        head = (
+            f"{self.label} (commit {self.commit[:12]}): {self.files} file(s), {human_bytes(self.bytes)}: "
+            f"{self.kept} kept ({human_bytes(self.kept_bytes)}), {self.already} already in the store"
+        )
+        if self.excluded:
+            head += f", {self.excluded} excluded (--include/--exclude)"
+        if self.skipped:
+            head += f", {len(self.skipped)} skipped"
+        if self.failed:
+            head += f", {len(self.failed)} FAILED"
+        out = [head]
+        by_why: dict[str, list[FileNote]] = {}
+        for n in self.skipped:
+            by_why.setdefault(n.why, []).append(n)
+        for why, notes in by_why.items():
+            size = sum(n.size or 0 for n in notes)
+            out.append(f"  skipped {len(notes)} file(s), {human_bytes(size)}: {why}")
+        for n in self.failed[:limit]:
+            out.append(f"  FAILED {n.path} ({human_bytes(n.size)}): {n.why}")
+        if len(self.failed) > limit:
+            out.append(f"  ... and {len(self.failed) - limit} more failed")
+        return out
+
+
+@dataclass
+class KeepRun:
+    store: str
+    kind: str
+    uuid: str
+    name: str
+    versions: list[VersionReport] = field(default_factory=list)
+    transferred: int = 0  # keys copied into the store by this run
+    transferred_bytes: int = 0
+    stale_removed: int = 0  # temp files of killed runs removed
+    budget: Optional[int] = None
+    store_bytes_before: Optional[int] = None
+    budget_stopped: bool = False
+    not_fitting: int = 0  # files (distinct keys) the budget left out
+    not_fitting_bytes: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(len(v.failed) for v in self.versions)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.budget_stopped
+
+    def to_json(self) -> dict:
+        budget = None
+        if self.budget is not None:
+            budget = {
+                "limit": self.budget,
+                "store_bytes_before": self.store_bytes_before,
+                "kept_bytes": self.transferred_bytes,
+                "stopped": self.budget_stopped,
+                "not_fitting": {"files": self.not_fitting, "bytes": self.not_fitting_bytes},
+            }
+        return {
+            "store": {"url": self.store, "kind": self.kind, "uuid": self.uuid, "name": self.name},
+            "versions": [v.to_json() for v in self.versions],
+            "transferred": {"files": self.transferred, "bytes": self.transferred_bytes},
+            "budget": budget,
+            "ok": self.ok,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"kept {self.transferred} file(s), {human_bytes(self.transferred_bytes)} into {self.store} "
+            f"({len(self.versions)} version(s))"
+        )
+
+    def budget_line(self) -> Optional[str]:
+        if not self.budget_stopped or self.budget is None:
+            return None
+        return (
+            f"keep stopped by --budget {self.budget} bytes ({human_bytes(self.budget)}): the store held "
+            f"{human_bytes(self.store_bytes_before)}, this run kept {human_bytes(self.transferred_bytes)}; "
+            f"{self.not_fitting} file(s), {human_bytes(self.not_fitting_bytes)} did not fit"
+        )

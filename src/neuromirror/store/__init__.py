@@ -1,0 +1,13 @@
+"""Stores: where a lab keeps the content of the versions it must not lose (``neuromirror keep``).
+
+A store is named by a URL or a path (``--store``/``--to``, env ``NEUROMIRROR_STORE``): :mod:`.location`
+reads the name, :mod:`.directory` is the one kind so far (a local or network directory laid out
+exactly as a git-annex ``directory`` special remote, written atomically), :mod:`.annexlog` the lines
+git-annex reads about a store on a dataset's git-annex branch, and :mod:`.record` writes them (the
+store's remote record, and which keys it holds) so that every clone finds the store by itself.
+
+Knows git-annex's formats and commands, nothing of archives or of how content gets here. May
+import ``index``, ``annex``, ``sources`` (only if needed), ``util`` and the base modules; must not
+import ``dataset``, ``engine``, ``reproduce``, ``service``, ``commands`` or ``cli`` (the caller takes
+the source's lock before :mod:`.record` writes a dataset's git-annex branch).
+"""

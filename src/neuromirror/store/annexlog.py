@@ -1,0 +1,99 @@
+"""The lines git-annex reads about a store on a dataset's ``git-annex`` branch: ``remote.log``, ``uuid.log``.
+
+``git annex initremote type=directory`` does not keep ``directory=`` in ``remote.log``, so a
+clone could not enable the store by itself.  A line written with it does work (checked with
+git-annex 10.20261026): with ``autoenable=true`` a clone's ``git annex init`` enables the store
+("Auto enabling special remote neuromirror-store... ok"), and ``cost=300`` (the web remote's is
+200) makes ``git annex get`` try the archive's URLs first.  A clone where the directory is not
+readable still initialises; the store is then just not available there.
+
+Both logs have one line per UUID, ``<uuid> <value> timestamp=<unix>s``; the newest line per
+UUID wins.  Values in ``remote.log`` are ``field=value`` words, git-annex's escape for white
+space and ``&`` in a value being ``&<decimal code>;``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from neuromirror.store.directory import COST, DirectoryStore
+
+
+def escape_value(value: str) -> str:
+    """A remote.log value as git-annex writes it: white space, ``&`` and control characters as ``&N;``."""
+    return "".join(f"&{ord(c)};" if c.isspace() or c == "&" or ord(c) < 0x20 else c for c in value)
+
+
+def remote_fields(store: DirectoryStore) -> dict[str, str]:
+    """The store's special-remote configuration, as ``remote.log`` keeps it (fields sorted, like git-annex)."""
+    return {
+        "autoenable": "true",
+        "cost": str(COST),
+        "directory": escape_value(store.url),
+        "encryption": "none",
+        "name": store.identity.name,
+        "type": store.kind,
+    }
+
+
+def _lines(existing: Optional[bytes]) -> list[str]:
+    return [ln for ln in (existing or b"").decode("utf-8", "surrogateescape").splitlines() if ln.strip()]
+
+
+def _stamp(line: str) -> float:
+    last = line.rsplit(" ", 1)[-1]
+    if last.startswith("timestamp=") and last.endswith("s"):
+        try:
+            return float(last[len("timestamp=") : -1])
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+def _newest(lines: list[str], uuid: str) -> Optional[str]:
+    mine = [ln for ln in lines if ln.split(" ", 1)[0] == uuid]
+    return max(mine, key=_stamp) if mine else None
+
+
+def _value(line: str) -> str:
+    """What a line says, between the UUID and its timestamp."""
+    body = line.split(" ", 1)[1] if " " in line else ""
+    head, _, last = body.rpartition(" ")
+    return head if last.startswith("timestamp=") else body
+
+
+def _replace(lines: list[str], uuid: str, value: str, now: Optional[float]) -> bytes:
+    old = _newest(lines, uuid)
+    stamp = int(now if now is not None else time.time())
+    if old is not None and _stamp(old) >= stamp:  # a clock behind the last writer's: still newer
+        stamp = int(_stamp(old)) + 1
+    kept = [ln for ln in lines if ln.split(" ", 1)[0] != uuid]
+    return ("\n".join([*kept, f"{uuid} {value} timestamp={stamp}s"]) + "\n").encode("utf-8", "surrogateescape")
+
+
+def parse_fields(value: str) -> dict[str, str]:
+    return dict(w.split("=", 1) for w in value.split() if "=" in w)
+
+
+def remote_log_with(
+    existing: Optional[bytes], uuid: str, fields: dict[str, str], now: Optional[float] = None
+) -> Optional[bytes]:
+    """``remote.log`` recording the store with ``fields``; None when it says so already."""
+    lines = _lines(existing)
+    old = _newest(lines, uuid)
+    if old is not None and parse_fields(_value(old)) == fields:
+        return None
+    return _replace(lines, uuid, " ".join(f"{k}={v}" for k, v in sorted(fields.items())), now)
+
+
+def uuid_log_with(
+    existing: Optional[bytes], uuid: str, description: str, now: Optional[float] = None
+) -> Optional[bytes]:
+    """``uuid.log`` describing the store; None when it does already."""
+    description = " ".join(description.split())
+    lines = _lines(existing)
+    old = _newest(lines, uuid)
+    if old is not None and _value(old) == description:
+        return None
+    return _replace(lines, uuid, description, now)

@@ -1,0 +1,225 @@
+"""A directory store: a git-annex ``directory`` special remote's layout, written atomically.
+
+``DIR/<hashdirlower>/<KEY>/<KEY>`` (git-annex's ``hashDirLower`` and ``keyFile``, the
+functions of :mod:`neuromirror.annex.keys`), the key's file and directory read-only as
+git-annex leaves them, so that git-annex reads the store unchanged (``type=directory``).
+Beside the keys, two things of ours: ``DIR/.neuromirror-store.json`` (the store's fixed
+UUID and remote name, created on first use, so that every dataset records the same
+remote) and ``DIR/.neuromirror-tmp/`` (bytes in transit).
+
+A key's bytes stream into a temp file inside the store (same file system), are verified
+by the caller, synced to disk, and only then renamed to the final path: a copy killed at
+any point leaves at most a temp file (removed by the next run on this host) or an empty
+key directory, never a file at the final path — which is what "the store has it" means.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from neuromirror.annex.keys import hashdir_lower, key_file
+from neuromirror.errors import UserError
+
+IDENTITY_FILE = ".neuromirror-store.json"
+TMP_DIR = ".neuromirror-tmp"
+#: the git-annex remote name clones give the store (``git annex enableremote NAME``)
+DEFAULT_NAME = "neuromirror-store"
+#: git-annex's cost for the store: above the web remote's 200, so the archive's URLs are tried first
+COST = 300
+_OURS = {IDENTITY_FILE, TMP_DIR, "tmp"}  # "tmp": git-annex's own directory in a directory remote
+_READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_READ_ONLY_DIR = _READ_ONLY_FILE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    uuid: str
+    name: str
+
+
+class DirectoryStore:
+    kind = "directory"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(os.path.abspath(os.path.expanduser(str(path))))
+        self._identity: Optional[StoreIdentity] = None
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def url(self) -> str:
+        """Where git-annex reads the store (``directory=`` of the remote)."""
+        return str(self.path)
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def identity(self) -> StoreIdentity:
+        """The store's UUID and remote name, made on first use (one winner if two processes race)."""
+        if self._identity is None:
+            f = self.path / IDENTITY_FILE
+            if not f.exists():
+                self._create_identity(f)
+            try:
+                data = json.loads(f.read_text())
+                ident = StoreIdentity(str(uuid.UUID(data["uuid"])), str(data.get("name") or DEFAULT_NAME))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{f} is not a neuromirror store's identity file: {exc}") from None
+            if not ident.name or any(c.isspace() for c in ident.name):
+                raise UserError(f"{f}: the store's name must be one word, not {ident.name!r}")
+            self._identity = ident
+        return self._identity
+
+    def _create_identity(self, f: Path) -> None:
+        if self.path.is_dir() and any(p.name not in _OURS for p in self.path.iterdir()):
+            raise UserError(
+                f"{self.path} is not empty and is not a neuromirror store (no {IDENTITY_FILE}): "
+                "name an empty or new directory"
+            )
+        self.path.mkdir(parents=True, exist_ok=True)
+        data = {
+            "uuid": str(uuid.uuid4()),
+            "name": DEFAULT_NAME,
+            "type": "directory",
+            "format": "a git-annex directory special remote: <hashdirlower>/<KEY>/<KEY>",
+        }
+        tmp = self.path / f"{IDENTITY_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        try:
+            os.link(tmp, f)  # fails if another process made it first: theirs wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+
+    def description(self) -> str:
+        return f"neuromirror store at {self.path}"
+
+    # -- keys -----------------------------------------------------------------
+    def key_path(self, key: str) -> Path:
+        name = key_file(key)
+        return self.path / hashdir_lower(key) / name / name
+
+    def has(self, key: str) -> bool:
+        """The key's file is at its final path: only verified bytes ever get there."""
+        return self.key_path(key).is_file()
+
+    def used_bytes(self) -> int:
+        """What the store holds: the sizes of every file under it (its identity and bytes in transit excepted)."""
+        total = 0
+        todo = [self.path]
+        while todo:
+            d = todo.pop()
+            try:
+                entries = list(os.scandir(d))
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                if d == self.path and e.name in (TMP_DIR, IDENTITY_FILE):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    todo.append(Path(e.path))
+                elif e.is_file(follow_symlinks=False):
+                    total += e.stat(follow_symlinks=False).st_size
+        return total
+
+    def receive(self, key: str) -> Incoming:
+        """A temp file for ``key``'s bytes; :meth:`Incoming.commit` puts it in place."""
+        return Incoming(self, key)
+
+    def clean_stale(self) -> int:
+        """Remove temp files this host's dead processes left behind (a killed keep); how many."""
+        tmp = self.path / TMP_DIR
+        if not tmp.is_dir():
+            return 0
+        host = _host()
+        removed = 0
+        for p in tmp.iterdir():
+            parts = p.name.split("-", 2)
+            if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+                continue
+            if not _alive(int(parts[1])):
+                try:
+                    p.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+
+class Incoming:
+    """One key's bytes on their way into the store: written, then committed or discarded."""
+
+    def __init__(self, store: DirectoryStore, key: str):
+        self.store = store
+        self.key = key
+        tmpdir = store.path / TMP_DIR
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        # host-pid- first: clean_stale tells a dead process's leftovers from a live one's
+        self.tmp = tmpdir / f"{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
+        self._fh = open(self.tmp, "xb")
+        self.done = False
+
+    def write(self, data: bytes) -> None:
+        self._fh.write(data)
+
+    def commit(self) -> bool:
+        """Sync the bytes to disk and rename them to the key's path; False if the store had it already."""
+        final = self.store.key_path(self.key)
+        try:
+            with self._fh:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())  # on disk before the name says "the store has it"
+            if final.is_file():
+                return False
+            os.chmod(self.tmp, _READ_ONLY_FILE)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(self.tmp, final)
+            except OSError as exc:  # another keep put it there first, and closed the directory
+                if final.is_file() and exc.errno in (errno.EACCES, errno.EPERM, errno.EEXIST):
+                    return False
+                raise
+            try:
+                os.chmod(final.parent, _READ_ONLY_DIR)
+            except OSError:
+                pass
+            return True
+        finally:
+            self.done = True
+            self.tmp.unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+        self.tmp.unlink(missing_ok=True)
+        self.done = True
+
+    def __enter__(self) -> Incoming:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.done:
+            self.discard()
+
+
+def _host() -> str:
+    return socket.gethostname().replace("-", "_") or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,112 @@
+"""Recording a store in a dataset's ``git-annex`` branch: the remote, and the keys it holds.
+
+Two steps, both idempotent (a rerun writes nothing new), neither touching the work tree:
+
+1. the store as a special remote every clone enables by itself: its ``remote.log`` line (with
+   ``directory=``, ``autoenable=true`` and ``cost=300``: :mod:`.annexlog`) and its ``uuid.log``
+   description, written with git plumbing in one commit on top of the branch (``git annex
+   describe`` would need the remote enabled in the mirror's own dataset, which it never is);
+2. which keys the store holds, with git-annex's own plumbing: ``git annex setpresentkey --batch``
+   (``KEY UUID 1``), for the keys whose location log does not list the store yet; then
+   ``git annex whereis`` names the store.
+
+The caller holds the source's lock (``Mirror.lock``), so that no sync writes the branch meanwhile,
+and records only keys whose bytes are in the store (verified before they got there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from neuromirror.annex.keys import hashdir_lower, key_file
+from neuromirror.annex.logs import log_state
+from neuromirror.store.annexlog import remote_fields, remote_log_with, uuid_log_with
+from neuromirror.store.directory import DirectoryStore
+from neuromirror.util import gitutil
+
+BRANCH = "refs/heads/git-annex"
+
+
+def _git_dir(repo: Path) -> Path:
+    d = repo / ".git"
+    return d if d.is_dir() else Path(gitutil.out(repo, "rev-parse", "--absolute-git-dir"))
+
+
+def flush_journal(repo: Path) -> None:
+    """Commit what git-annex left in its journal, so that a commit made here builds on all of it."""
+    journal = _git_dir(repo) / "annex" / "journal"
+    if journal.is_dir() and any(journal.iterdir()):
+        gitutil.run(repo, "annex", "merge", "-q")
+
+
+def _read(repo: Path, spec: str) -> Optional[bytes]:
+    proc = gitutil.run(repo, "cat-file", "blob", spec, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def ensure_remote(repo: Path, store: DirectoryStore, *, now: Optional[float] = None) -> bool:
+    """The store's ``remote.log`` and ``uuid.log`` lines on the branch; True if a commit was made."""
+    parent = gitutil.ref_sha(repo, BRANCH)
+    if parent is None:
+        raise gitutil.GitError(f"{repo} has no git-annex branch: not a git-annex repository")
+    ident = store.identity
+    changed: dict[str, bytes] = {}
+    remote = remote_log_with(_read(repo, f"{parent}:remote.log"), ident.uuid, remote_fields(store), now)
+    if remote is not None:
+        changed["remote.log"] = remote
+    described = uuid_log_with(_read(repo, f"{parent}:uuid.log"), ident.uuid, store.description(), now)
+    if described is not None:
+        changed["uuid.log"] = described
+    if not changed:
+        return False
+    _commit_top_files(repo, parent, changed)
+    return True
+
+
+def _commit_top_files(repo: Path, parent: str, files: dict[str, bytes]) -> str:
+    """A commit on the branch replacing top-level files: only the root tree is rewritten."""
+    listing = gitutil.run(repo, "ls-tree", "-z", parent).stdout.split(b"\0")
+    entries = [e for e in listing if e and e.split(b"\t", 1)[-1].decode("utf-8", "surrogateescape") not in files]
+    for name, data in sorted(files.items()):
+        blob = gitutil.run(repo, "hash-object", "-w", "--stdin", input=data).stdout.decode().strip()
+        entries.append(f"100644 blob {blob}\t{name}".encode())
+    tree = gitutil.run(repo, "mktree", "-z", input=b"\0".join(entries) + b"\0").stdout.decode().strip()
+    commit = gitutil.out(repo, "commit-tree", tree, "-p", parent, "-m", "update")
+    gitutil.run(repo, "update-ref", BRANCH, commit, parent)  # refused if the branch moved meanwhile
+    return commit
+
+
+def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
+    """The ``keys`` whose location log on the branch says ``uuid`` has them."""
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if ref is None or not keys:
+        return set()
+    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log" for k in keys]
+    with gitutil.CatFile(repo) as cat:
+        return {k for k, data in zip(keys, cat.get_many(specs)) if data and log_state(data).get(uuid)}
+
+
+def record_present(repo: Path, store: DirectoryStore, keys: Iterable[str]) -> int:
+    """Record ``keys`` (whose bytes the store holds) as present in the store; how many were new.
+
+    Afterwards the branch is read back: every key must be listed, or this raises.
+    """
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return 0
+    uuid = store.identity.uuid
+    flush_journal(repo)
+    ensure_remote(repo, store)
+    todo = [k for k in wanted if k not in present_in(repo, uuid, wanted)]
+    if not todo:
+        return 0
+    batch = "".join(f"{k} {uuid} 1\n" for k in todo).encode()
+    gitutil.run(repo, "annex", "setpresentkey", "--batch", input=batch)
+    flush_journal(repo)  # annex.alwayscommit=false would leave the lines in the journal
+    missing = set(todo) - present_in(repo, uuid, todo)
+    if missing:
+        raise gitutil.GitError(
+            f"git annex setpresentkey did not record {len(missing)} key(s) in {repo}, e.g. {sorted(missing)[0]}"
+        )
+    return len(todo)
