@@ -41,13 +41,14 @@ from typing import Any, Optional, Sequence
 
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.index_queries import bench_index
+from neuromirror.bench.keep import bench_keep, keep_targets
 from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.per_size import bench_size
 from neuromirror.bench.report import add_ratios, report
 from neuromirror.bench.scale import run_scale
 from neuromirror.bench.targets import check_targets
 
-ALL = ("head", "dandi", "anchors", "aind", "index", "zarr-dandiset", "aind-zarr", "archive", "clone-get")
+ALL = ("head", "dandi", "anchors", "aind", "index", "zarr-dandiset", "aind-zarr", "archive", "clone-get", "keep")
 #: run by ``--scenarios all`` / the default: the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
 
@@ -78,6 +79,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument(
         "--archive-large", type=int, default=10_000, help="archive: assets of the 3 large ones (default 10^4)"
     )
+    g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
+    g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
+    g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
+    g.add_argument("--keep-large-mb", type=int, default=256, help="keep: size of each large file in MB (default 256)")
     p.add_argument(
         "--index-rows",
         type=int,
@@ -128,6 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if set(args.scenarios) & {"zarr-dandiset", "aind-zarr", "archive"}:
                 run_scale(args, archives, work, doc["startup"]["help_s"], doc["results"])
                 _write(out, doc)
+            if "keep" in args.scenarios:
+                doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
+                _write(out, doc)
             for n in args.sizes if set(args.scenarios) & set(DEFAULT + ("clone-get",)) - {"index"} else []:
                 try:
                     bench_size(n, args, archives, work, doc["startup"]["help_s"], doc["results"])
@@ -144,7 +152,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     add_ratios(doc["results"])
-    doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"])
+    doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text

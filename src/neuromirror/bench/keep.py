@@ -1,0 +1,125 @@
+"""The ``keep`` scenario: ``neuromirror keep`` against the peer's way of doing it, in the same run.
+
+The peer is ``git annex copy --from web --to STORE -J N`` on the same mirror dataset, into a
+directory special remote of its own (the same store type as keep's directory store). Two shapes,
+as issue 23 sets them: many small files (Zarr chunks of ~10 kB) and a few large ones (256 MB) from
+the S3 stand-in. Each file's content is real (random bytes whose sha256 is the key's), so both sides
+download and verify every byte. Then keep runs again with everything kept: what a scheduled service
+pays when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from neuromirror.bench.archives import Archives, direct_puts
+from neuromirror.bench.clone_get import _git_env
+from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.syncs import run_sync
+
+#: transfers at once, on both sides
+JOBS = 8
+
+
+def _dandiset(archives: Archives, files: int, size: int, label: str) -> str:
+    """A draft dandiset of ``files`` assets of ``size`` random bytes each, their blobs in the S3 stand-in."""
+    when = datetime(2024, 3, 1, tzinfo=timezone.utc)
+    ident = archives.dandi.create_dandiset(name=f"bench keep {label}", created=when)
+    with direct_puts(archives):
+        for i in range(files):
+            archives.dandi.put_asset(ident, f"sub-{i // 100:03d}/obj-{i:06d}.dat", os.urandom(size), when=when)
+    return ident
+
+
+def _row(name: str, files: int, nbytes: int, r: dict) -> dict:
+    return {
+        "scenario": name,
+        "n": files,
+        "bytes": nbytes,
+        "wall_s": round(r["wall"], 3),
+        "files_per_s": round(files / r["wall"], 1) if r["wall"] else None,
+        "mb_per_s": round(nbytes / 2**20 / r["wall"], 1) if r["wall"] else None,
+        "rss_mb": round(r["rss_mb"], 1),
+        "cpu_s": round(r["cpu"], 2),
+    }
+
+
+def bench_keep_shape(archives: Archives, work: Path, startup: float, label: str, files: int, size: int) -> list[dict]:
+    """keep, keep again, and the peer, for one shape of content; one result row each."""
+    ident = _dandiset(archives, files, size, label)
+    root = work / f"keep-{label}"
+    run_sync(
+        f"keep-{label}-sync", files, root, f"dandi:{ident}", ["--dandi-api", archives.dandi.api_url], archives, startup
+    )
+    ds = root / "dandi" / ident
+    env = _git_env(child_env(), ("annex.security.allowed-ip-addresses", "all"))
+    nbytes = files * size
+    rows = []
+    store = work / f"store-{label}"
+    cmd = [*neuromirror_cmd(), "--root", str(root), "keep", f"dandi:{ident}", "--to", str(store), "-J", str(JOBS)]
+    say(f"keep {label}: neuromirror keep ({files} x {size} bytes) ...")
+    r = run_measured([*cmd, "--json", "-q"], env=env)
+    row = _row(f"keep-{label}", files, nbytes, r)
+    row["report"] = json.loads(r["stdout"] or "null")
+    rows.append(row)
+    say(f"keep {label}: again, everything kept ...")
+    rows.append(_row(f"keep-{label}-rerun", files, 0, run_measured([*cmd, "--json", "-q"], env=env)))
+    peer = work / f"peer-{label}"
+    peer.mkdir()
+    run_measured(
+        ["git", "annex", "initremote", "peer", "type=directory", f"directory={peer}", "encryption=none"],
+        env=env,
+        cwd=ds,
+    )
+    say(f"keep {label}: git annex copy --from web --to peer -J {JOBS} ...")
+    r = run_measured(
+        ["git", "annex", "copy", "--from", "web", "--to", "peer", "-J", str(JOBS), "--quiet", "."], env=env, cwd=ds
+    )
+    rows.append(_row(f"keep-{label}-peer", files, nbytes, r))
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.rmtree(peer, ignore_errors=True)
+    ours, again, theirs = rows
+    say(
+        f"keep {label}: {ours['files_per_s']} files/s, {ours['mb_per_s']} MB/s, {ours['rss_mb']} MB, {ours['cpu_s']} s CPU; "
+        f"again {again['wall_s']} s; git annex copy {theirs['files_per_s']} files/s, {theirs['mb_per_s']} MB/s, "
+        f"{theirs['rss_mb']} MB, {theirs['cpu_s']} s CPU"
+    )
+    return rows
+
+
+def bench_keep(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
+    """Both shapes: ``--keep-small`` files of ~10 kB and ``--keep-large`` files of ``--keep-large-mb``."""
+    rows = bench_keep_shape(archives, work, startup, "small", args.keep_small, 10_000)
+    if args.keep_large:
+        rows += bench_keep_shape(archives, work, startup, "large", args.keep_large, args.keep_large_mb << 20)
+    return rows
+
+
+def keep_targets(results: list[dict]) -> list[dict[str, Any]]:
+    """Issue 23's targets: 3x the peer's files/s (small), 90 % of its MB/s (large), RSS < 300 MB, rerun < 2 s."""
+    by = {r["scenario"]: r for r in results if str(r.get("scenario", "")).startswith("keep-")}
+    out: list[dict[str, Any]] = []
+
+    def target(name: str, ok: bool, value: str, limit: str) -> None:
+        out.append({"target": name, "value": value, "limit": limit, "ok": bool(ok), "note": ""})
+
+    small, peer = by.get("keep-small"), by.get("keep-small-peer")
+    if small and peer:
+        ratio = small["files_per_s"] / peer["files_per_s"]
+        target("keep small files vs git annex copy: files/s", ratio >= 3, f"{ratio:.2f}x", ">= 3x")
+    large, lpeer = by.get("keep-large"), by.get("keep-large-peer")
+    if large and lpeer:
+        ratio = large["mb_per_s"] / lpeer["mb_per_s"]
+        target("keep large files vs git annex copy: MB/s", ratio >= 0.9, f"{ratio:.0%}", ">= 90 %")
+    for name in ("keep-small", "keep-large"):
+        if name in by:
+            target(f"{name}: peak RSS", by[name]["rss_mb"] < 300, f"{by[name]['rss_mb']} MB", "< 300 MB")
+    rerun = by.get("keep-small-rerun")
+    if rerun:
+        target("keep-small again, everything kept", rerun["wall_s"] < 2, f"{rerun['wall_s']} s", "< 2 s")
+    return out
