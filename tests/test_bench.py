@@ -125,3 +125,20 @@ def test_tree_rss_counts_a_forked_image_once() -> None:
     assert proc.wait() == 0
     peak_mb = rss.stop() / 2**20
     assert 200 <= peak_mb < 300, rss.at_peak
+
+
+def test_bench_keep_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """keep against git annex copy: both sides copy every file; the rerun transfers nothing; targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "keep", "--keep-small", "12", "--keep-large", "1", "--keep-large-mb", "1"
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"keep-small", "keep-small-rerun", "keep-small-peer", "keep-large", "keep-large-peer"} <= set(by), set(by)
+    (version,) = by["keep-small"]["report"]["versions"]
+    assert version["kept"] == 12 and not version["failed"], version
+    assert {t["target"] for t in doc["targets"]} >= {
+        "keep small files vs git annex copy: files/s",
+        "keep large files vs git annex copy: MB/s",
+        "keep-small again, everything kept",
+    }
+    assert "| keep-small " in proc.stdout
