@@ -252,6 +252,36 @@ def test_every_error_reported_at_once_in_line_order(tmp_path: Path) -> None:
             "defaults.schedule.cron: invalid cron expression: day of week '8'",
         ),
         ("root: 3\nsources: []\n", ":1: root: expected a directory path"),
+        # keep: and store: (docs/service.md)
+        (
+            "store: /s\ndefaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', keep: sometimes}\n",
+            ":4: sources[0].keep: unknown keep policy 'sometimes': expected none, published, all",
+        ),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', keep: published}\n",
+            ":3: sources[0].keep: keeping needs a store",
+        ),
+        (
+            "store: /s\ndefaults: {schedule: 1h, keep: {versions: drafts}}\nsources: [dandi:000001]\n",
+            ":2: defaults.keep.versions: expected published or all",
+        ),
+        (
+            "store: /s\ndefaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', keep: {budget: lots}}\n",
+            ":4: sources[0].keep.budget: not a size: 'lots'",
+        ),
+        (
+            "store: /s\ndefaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', keep: {includes: 'a/*'}}\n",
+            "sources[0].keep: unknown key 'includes' (did you mean 'include'?)",
+        ),
+        (
+            "store: /s\ndefaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', keep: [all]}\n",
+            "sources[0].keep: expected none, published, all or a mapping",
+        ),
+        (
+            "defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', store: 'https://example.org/s'}\n",
+            ":3: sources[0].store: store kind not supported yet",
+        ),
+        ("store: /a\ndefaults: {schedule: 1h, store: /b}\nsources: [dandi:000001]\n", "'store' is given twice"),
     ],
 )
 def test_single_errors(tmp_path: Path, text: str, want: str) -> None:
@@ -260,6 +290,35 @@ def test_single_errors(tmp_path: Path, text: str, want: str) -> None:
     errs = errors(p)
     assert any(want in e for e in errs), errs
     assert all(e.startswith(str(p)) for e in errs)
+
+
+def test_store_and_keep_policies(tmp_path: Path) -> None:
+    from neuromirror.config.model import KeepPolicy
+
+    p = write(
+        tmp_path,
+        """
+        store: lab-store            # relative to this file
+        defaults:
+          schedule: 6h
+          keep: published
+        sources:
+          - dandi:000001
+          - spec: "dandi:000002"
+            keep: {versions: all, include: "sub-01/*", exclude: ["*.mp4", "*.avi"], max_file_size: 10M, budget: 1T}
+          - spec: "dandi:000003"
+            keep: none
+          - spec: "dandi:000004"
+            store: /mnt/other
+        """,
+    )
+    by_spec = {s.spec: s for s in load_config(p).sources}
+    assert by_spec["dandi:000001"].store == str(tmp_path / "lab-store")
+    assert by_spec["dandi:000001"].keep == KeepPolicy("published")
+    assert by_spec["dandi:000002"].keep == KeepPolicy("all", ("sub-01/*",), ("*.mp4", "*.avi"), 10**7, 10**12)
+    assert by_spec["dandi:000003"].keep is None
+    assert by_spec["dandi:000004"].store == "/mnt/other" and by_spec["dandi:000004"].keep == KeepPolicy()
+    assert by_spec["dandi:000002"].to_json()["keep"]["budget"] == 10**12
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -277,7 +277,7 @@ def test_store_names_and_unsupported_kinds(tmp_path: Path, monkeypatch) -> None:
 
     assert open_store(f"file://{tmp_path}/s").path == tmp_path / "s"
     assert open_store(str(tmp_path / "t")).path == tmp_path / "t"
-    for url in ("s3://bucket/prefix", "https://example.org/store", "ria+ssh://host/path"):
+    for url in ("https://example.org/store", "ria+ssh://host/path"):
         with pytest.raises(UserError, match="store kind not supported yet"):
             open_store(url)
     monkeypatch.delenv(STORE_ENV, raising=False)

@@ -54,10 +54,24 @@ def run(args: argparse.Namespace) -> int:
             for s in load_config(r["file"]).sources:
                 extra = "" if s.enabled else "  (disabled)"
                 pub = f"  publish to {s.publish['to']}" if s.publish else ""
-                print(f"  {s.spec}  {s.schedule.describe()}{pub}{extra}")
+                kept = f"  keep {_keep_line(s.keep)} in {s.store}" if s.keep else ""
+                print(f"  {s.spec}  {s.schedule.describe()}{pub}{kept}{extra}")
     for e in cross:
         print(e, file=sys.stderr)
     if failed:
         bad = sum(not r["ok"] for r in results) or 1
         print(f"neuromirror: {bad} invalid mirror definition{'s' if bad != 1 else ''}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _keep_line(policy) -> str:  # noqa: ANN001
+    """``published``, or ``all (include sub-01/*, max 10.0 MB, budget 1.0 TB)``."""
+    from neuromirror.util.progress import human_bytes
+
+    parts = [f"include {' '.join(policy.include)}"] if policy.include else []
+    parts += [f"exclude {' '.join(policy.exclude)}"] if policy.exclude else []
+    if policy.max_file_size:
+        parts.append(f"max {human_bytes(policy.max_file_size)} a file")
+    if policy.budget:
+        parts.append(f"budget {human_bytes(policy.budget)}")
+    return policy.versions + (f" ({', '.join(parts)})" if parts else "")

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from neuromirror.commands.common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
 
@@ -37,6 +37,12 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
         help="clone from a published sibling: the BASE given to 'neuromirror publish --to', or the "
         "dataset's own URL (default: the mirror's dataset)",
     )
+    p.add_argument(
+        "--store",
+        metavar="STORE",
+        help="the lab's store (a directory kept by 'neuromirror keep') to fall back to when the archive's URLs "
+        "fail, also if the dataset does not record it; overrides a lock's store (env NEUROMIRROR_STORE)",
+    )
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
     p.add_argument(
         "--allow-ip",
@@ -46,6 +52,21 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
         "archives on loopback/private addresses; env NEUROMIRROR_ALLOW_IP)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def store_preparer(args: argparse.Namespace, recorded: Optional[str] = None) -> Optional[Callable[[Path, str], int]]:
+    """``prepare`` for :func:`~neuromirror.reproduce.fetch.fetch`: the store of ``--store``, else ``recorded``
+    (a lock's), else ``NEUROMIRROR_STORE``, made usable in each clone; None without one (notes to stderr)."""
+    from neuromirror.reproduce.keep_fallback import store_for_retrieval, use_store
+    from neuromirror.store.location import STORE_ENV
+
+    name = args.store or recorded or os.environ.get(STORE_ENV) or None
+    store, note = store_for_retrieval(name, explicit=bool(args.store))
+    if note and not getattr(args, "json", False):
+        print(f"neuromirror: note: {note}", file=sys.stderr)
+    if store is None:
+        return None
+    return lambda repo, commit: use_store(repo, commit, store)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +122,14 @@ def run(args: argparse.Namespace) -> int:
         label = f"{spec.source}@{rec['version']}"
         allow_ip = allow_ip_default(args.allow_ip)
         report = fetch(
-            dest, commit, paths, jobs=args.jobs, progress=not (args.quiet or args.json), label=label, allow_ip=allow_ip
+            dest,
+            commit,
+            paths,
+            jobs=args.jobs,
+            progress=not (args.quiet or args.json),
+            label=label,
+            allow_ip=allow_ip,
+            prepare=store_preparer(args),
         )
     except RetrieveError as exc:
         print(f"neuromirror: get failed: {exc}", file=sys.stderr)

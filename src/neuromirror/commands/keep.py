@@ -17,7 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "is stored, and record the store in the datasets' git-annex branches: a clone then gets from the store "
         "whatever the archive no longer serves (the archive stays first). Reruns copy only what is missing.",
     )
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="e.g. dandi:000027@0.230629.1955, dandi:000027, 'dandi:*'")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027@0.230629.1955, dandi:000027, 'dandi:*'")
+    p.add_argument(
+        "--lock",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="keep exactly the versions this lock file names (at its commits; repeatable, with or without SPECs)",
+    )
     p.add_argument(
         "--to",
         "--store",
@@ -58,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UserError("-J must be at least 1")
+    if not args.specs and not args.lock:
+        raise UserError("name what to keep: SPEC[@VERSION]... or --lock FILE")
     specs = [spec_arg(s) for s in args.specs]
     store = open_store(store_name(args.store))
     options = KeepOptions(
@@ -72,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     mirror = require_mirror(args)
     try:
         targets = select_versions(mirror.index, specs, options.all_versions)
+        if args.lock:
+            from neuromirror.reproduce.keep_lock import lock_targets
+
+            seen = {t.row["id"] for t in targets}
+            targets += [t for t in lock_targets(mirror, args.lock) if t.row["id"] not in seen]
         report = keep(mirror, store, targets, options)
     finally:
         mirror.close()

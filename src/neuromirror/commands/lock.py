@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from neuromirror.commands.common import UserError, require_mirror, spec_arg
@@ -25,20 +26,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--remote", default="published", help="remote whose URL to record (default: published)")
     p.add_argument("--files", action="store_true", help="also list every file (path and key) in the lock")
+    p.add_argument(
+        "--store",
+        metavar="STORE",
+        help="record this store's read location in the lock (env NEUROMIRROR_STORE); default: the store "
+        "'neuromirror keep' recorded in the dataset, if it holds content of the version",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from neuromirror.reproduce import lockfile
     from neuromirror.reproduce.retrieve import RetrieveError
+    from neuromirror.store.location import STORE_ENV, open_store
 
     specs = [spec_arg(s) for s in args.specs]
     for s in specs:
         if s.is_glob:
             raise UserError(f"{s}: lock names exact sources, not patterns")
+    store = None
+    name = args.store or os.environ.get(STORE_ENV)
+    if name and name.strip():
+        store = open_store(name.strip()).url
     mirror = require_mirror(args)
     try:
-        lock, notes = lockfile.build(mirror, specs, url_base=args.url, remote=args.remote, with_files=args.files)
+        lock, notes = lockfile.build(
+            mirror, specs, url_base=args.url, remote=args.remote, with_files=args.files, store=store
+        )
     except (lockfile.LockError, RetrieveError) as exc:
         raise UserError(str(exc)) from None
     finally:
@@ -50,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         for d in lock.datasets:
             print(
                 f"{d.source}@{d.version}: commit {d.commit[:12]}, {d.files} files, {d.file_list_digest[:19]}…  ({d.url})"
+                + (f", kept in {d.store}" if d.store else "")
             )
         print(f"wrote {args.output}: {len(lock.datasets)} dataset(s)")
     return 0

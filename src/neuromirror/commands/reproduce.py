@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.commands.common import UserError, add_json, print_json
-from neuromirror.commands.get import add_retrieval_options
+from neuromirror.commands.get import add_retrieval_options, store_preparer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -159,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not quiet,
                     label=d.spec,
                     allow_ip=allow_ip_default(args.allow_ip),
+                    prepare=store_preparer(args, d.store),
                 )
                 res.update(fetched=report.fetched, fetched_bytes=report.fetched_bytes, present=report.present)
                 for path, why in report.failed:

@@ -20,6 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also list the sources of this mirror definition (repeat for more) that have not run yet, "
         "with their schedules",
     )
+    p.add_argument(
+        "--no-at-risk",
+        dest="at_risk",
+        action="store_false",
+        help="skip the at-risk counts (files kept in a store / only behind a pinned URL / only behind mutable URLs)",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
@@ -47,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         report["sources"] = [r for r in report["sources"] if any(fnmatch.fnmatchcase(r["source"], p) for p in pats)]
     report["cluster"] = _cluster(report, config)
+    if getattr(args, "at_risk", True):
+        _at_risk(report, root, args.index)
     if args.json:
         print_json(report)
         return 0
@@ -101,7 +109,55 @@ def run(args: argparse.Namespace) -> int:
     print_table(
         rows, ["source", "status", "last_success", "last_failure", "reason", "next_run", "versions", "files", "bytes"]
     )
+    risk_rows = [
+        {
+            "source": r["source"],
+            "version": v["version"],
+            "kept": _count(v["kept"]),
+            "pinned_url_only": _count(v["pinned"]),
+            "mutable_url_only": _count(v["unpinned"]),
+        }
+        for r in report["sources"]
+        for v in (r.get("at_risk") or [])
+    ]
+    if risk_rows:
+        print("\nat risk (published versions and the latest draft; files, bytes):")
+        print_table(risk_rows, ["source", "version", "kept", "pinned_url_only", "mutable_url_only"])
     return 0
+
+
+def _count(c: dict) -> str:
+    return f"{c['files']} ({human_bytes(c['bytes'])})"
+
+
+def _at_risk(report: dict, root: object, index_path: Optional[str]) -> None:
+    """Per source, per published version and the latest draft: files and bytes kept in a store, only
+    behind a pinned URL, only behind mutable URLs — from the index and the git-annex branches, no network."""
+    from pathlib import Path
+
+    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.reproduce.verify_risk import status_versions, version_risk
+    from neuromirror.util.gitutil import GitError
+
+    mirror = Mirror(Path(str(root)), index_path)
+    try:
+        if not mirror.index_path.exists():
+            return
+        for r in report["sources"]:
+            src = mirror.index.source(r["source"])
+            if src is None or not (mirror.root / src["dataset"] / ".git").exists():
+                continue
+            ds = mirror.root / src["dataset"]
+            out = []
+            try:
+                for v in status_versions(mirror.index, r["source"]):
+                    risk, problems = version_risk(mirror.index, ds, v["id"])
+                    out.append({"version": v["label"], "kind": v["kind"], **risk.to_json(), "problems": problems})
+            except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
+                r["at_risk_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            r["at_risk"] = out
+    finally:
+        mirror.close()
 
 
 def _cluster(report: dict, config: object) -> Optional[dict]:

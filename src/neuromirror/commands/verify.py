@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from neuromirror.commands.common import (
@@ -24,8 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check that a version's dataset tree, the index and the archive's URLs agree (--content: download)",
         description="Compare the dataset's tree at the version's commit with the index (paths, keys, sizes, "
         "checksums), check every key's URLs are registered on the git-annex branch and, with --content, "
-        "download (a sample of) the content from every registered URL and hash it against the key. "
-        "Exit 0 only when everything agrees.",
+        "download (a sample of) the content from every registered URL (and the store's copy) and hash it "
+        "against the key: wrong bytes and lost files (no source left) fail, a dead URL beside a good source "
+        "is a warning. Also counts what is at risk: files kept in a store, only behind a pinned URL, only "
+        "behind mutable URLs. Exit 0 only when everything agrees (warnings too, with --strict).",
     )
     p.add_argument(
         "specs",
@@ -40,6 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="list the version at the archive again (as sync does) and compare paths, keys and URLs",
     )
     p.add_argument("--content", action="store_true", help="download content from the registered URLs and hash it")
+    p.add_argument(
+        "--kept",
+        action="store_true",
+        help="every annexed file must be in the store (recorded on the git-annex branch and its file there); "
+        "with --content the store's copies are hashed instead of the archive's URLs",
+    )
+    p.add_argument(
+        "--store",
+        metavar="STORE",
+        help="the store (a directory) for --kept and as a source for --content (default: env NEUROMIRROR_STORE, "
+        "else the store the dataset records)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="warnings fail too: a file that verifies from another URL or the store while some URL is dead",
+    )
     p.add_argument("--sample", type=int, metavar="N", help="with --content: check N random keys per version")
     p.add_argument("--seed", type=int, help="random seed for --sample (repeatable samples)")
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
@@ -68,6 +88,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--sample must be at least 1")
     if args.sample is not None and not args.content:
         raise UserError("--sample applies to --content")
+    store = None
+    # the environment's store only where it is used: --kept, or a source for --content
+    if args.store or (os.environ.get("NEUROMIRROR_STORE") and (args.kept or args.content)):
+        from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+        from neuromirror.store.location import open_store, store_name
+
+        store = open_store(store_name(args.store))
+        if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+            if args.store or args.kept:
+                raise UserError(f"{store} is not a neuromirror store (nothing kept there yet)")
+            store = None  # NEUROMIRROR_STORE names a store not made yet: nothing in it to check
     mirror = require_mirror(args)
     options = {k: v for k, v in vars(args).items() if k not in ("func", "specs")}
     reports = []
@@ -100,12 +131,15 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 content_cache=downloaded,
                 allow_ip=allow_ip_default(args.allow_ip),
+                store=store,
+                kept=args.kept,
+                strict=args.strict,
             )
             reports.append(rep)
             if not args.json:
                 lines = rep.lines()
                 if args.quiet:
-                    lines = [ln for ln in lines if "MISMATCH" in ln or ln == lines[-1]]
+                    lines = [ln for ln in lines if "MISMATCH" in ln or "WARNING" in ln or ln == lines[-1]]
                 print("\n".join(lines))
                 sys.stdout.flush()
     finally:

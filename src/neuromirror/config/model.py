@@ -19,6 +19,33 @@ from neuromirror.sources.base import Source
 from neuromirror.spec import Spec, parse_spec
 
 DEFAULT_JOBS = 2
+#: ``keep: {versions: ...}``: which versions the service keeps after a sync
+KEEP_VERSIONS = ("published", "all")
+
+
+@dataclass(frozen=True)
+class KeepPolicy:
+    """``keep:`` of a source entry: what the service copies into ``store:`` after each successful sync.
+
+    ``published``: every published version (a source without published versions, AIND and BOSS
+    snapshots: its latest version); ``all``: every recorded version, drafts too. The filters and
+    the budget are ``neuromirror keep``'s ``--include/--exclude/--max-file-size/--budget``.
+    """
+
+    versions: str = "published"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_file_size: Optional[int] = None
+    budget: Optional[int] = None
+
+    def to_json(self) -> dict:
+        return {
+            "versions": self.versions,
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "max_file_size": self.max_file_size,
+            "budget": self.budget,
+        }
 
 
 @dataclass
@@ -33,6 +60,9 @@ class SourceConfig:
     enabled: bool = True
     file: Optional[str] = None
     line: Optional[int] = None
+    #: the lab's store (a path or URL, as ``--store``) and what the service keeps there (docs/service.md)
+    store: Optional[str] = None
+    keep: Optional[KeepPolicy] = None
 
     @property
     def parsed(self) -> Spec:
@@ -74,6 +104,8 @@ class SourceConfig:
             "publish": self.publish,
             "backoff": self.backoff.to_json(),
             "enabled": self.enabled,
+            "store": self.store,
+            "keep": self.keep.to_json() if self.keep else None,
             "where": self.where,
         }
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from neuromirror.config.model import KEEP_VERSIONS, KeepPolicy
 from neuromirror.config.reader import Node, Reader, kind_of
 from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger, format_duration, parse_duration
 from neuromirror.spec import SpecError, parse_spec
 
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
+KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget")
 BACKOFF_KEYS = ("initial", "factor", "max")
 
 
@@ -186,3 +188,80 @@ def read_source_spec(r: Reader, node: Node, m: dict[str, Node], path: str) -> Op
         node.line, path, 'missing \'spec\' (e.g. spec: "dandi:000027", "dandi:*", "aind:ecephys_*", "boss:COLL/EXP")'
     )
     return None
+
+
+def read_store(r: Reader, node: Node, path: str) -> Optional[str]:
+    """``store:``: a directory (relative to this file) or a URL ``neuromirror keep --store`` accepts."""
+    from neuromirror.errors import UserError
+    from neuromirror.store.location import open_store
+
+    v = node.value
+    if not isinstance(v, str) or not v.strip():
+        r.error(node.line, path, f"expected a store: a directory or a URL such as s3://BUCKET, got {kind_of(v)}")
+        return None
+    name = os.path.expandvars(os.path.expanduser(v.strip()))
+    if "://" not in name and not os.path.isabs(name):
+        name = str((r.base_dir / name).absolute())  # a local directory relative to this file
+    try:
+        open_store(name)  # the kind checked; nothing is created
+    except UserError as exc:
+        r.error(node.line, path, str(exc))
+        return None
+    return name
+
+
+def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPolicy]]:
+    """``keep:``: ``none`` | ``published`` | ``all``, or ``{versions, include, exclude, max_file_size, budget}``.
+
+    Returns (valid, policy); ``none`` is a valid None (nothing kept).
+    """
+    from neuromirror.sources.aind.options import parse_size
+
+    choices = "none, published, all or a mapping {versions: published|all, include, exclude, max_file_size, budget}"
+    v = node.value
+    if v is None or v is False or (isinstance(v, str) and v.strip().lower() == "none"):
+        return True, None
+    if isinstance(v, str):
+        word = v.strip().lower()
+        if word in KEEP_VERSIONS:
+            return True, KeepPolicy(versions=word)
+        r.error(node.line, path, f"unknown keep policy {v!r}: expected {choices}")
+        return False, None
+    m = r.mapping(node, path, KEEP_KEYS) if isinstance(v, dict) else None
+    if m is None:
+        if not isinstance(v, dict):
+            r.error(node.line, path, f"expected {choices}, got {kind_of(v)}")
+        return False, None
+    ok = all(k in KEEP_KEYS for k in m)  # an unknown key is reported by r.mapping
+    values: dict[str, Any] = {}
+    if "versions" in m:
+        word = m["versions"].value
+        if not isinstance(word, str) or word.strip().lower() not in KEEP_VERSIONS:
+            r.error(m["versions"].line, f"{path}.versions", f"expected published or all, got {kind_of(word)}")
+            ok = False
+        else:
+            values["versions"] = word.strip().lower()
+    for key in ("include", "exclude"):
+        if key in m:
+            globs = m[key].value
+            if isinstance(globs, str) and globs.strip():
+                values[key] = (globs.strip(),)
+            elif isinstance(globs, list) and all(isinstance(n.value, str) and n.value.strip() for n in globs):
+                values[key] = tuple(n.value.strip() for n in globs)
+            else:
+                r.error(m[key].line, f"{path}.{key}", f"expected a path glob or a list of them, got {kind_of(globs)}")
+                ok = False
+    for key in ("max_file_size", "budget"):
+        if key in m:
+            raw = m[key].value
+            try:
+                if isinstance(raw, bool) or raw is None:
+                    raise ValueError(f"not a size: {raw!r}")
+                size = parse_size(raw)
+                if size <= 0:
+                    raise ValueError(f"not a size: {raw!r}")
+                values[key] = size
+            except ValueError as exc:
+                r.error(m[key].line, f"{path}.{key}", str(exc))
+                ok = False
+    return ok, (KeepPolicy(**values) if ok else None)

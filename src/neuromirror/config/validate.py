@@ -10,16 +10,24 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.config.model import DEFAULT_JOBS, MirrorConfig, SourceConfig
+from neuromirror.config.model import DEFAULT_JOBS, KeepPolicy, MirrorConfig, SourceConfig
 from neuromirror.config.options import read_options
 from neuromirror.config.reader import Node, Reader, kind_of
 from neuromirror.config.schedule import DEFAULT_TIMEZONE, Backoff, Schedule
-from neuromirror.config.sections import read_backoff, read_jobs, read_publish, read_schedule, read_source_spec
+from neuromirror.config.sections import (
+    read_backoff,
+    read_jobs,
+    read_keep,
+    read_publish,
+    read_schedule,
+    read_source_spec,
+    read_store,
+)
 
 #: keys a source entry may have (options may also be given directly in ``defaults``)
-SOURCE_KEYS = ("spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled")
-DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs")
-TOP_KEYS = ("root", "jobs", "executor", "defaults", "sources")
+SOURCE_KEYS = ("spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "store", "keep")
+DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs", "store", "keep")
+TOP_KEYS = ("root", "jobs", "executor", "store", "defaults", "sources")
 EXECUTOR_KEYS = ("dask",)
 
 
@@ -53,7 +61,11 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
             else:
                 cfg.dask = address.strip()
 
-    # defaults: schedule, options (also directly as keys), publish, backoff, jobs
+    d_store: Optional[str] = read_store(r, m["store"], "store") if "store" in m else None
+    d_keep: Optional[KeepPolicy] = None
+    d_store_given = "store" in m  # given but invalid: reported once, not as "no store" for every source
+
+    # defaults: schedule, options (also directly as keys), publish, backoff, jobs, store, keep
     d_schedule: Optional[Schedule] = None
     d_options: dict[str, Any] = {}
     d_publish: Optional[dict] = None
@@ -80,6 +92,14 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
                     r.error(dm["jobs"].line, "defaults.jobs", "'jobs' is given twice (top level and defaults)")
                 else:
                     cfg.jobs = read_jobs(r, dm["jobs"], "defaults.jobs") or DEFAULT_JOBS
+            if "store" in dm:
+                d_store_given = True
+                if "store" in m:
+                    r.error(dm["store"].line, "defaults.store", "'store' is given twice (top level and defaults)")
+                else:
+                    d_store = read_store(r, dm["store"], "defaults.store")
+            if "keep" in dm:
+                d_keep = read_keep(r, dm["keep"], "defaults.keep")[1]
 
     if "sources" not in m:
         r.error(top.line, "", "missing 'sources:' (a list of sources to mirror)")
@@ -118,6 +138,15 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
         backoff = d_backoff
         if "backoff" in sm:
             backoff = read_backoff(r, sm["backoff"], f"{path}.backoff", d_backoff) or d_backoff
+        store = read_store(r, sm["store"], f"{path}.store") if "store" in sm else d_store
+        keep = d_keep
+        if "keep" in sm:
+            keep = read_keep(r, sm["keep"], f"{path}.keep")[1]
+        if keep is not None and store is None and not ("store" in sm or d_store_given):
+            where = sm["keep"].line if "keep" in sm else node.line
+            r.error(
+                where, f"{path}.keep", "keeping needs a store: set 'store:' here, in 'defaults' or at the top level"
+            )
         enabled = True
         if "enabled" in sm:
             if not isinstance(sm["enabled"].value, bool):
@@ -143,6 +172,8 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
                 enabled=enabled,
                 file=r.file,
                 line=node.line,
+                store=store,
+                keep=keep,
             )
         )
     return cfg

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, TypedDict, cast
+from typing import Callable, Iterator, Optional, Sequence, TypedDict, cast
 
 from neuromirror.reproduce.clone import check_paths, install_subdataset, split_paths
 from neuromirror.reproduce.filelist import is_plumbing
@@ -212,10 +212,17 @@ def fetch(
     progress: bool = True,
     label: str = "get",
     allow_ip: Optional[str] = None,
+    prepare: Optional[Callable[[Path, str], object]] = None,
 ) -> GetReport:
-    """:func:`annex_get` in ``repo`` and, recursively, in the subdatasets the paths reach (installed as needed)."""
+    """:func:`annex_get` in ``repo`` and, recursively, in the subdatasets the paths reach (installed as needed).
+
+    ``prepare(repo, commit)`` runs in each repository before its content is fetched (the lab's
+    store made usable there: :mod:`neuromirror.reproduce.keep_fallback`).
+    """
     t0 = time.monotonic()
     mine, subs = split_paths(repo, commit, paths)
+    if prepare is not None and mine is not None:
+        prepare(repo, commit)
     report = annex_get(repo, mine, jobs=jobs, progress=progress, label=label) if mine is not None else GetReport()
     for path, (sha, sub_paths) in subs.items():
         try:
@@ -224,7 +231,16 @@ def fetch(
             report.failed.append((path, str(exc)))
             continue
         sub_paths = check_paths(sub, sha, sub_paths)
-        inner = fetch(sub, sha, sub_paths, jobs=jobs, progress=progress, label=f"{label} {path}", allow_ip=allow_ip)
+        inner = fetch(
+            sub,
+            sha,
+            sub_paths,
+            jobs=jobs,
+            progress=progress,
+            label=f"{label} {path}",
+            allow_ip=allow_ip,
+            prepare=prepare,
+        )
         inner.subdatasets += 1
         report.merge(inner, path + "/")
     report.seconds = time.monotonic() - t0

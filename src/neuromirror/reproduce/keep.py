@@ -27,7 +27,7 @@ from neuromirror.reproduce.keep_files import KeepFile, selected, skip_reason, ve
 from neuromirror.reproduce.keep_report import FileNote, KeepRun, VersionReport
 from neuromirror.reproduce.keep_transfer import Outcome, Transfer
 from neuromirror.spec import Spec
-from neuromirror.store.directory import DirectoryStore
+from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
 from neuromirror.util.progress import ByteProgress
 
@@ -118,7 +118,7 @@ class _RunState:
     not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
 
 
-def keep(mirror: Mirror, store: DirectoryStore, targets: Sequence[Target], options: KeepOptions) -> KeepRun:
+def keep(mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepOptions) -> KeepRun:
     """Keep every target version's content in ``store``; the report says what happened to each file."""
     ident = store.identity  # made now: every dataset records the same UUID
     run = KeepRun(str(store), store.kind, ident.uuid, ident.name, budget=options.budget)
@@ -141,7 +141,7 @@ def keep(mirror: Mirror, store: DirectoryStore, targets: Sequence[Target], optio
 
 def _keep_version(
     mirror: Mirror,
-    store: DirectoryStore,
+    store: Store,
     target: Target,
     options: KeepOptions,
     budget: Optional[_Budget],
@@ -259,9 +259,7 @@ def _count(rep: VersionReport, f: KeepFile, *, kept: bool) -> None:
         rep.already_bytes += f.size or 0
 
 
-def _record(
-    mirror: Mirror, store: DirectoryStore, source: str, present: dict[Path, list[str]], rep: VersionReport
-) -> None:
+def _record(mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport) -> None:
     """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock."""
     if not present:
         return

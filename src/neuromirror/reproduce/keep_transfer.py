@@ -3,7 +3,8 @@
 Each URL of the key is tried in the order the mirror registered it (the pinned ones first); its
 body streams in chunks into a temp file inside the store while it is hashed, and only bytes whose
 size and checksum are the key's (the hash in a SHA256E/MD5E key's name) are renamed into place
-(:class:`neuromirror.store.directory.Incoming`). Wrong bytes are that URL's failure, and the next
+(:class:`neuromirror.store.directory.Incoming`, or an S3 store's upload, completed only then:
+:class:`neuromirror.store.s3.S3Incoming`). Wrong bytes are that URL's failure, and the next
 URL is tried. The body is read raw (no ``Content-Encoding`` decoding): the key is of the stored
 object's bytes, as git-annex's own download would see them.
 """
@@ -16,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from neuromirror.store.directory import DirectoryStore
+from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
 
 CHUNK = 1 << 20
@@ -70,7 +71,7 @@ class Outcome:
 class Transfer:
     """Callable from many threads: ``transfer(key, size, urls) -> Outcome``; one HTTP session per thread."""
 
-    def __init__(self, store: DirectoryStore, on_bytes: Optional[Callable[[str, int], None]] = None):
+    def __init__(self, store: Store, on_bytes: Optional[Callable[[str, int], None]] = None):
         self.store = store
         self.on_bytes = on_bytes
         self.stop = threading.Event()

@@ -19,12 +19,16 @@ A lock file is TOML (read with the standard library's ``tomllib``)::
     files = 4
     bytes = 15500
     file-list-digest = "sha256:..."                     # see filelist.file_list_digest
+    store = "/data/keep"                                # optional: the lab's store holding the content
     file-list = [                                       # optional (lock --files)
       ["sub-01/sub-01_ecephys.nwb", "SHA256E-s9000--49b0....nwb"],
     ]
 
 ``neuromirror reproduce`` rebuilds each dataset under ``DIR/<path>`` and fails
-when the commit, the file list or any content differs.
+when the commit, the file list or any content differs.  ``store`` (optional; lock files
+without it stay valid) is the read location of the store ``neuromirror keep`` copied the
+version's content into: ``reproduce`` enables it in each clone (also when the clone's
+git-annex branch does not name it), so that content the archive lost comes from there.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class LockedDataset:
     doi: Optional[str] = None
     archive_url: Optional[str] = None
     file_list: Optional[list[tuple[str, str]]] = None
+    store: Optional[str] = None  # the store's read location (a directory path), when the content is kept
 
     @property
     def spec(self) -> str:
@@ -123,6 +128,7 @@ def dumps(lock: Lock) -> str:
             ("files", d.files),
             ("bytes", d.bytes),
             ("file-list-digest", d.file_list_digest),
+            ("store", d.store),
         ]
         for name, value in fields:
             if value is None:
@@ -225,6 +231,7 @@ def _dataset(d: Any, i: int, name: str) -> LockedDataset:
         doi=opt("doi"),
         archive_url=opt("archive-url"),
         file_list=file_list,
+        store=opt("store"),
     )
 
 
@@ -241,11 +248,22 @@ def read(path: Path | str) -> Lock:
 
 # -- building from the mirror ---------------------------------------------------
 def lock_entry(
-    mirror: Any, spec: Any, *, url_base: Optional[str] = None, remote: str = "published", with_files: bool = False
+    mirror: Any,
+    spec: Any,
+    *,
+    url_base: Optional[str] = None,
+    remote: str = "published",
+    with_files: bool = False,
+    store: Optional[str] = None,
 ) -> tuple[LockedDataset, list[str]]:
-    """The lock record of a SPEC[@VERSION] from the mirror, and notes for the user."""
+    """The lock record of a SPEC[@VERSION] from the mirror, and notes for the user.
+
+    ``store``: the read location of the store to record (``--store``); else the store the
+    dataset's git-annex branch says holds content of the version (``keep`` recorded it), if any.
+    """
     from neuromirror.reproduce.citation import citation_info
     from neuromirror.reproduce.filelist import file_list_digest, walk_files
+    from neuromirror.reproduce.keep_fallback import recorded_store
     from neuromirror.reproduce.locations import is_local, join_url, local_path
     from neuromirror.reproduce.pins import pin_record
     from neuromirror.reproduce.publish import published_url
@@ -289,6 +307,7 @@ def lock_entry(
         doi=rec["doi"],
         archive_url=info.url,
         file_list=fl.entries if with_files else None,
+        store=store or recorded_store(ds, rec["commit"]),
     )
     return entry, notes
 

@@ -42,6 +42,9 @@ from neuromirror.reproduce.filelist import TreeFile, gitlinks, has_commit, tree_
 from neuromirror.reproduce.verify_archive import check_archive
 from neuromirror.reproduce.verify_content import check_content
 from neuromirror.reproduce.verify_report import VerifyReport
+from neuromirror.reproduce.verify_risk import AnnexedFile, recorded_directory_store, risk_of, store_uuids
+from neuromirror.store.base import Store
+from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.util import gitutil
 
 if TYPE_CHECKING:
@@ -135,14 +138,22 @@ def verify_version(
     options: Optional[dict] = None,
     content_cache: Optional[dict] = None,
     allow_ip: Optional[str] = None,
+    store: Optional[Store] = None,
+    kept: bool = False,
+    strict: bool = False,
 ) -> VerifyReport:
-    """Check one version (an index ``versions`` row); ``content_cache`` shares downloads between calls."""
+    """Check one version (an index ``versions`` row); ``content_cache`` shares downloads between calls.
+
+    ``store`` (default: the directory store the dataset's git-annex branch records, if readable
+    here) is a source for ``content``; ``kept``: every annexed file must be in it (and ``content``
+    then hashes the store's copies only); ``strict``: warnings (dead URLs) fail too.
+    """
     src = mirror.index.source(source)
     if src is None:  # the row came from the index, so its source is there
         raise ValueError(f"{source} is not in the index")
     ds = mirror.root / src["dataset"]
     commit = row["commit"]
-    report = VerifyReport(source, row["label"], commit, row.get("tag"))
+    report = VerifyReport(source, row["label"], commit, row.get("tag"), strict=strict)
     if not (ds / ".git").exists():
         report.add("commit", None, f"no dataset at {ds}")
         return report
@@ -169,10 +180,18 @@ def verify_version(
     keys: dict[str, str] = {}  # key -> a path holding it (subdatasets' files under their path)
     repo_of: dict[str, Path] = {}  # key -> the repository whose git-annex branch knows it
     urls_of: dict[str, list[str]] = {}
+    if store is None:
+        store = recorded_directory_store(ds)
+    store_uuid = _uuid(store)
+    report.store = str(store) if store is not None else None
+    annexed: list[AnnexedFile] = []  # every annexed file, for the at-risk counts
+    kept_in: set[str] = set()  # keys a store holds, as the location logs say
     for repo, rcommit, prefix in _repositories(report, ds, commit, tree):
         files = tree.values() if repo == ds else tree_files(repo, rcommit)
         mine = {}
         for f in files:
+            if f.key:
+                annexed.append(AnnexedFile(prefix + f.path, f.key, f.size, repo))
             if f.key and f.key not in keys and f.key not in mine:
                 mine[f.key] = prefix + f.path
         if not mine:
@@ -184,11 +203,15 @@ def verify_version(
                     "no-location", prefix.rstrip("/") or None, f"{repo} has no git-annex branch: no key has a URL"
                 )
                 continue
+            stores = {store_uuid} if store_uuid else set(store_uuids(repo))
             for key, path in mine.items():
                 urls = branch.urls(key)
                 urls_of[key] = urls
                 report.urls += len(urls)
-                if not branch.locations(key):
+                where = branch.locations(key)
+                if stores.intersection(where):
+                    kept_in.add(key)
+                if not where:
                     report.add(
                         "no-location",
                         path,
@@ -201,6 +224,9 @@ def verify_version(
         keys.update(mine)
         repo_of.update({k: repo for k in mine})
     report.keys = len(keys)
+    report.risk = risk_of(annexed, urls_of, kept_in)
+    if kept:
+        keys = _check_kept(report, store, keys, kept_in)
     for path, i in indexed.items():
         if i.key and path in tree and tree[path].key == i.key:
             registered = set(urls_of.get(i.key, ()))
@@ -228,8 +254,51 @@ def verify_version(
             cache=content_cache,
             repo_of=repo_of,
             allow_ip=allow_ip,
+            store=store,
+            urls=not kept,
         )
     return report
+
+
+def _uuid(store: Optional[Store]) -> Optional[str]:
+    """The store's UUID, without making a directory store where there is none."""
+    if store is None:
+        return None
+    if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+        return None
+    return store.identity.uuid
+
+
+def _check_kept(
+    report: VerifyReport, store: Optional[Store], keys: dict[str, str], kept_in: set[str]
+) -> dict[str, str]:
+    """``verify --kept``: every key recorded in the store and its file there; the keys that are (for --content)."""
+    report.kept_checked = True
+    if store is None or _uuid(store) is None:
+        where = f"{store} is not a neuromirror store" if store is not None else "no store named or recorded"
+        report.add("store", None, f"{where}: pass --store STORE (or set NEUROMIRROR_STORE)")
+        return {}
+    held: dict[str, str] = {}
+    for key, path in sorted(keys.items(), key=lambda kv: kv[1]):
+        recorded, there = key in kept_in, store.has(key)
+        if recorded and there:
+            held[key] = path
+            continue
+        why = (
+            "neither recorded on the git-annex branch nor in the store"
+            if not (recorded or there)
+            else (
+                "in the store, but the git-annex branch does not record it"
+                if there
+                else "recorded, but the store has no file for it"
+            )
+        )
+        try:
+            size = parse_key(key)["size"]
+        except ValueError:
+            size = None
+        report.add("not-kept", path, f"not kept in {store}: {why}", key, size=size)
+    return held
 
 
 def _repositories(

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from neuromirror.annex.keys import parse_key
 from neuromirror.reproduce.clone import remove_clone
 from neuromirror.reproduce.verify_report import VerifyReport
+from neuromirror.store.base import Store
+from neuromirror.store.directory import DirectoryStore
 from neuromirror.util import gitutil
 from neuromirror.util.progress import ByteProgress
 
@@ -81,16 +83,59 @@ def check_url(
     finally:
         if bar is not None:
             bar.finish(token, n)
+    return _judge(url, h, checksum, size, n)
+
+
+def _judge(
+    where: str, h: Optional[Any], checksum: Optional[str], size: Optional[int], n: int
+) -> tuple[Optional[str], Optional[str], int]:
     if size is not None and n != size:
         more = "more than" if n > size else f"{n} bytes, not"
-        return "content", f"{url} serves {more} the key's {size} bytes", n
+        return "content", f"{where} serves {more} the key's {size} bytes", n
     if h is not None and checksum is not None and h.hexdigest().lower() != checksum.lower():
         return (
             "content",
-            (f"{url} serves different bytes: {h.name} {h.hexdigest()[:16]}…, the key says {checksum[:16]}…"),
+            (f"{where} serves different bytes: {h.name} {h.hexdigest()[:16]}…, the key says {checksum[:16]}…"),
             n,
         )
     return None, None, n
+
+
+def copy_location(store: Store, key: str) -> str:
+    """Where the store keeps ``key`` (a path, or the S3 object's URL): how reports name the store's copy."""
+    if isinstance(store, DirectoryStore):
+        return str(store.key_path(key))
+    name = getattr(store, "object_name", None)
+    return f"s3://{getattr(store, 'bucket', '?')}/{name(key)}" if name else f"{store.url} {key}"
+
+
+def _open_copy(store: Store, key: str) -> Any:
+    if isinstance(store, DirectoryStore):
+        return open(store.key_path(key), "rb")
+    obj = store.client().get_object(Bucket=store.bucket, Key=store.object_name(key))  # type: ignore[attr-defined]
+    return obj["Body"]
+
+
+def check_file(key: str, store: Store, bar: Optional[ByteProgress]) -> tuple[Optional[str], Optional[str], int]:
+    """Hash the store's copy of ``key``: (kind, detail, bytes read), as :func:`check_url`."""
+    h, checksum, size = _hasher(key)
+    n = 0
+    where = f"the store's copy {copy_location(store, key)}"
+    token = f"{key} {where}"
+    try:
+        with _open_copy(store, key) as fh:
+            while chunk := fh.read(CHUNK):
+                n += len(chunk)
+                if h is not None:
+                    h.update(chunk)
+                if bar is not None:
+                    bar.update(token, n)
+    except Exception as exc:  # noqa: BLE001 - a disk's or a bucket's error: this copy cannot serve the key
+        return "unreachable", f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", n
+    finally:
+        if bar is not None:
+            bar.finish(token, n)
+    return _judge(where, h, checksum, size, n)
 
 
 def check_content(
@@ -106,10 +151,16 @@ def check_content(
     cache: Optional[dict[tuple[str, str], tuple[Optional[str], Optional[str], int]]] = None,
     repo_of: Optional[dict[str, Path]] = None,
     allow_ip: Optional[str] = None,
+    store: Optional[Store] = None,
+    urls: bool = True,
 ) -> None:
     """Check the content of ``keys`` (key -> a path holding it; a sample of them if asked) into ``report``.
 
-    ``cache`` holds (key, URL) results already had in this run: another version
+    Every source of a key is tried: its http(s) URLs, the special remote through git-annex, and the
+    ``store``'s copy when it has one (``urls=False``: the store's copy only).  Per key: bytes that do
+    not match the key from any source fail (``content``, "wrong bytes"); no source serving it fails
+    (``lost``, with its size); a key that verifies while some of its URLs are dead is a warning
+    (``dead-url``).  ``cache`` holds (key, source) results already had in this run: another version
     sharing a key does not download it again.
     """
     import requests
@@ -126,19 +177,26 @@ def check_content(
     cache = {} if cache is None else cache
     jobs_list: list[tuple[str, str]] = []
     reused: list[tuple[str, str]] = []
+    in_store: set[tuple[str, str]] = set()
     size_only = 0
     for key in chosen:
         h, _, _ = _hasher(key)
         if h is None:
             size_only += 1
-        for u in urls_of.get(key, []):
+        for u in urls_of.get(key, []) if urls else []:
             scheme = urlsplit(u).scheme.lower()
             if scheme in ("http", "https"):
                 (reused if (key, u) in cache else jobs_list).append((key, u))
+        if store is not None and store.has(key):
+            item = (key, "store:" + copy_location(store, key))
+            in_store.add(item)
+            (reused if item in cache else jobs_list).append(item)
     if size_only:
         report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
     special = [
-        k for k in chosen if any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))
+        k
+        for k in chosen
+        if urls and any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))
     ]
     total = 0
     for key, _ in jobs_list:
@@ -150,19 +208,26 @@ def check_content(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     lock = threading.Lock()
+    results: dict[str, list[tuple[str, Optional[str], Optional[str]]]] = {}  # key -> (source, kind, detail)
 
     def record(key: str, url: str, result: tuple[Optional[str], Optional[str], int], downloaded: bool) -> None:
         kind, detail, n = result
+        stored = (key, url) in in_store
         with lock:
-            report.content_urls += 1
+            if stored:
+                report.content_store += 1
+            else:
+                report.content_urls += 1
             if downloaded:
                 report.content_bytes += n
-            if kind:
-                report.add(kind, keys[key], detail or "", key, url)
+            results.setdefault(key, []).append((f"the store ({url[len('store:') :]})" if stored else url, kind, detail))
 
     def one(item: tuple[str, str]) -> None:
         key, url = item
-        result = check_url(key, url, session, timeout, bar)
+        if item in in_store and store is not None:
+            result = check_file(key, store, bar)
+        else:
+            result = check_url(key, url, session, timeout, bar)
         cache[item] = result
         record(key, url, result, True)
 
@@ -179,9 +244,36 @@ def check_content(
     for repo, ks in by_repo.items():
         for key, kind, detail in annex_check(repo, ks, allow_ip=allow_ip):
             report.content_via_annex += 1
-            if kind:
-                report.add(kind, keys[key], detail, key)
+            results.setdefault(key, []).append(("git-annex (special remote)", kind, detail))
+    for key in chosen:
+        _settle(report, key, keys[key], results.get(key, []))
     report.content_keys = len(chosen)
+
+
+def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Optional[str], Optional[str]]]) -> None:
+    """One key's verdict from every source tried: wrong bytes, lost, a dead URL beside a good one, or fine."""
+    wrong = [t for t in tried if t[1] == "content"]
+    good = [t for t in tried if t[1] is None]
+    dead = [t for t in tried if t[1] not in (None, "content")]
+    _, _, size = _hasher(key)
+    for source, _, detail in wrong:
+        report.add("content", path, detail or "", key, source)
+    if wrong:
+        return
+    if not good:
+        why = "; ".join(d or s for s, _, d in dead) if dead else "no URL is registered and no store has a copy"
+        report.add("lost", path, f"no URL and no store serves its bytes ({why})", key, size=size)
+        return
+    if dead:
+        report.warn(
+            "dead-url",
+            path,
+            f"{len(dead)} dead URL(s) ({'; '.join(d or s for s, _, d in dead)}); the bytes still verify from "
+            f"{good[0][0]}",
+            key,
+            [s for s, _, _ in dead],
+            size,
+        )
 
 
 def annex_check(repo: Path, keys: list[str], *, allow_ip: Optional[str] = None) -> list[tuple[str, Optional[str], str]]:

@@ -109,6 +109,7 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         buckets = [(floatToGoString(b), c) for b, c in zip(DURATION_BUCKETS, counts)] + [("+Inf", count)]
         hist.add_metric([sid], buckets, total)
     yield hist
+    yield from _keep_families(rows)
     svc = report.get("service")
     if svc:
         coalesced = CounterMetricFamily(
@@ -125,6 +126,48 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
             start.add_metric([], started)
         yield start
     yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
+
+
+def _keep_families(rows: list[dict]) -> Iterator[Metric]:
+    """What the service's keep step did (``row["keep"]``, from the runs' reports: :func:`add_keeps`)."""
+    kept = [r for r in rows if r.get("keep")]
+    last = [dict(source=r["source"], **(r["keep"]["last"] or {})) for r in kept]
+    yield _gauge(
+        "neuromirror_kept_files",
+        "Files of the versions the keep policy names that the store holds (after the last keep run).",
+        last,
+        lambda r: r.get("files"),
+    )
+    yield _gauge(
+        "neuromirror_kept_bytes",
+        "Bytes of the versions the keep policy names that the store holds (after the last keep run).",
+        last,
+        lambda r: r.get("bytes"),
+    )
+    yield _gauge(
+        "neuromirror_keep_failed_files",
+        "Files the last keep run could not keep (no URL gave the key's bytes).",
+        last,
+        lambda r: r.get("failed"),
+    )
+    runs = CounterMetricFamily(
+        "neuromirror_keep_runs",
+        "Keep runs after syncs, by outcome (ok, budget: stopped by the budget, failed: files failed, error).",
+        labels=["source", "outcome"],
+    )
+    for r in kept:
+        for outcome, n in sorted(r["keep"]["runs"].items()):
+            runs.add_metric([r["source"], outcome], n)
+    yield runs
+
+
+def add_keeps(report: dict, index: Any) -> None:
+    """Add each row's keep facts (``row["keep"]``: last record and outcome counts) from the runs' reports."""
+    from neuromirror.service.keeping import keep_facts
+
+    facts = keep_facts(index)
+    for row in report["sources"]:
+        row["keep"] = facts.get(row["source"])
 
 
 class StatusCollector:

@@ -23,7 +23,8 @@ from typing import Any, Optional
 from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.config.schedule import format_duration
 from neuromirror.service import backoff, recovery, snapshot
-from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, registry_for
+from neuromirror.service.keeping import keep_after_sync
+from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
 from neuromirror.service.stopping import Interrupted, StoppableSource, progress_until_stopped
@@ -299,6 +300,7 @@ class Service:
                 backoff.reset(rt)
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
             publish_after_sync(mirror, entry, source, report, rt)
+            keep_after_sync(mirror, entry, source, report, rt)
         finally:
             with self._lock:
                 rt.running_since, rt.stage, rt.done, rt.total = None, None, None, None
@@ -415,6 +417,7 @@ class Service:
         mirror = self.mirror()
         try:
             add_changes(report, mirror.index)
+            add_keeps(report, mirror.index)
             durations = sync_durations(mirror.index, DURATION_BUCKETS)
         finally:
             mirror.close()

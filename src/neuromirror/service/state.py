@@ -62,6 +62,7 @@ class SourceRuntime:
     total: Optional[int] = None
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (busy, backoff)
     publish_error: Optional[str] = None
+    keep_error: Optional[str] = None  # the last keep step's failure (service/keeping.py)
 
     def to_json(self) -> dict:
         return {
@@ -73,6 +74,7 @@ class SourceRuntime:
             "progress": ({"stage": self.stage, "done": self.done, "total": self.total} if self.stage else None),
             "skipped": dict(self.skipped),
             "publish_error": self.publish_error,
+            "keep_error": self.keep_error,
         }
 
 

@@ -1,8 +1,10 @@
 """Stores: where a lab keeps the content of the versions it must not lose (``neuromirror keep``).
 
 A store is named by a URL or a path (``--store``/``--to``, env ``NEUROMIRROR_STORE``): :mod:`.location`
-reads the name, :mod:`.directory` is the one kind so far (a local or network directory laid out
-exactly as a git-annex ``directory`` special remote, written atomically), :mod:`.annexlog` the lines
+reads the name; :mod:`.base` says what ``keep`` needs of any store; :mod:`.directory` (a local or
+network directory laid out exactly as a git-annex ``directory`` special remote, written atomically)
+and :mod:`.s3` (a bucket laid out as git-annex's ``S3`` special remote, an object visible only once
+its bytes were verified) are the two kinds; :mod:`.annexlog` the lines
 git-annex reads about a store on a dataset's git-annex branch, and :mod:`.record` writes them (the
 store's remote record, and which keys it holds) so that every clone finds the store by itself.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from neuromirror.store.directory import COST, DirectoryStore
+from neuromirror.store.base import Store
 
 
 def escape_value(value: str) -> str:
@@ -25,16 +25,9 @@ def escape_value(value: str) -> str:
     return "".join(f"&{ord(c)};" if c.isspace() or c == "&" or ord(c) < 0x20 else c for c in value)
 
 
-def remote_fields(store: DirectoryStore) -> dict[str, str]:
+def remote_fields(store: Store) -> dict[str, str]:
     """The store's special-remote configuration, as ``remote.log`` keeps it (fields sorted, like git-annex)."""
-    return {
-        "autoenable": "true",
-        "cost": str(COST),
-        "directory": escape_value(store.url),
-        "encryption": "none",
-        "name": store.identity.name,
-        "type": store.kind,
-    }
+    return dict(sorted(store.remote_config().items()))
 
 
 def _lines(existing: Optional[bytes]) -> list[str]:

@@ -21,12 +21,12 @@ import os
 import socket
 import stat
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
+from neuromirror.store.base import StoreIdentity
 
 IDENTITY_FILE = ".neuromirror-store.json"
 TMP_DIR = ".neuromirror-tmp"
@@ -37,12 +37,6 @@ COST = 300
 _OURS = {IDENTITY_FILE, TMP_DIR, "tmp"}  # "tmp": git-annex's own directory in a directory remote
 _READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _READ_ONLY_DIR = _READ_ONLY_FILE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
-
-
-@dataclass(frozen=True)
-class StoreIdentity:
-    uuid: str
-    name: str
 
 
 class DirectoryStore:
@@ -102,6 +96,19 @@ class DirectoryStore:
 
     def description(self) -> str:
         return f"neuromirror store at {self.path}"
+
+    def remote_config(self) -> dict[str, str]:
+        """``remote.log``'s fields: ``directory=`` is what lets a clone enable the store by itself."""
+        from neuromirror.store.annexlog import escape_value
+
+        return {
+            "autoenable": "true",
+            "cost": str(COST),
+            "directory": escape_value(self.url),
+            "encryption": "none",
+            "name": self.identity.name,
+            "type": self.kind,
+        }
 
     # -- keys -----------------------------------------------------------------
     def key_path(self, key: str) -> Path:

@@ -82,9 +82,21 @@ def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
     ref = gitutil.ref_sha(repo, BRANCH)
     if ref is None or not keys:
         return set()
-    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log" for k in keys]
+    paths = {f"{hashdir_lower(k)}{key_file(k)}.log": k for k in keys}
+    # one listing of the branch's tree, then the logs by blob id: a ``ref:path`` read walks three
+    # trees per key (~0.3 ms each: 3 s for 10^4 keys), a listing of 10^4 keys' logs takes ~0.1 s
+    listing = gitutil.run(repo, "ls-tree", "-r", "-z", ref).stdout.split(b"\0")
+    blobs: dict[str, str] = {}
+    for line in listing:
+        meta, _, path = line.partition(b"\t")
+        name = path.decode("utf-8", "surrogateescape")
+        if name in paths:
+            blobs[paths[name]] = meta.split()[2].decode()
+    found = list(blobs.items())
     with gitutil.CatFile(repo) as cat:
-        return {k for k, data in zip(keys, cat.get_many(specs)) if data and log_state(data).get(uuid)}
+        return {
+            k for (k, _), data in zip(found, cat.get_many(b for _, b in found)) if data and log_state(data).get(uuid)
+        }
 
 
 def record_present(repo: Path, store: Store, keys: Iterable[str]) -> int:

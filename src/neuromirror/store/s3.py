@@ -1,0 +1,379 @@
+"""An S3 store: a bucket (and prefix) laid out exactly as git-annex's ``S3`` special remote lays it out.
+
+A key's object is ``FILEPREFIX + KEY`` (git-annex's ``getBucketObject``: the serialised key, no hash
+directories; checked against git-annex 10.20261026 with ``initremote type=S3 fileprefix=...`` and
+``copy --to`` on the moto stand-in), so git-annex and DataLad read the bucket unchanged. Beside the
+keys: ``FILEPREFIX.neuromirror-store.json`` (the store's fixed UUID and remote name, created on first
+use) and ``FILEPREFIX + annex-uuid`` (the UUID, as git-annex's own ``initremote`` leaves it).
+
+Bytes stream in order through :class:`S3Incoming`: held in memory up to one part (8 MiB, larger only for
+keys over 70 GiB; bounded memory per transfer), then sent as parts of a multipart upload *to the key's final name*. An
+object appears under its name only when its upload completes, and :meth:`S3Incoming.commit` — the
+one place that completes it — is called by the caller only after it verified size and checksum;
+a smaller file is one ``PutObject`` at commit. A copy killed at any point leaves at most an
+incomplete multipart upload (invisible, aborted by a later run once a day old; a bucket lifecycle
+rule ``AbortIncompleteMultipartUpload`` does the same), never an object under a key's name.
+
+Endpoint and region: ``NEUROMIRROR_STORE_ENDPOINT`` (e.g. ``http://minio.lab:9000``; default AWS)
+and ``NEUROMIRROR_STORE_REGION`` (else ``AWS_REGION``/``AWS_DEFAULT_REGION``, else us-east-1).
+Credentials come from boto3's own chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, a profile,
+an instance role) and are never written anywhere: not in the identity object, not in ``remote.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+from urllib.parse import quote, urlsplit
+
+from neuromirror.annex.keys import parse_key
+from neuromirror.errors import UserError
+from neuromirror.store.base import StoreIdentity, StoreWriteError
+
+ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
+REGION_ENV = "NEUROMIRROR_STORE_REGION"
+PUBLIC_URL_ENV = "NEUROMIRROR_STORE_PUBLIC_URL"
+IDENTITY_OBJECT = ".neuromirror-store.json"
+ANNEX_UUID_OBJECT = "annex-uuid"
+DEFAULT_NAME = "neuromirror-store"
+COST = 300
+#: bytes held in memory per transfer before they go out as one part (S3's minimum part is 5 MiB)
+PART = 8 << 20
+#: S3 allows 10,000 parts: a key larger than PART * MAX_PARTS gets larger parts (1 MiB multiples)
+MAX_PARTS = 9_000
+#: an incomplete multipart upload older than this is a killed run's: aborted by clean_stale
+STALE_UPLOAD = timedelta(days=1)
+
+
+def _region() -> str:
+    for env in (REGION_ENV, "AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = os.environ.get(env, "").strip()
+        if value:
+            return value
+    return "us-east-1"
+
+
+def _one_line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _boto_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+class S3Store:
+    kind = "S3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint: Optional[str] = None,
+        region: Optional[str] = None,
+        public_url: Optional[str] = None,
+    ):
+        if not bucket:
+            raise UserError("an S3 store names its bucket: s3://BUCKET[/PREFIX]")
+        self.bucket = bucket
+        prefix = prefix.strip("/")
+        self.prefix = prefix + "/" if prefix else ""
+        self.endpoint = (endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV, "")).rstrip("/") or None
+        self.region = region or _region()
+        self.public_url = (public_url if public_url is not None else os.environ.get(PUBLIC_URL_ENV, "")) or None
+        if self.endpoint is not None:
+            parts = urlsplit(self.endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UserError(f"{ENDPOINT_ENV}={self.endpoint}: an S3 endpoint is http(s)://HOST[:PORT]")
+        self._identity: Optional[StoreIdentity] = None
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def description(self) -> str:
+        where = f" on {self.endpoint}" if self.endpoint else ""
+        return f"neuromirror store at {self.url}{where}"
+
+    # -- the connection ---------------------------------------------------------
+    def client(self) -> Any:
+        """A boto3 client (thread-safe, shared); credentials from the environment, never stored."""
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                config = Config(
+                    s3={"addressing_style": "path" if self.endpoint else "auto"},
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    max_pool_connections=64,
+                )
+                self._client = boto3.session.Session().client(
+                    "s3", endpoint_url=self.endpoint, region_name=self.region, config=config
+                )
+            return self._client
+
+    def _run_error(self, what: str, exc: BaseException) -> UserError:
+        return UserError(f"S3 store {self.url}: {what} failed: {_one_line(exc)}")
+
+    def object_name(self, key: str) -> str:
+        """Where git-annex's S3 remote keeps ``key``: the file prefix and the key itself."""
+        return self.prefix + key
+
+    # -- identity ---------------------------------------------------------------
+    @property
+    def identity(self) -> StoreIdentity:
+        if self._identity is None:
+            name = self.prefix + IDENTITY_OBJECT
+            data = self._get_json(name)
+            if data is None:
+                self._create_identity(name)
+                data = self._get_json(name)
+            try:
+                assert data is not None
+                ident = StoreIdentity(str(uuid.UUID(data["uuid"])), str(data.get("name") or DEFAULT_NAME))
+            except (AssertionError, ValueError, KeyError, TypeError) as exc:
+                raise UserError(f"{self.url}{IDENTITY_OBJECT} is not a neuromirror store's identity: {exc}") from None
+            if not ident.name or any(c.isspace() for c in ident.name):
+                raise UserError(f"{self.url}{IDENTITY_OBJECT}: the store's name must be one word")
+            self._identity = ident
+            self._ensure_annex_uuid(ident.uuid)
+        return self._identity
+
+    def _get_json(self, name: str) -> Optional[dict]:
+        try:
+            body = self.client().get_object(Bucket=self.bucket, Key=name)["Body"].read()
+        except _boto_errors() as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self._run_error(f"reading {name}", exc) from None
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise UserError(f"{self.url}{IDENTITY_OBJECT} is not a neuromirror store's identity: {exc}") from None
+        return data if isinstance(data, dict) else {}
+
+    def _create_identity(self, name: str) -> None:
+        ours = {self.prefix + IDENTITY_OBJECT, self.prefix + ANNEX_UUID_OBJECT}
+        try:
+            listing = self.client().list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=10)
+        except _boto_errors() as exc:
+            raise self._run_error("listing the bucket", exc) from None
+        if any(o["Key"] not in ours for o in listing.get("Contents", [])):
+            raise UserError(
+                f"{self.url} is not empty and is not a neuromirror store (no {IDENTITY_OBJECT}): "
+                "name an empty bucket or a new prefix"
+            )
+        data = {
+            "uuid": str(uuid.uuid4()),
+            "name": DEFAULT_NAME,
+            "type": "S3",
+            "format": "a git-annex S3 special remote: FILEPREFIX + KEY",
+        }
+        body = (json.dumps(data, indent=2) + "\n").encode()
+        try:  # only if absent: two first runs at once agree on one identity
+            self.client().put_object(Bucket=self.bucket, Key=name, Body=body, IfNoneMatch="*")
+        except _boto_errors() as exc:
+            if _code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                raise self._run_error(f"writing {name}", exc) from None
+
+    def _ensure_annex_uuid(self, store_uuid: str) -> None:
+        name = self.prefix + ANNEX_UUID_OBJECT
+        try:
+            self.client().head_object(Bucket=self.bucket, Key=name)
+            return
+        except _boto_errors() as exc:
+            if _code(exc) not in ("NoSuchKey", "404", "NotFound"):
+                raise self._run_error(f"reading {name}", exc) from None
+        try:
+            self.client().put_object(Bucket=self.bucket, Key=name, Body=store_uuid.encode())
+        except _boto_errors() as exc:
+            raise self._run_error(f"writing {name}", exc) from None
+
+    # -- keys -------------------------------------------------------------------
+    def has(self, key: str) -> bool:
+        """HEAD says the key's object exists with the key's size (only verified bytes are ever completed)."""
+        try:
+            head = self.client().head_object(Bucket=self.bucket, Key=self.object_name(key))
+        except _boto_errors() as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return False
+            raise self._run_error(f"HEAD {self.object_name(key)}", exc) from None
+        size = key_size(key)
+        return size is None or int(head.get("ContentLength", -1)) == size
+
+    def used_bytes(self) -> int:
+        ours = {self.prefix + IDENTITY_OBJECT, self.prefix + ANNEX_UUID_OBJECT}
+        total = 0
+        try:
+            for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+                total += sum(o["Size"] for o in page.get("Contents", []) if o["Key"] not in ours)
+        except _boto_errors() as exc:
+            raise self._run_error("listing the bucket", exc) from None
+        return total
+
+    def receive(self, key: str) -> S3Incoming:
+        return S3Incoming(self, key)
+
+    def clean_stale(self) -> int:
+        """Abort incomplete multipart uploads under the prefix older than a day (killed runs'); how many."""
+        cutoff = datetime.now(timezone.utc) - STALE_UPLOAD
+        removed = 0
+        try:
+            for page in (
+                self.client().get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.prefix)
+            ):
+                for up in page.get("Uploads", []):
+                    if up["Initiated"] < cutoff:
+                        self.client().abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
+                        removed += 1
+        except _boto_errors() as exc:
+            raise self._run_error("listing incomplete uploads", exc) from None
+        return removed
+
+    # -- what clones read -------------------------------------------------------
+    def remote_config(self) -> dict[str, str]:
+        """``remote.log``'s fields for a ``type=S3`` remote: where to read, never who reads."""
+        from neuromirror.store.annexlog import escape_value
+
+        fields = {
+            "autoenable": "true",
+            "bucket": self.bucket,
+            "cost": str(COST),
+            "datacenter": "US" if self.region == "us-east-1" else self.region,
+            "encryption": "none",
+            "name": self.identity.name,
+            "signature": "v4",
+            "type": self.kind,
+        }
+        if self.prefix:
+            fields["fileprefix"] = escape_value(self.prefix)
+        if self.endpoint is not None:
+            parts = urlsplit(self.endpoint)
+            fields["protocol"] = parts.scheme
+            fields["host"] = str(parts.hostname)
+            fields["port"] = str(parts.port or (443 if parts.scheme == "https" else 80))
+            fields["requeststyle"] = "path"
+        if self.public_url:
+            fields["publicurl"] = escape_value(self.public_url.rstrip("/") + "/")
+        return fields
+
+    def public_object_url(self, key: str) -> Optional[str]:
+        return None if not self.public_url else self.public_url.rstrip("/") + "/" + quote(self.object_name(key))
+
+
+def key_size(key: str) -> Optional[int]:
+    try:
+        size = parse_key(key).get("size")
+    except ValueError:
+        return None
+    return None if size is None else int(size)
+
+
+def part_size(key: str) -> int:
+    """PART, or for a key too large for MAX_PARTS of it, the smallest 1 MiB multiple that fits."""
+    size = key_size(key) or 0
+    need = -(-size // MAX_PARTS)
+    return max(PART, -(-need // (1 << 20)) * (1 << 20))
+
+
+class S3Incoming:
+    """One key's bytes on their way into the bucket: parts out as they fill, completed only by :meth:`commit`."""
+
+    def __init__(self, store: S3Store, key: str):
+        self.store = store
+        self.key = key
+        self.name = store.object_name(key)
+        self._buf = bytearray()
+        self.part = part_size(key)
+        self._upload_id: Optional[str] = None
+        self._parts: list[dict] = []
+        self.written = 0
+        self.done = False
+
+    def _client(self) -> Any:
+        return self.store.client()
+
+    def write(self, data: bytes) -> None:
+        self._buf += data
+        self.written += len(data)
+        while len(self._buf) >= self.part:
+            self._send(bytes(self._buf[: self.part]))
+            del self._buf[: self.part]
+
+    def _send(self, part: bytes) -> None:
+        try:
+            if self._upload_id is None:
+                up = self._client().create_multipart_upload(Bucket=self.store.bucket, Key=self.name)
+                self._upload_id = str(up["UploadId"])
+            n = len(self._parts) + 1
+            got = self._client().upload_part(
+                Bucket=self.store.bucket, Key=self.name, UploadId=self._upload_id, PartNumber=n, Body=part
+            )
+            self._parts.append({"PartNumber": n, "ETag": got["ETag"]})
+        except _boto_errors() as exc:
+            raise StoreWriteError(f"uploading to {self.store.url}: {_one_line(exc)}") from None
+
+    def commit(self) -> bool:
+        """Make the verified bytes the key's object; False if the store had the key already."""
+        try:
+            if self.store.has(self.key):
+                self.discard()
+                return False
+            client = self._client()
+            if self._upload_id is None:
+                client.put_object(Bucket=self.store.bucket, Key=self.name, Body=bytes(self._buf))
+            else:
+                if self._buf:
+                    self._send(bytes(self._buf))
+                client.complete_multipart_upload(
+                    Bucket=self.store.bucket,
+                    Key=self.name,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+                self._upload_id = None
+            self._buf = bytearray()
+            head = client.head_object(Bucket=self.store.bucket, Key=self.name)
+            if int(head.get("ContentLength", -1)) != self.written:
+                raise StoreWriteError(f"{self.store.url}{self.key}: the bucket holds {head.get('ContentLength')} bytes")
+            return True
+        except UserError as exc:
+            raise StoreWriteError(str(exc)) from None
+        except _boto_errors() as exc:
+            raise StoreWriteError(f"storing {self.name} in {self.store.url}: {_one_line(exc)}") from None
+        finally:
+            self.done = True
+
+    def discard(self) -> None:
+        self._buf = bytearray()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            try:
+                self._client().abort_multipart_upload(Bucket=self.store.bucket, Key=self.name, UploadId=upload_id)
+            except _boto_errors():
+                pass  # a later run's clean_stale aborts it
+        self.done = True
+
+    def __enter__(self) -> S3Incoming:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.done:
+            self.discard()

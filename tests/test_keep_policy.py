@@ -1,0 +1,172 @@
+"""``keep --lock``, the lock's ``store``, and the service keeping by policy — used as a lab would.
+
+Why: a lab keeps the versions its papers cite (``keep --lock``) and nothing else; the lock it
+commits names the store, so that whoever reproduces the paper later gets the bytes from it after
+the archive lost them — even from a copy of the dataset whose git-annex branch never heard of
+the store; and the service keeps what its definition says after each sync, on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+from conftest import git
+from neuromirror.demo import deterministic_bytes
+from test_keep import T0, Dandiset, keep_json, kept_in, key_of, lose_blobs, make_dandiset, sha256, store_keys
+from test_retrieve import data_files
+
+
+def second_version(d: Dandiset, path: str, size: int) -> tuple[str, bytes]:
+    """Publish another version with one more file, and sync it: (its version, the new file's bytes)."""
+    data = deterministic_bytes(f"{d.id}:{path}:v2", size)
+    when = T0 + timedelta(days=100 + len(d.archive.dandiset_ids()))
+    d.archive.put_asset(d.id, path, data, when=when)
+    version = d.archive.publish(d.id, when=when + timedelta(hours=1))
+    d.run.ok("sync", d.source, "--dandi-api", d.archive.api_url)
+    return version, data
+
+
+def test_keep_lock_keeps_only_the_locked_version(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror.reproduce.lockfile import read
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 20_000})
+    v2, extra = second_version(d, "sub-02/new.nwb", 15_000)
+    lock = tmp_path / "paper.lock"
+    d.run.ok("lock", d.spec, "-o", str(lock))  # the paper cites the first version
+    store = tmp_path / "store"
+    code, report, err = keep_json(d, store, "--lock", str(lock))
+    assert code == 0, err
+    assert [v["version"] for v in report["versions"]] == [d.version]
+    assert report["transferred"] == {"files": 1, "bytes": 20_000}
+    assert store_keys(store) == {key_of(d.ds, "sub-01/a.nwb", d.version)}
+    new_key = key_of(d.ds, "sub-02/new.nwb", v2)
+    assert new_key not in store_keys(store) and not kept_in(d.ds, new_key)  # the other version's file: not kept
+    # the same filters and --json as keep; a rerun is a no-op
+    code, again, err = keep_json(d, store, "--lock", str(lock), "--exclude", "*")
+    assert code == 0 and again["versions"][0]["excluded"] == 1 and again["transferred"]["files"] == 0
+
+    # a lock naming a state the mirror does not hold is refused, naming it; so is an edited file list
+    text = lock.read_text()
+    head = git(d.ds, "rev-parse", f"{v2}^{{commit}}").strip()
+    bad = tmp_path / "bad.lock"
+    bad.write_text(text.replace(read(lock).datasets[0].commit, head))
+    code, out, err = d.run("keep", "--lock", str(bad), "--to", str(store))
+    assert code == 2 and "does not hold the locked state" in err, err
+    digest = next(ln for ln in text.splitlines() if ln.startswith("file-list-digest"))
+    bad.write_text(text.replace(digest, 'file-list-digest = "sha256:' + "0" * 64 + '"'))
+    code, out, err = d.run("keep", "--lock", str(bad), "--to", str(store))
+    assert code == 2 and "file list" in err, err
+    code, out, err = d.run("keep", "--to", str(store))
+    assert code == 2 and "--lock FILE" in err
+
+
+def test_lock_names_the_store_and_reproduce_uses_it_where_the_branch_does_not(
+    dandi_archive, tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    from neuromirror.reproduce.lockfile import loads, read
+
+    monkeypatch.delenv("NEUROMIRROR_STORE", raising=False)
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 30_000, "sub-02/b.nwb": 12_345})
+    # a copy published before the keep: its git-annex branch never names the store
+    pub = tmp_path / "pub"
+    subprocess.run(["git", "clone", "-q", "--bare", str(d.ds), str(pub / "dandi" / d.id)], check=True)
+    before = tmp_path / "before.lock"
+    d.run.ok("lock", d.spec, "-o", str(before), "--url", str(pub))
+    assert read(before).datasets[0].store is None and "\nstore = " not in before.read_text()  # nothing kept yet
+
+    store = tmp_path / "store"
+    code, _, err = keep_json(d, store, "--lock", str(before))
+    assert code == 0, err
+    lock = tmp_path / "data.lock"
+    out = d.run.ok("lock", d.spec, "-o", str(lock), "--url", str(pub))
+    assert f"kept in {store}" in out
+    assert read(lock).datasets[0].store == str(store) and f'store = "{store}"' in lock.read_text()
+    # an old lock file (no store field) still reads; --store at lock time names a store explicitly
+    assert loads(before.read_text()).datasets[0].store is None
+    named = d.run.ok("lock", d.spec, "--url", str(pub), "--store", str(tmp_path / "elsewhere"))
+    assert f'store = "{tmp_path / "elsewhere"}"' in named
+
+    # the archive loses every byte; reproduce from the copy that does not know the store
+    lose_blobs(d, list(d.files))
+    remote_log = subprocess.run(
+        ["git", "-C", str(pub / "dandi" / d.id), "show", "git-annex:remote.log"], capture_output=True, text=True
+    )
+    assert "neuromirror-store" not in remote_log.stdout
+    work = tmp_path / "work"
+    code, out, err = d.run("reproduce", str(lock), "--to", str(work), "--allow-ip", "all")
+    assert code == 0, out + err
+    got = data_files(work / "dandi" / d.id)
+    for path, data in d.files.items():
+        assert sha256(got[path]) == sha256(data), path
+    assert "neuromirror-store" in git(work / "dandi" / d.id, "annex", "whereis", "sub-01/a.nwb")
+    # the lock made before keep names no store: reproduce fails loudly ... unless --store names it
+    code, out, err = d.run("reproduce", str(before), "--to", str(tmp_path / "w2"), "--allow-ip", "all")
+    assert code == 1 and "sub-01/a.nwb" in out + err
+    code, out, err = d.run(
+        "reproduce", str(before), "--to", str(tmp_path / "w3"), "--allow-ip", "all", "--store", str(store)
+    )
+    assert code == 0, out + err
+    # get --store too, from the copy; a --store that is no store is a one-line error
+    code, out, err = d.run(
+        "get", d.spec, "--from", str(pub), "--to", str(tmp_path / "g"), "--allow-ip", "all", "--store", str(store)
+    )
+    assert code == 0, out + err
+    assert (tmp_path / "g" / "sub-02/b.nwb").read_bytes() == d.files["sub-02/b.nwb"]
+    branch = git(tmp_path / "g", "rev-parse", "git-annex")
+    code, out, err = d.run(
+        "get", d.spec, "--from", str(pub), "--to", str(tmp_path / "g"), "--allow-ip", "all", "--store", str(store)
+    )
+    assert code == 0, out + err
+    assert git(tmp_path / "g", "rev-parse", "git-annex") == branch  # again: nothing recorded or enabled twice
+    code, out, err = d.run(
+        "reproduce", str(lock), "--to", str(tmp_path / "w4"), "--store", str(tmp_path / "nothing-here")
+    )
+    assert code == 2 and "no neuromirror store" in err
+
+
+# -- the service keeps by policy ---------------------------------------------------------------
+def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from test_service import get, metric_samples, runs, serve, wait_for
+
+    ident = dandi_archive.create_dandiset(name="policy sample")
+    published = deterministic_bytes(f"{ident}:pub", 9_000)
+    dandi_archive.put_asset(ident, "sub-01/pub.nwb", published)
+    version = dandi_archive.publish(ident)
+    dandi_archive.put_asset(ident, "sub-01/draft-only.nwb", deterministic_bytes(f"{ident}:draft", 7_000))
+    sid = f"dandi:{ident}"
+    root, store = tmp_path / "mirror", tmp_path / "store"
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        f'store: "{store}"\n'
+        "defaults:\n"
+        "  schedule: {interval: 1h}\n"
+        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
+        "sources:\n"
+        f'  - spec: "{sid}"\n'
+        "    keep: published\n"
+    )
+
+    def kept_run() -> dict | None:
+        for r in runs(root, sid):
+            report = json.loads(r["report"] or "{}")
+            if "keep" in report:
+                return report["keep"]
+        return None
+
+    with serve(root, cfg) as svc:
+        keep = wait_for(kept_run, 90, "a service run that kept", svc)
+        assert isinstance(keep, dict)
+        assert keep["outcome"] == "ok" and keep["store"] == str(store) and keep["policy"] == "published"
+        assert keep["versions"] == [f"{sid}@{version}"] and keep["failed"] == 0
+        assert keep["files"] == 1 and keep["bytes"] == 9_000 and keep["transferred"] == {"files": 1, "bytes": 9_000}
+        m = metric_samples(get(svc.url("metrics"))[2])
+        assert m["neuromirror_kept_files", ("source", sid)] == 1
+        assert m["neuromirror_kept_bytes", ("source", sid)] == 9_000
+        assert m["neuromirror_keep_runs_total", ("outcome", "ok"), ("source", sid)] == 1
+    ds = root / "dandi" / ident
+    assert store_keys(store) == {key_of(ds, "sub-01/pub.nwb", version)}  # the draft's own file: not kept
+    assert kept_in(ds, key_of(ds, "sub-01/pub.nwb", version))
