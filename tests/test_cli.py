@@ -276,15 +276,18 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_failure(dandi_archive, tmp_p
             stderr=subprocess.PIPE,
             text=True,
         )
+        # until the sync has started its run AND is blocked on the stalled request (the stand-in took
+        # the fault off its queue): a SIGINT any earlier could land in start-up instead of the wait
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:  # until the sync has started its run
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if query(root, "SELECT count(*) FROM runs WHERE outcome='running'") == [(1,)]:
-                    break
+                running = query(root, "SELECT count(*) FROM runs WHERE outcome='running'") == [(1,)]
             except sqlite3.OperationalError:  # no index, or no schema yet
-                pass
-            time.sleep(0.2)
-        time.sleep(0.5)
+                running = False
+            if running and plan.pending == 0:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
