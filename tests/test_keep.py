@@ -370,3 +370,23 @@ def test_kept_zarr_comes_back_from_the_store(dandi_archive, tmp_path: Path) -> N
     for name, data in chunks.items():
         assert (work / "sub-09/sample.zarr" / name).read_bytes() == data, name
     assert STORE_NAME in git(work / "sub-09/sample.zarr", "annex", "whereis", "0/0")
+
+
+def test_a_file_cut_short_in_the_store_is_not_kept_and_is_replaced(tmp_path: Path) -> None:
+    """A store syncs once before recording, not per file: a file a power loss cut short after its rename
+    is not "already there" (its size is not the key's) and the next copy replaces it."""
+    from neuromirror.store.location import open_store
+
+    data = b"the bytes a paper cites\n" * 40
+    key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.dat"
+    store = open_store(str(tmp_path / "store"))
+    with store.receive(key) as incoming:
+        incoming.write(data[:100])
+        assert incoming.commit()  # the caller verifies; here a short file stands for a torn one
+    assert not store.has(key), "a file of the wrong size counts as held"
+    with store.receive(key) as incoming:
+        incoming.write(data)
+        assert incoming.commit() is True
+    assert store.has(key)
+    store.sync()
+    assert store.key_path(key).read_bytes() == data

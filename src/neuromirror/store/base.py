@@ -9,7 +9,9 @@ fields of its ``remote.log`` line, from which every clone enables it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Optional, Protocol
+
+from neuromirror.annex.keys import parse_key
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,18 @@ class Store(Protocol):
 
     def clean_stale(self) -> int: ...
 
+    def sync(self) -> None:
+        """Make every committed key durable: called before a git-annex branch records the keys as present."""
+
     def remote_config(self) -> dict[str, str]:
         """The special remote's fields for ``remote.log`` (never credentials)."""
         ...
+
+
+def key_size(key: str) -> Optional[int]:
+    """The size a key names (its ``-s`` field); None when it names none."""
+    try:
+        size = parse_key(key).get("size")
+    except ValueError:
+        return None
+    return None if size is None else int(size)

@@ -26,7 +26,7 @@ from typing import Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
-from neuromirror.store.base import StoreIdentity
+from neuromirror.store.base import StoreIdentity, key_size
 
 IDENTITY_FILE = ".neuromirror-store.json"
 TMP_DIR = ".neuromirror-tmp"
@@ -116,8 +116,22 @@ class DirectoryStore:
         return self.path / hashdir_lower(key) / name / name
 
     def has(self, key: str) -> bool:
-        """The key's file is at its final path: only verified bytes ever get there."""
-        return self.key_path(key).is_file()
+        """The key's file is at its final path with the key's size: only verified bytes ever get there.
+
+        The size check catches a file cut short by a power loss between its rename and the
+        :meth:`sync` that precedes any record of it; such a file is replaced by the next copy.
+        """
+        return _holds(self.key_path(key), key)
+
+    def sync(self) -> None:
+        """Flush the store's file system once (``syncfs``), not once per file: the renamed files are
+        durable before a git-annex branch says the store has them."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if _syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
 
     def used_bytes(self) -> int:
         """What the store holds: the sizes of every file under it (its identity and bytes in transit excepted)."""
@@ -179,14 +193,19 @@ class Incoming:
         self._fh.write(data)
 
     def commit(self) -> bool:
-        """Sync the bytes to disk and rename them to the key's path; False if the store had it already."""
+        """Rename the bytes to the key's path; False if the store had it already.
+
+        Durability comes later, for all files at once (:meth:`DirectoryStore.sync`, before recording).
+        """
         final = self.store.key_path(self.key)
         try:
             with self._fh:
                 self._fh.flush()
-                os.fsync(self._fh.fileno())  # on disk before the name says "the store has it"
-            if final.is_file():
+            if _holds(final, self.key):
                 return False
+            if final.is_file():  # cut short (see DirectoryStore.has): replace it
+                os.chmod(final.parent, _READ_ONLY_DIR | stat.S_IWUSR)
+                final.unlink()
             os.chmod(self.tmp, _READ_ONLY_FILE)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -230,3 +249,23 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _holds(path: Path, key: str) -> bool:
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    size = key_size(key)
+    return stat.S_ISREG(st.st_mode) and (size is None or st.st_size == size)
+
+
+def _syncfs(fd: int) -> int:
+    """Linux's syncfs(2) on the file system of ``fd``; -1 where it is not available."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.syncfs(fd))
+    except (OSError, AttributeError):
+        return -1

@@ -108,6 +108,7 @@ def record_present(repo: Path, store: Store, keys: Iterable[str]) -> int:
     if not wanted:
         return 0
     uuid = store.identity.uuid
+    store.sync()  # the branch never claims bytes that are not on disk
     flush_journal(repo)
     ensure_remote(repo, store)
     there = present_in(repo, uuid, wanted)  # once: one cat-file pass over the keys' logs

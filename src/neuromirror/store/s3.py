@@ -30,9 +30,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
-from neuromirror.annex.keys import parse_key
 from neuromirror.errors import UserError
-from neuromirror.store.base import StoreIdentity, StoreWriteError
+from neuromirror.store.base import StoreIdentity, StoreWriteError, key_size
 
 ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
 REGION_ENV = "NEUROMIRROR_STORE_REGION"
@@ -248,6 +247,9 @@ class S3Store:
         return removed
 
     # -- what clones read -------------------------------------------------------
+    def sync(self) -> None:
+        """Nothing to do: an object S3 has acknowledged is durable."""
+
     def remote_config(self) -> dict[str, str]:
         """``remote.log``'s fields for a ``type=S3`` remote: where to read, never who reads."""
         from neuromirror.store.annexlog import escape_value
@@ -276,14 +278,6 @@ class S3Store:
 
     def public_object_url(self, key: str) -> Optional[str]:
         return None if not self.public_url else self.public_url.rstrip("/") + "/" + quote(self.object_name(key))
-
-
-def key_size(key: str) -> Optional[int]:
-    try:
-        size = parse_key(key).get("size")
-    except ValueError:
-        return None
-    return None if size is None else int(size)
 
 
 def part_size(key: str) -> int:
