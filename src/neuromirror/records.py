@@ -248,6 +248,17 @@ class SourceState(Protocol):
     def cache_put(self, namespace: str, key: str, value: str) -> None: ...
 
 
+class ContentSink(Protocol):
+    """Where a source hands bytes it read anyway (a BOSS chunk it hashed), to be kept by the mirror.
+
+    The engine offers one as ``state.content_sink`` when the sync has a store; without a store the
+    state has none (``None``) and a source does no extra work. ``key`` names exactly ``data`` (its
+    SHA256 the source computed from these bytes); ``put`` may be called from several threads.
+    """
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+
 @dataclass
 class SyncReport:
     """What one sync of one source did; printed and recorded as the run."""

@@ -48,6 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tcp://10.0.0.5:8786); needs neuromirror[dask] and the root on a shared file system "
         "(docs/scale-out.md)",
     )
+    p.add_argument(
+        "--store",
+        metavar="STORE",
+        default=None,
+        help="keep content the sync reads anyway in this store (a directory or s3://BUCKET[/PREFIX]; env "
+        "NEUROMIRROR_STORE): BOSS chunks, so that every BOSS version outlives upstream edits",
+    )
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
@@ -65,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask")}
+    return {k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask", "store")}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
     from neuromirror.engine.dask_executor import runner_for
 
     runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
+    store = _store_of(args, sources)  # before anything is written: a bad store name leaves the root untouched
+    if store is not None and runner is not None:
+        raise UserError(
+            "--store (or NEUROMIRROR_STORE) with --dask: not supported yet (sync BOSS sources on this host)"
+        )
 
     stop = threading.Event()  # Ctrl-C reaches the main thread only: the workers stop at their next progress report
 
@@ -121,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=report_progress,
                 lock_wait=0 if args.no_wait else True,
                 runner=runner,
+                store=store if source.archive == "boss" else None,  # only BOSS sources keep at sync time
             )
             return report.to_json()
         except LockBusy as exc:
@@ -189,6 +202,16 @@ def dandi_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
     if not options.get("dandi_api") and spec.api:
         return {**options, "dandi_api": spec.api}
     return options
+
+
+def _store_of(args: argparse.Namespace, sources: list[Any]) -> Any:
+    """The store BOSS sources keep their chunks in: ``--store``, else ``NEUROMIRROR_STORE``; None: no store."""
+    from neuromirror.store.location import STORE_ENV, open_store
+
+    name = (getattr(args, "store", None) or os.environ.get(STORE_ENV) or "").strip()
+    if not name or not any(s.archive == "boss" for s in sources):
+        return None
+    return open_store(name)
 
 
 def summary_line(r: dict) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 from neuromirror.index.db import Index
 from neuromirror.records import (
+    ContentSink,
     PreviousFile,
     Snapshot,
 )
@@ -37,6 +38,9 @@ class IndexState:
         self._prev: Optional[dict[str, PreviousFile]] = None
         self._lookups = 0
         self._labels = {v["label"] for v in index.versions(source)}
+        #: where a source keeps bytes it read anyway (BOSS chunks): set by the engine when the
+        #: sync has a store, else None (and the source does no extra work)
+        self.content_sink: Optional[ContentSink] = None
 
     def now_at(self, version: dict) -> None:
         """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""

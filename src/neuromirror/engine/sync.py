@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
@@ -31,7 +32,7 @@ from neuromirror.util import gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
 
 if TYPE_CHECKING:
-    pass
+    from neuromirror.store.base import Store
 
 log = logging.getLogger("neuromirror.engine.sync")
 
@@ -53,12 +54,16 @@ def sync_source(
     trigger: str = "cli",
     lock_wait: bool | float = True,
     runner: Optional[Callable[..., object]] = None,
+    store: Optional[Store] = None,
 ) -> SyncReport:
     """Bring one source's dataset and index rows up to date with its archive.
 
     ``runner`` (a :class:`neuromirror.engine.executor.Runner`, e.g. a Dask cluster) runs the
     dataset work elsewhere and returns its index writes; this process still holds the
     source's lock and is the index's only writer.  Without it, all runs here.
+
+    ``store`` (``--store``): content a source reads anyway (BOSS chunks) is kept there, and
+    recorded as present in the dataset's git-annex branch after each version's commit.
     """
     sid: str = source.id
     relpath: str = source.relpath
@@ -73,7 +78,13 @@ def sync_source(
             with timing.collecting() as timings:
                 if runner is None:
                     sync_dataset(
-                        mirror, source, report, Recorder(mirror, sid, relpath), engine=engine, progress=progress
+                        mirror,
+                        source,
+                        report,
+                        Recorder(mirror, sid, relpath),
+                        engine=engine,
+                        progress=progress,
+                        store=store,
                     )
                 else:
                     runner(mirror, source, report, engine=engine, progress=progress)
@@ -116,6 +127,7 @@ def sync_dataset(
     *,
     engine: str,
     progress: Optional[ProgressCallback],
+    store: Optional[Store] = None,
 ) -> None:
     """The sync of one source under its lock: listing, diff, commits and tags; the index and
     the root superdataset are written through ``recorder``."""
@@ -134,6 +146,8 @@ def sync_dataset(
             recorder.reindex(ds)
             report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
         state = recorder.state(head)
+    sink = StoreSink(store) if store is not None else None
+    state.content_sink = sink
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None
@@ -146,6 +160,8 @@ def sync_dataset(
         if spent is not None:  # asking the archive: a whole listing for S3, two GETs for DANDI
             spent.add("listing+diff", time.perf_counter() - t_list)
         report.outcome = "unchanged"
+        if sink is not None and head:  # bytes read again (BOSS annotations), or a store named for the first time
+            sink.record(ds)
         if head:  # an interrupted run may have committed without updating the root
             recorder.register(f"[neuromirror] {sid}: registered")
         return
@@ -217,6 +233,9 @@ def sync_dataset(
                     meta=snap.meta,
                 )
             crashpoint("after-index")
+            if sink is not None:
+                with timing.phase("store"):
+                    sink.record(ds)
             report.added += d.added
             report.removed += d.removed
             report.changed += d.changed
@@ -236,6 +255,8 @@ def sync_dataset(
             d.files.close()
     if pending is not None:
         recorder.set_pending(pending)
+    if sink is not None:  # what a snapshot without a new commit read and stored
+        sink.record(ds)
     new_head = gitutil.rev_parse(ds, "HEAD")
     crashpoint("before-register")
     if new_head != start_head or not report.versions:
@@ -243,6 +264,52 @@ def sync_dataset(
     report.outcome = "ok" if report.versions else "unchanged"
     for p in report.pending:
         report.warnings.append(f"{p.path}: {p.reason}")
+
+
+class StoreSink:
+    """A sync's :class:`~neuromirror.records.ContentSink`: bytes a source read go into the store.
+
+    Each ``put`` is one atomic write (``receive`` -> ``write`` -> ``commit``) of bytes whose
+    SHA256 the source computed from them and put in the key; :meth:`record` then marks the keys
+    present in the dataset's git-annex branch (after the version's commit, under the source's lock).
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._lock = threading.Lock()
+        self._keys: list[str] = []
+        self._seen: set[str] = set()
+        self._ready = False
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+            if not self._ready:  # a new store's identity is made once, not by every reader thread at once
+                _ = self.store.identity
+                self._ready = True
+        try:
+            if not self.store.has(key):
+                with self.store.receive(key) as incoming:
+                    incoming.write(data)
+                    incoming.commit()
+        except BaseException:
+            with self._lock:
+                self._seen.discard(key)
+            raise
+        with self._lock:
+            self._keys.append(key)
+
+    def record(self, ds: Path) -> int:
+        """Record the keys stored so far as present in the store, in ``ds``'s git-annex branch."""
+        from neuromirror.store.record import record_present
+
+        with self._lock:
+            keys, self._keys = self._keys, []
+        if not keys:
+            return 0
+        return record_present(ds, self.store, keys)
 
 
 def _repair_once(ds: Path, report: SyncReport) -> None:

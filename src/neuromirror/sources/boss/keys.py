@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from neuromirror.annex.keys import sha256e_key, url_key
-from neuromirror.records import SHA256, VERIFY_ON_GET, ProgressCallback, SourceState
+from neuromirror.records import SHA256, VERIFY_ON_GET, ContentSink, ProgressCallback, SourceState
 from neuromirror.sources.boss.plan import ChannelPlan, chunks_of
 from neuromirror.util.spool import Spool
 
@@ -94,9 +94,17 @@ def decide(src: BossSource, plans: list[ChannelPlan], state: SourceState, cache:
 
 
 def resolve(
-    src: BossSource, decided: Spool[tuple], cache: CacheWriter, progress: Optional[ProgressCallback]
+    src: BossSource,
+    decided: Spool[tuple],
+    cache: CacheWriter,
+    progress: Optional[ProgressCallback],
+    sink: Optional[ContentSink] = None,
 ) -> Spool[_ChunkRec]:
-    """Pass 2: read and hash the "read" chunks, concurrently and in order; spool the entries."""
+    """Pass 2: read and hash the "read" chunks, concurrently and in order; spool the entries.
+
+    With a ``sink`` (the sync has a store), every chunk read is handed to it as well: the chunks
+    whose key was known are not read, so not kept by this sync (``--reread`` reads them all).
+    """
     out: Spool[_ChunkRec] = Spool()
     try:
         total = n_read = 0
@@ -112,7 +120,7 @@ def resolve(
         with ThreadPoolExecutor(jobs, thread_name_prefix="boss-read") as pool:
             try:
                 for rec in decided:
-                    fut = pool.submit(src.hash_chunk, rec[1]) if rec[4][0] == "read" else None
+                    fut = pool.submit(src.hash_chunk, rec[1], sink, rec[0]) if rec[4][0] == "read" else None
                     window.append((rec, fut))
                     while len(window) > 2 * jobs or (window and window[0][1] is None):
                         done += _emit(out, cache, *window.popleft())

@@ -48,10 +48,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+from neuromirror.annex.keys import sha256e_key
 from neuromirror.records import (
     SHA256,
     VERIFY_ON_GET,
     AnnexEntry,
+    ContentSink,
     Entry,
     GitEntry,
     ProgressCallback,
@@ -157,7 +159,7 @@ class BossSource:
         cache = CacheWriter(state)
         try:
             decided = decide(self, plans, state, cache)
-            chunks = resolve(self, decided, cache, progress)
+            chunks = resolve(self, decided, cache, progress, getattr(state, "content_sink", None))
         finally:
             cache.flush()  # facts about chunk bytes hold whether or not this sync completes
         try:
@@ -186,10 +188,14 @@ class BossSource:
         finally:
             chunks.close()
 
-    def hash_chunk(self, chunk: Chunk) -> str:
-        """The sha256 of a chunk's bytes, read with this thread's own client."""
+    def hash_chunk(self, chunk: Chunk, sink: Optional[ContentSink] = None, path: str = "") -> str:
+        """The sha256 of a chunk's bytes, read with this thread's own client; with a ``sink``
+        (a store configured), the bytes are handed to it under their SHA256E key too."""
         data = read_chunk(self._thread_remote(), chunk, token=self._token)
-        return hashlib.sha256(data).hexdigest()
+        sha = hashlib.sha256(data).hexdigest()
+        if sink is not None:
+            sink.put(sha256e_key(sha, len(data), path), data)
+        return sha
 
     def _entries(self, git_entries: list[GitEntry], chunks: Spool) -> Iterator[Entry]:
         yield from git_entries
