@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--store",
         dest="store",
         metavar="STORE",
-        help="the store: a directory (path or file:///path), laid out as a git-annex directory special "
-        "remote (env NEUROMIRROR_STORE)",
+        help="the store: a directory (path or file:///path) or an S3 bucket (s3://BUCKET[/PREFIX]; endpoint "
+        "NEUROMIRROR_STORE_ENDPOINT, credentials from the AWS_* environment), laid out as git-annex's directory "
+        "or S3 special remote (env NEUROMIRROR_STORE)",
     )
     p.add_argument("--all-versions", action="store_true", help="every recorded version, older drafts too")
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
