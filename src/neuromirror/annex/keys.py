@@ -75,6 +75,38 @@ def parse_key(key: str) -> dict:
     return {"backend": backend, "size": size, "checksum": checksum}
 
 
+#: git-annex hash backends -> hashlib names (an ``E`` suffix only adds the file's extension to the key)
+HASH_BACKENDS = {
+    "SHA256": "sha256",
+    "SHA512": "sha512",
+    "SHA384": "sha384",
+    "SHA224": "sha224",
+    "SHA1": "sha1",
+    "MD5": "md5",
+    "SHA3_224": "sha3_224",
+    "SHA3_256": "sha3_256",
+    "SHA3_384": "sha3_384",
+    "SHA3_512": "sha3_512",
+    "BLAKE2B512": "blake2b",
+}
+
+
+def key_hash(key: str) -> Optional[tuple[str, str]]:
+    """(hashlib name, hex digest) a key names its bytes by; None for VURL, URL, WORM... keys.
+
+    The one reading of it for keep (which verifies before storing) and verify (which hashes downloads).
+    """
+    backend, sep, name = key.partition("--")
+    backend = backend.split("-", 1)[0]
+    if not sep or not name:
+        return None
+    base = backend[:-1] if backend.endswith("E") and backend[:-1] in HASH_BACKENDS else backend
+    algorithm = HASH_BACKENDS.get(base)
+    if algorithm is None:
+        return None
+    return algorithm, name.split(".", 1)[0] if base != backend else name
+
+
 def _display_32bits_as_dir(w: int) -> str:
     cs = [_CHARS[(w >> (6 * x)) & 31] for x in range(8)]
     swapped: list[str] = []

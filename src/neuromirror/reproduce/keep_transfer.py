@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
+from neuromirror.annex.keys import key_hash
 from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
 
@@ -38,20 +39,13 @@ class Checksum:
 
 
 def key_checksum(key: str) -> Optional[Checksum]:
-    """The checksum a key carries (SHA256E, MD5E, SHA1, SHA512, SHA3_256...); None for VURL, URL, WORM keys."""
-    backend, _, rest = key.partition("-")
-    name = key.split("--", 1)[1] if "--" in key else ""
-    if not rest or not name:
+    """The checksum a key carries (:func:`~neuromirror.annex.keys.key_hash`), when its digest is one this
+    Python can compute and has the algorithm's length; None otherwise (VURL, URL, WORM keys)."""
+    named = key_hash(key)
+    if named is None or named[0] not in hashlib.algorithms_available:
         return None
-    base = backend[:-1] if backend.endswith("E") else backend
-    algorithm = base.lower()
-    if algorithm not in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512") and not algorithm.startswith("sha3_"):
-        return None
-    if algorithm not in hashlib.algorithms_available:
-        return None
-    digest = name.split(".", 1)[0] if backend.endswith("E") else name
-    size = hashlib.new(algorithm).digest_size * 2
-    if len(digest) != size or not _HEX.fullmatch(digest):
+    algorithm, digest = named
+    if len(digest) != hashlib.new(algorithm).digest_size * 2 or not _HEX.fullmatch(digest):
         return None
     return Checksum(algorithm, digest)
 

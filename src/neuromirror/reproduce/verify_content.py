@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
-from neuromirror.annex.keys import parse_key
+from neuromirror.annex.keys import key_hash, parse_key
 from neuromirror.reproduce.clone import remove_clone
 from neuromirror.reproduce.verify_report import VerifyReport
 from neuromirror.store.base import Store
@@ -30,17 +30,6 @@ from neuromirror.util.progress import ByteProgress
 if TYPE_CHECKING:
     import requests
 
-HASHES = {
-    "SHA256": "sha256",
-    "SHA512": "sha512",
-    "SHA384": "sha384",
-    "SHA224": "sha224",
-    "SHA1": "sha1",
-    "MD5": "md5",
-    "SHA3_256": "sha3_256",
-    "SHA3_512": "sha3_512",
-    "BLAKE2B512": "blake2b",
-}
 CHUNK = 1 << 20
 
 
@@ -49,12 +38,10 @@ def _hasher(key: str) -> tuple[Optional[Any], Optional[str], Optional[int]]:
         info = parse_key(key)
     except ValueError:
         return None, None, None
-    backend = info["backend"]
-    base = backend[:-1] if backend.endswith("E") and backend[:-1] in HASHES else backend
-    name = HASHES.get(base)
-    if name and info["checksum"] is None:
-        info["checksum"] = key.split("--", 1)[1].split(".", 1)[0]
-    return (hashlib.new(name) if name else None), (info["checksum"] if name else None), info["size"]
+    named = key_hash(key)
+    if named is None:
+        return None, None, info["size"]
+    return hashlib.new(named[0]), named[1], info["size"]
 
 
 def check_url(
