@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.annex.keys import key_hash, parse_key
+from neuromirror.engine.urlrule import is_stable
 from neuromirror.reproduce.clone import remove_clone
 from neuromirror.reproduce.verify_report import VerifyReport
 from neuromirror.store.base import Store
@@ -238,7 +239,13 @@ def check_content(
 
 
 def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Optional[str], Optional[str]]]) -> None:
-    """One key's verdict from every source tried: wrong bytes, lost, a dead URL beside a good one, or fine."""
+    """One key's verdict from every source tried: wrong bytes, lost, a dead URL beside a good one, or fine.
+
+    Other bytes behind a URL that may change (an unversioned bucket's plain URL) are an overwrite
+    upstream, not corruption: that URL is dead for the key, like a 404, and the key is lost only if
+    no other source verifies.  Other bytes from a pinned URL or the store are wrong bytes.
+    """
+    tried = [(s, "overwritten", d) if k == "content" and _mutable_url(s) else (s, k, d) for s, k, d in tried]
     wrong = [t for t in tried if t[1] == "content"]
     good = [t for t in tried if t[1] is None]
     dead = [t for t in tried if t[1] not in (None, "content")]
@@ -261,6 +268,10 @@ def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Op
             [s for s, _, _ in dead],
             size,
         )
+
+
+def _mutable_url(source: str) -> bool:
+    return source.startswith(("http://", "https://")) and not is_stable(source)
 
 
 def annex_check(repo: Path, keys: list[str], *, allow_ip: Optional[str] = None) -> list[tuple[str, Optional[str], str]]:
