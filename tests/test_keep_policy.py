@@ -167,6 +167,30 @@ def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: 
         assert m["neuromirror_kept_files", ("source", sid)] == 1
         assert m["neuromirror_kept_bytes", ("source", sid)] == 9_000
         assert m["neuromirror_keep_runs_total", ("outcome", "ok"), ("source", sid)] == 1
+
+        # what is at risk, counted once the run's keep ended: the published file kept, the draft's own not
+        def counted() -> dict | None:
+            row = json.loads(get(svc.url("status.json"))[2])["sources"][0]
+            return row.get("at_risk_counted")
+
+        record = wait_for(counted, 60, "the at-risk counts of the run", svc)
+        assert isinstance(record, dict)
+        by_version = {v["version"]: v for v in record["versions"]}
+        assert set(by_version) == {version, "draft"}
+        assert by_version[version]["kept"] == {"files": 1, "bytes": 9_000}
+        assert by_version[version]["pinned"]["files"] == 0
+        assert by_version["draft"]["kept"] == {"files": 1, "bytes": 9_000}
+        assert by_version["draft"]["pinned"] == {"files": 1, "bytes": 7_000}
+        m = metric_samples(get(svc.url("metrics"))[2])
+        for kind, files, size in (("kept", 1, 9_000), ("pinned", 0, 0), ("unpinned", 0, 0)):
+            assert m["neuromirror_at_risk_files", ("kind", kind), ("source", sid), ("version", version)] == files
+            assert m["neuromirror_at_risk_bytes", ("kind", kind), ("source", sid), ("version", version)] == size
+        assert m["neuromirror_at_risk_files", ("kind", "pinned"), ("source", sid), ("version", "draft")] == 1
+        overview = get(svc.url(""))[2]
+        assert "at risk (latest version)" in overview and "1 kept · 1 pinned · 0 mutable" in overview
+        page = get(svc.url(f"source/{sid}"))[2]
+        assert "<h2>At risk</h2>" in page and "only behind a pinned URL" in page
+        assert f'<td>{version}</td><td>published</td><td class="num">1 (8.8 KiB)</td>' in page
     ds = root / "dandi" / ident
     assert store_keys(store) == {key_of(ds, "sub-01/pub.nwb", version)}  # the draft's own file: not kept
     assert kept_in(ds, key_of(ds, "sub-01/pub.nwb", version))

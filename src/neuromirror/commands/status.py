@@ -136,7 +136,7 @@ def _at_risk(report: dict, root: object, index_path: Optional[str]) -> None:
     from pathlib import Path
 
     from neuromirror.dataset.mirror import Mirror
-    from neuromirror.reproduce.verify_risk import status_versions, version_risk
+    from neuromirror.reproduce.verify_risk import source_risk
     from neuromirror.util.gitutil import GitError
 
     mirror = Mirror(Path(str(root)), index_path)
@@ -148,11 +148,9 @@ def _at_risk(report: dict, root: object, index_path: Optional[str]) -> None:
             if src is None or not (mirror.root / src["dataset"] / ".git").exists():
                 continue
             ds = mirror.root / src["dataset"]
-            out = []
+            out: list[dict] = []
             try:
-                for v in status_versions(mirror.index, r["source"]):
-                    risk, problems = version_risk(mirror.index, ds, v["id"])
-                    out.append({"version": v["label"], "kind": v["kind"], **risk.to_json(), "problems": problems})
+                out = source_risk(mirror.index, ds, r["source"])
             except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
                 r["at_risk_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             r["at_risk"] = out

@@ -187,3 +187,12 @@ def status_versions(index: Any, source: str) -> list[dict]:
             published[r["label"]] = r
     latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
     return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])
+
+
+def source_risk(index: Any, ds: Path, source: str) -> list[dict]:
+    """Per version ``status`` counts (:func:`status_versions`): its label, kind, the three counts, problems."""
+    out = []
+    for v in status_versions(index, source):
+        risk, problems = version_risk(index, ds, v["id"])
+        out.append({"version": v["label"], "kind": v["kind"], **risk.to_json(), "problems": problems})
+    return out

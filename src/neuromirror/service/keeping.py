@@ -94,15 +94,15 @@ def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy) -> di
     }
 
 
-def record_in_run(index: Any, sid: str, outcome: dict) -> None:
-    """Add ``outcome`` as ``keep`` to the report of the source's last finished run (the sync just ended)."""
+def record_in_run(index: Any, sid: str, outcome: dict, *, field: str = "keep") -> None:
+    """Add ``outcome`` as ``field`` to the report of the source's last finished run (the sync just ended)."""
     row = index.db.conn.execute(
         "SELECT id, report FROM runs WHERE source=? AND ended IS NOT NULL ORDER BY id DESC LIMIT 1", [sid]
     ).fetchone()
     if row is None:
         return
     report: dict = json.loads(row[1]) if row[1] else {}
-    report["keep"] = outcome
+    report[field] = outcome
     with index.transaction():
         index.db.conn.execute("UPDATE runs SET report=? WHERE id=?", [json.dumps(report), row[0]])
 

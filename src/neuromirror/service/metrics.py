@@ -110,6 +110,7 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         hist.add_metric([sid], buckets, total)
     yield hist
     yield from _keep_families(rows)
+    yield from _risk_families(rows)
     svc = report.get("service")
     if svc:
         coalesced = CounterMetricFamily(
@@ -159,6 +160,31 @@ def _keep_families(rows: list[dict]) -> Iterator[Metric]:
         for outcome, n in sorted(r["keep"]["runs"].items()):
             runs.add_metric([r["source"], outcome], n)
     yield runs
+
+
+def _risk_families(rows: list[dict]) -> Iterator[Metric]:
+    """What is at risk per source, version and kind (``row["at_risk_counted"]``: :func:`.risk.add_risks`).
+
+    kind: ``kept`` (in a store), ``pinned`` (only behind a pinned URL at the archive), ``unpinned``
+    (only behind URLs that can change or vanish).  Counted after each successful sync.
+    """
+    labels = ["source", "version", "kind"]
+    files = GaugeMetricFamily(
+        "neuromirror_at_risk_files",
+        "Files of a published version (or the latest draft) by where their bytes are: kept in a store, "
+        "only behind a pinned URL, only behind mutable URLs (counted after the last successful sync).",
+        labels=labels,
+    )
+    size = GaugeMetricFamily(
+        "neuromirror_at_risk_bytes", "Bytes of those files, as neuromirror_at_risk_files.", labels=labels
+    )
+    for r in rows:
+        for v in (r.get("at_risk_counted") or {}).get("versions", []):
+            for kind in ("kept", "pinned", "unpinned"):
+                files.add_metric([r["source"], v["version"], kind], v[kind]["files"])
+                size.add_metric([r["source"], v["version"], kind], v[kind]["bytes"])
+    yield files
+    yield size
 
 
 def add_keeps(report: dict, index: Any) -> None:

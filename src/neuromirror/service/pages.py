@@ -60,6 +60,7 @@ border:1px solid #e4e4e4;vertical-align:middle}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.facts dt{color:#555}dl.facts dd{margin:0}
 .legend{color:#555;font-size:.9em;margin-top:1em}.legend i{display:inline-block;width:9px;height:9px;margin:0 .2em}
 code{font-size:.92em}
+.risk-unpinned{color:#8a1010;font-weight:600}.risk-pinned{color:#8a5a00}.risk-kept{color:#1d6b2f}
 """
 
 
@@ -161,6 +162,51 @@ def _legend() -> str:
     )
 
 
+#: the at-risk kinds, as the pages name them
+RISK_KINDS = (
+    ("kept", "kept in a store"),
+    ("pinned", "only behind a pinned URL"),
+    ("unpinned", "only behind URLs that can change or vanish"),
+)
+
+
+def _risk_class(v: dict) -> str:
+    """The colour of a version's counts: what the worst of its files risks."""
+    return "risk-unpinned" if v["unpinned"]["files"] else "risk-pinned" if v["pinned"]["files"] else "risk-kept"
+
+
+def risk_cell(record: Optional[dict]) -> str:
+    """The overview's cell: the newest version's files kept / only at the archive / only behind mutable URLs."""
+    v = record["versions"][-1] if record and record.get("versions") else None
+    if v is None:
+        return "-"
+    title = f"{v['version']}: " + "; ".join(
+        f"{text}: {v[k]['files']} files ({human_bytes(v[k]['bytes'])})" for k, text in RISK_KINDS
+    )
+    return (
+        f'<span class="{_risk_class(v)}" title="{e(title)}">{v["kept"]["files"]} kept · '
+        f"{v['pinned']['files']} pinned · {v['unpinned']['files']} mutable</span>"
+    )
+
+
+def risk_table(record: Optional[dict]) -> str:
+    """The source page's table: per published version and the latest draft, where its files' bytes are."""
+    if not record or not record.get("versions"):
+        return "<p>Not counted yet (counted after each successful sync of the service).</p>"
+    rows = "\n".join(
+        f'<tr class="{_risk_class(v)}"><td>{e(v["version"])}</td><td>{e(v["kind"])}</td>'
+        + "".join(f'<td class="num">{v[k]["files"]} ({e(human_bytes(v[k]["bytes"]))})</td>' for k, _ in RISK_KINDS)
+        + "</tr>"
+        for v in record["versions"]
+    )
+    head = "".join(f"<th>{e(text)}</th>" for _, text in RISK_KINDS)
+    return (
+        f'<table class="risk"><thead><tr><th>version</th><th>kind</th>{head}</tr></thead><tbody>\n{rows}\n'
+        f'</tbody></table>\n<p class="meta">files (bytes); counted {e(short_time(record.get("counted_at")))} '
+        f"in {e(record.get('seconds'))} s, after the last successful sync.</p>"
+    )
+
+
 def _links(prefix: str, browse_url: Optional[str]) -> str:
     links = [f'<a href="{prefix}status.json">status.json</a>', f'<a href="{prefix}metrics">metrics</a>']
     if browse_url:
@@ -200,6 +246,7 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
             f'<td class="num">{e(r["versions"])}</td>',
             f'<td class="num">{e("-" if r["files"] is None else r["files"])}</td>',
             f'<td class="num">{e(human_bytes(r["bytes"]))}</td>',
+            f"<td>{risk_cell(r.get('at_risk_counted'))}</td>",
         ]
         body_rows.append(f'<tr id="{e(r["source"])}">' + "".join(cells) + "</tr>")
     head = "".join(
@@ -214,6 +261,7 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
             "versions",
             "files",
             "bytes",
+            "at risk (latest version)",
         )
     )
     table = (
@@ -316,6 +364,7 @@ def render_source_page(
         f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}</p>\n'
         f'<h1>{e(sid)}</h1>\n<dl class="facts">{dl}</dl>\n'
         f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
-        f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}"
+        f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}\n"
+        f"<h2>At risk</h2>\n{risk_table(row.get('at_risk_counted'))}"
     )
     return _page(f"{sid} · neuromirror", body, refresh=None)

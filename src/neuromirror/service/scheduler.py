@@ -26,6 +26,7 @@ from neuromirror.service import backoff, recovery, snapshot
 from neuromirror.service.keeping import keep_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
+from neuromirror.service.risk import add_risks, risk_after_sync
 from neuromirror.service.state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
 from neuromirror.service.stopping import Interrupted, StoppableSource, progress_until_stopped
 from neuromirror.sources.base import Source
@@ -301,6 +302,7 @@ class Service:
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
             publish_after_sync(mirror, entry, source, report, rt)
             keep_after_sync(mirror, entry, source, report, rt)
+            risk_after_sync(mirror, sid, report.outcome)
         finally:
             with self._lock:
                 rt.running_since, rt.stage, rt.done, rt.total = None, None, None, None
@@ -418,6 +420,7 @@ class Service:
         try:
             add_changes(report, mirror.index)
             add_keeps(report, mirror.index)
+            add_risks(report, mirror.index)
             durations = sync_durations(mirror.index, DURATION_BUCKETS)
         finally:
             mirror.close()

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from neuromirror.service import history, pages
 from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from neuromirror.service.metrics import exposition
+from neuromirror.service.risk import add_risks, risk_facts
 
 log = logging.getLogger("neuromirror.service")
 
@@ -108,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 body, ctype = page.encode(), HTML
             elif path in ("/status.json", "/status"):
-                body, ctype = json.dumps(svc.report(), indent=2).encode(), "application/json"
+                body, ctype = json.dumps(self._status_json(), indent=2).encode(), "application/json"
             elif path == "/metrics":
                 body, ctype = exposition(svc.metrics_registry).encode(), METRICS_TYPE
             elif path == "/healthz":
@@ -122,12 +123,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, body, ctype, head)
 
+    def _status_json(self) -> dict:
+        """The status report, with each source's at-risk counts as the service last counted them."""
+        svc = self.server.service
+        report = svc.report()
+        mirror = svc.mirror()
+        try:
+            add_risks(report, mirror.index)
+        finally:
+            mirror.close()
+        return report
+
     def _overview(self) -> str:
         svc = self.server.service
         report = svc.report()
         mirror = svc.mirror()
         try:
             runs = history.recent_runs(mirror.index, [r["source"] for r in report["sources"]])
+            add_risks(report, mirror.index)
         finally:
             mirror.close()
         return pages.render_html(report, runs, browse_url=svc.browse_url())
@@ -142,6 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             runs = history.run_history(mirror.index, sid)
             versions = history.versions(mirror.index, sid)
+            row["at_risk_counted"] = risk_facts(mirror.index, sid).get(sid)
         finally:
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())

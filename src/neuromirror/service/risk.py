@@ -1,0 +1,73 @@
+"""What is at risk, counted by the service after each successful sync: what the status page and ``/metrics`` show.
+
+Counting reads the git-annex branch's location logs and URLs of every file of every
+published version (and the latest draft): cheap for a dandiset, seconds for a source of
+millions of files — too slow to do for every page view or every Prometheus scrape. So the
+source's worker counts once a sync (and the keep step after it) ended, off the request path,
+and records the counts in that run's report in the index (``report["at_risk"]``); pages and
+metrics read the newest record. The counts are those of :mod:`neuromirror.reproduce.verify_risk`
+(``neuromirror status`` counts the same, live): per version, files and bytes **kept** in a
+store, only behind a **pinned** URL, and only behind URLs that can change or vanish
+(**unpinned**: BOSS cutouts, unversioned buckets).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Optional
+
+from neuromirror.service.keeping import record_in_run
+
+log = logging.getLogger("neuromirror.service")
+
+KINDS = ("kept", "pinned", "unpinned")
+
+
+def count_risk(mirror: Any, sid: str) -> dict:
+    """The at-risk record of source ``sid``: per version its counts, and when and how long counting took."""
+    from neuromirror.reproduce.verify_risk import source_risk
+
+    started = time.monotonic()
+    src = mirror.index.source(sid)
+    if src is None:
+        raise ValueError(f"{sid} is not in the index")
+    versions = source_risk(mirror.index, mirror.root / src["dataset"], sid)
+    return {
+        "versions": [{**v, "problems": len(v["problems"])} for v in versions],
+        "counted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def risk_after_sync(mirror: Any, sid: str, outcome: str) -> None:
+    """Count ``sid``'s at-risk files after a successful sync and record them in its run; never fails the run."""
+    if outcome not in ("ok", "unchanged"):
+        return
+    try:
+        record = count_risk(mirror, sid)
+    except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
+        log.warning("%s: counting what is at risk failed: %s", sid, str(exc).splitlines()[0] if str(exc) else exc)
+        return
+    record_in_run(mirror.index, sid, record, field="at_risk")
+
+
+def risk_facts(index: Any, source: Optional[str] = None) -> dict[str, dict]:
+    """Per source (or only ``source``): its newest at-risk record (from the run reports)."""
+    out: dict[str, dict] = {}
+    where = "json_extract(report, '$.at_risk') IS NOT NULL" + (" AND source = ?" if source else "")
+    rows = index.db.conn.execute(
+        f"SELECT source, json_extract(report, '$.at_risk') FROM runs WHERE {where} ORDER BY id",
+        [source] if source else [],
+    )
+    for sid, raw in rows:
+        out[sid] = json.loads(raw)
+    return out
+
+
+def add_risks(report: dict, index: Any) -> None:
+    """Add each row's newest at-risk record (``row["at_risk_counted"]``) to a status report."""
+    facts = risk_facts(index)
+    for row in report["sources"]:
+        row["at_risk_counted"] = facts.get(row["source"])
