@@ -128,7 +128,7 @@ def keep(mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepO
         run.store_bytes_before = store.used_bytes()
         budget = _Budget(options.budget, run.store_bytes_before)
     state = _RunState()
-    transfer = Transfer(store)
+    transfer = Transfer(store, jobs=options.jobs)
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:

@@ -16,6 +16,7 @@ key directory, never a file at the final path — which is what "the store has i
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import socket
@@ -183,10 +184,13 @@ class Incoming:
         self.store = store
         self.key = key
         tmpdir = store.path / TMP_DIR
-        tmpdir.mkdir(parents=True, exist_ok=True)
         # host-pid- first: clean_stale tells a dead process's leftovers from a live one's
         self.tmp = tmpdir / f"{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
-        self._fh = open(self.tmp, "xb")
+        try:
+            self._fh = open(self.tmp, "xb")
+        except FileNotFoundError:  # the first file of this store (or someone removed the temp directory)
+            tmpdir.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.tmp, "xb")
         self.done = False
 
     def write(self, data: bytes) -> None:
@@ -207,7 +211,7 @@ class Incoming:
                 os.chmod(final.parent, _READ_ONLY_DIR | stat.S_IWUSR)
                 final.unlink()
             os.chmod(self.tmp, _READ_ONLY_FILE)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            _make_dir(final.parent)
             try:
                 os.rename(self.tmp, final)
             except OSError as exc:  # another keep put it there first, and closed the directory
@@ -237,6 +241,18 @@ class Incoming:
             self.discard()
 
 
+def _make_dir(path: Path) -> None:
+    """``path`` and its parents made: one ``mkdir`` when the parents are there (most keys of a large
+    store), where ``Path.mkdir(parents=True)`` checks and fails its way up first."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
 def _host() -> str:
     return socket.gethostname().replace("-", "_") or "host"
 
