@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "remote, so that 'datalad clone URL' + 'datalad get' work without the mirror. --to BASE puts "
         "dataset dandi/000027 at BASE/dandi/000027 (local bare repositories are created); a --to with "
         "{archive}, {name}, {slug} or {relpath} maps each dataset to its own URL, e.g. "
-        "'git@github.com:lab/{slug}.git'.",
+        "'git@github.com:lab/{slug}.git'. --to ria+file:///PATH puts each dataset (and its Zarr subdatasets) "
+        "into a DataLad RIA store by id, with an alias per source (#~dandi/000027), ready to be served over "
+        "plain HTTP; embargoed dandisets are held back unless --include-embargoed.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="sources to publish: dandi:000027, 'dandi:*', ...")
     p.add_argument("--to", required=True, metavar="URL", help="BASE directory/URL, or a URL template")
@@ -31,6 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also push the root superdataset to BASE (its subdatasets resolve to BASE/<path>)",
     )
     p.add_argument("--force", action="store_true", help="overwrite refs on the target that the mirror lacks")
+    p.add_argument(
+        "--include-embargoed",
+        action="store_true",
+        help="with --to ria+file://...: also publish embargoed dandisets (held back by default)",
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="with --to ria+file://...: where clones reach the store (https://HOST/PATH), recorded for kept content",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
@@ -42,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     for s in specs:
         if s.version:
             raise UserError(f"{s}: publish pushes whole datasets (every version is a tag); drop @{s.version}")
+    if args.to.startswith("ria+"):
+        return _run_ria(args, specs)
     mirror = require_mirror(args)
     results = []
     errors: list[str] = []
@@ -77,3 +91,37 @@ def run(args: argparse.Namespace) -> int:
     for e in errors:
         print(f"neuromirror: publish failed: {e}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _run_ria(args: argparse.Namespace, specs: list) -> int:
+    """``--to ria+file:///PATH``: the RIA store (reproduce/publish_ria.py); its report as text or JSON."""
+    from neuromirror.reproduce.publish_ria import publish_to_ria
+    from neuromirror.reproduce.ria import RiaStore
+
+    RiaStore.from_url(args.to)  # a URL we cannot publish to is a one-line error before anything is opened
+    mirror = require_mirror(args)
+    try:
+        sources = sources_matching(mirror.index, specs)
+        report = publish_to_ria(
+            mirror,
+            sources,
+            args.to,
+            with_root=args.with_root,
+            include_embargoed=args.include_embargoed,
+            force=args.force,
+            public_url=args.public_url,
+        )
+    finally:
+        mirror.close()
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        for res in report.published:
+            print(res.line())
+        for held in report.held_back:
+            print(held.line())
+        for note in report.notes:
+            print(f"neuromirror: note: {note}", file=sys.stderr)
+    for e in report.errors:
+        print(f"neuromirror: publish failed: {e}", file=sys.stderr)
+    return 1 if report.errors else 0
