@@ -230,14 +230,22 @@ def keep_screenshot(path: Path) -> None:
     reason="no chromium installed (Debian: apt-get install chromium): the pages are not looked at in a browser here",
 )
 def test_pages_in_a_browser(site: Site, tmp_path: Path) -> None:
+    import re
     import struct
 
+    def counted() -> object:  # the service counts what is at risk once a sync ended
+        rows = json.loads(get(site.url("status.json"))[2])["sources"]
+        return next(r for r in rows if r["source"] == site.good).get("at_risk_counted")
+
+    wait_for(counted, 60, "the at-risk counts of the good source")
     for name, path in (("overview", ""), ("source", "source/" + quote(site.good, safe=""))):
         dom = parse_html(chromium(site.url(path), tmp_path))  # what the browser built, serialized
         body = text_of(dom.find("body"))
         if name == "overview":
-            for expected in (site.good, site.bad, HOSTILE, "no change", "status.json"):
+            for expected in (site.good, site.bad, HOSTILE, "no change", "status.json", "at risk (latest version)"):
                 assert expected in body, body
+            # nothing kept: every annexed file of the latest version is only behind the archive's pinned URLs
+            assert re.search(r"0 kept · [1-9]\d* pinned · 0 mutable", body), body
             # the failing source is shown with its streak, failing or, between attempts, backing off
             assert "failing (" in body or "backing off (" in body, body
             summary = {
@@ -256,6 +264,9 @@ def test_pages_in_a_browser(site: Site, tmp_path: Path) -> None:
             assert len(strips) == 2 and all(s.findall("a") for s in strips)
         else:
             assert "Run history" in body and "Versions" in body and site.version in body and "draft" in body
+            assert "At risk" in body and "only behind a pinned URL" in body and "kept in a store" in body
+            risk = by_class(dom, "table", "risk")
+            assert len(risk) == 1 and len(risk[0].find("tbody").findall("tr")) >= 2  # published + draft
         shot = tmp_path / f"{name}.png"
         chromium(site.url(path), tmp_path, screenshot=shot)
         data = shot.read_bytes()

@@ -60,7 +60,7 @@ border:1px solid #e4e4e4;vertical-align:middle}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.facts dt{color:#555}dl.facts dd{margin:0}
 .legend{color:#555;font-size:.9em;margin-top:1em}.legend i{display:inline-block;width:9px;height:9px;margin:0 .2em}
 code{font-size:.92em}
-.risk-unpinned{color:#8a1010;font-weight:600}.risk-pinned{color:#8a5a00}.risk-kept{color:#1d6b2f}
+.nowrap{white-space:nowrap}.risk-unpinned{color:#8a1010;font-weight:600}.risk-pinned{color:#8a5a00}.risk-kept{color:#1d6b2f}
 """
 
 
@@ -184,7 +184,7 @@ def risk_cell(record: Optional[dict]) -> str:
         f"{text}: {v[k]['files']} files ({human_bytes(v[k]['bytes'])})" for k, text in RISK_KINDS
     )
     return (
-        f'<span class="{_risk_class(v)}" title="{e(title)}">{v["kept"]["files"]} kept · '
+        f'<span class="{_risk_class(v)} nowrap" title="{e(title)}">{v["kept"]["files"]} kept · '
         f"{v['pinned']['files']} pinned · {v['unpinned']['files']} mutable</span>"
     )
 
