@@ -39,12 +39,11 @@ def known_options() -> tuple[dict[str, Any], bool]:
     complete = True
     for archive in sources._MODULES:
         try:
-            module = sources.module_for(archive)
+            module = sources.options_module_for(archive)
         except ImportError:
             complete = False
             continue
-        if hasattr(module, "add_options"):
-            module.add_options(parser.add_argument_group(archive))
+        module.add_options(parser.add_argument_group(archive))
     defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
     defaults.update(SYNC_OPTIONS)
     defaults["engine"] = os.environ.get("NEUROMIRROR_ENGINE", SYNC_OPTIONS["engine"])

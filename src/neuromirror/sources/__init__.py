@@ -36,12 +36,19 @@ def expand(spec: Spec, options: dict) -> Iterator[Source]:
     yield from module_for(spec.archive).expand(spec, options)
 
 
+def options_module_for(archive: str) -> Any:
+    """The module with the archive's ``add_options``: light, so that building every command's parser at
+    start-up imports no archive client."""
+    if archive not in _MODULES:
+        raise ValueError(f"unknown archive {archive!r}")
+    return importlib.import_module(f"neuromirror.sources.{archive}.options")
+
+
 def add_options(parser: Any) -> None:
-    """Each source module adds its own ``sync`` options (``add_options(group)``)."""
+    """Each source adds its own ``sync`` options (``add_options(group)`` of its ``options`` module)."""
     for archive in _MODULES:
         try:
-            module = module_for(archive)
+            module = options_module_for(archive)
         except ImportError:
             continue
-        if hasattr(module, "add_options"):
-            module.add_options(parser.add_argument_group(f"{archive} options"))
+        module.add_options(parser.add_argument_group(f"{archive} options"))

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import requests
 
-DEFAULT_API = "https://api.dandiarchive.org/api"
+from neuromirror.sources.dandi.options import DEFAULT_API
+
 LISTING_ATTEMPTS = 5
 
 
