@@ -211,6 +211,8 @@ def test_store_layout_ids_aliases_and_refs(world: World) -> None:
         for ref in ("HEAD", "git-annex", *git(repo, "tag").split()):
             assert git(d, "rev-parse", ref) == git(repo, "rev-parse", ref), (repo, ref)
         assert (d / "info" / "refs").is_file()  # dumb HTTP
+        # complete, whether pushed (tags) or made from the mirror's object files (the Zarr)
+        assert subprocess.run(["git", "--git-dir", str(d), "fsck", "--connectivity-only"]).returncode == 0
         if alias:
             link = store / "alias" / alias
             assert link.is_symlink() and not os.path.isabs(os.readlink(link))
@@ -257,6 +259,67 @@ def test_root_over_http_names_only_published_datasets(world: World, http: str, t
     sh(clone, "datalad", "get", f"dandi/{s.id}/sub-03")
     got = (clone / "dandi" / s.id / "sub-03/sub-03_ecephys.nwb").read_bytes()
     assert got == s.files["draft"]["sub-03/sub-03_ecephys.nwb"]
+
+
+# -- the store's clone URL: recorded, named by lock and cite, used by get and reproduce ---------------
+def test_lock_cite_get_and_reproduce_use_the_stores_clone_url(world: World, http: str, tmp_path: Path) -> None:
+    s = world.sample
+    want = f"ria+{http}#~dandi/{s.id}"
+    published = {p["alias"]: p for p in world.report["published"]}
+    assert published[f"dandi/{s.id}"]["clone_url"] == want
+    assert git(s.root / "dandi" / s.id, "config", "neuromirror.published-url") == want
+    # the mirror's dataset has no git remote with a ria+ URL: git commands there keep working
+    assert "ria+" not in git(s.root / "dandi" / s.id, "remote", "-v")
+    lock = tmp_path / "data.lock"
+    world.run.ok("lock", f"{s.source}@{s.v1}", "-o", str(lock))
+    from neuromirror.reproduce import lockfile
+
+    assert [d.url for d in lockfile.read(str(lock)).datasets] == [want]
+    text = world.run.ok("cite", f"{s.source}@{s.v1}")
+    assert f"datalad clone '{want}' DIR" in text and f"--from '{want}'" in text, text
+    assert world.run.json("cite", f"{s.source}@{s.v1}")["clone_url"] == want  # type: ignore[index]
+    # lock --url ria+...: the alias is added (and must exist in the store)
+    world.run.ok("lock", f"{s.source}@{s.v1}", "-o", str(lock), "--url", f"ria+{http}")
+    assert [d.url for d in lockfile.read(str(lock)).datasets] == [want]
+    code, _, err = world.run("lock", f"dandi:{world.hidden}", "--url", f"ria+{http}")
+    assert code == 2 and f"no alias dandi/{world.hidden}" in err and len(err.strip().splitlines()) == 1, err
+
+    # get --from the store over HTTP, by alias: every byte of v1 (the Zarr's too) from the archive's URLs
+    out = tmp_path / "got"
+    res = world.run.json(
+        "get", f"{s.source}@{s.v1}", "--to", str(out), "--from", f"ria+{http}", "--allow-ip", "all", "-q"
+    )
+    assert res["from"] == want and res["ok"] and res["subdatasets"] >= 1, res  # type: ignore[index]
+    assert without_metadata(data_files(out)) == s.files[s.v1]
+    assert git(out, "remote", "get-url", "origin").startswith(f"{http}/")
+    # a second get into the same clone reuses it (its origin is the store's dataset by id)
+    again = world.run.json("get", f"{s.source}@{s.v1}", "--to", str(out), "--from", f"ria+{http}", "-q")
+    assert again["reused"] and again["ok"]  # type: ignore[index]
+    # without a mirror at all (a stranger): the version is found in the clone
+    code, got, err = world.run(
+        "get",
+        f"{s.source}@{s.v1}",
+        "--to",
+        str(tmp_path / "stranger"),
+        "--from",
+        f"ria+{http}",
+        "--allow-ip",
+        "all",
+        "-q",
+        "--json",
+        root=tmp_path / "no-mirror",
+    )
+    assert code == 0, err
+    assert without_metadata(data_files(tmp_path / "stranger")) == s.files[s.v1]
+    code, _, err = world.run("get", f"dandi:{world.hidden}", "--to", str(tmp_path / "x"), "--from", f"ria+{http}")
+    assert code == 1 and "no alias" in err and f"dandi/{world.hidden}" in err, err
+
+    # reproduce of the lock clones from the URL it names
+    world.run.ok("lock", f"{s.source}@{s.v1}", "-o", str(lock))
+    rep = world.run.json("reproduce", str(lock), "--to", str(tmp_path / "rebuilt"), "--allow-ip", "all", "-q")
+    assert isinstance(rep, dict) and rep["ok"], rep
+    assert [(d["from"], d["problems"]) for d in rep["datasets"]] == [(want, [])]
+    assert without_metadata(data_files(tmp_path / "rebuilt" / "dandi" / s.id)) == s.files[s.v1]
 
 
 def test_embargoed_dandiset_and_secrets_are_not_in_the_store(world: World, http: str) -> None:

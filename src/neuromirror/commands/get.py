@@ -34,8 +34,9 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
         "--from",
         dest="from_url",
         metavar="URL",
-        help="clone from a published sibling: the BASE given to 'neuromirror publish --to', or the "
-        "dataset's own URL (default: the mirror's dataset)",
+        help="clone from a published sibling: the BASE given to 'neuromirror publish --to', a RIA store "
+        "('ria+https://HOST/PATH': the dataset by its alias, #~dandi/000027), or the dataset's own URL "
+        "(default: the mirror's dataset)",
     )
     p.add_argument(
         "--store",

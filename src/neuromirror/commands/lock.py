@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--url",
         metavar="BASE",
-        help="clone URL base others will use (where 'publish --to BASE' put the datasets); default: the "
-        "dataset's 'published' remote, else the mirror's local path",
+        help="clone URL base others will use (where 'publish --to BASE' put the datasets, or a RIA store's "
+        "ria+https://HOST/PATH: the dataset's alias is added); default: where the dataset was last published "
+        "('published' remote or RIA store), else the mirror's local path",
     )
     p.add_argument("--remote", default="published", help="remote whose URL to record (default: published)")
     p.add_argument("--files", action="store_true", help="also list every file (path and key) in the lock")

@@ -120,6 +120,8 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
         return None
     out = {k: _plain(n) for k, n in m.items()}
     to = to.strip()
+    if to.startswith("ria+"):
+        return out if _read_ria_publish(r, m, path, to, out) else None
     if "{" in to:
         try:
             to.format(archive="dandi", name="000027", relpath="dandi/000027", slug="dandi-000027")
@@ -135,6 +137,34 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
         r.error(m["force"].line, f"{path}.force", f"expected true or false, got {kind_of(out['force'])}")
         return None
     return out
+
+
+def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
+    """``publish: {to: ria+file:///PATH, public_url: https://HOST/PATH, include_embargoed: false}``: a DataLad
+    RIA store the service writes on this host (served over HTTP by any web server) after each sync."""
+    if not to.startswith("ria+file:///") or "#" in to or "?" in to:
+        r.error(
+            m["to"].line,
+            f"{path}.to",
+            f"{to}: the service publishes into a RIA store on this host only: ria+file:///ABSOLUTE/PATH",
+        )
+        return False
+    out["to"] = to
+    url = out.get("public_url")
+    if url is not None:
+        ok = isinstance(url, str) and url.startswith(("http://", "https://", "ria+http://", "ria+https://"))
+        if not ok or "@" in str(url).split("://", 1)[1].split("/", 1)[0] or "#" in str(url):
+            r.error(
+                m["public_url"].line,
+                f"{path}.public_url",
+                "expected the URL clones reach the store at, e.g. https://data.lab.org/ria (no credentials, no #)",
+            )
+            return False
+    for key in ("include_embargoed", "force"):
+        if key in out and not isinstance(out[key], bool):
+            r.error(m[key].line, f"{path}.{key}", f"expected true or false, got {kind_of(out[key])}")
+            return False
+    return True
 
 
 def _plain(node: Node) -> Any:

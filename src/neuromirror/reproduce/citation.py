@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -68,12 +69,13 @@ class CitationInfo:
 
     @property
     def get_command(self) -> str:
-        extra = "" if self.clone_url == self.dataset else f" --from {self.clone_url}"
+        extra = "" if self.clone_url == self.dataset else f" --from {shlex.quote(self.clone_url)}"
         return f"neuromirror get {self.spec} --to DIR{extra}"
 
     @property
     def datalad_commands(self) -> str:
-        return f"datalad clone {self.clone_url} DIR && git -C DIR checkout {self.commit} && datalad get -d DIR ."
+        # quoted: a RIA store's URL (ria+https://HOST/PATH#~dandi/000027) holds # and ~
+        return f"datalad clone {shlex.quote(self.clone_url)} DIR && git -C DIR checkout {self.commit} && datalad get -d DIR ."
 
     @property
     def mirror_note(self) -> str:

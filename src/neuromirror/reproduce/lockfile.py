@@ -264,7 +264,7 @@ def lock_entry(
     from neuromirror.reproduce.citation import citation_info
     from neuromirror.reproduce.filelist import file_list_digest, walk_files
     from neuromirror.reproduce.keep_fallback import recorded_store
-    from neuromirror.reproduce.locations import is_local, join_url, local_path
+    from neuromirror.reproduce.locations import is_local, is_ria, join_url, local_path, resolve_url
     from neuromirror.reproduce.pins import pin_record
     from neuromirror.reproduce.publish import published_url
     from neuromirror.reproduce.retrieve import RetrieveError
@@ -274,7 +274,9 @@ def lock_entry(
     row = mirror.index.latest_version(spec.source, rec["version"])
     relpath = mirror.index.source(spec.source)["dataset"]
     ds = Path(rec["dataset"])
-    if url_base:
+    if url_base and is_ria(url_base):
+        url = resolve_url(url_base, relpath)  # ria+...#~<relpath>, checked: the store has the alias
+    elif url_base:
         url = join_url(url_base, relpath)
         if is_local(url):
             p = local_path(url)

@@ -31,7 +31,10 @@ and only for the datasets published there.
 Each published dataset records the target as a git remote (default name
 ``published``, ``annex-ignore`` set, nothing fetched from it) so that ``lock``
 and ``cite`` can name it; nothing is ever fetched or merged from it into the
-mirror.
+mirror.  A publish into a RIA store (:mod:`.publish_ria`) records its clone URL
+(``ria+https://HOST/PATH#~dandi/000027``) under the git config key
+``neuromirror.published-url`` instead, which :func:`published_url` reads first;
+a later publish to a ``published`` remote removes it, so the last publish wins.
 """
 
 from __future__ import annotations
@@ -85,12 +88,37 @@ def target_url(to: str, source: str, relpath: str) -> str:
     return join_url(to, relpath)
 
 
+#: git config key (the dataset's own ``.git/config``) naming the clone URL of the dataset's last
+#: publish into a RIA store, ``ria+https://HOST/PATH#~dandi/000027``: not a git remote, since git
+#: cannot talk to a ``ria+`` URL and ``git fetch --all`` & co. would fail on it
+RIA_URL_KEY = "neuromirror.published-url"
+
+
 def published_url(ds: Path, name: str = "published") -> Optional[str]:
-    """The URL a dataset was last published to under remote ``name``, if any."""
+    """The URL a dataset was last published to: under remote ``name``, or (for the default name)
+    the RIA store clone URL a ``publish --to ria+file://`` recorded, whichever publish came last."""
     if not (Path(ds) / ".git").exists():
         return None
+    if name == "published":
+        ria = gitutil.out(ds, "config", "--get", RIA_URL_KEY, check=False)
+        if ria:
+            return ria
     url = gitutil.out(ds, "config", "--get", f"remote.{name}.url", check=False)
     return url or None
+
+
+def record_ria_url(ds: Path, url: str) -> bool:
+    """Record ``url`` (a store's ``ria+...#~alias``) as where ``ds`` was last published; True if it changed.
+
+    Read first, so that an unchanged republish writes nothing in the mirror's dataset either.
+    """
+    config = Path(ds) / ".git" / "config"
+    if config.is_file() and gitutil.config_file_value(config, "neuromirror", "published-url") == url:
+        return False  # read without a git child: a republish of many datasets stays cheap
+    if gitutil.out(ds, "config", "--get", RIA_URL_KEY, check=False) == url:
+        return False
+    gitutil.run(ds, "config", RIA_URL_KEY, url)
+    return True
 
 
 def current_branch(ds: Path) -> str:
@@ -127,6 +155,8 @@ def _only_datasets(path: Path) -> bool:
 
 def _set_remote(ds: Path, name: str, url: str) -> None:
     gitutil.run(ds, "config", f"remote.{name}.url", url)
+    if name == "published":  # this publish is now the latest: lock and cite name it, not an older RIA store
+        gitutil.run(ds, "config", "--unset-all", RIA_URL_KEY, check=False)
     # never fetched, merged or used for content by the mirror itself
     gitutil.run(ds, "config", "--unset-all", f"remote.{name}.fetch", check=False)
     gitutil.run(ds, "config", f"remote.{name}.annex-ignore", "true")

@@ -27,10 +27,10 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.errors import UserError
-from neuromirror.reproduce.publish import subdataset_paths
+from neuromirror.reproduce.publish import record_ria_url, subdataset_paths
 from neuromirror.reproduce.ria import ORA_NAME, RiaError, RiaStore
 from neuromirror.reproduce.ria_kept import OraRemote, kept_content
-from neuromirror.reproduce.ria_put import RiaPushError, Wanted, put, wanted_refs
+from neuromirror.reproduce.ria_put import RiaPushError, Wanted, put, refs_from_files, unchanged, wanted_refs
 from neuromirror.reproduce.ria_root import ROOT_ALIAS, dataset_id, filtered_commit, local_parent, root_entries
 from neuromirror.store.record import ensure_remote, present_in, record_present
 from neuromirror.util import gitutil
@@ -58,6 +58,7 @@ class RiaPublished:
     subdatasets: int = 0
     kept_objects: int = 0
     alias_moved: bool = False
+    clone_url: str = ""  # what ``datalad clone`` takes: ``ria+<public url>#~<alias>``, recorded in the dataset
 
     def line(self) -> str:
         what = ", ".join(self.updated) if self.updated else "already up to date"
@@ -141,7 +142,7 @@ def publish_to_ria(
             report.errors.append(f"{source}: {exc}")
     if with_root and not report.errors:
         try:
-            report.published.append(_publish_root(mirror, store, report, include_embargoed, force))
+            report.published.append(_publish_root(mirror, store, ora_url, report, include_embargoed, force))
         except (RiaPublishError, RiaPushError, RiaError, gitutil.GitError, OSError) as exc:
             report.errors.append(f"root: {exc}")
     return report
@@ -165,7 +166,12 @@ def ora_url_for(store: RiaStore, public_url: Optional[str]) -> str:
 
 
 def _put_dataset(store: RiaStore, ora_url: str, repo: Any, dsid: str, force: bool) -> tuple[bool, list[str], Wanted]:
-    """One dataset (a dandiset, a Zarr) by id, with its kept content; the ORA recorded first."""
+    """One dataset (a dandiset, a Zarr) by id, with its kept content; the ORA recorded first.
+
+    An unchanged dataset without kept content is told from files alone (:func:`.ria_put.unchanged`)."""
+    found = refs_from_files(repo)
+    if found is not None and unchanged(store, dsid, *found):
+        return False, [], Wanted(repo, dsid, found[0], found[1])
     objects = kept_content(repo)
     ora_uuid = None
     if objects:
@@ -174,7 +180,8 @@ def _put_dataset(store: RiaStore, ora_url: str, repo: Any, dsid: str, force: boo
         # recorded already (a republish): no sync of the disk, no git-annex run
         if ensure_remote(repo, ora) or present_in(repo, ora_uuid, list(objects)) != set(objects):
             record_present(repo, ora, objects)
-    head, refs = wanted_refs(repo)
+    # read after the ORA was recorded (a commit on the git-annex branch)
+    head, refs = (ora_uuid is None and found) or refs_from_files(repo) or wanted_refs(repo)
     want = Wanted(repo, dsid, head, refs, objects, ora_uuid)
     created, updated = put(store, want, force=force)
     return created, updated, want
@@ -200,6 +207,9 @@ def _publish_source(mirror: Any, store: RiaStore, ora_url: str, source: str, rel
         created, updated, want = _put_dataset(store, ora_url, ds, dsid, force)
         crashpoint("publish-ria:before-alias")
         moved = store.set_alias(relpath, dsid)
+        # lock and cite name the store from now on (reproduce/publish.py: published_url)
+        clone_url = f"{ora_url}#~{relpath}"
+        record_ria_url(ds, clone_url)
     return RiaPublished(
         source,
         relpath,
@@ -214,11 +224,12 @@ def _publish_source(mirror: Any, store: RiaStore, ora_url: str, source: str, rel
         len(subs),
         kept + len(want.objects),
         moved,
+        clone_url,
     )
 
 
 def _publish_root(
-    mirror: Any, store: RiaStore, report: RiaReport, include_embargoed: bool, force: bool
+    mirror: Any, store: RiaStore, ora_url: str, report: RiaReport, include_embargoed: bool, force: bool
 ) -> RiaPublished:
     root = mirror.root
     rootid = dataset_id(root)
@@ -249,4 +260,5 @@ def _publish_root(
         )
     res = RiaPublished("(root superdataset)", ".", rootid, ROOT_ALIAS, store.url, head[len("refs/heads/") :], commit, 0)
     res.created, res.updated, res.subdatasets, res.alias_moved = created, updated, len(keep), moved
+    res.clone_url = f"{ora_url}#~{ROOT_ALIAS}"
     return res

@@ -57,6 +57,7 @@ border:1px solid #e4e4e4;vertical-align:middle}
 .o-ok{background:#2e9b47}.o-unchanged{background:#a9dcb4}.o-failed{background:#d33131}
 .o-interrupted,.o-abandoned{background:#f0a030}.o-running{background:#3b7ddd}
 .strip a.same.o-ok{background:#a9dcb4}
+.clone code{font-size:.8em;color:#444}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.facts dt{color:#555}dl.facts dd{margin:0}
 .legend{color:#555;font-size:.9em;margin-top:1em}.legend i{display:inline-block;width:9px;height:9px;margin:0 .2em}
 code{font-size:.92em}
@@ -236,8 +237,11 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
             status += f'<div class="err">{e(r["last_error"])}</div>'
         elif r["last_error"]:  # an old failure: on hover only
             status = f'<span title="last failure: {e(r["last_error"])}">{status}</span>'
+        clone = (r.get("publish") or {}).get("clone")
         cells = [
-            f'<td><a href="{e(href)}">{e(r["source"])}</a></td>',
+            f'<td><a href="{e(href)}">{e(r["source"])}</a>'
+            + (f'<div class="clone"><code>{e(clone)}</code></div>' if clone else "")
+            + "</td>",
             f"<td>{status}</td>",
             f"<td>{strip(mine, href)}</td>",
             f"<td>{e(last_run_text(mine))}</td>",
@@ -286,6 +290,18 @@ def _doi_link(doi: Optional[str]) -> str:
     return f'<a href="https://doi.org/{e(quote(doi, safe="/:"))}">{e(doi)}</a>'
 
 
+def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
+    """The source page's publish facts (service/publishing.py): how to clone it, what was held back and why."""
+    if not publish:
+        return []
+    rows: list[tuple[str, str]] = []
+    if publish.get("clone"):
+        rows.append(("clone", f"<code>{e(publish['clone'])}</code>"))
+    if publish.get("outcome") == "held back":
+        rows.append(("held back", f"from {e(publish.get('to'))}: {e(publish.get('why'))}"))
+    return rows
+
+
 def render_source_page(
     row: dict, history: list[Run], versions: list[dict], *, root: str, browse_url: Optional[str] = None
 ) -> str:
@@ -311,6 +327,7 @@ def render_source_page(
         facts.insert(5, ("last error", f'<span class="err">{e(row["last_error"])}</span>'))
     if row.get("backoff_until"):
         facts.append(("backing off until", e(short_time(row["backoff_until"]))))
+    facts += publish_rows(row.get("publish"))
     if row.get("publish_error"):
         facts.append(("publishing", f'<span class="err">{e(row["publish_error"])}</span>'))
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)

@@ -1,11 +1,25 @@
-"""The service's publish step: push a dataset to its entry's ``publish: {to: ...}`` target after a sync."""
+"""The service's publish step: push a dataset to its entry's ``publish: {to: ...}`` target after a sync.
+
+Two kinds of target, as ``neuromirror publish --to`` takes them: a BASE or URL template (a git
+push, :mod:`neuromirror.reproduce.publish`), or ``ria+file:///PATH``, a DataLad RIA store on this
+host that any static web server serves (:mod:`neuromirror.reproduce.publish_ria`; ``public_url``
+says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too).
+
+The outcome goes into the run's report in the index (``report["publish"]``: the target, the
+outcome — ``ok``, ``held back`` or ``error`` — the clone URL and the ``datalad clone`` command,
+or why it was held back), where the source's status page reads it (:func:`publish_facts`); a
+failure is also kept in ``rt.publish_error``.  A failed publish is not a failed sync.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import shlex
+from typing import Any, Optional
 
 from neuromirror.config.model import SourceConfig
+from neuromirror.service.keeping import record_in_run
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 
@@ -15,12 +29,12 @@ _missing_logged = False
 
 
 def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
-    """Push the dataset to the entry's target (``neuromirror.reproduce.publish``); a failure is kept in ``rt.publish_error``.
+    """Publish the dataset to the entry's target; the outcome in the run's report and ``rt.publish_error``.
 
     After a sync that changed the dataset, and after any successful sync while the
     target has not received this dataset yet (a target added to the file later).
     Keys of ``publish:`` besides ``to``: ``name`` (the remote's name, default
-    ``published``) and ``force``.  A failed push is not a failed sync.
+    ``published``) and ``force``; for a RIA store ``public_url`` and ``include_embargoed``.
     """
     global _missing_logged
     if not entry.publish:
@@ -35,6 +49,9 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
             _missing_logged = True
         return
     to = str(entry.publish["to"])
+    if to.startswith("ria+"):
+        _publish_ria(mirror, entry, source, report, rt)
+        return
     name = str(entry.publish.get("name") or "published")
     try:
         if report.outcome != "ok":
@@ -43,7 +60,90 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
                 return
         result = pub.publish_source(mirror, source.id, to, name=name, force=bool(entry.publish.get("force")))
         rt.publish_error = None
+        outcome = {"to": to, "outcome": "ok", "clone_url": result.url, "clone": clone_command(result.url)}
         log.info("%s: published: %s", source.id, result.line())
     except Exception as exc:
         rt.publish_error = one_line(exc)
+        outcome = {"to": to, "outcome": "error", "error": rt.publish_error}
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
+    record_in_run(mirror.index, source.id, outcome, field="publish")
+
+
+def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
+    """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source)."""
+    from neuromirror.engine.sync import one_line
+    from neuromirror.reproduce.publish import published_url
+    from neuromirror.reproduce.publish_ria import ora_url_for, publish_to_ria
+    from neuromirror.reproduce.ria import RiaStore
+
+    cfg = entry.publish or {}
+    to = str(cfg["to"])
+    public = cfg.get("public_url")
+    outcome: dict[str, Any] = {"to": to}
+    try:
+        store = RiaStore.from_url(to)
+        if report.outcome != "ok":
+            expected = f"{ora_url_for(store, str(public) if public else None)}#~{source.relpath}"
+            if published_url(mirror.root / source.relpath, "published") == expected:
+                return
+        res = publish_to_ria(
+            mirror,
+            [source.id],
+            to,
+            include_embargoed=bool(cfg.get("include_embargoed")),
+            force=bool(cfg.get("force")),
+            public_url=str(public) if public else None,
+        )
+        if res.errors:
+            raise RuntimeError("; ".join(res.errors))
+        rt.publish_error = None
+        if res.held_back:
+            outcome.update(outcome="held back", why=res.held_back[0].why)
+            log.info("%s: not published to %s: %s", source.id, to, res.held_back[0].why)
+        else:
+            done = res.published[0]
+            outcome.update(
+                outcome="ok",
+                clone_url=done.clone_url,
+                clone=clone_command(done.clone_url),
+                updated=done.updated,
+                created=done.created,
+            )
+            log.info("%s: published: %s", source.id, done.line())
+    except Exception as exc:
+        rt.publish_error = one_line(exc)
+        outcome.update(outcome="error", error=rt.publish_error)
+        log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
+    record_in_run(mirror.index, source.id, outcome, field="publish")
+
+
+def clone_command(url: str) -> str:
+    """What a lab member types to get the dataset (quoted: a RIA URL holds ``#`` and ``~``)."""
+    return f"datalad clone {shlex.quote(url)}"
+
+
+def publish_facts(index: Any, sid: Optional[str] = None) -> dict[str, dict]:
+    """Per source (or only ``sid``), its publish state for the status pages: the last publish record,
+    with ``clone``/``clone_url`` from the last publish that succeeded (a later failure or hold-back
+    does not hide where the dataset is); sources never published are left out."""
+    sql = (
+        "SELECT source, json_extract(report, '$.publish') FROM runs WHERE json_extract(report, '$.publish') IS NOT NULL"
+    )
+    args: list[str] = []
+    if sid is not None:
+        sql, args = sql + " AND source=?", [sid]
+    out: dict[str, dict] = {}
+    for source, raw in index.db.conn.execute(sql + " ORDER BY id", args):
+        record = json.loads(raw)
+        facts = out.get(source, {})
+        kept = {k: facts[k] for k in ("clone", "clone_url") if k in facts}
+        out[source] = {**kept, **record} if record.get("outcome") != "ok" else record
+    return out
+
+
+def add_publishes(report: dict, index: Any) -> None:
+    """``row["publish"]`` for every source of a status report that the service published."""
+    facts = publish_facts(index)
+    for row in report.get("sources", []):
+        if row["source"] in facts:
+            row["publish"] = facts[row["source"]]

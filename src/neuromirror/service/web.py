@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from neuromirror.service import history, pages
 from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from neuromirror.service.metrics import exposition
+from neuromirror.service.publishing import add_publishes, publish_facts
 from neuromirror.service.risk import add_risks, risk_facts
 
 log = logging.getLogger("neuromirror.service")
@@ -130,6 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
         mirror = svc.mirror()
         try:
             add_risks(report, mirror.index)
+            add_publishes(report, mirror.index)
         finally:
             mirror.close()
         return report
@@ -141,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             runs = history.recent_runs(mirror.index, [r["source"] for r in report["sources"]])
             add_risks(report, mirror.index)
+            add_publishes(report, mirror.index)
         finally:
             mirror.close()
         return pages.render_html(report, runs, browse_url=svc.browse_url())
@@ -156,6 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             runs = history.run_history(mirror.index, sid)
             versions = history.versions(mirror.index, sid)
             row["at_risk_counted"] = risk_facts(mirror.index, sid).get(sid)
+            row["publish"] = publish_facts(mirror.index, sid).get(sid)
         finally:
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())
