@@ -222,11 +222,11 @@ def test_store_layout_ids_aliases_and_refs(world: World) -> None:
     assert published[f"dandi/{s.id}"]["subdatasets"] == 1 and published[f"dandi/{s.id}"]["created"]
     assert [h["source"] for h in world.report["held_back"]] == [f"dandi:{world.hidden}"]
     assert "embargoed" in world.report["held_back"][0]["why"] and world.report["ok"]
-    # the text report says it too; ssh is refused in one line
+    # the text report says it too; a store over HTTP(S) cannot be written to: refused in one line
     code, out, err = world.run("publish", "dandi:*", "--to", world.url)
     assert code == 0 and f"dandi:{world.hidden}: held back, embargoed" in out, out + err
-    code, _, err = world.run("publish", "dandi:*", "--to", "ria+ssh://host/srv/store")
-    assert code == 2 and "not supported yet" in err and len(err.strip().splitlines()) == 1
+    code, _, err = world.run("publish", "dandi:*", "--to", "ria+https://host/srv/store")
+    assert code == 2 and "not supported" in err and len(err.strip().splitlines()) == 1, err
 
 
 # -- cloning over HTTP -------------------------------------------------------------------------

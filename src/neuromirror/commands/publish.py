@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "remote, so that 'datalad clone URL' + 'datalad get' work without the mirror. --to BASE puts "
         "dataset dandi/000027 at BASE/dandi/000027 (local bare repositories are created); a --to with "
         "{archive}, {name}, {slug} or {relpath} maps each dataset to its own URL, e.g. "
-        "'git@github.com:lab/{slug}.git'. --to ria+file:///PATH puts each dataset (and its Zarr subdatasets) "
+        "'git@github.com:lab/{slug}.git'. --to ria+file:///PATH (or ria+ssh://[USER@]HOST[:PORT]/PATH, over "
+        "the ssh program git uses: GIT_SSH_COMMAND) puts each dataset (and its Zarr subdatasets) "
         "into a DataLad RIA store by id, with an alias per source (#~dandi/000027), ready to be served over "
         "plain HTTP; embargoed dandisets are held back unless --include-embargoed.",
     )
@@ -36,12 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--include-embargoed",
         action="store_true",
-        help="with --to ria+file://...: also publish embargoed dandisets (held back by default)",
+        help="with --to ria+file://... or ria+ssh://...: also publish embargoed dandisets (held back by default)",
     )
     p.add_argument(
         "--public-url",
         metavar="URL",
-        help="with --to ria+file://...: where clones reach the store (https://HOST/PATH), recorded for kept content",
+        help="with --to ria+...: where clones reach the store (https://HOST/PATH), recorded for kept content",
     )
     add_json(p)
     p.set_defaults(func=run)
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ria(args: argparse.Namespace, specs: list) -> int:
-    """``--to ria+file:///PATH``: the RIA store (reproduce/publish_ria.py); its report as text or JSON."""
+    """``--to ria+file:///PATH`` or ``ria+ssh://HOST/PATH``: the RIA store (reproduce/publish_ria.py); its report."""
     from neuromirror.reproduce.publish_ria import publish_to_ria
     from neuromirror.reproduce.ria import RiaStore
 

@@ -1,4 +1,5 @@
-"""``publish SPEC... --to ria+file:///STORE``: datasets into a DataLad RIA store anyone clones over HTTP.
+"""``publish SPEC... --to ria+file:///STORE`` (or ``ria+ssh://HOST/STORE``): datasets into a DataLad RIA store
+anyone clones over HTTP.
 
 Each dataset of the SPECs goes into the store by its DataLad id (:mod:`.ria`, :mod:`.ria_put`),
 its Zarr subdatasets first (each by its own id: a clone from ``ria+http://HOST/#~dandi/000027``
@@ -15,6 +16,10 @@ dataset, alias, root entry, kept content — unless ``include_embargoed``; the r
 and why, and the first publish after the embargo is lifted (and synced) adds them.  Nothing of
 the environment (DANDI key, S3 secrets, BOSS token) is read here, so none can reach the store.
 
+The store is written through a :class:`.ria_target.RiaTarget`: the local file system, or a host over
+ssh (:mod:`.ria_ssh`); both answer "what does the store hold?" from local files, so the decisions
+here are one code path.
+
 Each source's sync lock is held while it is published (and the root's lock for the root), so a
 concurrent sync never publishes a half state.
 """
@@ -30,8 +35,9 @@ from neuromirror.errors import UserError
 from neuromirror.reproduce.publish import record_ria_url, subdataset_paths
 from neuromirror.reproduce.ria import ORA_NAME, RiaError, RiaStore
 from neuromirror.reproduce.ria_kept import OraRemote, kept_content
-from neuromirror.reproduce.ria_put import RiaPushError, Wanted, put, refs_from_files, unchanged, wanted_refs
+from neuromirror.reproduce.ria_put import RiaPushError, Wanted, refs_from_files, wanted_refs
 from neuromirror.reproduce.ria_root import ROOT_ALIAS, dataset_id, filtered_commit, local_parent, root_entries
+from neuromirror.reproduce.ria_target import RiaTarget, open_target
 from neuromirror.store.record import ensure_remote, present_in, record_present
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
@@ -121,31 +127,49 @@ def publish_to_ria(
     store = RiaStore.from_url(to)
     report = RiaReport(store.url)
     ora_url_for(store, public_url)  # a bad URL is refused before anything is written
+    target = open_target(store)
     try:
-        store.ensure()
-        ora_url = ora_url_for(store, store.public_url(public_url))
+        _publish_all(mirror, target, store, sources, report, with_root, include_embargoed, force, public_url)
+    finally:
+        target.close()
+    return report
+
+
+def _publish_all(
+    mirror: Any,
+    target: RiaTarget,
+    store: RiaStore,
+    sources: list[str],
+    report: RiaReport,
+    with_root: bool,
+    include_embargoed: bool,
+    force: bool,
+    public_url: Optional[str],
+) -> None:
+    try:
+        target.ensure()
+        ora_url = ora_url_for(store, target.public_url(public_url))
     except (RiaError, OSError) as exc:
         report.errors.append(f"store: {exc}")
-        return report
+        return
     for source in sources:
         relpath = mirror.index.source(source)["dataset"]
         status = embargo_of(mirror.index, source)
         if status and not include_embargoed:
             why = f"embargoed ({status}) at the last sync; --include-embargoed publishes it"
-            if store.alias_target(relpath):
+            if target.alias_target(relpath):
                 why += " (an earlier publish put it in the store: it stays there until removed by hand)"
             report.held_back.append(HeldBack(source, relpath, why))
             continue
         try:
-            report.published.append(_publish_source(mirror, store, ora_url, source, relpath, force))
+            report.published.append(_publish_source(mirror, target, ora_url, source, relpath, force))
         except (RiaPublishError, RiaPushError, RiaError, gitutil.GitError, OSError) as exc:
             report.errors.append(f"{source}: {exc}")
     if with_root and not report.errors:
         try:
-            report.published.append(_publish_root(mirror, store, ora_url, report, include_embargoed, force))
+            report.published.append(_publish_root(mirror, target, ora_url, report, include_embargoed, force))
         except (RiaPublishError, RiaPushError, RiaError, gitutil.GitError, OSError) as exc:
             report.errors.append(f"root: {exc}")
-    return report
 
 
 def ora_url_for(store: RiaStore, public_url: Optional[str]) -> str:
@@ -165,17 +189,17 @@ def ora_url_for(store: RiaStore, public_url: Optional[str]) -> str:
     return url
 
 
-def _put_dataset(store: RiaStore, ora_url: str, repo: Any, dsid: str, force: bool) -> tuple[bool, list[str], Wanted]:
+def _put_dataset(target: RiaTarget, ora_url: str, repo: Any, dsid: str, force: bool) -> tuple[bool, list[str], Wanted]:
     """One dataset (a dandiset, a Zarr) by id, with its kept content; the ORA recorded first.
 
     An unchanged dataset without kept content is told from files alone (:func:`.ria_put.unchanged`)."""
     found = refs_from_files(repo)
-    if found is not None and unchanged(store, dsid, *found):
+    if found is not None and target.unchanged(dsid, *found):
         return False, [], Wanted(repo, dsid, found[0], found[1])
     objects = kept_content(repo)
     ora_uuid = None
     if objects:
-        ora_uuid = store.ora_uuid()
+        ora_uuid = target.ora_uuid()
         ora = OraRemote(ora_url, ora_uuid, dsid, ORA_NAME)
         # recorded already (a republish): no sync of the disk, no git-annex run
         if ensure_remote(repo, ora) or present_in(repo, ora_uuid, list(objects)) != set(objects):
@@ -183,11 +207,13 @@ def _put_dataset(store: RiaStore, ora_url: str, repo: Any, dsid: str, force: boo
     # read after the ORA was recorded (a commit on the git-annex branch)
     head, refs = (ora_uuid is None and found) or refs_from_files(repo) or wanted_refs(repo)
     want = Wanted(repo, dsid, head, refs, objects, ora_uuid)
-    created, updated = put(store, want, force=force)
+    created, updated = target.put(want, force)
     return created, updated, want
 
 
-def _publish_source(mirror: Any, store: RiaStore, ora_url: str, source: str, relpath: str, force: bool) -> RiaPublished:
+def _publish_source(
+    mirror: Any, target: RiaTarget, ora_url: str, source: str, relpath: str, force: bool
+) -> RiaPublished:
     ds = mirror.root / relpath
     if not (ds / ".git").exists():
         raise RiaPublishError(f"no dataset at {ds}")
@@ -202,11 +228,11 @@ def _publish_source(mirror: Any, store: RiaStore, ora_url: str, source: str, rel
             sid = dataset_id(sds) if (sds / ".git").exists() else None
             if not sid:
                 raise RiaPublishError(f"subdataset {sub} is not in the mirror with a DataLad id ({sds})")
-            _, _, swant = _put_dataset(store, ora_url, sds, sid, force)
+            _, _, swant = _put_dataset(target, ora_url, sds, sid, force)
             kept += len(swant.objects)
-        created, updated, want = _put_dataset(store, ora_url, ds, dsid, force)
+        created, updated, want = _put_dataset(target, ora_url, ds, dsid, force)
         crashpoint("publish-ria:before-alias")
-        moved = store.set_alias(relpath, dsid)
+        moved = target.set_alias(relpath, dsid)
         # lock and cite name the store from now on (reproduce/publish.py: published_url)
         clone_url = f"{ora_url}#~{relpath}"
         record_ria_url(ds, clone_url)
@@ -215,7 +241,7 @@ def _publish_source(mirror: Any, store: RiaStore, ora_url: str, source: str, rel
         relpath,
         dsid,
         relpath,
-        store.url,
+        target.url,
         want.head.replace("refs/heads/", ""),
         want.refs[want.head],
         sum(1 for r in want.refs if r.startswith("refs/tags/")),
@@ -229,7 +255,7 @@ def _publish_source(mirror: Any, store: RiaStore, ora_url: str, source: str, rel
 
 
 def _publish_root(
-    mirror: Any, store: RiaStore, ora_url: str, report: RiaReport, include_embargoed: bool, force: bool
+    mirror: Any, target: RiaTarget, ora_url: str, report: RiaReport, include_embargoed: bool, force: bool
 ) -> RiaPublished:
     root = mirror.root
     rootid = dataset_id(root)
@@ -246,19 +272,22 @@ def _publish_root(
         head = gitutil.out(root, "symbolic-ref", "-q", "HEAD", check=False)
         if not head.startswith("refs/heads/"):
             raise RiaPublishError(f"the root {root}: HEAD is not on a branch")
-        keep, left_out = root_entries(root, store, allowed)
-        parent, must_force = local_parent(root, store, rootid)
-        commit = filtered_commit(root, store, keep, parent)
+        # the store's side read from ``view``: the store itself, or the skeleton of one over ssh
+        keep, left_out = root_entries(root, target.view, allowed)
+        parent, must_force = local_parent(root, target.view, rootid)
+        commit = filtered_commit(root, target.view, keep, parent)
         want = Wanted(root, rootid, head, {head: commit})
-        created, updated = put(store, want, force=force or must_force)
+        created, updated = target.put(want, force or must_force)
         crashpoint("publish-ria:before-alias")
-        moved = store.set_alias(ROOT_ALIAS, rootid)
+        moved = target.set_alias(ROOT_ALIAS, rootid)
     if left_out:
         report.notes.append(
             f"the published root leaves out {len(left_out)} dataset(s) not in the store or held back "
             f"(e.g. {left_out[0]}); it names {len(keep)}"
         )
-    res = RiaPublished("(root superdataset)", ".", rootid, ROOT_ALIAS, store.url, head[len("refs/heads/") :], commit, 0)
+    res = RiaPublished(
+        "(root superdataset)", ".", rootid, ROOT_ALIAS, target.url, head[len("refs/heads/") :], commit, 0
+    )
     res.created, res.updated, res.subdatasets, res.alias_moved = created, updated, len(keep), moved
     res.clone_url = f"{ora_url}#~{ROOT_ALIAS}"
     return res

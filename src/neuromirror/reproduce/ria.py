@@ -12,18 +12,20 @@ The layout is DataLad's (``create-sibling-ria``, RIA layout version 1), so that 
 
 Everything here is read from the file system (refs from ``packed-refs`` and loose ref files,
 ``info/refs`` as ``git update-server-info`` wrote it), so that a publish can tell an unchanged
-dataset from a changed one without running git or touching the network.
+dataset from a changed one without running git or touching the network.  A store on another host
+(``ria+ssh://``, :mod:`.ria_ssh`) is read the same way, from a local skeleton of those files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from neuromirror.errors import UserError
 
@@ -42,35 +44,78 @@ def is_ria_url(url: str) -> bool:
     return url.startswith("ria+")
 
 
+#: characters allowed in a ``ria+ssh://`` store path: it is passed to git's ssh transport and to the
+#: remote shell, and recorded in every dataset's ORA remote, so nothing that needs escaping anywhere
+_SSH_PATH = re.compile(r"^(/[A-Za-z0-9._+@,=~-]+)+/?$")
+_SSH_HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$|^\[[0-9A-Fa-f:.]+\]$")  # never an ssh option
+_SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class SshAddress:
+    """Where a ``ria+ssh://[USER@]HOST[:PORT]/PATH`` store lives: checked, so it is safe on a command line."""
+
+    host: str
+    user: Optional[str] = None
+    port: Optional[int] = None
+
+    @property
+    def destination(self) -> str:
+        """What ssh takes as its host argument (``USER@HOST``)."""
+        host = self.host[1:-1] if self.host.startswith("[") else self.host
+        return f"{self.user}@{host}" if self.user else host
+
+    @property
+    def netloc(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{user}{self.host}{port}"
+
+
 @dataclass(frozen=True)
 class RiaStore:
+    """A store by its path; ``ssh`` set: the path is on that host (written by :mod:`.ria_ssh`, never here)."""
+
     path: Path
+    ssh: Optional[SshAddress] = None
 
     @classmethod
     def from_url(cls, url: str) -> RiaStore:
-        """``ria+file:///PATH`` only: pushing needs the store's file system (ssh is not done yet)."""
+        """``ria+file:///PATH`` or ``ria+ssh://[USER@]HOST[:PORT]/PATH``; anything else is one line of why not."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
-        if scheme in ("ria+ssh", "ria+http", "ria+https"):
+        if scheme in ("ria+http", "ria+https"):
             raise UserError(
-                f"{url}: publishing to a RIA store over {scheme[4:]} is not supported yet; "
-                "publish to ria+file:///PATH on the store's host and serve that directory"
+                f"{url}: publishing to a RIA store over {scheme[4:]} is not supported; publish to "
+                "ria+file:///PATH on the store's host (or ria+ssh://HOST/PATH) and serve that directory"
             )
-        if scheme != "ria+file" or parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise UserError(f"{url}: a RIA store to publish to is ria+file:///ABSOLUTE/PATH")
         if parts.fragment or parts.query:
             raise UserError(f"{url}: name the store only (no #dataset, no ?query)")
+        if scheme == "ria+ssh":
+            return cls(Path(_ssh_path(url, parts.path)), _ssh_address(url, parts))
+        if scheme != "ria+file" or parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise UserError(
+                f"{url}: a RIA store to publish to is ria+file:///ABSOLUTE/PATH or ria+ssh://[USER@]HOST[:PORT]/PATH"
+            )
         # not resolved: the path as given is what the datasets record (an ORA remote's url=), so a
         # store mounted through a symlink keeps the name its users know
         return cls(Path(os.path.normpath(unquote(parts.path))))
 
     @property
     def url(self) -> str:
+        if self.ssh is not None:
+            return f"ria+ssh://{self.ssh.netloc}{self.path}"
         return f"ria+file://{self.path}"
+
+    def _local(self) -> None:
+        """The methods below touch the local file system: never for a remote store's path."""
+        if self.ssh is not None:
+            raise RiaError(f"{self.url}: a remote store is written over ssh (reproduce/ria_ssh.py), not here")
 
     # -- the store -----------------------------------------------------------
     def ensure(self) -> None:
         """Create the store's top level, or check that a directory is one; writes nothing when it is."""
+        self._local()
         version = self.path / "ria-layout-version"
         if version.is_file():
             found = version.read_text().split("|")[0].strip()
@@ -87,6 +132,7 @@ class RiaStore:
 
     def ora_uuid(self) -> str:
         """The store's ORA remote UUID, made on first use (the same in every dataset of the store)."""
+        self._local()
         f = self.path / IDENTITY_FILE
         if not f.exists():
             tmp = f.with_name(f"{f.name}.{os.getpid()}")
@@ -114,6 +160,7 @@ class RiaStore:
     def public_url(self, given: Optional[str]) -> Optional[str]:
         """Where clones reach the store: ``given`` (remembered in the identity file), else the one
         remembered by an earlier publish — so that a publish without ``--public-url`` does not undo it."""
+        self._local()
         self.ora_uuid()
         data = self._identity()
         if given and data.get("public-url") != given:
@@ -143,6 +190,7 @@ class RiaStore:
 
     def set_alias(self, alias: str, dsid: str) -> bool:
         """Point ``alias`` at dataset ``dsid`` atomically (a temp link renamed over it); True if it changed."""
+        self._local()
         if self.alias_target(alias) == dsid:
             return False
         link = self.alias_link(alias)
@@ -153,6 +201,32 @@ class RiaStore:
         os.symlink(f"{up}{dsid[:3]}/{dsid[3:]}", tmp)
         os.replace(tmp, link)
         return True
+
+
+def _ssh_path(url: str, path: str) -> str:
+    path = os.path.normpath(unquote(path)) if path else ""
+    if not _SSH_PATH.match(path) or any(p in (".", "..") for p in path.split("/")):
+        raise UserError(
+            f"{url}: the store's path on the host must be absolute and made of letters, digits and ._+@,=~- only"
+        )
+    return path
+
+
+def _ssh_address(url: str, parts: SplitResult) -> SshAddress:
+    netloc = parts.netloc
+    user, at, hostport = netloc.rpartition("@")
+    if ":" in user:
+        raise UserError(f"{url}: no password in the URL (ssh asks, or use a key)")
+    host, port = hostport, None
+    m = re.match(r"^(\[[^]]*\]|[^:]*)(?::(\d*))?$", hostport)
+    if m:
+        host = m.group(1)
+        port = int(m.group(2)) if m.group(2) else None
+    if not host or not _SSH_HOST.match(host) or host.startswith("-") or (at and not _SSH_USER.match(user)):
+        raise UserError(f"{url}: a RIA store over ssh is ria+ssh://[USER@]HOST[:PORT]/ABSOLUTE/PATH")
+    if port is not None and not 0 < port < 65536:
+        raise UserError(f"{url}: bad port {port}")
+    return SshAddress(host, user if at else None, port)
 
 
 def check_id(dsid: str) -> None:

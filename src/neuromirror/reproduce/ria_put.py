@@ -143,7 +143,7 @@ def put(store: RiaStore, want: Wanted, *, force: bool = False) -> tuple[bool, li
         _push(want, final, force)
         crashpoint("publish-ria:pushed")
         gitutil.run(final, "update-server-info")
-        return False, _changed(before, want.refs)
+        return False, changed(before, want.refs)
     final.parent.mkdir(parents=True, exist_ok=True)
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)  # a killed publish's; we hold the source's lock
@@ -169,7 +169,7 @@ def put(store: RiaStore, want: Wanted, *, force: bool = False) -> tuple[bool, li
         gitutil.run(tmp, "update-server-info")
     crashpoint("publish-ria:before-rename")
     tmp.rename(final)
-    return True, sorted(_label(r) for r in want.refs)
+    return True, sorted(label(r) for r in want.refs)
 
 
 def _copyable(source: Path, want: Wanted) -> bool:
@@ -232,14 +232,24 @@ def _prepare(d: Path, want: Wanted) -> None:
 
 
 def _push(want: Wanted, target: Path, force: bool) -> None:
+    push_refs(want.repo, str(target), want.refs, force)
+    have = read_refs(target)
+    wrong = [r for r, s in want.refs.items() if have.get(r) != s]
+    if wrong:
+        raise RiaPushError(f"{target} does not hold {', '.join(wrong)} after the push")
+
+
+def push_refs(repo: Path, target: str, refs: dict[str, str], force: bool) -> None:
+    """``git push`` of ``refs`` (by sha) from ``repo`` to ``target`` (a path, or an ``ssh://`` URL); a refused
+    ref (the store has commits the mirror lacks) or a failed push is one line."""
     plus = "+" if force else ""
-    specs = [f"{plus}{sha}:{ref}" for ref, sha in sorted(want.refs.items())]
-    proc = gitutil.run(want.repo, "push", "--porcelain", str(target), *specs, check=False)
+    specs = [f"{plus}{sha}:{ref}" for ref, sha in sorted(refs.items())]
+    proc = gitutil.run(repo, "push", "--porcelain", target, *specs, check=False)
     rejected = []
     for line in proc.stdout.decode(errors="replace").splitlines():
         parts = line.split("\t")
         if len(parts) >= 3 and parts[0] == "!":
-            rejected.append(f"{_label(parts[1].split(':', 1)[-1])} ({parts[2]})")
+            rejected.append(f"{label(parts[1].split(':', 1)[-1])} ({parts[2]})")
     if rejected:
         raise RiaPushError(
             f"{target} refused {', '.join(rejected)}: the store has commits the mirror lacks; "
@@ -248,15 +258,11 @@ def _push(want: Wanted, target: Path, force: bool) -> None:
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         raise RiaPushError(f"git push to {target} failed: {err[-1] if err else 'exit ' + str(proc.returncode)}")
-    have = read_refs(target)
-    wrong = [r for r, s in want.refs.items() if have.get(r) != s]
-    if wrong:
-        raise RiaPushError(f"{target} does not hold {', '.join(wrong)} after the push")
 
 
-def _changed(before: dict[str, str], refs: dict[str, str]) -> list[str]:
-    return sorted(_label(r) for r, s in refs.items() if before.get(r) != s)
+def changed(before: dict[str, str], refs: dict[str, str]) -> list[str]:
+    return sorted(label(r) for r, s in refs.items() if before.get(r) != s)
 
 
-def _label(ref: str) -> str:
+def label(ref: str) -> str:
     return ref.replace("refs/heads/", "").replace("refs/tags/", "tag ")
