@@ -242,10 +242,16 @@ def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Op
     """One key's verdict from every source tried: wrong bytes, lost, a dead URL beside a good one, or fine.
 
     Other bytes behind a URL that may change (an unversioned bucket's plain URL) are an overwrite
-    upstream, not corruption: that URL is dead for the key, like a 404, and the key is lost only if
-    no other source verifies.  Other bytes from a pinned URL or the store are wrong bytes.
+    upstream, not corruption: that URL is dead for the key, like a 404 — when the store's copy
+    verifies (git-annex tries the store after the web remote failed) or when no source does (the key
+    is lost).  Beside another good *URL* they stay wrong bytes: git-annex's web remote does not try
+    the next URL after a failed verification, so the overwritten one can fail a ``get``.  Other
+    bytes from a pinned URL or the store are always wrong bytes.
     """
-    tried = [(s, "overwritten", d) if k == "content" and _mutable_url(s) else (s, k, d) for s, k, d in tried]
+    store_ok = any(k is None and s.startswith("the store") for s, k, _ in tried)
+    url_ok = any(k is None and not s.startswith("the store") for s, k, _ in tried)
+    if store_ok or not url_ok:
+        tried = [(s, "overwritten", d) if k == "content" and _mutable_url(s) else (s, k, d) for s, k, d in tried]
     wrong = [t for t in tried if t[1] == "content"]
     good = [t for t in tried if t[1] is None]
     dead = [t for t in tried if t[1] not in (None, "content")]
