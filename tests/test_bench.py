@@ -142,3 +142,19 @@ def test_bench_keep_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "keep-small again, everything kept",
     }
     assert "| keep-small " in proc.stdout
+
+
+def test_bench_zarr_many_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """zarr-many (issue 25): cold, no-change and 2-changed syncs, one dandiset commit each that changes."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "zarr-many", "--many-zarrs", "6", "--many-zarr-objects", "3", "--many-zarr-blobs", "2"
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"zarr-many-cold", "zarr-many-resync", "zarr-many-2zarrs1blob"} <= set(by), set(by)
+    assert by["zarr-many-cold"]["outcome"] == "ok" and by["zarr-many-cold"]["dandiset_commits"] == 1
+    assert by["zarr-many-resync"]["outcome"] == "unchanged" and by["zarr-many-resync"]["dandiset_commits"] == 0
+    assert by["zarr-many-2zarrs1blob"]["dandiset_commits"] == 1
+    assert by["zarr-many-2zarrs1blob"]["zarr_commits"] == [2, 2, 1]  # the two changed Zarrs, one unchanged
+    assert {t["what"] for t in by["zarr-many-cold"]["targets"]} == {"zarrs_per_s", "cpu_ms_per_zarr", "peak_rss_mb"}
+    assert by["zarr-many-cold"]["cpu_ms_per_zarr"] > 0
+    assert "| zarr-many-cold " in proc.stdout

@@ -44,11 +44,26 @@ from neuromirror.bench.index_queries import bench_index
 from neuromirror.bench.keep import bench_keep, keep_targets
 from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.per_size import bench_size
+from neuromirror.bench.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.report import add_ratios, report
 from neuromirror.bench.scale import run_scale
 from neuromirror.bench.targets import check_targets
+from neuromirror.bench.zarr_many import bench_zarr_many
 
-ALL = ("head", "dandi", "anchors", "aind", "index", "zarr-dandiset", "aind-zarr", "archive", "clone-get", "keep")
+ALL = (
+    "head",
+    "dandi",
+    "anchors",
+    "aind",
+    "index",
+    "zarr-dandiset",
+    "aind-zarr",
+    "archive",
+    "clone-get",
+    "keep",
+    "zarr-many",
+    "publish-ria",
+)
 #: run by ``--scenarios all`` / the default: the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
 
@@ -79,6 +94,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument(
         "--archive-large", type=int, default=10_000, help="archive: assets of the 3 large ones (default 10^4)"
     )
+    g = p.add_argument_group("zarr-many (issue 25): a dandiset of many small Zarrs")
+    g.add_argument("--many-zarrs", type=int, default=20_000, help="zarr-many: Zarr assets N (default 20000)")
+    g.add_argument("--many-zarr-objects", type=int, default=20, help="zarr-many: objects per Zarr (default 20)")
+    g.add_argument("--many-zarr-blobs", type=int, default=100, help="zarr-many: blob assets (default 100)")
+    g = p.add_argument_group("publish-ria (issue 24): publish into a RIA store, clone it over HTTP")
+    g.add_argument("--publish-zarrs", type=int, default=1000, help="publish-ria: Zarr datasets (default 1000)")
+    g.add_argument("--publish-clone-files", type=int, default=10_000, help="publish-ria: files to clone (default 10^4)")
     g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
@@ -133,6 +155,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if set(args.scenarios) & {"zarr-dandiset", "aind-zarr", "archive"}:
                 run_scale(args, archives, work, doc["startup"]["help_s"], doc["results"])
                 _write(out, doc)
+            if "zarr-many" in args.scenarios:
+                doc["results"] += bench_zarr_many(
+                    archives,
+                    work,
+                    doc["startup"]["help_s"],
+                    args.many_zarrs,
+                    args.many_zarr_objects,
+                    args.many_zarr_blobs,
+                    args.keep,
+                    drop=len(args.scenarios) > 1,
+                )
+                _write(out, doc)
+            if "publish-ria" in args.scenarios:
+                doc["results"] += bench_publish_ria(
+                    archives, work, doc["startup"]["help_s"], args.publish_zarrs, args.publish_clone_files, args.keep
+                )
+                _write(out, doc)
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
@@ -153,6 +192,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     add_ratios(doc["results"])
     doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
+    doc["targets"] += publish_ria_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text

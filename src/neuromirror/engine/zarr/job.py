@@ -25,11 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.engine import urlrule
 from neuromirror.engine.repair import RepairReport, repair_dataset
+from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset, had_embargoed_state, tag
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
-from neuromirror.engine.zarr.dataset import ensure_zarr_dataset, had_embargoed_state, tag
 from neuromirror.records import AnnexEntry, Refusal
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
@@ -119,29 +120,39 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
         return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason, timings=spent)
     zds = Path(job.dataset)
     t = time.perf_counter()
-    ensure_zarr_dataset(zds, job.description)
+    dates = [o.modified for o in objs if isinstance(o.modified, datetime)]
+    date = max(dates) if dates else (parse_iso(job.modified) or datetime.now(timezone.utc))
+    subject = f"DANDI:{job.dandiset} {job.path}: Zarr {job.zarr_id}"
+    trailers = {
+        "Neuromirror-Dandiset": job.dandiset,
+        "Neuromirror-Zarr": job.zarr_id,
+        "Neuromirror-Zarr-Checksum": checksum,
+        "Neuromirror-Zarr-Access": "embargoed" if job.embargoed else "open",
+        "Neuromirror-Zarr-Listing": how,
+        "Neuromirror-Zarr-Files": str(len(entries)),
+    }
+    remotes = embargo.url_remotes()
+    first = None
+    if (
+        not job.embargoed
+        and len(entries) <= DIRECT_MAX
+        and not any(u.startswith(tuple(remotes)) for e in entries for u in e.urls)
+    ):
+        # a new small Zarr: its first commit is written with its dataset, no git child at all
+        first = FirstCommit(entries, commit_message(subject, trailers, len(entries)), date)
+    made = ensure_zarr_dataset(zds, job.description, first)
     if job.embargoed:
         embargo.ensure_remote(zds)
     spent["create"] = time.perf_counter() - t
     unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
-    was_embargoed = not job.embargoed and had_embargoed_state(zds)
+    was_embargoed = made is None and not job.embargoed and had_embargoed_state(zds)
     t = time.perf_counter()
-    dates = [o.modified for o in objs if isinstance(o.modified, datetime)]
-    commit = commit_zarr(
-        zds,
-        entries,
-        subject=f"DANDI:{job.dandiset} {job.path}: Zarr {job.zarr_id}",
-        trailers={
-            "Neuromirror-Dandiset": job.dandiset,
-            "Neuromirror-Zarr": job.zarr_id,
-            "Neuromirror-Zarr-Checksum": checksum,
-            "Neuromirror-Zarr-Access": "embargoed" if job.embargoed else "open",
-            "Neuromirror-Zarr-Listing": how,
-            "Neuromirror-Zarr-Files": str(len(entries)),
-        },
-        date=max(dates) if dates else (parse_iso(job.modified) or datetime.now(timezone.utc)),
-        url_remotes=embargo.url_remotes(),
-    )
+    if made is not None and made.commit != made.created:
+        commit = made.commit
+    else:
+        commit = commit_zarr(
+            zds, entries, subject=subject, trailers=trailers, date=date, url_remotes=remotes, fresh=made is not None
+        )
     if was_embargoed:
         # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
         # current object) now sit beside pinned S3 URLs, and the rule takes them back

@@ -28,7 +28,8 @@ from neuromirror.sources.dandi import assets, embargo
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
 from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
-from neuromirror.sources.dandi.zarr_assets import ZARR_WORKERS, unchanged, zarr_run
+from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
+from neuromirror.sources.dandi.zarr_assets import ZARR_WORKERS, settle, unchanged, zarr_run
 from neuromirror.spec import Spec
 from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.dates import parse_iso as parse_time
@@ -97,10 +98,13 @@ class DandiSource(AssetEntries):
         if not new_published and unchanged(self, state.last_remote_modified("draft"), draft_modified):
             return
         for v in new_published:
-            yield self._snapshot(d.for_version(v), v, "published", state, progress)
+            published = self._snapshot(d.for_version(v), v, "published", state, progress)
+            yield published
+            settle(published)  # asked for the next one: this one is committed (see zarr_assets.settle)
         snap = self._snapshot(d, draft, "draft", state, progress)
         snap.remote_modified = draft_modified  # the Zarr hook appends zarrs=<digest> while streaming
         yield snap
+        settle(snap)
 
     def _unchanged_at_a_glance(self, state: SourceState) -> bool:
         """The no-change check of :meth:`snapshots` with two plain GETs instead of the dandi client.
@@ -306,14 +310,6 @@ class DandiSource(AssetEntries):
         log.info(
             "DANDI:%s: %d assets or more need their metadata: listing again with it", self.identifier, reuse.to_fetch
         )
-
-
-def add_options(group: Any) -> None:
-    group.add_argument(
-        "--dandi-api",
-        default=os.environ.get("NEUROMIRROR_DANDI_API"),
-        help=f"DANDI API URL (env NEUROMIRROR_DANDI_API; default {DEFAULT_API})",
-    )
 
 
 def expand(spec: Spec, options: dict) -> Iterator[Source]:

@@ -39,7 +39,8 @@ CHECKSUM_FIELD = "dandi:dandi-zarr-checksum"
 CHECKSUM_RE = re.compile(r"^[0-9a-f]{32}-\d+--\d+$")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 API_PAGE = 1000
-_s3_clients = threading.local()
+_s3_clients: dict[tuple[Optional[str], str], Any] = {}
+_s3_clients_lock = threading.Lock()
 #: the URL rule: (the URLs to register, whether none is stable) of an object's candidate URLs
 Admissible = Callable[[Iterable[str]], tuple[tuple[str, ...], bool]]
 
@@ -86,19 +87,22 @@ def list_s3(base: str) -> list[ZObject]:
     if not prefix.endswith("/"):
         prefix += "/"
     region = os.environ.get("NEUROMIRROR_DANDI_S3_REGION", "us-east-1")
-    clients = _s3_clients.__dict__.setdefault("by_endpoint", {})  # one client per thread and endpoint:
-    client = clients.get((endpoint, region))  # making one costs ~0.1 s of CPU, more than a small listing
-    if client is None:
-        client = clients[(endpoint, region)] = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=region,
-            config=Config(
-                signature_version=UNSIGNED,
-                s3={"addressing_style": "path" if endpoint else "virtual"},
-                retries={"max_attempts": 8, "mode": "standard"},
-            ),
-        )
+    # one client per process and endpoint, shared by the worker threads (a boto3 client is
+    # thread-safe; it only presigns here): making one costs 0.1-0.5 s of CPU, more than a small
+    # listing — one per worker thread was most of a 2-Zarrs-changed resync's listing time
+    with _s3_clients_lock:
+        client = _s3_clients.get((endpoint, region))
+        if client is None:
+            client = _s3_clients[(endpoint, region)] = boto3.session.Session().client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=region,
+                config=Config(
+                    signature_version=UNSIGNED,
+                    s3={"addressing_style": "path" if endpoint else "virtual"},
+                    retries={"max_attempts": 8, "mode": "standard"},
+                ),
+            )
     latest: dict[str, ZObject] = {}
     deleted: set[str] = set()  # keys whose latest version is a delete marker
     n = len(prefix)

@@ -1,0 +1,214 @@
+"""``publish-ria`` (issue 24): publishing a mirror into a DataLad RIA store, and cloning from it over HTTP.
+
+A dandiset of N Zarr assets (default 1,000, 5 objects each, plus 10 blobs) is synced, then
+published with ``neuromirror publish --to ria+file://STORE`` in a subprocess, as a user runs it:
+
+1. ``publish-ria-cold``: into a fresh store — N+1 datasets (each Zarr is a dataset of its own);
+   datasets/s;
+2. ``publish-ria-nochange``: again, nothing changed (seconds);
+3. ``publish-ria-2changed``: after 2 Zarrs changed and were resynced (seconds).
+
+Then ``publish-ria-clone-get``: a dandiset of M files (default 10^4; one of them with real bytes,
+the others only HEADed by the sync) is synced and published into the same store, the store is
+served by ``python -m http.server`` (a process of its own, as in tests/test_publish_ria.py), and
+``datalad clone 'ria+http://127.0.0.1:PORT#~dandi/ID'`` + ``datalad get`` of the one file are
+timed (seconds; the bytes are checked).
+
+Targets (:func:`publish_ria_targets`): cold >= 20 datasets/s, no change < 5 s, 2 changed < 5 s,
+clone + get of one file < 10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
+from neuromirror.bench.clone_get import _git_env
+from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.syncs import run_sync
+
+#: (scenario, field, bound, "min" | "max", what)
+TARGETS = (
+    ("publish-ria-cold", "datasets_per_s", 20.0, "min", "publish-ria cold: datasets/s"),
+    ("publish-ria-nochange", "wall_s", 5.0, "max", "publish-ria with no change: s"),
+    ("publish-ria-2changed", "wall_s", 5.0, "max", "publish-ria after 2 Zarrs changed: s"),
+    ("publish-ria-clone-get", "wall_s", 10.0, "max", "clone over HTTP from the RIA store + get of one file: s"),
+)
+ZARR_OBJECTS = 5
+BLOBS = 10
+
+
+def zarr_path(i: int) -> str:
+    return f"sub-{i // 100:03d}/sub-{i:05d}_sample.ome.zarr"
+
+
+def _zarr_dandiset(archives: Archives, n: int, when: datetime) -> tuple[str, list[str]]:
+    d = archives.dandi
+    ident = d.create_dandiset(name=f"bench publish-ria {n} zarrs", created=when)
+    be = moto_bucket_backend(d.bucket)
+    for aid in d.add_synthetic_assets(ident, BLOBS, when=when):
+        put_empty_blob(be, d, aid)
+    zarr_ids = []
+    with direct_puts(archives):
+        for i in range(n):
+            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(ZARR_OBJECTS, tag=str(i)), when=when)
+            zarr = d.asset(aid).zarr
+            assert zarr is not None  # a Zarr asset has its Zarr
+            zarr_ids.append(zarr.zarr_id)
+    return ident, zarr_ids
+
+
+def _publish(name: str, root: Path, spec: str, store: Path, datasets: int) -> dict:
+    say(f"{name}: neuromirror publish {spec} --to ria+file://{store} ...")
+    cmd = [*neuromirror_cmd(), "--root", str(root), "publish", spec, "--to", f"ria+file://{store}", "--json"]
+    r = run_measured(cmd, env=child_env())
+    report = json.loads(r["stdout"])
+    if not report.get("ok"):
+        raise RuntimeError(f"{name}: publish failed: {report.get('errors')}")
+    pub = report["published"]
+    res = {
+        "scenario": name,
+        "n": datasets,
+        "wall_s": round(r["wall"], 3),
+        "cpu_s": round(r["cpu"], 2),
+        "peak_rss_mb": round(r["rss_mb"], 1),
+        "datasets_per_s": round(datasets / r["wall"], 1) if r["wall"] else None,
+        "created": sum(1 for p in pub if p["created"]),
+        "updated_refs": sum(len(p["updated"]) for p in pub),
+        "clone_url": pub[0]["clone_url"] if pub else None,
+    }
+    say(f"{name}: {res['wall_s']} s wall, {res['cpu_s']} s CPU, {res['datasets_per_s']} datasets/s")
+    return res
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _http_server(store: Path) -> Iterator[str]:
+    """``python -m http.server`` on the store, in a process of its own; its URL while it runs."""
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("http.server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _clone_get(archives: Archives, work: Path, startup: float, store: Path, m: int, when: datetime) -> dict:
+    """A dandiset of ``m`` files into the store; clone it over HTTP and get its one real file."""
+    d = archives.dandi
+    ident = d.create_dandiset(name=f"bench publish-ria clone {m}", created=when)
+    be = moto_bucket_backend(d.bucket)
+    with direct_puts(archives):
+        for aid in d.add_synthetic_assets(ident, m - 1, when=when):
+            put_empty_blob(be, d, aid)
+    one, content = "sub-real/sub-real_ecephys.nwb", b"the one file a user gets\n" * 4000
+    d.put_asset(ident, one, content, when=when)
+    root = work / "root-publish-ria-clone"
+    run_sync("publish-ria-clone-sync", m, root, f"dandi:{ident}", ["--dandi-api", d.api_url], archives, startup)
+    _publish("publish-ria-clone-publish", root, f"dandi:{ident}", store, 1)
+    env = _git_env(child_env(), ("annex.security.allowed-ip-addresses", "all"))
+    clone = work / "publish-ria-clone"
+    with _http_server(store) as url:
+        say(f"publish-ria-clone-get: datalad clone 'ria+{url}#~dandi/{ident}' + datalad get {one} ...")
+        t = time.perf_counter()
+        c = run_measured(["datalad", "clone", f"ria+{url}#~dandi/{ident}", str(clone)], env=env)
+        g = run_measured(["datalad", "get", "--", one], env=env, cwd=clone)
+        wall = time.perf_counter() - t
+    if (clone / one).read_bytes() != content:
+        raise RuntimeError("publish-ria-clone-get: the file got over HTTP is not the archive's")
+    res = {
+        "scenario": "publish-ria-clone-get",
+        "n": m,
+        "wall_s": round(wall, 3),
+        "clone_s": round(c["wall"], 3),
+        "get_s": round(g["wall"], 3),
+        "peak_rss_mb": round(max(c["rss_mb"], g["rss_mb"]), 1),
+    }
+    say(f"publish-ria-clone-get: clone {res['clone_s']} s + get {res['get_s']} s")
+    shutil.rmtree(clone, ignore_errors=True)
+    return res
+
+
+def bench_publish_ria(
+    archives: Archives, work: Path, startup: float, zarrs: int = 1000, clone_files: int = 10_000, keep: bool = False
+) -> list[dict]:
+    """The four rows of the scenario (see the module), each with its ``targets``."""
+    when = datetime(2025, 8, 1, tzinfo=timezone.utc)
+    t = time.perf_counter()
+    ident, zarr_ids = _zarr_dandiset(archives, zarrs, when)
+    say(f"publish-ria: stand-in dandiset {ident}: {zarrs} Zarrs in {time.perf_counter() - t:.1f} s")
+    d = archives.dandi
+    root, store = work / "root-publish-ria", work / "ria-store"
+    spec, api = f"dandi:{ident}", ["--dandi-api", d.api_url]
+    files = zarrs * ZARR_OBJECTS + BLOBS
+    sync = run_sync("publish-ria-sync", files, root, spec, api, archives, startup)
+    out = [_publish("publish-ria-cold", root, spec, store, zarrs + 1)]
+    out[0]["sync_s"] = sync["wall_s"]
+    out.append(_publish("publish-ria-nochange", root, spec, store, zarrs + 1))
+    later = when + timedelta(hours=1)
+    with direct_puts(archives):
+        for zid in zarr_ids[:2]:
+            keys = d.zarr(zid).sorted_keys()
+            d.modify_zarr(zid, put={"0/new/added": b"added", keys[-1]: b"rewritten"}, when=later)
+    run_sync("publish-ria-resync", files, root, spec, api, archives, startup)
+    out.append(_publish("publish-ria-2changed", root, spec, store, zarrs + 1))
+    if clone_files > 0:
+        out.append(_clone_get(archives, work, startup, store, clone_files, when))
+    for row in out:
+        row["targets"] = check(row)
+    if not keep:
+        for p in (root, store, work / "root-publish-ria-clone"):
+            shutil.rmtree(p, ignore_errors=True)
+    archives.drop_objects(d.bucket)
+    return out
+
+
+def check(row: dict) -> list[dict[str, Any]]:
+    found = []
+    for scenario, field, bound, kind, what in TARGETS:
+        if row.get("scenario") == scenario and row.get(field) is not None:
+            value = row[field]
+            met = value >= bound if kind == "min" else value < bound
+            found.append(
+                {"what": what, "value": value, "bound": f"{'>=' if kind == 'min' else '<'} {bound}", "met": met}
+            )
+    return found
+
+
+def publish_ria_targets(results: list[dict]) -> list[dict[str, Any]]:
+    """Issue 24's targets as rows of the run's target report (``{target, value, limit, ok, note}``)."""
+    out: list[dict[str, Any]] = []
+    for row in results:
+        for t in row.get("targets", []) if str(row.get("scenario", "")).startswith("publish-ria") else []:
+            note = f"N={row['n']}" + (f", sync {row['sync_s']} s" if row.get("sync_s") else "")
+            out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
+    return out
