@@ -187,18 +187,16 @@ def startup_time(repeat: int = 5) -> dict:
     probe = (
         "import sys; sys.argv=['neuromirror','--help']\nfrom neuromirror.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(','.join(sorted(m for m in ('datalad','dandi','boto3','botocore','pandas','requests',"
+        "print('HEAVY:' + ','.join(sorted(m for m in ('datalad','dandi','boto3','botocore','pandas','requests',"
         "'sqlite_utils','moto') if m in sys.modules)))"
     )
-    heavy = (
-        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
-        .stdout.strip()
-        .splitlines()
-    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env).stdout
+    # the marked line, not the help text's last line: with nothing heavy imported the list is empty
+    heavy = next((line[len("HEAVY:") :] for line in reversed(out.splitlines()) if line.startswith("HEAVY:")), "")
     res = {
         "help_s": round(statistics.median(walls), 3),
         "python_s": round(statistics.median(bare), 3),
-        "heavy_modules_on_help": heavy[-1].split(",") if heavy and heavy[-1] else [],
+        "heavy_modules_on_help": heavy.split(",") if heavy else [],
     }
     say(
         f"start-up: --help {res['help_s']:.3f} s (bare python {res['python_s']:.3f} s); "
