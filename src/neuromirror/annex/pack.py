@@ -46,7 +46,8 @@ def _deflate(data: bytes) -> bytes:
     return z.compress(data) + z.flush()
 
 
-def _header(kind: int, size: int) -> bytes:
+def object_header(kind: int, size: int) -> bytes:
+    """A pack entry's header: its type and (variable-length) inflated size."""
     c = (kind << 4) | (size & 15)
     size >>= 4
     out = bytearray()
@@ -69,7 +70,7 @@ class PackWriter:
 
     def add(self, kind: int, data: bytes) -> bytes:
         """Write one object; return its binary id."""
-        self.fh.write(_header(kind, len(data)) + _deflate(data))
+        self.fh.write(object_header(kind, len(data)) + _deflate(data))
         self.count += 1
         return object_id(kind, data)
 

@@ -19,25 +19,13 @@ import zlib
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from neuromirror.annex.pack import BLOB, COMMIT, TREE, object_id, tree_bytes
+from neuromirror.annex.pack import BLOB, COMMIT, TREE, object_header, object_id, tree_bytes
 
 __all__ = ["BLOB", "COMMIT", "FILE", "LINK", "TREE", "ObjectPack", "index_file"]
 
 _DIR = b"40000"
 #: tree modes of a regular file and of a symlink (an annexed file)
 FILE, LINK = b"100644", b"120000"
-
-
-def _header(kind: int, size: int) -> bytes:
-    c = (kind << 4) | (size & 15)
-    size >>= 4
-    out = bytearray()
-    while size:
-        out.append(c | 0x80)
-        c = size & 0x7F
-        size >>= 7
-    out.append(c)
-    return bytes(out)
 
 
 class ObjectPack:
@@ -52,7 +40,7 @@ class ObjectPack:
         """Add one object (once); its binary id."""
         sha = object_id(kind, data)
         if sha not in self.entries:
-            packed = _header(kind, len(data)) + zlib.compress(data, 1)
+            packed = object_header(kind, len(data)) + zlib.compress(data, 1)
             self.entries[sha] = (self.offset, zlib.crc32(packed))
             self.parts.append(packed)
             self.offset += len(packed)
