@@ -55,8 +55,12 @@ def sync_source(
     lock_wait: bool | float = True,
     runner: Optional[Callable[..., object]] = None,
     store: Optional[Store] = None,
+    on_locked: Optional[Callable[[], None]] = None,
 ) -> SyncReport:
     """Bring one source's dataset and index rows up to date with its archive.
+
+    ``on_locked`` is called once the source's lock is held: only then is a sync under way
+    (the service shows a source as running from there, never while it is found busy).
 
     ``runner`` (a :class:`neuromirror.engine.executor.Runner`, e.g. a Dask cluster) runs the
     dataset work elsewhere and returns its index writes; this process still holds the
@@ -70,6 +74,8 @@ def sync_source(
     report = SyncReport(source=sid, dataset=relpath)
     index = mirror.index
     with mirror.lock(sid, wait=lock_wait):
+        if on_locked is not None:
+            on_locked()
         mirror.ensure_root()
         index.ensure_source(sid, source.archive, source.remote_id, relpath)
         run_id = index.start_run(sid, trigger)

@@ -273,10 +273,15 @@ class Service:
             if backoff.holds_off(rt, entry, now):
                 rt.skipped["backoff"] = rt.skipped.get("backoff", 0) + 1
                 return
-            rt.running_since, rt.stage, rt.done, rt.total = now, "starting", None, None
             self._running[sid] = threading.current_thread()
-        self._wake.set()
-        log.info("%s: sync started", sid)
+
+        def locked() -> None:
+            # running from the moment the lock is held: a source found busy never shows as running
+            with self._lock:
+                rt.running_since, rt.stage, rt.done, rt.total = now_utc(), "starting", None, None
+            self._wake.set()
+            log.info("%s: sync started", sid)
+
         try:
             report = sync_source(
                 mirror,
@@ -286,6 +291,7 @@ class Service:
                 trigger="service",
                 lock_wait=self.lock_wait,
                 runner=self.runner,
+                on_locked=locked,
             )
         except LockBusy as exc:
             with self._lock:
