@@ -98,20 +98,40 @@ def clone(source: Path, dest: Path) -> Path:
     return dest
 
 
+#: loopback stand-in URLs allowed for git-annex in this process's children only (subdatasets included)
+LOOPBACK = {
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses",
+    "GIT_CONFIG_VALUE_0": "all",
+}
+
+
 def datalad_get(repo: Path, *paths: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["datalad", "get", *paths], cwd=repo, capture_output=True, text=True)
+    env = {**os.environ, **LOOPBACK}
+    return subprocess.run(["datalad", "get", *paths], cwd=repo, capture_output=True, text=True, env=env)
 
 
 def annexed(ds: Path, path: str) -> str:
-    """The key of an annexed file, or '' for a file in git."""
+    """The key of an annexed file, or '' for a file in git (through installed subdatasets)."""
     p = ds / path
     if not p.is_symlink():
         return ""
     return key_from_file(os.readlink(p).rsplit("/", 1)[-1])
 
 
+def inside(ds: Path, rev: str, path: str) -> tuple[Path, str, str]:
+    """(repository, commit, path in it) of ``path`` at ``rev``: a Zarr store's objects are in its subdataset."""
+    for line in git(ds, "ls-tree", "-r", rev).splitlines():
+        meta, name = line.split("\t", 1)
+        mode, _, sha = meta.split()
+        if mode == "160000" and path.startswith(name + "/"):
+            return inside(ds / name, sha, path[len(name) + 1 :])
+    return ds, rev, path
+
+
 def key_at(ds: Path, rev: str, path: str) -> str:
     """The key of an annexed file in commit ``rev`` ('' for a file in git)."""
+    ds, rev, path = inside(ds, rev, path)
     mode = git(ds, "ls-tree", rev, "--", path).split()[0]
     if mode != "120000":
         return ""
@@ -119,10 +139,21 @@ def key_at(ds: Path, rev: str, path: str) -> str:
 
 
 def tree(ds: Path, rev: str = "HEAD") -> list[str]:
+    """The files of ``rev``, those of its subdatasets (at their recorded commits) included."""
+    out = []
+    for line in git(ds, "ls-tree", "-r", rev).splitlines():
+        meta, name = line.split("\t", 1)
+        mode, _, sha = meta.split()
+        if mode == "160000":
+            out += [f"{name}/{p}" for p in tree(ds / name, sha)]
+        elif not name.startswith(".datalad/") and name not in (".gitattributes", ".gitmodules"):
+            out.append(name)
+    return sorted(out)
+
+
+def subdatasets(ds: Path, rev: str = "HEAD") -> list[str]:
     return sorted(
-        p
-        for p in git(ds, "ls-tree", "-r", "--name-only", rev).splitlines()
-        if not p.startswith(".datalad/") and p != ".gitattributes"
+        line.split("\t", 1)[1] for line in git(ds, "ls-tree", "-r", rev).splitlines() if line.startswith("160000")
     )
 
 
@@ -371,14 +402,16 @@ def test_unreachable_endpoint_is_one_clear_line(tmp_path: Path, monkeypatch: pyt
 
 def test_clone_gets_exact_bytes_of_every_version(history: History, tmp_path: Path) -> None:
     ds = history.root / "aind" / RAW
-    c = clone(ds, tmp_path / "clone")
-    for rev, files in zip(
-        [history.reports[0]["versions"][0]["tag"], history.reports[1]["versions"][0]["tag"]], history.contents
+    for i, (rev, files) in enumerate(
+        zip([history.reports[0]["versions"][0]["tag"], history.reports[1]["versions"][0]["tag"]], history.contents)
     ):
+        # a clone per version: ``datalad get -r`` installs the Zarr store at the commit the tag pins
+        c = clone(ds, tmp_path / f"clone{i}")
         git(c, "checkout", "-q", rev)
-        assert tree(c) == sorted(files)
-        proc = datalad_get(c, ".")
+        proc = datalad_get(c, "-r", ".")
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert subdatasets(c) == ["ecephys/compressed/experiment1.ome.zarr"]
+        assert tree(c) == sorted(files)
         for path, data in files.items():
             assert (c / path).read_bytes() == data, (rev, path)
     # the old tag still retrieves the overwritten object's old bytes (pinned versionId URL) ...
@@ -423,9 +456,11 @@ def test_zarr_store_is_usable_after_get(history: History, tmp_path: Path) -> Non
     c = clone(history.root / "aind" / RAW, tmp_path / "clone")
     store = "ecephys/compressed/experiment1.ome.zarr"
     chunks = [p for p in history.contents[-1] if p.startswith(store + "/0/") and not p.split("/")[-1].startswith(".")]
-    assert len(chunks) == 4 and all(annexed(c, p) for p in chunks)  # one annexed file per chunk object
-    proc = datalad_get(c, store)
+    # the store is a subdataset: the asset's clone holds none of its objects until it is installed
+    assert subdatasets(c) == [store] and not (c / store / ".zattrs").exists()
+    proc = datalad_get(c, "-r", store)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(chunks) == 4 and all(annexed(c, p) for p in chunks)  # one annexed file per chunk object
     arr = zarr.open_group(str(c / store), mode="r", zarr_format=2)["0"]
     assert np.array_equal(arr[:], np.arange(24, dtype="int32").reshape(4, 6))
 

@@ -192,8 +192,7 @@ class FastImportWriter(AnnexWriter):
             if entry.path in module_paths and not isinstance(entry, SubdatasetEntry):
                 sub_deletes.append(entry.path)  # a file replaces a subdataset
             if isinstance(entry, SubdatasetEntry):
-                s.write(f"M 160000 {entry.commit} ".encode() + quote_path(entry.path) + b"\n")
-                sub_puts.append(entry)
+                sub_puts.append(entry)  # written last: it may replace a directory whose files go now
             elif isinstance(entry, GitEntry):
                 s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
                 _data(s, entry.read())
@@ -204,6 +203,8 @@ class FastImportWriter(AnnexWriter):
                 keys.record(entry.key, entry.urls)
             written += 1
             crashpoint("fast-import-stream")
+        for sub in sub_puts:
+            s.write(f"M 160000 {sub.commit} ".encode() + quote_path(sub.path) + b"\n")
         if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):
             if modules:
                 s.write(b"M 100644 inline " + quote_path(gitmodules.FILE) + b"\n")

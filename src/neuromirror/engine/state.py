@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
 
     from neuromirror.engine.zarr.run import ZarrRun
+    from neuromirror.engine.zarr.stores import StoreRun
     from neuromirror.sources.dandi.zarr_assets import ZarrOwner
 
 
@@ -110,3 +111,10 @@ class IndexState:
         from neuromirror.engine.zarr import run
 
         return run.ZarrRun(source, snap, self, parent, executor)
+
+    def store_run(self, owner: str, snap: Snapshot, parent: Path, executor: Executor, describe: str) -> StoreRun:
+        """A snapshot's nested stores (AIND's ``*.zarr/``) written as datasets inside ``parent``
+        (:mod:`.zarr.stores`)."""
+        from neuromirror.engine.zarr.stores import StoreRun
+
+        return StoreRun(owner, snap, self, parent, executor, describe)

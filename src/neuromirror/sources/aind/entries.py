@@ -34,6 +34,7 @@ from neuromirror.records import (
 from neuromirror.sources.aind.listing import Listing, Obj
 from neuromirror.sources.aind.metadata import read_sidecars
 from neuromirror.sources.aind.s3 import WORKERS, _load_text, fetch_object, hash_object
+from neuromirror.sources.aind.stores import open_stores, store_executor, store_of
 from neuromirror.util.paths import check_path
 
 if TYPE_CHECKING:
@@ -72,13 +73,19 @@ def entries_of(
     batch: list[Obj] = []
     done = 0
     total = listing.count if listing.keep else None  # a listing still going on has no total yet
-    with ThreadPoolExecutor(WORKERS) as pool, closing(listing):
+    with ThreadPoolExecutor(WORKERS) as pool, closing(listing), store_executor(src) as executor:
+        stores = open_stores(src, snap, state, executor)
 
         def flush() -> Iterator[Entry]:
             nonlocal batch, done
             if len(sidecars) < len(listing.sidecars):
                 sidecars.update(read_sidecars(src.settings, src.asset_prefix, listing.sidecars[len(sidecars) :]))
-            yield from _resolve(src, batch, sidecars, snap, state, pool)
+            for o, e in _resolve(src, batch, sidecars, snap, state, pool):
+                store = store_of(e.path) if stores is not None else None
+                if store is None or stores is None:
+                    yield e
+                else:
+                    stores.add(store, e, o.modified)  # becomes the store's dataset, not a file here
             done += len(batch)
             batch = []
             if progress:
@@ -90,6 +97,8 @@ def entries_of(
                 yield from flush()
         if batch:
             yield from flush()
+        if stores is not None:
+            yield from stores.entries()
 
 
 def _cache_key(src: AindSource, o: Obj) -> str:
@@ -103,8 +112,8 @@ def _resolve(
     snap: Snapshot,
     state: SourceState,
     pool: ThreadPoolExecutor,
-) -> Iterator[Entry]:
-    """One batch's entries in listing order; what must be downloaded or hashed for them is, side by side."""
+) -> Iterator[tuple[Obj, Entry]]:
+    """One batch's objects and their entries in listing order; what must be downloaded or hashed for them is, side by side."""
     s = src.settings
     plan: list[tuple[Obj, str, str]] = []  # (object, relative path, how)
     fetch: list[Obj] = []
@@ -153,30 +162,33 @@ def _resolve(
     for o, rel, how in plan:
         remote_id = f"{o.key}@{o.version_id}" if o.version_id else o.key
         if how == "sidecar":
-            yield GitEntry(rel, sidecars[rel], remote_id)
+            yield o, GitEntry(rel, sidecars[rel], remote_id)
             continue
         if how == "text":
             if o.key in contents:
-                yield GitEntry(rel, contents[o.key], remote_id)
+                yield o, GitEntry(rel, contents[o.key], remote_id)
             else:
-                yield GitEntry(
-                    rel,
-                    None,
-                    remote_id,
-                    known[o.key],
-                    o.size,
-                    functools.partial(_load_text, s, o.key, o.version_id, o.etag, o.size),
+                yield (
+                    o,
+                    GitEntry(
+                        rel,
+                        None,
+                        remote_id,
+                        known[o.key],
+                        o.size,
+                        functools.partial(_load_text, s, o.key, o.version_id, o.etag, o.size),
+                    ),
                 )
             continue
         url = s.object_url(o.key, o.version_id)
         if how == "md5":
             md5 = o.etag.lower()
-            yield AnnexEntry(rel, md5e_key(md5, o.size, rel), o.size, (url,), MD5, md5, remote_id)
+            yield o, AnnexEntry(rel, md5e_key(md5, o.size, rel), o.size, (url,), MD5, md5, remote_id)
         elif how == "sha256":
             sha = known[o.key]
-            yield AnnexEntry(rel, sha256e_key(sha, o.size, rel), o.size, (url,), SHA256, sha, remote_id)
+            yield o, AnnexEntry(rel, sha256e_key(sha, o.size, rel), o.size, (url,), SHA256, sha, remote_id)
         else:
             # pinned URLs name one immutable version; a plain URL may be overwritten, so the
             # ETag joins the key's name: new content upstream -> a new key, never a failed check
             seed = url if o.version_id else f"{url}#etag={o.etag}"
-            yield AnnexEntry(rel, url_key(seed, o.size), o.size, (url,), VERIFY_ON_GET, None, remote_id)
+            yield o, AnnexEntry(rel, url_key(seed, o.size), o.size, (url,), VERIFY_ON_GET, None, remote_id)

@@ -30,6 +30,7 @@ import fnmatch
 import json
 import logging
 import re
+from concurrent.futures import Executor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -41,6 +42,7 @@ from neuromirror.sources.aind.listing import Listing, Obj, PageStream, list_asse
 from neuromirror.sources.aind.metadata import asset_meta, read_sidecars
 from neuromirror.sources.aind.options import S3Settings, add_options
 from neuromirror.sources.aind.s3 import AindError, _s3_gist, s3_client
+from neuromirror.sources.aind.stores import settle
 from neuromirror.sources.base import Source
 from neuromirror.spec import Spec
 from neuromirror.util.paths import check_path
@@ -105,11 +107,16 @@ class AindSource:
         self.remote_id = name
         self.relpath = f"aind/{name}"
         self.asset_prefix = f"{self.settings.prefix}{name}/"
+        #: the asset's dataset (set by ``prepare_dataset``): its Zarr stores' datasets go inside it
+        self.dataset_path: Optional[Path] = None
+        #: set under ``--dask``: each store's commit becomes a task of the cluster (see :mod:`.stores`)
+        self.zarr_executor: Optional[Executor] = None
 
     def describe(self) -> str:
         return f"AIND asset {self.name} mirrored from s3://{self.settings.bucket}/{self.asset_prefix}"
 
     def prepare_dataset(self, path: Path) -> dict[str, str]:
+        self.dataset_path = path
         return {}
 
     @property
@@ -124,6 +131,7 @@ class AindSource:
             first = self._first_snapshot(state, progress)
             if first is not None:
                 yield first
+                settle(first)  # asked for the next one: this one is committed
                 return
         listing = list_asset(self, progress, state)
         handed_over = False  # once the entries generator has the spool, it closes it
@@ -140,6 +148,7 @@ class AindSource:
             snap.entries = entries_of(self, listing, listing, sidecars, snap, state, progress)
             handed_over = True
             yield snap
+            settle(snap)
         finally:
             if not handed_over:
                 listing.close()

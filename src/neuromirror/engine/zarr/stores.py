@@ -1,0 +1,216 @@
+"""Stores nested in an asset (AIND's ``*.zarr/`` prefixes): each its own dataset, fed while the listing streams.
+
+An AIND light-sheet asset holds several OME-Zarr stores of up to millions of objects.
+As files of the asset's one dataset they made every clone carry a tree of millions of
+entries and every sync hold all their paths.  Here each store becomes a subdataset
+of the asset's dataset, like a DANDI Zarr asset (:mod:`.run`), written by the same
+dataset code (:mod:`.dataset`), and the asset's dataset keeps the metadata and small
+files: a clone of it is instant, ``datalad get -r SPIM.ome.zarr`` installs one store.
+
+The source lists the asset once, in key order, so a store's objects come one after
+another.  :meth:`StoreRun.add` takes them as the source makes them into entries and
+spools them (paths inside the store) to a named file, with a digest of their
+identities; when the next store (or the end) comes, the store is closed:
+
+* **unchanged** — the index's cache maps (store path, digest) to the commit the last
+  synced version recorded at that path: taken from memory, no git process;
+* otherwise a :class:`.store_job.StoreJob` goes to the executor (a thread pool, or the
+  Dask cluster's per-part tasks), which commits the store's whole tree in its dataset
+  (one commit, trailers ``Neuromirror-Store`` and ``-Store-Digest``) while the listing
+  goes on with the next store.
+
+:meth:`StoreRun.entries` then gives the parent its :class:`SubdatasetEntry` per store.
+
+**Conversion.**  A mirror made before stores were datasets holds a store's objects as
+files of the parent.  The store's dataset is then built in a staging place inside the
+parent's ``.git``; the parent's one commit replaces the files by the gitlink, and
+:meth:`StoreRun.settle` moves the dataset into place.  Older versions keep their trees
+(the files, with their URLs in the parent's git-annex branch) and reproduce as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import Executor, Future
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from neuromirror.engine.urlrule import Tally
+from neuromirror.engine.zarr.dataset import assume_unchanged, exclude, excluded, tag, unexclude
+from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store
+from neuromirror.index.trailers import parse_trailers
+from neuromirror.records import SUBDATASET, AnnexEntry, Entry, Snapshot, SourceState, SubdatasetEntry
+from neuromirror.util import gitutil, timing
+from neuromirror.util.spool import Spool
+
+log = logging.getLogger("neuromirror.stores")
+
+#: index cache: "<store path> <digest>" -> the store dataset's commit of that state
+STORE_CACHE = "store-commit"
+#: inside the parent's git directory: spools, and the datasets of stores that replace files
+STAGING = "neuromirror-stores"
+
+
+class StoreError(RuntimeError):
+    """A store's objects did not come together (the listing was not in key order)."""
+
+
+class _Open:
+    """The store being listed: its spool, digest and newest modification time."""
+
+    def __init__(self, path: str, spool_path: Path):
+        self.path = path
+        self.spool_path = spool_path
+        self.spool: Spool[Entry] = Spool(spool_path)
+        self.digest = hashlib.sha256()
+        self.newest: Optional[datetime] = None
+
+
+class StoreRun:
+    """The nested stores of one snapshot of one parent dataset (see the module)."""
+
+    def __init__(self, owner: str, snap: Snapshot, state: SourceState, parent: Path, executor: Executor, describe: str):
+        self.owner = owner  # the source's id, for messages
+        self.snap = snap
+        self.state = state
+        self.parent = parent
+        self.executor = executor
+        self.describe = describe  # "<what> mirrored from <where>": each store's description adds its path
+        self.staging_dir = parent / ".git" / STAGING
+        self.in_flight = excluded(parent)
+        self.tally = Tally()
+        self._open: Optional[_Open] = None
+        self._done: set[str] = set()
+        self._slots: dict[str, Union[SubdatasetEntry, Future[StoreRecord]]] = {}
+        self._staged: dict[str, Path] = {}  # store path -> its dataset's staging place
+        self._registered: dict[str, str] = {}  # store path -> commit, for settle()
+        if self.staging_dir.exists():  # a run that stopped before its parent's commit: start again
+            shutil.rmtree(self.staging_dir)
+
+    # -- while the listing streams -----------------------------------------
+    def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None:
+        """One object of ``store`` (``entry.path`` in the parent), in listing order."""
+        if self._open is None or self._open.path != store:
+            self._close()
+            if store in self._done:
+                raise StoreError(
+                    f"{self.owner}: the objects of store {store!r} did not come together: the listing is not "
+                    "in key order"
+                )
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+            self._open = _Open(store, self.staging_dir / f"{_slug(store)}.spool")
+        inner = dataclasses.replace(entry, path=entry.path[len(store) + 1 :])
+        if type(inner) is AnnexEntry:
+            inner = self.tally.admit(inner)
+        o = self._open
+        o.spool.add(inner)
+        o.digest.update(inner.identity.encode("utf-8", "surrogateescape") + b"\0")
+        if modified is not None and (o.newest is None or modified > o.newest):
+            o.newest = modified
+
+    def _close(self) -> None:
+        o, self._open = self._open, None
+        if o is None:
+            return
+        self._done.add(o.path)
+        digest = o.digest.hexdigest()[:32]
+        held = self._held(o.path, digest)
+        if held is not None:
+            o.spool.close()
+            os.unlink(o.spool_path)
+            self._slots[o.path] = SubdatasetEntry(o.path, held, "./" + o.path, None)
+            return
+        o.spool.flush()
+        o.spool.close()
+        place = self.parent / o.path
+        staging = None
+        if place.is_dir() and not (place / ".git").exists():  # the parent's files of the store (conversion)
+            staging = self.staging_dir / _slug(o.path)
+            self._staged[o.path] = staging
+        exclude(self.parent, [o.path])  # out of the parent's status until its commit registers it
+        job = StoreJob(
+            path=o.path,
+            dataset=str(place),
+            staging=str(staging) if staging else None,
+            spool=str(o.spool_path),
+            count=o.spool.count,
+            digest=digest,
+            description=f"{self.describe}: store {o.path}",
+            subject=f"{self.owner} {o.path}",
+            date=o.newest or datetime.now(timezone.utc),
+        )
+        self._slots[o.path] = self.executor.submit(mirror_store, job)
+
+    def _held(self, path: str, digest: str) -> Optional[str]:
+        """The store dataset's commit of this state, if the mirror holds it (see the module)."""
+        cached = self.state.cache_get(STORE_CACHE, f"{path} {digest}")
+        prev = self.state.previous(path)
+        recorded = prev.checksum if prev is not None and prev.checksum_kind == SUBDATASET else None
+        if cached is not None and cached == recorded and path not in self.in_flight:
+            return cached
+        place = self.parent / path
+        if not (place / ".git").is_dir():
+            return None
+        body = gitutil.out(place, "log", "-1", "--format=%H%n%B", check=False)
+        head, _, message = body.partition("\n")
+        if head and parse_trailers(message).get("store-digest") == digest:
+            return head
+        return None
+
+    # -- after the listing -------------------------------------------------
+    def entries(self) -> Iterator[SubdatasetEntry]:
+        """Each store's subdataset entry, in listing order, once its job is done."""
+        self._close()
+        spent = timing.current()
+        t0 = time.perf_counter()
+        for path, slot in self._slots.items():
+            if isinstance(slot, Future):
+                rec = slot.result()
+                for k, v in rec.timings.items():
+                    if spent is not None:
+                        spent.add(f"store-{k}", v)
+                self.state.cache_put(STORE_CACHE, f"{path} {rec.digest}", rec.commit)
+                log.info("%s: store %s: %d objects, commit %s", self.owner, path, rec.objects, rec.commit[:10])
+                slot = SubdatasetEntry(path, rec.commit, "./" + path, rec.datalad_id)
+            self._registered[path] = slot.commit
+            yield slot
+        if spent is not None:
+            spent.add("store-wait", time.perf_counter() - t0)
+        warning = self.tally.warning(self.snap.label or "the stores")
+        if warning:
+            self.snap.warnings.append(warning)
+
+    def settle(self) -> None:
+        """The parent's commit is made: stores built aside move into place, get the version's tag,
+        and leave the parent's status and exclude file."""
+        for path, staging in self._staged.items():
+            place = self.parent / path
+            if place.is_dir() and not place.is_symlink():
+                shutil.rmtree(place)  # the checkout left the gitlink's empty directory (or debris)
+            place.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(staging, place)
+        if self.snap.tag:
+            for path, commit in self._registered.items():
+                tag(
+                    self.parent / path,
+                    self.snap.tag,
+                    commit,
+                    self.snap.tag_message or self.snap.message,
+                    self.snap.date,
+                )
+        assume_unchanged(self.parent, set(self._registered))
+        unexclude(self.parent, set(self._registered))
+        if self.staging_dir.exists():
+            shutil.rmtree(self.staging_dir, ignore_errors=True)
+        self._staged.clear()
+        self._registered.clear()
+
+
+def _slug(path: str) -> str:
+    return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]

@@ -1,0 +1,79 @@
+"""The Zarr stores inside an AIND asset (``*.zarr/``, ``*.ome.zarr/``): which objects are theirs.
+
+AIND light-sheet assets hold one OME-Zarr store per channel, each of up to millions
+of objects.  Each store becomes a subdataset of the asset's dataset (the why is told in
+:mod:`neuromirror.engine.zarr.stores`, which writes them); this module is the archive's
+side: which prefix of the asset is a store, and the run the sync's state offers for them.
+A state that writes no dataset (``verify --archive`` lists the archive again) offers
+none: the stores' objects are then entries of the asset, as before stores were datasets.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol
+
+from neuromirror.records import Entry, Snapshot, SourceState, SubdatasetEntry
+
+if TYPE_CHECKING:
+    from neuromirror.sources.aind.source import AindSource
+
+#: directory names that make a prefix a Zarr store (``.ome.zarr`` ends the same way)
+STORE_SUFFIX = ".zarr"
+#: stores committed at once by the default executor (large ones take turns: see engine.zarr.store_job)
+STORE_WORKERS = 2
+
+
+def store_of(rel: str) -> Optional[str]:
+    """The store an object's path lies in (its top-most ``*.zarr`` directory), or None."""
+    if STORE_SUFFIX + "/" not in rel:
+        return None
+    parts = rel.split("/")
+    for i, name in enumerate(parts[:-1]):
+        if name.endswith(STORE_SUFFIX) and len(name) > len(STORE_SUFFIX):
+            return "/".join(parts[: i + 1])
+    return None
+
+
+class Stores(Protocol):
+    """What the sync's state offers for an asset's stores (:class:`neuromirror.engine.zarr.stores.StoreRun`)."""
+
+    def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None: ...
+
+    def entries(self) -> Iterator[SubdatasetEntry]: ...
+
+    def settle(self) -> None: ...
+
+
+@contextmanager
+def store_executor(src: AindSource) -> Iterator[Executor]:
+    """The cluster's executor under ``--dask`` (one task per store), else a small thread pool."""
+    given: Optional[Executor] = getattr(src, "zarr_executor", None)
+    if given is not None:
+        yield given
+        return
+    pool = ThreadPoolExecutor(STORE_WORKERS, thread_name_prefix="store")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def open_stores(src: AindSource, snap: Snapshot, state: SourceState, executor: Executor) -> Optional[Stores]:
+    """The run of ``snap``'s stores, or None when the state writes no dataset (then they stay files)."""
+    make: Any = getattr(state, "store_run", None)
+    parent: Optional[Path] = getattr(src, "dataset_path", None)
+    if make is None or parent is None:
+        return None
+    run: Stores = make(src.id, snap, parent, executor, src.describe())
+    snap.__dict__.setdefault("_nm_store_runs", []).append(run)
+    return run
+
+
+def settle(snap: Snapshot) -> None:
+    """The asset's commit of ``snap`` is made: its stores' runs finish (see ``StoreRun.settle``)."""
+    for run in snap.__dict__.pop("_nm_store_runs", []):
+        run.settle()
