@@ -22,6 +22,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.commands.common import UserError, add_json, print_json, print_table, require_mirror
@@ -124,31 +125,47 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
 
     files = [c for c in (sha, md5, args.key, args.path) if c]
     if files:
-        if sha:
-            where.append("e.checksum = ? AND e.checksum_kind IN ('sha256', 'git')")
-            params.append(sha)
-        if md5:
-            where.append("e.checksum = ? AND e.checksum_kind = 'md5'")
-            params.append(md5)
-        if args.key:
-            where.append("e.key = ?")
-            params.append(args.key)
-        if args.path:
-            where.append("e.path GLOB ?")
-            params.append(args.path)
-        cond = " AND ".join(where)
         cols = (
-            "e.source AS source, v.label AS version, e.path AS path, e.key AS key, e.size AS size,"
-            " e.checksum_kind AS checksum_kind, e.checksum AS checksum, e.urls AS urls, e.remote_id AS remote_id,"
-            ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset'
+            "e.source AS source, v.label AS version, {path} AS path, {key} AS key, {size} AS size,"
+            " {kind} AS checksum_kind, {checksum} AS checksum, {urls} AS urls, {remote_id} AS remote_id,"
+            ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset,'
+            " {store} AS store"
         )
-        sql = (
-            f"SELECT {cols}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
-            " FROM entries e JOIN version_files vf ON vf.entry_id = e.id"
-            " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
-            f" WHERE {cond}" + (" GROUP BY e.id" if not args.all_versions else "") + " ORDER BY e.source, e.path, v.id"
+        # the dataset's own files, then those inside its stores (index.store_catalog)
+        own = dict(
+            path="e.path",
+            key="e.key",
+            size="e.size",
+            kind="e.checksum_kind",
+            checksum="e.checksum",
+            urls="e.urls",
+            remote_id="e.remote_id",
+            store="NULL",
         )
-        return "files", sql, params
+        nested = dict(
+            path="(e.path || '/' || sf.path)", key="sf.key", size="sf.size", kind="sf.checksum_kind",
+            checksum="sf.checksum", urls="'[]'", remote_id="NULL", store="e.path",
+        )  # fmt: skip
+        parts, all_params = [], []
+        for c, joins, group in (
+            (own, "", "e.id"),
+            (
+                nested,
+                " JOIN store_files sf ON sf.\"commit\" = e.checksum AND e.checksum_kind = 'subdataset'",
+                "e.id, sf.path",
+            ),
+        ):
+            conds, cparams = _file_conditions(c, sha, md5, args.key, args.path)
+            cond = " AND ".join(where + conds)
+            parts.append(
+                f"SELECT {cols.format(**c)}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
+                f" FROM entries e{joins} JOIN version_files vf ON vf.entry_id = e.id"
+                " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
+                f" WHERE {cond}" + (f" GROUP BY {group}" if not args.all_versions else "")
+            )
+            all_params += params + cparams
+        sql = " UNION ALL ".join(parts) + " ORDER BY source, path, version_id"
+        return "files", sql, all_params
 
     if not args.all_versions:
         where.append("v.id = (SELECT MAX(id) FROM versions WHERE source = v.source)")
@@ -162,13 +179,45 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
     return "versions", sql, params
 
 
-def search(index: Any, args: argparse.Namespace) -> tuple[str, list[dict]]:
+def _file_conditions(
+    c: dict[str, str], sha: Optional[str], md5: Optional[str], key: Optional[str], path: Optional[str]
+) -> tuple[list[str], list[Any]]:
+    """The file filters over the columns ``c`` names (a dataset's own files, or a store's)."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if sha:
+        conds.append(f"{c['checksum']} = ? AND {c['kind']} IN ('sha256', 'git')")
+        params.append(sha)
+    if md5:
+        conds.append(f"{c['checksum']} = ? AND {c['kind']} = 'md5'")
+        params.append(md5)
+    if key:
+        conds.append(f"{c['key']} = ?")
+        params.append(key)
+    if path:
+        conds.append(f"{c['path']} GLOB ?")
+        params.append(path)
+    return conds, params
+
+
+def search(index: Any, args: argparse.Namespace, root: Optional[Path] = None) -> tuple[str, list[dict]]:
+    if root is not None and any((args.sha256, args.md5, args.key, args.path)):
+        from neuromirror.index.store_catalog import catalog_stores
+
+        catalog_stores(index, root)  # the stores' files, catalogued once per new store commit
+    else:
+        from neuromirror.index.store_catalog import ensure_schema
+
+        ensure_schema(index)
     mode, sql, params = build_query(args)
     if args.limit is not None:
         sql += " LIMIT ?"
         params = [*params, args.limit]
     latest = {r[0]: r[1] for r in index.db.conn.execute("SELECT source, MAX(id) FROM versions GROUP BY source")}
     rows: list[dict] = []
+    # a file state found both as a file of an older version and inside a newer version's store
+    # (a mirror converted to store datasets): shown once, with the newest version (rows come by version)
+    at: dict[tuple, int] = {}
     for r in index.db.query(sql, params):
         r = dict(r)
         r.pop("newest", None)
@@ -176,6 +225,11 @@ def search(index: Any, args: argparse.Namespace) -> tuple[str, list[dict]]:
         if mode == "files":
             r["urls"] = json.loads(r["urls"] or "[]")
             r["in_latest"] = vid == latest.get(r["source"])
+            state = (r["source"], r["path"], r["key"], r["checksum"])
+            if not args.all_versions and state in at:
+                rows[at[state]] = r
+                continue
+            at[state] = len(rows)
         else:
             r["meta"] = json.loads(r["meta"] or "{}")
         rows.append(r)
@@ -185,7 +239,7 @@ def search(index: Any, args: argparse.Namespace) -> tuple[str, list[dict]]:
 def run(args: argparse.Namespace) -> int:
     mirror = require_mirror(args)
     try:
-        mode, rows = search(mirror.index, args)
+        mode, rows = search(mirror.index, args, mirror.root)
     finally:
         mirror.close()
     if args.json:

@@ -44,6 +44,7 @@ from typing import Iterator, Optional, Union
 from neuromirror.engine.urlrule import Tally
 from neuromirror.engine.zarr.dataset import assume_unchanged, exclude, excluded, tag, unexclude
 from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store
+from neuromirror.index.store_catalog import STORE_CACHE  # "<store path> <digest>" -> its commit
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.records import SUBDATASET, AnnexEntry, Entry, Snapshot, SourceState, SubdatasetEntry
 from neuromirror.util import gitutil, timing
@@ -51,8 +52,6 @@ from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.stores")
 
-#: index cache: "<store path> <digest>" -> the store dataset's commit of that state
-STORE_CACHE = "store-commit"
 #: inside the parent's git directory: spools, and the datasets of stores that replace files
 STAGING = "neuromirror-stores"
 
@@ -160,6 +159,7 @@ class StoreRun:
         body = gitutil.out(place, "log", "-1", "--format=%H%n%B", check=False)
         head, _, message = body.partition("\n")
         if head and parse_trailers(message).get("store-digest") == digest:
+            self.state.cache_put(STORE_CACHE, f"{path} {digest}", head)
             return head
         return None
 

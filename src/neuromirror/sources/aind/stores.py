@@ -10,6 +10,7 @@ none: the stores' objects are then entries of the asset, as before stores were d
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 #: directory names that make a prefix a Zarr store (``.ome.zarr`` ends the same way)
 STORE_SUFFIX = ".zarr"
+#: ``files``: keep the layout from before stores were datasets (their objects files of the asset)
+LAYOUT_ENV = "NEUROMIRROR_AIND_STORES"
 #: stores committed at once by the default executor (large ones take turns: see engine.zarr.store_job)
 STORE_WORKERS = 2
 
@@ -66,7 +69,7 @@ def open_stores(src: AindSource, snap: Snapshot, state: SourceState, executor: E
     """The run of ``snap``'s stores, or None when the state writes no dataset (then they stay files)."""
     make: Any = getattr(state, "store_run", None)
     parent: Optional[Path] = getattr(src, "dataset_path", None)
-    if make is None or parent is None:
+    if make is None or parent is None or os.environ.get(LAYOUT_ENV) == "files":
         return None
     run: Stores = make(src.id, snap, parent, executor, src.describe())
     snap.__dict__.setdefault("_nm_store_runs", []).append(run)

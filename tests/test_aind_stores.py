@@ -1,0 +1,214 @@
+"""AIND: the Zarr stores inside an asset are subdatasets — made, converted, cloned, searched, kept, reproduced.
+
+A light-sheet asset on the S3 stand-in holds sidecars, a small file and two OME-Zarr
+stores.  It is first mirrored with the layout from before stores were datasets
+(``NEUROMIRROR_AIND_STORES=files``: every object a file of the asset's dataset), then
+an object changes upstream and the next sync converts the mirror in one commit.  Then,
+as a lab would: clone the asset (no store comes along), ``datalad get -r`` one store,
+``git annex whereis/fsck/info`` inside a store on the mirror host, search by a path
+inside a store, reproduce the version mirrored before the conversion from its lock,
+keep the latest version in a directory store, and a resync that changes one store
+moves that store's dataset and the asset's, and no other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from neuromirror.demo import deterministic_bytes
+from test_aind import LOOPBACK, clone, datalad_get, subdatasets, tree
+from test_retrieve import Runner, data_files
+
+ASSET = "SmartSPIM_111111_2024-01-01_00-00-00"
+STORES = ("SPIM/ch488.ome.zarr", "SPIM/ch561.ome.zarr")
+
+
+def store_objects(store: str, tag: str = "") -> dict[str, bytes]:
+    """A store's objects: Zarr metadata (small JSON, in git) and chunks (annexed)."""
+    objs = {
+        f"{store}/.zgroup": b'{"zarr_format": 2}',
+        f"{store}/0/.zarray": b'{"chunks": [2], "zarr_format": 2}',
+    }
+    for i in range(6):
+        objs[f"{store}/0/{i}"] = deterministic_bytes(f"{store}/{i}{tag}", 3000 + i)
+    return objs
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+@dataclass
+class World:
+    s3: object
+    bucket: str
+    run: Runner
+    files: list[dict[str, bytes]]  # the asset's files at each version
+    versions: list[str]
+    heads: list[dict[str, str]]  # per version: dataset (asset or store path) -> HEAD
+
+    @property
+    def ds(self) -> Path:
+        return self.run.root / "aind" / ASSET
+
+    @property
+    def s3_args(self) -> tuple[str, ...]:
+        return ("--bucket", self.bucket, "--s3-endpoint", self.s3.endpoint_url)  # type: ignore[attr-defined]
+
+    def put(self, rel: str, data: bytes) -> None:
+        self.s3.put(self.bucket, f"{ASSET}/{rel}", data)  # type: ignore[attr-defined]
+        self.files[-1][rel] = data
+
+    def sync(self) -> dict:
+        report = self.run.json("sync", f"aind:{ASSET}", *self.s3_args)
+        assert report["outcome"] == "ok", report
+        self.versions.append(report["versions"][0]["label"])
+        self.heads.append(
+            {"": git(self.ds, "rev-parse", "HEAD").strip()}
+            | {s: git(self.ds / s, "rev-parse", "HEAD").strip() for s in STORES if (self.ds / s / ".git").exists()}
+        )
+        return report
+
+
+@pytest.fixture(scope="module")
+def world(s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:  # noqa: ANN001
+    bucket = f"aind-stores-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(bucket, versioned=True, public=True)
+    root = tmp_path_factory.mktemp("stores") / "mirror"
+    w = World(s3, bucket, Runner(root), [{}], [], [])
+    w.put("data_description.json", json.dumps({"name": ASSET, "subject_id": "111111", "modality": "SPIM"}).encode())
+    w.put("subject.json", b'{"subject_id": "111111"}')
+    w.put("SPIM/derivatives/summary.bin", deterministic_bytes("summary", 5000))
+    for store in STORES:
+        for rel, data in store_objects(store).items():
+            w.put(rel, data)
+    os.environ["NEUROMIRROR_AIND_STORES"] = "files"  # the layout of a mirror made before stores were datasets
+    try:
+        w.sync()
+    finally:
+        del os.environ["NEUROMIRROR_AIND_STORES"]
+    assert subdatasets(w.ds) == [] and f"{STORES[0]}/0/0" in tree(w.ds)
+    w.files.append(dict(w.files[-1]))
+    w.put(f"{STORES[0]}/0/5", deterministic_bytes("changed upstream", 4000))
+    w.sync()  # the conversion
+    yield w
+
+
+def test_the_next_sync_converts_the_mirror_in_one_commit(world: World) -> None:
+    ds = world.ds
+    first, second = world.heads[0][""], world.heads[1][""]
+    assert git(ds, "rev-list", "--count", f"{first}..{second}").strip() == "1"
+    assert subdatasets(ds) == sorted(STORES)
+    # the asset's own tree keeps the metadata and the small files; each store's objects are in its dataset
+    own = [p for p in git(ds, "ls-tree", "-r", "--name-only", "HEAD").splitlines() if not p.startswith(".datalad/")]
+    assert sorted(own) == sorted(
+        [
+            ".gitattributes",
+            ".gitmodules",
+            "SPIM/derivatives/summary.bin",
+            "data_description.json",
+            "subject.json",
+            *STORES,
+        ]
+    )
+    assert tree(ds) == sorted(world.files[1])
+    for store in STORES:
+        assert git(ds / store, "log", "-1", "--format=%(trailers:key=Neuromirror-Store,valueonly)").strip() == store
+    assert git(ds, "status", "--porcelain") == "" and not (ds / ".git" / "neuromirror-stores").exists()
+    # the version before the conversion keeps its tree: the store's objects as files of the asset
+    old = world.versions[0]
+    assert f"{STORES[0]}/0/0" in git(ds, "ls-tree", "-r", "--name-only", old)
+    assert "160000" not in git(ds, "ls-tree", "-r", old)
+
+
+def test_git_annex_works_inside_a_store_on_the_mirror_host(world: World) -> None:
+    zds = world.ds / STORES[1]
+    where = subprocess.run(["git", "annex", "whereis", "0/3"], cwd=zds, capture_output=True, text=True)
+    assert where.returncode == 0 and "web" in where.stdout and f"{ASSET}/{STORES[1]}/0/3" in where.stdout, where.stdout
+    fsck = subprocess.run(["git", "annex", "fsck", "--fast", "--quiet"], cwd=zds, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    info = subprocess.run(["git", "annex", "info"], cwd=zds, capture_output=True, text=True)
+    assert f"store {STORES[1]}" in info.stdout, info.stdout  # the repository's description names the store
+
+
+def test_a_clone_brings_no_store_until_asked_and_get_r_installs_one(world: World, tmp_path: Path) -> None:
+    c = clone(world.ds, tmp_path / "clone")
+    assert subdatasets(c) == sorted(STORES) and not (c / STORES[0] / ".zgroup").exists()
+    assert (c / "data_description.json").read_bytes() == world.files[1]["data_description.json"]
+    proc = datalad_get(c, "-r", STORES[0])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for rel, data in world.files[1].items():
+        if rel.startswith(STORES[0] + "/"):
+            assert (c / rel).read_bytes() == data, rel
+    assert not (c / STORES[1] / ".zgroup").exists()  # the other store stays uninstalled
+
+
+def test_search_finds_objects_inside_the_stores(world: World) -> None:
+    rows = world.run.json("search", "--path", f"*{STORES[1]}/0/*", "--json")
+    assert {r["path"] for r in rows} == {p for p in world.files[1] if p.startswith(f"{STORES[1]}/0/")}
+    assert {r["store"] for r in rows} == {STORES[1]} and all(r["source"] == f"aind:{ASSET}" for r in rows)
+    changed = world.files[1][f"{STORES[0]}/0/5"]
+    import hashlib
+
+    (hit,) = world.run.json("search", "--md5", hashlib.md5(changed).hexdigest(), "--json")
+    assert hit["path"] == f"{STORES[0]}/0/5" and hit["version"] == world.versions[1]
+
+
+def test_the_version_before_the_conversion_reproduces_from_its_lock(world: World, tmp_path: Path) -> None:
+    lock = tmp_path / "old.lock"
+    world.run.json  # noqa: B018 - the runner, as a user's shell
+    code, out, err = world.run("lock", f"aind:{ASSET}@{world.versions[0]}", "-o", str(lock))
+    assert code == 0, out + err
+    code, out, err = world.run("reproduce", str(lock), "--to", str(tmp_path / "work"), "--allow-ip", "all")
+    assert code == 0, out + err
+    assert data_files(tmp_path / "work" / "aind" / ASSET) == world.files[0]
+
+
+def test_the_latest_version_is_kept_reproduced_and_verified_through_the_stores(world: World, tmp_path: Path) -> None:
+    spec = f"aind:{ASSET}@{world.versions[1]}"
+    store = tmp_path / "kept"
+    code, out, err = world.run("keep", spec, "--to", str(store), "--json")
+    assert code == 0, out + err
+    (v,) = json.loads(out)["versions"]
+    annexed = [p for p in world.files[1] if p.split("/")[-1][0].isdigit() or p.endswith(".bin")]
+    assert v["kept"] == len(annexed), v
+    # recorded in the store's own dataset: a clone of the store finds the kept copy
+    where = subprocess.run(["git", "annex", "whereis", "0/1"], cwd=world.ds / STORES[0], capture_output=True, text=True)
+    assert "neuromirror store" in where.stdout or str(store) in where.stdout, where.stdout
+    code, out, err = world.run("verify", spec, "--kept")
+    assert code == 0, out + err
+    lock = tmp_path / "new.lock"
+    assert world.run("lock", spec, "-o", str(lock))[0] == 0
+    code, out, err = world.run("reproduce", str(lock), "--to", str(tmp_path / "work"), "--allow-ip", "all")
+    assert code == 0, out + err
+    assert data_files(tmp_path / "work" / "aind" / ASSET) == world.files[1]
+
+
+def test_a_change_in_one_store_moves_that_store_and_the_asset_only(world: World) -> None:
+    before = dict(world.heads[-1])
+    world.files.append(dict(world.files[-1]))
+    world.put(f"{STORES[1]}/0/2", deterministic_bytes("second change", 2500))
+    report = world.sync()
+    assert (report["added"], report["removed"], report["changed"]) == (0, 0, 1), report
+    after = world.heads[-1]
+    assert after[STORES[0]] == before[STORES[0]] and after[STORES[1]] != before[STORES[1]]
+    assert git(world.ds / STORES[1], "rev-list", "--count", f"{before[STORES[1]]}..{after[STORES[1]]}").strip() == "1"
+    assert git(world.ds, "rev-list", "--count", f"{before['']}..{after['']}").strip() == "1"
+    assert tree(world.ds) == sorted(world.files[-1])
+    # every version is whole in the dataset and the index
+    code, out, err = world.run("verify", f"aind:{ASSET}", "--all-versions")
+    assert code == 0, out + err
+    env = {**os.environ, **LOOPBACK}
+    get = subprocess.run(
+        ["git", "annex", "get", "0/2"], cwd=world.ds / STORES[1], capture_output=True, text=True, env=env
+    )
+    assert get.returncode == 0, get.stdout + get.stderr
+    assert (world.ds / STORES[1] / "0" / "2").read_bytes() == world.files[-1][f"{STORES[1]}/0/2"]
