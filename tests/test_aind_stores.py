@@ -212,3 +212,15 @@ def test_a_change_in_one_store_moves_that_store_and_the_asset_only(world: World)
     )
     assert get.returncode == 0, get.stdout + get.stderr
     assert (world.ds / STORES[1] / "0" / "2").read_bytes() == world.files[-1][f"{STORES[1]}/0/2"]
+
+
+def test_verify_archive_compares_each_store_with_the_archive(world: World) -> None:
+    code, out, err = world.run("verify", f"aind:{ASSET}", "--archive", *world.s3_args)
+    assert code == 0, out + err
+    # an object of one store changes upstream, not synced yet: that store, and only it, differs
+    world.s3.put(world.bucket, f"{ASSET}/{STORES[0]}/0/1", b"changed, not synced")  # type: ignore[attr-defined]
+    code, out, err = world.run("verify", f"aind:{ASSET}", "--archive", "--json", *world.s3_args)
+    rep = json.loads(out)
+    assert code == 1, out + err
+    assert [(m["kind"], m["path"]) for m in rep["mismatches"]] == [("archive", STORES[0])], rep["mismatches"]
+    assert "not mirrored" in rep["mismatches"][0]["detail"]

@@ -17,12 +17,15 @@ from neuromirror.reproduce.verify_report import VerifyReport
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
+    from neuromirror.engine.zarr.stores import StoreCheck
     from neuromirror.index.db import Index
     from neuromirror.sources.base import Source
 
 
 class _ArchiveState:
     """A read-only SourceState that makes a source list exactly one recorded version again."""
+
+    reads_only = True
 
     def __init__(self, index: Index, source: str, row: dict):
         self.index = index
@@ -47,6 +50,12 @@ class _ArchiveState:
 
     def cache_put(self, namespace: str, key: str, value: str) -> None:
         self._cache[(namespace, key)] = value  # verify writes nothing
+
+    def store_run(self, owner: str, snap: object, parent: object, executor: object, describe: str) -> StoreCheck:
+        """Nested stores (AIND's ``*.zarr/``) digested and named by the mirror's commit of that state."""
+        from neuromirror.engine.zarr.stores import StoreCheck
+
+        return StoreCheck(self)
 
 
 def check_archive(

@@ -214,3 +214,33 @@ class StoreRun:
 
 def _slug(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+class StoreCheck:
+    """The stores of a snapshot listed again to be compared, not written (``verify --archive``).
+
+    Each store is digested as :class:`StoreRun` digests it and named by the commit the mirror
+    made of that state (the index cache), or by the digest when the mirror holds no such state:
+    the comparison then reports the store as differing.
+    """
+
+    def __init__(self, state: SourceState):
+        self.state = state
+        self._digests: dict[str, hashlib._Hash] = {}
+
+    def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None:
+        inner = dataclasses.replace(entry, path=entry.path[len(store) + 1 :])
+        if type(inner) is AnnexEntry:
+            inner = Tally().admit(inner)
+        self._digests.setdefault(store, hashlib.sha256()).update(
+            inner.identity.encode("utf-8", "surrogateescape") + b"\0"
+        )
+
+    def entries(self) -> Iterator[SubdatasetEntry]:
+        for path, h in self._digests.items():
+            digest = h.hexdigest()[:32]
+            commit = self.state.cache_get(STORE_CACHE, f"{path} {digest}") or "not mirrored"
+            yield SubdatasetEntry(path, commit, "./" + path, None)
+
+    def settle(self) -> None:
+        pass

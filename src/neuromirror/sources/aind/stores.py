@@ -69,8 +69,12 @@ def open_stores(src: AindSource, snap: Snapshot, state: SourceState, executor: E
     """The run of ``snap``'s stores, or None when the state writes no dataset (then they stay files)."""
     make: Any = getattr(state, "store_run", None)
     parent: Optional[Path] = getattr(src, "dataset_path", None)
-    if make is None or parent is None or os.environ.get(LAYOUT_ENV) == "files":
+    if make is None or os.environ.get(LAYOUT_ENV) == "files":
         return None
+    if parent is None:  # no dataset to write into: a state that only compares (verify --archive) may go on
+        if not getattr(state, "reads_only", False):
+            return None
+        parent = Path(".")
     run: Stores = make(src.id, snap, parent, executor, src.describe())
     snap.__dict__.setdefault("_nm_store_runs", []).append(run)
     return run
