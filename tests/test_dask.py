@@ -433,3 +433,29 @@ def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
         load_config(bad)
     text = str(err.value)
     assert "executor.dask" in text and "expected a scheduler address" in text and "ray" in text, text
+
+
+def test_aind_stores_run_as_tasks_of_their_own(cluster, s3, tmp_path: Path) -> None:  # noqa: ANN001
+    """An AIND asset with two Zarr stores on the cluster: one task per store, the same datasets as one host."""
+    from test_aind_stores import ASSET, STORES, store_objects
+
+    bucket = f"nm-dask-aind-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(bucket, versioned=True, public=True)
+    s3.put(bucket, f"{ASSET}/data_description.json", b'{"subject_id": "111111", "modality": "SPIM"}')
+    for store in STORES:
+        for rel, data in store_objects(store).items():
+            s3.put(bucket, f"{ASSET}/{rel}", data)
+    args = ("sync", f"aind:{ASSET}", "--bucket", bucket, "--s3-endpoint", s3.endpoint_url, "--json")
+    p = neuromirror(tmp_path / "cluster", *args, "--dask", cluster.address)
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    tasks = [t["task"] for t in report["tasks"]]
+    assert sorted(t for t in tasks if t.startswith("zarr ")) == [f"zarr {s}" for s in STORES], tasks
+    ref = neuromirror(tmp_path / "single", *args)
+    assert ref.returncode == 0, ref.stderr
+    here, there = tmp_path / "cluster" / "aind" / ASSET, tmp_path / "single" / "aind" / ASSET
+    assert tree(here, "HEAD") == tree(there, "HEAD")
+    for store in STORES:
+        assert tree(here / store, "HEAD") == tree(there / store, "HEAD")
+        assert git(here / store, "status", "--porcelain") == ""
+    assert git(here, "status", "--porcelain") == ""
