@@ -224,3 +224,20 @@ def test_verify_archive_compares_each_store_with_the_archive(world: World) -> No
     assert code == 1, out + err
     assert [(m["kind"], m["path"]) for m in rep["mismatches"]] == [("archive", STORES[0])], rep["mismatches"]
     assert "not mirrored" in rep["mismatches"][0]["detail"]
+
+
+def test_publish_to_a_ria_store_carries_the_stores(world: World, tmp_path: Path) -> None:
+    ria = tmp_path / "ria"
+    code, out, err = world.run("publish", f"aind:{ASSET}", "--to", f"ria+file://{ria}")
+    assert code == 0, out + err
+    c = tmp_path / "from-ria"
+    env = {**os.environ, **LOOPBACK}
+    subprocess.run(
+        ["datalad", "clone", f"ria+file://{ria}#~aind/{ASSET}", str(c)], check=True, capture_output=True, env=env
+    )
+    assert subdatasets(c) == sorted(STORES)
+    proc = datalad_get(c, "-r", STORES[1])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for rel, data in world.files[-1].items():
+        if rel.startswith(STORES[1] + "/"):
+            assert (c / rel).read_bytes() == data, rel
