@@ -88,7 +88,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     )
     g.add_argument("--zarr-blobs", type=int, default=1000, help="zarr-dandiset: blob assets (default 1000)")
     g.add_argument(
-        "--aind-zarr-objects", type=int, default=1_000_000, help="aind-zarr: objects in the store (default 10^6)"
+        "--aind-zarr-objects", type=int, default=1_000_000, help="aind-zarr: objects per OME-Zarr store (default 10^6)"
+    )
+    g.add_argument(
+        "--aind-zarr-stores", type=int, default=4, help="aind-zarr: OME-Zarr stores in the asset (default 4)"
     )
     g.add_argument("--archive-dandisets", type=int, default=50, help="archive: stand-in dandisets (default 50)")
     g.add_argument(

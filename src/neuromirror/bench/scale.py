@@ -4,18 +4,18 @@
   (default 200 x 5,000 + 1,000): cold mirror, resync with no change, resync after
   2 Zarrs changed (1 object added, 1 rewritten, 1 deleted in each) and 1 blob asset
   added.  Also counts the dandiset's commits per sync and the Zarrs listed.
-- ``aind-zarr``: one AIND asset holding one OME-Zarr store of N objects (default
-  10^6) plus its sidecar JSON: cold mirror, resync with no change.
+- ``aind-zarr``: one AIND asset holding S OME-Zarr stores of M objects (default 4 x
+  10^6) plus its sidecar JSON, from the generated S3 stand-in (issue 25): cold mirror,
+  resync with no change, ``datalad clone`` of the asset's dataset.
 - ``archive``: ``sync 'dandi:*' -J 4`` over D stand-in dandisets (default 50: most
   of 10 assets, 3 of 10^4, two with Zarrs); cold, then a resync after 3 changed.
 
 (``clone-get``, also of issue 13, runs per size: :mod:`neuromirror.bench.clone_get`.)
-The stand-ins are filled through :func:`neuromirror.bench.archives.direct_puts`.
+The moto stand-ins are filled through :func:`neuromirror.bench.archives.direct_puts`.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
-from neuromirror.bench.measure import say
-from neuromirror.bench.moto_patch import invalidate_listing_cache, listing_served_from_memory, moto_bucket_backend
+from neuromirror.bench.measure import child_env, run_measured, say
+from neuromirror.bench.moto_patch import moto_bucket_backend
 from neuromirror.bench.syncs import run_sync
 
 SCALE_SCENARIOS = ("zarr-dandiset", "aind-zarr", "archive", "clone-get")
@@ -112,69 +112,78 @@ def bench_zarr_dandiset(
     return out
 
 
+#: the generated stand-in's bucket (``aind-zarr``): computed, not filled, so moto holds none of it
+AIND_GENERATED_BUCKET = "aind-open-data-generated"
+
+
 def bench_aind_zarr(
-    archives: Archives, work: Path, startup: float, n: int, keep: bool = False, drop: bool = True
+    archives: Archives, work: Path, startup: float, per_store: int, stores: int = 4, keep: bool = False
 ) -> list[dict]:
-    name = f"SmartSPIM_{n}_2024-01-01_00-00-00"
-    bucket = archives.AIND_BUCKET
-    be = moto_bucket_backend(bucket)
-    t = time.perf_counter()
-    sidecar = {
-        "data_description.json": json.dumps(
-            {
-                "name": name,
-                "subject_id": "1",
-                "modality": ["SPIM"],
-                "creation_time": "2024-01-01T00:00:00",
-                "data_level": "raw",
-            }
-        ),
-        "subject.json": json.dumps({"subject_id": "1", "sex": "Female"}),
-    }
-    for rel, text in sidecar.items():
-        be.put_object(bucket, f"{name}/{rel}", text.encode(), disable_notification=True)
-    store = f"{name}/SPIM.ome.zarr"
-    be.put_object(bucket, f"{store}/.zgroup", b'{"zarr_format": 2}', disable_notification=True)
-    for i in range(max(0, n - 1)):
-        be.put_object(bucket, f"{store}/0/{i // 1000:04d}/{i % 1000}", i.to_bytes(8, "big"), disable_notification=True)
-    invalidate_listing_cache()
-    say(
-        f"aind-zarr: stand-in asset {name}: one OME-Zarr store of {n} objects + 2 sidecars in "
-        f"{time.perf_counter() - t:.1f} s"
-    )
+    """One AIND asset of ``stores`` OME-Zarr stores x ``per_store`` objects + 2 sidecars (issue 25).
+
+    The bucket is generated (:mod:`neuromirror.standins.s3_generated`): 4 x 10^6 objects
+    cost its server no memory and no filling, and every listing page is made when asked
+    (the CPU its threads spend answering, taken from the same cores, is ``standin_cpu_s``).  Cold sync,
+    no-change resync, then ``datalad clone`` of the asset's dataset without ``-r``.
+    """
+    from neuromirror.standins.s3_generated import GeneratedBucket, GeneratedS3, aind_asset
+
+    name = f"SmartSPIM_{stores}x{per_store}_2024-01-01_00-00-00"
+    asset = aind_asset(name, stores, per_store)
+    n, size = stores * per_store, f"{stores}x{per_store}+{len(asset.sidecars)}"
+    say(f"aind-zarr: generated asset {name}: {stores} OME-Zarr stores x {per_store} objects + 2 sidecars")
     root = work / "root-aind-zarr"
-    s3 = ["--bucket", bucket, "--s3-endpoint", archives.s3.endpoint_url]
     out = []
-    with listing_served_from_memory():
-        t = time.perf_counter()
-        pages = warm_listing(archives, bucket, f"{name}/")
-        say(
-            f"aind-zarr: moto rendered the asset's {pages} listing pages in {time.perf_counter() - t:.1f} s "
-            "(not measured: the runs below get them from memory)"
-        )
+    with GeneratedS3(GeneratedBucket(AIND_GENERATED_BUCKET, [asset])) as s3:
+        extra = ["--bucket", AIND_GENERATED_BUCKET, "--s3-endpoint", s3.endpoint_url]
         for scenario in ("aind-zarr-cold", "aind-zarr-resync"):
-            res = run_sync(scenario, n, root, f"aind:{name}", s3, archives, startup, files=n + 2)
+            s3.counts(reset=True)
+            s3.cpu_seconds(reset=True)
+            res = run_sync(scenario, n, root, f"aind:{name}", extra, archives, startup, files=asset.objects)
+            res.update(size=size, stores=stores, standin_cpu_s=round(s3.cpu_seconds(), 2))
+            res["s3_requests"] = s3.counts()
+            res["heads"] = res["s3_requests"].get("head", 0)
             total = res.get("sync_total_s") or 0
             res["listing_share"] = round(res["listing_s"] / total, 3) if total else None
-            res["listing_pages_from_memory"] = pages
             out.append(res)
+    out.append(clone_asset(root / "aind" / name, work, n, size))
     if not keep:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
-    if drop:
-        archives.drop_objects(bucket)
     return out
 
 
-def warm_listing(archives: Archives, bucket: str, prefix: str) -> int:
-    """List ``prefix`` once, as the sync will (same requests), so that moto renders each page now."""
-    from neuromirror.sources.aind.options import S3Settings
-    from neuromirror.sources.aind.s3 import s3_client
-    from neuromirror.sources.s3listing import paginate_versions
+def clone_asset(ds: Path, work: Path, n: int, size: str) -> dict:
+    """``datalad clone`` of the asset's dataset (no ``-r``): what a user pays to read an asset's metadata.
 
-    client = s3_client(S3Settings(bucket=bucket, endpoint=archives.s3.endpoint_url))
-    return sum(1 for _ in paginate_versions(client, Bucket=bucket, Prefix=prefix))
+    The clone's index entries and subdatasets say what it carried (every object of
+    every store, or a gitlink per store).
+    """
+    import shutil
+
+    dest = work / "clone-aind-zarr"
+    say(f"aind-zarr: datalad clone {ds.name} ...")
+    r = run_measured(["datalad", "clone", str(ds), str(dest)], env=child_env())
+    entries = subdatasets = 0
+    with subprocess.Popen(["git", "-C", str(dest), "ls-files", "-s"], stdout=subprocess.PIPE) as ls:
+        assert ls.stdout is not None
+        for line in ls.stdout:
+            entries += 1
+            subdatasets += line.startswith(b"160000 ")
+    shutil.rmtree(dest, ignore_errors=True)
+    res = {
+        "scenario": "aind-zarr-clone",
+        "n": n,
+        "size": size,
+        "wall_s": round(r["wall"], 3),
+        "peak_rss_mb": round(r["rss_mb"], 1),
+        "cpu_s": round(r["cpu"], 2),
+        "clone_index_entries": entries,
+        "clone_subdatasets": subdatasets,
+    }
+    say(f"aind-zarr: datalad clone {r['wall']:.2f} s, {entries:,} index entries, {subdatasets} subdatasets")
+    return res
 
 
 def bench_archive(
@@ -281,9 +290,7 @@ def run_scale(args: Any, archives: Archives, work: Path, startup: float, results
         ),
         (
             "aind-zarr",
-            lambda: bench_aind_zarr(
-                archives, work, startup, args.aind_zarr_objects, args.keep, drop=last != "aind-zarr"
-            ),
+            lambda: bench_aind_zarr(archives, work, startup, args.aind_zarr_objects, args.aind_zarr_stores, args.keep),
         ),
         (
             "archive",
