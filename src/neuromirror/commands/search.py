@@ -183,20 +183,14 @@ def _file_conditions(
     c: dict[str, str], sha: Optional[str], md5: Optional[str], key: Optional[str], path: Optional[str]
 ) -> tuple[list[str], list[Any]]:
     """The file filters over the columns ``c`` names (a dataset's own files, or a store's)."""
-    conds: list[str] = []
-    params: list[Any] = []
-    if sha:
-        conds.append(f"{c['checksum']} = ? AND {c['kind']} IN ('sha256', 'git')")
-        params.append(sha)
-    if md5:
-        conds.append(f"{c['checksum']} = ? AND {c['kind']} = 'md5'")
-        params.append(md5)
-    if key:
-        conds.append(f"{c['key']} = ?")
-        params.append(key)
-    if path:
-        conds.append(f"{c['path']} GLOB ?")
-        params.append(path)
+    given = (
+        (sha, f"{c['checksum']} = ? AND {c['kind']} IN ('sha256', 'git')"),
+        (md5, f"{c['checksum']} = ? AND {c['kind']} = 'md5'"),
+        (key, f"{c['key']} = ?"),
+        (path, f"{c['path']} GLOB ?"),
+    )
+    conds = [cond for value, cond in given if value]
+    params: list[Any] = [value for value, _ in given if value]
     return conds, params
 
 

@@ -24,17 +24,18 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional, Sized
 
 from neuromirror.annex.contract import Change
 from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink
 from neuromirror.annex.logs import web_urls
+from neuromirror.annex.pack import BLOB, object_id
 from neuromirror.annex.writer import Delete, Put, make_writer
 from neuromirror.dataset.fast_init import FirstCommit, NewDataset, fast_init
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.index.reindex import web_log_blobs
 from neuromirror.index.trailers import format_trailers, parse_trailers
-from neuromirror.records import AnnexEntry
+from neuromirror.records import AnnexEntry, Entry, GitEntry
 from neuromirror.util import gitutil
 
 log = logging.getLogger("neuromirror.dandi")
@@ -279,36 +280,67 @@ def commit_message(subject: str, trailers: Mapping[str, str], added: int, remove
 
 def commit(
     zds: Path,
-    entries: list[AnnexEntry],
+    entries: Iterable[Entry],
     *,
     subject: str,
     trailers: Mapping[str, str],
     date: datetime,
     url_remotes: Mapping[str, str],
     fresh: bool = False,
+    count: Optional[int] = None,
 ) -> str:
     """Commit ``entries`` as the Zarr dataset's whole tree: only what changed since HEAD reaches git.
 
     The message is ``[neuromirror] <subject>: N added, N removed, N changed`` and the
     ``trailers`` (:func:`find_commit` looks for ``Neuromirror-Zarr``, ``-Zarr-Checksum``
     and ``-Zarr-Access``); ``url_remotes`` as the writer takes them (special remotes).
-    ``fresh``: the dataset was created just now and holds no annexed file (its HEAD is not read).
+    ``fresh``: the dataset was created just now and holds no file of its own (its HEAD is not
+    read): the entries are streamed to the writer, never held — ``count`` of them (default
+    ``len(entries)``), for the message.
     """
-    current = {} if fresh else head_state(zds)
+    engine = os.environ.get("NEUROMIRROR_ENGINE", "fast-import")
+    writer = make_writer(engine, zds, url_remotes=url_remotes)
+    if fresh:
+        if count is None:
+            if not isinstance(entries, Sized):
+                raise TypeError("a fresh commit of a stream of entries needs their count")
+            count = len(entries)
+        message = commit_message(subject, trailers, count)
+        return writer.commit((Put(e) for e in entries), message=message, date=date).commit
+    changes, added, removed, changed = _changes(zds, entries)
+    message = commit_message(subject, trailers, added, removed, changed)
+    return writer.commit(iter(changes), message=message, date=date).commit
+
+
+def _changes(zds: Path, entries: Iterable[Entry]) -> tuple[list[Change], int, int, int]:
+    """What differs from HEAD: annexed files by key and URLs, files in git by their blob."""
+    annexed = head_state(zds)
+    blobs = {path: sha for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "100644"}
     changes: list[Change] = []
     added = changed = 0
     seen: set[str] = set()
     for e in entries:
         seen.add(e.path)
-        old = current.get(e.path)
-        if old is not None and old[0] == e.key and set(e.urls) <= old[1]:
-            continue
-        added += old is None
-        changed += old is not None
+        if isinstance(e, AnnexEntry):
+            old = annexed.get(e.path)
+            if old is not None and old[0] == e.key and set(e.urls) <= old[1]:
+                continue
+            is_new = old is None and e.path not in blobs
+        elif isinstance(e, GitEntry):
+            sha = blobs.get(e.path)
+            if sha is not None and sha == object_id(BLOB, e.read()).hex():
+                continue
+            is_new = sha is None and e.path not in annexed
+        else:
+            raise TypeError(f"a Zarr dataset holds files, not {type(e).__name__} ({e.path})")
+        added += is_new
+        changed += not is_new
         changes.append(Put(e))
-    gone = [p for p in current if p not in seen]
+    # the dataset's own plumbing (.gitattributes, .datalad/) is no file of the Zarr
+    gone = sorted(
+        p
+        for p in (set(annexed) | set(blobs)) - seen
+        if p not in (".gitattributes", ".gitmodules") and not p.startswith(".datalad/")
+    )
     changes += [Delete(p) for p in gone]
-    message = commit_message(subject, trailers, added, len(gone), changed)
-    engine = os.environ.get("NEUROMIRROR_ENGINE", "fast-import")
-    writer = make_writer(engine, zds, url_remotes=url_remotes)
-    return writer.commit(iter(changes), message=message, date=date).commit
+    return changes, added, len(gone), changed

@@ -22,23 +22,20 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
-from neuromirror.annex.contract import Change
-from neuromirror.annex.pack import BLOB, object_id
-from neuromirror.annex.writer import Delete, Put, make_writer
 from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
-from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset, head_state
-from neuromirror.records import AnnexEntry, Entry, GitEntry
-from neuromirror.util import gitutil
+from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset
+from neuromirror.engine.zarr.dataset import commit as commit_zarr
+from neuromirror.records import AnnexEntry, Entry
 from neuromirror.util.spool import read_spool
 
 #: a store of more objects than this is committed alone (see the module)
 BIG_STORE = 50_000
 _BIG = threading.Semaphore(1)
 
-#: the trailers that say which state of which store a commit holds (:func:`store_digest_at`)
+#: the trailers that say which state of which store a commit holds (``StoreRun._held`` reads the digest)
 STORE_TRAILER = "Neuromirror-Store"
 DIGEST_TRAILER = "Neuromirror-Store-Digest"
 
@@ -102,51 +99,20 @@ def _mirror(job: StoreJob) -> StoreRecord:
     if made is not None and made.commit != made.created:
         commit = made.commit
     else:
-        commit = _commit(place, job, trailers, fresh=made is not None)
+        subject, fresh = job.subject, made is not None
+        commit = commit_zarr(
+            place,
+            _entries(job),
+            subject=subject,
+            trailers=trailers,
+            date=job.date,
+            url_remotes={},
+            fresh=fresh,
+            count=job.count,
+        )
     spent = {"create": created, "commit": time.perf_counter() - t}
     return StoreRecord(job.path, commit, job.digest, dataset_id(place), job.count, spent)
 
 
 def _entries(job: StoreJob) -> Iterator[Entry]:
     return iter(read_spool(Path(job.spool), job.count))
-
-
-def _commit(place: Path, job: StoreJob, trailers: dict[str, str], *, fresh: bool) -> str:
-    """One commit of the store's whole tree; a new dataset's files are streamed, never held."""
-    writer = make_writer(os.environ.get("NEUROMIRROR_ENGINE", "fast-import"), place)
-    if fresh:
-        message = commit_message(job.subject, trailers, job.count)
-        return writer.commit((Put(e) for e in _entries(job)), message=message, date=job.date).commit
-    changes, added, removed, changed = _changes(place, _entries(job))
-    message = commit_message(job.subject, trailers, added, removed, changed)
-    return writer.commit(iter(changes), message=message, date=job.date).commit
-
-
-def _changes(place: Path, entries: Iterable[Entry]) -> tuple[list[Change], int, int, int]:
-    """What differs from HEAD: annexed files by key and URLs, files in git by their blob."""
-    annexed = head_state(place)
-    blobs = {path: sha for mode, _, sha, path in gitutil.ls_tree(place, "HEAD") if mode == "100644"}
-    changes: list[Change] = []
-    added = changed = 0
-    seen: set[str] = set()
-    for e in entries:
-        seen.add(e.path)
-        if isinstance(e, AnnexEntry):
-            old = annexed.get(e.path)
-            if old is not None and old[0] == e.key and set(e.urls) <= old[1]:
-                continue
-            is_new = old is None and e.path not in blobs
-        elif isinstance(e, GitEntry):
-            sha = blobs.get(e.path)
-            if sha is not None and sha == object_id(BLOB, e.read()).hex():
-                continue
-            is_new = sha is None and e.path not in annexed
-        else:
-            raise TypeError(f"a store holds files, not {type(e).__name__} ({e.path})")
-        added += is_new
-        changed += not is_new
-        changes.append(Put(e))
-    gone = sorted((set(annexed) | set(blobs)) - seen - {".gitattributes", ".datalad/config", ".gitmodules"})
-    gone = [p for p in gone if not p.startswith(".datalad/")]
-    changes += [Delete(p) for p in gone]
-    return changes, added, len(gone), changed

@@ -104,12 +104,10 @@ class StoreRun:
                 )
             self.staging_dir.mkdir(parents=True, exist_ok=True)
             self._open = _Open(store, self.staging_dir / f"{_slug(store)}.spool")
-        inner = dataclasses.replace(entry, path=entry.path[len(store) + 1 :])
-        if type(inner) is AnnexEntry:
-            inner = self.tally.admit(inner)
         o = self._open
+        inner = _inner(store, entry, self.tally)
         o.spool.add(inner)
-        o.digest.update(inner.identity.encode("utf-8", "surrogateescape") + b"\0")
+        _fold(o.digest, inner)
         if modified is not None and (o.newest is None or modified > o.newest):
             o.newest = modified
 
@@ -212,6 +210,17 @@ class StoreRun:
         self._registered.clear()
 
 
+def _inner(store: str, entry: Entry, tally: Tally) -> Entry:
+    """The entry as the store's dataset holds it: its path inside the store, its URLs as the rule admits."""
+    inner = dataclasses.replace(entry, path=entry.path[len(store) + 1 :])
+    return tally.admit(inner) if type(inner) is AnnexEntry else inner
+
+
+def _fold(digest: hashlib._Hash, inner: Entry) -> None:
+    """The store's digest: what each of its files became, in listing order."""
+    digest.update(inner.identity.encode("utf-8", "surrogateescape") + b"\0")
+
+
 def _slug(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
@@ -226,15 +235,11 @@ class StoreCheck:
 
     def __init__(self, state: SourceState):
         self.state = state
+        self.tally = Tally()
         self._digests: dict[str, hashlib._Hash] = {}
 
     def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None:
-        inner = dataclasses.replace(entry, path=entry.path[len(store) + 1 :])
-        if type(inner) is AnnexEntry:
-            inner = Tally().admit(inner)
-        self._digests.setdefault(store, hashlib.sha256()).update(
-            inner.identity.encode("utf-8", "surrogateescape") + b"\0"
-        )
+        _fold(self._digests.setdefault(store, hashlib.sha256()), _inner(store, entry, self.tally))
 
     def entries(self) -> Iterator[SubdatasetEntry]:
         for path, h in self._digests.items():

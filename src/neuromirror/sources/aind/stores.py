@@ -71,10 +71,8 @@ def open_stores(src: AindSource, snap: Snapshot, state: SourceState, executor: E
     parent: Optional[Path] = getattr(src, "dataset_path", None)
     if make is None or os.environ.get(LAYOUT_ENV) == "files":
         return None
-    if parent is None:  # no dataset to write into: a state that only compares (verify --archive) may go on
-        if not getattr(state, "reads_only", False):
-            return None
-        parent = Path(".")
+    if parent is None and not getattr(state, "reads_only", False):
+        return None  # no dataset to write into; a state that only compares (verify --archive) needs none
     run: Stores = make(src.id, snap, parent, executor, src.describe())
     snap.__dict__.setdefault("_nm_store_runs", []).append(run)
     return run
