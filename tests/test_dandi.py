@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -486,3 +487,37 @@ def test_versions_after_a_large_one_read_its_state_from_the_index(
         return [r[:1] + r[2:] for r in dump_index(root / ".neuromirror" / "index.sqlite")["files"]]
 
     assert rows(other.root) == rows(cli.root)
+
+
+# -- when the dandi client is needed ------------------------------------------------------
+SYNC_AND_SAY_IF_CLIENT = (
+    "import sys\n"
+    "from neuromirror.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('CLIENT', 'dandi.dandiapi' in sys.modules)\n"
+    "sys.exit(code)\n"
+)
+
+
+def sync_imports_client(root: Path, api: str, ident: str) -> bool:
+    """Sync in a fresh process; whether it imported the dandi client."""
+    cmd = [sys.executable, "-c", SYNC_AND_SAY_IF_CLIENT, "--root", str(root), "sync", f"dandi:{ident}"]
+    p = subprocess.run([*cmd, "--dandi-api", api, "-q"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return "CLIENT True" in p.stdout
+
+
+def test_only_an_unchanged_dandiset_is_decided_without_the_dandi_client(dandi_archive, tmp_path: Path) -> None:
+    """The client (~1 s to import) makes every request that reads a version; a resync that finds
+    nothing new is two plain GETs (the dandiset and its versions) and needs none."""
+    ident = dandi_archive.create_dandiset(name="no client", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 100, when=T0)
+    root = tmp_path / "mirror"
+    assert sync_imports_client(root, dandi_archive.api_url, ident)  # cold
+    assert not sync_imports_client(root, dandi_archive.api_url, ident)  # unchanged
+    dandi_archive.put_asset(ident, "b.nwb", b"b" * 100, when=T0 + timedelta(hours=1))
+    assert sync_imports_client(root, dandi_archive.api_url, ident)  # the draft changed
+    assert tree_paths(root / "dandi" / ident) == {"dandiset.yaml", "a.nwb", "b.nwb"}
+    version = dandi_archive.publish(ident, when=T0 + timedelta(hours=2))
+    assert sync_imports_client(root, dandi_archive.api_url, ident)  # a new published version
+    assert version in git(root / "dandi" / ident, "tag").split()

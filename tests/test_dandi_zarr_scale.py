@@ -22,6 +22,7 @@ import pytest
 from conftest import CLI, git
 from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
 from neuromirror.sources.dandi import zarr_listing
+from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
 from test_dandi_full import T0, annexed_checksum, archive_checksum, clone_all, get, user_env, zarr_files
 
 ZARRS = 5
@@ -86,6 +87,33 @@ def test_checksum_matches_zarr_checksum_package() -> None:
         for rel, size, md5 in leaves:
             tree.add_leaf(path=PurePosixPath(rel), size=size, digest=md5)
         assert zarr_listing.checksum_of(leaves) == tree.process().digest
+
+
+def test_unsigned_listing_urls_are_boto3s() -> None:
+    """The URLs of anonymous ListObjectVersions pages, built without boto3, are the ones boto3 builds
+    with the configuration the Zarr listing used (virtual-hosted on AWS, path-style at an endpoint)."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    pages = [
+        {"Bucket": "dandiarchive", "Prefix": "zarr/0d5b9be5/", "EncodingType": "url"},
+        {"Bucket": "dandiarchive", "Prefix": "zarr/a b~c+é/", "EncodingType": "url", "KeyMarker": "zarr/x/0/1 2"},
+        {"Bucket": "my.bucket", "Prefix": "p/", "KeyMarker": "p/k=1&2", "VersionIdMarker": "v+1/=", "MaxKeys": 10},
+        {"Bucket": "Upper_Bucket", "Prefix": ""},
+    ]
+    for region in ("us-east-1", "us-east-2"):
+        for endpoint in (None, "http://127.0.0.1:9000", "https://s3.example.org/"):
+            ours = UnsignedS3(endpoint, region)
+            boto = boto3.session.Session().client(
+                "s3",
+                endpoint_url=endpoint,
+                region_name=region,
+                config=Config(signature_version=UNSIGNED, s3={"addressing_style": "path" if endpoint else "virtual"}),
+            )
+            for params in pages:
+                expected = boto.generate_presigned_url("list_object_versions", Params=params, ExpiresIn=3600)
+                assert ours.generate_presigned_url("list_object_versions", Params=params) == expected
 
 
 def test_many_zarrs_one_commit_unchanged_untouched_refusals_and_clone(mcli, archive, listings, tmp_path) -> None:  # noqa: ANN001

@@ -477,6 +477,37 @@ def test_zarr_asset_listing_checksum_and_download(
     assert r.status_code == 400
 
 
+def test_zarr_list_of_a_dandiset(archive: DandiStandIn) -> None:
+    """``GET /api/zarr/?dandiset=ID`` as dandi-archive's ``ZarrViewSet.list``: paged with a count on
+    every page, in creation order, only visible dandisets; a Zarr changed in place shows its new checksum."""
+    ds, other = archive.create_dandiset(), archive.create_dandiset(embargoed=True)
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    aids = [archive.add_zarr_asset(ds, f"z{i}.zarr", {".zgroup": b"{}", "0": b"%d" % i}, when=when) for i in range(3)]
+    archive.add_zarr_asset(other, "o.zarr", {".zgroup": b"{}"}, when=when)
+    zids = [archive.asset(a).zarr.zarr_id for a in aids]
+
+    def listed(**params: str) -> list[dict]:
+        page = requests.get(f"{archive.api_url}/zarr/", params={"dandiset": ds, "page_size": "2", **params}).json()
+        assert page["count"] == 3
+        return page["results"]
+
+    first, second = listed(), listed(page="2")
+    assert [z["zarr_id"] for z in first + second] == zids
+    z0 = first[0]
+    assert set(z0) == {"name", "dandiset", "zarr_id", "status", "checksum", "file_count", "size"}
+    assert (z0["name"], z0["dandiset"], z0["status"], z0["file_count"]) == ("z0.zarr", ds, "Complete", 2)
+    assert z0["checksum"] == archive.asset(aids[0]).zarr.reported_checksum
+    past = requests.get(f"{archive.api_url}/zarr/", params={"dandiset": ds, "page_size": "2", "page": "3"})
+    assert past.status_code == 404 and past.json() == {"detail": "Invalid page."}
+    assert requests.get(f"{archive.api_url}/zarr/", params={"dandiset": "x"}).status_code == 400
+
+    archive.modify_zarr(zids[1], put={"1": b"new"}, when=when)
+    assert listed()[1]["checksum"] == archive.asset(aids[1]).zarr.reported_checksum != first[1]["checksum"]
+    assert requests.get(f"{archive.api_url}/zarr/", params={"dandiset": other}).json()["count"] == 0
+    auth = {"Authorization": f"token {TOKEN}"}
+    assert requests.get(f"{archive.api_url}/zarr/", params={"dandiset": other}, headers=auth).json()["count"] == 1
+
+
 def test_asset_filters_orders_and_paths(archive: DandiStandIn, client: DandiAPIClient) -> None:
     ds = archive.create_dandiset()
     paths = ["sub-01/a.nwb", "sub-01/b.nwb", "sub-02/a.nwb", "Sub-03/x.json", "README.md"]

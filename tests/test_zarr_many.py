@@ -14,16 +14,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Optional
+from urllib.parse import urlsplit
 
 import pytest
 
 from conftest import CLI, git
 from neuromirror.dataset.fast_init import FirstCommit, fast_init
-from neuromirror.records import AnnexEntry
+from neuromirror.records import AnnexEntry, Snapshot
+from neuromirror.sources.dandi import zarr_assets, zarr_states
+from neuromirror.sources.dandi.client import DandiAPI
+from neuromirror.sources.dandi.zarr_states import ZarrStates
 from test_dandi_full import T0, annexed_checksum, archive_checksum, get, run, user_env
 
 ZARRS = 200
@@ -174,12 +180,19 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
         for rel, data in zarr_files(i).items():
             assert (wds / zarr_path(i) / rel).read_bytes() == data
 
-    # nothing changed: no git process in any Zarr dataset, a handful in all
+    # nothing changed: no git process in any Zarr dataset, a handful in all; the dandiset and its
+    # versions (two plain GETs), its Zarr list (through the dandi client, made meanwhile: its
+    # server-info and info): no asset listing
     trace = tmp_path / "trace-nochange.json"
     monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+    archive.reset_request_log()
     code, out, err = mcli("sync", f"dandi:{ident}")
     monkeypatch.delenv("GIT_TRACE2_EVENT")
     assert code == 0, err
+    assert "unchanged" in out, out
+    asked = sorted(urlsplit(raw).path for _, raw in archive.request_log)  # the Zarr list is read meanwhile
+    mine = [f"/api/dandisets/{ident}/", f"/api/dandisets/{ident}/versions/", "/api/zarr/"]
+    assert [a for a in asked if "info" not in a] == mine, asked
     starts = git_starts(trace)
     assert not [a for a in starts if any(".ome.zarr" in x for x in a)], starts
     assert len(starts) < 25, [a[:4] for a in starts]
@@ -221,6 +234,85 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
     assert len(sync_commits(ds)) == 4
     assert git(ds / zarr_path(7), "rev-parse", "HEAD").strip() == heads[zarr_path(7)]
     assert git(ds, "rev-parse", f"HEAD~2:{zarr_path(7)}").strip() == heads[zarr_path(7)]
+    # its Zarr archive is still in the archive's Zarr list: it does not make every sync a resync
+    assert re.search(r" zarrs=[0-9a-f]{16}$", draft_stamp(mcli.root, ident))
+    code, out, err = mcli("sync", f"dandi:{ident}")
+    assert code == 0 and "unchanged" in out, out
+
+
+def draft_stamp(root: Path, ident: str) -> str:
+    """The draft's ``remote_modified`` as the index records it."""
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    try:
+        (stamp,) = db.execute(
+            "SELECT remote_modified FROM versions WHERE source=? AND label='draft' ORDER BY id DESC LIMIT 1",
+            [f"dandi:{ident}"],
+        ).fetchone()
+    finally:
+        db.close()
+    return str(stamp)
+
+
+def test_zarr_list_read_whole_or_not_at_all(archive, monkeypatch) -> None:  # noqa: ANN001
+    """The dandiset's Zarr list, paged as the archive pages it; a route the archive lacks is None."""
+    ident = archive.create_dandiset(name="zarr list", created=T0)
+    aids = [archive.add_zarr_asset(ident, zarr_path(i), zarr_files(i), when=T0) for i in range(5)]
+    monkeypatch.setattr(zarr_states, "PAGE_SIZE", 2)
+    states = zarr_states.fetch(DandiAPI(ident, api_url=archive.api_url))
+    assert states is not None
+    assert states.checksums == {archive.asset(a).zarr.zarr_id: archive_checksum(archive, a) for a in aids}
+    assert zarr_states.fetch(DandiAPI(ident, api_url=archive.root_url + "/no-api")) is None
+
+
+def test_draft_stamp_claims_only_the_listed_states() -> None:
+    """The draft's ``zarrs=`` token: the Zarr list's digest only when every Zarr asset handed to the
+    run was mirrored at the list's checksum, or waits for one the list does not have yet."""
+    ck = "0" * 32 + "-2--10"
+    states = ZarrStates({"a": ck, "b": None, "orphan": ck})
+
+    def stamped(mirrored: dict[str, str], states: Optional[ZarrStates] = states) -> str:
+        snap = Snapshot("draft", "draft", [], T0, "draft", remote_modified="2025-01-01T00:00:00+00:00")
+        zarr_assets.track_draft(snap, lambda: states)
+        zarr_assets.expect_zarrs(snap, [{"zarr": "a"}, {"zarr": "b"}])
+        for zid, checksum in mirrored.items():
+            zarr_assets.note_zarr(snap, f"{zid}.zarr", zid, checksum)
+        zarr_assets.stamp_zarrs(snap)
+        return str(snap.remote_modified)
+
+    assert stamped({"a": ck}) == f"2025-01-01T00:00:00+00:00 zarrs={states.digest}"  # b: pending
+    recheck = "2025-01-01T00:00:00+00:00 zarrs=recheck"
+    assert stamped({"a": "1" * 32 + "-2--10"}) == recheck  # mirrored at a state the list does not say
+    assert stamped({}) == recheck  # a refused although the list has its checksum
+    assert stamped({"a": ck, "b": ck}) == recheck  # b mirrored while the list had no checksum yet
+    assert stamped({"a": ck}, None) == recheck  # no list
+    snap = Snapshot("draft", "draft", [], T0, "draft", remote_modified="t")
+    zarr_assets.track_draft(snap, lambda: states)
+    zarr_assets.stamp_zarrs(snap)
+    assert snap.remote_modified == "t"  # a draft without Zarr assets: no token
+
+
+def test_without_the_zarr_list_every_sync_looks_again(mcli, archive, monkeypatch) -> None:  # noqa: ANN001
+    """An archive whose Zarr list cannot be read: Zarrs mirrored all the same, the stamp claims
+    nothing (the next sync lists the draft again, and commits nothing new); back, it is stamped."""
+    ident = archive.create_dandiset(name="no zarr list", created=T0)
+    aids = [archive.add_zarr_asset(ident, zarr_path(i), zarr_files(i), when=T0) for i in range(4)]
+    ds = mcli.root / "dandi" / ident
+    with monkeypatch.context() as m:
+        m.setattr(zarr_states, "fetch", lambda *args: None)
+        code, out, err = mcli("sync", f"dandi:{ident}")
+        assert code == 0 and "refused" not in out, err + out
+        assert annexed_checksum(ds / zarr_path(2)) == archive_checksum(archive, aids[2])
+        assert draft_stamp(mcli.root, ident).endswith(" zarrs=recheck")
+        archive.reset_request_log()
+        code, out, err = mcli("sync", f"dandi:{ident}")
+        assert code == 0, err
+        assert any("/versions/draft/assets/" in raw for _, raw in archive.request_log)  # listed again
+        assert len(sync_commits(ds)) == 1
+    assert mcli("sync", f"dandi:{ident}")[0] == 0
+    assert re.search(r" zarrs=[0-9a-f]{16}$", draft_stamp(mcli.root, ident))
+    assert len(sync_commits(ds)) == 1
+    code, out, _ = mcli("sync", f"dandi:{ident}")
+    assert code == 0 and "unchanged" in out, out
 
 
 def sync_process(root: Path, api: str, ident: str, **env: str) -> subprocess.CompletedProcess:

@@ -103,7 +103,7 @@ class Reuse:
         self._state = state
         self._api = api_url.rstrip("/") + "/"
         self.to_fetch = 0  # assets of this listing that need their metadata
-        self._known = known or {}  # Zarr asset ids whose checksum is known: no metadata needed
+        self._known = known or {}  # zarr ids whose checksum is known: their assets need no metadata
 
     def restart(self) -> None:
         """A new listing attempt."""
@@ -132,7 +132,7 @@ class Reuse:
             if prev is not None and self._reusable(asset, prev):
                 yield (asset["asset_id"], prev.path, prev.key, prev.size, prev.urls, prev.checksum)
             else:
-                if not (asset.get("zarr") and asset.get("asset_id") in self._known):
+                if not (asset.get("zarr") and asset.get("zarr") in self._known):
                     self.to_fetch += 1
                 yield asset
 

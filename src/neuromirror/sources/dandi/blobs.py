@@ -38,8 +38,9 @@ from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.assets import Reused, is_text_asset, reused_entry
 from neuromirror.sources.dandi.client import DandiAPI, download_verified, gist
-from neuromirror.sources.dandi.zarr_assets import ZarrRun, zarr_run
+from neuromirror.sources.dandi.zarr_assets import ZarrRun, expect_zarrs, zarr_run
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
+from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.util import timing
 from neuromirror.util.paths import check_path
 
@@ -83,12 +84,16 @@ class AssetEntries(DandiAPI):
     reserved: tuple[str, ...]
     #: runs the changed Zarr assets' work; None: a thread pool per snapshot
     zarr_executor: Optional[Executor]
-    #: Zarr asset id -> the archive's checksum, when the draft's Zarr listing gave it (:mod:`.zarr_assets`)
+    #: zarr id -> the archive's checksum, when the dandiset's Zarr list gave it (draft only, :mod:`.zarr_states`)
     zarr_checksums: Optional[dict[str, str]] = None
     #: the dandiset's dataset, once ``prepare_dataset`` named it: the Zarrs' datasets go inside it
     dataset_path: Optional[Path] = None
     _s3_endpoints: tuple[str, ...]
     _session: requests.Session
+
+    def zarr_states(self) -> Optional[ZarrStates]:
+        """The dandiset's Zarr list of this sync; the source reads it (here: none known)."""
+        return None
 
     def _resolve(
         self,
@@ -116,14 +121,16 @@ class AssetEntries(DandiAPI):
                 if type(a) is not Reused
                 and not reason
                 and a.get("metadata") is None
-                and not (a.get("zarr") and a.get("asset_id") in known)
+                and not (a.get("zarr") and a.get("zarr") in known)
             ],
             md_pool or pool,
         )
         if zarrs is None:
             zarrs = zarr_run(self, snap, state, self.zarr_executor or _Inline())
         # Zarr assets: mirrored by the executor (their own datasets) while the blobs are pinned
-        zarrs.add([a for a, reason in zip(batch, reasons) if type(a) is not Reused and not reason and a.get("zarr")])
+        zarr_assets = [a for a, reason in zip(batch, reasons) if type(a) is not Reused and not reason and a.get("zarr")]
+        expect_zarrs(snap, zarr_assets)
+        zarrs.add(zarr_assets)
         ready: list[tuple[dict, dict] | Entry | _ZarrSlot] = []
         for asset, reason in zip(batch, reasons):
             if type(asset) is Reused:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Optional
@@ -128,12 +129,27 @@ class DandiAPI:
         self.api_url = api_url.rstrip("/")
         self.token = token
         self._client = client
+        self._client_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
+        """The dandi client, made on first use (by whichever thread asks first: the Zarr list is
+        read in a thread of its own while the sync asks the rest)."""
         if self._client is None:
-            self._client = make_client(self.api_url, self.token)
+            with self._client_lock:
+                if self._client is None:
+                    self._client = make_client(self.api_url, self.token)
         return self._client
+
+    def __getstate__(self) -> dict:
+        """What a task sent to a Dask worker carries: not the lock (the worker makes its client anew)."""
+        state = dict(self.__dict__)
+        del state["_client_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._client_lock = threading.Lock()
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
         """One API call; the dandi client retries HTTP errors, this also retries unreadable bodies."""
@@ -151,8 +167,12 @@ class DandiAPI:
                 raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(exc)}") from None
         raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(last) if last else 'failed'}")
 
+    def get_json(self, path: str, params: Optional[dict] = None) -> Any:
+        """``GET path`` (under the API, or an absolute URL) through the dandi client (its retries)."""
+        return self.client.get(path, params=params)
+
     def asset_metadata(self, asset_id: str) -> Any:
-        return self.client.get(f"/assets/{asset_id}/")
+        return self.get_json(f"/assets/{asset_id}/")
 
     def _paginate(self, path: str, *, page_size: int, params: dict) -> Iterator[Any]:
         """The items of a paged list, as ``client.paginate`` yields them, holding a few pages at most.

@@ -1,7 +1,8 @@
 """DANDI: dandisets as snapshots, through the official ``dandi`` client.
 
 Every published version becomes a tagged snapshot (oldest first), the draft
-an untagged one; an unchanged dandiset costs two plain GETs.  A version's assets
+an untagged one; an unchanged dandiset costs two plain GETs (and its Zarr list, if it
+has Zarr assets: :mod:`.zarr_states`).  A version's assets
 are listed completely or not at all (:meth:`DandiSource._list_assets`) and made
 entries a page at a time (:mod:`.blobs`, Zarr assets through :mod:`.zarr_assets`).
 A resync lists without the assets' metadata and takes the files of unchanged asset
@@ -14,7 +15,7 @@ import fnmatch
 import logging
 import os
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Optional
 from urllib.parse import urlsplit
@@ -24,12 +25,13 @@ import requests
 from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState
 from neuromirror.sources import s3urls
 from neuromirror.sources.base import Source
-from neuromirror.sources.dandi import assets, embargo
+from neuromirror.sources.dandi import assets, embargo, zarr_states
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
 from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
-from neuromirror.sources.dandi.zarr_assets import ZARR_WORKERS, settle, unchanged, zarr_run
+from neuromirror.sources.dandi.zarr_assets import ZARR_WORKERS, settle, split_stamp, track_draft, unchanged, zarr_run
+from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.spec import Spec
 from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.dates import parse_iso as parse_time
@@ -78,6 +80,14 @@ class DandiSource(AssetEntries):
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HEAD_WORKERS)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        #: the dandiset's Zarr list of this sync, read while the rest is asked (:meth:`zarr_states`)
+        self._zarr_states: Optional[Future[Optional[ZarrStates]]] = None
+
+    def __getstate__(self) -> dict:
+        """Without this sync's Zarr list in flight (a Future): a worker reads its own if it needs one."""
+        state = super().__getstate__()
+        state["_zarr_states"] = None
+        return state
 
     def describe(self) -> str:
         return f"DANDI:{self.identifier} mirrored from {self.api_url}"
@@ -87,15 +97,22 @@ class DandiSource(AssetEntries):
 
     # -- snapshots ------------------------------------------------------
     def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
-        if self._unchanged_at_a_glance(state):
-            return
+        self._zarr_states = None  # read anew by each sync
+        recorded = state.last_remote_modified("draft")
+        base, zarrs = split_stamp(recorded) if recorded else (None, None)
+        if zarrs is not None:
+            self._start_zarr_states()  # compared below: read (and the client made) meanwhile
+        if base is not None and self._glance(state) == base and self._zarrs_as_recorded(zarrs):
+            return  # a resync with no change
+        # the client checks the API first (a wrong --dandi-api reads as such) and words errors for the user
         d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
+        self._start_zarr_states()  # before any listing: the draft's stamp says what was mirrored since
         versions = self._call(lambda: [v for v in d.get_versions() if v.identifier != "draft"], "listing versions")
         known = state.labels()
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version
         draft_modified = embargo.draft_stamp(self, d, draft.modified.isoformat())  # + embargo status
-        if not new_published and unchanged(self, state.last_remote_modified("draft"), draft_modified):
+        if not new_published and unchanged(self, recorded, draft_modified):
             return
         for v in new_published:
             published = self._snapshot(d.for_version(v), v, "published", state, progress)
@@ -103,51 +120,63 @@ class DandiSource(AssetEntries):
             settle(published)  # asked for the next one: this one is committed (see zarr_assets.settle)
         snap = self._snapshot(d, draft, "draft", state, progress)
         snap.remote_modified = draft_modified  # the Zarr hook appends zarrs=<digest> while streaming
+        track_draft(snap, self.zarr_states)
         yield snap
         settle(snap)
 
-    def _unchanged_at_a_glance(self, state: SourceState) -> bool:
-        """The no-change check of :meth:`snapshots` with two plain GETs instead of the dandi client.
+    def _zarrs_as_recorded(self, token: Optional[str]) -> bool:
+        """Whether the Zarr list has the digest of the recorded stamp's ``zarrs=`` token (none: True)."""
+        if token is None:
+            return True
+        states = self.zarr_states()
+        return states is not None and states.digest == token
+
+    def zarr_states(self) -> Optional[ZarrStates]:
+        """The dandiset's Zarr archives as this sync first read them (:mod:`.zarr_states`); None: unknown."""
+        self._start_zarr_states()
+        assert self._zarr_states is not None
+        return self._zarr_states.result()
+
+    def _start_zarr_states(self) -> None:
+        """Read the Zarr list now, in a thread: before the draft is listed (the stamp says what was
+        mirrored since), and while the rest is asked."""
+        if self._zarr_states is None:
+            self._zarr_states = zarr_states.start(self)
+
+    def _glance(self, state: SourceState) -> Optional[str]:
+        """The draft's stamp through two plain GETs, when no published version is new.
 
         Importing ``dandi.dandiapi`` (pydantic models) alone takes longer than a whole
-        resync with no change should.  True only when the draft's stamp (modified time,
-        plus the embargo status) is exactly the recorded one and no published version is
-        new, which is what the client path decides from the same fields; anything else —
-        a Zarr digest to compare, an error, an unexpected answer — says False, and the
+        resync with no change should.  The stamp (modified time, plus the embargo status)
+        comes from the dandiset's JSON, which is what the client path decides from; None
+        when a published version is new, or on an error or an unexpected answer: then the
         client path decides (and reports errors) as before.
         """
-        recorded = state.last_remote_modified("draft")
-        if not recorded or "zarrs=" in recorded:
-            return False
         headers = {"Authorization": f"token {self.token}"} if self.token else {}
         try:
             r = self._session.get(f"{self.api_url}/dandisets/{self.identifier}/", headers=headers, timeout=30)
             if r.status_code != 200:
-                return False
+                return None
             info = r.json()
             status = str(info.get("embargo_status") or embargo.OPEN).upper()
             modified = parse_time(info["draft_version"]["modified"])
             if modified is None:
-                return False
-            stamp = modified.isoformat()
-            if status != embargo.OPEN:
-                stamp = f"{stamp} embargo={status}"
-            if stamp != recorded:
-                return False
+                return None
             known = state.labels()
             url: Optional[str] = f"{self.api_url}/dandisets/{self.identifier}/versions/?page_size={assets.PAGE_SIZE}"
             while url:
                 r = self._session.get(url, headers=headers, timeout=30)
                 if r.status_code != 200:
-                    return False
+                    return None
                 page = r.json()
                 if any(v["version"] != "draft" and v["version"] not in known for v in page["results"]):
-                    return False
+                    return None
                 url = page.get("next")
         except Exception:  # the client path retries, and words errors for the user
-            return False
+            return None
         self.embargo_status = status
-        return True
+        stamp = modified.isoformat()
+        return stamp if status == embargo.OPEN else f"{stamp} embargo={status}"
 
     def _snapshot(
         self, rd: Any, version: Any, kind: str, state: SourceState, progress: Optional[ProgressCallback]
@@ -199,6 +228,10 @@ class DandiSource(AssetEntries):
         import yaml
 
         yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
+        # the Zarr list's checksums spare the draft a metadata GET per Zarr asset; a published
+        # version's Zarr assets keep the checksums of their publication: their metadata says
+        states = self.zarr_states() if snap.kind == "draft" else None
+        self.zarr_checksums = states.known() if states is not None else None
         reuse = self._reuse_for(state)
         listing = self._list_assets(rd, version, progress, reuse)
         if listing is None:  # too many assets need their metadata: one listing with it is cheaper

@@ -34,30 +34,28 @@ archive again without writing) leaves the Zarr assets pending.  Here is the sour
 side: the asset's checksum as the archive states it (:func:`archive_checksum`) and the
 draft's stamp of the Zarr states the mirror holds.
 
-Incremental syncs: the draft's ``remote_modified`` gains ``zarrs=<digest>``
-(of the mirrored Zarrs' ids and checksums).  The archive does not always move
-the draft's ``modified`` when a Zarr changes in place, so when that token is
-present :func:`unchanged` asks for the draft's Zarr assets (one listing page,
-``zarr=true``) and compares: an unchanged dandiset stays O(1) API calls.
+Incremental syncs: the archive does not move the draft's ``modified`` when a Zarr
+changes in place, so the draft's ``remote_modified`` gains ``zarrs=<digest>``: the
+digest of the dandiset's Zarr archives and their checksums as the archive's Zarr list
+gave them before the draft was listed (:mod:`.zarr_states`, ~200 bytes a Zarr, no asset
+metadata) — written only when every Zarr asset of the draft was mirrored at exactly
+the checksum that list gives (or waits for one the list does not have yet), else
+``zarrs=recheck``, which no listing matches: the next sync looks again.  A sync whose
+recorded stamp has the token reads that list again and compares
+(:func:`unchanged`): an unchanged dandiset costs a few plain GETs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from neuromirror.records import Entry, Pending, Snapshot, SourceState
-from neuromirror.sources.dandi.zarr_listing import API_PAGE, CHECKSUM_FIELD, CHECKSUM_RE, checksum_in
-from neuromirror.util.paths import check_path
-
-if TYPE_CHECKING:
-    from neuromirror.sources.dandi.source import DandiSource
-
-log = logging.getLogger("neuromirror.dandi")
+from neuromirror.sources.dandi.zarr_listing import CHECKSUM_RE, checksum_in
+from neuromirror.sources.dandi.zarr_states import ZarrStates
 
 #: Zarrs mirrored at once by the default executor (each: one S3 listing, then git children)
 ZARR_WORKERS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_WORKERS", "4")))
@@ -70,7 +68,7 @@ class ZarrOwner(Protocol):
     api_url: str
     #: the dandiset's dataset (set by ``prepare_dataset``): the Zarrs' datasets go inside it
     dataset_path: Optional[Path]
-    #: asset id -> the archive's Zarr checksum, from the draft's Zarr listing (:func:`current_digest`)
+    #: zarr id -> the archive's Zarr checksum, from the dandiset's Zarr list (:mod:`.zarr_states`); drafts only
     zarr_checksums: Optional[dict[str, str]]
 
     def asset_metadata(self, asset_id: str) -> Any:
@@ -78,6 +76,9 @@ class ZarrOwner(Protocol):
 
     def s3_url(self, md: dict) -> Optional[str]:
         """The asset's S3 URL among its metadata's ``contentUrl``s, if any."""
+
+    def zarr_states(self) -> Optional[ZarrStates]:
+        """The dandiset's Zarr archives as listed before the draft (:mod:`.zarr_states`), None if unknown."""
 
 
 class ZarrRun(Protocol):
@@ -131,12 +132,12 @@ def zarr_run(source: ZarrOwner, snap: Snapshot, state: SourceState, executor: Ex
 def archive_checksum(source: ZarrOwner, asset: dict, known: dict[str, str]) -> tuple[Optional[str], str]:
     """The Zarr checksum the archive states for ``asset``, or None and why the asset waits (pending).
 
-    From the asset's metadata, else from the draft's Zarr listing (``known``), else from
-    the metadata asked of the API now (kept in ``asset``).
+    From the asset's metadata, else from the dandiset's Zarr list (``known``: zarr id ->
+    checksum), else from the metadata asked of the API now (kept in ``asset``).
     """
     md = asset.get("metadata")
     asset_id: str = asset["asset_id"]  # the listing refuses an asset without one
-    checksum = checksum_in(md) if md is not None else known.get(asset_id)
+    checksum = checksum_in(md) if md is not None else known.get(str(asset.get("zarr")))
     if md is None and checksum is None:
         md = asset["metadata"] = source.asset_metadata(asset_id)
         checksum = checksum_in(md)
@@ -151,30 +152,113 @@ def archive_checksum(source: ZarrOwner, asset: dict, known: dict[str, str]) -> t
 
 
 # -- the draft's stamp: which Zarr states the mirror holds ---------------------------------
-def _zarr_digest(items: list[tuple[str, str, str]]) -> str:
-    h = hashlib.sha1()
-    for path, zid, checksum in sorted(items):
-        h.update(f"{path}\0{zid}\0{checksum}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()[:16]
+#: the stamp's Zarr token when the mirror does not hold the Zarr list's states: no digest matches it
+RECHECK = "recheck"
+
+
+def split_stamp(recorded: str) -> tuple[str, Optional[str]]:
+    """A recorded ``remote_modified``: (the draft's own stamp, the ``zarrs=`` token's value or None)."""
+    tokens = recorded.split(" ")
+    zarrs = [t[len("zarrs=") :] for t in tokens if t.startswith("zarrs=")]
+    return " ".join(t for t in tokens if not t.startswith("zarrs=")), (zarrs[0] if zarrs else None)
+
+
+class _DraftStamp:
+    """Whether the draft's mirrored Zarrs are the states of the Zarr list read before it was listed.
+
+    Kept on the draft's snapshot: the Zarr run tells each mirrored Zarr (:func:`note_zarr`),
+    the source each Zarr asset it hands the run (:func:`expect_zarrs`), a page at a time.
+    Each Zarr is compared once, as it comes: the stamp of 20,000 Zarrs costs no sort.
+    """
+
+    def __init__(self, states: Callable[[], Optional[ZarrStates]]):
+        self._get_states = states
+        self._states: Optional[ZarrStates] = None
+        self._asked = False
+        self.has_zarrs = False  # the draft has Zarr assets (none: no token, as for a dandiset of blobs)
+        self.agrees = True
+        self.unnoted: set[str] = set()  # zarr ids handed to the run and not (yet) noted as mirrored
+
+    @property
+    def states(self) -> Optional[ZarrStates]:
+        """The Zarr list, asked for once (the first Zarr waits for it, if it has not come yet)."""
+        if not self._asked:
+            self._states, self._asked = self._get_states(), True
+        return self._states
+
+    def note(self, zarr_id: str, checksum: str) -> None:
+        self.unnoted.discard(zarr_id)
+        states = self.states
+        if states is None or states.checksums.get(zarr_id) != checksum:
+            self.agrees = False  # mirrored at another state than the list says (it moved since)
+
+    def settle_page(self) -> None:
+        """The page's Zarrs are done: one not mirrored agrees only while the list has no checksum for it."""
+        states = self.states
+        for zarr_id in self.unnoted:
+            if states is None or zarr_id not in states.checksums or states.checksums[zarr_id] is not None:
+                self.agrees = False  # refused, or pending although the list has its checksum
+        self.unnoted.clear()
+
+    def token(self) -> str:
+        states = self.states
+        return states.digest if self.agrees and states is not None else RECHECK
+
+
+def track_draft(snap: Snapshot, states: Callable[[], Optional[ZarrStates]]) -> None:
+    """Make ``snap`` (the draft) stamped from the Zarr list ``states()`` gives (see the module)."""
+    snap.__dict__["_nm_draft_stamp"] = _DraftStamp(states)
+
+
+def expect_zarrs(snap: Snapshot, assets: list[dict]) -> None:
+    """The Zarr assets of a page of the draft, as handed to its Zarr run."""
+    stamp: Optional[_DraftStamp] = snap.__dict__.get("_nm_draft_stamp")
+    if stamp is not None and assets:
+        stamp.has_zarrs = True
+        stamp.unnoted.update(str(a.get("zarr")) for a in assets)
 
 
 def note_zarr(snap: Snapshot, path: str, zarr_id: str, checksum: str) -> None:
-    """Add a mirrored Zarr to the snapshot's stamp; :func:`stamp_zarrs` writes it (``... zarrs=<digest>``).
+    """A Zarr the mirror holds at ``checksum``; :func:`stamp_zarrs` writes the stamp (``... zarrs=<digest>``).
 
-    Only collected here: the digest sorts every Zarr of the snapshot, and recomputing it per
-    Zarr made a dandiset of 20,000 Zarrs cost O(N^2 log N) (minutes) per sync.
+    Only collected here: recomputing a digest per Zarr made a dandiset of 20,000 Zarrs
+    cost O(N^2 log N) (minutes) per sync.
     """
+    stamp: Optional[_DraftStamp] = snap.__dict__.get("_nm_draft_stamp")
+    if stamp is not None:
+        stamp.note(zarr_id, checksum)
+        return
     seen: list[tuple[str, str, str]] = snap.__dict__.setdefault("_nm_zarrs", [])
     seen.append((path, zarr_id, checksum))
 
 
 def stamp_zarrs(snap: Snapshot) -> None:
-    """The snapshot's ``remote_modified`` with the digest of the Zarrs noted so far (once per page)."""
-    seen: list[tuple[str, str, str]] = snap.__dict__.get("_nm_zarrs", [])
-    if not seen:
-        return
-    base = " ".join(t for t in (snap.remote_modified or "").split(" ") if not t.startswith("zarrs="))
-    snap.remote_modified = f"{base} zarrs={_zarr_digest(seen)}".strip()
+    """The snapshot's ``remote_modified`` with its Zarrs' token (once per page).
+
+    The draft: the Zarr list's digest, or :data:`RECHECK` (see the module).  A published
+    version (whose stamp no sync compares) keeps the digest of its mirrored Zarrs' paths,
+    ids and checksums, as before.
+    """
+    stamp: Optional[_DraftStamp] = snap.__dict__.get("_nm_draft_stamp")
+    if stamp is not None:
+        stamp.settle_page()
+        if not stamp.has_zarrs:
+            return
+        token = stamp.token()
+    else:
+        seen: list[tuple[str, str, str]] = snap.__dict__.get("_nm_zarrs", [])
+        if not seen:
+            return
+        token = _zarr_digest(seen)
+    base, _ = split_stamp(snap.remote_modified or "")
+    snap.remote_modified = f"{base} zarrs={token}".strip()
+
+
+def _zarr_digest(items: list[tuple[str, str, str]]) -> str:
+    h = hashlib.sha1()
+    for path, zid, checksum in sorted(items):
+        h.update(f"{path}\0{zid}\0{checksum}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:16]
 
 
 def settle(snap: Snapshot) -> None:
@@ -189,42 +273,14 @@ def settle(snap: Snapshot) -> None:
             done()
 
 
-def unchanged(source: DandiSource, recorded: Optional[str], stamp: str) -> bool:
-    """Whether the draft is as recorded: same stamp, and its Zarrs (if any) still at the recorded checksums."""
+def unchanged(source: ZarrOwner, recorded: Optional[str], stamp: str) -> bool:
+    """Whether the draft is as recorded: same stamp, and its Zarrs (if any) at the recorded states."""
     if recorded is None:
         return False
-    tokens = recorded.split(" ")
-    zarrs = [t[len("zarrs=") :] for t in tokens if t.startswith("zarrs=")]
-    base = " ".join(t for t in tokens if not t.startswith("zarrs="))
-    if not zarrs:
-        return base == stamp
-    # listed even when the stamp moved: the Zarr assets' checksums then spare a resync one
-    # metadata GET per unchanged Zarr asset (``source.zarr_checksums``)
-    return current_digest(source) == zarrs[0] and base == stamp
-
-
-def current_digest(source: DandiSource) -> Optional[str]:
-    """The digest of the draft's Zarr assets as the archive lists them now (one paged call)."""
-    items: list[tuple[str, str, str]] = []
-    # asset id -> checksum: a resync then needs no metadata GET for an unchanged Zarr asset
-    known: dict[str, str] = {}
-    source.zarr_checksums = known
-    try:
-        for a in source.client.paginate(
-            f"/dandisets/{source.identifier}/versions/draft/assets/",
-            page_size=API_PAGE,
-            params={"zarr": "true", "metadata": "1", "order": "path"},
-        ):
-            if not isinstance(a, dict) or not a.get("zarr") or check_path(a.get("path"), source.reserved):
-                continue
-            md = a.get("metadata")
-            digest = md.get("digest") if isinstance(md, dict) else None
-            checksum = digest.get(CHECKSUM_FIELD) if isinstance(digest, dict) else None
-            if isinstance(checksum, str) and CHECKSUM_RE.match(checksum):
-                items.append((a["path"], str(a["zarr"]), checksum))
-                if isinstance(a.get("asset_id"), str):
-                    known[a["asset_id"]] = checksum
-    except Exception as exc:  # then list the dandiset: correct, only slower
-        log.info("DANDI:%s: cannot list its Zarr assets (%s): syncing the draft", source.identifier, exc)
-        return None
-    return _zarr_digest(items)
+    base, zarrs = split_stamp(recorded)
+    if base != stamp:
+        return False
+    if zarrs is None:
+        return True
+    states = source.zarr_states()
+    return states is not None and states.digest == zarrs

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Optional
@@ -30,6 +29,7 @@ from neuromirror.records import MD5, VERIFY_ON_GET, AnnexEntry, Refusal
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.client import DandiAPI
+from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
 from neuromirror.util.dates import parse_iso as _parse_time
 from neuromirror.util.paths import check_path
 
@@ -39,8 +39,6 @@ CHECKSUM_FIELD = "dandi:dandi-zarr-checksum"
 CHECKSUM_RE = re.compile(r"^[0-9a-f]{32}-\d+--\d+$")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 API_PAGE = 1000
-_s3_clients: dict[tuple[Optional[str], str], Any] = {}
-_s3_clients_lock = threading.Lock()
 #: the URL rule: (the URLs to register, whether none is stable) of an object's candidate URLs
 Admissible = Callable[[Iterable[str]], tuple[tuple[str, ...], bool]]
 
@@ -79,30 +77,10 @@ def is_archive_key(key: str) -> bool:
 
 def list_s3(base: str) -> list[ZObject]:
     """Every current object under the Zarr's S3 prefix, with its VersionId (anonymous requests)."""
-    import boto3
-    from botocore import UNSIGNED
-    from botocore.config import Config
-
     endpoint, bucket, prefix = _s3_location(base)
     if not prefix.endswith("/"):
         prefix += "/"
-    region = os.environ.get("NEUROMIRROR_DANDI_S3_REGION", "us-east-1")
-    # one client per process and endpoint, shared by the worker threads (a boto3 client is
-    # thread-safe; it only presigns here): making one costs 0.1-0.5 s of CPU, more than a small
-    # listing — one per worker thread was most of a 2-Zarrs-changed resync's listing time
-    with _s3_clients_lock:
-        client = _s3_clients.get((endpoint, region))
-        if client is None:
-            client = _s3_clients[(endpoint, region)] = boto3.session.Session().client(
-                "s3",
-                endpoint_url=endpoint,
-                region_name=region,
-                config=Config(
-                    signature_version=UNSIGNED,
-                    s3={"addressing_style": "path" if endpoint else "virtual"},
-                    retries={"max_attempts": 8, "mode": "standard"},
-                ),
-            )
+    client = UnsignedS3(endpoint, os.environ.get("NEUROMIRROR_DANDI_S3_REGION", "us-east-1"))
     latest: dict[str, ZObject] = {}
     deleted: set[str] = set()  # keys whose latest version is a delete marker
     n = len(prefix)
@@ -132,7 +110,7 @@ def list_api(source: DandiAPI, zarr_id: str) -> list[ZObject]:
     url: Optional[str] = f"/zarr/{zarr_id}/files/"
     params: Optional[dict] = {"limit": API_PAGE}
     while url:
-        page = source.client.get(url, params=params)
+        page = source.get_json(url, params)
         params = None
         for f in page.get("results") or []:
             out.append(

@@ -151,21 +151,42 @@ class AssetRoutes(Rendering, Access):
             "size": z.size,
         }
 
+    def _zarrs_in_order(self, dandiset_id: Optional[str] = None) -> list[ZarrRecord]:
+        """The Zarr archives (of one dandiset) in the archive's list order (``created``), sorted once per new Zarr.
+
+        A dandiset of 20,000 Zarrs is listed in 20 pages: sorting and filtering them all
+        again for each page (~0.15 s) made the stand-in, not the mirror, the slow side of
+        a resync.
+        """
+        hit = self._zarr_order
+        if hit is None or hit[0] != len(self._zarrs):
+            # stable: Zarrs created at the same time stay in the order they were made (as the
+            # archive's timestamps, which differ by microseconds, would have them)
+            ordered = sorted(self._zarrs.values(), key=lambda z: z.created)
+            hit = self._zarr_order = (len(self._zarrs), {None: ordered})
+        lists = hit[1]
+        if dandiset_id not in lists:
+            lists[dandiset_id] = [z for z in lists[None] if z.dandiset_id == dandiset_id]
+        return lists[dandiset_id]
+
+    def _zarr_item(self, z: ZarrRecord) -> bytes:
+        if z._item is None or z._item[0] != z.rev:
+            z._item = (z.rev, dumps(self._zarr_json(z)))
+        return z._item[1]
+
     def _r_zarrs(self, req: Req) -> Resp:
-        zs = [
-            z
-            for z in sorted(self._zarrs.values(), key=lambda z: (z.created, z.zarr_id))
-            if (ds := self._dandisets.get(z.dandiset_id)) is not None and self._visible(req, ds)
-        ]
+        visible = {i: self._visible(req, ds) for i, ds in self._dandisets.items()}  # as get_visible_dandisets
         if "dandiset" in req.query:
             try:
                 want = self._norm_id(req.query["dandiset"])
             except ValueError:
                 raise ApiError(400, {"dandiset": ["A valid Dandiset identifier is required."]}) from None
-            zs = [z for z in zs if z.dandiset_id == want]
+            zs = self._zarrs_in_order(want) if visible.get(want) else []
+        else:
+            zs = [z for z in self._zarrs_in_order() if visible.get(z.dandiset_id)]
         if "name" in req.query:
             zs = [z for z in zs if z.name == req.query["name"]]
-        return paginate(req, zs, lambda z: dumps(self._zarr_json(z)), lazy_count=False)
+        return paginate(req, zs, self._zarr_item, lazy_count=False)
 
     def _r_zarr(self, req: Req, zid: str) -> Resp:
         return Resp(200, dumps(self._zarr_json(self._zarr_for(req, zid))))

@@ -74,10 +74,17 @@ class ZarrRecord:
     corrupted: bool = False
     rev: int = 0
     _sorted: Optional[tuple[int, list[str]]] = None
+    #: its item in the Zarr list, keyed by ``rev`` (rendered once per change, as assets' items)
+    _item: Optional[tuple[int, bytes]] = None
+    _size: Optional[tuple[int, int]] = None
 
     @property
     def size(self) -> int:
-        return sum(f.size for f in self.files.values())
+        """Summed once per change (``rev``): a version's size sums its assets' at every request, and
+        summing 20,000 Zarrs' files each time made one GET of a dandiset take ~0.3 s."""
+        if self._size is None or self._size[0] != self.rev:
+            self._size = (self.rev, sum(f.size for f in self.files.values()))
+        return self._size[1]
 
     @property
     def file_count(self) -> int:

@@ -46,6 +46,8 @@ class ArchiveState:
         self._blobs: dict[str, BlobRecord] = {}
         self._blobs_by_sha: dict[str, list[BlobRecord]] = {}
         self._zarrs: dict[str, ZarrRecord] = {}
+        #: (number of Zarrs, dandiset id or None for all -> its Zarrs in the list's order): only ever added
+        self._zarr_order: Optional[tuple[int, dict[Optional[str], list[ZarrRecord]]]] = None
         #: asset_id -> raw bytes served as its metadata (hostile-archive tests)
         self._metadata_overrides: dict[str, bytes] = {}
         self._seq = 0
