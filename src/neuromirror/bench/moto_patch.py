@@ -13,8 +13,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 
 class Counters:
@@ -33,32 +32,8 @@ class Counters:
 _sorted_names: dict[int, tuple[int, list[str]]] = {}
 
 
-#: rendered ListObjectVersions answers, while :func:`listing_served_from_memory` is on
-_rendered: Optional[dict] = None
-
-
 def invalidate_listing_cache() -> None:
     _sorted_names.clear()
-    if _rendered is not None:
-        _rendered.clear()
-
-
-@contextmanager
-def listing_served_from_memory() -> Iterator[None]:
-    """moto answers each ListObjectVersions request it has answered before from memory.
-
-    For scenarios whose bucket does not change while it is on (``aind-zarr``):
-    the pages are rendered once, before the measured runs, so that moto's own CPU
-    (~4 s per 10^5 versions) is not taken from the sync's 2 cores.  A real S3
-    costs the mirror host nothing to answer.  The sync still makes every request
-    and parses every page.
-    """
-    global _rendered
-    _rendered = {}
-    try:
-        yield
-    finally:
-        _rendered = None
 
 
 def patch_moto(counters: Counters) -> None:
@@ -161,9 +136,6 @@ def patch_moto(counters: Counters) -> None:
         vid_marker = q.get("version-id-marker", [None])[0]
         max_keys = int(q.get("max-keys", [1000])[0])
         prefix = self._get_querystring(self.request, self.uri).get("prefix", [""])[0]
-        memo = (self.bucket_name, prefix, key_marker, vid_marker, max_keys, q.get("encoding-type", [None])[0])
-        if _rendered is not None and memo in _rendered:
-            return 200, {"Content-Type": "application/xml"}, _rendered[memo]
         versions, _, markers, next_key, next_vid = self.backend.list_object_versions(
             self.bucket_name,
             delimiter=None,
@@ -197,10 +169,7 @@ def patch_moto(counters: Counters) -> None:
                 f"<LastModified>{m.last_modified_ISO8601}</LastModified></DeleteMarker>"
             )
         out.append("</ListVersionsResult>")
-        body = "".join(out)
-        if _rendered is not None:
-            _rendered[memo] = body
-        return 200, {"Content-Type": "application/xml"}, body
+        return 200, {"Content-Type": "application/xml"}, "".join(out)
 
     # moto's classes patched in place for the rest of this process: their types do not foresee it
     response_cls: Any = S3Response

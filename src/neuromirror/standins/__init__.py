@@ -1,6 +1,9 @@
 """Stand-in servers impersonating the remote archives, for tests, the demo and benchmarks.
 
 * :class:`S3StandIn` - a real S3 endpoint (moto server mode) on loopback.
+* :class:`~neuromirror.standins.s3_generated.GeneratedS3` - an S3 endpoint whose
+  listing pages are made on request (in S3's key order) for stores of millions of
+  objects, every GET answered with the bytes whose checksum the listing gives.
 * :class:`DandiStandIn` - the DANDI Archive REST API over an in-memory model, blobs in
   an :class:`S3StandIn`; the real ``dandi.dandiapi.DandiAPIClient`` works against it
   (the package :mod:`neuromirror.standins.dandi`, the class in its ``server`` module).
