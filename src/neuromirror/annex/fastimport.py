@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Callable, Iterable, Iterator, Optional
 
@@ -73,8 +75,27 @@ def _data(stream: IO[bytes], payload: bytes) -> None:
     stream.write(b"\n")
 
 
+@dataclass(frozen=True)
+class Turns:
+    """The turns that large commits sharing a process take, so that memory stays bounded.
+
+    A commit of 10^6 files costs git a few hundred MB twice: fast-import's object table
+    while the tree is written (and again for the git-annex branch), and the index of the
+    checkout.  ``writing`` is held from the data commit's fast-import through the
+    git-annex branch's, ``checkout`` while ``read-tree -u`` runs.  One commit's checkout
+    (annex symlinks: kernel time) then overlaps the next commit's fast-import (git's and
+    Python's CPU) on another core, and at most one of each is under way: the peak is what
+    one commit alone costs (its checkout beside its git-annex branch's fast-import).
+    """
+
+    writing: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+    checkout: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+
+
 class FastImportWriter(AnnexWriter):
     name = "fast-import"
+    #: large commits of this process take turns (see :class:`Turns`); None: no turns
+    turns: Optional[Turns] = None
 
     def _branch(self) -> str:
         ref = gitutil.out(self.repo, "symbolic-ref", "-q", "HEAD", check=False)
@@ -111,8 +132,10 @@ class FastImportWriter(AnnexWriter):
         branch = self._branch()
         stamp = f"{epoch(date)} +0000"
         ident = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}>"
+        turns = _TurnsHeld(self.turns)
         keys = _KeyLog()
-        with keys:
+        with keys, turns:
+            turns.take("writing")
             counts: list[int] = []
             self._fast_import(
                 lambda s: counts.extend(self._write_tree(s, changes, parent, message, ident, stamp, keys))
@@ -121,13 +144,16 @@ class FastImportWriter(AnnexWriter):
             new_head = gitutil.ref_sha(self.repo, STAGING_REF)
             assert new_head
             crashpoint("before-checkout")
+            turns.take("checkout")
             checkout = self._start_checkout(parent, new_head)
             try:
                 if len(keys):
                     with timing.phase("annex-branch"):
                         self._annex_commit(keys, annex_parent, ident)
             finally:
+                turns.give("writing")  # the next commit's fast-import may start beside this checkout
                 self._finish_checkout(checkout)
+                turns.give("checkout")
             crashpoint("before-branch-update")
             self._move_branch(branch, new_head, parent)
             return CommitResult(new_head, written, deleted, len(keys), time.monotonic() - t0)
@@ -285,6 +311,33 @@ class FastImportWriter(AnnexWriter):
             return None
         listing = gitutil.run(self.repo, "ls-tree", "-r", "-z", "--name-only", annex_parent).stdout
         return {hash(p) for p in listing.decode("utf-8", "surrogateescape").split("\0")}
+
+
+class _TurnsHeld:
+    """The :class:`Turns` one commit holds; whatever it still holds is given back on exit."""
+
+    def __init__(self, turns: Optional[Turns]):
+        self._turns = turns
+        self._held: set[str] = set()
+
+    def take(self, name: str) -> None:
+        if self._turns is not None and name not in self._held:
+            with timing.phase(f"turn-{name}"):
+                getattr(self._turns, name).acquire()
+            self._held.add(name)
+
+    def give(self, name: str) -> None:
+        if name in self._held:
+            self._held.discard(name)
+            assert self._turns is not None
+            getattr(self._turns, name).release()
+
+    def __enter__(self) -> _TurnsHeld:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in list(self._held):
+            self.give(name)
 
 
 class _KeyLog(Spool):

@@ -8,7 +8,7 @@ engines import it without importing this chooser of engines.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Mapping, Optional
 
 from neuromirror.annex.contract import (  # noqa: F401  (re-exported: callers import the contract from here)
     QUIET_FILTER_COMMENT,
@@ -24,12 +24,20 @@ from neuromirror.annex.contract import (  # noqa: F401  (re-exported: callers im
 )
 from neuromirror.records import AnnexEntry, Entry, GitEntry  # noqa: F401
 
+if TYPE_CHECKING:
+    from neuromirror.annex.fastimport import Turns
 
-def make_writer(engine: str, repo: Path, *, url_remotes: Optional[Mapping[str, str]] = None) -> AnnexWriter:
+
+def make_writer(
+    engine: str, repo: Path, *, url_remotes: Optional[Mapping[str, str]] = None, turns: Optional[Turns] = None
+) -> AnnexWriter:
+    """The writer ``engine`` names; ``turns``: large commits of this process take turns (fast-import only)."""
     if engine in ("fast-import", "fast", "fastimport"):
         from neuromirror.annex.fastimport import FastImportWriter
 
-        return FastImportWriter(repo, url_remotes=url_remotes)
+        writer = FastImportWriter(repo, url_remotes=url_remotes)
+        writer.turns = turns
+        return writer
     if engine == "batch":
         from neuromirror.annex.batch import BatchWriter
 

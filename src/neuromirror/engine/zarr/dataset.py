@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sized
 
 from neuromirror.annex.contract import Change
+from neuromirror.annex.fastimport import Turns
 from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink
 from neuromirror.annex.logs import web_urls
 from neuromirror.annex.pack import BLOB, object_id
@@ -288,6 +289,7 @@ def commit(
     url_remotes: Mapping[str, str],
     fresh: bool = False,
     count: Optional[int] = None,
+    turns: Optional[Turns] = None,
 ) -> str:
     """Commit ``entries`` as the Zarr dataset's whole tree: only what changed since HEAD reaches git.
 
@@ -296,10 +298,11 @@ def commit(
     and ``-Zarr-Access``); ``url_remotes`` as the writer takes them (special remotes).
     ``fresh``: the dataset was created just now and holds no file of its own (its HEAD is not
     read): the entries are streamed to the writer, never held — ``count`` of them (default
-    ``len(entries)``), for the message.
+    ``len(entries)``), for the message.  ``turns``: a large commit takes turns with the
+    process's other large commits (:class:`~neuromirror.annex.fastimport.Turns`).
     """
     engine = os.environ.get("NEUROMIRROR_ENGINE", "fast-import")
-    writer = make_writer(engine, zds, url_remotes=url_remotes)
+    writer = make_writer(engine, zds, url_remotes=url_remotes, turns=turns)
     if fresh:
         if count is None:
             if not isinstance(entries, Sized):

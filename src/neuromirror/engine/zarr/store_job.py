@@ -9,21 +9,23 @@ cluster (``--dask``: one task per store) runs it alike; the job writes nothing b
 store's dataset (or its staging place, when the store replaces files the parent still
 holds: see :mod:`.stores`).
 
-Large stores are committed one at a time in a process (:data:`BIG_STORE`): a store of
-10^6 objects costs git a few hundred MB while it writes its index and checkout, and
-that must not be multiplied by the number of stores an asset holds.
+Large stores' commits take turns in a process (:data:`BIG_STORE`,
+:class:`~neuromirror.annex.fastimport.Turns`): a store of 10^6 objects costs git a few
+hundred MB while it writes its objects and while it checks them out, and that must not
+be multiplied by the number of stores an asset holds.  One store's checkout (annex
+symlinks: kernel time) runs beside the next one's fast-import.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Optional
 
+from neuromirror.annex.fastimport import Turns
 from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset
@@ -33,7 +35,8 @@ from neuromirror.util.spool import read_spool
 
 #: a store of more objects than this is committed alone (see the module)
 BIG_STORE = 50_000
-_BIG = threading.Semaphore(1)
+#: the turns large stores' commits of this process take (one fast-import, one checkout at a time)
+_BIG = Turns()
 
 #: the trailers that say which state of which store a commit holds (``StoreRun._held`` reads the digest)
 STORE_TRAILER = "Neuromirror-Store"
@@ -69,14 +72,9 @@ class StoreRecord:
 
 def mirror_store(job: StoreJob) -> StoreRecord:
     """Create (if new) and commit one store's dataset from its spooled entries (see the module)."""
-    big = job.count > BIG_STORE
-    if big:
-        _BIG.acquire()
     try:
         return _mirror(job)
     finally:
-        if big:
-            _BIG.release()
         try:
             os.unlink(job.spool)
         except OSError:
@@ -109,6 +107,7 @@ def _mirror(job: StoreJob) -> StoreRecord:
             url_remotes={},
             fresh=fresh,
             count=job.count,
+            turns=_BIG if job.count > BIG_STORE else None,
         )
     spent = {"create": created, "commit": time.perf_counter() - t}
     return StoreRecord(job.path, commit, job.digest, dataset_id(place), job.count, spent)
