@@ -310,3 +310,44 @@ def test_bad_cli_input_one_line_errors(cli) -> None:  # noqa: ANN001
     ]:
         code, out, err = cli(*args)
         assert code == 2 and len(err.strip().splitlines()) == 1 and why in err, (args, err)
+
+
+def test_a_listing_page_cut_short_is_listed_again(dandi_archive, tmp_path) -> None:  # noqa: ANN001
+    """A page of the asset listing whose body stops short of its Content-Length (which the dandi
+    client does not retry) makes the sync list again, not fail."""
+    from neuromirror.standins.faults import FaultPlan
+
+    ident = dandi_archive.create_dandiset(name="cut short", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 20, when=T0)
+    root = tmp_path / "mirror"
+    assert run_sync(root, dandi_archive.api_url, ident).returncode == 0
+    dandi_archive.put_asset(ident, "b.nwb", b"b" * 20, when=T0 + timedelta(hours=1))
+    dandi_archive.reset_request_log()
+    assert run_sync(root, dandi_archive.api_url, ident).returncode == 0
+    (listing,) = {p for m, p in dandi_archive.request_log if m == "GET" and "/versions/draft/assets/?" in p}
+    # a seed whose draws cut the listing's first answer short and not the second
+    only = r"/versions/draft/assets/\?"
+    seed = next(
+        s
+        for s in range(1000)
+        if (lambda plan: [plan._draw("GET", listing, False) for _ in range(2)])(
+            FaultPlan(rate=0.5, kinds=("truncated",), seed=s, only_paths=only)
+        )
+        == ["truncated", None]
+    )
+    dandi_archive.put_asset(ident, "c.nwb", b"c" * 20, when=T0 + timedelta(hours=2))
+    plan = dandi_archive.faults
+    plan.seed = seed
+    plan.set_only_paths(only)
+    plan.set_rate(0.5, kinds=("truncated",))
+    try:
+        proc = run_sync(root, dandi_archive.api_url, ident)
+        injected = list(plan.injected)
+    finally:
+        plan.reset()
+        plan.set_only_paths(None)
+        plan.seed = 0
+    assert proc.returncode == 0, proc.stderr
+    assert injected == [("GET", listing, "truncated")]
+    assert {"a.nwb", "b.nwb", "c.nwb"} <= set(git(root / "dandi" / ident, "ls-files").split())
+    check_consistent(root, ident)

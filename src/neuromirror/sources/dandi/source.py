@@ -314,7 +314,9 @@ class DandiSource(AssetEntries):
             except DandiError:
                 listing.close()
                 raise
-            except ValueError as exc:  # JSON cut short: requests' JSONDecodeError is a ValueError
+            except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
+                # a body cut short (the client does not retry it): unparsable JSON — requests'
+                # JSONDecodeError is a ValueError — or fewer bytes than the server announced
                 problem = f"unreadable page ({gist(exc)})"
             except Exception as exc:
                 listing.close()
