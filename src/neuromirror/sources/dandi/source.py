@@ -99,11 +99,12 @@ class DandiSource(AssetEntries):
     def snapshots(self, state: SourceState, progress: Optional[ProgressCallback] = None) -> Iterator[Snapshot]:
         self._zarr_states = None  # read anew by each sync
         recorded = state.last_remote_modified("draft")
-        base, zarrs = split_stamp(recorded) if recorded else (None, None)
-        if zarrs is not None:
-            self._start_zarr_states()  # compared below: read (and the client made) meanwhile
-        if base is not None and self._glance(state) == base and self._zarrs_as_recorded(zarrs):
-            return  # a resync with no change
+        if recorded is not None:
+            if split_stamp(recorded)[1] is not None:
+                self._start_zarr_states()  # compared below: read (and the client made) meanwhile
+            glance = self._glance(state)
+            if glance is not None and unchanged(self, recorded, glance):
+                return  # a resync with no change
         # the client checks the API first (a wrong --dandi-api reads as such) and words errors for the user
         d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
         self._start_zarr_states()  # before any listing: the draft's stamp says what was mirrored since
@@ -123,13 +124,6 @@ class DandiSource(AssetEntries):
         track_draft(snap, self.zarr_states)
         yield snap
         settle(snap)
-
-    def _zarrs_as_recorded(self, token: Optional[str]) -> bool:
-        """Whether the Zarr list has the digest of the recorded stamp's ``zarrs=`` token (none: True)."""
-        if token is None:
-            return True
-        states = self.zarr_states()
-        return states is not None and states.digest == token
 
     def zarr_states(self) -> Optional[ZarrStates]:
         """The dandiset's Zarr archives as this sync first read them (:mod:`.zarr_states`); None: unknown."""
