@@ -337,7 +337,7 @@ def test_hand_sync_waits_or_is_refused_never_interleaves(archive, tmp_path: Path
 
         # the source's lock held by someone else (here: this process): the service skips, records nothing
         mirror = Mirror(root)
-        with mirror.lock(sid, wait=5):
+        with mirror.lock(sid, wait=60):
             before = len(runs(root, sid))
             wait_for(
                 lambda: svc.state().get("sources", {}).get(sid, {}).get("skipped", {}).get("busy", 0) >= 2,

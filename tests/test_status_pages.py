@@ -70,6 +70,14 @@ def site(dandi_archive, tmp_path_factory) -> Iterator[Site]:  # noqa: ANN001
         held.callback(mirror.close)
         for sid in (good, bad):
             held.enter_context(mirror.lock(sid, wait=60))
+
+        def settled() -> bool:
+            # a run's lock is given back before its after-sync steps (publish, keep, at-risk count) end:
+            # the pages stand still once the service shows neither source running
+            rows = json.loads(get(svc.url("status.json"))[2])["sources"]
+            return all(r["status"] != "running" for r in rows if r["source"] in (good, bad))
+
+        wait_for(settled, 60, "both sources' runs to end", svc)
         # something hostile in the index, as an archive's error message could be
         con = sqlite3.connect(root / ".neuromirror" / "index.sqlite", timeout=30)
         with con:
