@@ -46,6 +46,11 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
 
 
+def annexed_paths(ds: Path) -> list[str]:
+    """The paths of the dataset's own tree that are annexed (symlinks), subdatasets not entered."""
+    return [ln.split("\t", 1)[1] for ln in git(ds, "ls-tree", "-r", "HEAD").splitlines() if ln.startswith("120000")]
+
+
 @dataclass
 class World:
     s3: object
@@ -190,6 +195,29 @@ def test_the_latest_version_is_kept_reproduced_and_verified_through_the_stores(w
     code, out, err = world.run("reproduce", str(lock), "--to", str(tmp_path / "work"), "--allow-ip", "all")
     assert code == 0, out + err
     assert data_files(tmp_path / "work" / "aind" / ASSET) == world.files[1]
+
+
+def test_an_asset_whose_annexed_content_is_all_in_its_store_finds_its_keep_there(world: World, tmp_path: Path) -> None:
+    """The asset's own tree holds only files in git: ``keep`` records the store in the store's
+    dataset alone, and ``verify --kept`` and ``lock`` (no --store) still find it there."""
+    name = "SmartSPIM_222222_2024-02-02_00-00-00"
+    s3 = world.s3
+    s3.put(world.bucket, f"{name}/data_description.json", json.dumps({"name": name}).encode())  # type: ignore[attr-defined]
+    for rel, data in store_objects("SPIM.ome.zarr").items():
+        s3.put(world.bucket, f"{name}/{rel}", data)  # type: ignore[attr-defined]
+    report = world.run.json("sync", f"aind:{name}", *world.s3_args)
+    assert report["outcome"] == "ok", report
+    ds = world.run.root / "aind" / name
+    assert subdatasets(ds) == ["SPIM.ome.zarr"] and annexed_paths(ds) == []
+    spec = f"aind:{name}@{report['versions'][0]['label']}"
+    store = tmp_path / "kept"
+    code, out, err = world.run("keep", spec, "--to", str(store))
+    assert code == 0, out + err
+    code, out, err = world.run("verify", spec, "--kept")
+    assert code == 0 and f"kept in {store}" in out, out + err
+    lock = tmp_path / "asset.lock"
+    assert world.run("lock", spec, "-o", str(lock))[0] == 0
+    assert f'store = "{store}"' in lock.read_text()
 
 
 def test_a_change_in_one_store_moves_that_store_and_the_asset_only(world: World) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from neuromirror.annex.keys import key_from_symlink, parse_key
 from neuromirror.reproduce.retrieve import RetrieveError
@@ -106,6 +106,28 @@ def walk_files(repo: Path | str, commit: str, prefix: str = "") -> Iterator[Tree
 def gitlinks(repo: Path | str, commit: str) -> list[tuple[str, str]]:
     """(path, commit) of the subdatasets recorded in ``commit``."""
     return [(path, sha) for _, typ, sha, path in gitutil.ls_tree(repo, commit) if typ == "commit"]
+
+
+def pinned_repositories(
+    ds: Path, commit: str, missing: Optional[Callable[[Path, str, str], None]] = None
+) -> Iterator[tuple[Path, str, str]]:
+    """(repository, commit, path prefix) of ``ds`` at ``commit``, then of every subdataset it
+    pins (recursively) that is installed here with the pinned commit: the repositories whose
+    git-annex branches speak for the version's content (an AIND store's objects are in its own).
+
+    ``missing(repository, commit, prefix)`` hears of a pinned subdataset that is not here."""
+    yield ds, commit, ""
+    todo = [(ds, "", gitlinks(ds, commit))]
+    while todo:
+        repo, prefix, links = todo.pop()
+        for path, sha in links:
+            sub = repo / path
+            if not (sub / ".git").exists() or not has_commit(sub, sha):
+                if missing is not None:
+                    missing(sub, sha, prefix + path)
+                continue
+            yield sub, sha, prefix + path + "/"
+            todo.append((sub, prefix + path + "/", gitlinks(sub, sha)))
 
 
 def has_commit(repo: Path, commit: str) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.errors import UserError
-from neuromirror.reproduce.filelist import tree_files
+from neuromirror.reproduce.filelist import pinned_repositories, tree_files
 from neuromirror.reproduce.retrieve import RetrieveError, gist
 from neuromirror.store.directory import DEFAULT_NAME, IDENTITY_FILE, DirectoryStore
 from neuromirror.store.record import BRANCH, ensure_remote, flush_journal, present_in, record_present
@@ -69,15 +69,21 @@ def _branch_knows(repo: Path, uuid: str) -> bool:
     )
 
 
-def recorded_store(repo: Path, commit: str) -> Optional[str]:
-    """The read location of a store the branch records as holding content of ``commit``'s files; None if none."""
-    stores = _stores_on_branch(repo)
-    if not stores:
+def recorded_store(ds: Path, commit: str) -> Optional[str]:
+    """The read location of a store a branch records as holding content of ``commit``'s files; None if none.
+
+    ``keep`` keeps a whole version, recording each key on the branch of the repository whose
+    tree holds it, so the first repository of the version with annexed files decides: the
+    dataset itself, or (an AIND asset whose annexed content is all in its Zarr stores'
+    datasets) its first such subdataset; the others are not read (a dandiset of 20,000 Zarrs)."""
+    for repo, rcommit, _ in pinned_repositories(ds, commit):
+        keys = [f.key for f in tree_files(repo, rcommit) if f.key]
+        if not keys:
+            continue
+        for uuid, directory in _stores_on_branch(repo).items():
+            if present_in(repo, uuid, keys):
+                return directory
         return None
-    keys = [f.key for f in tree_files(repo, commit) if f.key]
-    for uuid, directory in stores.items():
-        if keys and present_in(repo, uuid, keys):
-            return directory
     return None
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Optional
 from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, PreviousFile
-from neuromirror.reproduce.filelist import TreeFile, gitlinks, has_commit, tree_files
+from neuromirror.reproduce.filelist import TreeFile, has_commit, pinned_repositories, tree_files
 from neuromirror.reproduce.verify_archive import check_archive
 from neuromirror.reproduce.verify_content import check_content
 from neuromirror.reproduce.verify_report import VerifyReport
@@ -180,13 +180,14 @@ def verify_version(
     keys: dict[str, str] = {}  # key -> a path holding it (subdatasets' files under their path)
     repo_of: dict[str, Path] = {}  # key -> the repository whose git-annex branch knows it
     urls_of: dict[str, list[str]] = {}
-    if store is None:
-        store = recorded_directory_store(ds)
+    repositories = _repositories(report, ds, commit)
+    if store is None:  # the newest readable one a repository of the version records (the asset's, else a store's)
+        store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
     store_uuid = _uuid(store)
     report.store = str(store) if store is not None else None
     annexed: list[AnnexedFile] = []  # every annexed file, for the at-risk counts
     kept_in: set[str] = set()  # keys a store holds, as the location logs say
-    for repo, rcommit, prefix in _repositories(report, ds, commit, tree):
+    for repo, rcommit, prefix in repositories:
         files = tree.values() if repo == ds else tree_files(repo, rcommit)
         mine = {}
         for f in files:
@@ -301,24 +302,12 @@ def _check_kept(
     return held
 
 
-def _repositories(
-    report: VerifyReport, ds: Path, commit: str, tree: dict[str, TreeFile]
-) -> list[tuple[Path, str, str]]:
+def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Path, str, str]]:
     """(repository, commit, path prefix) of the dataset and, recursively, of the subdatasets it pins."""
-    out = [(ds, commit, "")]
-    todo = [(ds, "", [(f.path, f.commit) for f in tree.values() if f.commit])]
-    while todo:
-        repo, prefix, links = todo.pop()
-        for path, sha in links:
-            sub = repo / path
-            if not (sub / ".git").exists() or not has_commit(sub, sha or ""):
-                report.add(
-                    "subdataset",
-                    prefix + path,
-                    f"the subdataset's repository {sub} lacks the pinned commit {(sha or '-')[:12]}",
-                )
-                continue
-            report.subdatasets += 1
-            out.append((sub, sha or "", prefix + path + "/"))
-            todo.append((sub, prefix + path + "/", gitlinks(sub, sha or "")))
+
+    def missing(sub: Path, sha: str, path: str) -> None:
+        report.add("subdataset", path, f"the subdataset's repository {sub} lacks the pinned commit {(sha or '-')[:12]}")
+
+    out = list(pinned_repositories(ds, commit, missing))
+    report.subdatasets += len(out) - 1
     return out
