@@ -210,6 +210,15 @@ def test_an_asset_whose_annexed_content_is_all_in_its_store_finds_its_keep_there
     ds = world.run.root / "aind" / name
     assert subdatasets(ds) == ["SPIM.ome.zarr"] and annexed_paths(ds) == []
     spec = f"aind:{name}@{report['versions'][0]['label']}"
+    # versions: the asset's own tree counts the store once; what the store holds is said beside it
+    (row,) = world.run.json("versions", f"aind:{name}", "--json")
+    objs = store_objects("SPIM.ome.zarr")
+    assert row["files"] == 2 and row["inside_subdatasets"] == {
+        "subdatasets": 1,
+        "files": len(objs),
+        "bytes": sum(len(d) for d in objs.values()),
+        "unknown": 0,
+    }
     store = tmp_path / "kept"
     code, out, err = world.run("keep", spec, "--to", str(store))
     assert code == 0, out + err

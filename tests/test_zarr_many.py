@@ -239,6 +239,21 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
     code, out, err = mcli("sync", f"dandi:{ident}")
     assert code == 0 and "unchanged" in out, out
 
+    # versions: the dandiset's own tree counts each Zarr once; what the Zarrs hold is said beside it
+    code, out, err = mcli("versions", f"dandi:{ident}", "--json")
+    assert code == 0, err
+    objects = {i: dict(zarr_files(i)) for i in range(ZARRS) if i != 7}
+    del objects[42][f"0/{42 % 7}/42"]
+    objects[42]["0/9/new"] = b"added"
+    assert json.loads(out)[-1]["inside_subdatasets"] == {
+        "subdatasets": ZARRS - 1,
+        "files": sum(len(o) for o in objects.values()),
+        "bytes": sum(len(d) for o in objects.values() for d in o.values()),
+        "unknown": 0,
+    }
+    code, out, err = mcli("versions", f"dandi:{ident}")
+    assert f"{ZARRS - 1}: {sum(len(o) for o in objects.values())} files" in out.splitlines()[-1], out
+
 
 def draft_stamp(root: Path, ident: str) -> str:
     """The draft's ``remote_modified`` as the index records it."""

@@ -14,6 +14,7 @@ from neuromirror.commands.common import (
     require_mirror,
     spec_arg,
 )
+from neuromirror.index.nested import nested_totals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     index = mirror.index
     if index.source(spec.source) is None:
         raise not_mirrored(index, spec.source)
+    versions = index.versions(spec.source)
+    inside = nested_totals(index, [v["id"] for v in versions])
     rows = [
         {
             "version": v["label"],
@@ -40,14 +43,29 @@ def run(args: argparse.Namespace) -> int:
             "kind": v["kind"],
             "doi": v["doi"],
             "meta": json.loads(v["meta"]) if v.get("meta") else {},
+            # files and bytes above are the dataset's own tree (a subdataset counts once);
+            # this is what its subdatasets (Zarr assets, AIND stores) hold
+            **({"inside_subdatasets": inside[v["id"]].to_json()} if v["id"] in inside else {}),
         }
-        for v in index.versions(spec.source)
+        for v in versions
     ]
     if args.json:
         print_json(rows)
-    else:
-        print_table(
-            [{**r, "commit": r["commit"][:12], "bytes": human_bytes(r["bytes"])} for r in rows],
-            ["version", "kind", "commit", "tag", "synced_at", "files", "bytes"],
-        )
+        return 0
+    columns = ["version", "kind", "commit", "tag", "synced_at", "files", "bytes"]
+    table = [{**r, "commit": r["commit"][:12], "bytes": human_bytes(r["bytes"])} for r in rows]
+    if inside:
+        columns.append("in_subdatasets")
+        for r in table:
+            n = r.pop("inside_subdatasets", None)
+            r["in_subdatasets"] = _inside(n) if n else "-"
+    print_table(table, columns)
     return 0
+
+
+def _inside(n: dict) -> str:
+    """``2: 14 files, 1.4 KiB``; subdatasets whose size the index has not recorded are said apart."""
+    if n["unknown"] == n["subdatasets"]:
+        return f"{n['subdatasets']}: size not recorded"
+    text = f"{n['subdatasets']}: {n['files']} files, {human_bytes(n['bytes'])}"
+    return text + (f" (+{n['unknown']} not recorded)" if n["unknown"] else "")

@@ -30,6 +30,7 @@ from neuromirror.engine.zarr.dataset import (
     unexclude,
 )
 from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
+from neuromirror.index.nested import ZARR_CACHE
 from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.zarr_assets import ZarrOwner, archive_checksum, note_zarr, stamp_zarrs
@@ -38,7 +39,8 @@ from neuromirror.util import gitutil, timing
 log = logging.getLogger("neuromirror.dandi")
 
 #: index cache: "<zarr id> <checksum> <access>" -> the Zarr dataset's commit of that state
-COMMIT_CACHE = "dandi-zarr-commit"
+#: (index.nested reads the Zarr's object count and size from the checksum)
+COMMIT_CACHE = ZARR_CACHE
 
 
 def _key(zarr_id: str, checksum: str, access: str) -> str:

@@ -44,6 +44,7 @@ from typing import Iterator, Optional, Union
 from neuromirror.engine.urlrule import Tally
 from neuromirror.engine.zarr.dataset import assume_unchanged, exclude, excluded, tag, unexclude
 from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store
+from neuromirror.index.nested import STORE_SIZE_CACHE, store_size_value
 from neuromirror.index.store_catalog import STORE_CACHE  # "<store path> <digest>" -> its commit
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.records import SUBDATASET, AnnexEntry, Entry, Snapshot, SourceState, SubdatasetEntry
@@ -69,6 +70,7 @@ class _Open:
         self.spool: Spool[Entry] = Spool(spool_path)
         self.digest = hashlib.sha256()
         self.newest: Optional[datetime] = None
+        self.bytes = 0  # what its objects weigh, for the version's totals (index.nested)
 
 
 class StoreRun:
@@ -88,6 +90,7 @@ class StoreRun:
         self._done: set[str] = set()
         self._slots: dict[str, Union[SubdatasetEntry, Future[StoreRecord]]] = {}
         self._staged: dict[str, Path] = {}  # store path -> its dataset's staging place
+        self._sizes: dict[str, str] = {}  # store path -> its objects' count and bytes (index.nested)
         self._registered: dict[str, str] = {}  # store path -> commit, for settle()
         if self.staging_dir.exists():  # a run that stopped before its parent's commit: start again
             shutil.rmtree(self.staging_dir)
@@ -108,6 +111,7 @@ class StoreRun:
         inner = _inner(store, entry, self.tally)
         o.spool.add(inner)
         _fold(o.digest, inner)
+        o.bytes += inner.size or 0
         if modified is not None and (o.newest is None or modified > o.newest):
             o.newest = modified
 
@@ -117,6 +121,7 @@ class StoreRun:
             return
         self._done.add(o.path)
         digest = o.digest.hexdigest()[:32]
+        self._sizes[o.path] = store_size_value(o.spool.count, o.bytes)
         held = self._held(o.path, digest)
         if held is not None:
             o.spool.close()
@@ -177,6 +182,8 @@ class StoreRun:
                 log.info("%s: store %s: %d objects, commit %s", self.owner, path, rec.objects, rec.commit[:10])
                 slot = SubdatasetEntry(path, rec.commit, "./" + path, rec.datalad_id)
             self._registered[path] = slot.commit
+            if path in self._sizes:
+                self.state.cache_put(STORE_SIZE_CACHE, slot.commit, self._sizes.pop(path))
             yield slot
         if spent is not None:
             spent.add("store-wait", time.perf_counter() - t0)

@@ -1,0 +1,102 @@
+"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND stores): files and bytes.
+
+A version's row counts a subdataset as one entry of no size: its objects are in its own
+dataset, and the row is what the dataset's own tree holds (``verify`` checks it against
+that tree).  A reader of ``versions`` wants the whole: an AIND asset of four stores of
+10^6 objects is not "3 files, 135 B".  The index already knows each state the mirror
+made of a nested store, from its cache:
+
+* a DANDI Zarr's commit is cached under the archive's checksum (``dandi-zarr-commit``:
+  ``"<zarr id> <md5>-<count>--<size> <access>"``), which says the Zarr's object count and size;
+* an AIND store's run records the object count and bytes of each commit it made or found
+  (``store-size``: commit -> ``"<files> <bytes>"``).
+
+A subdataset whose commit neither names (a mirror made before this, a reindexed root) is
+counted as ``unknown``: its totals come back with the next sync that touches it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Optional
+
+from neuromirror.records import SUBDATASET
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
+
+#: the cache namespace the Zarr run records its commits in (engine.zarr.run.COMMIT_CACHE)
+ZARR_CACHE = "dandi-zarr-commit"
+#: commit -> "<files> <bytes>" of a store state (engine.zarr.stores)
+STORE_SIZE_CACHE = "store-size"
+_ZARR_CHECKSUM = re.compile(r"^[0-9a-f]{32}-(\d+)--(\d+)$")
+_MANY = 500
+
+
+@dataclass
+class Nested:
+    """A version's subdatasets and what they hold (``unknown``: subdatasets of no known size)."""
+
+    subdatasets: int = 0
+    files: int = 0
+    bytes: int = 0
+    unknown: int = 0
+
+    def to_json(self) -> dict:
+        return {"subdatasets": self.subdatasets, "files": self.files, "bytes": self.bytes, "unknown": self.unknown}
+
+
+def store_size_value(files: int, size: int) -> str:
+    return f"{files} {size}"
+
+
+def zarr_size(cache_key: str) -> Optional[tuple[int, int]]:
+    """(objects, bytes) from a ``dandi-zarr-commit`` key, None if its checksum is not a Zarr's."""
+    parts = cache_key.split(" ")
+    m = _ZARR_CHECKSUM.match(parts[1]) if len(parts) == 3 else None
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]:
+    """version id -> its subdatasets' totals, for the versions that have subdatasets."""
+    conn = index.db.conn
+    commits_of: dict[int, list[str]] = {}
+    ids = list(version_ids)
+    for i in range(0, len(ids), _MANY):
+        chunk = ids[i : i + _MANY]
+        for vid, commit in conn.execute(
+            "SELECT vf.version_id, e.checksum FROM version_files vf JOIN entries e ON e.id = vf.entry_id"
+            f" WHERE vf.version_id IN ({','.join('?' * len(chunk))}) AND e.checksum_kind = ?",
+            [*chunk, SUBDATASET],
+        ):
+            commits_of.setdefault(vid, []).append(commit)
+    if not commits_of:
+        return {}
+    wanted = sorted({c for cs in commits_of.values() for c in cs})
+    sizes: dict[str, tuple[int, int]] = {}
+    for i in range(0, len(wanted), _MANY):
+        commits = wanted[i : i + _MANY]
+        for key, value in conn.execute(
+            f"SELECT key, value FROM cache WHERE namespace = ? AND key IN ({','.join('?' * len(commits))})",
+            [STORE_SIZE_CACHE, *commits],
+        ):
+            files, _, size = value.partition(" ")
+            if files.isdigit() and size.isdigit():
+                sizes[key] = (int(files), int(size))
+    if len(sizes) < len(wanted):  # the Zarrs' commits are the cache's values: one pass over its Zarr rows
+        want = set(wanted)
+        for key, value in conn.execute("SELECT key, value FROM cache WHERE namespace = ?", [ZARR_CACHE]):
+            if value in want and value not in sizes and (found := zarr_size(key)) is not None:
+                sizes[value] = found
+    out: dict[int, Nested] = {}
+    for vid, commits in commits_of.items():
+        n = out[vid] = Nested(subdatasets=len(commits))
+        for commit in commits:
+            known = sizes.get(commit)
+            if known is None:
+                n.unknown += 1
+            else:
+                n.files += known[0]
+                n.bytes += known[1]
+    return out
