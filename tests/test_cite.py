@@ -77,7 +77,7 @@ def _check_cff_by_hand(data: dict) -> None:
 
 
 def test_cff_is_valid_citation_cff(sample: Sample, tmp_path: Path) -> None:
-    from neuromirror.reproduce.citation import check_cff
+    from neuromirror.pin.citation import check_cff
 
     pin = sample.run.json("pin", f"{sample.source}@{sample.v2}")
     cff = tmp_path / "CITATION.cff"
@@ -100,7 +100,7 @@ def test_cff_is_valid_citation_cff(sample: Sample, tmp_path: Path) -> None:
 
 
 def test_draft_has_no_doi_but_a_commit(sample: Sample) -> None:
-    from neuromirror.reproduce.citation import check_cff
+    from neuromirror.pin.citation import check_cff
 
     pin = sample.run.json("pin", f"{sample.source}@draft")
     text = sample.run.ok("cite", f"{sample.source}@draft")
@@ -124,7 +124,7 @@ def test_json_and_published_sibling(sample: Sample, tmp_path: Path) -> None:
 
 
 def test_check_cff_catches_problems() -> None:
-    from neuromirror.reproduce.citation import check_cff
+    from neuromirror.pin.citation import check_cff
 
     assert "missing authors" in check_cff({"cff-version": "1.2.0", "message": "m", "title": "t"})
     assert any(

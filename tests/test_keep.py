@@ -296,8 +296,8 @@ def test_store_names_and_unsupported_kinds(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_what_keep_cannot_verify_or_fetch_is_skipped_with_why() -> None:
-    from neuromirror.reproduce.keep_files import KeepFile, skip_reason
-    from neuromirror.reproduce.keep_transfer import key_checksum
+    from neuromirror.keep.files import KeepFile, skip_reason
+    from neuromirror.keep.transfer import key_checksum
     from neuromirror.store.annexlog import escape_value, remote_log_with
 
     sha = "a" * 64

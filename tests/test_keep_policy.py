@@ -30,7 +30,7 @@ def second_version(d: Dandiset, path: str, size: int) -> tuple[str, bytes]:
 
 
 def test_keep_lock_keeps_only_the_locked_version(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from neuromirror.reproduce.lockfile import read
+    from neuromirror.pin.lockfile import read
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 20_000})
     v2, extra = second_version(d, "sub-02/new.nwb", 15_000)
@@ -66,7 +66,7 @@ def test_keep_lock_keeps_only_the_locked_version(dandi_archive, tmp_path: Path) 
 def test_lock_names_the_store_and_reproduce_uses_it_where_the_branch_does_not(
     dandi_archive, tmp_path: Path, monkeypatch
 ) -> None:  # noqa: ANN001
-    from neuromirror.reproduce.lockfile import loads, read
+    from neuromirror.pin.lockfile import loads, read
 
     monkeypatch.delenv("NEUROMIRROR_STORE", raising=False)
 

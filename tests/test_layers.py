@@ -1,8 +1,10 @@
 """The house's shape, read from its own imports: layers that import downwards only, no cycles, small modules.
 
 Every ``import`` in ``src/neuromirror`` counts, at module level or inside a function (a lazy import is
-still a dependency), except those under ``if TYPE_CHECKING:``. Each package's ``__init__`` docstring
-says in words what the table below says in numbers.
+still a dependency). An import under ``if TYPE_CHECKING:`` is no runtime dependency, so the layers
+ignore it; the cycle check does not: two modules that name each other, even for annotations only,
+cannot be read apart. Each package's ``__init__`` docstring says in words what the table below says
+in numbers.
 """
 
 from __future__ import annotations
@@ -30,30 +32,37 @@ LAYERS: dict[str, int] = {
     "engine": 5,  # the sync: snapshots -> URL rule -> diff -> commit -> tag -> index -> root
     "remotes": 5,  # git-annex special remotes (programs git-annex starts)
     "config": 6,  # mirror definitions
-    "reproduce": 6,  # get, lock, cite, verify, publish
-    "service": 7,  # the scheduled mirror service
-    "demo": 8,
-    "bench": 8,
-    "commands": 9,  # one module per command
-    "cli": 10,
-    "__main__": 11,
+    "pin": 6,  # a pinned state: pin, lock, cite, clone, get, reproduce, file lists
+    "keep": 7,  # pinned content copied into the lab's store
+    "publish": 7,  # datasets pushed to siblings and RIA stores
+    "verify": 8,  # dataset, index, archive, bytes and store checked against each other
+    "service": 9,  # the scheduled mirror service
+    "demo": 10,
+    "bench": 10,
+    "commands": 11,  # one module per command
+    "cli": 12,
+    "__main__": 13,
 }
 #: the base modules may use one another (spec reads identifiers; util reads nothing)
 BASE = {name for name, layer in LAYERS.items() if layer == 0}
 
 MAX_LINES = 500
 TOP_LEVEL_MODULES = 12
+#: modules side by side in one package: past this, the package wants rooms of its own
+MAX_MODULES_PER_PACKAGE = 15
+#: packages of one module per command (or per scenario) are the exception: their names are their index
+ONE_MODULE_PER_THING = {"neuromirror.commands"}
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in PKG.rglob("*.py")}
+def modules(src: Path = SRC) -> dict[str, Path]:
+    return {module_name(p, src): p for p in (src / "neuromirror").rglob("*.py")}
 
 
 def _type_checking_only(tree: ast.AST) -> set[int]:
@@ -67,10 +76,11 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
     return lines
 
 
-def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The neuromirror modules ``name`` imports (a package's name when a name is not a module of it)."""
+def imports_of(name: str, path: Path, known: dict[str, Path], *, type_only: bool = False) -> set[str]:
+    """The neuromirror modules ``name`` imports (a package's name when a name is not a module of it);
+    with ``type_only``, those imported under ``if TYPE_CHECKING:`` too."""
     tree = ast.parse(path.read_text(), str(path))
-    skip = _type_checking_only(tree)
+    skip = set() if type_only else _type_checking_only(tree)
     is_pkg = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -95,9 +105,9 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     return found
 
 
-def graph() -> dict[str, set[str]]:
-    known = modules()
-    return {name: imports_of(name, path, known) for name, path in known.items()}
+def graph(src: Path = SRC, *, type_only: bool = False) -> dict[str, set[str]]:
+    known = modules(src)
+    return {name: imports_of(name, path, known, type_only=type_only) for name, path in known.items()}
 
 
 def layer_of(module: str) -> str:
@@ -163,8 +173,25 @@ def test_imports_run_downwards() -> None:
 
 
 def test_no_import_cycle() -> None:
-    cycles = cycles_in(graph())
+    """No cycle anywhere, type-only imports included: inside one package as much as across packages."""
+    cycles = cycles_in(graph(type_only=True))
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def crowded_packages(src: Path = SRC) -> dict[str, int]:
+    """Packages holding more than MAX_MODULES_PER_PACKAGE modules side by side (``__init__`` not counted)."""
+    crowded = {}
+    for init in (src / "neuromirror").rglob("__init__.py"):
+        name = module_name(init, src)
+        n = sum(1 for p in init.parent.glob("*.py") if p.name != "__init__.py")
+        if n > MAX_MODULES_PER_PACKAGE and name not in ONE_MODULE_PER_THING:
+            crowded[name] = n
+    return crowded
+
+
+def test_no_package_is_crowded() -> None:
+    crowded = crowded_packages()
+    assert not crowded, f"packages with more than {MAX_MODULES_PER_PACKAGE} modules (give them rooms): {crowded}"
 
 
 def test_modules_stay_small() -> None:
@@ -191,6 +218,54 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     f.write_text("from . import a\ndef f():\n    from ..service import x\n")
     assert imports_of("neuromirror.engine.sync", f, known) == {"neuromirror.engine.a", "neuromirror.service.x"}
     g = {"neuromirror.engine.sync": {"neuromirror.engine.a", "neuromirror.service.x"}, "neuromirror.engine.a": set()}
-    assert against_layers(g) == ["neuromirror.engine.sync -> neuromirror.service.x (engine: layer 5, service: layer 7)"]
+    assert against_layers(g) == ["neuromirror.engine.sync -> neuromirror.service.x (engine: layer 5, service: layer 9)"]
     g["neuromirror.engine.a"] = {"neuromirror.engine.sync"}
     assert cycles_in(g) == [["neuromirror.engine.a", "neuromirror.engine.sync"]]
+
+
+def _plant(root: Path, files: dict[str, str]) -> Path:
+    """A tree of modules under ``root/neuromirror`` (every folder a package), for the checker to read."""
+    for rel, text in files.items():
+        path = root / "neuromirror" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        for parent in path.relative_to(root).parents:
+            if parent != Path(".") and not (root / parent / "__init__.py").exists():
+                (root / parent / "__init__.py").write_text('"""A planted package."""\n')
+    return root
+
+
+def test_a_planted_type_only_cycle_inside_one_package_is_found(tmp_path: Path) -> None:
+    """A helper that takes the whole class of the module that calls it, imported for annotations only:
+    the layers do not see it (no runtime dependency), the cycle check does."""
+    src = _plant(
+        tmp_path,
+        {
+            "sources/toy/source.py": "from neuromirror.sources.toy import entries\nclass ToySource: ...\n",
+            "sources/toy/entries.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n"
+                "    from neuromirror.sources.toy.source import ToySource\n"
+                "def entries(source: 'ToySource') -> list: return []\n"
+            ),
+        },
+    )
+    assert cycles_in(graph(src)) == []  # at run time there is no cycle
+    assert against_layers(graph(src)) == []
+    assert cycles_in(graph(src, type_only=True)) == [
+        ["neuromirror.sources.toy.entries", "neuromirror.sources.toy.source"]
+    ]
+    # the helper takes a small record of its own package instead: the cycle is gone
+    (src / "neuromirror/sources/toy/record.py").write_text("class Toy: ...\n")
+    (src / "neuromirror/sources/toy/entries.py").write_text(
+        "from neuromirror.sources.toy.record import Toy\ndef entries(source: Toy) -> list: return []\n"
+    )
+    assert cycles_in(graph(src, type_only=True)) == []
+
+
+def test_a_planted_crowded_package_is_found(tmp_path: Path) -> None:
+    n = MAX_MODULES_PER_PACKAGE + 1
+    src = _plant(tmp_path, {**{f"reproduce/m{i}.py": "" for i in range(n)}, "commands/c.py": ""})
+    for i in range(n):
+        (src / f"neuromirror/commands/c{i}.py").write_text("")
+    assert crowded_packages(src) == {"neuromirror.reproduce": n}

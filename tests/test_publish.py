@@ -152,7 +152,7 @@ def test_with_root_and_url_templates(sample: Sample, tmp_path: Path) -> None:
     flat = tmp_path / "flat"
     code, _, err = sample.run("publish", sample.source, "--to", str(flat) + "/{archive}-{name}.git", "--name", "flat")
     assert code == 1 and "has 1 subdataset(s)" in err and "BASE --to" in err  # relative .gitmodules URLs
-    from neuromirror.reproduce.publish import target_url
+    from neuromirror.publish.sibling import target_url
 
     assert (
         target_url("git@github.com:lab/{slug}.git", "dandi:000027", "dandi/000027")

@@ -272,7 +272,7 @@ def test_lock_cite_get_and_reproduce_use_the_stores_clone_url(world: World, http
     assert "ria+" not in git(s.root / "dandi" / s.id, "remote", "-v")
     lock = tmp_path / "data.lock"
     world.run.ok("lock", f"{s.source}@{s.v1}", "-o", str(lock))
-    from neuromirror.reproduce import lockfile
+    from neuromirror.pin import lockfile
 
     assert [d.url for d in lockfile.read(str(lock)).datasets] == [want]
     text = world.run.ok("cite", f"{s.source}@{s.v1}")
@@ -392,7 +392,7 @@ def snapshot(store: Path) -> dict[str, int]:
 
 
 def store_refs(store: Path) -> dict[str, dict[str, str]]:
-    from neuromirror.reproduce.ria import read_refs
+    from neuromirror.publish.ria.layout import read_refs
 
     found = store.glob("*/*/ria-layout-version")
     return {str(p.parent.relative_to(store)): read_refs(p.parent) for p in found if p.parts[-3] != "alias"}
@@ -436,7 +436,7 @@ def aliases(store: Path) -> dict[str, str]:
 
 
 def assert_no_alias_to_incomplete(store: Path) -> None:
-    from neuromirror.reproduce.ria import head_ref, read_refs
+    from neuromirror.publish.ria.layout import head_ref, read_refs
 
     for alias in aliases(store):
         d = (store / "alias" / alias).resolve()

@@ -40,7 +40,7 @@ def test_service_publishes_into_the_ria_store_after_each_sync(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # noqa: ANN001
     import test_service
-    from neuromirror.reproduce.ria import read_refs
+    from neuromirror.publish.ria.layout import read_refs
     from test_service import get, serve, wait_for
 
     a = archive.create_dandiset(name="open")  # type: ignore[attr-defined]

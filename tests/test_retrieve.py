@@ -294,7 +294,7 @@ def test_lock_file_is_small_readable_toml(sample: Sample, tmp_path: Path) -> Non
     assert d["files"] == 9 and d["file-list-digest"].startswith("sha256:") and "file-list" not in d
     # the digest is the documented one: sha256 of sorted "PATH\tKEY\n" lines
     from neuromirror.annex.keys import md5e_key
-    from neuromirror.reproduce.filelist import file_list_digest, walk_files
+    from neuromirror.pin.filelist import file_list_digest, walk_files
 
     assert file_list_digest(walk_files(Path(pin["dataset"]), pin["commit"])).digest == d["file-list-digest"]
     lines = []

@@ -268,7 +268,7 @@ def test_boss_content_through_the_special_remote(tmp_path: Path, monkeypatch: py
         import bibtexparser
         import yaml
 
-        from neuromirror.reproduce.citation import check_cff
+        from neuromirror.pin.citation import check_cff
 
         assert not bibtexparser.parse_string(run.ok("cite", f"{SPEC}@{old}", "-f", "bibtex")).failed_blocks
         assert check_cff(yaml.safe_load(run.ok("cite", f"{SPEC}@{old}", "-f", "cff"))) == []

@@ -119,7 +119,7 @@ def test_status_counts_what_is_at_risk(dandi_archive, tmp_path: Path) -> None:  
 
 def test_at_risk_kinds_from_urls_and_location_logs() -> None:
     """(a) kept wins over any URL; (b) some stable URL; (c) only mutable URLs (BOSS, unversioned bucket) or none."""
-    from neuromirror.reproduce.verify_risk import AnnexedFile, recorded_stores, risk_of
+    from neuromirror.verify.risk import AnnexedFile, recorded_stores, risk_of
 
     here = Path(".")
     files = [

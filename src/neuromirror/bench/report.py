@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from neuromirror.bench.per_size import HEAD_WORKERS
+from neuromirror.bench.scenarios.per_size import HEAD_WORKERS
 
 
 def find(results: list[dict], scenario: str, n: int) -> Optional[dict]:

@@ -24,7 +24,7 @@ Scenarios per size N:
 
 What is done to the stand-ins so that they measure neuromirror and not moto, and how they
 are filled fast: :mod:`neuromirror.bench.moto_patch`, :mod:`neuromirror.bench.archives`.
-The archive-scale scenarios (issue 13) are in :mod:`neuromirror.bench.scale`.
+The archive-scale scenarios (issue 13) are in :mod:`neuromirror.bench.scenarios.scale`.
 """
 
 from __future__ import annotations
@@ -40,15 +40,15 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from neuromirror.bench.archives import Archives
-from neuromirror.bench.index_queries import bench_index
-from neuromirror.bench.keep import bench_keep, keep_targets
 from neuromirror.bench.measure import machine, say, startup_time
-from neuromirror.bench.per_size import bench_size
-from neuromirror.bench.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.report import add_ratios, report
-from neuromirror.bench.scale import run_scale
+from neuromirror.bench.scenarios.index_queries import bench_index
+from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
+from neuromirror.bench.scenarios.per_size import bench_size
+from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
+from neuromirror.bench.scenarios.scale import run_scale
+from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets
-from neuromirror.bench.zarr_many import bench_zarr_many
 
 ALL = (
     "head",

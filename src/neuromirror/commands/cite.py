@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce import citation
+    from neuromirror.pin import citation
 
     spec = spec_arg(args.spec)
     if spec.is_glob:

@@ -56,9 +56,9 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
 
 
 def store_preparer(args: argparse.Namespace, recorded: Optional[str] = None) -> Optional[Callable[[Path, str], int]]:
-    """``prepare`` for :func:`~neuromirror.reproduce.fetch.fetch`: the store of ``--store``, else ``recorded``
+    """``prepare`` for :func:`~neuromirror.pin.fetch.fetch`: the store of ``--store``, else ``recorded``
     (a lock's), else ``NEUROMIRROR_STORE``, made usable in each clone; None without one (notes to stderr)."""
-    from neuromirror.reproduce.keep_fallback import store_for_retrieval, use_store
+    from neuromirror.pin.stores import store_for_retrieval, use_store
     from neuromirror.store.location import STORE_ENV
 
     name = args.store or recorded or os.environ.get(STORE_ENV) or None
@@ -71,7 +71,7 @@ def store_preparer(args: argparse.Namespace, recorded: Optional[str] = None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce.clone import (
+    from neuromirror.pin.clone import (
         check_paths,
         checkout,
         clone,
@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
         resolve_version_in_clone,
         tag_commit,
     )
-    from neuromirror.reproduce.fetch import failure_lines, fetch
-    from neuromirror.reproduce.locations import resolve_url
-    from neuromirror.reproduce.pins import pin_record
-    from neuromirror.reproduce.retrieve import RetrieveError, allow_ip_default
+    from neuromirror.pin.fetch import failure_lines, fetch
+    from neuromirror.pin.locations import resolve_url
+    from neuromirror.pin.record import pin_record
+    from neuromirror.pin.retrieve import RetrieveError, allow_ip_default
     from neuromirror.spec import dataset_relpath
 
     spec = spec_arg(args.spec)

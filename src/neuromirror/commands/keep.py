@@ -61,7 +61,7 @@ def _size(option: str, value: object) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce.keep import KeepOptions, keep, select_versions
+    from neuromirror.keep.versions import KeepOptions, keep, select_versions
     from neuromirror.store.location import open_store, store_name
 
     if args.jobs < 1:
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         targets = select_versions(mirror.index, specs, options.all_versions)
         if args.lock:
-            from neuromirror.reproduce.keep_lock import lock_targets
+            from neuromirror.keep.lock import lock_targets
 
             seen = {t.row["id"] for t in targets}
             targets += [t for t in lock_targets(mirror, args.lock) if t.row["id"] not in seen]

@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce import lockfile
-    from neuromirror.reproduce.retrieve import RetrieveError
+    from neuromirror.pin import lockfile
+    from neuromirror.pin.retrieve import RetrieveError
     from neuromirror.store.location import STORE_ENV, open_store
 
     specs = [spec_arg(s) for s in args.specs]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from neuromirror.commands.common import add_json, print_json, require_mirror, spec_arg
-from neuromirror.reproduce.pins import pin_record
+from neuromirror.pin.record import pin_record
 
 
 def register(sub: argparse._SubParsersAction) -> None:

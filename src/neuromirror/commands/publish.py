@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce.publish import PublishError, publish_root, publish_source
+    from neuromirror.publish.sibling import PublishError, publish_root, publish_source
 
     specs = [spec_arg(s) for s in args.specs]
     for s in specs:
@@ -95,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ria(args: argparse.Namespace, specs: list) -> int:
-    """``--to ria+file:///PATH`` or ``ria+ssh://HOST/PATH``: the RIA store (reproduce/publish_ria.py); its report."""
-    from neuromirror.reproduce.publish_ria import publish_to_ria
-    from neuromirror.reproduce.ria import RiaStore
+    """``--to ria+file:///PATH`` or ``ria+ssh://HOST/PATH``: the RIA store (publish/ria/publish.py); its report."""
+    from neuromirror.publish.ria.layout import RiaStore
+    from neuromirror.publish.ria.publish import publish_to_ria
 
     RiaStore.from_url(args.to)  # a URL we cannot publish to is a one-line error before anything is opened
     mirror = require_mirror(args)

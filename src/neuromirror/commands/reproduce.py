@@ -56,11 +56,11 @@ def _select(paths: list[str], relpath: str) -> Optional[list[str]]:
 
 def compare_file_list(d, fl) -> list[str]:  # noqa: ANN001
     """Differences between the lock's record of a dataset and the file list found."""
-    from neuromirror.reproduce.retrieve import fmt_bytes
+    from neuromirror.pin.retrieve import fmt_bytes
 
     problems: list[str] = []
     if d.file_list is not None:
-        from neuromirror.reproduce.filelist import digest_pairs
+        from neuromirror.pin.filelist import digest_pairs
 
         if digest_pairs(d.file_list) != d.file_list_digest:
             problems.append("the lock's file-list does not match its own file-list-digest: the lock file was edited")
@@ -88,8 +88,8 @@ def compare_file_list(d, fl) -> list[str]:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce import lockfile
-    from neuromirror.reproduce.clone import (
+    from neuromirror.pin import lockfile
+    from neuromirror.pin.clone import (
         checkout,
         clone,
         ensure_commit,
@@ -97,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
         remove_clone,
         tag_commit,
     )
-    from neuromirror.reproduce.fetch import fetch
-    from neuromirror.reproduce.filelist import file_list_digest, walk_files
-    from neuromirror.reproduce.locations import resolve_url
-    from neuromirror.reproduce.retrieve import RetrieveError, allow_ip_default, fmt_bytes
+    from neuromirror.pin.fetch import fetch
+    from neuromirror.pin.filelist import file_list_digest, walk_files
+    from neuromirror.pin.locations import resolve_url
+    from neuromirror.pin.retrieve import RetrieveError, allow_ip_default, fmt_bytes
 
     try:
         lock = lockfile.read(args.lock)

@@ -136,8 +136,8 @@ def _at_risk(report: dict, root: object, index_path: Optional[str]) -> None:
     from pathlib import Path
 
     from neuromirror.dataset.mirror import Mirror
-    from neuromirror.reproduce.verify_risk import source_risk
     from neuromirror.util.gitutil import GitError
+    from neuromirror.verify.risk import source_risk
 
     mirror = Mirror(Path(str(root)), index_path)
     try:

@@ -80,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.reproduce.retrieve import allow_ip_default
-    from neuromirror.reproduce.verify import verify_version
+    from neuromirror.pin.retrieve import allow_ip_default
+    from neuromirror.verify.version import verify_version
 
     specs = [spec_arg(s) for s in args.specs]
     if args.sample is not None and args.sample < 1:

@@ -58,7 +58,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
 
 def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy) -> dict:
     """``neuromirror keep`` for one source as the policy says; the report's ``keep`` record."""
-    from neuromirror.reproduce.keep import KeepOptions, keep, select_versions
+    from neuromirror.keep.versions import KeepOptions, keep, select_versions
     from neuromirror.spec import Spec
     from neuromirror.store.location import open_store
 

@@ -1,8 +1,8 @@
 """The service's publish step: push a dataset to its entry's ``publish: {to: ...}`` target after a sync.
 
 Two kinds of target, as ``neuromirror publish --to`` takes them: a BASE or URL template (a git
-push, :mod:`neuromirror.reproduce.publish`), or ``ria+file:///PATH``, a DataLad RIA store on this
-host that any static web server serves (:mod:`neuromirror.reproduce.publish_ria`; ``public_url``
+push, :mod:`neuromirror.publish.sibling`), or ``ria+file:///PATH``, a DataLad RIA store on this
+host that any static web server serves (:mod:`neuromirror.publish.ria.publish`; ``public_url``
 says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too).
 
 The outcome goes into the run's report in the index (``report["publish"]``: the target, the
@@ -19,6 +19,7 @@ import shlex
 from typing import Any, Optional
 
 from neuromirror.config.model import SourceConfig
+from neuromirror.pin.published import published_url
 from neuromirror.service.keeping import record_in_run
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
@@ -42,7 +43,7 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
     from neuromirror.engine.sync import one_line
 
     try:
-        from neuromirror.reproduce import publish as pub
+        from neuromirror.publish import sibling as pub
     except ImportError:
         if not _missing_logged:
             log.warning("publish targets are configured but this neuromirror has no publish step; not publishing")
@@ -56,7 +57,7 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
     try:
         if report.outcome != "ok":
             ds = mirror.root / source.relpath
-            if pub.published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
+            if published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
                 return
         result = pub.publish_source(mirror, source.id, to, name=name, force=bool(entry.publish.get("force")))
         rt.publish_error = None
@@ -72,9 +73,8 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
 def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
     """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source)."""
     from neuromirror.engine.sync import one_line
-    from neuromirror.reproduce.publish import published_url
-    from neuromirror.reproduce.publish_ria import ora_url_for, publish_to_ria
-    from neuromirror.reproduce.ria import RiaStore
+    from neuromirror.publish.ria.layout import RiaStore
+    from neuromirror.publish.ria.publish import ora_url_for, publish_to_ria
 
     cfg = entry.publish or {}
     to = str(cfg["to"])

@@ -5,7 +5,7 @@ published version (and the latest draft): cheap for a dandiset, seconds for a so
 millions of files — too slow to do for every page view or every Prometheus scrape. So the
 source's worker counts once a sync (and the keep step after it) ended, off the request path,
 and records the counts in that run's report in the index (``report["at_risk"]``); pages and
-metrics read the newest record. The counts are those of :mod:`neuromirror.reproduce.verify_risk`
+metrics read the newest record. The counts are those of :mod:`neuromirror.verify.risk`
 (``neuromirror status`` counts the same, live): per version, files and bytes **kept** in a
 store, only behind a **pinned** URL, and only behind URLs that can change or vanish
 (**unpinned**: BOSS cutouts, unversioned buckets).
@@ -27,7 +27,7 @@ KINDS = ("kept", "pinned", "unpinned")
 
 def count_risk(mirror: Any, sid: str) -> dict:
     """The at-risk record of source ``sid``: per version its counts, and when and how long counting took."""
-    from neuromirror.reproduce.verify_risk import source_risk
+    from neuromirror.verify.risk import source_risk
 
     started = time.monotonic()
     src = mirror.index.source(sid)

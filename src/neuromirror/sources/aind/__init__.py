@@ -5,7 +5,9 @@
 own to understand: :mod:`.options` (which bucket, how to hash), :mod:`.s3`
 (reaching S3, reading the few objects a sync reads), :mod:`.listing` (an asset's
 listing, and whether it changed), :mod:`.metadata` (what an asset's name and
-sidecars say) and :mod:`.entries` (a key, or git, for each object).
+sidecars say) and :mod:`.entries` (a key, or git, for each object).  The parts
+are handed the asset they work on as what :mod:`.context` names (where it is,
+how to reach it), never as the source: none of them imports :mod:`.source` back.
 
 May import ``util``, ``records``, ``spec``, ``annex.keys`` and
 ``sources.s3listing``; must not import ``index``, ``dataset``, ``engine`` or

@@ -16,7 +16,7 @@ import posixpath
 import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 from neuromirror.annex.keys import md5e_key, sha256e_key, url_key
 from neuromirror.records import (
@@ -31,14 +31,12 @@ from neuromirror.records import (
     Snapshot,
     SourceState,
 )
+from neuromirror.sources.aind.context import MirroredAsset
 from neuromirror.sources.aind.listing import Listing, Obj
 from neuromirror.sources.aind.metadata import read_sidecars
 from neuromirror.sources.aind.s3 import WORKERS, _load_text, fetch_object, hash_object
 from neuromirror.sources.aind.stores import open_stores, store_executor, store_of
 from neuromirror.util.paths import check_path
-
-if TYPE_CHECKING:
-    from neuromirror.sources.aind.source import AindSource
 
 log = logging.getLogger("neuromirror.aind")
 
@@ -61,7 +59,7 @@ def is_text(rel: str, size: int) -> bool:
 
 
 def entries_of(
-    src: AindSource,
+    src: MirroredAsset,
     objects: Iterable[Obj],
     listing: Listing,
     sidecars: dict[str, bytes],
@@ -101,12 +99,12 @@ def entries_of(
             yield from stores.entries()
 
 
-def _cache_key(src: AindSource, o: Obj) -> str:
+def _cache_key(src: MirroredAsset, o: Obj) -> str:
     return f"{src.settings.bucket}/{o.key}@{o.version_id or ''}#{o.etag}:{o.size}"
 
 
 def _resolve(
-    src: AindSource,
+    src: MirroredAsset,
     batch: list[Obj],
     sidecars: dict[str, bytes],
     snap: Snapshot,

@@ -23,15 +23,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from neuromirror.records import ProgressCallback, SourceState
+from neuromirror.sources.aind.context import ListedAsset
 from neuromirror.sources.aind.s3 import WORKERS, AindError, _is_denied_or_unsupported, _s3_gist
 from neuromirror.util.paths import check_path
 from neuromirror.util.spool import Spool
-
-if TYPE_CHECKING:
-    from neuromirror.sources.aind.source import AindSource
 
 log = logging.getLogger("neuromirror.aind")
 
@@ -164,7 +162,7 @@ class PageStream:
 # --------------------------------------------------------------------------- listing an asset
 
 
-def list_asset(src: AindSource, progress: Optional[ProgressCallback], state: Optional[SourceState] = None) -> Listing:
+def list_asset(src: ListedAsset, progress: Optional[ProgressCallback], state: Optional[SourceState] = None) -> Listing:
     """The asset's listing, spooled: versioned where S3 allows it, else the latest objects and HEAD."""
     listing = Listing()
     try:
@@ -183,7 +181,7 @@ def list_asset(src: AindSource, progress: Optional[ProgressCallback], state: Opt
     return listing
 
 
-def _note(src: AindSource, listing: Listing, o: Obj) -> None:
+def _note(src: ListedAsset, listing: Listing, o: Obj) -> None:
     """Keep ``o`` in the listing's sidecars if it is one."""
     rel = o.key[len(src.asset_prefix) :]
     if (
@@ -197,7 +195,7 @@ def _note(src: AindSource, listing: Listing, o: Obj) -> None:
 
 
 def list_versions(
-    src: AindSource,
+    src: ListedAsset,
     listing: Listing,
     progress: Optional[ProgressCallback],
     sink: Optional[Callable[[list[Obj]], None]] = None,
@@ -245,7 +243,7 @@ def list_versions(
 
 
 def _list_latest(
-    src: AindSource, listing: Listing, progress: Optional[ProgressCallback], state: Optional[SourceState] = None
+    src: ListedAsset, listing: Listing, progress: Optional[ProgressCallback], state: Optional[SourceState] = None
 ) -> None:
     """ListObjectsV2 + HEAD for the version id (only if the bucket turns out to be versioned).
 
@@ -298,11 +296,11 @@ def _list_latest(
         raise _s3_gist(exc, s, f"listing {src.name}") from None
 
 
-def _version_key(src: AindSource, o: Obj) -> str:
+def _version_key(src: ListedAsset, o: Obj) -> str:
     return f"{src.settings.bucket}/{o.key}#{o.etag}@{o.modified.isoformat()}"
 
 
-def _head(src: AindSource, o: Obj) -> Obj:
+def _head(src: ListedAsset, o: Obj) -> Obj:
     try:
         r = src.client.head_object(Bucket=src.settings.bucket, Key=o.key)
     except Exception as exc:

@@ -15,12 +15,10 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol
+from typing import Any, Iterator, Optional, Protocol
 
 from neuromirror.records import Entry, Snapshot, SourceState, SubdatasetEntry
-
-if TYPE_CHECKING:
-    from neuromirror.sources.aind.source import AindSource
+from neuromirror.sources.aind.context import StoreParent
 
 #: directory names that make a prefix a Zarr store (``.ome.zarr`` ends the same way)
 STORE_SUFFIX = ".zarr"
@@ -52,7 +50,7 @@ class Stores(Protocol):
 
 
 @contextmanager
-def store_executor(src: AindSource) -> Iterator[Executor]:
+def store_executor(src: StoreParent) -> Iterator[Executor]:
     """The cluster's executor under ``--dask`` (one task per store), else a small thread pool."""
     given: Optional[Executor] = getattr(src, "zarr_executor", None)
     if given is not None:
@@ -65,7 +63,7 @@ def store_executor(src: AindSource) -> Iterator[Executor]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def open_stores(src: AindSource, snap: Snapshot, state: SourceState, executor: Executor) -> Optional[Stores]:
+def open_stores(src: StoreParent, snap: Snapshot, state: SourceState, executor: Executor) -> Optional[Stores]:
     """The run of ``snap``'s stores, or None when the state writes no dataset (then they stay files)."""
     make: Any = getattr(state, "store_run", None)
     parent: Optional[Path] = getattr(src, "dataset_path", None)

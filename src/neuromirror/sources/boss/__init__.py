@@ -8,7 +8,9 @@ experiment), :mod:`.plan` (which chunks that makes), :mod:`.layout` and
 :mod:`.ngff` (the files in git), :mod:`.keys` (a key per chunk, reading and
 hashing cutouts), :mod:`.special_remote` (the dataset's git-annex special remote)
 and :mod:`.source` (the source itself, what the tool calls: ``expand``,
-``add_options``, ``remote_id_for``).
+``add_options``, ``remote_id_for``).  The steps are handed the experiment they
+work on as what :mod:`.context` names (which experiment, the settings, the
+client), never as the source: none of them imports :mod:`.source` back.
 
 May import ``util``, ``records``, ``spec`` and ``annex.keys``; must not import
 ``index``, ``dataset``, ``engine`` or anything above them.  ``intern``, ``numpy``

@@ -15,15 +15,13 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from neuromirror.annex.keys import sha256e_key, url_key
 from neuromirror.records import SHA256, VERIFY_ON_GET, ContentSink, ProgressCallback, SourceState
+from neuromirror.sources.boss.context import Experiment, ExperimentReader
 from neuromirror.sources.boss.plan import ChannelPlan, chunks_of
 from neuromirror.util.spool import Spool
-
-if TYPE_CHECKING:
-    from neuromirror.sources.boss.source import BossSource
 
 log = logging.getLogger("neuromirror.boss")
 
@@ -69,7 +67,7 @@ class CacheWriter:
                 self.state.cache_put(CACHE_NAMESPACE, k, v)
 
 
-def decide(src: BossSource, plans: list[ChannelPlan], state: SourceState, cache: CacheWriter) -> Spool:
+def decide(src: Experiment, plans: list[ChannelPlan], state: SourceState, cache: CacheWriter) -> Spool:
     """Pass 1: per chunk, a known key, a VURL key, or "read" (in plan order)."""
     s = src.settings
     spool: Spool[tuple] = Spool()
@@ -94,7 +92,7 @@ def decide(src: BossSource, plans: list[ChannelPlan], state: SourceState, cache:
 
 
 def resolve(
-    src: BossSource,
+    src: ExperimentReader,
     decided: Spool[tuple],
     cache: CacheWriter,
     progress: Optional[ProgressCallback],

@@ -8,21 +8,19 @@ deterministic (:mod:`.ngff`): an unchanged experiment leaves them unchanged in g
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from neuromirror.records import GitEntry
 from neuromirror.sources.boss import ngff
 from neuromirror.sources.boss.chunks import SCHEME, SCHEME_HTTP
+from neuromirror.sources.boss.context import Experiment
 from neuromirror.sources.boss.metadata import CHANNEL_FIELDS
 from neuromirror.sources.boss.plan import ChannelPlan
-
-if TYPE_CHECKING:
-    from neuromirror.sources.boss.source import BossSource
 
 METADATA_FILE = "boss.json"
 
 
-def git_files(src: BossSource, info: dict[str, Any], plans: list[ChannelPlan]) -> list[GitEntry]:
+def git_files(src: Experiment, info: dict[str, Any], plans: list[ChannelPlan]) -> list[GitEntry]:
     """``boss.json``, then each channel's ``.zgroup``, ``.zattrs`` and one ``.zarray`` per level."""
     s = src.settings
     exp, cf = info["experiment"], info["coord_frame"]
@@ -46,7 +44,7 @@ def git_files(src: BossSource, info: dict[str, Any], plans: list[ChannelPlan]) -
     return out
 
 
-def _ngff_entries(src: BossSource, p: ChannelPlan, info: dict[str, Any]) -> list[GitEntry]:
+def _ngff_entries(src: Experiment, p: ChannelPlan, info: dict[str, Any]) -> list[GitEntry]:
     s = src.settings
     exp, cf = info["experiment"], info["coord_frame"]
     timed = p.times is not None

@@ -10,12 +10,10 @@ an unchanged experiment gives the same files.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from neuromirror.sources.boss.api import BossAuthError, BossError
-
-if TYPE_CHECKING:
-    from neuromirror.sources.boss.source import BossSource
+from neuromirror.sources.boss.context import ExperimentReader
 
 log = logging.getLogger("neuromirror.boss")
 
@@ -62,7 +60,7 @@ def _fields(raw: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return {k: raw.get(k) for k in names}
 
 
-def read_metadata(src: BossSource) -> dict[str, Any]:
+def read_metadata(src: ExperimentReader) -> dict[str, Any]:
     """Collection, experiment, coordinate frame and the selected channels, with their key-value metadata."""
     from intern.resource.boss.resource import ChannelResource, CollectionResource, ExperimentResource
 
@@ -103,7 +101,7 @@ def read_metadata(src: BossSource) -> dict[str, Any]:
     }
 
 
-def _kv(src: BossSource, resource: Any, what: str) -> dict[str, str]:
+def _kv(src: ExperimentReader, resource: Any, what: str) -> dict[str, str]:
     """The resource's key-value metadata (BOSS /v1/meta); {} when the server will not say."""
     try:
         keys = src.call(f"metadata of {what}", lambda: src.remote.list_metadata(resource))

@@ -13,13 +13,11 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, TypeVar
+from typing import Any, Iterable, Iterator, Optional, TypeVar
 
 from neuromirror.sources.boss.api import BossError
 from neuromirror.sources.boss.chunks import Chunk
-
-if TYPE_CHECKING:
-    from neuromirror.sources.boss.source import BossSource
+from neuromirror.sources.boss.context import Experiment
 
 _T = TypeVar("_T")
 
@@ -82,7 +80,7 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def plan_channels(src: BossSource, info: dict[str, Any], warnings: list[str]) -> list[ChannelPlan]:
+def plan_channels(src: Experiment, info: dict[str, Any], warnings: list[str]) -> list[ChannelPlan]:
     """A plan per channel to mirror (a warning for each channel or level left out, and why)."""
     s = src.settings
     exp, cf = info["experiment"], info["coord_frame"]
@@ -158,7 +156,7 @@ def plan_channels(src: BossSource, info: dict[str, Any], warnings: list[str]) ->
     return plans
 
 
-def chunks_of(src: BossSource, plan: ChannelPlan) -> Iterator[tuple[str, Chunk]]:
+def chunks_of(src: Experiment, plan: ChannelPlan) -> Iterator[tuple[str, Chunk]]:
     """(path, chunk) of every chunk file of a channel, in a fixed order."""
     s = src.settings
     cz, cy, cx = s.chunk

@@ -1,0 +1,135 @@
+"""``zarr-many`` (issue 25): a dandiset of tens of thousands of small Zarr assets.
+
+Where ``zarr-dandiset`` (:mod:`.scale`) has a few hundred large Zarrs, whose cost is their
+objects, this one has N Zarrs of 20 objects each plus 100 blob assets (default N 20,000):
+what it measures is the fixed cost of a Zarr — making its dataset, committing it,
+registering it in the dandiset — and whether a resync stays O(changed Zarrs).
+
+Syncs measured, each ``neuromirror sync`` in a subprocess (:func:`.syncs.run_sync`):
+
+1. ``zarr-many-cold``: Zarrs/s, CPU ms per Zarr of the whole process tree, peak RSS of the tree;
+2. ``zarr-many-resync``: no change;
+3. ``zarr-many-2zarrs1blob``: 2 Zarrs changed (1 object added, 1 rewritten, 1 deleted each)
+   and 1 blob asset added.
+
+Each row also has the dandiset's commits made by that sync, and ``targets``: each target of
+issue 25 with its value and whether it is met (``docs/performance.md``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
+from neuromirror.bench.measure import say
+from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.scenarios.scale import commits, zarr_split
+from neuromirror.bench.syncs import run_sync
+
+#: issue 25's targets: (row, field, bound, "min" | "max")
+TARGETS = (
+    ("zarr-many-cold", "zarrs_per_s", 42.0, "min"),
+    ("zarr-many-cold", "cpu_ms_per_zarr", 40.0, "max"),
+    ("zarr-many-cold", "peak_rss_mb", 1024.0, "max"),
+    ("zarr-many-resync", "beyond_startup_s", 5.0, "max"),
+    ("zarr-many-2zarrs1blob", "wall_s", 5.0, "max"),
+)
+
+
+def zarr_path(i: int) -> str:
+    return f"sub-{i // 100:04d}/sub-{i:05d}_sample.ome.zarr"
+
+
+def fill(archives: Archives, n: int, objects: int, blobs: int, when: datetime) -> tuple[str, list[str]]:
+    """The stand-in dandiset: ``n`` Zarrs x ``objects`` + ``blobs`` blobs; its id and Zarr ids."""
+    d = archives.dandi
+    ident = d.create_dandiset(name=f"bench many zarrs {n}x{objects}", created=when)
+    be = moto_bucket_backend(d.bucket)
+    for aid in d.add_synthetic_assets(ident, blobs, when=when):
+        put_empty_blob(be, d, aid)
+    zarr_ids = []
+    with direct_puts(archives):
+        for i in range(n):
+            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(objects, tag=str(i)), when=when)
+            zarr = d.asset(aid).zarr
+            assert zarr is not None  # a Zarr asset has its Zarr
+            zarr_ids.append(zarr.zarr_id)
+    return ident, zarr_ids
+
+
+def bench_zarr_many(
+    archives: Archives,
+    work: Path,
+    startup: float,
+    n: int,
+    objects: int = 20,
+    blobs: int = 100,
+    keep: bool = False,
+    drop: bool = True,
+) -> list[dict]:
+    """The three syncs (see the module); ``drop``: forget the Zarrs' objects in moto afterwards
+    (only worth it when another scenario follows: 4x10^5 objects take moto minutes to drop)."""
+    when = datetime(2025, 7, 1, tzinfo=timezone.utc)
+    t = time.perf_counter()
+    ident, zarr_ids = fill(archives, n, objects, blobs, when)
+    say(
+        f"zarr-many: stand-in dandiset {ident}: {n} Zarrs x {objects} objects + {blobs} blobs in {time.perf_counter() - t:.1f} s"
+    )
+    d = archives.dandi
+    root = work / "root-zarr-many"
+    api = ["--dandi-api", d.api_url]
+    ds = root / "dandi" / ident
+    size = f"{n}x{objects}+{blobs}"
+    files = n * objects + blobs
+    out: list[dict] = []
+
+    def sync(name: str) -> dict:
+        before = commits(ds, "^Neuromirror-Source: ") if ds.exists() else 0
+        d.reset_request_log()
+        res = zarr_split(run_sync(name, files, root, f"dandi:{ident}", api, archives, startup))
+        res.update(
+            size=size,
+            zarrs=n,
+            dandiset_commits=commits(ds, "^Neuromirror-Source: ") - before,
+            api_requests=d.request_count,
+        )
+        out.append(res)
+        return res
+
+    cold = sync("zarr-many-cold")
+    cold["zarrs_per_s"] = round(n / cold["wall_s"], 1)
+    cold["cpu_ms_per_zarr"] = round(1000 * cold["cpu_s"] / n, 1)
+    sync("zarr-many-resync")
+    later = when + timedelta(hours=1)
+    with direct_puts(archives):
+        for zid in zarr_ids[:2]:
+            keys = d.zarr(zid).sorted_keys()
+            d.modify_zarr(zid, put={"0/new/added": b"added", keys[-1]: b"rewritten"}, delete=[keys[-2]], when=later)
+        d.put_asset(ident, "sub-new/sub-new_added.nwb", b"a blob added by the bench\n", when=later)
+    res = sync("zarr-many-2zarrs1blob")
+    res["zarr_commits"] = [commits(ds / zarr_path(i), "^Neuromirror-Zarr: ") for i in range(3)]
+    for row in out:
+        row["targets"] = check(row)
+        for t in row["targets"]:
+            say(f"zarr-many {size}: {t['what']} = {t['value']} ({'met' if t['met'] else 'NOT met'}: {t['bound']})")
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
+    if drop:
+        archives.drop_objects(d.bucket)
+    return out
+
+
+def check(row: dict) -> list[dict[str, Any]]:
+    """Issue 25's targets for this row: value, bound, met."""
+    found = []
+    for scenario, field, bound, kind in TARGETS:
+        if row.get("scenario") != scenario or row.get(field) is None:
+            continue
+        value = row[field]
+        met = value >= bound if kind == "min" else value <= bound
+        found.append({"what": field, "value": value, "bound": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met})
+    return found

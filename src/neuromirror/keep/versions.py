@@ -1,0 +1,268 @@
+"""``keep``: the content of pinned versions copied into the lab's store, and recorded where clones look.
+
+Per version, in the order named: its files are read from the index (:mod:`.files`), the
+filters applied, the keys the store lacks streamed from their registered URLs straight into
+the store by ``-J`` threads, each verified against its key before it is put in place
+(:mod:`.transfer`); then, under the source's lock, every key of the version the store holds
+is recorded on the git-annex branch of its dataset (or Zarr subdataset) together with the
+store's remote record (:mod:`neuromirror.store.record`), so that a clone finds the store by
+itself — after the archive's URLs, which stay first.
+
+Rerunning converges: what the store has (the key's final path exists: only verified bytes get
+there) is "already there" and not copied again, and the recording step writes only what the
+branch does not say yet; with everything kept it is a no-op.  ``--budget`` counts what the store
+holds when the run starts (once), reserves each file's size before its copy starts, and stops
+cleanly at the first file that would not fit: what was copied is recorded, the rest reported.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from neuromirror.index.lookup import find_version, not_mirrored, sources_matching
+from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
+from neuromirror.keep.report import FileNote, KeepRun, VersionReport
+from neuromirror.keep.transfer import Outcome, Transfer
+from neuromirror.spec import Spec
+from neuromirror.store.base import Store
+from neuromirror.store.record import record_present
+from neuromirror.util.progress import ByteProgress
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+
+
+@dataclass
+class KeepOptions:
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    max_file_size: Optional[int] = None
+    budget: Optional[int] = None
+    jobs: int = 4
+    all_versions: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Target:
+    """A version to keep: its source, the source's dataset (relative to the root) and its index row."""
+
+    source: str
+    relpath: str
+    row: dict = field(hash=False, compare=False)
+
+
+def select_versions(index: Any, specs: Sequence[Spec], all_versions: bool = False) -> list[Target]:
+    """The versions SPECs name: ``@VERSION`` that one; none: every published version and the latest
+    draft/snapshot (``all_versions``: every recorded version). Each once, in the order named."""
+    out: list[Target] = []
+    seen: set[int] = set()
+    for spec in specs:
+        if spec.is_glob:
+            sources = sources_matching(index, [spec])
+        elif index.source(spec.source) is None:
+            raise not_mirrored(index, spec.source)
+        else:
+            sources = [spec.source]
+        for sid in sources:
+            relpath = index.source(sid)["dataset"]
+            if spec.version:
+                archive, name = sid.split(":", 1)
+                rows = [find_version(index, Spec(archive, name, spec.version))]
+            else:
+                rows = _default_versions(index, sid, all_versions)
+            for row in rows:
+                if row["id"] not in seen:
+                    seen.add(row["id"])
+                    out.append(Target(sid, relpath, row))
+    return out
+
+
+def _default_versions(index: Any, sid: str, all_versions: bool) -> list[dict]:
+    rows = index.versions(sid)
+    if all_versions:
+        return rows
+    published: dict[str, dict] = {}
+    for r in rows:
+        if r["kind"] == "published":
+            published[r["label"]] = r  # the last row of a label is its current record
+    latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
+    return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])
+
+
+class _Budget:
+    def __init__(self, limit: int, used: int):
+        self.limit = limit
+        self.used = used
+        self.stopped = False
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; after the first refusal every later file is refused (a clean stop)."""
+        if self.stopped or self.used + size > self.limit:
+            self.stopped = True
+            return False
+        self.used += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.used -= size
+
+
+@dataclass
+class _RunState:
+    kept_now: set[str] = field(default_factory=set)  # keys this run put in the store
+    present: set[str] = field(default_factory=set)  # keys seen in the store
+    not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
+
+
+def keep(mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepOptions) -> KeepRun:
+    """Keep every target version's content in ``store``; the report says what happened to each file."""
+    ident = store.identity  # made now: every dataset records the same UUID
+    run = KeepRun(str(store), store.kind, ident.uuid, ident.name, budget=options.budget)
+    run.stale_removed = store.clean_stale()
+    budget = None
+    if options.budget is not None:
+        run.store_bytes_before = store.used_bytes()
+        budget = _Budget(options.budget, run.store_bytes_before)
+    state = _RunState()
+    transfer = Transfer(store, jobs=options.jobs)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
+            for target in targets:
+                run.versions.append(_keep_version(mirror, store, target, options, budget, state, transfer, pool, run))
+    finally:
+        transfer.close()
+    run.budget_stopped = bool(budget and budget.stopped)
+    return run
+
+
+def _keep_version(
+    mirror: Mirror,
+    store: Store,
+    target: Target,
+    options: KeepOptions,
+    budget: Optional[_Budget],
+    state: _RunState,
+    transfer: Transfer,
+    pool: ThreadPoolExecutor,
+    run: KeepRun,
+) -> VersionReport:
+    row = target.row
+    rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath)
+    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
+    rep.in_git = listing.in_git
+    rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
+    present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
+    todo: dict[str, list[KeepFile]] = {}
+    for f in listing.annexed:
+        if not selected(f.path, options.include, options.exclude):
+            rep.excluded += 1
+            continue
+        rep.files += 1
+        rep.bytes += f.size or 0
+        why = skip_reason(f, options.max_file_size)
+        if why is not None:
+            rep.skipped.append(FileNote(f.path, f.key, f.size, why))
+        elif f.key in state.kept_now:
+            _count(rep, f, kept=True)
+            present.setdefault(f.repo, []).append(f.key)
+        elif f.key in state.present or store.has(f.key):
+            state.present.add(f.key)
+            _count(rep, f, kept=False)
+            present.setdefault(f.repo, []).append(f.key)
+        else:
+            todo.setdefault(f.key, []).append(f)
+
+    jobs: dict[Future[Outcome], list[KeepFile]] = {}
+    over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
+    scheduled = []
+    for key, files in todo.items():
+        if budget is not None and not budget.take(files[0].size or 0):
+            rep.skipped += [FileNote(f.path, f.key, f.size, over) for f in files]
+            if key not in state.not_fitting:  # a key several versions share did not fit once
+                state.not_fitting.add(key)
+                run.not_fitting += 1
+                run.not_fitting_bytes += files[0].size or 0
+            continue
+        scheduled.append((key, files))
+    bar = ByteProgress(
+        sum(files[0].size or 0 for _, files in scheduled),
+        len(scheduled),
+        enabled=options.progress and bool(scheduled),
+        label=f"keep {rep.label}",
+    )
+    transfer.on_bytes = bar.update
+    try:
+        for key, files in scheduled:
+            urls = tuple(dict.fromkeys(u for f in files for u in f.urls))  # files sharing a key: every URL
+            jobs[pool.submit(transfer, key, files[0].size, urls)] = files
+        try:
+            for fut in as_completed(jobs):
+                _settle(fut.result(), jobs[fut], rep, state, present, budget, run, bar)
+        except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
+            transfer.stop.set()
+            wait(jobs)
+            for fut, files in jobs.items():
+                if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
+                    present.setdefault(files[0].repo, []).extend(f.key for f in files)
+            _record(mirror, store, target.source, present, rep)
+            raise
+    finally:
+        bar.close()
+    _record(mirror, store, target.source, present, rep)
+    rep.skipped.sort(key=lambda n: n.path)
+    rep.failed.sort(key=lambda n: n.path)
+    return rep
+
+
+def _settle(
+    outcome: Outcome,
+    files: list[KeepFile],
+    rep: VersionReport,
+    state: _RunState,
+    present: dict[Path, list[str]],
+    budget: Optional[_Budget],
+    run: KeepRun,
+    bar: ByteProgress,
+) -> None:
+    size = files[0].size or 0
+    if outcome.ok:
+        if outcome.placed:
+            state.kept_now.add(outcome.key)
+            run.transferred += 1
+            run.transferred_bytes += size
+        else:
+            state.present.add(outcome.key)
+            if budget is not None:
+                budget.give_back(size)
+        for f in files:
+            _count(rep, f, kept=outcome.placed)
+            present.setdefault(f.repo, []).append(f.key)
+        bar.finish(outcome.key, size)
+    else:
+        if budget is not None:
+            budget.give_back(size)
+        for f in files:
+            rep.failed.append(FileNote(f.path, f.key, f.size, outcome.why))
+        bar.finish(outcome.key, 0)
+
+
+def _count(rep: VersionReport, f: KeepFile, *, kept: bool) -> None:
+    if kept:
+        rep.kept += 1
+        rep.kept_bytes += f.size or 0
+    else:
+        rep.already += 1
+        rep.already_bytes += f.size or 0
+
+
+def _record(mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport) -> None:
+    """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock."""
+    if not present:
+        return
+    with mirror.lock(source):
+        for repo, keys in present.items():
+            rep.recorded += record_present(repo, store, keys)

@@ -1,0 +1,445 @@
+"""How to cite a mirrored version: the archive's own citation plus the exact mirror state.
+
+Facts come from, in order of trust:
+
+* the archive's metadata committed with the version — DANDI's ``dandiset.yaml``
+  (name, contributor[] with includeInCitation, license, url, doi, citation,
+  datePublished), AIND's ``data_description.json`` (name, investigators,
+  institution, license, creation_time);
+* the index row of the version (doi, citation, date) and the tag message
+  (``Name:``, ``DOI:``, ``Citation:``, ``Source:`` lines);
+* the mirror itself: source id, commit, tag, and where to clone it from.
+
+Renderers: plain text (paste into a paper), BibTeX (``@misc``, which every
+style knows), CITATION.cff (1.2.0) and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Optional
+
+from neuromirror.util import gitutil
+
+PUBLISHERS = {"dandi": "DANDI Archive", "aind": "Allen Institute for Neural Dynamics", "boss": "BossDB"}
+_SPDX = re.compile(r"^[A-Za-z0-9.+-]+$")
+_DOI = re.compile(r"^10\.\d{4,9}(\.\d+)?/\S+$")
+
+
+@dataclass
+class Author:
+    name: str  # as the archive wrote it ("Doe, Jane" or "Allen Institute")
+    family: Optional[str] = None
+    given: Optional[str] = None
+    orcid: Optional[str] = None
+    affiliation: Optional[str] = None
+    organization: bool = False
+
+
+@dataclass
+class CitationInfo:
+    source: str
+    version: str
+    kind: Optional[str]
+    commit: str
+    tag: Optional[str]
+    dataset: str  # the mirror's dataset path
+    relpath: str
+    clone_url: str  # where others clone it from (published sibling, else the mirror path)
+    title: str
+    authors: list[Author] = field(default_factory=list)
+    year: Optional[str] = None
+    date: Optional[str] = None  # YYYY-MM-DD
+    doi: Optional[str] = None
+    url: Optional[str] = None  # the archive's page for this version
+    license: list[str] = field(default_factory=list)  # SPDX ids
+    publisher: Optional[str] = None
+    citation: Optional[str] = None  # the archive's own citation text
+    keywords: list[str] = field(default_factory=list)
+    description: Optional[str] = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.source}@{self.version}"
+
+    @property
+    def get_command(self) -> str:
+        extra = "" if self.clone_url == self.dataset else f" --from {shlex.quote(self.clone_url)}"
+        return f"neuromirror get {self.spec} --to DIR{extra}"
+
+    @property
+    def datalad_commands(self) -> str:
+        # quoted: a RIA store's URL (ria+https://HOST/PATH#~dandi/000027) holds # and ~
+        return f"datalad clone {shlex.quote(self.clone_url)} DIR && git -C DIR checkout {self.commit} && datalad get -d DIR ."
+
+    @property
+    def mirror_note(self) -> str:
+        tag = f", tag {self.tag}" if self.tag else ""
+        return f"Mirrored as DataLad dataset {self.relpath} at commit {self.commit}{tag} (neuromirror)."
+
+    @property
+    def retrieval(self) -> str:
+        return f"Retrieve exactly this state: {self.get_command} (or: {self.datalad_commands})."
+
+
+# -- gathering -----------------------------------------------------------------
+def _show(ds: Path, commit: str, path: str) -> Optional[bytes]:
+    proc = gitutil.run(ds, "show", f"{commit}:{path}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _tag_fields(ds: Path, tag: Optional[str]) -> dict[str, str]:
+    if not tag:
+        return {}
+    msg = gitutil.out(ds, "for-each-ref", f"refs/tags/{tag}", "--format=%(contents)", check=False)
+    out: dict[str, str] = {}
+    for line in msg.splitlines():
+        for name in ("Name", "DOI", "Citation", "Source"):
+            if line.startswith(name + ": "):
+                out[name.lower()] = line[len(name) + 2 :].strip()
+    return out
+
+
+def split_name(name: str) -> tuple[Optional[str], Optional[str]]:
+    """("Doe", "Jane") from "Doe, Jane" or "Jane Doe"."""
+    name = " ".join(name.split())
+    if "," in name:
+        family, given = name.split(",", 1)
+        return family.strip() or None, given.strip() or None
+    parts = name.split(" ")
+    if len(parts) == 1:
+        return parts[0], None
+    return parts[-1], " ".join(parts[:-1])
+
+
+def _orcid(value: Any) -> Optional[str]:
+    if not isinstance(value, str):
+        return None
+    m = re.search(r"(\d{4}-\d{4}-\d{4}-\d{3}[\dX])", value)
+    return f"https://orcid.org/{m.group(1)}" if m else None
+
+
+def _dandi_authors(contributors: Any) -> list[Author]:
+    out: list[Author] = []
+    if not isinstance(contributors, list):
+        return out
+    for c in contributors:
+        if not isinstance(c, dict) or not c.get("name") or not c.get("includeInCitation", False):
+            continue
+        org = c.get("schemaKey") == "Organization"
+        aff = None
+        if isinstance(c.get("affiliation"), list) and c["affiliation"]:
+            first = c["affiliation"][0]
+            aff = first.get("name") if isinstance(first, dict) else None
+        if org:
+            out.append(Author(str(c["name"]), organization=True))
+        else:
+            fam, giv = split_name(str(c["name"]))
+            out.append(Author(str(c["name"]), fam, giv, _orcid(c.get("identifier")), aff))
+    return out
+
+
+def _licenses(values: Any) -> list[str]:
+    if isinstance(values, str):
+        values = [values]
+    out = []
+    for v in values or []:
+        if isinstance(v, str):
+            v = v.split(":", 1)[1] if v.lower().startswith("spdx:") else v
+            if _SPDX.match(v):
+                out.append(v)
+    return out
+
+
+def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
+    import yaml
+
+    raw = _show(ds, commit, "dandiset.yaml")
+    if not raw:
+        return
+    try:
+        md = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return
+    if not isinstance(md, dict):
+        return
+    info.title = str(md.get("name") or info.title)
+    info.authors = _dandi_authors(md.get("contributor")) or info.authors
+    info.license = _licenses(md.get("license")) or info.license
+    info.url = md.get("url") or info.url
+    info.doi = md.get("doi") or info.doi
+    info.citation = md.get("citation") or info.citation
+    info.keywords = [str(k) for k in md.get("keywords") or [] if isinstance(k, (str, int))]
+    info.description = md.get("description") or info.description
+    when = md.get("datePublished") if info.kind == "published" else None
+    if isinstance(when, str) and re.match(r"^\d{4}-\d{2}-\d{2}", when):
+        info.date = when[:10]
+
+
+def _from_aind(ds: Path, commit: str, info: CitationInfo) -> None:
+    raw = _show(ds, commit, "data_description.json")
+    if not raw:
+        return
+    try:
+        md = json.loads(raw)
+    except ValueError:
+        return
+    if not isinstance(md, dict):
+        return
+    info.title = str(md.get("name") or info.title)
+    people = md.get("investigators") or []
+    authors: list[Author] = []
+    for p in people if isinstance(people, list) else []:
+        name = p.get("name") if isinstance(p, dict) else p if isinstance(p, str) else None
+        if name:
+            fam, giv = split_name(str(name))
+            authors.append(
+                Author(str(name), fam, giv, _orcid(p.get("registry_identifier")) if isinstance(p, dict) else None)
+            )
+    inst = md.get("institution")
+    inst_name = inst.get("name") if isinstance(inst, dict) else inst if isinstance(inst, str) else None
+    if not authors and inst_name:
+        authors.append(Author(str(inst_name), organization=True))
+    info.authors = authors or info.authors
+    info.license = _licenses(md.get("license")) or info.license
+    if isinstance(md.get("creation_time"), str) and not info.date:
+        info.date = md["creation_time"][:10]
+
+
+_EXTRACTORS = {"dandi": _from_dandi, "aind": _from_aind}
+
+
+def citation_info(mirror: Any, spec: Any) -> CitationInfo:
+    from neuromirror.index.lookup import find_version
+    from neuromirror.pin.published import published_url
+
+    row = find_version(mirror.index, spec)
+    src = mirror.index.source(spec.source)
+    ds = mirror.root / src["dataset"]
+    archive = spec.archive
+    tagf = _tag_fields(ds, row["tag"])
+    info = CitationInfo(
+        source=spec.source,
+        version=row["label"],
+        kind=row.get("kind"),
+        commit=row["commit"],
+        tag=row["tag"],
+        dataset=str(ds),
+        relpath=src["dataset"],
+        clone_url=published_url(ds, "published") or str(ds),
+        title=tagf.get("name") or f"{PUBLISHERS.get(archive, archive)} {spec.name}",
+        doi=row.get("doi") or tagf.get("doi"),
+        citation=row.get("citation") or tagf.get("citation"),
+        url=tagf.get("source"),
+        publisher=PUBLISHERS.get(archive, archive),
+    )
+    if row.get("date") and re.match(r"^\d{4}-\d{2}-\d{2}", str(row["date"])):
+        info.date = str(row["date"])[:10]
+    extractor = _EXTRACTORS.get(archive)
+    if extractor is not None:
+        extractor(ds, row["commit"], info)
+    if info.doi and info.doi.lower().startswith("https://doi.org/"):
+        info.doi = info.doi[len("https://doi.org/") :]
+    if info.date:
+        info.year = info.date[:4]
+    if not info.authors:
+        info.authors = [Author(info.publisher or archive, organization=True)]
+    return info
+
+
+# -- renderers -----------------------------------------------------------------
+def archive_citation(info: CitationInfo) -> str:
+    """The archive's citation, or one in the same style built from the metadata."""
+    if info.citation:
+        return " ".join(info.citation.split())
+    names = "; ".join(a.name for a in info.authors)
+    where = f"https://doi.org/{info.doi}" if info.doi else (info.url or info.source)
+    return (
+        f"{names} ({info.year or 'n.d.'}) {info.title} (Version {info.version}) [Data set]. {info.publisher}. {where}"
+    )
+
+
+def to_text(info: CitationInfo) -> str:
+    lines = [archive_citation(info)]
+    if info.doi and info.doi not in lines[0]:
+        lines.append(f"DOI: {info.doi}")
+    lines.append(info.mirror_note)
+    if info.kind == "draft":
+        lines.append("The archive's draft changes over time: cite the commit above, which pins the exact state used.")
+    lines.append(info.retrieval)
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(c, c) for c in " ".join(str(text).split()))
+
+
+def _url_field(text: str) -> str:
+    # url/doi fields are verbatim for the url package; only braces would unbalance the entry
+    return str(text).replace("{", "%7B").replace("}", "%7D")
+
+
+def bibtex_key(info: CitationInfo) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{info.source}_{info.version}").strip("_")
+
+
+def to_bibtex(info: CitationInfo) -> str:
+    authors = " and ".join(
+        "{" + tex_escape(a.name) + "}"
+        if a.organization or not a.family
+        else tex_escape(f"{a.family}, {a.given}" if a.given else a.family)
+        for a in info.authors
+    )
+    fields: list[tuple[str, str]] = [
+        ("author", authors),
+        ("title", "{" + tex_escape(info.title) + "}"),
+        ("year", info.year or ""),
+        ("version", tex_escape(info.version)),
+        ("howpublished", tex_escape(info.publisher or "")),
+        ("doi", _url_field(info.doi) if info.doi else ""),
+        ("url", _url_field(f"https://doi.org/{info.doi}" if info.doi else info.url or "")),
+        ("note", tex_escape(f"{info.mirror_note} {info.retrieval}")),
+    ]
+    if info.license:
+        fields.append(("license", tex_escape(", ".join(info.license))))
+    body = ",\n".join(f"  {k} = {{{v}}}" for k, v in fields if v)
+    return f"@misc{{{bibtex_key(info)},\n{body}\n}}\n"
+
+
+def cff_dict(info: CitationInfo) -> dict:
+    authors: list[dict] = []
+    for a in info.authors:
+        if a.organization or not a.family:
+            authors.append({"name": a.name})
+            continue
+        d: dict[str, Any] = {"family-names": a.family}
+        if a.given:
+            d["given-names"] = a.given
+        if a.orcid:
+            d["orcid"] = a.orcid
+        if a.affiliation:
+            d["affiliation"] = a.affiliation
+        authors.append(d)
+    out: dict[str, Any] = {
+        "cff-version": "1.2.0",
+        "message": ("If you use this dataset, please cite it as below. " + info.mirror_note + " " + info.retrieval),
+        "type": "dataset",
+        "title": info.title,
+        "authors": authors,
+        "version": info.version,
+    }
+    if info.doi and _DOI.match(info.doi):
+        out["doi"] = info.doi
+    if info.date:
+        try:
+            out["date-released"] = date.fromisoformat(info.date)
+        except ValueError:
+            pass
+    if info.license:
+        out["license"] = info.license[0] if len(info.license) == 1 else list(info.license)
+    if info.url and re.match(r"^https?://", info.url):
+        out["url"] = info.url
+    if re.match(r"^(https?|ssh|git)://", info.clone_url):
+        out["repository"] = info.clone_url
+    out["commit"] = info.commit
+    idents: list[dict] = []
+    if info.doi and _DOI.match(info.doi):
+        idents.append({"type": "doi", "value": info.doi, "description": f"The {info.publisher}'s DOI of this version"})
+    idents.append(
+        {"type": "other", "value": f"{info.source}@{info.version}", "description": "neuromirror source and version"}
+    )
+    idents.append(
+        {"type": "other", "value": f"git:{info.commit}", "description": f"commit of the DataLad dataset {info.relpath}"}
+    )
+    out["identifiers"] = idents
+    if info.keywords:
+        out["keywords"] = info.keywords
+    if info.description:
+        out["abstract"] = " ".join(str(info.description).split())
+    return out
+
+
+def to_cff(info: CitationInfo) -> str:
+    import yaml
+
+    text = yaml.safe_dump(cff_dict(info), sort_keys=False, allow_unicode=True, width=100)
+    return "# CITATION.cff for " + info.spec + " (written by neuromirror cite)\n" + text
+
+
+def to_json(info: CitationInfo) -> dict:
+    d = asdict(info)
+    d.update(
+        {
+            "citation_text": archive_citation(info),
+            "retrieval": info.retrieval,
+            "get": info.get_command,
+            "datalad": info.datalad_commands,
+            "bibtex_key": bibtex_key(info),
+        }
+    )
+    return d
+
+
+REQUIRED_CFF_KEYS = ("cff-version", "message", "title", "authors")
+
+
+def check_cff(data: Any) -> list[str]:
+    """Problems with a CITATION.cff 1.2.0 document (required keys and their types); [] when fine."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        return ["not a mapping"]
+    for k in REQUIRED_CFF_KEYS:
+        if k not in data:
+            problems.append(f"missing {k}")
+    if data.get("cff-version") != "1.2.0":
+        problems.append("cff-version is not 1.2.0")
+    for k in ("message", "title", "version", "doi", "url", "repository", "commit", "abstract"):
+        if k in data and not isinstance(data[k], str):
+            problems.append(f"{k} is not a string")
+    authors = data.get("authors")
+    if not isinstance(authors, list) or not authors:
+        problems.append("authors is not a non-empty list")
+    else:
+        for a in authors:
+            if not isinstance(a, dict) or not (
+                isinstance(a.get("name"), str) or isinstance(a.get("family-names"), str)
+            ):
+                problems.append(f"author {a!r} has neither name nor family-names")
+    if "type" in data and data["type"] not in ("dataset", "software"):
+        problems.append("type must be dataset or software")
+    if "date-released" in data and not isinstance(data["date-released"], date):
+        problems.append("date-released is not a YYYY-MM-DD date")
+    if "doi" in data and not _DOI.match(str(data["doi"])):
+        problems.append("doi is not a DOI")
+    for ident in data.get("identifiers") or []:
+        if (
+            not isinstance(ident, dict)
+            or ident.get("type") not in ("doi", "url", "swh", "other")
+            or not isinstance(ident.get("value"), str)
+        ):
+            problems.append(f"bad identifier {ident!r}")
+    lic = data.get("license")
+    if lic is not None and not all(
+        isinstance(x, str) and _SPDX.match(x) for x in ([lic] if isinstance(lic, str) else lic)
+    ):
+        problems.append("license is not an SPDX id (or list of them)")
+    return problems

@@ -1,0 +1,172 @@
+"""The store as a fallback where content is retrieved: named by a lock (``store = ...``) or ``--store``.
+
+A clone of a dataset whose ``git-annex`` branch records the store enables it by itself
+(``autoenable=true``). Not every clone's branch does: a copy published before ``keep`` ran,
+or a store mounted elsewhere. :func:`use_store` makes the store usable in such a clone, as a
+user would by hand: the store's ``remote.log``/``uuid.log`` lines on the clone's own branch,
+the keys of the version the store really holds (its files are checked, not the mirror's word)
+recorded as present there, then ``git annex enableremote neuromirror-store directory=PATH`` and
+(git-annex 10.2026+ uses a remote enabled by hand only once it is verified) ``git annex
+verifyremote`` — the user named this store at this path, which is what that check asks.
+The store's cost (300) stays above the web remote's: the archive's URLs are still tried first.
+
+:func:`recorded_store` is the other direction, for ``lock``: the store a dataset's branch says
+holds content of a version (``keep`` recorded it), so that the lock can name it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+from neuromirror.errors import UserError
+from neuromirror.pin.filelist import pinned_repositories, tree_files
+from neuromirror.pin.retrieve import RetrieveError, gist
+from neuromirror.store.directory import DEFAULT_NAME, IDENTITY_FILE, DirectoryStore
+from neuromirror.store.record import BRANCH, ensure_remote, flush_journal, present_in, record_present
+from neuromirror.util import gitutil
+
+_ESCAPE = re.compile(r"&(\d+);")
+
+
+def _unescape(value: str) -> str:
+    """A ``remote.log`` value as written by git-annex (``&32;`` for a space) back to text."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1))), value)
+
+
+def _stores_on_branch(repo: Path) -> dict[str, str]:
+    """{uuid: directory} of the neuromirror directory stores the repository's git-annex branch records."""
+    from neuromirror.store.annexlog import parse_fields
+
+    proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
+    if proc.returncode != 0:
+        return {}
+    newest: dict[str, tuple[str, str]] = {}  # uuid -> (timestamp, line's fields)
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        uuid, _, rest = line.strip().partition(" ")
+        if not rest:
+            continue
+        body, _, last = rest.rpartition(" ")
+        stamp = last if last.startswith("timestamp=") else ""
+        body = body if stamp else rest
+        if uuid not in newest or stamp >= newest[uuid][0]:
+            newest[uuid] = (stamp, body)
+    out: dict[str, str] = {}
+    for uuid, (_, body) in newest.items():
+        fields = parse_fields(body)
+        if fields.get("type") == "directory" and fields.get("name") == DEFAULT_NAME and fields.get("directory"):
+            out[uuid] = _unescape(fields["directory"])
+    return out
+
+
+def _branch_knows(repo: Path, uuid: str) -> bool:
+    """The branch's ``remote.log`` has a line for ``uuid`` (whatever its fields: git-annex's
+    ``enableremote`` rewrites it without ``directory=``, which is fine for an enabled clone)."""
+    proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
+    return proc.returncode == 0 and any(
+        ln.split(" ", 1)[0] == uuid for ln in proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+    )
+
+
+def recorded_store(ds: Path, commit: str) -> Optional[str]:
+    """The read location of a store a branch records as holding content of ``commit``'s files; None if none.
+
+    ``keep`` keeps a whole version, recording each key on the branch of the repository whose
+    tree holds it, so the first repository of the version with annexed files decides: the
+    dataset itself, or (an AIND asset whose annexed content is all in its Zarr stores'
+    datasets) its first such subdataset; the others are not read (a dandiset of 20,000 Zarrs)."""
+    for repo, rcommit, _ in pinned_repositories(ds, commit):
+        keys = [f.key for f in tree_files(repo, rcommit) if f.key]
+        if not keys:
+            continue
+        for uuid, directory in _stores_on_branch(repo).items():
+            if present_in(repo, uuid, keys):
+                return directory
+        return None
+    return None
+
+
+def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optional[DirectoryStore], Optional[str]]:
+    """The store ``name`` names, if it can be read here: (store, None) or (None, a note why not).
+
+    ``explicit`` (``--store``): a store that is not there is the user's mistake (``UserError``);
+    otherwise (a lock's ``store``, ``NEUROMIRROR_STORE``) it is a note: the archive may still serve.
+    """
+    if not name:
+        return None, None
+    from neuromirror.store.location import open_store
+
+    try:
+        opened = open_store(name)
+    except UserError as exc:
+        if explicit:
+            raise
+        return None, f"store {name} not used: {exc}"
+    if not isinstance(opened, DirectoryStore):
+        # the clone enables such a store by itself when its git-annex branch records it
+        why = f"a {opened.kind} store is used where the dataset records it; naming it here needs a directory store"
+        if explicit:
+            raise UserError(f"--store {name}: {why}")
+        return None, f"store {name} not used: {why}"
+    store = opened
+    if not (store.path / IDENTITY_FILE).is_file():
+        why = f"no neuromirror store at {store.path} (no {IDENTITY_FILE})"
+        if explicit:
+            raise UserError(f"--store {name}: {why}")
+        return None, f"store {name} not used: {why}; content comes from the archive only"
+    try:
+        _ = store.identity
+    except UserError as exc:
+        if explicit:
+            raise
+        return None, f"store {name} not used: {exc}"
+    return store, None
+
+
+def use_store(repo: Path, commit: str, store: DirectoryStore) -> int:
+    """Make ``store`` a source of ``commit``'s content in the clone ``repo``; how many of its keys it holds.
+
+    Writes only the clone's own git-annex branch and git config; nothing when the store holds
+    none of the version's keys.  Idempotent: a second call records and enables nothing new.
+    """
+    keys = list(dict.fromkeys(f.key for f in tree_files(repo, commit) if f.key))
+    held = [k for k in keys if store.has(k)]
+    if not held:
+        return 0
+    ident = store.identity
+    try:
+        flush_journal(repo)
+        if not _branch_knows(repo, ident.uuid):
+            ensure_remote(repo, store)
+        if set(held) - present_in(repo, ident.uuid, held):  # a rerun in a reused clone writes nothing
+            record_present(repo, store, held)
+    except gitutil.GitError as exc:
+        raise RetrieveError(f"recording the store {store} in {repo} failed: {gist(str(exc))}") from None
+    uuid = gitutil.out(repo, "config", "--get", f"remote.{ident.name}.annex-uuid", check=False)
+    directory = gitutil.out(repo, "config", "--get", f"remote.{ident.name}.annex-directory", check=False)
+    if uuid != ident.uuid or directory != str(store.path):
+        proc = gitutil.run(repo, "annex", "enableremote", ident.name, f"directory={store.path}", check=False)
+        if proc.returncode != 0:
+            raise RetrieveError(
+                f"git annex enableremote {ident.name} directory={store.path} failed in {repo}: "
+                f"{gist(proc.stderr.decode(errors='replace'))}"
+            )
+    if gitutil.out(repo, "config", "--get", f"remote.{ident.name}.annex-verified", check=False) == "manual":
+        _verify(repo, ident.name)
+    return len(held)
+
+
+def _verify(repo: Path, name: str) -> None:
+    """``git annex verifyremote NAME --safe ID``: the user named this store, at this path (the lock or
+    ``--store``), so its configuration is the expected one; git-annex will not read an enabled
+    remote's content before it is verified. The ID is the one git-annex shows for the check."""
+    shown = gitutil.run(repo, "annex", "verifyremote", name, input=b"", check=False)
+    m = re.search(r"--safe (\S+)", (shown.stdout + shown.stderr).decode(errors="replace"))
+    if m is None:
+        return  # a git-annex without verifyremote uses enabled remotes as they are
+    proc = gitutil.run(repo, "annex", "verifyremote", name, "--safe", m.group(1), check=False)
+    if proc.returncode != 0:
+        raise RetrieveError(
+            f"git annex verifyremote {name} failed in {repo}: {gist(proc.stderr.decode(errors='replace'))}"
+        )

@@ -1,0 +1,265 @@
+"""Publishing datasets to a sibling anyone can clone from.
+
+A mirror's dataset holds no content — only git-annex keys and the archive's
+URLs — so publishing it is a git push of three things:
+
+* its branch (every synced version, drafts included),
+* its tags (one per published/snapshot version),
+* its ``git-annex`` branch (the URLs and "the web has it" location logs).
+
+A ``datalad clone`` of the pushed repository then gets content straight from
+the archive with ``datalad get``; the mirror machine is not needed.
+
+Targets: ``--to BASE`` puts dataset ``dandi/000027`` at ``BASE/dandi/000027``
+(a directory of bare repositories, or any server that accepts nested paths:
+ssh, GIN with a matching layout); ``--to`` with ``{archive}``, ``{name}``,
+``{slug}`` (``dandi-000027``) or ``{relpath}`` placeholders maps each dataset to
+its own URL, e.g. ``git@github.com:lab/{slug}.git`` for hosts with flat
+namespaces.  Local targets are created as bare repositories; remote ones must
+exist (create them on GIN/GitHub first).
+
+Subdatasets (DANDI Zarr assets: nested datasets named in ``.gitmodules`` by
+the relative URL ``./<path>``) are pushed first, each to ``<dataset URL>/<path>``,
+so that a clone of the published dataset installs them from there — which
+needs the BASE layout (a template is refused for a dataset with subdatasets).
+
+The root superdataset is pushed only with ``--with-root`` (to BASE itself): its
+``.gitmodules`` names each dataset by a relative path (``./dandi/000027``), so a
+clone of BASE finds the datasets at BASE/<relpath> — only with the BASE layout,
+and only for the datasets published there.
+
+Each published dataset records the target as a git remote (default name
+``published``, ``annex-ignore`` set, nothing fetched from it) so that ``lock``
+and ``cite`` can name it; nothing is ever fetched or merged from it into the
+mirror.  A publish into a RIA store (:mod:`.ria.publish`) records its clone URL
+(``ria+https://HOST/PATH#~dandi/000027``) under the git config key
+``neuromirror.published-url`` instead, which :func:`neuromirror.pin.published.published_url` reads first;
+a later publish to a ``published`` remote removes it, so the last publish wins.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neuromirror.pin.locations import is_local, join_url, local_path
+from neuromirror.pin.published import RIA_URL_KEY
+from neuromirror.pin.retrieve import RetrieveError
+from neuromirror.util import gitutil
+
+
+class PublishError(RuntimeError):
+    """Publishing failed; the message says which dataset, where and why."""
+
+
+@dataclass
+class PublishResult:
+    source: str
+    relpath: str
+    url: str
+    branch: str
+    commit: str
+    tags: int
+    created: bool = False
+    updated: list[str] = field(default_factory=list)  # refs that changed on the target
+    subdatasets: int = 0
+
+    def line(self) -> str:
+        what = ", ".join(self.updated) if self.updated else "already up to date"
+        made = " (created)" if self.created else ""
+        subs = f", {self.subdatasets} subdataset(s)" if self.subdatasets else ""
+        return (
+            f"{self.source} -> {self.url}{made}: {self.branch} at {self.commit[:12]}, {self.tags} tag(s){subs}; "
+            f"pushed: {what}"
+        )
+
+
+def target_url(to: str, source: str, relpath: str) -> str:
+    """Where dataset ``relpath`` goes for ``--to``: a template, or BASE/relpath."""
+    if "{" in to:
+        archive, name = source.split(":", 1)
+        try:
+            return to.format(archive=archive, name=name, relpath=relpath, slug=relpath.replace("/", "-"))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise PublishError(
+                f"--to {to!r}: bad placeholder ({exc}); use {{archive}} {{name}} {{slug}} {{relpath}}"
+            ) from None
+    return join_url(to, relpath)
+
+
+def current_branch(ds: Path) -> str:
+    name = gitutil.out(ds, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    if not name:
+        raise PublishError(f"{ds}: HEAD is not on a branch")
+    return name
+
+
+def ensure_bare(url: str, branch: str) -> bool:
+    """Create a bare repository for a local target; True if it was created."""
+    path = local_path(url)
+    if (path / "HEAD").exists() and (path / "objects").exists():
+        return False
+    if (path / ".git").exists():
+        return False  # a non-bare repository: pushing a checked-out branch will be refused by git, loudly
+    if path.exists() and any(path.iterdir()) and not _only_datasets(path):
+        raise PublishError(f"{path} exists and is not a git repository")
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["git", "init", "-q", "--bare", f"--initial-branch={branch}", str(path)],
+        capture_output=True,
+        env=gitutil.git_env(),
+    )
+    if proc.returncode != 0:
+        raise PublishError(f"cannot create a bare repository at {path}: {proc.stderr.decode(errors='replace').strip()}")
+    return True
+
+
+def _only_datasets(path: Path) -> bool:
+    """A BASE directory that so far holds only published datasets (root published later)."""
+    return all(p.is_dir() for p in path.iterdir())
+
+
+def _set_remote(ds: Path, name: str, url: str) -> None:
+    gitutil.run(ds, "config", f"remote.{name}.url", url)
+    if name == "published":  # this publish is now the latest: lock and cite name it, not an older RIA store
+        gitutil.run(ds, "config", "--unset-all", RIA_URL_KEY, check=False)
+    # never fetched, merged or used for content by the mirror itself
+    gitutil.run(ds, "config", "--unset-all", f"remote.{name}.fetch", check=False)
+    gitutil.run(ds, "config", f"remote.{name}.annex-ignore", "true")
+    gitutil.run(ds, "config", f"remote.{name}.skipFetchAll", "true")
+
+
+def _ls_remote(url: str) -> dict[str, str]:
+    proc = subprocess.run(
+        ["git", "ls-remote", url], capture_output=True, env=gitutil.git_env({"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
+    )
+    if proc.returncode != 0:
+        raise PublishError(f"cannot read {url} after the push: {proc.stderr.decode(errors='replace').strip()}")
+    refs: dict[str, str] = {}
+    for line in proc.stdout.decode().splitlines():
+        sha, ref = line.split("\t", 1)
+        refs[ref] = sha
+    return refs
+
+
+def push_dataset(
+    ds: Path, url: str, *, force: bool = False, create: bool = True
+) -> tuple[str, str, int, bool, list[str]]:
+    """Push branch, tags and git-annex branch of ``ds`` to ``url``; check the target has them.
+
+    Returns (branch, commit, tag count, created, updated refs).
+    """
+    branch = current_branch(ds)
+    commit = gitutil.rev_parse(ds, "HEAD") or ""
+    created = ensure_bare(url, branch) if create and is_local(url) else False
+    plus = "+" if force else ""
+    refspecs = [f"{plus}refs/heads/{branch}:refs/heads/{branch}", f"{plus}refs/tags/*:refs/tags/*"]
+    has_annex = gitutil.ref_sha(ds, "refs/heads/git-annex") is not None
+    if has_annex:
+        refspecs.append(f"{plus}refs/heads/git-annex:refs/heads/git-annex")
+    proc = gitutil.run(
+        ds, "push", "--porcelain", url, *refspecs, check=False, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
+    )
+    out = proc.stdout.decode(errors="replace")
+    updated: list[str] = []
+    rejected: list[str] = []
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and len(parts[0]) == 1:
+            flag, refs, summary = parts[0], parts[1], parts[2]
+            dst = refs.split(":", 1)[-1].replace("refs/heads/", "").replace("refs/tags/", "tag ")
+            if flag == "!":
+                rejected.append(f"{dst} ({summary})")
+            elif flag != "=":
+                updated.append(dst)
+    if rejected:
+        raise PublishError(
+            f"{url} refused {', '.join(rejected)}: the target has commits the mirror lacks "
+            "(someone else pushed there?); check it, or overwrite with --force"
+        )
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise PublishError(f"git push to {url} failed: {err[-1] if err else 'exit ' + str(proc.returncode)}")
+    # the target must now hold exactly what the mirror has
+    remote = _ls_remote(url)
+    tags = {r: s for r, s in _local_refs(ds).items() if r.startswith("refs/tags/")}
+    want = {f"refs/heads/{branch}": commit, **tags}
+    if has_annex:
+        want["refs/heads/git-annex"] = gitutil.ref_sha(ds, "refs/heads/git-annex") or ""
+    wrong = [r for r, s in want.items() if remote.get(r) != s]
+    if wrong:
+        raise PublishError(f"{url} does not hold {', '.join(wrong)} after the push")
+    if created and is_local(url):
+        # make the target's HEAD name the published branch, so clones check it out
+        subprocess.run(
+            ["git", "-C", str(local_path(url)), "symbolic-ref", "HEAD", f"refs/heads/{branch}"],
+            capture_output=True,
+            env=gitutil.git_env(),
+        )
+    return branch, commit, len(tags), created, updated
+
+
+def _local_refs(ds: Path) -> dict[str, str]:
+    out = gitutil.out(ds, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags", "refs/heads")
+    refs: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, ref = line.split(" ", 1)
+        refs[ref] = sha
+    return refs
+
+
+def subdataset_paths(ds: Path) -> list[str]:
+    """Paths of the subdatasets (e.g. DANDI Zarr assets) pinned by the branch or any tag of ``ds``."""
+    refs = ["HEAD"] + gitutil.out(ds, "for-each-ref", "--format=%(refname)", "refs/tags").split()
+    paths: set[str] = set()
+    for ref in refs:
+        for _, typ, _, path in gitutil.ls_tree(ds, ref):
+            if typ == "commit":
+                paths.add(path)
+    return sorted(paths)
+
+
+def publish_source(mirror, source: str, to: str, *, name: str = "published", force: bool = False) -> PublishResult:  # noqa: ANN001
+    src = mirror.index.source(source)
+    relpath = src["dataset"]
+    ds = mirror.root / relpath
+    if not (ds / ".git").exists():
+        raise PublishError(f"{source}: no dataset at {ds}")
+    url = target_url(to, source, relpath)
+    # hold the source's sync lock: a sync moving the branch and git-annex mid-push would publish a mix
+    with mirror.lock(source, wait=True):
+        subs = subdataset_paths(ds)
+        if subs and "{" in to:
+            raise PublishError(
+                f"{source} has {len(subs)} subdataset(s) (e.g. {subs[0]}), which its .gitmodules names "
+                "by relative URL (./<path>): publish it with a BASE --to (no placeholders)"
+            )
+        try:
+            # subdatasets first: the moment the parent is visible, what it pins can be installed
+            nsub = 0
+            for sub in subs:
+                sds = ds / sub
+                if not (sds / ".git").exists():
+                    raise PublishError(f"{source}: subdataset {sub} is not in the mirror ({sds}); cannot publish it")
+                push_dataset(sds, join_url(url, sub), force=force)
+                nsub += 1
+            branch, commit, ntags, created, updated = push_dataset(ds, url, force=force)
+        except RetrieveError as exc:
+            raise PublishError(str(exc)) from None
+        _set_remote(ds, name, url)
+    res = PublishResult(source, relpath, url, branch, commit, ntags, created, updated)
+    res.subdatasets = nsub
+    return res
+
+
+def publish_root(mirror, to: str, *, name: str = "published", force: bool = False) -> PublishResult:  # noqa: ANN001
+    if "{" in to:
+        raise PublishError(
+            "--with-root needs a BASE --to (no placeholders): the root finds its datasets at BASE/<path>"
+        )
+    url = str(local_path(to)) if is_local(to) and not to.startswith("file://") else to
+    with mirror.root_lock():
+        branch, commit, ntags, created, updated = push_dataset(mirror.root, url, force=force)
+        _set_remote(mirror.root, name, url)
+    return PublishResult("(root superdataset)", ".", url, branch, commit, ntags, created, updated)

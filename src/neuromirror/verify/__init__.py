@@ -1,0 +1,10 @@
+"""``verify``: do the dataset, the index, the archive, the bytes and the lab's store agree about a version?
+
+:mod:`.version` runs the checks (tree against index against git-annex branch); :mod:`.archive`
+lists the version at the archive again, :mod:`.content` hashes bytes, :mod:`.risk` says what is at
+risk (kept, pinned URL only, mutable URL only), :mod:`.report` prints it all (text and JSON).
+
+May import ``keep`` (a version's annexed files), ``pin``, ``store``, ``engine``, ``dataset``,
+``index``, ``sources``, ``annex`` and the base modules; must not import ``publish``, ``service``,
+``commands`` or ``cli``.
+"""

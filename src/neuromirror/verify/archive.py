@@ -1,0 +1,175 @@
+"""The archive check of ``verify --archive``: the source lists the version at the archive again.
+
+The source module is the one ``sync`` uses, run against a read-only state
+that holds exactly the recorded version: a published version must list
+exactly the dataset's paths and keys, and its URLs must be registered; the
+latest draft/snapshot is compared with the archive's current state (a
+difference then means the archive moved on since the last sync).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Generator, Iterator, Optional
+
+from neuromirror.pin.filelist import TreeFile
+from neuromirror.records import SUBDATASET, PreviousFile
+from neuromirror.verify.report import VerifyReport
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.engine.zarr.stores import StoreCheck
+    from neuromirror.index.db import Index
+    from neuromirror.sources.base import Source
+
+
+class _ArchiveState:
+    """A read-only SourceState that makes a source list exactly one recorded version again."""
+
+    reads_only = True
+
+    def __init__(self, index: Index, source: str, row: dict):
+        self.index = index
+        self._labels = {v["label"] for v in index.versions(source)} - {row["label"]}
+        self._files = {f.path: f for f in index.version_files(row["id"])}
+        self._cache: dict[tuple[str, str], str] = {}
+
+    def labels(self) -> set[str]:
+        return set(self._labels)
+
+    def last_remote_modified(self, label: str) -> Optional[str]:
+        return None  # never "unchanged": always list
+
+    def previous(self, path: str) -> Optional[PreviousFile]:
+        return self._files.get(path)
+
+    def previous_files(self) -> Iterator[PreviousFile]:
+        return iter(self._files.values())
+
+    def cache_get(self, namespace: str, key: str) -> Optional[str]:
+        return self._cache.get((namespace, key)) or self.index.cache_get(namespace, key)
+
+    def cache_put(self, namespace: str, key: str, value: str) -> None:
+        self._cache[(namespace, key)] = value  # verify writes nothing
+
+    def store_run(self, owner: str, snap: object, parent: object, executor: object, describe: str) -> StoreCheck:
+        """Nested stores (AIND's ``*.zarr/``) digested and named by the mirror's commit of that state."""
+        from neuromirror.engine.zarr.stores import StoreCheck
+
+        return StoreCheck(self)
+
+
+def check_archive(
+    report: VerifyReport,
+    mirror: Mirror,
+    source: str,
+    row: dict,
+    tree: dict[str, TreeFile],
+    urls_of: dict[str, list[str]],
+    options: dict,
+) -> None:
+    """List ``row``'s version at the archive again and compare it with the dataset's ``tree`` into ``report``."""
+    from neuromirror.sources import expand
+    from neuromirror.spec import parse_spec
+
+    try:
+        found = list(expand(parse_spec(source, allow_version=False), options))
+    except Exception as exc:  # an archive we cannot reach is a mismatch we must report, not a crash
+        report.add("archive", None, f"cannot reach the archive: {str(exc).splitlines()[0][:300] if str(exc) else exc}")
+        return
+    if len(found) != 1:
+        report.notes.append(f"the archive check needs exactly one source for {source}, got {len(found)}")
+        return
+    src = found[0]
+    current = row.get("kind") != "published"
+    if current:
+        head = mirror.index.head_version(source)
+        if head is not None and head["id"] != row["id"]:
+            report.notes.append(
+                f"{row['label']} is an older {row.get('kind')} state: the archive serves only its "
+                "current state, so it was not compared with the archive"
+            )
+            return
+    state = _ArchiveState(mirror.index, source, row)
+    # the source code is the sync's: hold the source's lock so no sync runs alongside (a DANDI Zarr whose
+    # state is new may be listed and committed to its own dataset, as the next sync would do anyway)
+    with mirror.lock(source, wait=True):
+        _compare_archive(report, src, state, row, tree, urls_of, current)
+
+
+def _compare_archive(
+    report: VerifyReport,
+    src: Source,
+    state: _ArchiveState,
+    row: dict,
+    tree: dict[str, TreeFile],
+    urls_of: dict[str, list[str]],
+    current: bool,
+) -> None:
+    gen = src.snapshots(state, None)
+    try:
+        snap = None
+        for s in gen:
+            if (s.kind != "published") if current else (s.label == row["label"]):
+                snap = s
+                break
+        if snap is None:
+            if current:
+                # the source compared the archive with this state (our SourceState's previous files) and
+                # found nothing new: the archive agrees
+                report.archive_checked = True
+                report.notes.append("the source found the archive unchanged since this state")
+            else:
+                report.add("archive", None, f"the archive no longer lists version {row['label']}")
+            return
+        report.archive_checked = True
+        why = "the archive changed since the last sync (run: neuromirror sync)" if current else ""
+        seen: set[str] = set()
+        for e in snap.entries:
+            seen.add(e.path)
+            t = tree.get(e.path)
+            if t is None:
+                report.add("archive", e.path, "at the archive, not in the dataset" + (f"; {why}" if why else ""))
+                continue
+            if getattr(e, "checksum_kind", None) == SUBDATASET:
+                if t.commit != e.checksum:
+                    report.add(
+                        "archive",
+                        e.path,
+                        f"the archive's state is subdataset commit {str(e.checksum)[:12]}, the "
+                        f"dataset pins {(t.commit or 'no subdataset')[:12]}" + (f"; {why}" if why else ""),
+                    )
+                continue
+            if e.key is not None:
+                if t.key != e.key:
+                    report.add(
+                        "archive",
+                        e.path,
+                        f"the archive gives key {e.key}, the dataset has "
+                        f"{t.key or 'the file in git'}" + (f"; {why}" if why else ""),
+                        t.key,
+                    )
+                    continue
+                registered = set(urls_of.get(e.key, ()))
+                for u in e.urls:
+                    if u not in registered:
+                        report.add("archive", e.path, f"the archive's URL {u} is not registered for its key", e.key, u)
+            else:
+                if not t.in_git:
+                    report.add(
+                        "archive", e.path, f"the archive has a small file kept in git, the dataset has key {t.key}"
+                    )
+                elif e.checksum != t.sha256:
+                    report.add(
+                        "archive",
+                        e.path,
+                        f"the archive's bytes (sha256 {e.checksum[:16]}…) differ from the "
+                        f"dataset's ({(t.sha256 or '')[:16]}…)" + (f"; {why}" if why else ""),
+                    )
+        skipped = {x.path for x in snap.refused} | {x.path for x in snap.pending}
+        for path in sorted(set(tree) - seen - skipped):
+            report.add(
+                "archive", path, "in the dataset, not at the archive" + (f"; {why}" if why else ""), tree[path].key
+            )
+    finally:
+        if isinstance(gen, Generator):  # the sources' snapshots are generators: end the listing now
+            gen.close()

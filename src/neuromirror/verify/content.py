@@ -1,0 +1,350 @@
+"""The content check of ``verify --content``: download each key's bytes from every URL and hash them.
+
+Each (sampled) key is downloaded from *every* registered http(s) URL and
+hashed; size and checksum must match the key (SHA256E/MD5E carry the
+archive's checksum; VURL/URL keys only a size).  A URL serving other bytes
+matters even when another URL is right: after a failed verification
+git-annex does not try the next URL.  Keys only a special remote can fetch
+(BOSS cutouts, embargoed DANDI) are fetched by git-annex itself, in a
+scratch clone, so the mirror's repository is never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import urlsplit
+
+from neuromirror.annex.keys import key_hash, parse_key
+from neuromirror.engine.urlrule import is_stable
+from neuromirror.pin.clone import remove_clone
+from neuromirror.store.base import Store
+from neuromirror.store.directory import DirectoryStore
+from neuromirror.util import gitutil
+from neuromirror.util.progress import ByteProgress
+from neuromirror.verify.report import VerifyReport
+
+if TYPE_CHECKING:
+    import requests
+
+CHUNK = 1 << 20
+
+
+def _hasher(key: str) -> tuple[Optional[Any], Optional[str], Optional[int]]:
+    try:
+        info = parse_key(key)
+    except ValueError:
+        return None, None, None
+    named = key_hash(key)
+    if named is None:
+        return None, None, info["size"]
+    return hashlib.new(named[0]), named[1], info["size"]
+
+
+def check_url(
+    key: str, url: str, session: requests.Session, timeout: float, bar: Optional[ByteProgress]
+) -> tuple[Optional[str], Optional[str], int]:
+    """Download ``url`` and compare with ``key``: (kind, detail, bytes read); kind None when it matches."""
+    import requests
+
+    h, checksum, size = _hasher(key)
+    n = 0
+    token = f"{key} {url}"
+    try:
+        with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as r:
+            if r.status_code != 200:
+                return "unreachable", f"{url}: HTTP {r.status_code}", 0
+            for chunk in r.iter_content(CHUNK):
+                n += len(chunk)
+                if h is not None:
+                    h.update(chunk)
+                if bar is not None:
+                    bar.update(token, n)
+                if size is not None and n > size:
+                    break
+    except requests.RequestException as exc:
+        return "unreachable", f"{url}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", n
+    finally:
+        if bar is not None:
+            bar.finish(token, n)
+    return _judge(url, h, checksum, size, n)
+
+
+def _judge(
+    where: str, h: Optional[Any], checksum: Optional[str], size: Optional[int], n: int
+) -> tuple[Optional[str], Optional[str], int]:
+    if size is not None and n != size:
+        more = "more than" if n > size else f"{n} bytes, not"
+        return "content", f"{where} serves {more} the key's {size} bytes", n
+    if h is not None and checksum is not None and h.hexdigest().lower() != checksum.lower():
+        return (
+            "content",
+            (f"{where} serves different bytes: {h.name} {h.hexdigest()[:16]}…, the key says {checksum[:16]}…"),
+            n,
+        )
+    return None, None, n
+
+
+def copy_location(store: Store, key: str) -> str:
+    """Where the store keeps ``key`` (a path, or the S3 object's URL): how reports name the store's copy."""
+    if isinstance(store, DirectoryStore):
+        return str(store.key_path(key))
+    name = getattr(store, "object_name", None)
+    return f"s3://{getattr(store, 'bucket', '?')}/{name(key)}" if name else f"{store.url} {key}"
+
+
+def _open_copy(store: Store, key: str) -> Any:
+    if isinstance(store, DirectoryStore):
+        return open(store.key_path(key), "rb")
+    obj = store.client().get_object(Bucket=store.bucket, Key=store.object_name(key))  # type: ignore[attr-defined]
+    return obj["Body"]
+
+
+def check_file(key: str, store: Store, bar: Optional[ByteProgress]) -> tuple[Optional[str], Optional[str], int]:
+    """Hash the store's copy of ``key``: (kind, detail, bytes read), as :func:`check_url`."""
+    h, checksum, size = _hasher(key)
+    n = 0
+    where = f"the store's copy {copy_location(store, key)}"
+    token = f"{key} {where}"
+    try:
+        with _open_copy(store, key) as fh:
+            while chunk := fh.read(CHUNK):
+                n += len(chunk)
+                if h is not None:
+                    h.update(chunk)
+                if bar is not None:
+                    bar.update(token, n)
+    except Exception as exc:  # noqa: BLE001 - a disk's or a bucket's error: this copy cannot serve the key
+        return "unreachable", f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", n
+    finally:
+        if bar is not None:
+            bar.finish(token, n)
+    return _judge(where, h, checksum, size, n)
+
+
+def check_content(
+    report: VerifyReport,
+    keys: dict[str, str],
+    urls_of: dict[str, list[str]],
+    *,
+    sample: Optional[int],
+    seed: Optional[int],
+    jobs: int,
+    progress: bool,
+    timeout: float,
+    cache: Optional[dict[tuple[str, str], tuple[Optional[str], Optional[str], int]]] = None,
+    repo_of: Optional[dict[str, Path]] = None,
+    allow_ip: Optional[str] = None,
+    store: Optional[Store] = None,
+    urls: bool = True,
+) -> None:
+    """Check the content of ``keys`` (key -> a path holding it; a sample of them if asked) into ``report``.
+
+    Every source of a key is tried: its http(s) URLs, the special remote through git-annex, and the
+    ``store``'s copy when it has one (``urls=False``: the store's copy only).  Per key: bytes that do
+    not match the key from any source fail (``content``, "wrong bytes"); no source serving it fails
+    (``lost``, with its size); a key that verifies while some of its URLs are dead is a warning
+    (``dead-url``).  ``cache`` holds (key, source) results already had in this run: another version
+    sharing a key does not download it again.
+    """
+    import requests
+
+    report.content = True
+    all_keys = sorted(keys)
+    report.content_sampled_of = len(all_keys)
+    chosen = all_keys
+    if sample is not None and sample < len(all_keys):
+        chosen = sorted(random.Random(seed).sample(all_keys, sample))
+        report.notes.append(
+            f"content of {sample} of {len(all_keys)} keys sampled" + (f" (seed {seed})" if seed is not None else "")
+        )
+    cache = {} if cache is None else cache
+    jobs_list: list[tuple[str, str]] = []
+    reused: list[tuple[str, str]] = []
+    in_store: set[tuple[str, str]] = set()
+    size_only = 0
+    for key in chosen:
+        h, _, _ = _hasher(key)
+        if h is None:
+            size_only += 1
+        for u in urls_of.get(key, []) if urls else []:
+            scheme = urlsplit(u).scheme.lower()
+            if scheme in ("http", "https"):
+                (reused if (key, u) in cache else jobs_list).append((key, u))
+        if store is not None and store.has(key):
+            item = (key, "store:" + copy_location(store, key))
+            in_store.add(item)
+            (reused if item in cache else jobs_list).append(item)
+    if size_only:
+        report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
+    special = [
+        k
+        for k in chosen
+        if urls and any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))
+    ]
+    total = 0
+    for key, _ in jobs_list:
+        _, _, size = _hasher(key)
+        total += size or 0
+    bar = ByteProgress(total, len(jobs_list), enabled=progress and bool(jobs_list), label="verify")
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(4, jobs))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    lock = threading.Lock()
+    results: dict[str, list[tuple[str, Optional[str], Optional[str]]]] = {}  # key -> (source, kind, detail)
+
+    def record(key: str, url: str, result: tuple[Optional[str], Optional[str], int], downloaded: bool) -> None:
+        kind, detail, n = result
+        stored = (key, url) in in_store
+        with lock:
+            if stored:
+                report.content_store += 1
+            else:
+                report.content_urls += 1
+            if downloaded:
+                report.content_bytes += n
+            results.setdefault(key, []).append((f"the store ({url[len('store:') :]})" if stored else url, kind, detail))
+
+    def one(item: tuple[str, str]) -> None:
+        key, url = item
+        if item in in_store and store is not None:
+            result = check_file(key, store, bar)
+        else:
+            result = check_url(key, url, session, timeout, bar)
+        cache[item] = result
+        record(key, url, result, True)
+
+    for key, url in reused:  # the same key and URL in another version of this run: downloaded once
+        record(key, url, cache[(key, url)], False)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        list(pool.map(one, jobs_list))
+    bar.close()
+    # URLs only a special remote can fetch (BOSS cutouts, embargoed DANDI): ask git-annex, in a scratch clone
+    by_repo: dict[Path, list[str]] = {}
+    for k in special:
+        if repo_of and k in repo_of:
+            by_repo.setdefault(repo_of[k], []).append(k)
+    for repo, ks in by_repo.items():
+        for key, kind, detail in annex_check(repo, ks, allow_ip=allow_ip):
+            report.content_via_annex += 1
+            results.setdefault(key, []).append(("git-annex (special remote)", kind, detail))
+    for key in chosen:
+        _settle(report, key, keys[key], results.get(key, []))
+    report.content_keys = len(chosen)
+
+
+def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Optional[str], Optional[str]]]) -> None:
+    """One key's verdict from every source tried: wrong bytes, lost, a dead URL beside a good one, or fine.
+
+    Other bytes behind a URL that may change (an unversioned bucket's plain URL) are an overwrite
+    upstream, not corruption: that URL is dead for the key, like a 404 — when the store's copy
+    verifies (git-annex tries the store after the web remote failed) or when no source does (the key
+    is lost).  Beside another good *URL* they stay wrong bytes: git-annex's web remote does not try
+    the next URL after a failed verification, so the overwritten one can fail a ``get``.  Other
+    bytes from a pinned URL or the store are always wrong bytes.
+    """
+    store_ok = any(k is None and s.startswith("the store") for s, k, _ in tried)
+    url_ok = any(k is None and not s.startswith("the store") for s, k, _ in tried)
+    if store_ok or not url_ok:
+        tried = [(s, "overwritten", d) if k == "content" and _mutable_url(s) else (s, k, d) for s, k, d in tried]
+    wrong = [t for t in tried if t[1] == "content"]
+    good = [t for t in tried if t[1] is None]
+    dead = [t for t in tried if t[1] not in (None, "content")]
+    _, _, size = _hasher(key)
+    for source, _, detail in wrong:
+        report.add("content", path, detail or "", key, source)
+    if wrong:
+        return
+    if not good:
+        why = "; ".join(d or s for s, _, d in dead) if dead else "no URL is registered and no store has a copy"
+        report.add("lost", path, f"no URL and no store serves its bytes ({why})", key, size=size)
+        return
+    if dead:
+        report.warn(
+            "dead-url",
+            path,
+            f"{len(dead)} dead URL(s) ({'; '.join(d or s for s, _, d in dead)}); the bytes still verify from "
+            f"{good[0][0]}",
+            key,
+            [s for s, _, _ in dead],
+            size,
+        )
+
+
+def _mutable_url(source: str) -> bool:
+    return source.startswith(("http://", "https://")) and not is_stable(source)
+
+
+def annex_check(repo: Path, keys: list[str], *, allow_ip: Optional[str] = None) -> list[tuple[str, Optional[str], str]]:
+    """Fetch ``keys`` with ``git annex get --batch-keys`` in a throwaway clone of ``repo``; (key, kind, detail) each.
+
+    git-annex (and the special remote) check the bytes against the key; the
+    mirror's repository is only read (``git clone --shared``), never written.
+    """
+    import json
+    import subprocess
+    import tempfile
+
+    out: list[tuple[str, Optional[str], str]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="neuromirror-verify-"))
+    scratch = tmp / "scratch"
+    try:
+        subprocess.run(
+            ["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(scratch)],
+            capture_output=True,
+            check=True,
+            env=gitutil.git_env(),
+        )
+        gitutil.run(scratch, "config", "remote.origin.annex-ignore", "true")
+        if allow_ip:
+            gitutil.run(scratch, "config", "annex.security.allowed-ip-addresses", allow_ip)
+        init = gitutil.run(scratch, "annex", "init", "-q", "neuromirror verify scratch clone", check=False)
+        if init.returncode != 0:
+            why = init.stderr.decode(errors="replace").strip().splitlines()
+            return [
+                (k, "unreachable", f"git annex init failed in a scratch clone: {why[-1] if why else '?'}") for k in keys
+            ]
+        # one git-annex (and one special remote process) for all keys: --batch-keys
+        proc = gitutil.run(
+            scratch,
+            "-c",
+            "annex.verify=true",
+            "annex",
+            "get",
+            "--batch-keys",
+            "--json",
+            "--json-error-messages",
+            input=("\n".join(keys) + "\n").encode(),
+            check=False,
+        )
+        results: dict[str, dict] = {}
+        for line in proc.stdout.decode(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("key"):
+                    results[rec["key"]] = rec
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        for key in keys:
+            rec = results.get(key)
+            if rec is not None and rec.get("success"):
+                out.append((key, None, ""))
+                continue
+            msgs = " ".join(" ".join(m.split()) for m in (rec or {}).get("error-messages") or [] if m.strip())
+            msgs = msgs or (rec or {}).get("note") or (err[-1] if err else "no answer from git-annex")
+            low = msgs.lower()
+            kind = "content" if ("verif" in low or "checksum" in low or "changed" in low) else "unreachable"
+            out.append((key, kind, f"git annex get through the special remote failed: {msgs[:400]}"))
+    except subprocess.CalledProcessError as exc:
+        why = exc.stderr.decode(errors="replace").strip().splitlines() if exc.stderr else []
+        return [(k, "unreachable", f"cannot make a scratch clone of {repo}: {why[-1] if why else exc}") for k in keys]
+    finally:
+        remove_clone(tmp)
+    return out

@@ -1,0 +1,198 @@
+"""What is at risk: per version, the files and bytes kept in a store, behind a pinned URL, or only behind mutable ones.
+
+Three kinds, from what the dataset records — no network:
+
+* **kept**: the key's location log on the ``git-annex`` branch names a store (a special remote
+  of a store's type in ``remote.log``: ``directory``, ``S3``, ``rsync``; with ``--store`` only that
+  store);
+* **pinned**: not kept, but at least one registered URL is stable by the URL rule
+  (:func:`neuromirror.engine.urlrule.stability`: an S3 ``versionId`` or a name the archive never
+  reuses) — safe while the archive keeps the bytes;
+* **unpinned**: not kept and only mutable URLs (BOSS cutouts, unversioned buckets) or none: the
+  next upstream edit or delete loses them.
+
+Files git itself holds are in the dataset and counted in none of them. Also here: which stores a
+dataset records (``remote.log``), and opening the one a clone would use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional
+
+from neuromirror.annex.keys import hashdir_lower, key_file
+from neuromirror.annex.logs import log_state, web_urls
+from neuromirror.engine.urlrule import is_stable
+from neuromirror.store.directory import DirectoryStore
+from neuromirror.util import gitutil
+
+BRANCH = "refs/heads/git-annex"
+#: special-remote types a store can be (git-annex's names); ``external`` remotes are the mirror's own
+STORE_TYPES = ("directory", "S3", "rsync")
+
+
+def _unescape(value: str) -> str:
+    """git-annex's ``&N;`` escapes in a remote.log value undone."""
+    import re
+
+    return re.sub(r"&(\d+);", lambda m: chr(int(m.group(1))), value)
+
+
+def recorded_stores(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
+    """uuid -> fields of each store remote in ``remote.log`` (the newest line per uuid)."""
+    newest: dict[str, tuple[float, dict[str, str]]] = {}
+    for line in (remote_log or b"").decode("utf-8", "surrogateescape").splitlines():
+        words = line.split()
+        if len(words) < 2:
+            continue
+        stamp = 0.0
+        if words[-1].startswith("timestamp=") and words[-1].endswith("s"):
+            try:
+                stamp = float(words[-1][len("timestamp=") : -1])
+            except ValueError:
+                pass
+        fields = {k: _unescape(v) for k, v in (w.split("=", 1) for w in words[1:] if "=" in w)}
+        fields.pop("timestamp", None)
+        if words[0] not in newest or stamp >= newest[words[0]][0]:
+            newest[words[0]] = (stamp, fields)
+    return {u: f for u, (_, f) in newest.items() if f.get("type") in STORE_TYPES}
+
+
+def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if ref is None:
+        return {}
+    proc = gitutil.run(repo, "cat-file", "blob", f"{ref}:remote.log", check=False)
+    return recorded_stores(proc.stdout if proc.returncode == 0 else None)
+
+
+def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
+    """The directory store a clone of ``repo`` would enable, if it is readable here (the newest one)."""
+    for _uuid, fields in reversed(list(store_uuids(repo).items())):
+        where = fields.get("directory")
+        if fields.get("type") == "directory" and where and Path(where).is_dir():
+            return DirectoryStore(where)
+    return None
+
+
+# -- the counts --------------------------------------------------------------------------
+@dataclass
+class Risk:
+    kept_files: int = 0
+    kept_bytes: int = 0
+    pinned_files: int = 0
+    pinned_bytes: int = 0
+    unpinned_files: int = 0
+    unpinned_bytes: int = 0
+    unpinned_examples: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, size: Optional[int], path: str) -> None:
+        setattr(self, f"{kind}_files", getattr(self, f"{kind}_files") + 1)
+        setattr(self, f"{kind}_bytes", getattr(self, f"{kind}_bytes") + (size or 0))
+        if kind == "unpinned" and len(self.unpinned_examples) < 3:
+            self.unpinned_examples.append(path)
+
+    def to_json(self) -> dict:
+        return {
+            "kept": {"files": self.kept_files, "bytes": self.kept_bytes},
+            "pinned": {"files": self.pinned_files, "bytes": self.pinned_bytes},
+            "unpinned": {"files": self.unpinned_files, "bytes": self.unpinned_bytes},
+        }
+
+    def line(self, fmt: Any) -> str:
+        return (
+            f"kept {self.kept_files} files ({fmt(self.kept_bytes)}), "
+            f"only behind a pinned URL {self.pinned_files} ({fmt(self.pinned_bytes)}), "
+            f"only behind mutable URLs {self.unpinned_files} ({fmt(self.unpinned_bytes)})"
+        )
+
+
+@dataclass(frozen=True)
+class AnnexedFile:
+    path: str
+    key: str
+    size: Optional[int]
+    repo: Path
+
+
+def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
+    """The ``keys`` whose location log in ``repo`` names one of ``uuids`` (default: every recorded store)."""
+    keys = list(keys)
+    if uuids is None:
+        uuids = set(store_uuids(repo))
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if not keys or not uuids or ref is None:
+        return set()
+    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log" for k in keys]
+    with gitutil.CatFile(repo) as cat:
+        datas = list(cat.get_many(specs))
+    return {k for k, d in zip(keys, datas) if d and any(log_state(d).get(u) for u in uuids)}
+
+
+def key_urls(repo: Path, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    keys = list(keys)
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if not keys or ref is None:
+        return {}
+    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log.web" for k in keys]
+    with gitutil.CatFile(repo) as cat:
+        return {k: web_urls(d) for k, d in zip(keys, cat.get_many(specs))}
+
+
+def risk_of(
+    files: Iterable[AnnexedFile],
+    urls: Mapping[str, Iterable[str]],
+    kept: set[str],
+) -> Risk:
+    """The counts for ``files`` given each key's URLs and the keys a store holds."""
+    out = Risk()
+    for f in files:
+        if f.key in kept:
+            out.add("kept", f.size, f.path)
+        elif any(is_stable(u) for u in urls.get(f.key, ())):
+            out.add("pinned", f.size, f.path)
+        else:
+            out.add("unpinned", f.size, f.path)
+    return out
+
+
+def version_risk(index: Any, ds: Path, version_id: int, uuids: Optional[set[str]] = None) -> tuple[Risk, list[str]]:
+    """A version's counts from the index's file rows (Zarr subdatasets' trees included); problems listing it."""
+    from neuromirror.keep.files import version_files
+
+    listed = version_files(index, ds, version_id)
+    by_repo: dict[Path, list[AnnexedFile]] = {}
+    for f in listed.annexed:
+        by_repo.setdefault(f.repo, []).append(AnnexedFile(f.path, f.key, f.size, f.repo))
+    risk = Risk()
+    for repo, files in by_repo.items():
+        keys = {f.key for f in files}
+        urls = key_urls(repo, keys)
+        part = risk_of(files, urls, kept_keys(repo, keys, uuids))
+        for name in ("kept", "pinned", "unpinned"):
+            for unit in ("files", "bytes"):
+                attr = f"{name}_{unit}"
+                setattr(risk, attr, getattr(risk, attr) + getattr(part, attr))
+        risk.unpinned_examples += part.unpinned_examples[: 3 - len(risk.unpinned_examples)]
+    return risk, [f"{p}: {why}" for p, why in listed.problems]
+
+
+def status_versions(index: Any, source: str) -> list[dict]:
+    """The versions ``status`` counts: every published version (its current record) and the latest draft."""
+    rows = index.versions(source)
+    published: dict[str, dict] = {}
+    for r in rows:
+        if r["kind"] == "published":
+            published[r["label"]] = r
+    latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
+    return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])
+
+
+def source_risk(index: Any, ds: Path, source: str) -> list[dict]:
+    """Per version ``status`` counts (:func:`status_versions`): its label, kind, the three counts, problems."""
+    out = []
+    for v in status_versions(index, source):
+        risk, problems = version_risk(index, ds, v["id"])
+        out.append({"version": v["label"], "kind": v["kind"], **risk.to_json(), "problems": problems})
+    return out

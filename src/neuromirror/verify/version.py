@@ -1,0 +1,313 @@
+"""Do the dataset, the index and the archive agree about a version?
+
+Checks, for one version (the commit the index names):
+
+1. *refs*: the commit exists in the dataset; the version's tag points at it.
+2. *tree = index*: the same paths; per file the same key (annexed) or the
+   same sha256 (in git), the same size; the key's checksum is the one the
+   index recorded from the archive; the index's file/byte counts add up.
+3. *URLs registered*: every URL the index holds for a key is live in the key's
+   URL log on the ``git-annex`` branch, and the key's location log says some
+   repository (the web, or a special remote) has it — otherwise a clone's
+   ``git annex get`` has nowhere to go.
+4. with ``archive=True``: the source module (the same code ``sync`` uses)
+   lists the version at the archive again — a published version must list
+   exactly the dataset's paths and keys, and its URLs must be registered; the
+   latest draft/snapshot is compared with the archive's current state (a
+   difference then means the archive moved on since the last sync).
+5. with ``content=True``: each (sampled) key is downloaded from *every*
+   registered http(s) URL and hashed; size and checksum must match the key
+   (SHA256E/MD5E carry the archive's checksum; VURL/URL keys only a size).
+   A URL serving other bytes matters even when another URL is right: after a
+   failed verification git-annex does not try the next URL.
+
+``git annex fsck --from web --fast`` would only send HEAD requests, so
+content is checked here by downloading, never by trusting headers.
+
+Checks 1-3 read only the dataset and the index and are here; 4 is in
+:mod:`~neuromirror.verify.archive`, 5 in
+:mod:`~neuromirror.verify.content`; what they find goes into a
+:class:`~neuromirror.verify.report.VerifyReport`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
+from neuromirror.annex.logs import log_state, web_urls
+from neuromirror.pin.filelist import TreeFile, has_commit, pinned_repositories, tree_files
+from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, PreviousFile
+from neuromirror.store.base import Store
+from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+from neuromirror.util import gitutil
+from neuromirror.verify.archive import check_archive
+from neuromirror.verify.content import check_content
+from neuromirror.verify.report import VerifyReport
+from neuromirror.verify.risk import AnnexedFile, recorded_directory_store, risk_of, store_uuids
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+
+
+# -- the git-annex branch ---------------------------------------------------------
+class AnnexBranch:
+    """Reads key logs from a fixed ``git-annex`` branch commit."""
+
+    def __init__(self, repo: Path, cat: gitutil.CatFile):
+        self.cat = cat
+        self.ref = gitutil.ref_sha(repo, "refs/heads/git-annex")
+
+    def _get(self, key: str, suffix: str) -> Optional[bytes]:
+        if not self.ref:
+            return None
+        return self.cat.get(f"{self.ref}:{hashdir_lower(key)}{key_file(key)}{suffix}")
+
+    def urls(self, key: str) -> list[str]:
+        return list(web_urls(self._get(key, ".log.web")))
+
+    def locations(self, key: str) -> list[str]:
+        state = log_state(self._get(key, ".log"))
+        return [u for u, live in state.items() if live]
+
+
+# -- tree vs index ------------------------------------------------------------------
+def _compare(report: VerifyReport, tree: dict[str, TreeFile], indexed: dict[str, PreviousFile]) -> None:
+    for path in sorted(set(tree) - set(indexed)):
+        report.add("only-in-dataset", path, "in the dataset's tree, not in the index", tree[path].key)
+    for path in sorted(set(indexed) - set(tree)):
+        report.add("only-in-index", path, "in the index, not in the dataset's tree", indexed[path].key)
+    for path in sorted(set(tree) & set(indexed)):
+        t, i = tree[path], indexed[path]
+        if i.checksum_kind == SUBDATASET or t.is_subdataset:
+            if not (i.checksum_kind == SUBDATASET and t.is_subdataset):
+                report.add("stored", path, "a subdataset in one of the dataset and the index, a file in the other")
+            elif (i.checksum or "") != t.commit:
+                report.add(
+                    "subdataset",
+                    path,
+                    f"the dataset pins commit {(t.commit or '')[:12]}, the index {(i.checksum or '-')[:12]}",
+                )
+            continue
+        if i.checksum_kind == GIT or i.key is None:
+            if not t.in_git:
+                report.add("stored", path, f"the index has it in git, the dataset has annex key {t.key}", t.key)
+                continue
+            if i.checksum and t.sha256 != i.checksum.lower():
+                report.add(
+                    "checksum",
+                    path,
+                    f"bytes in git have sha256 {(t.sha256 or '')[:16]}…, the index says {i.checksum[:16]}…",
+                )
+            if i.size is not None and t.size != i.size:
+                report.add("size", path, f"{t.size} bytes in git, the index says {i.size}")
+            continue
+        if t.in_git:
+            report.add("stored", path, f"the index has annex key {i.key}, the dataset has the file in git", i.key)
+            continue
+        if t.key != i.key:
+            report.add("key", path, f"the dataset has {t.key}, the index {i.key}", t.key)
+            continue
+        if i.size is not None and t.size is not None and t.size != i.size:
+            report.add("size", path, f"key size {t.size}, the index says {i.size}", t.key)
+        if i.checksum_kind in (SHA256, MD5) and i.checksum:
+            try:
+                ck = parse_key(t.key or "")["checksum"]
+            except ValueError:
+                ck = None
+            if ck and ck.lower() != i.checksum.lower():
+                report.add(
+                    "checksum", path, f"key checksum {ck[:16]}…, the archive's (index) {i.checksum[:16]}…", t.key
+                )
+
+
+# -- the whole check -------------------------------------------------------------------
+def verify_version(
+    mirror: Mirror,
+    source: str,
+    row: dict,
+    *,
+    content: bool = False,
+    sample: Optional[int] = None,
+    seed: Optional[int] = None,
+    jobs: int = 4,
+    progress: bool = True,
+    timeout: float = 60.0,
+    archive: bool = False,
+    options: Optional[dict] = None,
+    content_cache: Optional[dict] = None,
+    allow_ip: Optional[str] = None,
+    store: Optional[Store] = None,
+    kept: bool = False,
+    strict: bool = False,
+) -> VerifyReport:
+    """Check one version (an index ``versions`` row); ``content_cache`` shares downloads between calls.
+
+    ``store`` (default: the directory store the dataset's git-annex branch records, if readable
+    here) is a source for ``content``; ``kept``: every annexed file must be in it (and ``content``
+    then hashes the store's copies only); ``strict``: warnings (dead URLs) fail too.
+    """
+    src = mirror.index.source(source)
+    if src is None:  # the row came from the index, so its source is there
+        raise ValueError(f"{source} is not in the index")
+    ds = mirror.root / src["dataset"]
+    commit = row["commit"]
+    report = VerifyReport(source, row["label"], commit, row.get("tag"), strict=strict)
+    if not (ds / ".git").exists():
+        report.add("commit", None, f"no dataset at {ds}")
+        return report
+    if not has_commit(ds, commit):
+        report.add("commit", None, f"the index names commit {commit}, which {ds} does not have")
+        return report
+    if row.get("tag"):
+        tagged = gitutil.rev_parse(ds, f"refs/tags/{row['tag']}")
+        if tagged is None:
+            report.add("tag", None, f"tag {row['tag']} is missing from the dataset")
+        elif tagged != commit:
+            report.add("tag", None, f"tag {row['tag']} points at {tagged[:12]}, the index says {commit[:12]}")
+    tree = {f.path: f for f in tree_files(ds, commit)}
+    indexed = {f.path: f for f in mirror.index.version_files(row["id"])}
+    report.files = len(tree)
+    report.bytes = sum(f.size or 0 for f in tree.values())
+    if row.get("files") is not None and row["files"] != len(indexed):
+        report.add("counts", None, f"the version row says {row['files']} files, its file list has {len(indexed)}")
+    idx_bytes = sum(f.size or 0 for f in indexed.values())
+    if row.get("bytes") is not None and row["bytes"] != idx_bytes:
+        report.add("counts", None, f"the version row says {row['bytes']} bytes, its files add up to {idx_bytes}")
+    _compare(report, tree, indexed)
+
+    keys: dict[str, str] = {}  # key -> a path holding it (subdatasets' files under their path)
+    repo_of: dict[str, Path] = {}  # key -> the repository whose git-annex branch knows it
+    urls_of: dict[str, list[str]] = {}
+    repositories = _repositories(report, ds, commit)
+    if store is None:  # the newest readable one a repository of the version records (the asset's, else a store's)
+        store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
+    store_uuid = _uuid(store)
+    report.store = str(store) if store is not None else None
+    annexed: list[AnnexedFile] = []  # every annexed file, for the at-risk counts
+    kept_in: set[str] = set()  # keys a store holds, as the location logs say
+    for repo, rcommit, prefix in repositories:
+        files = tree.values() if repo == ds else tree_files(repo, rcommit)
+        mine = {}
+        for f in files:
+            if f.key:
+                annexed.append(AnnexedFile(prefix + f.path, f.key, f.size, repo))
+            if f.key and f.key not in keys and f.key not in mine:
+                mine[f.key] = prefix + f.path
+        if not mine:
+            continue
+        with gitutil.CatFile(repo) as cat:
+            branch = AnnexBranch(repo, cat)
+            if branch.ref is None:
+                report.add(
+                    "no-location", prefix.rstrip("/") or None, f"{repo} has no git-annex branch: no key has a URL"
+                )
+                continue
+            stores = {store_uuid} if store_uuid else set(store_uuids(repo))
+            for key, path in mine.items():
+                urls = branch.urls(key)
+                urls_of[key] = urls
+                report.urls += len(urls)
+                where = branch.locations(key)
+                if stores.intersection(where):
+                    kept_in.add(key)
+                if not where:
+                    report.add(
+                        "no-location",
+                        path,
+                        "no repository (web or special remote) is recorded as having "
+                        "the content: git annex get has nowhere to fetch it from",
+                        key,
+                    )
+                elif not urls:
+                    report.notes.append(f"{path}: no URL registered; content only via a special remote")
+        keys.update(mine)
+        repo_of.update({k: repo for k in mine})
+    report.keys = len(keys)
+    report.risk = risk_of(annexed, urls_of, kept_in)
+    if kept:
+        keys = _check_kept(report, store, keys, kept_in)
+    for path, i in indexed.items():
+        if i.key and path in tree and tree[path].key == i.key:
+            registered = set(urls_of.get(i.key, ()))
+            for u in i.urls:
+                if u not in registered:
+                    report.add(
+                        "url-not-registered",
+                        path,
+                        f"{u} is in the index but not registered on the git-annex branch",
+                        i.key,
+                        u,
+                    )
+    if archive:
+        check_archive(report, mirror, source, row, tree, urls_of, options or {})
+    if content:
+        check_content(
+            report,
+            keys,
+            urls_of,
+            sample=sample,
+            seed=seed,
+            jobs=jobs,
+            progress=progress,
+            timeout=timeout,
+            cache=content_cache,
+            repo_of=repo_of,
+            allow_ip=allow_ip,
+            store=store,
+            urls=not kept,
+        )
+    return report
+
+
+def _uuid(store: Optional[Store]) -> Optional[str]:
+    """The store's UUID, without making a directory store where there is none."""
+    if store is None:
+        return None
+    if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+        return None
+    return store.identity.uuid
+
+
+def _check_kept(
+    report: VerifyReport, store: Optional[Store], keys: dict[str, str], kept_in: set[str]
+) -> dict[str, str]:
+    """``verify --kept``: every key recorded in the store and its file there; the keys that are (for --content)."""
+    report.kept_checked = True
+    if store is None or _uuid(store) is None:
+        where = f"{store} is not a neuromirror store" if store is not None else "no store named or recorded"
+        report.add("store", None, f"{where}: pass --store STORE (or set NEUROMIRROR_STORE)")
+        return {}
+    held: dict[str, str] = {}
+    for key, path in sorted(keys.items(), key=lambda kv: kv[1]):
+        recorded, there = key in kept_in, store.has(key)
+        if recorded and there:
+            held[key] = path
+            continue
+        why = (
+            "neither recorded on the git-annex branch nor in the store"
+            if not (recorded or there)
+            else (
+                "in the store, but the git-annex branch does not record it"
+                if there
+                else "recorded, but the store has no file for it"
+            )
+        )
+        try:
+            size = parse_key(key)["size"]
+        except ValueError:
+            size = None
+        report.add("not-kept", path, f"not kept in {store}: {why}", key, size=size)
+    return held
+
+
+def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Path, str, str]]:
+    """(repository, commit, path prefix) of the dataset and, recursively, of the subdatasets it pins."""
+
+    def missing(sub: Path, sha: str, path: str) -> None:
+        report.add("subdataset", path, f"the subdataset's repository {sub} lacks the pinned commit {(sha or '-')[:12]}")
+
+    out = list(pinned_repositories(ds, commit, missing))
+    report.subdatasets += len(out) - 1
+    return out
