@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "pin": 6,  # a pinned state: pin, lock, cite, clone, get, reproduce, file lists
     "keep": 7,  # pinned content copied into the lab's store
     "publish": 7,  # datasets pushed to siblings and RIA stores
+    "read": 7,  # a pin read in place: its files by URL, fsspec
     "verify": 8,  # dataset, index, archive, bytes and store checked against each other
     "service": 9,  # the scheduled mirror service
     "demo": 10,

@@ -119,7 +119,8 @@ def test_status_counts_what_is_at_risk(dandi_archive, tmp_path: Path) -> None:  
 
 def test_at_risk_kinds_from_urls_and_location_logs() -> None:
     """(a) kept wins over any URL; (b) some stable URL; (c) only mutable URLs (BOSS, unversioned bucket) or none."""
-    from neuromirror.verify.risk import AnnexedFile, recorded_stores, risk_of
+    from neuromirror.store.annexlog import recorded_stores
+    from neuromirror.verify.risk import AnnexedFile, risk_of
 
     here = Path(".")
     files = [

@@ -27,37 +27,19 @@ from neuromirror.store.directory import DEFAULT_NAME, IDENTITY_FILE, DirectorySt
 from neuromirror.store.record import BRANCH, ensure_remote, flush_journal, present_in, record_present
 from neuromirror.util import gitutil
 
-_ESCAPE = re.compile(r"&(\d+);")
-
-
-def _unescape(value: str) -> str:
-    """A ``remote.log`` value as written by git-annex (``&32;`` for a space) back to text."""
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1))), value)
-
 
 def _stores_on_branch(repo: Path) -> dict[str, str]:
     """{uuid: directory} of the neuromirror directory stores the repository's git-annex branch records."""
-    from neuromirror.store.annexlog import parse_fields
+    from neuromirror.store.annexlog import recorded_remotes
 
     proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
     if proc.returncode != 0:
         return {}
-    newest: dict[str, tuple[str, str]] = {}  # uuid -> (timestamp, line's fields)
-    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-        uuid, _, rest = line.strip().partition(" ")
-        if not rest:
-            continue
-        body, _, last = rest.rpartition(" ")
-        stamp = last if last.startswith("timestamp=") else ""
-        body = body if stamp else rest
-        if uuid not in newest or stamp >= newest[uuid][0]:
-            newest[uuid] = (stamp, body)
-    out: dict[str, str] = {}
-    for uuid, (_, body) in newest.items():
-        fields = parse_fields(body)
-        if fields.get("type") == "directory" and fields.get("name") == DEFAULT_NAME and fields.get("directory"):
-            out[uuid] = _unescape(fields["directory"])
-    return out
+    return {
+        uuid: fields["directory"]
+        for uuid, fields in recorded_remotes(proc.stdout).items()
+        if fields.get("type") == "directory" and fields.get("name") == DEFAULT_NAME and fields.get("directory")
+    }
 
 
 def _branch_knows(repo: Path, uuid: str) -> bool:

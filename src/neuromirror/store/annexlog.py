@@ -14,6 +14,7 @@ space and ``&`` in a value being ``&<decimal code>;``.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Optional
 
@@ -90,3 +91,41 @@ def uuid_log_with(
     if old is not None and _value(old) == description:
         return None
     return _replace(lines, uuid, description, now)
+
+
+_ESCAPED = re.compile(r"&(\d+);")
+#: special-remote types a store can be (git-annex's names); ``external`` remotes are the mirror's own
+STORE_TYPES = ("directory", "S3", "rsync")
+
+
+def unescape_value(value: str) -> str:
+    """A ``remote.log`` value as git-annex wrote it (``&32;`` for a space) back to text."""
+    return _ESCAPED.sub(lambda m: chr(int(m.group(1))), value)
+
+
+def recorded_remotes(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
+    """uuid -> fields (unescaped) of every special remote in ``remote.log``, the newest line per uuid.
+
+    The one reader of that file for verify, retrieval and publishing, so that they agree on
+    which store a dataset records."""
+    newest: dict[str, tuple[float, dict[str, str]]] = {}
+    for line in (remote_log or b"").decode("utf-8", "surrogateescape").splitlines():
+        words = line.split()
+        if len(words) < 2:
+            continue
+        stamp = 0.0
+        if words[-1].startswith("timestamp="):
+            try:
+                stamp = float(words[-1][len("timestamp=") :].rstrip("s"))
+            except ValueError:
+                pass
+            words = words[:-1]
+        fields = {k: unescape_value(v) for k, v in (w.split("=", 1) for w in words[1:] if "=" in w)}
+        if words[0] not in newest or stamp >= newest[words[0]][0]:
+            newest[words[0]] = (stamp, fields)
+    return {u: f for u, (_, f) in newest.items()}
+
+
+def recorded_stores(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
+    """uuid -> fields of each store (a special remote of a store's type) in ``remote.log``."""
+    return {u: f for u, f in recorded_remotes(remote_log).items() if f.get("type") in STORE_TYPES}

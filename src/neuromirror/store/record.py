@@ -21,7 +21,7 @@ from typing import Iterable, Optional, Sequence
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.annex.logs import log_state
-from neuromirror.store.annexlog import remote_fields, remote_log_with, uuid_log_with
+from neuromirror.store.annexlog import recorded_stores, remote_fields, remote_log_with, uuid_log_with
 from neuromirror.store.base import Store
 from neuromirror.util import gitutil
 
@@ -118,3 +118,9 @@ def record_present(repo: Path, store: Store, keys: Iterable[str]) -> int:
             f"git annex setpresentkey did not record {len(missing)} key(s) in {repo}, e.g. {sorted(missing)[0]}"
         )
     return len(todo)
+
+
+def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
+    """uuid -> fields of the stores ``repo``'s git-annex branch records."""
+    ref = gitutil.ref_sha(repo, BRANCH)
+    return {} if ref is None else recorded_stores(_read(repo, f"{ref}:remote.log"))

@@ -25,46 +25,10 @@ from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.engine.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
+from neuromirror.store.record import store_uuids
 from neuromirror.util import gitutil
 
 BRANCH = "refs/heads/git-annex"
-#: special-remote types a store can be (git-annex's names); ``external`` remotes are the mirror's own
-STORE_TYPES = ("directory", "S3", "rsync")
-
-
-def _unescape(value: str) -> str:
-    """git-annex's ``&N;`` escapes in a remote.log value undone."""
-    import re
-
-    return re.sub(r"&(\d+);", lambda m: chr(int(m.group(1))), value)
-
-
-def recorded_stores(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
-    """uuid -> fields of each store remote in ``remote.log`` (the newest line per uuid)."""
-    newest: dict[str, tuple[float, dict[str, str]]] = {}
-    for line in (remote_log or b"").decode("utf-8", "surrogateescape").splitlines():
-        words = line.split()
-        if len(words) < 2:
-            continue
-        stamp = 0.0
-        if words[-1].startswith("timestamp=") and words[-1].endswith("s"):
-            try:
-                stamp = float(words[-1][len("timestamp=") : -1])
-            except ValueError:
-                pass
-        fields = {k: _unescape(v) for k, v in (w.split("=", 1) for w in words[1:] if "=" in w)}
-        fields.pop("timestamp", None)
-        if words[0] not in newest or stamp >= newest[words[0]][0]:
-            newest[words[0]] = (stamp, fields)
-    return {u: f for u, (_, f) in newest.items() if f.get("type") in STORE_TYPES}
-
-
-def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
-    ref = gitutil.ref_sha(repo, BRANCH)
-    if ref is None:
-        return {}
-    proc = gitutil.run(repo, "cat-file", "blob", f"{ref}:remote.log", check=False)
-    return recorded_stores(proc.stdout if proc.returncode == 0 else None)
 
 
 def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.annex.keys import hashdir_mixed, key_file, key_from_file
-from neuromirror.store.annexlog import escape_value, parse_fields
+from neuromirror.store.annexlog import escape_value, recorded_remotes
 from neuromirror.store.base import Incoming, StoreIdentity
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.store.record import BRANCH, present_in
 from neuromirror.util import gitutil
 
 _LOCATION_LOG = re.compile(r"^[0-9a-f]{3}/[0-9a-f]{3}/([^/]+)\.log$")
-_ESCAPED = re.compile(r"&(\d+);")
 
 
 def object_path(dataset_dir: Path, key: str) -> Path:
@@ -40,30 +39,16 @@ def object_path(dataset_dir: Path, key: str) -> Path:
     return dataset_dir / "annex" / "objects" / hashdir_mixed(key) / name / name
 
 
-def _unescape(value: str) -> str:
-    return _ESCAPED.sub(lambda m: chr(int(m.group(1))), value)
-
-
 def directory_stores(repo: Path) -> list[tuple[str, DirectoryStore]]:
     """(uuid, store) for each neuromirror directory store the branch records that is readable here."""
     proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
     if proc.returncode != 0:
         return []
-    newest: dict[str, tuple[float, dict[str, str]]] = {}
-    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-        uuid, _, rest = line.partition(" ")
-        words = rest.split()
-        stamp = 0.0
-        if words and words[-1].startswith("timestamp="):
-            stamp = float(words[-1][len("timestamp=") :].rstrip("s") or 0)
-            words = words[:-1]
-        if uuid and stamp >= newest.get(uuid, (-1.0, {}))[0]:
-            newest[uuid] = (stamp, parse_fields(" ".join(words)))
     found: list[tuple[str, DirectoryStore]] = []
-    for uuid, (_, fields) in sorted(newest.items()):
+    for uuid, fields in sorted(recorded_remotes(proc.stdout).items()):
         if fields.get("type") != "directory" or "directory" not in fields:
             continue
-        path = Path(_unescape(fields["directory"]))
+        path = Path(fields["directory"])
         if not (path / IDENTITY_FILE).is_file():
             continue  # not mounted here, or not one of ours
         store = DirectoryStore(path)

@@ -1,0 +1,98 @@
+"""``neuromirror urls SPEC@VERSION [PATH...]``: each file of a pin with the URL that serves exactly its bytes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from neuromirror.commands.common import UserError, add_json, require_mirror, spec_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "urls",
+        help="list a pinned version's files with the URL that serves exactly their bytes",
+        description="For each file of the version (or under the PATHs; a Zarr asset's path lists its objects): "
+        "the archive's pinned URL (S3 versionId, or a name the archive never reuses), else the URL of the lab's "
+        "store where it is kept, else why no URL serves it. Never a URL that can serve other bytes tomorrow. "
+        "Text: PATH<TAB>URL per line ('-' and the reason where there is none); a count on stderr.",
+    )
+    p.add_argument(
+        "spec",
+        nargs="?",
+        metavar="SPEC@VERSION",
+        help="dandi:000027@0.230629.1955, ...@draft, ...@COMMIT (default version: the latest)",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories of the version (default: all)")
+    p.add_argument("--lock", metavar="FILE", help="the versions a lock file names (SPEC, if given, picks one source)")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="ask each URL once (HEAD): a dead archive URL falls back to the lab's store; exit 1 naming every "
+        "file no URL serves any more",
+    )
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromirror.read.check import checked
+    from neuromirror.read.pinned import from_lock, resolve
+    from neuromirror.read.urls import pin_files
+
+    if not args.spec and not args.lock:
+        raise UserError("urls needs a SPEC@VERSION or --lock FILE")
+    if args.lock and args.spec and ":" not in args.spec:  # urls --lock FILE PATH...: no SPEC, only paths
+        args.paths, args.spec = [args.spec, *args.paths], None
+    spec = spec_arg(args.spec) if args.spec else None
+    if spec is not None and spec.is_glob:
+        raise UserError(f"{spec}: urls names one source, not a pattern")
+    mirror = require_mirror(args)
+    try:
+        if args.lock:
+            pins = from_lock(mirror, args.lock, spec.source if spec else None)
+        else:
+            assert spec is not None
+            pins = [resolve(mirror, spec)]
+    finally:
+        mirror.close()
+    counts: dict[str, int] = {}
+    lost: list[str] = []
+    out = sys.stdout
+    first = True
+    if args.json:
+        out.write("[")
+    for pin in pins:
+        files = pin_files(pin, args.paths)
+        for f in checked(files) if args.check else files:
+            counts[f.served_by] = counts.get(f.served_by, 0) + 1
+            if args.check and f.served_by == "none":
+                lost.append(f"{pin.source}@{pin.version}: {f.path} ({f.key}): {f.why}")
+            if args.json:
+                row = {"source": pin.source, "version": pin.version, "commit": pin.commit, **f.to_json()}
+                out.write(("\n" if first else ",\n") + json.dumps(row))
+                first = False
+            elif f.url:
+                out.write(f"{f.path}\t{f.url}\n")
+            else:
+                note = "in the dataset's git (no URL; a clone or the view serves it)" if f.served_by == "git" else f.why
+                out.write(f"{f.path}\t-\t{note}\n")
+    if args.json:
+        out.write("\n]\n")
+    if not counts and args.paths:
+        raise UserError(f"no file of {pins[0].source}@{pins[0].version} under {', '.join(args.paths)}")
+    total = sum(counts.values())
+    parts = [f"{counts[k]} {label}" for k, label in _LABELS if counts.get(k)]
+    print(f"{total} file(s): " + (", ".join(parts) or "none"), file=sys.stderr)
+    for line in lost:
+        print(f"not streamable: {line}", file=sys.stderr)
+    return 1 if lost else 0
+
+
+_LABELS = (
+    ("archive", "from the archive"),
+    ("store", "from the lab's store"),
+    ("git", "in git"),
+    ("none", "not streamable"),
+)

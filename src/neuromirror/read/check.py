@@ -1,0 +1,59 @@
+"""``urls --check``: does each chosen URL still answer?  A dead archive URL falls back to the store.
+
+The dataset records what the archive served when the mirror saw it; whether the archive still
+serves it is a question for the archive.  One ``HEAD`` per file (redirects followed as ``HEAD``),
+a pool of threads, in the listing's order: a file whose archive URL no longer answers is read from
+the lab's store when a store holds it, else it is lost, and said so with its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from neuromirror.read.urls import PinnedFile
+
+_BATCH = 256
+LOST = "the archive no longer serves it ({status}) and no store of the lab's holds it"
+
+
+def _answers(session: Any, url: str) -> Optional[str]:
+    """None if ``url`` answers with content, else what it answered."""
+    if url.startswith("file://"):
+        return None if Path(url[len("file://") :]).is_file() else "no such file"
+    try:
+        r = session.head(url, allow_redirects=True, timeout=30)
+    except Exception as exc:  # a refused connection, a timeout: the URL does not serve
+        return type(exc).__name__
+    return None if r.status_code == 200 else f"HTTP {r.status_code}"
+
+
+def _checked(session: Any, f: PinnedFile) -> PinnedFile:
+    if f.url is None or f.served_by == "git":
+        return f
+    status = _answers(session, f.url)
+    if status is None:
+        return f
+    if f.served_by == "archive" and f.store_url and _answers(session, f.store_url) is None:
+        return dataclasses.replace(f, url=f.store_url, served_by="store")
+    return dataclasses.replace(f, url=None, served_by="none", why=LOST.format(status=status))
+
+
+def checked(files: Iterable[PinnedFile], jobs: int = 16) -> Iterator[PinnedFile]:
+    """``files`` with each URL asked once: dead archive URLs replaced by the store's, or by none."""
+    import requests
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=jobs, pool_maxsize=jobs)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    batch: list[PinnedFile] = []
+    with ThreadPoolExecutor(jobs) as pool:
+        for f in files:
+            batch.append(f)
+            if len(batch) >= _BATCH:
+                yield from pool.map(lambda x: _checked(session, x), batch)
+                batch = []
+        yield from pool.map(lambda x: _checked(session, x), batch)

@@ -1,0 +1,207 @@
+"""``neuromirror://``: an fsspec filesystem over the pins of a local mirror.
+
+``fsspec.open("neuromirror://dandi/000027@0.230629.1955/sub-01/x.nwb")``, ``ls``, ``info``,
+``cat_file`` with byte ranges, and ``zarr.open_group("neuromirror://dandi/000108@V/x.ome.zarr")``:
+every read goes to the URL :mod:`.urls` chose for the file at that pin (the archive's pinned URL,
+or the lab store's), by range requests through fsspec's own HTTP filesystem; a file kept in the
+dataset's git is read from the dataset.  A file no URL serves raises :class:`NotStreamable` (an
+``OSError`` that is *not* ``FileNotFoundError``: zarr would read a missing chunk as fill values).
+
+Paths are ``ARCHIVE/NAME@VERSION/PATH`` (``aind/ASSET@V/...``, ``boss/COLL/EXP@V/...``); VERSION
+is a label, ``draft`` or a commit.  The mirror is ``storage_options`` ``root`` (and ``index``), else
+``NEUROMIRROR_ROOT``.  Listings are read once per pin and directory (a walk of the tree and the
+``git-annex`` branch under it) and kept: later reads of that directory start no git process.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Optional
+
+from fsspec.spec import AbstractFileSystem
+
+from neuromirror.errors import UserError
+from neuromirror.read.pinned import Pin, resolve
+from neuromirror.read.urls import PinnedFile, pin_files
+from neuromirror.spec import SpecError, parse_spec
+from neuromirror.util import gitutil
+
+#: directory listings kept per filesystem instance (each a pin's directory, recursively)
+_LISTINGS = 16
+
+
+class NotStreamable(OSError):
+    """No URL serves this file's exact bytes (the reason is the message)."""
+
+
+class NeuromirrorFileSystem(AbstractFileSystem):
+    protocol = "neuromirror"
+    root_marker = ""
+
+    def __init__(self, root: Optional[str] = None, index: Optional[str] = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.mirror_root = Path(root or os.environ.get("NEUROMIRROR_ROOT") or "neuromirror-root").absolute()
+        self.index_path = index or os.environ.get("NEUROMIRROR_INDEX")
+        self._pins: dict[str, Pin] = {}
+        self._listings: OrderedDict[tuple[str, str], dict[str, PinnedFile]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._http: Any = None
+
+    # -- names ------------------------------------------------------------------
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        if path.startswith("neuromirror://"):
+            path = path[len("neuromirror://") :]
+        return path.strip("/")
+
+    def _split(self, path: str) -> tuple[Pin, str]:
+        """(the pin, the path inside it) of ``ARCHIVE/NAME@VERSION/PATH``."""
+        path = self._strip_protocol(path)
+        head, at, rest = path.partition("@")
+        if not at:
+            raise ValueError(f"neuromirror://{path}: name a pinned version, ARCHIVE/NAME@VERSION/PATH")
+        version, _, inner = rest.partition("/")
+        key = f"{head}@{version}"
+        with self._lock:
+            pin = self._pins.get(key)
+        if pin is None:
+            archive, _, name = head.partition("/")
+            try:
+                spec = parse_spec(f"{archive}:{name}@{version}")
+            except SpecError as exc:
+                raise ValueError(str(exc)) from None
+            mirror = self._mirror()
+            try:
+                pin = resolve(mirror, spec)
+            except UserError as exc:
+                raise FileNotFoundError(str(exc)) from None
+            finally:
+                mirror.close()
+            with self._lock:
+                self._pins[key] = pin
+        return pin, inner.strip("/")
+
+    def _mirror(self) -> Any:
+        from neuromirror.dataset.mirror import Mirror
+
+        m = Mirror(self.mirror_root, self.index_path)
+        if not m.index_path.exists():
+            raise FileNotFoundError(f"no mirror at {m.root} (pass storage_options root=, or set NEUROMIRROR_ROOT)")
+        return m
+
+    # -- listings ---------------------------------------------------------------
+    def _listing(self, pin: Pin, directory: str) -> dict[str, PinnedFile]:
+        """Every file under ``directory`` of the pin (recursively), read once and kept."""
+        ident = (f"{pin.dataset}@{pin.commit}", directory)
+        with self._lock:
+            for (d, sub), files in self._listings.items():
+                if d == ident[0] and (sub == "" or directory == sub or directory.startswith(sub + "/")):
+                    return files
+        files = {f.path.rstrip("/"): f for f in pin_files(pin, [directory] if directory else [])}
+        with self._lock:
+            self._listings[ident] = files
+            while len(self._listings) > _LISTINGS:
+                self._listings.popitem(last=False)
+        return files
+
+    def _file(self, path: str) -> tuple[Pin, PinnedFile]:
+        pin, inner = self._split(path)
+        files = self._listing(pin, posixpath.dirname(inner))
+        f = files.get(inner)
+        if f is None:
+            raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file at that pin")
+        return pin, f
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
+        pin, inner = self._split(path)
+        base = self._strip_protocol(path)
+        head = base[: len(base) - len(inner)].rstrip("/") if inner else base
+        files = self._listing(pin, inner)
+        if inner in files:
+            entries = [self._entry(head, files[inner])]
+        else:
+            children: dict[str, dict] = {}
+            lead = inner + "/" if inner else ""
+            for p, f in files.items():
+                if not p.startswith(lead):
+                    continue
+                name, slash, _ = p[len(lead) :].partition("/")
+                full = f"{head}/{lead}{name}"
+                if slash:
+                    children.setdefault(name, {"name": full, "size": 0, "type": "directory"})
+                else:
+                    children[name] = self._entry(head, f)
+            if not children:
+                raise FileNotFoundError(f"neuromirror://{base}: no such file or directory at that pin")
+            entries = [children[k] for k in sorted(children)]
+        return entries if detail else [e["name"] for e in entries]
+
+    @staticmethod
+    def _entry(head: str, f: PinnedFile) -> dict:
+        return {
+            "name": f"{head}/{f.path}",
+            "size": f.size,
+            "type": "file",
+            "key": f.key,
+            "url": f.url,
+            "served_by": f.served_by,
+        }
+
+    def info(self, path: str, **kwargs: Any) -> dict:
+        pin, inner = self._split(path)
+        base = self._strip_protocol(path)
+        if not inner:
+            return {"name": base, "size": 0, "type": "directory"}
+        try:
+            _, f = self._file(path)
+            return self._entry(base[: len(base) - len(inner)].rstrip("/"), f)
+        except FileNotFoundError:
+            files = self._listing(pin, posixpath.dirname(inner))
+            if any(p.startswith(inner + "/") for p in files):
+                return {"name": base, "size": 0, "type": "directory"}
+            raise
+
+    # -- bytes ------------------------------------------------------------------
+    def _http_fs(self) -> Any:
+        if self._http is None:
+            import fsspec
+
+            self._http = fsspec.filesystem("http")
+        return self._http
+
+    def _source_of(self, f: PinnedFile) -> tuple[Any, str]:
+        """The filesystem and path that read ``f``'s bytes."""
+        if f.served_by == "none" or (f.url is None and f.served_by != "git"):
+            raise NotStreamable(f"{f.path}: {f.why}")
+        assert f.url is not None
+        if f.url.startswith("file://"):
+            import fsspec
+
+            return fsspec.filesystem("file"), f.url[len("file://") :]
+        return self._http_fs(), f.url
+
+    def cat_file(self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any) -> bytes:
+        _, f = self._file(path)
+        if f.served_by == "git":
+            assert f.repo is not None and f.blob is not None
+            data = gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout
+            return data[start:end]
+        fs, where = self._source_of(f)
+        return fs.cat_file(where, start=start, end=end)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode != "rb":
+            raise PermissionError("neuromirror:// is read-only: a pin never changes")
+        _, f = self._file(path)
+        if f.served_by == "git":
+            import io
+
+            assert f.repo is not None and f.blob is not None
+            return io.BytesIO(gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout)
+        fs, where = self._source_of(f)
+        options = {"size": f.size} if f.size is not None and fs is self._http else {}
+        return fs.open(where, "rb", **options, **{k: v for k, v in kwargs.items() if k in ("block_size", "cache_type")})

@@ -1,0 +1,248 @@
+"""A pin's files, each with the one URL that serves exactly its bytes (or why none does).
+
+Read from the dataset at the pinned commit, and from each subdataset it pins (a DANDI Zarr
+asset, an AIND store) at its recorded commit: the tree gives path, key and size, the
+``git-annex`` branch gives the key's URLs (``.log.web``) and where its content is (``.log``:
+a store of the lab's).  Per file, in this order:
+
+1. a registered ``http(s)`` URL the URL rule calls *pinned* (an S3 ``versionId``), then one it
+   calls *immutable* (a name the archive never reuses): it serves the key's bytes or nothing;
+2. else, when a store of the lab's holds the key: the store's read URL (a directory store's
+   ``file://`` path of the object; an S3 store's public URL, if it was given one);
+3. else no URL, and why: a mutable URL only (a BOSS chunk, an unversioned bucket), an
+   embargoed file (its URL needs the DANDI key, never written anywhere), or none at all.
+
+Files kept in git (small text: sidecars, ``dandiset.yaml``, OME-Zarr metadata of BOSS
+mirrors) have no URL: their bytes are in the dataset itself (:attr:`PinnedFile.blob`).
+Listing streams: the tree is read in batches, the logs of a batch in one ``cat-file`` round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+from urllib.parse import quote, urlsplit
+
+from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
+from neuromirror.annex.logs import log_state, web_urls
+from neuromirror.engine.urlrule import Stability, stability
+from neuromirror.pin.filelist import GIT_PREFIX, is_plumbing
+from neuromirror.read.pinned import Pin
+from neuromirror.store.record import BRANCH, store_uuids
+from neuromirror.util import gitutil
+
+_BATCH = 2000
+#: why a file has no URL, by what its URLs are
+NO_URL = "no URL is registered for it"
+MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
+EMBARGOED = "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key"
+OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain HTTP"
+
+
+@dataclass(frozen=True)
+class PinnedFile:
+    """One file of a pin and where to read it."""
+
+    path: str
+    key: str  # the git-annex key; for a file in git, GIT-SHA256-s<size>--<sha256> as lock files name it
+    size: Optional[int]
+    url: Optional[str]  # serves exactly these bytes, or None
+    served_by: str  # "archive", "store", "git" (the bytes are in the dataset), or "none"
+    why: Optional[str] = None  # served_by "none": why no URL serves it
+    repo: Optional[Path] = None  # the (sub)dataset holding it
+    blob: Optional[str] = None  # served_by "git": the blob's object id in ``repo``
+    store_url: Optional[str] = None  # a store of the lab's holds it too: its read URL (the fallback)
+
+    def to_json(self) -> dict:
+        out: dict = {"path": self.path, "url": self.url, "size": self.size, "key": self.key or None}
+        out["served_by"] = self.served_by
+        if self.why:
+            out["why"] = self.why
+        return out
+
+
+@dataclass(frozen=True)
+class _Tree:
+    path: str
+    mode: str
+    sha: str
+
+
+def _inside(path: str, wanted: Sequence[str]) -> bool:
+    """Is ``path`` (a file or a subdataset) one of ``wanted``, under one, or (a subdataset) above one?"""
+    if not wanted:
+        return True
+    return any(path == w or path.startswith(w + "/") or w.startswith(path + "/") for w in wanted)
+
+
+def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
+    """The files of ``pin`` (under ``paths``, if given: a file, a directory, or a Zarr asset's path),
+    each with its URL, in git's path order per repository."""
+    wanted = [p.strip("/") for p in paths if p.strip("/")]
+    yield from _repo_files(pin.dataset, pin.commit, "", wanted)
+
+
+def _pathspecs(repo: Path, commit: str, prefix: str, wanted: list[str]) -> list[str]:
+    """What git itself can filter of ``wanted`` inside the repository at ``prefix`` (none: list it all).
+
+    A wanted path inside a subdataset is asked for as the subdataset's own path (its gitlink):
+    git does not look inside it."""
+    inner = []
+    for w in wanted:
+        if prefix and (prefix.startswith(w + "/") or w + "/" == prefix):
+            return []  # the repository itself, or a directory above it, is wanted: all of it
+        if w.startswith(prefix):
+            inner.append(w[len(prefix) :])
+    if not inner:
+        return inner
+    subs = _subdataset_paths(repo, commit)
+    out = []
+    for w in inner:
+        parts = w.split("/")
+        above = next(("/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) in subs), None)
+        out.append(above or w)
+    return out
+
+
+def _subdataset_paths(repo: Path, commit: str) -> set[str]:
+    """The paths ``.gitmodules`` names at ``commit`` (one small blob, however many subdatasets)."""
+    proc = gitutil.run(repo, "cat-file", "blob", f"{commit}:.gitmodules", check=False)
+    if proc.returncode != 0:
+        return set()
+    return {
+        line.split("=", 1)[1].strip()
+        for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        if line.strip().startswith("path") and "=" in line
+    }
+
+
+def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iterator[PinnedFile]:
+    stores = _store_urls(repo)
+    branch = gitutil.ref_sha(repo, BRANCH)
+    batch: list[_Tree] = []
+    subs: list[tuple[str, str]] = []
+    with gitutil.CatFile(repo) as cat:
+        for mode, typ, sha, path in gitutil.ls_tree(repo, commit, _pathspecs(repo, commit, prefix, wanted)):
+            full = prefix + path
+            if not _inside(full, wanted):
+                continue
+            if typ == "commit":
+                subs.append((path, sha))
+            elif typ == "blob" and not is_plumbing(path):
+                batch.append(_Tree(full, mode, sha))
+                if len(batch) >= _BATCH:
+                    yield from _resolve(repo, cat, branch, stores, batch)
+                    batch = []
+        yield from _resolve(repo, cat, branch, stores, batch)
+    for path, sha in subs:
+        sub = repo / path
+        if (
+            not (sub / ".git").exists()
+            or gitutil.run(sub, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode
+        ):
+            yield PinnedFile(prefix + path + "/", "", None, None, "none", f"subdataset not installed at {sha[:12]}")
+            continue
+        yield from _repo_files(sub, sha, prefix + path + "/", wanted)
+
+
+def _resolve(
+    repo: Path, cat: gitutil.CatFile, branch: Optional[str], stores: dict[str, StoreReader], batch: list[_Tree]
+) -> Iterator[PinnedFile]:
+    if not batch:
+        return
+    datas = list(cat.get_many([t.sha for t in batch]))
+    keys: list[Optional[str]] = []
+    for t, data in zip(batch, datas):
+        text = (data or b"").decode("utf-8", "surrogateescape")
+        key = None
+        if t.mode == "120000" or (len(text) < 512 and text.startswith("/annex/objects/")):
+            key = key_from_symlink(text.strip())
+        keys.append(key)
+    annexed = [k for k in keys if k]
+    url_logs: dict[str, Optional[bytes]] = {}
+    loc_logs: dict[str, Optional[bytes]] = {}
+    if branch and annexed:
+        specs = [f"{branch}:{hashdir_lower(k)}{key_file(k)}.log{suffix}" for k in annexed for suffix in (".web", "")]
+        got = list(cat.get_many(specs))
+        for i, k in enumerate(annexed):
+            url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]
+    for t, data, key in zip(batch, datas, keys):
+        if key is None:
+            body = data or b""
+            ident = f"{GIT_PREFIX}-s{len(body)}--{hashlib.sha256(body).hexdigest()}"
+            yield PinnedFile(t.path, ident, len(body), None, "git", repo=repo, blob=t.sha)
+            continue
+        try:
+            size: Optional[int] = parse_key(key)["size"]
+        except ValueError:
+            size = None
+        yield _choose(t.path, key, size, web_urls(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo)
+
+
+def _choose(
+    path: str,
+    key: str,
+    size: Optional[int],
+    urls: Sequence[str],
+    present: dict[str, bool],
+    stores: dict[str, StoreReader],
+    repo: Path,
+) -> PinnedFile:
+    http = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
+    kept = next((u for uid, r in stores.items() if present.get(uid) and (u := r.url(key))), None)
+    for wanted in (Stability.PINNED, Stability.IMMUTABLE):
+        for u in http:
+            if stability(u) is wanted:
+                return PinnedFile(path, key, size, u, "archive", repo=repo, store_url=kept)
+    if kept:
+        return PinnedFile(path, key, size, kept, "store", repo=repo, store_url=kept)
+    if http:
+        why = MUTABLE_ONLY
+    elif any(u.startswith("neuromirror+dandi:") for u in urls):
+        why = EMBARGOED
+    elif urls:
+        why = OTHER_SCHEME.format(scheme=urlsplit(urls[0]).scheme or urls[0].split(":", 1)[0])
+    else:
+        why = NO_URL
+    kept_elsewhere = [r.name for u, r in stores.items() if present.get(u) and not r.readable]
+    if kept_elsewhere:
+        why += f"; kept in {', '.join(kept_elsewhere)}, which is not readable here"
+    return PinnedFile(path, key, size, None, "none", why, repo=repo)
+
+
+@dataclass(frozen=True)
+class StoreReader:
+    """How to read a store's objects by URL: a directory's ``file://`` path, an S3 store's public URL."""
+
+    name: str
+    kind: str
+    base: Optional[str]  # directory path, or the public URL's base; None: not readable by URL here
+    prefix: str = ""
+
+    @property
+    def readable(self) -> bool:
+        return self.base is not None
+
+    def url(self, key: str) -> Optional[str]:
+        if self.base is None:
+            return None
+        name = key_file(key)
+        if self.kind == "directory":
+            return Path(self.base, hashdir_lower(key), name, name).as_uri()
+        return self.base.rstrip("/") + "/" + quote(self.prefix + key)
+
+
+def _store_urls(repo: Path) -> dict[str, StoreReader]:
+    """uuid -> how to read each store ``repo`` records (only those whose objects have a URL)."""
+    out = {}
+    for uuid, fields in store_uuids(repo).items():
+        name = fields.get("name", uuid)
+        if fields.get("type") == "directory":
+            where = fields.get("directory")
+            base = where if where and Path(where).is_dir() else None
+            out[uuid] = StoreReader(name, "directory", base)
+        elif fields.get("type") == "S3":
+            out[uuid] = StoreReader(name, "S3", fields.get("publicurl") or None, fields.get("fileprefix", ""))
+    return out

@@ -1,0 +1,229 @@
+"""Reading a pin in place: ``neuromirror urls`` and the ``neuromirror://`` fsspec filesystem, with the real clients.
+
+A dandiset on the stand-ins holds an HDF5 file (as NWB files are), a Zarr array and a README. A lab
+lists the pin's URLs and fetches every one (each answers with its key's bytes), reads a slice of the
+HDF5 file with h5py by range requests (far fewer bytes than the file), and reads the Zarr with
+zarr-python at two pins around an in-place rewrite of a chunk upstream: the old pin gives the old
+values. After the archive loses a kept file, its URL is the store's; an unkept lost file has none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_keep import T0, lose_blobs
+from test_retrieve import Runner
+
+H5 = "sub-01/sub-01_ecephys.nwb"
+ZARR = "sub-09/sample.zarr"
+OTHER = "sub-02/b.dat"
+
+
+def h5_bytes() -> bytes:
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("data", data=np.arange(400_000, dtype="float64"), chunks=(5_000,))
+    return buf.getvalue()
+
+
+def zarr_files(values: np.ndarray) -> dict[str, bytes]:
+    """The objects of a Zarr v2 array of ``values`` (4 x 4, chunks of 2 x 2, uncompressed), as zarr-python writes them."""
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+
+    store = zarr.storage.MemoryStore()
+    arr = zarr.create_array(store=store, shape=(4, 4), chunks=(2, 2), dtype="int32", zarr_format=2, compressors=None)
+    arr[:] = values
+    proto = default_buffer_prototype()
+    out = {}
+    for key in store._store_dict:
+        buf = store._store_dict[key]
+        out[key] = buf.to_bytes() if hasattr(buf, "to_bytes") else proto.buffer.from_buffer(buf).to_bytes()
+    return out
+
+
+class Mirrored:
+    def __init__(self, archive, root: Path) -> None:  # noqa: ANN001
+        self.archive = archive
+        self.run = Runner(root)
+        self.root = root
+        when = T0 + timedelta(days=400 + len(archive.dandiset_ids()))
+        self.id = archive.create_dandiset(name="read in place", created=when)
+        self.h5 = h5_bytes()
+        self.other = b"other bytes\n" * 1000
+        self.old = np.arange(16, dtype="int32").reshape(4, 4)
+        archive.put_asset(self.id, H5, self.h5, when=when + timedelta(minutes=1))
+        archive.put_asset(self.id, OTHER, self.other, when=when + timedelta(minutes=2))
+        archive.put_asset(self.id, "README.md", b"# read in place\n", when=when + timedelta(minutes=3))
+        aid = archive.add_zarr_asset(self.id, ZARR, zarr_files(self.old), when=when + timedelta(minutes=4))
+        self.zarr_id = archive.asset(aid).zarr.zarr_id
+        self.sync()
+        self.first = self.pin("draft")
+        # upstream rewrites one chunk in place (same key, a new S3 version)
+        self.new = self.old.copy()
+        self.new[0:2, 0:2] = -1
+        changed = {k: v for k, v in zarr_files(self.new).items() if k == "0.0"}
+        archive.modify_zarr(self.zarr_id, put=changed, when=when + timedelta(hours=1))
+        self.sync()
+        self.second = self.pin("draft")
+        assert self.first != self.second
+
+    @property
+    def source(self) -> str:
+        return f"dandi:{self.id}"
+
+    def sync(self) -> None:
+        self.run.ok("sync", self.source, "--dandi-api", self.archive.api_url)
+
+    def pin(self, version: str) -> str:
+        return json.loads(self.run.ok("pin", f"{self.source}@{version}", "--json"))["commit"]
+
+    def urls(self, *args: str) -> list[dict]:
+        return json.loads(self.run.ok("urls", *args, "--json"))
+
+
+@pytest.fixture(scope="module")
+def mirrored(dandi_archive, tmp_path_factory) -> Mirrored:  # noqa: ANN001
+    return Mirrored(dandi_archive, tmp_path_factory.mktemp("read") / "mirror")
+
+
+def fetch(url: str) -> bytes:
+    if url.startswith("file://"):
+        return Path(url[len("file://") :]).read_bytes()
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read()
+
+
+def matches_key(data: bytes, key: str) -> bool:
+    backend, _, rest = key.partition("-")
+    digest = rest.split("--", 1)[1].split(".", 1)[0]
+    algo = {"SHA256E": "sha256", "SHA256": "sha256", "MD5E": "md5", "MD5": "md5"}[backend]
+    return f"-s{len(data)}-" in key and hashlib.new(algo, data).hexdigest() == digest
+
+
+def test_urls_of_a_pin_each_serve_the_keys_exact_bytes(mirrored: Mirrored) -> None:
+    rows = mirrored.urls(f"{mirrored.source}@draft")
+    by_path = {r["path"]: r for r in rows}
+    assert {H5, OTHER, "README.md", "dandiset.yaml"} <= set(by_path)
+    zarr_objects = sorted(p for p in by_path if p.startswith(ZARR + "/"))
+    assert zarr_objects == sorted(f"{ZARR}/{k}" for k in zarr_files(mirrored.new))
+    for r in rows:
+        assert {"path", "url", "size", "key"} <= set(r)
+        if r["served_by"] == "git":
+            assert r["url"] is None and r["key"].startswith("GIT-SHA256-")
+            continue
+        assert r["served_by"] == "archive" and "versionId=" in r["url"], r
+        data = fetch(r["url"])
+        assert len(data) == r["size"] and matches_key(data, r["key"]), r["path"]
+    assert fetch(by_path[H5]["url"]) == mirrored.h5
+    # a Zarr's path lists its objects; the older pin's rewritten chunk has the older S3 version
+    old = {r["path"]: r for r in mirrored.urls(f"{mirrored.source}@{mirrored.first}", ZARR)}
+    new = {r["path"]: r for r in mirrored.urls(f"{mirrored.source}@draft", ZARR)}
+    assert set(old) == set(new) == set(zarr_objects)
+    chunk = f"{ZARR}/0.0"
+    assert old[chunk]["url"] != new[chunk]["url"] and old[chunk]["key"] != new[chunk]["key"]
+    assert old[f"{ZARR}/1.1"]["url"] == new[f"{ZARR}/1.1"]["url"]
+    # text: PATH<TAB>URL; a lock file names the same state
+    code, out, err = mirrored.run("urls", f"{mirrored.source}@draft", H5)
+    assert code == 0 and out == f"{H5}\t{by_path[H5]['url']}\n" and "1 file(s): 1 from the archive" in err
+    lock = mirrored.root.parent / "data.lock"
+    mirrored.run.ok("lock", f"{mirrored.source}@draft", "-o", str(lock))
+    assert {r["path"]: r["url"] for r in mirrored.urls("--lock", str(lock), ZARR)} == {
+        p: r["url"] for p, r in new.items()
+    }
+
+
+def test_urls_refuses_what_it_cannot_name(mirrored: Mirrored) -> None:
+    code, _, err = mirrored.run("urls", f"{mirrored.source}@0123abc")
+    assert code == 2 and "no version or commit '0123abc'" in err
+    code, _, err = mirrored.run("urls", f"{mirrored.source}@draft", "no/such/path")
+    assert code == 2 and "no file of" in err
+    code, _, err = mirrored.run("urls", "dandi:999999@draft")
+    assert code == 2 and "not mirrored" in err
+
+
+def test_zarr_python_reads_each_pin_through_neuromirror_fsspec(mirrored: Mirrored) -> None:
+    import zarr
+
+    opts = {"root": str(mirrored.root)}
+    old = zarr.open_array(f"neuromirror://dandi/{mirrored.id}@{mirrored.first}/{ZARR}", mode="r", storage_options=opts)
+    new = zarr.open_array(f"neuromirror://dandi/{mirrored.id}@draft/{ZARR}", mode="r", storage_options=opts)
+    np.testing.assert_array_equal(old[:], mirrored.old)
+    np.testing.assert_array_equal(new[:], mirrored.new)
+
+
+def test_h5py_reads_a_slice_by_range_requests(mirrored: Mirrored) -> None:
+    import fsspec
+    import h5py
+
+    fs = fsspec.filesystem("neuromirror", root=str(mirrored.root))
+    path = f"dandi/{mirrored.id}@draft/{H5}"
+    info = fs.info(path)
+    assert info["size"] == len(mirrored.h5) and info["served_by"] == "archive"
+    assert [e["name"] for e in fs.ls(f"dandi/{mirrored.id}@draft/sub-01")] == [f"dandi/{mirrored.id}@draft/{H5}"]
+    assert fs.cat_file(path, start=0, end=8) == mirrored.h5[:8] == b"\x89HDF\r\n\x1a\n"
+
+    class Counting(io.RawIOBase):
+        """What h5py asks for, passed straight to the remote file (no cache): bytes read = bytes fetched."""
+
+        def __init__(self, f) -> None:  # noqa: ANN001
+            self.f, self.fetched = f, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return True
+
+        def seek(self, pos: int, whence: int = 0) -> int:
+            return self.f.seek(pos, whence)
+
+        def tell(self) -> int:
+            return self.f.tell()
+
+        def readinto(self, b) -> int:  # noqa: ANN001
+            data = self.f.read(len(b))
+            b[: len(data)] = data
+            self.fetched += len(data)
+            return len(data)
+
+    with fs.open(path, "rb", cache_type="none") as raw:
+        counted = Counting(raw)
+        with h5py.File(counted, "r") as h5:
+            np.testing.assert_array_equal(h5["data"][200_000:200_010], np.arange(200_000, 200_010, dtype="float64"))
+    assert 0 < counted.fetched < len(mirrored.h5) // 20, (counted.fetched, len(mirrored.h5))
+    with fsspec.open(f"neuromirror://{path}", "rb", root=str(mirrored.root)) as f:
+        assert f.read() == mirrored.h5
+
+
+def test_a_lost_file_is_read_from_the_store_and_an_unkept_one_has_no_url(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from test_keep import make_dandiset
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 20_000, "sub-02/b.nwb": 30_001})
+    store = tmp_path / "store"
+    d.run.ok("keep", d.spec, "--to", str(store), "--include", "sub-01/a.nwb")
+    lose_blobs(d, ["sub-01/a.nwb", "sub-02/b.nwb"])
+    code, out, err = d.run("urls", d.spec, "--json")
+    assert code == 0, err
+    rows = {r["path"]: r for r in json.loads(out)}
+    # the archive's pinned URL is still what the dataset records for both: a loss is not visible without asking
+    kept, lost = rows["sub-01/a.nwb"], rows["sub-02/b.nwb"]
+    assert kept["served_by"] == lost["served_by"] == "archive"
+    code, out, err = d.run("urls", d.spec, "--json", "--check")
+    assert code == 1, out + err
+    rows = {r["path"]: r for r in json.loads(out)}
+    kept, lost = rows["sub-01/a.nwb"], rows["sub-02/b.nwb"]
+    assert kept["served_by"] == "store" and kept["url"].startswith("file://")
+    assert fetch(kept["url"]) == d.files["sub-01/a.nwb"]
+    assert lost["served_by"] == "none" and lost["url"] is None and "no longer serves" in lost["why"]
+    assert "sub-02/b.nwb" in err and lost["key"] in err
