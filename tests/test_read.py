@@ -227,3 +227,11 @@ def test_a_lost_file_is_read_from_the_store_and_an_unkept_one_has_no_url(dandi_a
     assert fetch(kept["url"]) == d.files["sub-01/a.nwb"]
     assert lost["served_by"] == "none" and lost["url"] is None and "no longer serves" in lost["why"]
     assert "sub-02/b.nwb" in err and lost["key"] in err
+
+
+def test_boss_chunks_are_not_streamable_and_say_why(tmp_path: Path) -> None:
+    """A BOSS chunk's only URL is a cutout the BOSS can rewrite: no URL is given, and the reason is the BOSS's."""
+    from neuromirror.read.urls import BOSS_CHUNK, _choose
+
+    f = _choose("img.ome.zarr/0/0/0/0", "SHA256E-s8--ab", 8, ["neuromirror+boss+http://h/c?chunk=0"], {}, {}, tmp_path)
+    assert (f.url, f.served_by, f.why) == (None, "none", BOSS_CHUNK)

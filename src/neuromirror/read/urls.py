@@ -38,6 +38,7 @@ _BATCH = 2000
 NO_URL = "no URL is registered for it"
 MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
 EMBARGOED = "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key"
+BOSS_CHUNK = "a BOSS cutout: the BOSS keeps no history, so its URL can serve other bytes tomorrow; keep it to pin it"
 OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain HTTP"
 
 
@@ -202,6 +203,8 @@ def _choose(
         why = MUTABLE_ONLY
     elif any(u.startswith("neuromirror+dandi:") for u in urls):
         why = EMBARGOED
+    elif any(u.startswith("neuromirror+boss") for u in urls):
+        why = BOSS_CHUNK
     elif urls:
         why = OTHER_SCHEME.format(scheme=urlsplit(urls[0]).scheme or urls[0].split(":", 1)[0])
     else:
