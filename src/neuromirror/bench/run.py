@@ -64,7 +64,7 @@ ALL = (
     "zarr-many",
     "publish-ria",
 )
-#: run by ``--scenarios all`` / the default: the per-size ones (the scale ones are asked for by name)
+#: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
 
 
