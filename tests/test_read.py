@@ -133,6 +133,9 @@ def test_urls_of_a_pin_each_serve_the_keys_exact_bytes(mirrored: Mirrored) -> No
     chunk = f"{ZARR}/0.0"
     assert old[chunk]["url"] != new[chunk]["url"] and old[chunk]["key"] != new[chunk]["key"]
     assert old[f"{ZARR}/1.1"]["url"] == new[f"{ZARR}/1.1"]["url"]
+    # a path inside the Zarr's subdataset names that object alone
+    (one,) = mirrored.urls(f"{mirrored.source}@{mirrored.first}", chunk)
+    assert one["path"] == chunk and one["url"] == old[chunk]["url"]
     # text: PATH<TAB>URL; a lock file names the same state
     code, out, err = mirrored.run("urls", f"{mirrored.source}@draft", H5)
     assert code == 0 and out == f"{H5}\t{by_path[H5]['url']}\n" and "1 file(s): 1 from the archive" in err

@@ -1,4 +1,8 @@
-"""``neuromirror serve --config FILE...``: run the scheduled mirror service in the foreground."""
+"""``neuromirror serve --config FILE...``: run the scheduled mirror service in the foreground.
+
+``--http ADDR`` also serves the read-only view of every pin (``/dav/``, ``/dandisets/``);
+``serve --http ADDR --no-schedule`` serves that view alone: no mirror definition, no sync.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +26,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "-c",
         action="extend",
         nargs="+",
-        required=True,
         metavar="FILE",
-        help="mirror definition file(s) (YAML); repeatable",
+        help="mirror definition file(s) (YAML); repeatable; required unless --no-schedule",
     )
     p.add_argument(
         "--http",
         metavar="HOST:PORT",
-        help="serve /, /status.json and /metrics on this address, e.g. 127.0.0.1:8642 (port 0: any free)",
+        help="serve /, /status.json, /metrics and the read-only view of every pin (/dav/ARCHIVE/NAME/VERSION/PATH, "
+        "/dandisets/ID/draft/PATH as dandidav's) on this address, e.g. 127.0.0.1:8642 (port 0: any free)",
+    )
+    p.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="serve only the view of the pins of --root on --http: no mirror definition, no scheduled sync",
+    )
+    p.add_argument(
+        "--include-embargoed",
+        action="store_true",
+        help="the view serves embargoed dandisets too (by default they are absent: 404)",
     )
     p.add_argument(
         "--browse-url",
@@ -58,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     # until the service installs its own handlers, a SIGTERM/SIGINT ends start-up quietly (nothing runs yet)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _early_exit)
+    if args.no_schedule:
+        return _view_only(args)
+    if not args.config:
+        raise UserError("serve: --config FILE is required (or --no-schedule --http ADDR: the view of the pins alone)")
     if args.jobs is not None and args.jobs < 1:
         raise UserError("--jobs must be at least 1")
     config = load_configs(args.config)
@@ -67,7 +85,14 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose == 0:
         logging.getLogger("neuromirror.service").setLevel(logging.INFO)
     service = Service(
-        config, root, args.index, jobs=args.jobs, http=args.http, grace=max(args.grace, 0.0), browse_url=args.browse_url
+        config,
+        root,
+        args.index,
+        jobs=args.jobs,
+        http=args.http,
+        grace=max(args.grace, 0.0),
+        browse_url=args.browse_url,
+        include_embargoed=args.include_embargoed,
     )
     code = service.run()
     if service.abandoned:
@@ -77,6 +102,42 @@ def run(args: argparse.Namespace) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _view_only(args: argparse.Namespace) -> int:
+    """The view of every pin of the mirror, on ``--http``, until SIGTERM/SIGINT."""
+    import signal
+    import threading
+
+    from neuromirror.commands.common import require_mirror
+    from neuromirror.publish.ria.publish import embargo_of
+    from neuromirror.read.view import View
+    from neuromirror.service.web import start_http
+
+    if not args.http:
+        raise UserError("serve --no-schedule: give --http HOST:PORT to serve the view on")
+    if args.config:
+        print("neuromirror: warning: --no-schedule: the mirror definitions are not read", file=sys.stderr)
+    mirror = require_mirror(args)
+    view = View(mirror.root, args.index, hidden=None if args.include_embargoed else embargo_of)
+    try:
+        httpd, url = start_http(None, args.http, view=view)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    print(
+        f"neuromirror: serving the pins of {mirror.root} read-only on {url}dav/ and {url}dandisets/"
+        + (" (embargoed dandisets included)" if args.include_embargoed else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    while not stop.wait(1.0):
+        pass
+    httpd.shutdown()
+    view.tree.close()
+    return 0
 
 
 def _early_exit(signum: int, frame: object) -> None:

@@ -5,7 +5,8 @@ A lab streams the archives' data (NWB by range requests, Zarr by chunk) rather t
 to a dataset and commit; :mod:`.urls` lists the pin's files with, per file, the one URL that
 serves its bytes — the archive's pinned URL, else the lab store's read URL — or why there is none;
 :mod:`.fsspec_fs` is the ``neuromirror://`` fsspec filesystem on top of it (so zarr-python, h5py
-and anything fsspec reads a pin).
+and anything fsspec reads a pin); :mod:`.view` is the HTTP/WebDAV view ``serve --http`` gives
+(redirects to the pinned URLs, PROPFIND through WsgiDAV, listings).
 
 Never a URL that can serve other bytes tomorrow: the verdict is the URL rule's
 (:mod:`neuromirror.engine.urlrule`), the same one the sync applied when it registered them.

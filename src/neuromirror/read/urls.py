@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
+from neuromirror.annex import gitmodules
 from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.engine.urlrule import Stability, stability
@@ -109,14 +110,7 @@ def _pathspecs(repo: Path, commit: str, prefix: str, wanted: list[str]) -> list[
 
 def _subdataset_paths(repo: Path, commit: str) -> set[str]:
     """The paths ``.gitmodules`` names at ``commit`` (one small blob, however many subdatasets)."""
-    proc = gitutil.run(repo, "cat-file", "blob", f"{commit}:.gitmodules", check=False)
-    if proc.returncode != 0:
-        return set()
-    return {
-        line.split("=", 1)[1].strip()
-        for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-        if line.strip().startswith("path") and "=" in line
-    }
+    return {m["path"] for m in gitmodules.read(repo, commit).values() if "path" in m}
 
 
 def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iterator[PinnedFile]:

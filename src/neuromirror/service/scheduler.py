@@ -49,8 +49,11 @@ class Service:
         grace: float = DEFAULT_GRACE,
         lock_wait: float = 0.0,
         browse_url: Optional[str] = None,
+        include_embargoed: bool = False,
     ):
         self.config = config
+        #: the view of the pins on --http (/dav/, /dandisets/) serves embargoed dandisets too
+        self.include_embargoed = include_embargoed
         self.root = Path(root).absolute()
         self.index_path = index_path
         self.jobs = jobs or config.jobs

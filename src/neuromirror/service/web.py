@@ -58,33 +58,45 @@ def is_loopback(host: str) -> bool:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    service: Any  # the Service
+    service: Any  # the Service; None: the view alone (serve --no-schedule)
+    view: Any = None  # the view of every pin (neuromirror.read.view.View): /dav/, /dandisets/
 
 
 class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
 
 
-def start_http(service: Any, spec: str) -> tuple[ThreadingHTTPServer, str]:
+def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTPServer, str]:
     """Listen on ``spec`` (HOST:PORT) and serve in a daemon thread; return the server and its URL.
 
-    Raises ValueError for an address that cannot be parsed or listened on.
+    The view of every pin (``view``, else one of the service's root) answers ``/dav/`` and
+    ``/dandisets/`` on the same port.  Raises ValueError for an address that cannot be parsed or
+    listened on.
     """
     host, port = parse_http(spec)
     if not is_loopback(host):
-        log.warning("--http %s is not a loopback address: the status pages have no authentication", host)
+        log.warning("--http %s is not a loopback address: the status pages and pins have no authentication", host)
     try:
         cls = _HTTPServer6 if ":" in host else _HTTPServer
         httpd = cls((host, port), _Handler)
     except OSError as exc:
         raise ValueError(f"--http {spec}: cannot listen: {exc.strerror or exc}") from None
     httpd.service = service
+    httpd.view = view if view is not None or service is None else default_view(service)
     h, p = str(httpd.server_address[0]), int(httpd.server_address[1])
     url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
     threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="neuromirror-http"
     ).start()
     return httpd, url
+
+
+def default_view(service: Any) -> Any:
+    """The read-only view of the service's root; embargoed dandisets only if it includes them."""
+    from neuromirror.publish.ria.publish import embargo_of
+    from neuromirror.read.view import View
+
+    return View(service.root, service.index_path, hidden=None if service.include_embargoed else embargo_of)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -98,9 +110,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_GET(self, head: bool = False) -> None:  # noqa: N802
+        if self.server.view is not None and self.server.view.handles(self.path):
+            self.server.view.respond(self)
+            return
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         svc = self.server.service
         try:
+            if svc is None and path != "/healthz":
+                self._send(404, b"not found (serve --no-schedule: only /dav/ and /dandisets/)\n", TEXT, head)
+                return
             if path in ("/", "/index.html"):
                 body, ctype = self._overview().encode(), HTML
             elif path.startswith("/source/"):
@@ -172,3 +190,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+def _other_method(self: _Handler) -> None:
+    """WebDAV's and writing methods: the view's to answer (405 for a write), else unsupported as before."""
+    if self.server.view is not None and self.server.view.handles(self.path):
+        self.server.view.respond(self)
+    else:
+        self.send_error(501, f"Unsupported method ({self.command!r})")
+
+
+for _method in ("OPTIONS", "PROPFIND", "PROPPATCH", "PUT", "POST", "DELETE", "PATCH", "MKCOL", "COPY", "MOVE"):
+    setattr(_Handler, f"do_{_method}", _other_method)
+for _method in ("LOCK", "UNLOCK"):
+    setattr(_Handler, f"do_{_method}", _other_method)

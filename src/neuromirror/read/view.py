@@ -1,0 +1,262 @@
+"""The HTTP view of every pin (``neuromirror serve --http``): read-only, by redirect to the pinned URLs.
+
+``/dav/{archive}/{name}/{version}/{path}`` and dandidav's ``/dandisets/{id}/draft/{path}``,
+``/dandisets/{id}/releases/{version}/{path}`` (:mod:`.view_tree` says what each names), so that a
+dandidav user swaps the base URL and reads the same paths at a pin.  A file answers as dandidav's
+do, with a 307 redirect to the URL that serves exactly its bytes (range requests then go to the
+archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
+the dataset's git, and the lab store's copy (``file://``) of a file the archive no longer serves —
+which the view learns by asking the archive (one ``HEAD`` per URL, remembered); a file no URL
+serves answers 410 naming its key, never other bytes.  A directory answers PROPFIND for WebDAV
+clients (WsgiDAV, :mod:`.view_dav`), and GET with an HTML listing for people or JSON for scripts.
+Any method that would write answers 405.  Redirects, listings and logs carry no secret: a URL
+holding a credential is never redirected to, and the store's local paths are never shown.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from neuromirror.read.check import LOST
+from neuromirror.read.view_dav import dav_app, local_copy
+from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
+from neuromirror.util.progress import human_bytes
+
+log = logging.getLogger("neuromirror.read.view")
+
+SHARES = {"/dav": "dav", "/dandisets": "dandisets"}
+READ_METHODS = ("GET", "HEAD", "OPTIONS", "PROPFIND")
+#: query parameters that carry a credential: a URL with one is never handed out
+SECRET_PARAMS = {"x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "token", "access_token"}
+StartResponse = Callable[..., Any]
+PIN_NOTE = (
+    " A file answers with a redirect to the URL that serves exactly its bytes at this pin; a file kept"
+    " in git, or that only the lab's store still holds, is served here."
+)
+
+
+def _text(start_response: StartResponse, status: str, body: str, head: bool, extra: Iterable = ()) -> list[bytes]:
+    data = body.encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data))), *extra]
+    start_response(status, [*headers, ("Cache-Control", "no-store")])
+    return [] if head else [data]
+
+
+def public(url: str) -> bool:
+    """May ``url`` be shown to anyone: no user or password in it, no signed or token query."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return False
+    return not {k.lower() for k in parse_qs(parts.query)} & SECRET_PARAMS
+
+
+class _Liveness:
+    """Does an archive URL still serve?  One ``HEAD`` per URL, remembered (a dead answer briefly)."""
+
+    def __init__(self, alive_for: float = 3600.0, dead_for: float = 60.0, size: int = 65536) -> None:
+        self.alive_for, self.dead_for, self.size = alive_for, dead_for, size
+        self._known: dict[str, tuple[Optional[str], float]] = {}
+        self._lock = threading.Lock()
+        self._session: Any = None
+
+    def dead(self, url: str) -> Optional[str]:
+        """None if ``url`` answers 200, else what it answered."""
+        now = time.monotonic()
+        with self._lock:
+            got = self._known.get(url)
+            if got is not None and got[1] > now:
+                return got[0]
+            if self._session is None:
+                import requests
+
+                self._session = requests.Session()
+        try:
+            r = self._session.head(url, allow_redirects=True, timeout=15)
+            status = None if r.status_code == 200 else f"HTTP {r.status_code}"
+        except Exception as exc:  # refused, timed out: it does not serve now
+            status = type(exc).__name__
+        with self._lock:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[url] = (status, now + (self.alive_for if status is None else self.dead_for))
+        return status
+
+
+class View:
+    """The WSGI application of the view: GET/HEAD of files and listings here, WebDAV by WsgiDAV."""
+
+    def __init__(self, root: Any, index: Optional[str] = None, hidden: Optional[Hidden] = None) -> None:
+        self.tree = Tree(root, index, hidden)
+        self.dav = dav_app(self.tree, SHARES)
+        self.live = _Liveness()
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        """Is ``path`` (a request's, query included) the view's?"""
+        p = path.split("?", 1)[0].split("#", 1)[0]
+        return any(p == s or p.startswith(s + "/") for s in SHARES)
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        head = method == "HEAD"
+        # PEP 3333: PATH_INFO holds the path's bytes as latin-1
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
+        share = next((s for s in SHARES if path == s or path.startswith(s + "/")), None)
+        if share is None:
+            return _text(start_response, "404 Not Found", "not found\n", head)
+        if method not in READ_METHODS:
+            allow = [("Allow", ", ".join(READ_METHODS))]
+            return _text(start_response, "405 Method Not Allowed", f"{method}: the view is read-only\n", head, allow)
+        if any(p in (".", "..") or "\0" in p for p in path.split("/")):  # before WsgiDAV would normalize it
+            return _text(start_response, "400 Bad Request", "'.' and '..' are not names\n", head)
+        try:
+            if method in ("OPTIONS", "PROPFIND"):
+                if environ.get("HTTP_DEPTH", "1").lower() == "infinity":
+                    return _text(start_response, "403 Forbidden", "PROPFIND: Depth 0 or 1 only\n", False)
+                environ.setdefault("HTTP_DEPTH", "1")
+                environ["wsgidav.auth.user_name"] = ""  # anonymous, read-only
+                return self.dav(environ, start_response)
+            node = self.tree.node(SHARES[share], path[len(share) :])
+        except BadPath as exc:
+            return _text(start_response, "400 Bad Request", f"{exc}\n", head)
+        except Exception as exc:  # a broken dataset is that request's 500, never the server's end
+            log.warning("view %s %s: %s", method, path, exc)
+            return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
+        if node is None:
+            return _text(start_response, "404 Not Found", "no such file or directory at this pin\n", head)
+        if node.is_dir:
+            return self._listing(environ, start_response, path, node, head)
+        return self._file(environ, start_response, node, head)
+
+    # -- files -----------------------------------------------------------------------
+    def _file(self, environ: dict, start_response: StartResponse, node: Node, head: bool) -> Iterable[bytes]:
+        f = node.file
+        assert f is not None
+        if f.served_by == "git":
+            environ["wsgidav.auth.user_name"] = ""
+            return self.dav(environ, start_response)  # its bytes, with Range, by WsgiDAV
+        if f.served_by == "none" or f.url is None:
+            return self._gone(start_response, f.path, f.key, f.why or "no URL serves it", head)
+        url = f.url
+        if f.served_by == "archive":
+            dead = self.live.dead(url)
+            if dead is not None:
+                if f.store_url:
+                    url = f.store_url
+                elif dead.startswith("HTTP 4"):
+                    return self._gone(start_response, f.path, f.key, LOST.format(status=dead), head)
+                else:  # no answer or a server error: not known to be lost
+                    why = f"{f.path}: key {f.key}: the archive did not answer ({dead}); try again later\n"
+                    return _text(start_response, "502 Bad Gateway", why, head)
+        if local_copy(f) is not None and url.startswith("file://"):
+            environ["wsgidav.auth.user_name"] = ""
+            return self.dav(environ, start_response)  # the store's copy, streamed with Range
+        if not public(url):
+            return self._gone(start_response, f.path, f.key, "its only URL carries a credential", head)
+        start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0")])
+        return []
+
+    @staticmethod
+    def _gone(start_response: StartResponse, path: str, key: str, why: str, head: bool) -> Iterable[bytes]:
+        return _text(start_response, "410 Gone", f"{path}: key {key or '-'}: {why}\n", head)
+
+    # -- directories ---------------------------------------------------------------------
+    def _listing(
+        self, environ: dict, start_response: StartResponse, path: str, node: Node, head: bool
+    ) -> Iterable[bytes]:
+        base = path.rstrip("/") + "/"
+        rows = [
+            {
+                "name": e.name,
+                "type": "directory" if e.is_dir else "file",
+                "href": _href(base + e.name + ("/" if e.is_dir else "")),
+                **({} if e.file is None else {"size": e.file.size, "key": e.file.key, "served_by": e.file.served_by}),
+            }
+            for e in node.entries
+        ]
+        at = node.pin
+        pin = None if at is None else {"source": at.source, "version": at.version, "commit": at.commit}
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        accept = environ.get("HTTP_ACCEPT", "")
+        if query.get("format") == ["json"] or ("application/json" in accept and "text/html" not in accept):
+            body = json.dumps({"path": base, "pin": pin, "entries": rows}, indent=1).encode()
+            ctype = "application/json"
+        else:
+            body, ctype = _html(base, pin, rows).encode(), "text/html; charset=utf-8"
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        return [] if head else [body]
+
+    # -- serving it from http.server ------------------------------------------------------------
+    def respond(self, handler: Any) -> None:
+        """Answer the request a ``BaseHTTPRequestHandler`` read (the status server's) with this app."""
+        import sys
+        from wsgiref.simple_server import ServerHandler
+
+        target = handler.path
+        if "://" in target.split("?", 1)[0]:  # absolute-form request target
+            target = target.split("://", 1)[1].partition("/")[2]
+            target = "/" + target
+        raw, _, query = target.partition("?")
+        host, port = handler.server.server_address[:2]
+        env = {
+            "REQUEST_METHOD": handler.command,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(raw.split("#", 1)[0], "iso-8859-1"),
+            "QUERY_STRING": query,
+            "SERVER_NAME": str(host),
+            "SERVER_PORT": str(port),
+            "SERVER_PROTOCOL": handler.request_version,
+            "REMOTE_ADDR": handler.client_address[0],
+            "CONTENT_TYPE": handler.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": handler.headers.get("Content-Length", ""),
+        }
+        for name, value in handler.headers.items():
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                env[key] = f"{env[key]},{value}" if key in env else value
+        server = ServerHandler(handler.rfile, handler.wfile, sys.stderr, env, multithread=True)
+        server.request_handler = handler  # type: ignore[attr-defined]  # it logs through the handler's log_request
+        server.run(self)
+
+
+def _href(path: str) -> str:
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
+    """A plain listing with links, readable without any script or style sheet."""
+    e = html.escape
+    crumbs, acc = [], "/"
+    for part in [p for p in base.split("/") if p]:
+        acc += part + "/"
+        crumbs.append(f'<a href="{e(_href(acc))}">{e(part)}</a>')
+    lines = [
+        f'<tr><td><a href="{e(r["href"])}">{e(r["name"])}{"/" if r["type"] == "directory" else ""}</a></td>'
+        f'<td class="size">{"" if r["type"] == "directory" else e(human_bytes(r.get("size")))}</td>'
+        f"<td>{e(r.get('served_by', ''))}</td></tr>"
+        for r in rows
+    ]
+    about = ""
+    if pin is not None:
+        about = f"<p>{e(pin['source'])} at {e(pin['version'])}: commit <code>{e(pin['commit'])}</code></p>"
+    parent = (
+        ""
+        if base.count("/") <= 2
+        else f'<p><a href="{e(_href(base.rstrip("/").rpartition("/")[0] + "/"))}">../</a></p>'
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+        f"{e(base)} - neuromirror</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:0.15em 1em 0.15em 0}"
+        ".size{text-align:right}th{text-align:left}</style></head><body>"
+        f"<h1>/{'/'.join(crumbs)}/</h1>{about}{parent}"
+        "<table><thead><tr><th>Name</th><th>Size</th><th>Served by</th></tr></thead>"
+        f"<tbody>{''.join(lines)}</tbody></table>"
+        f"<p>{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}.{PIN_NOTE if pin else ''}</p></body></html>\n"
+    )

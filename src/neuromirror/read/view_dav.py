@@ -1,0 +1,139 @@
+"""The WebDAV side of the HTTP view: a read-only WsgiDAV provider over :class:`~.view_tree.Tree`.
+
+WsgiDAV speaks the protocol (PROPFIND's 207 Multi-Status with ``displayname``, ``resourcetype``,
+``getcontentlength``, ``getetag``; OPTIONS; GET and HEAD with ``Range`` answered 206); the
+provider only says what is there.  One provider per share: ``/dav`` and the DANDI-shaped
+``/dandisets``, both over the same tree.  A file's content is only ever asked for when the view
+streams it itself (a file kept in git, or the lab store's copy of a file the archive lost): every
+other GET of a file is a redirect answered before WsgiDAV (:mod:`.view`).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import unquote, urlsplit
+
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.request_resolver import RequestResolver
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from neuromirror.read.urls import PinnedFile
+from neuromirror.read.view_tree import Entry, Node, Tree
+from neuromirror.util import gitutil
+
+
+def local_copy(f: PinnedFile) -> Optional[Path]:
+    """The lab store's copy of ``f`` on this file system (its ``file://`` URL), if it has one."""
+    for url in (f.url, f.store_url):
+        if url and url.startswith("file://"):
+            return Path(unquote(urlsplit(url).path))
+    return None
+
+
+class _File(DAVNonCollection):
+    def __init__(self, path: str, environ: dict, f: PinnedFile, data: Optional[bytes]) -> None:
+        super().__init__(path, environ)
+        self.file, self.data = f, data
+
+    def get_content_length(self) -> Optional[int]:
+        return len(self.data) if self.data is not None else self.file.size
+
+    def get_etag(self) -> Optional[str]:
+        return self.file.key or None  # the key names exactly these bytes
+
+    def support_etag(self) -> bool:
+        return bool(self.file.key)
+
+    def support_ranges(self) -> bool:
+        return True
+
+    def get_content(self) -> Any:
+        f = self.file
+        if f.served_by == "git":
+            if self.data is not None:
+                return io.BytesIO(self.data)
+            assert f.repo is not None and f.blob is not None  # a large file in git: read now
+            return io.BytesIO(gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout)
+        local = local_copy(f)
+        if local is None or not local.is_file():
+            raise DAVError(HTTP_NOT_FOUND)
+        return local.open("rb")
+
+
+class _Dir(DAVCollection):
+    def __init__(self, path: str, environ: dict, tree: Tree, style: str, node: Optional[Node] = None) -> None:
+        super().__init__(path, environ)
+        self.tree, self.style, self._node = tree, style, node
+
+    def _entries(self) -> list[Entry]:
+        if self._node is None:
+            self._node = self.tree.node(self.style, self.path.rstrip("/") + "/")
+        return self._node.entries if self._node is not None else []
+
+    def get_member_names(self) -> list[str]:
+        return [e.name for e in self._entries()]
+
+    def get_member(self, name: str) -> Optional[Any]:
+        entry = next((e for e in self._entries() if e.name == name), None)
+        return None if entry is None else self._member(entry)
+
+    def get_member_list(self) -> list[Any]:
+        return [self._member(e) for e in self._entries()]
+
+    def _member(self, e: Entry) -> Any:
+        path = self.path.rstrip("/") + "/" + e.name
+        if e.file is None:
+            return _Dir(path, self.environ, self.tree, self.style)  # its entries: only if asked for
+        return _File(path, self.environ, e.file, None)
+
+    def get_display_info(self) -> dict:
+        return {"type": "Directory"}
+
+
+class PinProvider(DAVProvider):
+    """The tree of one share (``dav`` or ``dandisets``), read-only."""
+
+    def __init__(self, tree: Tree, style: str) -> None:
+        super().__init__()
+        self.tree, self.style = tree, style
+
+    def is_readonly(self) -> bool:
+        return True
+
+    def get_resource_inst(self, path: str, environ: dict) -> Optional[Any]:
+        node = self.tree.node(self.style, path)
+        if node is None:
+            return None
+        if node.is_dir:
+            return _Dir(path, environ, self.tree, self.style, node)
+        assert node.file is not None
+        return _File(path, environ, node.file, node.data)
+
+    def custom_request_handler(self, environ: dict, start_response: Any, default_handler: Any) -> Any:
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD", "OPTIONS", "PROPFIND"):
+            raise DAVError(HTTP_FORBIDDEN)  # the view answers 405 before; never a write here
+        return default_handler(environ, start_response)
+
+
+def dav_app(tree: Tree, shares: dict[str, str]) -> WsgiDAVApp:
+    """WsgiDAV serving ``tree`` under each share (``{"/dav": "dav", "/dandisets": "dandisets"}``).
+
+    No authentication, locks, dead properties or directory browser: the view is read-only and
+    public (on loopback unless told otherwise), and its listings for people are the view's own.
+    """
+    config = {
+        "provider_mapping": {share: PinProvider(tree, style) for share, style in shares.items()},
+        "middleware_stack": [ErrorPrinter, RequestResolver],
+        "lock_storage": None,
+        "property_manager": None,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "dir_browser": {"enable": False},
+        "add_header_MS_Author_Via": False,
+        "suppress_version_info": True,
+    }
+    return WsgiDAVApp(config)

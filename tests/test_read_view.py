@@ -1,0 +1,329 @@
+"""The HTTP view of every pin (``serve --http ADDR --no-schedule``), with the real clients.
+
+One mirror on the stand-ins holds: the dandiset of test_read (an HDF5 file, a README, a Zarr
+array whose chunk upstream rewrote in place between two syncs), a dandiset with a published
+version whose S3 bytes are lost after one of its files was kept in a directory store, and an
+embargoed dandiset.  ``neuromirror serve --http 127.0.0.1:0 --no-schedule`` runs as a real
+process on it; webdav4 lists and reads through it, zarr-python reads the Zarr at both pins by
+fsspec's HTTP filesystem, requests checks what each kind of file answers (307 to the pinned URL,
+206 from the store, 410 naming the key) and that nothing writes, headless chromium shows a listing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import queue
+import re
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import requests
+
+from test_keep import T0, Dandiset, lose_blobs, make_dandiset
+from test_read import H5, ZARR, Mirrored
+from test_service import ENV
+from test_status_pages import CHROMIUM, chromium, keep_screenshot, parse_html, text_of
+
+DAV = "{DAV:}"
+GROUP_VALUES = np.array([[7, 8], [9, 10]], dtype="int32")
+
+
+def group_files() -> dict[str, bytes]:
+    """A Zarr v2 group holding the array ``a`` (2 x 2, one chunk): its objects, as zarr-python writes them."""
+    import zarr
+
+    store = zarr.storage.MemoryStore()
+    group = zarr.open_group(store=store, mode="w", zarr_format=2)
+    group.create_array("a", shape=(2, 2), chunks=(2, 2), dtype="int32", compressors=None)[:] = GROUP_VALUES
+    return {k: v.to_bytes() for k, v in store._store_dict.items()}
+
+
+@contextmanager
+def view_server(root: Path, *args: str) -> Iterator[str]:
+    """``neuromirror serve --http 127.0.0.1:0 --no-schedule``: its base URL once it says it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), "serve", "--http", "127.0.0.1:0", "--no-schedule"]
+        + list(args),
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
+    seen = []
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=60)
+            except queue.Empty:
+                raise AssertionError("the view did not say where it listens:\n" + "".join(seen)) from None
+            seen.append(line)
+            m = re.search(r"read-only on (http://127\.0\.0\.1:\d+/)dav/", line)
+            if m:
+                break
+            assert proc.poll() is None, "the view exited:\n" + "".join(seen)
+        yield m.group(1)
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+
+
+@dataclass
+class World:
+    m: Mirrored
+    lost: Dandiset  # sub-01/a.nwb kept, then every S3 version of both files deleted
+    embargoed: str
+    url: str
+
+    def get(self, path: str, **kw) -> requests.Response:  # noqa: ANN003
+        return requests.get(self.url + path.lstrip("/"), allow_redirects=False, timeout=60, **kw)
+
+    def pinned(self, spec: str, path: str) -> dict:
+        """``neuromirror urls``' row of ``path`` (asked by its directory: urls lists a Zarr, not one object)."""
+        return {r["path"]: r for r in self.m.urls(spec, path.rpartition("/")[0] or path)}[path]
+
+
+@pytest.fixture(scope="module")
+def world(dandi_archive, tmp_path_factory) -> Iterator[World]:  # noqa: ANN001
+    tmp = tmp_path_factory.mktemp("view")
+    root = tmp / "mirror"
+    m = Mirrored(dandi_archive, root)
+    lost = make_dandiset(dandi_archive, root, {"sub-01/a.nwb": 20_000, "sub-02/b.nwb": 30_001}, zarr=group_files())
+    lost.run.ok("keep", lost.spec, "--to", str(tmp / "store"), "--include", "sub-01/a.nwb")
+    lose_blobs(lost, ["sub-01/a.nwb", "sub-02/b.nwb"])
+    embargoed = dandi_archive.create_dandiset(name="embargoed view", created=T0 + timedelta(days=900))
+    dandi_archive.set_embargoed(embargoed, True)
+    dandi_archive.put_asset(embargoed, "secret.nwb", b"embargoed bytes" * 50, when=T0 + timedelta(days=900))
+    m.run.ok("sync", f"dandi:{embargoed}", "--dandi-api", dandi_archive.api_url)
+    with view_server(root) as url:
+        yield World(m, lost, embargoed, url)
+
+
+def test_webdav4_lists_a_pin_and_reads_a_file_through_the_redirect(world: World) -> None:
+    from webdav4.fsspec import WebdavFileSystem
+
+    fs = WebdavFileSystem(world.url + "dav")
+    base = f"dandi/{world.m.id}/draft"
+    names = {e["name"].rstrip("/").rsplit("/", 1)[-1]: e for e in fs.ls(base, detail=True)}
+    assert {"README.md", "dandiset.yaml", "sub-01", "sub-02", "sub-09"} <= set(names)
+    assert names["sub-01"]["type"] == "directory" and names["README.md"]["type"] == "file"
+    assert [e["name"].rsplit("/", 1)[-1] for e in fs.ls(f"{base}/sub-01", detail=True)] == [H5.split("/")[1]]
+    assert fs.info(f"{base}/{H5}")["size"] == len(world.m.h5)
+    assert fs.cat_file(f"{base}/{H5}") == world.m.h5  # GET -> 307 -> the archive's pinned URL
+    assert fs.cat_file(f"{base}/{H5}", start=0, end=8) == b"\x89HDF\r\n\x1a\n"
+    zarr_objects = set(fs.ls(f"{base}/{ZARR}", detail=False))
+    assert {o.rsplit("/", 1)[-1] for o in zarr_objects} >= {".zarray", "0.0", "1.1"}
+    # versions, names and archives are directories too
+    assert "draft" in [p.rsplit("/", 1)[-1] for p in fs.ls(f"dandi/{world.m.id}", detail=False)]
+    assert world.m.id in [p.rsplit("/", 1)[-1] for p in fs.ls("dandi", detail=False)]
+
+
+def test_propfind_answers_multistatus_depth_0_and_1(world: World) -> None:
+    path = f"dav/dandi/{world.m.id}/draft/sub-01/"
+    r = requests.request("PROPFIND", world.url + path, headers={"Depth": "1"}, timeout=60)
+    assert r.status_code == 207, r.text
+    responses = ET.fromstring(r.content).findall(f"{DAV}response")
+    by_name = {x.findtext(f".//{DAV}displayname"): x for x in responses}
+    assert set(by_name) == {"sub-01", H5.split("/")[1]}
+    assert by_name["sub-01"].find(f".//{DAV}resourcetype/{DAV}collection") is not None
+    assert by_name[H5.split("/")[1]].findtext(f".//{DAV}getcontentlength") == str(len(world.m.h5))
+    r = requests.request("PROPFIND", world.url + path, headers={"Depth": "0"}, timeout=60)
+    assert r.status_code == 207 and len(ET.fromstring(r.content).findall(f"{DAV}response")) == 1
+    r = requests.request("PROPFIND", world.url + path, headers={"Depth": "infinity"}, timeout=60)
+    assert r.status_code == 403
+    assert requests.options(world.url + path, timeout=60).headers["Allow"].split(", ")[0] == "OPTIONS"
+
+
+def test_zarr_python_reads_each_pin_through_the_view(world: World) -> None:
+    import zarr
+
+    m = world.m
+    old = zarr.open_array(f"{world.url}dav/dandi/{m.id}/{m.first}/{ZARR}", mode="r")
+    new = zarr.open_array(f"{world.url}dav/dandi/{m.id}/{m.second}/{ZARR}", mode="r")
+    np.testing.assert_array_equal(old[:], m.old)
+    np.testing.assert_array_equal(new[:], m.new)
+    draft = zarr.open_array(f"{world.url}dandisets/{m.id}/draft/{ZARR}", mode="r")
+    np.testing.assert_array_equal(draft[:], m.new)
+    # an array inside a Zarr group: a directory inside the Zarr's dataset, asked for before the Zarr itself
+    d = world.lost
+    nested = zarr.open_array(f"{world.url}dav/dandi/{d.id}/{d.version}/{ZARR}/a", mode="r")
+    np.testing.assert_array_equal(nested[:], GROUP_VALUES)
+    # what zarr asks for first and is not there: 404, so that it tries the next format
+    assert world.get(f"dav/dandi/{m.id}/{m.first}/{ZARR}/zarr.json").status_code == 404
+
+
+def test_a_file_redirects_to_its_pinned_url_and_nothing_writes(world: World) -> None:
+    m = world.m
+    path = f"dav/dandi/{m.id}/{m.first}/{H5}"
+    pinned = world.pinned(f"{m.source}@{m.first}", H5)["url"]
+    assert "versionId=" in pinned
+    for method in ("GET", "HEAD"):
+        r = requests.request(method, world.url + path, allow_redirects=False, timeout=60)
+        assert r.status_code == 307 and r.headers["Location"] == pinned, (method, r.status_code)
+    # the old chunk's pinned URL is not the new one's
+    chunk = f"{ZARR}/0.0"
+    old, new = (world.get(f"dav/dandi/{m.id}/{c}/{chunk}").headers["Location"] for c in (m.first, m.second))
+    assert old == world.pinned(f"{m.source}@{m.first}", chunk)["url"] != new
+    for method in ("PUT", "DELETE", "MKCOL", "MOVE", "COPY", "PROPPATCH", "LOCK", "POST"):
+        r = requests.request(method, world.url + path, data=b"x", allow_redirects=False, timeout=60)
+        assert r.status_code == 405, (method, r.status_code)
+    r = requests.request("MKCOL", world.url + f"dav/dandi/{m.id}/draft/new-dir/", timeout=60)
+    assert r.status_code == 405
+    assert world.get(f"dav/dandi/{m.id}/draft/no/such/file.nwb").status_code == 404
+    assert world.get("dav/nope/x/draft/").status_code == 404
+    assert world.get("dav/dandi/999999/draft/").status_code == 404
+    assert world.get(f"dav/dandi/{m.id}/0123abc/").status_code == 404
+    host = urlsplit(world.url).netloc
+    for raw in (f"/dav/dandi/{m.id}/draft/../../../", f"/dav/dandi/{m.id}/draft/%2e%2e/%2E%2E/"):
+        conn = http.client.HTTPConnection(host, timeout=60)
+        conn.request("GET", raw)
+        assert conn.getresponse().status == 400, raw
+        conn.close()
+    # the status pages are not served without a schedule; /healthz is
+    assert world.get("").status_code == 404 and world.get("healthz").status_code == 200
+
+
+def test_dandidav_paths_answer_as_the_dav_paths(world: World) -> None:
+    m, d = world.m, world.lost
+    dav = world.get(f"dav/dandi/{m.id}/draft/{H5}")
+    shaped = world.get(f"dandisets/{m.id}/draft/{H5}")
+    assert dav.status_code == shaped.status_code == 307 and dav.headers["Location"] == shaped.headers["Location"]
+    for path in (
+        f"dav/dandi/{d.id}/{d.version}/README.md",  # kept in the dataset's git: served by the view
+        f"dandisets/{d.id}/releases/{d.version}/README.md",
+        f"dandisets/{d.id}/{d.version}/README.md",
+    ):
+        r = world.get(path)
+        assert (r.status_code, r.content) == (200, b"# keep sample\n"), path
+    top = world.get(f"dandisets/{d.id}/", params={"format": "json"}).json()
+    assert [e["name"] for e in top["entries"]] == ["draft", "releases"]
+    releases = world.get(f"dandisets/{d.id}/releases/", headers={"Accept": "application/json"}).json()
+    assert [e["name"] for e in releases["entries"]] == [d.version]
+
+
+def test_a_lost_file_is_streamed_from_the_store_and_an_unkept_one_is_gone(world: World) -> None:
+    d = world.lost
+    kept = f"dav/dandi/{d.id}/{d.version}/sub-01/a.nwb"
+    data = d.files["sub-01/a.nwb"]
+    r = world.get(kept, headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206 and r.content == data[100:200], r.status_code
+    assert r.headers["Content-Range"] == f"bytes 100-199/{len(data)}"
+    r = world.get(kept)
+    assert r.status_code == 200 and r.content == data
+    assert "file://" not in str(r.headers) and "store" not in str(r.headers.get("Location", ""))
+    lost = world.get(f"dav/dandi/{d.id}/{d.version}/sub-02/b.nwb")
+    key = world.pinned(d.spec, "sub-02/b.nwb")["key"]
+    assert lost.status_code == 410 and key in lost.text and "no longer serves" in lost.text
+    # a file in the dataset's git: its bytes, with ranges too
+    blob = subprocess.run(
+        ["git", "-C", str(d.ds), "show", f"{d.version}:dandiset.yaml"], capture_output=True, check=True
+    ).stdout
+    r = world.get(f"dav/dandi/{d.id}/{d.version}/dandiset.yaml")
+    assert r.status_code == 200 and r.content == blob
+    r = world.get(f"dav/dandi/{d.id}/{d.version}/dandiset.yaml", headers={"Range": "bytes=0-9"})
+    assert r.status_code == 206 and r.content == blob[:10]
+
+
+def test_a_listing_for_people_and_for_scripts(world: World) -> None:
+    m = world.m
+    r = world.get(f"dav/dandi/{m.id}/draft/sub-09/")
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    doc = parse_html(r.text)
+    links = {a.text: a.get("href") for a in doc.iter("a")}
+    assert links["sample.zarr/"] == f"/dav/dandi/{m.id}/draft/sub-09/sample.zarr/"
+    listing = world.get(f"dav/dandi/{m.id}/draft/", params={"format": "json"}).json()
+    assert listing["pin"] == {"source": m.source, "version": "draft", "commit": m.second}
+    files = {e["name"]: e for e in listing["entries"]}
+    assert files["README.md"]["type"] == "file" and files["sub-09"]["type"] == "directory"
+    assert all("url" not in e for e in listing["entries"])
+    assert world.get(f"dav/dandi/{m.id}/draft/", headers={"Accept": "application/json"}).json() == listing
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium installed (Debian: apt-get install chromium): the listing is not looked at in a browser here",
+)
+def test_a_listing_in_a_browser(world: World, tmp_path: Path) -> None:
+    url = f"{world.url}dav/dandi/{world.m.id}/draft/"
+    body = text_of(parse_html(chromium(url, tmp_path)).find("body"))
+    for name in ("README.md", "dandiset.yaml", "sub-01/", "sub-09/", f"commit {world.m.second}"):
+        assert name in body, name
+    shot = tmp_path / "view-listing.png"
+    chromium(url, tmp_path, screenshot=shot, size="900,500")
+    assert shot.stat().st_size > 1000
+    keep_screenshot(shot)
+
+
+def test_an_embargoed_dandiset_is_absent_unless_included(world: World) -> None:
+    e = world.embargoed
+    assert world.get(f"dav/dandi/{e}/draft/").status_code == 404
+    assert world.get(f"dandisets/{e}/").status_code == 404
+    assert world.get(f"dav/dandi/{e}/draft/secret.nwb").status_code == 404
+    names = [x["name"] for x in world.get("dav/dandi/", params={"format": "json"}).json()["entries"]]
+    assert world.m.id in names and e not in names
+    with view_server(world.m.root, "--include-embargoed") as url:
+        listing = requests.get(f"{url}dav/dandi/{e}/draft/?format=json", timeout=60).json()
+        assert "secret.nwb" in [x["name"] for x in listing["entries"]]
+        r = requests.get(f"{url}dav/dandi/{e}/draft/secret.nwb", allow_redirects=False, timeout=60)
+        assert r.status_code == 410 and "embargoed" in r.text  # its URL needs the key: never handed out
+
+
+def test_no_git_process_for_a_file_once_its_directory_was_listed(world: World, monkeypatch) -> None:  # noqa: ANN001
+    import subprocess as sp
+
+    from neuromirror.read.view_tree import Tree
+
+    m = world.m
+    tree = Tree(m.root)
+    try:
+        assert tree.node("dav", f"/dandi/{m.id}/{m.first}/{ZARR}/") is not None
+        assert tree.node("dav", f"/dandi/{m.id}/{m.first}/") is not None
+
+        def no_process(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+            raise AssertionError(f"a process on the request path: {args[0]}")
+
+        monkeypatch.setattr(sp, "Popen", no_process)
+        for path in (f"{ZARR}/0.0", f"{ZARR}/.zarray", H5, "dandiset.yaml"):
+            node = tree.node("dav", f"/dandi/{m.id}/{m.first}/{path}")
+            assert node is not None and node.file is not None, path
+        assert tree.node("dav", f"/dandi/{m.id}/{m.first}/dandiset.yaml").data  # type: ignore[union-attr]
+        assert tree.node("dav", f"/dandi/{m.id}/{m.first}/sub-01/") is not None
+    finally:
+        monkeypatch.undo()
+        tree.close()
+
+
+def test_the_scheduled_service_serves_the_view_beside_its_status_pages(world: World, dandi_archive) -> None:  # noqa: ANN001
+    from test_service import neuromirror, runs, serve, wait_for
+
+    root, e = world.m.root, world.embargoed
+    cfg = root.parent / "view.yaml"
+    cfg.write_text(
+        f'defaults: {{schedule: {{interval: 1h}}, options: {{dandi_api: "{dandi_archive.api_url}"}}}}\n'
+        f'sources: ["dandi:{e}"]\n'
+    )
+    with serve(root, cfg, "--include-embargoed") as svc:
+        wait_for(lambda: [r for r in runs(root, f"dandi:{e}") if r["ended"]], 60, "the service's first run", svc)
+        r = requests.get(svc.url(f"dav/dandi/{world.m.id}/draft/{H5}"), allow_redirects=False, timeout=60)
+        assert r.status_code == 307 and "versionId=" in r.headers["Location"]
+        assert requests.get(svc.url(f"dav/dandi/{e}/draft/"), timeout=60).status_code == 200
+        assert requests.get(svc.url("status.json"), timeout=60).json()["sources"]
+        assert requests.request("PROPFIND", svc.url(""), timeout=60).status_code == 501  # as before: not the view's
+        assert svc.stop() == 0
+    out = neuromirror(root, "serve", timeout=60)
+    assert out.returncode == 2 and "--config FILE is required (or --no-schedule" in out.stderr
+    out = neuromirror(root, "serve", "--no-schedule", timeout=60)
+    assert out.returncode == 2 and "give --http HOST:PORT" in out.stderr
+    out = neuromirror(root.parent / "nowhere", "serve", "--no-schedule", "--http", "127.0.0.1:0", timeout=60)
+    assert out.returncode == 2 and "no mirror at" in out.stderr
