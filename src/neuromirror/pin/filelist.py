@@ -63,6 +63,11 @@ def _pointer_key(data: bytes) -> Optional[str]:
     return None
 
 
+def blob_key(mode: str, data: bytes) -> Optional[str]:
+    """The git-annex key a tree entry (its mode and blob) points at: a symlink's or a pointer's; None: a file in git."""
+    return key_from_symlink(data.decode("utf-8", "surrogateescape")) if mode == "120000" else _pointer_key(data)
+
+
 def tree_files(repo: Path | str, commit: str, paths: Sequence[str] = ()) -> Iterator[TreeFile]:
     """The data files of ``commit`` (in git's path order), keys read from the symlinks; subdatasets as such."""
     with gitutil.CatFile(repo) as cat:
@@ -73,7 +78,7 @@ def tree_files(repo: Path | str, commit: str, paths: Sequence[str] = ()) -> Iter
             if typ != "blob" or is_plumbing(path):
                 continue
             data = cat.get(sha) or b""
-            key = key_from_symlink(data.decode("utf-8", "surrogateescape")) if mode == "120000" else _pointer_key(data)
+            key = blob_key(mode, data)
             if key:
                 try:
                     size = parse_key(key)["size"]

@@ -24,20 +24,15 @@ from neuromirror.errors import UserError
 from neuromirror.pin.filelist import pinned_repositories, tree_files
 from neuromirror.pin.retrieve import RetrieveError, gist
 from neuromirror.store.directory import DEFAULT_NAME, IDENTITY_FILE, DirectoryStore
-from neuromirror.store.record import BRANCH, ensure_remote, flush_journal, present_in, record_present
+from neuromirror.store.record import BRANCH, ensure_remote, flush_journal, present_in, record_present, store_uuids
 from neuromirror.util import gitutil
 
 
 def _stores_on_branch(repo: Path) -> dict[str, str]:
     """{uuid: directory} of the neuromirror directory stores the repository's git-annex branch records."""
-    from neuromirror.store.annexlog import recorded_remotes
-
-    proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
-    if proc.returncode != 0:
-        return {}
     return {
         uuid: fields["directory"]
-        for uuid, fields in recorded_remotes(proc.stdout).items()
+        for uuid, fields in store_uuids(repo).items()
         if fields.get("type") == "directory" and fields.get("name") == DEFAULT_NAME and fields.get("directory")
     }
 

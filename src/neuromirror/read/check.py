@@ -19,12 +19,12 @@ _BATCH = 256
 LOST = "the archive no longer serves it ({status}) and no store of the lab's holds it"
 
 
-def _answers(session: Any, url: str) -> Optional[str]:
-    """None if ``url`` answers with content, else what it answered."""
+def url_status(session: Any, url: str, timeout: float = 30) -> Optional[str]:
+    """None if ``url`` answers with content (``HEAD``, redirects followed as ``HEAD``), else what it answered."""
     if url.startswith("file://"):
         return None if Path(url[len("file://") :]).is_file() else "no such file"
     try:
-        r = session.head(url, allow_redirects=True, timeout=30)
+        r = session.head(url, allow_redirects=True, timeout=timeout)
     except Exception as exc:  # a refused connection, a timeout: the URL does not serve
         return type(exc).__name__
     return None if r.status_code == 200 else f"HTTP {r.status_code}"
@@ -33,10 +33,10 @@ def _answers(session: Any, url: str) -> Optional[str]:
 def _checked(session: Any, f: PinnedFile) -> PinnedFile:
     if f.url is None or f.served_by == "git":
         return f
-    status = _answers(session, f.url)
+    status = url_status(session, f.url)
     if status is None:
         return f
-    if f.served_by == "archive" and f.store_url and _answers(session, f.store_url) is None:
+    if f.served_by == "archive" and f.store_url and url_status(session, f.store_url) is None:
         return dataclasses.replace(f, url=f.store_url, served_by="store")
     return dataclasses.replace(f, url=None, served_by="none", why=LOST.format(status=status))
 

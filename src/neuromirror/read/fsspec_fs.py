@@ -18,15 +18,15 @@ from __future__ import annotations
 import os
 import posixpath
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
 
 from fsspec.spec import AbstractFileSystem
 
 from neuromirror.errors import UserError
+from neuromirror.read.listings import Listings
 from neuromirror.read.pinned import Pin, resolve
-from neuromirror.read.urls import PinnedFile, pin_files
+from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
 from neuromirror.util import gitutil
 
@@ -47,7 +47,7 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         self.mirror_root = Path(root or os.environ.get("NEUROMIRROR_ROOT") or "neuromirror-root").absolute()
         self.index_path = index or os.environ.get("NEUROMIRROR_INDEX")
         self._pins: dict[str, Pin] = {}
-        self._listings: OrderedDict[tuple[str, str], dict[str, PinnedFile]] = OrderedDict()
+        self._listings = Listings(max_listings=_LISTINGS)
         self._lock = threading.Lock()
         self._http: Any = None
 
@@ -96,17 +96,7 @@ class NeuromirrorFileSystem(AbstractFileSystem):
     # -- listings ---------------------------------------------------------------
     def _listing(self, pin: Pin, directory: str) -> dict[str, PinnedFile]:
         """Every file under ``directory`` of the pin (recursively), read once and kept."""
-        ident = (f"{pin.dataset}@{pin.commit}", directory)
-        with self._lock:
-            for (d, sub), files in self._listings.items():
-                if d == ident[0] and (sub == "" or directory == sub or directory.startswith(sub + "/")):
-                    return files
-        files = {f.path.rstrip("/"): f for f in pin_files(pin, [directory] if directory else [])}
-        with self._lock:
-            self._listings[ident] = files
-            while len(self._listings) > _LISTINGS:
-                self._listings.popitem(last=False)
-        return files
+        return self._listings.get(pin, directory).files
 
     def _file(self, path: str) -> tuple[Pin, PinnedFile]:
         pin, inner = self._split(path)

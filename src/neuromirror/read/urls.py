@@ -26,10 +26,10 @@ from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from neuromirror.annex import gitmodules
-from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
+from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.engine.urlrule import Stability, stability
-from neuromirror.pin.filelist import GIT_PREFIX, is_plumbing
+from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
 from neuromirror.read.pinned import Pin
 from neuromirror.store.record import BRANCH, store_uuids
 from neuromirror.util import gitutil
@@ -133,10 +133,7 @@ def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iter
         yield from _resolve(repo, cat, branch, stores, batch)
     for path, sha in subs:
         sub = repo / path
-        if (
-            not (sub / ".git").exists()
-            or gitutil.run(sub, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode
-        ):
+        if not (sub / ".git").exists() or not has_commit(sub, sha):
             yield PinnedFile(prefix + path + "/", "", None, None, "none", f"subdataset not installed at {sha[:12]}")
             continue
         yield from _repo_files(sub, sha, prefix + path + "/", wanted)
@@ -148,13 +145,7 @@ def _resolve(
     if not batch:
         return
     datas = list(cat.get_many([t.sha for t in batch]))
-    keys: list[Optional[str]] = []
-    for t, data in zip(batch, datas):
-        text = (data or b"").decode("utf-8", "surrogateescape")
-        key = None
-        if t.mode == "120000" or (len(text) < 512 and text.startswith("/annex/objects/")):
-            key = key_from_symlink(text.strip())
-        keys.append(key)
+    keys = [blob_key(t.mode, data or b"") for t, data in zip(batch, datas)]
     annexed = [k for k in keys if k]
     url_logs: dict[str, Optional[bytes]] = {}
     loc_logs: dict[str, Optional[bytes]] = {}
@@ -166,7 +157,7 @@ def _resolve(
     for t, data, key in zip(batch, datas, keys):
         if key is None:
             body = data or b""
-            ident = f"{GIT_PREFIX}-s{len(body)}--{hashlib.sha256(body).hexdigest()}"
+            ident = TreeFile(t.path, None, len(body), hashlib.sha256(body).hexdigest()).ident
             yield PinnedFile(t.path, ident, len(body), None, "git", repo=repo, blob=t.sha)
             continue
         try:

@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from neuromirror.read.check import LOST
+from neuromirror.read.check import LOST, url_status
 from neuromirror.read.view_dav import dav_app, local_copy
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
 from neuromirror.util.progress import human_bytes
@@ -76,11 +76,7 @@ class _Liveness:
                 import requests
 
                 self._session = requests.Session()
-        try:
-            r = self._session.head(url, allow_redirects=True, timeout=15)
-            status = None if r.status_code == 200 else f"HTTP {r.status_code}"
-        except Exception as exc:  # refused, timed out: it does not serve now
-            status = type(exc).__name__
+        status = url_status(self._session, url, timeout=15)
         with self._lock:
             if len(self._known) >= self.size:
                 self._known.clear()

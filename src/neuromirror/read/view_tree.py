@@ -10,8 +10,8 @@ A view answers many small requests (a Zarr read is one GET per chunk), so everyt
 git is read once and kept: a pin named by a label or commit is resolved once (``draft`` moves: it
 is asked again after a few seconds); a directory's files are listed once, recursively, and any
 file or directory under it is then answered from that listing with no git process — including
-the bytes of small files kept in git, read in the same pass.  Listings are bounded in number and
-in files held.  A source the ``hidden`` rule names (an embargoed dandiset) is absent everywhere.
+the bytes of small files kept in git, read in the same pass (:mod:`.listings`, shared with
+``neuromirror://``).  Listings are bounded in number and in files held.  A source the ``hidden`` rule names (an embargoed dandiset) is absent everywhere.
 """
 
 from __future__ import annotations
@@ -21,24 +21,18 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 from neuromirror.errors import UserError
+from neuromirror.read.listings import Listings
 from neuromirror.read.pinned import Pin, resolve
-from neuromirror.read.urls import PinnedFile, pin_files
+from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
-from neuromirror.util import gitutil
 
 #: how many path segments name a source, per archive
 NAME_PARTS = {"dandi": 1, "aind": 1, "boss": 2}
 #: a reason to hide a source (an embargo status), or None: ``(index, source) -> str | None``
 Hidden = Callable[[Any, str], Optional[str]]
-#: kept listings (each a pin's directory, recursively) and the files they may hold together
-MAX_LISTINGS = 32
-MAX_LISTED_FILES = 1_000_000
-#: git files up to this size are read with their listing (sidecars, Zarr metadata), up to a total
-INLINE_BLOB = 256 * 1024
-INLINE_TOTAL = 16 * 1024 * 1024
 #: how long ``draft`` (which moves with each sync) is taken as resolved
 MOVING_TTL = 2.0
 MAX_PINS = 256
@@ -71,47 +65,6 @@ class BadPath(ValueError):
     """A path no view can name (``..``, an empty segment where a name must be): answered 400."""
 
 
-class _Listing:
-    """The files of a pin under ``base``, recursively, with each directory's children indexed once."""
-
-    def __init__(self, base: str, files: Iterable[PinnedFile]) -> None:
-        self.base = base
-        self.files: dict[str, PinnedFile] = {}
-        self.dirs: dict[str, dict[str, Optional[PinnedFile]]] = {}
-        self.data: dict[str, bytes] = {}
-        for f in files:
-            path = f.path.rstrip("/")  # an uninstalled subdataset: a file no URL serves
-            self.files[path] = f
-            parts = path.split("/")
-            for i in range(len(parts)):
-                parent = "/".join(parts[:i])
-                if self.covers(parent):
-                    self.dirs.setdefault(parent, {})[parts[i]] = f if i == len(parts) - 1 else None
-        self._read_small_git_files()
-
-    def covers(self, directory: str) -> bool:
-        return not self.base or directory == self.base or directory.startswith(self.base + "/")
-
-    def _read_small_git_files(self) -> None:
-        """The bytes of small files kept in git, one ``cat-file --batch`` per repository."""
-        by_repo: dict[Path, list[PinnedFile]] = {}
-        total = 0
-        for f in self.files.values():
-            if f.served_by == "git" and f.repo and f.blob and (f.size or 0) <= INLINE_BLOB:
-                total += f.size or 0
-                if total > INLINE_TOTAL:
-                    break
-                by_repo.setdefault(f.repo, []).append(f)
-        for repo, files in by_repo.items():
-            cat = gitutil.CatFile(repo)
-            try:
-                for f, data in zip(files, cat.get_many([f.blob or "" for f in files])):
-                    if data is not None:
-                        self.data[f.path] = data
-            finally:
-                cat.close()
-
-
 class Tree:
     """The view's names, resolved against one mirror (its index read-only), with its caches."""
 
@@ -123,8 +76,7 @@ class Tree:
         self._db_lock = threading.Lock()  # one SQLite connection, one query at a time
         self._lock = threading.Lock()
         self._pins: OrderedDict[tuple[str, str], tuple[Pin, float]] = OrderedDict()
-        self._listings: OrderedDict[tuple[str, str], _Listing] = OrderedDict()
-        self._listing_locks: dict[tuple[str, str], threading.Lock] = {}
+        self.listings = Listings()
 
     # -- the index ------------------------------------------------------------------
     def _index(self) -> Any:
@@ -249,7 +201,7 @@ class Tree:
         # a path that looks like a directory is listed itself; a file, by its directory
         first = inner if slash or not inner else inner.rpartition("/")[0]
         for directory in dict.fromkeys([first, inner.rpartition("/")[0]]):
-            listing = self._listing(pin, directory)
+            listing = self.listings.get(pin, directory)
             f = listing.files.get(inner)
             if f is not None:
                 return Node(False, file=f, data=listing.data.get(inner), pin=pin)
@@ -258,45 +210,6 @@ class Tree:
                 return Node(True, [Entry(name, f) for name, f in sorted(children.items())], pin=pin)
             if listing.covers(inner.rpartition("/")[0]):
                 return None  # its directory is listed: it is not there
-        return None
-
-    def _listing(self, pin: Pin, directory: str) -> _Listing:
-        """A listing of the pin that covers ``directory``: a kept one, else one read now and kept."""
-        ident = f"{pin.dataset}@{pin.commit}"
-        with self._lock:
-            busy = self._listing_locks.setdefault((ident, directory), threading.Lock())
-        with busy:  # the chunk reads of a Zarr arrive together: one of them lists, the others wait
-            with self._lock:
-                for key, listing in reversed(self._listings.items()):
-                    if key[0] == ident and listing.covers(directory):
-                        self._listings.move_to_end(key)
-                        return listing
-            listing = _Listing(directory, pin_files(pin, [directory] if directory else []))
-            if not listing.files and directory:
-                # inside a subdataset (a Zarr asset), ``pin_files`` lists from the subdataset's root only
-                outer = self._subdataset_of(pin, directory)
-                if outer:
-                    listing = _Listing(outer, pin_files(pin, [outer]))
-            with self._lock:
-                self._listings[(ident, listing.base)] = listing
-                while len(self._listings) > MAX_LISTINGS or (
-                    len(self._listings) > 1 and sum(len(x.files) for x in self._listings.values()) > MAX_LISTED_FILES
-                ):
-                    self._listings.popitem(last=False)
-                self._listing_locks.pop((ident, directory), None)
-        return listing
-
-    def _subdataset_of(self, pin: Pin, directory: str) -> Optional[str]:
-        """The subdataset of the pin's dataset that holds ``directory`` (below its root), if one does."""
-        proc = gitutil.run(
-            pin.dataset,
-            *("config", "--blob", f"{pin.commit}:.gitmodules", "--get-regexp", r"^submodule\..*\.path$"),
-            check=False,
-        )
-        for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-            path = line.partition(" ")[2].strip()
-            if path and directory.startswith(path + "/"):
-                return path
         return None
 
     def close(self) -> None:

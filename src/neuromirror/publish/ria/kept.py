@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.annex.keys import hashdir_mixed, key_file, key_from_file
-from neuromirror.store.annexlog import escape_value, recorded_remotes
+from neuromirror.store.annexlog import escape_value
 from neuromirror.store.base import Incoming, StoreIdentity
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-from neuromirror.store.record import BRANCH, present_in
+from neuromirror.store.record import BRANCH, present_in, store_uuids
 from neuromirror.util import gitutil
 
 _LOCATION_LOG = re.compile(r"^[0-9a-f]{3}/[0-9a-f]{3}/([^/]+)\.log$")
@@ -41,11 +41,8 @@ def object_path(dataset_dir: Path, key: str) -> Path:
 
 def directory_stores(repo: Path) -> list[tuple[str, DirectoryStore]]:
     """(uuid, store) for each neuromirror directory store the branch records that is readable here."""
-    proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
-    if proc.returncode != 0:
-        return []
     found: list[tuple[str, DirectoryStore]] = []
-    for uuid, fields in sorted(recorded_remotes(proc.stdout).items()):
+    for uuid, fields in sorted(store_uuids(repo).items()):
         if fields.get("type") != "directory" or "directory" not in fields:
             continue
         path = Path(fields["directory"])
