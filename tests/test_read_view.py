@@ -12,6 +12,7 @@ fsspec's HTTP filesystem, requests checks what each kind of file answers (307 to
 from __future__ import annotations
 
 import http.client
+import json
 import queue
 import re
 import subprocess
@@ -327,3 +328,127 @@ def test_the_scheduled_service_serves_the_view_beside_its_status_pages(world: Wo
     assert out.returncode == 2 and "give --http HOST:PORT" in out.stderr
     out = neuromirror(root.parent / "nowhere", "serve", "--no-schedule", "--http", "127.0.0.1:0", timeout=60)
     assert out.returncode == 2 and "no mirror at" in out.stderr
+
+
+#: the head of a real manifest of the proof of concept (dandi/zarr-manifests,
+#: zarr-manifests-v2-sorted/128/4a1/1284a14f-fe4f-4dc3-b10d-48e5db8bf18d/6ddc4625befef8d6f9796835648162be-509--710206390.json),
+#: verbatim, with its middle left out and its braces closed: the shape a manifest of the mirror must have
+POC_MANIFEST = """{
+ "schemaVersion": 2,
+ "fields": ["versionId","lastModified","size","ETag"],
+ "statistics": {
+  "entries": 509,
+  "depth": 5,
+  "totalSize": 710206390,
+  "lastModified": "2022-06-27T23:09:39+00:00",
+  "zarrChecksum": "6ddc4625befef8d6f9796835648162be-509--710206390"
+ },
+ "entries": {
+  ".zattrs": ["VwOSu7IVLAQcQHcqOesmlrEDm2sL_Tfs","2022-06-27T23:07:47+00:00",8312,"cb32b88f6488d55818aba94746bcc19a"],
+  ".zgroup": ["7obAY5BUNOdI1Uch3RoI4oHuGXhW4h0R","2022-06-27T23:07:47+00:00",24,"e20297935e73dd0154104d4ea53040ab"],
+  ".zmetadata": ["Vfe0W0v4zkydmzyXkUMjm2Xr7.rIvfZQ","2022-06-27T23:07:47+00:00",15191,"4f505878fbb943a9793516cf084e07ad"],
+  "0": {
+   ".zarray": ["Ou6TnKwWPmEJrL.0utCWLPxgfr_lA0I1","2022-06-27T23:07:48+00:00",446,"5477ec3da352681e5ba6f6ea550ef740"],
+   "0": {
+    "0": {
+     "13": {
+      "8": {
+       "100": ["lqNZ6OQ6lKd2QRW8ekWOiVfdZhiicWsh","2022-06-27T23:09:11+00:00",1793451,"7b5af4c6c28047c83dd86e4814bc0272"],
+       "101": ["_i9cZBerb4mB9D8IFbPHo8nrefWcbq0p","2022-06-27T23:09:28+00:00",1799564,"50b6cfb69609319da9bf900a21d5f25c"]
+      }
+     }
+    }
+   }
+  },
+  "info": ["oFnm3pJEcY8VnA3rBE3DtUmBYLIvwXrY","2022-06-27T23:07:47+00:00",2665,"1d0b82cecfd0601fac5a155e53e89588"]
+ }
+}
+"""
+MANIFEST_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
+
+
+def manifest_shape(text: str) -> list[tuple[str, list]]:
+    """Check a manifest against the design document's fields and the proof of concept's layout; its files."""
+    doc = json.loads(text)
+    assert list(doc) == ["schemaVersion", "fields", "statistics", "entries"]
+    assert doc["schemaVersion"] == 2 and doc["fields"] == ["versionId", "lastModified", "size", "ETag"]
+    stats = doc["statistics"]
+    assert ["entries", "depth", "totalSize", "lastModified", "zarrChecksum"] == list(stats)[:5]
+    assert re.fullmatch(r"[0-9a-f]{32}-\d+--\d+", stats["zarrChecksum"]) and MANIFEST_TIME.match(stats["lastModified"])
+    lines = [line.rstrip(",") for line in text.splitlines()]
+    assert lines[:4] == [
+        "{",
+        ' "schemaVersion": 2',
+        ' "fields": ["versionId","lastModified","size","ETag"]',
+        ' "statistics": {',
+    ]
+    files: list[tuple[str, list]] = []
+
+    def walk(tree: dict, prefix: str, depth: int) -> None:
+        assert list(tree) == sorted(tree), "S3 key order"
+        for name, value in tree.items():
+            if isinstance(value, dict):
+                walk(value, prefix + name + "/", depth + 1)
+                continue
+            version, modified, size, etag = value
+            assert isinstance(version, str) and version and MANIFEST_TIME.match(modified)
+            assert isinstance(size, int) and re.fullmatch(r"[0-9a-f]{32}(-\d+)?", etag)
+            # one array per line, indented one space per level, as the proof of concept's encoder writes it
+            assert f"{' ' * (depth + 2)}{json.dumps(name)}: {json.dumps(value, separators=(',', ':'))}" in lines
+            files.append((prefix + name, value))
+
+    walk(doc["entries"], "", 0)
+    return files
+
+
+def test_the_proof_of_concepts_manifest_has_the_shape_checked() -> None:
+    files = manifest_shape(POC_MANIFEST)
+    assert [p for p, _ in files][:3] == [".zattrs", ".zgroup", ".zmetadata"] and "0/0/0/13/8/101" in dict(files)
+
+
+def test_zarr_manifests_in_dandis_format_and_dandidavs_zarrs_paths(world: World) -> None:
+    import hashlib
+
+    import zarr
+
+    m = world.m
+    zid = m.zarr_id
+    shard = f"{zid[:3]}/{zid[3:6]}/{zid}"
+    on_disk = sorted(p for p in (m.root / ".neuromirror" / "zarr-manifests" / shard).glob("[!.]*.json"))
+    assert len(on_disk) == 2, "one manifest per Zarr state the mirror recorded (the chunk rewritten upstream)"
+    # the manifest root as dandidav reads one: JSON indexes down to the files
+    assert zid[:3] in world.get("zarr-manifests/").json()["directories"]
+    assert zid in world.get(f"zarr-manifests/{zid[:3]}/{zid[3:6]}/").json()["directories"]
+    index = world.get(f"zarr-manifests/{shard}/").json()
+    assert index["files"] == [p.name for p in on_disk] and index["directories"] == []
+    states = {}
+    for p in on_disk:
+        r = world.get(f"zarr-manifests/{shard}/{p.name}")
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+        files = manifest_shape(r.text)
+        doc = r.json()
+        checksum = p.name[: -len(".json")]
+        assert doc["statistics"]["zarrChecksum"] == checksum
+        assert doc["statistics"]["entries"] == len(files) and doc["statistics"]["totalSize"] == sum(
+            v[2] for _, v in files
+        )
+        for path, (version, _, size, etag) in files:  # every entry's versionId serves exactly its bytes
+            url = m.archive.s3.url(m.archive.bucket, f"zarr/{zid}/{path}", version)
+            data = requests.get(url, timeout=60).content
+            assert (len(data), hashlib.md5(data).hexdigest()) == (size, etag), path
+        states[checksum] = zarr.open_array(f"{world.url}zarrs/{shard}/{checksum}.zarr", mode="r")[:]
+    # dandidav's /zarrs/ tree: each state a directory, read by zarr-python; the old state keeps the old chunk
+    listed = world.get(f"zarrs/{shard}/", params={"format": "json"}).json()
+    assert sorted(e["name"] for e in listed["entries"]) == sorted(f"{c}.zarr" for c in states)
+    got = sorted(states.values(), key=lambda a: int(a[0, 0]))
+    np.testing.assert_array_equal(got[0], m.new)
+    np.testing.assert_array_equal(got[1], m.old)
+    one = next(iter(states))
+    r = requests.request("PROPFIND", f"{world.url}zarrs/{shard}/{one}.zarr/", headers={"Depth": "1"}, timeout=60)
+    assert r.status_code == 207
+    names = {x.findtext(f".//{DAV}displayname") for x in ET.fromstring(r.content).findall(f"{DAV}response")}
+    assert {".zarray", "0.0"} <= names
+    assert world.get(f"zarrs/{shard}/{one}.zarr/0.0").status_code == 307
+    assert world.get(f"zarrs/{shard}/{one}.json").status_code == 404
+    assert world.get(f"zarr-manifests/{shard}/.neuromirror.json").status_code == 404
+    assert requests.put(f"{world.url}zarr-manifests/{shard}/x.json", data=b"{}", timeout=60).status_code == 405

@@ -95,6 +95,11 @@ class Mirror:
             with exclude.open("a") as fh:
                 fh.write("\n/.neuromirror/\n")
 
+    @property
+    def manifest_root(self) -> Path:
+        """Where the Zarr manifests (DANDI's format) of every Zarr state the mirror records are written."""
+        return self.state_dir / "zarr-manifests"
+
     def dataset_path(self, relpath: str) -> Path:
         return self.root / relpath
 

@@ -42,6 +42,8 @@ class IndexState:
         #: where a source keeps bytes it read anyway (BOSS chunks): set by the engine when the
         #: sync has a store, else None (and the source does no extra work)
         self.content_sink: Optional[ContentSink] = None
+        #: where the Zarr states a sync records get their manifests (DANDI's format): set by the engine
+        self.manifest_root: Optional[Path] = None
 
     def now_at(self, version: dict) -> None:
         """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""

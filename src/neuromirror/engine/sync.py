@@ -154,6 +154,7 @@ def sync_dataset(
         state = recorder.state(head)
     sink = StoreSink(store) if store is not None else None
     state.content_sink = sink
+    state.manifest_root = mirror.manifest_root
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None

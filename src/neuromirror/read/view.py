@@ -30,7 +30,9 @@ from neuromirror.util.progress import human_bytes
 
 log = logging.getLogger("neuromirror.read.view")
 
-SHARES = {"/dav": "dav", "/dandisets": "dandisets"}
+SHARES = {"/dav": "dav", "/dandisets": "dandisets", "/zarrs": "zarrs"}
+#: the mirror's Zarr manifest root, as dandidav reads one (:mod:`.manifests`)
+MANIFESTS = "/zarr-manifests"
 READ_METHODS = ("GET", "HEAD", "OPTIONS", "PROPFIND")
 #: query parameters that carry a credential: a URL with one is never handed out
 SECRET_PARAMS = {"x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "token", "access_token"}
@@ -96,13 +98,15 @@ class View:
     def handles(path: str) -> bool:
         """Is ``path`` (a request's, query included) the view's?"""
         p = path.split("?", 1)[0].split("#", 1)[0]
-        return any(p == s or p.startswith(s + "/") for s in SHARES)
+        return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS))
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         head = method == "HEAD"
         # PEP 3333: PATH_INFO holds the path's bytes as latin-1
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
+        if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
+            return self._manifests(environ, start_response, path)
         share = next((s for s in SHARES if path == s or path.startswith(s + "/")), None)
         if share is None:
             return _text(start_response, "404 Not Found", "not found\n", head)
@@ -161,6 +165,32 @@ class View:
     @staticmethod
     def _gone(start_response: StartResponse, path: str, key: str, why: str, head: bool) -> Iterable[bytes]:
         return _text(start_response, "410 Gone", f"{path}: key {key or '-'}: {why}\n", head)
+
+    # -- the manifest root -----------------------------------------------------------------
+    def _manifests(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        """A manifest file as it is, or a directory's ``{"path", "files", "directories"}`` (dandidav's index)."""
+        method = environ["REQUEST_METHOD"]
+        head = method == "HEAD"
+        if method not in ("GET", "HEAD"):
+            allow = [("Allow", "GET, HEAD")]
+            return _text(start_response, "405 Method Not Allowed", f"{method}: the view is read-only\n", head, allow)
+        parts = [p for p in path[len(MANIFESTS) :].split("/") if p]
+        if any(p in (".", "..") or "\0" in p for p in parts):
+            return _text(start_response, "400 Bad Request", "'.' and '..' are not names\n", head)
+        try:
+            found = self.tree.manifests.file(parts)
+            if found is not None:
+                body = found.read_bytes()
+            else:
+                index = self.tree.manifests.index(parts)
+                if index is None:
+                    return _text(start_response, "404 Not Found", "no such manifest or directory\n", head)
+                body = json.dumps({"path": path.rstrip("/") + "/", **index}).encode()
+        except FileNotFoundError:
+            return _text(start_response, "404 Not Found", "no such manifest or directory\n", head)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", [*headers, ("Access-Control-Allow-Origin", "*")])
+        return [] if head else [body]
 
     # -- directories ---------------------------------------------------------------------
     def _listing(

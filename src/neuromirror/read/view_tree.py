@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 from neuromirror.errors import UserError
 from neuromirror.read.listings import Listings
+from neuromirror.read.manifests import ManifestTree
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
@@ -77,6 +78,9 @@ class Tree:
         self._lock = threading.Lock()
         self._pins: OrderedDict[tuple[str, str], tuple[Pin, float]] = OrderedDict()
         self.listings = Listings()
+        from neuromirror.dataset.mirror import Mirror
+
+        self.manifests = ManifestTree(Mirror(self.root, index).manifest_root, self._hidden_source)
 
     # -- the index ------------------------------------------------------------------
     def _index(self) -> Any:
@@ -89,6 +93,12 @@ class Tree:
                 raise FileNotFoundError(f"no index at {mirror.index_path} yet")
             self._mirror = mirror
         return self._mirror
+
+    def _hidden_source(self, source: str) -> Optional[str]:
+        if self.hidden is None:
+            return None
+        with self._db_lock:
+            return self.hidden(self._index().index, source)
 
     def _visible(self, index: Any, source: str) -> bool:
         return self.hidden is None or self.hidden(index, source) is None
@@ -116,6 +126,8 @@ class Tree:
         try:
             if style == "dandisets":
                 return self._dandisets(parts, path.endswith("/"))
+            if style == "zarrs":
+                return self._zarrs(parts)
             return self._dav(parts, path.endswith("/"))
         except FileNotFoundError:
             return None
@@ -158,6 +170,14 @@ class Tree:
         if parts[1] == "releases":
             return self._in_pin(source, parts[2], parts[3:], slash)
         return self._in_pin(source, parts[1], parts[2:], slash)
+
+    def _zarrs(self, parts: list[str]) -> Optional[Node]:
+        """dandidav's ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``, from the mirror's manifests."""
+        got = self.manifests.node(parts)
+        if got is None:
+            return None
+        is_dir, members, f = got
+        return Node(True, [Entry(n, m) for n, m in members]) if is_dir else Node(False, file=f)
 
     # -- pins ---------------------------------------------------------------------------
     def pin(self, source: str, version: str) -> Optional[Pin]:

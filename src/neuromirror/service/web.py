@@ -117,7 +117,12 @@ class _Handler(BaseHTTPRequestHandler):
         svc = self.server.service
         try:
             if svc is None and path != "/healthz":
-                self._send(404, b"not found (serve --no-schedule: only /dav/ and /dandisets/)\n", TEXT, head)
+                self._send(
+                    404,
+                    b"not found (serve --no-schedule: only /dav/, /dandisets/, /zarrs/ and /zarr-manifests/)\n",
+                    TEXT,
+                    head,
+                )
                 return
             if path in ("/", "/index.html"):
                 body, ctype = self._overview().encode(), HTML

@@ -31,6 +31,7 @@ from neuromirror.engine import urlrule
 from neuromirror.engine.repair import RepairReport, repair_dataset
 from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset, had_embargoed_state, tag
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
+from neuromirror.engine.zarr.manifest import NULL_VERSION, ManifestEntry, write_manifest
 from neuromirror.records import AnnexEntry, Refusal
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
@@ -58,6 +59,7 @@ class ZarrJob:
     tag: Optional[str] = None  # a published version: tag the Zarr's commit too
     tag_message: Optional[str] = None
     tag_date: Optional[datetime] = None
+    manifests: Optional[str] = None  # the mirror's Zarr manifest root: write this state's manifest there
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,32 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     if job.tag:
         tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
     spent["commit"] = time.perf_counter() - t
+    if job.manifests and how == "s3-versions" and not job.embargoed:
+        t = time.perf_counter()
+        _write_manifest(job, objs, entries, checksum, date)
+        spent["manifest"] = time.perf_counter() - t
     return ZarrRecord(
         job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None, dataset_id(zds), spent, unpinned
+    )
+
+
+def _write_manifest(
+    job: ZarrJob, objs: list[zl.ZObject], entries: list[AnnexEntry], checksum: str, date: datetime
+) -> None:
+    """This state's manifest in DANDI's format (:mod:`.manifest`): only what the commit holds."""
+    held = {e.path for e in entries}
+    rows = [
+        ManifestEntry(o.rel, o.version_id or NULL_VERSION, o.modified or date, o.size, o.etag)
+        for o in objs
+        if o.rel in held
+    ]
+    base = (job.s3_base or "").split("?", 1)[0]
+    assert job.manifests is not None
+    write_manifest(
+        Path(job.manifests),
+        job.zarr_id,
+        checksum,
+        rows,
+        base_url=base.rstrip("/") + "/" if base else None,
+        source=f"dandi:{job.dandiset}",
     )

@@ -43,6 +43,12 @@ log = logging.getLogger("neuromirror.dandi")
 COMMIT_CACHE = ZARR_CACHE
 
 
+def manifest_root(state: SourceState) -> Optional[str]:
+    """Where the sync writes Zarr manifests (the mirror's ``zarr-manifests/``), if the state says."""
+    root = getattr(state, "manifest_root", None)
+    return str(root) if root else None
+
+
 def _key(zarr_id: str, checksum: str, access: str) -> str:
     return f"{zarr_id} {checksum} {access}"
 
@@ -140,6 +146,7 @@ class ZarrRun:
                         tag=self.snap.tag,
                         tag_message=self.snap.tag_message or self.snap.message,
                         tag_date=self.snap.date,
+                        manifests=manifest_root(self.state),
                     ),
                 )
             )

@@ -1,0 +1,179 @@
+"""Zarr manifest files in DANDI's format, one per Zarr state the mirror records.
+
+The DANDI archive cannot publish a dandiset version that holds a Zarr (dandi-archive issue
+2915); its design for versioned Zarrs (dandi-archive ``doc/design/zarr-manifests.md``, proof of
+concept in dandi/zarr-manifests) is a JSON manifest per Zarr state, read by dandidav's
+``/zarrs/`` tree.  The mirror already lists each Zarr state with every object's S3 versionId,
+so it writes the same files under its root — ``zarr-manifests/{id[:3]}/{id[3:6]}/{id}/
+{checksum}.json`` — and dandidav, or any client of the format, can take the mirror as its
+manifest root (the view serves them, :mod:`neuromirror.read.view_zarrs`).
+
+The file is what the proof of concept's ``update_manifest.py`` writes: ``schemaVersion`` 2,
+``fields`` ``["versionId","lastModified","size","ETag"]``, ``statistics`` (entries, depth,
+totalSize, lastModified, zarrChecksum) and ``entries``, a nested tree whose files are positional
+arrays, in S3 key order, indented by one space with each array on one line.  It is written as a
+stream (objects sorted by path come out as a depth-first walk of the tree), so a Zarr of 10^6
+objects never becomes a nested dict in memory.  Beside the manifests of a Zarr sits
+``.neuromirror.json``, the Zarr's S3 prefix (an entry's URL is that prefix, its path and its
+``versionId``), which listings of the manifest tree leave out as dandidav leaves out names with
+a dot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterable, Optional, Sequence
+
+SCHEMA_VERSION = 2
+FIELDS = ("versionId", "lastModified", "size", "ETag")
+DIRNAME = "zarr-manifests"
+SIDECAR = ".neuromirror.json"
+#: S3's name for the version of an object in a bucket without versioning
+NULL_VERSION = "null"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One object of a Zarr state, as a manifest records it."""
+
+    path: str  # inside the Zarr, '/'-separated
+    version_id: str
+    modified: datetime
+    size: int
+    etag: str  # the MD5 (or multipart ETag), lowercase, no quotes
+
+
+def zarr_uuid(bucket_url: str) -> str:
+    """An id for a Zarr the archive gives none (an AIND store): a UUID of its S3 prefix, stable."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, bucket_url.rstrip("/") + "/"))
+
+
+def manifest_path(root: Path, zarr_id: str, checksum: str) -> Path:
+    """Where the manifest of ``zarr_id`` at ``checksum`` lives under a manifest root."""
+    return root / zarr_id[:3] / zarr_id[3:6] / zarr_id / f"{checksum}.json"
+
+
+def stamp(t: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS+00:00``: the design's time format (S3 times are whole seconds)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def write_manifest(
+    root: Path,
+    zarr_id: str,
+    checksum: str,
+    entries: Sequence[ManifestEntry],
+    *,
+    base_url: Optional[str] = None,
+    source: Optional[str] = None,
+    archive_checksum: Optional[str] = None,
+) -> Path:
+    """Write (atomically) the manifest of one Zarr state; an existing one is left as it is.
+
+    ``checksum`` is the Zarr checksum computed from ``entries``; ``archive_checksum``, when the
+    archive states another, is recorded as the proof of concept does (``zarrChecksumMismatch``).
+    """
+    target = manifest_path(root, zarr_id, checksum)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if base_url:
+        _write_sidecar(target.parent, {"url": base_url, "source": source})
+    if target.exists():
+        return target
+    ordered = sorted(entries, key=lambda e: e.path)
+    stats: dict[str, Any] = {
+        "entries": len(ordered),
+        "depth": max((e.path.count("/") for e in ordered), default=0),
+        "totalSize": sum(e.size for e in ordered),
+        "lastModified": stamp(max(e.modified for e in ordered)) if ordered else None,
+        "zarrChecksum": checksum,
+    }
+    if archive_checksum and archive_checksum != checksum:
+        stats["zarrChecksumMismatch"] = archive_checksum
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f'{{\n "schemaVersion": {SCHEMA_VERSION},\n "fields": {_compact(list(FIELDS))},\n')
+            out.write(' "statistics": {\n')
+            out.write(",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in stats.items()))
+            out.write('\n },\n "entries": ')
+            _write_tree(out, ordered)
+            out.write("\n}\n")
+        os.chmod(tmp, 0o644)  # readable by whatever web server publishes the manifest root
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return target
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _write_tree(out: IO[str], ordered: Iterable[ManifestEntry]) -> None:
+    """The nested ``entries`` object, streamed: sorted paths are a depth-first walk of the tree."""
+    stack: list[str] = []  # the open directories
+    first = [True]  # per open object: no member written yet
+    out.write("{")
+    for e in ordered:
+        *dirs, name = e.path.split("/")
+        common = 0
+        while common < min(len(stack), len(dirs)) and stack[common] == dirs[common]:
+            common += 1
+        while len(stack) > common:  # close the directories this path is not in
+            stack.pop()
+            first.pop()
+            out.write("\n" + " " * (len(stack) + 2) + "}")
+        for d in dirs[common:]:  # open the ones it is in
+            out.write(("" if first[-1] else ",") + "\n" + " " * (len(stack) + 2) + json.dumps(d) + ": {")
+            first[-1] = False
+            stack.append(d)
+            first.append(True)
+        row = [e.version_id, stamp(e.modified), e.size, e.etag]
+        out.write(("" if first[-1] else ",") + "\n" + " " * (len(stack) + 2) + json.dumps(name) + ": " + _compact(row))
+        first[-1] = False
+    while stack:
+        stack.pop()
+        first.pop()
+        out.write("\n" + " " * (len(stack) + 2) + "}")
+    out.write("\n }" if not first[-1] else "}")
+
+
+def _write_sidecar(directory: Path, about: dict[str, Optional[str]]) -> None:
+    """The Zarr's S3 prefix and source (the view hides a source it must), written before any manifest."""
+    side = directory / SIDECAR
+    body = json.dumps(about) + "\n"
+    if side.exists() and side.read_text(encoding="utf-8") == body:
+        return
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(body)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, side)
+
+
+def _sidecar(directory: Path, field: str) -> Optional[str]:
+    try:
+        got = json.loads((directory / SIDECAR).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = got.get(field) if isinstance(got, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def base_url_of(directory: Path) -> Optional[str]:
+    """The S3 prefix a Zarr's manifests are relative to (see the module), if recorded."""
+    return _sidecar(directory, "url")
+
+
+def source_of(directory: Path) -> Optional[str]:
+    """The source (``dandi:000108``, ``aind:ASSET``) whose Zarr a manifest directory holds, if recorded."""
+    return _sidecar(directory, "source")

@@ -1,0 +1,152 @@
+"""The mirror's Zarr manifests as the view serves them: dandidav's manifest root and ``/zarrs/`` tree.
+
+The sync writes one manifest per Zarr state (:mod:`neuromirror.engine.zarr.manifest`).  Two
+readers want them:
+
+* dandidav (or any client of the format) with the mirror as its manifest root: it GETs
+  ``{root}/{p1}/{p2}/{zarr_id}/{checksum}.json`` and, for a directory, ``{root}/{dir}/``
+  answered by JSON ``{"files": [...], "directories": [...]}`` (the proof of concept's index);
+  :meth:`ManifestTree.index` and :meth:`ManifestTree.file` give both.
+* a reader of dandidav's own paths, ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``:
+  :meth:`ManifestTree.node` resolves them to directories and files of one Zarr state, each
+  file with the URL that serves exactly its bytes (its S3 ``versionId``).
+
+Names starting with a dot (the sidecar, a temporary file) are never listed, as dandidav skips
+them.  A Zarr whose source the view hides (an embargo) is absent.  Parsed manifests are kept,
+a few at a time (a Zarr read is one GET per chunk, all against one manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import quote
+
+from neuromirror.annex.keys import md5e_key
+from neuromirror.engine.zarr.manifest import SIDECAR, base_url_of, source_of
+from neuromirror.read.urls import PinnedFile
+
+#: parsed manifests kept (each may be large: a Zarr of 10^5 objects is ~10 MB of JSON)
+MAX_MANIFESTS = 4
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+#: a reason to hide a source, or None
+HiddenSource = Callable[[str], Optional[str]]
+
+
+class ManifestTree:
+    """The manifest root on disk, read-only, as indexes, files and ``/zarrs/`` nodes."""
+
+    def __init__(self, root: Path, hidden: Optional[HiddenSource] = None) -> None:
+        self.root = Path(root)
+        self.hidden = hidden
+        self._lock = threading.Lock()
+        self._parsed: OrderedDict[Path, dict] = OrderedDict()
+
+    # -- the manifest root ------------------------------------------------------------
+    def _place(self, parts: list[str]) -> Optional[Path]:
+        if any(not p or p.startswith(".") or p in ("..",) or "\0" in p for p in parts):
+            return None
+        place = self.root.joinpath(*parts)
+        if len(parts) >= 3 and not self._visible(self.root.joinpath(*parts[:3])):
+            return None
+        return place
+
+    def _visible(self, zarr_dir: Path) -> bool:
+        if self.hidden is None:
+            return True
+        source = source_of(zarr_dir)
+        return source is None or self.hidden(source) is None
+
+    def index(self, parts: list[str]) -> Optional[dict]:
+        """``{"files": [...], "directories": [...]}`` of a directory of the root, or None."""
+        place = self._place(parts)
+        if place is None or not place.is_dir():
+            return None
+        files, dirs = [], []
+        for child in sorted(place.iterdir(), key=lambda p: p.name):
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                if len(parts) == 2 and not self._visible(child):
+                    continue
+                dirs.append(child.name)
+            elif child.is_file():
+                files.append(child.name)
+        return {"files": files, "directories": dirs}
+
+    def file(self, parts: list[str]) -> Optional[Path]:
+        """A manifest file of the root, or None."""
+        place = self._place(parts)
+        return place if place is not None and len(parts) == 4 and place.is_file() else None
+
+    # -- dandidav's /zarrs/ ----------------------------------------------------------------
+    def node(
+        self, parts: list[str]
+    ) -> Optional[tuple[bool, list[tuple[str, Optional[PinnedFile]]], Optional[PinnedFile]]]:
+        """What ``/zarrs/{parts}`` names: (is a directory, its members, the file), or None."""
+        if len(parts) < 4:
+            got = self.index(parts)
+            if got is None:
+                return None
+            if len(parts) < 3:
+                return True, [(d, None) for d in got["directories"]], None
+            zarrs = [f[: -len(".json")] + ".zarr" for f in got["files"] if f.endswith(".json")]
+            return True, [(z, None) for z in zarrs if "." not in z[: -len(".zarr")]], None
+        name = parts[3]
+        if not name.endswith(".zarr") or "." in name[: -len(".zarr")]:
+            return None
+        path = self.file([*parts[:3], name[: -len(".zarr")] + ".json"])
+        if path is None:
+            return None
+        manifest = self._manifest(path)
+        base = base_url_of(path.parent)
+        here: Any = manifest.get("entries", {})
+        inner = parts[4:]
+        for i, part in enumerate(inner):
+            if not isinstance(here, dict) or part not in here:
+                return None
+            here = here[part]
+            if isinstance(here, list):
+                if i != len(inner) - 1:
+                    return None
+                return False, [], _file("/".join(inner), here, base)
+        if not isinstance(here, dict):
+            return None
+        prefix = "/".join(inner)
+        members = [
+            (n, None if isinstance(v, dict) else _file(f"{prefix}/{n}" if prefix else n, v, base))
+            for n, v in sorted(here.items())
+        ]
+        return True, members, None
+
+    def _manifest(self, path: Path) -> dict:
+        with self._lock:
+            got = self._parsed.get(path)
+            if got is not None:
+                self._parsed.move_to_end(path)
+                return got
+        parsed = json.loads(path.read_text(encoding="utf-8"))
+        with self._lock:
+            self._parsed[path] = parsed
+            while len(self._parsed) > MAX_MANIFESTS:
+                self._parsed.popitem(last=False)
+        return parsed
+
+
+def _file(path: str, row: list, base: Optional[str]) -> PinnedFile:
+    """One manifest entry (``[versionId, lastModified, size, ETag]``) as a file and its URL."""
+    version, _, size, etag = row
+    key = md5e_key(etag, int(size), path) if isinstance(etag, str) and _MD5.match(etag) else ""
+    if not base:
+        return PinnedFile(path, key, int(size), None, "none", "the manifest's Zarr has no recorded S3 prefix")
+    url = base + quote(path, safe="/~")
+    if version and version != "null":
+        url += "?versionId=" + quote(str(version), safe="")
+    return PinnedFile(path, key, int(size), url, "archive")
+
+
+__all__ = ["ManifestTree", "SIDECAR"]
