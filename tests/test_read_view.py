@@ -452,3 +452,34 @@ def test_zarr_manifests_in_dandis_format_and_dandidavs_zarrs_paths(world: World)
     assert world.get(f"zarrs/{shard}/{one}.json").status_code == 404
     assert world.get(f"zarr-manifests/{shard}/.neuromirror.json").status_code == 404
     assert requests.put(f"{world.url}zarr-manifests/{shard}/x.json", data=b"{}", timeout=60).status_code == 405
+
+
+def test_neuromirror_fsspec_reads_a_served_mirror_by_its_base_url(world: World) -> None:
+    import fsspec
+    import zarr
+
+    from neuromirror.read.fsspec_fs import NotStreamable
+
+    m, d = world.m, world.lost
+    opts = {"base_url": world.url}  # no root: this reader has no mirror of its own, only the lab's view
+    fs = fsspec.filesystem("neuromirror", **opts)
+    pin = f"dandi/{m.id}@{m.first}"
+    assert {p.rsplit("/", 1)[-1] for p in fs.ls(pin, detail=False)} >= {"README.md", "sub-01", "sub-02"}
+    info = fs.info(f"{pin}/{H5}")
+    assert (info["type"], info["size"]) == ("file", len(m.h5)) and info["served_by"] == "archive"
+    assert fs.info(f"{pin}/sub-01")["type"] == "directory"
+    assert fs.cat_file(f"{pin}/{H5}", start=0, end=8) == b"\x89HDF\r\n\x1a\n"  # by the view's redirect
+    with fsspec.open(f"neuromirror://{pin}/{H5}", "rb", **opts) as f:
+        f.seek(len(m.h5) - 100)
+        assert f.read() == m.h5[-100:]
+    old = zarr.open_array(f"neuromirror://{pin}/{ZARR}", mode="r", storage_options=opts)
+    new = zarr.open_array(f"neuromirror://dandi/{m.id}@{m.second}/{ZARR}", mode="r", storage_options=opts)
+    np.testing.assert_array_equal(old[:], m.old)
+    np.testing.assert_array_equal(new[:], m.new)
+    # the store's copy the view streams; a file no URL serves says why
+    lost = f"dandi/{d.id}@{d.version}"
+    assert fs.cat_file(f"{lost}/sub-01/a.nwb", start=10, end=20) == d.files["sub-01/a.nwb"][10:20]
+    with pytest.raises(NotStreamable, match="key"):
+        fs.cat_file(f"{lost}/sub-02/b.nwb")
+    with pytest.raises(FileNotFoundError):
+        fs.info(f"{pin}/no-such-file")

@@ -9,7 +9,8 @@ dataset's git is read from the dataset.  A file no URL serves raises :class:`Not
 
 Paths are ``ARCHIVE/NAME@VERSION/PATH`` (``aind/ASSET@V/...``, ``boss/COLL/EXP@V/...``); VERSION
 is a label, ``draft`` or a commit.  The mirror is ``storage_options`` ``root`` (and ``index``), else
-``NEUROMIRROR_ROOT``.  Listings are read once per pin and directory (a walk of the tree and the
+``NEUROMIRROR_ROOT``; or a served one, ``storage_options`` ``base_url`` (else ``NEUROMIRROR_URL``): the
+base URL of its ``neuromirror serve --http`` view (:mod:`.fsspec_remote`).  Listings are read once per pin and directory (a walk of the tree and the
 ``git-annex`` branch under it) and kept: later reads of that directory start no git process.
 """
 
@@ -24,6 +25,7 @@ from typing import Any, Optional
 from fsspec.spec import AbstractFileSystem
 
 from neuromirror.errors import UserError
+from neuromirror.read.fsspec_remote import ServedMirror
 from neuromirror.read.listings import Listings
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile
@@ -42,14 +44,18 @@ class NeuromirrorFileSystem(AbstractFileSystem):
     protocol = "neuromirror"
     root_marker = ""
 
-    def __init__(self, root: Optional[str] = None, index: Optional[str] = None, **kwargs: Any):
+    def __init__(
+        self, root: Optional[str] = None, index: Optional[str] = None, base_url: Optional[str] = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
+        served = base_url or (None if root else os.environ.get("NEUROMIRROR_URL"))
         self.mirror_root = Path(root or os.environ.get("NEUROMIRROR_ROOT") or "neuromirror-root").absolute()
         self.index_path = index or os.environ.get("NEUROMIRROR_INDEX")
         self._pins: dict[str, Pin] = {}
         self._listings = Listings(max_listings=_LISTINGS)
         self._lock = threading.Lock()
         self._http: Any = None
+        self.served = ServedMirror(served, self._http_fs()) if served else None
 
     # -- names ------------------------------------------------------------------
     @classmethod
@@ -58,14 +64,19 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             path = path[len("neuromirror://") :]
         return path.strip("/")
 
-    def _split(self, path: str) -> tuple[Pin, str]:
-        """(the pin, the path inside it) of ``ARCHIVE/NAME@VERSION/PATH``."""
+    def _parts(self, path: str) -> tuple[str, str]:
+        """(``ARCHIVE/NAME@VERSION``, the path inside the pin) of a path."""
         path = self._strip_protocol(path)
         head, at, rest = path.partition("@")
         if not at:
             raise ValueError(f"neuromirror://{path}: name a pinned version, ARCHIVE/NAME@VERSION/PATH")
         version, _, inner = rest.partition("/")
-        key = f"{head}@{version}"
+        return f"{head}@{version}", inner.strip("/")
+
+    def _split(self, path: str) -> tuple[Pin, str]:
+        """(the pin, the path inside it) of ``ARCHIVE/NAME@VERSION/PATH``."""
+        key, inner = self._parts(path)
+        head, _, version = key.rpartition("@")
         with self._lock:
             pin = self._pins.get(key)
         if pin is None:
@@ -83,7 +94,7 @@ class NeuromirrorFileSystem(AbstractFileSystem):
                 mirror.close()
             with self._lock:
                 self._pins[key] = pin
-        return pin, inner.strip("/")
+        return pin, inner
 
     def _mirror(self) -> Any:
         from neuromirror.dataset.mirror import Mirror
@@ -107,6 +118,9 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         return pin, f
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
+        if self.served is not None:
+            entries = self._served_ls(path)
+            return entries if detail else [e["name"] for e in entries]
         pin, inner = self._split(path)
         base = self._strip_protocol(path)
         head = base[: len(base) - len(inner)].rstrip("/") if inner else base
@@ -142,6 +156,11 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         }
 
     def info(self, path: str, **kwargs: Any) -> dict:
+        if self.served is not None:
+            got = self.served.info(*self._parts(path))
+            if got is None:
+                raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file at that pin")
+            return got
         pin, inner = self._split(path)
         base = self._strip_protocol(path)
         if not inner:
@@ -175,6 +194,15 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         return self._http_fs(), f.url
 
     def cat_file(self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any) -> bytes:
+        if self.served is not None:
+            head, inner = self._parts(path)
+            try:
+                return self._http_fs().cat_file(self.served.url(head, inner), start=start, end=end)
+            except FileNotFoundError:
+                raise
+            except Exception:
+                self._served_gone(head, inner)
+                raise
         _, f = self._file(path)
         if f.served_by == "git":
             assert f.repo is not None and f.blob is not None
@@ -186,6 +214,11 @@ class NeuromirrorFileSystem(AbstractFileSystem):
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":
             raise PermissionError("neuromirror:// is read-only: a pin never changes")
+        if self.served is not None:
+            head, inner = self._parts(path)
+            size = self.info(path).get("size")
+            self._served_gone(head, inner)
+            return self._http_fs().open(self.served.url(head, inner), "rb", **({"size": size} if size else {}))
         _, f = self._file(path)
         if f.served_by == "git":
             import io
@@ -195,3 +228,22 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         fs, where = self._source_of(f)
         options = {"size": f.size} if f.size is not None and fs is self._http else {}
         return fs.open(where, "rb", **options, **{k: v for k, v in kwargs.items() if k in ("block_size", "cache_type")})
+
+    # -- a served mirror ------------------------------------------------------------
+    def _served_ls(self, path: str) -> list[dict]:
+        assert self.served is not None
+        head, inner = self._parts(path)
+        rows = self.served.listing(head, inner)
+        if rows is None:
+            one = self.served.info(head, inner)
+            if one is None or one["type"] != "file":
+                raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file or directory")
+            rows = [one]
+        return rows
+
+    def _served_gone(self, head: str, inner: str) -> None:
+        """Raise :class:`NotStreamable` with the view's reason if no URL serves the file."""
+        assert self.served is not None
+        why = self.served.gone(head, inner)
+        if why is not None:
+            raise NotStreamable(why)

@@ -1,0 +1,86 @@
+"""``neuromirror://`` over a served mirror: the same paths, read through another host's view.
+
+A lab runs ``neuromirror serve --http`` once; its members read pins without a mirror of their
+own: ``fsspec.open("neuromirror://dandi/000027@V/x.nwb", base_url="http://mirror.lab:8642/")`` (or
+``NEUROMIRROR_URL``).  ``ARCHIVE/NAME@VERSION/PATH`` becomes the view's
+``/dav/ARCHIVE/NAME/VERSION/PATH``; a directory is read from the view's JSON listing (kept, a few
+at a time), a file through fsspec's HTTP filesystem, which follows the view's redirect to the
+pinned URL (range requests then go to the archive) or reads the bytes the view streams itself.
+A file the view answers 410 for raises :class:`~.fsspec_fs.NotStreamable` with the view's reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any, Optional
+from urllib.parse import quote
+
+#: directory listings kept (each one directory's entries)
+MAX_LISTINGS = 64
+
+
+class ServedMirror:
+    """The view of a served mirror at ``base`` (``http://host:port/``), as ``neuromirror://`` reads it."""
+
+    def __init__(self, base: str, http: Any) -> None:
+        self.base = base.rstrip("/") + "/"
+        self.http = http  # fsspec's HTTP filesystem
+        self._lock = threading.Lock()
+        self._listings: OrderedDict[str, list[dict]] = OrderedDict()
+
+    def url(self, head: str, inner: str) -> str:
+        """The view's URL of ``inner`` at the pin ``head`` (``ARCHIVE/NAME@VERSION``)."""
+        name, _, version = head.rpartition("@")
+        path = "/".join(p for p in (name, version, inner) if p)
+        return self.base + "dav/" + quote(path, safe="/~@")
+
+    def listing(self, head: str, inner: str) -> Optional[list[dict]]:
+        """The entries of directory ``inner`` at the pin (None: not a directory there)."""
+        url = self.url(head, inner) + "/"
+        with self._lock:
+            got = self._listings.get(url)
+            if got is not None:
+                self._listings.move_to_end(url)
+                return got
+        import requests
+
+        r = requests.get(url, params={"format": "json"}, allow_redirects=False, timeout=60)
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200 or not r.headers.get("Content-Type", "").startswith("application/json"):
+            return None  # a file (its redirect), or no directory
+        rows = [
+            {
+                "name": f"{head}/{inner}/{e['name']}" if inner else f"{head}/{e['name']}",
+                "size": e.get("size", 0) if e["type"] == "file" else 0,
+                "type": e["type"],
+                **{k: e[k] for k in ("key", "served_by") if k in e},
+            }
+            for e in r.json().get("entries", [])
+        ]
+        with self._lock:
+            self._listings[url] = rows
+            while len(self._listings) > MAX_LISTINGS:
+                self._listings.popitem(last=False)
+        return rows
+
+    def info(self, head: str, inner: str) -> Optional[dict]:
+        """``ls``'s entry of ``inner`` (a file or a directory), from its directory's listing."""
+        if not inner:
+            return {"name": head, "size": 0, "type": "directory"}
+        parent, _, name = inner.rpartition("/")
+        rows = self.listing(head, parent)
+        if rows is None:
+            return None
+        return next((r for r in rows if r["name"].rpartition("/")[2] == name), None)
+
+    def gone(self, head: str, inner: str) -> Optional[str]:
+        """The view's reason when no URL serves the file (its 410), else None."""
+        import requests
+
+        r = requests.head(self.url(head, inner), allow_redirects=False, timeout=60)
+        if r.status_code == 410:
+            g = requests.get(self.url(head, inner), allow_redirects=False, timeout=60)
+            return g.text.strip()
+        return None
