@@ -278,3 +278,43 @@ def test_publish_to_a_ria_store_carries_the_stores(world: World, tmp_path: Path)
     for rel, data in world.files[-1].items():
         if rel.startswith(STORES[1] + "/"):
             assert (c / rel).read_bytes() == data, rel
+
+
+def test_each_store_state_has_a_zarr_manifest_in_dandis_format(world: World) -> None:
+    """Every store state the mirror recorded has its manifest; each entry's versionId serves its bytes."""
+    import hashlib
+
+    import requests
+    from zarr_checksum.tree import ZarrChecksumTree
+
+    from test_read_view import manifest_shape
+
+    root = world.run.root / ".neuromirror" / "zarr-manifests"
+    by_store: dict[str, list[Path]] = {}
+    for side in root.glob("*/*/*/.neuromirror.json"):
+        about = json.loads(side.read_text())
+        if about["source"] != f"aind:{ASSET}":
+            continue  # another asset of this mirror
+        store = next(s for s in STORES if about["url"].endswith(f"/{ASSET}/{s}/"))
+        assert side.parent.name == str(uuid.uuid5(uuid.NAMESPACE_URL, about["url"]))
+        assert (side.parent.parent.name, side.parent.parent.parent.name) == (
+            side.parent.name[3:6],
+            side.parent.name[:3],
+        )
+        by_store[store] = sorted(p for p in side.parent.glob("[!.]*.json"))
+    assert sorted(by_store) == sorted(STORES)
+    assert len(by_store[STORES[1]]) == 2, "the store changed once after the conversion: two states"
+    # the newest state's name is the dandi-zarr-checksum of the store as the bucket holds it now
+    tree_ = ZarrChecksumTree()
+    for rel, data in world.files[-1].items():
+        if rel.startswith(STORES[1] + "/"):
+            tree_.add_leaf(path=Path(rel[len(STORES[1]) + 1 :]), size=len(data), digest=hashlib.md5(data).hexdigest())
+    assert f"{tree_.process()}.json" in [p.name for p in by_store[STORES[1]]]
+    for manifests in by_store.values():
+        for p in manifests:
+            files = manifest_shape(p.read_text())
+            base = json.loads((p.parent / ".neuromirror.json").read_text())["url"]
+            assert {path for path, _ in files} >= {".zgroup", "0/.zarray", "0/0"}
+            for path, (version, _, size, etag) in files:
+                data = requests.get(base + path, params={"versionId": version}, timeout=60).content
+                assert (len(data), hashlib.md5(data).hexdigest()) == (size, etag), path

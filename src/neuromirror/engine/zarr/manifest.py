@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Iterable, Optional, Sequence
+from urllib.parse import quote
 
 SCHEMA_VERSION = 2
 FIELDS = ("versionId", "lastModified", "size", "ETag")
@@ -47,6 +48,12 @@ class ManifestEntry:
     modified: datetime
     size: int
     etag: str  # the MD5 (or multipart ETag), lowercase, no quotes
+
+
+def manifest_root(state: object) -> Optional[str]:
+    """Where the sync writes Zarr manifests (the mirror's ``zarr-manifests/``), if its state says."""
+    root = getattr(state, "manifest_root", None)
+    return str(root) if root else None
 
 
 def zarr_uuid(bucket_url: str) -> str:
@@ -177,3 +184,52 @@ def base_url_of(directory: Path) -> Optional[str]:
 def source_of(directory: Path) -> Optional[str]:
     """The source (``dandi:000108``, ``aind:ASSET``) whose Zarr a manifest directory holds, if recorded."""
     return _sidecar(directory, "source")
+
+
+class ManifestRows:
+    """A store's manifest rows, spooled as its listing streams by (one JSON array per line).
+
+    An AIND asset's stores are committed by jobs after the listing has moved on, and a store can
+    hold 10^6 objects: its rows wait in a file beside the store's entry spool, not in memory.
+    ``base`` is the store's S3 prefix, learnt from the first object's URL.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base: Optional[str] = None
+        self._out: Optional[IO[str]] = None
+
+    def add(
+        self, inner: str, version_id: Optional[str], modified: datetime, size: int, etag: str, url: Optional[str]
+    ) -> None:
+        if self._out is None:
+            self._out = self.path.open("w", encoding="utf-8")
+        if self.base is None and url:
+            plain, tail = url.split("?", 1)[0], quote(inner, safe="/~")
+            if plain.endswith("/" + tail):
+                self.base = plain[: -len(tail)]
+        when = modified if modified.tzinfo else modified.replace(tzinfo=timezone.utc)
+        self._out.write(json.dumps([inner, version_id or NULL_VERSION, when.timestamp(), size, etag.strip('"')]) + "\n")
+
+    def close(self) -> ManifestRows:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        return self
+
+    def discard(self) -> None:
+        self.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def read_rows(path: Path) -> list[ManifestEntry]:
+    """The rows :class:`ManifestRows` spooled."""
+    out = []
+    with path.open(encoding="utf-8") as rows:
+        for line in rows:
+            inner, version, when, size, etag = json.loads(line)
+            out.append(ManifestEntry(inner, version, datetime.fromtimestamp(when, timezone.utc), size, etag))
+    return out

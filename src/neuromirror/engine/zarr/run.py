@@ -30,6 +30,7 @@ from neuromirror.engine.zarr.dataset import (
     unexclude,
 )
 from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
+from neuromirror.engine.zarr.manifest import manifest_root
 from neuromirror.index.nested import ZARR_CACHE
 from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry
 from neuromirror.sources.dandi import embargo
@@ -41,12 +42,6 @@ log = logging.getLogger("neuromirror.dandi")
 #: index cache: "<zarr id> <checksum> <access>" -> the Zarr dataset's commit of that state
 #: (index.nested reads the Zarr's object count and size from the checksum)
 COMMIT_CACHE = ZARR_CACHE
-
-
-def manifest_root(state: SourceState) -> Optional[str]:
-    """Where the sync writes Zarr manifests (the mirror's ``zarr-manifests/``), if the state says."""
-    root = getattr(state, "manifest_root", None)
-    return str(root) if root else None
 
 
 def _key(zarr_id: str, checksum: str, access: str) -> str:

@@ -30,7 +30,9 @@ from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
+from neuromirror.engine.zarr.manifest import read_rows, write_manifest, zarr_uuid
 from neuromirror.records import AnnexEntry, Entry
+from neuromirror.sources.dandi.zarr_listing import checksum_of
 from neuromirror.util.spool import read_spool
 
 #: a store of more objects than this is committed alone (see the module)
@@ -56,6 +58,10 @@ class StoreJob:
     description: str  # git-annex description of a new dataset
     subject: str  # the commit message's subject
     date: datetime  # the newest object's modification time
+    manifests: Optional[str] = None  # the mirror's Zarr manifest root: write this state's manifest there
+    manifest_rows: Optional[str] = None  # the spooled manifest rows (:class:`.manifest.ManifestRows`)
+    manifest_base: Optional[str] = None  # the store's S3 prefix
+    source: Optional[str] = None  # the source the store belongs to (the manifest's sidecar names it)
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,12 @@ def mirror_store(job: StoreJob) -> StoreRecord:
     try:
         return _mirror(job)
     finally:
-        try:
-            os.unlink(job.spool)
-        except OSError:
-            pass
+        for spool in (job.spool, job.manifest_rows):
+            try:
+                if spool:
+                    os.unlink(spool)
+            except OSError:
+                pass
 
 
 def _mirror(job: StoreJob) -> StoreRecord:
@@ -110,8 +118,20 @@ def _mirror(job: StoreJob) -> StoreRecord:
             turns=_BIG if job.count > BIG_STORE else None,
         )
     spent = {"create": created, "commit": time.perf_counter() - t}
+    if job.manifests and job.manifest_rows and job.manifest_base:
+        t = time.perf_counter()
+        write_store_manifest(job.manifests, job.manifest_rows, job.manifest_base, job.source)
+        spent["manifest"] = time.perf_counter() - t
     return StoreRecord(job.path, commit, job.digest, dataset_id(place), job.count, spent)
 
 
 def _entries(job: StoreJob) -> Iterator[Entry]:
     return iter(read_spool(Path(job.spool), job.count))
+
+
+def write_store_manifest(root: str, rows: str, base: str, source: Optional[str]) -> None:
+    """The manifest (DANDI's format) of a store's state: named by its dandi-zarr-checksum, under an id
+    made from its S3 prefix (an AIND store has no archive id)."""
+    entries = read_rows(Path(rows))
+    checksum = checksum_of((e.path, e.size, e.etag) for e in entries)
+    write_manifest(Path(root), zarr_uuid(base), checksum, entries, base_url=base, source=source)

@@ -43,7 +43,8 @@ from typing import Iterator, Optional, Union
 
 from neuromirror.engine.urlrule import Tally
 from neuromirror.engine.zarr.dataset import assume_unchanged, exclude, excluded, tag, unexclude
-from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store
+from neuromirror.engine.zarr.manifest import ManifestRows, manifest_root
+from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store, write_store_manifest
 from neuromirror.index.nested import STORE_SIZE_CACHE, store_size_value
 from neuromirror.index.store_catalog import STORE_CACHE  # "<store path> <digest>" -> its commit
 from neuromirror.index.trailers import parse_trailers
@@ -52,6 +53,8 @@ from neuromirror.util import gitutil, timing
 from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.stores")
+#: index cache: "<store path> <digest>" of the held store states whose manifest is written
+MANIFEST_CACHE = "store-manifest"
 
 #: inside the parent's git directory: spools, and the datasets of stores that replace files
 STAGING = "neuromirror-stores"
@@ -71,6 +74,20 @@ class _Open:
         self.digest = hashlib.sha256()
         self.newest: Optional[datetime] = None
         self.bytes = 0  # what its objects weigh, for the version's totals (index.nested)
+        #: the store's manifest rows, spooled beside its entries; None once an object lacks S3's fields
+        self.rows: Optional[ManifestRows] = ManifestRows(spool_path.with_suffix(".manifest"))
+
+    def manifest_row(
+        self, inner: Entry, modified: Optional[datetime], version_id: Optional[str], etag: Optional[str]
+    ) -> None:
+        if self.rows is None:
+            return
+        if modified is None or not etag:
+            self.rows.discard()
+            self.rows = None
+            return
+        url = inner.urls[0] if type(inner) is AnnexEntry and inner.urls else None
+        self.rows.add(inner.path, version_id, modified, inner.size or 0, etag, url)
 
 
 class StoreRun:
@@ -96,8 +113,16 @@ class StoreRun:
             shutil.rmtree(self.staging_dir)
 
     # -- while the listing streams -----------------------------------------
-    def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None:
-        """One object of ``store`` (``entry.path`` in the parent), in listing order."""
+    def add(
+        self,
+        store: str,
+        entry: Entry,
+        modified: Optional[datetime],
+        version_id: Optional[str] = None,
+        etag: Optional[str] = None,
+    ) -> None:
+        """One object of ``store`` (``entry.path`` in the parent), in listing order; S3's ``version_id``
+        and ``etag`` of it, when given, go into the store's Zarr manifest (:mod:`.manifest`)."""
         if self._open is None or self._open.path != store:
             self._close()
             if store in self._done:
@@ -110,6 +135,7 @@ class StoreRun:
         o = self._open
         inner = _inner(store, entry, self.tally)
         o.spool.add(inner)
+        o.manifest_row(inner, modified, version_id, etag)
         _fold(o.digest, inner)
         o.bytes += inner.size or 0
         if modified is not None and (o.newest is None or modified > o.newest):
@@ -126,10 +152,20 @@ class StoreRun:
         if held is not None:
             o.spool.close()
             os.unlink(o.spool_path)
+            if o.rows is not None:
+                # a store mirrored before manifests were written gets one now, from this listing
+                root = manifest_root(self.state)
+                base = o.rows.close().base
+                written = f"{o.path} {digest}"
+                if root and base and self.state.cache_get(MANIFEST_CACHE, written) is None:
+                    write_store_manifest(root, str(o.rows.path), base, self.owner)
+                    self.state.cache_put(MANIFEST_CACHE, written, "1")
+                o.rows.discard()
             self._slots[o.path] = SubdatasetEntry(o.path, held, "./" + o.path, None)
             return
         o.spool.flush()
         o.spool.close()
+        rows = o.rows.close() if o.rows is not None else None
         place = self.parent / o.path
         staging = None
         if place.is_dir() and not (place / ".git").exists():  # the parent's files of the store (conversion)
@@ -146,6 +182,10 @@ class StoreRun:
             description=f"{self.describe}: store {o.path}",
             subject=f"{self.owner} {o.path}",
             date=o.newest or datetime.now(timezone.utc),
+            manifests=manifest_root(self.state) if rows is not None and rows.base else None,
+            manifest_rows=str(rows.path) if rows is not None else None,
+            manifest_base=rows.base if rows is not None else None,
+            source=self.owner,
         )
         self._slots[o.path] = self.executor.submit(mirror_store, job)
 
@@ -245,7 +285,14 @@ class StoreCheck:
         self.tally = Tally()
         self._digests: dict[str, hashlib._Hash] = {}
 
-    def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None:
+    def add(
+        self,
+        store: str,
+        entry: Entry,
+        modified: Optional[datetime],
+        version_id: Optional[str] = None,
+        etag: Optional[str] = None,
+    ) -> None:
         _fold(self._digests.setdefault(store, hashlib.sha256()), _inner(store, entry, self.tally))
 
     def entries(self) -> Iterator[SubdatasetEntry]:

@@ -83,7 +83,8 @@ def entries_of(
                 if store is None or stores is None:
                     yield e
                 else:
-                    stores.add(store, e, o.modified)  # becomes the store's dataset, not a file here
+                    # becomes the store's dataset, not a file here (S3's own fields: its Zarr manifest)
+                    stores.add(store, e, o.modified, o.version_id, o.etag)
             done += len(batch)
             batch = []
             if progress:

@@ -42,7 +42,14 @@ def store_of(rel: str) -> Optional[str]:
 class Stores(Protocol):
     """What the sync's state offers for an asset's stores (:class:`neuromirror.engine.zarr.stores.StoreRun`)."""
 
-    def add(self, store: str, entry: Entry, modified: Optional[datetime]) -> None: ...
+    def add(
+        self,
+        store: str,
+        entry: Entry,
+        modified: Optional[datetime],
+        version_id: Optional[str] = None,
+        etag: Optional[str] = None,
+    ) -> None: ...
 
     def entries(self) -> Iterator[SubdatasetEntry]: ...
 
