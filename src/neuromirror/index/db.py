@@ -129,7 +129,10 @@ class Index:
             self.db = Database(conn)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
         conn = connect(self.path)
+        if new:  # before the WAL switch writes the header: free pages go back to the disk (index.retention)
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db = Database(conn)
         # switching a new file to WAL and creating the schema take an exclusive lock that
         # SQLite's busy timeout does not wait for: parallel syncs opening a fresh index retry

@@ -30,21 +30,25 @@ log = logging.getLogger(__name__)
 _STAGED = "neuromirror_migrate"
 
 
-def migrate(conn: sqlite3.Connection, path: Path, have: int) -> None:
-    """Bring the index at ``path`` from schema ``have`` to the current one (one transaction)."""
-    from neuromirror.index.schema import SCHEMA_VERSION, schema_version
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema the index file says it has (1 when it does not say: the first schema had no row)."""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 1
 
+
+def migrate(conn: sqlite3.Connection, path: Path, have: int, target: int) -> None:
+    """Bring the index at ``path`` from schema ``have`` to ``target`` (one transaction)."""
     t0 = time.monotonic()
     say(
-        f"neuromirror: migrating the index {path} from schema {have} to {SCHEMA_VERSION}"
+        f"neuromirror: migrating the index {path} from schema {have} to {target}"
         " (each version's file list stored once per state); an interruption leaves it as it was"
     )
     with transaction(conn):
         have = schema_version(conn)  # another process may have migrated while this one waited
-        if have >= SCHEMA_VERSION:
+        if have >= target:
             return
         versions = _v1_to_v2(conn)
-        conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(SCHEMA_VERSION)])
+        conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(target)])
         crashpoint("index-migrate-commit")
     try:
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
-
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 

@@ -3,8 +3,8 @@
 Schema 1 stored a row per file per version (``version_files``); schema 2 stores each
 distinct file list once, shared with the states around it (:mod:`.filesets`), and keeps
 ``version_files`` as a view for SQL readers.  A new file gets ``auto_vacuum=INCREMENTAL``
-(set before its first table) so that :mod:`.retention` can give pages back to the disk
-without rewriting the file.
+(set by :class:`~.db.Index` before anything is written) so that :mod:`.retention` can give
+pages back to the disk without rewriting the file.
 """
 
 from __future__ import annotations
@@ -15,21 +15,15 @@ from typing import Any
 from neuromirror.errors import UserError
 from neuromirror.index import filesets
 from neuromirror.index.connection import transaction
+from neuromirror.index.migrate import migrate, schema_version
 
 SCHEMA_VERSION = 2
-
-
-def schema_version(conn: Any) -> int:
-    row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
-    return int(row[0]) if row and str(row[0]).isdigit() else 1
 
 
 def ensure_schema(db: Any, path: Path) -> None:
     """Create the schema on a new index; migrate an older one (:mod:`.migrate`); refuse a newer one."""
     conn = db.conn
     if "sources" not in db.table_names():
-        if not db.table_names():
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only before the first table
         create_schema(db)
         return
     have = schema_version(conn)
@@ -38,9 +32,7 @@ def ensure_schema(db: Any, path: Path) -> None:
             f"{path}: index schema {have} is newer than this neuromirror knows ({SCHEMA_VERSION}); upgrade neuromirror"
         )
     if have < SCHEMA_VERSION:
-        from neuromirror.index.migrate import migrate
-
-        migrate(conn, path, have)
+        migrate(conn, path, have, SCHEMA_VERSION)
 
 
 def create_schema(db: Any) -> None:
