@@ -132,8 +132,9 @@ def test_index_and_tree_disagreements(sample: Sample, copy: tuple[Runner, Path])
     db = sqlite3.connect(ds.parent.parent / ".neuromirror" / "index.sqlite")
     vid = db.execute("SELECT id FROM versions WHERE source=? AND label=?", [sample.source, sample.v1]).fetchone()[0]
     # one file forgotten by the index, another with the wrong size and the archive's checksum changed
-    db.execute(
-        "DELETE FROM version_files WHERE version_id=? AND entry_id IN (SELECT id FROM entries WHERE path=?)",
+    db.execute(  # out of every fileset of the source: the version's included (version_files is a view)
+        "DELETE FROM fileset_spans WHERE entry_id IN (SELECT entry_id FROM version_files WHERE version_id=?)"
+        " AND entry_id IN (SELECT id FROM entries WHERE path=?)",
         [vid, "sub-02/sub-02 notes (raw).bin"],
     )
     db.execute("UPDATE entries SET size=size+1 WHERE source=? AND path=?", [sample.source, "sub-02/sub-02_ecephys.nwb"])

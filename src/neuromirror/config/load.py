@@ -29,6 +29,7 @@ from typing import Any, Sequence
 from neuromirror.config.model import DEFAULT_JOBS, MirrorConfig
 from neuromirror.config.reader import ConfigError, ConfigIssue, Reader
 from neuromirror.config.validate import validate
+from neuromirror.index.retention import Retention
 from neuromirror.spec import Spec
 
 
@@ -81,6 +82,8 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
                 )
             merged.root = merged.root or cfg.root
         merged.jobs = max(merged.jobs, cfg.jobs)
+        if merged.retention == Retention():  # the first file that sets one: for sources no entry names
+            merged.retention = cfg.retention
         if cfg.dask is not None:
             if merged.dask is not None and merged.dask != cfg.dask:
                 issues.append(

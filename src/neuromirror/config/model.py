@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from neuromirror.config.options import SYNC_OPTIONS, known_options
 from neuromirror.config.schedule import Backoff, Schedule
 from neuromirror.errors import UserError
+from neuromirror.index.retention import Retention, policy_for
 from neuromirror.sources.base import Source
 from neuromirror.spec import Spec, parse_spec
 
@@ -63,6 +64,8 @@ class SourceConfig:
     #: the lab's store (a path or URL, as ``--store``) and what the service keeps there (docs/service.md)
     store: Optional[str] = None
     keep: Optional[KeepPolicy] = None
+    #: ``retention:`` of this entry; None: the top level's (:mod:`neuromirror.config.retention`)
+    retention: Optional[Retention] = None
 
     @property
     def parsed(self) -> Spec:
@@ -106,6 +109,7 @@ class SourceConfig:
             "enabled": self.enabled,
             "store": self.store,
             "keep": self.keep.to_json() if self.keep else None,
+            "retention": self.retention.to_json() if self.retention else None,
             "where": self.where,
         }
 
@@ -121,6 +125,12 @@ class MirrorConfig:
     dask: Optional[str] = None
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: ``retention:`` at the top level: the run history kept of every source no entry sets it for
+    retention: Retention = field(default_factory=Retention)
+
+    def retention_of(self) -> Callable[[str], Retention]:
+        """A source id -> the run history kept of it (its entry's ``retention``, else the top level's)."""
+        return policy_for(((s.spec, s.retention) for s in self.sources), self.retention)
 
     @property
     def enabled_sources(self) -> list[SourceConfig]:
@@ -149,5 +159,6 @@ class MirrorConfig:
             "root": str(self.root) if self.root else None,
             "jobs": self.jobs,
             "sources": [s.to_json() for s in self.sources],
+            "retention": self.retention.to_json(),
             "warnings": self.warnings,
         }

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from neuromirror.config.model import DEFAULT_JOBS, KeepPolicy, MirrorConfig, SourceConfig
 from neuromirror.config.options import read_options
 from neuromirror.config.reader import Node, Reader, kind_of
+from neuromirror.config.retention import read_retention
 from neuromirror.config.schedule import DEFAULT_TIMEZONE, Backoff, Schedule
 from neuromirror.config.sections import (
     read_backoff,
@@ -25,9 +26,11 @@ from neuromirror.config.sections import (
 )
 
 #: keys a source entry may have (options may also be given directly in ``defaults``)
-SOURCE_KEYS = ("spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "store", "keep")
+SOURCE_KEYS = (
+    "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "store", "keep", "retention",
+)  # fmt: skip
 DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs", "store", "keep")
-TOP_KEYS = ("root", "jobs", "executor", "store", "defaults", "sources")
+TOP_KEYS = ("root", "jobs", "executor", "store", "defaults", "sources", "retention")
 EXECUTOR_KEYS = ("dask",)
 
 
@@ -61,6 +64,8 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
             else:
                 cfg.dask = address.strip()
 
+    if "retention" in m:
+        cfg.retention = read_retention(r, m["retention"], "retention", cfg.retention) or cfg.retention
     d_store: Optional[str] = read_store(r, m["store"], "store") if "store" in m else None
     d_keep: Optional[KeepPolicy] = None
     d_store_given = "store" in m  # given but invalid: reported once, not as "no store" for every source
@@ -147,6 +152,9 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
             r.error(
                 where, f"{path}.keep", "keeping needs a store: set 'store:' here, in 'defaults' or at the top level"
             )
+        retention = cfg.retention if "retention" in m else None  # this file's, over another file's top level
+        if "retention" in sm:
+            retention = read_retention(r, sm["retention"], f"{path}.retention", cfg.retention)
         enabled = True
         if "enabled" in sm:
             if not isinstance(sm["enabled"].value, bool):
@@ -174,6 +182,7 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
                 line=node.line,
                 store=store,
                 keep=keep,
+                retention=retention,
             )
         )
     return cfg

@@ -8,8 +8,10 @@ them.  Layout, chosen so that 10^7 file rows never slow ``versions``/``pin``:
   ``versions``/``pin`` read only this table (indexed by source).
 * ``entries``   distinct file states (source, path, key, checksums, URLs),
   shared by every version that contains them.
-* ``version_files`` (version_id, entry_id): which entries make a version;
-  a WITHOUT ROWID table keyed by version so a version's files are one range scan.
+* ``filesets``, ``fileset_spans``: which entries make each distinct file list, stored
+  once and shared with the lists before and after it (:mod:`.filesets`); each version
+  points at one (``versions.fileset``).  The view ``version_files`` (version_id,
+  entry_id) reads them as one table.
 * ``runs``      every sync attempt: start, end, outcome, counts, error.
 * ``cache``     values that never change (a blob's S3 versionId).
 * ``pending``   items seen but not mirrored yet, and why.
@@ -30,15 +32,17 @@ from neuromirror.records import FileRow, PreviousFile
 if TYPE_CHECKING:
     from neuromirror.index.version_rows import StagedVersion
 
-SCHEMA_VERSION = 1
+from neuromirror.index.filesets import IN_FILESET
+from neuromirror.index.schema import SCHEMA_VERSION  # noqa: F401  (its readers import it from here)
+
 #: paths per query of version_files_at (SQLite's oldest limit is 999 parameters)
 MANY_PATHS = 500
 
 
-#: a version's files (parameters: version id, source), in the column order of _previous_files
+#: a fileset's files (parameters: fileset id twice, source), in the column order of _previous_files
 _VERSION_FILES = (
     "SELECT e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls, e.remote_id FROM entries e"
-    " JOIN version_files vf ON vf.entry_id = e.id AND vf.version_id = ? WHERE e.source = ?"
+    f" JOIN fileset_spans s ON {IN_FILESET} WHERE e.source = ?"
 )
 
 
@@ -125,7 +129,10 @@ class Index:
             self.db = Database(conn)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
         conn = connect(self.path)
+        if new:  # before the WAL switch writes the header: free pages go back to the disk (index.retention)
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db = Database(conn)
         # switching a new file to WAL and creating the schema take an exclusive lock that
         # SQLite's busy timeout does not wait for: parallel syncs opening a fresh index retry
@@ -141,95 +148,9 @@ class Index:
 
     # -- schema ---------------------------------------------------------
     def _ensure_schema(self) -> None:
-        db = self.db
-        if "sources" in db.table_names():
-            return
-        with self.transaction():
-            db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
-            db["meta"].upsert({"name": "schema_version", "value": str(SCHEMA_VERSION)}, pk="name")
-            db["sources"].create(
-                {"id": str, "archive": str, "remote_id": str, "dataset": str, "created": str, "meta": str},
-                pk="id",
-                if_not_exists=True,
-            )
-            db["versions"].create(
-                {
-                    "id": int,
-                    "source": str,
-                    "label": str,
-                    "kind": str,
-                    "commit": str,
-                    "tag": str,
-                    "synced_at": str,
-                    "remote_modified": str,
-                    "date": str,
-                    "files": int,
-                    "bytes": int,
-                    "doi": str,
-                    "citation": str,
-                    "meta": str,
-                },
-                pk="id",
-                foreign_keys=[("source", "sources", "id")],
-                if_not_exists=True,
-            )
-            db["versions"].create_index(["source", "id"], if_not_exists=True)
-            db["versions"].create_index(["source", "label"], if_not_exists=True)
-            db["versions"].create_index(["source", "commit", "label"], unique=True, if_not_exists=True)
-            db["entries"].create(
-                {
-                    "id": int,
-                    "source": str,
-                    "path": str,
-                    "key": str,
-                    "size": int,
-                    "checksum_kind": str,
-                    "checksum": str,
-                    "urls": str,
-                    "remote_id": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db.execute(
-                "CREATE UNIQUE INDEX IF NOT EXISTS idx_entries_identity ON entries"
-                "(source, path, ifnull(key, ''), ifnull(checksum, ''), urls)"
-            )
-            db["entries"].create_index(["checksum"], if_not_exists=True)
-            db["entries"].create_index(["key"], if_not_exists=True)
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS version_files (version_id INTEGER NOT NULL, entry_id INTEGER NOT NULL,"
-                " PRIMARY KEY (version_id, entry_id)) WITHOUT ROWID"
-            )
-            db.execute("CREATE INDEX IF NOT EXISTS idx_version_files_entry ON version_files(entry_id)")
-            db["runs"].create(
-                {
-                    "id": int,
-                    "source": str,
-                    "started": str,
-                    "ended": str,
-                    "outcome": str,
-                    "error": str,
-                    "added": int,
-                    "removed": int,
-                    "changed": int,
-                    "refused": int,
-                    "pending": int,
-                    "report": str,
-                    "trigger": str,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
-            db["runs"].create_index(["source", "id"], if_not_exists=True)
-            db["cache"].create(
-                {"namespace": str, "key": str, "value": str}, pk=("namespace", "key"), if_not_exists=True
-            )
-            db["pending"].create(
-                {"source": str, "path": str, "reason": str, "remote_id": str, "seen": str},
-                pk=("source", "path"),
-                if_not_exists=True,
-            )
+        from neuromirror.index.schema import ensure_schema
+
+        ensure_schema(self.db, self.path)
 
     def transaction(self) -> ContextManager[None]:
         return transaction(self.db.conn)
@@ -357,14 +278,14 @@ class Index:
         open fails at once with "database is locked" if another sync wrote
         meanwhile.  Keyset paging on (source, path) uses the entries index.
         """
-        row = self.db.conn.execute("SELECT source FROM versions WHERE id = ?", [version_id]).fetchone()
+        row = self.db.conn.execute("SELECT source, fileset FROM versions WHERE id = ?", [version_id]).fetchone()
         if row is None:
             return
-        source, last = row[0], ""
+        (source, fid), last = row, ""
         while True:
             rows = self.db.conn.execute(
                 _VERSION_FILES + " AND e.path > ? ORDER BY e.path LIMIT ?",
-                [version_id, source, last, page],
+                [fid, fid, source, last, page],
             ).fetchall()
             yield from _previous_files(rows)
             if len(rows) < page:
@@ -378,20 +299,24 @@ class Index:
     def version_files_at(self, version_id: int, source: str, paths: list[str]) -> dict[str, PreviousFile]:
         """The files of a version at ``paths`` (those it has): point lookups, ``MANY_PATHS`` per query."""
         found: dict[str, PreviousFile] = {}
+        row = self.db.conn.execute("SELECT fileset FROM versions WHERE id = ?", [version_id]).fetchone()
+        if row is None:
+            return found
+        fid = row[0]
         for i in range(0, len(paths), MANY_PATHS):
             chunk = paths[i : i + MANY_PATHS]
             rows = self.db.conn.execute(
                 _VERSION_FILES + f" AND e.path IN ({','.join('?' * len(chunk))})",
-                [version_id, source, *chunk],
+                [fid, fid, source, *chunk],
             ).fetchall()
             found.update((f.path, f) for f in _previous_files(rows))
         return found
 
     def forget_source(self, source: str) -> None:
+        from neuromirror.index import filesets
+
         with self.transaction():
-            self.db.conn.execute(
-                "DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=?)", [source]
-            )
+            filesets.forget(self.db.conn, source)
             self.db.conn.execute("DELETE FROM versions WHERE source=?", [source])
             self.db.conn.execute("DELETE FROM entries WHERE source=?", [source])
             self.db.conn.execute("DELETE FROM pending WHERE source=?", [source])

@@ -21,8 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from neuromirror.records import SUBDATASET
-
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
@@ -65,10 +63,13 @@ def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]
     ids = list(version_ids)
     for i in range(0, len(ids), _MANY):
         chunk = ids[i : i + _MANY]
+        # the source's subdatasets (a partial index of entries), then whether each version's fileset holds them
         for vid, commit in conn.execute(
-            "SELECT vf.version_id, e.checksum FROM version_files vf JOIN entries e ON e.id = vf.entry_id"
-            f" WHERE vf.version_id IN ({','.join('?' * len(chunk))}) AND e.checksum_kind = ?",
-            [*chunk, SUBDATASET],
+            "SELECT v.id, e.checksum FROM versions v"
+            " JOIN entries e ON e.source = v.source AND e.checksum_kind = 'subdataset'"
+            " JOIN fileset_spans s ON s.entry_id = e.id AND s.since <= v.fileset AND s.until > v.fileset"
+            f" WHERE v.id IN ({','.join('?' * len(chunk))})",
+            chunk,
         ):
             commits_of.setdefault(vid, []).append(commit)
     if not commits_of:

@@ -1,8 +1,8 @@
 """A version's file rows in the index: written in one transaction, or staged while its commit is made.
 
 A version's files go into ``entries`` (distinct file states) and are linked to the
-version through ``version_files``.  An ``entries`` row that no version links is
-invisible: every reader goes through ``version_files``, and the next sync that
+version through its fileset (:mod:`.filesets`).  An ``entries`` row that no fileset holds is
+invisible: every reader goes through the filesets, and the next sync that
 meets the same file state reuses the row (``INSERT OR IGNORE`` on its identity).
 That is what lets :class:`StagedVersion` write the rows of a large version on a
 thread of its own while the version's commit is still being made, in short
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow
+from neuromirror.index.filesets import assign_fileset
 from neuromirror.records import FileRow
 from neuromirror.util.crashpoints import crashpoint
 
@@ -65,7 +66,7 @@ def write_entries(
     With ``commit_every`` the rows go in transactions of that many; without, the caller's
     transaction holds them all.
     """
-    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGED} (entry_id INTEGER NOT NULL)")
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGED} (entry_id INTEGER PRIMARY KEY)")
     batch: list[tuple] = []
     in_txn = 0
 
@@ -75,7 +76,8 @@ def write_entries(
             conn.execute("BEGIN IMMEDIATE")
         conn.executemany(_INSERT_ENTRY, batch)
         conn.executemany(
-            f"INSERT INTO temp.{_STAGED} (entry_id) " + _ENTRY_ID, [(b[0], b[1], b[2], b[5], b[6]) for b in batch]
+            f"INSERT OR IGNORE INTO temp.{_STAGED} (entry_id) " + _ENTRY_ID,
+            [(b[0], b[1], b[2], b[5], b[6]) for b in batch],
         )
         in_txn += len(batch)
         batch = []
@@ -100,16 +102,13 @@ def write_entries(
 
 
 def link_version(conn: sqlite3.Connection, source: str, stats: Stats, fields: dict[str, Any]) -> int:
-    """The versions row and its files (the staged entry ids), inside the caller's transaction."""
+    """The versions row and its files (the staged entry ids' fileset), inside the caller's transaction."""
     commit, label = fields["commit"], fields["label"]
-    conn.execute(
-        'DELETE FROM version_files WHERE version_id IN (SELECT id FROM versions WHERE source=? AND "commit"=? AND label=?)',
-        [source, commit, label],
-    )
+    fid = assign_fileset(conn, source, _STAGED)
     conn.execute('DELETE FROM versions WHERE source=? AND "commit"=? AND label=?', [source, commit, label])
     cur = conn.execute(
         'INSERT INTO versions (source, label, kind, "commit", tag, synced_at, remote_modified, date, files, bytes, doi,'
-        " citation, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " citation, meta, fileset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             source,
             label,
@@ -124,13 +123,11 @@ def link_version(conn: sqlite3.Connection, source: str, stats: Stats, fields: di
             fields.get("doi"),
             fields.get("citation"),
             json.dumps(fields.get("meta") or {}),
+            fid,
         ],
     )
     assert cur.lastrowid is not None  # an INSERT's row
     vid = cur.lastrowid
-    conn.execute(
-        f"INSERT OR IGNORE INTO version_files (version_id, entry_id) SELECT ?, entry_id FROM temp.{_STAGED}", [vid]
-    )
     conn.execute(f"DELETE FROM temp.{_STAGED}")
     return vid
 

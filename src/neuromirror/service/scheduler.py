@@ -262,8 +262,21 @@ class Service:
         except Exception as exc:  # a bug or an unexpected error: keep the service alive, say it
             log.exception("%s: unexpected error: %s", spec, exc)
         finally:
+            self._tidy_index(mirror)
             mirror.close()
             self._wake.set()
+
+    def _tidy_index(self, mirror: Any) -> None:
+        """Run history past the retention policies removed, the index compacted: at most hourly."""
+        from neuromirror.index.retention import tidy_if_due
+
+        try:
+            done = tidy_if_due(mirror.index, self.config.retention_of())
+        except Exception as exc:  # the index is busy or damaged: the syncs go on, the next cycle retries
+            log.warning("index not tidied: %s", exc)
+            return
+        if done is not None and (done.runs_removed or done.pages_freed):
+            log.info("index tidied: %s", done.to_json())
 
     def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> None:
         from neuromirror.dataset.mirror import LockBusy

@@ -18,10 +18,11 @@ from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, 
 
 
 def build_index(path: Path, rows: int, *, sources: int = 10, versions: int = 10) -> dict:
-    """An index with ``rows`` file rows (entries and version_files), written directly with sqlite."""
+    """An index with ``rows`` file rows (entries, each in one version's fileset), written directly with sqlite."""
     import sqlite3
 
     from neuromirror.index.db import Index
+    from neuromirror.index.filesets import OPEN
 
     if path.exists():
         path.unlink()
@@ -34,13 +35,13 @@ def build_index(path: Path, rows: int, *, sources: int = 10, versions: int = 10)
     idx_sql = [
         sql
         for name, sql in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name IN ('entries','version_files')"
+            "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name IN ('entries','fileset_spans')"
             " AND sql IS NOT NULL"
         )
     ]
     for (name,) in conn.execute(
         "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name IN "
-        "('entries','version_files') AND sql IS NOT NULL"
+        "('entries','fileset_spans') AND sql IS NOT NULL"
     ).fetchall():
         conn.execute(f'DROP INDEX "{name}"')
     per_version = max(1, rows // (sources * versions))
@@ -58,7 +59,7 @@ def build_index(path: Path, rows: int, *, sources: int = 10, versions: int = 10)
             label = f"0.{250101 + v:06d}.1200" if v < versions - 1 else "draft"
             conn.execute(
                 'INSERT INTO versions (id, source, label, kind, "commit", tag, synced_at, remote_modified, date, files,'
-                " bytes, doi, citation, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " bytes, doi, citation, meta, fileset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     vid,
                     sid,
@@ -74,8 +75,10 @@ def build_index(path: Path, rows: int, *, sources: int = 10, versions: int = 10)
                     None if label == "draft" else f"10.80507/dandi.{s:06d}/{label}",
                     None,
                     "{}",
+                    vid,
                 ],
             )
+            conn.execute("INSERT INTO filesets (id, source, entries) VALUES (?,?,?)", [vid, sid, per_version])
             first = eid + 1
 
             def entries(first: int = first, v: int = v, sid: str = sid) -> Iterator[tuple]:
@@ -99,9 +102,11 @@ def build_index(path: Path, rows: int, *, sources: int = 10, versions: int = 10)
                 " VALUES (?,?,?,?,?,?,?,?,?)",
                 entries(),
             )
+            # every version's files its own (the worst case for the spans: nothing shared)
+            until = OPEN if v == versions - 1 else vid + 1
             conn.executemany(
-                "INSERT INTO version_files (version_id, entry_id) VALUES (?,?)",
-                ((vid, first + i) for i in range(per_version)),
+                "INSERT INTO fileset_spans (source, until, entry_id, since) VALUES (?,?,?,?)",
+                ((sid, until, first + i, vid) for i in range(per_version)),
             )
             eid += per_version
     conn.execute("COMMIT")

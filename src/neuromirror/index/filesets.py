@@ -1,0 +1,92 @@
+"""A version's file list, stored once per distinct state and shared with the states around it.
+
+A source's states form a line: each sync's file list is the one before with a few files
+added, removed or changed.  The index numbers each distinct list (a ``filesets`` row: id,
+source, entry count) and stores, per entry, the spans of filesets that hold it
+(``fileset_spans``: the entry is in every fileset ``F`` of its source with
+``since <= F < until``; ``until`` is :data:`OPEN` while the entry is in the source's newest
+fileset).  A version points at its fileset (``versions.fileset``).
+
+What a new state costs: a file added is one span row, a file removed or changed closes its
+span (an UPDATE: no new row) and opens one for the new entry, an unchanged file costs nothing,
+and a state equal to the newest fileset (a published version whose tree the draft already
+had, a snapshot re-recorded) reuses it: no row at all.  Before this, every version stored
+every file again (~1,100 rows a sync of a 1,000-file dandiset, whatever changed).
+
+Reading: a fileset's entries are the spans with ``since <= F < until``.  The newest
+fileset's are exactly the open spans (one range of the ``(source, until, entry_id)``
+key); whether one entry is in a fileset is a seek on ``(entry_id, since)``.  SQL readers
+(Datasette, ``search``, tests) use the ``version_files`` view, (version_id, entry_id) as
+the table of schema 1 was; Python readers go through :class:`~neuromirror.index.db.Index`'s
+``version_files`` / ``version_files_at``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+#: ``until`` of a span still open: larger than any fileset id
+OPEN = 1 << 62
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS filesets (id INTEGER PRIMARY KEY, source TEXT NOT NULL, entries INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_filesets_source ON filesets(source, id)",
+    "CREATE TABLE IF NOT EXISTS fileset_spans (source TEXT NOT NULL, until INTEGER NOT NULL,"
+    " entry_id INTEGER NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (source, until, entry_id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS idx_fileset_spans_entry ON fileset_spans(entry_id, since)",
+    "CREATE INDEX IF NOT EXISTS idx_versions_fileset ON versions(source, fileset)",
+    # a version's subdatasets (nested totals of `versions`) without reading its other files
+    "CREATE INDEX IF NOT EXISTS idx_entries_subdataset ON entries(source) WHERE checksum_kind = 'subdataset'",
+    "CREATE VIEW IF NOT EXISTS version_files AS SELECT v.id AS version_id, s.entry_id AS entry_id"
+    " FROM versions v JOIN fileset_spans s ON s.source = v.source AND s.until > v.fileset AND s.since <= v.fileset",
+)
+
+#: the spans of the entry ``e`` that put it in the fileset given twice as parameter
+IN_FILESET = "s.entry_id = e.id AND s.since <= ? AND s.until > ?"
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """The tables, indexes and view of the layout (``versions`` and ``entries`` must exist)."""
+    for sql in DDL:
+        conn.execute(sql)
+
+
+def assign_fileset(conn: sqlite3.Connection, source: str, staged: str) -> int:
+    """The fileset holding exactly the entry ids of the TEMP table ``staged`` (column ``entry_id``,
+    its primary key), made from the source's newest one if it differs; inside the caller's transaction.
+
+    Costs one seek per staged id (is it open?), one per open span (is it still staged?), and
+    a row per entry that is new to the state.
+    """
+    n = conn.execute(f"SELECT count(*) FROM temp.{staged}").fetchone()[0]
+    newest = conn.execute(
+        "SELECT id, entries FROM filesets WHERE source = ? ORDER BY id DESC LIMIT 1", [source]
+    ).fetchone()
+    fresh = f"SELECT t.entry_id FROM temp.{staged} t WHERE NOT EXISTS (SELECT 1 FROM fileset_spans s WHERE s.source = ? AND s.until = {OPEN} AND s.entry_id = t.entry_id)"
+    if newest is not None and newest[1] == n:
+        if conn.execute(f"SELECT EXISTS ({fresh})", [source]).fetchone()[0] == 0:
+            return int(newest[0])
+    cur = conn.execute("INSERT INTO filesets (source, entries) VALUES (?, ?)", [source, n])
+    assert cur.lastrowid is not None  # an INSERT's row
+    fid = int(cur.lastrowid)
+    # entries new to the state first (they are told apart from the open spans, which the UPDATE changes)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS neuromirror_fresh (entry_id INTEGER PRIMARY KEY)")
+    conn.execute(f"INSERT INTO temp.neuromirror_fresh {fresh}", [source])
+    conn.execute(
+        f"UPDATE fileset_spans SET until = ? WHERE source = ? AND until = {OPEN}"
+        f" AND entry_id NOT IN (SELECT entry_id FROM temp.{staged})",
+        [fid, source],
+    )
+    conn.execute(
+        f"INSERT INTO fileset_spans (source, until, entry_id, since) SELECT ?, {OPEN}, entry_id, ?"
+        " FROM temp.neuromirror_fresh",
+        [source, fid],
+    )
+    conn.execute("DELETE FROM temp.neuromirror_fresh")
+    return fid
+
+
+def forget(conn: sqlite3.Connection, source: str) -> None:
+    """Every fileset and span of ``source`` (inside the caller's transaction)."""
+    conn.execute("DELETE FROM fileset_spans WHERE source = ?", [source])
+    conn.execute("DELETE FROM filesets WHERE source = ?", [source])
