@@ -114,7 +114,12 @@ def view_server(root: Path, env: dict) -> Iterator[tuple[str, int]]:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
+
+    def drain() -> None:  # the view's stderr, read to its end so that it never blocks on a full pipe
+        for line in proc.stderr or ():
+            lines.put(line)
+
+    threading.Thread(target=drain, daemon=True).start()
     try:
         while True:
             try:
