@@ -158,3 +158,42 @@ def test_bench_zarr_many_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert {t["what"] for t in by["zarr-many-cold"]["targets"]} == {"zarrs_per_s", "cpu_ms_per_zarr", "peak_rss_mb"}
     assert by["zarr-many-cold"]["cpu_ms_per_zarr"] > 0
     assert "| zarr-many-cold " in proc.stdout
+
+
+def test_bench_read_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """read (issue 31): the view and neuromirror:// serve every timed request, start no git process once a
+    directory is listed, list directories, serve concurrent readers without error; targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "read",
+        "--read-files",
+        "30",
+        "--read-rounds",
+        "2",
+        "--read-readers",
+        "4",
+        "--read-zarrs",
+        "3",
+        "--read-zarr-objects",
+        "40",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"read-zarrs", "read-ttfb", "read-listing", "read-readers", "read-zarr-big"} <= set(by), set(by)
+    ttfb = by["read-ttfb"]
+    assert {"direct", "view", "neuromirror", "fsspec_http_direct"} <= set(ttfb["warm"])
+    assert ttfb["warm"]["view"]["n"] == 20 * 2 and ttfb["view_git_processes"] == 0
+    assert ttfb["fsspec_git_processes"] == 0
+    assert by["read-zarrs"]["listings_ok"] == by["read-zarrs"]["listings"] and by["read-zarrs"]["zattrs_ok"] == 3
+    listing = by["read-listing"]["listings"]
+    assert listing["root"]["json_entries"] == by["read-listing"]["root_entries"] > 0
+    assert listing["root"]["propfind_entries"] == listing["root"]["json_entries"] + 1  # the directory itself
+    readers = by["read-readers"]
+    assert readers["errors"] == 0 and readers["view"]["requests"] == readers["direct"]["requests"] == 4 * 10
+    assert by["read-zarr-big"]["listing"]["json_entries"] > 0
+    assert {t["target"] for t in doc["targets"]} >= {
+        "first byte through the view: p50 ms more than the archive's",
+        "git processes of the view on the request path once listed",
+        "view RSS with 20,000 Zarrs (extrapolated): MB",
+    }
+    assert "| read-ttfb " in proc.stdout

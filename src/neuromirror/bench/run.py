@@ -46,6 +46,7 @@ from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
+from neuromirror.bench.scenarios.read_view import bench_read, read_targets
 from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets
@@ -63,6 +64,7 @@ ALL = (
     "keep",
     "zarr-many",
     "publish-ria",
+    "read",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -104,6 +106,16 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g = p.add_argument_group("publish-ria (issue 24): publish into a RIA store, clone it over HTTP")
     g.add_argument("--publish-zarrs", type=int, default=1000, help="publish-ria: Zarr datasets (default 1000)")
     g.add_argument("--publish-clone-files", type=int, default=10_000, help="publish-ria: files to clone (default 10^4)")
+    g = p.add_argument_group("read (issue 31): read pins through the view and neuromirror://")
+    g.add_argument("--read-files", type=int, default=10_000, help="read: files of the dandiset (default 10^4)")
+    g.add_argument("--read-rounds", type=int, default=10, help="read: timed rounds over the sample files (default 10)")
+    g.add_argument("--read-readers", type=int, default=64, help="read: concurrent readers of one file (default 64)")
+    g.add_argument(
+        "--read-zarrs", type=int, default=2000, help="read: Zarrs mirrored for the view's memory (default 2000)"
+    )
+    g.add_argument(
+        "--read-zarr-objects", type=int, default=100_000, help="read: objects of the one big Zarr (default 10^5)"
+    )
     g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
@@ -175,6 +187,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     archives, work, doc["startup"]["help_s"], args.publish_zarrs, args.publish_clone_files, args.keep
                 )
                 _write(out, doc)
+            if "read" in args.scenarios:
+                doc["results"] += bench_read(
+                    archives,
+                    work,
+                    doc["startup"]["help_s"],
+                    files=args.read_files,
+                    rounds=args.read_rounds,
+                    readers=args.read_readers,
+                    zarrs=args.read_zarrs,
+                    zarr_objects=args.read_zarr_objects,
+                    keep=args.keep,
+                )
+                _write(out, doc)
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
@@ -196,6 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_ratios(doc["results"])
     doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
     doc["targets"] += publish_ria_targets(doc["results"])
+    doc["targets"] += read_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text
