@@ -282,3 +282,53 @@ def test_store_published_after_every_sync_clones_in_few_requests_once_maintained
     assert n_after < 100, f"a clone of the maintained store made {n_after} requests"
     assert refs(tmp_path / "c2")["refs/remotes/origin/git-annex"] == refs(d.ds)["refs/heads/git-annex"]
     assert git(tmp_path / "c2", "rev-parse", "HEAD") == git(d.ds, "rev-parse", "HEAD")
+
+
+# -- the service maintains on its own ----------------------------------------------------------
+def test_the_service_keeps_the_dataset_and_its_store_packed(
+    dandi_archive,  # noqa: ANN001
+    served: Served,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from test_service import runs, serve, wait_for
+
+    ident = dandi_archive.create_dandiset(name="service soak")
+    dandi_archive.put_asset(ident, "sub-01/a.nwb", b"a" * 2000)
+    root, to = tmp_path / "mirror", f"ria+file://{served.store}"
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        "defaults:\n"
+        "  schedule: {interval: 1s}\n"
+        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
+        f'  publish: {{to: "{to}"}}\n'
+        f'sources:\n  - spec: "dandi:{ident}"\n'
+    )
+    ds = root / "dandi" / ident
+
+    def store_copy() -> Path:
+        return (served.store / "alias" / "dandi" / ident).resolve()
+
+    def packed_runs() -> list[dict]:
+        reports = [json.loads(r["report"] or "{}") for r in runs(root, f"dandi:{ident}")]
+        return [r["maintain"] for r in reports if r.get("maintain")]
+
+    with serve(root, cfg) as svc:
+        for k in range(SYNCS + 4):  # each cycle: a change, synced and published by the service
+            dandi_archive.put_asset(ident, f"sub-new/f{k:03d}.nwb", f"cycle {k}".encode() * 40)
+            wait_for(
+                lambda k=k: (
+                    (ds / f"sub-new/f{k:03d}.nwb").is_symlink()
+                    and store_copy().is_dir()
+                    and refs(store_copy()).get("refs/heads/master") == refs(ds).get("refs/heads/master")
+                ),
+                120,
+                f"cycle {k} synced and published",
+                svc,
+            )
+        wait_for(packed_runs, 60, "a run whose maintenance packed something", svc)
+    packed = [label for m in packed_runs() for label in m["packed"]]
+    assert f"dandi/{ident}" in packed and any(label.startswith(to) for label in packed), packed
+    # at any time at most one threshold and one cycle's objects loose; everything whole
+    assert loose(ds) < 150 and loose(store_copy()) < 150
+    fsck_clean(ds)
+    fsck_clean(store_copy())
