@@ -83,7 +83,7 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
         r = run_sync(f"soak-{i}", n, root, spec, extra, archives, startup)
         published = i % every == 0
         if published:
-            run_measured([*base, "publish", spec, "--to", to, "-q"], env=child_env())
+            run_measured([*base, "publish", spec, "--to", to, "--json"], env=child_env())
         m = run_measured([*base, "maintain", spec, "--to", to, "--json"], env=child_env())
         packed = json.loads(m["stdout"])["packed"]
         git = measure(ds / ".git")
