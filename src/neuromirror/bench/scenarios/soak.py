@@ -11,7 +11,7 @@ wall time.  At the end: a fresh clone's ``.git`` bytes, to compare the mirror's 
 
 The summary row (``soak``) carries what the issue's targets read: index rows added per one-file
 change (over the last half of the cycles), ``.git`` bytes over a fresh clone's, the most loose
-objects seen, sync time at cycle K over cycle 10, peak RSS first and last.
+objects seen, the median sync time of the last ten cycles over the first ten's, peak RSS first and last.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -57,12 +58,14 @@ def index_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
 
 
-def fresh_clone_bytes(ds: Path) -> int:
-    """``.git`` of a plain ``git clone`` of the dataset (every branch and tag): what it needs at least."""
+def fresh_clone_bytes(ds: Path) -> tuple[int, int]:
+    """A ``git clone --mirror`` of the dataset (every branch and tag): its bytes and its objects' bytes,
+    what the dataset needs at least (the mirror's ``.git`` also holds git-annex's own files)."""
     with tempfile.TemporaryDirectory(prefix="soak-clone-") as tmp:
         dest = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", "--no-local", "--mirror", str(ds), str(dest)], check=True)
-        return tree_bytes(dest)
+        c = measure(dest)
+        return tree_bytes(dest), c.loose_bytes + c.pack_bytes
 
 
 def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
@@ -98,6 +101,7 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
                 "index_rows": index_rows(index),
                 "index_bytes": index_bytes(index),
                 "git_bytes": tree_bytes(ds / ".git"),
+                "objects_bytes": git.loose_bytes + git.pack_bytes,
                 "loose": git.loose,
                 "packs": git.packs,
                 "published": published,
@@ -113,10 +117,10 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
                 f"soak {i}/{k}: sync {c['sync_s']} s, {sum(c['index_rows'].values())} index rows, "
                 f".git {c['git_bytes'] >> 10} KiB, {c['loose']} loose, maintain {c['maintain_s']} s"
             )
-    fresh = fresh_clone_bytes(ds)
-    summary = _summary(n, k, cycles, fresh)
+    summary = _summary(n, k, cycles, *fresh_clone_bytes(ds))
     say(
-        f"soak: {summary['rows_per_change']} index rows per change, .git {summary['git_over_fresh']}x a fresh clone, "
+        f"soak: {summary['rows_per_change']} index rows per change, .git {summary['git_over_fresh']}x a fresh clone "
+        f"(objects {summary['objects_over_fresh']}x), "
         f"at most {summary['max_loose']} loose objects, sync at K {summary['sync_k_over_10']}x cycle 10"
     )
     if not args.keep:
@@ -125,14 +129,16 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
     return [summary]
 
 
-def _summary(n: int, k: int, cycles: list[dict], fresh: int) -> dict:
+def _summary(n: int, k: int, cycles: list[dict], fresh: int, fresh_objects: int) -> dict:
     half = cycles[len(cycles) // 2 :] or cycles
 
     def rows(c: dict) -> int:
         return sum(v for t, v in c["index_rows"].items() if t != "runs")
 
     per_change = (rows(half[-1]) - rows(half[0])) / max(1, len(half) - 1) if len(half) > 1 else None
-    tenth = cycles[min(9, len(cycles) - 1)]
+    # medians of ten cycles (the first ten, the last ten): one sync's time is noisy on a shared machine
+    early = statistics.median(c["sync_s"] for c in cycles[:10])
+    late = statistics.median(c["sync_s"] for c in cycles[-10:])
     last = cycles[-1]
     store_loose = [c["store_loose"] for c in cycles if c["store_loose"] is not None]
     return {
@@ -146,11 +152,14 @@ def _summary(n: int, k: int, cycles: list[dict], fresh: int) -> dict:
         "git_bytes_last": last["git_bytes"],
         "fresh_clone_bytes": fresh,
         "git_over_fresh": round(last["git_bytes"] / fresh, 2) if fresh else None,
+        "objects_bytes_last": last["objects_bytes"],
+        "fresh_clone_objects_bytes": fresh_objects,
+        "objects_over_fresh": round(last["objects_bytes"] / fresh_objects, 2) if fresh_objects else None,
         "max_loose": max(c["loose"] for c in cycles),
         "max_store_loose": max(store_loose) if store_loose else None,
-        "sync_10_s": tenth["sync_s"],
-        "sync_k_s": last["sync_s"],
-        "sync_k_over_10": round(last["sync_s"] / tenth["sync_s"], 2) if tenth["sync_s"] else None,
+        "sync_10_s": round(early, 3),
+        "sync_k_s": round(late, 3),
+        "sync_k_over_10": round(late / early, 2) if early else None,
         "peak_rss_mb": max(c["peak_rss_mb"] for c in cycles),
         "rss_first_mb": cycles[0]["peak_rss_mb"],
         "rss_last_mb": last["peak_rss_mb"],
