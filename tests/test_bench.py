@@ -197,3 +197,19 @@ def test_bench_read_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "view RSS with 20,000 Zarrs (extrapolated): MB",
     }
     assert "| read-ttfb " in proc.stdout
+
+
+def test_bench_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """soak (issue 32): K syncs with a change each, a publish every Nth, maintain after each; per-cycle counts."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "soak", "--soak-files", "5", "--soak-syncs", "3", "--soak-publish-every", "2"
+    )
+    soak = next(r for r in doc["results"] if r["scenario"] == "soak")
+    cycles = soak["cycles"]
+    assert [c["cycle"] for c in cycles] == [1, 2, 3] and {c["outcome"] for c in cycles} == {"ok"}
+    assert [c["published"] for c in cycles] == [False, True, False]
+    assert cycles[0]["store_loose"] is None and cycles[1]["store_packs"] is not None
+    assert all(c["index_rows"]["runs"] == c["cycle"] + 1 for c in cycles), "one run row per sync"
+    assert cycles[-1]["index_rows"]["versions"] > cycles[0]["index_rows"]["versions"]
+    assert soak["max_loose"] <= 100 + 50 and soak["fresh_clone_bytes"] > 0 and soak["git_bytes_last"] > 0
+    assert "| soak " in proc.stdout

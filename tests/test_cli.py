@@ -163,6 +163,7 @@ def test_read_only_commands_create_nothing_and_name_the_root(tmp_path: Path, cap
         ["publish", "dandi:000001", "--to", "pub"],
         ["reindex"],
         ["forget", "dandi:000001"],
+        ["maintain"],
     ):
         code = main(argv)
         err = capsys.readouterr().err

@@ -48,6 +48,7 @@ from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
 from neuromirror.bench.scenarios.scale import run_scale
+from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets
 
@@ -65,6 +66,7 @@ ALL = (
     "zarr-many",
     "publish-ria",
     "read",
+    "soak",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -120,6 +122,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
     g.add_argument("--keep-large-mb", type=int, default=256, help="keep: size of each large file in MB (default 256)")
+    g = p.add_argument_group("soak (issue 32): K syncs with a change each, a publish every Nth, maintain after each")
+    g.add_argument("--soak-files", type=int, default=10_000, help="soak: files in the dandiset (default 10^4)")
+    g.add_argument("--soak-syncs", type=int, default=1000, help="soak: syncs K, one added file each (default 1000)")
+    g.add_argument("--soak-publish-every", type=int, default=10, help="soak: publish every Nth sync (default 10)")
     p.add_argument(
         "--index-rows",
         type=int,
@@ -202,6 +208,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 _write(out, doc)
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
+                _write(out, doc)
+            if "soak" in args.scenarios:
+                doc["results"] += bench_soak(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
             for n in args.sizes if set(args.scenarios) & set(DEFAULT + ("clone-get",)) - {"index"} else []:
                 try:

@@ -24,6 +24,7 @@ from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.config.schedule import format_duration
 from neuromirror.service import backoff, recovery, snapshot
 from neuromirror.service.keeping import keep_after_sync
+from neuromirror.service.maintaining import maintain_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.risk import add_risks, risk_after_sync
@@ -325,6 +326,7 @@ class Service:
             publish_after_sync(mirror, entry, source, report, rt)
             keep_after_sync(mirror, entry, source, report, rt)
             risk_after_sync(mirror, sid, report.outcome)
+            maintain_after_sync(mirror, entry, source)
         finally:
             with self._lock:
                 rt.running_since, rt.stage, rt.done, rt.total = None, None, None, None

@@ -1,0 +1,189 @@
+"""One git repository measured (loose objects, packs) and packed when worth it, never losing an object.
+
+Thresholds are git's ``gc --auto`` idea (``gc.auto`` = 6,700 loose objects, ``gc.autoPackLimit`` =
+50 packs) with far lower numbers: a dumb-HTTP client (a ``datalad clone`` of a RIA store behind a
+static web server) fetches every loose object with a request of its own and every pack with two, so
+:data:`LOOSE_LIMIT` loose objects and :data:`PACK_LIMIT` packs keep such a clone to a few dozen
+requests.
+
+How it packs, and why nothing is ever lost:
+
+* too many loose objects: ``git repack -d -l --geometric=2``.  The loose objects go into a new pack
+  *whatever their reachability* (geometric repacking rolls up loose objects and small packs whole,
+  ``--stdin-packs``), small packs are merged with it, and only then are the packs it replaced and
+  the loose copies removed (``-d``: ``git prune-packed``, which deletes only objects a pack holds);
+* too many packs: ``git repack -a -d -k -l``: everything in one pack, unreachable objects included
+  (``-k``, ``--keep-unreachable``); no expiry, no ``git prune``.
+
+git writes a pack to a temporary file and renames it (the ``.idx`` last) before deleting anything,
+so a SIGKILL at any point leaves every object in a pack or loose, or both.  What a kill can leave
+behind: temporary pack files (removed here once they are an hour old: no git still writes them) and,
+in a bare repository served over dumb HTTP, an ``objects/info/packs`` that names packs no longer
+there or misses the new one; it is compared with the packs on disk at every visit and rewritten
+(``git update-server-info``) when it differs, so the next ``maintain`` repairs it even when there is
+nothing to pack.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from neuromirror.util import gitutil
+from neuromirror.util.crashpoints import crashpoint
+
+#: more loose objects than this: pack them (git's gc.auto is 6,700)
+LOOSE_LIMIT = 100
+#: more packs than this: one pack (git's gc.autoPackLimit is 50)
+PACK_LIMIT = 10
+#: a temporary pack file older than this is a killed git's: removed
+STALE_TMP_SECONDS = 3600
+
+
+@dataclass
+class Counts:
+    """What ``git count-objects -v`` says, read from the object directory without a git child."""
+
+    loose: int = 0
+    loose_bytes: int = 0
+    packs: int = 0
+    pack_bytes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _is_hex(name: str) -> bool:
+    return all(c in "0123456789abcdef" for c in name)
+
+
+def measure(git_dir: Path) -> Counts:
+    """Loose objects and packs of ``git_dir`` (its ``objects/``): a few ``scandir`` calls.
+
+    A packed repository has no fan-out directories left (``git prune-packed`` removes the empty
+    ones), so a clean repository costs two directory reads, which matters for a dandiset of
+    20,000 Zarr datasets."""
+    c = Counts()
+    objects = git_dir / "objects"
+    try:
+        top = list(os.scandir(objects))
+    except FileNotFoundError:
+        return c
+    for entry in top:
+        if len(entry.name) == 2 and _is_hex(entry.name) and entry.is_dir():
+            for obj in os.scandir(entry.path):
+                if len(obj.name) == 38 and _is_hex(obj.name):
+                    c.loose += 1
+                    c.loose_bytes += obj.stat().st_size
+        elif entry.name == "pack" and entry.is_dir():
+            for f in os.scandir(entry.path):
+                if f.name.startswith("pack-") and f.name.endswith(".pack"):
+                    c.packs += 1
+                    c.pack_bytes += f.stat().st_size
+    return c
+
+
+def worth_it(c: Counts, *, loose_limit: int = LOOSE_LIMIT, pack_limit: int = PACK_LIMIT) -> Optional[str]:
+    """Why the repository wants packing (one phrase), or None when it does not."""
+    if c.packs > pack_limit:
+        return f"{c.packs} packs > {pack_limit}"
+    if c.loose > loose_limit:
+        return f"{c.loose} loose objects > {loose_limit}"
+    return None
+
+
+def is_bare(git_dir: Path) -> bool:
+    """A bare repository (a RIA store's dataset, a bare sibling): no ``.git`` directory name, no work tree."""
+    if git_dir.name == ".git":
+        return False
+    value = gitutil.config_file_value(git_dir / "config", "core", "bare")
+    return value is None or value.lower() == "true"
+
+
+def served_packs_stale(git_dir: Path) -> bool:
+    """A bare repository's ``objects/info/packs`` (what dumb-HTTP clients read) differs from its packs."""
+    info = git_dir / "objects" / "info" / "packs"
+    try:
+        listed = {ln[2:].strip() for ln in info.read_text().splitlines() if ln.startswith("P ")}
+    except FileNotFoundError:
+        listed = set()
+    pack_dir = git_dir / "objects" / "pack"
+    try:
+        have = {f.name for f in os.scandir(pack_dir) if f.name.startswith("pack-") and f.name.endswith(".pack")}
+    except FileNotFoundError:
+        have = set()
+    return listed != have
+
+
+def remove_stale_tmp(git_dir: Path, *, older_than: float = STALE_TMP_SECONDS) -> int:
+    """Temporary pack files a killed git left (``tmp_pack_*``, ``tmp_idx_*``, ``.tmp-*-pack*``); how many."""
+    pack_dir = git_dir / "objects" / "pack"
+    removed = 0
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(pack_dir))
+    except FileNotFoundError:
+        return 0
+    for f in entries:
+        if f.name.startswith(("tmp_", ".tmp-")) and f.is_file() and f.stat().st_mtime < cutoff:
+            Path(f.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+@dataclass
+class Outcome:
+    """What was done to one repository: ``packed``, ``would pack``, ``served info rewritten`` or ``nothing``."""
+
+    action: str
+    why: Optional[str]
+    before: Counts
+    after: Optional[Counts] = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "why": self.why,
+            "before": self.before.as_dict(),
+            "after": self.after.as_dict() if self.after else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def maintain_repo(
+    git_dir: Path,
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    loose_limit: int = LOOSE_LIMIT,
+    pack_limit: int = PACK_LIMIT,
+) -> Outcome:
+    """Pack ``git_dir`` when worth it (``force``: whenever anything is loose or split); the caller holds the
+    lock of whatever writes it (the source's sync lock, the root's lock)."""
+    t0 = time.monotonic()
+    before = measure(git_dir)
+    why = worth_it(before, loose_limit=loose_limit, pack_limit=pack_limit)
+    if why is None and force and (before.loose or before.packs > 1):
+        why = "forced"
+    bare = is_bare(git_dir)
+    stale_info = bare and served_packs_stale(git_dir)
+    if why is None:
+        if stale_info and not dry_run:
+            gitutil.run(git_dir, "update-server-info")
+            return Outcome("served info rewritten", "objects/info/packs was stale", before, measure(git_dir))
+        return Outcome("would rewrite served info" if stale_info else "nothing", None, before)
+    if dry_run:
+        return Outcome("would pack", why, before)
+    remove_stale_tmp(git_dir)
+    all_in_one = before.packs > pack_limit or why == "forced"
+    args = ["-a", "-k"] if all_in_one else ["--geometric=2"]
+    # -n: the server info is written below, and only for a bare repository (a work tree's is nobody's)
+    gitutil.run(git_dir, "repack", "-d", "-l", "-q", "-n", *args)
+    crashpoint("maintain:repacked")
+    if bare:
+        gitutil.run(git_dir, "update-server-info")
+    return Outcome("packed", why, before, measure(git_dir), time.monotonic() - t0)

@@ -1,0 +1,117 @@
+"""Maintain sources (and the root): each group under its own lock, taken without waiting.
+
+A source being synced or published holds its sync lock (:meth:`neuromirror.dataset.mirror.Mirror.lock`),
+so maintenance never repacks a repository git is writing: a busy source is skipped, with the reason
+in the report, and the next run (the service's next cycle) does it.  A failure in one repository is
+one line in ``errors`` and the others go on; nothing here changes what any ref names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
+from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, Outcome, maintain_repo
+from neuromirror.maintain.targets import Group, root_group, source_group
+from neuromirror.util import gitutil
+
+
+@dataclass
+class MaintainReport:
+    dry_run: bool = False
+    repositories: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def packed(self) -> int:
+        return sum(1 for r in self.repositories if r["action"] == "packed")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": not self.errors,
+            "dry_run": self.dry_run,
+            "thresholds": {"loose": LOOSE_LIMIT, "packs": PACK_LIMIT},
+            "packed": self.packed,
+            "repositories": self.repositories,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "notes": self.notes,
+        }
+
+    def lines(self) -> list[str]:
+        out = []
+        for r in self.repositories:
+            if r["action"] == "nothing":
+                continue
+            b, a = r["before"], r["after"]
+            after = f" -> {a['loose']} loose, {a['packs']} pack(s)" if a else ""
+            why = f" ({r['why']})" if r["why"] else ""
+            out.append(f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}")
+        clean = sum(1 for r in self.repositories if r["action"] == "nothing")
+        if clean:
+            out.append(f"{clean} repositor{'y' if clean == 1 else 'ies'} already packed")
+        out += [f"{s['source']}: skipped, {s['why']}" for s in self.skipped]
+        out += [f"note: {n}" for n in self.notes]
+        out += [f"error: {e}" for e in self.errors]
+        return out
+
+
+def _row(group: Group, repo: Any, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "source": group.source,
+        "kind": repo.kind,
+        "label": repo.label,
+        "path": str(repo.git_dir),
+        **outcome.as_dict(),
+    }
+
+
+def maintain_group(
+    mirror: Any, find: Any, report: MaintainReport, *, dry_run: bool = False, force: bool = False, name: str = ""
+) -> None:
+    """``find()`` -> :class:`Group`, called with the group's lock held; each repository maintained."""
+    lock = name or ROOT_LOCK
+    try:
+        with mirror.lock(lock, wait=0):
+            group: Group = find()
+            report.notes += [f"{group.source or 'root'}: {n}" for n in group.notes]
+            for repo in group.repos:
+                try:
+                    outcome = maintain_repo(repo.git_dir, dry_run=dry_run, force=force)
+                except (gitutil.GitError, OSError) as exc:
+                    report.errors.append(f"{repo.label}: {exc}")
+                    continue
+                report.repositories.append(_row(group, repo, outcome))
+    except LockBusy as exc:
+        report.skipped.append({"source": name or "(root superdataset)", "why": f"busy ({exc}); not touched"})
+
+
+def maintain(
+    mirror: Any,
+    sources: Iterable[str],
+    *,
+    to: Iterable[str] = (),
+    with_root: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    report: Optional[MaintainReport] = None,
+) -> MaintainReport:
+    """Maintain ``sources`` (their datasets, subdatasets and copies where ``to`` or the datasets say they
+    were published) and, with ``with_root``, the root superdataset."""
+    report = report or MaintainReport(dry_run=dry_run)
+    targets = list(to)
+    for sid in sources:
+        maintain_group(
+            mirror,
+            lambda sid=sid: source_group(mirror, sid, targets),
+            report,
+            dry_run=dry_run,
+            force=force,
+            name=sid,
+        )
+    if with_root:
+        maintain_group(mirror, lambda: root_group(mirror, targets), report, dry_run=dry_run, force=force)
+    return report

@@ -1,0 +1,46 @@
+"""The service's maintenance step: after a sync, the source's git repositories packed when worth it.
+
+What :mod:`neuromirror.maintain` does by hand (``neuromirror maintain``), for the source just synced:
+its dataset, its subdatasets, their copies in the entry's ``publish: {to: ...}`` target (and where
+the dataset says it was published), then the root superdataset.  It runs in the sync's worker
+thread once the sync (and its publish and keep steps) let go of the source's lock, so it never
+packs a repository git is writing; the root's lock is taken without waiting (another worker
+registering its dataset wins, and the next sync packs the root).  Measuring a packed repository
+costs two directory reads, so a cycle with nothing to pack costs almost nothing.
+
+When something was packed, skipped or failed, the outcome goes into the run's report
+(``report["maintain"]``: ``packed``, ``skipped``, ``errors``); a failure is logged, never a failed sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from neuromirror.config.model import SourceConfig
+from neuromirror.service.keeping import record_in_run
+from neuromirror.sources.base import Source
+
+log = logging.getLogger("neuromirror.service")
+
+
+def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> None:
+    from neuromirror.engine.sync import one_line
+    from neuromirror.maintain.run import maintain
+
+    to = [str(entry.publish["to"])] if entry.publish and entry.publish.get("to") else []
+    try:
+        report = maintain(mirror, [source.id], to=to, with_root=True)
+    except Exception as exc:  # a bug or an unreadable repository: logged, the service goes on
+        log.warning("%s: maintenance failed: %s", source.id, one_line(exc))
+        return
+    for line in report.lines():
+        if "already packed" not in line:
+            log.info("%s: maintain: %s", source.id, line)
+    if report.packed or report.errors or report.skipped:
+        outcome = {
+            "packed": [r["label"] for r in report.repositories if r["action"] == "packed"],
+            "skipped": report.skipped,
+            "errors": report.errors,
+        }
+        record_in_run(mirror.index, source.id, outcome, field="maintain")
