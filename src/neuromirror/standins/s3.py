@@ -34,7 +34,7 @@ import json
 import logging
 import threading
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import quote, urlencode
 
 import boto3
@@ -56,8 +56,8 @@ PUBLIC_READ_ACTIONS: tuple[str, ...] = (
 )
 
 
-def _make_server(host: str, port: int) -> Any:
-    """A ThreadedMotoServer whose per-request access log is silent.
+def _make_server(host: str, port: int, record: Optional[Callable[[str, str], None]] = None) -> Any:
+    """A ThreadedMotoServer whose per-request access log is silent (``record(method, path?query)`` sees each).
 
     moto's request handler logs every request to stderr through werkzeug; with
     tens of thousands of requests in a benchmark that is pure noise.  Overriding the
@@ -95,6 +95,12 @@ def _make_server(host: str, port: int) -> Any:
             self.s3: Any = None
 
         def __call__(self, environ: dict, start_response: Any) -> Any:
+            if record is not None:
+                query = environ.get("QUERY_STRING")
+                record(
+                    str(environ.get("REQUEST_METHOD")),
+                    str(environ.get("PATH_INFO", "")) + (f"?{query}" if query else ""),
+                )
             app = self.s3
             if app is None or str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
                 app = self.dispatcher.get_application(environ)
@@ -142,13 +148,16 @@ class S3StandIn:
         self._lock = threading.Lock()
         #: Buckets created through this instance (deleted again by :meth:`stop`).
         self.buckets: list[str] = []
+        #: ``(method, path?query)`` of each request while :meth:`log_requests` is on (off: None; benchmarks
+        #: send millions of requests)
+        self.request_log: Optional[list[tuple[str, str]]] = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> S3StandIn:
         """Start the moto server thread (idempotent) and return self."""
         if self._server is not None:
             return self
-        server = _make_server(self.host, self.port)
+        server = _make_server(self.host, self.port, self._record)
         server.start()
         self._server = server
         self.host, self.port = server.get_host_and_port()
@@ -169,6 +178,17 @@ class S3StandIn:
         self._server = None
         self._client = None
         self._anon_client = None
+
+    def _record(self, method: str, path: str) -> None:
+        log = self.request_log
+        if log is not None:
+            log.append((method, path))
+
+    def log_requests(self, on: bool = True) -> list[tuple[str, str]]:
+        """Start (again, empty) or stop recording requests in :attr:`request_log`; the log."""
+        log: list[tuple[str, str]] = []
+        self.request_log = log if on else None
+        return log
 
     def __enter__(self) -> S3StandIn:
         return self.start()
