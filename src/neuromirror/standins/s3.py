@@ -306,6 +306,29 @@ class S3StandIn:
         r = self.client().put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
         return str(r.get("VersionId") or "null")
 
+    def put_parts(self, bucket: str, key: str, data: bytes, parts: list[tuple[int, int]]) -> str:
+        """Upload ``data`` as a multipart upload of ``parts`` ((offset, size) each); the new VersionId.
+
+        The object's ETag is then S3's multipart one (``md5 of the parts' md5s-N``), as the DANDI
+        archive's uploads make it: its ``dandi-etag`` is that ETag, computed before the upload.
+        """
+        if not parts:  # an empty object: no part to upload
+            return self.put(bucket, key, data)
+        c = self.client()
+        upload = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        done = []
+        for number, (offset, size) in enumerate(parts, 1):
+            r = c.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=data[offset : offset + size]
+            )
+            done.append({"ETag": r["ETag"], "PartNumber": number})
+        r = c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done})
+        version = str(r.get("VersionId") or "null")
+        # moto leaves a completed upload's object without an ACL, which it then serves to anyone, even
+        # from a private bucket: give it the ACL a put_object gets (the owner's only)
+        c.put_object_acl(Bucket=bucket, Key=key, ACL="private", **({} if version == "null" else {"VersionId": version}))
+        return version
+
     def url(self, bucket: str, key: str, version_id: Optional[str] = None) -> str:
         """Path-style http URL of ``key`` (optionally pinned to ``version_id``)."""
         u = f"{self.endpoint_url}/{bucket}/{quote(key, safe='/~')}"
