@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'git@github.com:lab/{slug}.git'. --to ria+file:///PATH (or ria+ssh://[USER@]HOST[:PORT]/PATH, over "
         "the ssh program git uses: GIT_SSH_COMMAND) puts each dataset (and its Zarr subdatasets) "
         "into a DataLad RIA store by id, with an alias per source (#~dandi/000027), ready to be served over "
-        "plain HTTP; embargoed dandisets are held back unless --include-embargoed.",
+        "plain HTTP; embargoed dandisets are held back, and the kept content of sources only a credential reads "
+        "(the BOSS) stays out of the store, unless --include-embargoed.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="sources to publish: dandi:000027, 'dandi:*', ...")
     p.add_argument("--to", required=True, metavar="URL", help="BASE directory/URL, or a URL template")
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--include-embargoed",
         action="store_true",
-        help="with --to ria+file://... or ria+ssh://...: also publish embargoed dandisets (held back by default)",
+        help="with --to ria+file://... or ria+ssh://...: also publish embargoed dandisets and the kept content of "
+        "sources only a credential reads (the BOSS); held back by default",
     )
     p.add_argument(
         "--public-url",
@@ -121,6 +123,8 @@ def _run_ria(args: argparse.Namespace, specs: list) -> int:
             print(res.line())
         for held in report.held_back:
             print(held.line())
+        for held in report.content_held_back:
+            print(f"{held.source}: kept content held back, {held.why}")
         for note in report.notes:
             print(f"neuromirror: note: {note}", file=sys.stderr)
     for e in report.errors:

@@ -299,6 +299,8 @@ def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
         rows.append(("clone", f"<code>{e(publish['clone'])}</code>"))
     if publish.get("outcome") == "held back":
         rows.append(("held back", f"from {e(publish.get('to'))}: {e(publish.get('why'))}"))
+    if publish.get("content_held_back"):
+        rows.append(("kept content held back", f"from {e(publish.get('to'))}: {e(publish['content_held_back'])}"))
     return rows
 
 

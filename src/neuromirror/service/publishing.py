@@ -109,6 +109,8 @@ def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, 
                 updated=done.updated,
                 created=done.created,
             )
+            if res.content_held_back:  # the status page says what stayed out, and why
+                outcome["content_held_back"] = res.content_held_back[0].why
             log.info("%s: published: %s", source.id, done.line())
     except Exception as exc:
         rt.publish_error = one_line(exc)

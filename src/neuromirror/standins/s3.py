@@ -34,7 +34,7 @@ import json
 import logging
 import threading
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import quote, urlencode
 
 import boto3
@@ -56,8 +56,8 @@ PUBLIC_READ_ACTIONS: tuple[str, ...] = (
 )
 
 
-def _make_server(host: str, port: int) -> Any:
-    """A ThreadedMotoServer whose per-request access log is silent.
+def _make_server(host: str, port: int, record: Optional[Callable[[str, str], None]] = None) -> Any:
+    """A ThreadedMotoServer whose per-request access log is silent (``record(method, path?query)`` sees each).
 
     moto's request handler logs every request to stderr through werkzeug; with
     tens of thousands of requests in a benchmark that is pure noise.  Overriding the
@@ -95,6 +95,12 @@ def _make_server(host: str, port: int) -> Any:
             self.s3: Any = None
 
         def __call__(self, environ: dict, start_response: Any) -> Any:
+            if record is not None:
+                query = environ.get("QUERY_STRING")
+                record(
+                    str(environ.get("REQUEST_METHOD")),
+                    str(environ.get("PATH_INFO", "")) + (f"?{query}" if query else ""),
+                )
             app = self.s3
             if app is None or str(environ.get("PATH_INFO", "")).startswith("/moto-api"):
                 app = self.dispatcher.get_application(environ)
@@ -142,13 +148,16 @@ class S3StandIn:
         self._lock = threading.Lock()
         #: Buckets created through this instance (deleted again by :meth:`stop`).
         self.buckets: list[str] = []
+        #: ``(method, path?query)`` of each request while :meth:`log_requests` is on (off: None; benchmarks
+        #: send millions of requests)
+        self.request_log: Optional[list[tuple[str, str]]] = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> S3StandIn:
         """Start the moto server thread (idempotent) and return self."""
         if self._server is not None:
             return self
-        server = _make_server(self.host, self.port)
+        server = _make_server(self.host, self.port, self._record)
         server.start()
         self._server = server
         self.host, self.port = server.get_host_and_port()
@@ -169,6 +178,17 @@ class S3StandIn:
         self._server = None
         self._client = None
         self._anon_client = None
+
+    def _record(self, method: str, path: str) -> None:
+        log = self.request_log
+        if log is not None:
+            log.append((method, path))
+
+    def log_requests(self, on: bool = True) -> list[tuple[str, str]]:
+        """Start (again, empty) or stop recording requests in :attr:`request_log`; the log."""
+        log: list[tuple[str, str]] = []
+        self.request_log = log if on else None
+        return log
 
     def __enter__(self) -> S3StandIn:
         return self.start()
@@ -285,6 +305,29 @@ class S3StandIn:
         """Upload ``data``; return the new VersionId ("null" when unversioned)."""
         r = self.client().put_object(Bucket=bucket, Key=key, Body=data, **kwargs)
         return str(r.get("VersionId") or "null")
+
+    def put_parts(self, bucket: str, key: str, data: bytes, parts: list[tuple[int, int]]) -> str:
+        """Upload ``data`` as a multipart upload of ``parts`` ((offset, size) each); the new VersionId.
+
+        The object's ETag is then S3's multipart one (``md5 of the parts' md5s-N``), as the DANDI
+        archive's uploads make it: its ``dandi-etag`` is that ETag, computed before the upload.
+        """
+        if not parts:  # an empty object: no part to upload
+            return self.put(bucket, key, data)
+        c = self.client()
+        upload = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        done = []
+        for number, (offset, size) in enumerate(parts, 1):
+            r = c.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=data[offset : offset + size]
+            )
+            done.append({"ETag": r["ETag"], "PartNumber": number})
+        r = c.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": done})
+        version = str(r.get("VersionId") or "null")
+        # moto leaves a completed upload's object without an ACL, which it then serves to anyone, even
+        # from a private bucket: give it the ACL a put_object gets (the owner's only)
+        c.put_object_acl(Bucket=bucket, Key=key, ACL="private", **({} if version == "null" else {"VersionId": version}))
+        return version
 
     def url(self, bucket: str, key: str, version_id: Optional[str] = None) -> str:
         """Path-style http URL of ``key`` (optionally pinned to ``version_id``)."""

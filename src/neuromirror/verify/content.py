@@ -26,6 +26,7 @@ from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.util import gitutil
 from neuromirror.util.progress import ByteProgress
+from neuromirror.verify.lost_urls import GONE_STATUSES
 from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
@@ -57,7 +58,16 @@ def check_url(
     try:
         with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as r:
             if r.status_code != 200:
-                return "unreachable", f"{url}: HTTP {r.status_code}", 0
+                # 404/410: the bytes are gone; another 4xx: refused (the archive's download route
+                # answers 403 once the blob is gone); both may mark the key (verify.lost_urls)
+                kind = (
+                    "gone"
+                    if r.status_code in GONE_STATUSES
+                    else "refused"
+                    if 400 <= r.status_code < 500 and r.status_code not in (408, 429)
+                    else "unreachable"
+                )
+                return kind, f"{url}: HTTP {r.status_code}", 0
             for chunk in r.iter_content(CHUNK):
                 n += len(chunk)
                 if h is not None:
@@ -235,7 +245,29 @@ def check_content(
             results.setdefault(key, []).append(("git-annex (special remote)", kind, detail))
     for key in chosen:
         _settle(report, key, keys[key], results.get(key, []))
+        _web_verdict(report, key, urls_of.get(key, []) if urls else [], results.get(key, []))
     report.content_keys = len(chosen)
+
+
+def _web_verdict(
+    report: VerifyReport, key: str, registered: list[str], tried: list[tuple[str, Optional[str], Optional[str]]]
+) -> None:
+    """Is ``key`` gone from the web, or served?
+
+    Gone: every registered URL is an http(s) one, each was refused with a 4xx and at least one
+    answered 404/410 (the pinned S3 URL of a deleted version; the archive's download route then
+    answers 403).  A timeout, a 5xx or only 403s (an embargo) say nothing.  Only the web's own URLs
+    count: a key with a special remote's URL is fetched that way, not by the web remote.  What is
+    found goes to ``report.web_gone`` / ``report.web_serving``; the
+    ``git-annex`` branch is written by :mod:`.lost_urls`, under the source's lock.
+    """
+    if not registered or any(urlsplit(u).scheme.lower() not in ("http", "https") for u in registered):
+        return
+    by_url = {s: k for s, k, _ in tried if s in registered}
+    if any(by_url.get(u, "") is None for u in registered):
+        report.web_serving.add(key)
+    elif all(by_url.get(u) in ("gone", "refused") for u in registered) and "gone" in by_url.values():
+        report.web_gone.add(key)
 
 
 def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Optional[str], Optional[str]]]) -> None:

@@ -72,6 +72,10 @@ class VerifyReport:
     risk: Optional[Any] = None  # a verify.risk.Risk
     store: Optional[str] = None  # the store counted as a source / checked by --kept
     kept_checked: bool = False
+    web_gone: set[str] = field(default_factory=set)  # keys whose every URL answered 404/410 (--content)
+    web_serving: set[str] = field(default_factory=set)  # keys a URL served with the key's bytes
+    web_marked: list[str] = field(default_factory=list)  # keys marked now: the web no longer has them
+    web_restored: list[str] = field(default_factory=list)  # keys marked before whose URL serves again
 
     @property
     def ok(self) -> bool:
@@ -134,6 +138,7 @@ class VerifyReport:
             "store": self.store,
             "kept_checked": self.kept_checked,
             "at_risk": self.risk.to_json() if self.risk is not None else None,
+            "urls_gone": {"marked": self.web_marked, "restored": self.web_restored} if self.content else None,
             "notes": self.notes,
         }
 

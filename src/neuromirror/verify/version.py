@@ -35,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.pin.filelist import TreeFile, has_commit, pinned_repositories, tree_files
@@ -44,6 +45,7 @@ from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.util import gitutil
 from neuromirror.verify.archive import check_archive
 from neuromirror.verify.content import check_content
+from neuromirror.verify.lost_urls import mark_lost_urls
 from neuromirror.verify.report import VerifyReport
 from neuromirror.verify.risk import AnnexedFile, recorded_directory_store, risk_of, store_uuids
 
@@ -66,6 +68,10 @@ class AnnexBranch:
 
     def urls(self, key: str) -> list[str]:
         return list(web_urls(self._get(key, ".log.web")))
+
+    def web_marked_gone(self, key: str) -> bool:
+        """The key's location log says the web does not have it (:mod:`.lost_urls` marked its URLs gone)."""
+        return log_state(self._get(key, ".log")).get(WEB_UUID) is False
 
     def locations(self, key: str) -> list[str]:
         state = log_state(self._get(key, ".log"))
@@ -212,7 +218,16 @@ def verify_version(
                 where = branch.locations(key)
                 if stores.intersection(where):
                     kept_in.add(key)
-                if not where:
+                if not where and urls and branch.web_marked_gone(key):
+                    if not content:  # the content check tries the URLs again and says lost or not
+                        report.add(
+                            "lost",
+                            path,
+                            "its archive URLs were found gone (verify --content marked them) and no store holds it",
+                            key,
+                            size=_size(key),
+                        )
+                elif not where:
                     report.add(
                         "no-location",
                         path,
@@ -258,6 +273,9 @@ def verify_version(
             store=store,
             urls=not kept,
         )
+        if report.web_gone or report.web_serving:
+            with mirror.lock(source, wait=True):  # no sync writes the git-annex branches meanwhile
+                mark_lost_urls(report, repo_of)
     return report
 
 
@@ -294,12 +312,15 @@ def _check_kept(
                 else "recorded, but the store has no file for it"
             )
         )
-        try:
-            size = parse_key(key)["size"]
-        except ValueError:
-            size = None
-        report.add("not-kept", path, f"not kept in {store}: {why}", key, size=size)
+        report.add("not-kept", path, f"not kept in {store}: {why}", key, size=_size(key))
     return held
+
+
+def _size(key: str) -> Optional[int]:
+    try:
+        return parse_key(key)["size"]
+    except ValueError:
+        return None
 
 
 def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Path, str, str]]:

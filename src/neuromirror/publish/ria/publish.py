@@ -13,8 +13,10 @@ into the datasets' object trees and the store recorded as an ORA special remote 
 
 Embargoed dandisets (the last sync saw ``embargo=...`` in the draft's stamp) are held back —
 dataset, alias, root entry, kept content — unless ``include_embargoed``; the report says which
-and why, and the first publish after the embargo is lifted (and synced) adds them.  Nothing of
-the environment (DANDI key, S3 secrets, BOSS token) is read here, so none can reach the store.
+and why, and the first publish after the embargo is lifted (and synced) adds them.  Other sources
+whose bytes only a credential reads (the BOSS: :mod:`neuromirror.publish.credentials`) are published
+without their kept content unless ``include_embargoed`` (``content_held_back`` says how much and
+why).  Nothing of the environment (DANDI key, S3 secrets, BOSS token) is read here, so none can reach the store.
 
 The store is written through a :class:`.target.RiaTarget`: the local file system, or a host over
 ssh (:mod:`.ssh`); both answer "what does the store hold?" from local files, so the decisions
@@ -26,13 +28,13 @@ concurrent sync never publishes a half state.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.errors import UserError
 from neuromirror.pin.published import record_ria_url
+from neuromirror.publish.credentials import credential_needed, embargo_of
 from neuromirror.publish.ria.kept import OraRemote, kept_content
 from neuromirror.publish.ria.layout import ORA_NAME, RiaError, RiaStore
 from neuromirror.publish.ria.put import RiaPushError, Wanted, refs_from_files, wanted_refs
@@ -42,8 +44,6 @@ from neuromirror.publish.sibling import subdataset_paths
 from neuromirror.store.record import ensure_remote, present_in, record_present
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
-
-_EMBARGO = re.compile(r"\bembargo=(\S+)")
 
 
 class RiaPublishError(RuntimeError):
@@ -66,6 +66,7 @@ class RiaPublished:
     kept_objects: int = 0
     alias_moved: bool = False
     clone_url: str = ""  # what ``datalad clone`` takes: ``ria+<public url>#~<alias>``, recorded in the dataset
+    kept_held_back: int = 0  # kept objects left out: only a credential reads them (publish.credentials)
 
     def line(self) -> str:
         what = ", ".join(self.updated) if self.updated else "already up to date"
@@ -93,6 +94,8 @@ class RiaReport:
     store: str
     published: list[RiaPublished] = field(default_factory=list)
     held_back: list[HeldBack] = field(default_factory=list)
+    #: published datasets whose kept content stayed out (only a credential reads it)
+    content_held_back: list[HeldBack] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -102,16 +105,10 @@ class RiaReport:
             "store": self.store,
             "published": [asdict(p) for p in self.published],
             "held_back": [asdict(h) for h in self.held_back],
+            "content_held_back": [asdict(h) for h in self.content_held_back],
             "errors": self.errors,
             "notes": self.notes,
         }
-
-
-def embargo_of(index: Any, source: str) -> Optional[str]:
-    """The embargo status the last sync recorded for ``source`` (``EMBARGOED``...), None when open."""
-    row = index.head_version(source)
-    m = _EMBARGO.search((row or {}).get("remote_modified") or "")
-    return m.group(1) if m and m.group(1).upper() != "OPEN" else None
 
 
 def publish_to_ria(
@@ -162,8 +159,26 @@ def _publish_all(
                 why += " (an earlier publish put it in the store: it stays there until removed by hand)"
             report.held_back.append(HeldBack(source, relpath, why))
             continue
+        needs = credential_needed(mirror.index, source)
         try:
-            report.published.append(_publish_source(mirror, target, ora_url, source, relpath, force))
+            # a credential's source: its kept content checked the long way (an earlier publish may have left it out)
+            done = _publish_source(
+                mirror,
+                target,
+                ora_url,
+                source,
+                relpath,
+                force,
+                content=include_embargoed or needs is None,
+                fast=not needs,
+            )
+            report.published.append(done)
+            if done.kept_held_back:
+                why = (
+                    f"{done.kept_held_back} kept object(s) not put in the store: {needs}; "
+                    "--include-embargoed publishes them"
+                )
+                report.content_held_back.append(HeldBack(source, relpath, why))
         except (RiaPublishError, RiaPushError, RiaError, gitutil.GitError, OSError) as exc:
             report.errors.append(f"{source}: {exc}")
     if with_root and not report.errors:
@@ -190,14 +205,18 @@ def ora_url_for(store: RiaStore, public_url: Optional[str]) -> str:
     return url
 
 
-def _put_dataset(target: RiaTarget, ora_url: str, repo: Any, dsid: str, force: bool) -> tuple[bool, list[str], Wanted]:
-    """One dataset (a dandiset, a Zarr) by id, with its kept content; the ORA recorded first.
+def _put_dataset(
+    target: RiaTarget, ora_url: str, repo: Any, dsid: str, force: bool, content: bool = True, fast: bool = True
+) -> tuple[bool, list[str], Wanted]:
+    """One dataset (a dandiset, a Zarr) by id, with its kept content (none unless ``content``); the ORA
+    recorded first.
 
-    An unchanged dataset without kept content is told from files alone (:func:`.put.unchanged`)."""
+    An unchanged dataset without kept content is told from files alone (:func:`.put.unchanged`), unless
+    not ``fast`` (kept content an earlier publish held back would pass for none)."""
     found = refs_from_files(repo)
-    if found is not None and target.unchanged(dsid, *found):
+    if fast and found is not None and target.unchanged(dsid, *found):
         return False, [], Wanted(repo, dsid, found[0], found[1])
-    objects = kept_content(repo)
+    objects = kept_content(repo) if content else {}
     ora_uuid = None
     if objects:
         ora_uuid = target.ora_uuid()
@@ -213,8 +232,16 @@ def _put_dataset(target: RiaTarget, ora_url: str, repo: Any, dsid: str, force: b
 
 
 def _publish_source(
-    mirror: Any, target: RiaTarget, ora_url: str, source: str, relpath: str, force: bool
+    mirror: Any,
+    target: RiaTarget,
+    ora_url: str,
+    source: str,
+    relpath: str,
+    force: bool,
+    content: bool = True,
+    fast: bool = True,
 ) -> RiaPublished:
+    """One source's dataset and subdatasets; without ``content``, their kept objects stay out (counted)."""
     ds = mirror.root / relpath
     if not (ds / ".git").exists():
         raise RiaPublishError(f"no dataset at {ds}")
@@ -222,16 +249,18 @@ def _publish_source(
     if not dsid:
         raise RiaPublishError(f"{ds} has no DataLad id (.datalad/config): cannot place it in a RIA store")
     with mirror.lock(source, wait=True):
-        kept = 0
+        kept = held = 0
         subs = subdataset_paths(ds)
         for sub in subs:
             sds = ds / sub
             sid = dataset_id(sds) if (sds / ".git").exists() else None
             if not sid:
                 raise RiaPublishError(f"subdataset {sub} is not in the mirror with a DataLad id ({sds})")
-            _, _, swant = _put_dataset(target, ora_url, sds, sid, force)
+            _, _, swant = _put_dataset(target, ora_url, sds, sid, force, content, fast)
             kept += len(swant.objects)
-        created, updated, want = _put_dataset(target, ora_url, ds, dsid, force)
+            held += 0 if content else len(kept_content(sds))
+        created, updated, want = _put_dataset(target, ora_url, ds, dsid, force, content, fast)
+        held += 0 if content else len(kept_content(ds))
         crashpoint("publish-ria:before-alias")
         moved = target.set_alias(relpath, dsid)
         # lock and cite name the store from now on (pin/published.py: published_url)
@@ -252,6 +281,7 @@ def _publish_source(
         kept + len(want.objects),
         moved,
         clone_url,
+        held,
     )
 
 

@@ -2,7 +2,8 @@
 
 Blob assets become SHA256E keys from the archive's own sha256 — nothing is downloaded —
 with two URLs: the S3 URL pinned by ``?versionId=`` (asked once per blob with a HEAD,
-cached forever, since a blob's content never changes) and the API download URL.  Small
+cached forever, since a blob's content never changes; behind a delete marker, the
+noncurrent version with the asset's ETag and size: :mod:`.blob_versions`) and the API download URL.  Small
 text assets go into git, downloaded now when new and checked against their sha256.  Every
 asset is checked before it becomes an entry (path, digest, size, URLs): what the archive
 gets wrong is refused on its own, with the reason.  Zarr assets are handed to the Zarr run
@@ -37,6 +38,7 @@ from neuromirror.records import (
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.assets import Reused, is_text_asset, reused_entry
+from neuromirror.sources.dandi.blob_versions import LIST_AFTER, noncurrent_version
 from neuromirror.sources.dandi.client import DandiAPI, download_verified, gist
 from neuromirror.sources.dandi.zarr_assets import ZarrRun, expect_zarrs, zarr_run
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
@@ -189,17 +191,19 @@ class AssetEntries(DandiAPI):
         else:
             pins = {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
         todo = {
-            a["blob"]: s3_urls[a["asset_id"]]
-            for a, _ in fresh
+            a["blob"]: (s3_urls[a["asset_id"]], (md.get("digest") or {}).get("dandi:dandi-etag"), a["size"], a["path"])
+            for a, md in fresh
             if a.get("blob") in blobs and pins.get(a["blob"]) is None
         }
         with timing.phase("pinning"):
-            found = list(pool.map(self._head_version_id, todo.values()))
+            found = list(pool.map(lambda t: self._pin_blob(*t[:3]), todo.values()))
         learned = []
-        for blob, version_id in zip(todo, found):
+        for (blob, (_, _, _, path)), (version_id, how) in zip(todo.items(), found):
             pins[blob] = version_id
             if version_id:
                 learned.append((blob, version_id))
+            if how:  # the HEAD found no current object: the sync's report says what was pinned instead
+                snap.warnings.append(f"{path}: {how}")
         put_many = getattr(state, "cache_put_many", None)  # one transaction per page
         if put_many is not None and learned:
             put_many(PIN_NAMESPACE, learned)
@@ -308,8 +312,29 @@ class AssetEntries(DandiAPI):
                 return u.split("?", 1)[0]
         return None
 
-    def _head_version_id(self, url: str) -> Optional[str]:
-        """The object's current S3 version id, from a HEAD of the object itself.
+    def _pin_blob(self, url: str, etag: Optional[str], size: int) -> tuple[Optional[str], Optional[str]]:
+        """(the blob's S3 version id or None, what the report should say or None).
+
+        The current object's version as a HEAD gives it; when the HEAD finds no current
+        object (a delete marker), the noncurrent version holding the asset's bytes
+        (:mod:`.blob_versions`).
+        """
+        version_id, status = self._head_version_id(url)
+        if version_id is not None or status not in LIST_AFTER:
+            return version_id, None
+        older = noncurrent_version(url, self._s3_endpoints, etag, size)
+        if older is None:
+            return None, (
+                f"its S3 object answers HTTP {status} and no S3 version of it has the asset's ETag and size: "
+                "not pinned (the plain S3 URL and the archive's download URL are registered)"
+            )
+        return older, (
+            f"its current S3 object is deleted (HTTP {status}); pinned to the noncurrent version {older}, "
+            "whose ETag and size are the asset's"
+        )
+
+    def _head_version_id(self, url: str) -> tuple[Optional[str], Optional[int]]:
+        """The object's current S3 version id, from a HEAD of the object itself; the HEAD's status.
 
         Redirects are not followed: an S3 object answers directly, and a version id
         found behind a redirect would belong to another URL's object.
@@ -323,6 +348,6 @@ class AssetEntries(DandiAPI):
                 continue
             if r.ok:
                 vid = r.headers.get("x-amz-version-id")
-                return vid if vid and vid != "null" else None
-            return None
-        return None
+                return (vid if vid and vid != "null" else None), r.status_code
+            return None, r.status_code
+        return None, None

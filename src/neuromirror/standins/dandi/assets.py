@@ -26,6 +26,7 @@ from neuromirror.standins.dandi.formats import (
     dandi_etag,
     dumps,
     encoding_format,
+    etag_part_spans,
     etag_parts,
     pseudo_bytes,
     uuid4s,
@@ -136,7 +137,8 @@ class AssetChanges(ArchiveState):
 
     def _upload_blob(self, blob: BlobRecord, content: bytes) -> None:
         self._ensure_buckets()
-        blob.version_id = self.s3.put(blob.bucket, blob.key, content)
+        # a multipart upload, as the archive's clients make it: the S3 ETag is then the dandi-etag
+        blob.version_id = self.s3.put_parts(blob.bucket, blob.key, content, etag_part_spans(len(content)))
         blob.uploaded = True
         blob.rev += 1
 

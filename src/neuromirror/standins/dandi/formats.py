@@ -96,6 +96,13 @@ def dandi_etag(content: bytes) -> str:
     return etag.as_str()
 
 
+def etag_part_spans(size: int) -> list[tuple[int, int]]:
+    """(offset, size) of each part of a ``size``-byte upload, as the dandi-etag divides it."""
+    from dandischema.digests.dandietag import PartGenerator
+
+    return [(p.offset, p.size) for p in PartGenerator.for_file_size(size)]
+
+
 def etag_parts(size: int) -> int:
     from dandischema.digests.dandietag import PartGenerator
 

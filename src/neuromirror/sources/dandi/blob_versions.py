@@ -1,0 +1,63 @@
+"""A blob whose current S3 object is deleted is still pinned: the noncurrent version holding the asset's bytes.
+
+Why: the mirror pins a blob's S3 URL with the ``versionId`` a ``HEAD`` of the object gives.  A
+mirror first made after the archive deleted the asset (a delete marker on top of the object, its
+older versions kept for 30 days by the bucket's lifecycle rule) gets a 404 from that ``HEAD``, and
+would record the plain URL — which serves nothing — while a noncurrent version still serves the
+exact bytes.  So on a 404 (a 403 is not enough: an embargoed blob in the private bucket answers
+403, and its bytes move to another bucket when the embargo ends) the object's versions are listed (``ListObjectVersions`` on the key, anonymously, as the Zarr side
+lists its objects: :func:`neuromirror.sources.s3listing.paginate_versions`) and the newest version
+whose ETag is the asset's ``dandi:dandi-etag`` and whose size is the asset's is pinned.  The
+archive's uploads are multipart, and the dandi-etag is exactly that upload's S3 ETag, so a match
+names the bytes (the SHA256E key still refuses any others at retrieval).  No match: no pin.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+from neuromirror.sources import s3urls
+from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
+from neuromirror.sources.dandi.zarr_listing import is_archive_key
+
+log = logging.getLogger("neuromirror.dandi")
+
+#: HEAD answers after which the object's versions are listed
+LIST_AFTER = (404,)
+
+
+def noncurrent_version(url: str, endpoints: tuple[str, ...], etag: Optional[str], size: int) -> Optional[str]:
+    """The newest S3 version of ``url``'s object with ``etag`` and ``size`` (None: none, or no listing).
+
+    Without an ETag to match there is no pin: a size alone does not name bytes.
+    """
+    if not etag:
+        return None
+    loc = s3urls.locate(url, endpoints, archive_key=is_archive_key)
+    if loc is None:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from neuromirror.sources.s3listing import paginate_versions
+
+    client = UnsignedS3(loc.endpoint, os.environ.get("NEUROMIRROR_DANDI_S3_REGION", "us-east-1"))
+    want = etag.strip('"').lower()
+    found: list[tuple[str, str]] = []  # (LastModified, VersionId)
+    try:
+        for page in paginate_versions(client, Bucket=loc.bucket, Prefix=loc.key):
+            for v in page.get("Versions", []) or []:
+                vid = v.get("VersionId")
+                if (
+                    v.get("Key") == loc.key
+                    and vid
+                    and vid != "null"
+                    and int(v.get("Size") or -1) == size
+                    and str(v.get("ETag") or "").strip('"').lower() == want
+                ):
+                    found.append((str(v.get("LastModified") or ""), vid))
+    except (ClientError, BotoCoreError, OSError) as exc:  # a bucket we may not list: no pin, as before
+        log.info("cannot list the versions of %s: %s", url, exc)
+        return None
+    return max(found)[1] if found else None

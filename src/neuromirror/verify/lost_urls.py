@@ -1,0 +1,103 @@
+"""A key whose archive URLs are all gone is marked on the ``git-annex`` branch, so clones go straight to a store.
+
+Why: git-annex's web remote tries a key's URLs before a store of higher cost, and ``datalad get``
+retries each dead URL (``annex.retry=3``): about 1.4 s a file before the lab's store is asked, hours
+for a large version whose archive bytes are gone.  git-annex itself only tries the web remote for a
+key whose location log says the web has it.  So when ``verify --content`` found every registered
+http(s) URL of a key refused (a 4xx), at least one with 404 or 410 (every S3 version deleted: the
+pinned ``?versionId=`` URL answers 404, the archive's download route 403), the key's location log gets ``web: 0`` — ``git annex setpresentkey KEY <web uuid> 0``, plain
+git-annex plumbing that every clone reads — and nothing else changes:
+
+* the URLs stay in the key's ``.log.web`` (the dataset is a record of where the bytes were):
+  ``neuromirror urls`` and ``git show git-annex:…log.web`` still show them, ``git annex whereis``
+  no longer lists the web for the key, and ``git annex get --from web`` still tries them;
+* no other key's log is touched;
+* it is undone the same way (``web: 1``) when a later ``verify --content`` finds one of the URLs
+  serving the key's exact bytes again.
+
+A timeout, a 5xx or only 403s (an embargo, a policy) say nothing about the bytes being gone.  Keys a special remote fetches (``neuromirror+…`` URLs) are left alone: the web
+remote is not their way in.  The caller holds the source's lock (no sync writes the branch meanwhile).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from neuromirror.annex.contract import WEB_UUID
+from neuromirror.annex.keys import hashdir_lower, key_file
+from neuromirror.annex.logs import log_state
+from neuromirror.store.record import BRANCH, flush_journal
+from neuromirror.util import gitutil
+from neuromirror.verify.report import VerifyReport
+
+#: HTTP answers that say the object is gone for good (S3: NoSuchKey / NoSuchVersion; 410 Gone)
+GONE_STATUSES = (404, 410)
+
+
+def web_states(repo: Path, keys: Iterable[str]) -> dict[str, bool]:
+    """key -> does its location log say the web has it? (keys whose log never names the web: absent)"""
+    keys = list(dict.fromkeys(keys))
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if ref is None or not keys:
+        return {}
+    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log" for k in keys]
+    with gitutil.CatFile(repo) as cat:
+        datas = list(cat.get_many(specs))
+    out: dict[str, bool] = {}
+    for k, data in zip(keys, datas):
+        state = log_state(data)
+        if WEB_UUID in state:
+            out[k] = state[WEB_UUID]
+    return out
+
+
+def set_web(repo: Path, gone: Iterable[str], serving: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Mark ``gone`` keys as not on the web and ``serving`` ones (marked before) as on it again.
+
+    Returns (keys marked gone now, keys restored now): a key already in the wanted state is not
+    written again, so a rerun is a no-op and the branch does not move.
+    """
+    gone, serving = list(dict.fromkeys(gone)), list(dict.fromkeys(serving))
+    if not gone and not serving:
+        return [], []
+    flush_journal(repo)
+    state = web_states(repo, gone + serving)
+    to_mark = [k for k in gone if state.get(k) is True]
+    to_restore = [k for k in serving if state.get(k) is False]
+    if not to_mark and not to_restore:
+        return [], []
+    lines = [f"{k} {WEB_UUID} 0\n" for k in to_mark] + [f"{k} {WEB_UUID} 1\n" for k in to_restore]
+    gitutil.run(repo, "annex", "setpresentkey", "--batch", input="".join(lines).encode())
+    flush_journal(repo)  # committed on the branch, not left in the journal: clones read the branch
+    after = web_states(repo, to_mark + to_restore)
+    wrong = [k for k in to_mark if after.get(k) is not False] + [k for k in to_restore if after.get(k) is not True]
+    if wrong:
+        raise gitutil.GitError(f"git annex setpresentkey did not record the web's state of {wrong[0]} in {repo}")
+    return to_mark, to_restore
+
+
+def mark_lost_urls(report: VerifyReport, repo_of: Mapping[str, Path]) -> None:
+    """What ``verify --content`` found of each key's URLs, written on the branch of the repository that knows it."""
+    by_repo: dict[Path, tuple[list[str], list[str]]] = {}
+    for key in sorted(report.web_gone):
+        if key in repo_of:
+            by_repo.setdefault(repo_of[key], ([], []))[0].append(key)
+    for key in sorted(report.web_serving):
+        if key in repo_of:
+            by_repo.setdefault(repo_of[key], ([], []))[1].append(key)
+    for repo, (gone, serving) in by_repo.items():
+        marked, restored = set_web(repo, gone, serving)
+        report.web_marked += marked
+        report.web_restored += restored
+    if report.web_marked:
+        report.notes.append(
+            f"{len(report.web_marked)} key(s) whose archive URLs are gone (HTTP 404/410) marked on the git-annex "
+            "branch as no longer on the web: a clone fetches them from a store without trying the URLs "
+            "(the URLs stay recorded)"
+        )
+    if report.web_restored:
+        report.notes.append(
+            f"{len(report.web_restored)} key(s) marked gone before are served by the archive again: "
+            "the web has them again on the git-annex branch"
+        )
