@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conftest import clone, git
 from test_keep import keep_json, lose_blobs, make_dandiset, sha256
+from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (registers the `bucket` fixture)
 from test_retrieve import data_files
 
 
@@ -65,3 +66,41 @@ def test_a_dataset_kept_before_stores_had_names_of_their_own_still_reproduces(da
     code, out, err = d.run("reproduce", str(lock), "--to", str(tmp_path / "work"), "--allow-ip", "all")
     assert code == 0, out + err
     assert data_files(tmp_path / "work" / "dandi" / d.id)["sub-01/a.nwb"] == d.files["sub-01/a.nwb"]
+
+
+def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fills_it(
+    dandi_archive, s3, bucket, tmp_path: Path
+) -> None:  # noqa: ANN001
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 15_000, "sub-02/b.nwb": 4_000})
+    disk, cloud = tmp_path / "store", f"s3://{bucket}/keep"
+    s3.client().delete_bucket(Bucket=bucket)  # the lab's bucket is gone (down) while keep runs
+
+    code, out, err = d.run("keep", d.spec, "--to", str(disk), "--to", cloud, "--copies", "2", "--json")
+    assert code == 1
+    report = json.loads(out)
+    up, down = report["stores"]
+    assert up["ok"] and up["transferred"]["files"] == 2
+    assert not down["ok"] and "NoSuchBucket" in down["error"]
+    assert f"store {cloud}" in err and "down" in err  # shown, never skipped silently
+    (counted,) = report["counts"]
+    assert (counted["files"], counted["enough"]["files"], counted["fewer"]["files"]) == (2, 0, 2)
+
+    status = json.loads(d.run.ok("status", "--copies", d.spec, "--json"))
+    (v,) = status["versions"]
+    assert v["wanted"] == 2 and v["fewer"] == {"files": 2, "bytes": 19_000} and v["none"]["files"] == 0
+    assert {a["path"] for a in v["at_risk"]} == set(d.files) and all(a["copies"] == 1 for a in v["at_risk"])
+    text = d.run.ok("status", "--copies", d.spec)
+    assert "0/2 file(s) with >= 2 verified copies" in text and "at risk: sub-01/a.nwb" in text
+    code, out, err = d.run("verify", d.spec, "--kept", "--store", str(disk))
+    assert code == 1 and "1 of 2 verified copies" in out + err
+
+    # the bucket is back: the next keep fills it, and the version has its two copies
+    s3.client().create_bucket(Bucket=bucket)
+    code, out, err = d.run("keep", d.spec, "--to", str(disk), "--to", cloud, "--copies", "2", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [s["transferred"]["files"] for s in report["stores"]] == [0, 2]
+    assert report["counts"][0]["enough"] == {"files": 2, "bytes": 19_000} and report["counts"][0]["ok"]
+    assert d.spec in report["lags"]  # the keep lag: first seen by the mirror -> last wanted copy
+    assert d.run("verify", d.spec, "--kept", "--store", str(disk))[0] == 0
+    assert "2/2 file(s) with >= 2 verified copies" in d.run.ok("status", "--copies")
