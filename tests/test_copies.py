@@ -11,7 +11,7 @@ from pathlib import Path
 
 from conftest import clone, git
 from test_keep import keep_json, lose_blobs, make_dandiset, sha256
-from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (registers the `bucket` fixture)
+from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (the fixture: an empty bucket, the store's env)
 from test_retrieve import data_files
 
 
@@ -69,11 +69,11 @@ def test_a_dataset_kept_before_stores_had_names_of_their_own_still_reproduces(da
 
 
 def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fills_it(
-    dandi_archive, s3, bucket, tmp_path: Path
+    dandi_archive, s3, lab_bucket, tmp_path: Path
 ) -> None:  # noqa: ANN001
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 15_000, "sub-02/b.nwb": 4_000})
-    disk, cloud = tmp_path / "store", f"s3://{bucket}/keep"
-    s3.client().delete_bucket(Bucket=bucket)  # the lab's bucket is gone (down) while keep runs
+    disk, cloud = tmp_path / "store", f"s3://{lab_bucket}/keep"
+    s3.client().delete_bucket(Bucket=lab_bucket)  # the lab's bucket is gone (down) while keep runs
 
     code, out, err = d.run("keep", d.spec, "--to", str(disk), "--to", cloud, "--copies", "2", "--json")
     assert code == 1
@@ -95,7 +95,7 @@ def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fill
     assert code == 1 and "1 of 2 verified copies" in out + err
 
     # the bucket is back: the next keep fills it, and the version has its two copies
-    s3.client().create_bucket(Bucket=bucket)
+    s3.client().create_bucket(Bucket=lab_bucket)
     code, out, err = d.run("keep", d.spec, "--to", str(disk), "--to", cloud, "--copies", "2", "--json")
     assert code == 0, err
     report = json.loads(out)
