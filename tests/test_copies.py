@@ -71,8 +71,8 @@ def test_a_dataset_kept_before_stores_had_names_of_their_own_still_reproduces(da
 def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fills_it(
     dandi_archive,
     s3,
-    lab_bucket,
-    tmp_path: Path,  # noqa: F811 (the fixture imported above)
+    lab_bucket,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
 ) -> None:  # noqa: ANN001
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 15_000, "sub-02/b.nwb": 4_000})
     disk, cloud = tmp_path / "store", f"s3://{lab_bucket}/keep"
