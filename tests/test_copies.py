@@ -7,10 +7,11 @@ and moto buckets, read back through git-annex), the archive's bytes then really 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import clone, git
-from test_keep import keep_json, lose_blobs, make_dandiset, sha256
+from test_keep import keep_json, key_of, lose_blobs, make_dandiset, sha256, whereis
 from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (the fixture: an empty bucket, the store's env)
 from test_retrieve import data_files
 
@@ -107,3 +108,63 @@ def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fill
     assert d.spec in report["lags"]  # the keep lag: first seen by the mirror -> last wanted copy
     assert d.run("verify", d.spec, "--kept", "--store", str(disk))[0] == 0
     assert "2/2 file(s) with >= 2 verified copies" in d.run.ok("status", "--copies")
+
+
+def _flip_a_byte(path: Path) -> None:
+    os.chmod(path.parent, 0o755)
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_verify_stores_finds_a_flipped_byte_and_a_lost_file_and_re_keeps_them_from_the_other_store(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    lab_bucket,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    from neuromirror.annex.keys import hashdir_lower
+
+    sizes = {"sub-01/a.nwb": 11_000, "sub-01/b.nwb": 6_000, "sub-02/c.nwb": 3_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    disk, cloud = tmp_path / "store", f"s3://{lab_bucket}/keep"
+    code, out, err = d.run("keep", d.spec, "--to", str(disk), "--to", cloud, "--copies", "2", "--json")
+    assert code == 0, err
+    ids = [s["store"]["uuid"] for s in json.loads(out)["stores"]]
+    keys = {p: key_of(d.ds, p, d.version) for p in sizes}
+    lose_blobs(d, list(d.files))  # the archive is no help: repairs must come from the other store
+
+    # one store's file gets a flipped byte; the other store loses an object
+    a = keys["sub-01/a.nwb"]
+    _flip_a_byte(disk / hashdir_lower(a) / a / a)
+    b = keys["sub-01/b.nwb"]
+    s3.client().delete_object(Bucket=lab_bucket, Key=f"keep/{b}")
+
+    code, out, err = d.run("verify", "--stores", d.spec, "--json")
+    assert code == 1  # named, after repairing
+    report = json.loads(out)
+    assert report["checked"] == 6 and report["good"] == 4 and report["repaired"] == 2
+    (bad,) = report["bad"]
+    assert (bad["key"], bad["path"], bad["uuid"], bad["repaired"]) == (a, "sub-01/a.nwb", ids[0], True)
+    assert bad["repaired_from"] == f"store {cloud}/"
+    (missing,) = report["missing"]
+    assert (missing["key"], missing["uuid"], missing["repaired"]) == (b, ids[1], True)
+    assert missing["repaired_from"] == f"store {disk}"
+    assert f"{a}" in err and f"{b}" in err
+    # the bytes are right again in both stores, and git-annex agrees (a plain fsck of the store)
+    assert (disk / hashdir_lower(a) / a / a).read_bytes() == d.files["sub-01/a.nwb"]
+    body = s3.client().get_object(Bucket=lab_bucket, Key=f"keep/{b}")["Body"].read()
+    assert body == d.files["sub-01/b.nwb"]
+    for key in (a, b):  # both stores recorded again on the branch
+        assert len([w for w in whereis(d.ds, key) if w.startswith("neuromirror store at")]) == 2
+
+    # a second check: everything good; a slice reads the oldest-checked third
+    code, out, err = d.run("verify", "--stores", d.spec, "--json")
+    assert code == 0, out + err
+    assert json.loads(out)["checked"] == 6
+    sliced = json.loads(d.run.ok("verify", "--stores", "--fraction", "0.34", "--json"))
+    assert sliced["checked"] == 3 and sliced["ok"]
+    assert json.loads(d.run.ok("verify", "--stores", "--older-than", "1", "--json"))["checked"] == 0
+    status = json.loads(d.run.ok("status", "--copies", d.spec, "--json"))["versions"][0]
+    assert status["enough"]["files"] == 3 and status["oldest_check"] is not None

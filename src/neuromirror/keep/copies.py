@@ -95,7 +95,7 @@ class VersionCopies:
 
     def line(self) -> str:
         """The counts in a line: files with enough verified copies, with fewer, with none; the oldest check."""
-        oldest = _iso(self.oldest_check) or "never"
+        oldest = iso_time(self.oldest_check) or "never"
         return (
             f"{self.label}: {self.enough_files}/{self.files} file(s) with >= {self.wanted} verified "
             f"cop{'y' if self.wanted == 1 else 'ies'} ({human_bytes(self.enough_bytes)}), {self.fewer_files} with "
@@ -124,7 +124,7 @@ class VersionCopies:
             "enough": {"files": self.enough_files, "bytes": self.enough_bytes},
             "fewer": {"files": self.fewer_files, "bytes": self.fewer_bytes},
             "none": {"files": self.none_files, "bytes": self.none_bytes},
-            "oldest_check": _iso(self.oldest_check),
+            "oldest_check": iso_time(self.oldest_check),
             "stores": self.stores,
             "at_risk": [a.to_json() for a in self.at_risk],
             "at_risk_count": self.at_risk_count,
@@ -133,7 +133,7 @@ class VersionCopies:
         }
 
 
-def _iso(t: Optional[float]) -> Optional[str]:
+def iso_time(t: Optional[float]) -> Optional[str]:
     if t is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

@@ -60,6 +60,7 @@ class Outcome:
     ok: bool
     placed: bool = False  # False with ok: another process put the same bytes there first
     why: str = ""
+    origin: str = ""  # where the bytes came from: a URL, or "store <url>"
 
 
 class Transfer:
@@ -103,7 +104,7 @@ class Transfer:
             except _Refused as exc:
                 errors.append(f"{url}: {exc}")
                 continue
-            return Outcome(key, True, placed=placed)
+            return Outcome(key, True, placed=placed, origin=url)
         for other in self.others:
             if self.stop.is_set():
                 return Outcome(key, False, why="interrupted")
@@ -112,7 +113,7 @@ class Transfer:
             except _Refused as exc:
                 errors.append(f"store {other.url}: {exc}")
                 continue
-            return Outcome(key, True, placed=placed)
+            return Outcome(key, True, placed=placed, origin=f"store {other.url}")
         if not errors:
             return Outcome(key, False, why="no http(s) URL registered")
         return Outcome(key, False, why="no URL served the key's bytes: " + "; ".join(errors))

@@ -124,3 +124,21 @@ def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
     """uuid -> fields of the stores ``repo``'s git-annex branch records."""
     ref = gitutil.ref_sha(repo, BRANCH)
     return {} if ref is None else recorded_stores(_read(repo, f"{ref}:remote.log"))
+
+
+def record_absent(repo: Path, uuid: str, keys: Iterable[str]) -> int:
+    """Record that the store ``uuid`` no longer has ``keys`` (a copy found wrong or gone): git-annex's own
+    ``setpresentkey KEY UUID 0``, so no clone is sent there for them. How many the branch listed there."""
+    wanted = list(dict.fromkeys(keys))
+    flush_journal(repo)
+    there = present_in(repo, uuid, wanted)
+    todo = [k for k in wanted if k in there]
+    if not todo:
+        return 0
+    batch = "".join(f"{k} {uuid} 0\n" for k in todo).encode()
+    gitutil.run(repo, "annex", "setpresentkey", "--batch", input=batch)
+    flush_journal(repo)
+    left = present_in(repo, uuid, todo)
+    if left:
+        raise gitutil.GitError(f"git annex setpresentkey did not remove {len(left)} key(s) in {repo}")
+    return len(todo)
