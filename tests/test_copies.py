@@ -168,3 +168,49 @@ def test_verify_stores_finds_a_flipped_byte_and_a_lost_file_and_re_keeps_them_fr
     assert json.loads(d.run.ok("verify", "--stores", "--older-than", "1", "--json"))["checked"] == 0
     status = json.loads(d.run.ok("status", "--copies", d.spec, "--json"))["versions"][0]
     assert status["enough"]["files"] == 3 and status["oldest_check"] is not None
+
+
+def test_service_keeps_into_two_stores_checks_a_slice_and_shows_copies_and_keep_lag(
+    dandi_archive, tmp_path: Path
+) -> None:  # noqa: ANN001
+    from test_service import get, metric_samples, runs, serve, wait_for
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 8_000, "sub-01/b.nwb": 2_000})
+    one, two = tmp_path / "one", tmp_path / "two"
+    root = tmp_path / "served"  # a mirror the service makes itself (its first run is at once)
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        f'stores: ["{one}", "{two}"]\n'
+        "copies: 2\n"
+        "defaults:\n"
+        "  schedule: {interval: 1h}\n"
+        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
+        "sources:\n"
+        f'  - spec: "{d.source}"\n'
+        "    keep: published\n"
+        "    verify: {fraction: 1.0}\n"
+    )
+
+    def kept_run() -> dict | None:
+        for r in runs(root, d.source):
+            report = json.loads(r["report"] or "{}")
+            if "keep" in report:
+                return report["keep"]
+        return None
+
+    with serve(root, cfg) as svc:
+        keep = wait_for(kept_run, 90, "a service run that kept", svc)
+        assert isinstance(keep, dict) and keep["outcome"] == "ok", keep
+        assert [s["url"] for s in keep["stores"]] == [str(one), str(two)] and all(s["up"] for s in keep["stores"])
+        (v,) = keep["copies"]["versions"]
+        assert keep["copies"]["wanted"] == 2 and v["enough"] == {"files": 2, "bytes": 10_000}
+        assert keep["verify"]["checked"] == 4 and keep["verify"]["ok"]  # the slice: every copy (fraction 1.0)
+        assert d.spec in keep["lags"]
+        m = metric_samples(get(svc.url("metrics"))[2])
+        assert m["neuromirror_copies_files", ("copies", "enough"), ("source", d.source), ("version", d.version)] == 2
+        assert m["neuromirror_copies_files", ("copies", "none"), ("source", d.source), ("version", d.version)] == 0
+        assert m["neuromirror_store_up", ("source", d.source), ("store", str(two))] == 1
+        assert m["neuromirror_keep_lag_seconds", ("source", d.source)] >= 0
+        assert m["neuromirror_keep_pending_seconds", ("source", d.source)] == 0
+        page = get(svc.url(f"source/{d.source}"))[2]
+        assert "<h2>Copies (wanted: 2)</h2>" in page and "Keep lag: last" in page and "DOWN" not in page

@@ -67,6 +67,7 @@ class VersionCopies:
     stores: dict[str, int] = field(default_factory=dict)  # store uuid -> files with a verified copy there
     problems: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list, repr=False)  # every annexed key of the version
+    seen: Optional[float] = None  # when the mirror first recorded the version (the keep lag's start)
 
     @property
     def label(self) -> str:
@@ -125,6 +126,7 @@ class VersionCopies:
             "fewer": {"files": self.fewer_files, "bytes": self.fewer_bytes},
             "none": {"files": self.none_files, "bytes": self.none_bytes},
             "oldest_check": iso_time(self.oldest_check),
+            "seen": iso_time(self.seen),
             "stores": self.stores,
             "at_risk": [a.to_json() for a in self.at_risk],
             "at_risk_count": self.at_risk_count,
@@ -143,6 +145,7 @@ def version_copies(mirror: Any, target: Target, wanted: int) -> VersionCopies:
     """The copies of every annexed file of ``target`` (Zarr subdatasets' files included)."""
     row = target.row
     out = VersionCopies(target.source, row["label"], row["commit"], wanted)
+    out.seen = _timestamp(row.get("synced_at"))
     listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
     out.problems += [f"{path}: {why}" for path, why in listing.problems]
     by_repo: dict[Path, list[KeepFile]] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from neuromirror.config.model import KeepPolicy, SourceConfig
 from neuromirror.service.state import SourceRuntime
@@ -37,7 +37,11 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
 
     try:
         outcome = run_policy(mirror, source.id, stores, entry.keep, copies=entry.copies)
+        outcome["verify"] = rolling_check(mirror, source.id, entry)
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
+        if not outcome["verify"]["ok"] and rt.keep_error is None:
+            v = outcome["verify"]
+            rt.keep_error = f"{len(v['bad'])} bad, {len(v['missing'])} missing stored copies ({v['repaired']} re-kept)"
     except Exception as exc:
         outcome = {"store": stores[0], "outcome": "error", "error": one_line(exc)}
         rt.keep_error = outcome["error"]
@@ -119,6 +123,26 @@ def run_policy(mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPo
     }
 
 
+def rolling_check(mirror: Any, sid: str, entry: SourceConfig) -> dict:
+    """This cycle's slice of ``verify --stores`` for the source: the share of its stored copies whose last
+    check is oldest, so that every copy is re-read within the period (``verify:``; default 30 days).
+    Bad or missing copies are repaired and named in the record (and the log)."""
+    from neuromirror.config.model import VerifyPolicy
+    from neuromirror.spec import parse_spec
+    from neuromirror.verify.stores import verify_stores
+
+    policy = entry.verify or VerifyPolicy()
+    fraction = policy.slice_of(entry.schedule.interval)
+    check = verify_stores(mirror, [parse_spec(sid, allow_version=False)], fraction=fraction)
+    for f in check.findings:
+        log.warning("%s: %s", sid, f.line())
+    record = check.to_json()
+    record["fraction"] = fraction
+    for name in ("bad", "missing", "unreadable"):
+        record[name] = record[name][:MAX_NOTES]
+    return record
+
+
 def copies_record(counts: Sequence[Any], wanted: int) -> dict:
     """The versions' copy counts as the run's report keeps them (keys at risk: the first few named)."""
     versions = []
@@ -152,8 +176,29 @@ def keep_facts(index: Any) -> dict[str, dict]:
     )
     for sid, raw in rows:
         record = json.loads(raw)
-        facts = out.setdefault(sid, {"last": None, "runs": {}})
+        facts = out.setdefault(sid, {"last": None, "runs": {}, "lag": None})
         facts["last"] = record
         outcome = str(record.get("outcome") or "error")
         facts["runs"][outcome] = facts["runs"].get(outcome, 0) + 1
+    from neuromirror.index.store_checks import lags
+
+    for lag in lags(index):  # oldest first: the last one per source stays
+        if lag["source"] in out:
+            out[lag["source"]]["lag"] = lag
     return out
+
+
+#: the archive drops an unreferenced blob 7 days after it is replaced: a keep lag near it is a warning
+ARCHIVE_WINDOW = 7 * 86400.0
+LAG_WARNING = 5 * 86400.0
+
+
+def pending_lag(record: Optional[dict], now: float) -> Optional[float]:
+    """How long the oldest version of the last keep record still short of its wanted copies has waited."""
+    from datetime import datetime
+
+    waits = []
+    for v in ((record or {}).get("copies") or {}).get("versions", []):
+        if not v.get("ok") and v.get("seen"):
+            waits.append(now - datetime.fromisoformat(v["seen"].replace("Z", "+00:00")).timestamp())
+    return max(waits, default=None)
