@@ -214,3 +214,40 @@ def test_service_keeps_into_two_stores_checks_a_slice_and_shows_copies_and_keep_
         assert m["neuromirror_keep_pending_seconds", ("source", d.source)] == 0
         page = get(svc.url(f"source/{d.source}"))[2]
         assert "<h2>Copies (wanted: 2)</h2>" in page and "Keep lag: last" in page and "DOWN" not in page
+
+
+def test_a_mirror_definition_names_stores_copies_and_the_rolling_check(tmp_path: Path) -> None:
+    import pytest
+
+    from neuromirror.config.load import load_config
+    from neuromirror.config.reader import ConfigError
+
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        "stores: [keep-a, keep-b]\n"
+        "copies: 2\n"
+        "defaults: {schedule: {interval: 6h}, keep: published}\n"
+        "sources:\n"
+        '  - spec: "dandi:000001"\n'
+        '  - spec: "dandi:000002"\n'
+        "    store: keep-c\n"
+        "    copies: 1\n"
+        "    verify: {period: 10d}\n"
+    )
+    first, second = load_config(cfg).sources
+    assert first.stores == (str(tmp_path / "keep-a"), str(tmp_path / "keep-b")) and first.store == first.stores[0]
+    assert first.copies == 2 and first.verify is None
+    assert second.stores == (str(tmp_path / "keep-c"),) and second.copies == 1
+    assert second.verify is not None and second.verify.period == 10 * 86400
+    assert second.verify.slice_of(6 * 3600) == pytest.approx(6 / 240)  # every byte re-read within the period
+
+    cfg.write_text(
+        "store: keep-a\nstores: [keep-b]\ncopies: 3\n"
+        "defaults: {schedule: 6h}\nsources:\n  - spec: dandi:000001\n    verify: {fraction: 2}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    text = str(info.value)
+    assert "give 'store' (one) or 'stores' (a list), not both" in text
+    assert "3 copies wanted but 1 store(s) named" in text
+    assert "expected a fraction in (0, 1]" in text
