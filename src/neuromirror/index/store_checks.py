@@ -20,6 +20,7 @@ Tables (made on first use; dropping them loses only the check times):
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
@@ -39,8 +40,20 @@ _BATCH = 900  # SQLite's variable limit is 999 in old builds
 
 
 def ensure_schema(index: Index) -> None:
-    for sql in SCHEMA:
-        index.db.execute(sql)
+    """The tables, made if missing; on a read-only index the readers below find none and report nothing."""
+    try:
+        for sql in SCHEMA:
+            index.db.execute(sql)
+    except sqlite3.OperationalError:
+        pass  # a read-only index (status of another process's mirror): nothing checked is recorded there
+
+
+def _rows(index: Index, sql: str, args: Sequence = ()) -> list[tuple]:
+    ensure_schema(index)
+    try:
+        return index.db.conn.execute(sql, list(args)).fetchall()
+    except sqlite3.OperationalError:  # no such table: never written here
+        return []
 
 
 def record_store(index: Index, uuid: str, url: str, kind: str, name: str) -> None:
@@ -55,8 +68,7 @@ def record_store(index: Index, uuid: str, url: str, kind: str, name: str) -> Non
 
 def known_stores(index: Index) -> dict[str, dict]:
     """uuid -> {url, kind, name} of every store keep or verify has used here."""
-    ensure_schema(index)
-    rows = index.db.conn.execute("SELECT uuid, url, kind, name FROM stores").fetchall()
+    rows = _rows(index, "SELECT uuid, url, kind, name FROM stores")
     return {r[0]: {"url": r[1], "kind": r[2], "name": r[3]} for r in rows}
 
 
@@ -94,7 +106,7 @@ def checks_of(index: Index, keys: Sequence[str]) -> dict[str, dict[str, float]]:
     for i in range(0, len(keys), _BATCH):
         part = keys[i : i + _BATCH]
         sql = f"SELECT key, store, checked FROM store_checks WHERE key IN ({','.join('?' * len(part))})"
-        for key, store, checked in index.db.conn.execute(sql, part):
+        for key, store, checked in _rows(index, sql, part):
             if checked is not None:
                 out.setdefault(key, {})[store] = float(checked)
     return out
@@ -108,22 +120,9 @@ def stored_times(index: Index, keys: Sequence[str]) -> dict[str, list[float]]:
     for i in range(0, len(keys), _BATCH):
         part = keys[i : i + _BATCH]
         sql = f"SELECT key, stored FROM store_checks WHERE stored IS NOT NULL AND key IN ({','.join('?' * len(part))})"
-        for key, stored in index.db.conn.execute(sql, part):
+        for key, stored in _rows(index, sql, part):
             out.setdefault(key, []).append(float(stored))
     return out
-
-
-def oldest_checked(index: Index, store: str, limit: int, older_than: Optional[float] = None) -> list[str]:
-    """Up to ``limit`` keys of ``store`` whose last check is the oldest (and before ``older_than``)."""
-    ensure_schema(index)
-    sql = "SELECT key FROM store_checks WHERE store=?"
-    args: list = [store]
-    if older_than is not None:
-        sql += " AND (checked IS NULL OR checked < ?)"
-        args.append(older_than)
-    sql += " ORDER BY checked LIMIT ?"
-    args.append(limit)
-    return [r[0] for r in index.db.conn.execute(sql, args)]
 
 
 def set_wanted(index: Index, source: str, copies: int) -> None:
@@ -137,9 +136,8 @@ def set_wanted(index: Index, source: str, copies: int) -> None:
 
 
 def wanted(index: Index, source: str, default: int = 1) -> int:
-    ensure_schema(index)
-    row = index.db.conn.execute("SELECT copies FROM copies_wanted WHERE source=?", [source]).fetchone()
-    return int(row[0]) if row else default
+    rows = _rows(index, "SELECT copies FROM copies_wanted WHERE source=?", [source])
+    return int(rows[0][0]) if rows else default
 
 
 def record_lag(index: Index, version_id: int, source: str, label: str, seen: float, complete: float) -> bool:
@@ -155,8 +153,5 @@ def record_lag(index: Index, version_id: int, source: str, label: str, seen: flo
 
 def lags(index: Index) -> list[dict]:
     """Every version's recorded keep lag, oldest first."""
-    ensure_schema(index)
-    rows = index.db.conn.execute(
-        "SELECT version_id, source, label, seen, complete, lag FROM keep_lag ORDER BY complete"
-    ).fetchall()
+    rows = _rows(index, "SELECT version_id, source, label, seen, complete, lag FROM keep_lag ORDER BY complete")
     return [dict(zip(("version_id", "source", "label", "seen", "complete", "lag"), r)) for r in rows]
