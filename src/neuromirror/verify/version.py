@@ -318,7 +318,10 @@ def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: dict) 
         return
     counted = version_copies(mirror, Target(source, src["dataset"], row), want)
     report.notes.append(counted.line())
+    named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
     for a in counted.at_risk:
+        if a.path in named:
+            continue
         report.add(
             "copies",
             a.path,
