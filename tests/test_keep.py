@@ -28,7 +28,14 @@ from neuromirror.demo import deterministic_bytes
 from test_retrieve import Runner, data_files
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=timezone.utc)
+#: every store's remote name starts so (``neuromirror-store-<first 8 hex digits of its UUID>``)
 STORE_NAME = "neuromirror-store"
+
+
+def remote_name_of(store: Path) -> str:
+    """The git-annex remote name a store's datasets record: its own, derived from its UUID."""
+    ident = json.loads((store / ".neuromirror-store.json").read_text())
+    return ident["name"]
 
 
 @dataclass
@@ -165,7 +172,9 @@ def test_kept_version_reproduces_after_the_archive_lost_it(dandi_archive, tmp_pa
 
     # a plain DataLad user: clone, check out the tag, get — the clone enabled the store by itself
     work = clone(d.ds, tmp_path / "clone")
-    assert git(work, "config", f"remote.{STORE_NAME}.annex-directory").strip() == str(store)
+    name = remote_name_of(store)
+    assert name.startswith(STORE_NAME + "-") and len(name) == len(STORE_NAME) + 9
+    assert git(work, "config", f"remote.{name}.annex-directory").strip() == str(store)
     git(work, "checkout", "-q", d.version)
     proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -244,7 +253,7 @@ def test_filters_and_the_json_report(dandi_archive, tmp_path: Path, monkeypatch)
         d, tmp_path / "store", d.source, "--include", "sub-01/*", "--max-file-size", "10K", "-J", "2"
     )
     assert code == 0, err
-    assert report["store"]["kind"] == "directory" and report["store"]["name"] == STORE_NAME
+    assert report["store"]["kind"] == "directory" and report["store"]["name"] == remote_name_of(tmp_path / "store")
     assert [v["version"] for v in report["versions"]] == [d.version, "draft"]  # no @VERSION: published + draft
     v = report["versions"][0]
     assert set(v) >= {"files", "bytes", "kept", "already", "skipped", "failed", "excluded", "in_git", "recorded"}

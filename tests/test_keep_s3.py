@@ -93,6 +93,7 @@ def test_kept_in_a_bucket_reproduces_after_the_archive_lost_it(dandi_archive, s3
         body = s3.client().get_object(Bucket=bucket, Key=f"lab/keep/{key}")["Body"].read()
         assert body == d.files[path]
     store_uuid = report["store"]["uuid"]
+    assert report["store"]["name"] == f"{STORE_NAME}-{store_uuid.replace('-', '')[:8]}"  # a name of its own
     assert s3.client().get_object(Bucket=bucket, Key="lab/keep/annex-uuid")["Body"].read() == store_uuid.encode()
     remote_log = next(ln for ln in git(d.ds, "show", "git-annex:remote.log").splitlines() if ln.startswith(store_uuid))
     fields = dict(w.split("=", 1) for w in remote_log.split()[1:-1])
@@ -104,7 +105,7 @@ def test_kept_in_a_bucket_reproduces_after_the_archive_lost_it(dandi_archive, s3
         "encryption": "none",
         "fileprefix": "lab/keep/",
         "host": s3.host,
-        "name": STORE_NAME,
+        "name": report["store"]["name"],
         "port": str(s3.port),
         "protocol": "http",
         "requeststyle": "path",
@@ -135,7 +136,7 @@ def test_kept_in_a_bucket_reproduces_after_the_archive_lost_it(dandi_archive, s3
     work = tmp_path / "clone"
     proc = run(["datalad", "clone", str(d.ds), str(work)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert git(work, "config", f"remote.{STORE_NAME}.annex-s3").strip() == "true"  # autoenabled
+    assert git(work, "config", f"remote.{report['store']['name']}.annex-s3").strip() == "true"  # autoenabled
     git(work, "checkout", "-q", d.version)
     proc = run(["datalad", "get", "."], work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -240,7 +241,7 @@ def test_public_bucket_serves_clones_without_credentials(
     for cmd, cwd in ((["datalad", "clone", str(d.ds), str(work)], tmp_path), (["git", "annex", "get", "."], work)):
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "(from neuromirror-store...)" in proc.stdout
+    assert f"(from {report['store']['name']}...)" in proc.stdout
     assert (work / "sub-01/a.nwb").read_bytes() == d.files["sub-01/a.nwb"]
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from neuromirror.commands.common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
 
@@ -55,19 +55,24 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def store_preparer(args: argparse.Namespace, recorded: Optional[str] = None) -> Optional[Callable[[Path, str], int]]:
-    """``prepare`` for :func:`~neuromirror.pin.fetch.fetch`: the store of ``--store``, else ``recorded``
-    (a lock's), else ``NEUROMIRROR_STORE``, made usable in each clone; None without one (notes to stderr)."""
+def store_preparer(args: argparse.Namespace, recorded: Sequence[str] = ()) -> Optional[Callable[[Path, str], int]]:
+    """``prepare`` for :func:`~neuromirror.pin.fetch.fetch`: the store of ``--store``, else those
+    ``recorded`` (a lock's), else ``NEUROMIRROR_STORE``, each made usable in each clone; None without
+    one (notes to stderr)."""
     from neuromirror.pin.stores import store_for_retrieval, use_store
     from neuromirror.store.location import STORE_ENV
 
-    name = args.store or recorded or os.environ.get(STORE_ENV) or None
-    store, note = store_for_retrieval(name, explicit=bool(args.store))
-    if note and not getattr(args, "json", False):
-        print(f"neuromirror: note: {note}", file=sys.stderr)
-    if store is None:
+    names = [args.store] if args.store else list(recorded) or [os.environ.get(STORE_ENV) or ""]
+    stores = []
+    for name in names:
+        store, note = store_for_retrieval(name or None, explicit=bool(args.store))
+        if note and not getattr(args, "json", False):
+            print(f"neuromirror: note: {note}", file=sys.stderr)
+        if store is not None:
+            stores.append(store)
+    if not stores:
         return None
-    return lambda repo, commit: use_store(repo, commit, store)
+    return lambda repo, commit: sum(use_store(repo, commit, s) for s in stores)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,10 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--to",
         "--store",
         dest="store",
+        action="append",
+        default=[],
         metavar="STORE",
         help="the store: a directory (path or file:///path) or an S3 bucket (s3://BUCKET[/PREFIX]; endpoint "
         "NEUROMIRROR_STORE_ENDPOINT, credentials from the AWS_* environment), laid out as git-annex's directory "
-        "or S3 special remote (env NEUROMIRROR_STORE)",
+        "or S3 special remote (env NEUROMIRROR_STORE); repeat it to keep into several stores",
+    )
+    p.add_argument(
+        "--copies",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the wanted number of verified copies outside the archive (default 1; status --copies and "
+        "verify --kept count against it); a version with fewer after the run makes keep exit 1",
     )
     p.add_argument("--all-versions", action="store_true", help="every recorded version, older drafts too")
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
@@ -61,7 +71,8 @@ def _size(option: str, value: object) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.keep.versions import KeepOptions, keep, select_versions
+    from neuromirror.keep.stores import keep_into
+    from neuromirror.keep.versions import KeepOptions, select_versions
     from neuromirror.store.location import open_store, store_name
 
     if args.jobs < 1:
@@ -69,7 +80,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.specs and not args.lock:
         raise UserError("name what to keep: SPEC[@VERSION]... or --lock FILE")
     specs = [spec_arg(s) for s in args.specs]
-    store = open_store(store_name(args.store))
+    names = list(dict.fromkeys(args.store)) or [store_name(None)]
+    stores = [open_store(store_name(n)) for n in names]
+    if len({s.url for s in stores}) != len(stores):
+        raise UserError("the same store is named twice")
+    copies = args.copies if args.copies is not None else 1
+    if copies < 1:
+        raise UserError("--copies must be at least 1")
     options = KeepOptions(
         include=args.include,
         exclude=args.exclude,
@@ -87,19 +104,43 @@ def run(args: argparse.Namespace) -> int:
 
             seen = {t.row["id"] for t in targets}
             targets += [t for t in lock_targets(mirror, args.lock) if t.row["id"] not in seen]
-        report = keep(mirror, store, targets, options)
+        result = keep_into(mirror, stores, targets, options, copies)
     finally:
         mirror.close()
     if args.json:
-        print_json(report.to_json())
+        if len(result.runs) == 1:  # one store: the report as it always was, with the copies counted
+            one = result.runs[0].to_json()
+            one.update({"copies": copies, "counts": [c.to_json() for c in result.counts]})
+            print_json(one)
+        else:
+            print_json(result.to_json())
     else:
-        for v in report.versions:
-            for line in v.lines():
-                print(line)
-        print(report.summary())
-    if report.failed:
-        print(f"neuromirror: keep: {report.failed} file(s) not kept (FAILED above)", file=sys.stderr)
-    budget = report.budget_line()
-    if budget:
-        print(f"neuromirror: {budget}", file=sys.stderr)
-    return 0 if report.ok else 1
+        for report in result.runs:
+            if len(result.runs) > 1:
+                print(f"== {report.store}")
+            for v in report.versions:
+                for line in v.lines():
+                    print(line)
+            print(report.summary())
+        if len(result.runs) > 1 or copies > 1:
+            for c in result.counts:
+                print(c.line())
+    code = 0
+    for report in result.runs:
+        if report.error is not None:
+            print(f"neuromirror: keep: store {report.store} is down: {report.error}", file=sys.stderr)
+            code = 1
+        if report.failed:
+            print(
+                f"neuromirror: keep: {report.failed} file(s) not kept in {report.store} (FAILED above)", file=sys.stderr
+            )
+        budget = report.budget_line()
+        if budget:
+            print(f"neuromirror: {budget}", file=sys.stderr)
+        if not report.ok:
+            code = 1
+    if copies > 1 and result.short:
+        short = ", ".join(c.label for c in result.short)
+        print(f"neuromirror: keep: fewer than {copies} verified copies of some files of {short}", file=sys.stderr)
+        code = 1
+    return code

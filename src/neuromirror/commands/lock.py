@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         for d in lock.datasets:
             print(
                 f"{d.source}@{d.version}: commit {d.commit[:12]}, {d.files} files, {d.file_list_digest[:19]}…  ({d.url})"
-                + (f", kept in {d.store}" if d.store else "")
+                + (f", kept in {' and '.join(d.all_stores)}" if d.all_stores else "")
             )
         print(f"wrote {args.output}: {len(lock.datasets)} dataset(s)")
     return 0

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
                     progress=not quiet,
                     label=d.spec,
                     allow_ip=allow_ip_default(args.allow_ip),
-                    prepare=store_preparer(args, d.store),
+                    prepare=store_preparer(args, d.all_stores),
                 )
                 res.update(fetched=report.fetched, fetched_bytes=report.fetched_bytes, present=report.present)
                 for path, why in report.failed:

@@ -26,12 +26,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip the at-risk counts (files kept in a store / only behind a pinned URL / only behind mutable URLs)",
     )
+    p.add_argument(
+        "--copies",
+        action="store_true",
+        help="per source and version (SPEC[@VERSION] narrows): files and bytes with at least the wanted number "
+        "of verified copies outside the archive, with fewer, with none; the oldest check; the keys at risk",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
 
+def _copies(args: argparse.Namespace) -> int:
+    """``status --copies``: the copies counted live from the datasets' branches and the index's check times."""
+    from neuromirror.commands.common import require_mirror, spec_arg
+    from neuromirror.keep.copies import copies_report
+
+    mirror = require_mirror(args)
+    try:
+        counts = copies_report(mirror, [spec_arg(s) for s in args.specs])
+    finally:
+        mirror.close()
+    if args.json:
+        print_json({"versions": [c.to_json() for c in counts], "ok": all(c.ok for c in counts)})
+        return 0
+    for c in counts:
+        print(c.line())
+        for line in c.risk_lines():
+            print(line)
+    if not counts:
+        print("no versions to count")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import fnmatch
+
+    if args.copies:
+        return _copies(args)
 
     from neuromirror.service import short_time, status_report
 

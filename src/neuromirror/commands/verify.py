@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "specs",
-        nargs="+",
+        nargs="*",
         metavar="SPEC",
         help="dandi:000027@0.230629.1955, dandi:000027 (the latest version) or a pattern like 'dandi:*'",
     )
@@ -60,6 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="warnings fail too: a file that verifies from another URL or the store while some URL is dead",
     )
+    p.add_argument(
+        "--stores",
+        action="store_true",
+        help="re-read the copies the lab's stores hold of the versions named (no SPEC: every source kept) and "
+        "check them against their keys; a bad or missing copy is removed from the record, re-kept from another "
+        "copy or the archive, and named (exit 1); each good check's time is recorded per key and store",
+    )
+    slice_ = p.add_mutually_exclusive_group()
+    slice_.add_argument(
+        "--fraction", type=float, metavar="F", help="with --stores: only this share, oldest-checked copies first"
+    )
+    slice_.add_argument(
+        "--older-than", type=float, metavar="DAYS", help="with --stores: only copies not checked for DAYS days"
+    )
     p.add_argument("--sample", type=int, metavar="N", help="with --content: check N random keys per version")
     p.add_argument("--seed", type=int, help="random seed for --sample (repeatable samples)")
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
@@ -79,11 +93,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _stores(args: argparse.Namespace, specs: list) -> int:
+    """``verify --stores``: the stored copies re-read, bad ones repaired and named (:mod:`neuromirror.verify.stores`)."""
+    from neuromirror.store.location import open_store
+    from neuromirror.verify.stores import verify_stores
+
+    if args.fraction is not None and not 0 < args.fraction <= 1:
+        raise UserError("--fraction must be in (0, 1]")
+    if args.older_than is not None and args.older_than < 0:
+        raise UserError("--older-than must be a number of days, 0 or more")
+    only = open_store(args.store) if args.store else None
+    mirror = require_mirror(args)
+    try:
+        check = verify_stores(
+            mirror,
+            specs,
+            fraction=args.fraction,
+            older_than=None if args.older_than is None else args.older_than * 86400,
+            only=only,
+            jobs=args.jobs,
+        )
+    finally:
+        mirror.close()
+    if args.json:
+        print_json(check.to_json())
+    else:
+        for line in check.lines():
+            print(line)
+    for f in check.findings:
+        print(f"neuromirror: verify --stores: {f.problem} copy of {f.key} ({f.path}) in {f.store}", file=sys.stderr)
+    return 0 if check.ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from neuromirror.pin.retrieve import allow_ip_default
     from neuromirror.verify.version import verify_version
 
     specs = [spec_arg(s) for s in args.specs]
+    if args.stores:
+        return _stores(args, specs)
+    if args.fraction is not None or args.older_than is not None:
+        raise UserError("--fraction and --older-than apply to --stores")
+    if not specs:
+        raise UserError("name what to verify: SPEC[@VERSION]... (or --stores)")
     if args.sample is not None and args.sample < 1:
         raise UserError("--sample must be at least 1")
     if args.sample is not None and not args.content:

@@ -49,6 +49,28 @@ class KeepPolicy:
         }
 
 
+#: ``verify: {period: ...}``: every stored byte re-read within this, unless the definition says otherwise
+DEFAULT_VERIFY_PERIOD = 30 * 86400.0
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """``verify:``: the slice of each store re-read every cycle (``fraction``; else the share of the
+    ``period`` one cycle is), so that every stored byte is re-read within ``period``."""
+
+    fraction: Optional[float] = None
+    period: float = DEFAULT_VERIFY_PERIOD
+
+    def slice_of(self, interval: Optional[float]) -> float:
+        """The fraction to check this cycle, for a schedule of ``interval`` seconds (None: a cron line, daily)."""
+        if self.fraction is not None:
+            return self.fraction
+        return min(1.0, (interval or 86400.0) / self.period)
+
+    def to_json(self) -> dict:
+        return {"fraction": self.fraction, "period": self.period}
+
+
 @dataclass
 class SourceConfig:
     """One entry of ``sources:``: a SPEC (maybe a glob) with its options, schedule and publish target."""
@@ -66,6 +88,10 @@ class SourceConfig:
     keep: Optional[KeepPolicy] = None
     #: ``retention:`` of this entry; None: the top level's (:mod:`neuromirror.config.retention`)
     retention: Optional[Retention] = None
+    #: ``stores:`` (``store`` is their first), ``copies:`` wanted and the rolling ``verify:`` (config/stores.py)
+    stores: tuple[str, ...] = ()
+    copies: int = 1
+    verify: Optional[VerifyPolicy] = None
 
     @property
     def parsed(self) -> Spec:
@@ -110,6 +136,9 @@ class SourceConfig:
             "store": self.store,
             "keep": self.keep.to_json() if self.keep else None,
             "retention": self.retention.to_json() if self.retention else None,
+            "stores": list(self.stores),
+            "copies": self.copies,
+            "verify": self.verify.to_json() if self.verify else None,
             "where": self.where,
         }
 

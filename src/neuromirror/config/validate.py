@@ -22,15 +22,16 @@ from neuromirror.config.sections import (
     read_publish,
     read_schedule,
     read_source_spec,
-    read_store,
 )
+from neuromirror.config.stores import StoreSettings, read_store_settings
 
 #: keys a source entry may have (options may also be given directly in ``defaults``)
+STORE_KEYS = ("store", "stores", "copies", "verify")  # config/stores.py
 SOURCE_KEYS = (
-    "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "store", "keep", "retention",
+    "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "keep", "retention", *STORE_KEYS,
 )  # fmt: skip
-DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs", "store", "keep")
-TOP_KEYS = ("root", "jobs", "executor", "store", "defaults", "sources", "retention")
+DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs", "keep", *STORE_KEYS)
+TOP_KEYS = ("root", "jobs", "executor", "defaults", "sources", "retention", *STORE_KEYS)
 EXECUTOR_KEYS = ("dask",)
 
 
@@ -66,9 +67,8 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
 
     if "retention" in m:
         cfg.retention = read_retention(r, m["retention"], "retention", cfg.retention) or cfg.retention
-    d_store: Optional[str] = read_store(r, m["store"], "store") if "store" in m else None
+    d_stores = read_store_settings(r, m, "", StoreSettings())
     d_keep: Optional[KeepPolicy] = None
-    d_store_given = "store" in m  # given but invalid: reported once, not as "no store" for every source
 
     # defaults: schedule, options (also directly as keys), publish, backoff, jobs, store, keep
     d_schedule: Optional[Schedule] = None
@@ -97,12 +97,10 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
                     r.error(dm["jobs"].line, "defaults.jobs", "'jobs' is given twice (top level and defaults)")
                 else:
                     cfg.jobs = read_jobs(r, dm["jobs"], "defaults.jobs") or DEFAULT_JOBS
-            if "store" in dm:
-                d_store_given = True
-                if "store" in m:
-                    r.error(dm["store"].line, "defaults.store", "'store' is given twice (top level and defaults)")
-                else:
-                    d_store = read_store(r, dm["store"], "defaults.store")
+            for key in STORE_KEYS:
+                if key in dm and key in m:
+                    r.error(dm[key].line, f"defaults.{key}", f"'{key}' is given twice (top level and defaults)")
+            d_stores = read_store_settings(r, {k: v for k, v in dm.items() if k not in m}, "defaults", d_stores)
             if "keep" in dm:
                 d_keep = read_keep(r, dm["keep"], "defaults.keep")[1]
 
@@ -143,11 +141,11 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
         backoff = d_backoff
         if "backoff" in sm:
             backoff = read_backoff(r, sm["backoff"], f"{path}.backoff", d_backoff) or d_backoff
-        store = read_store(r, sm["store"], f"{path}.store") if "store" in sm else d_store
+        settings = read_store_settings(r, sm, path, d_stores)
         keep = d_keep
         if "keep" in sm:
             keep = read_keep(r, sm["keep"], f"{path}.keep")[1]
-        if keep is not None and store is None and not ("store" in sm or d_store_given):
+        if keep is not None and not settings.stores and not settings.given:
             where = sm["keep"].line if "keep" in sm else node.line
             r.error(
                 where, f"{path}.keep", "keeping needs a store: set 'store:' here, in 'defaults' or at the top level"
@@ -180,9 +178,12 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
                 enabled=enabled,
                 file=r.file,
                 line=node.line,
-                store=store,
+                store=settings.stores[0] if settings.stores else None,
                 keep=keep,
                 retention=retention,
+                stores=settings.stores,
+                copies=settings.copies,
+                verify=settings.verify,
             )
         )
     return cfg

@@ -109,6 +109,7 @@ class KeepRun:
     budget_stopped: bool = False
     not_fitting: int = 0  # files (distinct keys) the budget left out
     not_fitting_bytes: int = 0
+    error: Optional[str] = None  # the store could not be used at all (down, unreadable): retried next run
 
     @property
     def failed(self) -> int:
@@ -116,7 +117,7 @@ class KeepRun:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.budget_stopped
+        return not self.failed and not self.budget_stopped and self.error is None
 
     def to_json(self) -> dict:
         budget = None
@@ -133,10 +134,13 @@ class KeepRun:
             "versions": [v.to_json() for v in self.versions],
             "transferred": {"files": self.transferred, "bytes": self.transferred_bytes},
             "budget": budget,
+            "error": self.error,
             "ok": self.ok,
         }
 
     def summary(self) -> str:
+        if self.error is not None:
+            return f"store {self.store} DOWN: {self.error} (nothing kept there; the next keep tries again)"
         return (
             f"kept {self.transferred} file(s), {human_bytes(self.transferred_bytes)} into {self.store} "
             f"({len(self.versions)} version(s))"

@@ -15,7 +15,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from neuromirror.annex.keys import key_hash
 from neuromirror.store.base import Store
@@ -60,6 +60,7 @@ class Outcome:
     ok: bool
     placed: bool = False  # False with ok: another process put the same bytes there first
     why: str = ""
+    origin: str = ""  # where the bytes came from: a URL, or "store <url>"
 
 
 class Transfer:
@@ -72,11 +73,20 @@ class Transfer:
     the pool; one cut short closes it.
     """
 
-    def __init__(self, store: Store, on_bytes: Optional[Callable[[str, int], None]] = None, *, jobs: int = 8):
+    def __init__(
+        self,
+        store: Store,
+        on_bytes: Optional[Callable[[str, int], None]] = None,
+        *,
+        jobs: int = 8,
+        others: Sequence[Store] = (),
+    ):
         self.store = store
         self.on_bytes = on_bytes
         self.stop = threading.Event()
         self._pools = _Pools(max(4, jobs))
+        #: the lab's other stores, read when no URL serves the key (the archive lost it): a copy from a copy
+        self.others = list(others)
 
     def close(self) -> None:
         self._pools.clear()
@@ -94,7 +104,16 @@ class Transfer:
             except _Refused as exc:
                 errors.append(f"{url}: {exc}")
                 continue
-            return Outcome(key, True, placed=placed)
+            return Outcome(key, True, placed=placed, origin=url)
+        for other in self.others:
+            if self.stop.is_set():
+                return Outcome(key, False, why="interrupted")
+            try:
+                placed = self._from_store(other, key, size, checksum)
+            except _Refused as exc:
+                errors.append(f"store {other.url}: {exc}")
+                continue
+            return Outcome(key, True, placed=placed, origin=f"store {other.url}")
         if not errors:
             return Outcome(key, False, why="no http(s) URL registered")
         return Outcome(key, False, why="no URL served the key's bytes: " + "; ".join(errors))
@@ -110,40 +129,70 @@ class Transfer:
         try:
             if response.status != 200:
                 raise _Refused(f"HTTP {response.status}")
+            placed = self._copy(response.stream(CHUNK, decode_content=False), key, size, checksum, "URL")
+            complete = True
+            return placed
+        except urllib3.exceptions.HTTPError as exc:
+            raise _Refused(_one_line(exc)) from None
+        finally:
+            if not complete:
+                response.close()  # a body cut short: its connection cannot serve another request
+            response.release_conn()
+
+    def _from_store(self, other: Store, key: str, size: Optional[int], checksum: Checksum) -> bool:
+        """The key's bytes read from another of the lab's stores, verified like any download."""
+        try:
+            fh = other.open_key(key)
+        except FileNotFoundError:
+            raise _Refused("not there") from None
+        except OSError as exc:
+            raise _Refused(_one_line(exc)) from None
+
+        def chunks() -> Iterable[bytes]:
+            while True:
+                try:
+                    data = fh.read(CHUNK)
+                except OSError as exc:
+                    raise _Refused(f"reading failed: {_one_line(exc)}") from None
+                if not data:
+                    return
+                yield data
+
+        try:
+            return self._copy(chunks(), key, size, checksum, "store")
+        finally:
+            fh.close()
+
+    def _copy(self, chunks: Iterable[bytes], key: str, size: Optional[int], checksum: Checksum, origin: str) -> bool:
+        """Stream ``chunks`` into the store, hashing; put them in place only if they are the key's bytes."""
+        try:
             digest = checksum.new()
             got = 0
             with self.store.receive(key) as incoming:
-                for chunk in response.stream(CHUNK, decode_content=False):
+                for chunk in chunks:
                     if self.stop.is_set():
                         raise _Refused("interrupted")
                     got += len(chunk)
                     if size is not None and got > size:
-                        raise _Refused(f"wrong bytes from URL (more than the key's {size} bytes)")
+                        raise _Refused(f"wrong bytes from {origin} (more than the key's {size} bytes)")
                     incoming.write(chunk)
                     digest.update(chunk)
                     if self.on_bytes is not None:
                         self.on_bytes(key, got)
                     crashpoint("keep-copy")  # mid-file: the bytes so far are only in the temp file
-                complete = True
                 if size is not None and got != size:
-                    raise _Refused(f"wrong bytes from URL ({got} bytes, the key says {size})")
+                    raise _Refused(f"wrong bytes from {origin} ({got} bytes, the key says {size})")
                 hexdigest = digest.hexdigest()
                 if hexdigest != checksum.digest:
                     raise _Refused(
-                        f"wrong bytes from URL ({checksum.algorithm} {hexdigest[:16]}…, "
+                        f"wrong bytes from {origin} ({checksum.algorithm} {hexdigest[:16]}…, "
                         f"the key says {checksum.digest[:16]}…)"
                     )
                 placed = incoming.commit()
             crashpoint("keep-stored")  # in the store, not yet recorded in any git-annex branch
             return placed
-        except urllib3.exceptions.HTTPError as exc:
-            raise _Refused(_one_line(exc)) from None
-        except OSError as exc:  # the store's disk, not the URL: fail the file, loudly
+        except OSError as exc:  # the store's disk or bucket (StoreWriteError), not the source: fail the file, loudly
             raise _Refused(f"writing to the store failed: {exc}") from None
-        finally:
-            if not complete:
-                response.close()  # a body cut short: its connection cannot serve another request
-            response.release_conn()
 
 
 class _Pools:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.index.lookup import find_version, not_mirrored, sources_matching
+from neuromirror.index.store_checks import record_checked, record_store
 from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.keep.transfer import Outcome, Transfer
@@ -118,9 +119,14 @@ class _RunState:
     not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
 
 
-def keep(mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepOptions) -> KeepRun:
-    """Keep every target version's content in ``store``; the report says what happened to each file."""
+def keep(
+    mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepOptions, *, others: Sequence[Store] = ()
+) -> KeepRun:
+    """Keep every target version's content in ``store``; the report says what happened to each file.
+
+    ``others``: the lab's other stores, read for a key no URL serves any more (:mod:`.stores`)."""
     ident = store.identity  # made now: every dataset records the same UUID
+    record_store(mirror.index, ident.uuid, store.url, store.kind, ident.name)
     run = KeepRun(str(store), store.kind, ident.uuid, ident.name, budget=options.budget)
     run.stale_removed = store.clean_stale()
     budget = None
@@ -128,7 +134,7 @@ def keep(mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepO
         run.store_bytes_before = store.used_bytes()
         budget = _Budget(options.budget, run.store_bytes_before)
     state = _RunState()
-    transfer = Transfer(store, jobs=options.jobs)
+    transfer = Transfer(store, jobs=options.jobs, others=others)
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:
@@ -208,11 +214,11 @@ def _keep_version(
             for fut, files in jobs.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
                     present.setdefault(files[0].repo, []).extend(f.key for f in files)
-            _record(mirror, store, target.source, present, rep)
+            _record(mirror, store, target.source, present, rep, state.kept_now)
             raise
     finally:
         bar.close()
-    _record(mirror, store, target.source, present, rep)
+    _record(mirror, store, target.source, present, rep, state.kept_now)
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
     return rep
@@ -259,10 +265,15 @@ def _count(rep: VersionReport, f: KeepFile, *, kept: bool) -> None:
         rep.already_bytes += f.size or 0
 
 
-def _record(mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport) -> None:
-    """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock."""
+def _record(
+    mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport, placed: set[str]
+) -> None:
+    """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock;
+    those this run put there (hashed on the way in) as checked now, in the index."""
     if not present:
         return
     with mirror.lock(source):
         for repo, keys in present.items():
             rep.recorded += record_present(repo, store, keys)
+    mine = [k for keys in present.values() for k in keys if k in placed]
+    record_checked(mirror.index, store.identity.uuid, mine, stored=True)

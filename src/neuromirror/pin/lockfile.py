@@ -20,6 +20,7 @@ A lock file is TOML (read with the standard library's ``tomllib``)::
     bytes = 15500
     file-list-digest = "sha256:..."                     # see filelist.file_list_digest
     store = "/data/keep"                                # optional: the lab's store holding the content
+    stores = ["/data/keep", "/backup/keep"]             # optional: every store, when it was kept into several
     file-list = [                                       # optional (lock --files)
       ["sub-01/sub-01_ecephys.nwb", "SHA256E-s9000--49b0....nwb"],
     ]
@@ -29,6 +30,7 @@ when the commit, the file list or any content differs.  ``store`` (optional; loc
 without it stay valid) is the read location of the store ``neuromirror keep`` copied the
 version's content into: ``reproduce`` enables it in each clone (also when the clone's
 git-annex branch does not name it), so that content the archive lost comes from there.
+``stores`` (written only when there are several; ``store`` is then its first) names them all.
 """
 
 from __future__ import annotations
@@ -65,10 +67,16 @@ class LockedDataset:
     archive_url: Optional[str] = None
     file_list: Optional[list[tuple[str, str]]] = None
     store: Optional[str] = None  # the store's read location (a directory path), when the content is kept
+    stores: tuple[str, ...] = ()  # every store's, when the content was kept into several (store: the first)
 
     @property
     def spec(self) -> str:
         return f"{self.source}@{self.version}"
+
+    @property
+    def all_stores(self) -> list[str]:
+        """Every store the lock names for the dataset, ``store`` first."""
+        return list(dict.fromkeys([*([self.store] if self.store else []), *self.stores]))
 
 
 @dataclass
@@ -134,6 +142,8 @@ def dumps(lock: Lock) -> str:
             if value is None:
                 continue
             lines.append(f"{name} = {value}" if isinstance(value, int) else f"{name} = {toml_str(str(value))}")
+        if len(d.all_stores) > 1:
+            lines.append(f"stores = [{', '.join(toml_str(x) for x in d.all_stores)}]")
         if d.file_list is not None:
             lines.append("file-list = [")
             lines += [f"  [{toml_str(p)}, {toml_str(k)}]," for p, k in d.file_list]
@@ -217,6 +227,9 @@ def _dataset(d: Any, i: int, name: str) -> LockedDataset:
         file_list = [(r[0], r[1]) for r in fl]
     files = req("files", int)
     nbytes = req("bytes", int)
+    stores = d.get("stores", [])
+    if not isinstance(stores, list) or not all(isinstance(x, str) and x for x in stores):
+        raise LockError(f"{where}: stores must be a list of store locations")
     return LockedDataset(
         source=req("source"),
         version=req("version"),
@@ -232,6 +245,7 @@ def _dataset(d: Any, i: int, name: str) -> LockedDataset:
         archive_url=opt("archive-url"),
         file_list=file_list,
         store=opt("store"),
+        stores=tuple(stores),
     )
 
 
@@ -267,7 +281,7 @@ def lock_entry(
     from neuromirror.pin.published import published_url
     from neuromirror.pin.record import pin_record
     from neuromirror.pin.retrieve import RetrieveError
-    from neuromirror.pin.stores import recorded_store
+    from neuromirror.pin.stores import recorded_stores
 
     notes: list[str] = []
     rec = pin_record(mirror, spec)
@@ -294,6 +308,7 @@ def lock_entry(
                 f"publish the dataset (neuromirror publish) or pass --url"
             )
     fl = file_list_digest(walk_files(ds, rec["commit"]), keep=with_files)
+    kept = [] if store else recorded_stores(ds, rec["commit"])
     info = citation_info(mirror, spec)
     entry = LockedDataset(
         source=spec.source,
@@ -309,7 +324,8 @@ def lock_entry(
         doi=rec["doi"],
         archive_url=info.url,
         file_list=fl.entries if with_files else None,
-        store=store or recorded_store(ds, rec["commit"]),
+        store=store or (kept[0] if kept else None),
+        stores=() if store else tuple(kept),
     )
     return entry, notes
 

@@ -5,13 +5,15 @@ A clone of a dataset whose ``git-annex`` branch records the store enables it by 
 or a store mounted elsewhere. :func:`use_store` makes the store usable in such a clone, as a
 user would by hand: the store's ``remote.log``/``uuid.log`` lines on the clone's own branch,
 the keys of the version the store really holds (its files are checked, not the mirror's word)
-recorded as present there, then ``git annex enableremote neuromirror-store directory=PATH`` and
+recorded as present there, then ``git annex enableremote UUID directory=PATH`` (by UUID: a
+dataset kept into several stores records several remotes, each named ``neuromirror-store-<id>``,
+and one made before stores had names of their own may record two under one name) and
 (git-annex 10.2026+ uses a remote enabled by hand only once it is verified) ``git annex
 verifyremote`` — the user named this store at this path, which is what that check asks.
 The store's cost (300) stays above the web remote's: the archive's URLs are still tried first.
 
-:func:`recorded_store` is the other direction, for ``lock``: the store a dataset's branch says
-holds content of a version (``keep`` recorded it), so that the lock can name it.
+:func:`recorded_stores` is the other direction, for ``lock``: the stores a dataset's branch says
+hold content of a version (``keep`` recorded them), so that the lock can name them.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from typing import Optional
 from neuromirror.errors import UserError
 from neuromirror.pin.filelist import pinned_repositories, tree_files
 from neuromirror.pin.retrieve import RetrieveError, gist
-from neuromirror.store.directory import DEFAULT_NAME, IDENTITY_FILE, DirectoryStore
-from neuromirror.store.record import BRANCH, ensure_remote, flush_journal, present_in, record_present, store_uuids
+from neuromirror.store.base import LEGACY_NAME
+from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+from neuromirror.store.record import ensure_remote, flush_journal, present_in, record_present, store_uuids
 from neuromirror.util import gitutil
 
 
@@ -33,21 +36,38 @@ def _stores_on_branch(repo: Path) -> dict[str, str]:
     return {
         uuid: fields["directory"]
         for uuid, fields in store_uuids(repo).items()
-        if fields.get("type") == "directory" and fields.get("name") == DEFAULT_NAME and fields.get("directory")
+        if fields.get("type") == "directory"
+        and str(fields.get("name", "")).startswith(LEGACY_NAME)
+        and fields.get("directory")
     }
 
 
-def _branch_knows(repo: Path, uuid: str) -> bool:
-    """The branch's ``remote.log`` has a line for ``uuid`` (whatever its fields: git-annex's
-    ``enableremote`` rewrites it without ``directory=``, which is fine for an enabled clone)."""
-    proc = gitutil.run(repo, "cat-file", "blob", f"{BRANCH}:remote.log", check=False)
-    return proc.returncode == 0 and any(
-        ln.split(" ", 1)[0] == uuid for ln in proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-    )
+def _branch_name(repo: Path, uuid: str) -> Optional[str]:
+    """The remote name the branch's ``remote.log`` gives ``uuid`` (None: no line for it). Whatever
+    the other fields: git-annex's ``enableremote`` rewrites the line without ``directory=``, which
+    is fine for an enabled clone."""
+    fields = store_uuids(repo).get(uuid)
+    return None if fields is None else fields.get("name", "")
+
+
+def configured_remote(repo: Path, uuid: str) -> Optional[str]:
+    """The git remote of ``repo`` that is the special remote ``uuid`` (whatever it is called there)."""
+    proc = gitutil.run(repo, "config", "--get-regexp", r"^remote\..*\.annex-uuid$", check=False)
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        name, _, value = line.partition(" ")
+        if value.strip() == uuid:
+            return name[len("remote.") : -len(".annex-uuid")]
+    return None
 
 
 def recorded_store(ds: Path, commit: str) -> Optional[str]:
-    """The read location of a store a branch records as holding content of ``commit``'s files; None if none.
+    """The first of :func:`recorded_stores`; None if none."""
+    found = recorded_stores(ds, commit)
+    return found[0] if found else None
+
+
+def recorded_stores(ds: Path, commit: str) -> list[str]:
+    """The read locations of the stores a branch records as holding content of ``commit``'s files.
 
     ``keep`` keeps a whole version, recording each key on the branch of the repository whose
     tree holds it, so the first repository of the version with annexed files decides: the
@@ -57,11 +77,8 @@ def recorded_store(ds: Path, commit: str) -> Optional[str]:
         keys = [f.key for f in tree_files(repo, rcommit) if f.key]
         if not keys:
             continue
-        for uuid, directory in _stores_on_branch(repo).items():
-            if present_in(repo, uuid, keys):
-                return directory
-        return None
-    return None
+        return [d for uuid, d in _stores_on_branch(repo).items() if present_in(repo, uuid, keys)]
+    return []
 
 
 def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optional[DirectoryStore], Optional[str]]:
@@ -114,23 +131,29 @@ def use_store(repo: Path, commit: str, store: DirectoryStore) -> int:
     ident = store.identity
     try:
         flush_journal(repo)
-        if not _branch_knows(repo, ident.uuid):
+        if _branch_name(repo, ident.uuid) != ident.name:  # unknown here, or under a name another store has
             ensure_remote(repo, store)
         if set(held) - present_in(repo, ident.uuid, held):  # a rerun in a reused clone writes nothing
             record_present(repo, store, held)
     except gitutil.GitError as exc:
         raise RetrieveError(f"recording the store {store} in {repo} failed: {gist(str(exc))}") from None
-    uuid = gitutil.out(repo, "config", "--get", f"remote.{ident.name}.annex-uuid", check=False)
-    directory = gitutil.out(repo, "config", "--get", f"remote.{ident.name}.annex-directory", check=False)
-    if uuid != ident.uuid or directory != str(store.path):
-        proc = gitutil.run(repo, "annex", "enableremote", ident.name, f"directory={store.path}", check=False)
+    name = configured_remote(repo, ident.uuid)
+    directory = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-directory", check=False) if name else ""
+    if name is None or directory != str(store.path):
+        proc = gitutil.run(repo, "annex", "enableremote", ident.uuid, f"directory={store.path}", check=False)
         if proc.returncode != 0:
             raise RetrieveError(
-                f"git annex enableremote {ident.name} directory={store.path} failed in {repo}: "
+                f"git annex enableremote {ident.name} ({ident.uuid}) directory={store.path} failed in {repo}: "
                 f"{gist(proc.stderr.decode(errors='replace'))}"
             )
-    if gitutil.out(repo, "config", "--get", f"remote.{ident.name}.annex-verified", check=False) == "manual":
-        _verify(repo, ident.name)
+        name = configured_remote(repo, ident.uuid) or ident.name
+        enabled = True
+    else:
+        enabled = False
+    # enabled by UUID, git-annex leaves no annex-verified=manual mark, but still wants the check
+    verified = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-verified", check=False)
+    if verified == "manual" or (enabled and verified != "verified"):
+        _verify(repo, name)
     return len(held)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from neuromirror.config.model import KeepPolicy, SourceConfig
 from neuromirror.service.state import SourceRuntime
@@ -30,15 +30,20 @@ MAX_NOTES = 20
 
 def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
     """Keep the source's versions the entry's policy names in its store; the outcome in the run's report."""
-    if entry.keep is None or not entry.store or report.outcome not in ("ok", "unchanged"):
+    stores = list(entry.stores or ([entry.store] if entry.store else []))
+    if entry.keep is None or not stores or report.outcome not in ("ok", "unchanged"):
         return
     from neuromirror.engine.sync import one_line
 
     try:
-        outcome = run_policy(mirror, source.id, entry.store, entry.keep)
+        outcome = run_policy(mirror, source.id, stores, entry.keep, copies=entry.copies)
+        outcome["verify"] = rolling_check(mirror, source.id, entry)
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
+        if not outcome["verify"]["ok"] and rt.keep_error is None:
+            v = outcome["verify"]
+            rt.keep_error = f"{len(v['bad'])} bad, {len(v['missing'])} missing stored copies ({v['repaired']} re-kept)"
     except Exception as exc:
-        outcome = {"store": entry.store, "outcome": "error", "error": one_line(exc)}
+        outcome = {"store": stores[0], "outcome": "error", "error": one_line(exc)}
         rt.keep_error = outcome["error"]
     record_in_run(mirror.index, source.id, outcome)
     if outcome["outcome"] == "error":
@@ -56,9 +61,14 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         )
 
 
-def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy) -> dict:
-    """``neuromirror keep`` for one source as the policy says; the report's ``keep`` record."""
-    from neuromirror.keep.versions import KeepOptions, keep, select_versions
+def run_policy(mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPolicy, *, copies: int = 1) -> dict:
+    """``neuromirror keep`` for one source as the policy says, into each store; the report's ``keep`` record.
+
+    A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
+    ``copies`` has each version's count of verified copies, ``lags`` the keep lag of versions that
+    got their last wanted copy in this run."""
+    from neuromirror.keep.stores import keep_into
+    from neuromirror.keep.versions import KeepOptions, select_versions
     from neuromirror.spec import Spec
     from neuromirror.store.location import open_store
 
@@ -73,25 +83,74 @@ def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy) -> di
         budget=policy.budget,
         progress=False,
     )
-    store = open_store(store_name)
-    run = keep(mirror, store, targets, options)
-    failed = [(v, n) for v in run.versions for n in v.failed]
-    held_files = sum(v.kept + v.already for v in run.versions)
-    held_bytes = sum(v.kept_bytes + v.already_bytes for v in run.versions)
+    stores = [open_store(n) for n in store_names]
+    result = keep_into(mirror, stores, targets, options, copies)
+    runs = result.runs
+    first = runs[0]
+    failed = [(r, v, n) for r in runs for v in r.versions for n in v.failed]
+    down = [r for r in runs if r.error is not None]
+    outcome = "error" if down else "failed" if failed else "budget" if any(r.budget_stopped for r in runs) else "ok"
     return {
-        "store": store.url,
+        "store": stores[0].url,
         "policy": policy.versions,
-        "outcome": "failed" if failed else "budget" if run.budget_stopped else "ok",
-        "versions": [v.label for v in run.versions],
-        "files": held_files,
-        "bytes": held_bytes,
-        "transferred": {"files": run.transferred, "bytes": run.transferred_bytes},
-        "skipped": sum(len(v.skipped) for v in run.versions),
+        "outcome": outcome,
+        "error": "; ".join(f"store {r.store} down: {r.error}" for r in down) or None,
+        "versions": [v.label for v in first.versions] or [f"{t.source}@{t.row['label']}" for t in targets],
+        "files": sum(v.kept + v.already for v in first.versions),
+        "bytes": sum(v.kept_bytes + v.already_bytes for v in first.versions),
+        "transferred": {"files": sum(r.transferred for r in runs), "bytes": sum(r.transferred_bytes for r in runs)},
+        "skipped": sum(len(v.skipped) for v in first.versions),
         "failed": len(failed),
         "failures": [
-            {"version": v.version, "path": n.path, "size": n.size, "why": n.why} for v, n in failed[:MAX_NOTES]
+            {"store": r.store, "version": v.version, "path": n.path, "size": n.size, "why": n.why}
+            for r, v, n in failed[:MAX_NOTES]
         ],
+        "stores": [
+            {
+                "url": s.url,
+                "name": r.name or None,
+                "up": r.error is None,
+                "error": r.error,
+                "files": sum(v.kept + v.already for v in r.versions),
+                "bytes": sum(v.kept_bytes + v.already_bytes for v in r.versions),
+                "transferred": {"files": r.transferred, "bytes": r.transferred_bytes},
+                "failed": sum(len(v.failed) for v in r.versions),
+            }
+            for s, r in zip(stores, runs)
+        ],
+        "copies": copies_record(result.counts, copies),
+        "lags": result.lags,
     }
+
+
+def rolling_check(mirror: Any, sid: str, entry: SourceConfig) -> dict:
+    """This cycle's slice of ``verify --stores`` for the source: the share of its stored copies whose last
+    check is oldest, so that every copy is re-read within the period (``verify:``; default 30 days).
+    Bad or missing copies are repaired and named in the record (and the log)."""
+    from neuromirror.config.model import VerifyPolicy
+    from neuromirror.spec import parse_spec
+    from neuromirror.verify.stores import verify_stores
+
+    policy = entry.verify or VerifyPolicy()
+    fraction = policy.slice_of(entry.schedule.interval)
+    check = verify_stores(mirror, [parse_spec(sid, allow_version=False)], fraction=fraction)
+    for f in check.findings:
+        log.warning("%s: %s", sid, f.line())
+    record = check.to_json()
+    record["fraction"] = fraction
+    for name in ("bad", "missing", "unreadable"):
+        record[name] = record[name][:MAX_NOTES]
+    return record
+
+
+def copies_record(counts: Sequence[Any], wanted: int) -> dict:
+    """The versions' copy counts as the run's report keeps them (keys at risk: the first few named)."""
+    versions = []
+    for c in counts:
+        j = c.to_json()
+        j["at_risk"] = j["at_risk"][:MAX_NOTES]
+        versions.append(j)
+    return {"wanted": wanted, "versions": versions}
 
 
 def record_in_run(index: Any, sid: str, outcome: dict, *, field: str = "keep") -> None:
@@ -117,8 +176,29 @@ def keep_facts(index: Any) -> dict[str, dict]:
     )
     for sid, raw in rows:
         record = json.loads(raw)
-        facts = out.setdefault(sid, {"last": None, "runs": {}})
+        facts = out.setdefault(sid, {"last": None, "runs": {}, "lag": None})
         facts["last"] = record
         outcome = str(record.get("outcome") or "error")
         facts["runs"][outcome] = facts["runs"].get(outcome, 0) + 1
+    from neuromirror.index.store_checks import lags
+
+    for lag in lags(index):  # oldest first: the last one per source stays
+        if lag["source"] in out:
+            out[lag["source"]]["lag"] = lag
     return out
+
+
+#: the archive drops an unreferenced blob 7 days after it is replaced: a keep lag near it is a warning
+ARCHIVE_WINDOW = 7 * 86400.0
+LAG_WARNING = 5 * 86400.0
+
+
+def pending_lag(record: Optional[dict], now: float) -> Optional[float]:
+    """How long the oldest version of the last keep record still short of its wanted copies has waited."""
+    from datetime import datetime
+
+    waits = []
+    for v in ((record or {}).get("copies") or {}).get("versions", []):
+        if not v.get("ok") and v.get("seen"):
+            waits.append(now - datetime.fromisoformat(v["seen"].replace("Z", "+00:00")).timestamp())
+    return max(waits, default=None)

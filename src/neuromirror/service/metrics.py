@@ -160,6 +160,67 @@ def _keep_families(rows: list[dict]) -> Iterator[Metric]:
         for outcome, n in sorted(r["keep"]["runs"].items()):
             runs.add_metric([r["source"], outcome], n)
     yield runs
+    yield from _copies_families(kept)
+
+
+def _copies_families(kept: list[dict]) -> Iterator[Metric]:
+    """The copies outside the archive (the last keep record), the stores, the rolling check, the keep lag."""
+    import time
+
+    from neuromirror.service.keeping import pending_lag
+
+    now = time.time()
+    files = GaugeMetricFamily(
+        "neuromirror_copies_files",
+        "Files of a kept version by verified copies outside the archive: enough (>= the wanted number), fewer, none.",
+        labels=["source", "version", "copies"],
+    )
+    size = GaugeMetricFamily(
+        "neuromirror_copies_bytes", "Bytes of those files.", labels=["source", "version", "copies"]
+    )
+    oldest = GaugeMetricFamily(
+        "neuromirror_copies_oldest_check_timestamp_seconds",
+        "When the least recently verified copy of a kept version was last read back right (Unix time).",
+        labels=["source", "version"],
+    )
+    up = GaugeMetricFamily(
+        "neuromirror_store_up", "1 if the last keep could use the store.", labels=["source", "store"]
+    )
+    bad = GaugeMetricFamily(
+        "neuromirror_verify_bad_copies",
+        "Stored copies the last rolling check found wrong or missing (each repaired when another copy had it).",
+        labels=["source", "problem"],
+    )
+    lag = GaugeMetricFamily(
+        "neuromirror_keep_lag_seconds",
+        "Time from the mirror first recording a version to its last wanted copy (the last version completed).",
+        labels=["source"],
+    )
+    waiting = GaugeMetricFamily(
+        "neuromirror_keep_pending_seconds",
+        "How long the oldest version still short of its wanted copies has waited (the archive's window is 7 days).",
+        labels=["source"],
+    )
+    for r in kept:
+        sid, last = r["source"], r["keep"].get("last") or {}
+        for v in (last.get("copies") or {}).get("versions", []):
+            for k in ("enough", "fewer", "none"):
+                files.add_metric([sid, v["version"], k], v[k]["files"])
+                size.add_metric([sid, v["version"], k], v[k]["bytes"])
+            when = epoch(v.get("oldest_check"))
+            if when is not None:
+                oldest.add_metric([sid, v["version"]], when)
+        for st in last.get("stores") or []:
+            up.add_metric([sid, st["url"]], 1 if st["up"] else 0)
+        check = last.get("verify")
+        if check:
+            for k in ("bad", "missing", "unreadable"):
+                bad.add_metric([sid, k], len(check.get(k) or []))
+        if r["keep"].get("lag"):
+            lag.add_metric([sid], r["keep"]["lag"]["lag"])
+        pending = pending_lag(last, now)
+        waiting.add_metric([sid], pending or 0.0)
+    yield from (files, size, oldest, up, bad, lag, waiting)
 
 
 def _risk_families(rows: list[dict]) -> Iterator[Metric]:

@@ -19,8 +19,9 @@ from typing import Any, Optional
 from urllib.parse import unquote
 
 from neuromirror.service import history, pages
+from neuromirror.service.keeping import keep_facts
 from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
-from neuromirror.service.metrics import exposition
+from neuromirror.service.metrics import add_keeps, exposition
 from neuromirror.service.publishing import add_publishes, publish_facts
 from neuromirror.service.risk import add_risks, risk_facts
 
@@ -155,6 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             add_risks(report, mirror.index)
             add_publishes(report, mirror.index)
+            add_keeps(report, mirror.index)
         finally:
             mirror.close()
         return report
@@ -167,6 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             runs = history.recent_runs(mirror.index, [r["source"] for r in report["sources"]])
             add_risks(report, mirror.index)
             add_publishes(report, mirror.index)
+            add_keeps(report, mirror.index)
         finally:
             mirror.close()
         return pages.render_html(report, runs, browse_url=svc.browse_url())
@@ -183,6 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
             versions = history.versions(mirror.index, sid)
             row["at_risk_counted"] = risk_facts(mirror.index, sid).get(sid)
             row["publish"] = publish_facts(mirror.index, sid).get(sid)
+            row["keep"] = keep_facts(mirror.index).get(sid)
         finally:
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())

@@ -18,7 +18,7 @@ import re
 import time
 from typing import Optional
 
-from neuromirror.store.base import Store
+from neuromirror.store.base import Recorded
 
 
 def escape_value(value: str) -> str:
@@ -26,7 +26,7 @@ def escape_value(value: str) -> str:
     return "".join(f"&{ord(c)};" if c.isspace() or c == "&" or ord(c) < 0x20 else c for c in value)
 
 
-def remote_fields(store: Store) -> dict[str, str]:
+def remote_fields(store: Recorded) -> dict[str, str]:
     """The store's special-remote configuration, as ``remote.log`` keeps it (fields sorted, like git-annex)."""
     return dict(sorted(store.remote_config().items()))
 

@@ -9,15 +9,29 @@ fields of its ``remote.log`` line, from which every clone enables it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import IO, Optional, Protocol
 
 from neuromirror.annex.keys import parse_key
+
+#: the name stores had before each got one of its own; an identity file saying it gets :func:`remote_name`
+LEGACY_NAME = "neuromirror-store"
 
 
 @dataclass(frozen=True)
 class StoreIdentity:
     uuid: str
     name: str
+
+
+def remote_name(store_uuid: str, recorded: Optional[str] = None) -> str:
+    """The git-annex remote name of a store: ``neuromirror-store-<first 8 hex digits of its UUID>``.
+
+    Derived from the store, so it is the same in every dataset and clone, and two stores kept into
+    one dataset never share a name (git-annex's ``enableremote`` refuses a name two remotes have).
+    A name a lab wrote into the identity file itself stays; the old shared default does not."""
+    if recorded and recorded != LEGACY_NAME:
+        return recorded
+    return f"{LEGACY_NAME}-{store_uuid.replace('-', '')[:8]}"
 
 
 class StoreWriteError(OSError):
@@ -41,6 +55,19 @@ class Incoming(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+class Recorded(Protocol):
+    """What a dataset's git-annex branch records of a remote (:mod:`.record`): a store, or a RIA store's ORA remote."""
+
+    @property
+    def identity(self) -> StoreIdentity: ...
+
+    def description(self) -> str: ...
+
+    def sync(self) -> None: ...
+
+    def remote_config(self) -> dict[str, str]: ...
+
+
 class Store(Protocol):
     #: git-annex's special remote type (``remote.log``'s ``type=``)
     kind: str
@@ -58,6 +85,14 @@ class Store(Protocol):
     def used_bytes(self) -> int: ...
 
     def receive(self, key: str) -> Incoming: ...
+
+    def open_key(self, key: str) -> IO[bytes]:
+        """The stored bytes of ``key``, read as git-annex would read them (``FileNotFoundError``: not there)."""
+        ...
+
+    def forget_key(self, key: str) -> None:
+        """Remove ``key``'s stored bytes (a copy found wrong), so that a fresh copy can take its place."""
+        ...
 
     def clean_stale(self) -> int: ...
 

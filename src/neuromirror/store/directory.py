@@ -23,16 +23,16 @@ import socket
 import stat
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
-from neuromirror.store.base import StoreIdentity, key_size
+from neuromirror.store.base import LEGACY_NAME, StoreIdentity, key_size, remote_name
 
 IDENTITY_FILE = ".neuromirror-store.json"
 TMP_DIR = ".neuromirror-tmp"
 #: the git-annex remote name clones give the store (``git annex enableremote NAME``)
-DEFAULT_NAME = "neuromirror-store"
+DEFAULT_NAME = LEGACY_NAME  # the old shared name; each store now has remote_name(uuid)
 #: git-annex's cost for the store: above the web remote's 200, so the archive's URLs are tried first
 COST = 300
 _OURS = {IDENTITY_FILE, TMP_DIR, "tmp"}  # "tmp": git-annex's own directory in a directory remote
@@ -65,7 +65,8 @@ class DirectoryStore:
                 self._create_identity(f)
             try:
                 data = json.loads(f.read_text())
-                ident = StoreIdentity(str(uuid.UUID(data["uuid"])), str(data.get("name") or DEFAULT_NAME))
+                store_uuid = str(uuid.UUID(data["uuid"]))
+                ident = StoreIdentity(store_uuid, remote_name(store_uuid, str(data.get("name") or "")))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{f} is not a neuromirror store's identity file: {exc}") from None
             if not ident.name or any(c.isspace() for c in ident.name):
@@ -80,9 +81,10 @@ class DirectoryStore:
                 "name an empty or new directory"
             )
         self.path.mkdir(parents=True, exist_ok=True)
+        new = str(uuid.uuid4())
         data = {
-            "uuid": str(uuid.uuid4()),
-            "name": DEFAULT_NAME,
+            "uuid": new,
+            "name": remote_name(new),
             "type": "directory",
             "format": "a git-annex directory special remote: <hashdirlower>/<KEY>/<KEY>",
         }
@@ -123,6 +125,20 @@ class DirectoryStore:
         :meth:`sync` that precedes any record of it; such a file is replaced by the next copy.
         """
         return _holds(self.key_path(key), key)
+
+    def open_key(self, key: str) -> IO[bytes]:
+        return open(self.key_path(key), "rb")
+
+    def forget_key(self, key: str) -> None:
+        final = self.key_path(key)
+        if not final.exists():
+            return
+        os.chmod(final.parent, _READ_ONLY_DIR | stat.S_IWUSR)
+        final.unlink()
+        try:
+            os.chmod(final.parent, _READ_ONLY_DIR)
+        except OSError:
+            pass
 
     def sync(self) -> None:
         """Flush the store's file system once (``syncfs``), not once per file: the renamed files are

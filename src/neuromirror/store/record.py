@@ -22,7 +22,7 @@ from typing import Iterable, Optional, Sequence
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.annex.logs import log_state
 from neuromirror.store.annexlog import recorded_stores, remote_fields, remote_log_with, uuid_log_with
-from neuromirror.store.base import Store
+from neuromirror.store.base import Recorded
 from neuromirror.util import gitutil
 
 BRANCH = "refs/heads/git-annex"
@@ -45,7 +45,7 @@ def _read(repo: Path, spec: str) -> Optional[bytes]:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def ensure_remote(repo: Path, store: Store, *, now: Optional[float] = None) -> bool:
+def ensure_remote(repo: Path, store: Recorded, *, now: Optional[float] = None) -> bool:
     """The store's ``remote.log`` and ``uuid.log`` lines on the branch; True if a commit was made."""
     parent = gitutil.ref_sha(repo, BRANCH)
     if parent is None:
@@ -93,7 +93,7 @@ def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
         }
 
 
-def record_present(repo: Path, store: Store, keys: Iterable[str]) -> int:
+def record_present(repo: Path, store: Recorded, keys: Iterable[str]) -> int:
     """Record ``keys`` (whose bytes the store holds) as present in the store; how many were new.
 
     Afterwards the branch is read back: every key must be listed, or this raises.
@@ -124,3 +124,21 @@ def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
     """uuid -> fields of the stores ``repo``'s git-annex branch records."""
     ref = gitutil.ref_sha(repo, BRANCH)
     return {} if ref is None else recorded_stores(_read(repo, f"{ref}:remote.log"))
+
+
+def record_absent(repo: Path, uuid: str, keys: Iterable[str]) -> int:
+    """Record that the store ``uuid`` no longer has ``keys`` (a copy found wrong or gone): git-annex's own
+    ``setpresentkey KEY UUID 0``, so no clone is sent there for them. How many the branch listed there."""
+    wanted = list(dict.fromkeys(keys))
+    flush_journal(repo)
+    there = present_in(repo, uuid, wanted)
+    todo = [k for k in wanted if k in there]
+    if not todo:
+        return 0
+    batch = "".join(f"{k} {uuid} 0\n" for k in todo).encode()
+    gitutil.run(repo, "annex", "setpresentkey", "--batch", input=batch)
+    flush_journal(repo)
+    left = present_in(repo, uuid, todo)
+    if left:
+        raise gitutil.GitError(f"git annex setpresentkey did not remove {len(left)} key(s) in {repo}")
+    return len(todo)

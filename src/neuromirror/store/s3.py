@@ -27,18 +27,18 @@ import os
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import IO, Any, Optional, cast
 from urllib.parse import quote, urlsplit
 
 from neuromirror.errors import UserError
-from neuromirror.store.base import StoreIdentity, StoreWriteError, key_size
+from neuromirror.store.base import LEGACY_NAME, StoreIdentity, StoreWriteError, key_size, remote_name
 
 ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
 REGION_ENV = "NEUROMIRROR_STORE_REGION"
 PUBLIC_URL_ENV = "NEUROMIRROR_STORE_PUBLIC_URL"
 IDENTITY_OBJECT = ".neuromirror-store.json"
 ANNEX_UUID_OBJECT = "annex-uuid"
-DEFAULT_NAME = "neuromirror-store"
+DEFAULT_NAME = LEGACY_NAME  # the old shared name; each store now has remote_name(uuid)
 COST = 300
 #: bytes held in memory per transfer before they go out as one part (S3's minimum part is 5 MiB)
 PART = 8 << 20
@@ -146,7 +146,8 @@ class S3Store:
                 data = self._get_json(name)
             try:
                 assert data is not None
-                ident = StoreIdentity(str(uuid.UUID(data["uuid"])), str(data.get("name") or DEFAULT_NAME))
+                store_uuid = str(uuid.UUID(data["uuid"]))
+                ident = StoreIdentity(store_uuid, remote_name(store_uuid, str(data.get("name") or "")))
             except (AssertionError, ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{self.url}{IDENTITY_OBJECT} is not a neuromirror store's identity: {exc}") from None
             if not ident.name or any(c.isspace() for c in ident.name):
@@ -179,9 +180,10 @@ class S3Store:
                 f"{self.url} is not empty and is not a neuromirror store (no {IDENTITY_OBJECT}): "
                 "name an empty bucket or a new prefix"
             )
+        new = str(uuid.uuid4())
         data = {
-            "uuid": str(uuid.uuid4()),
-            "name": DEFAULT_NAME,
+            "uuid": new,
+            "name": remote_name(new),
             "type": "S3",
             "format": "a git-annex S3 special remote: FILEPREFIX + KEY",
         }
@@ -226,6 +228,22 @@ class S3Store:
         except _boto_errors() as exc:
             raise self._run_error("listing the bucket", exc) from None
         return total
+
+    def open_key(self, key: str) -> IO[bytes]:
+        """The object's body, streamed (``FileNotFoundError`` when the bucket has no such object)."""
+        try:
+            body = self.client().get_object(Bucket=self.bucket, Key=self.object_name(key))["Body"]
+        except _boto_errors() as exc:
+            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(f"{self.url}{key}") from None
+            raise OSError(f"S3 store {self.url}: reading {key} failed: {_one_line(exc)}") from None
+        return cast(IO[bytes], body)
+
+    def forget_key(self, key: str) -> None:
+        try:
+            self.client().delete_object(Bucket=self.bucket, Key=self.object_name(key))
+        except _boto_errors() as exc:
+            raise OSError(f"S3 store {self.url}: removing {key} failed: {_one_line(exc)}") from None
 
     def receive(self, key: str) -> S3Incoming:
         return S3Incoming(self, key)

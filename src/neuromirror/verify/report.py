@@ -19,7 +19,8 @@ PROBLEM_KINDS = {"content": "wrong-bytes", "lost": "lost", "dead-url": "dead-url
 @dataclass
 class Mismatch:
     kind: str  # commit, tag, counts, only-in-dataset, only-in-index, key, size, checksum, stored,
-    #            url-not-registered, no-location, content (wrong bytes), lost, not-kept; warnings: dead-url
+    #            url-not-registered, no-location, content (wrong bytes), lost, not-kept, copies (fewer than
+    #            wanted); warnings: dead-url
     path: Optional[str]
     detail: str
     key: Optional[str] = None

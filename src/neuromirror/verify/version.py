@@ -243,6 +243,7 @@ def verify_version(
     report.risk = risk_of(annexed, urls_of, kept_in)
     if kept:
         keys = _check_kept(report, store, keys, kept_in)
+        _check_copies(report, mirror, source, row)
     for path, i in indexed.items():
         if i.key and path in tree and tree[path].key == i.key:
             registered = set(urls_of.get(i.key, ()))
@@ -321,6 +322,39 @@ def _size(key: str) -> Optional[int]:
         return parse_key(key)["size"]
     except ValueError:
         return None
+
+
+def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: dict) -> None:
+    """``verify --kept`` of a source keep counted copies for (``--copies``, ``copies:``): every file must
+    have the wanted number of verified copies outside the archive (:mod:`neuromirror.keep.copies`)."""
+    from neuromirror.index.store_checks import wanted
+    from neuromirror.keep.copies import version_copies
+    from neuromirror.keep.versions import Target
+
+    want = wanted(mirror.index, source, 0)
+    if not want:
+        return  # never kept with copies counted: the one store's check above is the whole check
+    src = mirror.index.source(source)
+    if src is None:
+        return
+    counted = version_copies(mirror, Target(source, src["dataset"], row), want)
+    report.notes.append(counted.line())
+    named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
+    for a in counted.at_risk:
+        if a.path in named:
+            continue
+        report.add(
+            "copies",
+            a.path,
+            f"{a.verified} of {want} verified cop{'y' if want == 1 else 'ies'} outside the archive"
+            + (f" ({a.recorded} recorded)" if a.recorded != a.verified else ""),
+            a.key,
+            size=a.size,
+        )
+    if counted.at_risk_count > len(counted.at_risk):
+        report.add(
+            "copies", None, f"... and {counted.at_risk_count - len(counted.at_risk)} more file(s) short of copies"
+        )
 
 
 def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Path, str, str]]:

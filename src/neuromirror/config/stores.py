@@ -1,0 +1,108 @@
+"""Where a source's content is kept and how it is checked: ``store:``/``stores:``, ``copies:``, ``verify:``.
+
+Given at the top level, in ``defaults`` or on a source entry (the nearest wins)::
+
+    stores: [/data/keep, s3://lab-backup/keep]   # or store: /data/keep (one)
+    copies: 2                                     # verified copies wanted outside the archive (default 1)
+    verify: {fraction: 0.05}                      # the rolling check: a slice of every store each cycle
+    verify: {period: 30d}                         # ... or every stored byte re-read within this (default 30d)
+
+Each store is checked as ``neuromirror keep --to`` checks it (its kind; nothing is created), a
+relative directory is relative to the file.  ``copies`` above the number of stores is refused: the
+count could never be met.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from neuromirror.config.model import DEFAULT_VERIFY_PERIOD, VerifyPolicy
+from neuromirror.config.reader import Node, Reader, kind_of
+from neuromirror.config.schedule import parse_duration
+from neuromirror.config.sections import read_store
+
+VERIFY_KEYS = ("fraction", "period")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    stores: tuple[str, ...] = ()
+    copies: int = 1
+    verify: Optional[VerifyPolicy] = None
+    given: bool = False  # a store was named here or above (even if invalid: reported once)
+
+
+def read_stores(r: Reader, node: Node, path: str) -> Optional[tuple[str, ...]]:
+    """``stores:``: a list of stores (one string is a list of one)."""
+    v = node.value
+    items = [node] if isinstance(v, str) else v if isinstance(v, list) else None
+    if not items:
+        r.error(
+            node.line, path, f"expected a list of stores (directories or URLs such as s3://BUCKET), got {kind_of(v)}"
+        )
+        return None
+    names = [read_store(r, n, f"{path}[{i}]") for i, n in enumerate(items)]
+    if any(n is None for n in names):
+        return None
+    out = tuple(n for n in names if n is not None)
+    if len(set(out)) != len(out):
+        r.error(node.line, path, "a store is listed twice")
+        return None
+    return out
+
+
+def read_copies(r: Reader, node: Node, path: str) -> Optional[int]:
+    v = node.value
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        r.error(node.line, path, f"expected the number of copies wanted (1, 2, ...), got {kind_of(v)}")
+        return None
+    return v
+
+
+def read_verify(r: Reader, node: Node, path: str) -> Optional[VerifyPolicy]:
+    m = r.mapping(node, path, VERIFY_KEYS)
+    if m is None:
+        return None
+    fraction: Optional[float] = None
+    period = DEFAULT_VERIFY_PERIOD
+    if "fraction" in m:
+        f = m["fraction"].value
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+            r.error(m["fraction"].line, f"{path}.fraction", f"expected a fraction in (0, 1], got {kind_of(f)}")
+            return None
+        fraction = float(f)
+    if "period" in m:
+        try:
+            period = parse_duration(m["period"].value)
+        except ValueError as exc:
+            r.error(m["period"].line, f"{path}.period", str(exc))
+            return None
+    return VerifyPolicy(fraction, period)
+
+
+def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSettings) -> StoreSettings:
+    """``store``/``stores``, ``copies`` and ``verify`` of one mapping (top, defaults or a source), over ``above``."""
+    prefix = f"{path}." if path else ""
+    stores, given = above.stores, above.given
+    if "store" in m and "stores" in m:
+        r.error(m["stores"].line, f"{prefix}stores", "give 'store' (one) or 'stores' (a list), not both")
+    if "store" in m:
+        one = read_store(r, m["store"], f"{prefix}store")
+        stores, given = ((one,) if one else ()), True
+    elif "stores" in m:
+        stores, given = read_stores(r, m["stores"], f"{prefix}stores") or (), True
+    copies = above.copies
+    if "copies" in m:
+        copies = read_copies(r, m["copies"], f"{prefix}copies") or above.copies
+    verify = above.verify
+    if "verify" in m:
+        verify = read_verify(r, m["verify"], f"{prefix}verify") or above.verify
+    here = m.get("copies") or m.get("stores") or m.get("store")
+    if stores and copies > len(stores) and here is not None:
+        r.error(
+            here.line,
+            f"{prefix}copies",
+            f"{copies} copies wanted but {len(stores)} store(s) named: it could never be met",
+        )
+    return StoreSettings(stores, copies, verify, given)

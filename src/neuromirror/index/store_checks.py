@@ -1,0 +1,157 @@
+"""When each stored copy was last checked, per key and store; the stores themselves; the copies wanted.
+
+A copy counts as *verified* once its bytes were read back and matched the key: ``keep`` records
+that for every key it put in a store (the bytes were hashed on the way in), ``verify --stores``
+for every copy it re-read.  ``status --copies``, ``verify --kept`` and the service's rolling check
+read these rows; the git-annex branch stays the truth of *where* copies are (a clone reads it),
+this table only says *when* each was last seen right.  A bad copy's row is removed with its
+location-log entry.
+
+Tables (made on first use; dropping them loses only the check times):
+
+* ``store_checks (store, key, checked, stored)``: ``store`` the store's UUID, ``checked`` the last
+  good check (unix seconds), ``stored`` when neuromirror put it there (None: found there);
+* ``stores (uuid, url, kind, name, seen)``: what a UUID is, for reports;
+* ``copies_wanted (source, copies)``: the wanted number of copies per source (``keep --copies``,
+  a mirror definition's ``copies:``), so that reports that run without the definition know it;
+* ``keep_lag (version_id, source, label, seen, complete, lag)``: when a version's last wanted copy
+  landed, ``lag`` seconds after the mirror first recorded it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS store_checks (store TEXT NOT NULL, key TEXT NOT NULL, checked REAL,"
+    " stored REAL, PRIMARY KEY (store, key)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS idx_store_checks_checked ON store_checks(store, checked)",
+    "CREATE TABLE IF NOT EXISTS stores (uuid TEXT PRIMARY KEY, url TEXT, kind TEXT, name TEXT, seen REAL)",
+    "CREATE TABLE IF NOT EXISTS copies_wanted (source TEXT PRIMARY KEY, copies INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS keep_lag (version_id INTEGER PRIMARY KEY, source TEXT, label TEXT,"
+    " seen REAL, complete REAL, lag REAL)",
+)
+_BATCH = 900  # SQLite's variable limit is 999 in old builds
+
+
+def ensure_schema(index: Index) -> None:
+    """The tables, made if missing; on a read-only index the readers below find none and report nothing."""
+    try:
+        for sql in SCHEMA:
+            index.db.execute(sql)
+    except sqlite3.OperationalError:
+        pass  # a read-only index (status of another process's mirror): nothing checked is recorded there
+
+
+def _rows(index: Index, sql: str, args: Sequence = ()) -> list[tuple]:
+    ensure_schema(index)
+    try:
+        return index.db.conn.execute(sql, list(args)).fetchall()
+    except sqlite3.OperationalError:  # no such table: never written here
+        return []
+
+
+def record_store(index: Index, uuid: str, url: str, kind: str, name: str) -> None:
+    ensure_schema(index)
+    with index.transaction():
+        index.db.conn.execute(
+            "INSERT INTO stores (uuid, url, kind, name, seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE"
+            " SET url=excluded.url, kind=excluded.kind, name=excluded.name, seen=excluded.seen",
+            [uuid, url, kind, name, time.time()],
+        )
+
+
+def known_stores(index: Index) -> dict[str, dict]:
+    """uuid -> {url, kind, name} of every store keep or verify has used here."""
+    rows = _rows(index, "SELECT uuid, url, kind, name FROM stores")
+    return {r[0]: {"url": r[1], "kind": r[2], "name": r[3]} for r in rows}
+
+
+def record_checked(
+    index: Index, store: str, keys: Iterable[str], *, when: Optional[float] = None, stored: bool = False
+) -> None:
+    """``keys`` read back (or written verified) in ``store`` at ``when``; ``stored``: neuromirror put them there."""
+    ensure_schema(index)
+    now = when if when is not None else time.time()
+    rows = [(store, k, now, now if stored else None) for k in dict.fromkeys(keys)]
+    if not rows:
+        return
+    with index.transaction():
+        index.db.conn.executemany(
+            "INSERT INTO store_checks (store, key, checked, stored) VALUES (?, ?, ?, ?) ON CONFLICT(store, key)"
+            " DO UPDATE SET checked=excluded.checked, stored=COALESCE(excluded.stored, store_checks.stored)",
+            rows,
+        )
+
+
+def forget(index: Index, store: str, keys: Iterable[str]) -> None:
+    """A copy found bad or missing: no check time for it any more."""
+    ensure_schema(index)
+    with index.transaction():
+        index.db.conn.executemany(
+            "DELETE FROM store_checks WHERE store=? AND key=?", [(store, k) for k in dict.fromkeys(keys)]
+        )
+
+
+def checks_of(index: Index, keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """key -> {store uuid: last good check} for ``keys``."""
+    ensure_schema(index)
+    out: dict[str, dict[str, float]] = {}
+    keys = list(dict.fromkeys(keys))
+    for i in range(0, len(keys), _BATCH):
+        part = keys[i : i + _BATCH]
+        sql = f"SELECT key, store, checked FROM store_checks WHERE key IN ({','.join('?' * len(part))})"
+        for key, store, checked in _rows(index, sql, part):
+            if checked is not None:
+                out.setdefault(key, {})[store] = float(checked)
+    return out
+
+
+def stored_times(index: Index, keys: Sequence[str]) -> dict[str, list[float]]:
+    """key -> when neuromirror put it in each store (the keep lag's end points)."""
+    ensure_schema(index)
+    out: dict[str, list[float]] = {}
+    keys = list(dict.fromkeys(keys))
+    for i in range(0, len(keys), _BATCH):
+        part = keys[i : i + _BATCH]
+        sql = f"SELECT key, stored FROM store_checks WHERE stored IS NOT NULL AND key IN ({','.join('?' * len(part))})"
+        for key, stored in _rows(index, sql, part):
+            out.setdefault(key, []).append(float(stored))
+    return out
+
+
+def set_wanted(index: Index, source: str, copies: int) -> None:
+    ensure_schema(index)
+    with index.transaction():
+        index.db.conn.execute(
+            "INSERT INTO copies_wanted (source, copies) VALUES (?, ?) ON CONFLICT(source) DO UPDATE"
+            " SET copies=excluded.copies",
+            [source, copies],
+        )
+
+
+def wanted(index: Index, source: str, default: int = 1) -> int:
+    rows = _rows(index, "SELECT copies FROM copies_wanted WHERE source=?", [source])
+    return int(rows[0][0]) if rows else default
+
+
+def record_lag(index: Index, version_id: int, source: str, label: str, seen: float, complete: float) -> bool:
+    """The version's last wanted copy landed at ``complete``; False if recorded before (the first counts)."""
+    ensure_schema(index)
+    with index.transaction():
+        cur = index.db.conn.execute(
+            "INSERT OR IGNORE INTO keep_lag (version_id, source, label, seen, complete, lag) VALUES (?, ?, ?, ?, ?, ?)",
+            [version_id, source, label, seen, complete, max(0.0, complete - seen)],
+        )
+    return cur.rowcount > 0
+
+
+def lags(index: Index) -> list[dict]:
+    """Every version's recorded keep lag, oldest first."""
+    rows = _rows(index, "SELECT version_id, source, label, seen, complete, lag FROM keep_lag ORDER BY complete")
+    return [dict(zip(("version_id", "source", "label", "seen", "complete", "lag"), r)) for r in rows]

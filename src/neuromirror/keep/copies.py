@@ -1,0 +1,225 @@
+"""How many verified copies outside the archive each file of a version has: the count a backup is judged by.
+
+A copy counts when two records agree: the key's location log on the dataset's git-annex branch
+names the store (what every clone reads: :func:`neuromirror.store.record.present_in`), and the
+index says when its bytes were last read back right (``keep`` hashed them on the way in; ``verify
+--stores`` re-reads them: :mod:`neuromirror.index.store_checks`). Per version: the files and
+bytes with at least the wanted number of such copies, with fewer, and with none; the oldest check;
+the keys at risk, named.  ``status --copies``, ``verify --kept``, the status pages and ``/metrics``
+all read :func:`version_copies`; the keep lag (:func:`note_lag`) is recorded from it after a keep.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from neuromirror.index import store_checks
+from neuromirror.keep.files import KeepFile, version_files
+from neuromirror.spec import Spec, parse_spec
+from neuromirror.store.record import present_in, store_uuids
+from neuromirror.util.progress import human_bytes
+
+if TYPE_CHECKING:
+    from neuromirror.keep.versions import Target
+
+#: keys at risk named per version in a report (the counts are always whole)
+MAX_NAMED = 50
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    path: str
+    key: str
+    size: Optional[int]
+    verified: int  # stores holding a verified copy
+    recorded: int  # stores the location log names (checked or not)
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "key": self.key,
+            "size": self.size,
+            "copies": self.verified,
+            "recorded": self.recorded,
+        }
+
+
+@dataclass
+class VersionCopies:
+    source: str
+    version: str
+    commit: str
+    wanted: int
+    files: int = 0
+    bytes: int = 0
+    enough_files: int = 0
+    enough_bytes: int = 0
+    fewer_files: int = 0
+    fewer_bytes: int = 0
+    none_files: int = 0
+    none_bytes: int = 0
+    oldest_check: Optional[float] = None
+    at_risk: list[AtRisk] = field(default_factory=list)
+    at_risk_count: int = 0
+    stores: dict[str, int] = field(default_factory=dict)  # store uuid -> files with a verified copy there
+    problems: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list, repr=False)  # every annexed key of the version
+    seen: Optional[float] = None  # when the mirror first recorded the version (the keep lag's start)
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}@{self.version}"
+
+    @property
+    def ok(self) -> bool:
+        return self.enough_files == self.files and not self.problems
+
+    def add(self, f: KeepFile, verified: int, recorded: int) -> None:
+        self.files += 1
+        self.bytes += f.size or 0
+        if verified >= self.wanted:
+            self.enough_files += 1
+            self.enough_bytes += f.size or 0
+            return
+        if verified:
+            self.fewer_files += 1
+            self.fewer_bytes += f.size or 0
+        else:
+            self.none_files += 1
+            self.none_bytes += f.size or 0
+        self.at_risk_count += 1
+        if len(self.at_risk) < MAX_NAMED:
+            self.at_risk.append(AtRisk(f.path, f.key, f.size, verified, recorded))
+
+    def line(self) -> str:
+        """The counts in a line: files with enough verified copies, with fewer, with none; the oldest check."""
+        oldest = iso_time(self.oldest_check) or "never"
+        return (
+            f"{self.label}: {self.enough_files}/{self.files} file(s) with >= {self.wanted} verified "
+            f"cop{'y' if self.wanted == 1 else 'ies'} ({human_bytes(self.enough_bytes)}), {self.fewer_files} with "
+            f"fewer ({human_bytes(self.fewer_bytes)}), {self.none_files} with none outside the archive "
+            f"({human_bytes(self.none_bytes)}); oldest check {oldest}"
+        )
+
+    def risk_lines(self, limit: int = 10) -> list[str]:
+        out = [
+            f"  at risk: {a.path} ({a.key}): {a.verified} of {self.wanted} verified cop{'y' if self.wanted == 1 else 'ies'}"
+            + (f", {a.recorded} recorded" if a.recorded != a.verified else "")
+            for a in self.at_risk[:limit]
+        ]
+        if self.at_risk_count > len(out):
+            out.append(f"  ... and {self.at_risk_count - len(out)} more at risk")
+        return out + [f"  problem: {p}" for p in self.problems]
+
+    def to_json(self) -> dict:
+        return {
+            "source": self.source,
+            "version": self.version,
+            "commit": self.commit,
+            "wanted": self.wanted,
+            "files": self.files,
+            "bytes": self.bytes,
+            "enough": {"files": self.enough_files, "bytes": self.enough_bytes},
+            "fewer": {"files": self.fewer_files, "bytes": self.fewer_bytes},
+            "none": {"files": self.none_files, "bytes": self.none_bytes},
+            "oldest_check": iso_time(self.oldest_check),
+            "seen": iso_time(self.seen),
+            "stores": self.stores,
+            "at_risk": [a.to_json() for a in self.at_risk],
+            "at_risk_count": self.at_risk_count,
+            "problems": self.problems,
+            "ok": self.ok,
+        }
+
+
+def iso_time(t: Optional[float]) -> Optional[str]:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def version_copies(mirror: Any, target: Target, wanted: int) -> VersionCopies:
+    """The copies of every annexed file of ``target`` (Zarr subdatasets' files included)."""
+    row = target.row
+    out = VersionCopies(target.source, row["label"], row["commit"], wanted)
+    out.seen = _timestamp(row.get("synced_at"))
+    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
+    out.problems += [f"{path}: {why}" for path, why in listing.problems]
+    by_repo: dict[Path, list[KeepFile]] = {}
+    for f in listing.annexed:
+        by_repo.setdefault(f.repo, []).append(f)
+    out.keys = list(dict.fromkeys(f.key for f in listing.annexed))
+    checks = store_checks.checks_of(mirror.index, out.keys)
+    for repo, files in by_repo.items():
+        keys = list(dict.fromkeys(f.key for f in files))
+        holders: dict[str, set[str]] = {}  # key -> store uuids the location log names
+        for uuid in store_uuids(repo):
+            for key in present_in(repo, uuid, keys):
+                holders.setdefault(key, set()).add(uuid)
+        for f in files:
+            recorded = holders.get(f.key, set())
+            checked = {u: t for u, t in checks.get(f.key, {}).items() if u in recorded}
+            for u in checked:
+                out.stores[u] = out.stores.get(u, 0) + 1
+            if checked:
+                first = min(checked.values())
+                out.oldest_check = first if out.oldest_check is None else min(out.oldest_check, first)
+            out.add(f, len(checked), len(recorded))
+    return out
+
+
+def note_lag(mirror: Any, target: Target, copies: VersionCopies, now: Optional[float] = None) -> Optional[float]:
+    """Record the version's keep lag once all its files have their wanted copies; the lag (None: not yet).
+
+    The start is when the mirror first recorded the version (its ``synced_at``); the end, the time
+    its slowest key got its last wanted copy (the ``copies``-th time neuromirror put it in a store).
+    A version whose keys were stored before those times were recorded is not measured."""
+    if not copies.ok or not copies.files:
+        return None
+    seen = _timestamp(target.row.get("synced_at"))
+    if seen is None:
+        return None
+    stored = store_checks.stored_times(mirror.index, copies.keys)
+    ends = []
+    for key in copies.keys:
+        times = sorted(stored.get(key, ()))
+        if len(times) < copies.wanted:
+            return None  # some copies came from before stored times were kept: no honest lag
+        ends.append(times[copies.wanted - 1])
+    end = max(ends, default=now if now is not None else time.time())
+    if store_checks.record_lag(mirror.index, target.row["id"], target.source, copies.version, seen, end):
+        return max(0.0, end - seen)
+    return None
+
+
+def _timestamp(value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    from datetime import datetime, timezone
+
+    try:
+        d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def copies_report(mirror: Any, specs: Sequence[Spec]) -> list[VersionCopies]:
+    """Per source and version the SPECs name (a SPEC without a version: its published versions and latest
+    draft; no SPEC: every source a keep counted copies for, else every source), the copies counted
+    against the wanted number the keep recorded for the source (default 1)."""
+    from neuromirror.keep.versions import select_versions
+
+    if not specs:
+        known = [s["id"] for s in mirror.index.sources()]
+        wanted_for = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
+        specs = [parse_spec(s, allow_version=False) for s in (wanted_for or known)]
+    return [
+        version_copies(mirror, t, store_checks.wanted(mirror.index, t.source))
+        for t in select_versions(mirror.index, specs)
+    ]

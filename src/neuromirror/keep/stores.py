@@ -1,0 +1,81 @@
+"""``keep`` into several stores (``--to`` repeated, ``stores:`` in a mirror definition) toward ``copies: N``.
+
+Each store is filled in turn, exactly as one store is (same formats, each its own remote on the
+git-annex branch, so every clone finds them all); a key no archive URL serves any more is copied
+from another store that has it (verified like any download).  A store that cannot be used at all —
+its directory unwritable or gone, its bucket removed — does not stop the others: its run records
+the error (``KeepRun.error``, shown, exit 1) and the next keep tries it again; nothing about it is
+skipped silently.  Afterwards every version's copies are counted (:mod:`.copies`) and, once all its
+files have the wanted number, its keep lag is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+from neuromirror.errors import UserError
+from neuromirror.index.store_checks import set_wanted
+from neuromirror.keep.copies import VersionCopies, note_lag, version_copies
+from neuromirror.keep.report import KeepRun
+from neuromirror.keep.versions import KeepOptions, Target, keep
+from neuromirror.store.base import Store
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+
+
+@dataclass
+class StoresRun:
+    runs: list[KeepRun]
+    copies: int
+    counts: list[VersionCopies] = field(default_factory=list)
+    lags: dict[str, float] = field(default_factory=dict)  # version label -> keep lag (s), recorded by this run
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+    @property
+    def short(self) -> list[VersionCopies]:
+        """Versions with files that have fewer than the wanted copies."""
+        return [c for c in self.counts if not c.ok]
+
+    def to_json(self) -> dict:
+        return {
+            "stores": [r.to_json() for r in self.runs],
+            "copies": self.copies,
+            "counts": [c.to_json() for c in self.counts],
+            "lags": self.lags,
+            "ok": self.ok,
+        }
+
+
+def _down(store: Store, exc: BaseException) -> KeepRun:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    run = KeepRun(str(store), store.kind, "", "")
+    run.error = text[:300]
+    return run
+
+
+def keep_into(
+    mirror: Mirror, stores: Sequence[Store], targets: Sequence[Target], options: KeepOptions, copies: int = 1
+) -> StoresRun:
+    """Keep ``targets`` in every store of ``stores``; count each version's copies against ``copies``."""
+    runs: list[KeepRun] = []
+    for i, store in enumerate(stores):
+        others = [s for j, s in enumerate(stores) if j != i]
+        try:
+            runs.append(keep(mirror, store, targets, options, others=others))
+        except (UserError, OSError) as exc:  # the store is down: the others still get their copies
+            runs.append(_down(store, exc))
+    out = StoresRun(runs, copies)
+    for source in dict.fromkeys(t.source for t in targets):
+        set_wanted(mirror.index, source, copies)
+    for target in targets:
+        counted = version_copies(mirror, target, copies)
+        out.counts.append(counted)
+        lag = note_lag(mirror, target, counted)
+        if lag is not None:
+            out.lags[counted.label] = lag
+    return out

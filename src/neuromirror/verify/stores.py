@@ -1,0 +1,316 @@
+"""``verify --stores``: the stored bytes re-read and checked against their keys; a bad copy repaired at once.
+
+For the versions named (as ``status --copies`` names them), every copy the datasets' git-annex
+branches record in a store — or a slice: ``--fraction F`` (the copies whose last check is oldest
+first, never-checked ones before all) or ``--older-than DAYS`` — is read back through the store's
+own reader (a file of a directory store, an object of an S3 store) and hashed. A good copy's
+check time is recorded per key and store (:mod:`neuromirror.index.store_checks`). A copy whose
+bytes are wrong, or that is gone, is at once:
+
+1. removed from the record: git-annex's location log says the store no longer has the key
+   (``setpresentkey KEY UUID 0``), the check row goes, and wrong bytes are deleted from the store;
+2. re-kept: copied again into that store from the archive's URLs or another store's copy
+   (:class:`neuromirror.keep.transfer.Transfer`, verified on the way in) and recorded again;
+3. reported, with what was done; the command then exits non-zero naming each bad or missing copy.
+
+A store that cannot be read at all (its bucket gone) is reported per copy as unreadable and left
+as it is: its copies are not proof, but nothing says they are wrong either.  The service runs a
+slice of this every cycle (``verify: {fraction | period}``), so that every stored byte is re-read
+within the period the lab sets.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from neuromirror.errors import UserError
+from neuromirror.index import store_checks
+from neuromirror.keep.copies import iso_time
+from neuromirror.keep.files import KeepFile, version_files
+from neuromirror.keep.transfer import CHUNK, Transfer, key_checksum
+from neuromirror.keep.versions import Target, select_versions
+from neuromirror.spec import Spec, parse_spec
+from neuromirror.store.base import Store
+from neuromirror.store.location import open_store
+from neuromirror.store.record import present_in, record_absent, record_present, store_uuids
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+
+
+@dataclass
+class Finding:
+    store: str  # the store's URL
+    uuid: str
+    source: str
+    path: str
+    key: str
+    problem: str  # bad (wrong bytes) | missing | unreadable
+    detail: str
+    repaired: bool = False
+    repaired_from: str = ""
+    repair_error: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "store": self.store,
+            "uuid": self.uuid,
+            "source": self.source,
+            "path": self.path,
+            "key": self.key,
+            "problem": self.problem,
+            "detail": self.detail,
+            "repaired": self.repaired,
+            "repaired_from": self.repaired_from or None,
+            "repair_error": self.repair_error or None,
+        }
+
+    def line(self) -> str:
+        what = {"bad": "BAD COPY", "missing": "MISSING COPY", "unreadable": "UNREADABLE COPY"}[self.problem]
+        head = f"{what} in {self.store}: {self.source} {self.path} ({self.key}): {self.detail}"
+        if self.repaired:
+            return f"{head}; removed from the record and re-kept from {self.repaired_from}"
+        if self.problem == "unreadable":
+            return f"{head}; left as recorded"
+        return f"{head}; removed from the record; NOT re-kept: {self.repair_error or 'no copy to take it from'}"
+
+
+@dataclass
+class StoresCheck:
+    checked: int = 0
+    good: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    per_store: dict[str, dict] = field(default_factory=dict)  # uuid -> {url, copies, checked, bad, missing}
+    unreached: list[str] = field(default_factory=list)  # stores a branch records that cannot be opened here
+    started: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_json(self) -> dict:
+        return {
+            "checked": self.checked,
+            "good": self.good,
+            "bad": [f.to_json() for f in self.findings if f.problem == "bad"],
+            "missing": [f.to_json() for f in self.findings if f.problem == "missing"],
+            "unreadable": [f.to_json() for f in self.findings if f.problem == "unreadable"],
+            "repaired": sum(f.repaired for f in self.findings),
+            "stores": self.per_store,
+            "unreached": self.unreached,
+            "at": iso_time(self.started),
+            "ok": self.ok,
+        }
+
+    def lines(self) -> list[str]:
+        out = [f.line() for f in self.findings]
+        for s in self.per_store.values():
+            out.append(
+                f"{s['url']}: {s['checked']} of {s['copies']} recorded cop(ies) re-read, {s['bad']} bad, "
+                f"{s['missing']} missing"
+            )
+        out += [f"store {u}: recorded, not reachable here: its copies were not checked" for u in self.unreached]
+        repaired = sum(f.repaired for f in self.findings)
+        out.append(
+            f"verified {self.checked} stored cop(ies): {self.good} good, {len(self.findings)} bad or missing"
+            + (f" ({repaired} re-kept)" if self.findings else "")
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class _Copy:
+    uuid: str
+    file: KeepFile
+    source: str
+
+
+def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Target]:
+    if not specs:
+        known = [s["id"] for s in mirror.index.sources()]
+        counted = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
+        specs = [parse_spec(s, allow_version=False) for s in (counted or known)]
+    return select_versions(mirror.index, specs)
+
+
+class _Stores:
+    """The stores the branches record, opened once each: by the URL keep used (the index), else a
+    directory store where ``remote.log`` says it is; None for one not reachable here."""
+
+    def __init__(self, mirror: Mirror, only: Optional[Store]):
+        self.known = store_checks.known_stores(mirror.index)
+        self.only = only
+        self.opened: dict[str, Optional[Store]] = {}
+
+    def get(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
+        if uuid not in self.opened:
+            self.opened[uuid] = self._open(uuid, fields)
+        return self.opened[uuid]
+
+    def _open(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
+        if self.only is not None:
+            return self.only if self.only.identity.uuid == uuid else None
+        url = (self.known.get(uuid) or {}).get("url")
+        if not url and fields.get("type") == "directory" and fields.get("directory"):
+            url = fields["directory"]
+        if not url:
+            return None
+        try:
+            store = open_store(url)
+            return store if store.identity.uuid == uuid else None
+        except (UserError, OSError):
+            return None
+
+
+def _read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
+    """("good" | "bad" | "missing" | "unreadable", why) for the store's copy of ``key``."""
+    checksum = key_checksum(key)
+    if checksum is None:
+        return "good", "no checksum in the key: its size only"
+    try:
+        fh = store.open_key(key)
+    except FileNotFoundError:
+        return "missing", "the store has no copy under the key's name"
+    except OSError as exc:
+        return "unreadable", " ".join(str(exc).split())[:300]
+    digest, got = checksum.new(), 0
+    try:
+        while True:
+            data = fh.read(CHUNK)
+            if not data:
+                break
+            got += len(data)
+            digest.update(data)
+    except OSError as exc:
+        return "unreadable", " ".join(str(exc).split())[:300]
+    finally:
+        fh.close()
+    if size is not None and got != size:
+        return "bad", f"{got} bytes, the key says {size}"
+    if digest.hexdigest() != checksum.digest:
+        return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
+    return "good", ""
+
+
+def verify_stores(
+    mirror: Mirror,
+    specs: Sequence[Spec] = (),
+    *,
+    fraction: Optional[float] = None,
+    older_than: Optional[float] = None,
+    only: Optional[Store] = None,
+    jobs: int = 4,
+    repair: bool = True,
+) -> StoresCheck:
+    """Re-read the stored copies of the versions ``specs`` name (a slice: ``fraction`` or ``older_than``
+    seconds); record good checks, remove and re-keep bad or missing copies; the findings."""
+    out = StoresCheck()
+    opened = _Stores(mirror, only)
+    copies: dict[tuple[str, str], _Copy] = {}  # (uuid, key) -> one file holding it
+    for target in _targets(mirror, specs):
+        listing = version_files(mirror.index, mirror.dataset_path(target.relpath), target.row["id"])
+        by_repo: dict[Path, list[KeepFile]] = {}
+        for f in listing.annexed:
+            by_repo.setdefault(f.repo, []).append(f)
+        for repo, files in by_repo.items():
+            keys = list(dict.fromkeys(f.key for f in files))
+            first: dict[str, KeepFile] = {}
+            for f in files:
+                first.setdefault(f.key, f)
+            for uuid, fields in store_uuids(repo).items():
+                if opened.get(uuid, fields) is None:
+                    if only is None and uuid not in out.unreached:
+                        out.unreached.append(uuid)
+                    continue
+                for key in present_in(repo, uuid, keys):
+                    copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
+    chosen = _slice(mirror, list(copies), fraction, older_than)
+    for uuid, _ in copies:
+        s = opened.opened[uuid]
+        assert s is not None
+        entry = out.per_store.setdefault(uuid, {"url": s.url, "copies": 0, "checked": 0, "bad": 0, "missing": 0})
+        entry["copies"] += 1
+
+    def check(item: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
+        uuid, key = item
+        store = opened.opened[uuid]
+        assert store is not None
+        return item, _read_back(store, key, copies[item].file.size)
+
+    good: dict[str, list[str]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
+        for (uuid, key), (verdict, why) in pool.map(check, chosen):
+            out.checked += 1
+            out.per_store[uuid]["checked"] += 1
+            c = copies[(uuid, key)]
+            if verdict == "good":
+                out.good += 1
+                good.setdefault(uuid, []).append(key)
+                continue
+            store = opened.opened[uuid]
+            assert store is not None
+            if verdict in ("bad", "missing"):
+                out.per_store[uuid][verdict] += 1
+            out.findings.append(Finding(store.url, uuid, c.source, c.file.path, key, verdict, why))
+    now = time.time()
+    for uuid, keys in good.items():
+        store_checks.record_checked(mirror.index, uuid, keys, when=now)
+    if repair:
+        _repair(mirror, opened, copies, out.findings, jobs)
+    return out
+
+
+def _slice(
+    mirror: Mirror, items: list[tuple[str, str]], fraction: Optional[float], older_than: Optional[float]
+) -> list[tuple[str, str]]:
+    """The copies to read this time: all; those last checked before ``older_than`` seconds ago (or never);
+    or the ``fraction`` whose last check is oldest (never-checked first)."""
+    if fraction is None and older_than is None:
+        return items
+    checks = store_checks.checks_of(mirror.index, [k for _, k in items])
+
+    def when(item: tuple[str, str]) -> float:
+        return checks.get(item[1], {}).get(item[0], -math.inf)
+
+    if older_than is not None:
+        cutoff = time.time() - older_than
+        return [i for i in items if when(i) < cutoff]
+    n = min(len(items), math.ceil(len(items) * (fraction or 0.0)))
+    return sorted(items, key=when)[:n]
+
+
+def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Finding], jobs: int) -> None:
+    """Each bad or missing copy: out of the record at once, its wrong bytes deleted, then re-kept."""
+    for f in findings:
+        if f.problem == "unreadable":
+            continue
+        store = opened.opened[f.uuid]
+        assert store is not None
+        c: _Copy = copies[(f.uuid, f.key)]
+        with mirror.lock(c.source):
+            record_absent(c.file.repo, f.uuid, [f.key])
+        store_checks.forget(mirror.index, f.uuid, [f.key])
+        if f.problem == "bad":
+            try:
+                store.forget_key(f.key)
+            except OSError as exc:
+                f.repair_error = f"the wrong bytes could not be removed: {exc}"
+                continue
+        others = [s for u, s in opened.opened.items() if s is not None and u != f.uuid]
+        transfer = Transfer(store, jobs=jobs, others=others)
+        try:
+            outcome = transfer(f.key, c.file.size, c.file.urls)
+        finally:
+            transfer.close()
+        if not outcome.ok:
+            f.repair_error = outcome.why
+            continue
+        with mirror.lock(c.source):
+            record_present(c.file.repo, store, [f.key])
+        store_checks.record_checked(mirror.index, f.uuid, [f.key], stored=True)
+        f.repaired, f.repaired_from = True, outcome.origin
