@@ -28,7 +28,7 @@ from neuromirror.records import (
     SyncReport,
 )
 from neuromirror.sources.base import Source
-from neuromirror.util import gitutil, timing
+from neuromirror.util import disk, gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def sync_source(
     runner: Optional[Callable[..., object]] = None,
     store: Optional[Store] = None,
     on_locked: Optional[Callable[[], None]] = None,
+    min_free: object = None,
 ) -> SyncReport:
     """Bring one source's dataset and index rows up to date with its archive.
 
@@ -68,8 +69,12 @@ def sync_source(
 
     ``store`` (``--store``): content a source reads anyway (BOSS chunks) is kept there, and
     recorded as present in the dataset's git-annex branch after each version's commit.
+
+    ``min_free`` (a definition's option; else ``NEUROMIRROR_MIN_FREE``, else 1 GiB): with less
+    free space on the root's file system the sync does not start (:mod:`neuromirror.util.disk`).
     """
     sid: str = source.id
+    disk.check_free(mirror.root, f"the sync of {sid}", option=min_free)
     relpath: str = source.relpath
     report = SyncReport(source=sid, dataset=relpath)
     index = mirror.index

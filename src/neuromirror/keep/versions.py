@@ -29,6 +29,7 @@ from neuromirror.keep.transfer import Outcome, Transfer
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
+from neuromirror.util import disk
 from neuromirror.util.progress import ByteProgress
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class KeepOptions:
     jobs: int = 4
     all_versions: bool = False
     progress: bool = True
+    #: the free space keeping needs to start, on the root and a directory store (util.disk; None: env or 1 GiB)
+    min_free: Optional[object] = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,9 @@ class _RunState:
 
 def keep(mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepOptions) -> KeepRun:
     """Keep every target version's content in ``store``; the report says what happened to each file."""
+    for where in [mirror.root, getattr(store, "path", None)]:  # a directory store's disk, too
+        if where is not None:
+            disk.check_free(where, f"keeping into {store}", option=options.min_free)
     ident = store.identity  # made now: every dataset records the same UUID
     run = KeepRun(str(store), store.kind, ident.uuid, ident.name, budget=options.budget)
     run.stale_removed = store.clean_stale()

@@ -35,7 +35,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
     from neuromirror.engine.sync import one_line
 
     try:
-        outcome = run_policy(mirror, source.id, entry.store, entry.keep)
+        outcome = run_policy(mirror, source.id, entry.store, entry.keep, min_free=entry.options.get("min_free"))
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
     except Exception as exc:
         outcome = {"store": entry.store, "outcome": "error", "error": one_line(exc)}
@@ -56,7 +56,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         )
 
 
-def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy) -> dict:
+def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy, min_free: Any = None) -> dict:
     """``neuromirror keep`` for one source as the policy says; the report's ``keep`` record."""
     from neuromirror.keep.versions import KeepOptions, keep, select_versions
     from neuromirror.spec import Spec
@@ -72,6 +72,7 @@ def run_policy(mirror: Any, sid: str, store_name: str, policy: KeepPolicy) -> di
         max_file_size=policy.max_file_size,
         budget=policy.budget,
         progress=False,
+        min_free=min_free,
     )
     store = open_store(store_name)
     run = keep(mirror, store, targets, options)
