@@ -42,6 +42,7 @@ from typing import Any, Optional, Sequence
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.report import add_ratios, report
+from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.per_size import bench_size
@@ -63,6 +64,7 @@ ALL = (
     "keep",
     "zarr-many",
     "publish-ria",
+    "archive-quiet",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -104,6 +106,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g = p.add_argument_group("publish-ria (issue 24): publish into a RIA store, clone it over HTTP")
     g.add_argument("--publish-zarrs", type=int, default=1000, help="publish-ria: Zarr datasets (default 1000)")
     g.add_argument("--publish-clone-files", type=int, default=10_000, help="publish-ria: files to clone (default 10^4)")
+    g = p.add_argument_group("archive-quiet (issue 32): a no-change cycle of dandi:* over N dandisets")
+    g.add_argument("--quiet-dandisets", type=int, default=2000, help="archive-quiet: dandisets N (default 2000)")
     g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
@@ -175,6 +179,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     archives, work, doc["startup"]["help_s"], args.publish_zarrs, args.publish_clone_files, args.keep
                 )
                 _write(out, doc)
+            if "archive-quiet" in args.scenarios:
+                doc["results"] += bench_archive_quiet(archives, work, args.quiet_dandisets)
+                _write(out, doc)
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
@@ -196,6 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_ratios(doc["results"])
     doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
     doc["targets"] += publish_ria_targets(doc["results"])
+    doc["targets"] += archive_quiet_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text
