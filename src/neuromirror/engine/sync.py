@@ -109,6 +109,7 @@ def sync_source(
             try:
                 if (ds / ".git").exists():
                     if runner is None:  # a task recovers on its worker (which may still be writing)
+                        drop_temp_packs(ds)  # first: a full disk needs that space to recover
                         mirror.recover(ds)
                     # versions committed before the failure are whole: the root records them, never left modified
                     mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
@@ -151,6 +152,7 @@ def sync_dataset(
         ds = recorder.ensure_dataset(source.describe())
         for action in mirror.recover(ds):
             report.warnings.append(f"recovered {relpath}: {action}")
+        drop_temp_packs(ds)
         _repair_once(ds, report)
         head = gitutil.rev_parse(ds, "HEAD")
         if head and state.index.version_by_commit(sid, head) is None and _has_versions(ds):
@@ -321,6 +323,21 @@ class StoreSink:
         if not keys:
             return 0
         return record_present(ds, self.store, keys)
+
+
+def drop_temp_packs(ds: Path) -> int:
+    """Remove the half-written packs a failed writer left (``tmp_pack_*``: fast-import on a full
+    disk, or killed).  Only under the source's lock, where no other writer of ``ds`` runs: git
+    itself would keep them for two weeks, and a disk that just filled needs the space now."""
+    pack_dir = ds / ".git" / "objects" / "pack"
+    n = 0
+    for tmp in pack_dir.glob("tmp_*") if pack_dir.is_dir() else []:
+        try:
+            tmp.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
 
 
 def _repair_once(ds: Path, report: SyncReport) -> None:

@@ -88,3 +88,24 @@ def check_free(path: Path, what: str, threshold: Optional[int] = None, *, option
             f"not starting {what}: {format_size(free)} free on {existing(path)}, below min_free "
             f"{format_size(need)} (free space there, or lower min_free / {ENV})"
         )
+
+
+def space(places: list[tuple[str, Path]], option: Any = None) -> list[dict[str, Any]]:
+    """Free space of each ``(what, path)`` (the root, a directory store...): what status shows.
+
+    ``min_free`` is the threshold that applies there, ``low`` whether a sync, keep or
+    publish would refuse to start; a place that cannot be read says why instead.
+    """
+    try:
+        need = min_free(option)
+    except (UserError, ValueError):
+        need = DEFAULT_MIN_FREE
+    out: list[dict[str, Any]] = []
+    for what, path in places:
+        try:
+            u = usage(path)
+        except OSError as exc:
+            out.append({"what": what, "path": str(path), "error": str(exc)})
+            continue
+        out.append({"what": what, **u, "min_free": need, "low": bool(need) and u["free"] < need})
+    return out
