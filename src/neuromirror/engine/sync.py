@@ -41,6 +41,21 @@ class SyncError(RuntimeError):
     """A sync failed; the message is the one line the user sees."""
 
 
+#: the phases a sync's time is split into, side by side (their sum is ``total`` less ``unnamed``); others
+#: in ``timings`` are parts of one of these (pinning, annex-branch, zarr-*: workers' seconds, summed)
+TOP_PHASES = (
+    "recover",
+    "listing+diff",
+    "previous-state",
+    "prepare",
+    "head-check",
+    "registration+commit",
+    "index",
+    "store",
+    "pending",
+    "root-register",
+)
+
 #: a version's path -> identity state is kept for the sync's next snapshot below this many paths
 KEEP_STATE_BELOW = 100_000
 
@@ -78,7 +93,9 @@ def sync_source(
     relpath: str = source.relpath
     report = SyncReport(source=sid, dataset=relpath)
     index = mirror.index
+    t_lock = time.perf_counter()
     with mirror.lock(sid, wait=lock_wait):
+        lock_wait_s = time.perf_counter() - t_lock
         if on_locked is not None:
             on_locked()
         mirror.ensure_root()
@@ -99,8 +116,12 @@ def sync_source(
                     )
                 else:
                     runner(mirror, source, report, engine=engine, progress=progress)
+            total = time.perf_counter() - t0
             report.timings = {k: round(v, 4) for k, v in timings.items()}
-            report.timings["total"] = round(time.perf_counter() - t0, 4)
+            # what no phase names (run rows, the source's own set-up...): a few % at most, or a phase is missing
+            report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
+            report.timings["lock-wait"] = round(lock_wait_s, 4)  # before ``total`` starts
+            report.timings["total"] = round(total, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
             # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
             report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
@@ -147,6 +168,7 @@ def sync_dataset(
     relpath: str = source.relpath
     ds = mirror.dataset_path(relpath)
     head: Optional[str] = None
+    t_recover = time.perf_counter()
     state = recorder.state(None)
     if (ds / ".git").exists():
         ds = recorder.ensure_dataset(source.describe())
@@ -159,6 +181,9 @@ def sync_dataset(
             recorder.reindex(ds)
             report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
         state = recorder.state(head)
+    spent = timing.current()
+    if spent is not None:  # the dataset checked and recovered, the index caught up with it, the state loaded
+        spent.add("recover", time.perf_counter() - t_recover)
     sink = StoreSink(store) if store is not None else None
     state.content_sink = sink
     current: Optional[dict[str, bytes]] = None
@@ -176,13 +201,15 @@ def sync_dataset(
         if sink is not None and head:  # bytes read again (BOSS annotations), or a store named for the first time
             sink.record(ds)
         if head:  # an interrupted run may have committed without updating the root
-            recorder.register(f"[neuromirror] {sid}: registered")
+            with timing.phase("root-register"):
+                recorder.register(f"[neuromirror] {sid}: registered")
         return
-    ds = recorder.ensure_dataset(source.describe())
-    _repair_once(ds, report)  # a new dataset: only marked
-    head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
-    url_remotes = source.prepare_dataset(ds)
-    writer = make_writer(engine, ds, url_remotes=url_remotes)
+    with timing.phase("prepare"):
+        ds = recorder.ensure_dataset(source.describe())
+        _repair_once(ds, report)  # a new dataset: only marked
+        head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
+        url_remotes = source.prepare_dataset(ds)
+        writer = make_writer(engine, ds, url_remotes=url_remotes)
     while True:
         if first is not None:
             snap: Optional[Snapshot] = first
@@ -208,14 +235,17 @@ def sync_dataset(
         pending = list(snap.pending) if snap.kind != "published" else pending
         report.pending = list(snap.pending) if snap.kind != "published" else report.pending
         try:
-            head = gitutil.rev_parse(ds, "HEAD")
-            tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
+            with timing.phase("head-check"):  # HEAD and the tag read; an unchanged draft's new stamp recorded
+                head = gitutil.rev_parse(ds, "HEAD")
+                tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
+                if d.n == 0 and not tag_needed:
+                    if snap.kind == "draft" and head and state.head_version:
+                        recorder.draft_modified(state, snap.remote_modified)
             if d.n == 0 and not tag_needed:
-                if snap.kind == "draft" and head and state.head_version:
-                    recorder.draft_modified(state, snap.remote_modified)
                 continue
             crashpoint("before-commit")
-            staged = recorder.stage(d.files)
+            with timing.phase("index"):  # the rows staged on a thread while the commit is made
+                staged = recorder.stage(d.files)
             try:
                 with timing.phase("registration+commit"):
                     if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
@@ -267,13 +297,16 @@ def sync_dataset(
             d.changes.close()
             d.files.close()
     if pending is not None:
-        recorder.set_pending(pending)
+        with timing.phase("pending"):
+            recorder.set_pending(pending)
     if sink is not None:  # what a snapshot without a new commit read and stored
-        sink.record(ds)
-    new_head = gitutil.rev_parse(ds, "HEAD")
-    crashpoint("before-register")
-    if new_head != start_head or not report.versions:
-        recorder.register(f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
+        with timing.phase("store"):
+            sink.record(ds)
+    with timing.phase("root-register"):  # the root superdataset's gitlink: a commit of the parent
+        new_head = gitutil.rev_parse(ds, "HEAD")
+        crashpoint("before-register")
+        if new_head != start_head or not report.versions:
+            recorder.register(f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
     report.outcome = "ok" if report.versions else "unchanged"
     for p in report.pending:
         report.warnings.append(f"{p.path}: {p.reason}")
