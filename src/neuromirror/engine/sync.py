@@ -204,12 +204,14 @@ def sync_dataset(
             with timing.phase("root-register"):
                 recorder.register(f"[neuromirror] {sid}: registered")
         return
+    t_prepare = time.perf_counter()
     with timing.phase("prepare"):
         ds = recorder.ensure_dataset(source.describe())
         _repair_once(ds, report)  # a new dataset: only marked
         head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
         url_remotes = source.prepare_dataset(ds)
         writer = make_writer(engine, ds, url_remotes=url_remotes)
+    t_list += time.perf_counter() - t_prepare  # the first snapshot's listing goes on in the loop: not this
     while True:
         if first is not None:
             snap: Optional[Snapshot] = first
