@@ -42,6 +42,7 @@ from typing import Any, Optional, Sequence
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.report import add_ratios, report
+from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.per_size import bench_size
@@ -67,6 +68,7 @@ ALL = (
     "publish-ria",
     "read",
     "soak",
+    "archive-quiet",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -118,6 +120,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument(
         "--read-zarr-objects", type=int, default=100_000, help="read: objects of the one big Zarr (default 10^5)"
     )
+    g = p.add_argument_group("archive-quiet (issue 32): a no-change cycle of dandi:* over N dandisets")
+    g.add_argument("--quiet-dandisets", type=int, default=2000, help="archive-quiet: dandisets N (default 2000)")
     g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
@@ -205,6 +209,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     zarr_objects=args.read_zarr_objects,
                     keep=args.keep,
                 )
+            if "archive-quiet" in args.scenarios:
+                doc["results"] += bench_archive_quiet(archives, work, args.quiet_dandisets)
                 _write(out, doc)
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
@@ -231,6 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
     doc["targets"] += publish_ria_targets(doc["results"])
     doc["targets"] += read_targets(doc["results"])
+    doc["targets"] += archive_quiet_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text

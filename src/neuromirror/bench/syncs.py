@@ -51,6 +51,9 @@ def run_sync(
     idx = t.get("index", 0.0)
     prev = t.get("previous-state", 0.0)
     total = t.get("total", 0.0)
+    # issue 32: the rest of a sync named (the dataset checked, made ready, the root's gitlink committed)
+    setup = sum(t.get(k, 0.0) for k in ("recover", "prepare", "head-check", "pending", "store"))
+    root_register = t.get("root-register", 0.0)
     changed = report.get("added", 0) + report.get("removed", 0) + report.get("changed", 0)
     res = {
         "scenario": name,
@@ -66,7 +69,10 @@ def run_sync(
         "checkout_wait_s": round(checkout_wait, 3),
         "index_s": round(idx, 3),
         "previous_state_s": round(prev, 3),
-        "other_s": round(r["wall"] - listing - pinning - reg - idx - prev, 3),
+        "setup_s": round(setup, 3),
+        "root_register_s": round(root_register, 3),
+        "unnamed_s": t.get("unnamed"),
+        "other_s": round(r["wall"] - listing - pinning - reg - idx - prev - setup - root_register, 3),
         "peak_rss_mb": round(r["rss_mb"], 1),
         "cpu_s": round(r["cpu"], 2),
         "rss_at_peak": r["rss_at_peak"],

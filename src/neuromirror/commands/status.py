@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
             )
             for w in workers:
                 print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
+    for d in report.get("disk") or []:
+        print(_disk_line(d))
     if not report["sources"]:
         from neuromirror.dataset.mirror import Mirror
 
@@ -155,6 +157,19 @@ def run(args: argparse.Namespace) -> int:
         print("\nat risk (published versions and the latest draft; files, bytes):")
         print_table(risk_rows, ["source", "version", "kept", "pinned_url_only", "mutable_url_only"])
     return 0
+
+
+def _disk_line(d: dict) -> str:
+    """``disk: root /srv/mirror: 75.0 GiB free of 252.0 GiB (min_free 1.0 GiB)``, LOW when below."""
+    from neuromirror.util.disk import format_size
+
+    if d.get("error"):
+        return f"disk: {d['what']} {d['path']}: {d['error']}"
+    low = "; LOW: syncs, keeps and publishes refuse to start" if d["low"] else ""
+    return (
+        f"disk: {d['what']} {d['path']}: {format_size(d['free'])} free of {format_size(d['total'])} "
+        f"(min_free {format_size(d['min_free'])}){low}"
+    )
 
 
 def _count(c: dict) -> str:

@@ -16,7 +16,7 @@ from neuromirror.config.options import SYNC_OPTIONS, known_options
 from neuromirror.config.schedule import Backoff, Schedule
 from neuromirror.errors import UserError
 from neuromirror.index.retention import Retention, policy_for
-from neuromirror.sources.base import Source
+from neuromirror.sources.base import Listed, Source
 from neuromirror.spec import Spec, parse_spec
 
 DEFAULT_JOBS = 2
@@ -124,6 +124,12 @@ class SourceConfig:
         from neuromirror.sources import expand
 
         yield from expand(self.parsed, self.sync_options())
+
+    def listed(self) -> Iterator[Listed]:
+        """The sources this entry names now, with what the archive's listing says of each (the quiet hour)."""
+        from neuromirror.sources import listed
+
+        yield from listed(self.parsed, self.sync_options())
 
     def to_json(self) -> dict:
         return {

@@ -15,7 +15,16 @@ from neuromirror.config.reader import Node, Reader, join_field, kind_of
 
 #: options that are not source options but still belong to a sync
 #: (dandi_instance: a DANDI instance by name, as ``sync -i``; its API wins over dandi_api)
-SYNC_OPTIONS: dict[str, Any] = {"engine": "fast-import", "dandi_instance": None}
+#: quiet, recheck_cycles, full_pass: a glob's quiet hour (neuromirror.service.quiet, docs/service.md);
+#: min_free: the free space a sync, keep or publish needs to start (neuromirror.util.disk)
+SYNC_OPTIONS: dict[str, Any] = {
+    "engine": "fast-import",
+    "dandi_instance": None,
+    "quiet": None,
+    "recheck_cycles": None,
+    "full_pass": None,
+    "min_free": None,
+}
 ENGINES = ("fast-import", "batch")
 
 
@@ -97,5 +106,32 @@ def read_options(r: Reader, node: Node, path: str, entries: Optional[dict[str, N
             except IdentifierError as exc:
                 r.error(vnode.line, join_field(path, key), str(exc))
                 continue
+        problem = _check_value(dest, value)
+        if problem:
+            r.error(vnode.line, join_field(path, key), problem)
+            continue
         out[dest] = value
     return out
+
+
+def _check_value(dest: str, value: Any) -> Optional[str]:
+    """What is wrong with the value of one of the sync's own options (quiet hour, free space), if anything."""
+    if dest == "quiet" and not isinstance(value, bool):
+        return f"expected true or false, got {kind_of(value)}"
+    if dest == "recheck_cycles" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        return f"expected a whole number of cycles (0: no rolling re-check), got {kind_of(value)}"
+    if dest == "full_pass":
+        from neuromirror.config.schedule import parse_duration
+
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            return str(exc)
+    if dest == "min_free":
+        from neuromirror.util.disk import parse_size
+
+        try:
+            parse_size(value)
+        except ValueError as exc:
+            return str(exc)
+    return None

@@ -28,7 +28,7 @@ from neuromirror.records import (
     SyncReport,
 )
 from neuromirror.sources.base import Source
-from neuromirror.util import gitutil, timing
+from neuromirror.util import disk, gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
 
 if TYPE_CHECKING:
@@ -40,6 +40,21 @@ log = logging.getLogger("neuromirror.engine.sync")
 class SyncError(RuntimeError):
     """A sync failed; the message is the one line the user sees."""
 
+
+#: the phases a sync's time is split into, side by side (their sum is ``total`` less ``unnamed``); others
+#: in ``timings`` are parts of one of these (pinning, annex-branch, zarr-*: workers' seconds, summed)
+TOP_PHASES = (
+    "recover",
+    "listing+diff",
+    "previous-state",
+    "prepare",
+    "head-check",
+    "registration+commit",
+    "index",
+    "store",
+    "pending",
+    "root-register",
+)
 
 #: a version's path -> identity state is kept for the sync's next snapshot below this many paths
 KEEP_STATE_BELOW = 100_000
@@ -56,6 +71,7 @@ def sync_source(
     runner: Optional[Callable[..., object]] = None,
     store: Optional[Store] = None,
     on_locked: Optional[Callable[[], None]] = None,
+    min_free: object = None,
 ) -> SyncReport:
     """Bring one source's dataset and index rows up to date with its archive.
 
@@ -68,12 +84,18 @@ def sync_source(
 
     ``store`` (``--store``): content a source reads anyway (BOSS chunks) is kept there, and
     recorded as present in the dataset's git-annex branch after each version's commit.
+
+    ``min_free`` (a definition's option; else ``NEUROMIRROR_MIN_FREE``, else 1 GiB): with less
+    free space on the root's file system the sync does not start (:mod:`neuromirror.util.disk`).
     """
     sid: str = source.id
+    disk.check_free(mirror.root, f"the sync of {sid}", option=min_free)
     relpath: str = source.relpath
     report = SyncReport(source=sid, dataset=relpath)
     index = mirror.index
+    t_lock = time.perf_counter()
     with mirror.lock(sid, wait=lock_wait):
+        lock_wait_s = time.perf_counter() - t_lock
         if on_locked is not None:
             on_locked()
         mirror.ensure_root()
@@ -94,8 +116,12 @@ def sync_source(
                     )
                 else:
                     runner(mirror, source, report, engine=engine, progress=progress)
+            total = time.perf_counter() - t0
             report.timings = {k: round(v, 4) for k, v in timings.items()}
-            report.timings["total"] = round(time.perf_counter() - t0, 4)
+            # what no phase names (run rows, the source's own set-up...): a few % at most, or a phase is missing
+            report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
+            report.timings["lock-wait"] = round(lock_wait_s, 4)  # before ``total`` starts
+            report.timings["total"] = round(total, 4)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
             # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
             report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
@@ -104,6 +130,7 @@ def sync_source(
             try:
                 if (ds / ".git").exists():
                     if runner is None:  # a task recovers on its worker (which may still be writing)
+                        drop_temp_packs(ds)  # first: a full disk needs that space to recover
                         mirror.recover(ds)
                     # versions committed before the failure are whole: the root records them, never left modified
                     mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
@@ -141,17 +168,22 @@ def sync_dataset(
     relpath: str = source.relpath
     ds = mirror.dataset_path(relpath)
     head: Optional[str] = None
+    t_recover = time.perf_counter()
     state = recorder.state(None)
     if (ds / ".git").exists():
         ds = recorder.ensure_dataset(source.describe())
         for action in mirror.recover(ds):
             report.warnings.append(f"recovered {relpath}: {action}")
+        drop_temp_packs(ds)
         _repair_once(ds, report)
         head = gitutil.rev_parse(ds, "HEAD")
         if head and state.index.version_by_commit(sid, head) is None and _has_versions(ds):
             recorder.reindex(ds)
             report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
         state = recorder.state(head)
+    spent = timing.current()
+    if spent is not None:  # the dataset checked and recovered, the index caught up with it, the state loaded
+        spent.add("recover", time.perf_counter() - t_recover)
     sink = StoreSink(store) if store is not None else None
     state.content_sink = sink
     state.manifest_root = mirror.manifest_root
@@ -170,13 +202,17 @@ def sync_dataset(
         if sink is not None and head:  # bytes read again (BOSS annotations), or a store named for the first time
             sink.record(ds)
         if head:  # an interrupted run may have committed without updating the root
-            recorder.register(f"[neuromirror] {sid}: registered")
+            with timing.phase("root-register"):
+                recorder.register(f"[neuromirror] {sid}: registered")
         return
-    ds = recorder.ensure_dataset(source.describe())
-    _repair_once(ds, report)  # a new dataset: only marked
-    head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
-    url_remotes = source.prepare_dataset(ds)
-    writer = make_writer(engine, ds, url_remotes=url_remotes)
+    t_prepare = time.perf_counter()
+    with timing.phase("prepare"):
+        ds = recorder.ensure_dataset(source.describe())
+        _repair_once(ds, report)  # a new dataset: only marked
+        head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
+        url_remotes = source.prepare_dataset(ds)
+        writer = make_writer(engine, ds, url_remotes=url_remotes)
+    t_list += time.perf_counter() - t_prepare  # the first snapshot's listing goes on in the loop: not this
     while True:
         if first is not None:
             snap: Optional[Snapshot] = first
@@ -202,14 +238,17 @@ def sync_dataset(
         pending = list(snap.pending) if snap.kind != "published" else pending
         report.pending = list(snap.pending) if snap.kind != "published" else report.pending
         try:
-            head = gitutil.rev_parse(ds, "HEAD")
-            tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
+            with timing.phase("head-check"):  # HEAD and the tag read; an unchanged draft's new stamp recorded
+                head = gitutil.rev_parse(ds, "HEAD")
+                tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
+                if d.n == 0 and not tag_needed:
+                    if snap.kind == "draft" and head and state.head_version:
+                        recorder.draft_modified(state, snap.remote_modified)
             if d.n == 0 and not tag_needed:
-                if snap.kind == "draft" and head and state.head_version:
-                    recorder.draft_modified(state, snap.remote_modified)
                 continue
             crashpoint("before-commit")
-            staged = recorder.stage(d.files)
+            with timing.phase("index"):  # the rows staged on a thread while the commit is made
+                staged = recorder.stage(d.files)
             try:
                 with timing.phase("registration+commit"):
                     if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
@@ -261,13 +300,16 @@ def sync_dataset(
             d.changes.close()
             d.files.close()
     if pending is not None:
-        recorder.set_pending(pending)
+        with timing.phase("pending"):
+            recorder.set_pending(pending)
     if sink is not None:  # what a snapshot without a new commit read and stored
-        sink.record(ds)
-    new_head = gitutil.rev_parse(ds, "HEAD")
-    crashpoint("before-register")
-    if new_head != start_head or not report.versions:
-        recorder.register(f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
+        with timing.phase("store"):
+            sink.record(ds)
+    with timing.phase("root-register"):  # the root superdataset's gitlink: a commit of the parent
+        new_head = gitutil.rev_parse(ds, "HEAD")
+        crashpoint("before-register")
+        if new_head != start_head or not report.versions:
+            recorder.register(f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
     report.outcome = "ok" if report.versions else "unchanged"
     for p in report.pending:
         report.warnings.append(f"{p.path}: {p.reason}")
@@ -317,6 +359,21 @@ class StoreSink:
         if not keys:
             return 0
         return record_present(ds, self.store, keys)
+
+
+def drop_temp_packs(ds: Path) -> int:
+    """Remove the half-written packs a failed writer left (``tmp_pack_*``: fast-import on a full
+    disk, or killed).  Only under the source's lock, where no other writer of ``ds`` runs: git
+    itself would keep them for two weeks, and a disk that just filled needs the space now."""
+    pack_dir = ds / ".git" / "objects" / "pack"
+    n = 0
+    for tmp in pack_dir.glob("tmp_*") if pack_dir.is_dir() else []:
+        try:
+            tmp.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
 
 
 def _repair_once(ds: Path, report: SyncReport) -> None:

@@ -30,6 +30,7 @@ from neuromirror.keep.transfer import Outcome, Transfer
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
+from neuromirror.util import disk
 from neuromirror.util.progress import ByteProgress
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class KeepOptions:
     jobs: int = 4
     all_versions: bool = False
     progress: bool = True
+    #: the free space keeping needs to start, on the root and a directory store (util.disk; None: env or 1 GiB)
+    min_free: Optional[object] = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ def keep(
     """Keep every target version's content in ``store``; the report says what happened to each file.
 
     ``others``: the lab's other stores, read for a key no URL serves any more (:mod:`.stores`)."""
+    for where in [mirror.root, getattr(store, "path", None)]:  # a directory store's disk, too
+        if where is not None:
+            disk.check_free(where, f"keeping into {store}", option=options.min_free)
     ident = store.identity  # made now: every dataset records the same UUID
     record_store(mirror.index, ident.uuid, store.url, store.kind, ident.name)
     run = KeepRun(str(store), store.kind, ident.uuid, ident.name, budget=options.budget)

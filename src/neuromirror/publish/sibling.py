@@ -46,7 +46,7 @@ from pathlib import Path
 from neuromirror.pin.locations import is_local, join_url, local_path
 from neuromirror.pin.published import RIA_URL_KEY
 from neuromirror.pin.retrieve import RetrieveError
-from neuromirror.util import gitutil
+from neuromirror.util import disk, gitutil
 
 
 class PublishError(RuntimeError):
@@ -220,13 +220,17 @@ def subdataset_paths(ds: Path) -> list[str]:
     return sorted(paths)
 
 
-def publish_source(mirror, source: str, to: str, *, name: str = "published", force: bool = False) -> PublishResult:  # noqa: ANN001
+def publish_source(  # noqa: ANN001
+    mirror, source: str, to: str, *, name: str = "published", force: bool = False, min_free: object = None
+) -> PublishResult:
     src = mirror.index.source(source)
     relpath = src["dataset"]
     ds = mirror.root / relpath
     if not (ds / ".git").exists():
         raise PublishError(f"{source}: no dataset at {ds}")
     url = target_url(to, source, relpath)
+    if is_local(url):  # a target on this host: its disk must hold the push
+        disk.check_free(local_path(url), f"publishing {source} to {url}", option=min_free)
     # hold the source's sync lock: a sync moving the branch and git-annex mid-push would publish a mix
     with mirror.lock(source, wait=True):
         subs = subdataset_paths(ds)

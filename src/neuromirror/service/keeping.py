@@ -36,7 +36,9 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
     from neuromirror.engine.sync import one_line
 
     try:
-        outcome = run_policy(mirror, source.id, stores, entry.keep, copies=entry.copies)
+        outcome = run_policy(
+            mirror, source.id, stores, entry.keep, copies=entry.copies, min_free=entry.options.get("min_free")
+        )
         outcome["verify"] = rolling_check(mirror, source.id, entry)
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
         if not outcome["verify"]["ok"] and rt.keep_error is None:
@@ -61,7 +63,9 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         )
 
 
-def run_policy(mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPolicy, *, copies: int = 1) -> dict:
+def run_policy(
+    mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPolicy, *, copies: int = 1, min_free: Any = None
+) -> dict:
     """``neuromirror keep`` for one source as the policy says, into each store; the report's ``keep`` record.
 
     A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
@@ -82,6 +86,7 @@ def run_policy(mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPo
         max_file_size=policy.max_file_size,
         budget=policy.budget,
         progress=False,
+        min_free=min_free,
     )
     stores = [open_store(n) for n in store_names]
     result = keep_into(mirror, stores, targets, options, copies)

@@ -127,6 +127,32 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
             start.add_metric([], started)
         yield start
     yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
+    yield from _disk_families(report.get("disk") or [])
+
+
+def _disk_families(places: list[dict]) -> Iterator[Metric]:
+    """Free and total bytes per place (the root, each directory store) and the threshold below which work refuses."""
+    free = GaugeMetricFamily(
+        "neuromirror_disk_free_bytes", "Free bytes on the file system of the root or a store.", labels=["what", "path"]
+    )
+    total = GaugeMetricFamily(
+        "neuromirror_disk_total_bytes", "Size of the file system of the root or a store.", labels=["what", "path"]
+    )
+    need = GaugeMetricFamily(
+        "neuromirror_disk_min_free_bytes",
+        "Free bytes below which a sync, keep or publish refuses to start (min_free).",
+        labels=["what", "path"],
+    )
+    for d in places:
+        if d.get("error"):
+            continue
+        labels = [d["what"], d["path"]]
+        free.add_metric(labels, d["free"])
+        total.add_metric(labels, d["total"])
+        need.add_metric(labels, d["min_free"])
+    yield free
+    yield total
+    yield need
 
 
 def _keep_families(rows: list[dict]) -> Iterator[Metric]:

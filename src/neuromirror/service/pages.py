@@ -129,6 +129,21 @@ def last_run_text(runs: list[Run]) -> str:
     return f"{r.outcome}, {duration_text(r.duration)}" + (f", {changes}" if changes != "-" else "")
 
 
+def _disk(report: dict) -> str:
+    """Free space per place (root, directory stores); a place below ``min_free`` is flagged: work refuses there."""
+    items = []
+    for d in report.get("disk") or []:
+        if d.get("error"):
+            items.append(f"<li>{e(d['what'])} {e(d['path'])}: {e(d['error'])}</li>")
+            continue
+        low = ' <b class="err">below min_free: syncs, keeps and publishes refuse to start</b>' if d["low"] else ""
+        items.append(
+            f"<li>{e(d['what'])} <code>{e(d['path'])}</code>: {e(human_bytes(d['free']))} free of "
+            f"{e(human_bytes(d['total']))} (min_free {e(human_bytes(d['min_free']))}){low}</li>"
+        )
+    return f'<ul class="disk">{"".join(items)}</ul>\n' if items else ""
+
+
 def _page(title: str, body: str, *, refresh: Optional[int] = None) -> str:
     meta = f'<meta http-equiv="refresh" content="{refresh}">' if refresh else ""
     return (
@@ -339,7 +354,7 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
     )
     body = (
         f'<h1>neuromirror</h1>\n<p class="meta">root {e(report["root"])}; {e(_service_line(report))}. '
-        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{table}\n{_legend()}'
+        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{_disk(report)}{table}\n{_legend()}'
     )
     return _page("neuromirror status", body, refresh=30)
 

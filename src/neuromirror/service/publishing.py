@@ -59,7 +59,14 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
             ds = mirror.root / source.relpath
             if published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
                 return
-        result = pub.publish_source(mirror, source.id, to, name=name, force=bool(entry.publish.get("force")))
+        result = pub.publish_source(
+            mirror,
+            source.id,
+            to,
+            name=name,
+            force=bool(entry.publish.get("force")),
+            min_free=entry.options.get("min_free"),
+        )
         rt.publish_error = None
         outcome = {"to": to, "outcome": "ok", "clone_url": result.url, "clone": clone_command(result.url)}
         log.info("%s: published: %s", source.id, result.line())
@@ -93,6 +100,7 @@ def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, 
             include_embargoed=bool(cfg.get("include_embargoed")),
             force=bool(cfg.get("force")),
             public_url=str(public) if public else None,
+            min_free=entry.options.get("min_free"),
         )
         if res.errors:
             raise RuntimeError("; ".join(res.errors))

@@ -22,7 +22,8 @@ from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.config.schedule import format_duration
-from neuromirror.service import backoff, recovery, snapshot
+from neuromirror.records import SyncReport
+from neuromirror.service import backoff, quiet, recovery, snapshot
 from neuromirror.service.keeping import keep_after_sync
 from neuromirror.service.maintaining import maintain_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
@@ -67,6 +68,8 @@ class Service:
         self.entry_sources: dict[str, list[str]] = {
             spec: ([] if e.is_glob else [spec]) for spec, e in self.entries.items()
         }
+        #: per glob entry: what its last cycle listed and synced (quiet.Plan.summary)
+        self.entry_cycles: dict[str, dict] = {}
         self.events: dict[str, dict[str, int]] = {spec: {"coalesced": 0, "missed": 0} for spec in self.entries}
         self.started = now_utc()
         self.stopping = threading.Event()
@@ -245,21 +248,34 @@ class Service:
         entry = self.entries[spec]
         mirror = self.mirror()
         try:
+            started = now_utc()
             try:  # a glob or a BOSS collection asks the archive; some sources check their target here
-                sources = list(entry.expand())
+                items = list(entry.listed())
             except Exception as exc:
                 self._record_expand_failure(mirror, entry, exc)
                 return
-            ids = [s.id for s in sources]
+            ids = [i.source.id for i in items]
             with self._lock:
                 self.entry_sources[spec] = ids
                 rt = self.state.get(spec)
                 if spec not in ids and rt is not None and rt.consecutive_failures:
                     backoff.reset(rt)
-            for source in sources:
+            # the quiet hour: only what the listing says changed, plus a rolling re-check (quiet.py)
+            cycle = quiet.plan(mirror.index, spec, items, quiet.Policy.from_options(entry.sync_options()), started)
+            if entry.is_glob:
+                log.info("%s", cycle.describe())
+            complete = True
+            for item in cycle.sync:
                 if self.stopping.is_set():
+                    complete = False
                     break
-                self._sync_one(mirror, entry, source)
+                report = self._sync_one(mirror, entry, item.source)
+                if report is not None:
+                    quiet.synced(mirror.index, item, report, cycle)
+            if entry.is_glob:
+                quiet.finish(mirror.index, cycle, complete=complete)
+                with self._lock:
+                    self.entry_cycles[spec] = cycle.summary()
         except Exception as exc:  # a bug or an unexpected error: keep the service alive, say it
             log.exception("%s: unexpected error: %s", spec, exc)
         finally:
@@ -279,7 +295,12 @@ class Service:
         if done is not None and (done.runs_removed or done.pages_freed):
             log.info("index tidied: %s", done.to_json())
 
-    def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> None:
+    def run_cycle(self, spec: str) -> None:
+        """One cycle of the entry ``spec`` now, in this thread (what its scheduled job does)."""
+        self._run_entry(spec)
+
+    def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> Optional[SyncReport]:
+        """Sync ``source`` (unless held off or busy); its report when it ran to its end, else None."""
         from neuromirror.dataset.mirror import LockBusy
         from neuromirror.engine.sync import one_line, sync_source
 
@@ -289,7 +310,7 @@ class Service:
         with self._lock:
             if backoff.holds_off(rt, entry, now):
                 rt.skipped["backoff"] = rt.skipped.get("backoff", 0) + 1
-                return
+                return None
             self._running[sid] = threading.current_thread()
 
         def locked() -> None:
@@ -309,6 +330,7 @@ class Service:
                 lock_wait=self.lock_wait,
                 runner=self.runner,
                 on_locked=locked,
+                min_free=entry.options.get("min_free"),
             )
         except LockBusy as exc:
             with self._lock:
@@ -327,11 +349,13 @@ class Service:
             keep_after_sync(mirror, entry, source, report, rt)
             risk_after_sync(mirror, sid, report.outcome)
             maintain_after_sync(mirror, entry, source)
+            return report
         finally:
             with self._lock:
                 rt.running_since, rt.stage, rt.done, rt.total = None, None, None, None
                 self._running.pop(sid, None)
             self._wake.set()
+        return None
 
     def _failed(self, entry: SourceConfig, rt: SourceRuntime, error: str) -> None:
         with self._lock:
@@ -389,6 +413,8 @@ class Service:
         nexts = self.next_runs()
         with self._lock:
             entries = snapshot.entries_json(self.entries, nexts, self.entry_sources, self.events)
+            for spec, cycle in self.entry_cycles.items():
+                entries[spec]["last_cycle"] = cycle
             sources = snapshot.sources_json(self.entry_sources, self.state, nexts, entries)
         return {
             "pid": os.getpid(),

@@ -226,4 +226,34 @@ def status_report(
     if state:
         service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
         service["entries"] = entries
-    return {"root": str(root), "service": service, "sources": rows}
+    return {"root": str(root), "service": service, "sources": rows, "disk": disk_facts(root, config)}
+
+
+def disk_facts(root: Path, config: Optional[MirrorConfig] = None) -> list[dict]:
+    """Free space on the root and each directory store the configuration (or NEUROMIRROR_STORE) names."""
+    import os
+
+    from neuromirror.util import disk
+
+    places: list[tuple[str, Path]] = [("root", root)]
+    names = [e.store for e in (config.sources if config else []) if e.store]
+    names += [os.environ["NEUROMIRROR_STORE"]] if os.environ.get("NEUROMIRROR_STORE") else []
+    for name in dict.fromkeys(names):
+        path = _directory_store(name)
+        if path is not None and all(p != path for _, p in places):
+            places.append(("store", path))
+    options = [e.options.get("min_free") for e in (config.sources if config else []) if e.options.get("min_free")]
+    return disk.space(places, options[0] if options else None)
+
+
+def _directory_store(name: str) -> Optional[Path]:
+    """The directory of a directory store (``--store`` as given); None for an S3 store or a bad name."""
+    from neuromirror.errors import UserError
+    from neuromirror.store.location import open_store
+
+    try:
+        store = open_store(name)
+    except UserError:
+        return None
+    path = getattr(store, "path", None)
+    return Path(path) if path is not None else None

@@ -11,12 +11,12 @@ the engine hands to ``snapshots`` (recorded files, the forever-cache, the Zarr h
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
-    from neuromirror.sources.base import Source
+    from neuromirror.sources.base import Listed, Source
 
 _MODULES = {
     "dandi": "neuromirror.sources.dandi.source",
@@ -34,6 +34,27 @@ def module_for(archive: str) -> Any:
 def expand(spec: Spec, options: dict) -> Iterator[Source]:
     """The sources a SPEC names (a glob or a collection may name many)."""
     yield from module_for(spec.archive).expand(spec, options)
+
+
+def listed(spec: Spec, options: dict) -> Iterator[Listed]:
+    """The sources a SPEC names, each with what the archive's listing says of its state
+    (:class:`~neuromirror.sources.base.Listed`): the quiet hour's input.  A source module without
+    ``listed`` says nothing (stamps None: every source is asked each cycle)."""
+    from neuromirror.sources.base import Listed
+
+    module = module_for(spec.archive)
+    if hasattr(module, "listed"):
+        yield from module.listed(spec, options)
+    else:
+        yield from (Listed(s) for s in module.expand(spec, options))
+
+
+def listing_covers(archive: str, recorded: Optional[str]) -> bool:
+    """Whether the archive's listing sees every change of a source whose last sync recorded
+    ``recorded`` (its latest ``remote_modified``); a module may say no (DANDI: Zarrs change
+    in place without moving the draft's ``modified``)."""
+    module = module_for(archive)
+    return bool(module.listing_covers(recorded)) if hasattr(module, "listing_covers") else True
 
 
 def options_module_for(archive: str) -> Any:

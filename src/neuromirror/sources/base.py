@@ -6,6 +6,7 @@ listing into :class:`~neuromirror.records.Snapshot` objects, oldest first.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Protocol
 
@@ -32,3 +33,17 @@ class Source(Protocol):
 
     def prepare_dataset(self, path: Path) -> Mapping[str, str]:
         """Set up what retrieval needs (special remotes); return URL prefix -> remote uuid."""
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A source as a glob's listing names it, with what that listing says of its state.
+
+    ``stamp`` is compared by the service's quiet hour (``neuromirror.service.quiet``) with the
+    stamp it saw before the source's last successful sync: equal means unchanged, so the
+    archive is not asked about it again this cycle.  None: the listing says nothing (always
+    synced).
+    """
+
+    source: Source
+    stamp: Optional[str] = None

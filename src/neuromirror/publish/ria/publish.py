@@ -42,7 +42,7 @@ from neuromirror.publish.ria.root import ROOT_ALIAS, dataset_id, filtered_commit
 from neuromirror.publish.ria.target import RiaTarget, open_target
 from neuromirror.publish.sibling import subdataset_paths
 from neuromirror.store.record import ensure_remote, present_in, record_present
-from neuromirror.util import gitutil
+from neuromirror.util import disk, gitutil
 from neuromirror.util.crashpoints import crashpoint
 
 
@@ -120,9 +120,12 @@ def publish_to_ria(
     include_embargoed: bool = False,
     force: bool = False,
     public_url: Optional[str] = None,
+    min_free: object = None,
 ) -> RiaReport:
     """Publish ``sources`` into the store ``to``; ``public_url`` is where clones reach it (the ORA's url=)."""
     store = RiaStore.from_url(to)
+    if not store.ssh:  # a store on this host: its disk must hold the push (util.disk)
+        disk.check_free(store.path, f"publishing into {store.url}", option=min_free)
     report = RiaReport(store.url)
     ora_url_for(store, public_url)  # a bad URL is refused before anything is written
     target = open_target(store)

@@ -43,12 +43,12 @@ from neuromirror.sources.aind.metadata import asset_meta, read_sidecars
 from neuromirror.sources.aind.options import S3Settings, add_options
 from neuromirror.sources.aind.s3 import AindError, _s3_gist, s3_client
 from neuromirror.sources.aind.stores import settle
-from neuromirror.sources.base import Source
+from neuromirror.sources.base import Listed, Source
 from neuromirror.spec import Spec
 from neuromirror.util.paths import check_path
 
 #: what the tool calls (``neuromirror.sources``, reindex): the source, its options, the archive's id of a file
-__all__ = ["AindSource", "add_options", "expand", "remote_id_for"]
+__all__ = ["AindSource", "add_options", "expand", "listed", "remote_id_for"]
 
 log = logging.getLogger("neuromirror.aind")
 
@@ -288,6 +288,14 @@ def expand(spec: Spec, options: dict) -> Iterator[Source]:
         return
     for name in list_assets(settings, spec.name):
         yield AindSource(name, settings)
+
+
+def listed(spec: Spec, options: dict) -> Iterator[Listed]:
+    """The assets a SPEC names, for the quiet hour: an asset is immutable by the bucket's own rule
+    (written once, under a new name), so the listing's word on it is only that it exists; a name not
+    seen before is new.  The service's rolling re-check asks the old ones again now and then."""
+    for source in expand(spec, options):
+        yield Listed(source, "listed" if spec.is_glob else None)
 
 
 def list_assets(settings: S3Settings, pattern: str = "*") -> Iterator[str]:

@@ -24,7 +24,7 @@ import requests
 
 from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState
 from neuromirror.sources import s3urls
-from neuromirror.sources.base import Source
+from neuromirror.sources.base import Listed, Source
 from neuromirror.sources.dandi import assets, embargo, zarr_states
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
@@ -341,18 +341,67 @@ class DandiSource(AssetEntries):
         )
 
 
+#: dandisets per page of the archive's list (its maximum): 2,000 dandisets in two requests
+LIST_PAGE_SIZE = 1000
+
+
 def expand(spec: Spec, options: dict) -> Iterator[Source]:
+    for item in listed(spec, options):
+        yield item.source
+
+
+def listed(spec: Spec, options: dict) -> Iterator[Listed]:
+    """The dandisets a SPEC names, each with the archive list's stamp of its state (the quiet hour).
+
+    One listing of the whole archive, ``GET /dandisets/?ordering=-modified&page_size=1000``
+    through the client (two requests for 2,000 dandisets).  The stamp is the draft's
+    ``modified`` (plus the embargo status, as the draft's recorded ``remote_modified``) and the
+    most recent published version: every change of a dandiset's draft (assets added or removed,
+    metadata) moves the draft's ``modified``, and a publication adds a version.
+
+    Why the whole list and not only its head: the archive orders ``modified`` by the most
+    recently *created* version (dandi-archive's ``DandisetFilterBackend``), which for a
+    published dandiset is its latest published version, not the draft; a draft edited since
+    its publication stays where it was in that order.  Stopping at the first dandiset older
+    than the last cycle would miss exactly those, so every item is compared instead.
+    """
     api_url = options.get("dandi_api") or os.environ.get("NEUROMIRROR_DANDI_API") or DEFAULT_API
     token = os.environ.get("DANDI_API_KEY") or None
     endpoint = options.get("s3_endpoint")
     if not spec.is_glob:
-        yield DandiSource(spec.name, api_url=api_url, token=token, s3_endpoint=endpoint)
+        yield Listed(DandiSource(spec.name, api_url=api_url, token=token, s3_endpoint=endpoint))
         return
     client = make_client(api_url, token)
+    params: dict[str, Any] = {"ordering": "-modified", **({"embargoed": "true"} if token else {})}
     try:
-        ids = sorted(d.identifier for d in client.get_dandisets(**({"embargoed": True} if token else {})))
+        items = list(client.paginate("/dandisets/", page_size=LIST_PAGE_SIZE, params=params))
     except Exception as exc:
         raise DandiError(f"DANDI API at {api_url}: cannot list dandisets: {gist(exc)}") from None
-    for ident in ids:
-        if fnmatch.fnmatchcase(ident, spec.name):
-            yield DandiSource(ident, api_url=api_url, token=token, client=client, s3_endpoint=endpoint)
+    found = {}
+    for item in items:
+        ident = item.get("identifier") if isinstance(item, dict) else None
+        if isinstance(ident, str) and fnmatch.fnmatchcase(ident, spec.name):
+            found[ident] = _list_stamp(item)
+    for ident in sorted(found):
+        source = DandiSource(ident, api_url=api_url, token=token, client=client, s3_endpoint=endpoint)
+        yield Listed(source, found[ident])
+
+
+def _list_stamp(item: dict) -> Optional[str]:
+    """What one item of the dandiset list says of the dandiset's state; None when it cannot say."""
+    draft = item.get("draft_version")
+    modified = parse_time(draft.get("modified")) if isinstance(draft, dict) else None
+    if modified is None:
+        return None
+    status = str(item.get("embargo_status") or embargo.OPEN).upper()
+    latest = item.get("most_recent_published_version")
+    published = latest.get("version") if isinstance(latest, dict) else None
+    stamp = modified.isoformat() if status == embargo.OPEN else f"{modified.isoformat()} embargo={status}"
+    return f"{stamp} published={published or '-'}"
+
+
+def listing_covers(recorded: Optional[str]) -> bool:
+    """Whether the list's stamp sees every change of a dandiset whose draft recorded ``recorded``:
+    not when it holds Zarr assets (``zarrs=`` in its stamp), which change in place without moving
+    the draft's ``modified``; such a dandiset is asked each cycle (a few GETs: :mod:`.zarr_assets`)."""
+    return recorded is None or split_stamp(recorded)[1] is None

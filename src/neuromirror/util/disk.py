@@ -1,0 +1,111 @@
+"""Free disk space: what a sync, keep or publish needs before it starts, and what status shows.
+
+A mirror that runs for years fills its disk one day.  Git, git-annex and SQLite then fail
+half-way with errors that name neither the cause nor the cure; refusing to *start* below a
+threshold turns that into one line the operator can act on.  The threshold is the entry's
+``min_free`` option (a mirror definition), else ``NEUROMIRROR_MIN_FREE``, else 1 GiB; ``0``
+turns the check off.  Sizes read as ``df -h`` prints them: ``5G`` is 5 GiB.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+from neuromirror.errors import UserError
+
+ENV = "NEUROMIRROR_MIN_FREE"
+DEFAULT_MIN_FREE = 1 << 30
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*", re.IGNORECASE)
+
+
+class DiskFull(UserError):
+    """Less free space than the threshold: the work did not start (one line, exit 2)."""
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from ``1073741824``, ``"500M"``, ``"5G"``, ``"5GiB"``, ``"1.5T"`` (binary units, as ``df -h``)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected a size like 500M, 5G or a number of bytes, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative, got {value!r}")
+        return int(value)
+    m = _SIZE.fullmatch(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a size: use e.g. 500M, 5G, 1T or a number of bytes")
+    unit = m.group(2).upper()
+    return int(float(m.group(1)) * (1024 ** ("KMGTP".index(unit) + 1) if unit else 1))
+
+
+def format_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def min_free(option: Any = None) -> int:
+    """The threshold in bytes: ``option`` (a definition's ``min_free``), else the environment, else 1 GiB."""
+    if option is not None and option != "":
+        return parse_size(option)
+    env = os.environ.get(ENV, "").strip()
+    if env:
+        try:
+            return parse_size(env)
+        except ValueError as exc:
+            raise UserError(f"{ENV}: {exc}") from None
+    return DEFAULT_MIN_FREE
+
+
+def existing(path: Path) -> Path:
+    """``path`` or its nearest existing parent (a root not made yet lives on its parent's disk)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def usage(path: Path) -> dict[str, Any]:
+    """Free, total and used bytes of the file system holding ``path``."""
+    du = shutil.disk_usage(existing(path))
+    return {"path": str(path), "free": du.free, "total": du.total, "used": du.used}
+
+
+def check_free(path: Path, what: str, threshold: Optional[int] = None, *, option: Any = None) -> None:
+    """Raise :class:`DiskFull` when the file system of ``path`` has less free space than the threshold."""
+    need = min_free(option) if threshold is None else threshold
+    if need <= 0:
+        return
+    free = shutil.disk_usage(existing(path)).free
+    if free < need:
+        raise DiskFull(
+            f"not starting {what}: {format_size(free)} free on {existing(path)}, below min_free "
+            f"{format_size(need)} (free space there, or lower min_free / {ENV})"
+        )
+
+
+def space(places: list[tuple[str, Path]], option: Any = None) -> list[dict[str, Any]]:
+    """Free space of each ``(what, path)`` (the root, a directory store...): what status shows.
+
+    ``min_free`` is the threshold that applies there, ``low`` whether a sync, keep or
+    publish would refuse to start; a place that cannot be read says why instead.
+    """
+    try:
+        need = min_free(option)
+    except (UserError, ValueError):
+        need = DEFAULT_MIN_FREE
+    out: list[dict[str, Any]] = []
+    for what, path in places:
+        try:
+            u = usage(path)
+        except OSError as exc:
+            out.append({"what": what, "path": str(path), "error": str(exc)})
+            continue
+        out.append({"what": what, **u, "min_free": need, "low": bool(need) and u["free"] < need})
+    return out

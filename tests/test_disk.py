@@ -1,0 +1,133 @@
+"""Free disk space: a sync, keep or publish refuses to start below ``min_free``; status and /metrics show it;
+a disk that fills mid-sync leaves the dataset and the index as they were, and the next sync converges."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import CLI, git
+
+T0 = datetime(2025, 7, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def runs(root: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(root / ".neuromirror" / "index.sqlite") as db:
+        return list(db.execute("SELECT source, outcome FROM runs ORDER BY id"))
+
+
+def versions(root: Path, sid: str) -> int:
+    with sqlite3.connect(root / ".neuromirror" / "index.sqlite") as db:
+        return int(db.execute("SELECT count(*) FROM versions WHERE source=?", [sid]).fetchone()[0])
+
+
+def test_below_min_free_sync_keep_and_publish_refuse_in_one_line(
+    dandi_archive, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident = dandi_archive.create_dandiset(name="disk", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"disk bytes" * 10, when=T0)
+    cli = CLI(tmp_path / "mirror", capsys, dandi_archive.api_url)
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    head = git(cli.root / "dandi" / ident, "rev-parse", "HEAD")
+    dandi_archive.put_asset(ident, "b.nwb", b"more" * 10, when=T0 + timedelta(hours=1))
+
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "1000000T")
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code != 0
+    line = [x for x in err.splitlines() if "min_free" in x]
+    assert len(line) == 1 and f"not starting the sync of dandi:{ident}" in line[0], err
+    assert git(cli.root / "dandi" / ident, "rev-parse", "HEAD") == head  # nothing written
+    assert [r for r in runs(cli.root) if r[1] != "ok"] == []  # not even a run: it never started
+
+    code, out, err = cli("keep", f"dandi:{ident}", "--to", str(tmp_path / "store"))
+    assert code == 2 and "not starting keeping into" in err and "min_free" in err, err
+    code, out, err = cli("publish", f"dandi:{ident}", "--to", str(tmp_path / "bare"))
+    assert code != 0 and "not starting publishing dandi:" in err, err
+    code, out, err = cli("publish", f"dandi:{ident}", "--to", f"ria+file://{tmp_path / 'ria'}")
+    assert code != 0 and "not starting publishing into" in err, err
+
+    code, out, err = cli("status")
+    assert code == 0
+    disk = [x for x in out.splitlines() if x.startswith("disk: root ")]
+    assert len(disk) == 1 and "LOW" in disk[0] and "free of" in disk[0], out
+
+    from neuromirror.service.metrics import render_metrics
+    from neuromirror.service.state import status_report
+
+    text = render_metrics(status_report(cli.root))
+    assert f'neuromirror_disk_free_bytes{{path="{cli.root}",what="root"}}' in text, text
+
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "1M")  # space again: the sync goes on
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0 and (cli.root / "dandi" / ident / "b.nwb").is_symlink(), err
+
+
+def test_bad_min_free_in_a_definition_is_refused(tmp_path: Path) -> None:
+    from neuromirror.config.load import load_config
+    from neuromirror.errors import UserError
+
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text("sources:\n  - spec: 'dandi:000001'\n    schedule: 1h\n    options: {min_free: lots}\n")
+    with pytest.raises(UserError, match="min_free.*not a size"):
+        load_config(cfg)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs (needs root and CAP_SYS_ADMIN; skipped with the reason otherwise)."""
+    where = tmp_path / f"small-{uuid.uuid4().hex[:6]}"
+    where.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(where)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode}): the mid-sync fill needs one"
+        )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_disk_that_fills_mid_sync_leaves_everything_as_it_was_and_the_next_sync_converges(
+    dandi_archive, small_disk: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "1M")  # a 64 MiB disk
+    ident = dandi_archive.create_dandiset(name="fills", created=T0)
+    dandi_archive.put_asset(ident, "first.nwb", b"first" * 10, when=T0)
+    cli = CLI(small_disk / "mirror", capsys, dandi_archive.api_url)
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    ds = cli.root / "dandi" / ident
+    head = git(ds, "rev-parse", "HEAD")
+    dandi_archive.add_synthetic_assets(ident, 3000, when=T0 + timedelta(hours=1))  # MBs of git objects and rows
+
+    filler = small_disk / "filler"
+    free = shutil.disk_usage(small_disk).free
+    with filler.open("wb") as fh:  # leave ~300 KiB: the sync starts, then runs out
+        fh.truncate(0)
+        fh.write(b"\0" * max(0, free - 300 * 1024))
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "0")  # the check off: the disk fills mid-sync
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code != 0
+    assert any(w in err for w in ("No space left", "Out of diskspace", "disk is full", "ENOSPC")), err
+    assert len([x for x in err.strip().splitlines() if x.startswith("neuromirror")]) >= 1
+
+    filler.unlink()  # space again: the dataset and the index are as they were
+    assert list((ds / ".git" / "objects" / "pack").glob("tmp_*")) == []  # no half-written pack
+    assert git(ds, "rev-parse", "HEAD") == head
+    assert git(ds, "status", "--porcelain") == ""
+    assert versions(cli.root, f"dandi:{ident}") == 1
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "1M")
+    code, out, err = cli("sync", f"dandi:{ident}")
+    assert code == 0, err
+    assert len(git(ds, "ls-files").split()) >= 3000
+    assert git(ds, "status", "--porcelain") == ""
+    assert subprocess.run(["git", "-C", str(ds), "fsck", "--no-progress"], capture_output=True).returncode == 0
