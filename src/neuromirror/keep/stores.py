@@ -20,6 +20,7 @@ from neuromirror.keep.copies import VersionCopies, note_lag, version_copies
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, Target, keep
 from neuromirror.store.base import Store
+from neuromirror.util.disk import DiskFull, check_free
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -63,10 +64,16 @@ def keep_into(
 ) -> StoresRun:
     """Keep ``targets`` in every store of ``stores``; count each version's copies against ``copies``."""
     runs: list[KeepRun] = []
+    # too little free space is the host's refusal, said before any store is filled; not a store that is down
+    for where in [mirror.root, *(getattr(s, "path", None) for s in stores)]:
+        if where is not None:
+            check_free(where, f"keeping into {', '.join(str(s) for s in stores)}", option=options.min_free)
     for i, store in enumerate(stores):
         others = [s for j, s in enumerate(stores) if j != i]
         try:
             runs.append(keep(mirror, store, targets, options, others=others))
+        except DiskFull:
+            raise
         except (UserError, OSError) as exc:  # the store is down: the others still get their copies
             runs.append(_down(store, exc))
     out = StoresRun(runs, copies)
