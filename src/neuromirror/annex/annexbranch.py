@@ -16,11 +16,10 @@ import re
 from pathlib import Path
 from typing import IO, Callable, Iterable, Optional
 
+from neuromirror.annex.logs import BRANCH
 from neuromirror.annex.pack import BLOB, COMMIT, TREE, PackWriter, object_id, parse_tree, tree_bytes
 from neuromirror.util import gitutil
 from neuromirror.util.spool import Spool
-
-BRANCH = "refs/heads/git-annex"
 
 #: a key's log: fast-import's paths end at a line feed, tree entries' names at a NUL
 _LAYOUT = re.compile(rb"[0-9a-f]{3}/[0-9a-f]{3}/[^/\x00\n]+")

@@ -128,6 +128,11 @@ def hashdir_lower(key: str) -> str:
     return f"{h[0:3]}/{h[3:6]}/"
 
 
+def log_path(key: str, suffix: str = ".log") -> str:
+    """Where ``key``'s log lives on the git-annex branch (``.log``: locations, ``.log.web``: URLs...)."""
+    return f"{hashdir_lower(key)}{key_file(key)}{suffix}"
+
+
 def key_file(key: str) -> str:
     """The file name git-annex uses for ``key`` (object files, branch logs): its ``keyFile``.
 

@@ -8,7 +8,27 @@ agree on what a log says.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Optional
+
+from neuromirror.annex.keys import log_path
+from neuromirror.util import gitutil
+
+#: git-annex's branch, where the logs live
+BRANCH = "refs/heads/git-annex"
+
+
+def branch_logs(repo: Path, keys: Iterable[str], suffix: str = ".log") -> dict[str, Optional[bytes]]:
+    """Each key's log (``suffix``: ``.log``, ``.log.web``) on ``repo``'s git-annex branch, in one batch.
+
+    None for a key without one; an empty dict when the repository has no git-annex branch.
+    """
+    keys = list(dict.fromkeys(keys))
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if ref is None or not keys:
+        return {}
+    with gitutil.CatFile(repo) as cat:
+        return dict(zip(keys, cat.get_many(f"{ref}:{log_path(k, suffix)}" for k in keys)))
 
 
 def log_state(data: Optional[bytes]) -> dict[str, bool]:

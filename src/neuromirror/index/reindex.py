@@ -12,8 +12,8 @@ import hashlib
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink, parse_key
-from neuromirror.annex.logs import web_urls
+from neuromirror.annex.keys import key_from_symlink, log_path, parse_key
+from neuromirror.annex.logs import BRANCH, web_urls
 from neuromirror.index.db import Index
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VERIFY_ON_GET, PreviousFile
@@ -78,7 +78,7 @@ def _urls(cat: gitutil.CatFile, key: str) -> tuple[str, ...]:
 
 def web_log_spec(key: str) -> str:
     """``git cat-file`` spec of a key's URL log on the git-annex branch."""
-    return f"refs/heads/git-annex:{hashdir_lower(key)}{key_file(key)}.log.web"
+    return f"{BRANCH}:{log_path(key, '.log.web')}"
 
 
 def web_log_blobs(repo: Path) -> dict[str, str]:
@@ -87,12 +87,10 @@ def web_log_blobs(repo: Path) -> dict[str, str]:
     One ``ls-tree``: reading the logs by blob id afterwards spares git a search of the
     branch's 4,096-entry trees per key, which a ``git-annex:<path>`` spec costs.
     """
-    if gitutil.ref_sha(repo, "refs/heads/git-annex") is None:
+    if gitutil.ref_sha(repo, BRANCH) is None:
         return {}
     return {
-        path: sha
-        for _, typ, sha, path in gitutil.ls_tree(repo, "refs/heads/git-annex")
-        if typ == "blob" and path.endswith(".log.web")
+        path: sha for _, typ, sha, path in gitutil.ls_tree(repo, BRANCH) if typ == "blob" and path.endswith(".log.web")
     }
 
 

@@ -26,7 +26,7 @@ from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from neuromirror.annex import gitmodules
-from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
+from neuromirror.annex.keys import hashdir_lower, key_file, log_path, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.engine.urlrule import Stability, stability
 from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
@@ -150,7 +150,7 @@ def _resolve(
     url_logs: dict[str, Optional[bytes]] = {}
     loc_logs: dict[str, Optional[bytes]] = {}
     if branch and annexed:
-        specs = [f"{branch}:{hashdir_lower(k)}{key_file(k)}.log{suffix}" for k in annexed for suffix in (".web", "")]
+        specs = [f"{branch}:{log_path(k, suffix)}" for k in annexed for suffix in (".log.web", ".log")]
         got = list(cat.get_many(specs))
         for i, k in enumerate(annexed):
             url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]

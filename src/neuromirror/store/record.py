@@ -19,13 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from neuromirror.annex.keys import hashdir_lower, key_file
-from neuromirror.annex.logs import log_state
+from neuromirror.annex.keys import log_path
+from neuromirror.annex.logs import BRANCH, log_state
 from neuromirror.store.annexlog import recorded_stores, remote_fields, remote_log_with, uuid_log_with
 from neuromirror.store.base import Recorded
 from neuromirror.util import gitutil
-
-BRANCH = "refs/heads/git-annex"
 
 
 def _git_dir(repo: Path) -> Path:
@@ -82,7 +80,7 @@ def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
     ref = gitutil.ref_sha(repo, BRANCH)
     if ref is None or not keys:
         return set()
-    paths = {f"{hashdir_lower(k)}{key_file(k)}.log": k for k in keys}
+    paths = {log_path(k): k for k in keys}
     # one listing of the branch's tree, then the logs by blob id: a ``ref:path`` read walks three
     # trees per key (~0.3 ms each: 3 s for 10^4 keys), a listing of 10^4 keys' logs takes ~0.1 s
     blobs = {paths[path]: sha for _, typ, sha, path in gitutil.ls_tree(repo, ref) if typ == "blob" and path in paths}

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from neuromirror.annex.contract import WEB_UUID
-from neuromirror.annex.keys import hashdir_lower, key_file
-from neuromirror.annex.logs import log_state
-from neuromirror.store.record import BRANCH, flush_journal
+from neuromirror.annex.logs import branch_logs, log_state
+from neuromirror.store.record import flush_journal
 from neuromirror.util import gitutil
 from neuromirror.verify.report import VerifyReport
 
@@ -37,15 +36,8 @@ GONE_STATUSES = (404, 410)
 
 def web_states(repo: Path, keys: Iterable[str]) -> dict[str, bool]:
     """key -> does its location log say the web has it? (keys whose log never names the web: absent)"""
-    keys = list(dict.fromkeys(keys))
-    ref = gitutil.ref_sha(repo, BRANCH)
-    if ref is None or not keys:
-        return {}
-    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log" for k in keys]
-    with gitutil.CatFile(repo) as cat:
-        datas = list(cat.get_many(specs))
     out: dict[str, bool] = {}
-    for k, data in zip(keys, datas):
+    for k, data in branch_logs(repo, keys).items():
         state = log_state(data)
         if WEB_UUID in state:
             out[k] = state[WEB_UUID]

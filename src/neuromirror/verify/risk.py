@@ -21,14 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from neuromirror.annex.keys import hashdir_lower, key_file
-from neuromirror.annex.logs import log_state, web_urls
+from neuromirror.annex.logs import branch_logs, log_state, web_urls
 from neuromirror.engine.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
-from neuromirror.util import gitutil
-
-BRANCH = "refs/heads/git-annex"
 
 
 def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
@@ -82,26 +78,15 @@ class AnnexedFile:
 
 def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
     """The ``keys`` whose location log in ``repo`` names one of ``uuids`` (default: every recorded store)."""
-    keys = list(keys)
     if uuids is None:
         uuids = set(store_uuids(repo))
-    ref = gitutil.ref_sha(repo, BRANCH)
-    if not keys or not uuids or ref is None:
+    if not uuids:
         return set()
-    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log" for k in keys]
-    with gitutil.CatFile(repo) as cat:
-        datas = list(cat.get_many(specs))
-    return {k for k, d in zip(keys, datas) if d and any(log_state(d).get(u) for u in uuids)}
+    return {k for k, d in branch_logs(repo, keys).items() if d and any(log_state(d).get(u) for u in uuids)}
 
 
 def key_urls(repo: Path, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    keys = list(keys)
-    ref = gitutil.ref_sha(repo, BRANCH)
-    if not keys or ref is None:
-        return {}
-    specs = [f"{ref}:{hashdir_lower(k)}{key_file(k)}.log.web" for k in keys]
-    with gitutil.CatFile(repo) as cat:
-        return {k: web_urls(d) for k, d in zip(keys, cat.get_many(specs))}
+    return {k: web_urls(d) for k, d in branch_logs(repo, keys, ".log.web").items()}
 
 
 def risk_of(

@@ -28,7 +28,7 @@ from typing import Iterable, Mapping, Optional, Sized
 
 from neuromirror.annex.contract import Change
 from neuromirror.annex.fastimport import Turns
-from neuromirror.annex.keys import hashdir_lower, key_file, key_from_symlink
+from neuromirror.annex.keys import key_from_symlink, log_path
 from neuromirror.annex.logs import web_urls
 from neuromirror.annex.pack import BLOB, object_id
 from neuromirror.annex.writer import Delete, Put, make_writer
@@ -265,10 +265,10 @@ def head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
             for t in cat.get_many(sha for _, sha in links)
         ]
         unique = [k for k in dict.fromkeys(k for k in keys if k)]
-        found = [k for k in unique if f"{hashdir_lower(k)}{key_file(k)}.log.web" in logs]
+        found = [k for k in unique if log_path(k, ".log.web") in logs]
         urls = {
             k: frozenset(web_urls(data))
-            for k, data in zip(found, cat.get_many(logs[f"{hashdir_lower(k)}{key_file(k)}.log.web"] for k in found))
+            for k, data in zip(found, cat.get_many(logs[log_path(k, ".log.web")] for k in found))
         }
     return {path: (key, urls.get(key, frozenset())) for (path, _), key in zip(links, keys) if key}
 
