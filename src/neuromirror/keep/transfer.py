@@ -11,6 +11,7 @@ object's bytes, as git-annex's own download would see them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import threading
@@ -96,24 +97,22 @@ class Transfer:
         if checksum is None:
             return Outcome(key, False, why="the key has no checksum of its own: its bytes cannot be verified")
         errors: list[str] = []
-        for url in http_urls(urls):
+        # the archive's URLs first, then the lab's other stores: each a place and how to copy from it
+        sources: list[tuple[str, Callable[[], bool]]] = [
+            (url, functools.partial(self._one, url, key, size, checksum)) for url in http_urls(urls)
+        ]
+        sources += [
+            (f"store {o.url}", functools.partial(self._from_store, o, key, size, checksum)) for o in self.others
+        ]
+        for origin, copy in sources:
             if self.stop.is_set():
                 return Outcome(key, False, why="interrupted")
             try:
-                placed = self._one(url, key, size, checksum)
+                placed = copy()
             except _Refused as exc:
-                errors.append(f"{url}: {exc}")
+                errors.append(f"{origin}: {exc}")
                 continue
-            return Outcome(key, True, placed=placed, origin=url)
-        for other in self.others:
-            if self.stop.is_set():
-                return Outcome(key, False, why="interrupted")
-            try:
-                placed = self._from_store(other, key, size, checksum)
-            except _Refused as exc:
-                errors.append(f"store {other.url}: {exc}")
-                continue
-            return Outcome(key, True, placed=placed, origin=f"store {other.url}")
+            return Outcome(key, True, placed=placed, origin=origin)
         if not errors:
             return Outcome(key, False, why="no http(s) URL registered")
         return Outcome(key, False, why="no URL served the key's bytes: " + "; ".join(errors))
