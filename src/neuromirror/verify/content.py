@@ -16,7 +16,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.annex.keys import key_hash, parse_key
@@ -46,15 +46,44 @@ def _hasher(key: str) -> tuple[Optional[Any], Optional[str], Optional[int]]:
     return hashlib.new(named[0]), named[1], info["size"]
 
 
+class _Reading:
+    """One copy's bytes as they stream by: counted, hashed for ``key``, shown on the bar; then judged."""
+
+    def __init__(self, key: str, where: str, bar: Optional[ByteProgress], *, stop_past_size: bool) -> None:
+        self.h, self.checksum, self.size = _hasher(key)
+        self.where, self.bar, self.token = where, bar, f"{key} {where}"
+        self.stop_past_size = stop_past_size
+        self.n = 0
+
+    def read(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.n += len(chunk)
+            if self.h is not None:
+                self.h.update(chunk)
+            if self.bar is not None:
+                self.bar.update(self.token, self.n)
+            if self.stop_past_size and self.size is not None and self.n > self.size:
+                break
+
+    def failed(self, exc: BaseException) -> tuple[Optional[str], Optional[str], int]:
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return "unreachable", f"{self.where}: {type(exc).__name__}: {first}", self.n
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.finish(self.token, self.n)
+
+    def verdict(self) -> tuple[Optional[str], Optional[str], int]:
+        return _judge(self.where, self.h, self.checksum, self.size, self.n)
+
+
 def check_url(
     key: str, url: str, session: requests.Session, timeout: float, bar: Optional[ByteProgress]
 ) -> tuple[Optional[str], Optional[str], int]:
     """Download ``url`` and compare with ``key``: (kind, detail, bytes read); kind None when it matches."""
     import requests
 
-    h, checksum, size = _hasher(key)
-    n = 0
-    token = f"{key} {url}"
+    reading = _Reading(key, url, bar, stop_past_size=True)
     try:
         with session.get(url, stream=True, timeout=timeout, allow_redirects=True) as r:
             if r.status_code != 200:
@@ -68,20 +97,12 @@ def check_url(
                     else "unreachable"
                 )
                 return kind, f"{url}: HTTP {r.status_code}", 0
-            for chunk in r.iter_content(CHUNK):
-                n += len(chunk)
-                if h is not None:
-                    h.update(chunk)
-                if bar is not None:
-                    bar.update(token, n)
-                if size is not None and n > size:
-                    break
+            reading.read(r.iter_content(CHUNK))
     except requests.RequestException as exc:
-        return "unreachable", f"{url}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", n
+        return reading.failed(exc)
     finally:
-        if bar is not None:
-            bar.finish(token, n)
-    return _judge(url, h, checksum, size, n)
+        reading.finish()
+    return reading.verdict()
 
 
 def _judge(
@@ -116,24 +137,15 @@ def _open_copy(store: Store, key: str) -> Any:
 
 def check_file(key: str, store: Store, bar: Optional[ByteProgress]) -> tuple[Optional[str], Optional[str], int]:
     """Hash the store's copy of ``key``: (kind, detail, bytes read), as :func:`check_url`."""
-    h, checksum, size = _hasher(key)
-    n = 0
-    where = f"the store's copy {copy_location(store, key)}"
-    token = f"{key} {where}"
+    reading = _Reading(key, f"the store's copy {copy_location(store, key)}", bar, stop_past_size=False)
     try:
         with _open_copy(store, key) as fh:
-            while chunk := fh.read(CHUNK):
-                n += len(chunk)
-                if h is not None:
-                    h.update(chunk)
-                if bar is not None:
-                    bar.update(token, n)
+            reading.read(iter(lambda: fh.read(CHUNK), b""))
     except Exception as exc:  # noqa: BLE001 - a disk's or a bucket's error: this copy cannot serve the key
-        return "unreachable", f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}", n
+        return reading.failed(exc)
     finally:
-        if bar is not None:
-            bar.finish(token, n)
-    return _judge(where, h, checksum, size, n)
+        reading.finish()
+    return reading.verdict()
 
 
 def check_content(
