@@ -136,3 +136,38 @@ def zarr_files(m: int, tag: str = "") -> dict[str, bytes]:
     for i in range(max(0, m - len(files))):
         files[f"0/{i // 1000}/{i % 1000}"] = f"{tag}{i}".encode()
     return files
+
+
+def zarr_path(i: int) -> str:
+    """The path of the ``i``-th generated Zarr asset (100 per subject directory)."""
+    return f"sub-{i // 100:03d}/sub-{i:05d}_sample.ome.zarr"
+
+
+def zarr_dandiset(
+    archives: Archives, n: int, objects: int, blobs: int, when: datetime, name: str
+) -> tuple[str, list[str]]:
+    """A stand-in dandiset of ``n`` Zarrs x ``objects`` + ``blobs`` empty blobs: its id and Zarr ids."""
+    d = archives.dandi
+    ident = d.create_dandiset(name=name, created=when)
+    be = moto_bucket_backend(d.bucket)
+    for aid in d.add_synthetic_assets(ident, blobs, when=when):
+        put_empty_blob(be, d, aid)
+    zarr_ids = []
+    with direct_puts(archives):
+        for i in range(n):
+            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(objects, tag=str(i)), when=when)
+            zarr = d.asset(aid).zarr
+            assert zarr is not None  # a Zarr asset has its Zarr
+            zarr_ids.append(zarr.zarr_id)
+    return ident, zarr_ids
+
+
+def change_two_zarrs_and_a_blob(archives: Archives, ident: str, zarr_ids: list[str], when: datetime) -> None:
+    """The change the Zarr scenarios time: 2 Zarrs changed (1 object added, 1 rewritten, 1 deleted each)
+    and 1 blob asset added."""
+    d = archives.dandi
+    with direct_puts(archives):
+        for zid in zarr_ids[:2]:
+            keys = d.zarr(zid).sorted_keys()
+            d.modify_zarr(zid, put={"0/new/added": b"added", keys[-1]: b"rewritten"}, delete=[keys[-2]], when=when)
+        d.put_asset(ident, "sub-new/sub-new_added.nwb", b"a blob added by the bench\n", when=when)

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
+from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_dandiset
 from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend
@@ -46,26 +46,6 @@ TARGETS = (
 )
 ZARR_OBJECTS = 5
 BLOBS = 10
-
-
-def zarr_path(i: int) -> str:
-    return f"sub-{i // 100:03d}/sub-{i:05d}_sample.ome.zarr"
-
-
-def _zarr_dandiset(archives: Archives, n: int, when: datetime) -> tuple[str, list[str]]:
-    d = archives.dandi
-    ident = d.create_dandiset(name=f"bench publish-ria {n} zarrs", created=when)
-    be = moto_bucket_backend(d.bucket)
-    for aid in d.add_synthetic_assets(ident, BLOBS, when=when):
-        put_empty_blob(be, d, aid)
-    zarr_ids = []
-    with direct_puts(archives):
-        for i in range(n):
-            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(ZARR_OBJECTS, tag=str(i)), when=when)
-            zarr = d.asset(aid).zarr
-            assert zarr is not None  # a Zarr asset has its Zarr
-            zarr_ids.append(zarr.zarr_id)
-    return ident, zarr_ids
 
 
 def _publish(name: str, root: Path, spec: str, store: Path, datasets: int) -> dict:
@@ -164,7 +144,7 @@ def bench_publish_ria(
     """The four rows of the scenario (see the module), each with its ``targets``."""
     when = datetime(2025, 8, 1, tzinfo=timezone.utc)
     t = time.perf_counter()
-    ident, zarr_ids = _zarr_dandiset(archives, zarrs, when)
+    ident, zarr_ids = zarr_dandiset(archives, zarrs, ZARR_OBJECTS, BLOBS, when, f"bench publish-ria {zarrs} zarrs")
     say(f"publish-ria: stand-in dandiset {ident}: {zarrs} Zarrs in {time.perf_counter() - t:.1f} s")
     d = archives.dandi
     root, store = work / "root-publish-ria", work / "ria-store"

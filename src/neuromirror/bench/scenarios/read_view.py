@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from neuromirror.bench.archives import Archives
+from neuromirror.bench.archives import Archives, zarr_path
 from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
@@ -261,8 +261,6 @@ def bench_read(
 
 
 def _zarrs(reader: Reader, base: str, zident: str, zarrs: int, idle: float, common: dict) -> dict:
-    from neuromirror.bench.scenarios.zarr_many import zarr_path
-
     (version,) = _versions(base, "dandi", zident)[:1]
     top = f"{base}dav/dandi/{zident}/{version}/"
     dirs = sorted({zarr_path(i).split("/")[0] for i in range(zarrs)})

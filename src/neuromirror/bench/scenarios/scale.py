@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
+from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, direct_puts, put_empty_blob, zarr_files
 from neuromirror.bench.measure import child_env, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend
 from neuromirror.bench.syncs import run_sync
@@ -87,12 +87,7 @@ def bench_zarr_dandiset(
         )
         out.append(res)
     # 2 Zarrs changed (1 added, 1 rewritten, 1 deleted each) and 1 blob asset added
-    later = when + timedelta(hours=1)
-    with direct_puts(archives):
-        for zid in zarr_ids[:2]:
-            keys = d.zarr(zid).sorted_keys()
-            d.modify_zarr(zid, put={"0/new/added": b"added", keys[-1]: b"rewritten"}, delete=[keys[-2]], when=later)
-        d.put_asset(ident, "sub-new/sub-new_added.nwb", b"a blob added by the bench\n", when=later)
+    change_two_zarrs_and_a_blob(archives, ident, zarr_ids, when + timedelta(hours=1))
     before = commits(ds)
     d.reset_request_log()
     res = zarr_split(run_sync("zarr-dandiset-2zarrs1blob", n, root, f"dandi:{ident}", api, archives, startup))

@@ -24,9 +24,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_files
+from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, zarr_dandiset, zarr_path
 from neuromirror.bench.measure import say
-from neuromirror.bench.moto_patch import moto_bucket_backend
 from neuromirror.bench.scenarios.scale import commits, zarr_split
 from neuromirror.bench.syncs import run_sync
 
@@ -40,25 +39,9 @@ TARGETS = (
 )
 
 
-def zarr_path(i: int) -> str:
-    return f"sub-{i // 100:04d}/sub-{i:05d}_sample.ome.zarr"
-
-
 def fill(archives: Archives, n: int, objects: int, blobs: int, when: datetime) -> tuple[str, list[str]]:
     """The stand-in dandiset: ``n`` Zarrs x ``objects`` + ``blobs`` blobs; its id and Zarr ids."""
-    d = archives.dandi
-    ident = d.create_dandiset(name=f"bench many zarrs {n}x{objects}", created=when)
-    be = moto_bucket_backend(d.bucket)
-    for aid in d.add_synthetic_assets(ident, blobs, when=when):
-        put_empty_blob(be, d, aid)
-    zarr_ids = []
-    with direct_puts(archives):
-        for i in range(n):
-            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(objects, tag=str(i)), when=when)
-            zarr = d.asset(aid).zarr
-            assert zarr is not None  # a Zarr asset has its Zarr
-            zarr_ids.append(zarr.zarr_id)
-    return ident, zarr_ids
+    return zarr_dandiset(archives, n, objects, blobs, when, f"bench many zarrs {n}x{objects}")
 
 
 def bench_zarr_many(
@@ -104,12 +87,7 @@ def bench_zarr_many(
     cold["zarrs_per_s"] = round(n / cold["wall_s"], 1)
     cold["cpu_ms_per_zarr"] = round(1000 * cold["cpu_s"] / n, 1)
     sync("zarr-many-resync")
-    later = when + timedelta(hours=1)
-    with direct_puts(archives):
-        for zid in zarr_ids[:2]:
-            keys = d.zarr(zid).sorted_keys()
-            d.modify_zarr(zid, put={"0/new/added": b"added", keys[-1]: b"rewritten"}, delete=[keys[-2]], when=later)
-        d.put_asset(ident, "sub-new/sub-new_added.nwb", b"a blob added by the bench\n", when=later)
+    change_two_zarrs_and_a_blob(archives, ident, zarr_ids, when + timedelta(hours=1))
     res = sync("zarr-many-2zarrs1blob")
     res["zarr_commits"] = [commits(ds / zarr_path(i), "^Neuromirror-Zarr: ") for i in range(3)]
     for row in out:
