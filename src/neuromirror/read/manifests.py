@@ -48,7 +48,7 @@ class ManifestTree:
 
     # -- the manifest root ------------------------------------------------------------
     def _place(self, parts: list[str]) -> Optional[Path]:
-        if any(not p or p.startswith(".") or p in ("..",) or "\0" in p for p in parts):
+        if any(not p or p.startswith(".") or "\0" in p for p in parts):  # "..", the sidecar, temporary files
             return None
         place = self.root.joinpath(*parts)
         if len(parts) >= 3 and not self._visible(self.root.joinpath(*parts[:3])):
