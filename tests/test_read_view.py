@@ -305,6 +305,31 @@ def test_no_git_process_for_a_file_once_its_directory_was_listed(world: World, m
         tree.close()
 
 
+def test_a_directory_is_listed_alone_and_a_zarr_when_entered(world: World) -> None:
+    """The first listing of a version root reads the root, not every file under it (the Zarr's
+    objects are read when the Zarr is entered): what keeps a view of 20,000 Zarrs small."""
+    from neuromirror.read.view_tree import Tree
+
+    m = world.m
+    tree = Tree(m.root)
+    try:
+        root = tree.node("dav", f"/dandi/{m.id}/{m.first}/")
+        assert root is not None and root.is_dir
+        names = {e.name: e.is_dir for e in root.entries}
+        assert names["sub-09"] is True and names["dandiset.yaml"] is False
+        assert tree.listings.held == (1, len(names) + 3)  # the root's tree alone (.datalad, .git* not shown)
+        zarr = tree.node("dav", f"/dandi/{m.id}/{m.first}/{ZARR}/")
+        assert zarr is not None and {e.name for e in zarr.entries} >= {".zarray", "0.0"}
+        dirs, entries = tree.listings.held
+        assert dirs == 3  # the root, sub-09, and the Zarr's top level: nothing else was read
+        chunk = tree.node("dav", f"/dandi/{m.id}/{m.first}/{ZARR}/0.0")
+        assert chunk is not None and chunk.file is not None and chunk.file.served_by == "archive"
+        assert tree.node("dav", f"/dandi/{m.id}/{m.first}/{ZARR}/no-such-chunk") is None
+        assert tree.node("dav", f"/dandi/{m.id}/{m.first}/sub-09/no/such/dir/") is None
+    finally:
+        tree.close()
+
+
 def test_the_scheduled_service_serves_the_view_beside_its_status_pages(world: World, dandi_archive) -> None:  # noqa: ANN001
     from test_service import neuromirror, runs, serve, wait_for
 

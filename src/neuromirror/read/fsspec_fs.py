@@ -10,14 +10,13 @@ dataset's git is read from the dataset.  A file no URL serves raises :class:`Not
 Paths are ``ARCHIVE/NAME@VERSION/PATH`` (``aind/ASSET@V/...``, ``boss/COLL/EXP@V/...``); VERSION
 is a label, ``draft`` or a commit.  The mirror is ``storage_options`` ``root`` (and ``index``), else
 ``NEUROMIRROR_ROOT``; or a served one, ``storage_options`` ``base_url`` (else ``NEUROMIRROR_URL``): the
-base URL of its ``neuromirror serve --http`` view (:mod:`.fsspec_remote`).  Listings are read once per pin and directory (a walk of the tree and the
-``git-annex`` branch under it) and kept: later reads of that directory start no git process.
+base URL of its ``neuromirror serve --http`` view (:mod:`.fsspec_remote`).  Listings are read a directory at a time (its tree, then its files' ``git-annex`` logs; a subdirectory or
+Zarr subdataset when entered) and kept: later reads of that directory start no git process.
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
 import threading
 from pathlib import Path
 from typing import Any, Optional
@@ -26,14 +25,14 @@ from fsspec.spec import AbstractFileSystem
 
 from neuromirror.errors import UserError
 from neuromirror.read.fsspec_remote import ServedMirror
-from neuromirror.read.listings import Listings
+from neuromirror.read.listings import Found, Listings
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
 from neuromirror.util import gitutil
 
-#: directory listings kept per filesystem instance (each a pin's directory, recursively)
-_LISTINGS = 16
+#: directory listings kept per filesystem instance (each one directory of a pin)
+_LISTINGS = 1024
 
 
 class NotStreamable(OSError):
@@ -105,43 +104,42 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         return m
 
     # -- listings ---------------------------------------------------------------
-    def _listing(self, pin: Pin, directory: str) -> dict[str, PinnedFile]:
-        """Every file under ``directory`` of the pin (recursively), read once and kept."""
-        return self._listings.get(pin, directory).files
-
-    def _file(self, path: str) -> tuple[Pin, PinnedFile]:
+    def _find(self, path: str) -> tuple[str, Found]:
+        """(the path's ``ARCHIVE/NAME@VERSION`` head, what it names at the pin); FileNotFoundError: nothing."""
         pin, inner = self._split(path)
-        files = self._listing(pin, posixpath.dirname(inner))
-        f = files.get(inner)
-        if f is None:
-            raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file at that pin")
-        return pin, f
+        base = self._strip_protocol(path)
+        got = self._listings.find(pin, inner)
+        if got is None:
+            raise FileNotFoundError(f"neuromirror://{base}: no such file or directory at that pin")
+        return (base[: len(base) - len(inner)].rstrip("/") if inner else base), got
+
+    def _file(self, path: str) -> tuple[PinnedFile, Optional[bytes]]:
+        """The file ``path`` names, and its bytes if it is small and kept in git."""
+        _, got = self._find(path)
+        if not isinstance(got, tuple):
+            raise IsADirectoryError(f"neuromirror://{self._strip_protocol(path)}: a directory")
+        return got
+
+    @staticmethod
+    def _git_bytes(f: PinnedFile, data: Optional[bytes]) -> bytes:
+        if data is not None:
+            return data
+        assert f.repo is not None and f.blob is not None
+        return gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout  # a large file kept in git: rare
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
         if self.served is not None:
             entries = self._served_ls(path)
             return entries if detail else [e["name"] for e in entries]
-        pin, inner = self._split(path)
-        base = self._strip_protocol(path)
-        head = base[: len(base) - len(inner)].rstrip("/") if inner else base
-        files = self._listing(pin, inner)
-        if inner in files:
-            entries = [self._entry(head, files[inner])]
+        head, got = self._find(path)
+        if isinstance(got, tuple):
+            entries = [self._entry(head, got[0])]
         else:
-            children: dict[str, dict] = {}
-            lead = inner + "/" if inner else ""
-            for p, f in files.items():
-                if not p.startswith(lead):
-                    continue
-                name, slash, _ = p[len(lead) :].partition("/")
-                full = f"{head}/{lead}{name}"
-                if slash:
-                    children.setdefault(name, {"name": full, "size": 0, "type": "directory"})
-                else:
-                    children[name] = self._entry(head, f)
-            if not children:
-                raise FileNotFoundError(f"neuromirror://{base}: no such file or directory at that pin")
-            entries = [children[k] for k in sorted(children)]
+            lead = f"{head}/{got.path}" if got.path else head
+            entries = [
+                self._entry(head, f) if f is not None else {"name": f"{lead}/{name}", "size": 0, "type": "directory"}
+                for name, f in got.children()
+            ]
         return entries if detail else [e["name"] for e in entries]
 
     @staticmethod
@@ -161,18 +159,10 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             if got is None:
                 raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file at that pin")
             return got
-        pin, inner = self._split(path)
-        base = self._strip_protocol(path)
-        if not inner:
-            return {"name": base, "size": 0, "type": "directory"}
-        try:
-            _, f = self._file(path)
-            return self._entry(base[: len(base) - len(inner)].rstrip("/"), f)
-        except FileNotFoundError:
-            files = self._listing(pin, posixpath.dirname(inner))
-            if any(p.startswith(inner + "/") for p in files):
-                return {"name": base, "size": 0, "type": "directory"}
-            raise
+        head, found = self._find(path)
+        if isinstance(found, tuple):
+            return self._entry(head, found[0])
+        return {"name": self._strip_protocol(path), "size": 0, "type": "directory"}
 
     # -- bytes ------------------------------------------------------------------
     def _http_fs(self) -> Any:
@@ -203,11 +193,9 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             except Exception:
                 self._served_gone(head, inner)
                 raise
-        _, f = self._file(path)
+        f, data = self._file(path)
         if f.served_by == "git":
-            assert f.repo is not None and f.blob is not None
-            data = gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout
-            return data[start:end]
+            return self._git_bytes(f, data)[start:end]
         fs, where = self._source_of(f)
         return fs.cat_file(where, start=start, end=end)
 
@@ -219,12 +207,11 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             size = self.info(path).get("size")
             self._served_gone(head, inner)
             return self._http_fs().open(self.served.url(head, inner), "rb", **({"size": size} if size else {}))
-        _, f = self._file(path)
+        f, data = self._file(path)
         if f.served_by == "git":
             import io
 
-            assert f.repo is not None and f.blob is not None
-            return io.BytesIO(gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout)
+            return io.BytesIO(self._git_bytes(f, data))
         fs, where = self._source_of(f)
         options = {"size": f.size} if f.size is not None and fs is self._http else {}
         return fs.open(where, "rb", **options, **{k: v for k, v in kwargs.items() if k in ("block_size", "cache_type")})

@@ -1,99 +1,284 @@
-"""A pin's directories listed once and kept: what the view and ``neuromirror://`` answer reads from.
+"""A pin's directories, listed one level at a time and kept: what the view and ``neuromirror://`` read.
 
-A reader of a pin makes many small requests (a Zarr read is one per chunk), and listing a directory
-of a pin costs git processes (its tree and ``git-annex`` branch, :func:`~neuromirror.read.urls.pin_files`).
-So a directory's files are listed once, recursively, with the bytes of small files kept in git read
-in the same pass, and any file or directory under it is answered from that listing.  Listings are
-bounded in number and in files held; requests that need the same unlisted directory at once (the
-chunk reads of one Zarr) wait for one listing instead of each making its own.
+A reader of a pin makes many small requests (a Zarr read is one per chunk), so nothing on a
+request's path may start a git process once its directory has been seen.  Listing a directory
+recursively (its whole subtree, into every Zarr subdataset) made the first request of a version
+root cost seconds at 10^4 files, held every file of a 10^6-object Zarr at once, and grew with the
+number of Zarrs.  So a directory is read alone: its git tree object (one ``cat-file`` round trip
+of a long-lived process per repository), with subdirectories and subdatasets as entries that are
+read only when entered.  Its files get their URLs (:func:`~neuromirror.read.urls.resolve_batch`:
+symlinks and ``git-annex`` branch logs) on first use, in one batch, and the bytes of small files
+kept in git with them.  A directory is named by its repository and tree object, so two pins that
+share a subtree share its listing.  Listings and open repositories are bounded in number and in
+entries held (a single directory is held whole: a Zarr of 10^6 chunks in one flat directory costs
+its size; nested Zarrs, as OME-Zarr lays them out, are read a directory at a time).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Optional, Union
 
+from neuromirror.annex.logs import BRANCH
 from neuromirror.read.pinned import Pin
-from neuromirror.read.urls import PinnedFile, pin_files
+from neuromirror.read.urls import PinnedFile, StoreReader, TreeEntry, resolve_batch, store_readers
 from neuromirror.util import gitutil
 
-#: kept listings (each a pin's directory, recursively) and the files they may hold together
-MAX_LISTINGS = 32
-MAX_LISTED_FILES = 1_000_000
-#: git files up to this size are read with their listing (sidecars, Zarr metadata), up to a total
+#: kept directory listings, and the entries they may hold together
+MAX_LISTINGS = 4096
+MAX_LISTED_ENTRIES = 200_000
+#: repositories with a ``cat-file`` process open at once (a view of 20,000 Zarrs touches many)
+MAX_OPEN_REPOS = 16
+#: git files up to this size are read with their directory (sidecars, Zarr metadata), up to a total
 INLINE_BLOB = 256 * 1024
 INLINE_TOTAL = 16 * 1024 * 1024
+#: the files of a repository's own plumbing, at its root: never shown
+PLUMBING = frozenset({".datalad", ".gitattributes", ".gitmodules"})
+
+TREE, GITLINK = "40000", "160000"
 
 
-class Listing:
-    """The files of a pin under ``base``, recursively, with each directory's children indexed once."""
+class Repo:
+    """One repository of a pin (the dataset or a subdataset): a long-lived ``cat-file``, one user at a time."""
 
-    def __init__(self, base: str, files: Iterable[PinnedFile]) -> None:
-        self.base = base
-        self.files: dict[str, PinnedFile] = {}
-        self.dirs: dict[str, dict[str, Optional[PinnedFile]]] = {}
+    def __init__(self, path: Path, stores: dict[str, StoreReader]) -> None:
+        self.path = path
+        self.stores = stores
+        self.lock = threading.Lock()
+        self._cat: Optional[gitutil.CatFile] = None
+
+    @property
+    def cat(self) -> gitutil.CatFile:
+        if self._cat is None:
+            self._cat = gitutil.CatFile(self.path)
+        return self._cat
+
+    def read(self, sha: str) -> Optional[bytes]:
+        with self.lock:
+            return self.cat.get(sha)
+
+    def close(self) -> None:
+        with self.lock:
+            if self._cat is not None:
+                self._cat.close()
+                self._cat = None
+
+
+def parse_tree(data: bytes, oid_bytes: int) -> list[tuple[str, str, str]]:
+    """(name, mode, sha) of each entry of a raw git tree object, in the tree's order."""
+    out = []
+    i, n = 0, len(data)
+    while i < n:
+        space = data.index(b" ", i)
+        nul = data.index(b"\0", space)
+        sha = data[nul + 1 : nul + 1 + oid_bytes].hex()
+        out.append((data[space + 1 : nul].decode("utf-8", "surrogateescape"), data[i:space].decode(), sha))
+        i = nul + 1 + oid_bytes
+    return out
+
+
+class Dir:
+    """One directory of a pin: its subdirectories and subdatasets (entered when asked for) and its files.
+
+    ``prefix`` is where ``repo`` sits in the pin, ``path`` this directory's path in the pin."""
+
+    def __init__(
+        self, open_repo: Callable[[Path], Repo], repo: Path, path: str, prefix: str, entries: list[tuple[str, str, str]]
+    ) -> None:
+        self._open_repo = open_repo  # the repository's reader is opened again if it was closed meanwhile
+        self.repo, self.path, self.prefix = repo, path, prefix
+        at_root = path == prefix.rstrip("/")
+        self.dirs: dict[str, str] = {}  # name -> tree sha
+        self.subdatasets: dict[str, str] = {}  # name -> the commit the gitlink records
+        self._blobs: list[tuple[str, str, str]] = []
+        for name, mode, sha in entries:
+            if at_root and name in PLUMBING:
+                continue
+            if mode == TREE:
+                self.dirs[name] = sha
+            elif mode == GITLINK:
+                self.subdatasets[name] = sha
+            else:
+                self._blobs.append((name, mode, sha))
+        self.size = len(entries)
+        self._files: Optional[dict[str, PinnedFile]] = None
         self.data: dict[str, bytes] = {}
-        for f in files:
-            path = f.path.rstrip("/")  # an uninstalled subdataset: a file no URL serves
-            self.files[path] = f
-            parts = path.split("/")
-            for i in range(len(parts)):
-                parent = "/".join(parts[:i])
-                if self.covers(parent):
-                    self.dirs.setdefault(parent, {})[parts[i]] = f if i == len(parts) - 1 else None
-        self._read_small_git_files()
+        self._lock = threading.Lock()
+        #: subdatasets not readable here (not installed, or without the recorded commit): name -> file
+        self.absent: dict[str, PinnedFile] = {}
 
-    def covers(self, directory: str) -> bool:
-        return not self.base or directory == self.base or directory.startswith(self.base + "/")
+    def full(self, name: str) -> str:
+        return f"{self.path}/{name}" if self.path else name
 
-    def _read_small_git_files(self) -> None:
-        """The bytes of small files kept in git, one ``cat-file --batch`` per repository."""
-        by_repo: dict[Path, list[PinnedFile]] = {}
-        total = 0
-        for f in self.files.values():
-            if f.served_by == "git" and f.repo and f.blob and (f.size or 0) <= INLINE_BLOB:
-                total += f.size or 0
-                if total > INLINE_TOTAL:
-                    break
-                by_repo.setdefault(f.repo, []).append(f)
-        for repo, files in by_repo.items():
-            cat = gitutil.CatFile(repo)
-            try:
-                for f, data in zip(files, cat.get_many([f.blob or "" for f in files])):
-                    if data is not None:
-                        self.data[f.path] = data
-            finally:
-                cat.close()
+    def files(self) -> dict[str, PinnedFile]:
+        """The directory's files by name, each with its URL: resolved once, in one batch."""
+        with self._lock:
+            if self._files is None:
+                rel = [TreeEntry(self.full(n), m, s) for n, m, s in self._blobs]
+                repo = self._open_repo(self.repo)
+                with repo.lock:
+                    got = list(resolve_batch(repo.path, repo.cat, BRANCH, repo.stores, rel))
+                    self._files = {f.path.rpartition("/")[2]: f for f in got}
+                    self._read_small(repo.cat, got)
+            return self._files
+
+    def _read_small(self, cat: gitutil.CatFile, files: list[PinnedFile]) -> None:
+        small = [f for f in files if f.served_by == "git" and f.blob and (f.size or 0) <= INLINE_BLOB]
+        total, wanted = 0, []
+        for f in small:
+            total += f.size or 0
+            if total > INLINE_TOTAL:
+                break
+            wanted.append(f)
+        for f, data in zip(wanted, cat.get_many([f.blob or "" for f in wanted])):
+            if data is not None:
+                self.data[f.path.rpartition("/")[2]] = data
+
+    def children(self) -> list[tuple[str, Optional[PinnedFile]]]:
+        """(name, file) of every member, by name; a directory or readable subdataset has no file."""
+        out: dict[str, Optional[PinnedFile]] = {n: None for n in self.dirs}
+        for n in self.subdatasets:
+            if n not in self.absent and not (self.repo / self.full(n)[len(self.prefix) :] / ".git").exists():
+                why = f"subdataset not installed at {self.subdatasets[n][:12]}"
+                self.absent[n] = PinnedFile(self.full(n) + "/", "", None, None, "none", why)
+            out[n] = self.absent.get(n)
+        out.update(self.files())
+        return sorted(out.items())
+
+
+Found = Union[Dir, tuple[PinnedFile, Optional[bytes]]]
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A directory to read: its tree object in a repository, and where it is in the pin."""
+
+    repo: Path
+    tree: str
+    path: str
+    prefix: str
 
 
 class Listings:
-    """The kept listings of any pins, bounded; safe to share between threads."""
+    """The kept directory listings and open repositories of any pins, bounded; safe to share between threads."""
 
-    def __init__(self, max_listings: int = MAX_LISTINGS, max_files: int = MAX_LISTED_FILES) -> None:
-        self.max_listings, self.max_files = max_listings, max_files
+    def __init__(self, max_listings: int = MAX_LISTINGS, max_entries: int = MAX_LISTED_ENTRIES) -> None:
+        self.max_listings, self.max_entries = max_listings, max_entries
         self._lock = threading.Lock()
-        self._listings: OrderedDict[tuple[str, str], Listing] = OrderedDict()
-        self._busy: dict[tuple[str, str], threading.Lock] = {}
+        self._dirs: OrderedDict[tuple[str, str, str], Dir] = OrderedDict()
+        self._entries = 0
+        self._repos: OrderedDict[Path, Repo] = OrderedDict()
+        self._stores: OrderedDict[Path, dict[str, StoreReader]] = OrderedDict()
+        self._roots: OrderedDict[tuple[Path, str], Optional[str]] = OrderedDict()
 
-    def get(self, pin: Pin, directory: str) -> Listing:
-        """A listing of the pin that covers ``directory``: a kept one, else one read now and kept."""
-        ident = f"{pin.dataset}@{pin.commit}"
+    @property
+    def held(self) -> tuple[int, int]:
+        """(directories, entries) held now: what bounds the memory of a long-running view."""
         with self._lock:
-            busy = self._busy.setdefault((ident, directory), threading.Lock())
-        with busy:  # the chunk reads of a Zarr arrive together: one of them lists, the others wait
-            with self._lock:
-                for key, listing in reversed(self._listings.items()):
-                    if key[0] == ident and listing.covers(directory):
-                        self._listings.move_to_end(key)
-                        return listing
-            listing = Listing(directory, pin_files(pin, [directory] if directory else []))
-            with self._lock:
-                self._listings[(ident, listing.base)] = listing
-                while len(self._listings) > self.max_listings or (
-                    len(self._listings) > 1 and sum(len(x.files) for x in self._listings.values()) > self.max_files
-                ):
-                    self._listings.popitem(last=False)
-                self._busy.pop((ident, directory), None)
-        return listing
+            return len(self._dirs), self._entries
+
+    # -- what a path names ------------------------------------------------------------
+    def find(self, pin: Pin, path: str) -> Optional[Found]:
+        """The directory ``path`` names at the pin, or the file with its bytes if small and in git; None: nothing."""
+        parts = [p for p in path.split("/") if p]
+        here = self._root(pin)
+        if here is None:
+            return None
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            if name in here.dirs:
+                here = self._dir(_Where(here.repo, here.dirs[name], here.full(name), here.prefix))
+            elif name in here.subdatasets:
+                entered = self._enter(here, name)
+                if entered is None:
+                    return (here.absent[name], None) if last else None
+                here = entered
+            else:
+                f = here.files().get(name) if last else None
+                return None if f is None else (f, here.data.get(name))
+        return here
+
+    def _root(self, pin: Pin) -> Optional[Dir]:
+        tree = self._commit_tree(pin.dataset, pin.commit)
+        return None if tree is None else self._dir(_Where(pin.dataset, tree, "", ""))
+
+    def _enter(self, parent: Dir, name: str) -> Optional[Dir]:
+        """The root directory of the subdataset ``name`` of ``parent`` at its recorded commit (None: absent)."""
+        commit = parent.subdatasets[name]
+        path = parent.full(name)
+        sub = parent.repo / path[len(parent.prefix) :]
+        tree = self._commit_tree(sub, commit) if (sub / ".git").exists() else None
+        if tree is None:
+            why = f"subdataset not installed at {commit[:12]}"
+            parent.absent.setdefault(name, PinnedFile(path + "/", "", None, None, "none", why))
+            return None
+        return self._dir(_Where(sub, tree, path, path + "/"))
+
+    # -- the caches ---------------------------------------------------------------------
+    def _commit_tree(self, repo: Path, commit: str) -> Optional[str]:
+        """The tree of ``commit`` in ``repo`` (None: the repository does not have it)."""
+        key = (repo, commit)
+        with self._lock:
+            if key in self._roots:
+                return self._roots[key]
+        data = self._repo(repo).read(commit)
+        tree = data[5:].split(b"\n", 1)[0].decode() if data and data.startswith(b"tree ") else None
+        with self._lock:
+            self._roots[key] = tree
+            while len(self._roots) > self.max_listings:
+                self._roots.popitem(last=False)
+        return tree
+
+    def _repo(self, path: Path) -> Repo:
+        with self._lock:
+            repo = self._repos.get(path)
+            if repo is not None:
+                self._repos.move_to_end(path)
+                return repo
+            stores = self._stores.get(path)
+        if stores is None:
+            stores = store_readers(path)  # git processes, once per repository
+        with self._lock:
+            repo = self._repos.get(path)
+            if repo is None:
+                repo = self._repos[path] = Repo(path, stores)
+                self._stores[path] = stores
+                while len(self._stores) > self.max_listings:
+                    self._stores.popitem(last=False)
+                while len(self._repos) > MAX_OPEN_REPOS:
+                    _, old = self._repos.popitem(last=False)
+                    old.close()  # its kept directories reopen it when read again
+        return repo
+
+    def _dir(self, where: _Where) -> Dir:
+        key = (str(where.repo), where.tree, where.path)
+        with self._lock:
+            got = self._dirs.get(key)
+            if got is not None:
+                self._dirs.move_to_end(key)
+                return got
+        data = self._repo(where.repo).read(where.tree)
+        if data is None:
+            raise FileNotFoundError(f"{where.repo}: no tree {where.tree}")
+        d = Dir(self._repo, where.repo, where.path, where.prefix, parse_tree(data, len(where.tree) // 2))
+        with self._lock:
+            old = self._dirs.get(key)
+            if old is not None:  # another request read it meanwhile
+                return old
+            self._dirs[key] = d
+            self._entries += d.size
+            while len(self._dirs) > 1 and (len(self._dirs) > self.max_listings or self._entries > self.max_entries):
+                _, gone = self._dirs.popitem(last=False)
+                self._entries -= gone.size
+        return d
+
+    def close(self) -> None:
+        with self._lock:
+            repos, self._repos = list(self._repos.values()), OrderedDict()
+            self._dirs.clear()
+            self._entries = 0
+        for r in repos:
+            r.close()

@@ -66,7 +66,9 @@ class PinnedFile:
 
 
 @dataclass(frozen=True)
-class _Tree:
+class TreeEntry:
+    """One blob of a tree: its path in the pin, mode and object id."""
+
     path: str
     mode: str
     sha: str
@@ -114,9 +116,9 @@ def _subdataset_paths(repo: Path, commit: str) -> set[str]:
 
 
 def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iterator[PinnedFile]:
-    stores = _store_urls(repo)
+    stores = store_readers(repo)
     branch = gitutil.ref_sha(repo, BRANCH)
-    batch: list[_Tree] = []
+    batch: list[TreeEntry] = []
     subs: list[tuple[str, str]] = []
     with gitutil.CatFile(repo) as cat:
         for mode, typ, sha, path in gitutil.ls_tree(repo, commit, _pathspecs(repo, commit, prefix, wanted)):
@@ -126,11 +128,11 @@ def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iter
             if typ == "commit":
                 subs.append((path, sha))
             elif typ == "blob" and not is_plumbing(path):
-                batch.append(_Tree(full, mode, sha))
+                batch.append(TreeEntry(full, mode, sha))
                 if len(batch) >= _BATCH:
-                    yield from _resolve(repo, cat, branch, stores, batch)
+                    yield from resolve_batch(repo, cat, branch, stores, batch)
                     batch = []
-        yield from _resolve(repo, cat, branch, stores, batch)
+        yield from resolve_batch(repo, cat, branch, stores, batch)
     for path, sha in subs:
         sub = repo / path
         if not (sub / ".git").exists() or not has_commit(sub, sha):
@@ -139,9 +141,11 @@ def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iter
         yield from _repo_files(sub, sha, prefix + path + "/", wanted)
 
 
-def _resolve(
-    repo: Path, cat: gitutil.CatFile, branch: Optional[str], stores: dict[str, StoreReader], batch: list[_Tree]
+def resolve_batch(
+    repo: Path, cat: gitutil.CatFile, branch: Optional[str], stores: dict[str, StoreReader], batch: list[TreeEntry]
 ) -> Iterator[PinnedFile]:
+    """Each blob of ``batch`` as a :class:`PinnedFile`: its key from the symlink or pointer, its URLs and
+    where it is kept from the ``branch`` logs (a ref or commit of the ``git-annex`` branch; None: no logs)."""
     if not batch:
         return
     datas = list(cat.get_many([t.sha for t in batch]))
@@ -222,7 +226,7 @@ class StoreReader:
         return self.base.rstrip("/") + "/" + quote(self.prefix + key)
 
 
-def _store_urls(repo: Path) -> dict[str, StoreReader]:
+def store_readers(repo: Path) -> dict[str, StoreReader]:
     """uuid -> how to read each store ``repo`` records (only those whose objects have a URL)."""
     out = {}
     for uuid, fields in store_uuids(repo).items():

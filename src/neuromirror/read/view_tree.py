@@ -4,14 +4,14 @@
 dandidav's ``/dandisets/{id}/draft/{path}``, ``/dandisets/{id}/releases/{version}/{path}`` (also
 ``/dandisets/{id}/{version}/{path}``) come down to a :class:`Node`: a directory with its entries,
 or one file of a pin (:class:`~neuromirror.read.urls.PinnedFile`).  Above a pin the directories
-are read from the index; inside one, from :func:`~neuromirror.read.urls.pin_files`.
+are read from the index; inside one, a directory at a time (:mod:`.listings`).
 
 A view answers many small requests (a Zarr read is one GET per chunk), so everything that needs
 git is read once and kept: a pin named by a label or commit is resolved once (``draft`` moves: it
-is asked again after a few seconds); a directory's files are listed once, recursively, and any
-file or directory under it is then answered from that listing with no git process — including
-the bytes of small files kept in git, read in the same pass (:mod:`.listings`, shared with
-``neuromirror://``).  Listings are bounded in number and in files held.  A source the ``hidden`` rule names (an embargoed dandiset) is absent everywhere.
+is asked again after a few seconds); a directory is listed once, alone (a subdirectory or Zarr
+subdataset is read when entered), and its files and the bytes of its small files kept in git are
+then answered with no git process (:mod:`.listings`, shared with ``neuromirror://``).  Listings
+are bounded in number and in entries held.  A source the ``hidden`` rule names (an embargoed dandiset) is absent everywhere.
 """
 
 from __future__ import annotations
@@ -125,14 +125,14 @@ class Tree:
             raise BadPath(f"{path!r}: '.' and '..' are not names")
         try:
             if style == "dandisets":
-                return self._dandisets(parts, path.endswith("/"))
+                return self._dandisets(parts)
             if style == "zarrs":
                 return self._zarrs(parts)
-            return self._dav(parts, path.endswith("/"))
+            return self._dav(parts)
         except FileNotFoundError:
             return None
 
-    def _dav(self, parts: list[str], slash: bool) -> Optional[Node]:
+    def _dav(self, parts: list[str]) -> Optional[Node]:
         if not parts:
             archives = sorted({r["archive"] for r in self.sources()})
             return Node(True, [Entry(a) for a in archives])
@@ -152,9 +152,9 @@ class Tree:
                 return None
             labels = sorted({v["label"] for v in versions if v["label"]})
             return Node(True, [Entry(label) for label in labels])
-        return self._in_pin(source, rest[n], rest[n + 1 :], slash)
+        return self._in_pin(source, rest[n], rest[n + 1 :])
 
-    def _dandisets(self, parts: list[str], slash: bool) -> Optional[Node]:
+    def _dandisets(self, parts: list[str]) -> Optional[Node]:
         if not parts:
             return Node(True, [Entry(r["id"].split(":", 1)[1]) for r in self.sources("dandi")])
         source = f"dandi:{parts[0]}"
@@ -168,8 +168,8 @@ class Tree:
             released = sorted({v["label"] for v in versions if v["kind"] == "published"})
             return Node(True, [Entry(label) for label in released])
         if parts[1] == "releases":
-            return self._in_pin(source, parts[2], parts[3:], slash)
-        return self._in_pin(source, parts[1], parts[2:], slash)
+            return self._in_pin(source, parts[2], parts[3:])
+        return self._in_pin(source, parts[1], parts[2:])
 
     def _zarrs(self, parts: list[str]) -> Optional[Node]:
         """dandidav's ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``, from the mirror's manifests."""
@@ -213,27 +213,21 @@ class Tree:
                 self._pins.popitem(last=False)
         return pin
 
-    def _in_pin(self, source: str, version: str, inner_parts: list[str], slash: bool) -> Optional[Node]:
+    def _in_pin(self, source: str, version: str, inner_parts: list[str]) -> Optional[Node]:
         pin = self.pin(source, version)
         if pin is None:
             return None
-        inner = "/".join(inner_parts)
-        # a path that looks like a directory is listed itself; a file, by its directory
-        first = inner if slash or not inner else inner.rpartition("/")[0]
-        for directory in dict.fromkeys([first, inner.rpartition("/")[0]]):
-            listing = self.listings.get(pin, directory)
-            f = listing.files.get(inner)
-            if f is not None:
-                return Node(False, file=f, data=listing.data.get(inner), pin=pin)
-            children = listing.dirs.get(inner)
-            if children is not None:
-                return Node(True, [Entry(name, f) for name, f in sorted(children.items())], pin=pin)
-            if listing.covers(inner.rpartition("/")[0]):
-                return None  # its directory is listed: it is not there
-        return None
+        got = self.listings.find(pin, "/".join(inner_parts))
+        if got is None:
+            return None
+        if isinstance(got, tuple):
+            f, data = got
+            return Node(False, file=f, data=data, pin=pin)
+        return Node(True, [Entry(name, f) for name, f in got.children()], pin=pin)
 
     def close(self) -> None:
         with self._db_lock:
             if self._mirror is not None:
                 self._mirror.close()
                 self._mirror = None
+        self.listings.close()
