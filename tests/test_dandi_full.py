@@ -229,6 +229,36 @@ def test_zarr_subdataset_clone_get_tags_incremental(mcli, archive, tmp_path: Pat
     assert index_dump(mcli.root) == before
 
 
+def test_a_zarr_held_before_manifests_gets_one_once(mcli, archive, listings: list[str]) -> None:  # noqa: ANN001
+    """A mirror made by a release that wrote no Zarr manifests (here: its manifests removed) gets the
+    held state's manifest at the next sync, from one more listing, with nothing committed; then no more."""
+    ident = archive.create_dandiset(name="zarr before manifests", created=T0)
+    files = zarr_files("held", chunks=2)
+    aid = archive.add_zarr_asset(ident, "sub-01/held.ome.zarr", files, when=T0)
+    zarr_id = archive.asset(aid).zarr.zarr_id
+    checksum = archive_checksum(archive, aid)
+    assert mcli("sync", f"dandi:{ident}")[0] == 0
+    manifests = mcli.root / ".neuromirror" / "zarr-manifests"
+    written = manifests / zarr_id[:3] / zarr_id[3:6] / zarr_id / f"{checksum}.json"
+    first = written.read_bytes()
+    ds = mcli.root / "dandi" / ident
+    heads = (git(ds, "rev-parse", "HEAD"), git(ds / "sub-01/held.ome.zarr", "rev-parse", "HEAD"))
+    for p in sorted(manifests.rglob("*"), reverse=True):  # as an older release left the root
+        p.unlink() if p.is_file() else p.rmdir()
+    assert listings == [zarr_id]
+
+    code, out, err = mcli("sync", f"dandi:{ident}")  # nothing changed upstream
+    assert code == 0, err
+    assert listings == [zarr_id, zarr_id]  # listed once more, for its manifest
+    assert written.read_bytes() == first  # the same file the first sync wrote
+    assert (git(ds, "rev-parse", "HEAD"), git(ds / "sub-01/held.ome.zarr", "rev-parse", "HEAD")) == heads
+    assert git(ds, "status", "--porcelain") == ""
+
+    code, out, _ = mcli("sync", f"dandi:{ident}")
+    assert code == 0 and "unchanged" in out
+    assert listings == [zarr_id, zarr_id]  # not again
+
+
 def index_dump(root: Path) -> list:
     db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
     return db.execute(

@@ -8,7 +8,7 @@ the forever-cache, and the hook through which a source's Zarr assets become data
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 from neuromirror.index.db import Index
 from neuromirror.records import (
@@ -44,6 +44,8 @@ class IndexState:
         self.content_sink: Optional[ContentSink] = None
         #: where the Zarr states a sync records get their manifests (DANDI's format): set by the engine
         self.manifest_root: Optional[Path] = None
+        #: (zarr id, checksum) -> does that held Zarr state still need its manifest: set with manifest_root
+        self.zarr_manifest_wanted: Optional[Callable[[str, str], bool]] = None
 
     def now_at(self, version: dict) -> None:
         """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""

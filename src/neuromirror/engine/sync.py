@@ -21,6 +21,7 @@ from neuromirror.annex.writer import make_writer
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
 from neuromirror.engine.recorder import Recorder
+from neuromirror.engine.zarr.backfill import ManifestWanted
 from neuromirror.records import (
     Pending,
     ProgressCallback,
@@ -187,6 +188,7 @@ def sync_dataset(
     sink = StoreSink(store) if store is not None else None
     state.content_sink = sink
     state.manifest_root = mirror.manifest_root
+    state.zarr_manifest_wanted = ManifestWanted(state, str(mirror.manifest_root))
     current: Optional[dict[str, bytes]] = None
     start_head = head
     pending: Optional[list[Pending]] = None

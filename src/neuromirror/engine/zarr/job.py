@@ -164,14 +164,14 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     spent["commit"] = time.perf_counter() - t
     if job.manifests and how == "s3-versions" and not job.embargoed:
         t = time.perf_counter()
-        _write_manifest(job, objs, entries, checksum, date)
+        write_state_manifest(job, objs, entries, checksum, date)
         spent["manifest"] = time.perf_counter() - t
     return ZarrRecord(
         job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None, dataset_id(zds), spent, unpinned
     )
 
 
-def _write_manifest(
+def write_state_manifest(
     job: ZarrJob, objs: list[zl.ZObject], entries: list[AnnexEntry], checksum: str, date: datetime
 ) -> None:
     """This state's manifest in DANDI's format (:mod:`.manifest`): only what the commit holds."""

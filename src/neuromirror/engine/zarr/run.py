@@ -17,6 +17,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Optional, Union
 
+from neuromirror.engine.zarr.backfill import Backfill
 from neuromirror.engine.zarr.dataset import (
     assume_unchanged,
     datalad_id,
@@ -85,6 +86,9 @@ class ZarrRun:
         self.in_flight = excluded(parent)  # written by a run whose parent commit has not come (yet)
         self._checked: set[str] = set()  # paths whose index entry may still be a file (see entries())
         self._registered: set[str] = set()  # paths with a subdataset entry in this snapshot
+        root = manifest_root(state)
+        #: held Zarr states mirrored before manifests were written: listed once more for theirs
+        self.backfill = Backfill(state, root, executor) if root else None
 
     def add(self, assets: list[dict]) -> None:
         """Plan the assets' Zarrs; submit the ones the mirror does not hold yet."""
@@ -114,43 +118,44 @@ class ZarrRun:
                 self._checked.add(path)
                 zid = datalad_id(zds) if commit is not None else None
             if commit is not None:
+                if self.backfill is not None and not self.embargoed and self.backfill.wanted(zarr_id, checksum):
+                    self.backfill.submit(self._job(asset, zarr_id, checksum))
                 if self.snap.tag:
                     tag(zds, self.snap.tag, commit, self.snap.tag_message or self.snap.message, self.snap.date)
                 note_zarr(self.snap, path, zarr_id, checksum)
                 self._put(path, SubdatasetEntry(path, commit, "./" + path, zid))
                 continue
-            md = asset.get("metadata")
-            if md is None:
-                md = asset["metadata"] = self.source.asset_metadata(asset["asset_id"])
-            jobs.append(
-                (
-                    path,
-                    ZarrJob(
-                        dandiset=self.source.identifier,
-                        api_url=self.source.api_url,
-                        path=path,
-                        zarr_id=zarr_id,
-                        asset_id=asset.get("asset_id"),
-                        dataset=str(zds),
-                        checksum=checksum,
-                        s3_base=self.source.s3_url(md) if isinstance(md, dict) else None,
-                        embargoed=self.embargoed,
-                        modified=asset.get("modified"),
-                        description=f"DANDI:{self.source.identifier} Zarr {path} ({zarr_id}) mirrored from "
-                        f"{self.source.api_url}",
-                        tag=self.snap.tag,
-                        tag_message=self.snap.tag_message or self.snap.message,
-                        tag_date=self.snap.date,
-                        manifests=manifest_root(self.state),
-                    ),
-                )
-            )
+            jobs.append((path, self._job(asset, zarr_id, checksum)))
         if jobs:
             # new Zarr datasets stay out of the dandiset's status (and its crash recovery)
             # until the dandiset's commit registers them
             exclude(self.parent, [p for p, _ in jobs])
         for path, job in jobs:
             self._put(path, self.executor.submit(mirror_zarr, job))
+
+    def _job(self, asset: dict, zarr_id: str, checksum: str) -> ZarrJob:
+        """What a worker needs to mirror (or list) the Zarr of ``asset`` at ``checksum``."""
+        path = asset["path"]
+        md = asset.get("metadata")
+        if md is None:
+            md = asset["metadata"] = self.source.asset_metadata(asset["asset_id"])
+        return ZarrJob(
+            dandiset=self.source.identifier,
+            api_url=self.source.api_url,
+            path=path,
+            zarr_id=zarr_id,
+            asset_id=asset.get("asset_id"),
+            dataset=str(self.parent / path),
+            checksum=checksum,
+            s3_base=self.source.s3_url(md) if isinstance(md, dict) else None,
+            embargoed=self.embargoed,
+            modified=asset.get("modified"),
+            description=f"DANDI:{self.source.identifier} Zarr {path} ({zarr_id}) mirrored from {self.source.api_url}",
+            tag=self.snap.tag,
+            tag_message=self.snap.tag_message or self.snap.message,
+            tag_date=self.snap.date,
+            manifests=manifest_root(self.state),
+        )
 
     def _put(self, path: str, value: Union[Optional[Entry], Future[ZarrRecord]]) -> None:
         if path not in self._slots:
@@ -189,6 +194,8 @@ class ZarrRun:
                 if spent is not None:
                     spent.add(f"zarr-{k}", v)
             out[path] = self._finish(rec, learned)
+        if self.backfill is not None:
+            self.backfill.wait(self.source.identifier)
         if spent is not None:
             spent.add("zarr-wait", time.perf_counter() - t0)
         if learned:

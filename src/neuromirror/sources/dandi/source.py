@@ -103,7 +103,7 @@ class DandiSource(AssetEntries):
             if split_stamp(recorded)[1] is not None:
                 self._start_zarr_states()  # compared below: read (and the client made) meanwhile
             glance = self._glance(state)
-            if glance is not None and unchanged(self, recorded, glance):
+            if glance is not None and unchanged(self, recorded, glance, getattr(state, "zarr_manifest_wanted", None)):
                 return  # a resync with no change
         # the client checks the API first (a wrong --dandi-api reads as such) and words errors for the user
         d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
@@ -113,7 +113,9 @@ class DandiSource(AssetEntries):
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version
         draft_modified = embargo.draft_stamp(self, d, draft.modified.isoformat())  # + embargo status
-        if not new_published and unchanged(self, recorded, draft_modified):
+        if not new_published and unchanged(
+            self, recorded, draft_modified, getattr(state, "zarr_manifest_wanted", None)
+        ):
             return
         for v in new_published:
             published = self._snapshot(d.for_version(v), v, "published", state, progress)

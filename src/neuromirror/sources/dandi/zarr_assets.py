@@ -273,8 +273,13 @@ def settle(snap: Snapshot) -> None:
             done()
 
 
-def unchanged(source: ZarrOwner, recorded: Optional[str], stamp: str) -> bool:
-    """Whether the draft is as recorded: same stamp, and its Zarrs (if any) at the recorded states."""
+def unchanged(
+    source: ZarrOwner, recorded: Optional[str], stamp: str, wanted: Optional[Callable[[str, str], bool]] = None
+) -> bool:
+    """Whether the draft is as recorded: same stamp, and its Zarrs (if any) at the recorded states.
+
+    ``wanted(zarr_id, checksum)``, the mirror's, says a held Zarr state still needs its manifest
+    (mirrored by a release that wrote none): the draft is then listed once more, which writes it."""
     if recorded is None:
         return False
     base, zarrs = split_stamp(recorded)
@@ -283,4 +288,8 @@ def unchanged(source: ZarrOwner, recorded: Optional[str], stamp: str) -> bool:
     if zarrs is None:
         return True
     states = source.zarr_states()
-    return states is not None and states.digest == zarrs
+    if states is None or states.digest != zarrs:
+        return False
+    if wanted is not None and "embargo=" not in stamp:
+        return not any(c and wanted(z, c) for z, c in states.checksums.items())
+    return True
