@@ -24,14 +24,15 @@ from typing import Callable, Optional, Union
 
 from neuromirror.annex.logs import BRANCH
 from neuromirror.read.pinned import Pin
-from neuromirror.read.urls import PinnedFile, StoreReader, TreeEntry, resolve_batch, store_readers
+from neuromirror.read.urls import PinnedFile, StoreReader, TreeEntry, readers_of, resolve_batch
+from neuromirror.store.annexlog import recorded_stores
 from neuromirror.util import gitutil
 
 #: kept directory listings, and the entries they may hold together
 MAX_LISTINGS = 4096
 MAX_LISTED_ENTRIES = 200_000
 #: repositories with a ``cat-file`` process open at once (a view of 20,000 Zarrs touches many)
-MAX_OPEN_REPOS = 16
+MAX_OPEN_REPOS = 8
 #: git files up to this size are read with their directory (sidecars, Zarr metadata), up to a total
 INLINE_BLOB = 256 * 1024
 INLINE_TOTAL = 16 * 1024 * 1024
@@ -44,11 +45,22 @@ TREE, GITLINK = "40000", "160000"
 class Repo:
     """One repository of a pin (the dataset or a subdataset): a long-lived ``cat-file``, one user at a time."""
 
-    def __init__(self, path: Path, stores: dict[str, StoreReader]) -> None:
+    def __init__(self, path: Path, stores: Optional[dict[str, StoreReader]] = None) -> None:
         self.path = path
-        self.stores = stores
+        self._stores = stores
         self.lock = threading.Lock()
         self._cat: Optional[gitutil.CatFile] = None
+
+    @property
+    def read_stores(self) -> Optional[dict[str, StoreReader]]:
+        return self._stores
+
+    @property
+    def stores(self) -> dict[str, StoreReader]:
+        """The stores the repository records, read through its own ``cat-file`` (no other process)."""
+        if self._stores is None:
+            self._stores = readers_of(recorded_stores(self.cat.get(f"{BRANCH}:remote.log")))
+        return self._stores
 
     @property
     def cat(self) -> gitutil.CatFile:
@@ -233,24 +245,23 @@ class Listings:
         return tree
 
     def _repo(self, path: Path) -> Repo:
+        evicted = []
         with self._lock:
             repo = self._repos.get(path)
             if repo is not None:
                 self._repos.move_to_end(path)
                 return repo
-            stores = self._stores.get(path)
-        if stores is None:
-            stores = store_readers(path)  # git processes, once per repository
-        with self._lock:
-            repo = self._repos.get(path)
-            if repo is None:
-                repo = self._repos[path] = Repo(path, stores)
-                self._stores[path] = stores
-                while len(self._stores) > self.max_listings:
-                    self._stores.popitem(last=False)
-                while len(self._repos) > MAX_OPEN_REPOS:
-                    _, old = self._repos.popitem(last=False)
-                    old.close()  # its kept directories reopen it when read again
+            repo = self._repos[path] = Repo(path, self._stores.get(path))
+            while len(self._repos) > MAX_OPEN_REPOS:
+                old_path, old = self._repos.popitem(last=False)
+                if old.read_stores is not None:  # kept: reopening the repository needs no new read
+                    self._stores[old_path] = old.read_stores
+                    self._stores.move_to_end(old_path)
+                evicted.append(old)
+            while len(self._stores) > self.max_listings:
+                self._stores.popitem(last=False)
+        for old in evicted:
+            old.close()  # its kept directories reopen it when read again
         return repo
 
     def _dir(self, where: _Where) -> Dir:

@@ -228,8 +228,13 @@ class StoreReader:
 
 def store_readers(repo: Path) -> dict[str, StoreReader]:
     """uuid -> how to read each store ``repo`` records (only those whose objects have a URL)."""
+    return readers_of(store_uuids(repo))
+
+
+def readers_of(stores: dict[str, dict[str, str]]) -> dict[str, StoreReader]:
+    """uuid -> how to read each of ``stores`` (uuid -> its ``remote.log`` fields) that has a URL."""
     out = {}
-    for uuid, fields in store_uuids(repo).items():
+    for uuid, fields in stores.items():
         name = fields.get("name", uuid)
         if fields.get("type") == "directory":
             where = fields.get("directory")
