@@ -158,29 +158,15 @@ def push_dataset(
     has_annex = gitutil.ref_sha(ds, "refs/heads/git-annex") is not None
     if has_annex:
         refspecs.append(f"{plus}refs/heads/git-annex:refs/heads/git-annex")
-    proc = gitutil.run(
-        ds, "push", "--porcelain", url, *refspecs, check=False, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"}
-    )
-    out = proc.stdout.decode(errors="replace")
-    updated: list[str] = []
-    rejected: list[str] = []
-    for line in out.splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and len(parts[0]) == 1:
-            flag, refs, summary = parts[0], parts[1], parts[2]
-            dst = refs.split(":", 1)[-1].replace("refs/heads/", "").replace("refs/tags/", "tag ")
-            if flag == "!":
-                rejected.append(f"{dst} ({summary})")
-            elif flag != "=":
-                updated.append(dst)
-    if rejected:
+    pushed = gitutil.push(ds, url, refspecs, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
+    updated = pushed.updated
+    if pushed.rejected:
         raise PublishError(
-            f"{url} refused {', '.join(rejected)}: the target has commits the mirror lacks "
+            f"{url} refused {', '.join(pushed.rejected)}: the target has commits the mirror lacks "
             "(someone else pushed there?); check it, or overwrite with --force"
         )
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise PublishError(f"git push to {url} failed: {err[-1] if err else 'exit ' + str(proc.returncode)}")
+    if pushed.error is not None:
+        raise PublishError(f"git push to {url} failed: {pushed.error}")
     # the target must now hold exactly what the mirror has
     remote = _ls_remote(url)
     tags = {r: s for r, s in _local_refs(ds).items() if r.startswith("refs/tags/")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
@@ -186,3 +187,41 @@ def ls_tree(repo: Path | str, rev: str, paths: Sequence[str] = ()) -> Iterable[t
             mode, typ, sha = meta.decode().split()
             yield mode, typ, sha, path.decode("utf-8", "surrogateescape")
     proc.wait()
+
+
+def ref_label(ref: str) -> str:
+    """How a message names a ref: a branch by its name, a tag as ``tag NAME``."""
+    return ref.replace("refs/heads/", "").replace("refs/tags/", "tag ")
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What ``git push --porcelain`` did, ref by ref (labels as :func:`ref_label` gives them)."""
+
+    updated: list[str]
+    rejected: list[str]  # "LABEL (git's reason)"
+    error: Optional[str]  # git's last error line when it failed for another reason; None: it did not
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected and self.error is None
+
+
+def push(repo: Path | str, target: str, refspecs: Sequence[str], env: Optional[dict] = None) -> Pushed:
+    """``git push --porcelain TARGET REFSPEC...``, its per-ref lines read once for every publisher."""
+    proc = run(repo, "push", "--porcelain", target, *refspecs, check=False, env=env)
+    updated: list[str] = []
+    rejected: list[str] = []
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and len(parts[0]) == 1:
+            flag, dst = parts[0], ref_label(parts[1].split(":", 1)[-1])
+            if flag == "!":
+                rejected.append(f"{dst} ({parts[2]})")
+            elif flag != "=":
+                updated.append(dst)
+    error = None
+    if proc.returncode != 0 and not rejected:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        error = err[-1] if err else f"exit {proc.returncode}"
+    return Pushed(updated, rejected, error)

@@ -244,25 +244,18 @@ def push_refs(repo: Path, target: str, refs: dict[str, str], force: bool) -> Non
     ref (the store has commits the mirror lacks) or a failed push is one line."""
     plus = "+" if force else ""
     specs = [f"{plus}{sha}:{ref}" for ref, sha in sorted(refs.items())]
-    proc = gitutil.run(repo, "push", "--porcelain", target, *specs, check=False)
-    rejected = []
-    for line in proc.stdout.decode(errors="replace").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and parts[0] == "!":
-            rejected.append(f"{label(parts[1].split(':', 1)[-1])} ({parts[2]})")
-    if rejected:
+    pushed = gitutil.push(repo, target, specs)
+    if pushed.rejected:
         raise RiaPushError(
-            f"{target} refused {', '.join(rejected)}: the store has commits the mirror lacks; "
+            f"{target} refused {', '.join(pushed.rejected)}: the store has commits the mirror lacks; "
             "check it, or overwrite with --force"
         )
-    if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise RiaPushError(f"git push to {target} failed: {err[-1] if err else 'exit ' + str(proc.returncode)}")
+    if pushed.error is not None:
+        raise RiaPushError(f"git push to {target} failed: {pushed.error}")
 
 
 def changed(before: dict[str, str], refs: dict[str, str]) -> list[str]:
     return sorted(label(r) for r, s in refs.items() if before.get(r) != s)
 
 
-def label(ref: str) -> str:
-    return ref.replace("refs/heads/", "").replace("refs/tags/", "tag ")
+label = gitutil.ref_label
