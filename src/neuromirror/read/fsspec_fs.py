@@ -191,7 +191,7 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             except FileNotFoundError:
                 raise
             except Exception:
-                self._served_gone(head, inner)
+                self._served_gone(head, inner, failed=True)
                 raise
         f, data = self._file(path)
         if f.served_by == "git":
@@ -228,9 +228,9 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             rows = [one]
         return rows
 
-    def _served_gone(self, head: str, inner: str) -> None:
+    def _served_gone(self, head: str, inner: str, failed: bool = False) -> None:
         """Raise :class:`NotStreamable` with the view's reason if no URL serves the file."""
         assert self.served is not None
-        why = self.served.gone(head, inner)
+        why = self.served.gone(head, inner, failed)
         if why is not None:
             raise NotStreamable(why)

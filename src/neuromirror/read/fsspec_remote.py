@@ -75,10 +75,17 @@ class ServedMirror:
             return None
         return next((r for r in rows if r["name"].rpartition("/")[2] == name), None)
 
-    def gone(self, head: str, inner: str) -> Optional[str]:
-        """The view's reason when no URL serves the file (its 410), else None."""
+    def gone(self, head: str, inner: str, failed: bool = False) -> Optional[str]:
+        """The view's reason when no URL serves the file (its 410), else None.
+
+        Before a read, the directory's listing (kept) says how each file is served: only a file it
+        lists as served by nothing, or one it does not describe, costs a request to the view.  After
+        a read ``failed``, the view is asked (an archive URL can have died since it was listed)."""
         import requests
 
+        row = None if failed else self.info(head, inner)
+        if row is not None and row.get("served_by") in ("archive", "store", "git"):
+            return None
         r = requests.head(self.url(head, inner), allow_redirects=False, timeout=60)
         if r.status_code == 410:
             g = requests.get(self.url(head, inner), allow_redirects=False, timeout=60)
