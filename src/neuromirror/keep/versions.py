@@ -10,7 +10,9 @@ itself — after the archive's URLs, which stay first.
 
 Rerunning converges: what the store has (the key's final path exists: only verified bytes get
 there) is "already there" and not copied again, and the recording step writes only what the
-branch does not say yet; with everything kept it is a no-op.  ``--budget`` counts what the store
+branch does not say yet; with everything kept it is a no-op.  A copy found there without a check
+recorded in the index (a killed keep placed it and died before recording it) is read back and
+hashed first, so that it counts as a verified copy only once its bytes were seen right.  ``--budget`` counts what the store
 holds when the run starts (once), reserves each file's size before its copy starts, and stops
 cleanly at the first file that would not fit: what was copied is recorded, the rest reported.
 """
@@ -23,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.index.lookup import find_version, not_mirrored, sources_matching
-from neuromirror.index.store_checks import record_checked, record_store
+from neuromirror.index.store_checks import checks_of, record_checked, record_store
 from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
-from neuromirror.keep.transfer import Outcome, Transfer
+from neuromirror.keep.transfer import Outcome, Transfer, read_back
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
@@ -169,6 +171,7 @@ def _keep_version(
     rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
     todo: dict[str, list[KeepFile]] = {}
+    found: dict[str, list[KeepFile]] = {}  # keys first seen in the store by this run
     for f in listing.annexed:
         if not selected(f.path, options.include, options.exclude):
             rep.excluded += 1
@@ -181,12 +184,22 @@ def _keep_version(
         elif f.key in state.kept_now:
             _count(rep, f, kept=True)
             present.setdefault(f.repo, []).append(f.key)
-        elif f.key in state.present or store.has(f.key):
-            state.present.add(f.key)
+        elif f.key in state.present:
             _count(rep, f, kept=False)
             present.setdefault(f.repo, []).append(f.key)
+        elif f.key in found or store.has(f.key):
+            found.setdefault(f.key, []).append(f)
         else:
             todo.setdefault(f.key, []).append(f)
+    wrong = _confirm(mirror.index, store, found, pool, run)
+    for key, files in found.items():
+        if key in wrong:
+            todo[key] = files  # wrong bytes, now removed: copied again below
+            continue
+        state.present.add(key)
+        for f in files:
+            _count(rep, f, kept=False)
+            present.setdefault(f.repo, []).append(f.key)
 
     jobs: dict[Future[Outcome], list[KeepFile]] = {}
     over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
@@ -228,6 +241,37 @@ def _keep_version(
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
     return rep
+
+
+def _confirm(
+    index: Any, store: Store, found: dict[str, list[KeepFile]], pool: ThreadPoolExecutor, run: KeepRun
+) -> set[str]:
+    """The copies this run found in the store with no good check recorded — a killed keep put them there
+    (verified on the way in) and died before recording them — read back and hashed, so that a rerun after
+    a kill counts them as verified copies honestly: the good ones recorded as checked now, a wrong one
+    removed from the store (it is copied again). The keys removed.
+
+    A copy with a check recorded is taken as it is: re-reading those is ``verify --stores``'s job."""
+    if not found:
+        return set()
+    uuid = store.identity.uuid
+    checks = checks_of(index, list(found))
+    unchecked = [k for k in found if uuid not in checks.get(k, {})]
+    if not unchecked:
+        return set()
+    good: list[str] = []
+    wrong: set[str] = set()
+    verdicts = pool.map(lambda k: read_back(store, k, found[k][0].size), unchecked)
+    for key, (verdict, _) in zip(unchecked, verdicts):
+        if verdict == "good":
+            good.append(key)
+        else:  # wrong bytes, or gone since has() said yes: copied again (an unreadable store fails that copy)
+            store.forget_key(key)
+            wrong.add(key)
+    record_checked(index, uuid, good)
+    run.reread += len(unchecked)
+    run.reread_wrong += len(wrong)
+    return wrong
 
 
 def _settle(

@@ -32,7 +32,7 @@ from neuromirror.errors import UserError
 from neuromirror.index import store_checks
 from neuromirror.keep.copies import iso_time
 from neuromirror.keep.files import KeepFile, version_files
-from neuromirror.keep.transfer import CHUNK, Transfer, key_checksum
+from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.keep.versions import Target, select_versions
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
@@ -167,36 +167,6 @@ class _Stores:
             return None
 
 
-def _read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
-    """("good" | "bad" | "missing" | "unreadable", why) for the store's copy of ``key``."""
-    checksum = key_checksum(key)
-    if checksum is None:
-        return "good", "no checksum in the key: its size only"
-    try:
-        fh = store.open_key(key)
-    except FileNotFoundError:
-        return "missing", "the store has no copy under the key's name"
-    except OSError as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
-    digest, got = checksum.new(), 0
-    try:
-        while True:
-            data = fh.read(CHUNK)
-            if not data:
-                break
-            got += len(data)
-            digest.update(data)
-    except OSError as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
-    finally:
-        fh.close()
-    if size is not None and got != size:
-        return "bad", f"{got} bytes, the key says {size}"
-    if digest.hexdigest() != checksum.digest:
-        return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
-    return "good", ""
-
-
 def verify_stores(
     mirror: Mirror,
     specs: Sequence[Spec] = (),
@@ -240,7 +210,7 @@ def verify_stores(
         uuid, key = item
         store = opened.opened[uuid]
         assert store is not None
-        return item, _read_back(store, key, copies[item].file.size)
+        return item, read_back(store, key, copies[item].file.size)
 
     good: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
