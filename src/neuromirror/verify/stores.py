@@ -32,12 +32,13 @@ from neuromirror.errors import UserError
 from neuromirror.index import store_checks
 from neuromirror.keep.copies import iso_time
 from neuromirror.keep.files import KeepFile, version_files
+from neuromirror.keep.locations import Locations
 from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.keep.versions import Target, select_versions
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
-from neuromirror.store.record import present_in, record_absent, record_present, store_uuids
+from neuromirror.store.record import record_absent, record_present, store_uuids
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -182,23 +183,28 @@ def verify_stores(
     out = StoresCheck()
     opened = _Stores(mirror, only)
     copies: dict[tuple[str, str], _Copy] = {}  # (uuid, key) -> one file holding it
+    locations = Locations()  # a dataset's versions come one after another: its logs read once
     for target in _targets(mirror, specs):
         listing = version_files(mirror.index, mirror.dataset_path(target.relpath), target.row["id"])
         by_repo: dict[Path, list[KeepFile]] = {}
         for f in listing.annexed:
             by_repo.setdefault(f.repo, []).append(f)
         for repo, files in by_repo.items():
-            keys = list(dict.fromkeys(f.key for f in files))
             first: dict[str, KeepFile] = {}
             for f in files:
                 first.setdefault(f.key, f)
+            readable: list[str] = []
             for uuid, fields in store_uuids(repo).items():
                 if opened.get(uuid, fields) is None:
                     if only is None and uuid not in out.unreached:
                         out.unreached.append(uuid)
                     continue
-                for key in present_in(repo, uuid, keys):
-                    copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
+                readable.append(uuid)
+            holders = locations.of(repo, first)
+            for uuid in readable:
+                for key, there in holders.items():
+                    if uuid in there:
+                        copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
     chosen = _slice(mirror, list(copies), fraction, older_than)
     for uuid, _ in copies:
         s = opened.opened[uuid]
