@@ -25,11 +25,12 @@ Then, each a ``neuromirror`` subprocess measured by :func:`neuromirror.bench.mea
    slice of one store; CPU seconds of its process tree, copies re-read per CPU second.
 
 The targets are for 10^6 keys.  At a smaller size each number is extrapolated linearly to 10^6
-keys (``*_at_1e6``): what it takes above a bare start-up (``neuromirror keep --help``: its wall
-time, CPU and RSS, in ``startup``) grows in proportion to the keys.  That over-estimates where a
-cost is fixed beyond the start-up (the datasets' git processes, the imports of a real run), and
-for memory, which follows the largest version and the keys of the run rather than only the keys.
-The verify slice is of one store (``--store A``), as the target says, at the archive's fraction.
+keys (``*_at_1e6``) along the line through two measurements: the whole archive, and the same
+command over its first dandiset alone (``one_dandiset``, 1/``dandisets`` of the keys), so that
+what is fixed (start-up, imports) stays fixed and what grows with the keys grows.  Memory: the
+copying run's peak plus the no-op run's growth per key (the lists and sets of keys; the transfer
+buffers and git-annex children of a copying run do not grow with the archive).  The verify slice
+is of one store (``--store A``), as the target says, at the archive's fraction.
 """
 
 from __future__ import annotations
@@ -208,9 +209,11 @@ def _killed_run(cmd: list[str], env: dict, stores: list[Path], at: int) -> dict:
     return {"wall": time.perf_counter() - t, "rss_mb": peak / 2**20, "seen": seen}
 
 
-def _at_1e6(value: float, base: float, keys: int) -> float:
-    """``value`` measured at ``keys``, its part above ``base`` (the start-up's) grown linearly to 10^6 keys."""
-    return base + max(0.0, value - base) * TARGET_KEYS / max(1, keys)
+def _at_1e6(full: float, one: float, keys: int, keys_one: int) -> float:
+    """A number measured at ``keys`` and at ``keys_one`` (the same run over one dandiset), grown along the
+    line through both to 10^6 keys: what is fixed (start-up, imports, the stores' opening) stays fixed."""
+    slope = max(0.0, full - one) / max(1, keys - keys_one)
+    return full + slope * max(0, TARGET_KEYS - keys)
 
 
 def bench_keep_archive(
@@ -245,12 +248,6 @@ def bench_keep_archive(
     cmd = [*neuromirror_cmd(), "--root", str(root), "keep", *specs]
     cmd += [a for s in stores for a in ("--to", str(s))] + ["--copies", "2", "-J", str(JOBS), "--json", "-q"]
     common = {"n": keys, "dandisets": dandisets, "sync_s": round(sum(s["wall_s"] for s in syncs), 1)}
-    base = run_measured([*neuromirror_cmd(), "keep", "--help"], env=env)  # what does not grow with the keys
-    common["startup"] = {
-        "wall_s": round(base["wall"], 3),
-        "cpu_s": round(base["cpu"], 3),
-        "rss_mb": round(base["rss_mb"], 1),
-    }
 
     at = max(1, int(2 * keys * kill_at))
     say(f"keep-archive: keep into two stores, killed at {at} of {2 * keys} copies ...")
@@ -280,7 +277,6 @@ def bench_keep_archive(
         "wall_s": round(r["wall"], 2),
         "cpu_s": round(r["cpu"], 1),
         "peak_rss_mb": round(peak, 1),
-        "rss_at_1e6_mb": round(_at_1e6(peak, base["rss_mb"], keys), 0),
         "transferred": transferred,
         "files_per_s": round(sum(transferred) / r["wall"], 1) if r["wall"] else None,
         "recopied": sum(transferred) - sum(keys - b for b in before),
@@ -293,6 +289,9 @@ def bench_keep_archive(
     rows.append(resume)
     say(f"keep-archive: resumed in {r['wall']:.1f} s, copied {transferred}, stores hold {after}; again ...")
     r = run_measured(cmd, env=env)
+    one_cmd = [c for c in cmd if c not in specs[1:]]  # the first dandiset only: its own keys, none shared in
+    one = run_measured(one_cmd, env=env)
+    k1 = keys // dandisets
     rows.append(
         {
             "scenario": "keep-archive-noop",
@@ -300,11 +299,21 @@ def bench_keep_archive(
             "wall_s": round(r["wall"], 2),
             "cpu_s": round(r["cpu"], 1),
             "peak_rss_mb": round(r["rss_mb"], 1),
-            "wall_at_1e6_s": round(_at_1e6(r["wall"], base["wall"], keys), 1),
+            "one_dandiset": {
+                "keys": k1,
+                "wall_s": round(one["wall"], 2),
+                "cpu_s": round(one["cpu"], 1),
+                "peak_rss_mb": round(one["rss_mb"], 1),
+            },
+            "wall_at_1e6_s": round(_at_1e6(r["wall"], one["wall"], keys, k1), 1),
+            "cpu_at_1e6_s": round(_at_1e6(r["cpu"], one["cpu"], keys, k1), 1),
             "transferred": [s["transferred"]["files"] for s in json.loads(r["stdout"])["stores"]],
         }
     )
-    rows.append(_verify(root, env, stores[0], keys, fraction, common, base["cpu"]))
+    # memory: the copying run's peak, plus what a no-op run's peak grows per key (the lists and sets of keys)
+    resume["rss_per_key_kb"] = round(max(0.0, r["rss_mb"] - one["rss_mb"]) * 1024 / max(1, keys - k1), 3)
+    resume["rss_at_1e6_mb"] = round(peak + resume["rss_per_key_kb"] * max(0, TARGET_KEYS - keys) / 1024, 0)
+    rows.append(_verify(root, env, stores[0], specs, keys, k1, fraction, common))
     for row in rows:
         row["targets"] = check(row)
         for tg in row["targets"]:
@@ -316,10 +325,15 @@ def bench_keep_archive(
     return rows
 
 
-def _verify(root: Path, env: dict, store: Path, keys: int, fraction: float, common: dict, base: float) -> dict:
+def _verify(
+    root: Path, env: dict, store: Path, specs: list[str], keys: int, k1: int, fraction: float, common: dict
+) -> dict:
+    """``verify --stores --store A --fraction F`` over the whole archive, and over its first dandiset."""
     say(f"keep-archive: verify --stores --store A --fraction {fraction:.5f} ...")
     cmd = [*neuromirror_cmd(), "--root", str(root), "verify", "--stores", "--store", str(store)]
-    r = run_measured([*cmd, "--fraction", f"{fraction:.8f}", "-J", "4", "--json", "-q"], env=env)
+    cmd += ["--fraction", f"{fraction:.8f}", "-J", "4", "--json", "-q"]
+    r = run_measured(cmd, env=env)
+    one = run_measured([*cmd, specs[0]], env=env)
     report = json.loads(r["stdout"])
     checked = report["checked"]
     return {
@@ -331,7 +345,8 @@ def _verify(root: Path, env: dict, store: Path, keys: int, fraction: float, comm
         "checked": checked,
         "good": report["good"],
         "copies_per_cpu_s": round(checked / r["cpu"], 1) if r["cpu"] else None,
-        "cpu_at_1e6_s": round(_at_1e6(r["cpu"], base, keys), 1),
+        "one_dandiset": {"keys": k1, "cpu_s": round(one["cpu"], 1), "checked": json.loads(one["stdout"])["checked"]},
+        "cpu_at_1e6_s": round(_at_1e6(r["cpu"], one["cpu"], keys, k1), 1),
     }
 
 
