@@ -122,6 +122,11 @@ class _Budget:
 
 @dataclass
 class _RunState:
+    """What this run knows of the store, per source: its versions share most keys, other sources few
+    (a key met again in another source is looked up again, in the index): memory follows the largest
+    source, not the archive."""
+
+    source: str = ""
     kept_now: set[str] = field(default_factory=set)  # keys this run put in the store
     present: set[str] = field(default_factory=set)  # keys seen in the store
     not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
@@ -151,6 +156,9 @@ def keep(
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:
+                if state.source != target.source:  # what a source's versions share, held for that source only
+                    state.source = target.source
+                    state.kept_now, state.present, state.confirmed = set(), set(), set()
                 run.versions.append(_keep_version(mirror, store, target, options, budget, state, transfer, pool, run))
     finally:
         transfer.close()
