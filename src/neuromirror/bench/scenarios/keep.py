@@ -12,8 +12,10 @@ of the same objects, ``curl --parallel`` with the same number of transfers at on
 pinned URL (``?versionId=``, the URL keep reads first) streamed to a file on the same file system as
 the store (``keep-large-plain``).  The bytes come from the web (the S3 stand-in), so a plain HTTP
 GET to disk is what copying them costs on this machine, the stand-in's serving rate included; a
-``cp`` of files already on disk would measure the disk, not the copy keep makes.  curl does not
-hash or sync what it wrote; keep does both, so this is the stricter reference.
+``cp`` of files already on disk would measure the disk, not the copy keep makes.  curl neither
+hashes nor syncs what it wrote; keep does both (one ``syncfs`` before the branch claims the bytes),
+so the row also has the copy made durable (``sync -f`` of its directory after curl:
+``mb_per_s_on_disk``), the same work keep must finish; both ratios are reported.
 """
 
 from __future__ import annotations
@@ -115,12 +117,17 @@ def _plain_copy(archives: Archives, ident: str, where: Path, files: int, nbytes:
         cmd += ["-o", str(where / f"{i:06d}.dat"), url]
     say(f"keep large: plain copy of the same {files} objects: curl --parallel-max {JOBS} ...")
     r = run_measured(cmd)
+    synced = run_measured(["sync", "-f", str(where)])  # on disk, as keep's syncfs makes them before recording
     got = sum(p.stat().st_size for p in where.iterdir())
     shutil.rmtree(where, ignore_errors=True)
     if got != nbytes:
         raise RuntimeError(f"curl copied {got} bytes, not the {nbytes} of the objects")
     row = _row("keep-large-plain", files, nbytes, r)
-    say(f"keep large: plain copy {row['mb_per_s']} MB/s, {row['cpu_s']} s CPU")
+    row["sync_s"] = round(synced["wall"], 3)
+    row["mb_per_s_on_disk"] = round(nbytes / 2**20 / (r["wall"] + synced["wall"]), 1)
+    say(
+        f"keep large: plain copy {row['mb_per_s']} MB/s ({row['mb_per_s_on_disk']} MB/s with its sync), {row['cpu_s']} s CPU"
+    )
     return row
 
 
@@ -154,6 +161,15 @@ def keep_targets(results: list[dict]) -> list[dict[str, Any]]:
         ratio = large["mb_per_s"] / plain["mb_per_s"]
         value = f"{large['mb_per_s']} vs {plain['mb_per_s']} MB/s = {ratio:.0%}"
         target("keep large files vs a plain copy (curl) of the same objects: MB/s", ratio >= 0.9, value, ">= 90 %")
+        if plain.get("mb_per_s_on_disk"):
+            ratio = large["mb_per_s"] / plain["mb_per_s_on_disk"]
+            value = f"{large['mb_per_s']} vs {plain['mb_per_s_on_disk']} MB/s = {ratio:.0%}"
+            target(
+                "keep large files vs the plain copy made durable (curl, then sync): MB/s",
+                ratio >= 0.9,
+                value,
+                ">= 90 %",
+            )
     for name in ("keep-small", "keep-large"):
         if name in by:
             target(f"{name}: peak RSS", by[name]["rss_mb"] < 300, f"{by[name]['rss_mb']} MB", "< 300 MB")
