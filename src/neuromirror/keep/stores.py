@@ -85,6 +85,7 @@ def keep_into(
         counted = version_copies(mirror, target, copies, locations)
         out.counts.append(counted)
         lag = note_lag(mirror, target, counted)
+        counted.keys = []  # read by note_lag only: not held for every version of the run
         if lag is not None:
             out.lags[counted.label] = lag
     return out
