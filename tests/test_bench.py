@@ -133,15 +133,49 @@ def test_bench_keep_scenario_at_a_toy_size(tmp_path: Path) -> None:
         tmp_path, "--scenarios", "keep", "--keep-small", "12", "--keep-large", "1", "--keep-large-mb", "1"
     )
     by = {r["scenario"]: r for r in doc["results"]}
-    assert {"keep-small", "keep-small-rerun", "keep-small-peer", "keep-large", "keep-large-peer"} <= set(by), set(by)
+    assert {
+        "keep-small",
+        "keep-small-rerun",
+        "keep-small-peer",
+        "keep-large",
+        "keep-large-peer",
+        "keep-large-plain",
+    } <= set(by), set(by)
     (version,) = by["keep-small"]["report"]["versions"]
     assert version["kept"] == 12 and not version["failed"], version
+    assert by["keep-large-plain"]["bytes"] == 1 << 20 and by["keep-large-plain"]["mb_per_s"] > 0
     assert {t["target"] for t in doc["targets"]} >= {
         "keep small files vs git annex copy: files/s",
         "keep large files vs git annex copy: MB/s",
+        "keep large files vs a plain copy (curl) of the same objects: MB/s",
         "keep-small again, everything kept",
     }
     assert "| keep-small " in proc.stdout
+
+
+def test_bench_keep_archive_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """keep-archive (issue 33): kept into two stores, killed part-way, resumed without copying anything
+    twice, every key in both stores, a no-op rerun, a verify --stores slice; targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "keep-archive", "--keep-archive-keys", "400", "--keep-archive-dandisets", "2"
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"keep-archive-killed", "keep-archive-resume", "keep-archive-noop", "keep-archive-verify"} <= set(by)
+    killed, resume, noop, verify = (by[f"keep-archive-{s}"] for s in ("killed", "resume", "noop", "verify"))
+    assert 0 < sum(killed["copies_at_kill"]) < 800, killed  # killed part-way
+    assert resume["recopied"] == 0 and resume["missing"] == 0 and resume["objects_after"] == [400, 400], resume
+    assert resume["versions_short"] == [] and resume["reread"][0] >= 0
+    assert sum(resume["transferred"]) == 800 - sum(killed["copies_at_kill"])
+    assert noop["transferred"] == [0, 0] and noop["wall_at_1e6_s"] > 0
+    assert verify["checked"] == 14 and verify["good"] == 14 and verify["cpu_at_1e6_s"] > 0  # ceil(400 / 30)
+    assert resume["rss_at_1e6_mb"] > 0
+    assert {t["target"] for t in doc["targets"]} >= {
+        "keep of 10^6 keys into two stores: peak RSS (MB)",
+        "keep resumed after a kill: keys copied again",
+        "keep of 10^6 keys, everything kept: rerun (s)",
+        "verify --stores of 1/30 of a 10^6-key store: CPU s of the process tree",
+    }
+    assert "| keep-archive-resume " in proc.stdout
 
 
 def test_bench_zarr_many_scenario_at_a_toy_size(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import pytest
 
 from conftest import clone, git
 from neuromirror.demo import deterministic_bytes
+from neuromirror.store.directory import DirectoryStore
 from test_retrieve import Runner, data_files
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=timezone.utc)
@@ -324,8 +325,16 @@ def test_what_keep_cannot_verify_or_fetch_is_skipped_with_why() -> None:
 
 
 # -- crash consistency ---------------------------------------------------------------------
-@pytest.mark.parametrize(("point", "stored_before_rerun"), [("keep-copy#2", 1), ("keep-stored#2", 2)])
-def test_keep_killed_then_rerun_converges(point: str, stored_before_rerun: int, dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    ("point", "stored_before_rerun", "spoiled"), [("keep-copy#2", 1, False), ("keep-stored#2", 2, True)]
+)
+def test_keep_killed_then_rerun_converges(
+    point: str,
+    stored_before_rerun: int,
+    spoiled: bool,
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     # b spans three 1 MiB chunks: "keep-copy#2" is reached after b's first chunk (-J 1: a, b, c in path order)
     sizes = {"sub-01/a.nwb": 30_000, "sub-01/b.nwb": 2_500_000, "sub-01/c.nwb": 32_000}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
@@ -340,13 +349,28 @@ def test_keep_killed_then_rerun_converges(point: str, stored_before_rerun: int, 
     assert half == ([1 << 20] if point.startswith("keep-copy") else [])
     keys = [key_of(d.ds, p, d.version) for p in sizes]
     assert not any(kept_in(d.ds, k) for k in keys)
+    wrong = 0
+    if spoiled:  # a byte of a stored copy flipped after the kill (same size): the rerun must not count it
+        path = DirectoryStore(store).key_path(keys[0])
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+        wrong = 1
     code, report, err = keep_json(d, store, d.spec)
     assert code == 0, err
     v = report["versions"][0]
-    assert (v["already"], v["kept"], v["recorded"]) == (stored_before_rerun, 3 - stored_before_rerun, 3)
-    assert report["transferred"]["files"] == 3 - stored_before_rerun  # nothing copied twice
+    already = stored_before_rerun - wrong
+    assert (v["already"], v["kept"], v["recorded"]) == (already, 3 - already, 3)
+    assert report["transferred"]["files"] == 3 - already  # nothing good copied twice; the spoiled one again
+    # the killed run's copies had no check recorded: read back and hashed before they count as verified
+    assert report["reread"] == {"files": stored_before_rerun, "wrong": wrong}
+    assert report["counts"][0]["enough"]["files"] == 3, report["counts"]
     assert list((store / ".neuromirror-tmp").iterdir()) == []  # the killed run's temp file is gone
     assert all(kept_in(d.ds, k) for k in keys) and store_keys(store) == set(keys)
+    good = {k: hashlib.sha256(DirectoryStore(store).key_path(k).read_bytes()).hexdigest() for k in keys}
+    assert all(k.split("--")[1].startswith(h) for k, h in good.items()), good
     code, report, _ = keep_json(d, store, d.spec)
     assert code == 0 and report["transferred"]["files"] == 0 and report["versions"][0]["recorded"] == 0
 

@@ -45,6 +45,7 @@ from neuromirror.bench.report import add_ratios, report
 from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
+from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
@@ -64,6 +65,7 @@ ALL = (
     "archive",
     "clone-get",
     "keep",
+    "keep-archive",
     "zarr-many",
     "publish-ria",
     "read",
@@ -126,6 +128,26 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
     g.add_argument("--keep-large-mb", type=int, default=256, help="keep: size of each large file in MB (default 256)")
+    g = p.add_argument_group("keep-archive (issue 33): the archive's shape kept into two stores, killed, resumed")
+    g.add_argument(
+        "--keep-archive-keys",
+        type=lambda s: int(float(s)),
+        default=1_000_000,
+        help="keep-archive: distinct keys (default 10^6)",
+    )
+    g.add_argument("--keep-archive-dandisets", type=int, default=8, help="keep-archive: dandisets (default 8)")
+    g.add_argument(
+        "--keep-archive-kill-at",
+        type=float,
+        default=0.3,
+        help="keep-archive: share of the 2 x keys copies at which the first keep is killed (default 0.3)",
+    )
+    g.add_argument(
+        "--keep-archive-fraction",
+        type=float,
+        default=1 / 30,
+        help="keep-archive: the slice verify --stores re-reads (default 1/30)",
+    )
     g = p.add_argument_group("soak (issue 32): K syncs with a change each, a publish every Nth, maintain after each")
     g.add_argument("--soak-files", type=int, default=10_000, help="soak: files in the dandiset (default 10^4)")
     g.add_argument("--soak-syncs", type=int, default=1000, help="soak: syncs K, one added file each (default 1000)")
@@ -215,6 +237,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
+            if "keep-archive" in args.scenarios:
+                doc["results"] += bench_keep_archive(
+                    archives,
+                    work,
+                    doc["startup"]["help_s"],
+                    int(args.keep_archive_keys),
+                    dandisets=args.keep_archive_dandisets,
+                    kill_at=args.keep_archive_kill_at,
+                    fraction=args.keep_archive_fraction,
+                    keep=args.keep,
+                )
+                _write(out, doc)
             if "soak" in args.scenarios:
                 doc["results"] += bench_soak(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
@@ -238,6 +272,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc["targets"] += publish_ria_targets(doc["results"])
     doc["targets"] += read_targets(doc["results"])
     doc["targets"] += archive_quiet_targets(doc["results"])
+    doc["targets"] += keep_archive_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text

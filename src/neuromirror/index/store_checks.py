@@ -31,6 +31,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS store_checks (store TEXT NOT NULL, key TEXT NOT NULL, checked REAL,"
     " stored REAL, PRIMARY KEY (store, key)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS idx_store_checks_checked ON store_checks(store, checked)",
+    # checks_of asks by key over every store: without it each batch of 900 keys scans the whole table
+    "CREATE INDEX IF NOT EXISTS idx_store_checks_key ON store_checks(key)",
     "CREATE TABLE IF NOT EXISTS stores (uuid TEXT PRIMARY KEY, url TEXT, kind TEXT, name TEXT, seen REAL)",
     "CREATE TABLE IF NOT EXISTS copies_wanted (source TEXT PRIMARY KEY, copies INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS keep_lag (version_id INTEGER PRIMARY KEY, source TEXT, label TEXT,"

@@ -1,7 +1,7 @@
 """How many verified copies outside the archive each file of a version has: the count a backup is judged by.
 
 A copy counts when two records agree: the key's location log on the dataset's git-annex branch
-names the store (what every clone reads: :func:`neuromirror.store.record.present_in`), and the
+names the store (what every clone reads: :func:`neuromirror.store.record.present_stores`), and the
 index says when its bytes were last read back right (``keep`` hashed them on the way in; ``verify
 --stores`` re-reads them: :mod:`neuromirror.index.store_checks`). Per version: the files and
 bytes with at least the wanted number of such copies, with fewer, and with none; the oldest check;
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.index import store_checks
 from neuromirror.keep.files import KeepFile, version_files
+from neuromirror.keep.locations import Locations
 from neuromirror.spec import Spec, parse_spec
-from neuromirror.store.record import present_in, store_uuids
+from neuromirror.store.record import store_uuids
 from neuromirror.util.progress import human_bytes
 
 if TYPE_CHECKING:
@@ -141,8 +142,9 @@ def iso_time(t: Optional[float]) -> Optional[str]:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def version_copies(mirror: Any, target: Target, wanted: int) -> VersionCopies:
-    """The copies of every annexed file of ``target`` (Zarr subdatasets' files included)."""
+def version_copies(mirror: Any, target: Target, wanted: int, locations: Optional[Locations] = None) -> VersionCopies:
+    """The copies of every annexed file of ``target`` (Zarr subdatasets' files included); ``locations``:
+    the location logs read for the previous version of the same dataset, reused."""
     row = target.row
     out = VersionCopies(target.source, row["label"], row["commit"], wanted)
     out.seen = _timestamp(row.get("synced_at"))
@@ -153,14 +155,12 @@ def version_copies(mirror: Any, target: Target, wanted: int) -> VersionCopies:
         by_repo.setdefault(f.repo, []).append(f)
     out.keys = list(dict.fromkeys(f.key for f in listing.annexed))
     checks = store_checks.checks_of(mirror.index, out.keys)
+    locations = locations or Locations()
     for repo, files in by_repo.items():
-        keys = list(dict.fromkeys(f.key for f in files))
-        holders: dict[str, set[str]] = {}  # key -> store uuids the location log names
-        for uuid in store_uuids(repo):
-            for key in present_in(repo, uuid, keys):
-                holders.setdefault(key, set()).add(uuid)
+        stores = frozenset(store_uuids(repo))
+        holders = locations.of(repo, (f.key for f in files))  # key -> store uuids the location log names
         for f in files:
-            recorded = holders.get(f.key, set())
+            recorded = holders[f.key] & stores
             checked = {u: t for u, t in checks.get(f.key, {}).items() if u in recorded}
             for u in checked:
                 out.stores[u] = out.stores.get(u, 0) + 1
@@ -219,7 +219,8 @@ def copies_report(mirror: Any, specs: Sequence[Spec]) -> list[VersionCopies]:
         known = [s["id"] for s in mirror.index.sources()]
         wanted_for = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
         specs = [parse_spec(s, allow_version=False) for s in (wanted_for or known)]
+    locations = Locations()  # a dataset's versions come one after another: its logs read once
     return [
-        version_copies(mirror, t, store_checks.wanted(mirror.index, t.source))
+        version_copies(mirror, t, store_checks.wanted(mirror.index, t.source), locations)
         for t in select_versions(mirror.index, specs)
     ]

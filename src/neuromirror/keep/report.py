@@ -104,6 +104,8 @@ class KeepRun:
     transferred: int = 0  # keys copied into the store by this run
     transferred_bytes: int = 0
     stale_removed: int = 0  # temp files of killed runs removed
+    reread: int = 0  # keys found in the store with no check recorded (a killed keep's), read back
+    reread_wrong: int = 0  # of those, the ones whose bytes were wrong or gone: copied again
     budget: Optional[int] = None
     store_bytes_before: Optional[int] = None
     budget_stopped: bool = False
@@ -133,6 +135,7 @@ class KeepRun:
             "store": {"url": self.store, "kind": self.kind, "uuid": self.uuid, "name": self.name},
             "versions": [v.to_json() for v in self.versions],
             "transferred": {"files": self.transferred, "bytes": self.transferred_bytes},
+            "reread": {"files": self.reread, "wrong": self.reread_wrong},
             "budget": budget,
             "error": self.error,
             "ok": self.ok,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from neuromirror.errors import UserError
 from neuromirror.index.store_checks import set_wanted
 from neuromirror.keep.copies import VersionCopies, note_lag, version_copies
+from neuromirror.keep.locations import Locations
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, Target, keep
 from neuromirror.store.base import Store
@@ -79,10 +80,12 @@ def keep_into(
     out = StoresRun(runs, copies)
     for source in dict.fromkeys(t.source for t in targets):
         set_wanted(mirror.index, source, copies)
+    locations = Locations()  # a dataset's versions come one after another: its logs read once
     for target in targets:
-        counted = version_copies(mirror, target, copies)
+        counted = version_copies(mirror, target, copies, locations)
         out.counts.append(counted)
         lag = note_lag(mirror, target, counted)
+        counted.keys = []  # read by note_lag only: not held for every version of the run
         if lag is not None:
             out.lags[counted.label] = lag
     return out

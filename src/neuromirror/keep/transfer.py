@@ -194,6 +194,39 @@ class Transfer:
             raise _Refused(f"writing to the store failed: {exc}") from None
 
 
+def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
+    """("good" | "bad" | "missing" | "unreadable", why) for the store's copy of ``key``, read and hashed.
+
+    ``verify --stores`` re-reads copies with it; ``keep`` reads back a copy it finds in the store
+    without a check recorded (one a killed keep put there before it could record it)."""
+    checksum = key_checksum(key)
+    if checksum is None:
+        return "good", "no checksum in the key: its size only"
+    try:
+        fh = store.open_key(key)
+    except FileNotFoundError:
+        return "missing", "the store has no copy under the key's name"
+    except OSError as exc:
+        return "unreadable", " ".join(str(exc).split())[:300]
+    digest, got = checksum.new(), 0
+    try:
+        while True:
+            data = fh.read(CHUNK)
+            if not data:
+                break
+            got += len(data)
+            digest.update(data)
+    except OSError as exc:
+        return "unreadable", " ".join(str(exc).split())[:300]
+    finally:
+        fh.close()
+    if size is not None and got != size:
+        return "bad", f"{got} bytes, the key says {size}"
+    if digest.hexdigest() != checksum.digest:
+        return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
+    return "good", ""
+
+
 class _Pools:
     """urllib3 pools for the URLs' hosts, through the proxy the environment names (as requests would)."""
 

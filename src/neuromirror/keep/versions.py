@@ -10,7 +10,11 @@ itself — after the archive's URLs, which stay first.
 
 Rerunning converges: what the store has (the key's final path exists: only verified bytes get
 there) is "already there" and not copied again, and the recording step writes only what the
-branch does not say yet; with everything kept it is a no-op.  ``--budget`` counts what the store
+branch does not say yet; with everything kept it is a no-op.  A copy found there without a check
+recorded in the index (a killed keep placed it and died before recording it) is read back and
+hashed first, so that it counts as a verified copy only once its bytes were seen right; a key whose
+copy has a check recorded is taken as held without a look at the store (as ``status --copies``
+counts it), so that a rerun with everything kept does no per-key file-system work.  ``--budget`` counts what the store
 holds when the run starts (once), reserves each file's size before its copy starts, and stops
 cleanly at the first file that would not fit: what was copied is recorded, the rest reported.
 """
@@ -23,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.index.lookup import find_version, not_mirrored, sources_matching
-from neuromirror.index.store_checks import record_checked, record_store
+from neuromirror.index.store_checks import checks_of, record_checked, record_store
 from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
+from neuromirror.keep.locations import Locations
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
-from neuromirror.keep.transfer import Outcome, Transfer
+from neuromirror.keep.transfer import Outcome, Transfer, read_back
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
@@ -117,9 +122,16 @@ class _Budget:
 
 @dataclass
 class _RunState:
+    """What this run knows of the store, per source: its versions share most keys, other sources few
+    (a key met again in another source is looked up again, in the index): memory follows the largest
+    source, not the archive."""
+
+    source: str = ""
     kept_now: set[str] = field(default_factory=set)  # keys this run put in the store
     present: set[str] = field(default_factory=set)  # keys seen in the store
     not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
+    confirmed: set[str] = field(default_factory=set)  # keys found unchecked in the store and read back right
+    locations: Locations = field(default_factory=Locations)  # what the branches already record
 
 
 def keep(
@@ -144,6 +156,9 @@ def keep(
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:
+                if state.source != target.source:  # what a source's versions share, held for that source only
+                    state.source = target.source
+                    state.kept_now, state.present, state.confirmed = set(), set(), set()
                 run.versions.append(_keep_version(mirror, store, target, options, budget, state, transfer, pool, run))
     finally:
         transfer.close()
@@ -169,6 +184,8 @@ def _keep_version(
     rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
     todo: dict[str, list[KeepFile]] = {}
+    unseen: dict[str, list[KeepFile]] = {}  # keys this run meets first in this version
+    found: dict[str, list[KeepFile]] = {}  # keys in the store without a check recorded
     for f in listing.annexed:
         if not selected(f.path, options.include, options.exclude):
             rep.excluded += 1
@@ -181,12 +198,30 @@ def _keep_version(
         elif f.key in state.kept_now:
             _count(rep, f, kept=True)
             present.setdefault(f.repo, []).append(f.key)
-        elif f.key in state.present or store.has(f.key):
-            state.present.add(f.key)
+        elif f.key in state.present:
             _count(rep, f, kept=False)
             present.setdefault(f.repo, []).append(f.key)
         else:
-            todo.setdefault(f.key, []).append(f)
+            unseen.setdefault(f.key, []).append(f)
+    # a key with a good check of its copy here recorded is taken as held (as status --copies counts it;
+    # re-reading is verify --stores's job): no look at the store; the others are looked for there
+    uuid = store.identity.uuid
+    checks = checks_of(mirror.index, list(unseen))
+    for key, files in unseen.items():
+        if uuid in checks.get(key, ()):
+            state.present.add(key)
+            _held(rep, files, present)
+        elif store.has(key):
+            found[key] = files
+        else:
+            todo[key] = files
+    wrong = _confirm(store, found, pool, run, state)
+    for key, files in found.items():
+        if key in wrong:
+            todo[key] = files  # wrong bytes, now removed: copied again below
+            continue
+        state.present.add(key)
+        _held(rep, files, present)
 
     jobs: dict[Future[Outcome], list[KeepFile]] = {}
     over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
@@ -220,14 +255,42 @@ def _keep_version(
             for fut, files in jobs.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
                     present.setdefault(files[0].repo, []).extend(f.key for f in files)
-            _record(mirror, store, target.source, present, rep, state.kept_now)
+            _record(mirror, store, target.source, present, rep, state)
             raise
     finally:
         bar.close()
-    _record(mirror, store, target.source, present, rep, state.kept_now)
+    _record(mirror, store, target.source, present, rep, state)
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
     return rep
+
+
+def _held(rep: VersionReport, files: list[KeepFile], present: dict[Path, list[str]]) -> None:
+    for f in files:
+        _count(rep, f, kept=False)
+        present.setdefault(f.repo, []).append(f.key)
+
+
+def _confirm(
+    store: Store, found: dict[str, list[KeepFile]], pool: ThreadPoolExecutor, run: KeepRun, state: _RunState
+) -> set[str]:
+    """The copies this run found in the store with no good check recorded — a killed keep put them there
+    (verified on the way in) and died before recording them — read back and hashed, so that a rerun after
+    a kill counts them as verified copies honestly: the good ones recorded as checked with the version's
+    record (:func:`_record`), a wrong one removed from the store (it is copied again). The keys removed."""
+    if not found:
+        return set()
+    keys = list(found)
+    wrong: set[str] = set()
+    for key, (verdict, _) in zip(keys, pool.map(lambda k: read_back(store, k, found[k][0].size), keys)):
+        if verdict == "good":
+            state.confirmed.add(key)
+        else:  # wrong bytes, or gone since has() said yes: copied again (an unreadable store fails that copy)
+            store.forget_key(key)
+            wrong.add(key)
+    run.reread += len(keys)
+    run.reread_wrong += len(wrong)
+    return wrong
 
 
 def _settle(
@@ -272,14 +335,17 @@ def _count(rep: VersionReport, f: KeepFile, *, kept: bool) -> None:
 
 
 def _record(
-    mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport, placed: set[str]
+    mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport, state: _RunState
 ) -> None:
-    """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock;
-    those this run put there (hashed on the way in) as checked now, in the index."""
+    """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock
+    (those the branches record already left alone); then those this run put there (hashed on the way in) or
+    read back (:func:`_confirm`) as checked now, in the index: a check row follows the branch's record."""
     if not present:
         return
     with mirror.lock(source):
         for repo, keys in present.items():
-            rep.recorded += record_present(repo, store, keys)
-    mine = [k for keys in present.values() for k in keys if k in placed]
-    record_checked(mirror.index, store.identity.uuid, mine, stored=True)
+            if not state.locations.all_in(repo, store.identity.uuid, keys):  # a rerun: recorded already
+                rep.recorded += record_present(repo, store, keys)
+    keys = [k for ks in present.values() for k in ks]
+    record_checked(mirror.index, store.identity.uuid, [k for k in keys if k in state.kept_now], stored=True)
+    record_checked(mirror.index, store.identity.uuid, [k for k in keys if k in state.confirmed])

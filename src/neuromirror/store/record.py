@@ -77,18 +77,36 @@ def _commit_top_files(repo: Path, parent: str, files: dict[str, bytes]) -> str:
 
 def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
     """The ``keys`` whose location log on the branch says ``uuid`` has them."""
-    ref = gitutil.ref_sha(repo, BRANCH)
+    return {k for k, there in present_stores(repo, keys).items() if uuid in there}
+
+
+def log_blobs(repo: Path, ref: str) -> dict[str, str]:
+    """path -> blob id of every location log (``*.log``) on the branch at ``ref``: one listing of its tree."""
+    return {path: sha for _, typ, sha, path in gitutil.ls_tree(repo, ref) if typ == "blob" and path.endswith(".log")}
+
+
+def present_stores(
+    repo: Path, keys: Sequence[str], ref: Optional[str] = None, blobs: Optional[dict[str, str]] = None
+) -> dict[str, frozenset[str]]:
+    """key -> the UUIDs its location log on the branch (at ``ref``, default its head) says have it, for the
+    ``keys`` some UUID has: every store in one reading, where asking :func:`present_in` per store reads
+    every log once per store.  ``blobs``: :func:`log_blobs` at ``ref``, when the caller has it."""
+    ref = ref or gitutil.ref_sha(repo, BRANCH)
     if ref is None or not keys:
-        return set()
-    paths = {log_path(k): k for k in keys}
+        return {}
     # one listing of the branch's tree, then the logs by blob id: a ``ref:path`` read walks three
     # trees per key (~0.3 ms each: 3 s for 10^4 keys), a listing of 10^4 keys' logs takes ~0.1 s
-    blobs = {paths[path]: sha for _, typ, sha, path in gitutil.ls_tree(repo, ref) if typ == "blob" and path in paths}
-    found = list(blobs.items())
+    if blobs is None:
+        blobs = log_blobs(repo, ref)
+    found = [(k, blobs[p]) for k, p in ((k, log_path(k)) for k in keys) if p in blobs]
+    out: dict[str, frozenset[str]] = {}
+    shared: dict[frozenset[str], frozenset[str]] = {}  # one object per set of stores: few differ
     with gitutil.CatFile(repo) as cat:
-        return {
-            k for (k, _), data in zip(found, cat.get_many(b for _, b in found)) if data and log_state(data).get(uuid)
-        }
+        for (k, _), data in zip(found, cat.get_many(b for _, b in found)):
+            there = frozenset(u for u, live in log_state(data).items() if live)
+            if there:
+                out[k] = shared.setdefault(there, there)
+    return out
 
 
 def record_present(repo: Path, store: Recorded, keys: Iterable[str]) -> int:

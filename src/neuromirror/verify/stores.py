@@ -32,12 +32,13 @@ from neuromirror.errors import UserError
 from neuromirror.index import store_checks
 from neuromirror.keep.copies import iso_time
 from neuromirror.keep.files import KeepFile, version_files
-from neuromirror.keep.transfer import CHUNK, Transfer, key_checksum
+from neuromirror.keep.locations import Locations
+from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.keep.versions import Target, select_versions
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
-from neuromirror.store.record import present_in, record_absent, record_present, store_uuids
+from neuromirror.store.record import record_absent, record_present, store_uuids
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -167,36 +168,6 @@ class _Stores:
             return None
 
 
-def _read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
-    """("good" | "bad" | "missing" | "unreadable", why) for the store's copy of ``key``."""
-    checksum = key_checksum(key)
-    if checksum is None:
-        return "good", "no checksum in the key: its size only"
-    try:
-        fh = store.open_key(key)
-    except FileNotFoundError:
-        return "missing", "the store has no copy under the key's name"
-    except OSError as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
-    digest, got = checksum.new(), 0
-    try:
-        while True:
-            data = fh.read(CHUNK)
-            if not data:
-                break
-            got += len(data)
-            digest.update(data)
-    except OSError as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
-    finally:
-        fh.close()
-    if size is not None and got != size:
-        return "bad", f"{got} bytes, the key says {size}"
-    if digest.hexdigest() != checksum.digest:
-        return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
-    return "good", ""
-
-
 def verify_stores(
     mirror: Mirror,
     specs: Sequence[Spec] = (),
@@ -212,23 +183,28 @@ def verify_stores(
     out = StoresCheck()
     opened = _Stores(mirror, only)
     copies: dict[tuple[str, str], _Copy] = {}  # (uuid, key) -> one file holding it
+    locations = Locations()  # a dataset's versions come one after another: its logs read once
     for target in _targets(mirror, specs):
         listing = version_files(mirror.index, mirror.dataset_path(target.relpath), target.row["id"])
         by_repo: dict[Path, list[KeepFile]] = {}
         for f in listing.annexed:
             by_repo.setdefault(f.repo, []).append(f)
         for repo, files in by_repo.items():
-            keys = list(dict.fromkeys(f.key for f in files))
             first: dict[str, KeepFile] = {}
             for f in files:
                 first.setdefault(f.key, f)
+            readable: list[str] = []
             for uuid, fields in store_uuids(repo).items():
                 if opened.get(uuid, fields) is None:
                     if only is None and uuid not in out.unreached:
                         out.unreached.append(uuid)
                     continue
-                for key in present_in(repo, uuid, keys):
-                    copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
+                readable.append(uuid)
+            holders = locations.of(repo, first)
+            for uuid in readable:
+                for key, there in holders.items():
+                    if uuid in there:
+                        copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
     chosen = _slice(mirror, list(copies), fraction, older_than)
     for uuid, _ in copies:
         s = opened.opened[uuid]
@@ -240,7 +216,7 @@ def verify_stores(
         uuid, key = item
         store = opened.opened[uuid]
         assert store is not None
-        return item, _read_back(store, key, copies[item].file.size)
+        return item, read_back(store, key, copies[item].file.size)
 
     good: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
