@@ -49,7 +49,8 @@ class MaintainReport:
             b, a = r["before"], r["after"]
             after = f" -> {a['loose']} loose, {a['packs']} pack(s)" if a else ""
             why = f" ({r['why']})" if r["why"] else ""
-            out.append(f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}")
+            logs = f"; {r['reflog_dropped']} reflog entries dropped" if r.get("reflog_dropped") else ""
+            out.append(f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}{logs}")
         clean = sum(1 for r in self.repositories if r["action"] == "nothing")
         if clean:
             out.append(f"{clean} repositor{'y' if clean == 1 else 'ies'} already packed")
