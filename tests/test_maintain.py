@@ -339,6 +339,19 @@ def test_store_published_after_every_sync_clones_in_few_requests_once_maintained
     assert refs(tmp_path / "c2")["refs/remotes/origin/git-annex"] == refs(d.ds)["refs/heads/git-annex"]
     assert git(tmp_path / "c2", "rev-parse", "HEAD") == git(d.ds, "rev-parse", "HEAD")
 
+    # one more sync published: a handful of loose objects in the store, far below the dataset's 100
+    change_and_sync(d, SYNCS)
+    d.run.ok("publish", d.source, "--to", to, "--public-url", served.url)
+    report = maintain_json(d.run, d.source, "--to", to)
+    mine, store_rows = by_label(report)[f"dandi/{d.id}"], [r for r in report["repositories"] if r["kind"] == "ria"]
+    assert mine["action"] == "nothing", "the mirror's own dataset waits for 100 loose objects"
+    assert store_rows[0]["action"] == "packed" and 0 < store_rows[0]["before"]["loose"] < 100, store_rows
+    assert store_rows[0]["after"]["loose"] == 0, "what is served over dumb HTTP keeps no loose object"
+    fsck_clean(served.store / dsid[:3] / dsid[3:])
+    n_last = requests_during(served, lambda: sh(tmp_path, "datalad", "clone", clone, str(tmp_path / "c3")))
+    assert n_last < 100, f"a clone after one more publish made {n_last} requests"
+    assert git(tmp_path / "c3", "rev-parse", "HEAD") == git(d.ds, "rev-parse", "HEAD")
+
 
 # -- the service maintains on its own ----------------------------------------------------------
 def test_the_service_keeps_the_dataset_and_its_store_packed(

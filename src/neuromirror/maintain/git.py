@@ -2,9 +2,10 @@
 
 Thresholds are git's ``gc --auto`` idea (``gc.auto`` = 6,700 loose objects, ``gc.autoPackLimit`` =
 50 packs) with far lower numbers: a dumb-HTTP client (a ``datalad clone`` of a RIA store behind a
-static web server) fetches every loose object with a request of its own and every pack with two, so
-:data:`LOOSE_LIMIT` loose objects and :data:`PACK_LIMIT` packs keep such a clone to a few dozen
-requests.
+static web server) fetches every loose object with a request of its own and every pack with two, and
+asks for packed objects loose first (a 404 each): a work tree's repository is packed past
+:data:`LOOSE_LIMIT` loose objects, a bare one (what is served) past :data:`SERVED_LOOSE_LIMIT` (none),
+and either past :data:`PACK_LIMIT` packs, which keeps such a clone to a few dozen requests.
 
 How it packs, and why nothing is ever lost:
 
@@ -49,6 +50,12 @@ from neuromirror.util.crashpoints import crashpoint
 LOOSE_LIMIT = 100
 #: more packs than this: one pack (git's gc.autoPackLimit is 50)
 PACK_LIMIT = 10
+#: a bare repository (a RIA store's copy, a bare sibling: what dumb HTTP serves) with more loose objects
+#: than this is packed.  Each loose object costs a dumb-HTTP clone a request, and git's walker asks for
+#: every object loose first, so packed objects cost it a 404 each while loose ones are about: the soak
+#: at 10^4 files (2026-11-24) cloned a store of 88 loose objects and 6 packs in 212 requests (88 loose,
+#: 108 404s).  A publish pushes ~11 objects a sync, so a served repository is packed after each.
+SERVED_LOOSE_LIMIT = 0
 #: a temporary pack file older than this is a killed git's: removed
 STALE_TMP_SECONDS = 3600
 #: reflog entries older than this many days are dropped (git's gc.reflogExpireUnreachable)
@@ -242,10 +249,11 @@ def maintain_repo(
 def _pack(git_dir: Path, *, dry_run: bool, force: bool, loose_limit: int, pack_limit: int) -> Outcome:
     t0 = time.monotonic()
     before = measure(git_dir)
-    why = worth_it(before, loose_limit=loose_limit, pack_limit=pack_limit)
+    bare = is_bare(git_dir)
+    served_limit = min(loose_limit, SERVED_LOOSE_LIMIT) if bare else loose_limit
+    why = worth_it(before, loose_limit=served_limit, pack_limit=pack_limit)
     if why is None and force and (before.loose or before.packs > 1):
         why = "forced"
-    bare = is_bare(git_dir)
     stale_info = bare and served_packs_stale(git_dir)
     if why is None:
         if stale_info and not dry_run:

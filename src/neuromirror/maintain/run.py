@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
-from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, Outcome, maintain_repo
+from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, SERVED_LOOSE_LIMIT, Outcome, maintain_repo
 from neuromirror.maintain.targets import Group, root_group, source_group
 from neuromirror.util import gitutil
 
@@ -33,7 +33,7 @@ class MaintainReport:
         return {
             "ok": not self.errors,
             "dry_run": self.dry_run,
-            "thresholds": {"loose": LOOSE_LIMIT, "packs": PACK_LIMIT},
+            "thresholds": {"loose": LOOSE_LIMIT, "served_loose": SERVED_LOOSE_LIMIT, "packs": PACK_LIMIT},
             "packed": self.packed,
             "repositories": self.repositories,
             "skipped": self.skipped,
