@@ -346,7 +346,7 @@ def test_store_published_after_every_sync_clones_in_few_requests_once_maintained
     mine, store_rows = by_label(report)[f"dandi/{d.id}"], [r for r in report["repositories"] if r["kind"] == "ria"]
     assert mine["action"] == "nothing", "the mirror's own dataset waits for 100 loose objects"
     assert store_rows[0]["action"] == "packed" and 0 < store_rows[0]["before"]["loose"] < 100, store_rows
-    assert store_rows[0]["after"]["loose"] == 0, "what is served over dumb HTTP keeps no loose object"
+    assert store_rows[0]["after"]["loose"] == 0 and store_rows[0]["after"]["packs"] == 1, "served: one pack"
     fsck_clean(served.store / dsid[:3] / dsid[3:])
     n_last = requests_during(served, lambda: sh(tmp_path, "datalad", "clone", clone, str(tmp_path / "c3")))
     assert n_last < 100, f"a clone after one more publish made {n_last} requests"

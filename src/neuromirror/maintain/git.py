@@ -5,7 +5,8 @@ Thresholds are git's ``gc --auto`` idea (``gc.auto`` = 6,700 loose objects, ``gc
 static web server) fetches every loose object with a request of its own and every pack with two, and
 asks for packed objects loose first (a 404 each): a work tree's repository is packed past
 :data:`LOOSE_LIMIT` loose objects, a bare one (what is served) past :data:`SERVED_LOOSE_LIMIT` (none),
-and either past :data:`PACK_LIMIT` packs, which keeps such a clone to a few dozen requests.
+and kept in one pack; a work tree's past :data:`PACK_LIMIT` packs.  That keeps such a clone to a
+dozen requests.
 
 How it packs, and why nothing is ever lost:
 
@@ -50,11 +51,14 @@ from neuromirror.util.crashpoints import crashpoint
 LOOSE_LIMIT = 100
 #: more packs than this: one pack (git's gc.autoPackLimit is 50)
 PACK_LIMIT = 10
-#: a bare repository (a RIA store's copy, a bare sibling: what dumb HTTP serves) with more loose objects
-#: than this is packed.  Each loose object costs a dumb-HTTP clone a request, and git's walker asks for
-#: every object loose first, so packed objects cost it a 404 each while loose ones are about: the soak
-#: at 10^4 files (2026-11-24) cloned a store of 88 loose objects and 6 packs in 212 requests (88 loose,
-#: 108 404s).  A publish pushes ~11 objects a sync, so a served repository is packed after each.
+#: a bare repository (a RIA store's copy, a bare sibling: what dumb HTTP serves) is kept in one pack:
+#: packed whenever it has a loose object or a second pack.  git's dumb-HTTP walker asks for every object
+#: loose before looking in the packs, and it finds the packs one missing object at a time, so each loose
+#: object and each extra pack costs requests (404s mostly).  Measured (2026-11-24, a RIA store of a
+#: 1,000-file dandiset after 30 syncs, ``datalad clone`` over ``python -m http.server``): 22 loose
+#: objects + 5 packs 99 requests, 0 loose + 3 packs (geometric) 46, one pack 10; at 10^4 files, 88 loose +
+#: 6 packs 212 and 0 loose + 5 packs 694.  A publish pushes ~11 objects a sync, so a served repository is
+#: repacked whole after each publish (``-a``, reusing deltas: ~1 s at 10^4 files).
 SERVED_LOOSE_LIMIT = 0
 #: a temporary pack file older than this is a killed git's: removed
 STALE_TMP_SECONDS = 3600
@@ -251,7 +255,7 @@ def _pack(git_dir: Path, *, dry_run: bool, force: bool, loose_limit: int, pack_l
     before = measure(git_dir)
     bare = is_bare(git_dir)
     served_limit = min(loose_limit, SERVED_LOOSE_LIMIT) if bare else loose_limit
-    why = worth_it(before, loose_limit=served_limit, pack_limit=pack_limit)
+    why = worth_it(before, loose_limit=served_limit, pack_limit=1 if bare else pack_limit)
     if why is None and force and (before.loose or before.packs > 1):
         why = "forced"
     stale_info = bare and served_packs_stale(git_dir)
@@ -263,7 +267,7 @@ def _pack(git_dir: Path, *, dry_run: bool, force: bool, loose_limit: int, pack_l
     if dry_run:
         return Outcome("would pack", why, before)
     remove_stale_tmp(git_dir)
-    all_in_one = before.packs > pack_limit or why == "forced"
+    all_in_one = bare or before.packs > pack_limit or why == "forced"
     args = ["-a", "-k"] if all_in_one else ["--geometric=2"]
     # -n: the server info is written below, and only for a bare repository (a work tree's is nobody's)
     gitutil.run(git_dir, "repack", "-d", "-l", "-q", "-n", *args)
