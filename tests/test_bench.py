@@ -246,4 +246,7 @@ def test_bench_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert all(c["index_rows"]["runs"] == c["cycle"] + 1 for c in cycles), "one run row per sync"
     assert cycles[-1]["index_rows"]["versions"] > cycles[0]["index_rows"]["versions"]
     assert soak["max_loose"] <= 100 + 50 and soak["fresh_clone_bytes"] > 0 and soak["git_bytes_last"] > 0
+    assert soak["fresh_clone_parts"]["index"] > 0 and soak["fresh_clone_parts"]["annex_index"] > 0, "a working clone"
+    assert set(soak["nochange_rows"]) <= {"runs"}, "a no-change sync adds its run row and nothing else"
+    assert soak["http_requests"] > soak["http_loose_requests"] > 0, "a dumb-HTTP client asks for each loose object"
     assert "| soak " in proc.stdout

@@ -234,6 +234,62 @@ def test_maintain_killed_mid_repack_leaves_everything_whole_and_a_rerun_finishes
     assert int(git(d.ds, "count-objects", "-v").split("in-pack: ")[1].split()[0]) > 40, "unreferenced kept too"
 
 
+# -- reflogs: a year of hourly syncs logs every move of master and git-annex ------------------
+def reflog_lines(repo: Path) -> dict[str, list[str]]:
+    logs = repo / ".git" / "logs"
+
+    def entries(f: Path) -> list[str]:  # git writes an empty message with or without its tab
+        return [ln.rstrip("\t") for ln in f.read_text().splitlines()]
+
+    return {str(f.relative_to(logs)): entries(f) for f in sorted(logs.rglob("*")) if f.is_file()}
+
+
+def age_reflogs(repo: Path, old: int, days: int) -> None:
+    """The first ``old`` entries of every reflog made ``days`` older, as a mirror synced for months has them
+    (the time is the fifth field from the end of the entry's first half: ``... <email> SECONDS TZ``)."""
+    for f in (repo / ".git" / "logs").rglob("*"):
+        if not f.is_file():
+            continue
+        lines = f.read_text().splitlines(keepends=True)
+        for i in range(min(old, len(lines))):
+            head, tab, msg = lines[i].partition("\t")
+            *rest, seconds, tz = head.rstrip("\n").split(" ")
+            lines[i] = " ".join([*rest, str(int(seconds) - days * 86400), tz]) + tab + msg
+            if not tab:
+                lines[i] += "\n"
+        f.write_text("".join(lines))
+
+
+def test_old_reflog_entries_of_machine_commits_are_dropped_and_nothing_else(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 2000})
+    for k in range(4):
+        change_and_sync(d, k)
+    young = maintain_json(d.run, d.source)
+    assert by_label(young)[f"dandi/{d.id}"]["reflog_dropped"] is None, "young reflogs: not even looked at"
+    logs = reflog_lines(d.ds)
+    assert {"HEAD", "refs/heads/master", "refs/heads/git-annex"} <= set(logs), logs.keys()
+    age_reflogs(d.ds, 3, days=60)
+    before = state(d.ds)
+
+    dry = maintain_json(d.run, d.source, "--dry-run")
+    assert by_label(dry)[f"dandi/{d.id}"]["action"] == "would trim reflogs"
+    assert {k: len(v) for k, v in reflog_lines(d.ds).items()} == {k: len(v) for k, v in logs.items()}
+
+    report = maintain_json(d.run, d.source)
+    mine = by_label(report)[f"dandi/{d.id}"]
+    assert mine["action"] == "reflogs trimmed" and mine["reflog_dropped"] == 3 * len(logs)
+    after = reflog_lines(d.ds)
+    for name, lines in logs.items():
+        assert after[name] == lines[3:], f"{name}: only the three old entries dropped, the young ones kept"
+    fsck_clean(d.ds)
+    assert state(d.ds) == before, "every ref where it was, every key's locations unchanged"
+    again = maintain_json(d.run, d.source)
+    assert by_label(again)[f"dandi/{d.id}"]["action"] == "nothing"
+    change_and_sync(d, 9)  # the mirror goes on
+    fsck_clean(d.ds)
+    assert len(reflog_lines(d.ds)["refs/heads/master"]) == len(after["refs/heads/master"]) + 1
+
+
 # -- a RIA store published after every sync, cloned over dumb HTTP ----------------------------
 def requests_during(served: Served, action) -> int:  # noqa: ANN001, F811
     served.log.seek(0, os.SEEK_END)
@@ -282,6 +338,19 @@ def test_store_published_after_every_sync_clones_in_few_requests_once_maintained
     assert n_after < 100, f"a clone of the maintained store made {n_after} requests"
     assert refs(tmp_path / "c2")["refs/remotes/origin/git-annex"] == refs(d.ds)["refs/heads/git-annex"]
     assert git(tmp_path / "c2", "rev-parse", "HEAD") == git(d.ds, "rev-parse", "HEAD")
+
+    # one more sync published: a handful of loose objects in the store, far below the dataset's 100
+    change_and_sync(d, SYNCS)
+    d.run.ok("publish", d.source, "--to", to, "--public-url", served.url)
+    report = maintain_json(d.run, d.source, "--to", to)
+    mine, store_rows = by_label(report)[f"dandi/{d.id}"], [r for r in report["repositories"] if r["kind"] == "ria"]
+    assert mine["action"] == "nothing", "the mirror's own dataset waits for 100 loose objects"
+    assert store_rows[0]["action"] == "packed" and 0 < store_rows[0]["before"]["loose"] < 100, store_rows
+    assert store_rows[0]["after"]["loose"] == 0 and store_rows[0]["after"]["packs"] == 1, "served: one pack"
+    fsck_clean(served.store / dsid[:3] / dsid[3:])
+    n_last = requests_during(served, lambda: sh(tmp_path, "datalad", "clone", clone, str(tmp_path / "c3")))
+    assert n_last < 100, f"a clone after one more publish made {n_last} requests"
+    assert git(tmp_path / "c3", "rev-parse", "HEAD") == git(d.ds, "rev-parse", "HEAD")
 
 
 # -- the service maintains on its own ----------------------------------------------------------

@@ -152,6 +152,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--soak-files", type=int, default=10_000, help="soak: files in the dandiset (default 10^4)")
     g.add_argument("--soak-syncs", type=int, default=1000, help="soak: syncs K, one added file each (default 1000)")
     g.add_argument("--soak-publish-every", type=int, default=10, help="soak: publish every Nth sync (default 10)")
+    g.add_argument(
+        "--soak-minutes", type=float, default=0, help="soak: start no cycle after M minutes (default 0: no limit)"
+    )
     p.add_argument(
         "--index-rows",
         type=int,

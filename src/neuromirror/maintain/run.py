@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
-from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, Outcome, maintain_repo
+from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, SERVED_LOOSE_LIMIT, Outcome, maintain_repo
 from neuromirror.maintain.targets import Group, root_group, source_group
 from neuromirror.util import gitutil
 
@@ -33,7 +33,7 @@ class MaintainReport:
         return {
             "ok": not self.errors,
             "dry_run": self.dry_run,
-            "thresholds": {"loose": LOOSE_LIMIT, "packs": PACK_LIMIT},
+            "thresholds": {"loose": LOOSE_LIMIT, "served_loose": SERVED_LOOSE_LIMIT, "packs": PACK_LIMIT},
             "packed": self.packed,
             "repositories": self.repositories,
             "skipped": self.skipped,
@@ -49,7 +49,8 @@ class MaintainReport:
             b, a = r["before"], r["after"]
             after = f" -> {a['loose']} loose, {a['packs']} pack(s)" if a else ""
             why = f" ({r['why']})" if r["why"] else ""
-            out.append(f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}")
+            logs = f"; {r['reflog_dropped']} reflog entries dropped" if r.get("reflog_dropped") else ""
+            out.append(f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}{logs}")
         clean = sum(1 for r in self.repositories if r["action"] == "nothing")
         if clean:
             out.append(f"{clean} repositor{'y' if clean == 1 else 'ies'} already packed")
