@@ -266,6 +266,7 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_failure(dandi_archive, tmp_p
     cmd = [sys.executable, "-m", "neuromirror", "--root", str(root)]
     env = dict(os.environ, NEUROMIRROR_HTTP_RETRIES="1")
     plan = dandi_archive.faults
+    plan.reset()  # the archive is the session's: no fault another test left queued may answer first
     old_timeout = plan.timeout_seconds
     # the archive stalls on the first API request (the user gives up): for longer than a loaded CI
     # machine can take to get there, or the stall ends on its own and the sync fails instead
@@ -301,6 +302,41 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_failure(dandi_archive, tmp_p
     status = subprocess.run([*cmd, "status"], capture_output=True, text=True, env=env)
     assert "failing" not in status.stdout and "KeyboardInterrupt" not in status.stdout, status.stdout
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_ctrl_c_while_a_worker_thread_waits_on_the_archive_ends_at_once(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """The Zarr list is read in a thread beside the draft's listing; when the archive never answers
+    it, Ctrl-C still ends the sync at once (recorded as interrupted), not when the archive gives up."""
+    ident, _ = small_dandiset(dandi_archive, "ctrl-c-worker")
+    root = tmp_path / "mirror"
+    plan = dandi_archive.faults
+    plan.reset()
+    old_timeout = plan.timeout_seconds
+    plan.timeout_seconds = 600  # longer than the test would wait: only Ctrl-C can end it
+    plan.set_only_paths(r"/zarr/\?")
+    plan.set_rate(1.0, ("timeout",))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{ident}"]
+            + ["--dandi-api", dandi_archive.api_url],
+            env=dict(os.environ, NEUROMIRROR_HTTP_RETRIES="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not plan.injected:
+            time.sleep(0.05)  # until the Zarr list's request is stalled (the stand-in logged its fault)
+        assert proc.poll() is None and plan.injected, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)  # the stall lasts 600 s
+    finally:
+        plan.reset()
+        plan.set_only_paths(None)
+        plan.timeout_seconds = old_timeout
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "neuromirror: interrupted"
+    assert query(root, "SELECT outcome FROM runs") == [("interrupted",)]
 
 
 # -- pipes ---------------------------------------------------------------------------------------------

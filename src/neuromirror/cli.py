@@ -119,6 +119,22 @@ def _stdout_gone() -> int:
     return 141  # 128 + SIGPIPE, what a shell reports for a writer cut off by its reader
 
 
+def _exit_now_if_a_worker_is_stuck(code: int) -> None:
+    """End the process at once when a worker thread is still running after Ctrl-C.
+
+    The interrupted sync has recorded itself and put its dataset back by now, but a thread of it
+    (the Zarr list read beside the draft's listing, a pool's worker) can be blocked on a request
+    the archive never answers, and Python would wait for it at exit: Ctrl-C would hang until the
+    archive gave up.  Only for the command itself, never when ``main`` is called in a process."""
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuromirror.util.gitutil import IDENTITY
     from neuromirror.util.toolpath import ensure_tools_on_path
@@ -142,6 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _stdout_gone()
     except KeyboardInterrupt:
         print("neuromirror: interrupted", file=sys.stderr)
+        if argv is None:
+            _exit_now_if_a_worker_is_stuck(130)
         return 130
     except UserError as exc:
         print(f"neuromirror: {exc}", file=sys.stderr)
