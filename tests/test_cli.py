@@ -26,6 +26,13 @@ T0 = datetime(2025, 2, 1, 9, 0, tzinfo=timezone.utc)
 BIN = Path(sys.executable).parent  # the venv's bin: neuromirror, git-annex, datalad
 
 
+def sigint_as_at_a_terminal() -> None:
+    """In the child before it runs: Ctrl-C's default action. A shell starts background jobs (a CI
+    runner's ``cmd &``) with SIGINT ignored, which the children inherit, and Python then installs
+    no KeyboardInterrupt handler: the SIGINT a test sends would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def small_dandiset(archive, name: str, publish: bool = False) -> tuple[str, str | None]:  # noqa: ANN001
     ident = archive.create_dandiset(name=name, created=T0)
     archive.put_asset(ident, "sub-01/data.nwb", f"{name} data".encode() * 50, when=T0)
@@ -279,6 +286,7 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_failure(dandi_archive, tmp_p
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=sigint_as_at_a_terminal,
         )
         # until the sync has started its run AND is blocked on the stalled request (the stand-in took
         # the fault off its queue): a SIGINT any earlier could land in start-up instead of the wait
@@ -323,6 +331,7 @@ def test_ctrl_c_while_a_worker_thread_waits_on_the_archive_ends_at_once(dandi_ar
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=sigint_as_at_a_terminal,
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None and not plan.injected:
