@@ -213,6 +213,7 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
             {
                 "cycle": i,
                 "sync_s": r["wall_s"],
+                "sync_cpu_s": r["cpu_s"],
                 "peak_rss_mb": r["peak_rss_mb"],
                 "outcome": r["outcome"],
                 "index_rows": index_rows(index),
@@ -255,7 +256,7 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
         f".git {summary['git_over_fresh']}x a fresh working clone ({summary['git_over_mirror_clone']}x a "
         f"clone --mirror; objects {summary['objects_over_fresh']}x), at most {summary['max_loose']} loose "
         f"objects ({summary['max_store_loose']} in the store), HTTP clone {summary['http_requests']} requests, "
-        f"sync at K {summary['sync_k_over_10']}x cycle 10, RSS {summary['rss_first_mb']} -> {summary['rss_last_mb']} MB"
+        f"sync at K {summary['sync_k_over_10']}x cycle 10 (CPU {summary['sync_cpu_k_over_10']}x), RSS {summary['rss_first_mb']} -> {summary['rss_last_mb']} MB"
     )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
@@ -273,6 +274,9 @@ def _summary(n: int, k: int, cycles: list[dict], clones: dict[str, Any], mine: d
     # medians of ten cycles (the first ten, the last ten): one sync's time is noisy on a shared machine
     early = statistics.median(c["sync_s"] for c in cycles[:10])
     late = statistics.median(c["sync_s"] for c in cycles[-10:])
+    # CPU seconds of the sync's process tree: what the sync costs, whatever else the machine runs
+    cpu_early = statistics.median(c["sync_cpu_s"] for c in cycles[:10])
+    cpu_late = statistics.median(c["sync_cpu_s"] for c in cycles[-10:])
     last = cycles[-1]
     store_loose = [c["store_loose"] for c in cycles if c["store_loose"] is not None]
     fresh, fresh_objects, bare = sum(clones["work"].values()), clones["work"]["objects"], clones["mirror"]
@@ -299,6 +303,9 @@ def _summary(n: int, k: int, cycles: list[dict], clones: dict[str, Any], mine: d
         "sync_10_s": round(early, 3),
         "sync_k_s": round(late, 3),
         "sync_k_over_10": round(late / early, 2) if early else None,
+        "sync_cpu_10_s": round(cpu_early, 3),
+        "sync_cpu_k_s": round(cpu_late, 3),
+        "sync_cpu_k_over_10": round(cpu_late / cpu_early, 2) if cpu_early else None,
         "peak_rss_mb": max(c["peak_rss_mb"] for c in cycles),
         "rss_first_mb": cycles[0]["peak_rss_mb"],
         "rss_last_mb": last["peak_rss_mb"],
