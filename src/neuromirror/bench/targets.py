@@ -6,7 +6,7 @@ report; a target whose scenario did not run is not checked.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from neuromirror.bench.report import find
 
@@ -23,6 +23,26 @@ TARGET_INDEX_MS = 100
 TARGET_LATER_ANNEX_S = 3.0
 #: issue 25: a clone of an AIND asset's dataset without its stores' subdatasets
 TARGET_AIND_CLONE_S = 5.0
+
+
+#: how a bound holds: at least, at most, strictly under
+_KINDS = {"min": (">=", lambda v, b: v >= b), "max": ("<=", lambda v, b: v <= b), "under": ("<", lambda v, b: v < b)}
+
+
+def row_targets(row: dict, bounds: Sequence[tuple]) -> list[dict[str, Any]]:
+    """A scenario row against its table of bounds ``(scenario, field, bound, kind[, what])``:
+    ``{what, value, bound, met}`` for each bound of the row's scenario whose field it carries
+    (``kind``: "min" >=, "max" <=, "under" <; ``what`` defaults to the field's name)."""
+    found = []
+    for scenario, field, bound, kind, *what in bounds:
+        if row.get("scenario") != scenario or row.get(field) is None:
+            continue
+        sign, holds = _KINDS[kind]
+        value = row[field]
+        found.append(
+            {"what": what[0] if what else field, "value": value, "bound": f"{sign} {bound}", "met": holds(value, bound)}
+        )
+    return found
 
 
 def check_targets(results: list[dict], startup: dict, index: Optional[dict]) -> list[dict]:

@@ -51,6 +51,7 @@ from neuromirror.bench.archives import Archives, direct_puts
 from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.syncs import run_sync
+from neuromirror.bench.targets import row_targets
 
 JOBS = 8
 TARGET_KEYS = 1_000_000
@@ -315,7 +316,7 @@ def bench_keep_archive(
     resume["rss_at_1e6_mb"] = round(peak + resume["rss_per_key_kb"] * max(0, TARGET_KEYS - keys) / 1024, 0)
     rows.append(_verify(root, env, stores[0], specs, keys, k1, fraction, common))
     for row in rows:
-        row["targets"] = check(row)
+        row["targets"] = row_targets(row, TARGETS)
         for tg in row["targets"]:
             say(f"{row['scenario']}: {tg['what']} = {tg['value']} ({'met' if tg['met'] else 'NOT met'}: {tg['bound']})")
     if not keep:
@@ -356,18 +357,6 @@ def _remove(path: Path) -> None:
         return
     subprocess.run(["chmod", "-R", "u+w", str(path)], check=False)
     shutil.rmtree(path, ignore_errors=True)
-
-
-def check(row: dict) -> list[dict[str, Any]]:
-    found = []
-    for scenario, fld, bound, kind, what in TARGETS:
-        if row.get("scenario") == scenario and row.get(fld) is not None:
-            value = row[fld]
-            met = value >= bound if kind == "min" else value <= bound
-            found.append(
-                {"what": what, "value": value, "bound": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met}
-            )
-    return found
 
 
 def keep_archive_targets(results: list[dict]) -> list[dict[str, Any]]:

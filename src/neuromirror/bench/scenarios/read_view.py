@@ -58,26 +58,27 @@ from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_m
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
 from neuromirror.bench.syncs import run_sync
+from neuromirror.bench.targets import row_targets
 
 SMALL = 64 * 1024
 LARGE = 8 * 2**20
 RANGE = 64 * 1024
 MANY_ZARRS_TARGET = 20_000
 BIG_ZARR_TARGET = 1_000_000
-#: (row, what, field, bound, "min" | "max")
+#: (row, field, bound, "min" | "max", what): neuromirror.bench.targets.row_targets
 TARGETS = (
-    ("read-ttfb", "first byte through the view: p50 ms more than the archive's", "view_extra_ms", 20.0, "max"),
-    ("read-ttfb", "first byte through neuromirror://: p50 ms more than the archive's", "fsspec_extra_ms", 20.0, "max"),
-    ("read-ttfb", "git processes of the view on the request path once listed", "view_git_processes", 0, "max"),
-    ("read-ttfb", "git processes of neuromirror:// once listed", "fsspec_git_processes", 0, "max"),
-    ("read-listing", "first PROPFIND Depth 1 of the version root (cold): ms", "root_cold_ms", 200.0, "max"),
-    ("read-listing", "first JSON listing of a directory (cold): ms", "dir_cold_ms", 200.0, "max"),
-    ("read-listing", "PROPFIND Depth 1 of the version root, warm p50: ms", "root_propfind_warm_ms", 200.0, "max"),
-    ("read-listing", "JSON listing of the version root, warm p50: ms", "root_json_warm_ms", 200.0, "max"),
-    ("read-readers", "concurrent readers through the view: errors", "errors", 0, "max"),
-    ("read-readers", "concurrent readers: view throughput / archive's", "throughput_ratio", 0.8, "min"),
-    ("read-zarr-big", "view RSS listing a Zarr of 10^6 objects (extrapolated): MB", "rss_at_1e6_mb", 300.0, "max"),
-    ("read-zarrs", "view RSS with 20,000 Zarrs (extrapolated): MB", "rss_at_20000_mb", 300.0, "max"),
+    ("read-ttfb", "view_extra_ms", 20.0, "max", "first byte through the view: p50 ms more than the archive's"),
+    ("read-ttfb", "fsspec_extra_ms", 20.0, "max", "first byte through neuromirror://: p50 ms more than the archive's"),
+    ("read-ttfb", "view_git_processes", 0, "max", "git processes of the view on the request path once listed"),
+    ("read-ttfb", "fsspec_git_processes", 0, "max", "git processes of neuromirror:// once listed"),
+    ("read-listing", "root_cold_ms", 200.0, "max", "first PROPFIND Depth 1 of the version root (cold): ms"),
+    ("read-listing", "dir_cold_ms", 200.0, "max", "first JSON listing of a directory (cold): ms"),
+    ("read-listing", "root_propfind_warm_ms", 200.0, "max", "PROPFIND Depth 1 of the version root, warm p50: ms"),
+    ("read-listing", "root_json_warm_ms", 200.0, "max", "JSON listing of the version root, warm p50: ms"),
+    ("read-readers", "errors", 0, "max", "concurrent readers through the view: errors"),
+    ("read-readers", "throughput_ratio", 0.8, "min", "concurrent readers: view throughput / archive's"),
+    ("read-zarr-big", "rss_at_1e6_mb", 300.0, "max", "view RSS listing a Zarr of 10^6 objects (extrapolated): MB"),
+    ("read-zarrs", "rss_at_20000_mb", 300.0, "max", "view RSS with 20,000 Zarrs (extrapolated): MB"),
 )
 AIND_BUCKET = "aind-open-data-read"
 
@@ -251,7 +252,7 @@ def bench_read(
             out[0]["view_git_processes_total"] = sum(1 for _ in view_log.open())
     for row in out:
         row["sync_s"] = {s["scenario"]: s["wall_s"] for s in syncs}
-        row["targets"] = check(row)
+        row["targets"] = row_targets(row, TARGETS)
         for tg in row["targets"]:
             say(f"{row['scenario']}: {tg['what']} = {tg['value']} ({'met' if tg['met'] else 'NOT met'}: {tg['bound']})")
     if not keep:
@@ -424,18 +425,6 @@ def _big_zarr(reader: Reader, base: str, name: str, store: str, objects: int, co
         f"{rss['peak']} MB (-> {row['rss_at_1e6_mb']} MB at 10^6, linear)"
     )
     return row
-
-
-def check(row: dict) -> list[dict[str, Any]]:
-    found = []
-    for scenario, what, field, bound, kind in TARGETS:
-        if row.get("scenario") == scenario and row.get(field) is not None:
-            value = row[field]
-            met = value >= bound if kind == "min" else value <= bound
-            found.append(
-                {"what": what, "value": value, "bound": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met}
-            )
-    return found
 
 
 def read_targets(results: list[dict]) -> list[dict[str, Any]]:

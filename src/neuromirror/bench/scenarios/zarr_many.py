@@ -22,12 +22,12 @@ import shutil
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, zarr_dandiset, zarr_path
 from neuromirror.bench.measure import say
 from neuromirror.bench.scenarios.scale import commits, zarr_split
 from neuromirror.bench.syncs import run_sync
+from neuromirror.bench.targets import row_targets
 
 #: issue 25's targets: (row, field, bound, "min" | "max")
 TARGETS = (
@@ -91,7 +91,7 @@ def bench_zarr_many(
     res = sync("zarr-many-2zarrs1blob")
     res["zarr_commits"] = [commits(ds / zarr_path(i), "^Neuromirror-Zarr: ") for i in range(3)]
     for row in out:
-        row["targets"] = check(row)
+        row["targets"] = row_targets(row, TARGETS)
         for t in row["targets"]:
             say(f"zarr-many {size}: {t['what']} = {t['value']} ({'met' if t['met'] else 'NOT met'}: {t['bound']})")
     if not keep:
@@ -99,15 +99,3 @@ def bench_zarr_many(
     if drop:
         archives.drop_objects(d.bucket)
     return out
-
-
-def check(row: dict) -> list[dict[str, Any]]:
-    """Issue 25's targets for this row: value, bound, met."""
-    found = []
-    for scenario, field, bound, kind in TARGETS:
-        if row.get("scenario") != scenario or row.get(field) is None:
-            continue
-        value = row[field]
-        met = value >= bound if kind == "min" else value <= bound
-        found.append({"what": field, "value": value, "bound": f"{'>=' if kind == 'min' else '<='} {bound}", "met": met})
-    return found
