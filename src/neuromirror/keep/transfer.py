@@ -16,7 +16,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.annex.keys import key_hash
 from neuromirror.store.base import Store
@@ -128,7 +128,7 @@ class Transfer:
         try:
             if response.status != 200:
                 raise _Refused(f"HTTP {response.status}")
-            placed = self._copy(response.stream(CHUNK, decode_content=False), key, size, checksum, "URL")
+            placed = self._copy(_body_reader(response), key, size, checksum, "URL")
             complete = True
             return placed
         except urllib3.exceptions.HTTPError as exc:
@@ -147,33 +147,38 @@ class Transfer:
         except OSError as exc:
             raise _Refused(_one_line(exc)) from None
 
-        def chunks() -> Iterable[bytes]:
-            while True:
-                try:
-                    data = fh.read(CHUNK)
-                except OSError as exc:
-                    raise _Refused(f"reading failed: {_one_line(exc)}") from None
-                if not data:
-                    return
-                yield data
+        def readinto(buf: memoryview) -> int:
+            try:
+                return fh.readinto(buf)  # type: ignore[attr-defined]
+            except OSError as exc:
+                raise _Refused(f"reading failed: {_one_line(exc)}") from None
 
         try:
-            return self._copy(chunks(), key, size, checksum, "store")
+            return self._copy(readinto, key, size, checksum, "store")
         finally:
             fh.close()
 
-    def _copy(self, chunks: Iterable[bytes], key: str, size: Optional[int], checksum: Checksum, origin: str) -> bool:
-        """Stream ``chunks`` into the store, hashing; put them in place only if they are the key's bytes."""
+    def _copy(
+        self, readinto: Callable[[memoryview], int], key: str, size: Optional[int], checksum: Checksum, origin: str
+    ) -> bool:
+        """Read the bytes into the store, hashing; put them in place only if they are the key's bytes.
+
+        ``readinto(buffer) -> n`` fills one reused buffer (0 at the end): no allocation per chunk."""
+        buf = memoryview(bytearray(CHUNK))
         try:
             digest = checksum.new()
             got = 0
             with self.store.receive(key) as incoming:
-                for chunk in chunks:
+                while True:
+                    n = readinto(buf)
+                    if not n:
+                        break
                     if self.stop.is_set():
                         raise _Refused("interrupted")
-                    got += len(chunk)
+                    got += n
                     if size is not None and got > size:
                         raise _Refused(f"wrong bytes from {origin} (more than the key's {size} bytes)")
+                    chunk = buf[:n]
                     incoming.write(chunk)
                     digest.update(chunk)
                     if self.on_bytes is not None:
@@ -192,6 +197,27 @@ class Transfer:
             return placed
         except OSError as exc:  # the store's disk or bucket (StoreWriteError), not the source: fail the file, loudly
             raise _Refused(f"writing to the store failed: {exc}") from None
+
+
+def _body_reader(response: Any) -> Callable[[memoryview], int]:
+    """``readinto`` for a urllib3 response's body, raw (no ``Content-Encoding`` decoding).
+
+    The body is read straight into the caller's buffer through the ``http.client`` response under
+    urllib3's (``response._fp``: what urllib3's own ``read`` calls, which allocates a new bytes object
+    per chunk); anything else falls back to urllib3's ``read``, copied into the buffer.
+    """
+    import http.client
+
+    raw = getattr(response, "_fp", None)
+    if isinstance(raw, http.client.HTTPResponse):
+        return raw.readinto
+
+    def readinto(buf: memoryview) -> int:
+        data = response.read(len(buf), decode_content=False)
+        buf[: len(data)] = data
+        return len(data)
+
+    return readinto
 
 
 def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
