@@ -23,6 +23,8 @@ from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
 
 CHUNK = 1 << 20
+#: files of at least this size are hashed beside their reads (:class:`_Hasher`); smaller ones inline
+PIPELINE_MIN = 4 * CHUNK
 #: (connect, read) seconds: a stalled archive fails the URL, not the run
 TIMEOUT = (30, 300)
 _HEX = re.compile(r"[0-9a-f]+")
@@ -163,13 +165,18 @@ class Transfer:
     ) -> bool:
         """Read the bytes into the store, hashing; put them in place only if they are the key's bytes.
 
-        ``readinto(buffer) -> n`` fills one reused buffer (0 at the end): no allocation per chunk."""
-        buf = memoryview(bytearray(CHUNK))
+        ``readinto(buffer) -> n`` fills a reused buffer (0 at the end): no allocation per chunk. A large
+        file is hashed in a thread of its own (:class:`_Hasher`), so that its next buffer is read and
+        written while the last one is hashed, on another core when there is one."""
+        if size is not None and size >= PIPELINE_MIN:
+            hasher: _Hasher | _InlineHasher = _Hasher(checksum)
+        else:  # a buffer of the file's size, not 1 MiB for each file of 10 kB
+            hasher = _InlineHasher(checksum, CHUNK if size is None else min(CHUNK, max(size, 1)))
         try:
-            digest = checksum.new()
             got = 0
             with self.store.receive(key) as incoming:
                 while True:
+                    buf = hasher.buffer()
                     n = readinto(buf)
                     if not n:
                         break
@@ -178,15 +185,14 @@ class Transfer:
                     got += n
                     if size is not None and got > size:
                         raise _Refused(f"wrong bytes from {origin} (more than the key's {size} bytes)")
-                    chunk = buf[:n]
-                    incoming.write(chunk)
-                    digest.update(chunk)
+                    incoming.write(buf[:n])
+                    hasher.update(buf, n)  # the buffer is the hasher's until it gives it back
                     if self.on_bytes is not None:
                         self.on_bytes(key, got)
                     crashpoint("keep-copy")  # mid-file: the bytes so far are only in the temp file
                 if size is not None and got != size:
                     raise _Refused(f"wrong bytes from {origin} ({got} bytes, the key says {size})")
-                hexdigest = digest.hexdigest()
+                hexdigest = hasher.hexdigest()
                 if hexdigest != checksum.digest:
                     raise _Refused(
                         f"wrong bytes from {origin} ({checksum.algorithm} {hexdigest[:16]}…, "
@@ -197,6 +203,8 @@ class Transfer:
             return placed
         except OSError as exc:  # the store's disk or bucket (StoreWriteError), not the source: fail the file, loudly
             raise _Refused(f"writing to the store failed: {exc}") from None
+        finally:
+            hasher.close()
 
 
 def _body_reader(response: Any) -> Callable[[memoryview], int]:
@@ -251,6 +259,74 @@ def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
     if digest.hexdigest() != checksum.digest:
         return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
     return "good", ""
+
+
+class _InlineHasher:
+    """One buffer, hashed on the reading thread: a small file's way (a thread would cost more than it saves)."""
+
+    def __init__(self, checksum: Checksum, size: int = CHUNK):
+        self.digest = checksum.new()
+        self._buf = memoryview(bytearray(size))
+
+    def buffer(self) -> memoryview:
+        return self._buf
+
+    def update(self, buf: memoryview, n: int) -> None:
+        self.digest.update(buf[:n])
+
+    def hexdigest(self) -> str:
+        return str(self.digest.hexdigest())
+
+    def close(self) -> None:
+        pass
+
+
+class _Hasher:
+    """Hashing in a thread beside the reads: buffers go round, filled by the reader, hashed here, given back.
+
+    hashlib releases the GIL over large buffers, so the hash of one buffer runs while the reader's
+    ``recv``/``write`` of the next do; every byte is still hashed, in order, before :meth:`hexdigest`.
+    """
+
+    BUFFERS = 3
+
+    def __init__(self, checksum: Checksum):
+        import queue
+
+        self.digest = checksum.new()
+        self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[Optional[tuple[memoryview, int]]] = queue.SimpleQueue()
+        for _ in range(self.BUFFERS):
+            self._free.put(memoryview(bytearray(CHUNK)))
+        self._thread = threading.Thread(target=self._run, name="keep-hash", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            item = self._full.get()
+            if item is None:
+                return
+            buf, n = item
+            self.digest.update(buf[:n])
+            self._free.put(buf)
+
+    def buffer(self) -> memoryview:
+        return self._free.get()
+
+    def update(self, buf: memoryview, n: int) -> None:
+        self._full.put((buf, n))
+
+    def hexdigest(self) -> str:
+        self.close()
+        return str(self.digest.hexdigest())
+
+    def close(self) -> None:
+        """Every buffer given so far hashed, and the thread ended (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._full.put(None)
+            self._thread.join()
 
 
 class _Pools:
