@@ -17,9 +17,9 @@ hashes nor syncs what it wrote; keep does both (one ``syncfs`` before the branch
 so the row also has the copy made durable (``sync -f`` of its directory after curl:
 ``mb_per_s_on_disk``), the same work keep must finish; both ratios are reported.  On a machine
 shared with others one run of each measures two different moments (curl's MB/s moved 1.5x within
-minutes here), so keep (into a new store each time) and the plain copy take turns ``ROUNDS``
-times, and the rows are each side's median round, every round's wall, CPU and load beside it
-(``rounds``).
+minutes here), so keep (into a new store each time, removed after its round as curl's files are)
+and the plain copy take turns ``ROUNDS`` times, and the rows are each side's median round, every
+round's wall, CPU and load beside it (``rounds``).
 """
 
 from __future__ import annotations
@@ -95,25 +95,24 @@ def bench_keep_shape(archives: Archives, work: Path, startup: float, label: str,
         return [*neuromirror_cmd(), "--root", str(root), "keep", f"dandi:{ident}", "--to", str(to), "-J", str(JOBS)]
 
     cmd = keep_cmd(store)
-    say(f"keep {label}: neuromirror keep ({files} x {size} bytes) ...")
-    r = run_measured([*cmd, "--json", "-q"], env=env)
-    row = _row(f"keep-{label}", files, nbytes, r)
-    row["report"] = json.loads(r["stdout"] or "null")
-    rows.append(row)
-    if label == "large":  # keep and the plain copy take turns, ROUNDS times: the same moments of a shared machine
-        plain_rounds = [_plain_copy(archives, ident, work / f"plain-{label}", files, nbytes)]
-        keep_rounds = [row]
-        for i in range(2, ROUNDS + 1):
-            again_store = work / f"store-{label}-{i}"
-            say(f"keep {label}: round {i} of {ROUNDS}: neuromirror keep into a new store ...")
-            keep_rounds.append(
-                _row(f"keep-{label}", files, nbytes, run_measured([*keep_cmd(again_store), "-q"], env=env))
-            )
-            shutil.rmtree(again_store, ignore_errors=True)
+    # large files: keep and the plain copy take turns, ROUNDS times (the same moments of a shared machine);
+    # each round's keep into a new store, removed after it as the plain copy's files are, but the last
+    rounds = ROUNDS if label == "large" else 1
+    keep_rounds: list[dict] = []
+    plain_rounds: list[dict] = []
+    for i in range(1, rounds + 1):
+        to = store if i == rounds else work / f"store-{label}-{i}"
+        say(f"keep {label}: neuromirror keep ({files} x {size} bytes), round {i} of {rounds} ...")
+        r = run_measured([*keep_cmd(to), "--json", "-q"], env=env)
+        keep_rounds.append(_row(f"keep-{label}", files, nbytes, r))
+        keep_rounds[-1]["report"] = json.loads(r["stdout"] or "null")
+        if to != store:
+            shutil.rmtree(to, ignore_errors=True)
+        if label == "large":
             plain_rounds.append(_plain_copy(archives, ident, work / f"plain-{label}", files, nbytes))
-        rows[-1] = _median_row(keep_rounds)
-        rows[-1]["report"] = row["report"]
-        plain_row = _median_row(plain_rounds)
+    row = _median_row(keep_rounds) if rounds > 1 else keep_rounds[0]
+    row["report"] = keep_rounds[-1]["report"]
+    rows.append(row)
     say(f"keep {label}: again, everything kept ...")
     rows.append(_row(f"keep-{label}-rerun", files, 0, run_measured([*cmd, "--json", "-q"], env=env)))
     peer = work / f"peer-{label}"
@@ -129,7 +128,7 @@ def bench_keep_shape(archives: Archives, work: Path, startup: float, label: str,
     )
     rows.append(_row(f"keep-{label}-peer", files, nbytes, r))
     if label == "large":
-        rows.append(plain_row)
+        rows.append(_median_row(plain_rounds))
     shutil.rmtree(store, ignore_errors=True)
     shutil.rmtree(peer, ignore_errors=True)
     ours, again, theirs = rows[:3]
