@@ -75,3 +75,66 @@ def test_bytes_wrong_only_near_their_end_are_refused_and_nothing_is_placed(s3, t
         assert store.key_path(key).read_bytes() == good
     finally:
         transfer.close()
+
+
+class _StallingArchive:
+    """An archive on loopback that sends a large body's headers and first bytes, then stops answering."""
+
+    def __init__(self, data: bytes, sent: int):
+        import http.server
+        import threading
+
+        release = self.release = threading.Event()
+        self.served = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[:sent])
+                self.wfile.flush()
+                outer.served.set()
+                release.wait(60)  # stalled: neither more bytes nor a close
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        outer = self
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/blob"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_stalled_archive_fails_the_url_and_the_next_url_serves(s3, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from neuromirror.keep import transfer as transfer_module
+
+    monkeypatch.setattr(transfer_module, "TIMEOUT", (5, 1))  # the read timeout, shortened for the test
+    good = deterministic_bytes("keep-large-stall", LARGE)
+    key = f"SHA256E-s{LARGE}--{hashlib.sha256(good).hexdigest()}.nwb"
+    bucket = "keep-large-stall"
+    s3.create_bucket(bucket)
+    serving = s3.url(bucket, "blob", s3.put(bucket, "blob", good))
+    stalled = _StallingArchive(good, 3 * CHUNK)
+    store = DirectoryStore(tmp_path / "store")
+    transfer = Transfer(store)
+    try:
+        outcome = transfer(key, LARGE, [stalled.url])
+        assert stalled.served.is_set()
+        assert not outcome.ok and "reading failed" in outcome.why and "timed out" in outcome.why, outcome.why
+        assert "writing to the store" not in outcome.why  # the archive's failure, not the store's
+        assert not store.key_path(key).exists() and not any((store.path / TMP_DIR).iterdir())
+
+        outcome = transfer(key, LARGE, [stalled.url, serving])  # the pinned URL stalls, the next one serves
+        assert outcome.ok and outcome.origin == serving, outcome.why
+        assert store.key_path(key).read_bytes() == good
+    finally:
+        transfer.close()
+        stalled.close()

@@ -217,11 +217,17 @@ def _body_reader(response: Any) -> Callable[[memoryview], int]:
     import http.client
 
     raw = getattr(response, "_fp", None)
-    if isinstance(raw, http.client.HTTPResponse):
-        return raw.readinto
+    direct = raw.readinto if isinstance(raw, http.client.HTTPResponse) else None
 
     def readinto(buf: memoryview) -> int:
-        data = response.read(len(buf), decode_content=False)
+        # the source's failures (a read timeout: a stalled archive; a reset; a cut chunk) are this URL's:
+        # not to be taken for the store's (OSError in _copy) nor to end the run
+        try:
+            if direct is not None:
+                return int(direct(buf))
+            data = response.read(len(buf), decode_content=False)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Refused(f"reading failed: {_one_line(exc)}") from None
         buf[: len(data)] = data
         return len(data)
 
