@@ -16,13 +16,15 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.annex.keys import key_hash
 from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
 
 CHUNK = 1 << 20
+#: files of at least this size are hashed beside their reads (:class:`_Hasher`); smaller ones inline
+PIPELINE_MIN = 4 * CHUNK
 #: (connect, read) seconds: a stalled archive fails the URL, not the run
 TIMEOUT = (30, 300)
 _HEX = re.compile(r"[0-9a-f]+")
@@ -128,7 +130,7 @@ class Transfer:
         try:
             if response.status != 200:
                 raise _Refused(f"HTTP {response.status}")
-            placed = self._copy(response.stream(CHUNK, decode_content=False), key, size, checksum, "URL")
+            placed = self._copy(_body_reader(response), key, size, checksum, "URL")
             complete = True
             return placed
         except urllib3.exceptions.HTTPError as exc:
@@ -147,41 +149,50 @@ class Transfer:
         except OSError as exc:
             raise _Refused(_one_line(exc)) from None
 
-        def chunks() -> Iterable[bytes]:
-            while True:
-                try:
-                    data = fh.read(CHUNK)
-                except OSError as exc:
-                    raise _Refused(f"reading failed: {_one_line(exc)}") from None
-                if not data:
-                    return
-                yield data
+        def readinto(buf: memoryview) -> int:
+            try:
+                return fh.readinto(buf)  # type: ignore[attr-defined]
+            except OSError as exc:
+                raise _Refused(f"reading failed: {_one_line(exc)}") from None
 
         try:
-            return self._copy(chunks(), key, size, checksum, "store")
+            return self._copy(readinto, key, size, checksum, "store")
         finally:
             fh.close()
 
-    def _copy(self, chunks: Iterable[bytes], key: str, size: Optional[int], checksum: Checksum, origin: str) -> bool:
-        """Stream ``chunks`` into the store, hashing; put them in place only if they are the key's bytes."""
+    def _copy(
+        self, readinto: Callable[[memoryview], int], key: str, size: Optional[int], checksum: Checksum, origin: str
+    ) -> bool:
+        """Read the bytes into the store, hashing; put them in place only if they are the key's bytes.
+
+        ``readinto(buffer) -> n`` fills a reused buffer (0 at the end): no allocation per chunk. A large
+        file is hashed in a thread of its own (:class:`_Hasher`), so that its next buffer is read and
+        written while the last one is hashed, on another core when there is one."""
+        if size is not None and size >= PIPELINE_MIN:
+            hasher: _Hasher | _InlineHasher = _Hasher(checksum)
+        else:  # a buffer of the file's size, not 1 MiB for each file of 10 kB
+            hasher = _InlineHasher(checksum, CHUNK if size is None else min(CHUNK, max(size, 1)))
         try:
-            digest = checksum.new()
             got = 0
             with self.store.receive(key) as incoming:
-                for chunk in chunks:
+                while True:
+                    buf = hasher.buffer()
+                    n = readinto(buf)
+                    if not n:
+                        break
                     if self.stop.is_set():
                         raise _Refused("interrupted")
-                    got += len(chunk)
+                    got += n
                     if size is not None and got > size:
                         raise _Refused(f"wrong bytes from {origin} (more than the key's {size} bytes)")
-                    incoming.write(chunk)
-                    digest.update(chunk)
+                    incoming.write(buf[:n])
+                    hasher.update(buf, n)  # the buffer is the hasher's until it gives it back
                     if self.on_bytes is not None:
                         self.on_bytes(key, got)
                     crashpoint("keep-copy")  # mid-file: the bytes so far are only in the temp file
                 if size is not None and got != size:
                     raise _Refused(f"wrong bytes from {origin} ({got} bytes, the key says {size})")
-                hexdigest = digest.hexdigest()
+                hexdigest = hasher.hexdigest()
                 if hexdigest != checksum.digest:
                     raise _Refused(
                         f"wrong bytes from {origin} ({checksum.algorithm} {hexdigest[:16]}…, "
@@ -192,6 +203,35 @@ class Transfer:
             return placed
         except OSError as exc:  # the store's disk or bucket (StoreWriteError), not the source: fail the file, loudly
             raise _Refused(f"writing to the store failed: {exc}") from None
+        finally:
+            hasher.close()
+
+
+def _body_reader(response: Any) -> Callable[[memoryview], int]:
+    """``readinto`` for a urllib3 response's body, raw (no ``Content-Encoding`` decoding).
+
+    The body is read straight into the caller's buffer through the ``http.client`` response under
+    urllib3's (``response._fp``: what urllib3's own ``read`` calls, which allocates a new bytes object
+    per chunk); anything else falls back to urllib3's ``read``, copied into the buffer.
+    """
+    import http.client
+
+    raw = getattr(response, "_fp", None)
+    direct = raw.readinto if isinstance(raw, http.client.HTTPResponse) else None
+
+    def readinto(buf: memoryview) -> int:
+        # the source's failures (a read timeout: a stalled archive; a reset; a cut chunk) are this URL's:
+        # not to be taken for the store's (OSError in _copy) nor to end the run
+        try:
+            if direct is not None:
+                return int(direct(buf))
+            data = response.read(len(buf), decode_content=False)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Refused(f"reading failed: {_one_line(exc)}") from None
+        buf[: len(data)] = data
+        return len(data)
+
+    return readinto
 
 
 def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
@@ -225,6 +265,74 @@ def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
     if digest.hexdigest() != checksum.digest:
         return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
     return "good", ""
+
+
+class _InlineHasher:
+    """One buffer, hashed on the reading thread: a small file's way (a thread would cost more than it saves)."""
+
+    def __init__(self, checksum: Checksum, size: int = CHUNK):
+        self.digest = checksum.new()
+        self._buf = memoryview(bytearray(size))
+
+    def buffer(self) -> memoryview:
+        return self._buf
+
+    def update(self, buf: memoryview, n: int) -> None:
+        self.digest.update(buf[:n])
+
+    def hexdigest(self) -> str:
+        return str(self.digest.hexdigest())
+
+    def close(self) -> None:
+        pass
+
+
+class _Hasher:
+    """Hashing in a thread beside the reads: buffers go round, filled by the reader, hashed here, given back.
+
+    hashlib releases the GIL over large buffers, so the hash of one buffer runs while the reader's
+    ``recv``/``write`` of the next do; every byte is still hashed, in order, before :meth:`hexdigest`.
+    """
+
+    BUFFERS = 3
+
+    def __init__(self, checksum: Checksum):
+        import queue
+
+        self.digest = checksum.new()
+        self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
+        self._full: queue.SimpleQueue[Optional[tuple[memoryview, int]]] = queue.SimpleQueue()
+        for _ in range(self.BUFFERS):
+            self._free.put(memoryview(bytearray(CHUNK)))
+        self._thread = threading.Thread(target=self._run, name="keep-hash", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            item = self._full.get()
+            if item is None:
+                return
+            buf, n = item
+            self.digest.update(buf[:n])
+            self._free.put(buf)
+
+    def buffer(self) -> memoryview:
+        return self._free.get()
+
+    def update(self, buf: memoryview, n: int) -> None:
+        self._full.put((buf, n))
+
+    def hexdigest(self) -> str:
+        self.close()
+        return str(self.digest.hexdigest())
+
+    def close(self) -> None:
+        """Every buffer given so far hashed, and the thread ended (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._full.put(None)
+            self._thread.join()
 
 
 class _Pools:

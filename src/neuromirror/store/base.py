@@ -42,7 +42,9 @@ class Incoming(Protocol):
     key: str
     done: bool
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``, which is only valid during the call (the caller reuses its buffer)."""
+        ...
 
     def commit(self) -> bool:
         """Put the (verified) bytes under the key's name; False if the store had it already."""

@@ -16,6 +16,7 @@ and records only keys whose bytes are in the store (verified before they got the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -118,10 +119,14 @@ def record_present(repo: Path, store: Recorded, keys: Iterable[str]) -> int:
     if not wanted:
         return 0
     uuid = store.identity.uuid
-    store.sync()  # the branch never claims bytes that are not on disk
-    flush_journal(repo)
-    ensure_remote(repo, store)
-    there = present_in(repo, uuid, wanted)  # once: one cat-file pass over the keys' logs
+    # the branch never claims bytes that are not on disk: the store is synced before any key is recorded,
+    # and meanwhile (the disk's time, not ours) the branch is read and the remote recorded
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-sync") as syncing:
+        synced = syncing.submit(store.sync)
+        flush_journal(repo)
+        ensure_remote(repo, store)
+        there = present_in(repo, uuid, wanted)  # once: one cat-file pass over the keys' logs
+        synced.result()
     todo = [k for k in wanted if k not in there]
     if not todo:
         return 0

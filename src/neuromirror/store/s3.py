@@ -322,8 +322,8 @@ class S3Incoming:
     def _client(self) -> Any:
         return self.store.client()
 
-    def write(self, data: bytes) -> None:
-        self._buf += data
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data  # a copy: the caller reuses its buffer
         self.written += len(data)
         while len(self._buf) >= self.part:
             self._send(bytes(self._buf[: self.part]))
