@@ -17,8 +17,9 @@ and nothing between the two commits can have lowered what the mark says (:func:`
 * a count mark: no location log gained or lost any store the branch's ``remote.log`` names (the
   web's and the mirror's own presence do not count), and no top-level file changed.
 
-A mark that holds at a newer commit is re-stamped with it.  Uncommitted git-annex journal files (a
-``git annex`` command run with ``annex.alwayscommit=false``) make a mark not hold.  What removes a
+A mark that holds at a newer commit is re-stamped with it.  What git-annex left uncommitted in its
+journal (a ``git annex`` command with ``annex.alwayscommit=false``) is committed first (under the
+source's lock), so that it is part of the diff.  What removes a
 copy's record goes through the branch (``verify --stores``'s repair, ``git annex drop --from``,
 ``setpresentkey ... 0``); the index's own check rows are dropped with every mark of their store
 (:func:`neuromirror.index.store_checks.forget`).  The mark trusts what a full keep already trusts: a
@@ -36,7 +37,7 @@ from typing import Any, Iterable, Optional
 
 from neuromirror.annex.logs import BRANCH, log_state
 from neuromirror.index import store_checks
-from neuromirror.store.record import store_uuids
+from neuromirror.store.record import flush_journal, store_uuids
 from neuromirror.util import gitutil
 
 ZERO = "0" * 40
@@ -90,13 +91,16 @@ class Marks:
         self._diffs: dict[tuple[str, str, str], Changes] = {}
         self._stores: dict[str, frozenset[str]] = {}
 
-    def head(self, rel: str) -> Optional[str]:
-        """The branch head of the repository at ``rel`` (None: none, or uncommitted git-annex journal files)."""
-        git_dir = _git_dir(self.mirror.root / rel)
+    def head(self, rel: str, source: str) -> Optional[str]:
+        """The branch head of the repository at ``rel`` (None: none), with what git-annex left in its journal
+        (``annex.alwayscommit=false``: a ``setpresentkey`` or ``drop`` not committed yet) committed first."""
+        repo = self.mirror.root / rel
+        git_dir = _git_dir(repo)
         journal = git_dir / "annex" / "journal"
         if journal.is_dir() and any(os.scandir(journal)):
-            return None  # uncommitted git-annex changes: nothing marked holds
-        return _read_ref(git_dir) or gitutil.ref_sha(self.mirror.root / rel, BRANCH)
+            with self.mirror.lock(source):
+                flush_journal(repo)
+        return _read_ref(git_dir) or gitutil.ref_sha(repo, BRANCH)
 
     def heads(self, repos: Iterable[Path]) -> dict[str, str]:
         """relpath -> the branch head of each repository (read now, by the caller under the source's lock)."""
@@ -108,8 +112,9 @@ class Marks:
                 out[rel] = sha
         return out
 
-    def find(self, row: dict, store: str, terms: str) -> Optional[dict]:
+    def find(self, target: Any, store: str, terms: str) -> Optional[dict]:
         """The version's mark for ``store`` if it holds (re-stamped when its branches moved harmlessly)."""
+        row = target.row
         mark = store_checks.marks_of(self.mirror.index, row["id"]).get(store)
         if mark is None or mark["terms"] != terms or mark["version_commit"] != row["commit"]:
             return None
@@ -118,7 +123,7 @@ class Marks:
         branches: dict[str, str] = json.loads(mark["branches"] or "{}")
         now: dict[str, str] = {}
         for rel, old in branches.items():
-            new = self.head(rel)
+            new = self.head(rel, target.source)
             if new is None:
                 return None
             if new != old and not self._still(rel, old, new, store):

@@ -88,7 +88,7 @@ def keep_into(
     marks = Marks(mirror)
     terms = json.dumps({"copies": copies})
     for target in targets:
-        mark = marks.find(target.row, COUNTS, terms)
+        mark = marks.find(target, COUNTS, terms)
         if mark is not None:  # counted before, and nothing on the branches since can change the count
             out.counts.append(from_mark(target, copies, mark["counts"]))
             out.counts_marked += 1

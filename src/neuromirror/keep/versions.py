@@ -160,7 +160,7 @@ def keep(
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:
-                mark = marks.find(target.row, ident.uuid, terms)
+                mark = marks.find(target, ident.uuid, terms)
                 if mark is not None:  # every key recorded here and checked, and nothing since says otherwise
                     run.versions.append(_from_mark(target, mark))
                     run.marked += 1
