@@ -94,6 +94,14 @@ def test_a_copy_whose_record_git_annex_dropped_is_recorded_again_by_the_rerun(
     assert code == 0, err
     assert _marked(settled) == [1, 1] and settled["counts_marked"] == 1
 
+    # reindex makes the source's version rows again: its marks go with them, the next keep makes them again
+    d.run.ok("reindex")
+    code, full, err = _keep(d, one, two)
+    assert code == 0, err
+    assert _marked(full) == [0, 0] and full["counts_marked"] == 0 and full["counts"][0]["ok"]
+    assert [s["transferred"]["files"] for s in full["stores"]] == [0, 0]
+    assert _marked(_keep(d, one, two)[1]) == [1, 1]
+
 
 def test_a_flipped_byte_found_by_verify_is_not_taken_from_the_mark(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     from neuromirror.annex.keys import hashdir_lower

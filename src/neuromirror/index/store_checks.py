@@ -154,14 +154,14 @@ def restamp_mark(index: Index, version_id: int, store: str, branches: str) -> No
         )
 
 
-def drop_marks(index: Index, version_id: Optional[int] = None) -> None:
-    """The marks of one version (None: every mark): its next keep reads it in full."""
+def drop_marks(index: Index, source: Optional[str] = None) -> None:
+    """The marks of a source's versions (None: every mark): its next keep reads them in full."""
     ensure_schema(index)
     with index.transaction():
-        if version_id is None:
+        if source is None:
             index.db.conn.execute("DELETE FROM keep_marks")
         else:
-            index.db.conn.execute("DELETE FROM keep_marks WHERE version_id=?", [version_id])
+            index.db.conn.execute("DELETE FROM keep_marks WHERE source=?", [source])
 
 
 def checks_of(index: Index, keys: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -95,6 +95,8 @@ class Marks:
         """The branch head of the repository at ``rel`` (None: none), with what git-annex left in its journal
         (``annex.alwayscommit=false``: a ``setpresentkey`` or ``drop`` not committed yet) committed first."""
         repo = self.mirror.root / rel
+        if not repo.is_dir():
+            return None  # a Zarr subdataset no longer there: read in full (and reported) by the keep
         git_dir = _git_dir(repo)
         journal = git_dir / "annex" / "journal"
         if journal.is_dir() and any(os.scandir(journal)):
