@@ -110,7 +110,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         if len(result.runs) == 1:  # one store: the report as it always was, with the copies counted
             one = result.runs[0].to_json()
-            one.update({"copies": copies, "counts": [c.to_json() for c in result.counts]})
+            one.update(
+                {
+                    "copies": copies,
+                    "counts": [c.to_json() for c in result.counts],
+                    "counts_marked": result.counts_marked,
+                }
+            )
             print_json(one)
         else:
             print_json(result.to_json())

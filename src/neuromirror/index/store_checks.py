@@ -15,7 +15,12 @@ Tables (made on first use; dropping them loses only the check times):
 * ``copies_wanted (source, copies)``: the wanted number of copies per source (``keep --copies``,
   a mirror definition's ``copies:``), so that reports that run without the definition know it;
 * ``keep_lag (version_id, source, label, seen, complete, lag)``: when a version's last wanted copy
-  landed, ``lag`` seconds after the mirror first recorded it.
+  landed, ``lag`` seconds after the mirror first recorded it;
+* ``keep_marks (version_id, store, ...)``: a fast view for a keep rerun (:mod:`neuromirror.keep.marks`):
+  "every key of this version (fileset, commit, filters) is recorded in ``store`` and checked, at these
+  git-annex branch commits", with the counts the report needs; ``store`` :data:`COUNTS` for the
+  version's copies counted over every store.  One row per version and store; a bad or missing copy
+  (:func:`forget`) drops its store's marks and every count mark; dropping the table costs one full keep.
 """
 
 from __future__ import annotations
@@ -37,7 +42,12 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS copies_wanted (source TEXT PRIMARY KEY, copies INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS keep_lag (version_id INTEGER PRIMARY KEY, source TEXT, label TEXT,"
     " seen REAL, complete REAL, lag REAL)",
+    "CREATE TABLE IF NOT EXISTS keep_marks (version_id INTEGER NOT NULL, store TEXT NOT NULL, source TEXT,"
+    " fileset INTEGER, version_commit TEXT, terms TEXT, branches TEXT, counts TEXT, marked REAL,"
+    " PRIMARY KEY (version_id, store))",
 )
+#: the ``store`` of a version's mark of its copies counted over every store
+COUNTS = "*copies*"
 _BATCH = 900  # SQLite's variable limit is 999 in old builds
 
 
@@ -92,12 +102,66 @@ def record_checked(
 
 
 def forget(index: Index, store: str, keys: Iterable[str]) -> None:
-    """A copy found bad or missing: no check time for it any more."""
+    """A copy found bad or missing: no check time for it any more, and no mark of ``store`` or count mark
+    holds (the key's versions are not known here: every one is read in full by the next keep)."""
     ensure_schema(index)
     with index.transaction():
         index.db.conn.executemany(
             "DELETE FROM store_checks WHERE store=? AND key=?", [(store, k) for k in dict.fromkeys(keys)]
         )
+        index.db.conn.execute("DELETE FROM keep_marks WHERE store IN (?, ?)", [store, COUNTS])
+
+
+def marks_of(index: Index, version_id: int) -> dict[str, dict]:
+    """store (or :data:`COUNTS`) -> the version's mark: fileset, version_commit, terms, branches, counts, marked."""
+    rows = _rows(
+        index,
+        "SELECT store, fileset, version_commit, terms, branches, counts, marked FROM keep_marks WHERE version_id=?",
+        [version_id],
+    )
+    cols = ("fileset", "version_commit", "terms", "branches", "counts", "marked")
+    return {r[0]: dict(zip(cols, r[1:])) for r in rows}
+
+
+def set_mark(
+    index: Index,
+    version_id: int,
+    store: str,
+    *,
+    source: str,
+    fileset: Optional[int],
+    version_commit: str,
+    terms: str,
+    branches: str,
+    counts: str,
+) -> None:
+    """The version's mark for ``store`` (one row per version and store: replaced)."""
+    ensure_schema(index)
+    with index.transaction():
+        index.db.conn.execute(
+            "INSERT OR REPLACE INTO keep_marks (version_id, store, source, fileset, version_commit, terms, branches,"
+            " counts, marked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [version_id, store, source, fileset, version_commit, terms, branches, counts, time.time()],
+        )
+
+
+def restamp_mark(index: Index, version_id: int, store: str, branches: str) -> None:
+    """A mark found to hold at newer git-annex branch commits: those recorded."""
+    ensure_schema(index)
+    with index.transaction():
+        index.db.conn.execute(
+            "UPDATE keep_marks SET branches=? WHERE version_id=? AND store=?", [branches, version_id, store]
+        )
+
+
+def drop_marks(index: Index, source: Optional[str] = None) -> None:
+    """The marks of a source's versions (None: every mark): its next keep reads them in full."""
+    ensure_schema(index)
+    with index.transaction():
+        if source is None:
+            index.db.conn.execute("DELETE FROM keep_marks")
+        else:
+            index.db.conn.execute("DELETE FROM keep_marks WHERE source=?", [source])
 
 
 def checks_of(index: Index, keys: Sequence[str]) -> dict[str, dict[str, float]]:

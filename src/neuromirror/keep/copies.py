@@ -11,6 +11,7 @@ all read :func:`version_copies`; the keep lag (:func:`note_lag`) is recorded fro
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,9 @@ class VersionCopies:
     problems: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list, repr=False)  # every annexed key of the version
     seen: Optional[float] = None  # when the mirror first recorded the version (the keep lag's start)
+    unverified: int = 0  # copies the location logs record without a check in the index
+    branches: Optional[dict[str, str]] = field(default=None, repr=False)  # relpath -> branch commit counted at
+    from_mark: bool = False  # taken from the version's count mark (keep/marks.py)
 
     @property
     def label(self) -> str:
@@ -132,6 +136,7 @@ class VersionCopies:
             "at_risk": [a.to_json() for a in self.at_risk],
             "at_risk_count": self.at_risk_count,
             "problems": self.problems,
+            "from_mark": self.from_mark,
             "ok": self.ok,
         }
 
@@ -156,9 +161,15 @@ def version_copies(mirror: Any, target: Target, wanted: int, locations: Optional
     out.keys = list(dict.fromkeys(f.key for f in listing.annexed))
     checks = store_checks.checks_of(mirror.index, out.keys)
     locations = locations or Locations()
+    branches: Optional[dict[str, str]] = {}
     for repo, files in by_repo.items():
         stores = frozenset(store_uuids(repo))
         holders = locations.of(repo, (f.key for f in files))  # key -> store uuids the location log names
+        head = locations.head(repo)
+        if head is None or branches is None:
+            branches = None
+        else:
+            branches[os.path.relpath(repo, mirror.root)] = head
         for f in files:
             recorded = holders[f.key] & stores
             checked = {u: t for u, t in checks.get(f.key, {}).items() if u in recorded}
@@ -168,6 +179,25 @@ def version_copies(mirror: Any, target: Target, wanted: int, locations: Optional
                 first = min(checked.values())
                 out.oldest_check = first if out.oldest_check is None else min(out.oldest_check, first)
             out.add(f, len(checked), len(recorded))
+            out.unverified += len(recorded) - len(checked)
+    out.branches = branches
+    return out
+
+
+def mark_counts(c: VersionCopies) -> dict:
+    """What a count mark keeps of a version's copies (all of its files have enough, every copy checked)."""
+    return {"files": c.files, "bytes": c.bytes, "stores": c.stores, "oldest_check": c.oldest_check}
+
+
+def from_mark(target: Target, wanted: int, counts: dict) -> VersionCopies:
+    """A version's copies from its count mark: every file with enough verified copies, as counted then."""
+    row = target.row
+    out = VersionCopies(target.source, row["label"], row["commit"], wanted, from_mark=True)
+    out.seen = _timestamp(row.get("synced_at"))
+    out.files = out.enough_files = int(counts["files"])
+    out.bytes = out.enough_bytes = int(counts["bytes"])
+    out.stores = {str(u): int(n) for u, n in counts["stores"].items()}
+    out.oldest_check = counts["oldest_check"]
     return out
 
 

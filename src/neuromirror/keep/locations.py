@@ -40,6 +40,10 @@ class Locations:
             self._states.update((k, got.get(k, NONE)) for k in new)
         return {k: self._states.get(k, NONE) for k in wanted}
 
+    def head(self, repo: Path) -> Optional[str]:
+        """The branch commit the answers for ``repo`` were read at (None: not read, or no branch)."""
+        return self._at[1] if self._at[0] == repo else None
+
     def all_in(self, repo: Path, uuid: str, keys: Iterable[str]) -> bool:
         """Does the branch of ``repo`` record every one of ``keys`` in the store ``uuid``?"""
         return all(uuid in there for there in self.of(repo, keys).values())

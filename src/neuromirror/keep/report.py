@@ -43,6 +43,8 @@ class VersionReport:
     recorded: int = 0
     skipped: list[FileNote] = field(default_factory=list)
     failed: list[FileNote] = field(default_factory=list)
+    from_mark: bool = False  # taken whole from its mark (keep/marks.py): nothing read per file
+    branches: Optional[dict[str, str]] = field(default=None, repr=False)  # whole: the branch heads to mark
 
     @property
     def label(self) -> str:
@@ -66,6 +68,7 @@ class VersionReport:
             "excluded": self.excluded,
             "in_git": self.in_git,
             "recorded": self.recorded,
+            "from_mark": self.from_mark,
             "ok": not self.failed,
         }
 
@@ -112,6 +115,7 @@ class KeepRun:
     not_fitting: int = 0  # files (distinct keys) the budget left out
     not_fitting_bytes: int = 0
     error: Optional[str] = None  # the store could not be used at all (down, unreadable): retried next run
+    marked: int = 0  # versions taken whole from their marks (keep/marks.py)
 
     @property
     def failed(self) -> int:
@@ -137,6 +141,7 @@ class KeepRun:
             "transferred": {"files": self.transferred, "bytes": self.transferred_bytes},
             "reread": {"files": self.reread, "wrong": self.reread_wrong},
             "budget": budget,
+            "marked": {"versions": self.marked},
             "error": self.error,
             "ok": self.ok,
         }

@@ -11,13 +11,15 @@ files have the wanted number, its keep lag is recorded.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from neuromirror.errors import UserError
-from neuromirror.index.store_checks import set_wanted
-from neuromirror.keep.copies import VersionCopies, note_lag, version_copies
+from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted
+from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
 from neuromirror.keep.locations import Locations
+from neuromirror.keep.marks import Marks, fileset_of
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, Target, keep
 from neuromirror.store.base import Store
@@ -33,6 +35,7 @@ class StoresRun:
     copies: int
     counts: list[VersionCopies] = field(default_factory=list)
     lags: dict[str, float] = field(default_factory=dict)  # version label -> keep lag (s), recorded by this run
+    counts_marked: int = 0  # versions whose copies were taken from their count marks
 
     @property
     def ok(self) -> bool:
@@ -49,6 +52,7 @@ class StoresRun:
             "copies": self.copies,
             "counts": [c.to_json() for c in self.counts],
             "lags": self.lags,
+            "counts_marked": self.counts_marked,
             "ok": self.ok,
         }
 
@@ -81,11 +85,41 @@ def keep_into(
     for source in dict.fromkeys(t.source for t in targets):
         set_wanted(mirror.index, source, copies)
     locations = Locations()  # a dataset's versions come one after another: its logs read once
+    marks = Marks(mirror)
+    terms = json.dumps({"copies": copies})
     for target in targets:
+        mark = marks.find(target, COUNTS, terms)
+        if mark is not None:  # counted before, and nothing on the branches since can change the count
+            out.counts.append(from_mark(target, copies, mark["counts"]))
+            out.counts_marked += 1
+            continue
         counted = version_copies(mirror, target, copies, locations)
         out.counts.append(counted)
         lag = note_lag(mirror, target, counted)
         counted.keys = []  # read by note_lag only: not held for every version of the run
         if lag is not None:
             out.lags[counted.label] = lag
+        if counted.ok and not counted.unverified and counted.branches is not None:
+            marks.put(target, COUNTS, terms, counted.branches, mark_counts(counted))
+            _restamp(mirror, target, runs, counted)
     return out
+
+
+def _restamp(mirror: Mirror, target: Target, runs: Sequence[KeepRun], counted: VersionCopies) -> None:
+    """The store marks of a version every file of which has a verified copy in the store at the branch
+    commits just counted: those commits are theirs too (the other stores' recording moved the branches
+    after each store's mark was made; without this the next run would read those changes again)."""
+    marks = marks_of(mirror.index, target.row["id"])
+    fileset = fileset_of(mirror.index, target.row["id"])
+    assert counted.branches is not None
+    for run in runs:
+        mark = marks.get(run.uuid) if run.uuid else None
+        if mark is None or counted.stores.get(run.uuid) != counted.files:
+            continue
+        if mark["fileset"] != fileset or mark["version_commit"] != target.row["commit"]:
+            continue
+        old: dict[str, str] = json.loads(mark["branches"] or "{}")
+        if all(rel in counted.branches for rel in old):
+            new = {rel: counted.branches[rel] for rel in old}
+            if new != old:
+                restamp_mark(mirror.index, target.row["id"], run.uuid, json.dumps(new, sort_keys=True))

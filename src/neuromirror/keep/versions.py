@@ -30,6 +30,7 @@ from neuromirror.index.lookup import find_version, not_mirrored, sources_matchin
 from neuromirror.index.store_checks import checks_of, record_checked, record_store
 from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
 from neuromirror.keep.locations import Locations
+from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.keep.transfer import Outcome, Transfer, read_back
 from neuromirror.spec import Spec
@@ -131,6 +132,7 @@ class _RunState:
     present: set[str] = field(default_factory=set)  # keys seen in the store
     not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
     confirmed: set[str] = field(default_factory=set)  # keys found unchecked in the store and read back right
+    unchecked: set[str] = field(default_factory=set)  # keys another process put there meanwhile: no check here
     locations: Locations = field(default_factory=Locations)  # what the branches already record
 
 
@@ -152,18 +154,40 @@ def keep(
         run.store_bytes_before = store.used_bytes()
         budget = _Budget(options.budget, run.store_bytes_before)
     state = _RunState()
+    marks = Marks(mirror)
+    terms = terms_of(options.include, options.exclude, options.max_file_size)
     transfer = Transfer(store, jobs=options.jobs, others=others)
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:
+                mark = marks.find(target, ident.uuid, terms)
+                if mark is not None:  # every key recorded here and checked, and nothing since says otherwise
+                    run.versions.append(_from_mark(target, mark))
+                    run.marked += 1
+                    continue
                 if state.source != target.source:  # what a source's versions share, held for that source only
                     state.source = target.source
                     state.kept_now, state.present, state.confirmed = set(), set(), set()
-                run.versions.append(_keep_version(mirror, store, target, options, budget, state, transfer, pool, run))
+                    state.unchecked = set()
+                rep = _keep_version(mirror, store, target, options, budget, state, transfer, pool, run, marks)
+                run.versions.append(rep)
+                if rep.branches is not None:  # whole: its mark, for the next run
+                    counts = {"files": rep.files, "bytes": rep.bytes, "excluded": rep.excluded, "in_git": rep.in_git}
+                    marks.put(target, ident.uuid, terms, rep.branches, counts)
     finally:
         transfer.close()
     run.budget_stopped = bool(budget and budget.stopped)
     return run
+
+
+def _from_mark(target: Target, mark: dict) -> VersionReport:
+    """A version's report from its mark: every selected file already in the store, nothing recorded anew."""
+    row, counts = target.row, mark["counts"]
+    rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath, from_mark=True)
+    rep.files, rep.bytes = int(counts["files"]), int(counts["bytes"])
+    rep.already, rep.already_bytes = rep.files, rep.bytes
+    rep.excluded, rep.in_git = int(counts["excluded"]), int(counts["in_git"])
+    return rep
 
 
 def _keep_version(
@@ -176,6 +200,7 @@ def _keep_version(
     transfer: Transfer,
     pool: ThreadPoolExecutor,
     run: KeepRun,
+    marks: Marks,
 ) -> VersionReport:
     row = target.row
     rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath)
@@ -255,13 +280,15 @@ def _keep_version(
             for fut, files in jobs.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
                     present.setdefault(files[0].repo, []).extend(f.key for f in files)
-            _record(mirror, store, target.source, present, rep, state)
+            _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:
         bar.close()
-    _record(mirror, store, target.source, present, rep, state)
+    heads = _record(mirror, store, target.source, present, rep, state, marks)
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
+    if not rep.failed and not rep.skipped and not any(k in state.unchecked for ks in present.values() for k in ks):
+        rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
 
 
@@ -311,6 +338,7 @@ def _settle(
             run.transferred_bytes += size
         else:
             state.present.add(outcome.key)
+            state.unchecked.add(outcome.key)
             if budget is not None:
                 budget.give_back(size)
         for f in files:
@@ -335,17 +363,26 @@ def _count(rep: VersionReport, f: KeepFile, *, kept: bool) -> None:
 
 
 def _record(
-    mirror: Mirror, store: Store, source: str, present: dict[Path, list[str]], rep: VersionReport, state: _RunState
-) -> None:
+    mirror: Mirror,
+    store: Store,
+    source: str,
+    present: dict[Path, list[str]],
+    rep: VersionReport,
+    state: _RunState,
+    marks: Marks,
+) -> dict[str, str]:
     """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock
     (those the branches record already left alone); then those this run put there (hashed on the way in) or
-    read back (:func:`_confirm`) as checked now, in the index: a check row follows the branch's record."""
+    read back (:func:`_confirm`) as checked now, in the index: a check row follows the branch's record.
+    The branches' heads, read under the lock once every key is recorded (a mark's commits)."""
     if not present:
-        return
+        return {}
     with mirror.lock(source):
         for repo, keys in present.items():
             if not state.locations.all_in(repo, store.identity.uuid, keys):  # a rerun: recorded already
                 rep.recorded += record_present(repo, store, keys)
+        heads = marks.heads(present)
     keys = [k for ks in present.values() for k in ks]
     record_checked(mirror.index, store.identity.uuid, [k for k in keys if k in state.kept_now], stored=True)
     record_checked(mirror.index, store.identity.uuid, [k for k in keys if k in state.confirmed])
+    return heads

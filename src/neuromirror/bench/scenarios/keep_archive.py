@@ -20,7 +20,9 @@ Then, each a ``neuromirror`` subprocess measured by :func:`neuromirror.bench.mea
 2. ``keep-archive-resume``: the same command again, to its end: how many keys it copied, how many
    of those were already in the store before it started (``recopied``: nothing, if resuming works),
    and each store's objects counted afterwards (every key in both);
-3. ``keep-archive-noop``: the same command with everything kept;
+3. ``keep-archive-noop``: the same command with everything kept (each version taken from its
+   marks, ``keep/marks.py``); ``keep-archive-noop-full``: again with the marks dropped (a rerun
+   after ``reindex``, or what every changed version costs: each file read);
 4. ``keep-archive-verify``: ``verify --stores --store A --fraction 1/30``: the rolling check's
    slice of one store; CPU seconds of its process tree, copies re-read per CPU second.
 
@@ -28,8 +30,9 @@ The targets are for 10^6 keys.  At a smaller size each number is extrapolated li
 keys (``*_at_1e6``) along the line through two measurements: the whole archive, and the same
 command over its first dandiset alone (``one_dandiset``, 1/``dandisets`` of the keys), so that
 what is fixed (start-up, imports) stays fixed and what grows with the keys grows.  Memory: the
-copying run's peak plus the no-op run's growth per key (the lists and sets of keys; the transfer
-buffers and git-annex children of a copying run do not grow with the archive).  The verify slice
+copying run's peak plus the full no-op run's growth per key (the lists and sets of keys; the transfer
+buffers and git-annex children of a copying run do not grow with the archive; a no-op from marks
+holds no key).  The verify slice
 is of one store (``--store A``), as the target says, at the archive's fraction.
 """
 
@@ -311,7 +314,30 @@ def bench_keep_archive(
             "transferred": [s["transferred"]["files"] for s in json.loads(r["stdout"])["stores"]],
         }
     )
-    # memory: the copying run's peak, plus what a no-op run's peak grows per key (the lists and sets of keys)
+    # the same without marks: every file read, as before marks (and after a reindex)
+    _drop_marks(root)
+    r = run_measured(cmd, env=env)
+    _drop_marks(root)
+    one = run_measured(one_cmd, env=env)
+    rows.append(
+        {
+            "scenario": "keep-archive-noop-full",
+            **common,
+            "wall_s": round(r["wall"], 2),
+            "cpu_s": round(r["cpu"], 1),
+            "peak_rss_mb": round(r["rss_mb"], 1),
+            "one_dandiset": {
+                "keys": k1,
+                "wall_s": round(one["wall"], 2),
+                "cpu_s": round(one["cpu"], 1),
+                "peak_rss_mb": round(one["rss_mb"], 1),
+            },
+            "wall_at_1e6_s": round(_at_1e6(r["wall"], one["wall"], keys, k1), 1),
+            "cpu_at_1e6_s": round(_at_1e6(r["cpu"], one["cpu"], keys, k1), 1),
+            "transferred": [s["transferred"]["files"] for s in json.loads(r["stdout"])["stores"]],
+        }
+    )
+    # memory: the copying run's peak, plus what a full no-op run's peak grows per key (the lists and sets of keys)
     resume["rss_per_key_kb"] = round(max(0.0, r["rss_mb"] - one["rss_mb"]) * 1024 / max(1, keys - k1), 3)
     resume["rss_at_1e6_mb"] = round(peak + resume["rss_per_key_kb"] * max(0, TARGET_KEYS - keys) / 1024, 0)
     rows.append(_verify(root, env, stores[0], specs, keys, k1, fraction, common))
@@ -324,6 +350,20 @@ def bench_keep_archive(
             _remove(p)
     archives.drop_objects(archives.dandi.bucket)
     return rows
+
+
+def _drop_marks(root: Path) -> None:
+    """Every keep mark of the mirror's index dropped: the next keep reads every file (and marks again)."""
+    import sqlite3
+
+    conn = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    try:
+        with conn:
+            conn.execute("DELETE FROM keep_marks")
+    except sqlite3.OperationalError:
+        pass  # no table: no marks
+    finally:
+        conn.close()
 
 
 def _verify(

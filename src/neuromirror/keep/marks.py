@@ -1,0 +1,198 @@
+"""A keep rerun in O(versions): a per-version, per-store mark that lets an unchanged version be skipped whole.
+
+A full keep reads every file of every version once per store, and once more for the counts: at
+10^6 keys a no-op rerun was ~9 minutes of Python.  After a version's keep into a store found every
+one of its keys recorded in the store (on its repositories' git-annex branches) and checked (a row
+of :mod:`neuromirror.index.store_checks`), the index gets a *mark*: the version (its fileset, its
+commit, the ``--include``/``--exclude``/``--max-file-size`` used), the store, the git-annex branch
+commit of each repository holding its keys, and the counts its report line needs.  Likewise for the
+version's copies counted over every store (:data:`~neuromirror.index.store_checks.COUNTS`).
+
+A mark *holds* when, for every repository, the branch is still at the marked commit; or it moved
+and nothing between the two commits can have lowered what the mark says (:func:`Changes.between`:
+``git diff-tree`` of the two commits, and only the changed location logs read, old and new):
+
+* a store's mark: no location log lost that store, and no top-level file changed (``remote.log``,
+  ``trust.log``...: a store's remote dropped, a store declared dead);
+* a count mark: no location log gained or lost any store the branch's ``remote.log`` names (the
+  web's and the mirror's own presence do not count), and no top-level file changed.
+
+A mark that holds at a newer commit is re-stamped with it.  What git-annex left uncommitted in its
+journal (a ``git annex`` command with ``annex.alwayscommit=false``) is committed first (under the
+source's lock), so that it is part of the diff.  What removes a
+copy's record goes through the branch (``verify --stores``'s repair, ``git annex drop --from``,
+``setpresentkey ... 0``); the index's own check rows are dropped with every mark of their store
+(:func:`neuromirror.index.store_checks.forget`).  The mark trusts what a full keep already trusts: a
+key with a check recorded is held without a look at the store; finding lost files is ``verify
+--stores``'s job (docs/reproducibility.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.index import store_checks
+from neuromirror.store.record import flush_journal, store_uuids
+from neuromirror.util import gitutil
+
+ZERO = "0" * 40
+
+
+@dataclass
+class Changes:
+    """What changed on a repository's git-annex branch between two commits, as far as marks care."""
+
+    ok: bool = True  # False: the diff could not be read (an old commit gone): no mark holds
+    top: bool = False  # a top-level file (remote.log, trust.log, ...) changed
+    lost: set[str] = field(default_factory=set)  # UUIDs some location log no longer lists
+    moved: set[str] = field(default_factory=set)  # UUIDs some location log lists or drops
+
+    @classmethod
+    def between(cls, repo: Path, old: str, new: str) -> Changes:
+        proc = gitutil.run(repo, "diff-tree", "-r", "-z", "--no-renames", old, new, check=False)
+        if proc.returncode != 0:
+            return cls(ok=False)
+        out = cls()
+        parts = proc.stdout.split(b"\0")
+        pairs: list[tuple[str, str]] = []
+        for i in range(0, len(parts) - 1, 2):
+            meta, path = parts[i].split(), parts[i + 1].decode("utf-8", "surrogateescape")
+            if len(meta) < 4:
+                continue
+            if "/" not in path:
+                out.top = True
+            elif path.endswith(".log"):  # a key's location log (.log.web, .log.met...: not where copies are)
+                pairs.append((meta[2].decode(), meta[3].decode()))
+        if out.top or not pairs:
+            return out
+        with gitutil.CatFile(repo) as cat:
+            blobs = list(cat.get_many(sha for pair in pairs for sha in pair))
+        for i in range(0, len(blobs), 2):
+            before, after = log_state(blobs[i]), log_state(blobs[i + 1])
+            for uuid in set(before) | set(after):
+                was, now = before.get(uuid, False), after.get(uuid, False)
+                if was != now:
+                    out.moved.add(uuid)
+                    if was:
+                        out.lost.add(uuid)
+        return out
+
+
+class Marks:
+    """Reads, checks and writes the marks of one run; branch heads and diffs are read once per repository."""
+
+    def __init__(self, mirror: Any) -> None:
+        self.mirror = mirror
+        self._diffs: dict[tuple[str, str, str], Changes] = {}
+        self._stores: dict[str, frozenset[str]] = {}
+
+    def head(self, rel: str, source: str) -> Optional[str]:
+        """The branch head of the repository at ``rel`` (None: none), with what git-annex left in its journal
+        (``annex.alwayscommit=false``: a ``setpresentkey`` or ``drop`` not committed yet) committed first."""
+        repo = self.mirror.root / rel
+        if not repo.is_dir():
+            return None  # a Zarr subdataset no longer there: read in full (and reported) by the keep
+        git_dir = _git_dir(repo)
+        journal = git_dir / "annex" / "journal"
+        if journal.is_dir() and any(os.scandir(journal)):
+            with self.mirror.lock(source):
+                flush_journal(repo)
+        return _read_ref(git_dir) or gitutil.ref_sha(repo, BRANCH)
+
+    def heads(self, repos: Iterable[Path]) -> dict[str, str]:
+        """relpath -> the branch head of each repository (read now, by the caller under the source's lock)."""
+        out = {}
+        for repo in repos:
+            rel = os.path.relpath(repo, self.mirror.root)
+            sha = gitutil.ref_sha(repo, BRANCH)
+            if sha is not None:
+                out[rel] = sha
+        return out
+
+    def find(self, target: Any, store: str, terms: str) -> Optional[dict]:
+        """The version's mark for ``store`` if it holds (re-stamped when its branches moved harmlessly)."""
+        row = target.row
+        mark = store_checks.marks_of(self.mirror.index, row["id"]).get(store)
+        if mark is None or mark["terms"] != terms or mark["version_commit"] != row["commit"]:
+            return None
+        if mark["fileset"] != fileset_of(self.mirror.index, row["id"]):
+            return None
+        branches: dict[str, str] = json.loads(mark["branches"] or "{}")
+        now: dict[str, str] = {}
+        for rel, old in branches.items():
+            new = self.head(rel, target.source)
+            if new is None:
+                return None
+            if new != old and not self._still(rel, old, new, store):
+                return None
+            now[rel] = new
+        if now != branches:
+            store_checks.restamp_mark(self.mirror.index, row["id"], store, json.dumps(now, sort_keys=True))
+        mark["counts"] = json.loads(mark["counts"] or "{}")
+        return mark
+
+    def _still(self, rel: str, old: str, new: str, store: str) -> bool:
+        key = (rel, old, new)
+        if key not in self._diffs:
+            self._diffs[key] = Changes.between(self.mirror.root / rel, old, new)
+        ch = self._diffs[key]
+        if not ch.ok or ch.top:
+            return False
+        if store != store_checks.COUNTS:
+            return store not in ch.lost
+        if rel not in self._stores:
+            self._stores[rel] = frozenset(store_uuids(self.mirror.root / rel))
+        return not (ch.moved & self._stores[rel])
+
+    def put(self, target: Any, store: str, terms: str, branches: dict[str, str], counts: dict) -> None:
+        store_checks.set_mark(
+            self.mirror.index,
+            target.row["id"],
+            store,
+            source=target.source,
+            fileset=fileset_of(self.mirror.index, target.row["id"]),
+            version_commit=target.row["commit"],
+            terms=terms,
+            branches=json.dumps(branches, sort_keys=True),
+            counts=json.dumps(counts, sort_keys=True),
+        )
+
+
+def terms_of(include: Iterable[str], exclude: Iterable[str], max_file_size: Optional[int]) -> str:
+    """The options that decide which files of a version are kept: a mark made with others does not hold."""
+    return json.dumps({"include": list(include), "exclude": list(exclude), "max_file_size": max_file_size})
+
+
+def fileset_of(index: Any, version_id: int) -> Optional[int]:
+    row = index.db.conn.execute("SELECT fileset FROM versions WHERE id = ?", [version_id]).fetchone()
+    return None if row is None else row[0]
+
+
+def _read_ref(git_dir: Path) -> Optional[str]:
+    """The git-annex branch's commit from the ref files (no git child: a rerun reads one per version)."""
+    try:
+        sha = (git_dir / BRANCH).read_text().strip()
+        return sha if len(sha) == 40 else None
+    except OSError:
+        pass
+    try:
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + BRANCH):
+                return line.split(" ", 1)[0]
+    except OSError:
+        pass
+    return None
+
+
+def _git_dir(repo: Path) -> Path:
+    d = repo / ".git"
+    if d.is_file():  # a submodule's gitfile
+        text = d.read_text().strip()
+        if text.startswith("gitdir:"):
+            return (repo / text.split(":", 1)[1].strip()).resolve()
+    return d
