@@ -79,14 +79,14 @@ def _service(base: Path, api: str, options: dict[str, Any], name: str = "mirror.
 
 
 def _an_hour_later(svc: Any) -> None:
-    """Move the entry's last cycle an hour back, as if the next one came at the ``1h`` schedule."""
+    """Date the entry's last cycle an hour ago, as if the next one came at the ``1h`` schedule."""
     from neuromirror.service import quiet
 
     mirror = svc.mirror()
     try:
         mark = json.loads(mirror.index.cache_get(quiet.CYCLES, SPEC) or "{}")
-        if mark.get("started"):
-            mark["started"] = (datetime.fromisoformat(mark["started"]) - timedelta(hours=1)).isoformat()
+        if mark.get("started"):  # the next cycle starts an hour after the last one started
+            mark["started"] = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
             mirror.index.cache_put_many(quiet.CYCLES, [(SPEC, json.dumps(mark))])
     finally:
         mirror.close()
