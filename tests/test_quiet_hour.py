@@ -160,3 +160,45 @@ def test_a_dandiset_with_zarrs_is_asked_each_cycle_and_sees_an_in_place_change(a
     svc.run_cycle("dandi:*")
     assert runs(svc.root)[2:] == [f"dandi:{holder}"]
     assert (svc.root / "dandi" / holder / "img.zarr" / "0" / "1").is_symlink()
+
+
+def test_the_default_rolling_recheck_follows_the_time_since_the_last_cycle() -> None:
+    """By default a cycle re-checks unchanged sources in proportion to the time since the last one over
+    ``full_pass``: an hourly cycle of 2,000 dandisets asks 3 (a few requests), and the rotation goes
+    once round in about ``full_pass``; ``recheck_cycles`` still overrides it."""
+    from neuromirror.service.quiet import Policy, recheck_share
+
+    now = T0
+    hourly = now - timedelta(hours=1)
+    assert recheck_share(2000, Policy(), hourly, now) == 3  # ceil(2000 / 720)
+    assert recheck_share(2000, Policy(), now - timedelta(days=1), now) == 67
+    assert recheck_share(2000, Policy(), now - timedelta(days=60), now) == 2000  # a service down for long
+    assert recheck_share(2000, Policy(), None, now) == 3  # no earlier cycle: a month of hourly cycles
+    assert recheck_share(5, Policy(), now - timedelta(seconds=1), now) == 1  # at least one each cycle
+    assert recheck_share(0, Policy(), hourly, now) == 0
+    assert recheck_share(2000, Policy(recheck_cycles=100), hourly, now) == 20
+    assert recheck_share(2000, Policy(recheck_cycles=0), hourly, now) == 0
+    assert recheck_share(2000, Policy(full_pass=7 * 86400.0), hourly, now) == 12
+    # hourly cycles over a 30-day full pass: every one of 2,000 sources within the month
+    assert 2000 / recheck_share(2000, Policy(), hourly, now) <= 30 * 24
+    assert Policy.from_options({}).recheck_cycles is None
+    assert Policy.from_options({"recheck_cycles": 24}).recheck_cycles == 24
+
+
+def test_a_quiet_cycle_by_default_rechecks_a_few_oldest_first(archive, tmp_path: Path) -> None:
+    ids = [archive.create_dandiset(name=f"d{i}", created=T0) for i in range(4)]
+    for i, ident in enumerate(ids):
+        archive.put_asset(ident, "a.nwb", f"d{i}".encode() * 10, when=T0)
+    svc = service(tmp_path, archive.api_url)  # no recheck_cycles: the default policy
+    svc.run_cycle("dandi:*")
+    seen: list[str] = []
+    for _ in range(4):
+        before = len(runs(svc.root))
+        archive.reset_request_log()
+        svc.run_cycle("dandi:*")
+        new = runs(svc.root)[before:]
+        # cycles seconds apart: one re-check each (ceil of a tiny share), a handful of requests
+        assert len(new) == 1 and svc.entry_cycles["dandi:*"]["why"] == {"recheck": 1}, new
+        assert len(archive.request_log) <= 6, archive.request_log
+        seen += new
+    assert sorted(seen) == sorted(f"dandi:{i}" for i in ids)  # oldest check first: each once

@@ -17,11 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from neuromirror.dataset import registration
 from neuromirror.index.db import Index
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
 ROOT_LOCK = "_root"
+#: a source dataset's ``.gitattributes`` beyond DataLad's own line: ``datalad create -c text2git``'s
+#: rule (text files in git, binary ones annexed) and the mirror's key backend (SHA256E: DANDI's
+#: sha256 digests are the keys, so nothing is hashed again)
+SOURCE_ATTRIBUTES = ("* annex.largefiles=((mimeencoding=binary)and(largerthan=0))", "* annex.backend=SHA256E")
+#: the creation commit's message (tests/test_dask.py knows it by "use SHA256E keys": dated now)
+CREATED_MESSAGE = "[neuromirror] new dataset: text files in git, use SHA256E keys"
 _root_thread_lock = threading.Lock()
 
 
@@ -37,6 +44,7 @@ class Mirror:
         self.state_dir = self.root / ".neuromirror"
         self.index_path = Path(index_path).absolute() if index_path else self.state_dir / "index.sqlite"
         self._index: Optional[Index] = None
+        self._root_filter_quiet = False
 
     @property
     def index(self) -> Index:
@@ -104,32 +112,51 @@ class Mirror:
         return self.root / relpath
 
     def ensure_dataset(self, relpath: str, description: str) -> Path:
-        """The dataset for a source, created (SHA256E, text in git) and registered on first use."""
+        """The dataset for a source, created (SHA256E, text in git) and registered on first use.
+
+        Written directly (:func:`.fast_init.fast_init`: one process, a few milliseconds, where
+        the ``datalad create -c text2git`` child, ``git annex init`` and two commits took
+        3-6 s), beside its place in ``.neuromirror/new/`` and moved in whole, so that an
+        interrupted creation never looks like a dataset; then its sections in the root's
+        ``.gitmodules`` and ``.git/config`` (:mod:`.registration`) and the root's commit.
+        What it leaves is what that sequence left (docs/performance.md compares them):
+        ``.gitattributes`` with text2git's ``annex.largefiles`` rule and SHA256E keys,
+        ``.datalad/config`` with a new id, ``annex.supportunlocked=false`` set before
+        git-annex was initialised, the description in the git-annex branch's ``uuid.log``.
+        """
         self.ensure_root()
         path = self.dataset_path(relpath)
-        if self.is_complete(path):
+        if registration.registered(self.root, relpath) and self.is_complete(path):
             return path
         with self.root_lock():
             self.recover_root()
             if not self.is_complete(path):
                 self._discard_partial(path)
-                from neuromirror.dataset.datalad_create import create
-
-                create(path, dataset=str(self.root), cfg_proc=["text2git"], description=description, force=True)
+                self._create(path, description)
                 crashpoint("dataset-created")
-                from neuromirror.dataset.light_dataset import LOCKED_ONLY
-
-                gitutil.run(path, "config", *LOCKED_ONLY)  # no unlocked files here: see LOCKED_ONLY
-                gitutil.run(path, "annex", "init", "-q")  # which git-annex reads at init
-                attrs = path / ".gitattributes"
-                lines = attrs.read_text().splitlines() if attrs.exists() else []
-                if "* annex.backend=SHA256E" not in lines:
-                    lines = [ln for ln in lines if "annex.backend=" not in ln] + ["* annex.backend=SHA256E"]
-                    attrs.write_text("\n".join(lines) + "\n")
-                    gitutil.run(path, "add", ".gitattributes")
-                    gitutil.run(path, "commit", "-q", "-m", "[neuromirror] use SHA256E keys")
-                self._commit_root([relpath], f"[neuromirror] add {relpath}")
+            registration.register(self.root, relpath, _dataset_id(path))
+            self._commit_root([relpath], f"[neuromirror] add {relpath}")
         return path
+
+    def _create(self, path: Path, description: str) -> None:
+        """A new source dataset at ``path`` (absent), made in ``.neuromirror/new/`` and renamed in."""
+        import shutil
+        import tempfile
+
+        from neuromirror.dataset.fast_init import fast_init
+
+        new = self.state_dir / "new"
+        if new.exists():  # debris of a creation killed before its rename: we hold the root lock
+            shutil.rmtree(new, ignore_errors=True)
+        new.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="dataset-", dir=new))
+        try:
+            fast_init(tmp, description=description, attributes=SOURCE_ATTRIBUTES, message=CREATED_MESSAGE)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def is_complete(self, path: Path) -> bool:
         """Created, configured (SHA256E) and committed: what ensure_dataset finishes with."""
@@ -193,10 +220,13 @@ class Mirror:
         made from the index with plumbing (``write-tree`` / ``commit-tree`` /
         ``update-ref``): the root's index holds nothing but what the mirror staged.
         """
+        self._quiet_root_filter()
         paths = []
         for rel in relpaths:
             sha = gitutil.rev_parse(self.root / rel, "HEAD") if (self.root / rel / ".git").exists() else None
             if sha:
+                if not registration.registered(self.root, rel):  # made, then killed before its registration
+                    registration.register(self.root, rel, _dataset_id(self.root / rel))
                 gitutil.run(self.root, "update-index", "--add", "--cacheinfo", f"160000,{sha},{rel}")
             else:
                 gitutil.run(self.root, "add", "--", rel)
@@ -219,6 +249,28 @@ class Mirror:
             commit,
             *([head] if head else []),
         )
+
+    def _quiet_root_filter(self) -> None:
+        """The root's ``.git/info/attributes`` without git-annex's filter (as every dataset's, :mod:`.fast_init`).
+
+        ``datalad create`` of the root sets ``* filter=annex``, so ``git add .gitmodules``
+        started a ``git-annex filter-process`` at each registration, and ``write-tree`` often a
+        second one (the index just written is racily clean): ~0.25 s of the ~0.3 s a new
+        dataset's registration took, 2,000 times in a cold ``sync 'dandi:*'``.  The root holds
+        gitlinks, ``.gitmodules`` and DataLad's files, never an annexed file; ``datalad save``
+        annexes with ``git annex add``, which needs no filter.
+        """
+        if self._root_filter_quiet:
+            return
+        from neuromirror.annex.contract import QUIET_FILTER_COMMENT, QUIET_FILTER_LINE
+
+        info = self.root / ".git" / "info" / "attributes"
+        text = info.read_text() if info.exists() else ""
+        if QUIET_FILTER_LINE not in text.splitlines():
+            info.parent.mkdir(parents=True, exist_ok=True)
+            sep = "" if not text or text.endswith("\n") else "\n"
+            info.write_text(text + sep + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n")
+        self._root_filter_quiet = True
 
     def recover(self, path: Path) -> list[str]:
         """Put a dataset back to its last commit after a crash; say what was done.
@@ -282,3 +334,8 @@ class Mirror:
             return []
         out = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False)
         return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
+
+
+def _dataset_id(path: Path) -> Optional[str]:
+    """``datalad.dataset.id`` from the dataset's ``.datalad/config`` (no child process)."""
+    return gitutil.config_file_value(path / ".datalad" / "config", 'datalad"dataset"', "id") or None

@@ -13,9 +13,12 @@ did).  A cycle then syncs:
 * every source the listing names with a stamp other than the recorded one, or none recorded
   (new, changed, never synced by the service, failed, Zarr-holding dandisets whose listing
   cannot see in-place Zarr changes: :func:`neuromirror.sources.listing_covers`);
-* a rolling re-check: ``1/recheck_cycles`` of the unchanged ones, those checked longest ago
-  first, so that every source is asked again within ``recheck_cycles`` cycles whatever the
-  listings say;
+* a rolling re-check of the unchanged ones, those checked longest ago first: by default a
+  share in proportion to the time since the entry's last cycle over ``full_pass`` (an hourly
+  cycle of a 30-day ``full_pass``: 1/720, three of 2,000 dandisets, so a no-change cycle stays
+  a few requests), so that the rotation asks every source again within about ``full_pass``
+  whatever the listings say, spread over the month rather than all at once; with
+  ``recheck_cycles: N``, ``1/N`` of them each cycle (every source within N cycles);
 * everything, on a full pass: the first cycle, and when the last one is older than ``full_pass``.
 
 ``quiet: false`` (a sync option of the entry) asks every source each cycle, as before.
@@ -38,8 +41,11 @@ from neuromirror.util.dates import parse_iso
 #: the index's cache namespaces: per source its stamp and last check, per entry the cycle's watermark
 SOURCES = "quiet"
 CYCLES = "quiet-cycle"
-#: defaults (sync options ``recheck_cycles`` and ``full_pass``, docs/service.md)
-RECHECK_CYCLES = 100
+#: defaults (sync options ``recheck_cycles`` and ``full_pass``, docs/service.md): the rolling re-check
+#: is derived from the time since the last cycle and ``full_pass`` unless ``recheck_cycles`` is set;
+#: RECHECK_CYCLES stands in for it when the entry has no earlier cycle to measure from (a month of
+#: hourly cycles)
+RECHECK_CYCLES = 720
 FULL_PASS = 30 * 86400.0
 
 
@@ -48,8 +54,9 @@ class Policy:
     """How quiet an entry's cycles are (its sync options ``quiet``, ``recheck_cycles``, ``full_pass``)."""
 
     enabled: bool = True
-    #: every unchanged source is asked again within this many cycles (0: never by rotation)
-    recheck_cycles: int = RECHECK_CYCLES
+    #: every unchanged source is asked again within this many cycles (0: never by rotation);
+    #: None: a share in proportion to the time since the last cycle over ``full_pass``
+    recheck_cycles: Optional[int] = None
     #: seconds between full passes (every source asked); 0: every cycle is one
     full_pass: float = FULL_PASS
 
@@ -62,7 +69,7 @@ class Policy:
         full = options.get("full_pass")
         return cls(
             enabled=True if enabled is None else bool(enabled),
-            recheck_cycles=RECHECK_CYCLES if recheck is None else int(recheck),
+            recheck_cycles=None if recheck is None else int(recheck),
             full_pass=FULL_PASS if full is None else float(parse_duration(full)),
         )
 
@@ -135,15 +142,36 @@ def plan(index: Any, spec: str, items: list[Listed], policy: Policy, now: dateti
             continue
         p.sync.append(item)
         p.reasons[sid] = why
-    if unchanged and policy.recheck_cycles > 0:
+    share = recheck_share(len(unchanged), policy, parse_iso(watermark.get("started")), now)
+    if share:
         unchanged.sort(key=lambda t: (t[0], t[1].source.id))  # checked longest ago first
-        share = math.ceil(len(unchanged) / policy.recheck_cycles)
         for _, item in unchanged[:share]:
             p.sync.append(item)
             p.reasons[item.source.id] = "recheck"
         unchanged = unchanged[share:]
     p.unchanged = len(unchanged)
     return p
+
+
+def recheck_share(unchanged: int, policy: Policy, last_cycle: Optional[datetime], now: datetime) -> int:
+    """How many of ``unchanged`` sources this cycle re-checks.
+
+    ``recheck_cycles: N``: ``ceil(unchanged / N)``.  By default: ``ceil(unchanged * elapsed /
+    full_pass)``, ``elapsed`` the time since the entry's last cycle started (at most
+    ``full_pass``), so that the rotation goes once round in about ``full_pass`` whatever the
+    schedule, and an hourly cycle of 2,000 dandisets re-checks 3 (6 requests) rather than 20;
+    with no earlier cycle, as ``recheck_cycles: 720`` (a month of hourly cycles).
+    """
+    if unchanged <= 0:
+        return 0
+    if policy.recheck_cycles is not None:
+        return math.ceil(unchanged / policy.recheck_cycles) if policy.recheck_cycles > 0 else 0
+    if policy.full_pass <= 0:
+        return unchanged
+    if last_cycle is None:
+        return math.ceil(unchanged / RECHECK_CYCLES)
+    elapsed = min(max((now - last_cycle).total_seconds(), 0.0), policy.full_pass)
+    return min(unchanged, math.ceil(unchanged * elapsed / policy.full_pass))
 
 
 def synced(index: Any, item: Listed, report: SyncReport, plan_: Plan) -> None:

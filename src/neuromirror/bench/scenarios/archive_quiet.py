@@ -4,8 +4,11 @@ N small dandisets (default 2,000; one asset each, identifiers 7xxxxx so that the
 ``dandi:7*`` names only them) are mirrored by one cycle of the service's entry, run in
 this process as its scheduled job runs it (``Service.run_cycle``); then:
 
-1. ``archive-quiet-nochange``: a cycle with nothing changed: seconds, and the requests the
-   archive saw (the stand-in's request log): the dandiset list, not one request per dandiset;
+1. ``archive-quiet-nochange``: a cycle with nothing changed, an hour after the one before (the
+   entry's watermark is moved an hour back: the default rolling re-check is in proportion to
+   the time since the last cycle, and the scenario's cycles follow one another at once):
+   seconds, and the requests the archive saw (the stand-in's request log): the dandiset list,
+   not one request per dandiset;
 2. ``archive-quiet-1changed``: a cycle after one dandiset's draft gained an asset: the one
    dandiset synced;
 3. ``archive-quiet-every``: the same no-change cycle with ``quiet: false`` (every dandiset
@@ -52,6 +55,7 @@ def bench_archive_quiet(archives: Archives, work: Path, n: int) -> list[dict]:
     base = work / "archive-quiet"
     quiet = _service(base / "quiet", d.api_url, {})
     out = [_cycle("archive-quiet-cold", quiet, d, n)]
+    _an_hour_later(quiet)
     out.append(_cycle("archive-quiet-nochange", quiet, d, n))
     d.put_asset(ids[n // 2], "sub-new/new.nwb", b"added by the bench\n", when=when + timedelta(days=1))
     out.append(_cycle("archive-quiet-1changed", quiet, d, n))
@@ -72,6 +76,20 @@ def _service(base: Path, api: str, options: dict[str, Any], name: str = "mirror.
     )
     config = load_config(cfg)
     return Service(config, config.resolve_root(None))
+
+
+def _an_hour_later(svc: Any) -> None:
+    """Date the entry's last cycle an hour ago, as if the next one came at the ``1h`` schedule."""
+    from neuromirror.service import quiet
+
+    mirror = svc.mirror()
+    try:
+        mark = json.loads(mirror.index.cache_get(quiet.CYCLES, SPEC) or "{}")
+        if mark.get("started"):  # the next cycle starts an hour after the last one started
+            mark["started"] = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+            mirror.index.cache_put_many(quiet.CYCLES, [(SPEC, json.dumps(mark))])
+    finally:
+        mirror.close()
 
 
 def _cycle(name: str, svc: Any, dandi: Any, n: int) -> dict:
