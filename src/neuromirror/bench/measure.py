@@ -138,6 +138,9 @@ def child_env() -> dict:
     env = dict(os.environ)
     for k in ("NEUROMIRROR_ROOT", "NEUROMIRROR_INDEX", "NEUROMIRROR_ENGINE", "NEUROMIRROR_DANDI_API"):
         env.pop(k, None)
+    # children start as an installed neuromirror does, from cached bytecode: with the variable set (as
+    # some shells and CI images set it) every child compiled each module it imported, ~0.05-0.1 s a process
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(IDENTITY)
     env.setdefault("DANDI_NO_ET", "1")
     env.setdefault("DANDI_CACHE", "ignore")
