@@ -97,7 +97,7 @@ class Marks:
         repo = self.mirror.root / rel
         if not repo.is_dir():
             return None  # a Zarr subdataset no longer there: read in full (and reported) by the keep
-        git_dir = _git_dir(repo)
+        git_dir = gitutil.git_dir(repo) or repo / ".git"
         journal = git_dir / "annex" / "journal"
         if journal.is_dir() and any(os.scandir(journal)):
             with self.mirror.lock(source):
@@ -187,12 +187,3 @@ def _read_ref(git_dir: Path) -> Optional[str]:
     except OSError:
         pass
     return None
-
-
-def _git_dir(repo: Path) -> Path:
-    d = repo / ".git"
-    if d.is_file():  # a submodule's gitfile
-        text = d.read_text().strip()
-        if text.startswith("gitdir:"):
-            return (repo / text.split(":", 1)[1].strip()).resolve()
-    return d

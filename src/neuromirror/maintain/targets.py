@@ -23,7 +23,6 @@ from neuromirror.dataset.mirror import ROOT_LOCK
 from neuromirror.errors import UserError
 from neuromirror.pin.locations import is_local, join_url, local_path
 from neuromirror.publish.ria.layout import RiaError, RiaStore
-from neuromirror.publish.ria.put import git_dir
 from neuromirror.publish.ria.root import ROOT_ALIAS, dataset_id
 from neuromirror.publish.sibling import PublishError, target_url
 from neuromirror.util import gitutil
@@ -117,7 +116,7 @@ def source_group(mirror: Any, source: str, to: Iterable[str] = ()) -> Group:
     group = Group(source, source)
     relpath = mirror.index.source(source)["dataset"]
     ds = mirror.root / relpath
-    gd = git_dir(ds)
+    gd = gitutil.git_dir(ds)
     if gd is None or not gd.is_dir():
         group.notes.append(f"no dataset at {ds}")
         return group
@@ -125,7 +124,7 @@ def source_group(mirror: Any, source: str, to: Iterable[str] = ()) -> Group:
     subs = [s for s in subdatasets(ds) if (ds / s / ".git").exists()]
     mine: list[tuple[Path, str]] = [(ds, relpath)]
     for sub in subs:
-        sgd = git_dir(ds / sub)
+        sgd = gitutil.git_dir(ds / sub)
         if sgd is not None and sgd.is_dir():
             group.add(Repo(sgd, "subdataset", f"{relpath}/{sub}"))
             mine.append((ds / sub, f"{relpath}/{sub}"))
@@ -140,7 +139,7 @@ def source_group(mirror: Any, source: str, to: Iterable[str] = ()) -> Group:
 def root_group(mirror: Any, to: Iterable[str] = ()) -> Group:
     """The root superdataset, and its published copies (a RIA store's ``root`` alias, a BASE's own repository)."""
     group = Group(ROOT_LOCK, None)
-    gd = git_dir(mirror.root)
+    gd = gitutil.git_dir(mirror.root)
     if gd is None or not gd.is_dir():
         return group
     group.add(Repo(gd, "root", "(root superdataset)"))

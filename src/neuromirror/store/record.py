@@ -28,8 +28,7 @@ from neuromirror.util import gitutil
 
 
 def _git_dir(repo: Path) -> Path:
-    d = repo / ".git"
-    return d if d.is_dir() else Path(gitutil.out(repo, "rev-parse", "--absolute-git-dir"))
+    return gitutil.git_dir(repo) or Path(gitutil.out(repo, "rev-parse", "--absolute-git-dir"))
 
 
 def flush_journal(repo: Path) -> None:

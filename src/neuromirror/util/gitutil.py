@@ -82,6 +82,22 @@ def out(repo: Path | str, *args: str, check: bool = True) -> str:
     return run(repo, *args, check=check).stdout.decode().strip()
 
 
+def git_dir(repo: Path) -> Optional[Path]:
+    """The git directory of a work tree, read from the file system (no git child): ``.git``, or where a
+    submodule's ``gitdir:`` file points; None when neither is there."""
+    dot = repo / ".git"
+    if dot.is_dir():
+        return dot
+    try:
+        text = dot.read_text().strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text[len("gitdir:") :].strip())
+    return target if target.is_absolute() else (repo / target).resolve()
+
+
 def rev_parse(repo: Path | str, rev: str) -> Optional[str]:
     proc = run(repo, "rev-parse", "--verify", "-q", rev + "^{commit}", check=False)
     return proc.stdout.decode().strip() or None

@@ -74,24 +74,9 @@ def wanted_refs(repo: Path) -> tuple[str, dict[str, str]]:
     return branch, refs
 
 
-def git_dir(repo: Path) -> Optional[Path]:
-    """The git directory of a work tree: ``.git``, or where a ``gitdir:`` file points."""
-    dot = repo / ".git"
-    if dot.is_dir():
-        return dot
-    try:
-        text = dot.read_text().strip()
-    except OSError:
-        return None
-    if not text.startswith("gitdir: "):
-        return None
-    target = Path(text[len("gitdir: ") :])
-    return target if target.is_absolute() else (repo / target).resolve()
-
-
 def refs_from_files(repo: Path) -> Optional[tuple[str, dict[str, str]]]:
     """:func:`wanted_refs` read from the git directory's files (no git child); None when git must say."""
-    gd = git_dir(repo)
+    gd = gitutil.git_dir(repo)
     branch = head_ref(gd) if gd is not None else None
     if gd is None or not branch or not branch.startswith("refs/heads/"):
         return None
@@ -148,7 +133,7 @@ def put(store: RiaStore, want: Wanted, *, force: bool = False) -> tuple[bool, li
     for stale in final.parent.glob(f".{final.name}.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)  # a killed publish's; we hold the source's lock
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    source = git_dir(want.repo)
+    source = gitutil.git_dir(want.repo)
     copied = source is not None and _copyable(source, want)
     if source is not None and copied:
         _copy_create(source, tmp, want)
