@@ -36,6 +36,28 @@ QUIET_FILTER_COMMENT = (
 QUIET_FILTER_LINE = "* !filter"
 
 
+def with_quiet_filter(attributes: str) -> str:
+    """``.git/info/attributes`` text ending with :data:`QUIET_FILTER_LINE` (the text itself if it has it)."""
+    if QUIET_FILTER_LINE in attributes.splitlines():
+        return attributes
+    sep = "" if not attributes or attributes.endswith("\n") else "\n"
+    return attributes + sep + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n"
+
+
+def quiet_filter(git_dir: Path) -> None:
+    """A repository's ``info/attributes`` with :data:`QUIET_FILTER_LINE` (written only if it lacked it):
+    see :meth:`AnnexWriter.quiet_annex_filter` for why."""
+    attributes = git_dir / "info" / "attributes"
+    try:
+        text = attributes.read_text()
+    except FileNotFoundError:
+        text = ""
+    wanted = with_quiet_filter(text)
+    if wanted != text:
+        attributes.parent.mkdir(parents=True, exist_ok=True)
+        attributes.write_text(wanted)
+
+
 @dataclass(frozen=True, slots=True)
 class Put:
     entry: Entry
@@ -105,19 +127,9 @@ class AnnexWriter(ABC):
         later line overrides the earlier one; git-annex only checks that its line is
         there.  Clones are unaffected (``.git/info`` is not cloned).
         """
-        git_dir = self.repo / ".git"
-        if not git_dir.is_dir():  # a worktree or a submodule whose git dir lives elsewhere
-            git_dir = Path(gitutil.out(self.repo, "rev-parse", "--absolute-git-dir"))
-        attributes = git_dir / "info" / "attributes"
-        try:
-            text = attributes.read_text()
-        except FileNotFoundError:
-            text = ""
-        if QUIET_FILTER_LINE in text.splitlines():
-            return
-        attributes.parent.mkdir(parents=True, exist_ok=True)
-        sep = "" if not text or text.endswith("\n") else "\n"
-        attributes.write_text(text + sep + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n")
+        # a worktree or a submodule whose git dir lives elsewhere: git says where
+        git_dir = gitutil.git_dir(self.repo) or Path(gitutil.out(self.repo, "rev-parse", "--absolute-git-dir"))
+        quiet_filter(git_dir)
 
     @abstractmethod
     def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:

@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from neuromirror.annex.contract import QUIET_FILTER_COMMENT, QUIET_FILTER_LINE, WEB_UUID, epoch, log_stamp
+from neuromirror.annex.contract import WEB_UUID, epoch, log_stamp, with_quiet_filter
 from neuromirror.annex.keys import hashdir_lower, key_file, symlink_target, url_for_log
 from neuromirror.annex.logs import add_present
 from neuromirror.dataset.gitobjects import BLOB, COMMIT, FILE, LINK, ObjectPack, index_file
@@ -213,12 +213,7 @@ def fast_init(
         fd = os.open(git / "hooks" / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-    info = tpl.info_attributes
-    if QUIET_FILTER_LINE not in info.splitlines():
-        info += (
-            ("" if not info or info.endswith("\n") else "\n") + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n"
-        )
-    (git / "info" / "attributes").write_text(info)
+    (git / "info" / "attributes").write_text(with_quiet_filter(tpl.info_attributes))
     (path / ".datalad").mkdir(exist_ok=True)
     for rel, data in files.items():
         (path / rel).write_bytes(data)

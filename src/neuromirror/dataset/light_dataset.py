@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from neuromirror.annex.writer import QUIET_FILTER_COMMENT, QUIET_FILTER_LINE
+from neuromirror.annex.contract import quiet_filter
 from neuromirror.util import gitutil
 
 #: git-annex's documented switch for repositories without unlocked files (a mirror's annexed files
@@ -45,11 +45,7 @@ def init_dataset(path: Path, *, description: str, attributes: Sequence[str] = ()
     gitutil.run(path, "init", "-q")
     gitutil.run(path, "config", LOCKED_ONLY[0], LOCKED_ONLY[1])  # before init: see LOCKED_ONLY
     gitutil.run(path, "annex", "init", "-q", "--", description)
-    info = path / ".git" / "info" / "attributes"
-    text = info.read_text() if info.exists() else ""
-    if QUIET_FILTER_LINE not in text.splitlines():
-        sep = "" if not text or text.endswith("\n") else "\n"
-        info.write_text(text + sep + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n")
+    quiet_filter(path / ".git")
     dataset_id = str(uuid.uuid4())
     (path / ".datalad").mkdir(exist_ok=True)
     (path / ".datalad" / "config").write_text(f'[datalad "dataset"]\n\tid = {dataset_id}\n')

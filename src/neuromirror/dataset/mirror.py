@@ -262,14 +262,9 @@ class Mirror:
         """
         if self._root_filter_quiet:
             return
-        from neuromirror.annex.contract import QUIET_FILTER_COMMENT, QUIET_FILTER_LINE
+        from neuromirror.annex.contract import quiet_filter
 
-        info = self.root / ".git" / "info" / "attributes"
-        text = info.read_text() if info.exists() else ""
-        if QUIET_FILTER_LINE not in text.splitlines():
-            info.parent.mkdir(parents=True, exist_ok=True)
-            sep = "" if not text or text.endswith("\n") else "\n"
-            info.write_text(text + sep + QUIET_FILTER_COMMENT + "\n" + QUIET_FILTER_LINE + "\n")
+        quiet_filter(self.root / ".git")
         self._root_filter_quiet = True
 
     def recover(self, path: Path) -> list[str]:
