@@ -32,9 +32,8 @@ _cache_lock = threading.Lock()
 
 
 def _value(text: str) -> str:
-    if _PLAIN.fullmatch(text):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A value as git config writes it: plain when it can be, else quoted."""
+    return text if _PLAIN.fullmatch(text) else _value_quoted(text)
 
 
 def _unquote(text: str) -> str:
