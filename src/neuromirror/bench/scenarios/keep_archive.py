@@ -213,6 +213,26 @@ def _killed_run(cmd: list[str], env: dict, stores: list[Path], at: int) -> dict:
     return {"wall": time.perf_counter() - t, "rss_mb": peak / 2**20, "seen": seen}
 
 
+def _noop_row(scenario: str, common: dict, r: dict, one: dict, keys: int, k1: int) -> dict:
+    """A no-op rerun over the archive (``r``) and over its first dandiset alone (``one``), extrapolated."""
+    return {
+        "scenario": scenario,
+        **common,
+        "wall_s": round(r["wall"], 2),
+        "cpu_s": round(r["cpu"], 1),
+        "peak_rss_mb": round(r["rss_mb"], 1),
+        "one_dandiset": {
+            "keys": k1,
+            "wall_s": round(one["wall"], 2),
+            "cpu_s": round(one["cpu"], 1),
+            "peak_rss_mb": round(one["rss_mb"], 1),
+        },
+        "wall_at_1e6_s": round(_at_1e6(r["wall"], one["wall"], keys, k1), 1),
+        "cpu_at_1e6_s": round(_at_1e6(r["cpu"], one["cpu"], keys, k1), 1),
+        "transferred": [s["transferred"]["files"] for s in json.loads(r["stdout"])["stores"]],
+    }
+
+
 def _at_1e6(full: float, one: float, keys: int, keys_one: int) -> float:
     """A number measured at ``keys`` and at ``keys_one`` (the same run over one dandiset), grown along the
     line through both to 10^6 keys: what is fixed (start-up, imports, the stores' opening) stays fixed."""
@@ -296,47 +316,13 @@ def bench_keep_archive(
     one_cmd = [c for c in cmd if c not in specs[1:]]  # the first dandiset only: its own keys, none shared in
     one = run_measured(one_cmd, env=env)
     k1 = keys // dandisets
-    rows.append(
-        {
-            "scenario": "keep-archive-noop",
-            **common,
-            "wall_s": round(r["wall"], 2),
-            "cpu_s": round(r["cpu"], 1),
-            "peak_rss_mb": round(r["rss_mb"], 1),
-            "one_dandiset": {
-                "keys": k1,
-                "wall_s": round(one["wall"], 2),
-                "cpu_s": round(one["cpu"], 1),
-                "peak_rss_mb": round(one["rss_mb"], 1),
-            },
-            "wall_at_1e6_s": round(_at_1e6(r["wall"], one["wall"], keys, k1), 1),
-            "cpu_at_1e6_s": round(_at_1e6(r["cpu"], one["cpu"], keys, k1), 1),
-            "transferred": [s["transferred"]["files"] for s in json.loads(r["stdout"])["stores"]],
-        }
-    )
+    rows.append(_noop_row("keep-archive-noop", common, r, one, keys, k1))
     # the same without marks: every file read, as before marks (and after a reindex)
     _drop_marks(root)
     r = run_measured(cmd, env=env)
     _drop_marks(root)
     one = run_measured(one_cmd, env=env)
-    rows.append(
-        {
-            "scenario": "keep-archive-noop-full",
-            **common,
-            "wall_s": round(r["wall"], 2),
-            "cpu_s": round(r["cpu"], 1),
-            "peak_rss_mb": round(r["rss_mb"], 1),
-            "one_dandiset": {
-                "keys": k1,
-                "wall_s": round(one["wall"], 2),
-                "cpu_s": round(one["cpu"], 1),
-                "peak_rss_mb": round(one["rss_mb"], 1),
-            },
-            "wall_at_1e6_s": round(_at_1e6(r["wall"], one["wall"], keys, k1), 1),
-            "cpu_at_1e6_s": round(_at_1e6(r["cpu"], one["cpu"], keys, k1), 1),
-            "transferred": [s["transferred"]["files"] for s in json.loads(r["stdout"])["stores"]],
-        }
-    )
+    rows.append(_noop_row("keep-archive-noop-full", common, r, one, keys, k1))
     # memory: the copying run's peak, plus what a full no-op run's peak grows per key (the lists and sets of keys)
     resume["rss_per_key_kb"] = round(max(0.0, r["rss_mb"] - one["rss_mb"]) * 1024 / max(1, keys - k1), 3)
     resume["rss_at_1e6_mb"] = round(peak + resume["rss_per_key_kb"] * max(0, TARGET_KEYS - keys) / 1024, 0)
