@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="the wanted number of verified copies outside the archive (default 1; status --copies and "
-        "verify --kept count against it); a version with fewer after the run makes keep exit 1",
+        help="the wanted number of verified copies outside the archive, recorded per source (default: the "
+        "recorded number, else 1; status --copies and verify --kept count against it); a version with fewer "
+        "after the run makes keep exit 1",
     )
     p.add_argument("--all-versions", action="store_true", help="every recorded version, older drafts too")
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
@@ -84,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     stores = [open_store(store_name(n)) for n in names]
     if len({s.url for s in stores}) != len(stores):
         raise UserError("the same store is named twice")
-    copies = args.copies if args.copies is not None else 1
-    if copies < 1:
+    if args.copies is not None and args.copies < 1:
         raise UserError("--copies must be at least 1")
     options = KeepOptions(
         include=args.include,
@@ -104,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
             seen = {t.row["id"] for t in targets}
             targets += [t for t in lock_targets(mirror, args.lock) if t.row["id"] not in seen]
-        result = keep_into(mirror, stores, targets, options, copies)
+        result = keep_into(mirror, stores, targets, options, args.copies)  # None: the recorded wanted count
     finally:
         mirror.close()
+    copies = result.copies
     if args.json:
         if len(result.runs) == 1:  # one store: the report as it always was, with the copies counted
             one = result.runs[0].to_json()

@@ -9,7 +9,6 @@ import sys
 from neuromirror.commands.common import (
     UserError,
     add_json,
-    find_version,
     not_mirrored,
     print_json,
     require_mirror,
@@ -126,6 +125,7 @@ def _stores(args: argparse.Namespace, specs: list) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from neuromirror.pin.record import state_row
     from neuromirror.pin.retrieve import allow_ip_default
     from neuromirror.verify.version import verify_version
 
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{spec}: a version needs a named source, not a pattern")
             for source in [spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec]):
                 if spec.version or not args.all_versions:
-                    row = find_version(mirror.index, Spec(spec.archive, source.split(":", 1)[1], spec.version))
+                    row = state_row(mirror, Spec(spec.archive, source.split(":", 1)[1], spec.version))
                     todo.append((source, row))
                 else:
                     if mirror.index.source(source) is None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from neuromirror.errors import UserError
-from neuromirror.index.lookup import find_version, not_mirrored
+from neuromirror.index.lookup import not_mirrored
 from neuromirror.keep.versions import Target
+from neuromirror.pin.commit import find_state, looks_like_commit
 from neuromirror.pin.filelist import file_list_digest, has_commit, walk_files
 from neuromirror.pin.lockfile import LockError, read
 from neuromirror.spec import Spec
@@ -32,10 +33,15 @@ def lock_targets(mirror: Any, lock_paths: Sequence[str]) -> list[Target]:
             if src is None:
                 raise not_mirrored(mirror.index, d.source)
             where = f"{path}: {d.spec}"
-            rows = [r for r in mirror.index.versions(d.source) if r["label"] == d.version and r["commit"] == d.commit]
-            if not rows:
-                archive, name = d.source.split(":", 1)
-                row = find_version(mirror.index, Spec(archive, name, d.version))
+            archive, name = d.source.split(":", 1)
+            if looks_like_commit(d.version) and d.commit.startswith(d.version):  # a state locked by its commit
+                rows = [find_state(mirror.index, Spec(archive, name, d.version))]
+            else:
+                rows = [
+                    r for r in mirror.index.versions(d.source) if r["label"] == d.version and r["commit"] == d.commit
+                ]
+            if not rows or rows[-1]["commit"] != d.commit:
+                row = find_state(mirror.index, Spec(archive, name, d.version))
                 raise UserError(
                     f"{where} is commit {d.commit[:12]} in the lock, {str(row['commit'])[:12]} in the mirror: "
                     "the mirror does not hold the locked state"

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.errors import UserError
-from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted
+from neuromirror.index.store_checks import COUNTS, known_stores, marks_of, restamp_mark, set_wanted, wanted
 from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, fileset_of
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, Target, keep
 from neuromirror.store.base import Store
+from neuromirror.store.location import open_store
 from neuromirror.util.disk import DiskFull, check_free
 
 if TYPE_CHECKING:
@@ -65,35 +66,49 @@ def _down(store: Store, exc: BaseException) -> KeepRun:
 
 
 def keep_into(
-    mirror: Mirror, stores: Sequence[Store], targets: Sequence[Target], options: KeepOptions, copies: int = 1
+    mirror: Mirror,
+    stores: Sequence[Store],
+    targets: Sequence[Target],
+    options: KeepOptions,
+    copies: Optional[int] = None,
 ) -> StoresRun:
-    """Keep ``targets`` in every store of ``stores``; count each version's copies against ``copies``."""
+    """Keep ``targets`` in every store of ``stores``; count each version's copies against ``copies``.
+
+    ``copies`` None (no ``--copies``): each source's recorded wanted count (1 if none), left as it is —
+    the wanted count changes only when asked.  A key no archive URL serves any more is copied from any
+    of the lab's stores that holds a good copy: the others named, then every store keep or verify used
+    here (:func:`other_stores`)."""
     runs: list[KeepRun] = []
     # too little free space is the host's refusal, said before any store is filled; not a store that is down
     for where in [mirror.root, *(getattr(s, "path", None) for s in stores)]:
         if where is not None:
             check_free(where, f"keeping into {', '.join(str(s) for s in stores)}", option=options.min_free)
+    known = other_stores(mirror, stores)
     for i, store in enumerate(stores):
-        others = [s for j, s in enumerate(stores) if j != i]
+        others = [s for j, s in enumerate(stores) if j != i] + known
         try:
             runs.append(keep(mirror, store, targets, options, others=others))
         except DiskFull:
             raise
         except (UserError, OSError) as exc:  # the store is down: the others still get their copies
             runs.append(_down(store, exc))
-    out = StoresRun(runs, copies)
-    for source in dict.fromkeys(t.source for t in targets):
-        set_wanted(mirror.index, source, copies)
+    sources = list(dict.fromkeys(t.source for t in targets))
+    if copies is not None:
+        for source in sources:
+            set_wanted(mirror.index, source, copies)
+    want = {source: wanted(mirror.index, source, 1) for source in sources}
+    out = StoresRun(runs, copies if copies is not None else max(want.values(), default=1))
     locations = Locations()  # a dataset's versions come one after another: its logs read once
     marks = Marks(mirror)
-    terms = json.dumps({"copies": copies})
     for target in targets:
+        n = want[target.source]
+        terms = json.dumps({"copies": n})
         mark = marks.find(target, COUNTS, terms)
         if mark is not None:  # counted before, and nothing on the branches since can change the count
-            out.counts.append(from_mark(target, copies, mark["counts"]))
+            out.counts.append(from_mark(target, n, mark["counts"]))
             out.counts_marked += 1
             continue
-        counted = version_copies(mirror, target, copies, locations)
+        counted = version_copies(mirror, target, n, locations)
         out.counts.append(counted)
         lag = note_lag(mirror, target, counted)
         counted.keys = []  # read by note_lag only: not held for every version of the run
@@ -102,6 +117,27 @@ def keep_into(
         if counted.ok and not counted.unverified and counted.branches is not None:
             marks.put(target, COUNTS, terms, counted.branches, mark_counts(counted))
             _restamp(mirror, target, runs, counted)
+    return out
+
+
+def other_stores(mirror: Mirror, named: Sequence[Store]) -> list[Store]:
+    """Every store keep or verify used here (the index's store records) besides ``named``: where a key the
+    archive lost can be copied from.  Only read (``open_key``), never written nor given an identity: a
+    store gone or changed since just fails that read, and every copy is checked against its key on the
+    way in, wherever it came from."""
+    have = {s.url for s in named}
+    out: list[Store] = []
+    for rec in known_stores(mirror.index).values():
+        url = rec.get("url")
+        if not url or url in have:
+            continue
+        try:
+            store = open_store(url)
+        except (UserError, OSError):
+            continue
+        if store.url not in have:
+            have.add(store.url)
+            out.append(store)
     return out
 
 

@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from neuromirror.index.lookup import find_version, not_mirrored, sources_matching
+from neuromirror.index.lookup import not_mirrored, sources_matching
 from neuromirror.index.store_checks import checks_of, record_checked, record_store
 from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.keep.transfer import Outcome, Transfer, read_back
+from neuromirror.pin.commit import find_state
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
@@ -66,7 +67,7 @@ class Target:
 
 
 def select_versions(index: Any, specs: Sequence[Spec], all_versions: bool = False) -> list[Target]:
-    """The versions SPECs name: ``@VERSION`` that one; none: every published version and the latest
+    """The versions SPECs name: ``@VERSION`` or ``@COMMIT`` that one; none: every published version and the latest
     draft/snapshot (``all_versions``: every recorded version). Each once, in the order named."""
     out: list[Target] = []
     seen: set[int] = set()
@@ -81,7 +82,7 @@ def select_versions(index: Any, specs: Sequence[Spec], all_versions: bool = Fals
             relpath = index.source(sid)["dataset"]
             if spec.version:
                 archive, name = sid.split(":", 1)
-                rows = [find_version(index, Spec(archive, name, spec.version))]
+                rows = [find_state(index, Spec(archive, name, spec.version))]  # @COMMIT: an older draft state too
             else:
                 rows = _default_versions(index, sid, all_versions)
             for row in rows:

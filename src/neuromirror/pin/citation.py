@@ -62,6 +62,8 @@ class CitationInfo:
     citation: Optional[str] = None  # the archive's own citation text
     keywords: list[str] = field(default_factory=list)
     description: Optional[str] = None
+    #: set for an older draft state named by its commit (``SPEC@COMMIT``): what it is, said in every format
+    state: Optional[str] = None
 
     @property
     def spec(self) -> str:
@@ -80,7 +82,8 @@ class CitationInfo:
     @property
     def mirror_note(self) -> str:
         tag = f", tag {self.tag}" if self.tag else ""
-        return f"Mirrored as DataLad dataset {self.relpath} at commit {self.commit}{tag} (neuromirror)."
+        state = f" This is {self.state}." if self.state else ""
+        return f"Mirrored as DataLad dataset {self.relpath} at commit {self.commit}{tag} (neuromirror).{state}"
 
     @property
     def retrieval(self) -> str:
@@ -215,10 +218,11 @@ _EXTRACTORS = {"dandi": _from_dandi, "aind": _from_aind}
 
 
 def citation_info(mirror: Any, spec: Any) -> CitationInfo:
-    from neuromirror.index.lookup import find_version
+    from neuromirror.pin.commit import UNPUBLISHED, is_commit_state
     from neuromirror.pin.published import published_url
+    from neuromirror.pin.record import state_row
 
-    row = find_version(mirror.index, spec)
+    row = state_row(mirror, spec)
     src = mirror.index.source(spec.source)
     ds = mirror.root / src["dataset"]
     archive = spec.archive
@@ -237,6 +241,7 @@ def citation_info(mirror: Any, spec: Any) -> CitationInfo:
         citation=row.get("citation") or tagf.get("citation"),
         url=tagf.get("source"),
         publisher=PUBLISHERS.get(archive, archive),
+        state=UNPUBLISHED if is_commit_state(row) else None,
     )
     if row.get("date") and re.match(r"^\d{4}-\d{2}-\d{2}", str(row["date"])):
         info.date = str(row["date"])[:10]
@@ -269,7 +274,7 @@ def to_text(info: CitationInfo) -> str:
     if info.doi and info.doi not in lines[0]:
         lines.append(f"DOI: {info.doi}")
     lines.append(info.mirror_note)
-    if info.kind == "draft":
+    if info.kind == "draft" or info.state:
         lines.append("The archive's draft changes over time: cite the commit above, which pins the exact state used.")
     lines.append(info.retrieval)
     return "\n".join(lines) + "\n"

@@ -279,13 +279,13 @@ def lock_entry(
     from neuromirror.pin.filelist import file_list_digest, walk_files
     from neuromirror.pin.locations import is_local, is_ria, join_url, local_path, resolve_url
     from neuromirror.pin.published import published_url
-    from neuromirror.pin.record import pin_record
+    from neuromirror.pin.record import pin_record, state_row
     from neuromirror.pin.retrieve import RetrieveError
     from neuromirror.pin.stores import recorded_stores
 
     notes: list[str] = []
     rec = pin_record(mirror, spec)
-    row = mirror.index.latest_version(spec.source, rec["version"])
+    row = state_row(mirror, spec)  # an older draft state named by its commit: version = that commit
     relpath = mirror.index.source(spec.source)["dataset"]
     ds = Path(rec["dataset"])
     if url_base and is_ria(url_base):

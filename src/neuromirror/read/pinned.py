@@ -8,18 +8,15 @@ fetches or syncs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import not_mirrored
+from neuromirror.pin.commit import full_commit
 from neuromirror.pin.filelist import has_commit
 from neuromirror.spec import Spec
-from neuromirror.util import gitutil
-
-_HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 @dataclass(frozen=True)
@@ -47,10 +44,9 @@ def resolve(mirror: Any, spec: Spec) -> Pin:
     row = index.latest_version(spec.source, spec.version)
     if row is not None:
         return Pin(spec.source, row["label"], ds, row["commit"])
-    if _HEX.match(spec.version) and (ds / ".git").exists():
-        full = gitutil.out(ds, "rev-parse", "--verify", "--quiet", f"{spec.version}^{{commit}}", check=False)
-        if full:
-            return Pin(spec.source, spec.version, ds, full)
+    full = full_commit(ds, spec.version)  # any commit of the dataset, recorded as a state or not
+    if full:
+        return Pin(spec.source, spec.version, ds, full)
     labels = sorted({v["label"] for v in index.versions(spec.source)})
     raise UserError(
         f"{spec.source} has no version or commit {spec.version!r} (known versions: {', '.join(labels) or 'none'})"

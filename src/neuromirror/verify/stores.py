@@ -37,6 +37,7 @@ from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.keep.versions import Target, select_versions
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
+from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.store.location import open_store
 from neuromirror.store.record import record_absent, record_present, store_uuids
 
@@ -141,21 +142,34 @@ def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Target]:
 
 class _Stores:
     """The stores the branches record, opened once each: by the URL keep used (the index), else a
-    directory store where ``remote.log`` says it is; None for one not reachable here."""
+    directory store where ``remote.log`` says it is; None for one not reachable here.  With ``only``
+    (``--store X``) only X's copies are checked, but every other store recorded is still where a bad
+    copy in X is repaired from (opened when a repair needs it)."""
 
     def __init__(self, mirror: Mirror, only: Optional[Store]):
         self.known = store_checks.known_stores(mirror.index)
         self.only = only
         self.opened: dict[str, Optional[Store]] = {}
+        self.recorded: dict[str, dict[str, str]] = {}  # uuid -> remote.log fields, of every store seen
+
+    def checked(self, uuid: str) -> bool:
+        """Whether the copies of store ``uuid`` are re-read this time."""
+        return self.only is None or self.only.identity.uuid == uuid
 
     def get(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
+        self.recorded.setdefault(uuid, fields)
         if uuid not in self.opened:
             self.opened[uuid] = self._open(uuid, fields)
         return self.opened[uuid]
 
+    def others(self, uuid: str) -> list[Store]:
+        """Every store recorded but ``uuid``'s that opens here: where a copy is repaired from."""
+        found = [self.get(u, fields) for u, fields in list(self.recorded.items()) if u != uuid]
+        return [s for s in found if s is not None]
+
     def _open(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
-        if self.only is not None:
-            return self.only if self.only.identity.uuid == uuid else None
+        if self.only is not None and self.only.identity.uuid == uuid:
+            return self.only
         url = (self.known.get(uuid) or {}).get("url")
         if not url and fields.get("type") == "directory" and fields.get("directory"):
             url = fields["directory"]
@@ -163,6 +177,8 @@ class _Stores:
             return None
         try:
             store = open_store(url)
+            if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+                return None  # the directory is gone or was never a store: not made one by looking
             return store if store.identity.uuid == uuid else None
         except (UserError, OSError):
             return None
@@ -195,6 +211,9 @@ def verify_stores(
                 first.setdefault(f.key, f)
             readable: list[str] = []
             for uuid, fields in store_uuids(repo).items():
+                if not opened.checked(uuid):
+                    opened.recorded.setdefault(uuid, fields)  # not re-read now: a source for repairs only
+                    continue
                 if opened.get(uuid, fields) is None:
                     if only is None and uuid not in out.unreached:
                         out.unreached.append(uuid)
@@ -277,7 +296,7 @@ def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Findin
             except OSError as exc:
                 f.repair_error = f"the wrong bytes could not be removed: {exc}"
                 continue
-        others = [s for u, s in opened.opened.items() if s is not None and u != f.uuid]
+        others = opened.others(f.uuid)
         transfer = Transfer(store, jobs=jobs, others=others)
         try:
             outcome = transfer(f.key, c.file.size, c.file.urls)
