@@ -251,3 +251,80 @@ def test_a_mirror_definition_names_stores_copies_and_the_rolling_check(tmp_path:
     assert "give 'store' (one) or 'stores' (a list), not both" in text
     assert "3 copies wanted but 1 store(s) named" in text
     assert "expected a fraction in (0, 1]" in text
+
+
+def test_keep_to_a_new_store_copies_what_the_archive_lost_from_another_store(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``keep --to NEW`` alone: a file the archive lost comes from a store that holds it, checked against its key
+    on the way in (a flipped byte there is refused, not copied); and the wanted count is left as it was."""
+    from neuromirror.annex.keys import hashdir_lower
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 12_000, "sub-02/b.nwb": 5_000})
+    one, two = tmp_path / "store-one", tmp_path / "store-two"
+    code, out, err = d.run("keep", d.spec, "--to", str(one), "--copies", "2", "--json")
+    assert code == 1 and json.loads(out)["copies"] == 2, out + err  # one copy of the two wanted
+    keys = {p: key_of(d.ds, p, d.version) for p in d.files}
+    lose_blobs(d, list(d.files))
+    b = keys["sub-02/b.nwb"]
+    _flip_a_byte(one / hashdir_lower(b) / b / b)
+
+    code, out, err = d.run("keep", d.spec, "--to", str(two), "--json")  # no --copies: the wanted count stays 2
+    assert code == 1, out + err
+    report = json.loads(out)
+    (v,) = report["versions"]
+    assert v["kept"] == 1 and report["copies"] == 2
+    (failed,) = v["failed"]
+    assert failed["path"] == "sub-02/b.nwb" and f"store {one}" in failed["why"] and "wrong bytes" in failed["why"]
+    assert (two / hashdir_lower(b) / b).exists() is False  # the wrong bytes were not placed
+    status = json.loads(d.run.ok("status", "--copies", d.spec, "--json"))["versions"][0]
+    assert status["wanted"] == 2 and status["enough"]["files"] == 1  # a.nwb: in both stores
+
+    # the new store's copy of a.nwb is read back through git-annex in a plain clone, the first store gone
+    name_two = json.loads((two / ".neuromirror-store.json").read_text())["name"]
+    os.rename(one, tmp_path / "elsewhere")
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    git(work, "annex", "get", "--from", name_two, "sub-01/a.nwb")
+    assert sha256((work / "sub-01/a.nwb").read_bytes()) == sha256(d.files["sub-01/a.nwb"])
+
+    # only an explicit --copies changes the wanted count
+    os.rename(tmp_path / "elsewhere", one)
+    d.run("keep", d.spec, "--to", str(two), "--copies", "1")
+    assert json.loads(d.run.ok("status", "--copies", d.spec, "--json"))["versions"][0]["wanted"] == 1
+
+
+def test_verify_stores_of_one_store_repairs_a_bad_copy_from_the_other_store(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    lab_bucket,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """``verify --stores --store X``: only X's copies are re-read, and a bad one is re-kept from the other store
+    (the archive lost the bytes); afterwards X's copy reads right through git-annex."""
+    from neuromirror.annex.keys import hashdir_lower
+
+    sizes = {"sub-01/a.nwb": 9_000, "sub-02/b.nwb": 4_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    disk, cloud = tmp_path / "store", f"s3://{lab_bucket}/keep"
+    code, out, err = d.run("keep", d.spec, "--to", str(disk), "--to", cloud, "--copies", "2", "--json")
+    assert code == 0, out + err
+    disk_id = json.loads(out)["stores"][0]["store"]["uuid"]
+    lose_blobs(d, list(d.files))
+    a = key_of(d.ds, "sub-01/a.nwb", d.version)
+    _flip_a_byte(disk / hashdir_lower(a) / a / a)
+
+    code, out, err = d.run("verify", "--stores", d.spec, "--store", str(disk), "--json")
+    assert code == 1, out + err  # named, after repairing
+    report = json.loads(out)
+    assert report["checked"] == 2 and list(report["stores"]) == [disk_id]  # only the disk's copies re-read
+    (bad,) = report["bad"]
+    assert (bad["key"], bad["uuid"], bad["repaired"], bad["repaired_from"]) == (a, disk_id, True, f"store {cloud}/")
+    assert (disk / hashdir_lower(a) / a / a).read_bytes() == d.files["sub-01/a.nwb"]
+
+    # the repaired copy reads right through git-annex, from the disk store only
+    s3.client().delete_object(Bucket=lab_bucket, Key=f"keep/{a}")  # not from the bucket: it is gone there
+    name = json.loads((disk / ".neuromirror-store.json").read_text())["name"]
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    git(work, "annex", "get", "--from", name, "sub-01/a.nwb")
+    assert sha256((work / "sub-01/a.nwb").read_bytes()) == sha256(d.files["sub-01/a.nwb"])
+    assert d.run("verify", "--stores", d.spec, "--store", str(disk), "--json")[0] == 0
