@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import git
+from neuromirror.index.db import Index
 from neuromirror.pin.commit import UNPUBLISHED
 from test_keep import _delete_all_versions
 from test_read import H5, OTHER, ZARR, Mirrored, zarr_files
@@ -88,6 +90,20 @@ def test_unknown_commits_are_one_line_errors(dandi_archive, tmp_path: Path) -> N
         assert code == 2, (args, out, err)
         assert "deadbeef00" in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "s").exists()  # nothing made by a refused keep
+    # a commit of the dataset that no sync recorded as a state (the dataset's first): said so
+    root = git(d.ds, "rev-list", "--max-parents=0", "HEAD").split()[0]
+    code, out, err = d.run("pin", f"{d.source}@{root[:10]}")
+    assert code == 2 and "no sync recorded" in err, err
+    # a short commit two recorded states share
+    index = Index(d.run.root / ".neuromirror" / "index.sqlite")
+    for tail in ("0", "1"):
+        index.record_version(
+            d.source, label="draft", kind="draft", commit="abcdef1" + tail * 33, tag=None, remote_modified=None,
+            date=None, entries=[],
+        )  # fmt: skip
+    index.close()
+    code, out, err = d.run("keep", f"{d.source}@abcdef1", "--to", str(tmp_path / "s"))
+    assert code == 2 and "ambiguous" in err and len(err.strip().splitlines()) == 1, err
     # a published version's commit is that version
     commit = json.loads(d.run.ok("pin", d.spec, "--json"))["commit"]
     by_commit = json.loads(d.run.ok("pin", f"{d.source}@{commit[:8]}", "--json"))
