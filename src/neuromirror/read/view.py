@@ -120,6 +120,9 @@ class View:
                 if environ.get("HTTP_DEPTH", "1").lower() == "infinity":
                     return _text(start_response, "403 Forbidden", "PROPFIND: Depth 0 or 1 only\n", False)
                 environ.setdefault("HTTP_DEPTH", "1")
+                if method == "PROPFIND" and self.tree.node(SHARES[share], path[len(share) :]) is None:
+                    why = f"{self._why(SHARES[share], path[len(share) :])}\n"
+                    return _text(start_response, "404 Not Found", why, False)
                 environ["wsgidav.auth.user_name"] = ""  # anonymous, read-only
                 return self.dav(environ, start_response)
             node = self.tree.node(SHARES[share], path[len(share) :])
@@ -129,10 +132,18 @@ class View:
             log.warning("view %s %s: %s", method, path, exc)
             return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
         if node is None:
-            return _text(start_response, "404 Not Found", "no such file or directory at this pin\n", head)
+            return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
         if node.is_dir:
             return self._listing(environ, start_response, path, node, head)
         return self._file(environ, start_response, node, head)
+
+    def _why(self, style: str, path: str) -> str:
+        """A 404's one line: which part of the path is wrong."""
+        try:
+            return self.tree.why_missing(style, path)
+        except Exception as exc:  # the reason is a courtesy: never a 500 instead of the 404
+            log.debug("view: why %s is missing: %s", path, exc)
+            return "no such file or directory at this pin"
 
     # -- files -----------------------------------------------------------------------
     def _file(self, environ: dict, start_response: StartResponse, node: Node, head: bool) -> Iterable[bytes]:
@@ -159,7 +170,7 @@ class View:
             return self.dav(environ, start_response)  # the store's copy, streamed with Range
         if not public(url):
             return self._gone(start_response, f.path, f.key, "its only URL carries a credential", head)
-        start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0")])
+        start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0"), *_dated(node)])
         return []
 
     @staticmethod
@@ -215,7 +226,7 @@ class View:
             ctype = "application/json"
         else:
             body, ctype = _html(base, pin, rows).encode(), "text/html; charset=utf-8"
-        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))), *_dated(node)])
         return [] if head else [body]
 
     # -- serving it from http.server ------------------------------------------------------------
@@ -249,6 +260,15 @@ class View:
         server = ServerHandler(handler.rfile, handler.wfile, sys.stderr, env, multithread=True)
         server.request_handler = handler  # type: ignore[attr-defined]  # it logs through the handler's log_request
         server.run(self)
+
+
+def _dated(node: Node) -> list[tuple[str, str]]:
+    """``Last-Modified``: the pin's date (a published version's, a draft's or commit's commit date)."""
+    if node.modified is None:
+        return []
+    from email.utils import formatdate
+
+    return [("Last-Modified", formatdate(node.modified, usegmt=True))]
 
 
 def _href(path: str) -> str:

@@ -283,8 +283,17 @@ def risk_table(record: Optional[dict]) -> str:
     )
 
 
+#: the view served beside the pages (:mod:`neuromirror.read.landing` says what each route serves)
+VIEW_LINKS = ("dav/", "dandisets/", "zarrs/", "zarr-manifests/")
+
+
 def _links(prefix: str, browse_url: Optional[str]) -> str:
-    links = [f'<a href="{prefix}status.json">status.json</a>', f'<a href="{prefix}metrics">metrics</a>']
+    view = " ".join(f'<a href="{prefix}{v}">/{v}</a>' for v in VIEW_LINKS)
+    links = [
+        f'<a href="{prefix}status.json">status.json</a>',
+        f'<a href="{prefix}metrics">metrics</a>',
+        f'<span class="nowrap"><a href="{prefix}view/">the view of every pin</a>: {view}</span>',
+    ]
     if browse_url:
         links.append(f'<a href="{e(browse_url)}">browse the index</a>')
     return " · ".join(links)
@@ -455,7 +464,8 @@ def render_source_page(
         q = urlencode({"source": sid})
         browse = f' · <a href="{e(browse_url.rstrip("/"))}/source_versions?{e(q)}">this source in the catalog</a>'
     body = (
-        f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}</p>\n'
+        f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}'
+        f' · <a href="../dav/{e(quote(sid.replace(":", "/", 1)))}/">this source in the view</a></p>\n'
         f'<h1>{e(sid)}</h1>\n<dl class="facts">{dl}</dl>\n'
         f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
         f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}\n"

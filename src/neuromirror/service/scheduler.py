@@ -130,7 +130,10 @@ class Service:
         try:
             lock.__enter__()
         except LockBusy:
-            holder = (probe.state_dir / "locks" / f"{SERVICE_LOCK}.lock").read_text(errors="replace").strip()
+            try:  # the other service's lock file (removed when it stops)
+                holder = (probe.state_dir / "locks" / f"{SERVICE_LOCK}.lock").read_text(errors="replace").strip()
+            except OSError:
+                holder = ""
             probe.close()
             raise UserError(f"another neuromirror serve is running on {self.root} ({holder or 'unknown'})") from None
         self._service_lock = lock
