@@ -189,6 +189,9 @@ def test_webdav_dates(demo: Demo) -> None:
         r = method(f"{demo.view}dav/dandi/000001/{version}/{NWB_PATH}", allow_redirects=False, timeout=30)
         assert r.status_code == 307, r.text
         assert r.headers["Last-Modified"] == "Sat, 02 Mar 2024 12:00:00 GMT"
+    # the ETag is the file's key, which holds its sha256 (what rclone check --download is the way around)
+    pinned = requests.get(r.headers["Location"], timeout=30).content
+    assert hashlib.sha256(pinned).hexdigest() in r.headers["ETag"]
     r = requests.get(f"{demo.view}dav/dandi/000001/{version}/README.md", timeout=30)  # kept in git: streamed
     assert r.status_code == 200 and r.headers["Last-Modified"] == "Sat, 02 Mar 2024 12:00:00 GMT"
 
@@ -246,6 +249,36 @@ def test_the_readme_datalad_lines_run(demo: Demo, tmp_path: Path) -> None:
         p = shell(cmd, cwd=tmp_path, env=LOOPBACK_ENV)
         assert p.returncode == 0, f"{cmd}\n{p.stdout}\n{p.stderr}"
         assert (tmp_path / "000001" / NWB_PATH).read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_serve_no_schedule_names_every_route_and_lands_on_them(demo: Demo) -> None:
+    """``serve --http ADDR --no-schedule`` on the demo's mirror: its start-up line names every route; ``/`` links them."""
+    import requests
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuromirror", "--root", str(demo.mirror), "serve", "--http", "127.0.0.1:0"]
+        + ["--no-schedule"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # a state: the start-up line is printed once it listens
+        m = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
+        assert m is not None, line
+        base = m.group(1)
+        for route in ("/dav/", "/dandisets/", "/zarrs/", "/zarr-manifests/"):
+            assert f"{base}{route}" in line, (route, line)
+        r = requests.get(base + "/", timeout=30)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+        for route in ("/dav/", "/dandisets/", "/zarrs/", "/zarr-manifests/"):
+            assert f'href="{route}"' in r.text, route
+            assert requests.get(base + route, timeout=30).status_code == 200, route
+        r = requests.get(base + "/status.json", timeout=30)
+        assert r.status_code == 404 and r.text.count("\n") == 1 and "/dav/" in r.text, r.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
 
 
 def test_ctrl_c_stops_it_cleanly(demo: Demo) -> None:

@@ -65,7 +65,8 @@ class ManifestTree:
         """``{"files": [...], "directories": [...]}`` of a directory of the root, or None."""
         place = self._place(parts)
         if place is None or not place.is_dir():
-            return None
+            # no Zarr recorded yet: the root is there (the landing page links it), empty
+            return {"files": [], "directories": []} if not parts else None
         files, dirs = [], []
         for child in sorted(place.iterdir(), key=lambda p: p.name):
             if child.name.startswith("."):

@@ -263,12 +263,12 @@ class View:
 
 
 def _dated(node: Node) -> list[tuple[str, str]]:
-    """``Last-Modified``: the pin's date (a published version's, a draft's or commit's commit date)."""
-    if node.modified is None:
-        return []
+    """``Last-Modified``: the pin's date (a published version's, a draft's or commit's commit date); a
+    file's ``ETag``: its git-annex key (a DANDI file's holds its sha256), as WsgiDAV gives it when it streams."""
     from email.utils import formatdate
 
-    return [("Last-Modified", formatdate(node.modified, usegmt=True))]
+    out = [] if node.modified is None else [("Last-Modified", formatdate(node.modified, usegmt=True))]
+    return out + ([("ETag", f'"{node.file.key}"')] if node.file is not None and node.file.key else [])
 
 
 def _href(path: str) -> str:

@@ -156,10 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _landing(self) -> bytes:
         h, p = str(self.server.server_address[0]), int(self.server.server_address[1])
         base = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
-        svc = self.server.service
-        view = self.server.view
-        root = str(view.tree.root) if view is not None else None
-        return landing_html(base, scheduled=svc is not None, root=root).encode()
+        return landing_html(base, scheduled=self.server.service is not None).encode()
 
     def _status_json(self) -> dict:
         """The status report, with each source's at-risk counts as the service last counted them."""
