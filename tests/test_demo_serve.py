@@ -177,6 +177,20 @@ def test_webdav_dates(demo: Demo) -> None:
     for path in ("", "dandi", "dandi/000001", f"dandi/000001/{version}", "dandi/000002"):
         for e in client.ls(path, detail=True):
             assert e["modified"] is not None, (path, e)
+    # dandidav's /zarrs/: each object dated by the manifest's lastModified (the chunk rewritten a day later)
+    zarrs, path = Client(f"{demo.view}zarrs"), ""
+    for _ in range(3):
+        path = client_first_dir(zarrs, path)
+    states = [e for e in zarrs.ls(path, detail=True) if e["name"].endswith(".zarr")]
+    assert len(states) == 2 and all(e["modified"] is not None for e in states), states
+    for state in states:
+        for inner in ("", "/0", "/0/0"):
+            for e in zarrs.ls(state["name"] + inner, detail=True):
+                assert e["modified"] is not None and e["modified"].year >= 2024, e  # S3's time, not 1754 or none
+    dandisets = Client(f"{demo.view}dandisets")
+    for path in ("", "000001", "000001/releases", f"000001/releases/{version}"):
+        for e in dandisets.ls(path, detail=True):
+            assert e["modified"] is not None, (path, e)
     versions = {e["name"].rsplit("/", 1)[-1]: e["modified"] for e in client.ls("dandi/000001", detail=True)}
     assert versions[version] == PUBLISHED
     # a Zarr dandiset's earlier state, by its commit: the date of that commit (the draft as synced)
@@ -194,6 +208,13 @@ def test_webdav_dates(demo: Demo) -> None:
     assert hashlib.sha256(pinned).hexdigest() in r.headers["ETag"]
     r = requests.get(f"{demo.view}dav/dandi/000001/{version}/README.md", timeout=30)  # kept in git: streamed
     assert r.status_code == 200 and r.headers["Last-Modified"] == "Sat, 02 Mar 2024 12:00:00 GMT"
+
+
+def client_first_dir(client: object, path: str) -> str:
+    """The first directory under ``path`` (a WebDAV listing of dandidav's /zarrs/ shards)."""
+    dirs = [e["name"] for e in client.ls(path, detail=True) if e["type"] == "directory"]  # type: ignore[attr-defined]
+    assert dirs, path
+    return dirs[0]
 
 
 def test_an_unknown_id_is_not_listed_and_leaves_no_lock(demo: Demo) -> None:

@@ -212,7 +212,9 @@ class Tree:
 
     def _dandisets(self, parts: list[str]) -> Optional[Node]:
         if not parts:
-            return Node(True, [Entry(r["id"].split(":", 1)[1]) for r in self.sources("dandi")])
+            rows = self.sources("dandi")
+            entries = [Entry(r["id"].split(":", 1)[1], modified=r["modified"]) for r in rows]
+            return Node(True, entries, modified=_newest(*(r["modified"] for r in rows)))
         source = f"dandi:{parts[0]}"
         if len(parts) <= 2 and (len(parts) == 1 or parts[1] == "releases"):
             versions = self.versions(source)
@@ -233,11 +235,13 @@ class Tree:
 
     def _zarrs(self, parts: list[str]) -> Optional[Node]:
         """dandidav's ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``, from the mirror's manifests."""
-        got = self.manifests.node(parts)
+        got = self.manifests.dated_node(parts)
         if got is None:
             return None
-        is_dir, members, f = got
-        return Node(True, [Entry(n, m) for n, m in members]) if is_dir else Node(False, file=f)
+        is_dir, members, f, dates = got
+        if not is_dir:
+            return Node(False, file=f, modified=dates.get(""))
+        return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))
 
     # -- 404s -------------------------------------------------------------------------------
     def why_missing(self, style: str, path: str) -> str:
