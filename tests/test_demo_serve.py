@@ -261,15 +261,26 @@ def test_view_404s_say_which_part_is_wrong(demo: Demo) -> None:
 def test_the_readme_datalad_lines_run(demo: Demo, tmp_path: Path) -> None:
     """The README's DataLad line, as written, against the demo's mirror (its names swapped for the demo's)."""
     readme = (REPO / "README.md").read_text()
-    lines = re.findall(r"`(datalad clone /data/mirror/[^`]+)`", readme)
-    assert lines, "the README has no DataLad line on /data/mirror"
+    lines = re.findall(r"`(datalad clone [^`]+)`", readme)
+    assert any("/data/mirror/" in x for x in lines) and any("ria+" in x for x in lines), lines
     version = version_of(demo)
-    for line in lines:
-        cmd = line.replace("/data/mirror", str(demo.mirror)).replace("000027", "000001")
-        cmd = cmd.replace("0.230629.1955", version)
-        p = shell(cmd, cwd=tmp_path, env=LOOPBACK_ENV)
+    # the RIA store the README's second line clones from: the demo's datasets published as the README says
+    ria = f"ria+file://{tmp_path / 'ria'}"
+    p = subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(demo.mirror), "publish", "dandi:*", "--to", ria]
+        + ["--with-root"],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 0, p.stderr
+    for i, line in enumerate(lines):
+        cmd = line.replace("/data/mirror", str(demo.mirror)).replace("ria+https://data.lab.org/ria", ria)
+        cmd = cmd.replace("000027", "000001").replace("0.230629.1955", version)
+        where = tmp_path / f"line-{i}"
+        where.mkdir()
+        p = shell(cmd, cwd=where, env=LOOPBACK_ENV)
         assert p.returncode == 0, f"{cmd}\n{p.stdout}\n{p.stderr}"
-        assert (tmp_path / "000001" / NWB_PATH).read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+        assert (where / "000001" / NWB_PATH).read_bytes()[:8] == b"\x89HDF\r\n\x1a\n", cmd
 
 
 def test_serve_no_schedule_names_every_route_and_lands_on_them(demo: Demo) -> None:

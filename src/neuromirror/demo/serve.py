@@ -13,6 +13,7 @@ rclone, curl, DataLad), each of which the tests run as printed.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -102,10 +103,11 @@ def zarr_files(rewritten: bool = False) -> dict[str, bytes]:
 
 
 def _exe(name: str) -> str:
-    """``name`` as a user pastes it: bare when the shell finds ours, else the path of ours."""
+    """``name`` as a user pastes it into another shell: bare where that shell finds ours (no venv, or the
+    venv activated there), else the path of ours (``scripts/demo`` puts its venv on its own PATH only)."""
     ours = Path(sys.executable).parent / name
-    found = shutil.which(name)
-    if not ours.exists() or (found is not None and Path(found).parent == ours.parent):
+    in_venv = sys.prefix != sys.base_prefix
+    if not ours.exists() or not in_venv or os.environ.get("VIRTUAL_ENV") == sys.prefix:
         return name
     return shlex.quote(str(ours))
 
