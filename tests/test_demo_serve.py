@@ -206,6 +206,8 @@ def test_webdav_dates(demo: Demo) -> None:
     # the ETag is the file's key, which holds its sha256 (what rclone check --download is the way around)
     pinned = requests.get(r.headers["Location"], timeout=30).content
     assert hashlib.sha256(pinned).hexdigest() in r.headers["ETag"]
+    listing = requests.get(f"{demo.view}dav/dandi/000001/?format=json", timeout=30).json()["entries"]
+    assert {e["name"]: e["modified"] for e in listing}[version] == "2024-03-02T12:00:00Z"
     r = requests.get(f"{demo.view}dav/dandi/000001/{version}/README.md", timeout=30)  # kept in git: streamed
     assert r.status_code == 200 and r.headers["Last-Modified"] == "Sat, 02 Mar 2024 12:00:00 GMT"
 

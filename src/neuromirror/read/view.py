@@ -214,6 +214,7 @@ class View:
                 "type": "directory" if e.is_dir else "file",
                 "href": _href(base + e.name + ("/" if e.is_dir else "")),
                 **({} if e.file is None else {"size": e.file.size, "key": e.file.key, "served_by": e.file.served_by}),
+                **({} if e.modified is None else {"modified": _iso(e.modified)}),
             }
             for e in node.entries
         ]
@@ -271,6 +272,13 @@ def _dated(node: Node) -> list[tuple[str, str]]:
     return out + ([("ETag", f'"{node.file.key}"')] if node.file is not None and node.file.key else [])
 
 
+def _iso(t: float) -> str:
+    """A listing's date: UTC, to the second (``2024-03-02T12:00:00Z``)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _href(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
@@ -285,7 +293,7 @@ def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
     lines = [
         f'<tr><td><a href="{e(r["href"])}">{e(r["name"])}{"/" if r["type"] == "directory" else ""}</a></td>'
         f'<td class="size">{"" if r["type"] == "directory" else e(human_bytes(r.get("size")))}</td>'
-        f"<td>{e(r.get('served_by', ''))}</td></tr>"
+        f"<td>{e(r.get('modified', '').replace('T', ' '))}</td><td>{e(r.get('served_by', ''))}</td></tr>"
         for r in rows
     ]
     about = ""
@@ -302,7 +310,7 @@ def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
         "<style>body{font-family:sans-serif;margin:2em}td{padding:0.15em 1em 0.15em 0}"
         ".size{text-align:right}th{text-align:left}</style></head><body>"
         f"<h1>/{'/'.join(crumbs)}/</h1>{about}{parent}"
-        "<table><thead><tr><th>Name</th><th>Size</th><th>Served by</th></tr></thead>"
+        "<table><thead><tr><th>Name</th><th>Size</th><th>Modified</th><th>Served by</th></tr></thead>"
         f"<tbody>{''.join(lines)}</tbody></table>"
         f"<p>{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}.{PIN_NOTE if pin else ''}</p></body></html>\n"
     )
