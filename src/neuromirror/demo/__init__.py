@@ -5,6 +5,9 @@ sample dandiset (a published version, then later draft changes), mirrors it
 into a fresh root, and then does what a lab would: ``datalad clone`` the
 dataset, ``datalad get`` a file, check its sha256, print the pin and the
 citation.  Every step prints what it runs, so the output reads like a session.
+
+``demo --serve`` (:mod:`.serve`) builds the same sample (with a real NWB file) and a Zarr dandiset,
+then leaves the stand-in archive and the view running, for a newcomer to read pins with any client.
 """
 
 from __future__ import annotations
