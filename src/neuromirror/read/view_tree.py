@@ -79,7 +79,7 @@ class Tree:
         self._db_lock = threading.Lock()  # one SQLite connection, one query at a time
         self._lock = threading.Lock()
         self._pins: OrderedDict[tuple[str, str], tuple[Pin, float]] = OrderedDict()
-        self._commit_dates: dict[tuple[Path, str], Optional[float]] = {}
+        self._pin_dates: dict[tuple[str, str, str], Optional[float]] = {}
         self.listings = Listings()
         from neuromirror.dataset.mirror import Mirror
 
@@ -149,18 +149,27 @@ class Tree:
         return [entries[name] for name in sorted(entries)]
 
     def pin_date(self, pin: Pin) -> Optional[float]:
-        """When the pin's state was made: a published version's date, else its commit's date (a draft's, a commit's)."""
+        """When the pin's state was made: a published version's date, else its commit's date (a draft's, a commit's).
+
+        Asked once per pin (a Zarr read is a request per chunk: no query or git process each time)."""
+        key = (pin.source, pin.version, pin.commit)
+        with self._lock:
+            if key in self._pin_dates:
+                return self._pin_dates[key]
         with self._db_lock:
             row = self._index().index.latest_version(pin.source, pin.version)
         if row is not None and row["kind"] == "published" and row["commit"] == pin.commit and row.get("date"):
-            return _parse_date(row["date"])
-        key = (pin.dataset, pin.commit)
-        if key not in self._commit_dates:
+            when = _parse_date(row["date"])
+        else:
             from neuromirror.util import gitutil
 
             out = gitutil.out(pin.dataset, "show", "-s", "--format=%ct", pin.commit, check=False)
-            self._commit_dates[key] = float(out) if out.strip().isdigit() else None
-        return self._commit_dates[key]
+            when = float(out) if out.strip().isdigit() else None
+        with self._lock:
+            if len(self._pin_dates) >= MAX_PINS * 4:
+                self._pin_dates.clear()
+            self._pin_dates[key] = when
+        return when
 
     # -- names ------------------------------------------------------------------------
     def node(self, style: str, path: str) -> Optional[Node]:
