@@ -156,13 +156,21 @@ def version_of(demo: Demo) -> str:
     return m.group(1)
 
 
-def test_the_rclone_line(demo: Demo) -> None:
+def test_the_rclone_line(demo: Demo, tmp_path: Path) -> None:
     if shutil.which("rclone") is None:
         pytest.skip("rclone is not installed here: its printed line is not run (the other lines are)")
     (cmd,) = demo.command(r"^rclone ")
     p = shell(cmd)
     assert p.returncode == 0, p.stderr
     assert NWB_PATH in p.stdout and "2024-03-02 12:00:00" in p.stdout, p.stdout
+    # rclone copy writes the version's date; check --download compares the bytes (the view has no rclone hash)
+    source = cmd.split(" ", 1)[1].replace("lsl ", "", 1)
+    p = shell(f"rclone copy {source} {tmp_path / 'copy'}")
+    assert p.returncode == 0, p.stderr
+    when = datetime.fromtimestamp((tmp_path / "copy" / NWB_PATH).stat().st_mtime, timezone.utc)
+    assert when == PUBLISHED
+    p = shell(f"rclone check --download {source} {tmp_path / 'copy'}")
+    assert p.returncode == 0 and "0 differences found" in p.stderr, p.stderr
 
 
 def test_webdav_dates(demo: Demo) -> None:
