@@ -191,8 +191,10 @@ def test_a_file_redirects_to_its_pinned_url_and_nothing_writes(world: World) -> 
         conn.request("GET", raw)
         assert conn.getresponse().status == 400, raw
         conn.close()
-    # the status pages are not served without a schedule; /healthz is
-    assert world.get("").status_code == 404 and world.get("healthz").status_code == 200
+    # the status pages are not served without a schedule (/ is the view's landing page); /healthz is
+    assert world.get("status.json").status_code == 404 and world.get("healthz").status_code == 200
+    landing = world.get("")
+    assert landing.status_code == 200 and all(f'href="{r}"' in landing.text for r in ("/dav/", "/zarrs/"))
 
 
 def test_dandidav_paths_answer_as_the_dav_paths(world: World) -> None:

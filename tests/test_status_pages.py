@@ -501,3 +501,50 @@ def test_catalog_in_a_browser(site: Site, catalog: str, tmp_path: Path) -> None:
     shot = tmp_path / "catalog.png"
     chromium(page, tmp_path, screenshot=shot)
     keep_screenshot(shot)
+
+
+def width_at(url: str, tmp: Path, width: int = 1280) -> tuple[int, int]:
+    """(the page's scroll width, the window's width) as chromium lays ``url``'s page out in a ``width`` px window.
+
+    The page's own HTML, with a ``<base>`` to its URL and a line of script that writes the two widths
+    into the DOM chromium dumps (the pages themselves have no script)."""
+    import re
+
+    page = get(url)[2]
+    probe = (
+        "<script>document.body.setAttribute('data-widths',"
+        " document.documentElement.scrollWidth + ' ' + window.innerWidth)</script>"
+    )
+    page = page.replace("<head>", f'<head><base href="{url}">', 1).replace("</body>", probe + "</body>", 1)
+    copy = tmp / "page.html"
+    copy.write_text(page)
+    dom = chromium(copy.as_uri(), tmp, size=f"{width},900")
+    m = re.search(r'data-widths="(\d+) (\d+)"', dom)
+    assert m is not None, dom[-2000:]
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no chromium installed (Debian: apt-get install chromium): the pages' width is not measured here",
+)
+def test_pages_fit_1280_px_and_link_the_view(site: Site, tmp_path: Path) -> None:
+    """The overview, a source's page and the view's landing page: no horizontal scrolling at 1280 px, links to the view."""
+    pages = {"overview": "", "source": "source/" + quote(site.good, safe=""), "view": "view/"}
+    for name, path in pages.items():
+        scroll, window = width_at(site.url(path), tmp_path)
+        assert window == 1280 and scroll <= window, (name, scroll, window)
+        doc = assert_valid_page(get(site.url(path))[2])
+        hrefs = {urljoin(site.url(path), a.get("href") or "") for a in doc.iter("a")}
+        for route in ("dav/", "dandisets/", "zarrs/", "zarr-manifests/"):
+            assert site.url(route) in hrefs, (name, route, hrefs)
+        if name != "view":
+            assert site.url("view/") in hrefs
+        shot = tmp_path / f"{name}-1280.png"
+        chromium(site.url(path), tmp_path, screenshot=shot, size="1280,900")
+        keep_screenshot(shot)
+    # the landing page's links answer
+    for route in ("dav/", "dandisets/", "zarrs/", "zarr-manifests/"):
+        assert get(site.url(route))[0] == 200, route
+    good_in_view = site.url("dav/" + site.good.replace(":", "/") + "/")
+    assert get(good_in_view)[0] == 200

@@ -11,12 +11,48 @@ import importlib
 import logging
 import os
 import sys
+import textwrap
 from typing import Optional, Sequence
 
 from neuromirror.errors import UserError
 
 #: commands listed first in --help; every other module in neuromirror.commands follows
 FIRST = ["sync", "versions", "pin", "reindex", "demo"]
+#: ``neuromirror --help`` lists the commands by job, in this order; a command no group names is
+#: listed under "other" (a new command needs no edit here to be shown)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "mirror": ("sync", "versions", "search", "diff", "reindex", "repair", "forget"),
+    "pin and reproduce": ("pin", "lock", "get", "reproduce", "cite"),
+    "read": ("urls", "browse"),
+    "keep and check": ("keep", "verify", "status", "restore", "changes"),
+    "operate": ("serve", "publish", "maintain", "check-config", "demo"),
+}
+OTHER = "other"
+
+
+def grouped(names: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """(job, commands) in GROUPS' order, then every command no group names under "other"; empty groups left out."""
+    out = [(job, [n for n in members if n in names]) for job, members in GROUPS.items()]
+    known = {n for members in GROUPS.values() for n in members}
+    out.append((OTHER, [n for n in names if n not in known]))
+    return [(job, members) for job, members in out if members]
+
+
+class GroupedHelp(argparse.HelpFormatter):
+    """``neuromirror --help``: the subcommands by job (mirror; pin and reproduce; read; keep and check; operate)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not isinstance(action, argparse._SubParsersAction):
+            return super()._format_action(action)
+        helps = {a.dest: a.help or "" for a in action._get_subactions()}
+        width = max(self._width - 4, 40)
+        lines = []
+        for job, names in grouped(list(helps)):
+            lines.append(f"  {job}:")
+            for name in names:
+                text = f"    {name:<14} {helps[name]}"
+                lines += textwrap.wrap(text, width, subsequent_indent=" " * 19) or [text]
+        return "\n".join(lines) + "\n"
 
 
 def command_modules() -> list[str]:
@@ -86,10 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuromirror",
         description="Mirror DANDI, AIND and BOSS into versioned DataLad datasets, with a SQLite index.",
+        epilog="neuromirror COMMAND --help: what a command does and its options. Try it offline: neuromirror demo "
+        "(or demo --serve: a mirror and its view left running, with lines to paste).",
+        formatter_class=GroupedHelp,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_global_options(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands, by job")
     for name in command_modules():
         module = importlib.import_module(f"neuromirror.commands.{name}")
         if hasattr(module, "register"):

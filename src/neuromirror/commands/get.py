@@ -75,6 +75,20 @@ def store_preparer(args: argparse.Namespace, recorded: Sequence[str] = ()) -> Op
     return lambda repo, commit: sum(use_store(repo, commit, s) for s in stores)
 
 
+def check_destination(to: str) -> None:
+    """``--to`` must be a directory, or a new one this user can create: said before anything is cloned."""
+    dest = Path(to).absolute()
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"--to {to}: exists and is not a directory (give a new directory or a previous get's clone)")
+    parent = dest
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--to {to}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--to {to}: cannot create or write there ({parent} is not writable)")
+
+
 def run(args: argparse.Namespace) -> int:
     from neuromirror.pin.clone import (
         check_paths,
@@ -93,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec)
     if spec.is_glob:
         raise UserError("get takes one source, not a pattern")
+    check_destination(args.to)
     mirror = mirror_if_exists(args)
     rec: Optional[dict] = None
     relpath: Optional[str] = None

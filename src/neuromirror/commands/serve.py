@@ -17,9 +17,14 @@ from neuromirror.commands.common import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
-        help="run the mirror service: sync the sources of mirror definitions on their schedules",
+        help="run the mirror service (sync on schedules, status pages) and the read-only view of every pin",
         description="Sync every source of the mirror definitions (mirrors/*.yaml) on its cron or interval "
-        "schedule until SIGTERM/SIGINT; see docs/service.md.",
+        "schedule until SIGTERM/SIGINT; see docs/service.md. With --http ADDR: the status page at /, "
+        "/status.json, /metrics, /source/ID, and the view of every pin: /dav/ (WebDAV, HTML and JSON listings: "
+        "/dav/ARCHIVE/NAME/VERSION/PATH), /dandisets/ (dandidav's /dandisets/ID/draft/PATH, "
+        "/dandisets/ID/releases/VERSION/PATH), /zarrs/ (dandidav's Zarr states), /zarr-manifests/ (the Zarr "
+        "manifests in DANDI's format), /view/ (a page naming them). --no-schedule --http ADDR: the view alone, "
+        "its landing page at /; see docs/reading.md.",
     )
     p.add_argument(
         "--config",
@@ -32,13 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--http",
         metavar="HOST:PORT",
-        help="serve /, /status.json, /metrics and the read-only view of every pin (/dav/ARCHIVE/NAME/VERSION/PATH, "
-        "/dandisets/ID/draft/PATH as dandidav's) on this address, e.g. 127.0.0.1:8642 (port 0: any free)",
+        help="serve / (the status page), /status.json, /metrics and the read-only view of every pin (/dav/, "
+        "/dandisets/, /zarrs/, /zarr-manifests/; about them: /view/) on this address, e.g. 127.0.0.1:8642 "
+        "(port 0: any free)",
     )
     p.add_argument(
         "--no-schedule",
         action="store_true",
-        help="serve only the view of the pins of --root on --http: no mirror definition, no scheduled sync",
+        help="serve only the view of the pins of --root on --http (/ its landing page, /dav/, /dandisets/, /zarrs/, "
+        "/zarr-manifests/): no mirror definition, no scheduled sync",
     )
     p.add_argument(
         "--include-embargoed",
@@ -111,6 +118,7 @@ def _view_only(args: argparse.Namespace) -> int:
 
     from neuromirror.commands.common import require_mirror
     from neuromirror.publish.ria.publish import embargo_of
+    from neuromirror.read.landing import routes_line
     from neuromirror.read.view import View
     from neuromirror.service.web import start_http
 
@@ -128,7 +136,7 @@ def _view_only(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
     print(
-        f"neuromirror: serving the pins of {mirror.root} read-only on {url}dav/ and {url}dandisets/"
+        f"neuromirror: serving the pins of {mirror.root} read-only on {routes_line(url, scheduled=False)}"
         + (" (embargoed dandisets included)" if args.include_embargoed else ""),
         file=sys.stderr,
         flush=True,

@@ -60,27 +60,51 @@ class Mirror:
     # -- locks ----------------------------------------------------------
     @contextmanager
     def lock(self, name: str, *, wait: bool | float = True) -> Iterator[None]:
-        """An exclusive flock per source; released by the kernel if we die."""
+        """An exclusive flock per source; released by the kernel if we die.
+
+        The lock file is removed when the lock is released (a failed sync of an id the archive does
+        not know leaves nothing behind): whoever locked a file that was removed meanwhile (its inode
+        is no longer the path's) opens the path again, so two holders never lock different files."""
         lockdir = self.state_dir / "locks"
         lockdir.mkdir(parents=True, exist_ok=True)
         path = lockdir / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None if wait is True else time.monotonic() + float(wait or 0)
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._flock(fd, name, deadline)
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+            os.close(fd)  # the holder before us removed it: lock the path's file now
         try:
-            deadline = None if wait is True else time.monotonic() + float(wait or 0)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
-                        raise LockBusy(f"{name} is being synced by another process ({holder or 'unknown'})")
-                    time.sleep(0.1)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
             yield
         finally:
+            try:
+                os.unlink(path)  # still held: nobody locks the file being removed without noticing
+            except OSError:
+                pass
             os.close(fd)
+
+    @staticmethod
+    def _flock(fd: int, name: str, deadline: Optional[float]) -> None:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                    raise LockBusy(f"{name} is being synced by another process ({holder or 'unknown'})") from None
+                time.sleep(0.1)
 
     @contextmanager
     def root_lock(self) -> Iterator[None]:

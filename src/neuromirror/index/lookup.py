@@ -21,6 +21,8 @@ def where(index: Any) -> str:
 
 
 def not_mirrored(index: Any, source: str) -> UserError:
+    if any(c in source for c in "*?["):  # a pattern: no sync to suggest, it matched nothing
+        return UserError(f"no mirrored source matches {source}, in {where(index)}")
     return UserError(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
 
 

@@ -43,9 +43,7 @@ class ServedMirror:
             if got is not None:
                 self._listings.move_to_end(url)
                 return got
-        import requests
-
-        r = requests.get(url, params={"format": "json"}, allow_redirects=False, timeout=60)
+        r = self._ask("get", url, params={"format": "json"})
         if r.status_code == 404:
             return None
         if r.status_code != 200 or not r.headers.get("Content-Type", "").startswith("application/json"):
@@ -81,13 +79,20 @@ class ServedMirror:
         Before a read, the directory's listing (kept) says how each file is served: only a file it
         lists as served by nothing, or one it does not describe, costs a request to the view.  After
         a read ``failed``, the view is asked (an archive URL can have died since it was listed)."""
-        import requests
-
         row = None if failed else self.info(head, inner)
         if row is not None and row.get("served_by") in ("archive", "store", "git"):
             return None
-        r = requests.head(self.url(head, inner), allow_redirects=False, timeout=60)
+        r = self._ask("head", self.url(head, inner))
         if r.status_code == 410:
-            g = requests.get(self.url(head, inner), allow_redirects=False, timeout=60)
-            return g.text.strip()
+            return self._ask("get", self.url(head, inner)).text.strip()
         return None
+
+    def _ask(self, method: str, url: str, **kw: Any) -> Any:
+        """One request to the view; a view that does not answer is one line (an OSError), not requests' chain."""
+        import requests
+
+        try:
+            return requests.request(method, url, allow_redirects=False, timeout=60, **kw)
+        except requests.RequestException as exc:
+            why = type(exc).__name__ if isinstance(exc, requests.Timeout) else "no answer"
+            raise ConnectionError(f"neuromirror://: the served mirror at {self.base} does not answer ({why})") from None

@@ -65,7 +65,8 @@ class ManifestTree:
         """``{"files": [...], "directories": [...]}`` of a directory of the root, or None."""
         place = self._place(parts)
         if place is None or not place.is_dir():
-            return None
+            # no Zarr recorded yet: the root is there (the landing page links it), empty
+            return {"files": [], "directories": []} if not parts else None
         files, dirs = [], []
         for child in sorted(place.iterdir(), key=lambda p: p.name):
             if child.name.startswith("."):
@@ -88,14 +89,30 @@ class ManifestTree:
         self, parts: list[str]
     ) -> Optional[tuple[bool, list[tuple[str, Optional[PinnedFile]]], Optional[PinnedFile]]]:
         """What ``/zarrs/{parts}`` names: (is a directory, its members, the file), or None."""
+        got = self.dated_node(parts)
+        return None if got is None else got[:3]
+
+    def dated_node(self, parts: list[str]) -> Optional[tuple[bool, list, Optional[PinnedFile], dict[str, float]]]:
+        """:meth:`node` and the manifest's ``lastModified`` of each file it names (``""``: the file itself)."""
+        got = self._node(parts)
+        if got is None:
+            return None
+        is_dir, members, f, rows = got
+        if len(parts) < 4:  # the shards and a Zarr's states: when the mirror wrote each (its file's time)
+            place = self._place(parts)
+            files = {m: m[: -len(".zarr")] + ".json" if len(parts) == 3 else m for m, _ in members}
+            return is_dir, members, f, {m: t for m, name in files.items() if (t := _mtime(place, name)) is not None}
+        return is_dir, members, f, {n: t for n, r in rows.items() if (t := _last_modified(r)) is not None}
+
+    def _node(self, parts: list[str]) -> Optional[tuple[bool, list, Optional[PinnedFile], dict[str, Any]]]:
         if len(parts) < 4:
             got = self.index(parts)
             if got is None:
                 return None
             if len(parts) < 3:
-                return True, [(d, None) for d in got["directories"]], None
+                return True, [(d, None) for d in got["directories"]], None, {}
             zarrs = [f[: -len(".json")] + ".zarr" for f in got["files"] if f.endswith(".json")]
-            return True, [(z, None) for z in zarrs if "." not in z[: -len(".zarr")]], None
+            return True, [(z, None) for z in zarrs if "." not in z[: -len(".zarr")]], None, {}
         name = parts[3]
         if not name.endswith(".zarr") or "." in name[: -len(".zarr")]:
             return None
@@ -113,7 +130,7 @@ class ManifestTree:
             if isinstance(here, list):
                 if i != len(inner) - 1:
                     return None
-                return False, [], _file("/".join(inner), here, base)
+                return False, [], _file("/".join(inner), here, base), {"": here}
         if not isinstance(here, dict):
             return None
         prefix = "/".join(inner)
@@ -121,7 +138,7 @@ class ManifestTree:
             (n, None if isinstance(v, dict) else _file(f"{prefix}/{n}" if prefix else n, v, base))
             for n, v in sorted(here.items())
         ]
-        return True, members, None
+        return True, members, None, dict(here.items())
 
     def _manifest(self, path: Path) -> dict:
         with self._lock:
@@ -135,6 +152,26 @@ class ManifestTree:
             while len(self._parsed) > MAX_MANIFESTS:
                 self._parsed.popitem(last=False)
         return parsed
+
+
+def _mtime(place: Optional[Path], name: str) -> Optional[float]:
+    try:
+        return None if place is None else (place / name).stat().st_mtime
+    except OSError:
+        return None
+
+
+def _last_modified(row: Any) -> Optional[float]:
+    """A manifest entry's ``lastModified`` (ISO 8601) as seconds since the epoch; a directory's: its newest file's."""
+    from datetime import datetime
+
+    if isinstance(row, dict):
+        times = [t for v in row.values() if isinstance(v, list) and (t := _last_modified(v)) is not None]
+        return max(times) if times else None
+    try:
+        return datetime.fromisoformat(str(row[1]).replace("Z", "+00:00")).timestamp()
+    except (ValueError, IndexError):
+        return None
 
 
 def _file(path: str, row: list, base: Optional[str]) -> PinnedFile:

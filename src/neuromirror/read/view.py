@@ -120,6 +120,9 @@ class View:
                 if environ.get("HTTP_DEPTH", "1").lower() == "infinity":
                     return _text(start_response, "403 Forbidden", "PROPFIND: Depth 0 or 1 only\n", False)
                 environ.setdefault("HTTP_DEPTH", "1")
+                if method == "PROPFIND" and self.tree.node(SHARES[share], path[len(share) :]) is None:
+                    why = f"{self._why(SHARES[share], path[len(share) :])}\n"
+                    return _text(start_response, "404 Not Found", why, False)
                 environ["wsgidav.auth.user_name"] = ""  # anonymous, read-only
                 return self.dav(environ, start_response)
             node = self.tree.node(SHARES[share], path[len(share) :])
@@ -129,10 +132,18 @@ class View:
             log.warning("view %s %s: %s", method, path, exc)
             return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
         if node is None:
-            return _text(start_response, "404 Not Found", "no such file or directory at this pin\n", head)
+            return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
         if node.is_dir:
             return self._listing(environ, start_response, path, node, head)
         return self._file(environ, start_response, node, head)
+
+    def _why(self, style: str, path: str) -> str:
+        """A 404's one line: which part of the path is wrong."""
+        try:
+            return self.tree.why_missing(style, path)
+        except Exception as exc:  # the reason is a courtesy: never a 500 instead of the 404
+            log.debug("view: why %s is missing: %s", path, exc)
+            return "no such file or directory at this pin"
 
     # -- files -----------------------------------------------------------------------
     def _file(self, environ: dict, start_response: StartResponse, node: Node, head: bool) -> Iterable[bytes]:
@@ -159,7 +170,7 @@ class View:
             return self.dav(environ, start_response)  # the store's copy, streamed with Range
         if not public(url):
             return self._gone(start_response, f.path, f.key, "its only URL carries a credential", head)
-        start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0")])
+        start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0"), *_dated(node)])
         return []
 
     @staticmethod
@@ -203,6 +214,7 @@ class View:
                 "type": "directory" if e.is_dir else "file",
                 "href": _href(base + e.name + ("/" if e.is_dir else "")),
                 **({} if e.file is None else {"size": e.file.size, "key": e.file.key, "served_by": e.file.served_by}),
+                **({} if e.modified is None else {"modified": _iso(e.modified)}),
             }
             for e in node.entries
         ]
@@ -215,7 +227,7 @@ class View:
             ctype = "application/json"
         else:
             body, ctype = _html(base, pin, rows).encode(), "text/html; charset=utf-8"
-        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))])
+        start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))), *_dated(node)])
         return [] if head else [body]
 
     # -- serving it from http.server ------------------------------------------------------------
@@ -251,6 +263,22 @@ class View:
         server.run(self)
 
 
+def _dated(node: Node) -> list[tuple[str, str]]:
+    """``Last-Modified``: the pin's date (a published version's, a draft's or commit's commit date); a
+    file's ``ETag``: its git-annex key (a DANDI file's holds its sha256), as WsgiDAV gives it when it streams."""
+    from email.utils import formatdate
+
+    out = [] if node.modified is None else [("Last-Modified", formatdate(node.modified, usegmt=True))]
+    return out + ([("ETag", f'"{node.file.key}"')] if node.file is not None and node.file.key else [])
+
+
+def _iso(t: float) -> str:
+    """A listing's date: UTC, to the second (``2024-03-02T12:00:00Z``)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _href(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
@@ -265,7 +293,7 @@ def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
     lines = [
         f'<tr><td><a href="{e(r["href"])}">{e(r["name"])}{"/" if r["type"] == "directory" else ""}</a></td>'
         f'<td class="size">{"" if r["type"] == "directory" else e(human_bytes(r.get("size")))}</td>'
-        f"<td>{e(r.get('served_by', ''))}</td></tr>"
+        f"<td>{e(r.get('modified', '').replace('T', ' '))}</td><td>{e(r.get('served_by', ''))}</td></tr>"
         for r in rows
     ]
     about = ""
@@ -282,7 +310,7 @@ def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
         "<style>body{font-family:sans-serif;margin:2em}td{padding:0.15em 1em 0.15em 0}"
         ".size{text-align:right}th{text-align:left}</style></head><body>"
         f"<h1>/{'/'.join(crumbs)}/</h1>{about}{parent}"
-        "<table><thead><tr><th>Name</th><th>Size</th><th>Served by</th></tr></thead>"
+        "<table><thead><tr><th>Name</th><th>Size</th><th>Modified</th><th>Served by</th></tr></thead>"
         f"<tbody>{''.join(lines)}</tbody></table>"
         f"<p>{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}.{PIN_NOTE if pin else ''}</p></body></html>\n"
     )

@@ -1,8 +1,9 @@
 """The WebDAV side of the HTTP view: a read-only WsgiDAV provider over :class:`~.view_tree.Tree`.
 
 WsgiDAV speaks the protocol (PROPFIND's 207 Multi-Status with ``displayname``, ``resourcetype``,
-``getcontentlength``, ``getetag``; OPTIONS; GET and HEAD with ``Range`` answered 206); the
-provider only says what is there.  One provider per share: ``/dav`` and the DANDI-shaped
+``getcontentlength``, ``getetag``, ``getlastmodified``; OPTIONS; GET and HEAD with ``Range`` answered 206); the
+provider only says what is there, and when: the pin's date (a published version's date, a draft's or
+commit's commit date), so that rclone, mounts and webdav4 show real dates instead of none.  One provider per share: ``/dav`` and the DANDI-shaped
 ``/dandisets``, both over the same tree.  A file's content is only ever asked for when the view
 streams it itself (a file kept in git, or the lab store's copy of a file the archive lost): every
 other GET of a file is a redirect answered before WsgiDAV (:mod:`.view`).
@@ -35,9 +36,14 @@ def local_copy(f: PinnedFile) -> Optional[Path]:
 
 
 class _File(DAVNonCollection):
-    def __init__(self, path: str, environ: dict, f: PinnedFile, data: Optional[bytes]) -> None:
+    def __init__(
+        self, path: str, environ: dict, f: PinnedFile, data: Optional[bytes], modified: Optional[float] = None
+    ) -> None:
         super().__init__(path, environ)
-        self.file, self.data = f, data
+        self.file, self.data, self.modified = f, data, modified
+
+    def get_last_modified(self) -> Optional[float]:
+        return self.modified
 
     def get_content_length(self) -> Optional[int]:
         return len(self.data) if self.data is not None else self.file.size
@@ -65,9 +71,21 @@ class _File(DAVNonCollection):
 
 
 class _Dir(DAVCollection):
-    def __init__(self, path: str, environ: dict, tree: Tree, style: str, node: Optional[Node] = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        environ: dict,
+        tree: Tree,
+        style: str,
+        node: Optional[Node] = None,
+        modified: Optional[float] = None,
+    ) -> None:
         super().__init__(path, environ)
         self.tree, self.style, self._node = tree, style, node
+        self.modified = modified if node is None else node.modified
+
+    def get_last_modified(self) -> Optional[float]:
+        return self.modified
 
     def _entries(self) -> list[Entry]:
         if self._node is None:
@@ -87,8 +105,8 @@ class _Dir(DAVCollection):
     def _member(self, e: Entry) -> Any:
         path = self.path.rstrip("/") + "/" + e.name
         if e.file is None:
-            return _Dir(path, self.environ, self.tree, self.style)  # its entries: only if asked for
-        return _File(path, self.environ, e.file, None)
+            return _Dir(path, self.environ, self.tree, self.style, modified=e.modified)  # entries: only if asked for
+        return _File(path, self.environ, e.file, None, e.modified)
 
     def get_display_info(self) -> dict:
         return {"type": "Directory"}
@@ -111,7 +129,7 @@ class PinProvider(DAVProvider):
         if node.is_dir:
             return _Dir(path, environ, self.tree, self.style, node)
         assert node.file is not None
-        return _File(path, environ, node.file, node.data)
+        return _File(path, environ, node.file, node.data, node.modified)
 
     def custom_request_handler(self, environ: dict, start_response: Any, default_handler: Any) -> Any:
         if environ["REQUEST_METHOD"] not in ("GET", "HEAD", "OPTIONS", "PROPFIND"):

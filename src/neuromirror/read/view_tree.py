@@ -45,6 +45,7 @@ class Entry:
 
     name: str
     file: Optional[PinnedFile] = None
+    modified: Optional[float] = None  # seconds since the epoch: WebDAV's getlastmodified
 
     @property
     def is_dir(self) -> bool:
@@ -60,6 +61,7 @@ class Node:
     file: Optional[PinnedFile] = None
     data: Optional[bytes] = None
     pin: Optional[Pin] = None
+    modified: Optional[float] = None  # the pin's date (:meth:`Tree.pin_date`), or the newest below
 
 
 class BadPath(ValueError):
@@ -77,6 +79,7 @@ class Tree:
         self._db_lock = threading.Lock()  # one SQLite connection, one query at a time
         self._lock = threading.Lock()
         self._pins: OrderedDict[tuple[str, str], tuple[Pin, float]] = OrderedDict()
+        self._pin_dates: dict[tuple[str, str, str], Optional[float]] = {}
         self.listings = Listings()
         from neuromirror.dataset.mirror import Mirror
 
@@ -104,10 +107,23 @@ class Tree:
         return self.hidden is None or self.hidden(index, source) is None
 
     def sources(self, archive: Optional[str] = None) -> list[dict]:
-        """The index's source rows (of ``archive``), those the view may show."""
+        """The index's source rows (of ``archive``) the view may show, each with ``modified``, its newest version's date.
+
+        Only sources with a recorded version (a successful sync): a source the archive says does
+        not exist (a service's ``dandi:000999``) has a row and failed runs, but nothing to read."""
         with self._db_lock:
             index = self._index().index
-            return [r for r in index.sources(archive) if self._visible(index, r["id"])]
+            newest = {
+                r["source"]: _parse_date(r["date"])
+                for r in index.db.query(
+                    "SELECT source, max(coalesce(date, synced_at)) AS date FROM versions GROUP BY source"
+                )
+            }
+            return [
+                {**r, "modified": newest[r["id"]]}
+                for r in index.sources(archive)
+                if r["id"] in newest and self._visible(index, r["id"])
+            ]
 
     def versions(self, source: str) -> Optional[list[dict]]:
         """The recorded versions of a visible source (None: no such source here)."""
@@ -115,7 +131,45 @@ class Tree:
             index = self._index().index
             if index.source(source) is None or not self._visible(index, source):
                 return None
-            return index.versions(source)
+            versions = index.versions(source)
+            return versions or None  # no successful sync: nothing to read, not listed
+
+    @staticmethod
+    def _version_entries(versions: list[dict]) -> list[Entry]:
+        """A source's versions by label, and each earlier draft state by its short commit (as ``versions`` shows it).
+
+        A Zarr dandiset has no published versions: its drafts' commits are its only citable states."""
+        dates = _label_dates(versions)
+        entries = {label: Entry(label, modified=t) for label, t in dates.items()}
+        latest_draft = next((v["commit"] for v in reversed(versions) if v["label"] == "draft"), None)
+        for v in versions:
+            if v["label"] == "draft" and v["commit"] != latest_draft:
+                short = v["commit"][:12]
+                entries.setdefault(short, Entry(short, modified=_row_date(v)))
+        return [entries[name] for name in sorted(entries)]
+
+    def pin_date(self, pin: Pin) -> Optional[float]:
+        """When the pin's state was made: a published version's date, else its commit's date (a draft's, a commit's).
+
+        Asked once per pin (a Zarr read is a request per chunk: no query or git process each time)."""
+        key = (pin.source, pin.version, pin.commit)
+        with self._lock:
+            if key in self._pin_dates:
+                return self._pin_dates[key]
+        with self._db_lock:
+            row = self._index().index.latest_version(pin.source, pin.version)
+        if row is not None and row["kind"] == "published" and row["commit"] == pin.commit and row.get("date"):
+            when = _parse_date(row["date"])
+        else:
+            from neuromirror.util import gitutil
+
+            out = gitutil.out(pin.dataset, "show", "-s", "--format=%ct", pin.commit, check=False)
+            when = float(out) if out.strip().isdigit() else None
+        with self._lock:
+            if len(self._pin_dates) >= MAX_PINS * 4:
+                self._pin_dates.clear()
+            self._pin_dates[key] = when
+        return when
 
     # -- names ------------------------------------------------------------------------
     def node(self, style: str, path: str) -> Optional[Node]:
@@ -134,50 +188,118 @@ class Tree:
 
     def _dav(self, parts: list[str]) -> Optional[Node]:
         if not parts:
-            archives = sorted({r["archive"] for r in self.sources()})
-            return Node(True, [Entry(a) for a in archives])
+            newest: dict[str, Optional[float]] = {}
+            for r in self.sources():
+                newest[r["archive"]] = _newest(newest.get(r["archive"]), r["modified"])
+            return Node(
+                True, [Entry(a, modified=t) for a, t in sorted(newest.items())], modified=_newest(*newest.values())
+            )
         archive, rest = parts[0], parts[1:]
         if archive not in NAME_PARTS:
             return None
         n = NAME_PARTS[archive]
         if len(rest) < n:  # the names of an archive (a BOSS collection's experiments)
             lead = "/".join(rest) + "/" if rest else ""
-            names = [r["id"].split(":", 1)[1] for r in self.sources(archive)]
-            below = sorted({m[len(lead) :].split("/")[0] for m in names if m.startswith(lead)})
-            return Node(True, [Entry(b) for b in below]) if below or not rest else None
+            below: dict[str, Optional[float]] = {}
+            for r in self.sources(archive):
+                name = r["id"].split(":", 1)[1]
+                if name.startswith(lead):
+                    first = name[len(lead) :].split("/")[0]
+                    below[first] = _newest(below.get(first), r["modified"])
+            if not below and rest:
+                return None
+            return Node(
+                True, [Entry(b, modified=t) for b, t in sorted(below.items())], modified=_newest(*below.values())
+            )
         source = f"{archive}:{'/'.join(rest[:n])}"
         if len(rest) == n:
             versions = self.versions(source)
             if versions is None:
                 return None
-            labels = sorted({v["label"] for v in versions if v["label"]})
-            return Node(True, [Entry(label) for label in labels])
+            return Node(True, self._version_entries(versions), modified=_newest(*(_row_date(v) for v in versions)))
         return self._in_pin(source, rest[n], rest[n + 1 :])
 
     def _dandisets(self, parts: list[str]) -> Optional[Node]:
         if not parts:
-            return Node(True, [Entry(r["id"].split(":", 1)[1]) for r in self.sources("dandi")])
+            rows = self.sources("dandi")
+            entries = [Entry(r["id"].split(":", 1)[1], modified=r["modified"]) for r in rows]
+            return Node(True, entries, modified=_newest(*(r["modified"] for r in rows)))
         source = f"dandi:{parts[0]}"
         if len(parts) <= 2 and (len(parts) == 1 or parts[1] == "releases"):
             versions = self.versions(source)
             if versions is None:
                 return None
+            dates = _label_dates(versions)
+            released = [v for v in versions if v["kind"] == "published"]
+            newest_release = _newest(*(_row_date(v) for v in released))
             if len(parts) == 1:
-                drafts = [Entry("draft")] if any(v["label"] == "draft" for v in versions) else []
-                return Node(True, [*drafts, Entry("releases")])
-            released = sorted({v["label"] for v in versions if v["kind"] == "published"})
-            return Node(True, [Entry(label) for label in released])
+                drafts = [Entry("draft", modified=dates["draft"])] if "draft" in dates else []
+                entries = [*drafts, Entry("releases", modified=newest_release)]
+                return Node(True, entries, modified=_newest(*dates.values()))
+            labels = sorted({v["label"] for v in released})
+            return Node(True, [Entry(label, modified=dates[label]) for label in labels], modified=newest_release)
         if parts[1] == "releases":
             return self._in_pin(source, parts[2], parts[3:])
         return self._in_pin(source, parts[1], parts[2:])
 
     def _zarrs(self, parts: list[str]) -> Optional[Node]:
         """dandidav's ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``, from the mirror's manifests."""
-        got = self.manifests.node(parts)
+        got = self.manifests.dated_node(parts)
         if got is None:
             return None
-        is_dir, members, f = got
-        return Node(True, [Entry(n, m) for n, m in members]) if is_dir else Node(False, file=f)
+        is_dir, members, f, dates = got
+        if not is_dir:
+            return Node(False, file=f, modified=dates.get(""))
+        return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))
+
+    # -- 404s -------------------------------------------------------------------------------
+    def why_missing(self, style: str, path: str) -> str:
+        """Which part of a path that names nothing is wrong, in one line (asked only for a 404).
+
+        A hidden source (an embargoed dandiset) is "not mirrored here", as an unknown one."""
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return f"{path}: not found"
+        try:
+            if style == "zarrs":
+                return f"/zarrs/{'/'.join(parts)}: no Zarr state the mirror recorded has this path"
+            if style == "dandisets":
+                if len(parts) >= 2 and parts[1] == "releases":
+                    parts = parts[:1] + parts[2:]
+                    if len(parts) == 1:
+                        return f"dandi:{parts[0]} has no releases"
+                return self._why(f"dandi:{parts[0]}", parts[1:], f"/dandisets/{parts[0]}/")
+            archive = parts[0]
+            if archive not in NAME_PARTS:
+                return f"/dav/{archive}/: no such archive (the view has {', '.join(sorted(NAME_PARTS))})"
+            n = NAME_PARTS[archive]
+            rest = parts[1:]
+            if len(rest) < n:
+                return f"/dav/{'/'.join(parts)}/: no source of {archive} is mirrored under this name"
+            source = f"{archive}:{'/'.join(rest[:n])}"
+            return self._why(source, rest[n:], f"/dav/{'/'.join(parts[: n + 1])}/")
+        except FileNotFoundError:
+            return "the mirror has no index yet"
+
+    def _why(self, source: str, rest: list[str], where: str) -> str:
+        versions = self.versions(source)
+        if versions is None:
+            return f"{source} is not mirrored here ({where})"
+        if not rest:
+            return f"{where}: not found"
+        version, inner = rest[0], rest[1:]
+        pin = self.pin(source, version)
+        if pin is None:
+            known = ", ".join(e.name for e in self._version_entries(versions))
+            return f"{source} has no version or commit {version!r} (known: {known})"
+        for i in range(len(inner), 0, -1):
+            parent = "/".join(inner[: i - 1])
+            got = self.listings.find(pin, parent)
+            if isinstance(got, tuple):
+                return f"{source}@{version}: {parent!r} is a file, not a directory"
+            if got is not None:
+                return f"{source}@{version}: no {inner[i - 1]!r} in {parent or 'the top directory'}"
+        return f"{source}@{version}: {'/'.join(inner)!r} is not a directory"
 
     # -- pins ---------------------------------------------------------------------------
     def pin(self, source: str, version: str) -> Optional[Pin]:
@@ -220,10 +342,11 @@ class Tree:
         got = self.listings.find(pin, "/".join(inner_parts))
         if got is None:
             return None
+        when = self.pin_date(pin)
         if isinstance(got, tuple):
             f, data = got
-            return Node(False, file=f, data=data, pin=pin)
-        return Node(True, [Entry(name, f) for name, f in got.children()], pin=pin)
+            return Node(False, file=f, data=data, pin=pin, modified=when)
+        return Node(True, [Entry(name, f, when) for name, f in got.children()], pin=pin, modified=when)
 
     def close(self) -> None:
         with self._db_lock:
@@ -231,3 +354,31 @@ class Tree:
                 self._mirror.close()
                 self._mirror = None
         self.listings.close()
+
+
+def _parse_date(text: Optional[str]) -> Optional[float]:
+    """An index date (ISO 8601; naive ones are UTC) as seconds since the epoch."""
+    if not text:
+        return None
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _row_date(v: dict) -> Optional[float]:
+    """A version row's date: the archive's (publish date, draft's modification), else when it was synced."""
+    return _parse_date(v.get("date") or v.get("synced_at"))
+
+
+def _label_dates(versions: list[dict]) -> dict[str, Optional[float]]:
+    """Each label's date, from its newest row (``draft`` moves with each sync)."""
+    return {v["label"]: _row_date(v) for v in versions if v["label"]}
+
+
+def _newest(*times: Optional[float]) -> Optional[float]:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None

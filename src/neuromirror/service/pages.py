@@ -43,21 +43,23 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em}
 a{color:#0b57a4}p.meta{color:#555;margin:.2em 0 .8em}
 table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.num,td.time{white-space:nowrap}
+td.num{white-space:nowrap}td.time{min-width:6em}
 ul.summary{list-style:none;display:flex;gap:.8em;padding:0;margin:.6em 0 1em}
 ul.summary li{border:1px solid #ccc;border-radius:6px;padding:.35em .9em;min-width:6em}
 ul.summary b{display:block;font-size:1.6em}
 .st{display:inline-block;border-radius:4px;padding:0 .45em;white-space:nowrap}
 .st-ok{background:#dff3e2}.st-failing{background:#fbd9d9}.st-backing-off{background:#fde7c8}
 .st-running{background:#dbe8fb}.st-never-synced{background:#eee}
-.err{color:#8a1010;max-width:34em;font-size:.9em;overflow-wrap:anywhere}
+.err{color:#8a1010;max-width:22em;font-size:.9em;overflow-wrap:anywhere}
 .strip{display:inline-flex;align-items:flex-end;gap:2px;height:26px;padding:2px;background:#fafafa;
 border:1px solid #e4e4e4;vertical-align:middle}
 .strip a{display:block;width:7px;border-radius:1px;text-decoration:none}
 .o-ok{background:#2e9b47}.o-unchanged{background:#a9dcb4}.o-failed{background:#d33131}
 .o-interrupted,.o-abandoned{background:#f0a030}.o-running{background:#3b7ddd}
 .strip a.same.o-ok{background:#a9dcb4}
-.clone code{font-size:.8em;color:#444}
+.clone code{font-size:.8em;color:#444;overflow-wrap:anywhere}
+table.sources td,table.sources th{padding:.3em .45em}table.sources td:first-child{white-space:nowrap}
+table.sources td:last-child .nowrap{white-space:normal}
 dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dl.facts dt{color:#555}dl.facts dd{margin:0}
 .legend{color:#555;font-size:.9em;margin-top:1em}.legend i{display:inline-block;width:9px;height:9px;margin:0 .2em}
 code{font-size:.92em}
@@ -283,8 +285,17 @@ def risk_table(record: Optional[dict]) -> str:
     )
 
 
+#: the view served beside the pages (:mod:`neuromirror.read.landing` says what each route serves)
+VIEW_LINKS = ("dav/", "dandisets/", "zarrs/", "zarr-manifests/")
+
+
 def _links(prefix: str, browse_url: Optional[str]) -> str:
-    links = [f'<a href="{prefix}status.json">status.json</a>', f'<a href="{prefix}metrics">metrics</a>']
+    view = " ".join(f'<a href="{prefix}{v}">/{v}</a>' for v in VIEW_LINKS)
+    links = [
+        f'<a href="{prefix}status.json">status.json</a>',
+        f'<a href="{prefix}metrics">metrics</a>',
+        f'<span class="nowrap"><a href="{prefix}view/">the view of every pin</a>: {view}</span>',
+    ]
     if browse_url:
         links.append(f'<a href="{e(browse_url)}">browse the index</a>')
     return " · ".join(links)
@@ -455,7 +466,8 @@ def render_source_page(
         q = urlencode({"source": sid})
         browse = f' · <a href="{e(browse_url.rstrip("/"))}/source_versions?{e(q)}">this source in the catalog</a>'
     body = (
-        f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}</p>\n'
+        f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}'
+        f' · <a href="../dav/{e(quote(sid.replace(":", "/", 1)))}/">this source in the view</a></p>\n'
         f'<h1>{e(sid)}</h1>\n<dl class="facts">{dl}</dl>\n'
         f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
         f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}\n"

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.config.schedule import format_duration
+from neuromirror.read.landing import routes_line
 from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery, snapshot
 from neuromirror.service.keeping import keep_after_sync
@@ -130,7 +131,10 @@ class Service:
         try:
             lock.__enter__()
         except LockBusy:
-            holder = (probe.state_dir / "locks" / f"{SERVICE_LOCK}.lock").read_text(errors="replace").strip()
+            try:  # the other service's lock file (removed when it stops)
+                holder = (probe.state_dir / "locks" / f"{SERVICE_LOCK}.lock").read_text(errors="replace").strip()
+            except OSError:
+                holder = ""
             probe.close()
             raise UserError(f"another neuromirror serve is running on {self.root} ({holder or 'unknown'})") from None
         self._service_lock = lock
@@ -167,7 +171,7 @@ class Service:
         print(
             f"neuromirror: serving {len(self.entries)} source entr{'y' if len(self.entries) == 1 else 'ies'} "
             f"from {', '.join(self.config.files)} into {self.root} with {self.jobs} worker(s)"
-            + (f"; status on {self.http_url}" if self.http_url else ""),
+            + (f"; {routes_line(self.http_url, scheduled=True)}" if self.http_url else ""),
             file=sys.stderr,
             flush=True,
         )

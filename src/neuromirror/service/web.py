@@ -1,5 +1,9 @@
 """The service's HTTP side (``serve --http``): the pages, ``/status.json``, ``/metrics``, ``/healthz``.
 
+Beside them the view of every pin (:mod:`neuromirror.read.view`) and its landing page
+(:mod:`neuromirror.read.landing`): at ``/`` when there is no service (``serve --no-schedule``),
+at ``/view/`` when ``/`` is the status page (which links it).
+
 A ``ThreadingHTTPServer`` from the standard library in a daemon thread: a status
 page is a few SQLite queries and a string, no web framework needed.  Every request
 reads the index afresh (its own connection), so the pages are never staler than
@@ -18,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import unquote
 
+from neuromirror.read.landing import LANDING, ROUTES, SERVICE_ROUTES, landing_html
 from neuromirror.service import history, pages
 from neuromirror.service.keeping import keep_facts
 from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -117,13 +122,12 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         svc = self.server.service
         try:
+            if path in ("/view", LANDING) or (svc is None and path in ("/", "/index.html")):
+                self._send(200, self._landing(), HTML, head)
+                return
             if svc is None and path != "/healthz":
-                self._send(
-                    404,
-                    b"not found (serve --no-schedule: only /dav/, /dandisets/, /zarrs/ and /zarr-manifests/)\n",
-                    TEXT,
-                    head,
-                )
+                routes = ", ".join(p for p, _ in ROUTES)
+                self._send(404, f"{path}: not found (serve --no-schedule serves /, {routes})\n".encode(), TEXT, head)
                 return
             if path in ("/", "/index.html"):
                 body, ctype = self._overview().encode(), HTML
@@ -140,13 +144,19 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/healthz":
                 body, ctype = b"ok\n", TEXT
             else:
-                self._send(404, b"not found\n", TEXT, head)
+                routes = ", ".join(p for p, _ in (*SERVICE_ROUTES, *ROUTES))
+                self._send(404, f"{path}: not found (routes: {routes}, /source/ID)\n".encode(), TEXT, head)
                 return
         except Exception as exc:  # never take the service down for a status page
             log.warning("http %s: %s", path, exc)
             self._send(500, f"error: {exc}\n".encode(), TEXT, head)
             return
         self._send(200, body, ctype, head)
+
+    def _landing(self) -> bytes:
+        h, p = str(self.server.server_address[0]), int(self.server.server_address[1])
+        base = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
+        return landing_html(base, scheduled=self.server.service is not None).encode()
 
     def _status_json(self) -> dict:
         """The status report, with each source's at-risk counts as the service last counted them."""

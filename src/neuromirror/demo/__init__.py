@@ -5,6 +5,9 @@ sample dandiset (a published version, then later draft changes), mirrors it
 into a fresh root, and then does what a lab would: ``datalad clone`` the
 dataset, ``datalad get`` a file, check its sha256, print the pin and the
 citation.  Every step prints what it runs, so the output reads like a session.
+
+``demo --serve`` (:mod:`.serve`) builds the same sample (with a real NWB file) and a Zarr dandiset,
+then leaves the stand-in archive and the view running, for a newcomer to read pins with any client.
 """
 
 from __future__ import annotations
@@ -41,8 +44,12 @@ def deterministic_bytes(seed: object, size: int) -> bytes:
     return bytes(out[:size])
 
 
-def build_sample_dandiset(dandi: Any, *, identifier: Optional[str] = None) -> SampleDandiset:
-    """A small dandiset with history: version 1 published, then the draft moves on."""
+def build_sample_dandiset(
+    dandi: Any, *, identifier: Optional[str] = None, extra: Optional[dict[str, bytes]] = None
+) -> SampleDandiset:
+    """A small dandiset with history: version 1 published, then the draft moves on.
+
+    ``extra`` files (``demo --serve``'s real NWB file) are in version 1 and the draft."""
     t0 = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
     ident = dandi.create_dandiset(identifier, name=SAMPLE_NAME, created=t0)
     files = {
@@ -51,6 +58,7 @@ def build_sample_dandiset(dandi: Any, *, identifier: Optional[str] = None) -> Sa
         "sub-01/sub-01_ses-1_ecephys.nwb": deterministic_bytes(1, 300_000),
         "sub-02/sub-02_ses-1_ecephys.nwb": deterministic_bytes(2, 200_000),
         "sub-02/sub-02_ses-1_image.nii.gz": deterministic_bytes(3, 50_000),
+        **(extra or {}),
     }
     for i, (path, content) in enumerate(files.items()):
         dandi.put_asset(ident, path, content, when=t0 + timedelta(minutes=i))
@@ -82,17 +90,21 @@ def _run(cmd: list[str], cwd: Optional[Path] = None, env: Optional[dict] = None)
     return proc.stdout
 
 
-def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
-    from neuromirror.standins.dandi.server import DandiStandIn
-    from neuromirror.standins.s3 import S3StandIn
-
+def fresh_root(root: Optional[Path]) -> tuple[Path, Path, list[str], dict]:
+    """(work directory, mirror root, the command that runs neuromirror on it, its environment) of a demo."""
     os.environ.setdefault("DANDI_NO_ET", "1")
     work = Path(tempfile.mkdtemp(prefix="neuromirror-demo-"))
     root = Path(root).absolute() if root else work / "mirror"
     if root.exists() and any(root.iterdir()):
         raise RuntimeError(f"{root} is not empty: the demo mirrors into a fresh root")
-    exe = [sys.executable, "-m", "neuromirror", "--root", str(root)]
-    env = dict(os.environ, DANDI_NO_ET="1")
+    return work, root, [sys.executable, "-m", "neuromirror", "--root", str(root)], dict(os.environ, DANDI_NO_ET="1")
+
+
+def run_demo(root: Optional[Path] = None, keep: bool = False) -> int:
+    from neuromirror.standins.dandi.server import DandiStandIn
+    from neuromirror.standins.s3 import S3StandIn
+
+    work, root, exe, env = fresh_root(root)
     try:
         with S3StandIn() as s3, DandiStandIn(s3) as dandi:
             _say(f"== stand-in archives on loopback: DANDI API {dandi.api_url}, S3 {s3.endpoint_url}")
