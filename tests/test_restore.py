@@ -195,3 +195,41 @@ def test_restore_without_target_or_spec_is_a_one_line_error(cli) -> None:  # noq
     assert code == 2 and "--to" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("restore", "--to", "https://example.org/x", "dandi:000001")
     assert code == 2 and "s3://BUCKET" in err
+
+
+def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch) -> None:  # noqa: ANN001
+    """DANDI blobs and Zarr objects and AIND assets by their recorded S3 URLs; BOSS chunks by their path."""
+    from neuromirror.keep.files import KeepFile
+    from neuromirror.restore.objects import ArchiveObject, Unplaced, dedupe, place
+
+    monkeypatch.delenv("NEUROMIRROR_S3_ENDPOINT", raising=False)
+    k = "SHA256E-s3--" + "0" * 64
+
+    def one(source: str, path: str, *urls: str) -> ArchiveObject | Unplaced:
+        return place(KeepFile(path, k, 3, urls, Path("/ds")), source, f"{source}@v")
+
+    blob = "blobs/2ab/c1d/2abc1d00-1111-2222-3333-444455556666"
+    got = one(
+        "dandi:000001",
+        "a.nwb",
+        "https://api.example/assets/x/download/",
+        f"http://127.0.0.1:9/dandi/{blob}?versionId=v1",
+    )
+    assert isinstance(got, ArchiveObject) and (got.bucket, got.archive_key) == ("dandi", blob)
+    assert got.url == f"http://127.0.0.1:9/dandi/{blob}"
+    got = one("dandi:000001", "s.zarr/0/0", "https://dandiarchive.s3.amazonaws.com/zarr/zid-1/0/0?versionId=v2")
+    assert isinstance(got, ArchiveObject) and (got.bucket, got.archive_key) == ("dandiarchive", "zarr/zid-1/0/0")
+    got = one("aind:asset_1", "x/y z.json", "https://aind-open-data.s3.us-west-2.amazonaws.com/asset_1/x/y%20z.json")
+    assert isinstance(got, ArchiveObject) and (got.bucket, got.archive_key) == ("aind-open-data", "asset_1/x/y z.json")
+    got = one("aind:asset_1", "x/c", "http://127.0.0.1:9/aind-bucket/asset_1/x/c?versionId=v3")
+    assert isinstance(got, ArchiveObject) and (got.bucket, got.archive_key) == ("aind-bucket", "asset_1/x/c")
+    got = one("boss:coll/exp", "ch0/0/0.0.0", "neuromirror+boss://api.example/cutout/coll/exp/ch0/0/0:64/0:64/0:1")
+    assert isinstance(got, ArchiveObject) and got.archive_key == "ch0/0/0.0.0" and got.bucket == ""
+    got = one("dandi:000002", "e.nwb", "neuromirror+dandi://api.example/assets/x/download/")
+    assert isinstance(got, Unplaced) and "special remote" in got.why
+    got = one("dandi:000001", "b.nwb", "https://api.example/assets/x/download/")
+    assert isinstance(got, Unplaced) and "no S3 URL" in got.why
+    # two versions naming one archive key with different content: the later named wins, the other is reported
+    a = ArchiveObject("zarr/z/0", "K1", 1, "s.zarr/0", "dandi:1", "dandi:1@v1")
+    b = ArchiveObject("zarr/z/0", "K2", 1, "s.zarr/0", "dandi:1", "dandi:1@v2")
+    assert dedupe([a, b]) == ([b], [a])
