@@ -39,15 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _copies(args: argparse.Namespace) -> int:
     """``status --copies``: the copies counted live from the datasets' branches and the index's check times."""
     from neuromirror.commands.common import require_mirror, spec_arg
+    from neuromirror.index.store_checks import known_stores, wanted
+    from neuromirror.keep.archive_copies import PerArchive
     from neuromirror.keep.copies import copies_report
 
     mirror = require_mirror(args)
     try:
-        counts = copies_report(mirror, [spec_arg(s) for s in args.specs])
+        per = PerArchive({s["id"]: wanted(mirror.index, s["id"]) for s in mirror.index.sources()})
+        counts = copies_report(mirror, [spec_arg(s) for s in args.specs], per)
+        stores = known_stores(mirror.index)
     finally:
         mirror.close()
     if args.json:
-        print_json({"versions": [c.to_json() for c in counts], "ok": all(c.ok for c in counts)})
+        archives = [a.to_json(stores) for _, a in sorted(per.archives.items())]
+        print_json({"versions": [c.to_json() for c in counts], "archives": archives, "ok": all(c.ok for c in counts)})
         return 0
     for c in counts:
         print(c.line())
