@@ -45,6 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="STORE",
         help="read only from this store (its URL or UUID; repeatable; default: every store keep used)",
     )
+    p.add_argument(
+        "--drill",
+        action="store_true",
+        help="a drill: restore a random sample of the kept objects (SPECs: default every source) into a fresh "
+        "place under a scratch --to, every store's copy of each read and checked; report objects, bytes, rate, "
+        "mismatches; the scratch objects removed after",
+    )
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="objects a drill restores (default 20)")
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent objects (default 4)")
     add_json(p)
     p.set_defaults(func=run)
@@ -60,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("-J must be at least 1")
     if not args.to:
         raise UserError("name where to restore: --to s3://BUCKET[/PREFIX] or --to DIR")
+    if args.sample is not None and (not args.drill or args.sample < 1):
+        raise UserError("--sample N (N >= 1) goes with --drill")
+    if args.drill:
+        if args.dry_run or args.force:
+            raise UserError("a drill writes into a scratch target: --dry-run and --force do not apply")
+        return _drill(args)
     if not args.specs:
         raise UserError("name what to restore: SPEC[@VERSION]...")
     specs = [spec_arg(s) for s in args.specs]
@@ -88,3 +102,32 @@ def run(args: argparse.Namespace) -> int:
     if report.failed:
         print(f"neuromirror: restore: {len(report.failed)} object(s) not restored (FAILED above)", file=sys.stderr)
     return 0 if report.ok else 1
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from neuromirror.keep.versions import select_versions
+    from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, result_of
+    from neuromirror.restore.targets import open_target
+    from neuromirror.spec import parse_spec
+
+    open_target(args.to)  # a bad target said before anything is read
+    mirror = require_mirror(args)
+    try:
+        if args.specs:
+            specs = [spec_arg(s) for s in args.specs]
+        else:
+            specs = [parse_spec(s["id"], allow_version=False) for s in mirror.index.sources()]
+        versions = select_versions(mirror.index, specs)
+        report = drill(mirror, versions, args.to, sample=args.sample or DEFAULT_SAMPLE, jobs=args.jobs)
+    finally:
+        mirror.close()
+    result = result_of(report)
+    if args.json:
+        print_json({**report.to_json(), "result": result})
+    else:
+        for line in report.lines():
+            print(line)
+        print(report.summary() + f"; result: {result}")
+    if result != "ok":
+        print(f"neuromirror: restore --drill: {result}", file=sys.stderr)
+    return 0 if result == "ok" else 1

@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
     for d in report.get("disk") or []:
         print(_disk_line(d))
+    if report.get("drill"):
+        print(drill_line(report["drill"]))
     if not report["sources"]:
         from neuromirror.dataset.mirror import Mirror
 
@@ -162,6 +164,15 @@ def run(args: argparse.Namespace) -> int:
         print("\nat risk (published versions and the latest draft; files, bytes):")
         print_table(risk_rows, ["source", "version", "kept", "pinned_url_only", "mutable_url_only"])
     return 0
+
+
+def drill_line(d: dict) -> str:
+    """``last drill: ok at ...: 20 objects (1.2 MiB) into ...; 0 mismatches, 0 failed``."""
+    bad = "".join(f"\n  bad copy: {b['key']} in {b['store']}: {b['why']}" for b in d.get("bad_copies") or [])
+    return (
+        f"last drill: {d['result']} at {d['finished_at']} ({d['scope']}): {d['objects']} objects "
+        f"({human_bytes(d['bytes'])}) into {d['target']}; {d['mismatches']} mismatches, {d['failed']} failed" + bad
+    )
 
 
 def _disk_line(d: dict) -> str:

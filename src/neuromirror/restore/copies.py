@@ -27,12 +27,13 @@ SPOOL = 16 << 20
 
 @dataclass(frozen=True)
 class BadCopy:
-    store: str
+    store: str  # its URL
     key: str
     why: str
+    uuid: str = ""
 
     def to_json(self) -> dict:
-        return {"store": self.store, "key": self.key, "why": self.why}
+        return {"store": self.store, "key": self.key, "why": self.why, "store_uuid": self.uuid}
 
 
 @dataclass
@@ -112,31 +113,35 @@ class Copies:
                 return True
         return False
 
-    def fetch(self, key: str, size: Optional[int], bad: list[BadCopy], skip: tuple[str, ...] = ()) -> Verified:
-        """The verified bytes of ``key`` from the first store with a good copy; bad copies appended to ``bad``."""
+    def fetch(self, key: str, size: Optional[int], bad: list[BadCopy], every: bool = False) -> Verified:
+        """The verified bytes of ``key`` from the first store with a good copy; bad copies appended to ``bad``.
+
+        ``every`` (a drill): every other store's copy is read and hashed too, so that a bad one is found
+        even when a good one came first."""
         checksum = key_checksum(key)
         if checksum is None:
             raise NoGoodCopy(f"{key.split('-', 1)[0]} key: no checksum to check a copy against")
+        good: Optional[Verified] = None
         for uuid in self.order(key):
             store = self.store(uuid)
-            if store is None or uuid in skip:
+            if store is None:
                 continue
             try:
                 src = store.open_key(key)
             except FileNotFoundError:
                 if uuid in self.checks.get(key, {}):
-                    bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name"))
+                    bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name", uuid))
                 continue
             except OSError as exc:
-                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200]))
+                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200], uuid))
                 continue
             out = tempfile.SpooledTemporaryFile(max_size=SPOOL)
             digest, md5 = checksum.new(), hashlib.md5()
             try:
-                got = drain(src, (digest, md5), out.write)
+                got = drain(src, (digest, md5), out.write if good is None else None)
             except OSError as exc:
                 out.close()
-                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200]))
+                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200], uuid))
                 continue
             finally:
                 src.close()
@@ -147,8 +152,15 @@ class Copies:
                 why = f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
             if why:
                 out.close()
-                bad.append(BadCopy(store.url, key, why))
+                bad.append(BadCopy(store.url, key, why, uuid))
+                continue
+            if good is not None:  # a drill's further good copy: checked, not kept
+                out.close()
                 continue
             out.seek(0)
-            return Verified(key, cast(IO[bytes], out), got, md5.hexdigest(), store.url)
-        raise NoGoodCopy("no store holds a good copy")
+            good = Verified(key, cast(IO[bytes], out), got, md5.hexdigest(), store.url)
+            if not every:
+                break
+        if good is None:
+            raise NoGoodCopy("no store holds a good copy")
+        return good

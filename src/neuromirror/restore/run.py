@@ -40,6 +40,7 @@ class RestoreOptions:
     force: bool = False
     jobs: int = 4
     stores: Optional[list[str]] = None  # only these stores (UUIDs or URLs); None: every known store
+    every: bool = False  # a drill: every store's copy of each object read and hashed, not just the first good
 
 
 @dataclass
@@ -151,7 +152,7 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
         return _Done(o, "would_write")
     bad: list[BadCopy] = []
     try:
-        data = copies.fetch(o.key, o.size, bad)
+        data = copies.fetch(o.key, o.size, bad, every=options.every)
     except NoGoodCopy as exc:
         return _Done(o, "failed", str(exc), bad=bad)
     try:
