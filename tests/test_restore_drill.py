@@ -15,16 +15,9 @@ import uuid
 from pathlib import Path
 
 from neuromirror.store.directory import DirectoryStore
+from test_copies import _flip_a_byte
 from test_keep import key_of, make_dandiset
 from test_restore import s3_env  # noqa: F401  (the fixture: the target's endpoint and credentials)
-
-
-def flip_a_byte(path: Path) -> None:
-    os.chmod(path.parent, 0o755)
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def test_drill_finds_a_flipped_byte_and_restores_from_the_other_store(
@@ -38,7 +31,7 @@ def test_drill_finds_a_flipped_byte_and_restores_from_the_other_store(
     for store in (one, two):
         d.run.ok("keep", d.spec, "--to", str(store))
     bad_key = key_of(d.ds, "sub-01/a.nwb", d.version)
-    flip_a_byte(DirectoryStore(one).key_path(bad_key))
+    _flip_a_byte(DirectoryStore(one).key_path(bad_key))
 
     scratch = tmp_path / "scratch"
     code, out, err = d.run("restore", "--drill", d.spec, "--sample", "10", "--to", str(scratch), "--json")
