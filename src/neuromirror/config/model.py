@@ -71,6 +71,24 @@ class VerifyPolicy:
         return {"fraction": self.fraction, "period": self.period}
 
 
+#: ``drill: {every: ...}``: how often the service rehearses a restore, unless the definition says otherwise
+DEFAULT_DRILL_EVERY = 7 * 86400.0
+DEFAULT_DRILL_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class DrillPolicy:
+    """``drill:``: a restore rehearsed by the service (``restore --drill``): ``sample`` kept objects of the
+    source restored into a fresh place under the scratch target ``to`` at most every ``every`` seconds."""
+
+    to: str
+    every: float = DEFAULT_DRILL_EVERY
+    sample: int = DEFAULT_DRILL_SAMPLE
+
+    def to_json(self) -> dict:
+        return {"to": self.to, "every": self.every, "sample": self.sample}
+
+
 @dataclass
 class SourceConfig:
     """One entry of ``sources:``: a SPEC (maybe a glob) with its options, schedule and publish target."""
@@ -92,6 +110,7 @@ class SourceConfig:
     stores: tuple[str, ...] = ()
     copies: int = 1
     verify: Optional[VerifyPolicy] = None
+    drill: Optional[DrillPolicy] = None  # config/stores.py
 
     @property
     def parsed(self) -> Spec:
@@ -145,6 +164,7 @@ class SourceConfig:
             "stores": list(self.stores),
             "copies": self.copies,
             "verify": self.verify.to_json() if self.verify else None,
+            "drill": self.drill.to_json() if self.drill else None,
             "where": self.where,
         }
 

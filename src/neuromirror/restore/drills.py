@@ -101,6 +101,28 @@ def drill(
     return report
 
 
+def drill_if_due(
+    mirror: Mirror, source: str, to: str, every: float, sample: int = DEFAULT_SAMPLE, now: Optional[float] = None
+) -> Optional[dict]:
+    """The service's drill of ``source`` (``drill:`` in its definition) when its last one ended ``every``
+    seconds ago or more (or never ran); the summary for the run's report, None when none was due."""
+    from neuromirror.keep.versions import select_versions
+    from neuromirror.spec import parse_spec
+
+    last = last_drill(mirror.index, source)
+    now = time.time() if now is None else now
+    if last is not None and now - float(last["finished"]) < every:
+        return None
+    try:
+        versions = select_versions(mirror.index, [parse_spec(source, allow_version=False)])
+        done = drill(mirror, versions, to, sample=sample, scope=source)
+    except Exception as exc:  # the index or a dataset unreadable: the drill failed, said so
+        return {"result": "failed", "error": " ".join(str(exc).split())[:300], "target": to}
+    out = {k: v for k, v in done.to_json().items() if k not in ("versions", "skipped", "displaced")}
+    out["result"] = result_of(done)
+    return out
+
+
 def _ensure(index: Any) -> bool:
     try:
         index.db.execute(_SCHEMA)

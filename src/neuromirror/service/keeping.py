@@ -63,6 +63,23 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         )
 
 
+def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any) -> None:
+    """``drill:`` of the entry rehearsed when due (:func:`neuromirror.restore.drills.drill_if_due`); its
+    summary in the run's report (``report["drill"]``). A failed drill is not a failed sync: it is logged."""
+    if entry.drill is None or report.outcome not in ("ok", "unchanged"):
+        return
+    from neuromirror.restore.drills import drill_if_due
+
+    outcome = drill_if_due(mirror, source.id, entry.drill.to, entry.drill.every, entry.drill.sample)
+    if outcome is None:
+        return
+    record_in_run(mirror.index, source.id, outcome, field="drill")
+    if outcome["result"] == "ok":
+        log.info("%s: drill ok: %d objects restored into %s", source.id, outcome["objects"], outcome["target"])
+    else:
+        log.warning("%s: drill %s: %s", source.id, outcome["result"], outcome.get("error") or outcome.get("bad_copies"))
+
+
 def run_policy(
     mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPolicy, *, copies: int = 1, min_free: Any = None
 ) -> dict:

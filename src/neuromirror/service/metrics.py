@@ -128,6 +128,27 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         yield start
     yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
     yield from _disk_families(report.get("disk") or [])
+    yield from _drill_families(report.get("drill"))
+
+
+def _drill_families(d: Optional[dict]) -> Iterator[Metric]:
+    """The last restore drill (label ``scope``: its sources): when it ended, whether it was ok, the bad
+    copies it found, the objects it restored and could not."""
+    for name, help_text, value in (
+        ("timestamp_seconds", "End of the last restore drill (Unix time).", lambda x: float(x["finished"])),
+        (
+            "ok",
+            "1 if the last restore drill restored every object and found no bad copy.",
+            lambda x: 1.0 if x["result"] == "ok" else 0.0,
+        ),
+        ("mismatches", "Stored copies the last restore drill found wrong.", lambda x: float(x["mismatches"])),
+        ("failed", "Objects the last restore drill could not restore.", lambda x: float(x["failed"])),
+        ("objects", "Objects the last restore drill restored.", lambda x: float(x["objects"])),
+    ):
+        g = GaugeMetricFamily(f"neuromirror_drill_last_{name}", help_text, labels=["scope"])
+        if d:
+            g.add_metric([str(d["scope"])], value(d))
+        yield g
 
 
 def _disk_families(places: list[dict]) -> Iterator[Metric]:

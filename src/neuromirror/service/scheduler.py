@@ -24,7 +24,7 @@ from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.config.schedule import format_duration
 from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery, snapshot
-from neuromirror.service.keeping import keep_after_sync
+from neuromirror.service.keeping import drill_after_sync, keep_after_sync
 from neuromirror.service.maintaining import maintain_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
@@ -347,6 +347,7 @@ class Service:
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
             publish_after_sync(mirror, entry, source, report, rt)
             keep_after_sync(mirror, entry, source, report, rt)
+            drill_after_sync(mirror, entry, source, report)
             risk_after_sync(mirror, sid, report.outcome)
             maintain_after_sync(mirror, entry, source)
             return report
