@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
             "version": v["version"],
             "kept": _count(v["kept"]),
             "pinned_url_only": _count(v["pinned"]),
+            "noncurrent_pin_only": _count(v.get("noncurrent") or {"files": 0, "bytes": 0}),
             "mutable_url_only": _count(v["unpinned"]),
         }
         for r in report["sources"]
@@ -162,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
     ]
     if risk_rows:
         print("\nat risk (published versions and the latest draft; files, bytes):")
-        print_table(risk_rows, ["source", "version", "kept", "pinned_url_only", "mutable_url_only"])
+        print_table(
+            risk_rows, ["source", "version", "kept", "pinned_url_only", "noncurrent_pin_only", "mutable_url_only"]
+        )
     return 0
 
 

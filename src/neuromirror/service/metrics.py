@@ -273,8 +273,9 @@ def _copies_families(kept: list[dict]) -> Iterator[Metric]:
 def _risk_families(rows: list[dict]) -> Iterator[Metric]:
     """What is at risk per source, version and kind (``row["at_risk_counted"]``: :func:`.risk.add_risks`).
 
-    kind: ``kept`` (in a store), ``pinned`` (only behind a pinned URL at the archive), ``unpinned``
-    (only behind URLs that can change or vanish).  Counted after each successful sync.
+    kind: ``kept`` (in a store), ``pinned`` (only behind a pinned URL at the archive), ``noncurrent``
+    (pinned only by an S3 version the archive overwrote or deleted since: lifecycle expires it),
+    ``unpinned`` (only behind URLs that can change or vanish).  Counted after each successful sync.
     """
     labels = ["source", "version", "kind"]
     files = GaugeMetricFamily(
@@ -288,7 +289,9 @@ def _risk_families(rows: list[dict]) -> Iterator[Metric]:
     )
     for r in rows:
         for v in (r.get("at_risk_counted") or {}).get("versions", []):
-            for kind in ("kept", "pinned", "unpinned"):
+            for kind in ("kept", "pinned", "noncurrent", "unpinned"):
+                if kind not in v:  # a record counted before noncurrent pins were told apart
+                    continue
                 files.add_metric([r["source"], v["version"], kind], v[kind]["files"])
                 size.add_metric([r["source"], v["version"], kind], v[kind]["bytes"])
     yield files

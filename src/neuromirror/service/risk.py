@@ -7,7 +7,8 @@ source's worker counts once a sync (and the keep step after it) ended, off the r
 and records the counts in that run's report in the index (``report["at_risk"]``); pages and
 metrics read the newest record. The counts are those of :mod:`neuromirror.verify.risk`
 (``neuromirror status`` counts the same, live): per version, files and bytes **kept** in a
-store, only behind a **pinned** URL, and only behind URLs that can change or vanish
+store, only behind a **pinned** URL, pinned only by a **noncurrent** S3 version (overwritten or
+deleted since: the bucket's lifecycle expires it), and only behind URLs that can change or vanish
 (**unpinned**: BOSS cutouts, unversioned buckets).
 """
 
@@ -22,7 +23,7 @@ from neuromirror.service.keeping import record_in_run
 
 log = logging.getLogger("neuromirror.service")
 
-KINDS = ("kept", "pinned", "unpinned")
+KINDS = ("kept", "pinned", "noncurrent", "unpinned")
 
 
 def count_risk(mirror: Any, sid: str) -> dict:
