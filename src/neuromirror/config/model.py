@@ -31,6 +31,9 @@ class KeepPolicy:
     ``published``: every published version (a source without published versions, AIND and BOSS
     snapshots: its latest version); ``all``: every recorded version, drafts too. The filters and
     the budget are ``neuromirror keep``'s ``--include/--exclude/--max-file-size/--budget``.
+    ``expire_after`` (the archive's noncurrent-version expiry, e.g. 30d): also keep every recorded
+    version holding a file pinned only by a noncurrent S3 version, before it expires
+    (:mod:`neuromirror.verify.noncurrent`).
     """
 
     versions: str = "published"
@@ -38,6 +41,7 @@ class KeepPolicy:
     exclude: tuple[str, ...] = ()
     max_file_size: Optional[int] = None
     budget: Optional[int] = None
+    expire_after: Optional[float] = None
 
     def to_json(self) -> dict:
         return {
@@ -46,6 +50,7 @@ class KeepPolicy:
             "exclude": list(self.exclude),
             "max_file_size": self.max_file_size,
             "budget": self.budget,
+            "expire_after": self.expire_after,
         }
 
 

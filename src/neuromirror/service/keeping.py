@@ -97,6 +97,8 @@ def run_policy(
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
         targets = [t for t in targets if t.row["kind"] == "published"] or targets[-1:]
+    if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
+        targets += _expiring(mirror, sid, targets, policy.expire_after)
     options = KeepOptions(
         include=policy.include,
         exclude=policy.exclude,
@@ -142,7 +144,27 @@ def run_policy(
         ],
         "copies": copies_record(result.counts, copies),
         "lags": result.lags,
+        **({"expiry": _expiry(mirror, sid, policy.expire_after)} if policy.expire_after is not None else {}),
     }
+
+
+def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
+    """The versions (beyond ``targets``) holding files pinned only by noncurrent S3 versions, not kept yet."""
+    from neuromirror.keep.versions import Target
+    from neuromirror.verify.noncurrent import expiry_of
+
+    relpath = mirror.index.source(sid)["dataset"]
+    ids = expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).version_ids
+    have = {t.row["id"] for t in targets}
+    rows = {r["id"]: r for r in mirror.index.versions(sid)}
+    return [Target(sid, relpath, rows[i]) for i in ids if i not in have and i in rows]
+
+
+def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
+    from neuromirror.verify.noncurrent import expiry_of
+
+    relpath = mirror.index.source(sid)["dataset"]
+    return expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).to_json()
 
 
 def rolling_check(mirror: Any, sid: str, entry: SourceConfig) -> dict:

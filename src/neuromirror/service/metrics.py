@@ -296,6 +296,35 @@ def _risk_families(rows: list[dict]) -> Iterator[Metric]:
                 size.add_metric([r["source"], v["version"], kind], v[kind]["bytes"])
     yield files
     yield size
+    yield from _expiry_families(rows)
+
+
+def _expiry_families(rows: list[dict]) -> Iterator[Metric]:
+    """Unkept files pinned only by noncurrent S3 versions, the time the oldest has left before the archive's
+    noncurrent-version expiry, and 1 when that is under a week (``at_risk_counted["expiry"]``)."""
+    expiring = [r for r in rows if (r.get("at_risk_counted") or {}).get("expiry")]
+
+    def of(r: dict) -> dict:
+        return r["at_risk_counted"]["expiry"]
+
+    yield _gauge(
+        "neuromirror_noncurrent_unkept_files",
+        "Files of recorded versions pinned only by a noncurrent S3 version and kept in no store.",
+        expiring,
+        lambda r: float(of(r)["unkept"]["files"]),
+    )
+    yield _gauge(
+        "neuromirror_noncurrent_expiry_seconds_left",
+        "Time the oldest unkept noncurrent pin has left before the archive's noncurrent-version expiry.",
+        expiring,
+        lambda r: of(r)["time_left_s"],
+    )
+    yield _gauge(
+        "neuromirror_noncurrent_expiry_failing",
+        "1 when an unkept noncurrent pin has less than a week left before it expires.",
+        expiring,
+        lambda r: 1.0 if of(r)["state"] == "failing" else 0.0,
+    )
 
 
 def add_keeps(report: dict, index: Any) -> None:

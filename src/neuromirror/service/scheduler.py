@@ -348,7 +348,7 @@ class Service:
             publish_after_sync(mirror, entry, source, report, rt)
             keep_after_sync(mirror, entry, source, report, rt)
             drill_after_sync(mirror, entry, source, report)
-            risk_after_sync(mirror, sid, report.outcome)
+            risk_after_sync(mirror, sid, report.outcome, entry.keep.expire_after if entry.keep else None)
             maintain_after_sync(mirror, entry, source)
             return report
         finally:

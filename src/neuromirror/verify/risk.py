@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from neuromirror.annex.logs import branch_logs, log_state, web_urls
+from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.engine.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
-from neuromirror.verify.noncurrent import CurrentObjects, current_objects
+from neuromirror.verify.noncurrent import CurrentObjects, current_objects, kept_keys
 
 
 def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
@@ -81,15 +81,6 @@ class AnnexedFile:
     key: str
     size: Optional[int]
     repo: Path
-
-
-def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
-    """The ``keys`` whose location log in ``repo`` names one of ``uuids`` (default: every recorded store)."""
-    if uuids is None:
-        uuids = set(store_uuids(repo))
-    if not uuids:
-        return set()
-    return {k for k, d in branch_logs(repo, keys).items() if d and any(log_state(d).get(u) for u in uuids)}
 
 
 def key_urls(repo: Path, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
