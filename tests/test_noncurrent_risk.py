@@ -128,3 +128,37 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
         mirror.close()
     (row,) = json.loads(run.ok("status", sid, "--json"))["sources"]
     assert row["expiry"]["unkept"]["files"] == 0 and row["expiry"]["time_left_s"] is None
+
+
+def test_expire_after_is_validated(tmp_path: Path) -> None:
+    from neuromirror.config.load import load_config
+    from neuromirror.config.model import KeepPolicy
+    from test_config import errors, write
+
+    p = write(
+        tmp_path,
+        """
+        store: lab-store
+        defaults:
+          schedule: 6h
+        sources:
+          - spec: "dandi:000001"
+            keep: {versions: published, expire_after: 30d}
+        """,
+    )
+    (entry,) = load_config(p).sources
+    assert entry.keep == KeepPolicy("published", expire_after=30 * 86400.0)
+    assert entry.to_json()["keep"]["expire_after"] == 30 * 86400.0
+    bad = write(
+        tmp_path,
+        """
+        store: lab-store
+        defaults:
+          schedule: 6h
+        sources:
+          - spec: "dandi:000001"
+            keep: {expire_after: soon}
+        """,
+        name="bad.yaml",
+    )
+    assert any("sources[0].keep.expire_after" in e for e in errors(bad))
