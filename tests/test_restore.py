@@ -190,11 +190,18 @@ def test_restore_into_a_directory_same_keys_hostile_ones_refused(dandi_archive, 
     assert not (tmp_path / "escape").exists()
 
 
-def test_restore_without_target_or_spec_is_a_one_line_error(cli) -> None:  # noqa: ANN001
+def test_restore_without_target_or_spec_is_a_one_line_error(cli, s3_env, tmp_path: Path) -> None:  # noqa: ANN001
     code, _, err = cli("restore", "dandi:000001")
     assert code == 2 and "--to" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("restore", "--to", "https://example.org/x", "dandi:000001")
     assert code == 2 and "s3://BUCKET" in err
+    code, _, err = cli("restore", "--to", "s3://no-such-bucket-here", "dandi:000001")
+    assert code == 2 and "no such bucket" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = cli("restore", "--to", str(tmp_path / "a-file"), "dandi:000001")
+    assert code == 2 and "not a directory" in err
+    code, _, err = cli("restore", "--sample", "3", "--to", str(tmp_path), "dandi:000001")
+    assert code == 2 and "--drill" in err
 
 
 def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch) -> None:  # noqa: ANN001

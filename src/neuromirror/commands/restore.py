@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("name what to restore: SPEC[@VERSION]...")
     specs = [spec_arg(s) for s in args.specs]
     target = open_target(args.to)
+    target.check()
     options = RestoreOptions(dry_run=args.dry_run, force=args.force, jobs=args.jobs, stores=args.stores)
     report = RestoreReport(target.url, dry_run=args.dry_run, force=args.force)
     mirror = require_mirror(args)

@@ -56,6 +56,10 @@ class Target(Protocol):
         """Write the verified bytes; the new object's versionId (S3, versioned bucket) or None."""
         ...
 
+    def check(self) -> None:
+        """A target that cannot be written at all: a one-line :class:`~neuromirror.errors.UserError`."""
+        ...
+
     def can_overwrite(self) -> Optional[str]:
         """None if an object holding other bytes may be overwritten with ``--force``; else why not."""
         ...
@@ -123,6 +127,21 @@ class S3Target:
         )
         return (SAME if _hash_matches(got["Body"], obj) else DIFFERS), head
 
+    def check(self) -> None:
+        """A bucket that is not there or not ours: one line before any object is looked at."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from neuromirror.errors import UserError
+
+        try:
+            self.client().head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            why = {"404": "no such bucket", "NoSuchBucket": "no such bucket", "403": "access denied"}.get(code, code)
+            raise UserError(f"restore target {self.url}: {why}") from None
+        except BotoCoreError as exc:
+            raise UserError(f"restore target {self.url}: {' '.join(str(exc).split())[:200]}") from None
+
     def can_overwrite(self) -> Optional[str]:
         with self._lock:
             if self._versioning is None:
@@ -188,6 +207,12 @@ class DirTarget:
         if not path.is_file() or (obj.size is not None and path.stat().st_size != obj.size):
             return DIFFERS, None
         return (SAME if _hash_matches(open(path, "rb"), obj) else DIFFERS), None
+
+    def check(self) -> None:
+        from neuromirror.errors import UserError
+
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"restore target {self.root}: not a directory")
 
     def can_overwrite(self) -> Optional[str]:
         return None
