@@ -240,3 +240,24 @@ def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch
     a = ArchiveObject("zarr/z/0", "K1", 1, "s.zarr/0", "dandi:1", "dandi:1@v1")
     b = ArchiveObject("zarr/z/0", "K2", 1, "s.zarr/0", "dandi:1", "dandi:1@v2")
     assert dedupe([a, b]) == ([b], [a])
+
+
+def test_aind_asset_restored_under_its_keys_after_every_version_was_deleted(s3, s3_env, tmp_path: Path) -> None:  # noqa: ANN001
+    from test_keep_aind import ASSET, KEPT, SIZES, Asset
+
+    a = Asset(s3, tmp_path / "mirror", versioned=True)
+    a.run.ok("keep", a.spec, "--to", str(tmp_path / "store"))
+    client = s3.client()
+    for path in SIZES:
+        for v in client.list_object_versions(Bucket=a.bucket, Prefix=f"{ASSET}/{path}").get("Versions", []):
+            client.delete_object(Bucket=a.bucket, Key=v["Key"], VersionId=v["VersionId"])
+    code, out, err = a.run("restore", a.spec, "--to", f"s3://{a.bucket}", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["written"]["objects"] == len(SIZES) and report["failed"] == []
+    for path, data in a.files.items():
+        assert client.get_object(Bucket=a.bucket, Key=f"{ASSET}/{path}")["Body"].read() == data, path
+    # the same keys as relative paths in a directory
+    code, out, err = a.run("restore", a.spec, "--to", str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    assert (tmp_path / "out" / ASSET / KEPT).read_bytes() == a.files[KEPT]
