@@ -236,6 +236,12 @@ def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch
     assert isinstance(got, Unplaced) and "special remote" in got.why
     got = one("dandi:000001", "b.nwb", "https://api.example/assets/x/download/")
     assert isinstance(got, Unplaced) and "no S3 URL" in got.why
+    # the listing prefixes an S3 target reads once for neighbours (a Zarr, a blob directory, an asset)
+    from neuromirror.restore.targets import container_of
+
+    assert container_of("zarr/zid-1/0/0") == "zarr/zid-1/"
+    assert container_of(f"lab/{blob}") == "lab/blobs/2ab/"
+    assert container_of("asset_1/x/c") == "asset_1/" and container_of("top") == ""
     # two versions naming one archive key with different content: the later named wins, the other is reported
     a = ArchiveObject("zarr/z/0", "K1", 1, "s.zarr/0", "dandi:1", "dandi:1@v1")
     b = ArchiveObject("zarr/z/0", "K2", 1, "s.zarr/0", "dandi:1", "dandi:1@v2")

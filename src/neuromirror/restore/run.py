@@ -93,6 +93,8 @@ def restore_objects(
     report.bytes += sum(o.size or 0 for o in objs)
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
+    if isinstance(target, S3Target):
+        target.prefetch(list(objs))
     with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="restore") as pool:
         done = list(pool.map(lambda o: _one(o, target, copies, options), objs))
     if isinstance(target, DirTarget) and not options.dry_run:

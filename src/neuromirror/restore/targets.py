@@ -89,6 +89,8 @@ class S3Target:
         self.url = f"s3://{bucket}/{self.prefix}"
         self._versioning: Optional[str] = None
         self._lock = threading.Lock()
+        #: full key -> (size, ETag) from a listing, or None: listed and absent (:meth:`prefetch`)
+        self._listed: dict[str, Optional[tuple[int, str]]] = {}
 
     def client(self) -> Any:
         return self._store.client()
@@ -96,7 +98,35 @@ class S3Target:
     def locate(self, obj: ArchiveObject) -> tuple[str, str]:
         return self.bucket, self.prefix + obj.archive_key
 
+    def prefetch(self, objs: list[ArchiveObject]) -> None:
+        """List the containers (a Zarr, a blob directory, an asset) holding two objects or more, once, so
+        that an absent object costs no ``HEAD``: a first restore or a dry run over many keys is a few pages
+        of listing per 1,000 objects.  An object the listing shows is still looked at with ``HEAD``."""
+        groups: dict[str, list[str]] = {}
+        for o in objs:
+            name = self.prefix + o.archive_key
+            groups.setdefault(container_of(name), []).append(name)
+        client = self.client()
+        for prefix, names in groups.items():
+            if len(names) < 2 or not prefix:
+                continue
+            wanted = set(names)
+            found: dict[str, tuple[int, str]] = {}
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for c in page.get("Contents", []) or []:
+                    if c["Key"] in wanted:
+                        found[c["Key"]] = (int(c.get("Size", 0)), str(c.get("ETag", "")).strip('"').lower())
+            for name in names:
+                self._listed[name] = found.get(name)
+
     def look(self, obj: ArchiveObject) -> tuple[str, Optional[str]]:
+        name = self.prefix + obj.archive_key
+        if name in self._listed:
+            listed = self._listed[name]
+            if listed is None:
+                return ABSENT, None
+            if obj.size is not None and listed[0] != obj.size:
+                return DIFFERS, None
         state, head = self._look(obj)
         vid = head.get("VersionId") if state == SAME else None
         return state, (str(vid) if vid and vid != "null" else None)
@@ -177,6 +207,18 @@ class S3Target:
             )
             vid = client.head_object(Bucket=self.bucket, Key=name).get("VersionId")
         return str(vid) if vid and vid != "null" else None
+
+
+def container_of(key: str) -> str:
+    """The listing prefix an object shares with its neighbours: ``[PREFIX/]zarr/<id>/``, ``blobs/abc/`` (the
+    first three hex digits), else its first path component (an AIND asset); "" for a key at the top."""
+    parts = key.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part == "zarr" and i + 2 < len(parts):
+            return "/".join(parts[: i + 2]) + "/"
+        if part == "blobs" and i + 2 < len(parts):
+            return "/".join(parts[: i + 2]) + "/"
+    return parts[0] + "/" if len(parts) > 1 else ""
 
 
 class DirTarget:
