@@ -168,9 +168,15 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
         return out
     rows = index.versions(source)
     states = [r for r in rows if r["kind"] != "published"] or rows
+    fileset_of = dict(index.db.conn.execute("SELECT id, fileset FROM versions WHERE source = ?", [source]).fetchall())
+    seen_filesets: set[object] = set()  # a version whose file list an earlier one had: nothing new in it
     seen_keys: set[str] = set()
     pending: dict[tuple[str, str, str], int] = {}  # (bucket, key, versionId) -> the earliest version id naming it
     for row in rows:
+        fs = fileset_of.get(row["id"])
+        if fs is not None and fs in seen_filesets:
+            continue
+        seen_filesets.add(fs)
         listed = version_files(index, ds, row["id"]).annexed
         fresh = [f for f in listed if f.key not in seen_keys and current.only_noncurrent(f.urls)]
         if not fresh:
