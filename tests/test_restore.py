@@ -179,6 +179,10 @@ def test_restore_into_a_directory_same_keys_hostile_ones_refused(dandi_archive, 
     assert not (out / ".neuromirror-restore-tmp").exists()
     code, again, _ = restore_json(d, "--to", str(out))
     assert code == 0 and again["written"]["objects"] == 0
+    code, only, _ = restore_json(d, "--to", str(tmp_path / "again"), "--from", str(tmp_path / "store"))
+    assert code == 0 and only["written"]["objects"] == len(BLOBS) + len(chunks)
+    code, _, err = d.run("restore", d.spec, "--to", str(tmp_path / "again"), "--from", str(tmp_path / "nowhere"))
+    assert code == 2 and "no store" in err
 
     target = DirTarget(out)
     for hostile in ("../escape", "/etc/passwd", "zarr/x/../../../escape", "a/\x00b"):

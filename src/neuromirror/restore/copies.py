@@ -68,13 +68,26 @@ class NoGoodCopy(Exception):
     """No store holds a copy of the key that hashes right."""
 
 
+def _store_url(name: str) -> str:
+    """A store's URL as keep records it (a relative directory made absolute); the name itself if it names none."""
+    try:
+        return open_store(name).url
+    except Exception:
+        return name
+
+
 class Copies:
     """The stores of the mirror, opened once each, asked for keys from many threads."""
 
     def __init__(self, index: Any, only: Optional[list[str]] = None):
         self._known = known_stores(index)
         if only is not None:
-            self._known = {u: s for u, s in self._known.items() if s["url"] in only or u in only}
+            urls = {_store_url(n) for n in only}
+            self._known = {u: s for u, s in self._known.items() if s["url"] in urls or u in only}
+            if not self._known:
+                from neuromirror.errors import UserError
+
+                raise UserError(f"--from {', '.join(only)}: no store keep or verify used here has that URL or UUID")
         self._index = index
         self._opened: dict[str, Optional[Store]] = {}
         self._lock = threading.Lock()
