@@ -155,9 +155,9 @@ def record(index: Any, report: RestoreReport, scope: str, started: float) -> Non
 
 
 def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
-    """The newest drill recorded (of ``scope``: a source id, as the service records them), or None."""
-    if not _ensure(index):
-        return None
+    """The newest drill recorded (of ``scope``: a source id, as the service records them), or None.
+
+    Read only (no table made): ``status``, every page and scrape call it, also while a sync writes."""
     sql = "SELECT started, finished, scope, target, objects, bytes, seconds, mismatches, failed, result, report"
     sql += " FROM drills" + (" WHERE scope = ?" if scope is not None else "") + " ORDER BY id DESC LIMIT 1"
     try:
