@@ -39,6 +39,7 @@ def test_delete_marker_is_a_dead_url_not_a_loss(dandi_archive, tmp_path: Path) -
     assert rep["at_risk"] == {
         "kept": {"files": 0, "bytes": 0},
         "pinned": {"files": 2, "bytes": 50_001},
+        "noncurrent": {"files": 0, "bytes": 0},
         "unpinned": {"files": 0, "bytes": 0},
     }
     delete_marker(d, A)
@@ -140,6 +141,7 @@ def test_at_risk_kinds_from_urls_and_location_logs() -> None:
     assert risk.to_json() == {
         "kept": {"files": 1, "bytes": 10},
         "pinned": {"files": 1, "bytes": 20},
+        "noncurrent": {"files": 0, "bytes": 0},
         "unpinned": {"files": 3, "bytes": 120},
     }
     assert risk.unpinned_examples == ["boss/0/0", "bucket.bin", "nowhere.bin"]

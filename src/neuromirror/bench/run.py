@@ -49,6 +49,7 @@ from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_ar
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
+from neuromirror.bench.scenarios.restore import bench_restore, restore_targets
 from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
@@ -66,6 +67,7 @@ ALL = (
     "clone-get",
     "keep",
     "keep-archive",
+    "restore",
     "zarr-many",
     "publish-ria",
     "read",
@@ -128,6 +130,10 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
     g.add_argument("--keep-large-mb", type=int, default=256, help="keep: size of each large file in MB (default 256)")
+    g = p.add_argument_group("restore (issue 42): neuromirror restore against git annex copy --to S3 and boto3")
+    g.add_argument("--restore-small", type=int, default=10_000, help="restore: files of ~10 kB (default 10^4)")
+    g.add_argument("--restore-large", type=int, default=4, help="restore: large files (default 4; 0 skips them)")
+    g.add_argument("--restore-large-mb", type=int, default=256, help="restore: size of each large file in MB")
     g = p.add_argument_group("keep-archive (issue 33): the archive's shape kept into two stores, killed, resumed")
     g.add_argument(
         "--keep-archive-keys",
@@ -240,6 +246,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if "keep" in args.scenarios:
                 doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
                 _write(out, doc)
+            if "restore" in args.scenarios:
+                doc["results"] += bench_restore(args, archives, work, doc["startup"]["help_s"])
+                _write(out, doc)
             if "keep-archive" in args.scenarios:
                 doc["results"] += bench_keep_archive(
                     archives,
@@ -276,6 +285,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc["targets"] += read_targets(doc["results"])
     doc["targets"] += archive_quiet_targets(doc["results"])
     doc["targets"] += keep_archive_targets(doc["results"])
+    doc["targets"] += restore_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     doc["report"] = text

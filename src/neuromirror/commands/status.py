@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
+from collections import defaultdict
 from typing import Optional
 
 from neuromirror.commands.common import add_json, human_bytes, print_json, print_table, root_of
@@ -39,15 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _copies(args: argparse.Namespace) -> int:
     """``status --copies``: the copies counted live from the datasets' branches and the index's check times."""
     from neuromirror.commands.common import require_mirror, spec_arg
+    from neuromirror.index.store_checks import known_stores, wanted
+    from neuromirror.keep.archive_copies import PerArchive
     from neuromirror.keep.copies import copies_report
 
     mirror = require_mirror(args)
     try:
-        counts = copies_report(mirror, [spec_arg(s) for s in args.specs])
+        per = PerArchive({s["id"]: wanted(mirror.index, s["id"]) for s in mirror.index.sources()})
+        counts = copies_report(mirror, [spec_arg(s) for s in args.specs], per)
+        stores = known_stores(mirror.index)
     finally:
         mirror.close()
     if args.json:
-        print_json({"versions": [c.to_json() for c in counts], "ok": all(c.ok for c in counts)})
+        archives = [a.to_json(stores) for _, a in sorted(per.archives.items())]
+        print_json({"versions": [c.to_json() for c in counts], "archives": archives, "ok": all(c.ok for c in counts)})
         return 0
     for c in counts:
         print(c.line())
@@ -59,8 +66,6 @@ def _copies(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import fnmatch
-
     if args.copies:
         return _copies(args)
 
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         report["sources"] = [r for r in report["sources"] if any(fnmatch.fnmatchcase(r["source"], p) for p in pats)]
     report["cluster"] = _cluster(report, config)
     if getattr(args, "at_risk", True):
-        _at_risk(report, root, args.index)
+        _at_risk(report, root, args.index, config)
     if args.json:
         print_json(report)
         return 0
@@ -112,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
     for d in report.get("disk") or []:
         print(_disk_line(d))
+    if report.get("drill"):
+        print(drill_line(report["drill"]))
     if not report["sources"]:
         from neuromirror.dataset.mirror import Mirror
 
@@ -148,15 +155,37 @@ def run(args: argparse.Namespace) -> int:
             "version": v["version"],
             "kept": _count(v["kept"]),
             "pinned_url_only": _count(v["pinned"]),
+            "noncurrent_pin_only": _count(v.get("noncurrent") or {"files": 0, "bytes": 0}),
             "mutable_url_only": _count(v["unpinned"]),
         }
         for r in report["sources"]
         for v in (r.get("at_risk") or [])
     ]
+    for r in report["sources"]:
+        x = r.get("expiry") or {}
+        if x.get("unkept", {}).get("files"):
+            left = x["time_left_s"]
+            print(
+                f"{r['source']}: {x['unkept']['files']} file(s) ({human_bytes(x['unkept']['bytes'])}) pinned only by "
+                f"noncurrent S3 versions, kept nowhere; the oldest expires in "
+                + (f"{left / 86400:.1f} days" if left is not None else "an unknown time")
+                + (" -- FAILING: under a week" if x["state"] == "failing" else "")
+            )
     if risk_rows:
         print("\nat risk (published versions and the latest draft; files, bytes):")
-        print_table(risk_rows, ["source", "version", "kept", "pinned_url_only", "mutable_url_only"])
+        print_table(
+            risk_rows, ["source", "version", "kept", "pinned_url_only", "noncurrent_pin_only", "mutable_url_only"]
+        )
     return 0
+
+
+def drill_line(d: dict) -> str:
+    """``last drill: ok at ...: 20 objects (1.2 MiB) into ...; 0 mismatches, 0 failed``."""
+    bad = "".join(f"\n  bad copy: {b['key']} in {b['store']}: {b['why']}" for b in d.get("bad_copies") or [])
+    return (
+        f"last drill: {d['result']} at {d['finished_at']} ({d['scope']}): {d['objects']} objects "
+        f"({human_bytes(d['bytes'])}) into {d['target']}; {d['mismatches']} mismatches, {d['failed']} failed" + bad
+    )
 
 
 def _disk_line(d: dict) -> str:
@@ -176,15 +205,22 @@ def _count(c: dict) -> str:
     return f"{c['files']} ({human_bytes(c['bytes'])})"
 
 
-def _at_risk(report: dict, root: object, index_path: Optional[str]) -> None:
+def _at_risk(report: dict, root: object, index_path: Optional[str], config: object = None) -> None:
     """Per source, per published version and the latest draft: files and bytes kept in a store, only
     behind a pinned URL, only behind mutable URLs — from the index and the git-annex branches, no network."""
     from pathlib import Path
 
     from neuromirror.dataset.mirror import Mirror
     from neuromirror.util.gitutil import GitError
+    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, expiry_of
     from neuromirror.verify.risk import source_risk
 
+    expire_after: dict[str, float] = defaultdict(lambda: DEFAULT_EXPIRE_AFTER)
+    for e in getattr(config, "sources", None) or []:  # keep: {expire_after: ...} of the definitions given
+        if e.keep is not None and e.keep.expire_after is not None:
+            for r in report["sources"]:
+                if fnmatch.fnmatchcase(r["source"], e.spec):
+                    expire_after[r["source"]] = e.keep.expire_after
     mirror = Mirror(Path(str(root)), index_path)
     try:
         if not mirror.index_path.exists():
@@ -200,6 +236,10 @@ def _at_risk(report: dict, root: object, index_path: Optional[str]) -> None:
             except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
                 r["at_risk_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             r["at_risk"] = out
+            try:
+                r["expiry"] = expiry_of(mirror.index, ds, r["source"], expire_after[r["source"]]).to_json()
+            except (GitError, OSError) as exc:
+                r["expiry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     finally:
         mirror.close()
 

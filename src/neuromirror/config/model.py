@@ -31,6 +31,9 @@ class KeepPolicy:
     ``published``: every published version (a source without published versions, AIND and BOSS
     snapshots: its latest version); ``all``: every recorded version, drafts too. The filters and
     the budget are ``neuromirror keep``'s ``--include/--exclude/--max-file-size/--budget``.
+    ``expire_after`` (the archive's noncurrent-version expiry, e.g. 30d): also keep every recorded
+    version holding a file pinned only by a noncurrent S3 version, before it expires
+    (:mod:`neuromirror.verify.noncurrent`).
     """
 
     versions: str = "published"
@@ -38,6 +41,7 @@ class KeepPolicy:
     exclude: tuple[str, ...] = ()
     max_file_size: Optional[int] = None
     budget: Optional[int] = None
+    expire_after: Optional[float] = None
 
     def to_json(self) -> dict:
         return {
@@ -46,6 +50,7 @@ class KeepPolicy:
             "exclude": list(self.exclude),
             "max_file_size": self.max_file_size,
             "budget": self.budget,
+            "expire_after": self.expire_after,
         }
 
 
@@ -71,6 +76,24 @@ class VerifyPolicy:
         return {"fraction": self.fraction, "period": self.period}
 
 
+#: ``drill: {every: ...}``: how often the service rehearses a restore, unless the definition says otherwise
+DEFAULT_DRILL_EVERY = 7 * 86400.0
+DEFAULT_DRILL_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class DrillPolicy:
+    """``drill:``: a restore rehearsed by the service (``restore --drill``): ``sample`` kept objects of the
+    source restored into a fresh place under the scratch target ``to`` at most every ``every`` seconds."""
+
+    to: str
+    every: float = DEFAULT_DRILL_EVERY
+    sample: int = DEFAULT_DRILL_SAMPLE
+
+    def to_json(self) -> dict:
+        return {"to": self.to, "every": self.every, "sample": self.sample}
+
+
 @dataclass
 class SourceConfig:
     """One entry of ``sources:``: a SPEC (maybe a glob) with its options, schedule and publish target."""
@@ -92,6 +115,7 @@ class SourceConfig:
     stores: tuple[str, ...] = ()
     copies: int = 1
     verify: Optional[VerifyPolicy] = None
+    drill: Optional[DrillPolicy] = None  # config/stores.py
 
     @property
     def parsed(self) -> Spec:
@@ -145,6 +169,7 @@ class SourceConfig:
             "stores": list(self.stores),
             "copies": self.copies,
             "verify": self.verify.to_json() if self.verify else None,
+            "drill": self.drill.to_json() if self.drill else None,
             "where": self.where,
         }
 

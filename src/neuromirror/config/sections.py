@@ -17,7 +17,7 @@ from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_
 from neuromirror.spec import SpecError, parse_spec
 
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
-KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget")
+KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget", "expire_after")
 BACKOFF_KEYS = ("initial", "factor", "max")
 
 
@@ -247,7 +247,10 @@ def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPoli
     """
     from neuromirror.sources.aind.options import parse_size
 
-    choices = "none, published, all or a mapping {versions: published|all, include, exclude, max_file_size, budget}"
+    choices = (
+        "none, published, all or a mapping {versions: published|all, include, exclude, max_file_size, budget, "
+        "expire_after}"
+    )
     v = node.value
     if v is None or v is False or (isinstance(v, str) and v.strip().lower() == "none"):
         return True, None
@@ -294,4 +297,12 @@ def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPoli
             except ValueError as exc:
                 r.error(m[key].line, f"{path}.{key}", str(exc))
                 ok = False
+    if "expire_after" in m:
+        from neuromirror.config.schedule import parse_duration
+
+        try:
+            values["expire_after"] = parse_duration(m["expire_after"].value)
+        except ValueError as exc:
+            r.error(m["expire_after"].line, f"{path}.expire_after", str(exc))
+            ok = False
     return ok, (KeepPolicy(**values) if ok else None)

@@ -6,6 +6,7 @@ Given at the top level, in ``defaults`` or on a source entry (the nearest wins):
     copies: 2                                     # verified copies wanted outside the archive (default 1)
     verify: {fraction: 0.05}                      # the rolling check: a slice of every store each cycle
     verify: {period: 30d}                         # ... or every stored byte re-read within this (default 30d)
+    drill: {to: s3://scratch/drills, every: 7d, sample: 20}   # a restore rehearsed (restore --drill)
 
 Each store is checked as ``neuromirror keep --to`` checks it (its kind; nothing is created), a
 relative directory is relative to the file.  ``copies`` above the number of stores is refused: the
@@ -17,12 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from neuromirror.config.model import DEFAULT_VERIFY_PERIOD, VerifyPolicy
+from neuromirror.config.model import (
+    DEFAULT_DRILL_EVERY,
+    DEFAULT_DRILL_SAMPLE,
+    DEFAULT_VERIFY_PERIOD,
+    DrillPolicy,
+    VerifyPolicy,
+)
 from neuromirror.config.reader import Node, Reader, kind_of
 from neuromirror.config.schedule import parse_duration
 from neuromirror.config.sections import read_store
 
 VERIFY_KEYS = ("fraction", "period")
+DRILL_KEYS = ("to", "every", "sample")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class StoreSettings:
     stores: tuple[str, ...] = ()
     copies: int = 1
     verify: Optional[VerifyPolicy] = None
+    drill: Optional[DrillPolicy] = None
     given: bool = False  # a store was named here or above (even if invalid: reported once)
 
 
@@ -81,6 +90,31 @@ def read_verify(r: Reader, node: Node, path: str) -> Optional[VerifyPolicy]:
     return VerifyPolicy(fraction, period)
 
 
+def read_drill(r: Reader, node: Node, path: str) -> Optional[DrillPolicy]:
+    """``drill: {to: SCRATCH, every: 7d, sample: 20}``: ``to`` a directory or s3://BUCKET[/PREFIX], as stores."""
+    m = r.mapping(node, path, DRILL_KEYS)
+    if m is None:
+        return None
+    if "to" not in m:
+        r.error(node.line, path, "a drill needs its scratch target: to: DIR or s3://BUCKET[/PREFIX]")
+        return None
+    to = read_store(r, m["to"], f"{path}.to")
+    every, sample = DEFAULT_DRILL_EVERY, DEFAULT_DRILL_SAMPLE
+    if "every" in m:
+        try:
+            every = parse_duration(m["every"].value)
+        except ValueError as exc:
+            r.error(m["every"].line, f"{path}.every", str(exc))
+            return None
+    if "sample" in m:
+        v = m["sample"].value
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            r.error(m["sample"].line, f"{path}.sample", f"expected a number of objects (1, 2, ...), got {kind_of(v)}")
+            return None
+        sample = v
+    return DrillPolicy(to, every, sample) if to else None
+
+
 def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSettings) -> StoreSettings:
     """``store``/``stores``, ``copies`` and ``verify`` of one mapping (top, defaults or a source), over ``above``."""
     prefix = f"{path}." if path else ""
@@ -98,6 +132,9 @@ def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSe
     verify = above.verify
     if "verify" in m:
         verify = read_verify(r, m["verify"], f"{prefix}verify") or above.verify
+    drill = above.drill
+    if "drill" in m:
+        drill = read_drill(r, m["drill"], f"{prefix}drill") or above.drill
     here = m.get("copies") or m.get("stores") or m.get("store")
     if stores and copies > len(stores) and here is not None:
         r.error(
@@ -105,4 +142,4 @@ def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSe
             f"{prefix}copies",
             f"{copies} copies wanted but {len(stores)} store(s) named: it could never be met",
         )
-    return StoreSettings(stores, copies, verify, given)
+    return StoreSettings(stores, copies, verify, drill, given)

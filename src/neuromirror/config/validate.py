@@ -26,7 +26,7 @@ from neuromirror.config.sections import (
 from neuromirror.config.stores import StoreSettings, read_store_settings
 
 #: keys a source entry may have (options may also be given directly in ``defaults``)
-STORE_KEYS = ("store", "stores", "copies", "verify")  # config/stores.py
+STORE_KEYS = ("store", "stores", "copies", "verify", "drill")  # config/stores.py
 SOURCE_KEYS = (
     "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "keep", "retention", *STORE_KEYS,
 )  # fmt: skip
@@ -184,6 +184,7 @@ def validate(r: Reader, top: Optional[Node], base_dir: Path) -> MirrorConfig:
                 stores=settings.stores,
                 copies=settings.copies,
                 verify=settings.verify,
+                drill=settings.drill,
             )
         )
     return cfg

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from neuromirror.index import store_checks
 from neuromirror.keep.files import KeepFile, version_files
@@ -27,6 +27,8 @@ from neuromirror.util.progress import human_bytes
 if TYPE_CHECKING:
     from neuromirror.keep.versions import Target
 
+#: told each file of a version and its verified copies (store uuid -> last good check)
+OnFile = Callable[["Target", KeepFile, dict[str, float]], None]
 #: keys at risk named per version in a report (the counts are always whole)
 MAX_NAMED = 50
 
@@ -147,9 +149,12 @@ def iso_time(t: Optional[float]) -> Optional[str]:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def version_copies(mirror: Any, target: Target, wanted: int, locations: Optional[Locations] = None) -> VersionCopies:
+def version_copies(
+    mirror: Any, target: Target, wanted: int, locations: Optional[Locations] = None, on_file: Optional[OnFile] = None
+) -> VersionCopies:
     """The copies of every annexed file of ``target`` (Zarr subdatasets' files included); ``locations``:
-    the location logs read for the previous version of the same dataset, reused."""
+    the location logs read for the previous version of the same dataset, reused; ``on_file``: told each
+    file and its verified copies (store uuid -> last check), for counts per key (:mod:`.archive_copies`)."""
     row = target.row
     out = VersionCopies(target.source, row["label"], row["commit"], wanted)
     out.seen = _timestamp(row.get("synced_at"))
@@ -179,6 +184,8 @@ def version_copies(mirror: Any, target: Target, wanted: int, locations: Optional
                 first = min(checked.values())
                 out.oldest_check = first if out.oldest_check is None else min(out.oldest_check, first)
             out.add(f, len(checked), len(recorded))
+            if on_file is not None:
+                on_file(target, f, checked)
             out.unverified += len(recorded) - len(checked)
     out.branches = branches
     return out
@@ -239,7 +246,7 @@ def _timestamp(value: Any) -> Optional[float]:
     return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def copies_report(mirror: Any, specs: Sequence[Spec]) -> list[VersionCopies]:
+def copies_report(mirror: Any, specs: Sequence[Spec], on_file: Optional[OnFile] = None) -> list[VersionCopies]:
     """Per source and version the SPECs name (a SPEC without a version: its published versions and latest
     draft; no SPEC: every source a keep counted copies for, else every source), the copies counted
     against the wanted number the keep recorded for the source (default 1)."""
@@ -251,6 +258,6 @@ def copies_report(mirror: Any, specs: Sequence[Spec]) -> list[VersionCopies]:
         specs = [parse_spec(s, allow_version=False) for s in (wanted_for or known)]
     locations = Locations()  # a dataset's versions come one after another: its logs read once
     return [
-        version_copies(mirror, t, store_checks.wanted(mirror.index, t.source), locations)
+        version_copies(mirror, t, store_checks.wanted(mirror.index, t.source), locations, on_file)
         for t in select_versions(mirror.index, specs)
     ]

@@ -63,6 +63,23 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         )
 
 
+def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any) -> None:
+    """``drill:`` of the entry rehearsed when due (:func:`neuromirror.restore.drills.drill_if_due`); its
+    summary in the run's report (``report["drill"]``). A failed drill is not a failed sync: it is logged."""
+    if entry.drill is None or report.outcome not in ("ok", "unchanged"):
+        return
+    from neuromirror.restore.drills import drill_if_due
+
+    outcome = drill_if_due(mirror, source.id, entry.drill.to, entry.drill.every, entry.drill.sample)
+    if outcome is None:
+        return
+    record_in_run(mirror.index, source.id, outcome, field="drill")
+    if outcome["result"] == "ok":
+        log.info("%s: drill ok: %d objects restored into %s", source.id, outcome["objects"], outcome["target"])
+    else:
+        log.warning("%s: drill %s: %s", source.id, outcome["result"], outcome.get("error") or outcome.get("bad_copies"))
+
+
 def run_policy(
     mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPolicy, *, copies: int = 1, min_free: Any = None
 ) -> dict:
@@ -80,6 +97,8 @@ def run_policy(
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
         targets = [t for t in targets if t.row["kind"] == "published"] or targets[-1:]
+    if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
+        targets += _expiring(mirror, sid, targets, policy.expire_after)
     options = KeepOptions(
         include=policy.include,
         exclude=policy.exclude,
@@ -125,7 +144,27 @@ def run_policy(
         ],
         "copies": copies_record(result.counts, copies),
         "lags": result.lags,
+        **({"expiry": _expiry(mirror, sid, policy.expire_after)} if policy.expire_after is not None else {}),
     }
+
+
+def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
+    """The versions (beyond ``targets``) holding files pinned only by noncurrent S3 versions, not kept yet."""
+    from neuromirror.keep.versions import Target
+    from neuromirror.verify.noncurrent import expiry_of
+
+    relpath = mirror.index.source(sid)["dataset"]
+    ids = expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).version_ids
+    have = {t.row["id"] for t in targets}
+    rows = {r["id"]: r for r in mirror.index.versions(sid)}
+    return [Target(sid, relpath, rows[i]) for i in ids if i not in have and i in rows]
+
+
+def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
+    from neuromirror.verify.noncurrent import expiry_of
+
+    relpath = mirror.index.source(sid)["dataset"]
+    return expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).to_json()
 
 
 def rolling_check(mirror: Any, sid: str, entry: SourceConfig) -> dict:

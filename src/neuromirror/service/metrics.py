@@ -128,6 +128,27 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         yield start
     yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
     yield from _disk_families(report.get("disk") or [])
+    yield from _drill_families(report.get("drill"))
+
+
+def _drill_families(d: Optional[dict]) -> Iterator[Metric]:
+    """The last restore drill (label ``scope``: its sources): when it ended, whether it was ok, the bad
+    copies it found, the objects it restored and could not."""
+    for name, help_text, value in (
+        ("timestamp_seconds", "End of the last restore drill (Unix time).", lambda x: float(x["finished"])),
+        (
+            "ok",
+            "1 if the last restore drill restored every object and found no bad copy.",
+            lambda x: 1.0 if x["result"] == "ok" else 0.0,
+        ),
+        ("mismatches", "Stored copies the last restore drill found wrong.", lambda x: float(x["mismatches"])),
+        ("failed", "Objects the last restore drill could not restore.", lambda x: float(x["failed"])),
+        ("objects", "Objects the last restore drill restored.", lambda x: float(x["objects"])),
+    ):
+        g = GaugeMetricFamily(f"neuromirror_drill_last_{name}", help_text, labels=["scope"])
+        if d:
+            g.add_metric([str(d["scope"])], value(d))
+        yield g
 
 
 def _disk_families(places: list[dict]) -> Iterator[Metric]:
@@ -252,8 +273,9 @@ def _copies_families(kept: list[dict]) -> Iterator[Metric]:
 def _risk_families(rows: list[dict]) -> Iterator[Metric]:
     """What is at risk per source, version and kind (``row["at_risk_counted"]``: :func:`.risk.add_risks`).
 
-    kind: ``kept`` (in a store), ``pinned`` (only behind a pinned URL at the archive), ``unpinned``
-    (only behind URLs that can change or vanish).  Counted after each successful sync.
+    kind: ``kept`` (in a store), ``pinned`` (only behind a pinned URL at the archive), ``noncurrent``
+    (pinned only by an S3 version the archive overwrote or deleted since: lifecycle expires it),
+    ``unpinned`` (only behind URLs that can change or vanish).  Counted after each successful sync.
     """
     labels = ["source", "version", "kind"]
     files = GaugeMetricFamily(
@@ -267,11 +289,42 @@ def _risk_families(rows: list[dict]) -> Iterator[Metric]:
     )
     for r in rows:
         for v in (r.get("at_risk_counted") or {}).get("versions", []):
-            for kind in ("kept", "pinned", "unpinned"):
+            for kind in ("kept", "pinned", "noncurrent", "unpinned"):
+                if kind not in v:  # a record counted before noncurrent pins were told apart
+                    continue
                 files.add_metric([r["source"], v["version"], kind], v[kind]["files"])
                 size.add_metric([r["source"], v["version"], kind], v[kind]["bytes"])
     yield files
     yield size
+    yield from _expiry_families(rows)
+
+
+def _expiry_families(rows: list[dict]) -> Iterator[Metric]:
+    """Unkept files pinned only by noncurrent S3 versions, the time the oldest has left before the archive's
+    noncurrent-version expiry, and 1 when that is under a week (``at_risk_counted["expiry"]``)."""
+    expiring = [r for r in rows if (r.get("at_risk_counted") or {}).get("expiry")]
+
+    def of(r: dict) -> dict:
+        return r["at_risk_counted"]["expiry"]
+
+    yield _gauge(
+        "neuromirror_noncurrent_unkept_files",
+        "Files of recorded versions pinned only by a noncurrent S3 version and kept in no store.",
+        expiring,
+        lambda r: float(of(r)["unkept"]["files"]),
+    )
+    yield _gauge(
+        "neuromirror_noncurrent_expiry_seconds_left",
+        "Time the oldest unkept noncurrent pin has left before the archive's noncurrent-version expiry.",
+        expiring,
+        lambda r: of(r)["time_left_s"],
+    )
+    yield _gauge(
+        "neuromirror_noncurrent_expiry_failing",
+        "1 when an unkept noncurrent pin has less than a week left before it expires.",
+        expiring,
+        lambda r: 1.0 if of(r)["state"] == "failing" else 0.0,
+    )
 
 
 def add_keeps(report: dict, index: Any) -> None:

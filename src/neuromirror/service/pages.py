@@ -365,9 +365,24 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
     )
     body = (
         f'<h1>neuromirror</h1>\n<p class="meta">root {e(report["root"])}; {e(_service_line(report))}. '
-        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{_disk(report)}{table}\n{_legend()}'
+        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{_disk(report)}{_drill(report.get("drill"))}{table}\n{_legend()}'
     )
     return _page("neuromirror status", body, refresh=30)
+
+
+def _drill(d: Optional[dict]) -> str:
+    """The last restore drill (restore --drill, or the service's drill:) and its result."""
+    if not d:
+        return ""
+    bad = "".join(
+        f"<li>bad copy {e(b['key'])} in {e(b['store'])}: {e(b['why'])}</li>" for b in d.get("bad_copies") or []
+    )
+    return (
+        f'<p class="drill st-{"ok" if d["result"] == "ok" else "failing"}">Last restore drill: <b>{e(d["result"])}</b> '
+        f"at {e(d['finished_at'])} ({e(d['scope'])}): {e(d['objects'])} objects ({e(human_bytes(d['bytes']))}) "
+        f"restored into {e(d['target'])}, {e(d['mismatches'])} bad copies found, {e(d['failed'])} failed.</p>"
+        + (f"<ul>{bad}</ul>" if bad else "")
+    )
 
 
 def _doi_link(doi: Optional[str]) -> str:

@@ -7,7 +7,8 @@ source's worker counts once a sync (and the keep step after it) ended, off the r
 and records the counts in that run's report in the index (``report["at_risk"]``); pages and
 metrics read the newest record. The counts are those of :mod:`neuromirror.verify.risk`
 (``neuromirror status`` counts the same, live): per version, files and bytes **kept** in a
-store, only behind a **pinned** URL, and only behind URLs that can change or vanish
+store, only behind a **pinned** URL, pinned only by a **noncurrent** S3 version (overwritten or
+deleted since: the bucket's lifecycle expires it), and only behind URLs that can change or vanish
 (**unpinned**: BOSS cutouts, unversioned buckets).
 """
 
@@ -22,11 +23,13 @@ from neuromirror.service.keeping import record_in_run
 
 log = logging.getLogger("neuromirror.service")
 
-KINDS = ("kept", "pinned", "unpinned")
+KINDS = ("kept", "pinned", "noncurrent", "unpinned")
 
 
-def count_risk(mirror: Any, sid: str) -> dict:
-    """The at-risk record of source ``sid``: per version its counts, and when and how long counting took."""
+def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> dict:
+    """The at-risk record of source ``sid``: per version its counts, the unkept pins on noncurrent versions
+    and the time the oldest has left (``expiry``), and when and how long counting took."""
+    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, expiry_of
     from neuromirror.verify.risk import source_risk
 
     started = time.monotonic()
@@ -34,19 +37,21 @@ def count_risk(mirror: Any, sid: str) -> dict:
     if src is None:
         raise ValueError(f"{sid} is not in the index")
     versions = source_risk(mirror.index, mirror.root / src["dataset"], sid)
+    expiry = expiry_of(mirror.index, mirror.root / src["dataset"], sid, expire_after or DEFAULT_EXPIRE_AFTER)
     return {
         "versions": [{**v, "problems": len(v["problems"])} for v in versions],
+        "expiry": expiry.to_json(),
         "counted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.monotonic() - started, 3),
     }
 
 
-def risk_after_sync(mirror: Any, sid: str, outcome: str) -> None:
+def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[float] = None) -> None:
     """Count ``sid``'s at-risk files after a successful sync and record them in its run; never fails the run."""
     if outcome not in ("ok", "unchanged"):
         return
     try:
-        record = count_risk(mirror, sid)
+        record = count_risk(mirror, sid, expire_after)
     except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
         log.warning("%s: counting what is at risk failed: %s", sid, str(exc).splitlines()[0] if str(exc) else exc)
         return

@@ -25,7 +25,7 @@ from neuromirror.config.schedule import format_duration
 from neuromirror.read.landing import routes_line
 from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery, snapshot
-from neuromirror.service.keeping import keep_after_sync
+from neuromirror.service.keeping import drill_after_sync, keep_after_sync
 from neuromirror.service.maintaining import maintain_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
@@ -351,7 +351,8 @@ class Service:
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
             publish_after_sync(mirror, entry, source, report, rt)
             keep_after_sync(mirror, entry, source, report, rt)
-            risk_after_sync(mirror, sid, report.outcome)
+            drill_after_sync(mirror, entry, source, report)
+            risk_after_sync(mirror, sid, report.outcome, entry.keep.expire_after if entry.keep else None)
             maintain_after_sync(mirror, entry, source)
             return report
         finally:

@@ -154,9 +154,12 @@ def status_report(
     root = Path(root).absolute()
     if state is None:
         state = read_service_state(root)
+    from neuromirror.restore.drills import last_drill
+
     mirror = Mirror(root, index_path)
     try:
         facts = _index_facts(mirror.index) if mirror.index_path.exists() else {}
+        drill = last_drill(mirror.index) if mirror.index_path.exists() else None  # restore --drill, the service's
     finally:
         mirror.close()
     sstate = (state or {}).get("sources", {})
@@ -226,7 +229,7 @@ def status_report(
     if state:
         service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
         service["entries"] = entries
-    return {"root": str(root), "service": service, "sources": rows, "disk": disk_facts(root, config)}
+    return {"root": str(root), "service": service, "sources": rows, "disk": disk_facts(root, config), "drill": drill}
 
 
 def disk_facts(root: Path, config: Optional[MirrorConfig] = None) -> list[dict]:

@@ -8,6 +8,8 @@ Three kinds, from what the dataset records — no network:
 * **pinned**: not kept, but at least one registered URL is stable by the URL rule
   (:func:`neuromirror.engine.urlrule.stability`: an S3 ``versionId`` or a name the archive never
   reuses) — safe while the archive keeps the bytes;
+* **noncurrent**: not kept, and every pinned URL names an S3 version the archive has since overwritten
+  or deleted (:mod:`.noncurrent`): the bucket's lifecycle expires it — at risk, not safely pinned;
 * **unpinned**: not kept and only mutable URLs (BOSS cutouts, unversioned buckets) or none: the
   next upstream edit or delete loses them.
 
@@ -21,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from neuromirror.annex.logs import branch_logs, log_state, web_urls
+from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.engine.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
+from neuromirror.verify.noncurrent import CurrentObjects, current_objects, kept_keys
 
 
 def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
@@ -43,6 +46,8 @@ class Risk:
     kept_bytes: int = 0
     pinned_files: int = 0
     pinned_bytes: int = 0
+    noncurrent_files: int = 0
+    noncurrent_bytes: int = 0
     unpinned_files: int = 0
     unpinned_bytes: int = 0
     unpinned_examples: list[str] = field(default_factory=list)
@@ -57,6 +62,7 @@ class Risk:
         return {
             "kept": {"files": self.kept_files, "bytes": self.kept_bytes},
             "pinned": {"files": self.pinned_files, "bytes": self.pinned_bytes},
+            "noncurrent": {"files": self.noncurrent_files, "bytes": self.noncurrent_bytes},
             "unpinned": {"files": self.unpinned_files, "bytes": self.unpinned_bytes},
         }
 
@@ -64,6 +70,7 @@ class Risk:
         return (
             f"kept {self.kept_files} files ({fmt(self.kept_bytes)}), "
             f"only behind a pinned URL {self.pinned_files} ({fmt(self.pinned_bytes)}), "
+            f"pinned only by a noncurrent S3 version {self.noncurrent_files} ({fmt(self.noncurrent_bytes)}), "
             f"only behind mutable URLs {self.unpinned_files} ({fmt(self.unpinned_bytes)})"
         )
 
@@ -76,15 +83,6 @@ class AnnexedFile:
     repo: Path
 
 
-def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
-    """The ``keys`` whose location log in ``repo`` names one of ``uuids`` (default: every recorded store)."""
-    if uuids is None:
-        uuids = set(store_uuids(repo))
-    if not uuids:
-        return set()
-    return {k for k, d in branch_logs(repo, keys).items() if d and any(log_state(d).get(u) for u in uuids)}
-
-
 def key_urls(repo: Path, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return {k: web_urls(d) for k, d in branch_logs(repo, keys, ".log.web").items()}
 
@@ -93,20 +91,25 @@ def risk_of(
     files: Iterable[AnnexedFile],
     urls: Mapping[str, Iterable[str]],
     kept: set[str],
+    current: Optional[CurrentObjects] = None,
 ) -> Risk:
-    """The counts for ``files`` given each key's URLs and the keys a store holds."""
+    """The counts for ``files`` given each key's URLs and the keys a store holds (``current``: the objects
+    the source's newest state names, to tell a pin on a noncurrent version)."""
     out = Risk()
     for f in files:
         if f.key in kept:
             out.add("kept", f.size, f.path)
         elif any(is_stable(u) for u in urls.get(f.key, ())):
-            out.add("pinned", f.size, f.path)
+            noncurrent = current is not None and current.only_noncurrent(urls.get(f.key, ()))
+            out.add("noncurrent" if noncurrent else "pinned", f.size, f.path)
         else:
             out.add("unpinned", f.size, f.path)
     return out
 
 
-def version_risk(index: Any, ds: Path, version_id: int, uuids: Optional[set[str]] = None) -> tuple[Risk, list[str]]:
+def version_risk(
+    index: Any, ds: Path, version_id: int, uuids: Optional[set[str]] = None, current: Optional[CurrentObjects] = None
+) -> tuple[Risk, list[str]]:
     """A version's counts from the index's file rows (Zarr subdatasets' trees included); problems listing it."""
     from neuromirror.keep.files import version_files
 
@@ -118,8 +121,8 @@ def version_risk(index: Any, ds: Path, version_id: int, uuids: Optional[set[str]
     for repo, files in by_repo.items():
         keys = {f.key for f in files}
         urls = key_urls(repo, keys)
-        part = risk_of(files, urls, kept_keys(repo, keys, uuids))
-        for name in ("kept", "pinned", "unpinned"):
+        part = risk_of(files, urls, kept_keys(repo, keys, uuids), current)
+        for name in ("kept", "pinned", "noncurrent", "unpinned"):
             for unit in ("files", "bytes"):
                 attr = f"{name}_{unit}"
                 setattr(risk, attr, getattr(risk, attr) + getattr(part, attr))
@@ -141,7 +144,8 @@ def status_versions(index: Any, source: str) -> list[dict]:
 def source_risk(index: Any, ds: Path, source: str) -> list[dict]:
     """Per version ``status`` counts (:func:`status_versions`): its label, kind, the three counts, problems."""
     out = []
+    current = current_objects(index, ds, source)
     for v in status_versions(index, source):
-        risk, problems = version_risk(index, ds, v["id"])
+        risk, problems = version_risk(index, ds, v["id"], current=current)
         out.append({"version": v["label"], "kind": v["kind"], **risk.to_json(), "problems": problems})
     return out

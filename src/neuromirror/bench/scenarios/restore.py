@@ -1,0 +1,158 @@
+"""The ``restore`` scenario (issue 42): ``neuromirror restore`` against the peers' ways, in the same run.
+
+A dandiset of each shape (``--restore-small`` files of ~10 kB, ``--restore-large`` of ``--restore-large-mb``)
+is synced and kept into a directory store; then, into fresh prefixes of a bucket on the S3 stand-in:
+
+* ``restore-<shape>-dry``: ``restore --dry-run`` over every key (the target empty: listings, no ``HEAD``);
+* ``restore-<shape>``: the restore itself (every object read from the store, hashed, written);
+* ``restore-<shape>-rerun``: again, everything right: nothing written;
+* the peer — small files: ``git annex copy --from STORE --to S3PEER -J N`` (an S3 special remote on the
+  same stand-in, reading the same store); large files: a plain boto3 ``upload_file`` of the same bytes
+  (``max_concurrency`` N), from the store's files.
+
+Targets: small files >= 3x git annex copy's files/s; large files >= 90 % of boto3's MB/s; the dry run's
+keys/s (a dry run over 10^6 keys must take < 60 s: >= 16,667 keys/s) and peak RSS < 500 MB.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from neuromirror.bench.archives import Archives
+from neuromirror.bench.clone_get import _git_env
+from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.scenarios.keep import JOBS, _dandiset, _row
+from neuromirror.bench.syncs import run_sync
+
+_BOTO_UPLOAD = """
+import sys, boto3
+from boto3.s3.transfer import TransferConfig
+from concurrent.futures import ThreadPoolExecutor
+endpoint, bucket, prefix, jobs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+cfg = TransferConfig(max_concurrency=jobs)
+with ThreadPoolExecutor(jobs) as pool:
+    list(pool.map(lambda p: c.upload_file(p, bucket, prefix + p.rsplit("/", 1)[1], Config=cfg), sys.argv[5:]))
+"""
+
+
+def _env(archives: Archives) -> dict:
+    env = _git_env(child_env(), ("annex.security.allowed-ip-addresses", "all"))
+    env.update(
+        NEUROMIRROR_STORE_ENDPOINT=archives.s3.endpoint_url,
+        AWS_ACCESS_KEY_ID="AKIABENCHRESTORE0001",
+        AWS_SECRET_ACCESS_KEY="bench-restore-secret",
+    )
+    return env
+
+
+def bench_restore_shape(
+    archives: Archives, work: Path, startup: float, label: str, files: int, size: int
+) -> list[dict]:
+    ident = _dandiset(archives, files, size, f"restore-{label}")
+    root = work / f"restore-{label}"
+    spec = f"dandi:{ident}"
+    run_sync(f"restore-{label}-sync", files, root, spec, ["--dandi-api", archives.dandi.api_url], archives, startup)
+    env = _env(archives)
+    store = work / f"restore-store-{label}"
+    say(f"restore {label}: keeping {files} x {size} bytes into a directory store first ...")
+    run_measured([*neuromirror_cmd(), "--root", str(root), "keep", spec, "--to", str(store), "-q"], env=env)
+    bucket = f"bench-restore-{uuid.uuid4().hex[:8]}"
+    archives.s3.create_bucket(bucket, versioned=True, public=False)
+    nbytes = files * size
+
+    def restore(prefix: str, *extra: str) -> dict:
+        cmd = [*neuromirror_cmd(), "--root", str(root), "restore", spec, "--to", f"s3://{bucket}/{prefix}"]
+        return run_measured([*cmd, "-J", str(JOBS), "--json", *extra], env=env)
+
+    rows = []
+    say(f"restore {label}: dry run over {files} keys ...")
+    dry = _row(f"restore-{label}-dry", files, 0, restore("ours", "--dry-run"))
+    dry["keys_per_s"] = dry.pop("files_per_s")
+    rows.append(dry)
+    say(f"restore {label}: restore ...")
+    r = restore("ours")
+    rows.append(_row(f"restore-{label}", files, nbytes, r))
+    rows[-1]["written"] = json.loads(r["stdout"] or "{}").get("written")
+    say(f"restore {label}: again, everything right ...")
+    rows.append(_row(f"restore-{label}-rerun", files, 0, restore("ours")))
+    ds = root / "dandi" / ident
+    if label == "small":
+        rows.append(_annex_copy(ds, env, archives, bucket, files, nbytes))
+    else:
+        paths = [str(p) for p in store.rglob("*") if p.is_file() and p.parent.name == p.name]
+        cmd = [sys.executable, "-c", _BOTO_UPLOAD, archives.s3.endpoint_url, bucket, "boto3/", str(JOBS), *paths]
+        say(f"restore {label}: boto3 upload_file of the same {len(paths)} files ...")
+        rows.append(_row(f"restore-{label}-boto3", files, nbytes, run_measured(cmd, env=env)))
+    shutil.rmtree(store, ignore_errors=True)
+    ours, peer = rows[1], rows[3]
+    say(
+        f"restore {label}: {ours['files_per_s']} files/s, {ours['mb_per_s']} MB/s, {ours['rss_mb']} MB; dry run "
+        f"{dry['keys_per_s']} keys/s; rerun {rows[2]['wall_s']} s; {peer['scenario']} {peer['files_per_s']} files/s, "
+        f"{peer['mb_per_s']} MB/s"
+    )
+    return rows
+
+
+def _annex_copy(ds: Path, env: dict, archives: Archives, bucket: str, files: int, nbytes: int) -> dict:
+    """``git annex copy --from STORE --to S3PEER``: the store enabled as git-annex enables it, an S3 remote."""
+    log = run_measured(["git", "show", "git-annex:remote.log"], env=env, cwd=ds)["stdout"]
+    log = log.decode() if isinstance(log, bytes) else log
+    name = next(w.split("=", 1)[1] for w in log.split() if w.startswith("name=neuromirror-store"))
+    run_measured(["git", "annex", "enableremote", name], env=env, cwd=ds)
+    from neuromirror.pin.stores import _verify
+
+    _verify(ds, name)  # git-annex reads an enabled remote only once verified (as get/reproduce do for a store)
+    s3 = archives.s3
+    run_measured(
+        ["git", "annex", "initremote", "s3peer", "type=S3", "encryption=none", f"bucket={bucket}",
+         "fileprefix=peer/", f"host={s3.host}", f"port={s3.port}", "protocol=http", "requeststyle=path",
+         "signature=v4", "datacenter=US"],
+        env=env,
+        cwd=ds,
+    )  # fmt: skip
+    say(f"restore small: git annex copy --from {name} --to s3peer -J {JOBS} ...")
+    r = run_measured(
+        ["git", "annex", "copy", "--from", name, "--to", "s3peer", "-J", str(JOBS), "--quiet", "."], env=env, cwd=ds
+    )
+    return _row("restore-small-peer", files, nbytes, r)
+
+
+def bench_restore(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
+    rows = bench_restore_shape(archives, work, startup, "small", args.restore_small, 10_000)
+    if args.restore_large:
+        rows += bench_restore_shape(archives, work, startup, "large", args.restore_large, args.restore_large_mb << 20)
+    return rows
+
+
+def restore_targets(results: list[dict]) -> list[dict[str, Any]]:
+    """Issue 42's targets: small >= 3x git annex copy (files/s), large >= 90 % of boto3 (MB/s), a dry run's
+    pace enough for 10^6 keys in 60 s, peak RSS < 500 MB."""
+    by = {r["scenario"]: r for r in results if str(r.get("scenario", "")).startswith("restore-")}
+    out: list[dict[str, Any]] = []
+
+    def target(name: str, ok: bool, value: str, limit: str) -> None:
+        out.append({"target": name, "value": value, "limit": limit, "ok": bool(ok), "note": ""})
+
+    small, peer = by.get("restore-small"), by.get("restore-small-peer")
+    if small and peer and peer["files_per_s"]:
+        ratio = small["files_per_s"] / peer["files_per_s"]
+        target("restore small files vs git annex copy --to S3: files/s", ratio >= 3, f"{ratio:.2f}x", ">= 3x")
+    large, boto = by.get("restore-large"), by.get("restore-large-boto3")
+    if large and boto and boto["mb_per_s"]:
+        ratio = large["mb_per_s"] / boto["mb_per_s"]
+        target("restore large files vs boto3 upload_file: MB/s", ratio >= 0.9, f"{ratio:.0%}", ">= 90 %")
+    dry = by.get("restore-small-dry")  # the large shape's few keys measure start-up only
+    if dry and dry.get("keys_per_s"):
+        pace = dry["keys_per_s"]
+        value = f"{pace} keys/s over {dry['n']} keys (start-up included)"
+        target("restore dry run: keys/s (10^6 keys in < 60 s)", pace >= 1e6 / 60, value, ">= 16,667 keys/s")
+    for name in ("restore-small-dry", "restore-small", "restore-large"):
+        if name in by:
+            target(f"{name}: peak RSS", by[name]["rss_mb"] < 500, f"{by[name]['rss_mb']} MB", "< 500 MB")
+    return out

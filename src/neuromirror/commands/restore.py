@@ -1,0 +1,134 @@
+"""``neuromirror restore SPEC[@VERSION]... --to s3://BUCKET[/PREFIX] | DIR``: kept content back in the archive's layout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, spec_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "restore",
+        help="write kept content back in the archive's own key layout (its bucket, or a directory)",
+        description="Write the kept content of the named versions back under the keys the archive stored "
+        "them (DANDI blobs/... and zarr/{id}/..., AIND asset keys, BOSS OME-Zarr chunks), from any store "
+        "holding a good copy, each object checked against its git-annex key before it is written. Objects "
+        "already holding the right bytes are left alone (a rerun writes nothing); one holding other bytes is "
+        "never overwritten unless --force (in a versioned bucket, which keeps its old version).",
+    )
+    p.add_argument(
+        "specs",
+        nargs="*",
+        metavar="SPEC",
+        help="e.g. dandi:000027@0.230629.1955 (no @: every published version and the latest draft)",
+    )
+    p.add_argument(
+        "--to",
+        dest="to",
+        metavar="TARGET",
+        help="s3://BUCKET[/PREFIX] (endpoint NEUROMIRROR_STORE_ENDPOINT, credentials from the AWS_* "
+        "environment) or a directory (the same keys as relative paths)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be written; write nothing")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite objects holding other bytes (S3: versioned buckets only, whose old version stays)",
+    )
+    p.add_argument(
+        "--from",
+        dest="stores",
+        action="append",
+        default=None,
+        metavar="STORE",
+        help="read only from this store (its URL or UUID; repeatable; default: every store keep used)",
+    )
+    p.add_argument(
+        "--drill",
+        action="store_true",
+        help="a drill: restore a random sample of the kept objects (SPECs: default every source) into a fresh "
+        "place under a scratch --to, every store's copy of each read and checked; report objects, bytes, rate, "
+        "mismatches; the scratch objects removed after",
+    )
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="objects a drill restores (default 20)")
+    p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent objects (default 4)")
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromirror.keep.versions import select_versions
+    from neuromirror.restore.report import RestoreReport
+    from neuromirror.restore.run import RestoreOptions, plan, restore_objects
+    from neuromirror.restore.targets import open_target
+
+    if args.jobs < 1:
+        raise UserError("-J must be at least 1")
+    if not args.to:
+        raise UserError("name where to restore: --to s3://BUCKET[/PREFIX] or --to DIR")
+    if args.sample is not None and (not args.drill or args.sample < 1):
+        raise UserError("--sample N (N >= 1) goes with --drill")
+    if args.drill:
+        if args.dry_run or args.force:
+            raise UserError("a drill writes into a scratch target: --dry-run and --force do not apply")
+        return _drill(args)
+    if not args.specs:
+        raise UserError("name what to restore: SPEC[@VERSION]...")
+    specs = [spec_arg(s) for s in args.specs]
+    target = open_target(args.to)
+    target.check()
+    options = RestoreOptions(dry_run=args.dry_run, force=args.force, jobs=args.jobs, stores=args.stores)
+    report = RestoreReport(target.url, dry_run=args.dry_run, force=args.force)
+    mirror = require_mirror(args)
+    try:
+        versions = select_versions(mirror.index, specs)
+        objs = plan(mirror, versions, report)
+        restore_objects(mirror, objs, target, options, report)
+    finally:
+        mirror.close()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        for line in report.lines():
+            print(line)
+        print(report.summary())
+    if report.differs:
+        print(
+            f"neuromirror: restore: {len(report.differs)} object(s) hold other bytes and were left alone "
+            "(DIFFERS above; --force overwrites)",
+            file=sys.stderr,
+        )
+    if report.failed:
+        print(f"neuromirror: restore: {len(report.failed)} object(s) not restored (FAILED above)", file=sys.stderr)
+    return 0 if report.ok else 1
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from neuromirror.keep.versions import select_versions
+    from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, result_of
+    from neuromirror.restore.targets import open_target
+    from neuromirror.spec import parse_spec
+
+    open_target(args.to)  # a bad target said before anything is read
+    mirror = require_mirror(args)
+    try:
+        if args.specs:
+            specs = [spec_arg(s) for s in args.specs]
+        else:
+            specs = [parse_spec(s["id"], allow_version=False) for s in mirror.index.sources()]
+        versions = select_versions(mirror.index, specs)
+        report = drill(mirror, versions, args.to, sample=args.sample or DEFAULT_SAMPLE, jobs=args.jobs)
+    finally:
+        mirror.close()
+    result = result_of(report)
+    if args.json:
+        print_json({**report.to_json(), "result": result})
+    else:
+        for line in report.lines():
+            print(line)
+        print(report.summary() + f"; result: {result}")
+    if result != "ok":
+        print(f"neuromirror: restore --drill: {result}", file=sys.stderr)
+    return 0 if result == "ok" else 1

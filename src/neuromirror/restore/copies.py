@@ -1,0 +1,179 @@
+"""One key's bytes from the lab's stores, checked against the key before anyone writes them.
+
+The stores tried are every store ``keep`` or ``verify`` used here (the index's ``stores`` table),
+those with the most recent good check of the key first, then the others that say they hold it.
+Each copy is streamed into a spooled temporary file (memory up to :data:`SPOOL`, then disk) while
+it is hashed with the key's own algorithm and, for S3 targets, with MD5 (what a ``PutObject``'s
+``Content-MD5`` and ETag are checked against).  A copy that does not hash to its key, or is cut
+short, is named (:class:`BadCopy`) and the next store is tried; nothing wrong is ever returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Optional, cast
+
+from neuromirror.index.store_checks import checks_of, known_stores
+from neuromirror.keep.transfer import CHUNK, key_checksum
+from neuromirror.store.base import Store
+from neuromirror.store.location import open_store
+
+#: bytes held in memory per object before its spool goes to disk
+SPOOL = 16 << 20
+
+
+@dataclass(frozen=True)
+class BadCopy:
+    store: str  # its URL
+    key: str
+    why: str
+    uuid: str = ""
+
+    def to_json(self) -> dict:
+        return {"store": self.store, "key": self.key, "why": self.why, "store_uuid": self.uuid}
+
+
+@dataclass
+class Verified:
+    """A key's bytes, verified: read them from ``fh`` (at offset 0), close it when done."""
+
+    key: str
+    fh: IO[bytes]
+    size: int
+    md5: str
+    origin: str  # the store's URL
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def drain(src: IO[bytes], digests: tuple[Any, ...], sink: Optional[Callable[[bytes], object]] = None) -> int:
+    """Read ``src`` to its end in chunks, each fed to ``digests`` (and ``sink``); the bytes read."""
+    got = 0
+    while True:
+        data = src.read(CHUNK)
+        if not data:
+            return got
+        got += len(data)
+        for d in digests:
+            d.update(data)
+        if sink is not None:
+            sink(data)
+
+
+class NoGoodCopy(Exception):
+    """No store holds a copy of the key that hashes right."""
+
+
+def _store_url(name: str) -> str:
+    """A store's URL as keep records it (a relative directory made absolute); the name itself if it names none."""
+    try:
+        return open_store(name).url
+    except Exception:
+        return name
+
+
+class Copies:
+    """The stores of the mirror, opened once each, asked for keys from many threads."""
+
+    def __init__(self, index: Any, only: Optional[list[str]] = None):
+        self._known = known_stores(index)
+        if only is not None:
+            urls = {_store_url(n) for n in only}
+            self._known = {u: s for u, s in self._known.items() if s["url"] in urls or u in only}
+            if not self._known:
+                from neuromirror.errors import UserError
+
+                raise UserError(f"--from {', '.join(only)}: no store keep or verify used here has that URL or UUID")
+        self._index = index
+        self._opened: dict[str, Optional[Store]] = {}
+        self._lock = threading.Lock()
+        self.checks: dict[str, dict[str, float]] = {}
+
+    @property
+    def stores(self) -> dict[str, dict]:
+        return self._known
+
+    def prime(self, keys: list[str]) -> None:
+        """The good checks recorded for ``keys``, read once (index reads stay on the calling thread)."""
+        self.checks.update(checks_of(self._index, keys))
+
+    def store(self, uuid: str) -> Optional[Store]:
+        with self._lock:
+            if uuid not in self._opened:
+                try:
+                    self._opened[uuid] = open_store(self._known[uuid]["url"])
+                except Exception:  # a store whose kind or place no longer opens: not a source of bytes
+                    self._opened[uuid] = None
+            return self._opened[uuid]
+
+    def order(self, key: str) -> list[str]:
+        """Store UUIDs to try for ``key``: checked ones, latest check first, then the rest."""
+        checked = self.checks.get(key, {})
+        first = sorted(checked, key=lambda u: -checked[u])
+        return [u for u in first if u in self._known] + [u for u in self._known if u not in checked]
+
+    def held(self, key: str) -> bool:
+        """Whether some store has a good check of ``key`` recorded or says it holds it (a dry run: no read)."""
+        if any(u in self._known for u in self.checks.get(key, {})):
+            return True
+        for uuid in self.order(key):
+            store = self.store(uuid)
+            if store is not None and store.has(key):
+                return True
+        return False
+
+    def fetch(self, key: str, size: Optional[int], bad: list[BadCopy], every: bool = False) -> Verified:
+        """The verified bytes of ``key`` from the first store with a good copy; bad copies appended to ``bad``.
+
+        ``every`` (a drill): every other store's copy is read and hashed too, so that a bad one is found
+        even when a good one came first."""
+        checksum = key_checksum(key)
+        if checksum is None:
+            raise NoGoodCopy(f"{key.split('-', 1)[0]} key: no checksum to check a copy against")
+        good: Optional[Verified] = None
+        for uuid in self.order(key):
+            store = self.store(uuid)
+            if store is None:
+                continue
+            try:
+                src = store.open_key(key)
+            except FileNotFoundError:
+                if uuid in self.checks.get(key, {}):
+                    bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name", uuid))
+                continue
+            except OSError as exc:
+                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200], uuid))
+                continue
+            out = tempfile.SpooledTemporaryFile(max_size=SPOOL)
+            digest, md5 = checksum.new(), hashlib.md5()
+            try:
+                got = drain(src, (digest, md5), out.write if good is None else None)
+            except OSError as exc:
+                out.close()
+                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200], uuid))
+                continue
+            finally:
+                src.close()
+            why = ""
+            if size is not None and got != size:
+                why = f"{got} bytes, the key says {size}"
+            elif digest.hexdigest() != checksum.digest:
+                why = f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
+            if why:
+                out.close()
+                bad.append(BadCopy(store.url, key, why, uuid))
+                continue
+            if good is not None:  # a drill's further good copy: checked, not kept
+                out.close()
+                continue
+            out.seek(0)
+            good = Verified(key, cast(IO[bytes], out), got, md5.hexdigest(), store.url)
+            if not every:
+                break
+        if good is None:
+            raise NoGoodCopy("no store holds a good copy")
+        return good

@@ -1,0 +1,174 @@
+"""Drills: a sample of the kept objects restored into a scratch target, every stored copy of each checked.
+
+An operator trusts a backup whose restores are rehearsed.  ``restore --drill`` picks ``--sample N``
+objects at random among those some store holds (a fresh sample each drill, so that drills cover the
+whole over time), restores them into a fresh ``neuromirror-drill-<time>/`` under the scratch target —
+reading and hashing *every* store's copy of each, so that a bad copy is found even where a good one
+would have been read first — and removes the scratch objects again.  A bad copy is named, its good
+check forgotten in the index (``status --copies`` no longer counts it; ``verify --stores`` repairs it)
+and the object restored from another store.  The result (objects, bytes, rate, mismatches, failures)
+is recorded in the index's ``drills`` table, which ``status``, the status page and ``/metrics`` read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from neuromirror.index.store_checks import forget
+from neuromirror.keep.versions import Target as VersionTarget
+from neuromirror.restore.copies import Copies
+from neuromirror.restore.report import RestoreReport
+from neuromirror.restore.run import RestoreOptions, plan, restore_objects
+from neuromirror.restore.targets import DirTarget, S3Target, open_target
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+
+DEFAULT_SAMPLE = 20
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS drills (id INTEGER PRIMARY KEY, started REAL, finished REAL, scope TEXT,"
+    " target TEXT, objects INTEGER, bytes INTEGER, seconds REAL, mismatches INTEGER, failed INTEGER,"
+    " result TEXT, report TEXT)"
+)
+
+
+def result_of(report: RestoreReport) -> str:
+    """``ok``; ``mismatch`` (a bad copy found, the object restored from another); ``failed`` (not restored)."""
+    if report.failed or report.error:
+        return "failed"
+    return "mismatch" if report.bad_copies else "ok"
+
+
+def scratch(name: str, stamp: str) -> S3Target | DirTarget:
+    """A fresh place under the scratch target for this drill."""
+    sub = f"neuromirror-drill-{stamp}"
+    return open_target(name.rstrip("/") + "/" + sub)
+
+
+def _clear(target: S3Target | DirTarget) -> None:
+    if isinstance(target, DirTarget):
+        shutil.rmtree(target.root, ignore_errors=True)
+        return
+    client = target.client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=target.prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=target.bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def drill(
+    mirror: Mirror,
+    versions: Sequence[VersionTarget],
+    to: str,
+    *,
+    sample: int = DEFAULT_SAMPLE,
+    jobs: int = 4,
+    scope: str = "",
+    rng: Optional[random.Random] = None,
+) -> RestoreReport:
+    """Restore a sample of ``versions``' kept objects into a scratch place under ``to``; the report, recorded."""
+    started = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started)) + f"-{random.randrange(1 << 16):04x}"
+    target = scratch(to, stamp)
+    report = RestoreReport(target.url, drill=True)
+    objs = plan(mirror, versions, report)
+    report.skipped = []  # what has no archive key is restore's news, not a drill's
+    copies = Copies(mirror.index)
+    copies.prime([o.key for o in objs])
+    kept = [o for o in objs if copies.checks.get(o.key)]
+    chosen = (rng or random.Random()).sample(kept, min(sample, len(kept)))
+    try:
+        restore_objects(mirror, chosen, target, RestoreOptions(jobs=jobs, every=True), report, copies)
+    except Exception as exc:  # the scratch target down: the drill failed, said so
+        report.error = " ".join(str(exc).split())[:300] or type(exc).__name__
+    finally:
+        try:
+            _clear(target)
+        except Exception:  # what is left in scratch is harmless; the next drill uses a fresh place
+            pass
+    by_store: dict[str, list[str]] = {}
+    for b in report.bad_copies:
+        if b.uuid:
+            by_store.setdefault(b.uuid, []).append(b.key)
+    for uuid, keys in by_store.items():
+        forget(mirror.index, uuid, keys)
+    record(mirror.index, report, scope or ", ".join(sorted({v.source for v in versions})), started)
+    return report
+
+
+def drill_if_due(
+    mirror: Mirror, source: str, to: str, every: float, sample: int = DEFAULT_SAMPLE, now: Optional[float] = None
+) -> Optional[dict]:
+    """The service's drill of ``source`` (``drill:`` in its definition) when its last one ended ``every``
+    seconds ago or more (or never ran); the summary for the run's report, None when none was due."""
+    from neuromirror.keep.versions import select_versions
+    from neuromirror.spec import parse_spec
+
+    last = last_drill(mirror.index, source)
+    now = time.time() if now is None else now
+    if last is not None and now - float(last["finished"]) < every:
+        return None
+    try:
+        versions = select_versions(mirror.index, [parse_spec(source, allow_version=False)])
+        done = drill(mirror, versions, to, sample=sample, scope=source)
+    except Exception as exc:  # the index or a dataset unreadable: the drill failed, said so
+        return {"result": "failed", "error": " ".join(str(exc).split())[:300], "target": to}
+    out = {k: v for k, v in done.to_json().items() if k not in ("versions", "skipped", "displaced")}
+    out["result"] = result_of(done)
+    return out
+
+
+def _ensure(index: Any) -> bool:
+    try:
+        index.db.execute(_SCHEMA)
+        return True
+    except sqlite3.OperationalError:
+        return False  # a read-only index: nothing recorded, nothing read
+
+
+def record(index: Any, report: RestoreReport, scope: str, started: float) -> None:
+    if not _ensure(index):
+        return
+    with index.transaction():
+        index.db.conn.execute(
+            "INSERT INTO drills (started, finished, scope, target, objects, bytes, seconds, mismatches, failed,"
+            " result, report) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                started,
+                time.time(),
+                scope,
+                report.target,
+                report.objects,
+                report.written_bytes,
+                report.seconds,
+                len(report.bad_copies),
+                len(report.failed),
+                result_of(report),
+                json.dumps(report.to_json()),
+            ],
+        )
+
+
+def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
+    """The newest drill recorded (of ``scope``: a source id, as the service records them), or None.
+
+    Read only (no table made): ``status``, every page and scrape call it, also while a sync writes."""
+    sql = "SELECT started, finished, scope, target, objects, bytes, seconds, mismatches, failed, result, report"
+    sql += " FROM drills" + (" WHERE scope = ?" if scope is not None else "") + " ORDER BY id DESC LIMIT 1"
+    try:
+        row = index.db.conn.execute(sql, [scope] if scope is not None else []).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    if row is None:
+        return None
+    names = ("started", "finished", "scope", "target", "objects", "bytes", "seconds", "mismatches", "failed", "result")
+    out = dict(zip(names, row[:10]))
+    out["bad_copies"] = json.loads(row[10]).get("bad_copies", [])[:20] if row[10] else []
+    out["age_s"] = round(time.time() - float(out["finished"]), 1)
+    out["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(out["finished"])))
+    return out

@@ -1,0 +1,78 @@
+"""The archive objects a version's files are: each file's key in the archive's own bucket layout.
+
+The key is read from what the mirror recorded, never guessed from the path: a file's S3 URL
+(DANDI's ``…/blobs/abc/def/<uuid>?versionId=…``, a Zarr object's ``…/zarr/<id>/<path>``, an AIND
+asset's ``…/<asset>/<path>``) names its bucket and key; a BOSS chunk has no S3 object, its
+OME-Zarr chunk path in the dataset is its key.  A file with neither (an embargoed DANDI file, a
+text file the mirror holds in git) is reported as not restorable, with why.  A key that could
+escape a directory target (``..``, absolute, control characters) is refused by the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from neuromirror.keep.files import SPECIAL_PREFIX, KeepFile
+from neuromirror.sources import s3urls
+from neuromirror.sources.dandi.zarr_listing import is_archive_key
+
+
+@dataclass(frozen=True)
+class ArchiveObject:
+    """One object to restore: where it goes (``archive_key``), what it must hold (``key``) and why."""
+
+    archive_key: str
+    key: str  # the git-annex key its bytes are checked against
+    size: Optional[int]
+    path: str  # the file in the version (a Zarr's files under its path)
+    source: str
+    label: str
+    bucket: str = ""  # the bucket its recorded S3 URL names ("" for BOSS chunks)
+    url: str = ""  # that URL, without its query: the base of the URL a restore into that bucket records
+    repo: str = ""  # the dataset whose git-annex branch knows the key
+
+
+@dataclass(frozen=True)
+class Unplaced:
+    path: str
+    key: str
+    why: str
+
+
+def _any_key(key: str) -> bool:
+    return bool(key)
+
+
+def key_rule(source: str) -> Callable[[str], bool]:
+    """What an S3 key of ``source``'s archive looks like, for URLs on hosts no endpoint setting names."""
+    return is_archive_key if source.startswith("dandi:") else _any_key
+
+
+def place(f: KeepFile, source: str, label: str) -> ArchiveObject | Unplaced:
+    """The archive object ``f`` is, or why it has none the mirror knows."""
+    rule = key_rule(source)
+    endpoints = s3urls.endpoints_in_use()
+    for url in f.urls:
+        loc = s3urls.locate(url, endpoints, archive_key=rule)
+        if loc is not None and loc.key:
+            base = url.split("?", 1)[0]
+            return ArchiveObject(loc.key, f.key, f.size, f.path, source, label, loc.bucket, base, str(f.repo))
+    if source.startswith("boss:") and any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
+        return ArchiveObject(f.path, f.key, f.size, f.path, source, label, "", "", str(f.repo))
+    if any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
+        return Unplaced(f.path, f.key, "content behind a special remote (embargoed): no S3 key recorded")
+    return Unplaced(f.path, f.key, "no S3 URL recorded: the archive's key for it is unknown")
+
+
+def dedupe(objs: Iterable[ArchiveObject]) -> tuple[list[ArchiveObject], list[ArchiveObject]]:
+    """One object per archive key, the last named winning (a later version's state of a Zarr chunk);
+    the objects it displaced whose content differs (reported, not written)."""
+    chosen: dict[str, ArchiveObject] = {}
+    displaced: list[ArchiveObject] = []
+    for o in objs:
+        old = chosen.get(o.archive_key)
+        if old is not None and old.key != o.key:
+            displaced.append(old)
+        chosen[o.archive_key] = o
+    return list(chosen.values()), displaced

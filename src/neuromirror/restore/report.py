@@ -1,0 +1,118 @@
+"""What a restore (or a drill) did: objects per outcome, bytes, rate, bad copies found, what failed and why.
+
+Outcomes per object: ``written`` (absent, now written), ``same`` (already held the right bytes: left
+alone), ``differs`` (held other bytes: left alone, exit 1 — unless ``--force`` wrote over it:
+``overwritten``), ``failed`` (no good copy in any store, a refused key, a write error), ``skipped``
+(a file with no archive key the mirror knows).  A dry run writes nothing and counts ``would_write``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from neuromirror.restore.copies import BadCopy
+from neuromirror.util.progress import human_bytes
+
+
+@dataclass(frozen=True)
+class ObjectNote:
+    path: str
+    archive_key: str
+    key: str
+    why: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "archive_key": self.archive_key, "key": self.key, "why": self.why}
+
+
+@dataclass
+class RestoreReport:
+    target: str
+    dry_run: bool = False
+    force: bool = False
+    drill: bool = False
+    versions: list[dict] = field(default_factory=list)
+    objects: int = 0
+    bytes: int = 0  # the selected objects' bytes
+    written: int = 0
+    written_bytes: int = 0
+    would_write: int = 0
+    would_write_bytes: int = 0
+    same: int = 0
+    overwritten: int = 0
+    differs: list[ObjectNote] = field(default_factory=list)
+    failed: list[ObjectNote] = field(default_factory=list)
+    skipped: list[ObjectNote] = field(default_factory=list)
+    displaced: list[ObjectNote] = field(default_factory=list)  # an archive key two named versions disagree on
+    bad_copies: list[BadCopy] = field(default_factory=list)
+    recorded_urls: int = 0
+    seconds: float = 0.0
+    error: Optional[str] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.differs and self.error is None
+
+    @property
+    def rate(self) -> float:
+        """Bytes written (or read and checked, in a dry run) per second."""
+        return self.written_bytes / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "force": self.force,
+            "drill": self.drill,
+            "versions": self.versions,
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "written": {"objects": self.written, "bytes": self.written_bytes},
+            "would_write": {"objects": self.would_write, "bytes": self.would_write_bytes},
+            "same": self.same,
+            "overwritten": self.overwritten,
+            "differs": [n.to_json() for n in self.differs],
+            "failed": [n.to_json() for n in self.failed],
+            "skipped": [n.to_json() for n in self.skipped],
+            "displaced": [n.to_json() for n in self.displaced],
+            "bad_copies": [b.to_json() for b in self.bad_copies],
+            "mismatches": len(self.bad_copies),
+            "recorded_urls": self.recorded_urls,
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.rate, 1),
+            "error": self.error,
+            "ok": self.ok,
+        }
+
+    def lines(self) -> list[str]:
+        out = []
+        for n in self.differs:
+            out.append(f"DIFFERS {n.archive_key} ({n.path}): {n.why}")
+        out += [f"FAILED  {n.archive_key or n.path}: {n.why}" for n in self.failed]
+        out += [f"SKIPPED {n.path}: {n.why}" for n in self.skipped]
+        out += [f"BAD COPY {b.key} in {b.store}: {b.why} (restored from another store)" for b in self.bad_copies]
+        return out
+
+    def summary(self) -> str:
+        head = "drill" if self.drill else ("restore (dry run)" if self.dry_run else "restore")
+        if self.dry_run:
+            did = f"{self.would_write} to write ({human_bytes(self.would_write_bytes)})"
+        else:
+            did = f"{self.written} written ({human_bytes(self.written_bytes)}, {human_bytes(int(self.rate))}/s)"
+        parts = [
+            f"{head} into {self.target}: {self.objects} objects ({human_bytes(self.bytes)})",
+            did,
+            f"{self.same} already right",
+        ]
+        if self.overwritten:
+            parts.append(f"{self.overwritten} overwritten")
+        if self.differs:
+            parts.append(f"{len(self.differs)} holding other bytes left alone")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        if self.bad_copies:
+            parts.append(f"{len(self.bad_copies)} bad store copies found")
+        return ", ".join(parts)

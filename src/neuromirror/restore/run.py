@@ -1,0 +1,202 @@
+"""A restore run: the named versions' files -> archive objects -> each looked at, fetched, checked, written.
+
+Per object (``-J`` threads): the target is asked first (HEAD, or the file), so that what already
+holds the right bytes costs no store read and a rerun after a finished or killed run writes nothing;
+an absent object's bytes come from the first store with a good copy (:mod:`.copies`), checked against
+the git-annex key, then written whole (:mod:`.targets`).  An object holding other bytes is left
+alone and named (exit 1), or with ``force`` overwritten where the old bytes stay (a versioned bucket).
+
+After a write into the very bucket and key a file's recorded S3 URL names (the archive's own
+bucket), the object's new versionId is registered as another URL of the same git-annex key on the
+git-annex branch (under the source's lock): clones and ``get`` find the restored bytes by it.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+from urllib.parse import quote
+
+from neuromirror.annex.logs import branch_logs, web_urls
+from neuromirror.keep.files import version_files
+from neuromirror.keep.versions import Target as VersionTarget
+from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
+from neuromirror.restore.objects import ArchiveObject, Unplaced, dedupe, place
+from neuromirror.restore.report import ObjectNote, RestoreReport
+from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
+from neuromirror.util import gitutil
+from neuromirror.util.crashpoints import crashpoint
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror
+
+
+@dataclass
+class RestoreOptions:
+    dry_run: bool = False
+    force: bool = False
+    jobs: int = 4
+    stores: Optional[list[str]] = None  # only these stores (UUIDs or URLs); None: every known store
+    every: bool = False  # a drill: every store's copy of each object read and hashed, not just the first good
+
+
+@dataclass
+class _Done:
+    obj: ArchiveObject
+    state: str  # written | same | would_write | differs | overwritten | failed
+    why: str = ""
+    version_id: Optional[str] = None
+    bad: list[BadCopy] = field(default_factory=list)
+
+
+def plan(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreReport) -> list[ArchiveObject]:
+    """The objects the versions' files are (one per archive key), their skips noted in ``report``."""
+    placed: list[ArchiveObject] = []
+    for t in targets:
+        row = t.row
+        listing = version_files(mirror.index, mirror.dataset_path(t.relpath), row["id"])
+        label = f"{t.source}@{row['label']}"
+        report.versions.append(
+            {"source": t.source, "version": row["label"], "commit": row["commit"], "files": len(listing.annexed)}
+        )
+        report.skipped += [ObjectNote(path, "", "", why) for path, why in listing.problems]
+        for f in listing.annexed:
+            got = place(f, t.source, label)
+            if isinstance(got, Unplaced):
+                report.skipped.append(ObjectNote(got.path, "", got.key, got.why))
+            else:
+                placed.append(got)
+    objs, displaced = dedupe(placed)
+    report.displaced += [
+        ObjectNote(o.path, o.archive_key, o.key, f"{o.label}'s state; a later version named holds another")
+        for o in displaced
+    ]
+    return objs
+
+
+def restore_objects(
+    mirror: Mirror,
+    objs: Sequence[ArchiveObject],
+    target: S3Target | DirTarget,
+    options: RestoreOptions,
+    report: RestoreReport,
+    copies: Optional[Copies] = None,
+) -> None:
+    """Look at, fetch, check and write ``objs``; the outcome of each in ``report``."""
+    start = time.monotonic()
+    copies = copies or Copies(mirror.index, options.stores)
+    copies.prime([o.key for o in objs])
+    report.objects += len(objs)
+    report.bytes += sum(o.size or 0 for o in objs)
+    if isinstance(target, DirTarget) and not options.dry_run:
+        target.clean()
+    if isinstance(target, S3Target):
+        target.prefetch(list(objs))
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="restore") as pool:
+        done = list(pool.map(lambda o: _one(o, target, copies, options), objs))
+    if isinstance(target, DirTarget) and not options.dry_run:
+        target.clean()
+    new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
+    for d in done:
+        o = d.obj
+        report.bad_copies += d.bad
+        size = o.size or 0
+        if d.state == SAME:
+            report.same += 1
+            _archive_url(o, d, target, new_urls)
+        elif d.state == "would_write":
+            report.would_write += 1
+            report.would_write_bytes += size
+        elif d.state in ("written", "overwritten"):
+            report.written += 1
+            report.written_bytes += size
+            if d.state == "overwritten":
+                report.overwritten += 1
+            if (
+                d.version_id
+                and isinstance(target, S3Target)
+                and o.url
+                and target.locate(o) == (o.bucket, o.archive_key)
+            ):
+                url = f"{o.url}?versionId={quote(d.version_id, safe='')}"
+                new_urls.setdefault((o.source, o.repo), []).append((o.key, url))
+        elif d.state == DIFFERS:
+            report.differs.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
+        else:
+            report.failed.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
+    report.recorded_urls += _register(mirror, new_urls)
+    report.seconds += time.monotonic() - start
+
+
+def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options: RestoreOptions) -> _Done:
+    try:
+        state, vid = target.look(o)
+    except Refused as exc:
+        return _Done(o, "failed", f"refused: {exc}")
+    except Exception as exc:  # the target unreadable: this object fails, the run goes on
+        return _Done(o, "failed", "looking at the target: " + _line(exc))
+    if state == SAME:
+        return _Done(o, SAME, version_id=vid)
+    overwrite = False
+    if state == DIFFERS:
+        if not options.force:
+            return _Done(o, DIFFERS, "holds other bytes: left alone (--force overwrites)")
+        why_not = target.can_overwrite()
+        if why_not is not None:
+            return _Done(o, DIFFERS, f"holds other bytes, not overwritten: {why_not}")
+        overwrite = True
+    if options.dry_run:
+        if not copies.held(o.key):
+            return _Done(o, "failed", "no store holds a copy")
+        return _Done(o, "would_write")
+    bad: list[BadCopy] = []
+    try:
+        data = copies.fetch(o.key, o.size, bad, every=options.every)
+    except NoGoodCopy as exc:
+        return _Done(o, "failed", str(exc), bad=bad)
+    try:
+        vid = target.put(o, data, overwrite)
+    except Refused as exc:
+        return _Done(o, "failed", f"refused: {exc}", bad=bad)
+    except Exception as exc:
+        return _Done(o, "failed", "writing: " + _line(exc), bad=bad)
+    finally:
+        data.close()
+    crashpoint("restore-put")
+    return _Done(o, "overwritten" if overwrite else "written", version_id=vid, bad=bad)
+
+
+def _archive_url(
+    o: ArchiveObject, d: _Done, target: S3Target | DirTarget, new_urls: dict[tuple[str, str], list[tuple[str, str]]]
+) -> None:
+    """An object now right in the very bucket and key its recorded URL names: its versioned URL, to record."""
+    if d.version_id and isinstance(target, S3Target) and o.url and target.locate(o) == (o.bucket, o.archive_key):
+        url = f"{o.url}?versionId={quote(d.version_id, safe='')}"
+        new_urls.setdefault((o.source, o.repo), []).append((o.key, url))
+
+
+def _line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+
+
+def _register(mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, str]]]) -> int:
+    """The restored objects' versioned URLs not on the branch yet, registered for their keys
+    (``git annex registerurl --batch``): a rerun, or a run after a killed one, records what is missing only."""
+    from neuromirror.store.record import flush_journal
+
+    n = 0
+    for (source, repo), pairs in sorted(new_urls.items()):
+        with mirror.lock(source):
+            flush_journal(Path(repo))
+            logs = branch_logs(Path(repo), [k for k, _ in pairs], ".log.web")
+            todo = [(k, u) for k, u in pairs if u not in web_urls(logs.get(k))]
+            if not todo:
+                continue
+            lines = "".join(f"{key} {url}\n" for key, url in todo)
+            gitutil.run(Path(repo), "annex", "registerurl", "--batch", input=lines.encode())
+            flush_journal(Path(repo))
+        n += len(todo)
+    return n

@@ -1,0 +1,311 @@
+"""Where restored objects go: an S3 bucket (the archive's own, or a scratch one) or a directory.
+
+Both answer the same three questions per object: is it there with the right bytes (``same``, left
+alone), absent, or holding other bytes (``differs``: never overwritten unless forced); and both
+write whole objects only — a ``PutObject`` (one request, or a multipart upload completed only at
+its end) or a temporary file renamed into place — so a run killed at any point leaves each
+object either as it was or right, and a rerun converges.
+
+S3: ``HEAD``; a size other than the key's is other bytes; an object this module wrote carries the
+git-annex key and the MD5 of its verified bytes in its metadata, and S3's own ETag (the MD5 of
+what it stored, for a single-part upload) must equal that MD5; an MD5E key is checked against the
+ETag directly; anything else is read back and hashed.  With ``force`` an object holding other
+bytes is overwritten only in a bucket whose versioning is enabled (its old bytes stay a
+noncurrent version).  Endpoint and credentials as for S3 stores (``NEUROMIRROR_STORE_ENDPOINT``,
+the AWS environment).
+
+Directory: the archive key is a relative path under the directory; a key that is absolute, climbs
+out (``..``), or passes through a symbolic link is refused (:func:`neuromirror.util.paths.check_path`).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from neuromirror.keep.transfer import CHUNK, key_checksum
+from neuromirror.restore.copies import Verified, drain
+from neuromirror.restore.objects import ArchiveObject
+from neuromirror.store.s3 import S3Store
+from neuromirror.util.paths import check_path
+
+ABSENT, SAME, DIFFERS = "absent", "same", "differs"
+#: larger objects go up as a multipart upload (S3's single PUT tops out at 5 GiB)
+MULTIPART = 256 << 20
+META_KEY, META_MD5 = "neuromirror-key", "neuromirror-md5"
+TMP_DIR = ".neuromirror-restore-tmp"
+
+
+class Refused(ValueError):
+    """An archive key this target must not write (it would land outside the target)."""
+
+
+class Target(Protocol):
+    url: str
+
+    def look(self, obj: ArchiveObject) -> tuple[str, Optional[str]]:
+        """:data:`ABSENT`, :data:`SAME` or :data:`DIFFERS` (:class:`Refused` for a hostile key), and the
+        object's current versionId (S3, versioned bucket) or None."""
+        ...
+
+    def put(self, obj: ArchiveObject, data: Verified, overwrite: bool) -> Optional[str]:
+        """Write the verified bytes; the new object's versionId (S3, versioned bucket) or None."""
+        ...
+
+    def check(self) -> None:
+        """A target that cannot be written at all: a one-line :class:`~neuromirror.errors.UserError`."""
+        ...
+
+    def can_overwrite(self) -> Optional[str]:
+        """None if an object holding other bytes may be overwritten with ``--force``; else why not."""
+        ...
+
+    def locate(self, obj: ArchiveObject) -> tuple[str, str]:
+        """(bucket, full key) the object goes to ("" bucket for a directory)."""
+        ...
+
+
+def _hash_matches(fh: Any, obj: ArchiveObject) -> bool:
+    checksum = key_checksum(obj.key)
+    if checksum is None:
+        return False
+    digest = checksum.new()
+    try:
+        got = drain(fh, (digest,))
+    finally:
+        fh.close()
+    return (obj.size is None or got == obj.size) and digest.hexdigest() == checksum.digest
+
+
+class S3Target:
+    def __init__(self, bucket: str, prefix: str = ""):
+        self._store = S3Store(bucket, prefix)  # endpoint, region, credentials: as for S3 stores
+        self.bucket = bucket
+        self.prefix = self._store.prefix
+        self.url = f"s3://{bucket}/{self.prefix}"
+        self._versioning: Optional[str] = None
+        self._lock = threading.Lock()
+        #: full key -> (size, ETag) from a listing, or None: listed and absent (:meth:`prefetch`)
+        self._listed: dict[str, Optional[tuple[int, str]]] = {}
+
+    def client(self) -> Any:
+        return self._store.client()
+
+    def locate(self, obj: ArchiveObject) -> tuple[str, str]:
+        return self.bucket, self.prefix + obj.archive_key
+
+    def prefetch(self, objs: list[ArchiveObject]) -> None:
+        """List the containers (a Zarr, a blob directory, an asset) holding two objects or more, once, so
+        that an absent object costs no ``HEAD``: a first restore or a dry run over many keys is a few pages
+        of listing per 1,000 objects.  An object the listing shows is still looked at with ``HEAD``."""
+        groups: dict[str, list[str]] = {}
+        for o in objs:
+            name = self.prefix + o.archive_key
+            groups.setdefault(container_of(name), []).append(name)
+        client = self.client()
+        for prefix, names in groups.items():
+            if len(names) < 2 or not prefix:
+                continue
+            wanted = set(names)
+            found: dict[str, tuple[int, str]] = {}
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for c in page.get("Contents", []) or []:
+                    if c["Key"] in wanted:
+                        found[c["Key"]] = (int(c.get("Size", 0)), str(c.get("ETag", "")).strip('"').lower())
+            for name in names:
+                self._listed[name] = found.get(name)
+
+    def look(self, obj: ArchiveObject) -> tuple[str, Optional[str]]:
+        name = self.prefix + obj.archive_key
+        if name in self._listed:
+            listed = self._listed[name]
+            if listed is None:
+                return ABSENT, None
+            if obj.size is not None and listed[0] != obj.size:
+                return DIFFERS, None
+        state, head = self._look(obj)
+        vid = head.get("VersionId") if state == SAME else None
+        return state, (str(vid) if vid and vid != "null" else None)
+
+    def _look(self, obj: ArchiveObject) -> tuple[str, dict]:
+        from botocore.exceptions import ClientError
+
+        _, name = self.locate(obj)
+        try:
+            head = self.client().head_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return ABSENT, {}
+            raise
+        if obj.size is not None and int(head.get("ContentLength", -1)) != obj.size:
+            return DIFFERS, head
+        etag = str(head.get("ETag", "")).strip('"').lower()
+        meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+        if "-" not in etag and meta.get(META_KEY) == obj.key and meta.get(META_MD5, "").lower() == etag:
+            return SAME, head  # written here from verified bytes, and S3's own MD5 of what it holds agrees
+        checksum = key_checksum(obj.key)
+        if checksum is not None and checksum.algorithm == "md5" and "-" not in etag:
+            return (SAME if etag == checksum.digest else DIFFERS), head
+        got = (
+            self.client().get_object(Bucket=self.bucket, Key=name, VersionId=head["VersionId"])
+            if head.get("VersionId")
+            else self.client().get_object(Bucket=self.bucket, Key=name)
+        )
+        return (SAME if _hash_matches(got["Body"], obj) else DIFFERS), head
+
+    def check(self) -> None:
+        """A bucket that is not there or not ours: one line before any object is looked at."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from neuromirror.errors import UserError
+
+        try:
+            self.client().head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            why = {"404": "no such bucket", "NoSuchBucket": "no such bucket", "403": "access denied"}.get(code, code)
+            raise UserError(f"restore target {self.url}: {why}") from None
+        except BotoCoreError as exc:
+            raise UserError(f"restore target {self.url}: {' '.join(str(exc).split())[:200]}") from None
+
+    def can_overwrite(self) -> Optional[str]:
+        with self._lock:
+            if self._versioning is None:
+                got = self.client().get_bucket_versioning(Bucket=self.bucket)
+                self._versioning = str(got.get("Status") or "")
+        if self._versioning != "Enabled":
+            return f"the bucket {self.bucket} has no versioning enabled: overwriting would lose its bytes"
+        return None
+
+    def put(self, obj: ArchiveObject, data: Verified, overwrite: bool) -> Optional[str]:
+        _, name = self.locate(obj)
+        meta = {META_KEY: obj.key, META_MD5: data.md5}
+        client = self.client()
+        if data.size <= MULTIPART:
+            got = client.put_object(
+                Bucket=self.bucket,
+                Key=name,
+                Body=data.fh,
+                ContentLength=data.size,
+                ContentMD5=base64.b64encode(bytes.fromhex(data.md5)).decode(),  # S3 checks what arrived
+                Metadata=meta,
+            )
+            vid = got.get("VersionId")
+        else:
+            from boto3.s3.transfer import TransferConfig
+
+            client.upload_fileobj(
+                data.fh,
+                self.bucket,
+                name,
+                ExtraArgs={"Metadata": meta},
+                Config=TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=64 << 20),
+            )
+            vid = client.head_object(Bucket=self.bucket, Key=name).get("VersionId")
+        return str(vid) if vid and vid != "null" else None
+
+
+def container_of(key: str) -> str:
+    """The listing prefix an object shares with its neighbours: ``[PREFIX/]zarr/<id>/``, ``blobs/abc/`` (the
+    first three hex digits), else its first path component (an AIND asset); "" for a key at the top."""
+    parts = key.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part == "zarr" and i + 2 < len(parts):
+            return "/".join(parts[: i + 2]) + "/"
+        if part == "blobs" and i + 2 < len(parts):
+            return "/".join(parts[: i + 2]) + "/"
+    return parts[0] + "/" if len(parts) > 1 else ""
+
+
+class DirTarget:
+    def __init__(self, root: Path):
+        self.root = root.absolute()
+        self.url = str(self.root)
+
+    def locate(self, obj: ArchiveObject) -> tuple[str, str]:
+        return "", obj.archive_key
+
+    def _path(self, obj: ArchiveObject) -> Path:
+        why = check_path(obj.archive_key)
+        if why is not None:
+            raise Refused(f"{obj.archive_key!r}: {why}")
+        path = self.root / obj.archive_key
+        real = os.path.realpath(self.root)
+        parent = os.path.realpath(path.parent)
+        if parent != real and not parent.startswith(real + os.sep):
+            raise Refused(f"{obj.archive_key!r}: would be written outside {self.root} (a symbolic link on the way)")
+        if path.is_symlink():
+            raise Refused(f"{obj.archive_key!r}: is a symbolic link in {self.root}")
+        return path
+
+    def look(self, obj: ArchiveObject) -> tuple[str, Optional[str]]:
+        path = self._path(obj)
+        if not path.exists():
+            return ABSENT, None
+        if not path.is_file() or (obj.size is not None and path.stat().st_size != obj.size):
+            return DIFFERS, None
+        return (SAME if _hash_matches(open(path, "rb"), obj) else DIFFERS), None
+
+    def check(self) -> None:
+        from neuromirror.errors import UserError
+
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"restore target {self.root}: not a directory")
+
+    def can_overwrite(self) -> Optional[str]:
+        return None
+
+    def put(self, obj: ArchiveObject, data: Verified, overwrite: bool) -> Optional[str]:
+        path = self._path(obj)
+        tmp_dir = self.root / TMP_DIR
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as out:
+                while True:
+                    chunk = data.fh.read(CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if path.is_dir():
+                raise Refused(f"{obj.archive_key!r}: a directory holds that name")
+            os.replace(tmp, path)  # whole or not at all
+        finally:
+            tmp.unlink(missing_ok=True)
+        return None
+
+    def clean(self) -> None:
+        """A killed run's temporary files, and their directory once empty."""
+        tmp_dir = self.root / TMP_DIR
+        if tmp_dir.is_dir():
+            for p in tmp_dir.iterdir():
+                p.unlink(missing_ok=True)
+            tmp_dir.rmdir()
+
+
+def open_target(name: str) -> S3Target | DirTarget:
+    """``s3://BUCKET[/PREFIX]`` or a directory (a path or ``file:///path``)."""
+    from urllib.parse import unquote, urlsplit
+
+    from neuromirror.errors import UserError
+
+    if name.startswith("s3://"):
+        parts = urlsplit(name)
+        if not parts.netloc or parts.query or parts.fragment:
+            raise UserError(f"{name}: an S3 target is s3://BUCKET[/PREFIX] (the endpoint: NEUROMIRROR_STORE_ENDPOINT)")
+        return S3Target(parts.netloc, unquote(parts.path))
+    if name.startswith("file://"):
+        parts = urlsplit(name)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise UserError(f"{name}: a file URL names a local path, as file:///path")
+        return DirTarget(Path(unquote(parts.path)))
+    if "://" in name:
+        raise UserError(f"{name}: restore writes to s3://BUCKET[/PREFIX] or a directory")
+    return DirTarget(Path(name))

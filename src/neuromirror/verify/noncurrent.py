@@ -1,0 +1,217 @@
+"""Pins resting only on a noncurrent S3 version: safe today, gone when the archive's lifecycle expires it.
+
+A file pinned by ``?versionId=`` is safe while that version exists.  Once the archive overwrote the
+object (a Zarr chunk rewritten in place, an AIND object replaced) or deleted it, the pinned version
+is *noncurrent*, and buckets expire noncurrent versions (DANDI: 30 days after they became
+noncurrent, doc/design/s3-trailing-delete.md).  Such a file counts as at risk (``noncurrent``), not
+as safely pinned.  Known from the index alone, no network: the source's newest recorded state says
+which version of each S3 object is current; an older state's pinned URL is noncurrent when
+
+* the newest state names the same bucket and key with other versionIds only (overwritten), or
+* the newest state lacks the key but still holds its container — the same Zarr (``zarr/<id>/``) or
+  AIND asset (the key's first component) — (deleted from it).
+
+A DANDI blob (``blobs/…``) is content-addressed and never overwritten; a blob no state names any
+more stays current until garbage collection deletes it (``verify --archive`` finds that), so it is
+not counted here; neither is a key whose container the newest state dropped as a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+from urllib.parse import parse_qs, urlsplit
+
+from neuromirror.annex.logs import branch_logs, log_state
+from neuromirror.sources import s3urls
+from neuromirror.sources.dandi.zarr_listing import is_archive_key
+from neuromirror.store.record import store_uuids
+
+
+def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
+    """The ``keys`` whose location log in ``repo`` names one of ``uuids`` (default: every recorded store)."""
+    if uuids is None:
+        uuids = set(store_uuids(repo))
+    if not uuids:
+        return set()
+    return {k for k, d in branch_logs(repo, keys).items() if d and any(log_state(d).get(u) for u in uuids)}
+
+
+def _versioned(url: str) -> Optional[tuple[str, str, str]]:
+    """(bucket, key, versionId) of a versioned S3 object URL, else None."""
+    vid = parse_qs(urlsplit(url).query).get("versionId")
+    if not vid:
+        return None
+    loc = s3urls.locate(url, s3urls.endpoints_in_use(), archive_key=lambda k: bool(k))
+    if loc is None or not loc.key:
+        return None
+    return loc.bucket, loc.key, vid[0]
+
+
+def _container(key: str) -> str:
+    parts = key.split("/")
+    return "/".join(parts[:2]) if parts[0] == "zarr" else parts[0]
+
+
+@dataclass
+class CurrentObjects:
+    """The S3 objects the source's newest state names: (bucket, key) -> versionIds; their containers."""
+
+    versions: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    containers: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, urls: Iterable[str]) -> None:
+        for u in urls:
+            got = _versioned(u)
+            if got is not None:
+                bucket, key, vid = got
+                self.versions.setdefault((bucket, key), set()).add(vid)
+                self.containers.add((bucket, _container(key)))
+
+    def only_noncurrent(self, urls: Iterable[str]) -> bool:
+        """Whether every versioned URL of a file names a noncurrent version (and it has one at least)."""
+        seen = False
+        for u in urls:
+            got = _versioned(u)
+            if got is None:
+                continue
+            bucket, key, vid = got
+            current = self.versions.get((bucket, key))
+            if current is None:
+                if key.startswith("blobs/") and is_archive_key(key):
+                    return False  # a DANDI blob: never overwritten, current until GC
+                if (bucket, _container(key)) not in self.containers:
+                    return False  # its whole container left the newest state: not known here
+            elif vid in current:
+                return False
+            seen = True
+        return seen
+
+
+def current_objects(index: Any, ds: Path, source: str) -> Optional[CurrentObjects]:
+    """The objects the source's newest recorded state names (None: no state recorded)."""
+    from neuromirror.keep.files import version_files
+
+    head = index.head_version(source)
+    if head is None:
+        return None
+    out = CurrentObjects()
+    for f in version_files(index, ds, head["id"]).annexed:
+        out.add(f.urls)
+    return out
+
+
+# -- keep before expiry ------------------------------------------------------------------------
+#: DANDI's lifecycle rule: noncurrent versions expire 30 days after they became noncurrent
+DEFAULT_EXPIRE_AFTER = 30 * 86400.0
+#: less time than this left for an unkept noncurrent object: a failure state (status, /metrics)
+WARN_BEFORE = 7 * 86400.0
+
+
+def state_time(row: dict) -> Optional[float]:
+    """When the archive was in the state a version row records: its date, else modified, else synced time."""
+    from neuromirror.util.dates import parse_iso
+
+    for name in ("date", "remote_modified", "synced_at"):
+        got = parse_iso(row.get(name))
+        if got is not None:
+            return got.timestamp()
+    return None
+
+
+@dataclass
+class Expiry:
+    """Unkept files of any recorded version pinned only by noncurrent S3 versions, and the time the
+    oldest of them has left before the archive's noncurrent-version expiry (``expire_after``)."""
+
+    expire_after: float = DEFAULT_EXPIRE_AFTER
+    unkept_files: int = 0
+    unkept_bytes: int = 0
+    oldest_since: Optional[float] = None  # when the oldest became noncurrent (the first state without it)
+    version_ids: list[int] = field(default_factory=list)  # the versions holding them (to keep)
+    examples: list[str] = field(default_factory=list)
+
+    def time_left(self, now: float) -> Optional[float]:
+        return None if self.oldest_since is None else self.expire_after - (now - self.oldest_since)
+
+    def state(self, now: float) -> str:
+        left = self.time_left(now)
+        return "ok" if left is None or left >= WARN_BEFORE else "failing"
+
+    def to_json(self, now: Optional[float] = None) -> dict:
+        import time
+
+        now = time.time() if now is None else now
+        left = self.time_left(now)
+        return {
+            "expire_after": self.expire_after,
+            "unkept": {"files": self.unkept_files, "bytes": self.unkept_bytes},
+            "oldest_noncurrent_since": None
+            if self.oldest_since is None
+            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.oldest_since)),
+            "time_left_s": None if left is None else round(left, 1),
+            "state": self.state(now),
+            "examples": self.examples,
+        }
+
+
+def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_EXPIRE_AFTER) -> Expiry:
+    """Every recorded version's unkept files pinned only by noncurrent versions (any state may be pinned:
+    ``pin``/``lock`` name drafts by commit), and when the oldest became noncurrent: the archive's date of
+    the first recorded state after its version that no longer names that S3 version."""
+    from neuromirror.keep.files import version_files
+
+    out = Expiry(expire_after)
+    current = current_objects(index, ds, source)
+    if current is None:
+        return out
+    rows = index.versions(source)
+    states = [r for r in rows if r["kind"] != "published"] or rows
+    fileset_of = dict(index.db.conn.execute("SELECT id, fileset FROM versions WHERE source = ?", [source]).fetchall())
+    seen_filesets: set[object] = set()  # a version whose file list an earlier one had: nothing new in it
+    seen_keys: set[str] = set()
+    pending: dict[tuple[str, str, str], int] = {}  # (bucket, key, versionId) -> the earliest version id naming it
+    for row in rows:
+        fs = fileset_of.get(row["id"])
+        if fs is not None and fs in seen_filesets:
+            continue
+        seen_filesets.add(fs)
+        listed = version_files(index, ds, row["id"]).annexed
+        fresh = [f for f in listed if f.key not in seen_keys and current.only_noncurrent(f.urls)]
+        if not fresh:
+            continue
+        by_repo: dict[Path, set[str]] = {}
+        for f in fresh:
+            by_repo.setdefault(f.repo, set()).add(f.key)
+        kept = set().union(*(kept_keys(repo, keys) for repo, keys in by_repo.items()))
+        for f in fresh:
+            seen_keys.add(f.key)
+            if f.key in kept:
+                continue
+            out.unkept_files += 1
+            out.unkept_bytes += f.size or 0
+            if len(out.examples) < 3:
+                out.examples.append(f"{row['label']}: {f.path}")
+            if row["id"] not in out.version_ids:
+                out.version_ids.append(row["id"])
+            for u in f.urls:
+                got = _versioned(u)
+                if got is not None:
+                    pending.setdefault(got, row["id"])
+    # the first later state without the pinned version: when it became noncurrent (at the latest)
+    for s in states:
+        if not pending:
+            break
+        if not any(s["id"] > vid for vid in pending.values()):
+            continue
+        objs = CurrentObjects()
+        for f in version_files(index, ds, s["id"]).annexed:
+            objs.add(f.urls)
+        when = state_time(s)
+        for t in [t for t, vid in pending.items() if s["id"] > vid]:
+            if t[2] not in objs.versions.get((t[0], t[1]), ()):
+                del pending[t]
+                if when is not None:
+                    out.oldest_since = when if out.oldest_since is None else min(out.oldest_since, when)
+    return out

@@ -1,0 +1,67 @@
+"""``restore --drill``: a rehearsed restore that finds a bad stored copy and restores from another store.
+
+Why: an operator only trusts a backup whose restores are rehearsed, and a copy whose bytes rotted is
+found only by reading it.  A dandiset is kept in two directory stores; one byte of one store's copy is
+flipped (same size, as bit rot leaves it); the drill restores a sample into a scratch directory and a
+scratch bucket, names the bad copy, restores the object from the other store, removes its scratch
+objects, and the result is what ``status`` shows as the last drill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from neuromirror.store.directory import DirectoryStore
+from test_copies import _flip_a_byte
+from test_keep import key_of, make_dandiset
+from test_restore import s3_env  # noqa: F401  (the fixture: the target's endpoint and credentials)
+
+
+def test_drill_finds_a_flipped_byte_and_restores_from_the_other_store(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    s3_env,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 40_000, "sub-01/b.nwb": 9_001})
+    one, two = tmp_path / "store-one", tmp_path / "store-two"
+    for store in (one, two):
+        d.run.ok("keep", d.spec, "--to", str(store))
+    bad_key = key_of(d.ds, "sub-01/a.nwb", d.version)
+    _flip_a_byte(DirectoryStore(one).key_path(bad_key))
+
+    scratch = tmp_path / "scratch"
+    code, out, err = d.run("restore", "--drill", d.spec, "--sample", "10", "--to", str(scratch), "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["drill"] and report["result"] == "mismatch"
+    assert report["objects"] == 2 and report["written"] == {"objects": 2, "bytes": 49_001}
+    assert report["failed"] == [] and report["mismatches"] == 1
+    (bad,) = report["bad_copies"]
+    assert bad["key"] == bad_key and bad["store"] == str(one) and "sha256" in bad["why"]
+    assert report["rate"] > 0 and report["seconds"] > 0
+    assert "mismatch" in err
+    assert list(scratch.iterdir()) == []  # the drill's scratch objects are gone
+
+    # status shows the last drill and its result
+    status = json.loads(d.run.ok("status", "--json"))
+    last = status["drill"]
+    assert last["result"] == "mismatch" and last["mismatches"] == 1 and last["objects"] == 2
+    assert last["bad_copies"][0]["key"] == bad_key
+    assert "last drill" in d.run.ok("status")
+
+    # into a scratch bucket: read from the good store alone, all well; the bucket left empty
+    bucket = f"drill-{uuid.uuid4().hex[:10]}"
+    s3.client().create_bucket(Bucket=bucket)
+    s3.buckets.append(bucket)
+    os.chmod(DirectoryStore(one).key_path(bad_key), 0o644)
+    DirectoryStore(one).key_path(bad_key).unlink()  # the bad copy gone from store one: store two serves it
+    code, out, err = d.run("restore", "--drill", d.spec, "--to", f"s3://{bucket}/drills", "--json")
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["result"] == "ok" and report["written"]["objects"] == 2 and report["mismatches"] == 0
+    assert not s3.client().list_objects_v2(Bucket=bucket).get("Contents")
+    assert json.loads(d.run.ok("status", "--json"))["drill"]["result"] == "ok"
