@@ -18,6 +18,9 @@ from urllib.parse import quote
 
 #: directory listings kept (each one directory's entries)
 MAX_LISTINGS = 64
+#: told to the view after a read through it failed: it asks the archive again (not its memory) and
+#: remembers a loss for every reader (:mod:`.loss`)
+FAILED_HEADER = "X-Neuromirror-Read-Failed"
 
 
 class ServedMirror:
@@ -86,8 +89,29 @@ class ServedMirror:
         row = None if failed else self.info(head, inner)
         if row is not None and row.get("served_by") in ("archive", "store", "git"):
             return None
-        r = requests.head(self.url(head, inner), allow_redirects=False, timeout=60)
+        headers = {FAILED_HEADER: "1"} if failed else {}
+        r = requests.head(self.url(head, inner), allow_redirects=False, timeout=60, headers=headers)
         if r.status_code == 410:
             g = requests.get(self.url(head, inner), allow_redirects=False, timeout=60)
             return g.text.strip()
         return None
+
+    def read(self, head: str, inner: str, start: Optional[int], end: Optional[int]) -> bytes:
+        """Bytes ``[start:end]`` of ``inner`` through the view (and its redirect).
+
+        A failure is told to the view, which then answers from the store or 410; never passed on
+        as a ``FileNotFoundError`` (the file is listed: a 404 is a lost archive URL, not a missing chunk)."""
+        from neuromirror.read.loss import NotStreamable
+
+        url = self.url(head, inner)
+        try:
+            return self.http.cat_file(url, start=start, end=end)
+        except Exception as exc:
+            failure: BaseException = exc
+        why = self.gone(head, inner, failed=True)
+        if why is not None:
+            raise NotStreamable(why) from failure
+        try:
+            return self.http.cat_file(url, start=start, end=end)
+        except Exception as exc:
+            raise NotStreamable(f"{head}/{inner}: not read through {self.base} ({exc!r})") from exc

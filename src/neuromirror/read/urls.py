@@ -26,6 +26,7 @@ from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from neuromirror.annex import gitmodules
+from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import hashdir_lower, key_file, log_path, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.engine.urlrule import Stability, stability
@@ -40,6 +41,7 @@ NO_URL = "no URL is registered for it"
 MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
 EMBARGOED = "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key"
 BOSS_CHUNK = "a BOSS cutout: the BOSS keeps no history, so its URL can serve other bytes tomorrow; keep it to pin it"
+MARKED_GONE = "the archive no longer serves it (its URLs are marked gone on the git-annex branch) and no store holds it"
 OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain HTTP"
 
 
@@ -182,13 +184,16 @@ def _choose(
 ) -> PinnedFile:
     http = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
     kept = next((u for uid, r in stores.items() if present.get(uid) and (u := r.url(key))), None)
+    web_gone = present.get(WEB_UUID) is False  # marked: a reader or verify found its archive URLs gone
     for wanted in (Stability.PINNED, Stability.IMMUTABLE):
-        for u in http:
+        for u in http if not web_gone else ():
             if stability(u) is wanted:
                 return PinnedFile(path, key, size, u, "archive", repo=repo, store_url=kept)
     if kept:
         return PinnedFile(path, key, size, kept, "store", repo=repo, store_url=kept)
-    if http:
+    if web_gone and http:
+        why = MARKED_GONE
+    elif http:
         why = MUTABLE_ONLY
     elif any(u.startswith("neuromirror+dandi:") for u in urls):
         why = EMBARGOED
