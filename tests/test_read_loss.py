@@ -25,13 +25,27 @@ import pytest
 
 from conftest import clone, git
 from test_keep import T0, Dandiset
+from test_keep import lose_blobs
 from test_read import ZARR, zarr_files
 from test_read_view import view_server
 from test_retrieve import Runner
 
 KEPT = ("0.0", "0.1")
+H5_KEPT, H5_LOST = "sub-01/kept.nwb", "sub-02/lost.nwb"
 UNKEPT = ("1.0", "1.1")
 WEB = "00000000-0000-0000-0000-000000000001"
+
+
+def h5_of(offset: int) -> bytes:
+    """An HDF5 file (as NWB files are) of 400,000 float64 values from ``offset``, in chunks of 5,000."""
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("data", data=np.arange(400_000, dtype="float64") + offset, chunks=(5_000,))
+    return buf.getvalue()
 
 
 class Lost:
@@ -41,6 +55,8 @@ class Lost:
         ident = archive.create_dandiset(name="read after loss", created=when)
         self.old = np.arange(16, dtype="int32").reshape(4, 4)
         archive.put_asset(ident, "README.md", b"# read after loss\n", when=when)
+        for i, path in enumerate((H5_KEPT, H5_LOST)):  # distinct bytes: one blob each
+            archive.put_asset(ident, path, h5_of(i), when=when)
         aid = archive.add_zarr_asset(ident, ZARR, zarr_files(self.old), when=when + timedelta(minutes=1))
         self.zarr_id = archive.asset(aid).zarr.zarr_id
         version = archive.publish(ident, when=when + timedelta(hours=1))
@@ -53,7 +69,8 @@ class Lost:
         archive.modify_zarr(self.zarr_id, put=chunks, when=when + timedelta(hours=2))
         run.ok("sync", f"dandi:{ident}", "--dandi-api", archive.api_url)
         self.store = tmp / "store"
-        run.ok("keep", self.d.spec, "--to", str(self.store), *[a for k in KEPT for a in ("--include", f"{ZARR}/{k}")])
+        kept = [f"{ZARR}/{k}" for k in KEPT] + [H5_KEPT]
+        run.ok("keep", self.d.spec, "--to", str(self.store), *[a for p in kept for a in ("--include", p)])
 
     @property
     def root(self) -> Path:
@@ -132,6 +149,25 @@ def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) 
     for k in ("0.0", "1.1"):
         log = git(zarr_ds, "show", f"git-annex:{_log_path(zarr_ds, urls[k]['key'])}")
         assert any(line.endswith(f"s 0 {WEB}") for line in log.splitlines()), log  # the web lost it
+
+
+def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
+    """h5py opened both files while the archive served them; then every S3 version of both went."""
+    import fsspec
+    import h5py
+
+    opts = {"root": str(lost.root)}
+    base = f"neuromirror://dandi/{lost.d.id}@{lost.d.version}"
+    with fsspec.open(f"{base}/{H5_KEPT}", "rb", **opts) as kf, fsspec.open(f"{base}/{H5_LOST}", "rb", **opts) as lf:
+        with h5py.File(kf, "r") as kept, h5py.File(lf, "r") as gone:
+            want = np.arange(300_000, 300_010, dtype="float64")
+            np.testing.assert_array_equal(kept["data"][:10], np.arange(10, dtype="float64"))
+            np.testing.assert_array_equal(gone["data"][:10], np.arange(10, dtype="float64") + 1)
+            lose_blobs(lost.d, [H5_KEPT, H5_LOST])
+            np.testing.assert_array_equal(kept["data"][300_000:300_010], want)  # the store's copy
+            with pytest.raises(OSError) as err:
+                gone["data"][300_000:300_010]
+            assert not isinstance(err.value, FileNotFoundError)
 
 
 def _log_path(repo: Path, key: str) -> str:
