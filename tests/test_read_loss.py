@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 
 from conftest import clone, git
-from test_keep import T0, Dandiset
-from test_keep import lose_blobs
+from test_keep import T0, Dandiset, lose_blobs
 from test_read import ZARR, zarr_files
 from test_read_view import view_server
 from test_retrieve import Runner
@@ -99,6 +98,25 @@ def lost(dandi_archive, tmp_path_factory) -> Iterator[Lost]:  # noqa: ANN001
     yield Lost(dandi_archive, tmp_path_factory.mktemp("loss"))
 
 
+def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
+    """h5py opened both files while the archive served them; then every S3 version of both went."""
+    import fsspec
+    import h5py
+
+    opts = {"root": str(lost.root)}
+    base = f"neuromirror://dandi/{lost.d.id}@{lost.d.version}"
+    with fsspec.open(f"{base}/{H5_KEPT}", "rb", **opts) as kf, fsspec.open(f"{base}/{H5_LOST}", "rb", **opts) as lf:
+        with h5py.File(kf, "r") as kept, h5py.File(lf, "r") as gone:
+            want = np.arange(300_000, 300_010, dtype="float64")
+            np.testing.assert_array_equal(kept["data"][:10], np.arange(10, dtype="float64"))
+            np.testing.assert_array_equal(gone["data"][:10], np.arange(10, dtype="float64") + 1)
+            lose_blobs(lost.d, [H5_KEPT, H5_LOST])
+            np.testing.assert_array_equal(kept["data"][300_000:300_010], want)  # the store's copy
+            with pytest.raises(OSError) as err:
+                gone["data"][300_000:300_010]
+            assert not isinstance(err.value, FileNotFoundError)
+
+
 def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) -> None:
     import fsspec
     import zarr
@@ -149,25 +167,6 @@ def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) 
     for k in ("0.0", "1.1"):
         log = git(zarr_ds, "show", f"git-annex:{_log_path(zarr_ds, urls[k]['key'])}")
         assert any(line.endswith(f"s 0 {WEB}") for line in log.splitlines()), log  # the web lost it
-
-
-def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
-    """h5py opened both files while the archive served them; then every S3 version of both went."""
-    import fsspec
-    import h5py
-
-    opts = {"root": str(lost.root)}
-    base = f"neuromirror://dandi/{lost.d.id}@{lost.d.version}"
-    with fsspec.open(f"{base}/{H5_KEPT}", "rb", **opts) as kf, fsspec.open(f"{base}/{H5_LOST}", "rb", **opts) as lf:
-        with h5py.File(kf, "r") as kept, h5py.File(lf, "r") as gone:
-            want = np.arange(300_000, 300_010, dtype="float64")
-            np.testing.assert_array_equal(kept["data"][:10], np.arange(10, dtype="float64"))
-            np.testing.assert_array_equal(gone["data"][:10], np.arange(10, dtype="float64") + 1)
-            lose_blobs(lost.d, [H5_KEPT, H5_LOST])
-            np.testing.assert_array_equal(kept["data"][300_000:300_010], want)  # the store's copy
-            with pytest.raises(OSError) as err:
-                gone["data"][300_000:300_010]
-            assert not isinstance(err.value, FileNotFoundError)
 
 
 def _log_path(repo: Path, key: str) -> str:
