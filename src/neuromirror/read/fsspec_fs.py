@@ -171,8 +171,8 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             ]
         return entries if detail else [e["name"] for e in entries]
 
-    @staticmethod
-    def _entry(head: str, f: PinnedFile) -> dict:
+    def _entry(self, head: str, f: PinnedFile) -> dict:
+        f = self.losses.apply(f)  # a loss a reader found: the store's URL, or none
         return {
             "name": f"{head}/{f.path}",
             "size": f.size,

@@ -19,12 +19,14 @@ when the archive said the bytes are gone (404/410) the loss is remembered three 
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import queue
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
@@ -36,6 +38,8 @@ from neuromirror.store.webmark import GONE_STATUSES
 log = logging.getLogger("neuromirror.read.loss")
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS lost_urls (url TEXT PRIMARY KEY, key TEXT, status TEXT, seen REAL) WITHOUT ROWID"
+#: every :class:`Losses` of the process (a zarr store's filesystem is its own instance): flushed at exit
+_ALL: weakref.WeakSet = weakref.WeakSet()
 #: the archive's answers that say its bytes are gone (the others: a refused connection, a 5xx, a 403)
 GONE = tuple(f"HTTP {s}" for s in GONE_STATUSES)
 
@@ -56,6 +60,12 @@ def lost_reason(f: PinnedFile, status: str) -> str:
     return f"{f.path}: key {f.key}: " + LOST.format(status=status)
 
 
+def flush_all() -> None:
+    """Wait until every loss any reader of this process saw is marked on its branch (run at exit too)."""
+    for losses in list(_ALL):
+        losses.flush()
+
+
 class Losses:
     """The archive URLs known gone: this process's, and the index's (shared by every reader of the mirror)."""
 
@@ -67,6 +77,7 @@ class Losses:
         self._guard = threading.Lock()
         self._todo: queue.Queue = queue.Queue()
         self._worker: Optional[threading.Thread] = None
+        _ALL.add(self)
 
     # -- the index -------------------------------------------------------------------
     def _db(self) -> Optional[sqlite3.Connection]:
@@ -237,3 +248,6 @@ def source_lock(root: Any, index: Optional[str]) -> Callable[[str], Any]:
     from neuromirror.dataset.mirror import Mirror
 
     return lambda source: Mirror(Path(root), index).lock(source, wait=60)
+
+
+atexit.register(flush_all)  # a script that saw a loss exits once it is marked for clones
