@@ -28,6 +28,7 @@ from test_keep import T0, Dandiset, lose_blobs
 from test_read import ZARR, zarr_files
 from test_read_view import view_server
 from test_retrieve import Runner
+from test_service import ENV
 
 KEPT = ("0.0", "0.1")
 H5_KEPT, H5_LOST = "sub-01/kept.nwb", "sub-02/lost.nwb"
@@ -54,8 +55,9 @@ class Lost:
         ident = archive.create_dandiset(name="read after loss", created=when)
         self.old = np.arange(16, dtype="int32").reshape(4, 4)
         archive.put_asset(ident, "README.md", b"# read after loss\n", when=when)
-        for i, path in enumerate((H5_KEPT, H5_LOST)):  # distinct bytes: one blob each
-            archive.put_asset(ident, path, h5_of(i), when=when)
+        self.h5_base = 10 * len(archive.dandiset_ids())  # distinct bytes: one blob each, in every dandiset
+        for i, path in enumerate((H5_KEPT, H5_LOST)):
+            archive.put_asset(ident, path, h5_of(self.h5_base + i), when=when)
         aid = archive.add_zarr_asset(ident, ZARR, zarr_files(self.old), when=when + timedelta(minutes=1))
         self.zarr_id = archive.asset(aid).zarr.zarr_id
         version = archive.publish(ident, when=when + timedelta(hours=1))
@@ -107,9 +109,10 @@ def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
     base = f"neuromirror://dandi/{lost.d.id}@{lost.d.version}"
     with fsspec.open(f"{base}/{H5_KEPT}", "rb", **opts) as kf, fsspec.open(f"{base}/{H5_LOST}", "rb", **opts) as lf:
         with h5py.File(kf, "r") as kept, h5py.File(lf, "r") as gone:
-            want = np.arange(300_000, 300_010, dtype="float64")
-            np.testing.assert_array_equal(kept["data"][:10], np.arange(10, dtype="float64"))
-            np.testing.assert_array_equal(gone["data"][:10], np.arange(10, dtype="float64") + 1)
+            base = lost.h5_base
+            want = np.arange(300_000, 300_010, dtype="float64") + base
+            np.testing.assert_array_equal(kept["data"][:10], np.arange(10, dtype="float64") + base)
+            np.testing.assert_array_equal(gone["data"][:10], np.arange(10, dtype="float64") + base + 1)
             lose_blobs(lost.d, [H5_KEPT, H5_LOST])
             np.testing.assert_array_equal(kept["data"][300_000:300_010], want)  # the store's copy
             with pytest.raises(OSError) as err:
@@ -172,6 +175,22 @@ def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) 
     for k in ("0.0", "1.1"):
         log = git(zarr_ds, "show", f"git-annex:{_log_path(zarr_ds, urls[k]['key'])}")
         assert any(line.endswith(f"s 0 {WEB}") for line in log.splitlines()), log  # the web lost it
+
+
+def test_the_view_alone_finds_the_loss_when_it_rechecks_every_redirect(dandi_archive, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """No other reader tells the view: with ``NEUROMIRROR_VIEW_RECHECK=0`` a plain HTTP client never gets a 404."""
+    import zarr
+
+    monkeypatch.setitem(ENV, "NEUROMIRROR_VIEW_RECHECK", "0")
+    fresh = Lost(dandi_archive, tmp_path)
+    with view_server(fresh.root) as base:
+        plain = zarr.open_array(f"{base}dav/dandi/{fresh.d.id}/{fresh.d.version}/{ZARR}", mode="r")
+        np.testing.assert_array_equal(plain[:], fresh.old)
+        fresh.expire_old_versions()
+        np.testing.assert_array_equal(plain[0:2, :], fresh.old[0:2, :])  # the kept chunks, from the store
+        with pytest.raises(Exception) as err:
+            plain[2:4, :]
+        assert "410" in str(err.value) or "Gone" in str(err.value), err.value
 
 
 def _log_path(repo: Path, key: str) -> str:
