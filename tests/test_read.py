@@ -105,6 +105,8 @@ def fetch(url: str) -> bytes:
 
 
 def matches_key(data: bytes, key: str) -> bool:
+    if key.startswith("GIT-SHA256-"):  # a file kept in git, as lock files name it
+        key = key[len("GIT-") :]
     backend, _, rest = key.partition("-")
     digest = rest.split("--", 1)[1].split(".", 1)[0]
     algo = {"SHA256E": "sha256", "SHA256": "sha256", "MD5E": "md5", "MD5": "md5"}[backend]
@@ -119,12 +121,14 @@ def test_urls_of_a_pin_each_serve_the_keys_exact_bytes(mirrored: Mirrored) -> No
     assert zarr_objects == sorted(f"{ZARR}/{k}" for k in zarr_files(mirrored.new))
     for r in rows:
         assert {"path", "url", "size", "key"} <= set(r)
-        if r["served_by"] == "git":
-            assert r["url"] is None and r["key"].startswith("GIT-SHA256-")
+        if r["path"] == "dandiset.yaml":  # written by the mirror from the archive's metadata: no archive file
+            assert (r["served_by"], r["url"]) == ("git", None) and r["key"].startswith("GIT-SHA256-")
             continue
-        assert r["served_by"] == "archive" and "versionId=" in r["url"], r
+        # every other file, kept in git (README.md) or annexed, by the archive's pinned URL
+        assert r["served_by"] in ("archive", "git") and "versionId=" in r["url"], r
         data = fetch(r["url"])
         assert len(data) == r["size"] and matches_key(data, r["key"]), r["path"]
+    assert by_path["README.md"]["served_by"] == "git" and fetch(by_path["README.md"]["url"]) == b"# read in place\n"
     assert fetch(by_path[H5]["url"]) == mirrored.h5
     # a Zarr's path lists its objects; the older pin's rewritten chunk has the older S3 version
     old = {r["path"]: r for r in mirrored.urls(f"{mirrored.source}@{mirrored.first}", ZARR)}
@@ -176,35 +180,32 @@ def test_h5py_reads_a_slice_by_range_requests(mirrored: Mirrored) -> None:
     assert [e["name"] for e in fs.ls(f"dandi/{mirrored.id}@draft/sub-01")] == [f"dandi/{mirrored.id}@draft/{H5}"]
     assert fs.cat_file(path, start=0, end=8) == mirrored.h5[:8] == b"\x89HDF\r\n\x1a\n"
 
-    class Counting(io.RawIOBase):
-        """What h5py asks for, passed straight to the remote file (no cache): bytes read = bytes fetched."""
+    s3 = mirrored.archive.s3
 
-        def __init__(self, f) -> None:  # noqa: ANN001
-            self.f, self.fetched = f, 0
+    def fetched(**options) -> int:  # noqa: ANN003
+        """Bytes the archive sent for a 10-value slice, read by h5py through ``fsspec.open`` with ``options``."""
+        s3.log_requests()
+        try:
+            with fsspec.open(f"neuromirror://{path}", "rb", root=str(mirrored.root), **options) as f:
+                with h5py.File(f, "r") as h5:
+                    got = h5["data"][200_000:200_010]
+        finally:
+            s3.log_requests(False)
+        np.testing.assert_array_equal(got, np.arange(200_000, 200_010, dtype="float64"))
+        return s3.bytes_sent
 
-        def readable(self) -> bool:
-            return True
-
-        def seekable(self) -> bool:
-            return True
-
-        def seek(self, pos: int, whence: int = 0) -> int:
-            return self.f.seek(pos, whence)
-
-        def tell(self) -> int:
-            return self.f.tell()
-
-        def readinto(self, b) -> int:  # noqa: ANN001
-            data = self.f.read(len(b))
-            b[: len(data)] = data
-            self.fetched += len(data)
-            return len(data)
-
-    with fs.open(path, "rb", cache_type="none") as raw:
-        counted = Counting(raw)
-        with h5py.File(counted, "r") as h5:
-            np.testing.assert_array_equal(h5["data"][200_000:200_010], np.arange(200_000, 200_010, dtype="float64"))
-    assert 0 < counted.fetched < len(mirrored.h5) // 20, (counted.fetched, len(mirrored.h5))
+    # what remfile-like minimal reads move: exactly what h5py asks for, no read-ahead
+    minimal = fetched(cache_type="none")
+    default = fetched()
+    assert 0 < minimal <= default <= 4 * minimal, (minimal, default)
+    assert default < len(mirrored.h5) // 20, (default, len(mirrored.h5))
+    # block_size and cache_type are honoured, as storage options and as open()'s arguments
+    assert fetched(cache_type="readahead", block_size=1 << 20) >= 1 << 20
+    assert fetched(cache_type="bytes", block_size=2 << 20) >= 2 << 20
+    with fs.open(path, "rb", block_size=1 << 20, cache_type="readahead") as f:
+        assert (f.blocksize, type(f.cache).__name__) == (1 << 20, "ReadAheadCache")
+    with fs.open(path, "rb") as f:
+        assert (f.blocksize, type(f.cache).__name__) == (32 * 1024, "ReadAheadCache")
     with fsspec.open(f"neuromirror://{path}", "rb", root=str(mirrored.root)) as f:
         assert f.read() == mirrored.h5
 

@@ -69,9 +69,12 @@ class GitEntry:
     sha256: Optional[str] = None
     length: Optional[int] = None
     loader: Optional[Callable[[], bytes]] = None
+    #: the archive's URLs that serve exactly these bytes (a DANDI asset's pinned S3 URL): registered for the
+    #: bytes' ``SHA256-s<size>--<sha256>`` key on the git-annex branch, so ``urls`` names one for a file in git
+    urls: tuple[str, ...] = ()
 
     def __reduce__(self) -> tuple:
-        return (GitEntry, (self.path, self.content, self.remote_id, self.sha256, self.length, self.loader))
+        return (GitEntry, (self.path, self.content, self.remote_id, self.sha256, self.length, self.loader, self.urls))
 
     def read(self) -> bytes:
         if self.content is not None:
@@ -102,10 +105,6 @@ class GitEntry:
     @property
     def key(self) -> None:
         return None
-
-    @property
-    def urls(self) -> tuple[str, ...]:
-        return ()
 
     @property
     def identity(self) -> str:

@@ -6,6 +6,7 @@ it to check that the fast engine writes what git-annex itself would.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Iterable
 
 from neuromirror.annex import gitmodules
 from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch
+from neuromirror.annex.keys import git_file_key
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
 from neuromirror.util import gitutil
 
@@ -54,8 +56,11 @@ class BatchWriter(AnnexWriter):
                 target.unlink()
             target.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(entry, GitEntry):
-                target.write_bytes(entry.read())
+                data = entry.read()
+                target.write_bytes(data)
                 gitfiles.append(entry.path)
+                key = git_file_key(hashlib.sha256(data).hexdigest(), len(data))
+                register += [f"{key} {u}" for u in entry.urls]  # the archive serves these bytes: for ``urls``
             else:
                 assert isinstance(entry, AnnexEntry)
                 fromkey.append(f"{entry.key} {entry.path}")

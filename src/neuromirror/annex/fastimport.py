@@ -16,6 +16,7 @@ it was (``Mirror.recover`` resets index and work tree to it).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import tempfile
@@ -27,7 +28,7 @@ from typing import IO, Callable, Iterable, Iterator, Optional
 
 from neuromirror.annex import annexbranch, gitmodules
 from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
-from neuromirror.annex.keys import hashdir_lower, key_file, symlink_target, url_for_log
+from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, symlink_target, url_for_log
 from neuromirror.annex.logs import add_present
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
 from neuromirror.util import gitutil, timing
@@ -221,7 +222,10 @@ class FastImportWriter(AnnexWriter):
                 sub_puts.append(entry)  # written last: it may replace a directory whose files go now
             elif isinstance(entry, GitEntry):
                 s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
-                _data(s, entry.read())
+                data = entry.read()
+                _data(s, data)
+                if entry.urls:  # the archive serves these bytes: its URLs, for ``urls``
+                    keys.record(git_file_key(hashlib.sha256(data).hexdigest(), len(data)), entry.urls)
             else:
                 assert isinstance(entry, AnnexEntry)
                 s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")

@@ -45,6 +45,11 @@ def sha256e_key(sha256: str, size: int, path: str) -> str:
     return f"SHA256E-s{size}--{sha256.lower()}{key_extension(path)}"
 
 
+def git_file_key(sha256: str, size: int) -> str:
+    """The key whose ``.log.web`` holds the archive's URLs of a file kept in git (no file points to it)."""
+    return f"SHA256-s{size}--{sha256.lower()}"
+
+
 def md5e_key(md5: str, size: int, path: str) -> str:
     return f"MD5E-s{size}--{md5.lower()}{key_extension(path)}"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from typing import Any
 
 from neuromirror.commands.common import UserError, add_json, require_mirror, spec_arg
 
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neuromirror.read.check import checked
+    from neuromirror.read.loss import Losses, source_lock
     from neuromirror.read.pinned import from_lock, resolve
     from neuromirror.read.urls import pin_files
 
@@ -63,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
     first = True
     if args.json:
         out.write("[")
+    losses = Losses(mirror.index_path, source_lock(mirror.root, args.index))  # what readers found lost
     for pin in pins:
-        files = pin_files(pin, args.paths)
-        for f in checked(files) if args.check else files:
+        files = map(losses.apply, pin_files(pin, args.paths))
+        on_gone = functools.partial(_record_loss, losses, pin.source)
+        for f in checked(files, on_gone=on_gone) if args.check else files:
             counts[f.served_by] = counts.get(f.served_by, 0) + 1
             if args.check and f.served_by == "none":
                 lost.append(f"{pin.source}@{pin.version}: {f.path} ({f.key}): {f.why}")
@@ -80,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 out.write(f"{f.path}\t-\t{note}\n")
     if args.json:
         out.write("\n]\n")
+    losses.flush()
     if not counts and args.paths:
         raise UserError(f"no file of {pins[0].source}@{pins[0].version} under {', '.join(args.paths)}")
     total = sum(counts.values())
@@ -96,3 +102,7 @@ _LABELS = (
     ("git", "in git"),
     ("none", "not streamable"),
 )
+
+
+def _record_loss(losses: Any, source: str, f: Any, status: str) -> None:
+    losses.record(f, status, source)

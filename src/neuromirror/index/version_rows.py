@@ -89,9 +89,7 @@ def write_entries(
     for e in entries:
         stats.files += 1
         stats.bytes += e.size or 0
-        batch.append(
-            (source, e.path, e.key, e.size, e.checksum_kind, e.checksum, json.dumps(list(e.urls)), e.remote_id)
-        )
+        batch.append((source, e.path, e.key, e.size, e.checksum_kind, e.checksum, json.dumps(_urls(e)), e.remote_id))
         if len(batch) >= BATCH:
             flush()
     if batch:
@@ -188,3 +186,9 @@ class StagedVersion:
 
 class _Aborted(Exception):
     pass
+
+
+def _urls(e: FileRow) -> list[str]:
+    """An annexed file's URLs; a file in git has none here (its archive URLs are on the git-annex branch only,
+    so that an index rebuilt from the datasets is the same)."""
+    return list(e.urls) if e.key is not None else []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.read.urls import PinnedFile
 
@@ -30,19 +30,24 @@ def url_status(session: Any, url: str, timeout: float = 30) -> Optional[str]:
     return None if r.status_code == 200 else f"HTTP {r.status_code}"
 
 
-def _checked(session: Any, f: PinnedFile) -> PinnedFile:
+def _checked(session: Any, f: PinnedFile, on_gone: Optional[Callable[[PinnedFile, str], None]] = None) -> PinnedFile:
     if f.url is None or f.served_by == "git":
         return f
     status = url_status(session, f.url)
     if status is None:
         return f
+    if on_gone is not None and f.served_by == "archive" and status in ("HTTP 404", "HTTP 410"):
+        on_gone(f, status)  # remembered for every reader (:mod:`.loss`)
     if f.served_by == "archive" and f.store_url and url_status(session, f.store_url) is None:
         return dataclasses.replace(f, url=f.store_url, served_by="store")
     return dataclasses.replace(f, url=None, served_by="none", why=LOST.format(status=status))
 
 
-def checked(files: Iterable[PinnedFile], jobs: int = 16) -> Iterator[PinnedFile]:
-    """``files`` with each URL asked once: dead archive URLs replaced by the store's, or by none."""
+def checked(
+    files: Iterable[PinnedFile], jobs: int = 16, on_gone: Optional[Callable[[PinnedFile, str], None]] = None
+) -> Iterator[PinnedFile]:
+    """``files`` with each URL asked once: dead archive URLs replaced by the store's, or by none
+    (``on_gone(file, status)``: told of each archive URL that answered 404/410)."""
     import requests
 
     session = requests.Session()
@@ -54,6 +59,6 @@ def checked(files: Iterable[PinnedFile], jobs: int = 16) -> Iterator[PinnedFile]
         for f in files:
             batch.append(f)
             if len(batch) >= _BATCH:
-                yield from pool.map(lambda x: _checked(session, x), batch)
+                yield from pool.map(lambda x: _checked(session, x, on_gone), batch)
                 batch = []
-        yield from pool.map(lambda x: _checked(session, x), batch)
+        yield from pool.map(lambda x: _checked(session, x, on_gone), batch)

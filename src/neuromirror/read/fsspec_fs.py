@@ -19,13 +19,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+from urllib.parse import unquote
 
-from fsspec.spec import AbstractFileSystem
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from neuromirror.errors import UserError
 from neuromirror.read.fsspec_remote import ServedMirror
 from neuromirror.read.listings import Found, Listings
+from neuromirror.read.loss import Losses, NotStreamable, mirror_index, read_range, source_lock  # noqa: F401
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
@@ -35,8 +37,23 @@ from neuromirror.util import gitutil
 _LISTINGS = 1024
 
 
-class NotStreamable(OSError):
-    """No URL serves this file's exact bytes (the reason is the message)."""
+#: what an opened file reads ahead by default: a small window (fsspec's own 5 MiB made an h5py slice of an
+#: NWB file fetch the whole file); a read larger than it is one request of its own size
+BLOCK_SIZE = 32 * 1024
+CACHE_TYPE = "readahead"
+
+
+class PinnedReader(AbstractBufferedFile):
+    """An open file of a pin: fsspec's buffering (``block_size``, ``cache_type``) over :func:`.loss.read_range`."""
+
+    def __init__(
+        self, fs: Any, path: str, fetch: Callable[[Optional[int], Optional[int]], bytes], size: int, **kwargs: Any
+    ) -> None:
+        self._fetch = fetch
+        super().__init__(fs, path, mode="rb", size=size, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self._fetch(start, end)
 
 
 class NeuromirrorFileSystem(AbstractFileSystem):
@@ -44,9 +61,17 @@ class NeuromirrorFileSystem(AbstractFileSystem):
     root_marker = ""
 
     def __init__(
-        self, root: Optional[str] = None, index: Optional[str] = None, base_url: Optional[str] = None, **kwargs: Any
+        self,
+        root: Optional[str] = None,
+        index: Optional[str] = None,
+        base_url: Optional[str] = None,
+        block_size: Optional[int] = None,
+        cache_type: Optional[str] = None,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.block_size = int(block_size or BLOCK_SIZE)
+        self.cache_type = cache_type or CACHE_TYPE
         served = base_url or (None if root else os.environ.get("NEUROMIRROR_URL"))
         self.mirror_root = Path(root or os.environ.get("NEUROMIRROR_ROOT") or "neuromirror-root").absolute()
         self.index_path = index or os.environ.get("NEUROMIRROR_INDEX")
@@ -55,6 +80,10 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         self._lock = threading.Lock()
         self._http: Any = None
         self.served = ServedMirror(served, self._http_fs()) if served else None
+        self.losses = Losses(
+            None if served else mirror_index(self.mirror_root, self.index_path),
+            source_lock(self.mirror_root, self.index_path),
+        )
 
     # -- names ------------------------------------------------------------------
     @classmethod
@@ -142,8 +171,8 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             ]
         return entries if detail else [e["name"] for e in entries]
 
-    @staticmethod
-    def _entry(head: str, f: PinnedFile) -> dict:
+    def _entry(self, head: str, f: PinnedFile) -> dict:
+        f = self.losses.apply(f)  # a loss a reader found: the store's URL, or none
         return {
             "name": f"{head}/{f.path}",
             "size": f.size,
@@ -172,49 +201,48 @@ class NeuromirrorFileSystem(AbstractFileSystem):
             self._http = fsspec.filesystem("http")
         return self._http
 
-    def _source_of(self, f: PinnedFile) -> tuple[Any, str]:
-        """The filesystem and path that read ``f``'s bytes."""
-        if f.served_by == "none" or (f.url is None and f.served_by != "git"):
-            raise NotStreamable(f"{f.path}: {f.why}")
-        assert f.url is not None
-        if f.url.startswith("file://"):
-            import fsspec
+    def _cat_url(self, url: str, start: Optional[int], end: Optional[int]) -> bytes:
+        if url.startswith("file://"):
+            with open(unquote(url[len("file://") :]), "rb") as fh:
+                fh.seek(start or 0)
+                return fh.read() if end is None else fh.read(max(0, end - (start or 0)))
+        return self._http_fs().cat_file(url, start=start, end=end)
 
-            return fsspec.filesystem("file"), f.url[len("file://") :]
-        return self._http_fs(), f.url
+    def _range(self, path: str) -> Callable[[Optional[int], Optional[int]], bytes]:
+        """How to read byte ranges of ``path``: its pinned URL, with the store behind the archive."""
+        if self.served is not None:
+            served = self.served
+            head, inner = self._parts(path)
+            if served.info(head, inner) is None:  # zarr asks for keys that are not there: those alone are missing
+                raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file at that pin")
+            return lambda start, end: served.read(head, inner, start, end)
+        pin, _ = self._split(path)
+        f, data = self._file(path)
+        if f.served_by == "git":
+            body = self._git_bytes(f, data)
+            return lambda start, end: body[start:end]
+        return lambda start, end: read_range(f, start, end, self._cat_url, self.losses, pin.source)
 
     def cat_file(self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any) -> bytes:
-        if self.served is not None:
-            head, inner = self._parts(path)
-            try:
-                return self._http_fs().cat_file(self.served.url(head, inner), start=start, end=end)
-            except FileNotFoundError:
-                raise
-            except Exception:
-                self._served_gone(head, inner, failed=True)
-                raise
-        f, data = self._file(path)
-        if f.served_by == "git":
-            return self._git_bytes(f, data)[start:end]
-        fs, where = self._source_of(f)
-        return fs.cat_file(where, start=start, end=end)
+        return self._range(path)(start, end)
 
-    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+    def _open(
+        self, path: str, mode: str = "rb", block_size: Any = None, cache_type: Optional[str] = None, **kwargs: Any
+    ) -> Any:
         if mode != "rb":
             raise PermissionError("neuromirror:// is read-only: a pin never changes")
-        if self.served is not None:
-            head, inner = self._parts(path)
-            size = self.info(path).get("size")
-            self._served_gone(head, inner)
-            return self._http_fs().open(self.served.url(head, inner), "rb", **({"size": size} if size else {}))
-        f, data = self._file(path)
-        if f.served_by == "git":
-            import io
-
-            return io.BytesIO(self._git_bytes(f, data))
-        fs, where = self._source_of(f)
-        options = {"size": f.size} if f.size is not None and fs is self._http else {}
-        return fs.open(where, "rb", **options, **{k: v for k, v in kwargs.items() if k in ("block_size", "cache_type")})
+        size = self.info(path).get("size")
+        if size is None:
+            size = len(self.cat_file(path))
+        return PinnedReader(
+            self,
+            path,
+            self._range(path),
+            size,
+            block_size=self.block_size if block_size in (None, "default") else block_size,
+            cache_type=cache_type or self.cache_type,
+            cache_options=kwargs.get("cache_options"),
+        )
 
     # -- a served mirror ------------------------------------------------------------
     def _served_ls(self, path: str) -> list[dict]:
@@ -227,10 +255,3 @@ class NeuromirrorFileSystem(AbstractFileSystem):
                 raise FileNotFoundError(f"neuromirror://{self._strip_protocol(path)}: no such file or directory")
             rows = [one]
         return rows
-
-    def _served_gone(self, head: str, inner: str, failed: bool = False) -> None:
-        """Raise :class:`NotStreamable` with the view's reason if no URL serves the file."""
-        assert self.served is not None
-        why = self.served.gone(head, inner, failed)
-        if why is not None:
-            raise NotStreamable(why)

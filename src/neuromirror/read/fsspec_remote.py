@@ -18,6 +18,9 @@ from urllib.parse import quote
 
 #: directory listings kept (each one directory's entries)
 MAX_LISTINGS = 64
+#: told to the view after a read through it failed: it asks the archive again (not its memory) and
+#: remembers a loss for every reader (:mod:`.loss`)
+FAILED_HEADER = "X-Neuromirror-Read-Failed"
 
 
 class ServedMirror:
@@ -82,7 +85,8 @@ class ServedMirror:
         row = None if failed else self.info(head, inner)
         if row is not None and row.get("served_by") in ("archive", "store", "git"):
             return None
-        r = self._ask("head", self.url(head, inner))
+        headers = {FAILED_HEADER: "1"} if failed else {}
+        r = self._ask("head", self.url(head, inner), headers=headers)
         if r.status_code == 410:
             return self._ask("get", self.url(head, inner)).text.strip()
         return None
@@ -96,3 +100,23 @@ class ServedMirror:
         except requests.RequestException as exc:
             why = type(exc).__name__ if isinstance(exc, requests.Timeout) else "no answer"
             raise ConnectionError(f"neuromirror://: the served mirror at {self.base} does not answer ({why})") from None
+
+    def read(self, head: str, inner: str, start: Optional[int], end: Optional[int]) -> bytes:
+        """Bytes ``[start:end]`` of ``inner`` through the view (and its redirect).
+
+        A failure is told to the view, which then answers from the store or 410; never passed on
+        as a ``FileNotFoundError`` (the file is listed: a 404 is a lost archive URL, not a missing chunk)."""
+        from neuromirror.read.loss import NotStreamable
+
+        url = self.url(head, inner)
+        try:
+            return self.http.cat_file(url, start=start, end=end)
+        except Exception as exc:
+            failure: BaseException = exc
+        why = self.gone(head, inner, failed=True)
+        if why is not None:
+            raise NotStreamable(why) from failure
+        try:
+            return self.http.cat_file(url, start=start, end=end)
+        except Exception as exc:
+            raise NotStreamable(f"{head}/{inner}: not read through {self.base} ({exc!r})") from exc

@@ -13,7 +13,10 @@ a store of the lab's).  Per file, in this order:
    embargoed file (its URL needs the DANDI key, never written anywhere), or none at all.
 
 Files kept in git (small text: sidecars, ``dandiset.yaml``, OME-Zarr metadata of BOSS
-mirrors) have no URL: their bytes are in the dataset itself (:attr:`PinnedFile.blob`).
+mirrors) are read from the dataset itself (:attr:`PinnedFile.blob`, ``served_by`` ``git``); their
+``url`` is the archive's pinned URL of the same bytes when the sync registered one (a DANDI text
+asset: on the ``git-annex`` branch, for the key ``SHA256-s<size>--<sha256>`` of its bytes), else None
+(a file the mirror wrote itself, such as ``dandiset.yaml``).
 Listing streams: the tree is read in batches, the logs of a batch in one ``cat-file`` round.
 """
 
@@ -26,7 +29,8 @@ from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from neuromirror.annex import gitmodules
-from neuromirror.annex.keys import hashdir_lower, key_file, log_path, parse_key
+from neuromirror.annex.contract import WEB_UUID
+from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.engine.urlrule import Stability, stability
 from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
@@ -40,6 +44,7 @@ NO_URL = "no URL is registered for it"
 MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
 EMBARGOED = "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key"
 BOSS_CHUNK = "a BOSS cutout: the BOSS keeps no history, so its URL can serve other bytes tomorrow; keep it to pin it"
+MARKED_GONE = "the archive no longer serves it (its URLs are marked gone on the git-annex branch) and no store holds it"
 OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain HTTP"
 
 
@@ -50,7 +55,7 @@ class PinnedFile:
     path: str
     key: str  # the git-annex key; for a file in git, GIT-SHA256-s<size>--<sha256> as lock files name it
     size: Optional[int]
-    url: Optional[str]  # serves exactly these bytes, or None
+    url: Optional[str]  # serves exactly these bytes, or None (a file in git: the archive's URL, if it has one)
     served_by: str  # "archive", "store", "git" (the bytes are in the dataset), or "none"
     why: Optional[str] = None  # served_by "none": why no URL serves it
     repo: Optional[Path] = None  # the (sub)dataset holding it
@@ -151,24 +156,41 @@ def resolve_batch(
     datas = list(cat.get_many([t.sha for t in batch]))
     keys = [blob_key(t.mode, data or b"") for t, data in zip(batch, datas)]
     annexed = [k for k in keys if k]
+    # a file in git: its sha256, and the key whose ``.log.web`` holds the archive's URLs of its bytes
+    digests = {i: hashlib.sha256(datas[i] or b"").hexdigest() for i, k in enumerate(keys) if k is None}
+    in_git = {i: git_file_key(d, len(datas[i] or b"")) for i, d in digests.items()}
     url_logs: dict[str, Optional[bytes]] = {}
     loc_logs: dict[str, Optional[bytes]] = {}
-    if branch and annexed:
+    if branch and (annexed or in_git):
         specs = [f"{branch}:{log_path(k, suffix)}" for k in annexed for suffix in (".log.web", ".log")]
+        specs += [f"{branch}:{log_path(k, '.log.web')}" for k in in_git.values()]
         got = list(cat.get_many(specs))
         for i, k in enumerate(annexed):
             url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]
-    for t, data, key in zip(batch, datas, keys):
+        for k, data in zip(in_git.values(), got[2 * len(annexed) :]):
+            url_logs[k] = data
+    for i, (t, data, key) in enumerate(zip(batch, datas, keys)):
         if key is None:
-            body = data or b""
-            ident = TreeFile(t.path, None, len(body), hashlib.sha256(body).hexdigest()).ident
-            yield PinnedFile(t.path, ident, len(body), None, "git", repo=repo, blob=t.sha)
+            size = len(data or b"")
+            ident = TreeFile(t.path, None, size, digests[i]).ident
+            url = _stable(web_urls(url_logs.get(in_git[i])))
+            yield PinnedFile(t.path, ident, size, url, "git", repo=repo, blob=t.sha)
             continue
         try:
-            size: Optional[int] = parse_key(key)["size"]
+            size_: Optional[int] = parse_key(key)["size"]
         except ValueError:
-            size = None
-        yield _choose(t.path, key, size, web_urls(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo)
+            size_ = None
+        yield _choose(t.path, key, size_, web_urls(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo)
+
+
+def _stable(urls: Sequence[str]) -> Optional[str]:
+    """The first http(s) URL the URL rule calls pinned, else immutable: it serves these bytes or nothing."""
+    http = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
+    for wanted in (Stability.PINNED, Stability.IMMUTABLE):
+        for u in http:
+            if stability(u) is wanted:
+                return u
+    return None
 
 
 def _choose(
@@ -182,13 +204,15 @@ def _choose(
 ) -> PinnedFile:
     http = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
     kept = next((u for uid, r in stores.items() if present.get(uid) and (u := r.url(key))), None)
-    for wanted in (Stability.PINNED, Stability.IMMUTABLE):
-        for u in http:
-            if stability(u) is wanted:
-                return PinnedFile(path, key, size, u, "archive", repo=repo, store_url=kept)
+    web_gone = present.get(WEB_UUID) is False  # marked: a reader or verify found its archive URLs gone
+    pinned = None if web_gone else _stable(http)
+    if pinned:
+        return PinnedFile(path, key, size, pinned, "archive", repo=repo, store_url=kept)
     if kept:
         return PinnedFile(path, key, size, kept, "store", repo=repo, store_url=kept)
-    if http:
+    if web_gone and http:
+        why = MARKED_GONE
+    elif http:
         why = MUTABLE_ONLY
     elif any(u.startswith("neuromirror+dandi:") for u in urls):
         why = EMBARGOED

@@ -18,12 +18,12 @@ from __future__ import annotations
 import html
 import json
 import logging
-import threading
-import time
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from neuromirror.read.check import LOST, url_status
+from neuromirror.read.fsspec_remote import FAILED_HEADER
+from neuromirror.read.loss import mirror_index, source_lock
+from neuromirror.read.serving import Serving
 from neuromirror.read.view_dav import dav_app, local_copy
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
 from neuromirror.util.progress import human_bytes
@@ -58,41 +58,13 @@ def public(url: str) -> bool:
     return not {k.lower() for k in parse_qs(parts.query)} & SECRET_PARAMS
 
 
-class _Liveness:
-    """Does an archive URL still serve?  One ``HEAD`` per URL, remembered (a dead answer briefly)."""
-
-    def __init__(self, alive_for: float = 3600.0, dead_for: float = 60.0, size: int = 65536) -> None:
-        self.alive_for, self.dead_for, self.size = alive_for, dead_for, size
-        self._known: dict[str, tuple[Optional[str], float]] = {}
-        self._lock = threading.Lock()
-        self._session: Any = None
-
-    def dead(self, url: str) -> Optional[str]:
-        """None if ``url`` answers 200, else what it answered."""
-        now = time.monotonic()
-        with self._lock:
-            got = self._known.get(url)
-            if got is not None and got[1] > now:
-                return got[0]
-            if self._session is None:
-                import requests
-
-                self._session = requests.Session()
-        status = url_status(self._session, url, timeout=15)
-        with self._lock:
-            if len(self._known) >= self.size:
-                self._known.clear()
-            self._known[url] = (status, now + (self.alive_for if status is None else self.dead_for))
-        return status
-
-
 class View:
     """The WSGI application of the view: GET/HEAD of files and listings here, WebDAV by WsgiDAV."""
 
     def __init__(self, root: Any, index: Optional[str] = None, hidden: Optional[Hidden] = None) -> None:
         self.tree = Tree(root, index, hidden)
         self.dav = dav_app(self.tree, SHARES)
-        self.live = _Liveness()
+        self.serving = Serving(mirror_index(root, index), source_lock(root, index))
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -154,17 +126,11 @@ class View:
             return self.dav(environ, start_response)  # its bytes, with Range, by WsgiDAV
         if f.served_by == "none" or f.url is None:
             return self._gone(start_response, f.path, f.key, f.why or "no URL serves it", head)
-        url = f.url
-        if f.served_by == "archive":
-            dead = self.live.dead(url)
-            if dead is not None:
-                if f.store_url:
-                    url = f.store_url
-                elif dead.startswith("HTTP 4"):
-                    return self._gone(start_response, f.path, f.key, LOST.format(status=dead), head)
-                else:  # no answer or a server error: not known to be lost
-                    why = f"{f.path}: key {f.key}: the archive did not answer ({dead}); try again later\n"
-                    return _text(start_response, "502 Bad Gateway", why, head)
+        fresh = bool(environ.get("HTTP_" + FAILED_HEADER.upper().replace("-", "_")))
+        answer = self.serving.answer(f, node.pin.source if node.pin else None, fresh)
+        if answer.status is not None:
+            return _text(start_response, answer.status, answer.body, head)
+        url = answer.file.url or ""
         if local_copy(f) is not None and url.startswith("file://"):
             environ["wsgidav.auth.user_name"] = ""
             return self.dav(environ, start_response)  # the store's copy, streamed with Range

@@ -34,7 +34,7 @@ import json
 import logging
 import threading
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import quote, urlencode
 
 import boto3
@@ -56,7 +56,12 @@ PUBLIC_READ_ACTIONS: tuple[str, ...] = (
 )
 
 
-def _make_server(host: str, port: int, record: Optional[Callable[[str, str], None]] = None) -> Any:
+def _make_server(
+    host: str,
+    port: int,
+    record: Optional[Callable[[str, str], None]] = None,
+    sent: Optional[Callable[[int], None]] = None,
+) -> Any:
     """A ThreadedMotoServer whose per-request access log is silent (``record(method, path?query)`` sees each).
 
     moto's request handler logs every request to stderr through werkzeug; with
@@ -106,7 +111,10 @@ def _make_server(host: str, port: int, record: Optional[Callable[[str, str], Non
                 app = self.dispatcher.get_application(environ)
                 if getattr(app, "service", None) == "s3":
                     self.s3 = app
-            return app(environ, start_response)
+            body = app(environ, start_response)
+            if sent is None:
+                return body
+            return _counted(body, sent)
 
     class _QuietServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
@@ -118,6 +126,18 @@ def _make_server(host: str, port: int, record: Optional[Callable[[str, str], Non
     if not hasattr(ThreadedMotoServer, "_server_entry"):  # pragma: no cover
         return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     return _QuietServer(ip_address=host, port=port, verbose=False)
+
+
+def _counted(body: Any, sent: Callable[[int], None]) -> Iterator[bytes]:
+    """The response body, each chunk's length told to ``sent`` as it goes out."""
+    try:
+        for chunk in body:
+            sent(len(chunk))
+            yield chunk
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 class S3StandIn:
@@ -151,13 +171,15 @@ class S3StandIn:
         #: ``(method, path?query)`` of each request while :meth:`log_requests` is on (off: None; benchmarks
         #: send millions of requests)
         self.request_log: Optional[list[tuple[str, str]]] = None
+        #: response body bytes sent while :meth:`log_requests` is on (what readers fetched)
+        self.bytes_sent = 0
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> S3StandIn:
         """Start the moto server thread (idempotent) and return self."""
         if self._server is not None:
             return self
-        server = _make_server(self.host, self.port, self._record)
+        server = _make_server(self.host, self.port, self._record, self._sent)
         server.start()
         self._server = server
         self.host, self.port = server.get_host_and_port()
@@ -184,9 +206,16 @@ class S3StandIn:
         if log is not None:
             log.append((method, path))
 
+    def _sent(self, n: int) -> None:
+        if self.request_log is not None:
+            with self._lock:
+                self.bytes_sent += n
+
     def log_requests(self, on: bool = True) -> list[tuple[str, str]]:
-        """Start (again, empty) or stop recording requests in :attr:`request_log`; the log."""
+        """Start (again, empty) or stop recording requests in :attr:`request_log` (and :attr:`bytes_sent`)."""
         log: list[tuple[str, str]] = []
+        if on:
+            self.bytes_sent = 0
         self.request_log = log if on else None
         return log
 

@@ -164,8 +164,10 @@ def _resolve(
             yield o, GitEntry(rel, sidecars[rel], remote_id)
             continue
         if how == "text":
+            # a versioned object's URL serves these bytes: registered for ``urls`` (an unversioned one could not)
+            pinned = (s.object_url(o.key, o.version_id),) if o.version_id else ()
             if o.key in contents:
-                yield o, GitEntry(rel, contents[o.key], remote_id)
+                yield o, GitEntry(rel, contents[o.key], remote_id, urls=pinned)
             else:
                 yield (
                     o,
@@ -176,6 +178,7 @@ def _resolve(
                         known[o.key],
                         o.size,
                         functools.partial(_load_text, s, o.key, o.version_id, o.etag, o.size),
+                        pinned,
                     ),
                 )
             continue

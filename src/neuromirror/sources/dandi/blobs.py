@@ -283,11 +283,11 @@ class AssetEntries(DandiAPI):
         if embargo.is_embargoed(self):  # only the key opens it: the special remote's URL
             return embargo.embargoed_entry(self, path, sha, size, api_download, asset["asset_id"])
         pinned = f"{s3_url}?versionId={version_id}" if s3_url and version_id else s3_url
+        urls = tuple(u for u in (pinned, api_download) if u)
         if is_text_asset(path, size):
             # no remote_id: a file in git is identified by its sha256, and the
-            # index must stay rebuildable from the dataset alone
-            return GitEntry(path, None, None, sha, size, functools.partial(download_verified, pinned or api_download))
-        urls = tuple(u for u in (pinned, api_download) if u)
+            # index must stay rebuildable from the dataset alone; its URLs go on the git-annex branch
+            return GitEntry(path, None, None, sha, size, functools.partial(download_verified, urls[0]), urls)
         return AnnexEntry(path, sha256e_key(sha, size, path), size, urls, SHA256, sha, asset["asset_id"])
 
     def _api_url(self, md: dict, asset_id: str) -> str:

@@ -1,0 +1,219 @@
+"""A pin read in place after the archive lost its bytes: the store's copy, or an error — never a fill value.
+
+On DANDI every old Zarr state ends so: the S3 versions a pin records expire.  A dandiset's Zarr is
+published, then every chunk is rewritten upstream (new S3 versions); the lab keeps two of the
+published chunks in a directory store.  Readers open the published pin — zarr-python through
+``neuromirror://`` (a mirror of its own), through ``neuromirror://`` of a served mirror (its
+``base_url``) and through the view by fsspec's plain HTTP — and only then the old versions are
+deleted from moto (every S3 version of the pin's chunks).  The kept chunks read the old values
+from the store; the others raise, on every path.  The loss one reader saw is remembered for the
+others (the index) and for clones (the ``git-annex`` branch): ``urls`` and a plain ``datalad get``
+go straight to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from conftest import clone, git
+from test_keep import T0, Dandiset, lose_blobs
+from test_read import ZARR, zarr_files
+from test_read_view import view_server
+from test_retrieve import Runner
+from test_service import ENV
+
+KEPT = ("0.0", "0.1")
+H5_KEPT, H5_LOST = "sub-01/kept.nwb", "sub-02/lost.nwb"
+UNKEPT = ("1.0", "1.1")
+WEB = "00000000-0000-0000-0000-000000000001"
+
+
+def h5_of(offset: int) -> bytes:
+    """An HDF5 file (as NWB files are) of 400,000 float64 values from ``offset``, in chunks of 5,000."""
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_dataset("data", data=np.arange(400_000, dtype="float64") + offset, chunks=(5_000,))
+    return buf.getvalue()
+
+
+class Lost:
+    def __init__(self, archive, tmp: Path) -> None:  # noqa: ANN001
+        self.archive, self.tmp = archive, tmp
+        when = T0 + timedelta(days=1200 + len(archive.dandiset_ids()))
+        ident = archive.create_dandiset(name="read after loss", created=when)
+        self.old = np.arange(16, dtype="int32").reshape(4, 4)
+        archive.put_asset(ident, "README.md", b"# read after loss\n", when=when)
+        self.h5_base = 10 * len(archive.dandiset_ids())  # distinct bytes: one blob each, in every dandiset
+        for i, path in enumerate((H5_KEPT, H5_LOST)):
+            archive.put_asset(ident, path, h5_of(self.h5_base + i), when=when)
+        aid = archive.add_zarr_asset(ident, ZARR, zarr_files(self.old), when=when + timedelta(minutes=1))
+        self.zarr_id = archive.asset(aid).zarr.zarr_id
+        version = archive.publish(ident, when=when + timedelta(hours=1))
+        run = Runner(tmp / "mirror")
+        run.ok("sync", f"dandi:{ident}", "--dandi-api", archive.api_url)
+        self.d = Dandiset(archive, ident, version, {}, run)
+        # upstream rewrites every chunk in place: the published pin's versions become noncurrent
+        chunks = {k: v for k, v in zarr_files(-self.old).items() if "." in k and not k.startswith(".")}
+        assert sorted(chunks) == sorted(KEPT + UNKEPT)
+        archive.modify_zarr(self.zarr_id, put=chunks, when=when + timedelta(hours=2))
+        run.ok("sync", f"dandi:{ident}", "--dandi-api", archive.api_url)
+        self.store = tmp / "store"
+        kept = [f"{ZARR}/{k}" for k in KEPT] + [H5_KEPT]
+        run.ok("keep", self.d.spec, "--to", str(self.store), *[a for p in kept for a in ("--include", p)])
+
+    @property
+    def root(self) -> Path:
+        return self.d.run.root
+
+    def path(self) -> str:
+        return f"dandi/{self.d.id}@{self.d.version}/{ZARR}"
+
+    def expire_old_versions(self) -> None:
+        """What DANDI's lifecycle rule does to noncurrent versions: every S3 version the pin records, deleted."""
+        z = self.archive.asset_at(self.d.id, ZARR, self.d.version).zarr
+        client = self.archive.s3.client()
+        listing = client.list_object_versions(Bucket=z.bucket, Prefix=f"zarr/{z.zarr_id}/")
+        old = [v for v in listing["Versions"] if not v["IsLatest"]]
+        assert sorted(v["Key"].rpartition("/")[2] for v in old) == sorted(KEPT + UNKEPT)
+        for v in old:
+            client.delete_object(Bucket=z.bucket, Key=v["Key"], VersionId=v["VersionId"])
+
+    def urls(self) -> dict[str, dict]:
+        rows = json.loads(self.d.run.ok("urls", self.d.spec, ZARR, "--json"))
+        return {r["path"].rpartition("/")[2]: r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def lost(dandi_archive, tmp_path_factory) -> Iterator[Lost]:  # noqa: ANN001
+    yield Lost(dandi_archive, tmp_path_factory.mktemp("loss"))
+
+
+def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
+    """h5py opened both files while the archive served them; then every S3 version of both went."""
+    import fsspec
+    import h5py
+
+    opts = {"root": str(lost.root)}
+    base = f"neuromirror://dandi/{lost.d.id}@{lost.d.version}"
+    with fsspec.open(f"{base}/{H5_KEPT}", "rb", **opts) as kf, fsspec.open(f"{base}/{H5_LOST}", "rb", **opts) as lf:
+        with h5py.File(kf, "r") as kept, h5py.File(lf, "r") as gone:
+            base = lost.h5_base
+            want = np.arange(300_000, 300_010, dtype="float64") + base
+            np.testing.assert_array_equal(kept["data"][:10], np.arange(10, dtype="float64") + base)
+            np.testing.assert_array_equal(gone["data"][:10], np.arange(10, dtype="float64") + base + 1)
+            lose_blobs(lost.d, [H5_KEPT, H5_LOST])
+            np.testing.assert_array_equal(kept["data"][300_000:300_010], want)  # the store's copy
+            with pytest.raises(OSError) as err:
+                gone["data"][300_000:300_010]
+            assert not isinstance(err.value, FileNotFoundError)
+
+
+def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) -> None:
+    import fsspec
+    import zarr
+
+    from neuromirror.read.fsspec_fs import NotStreamable
+
+    with view_server(lost.root) as base:
+        local = zarr.open_array(f"neuromirror://{lost.path()}", mode="r", storage_options={"root": str(lost.root)})
+        served = zarr.open_array(f"neuromirror://{lost.path()}", mode="r", storage_options={"base_url": base})
+        plain = zarr.open_array(f"{base}dav/dandi/{lost.d.id}/{lost.d.version}/{ZARR}", mode="r")
+        for reader in (local, served, plain):  # every reader started, and read, while the archive served
+            np.testing.assert_array_equal(reader[:], lost.old)
+        assert {r["served_by"] for r in lost.urls().values()} == {"archive"}
+
+        lost.expire_old_versions()
+
+        # neuromirror:// on the mirror: chunk 0.0 from the store, chunk 1.1 an error naming its key
+        np.testing.assert_array_equal(local[0:2, 0:2], lost.old[0:2, 0:2])
+        with pytest.raises(NotStreamable, match=r"1\.1: key .*no longer serves it \(HTTP 404\)"):
+            local[2:4, 2:4]
+        # neuromirror:// on the served mirror: its read through the redirect failed, told the view,
+        # which asked the archive again: chunk 0.1 from the store, chunk 1.0 gone (410)
+        np.testing.assert_array_equal(served[0:2, 2:4], lost.old[0:2, 2:4])
+        with pytest.raises(NotStreamable, match=r"1\.0: key .*no longer serves it"):
+            served[2:4, 0:2]
+        # plain HTTP through the view, which remembers what both readers found: never a fill value
+        np.testing.assert_array_equal(plain[0:2, :], lost.old[0:2, :])
+        for rows in (slice(2, 4), slice(None)):
+            with pytest.raises(Exception) as err:
+                plain[rows, :]
+            assert "410" in str(err.value) or "Gone" in str(err.value), err.value
+        r = fsspec.filesystem("http")
+        with pytest.raises(Exception, match="410"):
+            r.cat_file(f"{base}dav/dandi/{lost.d.id}/{lost.d.version}/{ZARR}/1.1")
+
+    # the loss is in the index (for every reader) and on the git-annex branch (for every clone)
+    from neuromirror.read.loss import flush_all
+
+    flush_all()  # the marks the readers of this process started (zarr's filesystem is an instance of its own)
+    fs = fsspec.filesystem("neuromirror", root=str(lost.root))
+    infos = {k: fs.info(f"{lost.path()}/{k}") for k in ("0.0", "1.1")}
+    assert infos["0.0"]["served_by"] == "store" and infos["0.0"]["url"].startswith("file://")
+    assert (infos["1.1"]["served_by"], infos["1.1"]["url"]) == ("none", None)
+    from neuromirror.dataset.mirror import Mirror
+
+    with sqlite3.connect(Mirror(lost.root).index_path) as db:
+        rows = db.execute("SELECT key, status FROM lost_urls").fetchall()
+    rows_by_key = dict(rows)
+    urls = lost.urls()
+    assert {urls[k]["key"] for k in ("0.0", "1.1")} <= set(rows_by_key), rows
+    assert {urls[k]["served_by"] for k in KEPT} == {"store"} and {urls[k]["served_by"] for k in UNKEPT} == {"none"}
+    zarr_ds = lost.d.ds / ZARR
+    for k in ("0.0", "1.1"):
+        log = git(zarr_ds, "show", f"git-annex:{_log_path(zarr_ds, urls[k]['key'])}")
+        assert any(line.endswith(f"s 0 {WEB}") for line in log.splitlines()), log  # the web lost it
+
+
+def test_the_view_alone_finds_the_loss_when_it_rechecks_every_redirect(dandi_archive, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """No other reader tells the view: with ``NEUROMIRROR_VIEW_RECHECK=0`` a plain HTTP client never gets a 404."""
+    import zarr
+
+    monkeypatch.setitem(ENV, "NEUROMIRROR_VIEW_RECHECK", "0")
+    fresh = Lost(dandi_archive, tmp_path)
+    with view_server(fresh.root) as base:
+        plain = zarr.open_array(f"{base}dav/dandi/{fresh.d.id}/{fresh.d.version}/{ZARR}", mode="r")
+        np.testing.assert_array_equal(plain[:], fresh.old)
+        fresh.expire_old_versions()
+        np.testing.assert_array_equal(plain[0:2, :], fresh.old[0:2, :])  # the kept chunks, from the store
+        with pytest.raises(Exception) as err:
+            plain[2:4, :]
+        assert "410" in str(err.value) or "Gone" in str(err.value), err.value
+
+
+def _log_path(repo: Path, key: str) -> str:
+    from neuromirror.annex.keys import log_path
+
+    return log_path(key, ".log")
+
+
+def test_a_clone_gets_a_lost_chunk_from_the_store_without_asking_the_archive(lost: Lost) -> None:
+    """After a reader saw the loss (the test above), ``datalad get`` of the pin's chunks goes straight to the store."""
+    from neuromirror.read.loss import flush_all
+
+    flush_all()
+    work = clone(lost.d.ds, lost.tmp / "clone")
+    git(work, "checkout", "-q", lost.d.version)
+    subprocess.run(["datalad", "get", "-n", ZARR], cwd=work, capture_output=True, check=True)
+    sub = work / ZARR
+    git(sub, "config", "annex.security.allowed-ip-addresses", "all")
+    s3_log = lost.archive.s3.log_requests()
+    try:
+        got = subprocess.run(["datalad", "get", "0.0"], cwd=sub, capture_output=True, text=True, check=False)
+    finally:
+        lost.archive.s3.log_requests(False)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert (sub / "0.0").read_bytes() == zarr_files(lost.old)["0.0"]
+    assert not [r for r in s3_log if r[1].endswith("/0.0") or "/0.0?" in r[1]], s3_log
