@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -119,11 +120,39 @@ def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archiv
     assert any(u.endswith(f"?versionId={current['VersionId']}") for u in urls), urls
     assert len(urls) >= 3  # the lost pinned URL and the API route stay recorded beside it
     assert report["recorded_urls"] >= 2
+    restored_url = next(u for u in urls if u.endswith(f"?versionId={current['VersionId']}"))
+
+    # the read path and the index know it too: `urls` names the restored version (its old URL serves
+    # nothing now), which serves the key's bytes; the index's file state lists it; so after `reindex`
+    assert served_url(d, lost[0]) == restored_url
+    assert requests.get(restored_url, timeout=30).content == d.files[lost[0]]
+    assert restored_url in index_urls(d, key)
+    d.run.ok("reindex")
+    assert served_url(d, lost[0]) == restored_url and restored_url in index_urls(d, key)
 
     # a third run writes nothing
     code, again, err = restore_json(d, "--to", target)
     assert code == 0, err
     assert (again["written"]["objects"], again["same"], again["recorded_urls"]) == (0, n_objects, 0)
+
+
+def served_url(d: Dandiset, path: str) -> str:
+    """The one URL ``neuromirror urls SPEC@VERSION --json`` gives for ``path``."""
+    code, out, err = d.run("urls", d.spec, path, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    return row["url"]
+
+
+def index_urls(d: Dandiset, key: str) -> list[str]:
+    """The URLs the index records for ``key``'s file states in the dandiset."""
+    conn = sqlite3.connect(d.run.root / ".neuromirror" / "index.sqlite")
+    try:
+        rows = conn.execute("SELECT urls FROM entries WHERE source=? AND key=?", [d.source, key]).fetchall()
+    finally:
+        conn.close()
+    assert rows, key
+    return [u for (urls,) in rows for u in json.loads(urls)]
 
 
 def whereis_urls(repo: Path, key: str) -> list[str]:
