@@ -49,11 +49,17 @@ def key_rule(source: str) -> Callable[[str], bool]:
     return is_archive_key if source.startswith("dandi:") else _any_key
 
 
-def place(f: KeepFile, source: str, label: str) -> ArchiveObject | Unplaced:
-    """The archive object ``f`` is, or why it has none the mirror knows."""
+def place(
+    f: KeepFile, source: str, label: str, endpoints: Optional[tuple[str, ...]] = None
+) -> ArchiveObject | Unplaced:
+    """The archive object ``f`` is, or why it has none the mirror knows (``endpoints``: the S3 endpoints in
+    use, read once by a caller placing many files)."""
     rule = key_rule(source)
-    endpoints = s3urls.endpoints_in_use()
-    for url in f.urls:
+    if endpoints is None:
+        endpoints = s3urls.endpoints_in_use()
+    # a versioned URL first: it is the S3 one (the archive's download route has none), one parse per file
+    urls = sorted(f.urls, key=lambda u: "versionId=" not in u) if len(f.urls) > 1 else f.urls
+    for url in urls:
         loc = s3urls.locate(url, endpoints, archive_key=rule)
         if loc is not None and loc.key:
             base = url.split("?", 1)[0]

@@ -28,6 +28,7 @@ from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.objects import ArchiveObject, Unplaced, place
 from neuromirror.restore.report import ObjectNote, RestoreReport
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
+from neuromirror.sources import s3urls
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
@@ -68,6 +69,7 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
     disagree on without holding their objects: what is remembered per key is two hashes (archive key,
     git-annex key), ~100 bytes, not the object (~600 bytes: 10^6 keys would be 600 MB)."""
     seen: dict[int, int] = {}
+    endpoints = s3urls.endpoints_in_use()
     at = len(report.versions)
     for t in reversed(targets):
         row = t.row
@@ -77,7 +79,7 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
         listing = VersionFiles()
         for f in each_version_file(mirror.index, mirror.dataset_path(t.relpath), row["id"], listing):
             entry["files"] += 1
-            got = place(f, t.source, label)
+            got = place(f, t.source, label, endpoints)
             if isinstance(got, Unplaced):
                 report.skipped.append(ObjectNote(got.path, "", got.key, got.why))
                 continue
@@ -127,6 +129,16 @@ def restore_objects(
             if isinstance(target, S3Target):
                 target.prefetch(batch)
             new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
+            if options.dry_run and isinstance(target, S3Target):
+                # a dry run's object a listing shows absent costs no request: looked at here, not by a thread
+                # (a thread's hand-over costs more than the look); the others (a HEAD each) by the pool
+                quick = [o for o in batch if target.listed_absent(o)]
+                for o in quick:
+                    _count(_one(o, target, copies, options), target, report, new_urls)
+                if len(quick) < len(batch):
+                    batch = [o for o in batch if not target.listed_absent(o)]
+                else:
+                    batch = []
             for d in pool.map(lambda o: _one(o, target, copies, options), batch):
                 _count(d, target, report, new_urls)
             report.recorded_urls += _register(mirror, new_urls)

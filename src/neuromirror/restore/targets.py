@@ -117,9 +117,8 @@ class S3Target:
         archive's own full bucket a scan that never costs more requests than the ``HEAD``s it saves.  An
         object a listing shows is still looked at with ``HEAD``."""
         dense: dict[str, int] = {}
-        names = [self.prefix + o.archive_key for o in objs]
-        for name in names:
-            c = container_of(name)
+        names = [(self.prefix + o.archive_key, container_of(self.prefix + o.archive_key)) for o in objs]
+        for _, c in names:
             if c and c not in self._containers:
                 dense[c] = dense.get(c, 0) + 1
         for prefix, n in dense.items():
@@ -127,9 +126,9 @@ class S3Target:
                 self._list(prefix, None)
                 self._containers.add(prefix)
         sparse: dict[str, int] = {}
-        for name in names:
-            if not self._known(name):
-                parent = _parent(container_of(name))
+        for name, c in names:
+            if c not in self._containers and not self._known(name):
+                parent = _parent(c)
                 if parent:
                     sparse[parent] = sparse.get(parent, 0) + 1
         for parent, n in sparse.items():
@@ -151,19 +150,24 @@ class S3Target:
     def _scan(self, parent: str, pages: int) -> None:
         self._scanned[parent] = self._list(parent, self._scanned.get(parent), pages)
 
+    def listed_absent(self, obj: ArchiveObject) -> bool:
+        """Whether a listing showed ``obj`` absent (looking at it costs no request)."""
+        name = self.prefix + obj.archive_key
+        return hash(name) not in self._sizes and self._known(name)
+
     def _known(self, name: str) -> bool:
         """Whether a listing covered ``name`` (then an object it did not show is absent)."""
-        if container_of(name) in self._containers:
+        container = container_of(name)
+        if container in self._containers:
             return True
-        parent = _parent(container_of(name))
+        parent = _parent(container)
         if parent not in self._scanned:
             return False
         upto = self._scanned[parent]
         return upto is None or name <= upto
 
     def look(self, obj: ArchiveObject) -> tuple[str, Optional[str]]:
-        name = self.prefix + obj.archive_key
-        if hash(name) not in self._sizes and self._known(name):
+        if self.listed_absent(obj):
             return ABSENT, None  # (a size that differs is left to HEAD: a hash is not a name)
         state, head = self._look(obj)
         vid = head.get("VersionId") if state == SAME else None
