@@ -132,13 +132,13 @@ def restore_objects(
             if options.dry_run and isinstance(target, S3Target):
                 # a dry run's object a listing shows absent costs no request: looked at here, not by a thread
                 # (a thread's hand-over costs more than the look); the others (a HEAD each) by the pool
-                quick = [o for o in batch if target.listed_absent(o)]
-                for o in quick:
-                    _count(_one(o, target, copies, options), target, report, new_urls)
-                if len(quick) < len(batch):
-                    batch = [o for o in batch if not target.listed_absent(o)]
-                else:
-                    batch = []
+                rest = []
+                for o in batch:
+                    if target.listed_absent(o):
+                        _count(_one(o, target, copies, options), target, report, new_urls)
+                    else:
+                        rest.append(o)
+                batch = rest
             for d in pool.map(lambda o: _one(o, target, copies, options), batch):
                 _count(d, target, report, new_urls)
             report.recorded_urls += _register(mirror, new_urls)
