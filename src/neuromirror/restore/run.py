@@ -25,10 +25,9 @@ from neuromirror.index.version_rows import add_entry_urls
 from neuromirror.keep.files import VersionFiles, each_version_file
 from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
-from neuromirror.restore.objects import ArchiveObject, Unplaced, place
+from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
 from neuromirror.restore.report import ObjectNote, RestoreReport
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
-from neuromirror.sources import s3urls
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
@@ -69,7 +68,7 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
     disagree on without holding their objects: what is remembered per key is two hashes (archive key,
     git-annex key), ~100 bytes, not the object (~600 bytes: 10^6 keys would be 600 MB)."""
     seen: dict[int, int] = {}
-    endpoints = s3urls.endpoints_in_use()
+    locators = {t.source: locator_for(t.source) for t in targets}
     at = len(report.versions)
     for t in reversed(targets):
         row = t.row
@@ -79,7 +78,7 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
         listing = VersionFiles()
         for f in each_version_file(mirror.index, mirror.dataset_path(t.relpath), row["id"], listing):
             entry["files"] += 1
-            got = place(f, t.source, label, endpoints)
+            got = place(f, t.source, label, locators[t.source])
             if isinstance(got, Unplaced):
                 report.skipped.append(ObjectNote(got.path, "", got.key, got.why))
                 continue

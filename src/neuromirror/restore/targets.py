@@ -110,30 +110,29 @@ class S3Target:
         """Listings instead of a ``HEAD`` per absent object: a first restore or a dry run over many keys
         costs a few pages of listing per 1,000 objects.  Called between batches (no thread is looking).
 
-        A container (a Zarr, a blob directory, an asset) holding :data:`DENSE` objects or more of ``objs``
-        is listed whole, once.  The others — DANDI's blobs spread over 4,096 directories — are covered by
-        listing their parent (``blobs/``) in key order, :data:`PAGES_PER` pages for so many objects at
-        most per batch, going on where the last batch stopped: in an empty target one request; in the
-        archive's own full bucket a scan that never costs more requests than the ``HEAD``s it saves.  An
-        object a listing shows is still looked at with ``HEAD``."""
-        dense: dict[str, int] = {}
+        DANDI's blobs, spread over 4,096 directories, are covered by listing their parent (``blobs/``) in
+        key order, one page per :data:`PAGES_PER` objects of the batch at most, going on where the last
+        batch stopped: in an empty target one request; in the archive's own full bucket a scan that never
+        costs more requests than the ``HEAD``s it saves.  Then a container (a Zarr, an asset, a blob
+        directory the scan has not reached) holding :data:`DENSE` objects or more of ``objs`` is listed
+        whole, once.  An object a listing shows is still looked at with ``HEAD``."""
         names = [(self.prefix + o.archive_key, container_of(self.prefix + o.archive_key)) for o in objs]
-        for _, c in names:
-            if c and c not in self._containers:
+        sparse: dict[str, int] = {}
+        for name, c in names:
+            parent = _parent(c)
+            if parent and c not in self._containers and not self._known(name):
+                sparse[parent] = sparse.get(parent, 0) + 1
+        for parent, n in sparse.items():
+            if parent not in self._scanned or self._scanned[parent] is not None:
+                self._scan(parent, max(1, n // PAGES_PER))
+        dense: dict[str, int] = {}  # what no scan covered
+        for name, c in names:
+            if c and c not in self._containers and not self._known(name):
                 dense[c] = dense.get(c, 0) + 1
         for prefix, n in dense.items():
             if n >= DENSE:
                 self._list(prefix, None)
                 self._containers.add(prefix)
-        sparse: dict[str, int] = {}
-        for name, c in names:
-            if c not in self._containers and not self._known(name):
-                parent = _parent(c)
-                if parent:
-                    sparse[parent] = sparse.get(parent, 0) + 1
-        for parent, n in sparse.items():
-            if parent not in self._scanned or self._scanned[parent] is not None:
-                self._scan(parent, max(1, n // PAGES_PER))
 
     def _list(self, prefix: str, start: Optional[str], pages: Optional[int] = None) -> Optional[str]:
         """List ``prefix`` after ``start``; the last key seen if it stopped after ``pages``, else None."""
