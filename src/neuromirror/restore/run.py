@@ -134,7 +134,7 @@ def restore_objects(
                 rest = []
                 for o in batch:
                     if target.listed_absent(o):
-                        _count(_one(o, target, copies, options), target, report, new_urls)
+                        _count(_would_write(o, copies), target, report, new_urls)
                     else:
                         rest.append(o)
                 batch = rest
@@ -192,9 +192,7 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
             return _Done(o, DIFFERS, f"holds other bytes, not overwritten: {why_not}")
         overwrite = True
     if options.dry_run:
-        if not copies.held(o.key):
-            return _Done(o, "failed", "no store holds a copy")
-        return _Done(o, "would_write")
+        return _would_write(o, copies)
     bad: list[BadCopy] = []
     try:
         data = copies.fetch(o.key, o.size, bad, every=options.every)
@@ -210,6 +208,11 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
         data.close()
     crashpoint("restore-put")
     return _Done(o, "overwritten" if overwrite else "written", version_id=vid, bad=bad)
+
+
+def _would_write(o: ArchiveObject, copies: Copies) -> _Done:
+    """A dry run's object that is absent (or would be overwritten): written if some store holds it."""
+    return _Done(o, "would_write") if copies.held(o.key) else _Done(o, "failed", "no store holds a copy")
 
 
 def _archive_url(

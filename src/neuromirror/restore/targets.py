@@ -120,14 +120,14 @@ class S3Target:
         sparse: dict[str, int] = {}
         for name, c in names:
             parent = _parent(c)
-            if parent and c not in self._containers and not self._known(name):
+            if parent and c not in self._containers and not self._known(name, c):
                 sparse[parent] = sparse.get(parent, 0) + 1
         for parent, n in sparse.items():
             if parent not in self._scanned or self._scanned[parent] is not None:
                 self._scan(parent, max(1, n // PAGES_PER))
         dense: dict[str, int] = {}  # what no scan covered
         for name, c in names:
-            if c and c not in self._containers and not self._known(name):
+            if c and c not in self._containers and not self._known(name, c):
                 dense[c] = dense.get(c, 0) + 1
         for prefix, n in dense.items():
             if n >= DENSE:
@@ -154,9 +154,10 @@ class S3Target:
         name = self.prefix + obj.archive_key
         return hash(name) not in self._sizes and self._known(name)
 
-    def _known(self, name: str) -> bool:
+    def _known(self, name: str, container: Optional[str] = None) -> bool:
         """Whether a listing covered ``name`` (then an object it did not show is absent)."""
-        container = container_of(name)
+        if container is None:
+            container = container_of(name)
         if container in self._containers:
             return True
         parent = _parent(container)
