@@ -27,7 +27,8 @@ from urllib.parse import quote, urlsplit
 
 from neuromirror.annex import gitmodules
 from neuromirror.annex.keys import hashdir_lower, key_file, log_path, parse_key
-from neuromirror.annex.logs import log_state, web_urls_newest_first
+from neuromirror.annex.logs import log_state, web_urls  # noqa: F401  (main's files-in-git path reads it)
+from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
 from neuromirror.engine.urlrule import Stability, stability
 from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
 from neuromirror.read.pinned import Pin
@@ -168,9 +169,7 @@ def resolve_batch(
             size: Optional[int] = parse_key(key)["size"]
         except ValueError:
             size = None
-        yield _choose(
-            t.path, key, size, web_urls_newest_first(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo
-        )
+        yield _choose(t.path, key, size, web_urls_newest(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo)
 
 
 def _choose(
