@@ -250,3 +250,33 @@ def test_bench_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert set(soak["nochange_rows"]) <= {"runs"}, "a no-change sync adds its run row and nothing else"
     assert soak["http_requests"] > soak["http_loose_requests"] > 0, "a dumb-HTTP client asks for each loose object"
     assert "| soak " in proc.stdout
+
+
+def test_bench_restore_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """restore against git annex copy --to S3 and boto3, and the dry run over keys recorded as kept in the index
+    (two dandisets, grown to 10^6): every row there, every object would be written, the targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "restore",
+        "--restore-small",
+        "6",
+        "--restore-large",
+        "1",
+        "--restore-large-mb",
+        "1",
+        "--restore-dry-keys",
+        "30",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"restore-small", "restore-small-peer", "restore-large", "restore-large-boto3"} <= set(by), set(by)
+    assert by["restore-small"]["written"] == {"objects": 6, "bytes": 6 * 10_000}
+    assert (by["restore-dry-3"]["would_write"], by["restore-dry-30"]["would_write"]) == (3, 30)
+    assert by["restore-dry-30"]["cpu_at_1e6_s"] > 0 and by["restore-dry-30"]["rss_at_1e6_mb"] > 0
+    assert {t["target"] for t in doc["targets"]} >= {
+        "restore small files vs git annex copy --to S3: files/s",
+        "restore large files vs boto3 upload_file: MB/s",
+        "restore dry run over 10^6 kept keys: wall s",
+        "restore dry run over 10^6 kept keys: peak RSS",
+    }
+    assert "| restore-dry-30 " in proc.stdout

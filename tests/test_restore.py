@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -119,11 +120,39 @@ def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archiv
     assert any(u.endswith(f"?versionId={current['VersionId']}") for u in urls), urls
     assert len(urls) >= 3  # the lost pinned URL and the API route stay recorded beside it
     assert report["recorded_urls"] >= 2
+    restored_url = next(u for u in urls if u.endswith(f"?versionId={current['VersionId']}"))
+
+    # the read path and the index know it too: `urls` names the restored version (its old URL serves
+    # nothing now), which serves the key's bytes; the index's file state lists it; so after `reindex`
+    assert served_url(d, lost[0]) == restored_url
+    assert requests.get(restored_url, timeout=30).content == d.files[lost[0]]
+    assert restored_url in index_urls(d, key)
+    d.run.ok("reindex")
+    assert served_url(d, lost[0]) == restored_url and restored_url in index_urls(d, key)
 
     # a third run writes nothing
     code, again, err = restore_json(d, "--to", target)
     assert code == 0, err
     assert (again["written"]["objects"], again["same"], again["recorded_urls"]) == (0, n_objects, 0)
+
+
+def served_url(d: Dandiset, path: str) -> str:
+    """The one URL ``neuromirror urls SPEC@VERSION --json`` gives for ``path``."""
+    code, out, err = d.run("urls", d.spec, path, "--json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    return row["url"]
+
+
+def index_urls(d: Dandiset, key: str) -> list[str]:
+    """The URLs the index records for ``key``'s file states in the dandiset."""
+    conn = sqlite3.connect(d.run.root / ".neuromirror" / "index.sqlite")
+    try:
+        rows = conn.execute("SELECT urls FROM entries WHERE source=? AND key=?", [d.source, key]).fetchall()
+    finally:
+        conn.close()
+    assert rows, key
+    return [u for (urls,) in rows for u in json.loads(urls)]
 
 
 def whereis_urls(repo: Path, key: str) -> list[str]:
@@ -271,3 +300,51 @@ def test_aind_asset_restored_under_its_keys_after_every_version_was_deleted(s3, 
     code, out, err = a.run("restore", a.spec, "--to", str(tmp_path / "out"), "--json")
     assert code == 0, err
     assert (tmp_path / "out" / ASSET / KEPT).read_bytes() == a.files[KEPT]
+
+
+def test_locator_answers_as_locate_for_every_url_shape(monkeypatch) -> None:  # noqa: ANN001
+    """restore places 10^6 files with a Locator (a host worked out once): it must name the same bucket and
+    key as s3urls.locate for every shape of URL an archive records, AWS, endpoints, unlisted hosts, odd ones."""
+    import itertools
+
+    from neuromirror.restore.objects import key_rule
+    from neuromirror.sources import s3urls
+
+    monkeypatch.setenv("NEUROMIRROR_S3_ENDPOINT", "http://MinIO.lab:9000")
+    hosts = [
+        "http://127.0.0.1:4545",
+        "https://dandiarchive.s3.amazonaws.com",
+        "https://s3.amazonaws.com",
+        "https://s3.us-west-2.amazonaws.com",
+        "https://dandiarchive.s3-us-west-2.amazonaws.com",
+        "http://minio.lab:9000",
+        "HTTP://MinIO.lab:9000",
+        "https://api.dandiarchive.org",
+        "https://bucket.example.org",
+        "ftp://x.y",
+        "http://user@host.x:1",
+        "http://localhost:99",
+    ]
+    uuid = "0123abcd-4567-89ab-cdef-0123456789ab"
+    paths = [
+        f"/dandiarchive/blobs/abc/def/{uuid}?versionId=x%2By",
+        f"/blobs/abc/def/{uuid}",
+        f"/dandiarchive/zarr/{uuid}/0/0.1",
+        f"/zarr/{uuid}/.zarray",
+        "/api/assets/1234/download/",
+        "/ecephys_1/a%20b/c.bin?versionId=1",
+        "/",
+        "/bucket",
+        "/bucket/key#frag",
+        "/b/k?x=/y",
+    ]
+    odd = ["http://h?x/y", "nourl", "", "http:///x", "http://h#/x/y"]
+    located = 0
+    for source in ("dandi:000001", "aind:asset"):
+        rule, endpoints = key_rule(source), s3urls.endpoints_in_use()
+        find = s3urls.Locator(endpoints, rule)
+        for url in [h + p for h, p in itertools.product(hosts, paths)] + odd:
+            want = s3urls.locate(url, endpoints, archive_key=rule)
+            assert find(url) == want, url
+            located += want is not None
+    assert located > 100  # most shapes name an object: the comparison is not of Nones

@@ -60,6 +60,28 @@ def web_urls(data: Optional[bytes]) -> tuple[str, ...]:
     return tuple(u[1:] if u.startswith(":") else u for u, live in log_state(data).items() if live)
 
 
+def web_urls_newest_first(data: Optional[bytes]) -> tuple[str, ...]:
+    """:func:`web_urls`, the most recently recorded first (ties: in the order first seen).
+
+    A key can gain a URL after its first one died: ``restore`` writing the bytes back into the
+    archive's bucket gives them a new S3 versionId, registered beside the lost one.  A reader
+    wanting *one* URL takes the newest of the same kind: the one least likely to be gone."""
+    if not data:
+        return ()
+    newest: dict[str, float] = {}
+    for line in data.decode(errors="replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3:
+            try:
+                t = float(parts[0].rstrip("s"))
+            except ValueError:
+                t = 0.0
+            newest[parts[2]] = max(t, newest.get(parts[2], t))
+    live = [u for u, present in log_state(data).items() if present]
+    live.sort(key=lambda u: -newest.get(u, 0.0))
+    return tuple(u[1:] if u.startswith(":") else u for u in live)
+
+
 def add_present(existing: Optional[bytes], stamp: str, values: Iterable[str]) -> Optional[bytes]:
     """``existing`` with ``values`` recorded as present at ``stamp``; None when nothing changes."""
     values = list(dict.fromkeys(values))

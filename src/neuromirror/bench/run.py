@@ -134,6 +134,12 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--restore-small", type=int, default=10_000, help="restore: files of ~10 kB (default 10^4)")
     g.add_argument("--restore-large", type=int, default=4, help="restore: large files (default 4; 0 skips them)")
     g.add_argument("--restore-large-mb", type=int, default=256, help="restore: size of each large file in MB")
+    g.add_argument(
+        "--restore-dry-keys",
+        type=lambda s: int(float(s)),
+        default=1_000_000,
+        help="restore: kept keys of the dry run at scale (default 10^6; 0 skips it; smaller: extrapolated)",
+    )
     g = p.add_argument_group("keep-archive (issue 33): the archive's shape kept into two stores, killed, resumed")
     g.add_argument(
         "--keep-archive-keys",

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from neuromirror.keep.versions import select_versions
     from neuromirror.restore.report import RestoreReport
-    from neuromirror.restore.run import RestoreOptions, plan, restore_objects
+    from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
     from neuromirror.restore.targets import open_target
 
     if args.jobs < 1:
@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
     mirror = require_mirror(args)
     try:
         versions = select_versions(mirror.index, specs)
-        objs = plan(mirror, versions, report)
-        restore_objects(mirror, objs, target, options, report)
+        restore_objects(mirror, plan_iter(mirror, versions, report), target, options, report)
     finally:
         mirror.close()
     if args.json:

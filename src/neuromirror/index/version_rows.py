@@ -130,6 +130,29 @@ def link_version(conn: sqlite3.Connection, source: str, stats: Stats, fields: di
     return vid
 
 
+def add_entry_urls(conn: sqlite3.Connection, source: str, pairs: Iterable[tuple[str, str]]) -> int:
+    """``(key, url)``: each URL added to the recorded URLs of ``source``'s file states of that key
+    (``restore`` writing a key's bytes back gives it a new versioned URL; the git-annex branch has it,
+    and ``reindex`` reads it from there).  A row whose file state, with the URL, is already recorded
+    (the same path, key and URLs) is left as it is.  The rows changed."""
+    by_key: dict[str, list[str]] = {}
+    for key, url in pairs:
+        by_key.setdefault(key, []).append(url)
+    changed = 0
+    with transaction(conn):
+        for key, urls in by_key.items():
+            rows = conn.execute("SELECT id, urls FROM entries WHERE source=? AND key=?", [source, key]).fetchall()
+            for entry_id, old in rows:
+                have = json.loads(old or "[]")
+                todo = [u for u in dict.fromkeys(urls) if u not in have]
+                if todo:
+                    cur = conn.execute(
+                        "UPDATE OR IGNORE entries SET urls=? WHERE id=?", [json.dumps(have + todo), entry_id]
+                    )
+                    changed += cur.rowcount
+    return changed
+
+
 class StagedVersion:
     """A version's files written into the index on a thread of their own; :meth:`finish` records
     the version once its commit exists, :meth:`abort` when it will not.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.annex.logs import web_urls
@@ -44,14 +44,24 @@ class VersionFiles:
 def version_files(index: Any, ds: Path, version_id: int) -> VersionFiles:
     """The files of an index version whose dataset is ``ds``, Zarr subdatasets' files included."""
     out = VersionFiles()
+    out.annexed.extend(each_version_file(index, ds, version_id, out))
+    return out
+
+
+def each_version_file(index: Any, ds: Path, version_id: int, out: VersionFiles) -> Iterator[KeepFile]:
+    """:func:`version_files`' annexed files one at a time (a Zarr's read whole, as it is met), its other
+    counts and problems into ``out``: a caller over 10^6 files (``restore``) never holds the version's list."""
     for f in index.version_files(version_id):
         if f.checksum_kind == SUBDATASET:
-            _subdataset(ds / f.path, f.checksum or "", f.path + "/", out)
+            sub = VersionFiles()
+            _subdataset(ds / f.path, f.checksum or "", f.path + "/", sub)
+            out.in_git += sub.in_git
+            out.problems += sub.problems
+            yield from sub.annexed
         elif f.checksum_kind == GIT or not f.key:
             out.in_git += 1
         else:
-            out.annexed.append(KeepFile(f.path, f.key, f.size, tuple(f.urls), ds))
-    return out
+            yield KeepFile(f.path, f.key, f.size, tuple(f.urls), ds)
 
 
 def _subdataset(sub: Path, commit: str, prefix: str, out: VersionFiles) -> None:

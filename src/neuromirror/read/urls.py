@@ -32,6 +32,7 @@ from neuromirror.annex import gitmodules
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path, parse_key
 from neuromirror.annex.logs import log_state, web_urls
+from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
 from neuromirror.engine.urlrule import Stability, stability
 from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
 from neuromirror.read.pinned import Pin
@@ -180,7 +181,9 @@ def resolve_batch(
             size_: Optional[int] = parse_key(key)["size"]
         except ValueError:
             size_ = None
-        yield _choose(t.path, key, size_, web_urls(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo)
+        yield _choose(
+            t.path, key, size_, web_urls_newest(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo
+        )
 
 
 def _stable(urls: Sequence[str]) -> Optional[str]:

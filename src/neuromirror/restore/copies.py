@@ -101,6 +101,11 @@ class Copies:
         """The good checks recorded for ``keys``, read once (index reads stay on the calling thread)."""
         self.checks.update(checks_of(self._index, keys))
 
+    def drop(self, keys: list[str]) -> None:
+        """The checks of ``keys`` forgotten (a restore's batch done: memory stays flat)."""
+        for k in keys:
+            self.checks.pop(k, None)
+
     def store(self, uuid: str) -> Optional[Store]:
         with self._lock:
             if uuid not in self._opened:

@@ -49,12 +49,14 @@ def key_rule(source: str) -> Callable[[str], bool]:
     return is_archive_key if source.startswith("dandi:") else _any_key
 
 
-def place(f: KeepFile, source: str, label: str) -> ArchiveObject | Unplaced:
-    """The archive object ``f`` is, or why it has none the mirror knows."""
-    rule = key_rule(source)
-    endpoints = s3urls.endpoints_in_use()
-    for url in f.urls:
-        loc = s3urls.locate(url, endpoints, archive_key=rule)
+def place(f: KeepFile, source: str, label: str, locator: Optional[s3urls.Locator] = None) -> ArchiveObject | Unplaced:
+    """The archive object ``f`` is, or why it has none the mirror knows (``locator``: one for ``source``,
+    :func:`locator`, kept by a caller placing many files)."""
+    find = locator or locator_for(source)
+    # a versioned URL first: it is the S3 one (the archive's download route has none), one parse per file
+    urls = sorted(f.urls, key=lambda u: "versionId=" not in u) if len(f.urls) > 1 else f.urls
+    for url in urls:
+        loc = find(url)
         if loc is not None and loc.key:
             base = url.split("?", 1)[0]
             return ArchiveObject(loc.key, f.key, f.size, f.path, source, label, loc.bucket, base, str(f.repo))
@@ -63,6 +65,11 @@ def place(f: KeepFile, source: str, label: str) -> ArchiveObject | Unplaced:
     if any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
         return Unplaced(f.path, f.key, "content behind a special remote (embargoed): no S3 key recorded")
     return Unplaced(f.path, f.key, "no S3 URL recorded: the archive's key for it is unknown")
+
+
+def locator_for(source: str) -> s3urls.Locator:
+    """How ``source``'s recorded URLs name S3 objects (the endpoints in use, its archive's key shape)."""
+    return s3urls.Locator(s3urls.endpoints_in_use(), key_rule(source))
 
 
 def dedupe(objs: Iterable[ArchiveObject]) -> tuple[list[ArchiveObject], list[ArchiveObject]]:

@@ -17,14 +17,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
-from neuromirror.keep.files import version_files
+from neuromirror.index.version_rows import add_entry_urls
+from neuromirror.keep.files import VersionFiles, each_version_file
 from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
-from neuromirror.restore.objects import ArchiveObject, Unplaced, dedupe, place
+from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
 from neuromirror.restore.report import ObjectNote, RestoreReport
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
 from neuromirror.util import gitutil
@@ -32,6 +33,9 @@ from neuromirror.util.crashpoints import crashpoint
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
+
+#: objects looked at per batch: their store checks, container listings and recorded URLs (bounded memory)
+BATCH = 5000
 
 
 @dataclass
@@ -54,81 +58,120 @@ class _Done:
 
 def plan(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreReport) -> list[ArchiveObject]:
     """The objects the versions' files are (one per archive key), their skips noted in ``report``."""
-    placed: list[ArchiveObject] = []
-    for t in targets:
+    return list(plan_iter(mirror, targets, report))
+
+
+def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreReport) -> Iterator[ArchiveObject]:
+    """:func:`plan`, one object at a time: one version's listing held at once, never all of them.
+
+    The versions are read last named first, so that the later named wins an archive key two of them
+    disagree on without holding their objects: what is remembered per key is two hashes (archive key,
+    git-annex key), ~100 bytes, not the object (~600 bytes: 10^6 keys would be 600 MB)."""
+    seen: dict[int, int] = {}
+    locators = {t.source: locator_for(t.source) for t in targets}
+    at = len(report.versions)
+    for t in reversed(targets):
         row = t.row
-        listing = version_files(mirror.index, mirror.dataset_path(t.relpath), row["id"])
         label = f"{t.source}@{row['label']}"
-        report.versions.append(
-            {"source": t.source, "version": row["label"], "commit": row["commit"], "files": len(listing.annexed)}
-        )
-        report.skipped += [ObjectNote(path, "", "", why) for path, why in listing.problems]
-        for f in listing.annexed:
-            got = place(f, t.source, label)
+        entry = {"source": t.source, "version": row["label"], "commit": row["commit"], "files": 0}
+        report.versions.insert(at, entry)
+        listing = VersionFiles()
+        for f in each_version_file(mirror.index, mirror.dataset_path(t.relpath), row["id"], listing):
+            entry["files"] += 1
+            got = place(f, t.source, label, locators[t.source])
             if isinstance(got, Unplaced):
                 report.skipped.append(ObjectNote(got.path, "", got.key, got.why))
-            else:
-                placed.append(got)
-    objs, displaced = dedupe(placed)
-    report.displaced += [
-        ObjectNote(o.path, o.archive_key, o.key, f"{o.label}'s state; a later version named holds another")
-        for o in displaced
-    ]
-    return objs
+                continue
+            name, content = hash(got.archive_key), hash(got.key)
+            if name not in seen:
+                seen[name] = content
+                yield got
+            elif seen[name] != content:
+                why = f"{got.label}'s state; a later version named holds another"
+                report.displaced.append(ObjectNote(got.path, got.archive_key, got.key, why))
+        report.skipped += [ObjectNote(path, "", "", why) for path, why in listing.problems]
+
+
+def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[list[ArchiveObject]]:
+    batch: list[ArchiveObject] = []
+    for o in objs:
+        batch.append(o)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def restore_objects(
     mirror: Mirror,
-    objs: Sequence[ArchiveObject],
+    objs: Iterable[ArchiveObject],
     target: S3Target | DirTarget,
     options: RestoreOptions,
     report: RestoreReport,
     copies: Optional[Copies] = None,
 ) -> None:
-    """Look at, fetch, check and write ``objs``; the outcome of each in ``report``."""
+    """Look at, fetch, check and write ``objs``; the outcome of each in ``report``.
+
+    In batches of :data:`BATCH` objects (their store checks read, their containers listed, their
+    URLs recorded per batch), so that memory stays flat however many keys: ``objs`` may be a stream."""
     start = time.monotonic()
     copies = copies or Copies(mirror.index, options.stores)
-    copies.prime([o.key for o in objs])
-    report.objects += len(objs)
-    report.bytes += sum(o.size or 0 for o in objs)
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
-    if isinstance(target, S3Target):
-        target.prefetch(list(objs))
     with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="restore") as pool:
-        done = list(pool.map(lambda o: _one(o, target, copies, options), objs))
+        for batch in _batches(objs, BATCH):
+            keys = [o.key for o in batch]
+            copies.prime(keys)
+            report.objects += len(batch)
+            report.bytes += sum(o.size or 0 for o in batch)
+            if isinstance(target, S3Target):
+                target.prefetch(batch)
+            new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
+            if options.dry_run and isinstance(target, S3Target):
+                # a dry run's object a listing shows absent costs no request: looked at here, not by a thread
+                # (a thread's hand-over costs more than the look); the others (a HEAD each) by the pool
+                rest = []
+                for o in batch:
+                    if target.listed_absent(o):
+                        _count(_would_write(o, copies), target, report, new_urls)
+                    else:
+                        rest.append(o)
+                batch = rest
+            for d in pool.map(lambda o: _one(o, target, copies, options), batch):
+                _count(d, target, report, new_urls)
+            report.recorded_urls += _register(mirror, new_urls)
+            copies.drop(keys)
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
-    new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
-    for d in done:
-        o = d.obj
-        report.bad_copies += d.bad
-        size = o.size or 0
-        if d.state == SAME:
-            report.same += 1
-            _archive_url(o, d, target, new_urls)
-        elif d.state == "would_write":
-            report.would_write += 1
-            report.would_write_bytes += size
-        elif d.state in ("written", "overwritten"):
-            report.written += 1
-            report.written_bytes += size
-            if d.state == "overwritten":
-                report.overwritten += 1
-            if (
-                d.version_id
-                and isinstance(target, S3Target)
-                and o.url
-                and target.locate(o) == (o.bucket, o.archive_key)
-            ):
-                url = f"{o.url}?versionId={quote(d.version_id, safe='')}"
-                new_urls.setdefault((o.source, o.repo), []).append((o.key, url))
-        elif d.state == DIFFERS:
-            report.differs.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
-        else:
-            report.failed.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
-    report.recorded_urls += _register(mirror, new_urls)
     report.seconds += time.monotonic() - start
+
+
+def _count(
+    d: _Done,
+    target: S3Target | DirTarget,
+    report: RestoreReport,
+    new_urls: dict[tuple[str, str], list[tuple[str, str]]],
+) -> None:
+    o = d.obj
+    report.bad_copies += d.bad
+    size = o.size or 0
+    if d.state == SAME:
+        report.same += 1
+        _archive_url(o, d, target, new_urls)
+    elif d.state == "would_write":
+        report.would_write += 1
+        report.would_write_bytes += size
+    elif d.state in ("written", "overwritten"):
+        report.written += 1
+        report.written_bytes += size
+        if d.state == "overwritten":
+            report.overwritten += 1
+        _archive_url(o, d, target, new_urls)
+    elif d.state == DIFFERS:
+        report.differs.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
+    else:
+        report.failed.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
 
 
 def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options: RestoreOptions) -> _Done:
@@ -149,9 +192,7 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
             return _Done(o, DIFFERS, f"holds other bytes, not overwritten: {why_not}")
         overwrite = True
     if options.dry_run:
-        if not copies.held(o.key):
-            return _Done(o, "failed", "no store holds a copy")
-        return _Done(o, "would_write")
+        return _would_write(o, copies)
     bad: list[BadCopy] = []
     try:
         data = copies.fetch(o.key, o.size, bad, every=options.every)
@@ -167,6 +208,11 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
         data.close()
     crashpoint("restore-put")
     return _Done(o, "overwritten" if overwrite else "written", version_id=vid, bad=bad)
+
+
+def _would_write(o: ArchiveObject, copies: Copies) -> _Done:
+    """A dry run's object that is absent (or would be overwritten): written if some store holds it."""
+    return _Done(o, "would_write") if copies.held(o.key) else _Done(o, "failed", "no store holds a copy")
 
 
 def _archive_url(
@@ -193,10 +239,12 @@ def _register(mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, st
             flush_journal(Path(repo))
             logs = branch_logs(Path(repo), [k for k, _ in pairs], ".log.web")
             todo = [(k, u) for k, u in pairs if u not in web_urls(logs.get(k))]
-            if not todo:
-                continue
-            lines = "".join(f"{key} {url}\n" for key, url in todo)
-            gitutil.run(Path(repo), "annex", "registerurl", "--batch", input=lines.encode())
-            flush_journal(Path(repo))
+            if todo:
+                lines = "".join(f"{key} {url}\n" for key, url in todo)
+                gitutil.run(Path(repo), "annex", "registerurl", "--batch", input=lines.encode())
+                flush_journal(Path(repo))
+            # the index's file states of those keys too (``urls``, ``keep`` read it; ``reindex`` rebuilds it
+            # from the branch): every pair, so that a run killed between the two writes is made whole
+            add_entry_urls(mirror.index.db.conn, source, pairs)
         n += len(todo)
     return n

@@ -36,6 +36,10 @@ from neuromirror.util.paths import check_path
 ABSENT, SAME, DIFFERS = "absent", "same", "differs"
 #: larger objects go up as a multipart upload (S3's single PUT tops out at 5 GiB)
 MULTIPART = 256 << 20
+#: a container holding this many objects of a batch is listed whole (fewer: its parent is scanned)
+DENSE = 4
+#: a parent's scan per batch: one page of listing (1,000 keys) per this many objects it may save a HEAD
+PAGES_PER = 10
 META_KEY, META_MD5 = "neuromirror-key", "neuromirror-md5"
 TMP_DIR = ".neuromirror-restore-tmp"
 
@@ -89,8 +93,12 @@ class S3Target:
         self.url = f"s3://{bucket}/{self.prefix}"
         self._versioning: Optional[str] = None
         self._lock = threading.Lock()
-        #: full key -> (size, ETag) from a listing, or None: listed and absent (:meth:`prefetch`)
-        self._listed: dict[str, Optional[tuple[int, str]]] = {}
+        #: the containers listed (:meth:`prefetch`), and the size of each object they hold, by its name's hash:
+        #: ~100 bytes an object held, none for one absent (a first restore, a dry run into an empty target)
+        self._containers: set[str] = set()
+        self._sizes: dict[int, int] = {}
+        #: a parent prefix (``blobs/``) listed in order up to this key (None: to its end)
+        self._scanned: dict[str, Optional[str]] = {}
 
     def client(self) -> Any:
         return self._store.client()
@@ -99,34 +107,68 @@ class S3Target:
         return self.bucket, self.prefix + obj.archive_key
 
     def prefetch(self, objs: list[ArchiveObject]) -> None:
-        """List the containers (a Zarr, a blob directory, an asset) holding two objects or more, once, so
-        that an absent object costs no ``HEAD``: a first restore or a dry run over many keys is a few pages
-        of listing per 1,000 objects.  An object the listing shows is still looked at with ``HEAD``."""
-        groups: dict[str, list[str]] = {}
-        for o in objs:
-            name = self.prefix + o.archive_key
-            groups.setdefault(container_of(name), []).append(name)
-        client = self.client()
-        for prefix, names in groups.items():
-            if len(names) < 2 or not prefix:
-                continue
-            wanted = set(names)
-            found: dict[str, tuple[int, str]] = {}
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                for c in page.get("Contents", []) or []:
-                    if c["Key"] in wanted:
-                        found[c["Key"]] = (int(c.get("Size", 0)), str(c.get("ETag", "")).strip('"').lower())
-            for name in names:
-                self._listed[name] = found.get(name)
+        """Listings instead of a ``HEAD`` per absent object: a first restore or a dry run over many keys
+        costs a few pages of listing per 1,000 objects.  Called between batches (no thread is looking).
+
+        DANDI's blobs, spread over 4,096 directories, are covered by listing their parent (``blobs/``) in
+        key order, one page per :data:`PAGES_PER` objects of the batch at most, going on where the last
+        batch stopped: in an empty target one request; in the archive's own full bucket a scan that never
+        costs more requests than the ``HEAD``s it saves.  Then a container (a Zarr, an asset, a blob
+        directory the scan has not reached) holding :data:`DENSE` objects or more of ``objs`` is listed
+        whole, once.  An object a listing shows is still looked at with ``HEAD``."""
+        names = [(self.prefix + o.archive_key, container_of(self.prefix + o.archive_key)) for o in objs]
+        sparse: dict[str, int] = {}
+        for name, c in names:
+            parent = _parent(c)
+            if parent and c not in self._containers and not self._known(name, c):
+                sparse[parent] = sparse.get(parent, 0) + 1
+        for parent, n in sparse.items():
+            if parent not in self._scanned or self._scanned[parent] is not None:
+                self._scan(parent, max(1, n // PAGES_PER))
+        dense: dict[str, int] = {}  # what no scan covered
+        for name, c in names:
+            if c and c not in self._containers and not self._known(name, c):
+                dense[c] = dense.get(c, 0) + 1
+        for prefix, n in dense.items():
+            if n >= DENSE:
+                self._list(prefix, None)
+                self._containers.add(prefix)
+
+    def _list(self, prefix: str, start: Optional[str], pages: Optional[int] = None) -> Optional[str]:
+        """List ``prefix`` after ``start``; the last key seen if it stopped after ``pages``, else None."""
+        args = {"Bucket": self.bucket, "Prefix": prefix, **({"StartAfter": start} if start else {})}
+        last = None
+        for i, page in enumerate(self.client().get_paginator("list_objects_v2").paginate(**args)):
+            for c in page.get("Contents", []) or []:
+                self._sizes[hash(c["Key"])] = int(c.get("Size", 0))
+                last = c["Key"]
+            if pages is not None and i + 1 >= pages and page.get("IsTruncated"):
+                return last
+        return None
+
+    def _scan(self, parent: str, pages: int) -> None:
+        self._scanned[parent] = self._list(parent, self._scanned.get(parent), pages)
+
+    def listed_absent(self, obj: ArchiveObject) -> bool:
+        """Whether a listing showed ``obj`` absent (looking at it costs no request)."""
+        name = self.prefix + obj.archive_key
+        return hash(name) not in self._sizes and self._known(name)
+
+    def _known(self, name: str, container: Optional[str] = None) -> bool:
+        """Whether a listing covered ``name`` (then an object it did not show is absent)."""
+        if container is None:
+            container = container_of(name)
+        if container in self._containers:
+            return True
+        parent = _parent(container)
+        if parent not in self._scanned:
+            return False
+        upto = self._scanned[parent]
+        return upto is None or name <= upto
 
     def look(self, obj: ArchiveObject) -> tuple[str, Optional[str]]:
-        name = self.prefix + obj.archive_key
-        if name in self._listed:
-            listed = self._listed[name]
-            if listed is None:
-                return ABSENT, None
-            if obj.size is not None and listed[0] != obj.size:
-                return DIFFERS, None
+        if self.listed_absent(obj):
+            return ABSENT, None  # (a size that differs is left to HEAD: a hash is not a name)
         state, head = self._look(obj)
         vid = head.get("VersionId") if state == SAME else None
         return state, (str(vid) if vid and vid != "null" else None)
@@ -207,6 +249,15 @@ class S3Target:
             )
             vid = client.head_object(Bucket=self.bucket, Key=name).get("VersionId")
         return str(vid) if vid and vid != "null" else None
+
+
+def _parent(container: str) -> str:
+    """``blobs/`` of ``blobs/abc/``; "" for a container at the top (an AIND asset, ``zarr/<id>/``'s own parent
+    is ``zarr/``: every Zarr, never scanned for a few objects of one)."""
+    parts = container.rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] == "zarr":
+        return ""
+    return "/".join(parts[:-1]) + "/"
 
 
 def container_of(key: str) -> str:

@@ -88,3 +88,58 @@ def locate(
 def _path_style(endpoint: Optional[str], path: str) -> Optional[S3Location]:
     bucket, _, key = path.lstrip("/").partition("/")
     return S3Location(endpoint, bucket, key) if bucket else None
+
+
+class Locator:
+    """:func:`locate` for many URLs at once (``restore`` over 10^6 files): what a URL's host is (AWS
+    virtual-hosted, path-style, an endpoint in use, any other) is worked out once per scheme and host,
+    then each URL costs a split of its path.  Gives what :func:`locate` gives, for every URL."""
+
+    def __init__(self, endpoints: Iterable[str] = (), archive_key: Optional[Callable[[str], bool]] = None):
+        self._endpoints = tuple(dict.fromkeys(_origin(e) for e in endpoints))
+        self._rule = archive_key
+        #: "scheme://netloc" -> (kind, bucket or origin, netloc, host)
+        self._hosts: dict[str, tuple[str, str, str, str]] = {}
+
+    def __call__(self, url: str) -> Optional[S3Location]:
+        i = url.find("://") if isinstance(url, str) else -1
+        j = url.find("/", i + 3) if i > 0 else -1
+        head = url[:j] if j > 0 else ""
+        if not head or any(c in head for c in "?#@\\"):
+            return locate(url, self._endpoints, self._rule)  # an unusual shape: the general way
+        kind = self._hosts.get(head)
+        if kind is None:
+            kind = self._hosts[head] = self._classify(head)
+        what, at, netloc, host = kind
+        if what == "none":
+            return None
+        path = unquote(url[j:].split("#", 1)[0].split("?", 1)[0])
+        if what == "virtual":
+            return S3Location(None, at, path.lstrip("/"))
+        if what == "path":
+            return _path_style(at or None, path)
+        if self._rule is None:
+            return None
+        bucket, _, key = path.lstrip("/").partition("/")
+        if key and self._rule(key):
+            return S3Location(at, bucket, key)
+        key = path.lstrip("/")
+        if "." in host and self._rule(key):
+            bucket, _, rest = netloc.partition(".")
+            return S3Location(f"{at.split('://', 1)[0]}://{rest}", bucket, key)
+        return None
+
+    def _classify(self, head: str) -> tuple[str, str, str, str]:
+        u = urlsplit(head + "/")
+        if u.scheme not in ("http", "https") or not u.hostname:
+            return ("none", "", "", "")
+        host = u.hostname.lower()
+        m = _AWS_VIRTUAL.match(host)
+        if m:
+            return ("virtual", m.group("bucket"), u.netloc, host)
+        if _AWS_PATH.match(host):
+            return ("path", "", u.netloc, host)
+        origin = f"{u.scheme}://{u.netloc.lower()}"
+        if origin in self._endpoints:
+            return ("path", origin, u.netloc, host)
+        return ("other", origin, u.netloc, host)
