@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import requests
 
+from neuromirror.store.webmark import web_states
 from test_keep import Dandiset, key_of, lose_blobs, lose_zarr, make_dandiset
 from test_read import zarr_files
 
@@ -80,6 +81,10 @@ def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archiv
         assert downloaded(d, path).startswith(b"HTTP 4")
     target = f"s3://{bucket_of(d)}"
     n_objects = len(BLOBS) + len(chunks)
+    # a reader sees the loss: `urls --check` marks the lost keys `web: 0` (clones and readers go to a store)
+    code, out, err = d.run("urls", d.spec, *lost, "--check", "--json")
+    key = key_of(d.ds, lost[0], d.version)
+    assert web_states(d.ds, [key]) == {key: False}, (out, err)
 
     # a dry run says what would be written, writes nothing
     code, dry, err = restore_json(d, "--to", target, "--dry-run")
@@ -113,8 +118,9 @@ def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archiv
     arr = zarr.open_array(f"{s3.endpoint_url}/{z.bucket}/zarr/{z.zarr_id}", mode="r", zarr_format=2)
     assert (arr[:] == values).all()
 
-    # the restored object's new versionId: another URL of the same key on the git-annex branch
-    key = key_of(d.ds, lost[0], d.version)
+    # the restored object's new versionId: another URL of the same key on the git-annex branch, the key
+    # marked on the web again
+    assert web_states(d.ds, [key]) == {key: True}
     current = s3.client().head_object(Bucket=bucket_of(d), Key=d.archive.asset_at(d.id, lost[0], d.version).blob.key)
     urls = whereis_urls(d.ds, key)
     assert any(u.endswith(f"?versionId={current['VersionId']}") for u in urls), urls
