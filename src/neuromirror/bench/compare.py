@@ -16,6 +16,7 @@ this checkout is cheaper).  CPU is what to read on a shared machine; wall moves 
 from __future__ import annotations
 
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -66,6 +67,8 @@ def run_compare(rev: str, rounds: int, run_once: Callable[[], list[dict]]) -> li
     other = f"{rev}" if rev.startswith(sha[:7]) else f"{rev} ({sha[:10]})"
     say(f"compare: this checkout against {other}, checked out in {where}; {rounds} rounds")
     rows: list[dict] = []
+    # a bench stopped with SIGTERM (kill, timeout) still removes the worktree (the finally below)
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         for r in range(rounds):
             order = (None, str(where / "src")) if r % 2 == 0 else (str(where / "src"), None)
@@ -81,8 +84,13 @@ def run_compare(rev: str, rounds: int, run_once: Callable[[], list[dict]]) -> li
                     row.update(side=side, round=r + 1)
                 rows += got
     finally:
+        signal.signal(signal.SIGTERM, previous)
         remove_worktree(where)
     return rows
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _median(rows: list[dict], field: str) -> Optional[float]:
