@@ -8,6 +8,7 @@ evaluates the targets — so that a broken benchmark is found here, not at the n
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,20 @@ def test_bench_restore_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "restore dry run over 10^6 kept keys: peak RSS",
     }
     assert "| restore-dry-30 " in proc.stdout
+
+
+def test_bench_compare_runs_both_commits_alternating(tmp_path: Path) -> None:
+    """--compare REV (issue 40): each side's rows in alternating rounds, the ratios, the worktree removed after."""
+    args = "--scenarios zarr-many --many-zarrs 2 --many-zarr-objects 2 --many-zarr-blobs 1 --compare HEAD"
+    proc, doc = run_bench(tmp_path, *args.split(), "--compare-rounds", "2")
+    sides = [(r["round"], r["side"]) for r in doc["results"] if r["scenario"] == "zarr-many-cold"]
+    assert sides[0][1] == "this" and sides[-1][1] == "this" and {s.split()[0] for _, s in sides} == {"this", "HEAD"}, (
+        sides
+    )
+    table = {r["scenario"]: r for r in doc["compare"]}
+    assert table["zarr-many-cold"]["rounds"] == 2 and table["zarr-many-cold"]["ratio_cpu_s"] > 0
+    assert "this checkout against HEAD" in proc.stdout
+    where = re.search(r"checked out in (\S+);", proc.stderr)
+    assert where, proc.stderr[-2000:]
+    worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True).stdout
+    assert where.group(1) not in worktrees and not Path(where.group(1)).exists()

@@ -75,9 +75,9 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = zarr_listing.list_zarr
 
-    def counting(source, zarr_id, s3_base, embargoed):  # noqa: ANN001, ANN202
+    def counting(source, zarr_id, *rest):  # noqa: ANN001, ANN002, ANN202
         calls.append(zarr_id)
-        return real(source, zarr_id, s3_base, embargoed)
+        return real(source, zarr_id, *rest)
 
     monkeypatch.setattr(zarr_listing, "list_zarr", counting)
     return calls

@@ -54,9 +54,9 @@ def listings(monkeypatch: pytest.MonkeyPatch) -> Listings:
     calls.cut = set()
     real = zarr_listing.list_zarr
 
-    def counting(source, zarr_id, s3_base, embargoed):  # noqa: ANN001, ANN202
+    def counting(source, zarr_id, *rest):  # noqa: ANN001, ANN002, ANN202
         calls.append(zarr_id)
-        objs, how = real(source, zarr_id, s3_base, embargoed)
+        objs, how = real(source, zarr_id, *rest)
         return (objs[:-1] if zarr_id in calls.cut else objs), how
 
     monkeypatch.setattr(zarr_listing, "list_zarr", counting)

@@ -175,9 +175,11 @@ def _exit_now_if_a_worker_is_stuck(code: int) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from neuromirror.util import counts
     from neuromirror.util.gitutil import IDENTITY
     from neuromirror.util.toolpath import ensure_tools_on_path
 
+    counts.install()  # NEUROMIRROR_COUNTS=FILE: the work this run does, counted (tests/test_hot_path_budget.py)
     # the git-annex installed with neuromirror, for us and every git/datalad process we start
     ensure_tools_on_path()
     # the mirror commits as itself (datalad's own commits included), whoever runs it

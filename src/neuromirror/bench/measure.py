@@ -110,7 +110,8 @@ def run_measured(
     peak = rss.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     # CPU of the whole tree (children waited for by their parents count): less sensitive to load than wall
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    cpu = user + system
     if check and proc.returncode != 0:
         raise RuntimeError(
             f"{' '.join(map(str, cmd[:6]))}... failed ({proc.returncode}): "
@@ -121,6 +122,8 @@ def run_measured(
         "rss_mb": peak / 2**20,
         "rss_at_peak": rss.at_peak,
         "cpu": cpu,
+        "cpu_user": user,
+        "cpu_sys": system,
         "stdout": out,
         "stderr": err,
         "rc": proc.returncode,
@@ -132,10 +135,17 @@ def neuromirror_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "neuromirror"]
 
 
+#: ``scripts/bench --compare REV``: the other commit's ``src/``, put first on the children's path
+#: while its side of a round runs (:mod:`neuromirror.bench.compare`)
+CHILD_PYTHONPATH: Optional[str] = None
+
+
 def child_env() -> dict:
     from neuromirror.util.gitutil import IDENTITY
 
     env = dict(os.environ)
+    if CHILD_PYTHONPATH:
+        env["PYTHONPATH"] = os.pathsep.join([CHILD_PYTHONPATH, *filter(None, [env.get("PYTHONPATH")])])
     for k in ("NEUROMIRROR_ROOT", "NEUROMIRROR_INDEX", "NEUROMIRROR_ENGINE", "NEUROMIRROR_DANDI_API"):
         env.pop(k, None)
     # children start as an installed neuromirror does, from cached bytecode: with the variable set (as

@@ -58,6 +58,31 @@ def patch_moto(counters: Counters) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(self._v, name)
 
+    def _with_delimiter(self: Any, bucket_name: str, prefix: str, key_marker: Optional[str]) -> tuple:
+        """A listing with ``Delimiter='/'`` (a large Zarr's directories, :func:`neuromirror.sources.
+        s3listing.common_prefixes`): moto's own deep-copies the bucket (30 s at 60,000 keys); here
+        each directory is skipped by bisection.  One page, however long (the sync reads the first)."""
+        bucket = self.get_bucket(bucket_name)
+        names = sorted(bucket.keys.keys())
+        i = bisect.bisect_right(names, key_marker) if key_marker else bisect.bisect_left(names, prefix)
+        versions: list = []
+        markers: list = []
+        prefixes: list[str] = []
+        while i < len(names):
+            name = names[i]
+            if not name.startswith(prefix):
+                break
+            cut = name.find("/", len(prefix))
+            if cut >= 0:
+                prefixes.append(name[: cut + 1])
+                i = bisect.bisect_left(names, name[: cut + 1] + "\U0010ffff")
+                continue
+            ordered = sorted(bucket.keys.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified))
+            for j, v in enumerate(ordered):
+                (versions if isinstance(v, FakeKey) else markers).append(_Listed(v, j == 0))
+            i += 1
+        return versions, prefixes, markers, None, None
+
     def list_object_versions(
         self: Any,
         bucket_name: str,
@@ -67,6 +92,8 @@ def patch_moto(counters: Counters) -> None:
         prefix: str = "",
         version_id_marker: Optional[str] = None,
     ) -> tuple:
+        if delimiter and max_keys is not None and delimiter == "/":
+            return _with_delimiter(self, bucket_name, prefix or "", key_marker)
         if delimiter or max_keys is None:
             return original_list(
                 self,

@@ -179,6 +179,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--out", help="JSON file to write (default bench-results/bench-<time>.json)")
     p.add_argument("--workdir", help="where mirrors are made (default: a temporary directory, removed after)")
     p.add_argument("--keep", action="store_true", help="keep the mirrors and the work directory")
+    p.add_argument(
+        "--compare",
+        metavar="REV",
+        help="run the chosen scenarios for this checkout and for commit REV (a temporary worktree, "
+        "the same venv), alternating rounds; report each side's median CPU, system CPU and wall and "
+        "their ratios (docs/performance.md)",
+    )
+    p.add_argument("--compare-rounds", type=int, default=2, help="--compare: rounds per side (default 2)")
     args = p.parse_args(argv)
     args.sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     if args.million and 1_000_000 not in args.sizes:
@@ -212,88 +220,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     doc["startup"] = startup_time()
     archives = None
     try:
-        if set(args.scenarios) - {"index"}:
-            archives = Archives()
-            if set(args.scenarios) & {"zarr-dandiset", "aind-zarr", "archive"}:
-                run_scale(args, archives, work, doc["startup"]["help_s"], doc["results"])
-                _write(out, doc)
-            if "zarr-many" in args.scenarios:
-                doc["results"] += bench_zarr_many(
-                    archives,
-                    work,
-                    doc["startup"]["help_s"],
-                    args.many_zarrs,
-                    args.many_zarr_objects,
-                    args.many_zarr_blobs,
-                    args.keep,
-                    drop=len(args.scenarios) > 1,
-                )
-                _write(out, doc)
-            if "publish-ria" in args.scenarios:
-                doc["results"] += bench_publish_ria(
-                    archives, work, doc["startup"]["help_s"], args.publish_zarrs, args.publish_clone_files, args.keep
-                )
-                _write(out, doc)
-            if "read" in args.scenarios:
-                doc["results"] += bench_read(
-                    archives,
-                    work,
-                    doc["startup"]["help_s"],
-                    files=args.read_files,
-                    rounds=args.read_rounds,
-                    readers=args.read_readers,
-                    zarrs=args.read_zarrs,
-                    zarr_objects=args.read_zarr_objects,
-                    keep=args.keep,
-                )
-            if "archive-quiet" in args.scenarios:
-                doc["results"] += bench_archive_quiet(archives, work, args.quiet_dandisets)
-                _write(out, doc)
-            if "keep" in args.scenarios:
-                doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
-                _write(out, doc)
-            if "restore" in args.scenarios:
-                doc["results"] += bench_restore(args, archives, work, doc["startup"]["help_s"])
-                _write(out, doc)
-            if "keep-archive" in args.scenarios:
-                doc["results"] += bench_keep_archive(
-                    archives,
-                    work,
-                    doc["startup"]["help_s"],
-                    int(args.keep_archive_keys),
-                    dandisets=args.keep_archive_dandisets,
-                    kill_at=args.keep_archive_kill_at,
-                    fraction=args.keep_archive_fraction,
-                    keep=args.keep,
-                )
-                _write(out, doc)
-            if "soak" in args.scenarios:
-                doc["results"] += bench_soak(args, archives, work, doc["startup"]["help_s"])
-                _write(out, doc)
-            for n in args.sizes if set(args.scenarios) & set(DEFAULT + ("clone-get",)) - {"index"} else []:
-                try:
-                    bench_size(n, args, archives, work, doc["startup"]["help_s"], doc["results"])
-                except Exception as exc:  # keep what was measured, go on with the next size
-                    say(f"N={n}: failed: {exc}")
-                    doc["results"].append({"scenario": "size", "n": n, "error": str(exc)[-1000:]})
-                add_ratios(doc["results"])
-                _write(out, doc)
-        if "index" in args.scenarios and args.index_rows > 0:
-            doc["index"] = bench_index(args.index_rows, work, doc["startup"]["help_s"])
+        if args.compare:
+            from neuromirror.bench.compare import compare_report, compare_rows, run_compare
+
+            def once() -> list[dict]:
+                nonlocal archives
+                sub = {"results": [], "startup": doc["startup"], "index": None}
+                archives = _scenarios(args, archives, work, sub, None)
+                return sub["results"]
+
+            doc["results"] = run_compare(args.compare, args.compare_rounds, once)
+            doc["compare"] = compare_rows(doc["results"])
+            doc["compare_report"] = compare_report(doc["compare"])
+        else:
+            archives = _scenarios(args, archives, work, doc, out)
     finally:
         if archives is not None:
             archives.close()
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     add_ratios(doc["results"])
-    doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
-    doc["targets"] += publish_ria_targets(doc["results"])
-    doc["targets"] += read_targets(doc["results"])
-    doc["targets"] += archive_quiet_targets(doc["results"])
-    doc["targets"] += keep_archive_targets(doc["results"])
-    doc["targets"] += restore_targets(doc["results"])
+    if not args.compare:  # two commits' rows: the comparison is the result, not the targets
+        doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
+        doc["targets"] += publish_ria_targets(doc["results"])
+        doc["targets"] += read_targets(doc["results"])
+        doc["targets"] += archive_quiet_targets(doc["results"])
+        doc["targets"] += keep_archive_targets(doc["results"])
+        doc["targets"] += restore_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
+    if doc.get("compare_report"):
+        text += "\n\n" + doc["compare_report"]
     doc["report"] = text
     _write(out, doc)
     print(text)
@@ -301,7 +258,84 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _write(path: Path, doc: dict) -> None:
+def _scenarios(
+    args: argparse.Namespace, archives: Optional[Archives], work: Path, doc: dict, out: Optional[Path]
+) -> Optional[Archives]:
+    """The chosen scenarios, their rows appended to ``doc["results"]``; the stand-ins (started if needed)."""
+    if set(args.scenarios) - {"index"}:
+        archives = archives or Archives()
+        if set(args.scenarios) & {"zarr-dandiset", "aind-zarr", "archive"}:
+            run_scale(args, archives, work, doc["startup"]["help_s"], doc["results"])
+            _write(out, doc)
+        if "zarr-many" in args.scenarios:
+            doc["results"] += bench_zarr_many(
+                archives,
+                work,
+                doc["startup"]["help_s"],
+                args.many_zarrs,
+                args.many_zarr_objects,
+                args.many_zarr_blobs,
+                args.keep,
+                drop=len(args.scenarios) > 1,
+            )
+            _write(out, doc)
+        if "publish-ria" in args.scenarios:
+            doc["results"] += bench_publish_ria(
+                archives, work, doc["startup"]["help_s"], args.publish_zarrs, args.publish_clone_files, args.keep
+            )
+            _write(out, doc)
+        if "read" in args.scenarios:
+            doc["results"] += bench_read(
+                archives,
+                work,
+                doc["startup"]["help_s"],
+                files=args.read_files,
+                rounds=args.read_rounds,
+                readers=args.read_readers,
+                zarrs=args.read_zarrs,
+                zarr_objects=args.read_zarr_objects,
+                keep=args.keep,
+            )
+        if "archive-quiet" in args.scenarios:
+            doc["results"] += bench_archive_quiet(archives, work, args.quiet_dandisets)
+            _write(out, doc)
+        if "keep" in args.scenarios:
+            doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
+            _write(out, doc)
+        if "restore" in args.scenarios:
+            doc["results"] += bench_restore(args, archives, work, doc["startup"]["help_s"])
+            _write(out, doc)
+        if "keep-archive" in args.scenarios:
+            doc["results"] += bench_keep_archive(
+                archives,
+                work,
+                doc["startup"]["help_s"],
+                int(args.keep_archive_keys),
+                dandisets=args.keep_archive_dandisets,
+                kill_at=args.keep_archive_kill_at,
+                fraction=args.keep_archive_fraction,
+                keep=args.keep,
+            )
+            _write(out, doc)
+        if "soak" in args.scenarios:
+            doc["results"] += bench_soak(args, archives, work, doc["startup"]["help_s"])
+            _write(out, doc)
+        for n in args.sizes if set(args.scenarios) & set(DEFAULT + ("clone-get",)) - {"index"} else []:
+            try:
+                bench_size(n, args, archives, work, doc["startup"]["help_s"], doc["results"])
+            except Exception as exc:  # keep what was measured, go on with the next size
+                say(f"N={n}: failed: {exc}")
+                doc["results"].append({"scenario": "size", "n": n, "error": str(exc)[-1000:]})
+            add_ratios(doc["results"])
+            _write(out, doc)
+    if "index" in args.scenarios and args.index_rows > 0:
+        doc["index"] = bench_index(args.index_rows, work, doc["startup"]["help_s"])
+    return archives
+
+
+def _write(path: Optional[Path], doc: dict) -> None:
+    if path is None:  # a round of --compare: the whole run is written at its end
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")

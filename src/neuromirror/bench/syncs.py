@@ -75,6 +75,7 @@ def run_sync(
         "other_s": round(r["wall"] - listing - pinning - reg - idx - prev - setup - root_register, 3),
         "peak_rss_mb": round(r["rss_mb"], 1),
         "cpu_s": round(r["cpu"], 2),
+        "cpu_sys_s": round(r["cpu_sys"], 2),
         "rss_at_peak": r["rss_at_peak"],
         "outcome": report.get("outcome"),
         "changes": changed,

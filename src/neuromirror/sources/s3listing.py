@@ -81,7 +81,9 @@ def _error(status: int, body: bytes, op: str = "ListObjectVersions") -> Exceptio
     return ClientError(response, op)  # botocore's own error, with what the body said (no request id to give)
 
 
-def _page(client: Any, params: dict) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:
+def _page(
+    client: Any, params: dict, prefixes: Optional[list[str]] = None
+) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:
     """One page, retried as the client's configuration says (``retries.max_attempts``).
 
     Transport failures are raised as botocore's exceptions (``EndpointConnectionError``,
@@ -105,7 +107,7 @@ def _page(client: Any, params: dict) -> tuple[list[dict], list[dict], Optional[s
             elif r.status_code != 200:
                 raise _error(r.status_code, r.content)
             else:
-                return _parse(r.content)
+                return _parse(r.content, prefixes)
         except requests.ConnectTimeout:
             last = ConnectTimeoutError(endpoint_url=url.split("?", 1)[0])
         except requests.ReadTimeout:
@@ -118,8 +120,11 @@ def _page(client: Any, params: dict) -> tuple[list[dict], list[dict], Optional[s
     raise last
 
 
-def _parse(body: bytes) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:
-    """(versions, delete markers, next key marker, next version id marker) of one page.
+def _parse(
+    body: bytes, prefixes: Optional[list[str]] = None
+) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:
+    """(versions, delete markers, next key marker, next version id marker) of one page; with
+    ``prefixes`` (a listing with a delimiter), its ``CommonPrefixes`` appended there.
 
     Keys are URL-decoded only when the answer says it encoded them (``EncodingType``):
     a server that ignores ``encoding-type=url`` sends them as they are.
@@ -143,12 +148,16 @@ def _parse(body: bytes) -> tuple[list[dict], list[dict], Optional[str], Optional
             next_key = el.text
         elif name == "NextVersionIdMarker":
             next_vid = el.text
+        elif name == "CommonPrefixes" and prefixes is not None:
+            prefixes += [c.text or "" for c in el if _strip_ns(c.tag) == "Prefix"]
     if encoded:
         for rec in versions:
             rec["Key"] = unquote(rec["Key"])
         for rec in markers:
             rec["Key"] = unquote(rec["Key"])
         next_key = unquote(next_key) if next_key else next_key
+        if prefixes is not None:
+            prefixes[:] = [unquote(p) for p in prefixes]
     if not truncated:
         return versions, markers, None, None
     if not next_key:
@@ -156,16 +165,24 @@ def _parse(body: bytes) -> tuple[list[dict], list[dict], Optional[str], Optional
     return versions, markers, next_key, next_vid
 
 
-def paginate_versions(client: Any, *, Bucket: str, Prefix: str = "") -> Iterator[dict]:  # noqa: N803 (boto's names)
-    """The pages of ``list_object_versions`` as boto3's paginator yields them (the fields above).
+def paginate_versions(
+    client: Any,
+    *,
+    Bucket: str,  # noqa: N803 (boto's names)
+    Prefix: str = "",  # noqa: N803
+    KeyMarker: Optional[str] = None,  # noqa: N803
+) -> Iterator[dict]:
+    """The pages of ``list_object_versions`` as boto3's paginator yields them (the fields above),
+    from the first key after ``KeyMarker`` if given (one range of a listing split by key).
 
     A client that cannot presign (a test double, another S3 library's shim) is asked
     through its own paginator.
     """
+    start = {"KeyMarker": KeyMarker} if KeyMarker else {}
     if not hasattr(client, "generate_presigned_url"):
-        yield from client.get_paginator("list_object_versions").paginate(Bucket=Bucket, Prefix=Prefix)
+        yield from client.get_paginator("list_object_versions").paginate(Bucket=Bucket, Prefix=Prefix, **start)
         return
-    params: dict[str, Any] = {"Bucket": Bucket, "Prefix": Prefix, "EncodingType": "url"}
+    params: dict[str, Any] = {"Bucket": Bucket, "Prefix": Prefix, "EncodingType": "url", **start}
     while True:
         versions, markers, next_key, next_vid = _page(client, params)
         yield {"Versions": versions, "DeleteMarkers": markers}
@@ -176,3 +193,15 @@ def paginate_versions(client: Any, *, Bucket: str, Prefix: str = "") -> Iterator
             params["VersionIdMarker"] = next_vid
         else:
             params.pop("VersionIdMarker", None)
+
+
+def common_prefixes(client: Any, bucket: str, prefix: str) -> list[str]:
+    """The "directories" right under ``prefix`` (one page of a listing with ``Delimiter='/'``; a
+    first page is enough where they only split a listing, :func:`neuromirror.sources.dandi.
+    zarr_listing.list_s3`)."""
+    if not hasattr(client, "generate_presigned_url"):
+        page = client.list_object_versions(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        return [p["Prefix"] for p in page.get("CommonPrefixes") or []]
+    found: list[str] = []
+    _page(client, {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/", "EncodingType": "url"}, found)
+    return found

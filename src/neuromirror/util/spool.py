@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Generic, Iterator, Optional, TypeVar
 
+from neuromirror.util import counts
+
 #: records pickled together: one pickle per record costs a third more than one per batch
 BATCH = 512
 
@@ -48,6 +50,7 @@ class Spool(Generic[T]):
         self._write_batch()
         self.fh.flush()
         os.fsync(self.fh.fileno())
+        counts.add("fsync")
 
     def __iter__(self) -> Iterator[T]:
         self._write_batch()

@@ -93,7 +93,7 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     how = ""
     for attempt in range(2):
         t = time.perf_counter()
-        objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed)
+        objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
         t1 = time.perf_counter()
         entries, leaves, refused = zl.object_entries(
             api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible

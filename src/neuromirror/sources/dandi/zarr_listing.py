@@ -75,21 +75,108 @@ def is_archive_key(key: str) -> bool:
     return bool(_ARCHIVE_KEY.match(key))
 
 
-def list_s3(base: str) -> list[ZObject]:
-    """Every current object under the Zarr's S3 prefix, with its VersionId (anonymous requests)."""
+#: concurrent listing clients for one large Zarr (by key range): its cold rate is the archive's, not
+#: one connection's (issue 40).  1 lists every Zarr with one client, as before.
+LIST_CLIENTS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_LIST_CLIENTS", "4")))
+#: a Zarr of fewer objects (as its checksum says) is listed by one client: its pages are few, and
+#: the Zarr jobs already list several Zarrs at once (NEUROMIRROR_ZARR_WORKERS)
+SPLIT_MIN = int(os.environ.get("NEUROMIRROR_ZARR_SPLIT_MIN", "20000"))
+PAGE = 1000
+
+
+def expected_objects(checksum: Optional[str]) -> Optional[int]:
+    """The object count a Zarr checksum (``md5-COUNT--SIZE``) states."""
+    if not checksum or not CHECKSUM_RE.match(checksum):
+        return None
+    return int(checksum.split("-", 2)[1])
+
+
+def list_s3(base: str, expected: Optional[int] = None) -> list[ZObject]:
+    """Every current object under the Zarr's S3 prefix, with its VersionId (anonymous requests).
+
+    A Zarr of ``expected`` >= :data:`SPLIT_MIN` objects is listed in key ranges by
+    :data:`LIST_CLIENTS` threads, each its own connection (:func:`key_ranges`).
+    """
     endpoint, bucket, prefix = _s3_location(base)
     if not prefix.endswith("/"):
         prefix += "/"
     client = UnsignedS3(endpoint, os.environ.get("NEUROMIRROR_DANDI_S3_REGION", "us-east-1"))
+    ranges: list[tuple[Optional[str], Optional[str]]] = [(None, None)]
+    if expected and expected >= SPLIT_MIN and LIST_CLIENTS > 1:
+        ranges = key_ranges(client, bucket, prefix, min(4 * LIST_CLIENTS, -(-expected // PAGE)))
     latest: dict[str, ZObject] = {}
     deleted: set[str] = set()  # keys whose latest version is a delete marker
-    n = len(prefix)
+    if len(ranges) == 1:
+        _list_range(client, bucket, prefix, None, None, latest, deleted)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        parts: list[tuple[dict[str, ZObject], set[str]]] = [({}, set()) for _ in ranges]
+        with ThreadPoolExecutor(min(LIST_CLIENTS, len(ranges)), thread_name_prefix="zarr-list") as pool:
+            for f in [
+                pool.submit(_list_range, client, bucket, prefix, a, b, *part) for (a, b), part in zip(ranges, parts)
+            ]:
+                f.result()
+        for got, gone in parts:  # ranges overlap by a key or two at their edges: the same records
+            latest.update(got)
+            deleted |= gone
+    return [o for k, o in latest.items() if k not in deleted]
+
+
+def key_ranges(client: Any, bucket: str, prefix: str, n: int) -> list[tuple[Optional[str], Optional[str]]]:
+    """About ``n`` key ranges ``(after, before)`` that together cover every key under ``prefix``.
+
+    Bounds are the Zarr's "directories" (one delimiter listing of its root, and of its first
+    directories when the root has too few): range i lists from just before directory b_i
+    (``KeyMarker`` = b_i less its ``/``) up to b_{i+1}.  Any sorted subset of keys would do: a key
+    is in the range of the last bound not after it, and the edges overlap harmlessly.
+    """
+    from neuromirror.sources.s3listing import common_prefixes
+
+    if n < 2:
+        return [(None, None)]
+    bounds = common_prefixes(client, bucket, prefix)
+    if len(bounds) < n:
+        for d in list(bounds)[:8]:
+            bounds += common_prefixes(client, bucket, d)
+    bounds = sorted(set(bounds))
+    if not bounds:
+        return [(None, None)]
+    step = max(1, len(bounds) // n)
+    cut = bounds[step::step][: n - 1] if len(bounds) > 1 else bounds
+    edges: list[Optional[str]] = [None, *cut, None]
+    return [(a[:-1] if a else None, b) for a, b in zip(edges, edges[1:])]
+
+
+def _list_range(
+    client: Any,
+    bucket: str,
+    prefix: str,
+    after: Optional[str],
+    before: Optional[str],
+    latest: dict[str, ZObject],
+    deleted: set[str],
+) -> None:
+    """The versions of keys in (``after``, ``before``) under ``prefix`` into ``latest`` / ``deleted``,
+    and those of the first key at or after ``before``: a server may start the next range past
+    it (moto skips the first key after a ``KeyMarker`` that names no object; S3 does not)."""
     from neuromirror.sources.s3listing import paginate_versions  # botocore's parser: 25x the CPU
 
-    for page in paginate_versions(client, Bucket=bucket, Prefix=prefix):
+    n = len(prefix)
+    edge: Optional[str] = None  # the first key at or after ``before``: listed here too
+
+    def wanted(key: str) -> bool:
+        nonlocal edge
+        if before is None or key < before:
+            return True
+        if edge is None:
+            edge = key
+        return key == edge
+
+    for page in paginate_versions(client, Bucket=bucket, Prefix=prefix, KeyMarker=after):
         for v in page.get("Versions", []) or []:
             key = v["Key"]
-            if v.get("IsLatest") and len(key) > n:
+            if wanted(key) and v.get("IsLatest") and len(key) > n:
                 vid = v.get("VersionId")
                 latest[key] = ZObject(
                     key[n:],
@@ -99,9 +186,11 @@ def list_s3(base: str) -> list[ZObject]:
                     v.get("LastModified"),
                 )
         for dm in page.get("DeleteMarkers", []) or []:
-            if dm.get("IsLatest"):
+            if wanted(dm["Key"]) and dm.get("IsLatest"):
                 deleted.add(dm["Key"])
-    return [o for k, o in latest.items() if k not in deleted]
+        keys = [r["Key"] for r in (page.get("Versions") or []) + (page.get("DeleteMarkers") or [])]
+        if edge is not None and keys and max(keys) > edge:
+            return  # past the edge key: the next range has the rest
 
 
 def list_api(source: DandiAPI, zarr_id: str) -> list[ZObject]:
@@ -126,10 +215,13 @@ def list_api(source: DandiAPI, zarr_id: str) -> list[ZObject]:
     return out
 
 
-def list_zarr(source: DandiAPI, zarr_id: str, s3_base: Optional[str], embargoed: bool) -> tuple[list[ZObject], str]:
+def list_zarr(
+    source: DandiAPI, zarr_id: str, s3_base: Optional[str], embargoed: bool, checksum: Optional[str] = None
+) -> tuple[list[ZObject], str]:
+    """The Zarr's objects and how they were listed (``checksum``, if known, sizes the S3 listing)."""
     if s3_base and not embargoed:
         try:
-            return list_s3(s3_base), "s3-versions"
+            return list_s3(s3_base, expected_objects(checksum)), "s3-versions"
         except Exception as exc:  # a bucket that cannot be listed anonymously: the API lists it too
             log.info("DANDI:%s: Zarr %s: S3 listing failed (%s); using the API", source.identifier, zarr_id, exc)
     return list_api(source, zarr_id), "api"
