@@ -250,3 +250,20 @@ def test_bench_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert set(soak["nochange_rows"]) <= {"runs"}, "a no-change sync adds its run row and nothing else"
     assert soak["http_requests"] > soak["http_loose_requests"] > 0, "a dumb-HTTP client asks for each loose object"
     assert "| soak " in proc.stdout
+
+
+def test_bench_read_loss_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """read-loss (issue 39): first bytes measured on every path; after reader A saw a loss, reader B (another
+    process) and the view go to the store without asking the archive; never other bytes."""
+    proc, doc = run_bench(tmp_path, "--scenarios", "read-loss", "--read-rounds", "1")
+    by = {r["scenario"]: r for r in doc["results"]}
+    ttfb, spread = by["read-loss-ttfb"], by["read-loss-spread"]
+    assert set(ttfb["p50_ms"]) == {"archive", "view", "nm"} and ttfb["rounds"] == 5
+    assert (spread["reader_b_archive_requests"], spread["view_archive_requests"], spread["wrong_bytes"]) == (0, 0, 0)
+    assert spread["reader_a_archive_requests"] >= 1  # A is the one that found the loss
+    assert (spread["reader_b_answer"], spread["view_answer"], spread["view_alone_unkept_answer"]) == (
+        "bytes",
+        "200 from the view",
+        "410",
+    )
+    assert len(spread["targets"]) == 3 and len(ttfb["targets"]) == 2
