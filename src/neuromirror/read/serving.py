@@ -40,9 +40,12 @@ RECHECK_ENV = "NEUROMIRROR_VIEW_RECHECK"
 CHUNKED_SUFFIXES = (".zarr", ".ngff", ".n5")
 
 
-def missing_reads_as_empty(f: PinnedFile) -> bool:
-    """Is ``f`` inside a Zarr (or N5), whose client takes a 404 for a chunk never written (the fill value)?"""
-    dirs = f.path.lower().split("/")[:-1] + ([f.repo.name.lower()] if f.repo is not None else [])
+def missing_reads_as_empty(f: PinnedFile, where: str = "") -> bool:
+    """Is ``f`` inside a Zarr (or N5), whose client takes a 404 for a chunk never written (the fill value)?
+
+    ``where``: the path it was asked by (``/zarrs/.../{checksum}.zarr/0/0`` names its Zarr, ``f.path`` not)."""
+    dirs = (where or "").lower().split("/")[:-1] + f.path.lower().split("/")[:-1]
+    dirs += [f.repo.name.lower()] if f.repo is not None else []
     return any(d.endswith(CHUNKED_SUFFIXES) for d in dirs)
 
 
@@ -100,14 +103,15 @@ class Serving:
         self.live = Liveness()
         self.losses = Losses(index_path, lock)
 
-    def answer(self, f: PinnedFile, source: Optional[str], fresh: bool = False) -> Answer:
-        """What to serve for ``f`` now (``fresh``: a reader's read through the redirect failed)."""
+    def answer(self, f: PinnedFile, source: Optional[str], fresh: bool = False, where: str = "") -> Answer:
+        """What to serve for ``f`` now (``fresh``: a reader's read through the redirect failed; ``where``:
+        the path it was asked by)."""
         if f.served_by != "archive" or f.url is None:
             return Answer(f)
         now = self.losses.apply(f)
         if now is not f:
             return _gone(now) if now.url is None else Answer(now)
-        dead = self.live.dead(f.url, fresh or missing_reads_as_empty(f))
+        dead = self.live.dead(f.url, fresh or missing_reads_as_empty(f, where))
         if dead is None:
             return Answer(f)
         if dead in GONE:
