@@ -298,3 +298,20 @@ def test_bench_compare_runs_both_commits_alternating(tmp_path: Path) -> None:
     assert where, proc.stderr[-2000:]
     worktrees = subprocess.run(["git", "worktree", "list"], capture_output=True, text=True).stdout
     assert where.group(1) not in worktrees and not Path(where.group(1)).exists()
+
+
+def test_bench_read_loss_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """read-loss (issue 39): first bytes measured on every path; after reader A saw a loss, reader B (another
+    process) and the view go to the store without asking the archive; never other bytes."""
+    proc, doc = run_bench(tmp_path, "--scenarios", "read-loss", "--read-rounds", "1")
+    by = {r["scenario"]: r for r in doc["results"]}
+    ttfb, spread = by["read-loss-ttfb"], by["read-loss-spread"]
+    assert set(ttfb["p50_ms"]) == {"archive", "view", "nm"} and ttfb["rounds"] == 5
+    assert (spread["reader_b_archive_requests"], spread["view_archive_requests"], spread["wrong_bytes"]) == (0, 0, 0)
+    assert spread["reader_a_archive_requests"] >= 1  # A is the one that found the loss
+    assert (spread["reader_b_answer"], spread["view_answer"], spread["view_alone_unkept_answer"]) == (
+        "bytes",
+        "200 from the view",
+        "410",
+    )
+    assert len(spread["targets"]) == 3 and len(ttfb["targets"]) == 2

@@ -48,6 +48,7 @@ from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
+from neuromirror.bench.scenarios.read_loss import bench_read_loss
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
 from neuromirror.bench.scenarios.restore import bench_restore, restore_targets
 from neuromirror.bench.scenarios.scale import run_scale
@@ -71,6 +72,7 @@ ALL = (
     "zarr-many",
     "publish-ria",
     "read",
+    "read-loss",
     "soak",
     "archive-quiet",
 )
@@ -296,6 +298,9 @@ def _scenarios(
                 zarr_objects=args.read_zarr_objects,
                 keep=args.keep,
             )
+        if "read-loss" in args.scenarios:
+            doc["results"] += bench_read_loss(archives, work, doc["startup"]["help_s"], rounds=args.read_rounds * 5)
+            _write(out, doc)
         if "archive-quiet" in args.scenarios:
             doc["results"] += bench_archive_quiet(archives, work, args.quiet_dandisets)
             _write(out, doc)

@@ -21,6 +21,9 @@ MAX_LISTINGS = 64
 #: told to the view after a read through it failed: it asks the archive again (not its memory) and
 #: remembers a loss for every reader (:mod:`.loss`)
 FAILED_HEADER = "X-Neuromirror-Read-Failed"
+#: how long a read waits on an archive, a store or a view: to connect, then for each next bytes (the
+#: view may ask the archive first); never aiohttp's default 5 minutes on a dead archive
+CONNECT_TIMEOUT, READ_TIMEOUT = 10.0, 30.0
 
 
 class ServedMirror:
@@ -96,7 +99,9 @@ class ServedMirror:
         import requests
 
         try:
-            return requests.request(method, url, allow_redirects=False, timeout=60, **kw)
+            return requests.request(
+                method, url, allow_redirects=False, timeout=(CONNECT_TIMEOUT, 2 * READ_TIMEOUT), **kw
+            )
         except requests.RequestException as exc:
             why = type(exc).__name__ if isinstance(exc, requests.Timeout) else "no answer"
             raise ConnectionError(f"neuromirror://: the served mirror at {self.base} does not answer ({why})") from None

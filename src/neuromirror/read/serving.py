@@ -6,10 +6,15 @@ that follows a redirect to a 404 reads a Zarr chunk's fill value.  So before a r
 * a loss any reader already saw (:class:`~.loss.Losses`: this process's, or the index's table
   ``lost_urls`` that every ``neuromirror://`` reader and view of the mirror writes) turns the file
   to the store's copy, or to 410 naming the key, within one request;
-* the archive is asked (one ``HEAD``) when the URL's last answer is older than ``alive_for``
-  seconds (``NEUROMIRROR_VIEW_RECHECK``, default 60; 0: before every redirect), or at once when a
-  ``neuromirror://`` reader tells the view its read through the redirect failed
-  (:data:`~.fsspec_remote.FAILED_HEADER`);
+* a file inside a Zarr (or N5) is asked of the archive (one ``HEAD``) before every redirect: its
+  client (zarr-python over fsspec HTTP) takes a 404 for "no chunk here" and reads the fill value,
+  so the view alone, told by no other reader, never redirects it to a URL that stopped serving.
+  The cost is one archive round trip in the view per chunk (docs/performance.md);
+* any other file (a 404 there is the client's loud error, not other bytes) is asked when the URL's
+  last answer is older than ``alive_for`` seconds (``NEUROMIRROR_VIEW_RECHECK``, default 60; 0:
+  before every redirect);
+* at once, whatever is remembered, when a ``neuromirror://`` reader tells the view its read through
+  the redirect failed (:data:`~.fsspec_remote.FAILED_HEADER`);
 * a 404/410 found so is remembered for every reader (:meth:`~.loss.Losses.record`); another failure
   (no answer, a 5xx, a 403) is not a loss: the store's copy when there is one, else 502.
 """
@@ -31,6 +36,17 @@ from neuromirror.read.urls import PinnedFile
 #: seconds an archive URL found serving is believed to serve (``NEUROMIRROR_VIEW_RECHECK``)
 ALIVE_FOR = 60.0
 RECHECK_ENV = "NEUROMIRROR_VIEW_RECHECK"
+#: a directory named so holds chunks whose client reads a 404 as the fill value
+CHUNKED_SUFFIXES = (".zarr", ".ngff", ".n5")
+
+
+def missing_reads_as_empty(f: PinnedFile, where: str = "") -> bool:
+    """Is ``f`` inside a Zarr (or N5), whose client takes a 404 for a chunk never written (the fill value)?
+
+    ``where``: the path it was asked by (``/zarrs/.../{checksum}.zarr/0/0`` names its Zarr, ``f.path`` not)."""
+    dirs = (where or "").lower().split("/")[:-1] + f.path.lower().split("/")[:-1]
+    dirs += [f.repo.name.lower()] if f.repo is not None else []
+    return any(d.endswith(CHUNKED_SUFFIXES) for d in dirs)
 
 
 def recheck_seconds() -> float:
@@ -87,14 +103,15 @@ class Serving:
         self.live = Liveness()
         self.losses = Losses(index_path, lock)
 
-    def answer(self, f: PinnedFile, source: Optional[str], fresh: bool = False) -> Answer:
-        """What to serve for ``f`` now (``fresh``: a reader's read through the redirect failed)."""
+    def answer(self, f: PinnedFile, source: Optional[str], fresh: bool = False, where: str = "") -> Answer:
+        """What to serve for ``f`` now (``fresh``: a reader's read through the redirect failed; ``where``:
+        the path it was asked by)."""
         if f.served_by != "archive" or f.url is None:
             return Answer(f)
         now = self.losses.apply(f)
         if now is not f:
             return _gone(now) if now.url is None else Answer(now)
-        dead = self.live.dead(f.url, fresh)
+        dead = self.live.dead(f.url, fresh or missing_reads_as_empty(f, where))
         if dead is None:
             return Answer(f)
         if dead in GONE:

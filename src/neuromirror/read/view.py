@@ -127,7 +127,7 @@ class View:
         if f.served_by == "none" or f.url is None:
             return self._gone(start_response, f.path, f.key, f.why or "no URL serves it", head)
         fresh = bool(environ.get("HTTP_" + FAILED_HEADER.upper().replace("-", "_")))
-        answer = self.serving.answer(f, node.pin.source if node.pin else None, fresh)
+        answer = self.serving.answer(f, node.pin.source if node.pin else None, fresh, environ.get("PATH_INFO", ""))
         if answer.status is not None:
             return _text(start_response, answer.status, answer.body, head)
         url = answer.file.url or ""
