@@ -30,7 +30,7 @@ def lose_everything(m: Mirrored) -> None:
 
 
 def test_an_older_draft_state_is_pinned_kept_and_read_back_by_its_commit(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    m = Mirrored(dandi_archive, tmp_path / "mirror")
+    m = Mirrored(dandi_archive, tmp_path / "mirror", own_bytes=True)  # its blobs are deleted below
     old_chunk = zarr_files(m.old)["0.0"]
     short = m.first[:10]
     spec = f"{m.source}@{short}"

@@ -27,12 +27,16 @@ ZARR = "sub-09/sample.zarr"
 OTHER = "sub-02/b.dat"
 
 
-def h5_bytes() -> bytes:
+def h5_bytes(tag: str = "") -> bytes:
+    """An HDF5 file; ``tag`` (an attribute) makes its bytes those of one dandiset only: the archive keeps one blob
+    per content, so tests that delete a blob's every S3 version must not share it with another test's dandiset."""
     import h5py
 
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.create_dataset("data", data=np.arange(400_000, dtype="float64"), chunks=(5_000,))
+        if tag:  # an attribute moves the file's layout: the range-read counts below are of the untagged file
+            f.attrs["dandiset"] = tag
     return buf.getvalue()
 
 
@@ -53,14 +57,15 @@ def zarr_files(values: np.ndarray) -> dict[str, bytes]:
 
 
 class Mirrored:
-    def __init__(self, archive, root: Path) -> None:  # noqa: ANN001
+    def __init__(self, archive, root: Path, *, own_bytes: bool = False) -> None:  # noqa: ANN001
+        """``own_bytes``: the NWB file's bytes this dandiset's alone, for a test that deletes its blob (see h5_bytes)."""
         self.archive = archive
         self.run = Runner(root)
         self.root = root
         when = T0 + timedelta(days=400 + len(archive.dandiset_ids()))
         self.id = archive.create_dandiset(name="read in place", created=when)
-        self.h5 = h5_bytes()
-        self.other = b"other bytes\n" * 1000
+        self.h5 = h5_bytes(self.id if own_bytes else "")
+        self.other = f"other bytes of {self.id}\n".encode() * 1000
         self.old = np.arange(16, dtype="int32").reshape(4, 4)
         archive.put_asset(self.id, H5, self.h5, when=when + timedelta(minutes=1))
         archive.put_asset(self.id, OTHER, self.other, when=when + timedelta(minutes=2))
