@@ -173,7 +173,7 @@ def test_verify_stores_finds_a_flipped_byte_and_a_lost_file_and_re_keeps_them_fr
 def test_service_keeps_into_two_stores_checks_a_slice_and_shows_copies_and_keep_lag(
     dandi_archive, tmp_path: Path
 ) -> None:  # noqa: ANN001
-    from test_service import get, metric_samples, runs, serve, wait_for
+    from test_service import get, metric_samples, run_part, serve, wait_for
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 8_000, "sub-01/b.nwb": 2_000})
     one, two = tmp_path / "one", tmp_path / "two"
@@ -191,15 +191,8 @@ def test_service_keeps_into_two_stores_checks_a_slice_and_shows_copies_and_keep_
         "    verify: {fraction: 1.0}\n"
     )
 
-    def kept_run() -> dict | None:
-        for r in runs(root, d.source):
-            report = json.loads(r["report"] or "{}")
-            if "keep" in report:
-                return report["keep"]
-        return None
-
     with serve(root, cfg) as svc:
-        keep = wait_for(kept_run, 90, "a service run that kept", svc)
+        keep = wait_for(lambda: run_part(root, d.source, "keep"), 90, "a service run that kept", svc)
         assert isinstance(keep, dict) and keep["outcome"] == "ok", keep
         assert [s["url"] for s in keep["stores"]] == [str(one), str(two)] and all(s["up"] for s in keep["stores"])
         (v,) = keep["copies"]["versions"]

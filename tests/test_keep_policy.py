@@ -130,7 +130,7 @@ def test_lock_names_the_store_and_reproduce_uses_it_where_the_branch_does_not(
 
 # -- the service keeps by policy ---------------------------------------------------------------
 def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_service import get, metric_samples, runs, serve, wait_for
+    from test_service import get, metric_samples, run_part, serve, wait_for
 
     ident = dandi_archive.create_dandiset(name="policy sample")
     published = deterministic_bytes(f"{ident}:pub", 9_000)
@@ -150,15 +150,8 @@ def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: 
         "    keep: published\n"
     )
 
-    def kept_run() -> dict | None:
-        for r in runs(root, sid):
-            report = json.loads(r["report"] or "{}")
-            if "keep" in report:
-                return report["keep"]
-        return None
-
     with serve(root, cfg) as svc:
-        keep = wait_for(kept_run, 90, "a service run that kept", svc)
+        keep = wait_for(lambda: run_part(root, sid, "keep"), 90, "a service run that kept", svc)
         assert isinstance(keep, dict)
         assert keep["outcome"] == "ok" and keep["store"] == str(store) and keep["policy"] == "published"
         assert keep["versions"] == [f"{sid}@{version}"] and keep["failed"] == 0

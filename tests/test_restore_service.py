@@ -64,7 +64,7 @@ def test_drill_option_is_validated(tmp_path: Path) -> None:
 
 
 def test_service_drills_after_a_sync_and_shows_the_last_drill(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_service import get, metric_samples, runs, serve, wait_for
+    from test_service import get, metric_samples, run_part, serve, wait_for
 
     ident = dandi_archive.create_dandiset(name="drill sample")
     dandi_archive.put_asset(ident, "sub-01/a.nwb", deterministic_bytes(f"{ident}:a", 9_000))
@@ -84,15 +84,8 @@ def test_service_drills_after_a_sync_and_shows_the_last_drill(dandi_archive, tmp
         "    keep: published\n"
     )
 
-    def drilled() -> dict | None:
-        for r in runs(root, sid):
-            report = json.loads(r["report"] or "{}")
-            if "drill" in report:
-                return report["drill"]
-        return None
-
     with serve(root, cfg) as svc:
-        drill = wait_for(drilled, 90, "a service run that drilled", svc)
+        drill = wait_for(lambda: run_part(root, sid, "drill"), 90, "a service run that drilled", svc)
         assert isinstance(drill, dict)
         assert drill["result"] == "ok" and drill["written"] == {"objects": 2, "bytes": 13_000}, drill
         status = json.loads(get(svc.url("status.json"))[2])

@@ -125,6 +125,16 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str, served: Opti
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f":\n{served.stderr}" if served else ""))
 
 
+def run_part(root: Path, source: str, part: str) -> Optional[dict]:
+    """The ``part`` (``keep``, ``drill``...) of the first of ``source``'s runs whose report has one, else None:
+    what a test waits for (``wait_for(lambda: run_part(root, sid, "keep"), ...)``)."""
+    for r in runs(root, source):
+        report = json.loads(r["report"] or "{}")
+        if part in report:
+            return report[part]
+    return None
+
+
 def runs(root: Path, source: Optional[str] = None) -> list[dict]:
     path = root / ".neuromirror" / "index.sqlite"
     if not path.exists():
