@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
+from types import FrameType
+from typing import Iterator, Optional
 
 import numpy as np
 import pytest
@@ -51,6 +53,7 @@ def h5_of(offset: int) -> bytes:
 class Lost:
     def __init__(self, archive, tmp: Path) -> None:  # noqa: ANN001
         self.archive, self.tmp = archive, tmp
+        self.expired = False
         when = T0 + timedelta(days=1200 + len(archive.dandiset_ids()))
         ident = archive.create_dandiset(name="read after loss", created=when)
         self.old = np.arange(16, dtype="int32").reshape(4, 4)
@@ -82,6 +85,9 @@ class Lost:
 
     def expire_old_versions(self) -> None:
         """What DANDI's lifecycle rule does to noncurrent versions: every S3 version the pin records, deleted."""
+        if self.expired:
+            return
+        self.expired = True
         z = self.archive.asset_at(self.d.id, ZARR, self.d.version).zarr
         client = self.archive.s3.client()
         listing = client.list_object_versions(Bucket=z.bucket, Prefix=f"zarr/{z.zarr_id}/")
@@ -93,6 +99,10 @@ class Lost:
     def urls(self) -> dict[str, dict]:
         rows = json.loads(self.d.run.ok("urls", self.d.spec, ZARR, "--json"))
         return {r["path"].rpartition("/")[2]: r for r in rows}
+
+
+def lost_table(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'lost_urls'").fetchone() is not None
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +170,10 @@ def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) 
 def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
     """h5py opened both files while the archive served them; then every S3 version of both went.
 
-    After the zarr readers above on purpose: their failed reads leave cyclic garbage, and a collection in
+    After the zarr readers above on purpose: their failed reads once left cyclic garbage, and a collection in
     another thread (the S3 stand-in's, fsspec's) freeing an h5py object while h5py held its lock across a
-    read hung that read until aiohttp's 5-minute timeout (:class:`neuromirror.read.fsspec_fs._Collection`).
+    read hung that read until aiohttp's 5-minute timeout (:func:`neuromirror.read.loss.dropped`; the test
+    below checks that no read leaves such garbage).
     """
     import fsspec
     import h5py
@@ -180,6 +191,50 @@ def test_h5py_slices_after_the_archive_lost_the_file(lost: Lost) -> None:
             with pytest.raises(OSError) as err:
                 gone["data"][300_000:300_010]
             assert not isinstance(err.value, FileNotFoundError)
+
+
+def test_a_failed_read_leaves_no_garbage_holding_the_readers_frames(lost: Lost) -> None:
+    """A read the archive fails leaves no reference cycle behind: its exception is freed where it is dropped.
+
+    Cyclic garbage is freed by whichever thread collects next; if it holds a reader's frames (an h5py
+    object among their locals) and that thread is the one serving a read h5py waits on under its lock,
+    both wait.  So the first failure of an archive URL (forgotten here by the index, a filesystem of its
+    own) must leave nothing for the collector: no exception kept alive by a cycle through its frames."""
+    import gc
+
+    import fsspec
+
+    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.read.loss import NotStreamable
+
+    lost.expire_old_versions()
+    me = sys._getframe()
+
+    def the_readers(frame: Optional[FrameType]) -> bool:
+        """A frame of this thread's read: ``me`` called it (h5py's frames, in the hang)."""
+        while frame is not None and frame is not me:
+            frame = frame.f_back
+        return frame is me
+
+    with view_server(lost.root) as base:
+        for where, opts in (("local", {"root": str(lost.root)}), ("served", {"base_url": base})):
+            with sqlite3.connect(Mirror(lost.root).index_path) as db:  # the URL's first failure again
+                db.execute("DELETE FROM lost_urls") if lost_table(db) else None
+            fs = fsspec.filesystem("neuromirror", skip_instance_cache=True, **opts)
+            fs.info(f"{lost.path()}/1.0")
+            gc.collect()
+            gc.disable()
+            try:
+                with pytest.raises(NotStreamable, match="no longer serves it"):
+                    fs.cat_file(f"{lost.path()}/1.0")
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                held = [o.f_code.co_name for o in gc.garbage if isinstance(o, FrameType) and the_readers(o)]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+                gc.enable()
+            assert not held, (where, held)
 
 
 def test_the_view_alone_never_redirects_a_zarr_client_to_a_lost_chunk(dandi_archive, tmp_path) -> None:  # noqa: ANN001

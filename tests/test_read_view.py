@@ -332,6 +332,31 @@ def test_a_directory_is_listed_alone_and_a_zarr_when_entered(world: World) -> No
         tree.close()
 
 
+def test_a_404_inside_a_pin_costs_the_index_what_a_hit_costs(world: World) -> None:
+    """zarr-python asks for every chunk a sparse array never wrote: each is a 404 with its one-line reason.
+    Once the pin is resolved, neither a hit nor such a 404 asks the index anything (the view that shows
+    embargoed dandisets: no visibility check per request)."""
+    from neuromirror.read.view_tree import Tree
+
+    m = world.m
+    tree = Tree(m.root)
+    base = f"/dandi/{m.id}/{m.first}/{ZARR}"
+    try:
+        assert tree.node("dav", f"{base}/0.0") is not None  # the pin resolved, the Zarr's listing read
+        statements: list[str] = []
+        tree._index().index.db.conn.set_trace_callback(statements.append)
+        for i in range(20):
+            assert tree.node("dav", f"{base}/0.0") is not None
+            assert tree.node("dav", f"{base}/{i}.{i + 7}") is None
+            why = tree.why_missing("dav", f"{base}/{i}.{i + 7}")
+            assert why.endswith(f"no '{i}.{i + 7}' in {ZARR}"), why
+        assert statements == []
+        assert "has no version or commit 'nope'" in tree.why_missing("dav", f"/dandi/{m.id}/nope/{ZARR}/0.0")
+        assert statements, "an unknown version still reads the versions for its one line"
+    finally:
+        tree.close()
+
+
 def test_the_scheduled_service_serves_the_view_beside_its_status_pages(world: World, dandi_archive) -> None:  # noqa: ANN001
     from test_service import neuromirror, runs, serve, wait_for
 

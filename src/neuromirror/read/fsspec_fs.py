@@ -16,12 +16,10 @@ Zarr subdataset when entered) and kept: later reads of that directory start no g
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
@@ -45,42 +43,6 @@ BLOCK_SIZE = 32 * 1024
 CACHE_TYPE = "readahead"
 
 
-class _Collection:
-    """Automatic garbage collection paused while any open file of a pin waits on the network.
-
-    h5py reads a Python file object under its process-wide lock, and an h5py object freed by the
-    garbage collector takes that lock too.  The bytes come from another thread (fsspec's IO loop;
-    a test's in-process S3 stand-in): an allocation there may start a collection that frees cyclic
-    garbage holding an h5py object (an earlier failed read's traceback keeps its frames) and waits
-    for the lock the reading thread holds while it waits for that thread: a deadlock until a
-    timeout.  With collection paused while reads wait (a counter: readers overlap) the garbage is
-    collected after, in whichever thread; ``gc.collect()`` called explicitly still runs.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._was_enabled = False
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        with self._lock:
-            if self._waiting == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._waiting += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._waiting -= 1
-                if self._waiting == 0 and self._was_enabled:
-                    gc.enable()
-
-
-collection_paused = _Collection().paused
-
-
 class PinnedReader(AbstractBufferedFile):
     """An open file of a pin: fsspec's buffering (``block_size``, ``cache_type``) over :func:`.loss.read_range`."""
 
@@ -91,8 +53,7 @@ class PinnedReader(AbstractBufferedFile):
         super().__init__(fs, path, mode="rb", size=size, **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        with collection_paused():  # h5py may hold its lock across this read: see :class:`_Collection`
-            return self._fetch(start, end)
+        return self._fetch(start, end)  # a failure leaves no garbage cycle (h5py holds its lock here): loss.dropped
 
 
 class NeuromirrorFileSystem(AbstractFileSystem):

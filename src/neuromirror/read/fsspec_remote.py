@@ -111,17 +111,20 @@ class ServedMirror:
 
         A failure is told to the view, which then answers from the store or 410; never passed on
         as a ``FileNotFoundError`` (the file is listed: a 404 is a lost archive URL, not a missing chunk)."""
-        from neuromirror.read.loss import NotStreamable
+        from neuromirror.read.loss import NotStreamable, dropped
 
         url = self.url(head, inner)
         try:
             return self.http.cat_file(url, start=start, end=end)
         except Exception as exc:
-            failure: BaseException = exc
-        why = self.gone(head, inner, failed=True)
-        if why is not None:
-            raise NotStreamable(why) from failure
+            failure: Optional[BaseException] = dropped(exc)  # no cycle through the reader's frames
+        try:
+            why = self.gone(head, inner, failed=True)
+            if why is not None:
+                raise NotStreamable(why) from failure
+        finally:
+            failure = None  # this frame is in failure's traceback (see loss.dropped)
         try:
             return self.http.cat_file(url, start=start, end=end)
         except Exception as exc:
-            raise NotStreamable(f"{head}/{inner}: not read through {self.base} ({exc!r})") from exc
+            raise NotStreamable(f"{head}/{inner}: not read through {self.base} ({exc!r})") from dropped(exc)

@@ -26,6 +26,7 @@ import queue
 import sqlite3
 import threading
 import time
+import traceback
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -201,6 +202,18 @@ class Losses:
                     log.warning("%d key(s) marked on %s's git-annex branch as no longer on the web", len(marked), repo)
 
 
+def dropped(exc: BaseException) -> BaseException:
+    """``exc`` with the locals of the finished frames it passed through cleared.
+
+    A caught exception's traceback holds its frames, and a frame that holds the exception back (fsspec's
+    ``sync`` keeps it in a local; so would a ``failure = exc`` here) makes a cycle that reference counting
+    never frees.  Each frame holds its caller, up to the reader's (h5py's, with h5py objects in its locals),
+    so the collector would free those in whichever thread runs next: a deadlock when that thread serves a
+    read h5py waits on under its lock.  The traceback's lines stay (the message, a log's stack)."""
+    traceback.clear_frames(exc.__traceback__)
+    return exc
+
+
 def read_range(
     f: PinnedFile,
     start: Optional[int],
@@ -212,7 +225,8 @@ def read_range(
     """Bytes ``[start:end]`` of ``f``, from its URL, else (the archive failed) from a store that holds it.
 
     ``cat(url, start, end)`` reads a URL.  Never the archive's failure as it is: a 404 would be a
-    Zarr chunk's fill value; :class:`NotStreamable` when no URL gives the bytes."""
+    Zarr chunk's fill value; :class:`NotStreamable` when no URL gives the bytes.  Leaves no garbage
+    cycle behind (:func:`dropped`)."""
     f = losses.apply(f)
     if f.served_by == "none" or f.url is None:
         raise NotStreamable(f"{f.path}: key {f.key or '-'}: {f.why or 'no URL serves it'}")
@@ -220,8 +234,27 @@ def read_range(
         return cat(f.url, start, end)
     except Exception as exc:
         if f.served_by != "archive":
-            raise NotStreamable(f"{f.path}: key {f.key}: its store's copy could not be read ({exc!r})") from exc
-        failure: BaseException = exc
+            raise NotStreamable(f"{f.path}: key {f.key}: its store's copy could not be read ({exc!r})") from dropped(
+                exc
+            )
+        failure: Optional[BaseException] = dropped(exc)
+    try:
+        return _after_failure(f, failure, start, end, cat, losses, source)
+    finally:
+        failure = None  # this frame is in failure's traceback: holding it too would be a cycle
+
+
+def _after_failure(
+    f: PinnedFile,
+    failure: Optional[BaseException],
+    start: Optional[int],
+    end: Optional[int],
+    cat: Callable[[str, Optional[int], Optional[int]], bytes],
+    losses: Losses,
+    source: Optional[str],
+) -> bytes:
+    """The archive failed to read ``f``: remember a loss, read the store's copy, else a loud error."""
+    assert failure is not None
     status = gone_status(failure)
     if status is not None:
         losses.record(f, status, source)
@@ -229,7 +262,9 @@ def read_range(
         try:
             return cat(f.store_url, start, end)
         except Exception as exc:
-            raise NotStreamable(f"{f.path}: key {f.key}: the archive and the store both failed ({exc!r})") from exc
+            raise NotStreamable(f"{f.path}: key {f.key}: the archive and the store both failed ({exc!r})") from dropped(
+                exc
+            )
     if status is not None:
         raise NotStreamable(lost_reason(f, status)) from failure
     why = f"{f.path}: key {f.key}: the archive did not answer ({failure!r}) and no store of the lab's holds it"

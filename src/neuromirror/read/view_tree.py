@@ -282,16 +282,18 @@ class Tree:
             return "the mirror has no index yet"
 
     def _why(self, source: str, rest: list[str], where: str) -> str:
-        versions = self.versions(source)
-        if versions is None:
-            return f"{source} is not mirrored here ({where})"
-        if not rest:
-            return f"{where}: not found"
-        version, inner = rest[0], rest[1:]
-        pin = self.pin(source, version)
+        """The pin first (resolved and kept by the request that found nothing): a sparse Zarr's client asks
+        for every chunk never written, and each such 404 reads the source's versions only if no pin matched."""
+        pin = self.pin(source, rest[0]) if rest else None
         if pin is None:
+            versions = self.versions(source)
+            if versions is None:
+                return f"{source} is not mirrored here ({where})"
+            if not rest:
+                return f"{where}: not found"
             known = ", ".join(e.name for e in self._version_entries(versions))
-            return f"{source} has no version or commit {version!r} (known: {known})"
+            return f"{source} has no version or commit {rest[0]!r} (known: {known})"
+        version, inner = rest[0], rest[1:]
         for i in range(len(inner), 0, -1):
             parent = "/".join(inner[: i - 1])
             got = self.listings.find(pin, parent)
