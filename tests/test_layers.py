@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "bench": 10,
     "commands": 11,  # one module per command
     "cli": 12,
+    "clidoc": 13,  # docs/cli.md made from cli's parser
     "__main__": 13,
 }
 #: the base modules may use one another (spec reads identifiers; util reads nothing)
