@@ -10,6 +10,7 @@ in numbers.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -44,6 +45,7 @@ LAYERS: dict[str, int] = {
     "bench": 10,
     "commands": 11,  # one module per command
     "cli": 12,
+    "clidoc": 13,  # docs/cli.md made from cli's parser
     "__main__": 13,
 }
 #: the base modules may use one another (spec reads identifiers; util reads nothing)
@@ -212,6 +214,119 @@ def test_every_package_says_what_it_may_import() -> None:
         str(p.relative_to(SRC)) for p in PKG.rglob("__init__.py") if not ast.get_docstring(ast.parse(p.read_text()))
     ]
     assert not silent, f"packages without a docstring: {silent}"
+
+
+#: a package docstring's import sentence: "May import ``a``, ``b`` and below; must not import ``c`` or ``d``."
+MAY = re.compile(r"\b[Mm]ay import (.+?)(?:;|\.(?:\s|$)|$)")
+MUST_NOT = re.compile(r"\b[Mm]ust not import (.+?)(?:;|\.(?:\s|$)|$)")
+#: a Sphinx reference to a module (``:mod:``) or to a name in one (``:class:``, ``:func:``...)
+REFERENCE = re.compile(r":(mod|class|func|data|exc|attr|meth):`~?([\w.]+)`")
+
+
+def allowed_imports(package: str) -> set[str]:
+    """What the table lets ``package`` import, in numbers: its own package and every lower layer."""
+    if package in BASE:
+        return set(BASE)
+    return {package} | {p for p, layer in LAYERS.items() if layer < LAYERS[package]}
+
+
+def named_packages(clause: str, package: str, known: dict[str, Path]) -> tuple[set[str], list[str]]:
+    """The packages a clause names in double backquotes (``annex.keys`` is ``annex``; ``s3urls``, a module
+    of the package itself, is the package), and the names that are no package or module at all."""
+    found, unknown = set(), []
+    for name in re.findall(r"``([\w.]+)/?``", clause):
+        top = name.split(".")[0]
+        if top in LAYERS:
+            found.add(top)
+        elif f"neuromirror.{package}.{name}" in known:
+            found.add(package)
+        else:
+            unknown.append(name)
+    return found, unknown
+
+
+def docstring_against_layers(package: str, doc: str, known: dict[str, Path]) -> list[str]:
+    """What a package's docstring says it may and must not import, checked against LAYERS: the packages it
+    names exist, those it may import are allowed, those it must not import are not, and together with
+    "and below" (everything up to the highest layer named), "anything below" and "the base modules" the
+    sentence covers every package the table allows."""
+    text = " ".join(doc.split())
+    allowed = allowed_imports(package)
+    if package in BASE and "imports nothing" in text.lower():
+        return []  # stricter than the table: util needs none of the other base modules
+    may, must_not = MAY.search(text), MUST_NOT.search(text)
+    if not may:
+        return [f"{package}: no sentence says what it may import ('May import ``x``, ``y`` and below; ...')"]
+    wrong = []
+    named, unknown = named_packages(may.group(1), package, known)
+    wrong += [f"{package}: names ``{u}``, no package or module of neuromirror" for u in unknown]
+    wrong += [f"{package}: says it may import {p}, which the table forbids" for p in sorted(named - allowed)]
+    if must_not:
+        forbidden, unknown = named_packages(must_not.group(1), package, known)
+        wrong += [f"{package}: names ``{u}``, no package or module of neuromirror" for u in unknown]
+        wrong += [
+            f"{package}: says it must not import {p}, which the table allows" for p in sorted(forbidden & allowed)
+        ]
+    covered = set(named) | {package}
+    clause = may.group(1)
+    if "base modules" in clause:
+        covered |= BASE
+    if re.search(r"\b(anything|everything) below\b", clause):
+        covered |= allowed
+    elif "and below" in clause and named:
+        top = max(LAYERS[p] for p in named)
+        covered |= {p for p, layer in LAYERS.items() if layer <= top}
+    missing = allowed - covered
+    if missing:
+        wrong.append(f"{package}: the table lets it import {sorted(missing)}, which its docstring does not say")
+    return wrong
+
+
+def stale_references(name: str, doc: str, known: dict[str, Path]) -> list[str]:
+    """Modules a docstring refers to (``:mod:`.urls```, ``:class:`~neuromirror.x.y.Z```) that do not exist."""
+    stale = []
+    for role, target in REFERENCE.findall(doc):
+        module = target if role == "mod" else target.rpartition(".")[0]
+        if not module:
+            continue  # a bare class name: the package's own
+        full = name + module if module.startswith(".") else module
+        if full not in known:
+            stale.append(f"{name}: :{role}:`{target}` names no module ({full})")
+    return stale
+
+
+def test_package_docstrings_say_what_the_layer_table_says() -> None:
+    """Each package's ``__init__`` docstring says in words what LAYERS says in numbers: what it may import
+    (every package it names exists and is allowed; nothing the table allows is left unsaid), what it must not;
+    and every module it refers to exists (a package moved or removed leaves no docstring naming it)."""
+    known = modules()
+    wrong = []
+    for init in sorted(PKG.rglob("__init__.py")):
+        name = module_name(init)
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        wrong += stale_references(name, doc, known)
+        if init.parent.parent == PKG:
+            wrong += docstring_against_layers(init.parent.name, doc, known)
+    assert not wrong, "package docstrings against the layer table (tests/test_layers.py LAYERS):\n" + "\n".join(wrong)
+
+
+def test_the_docstring_checker_sees_a_removed_package_and_a_wrong_word() -> None:
+    known = modules()
+    good = "May import ``engine``, ``dataset`` and below; must not import ``keep``, ``service`` or ``cli``."
+    assert docstring_against_layers("pin", good, known) == []
+    assert docstring_against_layers("pin", good.replace("``keep``", "``reproduce``"), known) == [
+        "pin: names ``reproduce``, no package or module of neuromirror"
+    ]
+    assert docstring_against_layers("pin", good.replace("``engine``", "``keep``, ``engine``"), known) == [
+        "pin: says it may import keep, which the table forbids"
+    ]
+    assert docstring_against_layers("engine", "May import ``dataset`` and the base modules.", known) == [
+        "engine: the table lets it import ['annex', 'index', 'sources', 'standins', 'store'], "
+        "which its docstring does not say"
+    ]
+    assert stale_references("neuromirror.read", "the rule (:mod:`neuromirror.engine.gone`)", known) == [
+        "neuromirror.read: :mod:`neuromirror.engine.gone` names no module (neuromirror.engine.gone)"
+    ]
 
 
 def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:

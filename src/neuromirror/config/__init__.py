@@ -5,8 +5,8 @@ and merges files (every problem reported as ``file:line: field: message``, all a
 :mod:`.model` is the typed result they get (:class:`~.model.MirrorConfig`,
 :class:`~.model.SourceConfig`, :class:`~.schedule.Schedule`, :class:`~.schedule.Backoff`).
 
-May import what lies below it (it uses the sources, for the options they add, and the base
-modules); never the service, the commands or the cli, which read it.  Cheap to import:
+May import anything below it (it uses ``sources``, for the options they add, and the base
+modules); must not import ``pin``, ``service``, ``commands`` or ``cli``, which read it.  Cheap to import:
 yaml and the standard library only; apscheduler and the source modules are imported while
 validating.
 """

@@ -1,6 +1,7 @@
 """The datasets on disk: the mirror root (a DataLad superdataset), its per-source datasets, locks,
 crash recovery, and the two ways of creating a dataset (DataLad's create in a child; git + git-annex alone).
 
-Knows git, git-annex and DataLad as tools; knows the index only to open it. Must not import
-``engine``, ``reproduce``, ``service``, ``commands`` or ``cli`` (they drive the datasets, not the reverse).
+Knows git, git-annex and DataLad as tools; knows the index only to open it. May import ``index``
+and below; must not import ``store``, ``engine``, ``pin``, ``service``, ``commands`` or ``cli`` (they
+drive the datasets, not the reverse).
 """

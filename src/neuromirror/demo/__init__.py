@@ -8,6 +8,9 @@ citation.  Every step prints what it runs, so the output reads like a session.
 
 ``demo --serve`` (:mod:`.serve`) builds the same sample (with a real NWB file) and a Zarr dandiset,
 then leaves the stand-in archive and the view running, for a newcomer to read pins with any client.
+
+May import anything below the commands (``standins``, ``engine``, ``pin``, ``read``...); must not
+import ``commands`` or ``cli`` (``commands.demo`` runs it).
 """
 
 from __future__ import annotations

@@ -2,6 +2,6 @@
 commit -> tag -> index rows -> the root's gitlink; run here or as a task elsewhere (executors, Dask).
 
 Knows the ``Source`` protocol, not any archive in particular. May import ``sources`` (the protocol,
-the Zarr listings), ``dataset``, ``index``, ``annex`` and the base modules; must not import
-``reproduce``, ``service``, ``commands`` or ``cli``.
+the Zarr listings), ``dataset``, ``index``, ``annex`` and below; must not import ``remotes``,
+``pin``, ``service``, ``commands`` or ``cli``.
 """

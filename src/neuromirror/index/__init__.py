@@ -2,6 +2,6 @@
 rebuildable from them (``reindex``: commit trailers, tags, trees, the git-annex branch).
 
 Knows SQLite (sqlite-utils), the commit trailers and how to read a dataset's git-annex branch.
-May import ``annex`` (keys, logs), ``sources`` (a source's remote id rule) and the base modules;
-must not import ``dataset``, ``engine``, ``reproduce``, ``service``, ``commands`` or ``cli``.
+May import ``annex`` (keys, logs), ``sources`` (a source's remote id rule) and below; must not
+import ``dataset``, ``engine``, ``pin``, ``service``, ``commands`` or ``cli``.
 """

@@ -6,6 +6,6 @@ threads, budget and recording (:mod:`.versions`), ``keep --lock`` (:mod:`.lock`)
 (:mod:`.report`).  How a store lays out its files is ``store/``'s business, not this package's.
 
 May import ``pin`` (file lists, lock files), ``store``, ``engine``, ``dataset``, ``index``,
-``sources``, ``annex`` and the base modules; must not import ``verify``, ``publish``, ``service``,
+``sources``, ``annex`` and below; must not import ``verify``, ``publish``, ``service``,
 ``commands`` or ``cli``.
 """

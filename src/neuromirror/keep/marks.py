@@ -24,7 +24,7 @@ copy's record goes through the branch (``verify --stores``'s repair, ``git annex
 ``setpresentkey ... 0``); the index's own check rows are dropped with every mark of their store
 (:func:`neuromirror.index.store_checks.forget`).  The mark trusts what a full keep already trusts: a
 key with a check recorded is held without a look at the store; finding lost files is ``verify
---stores``'s job (docs/reproducibility.md).
+--stores``'s job (docs/keep.md#several-stores-a-number-of-copies-checked-copies).
 """
 
 from __future__ import annotations

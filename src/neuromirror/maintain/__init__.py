@@ -10,5 +10,5 @@ its Zarr / AIND store subdatasets, their copies in RIA stores and bare siblings 
 is skipped, and says so) and reports.
 
 May import ``publish`` (where a dataset was published), ``pin``, ``store``, ``dataset``, ``index``,
-``config`` and the base modules; must not import ``service``, ``commands`` or ``cli``.
+``config`` and below; must not import ``service``, ``commands`` or ``cli``.
 """

@@ -5,7 +5,7 @@ digest), the TOML lock file, citations, and git-annex and DataLad as a user does
 ``git annex get``, the lab's store enabled in a clone).  The other rooms build on it: ``keep``,
 ``verify`` and ``publish`` read pins and file lists from here.
 
-May import ``engine``, ``dataset``, ``store``, ``index``, ``sources``, ``annex`` and the base
-modules; must not import ``keep``, ``verify``, ``publish``, ``service``, ``commands`` or ``cli``
+May import ``engine``, ``dataset``, ``store``, ``index``, ``sources``, ``annex`` and below;
+must not import ``keep``, ``verify``, ``publish``, ``service``, ``commands`` or ``cli``
 (where a pin was published is read from the dataset's git config, :mod:`.published`).
 """

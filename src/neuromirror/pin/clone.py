@@ -37,7 +37,7 @@ def clone(url: str, dest: Path, *, allow_ip: Optional[str] = None) -> tuple[Path
         raise RetrieveError(f"{dest} exists and is not empty: choose a new --to directory")
     else:
         # a plain clone: annex.supportunlocked=false at the clone's init made it 7x slower at 10^5
-        # files (34.8 s vs 5.2 s, docs/performance-history.md), and the first get no faster
+        # files (34.8 s vs 5.2 s, bench/RUNS.md), and the first get no faster
         _datalad_clone(url, dest)
     if allow_ip:
         # this clone only: never the user's or the system's git config

@@ -5,6 +5,6 @@
 kept content linked in (but not the bytes only a credential reads, :mod:`.credentials`).  Where a dataset was last published is written into its git config for
 ``lock`` and ``cite`` to read (:mod:`neuromirror.pin.published`).
 
-May import ``pin``, ``store``, ``engine``, ``dataset``, ``index``, ``sources``, ``annex`` and the
-base modules; must not import ``keep``, ``verify``, ``service``, ``commands`` or ``cli``.
+May import ``pin``, ``store``, ``engine``, ``dataset``, ``index``, ``sources``, ``annex`` and
+below; must not import ``keep``, ``verify``, ``service``, ``commands`` or ``cli``.
 """

@@ -12,5 +12,6 @@ git-annex key before anything is written, into an S3 bucket (the archive's own, 
   forced into a versioned bucket) or a directory (atomic renames, never outside it);
 * :mod:`.run`     — the run: -J threads, resumable (what is right is left alone), the report.
 
-Layer 8 (beside ``verify/``): it may import keep, pin, store, index, sources and below; nothing above.
+Layer 8 (beside ``verify/``): it may import ``keep``, ``pin``, ``store``, ``index``, ``sources`` and
+below; must not import ``verify``, ``maintain``, ``service``, ``commands`` or ``cli``.
 """

@@ -1,7 +1,8 @@
 """The mirror service (``neuromirror serve``): scheduled syncs of the sources in mirror definitions, status over HTTP.
 
-May import the engine, reproduce (publish after a sync), config, index, dataset and the base
-modules; must not import ``commands`` or ``cli``.
+May import ``verify``, ``restore``, ``maintain``, ``publish`` (after a sync), ``keep``, ``pin``,
+``config``, ``engine``, ``index``, ``dataset`` and below; must not import ``demo``, ``bench``,
+``commands`` or ``cli``.
 
 ``neuromirror serve --config mirrors/x.yaml`` runs an APScheduler
 ``BackgroundScheduler`` in the foreground: one job per ``sources:`` entry (its

@@ -9,7 +9,7 @@ git-annex reads about a store on a dataset's git-annex branch, and :mod:`.record
 store's remote record, and which keys it holds) so that every clone finds the store by itself.
 
 Knows git-annex's formats and commands, nothing of archives or of how content gets here. May
-import ``index``, ``annex``, ``sources`` (only if needed), ``util`` and the base modules; must not
-import ``dataset``, ``engine``, ``reproduce``, ``service``, ``commands`` or ``cli`` (the caller takes
+import ``index``, ``annex``, ``sources`` (only if needed) and below; must not import ``dataset``,
+``engine``, ``pin``, ``service``, ``commands`` or ``cli`` (the caller takes
 the source's lock before :mod:`.record` writes a dataset's git-annex branch).
 """

@@ -6,6 +6,6 @@ risk (kept, pinned URL only, mutable URL only), :mod:`.lost_urls` marks keys who
 gone on the git-annex branch (clones then go to a store first), :mod:`.report` prints it all.
 
 May import ``keep`` (a version's annexed files), ``pin``, ``store``, ``engine``, ``dataset``,
-``index``, ``sources``, ``annex`` and the base modules; must not import ``publish``, ``service``,
+``index``, ``sources``, ``annex`` and below; must not import ``restore``, ``maintain``, ``service``,
 ``commands`` or ``cli``.
 """
