@@ -19,7 +19,6 @@ datasets made before it are the engine's, applied here.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,7 @@ from neuromirror.records import AnnexEntry, Refusal
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI
+from neuromirror.util import timing
 from neuromirror.util.dates import parse_iso
 
 log = logging.getLogger("neuromirror.dandi")
@@ -84,7 +84,7 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     """List, check and commit one Zarr asset into its own dataset (see the module)."""
     # the few DANDI API calls a worker may need (API listing, re-reading a checksum), made lazily
     api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
-    spent: dict[str, float] = {"listing": 0.0, "checksum": 0.0, "create": 0.0, "commit": 0.0}
+    spent = timing.Timings(listing=0.0, checksum=0.0, create=0.0, commit=0.0)
     checksum = job.checksum
     computed = ""
     objs: list[zl.ZObject] = []
@@ -92,16 +92,14 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     refused: list[Refusal] = []
     how = ""
     for attempt in range(2):
-        t = time.perf_counter()
-        objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
-        t1 = time.perf_counter()
-        entries, leaves, refused = zl.object_entries(
-            api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible
-        )
-        computed = zl.checksum_of(leaves)
-        del leaves
-        spent["listing"] += t1 - t
-        spent["checksum"] += time.perf_counter() - t1
+        with timing.phase("listing", spent):
+            objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
+        with timing.phase("checksum", spent):
+            entries, leaves, refused = zl.object_entries(
+                api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible
+            )
+            computed = zl.checksum_of(leaves)
+            del leaves
         if computed == checksum:
             break
         if attempt == 0:
@@ -119,55 +117,64 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
             f"Zarr checksum mismatch: the archive says {checksum}, the {len(objs)} objects listed "
             f"({how}, twice) give {computed}{detail}"
         )
-        return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason, timings=spent)
+        return ZarrRecord(
+            job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason, timings=dict(spent)
+        )
     zds = Path(job.dataset)
-    t = time.perf_counter()
-    dates = [o.modified for o in objs if isinstance(o.modified, datetime)]
-    date = max(dates) if dates else (parse_iso(job.modified) or datetime.now(timezone.utc))
-    subject = f"DANDI:{job.dandiset} {job.path}: Zarr {job.zarr_id}"
-    trailers = {
-        "Neuromirror-Dandiset": job.dandiset,
-        "Neuromirror-Zarr": job.zarr_id,
-        "Neuromirror-Zarr-Checksum": checksum,
-        "Neuromirror-Zarr-Access": "embargoed" if job.embargoed else "open",
-        "Neuromirror-Zarr-Listing": how,
-        "Neuromirror-Zarr-Files": str(len(entries)),
-    }
-    remotes = embargo.url_remotes()
-    first = None
-    if (
-        not job.embargoed
-        and len(entries) <= DIRECT_MAX
-        and not any(u.startswith(tuple(remotes)) for e in entries for u in e.urls)
-    ):
-        # a new small Zarr: its first commit is written with its dataset, no git child at all
-        first = FirstCommit(entries, commit_message(subject, trailers, len(entries)), date)
-    made = ensure_zarr_dataset(zds, job.description, first)
-    if job.embargoed:
-        embargo.ensure_remote(zds)
-    spent["create"] = time.perf_counter() - t
+    with timing.phase("create", spent):
+        dates = [o.modified for o in objs if isinstance(o.modified, datetime)]
+        date = max(dates) if dates else (parse_iso(job.modified) or datetime.now(timezone.utc))
+        subject = f"DANDI:{job.dandiset} {job.path}: Zarr {job.zarr_id}"
+        trailers = {
+            "Neuromirror-Dandiset": job.dandiset,
+            "Neuromirror-Zarr": job.zarr_id,
+            "Neuromirror-Zarr-Checksum": checksum,
+            "Neuromirror-Zarr-Access": "embargoed" if job.embargoed else "open",
+            "Neuromirror-Zarr-Listing": how,
+            "Neuromirror-Zarr-Files": str(len(entries)),
+        }
+        remotes = embargo.url_remotes()
+        first = None
+        if (
+            not job.embargoed
+            and len(entries) <= DIRECT_MAX
+            and not any(u.startswith(tuple(remotes)) for e in entries for u in e.urls)
+        ):
+            # a new small Zarr: its first commit is written with its dataset, no git child at all
+            first = FirstCommit(entries, commit_message(subject, trailers, len(entries)), date)
+        made = ensure_zarr_dataset(zds, job.description, first)
+        if job.embargoed:
+            embargo.ensure_remote(zds)
     unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
     was_embargoed = made is None and not job.embargoed and had_embargoed_state(zds)
-    t = time.perf_counter()
-    if made is not None and made.commit != made.created:
-        commit = made.commit
-    else:
-        commit = commit_zarr(
-            zds, entries, subject=subject, trailers=trailers, date=date, url_remotes=remotes, fresh=made is not None
-        )
-    if was_embargoed:
-        # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
-        # current object) now sit beside pinned S3 URLs, and the rule takes them back
-        repair_dataset(zds, RepairReport())
-    if job.tag:
-        tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
-    spent["commit"] = time.perf_counter() - t
+    with timing.phase("commit", spent):
+        if made is not None and made.commit != made.created:
+            commit = made.commit
+        else:
+            commit = commit_zarr(
+                zds, entries, subject=subject, trailers=trailers, date=date, url_remotes=remotes, fresh=made is not None
+            )
+        if was_embargoed:
+            # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
+            # current object) now sit beside pinned S3 URLs, and the rule takes them back
+            repair_dataset(zds, RepairReport())
+        if job.tag:
+            tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
     if job.manifests and how == "s3-versions" and not job.embargoed:
-        t = time.perf_counter()
-        write_state_manifest(job, objs, entries, checksum, date)
-        spent["manifest"] = time.perf_counter() - t
+        with timing.phase("manifest", spent):
+            write_state_manifest(job, objs, entries, checksum, date)
     return ZarrRecord(
-        job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None, dataset_id(zds), spent, unpinned
+        job.zarr_id,
+        job.path,
+        job.dataset,
+        checksum,
+        commit,
+        len(entries),
+        how,
+        None,
+        dataset_id(zds),
+        dict(spent),
+        unpinned,
     )
 
 
