@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from neuromirror.config.model import KEEP_VERSIONS, KeepPolicy
 from neuromirror.config.reader import Node, Reader, kind_of
-from neuromirror.config.rules import Rule, duration, number, read_fields, read_value, valid, whole
+from neuromirror.config.rules import Rule, duration, flag, number, read_fields, read_value, valid, whole
 from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger, format_duration
 from neuromirror.spec import SpecError, parse_spec
 
@@ -67,17 +67,35 @@ KEEP_RULES = (
     Rule("expire_after", duration),
 )
 JOBS = whole(1, 256, "a whole number from 1 to 256")
+PUBLISH_RULES = (Rule("force", flag),)
+RIA_PUBLISH_RULES = (Rule("include_embargoed", flag), Rule("force", flag))
+
+
+def _schedule_shorthand(node: Node) -> Node:
+    """``schedule: "30m"`` / ``3600`` is ``{interval: ...}``; ``"0 3 * * *"`` / ``"@daily"`` is ``{cron: ...}``."""
+    v = node.value
+    if not isinstance(v, (int, float, str)) or isinstance(v, bool):
+        return node
+    text = str(v).strip()
+    key = (
+        "cron" if isinstance(v, str) and (len(text.split()) > 1 or "*" in text or text.startswith("@")) else "interval"
+    )
+    return Node({key: node}, node.line, {key: node.line})
+
+
+def _cron(expr: Any, tz: str) -> str:
+    """A cron line, checked in the schedule's time zone."""
+    if not isinstance(expr, str):
+        raise ValueError(f"expected a cron expression in quotes, got {kind_of(expr)}")
+    try:
+        cron_trigger(expr, tz)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression: {exc}") from None
+    return expr.strip()
 
 
 def read_schedule(r: Reader, node: Node, path: str, default_tz: str) -> Optional[Schedule]:
-    v = node.value
-    if isinstance(v, (int, float, str)) and not isinstance(v, bool):
-        # shorthand: "30m" / 3600 -> interval; "0 3 * * *" / "@daily" -> cron
-        text = str(v).strip()
-        if isinstance(v, str) and (len(text.split()) > 1 or "*" in text or text.startswith("@")):
-            node = Node({"cron": node}, node.line, {"cron": node.line})
-        else:
-            node = Node({"interval": node}, node.line, {"interval": node.line})
+    node = _schedule_shorthand(node)
     before = len(r.issues)
     m = r.mapping(node, path, SCHEDULE_KEYS)
     if m is None:
@@ -90,16 +108,8 @@ def read_schedule(r: Reader, node: Node, path: str, default_tz: str) -> Optional
         r.error(node.line, path, "give exactly one of 'cron' (e.g. \"0 3 * * *\") and 'interval' (e.g. 6h)")
         return None
     if "cron" in m:
-        expr = m["cron"].value
-        if not isinstance(expr, str):
-            r.error(m["cron"].line, f"{path}.cron", f"expected a cron expression in quotes, got {kind_of(expr)}")
-            return None
-        try:
-            cron_trigger(expr, tz)
-        except ValueError as exc:
-            r.error(m["cron"].line, f"{path}.cron", f"invalid cron expression: {exc}")
-            return None
-        return Schedule(cron=expr.strip(), jitter=jitter, timezone=tz) if ok else None
+        expr = read_value(r, m["cron"], f"{path}.cron", lambda v: _cron(v, tz))
+        return Schedule(cron=expr, jitter=jitter, timezone=tz) if ok and valid(expr) else None
     seconds = read_value(r, m["interval"], f"{path}.interval", duration)
     if not valid(seconds):
         return None
@@ -152,10 +162,7 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
     elif "://" not in to and ":" not in to.split("/", 1)[0] and not os.path.isabs(os.path.expanduser(to)):
         to = str((r.base_dir / to).absolute())  # a local directory relative to this file
     out["to"] = os.path.expanduser(to)
-    if "force" in out and not isinstance(out["force"], bool):
-        r.error(m["force"].line, f"{path}.force", f"expected true or false, got {kind_of(out['force'])}")
-        return None
-    return out
+    return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
 
 
 def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
@@ -179,11 +186,7 @@ def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: di
                 "expected the URL clones reach the store at, e.g. https://data.lab.org/ria (no credentials, no #)",
             )
             return False
-    for key in ("include_embargoed", "force"):
-        if key in out and not isinstance(out[key], bool):
-            r.error(m[key].line, f"{path}.{key}", f"expected true or false, got {kind_of(out[key])}")
-            return False
-    return True
+    return read_fields(r, m, path, RIA_PUBLISH_RULES, stop=True)[1]
 
 
 def _plain(node: Node) -> Any:

@@ -16,7 +16,7 @@ count could never be met.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from neuromirror.config.model import (
     DEFAULT_DRILL_EVERY,
@@ -98,23 +98,10 @@ def read_drill(r: Reader, node: Node, path: str) -> Optional[DrillPolicy]:
 def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSettings) -> StoreSettings:
     """``store``/``stores``, ``copies`` and ``verify`` of one mapping (top, defaults or a source), over ``above``."""
     prefix = f"{path}." if path else ""
-    stores, given = above.stores, above.given
-    if "store" in m and "stores" in m:
-        r.error(m["stores"].line, f"{prefix}stores", "give 'store' (one) or 'stores' (a list), not both")
-    if "store" in m:
-        one = read_store(r, m["store"], f"{prefix}store")
-        stores, given = ((one,) if one else ()), True
-    elif "stores" in m:
-        stores, given = read_stores(r, m["stores"], f"{prefix}stores") or (), True
-    copies = above.copies
-    if "copies" in m:
-        copies = read_copies(r, m["copies"], f"{prefix}copies") or above.copies
-    verify = above.verify
-    if "verify" in m:
-        verify = read_verify(r, m["verify"], f"{prefix}verify") or above.verify
-    drill = above.drill
-    if "drill" in m:
-        drill = read_drill(r, m["drill"], f"{prefix}drill") or above.drill
+    stores, given = _named_stores(r, m, prefix, above)
+    # each policy read by its section's reader; an invalid one (its error recorded) leaves the one above
+    policies = {key: read(r, m[key], f"{prefix}{key}") for key, read in POLICY_READERS if key in m}
+    copies, verify, drill = (policies.get(key) or getattr(above, key) for key, _ in POLICY_READERS)
     here = m.get("copies") or m.get("stores") or m.get("store")
     if stores and copies > len(stores) and here is not None:
         r.error(
@@ -123,3 +110,23 @@ def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSe
             f"{copies} copies wanted but {len(stores)} store(s) named: it could never be met",
         )
     return StoreSettings(stores, copies, verify, drill, given)
+
+
+def _named_stores(r: Reader, m: dict[str, Node], prefix: str, above: StoreSettings) -> tuple[tuple[str, ...], bool]:
+    """The stores named here (``store``: one, ``stores``: a list), else those above; and whether any was named."""
+    if "store" in m and "stores" in m:
+        r.error(m["stores"].line, f"{prefix}stores", "give 'store' (one) or 'stores' (a list), not both")
+    if "store" in m:
+        one = read_store(r, m["store"], f"{prefix}store")
+        return ((one,) if one else ()), True
+    if "stores" in m:
+        return read_stores(r, m["stores"], f"{prefix}stores") or (), True
+    return above.stores, above.given
+
+
+#: the policies of a mapping, each read by its section's reader, in this order
+POLICY_READERS: tuple[tuple[str, Callable[[Reader, Node, str], Any]], ...] = (
+    ("copies", read_copies),
+    ("verify", read_verify),
+    ("drill", read_drill),
+)

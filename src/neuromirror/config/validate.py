@@ -111,6 +111,12 @@ def _read_defaults(r: Reader, m: dict[str, Node], d: Defaults, cfg: MirrorConfig
     dm = r.mapping(dn, "defaults", DEFAULT_KEYS, extra_ok=True)
     if dm is None:
         return
+    _defaults_of_runs(r, dn, dm, d)
+    _defaults_of_content(r, m, dm, d, cfg)
+
+
+def _defaults_of_runs(r: Reader, dn: Node, dm: dict[str, Node], d: Defaults) -> None:
+    """How a source runs: its schedule, options (also directly as keys), publish target and backoff."""
     if "schedule" in dm:
         d.schedule_given = True
         d.schedule = read_schedule(r, dm["schedule"], "defaults.schedule", DEFAULT_TIMEZONE)
@@ -123,6 +129,10 @@ def _read_defaults(r: Reader, m: dict[str, Node], d: Defaults, cfg: MirrorConfig
         d.publish = read_publish(r, dm["publish"], "defaults.publish")
     if "backoff" in dm:
         d.backoff = read_backoff(r, dm["backoff"], "defaults.backoff", Backoff()) or Backoff()
+
+
+def _defaults_of_content(r: Reader, m: dict[str, Node], dm: dict[str, Node], d: Defaults, cfg: MirrorConfig) -> None:
+    """``jobs`` and the stores (each refused when the top level gives it too), and ``keep``."""
     for key in ("jobs", *STORE_KEYS):
         if key in dm and key in m:
             r.error(dm[key].line, f"defaults.{key}", f"'{key}' is given twice (top level and defaults)")
