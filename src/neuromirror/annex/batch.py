@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import time
 from datetime import datetime
 from typing import Iterable
 
@@ -16,7 +15,7 @@ from neuromirror.annex import gitmodules
 from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch
 from neuromirror.annex.keys import git_file_key
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
-from neuromirror.util import gitutil
+from neuromirror.util import gitutil, timing
 
 
 class BatchWriter(AnnexWriter):
@@ -35,7 +34,7 @@ class BatchWriter(AnnexWriter):
             raise gitutil.GitError(f"git annex {cmd[0]} failed: {proc.stderr.decode(errors='replace').strip()[-300:]}")
 
     def commit(self, changes: Iterable[Change], *, message: str, date: datetime) -> CommitResult:
-        t0 = time.monotonic()
+        clock = timing.Stopwatch()
         self.quiet_annex_filter()
         fromkey: list[str] = []
         register: list[str] = []
@@ -122,4 +121,4 @@ class BatchWriter(AnnexWriter):
         )
         head = self.head()
         assert head
-        return CommitResult(head, len(fromkey) + len(gitfiles), len(deletes), len(keys), time.monotonic() - t0)
+        return CommitResult(head, len(fromkey) + len(gitfiles), len(deletes), len(keys), clock.seconds())

@@ -125,7 +125,7 @@ class FastImportWriter(AnnexWriter):
            registered: a crash anywhere before leaves the branch where it was,
            and a rerun writes the same commit again.
         """
-        t0 = time.monotonic()
+        clock = timing.Stopwatch()
         self.quiet_annex_filter()
         self._flush_journal()
         parent = self.head()
@@ -157,7 +157,7 @@ class FastImportWriter(AnnexWriter):
                 turns.give("checkout")
             crashpoint("before-branch-update")
             self._move_branch(branch, new_head, parent)
-            return CommitResult(new_head, written, deleted, len(keys), time.monotonic() - t0)
+            return CommitResult(new_head, written, deleted, len(keys), clock.seconds())
 
     def _fast_import(self, write: Callable[[IO[bytes]], None]) -> None:
         """Run one fast-import stream; refs move only if the whole stream got through."""

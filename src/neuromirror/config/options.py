@@ -12,6 +12,7 @@ import os
 from typing import Any, Optional
 
 from neuromirror.config.reader import Node, Reader, join_field, kind_of
+from neuromirror.config.rules import Check, duration, flag, read_value, valid, whole
 
 #: options that are not source options but still belong to a sync
 #: (dandi_instance: a DANDI instance by name, as ``sync -i``; its API wins over dandi_api)
@@ -95,43 +96,39 @@ def read_options(r: Reader, node: Node, path: str, entries: Optional[dict[str, N
         if bad:
             r.error(vnode.line, join_field(path, key), f"expected a value or a list of values, got {kind_of(bad[0])}")
             continue
-        if dest == "engine" and value not in ENGINES:
-            r.error(vnode.line, join_field(path, key), f"unknown engine {value!r} (known: {', '.join(ENGINES)})")
-            continue
-        if dest == "dandi_instance":
-            from neuromirror.identifiers import IdentifierError, instance_api
-
-            try:
-                instance_api(str(value))
-            except IdentifierError as exc:
-                r.error(vnode.line, join_field(path, key), str(exc))
-                continue
-        problem = _check_value(dest, value)
-        if problem:
-            r.error(vnode.line, join_field(path, key), problem)
+        check = OPTION_RULES.get(dest)
+        if check is not None and not valid(read_value(r, Node(value, vnode.line), join_field(path, key), check)):
             continue
         out[dest] = value
     return out
 
 
-def _check_value(dest: str, value: Any) -> Optional[str]:
-    """What is wrong with the value of one of the sync's own options (quiet hour, free space), if anything."""
-    if dest == "quiet" and not isinstance(value, bool):
-        return f"expected true or false, got {kind_of(value)}"
-    if dest == "recheck_cycles" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        return f"expected a whole number of cycles (0: no rolling re-check), got {kind_of(value)}"
-    if dest == "full_pass":
-        from neuromirror.config.schedule import parse_duration
+def _engine(value: Any) -> Any:
+    if value not in ENGINES:
+        raise ValueError(f"unknown engine {value!r} (known: {', '.join(ENGINES)})")
+    return value
 
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            return str(exc)
-    if dest == "min_free":
-        from neuromirror.util.disk import parse_size
 
-        try:
-            parse_size(value)
-        except ValueError as exc:
-            return str(exc)
-    return None
+def _dandi_instance(value: Any) -> Any:
+    from neuromirror.identifiers import instance_api
+
+    instance_api(str(value))  # IdentifierError is a ValueError: its message is the error
+    return value
+
+
+def _size(value: Any) -> Any:
+    from neuromirror.util.disk import parse_size
+
+    parse_size(value)
+    return value
+
+
+#: the checks of option values (the values themselves are passed on as given); other options are the sources'
+OPTION_RULES: dict[str, Check] = {
+    "engine": _engine,
+    "dandi_instance": _dandi_instance,
+    "quiet": flag,
+    "recheck_cycles": whole(0, None, "a whole number of cycles (0: no rolling re-check)"),
+    "full_pass": duration,
+    "min_free": _size,
+}

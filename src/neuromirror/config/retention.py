@@ -10,12 +10,26 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from neuromirror.config.reader import Node, Reader, kind_of
-from neuromirror.config.schedule import parse_duration
+from neuromirror.config.reader import Node, Reader
+from neuromirror.config.rules import Rule, duration, read_fields, whole
 from neuromirror.index.retention import Retention
 
 RETENTION_KEYS = ("runs", "days")
 DAY = 86400.0
+
+
+def _days(raw: Any) -> float:
+    """A number of days, or a duration (``90d``, ``12w``) in days."""
+    try:
+        days = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else duration(raw) / DAY
+        if days <= 0:
+            raise ValueError(f"expected a positive number of days, got {raw!r}")
+    except ValueError as exc:
+        raise ValueError(f"{exc} (a number of days or a duration such as 90d)") from None
+    return days
+
+
+RETENTION_RULES = (Rule("runs", whole(1, None, "a number of runs (1 or more)")), Rule("days", _days))
 
 
 def read_retention(r: Reader, node: Node, path: str, base: Retention) -> Optional[Retention]:
@@ -23,25 +37,7 @@ def read_retention(r: Reader, node: Node, path: str, base: Retention) -> Optiona
     m = r.mapping(node, path, RETENTION_KEYS)
     if m is None:
         return None
-    values: dict[str, Any] = {"runs": base.runs, "days": base.days}
-    ok = all(k in RETENTION_KEYS for k in m)
-    if "runs" in m:
-        n = m["runs"].value
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            r.error(m["runs"].line, f"{path}.runs", f"expected a number of runs (1 or more), got {kind_of(n)}")
-            ok = False
-        else:
-            values["runs"] = n
-    if "days" in m:
-        raw = m["days"].value
-        try:
-            days = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
-            if days is None:
-                days = parse_duration(raw) / DAY
-            if days <= 0:
-                raise ValueError(f"expected a positive number of days, got {raw!r}")
-            values["days"] = days
-        except ValueError as exc:
-            r.error(m["days"].line, f"{path}.days", f"{exc} (a number of days or a duration such as 90d)")
-            ok = False
+    given, fields_ok = read_fields(r, m, path, RETENTION_RULES)
+    ok = all(k in RETENTION_KEYS for k in m) and fields_ok
+    values: dict[str, Any] = {"runs": base.runs, "days": base.days, **given}
     return Retention(**values) if ok else None

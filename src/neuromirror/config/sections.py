@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 from neuromirror.config.model import KEEP_VERSIONS, KeepPolicy
 from neuromirror.config.reader import Node, Reader, kind_of
-from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger, format_duration, parse_duration
+from neuromirror.config.rules import Rule, duration, flag, number, read_fields, read_value, valid, whole
+from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger, format_duration
 from neuromirror.spec import SpecError, parse_spec
 
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
@@ -21,54 +22,96 @@ KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget", "expir
 BACKOFF_KEYS = ("initial", "factor", "max")
 
 
-def read_schedule(r: Reader, node: Node, path: str, default_tz: str) -> Optional[Schedule]:
+def _timezone(value: Any) -> str:
+    return check_timezone(str(value))
+
+
+def _versions(word: Any) -> str:
+    if not isinstance(word, str) or word.strip().lower() not in KEEP_VERSIONS:
+        raise ValueError(f"expected published or all, got {kind_of(word)}")
+    return word.strip().lower()
+
+
+def _globs(globs: Any) -> tuple[str, ...]:
+    if isinstance(globs, str) and globs.strip():
+        return (globs.strip(),)
+    if isinstance(globs, list) and all(isinstance(n.value, str) and n.value.strip() for n in globs):
+        return tuple(n.value.strip() for n in globs)
+    raise ValueError(f"expected a path glob or a list of them, got {kind_of(globs)}")
+
+
+def _size(raw: Any) -> int:
+    from neuromirror.sources.aind.options import parse_size
+
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError(f"not a size: {raw!r}")
+    size = parse_size(raw)
+    if size <= 0:
+        raise ValueError(f"not a size: {raw!r}")
+    return size
+
+
+#: each section's fields, in the order their errors are reported
+SCHEDULE_RULES = (Rule("timezone", _timezone), Rule("jitter", duration))
+BACKOFF_RULES = (
+    Rule("initial", duration),
+    Rule("max", duration),
+    Rule("factor", number(lambda f: 1 <= f <= 100, "a number from 1 to 100")),
+)
+KEEP_RULES = (
+    Rule("versions", _versions),
+    Rule("include", _globs),
+    Rule("exclude", _globs),
+    Rule("max_file_size", _size),
+    Rule("budget", _size),
+    Rule("expire_after", duration),
+)
+JOBS = whole(1, 256, "a whole number from 1 to 256")
+PUBLISH_RULES = (Rule("force", flag),)
+RIA_PUBLISH_RULES = (Rule("include_embargoed", flag), Rule("force", flag))
+
+
+def _schedule_shorthand(node: Node) -> Node:
+    """``schedule: "30m"`` / ``3600`` is ``{interval: ...}``; ``"0 3 * * *"`` / ``"@daily"`` is ``{cron: ...}``."""
     v = node.value
-    if isinstance(v, (int, float, str)) and not isinstance(v, bool):
-        # shorthand: "30m" / 3600 -> interval; "0 3 * * *" / "@daily" -> cron
-        text = str(v).strip()
-        if isinstance(v, str) and (len(text.split()) > 1 or "*" in text or text.startswith("@")):
-            node = Node({"cron": node}, node.line, {"cron": node.line})
-        else:
-            node = Node({"interval": node}, node.line, {"interval": node.line})
+    if not isinstance(v, (int, float, str)) or isinstance(v, bool):
+        return node
+    text = str(v).strip()
+    key = (
+        "cron" if isinstance(v, str) and (len(text.split()) > 1 or "*" in text or text.startswith("@")) else "interval"
+    )
+    return Node({key: node}, node.line, {key: node.line})
+
+
+def _cron(expr: Any, tz: str) -> str:
+    """A cron line, checked in the schedule's time zone."""
+    if not isinstance(expr, str):
+        raise ValueError(f"expected a cron expression in quotes, got {kind_of(expr)}")
+    try:
+        cron_trigger(expr, tz)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression: {exc}") from None
+    return expr.strip()
+
+
+def read_schedule(r: Reader, node: Node, path: str, default_tz: str) -> Optional[Schedule]:
+    node = _schedule_shorthand(node)
     before = len(r.issues)
     m = r.mapping(node, path, SCHEDULE_KEYS)
     if m is None:
         return None
-    tz = default_tz
-    ok = True
-    if "timezone" in m:
-        try:
-            tz = check_timezone(str(m["timezone"].value))
-        except ValueError as exc:
-            r.error(m["timezone"].line, f"{path}.timezone", str(exc))
-            ok = False
-    jitter = None
-    if "jitter" in m:
-        try:
-            jitter = parse_duration(m["jitter"].value)
-        except ValueError as exc:
-            r.error(m["jitter"].line, f"{path}.jitter", str(exc))
-            ok = False
+    values, ok = read_fields(r, m, path, SCHEDULE_RULES)
+    tz, jitter = values.get("timezone", default_tz), values.get("jitter")
     if ("cron" in m) == ("interval" in m):
         if len(r.issues) > before and "cron" not in m and "interval" not in m:
             return None  # only misspelt keys: that error says it
         r.error(node.line, path, "give exactly one of 'cron' (e.g. \"0 3 * * *\") and 'interval' (e.g. 6h)")
         return None
     if "cron" in m:
-        expr = m["cron"].value
-        if not isinstance(expr, str):
-            r.error(m["cron"].line, f"{path}.cron", f"expected a cron expression in quotes, got {kind_of(expr)}")
-            return None
-        try:
-            cron_trigger(expr, tz)
-        except ValueError as exc:
-            r.error(m["cron"].line, f"{path}.cron", f"invalid cron expression: {exc}")
-            return None
-        return Schedule(cron=expr.strip(), jitter=jitter, timezone=tz) if ok else None
-    try:
-        seconds = parse_duration(m["interval"].value)
-    except ValueError as exc:
-        r.error(m["interval"].line, f"{path}.interval", str(exc))
+        expr = read_value(r, m["cron"], f"{path}.cron", lambda v: _cron(v, tz))
+        return Schedule(cron=expr, jitter=jitter, timezone=tz) if ok and valid(expr) else None
+    seconds = read_value(r, m["interval"], f"{path}.interval", duration)
+    if not valid(seconds):
         return None
     return Schedule(interval=seconds, jitter=jitter, timezone=tz) if ok else None
 
@@ -77,22 +120,8 @@ def read_backoff(r: Reader, node: Node, path: str, base: Backoff) -> Optional[Ba
     m = r.mapping(node, path, BACKOFF_KEYS)
     if m is None:
         return None
-    values = {"initial": base.initial, "factor": base.factor, "max": base.max}
-    ok = True
-    for key in ("initial", "max"):
-        if key in m:
-            try:
-                values[key] = parse_duration(m[key].value)
-            except ValueError as exc:
-                r.error(m[key].line, f"{path}.{key}", str(exc))
-                ok = False
-    if "factor" in m:
-        f = m["factor"].value
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 1 <= f <= 100:
-            r.error(m["factor"].line, f"{path}.factor", f"expected a number from 1 to 100, got {kind_of(f)}")
-            ok = False
-        else:
-            values["factor"] = float(f)
+    given, ok = read_fields(r, m, path, BACKOFF_RULES)
+    values = {"initial": base.initial, "factor": base.factor, "max": base.max, **given}
     if ok and values["max"] < values["initial"]:
         r.error(
             node.line,
@@ -133,10 +162,7 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
     elif "://" not in to and ":" not in to.split("/", 1)[0] and not os.path.isabs(os.path.expanduser(to)):
         to = str((r.base_dir / to).absolute())  # a local directory relative to this file
     out["to"] = os.path.expanduser(to)
-    if "force" in out and not isinstance(out["force"], bool):
-        r.error(m["force"].line, f"{path}.force", f"expected true or false, got {kind_of(out['force'])}")
-        return None
-    return out
+    return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
 
 
 def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
@@ -160,11 +186,7 @@ def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: di
                 "expected the URL clones reach the store at, e.g. https://data.lab.org/ria (no credentials, no #)",
             )
             return False
-    for key in ("include_embargoed", "force"):
-        if key in out and not isinstance(out[key], bool):
-            r.error(m[key].line, f"{path}.{key}", f"expected true or false, got {kind_of(out[key])}")
-            return False
-    return True
+    return read_fields(r, m, path, RIA_PUBLISH_RULES, stop=True)[1]
 
 
 def _plain(node: Node) -> Any:
@@ -177,11 +199,8 @@ def _plain(node: Node) -> Any:
 
 
 def read_jobs(r: Reader, node: Node, path: str) -> Optional[int]:
-    v = node.value
-    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 256:
-        r.error(node.line, path, f"expected a whole number from 1 to 256, got {kind_of(v)}")
-        return None
-    return v
+    v = read_value(r, node, path, JOBS)
+    return v if valid(v) else None
 
 
 def read_source_spec(r: Reader, node: Node, m: dict[str, Node], path: str) -> Optional[str]:
@@ -245,8 +264,6 @@ def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPoli
 
     Returns (valid, policy); ``none`` is a valid None (nothing kept).
     """
-    from neuromirror.sources.aind.options import parse_size
-
     choices = (
         "none, published, all or a mapping {versions: published|all, include, exclude, max_file_size, budget, "
         "expire_after}"
@@ -265,44 +282,6 @@ def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPoli
         if not isinstance(v, dict):
             r.error(node.line, path, f"expected {choices}, got {kind_of(v)}")
         return False, None
-    ok = all(k in KEEP_KEYS for k in m)  # an unknown key is reported by r.mapping
-    values: dict[str, Any] = {}
-    if "versions" in m:
-        word = m["versions"].value
-        if not isinstance(word, str) or word.strip().lower() not in KEEP_VERSIONS:
-            r.error(m["versions"].line, f"{path}.versions", f"expected published or all, got {kind_of(word)}")
-            ok = False
-        else:
-            values["versions"] = word.strip().lower()
-    for key in ("include", "exclude"):
-        if key in m:
-            globs = m[key].value
-            if isinstance(globs, str) and globs.strip():
-                values[key] = (globs.strip(),)
-            elif isinstance(globs, list) and all(isinstance(n.value, str) and n.value.strip() for n in globs):
-                values[key] = tuple(n.value.strip() for n in globs)
-            else:
-                r.error(m[key].line, f"{path}.{key}", f"expected a path glob or a list of them, got {kind_of(globs)}")
-                ok = False
-    for key in ("max_file_size", "budget"):
-        if key in m:
-            raw = m[key].value
-            try:
-                if isinstance(raw, bool) or raw is None:
-                    raise ValueError(f"not a size: {raw!r}")
-                size = parse_size(raw)
-                if size <= 0:
-                    raise ValueError(f"not a size: {raw!r}")
-                values[key] = size
-            except ValueError as exc:
-                r.error(m[key].line, f"{path}.{key}", str(exc))
-                ok = False
-    if "expire_after" in m:
-        from neuromirror.config.schedule import parse_duration
-
-        try:
-            values["expire_after"] = parse_duration(m["expire_after"].value)
-        except ValueError as exc:
-            r.error(m["expire_after"].line, f"{path}.expire_after", str(exc))
-            ok = False
+    values, fields_ok = read_fields(r, m, path, KEEP_RULES)
+    ok = all(k in KEEP_KEYS for k in m) and fields_ok  # an unknown key is reported by r.mapping
     return ok, (KeepPolicy(**values) if ok else None)

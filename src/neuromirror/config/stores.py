@@ -16,7 +16,7 @@ count could never be met.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from neuromirror.config.model import (
     DEFAULT_DRILL_EVERY,
@@ -26,7 +26,7 @@ from neuromirror.config.model import (
     VerifyPolicy,
 )
 from neuromirror.config.reader import Node, Reader, kind_of
-from neuromirror.config.schedule import parse_duration
+from neuromirror.config.rules import Rule, duration, number, read_fields, read_value, valid, whole
 from neuromirror.config.sections import read_store
 
 VERIFY_KEYS = ("fraction", "period")
@@ -61,33 +61,23 @@ def read_stores(r: Reader, node: Node, path: str) -> Optional[tuple[str, ...]]:
     return out
 
 
+#: ``verify:`` and ``drill:`` (besides its ``to``): checked in this order, the first invalid value refuses the section
+VERIFY_RULES = (Rule("fraction", number(lambda f: 0 < f <= 1, "a fraction in (0, 1]")), Rule("period", duration))
+DRILL_RULES = (Rule("every", duration), Rule("sample", whole(1, None, "a number of objects (1, 2, ...)")))
+COPIES = whole(1, None, "the number of copies wanted (1, 2, ...)")
+
+
 def read_copies(r: Reader, node: Node, path: str) -> Optional[int]:
-    v = node.value
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        r.error(node.line, path, f"expected the number of copies wanted (1, 2, ...), got {kind_of(v)}")
-        return None
-    return v
+    v = read_value(r, node, path, COPIES)
+    return v if valid(v) else None
 
 
 def read_verify(r: Reader, node: Node, path: str) -> Optional[VerifyPolicy]:
     m = r.mapping(node, path, VERIFY_KEYS)
     if m is None:
         return None
-    fraction: Optional[float] = None
-    period = DEFAULT_VERIFY_PERIOD
-    if "fraction" in m:
-        f = m["fraction"].value
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
-            r.error(m["fraction"].line, f"{path}.fraction", f"expected a fraction in (0, 1], got {kind_of(f)}")
-            return None
-        fraction = float(f)
-    if "period" in m:
-        try:
-            period = parse_duration(m["period"].value)
-        except ValueError as exc:
-            r.error(m["period"].line, f"{path}.period", str(exc))
-            return None
-    return VerifyPolicy(fraction, period)
+    values, ok = read_fields(r, m, path, VERIFY_RULES, stop=True)
+    return VerifyPolicy(values.get("fraction"), values.get("period", DEFAULT_VERIFY_PERIOD)) if ok else None
 
 
 def read_drill(r: Reader, node: Node, path: str) -> Optional[DrillPolicy]:
@@ -99,42 +89,19 @@ def read_drill(r: Reader, node: Node, path: str) -> Optional[DrillPolicy]:
         r.error(node.line, path, "a drill needs its scratch target: to: DIR or s3://BUCKET[/PREFIX]")
         return None
     to = read_store(r, m["to"], f"{path}.to")
-    every, sample = DEFAULT_DRILL_EVERY, DEFAULT_DRILL_SAMPLE
-    if "every" in m:
-        try:
-            every = parse_duration(m["every"].value)
-        except ValueError as exc:
-            r.error(m["every"].line, f"{path}.every", str(exc))
-            return None
-    if "sample" in m:
-        v = m["sample"].value
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            r.error(m["sample"].line, f"{path}.sample", f"expected a number of objects (1, 2, ...), got {kind_of(v)}")
-            return None
-        sample = v
-    return DrillPolicy(to, every, sample) if to else None
+    values, ok = read_fields(r, m, path, DRILL_RULES, stop=True)
+    if not ok or not to:
+        return None
+    return DrillPolicy(to, values.get("every", DEFAULT_DRILL_EVERY), values.get("sample", DEFAULT_DRILL_SAMPLE))
 
 
 def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSettings) -> StoreSettings:
     """``store``/``stores``, ``copies`` and ``verify`` of one mapping (top, defaults or a source), over ``above``."""
     prefix = f"{path}." if path else ""
-    stores, given = above.stores, above.given
-    if "store" in m and "stores" in m:
-        r.error(m["stores"].line, f"{prefix}stores", "give 'store' (one) or 'stores' (a list), not both")
-    if "store" in m:
-        one = read_store(r, m["store"], f"{prefix}store")
-        stores, given = ((one,) if one else ()), True
-    elif "stores" in m:
-        stores, given = read_stores(r, m["stores"], f"{prefix}stores") or (), True
-    copies = above.copies
-    if "copies" in m:
-        copies = read_copies(r, m["copies"], f"{prefix}copies") or above.copies
-    verify = above.verify
-    if "verify" in m:
-        verify = read_verify(r, m["verify"], f"{prefix}verify") or above.verify
-    drill = above.drill
-    if "drill" in m:
-        drill = read_drill(r, m["drill"], f"{prefix}drill") or above.drill
+    stores, given = _named_stores(r, m, prefix, above)
+    # each policy read by its section's reader; an invalid one (its error recorded) leaves the one above
+    policies = {key: read(r, m[key], f"{prefix}{key}") for key, read in POLICY_READERS if key in m}
+    copies, verify, drill = (policies.get(key) or getattr(above, key) for key, _ in POLICY_READERS)
     here = m.get("copies") or m.get("stores") or m.get("store")
     if stores and copies > len(stores) and here is not None:
         r.error(
@@ -143,3 +110,23 @@ def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSe
             f"{copies} copies wanted but {len(stores)} store(s) named: it could never be met",
         )
     return StoreSettings(stores, copies, verify, drill, given)
+
+
+def _named_stores(r: Reader, m: dict[str, Node], prefix: str, above: StoreSettings) -> tuple[tuple[str, ...], bool]:
+    """The stores named here (``store``: one, ``stores``: a list), else those above; and whether any was named."""
+    if "store" in m and "stores" in m:
+        r.error(m["stores"].line, f"{prefix}stores", "give 'store' (one) or 'stores' (a list), not both")
+    if "store" in m:
+        one = read_store(r, m["store"], f"{prefix}store")
+        return ((one,) if one else ()), True
+    if "stores" in m:
+        return read_stores(r, m["stores"], f"{prefix}stores") or (), True
+    return above.stores, above.given
+
+
+#: the policies of a mapping, each read by its section's reader, in this order
+POLICY_READERS: tuple[tuple[str, Callable[[Reader, Node, str], Any]], ...] = (
+    ("copies", read_copies),
+    ("verify", read_verify),
+    ("drill", read_drill),
+)

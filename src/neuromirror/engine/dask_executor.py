@@ -21,10 +21,10 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-import time
 from typing import Any, Callable, Optional
 
 from neuromirror.engine.executor import Runner, SourceTask, TaskResult, run_task, worker_name
+from neuromirror.util import timing
 
 #: seconds to reach the scheduler before saying it is unreachable
 CONNECT_TIMEOUT = float(os.environ.get("NEUROMIRROR_DASK_TIMEOUT", "5"))
@@ -73,9 +73,9 @@ def locked_task(task: SourceTask) -> TaskResult:
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
-    start = time.perf_counter()
+    clock = timing.Stopwatch()
     value = fn(*args)
-    return value, worker_name(), round(time.perf_counter() - start, 3)
+    return value, worker_name(), round(clock.seconds(), 3)
 
 
 class ClusterExecutor(concurrent.futures.Executor):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +197,7 @@ def worker_name() -> str:
 
 def run_task(task: SourceTask) -> TaskResult:
     """A source's dataset work, on a worker: never writes the index or the root superdataset."""
-    t0 = time.perf_counter()
+    clock = timing.Stopwatch()
     source = task.source
     report = SyncReport(source=source.id, dataset=source.relpath)
     result = TaskResult(report=report, worker=worker_name())
@@ -221,7 +220,7 @@ def run_task(task: SourceTask) -> TaskResult:
     finally:
         mirror.close()
     result.ops = recorder.ops
-    result.seconds = round(time.perf_counter() - t0, 3)
+    result.seconds = round(clock.seconds(), 3)
     return result
 
 
@@ -280,9 +279,8 @@ class Runner:
             apply(mirror, recorder, result.ops)
             _remove_orphans(mirror, source.relpath)
             spent = timing.current()
-            for name, seconds in result.timings.items():
-                if spent is not None:
-                    spent.add(name, seconds)
+            if spent is not None:  # the worker's phases, as if timed here
+                spent.merge(result.timings)
             _merge(report, result.report)
             if result.error:
                 raise SyncError(result.error)

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
-from neuromirror.annex.writer import make_writer
+from neuromirror.annex.writer import AnnexWriter, make_writer
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
 from neuromirror.engine.recorder import Recorder
+from neuromirror.engine.sink import StoreSink
 from neuromirror.engine.zarr.backfill import ManifestWanted
 from neuromirror.records import (
     Pending,
@@ -33,6 +32,9 @@ from neuromirror.util import disk, gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
 
 if TYPE_CHECKING:
+    from neuromirror.engine.diff import _Diff
+    from neuromirror.engine.state import IndexState
+    from neuromirror.index.version_rows import StagedVersion
     from neuromirror.store.base import Store
 
 log = logging.getLogger("neuromirror.engine.sync")
@@ -94,15 +96,15 @@ def sync_source(
     relpath: str = source.relpath
     report = SyncReport(source=sid, dataset=relpath)
     index = mirror.index
-    t_lock = time.perf_counter()
+    waited = timing.Stopwatch()
     with mirror.lock(sid, wait=lock_wait):
-        lock_wait_s = time.perf_counter() - t_lock
+        lock_wait_s = waited.seconds()
         if on_locked is not None:
             on_locked()
         mirror.ensure_root()
         index.ensure_source(sid, source.archive, source.remote_id, relpath)
         run_id = index.start_run(sid, trigger)
-        t0 = time.perf_counter()
+        clock = timing.Stopwatch()
         try:
             with timing.collecting() as timings:
                 if runner is None:
@@ -117,7 +119,7 @@ def sync_source(
                     )
                 else:
                     runner(mirror, source, report, engine=engine, progress=progress)
-            total = time.perf_counter() - t0
+            total = clock.seconds()
             report.timings = {k: round(v, 4) for k, v in timings.items()}
             # what no phase names (run rows, the source's own set-up...): a few % at most, or a phase is missing
             report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
@@ -164,203 +166,243 @@ def sync_dataset(
     store: Optional[Store] = None,
 ) -> None:
     """The sync of one source under its lock: listing, diff, commits and tags; the index and
-    the root superdataset are written through ``recorder``."""
-    sid: str = source.id
-    relpath: str = source.relpath
-    ds = mirror.dataset_path(relpath)
-    head: Optional[str] = None
-    t_recover = time.perf_counter()
-    state = recorder.state(None)
-    if (ds / ".git").exists():
-        ds = recorder.ensure_dataset(source.describe())
-        for action in mirror.recover(ds):
-            report.warnings.append(f"recovered {relpath}: {action}")
-        drop_temp_packs(ds)
-        _repair_once(ds, report)
-        head = gitutil.rev_parse(ds, "HEAD")
-        if head and state.index.version_by_commit(sid, head) is None and _has_versions(ds):
-            recorder.reindex(ds)
-            report.warnings.append(f"index of {sid} was behind its dataset: rebuilt from the dataset")
-        state = recorder.state(head)
-    spent = timing.current()
-    if spent is not None:  # the dataset checked and recovered, the index caught up with it, the state loaded
-        spent.add("recover", time.perf_counter() - t_recover)
-    sink = StoreSink(store) if store is not None else None
-    state.content_sink = sink
-    state.manifest_root = mirror.manifest_root
-    state.zarr_manifest_wanted = ManifestWanted(state, str(mirror.manifest_root))
-    current: Optional[dict[str, bytes]] = None
-    start_head = head
-    pending: Optional[list[Pending]] = None
-    snapshots = iter(source.snapshots(state, progress))
+    the root superdataset are written through ``recorder``.
+
+    The steps, in order (each a method of :class:`DatasetSync`): recover the dataset and load
+    the last state; ask the archive for a first snapshot (nothing new: register and stop);
+    prepare the dataset and its writer; commit each snapshot; finish (pending, root gitlink).
+    """
+    run = DatasetSync(mirror, source, report, recorder, store)
+    run.recover()
+    snapshots = iter(source.snapshots(run.state, progress))
     # ask the archive before creating anything: a mistyped source leaves no empty dataset behind
-    t_list = time.perf_counter()
-    first = next(snapshots, None)
+    with timing.phase("listing+diff"):  # a whole listing for S3, two GETs for DANDI
+        first = next(snapshots, None)
     if first is None:
-        spent = timing.current()
-        if spent is not None:  # asking the archive: a whole listing for S3, two GETs for DANDI
-            spent.add("listing+diff", time.perf_counter() - t_list)
-        report.outcome = "unchanged"
-        if sink is not None and head:  # bytes read again (BOSS annotations), or a store named for the first time
-            sink.record(ds)
-        if head:  # an interrupted run may have committed without updating the root
-            with timing.phase("root-register"):
-                recorder.register(f"[neuromirror] {sid}: registered")
+        run.nothing_new()
         return
-    t_prepare = time.perf_counter()
-    with timing.phase("prepare"):
-        ds = recorder.ensure_dataset(source.describe())
-        _repair_once(ds, report)  # a new dataset: only marked
-        head = start_head = gitutil.rev_parse(ds, "HEAD") if start_head is None else start_head
-        url_remotes = source.prepare_dataset(ds)
-        writer = make_writer(engine, ds, url_remotes=url_remotes)
-    t_list += time.perf_counter() - t_prepare  # the first snapshot's listing goes on in the loop: not this
+    run.prepare(engine)
+    for snap in _listed(first, snapshots):
+        run.commit_snapshot(snap)
+    run.finish()
+
+
+def _listed(first: Snapshot, snapshots: Iterator[Snapshot]) -> Iterator[Snapshot]:
+    """The snapshots of a sync, ``first`` (already listed) then the rest, each one's listing timed
+    as ``listing+diff``.  The listing's end (the ``next`` that yields nothing) is not counted:
+    the phase is the listing of snapshots that reach the diff."""
+    yield first
     while True:
-        if first is not None:
-            snap: Optional[Snapshot] = first
-            first = None
-        else:
-            t_list = time.perf_counter()
+        with timing.phase("listing+diff") as span:
             snap = next(snapshots, None)
+            if snap is None:
+                span.drop()
         if snap is None:
-            break
-        if current is None:
-            with timing.phase("previous-state"):
-                current = current_state(ds, head, state)
-        d = diff_snapshot(current, snap, report, recorder.files_spool())
-        if len(current) >= KEEP_STATE_BELOW:
-            # not held through the commit (10^6 paths: ~200 MB beside git's checkout); a later
-            # snapshot of the same sync, if any, reads the state again from the index
-            current = None
-        # listing = producing the entries, less the pinning the source timed inside it
-        spent = timing.current()
-        if spent is not None:
-            spent.add("listing+diff", time.perf_counter() - t_list)
-        report.warnings.extend(getattr(snap, "warnings", ()))
-        pending = list(snap.pending) if snap.kind != "published" else pending
-        report.pending = list(snap.pending) if snap.kind != "published" else report.pending
+            return
+        yield snap
+
+
+class DatasetSync:
+    """One source's dataset sync, step by step: the state the steps share (the dataset's path and
+    HEAD, the index state, the previous snapshot's path -> identity map, the writer, the store's sink).
+
+    Each step times itself under the phase names of :data:`TOP_PHASES` (a contract: ``--json``,
+    the run's report and ``scripts/bench`` read them).
+    """
+
+    def __init__(
+        self, mirror: Mirror, source: Source, report: SyncReport, recorder: Recorder, store: Optional[Store]
+    ) -> None:
+        self.mirror = mirror
+        self.source = source
+        self.sid: str = source.id
+        self.relpath: str = source.relpath
+        self.report = report
+        self.recorder = recorder
+        self.ds = mirror.dataset_path(self.relpath)
+        self.head: Optional[str] = None
+        self.start_head: Optional[str] = None
+        self.state: IndexState  # loaded by :meth:`recover`
+        self.sink = StoreSink(store) if store is not None else None
+        self.current: Optional[dict[str, bytes]] = None
+        self.pending: Optional[list[Pending]] = None
+        self.writer: Optional[AnnexWriter] = None
+
+    def recover(self) -> None:
+        """An existing dataset is made whole before anything is read from it (a crashed run's
+        leftovers recovered, temporary packs dropped, mutable URLs taken back once) and the index
+        caught up with it when it is behind; then the last state is loaded for the diff."""
+        with timing.phase("recover"):
+            self.state = self.recorder.state(None)
+            if (self.ds / ".git").exists():
+                self._recover_dataset()
+        state = self.state
+        state.content_sink = self.sink
+        state.manifest_root = self.mirror.manifest_root
+        state.zarr_manifest_wanted = ManifestWanted(state, str(self.mirror.manifest_root))
+        self.start_head = self.head
+
+    def _recover_dataset(self) -> None:
+        ds = self.ds = self.recorder.ensure_dataset(self.source.describe())
+        for action in self.mirror.recover(ds):
+            self.report.warnings.append(f"recovered {self.relpath}: {action}")
+        drop_temp_packs(ds)
+        _repair_once(ds, self.report)
+        head = self.head = gitutil.rev_parse(ds, "HEAD")
+        if head and self.state.index.version_by_commit(self.sid, head) is None and _has_versions(ds):
+            self.recorder.reindex(ds)
+            self.report.warnings.append(f"index of {self.sid} was behind its dataset: rebuilt from the dataset")
+        self.state = self.recorder.state(head)
+
+    def nothing_new(self) -> None:
+        """The archive has no snapshot for this sync: nothing is created, but what an earlier run
+        left unrecorded is recorded (bytes read again, or a store named for the first time; the
+        root's gitlink of an interrupted run that committed without updating the root)."""
+        self.report.outcome = "unchanged"
+        if self.sink is not None and self.head:
+            self.sink.record(self.ds)
+        if self.head:
+            with timing.phase("root-register"):
+                self.recorder.register(f"[neuromirror] {self.sid}: registered")
+
+    @timing.timed("prepare")
+    def prepare(self, engine: str) -> None:
+        """Only once the archive answered with a snapshot: the dataset made (or found), its
+        remotes set up by the source, and the writer that commits the snapshots."""
+        ds = self.ds = self.recorder.ensure_dataset(self.source.describe())
+        _repair_once(ds, self.report)  # a new dataset: only marked
+        if self.start_head is None:
+            self.start_head = gitutil.rev_parse(ds, "HEAD")
+        self.head = self.start_head
+        url_remotes = self.source.prepare_dataset(ds)
+        self.writer = make_writer(engine, ds, url_remotes=url_remotes)
+
+    def commit_snapshot(self, snap: Snapshot) -> None:
+        """One snapshot: diffed against the previous state; a commit (and its tag) only when
+        something changed or the tag is missing, then the index rows and the store's keys."""
+        d = self._diff(snap)
+        self.report.warnings.extend(getattr(snap, "warnings", ()))
+        if snap.kind != "published":
+            self.pending = list(snap.pending)
+            self.report.pending = list(snap.pending)
         try:
-            with timing.phase("head-check"):  # HEAD and the tag read; an unchanged draft's new stamp recorded
-                head = gitutil.rev_parse(ds, "HEAD")
-                tag_needed = bool(snap.tag) and gitutil.ref_sha(ds, f"refs/tags/{snap.tag}") is None
-                if d.n == 0 and not tag_needed:
-                    if snap.kind == "draft" and head and state.head_version:
-                        recorder.draft_modified(state, snap.remote_modified)
-            if d.n == 0 and not tag_needed:
-                continue
-            crashpoint("before-commit")
-            with timing.phase("index"):  # the rows staged on a thread while the commit is made
-                staged = recorder.stage(d.files)
-            try:
-                with timing.phase("registration+commit"):
-                    if d.n == 0 and head and _is_commit_of(ds, head, sid, snap):
-                        commit = head  # an interrupted run made this version's commit but not its tag
-                    else:
-                        commit = writer.commit(d.changes, message=commit_message(sid, snap, d), date=snap.date).commit
-                    crashpoint("after-commit")
-                    if snap.tag:
-                        writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
-                        crashpoint("after-tag")
-            except BaseException:
-                if staged is not None:
-                    staged.abort()
-                raise
-            with timing.phase("index"):
-                recorder.record_version(
-                    state,
-                    d.files,
-                    staged=staged,
-                    label=snap.label,
-                    kind=snap.kind,
-                    commit=commit,
-                    tag=snap.tag,
-                    remote_modified=snap.remote_modified,
-                    date=snap.date.isoformat(),
-                    doi=snap.doi,
-                    citation=snap.citation,
-                    meta=snap.meta,
-                )
-            crashpoint("after-index")
-            if sink is not None:
-                with timing.phase("store"):
-                    sink.record(ds)
-            report.added += d.added
-            report.removed += d.removed
-            report.changed += d.changed
-            report.versions.append(
-                {
-                    "label": snap.label,
-                    "kind": snap.kind,
-                    "commit": commit,
-                    "tag": snap.tag,
-                    "added": d.added,
-                    "removed": d.removed,
-                    "changed": d.changed,
-                }
-            )
+            if not self._needs_commit(snap, d):
+                return
+            commit, staged = self._commit(snap, d)
+            self._record(snap, d, commit, staged)
         finally:
             d.changes.close()
             d.files.close()
-    if pending is not None:
-        with timing.phase("pending"):
-            recorder.set_pending(pending)
-    if sink is not None:  # what a snapshot without a new commit read and stored
-        with timing.phase("store"):
-            sink.record(ds)
-    with timing.phase("root-register"):  # the root superdataset's gitlink: a commit of the parent
-        new_head = gitutil.rev_parse(ds, "HEAD")
-        crashpoint("before-register")
-        if new_head != start_head or not report.versions:
-            recorder.register(f"[neuromirror] {sid}: {', '.join(v['label'] for v in report.versions) or 'registered'}")
-    report.outcome = "ok" if report.versions else "unchanged"
-    for p in report.pending:
-        report.warnings.append(f"{p.path}: {p.reason}")
 
+    def _diff(self, snap: Snapshot) -> _Diff:
+        """The snapshot's entries against the previous state: only changes reach git.  Counted in
+        ``listing+diff`` with the listing (the source streams its entries into the diff)."""
+        with timing.phase("listing+diff"):
+            if self.current is None:
+                with timing.phase("previous-state"):
+                    self.current = current_state(self.ds, self.head, self.state)
+            d = diff_snapshot(self.current, snap, self.report, self.recorder.files_spool())
+            if len(self.current) >= KEEP_STATE_BELOW:
+                # not held through the commit (10^6 paths: ~200 MB beside git's checkout); a later
+                # snapshot of the same sync, if any, reads the state again from the index
+                self.current = None
+        return d
 
-class StoreSink:
-    """A sync's :class:`~neuromirror.records.ContentSink`: bytes a source read go into the store.
+    @timing.timed("head-check")
+    def _needs_commit(self, snap: Snapshot, d: _Diff) -> bool:
+        """Whether the snapshot makes a commit or a tag (HEAD and the tag read).  An unchanged
+        draft still has its new stamp recorded (the archive's time is what the next sync compares)."""
+        self.head = gitutil.rev_parse(self.ds, "HEAD")
+        tag_needed = bool(snap.tag) and gitutil.ref_sha(self.ds, f"refs/tags/{snap.tag}") is None
+        if d.n == 0 and not tag_needed:
+            if snap.kind == "draft" and self.head and self.state.head_version:
+                self.recorder.draft_modified(self.state, snap.remote_modified)
+            return False
+        return True
 
-    Each ``put`` is one atomic write (``receive`` -> ``write`` -> ``commit``) of bytes whose
-    SHA256 the source computed from them and put in the key; :meth:`record` then marks the keys
-    present in the dataset's git-annex branch (after the version's commit, under the source's lock).
-    """
-
-    def __init__(self, store: Store):
-        self.store = store
-        self._lock = threading.Lock()
-        self._keys: list[str] = []
-        self._seen: set[str] = set()
-        self._ready = False
-
-    def put(self, key: str, data: bytes) -> None:
-        with self._lock:
-            if key in self._seen:
-                return
-            self._seen.add(key)
-            if not self._ready:  # a new store's identity is made once, not by every reader thread at once
-                _ = self.store.identity
-                self._ready = True
+    def _commit(self, snap: Snapshot, d: _Diff) -> tuple[str, Optional[StagedVersion]]:
+        """The version's commit and tag, with its index rows staged on a thread meanwhile (aborted
+        if the commit fails).  A commit an interrupted run made without its tag is reused."""
+        assert self.writer is not None
+        crashpoint("before-commit")
+        with timing.phase("index"):  # the rows staged on a thread while the commit is made
+            staged = self.recorder.stage(d.files)
         try:
-            if not self.store.has(key):
-                with self.store.receive(key) as incoming:
-                    incoming.write(data)
-                    incoming.commit()
+            with timing.phase("registration+commit"):
+                if d.n == 0 and self.head and _is_commit_of(self.ds, self.head, self.sid, snap):
+                    commit = self.head  # an interrupted run made this version's commit but not its tag
+                else:
+                    commit = self.writer.commit(
+                        d.changes, message=commit_message(self.sid, snap, d), date=snap.date
+                    ).commit
+                crashpoint("after-commit")
+                if snap.tag:
+                    self.writer.tag(snap.tag, commit, snap.tag_message or snap.message, snap.date)
+                    crashpoint("after-tag")
         except BaseException:
-            with self._lock:
-                self._seen.discard(key)
+            if staged is not None:
+                staged.abort()
             raise
-        with self._lock:
-            self._keys.append(key)
+        return commit, staged
 
-    def record(self, ds: Path) -> int:
-        """Record the keys stored so far as present in the store, in ``ds``'s git-annex branch."""
-        from neuromirror.store.record import record_present
+    def _record(self, snap: Snapshot, d: _Diff, commit: str, staged: Optional[StagedVersion]) -> None:
+        """After the commit (never before: the index never names a commit that does not exist):
+        the version's index rows, the store's keys in the git-annex branch, the report."""
+        with timing.phase("index"):
+            self.recorder.record_version(
+                self.state,
+                d.files,
+                staged=staged,
+                label=snap.label,
+                kind=snap.kind,
+                commit=commit,
+                tag=snap.tag,
+                remote_modified=snap.remote_modified,
+                date=snap.date.isoformat(),
+                doi=snap.doi,
+                citation=snap.citation,
+                meta=snap.meta,
+            )
+        crashpoint("after-index")
+        if self.sink is not None:
+            with timing.phase("store"):
+                self.sink.record(self.ds)
+        report = self.report
+        report.added += d.added
+        report.removed += d.removed
+        report.changed += d.changed
+        report.versions.append(
+            {
+                "label": snap.label,
+                "kind": snap.kind,
+                "commit": commit,
+                "tag": snap.tag,
+                "added": d.added,
+                "removed": d.removed,
+                "changed": d.changed,
+            }
+        )
 
-        with self._lock:
-            keys, self._keys = self._keys, []
-        if not keys:
-            return 0
-        return record_present(ds, self.store, keys)
+    def finish(self) -> None:
+        """After the last snapshot: the draft's pending files, what a snapshot without a new
+        commit read and stored, and the root superdataset's gitlink (a commit of the parent) when
+        HEAD moved; then the outcome and a warning per pending file."""
+        report = self.report
+        if self.pending is not None:
+            with timing.phase("pending"):
+                self.recorder.set_pending(self.pending)
+        if self.sink is not None:  # what a snapshot without a new commit read and stored
+            with timing.phase("store"):
+                self.sink.record(self.ds)
+        with timing.phase("root-register"):  # the root superdataset's gitlink: a commit of the parent
+            new_head = gitutil.rev_parse(self.ds, "HEAD")
+            crashpoint("before-register")
+            if new_head != self.start_head or not report.versions:
+                labels = ", ".join(v["label"] for v in report.versions)
+                self.recorder.register(f"[neuromirror] {self.sid}: {labels or 'registered'}")
+        report.outcome = "ok" if report.versions else "unchanged"
+        for p in report.pending:
+            report.warnings.append(f"{p.path}: {p.reason}")
 
 
 def drop_temp_packs(ds: Path) -> int:

@@ -19,7 +19,6 @@ datasets made before it are the engine's, applied here.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,13 +28,21 @@ from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.engine import urlrule
 from neuromirror.engine.repair import RepairReport, repair_dataset
-from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset, had_embargoed_state, tag
+from neuromirror.engine.zarr.dataset import (
+    DIRECT_MAX,
+    NewDataset,
+    commit_message,
+    ensure_zarr_dataset,
+    had_embargoed_state,
+    tag,
+)
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
 from neuromirror.engine.zarr.manifest import NULL_VERSION, ManifestEntry, write_manifest
 from neuromirror.records import AnnexEntry, Refusal
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI
+from neuromirror.util import timing
 from neuromirror.util.dates import parse_iso
 
 log = logging.getLogger("neuromirror.dandi")
@@ -81,56 +88,128 @@ class ZarrRecord:
 
 
 def mirror_zarr(job: ZarrJob) -> ZarrRecord:
-    """List, check and commit one Zarr asset into its own dataset (see the module)."""
+    """List, check and commit one Zarr asset into its own dataset (see the module).
+
+    The steps: the listing checked against the archive's checksum (:func:`_list_checked`), the
+    dataset made or found with the commit's metadata (:func:`_plan`), the commit and tag
+    (:func:`_commit`), then this state's manifest; each timed into the record's ``timings``.
+    """
     # the few DANDI API calls a worker may need (API listing, re-reading a checksum), made lazily
     api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
-    spent: dict[str, float] = {"listing": 0.0, "checksum": 0.0, "create": 0.0, "commit": 0.0}
-    checksum = job.checksum
-    computed = ""
-    objs: list[zl.ZObject] = []
-    entries: list[AnnexEntry] = []
-    refused: list[Refusal] = []
-    how = ""
-    for attempt in range(2):
-        t = time.perf_counter()
-        objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
-        t1 = time.perf_counter()
-        entries, leaves, refused = zl.object_entries(
-            api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible
+    spent = timing.Timings(listing=0.0, checksum=0.0, create=0.0, commit=0.0)
+    listed = _list_checked(api, job, spent)
+    checksum, entries, how = listed.checksum, listed.entries, listed.how
+    if listed.computed != checksum:
+        return ZarrRecord(
+            job.zarr_id,
+            job.path,
+            job.dataset,
+            checksum,
+            None,
+            len(listed.objs),
+            how,
+            listed.mismatch(),
+            timings=dict(spent),
         )
-        computed = zl.checksum_of(leaves)
-        del leaves
-        spent["listing"] += t1 - t
-        spent["checksum"] += time.perf_counter() - t1
-        if computed == checksum:
-            break
-        if attempt == 0:
-            log.warning(
-                "DANDI:%s: Zarr %s: listing gives checksum %s, the archive says %s; listing again",
-                job.dandiset,
-                job.path,
-                computed,
-                checksum,
-            )
-            checksum = zl.fresh_checksum(api, job.asset_id) or checksum
-    else:
-        detail = f"; {len(refused)} object(s) refused, e.g. {refused[0].path!r}: {refused[0].reason}" if refused else ""
-        reason = (
-            f"Zarr checksum mismatch: the archive says {checksum}, the {len(objs)} objects listed "
-            f"({how}, twice) give {computed}{detail}"
-        )
-        return ZarrRecord(job.zarr_id, job.path, job.dataset, checksum, None, len(objs), how, reason, timings=spent)
     zds = Path(job.dataset)
-    t = time.perf_counter()
-    dates = [o.modified for o in objs if isinstance(o.modified, datetime)]
+    with timing.phase("create", spent):
+        plan = _plan(job, listed)
+        made = ensure_zarr_dataset(zds, job.description, plan.first)
+        if job.embargoed:
+            embargo.ensure_remote(zds)
+    unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
+    was_embargoed = made is None and not job.embargoed and had_embargoed_state(zds)
+    with timing.phase("commit", spent):
+        commit = _commit(job, zds, entries, plan, made, was_embargoed)
+    if job.manifests and how == "s3-versions" and not job.embargoed:
+        with timing.phase("manifest", spent):
+            write_state_manifest(job, listed.objs, entries, checksum, plan.date)
+    return ZarrRecord(
+        job.zarr_id,
+        job.path,
+        job.dataset,
+        checksum,
+        commit,
+        len(entries),
+        how,
+        None,
+        dataset_id(zds),
+        dict(spent),
+        unpinned,
+    )
+
+
+@dataclass
+class _Listed:
+    """A Zarr's listing: its objects, their annex entries, and the checksum they give (``computed``)
+    against the one the archive says (``checksum``, re-read after a first mismatch)."""
+
+    objs: list[zl.ZObject]
+    how: str
+    entries: list[AnnexEntry]
+    refused: list[Refusal]
+    computed: str
+    checksum: str
+
+    def mismatch(self) -> str:
+        """Why a listing that still disagrees with the archive after a second try is refused."""
+        refused = self.refused
+        detail = f"; {len(refused)} object(s) refused, e.g. {refused[0].path!r}: {refused[0].reason}" if refused else ""
+        return (
+            f"Zarr checksum mismatch: the archive says {self.checksum}, the {len(self.objs)} objects listed "
+            f"({self.how}, twice) give {self.computed}{detail}"
+        )
+
+
+def _list_checked(api: DandiAPI, job: ZarrJob, spent: timing.Timings) -> _Listed:
+    """The Zarr listed and its checksum computed; listed once more, with the archive's checksum
+    read again, when they disagree (a Zarr written to while it was listed)."""
+    checksum = job.checksum
+    for attempt in range(2):
+        with timing.phase("listing", spent):
+            objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
+        with timing.phase("checksum", spent):
+            entries, leaves, refused = zl.object_entries(
+                api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible
+            )
+            computed = zl.checksum_of(leaves)
+            del leaves
+        if computed == checksum or attempt == 1:
+            break
+        log.warning(
+            "DANDI:%s: Zarr %s: listing gives checksum %s, the archive says %s; listing again",
+            job.dandiset,
+            job.path,
+            computed,
+            checksum,
+        )
+        checksum = zl.fresh_checksum(api, job.asset_id) or checksum
+    return _Listed(objs, how, entries, refused, computed, checksum)
+
+
+@dataclass
+class _Plan:
+    """The commit's metadata, known before the dataset is made (a small new Zarr's first commit
+    is written with its dataset: ``first``)."""
+
+    date: datetime
+    subject: str
+    trailers: dict[str, str]
+    remotes: dict[str, str]
+    first: Optional[FirstCommit]
+
+
+def _plan(job: ZarrJob, listed: _Listed) -> _Plan:
+    entries = listed.entries
+    dates = [o.modified for o in listed.objs if isinstance(o.modified, datetime)]
     date = max(dates) if dates else (parse_iso(job.modified) or datetime.now(timezone.utc))
     subject = f"DANDI:{job.dandiset} {job.path}: Zarr {job.zarr_id}"
     trailers = {
         "Neuromirror-Dandiset": job.dandiset,
         "Neuromirror-Zarr": job.zarr_id,
-        "Neuromirror-Zarr-Checksum": checksum,
+        "Neuromirror-Zarr-Checksum": listed.checksum,
         "Neuromirror-Zarr-Access": "embargoed" if job.embargoed else "open",
-        "Neuromirror-Zarr-Listing": how,
+        "Neuromirror-Zarr-Listing": listed.how,
         "Neuromirror-Zarr-Files": str(len(entries)),
     }
     remotes = embargo.url_remotes()
@@ -142,18 +221,25 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     ):
         # a new small Zarr: its first commit is written with its dataset, no git child at all
         first = FirstCommit(entries, commit_message(subject, trailers, len(entries)), date)
-    made = ensure_zarr_dataset(zds, job.description, first)
-    if job.embargoed:
-        embargo.ensure_remote(zds)
-    spent["create"] = time.perf_counter() - t
-    unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
-    was_embargoed = made is None and not job.embargoed and had_embargoed_state(zds)
-    t = time.perf_counter()
+    return _Plan(date, subject, trailers, remotes, first)
+
+
+def _commit(
+    job: ZarrJob, zds: Path, entries: list[AnnexEntry], plan: _Plan, made: Optional[NewDataset], was_embargoed: bool
+) -> str:
+    """The Zarr's commit (the one its dataset was made with, if so), its URLs repaired after an
+    embargo was lifted, and the version's tag."""
     if made is not None and made.commit != made.created:
         commit = made.commit
     else:
         commit = commit_zarr(
-            zds, entries, subject=subject, trailers=trailers, date=date, url_remotes=remotes, fresh=made is not None
+            zds,
+            entries,
+            subject=plan.subject,
+            trailers=plan.trailers,
+            date=plan.date,
+            url_remotes=plan.remotes,
+            fresh=made is not None,
         )
     if was_embargoed:
         # the embargo was lifted: the objects' special-remote URLs (the API route, which follows the
@@ -161,14 +247,7 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
         repair_dataset(zds, RepairReport())
     if job.tag:
         tag(zds, job.tag, commit, job.tag_message or job.tag, job.tag_date or datetime.now())
-    spent["commit"] = time.perf_counter() - t
-    if job.manifests and how == "s3-versions" and not job.embargoed:
-        t = time.perf_counter()
-        write_state_manifest(job, objs, entries, checksum, date)
-        spent["manifest"] = time.perf_counter() - t
-    return ZarrRecord(
-        job.zarr_id, job.path, job.dataset, checksum, commit, len(entries), how, None, dataset_id(zds), spent, unpinned
-    )
+    return commit
 
 
 def write_state_manifest(

@@ -12,7 +12,6 @@ Zarr costs no listing and no git process, are told in
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Optional, Union
@@ -182,22 +181,19 @@ class ZarrRun:
         out: dict[str, Optional[Entry]] = {}
         learned: list[tuple[str, str]] = []
         spent = timing.current()
-        t0 = time.perf_counter()
-        for path in self._order:
-            value = self._slots[path]
-            if not isinstance(value, Future):
-                out[path] = value
-                continue
-            self._checked.add(path)
-            rec = value.result()
-            for k, v in rec.timings.items():
-                if spent is not None:
-                    spent.add(f"zarr-{k}", v)
-            out[path] = self._finish(rec, learned)
-        if self.backfill is not None:
-            self.backfill.wait(self.source.identifier)
-        if spent is not None:
-            spent.add("zarr-wait", time.perf_counter() - t0)
+        with timing.phase("zarr-wait"):
+            for path in self._order:
+                value = self._slots[path]
+                if not isinstance(value, Future):
+                    out[path] = value
+                    continue
+                self._checked.add(path)
+                rec = value.result()
+                if spent is not None:  # the job's own phases (summed over workers)
+                    spent.merge(rec.timings, prefix="zarr-")
+                out[path] = self._finish(rec, learned)
+            if self.backfill is not None:
+                self.backfill.wait(self.source.identifier)
         if learned:
             put_many = getattr(self.state, "cache_put_many", None)
             if put_many is not None:

@@ -19,7 +19,6 @@ symlinks: kernel time) runs beside the next one's fast-import.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from neuromirror.engine.zarr.dataset import commit as commit_zarr
 from neuromirror.engine.zarr.manifest import read_rows, write_manifest, zarr_uuid
 from neuromirror.records import AnnexEntry, Entry
 from neuromirror.sources.dandi.zarr_listing import checksum_of
+from neuromirror.util import timing
 from neuromirror.util.spool import read_spool
 
 #: a store of more objects than this is committed alone (see the module)
@@ -92,37 +92,35 @@ def mirror_store(job: StoreJob) -> StoreRecord:
 def _mirror(job: StoreJob) -> StoreRecord:
     place = Path(job.staging or job.dataset)
     trailers = {STORE_TRAILER: job.path, DIGEST_TRAILER: job.digest, "Neuromirror-Store-Files": str(job.count)}
-    t = time.perf_counter()
-    first = None
-    if job.count <= DIRECT_MAX:
-        entries = list(_entries(job))
-        if all(type(e) is AnnexEntry for e in entries):
-            annexed = [e for e in entries if isinstance(e, AnnexEntry)]
-            first = FirstCommit(annexed, commit_message(job.subject, trailers, len(annexed)), job.date)
-    made = ensure_zarr_dataset(place, job.description, first)
-    created = time.perf_counter() - t
-    t = time.perf_counter()
-    if made is not None and made.commit != made.created:
-        commit = made.commit
-    else:
-        subject, fresh = job.subject, made is not None
-        commit = commit_zarr(
-            place,
-            _entries(job),
-            subject=subject,
-            trailers=trailers,
-            date=job.date,
-            url_remotes={},
-            fresh=fresh,
-            count=job.count,
-            turns=_BIG if job.count > BIG_STORE else None,
-        )
-    spent = {"create": created, "commit": time.perf_counter() - t}
+    spent = timing.Timings()
+    with timing.phase("create", spent):
+        first = None
+        if job.count <= DIRECT_MAX:
+            entries = list(_entries(job))
+            if all(type(e) is AnnexEntry for e in entries):
+                annexed = [e for e in entries if isinstance(e, AnnexEntry)]
+                first = FirstCommit(annexed, commit_message(job.subject, trailers, len(annexed)), job.date)
+        made = ensure_zarr_dataset(place, job.description, first)
+    with timing.phase("commit", spent):
+        if made is not None and made.commit != made.created:
+            commit = made.commit
+        else:
+            subject, fresh = job.subject, made is not None
+            commit = commit_zarr(
+                place,
+                _entries(job),
+                subject=subject,
+                trailers=trailers,
+                date=job.date,
+                url_remotes={},
+                fresh=fresh,
+                count=job.count,
+                turns=_BIG if job.count > BIG_STORE else None,
+            )
     if job.manifests and job.manifest_rows and job.manifest_base:
-        t = time.perf_counter()
-        write_store_manifest(job.manifests, job.manifest_rows, job.manifest_base, job.source)
-        spent["manifest"] = time.perf_counter() - t
-    return StoreRecord(job.path, commit, job.digest, dataset_id(place), job.count, spent)
+        with timing.phase("manifest", spent):
+            write_store_manifest(job.manifests, job.manifest_rows, job.manifest_base, job.source)
+    return StoreRecord(job.path, commit, job.digest, dataset_id(place), job.count, dict(spent))
 
 
 def _entries(job: StoreJob) -> Iterator[Entry]:

@@ -35,7 +35,6 @@ import hashlib
 import logging
 import os
 import shutil
-import time
 from concurrent.futures import Executor, Future
 from datetime import datetime, timezone
 from pathlib import Path
@@ -211,13 +210,12 @@ class StoreRun:
         """Each store's subdataset entry, in listing order, once its job is done."""
         self._close()
         spent = timing.current()
-        t0 = time.perf_counter()
+        wait = timing.Stopwatch()  # a generator: its time (the consumer's between items too) added once it is done
         for path, slot in self._slots.items():
             if isinstance(slot, Future):
                 rec = slot.result()
-                for k, v in rec.timings.items():
-                    if spent is not None:
-                        spent.add(f"store-{k}", v)
+                if spent is not None:  # the job's own phases (summed over workers)
+                    spent.merge(rec.timings, prefix="store-")
                 self.state.cache_put(STORE_CACHE, f"{path} {rec.digest}", rec.commit)
                 log.info("%s: store %s: %d objects, commit %s", self.owner, path, rec.objects, rec.commit[:10])
                 slot = SubdatasetEntry(path, rec.commit, "./" + path, rec.datalad_id)
@@ -226,7 +224,7 @@ class StoreRun:
                 self.state.cache_put(STORE_SIZE_CACHE, slot.commit, self._sizes.pop(path))
             yield slot
         if spent is not None:
-            spent.add("store-wait", time.perf_counter() - t0)
+            spent.add("store-wait", wait.seconds())
         warning = self.tally.warning(self.snap.label or "the stores")
         if warning:
             self.snap.warnings.append(warning)
