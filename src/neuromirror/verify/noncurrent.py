@@ -24,6 +24,7 @@ from typing import Any, Iterable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import branch_logs, log_state
+from neuromirror.keep.files import annex_key, annex_repo
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.store.record import store_uuids
@@ -183,10 +184,10 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
             continue
         by_repo: dict[Path, set[str]] = {}
         for f in fresh:
-            by_repo.setdefault(f.repo, set()).add(f.key)
+            by_repo.setdefault(annex_repo(f), set()).add(annex_key(f))
         kept = set().union(*(kept_keys(repo, keys) for repo, keys in by_repo.items()))
         for f in fresh:
-            seen_keys.add(f.key)
+            seen_keys.add(annex_key(f))
             if f.key in kept:
                 continue
             out.unkept_files += 1
