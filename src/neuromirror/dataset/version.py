@@ -93,9 +93,10 @@ class UrlLogs:
     def __init__(
         self, repo: Path | str, cache: Optional[dict[str, tuple[str, ...]]] = None, by_blob: bool = False
     ) -> None:
-        self.ref = gitutil.ref_sha(repo, BRANCH)
         self.cache = cache
-        self.blobs = web_log_blobs(Path(repo)) if by_blob and self.ref else None
+        # by name: a repository without the branch answers "missing" per log, no process asks first
+        self.blobs = web_log_blobs(Path(repo)) if by_blob else None
+        self.ref: Optional[str] = None if self.blobs == {} else BRANCH
 
     def _spec(self, key: str) -> str:
         if self.blobs is not None:

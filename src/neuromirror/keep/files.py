@@ -38,19 +38,28 @@ def version_files(index: Any, ds: Path, version_id: int) -> VersionFiles:
     return out
 
 
-def each_version_file(index: Any, ds: Path, version_id: int, out: VersionFiles) -> Iterator[VersionFile]:
+def each_version_file(
+    index: Any, ds: Path, version_id: int, out: VersionFiles, read_before: Optional[set[tuple[str, str]]] = None
+) -> Iterator[VersionFile]:
     """:func:`version_files`' annexed files one at a time (a Zarr's read as it is met), its other
-    counts and problems into ``out``: a caller over 10^6 files (``restore``) never holds the version's list."""
+    counts and problems into ``out``: a caller over 10^6 files (``restore``) never holds the version's list.
+
+    ``read_before``: the (path, commit) of the subdatasets this caller has read already (in another
+    version): they are skipped, and the others added to it."""
     for f in index.version_files(version_id):
         if f.checksum_kind == SUBDATASET:
-            yield from _subdataset(ds / f.path, f.checksum or "", f.path + "/", out)
+            if read_before is not None:
+                if (f.path, f.checksum or "") in read_before:
+                    continue
+                read_before.add((f.path, f.checksum or ""))
+            yield from subdataset_files(ds / f.path, f.checksum or "", f.path + "/", out)
         elif f.checksum_kind == GIT or not f.key:
             out.in_git += 1
         else:
             yield VersionFile(f.path, f.key, f.size, f.checksum_kind, f.checksum, tuple(f.urls), f.remote_id, ds)
 
 
-def _subdataset(sub: Path, commit: str, prefix: str, out: VersionFiles) -> Iterator[VersionFile]:
+def subdataset_files(sub: Path, commit: str, prefix: str, out: VersionFiles) -> Iterator[VersionFile]:
     """A Zarr's files from its dataset's tree at ``commit`` (its own subdatasets' too), URLs from its git-annex branch."""
     if not (sub / ".git").exists() or not has_commit(sub, commit):
         out.problems.append((prefix.rstrip("/"), f"the subdataset at commit {commit[:12]} is not in the mirror"))
