@@ -31,11 +31,6 @@ def branch_logs(repo: Path, keys: Iterable[str], suffix: str = ".log") -> dict[s
         return dict(zip(keys, cat.get_many(f"{ref}:{log_path(k, suffix)}" for k in keys)))
 
 
-def web_log_spec(key: str) -> str:
-    """``git cat-file`` spec of a key's URL log on the git-annex branch."""
-    return f"{BRANCH}:{log_path(key, '.log.web')}"
-
-
 def web_log_blobs(repo: Path) -> dict[str, str]:
     """Path -> blob id of every key's URL log on the git-annex branch (empty without the branch).
 
