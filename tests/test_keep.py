@@ -306,17 +306,18 @@ def test_store_names_and_unsupported_kinds(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_what_keep_cannot_verify_or_fetch_is_skipped_with_why() -> None:
-    from neuromirror.keep.files import KeepFile, skip_reason
+    from neuromirror.dataset.version import annexed_file
+    from neuromirror.keep.files import skip_reason
     from neuromirror.keep.transfer import key_checksum
     from neuromirror.store.annexlog import escape_value, remote_log_with
 
     sha = "a" * 64
-    f = KeepFile("x.nwb", f"SHA256E-s10--{sha}.nwb", 10, ("https://e/x",), Path("."))
+    f = annexed_file("x.nwb", f"SHA256E-s10--{sha}.nwb", ("https://e/x",), Path("."))
     assert skip_reason(f, None) is None and key_checksum(f.key).digest == sha  # type: ignore[union-attr]
     assert key_checksum("MD5E-s3--" + "b" * 32).algorithm == "md5"  # type: ignore[union-attr]
-    boss = KeepFile("c/0", f"SHA256E-s10--{sha}", 10, ("neuromirror+boss://x/cutout?chunk=0",), Path("."))
+    boss = annexed_file("c/0", f"SHA256E-s10--{sha}", ("neuromirror+boss://x/cutout?chunk=0",), Path("."))
     assert "special remote" in (skip_reason(boss, None) or "")
-    vurl = KeepFile("o.bin", "VURL-s10--https&c%%e%o.bin", 10, ("https://e/o.bin",), Path("."))
+    vurl = annexed_file("o.bin", "VURL-s10--https&c%%e%o.bin", ("https://e/o.bin",), Path("."))
     assert "no checksum of its own" in (skip_reason(vurl, None) or "")
     assert escape_value("/mnt/lab store/&x") == "/mnt/lab&32;store/&38;x"
     line = remote_log_with(None, "u", {"type": "directory", "name": "n"}, now=5)

@@ -245,14 +245,14 @@ def test_restore_without_target_or_spec_is_a_one_line_error(cli, s3_env, tmp_pat
 
 def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch) -> None:  # noqa: ANN001
     """DANDI blobs and Zarr objects and AIND assets by their recorded S3 URLs; BOSS chunks by their path."""
-    from neuromirror.keep.files import KeepFile
+    from neuromirror.dataset.version import annexed_file
     from neuromirror.restore.objects import ArchiveObject, Unplaced, dedupe, place
 
     monkeypatch.delenv("NEUROMIRROR_S3_ENDPOINT", raising=False)
     k = "SHA256E-s3--" + "0" * 64
 
     def one(source: str, path: str, *urls: str) -> ArchiveObject | Unplaced:
-        return place(KeepFile(path, k, 3, urls, Path("/ds")), source, f"{source}@v")
+        return place(annexed_file(path, k, urls, Path("/ds")), source, f"{source}@v")
 
     blob = "blobs/2ab/c1d/2abc1d00-1111-2222-3333-444455556666"
     got = one(

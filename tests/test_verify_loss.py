@@ -120,16 +120,17 @@ def test_status_counts_what_is_at_risk(dandi_archive, tmp_path: Path) -> None:  
 
 def test_at_risk_kinds_from_urls_and_location_logs() -> None:
     """(a) kept wins over any URL; (b) some stable URL; (c) only mutable URLs (BOSS, unversioned bucket) or none."""
+    from neuromirror.records import VERIFY_ON_GET, VersionFile
     from neuromirror.store.annexlog import recorded_stores
-    from neuromirror.verify.risk import AnnexedFile, risk_of
+    from neuromirror.verify.risk import risk_of
 
     here = Path(".")
     files = [
-        AnnexedFile("kept.bin", "K1", 10, here),
-        AnnexedFile("pinned.bin", "K2", 20, here),
-        AnnexedFile("boss/0/0", "K3", 30, here),
-        AnnexedFile("bucket.bin", "K4", 40, here),
-        AnnexedFile("nowhere.bin", "K5", 50, here),
+        VersionFile("kept.bin", "K1", 10, VERIFY_ON_GET, None, repo=here),
+        VersionFile("pinned.bin", "K2", 20, VERIFY_ON_GET, None, repo=here),
+        VersionFile("boss/0/0", "K3", 30, VERIFY_ON_GET, None, repo=here),
+        VersionFile("bucket.bin", "K4", 40, VERIFY_ON_GET, None, repo=here),
+        VersionFile("nowhere.bin", "K5", 50, VERIFY_ON_GET, None, repo=here),
     ]
     urls = {
         "K1": ["https://bucket.s3.amazonaws.com/plain"],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union
 
 #: checksum kinds recorded per file in the index
@@ -22,6 +23,8 @@ MD5 = "md5"  # MD5E key (S3 single-part ETag): verified on get
 VERIFY_ON_GET = "verify-on-get"  # VURL key: checksum learned on first download
 GIT = "git"  # stored in git itself
 SUBDATASET = "subdataset"  # a nested dataset (gitlink); the index's checksum is its commit
+#: how a file list names a file stored in git: GIT-SHA256-s<size>--<sha256> of its bytes
+GIT_PREFIX = "GIT-SHA256"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,28 +205,57 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class PreviousFile:
-    """What the index knows of a file in the last synced state."""
+class VersionFile:
+    """A file of a version: what the index records of it (a version's file rows, the last synced state
+    a source reuses) and what the dataset's tree says of it (:func:`neuromirror.dataset.version.iter_version`).
+
+    ``checksum`` is the key's checksum for an annexed file, the sha256 of the bytes for a file in
+    git (``checksum_kind`` ``git``, ``key`` None), the pinned commit for a subdataset (``subdataset``).
+    Read from git, it also names the repository whose tree and git-annex branch hold it (``repo``: a
+    Zarr's files are in the Zarr's dataset) and the file's blob there (``blob``).  Spooled as a
+    tuple of the first seven fields (``VersionFile(*t)``).
+    """
 
     path: str
     key: Optional[str]
     size: Optional[int]
     checksum_kind: str
     checksum: Optional[str]
-    urls: tuple[str, ...]
-    remote_id: Optional[str]
+    urls: tuple[str, ...] = ()
+    remote_id: Optional[str] = None
+    repo: Optional[Path] = None
+    blob: Optional[str] = None
 
     @property
     def identity(self) -> str:
+        """What must differ for the file to count as changed (the sync's diff)."""
         if self.checksum_kind == GIT:
             return "git:" + (self.checksum or "")
         if self.checksum_kind == SUBDATASET:
             return "subdataset:" + (self.checksum or "")
         return (self.key or "") + "\n" + "\n".join(self.urls)
 
+    @property
+    def ident(self) -> str:
+        """What a file list (a lock's digest) records for the file: its key, ``GIT-SHA256-s<size>--<sha256>``
+        for a file in git, ``SUBDATASET--<commit>`` for a subdataset."""
+        if self.key:
+            return self.key
+        if self.checksum_kind == SUBDATASET:
+            return f"SUBDATASET--{self.checksum}"
+        return f"{GIT_PREFIX}-s{self.size}--{self.checksum}"
+
+    @property
+    def in_git(self) -> bool:
+        return self.key is None and self.checksum_kind != SUBDATASET
+
+    @property
+    def is_subdataset(self) -> bool:
+        return self.checksum_kind == SUBDATASET
+
 
 #: what the index stores of a file: an entry a source produced, or a file a version already recorded
-FileRow = Union[Entry, PreviousFile]
+FileRow = Union[Entry, VersionFile]
 
 
 class SourceState(Protocol):
@@ -235,10 +267,10 @@ class SourceState(Protocol):
     def last_remote_modified(self, label: str) -> Optional[str]:
         """The remote modification stamp recorded with the last sync of ``label``."""
 
-    def previous(self, path: str) -> Optional[PreviousFile]:
+    def previous(self, path: str) -> Optional[VersionFile]:
         """The file at ``path`` in the last synced state, if any."""
 
-    def previous_files(self) -> Iterator[PreviousFile]:
+    def previous_files(self) -> Iterator[VersionFile]:
         """All files of the last synced state."""
 
     def cache_get(self, namespace: str, key: str) -> Optional[str]:

@@ -31,6 +31,19 @@ def branch_logs(repo: Path, keys: Iterable[str], suffix: str = ".log") -> dict[s
         return dict(zip(keys, cat.get_many(f"{ref}:{log_path(k, suffix)}" for k in keys)))
 
 
+def web_log_blobs(repo: Path) -> dict[str, str]:
+    """Path -> blob id of every key's URL log on the git-annex branch (empty without the branch).
+
+    One ``ls-tree``: reading the logs by blob id afterwards spares git a search of the
+    branch's 4,096-entry trees per key, which a ``git-annex:<path>`` spec costs.
+    """
+    if gitutil.ref_sha(repo, BRANCH) is None:
+        return {}
+    return {
+        path: sha for _, typ, sha, path in gitutil.ls_tree(repo, BRANCH) if typ == "blob" and path.endswith(".log.web")
+    }
+
+
 def log_state(data: Optional[bytes]) -> dict[str, bool]:
     """value -> present?, in the order values first appear; the newest line per value wins."""
     state: dict[str, tuple[float, bool]] = {}

@@ -105,15 +105,24 @@ class PackWriter:
         self.fh.close()
 
 
-def parse_tree(data: bytes) -> dict[bytes, tuple[bytes, bytes]]:
-    """A tree object's entries: name -> (mode, binary id)."""
+def tree_entries(data: bytes, oid_bytes: int = 20) -> list[tuple[str, str, str]]:
+    """(name, mode, hex id) of each entry of a raw git tree object, in the tree's order (names as
+    git stores them, undecodable bytes kept by ``surrogateescape``; ``oid_bytes``: 32 in a SHA-256 repository)."""
+    return [
+        (name.decode("utf-8", "surrogateescape"), mode.decode(), oid.hex())
+        for name, (mode, oid) in parse_tree(data, oid_bytes).items()
+    ]
+
+
+def parse_tree(data: bytes, oid_bytes: int = 20) -> dict[bytes, tuple[bytes, bytes]]:
+    """A tree object's entries: name -> (mode, binary id), in the tree's order."""
     out: dict[bytes, tuple[bytes, bytes]] = {}
     i = 0
     while i < len(data):
         sp = data.index(b" ", i)
         nul = data.index(b"\0", sp)
-        out[data[sp + 1 : nul]] = (data[i:sp], data[nul + 1 : nul + 21])
-        i = nul + 21
+        out[data[sp + 1 : nul]] = (data[i:sp], data[nul + 1 : nul + 1 + oid_bytes])
+        i = nul + 1 + oid_bytes
     return out
 
 

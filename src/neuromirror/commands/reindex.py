@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.index.reindex import reindex_all
+    from neuromirror.dataset.reindex import reindex_all
 
     if args.prune:
         return _prune(args)

@@ -196,9 +196,10 @@ def _file_conditions(
 
 def search(index: Any, args: argparse.Namespace, root: Optional[Path] = None) -> tuple[str, list[dict]]:
     if root is not None and any((args.sha256, args.md5, args.key, args.path)):
+        from neuromirror.dataset.version import iter_version
         from neuromirror.index.store_catalog import catalog_stores
 
-        catalog_stores(index, root)  # the stores' files, catalogued once per new store commit
+        catalog_stores(index, root, iter_version)  # the stores' files, catalogued once per new store commit
     else:
         from neuromirror.index.store_catalog import ensure_schema
 

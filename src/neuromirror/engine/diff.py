@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from neuromirror.annex.writer import Delete, Put
+from neuromirror.dataset.version import iter_version
 from neuromirror.engine.state import IndexState
 from neuromirror.engine.urlrule import Tally
 from neuromirror.index.trailers import format_trailers
 from neuromirror.records import (
     AnnexEntry,
     Entry,
-    PreviousFile,
     Refusal,
     Snapshot,
     SyncReport,
+    VersionFile,
 )
-from neuromirror.util import gitutil
 from neuromirror.util.paths import check_path
 from neuromirror.util.spool import Spool
 
@@ -55,8 +55,8 @@ def _as_record(e: Entry) -> tuple:
     return (e.path, e.key, e.size, e.checksum_kind, e.checksum, tuple(e.urls), e.remote_id)
 
 
-def records_of(spool: Spool) -> Iterator[PreviousFile]:
-    return (PreviousFile(*t) for t in spool)
+def records_of(spool: Spool) -> Iterator[VersionFile]:
+    return (VersionFile(*t) for t in spool)
 
 
 def diff_snapshot(
@@ -134,10 +134,7 @@ def current_state(ds: Path, head: Optional[str], state: IndexState) -> dict[str,
     (an interrupted run committed a version it did not finish recording)."""
     if state.head_version is not None or not head:
         return {f.path: _digest(f.identity) for f in state.previous_files()}
-    from neuromirror.index.reindex import tree_files
-
-    with gitutil.CatFile(ds) as cat:
-        return {f.path: _digest(f.identity) for f in tree_files(ds, head, cat, {})}
+    return {f.path: _digest(f.identity) for f in iter_version(ds, head, urls=True)}
 
 
 def commit_message(source: str, snap: Snapshot, d: _Diff) -> str:

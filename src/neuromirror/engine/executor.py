@@ -37,7 +37,7 @@ from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.state import IndexState
 from neuromirror.engine.sync import SyncError, one_line, sync_dataset
-from neuromirror.records import Pending, PreviousFile, ProgressCallback, SyncReport
+from neuromirror.records import Pending, ProgressCallback, SyncReport, VersionFile
 from neuromirror.sources.base import Source
 from neuromirror.util import timing
 from neuromirror.util.spool import Spool, read_spool
@@ -95,22 +95,22 @@ class JournalState(IndexState):
                 return op[1]["remote_modified"]
         return super().last_remote_modified(label)
 
-    def _load(self) -> dict[str, PreviousFile]:
+    def _load(self) -> dict[str, VersionFile]:
         if self._prev is None and self.journal_files is not None:
-            self._prev = {f.path: f for f in (PreviousFile(*t) for t in read_spool(*self.journal_files))}
+            self._prev = {f.path: f for f in (VersionFile(*t) for t in read_spool(*self.journal_files))}
         return super()._load()
 
-    def previous(self, path: str) -> Optional[PreviousFile]:
+    def previous(self, path: str) -> Optional[VersionFile]:
         if self.journal_files is not None:
             return self._load().get(path)
         return super().previous(path)
 
-    def previous_many(self, paths: Iterable[str]) -> dict[str, PreviousFile]:
+    def previous_many(self, paths: Iterable[str]) -> dict[str, VersionFile]:
         if self.journal_files is not None:
             self._load()
         return super().previous_many(paths)
 
-    def previous_files(self) -> Iterator[PreviousFile]:
+    def previous_files(self) -> Iterator[VersionFile]:
         if self.journal_files is not None:
             self._load()
         return super().previous_files()
@@ -319,7 +319,7 @@ def apply(mirror: Mirror, recorder: Recorder, ops: list[tuple]) -> None:
                 fields, path, count = op[1], Path(op[2]), op[3]
                 with timing.phase("index"):
                     recorded[n] = index.record_version(
-                        recorder.sid, entries=(PreviousFile(*t) for t in read_spool(path, count)), **fields
+                        recorder.sid, entries=(VersionFile(*t) for t in read_spool(path, count)), **fields
                     )
             elif kind == "modified":
                 vid = op[1] if op[1] is not None else recorded.get(op[2])

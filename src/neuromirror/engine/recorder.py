@@ -44,7 +44,7 @@ class Recorder:
 
     def reindex(self, ds: Path) -> None:
         """The index lacks the dataset's HEAD (an interrupted run): rebuild the source's rows."""
-        from neuromirror.index.reindex import reindex_dataset
+        from neuromirror.dataset.reindex import reindex_dataset
 
         reindex_dataset(self.mirror.index, self.sid, ds, self.relpath)
 

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Iterator
 
 from neuromirror.annex.keys import key_from_file
-from neuromirror.annex.logs import log_state
+from neuromirror.annex.logs import log_state, web_log_blobs
 from neuromirror.engine.urlrule import to_drop
-from neuromirror.index.reindex import web_log_blobs
 from neuromirror.util import gitutil
 
 log = logging.getLogger("neuromirror.engine.repair")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 from neuromirror.index.db import Index
 from neuromirror.records import (
     ContentSink,
-    PreviousFile,
     Snapshot,
+    VersionFile,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class IndexState:
         self.index = index
         self.source = source
         self.head_version = index.version_by_commit(source, head) if head else None
-        self._prev: Optional[dict[str, PreviousFile]] = None
+        self._prev: Optional[dict[str, VersionFile]] = None
         self._lookups = 0
         self._labels = {v["label"] for v in index.versions(source)}
         #: where a source keeps bytes it read anyway (BOSS chunks): set by the engine when the
@@ -59,7 +59,7 @@ class IndexState:
         v = self.index.latest_version(self.source, label)
         return v["remote_modified"] if v else None
 
-    def _load(self) -> dict[str, PreviousFile]:
+    def _load(self) -> dict[str, VersionFile]:
         if self._prev is None:
             self._prev = {}
             if self.head_version:
@@ -67,7 +67,7 @@ class IndexState:
                     self._prev[f.path] = f
         return self._prev
 
-    def previous(self, path: str) -> Optional[PreviousFile]:
+    def previous(self, path: str) -> Optional[VersionFile]:
         # a few lookups (a dandiset's text files) are point queries; many load the whole state
         # once (10^5 files: ~1 s and ~40 MB, which a handful of lookups should not cost)
         if self._prev is None and self._lookups < POINT_LOOKUPS and self.head_version:
@@ -75,7 +75,7 @@ class IndexState:
             return self.index.version_file(self.head_version["id"], self.source, path)
         return self._load().get(path)
 
-    def previous_many(self, paths: Iterable[str]) -> dict[str, PreviousFile]:
+    def previous_many(self, paths: Iterable[str]) -> dict[str, VersionFile]:
         """The files at ``paths`` in the last synced state (those it has), one query per
         ``index.MANY_PATHS`` paths.
 
@@ -90,7 +90,7 @@ class IndexState:
             return {}
         return self.index.version_files_at(self.head_version["id"], self.source, wanted)
 
-    def previous_files(self) -> Iterator[PreviousFile]:
+    def previous_files(self) -> Iterator[VersionFile]:
         if self._prev is not None:
             yield from self._prev.values()
         elif self.head_version:

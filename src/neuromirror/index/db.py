@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow  # noqa: F401  (Index's callers use them)
-from neuromirror.records import FileRow, PreviousFile
+from neuromirror.records import FileRow, VersionFile
 
 if TYPE_CHECKING:
     from neuromirror.index.version_rows import StagedVersion
@@ -46,7 +46,7 @@ _VERSION_FILES = (
 )
 
 
-def _previous_files(rows: list[tuple]) -> Iterator[PreviousFile]:
+def _previous_files(rows: list[tuple]) -> Iterator[VersionFile]:
     """Rows of (path, key, size, checksum_kind, checksum, urls JSON, remote_id) as files.
 
     The URL lists of a whole page are decoded by one ``json.loads``: per row, the
@@ -54,7 +54,7 @@ def _previous_files(rows: list[tuple]) -> Iterator[PreviousFile]:
     """
     urls = json.loads("[" + ",".join(r[5] or "[]" for r in rows) + "]")
     for r, u in zip(rows, urls):
-        yield PreviousFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
+        yield VersionFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
 
 
 def _import_sqlite_utils() -> Any:
@@ -270,7 +270,7 @@ class Index:
 
         return StagedVersion(self.path, source, entries)
 
-    def version_files(self, version_id: int, page: int = 5000) -> Iterator[PreviousFile]:
+    def version_files(self, version_id: int, page: int = 5000) -> Iterator[VersionFile]:
         """A version's files in path order (UTF-8 byte order), a page per short query.
 
         No cursor stays open while the caller works: in WAL mode a connection
@@ -292,13 +292,13 @@ class Index:
                 return
             last = rows[-1][0]
 
-    def version_file(self, version_id: int, source: str, path: str) -> Optional[PreviousFile]:
+    def version_file(self, version_id: int, source: str, path: str) -> Optional[VersionFile]:
         """One file of a version (a point lookup on the entries index), or None."""
         return self.version_files_at(version_id, source, [path]).get(path)
 
-    def version_files_at(self, version_id: int, source: str, paths: list[str]) -> dict[str, PreviousFile]:
+    def version_files_at(self, version_id: int, source: str, paths: list[str]) -> dict[str, VersionFile]:
         """The files of a version at ``paths`` (those it has): point lookups, ``MANY_PATHS`` per query."""
-        found: dict[str, PreviousFile] = {}
+        found: dict[str, VersionFile] = {}
         row = self.db.conn.execute("SELECT fileset FROM versions WHERE id = ?", [version_id]).fetchone()
         if row is None:
             return found

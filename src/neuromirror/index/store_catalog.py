@@ -13,20 +13,16 @@ Which subdatasets are stores: the commits the sync's store run made (the index c
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from neuromirror.annex.keys import key_from_symlink, parse_key
-from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VERIFY_ON_GET
-from neuromirror.util import gitutil
+from neuromirror.records import SUBDATASET, VersionFile
 
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
 #: the cache namespace the store run records its commits in (engine.zarr.stores.STORE_CACHE)
 STORE_CACHE = "store-commit"
-_KIND = {"MD5E": MD5, "MD5": MD5, "SHA256E": SHA256, "SHA256": SHA256}
 _BATCH = 5000
 
 SCHEMA = (
@@ -43,7 +39,11 @@ def ensure_schema(index: Index) -> None:
         index.db.execute(sql)
 
 
-def catalog_stores(index: Index, root: Path) -> int:
+#: a version's files read from its dataset (:func:`neuromirror.dataset.version.iter_version`: this layer is below it)
+ReadVersion = Callable[[Path, str], Iterable[VersionFile]]
+
+
+def catalog_stores(index: Index, root: Path, read_version: ReadVersion) -> int:
     """Catalogue every store commit a version pins and the table lacks; the number of files added."""
     ensure_schema(index)
     todo = index.db.execute(
@@ -62,8 +62,10 @@ def catalog_stores(index: Index, root: Path) -> int:
         rows: list[tuple] = []
         n = 0
         with index.transaction():
-            for row in _files(repo, commit):
-                rows.append((commit, *row))
+            for f in read_version(repo, commit):
+                if f.is_subdataset:
+                    continue
+                rows.append((commit, f.path, f.key, f.size, f.checksum_kind, f.checksum))
                 n += 1
                 if len(rows) >= _BATCH:
                     _insert(index, rows)
@@ -81,33 +83,3 @@ def _insert(index: Index, rows: list[tuple]) -> None:
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
-
-
-def _files(repo: Path, commit: str) -> Iterator[tuple]:
-    """(path, key, size, checksum kind, checksum) of the store's files at ``commit``, streamed."""
-    listed = (
-        (mode, sha, path)
-        for mode, typ, sha, path in gitutil.ls_tree(repo, commit)
-        if typ == "blob" and not path.startswith(".datalad/") and path not in (".gitattributes", ".gitmodules")
-    )
-    with gitutil.CatFile(repo) as cat:
-        batch: list[tuple[str, str, str]] = []
-        for item in listed:
-            batch.append(item)
-            if len(batch) >= _BATCH:
-                yield from _resolve(cat, batch)
-                batch = []
-        yield from _resolve(cat, batch)
-
-
-def _resolve(cat: gitutil.CatFile, batch: list[tuple[str, str, str]]) -> Iterator[tuple]:
-    """One batch's rows: an annexed file by its key (read from the symlink), a file in git by its sha256."""
-    for (mode, _, path), data in zip(batch, cat.get_many(sha for _, sha, _ in batch)):
-        data = data or b""
-        if mode == "120000":
-            key = key_from_symlink(data.decode("utf-8", "surrogateescape"))
-            if key:
-                info = parse_key(key)
-                yield path, key, info["size"], _KIND.get(info["backend"], VERIFY_ON_GET), info["checksum"]
-                continue
-        yield path, None, len(data), GIT, hashlib.sha256(data).hexdigest()

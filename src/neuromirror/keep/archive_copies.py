@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from neuromirror.keep.copies import iso_time
-from neuromirror.keep.files import KeepFile
+from neuromirror.keep.files import annex_key
+from neuromirror.records import VersionFile
 
 if TYPE_CHECKING:
     from neuromirror.keep.versions import Target
@@ -72,11 +73,11 @@ class PerArchive:
         self.archives: dict[str, ArchiveCopies] = {}
         self._wanted = wanted  # source -> the copies wanted for it
 
-    def __call__(self, target: Target, f: KeepFile, checked: dict[str, float]) -> None:
+    def __call__(self, target: Target, f: VersionFile, checked: dict[str, float]) -> None:
         archive = target.source.split(":", 1)[0]
         a = self.archives.setdefault(archive, ArchiveCopies(archive))
         a.wanted = max(a.wanted, self._wanted.get(target.source, 1))
-        have = a.keys.setdefault(f.key, {})
+        have = a.keys.setdefault(annex_key(f), {})
         for uuid, t in checked.items():
             have[uuid] = max(t, have.get(uuid, t))
-        a.sizes[f.key] = f.size or 0
+        a.sizes[annex_key(f)] = f.size or 0

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from neuromirror.index import store_checks
-from neuromirror.keep.files import KeepFile, version_files
+from neuromirror.keep.files import annex_key, annex_repo, version_files
 from neuromirror.keep.locations import Locations
+from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.record import store_uuids
 from neuromirror.util.progress import human_bytes
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from neuromirror.keep.versions import Target
 
 #: told each file of a version and its verified copies (store uuid -> last good check)
-OnFile = Callable[["Target", KeepFile, dict[str, float]], None]
+OnFile = Callable[["Target", VersionFile, dict[str, float]], None]
 #: keys at risk named per version in a report (the counts are always whole)
 MAX_NAMED = 50
 
@@ -84,7 +85,7 @@ class VersionCopies:
     def ok(self) -> bool:
         return self.enough_files == self.files and not self.problems
 
-    def add(self, f: KeepFile, verified: int, recorded: int) -> None:
+    def add(self, f: VersionFile, verified: int, recorded: int) -> None:
         self.files += 1
         self.bytes += f.size or 0
         if verified >= self.wanted:
@@ -99,7 +100,7 @@ class VersionCopies:
             self.none_bytes += f.size or 0
         self.at_risk_count += 1
         if len(self.at_risk) < MAX_NAMED:
-            self.at_risk.append(AtRisk(f.path, f.key, f.size, verified, recorded))
+            self.at_risk.append(AtRisk(f.path, annex_key(f), f.size, verified, recorded))
 
     def line(self) -> str:
         """The counts in a line: files with enough verified copies, with fewer, with none; the oldest check."""
@@ -160,24 +161,24 @@ def version_copies(
     out.seen = _timestamp(row.get("synced_at"))
     listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
     out.problems += [f"{path}: {why}" for path, why in listing.problems]
-    by_repo: dict[Path, list[KeepFile]] = {}
+    by_repo: dict[Path, list[VersionFile]] = {}
     for f in listing.annexed:
-        by_repo.setdefault(f.repo, []).append(f)
-    out.keys = list(dict.fromkeys(f.key for f in listing.annexed))
+        by_repo.setdefault(annex_repo(f), []).append(f)
+    out.keys = list(dict.fromkeys(annex_key(f) for f in listing.annexed))
     checks = store_checks.checks_of(mirror.index, out.keys)
     locations = locations or Locations()
     branches: Optional[dict[str, str]] = {}
     for repo, files in by_repo.items():
         stores = frozenset(store_uuids(repo))
-        holders = locations.of(repo, (f.key for f in files))  # key -> store uuids the location log names
+        holders = locations.of(repo, (annex_key(f) for f in files))  # key -> store uuids the location log names
         head = locations.head(repo)
         if head is None or branches is None:
             branches = None
         else:
             branches[os.path.relpath(repo, mirror.root)] = head
         for f in files:
-            recorded = holders[f.key] & stores
-            checked = {u: t for u, t in checks.get(f.key, {}).items() if u in recorded}
+            recorded = holders[annex_key(f)] & stores
+            checked = {u: t for u, t in checks.get(annex_key(f), {}).items() if u in recorded}
             for u in checked:
                 out.stores[u] = out.stores.get(u, 0) + 1
             if checked:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from neuromirror.dataset.version import has_commit
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import not_mirrored
 from neuromirror.keep.versions import Target
 from neuromirror.pin.commit import find_state, looks_like_commit
-from neuromirror.pin.filelist import file_list_digest, has_commit, walk_files
+from neuromirror.pin.filelist import file_list_digest, walk_files
 from neuromirror.pin.lockfile import LockError, read
 from neuromirror.spec import Spec
 

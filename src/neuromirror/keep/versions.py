@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.index.lookup import not_mirrored, sources_matching
 from neuromirror.index.store_checks import checks_of, record_checked, record_store
-from neuromirror.keep.files import KeepFile, selected, skip_reason, version_files
+from neuromirror.keep.files import annex_key, annex_repo, selected, skip_reason, version_files
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.keep.transfer import Outcome, Transfer, read_back
 from neuromirror.pin.commit import find_state
+from neuromirror.records import VersionFile
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
@@ -209,9 +210,9 @@ def _keep_version(
     rep.in_git = listing.in_git
     rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
-    todo: dict[str, list[KeepFile]] = {}
-    unseen: dict[str, list[KeepFile]] = {}  # keys this run meets first in this version
-    found: dict[str, list[KeepFile]] = {}  # keys in the store without a check recorded
+    todo: dict[str, list[VersionFile]] = {}
+    unseen: dict[str, list[VersionFile]] = {}  # keys this run meets first in this version
+    found: dict[str, list[VersionFile]] = {}  # keys in the store without a check recorded
     for f in listing.annexed:
         if not selected(f.path, options.include, options.exclude):
             rep.excluded += 1
@@ -223,12 +224,12 @@ def _keep_version(
             rep.skipped.append(FileNote(f.path, f.key, f.size, why))
         elif f.key in state.kept_now:
             _count(rep, f, kept=True)
-            present.setdefault(f.repo, []).append(f.key)
+            present.setdefault(annex_repo(f), []).append(annex_key(f))
         elif f.key in state.present:
             _count(rep, f, kept=False)
-            present.setdefault(f.repo, []).append(f.key)
+            present.setdefault(annex_repo(f), []).append(annex_key(f))
         else:
-            unseen.setdefault(f.key, []).append(f)
+            unseen.setdefault(annex_key(f), []).append(f)
     # a key with a good check of its copy here recorded is taken as held (as status --copies counts it;
     # re-reading is verify --stores's job): no look at the store; the others are looked for there
     uuid = store.identity.uuid
@@ -249,7 +250,7 @@ def _keep_version(
         state.present.add(key)
         _held(rep, files, present)
 
-    jobs: dict[Future[Outcome], list[KeepFile]] = {}
+    jobs: dict[Future[Outcome], list[VersionFile]] = {}
     over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
     scheduled = []
     for key, files in todo.items():
@@ -280,7 +281,7 @@ def _keep_version(
             wait(jobs)
             for fut, files in jobs.items():
                 if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
-                    present.setdefault(files[0].repo, []).extend(f.key for f in files)
+                    present.setdefault(annex_repo(files[0]), []).extend(annex_key(f) for f in files)
             _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:
@@ -293,14 +294,14 @@ def _keep_version(
     return rep
 
 
-def _held(rep: VersionReport, files: list[KeepFile], present: dict[Path, list[str]]) -> None:
+def _held(rep: VersionReport, files: list[VersionFile], present: dict[Path, list[str]]) -> None:
     for f in files:
         _count(rep, f, kept=False)
-        present.setdefault(f.repo, []).append(f.key)
+        present.setdefault(annex_repo(f), []).append(annex_key(f))
 
 
 def _confirm(
-    store: Store, found: dict[str, list[KeepFile]], pool: ThreadPoolExecutor, run: KeepRun, state: _RunState
+    store: Store, found: dict[str, list[VersionFile]], pool: ThreadPoolExecutor, run: KeepRun, state: _RunState
 ) -> set[str]:
     """The copies this run found in the store with no good check recorded — a killed keep put them there
     (verified on the way in) and died before recording them — read back and hashed, so that a rerun after
@@ -323,7 +324,7 @@ def _confirm(
 
 def _settle(
     outcome: Outcome,
-    files: list[KeepFile],
+    files: list[VersionFile],
     rep: VersionReport,
     state: _RunState,
     present: dict[Path, list[str]],
@@ -344,7 +345,7 @@ def _settle(
                 budget.give_back(size)
         for f in files:
             _count(rep, f, kept=outcome.placed)
-            present.setdefault(f.repo, []).append(f.key)
+            present.setdefault(annex_repo(f), []).append(annex_key(f))
         bar.finish(outcome.key, size)
     else:
         if budget is not None:
@@ -354,7 +355,7 @@ def _settle(
         bar.finish(outcome.key, 0)
 
 
-def _count(rep: VersionReport, f: KeepFile, *, kept: bool) -> None:
+def _count(rep: VersionReport, f: VersionFile, *, kept: bool) -> None:
     if kept:
         rep.kept += 1
         rep.kept_bytes += f.size or 0

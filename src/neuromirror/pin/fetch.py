@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, TypedDict, cast
 
+from neuromirror.dataset.version import is_plumbing
 from neuromirror.pin.clone import check_paths, install_subdataset, split_paths
-from neuromirror.pin.filelist import is_plumbing
 from neuromirror.pin.retrieve import ALLOW_IP_ENV, RetrieveError, fmt_bytes, fmt_duration, gist
 from neuromirror.util import gitutil
 from neuromirror.util.progress import ByteProgress

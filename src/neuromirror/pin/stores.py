@@ -22,8 +22,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from neuromirror.dataset.version import iter_version, pinned_repositories
 from neuromirror.errors import UserError
-from neuromirror.pin.filelist import pinned_repositories, tree_files
 from neuromirror.pin.retrieve import RetrieveError, gist
 from neuromirror.store.base import LEGACY_NAME
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
@@ -74,7 +74,7 @@ def recorded_stores(ds: Path, commit: str) -> list[str]:
     dataset itself, or (an AIND asset whose annexed content is all in its Zarr stores'
     datasets) its first such subdataset; the others are not read (a dandiset of 20,000 Zarrs)."""
     for repo, rcommit, _ in pinned_repositories(ds, commit):
-        keys = [f.key for f in tree_files(repo, rcommit) if f.key]
+        keys = [f.key for f in iter_version(repo, rcommit) if f.key]
         if not keys:
             continue
         return [d for uuid, d in _stores_on_branch(repo).items() if present_in(repo, uuid, keys)]
@@ -124,7 +124,7 @@ def use_store(repo: Path, commit: str, store: DirectoryStore) -> int:
     Writes only the clone's own git-annex branch and git config; nothing when the store holds
     none of the version's keys.  Idempotent: a second call records and enables nothing new.
     """
-    keys = list(dict.fromkeys(f.key for f in tree_files(repo, commit) if f.key))
+    keys = list(dict.fromkeys(f.key for f in iter_version(repo, commit) if f.key))
     held = [k for k in keys if store.has(k)]
     if not held:
         return 0

@@ -43,6 +43,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from neuromirror.dataset.version import gitlinks
 from neuromirror.pin.locations import is_local, join_url, local_path
 from neuromirror.pin.published import RIA_URL_KEY
 from neuromirror.pin.retrieve import RetrieveError
@@ -200,9 +201,7 @@ def subdataset_paths(ds: Path) -> list[str]:
     refs = ["HEAD"] + gitutil.out(ds, "for-each-ref", "--format=%(refname)", "refs/tags").split()
     paths: set[str] = set()
     for ref in refs:
-        for _, typ, _, path in gitutil.ls_tree(ds, ref):
-            if typ == "commit":
-                paths.add(path)
+        paths.update(path for path, _ in gitlinks(ds, ref))
     return sorted(paths)
 
 

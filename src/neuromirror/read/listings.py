@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Callable, Optional, Union
 
 from neuromirror.annex.logs import BRANCH
+from neuromirror.annex.pack import tree_entries
+from neuromirror.dataset.version import files_of_blobs
 from neuromirror.read.pinned import Pin
-from neuromirror.read.urls import PinnedFile, StoreReader, TreeEntry, readers_of, resolve_batch
+from neuromirror.read.urls import PinnedFile, StoreReader, readers_of, resolve_batch
 from neuromirror.store.annexlog import recorded_stores
 from neuromirror.util import gitutil
 
@@ -79,19 +81,6 @@ class Repo:
                 self._cat = None
 
 
-def parse_tree(data: bytes, oid_bytes: int) -> list[tuple[str, str, str]]:
-    """(name, mode, sha) of each entry of a raw git tree object, in the tree's order."""
-    out = []
-    i, n = 0, len(data)
-    while i < n:
-        space = data.index(b" ", i)
-        nul = data.index(b"\0", space)
-        sha = data[nul + 1 : nul + 1 + oid_bytes].hex()
-        out.append((data[space + 1 : nul].decode("utf-8", "surrogateescape"), data[i:space].decode(), sha))
-        i = nul + 1 + oid_bytes
-    return out
-
-
 class Dir:
     """One directory of a pin: its subdirectories and subdatasets (entered when asked for) and its files.
 
@@ -129,10 +118,11 @@ class Dir:
         """The directory's files by name, each with its URL: resolved once, in one batch."""
         with self._lock:
             if self._files is None:
-                rel = [TreeEntry(self.full(n), m, s) for n, m, s in self._blobs]
+                rel = [(self.full(n), m, s) for n, m, s in self._blobs]
                 repo = self._open_repo(self.repo)
                 with repo.lock:
-                    got = list(resolve_batch(repo.path, repo.cat, BRANCH, repo.stores, rel))
+                    files = files_of_blobs(repo.cat, rel, repo.path)
+                    got = list(resolve_batch(repo.path, repo.cat, BRANCH, repo.stores, files))
                     self._files = {f.path.rpartition("/")[2]: f for f in got}
                     self._read_small(repo.cat, got)
             return self._files
@@ -274,7 +264,7 @@ class Listings:
         data = self._repo(where.repo).read(where.tree)
         if data is None:
             raise FileNotFoundError(f"{where.repo}: no tree {where.tree}")
-        d = Dir(self._repo, where.repo, where.path, where.prefix, parse_tree(data, len(where.tree) // 2))
+        d = Dir(self._repo, where.repo, where.path, where.prefix, tree_entries(data, len(where.tree) // 2))
         with self._lock:
             old = self._dirs.get(key)
             if old is not None:  # another request read it meanwhile

@@ -22,24 +22,22 @@ Listing streams: the tree is read in batches, the logs of a batch in one ``cat-f
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
-from neuromirror.annex import gitmodules
 from neuromirror.annex.contract import WEB_UUID
-from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path, parse_key
+from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
+from neuromirror.dataset.version import version_batches
 from neuromirror.engine.urlrule import Stability, stability
-from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
 from neuromirror.read.pinned import Pin
+from neuromirror.records import VersionFile
 from neuromirror.store.record import BRANCH, store_uuids
 from neuromirror.util import gitutil
 
-_BATCH = 2000
 #: why a file has no URL, by what its URLs are
 NO_URL = "no URL is registered for it"
 MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
@@ -51,7 +49,11 @@ OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain 
 
 @dataclass(frozen=True)
 class PinnedFile:
-    """One file of a pin and where to read it."""
+    """One file of a pin and where to read it.
+
+    Not a :class:`~neuromirror.records.VersionFile`: what a reader needs is the one URL chosen (or
+    why none), and a reader also makes these from what no tree holds (a Zarr manifest's rows, a
+    subdataset not installed); ``key`` names a file in git the way a lock file does."""
 
     path: str
     key: str  # the git-annex key; for a file in git, GIT-SHA256-s<size>--<sha256> as lock files name it
@@ -71,95 +73,34 @@ class PinnedFile:
         return out
 
 
-@dataclass(frozen=True)
-class TreeEntry:
-    """One blob of a tree: its path in the pin, mode and object id."""
-
-    path: str
-    mode: str
-    sha: str
-
-
-def _inside(path: str, wanted: Sequence[str]) -> bool:
-    """Is ``path`` (a file or a subdataset) one of ``wanted``, under one, or (a subdataset) above one?"""
-    if not wanted:
-        return True
-    return any(path == w or path.startswith(w + "/") or w.startswith(path + "/") for w in wanted)
-
-
 def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
     """The files of ``pin`` (under ``paths``, if given: a file, a directory, or a Zarr asset's path),
-    each with its URL, in git's path order per repository."""
-    wanted = [p.strip("/") for p in paths if p.strip("/")]
-    yield from _repo_files(pin.dataset, pin.commit, "", wanted)
-
-
-def _pathspecs(repo: Path, commit: str, prefix: str, wanted: list[str]) -> list[str]:
-    """What git itself can filter of ``wanted`` inside the repository at ``prefix`` (none: list it all).
-
-    A wanted path inside a subdataset is asked for as the subdataset's own path (its gitlink):
-    git does not look inside it."""
-    inner = []
-    for w in wanted:
-        if prefix and (prefix.startswith(w + "/") or w + "/" == prefix):
-            return []  # the repository itself, or a directory above it, is wanted: all of it
-        if w.startswith(prefix):
-            inner.append(w[len(prefix) :])
-    if not inner:
-        return inner
-    subs = _subdataset_paths(repo, commit)
-    out = []
-    for w in inner:
-        parts = w.split("/")
-        above = next(("/".join(parts[:i]) for i in range(1, len(parts)) if "/".join(parts[:i]) in subs), None)
-        out.append(above or w)
-    return out
-
-
-def _subdataset_paths(repo: Path, commit: str) -> set[str]:
-    """The paths ``.gitmodules`` names at ``commit`` (one small blob, however many subdatasets)."""
-    return {m["path"] for m in gitmodules.read(repo, commit).values() if "path" in m}
-
-
-def _repo_files(repo: Path, commit: str, prefix: str, wanted: list[str]) -> Iterator[PinnedFile]:
-    stores = store_readers(repo)
-    branch = gitutil.ref_sha(repo, BRANCH)
-    batch: list[TreeEntry] = []
-    subs: list[tuple[str, str]] = []
-    with gitutil.CatFile(repo) as cat:
-        for mode, typ, sha, path in gitutil.ls_tree(repo, commit, _pathspecs(repo, commit, prefix, wanted)):
-            full = prefix + path
-            if not _inside(full, wanted):
-                continue
-            if typ == "commit":
-                subs.append((path, sha))
-            elif typ == "blob" and not is_plumbing(path):
-                batch.append(TreeEntry(full, mode, sha))
-                if len(batch) >= _BATCH:
-                    yield from resolve_batch(repo, cat, branch, stores, batch)
-                    batch = []
-        yield from resolve_batch(repo, cat, branch, stores, batch)
-    for path, sha in subs:
-        sub = repo / path
-        if not (sub / ".git").exists() or not has_commit(sub, sha):
-            yield PinnedFile(prefix + path + "/", "", None, None, "none", f"subdataset not installed at {sha[:12]}")
+    each with its URL, in git's path order per repository (:func:`~neuromirror.dataset.version.version_batches`)."""
+    at: Optional[Path] = None
+    stores: dict[str, StoreReader] = {}
+    branch: Optional[str] = None
+    for repo, cat, files in version_batches(pin.dataset, pin.commit, recurse=True, paths=paths):
+        if cat is None:  # a subdataset that is not here
+            for f in files:
+                why = f"subdataset not installed at {(f.checksum or '')[:12]}"
+                yield PinnedFile(f.path + "/", "", None, None, "none", why)
             continue
-        yield from _repo_files(sub, sha, prefix + path + "/", wanted)
+        if repo != at:
+            at, stores, branch = repo, store_readers(repo), gitutil.ref_sha(repo, BRANCH)
+        yield from resolve_batch(repo, cat, branch, stores, files)
 
 
 def resolve_batch(
-    repo: Path, cat: gitutil.CatFile, branch: Optional[str], stores: dict[str, StoreReader], batch: list[TreeEntry]
+    repo: Path, cat: gitutil.CatFile, branch: Optional[str], stores: dict[str, StoreReader], batch: list[VersionFile]
 ) -> Iterator[PinnedFile]:
-    """Each blob of ``batch`` as a :class:`PinnedFile`: its key from the symlink or pointer, its URLs and
-    where it is kept from the ``branch`` logs (a ref or commit of the ``git-annex`` branch; None: no logs)."""
+    """Each file of ``batch`` (read from ``repo``'s tree: :func:`~neuromirror.dataset.version.files_of_blobs`)
+    as a :class:`PinnedFile`: its URLs and where it is kept from the ``branch`` logs (a ref or commit of the
+    ``git-annex`` branch; None: no logs)."""
     if not batch:
         return
-    datas = list(cat.get_many([t.sha for t in batch]))
-    keys = [blob_key(t.mode, data or b"") for t, data in zip(batch, datas)]
-    annexed = [k for k in keys if k]
-    # a file in git: its sha256, and the key whose ``.log.web`` holds the archive's URLs of its bytes
-    digests = {i: hashlib.sha256(datas[i] or b"").hexdigest() for i, k in enumerate(keys) if k is None}
-    in_git = {i: git_file_key(d, len(datas[i] or b"")) for i, d in digests.items()}
+    annexed = [f.key for f in batch if f.key]
+    # a file in git: the key whose ``.log.web`` holds the archive's URLs of its bytes
+    in_git = {i: git_file_key(f.checksum or "", f.size or 0) for i, f in enumerate(batch) if f.in_git}
     url_logs: dict[str, Optional[bytes]] = {}
     loc_logs: dict[str, Optional[bytes]] = {}
     if branch and (annexed or in_git):
@@ -170,19 +111,13 @@ def resolve_batch(
             url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]
         for k, data in zip(in_git.values(), got[2 * len(annexed) :]):
             url_logs[k] = data
-    for i, (t, data, key) in enumerate(zip(batch, datas, keys)):
-        if key is None:
-            size = len(data or b"")
-            ident = TreeFile(t.path, None, size, digests[i]).ident
+    for i, f in enumerate(batch):
+        if f.key is None:
             url = _stable(web_urls(url_logs.get(in_git[i])))
-            yield PinnedFile(t.path, ident, size, url, "git", repo=repo, blob=t.sha)
+            yield PinnedFile(f.path, f.ident, f.size, url, "git", repo=repo, blob=f.blob)
             continue
-        try:
-            size_: Optional[int] = parse_key(key)["size"]
-        except ValueError:
-            size_ = None
         yield _choose(
-            t.path, key, size_, web_urls_newest(url_logs.get(key)), log_state(loc_logs.get(key)), stores, repo
+            f.path, f.key, f.size, web_urls_newest(url_logs.get(f.key)), log_state(loc_logs.get(f.key)), stores, repo
         )
 
 

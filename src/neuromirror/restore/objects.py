@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-from neuromirror.keep.files import SPECIAL_PREFIX, KeepFile
+from neuromirror.keep.files import SPECIAL_PREFIX, annex_key, annex_repo
+from neuromirror.records import VersionFile
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 
@@ -49,7 +50,9 @@ def key_rule(source: str) -> Callable[[str], bool]:
     return is_archive_key if source.startswith("dandi:") else _any_key
 
 
-def place(f: KeepFile, source: str, label: str, locator: Optional[s3urls.Locator] = None) -> ArchiveObject | Unplaced:
+def place(
+    f: VersionFile, source: str, label: str, locator: Optional[s3urls.Locator] = None
+) -> ArchiveObject | Unplaced:
     """The archive object ``f`` is, or why it has none the mirror knows (``locator``: one for ``source``,
     :func:`locator`, kept by a caller placing many files)."""
     find = locator or locator_for(source)
@@ -59,12 +62,14 @@ def place(f: KeepFile, source: str, label: str, locator: Optional[s3urls.Locator
         loc = find(url)
         if loc is not None and loc.key:
             base = url.split("?", 1)[0]
-            return ArchiveObject(loc.key, f.key, f.size, f.path, source, label, loc.bucket, base, str(f.repo))
+            return ArchiveObject(
+                loc.key, annex_key(f), f.size, f.path, source, label, loc.bucket, base, str(annex_repo(f))
+            )
     if source.startswith("boss:") and any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
-        return ArchiveObject(f.path, f.key, f.size, f.path, source, label, "", "", str(f.repo))
+        return ArchiveObject(f.path, annex_key(f), f.size, f.path, source, label, "", "", str(annex_repo(f)))
     if any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
-        return Unplaced(f.path, f.key, "content behind a special remote (embargoed): no S3 key recorded")
-    return Unplaced(f.path, f.key, "no S3 URL recorded: the archive's key for it is unknown")
+        return Unplaced(f.path, annex_key(f), "content behind a special remote (embargoed): no S3 key recorded")
+    return Unplaced(f.path, annex_key(f), "no S3 URL recorded: the archive's key for it is unknown")
 
 
 def locator_for(source: str) -> s3urls.Locator:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Generator, Iterator, Optional
 
-from neuromirror.pin.filelist import TreeFile
-from neuromirror.records import SUBDATASET, PreviousFile
+from neuromirror.records import SUBDATASET, VersionFile
 from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
@@ -39,10 +38,10 @@ class _ArchiveState:
     def last_remote_modified(self, label: str) -> Optional[str]:
         return None  # never "unchanged": always list
 
-    def previous(self, path: str) -> Optional[PreviousFile]:
+    def previous(self, path: str) -> Optional[VersionFile]:
         return self._files.get(path)
 
-    def previous_files(self) -> Iterator[PreviousFile]:
+    def previous_files(self) -> Iterator[VersionFile]:
         return iter(self._files.values())
 
     def cache_get(self, namespace: str, key: str) -> Optional[str]:
@@ -63,7 +62,7 @@ def check_archive(
     mirror: Mirror,
     source: str,
     row: dict,
-    tree: dict[str, TreeFile],
+    tree: dict[str, VersionFile],
     urls_of: dict[str, list[str]],
     options: dict,
 ) -> None:
@@ -101,7 +100,7 @@ def _compare_archive(
     src: Source,
     state: _ArchiveState,
     row: dict,
-    tree: dict[str, TreeFile],
+    tree: dict[str, VersionFile],
     urls_of: dict[str, list[str]],
     current: bool,
 ) -> None:
@@ -131,12 +130,13 @@ def _compare_archive(
                 report.add("archive", e.path, "at the archive, not in the dataset" + (f"; {why}" if why else ""))
                 continue
             if getattr(e, "checksum_kind", None) == SUBDATASET:
-                if t.commit != e.checksum:
+                pinned = t.checksum if t.is_subdataset else None
+                if pinned != e.checksum:
                     report.add(
                         "archive",
                         e.path,
                         f"the archive's state is subdataset commit {str(e.checksum)[:12]}, the "
-                        f"dataset pins {(t.commit or 'no subdataset')[:12]}" + (f"; {why}" if why else ""),
+                        f"dataset pins {(pinned or 'no subdataset')[:12]}" + (f"; {why}" if why else ""),
                     )
                 continue
             if e.key is not None:
@@ -158,12 +158,12 @@ def _compare_archive(
                     report.add(
                         "archive", e.path, f"the archive has a small file kept in git, the dataset has key {t.key}"
                     )
-                elif e.checksum != t.sha256:
+                elif e.checksum != t.checksum:
                     report.add(
                         "archive",
                         e.path,
                         f"the archive's bytes (sha256 {e.checksum[:16]}…) differ from the "
-                        f"dataset's ({(t.sha256 or '')[:16]}…)" + (f"; {why}" if why else ""),
+                        f"dataset's ({(t.checksum or '')[:16]}…)" + (f"; {why}" if why else ""),
                     )
         skipped = {x.path for x in snap.refused} | {x.path for x in snap.pending}
         for path in sorted(set(tree) - seen - skipped):

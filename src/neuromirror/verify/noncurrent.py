@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import branch_logs, log_state
+from neuromirror.keep.files import annex_key, annex_repo
+from neuromirror.records import GIT, SUBDATASET
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.store.record import store_uuids
@@ -159,8 +161,14 @@ class Expiry:
 def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_EXPIRE_AFTER) -> Expiry:
     """Every recorded version's unkept files pinned only by noncurrent versions (any state may be pinned:
     ``pin``/``lock`` name drafts by commit), and when the oldest became noncurrent: the archive's date of
-    the first recorded state after its version that no longer names that S3 version."""
-    from neuromirror.keep.files import version_files
+    the first recorded state after its version that no longer names that S3 version.
+
+    Reads only what can hold a file not met yet: a version whose file list an earlier one had is
+    skipped, and so is a Zarr's dataset at a commit an earlier version pinned (its files were all
+    judged there: a file's URLs, read from the Zarr's git-annex branch, are the same whichever
+    version names it).  The later states are read only while some pin's noncurrent date is open,
+    each Zarr commit once, for the objects still open."""
+    from neuromirror.keep.files import VersionFiles, each_version_file
 
     out = Expiry(expire_after)
     current = current_objects(index, ds, source)
@@ -170,6 +178,7 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
     states = [r for r in rows if r["kind"] != "published"] or rows
     fileset_of = dict(index.db.conn.execute("SELECT id, fileset FROM versions WHERE source = ?", [source]).fetchall())
     seen_filesets: set[object] = set()  # a version whose file list an earlier one had: nothing new in it
+    seen_zarrs: set[tuple[str, str]] = set()  # (path, commit) of the Zarrs read: nothing new in them either
     seen_keys: set[str] = set()
     pending: dict[tuple[str, str, str], int] = {}  # (bucket, key, versionId) -> the earliest version id naming it
     for row in rows:
@@ -177,16 +186,16 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
         if fs is not None and fs in seen_filesets:
             continue
         seen_filesets.add(fs)
-        listed = version_files(index, ds, row["id"]).annexed
+        listed = each_version_file(index, ds, row["id"], VersionFiles(), seen_zarrs)
         fresh = [f for f in listed if f.key not in seen_keys and current.only_noncurrent(f.urls)]
         if not fresh:
             continue
         by_repo: dict[Path, set[str]] = {}
         for f in fresh:
-            by_repo.setdefault(f.repo, set()).add(f.key)
+            by_repo.setdefault(annex_repo(f), set()).add(annex_key(f))
         kept = set().union(*(kept_keys(repo, keys) for repo, keys in by_repo.items()))
         for f in fresh:
-            seen_keys.add(f.key)
+            seen_keys.add(annex_key(f))
             if f.key in kept:
                 continue
             out.unkept_files += 1
@@ -199,19 +208,43 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
                 got = _versioned(u)
                 if got is not None:
                     pending.setdefault(got, row["id"])
-    # the first later state without the pinned version: when it became noncurrent (at the latest)
+    _noncurrent_since(index, ds, states, pending, out)
+    return out
+
+
+def _noncurrent_since(
+    index: Any, ds: Path, states: list[dict], pending: dict[tuple[str, str, str], int], out: Expiry
+) -> None:
+    """The first later state without each ``pending`` pinned version: when it became noncurrent (at the latest)."""
+    from neuromirror.keep.files import VersionFiles, subdataset_files
+
+    wanted = {(t[0], t[1]) for t in pending}
+    zarrs: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # (path, commit) -> the open objects it names
+
+    def named(urls: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+        for u in urls:
+            got = _versioned(u)
+            if got is not None and (got[0], got[1]) in wanted:
+                yield got
+
     for s in states:
         if not pending:
             break
         if not any(s["id"] > vid for vid in pending.values()):
             continue
-        objs = CurrentObjects()
-        for f in version_files(index, ds, s["id"]).annexed:
-            objs.add(f.urls)
+        objs: set[tuple[str, str, str]] = set()
+        for f in index.version_files(s["id"]):
+            if f.checksum_kind == SUBDATASET:
+                where = (f.path, f.checksum or "")
+                if where not in zarrs:
+                    files = subdataset_files(ds / f.path, f.checksum or "", f.path + "/", VersionFiles())
+                    zarrs[where] = {t for z in files for t in named(z.urls)}
+                objs |= zarrs[where]
+            elif f.key and f.checksum_kind != GIT:
+                objs.update(named(f.urls))
         when = state_time(s)
         for t in [t for t, vid in pending.items() if s["id"] > vid]:
-            if t[2] not in objs.versions.get((t[0], t[1]), ()):
+            if t not in objs:
                 del pending[t]
                 if when is not None:
                     out.oldest_since = when if out.oldest_since is None else min(out.oldest_since, when)
-    return out

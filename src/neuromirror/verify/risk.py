@@ -25,6 +25,8 @@ from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.engine.urlrule import is_stable
+from neuromirror.keep.files import annex_key
+from neuromirror.records import VersionFile
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
 from neuromirror.verify.noncurrent import CurrentObjects, current_objects, kept_keys
@@ -75,20 +77,12 @@ class Risk:
         )
 
 
-@dataclass(frozen=True)
-class AnnexedFile:
-    path: str
-    key: str
-    size: Optional[int]
-    repo: Path
-
-
 def key_urls(repo: Path, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return {k: web_urls(d) for k, d in branch_logs(repo, keys, ".log.web").items()}
 
 
 def risk_of(
-    files: Iterable[AnnexedFile],
+    files: Iterable[VersionFile],
     urls: Mapping[str, Iterable[str]],
     kept: set[str],
     current: Optional[CurrentObjects] = None,
@@ -99,8 +93,8 @@ def risk_of(
     for f in files:
         if f.key in kept:
             out.add("kept", f.size, f.path)
-        elif any(is_stable(u) for u in urls.get(f.key, ())):
-            noncurrent = current is not None and current.only_noncurrent(urls.get(f.key, ()))
+        elif any(is_stable(u) for u in urls.get(annex_key(f), ())):
+            noncurrent = current is not None and current.only_noncurrent(urls.get(annex_key(f), ()))
             out.add("noncurrent" if noncurrent else "pinned", f.size, f.path)
         else:
             out.add("unpinned", f.size, f.path)
@@ -114,12 +108,12 @@ def version_risk(
     from neuromirror.keep.files import version_files
 
     listed = version_files(index, ds, version_id)
-    by_repo: dict[Path, list[AnnexedFile]] = {}
+    by_repo: dict[Path, list[VersionFile]] = {}
     for f in listed.annexed:
-        by_repo.setdefault(f.repo, []).append(AnnexedFile(f.path, f.key, f.size, f.repo))
+        by_repo.setdefault(f.repo or ds, []).append(f)
     risk = Risk()
     for repo, files in by_repo.items():
-        keys = {f.key for f in files}
+        keys = {f.key for f in files if f.key}
         urls = key_urls(repo, keys)
         part = risk_of(files, urls, kept_keys(repo, keys, uuids), current)
         for name in ("kept", "pinned", "noncurrent", "unpinned"):

@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from neuromirror.errors import UserError
 from neuromirror.index import store_checks
 from neuromirror.keep.copies import iso_time
-from neuromirror.keep.files import KeepFile, version_files
+from neuromirror.keep.files import annex_key, annex_repo, version_files
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.keep.versions import Target, select_versions
+from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
@@ -128,7 +129,7 @@ class StoresCheck:
 @dataclass(frozen=True)
 class _Copy:
     uuid: str
-    file: KeepFile
+    file: VersionFile
     source: str
 
 
@@ -202,13 +203,13 @@ def verify_stores(
     locations = Locations()  # a dataset's versions come one after another: its logs read once
     for target in _targets(mirror, specs):
         listing = version_files(mirror.index, mirror.dataset_path(target.relpath), target.row["id"])
-        by_repo: dict[Path, list[KeepFile]] = {}
+        by_repo: dict[Path, list[VersionFile]] = {}
         for f in listing.annexed:
-            by_repo.setdefault(f.repo, []).append(f)
+            by_repo.setdefault(annex_repo(f), []).append(f)
         for repo, files in by_repo.items():
-            first: dict[str, KeepFile] = {}
+            first: dict[str, VersionFile] = {}
             for f in files:
-                first.setdefault(f.key, f)
+                first.setdefault(annex_key(f), f)
             readable: list[str] = []
             for uuid, fields in store_uuids(repo).items():
                 if not opened.checked(uuid):
@@ -288,7 +289,7 @@ def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Findin
         assert store is not None
         c: _Copy = copies[(f.uuid, f.key)]
         with mirror.lock(c.source):
-            record_absent(c.file.repo, f.uuid, [f.key])
+            record_absent(annex_repo(c.file), f.uuid, [f.key])
         store_checks.forget(mirror.index, f.uuid, [f.key])
         if f.problem == "bad":
             try:
@@ -306,6 +307,6 @@ def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Findin
             f.repair_error = outcome.why
             continue
         with mirror.lock(c.source):
-            record_present(c.file.repo, store, [f.key])
+            record_present(annex_repo(c.file), store, [f.key])
         store_checks.record_checked(mirror.index, f.uuid, [f.key], stored=True)
         f.repaired, f.repaired_from = True, outcome.origin

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Optional
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
-from neuromirror.pin.filelist import TreeFile, has_commit, pinned_repositories, tree_files
-from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, PreviousFile
+from neuromirror.dataset.version import has_commit, iter_version, pinned_repositories
+from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VersionFile
 from neuromirror.store.base import Store
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.util import gitutil
@@ -47,7 +47,7 @@ from neuromirror.verify.archive import check_archive
 from neuromirror.verify.content import check_content
 from neuromirror.verify.lost_urls import mark_lost_urls
 from neuromirror.verify.report import VerifyReport
-from neuromirror.verify.risk import AnnexedFile, recorded_directory_store, risk_of, store_uuids
+from neuromirror.verify.risk import recorded_directory_store, risk_of, store_uuids
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -79,7 +79,7 @@ class AnnexBranch:
 
 
 # -- tree vs index ------------------------------------------------------------------
-def _compare(report: VerifyReport, tree: dict[str, TreeFile], indexed: dict[str, PreviousFile]) -> None:
+def _compare(report: VerifyReport, tree: dict[str, VersionFile], indexed: dict[str, VersionFile]) -> None:
     for path in sorted(set(tree) - set(indexed)):
         report.add("only-in-dataset", path, "in the dataset's tree, not in the index", tree[path].key)
     for path in sorted(set(indexed) - set(tree)):
@@ -89,22 +89,22 @@ def _compare(report: VerifyReport, tree: dict[str, TreeFile], indexed: dict[str,
         if i.checksum_kind == SUBDATASET or t.is_subdataset:
             if not (i.checksum_kind == SUBDATASET and t.is_subdataset):
                 report.add("stored", path, "a subdataset in one of the dataset and the index, a file in the other")
-            elif (i.checksum or "") != t.commit:
+            elif (i.checksum or "") != t.checksum:
                 report.add(
                     "subdataset",
                     path,
-                    f"the dataset pins commit {(t.commit or '')[:12]}, the index {(i.checksum or '-')[:12]}",
+                    f"the dataset pins commit {(t.checksum or '')[:12]}, the index {(i.checksum or '-')[:12]}",
                 )
             continue
         if i.checksum_kind == GIT or i.key is None:
             if not t.in_git:
                 report.add("stored", path, f"the index has it in git, the dataset has annex key {t.key}", t.key)
                 continue
-            if i.checksum and t.sha256 != i.checksum.lower():
+            if i.checksum and t.checksum != i.checksum.lower():
                 report.add(
                     "checksum",
                     path,
-                    f"bytes in git have sha256 {(t.sha256 or '')[:16]}…, the index says {i.checksum[:16]}…",
+                    f"bytes in git have sha256 {(t.checksum or '')[:16]}…, the index says {i.checksum[:16]}…",
                 )
             if i.size is not None and t.size != i.size:
                 report.add("size", path, f"{t.size} bytes in git, the index says {i.size}")
@@ -172,7 +172,7 @@ def verify_version(
             report.add("tag", None, f"tag {row['tag']} is missing from the dataset")
         elif tagged != commit:
             report.add("tag", None, f"tag {row['tag']} points at {tagged[:12]}, the index says {commit[:12]}")
-    tree = {f.path: f for f in tree_files(ds, commit)}
+    tree = {f.path: f for f in iter_version(ds, commit)}
     indexed = {f.path: f for f in mirror.index.version_files(row["id"])}
     report.files = len(tree)
     report.bytes = sum(f.size or 0 for f in tree.values())
@@ -191,16 +191,16 @@ def verify_version(
         store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
     store_uuid = _uuid(store)
     report.store = str(store) if store is not None else None
-    annexed: list[AnnexedFile] = []  # every annexed file, for the at-risk counts
+    annexed: list[VersionFile] = []  # every annexed file, for the at-risk counts
     kept_in: set[str] = set()  # keys a store holds, as the location logs say
     for repo, rcommit, prefix in repositories:
-        files = tree.values() if repo == ds else tree_files(repo, rcommit)
+        files = tree.values() if repo == ds else iter_version(repo, rcommit, prefix=prefix)
         mine = {}
         for f in files:
             if f.key:
-                annexed.append(AnnexedFile(prefix + f.path, f.key, f.size, repo))
+                annexed.append(f)
             if f.key and f.key not in keys and f.key not in mine:
-                mine[f.key] = prefix + f.path
+                mine[f.key] = f.path
         if not mine:
             continue
         with gitutil.CatFile(repo) as cat:

@@ -28,13 +28,11 @@ from typing import Iterable, Mapping, Optional, Sized
 
 from neuromirror.annex.contract import Change
 from neuromirror.annex.fastimport import Turns
-from neuromirror.annex.keys import key_from_symlink, log_path
-from neuromirror.annex.logs import web_urls
 from neuromirror.annex.pack import BLOB, object_id
 from neuromirror.annex.writer import Delete, Put, make_writer
 from neuromirror.dataset.fast_init import FirstCommit, NewDataset, fast_init
 from neuromirror.dataset.light_dataset import dataset_id
-from neuromirror.index.reindex import web_log_blobs
+from neuromirror.dataset.version import UrlLogs, iter_version
 from neuromirror.index.trailers import format_trailers, parse_trailers
 from neuromirror.records import AnnexEntry, Entry, GitEntry
 from neuromirror.util import gitutil
@@ -250,27 +248,22 @@ def had_embargoed_state(zds: Path) -> bool:
     return bool(gitutil.out(zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr-Access: embargoed", check=False))
 
 
-def head_state(zds: Path) -> dict[str, tuple[Optional[str], frozenset[str]]]:
-    """path -> (key, URLs registered for the key) of the annexed files at HEAD.
+def head_state(zds: Path) -> tuple[dict[str, tuple[Optional[str], frozenset[str]]], dict[str, str]]:
+    """path -> (key, URLs registered for the key) of the annexed files at HEAD, and path -> blob id
+    of the files in git.
 
-    One ``ls-tree`` and two pipelined ``cat-file`` passes (symlink targets, then the
-    keys' URL logs): a Zarr of 5,000 objects changed in 3 costs ~0.3 s here, where a
-    round trip per object cost 4 s on a busy machine.
+    One ``ls-tree`` and pipelined ``cat-file`` passes (:func:`~neuromirror.dataset.version.iter_version`:
+    blobs, then the keys' URL logs by blob id): a Zarr of 5,000 objects changed in 3 costs ~0.3 s
+    here, where a round trip per object cost 4 s on a busy machine.
     """
-    links = [(path, sha) for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "120000"]
-    logs = web_log_blobs(zds)  # the URL logs by blob id (~0.25 ms per key saved)
-    with gitutil.CatFile(zds) as cat:
-        keys = [
-            key_from_symlink(t.decode("utf-8", "surrogateescape")) if t else None
-            for t in cat.get_many(sha for _, sha in links)
-        ]
-        unique = [k for k in dict.fromkeys(k for k in keys if k)]
-        found = [k for k in unique if log_path(k, ".log.web") in logs]
-        urls = {
-            k: frozenset(web_urls(data))
-            for k, data in zip(found, cat.get_many(logs[log_path(k, ".log.web")] for k in found))
-        }
-    return {path: (key, urls.get(key, frozenset())) for (path, _), key in zip(links, keys) if key}
+    annexed: dict[str, tuple[Optional[str], frozenset[str]]] = {}
+    blobs: dict[str, str] = {}
+    for f in iter_version(zds, "HEAD", urls=UrlLogs(zds, by_blob=True)):
+        if f.key:
+            annexed[f.path] = (f.key, frozenset(f.urls))
+        elif f.blob:
+            blobs[f.path] = f.blob
+    return annexed, blobs
 
 
 def commit_message(subject: str, trailers: Mapping[str, str], added: int, removed: int = 0, changed: int = 0) -> str:
@@ -317,8 +310,7 @@ def commit(
 
 def _changes(zds: Path, entries: Iterable[Entry]) -> tuple[list[Change], int, int, int]:
     """What differs from HEAD: annexed files by key and URLs, files in git by their blob."""
-    annexed = head_state(zds)
-    blobs = {path: sha for mode, _, sha, path in gitutil.ls_tree(zds, "HEAD") if mode == "100644"}
+    annexed, blobs = head_state(zds)
     changes: list[Change] = []
     added = changed = 0
     seen: set[str] = set()

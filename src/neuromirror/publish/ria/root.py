@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.annex import gitmodules
+from neuromirror.dataset.version import gitlinks
 from neuromirror.publish.ria.layout import RiaStore, head_ref, read_refs
 from neuromirror.util import gitutil
 
@@ -63,8 +64,8 @@ def filtered_commit(root: Path, store: RiaStore, keep: gitmodules.Modules, paren
     with tempfile.TemporaryDirectory(prefix="neuromirror-ria-root-") as tmp:
         env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
         gitutil.run(root, "read-tree", head, env=env)
-        for _, typ, _, path in list(gitutil.ls_tree(root, head)):
-            if typ == "commit" and path not in paths:
+        for path, _ in gitlinks(root, head):
+            if path not in paths:
                 gitutil.run(root, "update-index", "--force-remove", "--", path, env=env)
         for path, dsid in sorted(paths.items()):
             sha = store_head(store, dsid)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from typing import Iterator, Optional
 
-from neuromirror.records import SHA256, AnnexEntry, PreviousFile, SourceState
+from neuromirror.records import SHA256, AnnexEntry, SourceState, VersionFile
 from neuromirror.util.spool import Spool
 
 PAGE_SIZE = 1000
@@ -124,7 +124,7 @@ class Reuse:
         paths = [a["path"] for a, candidate in zip(page, candidates) if candidate]
         many = getattr(self._state, "previous_many", None)  # IndexState has it; a plain SourceState may not
         if many is not None:
-            found: dict[str, PreviousFile] = many(paths)
+            found: dict[str, VersionFile] = many(paths)
         else:
             found = {p: f for p in paths if (f := self._state.previous(p)) is not None}
         for asset, candidate in zip(page, candidates):
@@ -146,7 +146,7 @@ class Reuse:
             and type(size) is int
         )
 
-    def _reusable(self, asset: dict, prev: PreviousFile) -> bool:
+    def _reusable(self, asset: dict, prev: VersionFile) -> bool:
         path, size = asset["path"], asset["size"]
         if (
             prev.remote_id != asset["asset_id"]
