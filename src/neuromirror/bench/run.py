@@ -35,7 +35,6 @@ import os
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -55,6 +54,7 @@ from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets
+from neuromirror.util.dates import now_z
 
 ALL = (
     "head",
@@ -204,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     for k, v in (("DANDI_NO_ET", "1"), ("DANDI_CACHE", "ignore")):
         os.environ.setdefault(k, v)
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = now_z()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="neuromirror-bench-")).absolute()
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out else Path("bench-results") / f"bench-{started.replace(':', '')}.json"

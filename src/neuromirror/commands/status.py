@@ -190,14 +190,12 @@ def drill_line(d: dict) -> str:
 
 def _disk_line(d: dict) -> str:
     """``disk: root /srv/mirror: 75.0 GiB free of 252.0 GiB (min_free 1.0 GiB)``, LOW when below."""
-    from neuromirror.util.disk import format_size
-
     if d.get("error"):
         return f"disk: {d['what']} {d['path']}: {d['error']}"
     low = "; LOW: syncs, keeps and publishes refuse to start" if d["low"] else ""
     return (
-        f"disk: {d['what']} {d['path']}: {format_size(d['free'])} free of {format_size(d['total'])} "
-        f"(min_free {format_size(d['min_free'])}){low}"
+        f"disk: {d['what']} {d['path']}: {human_bytes(d['free'])} free of {human_bytes(d['total'])} "
+        f"(min_free {human_bytes(d['min_free'])}){low}"
     )
 
 

@@ -128,9 +128,11 @@ def _check_value(dest: str, value: Any) -> Optional[str]:
         except ValueError as exc:
             return str(exc)
     if dest == "min_free":
-        from neuromirror.util.disk import parse_size
+        from neuromirror.util.sizes import parse_size
 
         try:
+            if value is None:  # an empty ``min_free:`` is a mistake, not "the default"
+                raise ValueError(f"not a size: {value!r}")
             parse_size(value)
         except ValueError as exc:
             return str(exc)

@@ -245,7 +245,7 @@ def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPoli
 
     Returns (valid, policy); ``none`` is a valid None (nothing kept).
     """
-    from neuromirror.sources.aind.options import parse_size
+    from neuromirror.util.sizes import parse_size
 
     choices = (
         "none, published, all or a mapping {versions: published|all, include, exclude, max_file_size, budget, "

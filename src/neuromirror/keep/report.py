@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from neuromirror.util.progress import human_bytes
+from neuromirror.util.sizes import human_bytes
 
 
 @dataclass(frozen=True)

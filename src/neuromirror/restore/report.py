@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from neuromirror.restore.copies import BadCopy
-from neuromirror.util.progress import human_bytes
+from neuromirror.util.sizes import human_bytes
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import time
 from typing import Any, Optional
 
 from neuromirror.service.keeping import record_in_run
+from neuromirror.util.dates import now_z
 
 log = logging.getLogger("neuromirror.service")
 
@@ -41,7 +42,7 @@ def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> d
     return {
         "versions": [{**v, "problems": len(v["problems"])} for v in versions],
         "expiry": expiry.to_json(),
-        "counted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counted_at": now_z(),
         "seconds": round(time.monotonic() - started, 3),
     }
 

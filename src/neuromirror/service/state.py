@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig
+from neuromirror.util.dates import iso_z as iso
 from neuromirror.util.dates import parse_iso as parse_time
 from neuromirror.util.processes import pid_alive
 
@@ -28,12 +29,6 @@ SUCCESS = ("ok", "unchanged")
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def iso(dt: Optional[datetime]) -> Optional[str]:
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch(text: Optional[str]) -> Optional[float]:
