@@ -434,7 +434,7 @@ def test_verify_content_passes_on_every_version(history: History) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 version(s) verified: 2 OK" in proc.stdout, proc.stdout
     # every annexed file of both versions has exactly one URL, pinned by its S3 version
-    from neuromirror.engine import urlrule
+    from neuromirror.sources import urlrule
 
     urls = [
         u

@@ -33,9 +33,9 @@ from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
-from neuromirror.engine.urlrule import Stability, stability
 from neuromirror.pin.filelist import TreeFile, blob_key, has_commit, is_plumbing
 from neuromirror.read.pinned import Pin
+from neuromirror.sources.urlrule import Stability, stability
 from neuromirror.store.record import BRANCH, store_uuids
 from neuromirror.util import gitutil
 

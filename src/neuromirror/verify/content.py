@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.annex.keys import key_hash, parse_key
-from neuromirror.engine.urlrule import is_stable
 from neuromirror.pin.clone import remove_clone
+from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.util import gitutil

@@ -27,12 +27,12 @@ from typing import Optional
 
 from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
-from neuromirror.engine import urlrule
 from neuromirror.engine.repair import RepairReport, repair_dataset
 from neuromirror.engine.zarr.dataset import DIRECT_MAX, commit_message, ensure_zarr_dataset, had_embargoed_state, tag
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
 from neuromirror.engine.zarr.manifest import NULL_VERSION, ManifestEntry, write_manifest
 from neuromirror.records import AnnexEntry, Refusal
+from neuromirror.sources import urlrule
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI

@@ -41,7 +41,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from neuromirror.engine.urlrule import Tally
 from neuromirror.engine.zarr.dataset import assume_unchanged, exclude, excluded, tag, unexclude
 from neuromirror.engine.zarr.manifest import ManifestRows, manifest_root
 from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store, write_store_manifest
@@ -49,6 +48,7 @@ from neuromirror.index.nested import STORE_SIZE_CACHE, store_size_value
 from neuromirror.index.store_catalog import STORE_CACHE  # "<store path> <digest>" -> its commit
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.records import SUBDATASET, AnnexEntry, Entry, Snapshot, SourceState, SubdatasetEntry
+from neuromirror.sources.urlrule import Tally
 from neuromirror.util import gitutil, timing
 from neuromirror.util.spool import Spool
 
