@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 #: the cache namespace the Zarr run records its commits in (engine.zarr.run.COMMIT_CACHE)
 ZARR_CACHE = "dandi-zarr-commit"
-#: commit -> "<files> <bytes>" of a store state (engine.zarr.stores)
-STORE_SIZE_CACHE = "store-size"
+#: commit -> "<files> <bytes>" of a store state (engine.zarr.nested)
+NESTED_SIZE_CACHE = "store-size"
 _ZARR_CHECKSUM = re.compile(r"^[0-9a-f]{32}-(\d+)--(\d+)$")
 _MANY = 500
 
@@ -45,7 +45,7 @@ class Nested:
         return {"subdatasets": self.subdatasets, "files": self.files, "bytes": self.bytes, "unknown": self.unknown}
 
 
-def store_size_value(files: int, size: int) -> str:
+def nested_size_value(files: int, size: int) -> str:
     return f"{files} {size}"
 
 
@@ -80,7 +80,7 @@ def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]
         commits = wanted[i : i + _MANY]
         for key, value in conn.execute(
             f"SELECT key, value FROM cache WHERE namespace = ? AND key IN ({','.join('?' * len(commits))})",
-            [STORE_SIZE_CACHE, *commits],
+            [NESTED_SIZE_CACHE, *commits],
         ):
             files, _, size = value.partition(" ")
             if files.isdigit() and size.isdigit():

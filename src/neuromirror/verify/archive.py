@@ -17,7 +17,7 @@ from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
-    from neuromirror.engine.zarr.stores import StoreCheck
+    from neuromirror.engine.zarr.nested import NestedZarrCheck
     from neuromirror.index.db import Index
     from neuromirror.sources.base import Source
 
@@ -51,11 +51,13 @@ class _ArchiveState:
     def cache_put(self, namespace: str, key: str, value: str) -> None:
         self._cache[(namespace, key)] = value  # verify writes nothing
 
-    def store_run(self, owner: str, snap: object, parent: object, executor: object, describe: str) -> StoreCheck:
+    def nested_zarr_run(
+        self, owner: str, snap: object, parent: object, executor: object, describe: str
+    ) -> NestedZarrCheck:
         """Nested stores (AIND's ``*.zarr/``) digested and named by the mirror's commit of that state."""
-        from neuromirror.engine.zarr.stores import StoreCheck
+        from neuromirror.engine.zarr.nested import NestedZarrCheck
 
-        return StoreCheck(self)
+        return NestedZarrCheck(self)
 
 
 def check_archive(
