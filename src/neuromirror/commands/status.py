@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Optional
 
 from neuromirror.commands.common import add_json, human_bytes, print_json, print_table, root_of
+from neuromirror.util.text import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -232,12 +233,12 @@ def _at_risk(report: dict, root: object, index_path: Optional[str], config: obje
             try:
                 out = source_risk(mirror.index, ds, r["source"])
             except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
-                r["at_risk_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                r["at_risk_error"] = one_line(exc)
             r["at_risk"] = out
             try:
                 r["expiry"] = expiry_of(mirror.index, ds, r["source"], expire_after[r["source"]]).to_json()
             except (GitError, OSError) as exc:
-                r["expiry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                r["expiry_error"] = one_line(exc)
     finally:
         mirror.close()
 

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from neuromirror.service.keeping import record_in_run
 from neuromirror.util.dates import now_z
+from neuromirror.util.text import one_line
 
 log = logging.getLogger("neuromirror.service")
 
@@ -54,7 +55,7 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
     try:
         record = count_risk(mirror, sid, expire_after)
     except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
-        log.warning("%s: counting what is at risk failed: %s", sid, str(exc).splitlines()[0] if str(exc) else exc)
+        log.warning("%s: counting what is at risk failed: %s", sid, one_line(exc))
         return
     record_in_run(mirror.index, sid, record, field="at_risk")
 
