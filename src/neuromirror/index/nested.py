@@ -1,4 +1,4 @@
-"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND stores): files and bytes.
+"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND Zarr stores): files and bytes.
 
 A version's row counts a subdataset as one entry of no size: its objects are in its own
 dataset, and the row is what the dataset's own tree holds (``verify`` checks it against
@@ -8,7 +8,7 @@ made of a nested store, from its cache:
 
 * a DANDI Zarr's commit is cached under the archive's checksum (``dandi-zarr-commit``:
   ``"<zarr id> <md5>-<count>--<size> <access>"``), which says the Zarr's object count and size;
-* an AIND store's run records the object count and bytes of each commit it made or found
+* an AIND Zarr store's run records the object count and bytes of each commit it made or found
   (``store-size``: commit -> ``"<files> <bytes>"``).
 
 A subdataset whose commit neither names (a mirror made before this, a reindexed root) is

@@ -131,7 +131,7 @@ def _entries(job: NestedZarrJob) -> Iterator[Entry]:
 
 def write_nested_manifest(root: str, rows: str, base: str, source: Optional[str]) -> None:
     """The manifest (DANDI's format) of a store's state: named by its dandi-zarr-checksum, under an id
-    made from its S3 prefix (an AIND store has no archive id)."""
+    made from its S3 prefix (an AIND Zarr store has no archive id)."""
     entries = read_rows(Path(rows))
     checksum = checksum_of((e.path, e.size, e.etag) for e in entries)
     write_manifest(Path(root), zarr_uuid(base), checksum, entries, base_url=base, source=source)
