@@ -28,9 +28,10 @@ import pytest
 
 from neuromirror.annex.keys import key_file, key_from_file, md5e_key, sha256e_key
 from neuromirror.sources.aind.metadata import asset_meta, parse_asset_name
-from neuromirror.sources.aind.options import S3Settings, parse_size
+from neuromirror.sources.aind.options import S3Settings
 from neuromirror.sources.aind.s3 import AindError
 from neuromirror.sources.aind.source import AindSource, next_label, remote_id_for
+from neuromirror.util.sizes import parse_size
 
 RAW = "ecephys_123456_2022-12-12_05-06-07"
 DERIVED = RAW + "_sorted_2023-01-01_00-00-00"
@@ -433,7 +434,7 @@ def test_verify_content_passes_on_every_version(history: History) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 version(s) verified: 2 OK" in proc.stdout, proc.stdout
     # every annexed file of both versions has exactly one URL, pinned by its S3 version
-    from neuromirror.engine import urlrule
+    from neuromirror.sources import urlrule
 
     urls = [
         u

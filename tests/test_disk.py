@@ -82,6 +82,29 @@ def test_bad_min_free_in_a_definition_is_refused(tmp_path: Path) -> None:
         load_config(cfg)
 
 
+def test_every_size_reads_one_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``min_free``, ``keep --budget``, a keep policy and ``--hash-threshold`` share one parser (issue 41):
+    ``GiB`` is binary, ``GB`` decimal, a bare unit decimal as ``GB``; a bad size is one UserError line."""
+    from neuromirror.errors import UserError
+    from neuromirror.util.disk import min_free
+    from neuromirror.util.sizes import human_bytes, parse_size
+
+    assert parse_size("1GiB") == 1 << 30 and parse_size("1Gi") == 1 << 30 and parse_size("1 gib") == 1 << 30
+    assert parse_size("1GB") == parse_size("1G") == parse_size("1g") == 10**9
+    assert parse_size("1.5T") == 1_500_000_000_000 and parse_size("512B") == parse_size("512") == 512
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "2G")
+    assert min_free() == 2 * 10**9 and min_free("3GiB") == 3 << 30
+    for bad in ("lots", "1GX", "-1", "1 G B", True):
+        with pytest.raises(UserError, match="not a size"):
+            parse_size(bad)
+    assert (human_bytes(512), human_bytes(1536), human_bytes(None), human_bytes(3 << 40)) == (
+        "512 B",
+        "1.5 KiB",
+        "-",
+        "3.0 TiB",
+    )
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MiB tmpfs (needs root and CAP_SYS_ADMIN; skipped with the reason otherwise)."""

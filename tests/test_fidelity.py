@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from conftest import CLI, git
-from neuromirror.engine import urlrule
+from neuromirror.sources import urlrule
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=timezone.utc)
 ZARR = "sub-01/sub-01_sample.ome.zarr"

@@ -219,7 +219,7 @@ def sync(root: Path, server: GeneratedS3, layout: str) -> dict:
     from before stores were subdatasets); ``stores`` is the default.
     """
     from neuromirror.cli import main
-    from neuromirror.sources.aind.stores import LAYOUT_ENV
+    from neuromirror.sources.aind.zarrs import LAYOUT_ENV
 
     args = ["--root", str(root), "sync", f"aind:{ASSET}", "--bucket", BUCKET, "--s3-endpoint", server.endpoint_url]
     out, err = io.StringIO(), io.StringIO()

@@ -208,7 +208,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # one line, never a traceback, unless -vv
         if args.verbose >= 2:
             raise
-        from neuromirror.engine.sync import one_line
+        from neuromirror.util.text import one_line
 
         print(f"neuromirror: error: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -35,9 +35,8 @@ import os
 import shutil
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import machine, say, startup_time
@@ -55,6 +54,7 @@ from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets
+from neuromirror.util.dates import now_z
 
 ALL = (
     "head",
@@ -204,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     for k, v in (("DANDI_NO_ET", "1"), ("DANDI_CACHE", "ignore")):
         os.environ.setdefault(k, v)
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = now_z()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="neuromirror-bench-")).absolute()
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out else Path("bench-results") / f"bench-{started.replace(':', '')}.json"
@@ -266,68 +266,69 @@ def _scenarios(
     """The chosen scenarios, their rows appended to ``doc["results"]``; the stand-ins (started if needed)."""
     if set(args.scenarios) - {"index"}:
         archives = archives or Archives()
+        a, help_s = archives, doc["startup"]["help_s"]
         if set(args.scenarios) & {"zarr-dandiset", "aind-zarr", "archive"}:
-            run_scale(args, archives, work, doc["startup"]["help_s"], doc["results"])
+            run_scale(args, a, work, help_s, doc["results"])
             _write(out, doc)
-        if "zarr-many" in args.scenarios:
-            doc["results"] += bench_zarr_many(
-                archives,
-                work,
-                doc["startup"]["help_s"],
-                args.many_zarrs,
-                args.many_zarr_objects,
-                args.many_zarr_blobs,
-                args.keep,
-                drop=len(args.scenarios) > 1,
-            )
-            _write(out, doc)
-        if "publish-ria" in args.scenarios:
-            doc["results"] += bench_publish_ria(
-                archives, work, doc["startup"]["help_s"], args.publish_zarrs, args.publish_clone_files, args.keep
-            )
-            _write(out, doc)
-        if "read" in args.scenarios:
-            doc["results"] += bench_read(
-                archives,
-                work,
-                doc["startup"]["help_s"],
-                files=args.read_files,
-                rounds=args.read_rounds,
-                readers=args.read_readers,
-                zarrs=args.read_zarrs,
-                zarr_objects=args.read_zarr_objects,
-                keep=args.keep,
-            )
-        if "read-loss" in args.scenarios:
-            doc["results"] += bench_read_loss(archives, work, doc["startup"]["help_s"], rounds=args.read_rounds * 5)
-            _write(out, doc)
-        if "archive-quiet" in args.scenarios:
-            doc["results"] += bench_archive_quiet(archives, work, args.quiet_dandisets)
-            _write(out, doc)
-        if "keep" in args.scenarios:
-            doc["results"] += bench_keep(args, archives, work, doc["startup"]["help_s"])
-            _write(out, doc)
-        if "restore" in args.scenarios:
-            doc["results"] += bench_restore(args, archives, work, doc["startup"]["help_s"])
-            _write(out, doc)
-        if "keep-archive" in args.scenarios:
-            doc["results"] += bench_keep_archive(
-                archives,
-                work,
-                doc["startup"]["help_s"],
-                int(args.keep_archive_keys),
-                dandisets=args.keep_archive_dandisets,
-                kill_at=args.keep_archive_kill_at,
-                fraction=args.keep_archive_fraction,
-                keep=args.keep,
-            )
-            _write(out, doc)
-        if "soak" in args.scenarios:
-            doc["results"] += bench_soak(args, archives, work, doc["startup"]["help_s"])
-            _write(out, doc)
+        #: the other scenarios in the order they run, each one's rows written out once it is done
+        runs: list[tuple[str, Callable[[], list[dict]]]] = [
+            (
+                "zarr-many",
+                lambda: bench_zarr_many(
+                    a,
+                    work,
+                    help_s,
+                    args.many_zarrs,
+                    args.many_zarr_objects,
+                    args.many_zarr_blobs,
+                    args.keep,
+                    drop=len(args.scenarios) > 1,
+                ),
+            ),
+            (
+                "publish-ria",
+                lambda: bench_publish_ria(a, work, help_s, args.publish_zarrs, args.publish_clone_files, args.keep),
+            ),
+            (
+                "read",
+                lambda: bench_read(
+                    a,
+                    work,
+                    help_s,
+                    files=args.read_files,
+                    rounds=args.read_rounds,
+                    readers=args.read_readers,
+                    zarrs=args.read_zarrs,
+                    zarr_objects=args.read_zarr_objects,
+                    keep=args.keep,
+                ),
+            ),
+            ("read-loss", lambda: bench_read_loss(a, work, help_s, rounds=args.read_rounds * 5)),
+            ("archive-quiet", lambda: bench_archive_quiet(a, work, args.quiet_dandisets)),
+            ("keep", lambda: bench_keep(args, a, work, help_s)),
+            ("restore", lambda: bench_restore(args, a, work, help_s)),
+            (
+                "keep-archive",
+                lambda: bench_keep_archive(
+                    a,
+                    work,
+                    help_s,
+                    int(args.keep_archive_keys),
+                    dandisets=args.keep_archive_dandisets,
+                    kill_at=args.keep_archive_kill_at,
+                    fraction=args.keep_archive_fraction,
+                    keep=args.keep,
+                ),
+            ),
+            ("soak", lambda: bench_soak(args, a, work, help_s)),
+        ]
+        for name, run in runs:
+            if name in args.scenarios:
+                doc["results"] += run()
+                _write(out, doc)
         for n in args.sizes if set(args.scenarios) & set(DEFAULT + ("clone-get",)) - {"index"} else []:
             try:
-                bench_size(n, args, archives, work, doc["startup"]["help_s"], doc["results"])
+                bench_size(n, args, a, work, help_s, doc["results"])
             except Exception as exc:  # keep what was measured, go on with the next size
                 say(f"N={n}: failed: {exc}")
                 doc["results"].append({"scenario": "size", "n": n, "error": str(exc)[-1000:]})

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _keep_line(policy) -> str:  # noqa: ANN001
     """``published``, or ``all (include sub-01/*, max 10.0 MB, budget 1.0 TB)``."""
-    from neuromirror.util.progress import human_bytes
+    from neuromirror.util.sizes import human_bytes
 
     parts = [f"include {' '.join(policy.include)}"] if policy.include else []
     parts += [f"exclude {' '.join(policy.exclude)}"] if policy.exclude else []

@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import find_version, not_mirrored, sources_matching, where  # noqa: F401  (re-exported)
 from neuromirror.spec import Spec, SpecError, parse_spec
-from neuromirror.util.progress import human_bytes  # noqa: F401  (re-exported for commands)
+from neuromirror.util.sizes import human_bytes  # noqa: F401  (re-exported for commands)
 
 
 def root_of(args: argparse.Namespace) -> Path:

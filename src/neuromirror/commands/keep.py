@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _size(option: str, value: object) -> int | None:
-    from neuromirror.sources.aind.options import parse_size
+    from neuromirror.util.sizes import parse_size
 
     if value is None:
         return None

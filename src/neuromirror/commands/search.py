@@ -131,7 +131,7 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
             ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset,'
             " {store} AS store"
         )
-        # the dataset's own files, then those inside its stores (index.store_catalog)
+        # the dataset's own files, then those inside its stores (index.zarr_catalog)
         own = dict(
             path="e.path",
             key="e.key",
@@ -151,7 +151,7 @@ def build_query(args: argparse.Namespace) -> tuple[str, str, list[Any]]:
             (own, "", "e.id"),
             (
                 nested,
-                " JOIN store_files sf ON sf.\"commit\" = e.checksum AND e.checksum_kind = 'subdataset'",
+                " JOIN zarr_files sf ON sf.\"commit\" = e.checksum AND e.checksum_kind = 'subdataset'",
                 "e.id, sf.path",
             ),
         ):
@@ -197,11 +197,11 @@ def _file_conditions(
 def search(index: Any, args: argparse.Namespace, root: Optional[Path] = None) -> tuple[str, list[dict]]:
     if root is not None and any((args.sha256, args.md5, args.key, args.path)):
         from neuromirror.dataset.version import iter_version
-        from neuromirror.index.store_catalog import catalog_stores
+        from neuromirror.index.zarr_catalog import catalog_zarrs
 
-        catalog_stores(index, root, iter_version)  # the stores' files, catalogued once per new store commit
+        catalog_zarrs(index, root, iter_version)  # the Zarrs' files, catalogued once per new Zarr commit
     else:
-        from neuromirror.index.store_catalog import ensure_schema
+        from neuromirror.index.zarr_catalog import ensure_schema
 
         ensure_schema(index)
     mode, sql, params = build_query(args)
@@ -220,6 +220,7 @@ def search(index: Any, args: argparse.Namespace, root: Optional[Path] = None) ->
         if mode == "files":
             r["urls"] = json.loads(r["urls"] or "[]")
             r["in_latest"] = vid == latest.get(r["source"])
+            r["zarr"] = r["store"]  # the nested Zarr store a file lies in; "store", its name before issue 41, kept
             state = (r["source"], r["path"], r["key"], r["checksum"])
             if not args.all_versions and state in at:
                 rows[at[state]] = r

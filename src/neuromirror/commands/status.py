@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Optional
 
 from neuromirror.commands.common import add_json, human_bytes, print_json, print_table, root_of
+from neuromirror.util.text import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -190,14 +191,12 @@ def drill_line(d: dict) -> str:
 
 def _disk_line(d: dict) -> str:
     """``disk: root /srv/mirror: 75.0 GiB free of 252.0 GiB (min_free 1.0 GiB)``, LOW when below."""
-    from neuromirror.util.disk import format_size
-
     if d.get("error"):
         return f"disk: {d['what']} {d['path']}: {d['error']}"
     low = "; LOW: syncs, keeps and publishes refuse to start" if d["low"] else ""
     return (
-        f"disk: {d['what']} {d['path']}: {format_size(d['free'])} free of {format_size(d['total'])} "
-        f"(min_free {format_size(d['min_free'])}){low}"
+        f"disk: {d['what']} {d['path']}: {human_bytes(d['free'])} free of {human_bytes(d['total'])} "
+        f"(min_free {human_bytes(d['min_free'])}){low}"
     )
 
 
@@ -234,12 +233,12 @@ def _at_risk(report: dict, root: object, index_path: Optional[str], config: obje
             try:
                 out = source_risk(mirror.index, ds, r["source"])
             except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
-                r["at_risk_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                r["at_risk_error"] = one_line(exc)
             r["at_risk"] = out
             try:
                 r["expiry"] = expiry_of(mirror.index, ds, r["source"], expire_after[r["source"]]).to_json()
             except (GitError, OSError) as exc:
-                r["expiry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                r["expiry_error"] = one_line(exc)
     finally:
         mirror.close()
 

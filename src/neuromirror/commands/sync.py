@@ -77,9 +77,10 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from neuromirror.dataset.mirror import LockBusy, Mirror
-    from neuromirror.engine.sync import one_line, sync_source
+    from neuromirror.engine.sync import sync_source
     from neuromirror.sources import expand
     from neuromirror.util.progress import Progress
+    from neuromirror.util.text import one_line
 
     specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)

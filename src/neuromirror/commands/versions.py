@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             "doi": v["doi"],
             "meta": json.loads(v["meta"]) if v.get("meta") else {},
             # files and bytes above are the dataset's own tree (a subdataset counts once);
-            # this is what its subdatasets (Zarr assets, AIND stores) hold
+            # this is what its subdatasets (Zarr assets, AIND Zarr stores) hold
             **({"inside_subdatasets": inside[v["id"]].to_json()} if v["id"] in inside else {}),
         }
         for v in versions

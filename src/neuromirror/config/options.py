@@ -117,8 +117,10 @@ def _dandi_instance(value: Any) -> Any:
 
 
 def _size(value: Any) -> Any:
-    from neuromirror.util.disk import parse_size
+    from neuromirror.util.sizes import parse_size
 
+    if value is None:  # an empty ``min_free:`` is a mistake, not "the default"
+        raise ValueError(f"not a size: {value!r}")
     parse_size(value)
     return value
 

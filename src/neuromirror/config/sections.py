@@ -41,7 +41,7 @@ def _globs(globs: Any) -> tuple[str, ...]:
 
 
 def _size(raw: Any) -> int:
-    from neuromirror.sources.aind.options import parse_size
+    from neuromirror.util.sizes import parse_size
 
     if isinstance(raw, bool) or raw is None:
         raise ValueError(f"not a size: {raw!r}")

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 from neuromirror.engine.executor import Runner, SourceTask, TaskResult, run_task, worker_name
 from neuromirror.util import timing
+from neuromirror.util.text import one_line
 
 #: seconds to reach the scheduler before saying it is unreachable
 CONNECT_TIMEOUT = float(os.environ.get("NEUROMIRROR_DASK_TIMEOUT", "5"))
@@ -47,8 +48,7 @@ def connect(address: str) -> Any:
     try:
         return Client(address, timeout=f"{CONNECT_TIMEOUT}s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        gist = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address}: {gist}") from None
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
 
 
 def locked_task(task: SourceTask) -> TaskResult:
@@ -157,7 +157,7 @@ def cluster_status(client: Any, address: str) -> dict:
         return {
             "executor": "dask",
             "address": address,
-            "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            "error": one_line(exc),
         }
     workers = []
     running: list[dict] = []

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Iterator, Optional
 from neuromirror.annex.writer import Delete, Put
 from neuromirror.dataset.version import iter_version
 from neuromirror.engine.state import IndexState
-from neuromirror.engine.urlrule import Tally
 from neuromirror.index.trailers import format_trailers
 from neuromirror.records import (
     AnnexEntry,
@@ -26,6 +25,7 @@ from neuromirror.records import (
     SyncReport,
     VersionFile,
 )
+from neuromirror.sources.urlrule import Tally
 from neuromirror.util.paths import check_path
 from neuromirror.util.spool import Spool
 
@@ -64,7 +64,7 @@ def diff_snapshot(
 ) -> _Diff:
     """Stream ``snap.entries`` against ``current`` (path -> identity digest), updating it.
 
-    Every annexed entry passes the URL rule here (:mod:`.urlrule`), whatever its
+    Every annexed entry passes the URL rule here (:mod:`neuromirror.sources.urlrule`), whatever its
     source: what is diffed, recorded and registered is what the rule admits.
     ``files`` receives the version's file records (a named spool when a Dask worker
     hands them to the submitting process); an anonymous one by default.

@@ -36,11 +36,12 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.state import IndexState
-from neuromirror.engine.sync import SyncError, one_line, sync_dataset
+from neuromirror.engine.sync import SyncError, sync_dataset
 from neuromirror.records import Pending, ProgressCallback, SyncReport, VersionFile
 from neuromirror.sources.base import Source
 from neuromirror.util import timing
 from neuromirror.util.spool import Spool, read_spool
+from neuromirror.util.text import one_line
 
 #: rounds of "the task needs the submitter to do X first" before giving up
 MAX_ROUNDS = 4

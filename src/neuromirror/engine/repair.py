@@ -3,7 +3,7 @@
 Earlier versions registered each DANDI Zarr object under the API's download
 route too, which redirects to the *current* object: after an in-place rewrite,
 ``get`` of an older commit downloaded the new bytes, failed verification and
-never asked the pinned URL (see :mod:`.urlrule`).  Removing such URLs from the
+never asked the pinned URL (see :mod:`neuromirror.sources.urlrule`).  Removing such URLs from the
 git-annex branch (``git annex unregisterurl``) makes those commits retrievable
 again, in the mirror and, once they fetch its git-annex branch, in its clones.
 
@@ -25,13 +25,13 @@ from typing import Iterator
 
 from neuromirror.annex.keys import key_from_file
 from neuromirror.annex.logs import log_state, web_log_blobs
-from neuromirror.engine.urlrule import to_drop
+from neuromirror.sources.urlrule import to_drop
 from neuromirror.util import gitutil
 
 log = logging.getLogger("neuromirror.engine.repair")
 
 #: git config (local, not cloned) saying which URL rule the dataset's branch obeys
-MARK = "neuromirror.engine.urlrule"
+MARK = "neuromirror.engine.urlrule"  # a key in datasets' git config: kept where the rule moved to sources/
 RULE_VERSION = "1"
 WEB_LOG = ".log.web"
 

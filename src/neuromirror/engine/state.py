@@ -20,8 +20,8 @@ from neuromirror.records import (
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from neuromirror.engine.zarr.nested import NestedZarrRun
     from neuromirror.engine.zarr.run import ZarrRun
-    from neuromirror.engine.zarr.stores import StoreRun
     from neuromirror.sources.dandi.zarr_assets import ZarrOwner
 
 
@@ -116,9 +116,11 @@ class IndexState:
 
         return run.ZarrRun(source, snap, self, parent, executor)
 
-    def store_run(self, owner: str, snap: Snapshot, parent: Path, executor: Executor, describe: str) -> StoreRun:
+    def nested_zarr_run(
+        self, owner: str, snap: Snapshot, parent: Path, executor: Executor, describe: str
+    ) -> NestedZarrRun:
         """A snapshot's nested stores (AIND's ``*.zarr/``) written as datasets inside ``parent``
-        (:mod:`.zarr.stores`)."""
-        from neuromirror.engine.zarr.stores import StoreRun
+        (:mod:`.zarr.nested`)."""
+        from neuromirror.engine.zarr.nested import NestedZarrRun
 
-        return StoreRun(owner, snap, self, parent, executor, describe)
+        return NestedZarrRun(owner, snap, self, parent, executor, describe)

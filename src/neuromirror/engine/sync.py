@@ -30,6 +30,7 @@ from neuromirror.records import (
 from neuromirror.sources.base import Source
 from neuromirror.util import disk, gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.engine.diff import _Diff
@@ -462,9 +463,3 @@ def archive_lacks(exc: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return bool(_LACKS.search(str(exc)))
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first if len(first) < 400 else first[:397] + "..."

@@ -1,4 +1,4 @@
-"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND stores): files and bytes.
+"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND Zarr stores): files and bytes.
 
 A version's row counts a subdataset as one entry of no size: its objects are in its own
 dataset, and the row is what the dataset's own tree holds (``verify`` checks it against
@@ -8,7 +8,7 @@ made of a nested store, from its cache:
 
 * a DANDI Zarr's commit is cached under the archive's checksum (``dandi-zarr-commit``:
   ``"<zarr id> <md5>-<count>--<size> <access>"``), which says the Zarr's object count and size;
-* an AIND store's run records the object count and bytes of each commit it made or found
+* an AIND Zarr store's run records the object count and bytes of each commit it made or found
   (``store-size``: commit -> ``"<files> <bytes>"``).
 
 A subdataset whose commit neither names (a mirror made before this, a reindexed root) is
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 #: the cache namespace the Zarr run records its commits in (engine.zarr.run.COMMIT_CACHE)
 ZARR_CACHE = "dandi-zarr-commit"
-#: commit -> "<files> <bytes>" of a store state (engine.zarr.stores)
-STORE_SIZE_CACHE = "store-size"
+#: commit -> "<files> <bytes>" of a store state (engine.zarr.nested)
+NESTED_SIZE_CACHE = "store-size"
 _ZARR_CHECKSUM = re.compile(r"^[0-9a-f]{32}-(\d+)--(\d+)$")
 _MANY = 500
 
@@ -45,7 +45,7 @@ class Nested:
         return {"subdatasets": self.subdatasets, "files": self.files, "bytes": self.bytes, "unknown": self.unknown}
 
 
-def store_size_value(files: int, size: int) -> str:
+def nested_size_value(files: int, size: int) -> str:
     return f"{files} {size}"
 
 
@@ -80,7 +80,7 @@ def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]
         commits = wanted[i : i + _MANY]
         for key, value in conn.execute(
             f"SELECT key, value FROM cache WHERE namespace = ? AND key IN ({','.join('?' * len(commits))})",
-            [STORE_SIZE_CACHE, *commits],
+            [NESTED_SIZE_CACHE, *commits],
         ):
             files, _, size = value.partition(" ")
             if files.isdigit() and size.isdigit():

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from neuromirror.keep.copies import iso_time
 from neuromirror.keep.files import annex_key
 from neuromirror.records import VersionFile
+from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:
     from neuromirror.keep.versions import Target
@@ -51,7 +51,7 @@ class ArchiveCopies:
             known = stores.get(uuid, {})
             s.update(url=known.get("url"), name=known.get("name"), kind=known.get("kind"))
             s["oldest_check_age_s"] = round(now - s["oldest_check"], 1)
-            s["oldest_check"], s["newest_check"] = iso_time(s["oldest_check"]), iso_time(s["newest_check"])
+            s["oldest_check"], s["newest_check"] = iso_z(s["oldest_check"]), iso_z(s["newest_check"])
         stalest = min(lasts, default=None)
         return {
             "archive": self.archive,
@@ -61,7 +61,7 @@ class ArchiveCopies:
             "by_copies": dict(sorted(by_copies.items(), key=lambda kv: int(kv[0]))),
             "fewer_than_wanted": short,
             "by_store": by_store,
-            "oldest_last_check": iso_time(stalest),
+            "oldest_last_check": iso_z(stalest),
             "oldest_last_check_age_s": None if stalest is None else round(now - stalest, 1),
         }
 

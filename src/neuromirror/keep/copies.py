@@ -23,7 +23,8 @@ from neuromirror.keep.locations import Locations
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.record import store_uuids
-from neuromirror.util.progress import human_bytes
+from neuromirror.util.dates import iso_z
+from neuromirror.util.sizes import human_bytes
 
 if TYPE_CHECKING:
     from neuromirror.keep.versions import Target
@@ -104,7 +105,7 @@ class VersionCopies:
 
     def line(self) -> str:
         """The counts in a line: files with enough verified copies, with fewer, with none; the oldest check."""
-        oldest = iso_time(self.oldest_check) or "never"
+        oldest = iso_z(self.oldest_check) or "never"
         return (
             f"{self.label}: {self.enough_files}/{self.files} file(s) with >= {self.wanted} verified "
             f"cop{'y' if self.wanted == 1 else 'ies'} ({human_bytes(self.enough_bytes)}), {self.fewer_files} with "
@@ -133,8 +134,8 @@ class VersionCopies:
             "enough": {"files": self.enough_files, "bytes": self.enough_bytes},
             "fewer": {"files": self.fewer_files, "bytes": self.fewer_bytes},
             "none": {"files": self.none_files, "bytes": self.none_bytes},
-            "oldest_check": iso_time(self.oldest_check),
-            "seen": iso_time(self.seen),
+            "oldest_check": iso_z(self.oldest_check),
+            "seen": iso_z(self.seen),
             "stores": self.stores,
             "at_risk": [a.to_json() for a in self.at_risk],
             "at_risk_count": self.at_risk_count,
@@ -142,12 +143,6 @@ class VersionCopies:
             "from_mark": self.from_mark,
             "ok": self.ok,
         }
-
-
-def iso_time(t: Optional[float]) -> Optional[str]:
-    if t is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def version_copies(

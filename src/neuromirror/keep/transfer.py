@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 from neuromirror.annex.keys import key_hash
 from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.text import one_line
 
 CHUNK = 1 << 20
 #: files of at least this size are hashed beside their reads (:class:`_Hasher`); smaller ones inline
@@ -125,7 +126,7 @@ class Transfer:
         try:
             response = self._pools.get(url)
         except urllib3.exceptions.HTTPError as exc:
-            raise _Refused(_one_line(exc)) from None
+            raise _Refused(one_line(exc, 300, joined=True)) from None
         complete = False
         try:
             if response.status != 200:
@@ -134,7 +135,7 @@ class Transfer:
             complete = True
             return placed
         except urllib3.exceptions.HTTPError as exc:
-            raise _Refused(_one_line(exc)) from None
+            raise _Refused(one_line(exc, 300, joined=True)) from None
         finally:
             if not complete:
                 response.close()  # a body cut short: its connection cannot serve another request
@@ -147,13 +148,13 @@ class Transfer:
         except FileNotFoundError:
             raise _Refused("not there") from None
         except OSError as exc:
-            raise _Refused(_one_line(exc)) from None
+            raise _Refused(one_line(exc, 300, joined=True)) from None
 
         def readinto(buf: memoryview) -> int:
             try:
                 return fh.readinto(buf)  # type: ignore[attr-defined]
             except OSError as exc:
-                raise _Refused(f"reading failed: {_one_line(exc)}") from None
+                raise _Refused(f"reading failed: {one_line(exc, 300, joined=True)}") from None
 
         try:
             return self._copy(readinto, key, size, checksum, "store")
@@ -227,7 +228,7 @@ def _body_reader(response: Any) -> Callable[[memoryview], int]:
                 return int(direct(buf))
             data = response.read(len(buf), decode_content=False)
         except (OSError, http.client.HTTPException) as exc:
-            raise _Refused(f"reading failed: {_one_line(exc)}") from None
+            raise _Refused(f"reading failed: {one_line(exc, 300, joined=True)}") from None
         buf[: len(data)] = data
         return len(data)
 
@@ -386,8 +387,3 @@ class _Pools:
 
 class _Refused(Exception):
     """This URL did not give the key's bytes (the message says why); the next one is tried."""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]

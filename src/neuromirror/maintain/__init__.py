@@ -5,7 +5,7 @@ at a time, so git's own ``gc --auto`` never runs: a dataset gains loose objects 
 RIA store served over dumb HTTP makes a clone fetch each loose object with a request of its own.
 :mod:`.git` measures one repository and packs it when worth it (lower thresholds than git's),
 never dropping an object; :mod:`.targets` says which repositories belong to a source (its dataset,
-its Zarr / AIND store subdatasets, their copies in RIA stores and bare siblings on this host);
+its Zarr subdatasets (DANDI Zarr assets, AIND Zarr stores), their copies in RIA stores and bare siblings on this host);
 :mod:`.run` takes each source's own sync lock without waiting (a source being synced or published
 is skipped, and says so) and reports.
 

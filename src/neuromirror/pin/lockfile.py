@@ -38,9 +38,10 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from neuromirror.util.dates import now_z
 
 LOCK_VERSION = 1
 _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -113,7 +114,7 @@ def toml_str(value: str) -> str:
 
 
 def dumps(lock: Lock) -> str:
-    created = lock.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = lock.created or now_z()
     lines = [
         "# neuromirror lock file: the exact state of the data this work used.",
         "# Rebuild it anywhere with:  neuromirror reproduce THIS-FILE --to DIR",

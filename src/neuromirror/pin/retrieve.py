@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from neuromirror.util.progress import human_bytes
+from neuromirror.util.sizes import human_bytes
 
 
 class RetrieveError(RuntimeError):

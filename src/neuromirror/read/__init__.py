@@ -9,7 +9,7 @@ and anything fsspec reads a pin); :mod:`.view` is the HTTP/WebDAV view ``serve -
 (redirects to the pinned URLs, PROPFIND through WsgiDAV, listings).
 
 Never a URL that can serve other bytes tomorrow: the verdict is the URL rule's
-(:mod:`neuromirror.engine.urlrule`), the same one the sync applied when it registered them.
+(:mod:`neuromirror.sources.urlrule`), the same one the sync applied when it registered them.
 
 May import ``pin``, ``store``, ``engine``, ``index``, ``annex`` and below; must not
 import ``keep``, ``verify``, ``publish``, ``service``, ``commands`` or ``cli``.

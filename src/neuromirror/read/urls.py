@@ -32,9 +32,9 @@ from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_pa
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
 from neuromirror.dataset.version import version_batches
-from neuromirror.engine.urlrule import Stability, stability
 from neuromirror.read.pinned import Pin
 from neuromirror.records import VersionFile
+from neuromirror.sources.urlrule import Stability, stability
 from neuromirror.store.record import BRANCH, store_uuids
 from neuromirror.util import gitutil
 

@@ -26,7 +26,8 @@ from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.serving import Serving
 from neuromirror.read.view_dav import dav_app, local_copy
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
-from neuromirror.util.progress import human_bytes
+from neuromirror.util.dates import iso_z
+from neuromirror.util.sizes import human_bytes
 
 log = logging.getLogger("neuromirror.read.view")
 
@@ -180,7 +181,7 @@ class View:
                 "type": "directory" if e.is_dir else "file",
                 "href": _href(base + e.name + ("/" if e.is_dir else "")),
                 **({} if e.file is None else {"size": e.file.size, "key": e.file.key, "served_by": e.file.served_by}),
-                **({} if e.modified is None else {"modified": _iso(e.modified)}),
+                **({} if e.modified is None else {"modified": iso_z(e.modified)}),
             }
             for e in node.entries
         ]
@@ -236,13 +237,6 @@ def _dated(node: Node) -> list[tuple[str, str]]:
 
     out = [] if node.modified is None else [("Last-Modified", formatdate(node.modified, usegmt=True))]
     return out + ([("ETag", f'"{node.file.key}"')] if node.file is not None and node.file.key else [])
-
-
-def _iso(t: float) -> str:
-    """A listing's date: UTC, to the second (``2024-03-02T12:00:00Z``)."""
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _href(path: str) -> str:

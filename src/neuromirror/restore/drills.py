@@ -25,6 +25,7 @@ from neuromirror.restore.copies import Copies
 from neuromirror.restore.report import RestoreReport
 from neuromirror.restore.run import RestoreOptions, plan, restore_objects
 from neuromirror.restore.targets import DirTarget, S3Target, open_target
+from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -170,5 +171,5 @@ def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
     out = dict(zip(names, row[:10]))
     out["bad_copies"] = json.loads(row[10]).get("bad_copies", [])[:20] if row[10] else []
     out["age_s"] = round(time.time() - float(out["finished"]), 1)
-    out["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(out["finished"])))
+    out["finished_at"] = iso_z(float(out["finished"]))
     return out

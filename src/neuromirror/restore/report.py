@@ -11,19 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror.keep.report import FileNote
 from neuromirror.restore.copies import BadCopy
-from neuromirror.util.progress import human_bytes
-
-
-@dataclass(frozen=True)
-class ObjectNote:
-    path: str
-    archive_key: str
-    key: str
-    why: str
-
-    def to_json(self) -> dict:
-        return {"path": self.path, "archive_key": self.archive_key, "key": self.key, "why": self.why}
+from neuromirror.util.sizes import human_bytes
 
 
 @dataclass
@@ -41,10 +31,10 @@ class RestoreReport:
     would_write_bytes: int = 0
     same: int = 0
     overwritten: int = 0
-    differs: list[ObjectNote] = field(default_factory=list)
-    failed: list[ObjectNote] = field(default_factory=list)
-    skipped: list[ObjectNote] = field(default_factory=list)
-    displaced: list[ObjectNote] = field(default_factory=list)  # an archive key two named versions disagree on
+    differs: list[FileNote] = field(default_factory=list)
+    failed: list[FileNote] = field(default_factory=list)
+    skipped: list[FileNote] = field(default_factory=list)
+    displaced: list[FileNote] = field(default_factory=list)  # an archive key two named versions disagree on
     bad_copies: list[BadCopy] = field(default_factory=list)
     recorded_urls: int = 0
     seconds: float = 0.0

@@ -23,10 +23,11 @@ from urllib.parse import quote
 from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.index.version_rows import add_entry_urls
 from neuromirror.keep.files import VersionFiles, each_version_file
+from neuromirror.keep.report import FileNote
 from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
-from neuromirror.restore.report import ObjectNote, RestoreReport
+from neuromirror.restore.report import RestoreReport
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
@@ -80,7 +81,7 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
             entry["files"] += 1
             got = place(f, t.source, label, locators[t.source])
             if isinstance(got, Unplaced):
-                report.skipped.append(ObjectNote(got.path, "", got.key, got.why))
+                report.skipped.append(FileNote(got.path, got.key, None, got.why, archive_key=""))
                 continue
             name, content = hash(got.archive_key), hash(got.key)
             if name not in seen:
@@ -88,8 +89,8 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
                 yield got
             elif seen[name] != content:
                 why = f"{got.label}'s state; a later version named holds another"
-                report.displaced.append(ObjectNote(got.path, got.archive_key, got.key, why))
-        report.skipped += [ObjectNote(path, "", "", why) for path, why in listing.problems]
+                report.displaced.append(FileNote(got.path, got.key, got.size, why, archive_key=got.archive_key))
+        report.skipped += [FileNote(path, "", None, why, archive_key="") for path, why in listing.problems]
 
 
 def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[list[ArchiveObject]]:
@@ -169,9 +170,9 @@ def _count(
             report.overwritten += 1
         _archive_url(o, d, target, new_urls)
     elif d.state == DIFFERS:
-        report.differs.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
+        report.differs.append(FileNote(o.path, o.key, o.size, d.why, archive_key=o.archive_key))
     else:
-        report.failed.append(ObjectNote(o.path, o.archive_key, o.key, d.why))
+        report.failed.append(FileNote(o.path, o.key, o.size, d.why, archive_key=o.archive_key))
 
 
 def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options: RestoreOptions) -> _Done:

@@ -33,7 +33,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
     stores = list(entry.stores or ([entry.store] if entry.store else []))
     if entry.keep is None or not stores or report.outcome not in ("ok", "unchanged"):
         return
-    from neuromirror.engine.sync import one_line
+    from neuromirror.util.text import one_line
 
     try:
         outcome = run_policy(

@@ -25,8 +25,8 @@ log = logging.getLogger("neuromirror.service")
 
 
 def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> None:
-    from neuromirror.engine.sync import one_line
     from neuromirror.maintain.run import maintain
+    from neuromirror.util.text import one_line
 
     to = [str(entry.publish["to"])] if entry.publish and entry.publish.get("to") else []
     try:

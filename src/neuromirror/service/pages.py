@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from neuromirror.service.history import STRIP_RUNS, Run
 from neuromirror.service.state import short_time
-from neuromirror.util.progress import human_bytes
+from neuromirror.util.sizes import human_bytes
 
 #: order of the overview: what needs a person first
 STATUS_ORDER = {"failing": 0, "backing off": 1, "running": 2, "never synced": 3, "ok": 4}

@@ -40,7 +40,7 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
     global _missing_logged
     if not entry.publish:
         return
-    from neuromirror.engine.sync import one_line
+    from neuromirror.util.text import one_line
 
     try:
         from neuromirror.publish import sibling as pub
@@ -79,9 +79,9 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
 
 def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
     """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source)."""
-    from neuromirror.engine.sync import one_line
     from neuromirror.publish.ria.layout import RiaStore
     from neuromirror.publish.ria.publish import ora_url_for, publish_to_ria
+    from neuromirror.util.text import one_line
 
     cfg = entry.publish or {}
     to = str(cfg["to"])

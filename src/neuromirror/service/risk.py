@@ -20,6 +20,8 @@ import time
 from typing import Any, Optional
 
 from neuromirror.service.keeping import record_in_run
+from neuromirror.util.dates import now_z
+from neuromirror.util.text import one_line
 
 log = logging.getLogger("neuromirror.service")
 
@@ -41,7 +43,7 @@ def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> d
     return {
         "versions": [{**v, "problems": len(v["problems"])} for v in versions],
         "expiry": expiry.to_json(),
-        "counted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counted_at": now_z(),
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -53,7 +55,7 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
     try:
         record = count_risk(mirror, sid, expire_after)
     except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
-        log.warning("%s: counting what is at risk failed: %s", sid, str(exc).splitlines()[0] if str(exc) else exc)
+        log.warning("%s: counting what is at risk failed: %s", sid, one_line(exc))
         return
     record_in_run(mirror.index, sid, record, field="at_risk")
 

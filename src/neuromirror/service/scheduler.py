@@ -30,9 +30,10 @@ from neuromirror.service.maintaining import maintain_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.risk import add_risks, risk_after_sync
-from neuromirror.service.state import STATE_FILE, SourceRuntime, iso, now_utc, status_report
+from neuromirror.service.state import STATE_FILE, SourceRuntime, now_utc, status_report
 from neuromirror.service.stopping import Interrupted, StoppableSource, progress_until_stopped
 from neuromirror.sources.base import Source
+from neuromirror.util.dates import iso_z
 
 log = logging.getLogger("neuromirror.service")
 
@@ -162,7 +163,7 @@ class Service:
                 name=spec,
                 next_run_time=first,
             )
-            log.info("%s: %s, first run %s", spec, entry.schedule.describe(), iso(first))
+            log.info("%s: %s, first run %s", spec, entry.schedule.describe(), iso_z(first))
         self._scheduler = sched
         if self.http_spec:
             self._start_http()
@@ -306,7 +307,8 @@ class Service:
     def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> Optional[SyncReport]:
         """Sync ``source`` (unless held off or busy); its report when it ran to its end, else None."""
         from neuromirror.dataset.mirror import LockBusy
-        from neuromirror.engine.sync import one_line, sync_source
+        from neuromirror.engine.sync import sync_source
+        from neuromirror.util.text import one_line
 
         sid = source.id
         rt = self._runtime(sid, entry.spec)
@@ -370,7 +372,7 @@ class Service:
             "%s: sync failed (%d in a row; next attempt not before %s, in %s): %s",
             rt.source,
             k,
-            iso(until),
+            iso_z(until),
             format_duration(delay),
             error,
         )
@@ -385,7 +387,7 @@ class Service:
     def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
         from neuromirror.dataset.mirror import LockBusy
-        from neuromirror.engine.sync import one_line
+        from neuromirror.util.text import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
@@ -424,9 +426,9 @@ class Service:
         return {
             "pid": os.getpid(),
             "root": str(self.root),
-            "started": iso(self.started),
-            "updated": iso(now_utc()),
-            "stopped": iso(now_utc()) if final else None,
+            "started": iso_z(self.started),
+            "updated": iso_z(now_utc()),
+            "stopped": iso_z(now_utc()) if final else None,
             "stopped_by": self.stopped_by if final else None,
             "http": self.http_url,
             "config": list(self.config.files),

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.config.model import SourceConfig
-from neuromirror.service.state import SourceRuntime, iso
+from neuromirror.service.state import SourceRuntime
+from neuromirror.util.dates import iso_z
 from neuromirror.util.dates import parse_iso as parse_time
 
 
@@ -40,7 +41,7 @@ def entries_json(
     return {
         spec: {
             "schedule": e.schedule.describe(),
-            "next_run": iso(nexts.get(spec)),
+            "next_run": iso_z(nexts.get(spec)),
             "sources": list(entry_sources.get(spec, [])),
             "where": e.where,
             "publish": (e.publish or {}).get("to"),
@@ -68,6 +69,6 @@ def sources_json(
         until = parse_time(d.get("backoff_until"))
         if nxt is not None and until is not None and until > nxt:
             nxt = until
-        d["next_run"] = iso(nxt)
+        d["next_run"] = iso_z(nxt)
         d["schedule"] = entries[d["entry"]]["schedule"] if d["entry"] in entries else None
     return sources

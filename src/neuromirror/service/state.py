@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig
+from neuromirror.util.dates import iso_z
 from neuromirror.util.dates import parse_iso as parse_time
 from neuromirror.util.processes import pid_alive
 
@@ -28,12 +29,6 @@ SUCCESS = ("ok", "unchanged")
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def iso(dt: Optional[datetime]) -> Optional[str]:
-    if dt is None:
-        return None
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def epoch(text: Optional[str]) -> Optional[float]:
@@ -68,9 +63,9 @@ class SourceRuntime:
         return {
             "entry": self.entry,
             "consecutive_failures": self.consecutive_failures,
-            "backoff_until": iso(self.backoff_until),
+            "backoff_until": iso_z(self.backoff_until),
             "last_error": self.last_error,
-            "running_since": iso(self.running_since),
+            "running_since": iso_z(self.running_since),
             "progress": ({"stage": self.stage, "done": self.done, "total": self.total} if self.stage else None),
             "skipped": dict(self.skipped),
             "publish_error": self.publish_error,

@@ -3,7 +3,8 @@
 A source knows its archive and turns its listing into :class:`~neuromirror.records.Snapshot`
 records, oldest first, for the engine (the :class:`~neuromirror.sources.base.Source` protocol). It
 knows nothing of datasets, the index or the engine: it may import ``annex`` (to name keys) and
-below, and other sources' shared helpers here (``s3urls``, ``s3listing``); must not import ``index``,
+below, and other sources' shared helpers here (``s3urls``, ``s3listing``, and ``urlrule``, the URL
+rule the engine and the readers and checkers above apply); must not import ``index``,
 ``dataset``, ``engine`` or anything above. What it needs of the mirror comes through the ``state``
 the engine hands to ``snapshots`` (recorded files, the forever-cache, the Zarr hook).
 """

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from neuromirror.errors import UserError
 from neuromirror.store.base import LEGACY_NAME, StoreIdentity, StoreWriteError, key_size, remote_name
+from neuromirror.util.text import one_line
 
 ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
 REGION_ENV = "NEUROMIRROR_STORE_REGION"
@@ -54,10 +55,6 @@ def _region() -> str:
         if value:
             return value
     return "us-east-1"
-
-
-def _one_line(exc: BaseException) -> str:
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
 
 
 def _code(exc: BaseException) -> str:
@@ -129,7 +126,7 @@ class S3Store:
             return self._client
 
     def _run_error(self, what: str, exc: BaseException) -> UserError:
-        return UserError(f"S3 store {self.url}: {what} failed: {_one_line(exc)}")
+        return UserError(f"S3 store {self.url}: {what} failed: {one_line(exc, 300, joined=True)}")
 
     def object_name(self, key: str) -> str:
         """Where git-annex's S3 remote keeps ``key``: the file prefix and the key itself."""
@@ -236,14 +233,14 @@ class S3Store:
         except _boto_errors() as exc:
             if _code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.url}{key}") from None
-            raise OSError(f"S3 store {self.url}: reading {key} failed: {_one_line(exc)}") from None
+            raise OSError(f"S3 store {self.url}: reading {key} failed: {one_line(exc, 300, joined=True)}") from None
         return cast(IO[bytes], body)
 
     def forget_key(self, key: str) -> None:
         try:
             self.client().delete_object(Bucket=self.bucket, Key=self.object_name(key))
         except _boto_errors() as exc:
-            raise OSError(f"S3 store {self.url}: removing {key} failed: {_one_line(exc)}") from None
+            raise OSError(f"S3 store {self.url}: removing {key} failed: {one_line(exc, 300, joined=True)}") from None
 
     def receive(self, key: str) -> S3Incoming:
         return S3Incoming(self, key)
@@ -340,7 +337,7 @@ class S3Incoming:
             )
             self._parts.append({"PartNumber": n, "ETag": got["ETag"]})
         except _boto_errors() as exc:
-            raise StoreWriteError(f"uploading to {self.store.url}: {_one_line(exc)}") from None
+            raise StoreWriteError(f"uploading to {self.store.url}: {one_line(exc, 300, joined=True)}") from None
 
     def commit(self) -> bool:
         """Make the verified bytes the key's object; False if the store had the key already."""
@@ -369,7 +366,9 @@ class S3Incoming:
         except UserError as exc:
             raise StoreWriteError(str(exc)) from None
         except _boto_errors() as exc:
-            raise StoreWriteError(f"storing {self.name} in {self.store.url}: {_one_line(exc)}") from None
+            raise StoreWriteError(
+                f"storing {self.name} in {self.store.url}: {one_line(exc, 300, joined=True)}"
+            ) from None
         finally:
             self.done = True
 

@@ -4,50 +4,26 @@ A mirror that runs for years fills its disk one day.  Git, git-annex and SQLite 
 half-way with errors that name neither the cause nor the cure; refusing to *start* below a
 threshold turns that into one line the operator can act on.  The threshold is the entry's
 ``min_free`` option (a mirror definition), else ``NEUROMIRROR_MIN_FREE``, else 1 GiB; ``0``
-turns the check off.  Sizes read as ``df -h`` prints them: ``5G`` is 5 GiB.
+turns the check off.  Sizes as :mod:`.sizes` reads them: ``5GiB`` is 5 x 2^30 bytes, ``5G`` and
+``5GB`` 5 x 10^9.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.errors import UserError
+from neuromirror.util.sizes import human_bytes, parse_size
 
 ENV = "NEUROMIRROR_MIN_FREE"
 DEFAULT_MIN_FREE = 1 << 30
 
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*", re.IGNORECASE)
-
 
 class DiskFull(UserError):
     """Less free space than the threshold: the work did not start (one line, exit 2)."""
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from ``1073741824``, ``"500M"``, ``"5G"``, ``"5GiB"``, ``"1.5T"`` (binary units, as ``df -h``)."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"expected a size like 500M, 5G or a number of bytes, got {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a size cannot be negative, got {value!r}")
-        return int(value)
-    m = _SIZE.fullmatch(str(value))
-    if not m:
-        raise ValueError(f"{value!r} is not a size: use e.g. 500M, 5G, 1T or a number of bytes")
-    unit = m.group(2).upper()
-    return int(float(m.group(1)) * (1024 ** ("KMGTP".index(unit) + 1) if unit else 1))
-
-
-def format_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def min_free(option: Any = None) -> int:
@@ -85,8 +61,8 @@ def check_free(path: Path, what: str, threshold: Optional[int] = None, *, option
     free = shutil.disk_usage(existing(path)).free
     if free < need:
         raise DiskFull(
-            f"not starting {what}: {format_size(free)} free on {existing(path)}, below min_free "
-            f"{format_size(need)} (free space there, or lower min_free / {ENV})"
+            f"not starting {what}: {human_bytes(free)} free on {existing(path)}, below min_free "
+            f"{human_bytes(need)} (free space there, or lower min_free / {ENV})"
         )
 
 

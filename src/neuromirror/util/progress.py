@@ -18,18 +18,6 @@ TTY_EVERY = 0.5
 LOG_EVERY = 5.0
 
 
-def human_bytes(n: Optional[int], none: str = "-") -> str:
-    """1536 -> '1.5 KiB'."""
-    if n is None:
-        return none
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 class _Lines:
     """A file for tqdm off a terminal: each refresh a line of its own, without ``\\r`` and padding."""
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Generator, Iterator, Optional
 
 from neuromirror.records import SUBDATASET, VersionFile
+from neuromirror.util.text import one_line
 from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
-    from neuromirror.engine.zarr.stores import StoreCheck
+    from neuromirror.engine.zarr.nested import NestedZarrCheck
     from neuromirror.index.db import Index
     from neuromirror.sources.base import Source
 
@@ -50,11 +51,13 @@ class _ArchiveState:
     def cache_put(self, namespace: str, key: str, value: str) -> None:
         self._cache[(namespace, key)] = value  # verify writes nothing
 
-    def store_run(self, owner: str, snap: object, parent: object, executor: object, describe: str) -> StoreCheck:
+    def nested_zarr_run(
+        self, owner: str, snap: object, parent: object, executor: object, describe: str
+    ) -> NestedZarrCheck:
         """Nested stores (AIND's ``*.zarr/``) digested and named by the mirror's commit of that state."""
-        from neuromirror.engine.zarr.stores import StoreCheck
+        from neuromirror.engine.zarr.nested import NestedZarrCheck
 
-        return StoreCheck(self)
+        return NestedZarrCheck(self)
 
 
 def check_archive(
@@ -73,7 +76,7 @@ def check_archive(
     try:
         found = list(expand(parse_spec(source, allow_version=False), options))
     except Exception as exc:  # an archive we cannot reach is a mismatch we must report, not a crash
-        report.add("archive", None, f"cannot reach the archive: {str(exc).splitlines()[0][:300] if str(exc) else exc}")
+        report.add("archive", None, f"cannot reach the archive: {one_line(exc, 300)}")
         return
     if len(found) != 1:
         report.notes.append(f"the archive check needs exactly one source for {source}, got {len(found)}")

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.annex.keys import key_hash, parse_key
-from neuromirror.engine.urlrule import is_stable
 from neuromirror.pin.clone import remove_clone
+from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.util import gitutil
 from neuromirror.util.progress import ByteProgress
+from neuromirror.util.text import one_line
 from neuromirror.verify.lost_urls import GONE_STATUSES
 from neuromirror.verify.report import VerifyReport
 
@@ -66,7 +67,7 @@ class _Reading:
                 break
 
     def failed(self, exc: BaseException) -> tuple[Optional[str], Optional[str], int]:
-        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        first = one_line(exc, 200) if str(exc).strip() else ""
         return "unreachable", f"{self.where}: {type(exc).__name__}: {first}", self.n
 
     def finish(self) -> None:

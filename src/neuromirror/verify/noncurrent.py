@@ -29,6 +29,7 @@ from neuromirror.records import GIT, SUBDATASET
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.store.record import store_uuids
+from neuromirror.util.dates import iso_z
 
 
 def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
@@ -149,9 +150,7 @@ class Expiry:
         return {
             "expire_after": self.expire_after,
             "unkept": {"files": self.unkept_files, "bytes": self.unkept_bytes},
-            "oldest_noncurrent_since": None
-            if self.oldest_since is None
-            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.oldest_since)),
+            "oldest_noncurrent_since": None if self.oldest_since is None else iso_z(self.oldest_since),
             "time_left_s": None if left is None else round(left, 1),
             "state": self.state(now),
             "examples": self.examples,

@@ -6,7 +6,7 @@ Three kinds, from what the dataset records — no network:
   of a store's type in ``remote.log``: ``directory``, ``S3``, ``rsync``; with ``--store`` only that
   store);
 * **pinned**: not kept, but at least one registered URL is stable by the URL rule
-  (:func:`neuromirror.engine.urlrule.stability`: an S3 ``versionId`` or a name the archive never
+  (:func:`neuromirror.sources.urlrule.stability`: an S3 ``versionId`` or a name the archive never
   reuses) — safe while the archive keeps the bytes;
 * **noncurrent**: not kept, and every pinned URL names an S3 version the archive has since overwritten
   or deleted (:mod:`.noncurrent`): the bucket's lifecycle expires it — at risk, not safely pinned;
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.annex.logs import branch_logs, web_urls
-from neuromirror.engine.urlrule import is_stable
 from neuromirror.keep.files import annex_key
 from neuromirror.records import VersionFile
+from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
 from neuromirror.verify.noncurrent import CurrentObjects, current_objects, kept_keys

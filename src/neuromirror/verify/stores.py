@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.errors import UserError
 from neuromirror.index import store_checks
-from neuromirror.keep.copies import iso_time
 from neuromirror.keep.files import annex_key, annex_repo, version_files
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.transfer import Transfer, read_back
@@ -41,6 +40,7 @@ from neuromirror.store.base import Store
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.store.location import open_store
 from neuromirror.store.record import record_absent, record_present, store_uuids
+from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -106,7 +106,7 @@ class StoresCheck:
             "repaired": sum(f.repaired for f in self.findings),
             "stores": self.per_store,
             "unreached": self.unreached,
-            "at": iso_time(self.started),
+            "at": iso_z(self.started),
             "ok": self.ok,
         }
 

@@ -17,10 +17,10 @@ from concurrent.futures import Executor, Future
 from datetime import datetime, timezone
 from pathlib import Path
 
-from neuromirror.engine import urlrule
 from neuromirror.engine.zarr.job import ZarrJob, write_state_manifest
 from neuromirror.engine.zarr.manifest import manifest_path
 from neuromirror.records import SourceState
+from neuromirror.sources import urlrule
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI

@@ -26,7 +26,6 @@ from typing import Optional
 
 from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
-from neuromirror.engine import urlrule
 from neuromirror.engine.repair import RepairReport, repair_dataset
 from neuromirror.engine.zarr.dataset import (
     DIRECT_MAX,
@@ -39,6 +38,7 @@ from neuromirror.engine.zarr.dataset import (
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
 from neuromirror.engine.zarr.manifest import NULL_VERSION, ManifestEntry, write_manifest
 from neuromirror.records import AnnexEntry, Refusal
+from neuromirror.sources import urlrule
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI

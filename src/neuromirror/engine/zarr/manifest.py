@@ -58,7 +58,7 @@ def manifest_root(state: object) -> Optional[str]:
 
 
 def zarr_uuid(bucket_url: str) -> str:
-    """An id for a Zarr the archive gives none (an AIND store): a UUID of its S3 prefix, stable."""
+    """An id for a Zarr the archive gives none (an AIND Zarr store): a UUID of its S3 prefix, stable."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, bucket_url.rstrip("/") + "/"))
 
 

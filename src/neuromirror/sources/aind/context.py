@@ -1,6 +1,6 @@
 """What the source's parts need of an asset: small protocols, so that each part reads without :mod:`.source`.
 
-:mod:`.listing`, :mod:`.stores` and :mod:`.entries` are handed the asset they
+:mod:`.listing`, :mod:`.zarrs` and :mod:`.entries` are handed the asset they
 work on; they name here the few things they read of it, and
 :class:`~neuromirror.sources.aind.source.AindSource` has them all.  The source
 passes itself (nothing is copied per asset, nothing is looked up per object
@@ -39,8 +39,8 @@ class ListedAsset(AssetPlace, Protocol):
     def client(self) -> Any: ...
 
 
-class StoreParent(Protocol):
-    """The asset whose Zarr stores become datasets (:mod:`.stores`)."""
+class ZarrParent(Protocol):
+    """The asset whose Zarr stores become datasets (:mod:`.zarrs`)."""
 
     @property
     def id(self) -> str: ...
@@ -56,7 +56,7 @@ class StoreParent(Protocol):
     def describe(self) -> str: ...
 
 
-class MirroredAsset(AssetPlace, StoreParent, Protocol):
+class MirroredAsset(AssetPlace, ZarrParent, Protocol):
     """An asset whose objects become entries (:mod:`.entries`): also the paths it keeps for itself."""
 
     @property

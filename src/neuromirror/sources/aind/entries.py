@@ -35,7 +35,7 @@ from neuromirror.sources.aind.context import MirroredAsset
 from neuromirror.sources.aind.listing import Listing, Obj
 from neuromirror.sources.aind.metadata import read_sidecars
 from neuromirror.sources.aind.s3 import WORKERS, _load_text, fetch_object, hash_object
-from neuromirror.sources.aind.stores import open_stores, store_executor, store_of
+from neuromirror.sources.aind.zarrs import open_zarrs, zarr_executor, zarr_of
 from neuromirror.util.paths import check_path
 
 log = logging.getLogger("neuromirror.aind")
@@ -71,15 +71,15 @@ def entries_of(
     batch: list[Obj] = []
     done = 0
     total = listing.count if listing.keep else None  # a listing still going on has no total yet
-    with ThreadPoolExecutor(WORKERS) as pool, closing(listing), store_executor(src) as executor:
-        stores = open_stores(src, snap, state, executor)
+    with ThreadPoolExecutor(WORKERS) as pool, closing(listing), zarr_executor(src) as executor:
+        stores = open_zarrs(src, snap, state, executor)
 
         def flush() -> Iterator[Entry]:
             nonlocal batch, done
             if len(sidecars) < len(listing.sidecars):
                 sidecars.update(read_sidecars(src.settings, src.asset_prefix, listing.sidecars[len(sidecars) :]))
             for o, e in _resolve(src, batch, sidecars, snap, state, pool):
-                store = store_of(e.path) if stores is not None else None
+                store = zarr_of(e.path) if stores is not None else None
                 if store is None or stores is None:
                     yield e
                 else:

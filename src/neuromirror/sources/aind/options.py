@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import quote
 
+from neuromirror.util.sizes import parse_size
+
 log = logging.getLogger("neuromirror.aind")
 
 DEFAULT_BUCKET = "aind-open-data"
@@ -22,20 +24,6 @@ DEFAULT_REGION = "us-west-2"
 #: what ``quote`` leaves as it is: most keys and version ids, spared the call (10^6 of them a sync)
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*\Z")
 _UNRESERVED_NO_SLASH = re.compile(r"[A-Za-z0-9_.~-]*\Z")
-
-
-def parse_size(value: object) -> int:
-    """``1048576``, ``"1MiB"``, ``"500 MB"``, ``"2G"`` -> bytes (0 for empty/None)."""
-    if value is None or value == "":
-        return 0
-    if isinstance(value, (int, float)):
-        return int(value)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?\s*", str(value), re.IGNORECASE)
-    if not m:
-        raise ValueError(f"not a size: {value!r} (e.g. 500MB, 1GiB, 1048576)")
-    n, unit, binary = float(m.group(1)), m.group(2).upper(), m.group(3)
-    base = 1024 if binary or unit == "" else 1000
-    return int(n * base ** ("KMGTP".index(unit) + 1 if unit else 0))
 
 
 def _truthy(value: object) -> bool:

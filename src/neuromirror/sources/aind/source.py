@@ -42,7 +42,7 @@ from neuromirror.sources.aind.listing import Listing, Obj, PageStream, list_asse
 from neuromirror.sources.aind.metadata import asset_meta, read_sidecars
 from neuromirror.sources.aind.options import S3Settings, add_options
 from neuromirror.sources.aind.s3 import AindError, _s3_gist, s3_client
-from neuromirror.sources.aind.stores import settle
+from neuromirror.sources.aind.zarrs import settle
 from neuromirror.sources.base import Listed, Source
 from neuromirror.spec import Spec
 from neuromirror.util.paths import check_path
@@ -109,7 +109,7 @@ class AindSource:
         self.asset_prefix = f"{self.settings.prefix}{name}/"
         #: the asset's dataset (set by ``prepare_dataset``): its Zarr stores' datasets go inside it
         self.dataset_path: Optional[Path] = None
-        #: set under ``--dask``: each store's commit becomes a task of the cluster (see :mod:`.stores`)
+        #: set under ``--dask``: each store's commit becomes a task of the cluster (see :mod:`.zarrs`)
         self.zarr_executor: Optional[Executor] = None
 
     def describe(self) -> str:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.util.text import one_line
+
 DEFAULT_URL = "https://api.bossdb.io"
 TIMEOUT = 120.0
 NO_TOKEN = "no BOSS token: set INTERN_TOKEN or ~/.intern/intern.cfg ([Default] token = ...)"
@@ -173,8 +175,7 @@ def _detail(exc: BaseException) -> str:
         for k in ("detail", "message"):
             if isinstance(body.get(k), str):
                 return body[k]
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
+    return one_line(exc, 300)
 
 
 def _transient(exc: BaseException) -> bool:

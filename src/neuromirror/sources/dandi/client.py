@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Optional
 import requests
 
 from neuromirror.sources.dandi.options import DEFAULT_API
+from neuromirror.util.text import one_line
 
 LISTING_ATTEMPTS = 5
 
@@ -99,10 +100,10 @@ def check_api(api_url: str) -> None:
 
 
 def gist(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = one_line(exc, 300)
     if "Max retries exceeded" in text or "Connection refused" in text:
         return "connection refused"
-    return text[:300]
+    return text
 
 
 def download_verified(url: str, timeout: float = 60.0) -> bytes:

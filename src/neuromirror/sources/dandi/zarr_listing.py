@@ -9,7 +9,7 @@ asset's S3 URL, or the API's ``/zarr/{id}/files/`` when the bucket cannot be lis
 annexed file: an ``MD5E`` key from its ETag, URLs ``<S3 URL>?versionId=`` and the API's
 ``files/?prefix=&download=true`` (embargoed: only ``neuromirror+dandi:`` + the latter, see
 :mod:`.embargo`).  Nothing is downloaded.  Which of those URLs are registered is the URL
-rule's to say: the caller hands it in (``admissible``, :mod:`neuromirror.engine.urlrule`).
+rule's to say: the caller hands it in (``admissible``, :mod:`neuromirror.sources.urlrule`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Stores nested in an asset (AIND's ``*.zarr/`` prefixes): each its own dataset, fed while the listing streams.
+"""Zarr stores nested in an asset (AIND's ``*.zarr/`` prefixes): each its own dataset, fed while the listing streams.
+
+("Store" in this module is always such a Zarr store, never the lab's store of ``keep``.)
 
 An AIND light-sheet asset holds several OME-Zarr stores of up to millions of objects.
 As files of the asset's one dataset they made every clone carry a tree of millions of
@@ -8,23 +10,23 @@ dataset code (:mod:`.dataset`), and the asset's dataset keeps the metadata and s
 files: a clone of it is instant, ``datalad get -r SPIM.ome.zarr`` installs one store.
 
 The source lists the asset once, in key order, so a store's objects come one after
-another.  :meth:`StoreRun.add` takes them as the source makes them into entries and
+another.  :meth:`NestedZarrRun.add` takes them as the source makes them into entries and
 spools them (paths inside the store) to a named file, with a digest of their
 identities; when the next store (or the end) comes, the store is closed:
 
 * **unchanged** — the index's cache maps (store path, digest) to the commit the last
   synced version recorded at that path: taken from memory, no git process;
-* otherwise a :class:`.store_job.StoreJob` goes to the executor (a thread pool, or the
+* otherwise a :class:`.nested_job.NestedZarrJob` goes to the executor (a thread pool, or the
   Dask cluster's per-part tasks), which commits the store's whole tree in its dataset
   (one commit, trailers ``Neuromirror-Store`` and ``-Store-Digest``) while the listing
   goes on with the next store.
 
-:meth:`StoreRun.entries` then gives the parent its :class:`SubdatasetEntry` per store.
+:meth:`NestedZarrRun.entries` then gives the parent its :class:`SubdatasetEntry` per store.
 
 **Conversion.**  A mirror made before stores were datasets holds a store's objects as
 files of the parent.  The store's dataset is then built in a staging place inside the
 parent's ``.git``; the parent's one commit replaces the files by the gitlink, and
-:meth:`StoreRun.settle` moves the dataset into place.  Older versions keep their trees
+:meth:`NestedZarrRun.settle` moves the dataset into place.  Older versions keep their trees
 (the files, with their URLs in the parent's git-annex branch) and reproduce as before.
 """
 
@@ -40,26 +42,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from neuromirror.engine.urlrule import Tally
 from neuromirror.engine.zarr.dataset import assume_unchanged, exclude, excluded, tag, unexclude
 from neuromirror.engine.zarr.manifest import ManifestRows, manifest_root
-from neuromirror.engine.zarr.store_job import StoreJob, StoreRecord, mirror_store, write_store_manifest
-from neuromirror.index.nested import STORE_SIZE_CACHE, store_size_value
-from neuromirror.index.store_catalog import STORE_CACHE  # "<store path> <digest>" -> its commit
+from neuromirror.engine.zarr.nested_job import (
+    NestedZarrJob,
+    NestedZarrRecord,
+    mirror_nested_zarr,
+    write_nested_manifest,
+)
+from neuromirror.index.nested import NESTED_SIZE_CACHE, nested_size_value
 from neuromirror.index.trailers import parse_trailers
+from neuromirror.index.zarr_catalog import NESTED_COMMIT_CACHE  # "<store path> <digest>" -> its commit
 from neuromirror.records import SUBDATASET, AnnexEntry, Entry, Snapshot, SourceState, SubdatasetEntry
+from neuromirror.sources.urlrule import Tally
 from neuromirror.util import gitutil, timing
 from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.stores")
 #: index cache: "<store path> <digest>" of the held store states whose manifest is written
-MANIFEST_CACHE = "store-manifest"
+NESTED_MANIFEST_CACHE = "store-manifest"
 
 #: inside the parent's git directory: spools, and the datasets of stores that replace files
 STAGING = "neuromirror-stores"
 
 
-class StoreError(RuntimeError):
+class NestedZarrError(RuntimeError):
     """A store's objects did not come together (the listing was not in key order)."""
 
 
@@ -89,8 +96,8 @@ class _Open:
         self.rows.add(inner.path, version_id, modified, inner.size or 0, etag, url)
 
 
-class StoreRun:
-    """The nested stores of one snapshot of one parent dataset (see the module)."""
+class NestedZarrRun:
+    """The nested Zarr stores of one snapshot of one parent dataset (see the module)."""
 
     def __init__(self, owner: str, snap: Snapshot, state: SourceState, parent: Path, executor: Executor, describe: str):
         self.owner = owner  # the source's id, for messages
@@ -104,7 +111,7 @@ class StoreRun:
         self.tally = Tally()
         self._open: Optional[_Open] = None
         self._done: set[str] = set()
-        self._slots: dict[str, Union[SubdatasetEntry, Future[StoreRecord]]] = {}
+        self._slots: dict[str, Union[SubdatasetEntry, Future[NestedZarrRecord]]] = {}
         self._staged: dict[str, Path] = {}  # store path -> its dataset's staging place
         self._sizes: dict[str, str] = {}  # store path -> its objects' count and bytes (index.nested)
         self._registered: dict[str, str] = {}  # store path -> commit, for settle()
@@ -125,7 +132,7 @@ class StoreRun:
         if self._open is None or self._open.path != store:
             self._close()
             if store in self._done:
-                raise StoreError(
+                raise NestedZarrError(
                     f"{self.owner}: the objects of store {store!r} did not come together: the listing is not "
                     "in key order"
                 )
@@ -146,7 +153,7 @@ class StoreRun:
             return
         self._done.add(o.path)
         digest = o.digest.hexdigest()[:32]
-        self._sizes[o.path] = store_size_value(o.spool.count, o.bytes)
+        self._sizes[o.path] = nested_size_value(o.spool.count, o.bytes)
         held = self._held(o.path, digest)
         if held is not None:
             o.spool.close()
@@ -156,9 +163,9 @@ class StoreRun:
                 root = manifest_root(self.state)
                 base = o.rows.close().base
                 written = f"{o.path} {digest}"
-                if root and base and self.state.cache_get(MANIFEST_CACHE, written) is None:
-                    write_store_manifest(root, str(o.rows.path), base, self.owner)
-                    self.state.cache_put(MANIFEST_CACHE, written, "1")
+                if root and base and self.state.cache_get(NESTED_MANIFEST_CACHE, written) is None:
+                    write_nested_manifest(root, str(o.rows.path), base, self.owner)
+                    self.state.cache_put(NESTED_MANIFEST_CACHE, written, "1")
                 o.rows.discard()
             self._slots[o.path] = SubdatasetEntry(o.path, held, "./" + o.path, None)
             return
@@ -171,7 +178,7 @@ class StoreRun:
             staging = self.staging_dir / _slug(o.path)
             self._staged[o.path] = staging
         exclude(self.parent, [o.path])  # out of the parent's status until its commit registers it
-        job = StoreJob(
+        job = NestedZarrJob(
             path=o.path,
             dataset=str(place),
             staging=str(staging) if staging else None,
@@ -186,11 +193,11 @@ class StoreRun:
             manifest_base=rows.base if rows is not None else None,
             source=self.owner,
         )
-        self._slots[o.path] = self.executor.submit(mirror_store, job)
+        self._slots[o.path] = self.executor.submit(mirror_nested_zarr, job)
 
     def _held(self, path: str, digest: str) -> Optional[str]:
         """The store dataset's commit of this state, if the mirror holds it (see the module)."""
-        cached = self.state.cache_get(STORE_CACHE, f"{path} {digest}")
+        cached = self.state.cache_get(NESTED_COMMIT_CACHE, f"{path} {digest}")
         prev = self.state.previous(path)
         recorded = prev.checksum if prev is not None and prev.checksum_kind == SUBDATASET else None
         if cached is not None and cached == recorded and path not in self.in_flight:
@@ -201,7 +208,7 @@ class StoreRun:
         body = gitutil.out(place, "log", "-1", "--format=%H%n%B", check=False)
         head, _, message = body.partition("\n")
         if head and parse_trailers(message).get("store-digest") == digest:
-            self.state.cache_put(STORE_CACHE, f"{path} {digest}", head)
+            self.state.cache_put(NESTED_COMMIT_CACHE, f"{path} {digest}", head)
             return head
         return None
 
@@ -216,12 +223,12 @@ class StoreRun:
                 rec = slot.result()
                 if spent is not None:  # the job's own phases (summed over workers)
                     spent.merge(rec.timings, prefix="store-")
-                self.state.cache_put(STORE_CACHE, f"{path} {rec.digest}", rec.commit)
+                self.state.cache_put(NESTED_COMMIT_CACHE, f"{path} {rec.digest}", rec.commit)
                 log.info("%s: store %s: %d objects, commit %s", self.owner, path, rec.objects, rec.commit[:10])
                 slot = SubdatasetEntry(path, rec.commit, "./" + path, rec.datalad_id)
             self._registered[path] = slot.commit
             if path in self._sizes:
-                self.state.cache_put(STORE_SIZE_CACHE, slot.commit, self._sizes.pop(path))
+                self.state.cache_put(NESTED_SIZE_CACHE, slot.commit, self._sizes.pop(path))
             yield slot
         if spent is not None:
             spent.add("store-wait", wait.seconds())
@@ -270,10 +277,10 @@ def _slug(path: str) -> str:
     return hashlib.sha1(path.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-class StoreCheck:
+class NestedZarrCheck:
     """The stores of a snapshot listed again to be compared, not written (``verify --archive``).
 
-    Each store is digested as :class:`StoreRun` digests it and named by the commit the mirror
+    Each store is digested as :class:`NestedZarrRun` digests it and named by the commit the mirror
     made of that state (the index cache), or by the digest when the mirror holds no such state:
     the comparison then reports the store as differing.
     """
@@ -296,7 +303,7 @@ class StoreCheck:
     def entries(self) -> Iterator[SubdatasetEntry]:
         for path, h in self._digests.items():
             digest = h.hexdigest()[:32]
-            commit = self.state.cache_get(STORE_CACHE, f"{path} {digest}") or "not mirrored"
+            commit = self.state.cache_get(NESTED_COMMIT_CACHE, f"{path} {digest}") or "not mirrored"
             yield SubdatasetEntry(path, commit, "./" + path, None)
 
     def settle(self) -> None:

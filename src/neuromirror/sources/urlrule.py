@@ -11,7 +11,7 @@ retrieved is the worst bug a mirror can have.
 
 The rule, applied to every annexed entry of every source before it is diffed
 and written (:func:`admit`; the generic sync and the Zarr subdataset writer
-both call it), and to datasets made by earlier versions (:mod:`.repair`):
+both call it), and to datasets made by earlier versions (:mod:`neuromirror.engine.repair`):
 
 * a URL is **stable** when it always serves the key's bytes or nothing: pinned
   by an S3 ``versionId``, or naming something the archive never reuses for

@@ -1,13 +1,13 @@
-"""Mirroring one nested store (an AIND asset's ``*.zarr/``) into its own dataset: one executor job.
+"""Mirroring one nested Zarr store (an AIND asset's ``*.zarr/``) into its own dataset: one executor job.
 
 The store's entries were spooled to a named file while the asset's listing streamed
-past them (:mod:`.stores`); the job reads them back, creates the store's dataset if it
+past them (:mod:`.nested`); the job reads them back, creates the store's dataset if it
 is new (written directly, :func:`.dataset.ensure_zarr_dataset`) and makes one commit
 of the store's whole tree.  Job and record are small and picklable, and
-:func:`mirror_store` is a module-level function, so that a thread pool or a Dask
+:func:`mirror_nested_zarr` is a module-level function, so that a thread pool or a Dask
 cluster (``--dask``: one task per store) runs it alike; the job writes nothing but the
 store's dataset (or its staging place, when the store replaces files the parent still
-holds: see :mod:`.stores`).
+holds: see :mod:`.nested`).
 
 Large stores' commits take turns in a process (:data:`BIG_STORE`,
 :class:`~neuromirror.annex.fastimport.Turns`): a store of 10^6 objects costs git a few
@@ -40,13 +40,13 @@ BIG_STORE = 50_000
 #: the turns large stores' commits of this process take (one fast-import, one checkout at a time)
 _BIG = Turns()
 
-#: the trailers that say which state of which store a commit holds (``StoreRun._held`` reads the digest)
+#: the trailers that say which state of which store a commit holds (``NestedZarrRun._held`` reads the digest)
 STORE_TRAILER = "Neuromirror-Store"
 DIGEST_TRAILER = "Neuromirror-Store-Digest"
 
 
 @dataclass(frozen=True)
-class StoreJob:
+class NestedZarrJob:
     """What a worker needs to mirror one store (paths as strings: picklable anywhere)."""
 
     path: str  # the store's path in its parent dataset
@@ -65,8 +65,8 @@ class StoreJob:
 
 
 @dataclass(frozen=True)
-class StoreRecord:
-    """What became of a :class:`StoreJob`: the store dataset's commit of that state."""
+class NestedZarrRecord:
+    """What became of a :class:`NestedZarrJob`: the store dataset's commit of that state."""
 
     path: str
     commit: str
@@ -76,7 +76,7 @@ class StoreRecord:
     timings: dict = field(default_factory=dict)
 
 
-def mirror_store(job: StoreJob) -> StoreRecord:
+def mirror_nested_zarr(job: NestedZarrJob) -> NestedZarrRecord:
     """Create (if new) and commit one store's dataset from its spooled entries (see the module)."""
     try:
         return _mirror(job)
@@ -89,7 +89,7 @@ def mirror_store(job: StoreJob) -> StoreRecord:
                 pass
 
 
-def _mirror(job: StoreJob) -> StoreRecord:
+def _mirror(job: NestedZarrJob) -> NestedZarrRecord:
     place = Path(job.staging or job.dataset)
     trailers = {STORE_TRAILER: job.path, DIGEST_TRAILER: job.digest, "Neuromirror-Store-Files": str(job.count)}
     spent = timing.Timings()
@@ -119,17 +119,17 @@ def _mirror(job: StoreJob) -> StoreRecord:
             )
     if job.manifests and job.manifest_rows and job.manifest_base:
         with timing.phase("manifest", spent):
-            write_store_manifest(job.manifests, job.manifest_rows, job.manifest_base, job.source)
-    return StoreRecord(job.path, commit, job.digest, dataset_id(place), job.count, dict(spent))
+            write_nested_manifest(job.manifests, job.manifest_rows, job.manifest_base, job.source)
+    return NestedZarrRecord(job.path, commit, job.digest, dataset_id(place), job.count, dict(spent))
 
 
-def _entries(job: StoreJob) -> Iterator[Entry]:
+def _entries(job: NestedZarrJob) -> Iterator[Entry]:
     return iter(read_spool(Path(job.spool), job.count))
 
 
-def write_store_manifest(root: str, rows: str, base: str, source: Optional[str]) -> None:
+def write_nested_manifest(root: str, rows: str, base: str, source: Optional[str]) -> None:
     """The manifest (DANDI's format) of a store's state: named by its dandi-zarr-checksum, under an id
-    made from its S3 prefix (an AIND store has no archive id)."""
+    made from its S3 prefix (an AIND Zarr store has no archive id)."""
     entries = read_rows(Path(rows))
     checksum = checksum_of((e.path, e.size, e.etag) for e in entries)
     write_manifest(Path(root), zarr_uuid(base), checksum, entries, base_url=base, source=source)

@@ -2,7 +2,7 @@
 
 AIND light-sheet assets hold one OME-Zarr store per channel, each of up to millions
 of objects.  Each store becomes a subdataset of the asset's dataset (the why is told in
-:mod:`neuromirror.engine.zarr.stores`, which writes them); this module is the archive's
+:mod:`neuromirror.engine.zarr.nested`, which writes them); this module is the archive's
 side: which prefix of the asset is a store, and the run the sync's state offers for them.
 A state that writes no dataset (``verify --archive`` lists the archive again) offers
 none: the stores' objects are then entries of the asset, as before stores were datasets.
@@ -18,29 +18,29 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Protocol
 
 from neuromirror.records import Entry, Snapshot, SourceState, SubdatasetEntry
-from neuromirror.sources.aind.context import StoreParent
+from neuromirror.sources.aind.context import ZarrParent
 
 #: directory names that make a prefix a Zarr store (``.ome.zarr`` ends the same way)
-STORE_SUFFIX = ".zarr"
+ZARR_SUFFIX = ".zarr"
 #: ``files``: keep the layout from before stores were datasets (their objects files of the asset)
 LAYOUT_ENV = "NEUROMIRROR_AIND_STORES"
-#: stores committed at once by the default executor (large ones take turns: see engine.zarr.store_job)
-STORE_WORKERS = 2
+#: stores committed at once by the default executor (large ones take turns: see engine.zarr.nested_job)
+ZARR_WORKERS = 2
 
 
-def store_of(rel: str) -> Optional[str]:
+def zarr_of(rel: str) -> Optional[str]:
     """The store an object's path lies in (its top-most ``*.zarr`` directory), or None."""
-    if STORE_SUFFIX + "/" not in rel:
+    if ZARR_SUFFIX + "/" not in rel:
         return None
     parts = rel.split("/")
     for i, name in enumerate(parts[:-1]):
-        if name.endswith(STORE_SUFFIX) and len(name) > len(STORE_SUFFIX):
+        if name.endswith(ZARR_SUFFIX) and len(name) > len(ZARR_SUFFIX):
             return "/".join(parts[: i + 1])
     return None
 
 
-class Stores(Protocol):
-    """What the sync's state offers for an asset's stores (:class:`neuromirror.engine.zarr.stores.StoreRun`)."""
+class NestedZarrs(Protocol):
+    """What the sync's state offers for an asset's stores (:class:`neuromirror.engine.zarr.nested.NestedZarrRun`)."""
 
     def add(
         self,
@@ -57,33 +57,33 @@ class Stores(Protocol):
 
 
 @contextmanager
-def store_executor(src: StoreParent) -> Iterator[Executor]:
+def zarr_executor(src: ZarrParent) -> Iterator[Executor]:
     """The cluster's executor under ``--dask`` (one task per store), else a small thread pool."""
     given: Optional[Executor] = getattr(src, "zarr_executor", None)
     if given is not None:
         yield given
         return
-    pool = ThreadPoolExecutor(STORE_WORKERS, thread_name_prefix="store")
+    pool = ThreadPoolExecutor(ZARR_WORKERS, thread_name_prefix="store")
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def open_stores(src: StoreParent, snap: Snapshot, state: SourceState, executor: Executor) -> Optional[Stores]:
+def open_zarrs(src: ZarrParent, snap: Snapshot, state: SourceState, executor: Executor) -> Optional[NestedZarrs]:
     """The run of ``snap``'s stores, or None when the state writes no dataset (then they stay files)."""
-    make: Any = getattr(state, "store_run", None)
+    make: Any = getattr(state, "nested_zarr_run", None)
     parent: Optional[Path] = getattr(src, "dataset_path", None)
     if make is None or os.environ.get(LAYOUT_ENV) == "files":
         return None
     if parent is None and not getattr(state, "reads_only", False):
         return None  # no dataset to write into; a state that only compares (verify --archive) needs none
-    run: Stores = make(src.id, snap, parent, executor, src.describe())
+    run: NestedZarrs = make(src.id, snap, parent, executor, src.describe())
     snap.__dict__.setdefault("_nm_store_runs", []).append(run)
     return run
 
 
 def settle(snap: Snapshot) -> None:
-    """The asset's commit of ``snap`` is made: its stores' runs finish (see ``StoreRun.settle``)."""
+    """The asset's commit of ``snap`` is made: its stores' runs finish (see ``NestedZarrRun.settle``)."""
     for run in snap.__dict__.pop("_nm_store_runs", []):
         run.settle()

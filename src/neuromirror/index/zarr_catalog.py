@@ -1,13 +1,13 @@
-"""The files inside nested stores (AIND's ``*.zarr/`` subdatasets), for ``search``.
+"""The files inside nested Zarr stores (AIND's ``*.zarr/`` subdatasets), for ``search``.
 
-A version's rows in the index name a store once, as a subdataset pinned at a commit;
+A version's rows in the index name a Zarr store once, as a subdataset pinned at a commit;
 its millions of objects live in the store's own dataset.  ``search --path/--md5/--key``
 must still find them, so their files are catalogued here, once per store commit
-(``store_files``, keyed by the commit: a store unchanged across versions is read once),
+(``zarr_files``, keyed by the commit: a store unchanged across versions is read once),
 read from the store's dataset — the dataset is the truth, this table a view of it that
-is filled on demand (:func:`catalog_stores`, called by ``search``) and can be dropped.
+is filled on demand (:func:`catalog_zarrs`, called by ``search``) and can be dropped.
 
-Which subdatasets are stores: the commits the sync's store run made (the index cache
+Which subdatasets are Zarr stores: the commits the sync's nested Zarr run made (the index cache
 ``store-commit``); DANDI Zarr assets (thousands of small subdatasets) are not read here.
 """
 
@@ -21,16 +21,19 @@ from neuromirror.records import SUBDATASET, VersionFile
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
-#: the cache namespace the store run records its commits in (engine.zarr.stores.STORE_CACHE)
-STORE_CACHE = "store-commit"
+#: the cache namespace the nested Zarr run records its commits in (the name from before issue 41) (engine.zarr.nested.NESTED_COMMIT_CACHE)
+NESTED_COMMIT_CACHE = "store-commit"
 _BATCH = 5000
 
 SCHEMA = (
-    'CREATE TABLE IF NOT EXISTS store_files ("commit" TEXT NOT NULL, path TEXT NOT NULL, key TEXT, size INTEGER,'
+    # the catalogue's names before issue 41 ("store" is the lab's store only): a cache, filled again on demand
+    "DROP TABLE IF EXISTS store_files",
+    "DROP TABLE IF EXISTS store_catalog",
+    'CREATE TABLE IF NOT EXISTS zarr_files ("commit" TEXT NOT NULL, path TEXT NOT NULL, key TEXT, size INTEGER,'
     ' checksum_kind TEXT, checksum TEXT, PRIMARY KEY ("commit", path)) WITHOUT ROWID',
-    "CREATE INDEX IF NOT EXISTS idx_store_files_checksum ON store_files(checksum)",
-    "CREATE INDEX IF NOT EXISTS idx_store_files_key ON store_files(key)",
-    'CREATE TABLE IF NOT EXISTS store_catalog ("commit" TEXT PRIMARY KEY, files INTEGER)',
+    "CREATE INDEX IF NOT EXISTS idx_zarr_files_checksum ON zarr_files(checksum)",
+    "CREATE INDEX IF NOT EXISTS idx_zarr_files_key ON zarr_files(key)",
+    'CREATE TABLE IF NOT EXISTS zarr_catalog ("commit" TEXT PRIMARY KEY, files INTEGER)',
 )
 
 
@@ -43,14 +46,14 @@ def ensure_schema(index: Index) -> None:
 ReadVersion = Callable[[Path, str], Iterable[VersionFile]]
 
 
-def catalog_stores(index: Index, root: Path, read_version: ReadVersion) -> int:
+def catalog_zarrs(index: Index, root: Path, read_version: ReadVersion) -> int:
     """Catalogue every store commit a version pins and the table lacks; the number of files added."""
     ensure_schema(index)
     todo = index.db.execute(
         "SELECT DISTINCT s.dataset, e.path, e.checksum FROM entries e JOIN sources s ON s.id = e.source"
         " WHERE e.checksum_kind = ? AND e.checksum IN (SELECT value FROM cache WHERE namespace = ?)"
-        ' AND e.checksum NOT IN (SELECT "commit" FROM store_catalog)',
-        [SUBDATASET, STORE_CACHE],
+        ' AND e.checksum NOT IN (SELECT "commit" FROM zarr_catalog)',
+        [SUBDATASET, NESTED_COMMIT_CACHE],
     ).fetchall()
     added = 0
     done: set[str] = set()
@@ -71,7 +74,7 @@ def catalog_stores(index: Index, root: Path, read_version: ReadVersion) -> int:
                     _insert(index, rows)
                     rows = []
             _insert(index, rows)
-            index.db.execute('INSERT OR REPLACE INTO store_catalog ("commit", files) VALUES (?, ?)', [commit, n])
+            index.db.execute('INSERT OR REPLACE INTO zarr_catalog ("commit", files) VALUES (?, ?)', [commit, n])
         added += n
     return added
 
@@ -79,7 +82,7 @@ def catalog_stores(index: Index, root: Path, read_version: ReadVersion) -> int:
 def _insert(index: Index, rows: list[tuple]) -> None:
     if rows:
         index.db.conn.executemany(
-            'INSERT OR IGNORE INTO store_files ("commit", path, key, size, checksum_kind, checksum)'
+            'INSERT OR IGNORE INTO zarr_files ("commit", path, key, size, checksum_kind, checksum)'
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
