@@ -12,7 +12,7 @@ import os
 from typing import Any, Optional
 
 from neuromirror.config.reader import Node, Reader, join_field, kind_of
-from neuromirror.config.rules import Check, duration, flag, read_value, valid, whole
+from neuromirror.config.rules import Check, duration, flag, read_value, size, valid, whole
 
 #: options that are not source options but still belong to a sync
 #: (dandi_instance: a DANDI instance by name, as ``sync -i``; its API wins over dandi_api)
@@ -116,15 +116,6 @@ def _dandi_instance(value: Any) -> Any:
     return value
 
 
-def _size(value: Any) -> Any:
-    from neuromirror.util.sizes import parse_size
-
-    if value is None:  # an empty ``min_free:`` is a mistake, not "the default"
-        raise ValueError(f"not a size: {value!r}")
-    parse_size(value)
-    return value
-
-
 #: the checks of option values (the values themselves are passed on as given); other options are the sources'
 OPTION_RULES: dict[str, Check] = {
     "engine": _engine,
@@ -132,5 +123,5 @@ OPTION_RULES: dict[str, Check] = {
     "quiet": flag,
     "recheck_cycles": whole(0, None, "a whole number of cycles (0: no rolling re-check)"),
     "full_pass": duration,
-    "min_free": _size,
+    "min_free": size(positive=False),
 }

@@ -32,6 +32,24 @@ def duration(value: Any) -> float:
     return parse_duration(value)
 
 
+def size(positive: bool) -> Check:
+    """A size as every size a user writes is read (:func:`neuromirror.util.sizes.parse_size`: ``1GiB``,
+    ``1GB``...), in bytes; never empty.  ``positive``: above 0, and no boolean (a budget, a file-size
+    limit); else 0 is a size too (``min_free: 0`` turns the check off)."""
+
+    def check(value: Any) -> int:
+        from neuromirror.util.sizes import parse_size
+
+        if value is None or (positive and isinstance(value, bool)):  # an empty field is a mistake, not "the default"
+            raise ValueError(f"not a size: {value!r}")
+        n = parse_size(value)
+        if positive and n <= 0:
+            raise ValueError(f"not a size: {value!r}")
+        return n
+
+    return check
+
+
 def whole(low: int, high: Optional[int], expected: str) -> Check:
     """A whole number from ``low`` (to ``high``, if any); a boolean is not one."""
 

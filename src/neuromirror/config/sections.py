@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from neuromirror.config.model import KEEP_VERSIONS, KeepPolicy
 from neuromirror.config.reader import Node, Reader, kind_of
-from neuromirror.config.rules import Rule, duration, flag, number, read_fields, read_value, valid, whole
+from neuromirror.config.rules import Rule, duration, flag, number, read_fields, read_value, size, valid, whole
 from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger, format_duration
 from neuromirror.spec import SpecError, parse_spec
 
@@ -40,17 +40,6 @@ def _globs(globs: Any) -> tuple[str, ...]:
     raise ValueError(f"expected a path glob or a list of them, got {kind_of(globs)}")
 
 
-def _size(raw: Any) -> int:
-    from neuromirror.util.sizes import parse_size
-
-    if isinstance(raw, bool) or raw is None:
-        raise ValueError(f"not a size: {raw!r}")
-    size = parse_size(raw)
-    if size <= 0:
-        raise ValueError(f"not a size: {raw!r}")
-    return size
-
-
 #: each section's fields, in the order their errors are reported
 SCHEDULE_RULES = (Rule("timezone", _timezone), Rule("jitter", duration))
 BACKOFF_RULES = (
@@ -62,8 +51,8 @@ KEEP_RULES = (
     Rule("versions", _versions),
     Rule("include", _globs),
     Rule("exclude", _globs),
-    Rule("max_file_size", _size),
-    Rule("budget", _size),
+    Rule("max_file_size", size(positive=True)),
+    Rule("budget", size(positive=True)),
     Rule("expire_after", duration),
 )
 JOBS = whole(1, 256, "a whole number from 1 to 256")
