@@ -2,7 +2,8 @@
 
 The Zarr datasets are written directly (:mod:`neuromirror.dataset.fast_init`); what is
 checked here is that git, git-annex and DataLad take them as their own: ``git fsck``,
-``git annex whereis / fsck / info / get / copy`` on the mirror host, ``datalad clone`` +
+the sparse checkout on the mirror host (:mod:`neuromirror.dataset.sparse`), ``git annex
+whereis / fsck --branch HEAD``, then ``get / copy`` once the user made it whole, ``datalad clone`` +
 ``datalad get -r`` of two Zarrs in a clone, bytes compared.  And that a resync costs
 O(changed Zarrs): with nothing changed, no git process runs in any Zarr dataset and only
 a handful run at all; with one Zarr changed, only its dataset and the dandiset move, the
@@ -147,18 +148,29 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
     uuids = {git(ds / zarr_path(i), "config", "annex.uuid").strip() for i in range(0, ZARRS, 20)}
     assert len(uuids) == len(range(0, ZARRS, 20))
 
-    # git-annex on the mirror host, in one Zarr's dataset
+    # on the mirror host a Zarr's dataset is checked out sparse: its top level and .datalad/,
+    # the objects below in the index only (skip-worktree); git status is clean
     env = user_env(archive)
     z5 = ds / zarr_path(5)
     assert git(z5, "fsck", "--strict", "--no-dangling") == ""
+    assert git(z5, "status", "--porcelain") == ""
+    tops = [rel for rel in zarr_files(5) if "/" not in rel]
+    assert tops and all((z5 / rel).is_symlink() for rel in tops)
+    assert not (z5 / "0").exists()
+    flags = dict(line.split(" ", 1)[::-1] for line in git(z5, "ls-files", "-v").splitlines())
+    assert flags["0/5/5"] == "S" and all(flags[rel] == "H" for rel in tops)
+    # git-annex on the mirror host reads the objects from the branch
     uuid5 = git(z5, "config", "annex.uuid").strip()
     info = annex(z5, env, "info", "--fast")
     assert f"{uuid5} -- DANDI:{ident} Zarr {zarr_path(5)} ({zids[5]}) mirrored from {archive.api_url} [here]" in info
     chunk = "0/5/5"
-    where = annex(z5, env, "whereis", chunk)
+    where = annex(z5, env, "whereis", "--branch", "HEAD")
     assert re.search(r"web: http://\S+/zarr/" + zids[5] + r"/0/5/5\?versionId=", where), where
-    assert "fsck 0/5/5 ok" in annex(z5, env, "fsck", "--fast")
+    assert "fsck HEAD:0/5/5 ok" in annex(z5, env, "fsck", "--fast", "--branch", "HEAD")
     assert annexed_checksum(z5) == archive_checksum(archive, aids[5])
+    # a user who wants the work tree whole on the host says so to git (tests/test_zarr_checkout.py)
+    git(z5, "sparse-checkout", "disable")
+    assert (z5 / chunk).is_symlink() and git(z5, "status", "--porcelain") == ""
     annex(z5, env, "get", chunk)
     assert (z5 / chunk).read_bytes() == zarr_files(5)[chunk]
     assert "fsck 0/5/5 (checksum...) ok" in annex(z5, env, "fsck", chunk).replace("\n", " ")
@@ -219,6 +231,7 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
     z42 = ds / zarr_path(42)
     assert annexed_checksum(z42) == archive_checksum(archive, aids[42])
     assert git(ds, "status", "--porcelain") == "" and git(z42, "status", "--porcelain") == ""
+    assert not (z42 / "0").exists() and "S 0/9/new" in git(z42, "ls-files", "-v")  # the commit kept it sparse
     assert git(mcli.root, "status", "--porcelain") == ""
 
     # a Zarr removed from the draft: its gitlink goes, its dataset stays on disk (older commits

@@ -83,6 +83,14 @@ class TreeRSS:
         return self.peak
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process so far (every thread: the in-process stand-ins answering)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_measured(
     cmd: Sequence[str],
     *,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from neuromirror.bench.archives import Archives
-from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.measure import child_env, neuromirror_cmd, own_cpu, run_measured, say
 
 
 def sync_cmd(root: Path, spec: str, extra: Sequence[str]) -> list[str]:
@@ -35,7 +35,9 @@ def run_sync(
 ) -> dict:
     archives.counters.reset()
     say(f"N={n}: {name}: neuromirror sync {spec} ...")
+    own = own_cpu()
     r = run_measured(sync_cmd(root, spec, extra), env=child_env())
+    own = own_cpu() - own
     report = json.loads(r["stdout"])
     if isinstance(report, list):  # several sources ('dandi:*'): one report each
         report = merge_reports(report)
@@ -76,6 +78,9 @@ def run_sync(
         "peak_rss_mb": round(r["rss_mb"], 1),
         "cpu_s": round(r["cpu"], 2),
         "cpu_sys_s": round(r["cpu_sys"], 2),
+        # the bench's own process meanwhile: the in-process stand-ins answering (and the 50 ms poller),
+        # on the same cores as the sync
+        "bench_process_cpu_s": round(own, 2),
         "rss_at_peak": r["rss_at_peak"],
         "outcome": report.get("outcome"),
         "changes": changed,

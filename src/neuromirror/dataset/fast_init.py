@@ -49,6 +49,7 @@ from typing import Optional, Sequence
 from neuromirror.annex.contract import WEB_UUID, epoch, log_stamp, with_quiet_filter
 from neuromirror.annex.keys import hashdir_lower, key_file, symlink_target, url_for_log
 from neuromirror.annex.logs import add_present
+from neuromirror.dataset import sparse as sparse_checkout
 from neuromirror.dataset.gitobjects import BLOB, COMMIT, FILE, LINK, ObjectPack, index_file
 from neuromirror.dataset.light_dataset import DATALAD_ATTRIBUTES, LOCKED_ONLY, TOP_ATTRIBUTES
 from neuromirror.records import AnnexEntry
@@ -150,13 +151,16 @@ def fast_init(
     attributes: Sequence[str] = (),
     message: str,
     first: Optional[FirstCommit] = None,
+    sparse: bool = False,
 ) -> NewDataset:
     """Make ``path`` (absent or an empty directory) a committed DataLad dataset with git-annex.
 
     The same dataset :func:`.light_dataset.init_dataset` makes, written directly (see the
     module).  ``attributes`` are further ``.gitattributes`` lines; ``description`` is the
     git-annex description of the new repository (``git annex info`` shows it); ``first``,
-    a first commit on top.  Not atomic: callers make it beside its place and rename it in.
+    a first commit on top; ``sparse``, git's sparse checkout of the top level and ``.datalad/``
+    (:mod:`.sparse`: the files below are in the index only, marked skip-worktree).  Not
+    atomic: callers make it beside its place and rename it in.
     Raises ValueError for a path of ``first`` that it does not write (nothing is valid then).
     """
     path = Path(path)
@@ -207,7 +211,11 @@ def fast_init(
     for sub in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info", "hooks", "annex"):
         (git / sub).mkdir(parents=True, exist_ok=True)
     pack.write(git)
-    (git / "config").write_text(tpl.config.replace(_UUID_PLACEHOLDER, annex_uuid))
+    config = tpl.config.replace(_UUID_PLACEHOLDER, annex_uuid)
+    if sparse:
+        config += sparse_checkout.CONFIG
+        (git / "info" / "sparse-checkout").write_text(sparse_checkout.CONE_PATTERNS)
+    (git / "config").write_text(config)
     (git / "HEAD").write_text(tpl.head)
     for name, data in tpl.hooks:
         fd = os.open(git / "hooks" / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
@@ -219,6 +227,8 @@ def fast_init(
         (path / rel).write_bytes(data)
     made: set[Path] = set()
     for rel, target in links.items():
+        if sparse and not sparse_checkout.checked_out(rel):
+            continue
         dest = path / rel
         if dest.parent not in made:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -228,5 +238,6 @@ def fast_init(
     branch = git / tpl.branch_ref
     branch.parent.mkdir(parents=True, exist_ok=True)
     branch.write_text(head + "\n")
-    (git / "index").write_bytes(index_file(path, [(rel, mode, sha) for rel, (mode, sha) in tree.items()]))
+    skipped = (lambda rel: not sparse_checkout.checked_out(rel)) if sparse else None
+    (git / "index").write_bytes(index_file(path, [(rel, mode, sha) for rel, (mode, sha) in tree.items()], skipped))
     return NewDataset(ds_id, annex_uuid, head, created)

@@ -17,7 +17,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Optional
 
 from neuromirror.annex.pack import BLOB, COMMIT, TREE, object_header, object_id, tree_bytes
 
@@ -26,6 +26,8 @@ __all__ = ["BLOB", "COMMIT", "FILE", "LINK", "TREE", "ObjectPack", "index_file"]
 _DIR = b"40000"
 #: tree modes of a regular file and of a symlink (an annexed file)
 FILE, LINK = b"100644", b"120000"
+#: an index entry's flag "extended flags follow", and the extended flag skip-worktree
+_EXTENDED, _SKIP_WORKTREE = 0x4000, 0x4000
 
 
 class ObjectPack:
@@ -106,26 +108,39 @@ class ObjectPack:
         base.with_suffix(".idx").write_bytes(idx)
 
 
-def index_file(work: Path, files: Iterable[tuple[str, bytes, bytes]]) -> bytes:
-    """A version-2 git index of ``files`` (path, mode, binary id) with the work tree's stat data."""
+def index_file(
+    work: Path, files: Iterable[tuple[str, bytes, bytes]], skipped: Optional[Callable[[str], bool]] = None
+) -> bytes:
+    """A git index of ``files`` (path, mode, binary id) with the work tree's stat data.
+
+    ``skipped(path)``: the file is outside a sparse checkout — marked skip-worktree (an
+    extended flag, so the index is version 3) with no stat data, as ``git read-tree`` leaves it.
+    """
     rows = sorted(files, key=lambda f: f[0].encode("utf-8", "surrogateescape"))
-    out = [b"DIRC", struct.pack(">II", 2, len(rows))]
-    for path, mode, sha in rows:
-        st = os.lstat(work / path)
+    marks = [skipped is not None and skipped(path) for path, _, _ in rows]
+    out = [b"DIRC", struct.pack(">II", 3 if any(marks) else 2, len(rows))]
+    for (path, mode, sha), skip in zip(rows, marks):
         name = path.encode("utf-8", "surrogateescape")
-        fields = (
-            int(st.st_ctime),
-            st.st_ctime_ns % 1_000_000_000,
-            int(st.st_mtime),
-            st.st_mtime_ns % 1_000_000_000,
-            st.st_dev,
-            st.st_ino,
-            int(mode, 8),
-            st.st_uid,
-            st.st_gid,
-            st.st_size,
-        )
-        entry = struct.pack(">10I", *(v & 0xFFFFFFFF for v in fields)) + sha + struct.pack(">H", min(len(name), 0xFFF))
+        if skip:
+            fields: tuple[int, ...] = (0, 0, 0, 0, 0, 0, int(mode, 8), 0, 0, 0)
+        else:
+            st = os.lstat(work / path)
+            fields = (
+                int(st.st_ctime),
+                st.st_ctime_ns % 1_000_000_000,
+                int(st.st_mtime),
+                st.st_mtime_ns % 1_000_000_000,
+                st.st_dev,
+                st.st_ino,
+                int(mode, 8),
+                st.st_uid,
+                st.st_gid,
+                st.st_size,
+            )
+        flags = min(len(name), 0xFFF) | (_EXTENDED if skip else 0)
+        entry = struct.pack(">10I", *(v & 0xFFFFFFFF for v in fields)) + sha + struct.pack(">H", flags)
+        if skip:
+            entry += struct.pack(">H", _SKIP_WORKTREE)
         entry += name
         entry += b"\0" * (8 - len(entry) % 8)  # NUL-terminated, padded to a multiple of 8 bytes
         out.append(entry)

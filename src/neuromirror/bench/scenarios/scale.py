@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, direct_puts, put_empty_blob, zarr_files
-from neuromirror.bench.measure import child_env, run_measured, say
+from neuromirror.bench.measure import child_env, own_cpu, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend
 from neuromirror.bench.syncs import run_sync
+from neuromirror.bench.targets import row_targets
 
 SCALE_SCENARIOS = ("zarr-dandiset", "aind-zarr", "archive", "clone-get")
 
@@ -45,6 +46,54 @@ def zarr_split(res: dict) -> dict:
         if f"zarr-{k}" in t:
             res[f"zarr_{k}_s"] = round(t[f"zarr-{k}"], 3)
     return res
+
+
+#: issue 40's targets of a cold Zarr-heavy dandiset (200 x 5,000): (row, field, bound, kind, what)
+ZARR_DANDISET_TARGETS = (
+    ("zarr-dandiset-cold", "cpu_us_per_object", 80.0, "max", "CPU us per object, process tree (issue 40)"),
+    ("zarr-dandiset-cold", "peak_rss_mb", 300.0, "under", "peak RSS MB (issue 40)"),
+    ("zarr-dandiset-cold", "x_one_boto3_client", 2.0, "min", "objects/s over one boto3 listing client (issue 40)"),
+)
+
+#: one boto3 client listing the same Zarrs' object versions one after the other: the reference rate
+_BOTO_LIST = """
+import sys, boto3
+endpoint, bucket = sys.argv[1], sys.argv[2]
+c = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+pages = c.get_paginator("list_object_versions")
+n = 0
+for prefix in sys.stdin.read().split():
+    for page in pages.paginate(Bucket=bucket, Prefix=prefix):
+        n += len(page.get("Versions", ()))
+print(n)
+"""
+
+
+def one_boto3_client(archives: Archives, bucket: str, zarr_ids: list[str], n: int, size: str) -> dict:
+    """``zarr-dandiset-boto3``: the objects/s of one boto3 client listing every Zarr's versions in turn."""
+    import sys
+
+    say(f"zarr-dandiset: one boto3 client lists the {len(zarr_ids)} Zarrs' versions ...")
+    env = child_env()
+    env.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    prefixes = "".join(f"zarr/{z}/\n" for z in zarr_ids).encode()
+    own = own_cpu()
+    r = run_measured([sys.executable, "-c", _BOTO_LIST, archives.s3.endpoint_url, bucket], env=env, input=prefixes)
+    listed = int(r["stdout"].split()[-1])
+    if listed != n:
+        raise RuntimeError(f"zarr-dandiset: one boto3 client listed {listed} objects, not {n}")
+    say(f"zarr-dandiset: one boto3 client: {listed / r['wall']:,.0f} objects/s ({r['wall']:.1f} s)")
+    return {
+        "scenario": "zarr-dandiset-boto3",
+        "n": n,
+        "size": size,
+        "wall_s": round(r["wall"], 3),
+        "objects_per_s": round(listed / r["wall"], 1),
+        "cpu_s": round(r["cpu"], 2),
+        "bench_process_cpu_s": round(own_cpu() - own, 2),
+        "peak_rss_mb": round(r["rss_mb"], 1),
+    }
 
 
 def bench_zarr_dandiset(
@@ -85,7 +134,13 @@ def bench_zarr_dandiset(
             api_requests=d.request_count,
             zarr_objects_per_s=round(z * m / res["wall_s"], 1) if name.endswith("cold") else None,
         )
+        if name.endswith("cold"):
+            res["cpu_us_per_object"] = round(1e6 * res["cpu_s"] / (z * m), 1)
         out.append(res)
+    reference = one_boto3_client(archives, d.bucket, zarr_ids, z * m, size)
+    cold = out[0]
+    cold["x_one_boto3_client"] = round(cold["zarr_objects_per_s"] / reference["objects_per_s"], 2)
+    out.append(reference)
     # 2 Zarrs changed (1 added, 1 rewritten, 1 deleted each) and 1 blob asset added
     change_two_zarrs_and_a_blob(archives, ident, zarr_ids, when + timedelta(hours=1))
     before = commits(ds)
@@ -98,6 +153,10 @@ def bench_zarr_dandiset(
         zarr_commits=[commits(ds / f"sub-{i:04d}/sub-{i:04d}_sample.ome.zarr") for i in range(3)],
     )
     out.append(res)
+    for row in out:
+        row["targets"] = row_targets(row, ZARR_DANDISET_TARGETS)
+        for t in row["targets"]:
+            say(f"zarr-dandiset {size}: {t['what']} = {t['value']} ({'met' if t['met'] else 'NOT met'}: {t['bound']})")
     if not keep:
         import shutil
 

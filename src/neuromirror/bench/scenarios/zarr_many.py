@@ -13,7 +13,7 @@ Syncs measured, each ``neuromirror sync`` in a subprocess (:func:`.syncs.run_syn
    and 1 blob asset added.
 
 Each row also has the dandiset's commits made by that sync, and ``targets``: each target of
-issue 25 with its value and whether it is met (``docs/performance.md``).
+issues 25 and 40 with its value and whether it is met (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ TARGETS = (
     ("zarr-many-cold", "peak_rss_mb", 1024.0, "max"),
     ("zarr-many-resync", "beyond_startup_s", 5.0, "max"),
     ("zarr-many-2zarrs1blob", "wall_s", 5.0, "max"),
+    # issue 40: 20,000 x 20 cold <= 120 s (6 ms a Zarr), no-change resync <= 2 s, 2 Zarrs + 1 blob <= 3 s
+    ("zarr-many-cold", "wall_ms_per_zarr", 6.0, "max", "wall ms per Zarr (issue 40: 120 s / 20,000)"),
+    ("zarr-many-resync", "beyond_startup_s", 2.0, "max", "no-change beyond start-up s (issue 40)"),
+    ("zarr-many-2zarrs1blob", "wall_s", 3.0, "max", "2 Zarrs + 1 blob wall s (issue 40)"),
 )
 
 
@@ -86,6 +90,7 @@ def bench_zarr_many(
     cold = sync("zarr-many-cold")
     cold["zarrs_per_s"] = round(n / cold["wall_s"], 1)
     cold["cpu_ms_per_zarr"] = round(1000 * cold["cpu_s"] / n, 1)
+    cold["wall_ms_per_zarr"] = round(1000 * cold["wall_s"] / n, 2)
     sync("zarr-many-resync")
     change_two_zarrs_and_a_blob(archives, ident, zarr_ids, when + timedelta(hours=1))
     res = sync("zarr-many-2zarrs1blob")

@@ -32,6 +32,7 @@ from neuromirror.annex.pack import BLOB, object_id
 from neuromirror.annex.writer import Delete, Put, make_writer
 from neuromirror.dataset.fast_init import FirstCommit, NewDataset, fast_init
 from neuromirror.dataset.light_dataset import dataset_id
+from neuromirror.dataset.sparse import zarr_sparse
 from neuromirror.dataset.version import UrlLogs, iter_version
 from neuromirror.index.trailers import format_trailers, parse_trailers
 from neuromirror.records import AnnexEntry, Entry, GitEntry
@@ -184,7 +185,9 @@ def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit
     a few ms, where ``git annex init`` took ~0.1 s and a ``datalad create`` child ~3 s),
     with ``first`` as its first commit if given (unless a path of it is not one
     ``fast_init`` writes: then without, and the caller commits), beside its place and
-    moved in, so that an interrupted creation never looks like a dataset.
+    moved in, so that an interrupted creation never looks like a dataset.  Only its top level
+    is checked out on the mirror host (:mod:`neuromirror.dataset.sparse`) unless
+    ``NEUROMIRROR_ZARR_CHECKOUT=full``.
     """
     if (
         (zds / ".git").is_dir()
@@ -204,6 +207,7 @@ def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit
         else:
             zds.unlink()
     zds.parent.mkdir(parents=True, exist_ok=True)
+    sparse = zarr_sparse()
     for attempt in (first, None) if first is not None else (None,):
         tmp = Path(tempfile.mkdtemp(prefix=".neuromirror-new-", dir=zds.parent))
         try:
@@ -213,6 +217,7 @@ def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit
                 attributes=["* annex.backend=MD5E"],
                 message="[neuromirror] new Zarr dataset (MD5E keys: S3 ETags)",
                 first=attempt,
+                sparse=sparse,
             )
             os.rename(tmp, zds)
             return made
