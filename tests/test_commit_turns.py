@@ -92,7 +92,9 @@ def test_three_large_commits_take_turns_and_each_dataset_is_whole(tmp_path: Path
         assert subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout == ""
         files = subprocess.run([*git, "ls-files"], capture_output=True, text=True).stdout.split()
         assert len([f for f in files if f.startswith("0/")]) == FILES
+        key = subprocess.run([*git, "cat-file", "-p", "HEAD:0/29/99"], capture_output=True, text=True).stdout
+        key = key.rsplit("/", 1)[-1]
         where = subprocess.run(
-            [*git, "annex", "whereis", "--json", "0/29/99"], capture_output=True, text=True, check=True
+            [*git, "annex", "whereis", "--json", "--key", key], capture_output=True, text=True, check=True
         ).stdout
         assert f"https://aind.example/{name}/0/29/99?versionId=v2999" in where

@@ -20,9 +20,13 @@ from conftest import CLI, git
 from neuromirror.engine.zarr import dataset as zarr_dataset
 from test_dandi_full import T0, get, run, user_env
 
-SMALL = {".zattrs": b"{}", "0/0/0": b"small chunk 0", "0/0/1": b"small chunk 1"}
+SMALL = {".zattrs": b"{}", "0/.zarray": b'{"zarr_format": 2}', "0/0/0": b"small chunk 0", "0/0/1": b"small chunk 1"}
 #: above the (lowered) direct-write limit: made by fast_init, committed through git fast-import + read-tree
-LARGE = {".zgroup": b'{"zarr_format": 2}', **{f"0/{i // 4}/{i % 4}": f"large chunk {i}\n".encode() for i in range(12)}}
+LARGE = {
+    ".zgroup": b'{"zarr_format": 2}',
+    "0/.zattrs": b"{}",
+    **{f"0/{i // 4}/{i % 4}": f"large chunk {i}\n".encode() for i in range(12)},
+}
 
 
 def layout(zds: Path) -> tuple[list[str], dict[str, str]]:
@@ -47,10 +51,14 @@ def test_zarr_datasets_are_sparse_on_the_host_and_whole_in_a_clone(
     for name, files in (("small.zarr", SMALL), ("large.zarr", LARGE)):
         zds = ds / name
         tree, flags = layout(zds)
-        tops = sorted(rel for rel in files if "/" not in rel)
-        assert tree == sorted([".datalad", ".datalad/.gitattributes", ".datalad/config", ".gitattributes", *tops])
-        assert all(flags[rel] == "S" for rel in files if "/" in rel) and all(flags[rel] == "H" for rel in tops)
+        # the top level, .datalad/ and the metadata files (0/.zarray, 0/.zattrs) are checked out
+        shown = sorted(rel for rel in files if "/" not in rel or rel.rsplit("/", 1)[1].startswith(".z"))
+        assert tree == sorted([".datalad", ".datalad/.gitattributes", ".datalad/config", ".gitattributes", "0", *shown])
+        assert all(flags[rel] == ("H" if rel in shown else "S") for rel in files)
         assert git(zds, "status", "--porcelain") == "" and git(zds, "fsck", "--strict", "--no-dangling") == ""
+        # what the mirror wrote is what git's own sparse checkout makes of the same patterns
+        git(zds, "read-tree", "-mu", "HEAD")
+        assert layout(zds) == (tree, flags) and git(zds, "status", "--porcelain") == ""
     assert git(ds, "status", "--porcelain") == ""
 
     # a user makes the large one whole on the host; both change upstream
@@ -61,7 +69,8 @@ def test_zarr_datasets_are_sparse_on_the_host_and_whole_in_a_clone(
     code, out, err = cli("sync", f"dandi:{ident}")
     assert code == 0, err
     tree, flags = layout(ds / "small.zarr")
-    assert not any(rel.startswith("0") for rel in tree) and flags["0/1/0"] == "S" and "0/0/1" not in flags
+    assert [rel for rel in tree if rel.startswith("0")] == ["0", "0/.zarray"]
+    assert flags["0/1/0"] == "S" and "0/0/1" not in flags
     assert (ds / "large.zarr" / "0/9/9").is_symlink() and not (ds / "large.zarr" / "0/0/0").exists()
     for zds in (ds / "small.zarr", ds / "large.zarr"):
         assert git(zds, "status", "--porcelain") == ""
@@ -94,6 +103,6 @@ def test_full_checkout_on_request_and_a_wrong_value_refused(
     code, out, err = cli("sync", f"dandi:{ident}")
     assert code == 0, err
     tree, flags = layout(zds)
-    assert {"0/0/0", "0/0/1", ".zattrs"} <= set(tree) and set(flags.values()) == {"H"}
+    assert {"0/0/0", "0/0/1", "0/.zarray", ".zattrs"} <= set(tree) and set(flags.values()) == {"H"}
     assert subprocess.run(["git", "config", "core.sparseCheckout"], cwd=zds).returncode == 1  # not set
     assert git(cli.root / "dandi" / ident, "status", "--porcelain") == ""

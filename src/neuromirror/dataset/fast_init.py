@@ -158,8 +158,8 @@ def fast_init(
     The same dataset :func:`.light_dataset.init_dataset` makes, written directly (see the
     module).  ``attributes`` are further ``.gitattributes`` lines; ``description`` is the
     git-annex description of the new repository (``git annex info`` shows it); ``first``,
-    a first commit on top; ``sparse``, git's sparse checkout of the top level and ``.datalad/``
-    (:mod:`.sparse`: the files below are in the index only, marked skip-worktree).  Not
+    a first commit on top; ``sparse``, git's sparse checkout of a Zarr's top level, ``.datalad/``
+    and metadata (:mod:`.sparse`: its chunks are in the index only, marked skip-worktree).  Not
     atomic: callers make it beside its place and rename it in.
     Raises ValueError for a path of ``first`` that it does not write (nothing is valid then).
     """
@@ -214,7 +214,7 @@ def fast_init(
     config = tpl.config.replace(_UUID_PLACEHOLDER, annex_uuid)
     if sparse:
         config += sparse_checkout.CONFIG
-        (git / "info" / "sparse-checkout").write_text(sparse_checkout.CONE_PATTERNS)
+        (git / "info" / "sparse-checkout").write_text(sparse_checkout.PATTERNS)
     (git / "config").write_text(config)
     (git / "HEAD").write_text(tpl.head)
     for name, data in tpl.hooks:

@@ -7,11 +7,12 @@ time per link — most of a cold Zarr mirror's CPU (issue 40).  Nobody reads the
 clones are made from git (``datalad clone`` checks everything out in the clone), and
 neuromirror's readers (the view, ``neuromirror://``, keep, verify) read git trees.
 
-So a Zarr dataset is made with git's sparse checkout in cone mode: its top-level files
-(``.gitattributes``, a Zarr's ``.zattrs`` / ``.zgroup`` / ``zarr.json``) and ``.datalad/``
-are in the work tree; everything in a subdirectory is in the index only, marked
-*skip-worktree*, so ``git status`` is clean and every later ``git read-tree -m -u`` of the
-annex writer leaves it out too.  A sparse checkout is local: a clone is whole.
+So a Zarr dataset is made with git's sparse checkout: its top-level files, ``.datalad/`` and
+the Zarr's metadata at every level (``.zarray``, ``.zattrs``, ``.zgroup``, ``.zmetadata``,
+``zarr.json``: the store's structure, a few files per array) are in the work tree; the chunks
+are in the index only, marked *skip-worktree*, so ``git status`` is clean and every later
+``git read-tree -m -u`` of the annex writer leaves them out too.  A sparse checkout is local:
+a clone is whole.
 
 On the mirror host git-annex skips files outside the checkout unless told which branch to
 read: ``git annex whereis --branch HEAD``, ``fsck --branch HEAD``, ``get``/``copy --branch HEAD``.
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import os
 
-#: git's cone-mode pattern file for "the top level and .datalad/"
-CONE_PATTERNS = "/*\n!/*/\n/.datalad/\n"
+#: a Zarr's metadata files (v2 and v3): checked out wherever they are
+METADATA = (".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json")
+#: git's (non-cone) pattern file: the top level's files, .datalad/, the metadata files anywhere
+PATTERNS = "/*\n!/*/\n/.datalad/\n" + "".join(name + "\n" for name in METADATA)
 #: the lines a dataset's ``.git/config`` gains
-CONFIG = "[core]\n\tsparseCheckout = true\n\tsparseCheckoutCone = true\n"
+CONFIG = "[core]\n\tsparseCheckout = true\n"
 
 
 def zarr_sparse() -> bool:
@@ -38,5 +41,7 @@ def zarr_sparse() -> bool:
 
 
 def checked_out(path: str) -> bool:
-    """Whether the cone of :data:`CONE_PATTERNS` holds ``path`` (a file's path in the dataset)."""
-    return "/" not in path or path.startswith(".datalad/")
+    """Whether git's :data:`PATTERNS` check ``path`` (a file's path in the dataset) out: a top-level
+    file, one under ``.datalad/``, or one named (or inside a directory named) as a metadata file."""
+    parts = path.split("/")
+    return len(parts) == 1 or parts[0] == ".datalad" or any(p in METADATA for p in parts)

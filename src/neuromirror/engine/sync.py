@@ -181,11 +181,12 @@ def sync_dataset(
         first = next(snapshots, None)
     if first is None:
         run.nothing_new()
-        return
-    run.prepare(engine)
-    for snap in _listed(first, snapshots):
-        run.commit_snapshot(snap)
-    run.finish()
+    else:
+        run.prepare(engine)
+        for snap in _listed(first, snapshots):
+            run.commit_snapshot(snap)
+        run.finish()
+    mirror.mark_clean(run.ds)  # the next sync's recover may skip its git status
 
 
 def _listed(first: Snapshot, snapshots: Iterator[Snapshot]) -> Iterator[Snapshot]:
@@ -249,7 +250,7 @@ class DatasetSync:
             self.report.warnings.append(f"recovered {self.relpath}: {action}")
         drop_temp_packs(ds)
         _repair_once(ds, self.report)
-        head = self.head = gitutil.rev_parse(ds, "HEAD")
+        head = self.head = gitutil.head_from_files(ds)
         if head and self.state.index.version_by_commit(self.sid, head) is None and _has_versions(ds):
             self.recorder.reindex(ds)
             self.report.warnings.append(f"index of {self.sid} was behind its dataset: rebuilt from the dataset")

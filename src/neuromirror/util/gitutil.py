@@ -8,6 +8,7 @@ very same commit ids, which is what crash recovery and reproducibility rely on.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,23 @@ def rev_parse(repo: Path | str, rev: str) -> Optional[str]:
 def ref_sha(repo: Path | str, ref: str) -> Optional[str]:
     proc = run(repo, "rev-parse", "--verify", "-q", ref, check=False)
     return proc.stdout.decode().strip() or None
+
+
+def head_from_files(repo: Path | str) -> Optional[str]:
+    """The repository's HEAD commit, read from its files where they say it plainly (no git child;
+    a packed or symbolic ref further on asks git)."""
+    git_dir = Path(repo) / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = git_dir / head[5:]
+            if ref.is_file():
+                return ref.read_text().strip() or None
+        elif re.fullmatch(r"[0-9a-f]{40}", head):
+            return head
+    except OSError:
+        return None
+    return rev_parse(repo, "HEAD") if git_dir.is_dir() else None
 
 
 def is_clean(repo: Path | str) -> bool:

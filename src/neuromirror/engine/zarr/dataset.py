@@ -43,18 +43,7 @@ log = logging.getLogger("neuromirror.dandi")
 
 def head_of(zds: Path) -> Optional[str]:
     """The dataset's HEAD commit, read from its files where they say it plainly (no git child)."""
-    git_dir = zds / ".git"
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = git_dir / head[5:]
-            if ref.is_file():
-                return ref.read_text().strip() or None
-        elif re.fullmatch(r"[0-9a-f]{40}", head):
-            return head
-    except OSError:
-        return None
-    return gitutil.rev_parse(zds, "HEAD") if git_dir.is_dir() else None  # a packed ref
+    return gitutil.head_from_files(zds)
 
 
 def index_gitlinks(parent: Path, commits: dict[str, str]) -> None:
