@@ -353,7 +353,8 @@ def test_embargoed_dandiset_key_from_environment(mcli, archive, tmp_path: Path, 
     ds = mcli.root / "dandi" / ident
     zds = ds / "sub-01/sub-01_sample.ome.zarr"
     for repo, path in ((ds, "sub-01/sub-01_ecephys.nwb"), (ds, "participants.tsv"), (zds, "0/0/0/0")):
-        where = json.loads(git(repo, "annex", "whereis", "--json", path))
+        key = git(repo, "cat-file", "-p", f"HEAD:{path}").rsplit("/", 1)[-1]  # a Zarr's chunk: not checked out
+        where = json.loads(git(repo, "annex", "whereis", "--json", "--key", key))
         assert [w["description"] for w in where["whereis"]] == ["[neuromirror-dandi]"], where
         assert all(u.startswith("neuromirror+dandi:") for w in where["whereis"] for u in w["urls"]), where
     assert annexed_checksum(zds) == archive_checksum(archive, aid)
@@ -399,7 +400,8 @@ def test_embargoed_dandiset_key_from_environment(mcli, archive, tmp_path: Path, 
     assert any("versionId=" in u for w in where["whereis"] for u in w["urls"]), where
     assert "Neuromirror-Zarr-Access: open" in git(zds, "log", "-1", "--format=%B")
     # the Zarr's objects: the pinned S3 URL only; the key's API route (it follows the current object) is gone
-    urls = json.loads(git(zds, "annex", "whereis", "--json", "0/0/4/4"))["whereis"]
+    key = git(zds, "cat-file", "-p", "HEAD:0/0/4/4").rsplit("/", 1)[-1]  # a chunk: not checked out on the host
+    urls = json.loads(git(zds, "annex", "whereis", "--json", "--key", key))["whereis"]
     assert [u for w in urls for u in w["urls"]] and all("versionId=" in u for w in urls for u in w["urls"]), urls
     assert not (ds / "participants.tsv").is_symlink()  # public now: text in git, as for any open dandiset
     assert (ds / "participants.tsv").read_bytes() == b"participant_id\nsub-01\n"

@@ -56,7 +56,9 @@ def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 def registered_urls(ds: Path, path: str) -> list[str]:
-    info = json.loads(git(ds, "annex", "whereis", "--json", path))
+    """The URLs registered for the key at ``path`` in HEAD (by key: a Zarr's chunks are not checked out)."""
+    key = git(ds, "cat-file", "-p", f"HEAD:{path}").rsplit("/", 1)[-1]
+    info = json.loads(git(ds, "annex", "whereis", "--json", "--key", key))
     return [u for r in info["whereis"] + info.get("untrusted", []) for u in r.get("urls", [])]
 
 
