@@ -32,7 +32,7 @@ from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, symlin
 from neuromirror.annex.logs import add_present
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
 from neuromirror.util import gitutil, timing
-from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.crashpoints import armed, crashpoint
 from neuromirror.util.spool import Spool
 
 _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')
@@ -203,6 +203,7 @@ class FastImportWriter(AnnexWriter):
         sub_puts: list[SubdatasetEntry] = []
         sub_deletes: list[str] = []
         module_paths = {m.get("path", n) for n, m in modules.items()}
+        crash = armed("fast-import-stream")
         s.write(f"reset {STAGING_REF}\ncommit {STAGING_REF}\nmark :1\n".encode())
         s.write(f"author {ident} {stamp}\ncommitter {ident} {stamp}\n".encode())
         _data(s, message.encode())
@@ -232,7 +233,8 @@ class FastImportWriter(AnnexWriter):
                 _data(s, symlink_target(entry.path, entry.key).encode())
                 keys.record(entry.key, entry.urls)
             written += 1
-            crashpoint("fast-import-stream")
+            if crash:
+                crash()
         for sub in sub_puts:
             s.write(f"M 160000 {sub.commit} ".encode() + quote_path(sub.path) + b"\n")
         if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):

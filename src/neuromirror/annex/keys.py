@@ -121,10 +121,14 @@ def _display_32bits_as_dir(w: int) -> str:
 
 
 def hashdir_mixed(key: str) -> str:
-    """The ``Xx/Yy/`` directory of a key under .git/annex/objects (non-bare repos)."""
-    d = hashlib.md5(key.encode()).digest()
-    s = _display_32bits_as_dir(d[0] | d[1] << 8 | d[2] << 16 | d[3] << 24)  # the first word gives 6 characters
-    return f"{s[0:2]}/{s[2:4]}/"
+    """The ``Xx/Yy/`` directory of a key under .git/annex/objects (non-bare repos).
+
+    :func:`_display_32bits_as_dir` of the MD5's first word, of which the directory takes four
+    characters (6-bit groups 1, 0, 3, 2), written out: it runs once per annexed file of a commit.
+    """
+    w = int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "little")
+    c = _CHARS
+    return f"{c[(w >> 6) & 31]}{c[w & 31]}/{c[(w >> 18) & 31]}{c[(w >> 12) & 31]}/"
 
 
 def hashdir_lower(key: str) -> str:
@@ -145,7 +149,7 @@ def key_file(key: str) -> str:
     hashes and short extensions (SHA256E, MD5E) come out unchanged, URL keys do not.
     Hash directories are computed from the key itself, not from this name.
     """
-    if not any(c in key for c in "&%:/"):
+    if not _KEY_FILE_SPECIAL.search(key):
         return key
     return "".join(_KEY_FILE_ESC.get(c, c) for c in key)
 
@@ -170,6 +174,7 @@ def key_from_file(name: str) -> str:
 
 
 _KEY_FILE_ESC = {"&": "&a", "%": "&s", ":": "&c", "/": "%"}
+_KEY_FILE_SPECIAL = re.compile("[&%:/]")
 
 
 def symlink_target(path: str, key: str) -> str:

@@ -10,6 +10,7 @@ later git or git-annex process pays in the dataset the sync wrote is measured he
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,23 @@ from neuromirror.bench.measure import child_env, neuromirror_cmd, own_cpu, run_m
 
 def sync_cmd(root: Path, spec: str, extra: Sequence[str]) -> list[str]:
     return [*neuromirror_cmd(), "--root", str(root), "sync", spec, *extra, "--json", "-q"]
+
+
+def profiled(name: str, cmd: list[str]) -> list[str]:
+    """``cmd`` under ``py-spy record`` (threads and child processes, folded stacks into
+    ``$NEUROMIRROR_BENCH_PROFILE/<name>.txt``) when that variable names a directory: where a
+    scenario's CPU goes, beside what it costs (``pip install -e .[profile]``)."""
+    out = os.environ.get("NEUROMIRROR_BENCH_PROFILE")
+    if not out:
+        return cmd
+    Path(out).mkdir(parents=True, exist_ok=True)
+    spy = ["py-spy", "record", "--subprocesses", "--gil", "--rate", "250", "--format", "raw"]
+    return [*spy, "--output", str(Path(out) / f"{name}.txt"), "--", *cmd]
+
+
+def _without_profiler(out: bytes) -> bytes:
+    """A report's stdout less what ``py-spy`` printed there (its lines start with ``py-spy>``)."""
+    return b"\n".join(line for line in out.splitlines() if not line.startswith(b"py-spy>"))
 
 
 def run_sync(
@@ -36,9 +54,9 @@ def run_sync(
     archives.counters.reset()
     say(f"N={n}: {name}: neuromirror sync {spec} ...")
     own = own_cpu()
-    r = run_measured(sync_cmd(root, spec, extra), env=child_env())
+    r = run_measured(profiled(name, sync_cmd(root, spec, extra)), env=child_env())
     own = own_cpu() - own
-    report = json.loads(r["stdout"])
+    report = json.loads(_without_profiler(r["stdout"]))
     if isinstance(report, list):  # several sources ('dandi:*'): one report each
         report = merge_reports(report)
     heads = archives.counters.reset()

@@ -75,7 +75,12 @@ def stability(url: str) -> Stability:
         return Stability.PINNED
     path = url if cut < 0 else url[:cut]
     path = path.split("#", 1)[0]
-    if _DANDI_ASSET_DOWNLOAD.search(path) or _DANDI_BLOB_KEY.search(path):
+    # both patterns are case-blind and anchored at the end: a look at the end first (a Zarr
+    # object's API route, once per object of a listing, ends in neither)
+    tail = path[-64:].casefold()
+    if (tail.endswith(("/download", "/download/")) and _DANDI_ASSET_DOWNLOAD.search(path)) or (
+        "/blobs/" in tail and _DANDI_BLOB_KEY.search(path)
+    ):
         return Stability.IMMUTABLE
     return Stability.MUTABLE
 

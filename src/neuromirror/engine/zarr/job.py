@@ -254,11 +254,11 @@ def write_state_manifest(
     job: ZarrJob, objs: list[zl.ZObject], entries: list[AnnexEntry], checksum: str, date: datetime
 ) -> None:
     """This state's manifest in DANDI's format (:mod:`.manifest`): only what the commit holds."""
-    held = {e.path for e in entries}
+    held = None if len(entries) == len(objs) else {e.path for e in entries}  # none refused: all
     rows = [
         ManifestEntry(o.rel, o.version_id or NULL_VERSION, o.modified or date, o.size, o.etag)
         for o in objs
-        if o.rel in held
+        if held is None or o.rel in held
     ]
     base = (job.s3_base or "").split("?", 1)[0]
     assert job.manifests is not None

@@ -26,10 +26,9 @@ import os
 import re
 import tempfile
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable, Optional, Sequence
+from typing import IO, Any, Iterable, NamedTuple, Optional, Sequence
 from urllib.parse import quote
 
 SCHEMA_VERSION = 2
@@ -40,9 +39,8 @@ SIDECAR = ".neuromirror.json"
 NULL_VERSION = "null"
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestEntry:
-    """One object of a Zarr state, as a manifest records it."""
+class ManifestEntry(NamedTuple):
+    """One object of a Zarr state, as a manifest records it (a tuple: one per object of a state)."""
 
     path: str  # inside the Zarr, '/'-separated
     version_id: str
