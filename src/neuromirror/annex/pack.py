@@ -37,7 +37,8 @@ def object_id(kind: int, data: bytes) -> bytes:
     return h.digest()
 
 
-def _deflate(data: bytes) -> bytes:
+def deflate(data: bytes) -> bytes:
+    """An object's bytes as a pack stores them: a zlib stream (stored below :data:`_SMALL`)."""
     n = len(data)
     if n < _SMALL:
         # RFC 1950 header (no dictionary, fastest), one final stored block (RFC 1951), Adler-32
@@ -70,7 +71,7 @@ class PackWriter:
 
     def add(self, kind: int, data: bytes) -> bytes:
         """Write one object; return its binary id."""
-        self.fh.write(object_header(kind, len(data)) + _deflate(data))
+        self.fh.write(object_header(kind, len(data)) + deflate(data))
         self.count += 1
         return object_id(kind, data)
 

@@ -5,7 +5,7 @@ model-driven XML parser: ~0.25 ms of CPU per version, i.e. 250 s for a 10^6-obje
 Zarr or AIND asset on one core — more than the whole mirror should take (issue 13:
 5,000 objects/s end to end).  Here boto3 still decides *what* to request (it
 presigns each page's URL: endpoint, addressing style, credentials or none), and the
-page is fetched with ``requests`` and read by :func:`_scan`: two C regular
+page is fetched with urllib3 (:func:`_pool`) and read by :func:`_scan`: two C regular
 expressions over the body, a dict per version (~4 us per version, where
 ``xml.etree.ElementTree`` built a tree of 8 elements per version for ~12 us: the
 largest share of a cold Zarr-heavy sync's CPU, issue 40).  An answer the scanner
@@ -32,13 +32,23 @@ ATTEMPTS = 8
 _local = threading.local()
 
 
-def _session() -> Any:
-    s = getattr(_local, "session", None)
-    if s is None:
-        import requests
+def _pool() -> Any:
+    """This thread's connection pool: urllib3 directly, as ``requests`` would use it underneath.
 
-        s = _local.session = requests.Session()
-    return s
+    A small Zarr is one page, so a request's own cost is most of its listing: ``requests``
+    spent ~1 ms of CPU a request merging environment settings, hooks and cookies (a cold
+    sync of 20,000 Zarrs of 20 objects: a third of its Zarr listing time, issue 40).
+    Certificates are checked against ``certifi``'s bundle, as ``requests`` checks them.
+    """
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        import certifi
+        import urllib3
+
+        # redirects followed (S3 answers 301/307 across regions), nothing retried here: _page retries
+        retries = urllib3.Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0, raise_on_status=False)
+        pool = _local.pool = urllib3.PoolManager(retries=retries, ca_certs=certifi.where())
+    return pool
 
 
 def _strip_ns(tag: str) -> str:
@@ -177,31 +187,39 @@ def _page(
     Transport failures are raised as botocore's exceptions (``EndpointConnectionError``,
     ``ConnectTimeoutError``, ``ReadTimeoutError``), as the paginator would raise them.
     """
-    import requests
+    import urllib3
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+    from urllib3.exceptions import ConnectTimeoutError as ConnectTimeout
+    from urllib3.exceptions import HTTPError, MaxRetryError
+    from urllib3.exceptions import ReadTimeoutError as ReadTimeout
 
     url = client.generate_presigned_url("list_object_versions", Params=params, ExpiresIn=3600)
     cfg = client.meta.config
     attempts = max(1, int((getattr(cfg, "retries", None) or {}).get("max_attempts") or ATTEMPTS))
-    timeout = (getattr(cfg, "connect_timeout", None) or 60, getattr(cfg, "read_timeout", None) or 120)
+    timeout = urllib3.Timeout(
+        connect=getattr(cfg, "connect_timeout", None) or 60, read=getattr(cfg, "read_timeout", None) or 120
+    )
+    endpoint = url.split("?", 1)[0]
     last: Optional[BaseException] = None
     for attempt in range(attempts):
         if attempt:
             time.sleep(min(0.2 * 2 ** (attempt - 1), 5))
         try:
-            r = _session().get(url, timeout=timeout)
-            if r.status_code >= 500 or r.status_code == 429:
-                last = _error(r.status_code, r.content)
-            elif r.status_code != 200:
-                raise _error(r.status_code, r.content)
+            r = _pool().request("GET", url, timeout=timeout)
+            if r.status >= 500 or r.status == 429:
+                last = _error(r.status, r.data)
+            elif r.status != 200:
+                raise _error(r.status, r.data)
             else:
-                return _parse(r.content, prefixes)
-        except requests.ConnectTimeout:
-            last = ConnectTimeoutError(endpoint_url=url.split("?", 1)[0])
-        except requests.ReadTimeout:
-            last = ReadTimeoutError(endpoint_url=url.split("?", 1)[0])
-        except requests.ConnectionError:
-            last = EndpointConnectionError(endpoint_url=url.split("?", 1)[0])
+                return _parse(r.data, prefixes)
+        except (HTTPError, OSError) as exc:  # what requests called ConnectTimeout, ReadTimeout, ConnectionError
+            reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+            if isinstance(reason, ConnectTimeout):
+                last = ConnectTimeoutError(endpoint_url=endpoint)
+            elif isinstance(reason, ReadTimeout):
+                last = ReadTimeoutError(endpoint_url=endpoint)
+            else:  # refused, reset, a body cut short by the connection
+                last = EndpointConnectionError(endpoint_url=endpoint)
         except ET.ParseError as exc:  # a body cut short: ask again
             last = exc
     assert last is not None
