@@ -190,7 +190,7 @@ def _page(
     import urllib3
     from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
     from urllib3.exceptions import ConnectTimeoutError as ConnectTimeout
-    from urllib3.exceptions import HTTPError, MaxRetryError
+    from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
     from urllib3.exceptions import ReadTimeoutError as ReadTimeout
 
     url = client.generate_presigned_url("list_object_versions", Params=params, ExpiresIn=3600)
@@ -214,7 +214,8 @@ def _page(
                 return _parse(r.data, prefixes)
         except (HTTPError, OSError) as exc:  # what requests called ConnectTimeout, ReadTimeout, ConnectionError
             reason = exc.reason if isinstance(exc, MaxRetryError) else exc
-            if isinstance(reason, ConnectTimeout):
+            # urllib3's NewConnectionError (refused) is a ConnectTimeoutError too: requests told them apart so
+            if isinstance(reason, ConnectTimeout) and not isinstance(reason, NewConnectionError):
                 last = ConnectTimeoutError(endpoint_url=endpoint)
             elif isinstance(reason, ReadTimeout):
                 last = ReadTimeoutError(endpoint_url=endpoint)
