@@ -5,12 +5,12 @@ model-driven XML parser: ~0.25 ms of CPU per version, i.e. 250 s for a 10^6-obje
 Zarr or AIND asset on one core — more than the whole mirror should take (issue 13:
 5,000 objects/s end to end).  Here boto3 still decides *what* to request (it
 presigns each page's URL: endpoint, addressing style, credentials or none), and the
-page is fetched with urllib3 (:func:`_pool`) and read by :func:`_scan`: two C regular
-expressions over the body, a dict per version (~4 us per version, where
-``xml.etree.ElementTree`` built a tree of 8 elements per version for ~12 us: the
-largest share of a cold Zarr-heavy sync's CPU, issue 40).  An answer the scanner
-cannot vouch for (CDATA, comments, prefixed or attributed elements) is read with
-ElementTree, as before.  The pages have the shape botocore gives
+page is fetched with urllib3 (:func:`_pool`) and read by :func:`_scan`: one pass of
+one C regular expression over the body, a dict per version (4-5 us per version, where
+``xml.etree.ElementTree`` building a tree of 8 elements per version and the walk of it
+took ~6, with each LastModified parsed again: together the largest share of a cold
+Zarr-heavy sync's CPU, issue 40).  An answer the scanner cannot vouch for (cut short,
+CDATA, comments, prefixed or attributed elements) is read with ElementTree, as before.  The pages have the shape botocore gives
 (``Versions`` / ``DeleteMarkers`` with ``Key``, ``VersionId``, ``IsLatest``,
 ``ETag``, ``Size``, ``LastModified``, ``StorageClass``), so callers change one line.
 An error answer is raised as botocore's ``ClientError`` with the server's code, as
@@ -68,8 +68,6 @@ _PREFIXED = re.compile(rb"<[A-Za-z_][\w.-]*:[A-Za-z_]")
 #: text (text holds no "<" in well-formed XML); a version with attributes is found by ``_ODD_OPEN``
 _ITEM = re.compile(rb"<(Version|DeleteMarker)>|</(?:Version|DeleteMarker)>|<([A-Za-z]+)>([^<]*)</\2>")
 _ODD_OPEN = re.compile(rb"<(?:Version|DeleteMarker)[\s/]")
-#: a leaf element and its text (text holds no "<" in well-formed XML)
-_LEAF = re.compile(rb"<([A-Za-z]+)>([^<]*)</\1>")
 _PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>")
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|lt|gt|amp|quot|apos);")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
