@@ -2,7 +2,9 @@
 (issue 40: ``requests`` cost ~1 ms of CPU a page): a 503, a body cut short and a dropped
 connection are asked again; a 403 is raised at once as botocore's ``ClientError`` with the
 server's code; a port nobody listens on is botocore's ``EndpointConnectionError``.  The server is
-a real HTTP server on loopback that answers as it is told, one answer per request."""
+a real HTTP server on loopback that answers as it is told, one answer per request; the same server
+stands in for the proxy ``HTTP_PROXY`` names, which the listing goes through unless ``NO_PROXY``
+names the host (as ``requests`` did)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Script:
     def __init__(self) -> None:
         self.answers: list = []
         self.requests = 0
+        self.paths: list[str] = []  # as the request line gave them (absolute through a proxy)
 
 
 @pytest.fixture()
@@ -43,6 +46,7 @@ def server() -> Iterator[tuple[str, Script]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             script.requests += 1
+            script.paths.append(self.path)
             answer = script.answers.pop(0) if script.answers else (200, PAGE, False)
             if answer is None:
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -93,8 +97,27 @@ def test_a_denied_listing_is_botocores_client_error_at_once(server) -> None:  # 
 
 
 def test_nobody_listening_is_an_endpoint_connection_error() -> None:
+    with pytest.raises(EndpointConnectionError):
+        keys(f"http://127.0.0.1:{closed_port()}")
+
+
+def closed_port() -> int:
     with socket.socket() as s:  # a port that was free a moment ago, and closed
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(EndpointConnectionError):
-        keys(f"http://127.0.0.1:{port}")
+        return int(s.getsockname()[1])
+
+
+def test_the_listing_goes_through_the_environments_proxy(server, monkeypatch) -> None:  # noqa: ANN001
+    proxy, script = server
+    archive = f"http://127.0.0.1:{closed_port()}"  # nobody there: only the proxy can answer
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert keys(archive) == ["z/0"]
+    assert script.paths and script.paths[0].startswith(archive + "/b?versions")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with pytest.raises(EndpointConnectionError):  # straight to the archive, which is not there
+        keys(archive)
+    assert len(script.paths) == 1

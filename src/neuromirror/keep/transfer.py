@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 from neuromirror.annex.keys import key_hash
 from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.http_pools import Pools
 from neuromirror.util.text import one_line
 
 CHUNK = 1 << 20
@@ -336,22 +337,17 @@ class _Hasher:
             self._thread.join()
 
 
-class _Pools:
-    """urllib3 pools for the URLs' hosts, through the proxy the environment names (as requests would)."""
+class _Pools(Pools):
+    """urllib3 pools for the URLs' hosts, through the proxy the environment names (:mod:`neuromirror.util.http_pools`)."""
 
     def __init__(self, maxsize: int):
-        import urllib3
-
-        self._maxsize = maxsize
-        self._direct = urllib3.PoolManager(maxsize=maxsize, headers={"User-Agent": "neuromirror-keep"})
-        self._proxied: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        super().__init__(maxsize, headers={"User-Agent": "neuromirror-keep"})
 
     def get(self, url: str) -> Any:
         """``GET url`` (redirects followed), its body not yet read."""
         import urllib3
 
-        return self._manager(url).request(
+        return self.manager(url).request(
             "GET",
             url,
             preload_content=False,
@@ -359,30 +355,6 @@ class _Pools:
             retries=urllib3.Retry(total=3, connect=2, read=0, status=0, redirect=10, raise_on_redirect=True),
             timeout=urllib3.Timeout(connect=TIMEOUT[0], read=TIMEOUT[1]),
         )
-
-    def _manager(self, url: str) -> Any:
-        import urllib.request
-        from urllib.parse import urlsplit
-
-        proxies = urllib.request.getproxies()
-        parts = urlsplit(url)
-        proxy = proxies.get(parts.scheme)
-        if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
-            return self._direct
-        with self._lock:
-            if proxy not in self._proxied:
-                import urllib3
-
-                self._proxied[proxy] = urllib3.ProxyManager(
-                    proxy, maxsize=self._maxsize, headers={"User-Agent": "neuromirror-keep"}
-                )
-            return self._proxied[proxy]
-
-    def clear(self) -> None:
-        self._direct.clear()
-        with self._lock:
-            for m in self._proxied.values():
-                m.clear()
 
 
 class _Refused(Exception):

@@ -29,26 +29,35 @@ from typing import Any, Iterator, Optional
 from urllib.parse import unquote
 
 ATTEMPTS = 8
-_local = threading.local()
+_pools: Optional[Any] = None
+_pools_lock = threading.Lock()
 
 
-def _pool() -> Any:
-    """This thread's connection pool: urllib3 directly, as ``requests`` would use it underneath.
+def _pool(url: str) -> Any:
+    """The pool manager for a page's URL: urllib3 directly (:mod:`neuromirror.util.http_pools`,
+    through the environment's proxy as ``requests`` went), shared by the listing threads.
 
     A small Zarr is one page, so a request's own cost is most of its listing: ``requests``
-    spent ~1 ms of CPU a request merging environment settings, hooks and cookies (a cold
-    sync of 20,000 Zarrs of 20 objects: a third of its Zarr listing time, issue 40).
-    Certificates are checked against ``certifi``'s bundle, as ``requests`` checks them.
+    spent ~1 ms of CPU a request (a cold sync of 20,000 Zarrs of 20 objects: a third of its Zarr
+    listing time, issue 40).  Certificates are checked against ``certifi``'s bundle, as
+    ``requests`` checks them.
     """
-    pool = getattr(_local, "pool", None)
-    if pool is None:
-        import certifi
-        import urllib3
+    global _pools
+    if _pools is None:
+        with _pools_lock:
+            if _pools is None:
+                import certifi
+                import urllib3
 
-        # redirects followed (S3 answers 301/307 across regions), nothing retried here: _page retries
-        retries = urllib3.Retry(total=None, connect=0, read=0, redirect=5, status=0, other=0, raise_on_status=False)
-        pool = _local.pool = urllib3.PoolManager(retries=retries, ca_certs=certifi.where())
-    return pool
+                from neuromirror.util.http_pools import Pools
+
+                # redirects followed (S3 answers 301/307 across regions), nothing retried here: _page retries
+                retries = urllib3.Retry(
+                    total=None, connect=0, read=0, redirect=5, status=0, other=0, raise_on_status=False
+                )
+                # 4 Zarr jobs x 4 listing clients at most at once: every connection kept
+                _pools = Pools(32, retries=retries, ca_certs=certifi.where())
+    return _pools.manager(url)
 
 
 def _strip_ns(tag: str) -> str:
@@ -203,7 +212,7 @@ def _page(
         if attempt:
             time.sleep(min(0.2 * 2 ** (attempt - 1), 5))
         try:
-            r = _pool().request("GET", url, timeout=timeout)
+            r = _pool(url).request("GET", url, timeout=timeout)
             if r.status >= 500 or r.status == 429:
                 last = _error(r.status, r.data)
             elif r.status != 200:
