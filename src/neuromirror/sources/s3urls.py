@@ -25,7 +25,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 #: <bucket>.s3[.-]<region>?[.dualstack]?.amazonaws.com[.cn]
 _AWS_VIRTUAL = re.compile(
@@ -33,6 +33,21 @@ _AWS_VIRTUAL = re.compile(
 )
 #: s3.amazonaws.com, s3.<region>.amazonaws.com, s3-<region>.amazonaws.com, s3.dualstack.<region>...
 _AWS_PATH = re.compile(r"^s3(?:[.-](?:dualstack\.)?[a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$")
+
+
+#: what ``quote`` leaves as it is: most keys and version ids, spared the call (10^6 of them a sync)
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*\Z")
+_UNRESERVED_NO_SLASH = re.compile(r"[A-Za-z0-9_.~-]*\Z")
+
+
+def quote_key(key: str) -> str:
+    """An object key (or a path under a key prefix) as an S3 URL's path writes it: ``quote(key, safe="/~")``."""
+    return key if _UNRESERVED.match(key) else quote(key, safe="/~")
+
+
+def quote_version(version_id: str) -> str:
+    """A versionId as a ``?versionId=`` query writes it: ``quote(version_id, safe="")``."""
+    return version_id if _UNRESERVED_NO_SLASH.match(version_id) else quote(version_id, safe="")
 
 
 @dataclass(frozen=True)

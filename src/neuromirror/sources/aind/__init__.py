@@ -10,7 +10,7 @@ are handed the asset they work on as what :mod:`.context` names (where it is,
 how to reach it), never as the source: none of them imports :mod:`.source` back.
 
 May import ``util``, ``records``, ``spec``, ``annex.keys`` and
-``sources.s3listing``; must not import ``index``, ``dataset``, ``engine`` or
+``sources.s3listing`` / ``sources.s3urls``; must not import ``index``, ``dataset``, ``engine`` or
 anything above them.  ``boto3`` is imported inside functions only: the command
 line imports :mod:`.source` for its options, and must stay quick to start.
 """

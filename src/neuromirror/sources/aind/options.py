@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
-from urllib.parse import quote
 
+from neuromirror.sources.s3urls import quote_key, quote_version
 from neuromirror.util.sizes import parse_size
 
 log = logging.getLogger("neuromirror.aind")
 
 DEFAULT_BUCKET = "aind-open-data"
 DEFAULT_REGION = "us-west-2"
-#: what ``quote`` leaves as it is: most keys and version ids, spared the call (10^6 of them a sync)
-_UNRESERVED = re.compile(r"[A-Za-z0-9_.~/-]*\Z")
-_UNRESERVED_NO_SLASH = re.compile(r"[A-Za-z0-9_.~-]*\Z")
 
 
 def _truthy(value: object) -> bool:
@@ -79,7 +75,7 @@ class S3Settings:
 
     def object_url(self, key: str, version_id: Optional[str]) -> str:
         """Path-style for custom endpoints, virtual-hosted for AWS; pinned when versioned."""
-        qkey = key if _UNRESERVED.match(key) else quote(key, safe="/~")
+        qkey = quote_key(key)
         if self.endpoint:
             base = f"{self.endpoint.rstrip('/')}/{self.bucket}/{qkey}"
         elif "." in self.bucket or self.bucket.lower() != self.bucket:
@@ -88,9 +84,7 @@ class S3Settings:
             base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{qkey}"
         if not version_id:
             return base
-        return (
-            f"{base}?versionId={version_id if _UNRESERVED_NO_SLASH.match(version_id) else quote(version_id, safe='')}"
-        )
+        return f"{base}?versionId={quote_version(version_id)}"
 
 
 # --------------------------------------------------------------------------- CLI plumbing

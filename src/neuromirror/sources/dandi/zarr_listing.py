@@ -21,7 +21,6 @@ import os
 import re
 from datetime import datetime
 from typing import Any, Callable, Iterable, NamedTuple, Optional
-from urllib.parse import quote
 
 from neuromirror.annex.keys import md5e_key, url_key
 from neuromirror.records import MD5, VERIFY_ON_GET, AnnexEntry, Refusal
@@ -300,14 +299,14 @@ def object_entries(
             continue
         # the API's route redirects to the *current* object: registered only where no
         # pinned URL exists (the URL rule: never a mutable URL beside a pinned one)
-        rel = o.rel if _URL_PLAIN.fullmatch(o.rel) else quote(o.rel, safe="/~")
+        rel = s3urls.quote_key(o.rel)
         api = f"{api_base}{rel}&download=true"
         if embargoed:
             urls: tuple[str, ...] = (embargo.key_url(api),)
         else:
             s3 = base + rel if base else None
             if s3 and o.version_id:
-                s3 += "?versionId=" + quote(o.version_id, safe="")
+                s3 += "?versionId=" + s3urls.quote_version(o.version_id)
             urls, _ = admissible((s3, api) if s3 else (api,))
         if _MD5_RE.match(o.etag):
             key, kind, ck = md5e_key(o.etag, o.size, o.rel), MD5, o.etag
@@ -316,10 +315,6 @@ def object_entries(
         entries.append(AnnexEntry(o.rel, key, o.size, urls, kind, ck, f"{zarr_id}/{o.rel}"))
         leaves.append((o.rel, o.size, o.etag))
     return entries, leaves, refused
-
-
-#: a path ``quote(path, safe="/~")`` leaves as it is (Zarr chunk names nearly always)
-_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 def _files_that_are_directories(objs: list[ZObject]) -> set[str]:
