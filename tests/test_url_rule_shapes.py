@@ -38,3 +38,27 @@ def test_a_zarr_objects_pinned_url_stands_alone() -> None:
     api = "https://api.example/api/zarr/z/files/?prefix=0/0&download=true"
     assert admissible((s3, api)) == ((s3,), False)
     assert admissible((api,)) == ((api,), True)
+
+
+def test_a_zarrs_entries_carry_the_rules_own_count_of_unpinned_objects() -> None:
+    """The count ``object_entries`` keeps while the rule chooses URLs is the count of entries with
+    no stable URL (what ``mirror_zarr`` recounted before, issue 40): versioned objects are pinned,
+    unversioned ones and every object of an embargoed Zarr are not."""
+    from neuromirror.sources import urlrule
+    from neuromirror.sources.dandi import zarr_listing as zl
+    from neuromirror.sources.dandi.client import DandiAPI
+
+    api = DandiAPI("000001", api_url="http://127.0.0.1:9/api")
+    objs = [
+        zl.ZObject(".zgroup", 2, "0" * 32, "v1", None),
+        zl.ZObject("0/0.0", 8, "1" * 32, "v2", None),
+        zl.ZObject("0/0.1", 8, "2" * 32, None, None),
+        zl.ZObject("0/a b", 8, "3" * 32, "v+/=", None),
+    ]
+    base = "http://127.0.0.1:9/bucket/zarr/z/"
+    for embargoed, expected in ((False, 1), (True, 4)):
+        made = zl.object_entries(api, "z", objs, base, embargoed, urlrule.admissible)
+        recount = sum(1 for e in made.entries if not any(urlrule.is_stable(u) for u in e.urls))
+        assert made.unpinned == recount == expected
+    urls = {e.path: e.urls for e in zl.object_entries(api, "z", objs, base, False, urlrule.admissible).entries}
+    assert urls["0/a b"] == (base + "0/a%20b?versionId=v%2B%2F%3D",)

@@ -39,7 +39,7 @@ def backfill_manifest(job: ZarrJob) -> str:
     objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
     if how != "s3-versions":
         return f"listed by {how}: no S3 versionIds to write"
-    entries, leaves, _ = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
+    entries, leaves, _, _ = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
     computed = zl.checksum_of(leaves)
     if computed != job.checksum:
         return f"the listing gives checksum {computed}, not the held {job.checksum}: written when next mirrored"

@@ -117,7 +117,6 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
         made = ensure_zarr_dataset(zds, job.description, plan.first)
         if job.embargoed:
             embargo.ensure_remote(zds)
-    unpinned = sum(1 for e in entries if not any(urlrule.is_stable(u) for u in e.urls))
     was_embargoed = made is None and not job.embargoed and had_embargoed_state(zds)
     with timing.phase("commit", spent):
         commit = _commit(job, zds, entries, plan, made, was_embargoed)
@@ -135,7 +134,7 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
         None,
         dataset_id(zds),
         dict(spent),
-        unpinned,
+        listed.unpinned,
     )
 
 
@@ -150,6 +149,7 @@ class _Listed:
     refused: list[Refusal]
     computed: str
     checksum: str
+    unpinned: int  # entries with no stable URL (the URL rule's verdict, from the listing's entries)
 
     def mismatch(self) -> str:
         """Why a listing that still disagrees with the archive after a second try is refused."""
@@ -169,11 +169,9 @@ def _list_checked(api: DandiAPI, job: ZarrJob, spent: timing.Timings) -> _Listed
         with timing.phase("listing", spent):
             objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
         with timing.phase("checksum", spent):
-            entries, leaves, refused = zl.object_entries(
-                api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible
-            )
-            computed = zl.checksum_of(leaves)
-            del leaves
+            made = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
+            computed = zl.checksum_of(made.leaves)
+            made.leaves.clear()  # done with: freed before a second listing (10^6 tuples for a large Zarr)
         if computed == checksum or attempt == 1:
             break
         log.warning(
@@ -184,7 +182,7 @@ def _list_checked(api: DandiAPI, job: ZarrJob, spent: timing.Timings) -> _Listed
             checksum,
         )
         checksum = zl.fresh_checksum(api, job.asset_id) or checksum
-    return _Listed(objs, how, entries, refused, computed, checksum)
+    return _Listed(objs, how, made.entries, made.refused, computed, checksum, made.unpinned)
 
 
 @dataclass

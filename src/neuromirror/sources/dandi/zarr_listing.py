@@ -271,6 +271,15 @@ def checksum_of(entries: Iterable[tuple[str, int, str]]) -> str:
     return digest(*dirs[""])[0]
 
 
+class ObjectEntries(NamedTuple):
+    """A listing's objects as annexed files (:func:`object_entries`)."""
+
+    entries: list[AnnexEntry]
+    leaves: list[tuple[str, int, str]]  # (path, size, md5/etag): what the checksum is computed from
+    refused: list[Refusal]
+    unpinned: int  # entries none of whose URLs the URL rule calls stable (its own verdict, kept)
+
+
 def object_entries(
     source: DandiAPI,
     zarr_id: str,
@@ -278,11 +287,13 @@ def object_entries(
     s3_base: Optional[str],
     embargoed: bool,
     admissible: Admissible,
-) -> tuple[list[AnnexEntry], list[tuple[str, int, str]], list[Refusal]]:
-    """Annexed files for the objects (refusing unsafe paths), and the leaves the checksum is computed from."""
+) -> ObjectEntries:
+    """Annexed files for the objects (refusing unsafe paths), the leaves the checksum is computed
+    from, and how many have no stable URL (as ``admissible`` said while choosing their URLs)."""
     entries: list[AnnexEntry] = []
     leaves: list[tuple[str, int, str]] = []
     refused: list[Refusal] = []
+    unpinned = 0
     clashes = _files_that_are_directories(objs)
     base = (s3_base or "").split("?", 1)[0]
     if base and not base.endswith("/"):
@@ -302,19 +313,20 @@ def object_entries(
         rel = s3urls.quote_key(o.rel)
         api = f"{api_base}{rel}&download=true"
         if embargoed:
-            urls: tuple[str, ...] = (embargo.key_url(api),)
+            urls, unstable = admissible((embargo.key_url(api),))  # one URL: kept, its verdict given
         else:
             s3 = base + rel if base else None
             if s3 and o.version_id:
                 s3 += "?versionId=" + s3urls.quote_version(o.version_id)
-            urls, _ = admissible((s3, api) if s3 else (api,))
+            urls, unstable = admissible((s3, api) if s3 else (api,))
+        unpinned += unstable
         if _MD5_RE.match(o.etag):
             key, kind, ck = md5e_key(o.etag, o.size, o.rel), MD5, o.etag
         else:  # multipart ETag: not a content hash; git-annex learns the checksum on first get
             key, kind, ck = url_key(urls[0], o.size), VERIFY_ON_GET, None
         entries.append(AnnexEntry(o.rel, key, o.size, urls, kind, ck, f"{zarr_id}/{o.rel}"))
         leaves.append((o.rel, o.size, o.etag))
-    return entries, leaves, refused
+    return ObjectEntries(entries, leaves, refused, unpinned)
 
 
 def _files_that_are_directories(objs: list[ZObject]) -> set[str]:
