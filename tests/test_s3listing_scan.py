@@ -117,3 +117,36 @@ def test_the_s3_standins_answers_scan_as_elementtree_reads_them(s3) -> None:  # 
         for v in page["Versions"]
     }
     assert listed == {*names, "zarr/z/gone"}
+
+
+#: a version as S3 writes one (the owner after the storage class, a checksum algorithm) and as moto does
+S3_VERSION = VERSION.replace(
+    "<Size>12</Size><Owner><ID>x</ID><DisplayName>y</DisplayName></Owner><StorageClass>STANDARD</StorageClass>",
+    "<ChecksumAlgorithm>CRC32</ChecksumAlgorithm><Size>12</Size><StorageClass>STANDARD</StorageClass>"
+    "<Owner><ID>x</ID></Owner>",
+)
+BARE_VERSION = VERSION.replace("<Owner><ID>x</ID><DisplayName>y</DisplayName></Owner>", "").replace(
+    "<StorageClass>STANDARD</StorageClass>", ""
+)
+
+
+@pytest.mark.parametrize(
+    "body, by_block",
+    [
+        (answer(VERSION * 3), True),
+        (answer(S3_VERSION + VERSION), True),
+        (answer(BARE_VERSION + VERSION.replace("STANDARD", "")), True),  # no storage class, an empty one
+        (answer(VERSION.replace("a%20b", "&#x263A;&amp;\r\n").replace("v1", "&lt;v1"), encoding=""), True),
+        (answer(VERSION + PREFIXES), True),
+        (answer(VERSION + MARKER), False),  # a delete marker: the element scan reads the page
+        (answer(VERSION + VERSION.replace("<Size>", "\n<Size>")), False),  # one version written otherwise
+        (answer(VERSION.replace("<IsLatest>true", "<IsLatest>TRUE")), False),
+    ],
+    ids=["moto", "s3-order", "storage-class", "entities", "prefixes", "marker", "whitespace", "odd-latest"],
+)
+def test_a_page_of_versions_reads_one_match_a_version_as_elementtree_reads_it(body: bytes, by_block: bool) -> None:
+    """A Zarr's page (versions only, in the order S3 and moto write them) is read by one match per
+    version; a page any of whose versions differs goes to the element scan; both as ElementTree."""
+    assert (s3listing._blocks(body) is not None) is by_block
+    scanned, by_tree = both_ways(body)
+    assert scanned == by_tree and scanned[0]

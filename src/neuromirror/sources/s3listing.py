@@ -9,8 +9,10 @@ page is fetched with urllib3 (:func:`_pool`) and read by :func:`_scan`: one pass
 one C regular expression over the body, a dict per version (4-5 us per version, where
 ``xml.etree.ElementTree`` building a tree of 8 elements per version and the walk of it
 took ~6, with each LastModified parsed again: together the largest share of a cold
-Zarr-heavy sync's CPU, issue 40).  An answer the scanner cannot vouch for (cut short,
-CDATA, comments, prefixed or attributed elements) is read with ElementTree, as before.  The pages have the shape botocore gives
+Zarr-heavy sync's CPU, issue 40).  A page of versions only, each written in the order S3 and
+moto write them (a Zarr's page), is read by one match per version instead (:func:`_blocks`,
+~3 us a version).  An answer the scanner cannot vouch for (cut short, CDATA, comments,
+prefixed or attributed elements) is read with ElementTree, as before.  The pages have the shape botocore gives
 (``Versions`` / ``DeleteMarkers`` with ``Key``, ``VersionId``, ``IsLatest``,
 ``ETag``, ``Size``, ``LastModified``, ``StorageClass``), so callers change one line.
 An error answer is raised as botocore's ``ClientError`` with the server's code, as
@@ -78,6 +80,15 @@ _PREFIXED = re.compile(rb"<[A-Za-z_][\w.-]*:[A-Za-z_]")
 _ITEM = re.compile(rb"<(Version|DeleteMarker)>|</(?:Version|DeleteMarker)>|<([A-Za-z]+)>([^<]*)</\2>")
 _ODD_OPEN = re.compile(rb"<(?:Version|DeleteMarker)[\s/]")
 _PREFIX = re.compile(rb"<CommonPrefixes>\s*<Prefix>([^<]*)</Prefix>")
+#: a whole version in the order S3 and moto write its elements (optional checksum algorithms,
+#: owner and storage class): one match and one tuple per version where :data:`_ITEM` takes eight
+_BLOCK = re.compile(
+    rb"<Version><Key>([^<]*)</Key><VersionId>([^<]*)</VersionId><IsLatest>(true|false)</IsLatest>"
+    rb"<LastModified>([^<]*)</LastModified><ETag>([^<]*)</ETag>(?:<ChecksumAlgorithm>[^<]*</ChecksumAlgorithm>)*"
+    rb"<Size>([0-9]+)</Size>(?:<Owner>(?:<ID>[^<]*</ID>)?(?:<DisplayName>[^<]*</DisplayName>)?</Owner>)?"
+    rb"(<StorageClass>[^<]*</StorageClass>)?"
+    rb"(?:<Owner>(?:<ID>[^<]*</ID>)?(?:<DisplayName>[^<]*</DisplayName>)?</Owner>)?</Version>"
+)
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|lt|gt|amp|quot|apos);")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 #: S3 objects written together share their LastModified: parsed once each (bounded)
@@ -120,6 +131,9 @@ def _scan(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str],
         return None  # cut short: ElementTree says so, and the page is asked for again
     if b"<!" in body or _PREFIXED.search(body, 0, 2048):
         return None  # CDATA, a comment or a prefixed element: ElementTree reads them
+    blocks = _blocks(body)
+    if blocks is not None:
+        return blocks
     versions: list[dict] = []
     markers: list[dict] = []
     top: dict[str, str] = {}
@@ -149,6 +163,39 @@ def _scan(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str],
     if rec is not None or _ODD_OPEN.search(body):
         return None  # a version left open, or one with attributes the pattern did not take
     return versions, markers, top, [_text(raw) for raw in _PREFIX.findall(body)]
+
+
+def _blocks(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str], list[str]]]:
+    """:func:`_scan`'s answer for a page of versions only, each written as :data:`_BLOCK` expects
+    (a Zarr's listing): one match per version; None when any version is written otherwise."""
+    if b"<DeleteMarker" in body:
+        return None
+    found = _BLOCK.findall(body)
+    opened = body.count(b"<Version")  # <Version>, <VersionId>, <VersionIdMarker>, or one with attributes
+    if len(found) != body.count(b"<Version>") or opened != len(found) + body.count(b"<VersionId"):
+        return None  # a version written otherwise, or with attributes
+    first, last = body.find(b"<Version>"), body.rfind(b"</Version>")
+    top: dict[str, str] = {}
+    for part in (body[:first], body[last:]) if found else (body,):
+        for block, name, raw in _ITEM.findall(part):
+            if name and not block:
+                top[name.decode()] = _text(raw)
+    versions: list[dict] = []
+    add = versions.append
+    for key, vid, latest, modified, etag, size, storage in found:
+        rec = {
+            "Key": key.decode() if b"&" not in key and b"\r" not in key else _text(key),
+            "VersionId": (vid.decode() if b"&" not in vid and b"\r" not in vid else _text(vid)) or None,
+            "IsLatest": latest == b"true",
+            "LastModified": _cached_time(modified.decode()),
+            "ETag": (etag.decode() if b"&" not in etag and b"\r" not in etag else _text(etag)) or None,
+            "Size": int(size),
+        }
+        if storage:
+            rec["StorageClass"] = _text(storage[14:-15]) or None  # an empty element: None, as ElementTree says
+        add(rec)
+    prefixes = [_text(raw) for raw in _PREFIX.findall(body)] if b"<CommonPrefixes>" in body else []
+    return versions, [], top, prefixes
 
 
 def _record(el: Any) -> dict:
