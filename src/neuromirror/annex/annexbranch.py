@@ -66,10 +66,9 @@ def _stream_commit(
     s.write(f"commit {BRANCH}\ncommitter {ident} {stamp}\n".encode() + b"data %d\n%s\n" % (len(_MESSAGE), _MESSAGE))
     if parent:
         s.write(f"from {parent}\n".encode())
+    write = s.write
     for path, data in logs:
-        s.write(b"M 100644 inline " + _log_path(path) + b"\ndata %d\n" % len(data))
-        s.write(data)
-        s.write(b"\n")
+        write(b"M 100644 inline %s\ndata %d\n%s\n" % (_log_path(path), len(data), data))
 
 
 def _write_packed(

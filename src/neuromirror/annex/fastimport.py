@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import IO, Callable, Iterable, Iterator, Optional
 
 from neuromirror.annex import annexbranch, gitmodules
-from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
+from neuromirror.annex.contract import WEB_UUID, AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
 from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, symlink_target, url_for_log
 from neuromirror.annex.logs import add_present
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
@@ -47,6 +47,9 @@ FAST_IMPORT_ENV = {"MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 #: logs and trees, which zlib barely shrinks (fast-import still deltas each against the last
 #: one) but which cost fast-import half its CPU to deflate (4x10^5 logs: 4.3 s -> 2.1 s)
 FAST_IMPORT_CONFIG = ("-c", "pack.compression=0")
+
+#: the remotes of a key whose URLs no special remote claims
+_WEB_ONLY = (WEB_UUID,)
 
 #: where the data commit waits while its keys are registered; the branch moves after
 STAGING_REF = "refs/neuromirror/staging"
@@ -292,11 +295,21 @@ class FastImportWriter(AnnexWriter):
                     return None
                 return cat.get(f"{annex_parent}:{path}")
 
+            # a new key's location log is one line per remote, the same for most keys: made once each
+            new_locations: dict[tuple[str, ...], Optional[bytes]] = {}
+            remote_for = self.remote_for if self.url_remotes else None
+
             def logs() -> Iterator[tuple[str, bytes]]:
                 for key, urls in keys.merged():
                     base = hashdir_lower(key) + key_file(key)
-                    remotes = sorted({self.remote_for(u) for u in urls})
-                    loc = add_present(old(base + ".log"), ts, remotes)
+                    remotes = tuple(sorted({remote_for(u) for u in urls})) if remote_for else _WEB_ONLY
+                    before = old(base + ".log")
+                    if before is None:
+                        loc = new_locations.get(remotes)
+                        if loc is None:
+                            loc = new_locations[remotes] = add_present(None, ts, remotes)
+                    else:
+                        loc = add_present(before, ts, remotes)
                     if loc is not None:
                         yield base + ".log", loc
                     web = add_present(old(base + ".log.web"), ts, urls)
