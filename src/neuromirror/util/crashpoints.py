@@ -16,6 +16,14 @@ from typing import Callable, Optional
 
 _counts: dict[str, int] = {}
 _lock = threading.Lock()
+#: the process a crash ends besides this one: the sync, in a worker process of its (util.processes)
+_root: Optional[int] = None
+
+
+def end_tree_at(pid: int) -> None:
+    """In a worker process: a crash here kills ``pid`` (the sync) first, as a crash of it would."""
+    global _root
+    _root = pid
 
 
 def crashpoint(name: str) -> None:
@@ -29,6 +37,8 @@ def crashpoint(name: str) -> None:
         _counts[name] = _counts.get(name, 0) + 1
         hit = _counts[name]
     if hit == int(nth or 1):
+        if _root is not None:
+            os.kill(_root, signal.SIGKILL)  # its other workers end with it (util.processes)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

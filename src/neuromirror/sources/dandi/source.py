@@ -30,7 +30,7 @@ from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
 from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
-from neuromirror.sources.dandi.zarr_assets import ZARR_WORKERS, settle, split_stamp, track_draft, unchanged, zarr_run
+from neuromirror.sources.dandi.zarr_assets import settle, split_stamp, track_draft, unchanged, zarr_executor, zarr_run
 from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.spec import Spec
 from neuromirror.util.crashpoints import crashpoint
@@ -236,7 +236,7 @@ class DandiSource(AssetEntries):
         zarr_pool = self.zarr_executor
         own_pool = None
         if zarr_pool is None:
-            zarr_pool = own_pool = ThreadPoolExecutor(ZARR_WORKERS)
+            zarr_pool = own_pool = zarr_executor()
         zarrs = zarr_run(self, snap, state, zarr_pool)
         page = assets.PAGE_SIZE
         try:

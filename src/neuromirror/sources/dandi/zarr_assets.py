@@ -54,11 +54,29 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from neuromirror.records import Entry, Pending, Snapshot, SourceState
-from neuromirror.sources.dandi.zarr_listing import CHECKSUM_RE, checksum_in
+from neuromirror.sources.dandi.zarr_listing import CHECKSUM_RE, checksum_in, expected_objects
 from neuromirror.sources.dandi.zarr_states import ZarrStates
+from neuromirror.util.processes import RoutedExecutor, default_processes
 
-#: Zarrs mirrored at once by the default executor (each: one S3 listing, then git children)
+#: Zarrs mirrored at once by the default executor's threads (each: one S3 listing, then git children)
 ZARR_WORKERS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_WORKERS", "4")))
+#: a Zarr of at least this many objects (as its checksum says) and at most PROCESS_MAX is mirrored in a
+#: worker process (util.processes): its Python then runs beside the other jobs' instead of taking turns
+#: with them; smaller ones are not worth an interpreter's start, larger ones take turns in threads so
+#: that memory stays that of one large commit (annex.fastimport.Turns)
+PROCESS_MIN = int(os.environ.get("NEUROMIRROR_ZARR_PROCESS_MIN", "2000"))
+PROCESS_MAX = 200_000
+
+
+def _heavy(job: Any) -> bool:
+    """A Zarr job worth a worker process (by the object count its checksum states)."""
+    n = expected_objects(getattr(job, "checksum", None))
+    return n is not None and PROCESS_MIN <= n <= PROCESS_MAX
+
+
+def zarr_executor() -> Executor:
+    """The default executor of a dandiset's Zarr jobs: threads, and worker processes for the large ones."""
+    return RoutedExecutor(ZARR_WORKERS, default_processes(), _heavy, name="zarr")
 
 
 class ZarrOwner(Protocol):
