@@ -167,22 +167,28 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
     assert git(clone, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: annex"
 
 
-@pytest.mark.parametrize("pack_min_keys", [0, 1_000_000])
+#: (MEMORY_MIN_KEYS, PACK_MIN_KEYS) that send the test's 200 and 101 keys each way of annexbranch
+_WAYS = {"packed": (0, 0), "memory": (0, 1_000_000), "stream": (1_000_000, 1_000_000)}
+
+
+@pytest.mark.parametrize("way", sorted(_WAYS))
 def test_annex_branch_written_whole_is_what_git_annex_writes(
-    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, pack_min_keys: int
+    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
-    """The git-annex branch's trees, built by neuromirror and packed (as for 20,000 keys and more) or placed
-    by fast-import: git checks them, and a second commit merges into the directories the first one made,
-    as git-annex's own registerurl does."""
+    """The git-annex branch's trees, built by neuromirror into a pack on disk (as for 20,000 keys and more)
+    or in memory with its own index (from 2,000), or placed by fast-import: git checks them, and a second
+    commit merges into the directories the first one made, as git-annex's own registerurl does."""
     from neuromirror.annex import annexbranch
 
+    memory_min_keys, pack_min_keys = _WAYS[way]
+    monkeypatch.setattr(annexbranch, "MEMORY_MIN_KEYS", memory_min_keys)
     monkeypatch.setattr(annexbranch, "PACK_MIN_KEYS", pack_min_keys)
     ents = entries(300)
     more = [AnnexEntry(ents[0].path, ents[0].key, ents[0].size, ("https://example.org/mirror/0",))]
     date = datetime(2023, 1, 1, tzinfo=timezone.utc)
     logs = []
     for engine in ("fast-import", "batch"):
-        ds = mirror.ensure_dataset(f"branch/{engine}-{pack_min_keys}", "test")
+        ds = mirror.ensure_dataset(f"branch/{engine}-{way}", "test")
         writer = make_writer(engine, ds)
         writer.commit([Put(e) for e in ents[:200]], message="first", date=date)
         writer.commit([Put(e) for e in ents[200:]] + [Put(more[0])], message="second", date=date)

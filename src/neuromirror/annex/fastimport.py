@@ -284,7 +284,7 @@ class FastImportWriter(AnnexWriter):
 
     def _annex_commit(self, keys: _KeyLog, annex_parent: Optional[str], ident: str) -> None:
         """The new keys' location and URL logs, merged with what the branch has, in one commit
-        (:mod:`.annexbranch`: for many keys, blobs through fast-import and trees into a pack)."""
+        (:mod:`.annexbranch`: for many keys, a pack written here)."""
         now = time.time()
         ts = log_stamp(now)
         existing = self._existing_logs(annex_parent, len(keys))
@@ -317,7 +317,7 @@ class FastImportWriter(AnnexWriter):
                         yield base + ".log.web", web
 
             annexbranch.write_logs(
-                self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import, keys=len(keys)
+                self.repo, logs(), annex_parent, ident, f"{int(now)} +0000", self._fast_import, keys=len(keys), cat=cat
             )
 
     def _existing_logs(self, annex_parent: Optional[str], n_keys: int) -> Optional[set[int]]:

@@ -12,6 +12,7 @@ the caller, whole, and written here cost a few microseconds each.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import subprocess
@@ -30,6 +31,12 @@ _TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 _SMALL = 4096
 
 
+_PREFIXES = {kind: name + b" " for kind, name in _TYPE_NAMES.items()}
+_STORED, _ADLER = struct.Struct("<HH"), struct.Struct(">I")
+#: objects up to this size are remembered by content in a :class:`MemoryPack`
+_REMEMBERED = 100
+
+
 def object_id(kind: int, data: bytes) -> bytes:
     """The object's binary SHA-1, as git computes it."""
     h = hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(data)))
@@ -45,6 +52,11 @@ def deflate(data: bytes) -> bytes:
         return b"\x78\x01\x01" + struct.pack("<HH", n, n ^ 0xFFFF) + data + struct.pack(">I", zlib.adler32(data))
     z = zlib.compressobj(1)
     return z.compress(data) + z.flush()
+
+
+@functools.lru_cache(maxsize=8192)
+def _header(kind: int, size: int) -> bytes:
+    return object_header(kind, size)
 
 
 def object_header(kind: int, size: int) -> bytes:
@@ -106,6 +118,90 @@ class PackWriter:
         self.fh.close()
 
 
+class MemoryPack:
+    """Objects collected in memory, written as one pack and its ``.idx`` by this process (no git child).
+
+    For the few thousand objects of one commit, git's own ways cost more than the objects: a
+    ``git index-pack`` inflates and hashes every object again, fast-import places every path by
+    scanning each tree on its way (see the module).  Objects are kept once each; ``git fsck``
+    accepts what is written (tests/test_zarr_many.py, tests/test_annex_branch_pack.py).
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.entries: dict[bytes, tuple[int, int]] = {}  # binary id -> (offset, crc32)
+        self.offset = 12
+        #: small objects met before, by content: the git-annex branch's location logs of one commit
+        #: are mostly the same line, hashed once instead of once per key
+        self._small: dict[tuple[int, bytes], bytes] = {}
+
+    def add(self, kind: int, data: bytes) -> bytes:
+        """Add one object (once); its binary id."""
+        n = len(data)
+        if n <= _REMEMBERED:
+            known = self._small.get((kind, data))
+            if known is not None:
+                return known
+        sha = hashlib.sha1(_PREFIXES[kind] + b"%d\0" % n + data).digest()
+        if sha not in self.entries:
+            if self.offset >= 1 << 31:
+                raise ValueError("a pack held in memory is for one commit's objects: this one is over 2 GB")
+            if n < _SMALL:  # stored (see deflate), written out: a few thousand objects per commit
+                packed = b"".join(
+                    (
+                        _header(kind, n),
+                        b"\x78\x01\x01",
+                        _STORED.pack(n, n ^ 0xFFFF),
+                        data,
+                        _ADLER.pack(zlib.adler32(data)),
+                    )
+                )
+            else:
+                packed = object_header(kind, n) + deflate(data)
+            self.entries[sha] = (self.offset, zlib.crc32(packed))
+            self.parts.append(packed)
+            self.offset += len(packed)
+        if n <= _REMEMBERED and len(self._small) < 4096:
+            self._small[(kind, data)] = sha
+        return sha
+
+    def write(self, git_dir: Path) -> None:
+        """Write the pack and its index into ``git_dir``'s object store (the index last: git
+        looks for packs by their ``.idx``)."""
+        if not self.entries:
+            return
+        head = b"PACK" + struct.pack(">II", 2, len(self.entries))
+        h = hashlib.sha1(head)
+        for part in self.parts:
+            h.update(part)
+        pack_sha = h.digest()
+        names = sorted(self.entries)
+        fanout = [0] * 256
+        for sha in names:
+            fanout[sha[0]] += 1
+        total = 0
+        for i in range(256):
+            total += fanout[i]
+            fanout[i] = total
+        idx = b"".join(
+            [
+                b"\377tOc" + struct.pack(">I", 2),
+                struct.pack(">256I", *fanout),
+                *names,
+                b"".join(struct.pack(">I", self.entries[s][1]) for s in names),
+                b"".join(struct.pack(">I", self.entries[s][0]) for s in names),
+                pack_sha,
+            ]
+        )
+        idx += hashlib.sha1(idx).digest()
+        base = git_dir / "objects" / "pack" / f"pack-{pack_sha.hex()}"
+        with open(base.with_suffix(".pack"), "wb") as fh:
+            fh.write(head)
+            fh.writelines(self.parts)
+            fh.write(pack_sha)
+        base.with_suffix(".idx").write_bytes(idx)
+
+
 def tree_entries(data: bytes, oid_bytes: int = 20) -> list[tuple[str, str, str]]:
     """(name, mode, hex id) of each entry of a raw git tree object, in the tree's order (names as
     git stores them, undecodable bytes kept by ``surrogateescape``; ``oid_bytes``: 32 in a SHA-256 repository)."""
@@ -129,8 +225,10 @@ def parse_tree(data: bytes, oid_bytes: int = 20) -> dict[bytes, tuple[bytes, byt
 
 def tree_bytes(entries: dict[bytes, tuple[bytes, bytes]]) -> bytes:
     """A tree object from name -> (mode, binary id), in git's order (directories sort as ``name/``)."""
-
-    def order(name: bytes) -> bytes:
-        return name + b"/" if entries[name][0] == b"40000" else name
-
-    return b"".join(entries[n][0] + b" " + n + b"\0" + entries[n][1] for n in sorted(entries, key=order))
+    if len(entries) == 1:
+        ((name, (mode, oid)),) = entries.items()
+        return b"%s %s\0%s" % (mode, name, oid)
+    order = sorted(
+        (name + b"/" if mode == b"40000" else name, name, mode, oid) for name, (mode, oid) in entries.items()
+    )
+    return b"".join(b"%s %s\0%s" % (mode, name, oid) for _, name, mode, oid in order)

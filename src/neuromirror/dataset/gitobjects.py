@@ -15,11 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
-from neuromirror.annex.pack import BLOB, COMMIT, TREE, deflate, object_header, object_id, tree_bytes
+from neuromirror.annex.pack import BLOB, COMMIT, TREE, MemoryPack, tree_bytes
 
 __all__ = ["BLOB", "COMMIT", "FILE", "LINK", "TREE", "ObjectPack", "index_file"]
 
@@ -30,25 +29,8 @@ FILE, LINK = b"100644", b"120000"
 _EXTENDED, _SKIP_WORKTREE = 0x4000, 0x4000
 
 
-class ObjectPack:
-    """Objects collected in memory, written as one pack and its ``.idx`` (no git child)."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.entries: dict[bytes, tuple[int, int]] = {}  # binary id -> (offset, crc32)
-        self.offset = 12
-
-    def add(self, kind: int, data: bytes) -> bytes:
-        """Add one object (once); its binary id."""
-        sha = object_id(kind, data)
-        if sha not in self.entries:
-            # stored, not deflated, below 4 KiB (annex.pack.deflate): zlib.compress sets up a
-            # deflate state per call, ~27 us, for ~100 objects of ~100 bytes per new Zarr dataset
-            packed = object_header(kind, len(data)) + deflate(data)
-            self.entries[sha] = (self.offset, zlib.crc32(packed))
-            self.parts.append(packed)
-            self.offset += len(packed)
-        return sha
+class ObjectPack(MemoryPack):
+    """A new dataset's objects (:class:`~neuromirror.annex.pack.MemoryPack`), with trees made from paths."""
 
     def tree_of(self, files: Mapping[str, tuple[bytes, bytes]]) -> bytes:
         """The root tree holding ``files`` (path -> (mode, binary id)), subtrees included."""
@@ -72,42 +54,6 @@ class ObjectPack:
                 (_DIR, self._tree(value)) if isinstance(value, dict) else value
             )
         return self.add(TREE, tree_bytes(entries))
-
-    def write(self, git_dir: Path) -> None:
-        """Write the pack and its index into ``git_dir``'s object store (the index last: git
-        looks for packs by their ``.idx``)."""
-        if not self.entries:
-            return
-        head = b"PACK" + struct.pack(">II", 2, len(self.entries))
-        h = hashlib.sha1(head)
-        for part in self.parts:
-            h.update(part)
-        pack_sha = h.digest()
-        names = sorted(self.entries)
-        fanout = [0] * 256
-        for sha in names:
-            fanout[sha[0]] += 1
-        total = 0
-        for i in range(256):
-            total += fanout[i]
-            fanout[i] = total
-        idx = b"".join(
-            [
-                b"\377tOc" + struct.pack(">I", 2),
-                struct.pack(">256I", *fanout),
-                *names,
-                b"".join(struct.pack(">I", self.entries[s][1]) for s in names),
-                b"".join(struct.pack(">I", self.entries[s][0]) for s in names),
-                pack_sha,
-            ]
-        )
-        idx += hashlib.sha1(idx).digest()
-        base = git_dir / "objects" / "pack" / f"pack-{pack_sha.hex()}"
-        with open(base.with_suffix(".pack"), "wb") as fh:
-            fh.write(head)
-            fh.writelines(self.parts)
-            fh.write(pack_sha)
-        base.with_suffix(".idx").write_bytes(idx)
 
 
 def index_file(
