@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterator
 from unittest import mock
 
-from neuromirror.bench.moto_patch import Counters, invalidate_listing_cache, moto_bucket_backend, patch_moto
+from neuromirror.bench.moto_patch import (
+    Counters,
+    invalidate_listing_cache,
+    moto_bucket_backend,
+    patch_moto,
+    render_ahead,
+)
 
 if TYPE_CHECKING:
     from neuromirror.standins.dandi.server import DandiStandIn
@@ -159,6 +165,7 @@ def zarr_dandiset(
             zarr = d.asset(aid).zarr
             assert zarr is not None  # a Zarr asset has its Zarr
             zarr_ids.append(zarr.zarr_id)
+    render_ahead(d.bucket)
     return ident, zarr_ids
 
 
@@ -171,3 +178,4 @@ def change_two_zarrs_and_a_blob(archives: Archives, ident: str, zarr_ids: list[s
             keys = d.zarr(zid).sorted_keys()
             d.modify_zarr(zid, put={"0/new/added": b"added", keys[-1]: b"rewritten"}, delete=[keys[-2]], when=when)
         d.put_asset(ident, "sub-new/sub-new_added.nwb", b"a blob added by the bench\n", when=when)
+    render_ahead(d.bucket)

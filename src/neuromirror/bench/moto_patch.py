@@ -37,6 +37,43 @@ def invalidate_listing_cache() -> None:
     _sorted_names.clear()
 
 
+def _version_xml(v: Any, latest: bool) -> str:
+    # a version's element, rendered once per version and state (moto's keys do not change once
+    # put; a newer version only changes which of the two is sent): the stand-in's CPU is spent
+    # on the cores the sync is measured on, where S3's would not be
+    cache = v.__dict__.get("_neuromirror_xml")
+    if cache is None:
+        cache = v.__dict__["_neuromirror_xml"] = {}
+    got = cache.get(latest)
+    if got is None:
+        got = cache[latest] = (
+            f"<Version><Key>{escape(v.name)}</Key><VersionId>{v.version_id or 'null'}</VersionId>"
+            f"<IsLatest>{'true' if latest else 'false'}</IsLatest>"
+            f"<LastModified>{v.last_modified_ISO8601}</LastModified><ETag>{escape(v.etag)}</ETag>"
+            f"<Size>{v.size}</Size><StorageClass>{v.storage_class}</StorageClass></Version>"
+        )
+    return got
+
+
+def render_ahead(bucket: str) -> int:
+    """Every version's element of ``bucket`` rendered now, at set-up: S3 spends none of the mirror's
+    CPU on a listing, so neither does the stand-in while a sync is measured (nor the boto3 reference,
+    which would otherwise find the elements the sync's listing rendered).  The versions rendered."""
+    from moto.core.utils import unix_time_millis
+
+    be = moto_bucket_backend(bucket)
+    n = 0
+    for name in be.get_bucket(bucket).keys.keys():
+        versions = sorted(
+            be.get_bucket(bucket).keys.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified)
+        )
+        for j, v in enumerate(versions):
+            if hasattr(v, "storage_class"):  # a version, not a delete marker
+                _version_xml(v, j == 0)
+                n += 1
+    return n
+
+
 def patch_moto(counters: Counters) -> None:
     """Make moto's versioned listing O(page) instead of O(bucket), and count HEADs per key."""
     from moto.core.utils import unix_time_millis
@@ -194,23 +231,6 @@ def patch_moto(counters: Counters) -> None:
             )
         out.append("</ListVersionsResult>")
         return 200, {"Content-Type": "application/xml"}, "".join(out)
-
-    def _version_xml(v: Any, latest: bool) -> str:
-        # a version's element, rendered once per version and state (moto's keys do not change once
-        # put; a newer version only changes which of the two is sent): the stand-in's CPU is spent
-        # on the cores the sync is measured on, where S3's would not be
-        cache = v.__dict__.get("_neuromirror_xml")
-        if cache is None:
-            cache = v.__dict__["_neuromirror_xml"] = {}
-        got = cache.get(latest)
-        if got is None:
-            got = cache[latest] = (
-                f"<Version><Key>{escape(v.name)}</Key><VersionId>{v.version_id or 'null'}</VersionId>"
-                f"<IsLatest>{'true' if latest else 'false'}</IsLatest>"
-                f"<LastModified>{v.last_modified_ISO8601}</LastModified><ETag>{escape(v.etag)}</ETag>"
-                f"<Size>{v.size}</Size><StorageClass>{v.storage_class}</StorageClass></Version>"
-            )
-        return got
 
     # moto's classes patched in place for the rest of this process: their types do not foresee it
     response_cls: Any = S3Response

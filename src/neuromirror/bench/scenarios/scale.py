@@ -24,7 +24,7 @@ from typing import Any
 
 from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, direct_puts, put_empty_blob, zarr_files
 from neuromirror.bench.measure import child_env, own_cpu, run_measured, say
-from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.moto_patch import moto_bucket_backend, render_ahead
 from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import row_targets
 
@@ -114,6 +114,7 @@ def bench_zarr_dandiset(
             zarr = d.asset(aid).zarr
             assert zarr is not None  # a Zarr asset has its Zarr
             zarr_ids.append(zarr.zarr_id)
+    render_ahead(d.bucket)
     n = z * m + blobs
     say(
         f"zarr-dandiset: stand-in dandiset {ident}: {z} Zarrs x {m} objects + {blobs} blobs in "
