@@ -77,7 +77,8 @@ def test_checksum_matches_zarr_checksum_package() -> None:
         for _ in range(rnd.randint(0, 30)):
             names.add(
                 "/".join(
-                    rnd.choice(["a", "b", "0", "10", "9", "é", "x y", ".zarray"]) + str(rnd.randint(0, 2))
+                    rnd.choice(["a", "b", "0", "10", "9", "é", "x y", ".zarray", 'q"', "b\\s", "t\t", "~"])
+                    + str(rnd.randint(0, 2))
                     for _ in range(rnd.randint(1, 4))
                 )
             )

@@ -148,6 +148,16 @@ def _write_packed(
     return new
 
 
+_FILE_ENTRY, _DIR_ENTRY = b"100644 %s\0%s", b"40000 %s\0%s"
+
+
+def _new_tree(entry: bytes, names: dict[bytes, bytes]) -> bytes:
+    """A tree of ``names`` (name -> id), all files or all directories of the ``abc/def/`` layout: in
+    git's order by name alone (a directory sorts as ``name/``, which changes nothing among the
+    layout's fixed-length directory names, and files are never beside them)."""
+    return b"".join([entry % (name, names[name]) for name in sorted(names)])
+
+
 def _commit_trees(
     repo: Path,
     buckets: Mapping[int, Iterable[tuple[bytes, bytes]]],
@@ -166,6 +176,7 @@ def _commit_trees(
             data = cat.get(oid.hex())
             return parse_tree(data) if data is not None else {}
 
+        add = pack.add
         root_data = cat.get(f"{parent}^{{tree}}") if parent else None
         root = parse_tree(root_data) if root_data else {}
         for first in sorted(buckets):
@@ -174,14 +185,21 @@ def _commit_trees(
                 grouped.setdefault(p[:3], {}).setdefault(p[4:7], {})[p[8:]] = oid
             for top in sorted(grouped):
                 old_top = root.get(top)
-                top_entries = tree(old_top[1] if old_top and old_top[0] == _DIR else None)
+                if old_top is None or old_top[0] != _DIR:  # a new directory (the common case of a new key)
+                    subs = {sub: add(TREE, _new_tree(_FILE_ENTRY, files)) for sub, files in grouped[top].items()}
+                    root[top] = (_DIR, add(TREE, _new_tree(_DIR_ENTRY, subs)))
+                    continue
+                top_entries = tree(old_top[1])
                 for sub, files in grouped[top].items():
                     old_sub = top_entries.get(sub)
-                    sub_entries = tree(old_sub[1] if old_sub and old_sub[0] == _DIR else None)
+                    if old_sub is None or old_sub[0] != _DIR:
+                        top_entries[sub] = (_DIR, add(TREE, _new_tree(_FILE_ENTRY, files)))
+                        continue
+                    sub_entries = tree(old_sub[1])
                     for name, oid in files.items():
                         sub_entries[name] = (_FILE, oid)
-                    top_entries[sub] = (_DIR, pack.add(TREE, tree_bytes(sub_entries)))
-                root[top] = (_DIR, pack.add(TREE, tree_bytes(top_entries)))
+                    top_entries[sub] = (_DIR, add(TREE, tree_bytes(sub_entries)))
+                root[top] = (_DIR, add(TREE, tree_bytes(top_entries)))
     root_id = pack.add(TREE, tree_bytes(root))
     lines = [f"tree {root_id.hex()}"] + ([f"parent {parent}"] if parent else [])
     lines += [f"author {ident} {stamp}", f"committer {ident} {stamp}", ""]

@@ -33,7 +33,7 @@ _SMALL = 4096
 
 _PREFIXES = {kind: name + b" " for kind, name in _TYPE_NAMES.items()}
 _STORED, _ADLER = struct.Struct("<HH"), struct.Struct(">I")
-#: objects up to this size are remembered by content in a :class:`MemoryPack`
+#: blobs up to this size are remembered by content in a :class:`MemoryPack`
 _REMEMBERED = 100
 
 
@@ -138,7 +138,8 @@ class MemoryPack:
     def add(self, kind: int, data: bytes) -> bytes:
         """Add one object (once); its binary id."""
         n = len(data)
-        if n <= _REMEMBERED:
+        remember = kind == BLOB and n <= _REMEMBERED
+        if remember:
             known = self._small.get((kind, data))
             if known is not None:
                 return known
@@ -161,7 +162,7 @@ class MemoryPack:
             self.entries[sha] = (self.offset, zlib.crc32(packed))
             self.parts.append(packed)
             self.offset += len(packed)
-        if n <= _REMEMBERED and len(self._small) < 4096:
+        if remember and len(self._small) < 4096:
             self._small[(kind, data)] = sha
         return sha
 
@@ -175,7 +176,8 @@ class MemoryPack:
         for part in self.parts:
             h.update(part)
         pack_sha = h.digest()
-        names = sorted(self.entries)
+        entries = self.entries
+        names = sorted(entries)
         fanout = [0] * 256
         for sha in names:
             fanout[sha[0]] += 1
@@ -188,8 +190,8 @@ class MemoryPack:
                 b"\377tOc" + struct.pack(">I", 2),
                 struct.pack(">256I", *fanout),
                 *names,
-                b"".join(struct.pack(">I", self.entries[s][1]) for s in names),
-                b"".join(struct.pack(">I", self.entries[s][0]) for s in names),
+                struct.pack(f">{len(names)}I", *[entries[s][1] for s in names]),
+                struct.pack(f">{len(names)}I", *[entries[s][0] for s in names]),
                 pack_sha,
             ]
         )

@@ -227,6 +227,16 @@ def list_zarr(
     return list_api(source, zarr_id), "api"
 
 
+_MEMBER = '{"digest":%s,"name":%s,"size":%d}'
+#: what json.dumps writes between quotes as it is: printable ASCII but the quote and the backslash
+_JSON_PLAIN = re.compile(r"[ !#-\[\]-~]*")
+
+
+def _json_string(s: str) -> str:
+    """``json.dumps(s)`` (ASCII, escapes as json writes them), formatted directly for plain names."""
+    return f'"{s}"' if _JSON_PLAIN.fullmatch(s) else json.dumps(s)
+
+
 def checksum_of(entries: Iterable[tuple[str, int, str]]) -> str:
     """The dandi-zarr-checksum of (path, size, md5/etag) leaves.
 
@@ -255,11 +265,13 @@ def checksum_of(entries: Iterable[tuple[str, int, str]]) -> str:
     def digest(files: list, subdirs: list) -> tuple[str, int, int]:
         files.sort(key=lambda t: t[0])
         subdirs.sort(key=lambda t: t[0])
-        manifest = {
-            "directories": [{"digest": g, "name": n, "size": s} for n, g, s, _ in subdirs],
-            "files": [{"digest": g, "name": n, "size": s} for n, g, s, _ in files],
-        }
-        md5 = hashlib.md5(json.dumps(manifest, separators=(",", ":")).encode("utf-8")).hexdigest()
+        # json.dumps(manifest, separators=(",", ":")) of {"directories": [...], "files": [...]}, each
+        # {"digest", "name", "size"}, written by formatting (json's encoder took ~1 us an object)
+        text = '{"directories":[%s],"files":[%s]}' % (
+            ",".join([_MEMBER % (_json_string(g), _json_string(n), s) for n, g, s, _ in subdirs]),
+            ",".join([_MEMBER % (_json_string(g), _json_string(n), s) for n, g, s, _ in files]),
+        )
+        md5 = hashlib.md5(text.encode("utf-8")).hexdigest()
         count = len(files) + sum(c for *_, c in subdirs)
         size = sum(s for _, _, s, _ in files) + sum(s for _, _, s, _ in subdirs)
         return f"{md5}-{count}--{size}", count, size
