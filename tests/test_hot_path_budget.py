@@ -4,7 +4,7 @@ Each feature added to the sync was right on its own, and together they tripled i
 test noticing.  Time is no guard on a shared machine; what a sync *does* is: processes started
 (git, git-annex, DataLad), fsyncs, files opened for writing, renames, symlinks, requests to the
 archive per object, git objects written.  A stand-in dandiset of a few Zarrs (one past
-``DIRECT_MAX``, so the streamed commit runs too) and blobs is mirrored cold and resynced with no
+``DIRECT_MAX``, set to 1,000 by ``NEUROMIRROR_ZARR_DIRECT_MAX``, so the streamed commit runs too) and blobs is mirrored cold and resynced with no
 change, as a user runs it (``python -m neuromirror sync``, a process of its own), with
 
 * ``NEUROMIRROR_COUNTS`` (:mod:`neuromirror.util.counts`): what neuromirror's own processes did;
@@ -125,6 +125,9 @@ def sync_counted(archive, s3, root: Path, tmp: Path, name: str) -> dict[str, flo
     counts_file, trace = tmp / f"{name}.counts", tmp / f"{name}.trace2"
     env = user_env(archive)
     env.update({nm_counts.ENV: str(counts_file), "GIT_TRACE2_EVENT": str(trace), "DANDI_CACHE": "ignore"})
+    # the 1,100-object Zarr through the annex writer's stream, as the budgets were measured: with a sparse
+    # checkout a new Zarr of up to 20,000 objects is written with its dataset, whose path the small ones take
+    env["NEUROMIRROR_ZARR_DIRECT_MAX"] = "1000"
     cmd = [sys.executable, "-m", "neuromirror", "--root", str(root), "sync", f"dandi:{archive.ident}", "--json", "-q"]
     other = os.environ.get("NEUROMIRROR_BUDGET_TREE")
     if other:  # another commit's src/ (a budget measured for it): counted by this tree's counts module

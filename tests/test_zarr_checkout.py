@@ -40,6 +40,7 @@ def test_zarr_datasets_are_sparse_on_the_host_and_whole_in_a_clone(
     cli: CLI, dandi_archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001
     monkeypatch.setattr(zarr_dataset, "DIRECT_MAX", 5)
+    monkeypatch.setattr(zarr_dataset, "SPARSE_DIRECT_MAX", 5)
     a = dandi_archive
     ident = a.create_dandiset(name="sparse zarrs", created=T0)
     small = a.asset(a.add_zarr_asset(ident, "small.zarr", SMALL, when=T0)).zarr.zarr_id

@@ -163,8 +163,18 @@ def assume_unchanged(parent: Path, paths: set[str]) -> None:
 
 #: a new Zarr of at most this many objects gets its first commit written with its dataset
 #: (:class:`FirstCommit`, no child process); a larger one through the annex writer, whose
-#: fast-import and parallel checkout beat Python for thousands of files
+#: fast-import and parallel checkout beat Python for thousands of files checked out
 DIRECT_MAX = 1000
+#: the same where the dataset is sparse on the host (the default, :mod:`neuromirror.dataset.sparse`):
+#: no checkout to win, and fast-import's stream cost more CPU than the pack written here (a cold
+#: 40 x 5,000-object dandiset in worker processes: 66 -> 62 us of CPU an object); bounded, as the
+#: pack is held in memory (``NEUROMIRROR_ZARR_DIRECT_MAX``)
+SPARSE_DIRECT_MAX = int(os.environ.get("NEUROMIRROR_ZARR_DIRECT_MAX") or 20_000)
+
+
+def direct_max() -> int:
+    """The most objects a new Zarr's first commit is written with its dataset for (see above)."""
+    return SPARSE_DIRECT_MAX if zarr_sparse() else DIRECT_MAX
 
 
 def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit] = None) -> Optional[NewDataset]:

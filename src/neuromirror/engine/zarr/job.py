@@ -28,9 +28,9 @@ from neuromirror.dataset.fast_init import FirstCommit
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.engine.repair import RepairReport, repair_dataset
 from neuromirror.engine.zarr.dataset import (
-    DIRECT_MAX,
     NewDataset,
     commit_message,
+    direct_max,
     ensure_zarr_dataset,
     had_embargoed_state,
     tag,
@@ -214,7 +214,7 @@ def _plan(job: ZarrJob, listed: _Listed) -> _Plan:
     first = None
     if (
         not job.embargoed
-        and len(entries) <= DIRECT_MAX
+        and len(entries) <= direct_max()
         and not any(u.startswith(tuple(remotes)) for e in entries for u in e.urls)
     ):
         # a new small Zarr: its first commit is written with its dataset, no git child at all
