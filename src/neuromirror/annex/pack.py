@@ -1,4 +1,6 @@
-"""Objects written straight into one git pack (format 2, whole objects), installed by ``git index-pack``.
+"""Objects written straight into one git pack (format 2, whole objects): with its own index, written
+here (:class:`MemoryPack`, the objects of one commit held in memory), or installed by ``git index-pack``
+(:class:`PackWriter`, a temporary file: any number of objects).
 
 Why not fast-import or the index: fast-import places each path by scanning the
 entries of every tree on the way, one after another.  The git-annex branch keeps
@@ -7,7 +9,8 @@ each key's logs under ``abc/def/``, 4,096 directories at its root, so the logs o
 here), and of 10^6 keys ten times as many per path.  ``update-index`` +
 ``write-tree`` place paths by binary search but write each tree as a loose object
 file: 90 s for the 10^5 trees of 10^5 keys on this file system.  Trees built by
-the caller, whole, and written here cost a few microseconds each.
+the caller, whole, and written here cost a few microseconds each; ``git index-pack``
+hashes and inflates each object once more, which a :class:`MemoryPack` spares.
 """
 
 from __future__ import annotations
