@@ -4,6 +4,7 @@ either way; a worker dies with the sync, and a crash inside one ends the whole s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,27 @@ LARGE = {".zgroup": b'{"zarr_format": 2}', **{f"0/{i // 8}/{i % 8}": f"chunk {i}
 
 def pid_of(weight: int) -> int:
     return os.getpid()
+
+
+def write_one(path: str) -> int:
+    Path(path).write_text("x")
+    return os.getpid()
+
+
+def test_a_workers_work_is_counted_as_the_syncs_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With NEUROMIRROR_COUNTS, a worker process appends its own line, as the sync does (the hot-path guard)."""
+    from neuromirror.util import counts
+
+    target = tmp_path / "counts.jsonl"
+    monkeypatch.setenv(counts.ENV, str(target))
+    pool = RoutedExecutor(1, 1, heavy=lambda path: True)
+    try:
+        worker = pool.submit(write_one, str(tmp_path / "written")).result()
+    finally:
+        pool.shutdown()
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    (mine,) = [line for line in lines if line["pid"] == worker]
+    assert mine["counts"]["files-written"] >= 1
 
 
 def test_heavy_jobs_run_in_worker_processes_and_light_ones_in_threads() -> None:

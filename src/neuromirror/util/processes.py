@@ -28,7 +28,7 @@ import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
-from neuromirror.util import crashpoints
+from neuromirror.util import counts, crashpoints
 
 #: how often a worker looks whether the process that started it is still there
 _WATCH_SECONDS = 0.1
@@ -49,6 +49,7 @@ def _die_with(parent: int) -> None:
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     crashpoints.end_tree_at(parent)
+    counts.install()  # its work counted as the sync's own is (NEUROMIRROR_COUNTS; spawned: atexit runs)
 
 
 class RoutedExecutor(Executor):
