@@ -43,3 +43,22 @@ def test_a_pack_written_here_is_read_by_git_object_for_object(tmp_path: Path) ->
     # a.log and b.log are one blob: 3 blobs under 4 names, 2 trees, 1 commit, each once
     assert sorted(objects) == sorted({*(oid.hex() for oid in ids.values()), sub.hex(), root.hex(), commit.hex()})
     assert len(objects) == 6
+
+
+def test_trees_made_from_paths_are_in_gits_order(tmp_path: Path) -> None:
+    """A directory sorts as "name/": "a-b/" and "a.b" before "a/", "a0" after it (git fsck --strict checks)."""
+    from neuromirror.dataset.gitobjects import FILE, ObjectPack
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    pack = ObjectPack()
+    paths = ["a/x", "a.b", "a-b/y", "a0", "é/z", "a/b/c"]
+    root = pack.tree_of({p: (FILE, pack.add(BLOB, p.encode())) for p in paths})
+    body = b"tree %s\nauthor a <a@b> 0 +0000\ncommitter a <a@b> 0 +0000\n\nm\n" % root.hex().encode()
+    commit = pack.add(COMMIT, body)
+    pack.write(repo / ".git")
+    git(repo, "update-ref", "refs/heads/main", commit.hex())
+    fsck = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--full"], capture_output=True, text=True)
+    assert fsck.returncode == 0 and not fsck.stderr.strip(), fsck.stderr
+    assert git(repo, "ls-tree", "--name-only", "main").decode().split() == ["a-b", "a.b", "a", "a0", '"\\303\\251"']
+    assert sorted(git(repo, "ls-tree", "-r", "--name-only", "-z", "main").decode().split("\0")[:-1]) == sorted(paths)

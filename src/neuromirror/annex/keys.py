@@ -195,8 +195,14 @@ _SPACE = re.compile(r"\s")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+#: a URL as a log line takes it: a scheme, then no white space (one test for the common case)
+_LOGGABLE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S*")
+
+
 def url_for_log(url: str) -> str:
     """URLs go into the branch's .log.web one per line: refuse whitespace inside."""
+    if _LOGGABLE.fullmatch(url):
+        return url
     if _SPACE.search(url):
         raise ValueError(f"URL with white space cannot be registered: {url!r}")
     if not _SCHEME.match(url):

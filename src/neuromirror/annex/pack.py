@@ -15,6 +15,7 @@ hashes and inflates each object once more, which a :class:`MemoryPack` spares.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import struct
@@ -174,20 +175,11 @@ class MemoryPack:
         looks for packs by their ``.idx``)."""
         if not self.entries:
             return
-        head = b"PACK" + struct.pack(">II", 2, len(self.entries))
-        h = hashlib.sha1(head)
-        for part in self.parts:
-            h.update(part)
-        pack_sha = h.digest()
+        body = b"PACK" + struct.pack(">II", 2, len(self.entries)) + b"".join(self.parts)
+        pack_sha = hashlib.sha1(body).digest()
         entries = self.entries
         names = sorted(entries)
-        fanout = [0] * 256
-        for sha in names:
-            fanout[sha[0]] += 1
-        total = 0
-        for i in range(256):
-            total += fanout[i]
-            fanout[i] = total
+        fanout = [bisect.bisect_right(names, bytes([i]) + b"\xff" * 19) for i in range(256)]
         idx = b"".join(
             [
                 b"\377tOc" + struct.pack(">I", 2),
@@ -201,8 +193,7 @@ class MemoryPack:
         idx += hashlib.sha1(idx).digest()
         base = git_dir / "objects" / "pack" / f"pack-{pack_sha.hex()}"
         with open(base.with_suffix(".pack"), "wb") as fh:
-            fh.write(head)
-            fh.writelines(self.parts)
+            fh.write(body)
             fh.write(pack_sha)
         base.with_suffix(".idx").write_bytes(idx)
 
