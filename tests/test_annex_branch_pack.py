@@ -12,6 +12,18 @@ def git(repo: Path, *args: str) -> bytes:
     return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, check=True).stdout
 
 
+def committed(repo: Path, pack: MemoryPack, root: bytes) -> bytes:
+    """A commit of ``root`` added to ``pack``, the pack written into ``repo`` and ``main`` set to it;
+    git's strictest fsck finds nothing to say."""
+    body = b"tree %s\nauthor a <a@b> 0 +0000\ncommitter a <a@b> 0 +0000\n\nm\n" % root.hex().encode()
+    commit = pack.add(COMMIT, body)
+    pack.write(repo / ".git")
+    git(repo, "update-ref", "refs/heads/main", commit.hex())
+    fsck = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--full"], capture_output=True, text=True)
+    assert fsck.returncode == 0 and not fsck.stderr.strip(), fsck.stderr
+    return commit
+
+
 def test_a_pack_written_here_is_read_by_git_object_for_object(tmp_path: Path) -> None:
     """Small objects stored, large ones deflated, each written once however often it is added; git's
     fsck, cat-file and verify-pack read the pack and the index as git would have written them."""
@@ -25,13 +37,7 @@ def test_a_pack_written_here_is_read_by_git_object_for_object(tmp_path: Path) ->
     assert pack.add(BLOB, log) == ids["a.log"] == ids["b.log"] == object_id(BLOB, log)
     sub = pack.add(TREE, tree_bytes({n.encode(): (b"100644", oid) for n, oid in ids.items()}))
     root = pack.add(TREE, tree_bytes({b"sub": (b"40000", sub), b"sub.log": (b"100644", ids["a.log"])}))
-    body = b"tree %s\nauthor a <a@b> 0 +0000\ncommitter a <a@b> 0 +0000\n\nm\n" % root.hex().encode()
-    commit = pack.add(COMMIT, body)
-    pack.write(repo / ".git")
-    git(repo, "update-ref", "refs/heads/main", commit.hex())
-
-    fsck = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--full"], capture_output=True, text=True)
-    assert fsck.returncode == 0 and not fsck.stderr.strip(), fsck.stderr
+    commit = committed(repo, pack, root)
     for name, data in blobs.items():
         assert git(repo, "cat-file", "blob", f"main:sub/{name}") == data
     # "sub/" sorts after "sub.log" in git's order: the tree's id is git's own
@@ -54,11 +60,6 @@ def test_trees_made_from_paths_are_in_gits_order(tmp_path: Path) -> None:
     pack = ObjectPack()
     paths = ["a/x", "a.b", "a-b/y", "a0", "é/z", "a/b/c"]
     root = pack.tree_of({p: (FILE, pack.add(BLOB, p.encode())) for p in paths})
-    body = b"tree %s\nauthor a <a@b> 0 +0000\ncommitter a <a@b> 0 +0000\n\nm\n" % root.hex().encode()
-    commit = pack.add(COMMIT, body)
-    pack.write(repo / ".git")
-    git(repo, "update-ref", "refs/heads/main", commit.hex())
-    fsck = subprocess.run(["git", "-C", str(repo), "fsck", "--strict", "--full"], capture_output=True, text=True)
-    assert fsck.returncode == 0 and not fsck.stderr.strip(), fsck.stderr
+    committed(repo, pack, root)
     assert git(repo, "ls-tree", "--name-only", "main").decode().split() == ["a-b", "a.b", "a", "a0", '"\\303\\251"']
     assert sorted(git(repo, "ls-tree", "-r", "--name-only", "-z", "main").decode().split("\0")[:-1]) == sorted(paths)
