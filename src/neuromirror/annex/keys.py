@@ -196,7 +196,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 #: a URL as a log line takes it: a scheme, then no white space (one test for the common case)
-_LOGGABLE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S*")
+_LOGGABLE = re.compile(_SCHEME.pattern + r"\S*")
 
 
 def url_for_log(url: str) -> str:

@@ -35,16 +35,13 @@ _SMALL = 4096
 
 
 _PREFIXES = {kind: name + b" " for kind, name in _TYPE_NAMES.items()}
-_STORED, _ADLER = struct.Struct("<HH"), struct.Struct(">I")
 #: blobs up to this size are remembered by content in a :class:`MemoryPack`
 _REMEMBERED = 100
 
 
 def object_id(kind: int, data: bytes) -> bytes:
     """The object's binary SHA-1, as git computes it."""
-    h = hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[kind], len(data)))
-    h.update(data)
-    return h.digest()
+    return hashlib.sha1(_PREFIXES[kind] + b"%d\0" % len(data) + data).digest()
 
 
 def deflate(data: bytes) -> bytes:
@@ -136,37 +133,26 @@ class MemoryPack:
         self.offset = 12
         #: small objects met before, by content: the git-annex branch's location logs of one commit
         #: are mostly the same line, hashed once instead of once per key
-        self._small: dict[tuple[int, bytes], bytes] = {}
+        self._small: dict[bytes, bytes] = {}
 
     def add(self, kind: int, data: bytes) -> bytes:
         """Add one object (once); its binary id."""
         n = len(data)
         remember = kind == BLOB and n <= _REMEMBERED
         if remember:
-            known = self._small.get((kind, data))
+            known = self._small.get(data)
             if known is not None:
                 return known
-        sha = hashlib.sha1(_PREFIXES[kind] + b"%d\0" % n + data).digest()
+        sha = object_id(kind, data)
         if sha not in self.entries:
             if self.offset >= 1 << 31:
                 raise ValueError("a pack held in memory is for one commit's objects: this one is over 2 GB")
-            if n < _SMALL:  # stored (see deflate), written out: a few thousand objects per commit
-                packed = b"".join(
-                    (
-                        _header(kind, n),
-                        b"\x78\x01\x01",
-                        _STORED.pack(n, n ^ 0xFFFF),
-                        data,
-                        _ADLER.pack(zlib.adler32(data)),
-                    )
-                )
-            else:
-                packed = object_header(kind, n) + deflate(data)
+            packed = _header(kind, n) + deflate(data)
             self.entries[sha] = (self.offset, zlib.crc32(packed))
             self.parts.append(packed)
             self.offset += len(packed)
         if remember and len(self._small) < 4096:
-            self._small[(kind, data)] = sha
+            self._small[data] = sha
         return sha
 
     def write(self, git_dir: Path) -> None:

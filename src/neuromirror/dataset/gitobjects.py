@@ -18,7 +18,7 @@ import struct
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional
 
-from neuromirror.annex.pack import BLOB, COMMIT, TREE, MemoryPack
+from neuromirror.annex.pack import BLOB, COMMIT, TREE, MemoryPack, tree_bytes
 
 __all__ = ["BLOB", "COMMIT", "FILE", "LINK", "TREE", "ObjectPack", "index_file"]
 
@@ -48,18 +48,12 @@ class ObjectPack(MemoryPack):
         return self._tree(root)
 
     def _tree(self, node: dict) -> bytes:
-        # (git's sort key, name, mode, id): a directory sorts as "name/" (tree_bytes, written out: a
-        # new dataset's trees hold every path of its first commit and of its keys' logs)
-        entries: list[tuple[bytes, bytes, bytes, bytes]] = []
-        add = entries.append
+        entries: dict[bytes, tuple[bytes, bytes]] = {}
         for name, value in node.items():
-            raw = name.encode("utf-8", "surrogateescape")
-            if isinstance(value, dict):
-                add((raw + b"/", raw, _DIR, self._tree(value)))
-            else:
-                add((raw, raw, value[0], value[1]))
-        entries.sort()
-        return self.add(TREE, b"".join([b"%s %s\0%s" % (mode, raw, oid) for _, raw, mode, oid in entries]))
+            entries[name.encode("utf-8", "surrogateescape")] = (
+                (_DIR, self._tree(value)) if isinstance(value, dict) else value
+            )
+        return self.add(TREE, tree_bytes(entries))
 
 
 def index_file(

@@ -184,11 +184,11 @@ def _blocks(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str
     add = versions.append
     for key, vid, latest, modified, etag, size, storage in found:
         rec = {
-            "Key": key.decode() if b"&" not in key and b"\r" not in key else _text(key),
-            "VersionId": (vid.decode() if b"&" not in vid and b"\r" not in vid else _text(vid)) or None,
+            "Key": _text(key),
+            "VersionId": _text(vid) or None,
             "IsLatest": latest == b"true",
             "LastModified": _cached_time(modified.decode()),
-            "ETag": (etag.decode() if b"&" not in etag and b"\r" not in etag else _text(etag)) or None,
+            "ETag": _text(etag) or None,
             "Size": int(size),
         }
         if storage:
