@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Optional
 
 from neuromirror.annex import annexbranch, gitmodules
@@ -163,31 +164,7 @@ class FastImportWriter(AnnexWriter):
             return CommitResult(new_head, written, deleted, len(keys), clock.seconds())
 
     def _fast_import(self, write: Callable[[IO[bytes]], None]) -> None:
-        """Run one fast-import stream; refs move only if the whole stream got through."""
-        proc = subprocess.Popen(
-            ["git", *FAST_IMPORT_CONFIG, "-C", str(self.repo), "fast-import", "--quiet", "--done", "--force"],
-            stdin=subprocess.PIPE,
-            bufsize=1 << 20,
-            stderr=subprocess.PIPE,
-            env=gitutil.git_env(FAST_IMPORT_ENV),
-        )
-        assert proc.stdin
-        try:
-            write(proc.stdin)
-            proc.stdin.write(b"done\n")
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        except BaseException:
-            # fast-import moves refs only after "done": killing it keeps the repository as it was
-            proc.kill()
-            proc.wait()
-            raise
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if proc.wait() != 0:
-            raise gitutil.GitError(
-                f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}"
-            )
+        run_fast_import(self.repo, write)
 
     def _write_tree(
         self,
@@ -330,6 +307,34 @@ class FastImportWriter(AnnexWriter):
             return None
         listing = gitutil.run(self.repo, "ls-tree", "-r", "-z", "--name-only", annex_parent).stdout
         return {hash(p) for p in listing.decode("utf-8", "surrogateescape").split("\0")}
+
+
+def run_fast_import(repo: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Run one fast-import stream; refs move only if the whole stream got through."""
+    proc = subprocess.Popen(
+        ["git", *FAST_IMPORT_CONFIG, "-C", str(repo), "fast-import", "--quiet", "--done", "--force"],
+        stdin=subprocess.PIPE,
+        bufsize=1 << 20,
+        stderr=subprocess.PIPE,
+        env=gitutil.git_env(FAST_IMPORT_ENV),
+    )
+    assert proc.stdin
+    try:
+        write(proc.stdin)
+        proc.stdin.write(b"done\n")
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    except BaseException:
+        # fast-import moves refs only after "done": killing it keeps the repository as it was
+        proc.kill()
+        proc.wait()
+        raise
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.wait() != 0:
+        raise gitutil.GitError(
+            f"git fast-import failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}"
+        )
 
 
 class _TurnsHeld:

@@ -6,9 +6,9 @@ Two steps, both idempotent (a rerun writes nothing new), neither touching the wo
    ``directory=``, ``autoenable=true`` and ``cost=300``: :mod:`.annexlog`) and its ``uuid.log``
    description, written with git plumbing in one commit on top of the branch (``git annex
    describe`` would need the remote enabled in the mirror's own dataset, which it never is);
-2. which keys the store holds, with git-annex's own plumbing: ``git annex setpresentkey --batch``
-   (``KEY UUID 1``), for the keys whose location log does not list the store yet; then
-   ``git annex whereis`` names the store.
+2. which keys the store holds: a line ``<stamp>s 1 <uuid>`` in each key's location log that does not
+   list the store yet, the line ``git annex setpresentkey KEY UUID 1`` writes, committed on the
+   branch as the sync commits its logs; then ``git annex whereis`` names the store.
 
 The caller holds the source's lock (``Mirror.lock``), so that no sync writes the branch meanwhile,
 and records only keys whose bytes are in the store (verified before they got there).
@@ -16,12 +16,17 @@ and records only keys whose bytes are in the store (verified before they got the
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from neuromirror.annex.annexbranch import write_logs
+from neuromirror.annex.contract import log_stamp
+from neuromirror.annex.fastimport import run_fast_import
 from neuromirror.annex.keys import log_path
-from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.annex.logs import BRANCH, add_present, log_state
 from neuromirror.store.annexlog import recorded_stores, remote_fields, remote_log_with, uuid_log_with
 from neuromirror.store.base import Recorded
 from neuromirror.util import gitutil
@@ -109,10 +114,14 @@ def present_stores(
     return out
 
 
-def record_present(repo: Path, store: Recorded, keys: Iterable[str]) -> int:
+def record_present(repo: Path, store: Recorded, keys: Iterable[str], *, now: Optional[float] = None) -> int:
     """Record ``keys`` (whose bytes the store holds) as present in the store; how many were new.
 
-    Afterwards the branch is read back: every key must be listed, or this raises.
+    Their location logs are written as the sync writes them (:func:`.annexbranch.write_logs`: one
+    commit on the branch, moved last, compare-and-swap), in git-annex's own format (``<stamp>s 1
+    <uuid>``: :func:`.logs.add_present`, the line ``git annex setpresentkey KEY UUID 1`` writes).
+    Not git-annex itself: its start and its journal cost ~0.3 s a call, most of a keep of a few
+    large files beyond the copy (issue 40); ``test_store_record`` holds the two to the same logs.
     """
     wanted = list(dict.fromkeys(keys))
     if not wanted:
@@ -123,21 +132,37 @@ def record_present(repo: Path, store: Recorded, keys: Iterable[str]) -> int:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-sync") as syncing:
         synced = syncing.submit(store.sync)
         flush_journal(repo)
-        ensure_remote(repo, store)
-        there = present_in(repo, uuid, wanted)  # once: one cat-file pass over the keys' logs
+        ensure_remote(repo, store, now=now)
+        parent = gitutil.ref_sha(repo, BRANCH)
+        existing = _location_logs(repo, parent, wanted)
         synced.result()
-    todo = [k for k in wanted if k not in there]
-    if not todo:
+    stamp = log_stamp(now)
+    changed = [(path, new) for path, old in existing if (new := add_present(old, stamp, (uuid,))) is not None]
+    if not changed:
         return 0
-    batch = "".join(f"{k} {uuid} 1\n" for k in todo).encode()
-    gitutil.run(repo, "annex", "setpresentkey", "--batch", input=batch)
-    flush_journal(repo)  # annex.alwayscommit=false would leave the lines in the journal
-    missing = set(todo) - present_in(repo, uuid, todo)
-    if missing:
-        raise gitutil.GitError(
-            f"git annex setpresentkey did not record {len(missing)} key(s) in {repo}, e.g. {sorted(missing)[0]}"
-        )
-    return len(todo)
+    ident = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}>"
+    seconds = int(time.time() if now is None else now)
+    write_logs(repo, changed, parent, ident, f"{seconds} +0000", partial(run_fast_import, repo), keys=len(changed))
+    return len(changed)
+
+
+#: below this many keys each log is read by path (``ref:abc/def/KEY.log``, three trees searched);
+#: from it on, one listing of the branch and the logs by blob id (:func:`present_stores`' reason)
+_LISTED_MIN = 1000
+
+
+def _location_logs(repo: Path, ref: Optional[str], keys: Sequence[str]) -> list[tuple[str, Optional[bytes]]]:
+    """(log path, its content on the branch at ``ref`` or None) for each of ``keys``."""
+    paths = [log_path(k) for k in keys]
+    if ref is None:
+        return [(p, None) for p in paths]
+    with gitutil.CatFile(repo) as cat:
+        if len(keys) < _LISTED_MIN:
+            return list(zip(paths, cat.get_many(f"{ref}:{p}" for p in paths)))
+        blobs = log_blobs(repo, ref)
+        there = [p for p in paths if p in blobs]
+        found = dict(zip(there, cat.get_many(blobs[p] for p in there)))
+    return [(p, found.get(p)) for p in paths]
 
 
 def store_uuids(repo: Path) -> dict[str, dict[str, str]]:

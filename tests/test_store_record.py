@@ -1,0 +1,107 @@
+"""A store's keys recorded on a dataset's git-annex branch: the same logs ``git annex setpresentkey`` writes.
+
+``record_present`` writes the location logs itself (as the sync does), not through git-annex; a user
+checks the result with git-annex: ``whereis`` names the store, ``fsck --fast`` of the branch is clean,
+and the logs say what git-annex's own ``setpresentkey`` says in a twin repository.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import git
+from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.store.directory import DirectoryStore
+
+
+def _annex_repo(path: Path, files: int) -> list[str]:
+    """A git-annex repository with ``files`` annexed files; their keys."""
+    path.mkdir()
+    git(path, "init", "-q")
+    git(path, "annex", "init", "-q", "here")
+    for i in range(files):
+        (path / f"f{i:04d}.dat").write_bytes(b"content %d\n" % i)
+    git(path, "annex", "add", "-q", ".")
+    git(path, "commit", "-q", "-m", "files")
+    out = git(path, "annex", "find", "--format", "${key}\\n")
+    return sorted(out.split())
+
+
+def _logs(repo: Path, keys: list[str]) -> dict[str, dict[str, bool]]:
+    from neuromirror.annex.logs import branch_logs
+
+    return {k: log_state(v) for k, v in branch_logs(repo, keys).items()}
+
+
+def _whereis(repo: Path, key: str) -> set[str]:
+    out = subprocess.run(
+        ["git", "annex", "whereis", "--json", "--key", key], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+    return {w["uuid"] for w in json.loads(out)["whereis"]}
+
+
+@pytest.mark.parametrize("files", [3, 12])
+def test_record_present_writes_what_setpresentkey_writes(
+    tmp_path: Path, files: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ours and git-annex's own, from the same state: the same stores per key; whereis names the store."""
+    from neuromirror.store import record
+
+    if files > 10:  # the branch listed once, the logs read by blob id (many keys)
+        monkeypatch.setattr(record, "_LISTED_MIN", 10)
+    ours = tmp_path / "ours"
+    keys = _annex_repo(ours, files)
+    theirs = tmp_path / "theirs"
+    git(tmp_path, "clone", "-q", str(ours), str(theirs))
+    git(theirs, "annex", "init", "-q", "twin")
+    store = DirectoryStore(tmp_path / "store")
+    uuid = store.identity.uuid
+    # one key was in the store once and is recorded gone: the new line must win over the old 0
+    old = keys[0]
+    for repo in (ours, theirs):
+        git(repo, "annex", "setpresentkey", old, uuid, "0")
+
+    before = git(ours, "rev-parse", BRANCH).strip()
+    assert record.record_present(ours, store, keys) == files
+    after = git(ours, "rev-parse", BRANCH).strip()
+    # on top of the branch (the remote's own lines, then the keys' logs): nothing of it rewritten
+    git(ours, "merge-base", "--is-ancestor", before, after)
+    record.ensure_remote(theirs, store)
+    subprocess.run(
+        ["git", "annex", "setpresentkey", "--batch"],
+        cwd=theirs,
+        input="".join(f"{k} {uuid} 1\n" for k in keys),
+        text=True,
+        check=True,
+    )
+    git(theirs, "annex", "merge", "-q")
+
+    ours_logs, their_logs = _logs(ours, keys), _logs(theirs, keys)
+    for k in keys:
+        assert ours_logs[k].get(uuid) is True and their_logs[k].get(uuid) is True
+        assert {u for u, live in ours_logs[k].items() if live} - {uuid} == {
+            u for u, live in their_logs[k].items() if live
+        } - {uuid} - {git(theirs, "config", "annex.uuid").strip()}
+        assert uuid in _whereis(ours, k)  # git-annex reads the branch we wrote
+    # one line per store in each log, as git-annex compacts it: the old "0" replaced, not kept beside
+    raw = git(ours, "cat-file", "-p", f"{BRANCH}:{_log_path(old)}")
+    assert sum(uuid in line for line in raw.splitlines()) == 1
+    assert git(ours, "fsck", "--strict", "--no-dangling") == ""
+
+    # a rerun writes nothing: no new commit
+    assert record.record_present(ours, store, keys) == 0
+    assert git(ours, "rev-parse", BRANCH).strip() == after
+    # and git-annex's own writes still go on top of ours
+    git(ours, "annex", "setpresentkey", keys[-1], uuid, "0")
+    git(ours, "annex", "merge", "-q")
+    assert uuid not in _whereis(ours, keys[-1])
+
+
+def _log_path(key: str) -> str:
+    from neuromirror.annex.keys import log_path
+
+    return log_path(key)
