@@ -129,7 +129,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g = p.add_argument_group("archive-quiet (issue 32): a no-change cycle of dandi:* over N dandisets")
     g.add_argument("--quiet-dandisets", type=int, default=2000, help="archive-quiet: dandisets N (default 2000)")
     g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
-    g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4)")
+    g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4; 0 skips them)")
     g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
     g.add_argument("--keep-large-mb", type=int, default=256, help="keep: size of each large file in MB (default 256)")
     g = p.add_argument_group("restore (issue 42): neuromirror restore against git annex copy --to S3 and boto3")
