@@ -1,7 +1,7 @@
 """A store's keys recorded on a dataset's git-annex branch: the same logs ``git annex setpresentkey`` writes.
 
 ``record_present`` writes the location logs itself (as the sync does), not through git-annex; a user
-checks the result with git-annex: ``whereis`` names the store, ``fsck --fast`` of the branch is clean,
+checks the result with git-annex and git: ``whereis`` names the store, ``git fsck --strict`` is clean,
 and the logs say what git-annex's own ``setpresentkey`` says in a twin repository.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import git
-from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.annex.keys import log_path
+from neuromirror.annex.logs import BRANCH, branch_logs, log_state
 from neuromirror.store.directory import DirectoryStore
 
 
@@ -32,8 +33,6 @@ def _annex_repo(path: Path, files: int) -> list[str]:
 
 
 def _logs(repo: Path, keys: list[str]) -> dict[str, dict[str, bool]]:
-    from neuromirror.annex.logs import branch_logs
-
     return {k: log_state(v) for k, v in branch_logs(repo, keys).items()}
 
 
@@ -81,14 +80,14 @@ def test_record_present_writes_what_setpresentkey_writes(
     git(theirs, "annex", "merge", "-q")
 
     ours_logs, their_logs = _logs(ours, keys), _logs(theirs, keys)
+    twin = git(theirs, "config", "annex.uuid").strip()  # the twin repository itself, which ours never saw
     for k in keys:
         assert ours_logs[k].get(uuid) is True and their_logs[k].get(uuid) is True
-        assert {u for u, live in ours_logs[k].items() if live} - {uuid} == {
-            u for u, live in their_logs[k].items() if live
-        } - {uuid} - {git(theirs, "config", "annex.uuid").strip()}
+        live_ours = {u for u, live in ours_logs[k].items() if live}
+        assert live_ours == {u for u, live in their_logs[k].items() if live} - {twin}
         assert uuid in _whereis(ours, k)  # git-annex reads the branch we wrote
     # one line per store in each log, as git-annex compacts it: the old "0" replaced, not kept beside
-    raw = git(ours, "cat-file", "-p", f"{BRANCH}:{_log_path(old)}")
+    raw = git(ours, "cat-file", "-p", f"{BRANCH}:{log_path(old)}")
     assert sum(uuid in line for line in raw.splitlines()) == 1
     assert git(ours, "fsck", "--strict", "--no-dangling") == ""
 
@@ -99,9 +98,3 @@ def test_record_present_writes_what_setpresentkey_writes(
     git(ours, "annex", "setpresentkey", keys[-1], uuid, "0")
     git(ours, "annex", "merge", "-q")
     assert uuid not in _whereis(ours, keys[-1])
-
-
-def _log_path(key: str) -> str:
-    from neuromirror.annex.keys import log_path
-
-    return log_path(key)

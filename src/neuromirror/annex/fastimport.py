@@ -136,7 +136,7 @@ class FastImportWriter(AnnexWriter):
         annex_parent = gitutil.ref_sha(self.repo, "refs/heads/git-annex")
         branch = self._branch()
         stamp = f"{epoch(date)} +0000"
-        ident = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}>"
+        ident = gitutil.COMMITTER
         turns = _TurnsHeld(self.turns)
         keys = _KeyLog()
         with keys, turns:

@@ -139,7 +139,7 @@ class NewDataset:
 
 
 def _commit(pack: ObjectPack, tree: bytes, parent: Optional[str], message: bytes, stamp: str) -> str:
-    who = f"{gitutil.IDENTITY['GIT_COMMITTER_NAME']} <{gitutil.IDENTITY['GIT_COMMITTER_EMAIL']}> {stamp}"
+    who = f"{gitutil.COMMITTER} {stamp}"
     lines = f"tree {tree.hex()}\n" + (f"parent {parent}\n" if parent else "")
     return pack.add(COMMIT, f"{lines}author {who}\ncommitter {who}\n\n".encode() + message).hex()
 

@@ -20,6 +20,8 @@ IDENTITY = {
     "GIT_COMMITTER_NAME": "neuromirror",
     "GIT_COMMITTER_EMAIL": "neuromirror@localhost",
 }
+#: the mirror's commits' ``Name <email>``, as commits written without ``git commit`` name it
+COMMITTER = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}>"
 
 
 class GitError(RuntimeError):
