@@ -15,6 +15,7 @@ import http.client
 import json
 import queue
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -47,6 +48,50 @@ def group_files() -> dict[str, bytes]:
     group = zarr.open_group(store=store, mode="w", zarr_format=2)
     group.create_array("a", shape=(2, 2), chunks=(2, 2), dtype="int32", compressors=None)[:] = GROUP_VALUES
     return {k: v.to_bytes() for k, v in store._store_dict.items()}
+
+
+def nested_group_files(b: np.ndarray) -> dict[str, bytes]:
+    """A consolidated Zarr v2 hierarchy as zarr-python writes it: the array ``b`` (2 x 2) at the top and
+    the group ``g`` holding the array ``a`` (:data:`GROUP_VALUES`); a subgroup is what a walk enters."""
+    import zarr
+
+    store = zarr.storage.MemoryStore()
+    top = zarr.open_group(store=store, mode="w", zarr_format=2)
+    top.create_array("b", shape=(2, 2), chunks=(2, 2), dtype="int32", compressors=None)[:] = b
+    top.create_group("g").create_array("a", shape=(2, 2), chunks=(2, 2), dtype="int32", compressors=None)[:] = (
+        GROUP_VALUES
+    )
+    zarr.consolidate_metadata(store)
+    return {k: v.to_bytes() for k, v in store._store_dict.items()}
+
+
+@dataclass
+class Grouped:
+    """A dandiset whose Zarr is a nested group, synced twice: ``b``'s chunk rewritten upstream in between."""
+
+    id: str
+    zarr_id: str
+    first: str  # the draft's commit at the first sync (b == OLD_B), then at the second (b == NEW_B)
+    second: str
+
+
+OLD_B, NEW_B = np.array([[1, 2], [3, 4]], dtype="int32"), np.array([[-1, -2], [-3, -4]], dtype="int32")
+
+
+def make_grouped(m: Mirrored) -> Grouped:
+    archive = m.archive
+    when = T0 + timedelta(days=700)
+    ident = archive.create_dandiset(name="a nested Zarr group", created=when)
+    aid = archive.add_zarr_asset(ident, ZARR, nested_group_files(OLD_B), when=when)
+    zarr_id = archive.asset(aid).zarr.zarr_id
+    spec = f"dandi:{ident}"
+    m.run.ok("sync", spec, "--dandi-api", archive.api_url)
+    first = json.loads(m.run.ok("pin", f"{spec}@draft", "--json"))["commit"]
+    archive.modify_zarr(zarr_id, put={"b/0.0": nested_group_files(NEW_B)["b/0.0"]}, when=when + timedelta(hours=1))
+    m.run.ok("sync", spec, "--dandi-api", archive.api_url)
+    second = json.loads(m.run.ok("pin", f"{spec}@draft", "--json"))["commit"]
+    assert first != second
+    return Grouped(ident, zarr_id, first, second)
 
 
 @contextmanager
@@ -86,6 +131,7 @@ class World:
     lost: Dandiset  # sub-01/a.nwb kept, then every S3 version of both files deleted
     embargoed: str
     url: str
+    grouped: Grouped
 
     def get(self, path: str, **kw) -> requests.Response:  # noqa: ANN003
         return requests.get(self.url + path.lstrip("/"), allow_redirects=False, timeout=60, **kw)
@@ -107,8 +153,9 @@ def world(dandi_archive, tmp_path_factory) -> Iterator[World]:  # noqa: ANN001
     dandi_archive.set_embargoed(embargoed, True)
     dandi_archive.put_asset(embargoed, "secret.nwb", b"embargoed bytes" * 50, when=T0 + timedelta(days=900))
     m.run.ok("sync", f"dandi:{embargoed}", "--dandi-api", dandi_archive.api_url)
+    grouped = make_grouped(m)
     with view_server(root) as url:
-        yield World(m, lost, embargoed, url)
+        yield World(m, lost, embargoed, url, grouped)
 
 
 def test_webdav4_lists_a_pin_and_reads_a_file_through_the_redirect(world: World) -> None:
@@ -162,6 +209,92 @@ def test_zarr_python_reads_each_pin_through_the_view(world: World) -> None:
     np.testing.assert_array_equal(nested[:], GROUP_VALUES)
     # what zarr asks for first and is not there: 404, so that it tries the next format
     assert world.get(f"dav/dandi/{m.id}/{m.first}/{ZARR}/zarr.json").status_code == 404
+
+
+def grouped_bases(world: World) -> dict[str, list[str]]:
+    """The grouped Zarr's URLs by state: on ``/dav/`` by each commit, on ``/zarrs/`` by each checksum
+    (told apart by reading ``b``: the first state holds :data:`OLD_B`)."""
+    import zarr
+
+    g = world.grouped
+    shard = f"{g.zarr_id[:3]}/{g.zarr_id[3:6]}/{g.zarr_id}"
+    states = [
+        f"{world.url}zarrs/{shard}/{name[: -len('.json')]}.zarr"
+        for name in world.get(f"zarr-manifests/{shard}/").json()["files"]
+    ]
+    assert len(states) == 2, states
+    states.sort(key=lambda url: -int(zarr.open_array(f"{url}/b", mode="r")[0, 0]))
+    return {
+        "first": [f"{world.url}dav/dandi/{g.id}/{g.first}/{ZARR}", states[0]],
+        "second": [f"{world.url}dav/dandi/{g.id}/{g.second}/{ZARR}", states[1]],
+    }
+
+
+def test_zarr_python_and_fsspec_walk_a_group_at_two_commits_with_no_self_entry(world: World) -> None:
+    """A walk of the hierarchy lists each member once: before, fsspec's HTML listing took the page's
+    link to the directory itself for a child, so ``.groups()`` yielded ``('', '')`` and a walk recursed
+    until RecursionError.  ``members(max_depth=None)`` is the walk ``.tree()`` draws (it needs rich)."""
+    import fsspec
+    import zarr
+
+    objects = nested_group_files(OLD_B)
+    for state, b in (("first", OLD_B), ("second", NEW_B)):
+        for base in grouped_bases(world)[state]:
+            group = zarr.open_group(base, mode="r", use_consolidated=False)  # the listing, not .zmetadata
+            assert [name for name, _ in group.groups()] == ["g"], base
+            assert [name for name, _ in group.arrays()] == ["b"], base
+            members = dict(group.members(max_depth=None))
+            assert sorted(members) == ["b", "g", "g/a"], (base, sorted(members))
+            np.testing.assert_array_equal(members["b"][:], b)
+            np.testing.assert_array_equal(members["g/a"][:], GROUP_VALUES)
+            assert [name for name, _ in members["g"].members()] == ["a"]
+            consolidated = zarr.open_consolidated(base, mode="r")
+            assert sorted(dict(consolidated.members(max_depth=None))) == ["b", "g", "g/a"]
+            np.testing.assert_array_equal(consolidated["b"][:], b)
+            # fsspec's HTTP filesystem as zarr drives it: ls by the directory's URL with or without its slash
+            fs = fsspec.filesystem("http", skip_instance_cache=True, use_listings_cache=False)
+            top = {f"{base}/{k}" for k in objects if "/" not in k} | {f"{base}/{d}/" for d in ("b", "g")}
+            for url in (base, base + "/"):
+                assert set(fs.ls(url, detail=False)) == top, url
+            inner = {f"{base}/{k}" for k in objects if k.startswith("g/") and k.count("/") == 1}
+            assert set(fs.ls(f"{base}/g", detail=False)) == inner | {f"{base}/g/a/"}
+            assert set(fs.find(base)) == {f"{base}/{k}" for k in objects}, base
+
+
+def test_webdav4_and_rclone_list_a_group_with_no_self_entry(world: World) -> None:
+    """The WebDAV clients: PROPFIND's own entry for the directory is the directory, never a child."""
+    from webdav4.fsspec import WebdavFileSystem
+
+    objects = sorted(nested_group_files(OLD_B))
+    fs = WebdavFileSystem(world.url + "dav")
+    g = world.grouped
+    for commit in (g.first, g.second):
+        path = f"dandi/{g.id}/{commit}/{ZARR}"
+        assert sorted(p[len(path) + 1 :] for p in fs.find(path)) == objects, path
+        names = {e["name"][len(path) + 1 :].rstrip("/") for e in fs.ls(path, detail=True)}
+        assert names == {k for k in objects if "/" not in k} | {"b", "g"}, names
+        assert [e["name"][len(path) + 1 :] for e in fs.ls(f"{path}/g/a", detail=True)] == [
+            k for k in objects if k.startswith("g/a/")
+        ]
+    if shutil.which("rclone") is None:
+        pytest.skip("rclone is not installed here: webdav4 listed the group, rclone did not")
+    for commit in (g.first, g.second):
+        p = subprocess.run(
+            [
+                "rclone",
+                "lsf",
+                "-R",
+                "--files-only",
+                "--webdav-url",
+                f"{world.url}dav",
+                f":webdav:dandi/{g.id}/{commit}/{ZARR}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, p.stderr
+        assert sorted(p.stdout.split()) == objects, p.stdout
 
 
 def test_a_file_redirects_to_its_pinned_url_and_nothing_writes(world: World) -> None:

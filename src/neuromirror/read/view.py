@@ -244,12 +244,19 @@ def _href(path: str) -> str:
 
 
 def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
-    """A plain listing with links, readable without any script or style sheet."""
+    """A plain listing with links, readable without any script or style sheet.
+
+    Clients that list a directory by scraping its page (fsspec's HTTP filesystem, so zarr-python over
+    HTTP) take every link under the page's own URL for a child: a link to the directory itself read as
+    a member named ``''``, and a walk of a Zarr group recursed into it for ever.  So the last breadcrumb
+    (this directory) is text, not a link; the other breadcrumbs and ``../`` point above the page, which
+    no such client reads as a child."""
     e = html.escape
     crumbs, acc = [], "/"
-    for part in [p for p in base.split("/") if p]:
+    parts = [p for p in base.split("/") if p]
+    for i, part in enumerate(parts):
         acc += part + "/"
-        crumbs.append(f'<a href="{e(_href(acc))}">{e(part)}</a>')
+        crumbs.append(e(part) if i == len(parts) - 1 else f'<a href="{e(_href(acc))}">{e(part)}</a>')
     lines = [
         f'<tr><td><a href="{e(r["href"])}">{e(r["name"])}{"/" if r["type"] == "directory" else ""}</a></td>'
         f'<td class="size">{"" if r["type"] == "directory" else e(human_bytes(r.get("size")))}</td>'
