@@ -176,9 +176,16 @@ def test_read_only_commands_create_nothing_and_name_the_root(tmp_path: Path, cap
         err = capsys.readouterr().err
         assert code == 2, (argv, err)
         assert f"no mirror at {root}" in err, (argv, err)
+    assert main(["status"]) == 2  # no such root: a mistyped path, not a report of nothing
+    assert (
+        capsys.readouterr().err
+        == f"neuromirror: no mirror at {root}: no such directory (pass --root or set NEUROMIRROR_ROOT)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+    root.mkdir()  # a root that is there, with nothing mirrored yet: status says so
     assert main(["status"]) == 0
     assert f"no sources in {root} (no index {root}/.neuromirror/index.sqlite" in capsys.readouterr().out
-    assert list(tmp_path.iterdir()) == []
+    assert list(root.iterdir()) == []
 
 
 # -- options where users put them ------------------------------------------------------------------

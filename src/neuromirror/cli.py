@@ -174,6 +174,19 @@ def _exit_now_if_a_worker_is_stuck(code: int) -> None:
         os._exit(code)
 
 
+def _check_root(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """A root that is a file (or under one) is one line naming where it came from, before any command
+    touches it: else the first ``mkdir`` under it said ``[Errno 20] Not a directory``.  Where it came
+    from is kept as ``args.root_label`` (``--root DIR`` or ``NEUROMIRROR_ROOT=DIR``) for other errors."""
+    if not getattr(args, "root", None):
+        return
+    from neuromirror.commands.common import check_folder
+
+    given = any(a == "--root" or a.startswith("--root=") for a in argv)
+    args.root_label = f"--root {args.root}" if given else f"NEUROMIRROR_ROOT={args.root} (exported)"
+    check_folder(args.root_label, args.root, " (a mirror root is a directory)", writable=False)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuromirror.util import counts
     from neuromirror.util.gitutil import IDENTITY
@@ -192,6 +205,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     setup_logging(args.verbose, args.log_level)
     try:
+        _check_root(args, sys.argv[1:] if argv is None else argv)
         code = int(args.func(args) or 0)
         sys.stdout.flush()
         return code

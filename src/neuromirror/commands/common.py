@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -16,6 +17,21 @@ from neuromirror.util.sizes import human_bytes  # noqa: F401  (re-exported for c
 
 def root_of(args: argparse.Namespace) -> Path:
     return Path(args.root or "neuromirror-root").absolute()
+
+
+def check_folder(label: str, path: str | Path, hint: str = "", *, writable: bool = True) -> None:
+    """``path`` must be a directory, or one that can be made (``writable``: by this user), said as one
+    line naming ``label`` (``--to DIR``) before any work, not as the errno of whatever first touches it."""
+    dest = Path(path).absolute()
+    if dest.exists() and not dest.is_dir():
+        raise UserError(f"{label}: exists and is not a directory{hint}")
+    parent = dest
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{label}: {parent} is a file, not a directory")
+    if writable and not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{label}: cannot create or write there ({parent} is not writable)")
 
 
 def open_mirror(args: argparse.Namespace) -> Any:  # -> Mirror, imported lazily

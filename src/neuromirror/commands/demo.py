@@ -6,6 +6,9 @@ paste into another shell (:mod:`neuromirror.demo.serve`)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from neuromirror.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--http",
-        default="127.0.0.1:0",
         metavar="HOST:PORT",
         help="with --serve: the view's address (default 127.0.0.1:0, any free port)",
     )
@@ -27,10 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.http and not args.serve:  # else the demo ran, served nothing, and never said why
+        raise UserError(f"--http {args.http}: the view's address is for demo --serve (add --serve)")
+    root = Path(args.root) if args.root else None
+    if root is not None and root.is_dir() and any(root.iterdir()):
+        label = getattr(args, "root_label", f"--root {args.root}")
+        raise UserError(f"{label} is not empty: the demo mirrors into a fresh root (give --root NEW_DIR, or none)")
     if args.serve:
         from neuromirror.demo.serve import run_serve
 
-        return run_serve(args.root, keep=args.keep, http=args.http)
+        return run_serve(root, keep=args.keep, http=args.http or "127.0.0.1:0")
     from neuromirror.demo import run_demo
 
-    return run_demo(args.root, keep=args.keep)
+    return run_demo(root, keep=args.keep)

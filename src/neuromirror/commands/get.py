@@ -8,7 +8,15 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from neuromirror.commands.common import UserError, add_json, mirror_if_exists, print_json, root_of, spec_arg
+from neuromirror.commands.common import (
+    UserError,
+    add_json,
+    check_folder,
+    mirror_if_exists,
+    print_json,
+    root_of,
+    spec_arg,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,16 +85,7 @@ def store_preparer(args: argparse.Namespace, recorded: Sequence[str] = ()) -> Op
 
 def check_destination(to: str) -> None:
     """``--to`` must be a directory, or a new one this user can create: said before anything is cloned."""
-    dest = Path(to).absolute()
-    if dest.exists() and not dest.is_dir():
-        raise UserError(f"--to {to}: exists and is not a directory (give a new directory or a previous get's clone)")
-    parent = dest
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"--to {to}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"--to {to}: cannot create or write there ({parent} is not writable)")
+    check_folder(f"--to {to}", to, " (give a new directory or a previous get's clone)")
 
 
 def run(args: argparse.Namespace) -> int:

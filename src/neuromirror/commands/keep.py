@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, add_json, check_folder, print_json, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def _size(option: str, value: object) -> int | None:
 def run(args: argparse.Namespace) -> int:
     from neuromirror.keep.stores import keep_into
     from neuromirror.keep.versions import KeepOptions, select_versions
-    from neuromirror.store.location import open_store, store_name
+    from neuromirror.store.location import STORE_ENV, open_store, store_name
 
     if args.jobs < 1:
         raise UserError("-J must be at least 1")
@@ -85,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
     stores = [open_store(store_name(n)) for n in names]
     if len({s.url for s in stores}) != len(stores):
         raise UserError("the same store is named twice")
+    for name, store in zip(names, stores):
+        if store.kind == "directory":  # else a file there read as the store being down
+            label = f"--to {name}" if args.store else f"{STORE_ENV}={name}"
+            check_folder(label, store.url, " (a store is a directory: give a new or an existing store)")
     if args.copies is not None and args.copies < 1:
         raise UserError("--copies must be at least 1")
     options = KeepOptions(

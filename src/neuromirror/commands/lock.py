@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from neuromirror.commands.common import UserError, require_mirror, spec_arg
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     for s in specs:
         if s.is_glob:
             raise UserError(f"{s}: lock names exact sources, not patterns")
+    _check_output(args.output)
     store = None
     name = args.store or os.environ.get(STORE_ENV)
     if name and name.strip():
@@ -69,3 +71,15 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"wrote {args.output}: {len(lock.datasets)} dataset(s)")
     return 0
+
+
+def _check_output(output: str) -> None:
+    """``-o FILE`` into a folder that is there, said before the lock is built (else the errno of its temp file)."""
+    if output == "-":
+        return
+    path = Path(output).absolute()
+    if path.is_dir():
+        raise UserError(f"-o {output}: is a directory (give the lock file's name)")
+    if not path.parent.is_dir():
+        what = "is not a directory" if path.parent.exists() else "does not exist"
+        raise UserError(f"-o {output}: the folder {path.parent} {what} (lock makes no folders)")

@@ -79,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
         config = load_configs(args.config)
         root = config.resolve_root(args.root)
+    if not root.is_dir():  # a mistyped root: one line, exit 2, not a report of nothing that exits 0
+        from neuromirror.commands.common import UserError
+
+        raise UserError(f"no mirror at {root}: no such directory (pass --root or set NEUROMIRROR_ROOT)")
     report = status_report(root, args.index, config=config)
     if args.specs:
         from neuromirror.commands.common import UserError

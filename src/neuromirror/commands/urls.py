@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec) if args.spec else None
     if spec is not None and spec.is_glob:
         raise UserError(f"{spec}: urls names one source, not a pattern")
+    for path in args.paths:  # else git's own "fatal: ... outside repository" line came before ours
+        if path.startswith("/") or ".." in path.split("/"):
+            raise UserError(f"{path}: a PATH is inside the version, from its top (no leading / and no '..')")
     mirror = require_mirror(args)
     try:
         if args.lock:

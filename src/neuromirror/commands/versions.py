@@ -18,7 +18,13 @@ from neuromirror.index.nested import nested_totals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("versions", help="list the recorded versions of a source")
+    p = sub.add_parser(
+        "versions",
+        help="list the recorded versions of a source",
+        description="One row per recorded version. A label synced in more than one state (a draft that changed "
+        "upstream) has a row per state: READ_AS names how each is read (the label for its latest state, the "
+        "short commit for an earlier one: SPEC@COMMIT, /dav/.../COMMIT/).",
+    )
     p.add_argument("spec", help="e.g. dandi:000027")
     add_json(p)
     p.set_defaults(func=run)
@@ -32,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
         raise not_mirrored(index, spec.source)
     versions = index.versions(spec.source)
     inside = nested_totals(index, [v["id"] for v in versions])
+    names = read_as(versions)
     rows = [
         {
             "version": v["label"],
+            "read_as": names[v["id"]],
             "commit": v["commit"],
             "tag": v["tag"],
             "synced_at": v["synced_at"],
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    columns = ["version", "kind", "commit", "tag", "synced_at", "files", "bytes"]
+    columns = ["version", "read_as", "kind", "commit", "tag", "synced_at", "files", "bytes"]
     table = [{**r, "commit": r["commit"][:12], "bytes": human_bytes(r["bytes"])} for r in rows]
     if inside:
         columns.append("in_subdatasets")
@@ -61,6 +69,14 @@ def run(args: argparse.Namespace) -> int:
             r["in_subdatasets"] = _inside(n) if n else "-"
     print_table(table, columns)
     return 0
+
+
+def read_as(versions: list[dict]) -> dict[int, str]:
+    """How each recorded state is read, by version id: its label if it is the label's latest state, else
+    its short commit.  Two rows both labelled ``draft`` (a Zarr rewritten in place between two syncs)
+    were otherwise told apart by nothing a user can type; the view names them the same way."""
+    latest = {v["label"]: v["id"] for v in versions}  # ordered by id: the last row of each label wins
+    return {v["id"]: v["label"] if latest[v["label"]] == v["id"] else v["commit"][:12] for v in versions}
 
 
 def _inside(n: dict) -> str:

@@ -27,6 +27,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
+from neuromirror.errors import UserError
+
 SAMPLE_NAME = "neuromirror demo: mouse V1 extracellular recordings"
 
 
@@ -96,10 +98,10 @@ def _run(cmd: list[str], cwd: Optional[Path] = None, env: Optional[dict] = None)
 def fresh_root(root: Optional[Path]) -> tuple[Path, Path, list[str], dict]:
     """(work directory, mirror root, the command that runs neuromirror on it, its environment) of a demo."""
     os.environ.setdefault("DANDI_NO_ET", "1")
+    if root is not None and Path(root).is_dir() and any(Path(root).iterdir()):
+        raise UserError(f"{root} is not empty: the demo mirrors into a fresh root")
     work = Path(tempfile.mkdtemp(prefix="neuromirror-demo-"))
     root = Path(root).absolute() if root else work / "mirror"
-    if root.exists() and any(root.iterdir()):
-        raise RuntimeError(f"{root} is not empty: the demo mirrors into a fresh root")
     return work, root, [sys.executable, "-m", "neuromirror", "--root", str(root)], dict(os.environ, DANDI_NO_ET="1")
 
 

@@ -3,7 +3,9 @@
 The dataset records what the archive served when the mirror saw it; whether the archive still
 serves it is a question for the archive.  One ``HEAD`` per file (redirects followed as ``HEAD``),
 a pool of threads, in the listing's order: a file whose archive URL no longer answers is read from
-the lab's store when a store holds it, else it is lost, and said so with its key.
+the lab's store when a store holds it, else it is lost, and said so with its key.  A file kept in
+the dataset's git is asked too: its archive URL, dead, is dropped (never printed), the file stays
+served by git.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ def url_status(session: Any, url: str, timeout: float = 30) -> Optional[str]:
 
 
 def _checked(session: Any, f: PinnedFile, on_gone: Optional[Callable[[PinnedFile, str], None]] = None) -> PinnedFile:
-    if f.url is None or f.served_by == "git":
+    if f.url is None:
         return f
     status = url_status(session, f.url)
     if status is None:
         return f
+    if f.served_by == "git":  # its bytes are in the dataset: not lost, but a dead URL is never shown
+        return dataclasses.replace(f, url=None)
     if on_gone is not None and f.served_by == "archive" and status in ("HTTP 404", "HTTP 410"):
         on_gone(f, status)  # remembered for every reader (:mod:`.loss`)
     if f.served_by == "archive" and f.store_url and url_status(session, f.store_url) is None:
