@@ -202,6 +202,9 @@ class Snapshot:
     refused: list[Refusal] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # told to the user in the sync report
+    #: items the archive never answered for (after retries): held at their last state, the sync fails
+    #: naming them and the next one tries again (:mod:`neuromirror.sources.dandi.held`)
+    unreachable: list[Refusal] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +312,11 @@ class SyncReport:
     timings: dict = field(default_factory=dict)
     #: on a Dask cluster: each task run for this source {task, worker, seconds, outcome}
     tasks: list[dict] = field(default_factory=list)
+    #: items held at their last state: the archive never answered for them (see :class:`Snapshot`)
+    unreachable: list[Refusal] = field(default_factory=list)
+    #: per archive endpoint: requests, throttled answers, retries, the in-flight limit reached
+    #: (:func:`neuromirror.util.pacing.since`)
+    network: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         extra = {"tasks": self.tasks} if self.tasks else {}
@@ -323,6 +331,8 @@ class SyncReport:
             "refused": [{"path": r.path, "reason": r.reason} for r in self.refused],
             "pending": [{"path": p.path, "reason": p.reason} for p in self.pending],
             "warnings": self.warnings,
+            "unreachable": [{"path": r.path, "reason": r.reason} for r in self.unreachable],
+            "network": self.network,
             "error": self.error,
             "timings": self.timings,
             **extra,

@@ -123,6 +123,7 @@ def diff_snapshot(
         d.changes.add(Delete(p))
         d.removed += 1
     report.refused.extend(snap.refused)
+    report.unreachable.extend(snap.unreachable)
     unpinned = tally.warning(snap.label)
     if unpinned:
         snap.warnings.append(unpinned)

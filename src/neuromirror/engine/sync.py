@@ -28,7 +28,7 @@ from neuromirror.records import (
     SyncReport,
 )
 from neuromirror.sources.base import Source
-from neuromirror.util import disk, gitutil, timing
+from neuromirror.util import disk, gitutil, pacing, timing
 from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.text import one_line
 
@@ -106,6 +106,7 @@ def sync_source(
         index.ensure_source(sid, source.archive, source.remote_id, relpath)
         run_id = index.start_run(sid, trigger)
         clock = timing.Stopwatch()
+        net_before = pacing.snapshot()
         try:
             with timing.collecting() as timings:
                 if runner is None:
@@ -126,7 +127,10 @@ def sync_source(
             report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
             report.timings["lock-wait"] = round(lock_wait_s, 4)  # before ``total`` starts
             report.timings["total"] = round(total, 4)
+            report.network = pacing.since(net_before, total)
+            held_back(report)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
+            report.network = pacing.since(net_before, clock.seconds())
             # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
             report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
             report.error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
@@ -405,6 +409,17 @@ class DatasetSync:
         report.outcome = "ok" if report.versions else "unchanged"
         for p in report.pending:
             report.warnings.append(f"{p.path}: {p.reason}")
+
+
+def held_back(report: SyncReport) -> None:
+    """A sync that held items at their last state (the archive never answered for them) failed,
+    whatever it committed: it says which, and the next sync takes them up (:class:`Snapshot`)."""
+    if not report.unreachable:
+        return
+    first = report.unreachable[0]
+    more = f" and {len(report.unreachable) - 1} more" if len(report.unreachable) > 1 else ""
+    report.outcome = "failed"
+    report.error = f"{first.path!r}{more} could not be read from the archive: {first.reason}"
 
 
 def drop_temp_packs(ds: Path) -> int:

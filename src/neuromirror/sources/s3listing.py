@@ -30,7 +30,11 @@ from datetime import datetime
 from typing import Any, Iterator, Optional
 from urllib.parse import unquote
 
+from neuromirror.util import pacing
+
 ATTEMPTS = 8
+#: listing requests in flight to one endpoint at most (Zarr jobs x listing clients); the controller may allow fewer
+LISTING_CEILING = 32
 _pools: Optional[Any] = None
 _pools_lock = threading.Lock()
 
@@ -254,19 +258,29 @@ def _page(
         connect=getattr(cfg, "connect_timeout", None) or 60, read=getattr(cfg, "read_timeout", None) or 120
     )
     endpoint = url.split("?", 1)[0]
+    pace = pacing.pace_for(url, LISTING_CEILING)  # shared with the pins' HEADs: one endpoint, one pace
     last: Optional[BaseException] = None
     for attempt in range(attempts):
         if attempt:
-            time.sleep(min(0.2 * 2 ** (attempt - 1), 5))
+            pace.stats.retries += 1
+            time.sleep(pacing.backoff(attempt))
+        epoch = pace.acquire()
+        status: Optional[int] = None
         try:
             r = _pool(url).request("GET", url, timeout=timeout)
+            status = r.status
             if r.status >= 500 or r.status == 429:
                 last = _error(r.status, r.data)
+                pace.release(epoch, status, pacing.retry_after_seconds(r.headers.get("Retry-After")))
+                epoch = -1
             elif r.status != 200:
                 raise _error(r.status, r.data)
             else:
+                pace.release(epoch, status)
+                epoch = -1
                 return _parse(r.data, prefixes)
         except (HTTPError, OSError) as exc:  # what requests called ConnectTimeout, ReadTimeout, ConnectionError
+            status = None
             reason = exc.reason if isinstance(exc, MaxRetryError) else exc
             # urllib3's NewConnectionError (refused) is a ConnectTimeoutError too: requests told them apart so
             if isinstance(reason, ConnectTimeout) and not isinstance(reason, NewConnectionError):
@@ -277,7 +291,11 @@ def _page(
                 last = EndpointConnectionError(endpoint_url=endpoint)
         except ET.ParseError as exc:  # a body cut short: ask again
             last = exc
+        finally:
+            if epoch != -1:  # not released above: no answer, an answer cut short, or the caller's error
+                pace.release(epoch, status if status != 200 else None)
     assert last is not None
+    pace.stats.gave_up += 1
     raise last
 
 

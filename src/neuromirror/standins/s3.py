@@ -173,6 +173,8 @@ class S3StandIn:
         self.request_log: Optional[list[tuple[str, str]]] = None
         #: response body bytes sent while :meth:`log_requests` is on (what readers fetched)
         self.bytes_sent = 0
+        #: where readers reach this server, when not directly (:meth:`through`)
+        self.public_endpoint: Optional[str] = None
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> S3StandIn:
@@ -358,9 +360,20 @@ class S3StandIn:
         c.put_object_acl(Bucket=bucket, Key=key, ACL="private", **({} if version == "null" else {"VersionId": version}))
         return version
 
+    def through(self, endpoint: str) -> S3StandIn:
+        """The same server as readers see it from a network away: URLs (:meth:`url`) name ``endpoint``
+        (a :class:`~neuromirror.standins.network.ShapingProxy` in front of this one); writes and
+        :meth:`client` still go straight to the server.  Stopping the copy stops the server."""
+        import copy
+
+        seen = copy.copy(self)
+        seen.public_endpoint = endpoint.rstrip("/")
+        return seen
+
     def url(self, bucket: str, key: str, version_id: Optional[str] = None) -> str:
-        """Path-style http URL of ``key`` (optionally pinned to ``version_id``)."""
-        u = f"{self.endpoint_url}/{bucket}/{quote(key, safe='/~')}"
+        """Path-style http URL of ``key`` (optionally pinned to ``version_id``), at :attr:`public_endpoint`
+        when one is set (:meth:`through`)."""
+        u = f"{self.public_endpoint or self.endpoint_url}/{bucket}/{quote(key, safe='/~')}"
         if version_id is not None:
             u += "?" + urlencode({"versionId": version_id})
         return u

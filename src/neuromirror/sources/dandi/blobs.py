@@ -40,10 +40,11 @@ from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.assets import Reused, is_text_asset, reused_entry
 from neuromirror.sources.dandi.blob_versions import LIST_AFTER, noncurrent_version
 from neuromirror.sources.dandi.client import DandiAPI, download_verified, gist
+from neuromirror.sources.dandi.held import held_entry, hold
 from neuromirror.sources.dandi.zarr_assets import ZarrRun, expect_zarrs, zarr_run
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.sources.dandi.zarr_states import ZarrStates
-from neuromirror.util import timing
+from neuromirror.util import pacing, timing
 from neuromirror.util.paths import check_path
 
 log = logging.getLogger("neuromirror.dandi")
@@ -53,6 +54,8 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 #: the archive's own download route of an asset, on whatever host (top-level or under a version)
 _DOWNLOAD_ROUTE = re.compile(r"/assets/[^/]+/download/?$")
 MAX_URL = 8192
+#: a pin the archive never answered for (see :meth:`AssetEntries._pin_or_hold`)
+_HELD = "\0held"
 
 
 class _ZarrSlot:
@@ -92,6 +95,8 @@ class AssetEntries(DandiAPI):
     dataset_path: Optional[Path] = None
     _s3_endpoints: tuple[str, ...]
     _session: requests.Session
+    #: HEADs of pins in flight at most (the pool's size; the endpoint's controller may allow fewer)
+    head_workers: int = 32
 
     def zarr_states(self) -> Optional[ZarrStates]:
         """The dandiset's Zarr list of this sync; the source reads it (here: none known)."""
@@ -196,9 +201,14 @@ class AssetEntries(DandiAPI):
             if a.get("blob") in blobs and pins.get(a["blob"]) is None
         }
         with timing.phase("pinning"):
-            found = list(pool.map(lambda t: self._pin_blob(*t[:3]), todo.values()))
+            found = list(pool.map(lambda t: self._pin_or_hold(*t[:3]), todo.values()))
         learned = []
+        held: set[str] = set()
         for (blob, (_, _, _, path)), (version_id, how) in zip(todo.items(), found):
+            if version_id is _HELD:
+                held.add(blob)
+                hold(snap, state, path, f"not pinned: {how}")
+                continue
             pins[blob] = version_id
             if version_id:
                 learned.append((blob, version_id))
@@ -212,7 +222,9 @@ class AssetEntries(DandiAPI):
                 state.cache_put(PIN_NAMESPACE, blob, version_id)
         zarr_entries = zarrs.entries()
         made = [
-            self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
+            held_entry(state, r[0]["path"])
+            if isinstance(r, tuple) and r[0].get("blob") in held
+            else self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
             if isinstance(r, tuple)
             else zarr_entries.get(r.path)
             if isinstance(r, _ZarrSlot)
@@ -252,7 +264,7 @@ class AssetEntries(DandiAPI):
         def fetch(e: GitEntry) -> bytes | BaseException:
             try:
                 data = e.read()
-            except Exception as exc:  # ContentMismatch, DandiError
+            except Exception as exc:  # ContentMismatch, DandiError, GaveUp
                 return exc
             if len(data) != e.length:
                 return ContentMismatch(f"{len(data)} bytes downloaded, the archive says {e.length}")
@@ -267,6 +279,11 @@ class AssetEntries(DandiAPI):
             elif isinstance(got, bytes):
                 assert isinstance(e, GitEntry)  # only text files in git were fetched
                 yield dataclasses.replace(e, content=got)
+            elif isinstance(got, pacing.GaveUp):  # the archive never served it: held at its last state
+                hold(snap, state, e.path, f"not downloaded: no answer after {got.attempts} attempts ({got.last})")
+                kept = held_entry(state, e.path)
+                if kept is not None:
+                    yield kept
             else:
                 reason = (
                     "content does not match the archive's size and sha256"
@@ -312,6 +329,15 @@ class AssetEntries(DandiAPI):
                 return u.split("?", 1)[0]
         return None
 
+    def _pin_or_hold(self, url: str, etag: Optional[str], size: int) -> tuple[Optional[str], Optional[str]]:
+        """:meth:`_pin_blob`, or (``_HELD``, why) when the archive never answered its HEAD: the
+        asset is held at its last state (:func:`.held.hold`), never registered by a mutable URL."""
+        try:
+            return self._pin_blob(url, etag, size)
+        except pacing.GaveUp as exc:
+            log.warning("DANDI:%s: %s", self.identifier, exc)
+            return _HELD, f"the archive's S3 gave no answer to its HEAD after {exc.attempts} attempts ({exc.last})"
+
     def _pin_blob(self, url: str, etag: Optional[str], size: int) -> tuple[Optional[str], Optional[str]]:
         """(the blob's S3 version id or None, what the report should say or None).
 
@@ -337,17 +363,20 @@ class AssetEntries(DandiAPI):
         """The object's current S3 version id, from a HEAD of the object itself; the HEAD's status.
 
         Redirects are not followed: an S3 object answers directly, and a version id
-        found behind a redirect would belong to another URL's object.
+        found behind a redirect would belong to another URL's object.  Asked through the
+        endpoint's controller (:mod:`neuromirror.util.pacing`): throttled answers slow every
+        thread down, Retry-After is honoured, and a HEAD that never got an answer raises
+        :class:`~neuromirror.util.pacing.GaveUp` -- never a plain URL in a pinned state.
         """
-        for _attempt in range(5):
-            try:
-                r = self._session.head(url, timeout=30, allow_redirects=False)
-            except requests.RequestException:
-                continue
-            if r.status_code in (429, 500, 502, 503, 504):
-                continue
-            if r.ok:
-                vid = r.headers.get("x-amz-version-id")
-                return (vid if vid and vid != "null" else None), r.status_code
-            return None, r.status_code
-        return None, None
+        r = pacing.call(
+            url,
+            lambda: self._session.head(url, timeout=30, allow_redirects=False),
+            lambda r: r.status_code,
+            lambda r: r.headers.get("Retry-After"),
+            transient=(requests.RequestException,),
+            ceiling=self.head_workers,
+        )
+        if r.ok:
+            vid = r.headers.get("x-amz-version-id")
+            return (vid if vid and vid != "null" else None), r.status_code
+        return None, r.status_code

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Optional
 import requests
 
 from neuromirror.sources.dandi.options import DEFAULT_API
+from neuromirror.util import pacing
 from neuromirror.util.text import one_line
 
 LISTING_ATTEMPTS = 5
@@ -66,6 +67,7 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
     if client is None:
         raise DandiError(f"DANDI API at {api_url} is unreachable: {gist(last) if last else 'no answer'}") from None
     check_api(api_url)
+    pacing.pace_session(client.session, api_url)  # the client retries; the endpoint's pace holds all back
     return client
 
 
@@ -107,19 +109,22 @@ def gist(exc: BaseException) -> str:
 
 
 def download_verified(url: str, timeout: float = 60.0) -> bytes:
-    """Fetch a small file; the caller's GitEntry checks the sha256."""
-    last: Optional[BaseException] = None
-    for _ in range(4):
-        try:
-            r = requests.get(url, timeout=timeout)
-            if r.status_code in (429, 500, 502, 503, 504):
-                last = DandiError(f"HTTP {r.status_code} from {url}")
-                continue
-            r.raise_for_status()
-            return r.content
-        except requests.RequestException as exc:
-            last = exc
-    raise DandiError(f"could not download {url}: {gist(last) if last else 'unknown error'}")
+    """Fetch a small file; the caller's GitEntry checks the sha256.
+
+    Through the endpoint's controller (:func:`neuromirror.util.pacing.call`): a file the archive
+    never serves after the retries raises :class:`~neuromirror.util.pacing.GaveUp` (the asset is held,
+    :mod:`.held`); an answer that is not the file (403, 404) is the archive's: :class:`DandiError`.
+    """
+    r = pacing.call(
+        url,
+        lambda: requests.get(url, timeout=timeout),
+        lambda r: r.status_code,
+        lambda r: r.headers.get("Retry-After"),
+        transient=(requests.RequestException,),
+    )
+    if not r.ok:
+        raise DandiError(f"could not download {url}: HTTP {r.status_code}")
+    return r.content
 
 
 class DandiAPI:

@@ -29,6 +29,7 @@ from neuromirror.sources.dandi import assets, embargo, zarr_states
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
 from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
+from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
 from neuromirror.sources.dandi.zarr_assets import settle, split_stamp, track_draft, unchanged, zarr_executor, zarr_run
 from neuromirror.sources.dandi.zarr_states import ZarrStates
@@ -77,6 +78,7 @@ class DandiSource(AssetEntries):
         self.remote_id = identifier
         self.relpath = f"dandi/{identifier}"
         self._session = requests.Session()
+        self.head_workers = HEAD_WORKERS
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HEAD_WORKERS)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -240,7 +242,7 @@ class DandiSource(AssetEntries):
         zarrs = zarr_run(self, snap, state, zarr_pool)
         page = assets.PAGE_SIZE
         try:
-            with ThreadPoolExecutor(HEAD_WORKERS) as pool, ThreadPoolExecutor(METADATA_WORKERS) as md_pool:
+            with ThreadPoolExecutor(self.head_workers) as pool, ThreadPoolExecutor(METADATA_WORKERS) as md_pool:
                 batch: list[Any] = []
                 for asset in listing:
                     batch.append(asset)
@@ -249,6 +251,7 @@ class DandiSource(AssetEntries):
                         batch = []
                 if batch:
                     yield from self._resolve(batch, snap, state, pool, md_pool, zarrs)
+            check_published(snap)  # a tag is forever: never one with an asset held back
         finally:
             listing.close()
             if own_pool is not None:

@@ -1,0 +1,317 @@
+"""One rate and concurrency controller per archive endpoint, shared by every thread of a sync.
+
+Why: the archives are a network away and say when they are pressed.  S3 answers ``503 SlowDown``
+above a few thousand requests a second per prefix and asks clients to back off; the DANDI API
+answers ``429``/``502``/``503``/``504`` under load, with ``Retry-After``.  A fixed retry budget per
+request, with no pause, keeps 32 pinning threads asking at full rate after a SlowDown (what SlowDown
+asks a client not to do), and gives up on a request that a pause would have let through.
+
+So every request to an endpoint (``scheme://host:port``) goes through that endpoint's :class:`Pace`:
+
+* **AIMD on the requests in flight**, as TCP's congestion window and botocore's ``adaptive`` retry
+  mode do: each clean answer adds ``1/limit`` (about one more request in flight per round trip's
+  worth of answers), a throttled answer halves the limit, once per window (answers to requests sent
+  before the last cut do not cut again: one burst is one signal).  The limit never goes below 1 nor
+  above the callers' own pool size.
+* **Retry-After is honoured for the endpoint**, not only for the request that got it: no request to
+  that endpoint leaves before the time it names.
+* **Retries with exponential backoff and jitter** (:func:`call`), then a loud failure
+  (:class:`GaveUp`): a caller that pins never settles for an answer it did not get.
+
+The counters (:func:`snapshot`, :func:`since`) are what ``sync --json`` and ``status`` report:
+requests, throttled answers, other errors, retries, give-ups, and the in-flight limit reached.
+Worker processes (:mod:`neuromirror.util.processes`) hold their own controllers: each is shared by
+that process's threads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Iterator, Optional, TypeVar
+from urllib.parse import urlsplit
+
+#: answers that mean "you are asking too fast": the limit is halved
+THROTTLED = frozenset({429, 503})
+#: answers worth asking again (with a pause)
+RETRIED = frozenset({429, 500, 502, 503, 504})
+#: attempts of one request before it fails loudly (``NEUROMIRROR_HTTP_RETRIES`` overrides)
+ATTEMPTS = 10
+#: the first pause before a retry, doubled each time up to ``BACKOFF_MAX`` (seconds; jittered)
+BACKOFF = float(os.environ.get("NEUROMIRROR_HTTP_BACKOFF", "0.25"))
+BACKOFF_MAX = 20.0
+#: a Retry-After longer than this is clipped (an archive's clock gone wrong must not stall a sync for days)
+RETRY_AFTER_MAX = 120.0
+
+T = TypeVar("T")
+
+
+class GaveUp(Exception):
+    """A request the archive never answered well: retried with backoff, then given up on, loudly."""
+
+    def __init__(self, url: str, attempts: int, last: str):
+        super().__init__(f"{url}: no answer after {attempts} attempts (last: {last})")
+        self.url = url
+        self.attempts = attempts
+        self.last = last
+
+
+@dataclass
+class EndpointStats:
+    """What one endpoint answered, as counters (a difference of two snapshots is a sync's share)."""
+
+    endpoint: str
+    requests: int = 0
+    throttled: int = 0  # 429 / 503 SlowDown answers
+    errors: int = 0  # other 5xx, resets, timeouts, refused connections
+    retries: int = 0
+    gave_up: int = 0
+    waited_s: float = 0.0  # time requests spent held back (a slot, a Retry-After)
+    limit: float = 0.0  # the in-flight limit now
+    limit_min: float = 0.0  # the lowest it reached
+    ceiling: int = 0  # the callers' pool: the most the limit may reach
+
+
+class Pace:
+    """The AIMD limit and the Retry-After gate of one endpoint; thread-safe."""
+
+    def __init__(self, endpoint: str, ceiling: int = 32) -> None:
+        self.endpoint = endpoint
+        self._cond = threading.Condition()
+        self.ceiling = max(1, ceiling)
+        self.limit = float(self.ceiling)
+        self.in_flight = 0
+        self.not_before = 0.0  # monotonic time before which nothing is sent (Retry-After)
+        self._epoch = 0  # bumped at each cut: answers to older requests do not cut again
+        self.stats = EndpointStats(endpoint, limit=self.limit, limit_min=self.limit, ceiling=self.ceiling)
+
+    def widen(self, ceiling: int) -> None:
+        """A caller with a larger pool: the limit may grow that far (it starts there if never cut)."""
+        with self._cond:
+            if ceiling > self.ceiling:
+                grow = self.limit >= self.ceiling and self.stats.throttled == 0
+                self.ceiling = ceiling
+                self.stats.ceiling = ceiling
+                if grow:
+                    self.limit = float(ceiling)
+                    self.stats.limit = self.limit
+                    self.stats.limit_min = max(self.stats.limit_min, self.limit)
+                self._cond.notify_all()
+
+    def acquire(self) -> int:
+        """Wait for a slot (in flight below the limit, past any Retry-After); the window it was sent in."""
+        start = time.monotonic()
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if now < self.not_before:
+                    self._cond.wait(self.not_before - now)
+                elif self.in_flight >= max(1, int(self.limit)):
+                    self._cond.wait(1.0)
+                else:
+                    break
+            self.in_flight += 1
+            self.stats.requests += 1
+            waited = time.monotonic() - start
+            if waited > 0.001:
+                self.stats.waited_s += waited
+            return self._epoch
+
+    def release(self, epoch: int, status: Optional[int], retry_after: Optional[float] = None) -> None:
+        """The answer to a request sent in window ``epoch``: its status (None: no answer at all)."""
+        with self._cond:
+            self.in_flight -= 1
+            if retry_after:
+                self.not_before = max(self.not_before, time.monotonic() + min(retry_after, RETRY_AFTER_MAX))
+            if status in THROTTLED:
+                self.stats.throttled += 1
+                if epoch == self._epoch:  # the first throttled answer of this window cuts; the rest were in flight
+                    self.limit = max(1.0, self.limit / 2)
+                    self._epoch += 1
+                    self.stats.limit_min = min(self.stats.limit_min, self.limit)
+            elif status is None or status >= 500:
+                self.stats.errors += 1
+            else:
+                self.limit = min(float(self.ceiling), self.limit + 1.0 / max(1.0, self.limit))
+            self.stats.limit = self.limit
+            self._cond.notify_all()
+
+
+_paces: dict[str, Pace] = {}
+_paces_lock = threading.Lock()
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``: what one controller stands for."""
+    u = urlsplit(url)
+    return f"{u.scheme.lower()}://{(u.netloc or '').lower()}"
+
+
+def pace_for(url: str, ceiling: int = 32) -> Pace:
+    """The controller of ``url``'s endpoint, made on first use (shared by the process)."""
+    key = origin(url)
+    with _paces_lock:
+        p = _paces.get(key)
+        if p is None:
+            p = _paces[key] = Pace(key, ceiling)
+    if ceiling > p.ceiling:
+        p.widen(ceiling)
+    return p
+
+
+def timeout() -> tuple[float, float]:
+    """(connect, read) seconds for a client that sets none: ``NEUROMIRROR_HTTP_TIMEOUT`` (read; connect
+    at most 10), else 10 and 120 (a page of the DANDI API takes 0.1-0.5 s, a stalled one never ends)."""
+    read = float(os.environ.get("NEUROMIRROR_HTTP_TIMEOUT") or 120)
+    return min(10.0, read), read
+
+
+def attempts() -> int:
+    """Attempts of one request: ``NEUROMIRROR_HTTP_RETRIES`` (the operator's bound), else :data:`ATTEMPTS`."""
+    configured = os.environ.get("NEUROMIRROR_HTTP_RETRIES")
+    return max(1, int(configured)) if configured else ATTEMPTS
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """A ``Retry-After`` header's seconds: a number, or an HTTP date (None: absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff(attempt: int) -> float:
+    """The pause before retry ``attempt`` (1, 2, ...): exponential, capped, with jitter (half to all of it)."""
+    base = min(BACKOFF_MAX, BACKOFF * 2 ** (attempt - 1))
+    return base * (0.5 + random.random() / 2)
+
+
+def call(
+    url: str,
+    send: Callable[[], T],
+    status: Callable[[T], int],
+    retry_after: Callable[[T], Optional[str]],
+    *,
+    transient: tuple[type[BaseException], ...] = (OSError,),
+    ceiling: int = 32,
+    tries: Optional[int] = None,
+) -> T:
+    """``send()`` through ``url``'s controller until an answer that is not worth retrying.
+
+    A :data:`RETRIED` status or a ``transient`` exception is asked again after :func:`backoff`
+    (and after the endpoint's Retry-After, which every request to it waits for), ``tries`` times
+    in all (default :func:`attempts`); then :class:`GaveUp`.  Any other answer is returned as it is.
+    """
+    pace = pace_for(url, ceiling)
+    n = tries or attempts()
+    last = "no attempt"
+    for attempt in range(n):
+        if attempt:
+            pace.stats.retries += 1  # not under the lock: a counter read for reports only
+            time.sleep(backoff(attempt))
+        epoch = pace.acquire()
+        try:
+            answer = send()
+        except transient as exc:
+            pace.release(epoch, None)
+            last = f"{type(exc).__name__}: {exc}"[:200]
+            continue
+        except BaseException:
+            pace.release(epoch, None)
+            raise
+        code = status(answer)
+        pace.release(epoch, code, retry_after_seconds(retry_after(answer)) if code in RETRIED else None)
+        if code not in RETRIED:
+            return answer
+        last = f"HTTP {code}"
+    pace.stats.gave_up += 1
+    raise GaveUp(url, n, last)
+
+
+def pace_session(session: object, url: str, ceiling: int = 16) -> None:
+    """Send every request of a ``requests.Session`` through ``url``'s endpoint controller.
+
+    For clients that retry on their own (the dandi client retries 429/5xx with tenacity): the
+    endpoint's Retry-After then holds every thread back, throttled answers lower the in-flight limit
+    of all, and the answers are counted in :func:`since`.
+    """
+    from requests.adapters import HTTPAdapter
+
+    pace = pace_for(url, ceiling)
+
+    class PacedAdapter(HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:  # the dandi client sets none: a stalled answer would hang a sync
+                kwargs["timeout"] = timeout()
+            epoch = pace.acquire()
+            try:
+                r = super().send(request, *args, **kwargs)
+            except BaseException:
+                pace.release(epoch, None)
+                raise
+            code = r.status_code
+            pace.release(epoch, code, retry_after_seconds(r.headers.get("Retry-After")) if code in RETRIED else None)
+            return r
+
+    adapter = PacedAdapter(pool_connections=4, pool_maxsize=ceiling)
+    session.mount(origin(url) + "/", adapter)  # type: ignore[attr-defined]
+
+
+def snapshot() -> dict[str, EndpointStats]:
+    """Every endpoint's counters now (copies)."""
+    with _paces_lock:
+        paces = list(_paces.values())
+    return {p.endpoint: EndpointStats(**asdict(p.stats)) for p in paces}
+
+
+def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> list[dict]:
+    """What each endpoint answered since ``before`` (endpoints that saw no request left out), as JSON.
+
+    ``requests_per_s`` is the rate reached over ``seconds`` (the sync's wall time), where given.
+    """
+    out = []
+    for endpoint, now in snapshot().items():
+        was = before.get(endpoint) or EndpointStats(endpoint)
+        requests = now.requests - was.requests
+        if requests <= 0:
+            continue
+        row = {
+            "endpoint": endpoint,
+            "requests": requests,
+            "throttled": now.throttled - was.throttled,
+            "errors": now.errors - was.errors,
+            "retries": now.retries - was.retries,
+            "gave_up": now.gave_up - was.gave_up,
+            "waited_s": round(now.waited_s - was.waited_s, 3),
+            "in_flight_limit": round(now.limit, 1),
+            "in_flight_limit_min": round(now.limit_min, 1),
+            "in_flight_ceiling": now.ceiling,
+        }
+        if seconds:
+            row["requests_per_s"] = round(requests / seconds, 1)
+        out.append(row)
+    return out
+
+
+def iter_paces() -> Iterator[Pace]:
+    """The controllers made so far (tests and the bench read their limits)."""
+    with _paces_lock:
+        yield from list(_paces.values())
+
+
+def forget() -> None:
+    """Drop every controller (a new sync starts from full speed; tests start clean)."""
+    with _paces_lock:
+        _paces.clear()
