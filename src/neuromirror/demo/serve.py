@@ -13,7 +13,6 @@ rclone, curl, DataLad), each of which the tests run as printed.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -37,8 +36,14 @@ ZARR_SHAPE, ZARR_CHUNKS = (4, 6), (2, 3)
 REWRITTEN = 900
 READY = "== ready: paste any line below into another shell"
 SERVING = "== serving until Ctrl-C"
-#: loopback archives: git-annex refuses their addresses unless told (in the clone only)
-ALLOW_IP = "git config annex.security.allowed-ip-addresses 127.0.0.1"
+#: what each printed DataLad command passes as ``datalad -c``, which datalad hands to every git and
+#: git-annex it starts (GIT_CONFIG_COUNT), subdatasets' clones included: the loopback stand-in archive
+#: (git-annex refuses its address unless told, and a ``get -r``'s subdataset never saw a ``git config``
+#: made in its superdataset), and an identity for ``git annex init`` on a machine with none
+DATALAD_CONFIG = (
+    "-c annex.security.allowed-ip-addresses=127.0.0.1 -c user.name=neuromirror-demo"
+    " -c user.email=neuromirror-demo@localhost"
+)
 
 
 @dataclass
@@ -103,13 +108,20 @@ def zarr_files(rewritten: bool = False) -> dict[str, bytes]:
 
 
 def _exe(name: str) -> str:
-    """``name`` as a user pastes it into another shell: bare where that shell finds ours (no venv, or the
-    venv activated there), else the path of ours (``scripts/demo`` puts its venv on its own PATH only)."""
+    """``name`` as a user pastes it into another shell, where nothing may be on PATH (a venv not
+    activated there, ``scripts/demo`` putting its venv on its own PATH only): the path of ours if we
+    have it, else the bare name."""
     ours = Path(sys.executable).parent / name
-    in_venv = sys.prefix != sys.base_prefix
-    if not ours.exists() or not in_venv or os.environ.get("VIRTUAL_ENV") == sys.prefix:
-        return name
-    return shlex.quote(str(ours))
+    return shlex.quote(str(ours)) if ours.exists() else name
+
+
+def _with_tools(cmd: str) -> str:
+    """``cmd`` with the bin directory installed with neuromirror (git-annex, its special remotes) in
+    front of PATH, for that command alone: datalad and git find no git-annex in a shell without it."""
+    tools = Path(sys.executable).parent
+    if not (tools / "git-annex").exists():
+        return cmd
+    return f'PATH={shlex.quote(str(tools))}:"$PATH" {cmd}'
 
 
 def build(root: Path, work: Path, dandi: Any, exe: list[str], env: dict) -> DemoMirror:
@@ -141,7 +153,8 @@ def ready_lines(m: DemoMirror, url: str) -> list[str]:
     nwb_view = f"{dav}/dandi/{m.sample}/{m.version}/{NWB_PATH}"
     old_view = f"{dav}/dandi/{m.zarr_dandiset}/{m.first}/{ZARR_PATH}/0"
     root_opt = json.dumps({"root": str(m.root)})
-    clone = m.work / "clone"
+    clone, zarr_clone = m.work / "clone", m.work / "zarr-clone"
+    datalad = _with_tools(f"{_exe('datalad')} {DATALAD_CONFIG}")
 
     def python(code: str) -> str:
         return f"{py} -c {q(code)}"
@@ -174,8 +187,11 @@ def ready_lines(m: DemoMirror, url: str) -> list[str]:
         f"curl -sSfL {dav}/dandi/{m.sample}/{m.version}/README.md",
         f"curl -sSf '{dav}/dandi/{m.zarr_dandiset}/?format=json'",
         "# DataLad: clone the mirror's dataset, check out the version, get the NWB file (loopback archive allowed)",
-        f"{_exe('datalad')} clone {q(str(m.root / 'dandi' / m.sample))} {q(str(clone))} && cd {q(str(clone))} && "
-        f"{ALLOW_IP} && git checkout -q {m.version} && {_exe('datalad')} get {NWB_PATH}",
+        f"{datalad} clone {q(str(m.root / 'dandi' / m.sample))} {q(str(clone))} && cd {q(str(clone))} && "
+        f"{_with_tools('git')} checkout -q {m.version} && {datalad} get {NWB_PATH}",
+        "# DataLad: the Zarr dandiset at its earlier state, the Zarr (a subdataset) and its chunks with get -r",
+        f"{datalad} clone {q(str(m.root / 'dandi' / m.zarr_dandiset))} {q(str(zarr_clone))} && cd {q(str(zarr_clone))}"
+        f" && {_with_tools('git')} checkout -q {m.first} && {datalad} get -r {ZARR_PATH}",
     ]
 
 
