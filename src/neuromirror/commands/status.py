@@ -176,12 +176,31 @@ def run(args: argparse.Namespace) -> int:
                 + (f"{left / 86400:.1f} days" if left is not None else "an unknown time")
                 + (" -- FAILING: under a week" if x["state"] == "failing" else "")
             )
+    for r in report["sources"]:
+        for line in network_lines(r):
+            print(line)
     if risk_rows:
         print("\nat risk (published versions and the latest draft; files, bytes):")
         print_table(
             risk_rows, ["source", "version", "kept", "pinned_url_only", "noncurrent_pin_only", "mutable_url_only"]
         )
     return 0
+
+
+def network_lines(r: dict) -> list[str]:
+    """The last sync's dealings with a slow or throttling archive, and what it held back (if any)."""
+    lines = []
+    for n in r.get("network") or []:
+        if n.get("throttled") or n.get("retries") or n.get("gave_up"):
+            lines.append(
+                f"{r['source']}: {n['endpoint']}: {n['throttled']} throttled answer(s), {n['errors']} error(s), "
+                f"{n['retries']} retries, {n['gave_up']} given up; in flight at most {n['in_flight_limit_min']:g}"
+                f"..{n['in_flight_limit']:g} of {n['in_flight_ceiling']}"
+                + (f", {n['requests_per_s']:g} requests/s" if n.get("requests_per_s") else "")
+            )
+    for u in r.get("unreachable") or []:
+        lines.append(f"{r['source']}: held back {u['path']}: {u['reason']}")
+    return lines
 
 
 def drill_line(d: dict) -> str:

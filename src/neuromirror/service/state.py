@@ -101,11 +101,11 @@ def _index_facts(index: Any) -> dict[str, dict]:
 
     for sid, outcome, n in conn.execute("SELECT source, outcome, COUNT(*) FROM runs GROUP BY source, outcome"):
         f(sid)["runs"][outcome] = n
-    for sid, started, outcome, trigger in conn.execute(
-        "SELECT r.source, r.started, r.outcome, r.trigger FROM runs r"
+    for sid, started, outcome, trigger, report in conn.execute(
+        "SELECT r.source, r.started, r.outcome, r.trigger, r.report FROM runs r"
         " JOIN (SELECT source, MAX(id) id FROM runs GROUP BY source) m ON r.id = m.id"
     ):
-        f(sid).update(last_run=started, last_outcome=outcome, last_trigger=trigger)
+        f(sid).update(last_run=started, last_outcome=outcome, last_trigger=trigger, **_network_facts(report))
     for sid, ended in conn.execute(
         "SELECT source, MAX(ended) FROM runs WHERE outcome IN ('ok', 'unchanged') GROUP BY source"
     ):
@@ -134,6 +134,18 @@ def _index_facts(index: Any) -> dict[str, dict]:
     ):
         f(sid).update(latest=label, files=files, bytes=nbytes)
     return facts
+
+
+def _network_facts(report: Optional[str]) -> dict:
+    """What the last run's report says of the network: per endpoint its requests, throttled answers,
+    retries and in-flight limit (:func:`neuromirror.util.pacing.since`), and the items it held back."""
+    try:
+        rep = json.loads(report) if report else {}
+    except ValueError:
+        rep = {}
+    if not isinstance(rep, dict):
+        return {}
+    return {"network": rep.get("network") or [], "unreachable": rep.get("unreachable") or []}
 
 
 def _is_glob(spec: str) -> bool:
@@ -218,6 +230,8 @@ def status_report(
                 "files": fa.get("files"),
                 "bytes": fa.get("bytes"),
                 "runs": fa.get("runs", {}),
+                "network": fa.get("network", []),
+                "unreachable": fa.get("unreachable", []),
             }
         )
     service = None

@@ -1,0 +1,257 @@
+"""The archives a network away: a sync stays pinned and converges under throttling and faults.
+
+The stand-in archives sit behind :class:`~neuromirror.standins.network.ShapingProxy` (a round trip
+of 20 ms, keep-alive to the client, faults on a plan): the DANDI API, and S3 as the archive's
+metadata names it (the ``contentUrl`` and the Zarr URLs point at the proxy).  Every check reads the
+mirror as a user would: git, git-annex's URL logs, the index, the sync's ``--json`` report.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import git
+from neuromirror.demo import deterministic_bytes
+from neuromirror.standins.network import ShapingProxy
+from neuromirror.standins.network_faults import Fault, NetFaults
+from neuromirror.util import pacing
+from test_keep import T0
+from test_retrieve import Runner
+
+RTT = 0.02
+BUCKET = "net-dandiarchive"
+
+
+class World:
+    """A DANDI stand-in and its S3 behind two proxies: what a mirror a network away sees."""
+
+    def __init__(self, s3, api_proxy: ShapingProxy, s3_proxy: ShapingProxy, archive) -> None:  # noqa: ANN001
+        self.s3 = s3
+        self.api_proxy = api_proxy
+        self.s3_proxy = s3_proxy
+        self.archive = archive
+
+    @property
+    def api_url(self) -> str:
+        return self.api_proxy.url + "/api"
+
+    def faults(self, *rules: Fault) -> None:
+        """The plan of both proxies from now on (none: a clean network)."""
+        self.api_proxy.faults = NetFaults(list(rules)) if rules else None
+        self.s3_proxy.faults = NetFaults(list(rules)) if rules else None
+
+    def dandiset(self, n: int, tag: str) -> tuple[str, dict[str, bytes]]:
+        when = T0 + timedelta(days=800 + len(self.archive.dandiset_ids()))
+        ident = self.archive.create_dandiset(name=f"network {tag}", created=when)
+        files = {f"sub-{i:02d}/f{i}.nwb": deterministic_bytes(f"{ident}:{tag}:{i}", 3000 + i) for i in range(n)}
+        files["README.md"] = f"# {tag}\n".encode()
+        for i, (path, data) in enumerate(files.items()):
+            self.archive.put_asset(ident, path, data, when=when + timedelta(minutes=i + 1))
+        return ident, files
+
+    def blob_key(self, ident: str, path: str) -> str:
+        return self.archive.asset_at(ident, path, "draft").blob.key
+
+
+@pytest.fixture(scope="module")
+def world(s3) -> Iterator[World]:  # noqa: ANN001
+    from neuromirror.standins.dandi.server import DandiStandIn
+
+    with ShapingProxy(s3.endpoint_url, rtt=RTT) as s3_proxy:
+        seen = s3.through(s3_proxy.url)
+        with DandiStandIn(seen, bucket=BUCKET, embargo_bucket=BUCKET + "-embargo") as archive:
+            with ShapingProxy(f"http://{archive.host}:{archive.port}", rtt=RTT) as api_proxy:
+                yield World(s3, api_proxy, s3_proxy, archive)
+
+
+@pytest.fixture(autouse=True)
+def clean_network(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(pacing, "BACKOFF", 0.02)  # retries' pauses short: the proxy's faults are planned
+    pacing.forget()
+    world.faults()
+    yield
+    world.faults()
+
+
+def sync(run: Runner, world: World, ident: str) -> tuple[int, dict, str]:
+    code, out, err = run("sync", f"dandi:{ident}", "--dandi-api", world.api_url, "--json")
+    return code, json.loads(out), err
+
+
+def web_urls(ds: Path) -> dict[str, list[str]]:
+    """path -> the URLs git-annex's web remote has for the file at HEAD (what a clone's get tries)."""
+    out = subprocess.run(
+        ["git", "annex", "whereis", "--json", "--fast"], cwd=ds, capture_output=True, text=True, check=True
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        rec = json.loads(line)
+        found[rec["file"]] = sorted(u for w in rec["whereis"] + rec.get("untrusted", []) for u in w.get("urls", []))
+    return found
+
+
+def index_rows(root: Path) -> list[tuple]:
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    try:
+        return db.execute(
+            "SELECT v.label, v.kind, e.path, e.key, e.size, e.checksum_kind, e.checksum, e.urls FROM version_files vf"
+            " JOIN versions v ON v.id = vf.version_id JOIN entries e ON e.id = vf.entry_id ORDER BY v.id, e.path"
+        ).fetchall()
+    finally:
+        db.close()
+
+
+def tree(ds: Path) -> list[str]:
+    return [ln for ln in git(ds, "ls-tree", "-r", "HEAD").splitlines() if not ln.endswith("\t.datalad/config")]
+
+
+def test_slowdown_until_the_sixth_try_still_pins_every_url(world: World, tmp_path: Path) -> None:
+    ident, files = world.dandiset(6, "sixth try")
+    chosen = [world.blob_key(ident, p) for p in ("sub-01/f1.nwb", "sub-03/f3.nwb")]
+    world.faults(Fault("slowdown", match="^HEAD /" + BUCKET + "/(" + "|".join(chosen) + ")$", first=5))
+
+    run = Runner(tmp_path / "mirror")
+    code, rep, err = sync(run, world, ident)
+    assert code == 0, err
+    ds = run.root / "dandi" / ident
+    urls = web_urls(ds)
+    assert set(urls) == {p for p in files if p != "README.md"}
+    for path, got in urls.items():
+        assert any("?versionId=" in u for u in got), (path, got)
+        assert not any(u.split("?")[0].endswith(world.blob_key(ident, path)) and "?" not in u for u in got)
+    s3_row = next(r for r in rep["network"] if r["endpoint"] == world.s3_proxy.url)
+    assert s3_row["throttled"] >= 10 and s3_row["retries"] >= 10 and s3_row["gave_up"] == 0
+    assert s3_row["in_flight_limit_min"] < s3_row["in_flight_ceiling"]  # the SlowDowns lowered the pace
+    assert len(world.s3_proxy.faults.injected) == 10  # type: ignore[union-attr]
+
+
+def test_a_pin_never_answered_fails_naming_it_keeps_the_last_state_and_the_next_sync_pins_it(
+    world: World, tmp_path: Path
+) -> None:
+    ident, files = world.dandiset(4, "never answered")
+    run = Runner(tmp_path / "mirror")
+    assert sync(run, world, ident)[0] == 0
+    ds = run.root / "dandi" / ident
+    before = tree(ds)
+
+    # the archive changes one file and adds one; their HEADs are answered SlowDown, whatever the retries
+    t = T0 + timedelta(days=2000)
+    world.archive.put_asset(ident, "sub-01/f1.nwb", b"new bytes of f1" * 100, when=t)
+    world.archive.put_asset(ident, "sub-09/new.nwb", b"a new file" * 100, when=t + timedelta(minutes=1))
+    stuck = [world.blob_key(ident, "sub-01/f1.nwb"), world.blob_key(ident, "sub-09/new.nwb")]
+    world.faults(Fault("slowdown", match="^HEAD /" + BUCKET + "/(" + "|".join(stuck) + ")$", first=10_000))
+
+    code, rep, err = sync(run, world, ident)
+    assert code == 1
+    assert rep["outcome"] == "failed"
+    assert sorted(u["path"] for u in rep["unreachable"]) == ["sub-01/f1.nwb", "sub-09/new.nwb"]
+    assert "could not be read from the archive" in err and "sub-01/f1.nwb" in err + rep["error"]
+    assert len(err.strip().splitlines()) == 1
+    # held at the last state: the old f1, no new file, nothing pinned by a mutable URL
+    after = tree(ds)
+    assert [ln for ln in after if "f1.nwb" in ln] == [ln for ln in before if "f1.nwb" in ln]
+    assert not any("new.nwb" in ln for ln in after)
+    assert git(ds, "status", "--porcelain") == ""
+    for got in web_urls(ds).values():
+        assert all("?versionId=" in u or "/download/" in u for u in got)
+    row = json.loads(run("status", f"dandi:{ident}", "--json")[1])["sources"][0]
+    assert row["status"] == "failing" and "sub-01/f1.nwb" in row["last_error"]
+    assert sorted(u["path"] for u in row["unreachable"]) == ["sub-01/f1.nwb", "sub-09/new.nwb"]
+    code, out, _ = run("status", f"dandi:{ident}")
+    assert f"dandi:{ident}: held back sub-09/new.nwb: not pinned: the archive's S3 gave no answer" in out
+    assert f"dandi:{ident}: {world.s3_proxy.url}: 20 throttled answer(s)" in out  # 2 HEADs x 10 attempts
+
+    # the archive answers again: the next sync (the archive unchanged since) takes them up
+    world.faults()
+    code, rep, err = sync(run, world, ident)
+    assert code == 0, err
+    assert rep["unreachable"] == []
+    urls = web_urls(ds)
+    assert any("?versionId=" in u for u in urls["sub-09/new.nwb"])
+    assert (ds / "sub-01/f1.nwb").is_symlink()
+    # and then a resync finds nothing to do
+    code, rep, err = sync(run, world, ident)
+    assert code == 0 and rep["outcome"] == "unchanged", err
+
+
+def test_the_same_archive_clean_and_throttled_gives_the_same_mirror(world: World, tmp_path: Path) -> None:
+    ident, _ = world.dandiset(30, "clean and throttled")
+    clean = Runner(tmp_path / "clean")
+    assert sync(clean, world, ident)[0] == 0
+
+    world.faults(
+        Fault("slowdown", match="^HEAD ", rate=0.2, retry_after=0.05),
+        Fault("429", match="^GET /api/", rate=0.2, retry_after=0.05),
+        Fault("503", match="^GET /api/", rate=0.1),
+    )
+    pacing.forget()
+    throttled = Runner(tmp_path / "throttled")
+    code, rep, err = sync(throttled, world, ident)
+    assert code == 0, err
+    assert sum(r["throttled"] for r in rep["network"]) > 0
+    a, b = clean.root / "dandi" / ident, throttled.root / "dandi" / ident
+    assert tree(a) == tree(b)
+    assert web_urls(a) == web_urls(b)
+    assert index_rows(clean.root) == index_rows(throttled.root)
+
+
+def test_retry_after_is_honoured_by_every_thread(world: World, tmp_path: Path) -> None:
+    ident, _ = world.dandiset(40, "retry after")
+    key = world.blob_key(ident, "sub-05/f5.nwb")
+    world.faults(Fault("slowdown", match=f"^HEAD /{BUCKET}/{key}$", first=1, retry_after=1.0))
+    world.s3_proxy.reset_stats()
+    run = Runner(tmp_path / "mirror")
+    code, rep, err = sync(run, world, ident)
+    assert code == 0, err
+    log = list(world.s3_proxy.log)
+    throttled = [r for r in log if r.kind == "slowdown"]
+    assert len(throttled) == 1
+    t = throttled[0].t
+    # the answer reaches the client one round trip after the request reached the proxy; from then on
+    # no request to that endpoint may leave before the second it named
+    later = [r.t for r in log if r.t > t + 2 * RTT + 0.05]
+    assert later, "the throttled HEAD was asked again"
+    assert min(later) >= t + 1.0 - 0.05
+
+
+def test_an_api_listing_cut_mid_body_is_read_again_with_the_same_result(world: World, tmp_path: Path) -> None:
+    ident, _ = world.dandiset(5, "reset mid-body")
+    clean = Runner(tmp_path / "clean")
+    assert sync(clean, world, ident)[0] == 0
+
+    world.faults(Fault("reset", match=f"^GET /api/dandisets/{ident}/versions/draft/assets/", first=1))
+    cut = Runner(tmp_path / "cut")
+    code, rep, err = sync(cut, world, ident)
+    assert code == 0, err
+    assert world.api_proxy.faults.injected  # type: ignore[union-attr]
+    assert tree(clean.root / "dandi" / ident) == tree(cut.root / "dandi" / ident)
+    assert index_rows(clean.root) == index_rows(cut.root)
+
+
+def test_a_stalled_api_is_a_one_line_timeout_and_nothing_half_written(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident, _ = world.dandiset(3, "stall")
+    run = Runner(tmp_path / "mirror")
+    assert sync(run, world, ident)[0] == 0
+    ds = run.root / "dandi" / ident
+    before = tree(ds), index_rows(run.root)
+
+    world.archive.put_asset(ident, "sub-07/late.nwb", b"late" * 100, when=T0 + timedelta(days=3000))
+    monkeypatch.setenv("NEUROMIRROR_HTTP_TIMEOUT", "1")
+    monkeypatch.setenv("NEUROMIRROR_HTTP_RETRIES", "2")
+    world.faults(
+        Fault("stall", match=f"^GET /api/dandisets/{ident}/versions/draft/assets/", rate=1.0, stall_seconds=60)
+    )
+    code, out, err = run("sync", f"dandi:{ident}", "--dandi-api", world.api_url)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "timed out" in err.lower(), err
+    assert (tree(ds), index_rows(run.root)) == before
+    assert git(ds, "status", "--porcelain") == ""
