@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -175,6 +176,19 @@ def metric_samples(text: str) -> dict[tuple, float]:
     }
 
 
+LOG_LINE = re.compile(r"^(?:(\S+) )?(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
+
+
+def assert_log_lines_timed(log: str, start: datetime, end: datetime) -> None:
+    """Every log line of the service starts with its ISO-8601 UTC time, within the service's life."""
+    lines = [m for m in map(LOG_LINE.match, log.splitlines()) if m]
+    assert any("sync started" in m.string for m in lines), log
+    for m in lines:
+        assert m.group(1) and m.group(1).endswith("Z"), m.string
+        when = datetime.fromisoformat(m.group(1).replace("Z", "+00:00"))
+        assert start - timedelta(seconds=1) <= when <= end + timedelta(seconds=1), m.string
+
+
 def assert_never_interleaved(rows: list[dict]) -> None:
     """Runs of one source: each starts after the previous one ended."""
     spans = sorted((r["started"], r["ended"] or "9999") for r in rows)
@@ -246,6 +260,7 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
     a, b, bad = new_dandiset(archive), new_dandiset(archive), missing_id(archive)
     root = tmp_path / "mirror"
     cfg = write_config(tmp_path / "m.yaml", archive.api_url, [f"dandi:{a}", f"dandi:{b}", f"dandi:{bad}"])
+    started = datetime.now(timezone.utc)
     with serve(root, cfg) as svc:
         # each good source runs several times; the failing one keeps failing, more and more slowly
         wait_for(
@@ -294,6 +309,7 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
         rows = {r["source"]: r for r in json.loads(out.stdout)["sources"]}
         assert rows[f"dandi:{a}"]["next_run"] and json.loads(out.stdout)["service"]["pid"] == svc.proc.pid
         assert svc.stop() == 0
+        assert_log_lines_timed(svc.stderr, started, datetime.now(timezone.utc))
 
     # the failing source was retried less and less often (1s, 2s, 4s, capped), the others carried on
     failed = runs(root, f"dandi:{bad}")

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 from neuromirror.commands.common import UserError
 
@@ -70,12 +71,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+class UTCFormatter(logging.Formatter):
+    """``2024-03-02T12:00:00.123Z INFO neuromirror.service: ...``: each line starts with its ISO-8601 UTC time."""
+
+    converter = staticmethod(time.gmtime)
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def timestamp_log_lines() -> None:
+    """The service's log lines carry their time (a service's log is read hours later): every handler of the
+    root logger (:func:`neuromirror.cli.setup_logging`'s, its filters kept) formats with :class:`UTCFormatter`."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(UTCFormatter())
+
+
 def run(args: argparse.Namespace) -> int:
     import signal
 
     from neuromirror.config.load import load_configs
     from neuromirror.service import Service
 
+    timestamp_log_lines()
     # until the service installs its own handlers, a SIGTERM/SIGINT ends start-up quietly (nothing runs yet)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _early_exit)
