@@ -503,6 +503,18 @@ def test_catalog_in_a_browser(site: Site, catalog: str, tmp_path: Path) -> None:
     keep_screenshot(shot)
 
 
+def probed(url: str, tmp: Path, script: str, *, size: str = "1400,900") -> str:
+    """The DOM chromium built from a copy of ``url``'s page (a ``<base>`` to its URL) with one line of ``script``
+    run at the end of its body: what the script writes into the DOM (the pages themselves have no script)."""
+    page = get(url)[2]
+    page = page.replace("<head>", f'<head><base href="{url}">', 1).replace(
+        "</body>", f"<script>{script}</script></body>", 1
+    )
+    copy = tmp / "page.html"
+    copy.write_text(page)
+    return chromium(copy.as_uri(), tmp, size=size)
+
+
 def width_at(url: str, tmp: Path, width: int = 1280) -> tuple[int, int]:
     """(the page's scroll width, the window's width) as chromium lays ``url``'s page out in a ``width`` px window.
 
@@ -510,15 +522,8 @@ def width_at(url: str, tmp: Path, width: int = 1280) -> tuple[int, int]:
     into the DOM chromium dumps (the pages themselves have no script)."""
     import re
 
-    page = get(url)[2]
-    probe = (
-        "<script>document.body.setAttribute('data-widths',"
-        " document.documentElement.scrollWidth + ' ' + window.innerWidth)</script>"
-    )
-    page = page.replace("<head>", f'<head><base href="{url}">', 1).replace("</body>", probe + "</body>", 1)
-    copy = tmp / "page.html"
-    copy.write_text(page)
-    dom = chromium(copy.as_uri(), tmp, size=f"{width},900")
+    probe = "document.body.setAttribute('data-widths', document.documentElement.scrollWidth + ' ' + window.innerWidth)"
+    dom = probed(url, tmp, probe, size=f"{width},900")
     m = re.search(r'data-widths="(\d+) (\d+)"', dom)
     assert m is not None, dom[-2000:]
     return int(m.group(1)), int(m.group(2))

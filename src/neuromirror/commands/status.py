@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 "status": status,
                 "last_success": short_time(r["last_success"]) if r["last_success"] else None,
                 "last_failure": short_time(r["last_failure"]) if r["last_failure"] else None,
-                "reason": _clip(r["last_error"]),
+                "reason": _clip(r["refused_reason"] if r["status"] == "refusing" else r["last_error"]),
                 "next_run": short_time(r["next_run"]) if r["next_run"] else None,
                 "versions": r["versions"],
                 "files": r["files"],
@@ -177,6 +177,9 @@ def run(args: argparse.Namespace) -> int:
                 + (" -- FAILING: under a week" if x["state"] == "failing" else "")
             )
     for r in report["sources"]:
+        for line in refused_lines(r):
+            print(line)
+    for r in report["sources"]:
         for line in network_lines(r):
             print(line)
     if risk_rows:
@@ -200,6 +203,16 @@ def network_lines(r: dict) -> list[str]:
             )
     for u in r.get("unreachable") or []:
         lines.append(f"{r['source']}: held back {u['path']}: {u['reason']}")
+    return lines
+
+
+def refused_lines(r: dict, most: int = 5) -> list[str]:
+    """What the last successful sync refused (the source is ``refusing``, not ok): the first few, each with why."""
+    items = r.get("refused") or []
+    lines = [f"{r['source']}: refused {x['path']!r}: {x['reason']}" for x in items[:most]]
+    left = (r.get("refused_count") or 0) - len(lines)
+    if lines and left > 0:
+        lines.append(f"{r['source']}: ... and {left} more refused (sync --json lists them)")
     return lines
 
 

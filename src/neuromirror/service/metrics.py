@@ -67,6 +67,26 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         "neuromirror_running", "1 while a sync of the source runs.", rows, lambda r: 1 if r["running_since"] else 0
     )
     yield _gauge(
+        "neuromirror_source_ok",
+        "1 if the source's last sync succeeded and refused nothing (0: failing, refusing or never synced).",
+        rows,
+        lambda r: 1 if r.get("ok") else 0,
+    )
+    yield _gauge(
+        "neuromirror_refused_items",
+        "Items (assets, Zarrs, files) the last successful sync refused to mirror (status refusing when > 0).",
+        rows,
+        lambda r: r.get("refused_count") or 0,
+    )
+    state = GaugeMetricFamily(
+        "neuromirror_source_status",
+        "1 for the source's status as status and the pages show it (ok, refusing, failing, backing off, running...).",
+        labels=["source", "status"],
+    )
+    for r in rows:
+        state.add_metric([r["source"], r["status"]], 1)
+    yield state
+    yield _gauge(
         "neuromirror_next_run_timestamp_seconds",
         "When the service runs the source next (Unix time).",
         rows,

@@ -1,6 +1,7 @@
 """The status pages (``serve --http``): server-rendered HTML, no JavaScript.
 
-* ``/`` — summary counts (ok / failing / backing off / running), then one row per
+* ``/`` — summary counts (ok / failing / backing off / running; refusing when a synced source refused
+  an asset), then one row per
   source, failures first, each with a strip of its last 30 runs: one bar per run,
   its colour the outcome, its height the duration (log scale), a full colour when
   the run changed files; hovering a bar (its ``title``) or following it to the
@@ -24,7 +25,7 @@ from neuromirror.service.state import short_time
 from neuromirror.util.sizes import human_bytes
 
 #: order of the overview: what needs a person first
-STATUS_ORDER = {"failing": 0, "backing off": 1, "running": 2, "never synced": 3, "ok": 4}
+STATUS_ORDER = {"failing": 0, "refusing": 1, "backing off": 2, "running": 3, "never synced": 4, "ok": 5}
 #: the badge colour of a run's outcome in a history table
 OUTCOME_BADGE = {
     "ok": "ok",
@@ -48,7 +49,7 @@ ul.summary{list-style:none;display:flex;gap:.8em;padding:0;margin:.6em 0 1em}
 ul.summary li{border:1px solid #ccc;border-radius:6px;padding:.35em .9em;min-width:6em}
 ul.summary b{display:block;font-size:1.6em}
 .st{display:inline-block;border-radius:4px;padding:0 .45em;white-space:nowrap}
-.st-ok{background:#dff3e2}.st-failing{background:#fbd9d9}.st-backing-off{background:#fde7c8}
+.st-ok{background:#dff3e2}.st-failing,.st-refusing{background:#fbd9d9}.st-backing-off{background:#fde7c8}
 .st-running{background:#dbe8fb}.st-never-synced{background:#eee}
 .err{color:#8a1010;max-width:22em;font-size:.9em;overflow-wrap:anywhere}
 .strip{display:inline-flex;align-items:flex-end;gap:2px;height:26px;padding:2px;background:#fafafa;
@@ -312,6 +313,9 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
     counts = {s: sum(r["status"] == s for r in rows) for s in SUMMARY}
     never = sum(r["status"] == "never synced" for r in rows)
     summary = "".join(f'<li class="st-{s.replace(" ", "-")}"><b>{counts[s]}</b>{e(s)}</li>' for s in SUMMARY)
+    refusing = sum(r["status"] == "refusing" for r in rows)
+    if refusing:  # synced, but an asset was refused: as red as a failure, counted apart
+        summary += f'<li class="st-refusing"><b>{refusing}</b>refusing</li>'
     if never:
         summary += f'<li class="st-never-synced"><b>{never}</b>never synced</li>'
     body_rows = []
@@ -321,6 +325,8 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
         status = status_badge(r)
         if r["last_error"] and r["status"] in ("failing", "backing off"):
             status += f'<div class="err">{e(r["last_error"])}</div>'
+        elif r["status"] == "refusing":
+            status += f'<div class="err">{e(r["refused_reason"])}</div>'
         elif r["last_error"]:  # an old failure: on hover only
             status = f'<span title="last failure: {e(r["last_error"])}">{status}</span>'
         clone = (r.get("publish") or {}).get("clone")
@@ -430,6 +436,16 @@ def render_source_page(
         facts.insert(5, ("last error", f'<span class="err">{e(row["last_error"])}</span>'))
     if row.get("backoff_until"):
         facts.append(("backing off until", e(short_time(row["backoff_until"]))))
+    if row.get("refused_count"):
+        items = "".join(f"<li>{e(x['path'])}: {e(x['reason'])}</li>" for x in row.get("refused") or [])
+        more = row["refused_count"] - len(row.get("refused") or [])
+        facts.append(
+            (
+                "refused at the last sync",
+                f'<span class="err">{row["refused_count"]} item(s)</span><ul class="err">{items}</ul>'
+                + (f"<p>... and {more} more (sync --json lists them)</p>" if more > 0 else ""),
+            )
+        )
     facts += publish_rows(row.get("publish"))
     if row.get("publish_error"):
         facts.append(("publishing", f'<span class="err">{e(row["publish_error"])}</span>'))

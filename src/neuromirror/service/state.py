@@ -110,6 +110,11 @@ def _index_facts(index: Any) -> dict[str, dict]:
         "SELECT source, MAX(ended) FROM runs WHERE outcome IN ('ok', 'unchanged') GROUP BY source"
     ):
         f(sid)["last_success"] = ended
+    for sid, n, report in conn.execute(
+        "SELECT r.source, r.refused, r.report FROM runs r JOIN (SELECT source, MAX(id) id FROM runs"
+        " WHERE outcome IN ('ok', 'unchanged') GROUP BY source) m ON r.id = m.id WHERE r.refused > 0"
+    ):
+        f(sid).update(_refused_facts(n, report))
     for sid, ended, error in conn.execute(
         "SELECT r.source, r.ended, r.error FROM runs r"
         " JOIN (SELECT source, MAX(id) id FROM runs WHERE outcome = 'failed' GROUP BY source) m ON r.id = m.id"
@@ -146,6 +151,27 @@ def _network_facts(report: Optional[str]) -> dict:
     if not isinstance(rep, dict):
         return {}
     return {"network": rep.get("network") or [], "unreachable": rep.get("unreachable") or []}
+
+
+#: refused items a status row names (the count is always whole)
+REFUSED_NAMED = 20
+
+
+def _refused_facts(n: int, report: Optional[str]) -> dict:
+    """What the last successful sync refused (a Zarr whose checksum never matches, an unsafe path...): the
+    count, the first :data:`REFUSED_NAMED` items ``{path, reason}``, and one line naming the first and why."""
+    try:
+        rep = json.loads(report) if report else {}
+    except ValueError:
+        rep = {}
+    items = [
+        {"path": str(x.get("path")), "reason": str(x.get("reason"))}
+        for x in (rep.get("refused") if isinstance(rep, dict) else None) or []
+        if isinstance(x, dict)
+    ]
+    first = f": {items[0]['path']!r}: {items[0]['reason']}" if items else ""
+    more = f" (and {n - 1} more)" if n > 1 else ""
+    return {"refused": items[:REFUSED_NAMED], "refused_count": n, "refused_reason": f"refused{first}{more}"}
 
 
 def _is_glob(spec: str) -> bool:
@@ -202,6 +228,8 @@ def status_report(
             status = "backing off"
         elif consecutive:
             status = "failing"
+        elif fa.get("refused_count"):  # the last sync succeeded but held items back: not ok until they mirror
+            status = "refusing"
         elif fa.get("last_success"):
             status = "ok"
         else:
@@ -232,6 +260,11 @@ def status_report(
                 "runs": fa.get("runs", {}),
                 "network": fa.get("network", []),
                 "unreachable": fa.get("unreachable", []),
+                "refused": fa.get("refused", []),
+                "refused_count": fa.get("refused_count", 0),
+                "refused_reason": fa.get("refused_reason"),
+                # mirrored whole at its last sync: a success, no failure since, nothing refused
+                "ok": bool(fa.get("last_success")) and not consecutive and not fa.get("refused_count"),
             }
         )
     service = None
