@@ -84,3 +84,37 @@ def test_changes_since_names_exactly_what_changed_over_three_syncs(dandi_archive
     )
     code, _, err = run("changes", "--since", "last tuesday")
     assert code == 2 and "not a date" in err and len(err.strip().splitlines()) == 1
+
+
+def test_changes_since_counts_a_published_version_as_a_state(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A mirror first made after a publish and a removal in the draft: the published version is the state
+    of the day it was published, so ``changes --since`` a date between the two names the removed file."""
+    a = dandi_archive
+    ident = a.create_dandiset(name="changes after a publish", created=T)
+    src = f"dandi:{ident}"
+    for i, p in enumerate(("sub-01/a.nwb", "sub-01/b.nwb", "sub-02/c.nwb")):
+        a.put_asset(ident, p, deterministic_bytes(f"{ident}{p}", 20_000), when=T + timedelta(minutes=i + 1))
+    version = a.publish(ident, when=T + timedelta(days=1))
+    a.delete_asset(ident, "sub-02/c.nwb", when=T + timedelta(days=2))
+    run = Runner(tmp_path / "mirror")
+    run.ok("sync", src, "--dandi-api", a.api_url)  # the mirror's first sync: the publish and the removal are past
+
+    # since the publish's day (before the removal): the removed file, nothing "added"
+    r = run.json("changes", "--since", (T + timedelta(days=1, hours=12)).isoformat(), src)
+    got = names(r, src)
+    assert got == {"added": set(), "removed": {"sub-02/c.nwb"}, "changed": got["changed"] & {"dandiset.yaml"}}, got
+    (c,) = r["sources"]
+    assert c["from"]["version"] == version and c["to"]["version"] == "draft"
+    out = run.ok("changes", "--since", (T + timedelta(days=1, hours=12)).isoformat(), src)
+    assert f"{src}: {version} " in out and "  D  sub-02/c.nwb" in out and "  A  " not in out, out
+    # after the removal: nothing (the published version, older, is no change since)
+    r = run.json("changes", "--since", (T + timedelta(days=3)).isoformat(), src)
+    assert names(r, src) == {"added": set(), "removed": set(), "changed": set()}
+    # before the publish, no state of then recorded: what is there now was added since (c came and went)
+    r = run.json("changes", "--since", (T - timedelta(days=1)).isoformat(), src)
+    assert names(r, src) == {
+        "added": {"sub-01/a.nwb", "sub-01/b.nwb", "dandiset.yaml"},
+        "removed": set(),
+        "changed": set(),
+    }
+    assert r["sources"][0]["from"] is None

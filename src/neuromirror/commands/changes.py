@@ -1,9 +1,10 @@
 """``neuromirror changes --since DATE [SPEC...] [--json]``: assets added, removed, changed since a date.
 
 The operator's report (DANDI's NIH reporting asks for it, dandi-archive #877), read from the index
-alone: per source, the state the mirror recorded last at or before DATE (its newest draft/snapshot
-row then, by the archive's date of that state) against the newest state recorded now; a source first
-recorded after DATE has every asset added.  A Zarr (a subdataset) counts as one asset, changed when
+alone: per source, the state the mirror recorded last at or before DATE (its newest draft, snapshot or
+published version then, by the archive's date of that state: a mirror made after a publish knows the
+draft of then by its published version) against the newest state recorded now; a source with no state
+recorded at or before DATE has every asset added.  A Zarr (a subdataset) counts as one asset, changed when
 its commit did.  Each source's comparison is ``diff``'s (:func:`neuromirror.commands.diff.diff_versions`).
 """
 
@@ -53,10 +54,17 @@ def _when(row: dict) -> Optional[datetime]:
 
 
 def _states(index: Any, source: str) -> list[dict]:
-    """The rows that are the source's successive states: drafts/snapshots (published ones only if none)."""
+    """The rows that are the source's successive states, oldest first: drafts/snapshots and published
+    versions alike (a published version is the archive's state at its date, and on a mirror made after
+    a publish the only record of what the draft held then), by the archive's date of each."""
     rows = index.versions(source)
-    states = [r for r in rows if r["kind"] != "published"]
-    return states or rows
+    return sorted(rows, key=lambda r: (_when(r) or datetime.max.replace(tzinfo=timezone.utc), r["id"]))
+
+
+def _head(rows: list[dict]) -> dict:
+    """The state recorded now: the last draft/snapshot row, else the last published one (as ``status``)."""
+    drafts = [r for r in rows if r["kind"] != "published"]
+    return max(drafts or rows, key=lambda r: r["id"])
 
 
 def _end(row: Optional[dict]) -> Optional[dict]:
@@ -74,7 +82,9 @@ def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
     if not states:
         return None
     before = [r for r in states if (_when(r) or since) <= since]
-    old, new = (before[-1] if before else None), states[-1]
+    old, new = (before[-1] if before else None), _head(states)
+    if (_when(new) or since) <= since:  # nothing recorded after DATE (a publish of then is no change since)
+        old = new
     if old is not None and old["id"] == new["id"]:
         d: dict[str, Any] = {"added": [], "removed": [], "changed": []}
     elif old is None:
