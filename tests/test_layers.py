@@ -20,6 +20,7 @@ PKG = SRC / "neuromirror"
 LAYERS: dict[str, int] = {
     # the base: what every layer may use (and which imports nothing above it)
     "util": 0,
+    "network": 0,  # requests to the archives: the per-endpoint pace, connection pools
     "errors": 0,
     "records": 0,
     "identifiers": 0,

@@ -19,9 +19,9 @@ import pytest
 
 from conftest import git
 from neuromirror.demo import deterministic_bytes
+from neuromirror.network import pacing
 from neuromirror.standins.network import ShapingProxy
 from neuromirror.standins.network_faults import Fault, NetFaults
-from neuromirror.util import pacing
 from test_keep import T0
 from test_retrieve import Runner
 

@@ -21,6 +21,7 @@ from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.sink import StoreSink
 from neuromirror.engine.zarr.backfill import ManifestWanted
+from neuromirror.network import pacing
 from neuromirror.records import (
     Pending,
     ProgressCallback,
@@ -28,7 +29,7 @@ from neuromirror.records import (
     SyncReport,
 )
 from neuromirror.sources.base import Source
-from neuromirror.util import disk, gitutil, pacing, timing
+from neuromirror.util import disk, gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.text import one_line
 

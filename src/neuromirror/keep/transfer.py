@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.annex.keys import key_hash
+from neuromirror.network.pools import Pools
 from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
-from neuromirror.util.http_pools import Pools
 from neuromirror.util.text import one_line
 
 CHUNK = 1 << 20
@@ -338,7 +338,7 @@ class _Hasher:
 
 
 class _Pools(Pools):
-    """urllib3 pools for the URLs' hosts, through the proxy the environment names (:mod:`neuromirror.util.http_pools`)."""
+    """urllib3 pools for the URLs' hosts, through the proxy the environment names (:mod:`neuromirror.network.pools`)."""
 
     def __init__(self, maxsize: int):
         super().__init__(maxsize, headers={"User-Agent": "neuromirror-keep"})

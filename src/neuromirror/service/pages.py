@@ -1,8 +1,7 @@
 """The status pages (``serve --http``): server-rendered HTML, no JavaScript.
 
-* ``/`` — summary counts (ok / failing / backing off / running; refusing when a synced source refused
-  an asset), then one row per
-  source, failures first, each with a strip of its last 30 runs: one bar per run,
+* ``/`` — summary counts (ok / failing / backing off / running; refusing: a sync refused an asset),
+  then one row per source, failures first, each with a strip of its last 30 runs: one bar per run,
   its colour the outcome, its height the duration (log scale), a full colour when
   the run changed files; hovering a bar (its ``title``) or following it to the
   source's page tells when, how long and what changed.
@@ -399,16 +398,13 @@ def _doi_link(doi: Optional[str]) -> str:
 
 def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
     """The source page's publish facts (service/publishing.py): how to clone it, what was held back and why."""
-    if not publish:
-        return []
-    rows: list[tuple[str, str]] = []
-    if publish.get("clone"):
-        rows.append(("clone", f"<code>{e(publish['clone'])}</code>"))
-    if publish.get("outcome") == "held back":
-        rows.append(("held back", f"from {e(publish.get('to'))}: {e(publish.get('why'))}"))
-    if publish.get("content_held_back"):
-        rows.append(("kept content held back", f"from {e(publish.get('to'))}: {e(publish['content_held_back'])}"))
-    return rows
+    p, to = publish or {}, e((publish or {}).get("to"))
+    rows = (
+        ("clone", p.get("clone"), lambda: f"<code>{e(p['clone'])}</code>"),
+        ("held back", p.get("outcome") == "held back", lambda: f"from {to}: {e(p.get('why'))}"),
+        ("kept content held back", p.get("content_held_back"), lambda: f"from {to}: {e(p['content_held_back'])}"),
+    )
+    return [(name, text()) for name, shown, text in rows if shown]
 
 
 def render_source_page(
@@ -439,13 +435,9 @@ def render_source_page(
     if row.get("refused_count"):
         items = "".join(f"<li>{e(x['path'])}: {e(x['reason'])}</li>" for x in row.get("refused") or [])
         more = row["refused_count"] - len(row.get("refused") or [])
-        facts.append(
-            (
-                "refused at the last sync",
-                f'<span class="err">{row["refused_count"]} item(s)</span><ul class="err">{items}</ul>'
-                + (f"<p>... and {more} more (sync --json lists them)</p>" if more > 0 else ""),
-            )
-        )
+        tail = f"<p>... and {more} more (sync --json lists them)</p>" if more > 0 else ""
+        count = f'<span class="err">{row["refused_count"]} item(s)</span>'
+        facts.append(("refused at the last sync", f'{count}<ul class="err">{items}</ul>{tail}'))
     facts += publish_rows(row.get("publish"))
     if row.get("publish_error"):
         facts.append(("publishing", f'<span class="err">{e(row["publish_error"])}</span>'))

@@ -143,7 +143,7 @@ def _index_facts(index: Any) -> dict[str, dict]:
 
 def _network_facts(report: Optional[str]) -> dict:
     """What the last run's report says of the network: per endpoint its requests, throttled answers,
-    retries and in-flight limit (:func:`neuromirror.util.pacing.since`), and the items it held back."""
+    retries and in-flight limit (:func:`neuromirror.network.pacing.since`), and the items it held back."""
     try:
         rep = json.loads(report) if report else {}
     except ValueError:

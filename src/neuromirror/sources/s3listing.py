@@ -30,17 +30,19 @@ from datetime import datetime
 from typing import Any, Iterator, Optional
 from urllib.parse import unquote
 
-from neuromirror.util import pacing
+from neuromirror.network import pacing
 
 ATTEMPTS = 8
 #: listing requests in flight to one endpoint at most (Zarr jobs x listing clients); the controller may allow fewer
 LISTING_CEILING = 32
+#: ... and when the endpoint is far (see :class:`neuromirror.network.pacing.Pace`)
+LISTING_MOST = 128
 _pools: Optional[Any] = None
 _pools_lock = threading.Lock()
 
 
 def _pool(url: str) -> Any:
-    """The pool manager for a page's URL: urllib3 directly (:mod:`neuromirror.util.http_pools`,
+    """The pool manager for a page's URL: urllib3 directly (:mod:`neuromirror.network.pools`,
     through the environment's proxy as ``requests`` went), shared by the listing threads.
 
     A small Zarr is one page, so a request's own cost is most of its listing: ``requests``
@@ -55,7 +57,7 @@ def _pool(url: str) -> Any:
                 import certifi
                 import urllib3
 
-                from neuromirror.util.http_pools import Pools
+                from neuromirror.network.pools import Pools
 
                 # redirects followed (S3 answers 301/307 across regions), nothing retried here: _page retries
                 retries = urllib3.Retry(
@@ -258,7 +260,7 @@ def _page(
         connect=getattr(cfg, "connect_timeout", None) or 60, read=getattr(cfg, "read_timeout", None) or 120
     )
     endpoint = url.split("?", 1)[0]
-    pace = pacing.pace_for(url, LISTING_CEILING)  # shared with the pins' HEADs: one endpoint, one pace
+    pace = pacing.pace_for(url, LISTING_CEILING, LISTING_MOST)  # shared with the pins' HEADs: one endpoint, one pace
     last: Optional[BaseException] = None
     for attempt in range(attempts):
         if attempt:

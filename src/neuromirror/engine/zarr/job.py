@@ -19,6 +19,7 @@ datasets made before it are the engine's, applied here.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,6 +43,8 @@ from neuromirror.sources import urlrule
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI
+from neuromirror.sources.dandi.zarr_assets import ZARR_WORKERS
+from neuromirror.sources.dandi.zarr_listing import expected_objects
 from neuromirror.util import timing
 from neuromirror.util.dates import parse_iso
 
@@ -87,6 +90,12 @@ class ZarrRecord:
     unpinned: int = 0
 
 
+#: Zarrs whose git work runs at once in this process (their listings need no turn: :func:`mirror_zarr`)
+_GIT_TURNS = threading.BoundedSemaphore(ZARR_WORKERS)
+#: a Zarr of fewer objects is listed before its turn (its listing is small to hold while it waits)
+LIST_FREELY_BELOW = 2000
+
+
 def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     """List, check and commit one Zarr asset into its own dataset (see the module).
 
@@ -97,7 +106,17 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     # the few DANDI API calls a worker may need (API listing, re-reading a checksum), made lazily
     api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
     spent = timing.Timings(listing=0.0, checksum=0.0, create=0.0, commit=0.0)
-    listed = _list_checked(api, job, spent)
+    small = (expected_objects(job.checksum) or 0) < LIST_FREELY_BELOW
+    if small:  # listed while others commit: a round trip is not a core's work
+        listed = _list_checked(api, job, spent)
+        with _GIT_TURNS:
+            return _mirror_listed(job, listed, spent)
+    with _GIT_TURNS:  # a large listing is held in memory until committed: listed in its turn
+        return _mirror_listed(job, _list_checked(api, job, spent), spent)
+
+
+def _mirror_listed(job: ZarrJob, listed: _Listed, spent: timing.Timings) -> ZarrRecord:
+    """The listed Zarr checked against the archive's checksum, committed into its dataset."""
     checksum, entries, how = listed.checksum, listed.entries, listed.how
     if listed.computed != checksum:
         return ZarrRecord(

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import requests
 
 from neuromirror.annex.keys import sha256e_key
+from neuromirror.network import pacing
 from neuromirror.records import (
     SHA256,
     AnnexEntry,
@@ -41,10 +42,11 @@ from neuromirror.sources.dandi.assets import Reused, is_text_asset, reused_entry
 from neuromirror.sources.dandi.blob_versions import LIST_AFTER, noncurrent_version
 from neuromirror.sources.dandi.client import DandiAPI, download_verified, gist
 from neuromirror.sources.dandi.held import held_entry, hold
+from neuromirror.sources.dandi.pin_ahead import PinAhead, PinJob
 from neuromirror.sources.dandi.zarr_assets import ZarrRun, expect_zarrs, zarr_run
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.sources.dandi.zarr_states import ZarrStates
-from neuromirror.util import pacing, timing
+from neuromirror.util import timing
 from neuromirror.util.paths import check_path
 
 log = logging.getLogger("neuromirror.dandi")
@@ -54,6 +56,8 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 #: the archive's own download route of an asset, on whatever host (top-level or under a version)
 _DOWNLOAD_ROUTE = re.compile(r"/assets/[^/]+/download/?$")
 MAX_URL = 8192
+#: HEADs in flight to an S3 endpoint on loopback or a LAN (a farther one gets more, up to ``head_workers``)
+HEAD_BASE = 32
 #: a pin the archive never answered for (see :meth:`AssetEntries._pin_or_hold`)
 _HELD = "\0held"
 
@@ -95,8 +99,11 @@ class AssetEntries(DandiAPI):
     dataset_path: Optional[Path] = None
     _s3_endpoints: tuple[str, ...]
     _session: requests.Session
-    #: HEADs of pins in flight at most (the pool's size; the endpoint's controller may allow fewer)
-    head_workers: int = 32
+    #: pins asked while the version is listed (:meth:`pin_ahead`); a snapshot sets its own
+    _pin_ahead: PinAhead = PinAhead(_Inline(), lambda *a: (None, None), lambda a: None, lambda b: {})
+    #: HEADs of pins in flight at most (the pool's size): :data:`HEAD_BASE` near the archive, more as far
+    #: as its round trip asks (the endpoint's controller, :class:`neuromirror.network.pacing.Pace`)
+    head_workers: int = 128
 
     def zarr_states(self) -> Optional[ZarrStates]:
         """The dandiset's Zarr list of this sync; the source reads it (here: none known)."""
@@ -200,8 +207,12 @@ class AssetEntries(DandiAPI):
             for a, md in fresh
             if a.get("blob") in blobs and pins.get(a["blob"]) is None
         }
-        with timing.phase("pinning"):
-            found = list(pool.map(lambda t: self._pin_or_hold(*t[:3]), todo.values()))
+        with timing.phase("pinning"):  # most asked while the version was listed (:mod:`.pin_ahead`)
+            asked = [
+                self._pin_ahead.take(b) or pool.submit(self._pin_or_hold, str(t[0]), t[1], t[2])
+                for b, t in todo.items()
+            ]
+            found = [f.result() for f in asked]
         learned = []
         held: set[str] = set()
         for (blob, (_, _, _, path)), (version_id, how) in zip(todo.items(), found):
@@ -233,6 +244,28 @@ class AssetEntries(DandiAPI):
         ]
         entries = [e for e in made if e is not None]
         yield from self._fetch_new_text(entries, snap, state, pool)
+
+    def pin_ahead(self, pool: Executor, state: SourceState) -> PinAhead:
+        """Pins asked from the listing's pages, by ``pool`` (:mod:`.pin_ahead`)."""
+
+        def cached(blobs: set[str]) -> dict:
+            get_many = getattr(state, "cache_get_many", None)
+            if get_many is not None:
+                return get_many(PIN_NAMESPACE, blobs)
+            return {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
+
+        return PinAhead(pool, self._pin_or_hold, self._pin_job, cached)
+
+    def _pin_job(self, asset: dict) -> Optional[PinJob]:
+        """What pinning ``asset``'s blob takes (its S3 URL, dandi-etag, size), if its listing says."""
+        md = asset.get("metadata")
+        size = asset.get("size")
+        if not isinstance(md, dict) or not isinstance(size, int):
+            return None
+        url = self.s3_url(md)
+        digest = md.get("digest")
+        etag = digest.get("dandi:dandi-etag") if isinstance(digest, dict) else None
+        return (url, etag if isinstance(etag, str) else None, size) if url else None
 
     def _fetch_metadata(self, assets: list[dict], pool: ThreadPoolExecutor) -> None:
         """Each asset's metadata (GET /assets/{id}/), concurrently, into ``asset["metadata"]``."""
@@ -364,9 +397,9 @@ class AssetEntries(DandiAPI):
 
         Redirects are not followed: an S3 object answers directly, and a version id
         found behind a redirect would belong to another URL's object.  Asked through the
-        endpoint's controller (:mod:`neuromirror.util.pacing`): throttled answers slow every
+        endpoint's controller (:mod:`neuromirror.network.pacing`): throttled answers slow every
         thread down, Retry-After is honoured, and a HEAD that never got an answer raises
-        :class:`~neuromirror.util.pacing.GaveUp` -- never a plain URL in a pinned state.
+        :class:`~neuromirror.network.pacing.GaveUp` -- never a plain URL in a pinned state.
         """
         r = pacing.call(
             url,
@@ -374,7 +407,8 @@ class AssetEntries(DandiAPI):
             lambda r: r.status_code,
             lambda r: r.headers.get("Retry-After"),
             transient=(requests.RequestException,),
-            ceiling=self.head_workers,
+            ceiling=HEAD_BASE,
+            most=self.head_workers,
         )
         if r.ok:
             vid = r.headers.get("x-amz-version-id")

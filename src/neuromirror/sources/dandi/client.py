@@ -17,8 +17,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import requests
 
+from neuromirror.network import pacing
 from neuromirror.sources.dandi.options import DEFAULT_API
-from neuromirror.util import pacing
 from neuromirror.util.text import one_line
 
 LISTING_ATTEMPTS = 5
@@ -34,6 +34,10 @@ def _quiet_client_env() -> None:
     os.environ.setdefault("DANDI_CACHE", "ignore")
 
 
+#: the dandi client's own REQUEST_RETRIES, read before NEUROMIRROR_HTTP_RETRIES first changed it
+_CLIENT_RETRIES: Optional[int] = None
+
+
 def make_client(api_url: str, token: Optional[str]) -> Any:
     """The dandi client for ``api_url``, its first requests retried like every later one.
 
@@ -46,10 +50,13 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
     from dandi import dandiapi
     from dandi.dandiapi import DandiAPIClient
 
+    global _CLIENT_RETRIES
+    if _CLIENT_RETRIES is None:
+        _CLIENT_RETRIES = dandiapi.REQUEST_RETRIES  # the client's own default, before any setting of ours
     retries = os.environ.get("NEUROMIRROR_HTTP_RETRIES")
-    if retries:
-        # the client retries a failing request 12 times with backoff (minutes); operators may bound it
-        dandiapi.REQUEST_RETRIES = max(1, int(retries))
+    # the client retries a failing request 12 times with backoff (minutes); operators may bound it (a
+    # module setting of the client's: set at each client made, so that one setting does not outlive its env)
+    dandiapi.REQUEST_RETRIES = max(1, int(retries)) if retries else _CLIENT_RETRIES
 
     api_url = api_url.rstrip("/")
     last: Optional[BaseException] = None
@@ -111,8 +118,8 @@ def gist(exc: BaseException) -> str:
 def download_verified(url: str, timeout: float = 60.0) -> bytes:
     """Fetch a small file; the caller's GitEntry checks the sha256.
 
-    Through the endpoint's controller (:func:`neuromirror.util.pacing.call`): a file the archive
-    never serves after the retries raises :class:`~neuromirror.util.pacing.GaveUp` (the asset is held,
+    Through the endpoint's controller (:func:`neuromirror.network.pacing.call`): a file the archive
+    never serves after the retries raises :class:`~neuromirror.network.pacing.GaveUp` (the asset is held,
     :mod:`.held`); an answer that is not the file (403, 404) is the archive's: :class:`DandiError`.
     """
     r = pacing.call(

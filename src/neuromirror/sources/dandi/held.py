@@ -1,7 +1,7 @@
 """An asset the archive never answered for is held at its last state, and the sync says so.
 
 Why: a pin (the HEAD that gives a blob's ``versionId``) or a small file's download that got no good
-answer after the retries of :mod:`neuromirror.util.pacing` must not become a plain, mutable S3 URL
+answer after the retries of :mod:`neuromirror.network.pacing` must not become a plain, mutable S3 URL
 in a pinned state, nor a file dropped from the draft.  So the asset keeps, in this commit, the
 file the last synced state had at its path (none if it is new), it is named in the snapshot's
 ``unreachable`` list (the sync ends non-zero and ``status`` names it), and the draft's stamp gains

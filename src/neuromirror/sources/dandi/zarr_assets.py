@@ -58,8 +58,11 @@ from neuromirror.sources.dandi.zarr_listing import CHECKSUM_RE, checksum_in, exp
 from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.util.processes import RoutedExecutor, default_processes
 
-#: Zarrs mirrored at once by the default executor's threads (each: one S3 listing, then git children)
+#: Zarrs committed at once by the default executor's threads (their git work: as the CPU allows)
 ZARR_WORKERS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_WORKERS", "4")))
+#: small Zarrs listed at once (S3 listings are round trips: a far archive wants many in flight while
+#: ZARR_WORKERS of them are committed; engine.zarr.job.git_turn)
+ZARR_LISTINGS = max(ZARR_WORKERS, int(os.environ.get("NEUROMIRROR_ZARR_LISTINGS", str(4 * ZARR_WORKERS))))
 #: a Zarr of at least this many objects (as its checksum says) and at most PROCESS_MAX is mirrored in a
 #: worker process (util.processes): its Python then runs beside the other jobs' instead of taking turns
 #: with them; smaller ones are not worth an interpreter's start, larger ones take turns in threads so
@@ -76,7 +79,7 @@ def _heavy(job: Any) -> bool:
 
 def zarr_executor() -> Executor:
     """The default executor of a dandiset's Zarr jobs: threads, and worker processes for the large ones."""
-    return RoutedExecutor(ZARR_WORKERS, default_processes(), _heavy, name="zarr")
+    return RoutedExecutor(ZARR_LISTINGS, default_processes(), _heavy, name="zarr")
 
 
 class ZarrOwner(Protocol):

@@ -44,6 +44,8 @@ ATTEMPTS = 10
 #: the first pause before a retry, doubled each time up to ``BACKOFF_MAX`` (seconds; jittered)
 BACKOFF = float(os.environ.get("NEUROMIRROR_HTTP_BACKOFF", "0.25"))
 BACKOFF_MAX = 20.0
+#: a round trip up to this long keeps an endpoint's in-flight ceiling at its callers' base (seconds; see :class:`Pace`)
+NEAR = 0.0125
 #: a Retry-After longer than this is clipped (an archive's clock gone wrong must not stall a sync for days)
 RETRY_AFTER_MAX = 120.0
 
@@ -77,11 +79,21 @@ class EndpointStats:
 
 
 class Pace:
-    """The AIMD limit and the Retry-After gate of one endpoint; thread-safe."""
+    """The AIMD limit and the Retry-After gate of one endpoint; thread-safe.
 
-    def __init__(self, endpoint: str, ceiling: int = 32) -> None:
+    The ceiling the limit grows to is sized from the endpoint's round trip (the fastest answer
+    seen, as BBR's min-RTT: queueing at a busy stand-in or archive does not count): ``base`` in
+    flight up to :data:`NEAR` seconds away, proportionally more beyond, up to ``most``.  On
+    loopback the callers' own pool size holds; 50 ms away, four times as many requests are in
+    flight so that the same number of answers arrives per second.
+    """
+
+    def __init__(self, endpoint: str, ceiling: int = 32, most: Optional[int] = None) -> None:
         self.endpoint = endpoint
         self._cond = threading.Condition()
+        self.base = max(1, ceiling)
+        self.most = max(self.base, most or self.base)
+        self.min_rtt: Optional[float] = None
         self.ceiling = max(1, ceiling)
         self.limit = float(self.ceiling)
         self.in_flight = 0
@@ -89,18 +101,34 @@ class Pace:
         self._epoch = 0  # bumped at each cut: answers to older requests do not cut again
         self.stats = EndpointStats(endpoint, limit=self.limit, limit_min=self.limit, ceiling=self.ceiling)
 
-    def widen(self, ceiling: int) -> None:
+    def widen(self, ceiling: int, most: Optional[int] = None) -> None:
         """A caller with a larger pool: the limit may grow that far (it starts there if never cut)."""
         with self._cond:
-            if ceiling > self.ceiling:
-                grow = self.limit >= self.ceiling and self.stats.throttled == 0
-                self.ceiling = ceiling
-                self.stats.ceiling = ceiling
-                if grow:
-                    self.limit = float(ceiling)
-                    self.stats.limit = self.limit
-                    self.stats.limit_min = max(self.stats.limit_min, self.limit)
-                self._cond.notify_all()
+            self.base = max(self.base, ceiling)
+            self.most = max(self.most, most or ceiling, self.base)
+            self._set_ceiling(max(self.ceiling, ceiling))
+
+    def observe(self, seconds: float) -> None:
+        """The time one clean answer took: the round trip that sizes the ceiling (see the class)."""
+        if self.min_rtt is not None and seconds >= self.min_rtt:
+            return
+        with self._cond:
+            self.min_rtt = seconds if self.min_rtt is None else min(self.min_rtt, seconds)
+            wanted = int(min(self.most, max(self.base, self.base * self.min_rtt / NEAR)))
+            if wanted > self.ceiling:
+                self._set_ceiling(wanted)
+
+    def _set_ceiling(self, ceiling: int) -> None:
+        if ceiling <= self.ceiling:
+            return
+        grow = self.limit >= self.ceiling and self.stats.throttled == 0  # never cut: start at the new top
+        self.ceiling = ceiling
+        self.stats.ceiling = ceiling
+        if grow:
+            self.limit = float(ceiling)
+            self.stats.limit = self.limit
+            self.stats.limit_min = max(self.stats.limit_min, self.limit)
+        self._cond.notify_all()
 
     def acquire(self) -> int:
         """Wait for a slot (in flight below the limit, past any Retry-After); the window it was sent in."""
@@ -138,7 +166,7 @@ class Pace:
             else:
                 self.limit = min(float(self.ceiling), self.limit + 1.0 / max(1.0, self.limit))
             self.stats.limit = self.limit
-            self._cond.notify_all()
+            self._cond.notify(2)  # one slot freed, at most one more by the growth: not a herd of waiters
 
 
 _paces: dict[str, Pace] = {}
@@ -151,15 +179,16 @@ def origin(url: str) -> str:
     return f"{u.scheme.lower()}://{(u.netloc or '').lower()}"
 
 
-def pace_for(url: str, ceiling: int = 32) -> Pace:
-    """The controller of ``url``'s endpoint, made on first use (shared by the process)."""
+def pace_for(url: str, ceiling: int = 32, most: Optional[int] = None) -> Pace:
+    """The controller of ``url``'s endpoint, made on first use (shared by the process): ``ceiling``
+    requests in flight near the endpoint, up to ``most`` when it is far (see :class:`Pace`)."""
     key = origin(url)
     with _paces_lock:
         p = _paces.get(key)
         if p is None:
-            p = _paces[key] = Pace(key, ceiling)
-    if ceiling > p.ceiling:
-        p.widen(ceiling)
+            p = _paces[key] = Pace(key, ceiling, most)
+    if ceiling > p.base or (most or 0) > p.most:
+        p.widen(ceiling, most)
     return p
 
 
@@ -206,6 +235,7 @@ def call(
     *,
     transient: tuple[type[BaseException], ...] = (OSError,),
     ceiling: int = 32,
+    most: Optional[int] = None,
     tries: Optional[int] = None,
 ) -> T:
     """``send()`` through ``url``'s controller until an answer that is not worth retrying.
@@ -214,7 +244,7 @@ def call(
     (and after the endpoint's Retry-After, which every request to it waits for), ``tries`` times
     in all (default :func:`attempts`); then :class:`GaveUp`.  Any other answer is returned as it is.
     """
-    pace = pace_for(url, ceiling)
+    pace = pace_for(url, ceiling, most)
     n = tries or attempts()
     last = "no attempt"
     for attempt in range(n):
@@ -222,6 +252,7 @@ def call(
             pace.stats.retries += 1  # not under the lock: a counter read for reports only
             time.sleep(backoff(attempt))
         epoch = pace.acquire()
+        sent = time.monotonic()
         try:
             answer = send()
         except transient as exc:
@@ -234,6 +265,7 @@ def call(
         code = status(answer)
         pace.release(epoch, code, retry_after_seconds(retry_after(answer)) if code in RETRIED else None)
         if code not in RETRIED:
+            pace.observe(time.monotonic() - sent)
             return answer
         last = f"HTTP {code}"
     pace.stats.gave_up += 1

@@ -1,0 +1,7 @@
+"""Talking to the archives over a network: the per-endpoint pace every request goes through
+(:mod:`.pacing`: AIMD in-flight limit, Retry-After, backoff, loud give-up) and the urllib3 connection
+pools that honour the environment's proxy (:mod:`.pools`).
+
+Knows nothing of archives, git-annex, datasets or the index. Imports nothing of neuromirror outside
+``network``: everything else may import it.
+"""
