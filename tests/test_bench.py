@@ -330,3 +330,45 @@ def test_bench_read_loss_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "410",
     )
     assert len(spread["targets"]) == 3 and len(ttfb["targets"]) == 2
+
+
+def test_bench_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """--rtt (issue 50): each sync at RTT 0 and at the RTT in one run, behind the shaping proxies, the RTT
+    side with its ratio; --throttle: a throttled cold sync checked against the clean one; targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--rtt",
+        "20ms",
+        "--throttle",
+        "0.2",
+        "--throttle-for",
+        "5s",
+        "--sizes",
+        "40",
+        "--scenarios",
+        "dandi,zarr-many",
+        "--many-zarrs",
+        "3",
+        "--many-zarr-objects",
+        "3",
+        "--many-zarr-blobs",
+        "2",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    for base in ("dandi-cold", "dandi-resync", "dandi-3changes", "zarr-many-cold", "zarr-many-2zarrs1blob"):
+        assert {f"{base}@0ms", f"{base}@20ms"} <= set(by), set(by)
+        assert by[f"{base}@0ms"]["side"] == "rtt0" and by[f"{base}@20ms"]["rtt_ms"] == 20
+        assert by[f"{base}@20ms"]["rtt_ratio"] > 0
+        assert by[f"{base}@20ms"]["proxy_requests"]["api"] > 0
+    assert by["dandi-cold@0ms"]["outcome"] == "ok" and by["dandi-resync@20ms"]["outcome"] == "unchanged"
+    assert by["dandi-cold@20ms"]["heads"] == 40 and by["dandi-cold@20ms"]["heads_repeated"] == 0
+    assert any(n["requests"] for n in by["dandi-cold@20ms"]["network"])  # the sync's per-endpoint counters
+    t = by["dandi-cold@20ms+throttle"]
+    assert t["side"] == "throttled" and t["outcome"] == "ok"
+    assert t["differences"] == 0 and t["unpinned"] == 0 and t["annex_s3_urls"] >= 40
+    for field in ("throttled_answers", "extra_requests", "extra_per_throttled", "wall_x_clean", "in_flight_before"):
+        assert field in t, field
+    names = {x["target"] for x in doc["targets"]}
+    assert "dandi-cold@20ms N=40: cold wall at the RTT over RTT 0" in names
+    assert "dandi-cold@20ms+throttle N=40: throttled: S3 URLs without ?versionId=" in names
+    assert "| dandi-cold@20ms+throttle " in proc.stdout

@@ -60,10 +60,7 @@ class Archives:
 
     def change_three(self, ident: str, when: datetime) -> None:
         """1 asset added, 1 removed, 1 changed (new content at an existing path)."""
-        paths = sorted(self.dandi.dandiset(ident).draft.assets)
-        self.dandi.put_asset(ident, "sub-new/sub-new_obj.nwb", b"added by the bench\n", when=when)
-        self.dandi.delete_asset(ident, paths[0], when=when + timedelta(seconds=1))
-        self.dandi.put_asset(ident, paths[len(paths) // 2], b"changed by the bench\n", when=when + timedelta(seconds=2))
+        change_three(self.dandi, ident, when)
 
     def aind_asset(self, n: int) -> str:
         """An AIND asset of ``n`` objects (2 sidecars + tiny distinct binaries, 1000 per folder)."""
@@ -125,6 +122,14 @@ def direct_puts(archives: Archives) -> Iterator[None]:
             yield
     finally:
         invalidate_listing_cache()
+
+
+def change_three(dandi: DandiStandIn, ident: str, when: datetime) -> None:
+    """1 asset of dandiset ``ident`` added, 1 removed, 1 changed (new content at an existing path)."""
+    paths = sorted(dandi.dandiset(ident).draft.assets)
+    dandi.put_asset(ident, "sub-new/sub-new_obj.nwb", b"added by the bench\n", when=when)
+    dandi.delete_asset(ident, paths[0], when=when + timedelta(seconds=1))
+    dandi.put_asset(ident, paths[len(paths) // 2], b"changed by the bench\n", when=when + timedelta(seconds=2))
 
 
 def put_empty_blob(backend: Any, dandi: DandiStandIn, asset_id: str) -> None:

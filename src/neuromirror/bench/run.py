@@ -53,7 +53,7 @@ from neuromirror.bench.scenarios.restore import bench_restore, restore_targets
 from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
-from neuromirror.bench.targets import check_targets
+from neuromirror.bench.targets import check_targets, network_targets
 from neuromirror.util.dates import now_z
 
 ALL = (
@@ -78,6 +78,8 @@ ALL = (
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
+#: with --rtt these run side by side at RTT 0 and the RTT (neuromirror.bench.scenarios.network)
+NETWORK_SCENARIOS = ("dandi", "zarr-many", "zarr-dandiset")
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -88,7 +90,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p.add_argument("--million", action="store_true", help="also run N=1000000 (hours: cold pinning is bound by moto)")
     p.add_argument(
         "--scenarios",
-        default=",".join(DEFAULT),
+        default=None,
         help=f"comma-separated subset of {','.join(ALL)} (default {','.join(DEFAULT)}; dandi-cold "
         "always runs for head/dandi/anchors/clone-get; zarr-dandiset, aind-zarr and archive run "
         "once, at the sizes below, not per --sizes)",
@@ -169,6 +171,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument(
         "--soak-minutes", type=float, default=0, help="soak: start no cycle after M minutes (default 0: no limit)"
     )
+    _network_options(p)
     p.add_argument(
         "--index-rows",
         type=int,
@@ -193,11 +196,52 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     args.sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     if args.million and 1_000_000 not in args.sizes:
         args.sizes.append(1_000_000)
+    if args.scenarios is None:
+        args.scenarios = "dandi" if args.rtt is not None else ",".join(DEFAULT)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if args.rtt is None and (args.throttle or args.bandwidth):
+        p.error("--throttle and --bandwidth need --rtt")
     bad = set(args.scenarios) - set(ALL)
     if bad:
         p.error(f"unknown scenarios {sorted(bad)}")
     return args
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "network (issue 50): the archives behind shaping proxies; dandi, zarr-many and zarr-dandiset "
+        "run at RTT 0 and at --rtt in one run (default scenario: dandi)"
+    )
+    for flag, kind, default, text in (
+        ("--rtt", _duration, None, "round trip of the proxies' side, e.g. 50ms (default: no proxies)"),
+        (
+            "--throttle",
+            float,
+            0.0,
+            "with --rtt: also a throttled cold dandi sync, this fraction of S3 HEADs "
+            "answered SlowDown and of API GETs 429",
+        ),
+        ("--throttle-for", _duration, 30.0, "--throttle: for how long (default 30s)"),
+        ("--bandwidth", _rate, None, "with --rtt: a bandwidth cap per connection, e.g. 10MB/s"),
+    ):
+        g.add_argument(flag, type=kind, default=default, help=text)
+
+
+def _network_value(parser: str) -> Callable[[str], float]:
+    """An argument type reading a duration ("50ms") or a rate ("10MB/s") as the shaping proxy does."""
+
+    def parse(text: str) -> float:
+        from neuromirror.standins import network
+
+        try:
+            return float(getattr(network, parser)(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+_duration, _rate = _network_value("parse_duration"), _network_value("parse_rate")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -249,6 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += archive_quiet_targets(doc["results"])
         doc["targets"] += keep_archive_targets(doc["results"])
         doc["targets"] += restore_targets(doc["results"])
+        doc["targets"] += network_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -264,6 +309,16 @@ def _scenarios(
     args: argparse.Namespace, archives: Optional[Archives], work: Path, doc: dict, out: Optional[Path]
 ) -> Optional[Archives]:
     """The chosen scenarios, their rows appended to ``doc["results"]``; the stand-ins (started if needed)."""
+    if args.rtt is not None and set(args.scenarios) & set(NETWORK_SCENARIOS):
+        from neuromirror.bench.scenarios.network import bench_network
+
+        archives = archives or Archives()
+        doc["results"] += bench_network(args, archives, work, doc["startup"]["help_s"])
+        _write(out, doc)
+        rest = [s for s in args.scenarios if s not in NETWORK_SCENARIOS]
+        if not rest:
+            return archives
+        args = argparse.Namespace(**{**vars(args), "scenarios": rest})
     if set(args.scenarios) - {"index"}:
         archives = archives or Archives()
         a, help_s = archives, doc["startup"]["help_s"]

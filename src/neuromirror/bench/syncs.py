@@ -106,6 +106,8 @@ def run_sync(
         "heads_repeated": sum(1 for c in heads.values() if c > 1),
         "timings": t,
     }
+    if report.get("network"):  # per archive endpoint: requests, throttled answers, retries, in-flight limits
+        res["network"] = report["network"]
     if "sources" in report:
         res["sources"], res["sources_updated"] = report["sources"], report["sources_updated"]
     if reg > 0 and changed:

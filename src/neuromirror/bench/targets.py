@@ -222,3 +222,50 @@ def check_scale_targets(results: list[dict], target: Any) -> None:
                 "< 5 s",
                 r["clone_locked_only_first_get_s"] < 5 and not r.get("clone_locked_only_first_get_error"),
             )
+
+
+#: issue 50's targets, on the rows of ``scripts/bench --rtt`` (:mod:`neuromirror.bench.scenarios.network`):
+#: (base scenario, side, field, bound, kind, what)
+NETWORK_TARGETS = (
+    ("dandi-cold", "rtt", "rtt_ratio", 1.3, "max", "cold wall at the RTT over RTT 0"),
+    ("zarr-many-cold", "rtt", "rtt_ratio", 1.3, "max", "cold wall at the RTT over RTT 0"),
+    ("zarr-dandiset-cold", "rtt", "rtt_ratio", 1.3, "max", "cold wall at the RTT over RTT 0"),
+    ("dandi-resync", "rtt", "beyond_startup_s", 1.0, "max", "no-change resync at the RTT: s beyond start-up"),
+    ("dandi-3changes", "rtt", "rtt_ratio", 1.5, "max", "3 changes: wall at the RTT over RTT 0"),
+    ("dandi-cold", "throttled", "differences", 0, "max", "throttled: differences from the clean run (tree, index)"),
+    ("dandi-cold", "throttled", "unpinned", 0, "max", "throttled: S3 URLs without ?versionId="),
+    ("dandi-cold", "throttled", "wall_x_clean", 2.0, "max", "throttled: wall over the clean run's"),
+    ("dandi-cold", "throttled", "extra_per_throttled", 1.5, "max", "throttled: extra requests per throttled answer"),
+    (
+        "dandi-cold",
+        "throttled",
+        "in_flight_after_over_before",
+        1.0,
+        "under",
+        "throttled: S3 requests in flight after a burst of SlowDowns over before it",
+    ),
+)
+
+
+def network_targets(results: list[dict]) -> list[dict]:
+    """:data:`NETWORK_TARGETS` on the rows of a ``--rtt`` run: ``{target, value, limit, ok, note}`` each
+    (a throttled sync that failed fails every throttled target)."""
+    out = []
+    for r in results:
+        for base, side, field, bound, kind, what in NETWORK_TARGETS:
+            if r.get("base") != base or r.get("side") != side or r.get("error"):
+                continue
+            value = r.get(field)
+            if value is None and not (side == "throttled" and r.get("outcome") == "failed"):
+                continue
+            sign, holds = _KINDS[kind]
+            out.append(
+                {
+                    "target": f"{r['scenario']} N={r['n']}: {what}",
+                    "value": value,
+                    "limit": f"{sign} {bound}",
+                    "ok": value is not None and bool(holds(value, bound)),
+                    "note": r.get("failure", "") if r.get("outcome") == "failed" else "",
+                }
+            )
+    return out
