@@ -255,3 +255,71 @@ def test_a_stalled_api_is_a_one_line_timeout_and_nothing_half_written(
     assert len(err.strip().splitlines()) == 1 and "timed out" in err.lower(), err
     assert (tree(ds), index_rows(run.root)) == before
     assert git(ds, "status", "--porcelain") == ""
+
+
+def test_zarr_listings_throttled_and_cut_give_the_same_zarr_datasets(world: World, tmp_path: Path) -> None:
+    ident, _ = world.dandiset(2, "zarr listings")
+    when = T0 + timedelta(days=4000)
+    for z in range(3):
+        chunks = {f"0/{i}": deterministic_bytes(f"{ident}:z{z}:{i}", 200 + i) for i in range(12)}
+        chunks[".zgroup"] = b'{"zarr_format": 2}'
+        world.archive.add_zarr_asset(ident, f"sub-0{z}/x{z}.zarr", chunks, when=when + timedelta(minutes=z))
+    clean = Runner(tmp_path / "clean")
+    assert sync(clean, world, ident)[0] == 0
+
+    listing = f"^GET /{BUCKET}\\?"  # the bucket's listings (ListObjectVersions pages)
+    world.faults(Fault("reset", match=listing, first=1), Fault("slowdown", match=listing, rate=0.3))
+    pacing.forget()
+    throttled = Runner(tmp_path / "throttled")
+    code, rep, err = sync(throttled, world, ident)
+    assert code == 0, err
+    kinds = {k for _, _, _, k in world.s3_proxy.faults.injected}  # type: ignore[union-attr]
+    assert kinds >= {"reset"}
+    a, b = clean.root / "dandi" / ident, throttled.root / "dandi" / ident
+
+    def files(ds: Path) -> list[str]:  # a Zarr's gitlink names its dataset's commit, whose datalad id is its own
+        return [ln.split(" ", 1)[0] + " " + ln.split("\t", 1)[1] if " commit " in ln else ln for ln in tree(ds)]
+
+    assert [ln for ln in files(a) if not ln.endswith("\t.gitmodules")] == [
+        ln for ln in files(b) if not ln.endswith("\t.gitmodules")
+    ]
+    for z in range(3):  # each Zarr's own dataset: the same objects, the same pinned URLs
+        path = f"sub-0{z}/x{z}.zarr"
+        assert tree(a / path) == tree(b / path)
+        assert web_urls(a / path) == web_urls(b / path)
+        assert all("?versionId=" in u for urls in web_urls(b / path).values() for u in urls if BUCKET in u)
+    assert tree_rows(clean.root) == tree_rows(throttled.root)
+
+
+def tree_rows(root: Path) -> list[tuple]:
+    """The index's rows, a subdataset's commit left out (its dataset's datalad id is its own)."""
+    return [r if r[5] != "subdataset" else r[:3] for r in index_rows(root)]
+
+
+def test_an_aind_asset_listed_through_slowdowns_and_a_reset_is_the_same_mirror(world: World, tmp_path: Path) -> None:
+    bucket = "net-aind-open-data"
+    world.s3.create_bucket(bucket, versioned=True, public=True)
+    asset = "ecephys_700001_2024-01-02_03-04-05"
+    world.s3.put(bucket, f"{asset}/data_description.json", json.dumps({"name": asset, "subject_id": "700001"}).encode())
+    for i in range(25):
+        world.s3.put(bucket, f"{asset}/ecephys/part{i:02d}.bin", deterministic_bytes(f"aind:{i}", 100 + i))
+
+    def aind_sync(run: Runner) -> tuple[int, str]:
+        code, out, err = run(
+            "sync", f"aind:{asset}", "--bucket", bucket, "--s3-endpoint", world.s3_proxy.url, "--json", "-J1"
+        )
+        return code, err
+
+    clean = Runner(tmp_path / "clean")
+    assert aind_sync(clean)[0] == 0
+    listing = f"^GET /{bucket}\\?"
+    world.faults(Fault("reset", match=listing, first=1), Fault("slowdown", match=listing, rate=0.3))
+    pacing.forget()
+    throttled = Runner(tmp_path / "throttled")
+    code, err = aind_sync(throttled)
+    assert code == 0, err
+    assert world.s3_proxy.faults.injected  # type: ignore[union-attr]
+    a, b = clean.root / "aind" / asset, throttled.root / "aind" / asset
+    assert tree(a) == tree(b)
+    assert web_urls(a) == web_urls(b)
+    assert index_rows(clean.root) == index_rows(throttled.root)

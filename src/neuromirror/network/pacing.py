@@ -10,9 +10,11 @@ So every request to an endpoint (``scheme://host:port``) goes through that endpo
 
 * **AIMD on the requests in flight**, as TCP's congestion window and botocore's ``adaptive`` retry
   mode do: each clean answer adds ``1/limit`` (about one more request in flight per round trip's
-  worth of answers), a throttled answer halves the limit, once per window (answers to requests sent
-  before the last cut do not cut again: one burst is one signal).  The limit never goes below 1 nor
-  above the callers' own pool size.
+  worth of answers), a throttled answer multiplies the limit by 0.7, once per window (answers to
+  requests sent before the last cut do not cut again, and a window lasts at least 0.25 s or four
+  round trips: one burst is one signal).  The limit never goes below a quarter of the callers'
+  base (S3's pins: 8 in flight; a random 20 % of answers throttled must not starve a sync to one
+  request at a time) nor above the ceiling.
 * **Retry-After is honoured for the endpoint**, not only for the request that got it: no request to
   that endpoint leaves before the time it names.
 * **Retries with exponential backoff and jitter** (:func:`call`), then a loud failure
@@ -44,6 +46,10 @@ ATTEMPTS = 10
 #: the first pause before a retry, doubled each time up to ``BACKOFF_MAX`` (seconds; jittered)
 BACKOFF = float(os.environ.get("NEUROMIRROR_HTTP_BACKOFF", "0.25"))
 BACKOFF_MAX = 20.0
+#: a throttled window multiplies the in-flight limit by this (CUBIC's and botocore's adaptive mode's beta)
+DECREASE = 0.7
+#: at most one cut per this many seconds (or four round trips, if longer)
+COOLDOWN = 0.25
 #: a round trip up to this long keeps an endpoint's in-flight ceiling at its callers' base (seconds; see :class:`Pace`)
 NEAR = 0.0125
 #: a Retry-After longer than this is clipped (an archive's clock gone wrong must not stall a sync for days)
@@ -99,12 +105,16 @@ class Pace:
         self.in_flight = 0
         self.not_before = 0.0  # monotonic time before which nothing is sent (Retry-After)
         self._epoch = 0  # bumped at each cut: answers to older requests do not cut again
+        self._last_cut = -COOLDOWN
+        #: the limit is never cut below this: a quarter of the base (S3's 32: 8 in flight)
+        self.floor = max(1.0, self.base / 4)
         self.stats = EndpointStats(endpoint, limit=self.limit, limit_min=self.limit, ceiling=self.ceiling)
 
     def widen(self, ceiling: int, most: Optional[int] = None) -> None:
         """A caller with a larger pool: the limit may grow that far (it starts there if never cut)."""
         with self._cond:
             self.base = max(self.base, ceiling)
+            self.floor = max(1.0, self.base / 4)
             self.most = max(self.most, most or ceiling, self.base)
             self._set_ceiling(max(self.ceiling, ceiling))
 
@@ -157,9 +167,13 @@ class Pace:
                 self.not_before = max(self.not_before, time.monotonic() + min(retry_after, RETRY_AFTER_MAX))
             if status in THROTTLED:
                 self.stats.throttled += 1
-                if epoch == self._epoch:  # the first throttled answer of this window cuts; the rest were in flight
-                    self.limit = max(1.0, self.limit / 2)
+                now = time.monotonic()
+                # the first throttled answer of a window cuts (the rest were in flight), and a window lasts
+                # at least COOLDOWN or four round trips: one burst is one signal, not one per answer
+                if epoch == self._epoch and now - self._last_cut >= max(COOLDOWN, 4 * (self.min_rtt or 0.0)):
+                    self.limit = max(self.floor, self.limit * DECREASE)
                     self._epoch += 1
+                    self._last_cut = now
                     self.stats.limit_min = min(self.stats.limit_min, self.limit)
             elif status is None or status >= 500:
                 self.stats.errors += 1

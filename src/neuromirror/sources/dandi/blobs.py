@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import logging
 import re
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TypeGuard, TypeVar
 from urllib.parse import urlsplit
@@ -114,8 +114,8 @@ class AssetEntries(DandiAPI):
         batch: list[Any],
         snap: Snapshot,
         state: SourceState,
-        pool: ThreadPoolExecutor,
-        md_pool: Optional[ThreadPoolExecutor] = None,
+        pool: Executor,
+        md_pool: Optional[Executor] = None,
         zarrs: Optional[ZarrRun] = None,
     ) -> Iterator[Entry]:
         """Turn a page of the listing into entries, pinning unknown blobs concurrently.
@@ -267,7 +267,7 @@ class AssetEntries(DandiAPI):
         etag = digest.get("dandi:dandi-etag") if isinstance(digest, dict) else None
         return (url, etag if isinstance(etag, str) else None, size) if url else None
 
-    def _fetch_metadata(self, assets: list[dict], pool: ThreadPoolExecutor) -> None:
+    def _fetch_metadata(self, assets: list[dict], pool: Executor) -> None:
         """Each asset's metadata (GET /assets/{id}/), concurrently, into ``asset["metadata"]``."""
         if not assets:
             return
@@ -279,7 +279,7 @@ class AssetEntries(DandiAPI):
         return self._call(lambda: self.asset_metadata(asset_id), f"reading metadata of asset {asset_id} of")
 
     def _fetch_new_text(
-        self, entries: list[Entry], snap: Snapshot, state: SourceState, pool: ThreadPoolExecutor
+        self, entries: list[Entry], snap: Snapshot, state: SourceState, pool: Executor
     ) -> Iterator[Entry]:
         """Download new or changed text files now, concurrently, checked against size and sha256.
 

@@ -22,12 +22,13 @@ from urllib.parse import urlsplit
 
 import requests
 
+from neuromirror.network.workers import Workers
 from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState
 from neuromirror.sources import s3urls
 from neuromirror.sources.base import Listed, Source
 from neuromirror.sources.dandi import assets, embargo, zarr_states
 from neuromirror.sources.dandi.assets import Listing, Reuse
-from neuromirror.sources.dandi.blobs import AssetEntries
+from neuromirror.sources.dandi.blobs import HEAD_BASE, AssetEntries
 from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
 from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
@@ -232,7 +233,7 @@ class DandiSource(AssetEntries):
         states = self.zarr_states() if snap.kind == "draft" else None
         self.zarr_checksums = states.known() if states is not None else None
         reuse = self._reuse_for(state)
-        pool = ThreadPoolExecutor(self.head_workers, thread_name_prefix="pin")  # pins asked while listing
+        pool = Workers(HEAD_BASE, self.head_workers, name="pin")  # pins asked while listing; more threads if far
         self._pin_ahead = self.pin_ahead(pool, state)
         try:
             listing = self._list_assets(rd, version, progress, reuse)
