@@ -323,3 +323,24 @@ def test_an_aind_asset_listed_through_slowdowns_and_a_reset_is_the_same_mirror(w
     assert tree(a) == tree(b)
     assert web_urls(a) == web_urls(b)
     assert index_rows(clean.root) == index_rows(throttled.root)
+
+
+def test_a_worker_processs_throttled_listing_is_counted_in_the_syncs_report(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neuromirror.sources.dandi import zarr_assets
+
+    ident, _ = world.dandiset(1, "zarr in a worker")
+    chunks = {f"0/{i}": deterministic_bytes(f"{ident}:w:{i}", 100 + i) for i in range(30)}
+    chunks[".zgroup"] = b'{"zarr_format": 2}'
+    world.archive.add_zarr_asset(ident, "w.zarr", chunks, when=T0 + timedelta(days=5000))
+    zarr_id = world.archive.asset_at(ident, "w.zarr").zarr.zarr_id
+    monkeypatch.setenv("NEUROMIRROR_WORKER_PROCESSES", "1")
+    monkeypatch.setattr(zarr_assets, "PROCESS_MIN", 1)  # every Zarr in a worker process
+    world.faults(Fault("slowdown", match=f"^GET /{BUCKET}\\?.*zarr%2F{zarr_id}", first=2))
+    run = Runner(tmp_path / "mirror")
+    code, rep, err = sync(run, world, ident)
+    assert code == 0, err
+    assert len(world.s3_proxy.faults.injected) == 2  # type: ignore[union-attr]
+    row = next(r for r in rep["network"] if r["endpoint"] == world.s3_proxy.url)
+    assert row["throttled"] == 2 and row["retries"] >= 2  # counted in the worker, reported by the sync

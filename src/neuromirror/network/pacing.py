@@ -315,11 +315,45 @@ def pace_session(session: object, url: str, ceiling: int = 16) -> None:
     session.mount(origin(url) + "/", adapter)  # type: ignore[attr-defined]
 
 
+#: what worker processes' requests added, per endpoint (:func:`absorb`): a sync reports them with its own
+_elsewhere: dict[str, EndpointStats] = {}
+
+_COUNTERS = ("requests", "throttled", "errors", "retries", "gave_up", "waited_s")
+
+
 def snapshot() -> dict[str, EndpointStats]:
-    """Every endpoint's counters now (copies)."""
+    """Every endpoint's counters now (copies), worker processes' included (:func:`absorb`)."""
     with _paces_lock:
-        paces = list(_paces.values())
-    return {p.endpoint: EndpointStats(**asdict(p.stats)) for p in paces}
+        found = {p.endpoint: EndpointStats(**asdict(p.stats)) for p in _paces.values()}
+        for endpoint, other in _elsewhere.items():
+            mine = found.get(endpoint)
+            if mine is None:
+                found[endpoint] = EndpointStats(**asdict(other))
+                continue
+            for name in _COUNTERS:
+                setattr(mine, name, getattr(mine, name) + getattr(other, name))
+            mine.limit_min = min(mine.limit_min, other.limit_min)
+            mine.ceiling = max(mine.ceiling, other.ceiling)
+    return found
+
+
+def absorb(rows: list[dict]) -> None:
+    """Add what another process's requests counted (:func:`since` rows of a worker's job) to this one's."""
+    with _paces_lock:
+        for row in rows:
+            endpoint = row.get("endpoint")
+            if not isinstance(endpoint, str):
+                continue
+            limit = float(row.get("in_flight_limit") or 0.0)
+            lowest = float(row.get("in_flight_limit_min") or limit)
+            st = _elsewhere.get(endpoint)
+            if st is None:
+                st = _elsewhere[endpoint] = EndpointStats(endpoint, limit=limit, limit_min=lowest)
+            for name in _COUNTERS:
+                setattr(st, name, getattr(st, name) + (row.get(name) or 0))
+            st.limit = limit
+            st.limit_min = min(st.limit_min, lowest)
+            st.ceiling = max(st.ceiling, int(row.get("in_flight_ceiling") or 0))
 
 
 def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> list[dict]:
@@ -361,3 +395,4 @@ def forget() -> None:
     """Drop every controller (a new sync starts from full speed; tests start clean)."""
     with _paces_lock:
         _paces.clear()
+        _elsewhere.clear()
