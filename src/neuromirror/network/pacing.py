@@ -11,7 +11,7 @@ So every request to an endpoint (``scheme://host:port``) goes through that endpo
 * **AIMD on the requests in flight**, as TCP's congestion window and botocore's ``adaptive`` retry
   mode do: each clean answer adds ``1/limit`` (about one more request in flight per round trip's
   worth of answers), a throttled answer multiplies the limit by 0.7, once per window (answers to
-  requests sent before the last cut do not cut again, and a window lasts at least 0.25 s or four
+  requests sent before the last cut do not cut again, and a window lasts at least 1 s or twenty
   round trips: one burst is one signal).  The limit never goes below a quarter of the callers'
   base (S3's pins: 8 in flight; a random 20 % of answers throttled must not starve a sync to one
   request at a time) nor above the ceiling.
@@ -48,8 +48,9 @@ BACKOFF = float(os.environ.get("NEUROMIRROR_HTTP_BACKOFF", "0.25"))
 BACKOFF_MAX = 20.0
 #: a throttled window multiplies the in-flight limit by this (CUBIC's and botocore's adaptive mode's beta)
 DECREASE = 0.7
-#: at most one cut per this many seconds (or four round trips, if longer)
-COOLDOWN = 0.25
+#: at most one cut per this many seconds (or twenty round trips, if longer): a steady share of throttled
+#: answers then settles the limit where one cut a second balances the growth (+1 per round trip's answers)
+COOLDOWN = 1.0
 #: a round trip up to this long keeps an endpoint's in-flight ceiling at its callers' base (seconds; see :class:`Pace`)
 NEAR = 0.0125
 #: a Retry-After longer than this is clipped (an archive's clock gone wrong must not stall a sync for days)
@@ -169,8 +170,8 @@ class Pace:
                 self.stats.throttled += 1
                 now = time.monotonic()
                 # the first throttled answer of a window cuts (the rest were in flight), and a window lasts
-                # at least COOLDOWN or four round trips: one burst is one signal, not one per answer
-                if epoch == self._epoch and now - self._last_cut >= max(COOLDOWN, 4 * (self.min_rtt or 0.0)):
+                # at least COOLDOWN or twenty round trips: one burst is one signal, not one per answer
+                if epoch == self._epoch and now - self._last_cut >= max(COOLDOWN, 20 * (self.min_rtt or 0.0)):
                     self.limit = max(self.floor, self.limit * DECREASE)
                     self._epoch += 1
                     self._last_cut = now
