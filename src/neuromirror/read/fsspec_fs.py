@@ -29,6 +29,7 @@ from neuromirror.read.fsspec_remote import CONNECT_TIMEOUT, READ_TIMEOUT, Served
 from neuromirror.read.listings import Found, Listings
 from neuromirror.read.loss import Losses, NotStreamable, mirror_index, read_range, source_lock  # noqa: F401
 from neuromirror.read.pinned import Pin, resolve
+from neuromirror.read.readahead import ReadAheadCache
 from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
 from neuromirror.util import gitutil
@@ -37,20 +38,39 @@ from neuromirror.util import gitutil
 _LISTINGS = 1024
 
 
-#: what an opened file reads ahead by default: a small window (fsspec's own 5 MiB made an h5py slice of an
-#: NWB file fetch the whole file); a read larger than it is one request of its own size
+#: what an opened file reads ahead by default: blocks of 32 KiB (fsspec's own 5 MiB made an h5py slice of an
+#: NWB file fetch the whole file), kept, and read ahead further along a sequential stream (:mod:`.readahead`)
 BLOCK_SIZE = 32 * 1024
 CACHE_TYPE = "readahead"
 
 
 class PinnedReader(AbstractBufferedFile):
-    """An open file of a pin: fsspec's buffering (``block_size``, ``cache_type``) over :func:`.loss.read_range`."""
+    """An open file of a pin: :class:`.readahead.ReadAheadCache` (``cache_type="readahead"``, or any of fsspec's
+    caches by name) over :func:`.loss.read_range`, the one function every block is fetched through."""
 
     def __init__(
-        self, fs: Any, path: str, fetch: Callable[[Optional[int], Optional[int]], bytes], size: int, **kwargs: Any
+        self,
+        fs: Any,
+        path: str,
+        fetch: Callable[[Optional[int], Optional[int]], bytes],
+        size: int,
+        cache_type: str = CACHE_TYPE,
+        cache_options: Optional[dict] = None,
+        **kwargs: Any,
     ) -> None:
         self._fetch = fetch
-        super().__init__(fs, path, mode="rb", size=size, **kwargs)
+        ours = cache_type in (CACHE_TYPE, ReadAheadCache.name)
+        super().__init__(
+            fs,
+            path,
+            mode="rb",
+            size=size,
+            cache_type="none" if ours else cache_type,
+            cache_options=None if ours else cache_options,
+            **kwargs,
+        )
+        if ours:  # fsspec's "readahead" keeps one window: h5py's jumps between header and metadata refetched it
+            self.cache = ReadAheadCache(self.blocksize, self._fetch_range, size, **(cache_options or {}))
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return self._fetch(start, end)  # a failure leaves no garbage cycle (h5py holds its lock here): loss.dropped
@@ -236,6 +256,8 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         size = self.info(path).get("size")
         if size is None:
             size = len(self.cat_file(path))
+        if self.served is not None:  # its reads go where the view redirects: a round trip each, not two
+            self.served.resolve(*self._parts(path))
         return PinnedReader(
             self,
             path,

@@ -6,6 +6,8 @@ own: ``fsspec.open("neuromirror://dandi/000027@V/x.nwb", base_url="http://mirror
 ``/dav/ARCHIVE/NAME/VERSION/PATH``; a directory is read from the view's JSON listing (kept, a few
 at a time), a file through fsspec's HTTP filesystem, which follows the view's redirect to the
 pinned URL (range requests then go to the archive) or reads the bytes the view streams itself.
+An opened file asks the view once where it redirects (:meth:`ServedMirror.resolve`), and its range
+reads go there directly: one round trip each, not two; a read there that fails is the view's again.
 A file the view answers 410 for raises :class:`~.fsspec_fs.NotStreamable` with the view's reason.
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from typing import Any, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 #: directory listings kept (each one directory's entries)
 MAX_LISTINGS = 64
+#: where the view redirected opened files, kept (each a view URL's ``Location``)
+MAX_TARGETS = 256
 #: told to the view after a read through it failed: it asks the archive again (not its memory) and
 #: remembers a loss for every reader (:mod:`.loss`)
 FAILED_HEADER = "X-Neuromirror-Read-Failed"
@@ -34,6 +38,7 @@ class ServedMirror:
         self.http = http  # fsspec's HTTP filesystem
         self._lock = threading.Lock()
         self._listings: OrderedDict[str, list[dict]] = OrderedDict()
+        self._targets: OrderedDict[str, str] = OrderedDict()
 
     def url(self, head: str, inner: str) -> str:
         """The view's URL of ``inner`` at the pin ``head`` (``ARCHIVE/NAME@VERSION``)."""
@@ -94,6 +99,25 @@ class ServedMirror:
             return self._ask("get", self.url(head, inner)).text.strip()
         return None
 
+    def resolve(self, head: str, inner: str) -> None:
+        """Learn where the view redirects ``inner`` (one ``HEAD``), for the many range reads of an opened file.
+
+        Each read then goes to the pinned URL itself: one round trip, not the view's and then the
+        archive's.  A file the view streams itself (the store's copy, git) or refuses is read through the
+        view as before; so is one whose target failed a read (:meth:`read` forgets it)."""
+        url = self.url(head, inner)
+        with self._lock:
+            if url in self._targets:
+                self._targets.move_to_end(url)
+                return
+        r = self._ask("head", url)
+        location = r.headers.get("Location")
+        if r.status_code in (301, 302, 303, 307, 308) and location:
+            with self._lock:
+                self._targets[url] = urljoin(url, location)
+                while len(self._targets) > MAX_TARGETS:
+                    self._targets.popitem(last=False)
+
     def _ask(self, method: str, url: str, **kw: Any) -> Any:
         """One request to the view; a view that does not answer is one line (an OSError), not requests' chain."""
         import requests
@@ -107,17 +131,22 @@ class ServedMirror:
             raise ConnectionError(f"neuromirror://: the served mirror at {self.base} does not answer ({why})") from None
 
     def read(self, head: str, inner: str, start: Optional[int], end: Optional[int]) -> bytes:
-        """Bytes ``[start:end]`` of ``inner`` through the view (and its redirect).
+        """Bytes ``[start:end]`` of ``inner`` through the view (and its redirect), or where it redirected before.
 
         A failure is told to the view, which then answers from the store or 410; never passed on
         as a ``FileNotFoundError`` (the file is listed: a 404 is a lost archive URL, not a missing chunk)."""
         from neuromirror.read.loss import NotStreamable, dropped
 
         url = self.url(head, inner)
+        with self._lock:
+            target = self._targets.get(url)
         try:
-            return self.http.cat_file(url, start=start, end=end)
+            return self.http.cat_file(target or url, start=start, end=end)
         except Exception as exc:
             failure: Optional[BaseException] = dropped(exc)  # no cycle through the reader's frames
+        if target is not None:
+            with self._lock:
+                self._targets.pop(url, None)  # the view decides again, told of the failure
         try:
             why = self.gone(head, inner, failed=True)
             if why is not None:
