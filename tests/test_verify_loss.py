@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from test_keep import Dandiset, key_of, lose_blobs, make_dandiset
+from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (the fixture: an empty bucket, the store's env)
 
 A, B = "sub-01/a.nwb", "sub-02/b.nwb"
 SIZES = {A: 20_000, B: 30_001}
@@ -99,6 +100,46 @@ def test_lost_unless_kept_and_the_store_checked(dandi_archive, tmp_path: Path) -
     # and the plain content check now has no good source for either file
     code, rep, _ = verify(d, "--content")
     assert code == 1 and rep["problem_counts"]["wrong-bytes"] == 1 and rep["problem_counts"]["lost"] == 1
+
+
+def test_a_lost_file_only_in_the_oldest_of_three_stores_is_served_not_lost(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    lab_bucket,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """Three stores kept into one after another (an S3 bucket first, then two directories); the archive then
+    loses two files, each held only by an older store: ``verify --content`` reads every store the mirror knows,
+    not the newest directory one, and reports each file served by the store that holds it."""
+    from neuromirror.annex.keys import hashdir_lower
+
+    c = "sub-03/c.nwb"
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {**SIZES, c: 7_000})
+    cloud, older, newest = f"s3://{lab_bucket}/keep", tmp_path / "store-older", tmp_path / "store-newest"
+    d.run.ok("keep", d.spec, "--to", cloud, "--include", A)  # the oldest store: S3
+    d.run.ok("keep", d.spec, "--to", str(older), "--include", c)
+    d.run.ok("keep", d.spec, "--to", str(newest), "--include", B)  # the newest: what verify asked alone before
+    lose_blobs(d, [A, c])  # every S3 version of both blobs deleted from the stand-in
+
+    code, rep, err = verify(d, "--content")
+    assert code == 0 and rep["ok"], (rep["problems"], err)
+    assert rep["problem_counts"] == {"wrong-bytes": 0, "lost": 0, "dead-url": 2}
+    served = {p["path"]: p["detail"] for p in rep["problems"]}
+    ka, kc = key_of(d.ds, A, d.version), key_of(d.ds, c, d.version)
+    assert f"the bytes still verify from the store (s3://{lab_bucket}/keep/{ka})" in served[A], served
+    assert f"the store ({older / hashdir_lower(kc) / kc / kc})" in served[c], served
+    assert rep["content"]["store_copies"] == 3  # each file's one copy: A and c found by their location logs, B too
+    code, out, _ = d.run("verify", d.spec, "--content")
+    assert code == 0 and f"{d.spec}: OK, 2 warning(s)" in out and "MISMATCH" not in out
+
+    # a store the location log does not name is still asked before a file is called lost
+    from neuromirror.store.record import record_absent
+
+    uuid = json.loads((older / ".neuromirror-store.json").read_text())["uuid"]
+    assert record_absent(d.ds, uuid, [kc]) == 1
+    code, rep, err = verify(d, "--content")
+    assert code == 0 and rep["problem_counts"]["lost"] == 0, (rep["problems"], err)
+    assert str(older) in next(p["detail"] for p in rep["problems"] if p["path"] == c)
 
 
 def test_status_counts_what_is_at_risk(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001

@@ -23,6 +23,7 @@ from neuromirror.keep.marks import Marks, fileset_of
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, Target, keep
 from neuromirror.store.base import Store
+from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.store.location import open_store
 from neuromirror.util.disk import DiskFull, check_free
 
@@ -139,6 +140,35 @@ def other_stores(mirror: Mirror, named: Sequence[Store]) -> list[Store]:
             have.add(store.url)
             out.append(store)
     return out
+
+
+def recorded_url(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[str]:
+    """Where a store a ``git-annex`` branch records (``remote.log`` fields) is: the URL keep or verify used
+    for it here (``known``: the index's store records), else what its fields name (a directory's path, an
+    S3 store's ``s3://BUCKET/PREFIX``, its endpoint from ``NEUROMIRROR_STORE_ENDPOINT``); None: nowhere."""
+    url = (known.get(uuid) or {}).get("url")
+    if url:
+        return str(url)
+    if fields.get("type") == "directory" and fields.get("directory"):
+        return fields["directory"]
+    if fields.get("type") == "S3" and fields.get("bucket"):
+        return f"s3://{fields['bucket']}/{fields.get('fileprefix', '')}"
+    return None
+
+
+def open_recorded(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[Store]:
+    """The store a branch records as ``uuid``, opened here (:func:`recorded_url`); None when it does not open
+    or another store is there.  A directory that is not a store is never made one by looking."""
+    url = recorded_url(uuid, fields, known)
+    if not url:
+        return None
+    try:
+        store = open_store(url)
+        if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+            return None  # the directory is gone or was never a store
+        return store if store.identity.uuid == uuid else None
+    except Exception:  # noqa: BLE001 - a disk's or a bucket's error, a kind no longer opened: not readable here
+        return None
 
 
 def _restamp(mirror: Mirror, target: Target, runs: Sequence[KeepRun], counted: VersionCopies) -> None:

@@ -29,6 +29,7 @@ from neuromirror.util.progress import ByteProgress
 from neuromirror.util.text import one_line
 from neuromirror.verify.lost_urls import GONE_STATUSES
 from neuromirror.verify.report import VerifyReport
+from neuromirror.verify.store_copies import StoreCopies
 
 if TYPE_CHECKING:
     import requests
@@ -129,19 +130,19 @@ def copy_location(store: Store, key: str) -> str:
     return f"s3://{getattr(store, 'bucket', '?')}/{name(key)}" if name else f"{store.url} {key}"
 
 
-def _open_copy(store: Store, key: str) -> Any:
-    if isinstance(store, DirectoryStore):
-        return open(store.key_path(key), "rb")
-    obj = store.client().get_object(Bucket=store.bucket, Key=store.object_name(key))  # type: ignore[attr-defined]
-    return obj["Body"]
+#: what :func:`check_file` says of a store without a copy of the key: not a source of it (no finding)
+ABSENT = "absent"
 
 
 def check_file(key: str, store: Store, bar: Optional[ByteProgress]) -> tuple[Optional[str], Optional[str], int]:
-    """Hash the store's copy of ``key``: (kind, detail, bytes read), as :func:`check_url`."""
+    """Hash the store's copy of ``key``: (kind, detail, bytes read), as :func:`check_url`; kind
+    :data:`ABSENT` when the store has no copy under the key's name."""
     reading = _Reading(key, f"the store's copy {copy_location(store, key)}", bar, stop_past_size=False)
     try:
-        with _open_copy(store, key) as fh:
+        with store.open_key(key) as fh:
             reading.read(iter(lambda: fh.read(CHUNK), b""))
+    except FileNotFoundError:
+        return ABSENT, None, 0
     except Exception as exc:  # noqa: BLE001 - a disk's or a bucket's error: this copy cannot serve the key
         return reading.failed(exc)
     finally:
@@ -162,17 +163,20 @@ def check_content(
     cache: Optional[dict[tuple[str, str], tuple[Optional[str], Optional[str], int]]] = None,
     repo_of: Optional[dict[str, Path]] = None,
     allow_ip: Optional[str] = None,
-    store: Optional[Store] = None,
+    stores: Optional[StoreCopies] = None,
+    located: Optional[dict[str, list[str]]] = None,
     urls: bool = True,
 ) -> None:
     """Check the content of ``keys`` (key -> a path holding it; a sample of them if asked) into ``report``.
 
     Every source of a key is tried: its http(s) URLs, the special remote through git-annex, and the
-    ``store``'s copy when it has one (``urls=False``: the store's copy only).  Per key: bytes that do
-    not match the key from any source fail (``content``, "wrong bytes"); no source serving it fails
-    (``lost``, with its size); a key that verifies while some of its URLs are dead is a warning
-    (``dead-url``).  ``cache`` holds (key, source) results already had in this run: another version
-    sharing a key does not download it again.
+    copies of the lab's stores (``stores``: the named one and those the key's location log names,
+    ``located``: key -> UUIDs; then, for a key nothing of that served, every other store the mirror
+    knows) — ``urls=False``: the stores' copies only.  Per key: bytes that do not match the key from
+    any source fail (``content``, "wrong bytes"); no source serving it fails (``lost``, with its
+    size); a key that verifies while some of its URLs are dead is a warning (``dead-url``).
+    ``cache`` holds (key, source) results already had in this run: another version sharing a key
+    does not download it again.
     """
     import requests
 
@@ -188,7 +192,16 @@ def check_content(
     cache = {} if cache is None else cache
     jobs_list: list[tuple[str, str]] = []
     reused: list[tuple[str, str]] = []
-    in_store: set[tuple[str, str]] = set()
+    in_store: dict[tuple[str, str], Store] = {}  # (key, "store:" + where the store keeps it) -> the store
+    asked: dict[str, list[Store]] = {}  # key -> the stores whose copy is hashed
+
+    def from_stores(key: str, found: list[Store], todo: list[tuple[str, str]]) -> None:
+        asked.setdefault(key, []).extend(found)
+        for s in found:
+            item = (key, "store:" + copy_location(s, key))
+            in_store[item] = s
+            (reused if item in cache else todo).append(item)
+
     size_only = 0
     for key in chosen:
         h, _, _ = _hasher(key)
@@ -198,10 +211,8 @@ def check_content(
             scheme = urlsplit(u).scheme.lower()
             if scheme in ("http", "https"):
                 (reused if (key, u) in cache else jobs_list).append((key, u))
-        if store is not None and store.has(key):
-            item = (key, "store:" + copy_location(store, key))
-            in_store.add(item)
-            (reused if item in cache else jobs_list).append(item)
+        if stores is not None:
+            from_stores(key, stores.first(key, (located or {}).get(key, ())), jobs_list)
     if size_only:
         report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
     special = [
@@ -223,6 +234,8 @@ def check_content(
 
     def record(key: str, url: str, result: tuple[Optional[str], Optional[str], int], downloaded: bool) -> None:
         kind, detail, n = result
+        if kind == ABSENT:
+            return  # a store without a copy: not a source of the key
         stored = (key, url) in in_store
         with lock:
             if stored:
@@ -233,19 +246,20 @@ def check_content(
                 report.content_bytes += n
             results.setdefault(key, []).append((f"the store ({url[len('store:') :]})" if stored else url, kind, detail))
 
-    def one(item: tuple[str, str]) -> None:
-        key, url = item
-        if item in in_store and store is not None:
-            result = check_file(key, store, bar)
-        else:
-            result = check_url(key, url, session, timeout, bar)
-        cache[item] = result
-        record(key, url, result, True)
+    def run(todo: list[tuple[str, str]], again: list[tuple[str, str]], shown: Optional[ByteProgress]) -> None:
+        def one(item: tuple[str, str]) -> None:
+            key, url = item
+            held = in_store.get(item)
+            got = check_file(key, held, shown) if held is not None else check_url(key, url, session, timeout, shown)
+            cache[item] = got
+            record(key, url, got, True)
 
-    for key, url in reused:  # the same key and URL in another version of this run: downloaded once
-        record(key, url, cache[(key, url)], False)
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        list(pool.map(one, jobs_list))
+        for key, url in again:  # the same key and source in another version of this run: read once
+            record(key, url, cache[(key, url)], False)
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            list(pool.map(one, todo))
+
+    run(jobs_list, reused, bar)
     bar.close()
     # URLs only a special remote can fetch (BOSS cutouts, embargoed DANDI): ask git-annex, in a scratch clone
     by_repo: dict[Path, list[str]] = {}
@@ -256,6 +270,13 @@ def check_content(
         for key, kind, detail in annex_check(repo, ks, allow_ip=allow_ip):
             report.content_via_annex += 1
             results.setdefault(key, []).append(("git-annex (special remote)", kind, detail))
+    if stores is not None:  # a key nothing served yet: every other store the mirror knows, before "lost"
+        more: list[tuple[str, str]] = []
+        reused = []
+        for key in chosen:
+            if not any(kind is None for _, kind, _ in results.get(key, ())):
+                from_stores(key, stores.rest(asked.get(key, ())), more)
+        run(more, reused, None)
     for key in chosen:
         _settle(report, key, keys[key], results.get(key, []))
         _web_verdict(report, key, urls_of.get(key, []) if urls else [], results.get(key, []))

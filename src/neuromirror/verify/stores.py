@@ -28,17 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from neuromirror.errors import UserError
 from neuromirror.index import store_checks
 from neuromirror.keep.files import annex_key, annex_repo, version_files
 from neuromirror.keep.locations import Locations
+from neuromirror.keep.stores import open_recorded
 from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.keep.versions import Target, select_versions
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-from neuromirror.store.location import open_store
 from neuromirror.store.record import record_absent, record_present, store_uuids
 from neuromirror.util.dates import iso_z
 
@@ -142,8 +140,8 @@ def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Target]:
 
 
 class _Stores:
-    """The stores the branches record, opened once each: by the URL keep used (the index), else a
-    directory store where ``remote.log`` says it is; None for one not reachable here.  With ``only``
+    """The stores the branches record, opened once each (:func:`neuromirror.keep.stores.open_recorded`: by
+    the URL keep used, else where ``remote.log`` says it is); None for one not reachable here.  With ``only``
     (``--store X``) only X's copies are checked, but every other store recorded is still where a bad
     copy in X is repaired from (opened when a repair needs it)."""
 
@@ -171,18 +169,7 @@ class _Stores:
     def _open(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
         if self.only is not None and self.only.identity.uuid == uuid:
             return self.only
-        url = (self.known.get(uuid) or {}).get("url")
-        if not url and fields.get("type") == "directory" and fields.get("directory"):
-            url = fields["directory"]
-        if not url:
-            return None
-        try:
-            store = open_store(url)
-            if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
-                return None  # the directory is gone or was never a store: not made one by looking
-            return store if store.identity.uuid == uuid else None
-        except (UserError, OSError):
-            return None
+        return open_recorded(uuid, fields, self.known)
 
 
 def verify_stores(

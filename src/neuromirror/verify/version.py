@@ -48,6 +48,7 @@ from neuromirror.verify.content import check_content
 from neuromirror.verify.lost_urls import mark_lost_urls
 from neuromirror.verify.report import VerifyReport
 from neuromirror.verify.risk import recorded_directory_store, risk_of, store_uuids
+from neuromirror.verify.store_copies import StoreCopies
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -150,9 +151,11 @@ def verify_version(
 ) -> VerifyReport:
     """Check one version (an index ``versions`` row); ``content_cache`` shares downloads between calls.
 
-    ``store`` (default: the directory store the dataset's git-annex branch records, if readable
-    here) is a source for ``content``; ``kept``: every annexed file must be in it (and ``content``
-    then hashes the store's copies only); ``strict``: warnings (dead URLs) fail too.
+    ``content`` reads every store the mirror knows (:mod:`.store_copies`: those the key's location log
+    names, then for a key nothing served every other one), ``store`` (a store named) first; ``kept``:
+    every annexed file must be in ``store`` (default: the directory store the dataset's git-annex
+    branch records, if readable here), and ``content`` then hashes that store's copies only;
+    ``strict``: warnings (dead URLs) fail too.
     """
     src = mirror.index.source(source)
     if src is None:  # the row came from the index, so its source is there
@@ -187,9 +190,13 @@ def verify_version(
     repo_of: dict[str, Path] = {}  # key -> the repository whose git-annex branch knows it
     urls_of: dict[str, list[str]] = {}
     repositories = _repositories(report, ds, commit)
-    if store is None:  # the newest readable one a repository of the version records (the asset's, else a store's)
+    if (
+        store is None and kept
+    ):  # the newest readable one a repository of the version records (the asset's, else a store's)
         store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
     store_uuid = _uuid(store)
+    copies = StoreCopies(mirror, store, only=kept)  # --content: every store the mirror knows, the named one first
+    located: dict[str, list[str]] = {}  # key -> the UUIDs its location log says have it
     report.store = str(store) if store is not None else None
     annexed: list[VersionFile] = []  # every annexed file, for the at-risk counts
     kept_in: set[str] = set()  # keys a store holds, as the location logs say
@@ -210,12 +217,15 @@ def verify_version(
                     "no-location", prefix.rstrip("/") or None, f"{repo} has no git-annex branch: no key has a URL"
                 )
                 continue
-            stores = {store_uuid} if store_uuid else set(store_uuids(repo))
+            recorded = store_uuids(repo)
+            copies.add(recorded)
+            stores = {store_uuid} if store_uuid else set(recorded)
             for key, path in mine.items():
                 urls = branch.urls(key)
                 urls_of[key] = urls
                 report.urls += len(urls)
                 where = branch.locations(key)
+                located[key] = where
                 if stores.intersection(where):
                     kept_in.add(key)
                 if not where and urls and branch.web_marked_gone(key):
@@ -271,7 +281,8 @@ def verify_version(
             cache=content_cache,
             repo_of=repo_of,
             allow_ip=allow_ip,
-            store=store,
+            stores=copies,
+            located=located,
             urls=not kept,
         )
         if report.web_gone or report.web_serving:
