@@ -3,9 +3,11 @@
 The key is read from what the mirror recorded, never guessed from the path: a file's S3 URL
 (DANDI's ``…/blobs/abc/def/<uuid>?versionId=…``, a Zarr object's ``…/zarr/<id>/<path>``, an AIND
 asset's ``…/<asset>/<path>``) names its bucket and key; a BOSS chunk has no S3 object, its
-OME-Zarr chunk path in the dataset is its key.  A file with neither (an embargoed DANDI file, a
-text file the mirror holds in git) is reported as not restorable, with why.  A key that could
-escape a directory target (``..``, absolute, control characters) is refused by the target.
+OME-Zarr chunk path in the dataset is its key.  A file the mirror keeps in git (DANDI's README.md,
+CHANGES...) is an archive object too when the archive serves it: its URLs are on the git-annex
+branch (:mod:`.gitfiles`), its bytes in git.  A file with neither (an embargoed DANDI file) is
+reported as not restorable, with why.  A key that could escape a directory target (``..``,
+absolute, control characters) is refused by the target.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ArchiveObject:
     bucket: str = ""  # the bucket its recorded S3 URL names ("" for BOSS chunks)
     url: str = ""  # that URL, without its query: the base of the URL a restore into that bucket records
     repo: str = ""  # the dataset whose git-annex branch knows the key
+    git: str = ""  # a file kept in git: ``COMMIT:PATH`` of its blob in ``repo`` (its bytes come from there)
 
 
 @dataclass(frozen=True)
@@ -55,21 +58,50 @@ def place(
 ) -> ArchiveObject | Unplaced:
     """The archive object ``f`` is, or why it has none the mirror knows (``locator``: one for ``source``,
     :func:`locator`, kept by a caller placing many files)."""
-    find = locator or locator_for(source)
-    # a versioned URL first: it is the S3 one (the archive's download route has none), one parse per file
-    urls = sorted(f.urls, key=lambda u: "versionId=" not in u) if len(f.urls) > 1 else f.urls
-    for url in urls:
-        loc = find(url)
-        if loc is not None and loc.key:
-            base = url.split("?", 1)[0]
-            return ArchiveObject(
-                loc.key, annex_key(f), f.size, f.path, source, label, loc.bucket, base, str(annex_repo(f))
-            )
+    found = _s3_object(f.urls, locator or locator_for(source))
+    if found is not None:
+        (bucket, key), base = found
+        return ArchiveObject(key, annex_key(f), f.size, f.path, source, label, bucket, base, str(annex_repo(f)))
     if source.startswith("boss:") and any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
         return ArchiveObject(f.path, annex_key(f), f.size, f.path, source, label, "", "", str(annex_repo(f)))
     if any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
         return Unplaced(f.path, annex_key(f), "content behind a special remote (embargoed): no S3 key recorded")
     return Unplaced(f.path, annex_key(f), "no S3 URL recorded: the archive's key for it is unknown")
+
+
+def place_in_git(
+    path: str,
+    key: str,
+    size: Optional[int],
+    urls: Iterable[str],
+    source: str,
+    label: str,
+    locator: s3urls.Locator,
+    repo: str,
+    blob: str,
+) -> ArchiveObject | Unplaced | None:
+    """A file kept in git whose archive ``urls`` (registered under ``key``) name an S3 object: that object,
+    its bytes read from ``blob`` (``COMMIT:PATH`` in ``repo``); None for a file the archive does not serve
+    (no URL: the mirror's own, such as ``dandiset.yaml``)."""
+    urls = tuple(urls)
+    if not urls:
+        return None
+    found = _s3_object(urls, locator)
+    if found is None:
+        return Unplaced(path, key, "kept in git; no S3 URL recorded: the archive's key for it is unknown")
+    (bucket, archive_key), base = found
+    return ArchiveObject(archive_key, key, size, path, source, label, bucket, base, repo, blob)
+
+
+def _s3_object(urls: Iterable[str], find: s3urls.Locator) -> Optional[tuple[tuple[str, str], str]]:
+    """((bucket, key), the URL without its query) of the first URL naming an S3 object; a versioned URL
+    first: it is the S3 one (the archive's download route has none), one parse per file."""
+    urls = tuple(urls)
+    for url in sorted(urls, key=lambda u: "versionId=" not in u) if len(urls) > 1 else urls:
+        loc = find(url)
+        if loc is not None and loc.key:
+            return (loc.bucket, loc.key), url.split("?", 1)[0]
+    return None
 
 
 def locator_for(source: str) -> s3urls.Locator:

@@ -2,8 +2,9 @@
 
 Per object (``-J`` threads): the target is asked first (HEAD, or the file), so that what already
 holds the right bytes costs no store read and a rerun after a finished or killed run writes nothing;
-an absent object's bytes come from the first store with a good copy (:mod:`.copies`), checked against
-the git-annex key, then written whole (:mod:`.targets`).  An object holding other bytes is left
+an absent object's bytes come from the first store with a good copy (:mod:`.copies`) — a file the
+mirror keeps in git, from the dataset's git (:mod:`.gitfiles`) — checked against the git-annex key,
+then written whole (:mod:`.targets`).  An object holding other bytes is left
 alone and named (exit 1), or with ``force`` overwritten where the old bytes stay (a versioned bucket).
 
 After a write into the very bucket and key a file's recorded S3 URL names (the archive's own
@@ -17,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, cast
 from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
@@ -26,6 +27,7 @@ from neuromirror.keep.files import VersionFiles, each_version_file
 from neuromirror.keep.report import FileNote
 from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
+from neuromirror.restore.gitfiles import GitRows, from_git, git_objects
 from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
 from neuromirror.restore.report import RestoreReport
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
@@ -76,21 +78,35 @@ def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreR
         label = f"{t.source}@{row['label']}"
         entry = {"source": t.source, "version": row["label"], "commit": row["commit"], "files": 0}
         report.versions.insert(at, entry)
-        listing = VersionFiles()
-        for f in each_version_file(mirror.index, mirror.dataset_path(t.relpath), row["id"], listing):
+        listing, in_git = VersionFiles(), GitRows(mirror.index)
+        ds = mirror.dataset_path(t.relpath)
+        for f in each_version_file(in_git, ds, row["id"], listing):
             entry["files"] += 1
             got = place(f, t.source, label, locators[t.source])
-            if isinstance(got, Unplaced):
-                report.skipped.append(FileNote(got.path, got.key, None, got.why, archive_key=""))
-                continue
-            name, content = hash(got.archive_key), hash(got.key)
-            if name not in seen:
-                seen[name] = content
-                yield got
-            elif seen[name] != content:
-                why = f"{got.label}'s state; a later version named holds another"
-                report.displaced.append(FileNote(got.path, got.key, got.size, why, archive_key=got.archive_key))
+            if _admit(got, seen, report):
+                yield cast(ArchiveObject, got)
+        # the files it keeps in git that the archive serves: their bytes come from git
+        for got in git_objects(ds, row["commit"], in_git.files, t.source, label, locators[t.source]):
+            entry["files"] += 1
+            if _admit(got, seen, report):
+                yield cast(ArchiveObject, got)
         report.skipped += [FileNote(path, "", None, why, archive_key="") for path, why in listing.problems]
+
+
+def _admit(got: ArchiveObject | Unplaced, seen: dict[int, int], report: RestoreReport) -> bool:
+    """Whether ``got`` is an object to restore: placed, and the first named of its archive key (a later
+    version named holding other content there is noted as displaced)."""
+    if isinstance(got, Unplaced):
+        report.skipped.append(FileNote(got.path, got.key, None, got.why, archive_key=""))
+        return False
+    name, content = hash(got.archive_key), hash(got.key)
+    if name not in seen:
+        seen[name] = content
+        return True
+    if seen[name] != content:
+        why = f"{got.label}'s state; a later version named holds another"
+        report.displaced.append(FileNote(got.path, got.key, got.size, why, archive_key=got.archive_key))
+    return False
 
 
 def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[list[ArchiveObject]]:
@@ -196,7 +212,7 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
         return _would_write(o, copies)
     bad: list[BadCopy] = []
     try:
-        data = copies.fetch(o.key, o.size, bad, every=options.every)
+        data = from_git(o) if o.git else copies.fetch(o.key, o.size, bad, every=options.every)
     except NoGoodCopy as exc:
         return _Done(o, "failed", str(exc), bad=bad)
     try:
@@ -213,7 +229,9 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
 
 def _would_write(o: ArchiveObject, copies: Copies) -> _Done:
     """A dry run's object that is absent (or would be overwritten): written if some store holds it."""
-    return _Done(o, "would_write") if copies.held(o.key) else _Done(o, "failed", "no store holds a copy")
+    if o.git or copies.held(o.key):  # (a file kept in git: the dataset holds its bytes)
+        return _Done(o, "would_write")
+    return _Done(o, "failed", "no store holds a copy")
 
 
 def _archive_url(
