@@ -12,6 +12,7 @@ and a fresh mirror's sync.
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import requests
 from conftest import git
 from neuromirror.annex.keys import git_file_key
 from neuromirror.demo import deterministic_bytes
-from test_keep import T0, Dandiset, lose_blobs
+from test_keep import T0, Dandiset, key_of, lose_blobs
 from test_restore import restore_json, s3_env, whereis_urls  # noqa: F401  (s3_env: the fixture)
 from test_retrieve import Runner
 
@@ -78,6 +79,59 @@ def test_files_kept_in_git_are_written_back_from_git(dandi_archive, s3, s3_env, 
     assert code == 0 and report["written"]["objects"] == 3, err
     for path, data in {**blobs, **TEXTS}.items():
         assert (out / dandi_archive.asset_at(ident, path, version).blob.key).read_bytes() == data, path
+
+
+def test_dandi_part_sizes_are_dandischemas() -> None:
+    """The parts a DANDI blob is written in: those dandischema hands out (and so dandi-cli's uploads make)."""
+    from dandischema.digests.dandietag import PartGenerator
+
+    from neuromirror.restore.parts import dandi_spans
+
+    for size in (0, 1, 5 << 20, 64 << 20, (64 << 20) + 1, 3 * (64 << 20), 10_000 * (64 << 20) - 1, 10**12, 5 << 40):
+        assert dandi_spans(size) == [(p.offset, p.size) for p in PartGenerator.for_file_size(size)], size
+
+
+#: the smallest blob dandischema's rule uploads in two parts (the stand-in has no knob to lower its part size)
+TWO_PARTS = (64 << 20) + 1
+
+
+def test_a_restored_blob_carries_the_etag_the_archive_recorded(dandi_archive, s3, s3_env, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    big, small = "sub-01/big.nwb", "sub-02/small.nwb"
+    data = os.urandom(TWO_PARTS)  # (deterministic_bytes would take seconds)
+    d = _mirrored(dandi_archive, {big: data, small: deterministic_bytes("small", 20_000)}, tmp_path / "mirror")
+    blob_of = {p: d.archive.asset_at(d.id, p, d.version).blob for p in (big, small)}
+    assert blob_of[big].etag.endswith("-2") and blob_of[small].etag.endswith("-1")
+    client = s3.client()
+    for p, blob in blob_of.items():  # as uploaded: the S3 ETag is the asset's dandi-etag
+        assert client.head_object(Bucket=blob.bucket, Key=blob.key)["ETag"].strip('"') == blob.etag, p
+    d.run.ok("keep", d.spec, "--to", str(tmp_path / "store"))
+    lose_blobs(d, [big, small])
+
+    code, report, err = restore_json(d, "--to", f"s3://{blob_of[big].bucket}")
+    assert code == 0, err
+    assert report["written"]["objects"] == 2 and report["failed"] == []
+    restored = {}
+    for p, blob in blob_of.items():
+        head = client.head_object(Bucket=blob.bucket, Key=blob.key)
+        assert head["ETag"].strip('"') == blob.etag, p  # the archive's record of it, multipart and all
+        assert head["ContentLength"] == blob.size
+        restored[p] = head["VersionId"]
+    assert client.get_object(Bucket=blob_of[big].bucket, Key=blob_of[big].key)["Body"].read() == data
+    code, again, err = restore_json(d, "--to", f"s3://{blob_of[big].bucket}")  # recognised as right: not rewritten
+    assert code == 0 and again["written"]["objects"] == 0 and again["same"] == 2, err
+
+    # the archive deletes them (a delete marker on top): a mirror first made now pins the restored versions
+    for blob in blob_of.values():
+        client.delete_object(Bucket=blob.bucket, Key=blob.key)
+    later = Runner(tmp_path / "later")
+    code, out, err = later("sync", d.source, "--dandi-api", d.archive.api_url)
+    assert code == 0, out + err
+    assert "not pinned" not in out + err, out + err
+    ds = later.root / "dandi" / d.id
+    for p, vid in restored.items():
+        assert f"pinned to the noncurrent version {vid}" in out, out
+        key = key_of(ds, p, d.version)
+        assert any(u.endswith(f"{blob_of[p].key}?versionId={vid}") for u in whereis_urls(ds, key)), p
 
 
 def _mirrored(archive, files: dict[str, bytes], root: Path) -> Dandiset:  # noqa: ANN001

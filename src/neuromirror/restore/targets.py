@@ -7,9 +7,11 @@ its end) or a temporary file renamed into place — so a run killed at any point
 object either as it was or right, and a rerun converges.
 
 S3: ``HEAD``; a size other than the key's is other bytes; an object this module wrote carries the
-git-annex key and the MD5 of its verified bytes in its metadata, and S3's own ETag (the MD5 of
-what it stored, for a single-part upload) must equal that MD5; an MD5E key is checked against the
-ETag directly; anything else is read back and hashed.  With ``force`` an object holding other
+git-annex key and the MD5 of its verified bytes in its metadata (a multipart upload: also the ETag
+its parts make), and S3's own ETag (the MD5 of what it stored, or of its parts' MD5s) must equal
+that; an MD5E key is checked against the ETag directly; anything else is read back and hashed.
+Objects go up in the parts :mod:`.parts` names (a DANDI blob: the archive's own, so that its ETag is
+the asset's ``dandi-etag``), each part with its ``Content-MD5``.  With ``force`` an object holding other
 bytes is overwritten only in a bucket whose versioning is enabled (its old bytes stay a
 noncurrent version).  Endpoint and credentials as for S3 stores (``NEUROMIRROR_STORE_ENDPOINT``,
 the AWS environment).
@@ -30,12 +32,11 @@ from typing import Any, Optional, Protocol
 from neuromirror.keep.transfer import CHUNK, key_checksum
 from neuromirror.restore.copies import Verified, drain
 from neuromirror.restore.objects import ArchiveObject
+from neuromirror.restore.parts import META_ETAG, put_parts, spans_for
 from neuromirror.store.s3 import S3Store
 from neuromirror.util.paths import check_path
 
 ABSENT, SAME, DIFFERS = "absent", "same", "differs"
-#: larger objects go up as a multipart upload (S3's single PUT tops out at 5 GiB)
-MULTIPART = 256 << 20
 #: a container holding this many objects of a batch is listed whole (fewer: its parent is scanned)
 DENSE = 4
 #: a parent's scan per batch: one page of listing (1,000 keys) per this many objects it may save a HEAD
@@ -187,8 +188,9 @@ class S3Target:
             return DIFFERS, head
         etag = str(head.get("ETag", "")).strip('"').lower()
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        if "-" not in etag and meta.get(META_KEY) == obj.key and meta.get(META_MD5, "").lower() == etag:
-            return SAME, head  # written here from verified bytes, and S3's own MD5 of what it holds agrees
+        if meta.get(META_KEY) == obj.key and etag == meta.get(META_ETAG if "-" in etag else META_MD5, "").lower():
+            # written here from verified bytes, and S3's own MD5 of what it holds (of its parts) agrees
+            return SAME, head
         checksum = key_checksum(obj.key)
         if checksum is not None and checksum.algorithm == "md5" and "-" not in etag:
             return (SAME if etag == checksum.digest else DIFFERS), head
@@ -226,29 +228,24 @@ class S3Target:
     def put(self, obj: ArchiveObject, data: Verified, overwrite: bool) -> Optional[str]:
         _, name = self.locate(obj)
         meta = {META_KEY: obj.key, META_MD5: data.md5}
-        client = self.client()
-        if data.size <= MULTIPART:
-            got = client.put_object(
+        spans = spans_for(obj, data.size)
+        if spans is None:
+            got = self.client().put_object(
                 Bucket=self.bucket,
                 Key=name,
                 Body=data.fh,
                 ContentLength=data.size,
-                ContentMD5=base64.b64encode(bytes.fromhex(data.md5)).decode(),  # S3 checks what arrived
+                ContentMD5=_b64(data.md5),  # S3 checks what arrived
                 Metadata=meta,
             )
             vid = got.get("VersionId")
         else:
-            from boto3.s3.transfer import TransferConfig
-
-            client.upload_fileobj(
-                data.fh,
-                self.bucket,
-                name,
-                ExtraArgs={"Metadata": meta},
-                Config=TransferConfig(multipart_threshold=MULTIPART, multipart_chunksize=64 << 20),
-            )
-            vid = client.head_object(Bucket=self.bucket, Key=name).get("VersionId")
+            vid = put_parts(self.client(), self.bucket, name, data.fh, spans, meta)
         return str(vid) if vid and vid != "null" else None
+
+
+def _b64(md5_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode()
 
 
 def _parent(container: str) -> str:
