@@ -12,6 +12,12 @@ kept in git with them.  A directory is named by its repository and tree object, 
 share a subtree share its listing.  Listings and open repositories are bounded in number and in
 entries held (a single directory is held whole: a Zarr of 10^6 chunks in one flat directory costs
 its size; nested Zarrs, as OME-Zarr lays them out, are read a directory at a time).
+
+What a file's URLs and copies are follows the repository's ``git-annex`` branch as it moves: a
+directory's files remember the branch commit they were resolved at, and a read that finds the branch
+elsewhere (a ``keep`` recorded a store's copies, a ``restore`` registered the archive's new version,
+a reader marked a loss) resolves them again, in one batch.  The branch is read from the repository's
+files (its ref, or ``packed-refs``), no git process, so every request sees a keep or restore at once.
 """
 
 from __future__ import annotations
@@ -42,27 +48,55 @@ INLINE_TOTAL = 16 * 1024 * 1024
 PLUMBING = frozenset({".datalad", ".gitattributes", ".gitmodules"})
 
 TREE, GITLINK = "40000", "160000"
+Stores = tuple[Optional[str], dict[str, StoreReader]]
+_REF = BRANCH  # refs/heads/git-annex
+
+
+def branch_commit(git_dir: Optional[Path]) -> Optional[str]:
+    """The ``git-annex`` branch's commit, read from the repository's files (its loose ref, else
+    ``packed-refs``); None when neither names it."""
+    if git_dir is None:
+        return None
+    try:
+        return (git_dir / _REF).read_text().strip() or None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    try:
+        packed = (git_dir / "packed-refs").read_text()
+    except OSError:
+        return None
+    suffix = " " + _REF
+    return next((ln.split(" ", 1)[0] for ln in packed.splitlines() if ln.endswith(suffix)), None)
 
 
 class Repo:
     """One repository of a pin (the dataset or a subdataset): a long-lived ``cat-file``, one user at a time."""
 
-    def __init__(self, path: Path, stores: Optional[dict[str, StoreReader]] = None) -> None:
+    def __init__(self, path: Path, stores: Optional[Stores] = None) -> None:
         self.path = path
         self._stores = stores
         self.lock = threading.Lock()
         self._cat: Optional[gitutil.CatFile] = None
+        self._git_dir: Optional[Path] = None
 
     @property
-    def read_stores(self) -> Optional[dict[str, StoreReader]]:
+    def read_stores(self) -> Optional[Stores]:
         return self._stores
 
-    @property
-    def stores(self) -> dict[str, StoreReader]:
-        """The stores the repository records, read through its own ``cat-file`` (no other process)."""
-        if self._stores is None:
-            self._stores = readers_of(recorded_stores(self.cat.get(f"{BRANCH}:remote.log")))
-        return self._stores
+    def branch(self) -> Optional[str]:
+        """The ``git-annex`` branch's commit now (no git process); None: not readable from files."""
+        if self._git_dir is None:
+            self._git_dir = gitutil.git_dir(self.path)
+        return branch_commit(self._git_dir)
+
+    def stores(self, at: Optional[str]) -> dict[str, StoreReader]:
+        """The stores the branch records at ``at`` (its commit; None: the branch as it is), read through
+        the repository's own ``cat-file`` (no other process), again only when the branch moved."""
+        if self._stores is None or self._stores[0] != at:
+            self._stores = (at, readers_of(recorded_stores(self.cat.get(f"{at or BRANCH}:remote.log"))))
+        return self._stores[1]
 
     @property
     def cat(self) -> gitutil.CatFile:
@@ -106,6 +140,7 @@ class Dir:
                 self._blobs.append((name, mode, sha))
         self.size = len(entries)
         self._files: Optional[dict[str, PinnedFile]] = None
+        self._at: Optional[str] = None  # the git-annex branch commit ``_files`` were resolved at
         self.data: dict[str, bytes] = {}
         self._lock = threading.Lock()
         #: subdatasets not readable here (not installed, or without the recorded commit): name -> file
@@ -115,16 +150,20 @@ class Dir:
         return f"{self.path}/{name}" if self.path else name
 
     def files(self) -> dict[str, PinnedFile]:
-        """The directory's files by name, each with its URL: resolved once, in one batch."""
+        """The directory's files by name, each with its URL: resolved in one batch, again when the
+        repository's ``git-annex`` branch moved since (a keep, a restore, a loss marked)."""
+        repo = self._open_repo(self.repo)
+        at = repo.branch()
         with self._lock:
-            if self._files is None:
+            if self._files is None or (at is not None and at != self._at):  # None: as first read
                 rel = [(self.full(n), m, s) for n, m, s in self._blobs]
-                repo = self._open_repo(self.repo)
+                first = self._files is None
                 with repo.lock:
                     files = files_of_blobs(repo.cat, rel, repo.path)
-                    got = list(resolve_batch(repo.path, repo.cat, BRANCH, repo.stores, files))
-                    self._files = {f.path.rpartition("/")[2]: f for f in got}
-                    self._read_small(repo.cat, got)
+                    got = list(resolve_batch(repo.path, repo.cat, at or BRANCH, repo.stores(at), files))
+                    if first:  # the tree does not move: its small git files are read once
+                        self._read_small(repo.cat, got)
+                self._files, self._at = {f.path.rpartition("/")[2]: f for f in got}, at
             return self._files
 
     def _read_small(self, cat: gitutil.CatFile, files: list[PinnedFile]) -> None:
@@ -173,7 +212,7 @@ class Listings:
         self._dirs: OrderedDict[tuple[str, str, str], Dir] = OrderedDict()
         self._entries = 0
         self._repos: OrderedDict[Path, Repo] = OrderedDict()
-        self._stores: OrderedDict[Path, dict[str, StoreReader]] = OrderedDict()
+        self._stores: OrderedDict[Path, Stores] = OrderedDict()
         self._roots: OrderedDict[tuple[Path, str], Optional[str]] = OrderedDict()
 
     @property
@@ -185,8 +224,13 @@ class Listings:
     # -- what a path names ------------------------------------------------------------
     def find(self, pin: Pin, path: str) -> Optional[Found]:
         """The directory ``path`` names at the pin, or the file with its bytes if small and in git; None: nothing."""
+        return self.find_in(pin.dataset, pin.commit, path)
+
+    def find_in(self, repo: Path, commit: str, path: str) -> Optional[Found]:
+        """:meth:`find` in ``repo`` at ``commit`` (a Zarr's own dataset at one of its states)."""
         parts = [p for p in path.split("/") if p]
-        here = self._root(pin)
+        tree = self._commit_tree(repo, commit)
+        here = None if tree is None else self._dir(_Where(repo, tree, "", ""))
         if here is None:
             return None
         for i, name in enumerate(parts):
@@ -202,10 +246,6 @@ class Listings:
                 f = here.files().get(name) if last else None
                 return None if f is None else (f, here.data.get(name))
         return here
-
-    def _root(self, pin: Pin) -> Optional[Dir]:
-        tree = self._commit_tree(pin.dataset, pin.commit)
-        return None if tree is None else self._dir(_Where(pin.dataset, tree, "", ""))
 
     def _enter(self, parent: Dir, name: str) -> Optional[Dir]:
         """The root directory of the subdataset ``name`` of ``parent`` at its recorded commit (None: absent)."""

@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import UserError
-from neuromirror.read.listings import Listings
+from neuromirror.index.nested import ZARR_CACHE
+from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile
+from neuromirror.records import SUBDATASET
 from neuromirror.spec import SpecError, parse_spec
 
 #: how many path segments name a source, per archive
@@ -80,6 +83,7 @@ class Tree:
         self._lock = threading.Lock()
         self._pins: OrderedDict[tuple[str, str], tuple[Pin, float]] = OrderedDict()
         self._pin_dates: dict[tuple[str, str, str], Optional[float]] = {}
+        self._zarr_states: dict[tuple[str, str], tuple[Optional[tuple[Path, str]], float]] = {}
         self.listings = Listings()
         from neuromirror.dataset.mirror import Mirror
 
@@ -243,14 +247,66 @@ class Tree:
         return self._in_pin(source, parts[1], parts[2:])
 
     def _zarrs(self, parts: list[str]) -> Optional[Node]:
-        """dandidav's ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``, from the mirror's manifests."""
+        """dandidav's ``/zarrs/{p1}/{p2}/{zarr_id}/{checksum}.zarr/{path}``, from the mirror's manifests.
+
+        Each file is the one ``/dav/`` gives for the same key in the Zarr's own dataset at that state
+        (:meth:`_held`): its URL as the ``git-annex`` branch has it now (a restored version), and the
+        lab's stores that hold it; the manifest's row alone where the mirror holds no such dataset."""
         got = self.manifests.dated_node(parts)
         if got is None:
             return None
         is_dir, members, f, dates = got
+        held = self._held(parts) if len(parts) >= 4 else None
+        if held is not None:
+            inner = parts[4:] if is_dir else parts[4:-1]
+            found = self.listings.find_in(held[0], held[1], "/".join(inner))
+            same = found.files() if isinstance(found, Dir) else {}
+            f = f if f is None else _same_key(f, same.get(parts[-1]))
+            members = [(n, m if m is None else _same_key(m, same.get(n))) for n, m in members]
         if not is_dir:
             return Node(False, file=f, modified=dates.get(""))
         return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))
+
+    def _held(self, parts: list[str]) -> Optional[tuple[Path, str]]:
+        """The Zarr's dataset here and its commit of the state ``parts`` names (``{p1}/{p2}/{zarr_id}/
+        {checksum}.zarr``), from what the sync recorded (the index's ``dandi-zarr-commit`` and the source's
+        subdataset rows), asked once per state; None: not held here (an AIND store: its manifest alone)."""
+        zarr_id, checksum = parts[2], parts[3][: -len(".zarr")]
+        now = time.monotonic()
+        with self._lock:
+            got = self._zarr_states.get((zarr_id, checksum))
+            if got is not None and got[1] > now:
+                return got[0]
+        source = source_of(self.manifests.root / parts[0] / parts[1] / zarr_id)
+        held = None
+        if source:
+            prefix = f"{zarr_id} {checksum} "  # the cache's key: "<zarr id> <checksum> <access>"
+            with self._db_lock:
+                index = self._index().index
+                row = index.db.conn.execute(
+                    "SELECT value FROM cache WHERE namespace = ? AND key >= ? AND key < ?",
+                    [ZARR_CACHE, prefix, prefix + "\uffff"],
+                ).fetchone()
+                src = index.source(source)
+                paths = (
+                    []
+                    if row is None or src is None
+                    else index.db.conn.execute(
+                        "SELECT DISTINCT path FROM entries WHERE source = ? AND checksum_kind = ? AND checksum = ?",
+                        [source, SUBDATASET, row[0]],
+                    ).fetchall()
+                )
+            for (path,) in paths:
+                repo = self.root / src["dataset"] / path
+                if (repo / ".git").exists():
+                    held = (repo, row[0])
+                    break
+        with self._lock:
+            if len(self._zarr_states) >= MAX_PINS * 4:
+                self._zarr_states.clear()
+            # not held (yet: a sync writes the manifest before its commit is recorded): asked again soon
+            self._zarr_states[(zarr_id, checksum)] = (held, float("inf") if held else now + MOVING_TTL)
+        return held
 
     # -- 404s -------------------------------------------------------------------------------
     def why_missing(self, style: str, path: str) -> str:
@@ -379,6 +435,11 @@ def _row_date(v: dict) -> Optional[float]:
 def _label_dates(versions: list[dict]) -> dict[str, Optional[float]]:
     """Each label's date, from its newest row (``draft`` moves with each sync)."""
     return {v["label"]: _row_date(v) for v in versions if v["label"]}
+
+
+def _same_key(f: PinnedFile, held: Optional[PinnedFile]) -> PinnedFile:
+    """The Zarr dataset's file of the same key for a manifest's row (its URLs and copies now), else the row."""
+    return held if held is not None and f.key and held.key == f.key else f
 
 
 def _newest(*times: Optional[float]) -> Optional[float]:
