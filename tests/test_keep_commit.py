@@ -108,3 +108,26 @@ def test_unknown_commits_are_one_line_errors(dandi_archive, tmp_path: Path) -> N
     commit = json.loads(d.run.ok("pin", d.spec, "--json"))["commit"]
     by_commit = json.loads(d.run.ok("pin", f"{d.source}@{commit[:8]}", "--json"))
     assert by_commit["version"] == d.version and "state" not in by_commit
+
+
+def test_verify_stores_re_reads_and_repairs_a_copy_kept_for_an_older_draft_state(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A copy kept for an older draft state only (its commit named) is a copy like any other: ``verify --stores
+    SPEC`` — no version named, as the service's rolling check asks — re-reads it, names it when its bytes
+    are wrong, and repairs it (from the archive's pinned noncurrent version)."""
+    from test_copies import _flip_a_byte
+
+    m = Mirrored(dandi_archive, tmp_path / "mirror")
+    old_chunk = zarr_files(m.old)["0.0"]
+    store = tmp_path / "store"
+    m.run.ok("keep", f"{m.source}@{m.first[:10]}", "--to", str(store))
+    (copy,) = [p for p in store.glob("*/*/*/*") if p.is_file() and p.read_bytes() == old_chunk]
+    _flip_a_byte(copy)  # the old state's chunk: in no published version, not in the latest draft
+
+    code, out, err = m.run("verify", "--stores", m.source, "--json")
+    assert code == 1, out + err  # named, after repairing
+    report = json.loads(out)
+    (bad,) = report["bad"]
+    assert (bad["path"], bad["key"], bad["repaired"]) == (f"{ZARR}/0.0", copy.name, True), bad
+    assert copy.read_bytes() == old_chunk
+    code, out, err = m.run("verify", "--stores", m.source, "--json")
+    assert code == 0 and json.loads(out)["checked"] == report["checked"], out + err

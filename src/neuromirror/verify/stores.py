@@ -1,11 +1,11 @@
 """``verify --stores``: the stored bytes re-read and checked against their keys; a bad copy repaired at once.
 
-For the versions named (as ``status --copies`` names them), every copy the datasets' git-annex
-branches record in a store — or a slice: ``--fraction F`` (the copies whose last check is oldest
-first, never-checked ones before all) or ``--older-than DAYS`` — is read back through the store's
-own reader (a file of a directory store, an object of an S3 store) and hashed. A good copy's
-check time is recorded per key and store (:mod:`neuromirror.index.store_checks`). A copy whose
-bytes are wrong, or that is gone, is at once:
+For the versions named (a SPEC without a version: every state recorded, older drafts included), every
+copy the datasets' git-annex branches record in a store — or a slice: ``--fraction F`` (the copies
+whose last check is oldest first, never-checked ones before all) or ``--older-than DAYS`` — is read
+back through the store's own reader (a file of a directory store, an object of an S3 store) and
+hashed. A good copy's check time is recorded per key and store
+(:mod:`neuromirror.index.store_checks`). A copy whose bytes are wrong, or that is gone, is at once:
 
 1. removed from the record: git-annex's location log says the store no longer has the key
    (``setpresentkey KEY UUID 0``), the check row goes, and wrong bytes are deleted from the store;
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.index import store_checks
-from neuromirror.keep.files import annex_key, annex_repo, version_files
+from neuromirror.keep.files import VersionFiles, annex_key, annex_repo, each_version_file
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.stores import open_recorded
 from neuromirror.keep.transfer import Transfer, read_back
@@ -132,11 +132,14 @@ class _Copy:
 
 
 def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Target]:
+    """The versions whose copies are re-read: a SPEC without a version (and no SPEC: the sources keep counted
+    copies for, else every source) names every state recorded, older drafts included — a copy kept for an
+    older draft state (``keep SPEC@COMMIT``) is a copy like any other."""
     if not specs:
         known = [s["id"] for s in mirror.index.sources()]
         counted = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
         specs = [parse_spec(s, allow_version=False) for s in (counted or known)]
-    return select_versions(mirror.index, specs)
+    return select_versions(mirror.index, specs, all_versions=True)
 
 
 class _Stores:
@@ -188,10 +191,11 @@ def verify_stores(
     opened = _Stores(mirror, only)
     copies: dict[tuple[str, str], _Copy] = {}  # (uuid, key) -> one file holding it
     locations = Locations()  # a dataset's versions come one after another: its logs read once
+    zarrs_read: set[tuple[str, str]] = set()  # a Zarr's state many versions share: its files listed once
     for target in _targets(mirror, specs):
-        listing = version_files(mirror.index, mirror.dataset_path(target.relpath), target.row["id"])
         by_repo: dict[Path, list[VersionFile]] = {}
-        for f in listing.annexed:
+        ds = mirror.dataset_path(target.relpath)
+        for f in each_version_file(mirror.index, ds, target.row["id"], VersionFiles(), zarrs_read):
             by_repo.setdefault(annex_repo(f), []).append(f)
         for repo, files in by_repo.items():
             first: dict[str, VersionFile] = {}
