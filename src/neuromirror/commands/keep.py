@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Copy the content of the named versions (default: every published version and the latest "
         "draft) from the archive's registered URLs into a store, each file verified against its key before it "
         "is stored, and record the store in the datasets' git-annex branches: a clone then gets from the store "
-        "whatever the archive no longer serves (the archive stays first). Reruns copy only what is missing.",
+        "whatever the archive no longer serves (a directory store is read first, an S3 store after the archive). "
+        "Reruns copy only what is missing.",
     )
     p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027@0.230629.1955, dandi:000027, 'dandi:*'")
     p.add_argument(

@@ -10,7 +10,8 @@ dataset kept into several stores records several remotes, each named ``neuromirr
 and one made before stores had names of their own may record two under one name) and
 (git-annex 10.2026+ uses a remote enabled by hand only once it is verified) ``git annex
 verifyremote`` — the user named this store at this path, which is what that check asks.
-The store's cost (300) stays above the web remote's: the archive's URLs are still tried first.
+A directory store's cost (150) is below the web remote's: what it holds is read from it first, the
+archive's URLs only for the rest (docs/keep.md, "A directory store is read first").
 
 :func:`recorded_stores` is the other direction, for ``lock``: the stores a dataset's branch says
 hold content of a version (``keep`` recorded them), so that the lock can name them.

@@ -3,8 +3,10 @@
 ``git annex initremote type=directory`` does not keep ``directory=`` in ``remote.log``, so a
 clone could not enable the store by itself.  A line written with it does work (checked with
 git-annex 10.20261026): with ``autoenable=true`` a clone's ``git annex init`` enables the store
-("Auto enabling special remote neuromirror-store... ok"), and ``cost=300`` (the web remote's is
-200) makes ``git annex get`` try the archive's URLs first.  A clone where the directory is not
+("Auto enabling special remote neuromirror-store... ok"), and ``cost=`` (git-annex honours it in
+``remote.log``; a clone's ``remote.NAME.annex-cost`` overrides it) orders the store against the web
+remote's 200: a directory store's 150 is tried first for the keys it holds, an S3 store's 300 after the
+archive's URLs (:mod:`.base`, ``FIRST_COST``/``AFTER_WEB_COST``).  A clone where the directory is not
 readable still initialises; the store is then just not available there.
 
 Both logs have one line per UUID, ``<uuid> <value> timestamp=<unix>s``; the newest line per

@@ -16,6 +16,19 @@ from neuromirror.annex.keys import parse_key
 #: the name stores had before each got one of its own; an identity file saying it gets :func:`remote_name`
 LEGACY_NAME = "neuromirror-store"
 
+#: git-annex's cost of its web remote (the archive's URLs): a remote of lower cost is tried first
+WEB_COST = 200
+#: a directory store's cost: below the web's, so a clone reads a key the store holds from the store and never
+#: asks the archive for it (lost or not: no dead-URL retries); above a local git remote's (100).  A path the
+#: reader can read is local disk or the lab's own network file system: no egress bill, LAN speed.  A clone
+#: where the path is not readable does not enable the store (autoenable fails quietly) and one whose store
+#: went away since skips it at once: the archive serves as before.
+FIRST_COST = 150
+#: an S3 store's cost: after the web, since every byte a clone reads from the lab's bucket is the lab's
+#: egress bill (the archive's reads are free to everyone) and a bucket may be far from the reader; its
+#: lost keys reach clones at once through the loss marks (:mod:`.webmark`) instead
+AFTER_WEB_COST = 300
+
 
 @dataclass(frozen=True)
 class StoreIdentity:

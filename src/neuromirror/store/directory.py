@@ -31,14 +31,14 @@ from typing import IO, Any, Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
-from neuromirror.store.base import LEGACY_NAME, StoreIdentity, key_size, remote_name
+from neuromirror.store.base import FIRST_COST, LEGACY_NAME, StoreIdentity, key_size, remote_name
 
 IDENTITY_FILE = ".neuromirror-store.json"
 TMP_DIR = ".neuromirror-tmp"
 #: the git-annex remote name clones give the store (``git annex enableremote NAME``)
 DEFAULT_NAME = LEGACY_NAME  # the old shared name; each store now has remote_name(uuid)
-#: git-annex's cost for the store: above the web remote's 200, so the archive's URLs are tried first
-COST = 300
+#: git-annex's cost for the store: below the web remote's, so a clone reads what the store holds from it first
+COST = FIRST_COST
 _OURS = {IDENTITY_FILE, TMP_DIR, "tmp"}  # "tmp": git-annex's own directory in a directory remote
 _READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 _READ_ONLY_DIR = _READ_ONLY_FILE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH

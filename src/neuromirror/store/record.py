@@ -3,7 +3,7 @@
 Two steps, both idempotent (a rerun writes nothing new), neither touching the work tree:
 
 1. the store as a special remote every clone enables by itself: its ``remote.log`` line (with
-   ``directory=``, ``autoenable=true`` and ``cost=300``: :mod:`.annexlog`) and its ``uuid.log``
+   ``directory=``, ``autoenable=true`` and its ``cost=``: :mod:`.annexlog`) and its ``uuid.log``
    description, written with git plumbing in one commit on top of the branch (``git annex
    describe`` would need the remote enabled in the mirror's own dataset, which it never is);
 2. which keys the store holds: a line ``<stamp>s 1 <uuid>`` in each key's location log that does not

@@ -31,7 +31,14 @@ from typing import IO, Any, Optional, cast
 from urllib.parse import quote, urlsplit
 
 from neuromirror.errors import UserError
-from neuromirror.store.base import LEGACY_NAME, StoreIdentity, StoreWriteError, key_size, remote_name
+from neuromirror.store.base import (
+    AFTER_WEB_COST,
+    LEGACY_NAME,
+    StoreIdentity,
+    StoreWriteError,
+    key_size,
+    remote_name,
+)
 from neuromirror.util.text import one_line
 
 ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
@@ -40,7 +47,8 @@ PUBLIC_URL_ENV = "NEUROMIRROR_STORE_PUBLIC_URL"
 IDENTITY_OBJECT = ".neuromirror-store.json"
 ANNEX_UUID_OBJECT = "annex-uuid"
 DEFAULT_NAME = LEGACY_NAME  # the old shared name; each store now has remote_name(uuid)
-COST = 300
+#: git-annex's cost for the store: after the web's (the lab pays a bucket's egress; the archive's reads are free)
+COST = AFTER_WEB_COST
 #: bytes held in memory per transfer before they go out as one part (S3's minimum part is 5 MiB)
 PART = 8 << 20
 #: S3 allows 10,000 parts: a key larger than PART * MAX_PARTS gets larger parts (1 MiB multiples)
