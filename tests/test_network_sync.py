@@ -56,6 +56,26 @@ class World:
             self.archive.put_asset(ident, path, data, when=when + timedelta(minutes=i + 1))
         return ident, files
 
+    def zarr_in_a_worker(self, blobs: int, path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+        """A dandiset of ``blobs`` blobs and a Zarr at ``path``, mirrored in a worker process: (id, zarr id)."""
+        from neuromirror.sources.dandi import zarr_assets
+
+        ident, _ = self.dandiset(blobs, f"{path} in a worker")
+        chunks = {f"0/{i}": deterministic_bytes(f"{ident}:{path}:{i}", 100 + i) for i in range(30)}
+        chunks[".zgroup"] = b'{"zarr_format": 2}'
+        self.archive.add_zarr_asset(ident, path, chunks, when=T0 + timedelta(days=5000))
+        monkeypatch.setenv("NEUROMIRROR_WORKER_PROCESSES", "1")
+        monkeypatch.setattr(zarr_assets, "PROCESS_MIN", 1)  # every Zarr in a worker process
+        return ident, self.archive.asset_at(ident, path).zarr.zarr_id
+
+    def synced_through_one_retry_after(self, ident: str, key: str, seconds: float, root: Path) -> list:
+        """A sync whose HEAD of ``key`` is first answered SlowDown with Retry-After ``seconds``: the S3 proxy's log."""
+        self.faults(Fault("slowdown", match=f"^HEAD /{BUCKET}/{key}$", first=1, retry_after=seconds))
+        self.s3_proxy.reset_stats()
+        code, _, err = sync(Runner(root), self, ident)
+        assert code == 0, err
+        return list(self.s3_proxy.log)
+
     def blob_key(self, ident: str, path: str) -> str:
         return self.archive.asset_at(ident, path, "draft").blob.key
 
@@ -205,12 +225,7 @@ def test_the_same_archive_clean_and_throttled_gives_the_same_mirror(world: World
 def test_retry_after_is_honoured_by_every_thread(world: World, tmp_path: Path) -> None:
     ident, _ = world.dandiset(40, "retry after")
     key = world.blob_key(ident, "sub-05/f5.nwb")
-    world.faults(Fault("slowdown", match=f"^HEAD /{BUCKET}/{key}$", first=1, retry_after=1.0))
-    world.s3_proxy.reset_stats()
-    run = Runner(tmp_path / "mirror")
-    code, rep, err = sync(run, world, ident)
-    assert code == 0, err
-    log = list(world.s3_proxy.log)
+    log = world.synced_through_one_retry_after(ident, key, 1.0, tmp_path / "mirror")
     throttled = [r for r in log if r.kind == "slowdown"]
     assert len(throttled) == 1
     t = throttled[0].t
@@ -328,15 +343,7 @@ def test_an_aind_asset_listed_through_slowdowns_and_a_reset_is_the_same_mirror(w
 def test_a_worker_processs_throttled_listing_is_counted_in_the_syncs_report(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from neuromirror.sources.dandi import zarr_assets
-
-    ident, _ = world.dandiset(1, "zarr in a worker")
-    chunks = {f"0/{i}": deterministic_bytes(f"{ident}:w:{i}", 100 + i) for i in range(30)}
-    chunks[".zgroup"] = b'{"zarr_format": 2}'
-    world.archive.add_zarr_asset(ident, "w.zarr", chunks, when=T0 + timedelta(days=5000))
-    zarr_id = world.archive.asset_at(ident, "w.zarr").zarr.zarr_id
-    monkeypatch.setenv("NEUROMIRROR_WORKER_PROCESSES", "1")
-    monkeypatch.setattr(zarr_assets, "PROCESS_MIN", 1)  # every Zarr in a worker process
+    ident, zarr_id = world.zarr_in_a_worker(1, "w.zarr", monkeypatch)
     world.faults(Fault("slowdown", match=f"^GET /{BUCKET}\\?.*zarr%2F{zarr_id}", first=2))
     run = Runner(tmp_path / "mirror")
     code, rep, err = sync(run, world, ident)
@@ -344,3 +351,15 @@ def test_a_worker_processs_throttled_listing_is_counted_in_the_syncs_report(
     assert len(world.s3_proxy.faults.injected) == 2  # type: ignore[union-attr]
     row = next(r for r in rep["network"] if r["endpoint"] == world.s3_proxy.url)
     assert row["throttled"] == 2 and row["retries"] >= 2  # counted in the worker, reported by the sync
+
+
+def test_a_retry_after_met_by_the_sync_holds_its_worker_processes_back(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident, zarr_id = world.zarr_in_a_worker(3, "r.zarr", monkeypatch)
+    key = world.blob_key(ident, "sub-01/f1.nwb")
+    # the sync's own HEAD of a blob is told to wait 3 s: the worker's listing, made meanwhile, must wait too
+    log = world.synced_through_one_retry_after(ident, key, 3.0, tmp_path / "mirror")
+    t = next(r.t for r in log if r.kind == "slowdown")
+    listings = [r.t for r in log if r.method == "GET" and f"zarr%2F{zarr_id}" in r.target]
+    assert listings and min(listings) >= t + 3.0 - 0.05  # the worker met the sync's Retry-After

@@ -184,6 +184,57 @@ class Pace:
             self._cond.notify(2)  # one slot freed, at most one more by the growth: not a herd of waiters
 
 
+class RemotePace(Pace):
+    """A worker process's handle on a pace held by the process that started it (:mod:`.shared`).
+
+    Every process of a sync then meets one limit and one Retry-After per endpoint.  The holder counts
+    the requests and answers; retries and give-ups are counted here and reach the sync's report with
+    the job's record (:func:`absorb`).  One connection per thread: a thread waits for its own slot.
+    """
+
+    def __init__(self, endpoint: str, ceiling: int, most: Optional[int], address: str, key: bytes) -> None:
+        super().__init__(endpoint, ceiling, most)
+        self._address = address
+        self._key = key
+        self._local = threading.local()
+        self.min_rtt = self._ask("open", endpoint, ceiling, most)  # the holder's round trip: is it far?
+
+    def _ask(self, *message: object) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            from multiprocessing.connection import Client
+
+            conn = self._local.conn = Client(self._address, family="AF_UNIX", authkey=self._key)
+        conn.send(message)
+        return conn.recv()
+
+    def widen(self, ceiling: int, most: Optional[int] = None) -> None:
+        self._ask("open", self.endpoint, ceiling, most)
+
+    def acquire(self) -> int:
+        return int(self._ask("acquire", self.endpoint))
+
+    def release(self, epoch: int, status: Optional[int], retry_after: Optional[float] = None) -> None:
+        self._ask("release", self.endpoint, epoch, status, retry_after)
+
+    def observe(self, seconds: float) -> None:
+        if self.min_rtt is None or seconds < self.min_rtt:
+            self.min_rtt = seconds
+            self._ask("observe", self.endpoint, seconds)
+
+
+#: "<pid> <socket> <key hex>": the process holding the paces its worker processes share (:func:`.shared.serve`)
+SHARED_ENV = "NEUROMIRROR_PACE_SOCKET"
+
+
+def _holder() -> Optional[tuple[str, bytes]]:
+    """Where this process's paces are held, when another process of the sync holds them."""
+    value = os.environ.get(SHARED_ENV, "").split(" ")
+    if len(value) != 3 or not value[0].isdigit() or int(value[0]) == os.getpid():
+        return None
+    return value[1], bytes.fromhex(value[2])
+
+
 _paces: dict[str, Pace] = {}
 _paces_lock = threading.Lock()
 
@@ -201,10 +252,19 @@ def pace_for(url: str, ceiling: int = 32, most: Optional[int] = None) -> Pace:
     with _paces_lock:
         p = _paces.get(key)
         if p is None:
-            p = _paces[key] = Pace(key, ceiling, most)
+            holder = _holder()
+            p = _paces[key] = RemotePace(key, ceiling, most, *holder) if holder else Pace(key, ceiling, most)
     if ceiling > p.base or (most or 0) > p.most:
         p.widen(ceiling, most)
     return p
+
+
+def far(url: Optional[str] = None) -> bool:
+    """Whether ``url``'s endpoint (any endpoint, without one) answers from farther than :data:`NEAR`:
+    where more requests in flight, or a listing split in ranges, pay for themselves."""
+    with _paces_lock:
+        paces = [_paces[origin(url)]] if url and origin(url) in _paces else [] if url else list(_paces.values())
+    return any(p.min_rtt is not None and p.min_rtt > NEAR for p in paces)
 
 
 def timeout() -> tuple[float, float]:
@@ -349,12 +409,16 @@ def absorb(rows: list[dict]) -> None:
             lowest = float(row.get("in_flight_limit_min") or limit)
             st = _elsewhere.get(endpoint)
             if st is None:
+                known = _paces.get(endpoint)
+                if known is not None and not row.get("requests"):  # no limits of its own: ours
+                    limit = lowest = known.stats.limit
                 st = _elsewhere[endpoint] = EndpointStats(endpoint, limit=limit, limit_min=lowest)
             for name in _COUNTERS:
                 setattr(st, name, getattr(st, name) + (row.get(name) or 0))
-            st.limit = limit
-            st.limit_min = min(st.limit_min, lowest)
-            st.ceiling = max(st.ceiling, int(row.get("in_flight_ceiling") or 0))
+            if row.get("requests"):  # a pace of its own (not a handle on ours): its limits say something
+                st.limit = limit
+                st.limit_min = min(st.limit_min, lowest)
+                st.ceiling = max(st.ceiling, int(row.get("in_flight_ceiling") or 0))
 
 
 def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> list[dict]:
@@ -366,8 +430,8 @@ def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> 
     for endpoint, now in snapshot().items():
         was = before.get(endpoint) or EndpointStats(endpoint)
         requests = now.requests - was.requests
-        if requests <= 0:
-            continue
+        if requests <= 0 and now.retries == was.retries and now.gave_up == was.gave_up:
+            continue  # (a worker's handle on a shared pace counts only its retries and give-ups)
         row = {
             "endpoint": endpoint,
             "requests": requests,
@@ -380,7 +444,7 @@ def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> 
             "in_flight_limit_min": round(now.limit_min, 1),
             "in_flight_ceiling": now.ceiling,
         }
-        if seconds:
+        if seconds and requests > 0:
             row["requests_per_s"] = round(requests / seconds, 1)
         out.append(row)
     return out

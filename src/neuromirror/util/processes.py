@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from neuromirror.util import counts, crashpoints
 
@@ -59,17 +59,30 @@ class RoutedExecutor(Executor):
     in a thread.  The thread pool (``threads`` workers) runs beside it.
     """
 
-    def __init__(self, threads: int, processes: int, heavy: Callable[[Any], bool], name: str = "jobs") -> None:
+    def __init__(
+        self,
+        threads: int,
+        processes: Union[int, Callable[[], int]],
+        heavy: Callable[[Any], bool],
+        name: str = "jobs",
+        before_processes: Optional[Callable[[], None]] = None,
+    ) -> None:
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix=name)
-        self._processes = processes
+        self._processes = processes if isinstance(processes, int) else 1  # decided at the first heavy job
         self._heavy = heavy
         self._pool: Optional[ProcessPoolExecutor] = None
+        #: called once before the first worker process starts (what the workers inherit: their environment)
+        self._before_processes = before_processes
+        #: the worker processes, or how many to start when the first heavy job comes (what is known then)
+        self._count = processes
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         if self._processes > 0 and args and self._heavy(args[0]):
             if self._pool is None:
+                if self._before_processes is not None:
+                    self._before_processes()
                 self._pool = ProcessPoolExecutor(
-                    self._processes,
+                    max(1, self._count if isinstance(self._count, int) else self._count()),
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_die_with,
                     initargs=(os.getpid(),),

@@ -79,7 +79,15 @@ def _heavy(job: Any) -> bool:
 
 def zarr_executor() -> Executor:
     """The default executor of a dandiset's Zarr jobs: threads, and worker processes for the large ones."""
-    return RoutedExecutor(ZARR_LISTINGS, default_processes(), _heavy, name="zarr")
+    from neuromirror.network import pacing, shared
+
+    cores = default_processes()
+
+    def processes() -> int:  # at the first large Zarr: the pins have measured how far S3 is by then
+        return cores * 2 if pacing.far() else cores  # a far archive: one worker lists while another commits
+
+    # worker processes meet the sync's own paces (one limit and Retry-After per endpoint)
+    return RoutedExecutor(ZARR_LISTINGS, processes if cores else 0, _heavy, name="zarr", before_processes=shared.serve)
 
 
 class ZarrOwner(Protocol):

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from neuromirror.annex.keys import md5e_key, url_key
+from neuromirror.network import pacing
 from neuromirror.records import MD5, VERIFY_ON_GET, AnnexEntry, Refusal
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
@@ -81,6 +82,8 @@ LIST_CLIENTS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_LIST_CLIENTS", "4")))
 #: a Zarr of fewer objects (as its checksum says) is listed by one client: its pages are few, and
 #: the Zarr jobs already list several Zarrs at once (NEUROMIRROR_ZARR_WORKERS)
 SPLIT_MIN = int(os.environ.get("NEUROMIRROR_ZARR_SPLIT_MIN", "20000"))
+#: ... and from this many when the archive is far (network.pacing.far: its pages are round trips)
+FAR_SPLIT_MIN = 2000
 PAGE = 1000
 
 
@@ -102,7 +105,9 @@ def list_s3(base: str, expected: Optional[int] = None) -> list[ZObject]:
         prefix += "/"
     client = UnsignedS3(endpoint, os.environ.get("NEUROMIRROR_DANDI_S3_REGION", "us-east-1"))
     ranges: list[tuple[Optional[str], Optional[str]]] = [(None, None)]
-    if expected and expected >= SPLIT_MIN and LIST_CLIENTS > 1:
+    # a far archive: each page of a Zarr listed by one client is a round trip after the last
+    split_min = min(SPLIT_MIN, FAR_SPLIT_MIN) if pacing.far(endpoint) else SPLIT_MIN
+    if expected and expected >= split_min and LIST_CLIENTS > 1:
         ranges = key_ranges(client, bucket, prefix, min(4 * LIST_CLIENTS, -(-expected // PAGE)))
     latest: dict[str, ZObject] = {}
     deleted: set[str] = set()  # keys whose latest version is a delete marker
