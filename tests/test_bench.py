@@ -372,3 +372,24 @@ def test_bench_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert "dandi-cold@20ms N=40: cold wall at the RTT over RTT 0" in names
     assert "dandi-cold@20ms+throttle N=40: throttled: S3 URLs without ?versionId=" in names
     assert "| dandi-cold@20ms+throttle " in proc.stdout
+
+
+def test_bench_read_nwb_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """--scenarios read-nwb --rtt (issue 50): a small NWB file read by remfile and through neuromirror:// in
+    fresh processes at the RTT, the same rows, the S3 proxy's requests and bytes per side, the ratios and
+    their targets (no timing asserted)."""
+    proc, doc = run_bench(tmp_path, "--rtt", "10ms", "--scenarios", "read-nwb", "--nwb-mb", "1", "--nwb-rounds", "2")
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert set(by) == {"read-nwb-remfile@10ms", "read-nwb-neuromirror@10ms"}, set(by)
+    for side in ("remfile", "neuromirror"):
+        r = by[f"read-nwb-{side}@10ms"]
+        assert r["side"] == side and r["base"] == "read-nwb" and r["rounds"] == 2 and r["data_equal"]
+        assert r["wall_s"] > 0 and r["requests"] > 0 and r["bytes_down"] > 0, r
+        assert len(r["walls_s"]) == len(r["requests_per_round"]) == 2 and r["rtt0_wall_s"] > 0
+    assert by["read-nwb-remfile@10ms"]["range_bytes"] > 0 and by["read-nwb-remfile@10ms"]["whole_gets"] == 1
+    ours = by["read-nwb-neuromirror@10ms"]
+    assert ours["time_over_remfile"] > 0 and ours["bytes_over_remfile"] > 0 and ours["requests_over_remfile"] > 0
+    names = {x["target"] for x in doc["targets"]}
+    assert "read-nwb-neuromirror@10ms N=1: neuromirror:// time over remfile's" in names, names
+    assert "read-nwb-neuromirror@10ms N=1: bytes over remfile's" in names, names
+    assert "| read-nwb-neuromirror@10ms " in proc.stdout

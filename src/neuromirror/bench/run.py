@@ -75,11 +75,12 @@ ALL = (
     "read-loss",
     "soak",
     "archive-quiet",
+    "read-nwb",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
 #: with --rtt these run side by side at RTT 0 and the RTT (neuromirror.bench.scenarios.network)
-NETWORK_SCENARIOS = ("dandi", "zarr-many", "zarr-dandiset")
+NETWORK_SCENARIOS = ("dandi", "zarr-many", "zarr-dandiset", "read-nwb")
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -201,6 +202,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if args.rtt is None and (args.throttle or args.bandwidth):
         p.error("--throttle and --bandwidth need --rtt")
+    if args.rtt is None and "read-nwb" in args.scenarios:
+        p.error("read-nwb needs --rtt (e.g. --rtt 50ms)")
     bad = set(args.scenarios) - set(ALL)
     if bad:
         p.error(f"unknown scenarios {sorted(bad)}")
@@ -210,7 +213,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def _network_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "network (issue 50): the archives behind shaping proxies; dandi, zarr-many and zarr-dandiset "
-        "run at RTT 0 and at --rtt in one run (default scenario: dandi)"
+        "run at RTT 0 and at --rtt in one run (default scenario: dandi); read-nwb reads an NWB file at --rtt "
+        "through neuromirror:// and with remfile"
     )
     for flag, kind, default, text in (
         ("--rtt", _duration, None, "round trip of the proxies' side, e.g. 50ms (default: no proxies)"),
@@ -223,6 +227,8 @@ def _network_options(p: argparse.ArgumentParser) -> None:
         ),
         ("--throttle-for", _duration, 30.0, "--throttle: for how long (default 30s)"),
         ("--bandwidth", _rate, None, "with --rtt: a bandwidth cap per connection, e.g. 10MB/s"),
+        ("--nwb-mb", float, 64.0, "read-nwb: MiB of samples in the NWB file (default 64)"),
+        ("--nwb-rounds", int, 3, "read-nwb: rounds, each one read by remfile and one through neuromirror://"),
     ):
         g.add_argument(flag, type=kind, default=default, help=text)
 

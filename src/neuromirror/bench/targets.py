@@ -244,6 +244,8 @@ NETWORK_TARGETS = (
         "under",
         "throttled: S3 requests in flight after a burst of SlowDowns over before it",
     ),
+    ("read-nwb", "neuromirror", "time_over_remfile", 1.2, "max", "neuromirror:// time over remfile's"),
+    ("read-nwb", "neuromirror", "bytes_over_remfile", 2.0, "max", "bytes over remfile's"),
 )
 
 

@@ -10,6 +10,8 @@ and the RTT side's row gets ``rtt_ratio`` (its wall over RTT 0's).  Rows are nam
 * ``dandi`` (per ``--sizes`` N): ``dandi-cold``, ``dandi-resync`` (no change), ``dandi-3changes``;
 * ``zarr-many`` (``--many-zarrs`` x ``--many-zarr-objects`` + ``--many-zarr-blobs``) and
   ``zarr-dandiset`` (``--zarrs`` x ``--zarr-objects`` + ``--zarr-blobs``): cold, resync, 2 Zarrs + 1 blob.
+* ``read-nwb`` (:mod:`.read_nwb`): pynwb reading 100 rows of an NWB file at the RTT, through
+  ``neuromirror://`` and with remfile on the pinned URL, alternating (rows ``read-nwb-<reader>@<ms>ms``).
 
 ``--throttle F``: a third cold sync of the dandiset at the RTT, into a third root, while the API answers a
 fraction F of its GETs ``429`` (Retry-After 1 s) and, from the sync's ``N/10``-th S3 request on, S3 a
@@ -108,6 +110,10 @@ def bench_network(args: argparse.Namespace, archives: Archives, work: Path, star
         ):
             if name in args.scenarios:
                 out += _guarded(name, shape[0], zarr_sides, args, net, work, startup, name, *shape)
+        if "read-nwb" in args.scenarios:
+            from neuromirror.bench.scenarios.read_nwb import bench_read_nwb
+
+            out += _guarded("read-nwb", args.nwb_mb, bench_read_nwb, args, net, work, startup)
     finally:
         net.close()
         if retries is None:
