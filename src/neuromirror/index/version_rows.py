@@ -23,7 +23,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow
 from neuromirror.index.filesets import assign_fileset
@@ -135,6 +135,24 @@ def add_entry_urls(conn: sqlite3.Connection, source: str, pairs: Iterable[tuple[
     (``restore`` writing a key's bytes back gives it a new versioned URL; the git-annex branch has it,
     and ``reindex`` reads it from there).  A row whose file state, with the URL, is already recorded
     (the same path, key and URLs) is left as it is.  The rows changed."""
+    return _edit_entry_urls(conn, source, pairs, lambda have, urls: have + [u for u in urls if u not in have])
+
+
+def drop_entry_urls(conn: sqlite3.Connection, source: str, pairs: Iterable[tuple[str, str]]) -> int:
+    """``(key, url)``: each URL taken out of the recorded URLs of ``source``'s file states of that key
+    (:func:`add_entry_urls`' inverse: ``restore`` retiring the dead URL of a version the archive lost, once
+    it gave the bytes back under a new one).  A row that would then equal another file state is left as
+    it is.  The rows changed."""
+    return _edit_entry_urls(conn, source, pairs, lambda have, urls: [u for u in have if u not in urls])
+
+
+def _edit_entry_urls(
+    conn: sqlite3.Connection,
+    source: str,
+    pairs: Iterable[tuple[str, str]],
+    edit: Callable[[list[str], list[str]], list[str]],
+) -> int:
+    """Each file state of ``source`` whose key ``pairs`` names, its URL list made ``edit(have, urls)``."""
     by_key: dict[str, list[str]] = {}
     for key, url in pairs:
         by_key.setdefault(key, []).append(url)
@@ -144,11 +162,9 @@ def add_entry_urls(conn: sqlite3.Connection, source: str, pairs: Iterable[tuple[
             rows = conn.execute("SELECT id, urls FROM entries WHERE source=? AND key=?", [source, key]).fetchall()
             for entry_id, old in rows:
                 have = json.loads(old or "[]")
-                todo = [u for u in dict.fromkeys(urls) if u not in have]
-                if todo:
-                    cur = conn.execute(
-                        "UPDATE OR IGNORE entries SET urls=? WHERE id=?", [json.dumps(have + todo), entry_id]
-                    )
+                new = edit(have, list(dict.fromkeys(urls)))
+                if new != have:
+                    cur = conn.execute("UPDATE OR IGNORE entries SET urls=? WHERE id=?", [json.dumps(new), entry_id])
                     changed += cur.rowcount
     return changed
 

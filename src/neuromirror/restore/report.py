@@ -37,6 +37,7 @@ class RestoreReport:
     displaced: list[FileNote] = field(default_factory=list)  # an archive key two named versions disagree on
     bad_copies: list[BadCopy] = field(default_factory=list)
     recorded_urls: int = 0
+    retired_urls: int = 0  # dead URLs of versions the restored objects replaced, unregistered
     seconds: float = 0.0
     error: Optional[str] = None
 
@@ -69,6 +70,7 @@ class RestoreReport:
             "bad_copies": [b.to_json() for b in self.bad_copies],
             "mismatches": len(self.bad_copies),
             "recorded_urls": self.recorded_urls,
+            "retired_urls": self.retired_urls,
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 1),
             "error": self.error,

@@ -30,6 +30,7 @@ from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.gitfiles import GitRows, from_git, git_objects
 from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
 from neuromirror.restore.report import RestoreReport
+from neuromirror.restore.retire import replaced, retire
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
@@ -157,7 +158,9 @@ def restore_objects(
                 batch = rest
             for d in pool.map(lambda o: _one(o, target, copies, options), batch):
                 _count(d, target, report, new_urls)
-            report.recorded_urls += _register(mirror, new_urls)
+            recorded, retired = _register(mirror, new_urls, target)
+            report.recorded_urls += recorded
+            report.retired_urls += retired
             copies.drop(keys)
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
@@ -247,12 +250,16 @@ def _line(exc: BaseException) -> str:
     return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
 
 
-def _register(mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, str]]]) -> int:
+def _register(
+    mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, str]]], target: S3Target | DirTarget
+) -> tuple[int, int]:
     """The restored objects' versioned URLs not on the branch yet, registered for their keys
-    (``git annex registerurl --batch``): a rerun, or a run after a killed one, records what is missing only."""
+    (``git annex registerurl --batch``): a rerun, or a run after a killed one, records what is missing only;
+    then the URLs of the versions they replaced that the bucket no longer holds retired (:mod:`.retire`).
+    (URLs registered, URLs retired)."""
     from neuromirror.store.record import flush_journal
 
-    n = 0
+    n = gone = 0
     for (source, repo), pairs in sorted(new_urls.items()):
         with mirror.lock(source):
             flush_journal(Path(repo))
@@ -265,5 +272,7 @@ def _register(mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, st
             # the index's file states of those keys too (``urls``, ``keep`` read it; ``reindex`` rebuilds it
             # from the branch): every pair, so that a run killed between the two writes is made whole
             add_entry_urls(mirror.index.db.conn, source, pairs)
+            if isinstance(target, S3Target):
+                gone += retire(mirror, source, Path(repo), replaced(source, pairs, logs, target))
         n += len(todo)
-    return n
+    return n, gone

@@ -201,6 +201,18 @@ class S3Target:
         )
         return (SAME if _hash_matches(got["Body"], obj) else DIFFERS), head
 
+    def version_gone(self, name: str, version_id: str) -> bool:
+        """Whether the bucket no longer holds version ``version_id`` of the object ``name`` (``HEAD`` of it:
+        404, or 405 for a delete marker): a URL pinned to it can never serve again."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client().head_object(Bucket=self.bucket, Key=name, VersionId=version_id)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            return code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound", "405", "MethodNotAllowed")
+        return False
+
     def check(self) -> None:
         """A bucket that is not there or not ours: one line before any object is looked at."""
         from botocore.exceptions import BotoCoreError, ClientError
