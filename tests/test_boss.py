@@ -651,3 +651,20 @@ def test_special_remote_protocol(tmp_path: Path) -> None:
         "AVAILABILITY GLOBAL",
     ]
     assert replies[6].startswith("TRANSFER-FAILURE STORE SHA256E-s1--00 the BOSS is read-only")
+
+
+def test_a_throttling_boss_is_waited_for_and_reported(boss: BossStandIn, tmp_path: Path) -> None:
+    """503 with Retry-After from the BOSS: the sync waits and retries through the endpoint's pace, ends
+    ok, and its report counts the throttled answers and retries against the BOSS's endpoint."""
+    from neuromirror.network import pacing
+    from neuromirror.standins.faults import FaultPlan
+
+    pacing.forget()
+    boss.faults = FaultPlan(retry_after=1)
+    boss.faults.fail_next(2, "503")
+    cli = Runner(tmp_path / "mirror", boss.url)
+    rep = json.loads(cli.ok("sync", SPEC, "--chunk", CHUNK_ARG, "--json"))
+    assert rep["outcome"] == "ok" and rep["unreachable"] == []
+    row = next(r for r in rep["network"] if r["endpoint"] == pacing.origin(boss.url))
+    assert row["throttled"] == 2 and row["retries"] >= 2 and row["gave_up"] == 0
+    assert [r.fault for r in boss.request_log].count("503") == 2

@@ -79,7 +79,7 @@ ALL = (
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
-#: with --rtt these run side by side at RTT 0 and the RTT (neuromirror.bench.scenarios.network)
+#: with --rtt these run side by side at RTT 0 and the RTT (neuromirror.bench.scenarios.far.sides)
 NETWORK_SCENARIOS = ("dandi", "zarr-many", "zarr-dandiset", "read-nwb")
 
 
@@ -316,7 +316,7 @@ def _scenarios(
 ) -> Optional[Archives]:
     """The chosen scenarios, their rows appended to ``doc["results"]``; the stand-ins (started if needed)."""
     if args.rtt is not None and set(args.scenarios) & set(NETWORK_SCENARIOS):
-        from neuromirror.bench.scenarios.network import bench_network
+        from neuromirror.bench.scenarios.far.sides import bench_network
 
         archives = archives or Archives()
         doc["results"] += bench_network(args, archives, work, doc["startup"]["help_s"])

@@ -224,7 +224,7 @@ def check_scale_targets(results: list[dict], target: Any) -> None:
             )
 
 
-#: issue 50's targets, on the rows of ``scripts/bench --rtt`` (:mod:`neuromirror.bench.scenarios.network`):
+#: issue 50's targets, on the rows of ``scripts/bench --rtt`` (:mod:`neuromirror.bench.scenarios.far.sides`):
 #: (base scenario, side, field, bound, kind, what)
 NETWORK_TARGETS = (
     ("dandi-cold", "rtt", "rtt_ratio", 1.3, "max", "cold wall at the RTT over RTT 0"),

@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     from neuromirror.util.progress import Progress
     from neuromirror.util.text import one_line
 
+    from neuromirror.network import pacing
+
+    net_start = pacing.snapshot()  # finding the sources asks the archives too: the report counts it
     specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)
     root = root_of(args)
@@ -135,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 lock_wait=0 if args.no_wait else True,
                 runner=runner,
                 store=store if source.archive == "boss" else None,  # only BOSS sources keep at sync time
+                network_since=net_start if len(sources) == 1 else None,
             )
             return report.to_json()
         except LockBusy as exc:

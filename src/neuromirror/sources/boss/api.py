@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.network import pacing
 from neuromirror.util.text import one_line
 
 DEFAULT_URL = "https://api.bossdb.io"
@@ -211,15 +212,31 @@ def explain(exc: BaseException, server: str, what: str, token: Optional[str]) ->
     return type(err)(scrub(str(err), token))
 
 
+#: BOSS requests in flight at most (cutouts of 512x512x16 cuboids: few, large answers)
+BOSS_IN_FLIGHT = 8
+
+
 def with_retries(fn: Any, *, server: str, what: str, token: Optional[str], attempts: int = 5) -> Any:
-    delay = 0.5
+    """``fn()`` (an intern call) through the BOSS endpoint's pace (:mod:`neuromirror.network.pacing`):
+    a 429/503 lowers the requests in flight of every thread and its ``Retry-After`` holds them all;
+    transient failures are retried with backoff, then raised as one line (:func:`explain`)."""
+    pace = pacing.pace_for(server, BOSS_IN_FLIGHT)
     for attempt in range(attempts):
+        if attempt:
+            pace.stats.retries += 1
+            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+        epoch = pace.acquire()
         try:
-            return fn()
+            result = fn()
         except Exception as exc:  # intern raises requests' HTTPError; transport errors too
+            code = _status(exc)
+            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+            pace.release(epoch, code, pacing.retry_after_seconds(headers.get("Retry-After")))
             if attempt + 1 < attempts and _transient(exc):
-                time.sleep(delay)
-                delay = min(delay * 2, 8.0)
                 continue
+            if _transient(exc):
+                pace.stats.gave_up += 1
             raise explain(exc, server, what, token) from None
+        pace.release(epoch, 200)
+        return result
     raise AssertionError("unreachable")  # pragma: no cover

@@ -49,7 +49,7 @@ import numpy as np
 from neuromirror.bench.archives import direct_puts
 from neuromirror.bench.measure import child_env, say
 from neuromirror.bench.network import NetworkArchives
-from neuromirror.bench.scenarios.read_nwb_client import digest
+from neuromirror.bench.scenarios.far.read_nwb_client import digest
 from neuromirror.bench.scenarios.read_view import _urls
 from neuromirror.bench.syncs import run_sync
 
@@ -193,7 +193,7 @@ def _read(work: Path, job: dict) -> dict:
     path = work / f"read-nwb-{job['kind']}.json"
     path.write_text(json.dumps(job))
     r = subprocess.run(
-        [sys.executable, "-m", "neuromirror.bench.scenarios.read_nwb_client", str(path)],
+        [sys.executable, "-m", "neuromirror.bench.scenarios.far.read_nwb_client", str(path)],
         capture_output=True,
         text=True,
         env=child_env(),

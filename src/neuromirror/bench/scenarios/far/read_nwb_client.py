@@ -1,6 +1,6 @@
 """The reader of the ``read-nwb`` scenario (:mod:`.read_nwb`): one read in a process of its own, as a lab's is.
 
-``python -m neuromirror.bench.scenarios.read_nwb_client JOB.json`` opens the NWB file with pynwb (over
+``python -m neuromirror.bench.scenarios.far.read_nwb_client JOB.json`` opens the NWB file with pynwb (over
 h5py), reads ``rows`` rows of the series from ``start``, closes it, and prints one JSON line: the wall
 time of open -> read -> close and its parts, the rows' digest, and for remfile the bytes of its ranged reads.  The imports (h5py, pynwb, remfile,
 fsspec and ``neuromirror://``'s class) are done before the clock starts: what is timed is the read.

@@ -111,7 +111,7 @@ def bench_network(args: argparse.Namespace, archives: Archives, work: Path, star
             if name in args.scenarios:
                 out += _guarded(name, shape[0], zarr_sides, args, net, work, startup, name, *shape)
         if "read-nwb" in args.scenarios:
-            from neuromirror.bench.scenarios.read_nwb import bench_read_nwb
+            from neuromirror.bench.scenarios.far.read_nwb import bench_read_nwb
 
             out += _guarded("read-nwb", args.nwb_mb, bench_read_nwb, args, net, work, startup)
     finally:
