@@ -82,8 +82,9 @@ LIST_CLIENTS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_LIST_CLIENTS", "4")))
 #: a Zarr of fewer objects (as its checksum says) is listed by one client: its pages are few, and
 #: the Zarr jobs already list several Zarrs at once (NEUROMIRROR_ZARR_WORKERS)
 SPLIT_MIN = int(os.environ.get("NEUROMIRROR_ZARR_SPLIT_MIN", "20000"))
-#: ... and from this many when the archive is far (network.pacing.far: its pages are round trips)
-FAR_SPLIT_MIN = 2000
+#: ... and from this many when the archive is far (network.pacing.far: its pages are round trips; a smaller
+#: Zarr's few pages are listed while other worker processes commit)
+FAR_SPLIT_MIN = 10_000
 PAGE = 1000
 
 
@@ -141,9 +142,13 @@ def key_ranges(client: Any, bucket: str, prefix: str, n: int) -> list[tuple[Opti
     if n < 2:
         return [(None, None)]
     bounds = common_prefixes(client, bucket, prefix)
-    if len(bounds) < n:
-        for d in list(bounds)[:8]:
-            bounds += common_prefixes(client, bucket, d)
+    if len(bounds) < n and bounds:  # the next level's, asked at once: each is a round trip to a far archive
+        from concurrent.futures import ThreadPoolExecutor
+
+        dirs = list(bounds)[:8]
+        with ThreadPoolExecutor(len(dirs), thread_name_prefix="zarr-split") as pool:
+            for found in pool.map(lambda d: common_prefixes(client, bucket, d), dirs):
+                bounds += found
     bounds = sorted(set(bounds))
     if not bounds:
         return [(None, None)]
