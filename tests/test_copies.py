@@ -173,23 +173,14 @@ def test_verify_stores_finds_a_flipped_byte_and_a_lost_file_and_re_keeps_them_fr
 def test_service_keeps_into_two_stores_checks_a_slice_and_shows_copies_and_keep_lag(
     dandi_archive, tmp_path: Path
 ) -> None:  # noqa: ANN001
+    from test_keep_policy import keep_config
     from test_service import get, metric_samples, run_part, serve, wait_for
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 8_000, "sub-01/b.nwb": 2_000})
     one, two = tmp_path / "one", tmp_path / "two"
     root = tmp_path / "served"  # a mirror the service makes itself (its first run is at once)
-    cfg = tmp_path / "m.yaml"
-    cfg.write_text(
-        f'stores: ["{one}", "{two}"]\n'
-        "copies: 2\n"
-        "defaults:\n"
-        "  schedule: {interval: 1h}\n"
-        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
-        "sources:\n"
-        f'  - spec: "{d.source}"\n'
-        "    keep: published\n"
-        "    verify: {fraction: 1.0}\n"
-    )
+    head = f'stores: ["{one}", "{two}"]\ncopies: 2\n'
+    cfg = keep_config(tmp_path / "m.yaml", dandi_archive.api_url, d.source, head, "    verify: {fraction: 1.0}\n")
 
     with serve(root, cfg) as svc:
         keep = wait_for(lambda: run_part(root, d.source, "keep"), 90, "a service run that kept", svc)

@@ -29,6 +29,19 @@ def second_version(d: Dandiset, path: str, size: int) -> tuple[str, bytes]:
     return version, data
 
 
+def keep_config(path: Path, api: str, sid: str, head: str, source_lines: str = "", *, interval: str = "1h") -> Path:
+    """A mirror definition keeping ``sid``'s published versions (hourly): ``head`` names the stores (and copies)."""
+    path.write_text(
+        head + "defaults:\n"
+        f"  schedule: {{interval: {interval}}}\n"
+        f'  options: {{dandi_api: "{api}"}}\n'
+        "sources:\n"
+        f'  - spec: "{sid}"\n'
+        "    keep: published\n" + source_lines
+    )
+    return path
+
+
 def test_keep_lock_keeps_only_the_locked_version(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     from neuromirror.pin.lockfile import read
 
@@ -139,16 +152,7 @@ def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: 
     dandi_archive.put_asset(ident, "sub-01/draft-only.nwb", deterministic_bytes(f"{ident}:draft", 7_000))
     sid = f"dandi:{ident}"
     root, store = tmp_path / "mirror", tmp_path / "store"
-    cfg = tmp_path / "m.yaml"
-    cfg.write_text(
-        f'store: "{store}"\n'
-        "defaults:\n"
-        "  schedule: {interval: 1h}\n"
-        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
-        "sources:\n"
-        f'  - spec: "{sid}"\n'
-        "    keep: published\n"
-    )
+    cfg = keep_config(tmp_path / "m.yaml", dandi_archive.api_url, sid, f'store: "{store}"\n')
 
     with serve(root, cfg) as svc:
         keep = wait_for(lambda: run_part(root, sid, "keep"), 90, "a service run that kept", svc)
@@ -187,3 +191,39 @@ def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: 
     ds = root / "dandi" / ident
     assert store_keys(store) == {key_of(ds, "sub-01/pub.nwb", version)}  # the draft's own file: not kept
     assert kept_in(ds, key_of(ds, "sub-01/pub.nwb", version))
+
+
+def test_the_service_leaves_the_wanted_count_keep_copies_set(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A definition naming no ``copies:``: the service's keep counts against the wanted count ``keep --copies 2``
+    recorded and leaves it as it is (it used to set it back to 1, so the version looked safe on one copy)."""
+    from test_retrieve import Runner
+    from test_service import runs, serve, wait_for
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 6_000})
+    one, two = tmp_path / "one", tmp_path / "two"
+    root = tmp_path / "served"  # a mirror the service makes itself: its first run is at once
+    run = Runner(root)
+    # a short interval: the service restarted after the hand keep runs again at once
+    cfg = keep_config(tmp_path / "m.yaml", dandi_archive.api_url, d.source, f'store: "{one}"\n', interval="2s")
+
+    def keeps(after: int = 0) -> list[dict]:
+        rows = [(r["id"], json.loads(r["report"] or "{}")) for r in runs(root, d.source) if r["id"] > after]
+        return [{"run": i, **report["keep"]} for i, report in rows if "keep" in report]
+
+    with serve(root, cfg) as svc:
+        (first, *_) = wait_for(keeps, 90, "a service run that kept", svc)  # type: ignore[misc]
+        assert first["outcome"] == "ok" and first["copies"]["wanted"] == 1, first
+    assert svc.stop() == 0, svc.stderr
+
+    code, out, err = run("keep", d.spec, "--to", str(one), "--copies", "2", "--json")
+    assert code == 1 and json.loads(out)["copies"] == 2, out + err  # one copy of the two wanted
+    last = max(r["id"] for r in runs(root, d.source))
+    with serve(root, cfg) as svc:
+        (keep, *_) = wait_for(lambda: keeps(last), 90, "the next service run that kept", svc)  # type: ignore[misc]
+        assert keep["outcome"] == "ok" and keep["copies"]["wanted"] == 2, keep
+        assert [v["ok"] for v in keep["copies"]["versions"]] == [False]  # still one copy of two
+    (counted,) = json.loads(run.ok("status", "--copies", d.spec, "--json"))["versions"]
+    assert counted["wanted"] == 2 and counted["enough"]["files"] == 0
+    # the second copy, kept by hand without --copies: the count it is held to is still 2, now met
+    code, out, err = run("keep", d.spec, "--to", str(two), "--json")
+    assert code == 0 and json.loads(out)["copies"] == 2, out + err

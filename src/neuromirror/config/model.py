@@ -113,7 +113,7 @@ class SourceConfig:
     retention: Optional[Retention] = None
     #: ``stores:`` (``store`` is their first), ``copies:`` wanted and the rolling ``verify:`` (config/stores.py)
     stores: tuple[str, ...] = ()
-    copies: int = 1
+    copies: Optional[int] = None  # None: no ``copies:`` named; the service's keep leaves the wanted count as it is
     verify: Optional[VerifyPolicy] = None
     drill: Optional[DrillPolicy] = None  # config/stores.py
 

@@ -3,7 +3,7 @@
 Given at the top level, in ``defaults`` or on a source entry (the nearest wins)::
 
     stores: [/data/keep, s3://lab-backup/keep]   # or store: /data/keep (one)
-    copies: 2                                     # verified copies wanted outside the archive (default 1)
+    copies: 2                                     # verified copies wanted outside the archive (default: as recorded, 1)
     verify: {fraction: 0.05}                      # the rolling check: a slice of every store each cycle
     verify: {period: 30d}                         # ... or every stored byte re-read within this (default 30d)
     drill: {to: s3://scratch/drills, every: 7d, sample: 20}   # a restore rehearsed (restore --drill)
@@ -36,7 +36,7 @@ DRILL_KEYS = ("to", "every", "sample")
 @dataclass(frozen=True)
 class StoreSettings:
     stores: tuple[str, ...] = ()
-    copies: int = 1
+    copies: Optional[int] = None  # None: no ``copies:`` named (the recorded wanted count stays; 1 if none)
     verify: Optional[VerifyPolicy] = None
     drill: Optional[DrillPolicy] = None
     given: bool = False  # a store was named here or above (even if invalid: reported once)
@@ -103,7 +103,7 @@ def read_store_settings(r: Reader, m: dict[str, Node], path: str, above: StoreSe
     policies = {key: read(r, m[key], f"{prefix}{key}") for key, read in POLICY_READERS if key in m}
     copies, verify, drill = (policies.get(key) or getattr(above, key) for key, _ in POLICY_READERS)
     here = m.get("copies") or m.get("stores") or m.get("store")
-    if stores and copies > len(stores) and here is not None:
+    if stores and copies is not None and copies > len(stores) and here is not None:
         r.error(
             here.line,
             f"{prefix}copies",

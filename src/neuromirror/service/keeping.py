@@ -81,9 +81,18 @@ def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: A
 
 
 def run_policy(
-    mirror: Any, sid: str, store_names: Sequence[str], policy: KeepPolicy, *, copies: int = 1, min_free: Any = None
+    mirror: Any,
+    sid: str,
+    store_names: Sequence[str],
+    policy: KeepPolicy,
+    *,
+    copies: Optional[int] = None,
+    min_free: Any = None,
 ) -> dict:
     """``neuromirror keep`` for one source as the policy says, into each store; the report's ``keep`` record.
+
+    ``copies``: the wanted count the definition's ``copies:`` names, recorded for the source; None (none
+    named): the recorded one (``keep --copies N``'s, or 1) is counted against and left as it is.
 
     A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
     ``copies`` has each version's count of verified copies, ``lags`` the keep lag of versions that
@@ -142,7 +151,7 @@ def run_policy(
             }
             for s, r in zip(stores, runs)
         ],
-        "copies": copies_record(result.counts, copies),
+        "copies": copies_record(result.counts, result.copies),
         "lags": result.lags,
         **({"expiry": _expiry(mirror, sid, policy.expire_after)} if policy.expire_after is not None else {}),
     }
