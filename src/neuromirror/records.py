@@ -315,7 +315,7 @@ class SyncReport:
     #: items held at their last state: the archive never answered for them (see :class:`Snapshot`)
     unreachable: list[Refusal] = field(default_factory=list)
     #: per archive endpoint: requests, throttled answers, retries, the in-flight limit reached
-    #: (:func:`neuromirror.network.pacing.since`)
+    #: (:func:`neuromirror.network.report.since`)
     network: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:

@@ -78,12 +78,12 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from neuromirror.dataset.mirror import LockBusy, Mirror
     from neuromirror.engine.sync import sync_source
-    from neuromirror.network import pacing
+    from neuromirror.network import report as netreport
     from neuromirror.sources import expand
     from neuromirror.util.progress import Progress
     from neuromirror.util.text import one_line
 
-    net_start = pacing.snapshot()  # finding the sources asks the archives too: the report counts it
+    net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
     specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)
     root = root_of(args)

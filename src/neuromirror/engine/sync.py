@@ -21,7 +21,7 @@ from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.sink import StoreSink
 from neuromirror.engine.zarr.backfill import ManifestWanted
-from neuromirror.network import pacing
+from neuromirror.network import report as netreport
 from neuromirror.records import (
     Pending,
     ProgressCallback,
@@ -109,7 +109,7 @@ def sync_source(
         run_id = index.start_run(sid, trigger)
         clock = timing.Stopwatch()
         # the archive's answers since the caller began (naming the source asked the archive already), else from here
-        net_before = network_since if network_since is not None else pacing.snapshot()
+        net_before = network_since if network_since is not None else netreport.snapshot()
         try:
             with timing.collecting() as timings:
                 if runner is None:
@@ -130,10 +130,10 @@ def sync_source(
             report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
             report.timings["lock-wait"] = round(lock_wait_s, 4)  # before ``total`` starts
             report.timings["total"] = round(total, 4)
-            report.network = pacing.since(net_before, total)
+            report.network = netreport.since(net_before, total)
             held_back(report)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
-            report.network = pacing.since(net_before, clock.seconds())
+            report.network = netreport.since(net_before, clock.seconds())
             # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
             report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
             report.error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else one_line(exc)

@@ -20,22 +20,23 @@ So every request to an endpoint (``scheme://host:port``) goes through that endpo
 * **Retries with exponential backoff and jitter** (:func:`call`), then a loud failure
   (:class:`GaveUp`): a caller that pins never settles for an answer it did not get.
 
-The counters (:func:`snapshot`, :func:`since`) are what ``sync --json`` and ``status`` report:
-requests, throttled answers, other errors, retries, give-ups, and the in-flight limit reached.
-Worker processes (:mod:`neuromirror.util.processes`) hold their own controllers: each is shared by
-that process's threads.
+Each pace counts what its endpoint answered (:class:`~.stats.EndpointStats`); :mod:`.report` turns
+the counters into what ``sync --json`` and ``status`` say.  Worker processes (:mod:`neuromirror.util.processes`)
+ask the sync's own paces (:class:`RemotePace`, :mod:`.shared`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Iterator, Optional, TypeVar
 from urllib.parse import urlsplit
+
+from neuromirror.network.stats import EndpointStats
 
 #: answers that mean "you are asking too fast": the limit is halved
 THROTTLED = frozenset({429, 503})
@@ -67,22 +68,6 @@ class GaveUp(Exception):
         self.url = url
         self.attempts = attempts
         self.last = last
-
-
-@dataclass
-class EndpointStats:
-    """What one endpoint answered, as counters (a difference of two snapshots is a sync's share)."""
-
-    endpoint: str
-    requests: int = 0
-    throttled: int = 0  # 429 / 503 SlowDown answers
-    errors: int = 0  # other 5xx, resets, timeouts, refused connections
-    retries: int = 0
-    gave_up: int = 0
-    waited_s: float = 0.0  # time requests spent held back (a slot, a Retry-After)
-    limit: float = 0.0  # the in-flight limit now
-    limit_min: float = 0.0  # the lowest it reached
-    ceiling: int = 0  # the callers' pool: the most the limit may reach
 
 
 class Pace:
@@ -189,7 +174,7 @@ class RemotePace(Pace):
 
     Every process of a sync then meets one limit and one Retry-After per endpoint.  The holder counts
     the requests and answers; retries and give-ups are counted here and reach the sync's report with
-    the job's record (:func:`absorb`).  One connection per thread: a thread waits for its own slot.
+    the job's record (:func:`.report.absorb`).  One connection per thread: a thread waits for its own slot.
     """
 
     def __init__(self, endpoint: str, ceiling: int, most: Optional[int], address: str, key: bytes) -> None:
@@ -352,7 +337,7 @@ def pace_session(session: object, url: str, ceiling: int = 16) -> None:
 
     For clients that retry on their own (the dandi client retries 429/5xx with tenacity): the
     endpoint's Retry-After then holds every thread back, throttled answers lower the in-flight limit
-    of all, and the answers are counted in :func:`since`.
+    of all, and the answers are counted in :func:`.report.since`.
     """
     from requests.adapters import HTTPAdapter
 
@@ -376,78 +361,10 @@ def pace_session(session: object, url: str, ceiling: int = 16) -> None:
     session.mount(origin(url) + "/", adapter)  # type: ignore[attr-defined]
 
 
-#: what worker processes' requests added, per endpoint (:func:`absorb`): a sync reports them with its own
-_elsewhere: dict[str, EndpointStats] = {}
-
-_COUNTERS = ("requests", "throttled", "errors", "retries", "gave_up", "waited_s")
-
-
-def snapshot() -> dict[str, EndpointStats]:
-    """Every endpoint's counters now (copies), worker processes' included (:func:`absorb`)."""
+def counters() -> dict[str, EndpointStats]:
+    """Every endpoint's counters now, as copies (:mod:`.report` reads them)."""
     with _paces_lock:
-        found = {p.endpoint: EndpointStats(**asdict(p.stats)) for p in _paces.values()}
-        for endpoint, other in _elsewhere.items():
-            mine = found.get(endpoint)
-            if mine is None:
-                found[endpoint] = EndpointStats(**asdict(other))
-                continue
-            for name in _COUNTERS:
-                setattr(mine, name, getattr(mine, name) + getattr(other, name))
-            mine.limit_min = min(mine.limit_min, other.limit_min)
-            mine.ceiling = max(mine.ceiling, other.ceiling)
-    return found
-
-
-def absorb(rows: list[dict]) -> None:
-    """Add what another process's requests counted (:func:`since` rows of a worker's job) to this one's."""
-    with _paces_lock:
-        for row in rows:
-            endpoint = row.get("endpoint")
-            if not isinstance(endpoint, str):
-                continue
-            limit = float(row.get("in_flight_limit") or 0.0)
-            lowest = float(row.get("in_flight_limit_min") or limit)
-            st = _elsewhere.get(endpoint)
-            if st is None:
-                known = _paces.get(endpoint)
-                if known is not None and not row.get("requests"):  # no limits of its own: ours
-                    limit = lowest = known.stats.limit
-                st = _elsewhere[endpoint] = EndpointStats(endpoint, limit=limit, limit_min=lowest)
-            for name in _COUNTERS:
-                setattr(st, name, getattr(st, name) + (row.get(name) or 0))
-            if row.get("requests"):  # a pace of its own (not a handle on ours): its limits say something
-                st.limit = limit
-                st.limit_min = min(st.limit_min, lowest)
-                st.ceiling = max(st.ceiling, int(row.get("in_flight_ceiling") or 0))
-
-
-def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> list[dict]:
-    """What each endpoint answered since ``before`` (endpoints that saw no request left out), as JSON.
-
-    ``requests_per_s`` is the rate reached over ``seconds`` (the sync's wall time), where given.
-    """
-    out = []
-    for endpoint, now in snapshot().items():
-        was = before.get(endpoint) or EndpointStats(endpoint)
-        requests = now.requests - was.requests
-        if requests <= 0 and now.retries == was.retries and now.gave_up == was.gave_up:
-            continue  # (a worker's handle on a shared pace counts only its retries and give-ups)
-        row = {
-            "endpoint": endpoint,
-            "requests": requests,
-            "throttled": now.throttled - was.throttled,
-            "errors": now.errors - was.errors,
-            "retries": now.retries - was.retries,
-            "gave_up": now.gave_up - was.gave_up,
-            "waited_s": round(now.waited_s - was.waited_s, 3),
-            "in_flight_limit": round(now.limit, 1),
-            "in_flight_limit_min": round(now.limit_min, 1),
-            "in_flight_ceiling": now.ceiling,
-        }
-        if seconds and requests > 0:
-            row["requests_per_s"] = round(requests / seconds, 1)
-        out.append(row)
-    return out
+        return {p.endpoint: dataclasses.replace(p.stats) for p in _paces.values()}
 
 
 def iter_paces() -> Iterator[Pace]:
@@ -460,4 +377,3 @@ def forget() -> None:
     """Drop every controller (a new sync starts from full speed; tests start clean)."""
     with _paces_lock:
         _paces.clear()
-        _elsewhere.clear()

@@ -40,7 +40,7 @@ from neuromirror.engine.zarr.dataset import (
 )
 from neuromirror.engine.zarr.dataset import commit as commit_zarr
 from neuromirror.engine.zarr.manifest import NULL_VERSION, ManifestEntry, write_manifest
-from neuromirror.network import pacing
+from neuromirror.network import report as netreport
 from neuromirror.records import AnnexEntry, Refusal
 from neuromirror.sources import urlrule
 from neuromirror.sources.dandi import embargo
@@ -91,8 +91,8 @@ class ZarrRecord:
     timings: dict = field(default_factory=dict)  # seconds: listing, checksum, create, commit
     #: objects without a pinned URL (an embargoed Zarr's, or one listed through the API)
     unpinned: int = 0
-    #: the process that mirrored it, and what its requests met there (:func:`neuromirror.network.pacing.since`):
-    #: a worker process's counts are added to the sync's (:func:`neuromirror.network.pacing.absorb`)
+    #: the process that mirrored it, and what its requests met there (:func:`neuromirror.network.report.since`):
+    #: a worker process's counts are added to the sync's (:func:`neuromirror.network.report.absorb`)
     pid: int = 0
     network: list = field(default_factory=list)
 
@@ -113,7 +113,7 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     # the few DANDI API calls a worker may need (API listing, re-reading a checksum), made lazily
     api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
     spent = timing.Timings(listing=0.0, checksum=0.0, create=0.0, commit=0.0)
-    before = pacing.snapshot()
+    before = netreport.snapshot()
     small = (expected_objects(job.checksum) or 0) < LIST_FREELY_BELOW
     if small:  # listed while others commit: a round trip is not a core's work
         listed = _list_checked(api, job, spent)
@@ -122,7 +122,7 @@ def mirror_zarr(job: ZarrJob) -> ZarrRecord:
     else:
         with _GIT_TURNS:  # a large listing is held in memory until committed: listed in its turn
             rec = _mirror_listed(job, _list_checked(api, job, spent), spent)
-    return dataclasses.replace(rec, pid=os.getpid(), network=pacing.since(before))
+    return dataclasses.replace(rec, pid=os.getpid(), network=netreport.since(before))
 
 
 def _mirror_listed(job: ZarrJob, listed: _Listed, spent: timing.Timings) -> ZarrRecord:

@@ -33,7 +33,7 @@ from neuromirror.engine.zarr.dataset import (
 from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
 from neuromirror.engine.zarr.manifest import manifest_root
 from neuromirror.index.nested import ZARR_CACHE
-from neuromirror.network import pacing
+from neuromirror.network import report as netreport
 from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.zarr_assets import ZarrOwner, archive_checksum, note_zarr, stamp_zarrs
@@ -192,7 +192,7 @@ class ZarrRun:
                 self._checked.add(path)
                 rec = value.result()
                 if rec.pid and rec.pid != os.getpid():  # a worker process's requests: the sync reports them too
-                    pacing.absorb(rec.network)
+                    netreport.absorb(rec.network)
                 if spent is not None:  # the job's own phases (summed over workers)
                     spent.merge(rec.timings, prefix="zarr-")
                 out[path] = self._finish(rec, learned)
