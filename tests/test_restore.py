@@ -46,6 +46,12 @@ def restore_json(d: Dandiset, *args: str) -> tuple[int, dict, str]:
     return code, json.loads(out), err
 
 
+def bucket_versions(s3, bucket: str) -> set[tuple[str, str]]:  # noqa: ANN001
+    """(key, versionId) of every object version the bucket holds."""
+    pages = s3.client().get_paginator("list_object_versions").paginate(Bucket=bucket)
+    return {(v["Key"], v["VersionId"]) for page in pages for v in page.get("Versions", [])}
+
+
 def bucket_of(d: Dandiset) -> str:
     return d.archive.asset_at(d.id, "sub-01/a.nwb", d.version).blob.bucket
 
@@ -87,10 +93,22 @@ def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archiv
     assert web_states(d.ds, [key]) == {key: False}, (out, err)
 
     # a dry run says what would be written, writes nothing
+    before = bucket_versions(s3, bucket_of(d))
     code, dry, err = restore_json(d, "--to", target, "--dry-run")
     assert code == 0, err
     assert (dry["would_write"]["objects"], dry["same"], dry["written"]["objects"]) == (2 + len(chunks), 2, 0)
     assert downloaded(d, lost[0]).startswith(b"HTTP 4")
+    assert bucket_versions(s3, bucket_of(d)) == before
+    # ... naming each object it would write: archive key, file, size, where the bytes come from
+    writes = {w["archive_key"]: w for w in dry["writes"]}
+    assert len(writes) == len(dry["writes"]) == dry["would_write"]["objects"]
+    assert sum(w["size"] for w in writes.values()) == dry["would_write"]["bytes"]
+    for path in lost:
+        w = writes[d.archive.asset_at(d.id, path, d.version).blob.key]
+        assert (w["path"], w["size"], w["from"], w["git"]) == (path, len(d.files[path]), "store", None)
+        assert w["store"] == (tmp_path / "store").as_uri() or w["store"].endswith(str(tmp_path / "store")), w
+        assert w["to"] == f"{target}/{w['archive_key']}" and w["key"] == key_of(d.ds, path, d.version)
+    assert {w["path"] for w in writes.values()} == set(lost) | {f"{ZARR}/{name}" for name in chunks}
 
     # killed by SIGKILL after its third object was written (-J 1: one at a time)
     env = dict(os.environ, NEUROMIRROR_CRASH_AT="restore-put#3")
@@ -101,7 +119,10 @@ def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archiv
     # the rerun writes what the killed run did not, leaves what it wrote
     code, report, err = restore_json(d, "--to", target)
     assert code == 0, err
+    assert "writes" not in report  # a real run's --json: the counts, as before
     assert report["objects"] == n_objects and report["failed"] == [] and report["differs"] == []
+    # the keys the killed run and its rerun wrote are exactly those the dry run named
+    assert {key for key, _ in bucket_versions(s3, bucket_of(d)) - before} == set(writes)
     assert report["written"]["objects"] == 2 + len(chunks) - 3
     assert report["same"] == 2 + 3
     assert report["bad_copies"] == [] and report["skipped"] == []
@@ -204,8 +225,17 @@ def test_restore_into_a_directory_same_keys_hostile_ones_refused(dandi_archive, 
 
     d, chunks, _ = make(dandi_archive, tmp_path)
     out = tmp_path / "restored"
+    code, dry, err = restore_json(d, "--to", str(out), "--dry-run")
+    assert code == 0 and not out.exists(), err
     code, report, err = restore_json(d, "--to", str(out))
     assert code == 0, err
+    # the dry run named exactly the files the real run wrote, where it wrote them; README.md from git
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert {w["archive_key"] for w in dry["writes"]} == written and len(dry["writes"]) == len(written)
+    assert {w["to"] for w in dry["writes"]} == {str(out / k) for k in written}
+    (readme,) = [w for w in dry["writes"] if w["path"] == "README.md"]
+    assert readme["from"] == "git" and readme["store"] is None and readme["git"].endswith(":README.md")
+    assert {w["from"] for w in dry["writes"] if w["path"] != "README.md"} == {"store"}
     assert report["written"]["objects"] == len(BLOBS) + len(chunks) + 1  # README.md, from the dataset's git
     for path, data in d.files.items():
         assert (out / d.archive.asset_at(d.id, path, d.version).blob.key).read_bytes() == data

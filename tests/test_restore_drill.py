@@ -65,3 +65,65 @@ def test_drill_finds_a_flipped_byte_and_restores_from_the_other_store(
     assert report["result"] == "ok" and report["written"]["objects"] == 2 and report["mismatches"] == 0
     assert not s3.client().list_objects_v2(Bucket=bucket).get("Contents")
     assert json.loads(d.run.ok("status", "--json"))["drill"]["result"] == "ok"
+
+
+def test_each_source_keeps_its_last_drill_and_a_missing_bucket_says_why(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    s3_env,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """One source's failed drill stays on ``status``, the page and ``/metrics`` when another source drills fine
+    after it (the gauges carried one drill at a time); a drill into a bucket that is not there says
+    ``failed`` and why on its one line of output, without ``--json``."""
+    from neuromirror.service import render_html, render_metrics
+    from neuromirror.service.state import status_report
+    from test_service import metric_samples
+
+    root = tmp_path / "mirror"
+    a = make_dandiset(dandi_archive, root, {"sub-01/a.nwb": 5_000})
+    b = make_dandiset(dandi_archive, root, {"sub-01/b.nwb": 7_000})
+    store = tmp_path / "store"
+    for d in (a, b):
+        d.run.ok("keep", d.spec, "--to", str(store))
+
+    missing = f"s3://no-such-{uuid.uuid4().hex[:10]}/drills"
+    code, out, err = a.run("restore", "--drill", a.spec, "--to", missing)
+    assert code == 1, out + err
+    (line,) = out.splitlines()
+    assert line.startswith("drill failed: restore target s3://no-such-") and line.endswith("no such bucket"), out
+    assert "failed" in err
+
+    bucket = f"drill-{uuid.uuid4().hex[:10]}"
+    s3.client().create_bucket(Bucket=bucket)
+    s3.buckets.append(bucket)
+    code, out, err = b.run("restore", "--drill", b.spec, "--to", f"s3://{bucket}/drills")
+    assert code == 0 and "result: ok" in out.splitlines()[-1], out + err
+
+    status = json.loads(a.run.ok("status", "--json"))
+    assert status["drill"]["scope"] == b.source  # the newest drill
+    drills = status["drills"]
+    assert set(drills) == {a.source, b.source}
+    assert drills[a.source]["result"] == "failed" and "no such bucket" in drills[a.source]["reason"]
+    assert drills[b.source]["result"] == "ok" and drills[b.source]["reason"] is None
+    assert drills[b.source]["objects"] == 1 and drills[b.source]["bytes"] == 7_000
+    text = a.run.ok("status")
+    assert f"last drill of {a.source}: failed (restore target s3://no-such-" in text
+    assert f"last drill of {b.source}: ok at" in text
+
+    report = status_report(root)
+    m = metric_samples(render_metrics(report))
+    assert m["neuromirror_drill_last_ok", ("source", a.source)] == 0
+    assert m["neuromirror_drill_last_ok", ("source", b.source)] == 1
+    assert m["neuromirror_drill_last_objects", ("source", b.source)] == 1
+    page = render_html(report)
+    assert f"{a.source}: <b>failed</b> (restore target s3://no-such-" in page
+    assert f"{b.source}: <b>ok</b>" in page
+
+    # a drill of both sources (no SPEC) is the last of each
+    scratch = tmp_path / "scratch"
+    code, out, err = a.run("restore", "--drill", "--to", str(scratch))
+    assert code == 0, out + err
+    drills = json.loads(a.run.ok("status", "--json"))["drills"]
+    assert {s: d["result"] for s, d in drills.items()} == {a.source: "ok", b.source: "ok"}
+    assert drills[a.source]["scope"] == ", ".join(sorted([a.source, b.source]))

@@ -22,7 +22,7 @@ from conftest import git
 from neuromirror.annex.keys import git_file_key
 from neuromirror.demo import deterministic_bytes
 from test_keep import T0, Dandiset, key_of, lose_blobs
-from test_restore import restore_json, s3_env, whereis_urls  # noqa: F401  (s3_env: the fixture)
+from test_restore import bucket_versions, restore_json, s3_env, whereis_urls  # noqa: F401  (s3_env: the fixture)
 from test_retrieve import Runner
 
 TEXTS = {"README.md": b"# texts sample\n\nkept in git by the mirror\n", "CHANGES": b"0.1.0: the first release\n"}
@@ -48,13 +48,18 @@ def test_files_kept_in_git_are_written_back_from_git(dandi_archive, s3, s3_env, 
         assert download(d, path).startswith(b"HTTP 4"), path
     target = f"s3://{dandi_archive.asset_at(ident, 'README.md', version).blob.bucket}"
 
+    before = bucket_versions(s3, target[len("s3://") :])
     code, dry, err = restore_json(d, "--to", target, "--dry-run")
     assert code == 0, err
     assert (dry["would_write"]["objects"], dry["same"]) == (2, 1)
+    keys = {dandi_archive.asset_at(ident, p, version).blob.key: p for p in TEXTS}
+    assert {w["archive_key"]: w["path"] for w in dry["writes"]} == keys  # the files in git, nothing else
+    assert all(w["from"] == "git" and w["git"].endswith(f":{w['path']}") for w in dry["writes"])
 
     code, report, err = restore_json(d, "--to", target)
     assert code == 0, err
     assert (report["objects"], report["written"]["objects"], report["same"]) == (3, 2, 1)
+    assert {k for k, _ in bucket_versions(s3, target[len("s3://") :]) - before} == set(keys)  # what the dry run named
     assert report["written"]["bytes"] == sum(len(b) for b in TEXTS.values())
     assert report["failed"] == [] and report["skipped"] == [] and report["ok"]
     # the archive's own download route serves them again, as `dandi download` would fetch them

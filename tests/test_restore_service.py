@@ -90,9 +90,10 @@ def test_service_drills_after_a_sync_and_shows_the_last_drill(dandi_archive, tmp
         assert drill["result"] == "ok" and drill["written"] == {"objects": 2, "bytes": 13_000}, drill
         status = json.loads(get(svc.url("status.json"))[2])
         assert status["drill"]["result"] == "ok" and status["drill"]["scope"] == sid
+        assert status["drills"][sid]["result"] == "ok" and status["drills"][sid]["reason"] is None
         m = metric_samples(get(svc.url("metrics"))[2])
-        assert m["neuromirror_drill_last_ok", ("scope", sid)] == 1
-        assert m["neuromirror_drill_last_objects", ("scope", sid)] == 2
-        assert m["neuromirror_drill_last_mismatches", ("scope", sid)] == 0
-        assert "Last restore drill: <b>ok</b>" in get(svc.url(""))[2]
+        assert m["neuromirror_drill_last_ok", ("source", sid)] == 1
+        assert m["neuromirror_drill_last_objects", ("source", sid)] == 2
+        assert m["neuromirror_drill_last_mismatches", ("source", sid)] == 0
+        assert f"{sid}: <b>ok</b>" in get(svc.url(""))[2]
     assert list(scratch.iterdir()) == []

@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="s3://BUCKET[/PREFIX] (endpoint NEUROMIRROR_STORE_ENDPOINT, credentials from the AWS_* "
         "environment) or a directory (the same keys as relative paths)",
     )
-    p.add_argument("--dry-run", action="store_true", help="say what would be written; write nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would be written; write nothing (with --json: each object it would write, its archive "
+        'key, file, size and where its bytes would come from, streamed under "writes")',
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -60,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neuromirror.keep.versions import select_versions
-    from neuromirror.restore.report import RestoreReport
+    from neuromirror.restore.report import RestoreReport, StreamedJson
     from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
     from neuromirror.restore.targets import open_target
 
@@ -80,14 +85,23 @@ def run(args: argparse.Namespace) -> int:
     target = open_target(args.to)
     target.check()
     options = RestoreOptions(dry_run=args.dry_run, force=args.force, jobs=args.jobs, stores=args.stores)
+    # a dry run's --json names each object it would write, streamed as it is decided (docs/restore.md)
+    streamed = StreamedJson(sys.stdout) if args.dry_run and args.json else None
+    options.each = streamed
     report = RestoreReport(target.url, dry_run=args.dry_run, force=args.force)
     mirror = require_mirror(args)
     try:
         versions = select_versions(mirror.index, specs)
         restore_objects(mirror, plan_iter(mirror, versions, report), target, options, report)
+    except BaseException as exc:
+        if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
+            streamed.close({"error": " ".join(str(exc).split()) or type(exc).__name__, "ok": False})
+        raise
     finally:
         mirror.close()
-    if args.json:
+    if streamed is not None:
+        streamed.close(report.to_json())
+    elif args.json:
         print_json(report.to_json())
     else:
         for line in report.lines():
@@ -106,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _drill(args: argparse.Namespace) -> int:
     from neuromirror.keep.versions import select_versions
-    from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, result_of
+    from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, reason_of, result_of
     from neuromirror.restore.targets import open_target
     from neuromirror.spec import parse_spec
 
@@ -122,12 +136,16 @@ def _drill(args: argparse.Namespace) -> int:
     finally:
         mirror.close()
     result = result_of(report)
+    reason = reason_of(report.to_json())  # None when ok
     if args.json:
-        print_json({**report.to_json(), "result": result})
+        print_json({**report.to_json(), "result": result, "reason": reason})
     else:
-        for line in report.lines():
-            print(line)
-        print(report.summary() + f"; result: {result}")
+        if reason:  # first: why it is not ok (a scratch target that is not there: the only line)
+            print(f"drill {result}: {reason}")
+        if report.error is None:
+            for line in report.lines():
+                print(line)
+            print(report.summary() + f"; result: {result}")
     if result != "ok":
         print(f"neuromirror: restore --drill: {result}", file=sys.stderr)
     return 0 if result == "ok" else 1

@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
     for d in report.get("disk") or []:
         print(_disk_line(d))
-    if report.get("drill"):
-        print(drill_line(report["drill"]))
+    for d in (report.get("drills") or {}).values():  # the last drill of each source
+        print(drill_line(d))
     if not report["sources"]:
         from neuromirror.dataset.mirror import Mirror
 
@@ -217,10 +217,13 @@ def refused_lines(r: dict, most: int = 5) -> list[str]:
 
 
 def drill_line(d: dict) -> str:
-    """``last drill: ok at ...: 20 objects (1.2 MiB) into ...; 0 mismatches, 0 failed``."""
+    """``last drill of dandi:000027: ok at ...: 20 objects (1.2 MiB) into ...; 0 mismatches, 0 failed``; not ok:
+    why after the result."""
     bad = "".join(f"\n  bad copy: {b['key']} in {b['store']}: {b['why']}" for b in d.get("bad_copies") or [])
+    of = f" of {d['source']}" if d.get("source") else f" ({d['scope']})"
+    why = f" ({d['reason']})" if d.get("reason") else ""
     return (
-        f"last drill: {d['result']} at {d['finished_at']} ({d['scope']}): {d['objects']} objects "
+        f"last drill{of}: {d['result']}{why} at {d['finished_at']}: {d['objects']} objects "
         f"({human_bytes(d['bytes'])}) into {d['target']}; {d['mismatches']} mismatches, {d['failed']} failed" + bad
     )
 

@@ -123,13 +123,18 @@ class Copies:
 
     def held(self, key: str) -> bool:
         """Whether some store has a good check of ``key`` recorded or says it holds it (a dry run: no read)."""
-        if any(u in self._known for u in self.checks.get(key, {})):
-            return True
+        return self.holder(key) is not None
+
+    def holder(self, key: str) -> Optional[str]:
+        """The URL of the store a restore would read ``key`` from first: the one with the latest good check
+        recorded, else the first that says it holds it; None if none does (a dry run: no read)."""
         for uuid in self.order(key):
+            if uuid in self.checks.get(key, {}):
+                return str(self._known[uuid]["url"])
             store = self.store(uuid)
             if store is not None and store.has(key):
-                return True
-        return False
+                return store.url
+        return None
 
     def fetch(self, key: str, size: Optional[int], bad: list[BadCopy], every: bool = False) -> Verified:
         """The verified bytes of ``key`` from the first store with a good copy; bad copies appended to ``bad``.

@@ -7,7 +7,8 @@ reading and hashing *every* store's copy of each, so that a bad copy is found ev
 would have been read first — and removes the scratch objects again.  A bad copy is named, its good
 check forgotten in the index (``status --copies`` no longer counts it; ``verify --stores`` repairs it)
 and the object restored from another store.  The result (objects, bytes, rate, mismatches, failures)
-is recorded in the index's ``drills`` table, which ``status``, the status page and ``/metrics`` read.
+is recorded in the index's ``drills`` table, which ``status``, the status page and ``/metrics`` read
+(:func:`last_drills`: the last drill of each source; one that is not ok says why, :func:`reason_of`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def result_of(report: RestoreReport) -> str:
     if report.failed or report.error:
         return "failed"
     return "mismatch" if report.bad_copies else "ok"
+
+
+def reason_of(report: dict) -> Optional[str]:
+    """Why a drill (its report's JSON) was not ok, in one line: the error that stopped it (the scratch target
+    missing...), else the first object it could not restore, else the first bad copy; None when ok."""
+    failed, bad = report.get("failed") or [], report.get("bad_copies") or []
+    if report.get("error"):
+        return str(report["error"])
+    if failed:
+        f = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return f"{len(failed)} object(s) not restored: {f.get('archive_key') or f.get('path')}: {f.get('why')}{more}"
+    if bad:
+        return f"{len(bad)} bad store copies: {bad[0]['key']} in {bad[0]['store']}: {bad[0]['why']}"
+    return None
 
 
 def scratch(name: str, stamp: str) -> S3Target | DirTarget:
@@ -84,8 +100,9 @@ def drill(
     kept = [o for o in objs if copies.checks.get(o.key)]
     chosen = (rng or random.Random()).sample(kept, min(sample, len(kept)))
     try:
+        target.check()  # a scratch bucket that is not there: one reason, not one failure per object
         restore_objects(mirror, chosen, target, RestoreOptions(jobs=jobs, every=True), report, copies)
-    except Exception as exc:  # the scratch target down: the drill failed, said so
+    except Exception as exc:  # the scratch target missing or down: the drill failed, said so
         report.error = " ".join(str(exc).split())[:300] or type(exc).__name__
     finally:
         try:
@@ -117,10 +134,12 @@ def drill_if_due(
     try:
         versions = select_versions(mirror.index, [parse_spec(source, allow_version=False)])
         done = drill(mirror, versions, to, sample=sample, scope=source)
-    except Exception as exc:  # the index or a dataset unreadable: the drill failed, said so
-        return {"result": "failed", "error": " ".join(str(exc).split())[:300], "target": to}
+    except Exception as exc:  # the index or a dataset unreadable: the drill failed, said so (and recorded)
+        done = RestoreReport(to, drill=True, error=" ".join(str(exc).split())[:300] or type(exc).__name__)
+        record(mirror.index, done, source, now)
     out = {k: v for k, v in done.to_json().items() if k not in ("versions", "skipped", "displaced")}
     out["result"] = result_of(done)
+    out["reason"] = reason_of(out)
     return out
 
 
@@ -155,21 +174,48 @@ def record(index: Any, report: RestoreReport, scope: str, started: float) -> Non
         )
 
 
+_COLUMNS = ("started", "finished", "scope", "target", "objects", "bytes", "seconds", "mismatches", "failed", "result")
+
+
 def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
     """The newest drill recorded (of ``scope``: a source id, as the service records them), or None.
 
     Read only (no table made): ``status``, every page and scrape call it, also while a sync writes."""
-    sql = "SELECT started, finished, scope, target, objects, bytes, seconds, mismatches, failed, result, report"
-    sql += " FROM drills" + (" WHERE scope = ?" if scope is not None else "") + " ORDER BY id DESC LIMIT 1"
+    where, args = (" WHERE scope = ?", [scope]) if scope is not None else ("", [])
+    rows = _rows(index, where + " ORDER BY id DESC LIMIT 1", args)
+    return rows[0] if rows else None
+
+
+def last_drills(index: Any) -> dict[str, dict]:
+    """The last drill of each source (source id -> :func:`last_drill`'s record), by source id: a drill of
+    several sources (``restore --drill`` with no or several SPECs) is the last of each of them, so one
+    source's failed drill stays shown when another drills fine later."""
     try:
-        row = index.db.conn.execute(sql, [scope] if scope is not None else []).fetchone()
+        scopes = index.db.conn.execute("SELECT id, scope FROM drills ORDER BY id DESC").fetchall()
     except sqlite3.OperationalError:
-        return None
-    if row is None:
-        return None
-    names = ("started", "finished", "scope", "target", "objects", "bytes", "seconds", "mismatches", "failed", "result")
-    out = dict(zip(names, row[:10]))
-    out["bad_copies"] = json.loads(row[10]).get("bad_copies", [])[:20] if row[10] else []
-    out["age_s"] = round(time.time() - float(out["finished"]), 1)
-    out["finished_at"] = iso_z(float(out["finished"]))
+        return {}
+    newest: dict[str, int] = {}
+    for i, scope in scopes:
+        for source in (scope or "").split(", "):
+            newest.setdefault(source, i)
+    ids = sorted(set(newest.values()))
+    by_id = {r["id"]: r for r in _rows(index, f" WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+    return {source: {**by_id[i], "source": source} for source, i in sorted(newest.items()) if i in by_id}
+
+
+def _rows(index: Any, tail: str, args: list) -> list[dict]:
+    try:
+        found = index.db.conn.execute(f"SELECT {', '.join(_COLUMNS)}, report, id FROM drills{tail}", args).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    out = []
+    for row in found:
+        d = dict(zip(_COLUMNS, row[:10]))
+        report = json.loads(row[10]) if row[10] else {}
+        d["bad_copies"] = report.get("bad_copies", [])[:20]
+        d["reason"] = reason_of(report) if d["result"] != "ok" else None
+        d["age_s"] = round(time.time() - float(d["finished"]), 1)
+        d["finished_at"] = iso_z(float(d["finished"]))
+        d["id"] = row[11]
+        out.append(d)
     return out

@@ -3,16 +3,19 @@
 Outcomes per object: ``written`` (absent, now written), ``same`` (already held the right bytes: left
 alone), ``differs`` (held other bytes: left alone, exit 1 — unless ``--force`` wrote over it:
 ``overwritten``), ``failed`` (no good copy in any store, a refused key, a write error), ``skipped``
-(a file with no archive key the mirror knows).  A dry run writes nothing and counts ``would_write``.
+(a file with no archive key the mirror knows).  A dry run writes nothing and counts ``would_write``;
+with ``--json`` it names each object it would write (:func:`write_entry`), streamed (:class:`StreamedJson`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, TextIO
 
 from neuromirror.keep.report import FileNote
 from neuromirror.restore.copies import BadCopy
+from neuromirror.restore.objects import ArchiveObject
 from neuromirror.util.sizes import human_bytes
 
 
@@ -108,3 +111,44 @@ class RestoreReport:
         if self.bad_copies:
             parts.append(f"{len(self.bad_copies)} bad store copies found")
         return ", ".join(parts)
+
+
+def write_entry(o: ArchiveObject, target: str, store: str, overwrite: bool) -> dict:
+    """One object a dry run would write: its archive key, where it would go (under ``target``'s URL:
+    ``s3://BUCKET/[PREFIX]`` or a directory), the file it is in the version, and where its bytes would
+    come from (``store``: the URL of the store it would be read from; a file kept in git: its blob)."""
+    return {
+        "archive_key": o.archive_key,
+        "to": f"{target.rstrip('/')}/{o.archive_key}",
+        "path": o.path,
+        "size": o.size,
+        "key": o.key,
+        "version": o.label,
+        "from": "git" if o.git else "store",
+        "store": None if o.git else store,
+        "git": o.git or None,
+        "overwrite": overwrite,
+    }
+
+
+class StreamedJson:
+    """A dry run's ``--json``: one JSON document written as the run goes, never held whole.
+
+    ``{"writes": [`` then each object it would write (:func:`write_entry`) on a line of its own as it is
+    decided, then the report's own fields (:meth:`RestoreReport.to_json`) closing the document: a reader
+    of the whole document (``json.load``) gets the same fields as before plus ``writes``; a reader of
+    lines gets one object per line between the first and the closing ``],``.  Called with each entry."""
+
+    def __init__(self, out: TextIO):
+        self._out = out
+        self.n = 0
+
+    def __call__(self, entry: dict) -> None:
+        self._out.write(('{\n  "writes": [' if self.n == 0 else ",") + "\n    " + json.dumps(entry, default=str))
+        self.n += 1
+
+    def close(self, fields: dict) -> None:
+        """The document's end: ``fields`` after the list (a dict of at least one field)."""
+        rest = json.dumps(fields, indent=2, default=str)
+        self._out.write(('{\n  "writes": [' if self.n == 0 else "\n  ") + "]," + rest[1:] + "\n")
+        self._out.flush()

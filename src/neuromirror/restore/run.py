@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, cast
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, cast
 from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
@@ -29,7 +29,7 @@ from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.gitfiles import GitRows, from_git, git_objects
 from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
-from neuromirror.restore.report import RestoreReport
+from neuromirror.restore.report import RestoreReport, write_entry
 from neuromirror.restore.retire import replaced, retire
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
 from neuromirror.util import gitutil
@@ -49,6 +49,9 @@ class RestoreOptions:
     jobs: int = 4
     stores: Optional[list[str]] = None  # only these stores (UUIDs or URLs); None: every known store
     every: bool = False  # a drill: every store's copy of each object read and hashed, not just the first good
+    #: a dry run: called with each object it would write (:func:`~neuromirror.restore.report.write_entry`),
+    #: as it is decided, so that a caller streams them (``--json``) and nothing holds the list
+    each: Optional[Callable[[dict], None]] = None
 
 
 @dataclass
@@ -58,6 +61,8 @@ class _Done:
     why: str = ""
     version_id: Optional[str] = None
     bad: list[BadCopy] = field(default_factory=list)
+    origin: str = ""  # would_write: the URL of the store its bytes would be read from ("" for a file in git)
+    overwrite: bool = False  # would_write: over an object holding other bytes (--force)
 
 
 def plan(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreReport) -> list[ArchiveObject]:
@@ -152,12 +157,12 @@ def restore_objects(
                 rest = []
                 for o in batch:
                     if target.listed_absent(o):
-                        _count(_would_write(o, copies), target, report, new_urls)
+                        _count(_would_write(o, copies), target, report, new_urls, options.each)
                     else:
                         rest.append(o)
                 batch = rest
             for d in pool.map(lambda o: _one(o, target, copies, options), batch):
-                _count(d, target, report, new_urls)
+                _count(d, target, report, new_urls, options.each)
             recorded, retired = _register(mirror, new_urls, target)
             report.recorded_urls += recorded
             report.retired_urls += retired
@@ -172,6 +177,7 @@ def _count(
     target: S3Target | DirTarget,
     report: RestoreReport,
     new_urls: dict[tuple[str, str], list[tuple[str, str]]],
+    each: Optional[Callable[[dict], None]] = None,
 ) -> None:
     o = d.obj
     report.bad_copies += d.bad
@@ -182,6 +188,8 @@ def _count(
     elif d.state == "would_write":
         report.would_write += 1
         report.would_write_bytes += size
+        if each is not None:
+            each(write_entry(o, target.url, d.origin, d.overwrite))
     elif d.state in ("written", "overwritten"):
         report.written += 1
         report.written_bytes += size
@@ -212,7 +220,7 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
             return _Done(o, DIFFERS, f"holds other bytes, not overwritten: {why_not}")
         overwrite = True
     if options.dry_run:
-        return _would_write(o, copies)
+        return _would_write(o, copies, overwrite)
     bad: list[BadCopy] = []
     try:
         data = from_git(o) if o.git else copies.fetch(o.key, o.size, bad, every=options.every)
@@ -230,10 +238,13 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
     return _Done(o, "overwritten" if overwrite else "written", version_id=vid, bad=bad)
 
 
-def _would_write(o: ArchiveObject, copies: Copies) -> _Done:
+def _would_write(o: ArchiveObject, copies: Copies, overwrite: bool = False) -> _Done:
     """A dry run's object that is absent (or would be overwritten): written if some store holds it."""
-    if o.git or copies.held(o.key):  # (a file kept in git: the dataset holds its bytes)
-        return _Done(o, "would_write")
+    if o.git:  # a file kept in git: the dataset holds its bytes
+        return _Done(o, "would_write", overwrite=overwrite)
+    store = copies.holder(o.key)
+    if store is not None:
+        return _Done(o, "would_write", origin=store, overwrite=overwrite)
     return _Done(o, "failed", "no store holds a copy")
 
 

@@ -148,26 +148,26 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         yield start
     yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
     yield from _disk_families(report.get("disk") or [])
-    yield from _drill_families(report.get("drill"))
+    yield from _drill_families(report.get("drills") or {})
 
 
-def _drill_families(d: Optional[dict]) -> Iterator[Metric]:
-    """The last restore drill (label ``scope``: its sources): when it ended, whether it was ok, the bad
-    copies it found, the objects it restored and could not."""
+def _drill_families(drills: dict[str, dict]) -> Iterator[Metric]:
+    """The last restore drill of each source (label ``source``; a drill of several sources counts for each):
+    when it ended, whether it was ok, the bad copies it found, the objects it restored and could not."""
     for name, help_text, value in (
-        ("timestamp_seconds", "End of the last restore drill (Unix time).", lambda x: float(x["finished"])),
+        ("timestamp_seconds", "End of the source's last restore drill (Unix time).", lambda x: float(x["finished"])),
         (
             "ok",
-            "1 if the last restore drill restored every object and found no bad copy.",
+            "1 if the source's last restore drill restored every object and found no bad copy.",
             lambda x: 1.0 if x["result"] == "ok" else 0.0,
         ),
-        ("mismatches", "Stored copies the last restore drill found wrong.", lambda x: float(x["mismatches"])),
-        ("failed", "Objects the last restore drill could not restore.", lambda x: float(x["failed"])),
-        ("objects", "Objects the last restore drill restored.", lambda x: float(x["objects"])),
+        ("mismatches", "Stored copies the source's last restore drill found wrong.", lambda x: float(x["mismatches"])),
+        ("failed", "Objects the source's last restore drill could not restore.", lambda x: float(x["failed"])),
+        ("objects", "Objects the source's last restore drill restored.", lambda x: float(x["objects"])),
     ):
-        g = GaugeMetricFamily(f"neuromirror_drill_last_{name}", help_text, labels=["scope"])
-        if d:
-            g.add_metric([str(d["scope"])], value(d))
+        g = GaugeMetricFamily(f"neuromirror_drill_last_{name}", help_text, labels=["source"])
+        for source, d in sorted(drills.items()):
+            g.add_metric([source], value(d))
         yield g
 
 

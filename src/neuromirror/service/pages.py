@@ -20,6 +20,7 @@ from typing import Iterable, Optional
 from urllib.parse import quote, urlencode
 
 from neuromirror.service.history import STRIP_RUNS, Run
+from neuromirror.service.keeping import copies_section
 from neuromirror.service.state import short_time
 from neuromirror.util.sizes import human_bytes
 
@@ -207,66 +208,6 @@ def risk_cell(record: Optional[dict]) -> str:
     )
 
 
-def copies_section(facts: Optional[dict], now: Optional[float] = None) -> str:
-    """``Copies``: per version the files with the wanted verified copies, fewer, none; the stores (one
-    that is down said so); the last rolling check; the keep lag, with a warning near the archive's window."""
-    import time
-
-    from neuromirror.service.keeping import ARCHIVE_WINDOW, LAG_WARNING, pending_lag
-
-    last = (facts or {}).get("last") or {}
-    copies = last.get("copies")
-    if not copies:
-        return ""
-    now = time.time() if now is None else now
-    rows = "\n".join(
-        f'<tr class="{"risk-kept" if v["ok"] else "risk-pinned" if not v["none"]["files"] else "risk-unpinned"}">'
-        f"<td>{e(v['version'])}</td><td>{v['enough']['files']} ({human_bytes(v['enough']['bytes'])})</td>"
-        f"<td>{v['fewer']['files']} ({human_bytes(v['fewer']['bytes'])})</td>"
-        f"<td>{v['none']['files']} ({human_bytes(v['none']['bytes'])})</td><td>{e(v.get('oldest_check') or 'never')}</td>"
-        f"<td>{e(', '.join(a['path'] for a in v['at_risk'][:5]) + (' …' if v['at_risk_count'] > 5 else ''))}</td></tr>"
-        for v in copies["versions"]
-    )
-    stores = "".join(
-        f"<li>{e(s['url'])}: "
-        + (
-            f"{s['files']} file(s) held"
-            if s["up"]
-            else f'<span class="risk-unpinned">DOWN: {e(s["error"])}</span> (retried next cycle)'
-        )
-        + "</li>"
-        for s in last.get("stores") or []
-    )
-    check = last.get("verify") or {}
-    check_line = (
-        f"<p>Last rolling check ({check.get('fraction', 0):.1%} of the stored copies): {check.get('checked', 0)} re-read, "
-        f"{len(check.get('bad', []))} bad, {len(check.get('missing', []))} missing, {check.get('repaired', 0)} re-kept.</p>"
-        if check
-        else ""
-    )
-    lag = (facts or {}).get("lag")
-    pending = pending_lag(last, now)
-    worst = max([x for x in (pending, lag["lag"] if lag else None) if x is not None], default=None)
-    warn = (
-        f'<p class="risk-unpinned">Keep lag {worst / 86400:.1f} days: near the archive\'s {ARCHIVE_WINDOW / 86400:.0f}-day '
-        "window after which it drops unreferenced blobs.</p>"
-        if worst is not None and worst >= LAG_WARNING
-        else ""
-    )
-    lag_line = (
-        "<p>Keep lag: "
-        + (f"last {lag['label']}: {lag['lag'] / 3600:.1f} h" if lag else "not measured yet")
-        + (f"; waiting for copies: {pending / 3600:.1f} h" if pending is not None else "")
-        + "</p>"
-    )
-    return (
-        f"<h2>Copies (wanted: {copies['wanted']})</h2>\n<ul>{stores}</ul>\n"
-        '<table class="risk"><thead><tr><th>version</th><th>enough</th><th>fewer</th><th>none</th>'
-        f"<th>oldest check</th><th>at risk</th></tr></thead><tbody>\n{rows}\n</tbody></table>\n"
-        f"{check_line}\n{lag_line}\n{warn}"
-    )
-
-
 def risk_table(record: Optional[dict]) -> str:
     """The source page's table: per published version and the latest draft, where its files' bytes are."""
     if not record or not record.get("versions"):
@@ -370,24 +311,25 @@ def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, br
     )
     body = (
         f'<h1>neuromirror</h1>\n<p class="meta">root {e(report["root"])}; {e(_service_line(report))}. '
-        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{_disk(report)}{_drill(report.get("drill"))}{table}\n{_legend()}'
+        f'{_links("", browse_url)}</p>\n<ul class="summary">{summary}</ul>\n{_disk(report)}{_drill(report.get("drills") or {})}{table}\n{_legend()}'
     )
     return _page("neuromirror status", body, refresh=30)
 
 
-def _drill(d: Optional[dict]) -> str:
-    """The last restore drill (restore --drill, or the service's drill:) and its result."""
-    if not d:
-        return ""
-    bad = "".join(
-        f"<li>bad copy {e(b['key'])} in {e(b['store'])}: {e(b['why'])}</li>" for b in d.get("bad_copies") or []
-    )
-    return (
-        f'<p class="drill st-{"ok" if d["result"] == "ok" else "failing"}">Last restore drill: <b>{e(d["result"])}</b> '
-        f"at {e(d['finished_at'])} ({e(d['scope'])}): {e(d['objects'])} objects ({e(human_bytes(d['bytes']))}) "
-        f"restored into {e(d['target'])}, {e(d['mismatches'])} bad copies found, {e(d['failed'])} failed.</p>"
-        + (f"<ul>{bad}</ul>" if bad else "")
-    )
+def _drill(drills: dict[str, dict]) -> str:
+    """The last restore drill of each source (restore --drill, or the service's drill:), its result and why."""
+    items = []
+    for source, d in drills.items():
+        bad = "".join(f"<li>bad copy {e(b['key'])} in {e(b['store'])}: {e(b['why'])}</li>" for b in d["bad_copies"])
+        items.append(
+            f'<li class="drill st-{"ok" if d["result"] == "ok" else "failing"}">{e(source)}: <b>{e(d["result"])}</b>'
+            + (f" ({e(d['reason'])})" if d.get("reason") else "")
+            + f" at {e(d['finished_at'])}: {e(d['objects'])} objects ({e(human_bytes(d['bytes']))}) restored into "
+            f"{e(d['target'])}, {e(d['mismatches'])} bad copies found, {e(d['failed'])} failed."
+            + (f"<ul>{bad}</ul>" if bad else "")
+            + "</li>"
+        )
+    return f"<p>Last restore drill of each source:</p><ul>{''.join(items)}</ul>" if items else ""
 
 
 def _doi_link(doi: Optional[str]) -> str:

@@ -143,7 +143,7 @@ def _index_facts(index: Any) -> dict[str, dict]:
 
 def _network_facts(report: Optional[str]) -> dict:
     """What the last run's report says of the network: per endpoint its requests, throttled answers,
-    retries and in-flight limit (:func:`neuromirror.network.pacing.since`), and the items it held back."""
+    retries and in-flight limit (:func:`neuromirror.network.report.since`), and the items it held back."""
     try:
         rep = json.loads(report) if report else {}
     except ValueError:
@@ -187,12 +187,13 @@ def status_report(
     root = Path(root).absolute()
     if state is None:
         state = read_service_state(root)
-    from neuromirror.restore.drills import last_drill
+    from neuromirror.restore.drills import last_drill, last_drills
 
     mirror = Mirror(root, index_path)
     try:
         facts = _index_facts(mirror.index) if mirror.index_path.exists() else {}
         drill = last_drill(mirror.index) if mirror.index_path.exists() else None  # restore --drill, the service's
+        drills = last_drills(mirror.index) if mirror.index_path.exists() else {}  # the last of each source
     finally:
         mirror.close()
     sstate = (state or {}).get("sources", {})
@@ -271,7 +272,14 @@ def status_report(
     if state:
         service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
         service["entries"] = entries
-    return {"root": str(root), "service": service, "sources": rows, "disk": disk_facts(root, config), "drill": drill}
+    return {
+        "root": str(root),
+        "service": service,
+        "sources": rows,
+        "disk": disk_facts(root, config),
+        "drill": drill,
+        "drills": drills,
+    }
 
 
 def disk_facts(root: Path, config: Optional[MirrorConfig] = None) -> list[dict]:
