@@ -363,3 +363,34 @@ def test_a_retry_after_met_by_the_sync_holds_its_worker_processes_back(
     t = next(r.t for r in log if r.kind == "slowdown")
     listings = [r.t for r in log if r.method == "GET" and f"zarr%2F{zarr_id}" in r.target]
     assert listings and min(listings) >= t + 3.0 - 0.05  # the worker met the sync's Retry-After
+
+
+def test_a_zarr_listing_never_answered_keeps_its_last_state_and_the_next_sync_lists_it(
+    world: World, tmp_path: Path
+) -> None:
+    ident, _ = world.dandiset(2, "zarr never listed")
+    t = T0 + timedelta(days=7000)
+    old = {f"0/{i}": deterministic_bytes(f"{ident}:old:{i}", 90 + i) for i in range(6)}
+    old[".zgroup"] = b'{"zarr_format": 2}'
+    world.archive.add_zarr_asset(ident, "held.zarr", old, when=t)
+    run = Runner(tmp_path / "mirror")
+    assert sync(run, world, ident)[0] == 0
+    ds = run.root / "dandi" / ident
+    before = [ln for ln in tree(ds) if ln.endswith("\theld.zarr")]
+
+    new = {**old, "0/0": b"rewritten upstream"}
+    world.archive.add_zarr_asset(ident, "held.zarr", new, when=t + timedelta(hours=1))
+    zarr_id = world.archive.asset_at(ident, "held.zarr").zarr.zarr_id
+    world.faults(Fault("slowdown", match=f"^GET /{BUCKET}\\?.*zarr%2F{zarr_id}", first=10_000))
+    code, rep, err = sync(run, world, ident)
+    assert code == 1 and [u["path"] for u in rep["unreachable"]] == ["held.zarr"], err
+    assert "held.zarr" in err and "not listed" in rep["unreachable"][0]["reason"]
+    assert [ln for ln in tree(ds) if ln.endswith("\theld.zarr")] == before  # its last state, not dropped
+    assert git(ds, "status", "--porcelain") == ""
+
+    world.faults()
+    code, rep, err = sync(run, world, ident)  # the archive unchanged since: the held Zarr is listed again
+    assert code == 0 and rep["unreachable"] == [], err
+    after = [ln for ln in tree(ds) if ln.endswith("\theld.zarr")]
+    assert after and after != before
+    assert (ds / "held.zarr" / "0" / "0").is_symlink() or git(ds / "held.zarr", "ls-tree", "HEAD", "0/0")

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 from neuromirror.network.stats import EndpointStats
 
-#: answers that mean "you are asking too fast": the limit is halved
+#: answers that mean "you are asking too fast" (counted as throttled; these and the other RETRIED cut the limit)
 THROTTLED = frozenset({429, 503})
 #: answers worth asking again (with a pause)
 RETRIED = frozenset({429, 500, 502, 503, 504})
@@ -68,6 +68,9 @@ class GaveUp(Exception):
         self.url = url
         self.attempts = attempts
         self.last = last
+
+    def __reduce__(self) -> tuple:
+        return (GaveUp, (self.url, self.attempts, self.last))  # from a worker process to the sync, whole
 
 
 class Pace:
@@ -151,8 +154,11 @@ class Pace:
             self.in_flight -= 1
             if retry_after:
                 self.not_before = max(self.not_before, time.monotonic() + min(retry_after, RETRY_AFTER_MAX))
-            if status in THROTTLED:
-                self.stats.throttled += 1
+            if status in RETRIED:  # throttled (429, 503 SlowDown) or overloaded (500, 502, 504): fewer in flight
+                if status in THROTTLED:
+                    self.stats.throttled += 1
+                else:
+                    self.stats.errors += 1
                 now = time.monotonic()
                 # the first throttled answer of a window cuts (the rest were in flight), and a window lasts
                 # at least COOLDOWN or twenty round trips: one burst is one signal, not one per answer

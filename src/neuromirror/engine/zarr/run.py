@@ -34,10 +34,13 @@ from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
 from neuromirror.engine.zarr.manifest import manifest_root
 from neuromirror.index.nested import ZARR_CACHE
 from neuromirror.network import report as netreport
+from neuromirror.network.failures import is_unreachable
 from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry
 from neuromirror.sources.dandi import embargo
+from neuromirror.sources.dandi.held import hold
 from neuromirror.sources.dandi.zarr_assets import ZarrOwner, archive_checksum, note_zarr, stamp_zarrs
 from neuromirror.util import gitutil, timing
+from neuromirror.util.text import one_line
 
 log = logging.getLogger("neuromirror.dandi")
 
@@ -190,7 +193,13 @@ class ZarrRun:
                     out[path] = value
                     continue
                 self._checked.add(path)
-                rec = value.result()
+                try:
+                    rec = value.result()
+                except Exception as exc:
+                    if not is_unreachable(exc):
+                        raise
+                    out[path] = self._hold(path, exc)  # the archive never answered: its last state, asked again
+                    continue
                 if rec.pid and rec.pid != os.getpid():  # a worker process's requests: the sync reports them too
                     netreport.absorb(rec.network)
                 if spent is not None:  # the job's own phases (summed over workers)
@@ -229,6 +238,13 @@ class ZarrRun:
             unexclude(self.parent, self._registered)
             exclude(self.parent, removed_gitlinks(self.parent))
         self._registered.clear()
+
+    def _hold(self, path: str, exc: BaseException) -> Optional[Entry]:
+        """A Zarr whose listing the archive never answered: held at its last state (:mod:`~neuromirror.sources.
+        dandi.held`), the sync fails naming it, the next one lists it again."""
+        log.warning("DANDI:%s: Zarr %s: %s", self.source.identifier, path, one_line(exc))
+        hold(self.snap, self.state, path, f"not listed: {one_line(exc, 200)}")
+        return _previous(self.state, self.parent, path)
 
     def _finish(self, rec: ZarrRecord, learned: list[tuple[str, str]]) -> Optional[Entry]:
         if rec.commit is None:

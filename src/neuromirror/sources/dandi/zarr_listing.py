@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from neuromirror.annex.keys import md5e_key, url_key
 from neuromirror.network import pacing
+from neuromirror.network.failures import is_unreachable
 from neuromirror.records import MD5, VERIFY_ON_GET, AnnexEntry, Refusal
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
@@ -233,6 +234,8 @@ def list_zarr(
         try:
             return list_s3(s3_base, expected_objects(checksum)), "s3-versions"
         except Exception as exc:  # a bucket that cannot be listed anonymously: the API lists it too
+            if is_unreachable(exc):  # not an answer: the API's listing would pin nothing; held, asked again
+                raise
             log.info("DANDI:%s: Zarr %s: S3 listing failed (%s); using the API", source.identifier, zarr_id, exc)
     return list_api(source, zarr_id), "api"
 
