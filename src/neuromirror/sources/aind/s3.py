@@ -36,9 +36,11 @@ def s3_client(settings: S3Settings) -> Any:
             from botocore.config import Config
 
             cfg: dict[str, Any] = {
+                # adaptive: botocore's client-side rate limit after throttling answers (the version listing's
+                # pages go through neuromirror.network.pacing; this client's HEADs and GETs through this)
                 "retries": {
                     "max_attempts": int(os.environ.get("NEUROMIRROR_S3_MAX_ATTEMPTS") or 6),
-                    "mode": "standard",
+                    "mode": "adaptive",
                 },
                 "max_pool_connections": WORKERS * 2,
                 "connect_timeout": 20,
