@@ -79,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
         config = load_configs(args.config)
         root = config.resolve_root(args.root)
-    if not root.is_dir():  # a mistyped root: one line, exit 2, not a report of nothing that exits 0
+    cluster_named = getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")
+    # a mistyped root: one line, exit 2, not a report of nothing that exits 0 (a cluster named: its status)
+    if not root.is_dir() and not cluster_named:
         from neuromirror.commands.common import UserError
 
         raise UserError(f"no mirror at {root}: no such directory (pass --root or set NEUROMIRROR_ROOT)")

@@ -338,35 +338,6 @@ def call(
     raise GaveUp(url, n, last)
 
 
-def pace_session(session: object, url: str, ceiling: int = 16) -> None:
-    """Send every request of a ``requests.Session`` through ``url``'s endpoint controller.
-
-    For clients that retry on their own (the dandi client retries 429/5xx with tenacity): the
-    endpoint's Retry-After then holds every thread back, throttled answers lower the in-flight limit
-    of all, and the answers are counted in :func:`.report.since`.
-    """
-    from requests.adapters import HTTPAdapter
-
-    pace = pace_for(url, ceiling)
-
-    class PacedAdapter(HTTPAdapter):
-        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-            if kwargs.get("timeout") is None:  # the dandi client sets none: a stalled answer would hang a sync
-                kwargs["timeout"] = timeout()
-            epoch = pace.acquire()
-            try:
-                r = super().send(request, *args, **kwargs)
-            except BaseException:
-                pace.release(epoch, None)
-                raise
-            code = r.status_code
-            pace.release(epoch, code, retry_after_seconds(r.headers.get("Retry-After")) if code in RETRIED else None)
-            return r
-
-    adapter = PacedAdapter(pool_connections=4, pool_maxsize=ceiling)
-    session.mount(origin(url) + "/", adapter)  # type: ignore[attr-defined]
-
-
 def counters() -> dict[str, EndpointStats]:
     """Every endpoint's counters now, as copies (:mod:`.report` reads them)."""
     with _paces_lock:

@@ -74,7 +74,9 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
     if client is None:
         raise DandiError(f"DANDI API at {api_url} is unreachable: {gist(last) if last else 'no answer'}") from None
     check_api(api_url)
-    pacing.pace_session(client.session, api_url)  # the client retries; the endpoint's pace holds all back
+    from neuromirror.network.adapter import pace_session
+
+    pace_session(client.session, api_url)  # the client retries; the endpoint's pace holds all back
     return client
 
 
