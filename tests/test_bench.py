@@ -393,3 +393,18 @@ def test_bench_read_nwb_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert "read-nwb-neuromirror@10ms N=1: neuromirror:// time over remfile's" in names, names
     assert "read-nwb-neuromirror@10ms N=1: bytes over remfile's" in names, names
     assert "| read-nwb-neuromirror@10ms " in proc.stdout
+
+
+def test_bench_lost_get_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """lost-get (issue 53): a clone's datalad get of 24 kept files and of an old Zarr state the archive lost,
+    each side in a fresh clone, against git annex get --from the store; requests counted, targets evaluated."""
+    proc, doc = run_bench(tmp_path, "--scenarios", "lost-get", "--lost-zarr-chunks", "20", "--lost-rounds", "2")
+    by = {r["scenario"]: r for r in doc["results"]}
+    files, zarr = by["lost-get-files"], by["lost-get-zarr"]
+    assert (files["n"], zarr["n"]) == (24, 20) and files["deleted_versions"] >= 24 and zarr["deleted_versions"] >= 20
+    for row in (files, zarr):
+        assert len(row["rounds"]) == 4 and {r["side"] for r in row["rounds"]} == {"datalad", "annex"}
+        assert (row["datalad_missing"], row["annex_missing"], row["annex_archive_requests"]) == (0, 0, 0), row
+        assert row["ratio"] is not None and len(row["targets"]) == 2
+    assert min(r["present"] for r in files["rounds"]) == 24 and min(r["present"] for r in zarr["rounds"]) >= 20
+    assert sum(t["target"].startswith("lost-get:") for t in doc["targets"]) == 4

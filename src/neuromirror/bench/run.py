@@ -45,6 +45,7 @@ from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, ben
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
+from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_loss import bench_read_loss
@@ -53,7 +54,7 @@ from neuromirror.bench.scenarios.restore import bench_restore, restore_targets
 from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
-from neuromirror.bench.targets import check_targets, network_targets
+from neuromirror.bench.targets import check_targets, lost_get_targets, network_targets
 from neuromirror.util.dates import now_z
 
 ALL = (
@@ -76,6 +77,7 @@ ALL = (
     "soak",
     "archive-quiet",
     "read-nwb",
+    "lost-get",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -172,6 +174,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument(
         "--soak-minutes", type=float, default=0, help="soak: start no cycle after M minutes (default 0: no limit)"
     )
+    g = p.add_argument_group(
+        "lost-get (issue 53): a clone's get of kept files the archive lost, vs git annex get --from"
+    )
+    g.add_argument("--lost-zarr-chunks", type=int, default=10_000, help="lost-get: chunks of the old Zarr state")
+    g.add_argument("--lost-rounds", type=int, default=3, help="lost-get: alternating rounds per side (default 3)")
     _network_options(p)
     p.add_argument(
         "--index-rows",
@@ -299,7 +306,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += archive_quiet_targets(doc["results"])
         doc["targets"] += keep_archive_targets(doc["results"])
         doc["targets"] += restore_targets(doc["results"])
-        doc["targets"] += network_targets(doc["results"])
+        doc["targets"] += network_targets(doc["results"]) + lost_get_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -382,6 +389,7 @@ def _scenarios(
                 ),
             ),
             ("soak", lambda: bench_soak(args, a, work, help_s)),
+            ("lost-get", lambda: bench_lost_get(a, work, help_s, args.lost_zarr_chunks, args.lost_rounds)),
         ]
         for name, run in runs:
             if name in args.scenarios:

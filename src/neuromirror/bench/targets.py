@@ -271,3 +271,35 @@ def network_targets(results: list[dict]) -> list[dict]:
                 }
             )
     return out
+
+
+#: issue 53's targets, on the rows of ``lost-get`` (:mod:`neuromirror.bench.scenarios.lost.lost_get`):
+#: (scenario, field, bound, kind, what) for :func:`row_targets`
+LOST_GET_TARGETS = (
+    (
+        "lost-get-files",
+        "ratio",
+        1.5,
+        "max",
+        "lost-get: datalad get of 24 lost kept files over git annex get --from STORE",
+    ),
+    ("lost-get-files", "datalad_missing", 0, "max", "lost-get: files datalad get left without content"),
+    (
+        "lost-get-zarr",
+        "ratio",
+        1.5,
+        "max",
+        "lost-get: datalad get -r of an old Zarr state's expired chunks over git annex get --from STORE",
+    ),
+    ("lost-get-zarr", "datalad_missing", 0, "max", "lost-get: Zarr chunks datalad get -r left without content"),
+)
+
+
+def lost_get_targets(results: list[dict]) -> list[dict]:
+    """:data:`LOST_GET_TARGETS` as rows of the run's target report (``{target, value, limit, ok, note}``)."""
+    out = []
+    for row in results:
+        for t in row_targets(row, LOST_GET_TARGETS):
+            note = f"N={row['n']}: datalad {row['datalad_s']} s, git annex {row['annex_s']} s"
+            out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
+    return out
