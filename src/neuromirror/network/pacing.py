@@ -33,7 +33,7 @@ import random
 import threading
 import time
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Container, Iterator, Optional, TypeVar
 from urllib.parse import urlsplit
 
 from neuromirror.network.stats import EndpointStats
@@ -63,11 +63,13 @@ T = TypeVar("T")
 class GaveUp(Exception):
     """A request the archive never answered well: retried with backoff, then given up on, loudly."""
 
-    def __init__(self, url: str, attempts: int, last: str):
+    def __init__(self, url: str, attempts: int, last: str, cause: Any = None):
         super().__init__(f"{url}: no answer after {attempts} attempts (last: {last})")
         self.url = url
         self.attempts = attempts
         self.last = last
+        #: the last attempt's exception or retried answer, for a caller that words its own error (not pickled)
+        self.cause = cause
 
     def __reduce__(self) -> tuple:
         return (GaveUp, (self.url, self.attempts, self.last))  # from a worker process to the sync, whole
@@ -254,7 +256,11 @@ def far(url: Optional[str] = None) -> bool:
     """Whether ``url``'s endpoint (any endpoint, without one) answers from farther than :data:`NEAR`:
     where more requests in flight, or a listing split in ranges, pay for themselves."""
     with _paces_lock:
-        paces = [_paces[origin(url)]] if url and origin(url) in _paces else [] if url else list(_paces.values())
+        if url is None:
+            paces = list(_paces.values())
+        else:
+            known = _paces.get(origin(url))
+            paces = [known] if known is not None else []
     return any(p.min_rtt is not None and p.min_rtt > NEAR for p in paces)
 
 
@@ -300,19 +306,24 @@ def call(
     retry_after: Callable[[T], Optional[str]],
     *,
     transient: tuple[type[BaseException], ...] = (OSError,),
+    retried: Container[int] = RETRIED,
     ceiling: int = 32,
     most: Optional[int] = None,
     tries: Optional[int] = None,
+    round_trip: bool = True,
 ) -> T:
     """``send()`` through ``url``'s controller until an answer that is not worth retrying.
 
-    A :data:`RETRIED` status or a ``transient`` exception is asked again after :func:`backoff`
+    A ``retried`` status or a ``transient`` exception is asked again after :func:`backoff`
     (and after the endpoint's Retry-After, which every request to it waits for), ``tries`` times
-    in all (default :func:`attempts`); then :class:`GaveUp`.  Any other answer is returned as it is.
+    in all (default :func:`attempts`); then :class:`GaveUp`, whose ``cause`` is the last exception or
+    answer.  Any other answer is returned as it is.  ``round_trip``: an answer's time is a round trip
+    (a HEAD's), which sizes the endpoint's ceiling; not a listing page's, whose body takes its own time.
     """
     pace = pace_for(url, ceiling, most)
     n = tries or attempts()
     last = "no attempt"
+    cause: Any = None
     for attempt in range(n):
         if attempt:
             pace.stats.retries += 1  # not under the lock: a counter read for reports only
@@ -323,19 +334,20 @@ def call(
             answer = send()
         except transient as exc:
             pace.release(epoch, None)
-            last = f"{type(exc).__name__}: {exc}"[:200]
+            last, cause = f"{type(exc).__name__}: {exc}"[:200], exc
             continue
         except BaseException:
             pace.release(epoch, None)
             raise
         code = status(answer)
-        pace.release(epoch, code, retry_after_seconds(retry_after(answer)) if code in RETRIED else None)
-        if code not in RETRIED:
-            pace.observe(time.monotonic() - sent)
+        pace.release(epoch, code, retry_after_seconds(retry_after(answer)) if code in retried else None)
+        if code not in retried:
+            if round_trip:
+                pace.observe(time.monotonic() - sent)
             return answer
-        last = f"HTTP {code}"
+        last, cause = f"HTTP {code}", answer
     pace.stats.gave_up += 1
-    raise GaveUp(url, n, last)
+    raise GaveUp(url, n, last, cause)
 
 
 def counters() -> dict[str, EndpointStats]:

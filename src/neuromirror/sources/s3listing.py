@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any, Iterator, Optional
@@ -242,16 +241,14 @@ def _error(status: int, body: bytes, op: str = "ListObjectVersions") -> Exceptio
 def _page(
     client: Any, params: dict, prefixes: Optional[list[str]] = None
 ) -> tuple[list[dict], list[dict], Optional[str], Optional[str]]:
-    """One page, retried as the client's configuration says (``retries.max_attempts``).
+    """One page, through the endpoint's pace (:func:`neuromirror.network.pacing.call`), retried as the
+    client's configuration says (``retries.max_attempts``): a 429 or 5xx, no answer, or a body cut short.
 
     Transport failures are raised as botocore's exceptions (``EndpointConnectionError``,
     ``ConnectTimeoutError``, ``ReadTimeoutError``), as the paginator would raise them.
     """
     import urllib3
-    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
-    from urllib3.exceptions import ConnectTimeoutError as ConnectTimeout
-    from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
-    from urllib3.exceptions import ReadTimeoutError as ReadTimeout
+    from urllib3.exceptions import HTTPError
 
     url = client.generate_presigned_url("list_object_versions", Params=params, ExpiresIn=3600)
     cfg = client.meta.config
@@ -259,46 +256,53 @@ def _page(
     timeout = urllib3.Timeout(
         connect=getattr(cfg, "connect_timeout", None) or 60, read=getattr(cfg, "read_timeout", None) or 120
     )
-    endpoint = url.split("?", 1)[0]
-    pace = pacing.pace_for(url, LISTING_CEILING, LISTING_MOST)  # shared with the pins' HEADs: one endpoint, one pace
-    last: Optional[BaseException] = None
-    for attempt in range(attempts):
-        if attempt:
-            pace.stats.retries += 1
-            time.sleep(pacing.backoff(attempt))
-        epoch = pace.acquire()
-        status: Optional[int] = None
-        try:
-            r = _pool(url).request("GET", url, timeout=timeout)
-            status = r.status
-            if r.status >= 500 or r.status == 429:
-                last = _error(r.status, r.data)
-                pace.release(epoch, status, pacing.retry_after_seconds(r.headers.get("Retry-After")))
-                epoch = -1
-            elif r.status != 200:
-                raise _error(r.status, r.data)
-            else:
-                pace.release(epoch, status)
-                epoch = -1
-                return _parse(r.data, prefixes)
-        except (HTTPError, OSError) as exc:  # what requests called ConnectTimeout, ReadTimeout, ConnectionError
-            status = None
-            reason = exc.reason if isinstance(exc, MaxRetryError) else exc
-            # urllib3's NewConnectionError (refused) is a ConnectTimeoutError too: requests told them apart so
-            if isinstance(reason, ConnectTimeout) and not isinstance(reason, NewConnectionError):
-                last = ConnectTimeoutError(endpoint_url=endpoint)
-            elif isinstance(reason, ReadTimeout):
-                last = ReadTimeoutError(endpoint_url=endpoint)
-            else:  # refused, reset, a body cut short by the connection
-                last = EndpointConnectionError(endpoint_url=endpoint)
-        except ET.ParseError as exc:  # a body cut short: ask again
-            last = exc
-        finally:
-            if epoch != -1:  # not released above: no answer, an answer cut short, or the caller's error
-                pace.release(epoch, status if status != 200 else None)
-    assert last is not None
-    pace.stats.gave_up += 1
-    raise last
+
+    def send() -> tuple[Any, Any]:
+        r = _pool(url).request("GET", url, timeout=timeout)
+        return r, _parse(r.data, prefixes) if r.status == 200 else None  # a body cut short: ParseError, again
+
+    try:
+        r, parsed = pacing.call(
+            url,
+            send,
+            lambda answer: answer[0].status,
+            lambda answer: answer[0].headers.get("Retry-After"),
+            transient=(HTTPError, OSError, ET.ParseError),
+            retried=_RETRIED,
+            ceiling=LISTING_CEILING,  # shared with the pins' HEADs: one endpoint, one pace
+            most=LISTING_MOST,
+            tries=attempts,
+            round_trip=False,
+        )
+    except pacing.GaveUp as exc:
+        raise _given_up(exc.cause, url.split("?", 1)[0]) from None
+    if r.status != 200:
+        raise _error(r.status, r.data)
+    return parsed
+
+
+#: answers a page is asked again after (any 5xx, as botocore's standard mode; and 429)
+_RETRIED = frozenset({429, *range(500, 600)})
+
+
+def _given_up(cause: Any, endpoint: str) -> BaseException:
+    """The last failure of a page given up on, as botocore would raise it."""
+    from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+    from urllib3.exceptions import ConnectTimeoutError as ConnectTimeout
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+    from urllib3.exceptions import ReadTimeoutError as ReadTimeout
+
+    if isinstance(cause, tuple):  # the last answer: a 429 or 5xx, with what its body said
+        return _error(cause[0].status, cause[0].data)
+    if isinstance(cause, ET.ParseError):
+        return cause
+    reason = cause.reason if isinstance(cause, MaxRetryError) else cause
+    # urllib3's NewConnectionError (refused) is a ConnectTimeoutError too: requests told them apart so
+    if isinstance(reason, ConnectTimeout) and not isinstance(reason, NewConnectionError):
+        return ConnectTimeoutError(endpoint_url=endpoint)
+    if isinstance(reason, ReadTimeout):
+        return ReadTimeoutError(endpoint_url=endpoint)
+    return EndpointConnectionError(endpoint_url=endpoint)  # refused, reset, a body cut short by the connection
 
 
 def _parse_tree(
