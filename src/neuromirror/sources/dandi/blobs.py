@@ -86,6 +86,14 @@ class _Inline(Executor):
         return f
 
 
+def cached_pins(state: SourceState, blobs: set[str]) -> dict:
+    """blob -> the S3 version the index knows for it (or None): one query for a page, not one per blob."""
+    get_many = getattr(state, "cache_get_many", None)
+    if get_many is not None:
+        return dict(get_many(PIN_NAMESPACE, blobs))
+    return {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
+
+
 class AssetEntries(DandiAPI):
     """The part of :class:`~neuromirror.sources.dandi.source.DandiSource` that makes a page's entries."""
 
@@ -99,8 +107,6 @@ class AssetEntries(DandiAPI):
     dataset_path: Optional[Path] = None
     _s3_endpoints: tuple[str, ...]
     _session: requests.Session
-    #: pins asked while the version is listed (:meth:`pin_ahead`); a snapshot sets its own
-    _pin_ahead: PinAhead = PinAhead(_Inline(), lambda *a: (None, None), lambda a: None, lambda b: {})
     #: HEADs of pins in flight at most (the pool's size): :data:`HEAD_BASE` near the archive, more as far
     #: as its round trip asks (the endpoint's controller, :class:`neuromirror.network.pacing.Pace`)
     head_workers: int = 128
@@ -117,6 +123,7 @@ class AssetEntries(DandiAPI):
         pool: Executor,
         md_pool: Optional[Executor] = None,
         zarrs: Optional[ZarrRun] = None,
+        ahead: Optional[PinAhead] = None,
     ) -> Iterator[Entry]:
         """Turn a page of the listing into entries, pinning unknown blobs concurrently.
 
@@ -197,11 +204,7 @@ class AssetEntries(DandiAPI):
         fresh = [r for r in ready if isinstance(r, tuple)]  # (asset, metadata): the entries still to make
         s3_urls = {a["asset_id"]: self.s3_url(md) for a, md in fresh}
         blobs: set[str] = {a["blob"] for a, _ in fresh if a.get("blob") and s3_urls.get(a["asset_id"])}
-        get_many = getattr(state, "cache_get_many", None)  # one query per page, not one per blob
-        if get_many is not None:
-            pins: dict = get_many(PIN_NAMESPACE, blobs)
-        else:
-            pins = {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
+        pins = cached_pins(state, blobs)
         todo = {
             a["blob"]: (s3_urls[a["asset_id"]], (md.get("digest") or {}).get("dandi:dandi-etag"), a["size"], a["path"])
             for a, md in fresh
@@ -209,7 +212,7 @@ class AssetEntries(DandiAPI):
         }
         with timing.phase("pinning"):  # most asked while the version was listed (:mod:`.pin_ahead`)
             asked = [
-                self._pin_ahead.take(b) or pool.submit(self._pin_or_hold, str(t[0]), t[1], t[2])
+                (ahead and ahead.take(b)) or pool.submit(self._pin_or_hold, str(t[0]), t[1], t[2])
                 for b, t in todo.items()
             ]
             found = [f.result() for f in asked]
@@ -247,14 +250,7 @@ class AssetEntries(DandiAPI):
 
     def pin_ahead(self, pool: Executor, state: SourceState) -> PinAhead:
         """Pins asked from the listing's pages, by ``pool`` (:mod:`.pin_ahead`)."""
-
-        def cached(blobs: set[str]) -> dict:
-            get_many = getattr(state, "cache_get_many", None)
-            if get_many is not None:
-                return get_many(PIN_NAMESPACE, blobs)
-            return {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
-
-        return PinAhead(pool, self._pin_or_hold, self._pin_job, cached)
+        return PinAhead(pool, self._pin_or_hold, self._pin_job, functools.partial(cached_pins, state))
 
     def _pin_job(self, asset: dict) -> Optional[PinJob]:
         """What pinning ``asset``'s blob takes (its S3 URL, dandi-etag, size), if its listing says."""

@@ -32,6 +32,7 @@ from neuromirror.sources.dandi.blobs import HEAD_BASE, AssetEntries
 from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
 from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
+from neuromirror.sources.dandi.pin_ahead import PinAhead
 from neuromirror.sources.dandi.zarr_assets import settle, split_stamp, track_draft, unchanged, zarr_executor, zarr_run
 from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.spec import Spec
@@ -234,37 +235,34 @@ class DandiSource(AssetEntries):
         self.zarr_checksums = states.known() if states is not None else None
         reuse = self._reuse_for(state)
         pool = Workers(HEAD_BASE, self.head_workers, name="pin")  # pins asked while listing; more threads if far
-        self._pin_ahead = self.pin_ahead(pool, state)
-        try:
-            listing = self._list_assets(rd, version, progress, reuse)
-            if listing is None:  # too many assets need their metadata: one listing with it is cheaper
-                listing = self._list_assets(rd, version, progress)
-        except BaseException:
-            self._pin_ahead.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        assert listing is not None
-        zarr_pool = self.zarr_executor
+        ahead = self.pin_ahead(pool, state)
+        listing: Optional[Listing] = None
         own_pool = None
-        if zarr_pool is None:
-            zarr_pool = own_pool = zarr_executor()
-        zarrs = zarr_run(self, snap, state, zarr_pool)
-        page = assets.PAGE_SIZE
         try:
-            with pool, ThreadPoolExecutor(METADATA_WORKERS) as md_pool:
+            listing = self._list_assets(rd, version, progress, reuse, ahead)
+            if listing is None:  # too many assets need their metadata: one listing with it is cheaper
+                listing = self._list_assets(rd, version, progress, None, ahead)
+            assert listing is not None
+            zarr_pool = self.zarr_executor
+            if zarr_pool is None:
+                zarr_pool = own_pool = zarr_executor()
+            zarrs = zarr_run(self, snap, state, zarr_pool)
+            page = assets.PAGE_SIZE
+            with ThreadPoolExecutor(METADATA_WORKERS) as md_pool:
                 batch: list[Any] = []
                 for asset in listing:
                     batch.append(asset)
                     if len(batch) >= page:
-                        yield from self._resolve(batch, snap, state, pool, md_pool, zarrs)
+                        yield from self._resolve(batch, snap, state, pool, md_pool, zarrs, ahead)
                         batch = []
                 if batch:
-                    yield from self._resolve(batch, snap, state, pool, md_pool, zarrs)
+                    yield from self._resolve(batch, snap, state, pool, md_pool, zarrs, ahead)
             check_published(snap)  # a tag is forever: never one with an asset held back
-        finally:
-            self._pin_ahead.cancel()
+        finally:  # pins asked ahead and not taken (a failure) are not waited for
+            ahead.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
-            listing.close()
+            if listing is not None:
+                listing.close()
             if own_pool is not None:
                 own_pool.shutdown(wait=True, cancel_futures=True)
 
@@ -284,7 +282,12 @@ class DandiSource(AssetEntries):
         return Reuse(state, self.api_url, self.zarr_checksums)
 
     def _list_assets(
-        self, rd: Any, version: Any, progress: Optional[ProgressCallback], reuse: Optional[Reuse] = None
+        self,
+        rd: Any,
+        version: Any,
+        progress: Optional[ProgressCallback],
+        reuse: Optional[Reuse] = None,
+        ahead: Optional[PinAhead] = None,
     ) -> Optional[Listing]:
         """The version's complete asset list, spooled to disk and checked for completeness.
 
@@ -313,7 +316,8 @@ class DandiSource(AssetEntries):
                     if not listing.add_asset(asset):
                         problem = f"asset {asset['asset_id']} listed twice (a page repeated)"
                         break
-                    self._pin_ahead.offer(asset)
+                    if ahead is not None:
+                        ahead.offer(asset)
                     if reuse is not None and reuse.too_many(total):
                         self._abandon(listing, reuse)
                         return None
@@ -322,7 +326,8 @@ class DandiSource(AssetEntries):
                         progress("listing", len(listing.ids), expected)
                 if problem is None:
                     listing.flush()
-                self._pin_ahead.flush()
+                if ahead is not None:
+                    ahead.flush()
             except DandiError:
                 listing.close()
                 raise
