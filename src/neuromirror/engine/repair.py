@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from neuromirror.annex.keys import key_from_file
 from neuromirror.annex.logs import log_state, web_log_blobs
+from neuromirror.annex.unregister import unregister_urls
 from neuromirror.sources.urlrule import to_drop
 from neuromirror.util import gitutil
 
@@ -107,24 +107,11 @@ def repair_dataset(ds: Path, report: RepairReport) -> None:
     """Unregister the mutable URLs of ``ds`` that sit beside stable ones, then mark it."""
     pairs = list(mutable_registrations(ds))
     report.datasets += 1
-    for claimed in (False, True):
-        batch = [(k, u) for k, u, c in pairs if c is claimed]
-        if not batch:
-            continue
-        # a plainly logged URL is removed as the web remote's, even where a special remote
-        # would claim it now (git-annex would otherwise remove only the claimed form)
-        remote = [] if claimed else ["--remote", "web"]
-        proc = subprocess.run(
-            ["git", "annex", "unregisterurl", "--batch", *remote, "-c", "annex.alwayscompact=false"],
-            cwd=ds,
-            input="".join(f"{k} {u}\n" for k, u in batch).encode(),
-            capture_output=True,
-            env=gitutil.git_env(),
-        )
-        if proc.returncode != 0:
-            why = proc.stderr.decode(errors="replace").strip().splitlines()
-            report.errors.append(f"{ds}: git annex unregisterurl failed: {why[-1] if why else proc.returncode}")
-            return
+    try:
+        unregister_urls(ds, pairs)
+    except gitutil.GitError as exc:
+        report.errors.append(str(exc))  # "git annex unregisterurl failed in DS: ..."
+        return
     if pairs:
         report.keys += len({k for k, _, _ in pairs})
         report.urls_removed += len(pairs)

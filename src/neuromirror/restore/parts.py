@@ -1,8 +1,7 @@
 """The parts an object is written in, so that its S3 ETag is the one the archive recorded.
 
 DANDI's blobs were all uploaded in the parts its API hands out (dandischema's ``PartGenerator``:
-64 MiB parts, or ``ceil(size / 10,000)`` when 64 MiB ones would make 10,000 or more; a blob up to
-64 MiB is one part), and an asset's ``dandi:dandi-etag`` is that upload's S3 ETag: the MD5 of its
+64 MiB parts, larger when 64 MiB ones would make 10,000 or more; a blob up to 64 MiB is one part), and an asset's ``dandi:dandi-etag`` is that upload's S3 ETag: the MD5 of its
 parts' MD5s, ``-N``.  A blob written back in one ``PutObject`` would carry its plain MD5 instead,
 and a mirror made later, which pins a blob behind a delete marker by the noncurrent version whose
 ETag is the dandi-etag, would find none.  So a DANDI blob is written in the same parts.  Other
@@ -15,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import math
 import re
 from typing import Any, Optional
 
@@ -26,22 +24,17 @@ MIB = 1 << 20
 #: larger objects other than DANDI's blobs go up as a multipart upload, in parts of :data:`PART`
 MULTIPART = 256 * MIB
 PART = 64 * MIB
-#: dandischema's PartGenerator: its default part size and the parts S3 allows
-DANDI_PART = 64 * MIB
-MAX_PARTS = 10_000
 #: the metadata field of a multipart object restore wrote: the ETag its parts make
 META_ETAG = "neuromirror-etag"
 _DANDI_BLOB = re.compile(r"(?:^|/)blobs/[0-9a-f]{3}/[0-9a-f]{3}/[0-9a-f-]{36}$")
 
 
 def dandi_spans(size: int) -> list[tuple[int, int]]:
-    """(offset, size) of each part of a ``size``-byte DANDI upload (dandischema's ``PartGenerator``)."""
-    if size == 0:
-        return []
-    part = DANDI_PART
-    if math.ceil(size / part) >= MAX_PARTS:
-        part = math.ceil(size / MAX_PARTS)
-    return _spans(size, part)
+    """(offset, size) of each part of a ``size``-byte DANDI upload: dandischema's own ``PartGenerator``,
+    the rule the archive's uploads follow (dandischema comes with the dandi client)."""
+    from dandischema.digests.dandietag import PartGenerator
+
+    return [(p.offset, p.size) for p in PartGenerator.for_file_size(size)] if size else []
 
 
 def _spans(size: int, part: int) -> list[tuple[int, int]]:

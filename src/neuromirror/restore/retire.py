@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import log_state
+from neuromirror.annex.unregister import unregister_urls
 from neuromirror.index.version_rows import drop_entry_urls
 from neuromirror.restore.objects import locator_for
 from neuromirror.store.record import flush_journal
-from neuromirror.util import gitutil
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -68,14 +68,7 @@ def replaced(
 def retire(mirror: Mirror, source: str, repo: Path, dead: Sequence[tuple[str, str, bool]]) -> int:
     """Unregister ``dead`` (from :func:`replaced`) on ``repo``'s git-annex branch and drop them from the
     index's file states of ``source``; the caller holds the source's lock.  How many were unregistered."""
-    for claimed in (False, True):
-        batch = [(k, u) for k, u, c in dead if c is claimed]
-        if not batch:
-            continue
-        # a plainly logged URL is removed as the web remote's (as neuromirror repair does)
-        remote = [] if claimed else ["--remote", "web"]
-        lines = "".join(f"{k} {u}\n" for k, u in batch)
-        gitutil.run(repo, "annex", "unregisterurl", "--batch", *remote, input=lines.encode())
+    unregister_urls(repo, dead)  # as neuromirror repair takes URLs back
     if dead:
         flush_journal(repo)
         drop_entry_urls(mirror.index.db.conn, source, [(k, u) for k, u, _ in dead])
