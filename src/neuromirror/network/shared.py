@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
+from multiprocessing import AuthenticationError
 from typing import Any, Optional
 
 from neuromirror.network import pacing
@@ -60,8 +61,10 @@ def _accept(listener: Any) -> None:
     while True:
         try:
             conn = listener.accept()
-        except Exception:  # a worker that failed its key, or the listener closed at exit
+        except AuthenticationError:  # not one of ours: the next
             continue
+        except OSError:  # the listener closed at exit
+            return
         threading.Thread(target=_answer, args=(conn,), name="pace-answer", daemon=True).start()
 
 
@@ -73,10 +76,11 @@ def _answer(conn: Any) -> None:
                 op, endpoint, *args = conn.recv()
             except (EOFError, OSError):
                 return
-            pace = pacing.pace_for(endpoint)
-            if op == "open":
+            if op == "open":  # the worker's ceilings, and how far the endpoint is
                 conn.send(pacing.pace_for(endpoint, int(args[0]), args[1]).min_rtt)
-            elif op == "acquire":
+                continue
+            pace = pacing.pace_for(endpoint)
+            if op == "acquire":
                 conn.send(pace.acquire())
             elif op == "release":
                 pace.release(*args)

@@ -68,21 +68,20 @@ class RoutedExecutor(Executor):
         before_processes: Optional[Callable[[], None]] = None,
     ) -> None:
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix=name)
-        self._processes = processes if isinstance(processes, int) else 1  # decided at the first heavy job
+        #: the worker processes (0: none), or how to count them when the first heavy job comes (what is known then)
+        self._processes = processes
         self._heavy = heavy
         self._pool: Optional[ProcessPoolExecutor] = None
         #: called once before the first worker process starts (what the workers inherit: their environment)
         self._before_processes = before_processes
-        #: the worker processes, or how many to start when the first heavy job comes (what is known then)
-        self._count = processes
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        if self._processes > 0 and args and self._heavy(args[0]):
+        if self._processes and args and self._heavy(args[0]):
             if self._pool is None:
                 if self._before_processes is not None:
                     self._before_processes()
                 self._pool = ProcessPoolExecutor(
-                    max(1, self._count if isinstance(self._count, int) else self._count()),
+                    max(1, self._processes if isinstance(self._processes, int) else self._processes()),
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_die_with,
                     initargs=(os.getpid(),),

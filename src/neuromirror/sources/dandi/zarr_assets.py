@@ -61,7 +61,7 @@ from neuromirror.util.processes import RoutedExecutor, default_processes
 #: Zarrs committed at once by the default executor's threads (their git work: as the CPU allows)
 ZARR_WORKERS = max(1, int(os.environ.get("NEUROMIRROR_ZARR_WORKERS", "4")))
 #: small Zarrs listed at once (S3 listings are round trips: a far archive wants many in flight while
-#: ZARR_WORKERS of them are committed; engine.zarr.job.git_turn)
+#: ZARR_WORKERS of them are committed: engine.zarr.job.mirror_zarr)
 ZARR_LISTINGS = max(ZARR_WORKERS, int(os.environ.get("NEUROMIRROR_ZARR_LISTINGS", str(4 * ZARR_WORKERS))))
 #: a Zarr of at least this many objects (as its checksum says) and at most PROCESS_MAX is mirrored in a
 #: worker process (util.processes): its Python then runs beside the other jobs' instead of taking turns
