@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 from urllib.parse import quote, urlencode
 
 from neuromirror.service.history import STRIP_RUNS, Run
-from neuromirror.service.keeping import copies_section
+from neuromirror.service.keeping import ARCHIVE_WINDOW, LAG_WARNING, pending_lag
 from neuromirror.service.state import short_time
 from neuromirror.util.sizes import human_bytes
 
@@ -205,6 +205,64 @@ def risk_cell(record: Optional[dict]) -> str:
     return (
         f'<span class="{_risk_class(v)} nowrap" title="{e(title)}">{v["kept"]["files"]} kept · '
         f"{v['pinned']['files']} pinned · {v['unpinned']['files']} mutable</span>"
+    )
+
+
+def copies_section(facts: Optional[dict], now: Optional[float] = None) -> str:
+    """``Copies``: per version the files with the wanted verified copies, fewer, none; the stores (one
+    that is down said so); the last rolling check; the keep lag, with a warning near the archive's window."""
+    import time
+
+    last = (facts or {}).get("last") or {}
+    copies = last.get("copies")
+    if not copies:
+        return ""
+    now = time.time() if now is None else now
+    rows = "\n".join(
+        f'<tr class="{"risk-kept" if v["ok"] else "risk-pinned" if not v["none"]["files"] else "risk-unpinned"}">'
+        f"<td>{e(v['version'])}</td><td>{v['enough']['files']} ({human_bytes(v['enough']['bytes'])})</td>"
+        f"<td>{v['fewer']['files']} ({human_bytes(v['fewer']['bytes'])})</td>"
+        f"<td>{v['none']['files']} ({human_bytes(v['none']['bytes'])})</td><td>{e(v.get('oldest_check') or 'never')}</td>"
+        f"<td>{e(', '.join(a['path'] for a in v['at_risk'][:5]) + (' …' if v['at_risk_count'] > 5 else ''))}</td></tr>"
+        for v in copies["versions"]
+    )
+    stores = "".join(
+        f"<li>{e(s['url'])}: "
+        + (
+            f"{s['files']} file(s) held"
+            if s["up"]
+            else f'<span class="risk-unpinned">DOWN: {e(s["error"])}</span> (retried next cycle)'
+        )
+        + "</li>"
+        for s in last.get("stores") or []
+    )
+    check = last.get("verify") or {}
+    check_line = (
+        f"<p>Last rolling check ({check.get('fraction', 0):.1%} of the stored copies): {check.get('checked', 0)} re-read, "
+        f"{len(check.get('bad', []))} bad, {len(check.get('missing', []))} missing, {check.get('repaired', 0)} re-kept.</p>"
+        if check
+        else ""
+    )
+    lag = (facts or {}).get("lag")
+    pending = pending_lag(last, now)
+    worst = max([x for x in (pending, lag["lag"] if lag else None) if x is not None], default=None)
+    warn = (
+        f'<p class="risk-unpinned">Keep lag {worst / 86400:.1f} days: near the archive\'s {ARCHIVE_WINDOW / 86400:.0f}-day '
+        "window after which it drops unreferenced blobs.</p>"
+        if worst is not None and worst >= LAG_WARNING
+        else ""
+    )
+    lag_line = (
+        "<p>Keep lag: "
+        + (f"last {lag['label']}: {lag['lag'] / 3600:.1f} h" if lag else "not measured yet")
+        + (f"; waiting for copies: {pending / 3600:.1f} h" if pending is not None else "")
+        + "</p>"
+    )
+    return (
+        f"<h2>Copies (wanted: {copies['wanted']})</h2>\n<ul>{stores}</ul>\n"
+        '<table class="risk"><thead><tr><th>version</th><th>enough</th><th>fewer</th><th>none</th>'
+        f"<th>oldest check</th><th>at risk</th></tr></thead><tbody>\n{rows}\n</tbody></table>\n"
+        f"{check_line}\n{lag_line}\n{warn}"
     )
 
 
