@@ -8,6 +8,7 @@ and the logs say what git-annex's own ``setpresentkey`` says in a twin repositor
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -98,3 +99,29 @@ def test_record_present_writes_what_setpresentkey_writes(
     git(ours, "annex", "setpresentkey", keys[-1], uuid, "0")
     git(ours, "annex", "merge", "-q")
     assert uuid not in _whereis(ours, keys[-1])
+
+
+def test_a_key_recorded_again_after_git_annex_recorded_it_gone_stays_recorded(tmp_path: Path) -> None:
+    """verify --stores' repair: git-annex's ``setpresentkey KEY UUID 0`` (its clock: whole seconds, one on
+    from a line of the same second), then the store's copy re-kept and recorded here, then git-annex writes
+    again (merging its index with the branch: a union, the dropped ``0`` line back). The key stays in the
+    store: the line written here is newer than git-annex's, even with its clock ahead of ours."""
+    import time
+
+    from neuromirror.store import record
+
+    repo = tmp_path / "ds"
+    key, other = _annex_repo(repo, 2)
+    store = DirectoryStore(tmp_path / "store")
+    uuid = store.identity.uuid
+    assert record.record_present(repo, store, [key]) == 1
+    ahead = dict(os.environ, GIT_ANNEX_VECTOR_CLOCK=str(int(time.time()) + 100))
+    subprocess.run(["git", "annex", "setpresentkey", key, uuid, "0"], cwd=repo, env=ahead, check=True)
+    assert record.record_absent(repo, uuid, [key]) == 0  # already gone: git-annex's journal flushed
+    assert uuid not in _whereis(repo, key)
+
+    assert record.record_present(repo, store, [key]) == 1
+    git(repo, "annex", "setpresentkey", other, uuid, "1")  # git-annex's index merges the branch
+    git(repo, "annex", "merge", "-q")
+    assert uuid in _whereis(repo, key) and uuid in _whereis(repo, other)
+    assert log_state(branch_logs(repo, [key])[key])[uuid] is True

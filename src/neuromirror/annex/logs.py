@@ -106,5 +106,27 @@ def add_present(existing: Optional[bytes], stamp: str, values: Iterable[str]) ->
         return None
     lines = existing.decode().splitlines()
     kept = [line for line in lines if line.split(" ", 2)[-1] not in todo]
-    kept += [f"{stamp} 1 {v}" for v in todo]
+    kept += [f"{_after(lines, stamp, v)} 1 {v}" for v in todo]
     return ("\n".join(kept) + "\n").encode()
+
+
+def _after(lines: list[str], stamp: str, value: str) -> str:
+    """``stamp``, or one second past the newest line of ``value`` when that is not older (git-annex's
+    vector clock rule, ``advanceVectorClock``).
+
+    git-annex stamps in whole seconds and, to win over a line of the same second, one second on:
+    ``setpresentkey KEY UUID 0`` just after a present line stamped ``T.5`` writes ``T+1.5``.  A line
+    dropped from the log here comes back when git-annex next merges the branch into its index (a
+    union merge), so the line written here must be newer than it, or the key reads as gone.
+    """
+    newest = max((_stamp_of(line) for line in lines if line.split(" ", 2)[-1] == value), default=None)
+    if newest is None or float(stamp.rstrip("s")) > newest:
+        return stamp
+    return f"{newest + 1:.9f}s"
+
+
+def _stamp_of(line: str) -> float:
+    try:
+        return float(line.split(" ", 1)[0].rstrip("s"))
+    except ValueError:
+        return 0.0
