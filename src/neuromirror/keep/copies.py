@@ -23,7 +23,7 @@ from neuromirror.keep.locations import Locations
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.record import store_uuids
-from neuromirror.util.dates import iso_z
+from neuromirror.util.dates import iso_seconds, iso_z
 from neuromirror.util.sizes import human_bytes
 
 if TYPE_CHECKING:
@@ -233,13 +233,7 @@ def _timestamp(value: Any) -> Optional[float]:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    from datetime import datetime, timezone
-
-    try:
-        d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp()
+    return iso_seconds(str(value))
 
 
 def copies_report(mirror: Any, specs: Sequence[Spec], on_file: Optional[OnFile] = None) -> list[VersionCopies]:

@@ -163,14 +163,14 @@ def _mtime(place: Optional[Path], name: str) -> Optional[float]:
 
 def _last_modified(row: Any) -> Optional[float]:
     """A manifest entry's ``lastModified`` (ISO 8601) as seconds since the epoch; a directory's: its newest file's."""
-    from datetime import datetime
+    from neuromirror.util.dates import iso_seconds
 
     if isinstance(row, dict):
         times = [t for v in row.values() if isinstance(v, list) and (t := _last_modified(v)) is not None]
         return max(times) if times else None
     try:
-        return datetime.fromisoformat(str(row[1]).replace("Z", "+00:00")).timestamp()
-    except (ValueError, IndexError):
+        return iso_seconds(str(row[1]))
+    except IndexError:
         return None
 
 

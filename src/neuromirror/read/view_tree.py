@@ -416,15 +416,9 @@ class Tree:
 
 def _parse_date(text: Optional[str]) -> Optional[float]:
     """An index date (ISO 8601; naive ones are UTC) as seconds since the epoch."""
-    if not text:
-        return None
-    from datetime import datetime, timezone
+    from neuromirror.util.dates import iso_seconds
 
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+    return iso_seconds(text)
 
 
 def _row_date(v: dict) -> Optional[float]:

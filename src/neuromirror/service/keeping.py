@@ -248,10 +248,10 @@ LAG_WARNING = 5 * 86400.0
 
 def pending_lag(record: Optional[dict], now: float) -> Optional[float]:
     """How long the oldest version of the last keep record still short of its wanted copies has waited."""
-    from datetime import datetime
+    from neuromirror.util.dates import parse_iso
 
     waits = []
     for v in ((record or {}).get("copies") or {}).get("versions", []):
-        if not v.get("ok") and v.get("seen"):
-            waits.append(now - datetime.fromisoformat(v["seen"].replace("Z", "+00:00")).timestamp())
+        if not v.get("ok") and (seen := parse_iso(v.get("seen"), strict=True)) is not None:
+            waits.append(now - seen.timestamp())
     return max(waits, default=None)

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Optional
 from urllib.parse import unquote
 
 from neuromirror.network import pacing
+from neuromirror.util.dates import parse_iso
 
 ATTEMPTS = 8
 #: listing requests in flight to one endpoint at most (Zarr jobs x listing clients); the controller may allow fewer
@@ -72,9 +73,7 @@ def _strip_ns(tag: str) -> str:
 
 
 def _time(text: Optional[str]) -> Optional[datetime]:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parse_iso(text, strict=True)
 
 
 #: a namespace prefix on an element (``<s3:Version>``): looked for where the answer starts, as a

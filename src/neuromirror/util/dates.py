@@ -14,15 +14,28 @@ from typing import Any, Optional, Union, overload
 ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def parse_iso(text: Any) -> Optional[datetime]:
-    """An aware datetime (naive ones taken as UTC), or None for anything that is not one."""
+def parse_iso(text: Any, *, strict: bool = False) -> Optional[datetime]:
+    """An aware datetime (naive ones taken as UTC), or None for anything that is not one.
+
+    With ``strict`` only a missing time (None, "") is None: text that is not ISO 8601 raises ValueError.
+    """
     if not isinstance(text, str) or not text:
+        if strict and text is not None and text != "":
+            raise ValueError(f"not an ISO 8601 time: {text!r}")
         return None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        if strict:
+            raise
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def iso_seconds(text: Any) -> Optional[float]:
+    """:func:`parse_iso` as seconds since the epoch; None for anything that is not a time."""
+    dt = parse_iso(text)
+    return None if dt is None else dt.timestamp()
 
 
 @overload
