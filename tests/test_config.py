@@ -13,8 +13,9 @@ from neuromirror.cli import main
 from neuromirror.config import options as config_mod
 from neuromirror.config.load import load_config, load_configs, sync_targets
 from neuromirror.config.reader import ConfigError
-from neuromirror.config.schedule import Backoff, Schedule, cron_trigger, format_duration, parse_duration
+from neuromirror.config.schedule import Backoff, Schedule, cron_trigger, parse_duration
 from neuromirror.spec import parse_spec
+from neuromirror.util.dates import format_duration
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "mirrors").glob("*-example.yaml"))

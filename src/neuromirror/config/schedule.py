@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
+from neuromirror.util.dates import format_duration
+
 DEFAULT_TIMEZONE = "UTC"
 CRON_ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -125,18 +127,6 @@ def parse_duration(value: Any) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"a duration must be positive, got {value!r}")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    if seconds != int(seconds) or seconds < 1:
-        return f"{seconds:g}s"
-    s = int(seconds)
-    out = ""
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if s >= n:
-            out += f"{s // n}{unit}"
-            s %= n
-    return out or "0s"
 
 
 _DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]

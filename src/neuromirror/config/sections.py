@@ -14,8 +14,9 @@ from typing import Any, Optional
 from neuromirror.config.model import KEEP_VERSIONS, KeepPolicy
 from neuromirror.config.reader import Node, Reader, kind_of
 from neuromirror.config.rules import Rule, duration, flag, number, read_fields, read_value, size, valid, whole
-from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger, format_duration
+from neuromirror.config.schedule import Backoff, Schedule, check_timezone, cron_trigger
 from neuromirror.spec import SpecError, parse_spec
+from neuromirror.util.dates import format_duration
 
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
 KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget", "expire_after")

@@ -17,8 +17,9 @@ from typing import Callable, Iterator, Optional, Sequence, TypedDict, cast
 
 from neuromirror.dataset.version import is_plumbing
 from neuromirror.pin.clone import check_paths, install_subdataset, split_paths
-from neuromirror.pin.retrieve import ALLOW_IP_ENV, RetrieveError, fmt_bytes, fmt_duration, gist
+from neuromirror.pin.retrieve import ALLOW_IP_ENV, RetrieveError, fmt_bytes, gist
 from neuromirror.util import gitutil
+from neuromirror.util.dates import format_duration
 from neuromirror.util.progress import ByteProgress
 
 
@@ -45,7 +46,7 @@ class GetReport:
         kinds = "/".join(sorted(self.backends)) or "-"
         text = (
             f"fetched {self.fetched} file(s), {fmt_bytes(self.fetched_bytes)}, verified by git-annex ({kinds} keys)"
-            f" in {fmt_duration(self.seconds)}"
+            f" in {format_duration(self.seconds, 'clock')}"
         )
         if self.present:
             text += f"; {self.present} already present"

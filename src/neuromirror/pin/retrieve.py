@@ -18,8 +18,8 @@ dataset can be cloned from), :mod:`~neuromirror.pin.clone` (steps 1 and
 2, subdatasets included), :mod:`~neuromirror.pin.fetch` (step 3) and
 :mod:`~neuromirror.pin.filelist` (what a version holds, and its digest).
 This module holds what they share: the error they raise, the
-``--allow-ip`` setting loopback archives need, and how sizes and times are
-shown.
+``--allow-ip`` setting loopback archives need, and how sizes are shown (times:
+:func:`neuromirror.util.dates.format_duration`).
 """
 
 from __future__ import annotations
@@ -53,12 +53,3 @@ def allow_ip_default(value: Optional[str]) -> Optional[str]:
 # -- formatting -----------------------------------------------------------
 def fmt_bytes(n: Optional[int]) -> str:
     return human_bytes(n, none="?")
-
-
-def fmt_duration(seconds: float) -> str:
-    s = int(seconds + 0.5)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

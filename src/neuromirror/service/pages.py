@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 from neuromirror.service.history import STRIP_RUNS, Run
 from neuromirror.service.keeping import ARCHIVE_WINDOW, LAG_WARNING, pending_lag
 from neuromirror.service.state import short_time
+from neuromirror.util.dates import format_duration
 from neuromirror.util.sizes import human_bytes
 
 #: order of the overview: what needs a person first
@@ -77,16 +78,6 @@ def source_href(sid: str, prefix: str = "") -> str:
     return f"{prefix}source/{quote(sid, safe='')}"
 
 
-def duration_text(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
-
-
 def _height(seconds: Optional[float]) -> int:
     """Bar height in px: 6 for a second or less, 24 for a day or more, log scale between."""
     if seconds is None:
@@ -95,7 +86,7 @@ def _height(seconds: Optional[float]) -> int:
 
 
 def run_title(run: Run) -> str:
-    parts = [short_time(run.started), run.outcome, duration_text(run.duration), run.changes()]
+    parts = [short_time(run.started), run.outcome, format_duration(run.duration, "words"), run.changes()]
     if run.versions:
         parts.append("versions " + ", ".join(run.versions))
     if run.error:
@@ -129,7 +120,7 @@ def last_run_text(runs: list[Run]) -> str:
     if r.outcome == "running":
         return f"running since {short_time(r.started)}"
     changes = r.changes()
-    return f"{r.outcome}, {duration_text(r.duration)}" + (f", {changes}" if changes != "-" else "")
+    return f"{r.outcome}, {format_duration(r.duration, 'words')}" + (f", {changes}" if changes != "-" else "")
 
 
 def _disk(report: dict) -> str:
@@ -445,7 +436,7 @@ def render_source_page(
     strip_runs = list(reversed(history[:STRIP_RUNS]))
     run_rows = "\n".join(
         f'<tr id="run-{r.id}"><td class="num">{r.id}</td><td>{e(r.trigger or "-")}</td>'
-        f'<td class="time">{e(short_time(r.started))}</td><td class="num">{e(duration_text(r.duration))}</td>'
+        f'<td class="time">{e(short_time(r.started))}</td><td class="num">{e(format_duration(r.duration, "words"))}</td>'
         f'<td><span class="st st-{OUTCOME_BADGE.get(r.outcome, "never-synced")}">{e(r.outcome)}</span></td>'
         f"<td>{e(r.changes())}</td><td>{e(', '.join(r.versions) or '-')}</td>"
         f'<td class="err">{e(r.error or "")}</td></tr>'

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig, SourceConfig
-from neuromirror.config.schedule import format_duration
 from neuromirror.read.landing import routes_line
 from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery, snapshot
@@ -33,7 +32,7 @@ from neuromirror.service.risk import add_risks, risk_after_sync
 from neuromirror.service.state import STATE_FILE, SourceRuntime, now_utc, status_report
 from neuromirror.service.stopping import Interrupted, StoppableSource, progress_until_stopped
 from neuromirror.sources.base import Source
-from neuromirror.util.dates import iso_z
+from neuromirror.util.dates import format_duration, iso_z
 
 log = logging.getLogger("neuromirror.service")
 

@@ -1,14 +1,15 @@
-"""Timestamps: read as the archives write them (ISO 8601, often with a 'Z'), written one way.
+"""Timestamps: read as the archives write them (ISO 8601, often with a 'Z'), written one way; durations as text.
 
 What neuromirror writes (reports, JSON, pages, the service state) is UTC to the second with a
 'Z': ``2024-03-02T12:00:00Z``, from a datetime (naive ones taken as UTC) or seconds since the epoch.
+A number of seconds is shown by :func:`format_duration`, in the shape its reader wants.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any, Optional, Union, overload
+from typing import Any, Literal, Optional, Union, overload
 
 #: the one shape of a time neuromirror writes
 ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
@@ -59,3 +60,41 @@ def iso_z(when: Union[datetime, float, None]) -> Optional[str]:
 def now_z() -> str:
     """Now, as :func:`iso_z` writes it."""
     return time.strftime(ISO_Z, time.gmtime())
+
+
+#: the shapes :func:`format_duration` writes
+DurationStyle = Literal["exact", "clock", "words"]
+
+
+def format_duration(seconds: Optional[float], style: DurationStyle = "exact") -> str:
+    """Seconds as text, in one of three shapes.
+
+    ``exact`` (a mirror definition's durations: what ``config.schedule.parse_duration`` reads back):
+    ``1m30s``, ``1h``, ``1d1m``, ``0.5s``. ``clock`` (get's and reproduce's reports, rounded to the
+    second): ``7s``, ``4m05s``, ``2h03m``. ``words`` (the status pages): ``12.3 s``, ``4 min 5 s``,
+    ``2 h 3 min``. None (never measured) is ``-``.
+    """
+    if seconds is None:
+        return "-"
+    if style == "clock":
+        s = int(seconds + 0.5)
+        if s < 60:
+            return f"{s}s"
+        if s < 3600:
+            return f"{s // 60}m{s % 60:02d}s"
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if style == "words":
+        if seconds < 60:
+            return f"{seconds:.1f} s"
+        if seconds < 3600:
+            return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    if seconds != int(seconds) or seconds < 1:
+        return f"{seconds:g}s"
+    whole = int(seconds)
+    out = ""
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= n:
+            out += f"{whole // n}{unit}"
+            whole %= n
+    return out or "0s"
