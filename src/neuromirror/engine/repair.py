@@ -56,14 +56,18 @@ class RepairReport:
         }
 
 
-def is_marked(ds: Path) -> bool:
-    # read by every sync: the file, when it plainly carries the mark, spares a git process
+def url_rule_applied(ds: Path) -> bool:
+    """Whether ``ds`` carries the mark that its URLs were repaired under this URL rule.
+
+    Read by every sync: the file, when it plainly carries the mark, spares a git process.
+    """
     if gitutil.config_file_value(ds / ".git" / "config", "neuromirror", "urlrule") == RULE_VERSION:
         return True
     return gitutil.out(ds, "config", "--local", "--get", MARK, check=False) == RULE_VERSION
 
 
-def mark(ds: Path) -> None:
+def mark_url_rule_applied(ds: Path) -> None:
+    """Write the mark :func:`url_rule_applied` reads (``neuromirror.engine.urlrule`` in its git config)."""
     gitutil.run(ds, "config", "--local", MARK, RULE_VERSION)
 
 
@@ -71,7 +75,7 @@ def repair_tree(top: Path, *, force: bool = False) -> RepairReport:
     """Repair ``top`` and every dataset nested in it (unmarked ones only, unless ``force``)."""
     report = RepairReport()
     for ds in datasets_under(top):
-        if force or not is_marked(ds):
+        if force or not url_rule_applied(ds):
             repair_dataset(ds, report)
     return report
 
@@ -121,4 +125,4 @@ def repair_dataset(ds: Path, report: RepairReport) -> None:
     if left:
         report.errors.append(f"{ds}: {len(left)} mutable URL(s) still registered, e.g. {left[0]}")
         return
-    mark(ds)
+    mark_url_rule_applied(ds)

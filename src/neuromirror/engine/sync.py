@@ -444,7 +444,7 @@ def _repair_once(ds: Path, report: SyncReport) -> None:
     """A dataset made by an earlier version: take back its mutable URLs, once (see :mod:`.repair`)."""
     from neuromirror.engine import repair
 
-    if repair.is_marked(ds):
+    if repair.url_rule_applied(ds):
         return
     rep = repair.repair_tree(ds)
     if rep.urls_removed:
