@@ -32,7 +32,6 @@ from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, pl
 from neuromirror.restore.report import RestoreReport, write_entry
 from neuromirror.restore.retire import replaced, retire
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
-from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
 if TYPE_CHECKING:
@@ -265,10 +264,11 @@ def _register(
     mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, str]]], target: S3Target | DirTarget
 ) -> tuple[int, int]:
     """The restored objects' versioned URLs not on the branch yet, registered for their keys
-    (``git annex registerurl --batch``): a rerun, or a run after a killed one, records what is missing only;
+    (git-annex's ``registerurl``, through the branch's one writer: :mod:`neuromirror.annex.branch_writer`):
+    a rerun, or a run after a killed one, records what is missing only;
     then the URLs of the versions they replaced that the bucket no longer holds retired (:mod:`.retire`).
     (URLs registered, URLs retired)."""
-    from neuromirror.store.record import flush_journal
+    from neuromirror.annex.branch_writer import flush_journal, register_urls
 
     n = gone = 0
     for (source, repo), pairs in sorted(new_urls.items()):
@@ -277,9 +277,7 @@ def _register(
             logs = branch_logs(Path(repo), [k for k, _ in pairs], ".log.web")
             todo = [(k, u) for k, u in pairs if u not in web_urls(logs.get(k))]
             if todo:
-                lines = "".join(f"{key} {url}\n" for key, url in todo)
-                gitutil.run(Path(repo), "annex", "registerurl", "--batch", input=lines.encode())
-                flush_journal(Path(repo))
+                register_urls(Path(repo), todo)
             # the index's file states of those keys too (``urls``, ``keep`` read it; ``reindex`` rebuilds it
             # from the branch): every pair, so that a run killed between the two writes is made whole
             add_entry_urls(mirror.index.db.conn, source, pairs)
