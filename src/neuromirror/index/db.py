@@ -15,6 +15,9 @@ them.  Layout, chosen so that 10^7 file rows never slow ``versions``/``pin``:
 * ``runs``      every sync attempt: start, end, outcome, counts, error.
 * ``cache``     values that never change (a blob's S3 versionId).
 * ``pending``   items seen but not mirrored yet, and why.
+
+Every table of the index (these, and those of keep, verify, search, readers and drills) is made in
+:mod:`.schema`, when the file is opened.
 """
 
 from __future__ import annotations
@@ -82,9 +85,9 @@ class Database:
 
     ``import sqlite_utils`` costs 1.5-2 s (it imports pandas and numpy when they are
     installed), more than a resync with no change or ``neuromirror versions`` may
-    take in all; it is imported only for what needs it (creating the schema, or
-    any other attribute, delegated to a real ``sqlite_utils.Database``), and then
-    without pandas and numpy (:func:`_import_sqlite_utils`).
+    take in all; it is imported only for what needs it (any other attribute, delegated
+    to a real ``sqlite_utils.Database``; the schema is plain SQL, :mod:`.schema`), and
+    then without pandas and numpy (:func:`_import_sqlite_utils`).
     """
 
     def __init__(self, conn: sqlite3.Connection):

@@ -18,7 +18,8 @@ fileset's are exactly the open spans (one range of the ``(source, until, entry_i
 key); whether one entry is in a fileset is a seek on ``(entry_id, since)``.  SQL readers
 (Datasette, ``search``, tests) use the ``version_files`` view, (version_id, entry_id) as
 the table of schema 1 was; Python readers go through :class:`~neuromirror.index.db.Index`'s
-``version_files`` / ``version_files_at``.
+``version_files`` / ``version_files_at``.  The tables, indexes and view are made with the
+rest of the index's schema (:data:`.schema.FILESETS`).
 """
 
 from __future__ import annotations
@@ -28,27 +29,8 @@ import sqlite3
 #: ``until`` of a span still open: larger than any fileset id
 OPEN = 1 << 62
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS filesets (id INTEGER PRIMARY KEY, source TEXT NOT NULL, entries INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS idx_filesets_source ON filesets(source, id)",
-    "CREATE TABLE IF NOT EXISTS fileset_spans (source TEXT NOT NULL, until INTEGER NOT NULL,"
-    " entry_id INTEGER NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (source, until, entry_id)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS idx_fileset_spans_entry ON fileset_spans(entry_id, since)",
-    "CREATE INDEX IF NOT EXISTS idx_versions_fileset ON versions(source, fileset)",
-    # a version's subdatasets (nested totals of `versions`) without reading its other files
-    "CREATE INDEX IF NOT EXISTS idx_entries_subdataset ON entries(source) WHERE checksum_kind = 'subdataset'",
-    "CREATE VIEW IF NOT EXISTS version_files AS SELECT v.id AS version_id, s.entry_id AS entry_id"
-    " FROM versions v JOIN fileset_spans s ON s.source = v.source AND s.until > v.fileset AND s.since <= v.fileset",
-)
-
 #: the spans of the entry ``e`` that put it in the fileset given twice as parameter
 IN_FILESET = "s.entry_id = e.id AND s.since <= ? AND s.until > ?"
-
-
-def create(conn: sqlite3.Connection) -> None:
-    """The tables, indexes and view of the layout (``versions`` and ``entries`` must exist)."""
-    for sql in DDL:
-        conn.execute(sql)
 
 
 def assign_fileset(conn: sqlite3.Connection, source: str, staged: str) -> int:

@@ -1,4 +1,5 @@
-"""When each stored copy was last checked, per key and store; the stores themselves; the copies wanted.
+"""When each stored copy was last checked, per key and store; the stores themselves; the copies wanted;
+the archive URLs readers found gone; the restore drills.
 
 A copy counts as *verified* once its bytes were read back and matched the key: ``keep`` records
 that for every key it put in a store (the bytes were hashed on the way in), ``verify --stores``
@@ -7,7 +8,7 @@ read these rows; the git-annex branch stays the truth of *where* copies are (a c
 this table only says *when* each was last seen right.  A bad copy's row is removed with its
 location-log entry.
 
-Tables (made on first use; dropping them loses only the check times):
+Tables (made when the index is opened, :data:`.schema.STORE_CHECKS`; dropping them loses only the check times):
 
 * ``store_checks (store, key, checked, stored)``: ``store`` the store's UUID, ``checked`` the last
   good check (unix seconds), ``stored`` when neuromirror put it there (None: found there);
@@ -21,47 +22,37 @@ Tables (made on first use; dropping them loses only the check times):
   git-annex branch commits", with the counts the report needs; ``store`` :data:`COUNTS` for the
   version's copies counted over every store.  One row per version and store; a bad or missing copy
   (:func:`forget`) drops its store's marks and every count mark; dropping the table costs one full keep.
+
+And beside them, for the modules above this layer that read and write them (they issue no SQL):
+
+* ``lost_urls (url, key, status, seen)``: an archive URL a reader found gone (:mod:`neuromirror.read.loss`),
+  read and written on a reader's own connection (:func:`open_losses`);
+* ``drills (id, started, finished, scope, ...)``: each restore drill and its report
+  (:mod:`neuromirror.restore.drills`).
+
+An index of an older neuromirror gets the tables it lacks on open; one opened read-only (a Dask worker,
+another user's file) may lack them: the readers below then find nothing and report nothing.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+
+from neuromirror.index.schema import STORE_CHECKS as SCHEMA  # noqa: F401  (bench/scenarios/restore.py)
+from neuromirror.index.schema import ensure_named
 
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS store_checks (store TEXT NOT NULL, key TEXT NOT NULL, checked REAL,"
-    " stored REAL, PRIMARY KEY (store, key)) WITHOUT ROWID",
-    "CREATE INDEX IF NOT EXISTS idx_store_checks_checked ON store_checks(store, checked)",
-    # checks_of asks by key over every store: without it each batch of 900 keys scans the whole table
-    "CREATE INDEX IF NOT EXISTS idx_store_checks_key ON store_checks(key)",
-    "CREATE TABLE IF NOT EXISTS stores (uuid TEXT PRIMARY KEY, url TEXT, kind TEXT, name TEXT, seen REAL)",
-    "CREATE TABLE IF NOT EXISTS copies_wanted (source TEXT PRIMARY KEY, copies INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS keep_lag (version_id INTEGER PRIMARY KEY, source TEXT, label TEXT,"
-    " seen REAL, complete REAL, lag REAL)",
-    "CREATE TABLE IF NOT EXISTS keep_marks (version_id INTEGER NOT NULL, store TEXT NOT NULL, source TEXT,"
-    " fileset INTEGER, version_commit TEXT, terms TEXT, branches TEXT, counts TEXT, marked REAL,"
-    " PRIMARY KEY (version_id, store))",
-)
 #: the ``store`` of a version's mark of its copies counted over every store
 COUNTS = "*copies*"
 _BATCH = 900  # SQLite's variable limit is 999 in old builds
 
 
-def ensure_schema(index: Index) -> None:
-    """The tables, made if missing; on a read-only index the readers below find none and report nothing."""
-    try:
-        for sql in SCHEMA:
-            index.db.execute(sql)
-    except sqlite3.OperationalError:
-        pass  # a read-only index (status of another process's mirror): nothing checked is recorded there
-
-
 def _rows(index: Index, sql: str, args: Sequence = ()) -> list[tuple]:
-    ensure_schema(index)
     try:
         return index.db.conn.execute(sql, list(args)).fetchall()
     except sqlite3.OperationalError:  # no such table: never written here
@@ -69,7 +60,6 @@ def _rows(index: Index, sql: str, args: Sequence = ()) -> list[tuple]:
 
 
 def record_store(index: Index, uuid: str, url: str, kind: str, name: str) -> None:
-    ensure_schema(index)
     with index.transaction():
         index.db.conn.execute(
             "INSERT INTO stores (uuid, url, kind, name, seen) VALUES (?, ?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE"
@@ -88,7 +78,6 @@ def record_checked(
     index: Index, store: str, keys: Iterable[str], *, when: Optional[float] = None, stored: bool = False
 ) -> None:
     """``keys`` read back (or written verified) in ``store`` at ``when``; ``stored``: neuromirror put them there."""
-    ensure_schema(index)
     now = when if when is not None else time.time()
     rows = [(store, k, now, now if stored else None) for k in dict.fromkeys(keys)]
     if not rows:
@@ -104,7 +93,6 @@ def record_checked(
 def forget(index: Index, store: str, keys: Iterable[str]) -> None:
     """A copy found bad or missing: no check time for it any more, and no mark of ``store`` or count mark
     holds (the key's versions are not known here: every one is read in full by the next keep)."""
-    ensure_schema(index)
     with index.transaction():
         index.db.conn.executemany(
             "DELETE FROM store_checks WHERE store=? AND key=?", [(store, k) for k in dict.fromkeys(keys)]
@@ -136,7 +124,6 @@ def set_mark(
     counts: str,
 ) -> None:
     """The version's mark for ``store`` (one row per version and store: replaced)."""
-    ensure_schema(index)
     with index.transaction():
         index.db.conn.execute(
             "INSERT OR REPLACE INTO keep_marks (version_id, store, source, fileset, version_commit, terms, branches,"
@@ -147,7 +134,6 @@ def set_mark(
 
 def restamp_mark(index: Index, version_id: int, store: str, branches: str) -> None:
     """A mark found to hold at newer git-annex branch commits: those recorded."""
-    ensure_schema(index)
     with index.transaction():
         index.db.conn.execute(
             "UPDATE keep_marks SET branches=? WHERE version_id=? AND store=?", [branches, version_id, store]
@@ -156,7 +142,6 @@ def restamp_mark(index: Index, version_id: int, store: str, branches: str) -> No
 
 def drop_marks(index: Index, source: Optional[str] = None) -> None:
     """The marks of a source's versions (None: every mark): its next keep reads them in full."""
-    ensure_schema(index)
     with index.transaction():
         if source is None:
             index.db.conn.execute("DELETE FROM keep_marks")
@@ -166,7 +151,6 @@ def drop_marks(index: Index, source: Optional[str] = None) -> None:
 
 def checks_of(index: Index, keys: Sequence[str]) -> dict[str, dict[str, float]]:
     """key -> {store uuid: last good check} for ``keys``."""
-    ensure_schema(index)
     out: dict[str, dict[str, float]] = {}
     keys = list(dict.fromkeys(keys))
     for i in range(0, len(keys), _BATCH):
@@ -180,7 +164,6 @@ def checks_of(index: Index, keys: Sequence[str]) -> dict[str, dict[str, float]]:
 
 def stored_times(index: Index, keys: Sequence[str]) -> dict[str, list[float]]:
     """key -> when neuromirror put it in each store (the keep lag's end points)."""
-    ensure_schema(index)
     out: dict[str, list[float]] = {}
     keys = list(dict.fromkeys(keys))
     for i in range(0, len(keys), _BATCH):
@@ -192,7 +175,6 @@ def stored_times(index: Index, keys: Sequence[str]) -> dict[str, list[float]]:
 
 
 def set_wanted(index: Index, source: str, copies: int) -> None:
-    ensure_schema(index)
     with index.transaction():
         index.db.conn.execute(
             "INSERT INTO copies_wanted (source, copies) VALUES (?, ?) ON CONFLICT(source) DO UPDATE"
@@ -208,7 +190,6 @@ def wanted(index: Index, source: str, default: int = 1) -> int:
 
 def record_lag(index: Index, version_id: int, source: str, label: str, seen: float, complete: float) -> bool:
     """The version's last wanted copy landed at ``complete``; False if recorded before (the first counts)."""
-    ensure_schema(index)
     with index.transaction():
         cur = index.db.conn.execute(
             "INSERT OR IGNORE INTO keep_lag (version_id, source, label, seen, complete, lag) VALUES (?, ?, ?, ?, ?, ?)",
@@ -221,3 +202,105 @@ def lags(index: Index) -> list[dict]:
     """Every version's recorded keep lag, oldest first."""
     rows = _rows(index, "SELECT version_id, source, label, seen, complete, lag FROM keep_lag ORDER BY complete")
     return [dict(zip(("version_id", "source", "label", "seen", "complete", "lag"), r)) for r in rows]
+
+
+# -- archive URLs found gone (read.loss: a reader's own connection, one per thread) -------------------
+def open_losses(path: Path) -> sqlite3.Connection:
+    """A reader's connection to the index file at ``path`` for the lost URLs, the tables an index of an
+    older neuromirror lacks made (not on a file this process may not write: it then knows no loss)."""
+    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+    try:
+        ensure_named(conn)
+    except sqlite3.OperationalError:
+        pass  # busy past the timeout, or read-only: the readers below find no table and know nothing
+    return conn
+
+
+def lost_status(conn: sqlite3.Connection, url: str) -> Optional[str]:
+    """What ``url`` answered when a reader found it gone, or None (not known gone, or no table)."""
+    try:
+        row = conn.execute("SELECT status FROM lost_urls WHERE url = ?", (url,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return None if row is None else str(row[0])
+
+
+def record_lost(conn: sqlite3.Connection, url: str, key: Optional[str], status: str) -> None:
+    """``url`` (of ``key``) answered ``status`` (gone) now; raises ``sqlite3.OperationalError`` on a read-only index."""
+    conn.execute(
+        "INSERT OR REPLACE INTO lost_urls (url, key, status, seen) VALUES (?, ?, ?, ?)", (url, key, status, time.time())
+    )
+
+
+def forget_lost(conn: sqlite3.Connection, url: str) -> None:
+    """``url`` serves again (nothing on a read-only index)."""
+    try:
+        conn.execute("DELETE FROM lost_urls WHERE url = ?", (url,))
+    except sqlite3.OperationalError:
+        pass
+
+
+# -- restore drills (restore.drills) ----------------------------------------------------------------
+#: a drill's columns as :func:`drill_rows` gives them (with ``report``, its JSON, and ``id``)
+DRILL_COLUMNS = (
+    "started",
+    "finished",
+    "scope",
+    "target",
+    "objects",
+    "bytes",
+    "seconds",
+    "mismatches",
+    "failed",
+    "result",
+)
+
+
+def record_drill(
+    index: Index,
+    *,
+    started: float,
+    finished: float,
+    scope: str,
+    target: str,
+    objects: int,
+    size: int,
+    seconds: float,
+    mismatches: int,
+    failed: int,
+    result: str,
+    report: str,
+) -> None:
+    """A drill's result (``size``: the bytes written; ``report``: its JSON); nothing on a read-only index."""
+    row = [started, finished, scope, target, objects, size, seconds, mismatches, failed, result, report]
+    try:
+        with index.transaction():
+            index.db.conn.execute(
+                f"INSERT INTO drills ({', '.join(DRILL_COLUMNS)}, report) VALUES ({','.join('?' * len(row))})", row
+            )
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc):
+            raise
+
+
+def drill_scopes(index: Index) -> list[tuple[int, str]]:
+    """(id, scope) of every drill, newest first."""
+    return [(int(r[0]), r[1]) for r in _rows(index, "SELECT id, scope FROM drills ORDER BY id DESC")]
+
+
+def drill_rows(
+    index: Index, *, scope: Optional[str] = None, ids: Optional[Sequence[int]] = None, limit: Optional[int] = None
+) -> list[dict]:
+    """Drills newest first (of ``scope``; with an id in ``ids``), each a dict of :data:`DRILL_COLUMNS`, ``report``, ``id``."""
+    where: list[str] = []
+    args: list[Any] = []
+    if scope is not None:
+        where.append("scope = ?")
+        args.append(scope)
+    if ids is not None:
+        where.append(f"id IN ({','.join('?' * len(ids))})")
+        args.extend(ids)
+    sql = f"SELECT {', '.join(DRILL_COLUMNS)}, report, id FROM drills"
+    sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+    sql += f" LIMIT {int(limit)}" if limit is not None else ""
+    return [dict(zip((*DRILL_COLUMNS, "report", "id"), r)) for r in _rows(index, sql, args)]

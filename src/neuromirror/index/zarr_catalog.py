@@ -5,7 +5,8 @@ its millions of objects live in the store's own dataset.  ``search --path/--md5/
 must still find them, so their files are catalogued here, once per store commit
 (``zarr_files``, keyed by the commit: a store unchanged across versions is read once),
 read from the store's dataset — the dataset is the truth, this table a view of it that
-is filled on demand (:func:`catalog_zarrs`, called by ``search``) and can be dropped.
+is filled on demand (:func:`catalog_zarrs`, called by ``search``) and can be emptied (its tables are
+made when the index is opened: :data:`.schema.ZARR_CATALOG`).
 
 Which subdatasets are Zarr stores: the commits the sync's nested Zarr run made (the index cache
 ``store-commit``); DANDI Zarr assets (thousands of small subdatasets) are not read here.
@@ -25,21 +26,9 @@ if TYPE_CHECKING:
 NESTED_COMMIT_CACHE = "store-commit"
 _BATCH = 5000
 
-SCHEMA = (
-    # the catalogue's names before issue 41 ("store" is the lab's store only): a cache, filled again on demand
-    "DROP TABLE IF EXISTS store_files",
-    "DROP TABLE IF EXISTS store_catalog",
-    'CREATE TABLE IF NOT EXISTS zarr_files ("commit" TEXT NOT NULL, path TEXT NOT NULL, key TEXT, size INTEGER,'
-    ' checksum_kind TEXT, checksum TEXT, PRIMARY KEY ("commit", path)) WITHOUT ROWID',
-    "CREATE INDEX IF NOT EXISTS idx_zarr_files_checksum ON zarr_files(checksum)",
-    "CREATE INDEX IF NOT EXISTS idx_zarr_files_key ON zarr_files(key)",
-    'CREATE TABLE IF NOT EXISTS zarr_catalog ("commit" TEXT PRIMARY KEY, files INTEGER)',
-)
-
 
 def ensure_schema(index: Index) -> None:
-    for sql in SCHEMA:
-        index.db.execute(sql)
+    """Nothing to do: the tables are made when the index is opened (:data:`.schema.ZARR_CATALOG`)."""
 
 
 #: a version's files read from its dataset (:func:`neuromirror.dataset.version.iter_version`: this layer is below it)
@@ -48,7 +37,6 @@ ReadVersion = Callable[[Path, str], Iterable[VersionFile]]
 
 def catalog_zarrs(index: Index, root: Path, read_version: ReadVersion) -> int:
     """Catalogue every store commit a version pins and the table lacks; the number of files added."""
-    ensure_schema(index)
     todo = index.db.execute(
         "SELECT DISTINCT s.dataset, e.path, e.checksum FROM entries e JOIN sources s ON s.id = e.source"
         " WHERE e.checksum_kind = ? AND e.checksum IN (SELECT value FROM cache WHERE namespace = ?)"

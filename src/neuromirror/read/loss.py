@@ -25,20 +25,19 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 import traceback
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.index.store_checks import forget_lost, lost_status, open_losses, record_lost
 from neuromirror.read.check import LOST, url_status
 from neuromirror.read.urls import PinnedFile
 from neuromirror.store.webmark import GONE_STATUSES
 
 log = logging.getLogger("neuromirror.read.loss")
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS lost_urls (url TEXT PRIMARY KEY, key TEXT, status TEXT, seen REAL) WITHOUT ROWID"
 #: every :class:`Losses` of the process (a zarr store's filesystem is its own instance): flushed at exit
 _ALL: weakref.WeakSet = weakref.WeakSet()
 #: the archive's answers that say its bytes are gone (the others: a refused connection, a 5xx, a 403)
@@ -86,12 +85,7 @@ class Losses:
             return None
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(str(self.index_path), timeout=10, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute(SCHEMA)
-            except sqlite3.OperationalError:
-                pass  # a read-only index: the readers below find no table and know nothing
-            self._local.conn = conn
+            conn = self._local.conn = open_losses(self.index_path)  # a read-only index: no loss known there
         return conn
 
     def status(self, url: str) -> Optional[str]:
@@ -102,14 +96,10 @@ class Losses:
         db = self._db()
         if db is None:
             return None
-        try:
-            row = db.execute("SELECT status FROM lost_urls WHERE url = ?", (url,)).fetchone()
-        except sqlite3.OperationalError:
-            return None
-        if row is not None:
-            self._known[url] = row[0]
-            return str(row[0])
-        return None
+        status = lost_status(db, url)
+        if status is not None:
+            self._known[url] = status
+        return status
 
     def apply(self, f: PinnedFile) -> PinnedFile:
         """``f`` as it reads now: an archive URL known gone replaced by the store's, or by none."""
@@ -129,10 +119,7 @@ class Losses:
         db = self._db()
         if db is not None:
             try:
-                db.execute(
-                    "INSERT OR REPLACE INTO lost_urls (url, key, status, seen) VALUES (?, ?, ?, ?)",
-                    (f.url, f.key, status, time.time()),
-                )
+                record_lost(db, f.url, f.key, status)
             except sqlite3.OperationalError as exc:  # a read-only index: this process remembers it alone
                 log.debug("lost URL not recorded in the index: %s", exc)
         log.warning("%s: the archive no longer serves it (%s)", f.path, status)
@@ -148,10 +135,7 @@ class Losses:
         self._known.pop(url, None)
         db = self._db()
         if db is not None:
-            try:
-                db.execute("DELETE FROM lost_urls WHERE url = ?", (url,))
-            except sqlite3.OperationalError:
-                pass
+            forget_lost(db, url)
 
     def flush(self) -> None:
         """Wait until every loss seen so far is marked on its git-annex branch (or found not to be)."""
@@ -178,8 +162,8 @@ class Losses:
     def _mark_batch(self, batch: list[tuple[str, Path, str]]) -> None:
         import requests
 
-        from neuromirror.annex.branch_writer import mark_web
         from neuromirror.annex.logs import branch_logs, web_urls
+        from neuromirror.store.webmark import set_web
 
         by: dict[tuple[str, Path], list[str]] = {}
         for source, repo, key in batch:
@@ -197,7 +181,7 @@ class Losses:
             if gone:
                 assert self._lock_source is not None
                 with self._lock_source(source):
-                    marked, _ = mark_web(repo, gone, [])  # the branch's one writer: one commit
+                    marked, _ = set_web(repo, gone, [])
                 if marked:
                     log.warning("%d key(s) marked on %s's git-annex branch as no longer on the web", len(marked), repo)
 

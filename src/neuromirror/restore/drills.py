@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from neuromirror.index.store_checks import forget
+from neuromirror.index.store_checks import DRILL_COLUMNS, drill_rows, drill_scopes, forget, record_drill
 from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import Copies
 from neuromirror.restore.report import RestoreReport
@@ -32,11 +31,6 @@ if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
 
 DEFAULT_SAMPLE = 20
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS drills (id INTEGER PRIMARY KEY, started REAL, finished REAL, scope TEXT,"
-    " target TEXT, objects INTEGER, bytes INTEGER, seconds REAL, mismatches INTEGER, failed INTEGER,"
-    " result TEXT, report TEXT)"
-)
 
 
 def result_of(report: RestoreReport) -> str:
@@ -143,46 +137,29 @@ def drill_if_due(
     return out
 
 
-def _ensure(index: Any) -> bool:
-    try:
-        index.db.execute(_SCHEMA)
-        return True
-    except sqlite3.OperationalError:
-        return False  # a read-only index: nothing recorded, nothing read
-
-
 def record(index: Any, report: RestoreReport, scope: str, started: float) -> None:
-    if not _ensure(index):
-        return
-    with index.transaction():
-        index.db.conn.execute(
-            "INSERT INTO drills (started, finished, scope, target, objects, bytes, seconds, mismatches, failed,"
-            " result, report) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                started,
-                time.time(),
-                scope,
-                report.target,
-                report.objects,
-                report.written_bytes,
-                report.seconds,
-                len(report.bad_copies),
-                len(report.failed),
-                result_of(report),
-                json.dumps(report.to_json()),
-            ],
-        )
-
-
-_COLUMNS = ("started", "finished", "scope", "target", "objects", "bytes", "seconds", "mismatches", "failed", "result")
+    """The drill's result in the index's ``drills`` table (nothing on a read-only index)."""
+    record_drill(
+        index,
+        started=started,
+        finished=time.time(),
+        scope=scope,
+        target=report.target,
+        objects=report.objects,
+        size=report.written_bytes,
+        seconds=report.seconds,
+        mismatches=len(report.bad_copies),
+        failed=len(report.failed),
+        result=result_of(report),
+        report=json.dumps(report.to_json()),
+    )
 
 
 def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
     """The newest drill recorded (of ``scope``: a source id, as the service records them), or None.
 
     Read only (no table made): ``status``, every page and scrape call it, also while a sync writes."""
-    where, args = (" WHERE scope = ?", [scope]) if scope is not None else ("", [])
-    rows = _rows(index, where + " ORDER BY id DESC LIMIT 1", args)
+    rows = _shaped(drill_rows(index, scope=scope, limit=1))
     return rows[0] if rows else None
 
 
@@ -190,32 +167,25 @@ def last_drills(index: Any) -> dict[str, dict]:
     """The last drill of each source (source id -> :func:`last_drill`'s record), by source id: a drill of
     several sources (``restore --drill`` with no or several SPECs) is the last of each of them, so one
     source's failed drill stays shown when another drills fine later."""
-    try:
-        scopes = index.db.conn.execute("SELECT id, scope FROM drills ORDER BY id DESC").fetchall()
-    except sqlite3.OperationalError:
-        return {}
     newest: dict[str, int] = {}
-    for i, scope in scopes:
+    for i, scope in drill_scopes(index):
         for source in (scope or "").split(", "):
             newest.setdefault(source, i)
     ids = sorted(set(newest.values()))
-    by_id = {r["id"]: r for r in _rows(index, f" WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else {}
+    by_id = {r["id"]: r for r in _shaped(drill_rows(index, ids=ids))} if ids else {}
     return {source: {**by_id[i], "source": source} for source, i in sorted(newest.items()) if i in by_id}
 
 
-def _rows(index: Any, tail: str, args: list) -> list[dict]:
-    try:
-        found = index.db.conn.execute(f"SELECT {', '.join(_COLUMNS)}, report, id FROM drills{tail}", args).fetchall()
-    except sqlite3.OperationalError:
-        return []
+def _shaped(rows: list[dict]) -> list[dict]:
+    """The index's drill rows as ``status`` and the pages show them: the first bad copies, the reason, the age."""
     out = []
-    for row in found:
-        d = dict(zip(_COLUMNS, row[:10]))
-        report = json.loads(row[10]) if row[10] else {}
+    for row in rows:
+        d = {k: row[k] for k in DRILL_COLUMNS}
+        report = json.loads(row["report"]) if row["report"] else {}
         d["bad_copies"] = report.get("bad_copies", [])[:20]
         d["reason"] = reason_of(report) if d["result"] != "ok" else None
         d["age_s"] = round(time.time() - float(d["finished"]), 1)
         d["finished_at"] = iso_z(float(d["finished"]))
-        d["id"] = row[11]
+        d["id"] = row["id"]
         out.append(d)
     return out
