@@ -162,8 +162,8 @@ class Losses:
     def _mark_batch(self, batch: list[tuple[str, Path, str]]) -> None:
         import requests
 
+        from neuromirror.annex.branch_writer import mark_web
         from neuromirror.annex.logs import branch_logs, web_urls
-        from neuromirror.store.webmark import set_web
 
         by: dict[tuple[str, Path], list[str]] = {}
         for source, repo, key in batch:
@@ -181,7 +181,7 @@ class Losses:
             if gone:
                 assert self._lock_source is not None
                 with self._lock_source(source):
-                    marked, _ = set_web(repo, gone, [])
+                    marked, _ = mark_web(repo, gone, [])  # the branch's one writer: one commit
                 if marked:
                     log.warning("%d key(s) marked on %s's git-annex branch as no longer on the web", len(marked), repo)
 
