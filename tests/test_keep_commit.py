@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from conftest import git
+from neuromirror.dataset.states import UNPUBLISHED
 from neuromirror.index.db import Index
-from neuromirror.pin.commit import UNPUBLISHED
 from test_keep import _delete_all_versions
 from test_read import H5, OTHER, ZARR, Mirrored, zarr_files
 

@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "service": 9,  # the scheduled mirror service
     "demo": 10,
     "bench": 10,
+    "api": 10,  # the Python API (neuromirror.api): what the commands do, for scripts; the commands stand on it
     "commands": 11,  # one module per command
     "cli": 12,
     "clidoc": 13,  # docs/cli.md made from cli's parser

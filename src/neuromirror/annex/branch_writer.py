@@ -163,7 +163,7 @@ def _commit(
         return
 
     def stream(s: IO[bytes]) -> None:
-        s.write(f"commit {BRANCH}\ncommitter {ident} {stamp}\ndata 6\nupdate\n".encode())
+        s.write(f"commit {_STAGING}\ncommitter {ident} {stamp}\ndata 6\nupdate\n".encode())
         if parent:
             s.write(f"from {parent}\n".encode())
         for path, data in [*tops.items(), *logs]:
@@ -172,6 +172,16 @@ def _commit(
             s.write(b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(data), data))
 
     run_fast_import(repo, stream)
+    # moved last, compare-and-swap (as write_logs): refused if the branch moved since ``parent`` was read
+    new = gitutil.out(repo, "rev-parse", _STAGING)
+    try:
+        gitutil.run(repo, "update-ref", BRANCH, new, parent or "0" * 40)
+    finally:
+        gitutil.run(repo, "update-ref", "-d", _STAGING, check=False)
+
+
+#: where a commit with top-level files is built before the branch is moved to it
+_STAGING = "refs/neuromirror/branch-writer"
 
 
 def commit_top_files(repo: Path, parent: str, files: dict[str, bytes]) -> None:

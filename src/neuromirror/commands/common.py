@@ -61,6 +61,13 @@ def require_mirror(args: argparse.Namespace) -> Any:
     return m
 
 
+def open_api(args: argparse.Namespace) -> Any:  # -> neuromirror.api.Mirror, imported lazily
+    """The mirror of a read-only command through the Python API (the command is one call into it)."""
+    from neuromirror import api
+
+    return api.open(root_of(args), args.index)
+
+
 def _mirror(args: argparse.Namespace) -> Any:
     from neuromirror.dataset.mirror import Mirror
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterator, Optional
 
 from neuromirror.commands.common import (
     UserError,
@@ -14,7 +13,7 @@ from neuromirror.commands.common import (
     require_mirror,
     spec_arg,
 )
-from neuromirror.records import SUBDATASET
+from neuromirror.pin.changes import diff_versions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,67 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("new", help="e.g. dandi:000027@draft, or @draft")
     add_json(p)
     p.set_defaults(func=run)
-
-
-def _merge(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Optional[Any], Optional[Any]]]:
-    """Walk two path-sorted file lists together (constant memory)."""
-
-    def k(f: Any) -> bytes:
-        return f.path.encode("utf-8", "surrogateescape")
-
-    x, y = next(a, None), next(b, None)
-    while x is not None or y is not None:
-        if y is None or (x is not None and k(x) < k(y)):
-            yield x, None
-            x = next(a, None)
-        elif x is None or k(y) < k(x):
-            yield None, y
-            y = next(b, None)
-        else:
-            yield x, y
-            x, y = next(a, None), next(b, None)
-
-
-def _content_id(f: Any) -> str:
-    return f.key if f.key else f"{f.checksum_kind}:{f.checksum}"
-
-
-def diff_versions(index: Any, row_a: dict, row_b: dict) -> dict:
-    added: list[dict] = []
-    removed: list[dict] = []
-    changed: list[dict] = []
-    relinked = 0
-    # the index streams each list ORDER BY path (SQLite's BINARY collation: UTF-8 byte order, as _merge compares)
-    files_a = iter(index.version_files(row_a["id"]))
-    files_b = iter(index.version_files(row_b["id"]))
-    for old, new in _merge(files_a, files_b):
-        if old is None and new is not None:
-            added.append({"path": new.path, "size": new.size, "key": new.key})
-        elif new is None and old is not None:
-            removed.append({"path": old.path, "size": old.size, "key": old.key})
-        elif old is None or new is None:  # _merge never yields two Nones
-            continue
-        elif _content_id(old) != _content_id(new):
-            rec = {"path": new.path, "old_size": old.size, "new_size": new.size, "old_key": old.key, "new_key": new.key}
-            if SUBDATASET in (old.checksum_kind, new.checksum_kind):
-                rec.update(subdataset=True, old_commit=old.checksum, new_commit=new.checksum)
-            changed.append(rec)
-        elif tuple(old.urls) != tuple(new.urls):
-            relinked += 1
-    return {
-        "added": added,
-        "removed": removed,
-        "changed": changed,
-        "summary": {
-            "added": len(added),
-            "removed": len(removed),
-            "changed": len(changed),
-            "same_content_new_urls": relinked,
-            "bytes_added": sum(f["size"] or 0 for f in added),
-            "bytes_removed": sum(f["size"] or 0 for f in removed),
-            "bytes_delta": (row_b.get("bytes") or 0) - (row_a.get("bytes") or 0),
-        },
-    }
 
 
 def _change(f: dict) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neuromirror.commands.common import UserError, add_json, check_folder, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, add_json, check_folder, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,8 +73,6 @@ def _size(option: str, value: object) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.keep.stores import keep_into
-    from neuromirror.keep.versions import KeepOptions, select_versions
     from neuromirror.store.location import STORE_ENV, open_store, store_name
 
     if args.jobs < 1:
@@ -92,26 +90,20 @@ def run(args: argparse.Namespace) -> int:
             check_folder(label, store.url, " (a store is a directory: give a new or an existing store)")
     if args.copies is not None and args.copies < 1:
         raise UserError("--copies must be at least 1")
-    options = KeepOptions(
-        include=args.include,
-        exclude=args.exclude,
-        max_file_size=_size("--max-file-size", args.max_file_size),
-        budget=_size("--budget", args.budget),
-        jobs=args.jobs,
-        all_versions=args.all_versions,
-        progress=not (args.quiet or args.json),
-    )
-    mirror = require_mirror(args)
-    try:
-        targets = select_versions(mirror.index, specs, options.all_versions)
-        if args.lock:
-            from neuromirror.keep.lock import lock_targets
-
-            seen = {t.row["id"] for t in targets}
-            targets += [t for t in lock_targets(mirror, args.lock) if t.row["id"] not in seen]
-        result = keep_into(mirror, stores, targets, options, args.copies)  # None: the recorded wanted count
-    finally:
-        mirror.close()
+    with open_api(args) as m:  # copies None: the recorded wanted count
+        result = m.keep(
+            specs,
+            stores,
+            copies=args.copies,
+            include=args.include,
+            exclude=args.exclude,
+            max_file_size=_size("--max-file-size", args.max_file_size),
+            budget=_size("--budget", args.budget),
+            jobs=args.jobs,
+            all_versions=args.all_versions,
+            locks=args.lock or (),
+            progress=not (args.quiet or args.json),
+        )
     copies = result.copies
     if args.json:
         if len(result.runs) == 1:  # one store: the report as it always was, with the copies counted

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, spec_arg
-from neuromirror.pin.record import pin_record
+from neuromirror.commands.common import add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,10 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec)
-    if spec.is_glob:
-        raise UserError(f"pin {args.spec}: pin names one source, not a pattern (neuromirror status lists the sources)")
-    mirror = require_mirror(args)
-    rec = pin_record(mirror, spec)
+    with open_api(args) as m:
+        rec = m.pin(spec)
     if args.json:
         print_json(rec)
     else:

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.keep.versions import select_versions
+    from neuromirror.dataset.versions import select_versions
     from neuromirror.restore.report import RestoreReport, StreamedJson
     from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
     from neuromirror.restore.targets import open_target
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from neuromirror.keep.versions import select_versions
+    from neuromirror.dataset.versions import select_versions
     from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, reason_of, result_of
     from neuromirror.restore.targets import open_target
     from neuromirror.spec import parse_spec

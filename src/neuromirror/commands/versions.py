@@ -9,9 +9,9 @@ from neuromirror.commands.common import (
     add_json,
     human_bytes,
     not_mirrored,
+    open_api,
     print_json,
     print_table,
-    require_mirror,
     spec_arg,
 )
 from neuromirror.index.nested import nested_totals
@@ -32,12 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec, allow_version=False)
-    mirror = require_mirror(args)
-    index = mirror.index
-    if index.source(spec.source) is None:
-        raise not_mirrored(index, spec.source)
-    versions = index.versions(spec.source)
-    inside = nested_totals(index, [v["id"] for v in versions])
+    with open_api(args) as m:
+        if spec.is_glob:  # one source's versions (a pattern is no source's name)
+            raise not_mirrored(m.index, spec.source)
+        versions = [v.row for v in m.versions(spec)]
+        inside = nested_totals(m.index, [v["id"] for v in versions])
     names = read_as(versions)
     rows = [
         {

@@ -30,7 +30,7 @@ def _stamp(ds: Path, head: str) -> Optional[str]:
     return f"{head} {st.st_size} {st.st_mtime_ns}\n"
 
 
-def mark(ds: Path) -> None:
+def mark_clean(ds: Path) -> None:
     """Say that ``ds`` is exactly its HEAD (called by a sync that ended so)."""
     head = gitutil.head_from_files(ds)
     stamp = _stamp(ds, head) if head else None

@@ -317,7 +317,7 @@ class Mirror:
     def mark_clean(self, path: Path) -> None:
         """A sync leaves ``path`` exactly as its last commit: the next one's :meth:`recover` may trust it."""
         if (path / ".git").is_dir():
-            clean_mark.mark(path)
+            clean_mark.mark_clean(path)
 
     def remove_dataset(self, relpath: str) -> bool:
         """Unregister a source's dataset from the root (one commit) and delete it; False if there was none.

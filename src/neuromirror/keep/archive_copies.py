@@ -19,7 +19,7 @@ from neuromirror.records import VersionFile
 from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:
-    from neuromirror.keep.versions import Target
+    from neuromirror.dataset.versions import Version
 
 
 @dataclass
@@ -73,7 +73,7 @@ class PerArchive:
         self.archives: dict[str, ArchiveCopies] = {}
         self._wanted = wanted  # source -> the copies wanted for it
 
-    def __call__(self, target: Target, f: VersionFile, checked: dict[str, float]) -> None:
+    def __call__(self, target: Version, f: VersionFile, checked: dict[str, float]) -> None:
         archive = target.source.split(":", 1)[0]
         a = self.archives.setdefault(archive, ArchiveCopies(archive))
         a.wanted = max(a.wanted, self._wanted.get(target.source, 1))

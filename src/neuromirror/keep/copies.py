@@ -27,10 +27,10 @@ from neuromirror.util.dates import iso_seconds, iso_z
 from neuromirror.util.sizes import human_bytes
 
 if TYPE_CHECKING:
-    from neuromirror.keep.versions import Target
+    from neuromirror.dataset.versions import Version
 
 #: told each file of a version and its verified copies (store uuid -> last good check)
-OnFile = Callable[["Target", VersionFile, dict[str, float]], None]
+OnFile = Callable[["Version", VersionFile, dict[str, float]], None]
 #: keys at risk named per version in a report (the counts are always whole)
 MAX_NAMED = 50
 
@@ -146,7 +146,7 @@ class VersionCopies:
 
 
 def version_copies(
-    mirror: Any, target: Target, wanted: int, locations: Optional[Locations] = None, on_file: Optional[OnFile] = None
+    mirror: Any, target: Version, wanted: int, locations: Optional[Locations] = None, on_file: Optional[OnFile] = None
 ) -> VersionCopies:
     """The copies of every annexed file of ``target`` (Zarr subdatasets' files included); ``locations``:
     the location logs read for the previous version of the same dataset, reused; ``on_file``: told each
@@ -192,7 +192,7 @@ def mark_counts(c: VersionCopies) -> dict:
     return {"files": c.files, "bytes": c.bytes, "stores": c.stores, "oldest_check": c.oldest_check}
 
 
-def from_mark(target: Target, wanted: int, counts: dict) -> VersionCopies:
+def from_mark(target: Version, wanted: int, counts: dict) -> VersionCopies:
     """A version's copies from its count mark: every file with enough verified copies, as counted then."""
     row = target.row
     out = VersionCopies(target.source, row["label"], row["commit"], wanted, from_mark=True)
@@ -204,7 +204,7 @@ def from_mark(target: Target, wanted: int, counts: dict) -> VersionCopies:
     return out
 
 
-def note_lag(mirror: Any, target: Target, copies: VersionCopies, now: Optional[float] = None) -> Optional[float]:
+def note_lag(mirror: Any, target: Version, copies: VersionCopies, now: Optional[float] = None) -> Optional[float]:
     """Record the version's keep lag once all its files have their wanted copies; the lag (None: not yet).
 
     The start is when the mirror first recorded the version (its ``synced_at``); the end, the time
@@ -240,7 +240,7 @@ def copies_report(mirror: Any, specs: Sequence[Spec], on_file: Optional[OnFile] 
     """Per source and version the SPECs name (a SPEC without a version: its published versions and latest
     draft; no SPEC: every source a keep counted copies for, else every source), the copies counted
     against the wanted number the keep recorded for the source (default 1)."""
-    from neuromirror.keep.versions import select_versions
+    from neuromirror.dataset.versions import select_versions
 
     if not specs:
         known = [s["id"] for s in mirror.index.sources()]

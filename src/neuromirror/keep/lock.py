@@ -11,19 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from neuromirror.dataset.states import find_state, looks_like_commit
 from neuromirror.dataset.version import has_commit
+from neuromirror.dataset.versions import Version
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import not_mirrored
-from neuromirror.keep.versions import Target
-from neuromirror.pin.commit import find_state, looks_like_commit
 from neuromirror.pin.filelist import file_list_digest, walk_files
 from neuromirror.pin.lockfile import LockError, read
 from neuromirror.spec import Spec
 
 
-def lock_targets(mirror: Any, lock_paths: Sequence[str]) -> list[Target]:
+def lock_targets(mirror: Any, lock_paths: Sequence[str]) -> list[Version]:
     """The versions the lock files name, in their order, each once; ``UserError`` for one the mirror lacks."""
-    out: list[Target] = []
+    out: list[Version] = []
     for path in lock_paths:
         try:
             lock = read(path)
@@ -56,7 +56,7 @@ def lock_targets(mirror: Any, lock_paths: Sequence[str]) -> list[Target]:
                     f"{where}: the file list at commit {d.commit[:12]} has digest {fl.digest[:23]}…, the lock "
                     f"{d.file_list_digest[:23]}…: the lock file was edited or names another state"
                 )
-            target = Target(d.source, src["dataset"], rows[-1])
+            target = Version(d.source, src["dataset"], rows[-1])
             if all(t.row["id"] != target.row["id"] for t in out):
                 out.append(target)
     return out

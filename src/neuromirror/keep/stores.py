@@ -15,16 +15,16 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from neuromirror.dataset.versions import Version
 from neuromirror.errors import UserError
-from neuromirror.index.store_checks import COUNTS, known_stores, marks_of, restamp_mark, set_wanted, wanted
+from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted, wanted
 from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, fileset_of
 from neuromirror.keep.report import KeepRun
-from neuromirror.keep.versions import KeepOptions, Target, keep
+from neuromirror.keep.versions import KeepOptions, keep
 from neuromirror.store.base import Store
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-from neuromirror.store.location import open_store
+from neuromirror.store.registry import Stores
 from neuromirror.util.disk import DiskFull, check_free
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _down(store: Store, exc: BaseException) -> KeepRun:
 def keep_into(
     mirror: Mirror,
     stores: Sequence[Store],
-    targets: Sequence[Target],
+    targets: Sequence[Version],
     options: KeepOptions,
     copies: Optional[int] = None,
 ) -> StoresRun:
@@ -127,51 +127,10 @@ def other_stores(mirror: Mirror, named: Sequence[Store]) -> list[Store]:
     store gone or changed since just fails that read, and every copy is checked against its key on the
     way in, wherever it came from."""
     have = {s.url for s in named}
-    out: list[Store] = []
-    for rec in known_stores(mirror.index).values():
-        url = rec.get("url")
-        if not url or url in have:
-            continue
-        try:
-            store = open_store(url)
-        except (UserError, OSError):
-            continue
-        if store.url not in have:
-            have.add(store.url)
-            out.append(store)
-    return out
+    return [s for s in Stores(mirror.index).by_url() if s.url not in have]
 
 
-def recorded_url(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[str]:
-    """Where a store a ``git-annex`` branch records (``remote.log`` fields) is: the URL keep or verify used
-    for it here (``known``: the index's store records), else what its fields name (a directory's path, an
-    S3 store's ``s3://BUCKET/PREFIX``, its endpoint from ``NEUROMIRROR_STORE_ENDPOINT``); None: nowhere."""
-    url = (known.get(uuid) or {}).get("url")
-    if url:
-        return str(url)
-    if fields.get("type") == "directory" and fields.get("directory"):
-        return fields["directory"]
-    if fields.get("type") == "S3" and fields.get("bucket"):
-        return f"s3://{fields['bucket']}/{fields.get('fileprefix', '')}"
-    return None
-
-
-def open_recorded(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[Store]:
-    """The store a branch records as ``uuid``, opened here (:func:`recorded_url`); None when it does not open
-    or another store is there.  A directory that is not a store is never made one by looking."""
-    url = recorded_url(uuid, fields, known)
-    if not url:
-        return None
-    try:
-        store = open_store(url)
-        if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
-            return None  # the directory is gone or was never a store
-        return store if store.identity.uuid == uuid else None
-    except Exception:  # noqa: BLE001 - a disk's or a bucket's error, a kind no longer opened: not readable here
-        return None
-
-
-def _restamp(mirror: Mirror, target: Target, runs: Sequence[KeepRun], counted: VersionCopies) -> None:
+def _restamp(mirror: Mirror, target: Version, runs: Sequence[KeepRun], counted: VersionCopies) -> None:
     """The store marks of a version every file of which has a verified copy in the store at the branch
     commits just counted: those commits are theirs too (the other stores' recording moved the branches
     after each store's mark was made; without this the next run would read those changes again)."""

@@ -24,18 +24,16 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from neuromirror.index.lookup import not_mirrored, sources_matching
+from neuromirror.dataset.versions import Version
 from neuromirror.index.store_checks import checks_of, record_checked, record_store
 from neuromirror.keep.files import annex_key, annex_repo, selected, skip_reason, version_files
 from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.keep.transfer import Outcome, Transfer, read_back
-from neuromirror.pin.commit import find_state
 from neuromirror.records import VersionFile
-from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_present
 from neuromirror.util import disk
@@ -56,53 +54,6 @@ class KeepOptions:
     progress: bool = True
     #: the free space keeping needs to start, on the root and a directory store (util.disk; None: env or 1 GiB)
     min_free: Optional[object] = None
-
-
-@dataclass(frozen=True)
-class Target:
-    """A version to keep: its source, the source's dataset (relative to the root) and its index row."""
-
-    source: str
-    relpath: str
-    row: dict = field(hash=False, compare=False)
-
-
-def select_versions(index: Any, specs: Sequence[Spec], all_versions: bool = False) -> list[Target]:
-    """The versions SPECs name: ``@VERSION`` or ``@COMMIT`` that one; none: every published version and the latest
-    draft/snapshot (``all_versions``: every recorded version). Each once, in the order named."""
-    out: list[Target] = []
-    seen: set[int] = set()
-    for spec in specs:
-        if spec.is_glob:
-            sources = sources_matching(index, [spec])
-        elif index.source(spec.source) is None:
-            raise not_mirrored(index, spec.source)
-        else:
-            sources = [spec.source]
-        for sid in sources:
-            relpath = index.source(sid)["dataset"]
-            if spec.version:
-                archive, name = sid.split(":", 1)
-                rows = [find_state(index, Spec(archive, name, spec.version))]  # @COMMIT: an older draft state too
-            else:
-                rows = _default_versions(index, sid, all_versions)
-            for row in rows:
-                if row["id"] not in seen:
-                    seen.add(row["id"])
-                    out.append(Target(sid, relpath, row))
-    return out
-
-
-def _default_versions(index: Any, sid: str, all_versions: bool) -> list[dict]:
-    rows = index.versions(sid)
-    if all_versions:
-        return rows
-    published: dict[str, dict] = {}
-    for r in rows:
-        if r["kind"] == "published":
-            published[r["label"]] = r  # the last row of a label is its current record
-    latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
-    return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])
 
 
 class _Budget:
@@ -139,7 +90,7 @@ class _RunState:
 
 
 def keep(
-    mirror: Mirror, store: Store, targets: Sequence[Target], options: KeepOptions, *, others: Sequence[Store] = ()
+    mirror: Mirror, store: Store, targets: Sequence[Version], options: KeepOptions, *, others: Sequence[Store] = ()
 ) -> KeepRun:
     """Keep every target version's content in ``store``; the report says what happened to each file.
 
@@ -182,7 +133,7 @@ def keep(
     return run
 
 
-def _from_mark(target: Target, mark: dict) -> VersionReport:
+def _from_mark(target: Version, mark: dict) -> VersionReport:
     """A version's report from its mark: every selected file already in the store, nothing recorded anew."""
     row, counts = target.row, mark["counts"]
     rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath, from_mark=True)
@@ -195,7 +146,7 @@ def _from_mark(target: Target, mark: dict) -> VersionReport:
 def _keep_version(
     mirror: Mirror,
     store: Store,
-    target: Target,
+    target: Version,
     options: KeepOptions,
     budget: Optional[_Budget],
     state: _RunState,

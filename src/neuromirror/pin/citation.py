@@ -218,7 +218,7 @@ _EXTRACTORS = {"dandi": _from_dandi, "aind": _from_aind}
 
 
 def citation_info(mirror: Any, spec: Any) -> CitationInfo:
-    from neuromirror.pin.commit import UNPUBLISHED, is_commit_state
+    from neuromirror.dataset.states import UNPUBLISHED, is_commit_state
     from neuromirror.pin.published import published_url
     from neuromirror.pin.record import state_row
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from neuromirror.pin.commit import UNPUBLISHED, find_state, is_commit_state
+from neuromirror.dataset.states import UNPUBLISHED, find_state, is_commit_state
 from neuromirror.spec import Spec
 
 
 def state_row(mirror: Any, spec: Spec) -> dict:
-    """The index row of the state SPEC[@VERSION|@COMMIT] names (:func:`neuromirror.pin.commit.find_state`)."""
+    """The index row of the state SPEC[@VERSION|@COMMIT] names (:func:`neuromirror.dataset.states.find_state`)."""
     src = mirror.index.source(spec.source)
     ds = mirror.root / src["dataset"] if src is not None else None
     return find_state(mirror.index, spec, ds)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-import threading
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional, cast
 
-from neuromirror.index.store_checks import checks_of, known_stores
+from neuromirror.index.store_checks import checks_of
 from neuromirror.keep.transfer import CHUNK, key_checksum
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
+from neuromirror.store.registry import Stores
 
 #: bytes held in memory per object before its spool goes to disk
 SPOOL = 16 << 20
@@ -80,7 +80,8 @@ class Copies:
     """The stores of the mirror, opened once each, asked for keys from many threads."""
 
     def __init__(self, index: Any, only: Optional[list[str]] = None):
-        self._known = known_stores(index)
+        self._registry = Stores(index)  # each opened once, by the URL keep used
+        self._known = self._registry.known
         if only is not None:
             urls = {_store_url(n) for n in only}
             self._known = {u: s for u, s in self._known.items() if s["url"] in urls or u in only}
@@ -89,8 +90,6 @@ class Copies:
 
                 raise UserError(f"--from {', '.join(only)}: no store keep or verify used here has that URL or UUID")
         self._index = index
-        self._opened: dict[str, Optional[Store]] = {}
-        self._lock = threading.Lock()
         self.checks: dict[str, dict[str, float]] = {}
 
     @property
@@ -107,13 +106,8 @@ class Copies:
             self.checks.pop(k, None)
 
     def store(self, uuid: str) -> Optional[Store]:
-        with self._lock:
-            if uuid not in self._opened:
-                try:
-                    self._opened[uuid] = open_store(self._known[uuid]["url"])
-                except Exception:  # a store whose kind or place no longer opens: not a source of bytes
-                    self._opened[uuid] = None
-            return self._opened[uuid]
+        """A store whose kind or place no longer opens is no source of bytes (None)."""
+        return self._registry.open(uuid, same=False)
 
     def order(self, key: str) -> list[str]:
         """Store UUIDs to try for ``key``: checked ones, latest check first, then the rest."""

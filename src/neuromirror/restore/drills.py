@@ -19,8 +19,8 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from neuromirror.dataset.versions import Version
 from neuromirror.index.store_checks import DRILL_COLUMNS, drill_rows, drill_scopes, forget, record_drill
-from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import Copies
 from neuromirror.restore.report import RestoreReport
 from neuromirror.restore.run import RestoreOptions, plan, restore_objects
@@ -74,7 +74,7 @@ def _clear(target: S3Target | DirTarget) -> None:
 
 def drill(
     mirror: Mirror,
-    versions: Sequence[VersionTarget],
+    versions: Sequence[Version],
     to: str,
     *,
     sample: int = DEFAULT_SAMPLE,
@@ -118,7 +118,7 @@ def drill_if_due(
 ) -> Optional[dict]:
     """The service's drill of ``source`` (``drill:`` in its definition) when its last one ended ``every``
     seconds ago or more (or never ran); the summary for the run's report, None when none was due."""
-    from neuromirror.keep.versions import select_versions
+    from neuromirror.dataset.versions import select_versions
     from neuromirror.spec import parse_spec
 
     last = last_drill(mirror.index, source)

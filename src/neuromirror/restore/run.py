@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequen
 from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
+from neuromirror.dataset.versions import Version
 from neuromirror.index.version_rows import add_entry_urls
 from neuromirror.keep.files import VersionFiles, each_version_file
 from neuromirror.keep.report import FileNote
-from neuromirror.keep.versions import Target as VersionTarget
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.gitfiles import GitRows, from_git, git_objects
 from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
@@ -64,12 +64,12 @@ class _Done:
     overwrite: bool = False  # would_write: over an object holding other bytes (--force)
 
 
-def plan(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreReport) -> list[ArchiveObject]:
+def plan(mirror: Mirror, targets: Sequence[Version], report: RestoreReport) -> list[ArchiveObject]:
     """The objects the versions' files are (one per archive key), their skips noted in ``report``."""
     return list(plan_iter(mirror, targets, report))
 
 
-def plan_iter(mirror: Mirror, targets: Sequence[VersionTarget], report: RestoreReport) -> Iterator[ArchiveObject]:
+def plan_iter(mirror: Mirror, targets: Sequence[Version], report: RestoreReport) -> Iterator[ArchiveObject]:
     """:func:`plan`, one object at a time: one version's listing held at once, never all of them.
 
     The versions are read last named first, so that the later named wins an archive key two of them

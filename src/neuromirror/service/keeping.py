@@ -97,8 +97,9 @@ def run_policy(
     A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
     ``copies`` has each version's count of verified copies, ``lags`` the keep lag of versions that
     got their last wanted copy in this run."""
+    from neuromirror.dataset.versions import select_versions
     from neuromirror.keep.stores import keep_into
-    from neuromirror.keep.versions import KeepOptions, select_versions
+    from neuromirror.keep.versions import KeepOptions
     from neuromirror.spec import Spec
     from neuromirror.store.location import open_store
 
@@ -159,14 +160,14 @@ def run_policy(
 
 def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
     """The versions (beyond ``targets``) holding files pinned only by noncurrent S3 versions, not kept yet."""
-    from neuromirror.keep.versions import Target
+    from neuromirror.dataset.versions import Version
     from neuromirror.verify.noncurrent import expiry_of
 
     relpath = mirror.index.source(sid)["dataset"]
     ids = expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).version_ids
     have = {t.row["id"] for t in targets}
     rows = {r["id"]: r for r in mirror.index.versions(sid)}
-    return [Target(sid, relpath, rows[i]) for i in ids if i not in have and i in rows]
+    return [Version(sid, relpath, rows[i]) for i in ids if i not in have and i in rows]
 
 
 def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:

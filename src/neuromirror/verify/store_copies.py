@@ -5,18 +5,16 @@ knows the key), each hashed where it has a copy — a clone would be sent there;
 URL, special remote or recorded store served, every other store the mirror knows: those any
 repository of the version records (``remote.log``: directory and S3) and those ``keep`` or
 ``verify`` used here (the index's store records), opened as ``keep`` and ``verify --stores`` open
-them (:func:`neuromirror.keep.stores.open_recorded`).  A file is called lost only after all of them.
+them (:class:`neuromirror.store.registry.Stores`).  A file is called lost only after all of them.
 With a store named (``--store``) it is read first; with ``--kept`` it is the only one.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from neuromirror.index.store_checks import known_stores
-from neuromirror.keep.stores import open_recorded
 from neuromirror.store.base import Store
+from neuromirror.store.registry import Stores
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -28,17 +26,12 @@ class StoreCopies:
     def __init__(self, mirror: Mirror, named: Optional[Store] = None, *, only: bool = False):
         self.named = named
         self.only = only
-        self.known = known_stores(mirror.index)
-        self.recorded: dict[str, dict[str, str]] = {uuid: {} for uuid in self.known}  # uuid -> remote.log fields
-        self.opened: dict[str, Optional[Store]] = {}
-        self._lock = threading.Lock()
+        self.stores = Stores(mirror.index)
 
     def add(self, recorded: dict[str, dict[str, str]]) -> None:
         """The stores a repository's git-annex branch records (:func:`~neuromirror.store.record.store_uuids`)
         are known too."""
-        for uuid, fields in recorded.items():
-            if not self.recorded.get(uuid):
-                self.recorded[uuid] = fields
+        self.stores.add(recorded)
 
     def _named_uuid(self) -> Optional[str]:
         try:
@@ -47,13 +40,9 @@ class StoreCopies:
             return None
 
     def open(self, uuid: str) -> Optional[Store]:
-        with self._lock:
-            if uuid not in self.opened:
-                if self.named is not None and uuid == self._named_uuid():
-                    self.opened[uuid] = self.named
-                else:
-                    self.opened[uuid] = open_recorded(uuid, self.recorded.get(uuid, {}), self.known)
-            return self.opened[uuid]
+        if self.named is not None and uuid == self._named_uuid():
+            return self.named
+        return self.stores.open(uuid)
 
     def first(self, key: str, located: Iterable[str]) -> list[Store]:
         """The stores whose copy of ``key`` is hashed in any case: the one named, and (unless ``only``) the
@@ -64,7 +53,7 @@ class StoreCopies:
             return out
         named = self._named_uuid()
         for uuid in located:
-            if uuid != named and uuid in self.recorded:
+            if uuid != named and uuid in self.stores.recorded:
                 store = self.open(uuid)
                 if store is not None:
                     out.append(store)
@@ -76,7 +65,7 @@ class StoreCopies:
             return []
         seen = {s.url for s in asked} | ({self.named.url} if self.named is not None else set())
         out: list[Store] = []
-        for uuid in list(self.recorded):
+        for uuid in list(self.stores.recorded):
             store = self.open(uuid)
             if store is not None and store.url not in seen:
                 seen.add(store.url)

@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from neuromirror.dataset.versions import Version, select_versions
 from neuromirror.index import store_checks
 from neuromirror.keep.files import VersionFiles, annex_key, annex_repo, each_version_file
 from neuromirror.keep.locations import Locations
-from neuromirror.keep.stores import open_recorded
 from neuromirror.keep.transfer import Transfer, read_back
-from neuromirror.keep.versions import Target, select_versions
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_absent, record_present, store_uuids
+from neuromirror.store.registry import Stores
 from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class _Copy:
     source: str
 
 
-def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Target]:
+def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Version]:
     """The versions whose copies are re-read: a SPEC without a version (and no SPEC: the sources keep counted
     copies for, else every source) names every state recorded, older drafts included — a copy kept for an
     older draft state (``keep SPEC@COMMIT``) is a copy like any other."""
@@ -143,13 +143,13 @@ def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Target]:
 
 
 class _Stores:
-    """The stores the branches record, opened once each (:func:`neuromirror.keep.stores.open_recorded`: by
+    """The stores the branches record, opened once each (:class:`neuromirror.store.registry.Stores`: by
     the URL keep used, else where ``remote.log`` says it is); None for one not reachable here.  With ``only``
     (``--store X``) only X's copies are checked, but every other store recorded is still where a bad
     copy in X is repaired from (opened when a repair needs it)."""
 
     def __init__(self, mirror: Mirror, only: Optional[Store]):
-        self.known = store_checks.known_stores(mirror.index)
+        self.registry = Stores(mirror.index)
         self.only = only
         self.opened: dict[str, Optional[Store]] = {}
         self.recorded: dict[str, dict[str, str]] = {}  # uuid -> remote.log fields, of every store seen
@@ -172,7 +172,8 @@ class _Stores:
     def _open(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
         if self.only is not None and self.only.identity.uuid == uuid:
             return self.only
-        return open_recorded(uuid, fields, self.known)
+        self.registry.add({uuid: fields})
+        return self.registry.open(uuid)
 
 
 def verify_stores(

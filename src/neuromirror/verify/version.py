@@ -338,9 +338,9 @@ def _size(key: str) -> Optional[int]:
 def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: dict) -> None:
     """``verify --kept`` of a source keep counted copies for (``--copies``, ``copies:``): every file must
     have the wanted number of verified copies outside the archive (:mod:`neuromirror.keep.copies`)."""
+    from neuromirror.dataset.versions import Version
     from neuromirror.index.store_checks import wanted
     from neuromirror.keep.copies import version_copies
-    from neuromirror.keep.versions import Target
 
     want = wanted(mirror.index, source, 0)
     if not want:
@@ -348,7 +348,7 @@ def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: dict) 
     src = mirror.index.source(source)
     if src is None:
         return
-    counted = version_copies(mirror, Target(source, src["dataset"], row), want)
+    counted = version_copies(mirror, Version(source, src["dataset"], row), want)
     report.notes.append(counted.line())
     named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
     for a in counted.at_risk:

@@ -1,0 +1,238 @@
+"""neuromirror's Python API: what the commands do, for a notebook or a script (as ``datalad.api``).
+
+>>> from neuromirror import api
+>>> m = api.open("/data/mirror")                  # an existing mirror: its root (the index inside it)
+>>> [v.label for v in m.versions("dandi:000027")]
+['0.230629.1955', 'draft']
+>>> v = m.version("dandi:000027@0.230629.1955")
+>>> v.commit, v.kind
+('953ff90ebf7a...', 'published')
+>>> for f in v.files():                           # streamed from the dataset's tree
+...     print(f.path, f.size, f.urls[:1])
+
+The commands stand on it: ``neuromirror versions``, ``pin``, ``changes`` and ``keep`` are one call
+here plus their printing, so what a script gets is what the command line shows (``--json``'s
+fields are the records' ``to_json()``).  Errors a user can mend are :class:`UserError` with the
+one-line message the command prints.  This module is a contract: docs/python-api.md shows it and
+a test runs every example there.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
+
+from neuromirror.dataset.versions import Version, select_versions
+from neuromirror.errors import UserError
+from neuromirror.records import VersionFile
+from neuromirror.spec import Spec, SpecError, parse_spec
+from neuromirror.store.base import Store
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror as _Datasets
+    from neuromirror.keep.stores import StoresRun
+    from neuromirror.restore.report import RestoreReport
+    from neuromirror.verify.report import VerifyReport
+
+__all__ = ["Mirror", "UserError", "Version", "VersionFile", "open"]
+
+#: where a mirror is when none is named (the commands' ``--root`` default)
+ROOT_ENV = "NEUROMIRROR_ROOT"
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def spec_of(text: Union[str, Spec], *, allow_version: bool = True) -> Spec:
+    """``dandi:000027``, ``dandi:000027@0.230629.1955``, ``dandi:000027@COMMIT`` as a :class:`Spec`."""
+    if isinstance(text, Spec):
+        return text
+    try:
+        return parse_spec(text, allow_version=allow_version)
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
+
+
+def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None) -> Mirror:  # noqa: A001
+    """The mirror at ``root`` (default ``$NEUROMIRROR_ROOT``, else ``./neuromirror-root``); ``index``: its
+    SQLite index when not the root's own.  A mirror with no index yet is a :class:`UserError`."""
+    chosen = Path(root or os.environ.get(ROOT_ENV) or "neuromirror-root").absolute()
+    m = Mirror(chosen, index)
+    if not m.datasets.index_path.exists():
+        raise UserError(f"no mirror at {chosen} (no index {m.datasets.index_path}; pass --root or set {ROOT_ENV})")
+    return m
+
+
+class Mirror:
+    """A mirror: its root of datasets and its index.  Use as a context manager, or :meth:`close`."""
+
+    def __init__(self, root: PathLike, index: Optional[PathLike] = None) -> None:
+        from neuromirror.dataset.mirror import Mirror as Datasets
+
+        self.datasets: _Datasets = Datasets(Path(root), Path(index) if index is not None else None)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.datasets.root)
+
+    @property
+    def index(self) -> Any:
+        """The SQLite index (``neuromirror.index.db.Index``; ``.db`` is its sqlite-utils Database)."""
+        return self.datasets.index
+
+    def close(self) -> None:
+        self.datasets.close()
+
+    def __enter__(self) -> Mirror:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what is mirrored ---------------------------------------------------------------------------
+    def sources(self) -> list[str]:
+        """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``)."""
+        return [s["id"] for s in self.index.sources()]
+
+    def versions(self, spec: Union[str, Spec], *, all_versions: bool = True) -> list[Version]:
+        """The recorded versions of a source, oldest first (``all_versions=False``: every published version
+        and the latest draft, what ``keep`` and ``restore`` take by default); a pattern (``dandi:*``) names
+        several sources.  ``SPEC@VERSION``: that one."""
+        return select_versions(self.index, [spec_of(spec)], all_versions=all_versions, root=self.root)
+
+    def version(self, spec: Union[str, Spec]) -> Version:
+        """The version ``SPEC[@VERSION|@COMMIT]`` names (without a version: the latest recorded state)."""
+        s = spec_of(spec)
+        if s.is_glob:
+            raise UserError(f"{s}: a version needs a named source, not a pattern")
+        from neuromirror.pin.record import state_row
+
+        row = state_row(self.datasets, s)
+        return Version(s.source, self.index.source(s.source)["dataset"], row, self.root)
+
+    def pin(self, spec: Union[str, Spec]) -> dict[str, Any]:
+        """What ``neuromirror pin SPEC --json`` prints: source, version, dataset, commit, tag, DOI."""
+        from neuromirror.pin.record import pin_record
+
+        s = spec_of(spec)
+        if s.is_glob:
+            raise UserError(f"pin {s}: pin names one source, not a pattern (neuromirror status lists the sources)")
+        return pin_record(self.datasets, s)
+
+    def files(self, spec: Union[str, Spec], paths: Sequence[str] = ()) -> Iterator[VersionFile]:
+        """The files of the version ``spec`` names, Zarr subdatasets' included, with keys, sizes and the
+        URLs a clone gets them from (``paths``: only those files and folders)."""
+        return self.version(spec).files(paths=paths)
+
+    def changes(self, since: Union[str, datetime], specs: Sequence[Union[str, Spec]] = ()) -> list[dict[str, Any]]:
+        """Per source (every one, or those ``specs`` name): what was added, removed and changed between the
+        state recorded at or before ``since`` and the newest, from the index (``neuromirror changes``)."""
+        from neuromirror.index.lookup import sources_matching
+        from neuromirror.pin.changes import parse_since, source_changes
+
+        when = parse_since(since) if isinstance(since, str) else since
+        chosen = [spec_of(s, allow_version=False) for s in specs]
+        sources = sources_matching(self.index, chosen) if chosen else self.sources()
+        return [c for c in (source_changes(self.index, s, when) for s in sources) if c is not None]
+
+    # -- copies of the content ----------------------------------------------------------------------
+    def keep(
+        self,
+        specs: Sequence[Union[str, Spec]],
+        to: Union[PathLike, Store, Sequence[Union[PathLike, Store]]],
+        *,
+        copies: Optional[int] = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        max_file_size: Optional[int] = None,
+        budget: Optional[int] = None,
+        jobs: int = 4,
+        all_versions: bool = False,
+        locks: Sequence[PathLike] = (),
+        progress: bool = False,
+    ) -> StoresRun:
+        """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, or
+        ``s3://BUCKET[/PREFIX]``) and record them where every clone looks (``neuromirror keep``); ``locks``: the
+        versions lock files name, too.
+        ``copies``: the verified copies wanted across the stores (None: the count recorded before)."""
+        from neuromirror.keep.stores import keep_into
+        from neuromirror.keep.versions import KeepOptions
+        from neuromirror.store.location import open_store, store_name
+
+        given: list[Any] = list(to) if isinstance(to, (list, tuple)) else [to]
+        stores = [open_store(store_name(str(t))) if isinstance(t, (str, os.PathLike)) else t for t in given]
+        if len({s.url for s in stores}) != len(stores):
+            raise UserError("the same store is named twice")
+        if copies is not None and copies < 1:
+            raise UserError("copies must be at least 1")
+        options = KeepOptions(
+            include=list(include),
+            exclude=list(exclude),
+            max_file_size=max_file_size,
+            budget=budget,
+            jobs=jobs,
+            all_versions=all_versions,
+            progress=progress,
+        )
+        targets = select_versions(self.index, [spec_of(s) for s in specs], options.all_versions, root=self.root)
+        if locks:
+            from neuromirror.keep.lock import lock_targets
+
+            seen = {t.id for t in targets}
+            targets += [t for t in lock_targets(self.datasets, [str(x) for x in locks]) if t.id not in seen]
+        return keep_into(self.datasets, stores, targets, options, copies)
+
+    def verify(
+        self,
+        spec: Union[str, Spec],
+        *,
+        content: bool = False,
+        sample: Optional[int] = None,
+        kept: bool = False,
+        strict: bool = False,
+        store: Optional[PathLike] = None,
+        jobs: int = 4,
+    ) -> VerifyReport:
+        """Check one version: its tree against the index and the git-annex branch; ``content``: every
+        file's bytes read back (from the archive, or any store the mirror knows) and hashed against its
+        key; ``kept``: every annexed file in ``store`` (``neuromirror verify``).  ``.ok``, ``.to_json()``."""
+        from neuromirror.store.location import open_store, store_name
+        from neuromirror.verify.version import verify_version
+
+        v = self.version(spec)
+        opened = open_store(store_name(str(store))) if store is not None else None
+        return verify_version(
+            self.datasets,
+            v.source,
+            v.row,
+            content=content,
+            sample=sample,
+            jobs=jobs,
+            progress=False,
+            store=opened,
+            kept=kept,
+            strict=strict,
+        )
+
+    def restore(
+        self,
+        specs: Sequence[Union[str, Spec]],
+        to: str,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        jobs: int = 4,
+    ) -> RestoreReport:
+        """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
+        ``to`` (``s3://BUCKET[/PREFIX]`` or a directory); ``dry_run``: decide only (``neuromirror restore``)."""
+        from neuromirror.restore.report import RestoreReport
+        from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
+        from neuromirror.restore.targets import open_target
+
+        target = open_target(to)
+        target.check()
+        report = RestoreReport(target.url, dry_run=dry_run, force=force)
+        versions = select_versions(self.index, [spec_of(s) for s in specs], root=self.root)
+        options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs)
+        restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
+        return report

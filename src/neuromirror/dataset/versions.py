@@ -1,0 +1,143 @@
+"""A version: one recorded state of a source, as every command and the Python API name it.
+
+Before this record a version travelled as its index row (a dict) beside its source and dataset,
+and each reader looked its fields up by name.  :class:`Version` gives them names a reader's editor
+knows (``v.label``, ``v.commit``, ``v.dataset``), and :func:`select_versions` is the one reading of
+"the versions a spec names" that ``keep``, ``verify`` and ``restore`` share.  The row stays on the
+record (``v.row``) for the code that passes it on to index functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from neuromirror.dataset.states import find_state, is_commit_state
+from neuromirror.dataset.version import iter_version
+from neuromirror.index.lookup import not_mirrored, sources_matching
+from neuromirror.records import VersionFile
+from neuromirror.spec import Spec
+
+
+@dataclass(frozen=True)
+class Version:
+    """One recorded state of a source: a published version, a draft (or snapshot) state, or an older draft
+    state named by its commit.  Equal when source and index row are (a state named twice is one)."""
+
+    source: str  # "dandi:000027"
+    relpath: str  # the source's dataset, relative to the mirror's root
+    row: dict = field(hash=False, compare=False, repr=False)  # its index row (``versions``), as recorded
+    root: Optional[Path] = field(default=None, hash=False, compare=False, repr=False)
+    id: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", int(self.row["id"]))
+
+    @property
+    def label(self) -> str:
+        """The version label (``0.230629.1955``, ``draft``), or the commit as given for an older draft state."""
+        return str(self.row["label"])
+
+    @property
+    def commit(self) -> str:
+        return str(self.row["commit"])
+
+    @property
+    def kind(self) -> str:
+        """``published``, ``draft`` or ``snapshot``."""
+        return str(self.row["kind"])
+
+    @property
+    def tag(self) -> Optional[str]:
+        return self.row.get("tag")
+
+    @property
+    def doi(self) -> Optional[str]:
+        return self.row.get("doi")
+
+    @property
+    def synced_at(self) -> Optional[str]:
+        """When the sync that recorded this state ran (ISO 8601, UTC)."""
+        return self.row.get("synced_at")
+
+    @property
+    def date(self) -> Optional[str]:
+        """The archive's date of a published version (ISO 8601), when it gave one."""
+        return self.row.get("date")
+
+    @property
+    def named_by_commit(self) -> bool:
+        """True for an older draft state named ``SPEC@COMMIT`` (no label names it any more)."""
+        return is_commit_state(self.row)
+
+    @property
+    def spec(self) -> Spec:
+        """``SPEC@LABEL`` (or ``SPEC@COMMIT``): what names this state on the command line."""
+        archive, name = self.source.split(":", 1)
+        return Spec(archive, name, self.label)
+
+    @property
+    def dataset(self) -> Path:
+        """The source's dataset on disk (needs ``root``: versions from :func:`select_versions` with a root)."""
+        if self.root is None:
+            raise ValueError(f"{self.source}@{self.label}: a version made without its mirror's root")
+        return self.root / self.relpath
+
+    def files(self, *, recurse: bool = True, urls: bool = True, paths: Sequence[str] = ()) -> Iterator[VersionFile]:
+        """The version's files, streamed from its tree (subdatasets' files too, with ``recurse``), each with
+        its key, size and registered URLs (``urls``); ``paths``: only those files and folders."""
+        return iter_version(self.dataset, self.commit, recurse=recurse, urls=urls, paths=paths)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "version": self.label,
+            "kind": self.kind,
+            "commit": self.commit,
+            "tag": self.tag,
+            "doi": self.doi,
+            "synced_at": self.synced_at,
+            "files": self.row.get("files"),
+            "bytes": self.row.get("bytes"),
+        }
+
+
+def select_versions(
+    index: Any, specs: Sequence[Spec], all_versions: bool = False, root: Optional[Path] = None
+) -> list[Version]:
+    """The versions SPECs name: ``@VERSION`` or ``@COMMIT`` that one; none: every published version and the latest
+    draft/snapshot (``all_versions``: every recorded version). Each once, in the order named."""
+    out: list[Version] = []
+    seen: set[int] = set()
+    for spec in specs:
+        if spec.is_glob:
+            sources = sources_matching(index, [spec])
+        elif index.source(spec.source) is None:
+            raise not_mirrored(index, spec.source)
+        else:
+            sources = [spec.source]
+        for sid in sources:
+            relpath = index.source(sid)["dataset"]
+            if spec.version:
+                archive, name = sid.split(":", 1)
+                rows = [find_state(index, Spec(archive, name, spec.version))]  # @COMMIT: an older draft state too
+            else:
+                rows = _default_versions(index, sid, all_versions)
+            for row in rows:
+                if row["id"] not in seen:
+                    seen.add(row["id"])
+                    out.append(Version(sid, relpath, row, root))
+    return out
+
+
+def _default_versions(index: Any, sid: str, all_versions: bool) -> list[dict]:
+    rows = index.versions(sid)
+    if all_versions:
+        return rows
+    published: dict[str, dict] = {}
+    for r in rows:
+        if r["kind"] == "published":
+            published[r["label"]] = r  # the last row of a label is its current record
+    latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
+    return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])

@@ -1,0 +1,141 @@
+"""What changed in a source: between two recorded states (``diff``), and since a date (``changes``).
+
+Both read the index only (each version's file rows, streamed in path order): no dataset is opened,
+so a report over every source of a large mirror costs one walk of two file lists per source.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterator, Optional
+
+from neuromirror.errors import UserError
+from neuromirror.records import SUBDATASET
+from neuromirror.util.dates import parse_iso
+
+
+def _merge(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Optional[Any], Optional[Any]]]:
+    """Walk two path-sorted file lists together (constant memory)."""
+
+    def k(f: Any) -> bytes:
+        return f.path.encode("utf-8", "surrogateescape")
+
+    x, y = next(a, None), next(b, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and k(x) < k(y)):
+            yield x, None
+            x = next(a, None)
+        elif x is None or k(y) < k(x):
+            yield None, y
+            y = next(b, None)
+        else:
+            yield x, y
+            x, y = next(a, None), next(b, None)
+
+
+def _content_id(f: Any) -> str:
+    return f.key if f.key else f"{f.checksum_kind}:{f.checksum}"
+
+
+def diff_versions(index: Any, row_a: dict, row_b: dict) -> dict:
+    added: list[dict] = []
+    removed: list[dict] = []
+    changed: list[dict] = []
+    relinked = 0
+    # the index streams each list ORDER BY path (SQLite's BINARY collation: UTF-8 byte order, as _merge compares)
+    files_a = iter(index.version_files(row_a["id"]))
+    files_b = iter(index.version_files(row_b["id"]))
+    for old, new in _merge(files_a, files_b):
+        if old is None and new is not None:
+            added.append({"path": new.path, "size": new.size, "key": new.key})
+        elif new is None and old is not None:
+            removed.append({"path": old.path, "size": old.size, "key": old.key})
+        elif old is None or new is None:  # _merge never yields two Nones
+            continue
+        elif _content_id(old) != _content_id(new):
+            rec = {"path": new.path, "old_size": old.size, "new_size": new.size, "old_key": old.key, "new_key": new.key}
+            if SUBDATASET in (old.checksum_kind, new.checksum_kind):
+                rec.update(subdataset=True, old_commit=old.checksum, new_commit=new.checksum)
+            changed.append(rec)
+        elif tuple(old.urls) != tuple(new.urls):
+            relinked += 1
+    return {
+        "added": added,
+        "removed": removed,
+        "changed": changed,
+        "summary": {
+            "added": len(added),
+            "removed": len(removed),
+            "changed": len(changed),
+            "same_content_new_urls": relinked,
+            "bytes_added": sum(f["size"] or 0 for f in added),
+            "bytes_removed": sum(f["size"] or 0 for f in removed),
+            "bytes_delta": (row_b.get("bytes") or 0) - (row_a.get("bytes") or 0),
+        },
+    }
+
+
+def parse_since(text: str) -> datetime:
+    when = parse_iso(text.strip())
+    if when is None:
+        try:
+            when = datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise UserError(f"--since {text}: not a date (give YYYY-MM-DD or an ISO 8601 time)") from None
+    return when
+
+
+def _when(row: dict) -> Optional[datetime]:
+    """When the archive was in the state a version row records (its date; else its modified time; else synced)."""
+    for field in ("date", "remote_modified", "synced_at"):
+        got = parse_iso(row.get(field))
+        if got is not None:
+            return got
+    return None
+
+
+def _states(index: Any, source: str) -> list[dict]:
+    """The rows that are the source's successive states, oldest first: drafts/snapshots and published
+    versions alike (a published version is the archive's state at its date, and on a mirror made after
+    a publish the only record of what the draft held then), by the archive's date of each."""
+    rows = index.versions(source)
+    return sorted(rows, key=lambda r: (_when(r) or datetime.max.replace(tzinfo=timezone.utc), r["id"]))
+
+
+def _head(rows: list[dict]) -> dict:
+    """The state recorded now: the last draft/snapshot row, else the last published one (as ``status``)."""
+    drafts = [r for r in rows if r["kind"] != "published"]
+    return max(drafts or rows, key=lambda r: r["id"])
+
+
+def _end(row: Optional[dict]) -> Optional[dict]:
+    if row is None:
+        return None
+    when = _when(row)
+    return {"version": row["label"], "commit": row["commit"], "date": when.isoformat() if when else None}
+
+
+def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
+    """The source's changes since ``since``; None when it has no recorded state."""
+    states = _states(index, source)
+    if not states:
+        return None
+    before = [r for r in states if (_when(r) or since) <= since]
+    old, new = (before[-1] if before else None), _head(states)
+    if (_when(new) or since) <= since:  # nothing recorded after DATE (a publish of then is no change since)
+        old = new
+    if old is not None and old["id"] == new["id"]:
+        d: dict[str, Any] = {"added": [], "removed": [], "changed": []}
+    elif old is None:
+        d = diff_versions(index, {"id": -1, "bytes": 0}, new)
+    else:
+        d = diff_versions(index, old, new)
+    return {
+        "source": source,
+        "from": _end(old),
+        "to": _end(new),
+        "added": d["added"],
+        "removed": d["removed"],
+        "changed": d["changed"],
+        "summary": {k: len(d[k]) for k in ("added", "removed", "changed")},
+    }
