@@ -48,21 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from neuromirror.index import catalog
-    from neuromirror.service import is_loopback
 
-    if not catalog.datasette_available():
-        raise UserError("browse needs Datasette, which is not installed: pip install 'neuromirror[browse]'")
-    root = root_of(args)
-    index = Path(args.index).absolute() if args.index else root / ".neuromirror" / "index.sqlite"
-    if not index.exists():
-        raise UserError(f"no index at {index}: nothing mirrored there yet (run: neuromirror sync SPEC)")
-    if not 0 <= args.port <= 65535:
-        raise UserError("--port must be a number from 0 to 65535")
-    if not is_loopback(args.host):
-        print(
-            f"neuromirror: warning: --host {args.host} is not a loopback address: the catalog has no authentication",
-            file=sys.stderr,
-        )
+    root, index = _checked(args)
     port = args.port or _free_port(args.host)
     host_in_url = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{host_in_url}:{port}/{catalog.database_name(index)}"
@@ -85,13 +72,39 @@ def run(args: argparse.Namespace) -> int:
             return 0
         finally:
             catalog.remove_state(root)
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            _stop(proc)
+
+
+def _checked(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(the root, its index), once Datasette, the index and --port are there and a non-loopback --host is warned of."""
+    from neuromirror.index import catalog
+    from neuromirror.service import is_loopback
+
+    if not catalog.datasette_available():
+        raise UserError("browse needs Datasette, which is not installed: pip install 'neuromirror[browse]'")
+    root = root_of(args)
+    index = Path(args.index).absolute() if args.index else root / ".neuromirror" / "index.sqlite"
+    if not index.exists():
+        raise UserError(f"no index at {index}: nothing mirrored there yet (run: neuromirror sync SPEC)")
+    if not 0 <= args.port <= 65535:
+        raise UserError("--port must be a number from 0 to 65535")
+    if not is_loopback(args.host):
+        print(
+            f"neuromirror: warning: --host {args.host} is not a loopback address: the catalog has no authentication",
+            file=sys.stderr,
+        )
+    return root, index
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Datasette stopped if it still runs: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _free_port(host: str) -> int:

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from neuromirror.commands.common import (
     UserError,
@@ -17,6 +17,10 @@ from neuromirror.commands.common import (
     root_of,
     spec_arg,
 )
+
+if TYPE_CHECKING:
+    from neuromirror.pin.fetch import GetReport, GotVersion, Retrieval
+    from neuromirror.spec import Spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -88,25 +92,49 @@ def check_destination(to: str) -> None:
     check_folder(f"--to {to}", to, " (give a new directory or a previous get's clone)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin.clone import (
-        check_paths,
-        checkout,
-        clone,
-        ensure_commit,
-        resolve_version_in_clone,
-        tag_commit,
+def retrieval(args: argparse.Namespace) -> Retrieval:
+    """The retrieval options (:func:`add_retrieval_options`) as :class:`~neuromirror.pin.fetch.Retrieval`."""
+    from neuromirror.pin.fetch import Retrieval
+
+    return Retrieval(
+        from_url=args.from_url,
+        allow_ip=args.allow_ip,
+        jobs=args.jobs,
+        progress=not (args.quiet or args.json),
+        prepare_for=lambda recorded: store_preparer(args, recorded),
     )
-    from neuromirror.pin.fetch import failure_lines, fetch
-    from neuromirror.pin.locations import resolve_url
-    from neuromirror.pin.record import pin_record
-    from neuromirror.pin.retrieve import RetrieveError, allow_ip_default
-    from neuromirror.spec import dataset_relpath
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromirror.pin.fetch import get_version
+    from neuromirror.pin.retrieve import RetrieveError
 
     spec = spec_arg(args.spec)
     if spec.is_glob:
         raise UserError("get takes one source, not a pattern")
     check_destination(args.to)
+    rec, relpath = _recorded(args, spec)
+    try:
+        got = get_version(spec, rec, relpath, Path(args.to), args.paths, retrieval(args))
+    except RetrieveError as exc:
+        print(f"neuromirror: get failed: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(_json_of(spec, got))
+    else:
+        where = os.path.relpath(got.dest) if not os.path.relpath(got.dest).startswith("..") else str(got.dest)
+        print(f"{spec.source}@{got.rec['version']} (commit {got.commit[:12]}) in {where}: {got.report.line()}")
+    if got.report.failed:
+        _print_failures(got.report)
+        return 1
+    return 0
+
+
+def _recorded(args: argparse.Namespace, spec: Spec) -> tuple[Optional[dict], Optional[str]]:
+    """The version's record in the mirror and its dataset's path there; (None, None) when the mirror
+    does not have the source (then --from must say where to clone from)."""
+    from neuromirror.pin.record import pin_record
+
     mirror = mirror_if_exists(args)
     rec: Optional[dict] = None
     relpath: Optional[str] = None
@@ -120,67 +148,34 @@ def run(args: argparse.Namespace) -> int:
     if rec is None and not args.from_url:
         where = f"the mirror at {mirror.root}" if mirror else f"{root_of(args)} (no mirror there)"
         raise UserError(f"{spec.source} is not in {where}: pass --from URL of a published copy, or --root")
-    try:
-        if rec is not None:
-            url = resolve_url(args.from_url, relpath or "") if args.from_url else rec["dataset"]
-        else:
-            url = resolve_url(args.from_url, dataset_relpath(spec))
-        dest, reused = clone(url, Path(args.to), allow_ip=allow_ip_default(args.allow_ip))
-        if rec is None:
-            rec = resolve_version_in_clone(dest, spec.source, spec.version)
-        commit = rec["commit"]
-        ensure_commit(dest, commit, url)
-        if rec.get("tag"):
-            tagged = tag_commit(dest, rec["tag"])
-            if tagged and tagged != commit:
-                raise RetrieveError(
-                    f"tag {rec['tag']} at {url} points at {tagged[:12]}, but "
-                    f"{spec.source}@{rec['version']} is commit {commit[:12]}: refusing a moved tag"
-                )
-        checkout(dest, commit)
-        paths = check_paths(dest, commit, args.paths)
-        label = f"{spec.source}@{rec['version']}"
-        allow_ip = allow_ip_default(args.allow_ip)
-        report = fetch(
-            dest,
-            commit,
-            paths,
-            jobs=args.jobs,
-            progress=not (args.quiet or args.json),
-            label=label,
-            allow_ip=allow_ip,
-            prepare=store_preparer(args),
-        )
-    except RetrieveError as exc:
-        print(f"neuromirror: get failed: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print_json(
-            {
-                "source": spec.source,
-                "version": rec["version"],
-                "commit": commit,
-                "tag": rec.get("tag"),
-                "doi": rec.get("doi"),
-                "dir": str(dest),
-                "from": url,
-                "reused": reused,
-                "paths": paths or ["."],
-                "fetched": report.fetched,
-                "fetched_bytes": report.fetched_bytes,
-                "present": report.present,
-                "git_files": report.git_files,
-                "subdatasets": report.subdatasets,
-                "failed": [{"path": p, "error": e} for p, e in report.failed],
-                "ok": not report.failed,
-            }
-        )
-    else:
-        where = os.path.relpath(dest) if not os.path.relpath(dest).startswith("..") else str(dest)
-        print(f"{spec.source}@{rec['version']} (commit {commit[:12]}) in {where}: {report.line()}")
-    if report.failed:
-        print(f"neuromirror: get: {len(report.failed)} file(s) not fetched or not verified:", file=sys.stderr)
-        for line in failure_lines(report):
-            print(line, file=sys.stderr)
-        return 1
-    return 0
+    return rec, relpath
+
+
+def _json_of(spec: Spec, got: GotVersion) -> dict:
+    rec, report = got.rec, got.report
+    return {
+        "source": spec.source,
+        "version": rec["version"],
+        "commit": got.commit,
+        "tag": rec.get("tag"),
+        "doi": rec.get("doi"),
+        "dir": str(got.dest),
+        "from": got.url,
+        "reused": got.reused,
+        "paths": got.paths or ["."],
+        "fetched": report.fetched,
+        "fetched_bytes": report.fetched_bytes,
+        "present": report.present,
+        "git_files": report.git_files,
+        "subdatasets": report.subdatasets,
+        "failed": [{"path": p, "error": e} for p, e in report.failed],
+        "ok": not report.failed,
+    }
+
+
+def _print_failures(report: GetReport) -> None:
+    from neuromirror.pin.fetch import failure_lines
+
+    print(f"neuromirror: get: {len(report.failed)} file(s) not fetched or not verified:", file=sys.stderr)
+    for line in failure_lines(report):
+        print(line, file=sys.stderr)

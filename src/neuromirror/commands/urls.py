@@ -6,9 +6,13 @@ import argparse
 import functools
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from neuromirror.commands.common import UserError, add_json, require_mirror, spec_arg
+
+if TYPE_CHECKING:
+    from neuromirror.read.pinned import Pin
+    from neuromirror.read.urls import PinnedFile
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +43,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.read.check import checked
-    from neuromirror.read.loss import Losses, source_lock
+    mirror, pins = _pins(args)
+    counts, lost = _write_files(args, mirror, pins, sys.stdout)
+    if not counts and args.paths:
+        raise UserError(f"no file of {pins[0].source}@{pins[0].version} under {', '.join(args.paths)}")
+    total = sum(counts.values())
+    parts = [f"{counts[k]} {label}" for k, label in _LABELS if counts.get(k)]
+    print(f"{total} file(s): " + (", ".join(parts) or "none"), file=sys.stderr)
+    for line in lost:
+        print(f"not streamable: {line}", file=sys.stderr)
+    return 1 if lost else 0
+
+
+def _pins(args: argparse.Namespace) -> tuple[Any, list[Pin]]:
+    """The mirror (closed again) and the pins SPEC@VERSION or --lock name; the PATHs checked."""
     from neuromirror.read.pinned import from_lock, resolve
-    from neuromirror.read.urls import pin_files
 
     if not args.spec and not args.lock:
         raise UserError("urls needs a SPEC@VERSION or --lock FILE")
@@ -57,15 +72,24 @@ def run(args: argparse.Namespace) -> int:
     mirror = require_mirror(args)
     try:
         if args.lock:
-            pins = from_lock(mirror, args.lock, spec.source if spec else None)
-        else:
-            assert spec is not None
-            pins = [resolve(mirror, spec)]
+            return mirror, from_lock(mirror, args.lock, spec.source if spec else None)
+        assert spec is not None
+        return mirror, [resolve(mirror, spec)]
     finally:
         mirror.close()
+
+
+def _write_files(
+    args: argparse.Namespace, mirror: Any, pins: list[Pin], out: TextIO
+) -> tuple[dict[str, int], list[str]]:
+    """Each file of ``pins`` written to ``out`` (a line, or a --json row); (count by what serves it, the
+    files --check found no URL serves)."""
+    from neuromirror.read.check import checked
+    from neuromirror.read.loss import Losses, source_lock
+    from neuromirror.read.urls import pin_files
+
     counts: dict[str, int] = {}
     lost: list[str] = []
-    out = sys.stdout
     first = True
     if args.json:
         out.write("[")
@@ -77,26 +101,23 @@ def run(args: argparse.Namespace) -> int:
             counts[f.served_by] = counts.get(f.served_by, 0) + 1
             if args.check and f.served_by == "none":
                 lost.append(f"{pin.source}@{pin.version}: {f.path} ({f.key}): {f.why}")
-            if args.json:
-                row = {"source": pin.source, "version": pin.version, "commit": pin.commit, **f.to_json()}
-                out.write(("\n" if first else ",\n") + json.dumps(row))
-                first = False
-            elif f.url:
-                out.write(f"{f.path}\t{f.url}\n")
-            else:
-                note = "in the dataset's git (no URL; a clone or the view serves it)" if f.served_by == "git" else f.why
-                out.write(f"{f.path}\t-\t{note}\n")
+            _write_file(out, args.json, pin, f, first)
+            first = False
     if args.json:
         out.write("\n]\n")
     losses.flush()
-    if not counts and args.paths:
-        raise UserError(f"no file of {pins[0].source}@{pins[0].version} under {', '.join(args.paths)}")
-    total = sum(counts.values())
-    parts = [f"{counts[k]} {label}" for k, label in _LABELS if counts.get(k)]
-    print(f"{total} file(s): " + (", ".join(parts) or "none"), file=sys.stderr)
-    for line in lost:
-        print(f"not streamable: {line}", file=sys.stderr)
-    return 1 if lost else 0
+    return counts, lost
+
+
+def _write_file(out: TextIO, as_json: bool, pin: Pin, f: PinnedFile, first: bool) -> None:
+    if as_json:
+        row = {"source": pin.source, "version": pin.version, "commit": pin.commit, **f.to_json()}
+        out.write(("\n" if first else ",\n") + json.dumps(row))
+    elif f.url:
+        out.write(f"{f.path}\t{f.url}\n")
+    else:
+        note = "in the dataset's git (no URL; a clone or the view serves it)" if f.served_by == "git" else f.why
+        out.write(f"{f.path}\t-\t{note}\n")
 
 
 _LABELS = (
