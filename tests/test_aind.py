@@ -26,6 +26,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
+from helpers.aind import clone, datalad_get, git, subdatasets, tree
 from neuromirror.annex.keys import key_file, key_from_file, md5e_key, sha256e_key
 from neuromirror.sources.aind.metadata import asset_meta, parse_asset_name
 from neuromirror.sources.aind.options import S3Settings
@@ -40,10 +41,6 @@ PART = 64  # moto's minimum multipart part size, lowered for the tests
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
 
 
 _CLEAN_ENV = (
@@ -93,23 +90,7 @@ def sync(root: Path, bucket: Bucket, *specs: str, extra: tuple[str, ...] = ()) -
     return json.loads(proc.stdout)
 
 
-def clone(source: Path, dest: Path) -> Path:
-    subprocess.run(["datalad", "clone", str(source), str(dest)], check=True, capture_output=True)
-    git(dest, "config", "annex.security.allowed-ip-addresses", "all")  # loopback stand-in: this clone only
-    return dest
-
-
 #: loopback stand-in URLs allowed for git-annex in this process's children only (subdatasets included)
-LOOPBACK = {
-    "GIT_CONFIG_COUNT": "1",
-    "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses",
-    "GIT_CONFIG_VALUE_0": "all",
-}
-
-
-def datalad_get(repo: Path, *paths: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **LOOPBACK}
-    return subprocess.run(["datalad", "get", *paths], cwd=repo, capture_output=True, text=True, env=env)
 
 
 def annexed(ds: Path, path: str) -> str:
@@ -137,25 +118,6 @@ def key_at(ds: Path, rev: str, path: str) -> str:
     if mode != "120000":
         return ""
     return key_from_file(git(ds, "cat-file", "-p", f"{rev}:{path}").rsplit("/", 1)[-1])
-
-
-def tree(ds: Path, rev: str = "HEAD") -> list[str]:
-    """The files of ``rev``, those of its subdatasets (at their recorded commits) included."""
-    out = []
-    for line in git(ds, "ls-tree", "-r", rev).splitlines():
-        meta, name = line.split("\t", 1)
-        mode, _, sha = meta.split()
-        if mode == "160000":
-            out += [f"{name}/{p}" for p in tree(ds / name, sha)]
-        elif not name.startswith(".datalad/") and name not in (".gitattributes", ".gitmodules"):
-            out.append(name)
-    return sorted(out)
-
-
-def subdatasets(ds: Path, rev: str = "HEAD") -> list[str]:
-    return sorted(
-        line.split("\t", 1)[1] for line in git(ds, "ls-tree", "-r", rev).splitlines() if line.startswith("160000")
-    )
 
 
 def index_rows(root: Path, sql: str, *params: Any) -> list[tuple]:

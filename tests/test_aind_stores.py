@@ -23,23 +23,9 @@ from typing import Iterator
 
 import pytest
 
+from helpers.aind import ASSET, LOOPBACK, STORES, clone, datalad_get, store_objects, subdatasets, tree
+from helpers.retrieve import Runner, data_files
 from neuromirror.demo import deterministic_bytes
-from test_aind import LOOPBACK, clone, datalad_get, subdatasets, tree
-from test_retrieve import Runner, data_files
-
-ASSET = "SmartSPIM_111111_2024-01-01_00-00-00"
-STORES = ("SPIM/ch488.ome.zarr", "SPIM/ch561.ome.zarr")
-
-
-def store_objects(store: str, tag: str = "") -> dict[str, bytes]:
-    """A store's objects: Zarr metadata (small JSON, in git) and chunks (annexed)."""
-    objs = {
-        f"{store}/.zgroup": b'{"zarr_format": 2}',
-        f"{store}/0/.zarray": b'{"chunks": [2], "zarr_format": 2}',
-    }
-    for i in range(6):
-        objs[f"{store}/0/{i}"] = deterministic_bytes(f"{store}/{i}{tag}", 3000 + i)
-    return objs
 
 
 def git(repo: Path, *args: str) -> str:
@@ -302,7 +288,7 @@ def test_each_store_state_has_a_zarr_manifest_in_dandis_format(world: World) -> 
     import requests
     from zarr_checksum.tree import ZarrChecksumTree
 
-    from test_read_view import manifest_shape
+    from helpers.read import manifest_shape
 
     root = world.run.root / ".neuromirror" / "zarr-manifests"
     by_store: dict[str, list[Path]] = {}

@@ -14,22 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import git
+from helpers.boss import CHUNK_ARG, SPEC, C, E, Runner, chunk_bytes, clone, cutouts, get, key_of
 from neuromirror.standins.boss.server import BossStandIn
-from test_boss import (  # noqa: F401  (fixtures)
-    CHUNK_ARG,
-    SPEC,
-    C,
-    E,
-    Runner,
-    boss,
-    chunk_bytes,
-    clone,
-    cutouts,
-    get,
-    hermetic,
-    key_of,
-    run,
-)
+
+pytestmark = pytest.mark.usefixtures("hermetic")  # every test: an empty HOME, the stand-in's token
 
 CHANGED = "annotation.ome.zarr/0/0/0/0"
 

@@ -17,11 +17,11 @@ import subprocess
 from pathlib import Path
 
 from conftest import git
+from helpers.annex import _annex_repo
 from neuromirror.annex.branch_writer import Batch, mark_web, register_urls, unregister_urls, write
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.logs import BRANCH, branch_logs, web_urls
 from neuromirror.store.directory import DirectoryStore
-from test_store_record import _annex_repo
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "neuromirror"
 SUBCOMMANDS = {"setpresentkey", "registerurl", "unregisterurl"}

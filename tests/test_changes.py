@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from helpers.retrieve import Runner
 from neuromirror.demo import deterministic_bytes
-from test_retrieve import Runner
 
 T = datetime(2025, 9, 1, 8, 0, tzinfo=timezone.utc)
 

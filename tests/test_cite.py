@@ -16,7 +16,7 @@ import bibtexparser
 import pytest
 import yaml
 
-from test_retrieve import Sample, build_sample
+from helpers.retrieve import Sample, build_sample
 
 
 @pytest.fixture(scope="module")

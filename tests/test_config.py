@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from helpers.config import errors, write
 from neuromirror.cli import main
 from neuromirror.config import options as config_mod
 from neuromirror.config.load import load_config, load_configs, sync_targets
@@ -19,18 +19,6 @@ from neuromirror.util.dates import format_duration
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "mirrors").glob("*-example.yaml"))
-
-
-def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text).lstrip("\n"))
-    return p
-
-
-def errors(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    return [str(i) for i in info.value.issues]
 
 
 # -- the examples shipped in the repository ------------------------------------

@@ -11,9 +11,8 @@ import os
 from pathlib import Path
 
 from conftest import clone, git
-from test_keep import keep_json, key_of, lose_blobs, make_dandiset, sha256, whereis
-from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (the fixture: an empty bucket, the store's env)
-from test_retrieve import data_files
+from helpers.keep import _flip_a_byte, keep_json, key_of, lose_blobs, make_dandiset, sha256, whereis
+from helpers.retrieve import data_files
 
 
 def test_two_stores_each_a_remote_of_its_own_and_reproduce_fetches_from_one(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
@@ -72,7 +71,7 @@ def test_a_dataset_kept_before_stores_had_names_of_their_own_still_reproduces(da
 def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fills_it(
     dandi_archive,
     s3,
-    lab_bucket,  # noqa: F811 (the fixture imported above)
+    lab_bucket,
     tmp_path: Path,
 ) -> None:  # noqa: ANN001
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 15_000, "sub-02/b.nwb": 4_000})
@@ -110,18 +109,10 @@ def test_a_store_down_during_keep_shows_one_of_two_copies_and_the_next_keep_fill
     assert "2/2 file(s) with >= 2 verified copies" in d.run.ok("status", "--copies")
 
 
-def _flip_a_byte(path: Path) -> None:
-    os.chmod(path.parent, 0o755)
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 def test_verify_stores_finds_a_flipped_byte_and_a_lost_file_and_re_keeps_them_from_the_other_store(
     dandi_archive,  # noqa: ANN001
     s3,  # noqa: ANN001
-    lab_bucket,  # noqa: F811 (the fixture imported above)
+    lab_bucket,
     tmp_path: Path,
 ) -> None:
     from neuromirror.annex.keys import hashdir_lower
@@ -173,8 +164,8 @@ def test_verify_stores_finds_a_flipped_byte_and_a_lost_file_and_re_keeps_them_fr
 def test_service_keeps_into_two_stores_checks_a_slice_and_shows_copies_and_keep_lag(
     dandi_archive, tmp_path: Path
 ) -> None:  # noqa: ANN001
-    from test_keep_policy import keep_config
-    from test_service import get, metric_samples, run_part, serve, wait_for
+    from helpers.keep import keep_config
+    from helpers.service import get, metric_samples, run_part, serve, wait_for
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 8_000, "sub-01/b.nwb": 2_000})
     one, two = tmp_path / "one", tmp_path / "two"
@@ -279,7 +270,7 @@ def test_keep_to_a_new_store_copies_what_the_archive_lost_from_another_store(dan
 def test_verify_stores_of_one_store_repairs_a_bad_copy_from_the_other_store(
     dandi_archive,  # noqa: ANN001
     s3,  # noqa: ANN001
-    lab_bucket,  # noqa: F811 (the fixture imported above)
+    lab_bucket,
     tmp_path: Path,
 ) -> None:
     """``verify --stores --store X``: only X's copies are re-read, and a bad one is re-kept from the other store

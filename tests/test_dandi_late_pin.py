@@ -15,10 +15,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from conftest import clone, git
+from helpers.keep import T0, key_of
+from helpers.retrieve import Runner
 from neuromirror.annex.keys import hashdir_lower
 from neuromirror.demo import deterministic_bytes
-from test_keep import T0, key_of
-from test_retrieve import Runner
 
 A, B = "sub-01/deleted.nwb", "sub-02/current.nwb"
 

@@ -20,10 +20,10 @@ from pathlib import PurePosixPath
 import pytest
 
 from conftest import CLI, git
+from helpers.dandi_full import T0, annexed_checksum, archive_checksum, clone_all, get, user_env, zarr_files
 from neuromirror.engine.zarr.job import ZarrJob, ZarrRecord, mirror_zarr
 from neuromirror.sources.dandi import zarr_listing
 from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
-from test_dandi_full import T0, annexed_checksum, archive_checksum, clone_all, get, user_env, zarr_files
 
 ZARRS = 5
 

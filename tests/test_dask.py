@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Optional
 import pytest
 
 from conftest import CLI, git
-from test_dandi_full import T0, index_dump, zarr_files
+from helpers.dandi_full import T0, index_dump, zarr_files
 
 pytest.importorskip("distributed")
 
@@ -340,8 +340,8 @@ def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, 
 
 
 def test_serve_runs_on_the_workers_and_never_twice_at_once(cluster, archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_service import assert_never_interleaved, ok_runs, runs, serve
-    from test_service import wait_for as wait_served
+    from helpers.service import assert_never_interleaved, ok_runs, runs, serve
+    from helpers.service import wait_for as wait_served
 
     ident = archive.create_dandiset(name="served", created=T0)
     archive.put_asset(ident, "a.nwb", b"served" * 50, when=T0)
@@ -437,7 +437,7 @@ def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
 
 def test_aind_stores_run_as_tasks_of_their_own(cluster, s3, tmp_path: Path) -> None:  # noqa: ANN001
     """An AIND asset with two Zarr stores on the cluster: one task per store, the same datasets as one host."""
-    from test_aind_stores import ASSET, STORES, store_objects
+    from helpers.aind import ASSET, STORES, store_objects
 
     bucket = f"nm-dask-aind-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(bucket, versioned=True, public=True)

@@ -36,8 +36,8 @@ from typing import Optional
 
 import pytest
 
+from helpers.dandi_full import T0, user_env
 from neuromirror.util import counts as nm_counts
-from test_dandi_full import T0, user_env
 
 BUDGETS = Path(__file__).with_name("budgets.json")
 ZARRS = {"sub-01/sub-01_small.ome.zarr": 20, "sub-02/sub-02_small.ome.zarr": 20, "sub-03/sub-03_large.ome.zarr": 1100}

@@ -13,117 +13,33 @@ the store is refused at retrieval, ``--budget`` stops cleanly, a SIGKILL mid-cop
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from conftest import clone, git
+from helpers.keep import (
+    STORE_NAME,
+    T0,
+    keep_json,
+    kept_in,
+    key_of,
+    lose_blobs,
+    lose_zarr,
+    make_dandiset,
+    remote_name_of,
+    sha256,
+    store_keys,
+)
+from helpers.retrieve import data_files
 from neuromirror.demo import deterministic_bytes
 from neuromirror.store.directory import DirectoryStore
-from test_retrieve import Runner, data_files
 
-T0 = datetime(2025, 6, 1, 8, 0, tzinfo=timezone.utc)
 #: every store's remote name starts so (``neuromirror-store-<first 8 hex digits of its UUID>``)
-STORE_NAME = "neuromirror-store"
-
-
-def remote_name_of(store: Path) -> str:
-    """The git-annex remote name a store's datasets record: its own, derived from its UUID."""
-    ident = json.loads((store / ".neuromirror-store.json").read_text())
-    return ident["name"]
-
-
-@dataclass
-class Dandiset:
-    archive: object
-    id: str
-    version: str
-    files: dict[str, bytes]  # the published version's annexed files
-    run: Runner
-
-    @property
-    def source(self) -> str:
-        return f"dandi:{self.id}"
-
-    @property
-    def spec(self) -> str:
-        return f"{self.source}@{self.version}"
-
-    @property
-    def ds(self) -> Path:
-        return self.run.root / "dandi" / self.id
-
-
-def make_dandiset(archive, root: Path, sizes: dict[str, int], *, zarr: dict[str, bytes] | None = None) -> Dandiset:  # noqa: ANN001
-    """A dandiset with one published version of ``sizes`` (path -> bytes) and a README, synced into ``root``."""
-    when = T0 + timedelta(days=len(archive.dandiset_ids()))
-    ident = archive.create_dandiset(name="keep sample", created=when)
-    files = {path: deterministic_bytes(f"{ident}:{path}", n) for path, n in sizes.items()}
-    for i, (path, data) in enumerate(files.items()):
-        archive.put_asset(ident, path, data, when=when + timedelta(minutes=i + 1))
-    archive.put_asset(ident, "README.md", b"# keep sample\n", when=when + timedelta(minutes=30))
-    if zarr:
-        archive.add_zarr_asset(ident, "sub-09/sample.zarr", zarr, when=when + timedelta(minutes=40))
-    version = archive.publish(ident, when=when + timedelta(hours=1))
-    run = Runner(root)
-    run.ok("sync", f"dandi:{ident}", "--dandi-api", archive.api_url)
-    return Dandiset(archive, ident, version, files, run)
-
-
-def lose_blobs(d: Dandiset, paths: list[str]) -> None:
-    """What garbage collection does: every S3 version of the blobs gone (no delete marker to undo)."""
-    client = d.archive.s3.client()
-    for path in paths:
-        blob = d.archive.asset_at(d.id, path, d.version).blob
-        _delete_all_versions(client, blob.bucket, blob.key)
-
-
-def lose_zarr(d: Dandiset, path: str) -> None:
-    z = d.archive.asset_at(d.id, path, d.version).zarr
-    _delete_all_versions(d.archive.s3.client(), z.bucket, f"zarr/{z.zarr_id}/")
-
-
-def _delete_all_versions(client, bucket: str, prefix: str) -> None:  # noqa: ANN001
-    listing = client.list_object_versions(Bucket=bucket, Prefix=prefix)
-    gone = listing.get("Versions", []) + listing.get("DeleteMarkers", [])
-    assert gone, f"nothing under {prefix}"
-    for v in gone:
-        client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-    assert not client.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions")
-
-
-def keep_json(d: Dandiset, store: Path, *args: str) -> tuple[int, dict, str]:
-    code, out, err = d.run("keep", *args, "--to", str(store), "--json")
-    return code, json.loads(out), err
-
-
-def store_keys(store: Path) -> set[str]:
-    return {p.name for p in store.glob("*/*/*/*") if p.is_file()}
-
-
-def key_of(repo: Path, path: str, rev: str) -> str:
-    return Path(git(repo, "cat-file", "-p", f"{rev}:{path}")).name
-
-
-def whereis(repo: Path, key: str) -> set[str]:
-    out = subprocess.run(
-        ["git", "annex", "whereis", "--json", "--key", key], cwd=repo, capture_output=True, text=True
-    ).stdout
-    return {w["description"] for w in json.loads(out)["whereis"]} if out.strip() else set()
-
-
-def kept_in(repo: Path, key: str) -> bool:
-    return any(d.startswith("neuromirror store at") or STORE_NAME in d for d in whereis(repo, key))
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 # -- the story: keep, lose the archive's bytes, reproduce anyway ----------------------------

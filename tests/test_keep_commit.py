@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 
 from conftest import git
+from helpers.keep import _delete_all_versions
+from helpers.read import H5, OTHER, ZARR, Mirrored, zarr_files
 from neuromirror.dataset.states import UNPUBLISHED
 from neuromirror.index.db import Index
-from test_keep import _delete_all_versions
-from test_read import H5, OTHER, ZARR, Mirrored, zarr_files
 
 
 def lose_everything(m: Mirrored) -> None:
@@ -75,7 +75,7 @@ def test_an_older_draft_state_is_pinned_kept_and_read_back_by_its_commit(dandi_a
 
 
 def test_unknown_commits_are_one_line_errors(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_keep import make_dandiset
+    from helpers.keep import make_dandiset
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 1_000})
     bad = f"{d.source}@deadbeef00"
@@ -114,7 +114,7 @@ def test_verify_stores_re_reads_and_repairs_a_copy_kept_for_an_older_draft_state
     """A copy kept for an older draft state only (its commit named) is a copy like any other: ``verify --stores
     SPEC`` — no version named, as the service's rolling check asks — re-reads it, names it when its bytes
     are wrong, and repairs it (from the archive's pinned noncurrent version)."""
-    from test_copies import _flip_a_byte
+    from helpers.keep import _flip_a_byte
 
     m = Mirrored(dandi_archive, tmp_path / "mirror")
     old_chunk = zarr_files(m.old)["0.0"]

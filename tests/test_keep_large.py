@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 from conftest import clone, git
+from helpers.keep import STORE_NAME, keep_json, key_of, lose_blobs, make_dandiset, remote_name_of, store_keys
 from neuromirror.demo import deterministic_bytes
 from neuromirror.keep.transfer import CHUNK, Transfer
 from neuromirror.store.directory import TMP_DIR, WRITEBACK, DirectoryStore
-from test_keep import STORE_NAME, keep_json, key_of, lose_blobs, make_dandiset, remote_name_of, store_keys
 
 LARGE = 2 * WRITEBACK + 3 * CHUNK + 17  # several windows and buffers, and a tail of neither
 

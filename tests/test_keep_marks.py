@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from conftest import git
-from test_keep import key_of, lose_blobs, make_dandiset, whereis
+from helpers.keep import key_of, lose_blobs, make_dandiset, whereis
 
 OTHER = "5f2c4b7e-0000-4000-8000-00000000cafe"  # a repository that is no store of the lab's
 

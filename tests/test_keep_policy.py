@@ -14,9 +14,20 @@ from datetime import timedelta
 from pathlib import Path
 
 from conftest import git
+from helpers.keep import (
+    T0,
+    Dandiset,
+    keep_config,
+    keep_json,
+    kept_in,
+    key_of,
+    lose_blobs,
+    make_dandiset,
+    sha256,
+    store_keys,
+)
+from helpers.retrieve import data_files
 from neuromirror.demo import deterministic_bytes
-from test_keep import T0, Dandiset, keep_json, kept_in, key_of, lose_blobs, make_dandiset, sha256, store_keys
-from test_retrieve import data_files
 
 
 def second_version(d: Dandiset, path: str, size: int) -> tuple[str, bytes]:
@@ -27,19 +38,6 @@ def second_version(d: Dandiset, path: str, size: int) -> tuple[str, bytes]:
     version = d.archive.publish(d.id, when=when + timedelta(hours=1))
     d.run.ok("sync", d.source, "--dandi-api", d.archive.api_url)
     return version, data
-
-
-def keep_config(path: Path, api: str, sid: str, head: str, source_lines: str = "", *, interval: str = "1h") -> Path:
-    """A mirror definition keeping ``sid``'s published versions (hourly): ``head`` names the stores (and copies)."""
-    path.write_text(
-        head + "defaults:\n"
-        f"  schedule: {{interval: {interval}}}\n"
-        f'  options: {{dandi_api: "{api}"}}\n'
-        "sources:\n"
-        f'  - spec: "{sid}"\n'
-        "    keep: published\n" + source_lines
-    )
-    return path
 
 
 def test_keep_lock_keeps_only_the_locked_version(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
@@ -143,7 +141,7 @@ def test_lock_names_the_store_and_reproduce_uses_it_where_the_branch_does_not(
 
 # -- the service keeps by policy ---------------------------------------------------------------
 def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_service import get, metric_samples, run_part, serve, wait_for
+    from helpers.service import get, metric_samples, run_part, serve, wait_for
 
     ident = dandi_archive.create_dandiset(name="policy sample")
     published = deterministic_bytes(f"{ident}:pub", 9_000)
@@ -196,8 +194,8 @@ def test_service_keeps_published_versions_after_a_sync(dandi_archive, tmp_path: 
 def test_the_service_leaves_the_wanted_count_keep_copies_set(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     """A definition naming no ``copies:``: the service's keep counts against the wanted count ``keep --copies 2``
     recorded and leaves it as it is (it used to set it back to 1, so the version looked safe on one copy)."""
-    from test_retrieve import Runner
-    from test_service import runs, serve, wait_for
+    from helpers.retrieve import Runner
+    from helpers.service import runs, serve, wait_for
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 6_000})
     one, two = tmp_path / "one", tmp_path / "two"

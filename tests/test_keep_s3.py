@@ -15,31 +15,23 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
 from conftest import git
-from test_keep import STORE_NAME, Dandiset, key_of, lose_blobs, make_dandiset, sha256, whereis
-from test_retrieve import data_files
-
-ACCESS_KEY = "AKIAKEEPSTORETEST0001"
-SECRET_KEY = "keep-store-secret-Zq81xW"  # moto accepts any: these strings must appear nowhere on disk
-
-
-@pytest.fixture
-def bucket(s3, monkeypatch) -> str:  # noqa: ANN001
-    """An empty, unversioned bucket on the stand-in, and the store's environment (endpoint, credentials)."""
-    name = f"lab-keep-{uuid.uuid4().hex[:10]}"
-    s3.client().create_bucket(Bucket=name)
-    s3.buckets.append(name)  # deleted with the stand-in
-    monkeypatch.setenv("NEUROMIRROR_STORE_ENDPOINT", s3.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "NEUROMIRROR_STORE_REGION", "NEUROMIRROR_STORE_PUBLIC_URL"):
-        monkeypatch.delenv(var, raising=False)
-    return name
+from helpers.keep import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    STORE_NAME,
+    Dandiset,
+    key_of,
+    lose_blobs,
+    make_dandiset,
+    sha256,
+    whereis,
+)
+from helpers.retrieve import data_files
 
 
 def objects(s3, bucket: str) -> dict[str, int]:  # noqa: ANN001

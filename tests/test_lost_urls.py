@@ -17,8 +17,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import clone, git
+from helpers.keep import Dandiset, key_of, lose_blobs, make_dandiset
 from neuromirror.annex.keys import hashdir_lower
-from test_keep import Dandiset, key_of, lose_blobs, make_dandiset
 
 A, B, C = "sub-01/lost.nwb", "sub-02/served.nwb", "sub-03/unkept.nwb"
 WEB = "00000000-0000-0000-0000-000000000001"

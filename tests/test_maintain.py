@@ -25,9 +25,9 @@ from hashlib import sha1
 from pathlib import Path
 
 from conftest import git
-from test_keep import T0, Dandiset, make_dandiset
-from test_publish_ria import Served, served, sh  # noqa: F401  (served: the module's HTTP server fixture)
-from test_retrieve import Runner
+from helpers.keep import T0, Dandiset, make_dandiset
+from helpers.publish_ria import Served, sh
+from helpers.retrieve import Runner
 
 #: loose objects a sync of one changed file adds (15-25): eight syncs pass maintain's threshold of 100
 SYNCS = 8
@@ -359,7 +359,7 @@ def test_the_service_keeps_the_dataset_and_its_store_packed(
     served: Served,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    from test_service import runs, serve, wait_for
+    from helpers.service import runs, serve, wait_for
 
     ident = dandi_archive.create_dandiset(name="service soak")
     dandi_archive.put_asset(ident, "sub-01/a.nwb", b"a" * 2000)

@@ -18,12 +18,12 @@ from typing import Iterator
 import pytest
 
 from conftest import git
+from helpers.keep import T0
+from helpers.retrieve import Runner
 from neuromirror.demo import deterministic_bytes
 from neuromirror.network import pacing
 from neuromirror.standins.network import ShapingProxy
 from neuromirror.standins.network_faults import Fault, NetFaults
-from test_keep import T0
-from test_retrieve import Runner
 
 RTT = 0.02
 BUCKET = "net-dandiarchive"

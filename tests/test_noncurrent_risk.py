@@ -13,8 +13,8 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from test_keep import T0, make_dandiset
-from test_read import zarr_files
+from helpers.keep import T0, make_dandiset
+from helpers.read import zarr_files
 
 ZARR = "sub-09/sample.zarr"
 
@@ -73,13 +73,13 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     """An older draft state's chunk was rewritten: its pin rests on a noncurrent version whose expiry
     clock started at the next state; ``keep: {expire_after: 30d}`` keeps that state too, ``status`` and
     ``/metrics`` show the time left (failing under a week) until it is kept."""
+    from helpers.retrieve import Runner
     from neuromirror.config.model import KeepPolicy
     from neuromirror.dataset.mirror import Mirror
     from neuromirror.service import status_report
     from neuromirror.service.keeping import run_policy
     from neuromirror.service.metrics import render_metrics
     from neuromirror.service.risk import add_risks, risk_after_sync
-    from test_retrieve import Runner
 
     t = T0 + timedelta(days=300 + len(dandi_archive.dandiset_ids()))
     ident = dandi_archive.create_dandiset(name="expiry sample", created=t)
@@ -131,9 +131,9 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
 
 
 def test_expire_after_is_validated(tmp_path: Path) -> None:
+    from helpers.config import errors, write
     from neuromirror.config.load import load_config
     from neuromirror.config.model import KeepPolicy
-    from test_config import errors, write
 
     p = write(
         tmp_path,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_retrieve import ZARR, Sample, build_sample, data_files, git, without_metadata
+from helpers.retrieve import ZARR, Sample, build_sample, data_files, git, without_metadata
 
 
 @pytest.fixture(scope="module")

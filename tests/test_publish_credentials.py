@@ -15,9 +15,13 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from conftest import git
+from helpers.boss import CHUNK_ARG, SPEC, Runner
 from neuromirror.standins.boss.server import BossStandIn
-from test_boss import CHUNK_ARG, SPEC, Runner, boss, hermetic  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("hermetic")  # every test: an empty HOME, the stand-in's token
 
 
 def ria_objects(ria: Path) -> set[str]:

@@ -15,26 +15,34 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Iterator
 
 import pytest
 
+from helpers.publish_ria import (
+    KEY,
+    T0,
+    Served,
+    _delete_all_versions,
+    _sync,
+    aliases,
+    assert_no_alias_to_incomplete,
+    ds_dir,
+    dsid_of,
+    sh,
+    snapshot,
+    status,
+    store_refs,
+)
+from helpers.retrieve import ZARR, Runner, Sample, build_sample, data_files, git, without_metadata
 from neuromirror.demo import deterministic_bytes
-from test_retrieve import ZARR, Runner, Sample, build_sample, data_files, git, without_metadata
 
-KEY = "nmriakey" + uuid.uuid4().hex  # the DANDI API key: recognisable, so the store can be searched for it
 TOKEN = "nmriatoken" + uuid.uuid4().hex  # a BOSS token in the environment while publishing
-T0 = datetime(2025, 9, 1, 8, 0, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -59,74 +67,6 @@ class World:
     @property
     def url(self) -> str:
         return f"ria+file://{self.mount}"
-
-
-@pytest.fixture(scope="module")
-def archive(s3) -> Iterator[object]:  # noqa: ANN001
-    """A stand-in with access control: the embargoed dandiset needs KEY."""
-    from neuromirror.standins.dandi.server import DandiStandIn
-
-    with DandiStandIn(s3, bucket=f"nm-ria-{uuid.uuid4().hex[:8]}", api_token=KEY) as a:
-        yield a
-
-
-def _sync(run: Runner, archive, ident: str, key: bool = False) -> None:  # noqa: ANN001
-    if key:
-        os.environ["DANDI_API_KEY"] = KEY
-    try:
-        run.ok("sync", f"dandi:{ident}", "--dandi-api", archive.api_url)
-    finally:
-        os.environ.pop("DANDI_API_KEY", None)
-
-
-def _delete_all_versions(archive, bucket: str, key: str) -> None:  # noqa: ANN001
-    client = archive.s3.client()
-    listing = client.list_object_versions(Bucket=bucket, Prefix=key)
-    for v in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
-        client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-    assert not client.list_object_versions(Bucket=bucket, Prefix=key).get("Versions")
-
-
-# -- the HTTP server, a separate process -----------------------------------------------------
-@dataclass
-class Served:
-    url: str
-    store: Path
-    log: BinaryIO
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[Served]:  # noqa: ANN001
-    """``python -m http.server`` serving the (still empty) store directory, a process of its own."""
-    store = tmp_path_factory.mktemp("ria") / "store"
-    store.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(store.with_name("access.log"), "w+b")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(store)],
-        stdout=log,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 30
-    while True:  # wait for the port to accept
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "http.server did not listen"
-            try:  # the poll's interval, watching for an early exit
-                proc.wait(timeout=0.05)
-                raise AssertionError(f"http.server exited: {proc.returncode}")
-            except subprocess.TimeoutExpired:
-                pass
-    try:
-        yield Served(f"http://127.0.0.1:{port}", store, log)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -166,36 +106,6 @@ def world(archive, served: Served) -> World:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def http(world: World) -> str:
     return world.served.url
-
-
-def tool_env() -> dict[str, str]:
-    """A stranger's environment: no secrets; git-annex may reach the loopback stand-ins."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DANDI_API_KEY", "INTERN_TOKEN")}
-    env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses"})
-    env["GIT_CONFIG_VALUE_0"] = "all"
-    return env
-
-
-def sh(cwd: Path, *cmd: str) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=tool_env())
-    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def ds_dir(store: Path, dsid: str) -> Path:
-    return store / dsid[:3] / dsid[3:]
-
-
-def dsid_of(repo: Path) -> str:
-    return git(repo, "config", "-f", ".datalad/config", "datalad.dataset.id")
-
-
-def status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 # -- layout ------------------------------------------------------------------------------------
@@ -382,20 +292,6 @@ def test_kept_content_lost_by_the_archive_comes_from_the_store_over_http(
 
 
 # -- incremental ----------------------------------------------------------------------------------
-def snapshot(store: Path) -> dict[str, int]:
-    out = {}
-    for dirpath, dirs, names in os.walk(store):
-        for n in dirs + names:
-            p = os.path.join(dirpath, n)
-            out[os.path.relpath(p, store)] = os.lstat(p).st_mtime_ns
-    return out
-
-
-def store_refs(store: Path) -> dict[str, dict[str, str]]:
-    from neuromirror.publish.ria.layout import read_refs
-
-    found = store.glob("*/*/ria-layout-version")
-    return {str(p.parent.relative_to(store)): read_refs(p.parent) for p in found if p.parts[-3] != "alias"}
 
 
 def test_republish_writes_nothing_and_a_resync_moves_only_what_changed(world: World, http: str) -> None:
@@ -431,17 +327,6 @@ def test_lifted_embargo_is_published_next_time(world: World, archive, http: str,
 
 
 # -- crashes ------------------------------------------------------------------------------------------
-def aliases(store: Path) -> dict[str, str]:
-    return {str(p.relative_to(store / "alias")): os.readlink(p) for p in (store / "alias").rglob("*") if p.is_symlink()}
-
-
-def assert_no_alias_to_incomplete(store: Path) -> None:
-    from neuromirror.publish.ria.layout import head_ref, read_refs
-
-    for alias in aliases(store):
-        d = (store / "alias" / alias).resolve()
-        refs = read_refs(d)
-        assert head_ref(d) in refs and "refs/heads/git-annex" in refs, alias
 
 
 def publish_process(world: World, store: Path, crash: str | None) -> subprocess.CompletedProcess:

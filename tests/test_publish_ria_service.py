@@ -19,8 +19,8 @@ from typing import Iterator
 
 import pytest
 
+from helpers.publish_ria import Served, sh
 from neuromirror.demo import deterministic_bytes
-from test_publish_ria import Served, served, sh  # noqa: F401  (served: the http.server fixture)
 
 KEY = "nmsvckey" + uuid.uuid4().hex  # the DANDI API key the service syncs the embargoed dandiset with
 
@@ -35,13 +35,12 @@ def archive(s3) -> Iterator[object]:  # noqa: ANN001
 
 def test_service_publishes_into_the_ria_store_after_each_sync(
     archive,
-    served: Served,  # noqa: F811 (the fixture imported above)
+    served: Served,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # noqa: ANN001
-    import test_service
+    from helpers.service import ENV, get, serve, wait_for
     from neuromirror.publish.ria.layout import read_refs
-    from test_service import get, serve, wait_for
 
     a = archive.create_dandiset(name="open")  # type: ignore[attr-defined]
     first = deterministic_bytes(a + "1", 12_000)
@@ -60,7 +59,7 @@ def test_service_publishes_into_the_ria_store_after_each_sync(
         f'  - spec: "dandi:{a}"\n'
         f'  - spec: "dandi:{h}"\n'
     )
-    monkeypatch.setitem(test_service.ENV, "DANDI_API_KEY", KEY)
+    monkeypatch.setitem(ENV, "DANDI_API_KEY", KEY)
     clone_url = f"ria+{served.url}#~dandi/{a}"
 
     def publish_of(sid: str, svc: object) -> dict:

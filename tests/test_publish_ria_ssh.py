@@ -27,25 +27,23 @@ from typing import Iterator
 
 import pytest
 
-from neuromirror.demo import deterministic_bytes
-from test_publish_ria import (  # noqa: F401  (archive, served: fixtures)
+from helpers.publish_ria import (
     KEY,
     T0,
     Served,
     _delete_all_versions,
     _sync,
     aliases,
-    archive,
     assert_no_alias_to_incomplete,
     ds_dir,
     dsid_of,
-    served,
     sh,
     snapshot,
     status,
     store_refs,
 )
-from test_retrieve import ZARR, Runner, Sample, build_sample, data_files, git, without_metadata
+from helpers.retrieve import ZARR, Runner, Sample, build_sample, data_files, git, without_metadata
+from neuromirror.demo import deterministic_bytes
 
 SHIM = """#!/bin/sh
 # a stand-in for ssh (as git's t/helper fake ssh): log the call, drop options and host, run here

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_keep import make_dandiset
+from helpers.keep import make_dandiset
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 

@@ -10,91 +10,15 @@ values. After the archive loses a kept file, its URL is the store's; an unkept l
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import urllib.request
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_keep import T0, lose_blobs
-from test_retrieve import Runner
-
-H5 = "sub-01/sub-01_ecephys.nwb"
-ZARR = "sub-09/sample.zarr"
-OTHER = "sub-02/b.dat"
-
-
-def h5_bytes(tag: str = "") -> bytes:
-    """An HDF5 file; ``tag`` (an attribute) makes its bytes those of one dandiset only: the archive keeps one blob
-    per content, so tests that delete a blob's every S3 version must not share it with another test's dandiset."""
-    import h5py
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        f.create_dataset("data", data=np.arange(400_000, dtype="float64"), chunks=(5_000,))
-        if tag:  # an attribute moves the file's layout: the range-read counts below are of the untagged file
-            f.attrs["dandiset"] = tag
-    return buf.getvalue()
-
-
-def zarr_files(values: np.ndarray) -> dict[str, bytes]:
-    """The objects of a Zarr v2 array of ``values`` (4 x 4, chunks of 2 x 2, uncompressed), as zarr-python writes them."""
-    import zarr
-    from zarr.core.buffer import default_buffer_prototype
-
-    store = zarr.storage.MemoryStore()
-    arr = zarr.create_array(store=store, shape=(4, 4), chunks=(2, 2), dtype="int32", zarr_format=2, compressors=None)
-    arr[:] = values
-    proto = default_buffer_prototype()
-    out = {}
-    for key in store._store_dict:
-        buf = store._store_dict[key]
-        out[key] = buf.to_bytes() if hasattr(buf, "to_bytes") else proto.buffer.from_buffer(buf).to_bytes()
-    return out
-
-
-class Mirrored:
-    def __init__(self, archive, root: Path, *, own_bytes: bool = False) -> None:  # noqa: ANN001
-        """``own_bytes``: the NWB file's bytes this dandiset's alone, for a test that deletes its blob (see h5_bytes)."""
-        self.archive = archive
-        self.run = Runner(root)
-        self.root = root
-        when = T0 + timedelta(days=400 + len(archive.dandiset_ids()))
-        self.id = archive.create_dandiset(name="read in place", created=when)
-        self.h5 = h5_bytes(self.id if own_bytes else "")
-        self.other = f"other bytes of {self.id}\n".encode() * 1000
-        self.old = np.arange(16, dtype="int32").reshape(4, 4)
-        archive.put_asset(self.id, H5, self.h5, when=when + timedelta(minutes=1))
-        archive.put_asset(self.id, OTHER, self.other, when=when + timedelta(minutes=2))
-        archive.put_asset(self.id, "README.md", b"# read in place\n", when=when + timedelta(minutes=3))
-        aid = archive.add_zarr_asset(self.id, ZARR, zarr_files(self.old), when=when + timedelta(minutes=4))
-        self.zarr_id = archive.asset(aid).zarr.zarr_id
-        self.sync()
-        self.first = self.pin("draft")
-        # upstream rewrites one chunk in place (same key, a new S3 version)
-        self.new = self.old.copy()
-        self.new[0:2, 0:2] = -1
-        changed = {k: v for k, v in zarr_files(self.new).items() if k == "0.0"}
-        archive.modify_zarr(self.zarr_id, put=changed, when=when + timedelta(hours=1))
-        self.sync()
-        self.second = self.pin("draft")
-        assert self.first != self.second
-
-    @property
-    def source(self) -> str:
-        return f"dandi:{self.id}"
-
-    def sync(self) -> None:
-        self.run.ok("sync", self.source, "--dandi-api", self.archive.api_url)
-
-    def pin(self, version: str) -> str:
-        return json.loads(self.run.ok("pin", f"{self.source}@{version}", "--json"))["commit"]
-
-    def urls(self, *args: str) -> list[dict]:
-        return json.loads(self.run.ok("urls", *args, "--json"))
+from helpers.keep import lose_blobs
+from helpers.read import H5, OTHER, ZARR, Mirrored, zarr_files
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +140,7 @@ def test_h5py_reads_a_slice_by_range_requests(mirrored: Mirrored) -> None:
 
 
 def test_a_lost_file_is_read_from_the_store_and_an_unkept_one_has_no_url(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_keep import make_dandiset
+    from helpers.keep import make_dandiset
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 20_000, "sub-02/b.nwb": 30_001})
     store = tmp_path / "store"

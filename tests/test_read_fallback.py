@@ -18,10 +18,8 @@ import numpy as np
 import pytest
 import requests
 
-from test_keep import lose_blobs, lose_zarr, make_dandiset
-from test_read import zarr_files
-from test_read_view import view_server
-from test_restore import s3_env  # noqa: F401  (the fixture below uses)
+from helpers.keep import lose_blobs, lose_zarr, make_dandiset
+from helpers.read import view_server, zarr_files
 
 ZARR = "sub-09/sample.zarr"
 BLOB = "sub-01/a.nwb"

@@ -26,11 +26,10 @@ import numpy as np
 import pytest
 
 from conftest import clone, git
-from test_keep import T0, Dandiset, lose_blobs
-from test_read import ZARR, zarr_files
-from test_read_view import view_server
-from test_retrieve import Runner
-from test_service import ENV
+from helpers.keep import T0, Dandiset, lose_blobs
+from helpers.read import ZARR, view_server, zarr_files
+from helpers.retrieve import Runner
+from helpers.service import ENV
 
 KEPT = ("0.0", "0.1")
 H5_KEPT, H5_LOST = "sub-01/kept.nwb", "sub-02/lost.nwb"

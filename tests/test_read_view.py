@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import queue
-import re
 import shutil
 import subprocess
-import sys
-import threading
 import xml.etree.ElementTree as ET
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,10 +26,9 @@ import numpy as np
 import pytest
 import requests
 
-from test_keep import T0, Dandiset, lose_blobs, make_dandiset
-from test_read import H5, ZARR, Mirrored
-from test_service import ENV
-from test_status_pages import CHROMIUM, chromium, keep_screenshot, parse_html, text_of
+from helpers.keep import T0, Dandiset, lose_blobs, make_dandiset
+from helpers.read import H5, ZARR, Mirrored, manifest_shape, view_server
+from helpers.status_pages import CHROMIUM, chromium, keep_screenshot, parse_html, text_of
 
 DAV = "{DAV:}"
 GROUP_VALUES = np.array([[7, 8], [9, 10]], dtype="int32")
@@ -92,37 +86,6 @@ def make_grouped(m: Mirrored) -> Grouped:
     second = json.loads(m.run.ok("pin", f"{spec}@draft", "--json"))["commit"]
     assert first != second
     return Grouped(ident, zarr_id, first, second)
-
-
-@contextmanager
-def view_server(root: Path, *args: str) -> Iterator[str]:
-    """``neuromirror serve --http 127.0.0.1:0 --no-schedule``: its base URL once it says it listens."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "neuromirror", "--root", str(root), "serve", "--http", "127.0.0.1:0", "--no-schedule"]
-        + list(args),
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
-    seen = []
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=60)
-            except queue.Empty:
-                raise AssertionError("the view did not say where it listens:\n" + "".join(seen)) from None
-            seen.append(line)
-            m = re.search(r"read-only on (http://127\.0\.0\.1:\d+/)dav/", line)
-            if m:
-                break
-            assert proc.poll() is None, "the view exited:\n" + "".join(seen)
-        yield m.group(1)
-    finally:
-        proc.terminate()
-        assert proc.wait(30) == 0
 
 
 @dataclass
@@ -491,7 +454,7 @@ def test_a_404_inside_a_pin_costs_the_index_what_a_hit_costs(world: World) -> No
 
 
 def test_the_scheduled_service_serves_the_view_beside_its_status_pages(world: World, dandi_archive) -> None:  # noqa: ANN001
-    from test_service import neuromirror, runs, serve, wait_for
+    from helpers.service import neuromirror, runs, serve, wait_for
 
     root, e = world.m.root, world.embargoed
     cfg = root.parent / "view.yaml"
@@ -549,41 +512,6 @@ POC_MANIFEST = """{
  }
 }
 """
-MANIFEST_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")
-
-
-def manifest_shape(text: str) -> list[tuple[str, list]]:
-    """Check a manifest against the design document's fields and the proof of concept's layout; its files."""
-    doc = json.loads(text)
-    assert list(doc) == ["schemaVersion", "fields", "statistics", "entries"]
-    assert doc["schemaVersion"] == 2 and doc["fields"] == ["versionId", "lastModified", "size", "ETag"]
-    stats = doc["statistics"]
-    assert ["entries", "depth", "totalSize", "lastModified", "zarrChecksum"] == list(stats)[:5]
-    assert re.fullmatch(r"[0-9a-f]{32}-\d+--\d+", stats["zarrChecksum"]) and MANIFEST_TIME.match(stats["lastModified"])
-    lines = [line.rstrip(",") for line in text.splitlines()]
-    assert lines[:4] == [
-        "{",
-        ' "schemaVersion": 2',
-        ' "fields": ["versionId","lastModified","size","ETag"]',
-        ' "statistics": {',
-    ]
-    files: list[tuple[str, list]] = []
-
-    def walk(tree: dict, prefix: str, depth: int) -> None:
-        assert list(tree) == sorted(tree), "S3 key order"
-        for name, value in tree.items():
-            if isinstance(value, dict):
-                walk(value, prefix + name + "/", depth + 1)
-                continue
-            version, modified, size, etag = value
-            assert isinstance(version, str) and version and MANIFEST_TIME.match(modified)
-            assert isinstance(size, int) and re.fullmatch(r"[0-9a-f]{32}(-\d+)?", etag)
-            # one array per line, indented one space per level, as the proof of concept's encoder writes it
-            assert f"{' ' * (depth + 2)}{json.dumps(name)}: {json.dumps(value, separators=(',', ':'))}" in lines
-            files.append((prefix + name, value))
-
-    walk(doc["entries"], "", 0)
-    return files
 
 
 def test_the_proof_of_concepts_manifest_has_the_shape_checked() -> None:

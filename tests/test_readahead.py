@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import pytest
 
-from test_keep import T0, Dandiset
-from test_read_view import view_server
-from test_retrieve import Runner
+from helpers.keep import T0, Dandiset
+from helpers.read import view_server
+from helpers.retrieve import Runner
 
 NWB = "sub-01/sub-01_ecephys.nwb"
 ROWS, CHANNELS = 120_000, 32  # 7.7 MB of int16 samples

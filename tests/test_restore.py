@@ -14,46 +14,16 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
+from helpers.keep import Dandiset, key_of, lose_blobs, lose_zarr
+from helpers.restore import BLOBS, ZARR, bucket_of, bucket_versions, index_urls, make, restore_json, whereis_urls
 from neuromirror.store.webmark import web_states
-from test_keep import Dandiset, key_of, lose_blobs, lose_zarr, make_dandiset
-from test_read import zarr_files
-
-ZARR = "sub-09/sample.zarr"
-BLOBS = {"sub-01/a.nwb": 120_000, "sub-02/b.nwb": 30_001, "sub-03/c.nwb": 5_000}
-
-
-@pytest.fixture
-def s3_env(s3, monkeypatch) -> None:  # noqa: ANN001
-    """The target's endpoint and credentials, as for S3 stores (moto takes any)."""
-    monkeypatch.setenv("NEUROMIRROR_STORE_ENDPOINT", s3.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIARESTORETEST00001")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "restore-secret")
-    for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "NEUROMIRROR_STORE_REGION"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def restore_json(d: Dandiset, *args: str) -> tuple[int, dict, str]:
-    code, out, err = d.run("restore", d.spec, *args, "--json")
-    return code, json.loads(out), err
-
-
-def bucket_versions(s3, bucket: str) -> set[tuple[str, str]]:  # noqa: ANN001
-    """(key, versionId) of every object version the bucket holds."""
-    pages = s3.client().get_paginator("list_object_versions").paginate(Bucket=bucket)
-    return {(v["Key"], v["VersionId"]) for page in pages for v in page.get("Versions", [])}
-
-
-def bucket_of(d: Dandiset) -> str:
-    return d.archive.asset_at(d.id, "sub-01/a.nwb", d.version).blob.bucket
 
 
 def downloaded(d: Dandiset, path: str) -> bytes:
@@ -68,14 +38,6 @@ def zarr_object(d: Dandiset, name: str) -> bytes:
     url = f"{d.archive.api_url}/zarr/{z.zarr_id}/files/?prefix={name}&download=true"
     r = requests.get(url, timeout=30)
     return r.content if r.status_code == 200 else f"HTTP {r.status_code}".encode()
-
-
-def make(dandi_archive, tmp_path: Path) -> tuple[Dandiset, dict[str, bytes], np.ndarray]:  # noqa: ANN001
-    values = np.arange(16, dtype="int32").reshape(4, 4) * 7
-    chunks = zarr_files(values)
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", BLOBS, zarr=chunks)
-    d.run.ok("keep", d.spec, "--to", str(tmp_path / "store"))
-    return d, chunks, values
 
 
 def test_restore_into_the_archive_after_loss_killed_rerun_and_no_op(dandi_archive, s3, s3_env, tmp_path: Path) -> None:  # noqa: ANN001
@@ -170,26 +132,6 @@ def served_url(d: Dandiset, path: str) -> str:
     assert code == 0, err
     (row,) = json.loads(out)
     return row["url"]
-
-
-def index_urls(d: Dandiset, key: str) -> list[str]:
-    """The URLs the index records for ``key``'s file states in the dandiset."""
-    conn = sqlite3.connect(d.run.root / ".neuromirror" / "index.sqlite")
-    try:
-        rows = conn.execute("SELECT urls FROM entries WHERE source=? AND key=?", [d.source, key]).fetchall()
-    finally:
-        conn.close()
-    assert rows, key
-    return [u for (urls,) in rows for u in json.loads(urls)]
-
-
-def whereis_urls(repo: Path, key: str) -> list[str]:
-    out = subprocess.run(
-        ["git", "annex", "whereis", "--json", "--key", key], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
-    return [u for w in json.loads(out)["whereis"] for u in w.get("urls", [])] + [
-        u for w in json.loads(out).get("untrusted", []) for u in w.get("urls", [])
-    ]
 
 
 def test_other_bytes_are_left_alone_unless_forced(dandi_archive, s3, s3_env, tmp_path: Path) -> None:  # noqa: ANN001
@@ -319,7 +261,7 @@ def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch
 
 
 def test_aind_asset_restored_under_its_keys_after_every_version_was_deleted(s3, s3_env, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_keep_aind import ASSET, KEPT, SIZES, Asset
+    from helpers.keep_aind import ASSET, KEPT, SIZES, Asset
 
     a = Asset(s3, tmp_path / "mirror", versioned=True)
     a.run.ok("keep", a.spec, "--to", str(tmp_path / "store"))

@@ -14,16 +14,14 @@ import os
 import uuid
 from pathlib import Path
 
+from helpers.keep import _flip_a_byte, key_of, make_dandiset
 from neuromirror.store.directory import DirectoryStore
-from test_copies import _flip_a_byte
-from test_keep import key_of, make_dandiset
-from test_restore import s3_env  # noqa: F401  (the fixture: the target's endpoint and credentials)
 
 
 def test_drill_finds_a_flipped_byte_and_restores_from_the_other_store(
     dandi_archive,  # noqa: ANN001
     s3,  # noqa: ANN001
-    s3_env,  # noqa: F811 (the fixture imported above)
+    s3_env,
     tmp_path: Path,
 ) -> None:
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 40_000, "sub-01/b.nwb": 9_001})
@@ -70,15 +68,15 @@ def test_drill_finds_a_flipped_byte_and_restores_from_the_other_store(
 def test_each_source_keeps_its_last_drill_and_a_missing_bucket_says_why(
     dandi_archive,  # noqa: ANN001
     s3,  # noqa: ANN001
-    s3_env,  # noqa: F811 (the fixture imported above)
+    s3_env,
     tmp_path: Path,
 ) -> None:
     """One source's failed drill stays on ``status``, the page and ``/metrics`` when another source drills fine
     after it (the gauges carried one drill at a time); a drill into a bucket that is not there says
     ``failed`` and why on its one line of output, without ``--json``."""
+    from helpers.service import metric_samples
     from neuromirror.service import render_html, render_metrics
     from neuromirror.service.state import status_report
-    from test_service import metric_samples
 
     root = tmp_path / "mirror"
     a = make_dandiset(dandi_archive, root, {"sub-01/a.nwb": 5_000})

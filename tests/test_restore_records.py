@@ -19,11 +19,11 @@ from pathlib import Path
 import requests
 
 from conftest import git
+from helpers.keep import T0, Dandiset, key_of, lose_blobs
+from helpers.restore import bucket_versions, restore_json, whereis_urls
+from helpers.retrieve import Runner
 from neuromirror.annex.keys import git_file_key
 from neuromirror.demo import deterministic_bytes
-from test_keep import T0, Dandiset, key_of, lose_blobs
-from test_restore import bucket_versions, restore_json, s3_env, whereis_urls  # noqa: F401  (s3_env: the fixture)
-from test_retrieve import Runner
 
 TEXTS = {"README.md": b"# texts sample\n\nkept in git by the mirror\n", "CHANGES": b"0.1.0: the first release\n"}
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers.config import errors, write
 from neuromirror.config.load import load_config
 from neuromirror.demo import deterministic_bytes
-from test_config import errors, write
 
 
 def test_drill_option_is_validated(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def test_drill_option_is_validated(tmp_path: Path) -> None:
 
 
 def test_service_drills_after_a_sync_and_shows_the_last_drill(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from test_service import get, metric_samples, run_part, serve, wait_for
+    from helpers.service import get, metric_samples, run_part, serve, wait_for
 
     ident = dandi_archive.create_dandiset(name="drill sample")
     dandi_archive.put_asset(ident, "sub-01/a.nwb", deterministic_bytes(f"{ident}:a", 9_000))

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_keep import key_of, lose_blobs, lose_zarr
-from test_restore import ZARR, bucket_of, index_urls, make, restore_json, s3_env, whereis_urls  # noqa: F401
-from test_verify_loss import delete_marker
+from helpers.keep import key_of, lose_blobs, lose_zarr
+from helpers.restore import ZARR, bucket_of, delete_marker, index_urls, make, restore_json, whereis_urls
 
 
 def pinned_urls(repo: Path, key: str) -> list[str]:
@@ -24,7 +23,7 @@ def pinned_urls(repo: Path, key: str) -> list[str]:
 def test_restore_retires_the_dead_urls_it_replaced_and_strict_verify_goes_clean(
     dandi_archive,  # noqa: ANN001
     s3,  # noqa: ANN001
-    s3_env,  # noqa: ANN001, F811 (the fixture imported above)
+    s3_env,  # noqa: ANN001
     tmp_path: Path,
 ) -> None:
     d, chunks, _ = make(dandi_archive, tmp_path)

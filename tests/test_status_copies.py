@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_keep import make_dandiset
+from helpers.keep import make_dandiset
 
 
 def test_status_copies_per_archive(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001

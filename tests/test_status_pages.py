@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,10 +25,10 @@ from xml.etree.ElementTree import Element
 
 import pytest
 
+from helpers.service import ENV, get, metric_samples, missing_id, runs, serve, wait_for, write_config
+from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, parse_html, probed, source_row, text_of
 from neuromirror.dataset.mirror import Mirror
-from test_service import ENV, get, metric_samples, missing_id, runs, serve, wait_for, write_config
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = "<script>alert('x')</script> & \"quotes\" <b>bold</b>"
 
 
@@ -91,22 +89,6 @@ def site(dandi_archive, tmp_path_factory) -> Iterator[Site]:  # noqa: ANN001
         assert svc.stop() == 0
 
 
-def parse_html(text: str, strict: bool = True) -> Element:
-    """The document, parsed by html5lib; in strict mode (our pages) a parse error (invalid HTML) raises."""
-    import html5lib
-
-    parser = html5lib.HTMLParser(strict=strict, namespaceHTMLElements=False)
-    return parser.parse(text)
-
-
-def text_of(el: Element) -> str:
-    return " ".join("".join(el.itertext()).split())
-
-
-def by_class(doc: Element, tag: str, cls: str) -> list[Element]:
-    return [e for e in doc.iter(tag) if cls in (e.get("class") or "").split()]
-
-
 def assert_valid_page(text: str) -> Element:
     doc = parse_html(text)
     ids = [e.get("id") for e in doc.iter() if e.get("id")]
@@ -114,10 +96,6 @@ def assert_valid_page(text: str) -> Element:
     assert not list(doc.iter("script")), "a script element: something was not escaped"
     assert doc.find("head/title") is not None and doc.get("lang") == "en"
     return doc
-
-
-def source_row(doc: Element, sid: str) -> Element:
-    return next(tr for tr in doc.iter("tr") if tr.get("id") == sid)
 
 
 # -- without a browser -----------------------------------------------------------------
@@ -201,36 +179,6 @@ def test_metrics_parse_with_prometheus_client(site: Site) -> None:
 
 
 # -- in a browser ------------------------------------------------------------------------
-
-
-def chromium(url: str, tmp: Path, *, screenshot: Optional[Path] = None, size: str = "1400,900") -> str:
-    """Headless Debian chromium: the DOM it built from ``url`` (or a screenshot of it)."""
-    args = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp / 'chromium-profile'}",
-        f"--window-size={size}",
-        "--hide-scrollbars",
-    ]
-    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-    proc = subprocess.run([*args, url], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def keep_screenshot(path: Path) -> None:
-    """NEUROMIRROR_SCREENSHOTS=DIR keeps the screenshots for a person to look at."""
-    where = os.environ.get("NEUROMIRROR_SCREENSHOTS")
-    if where:
-        Path(where).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(where) / path.name)
 
 
 @pytest.mark.skipif(
@@ -501,18 +449,6 @@ def test_catalog_in_a_browser(site: Site, catalog: str, tmp_path: Path) -> None:
     shot = tmp_path / "catalog.png"
     chromium(page, tmp_path, screenshot=shot)
     keep_screenshot(shot)
-
-
-def probed(url: str, tmp: Path, script: str, *, size: str = "1400,900") -> str:
-    """The DOM chromium built from a copy of ``url``'s page (a ``<base>`` to its URL) with one line of ``script``
-    run at the end of its body: what the script writes into the DOM (the pages themselves have no script)."""
-    page = get(url)[2]
-    page = page.replace("<head>", f'<head><base href="{url}">', 1).replace(
-        "</body>", f"<script>{script}</script></body>", 1
-    )
-    copy = tmp / "page.html"
-    copy.write_text(page)
-    return chromium(copy.as_uri(), tmp, size=size)
 
 
 def width_at(url: str, tmp: Path, width: int = 1280) -> tuple[int, int]:

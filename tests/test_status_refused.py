@@ -17,9 +17,9 @@ from typing import Iterator, NamedTuple
 
 import pytest
 
+from helpers.service import Served, get, metric_samples, neuromirror, runs, serve, wait_for, write_config
+from helpers.status_pages import CHROMIUM, by_class, parse_html, probed, source_row, text_of
 from neuromirror.dataset.mirror import Mirror
-from test_service import Served, get, metric_samples, neuromirror, runs, serve, wait_for, write_config
-from test_status_pages import CHROMIUM, by_class, parse_html, probed, source_row, text_of
 
 ZARR = {
     ".zgroup": b'{"zarr_format": 2}',

@@ -23,9 +23,9 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from conftest import clone, git
+from helpers.keep import Dandiset, key_of, lose_blobs, lose_zarr, make_dandiset, remote_name_of
 from neuromirror.annex.keys import hashdir_lower
 from neuromirror.demo import deterministic_bytes
-from test_keep import Dandiset, key_of, lose_blobs, lose_zarr, make_dandiset, remote_name_of
 
 WEB = "00000000-0000-0000-0000-000000000001"
 ZARR = "sub-09/sample.zarr"

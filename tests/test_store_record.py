@@ -15,22 +15,10 @@ from pathlib import Path
 import pytest
 
 from conftest import git
+from helpers.annex import _annex_repo
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH, branch_logs, log_state
 from neuromirror.store.directory import DirectoryStore
-
-
-def _annex_repo(path: Path, files: int) -> list[str]:
-    """A git-annex repository with ``files`` annexed files; their keys."""
-    path.mkdir()
-    git(path, "init", "-q")
-    git(path, "annex", "init", "-q", "here")
-    for i in range(files):
-        (path / f"f{i:04d}.dat").write_bytes(b"content %d\n" % i)
-    git(path, "annex", "add", "-q", ".")
-    git(path, "commit", "-q", "-m", "files")
-    out = git(path, "annex", "find", "--format", "${key}\\n")
-    return sorted(out.split())
 
 
 def _logs(repo: Path, keys: list[str]) -> dict[str, dict[str, bool]]:

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from test_keep import T0, _delete_all_versions
-from test_retrieve import Runner
+from helpers.keep import T0, _delete_all_versions
+from helpers.retrieve import Runner
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from test_retrieve import Runner, Sample, build_sample, git
+from helpers.retrieve import Runner, Sample, build_sample, git
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_index_and_tree_disagreements(sample: Sample, copy: tuple[Runner, Path])
 
 
 def test_zarr_subdataset_checked_too(sample: Sample, copy: tuple[Runner, Path]) -> None:
-    from test_retrieve import ZARR
+    from helpers.retrieve import ZARR
 
     run, ds = copy
     zds = ds / ZARR

@@ -15,8 +15,8 @@ import re
 import stat
 from pathlib import Path
 
-from test_keep import Dandiset, key_of, lose_blobs, make_dandiset
-from test_keep_s3 import bucket as lab_bucket  # noqa: F401  (the fixture: an empty bucket, the store's env)
+from helpers.keep import Dandiset, key_of, lose_blobs, make_dandiset
+from helpers.restore import delete_marker
 
 A, B = "sub-01/a.nwb", "sub-02/b.nwb"
 SIZES = {A: 20_000, B: 30_001}
@@ -25,12 +25,6 @@ SIZES = {A: 20_000, B: 30_001}
 def verify(d: Dandiset, *args: str) -> tuple[int, dict, str]:
     code, out, err = d.run("verify", d.spec, "--json", *args)
     return code, json.loads(out), err
-
-
-def delete_marker(d: Dandiset, path: str) -> None:
-    """A plain delete on the versioned bucket: the object's versions stay, behind a delete marker."""
-    blob = d.archive.asset_at(d.id, path, d.version).blob  # type: ignore[attr-defined]
-    d.archive.s3.client().delete_object(Bucket=blob.bucket, Key=blob.key)  # type: ignore[attr-defined]
 
 
 def test_delete_marker_is_a_dead_url_not_a_loss(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
@@ -105,7 +99,7 @@ def test_lost_unless_kept_and_the_store_checked(dandi_archive, tmp_path: Path) -
 def test_a_lost_file_only_in_the_oldest_of_three_stores_is_served_not_lost(
     dandi_archive,  # noqa: ANN001
     s3,  # noqa: ANN001
-    lab_bucket,  # noqa: F811 (the fixture imported above)
+    lab_bucket,
     tmp_path: Path,
 ) -> None:
     """Three stores kept into one after another (an S3 bucket first, then two directories); the archive then

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI, git
+from helpers.dandi_full import T0, get, run, user_env
 from neuromirror.engine.zarr import dataset as zarr_dataset
-from test_dandi_full import T0, get, run, user_env
 
 SMALL = {".zattrs": b"{}", "0/.zarray": b'{"zarr_format": 2}', "0/0/0": b"small chunk 0", "0/0/1": b"small chunk 1"}
 #: above the (lowered) direct-write limit: made by fast_init, committed through git fast-import + read-tree

@@ -26,12 +26,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import CLI, git
+from helpers.dandi_full import T0, annexed_checksum, archive_checksum, get, run, user_env
 from neuromirror.dataset.fast_init import FirstCommit, fast_init
 from neuromirror.records import AnnexEntry, Snapshot
 from neuromirror.sources.dandi import zarr_assets, zarr_states
 from neuromirror.sources.dandi.client import DandiAPI
 from neuromirror.sources.dandi.zarr_states import ZarrStates
-from test_dandi_full import T0, annexed_checksum, archive_checksum, get, run, user_env
 
 ZARRS = 200
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI, git
+from helpers.dandi_full import T0
 from neuromirror.sources.dandi import zarr_assets
 from neuromirror.util.processes import RoutedExecutor
-from test_dandi_full import T0
 
 LARGE = {".zgroup": b'{"zarr_format": 2}', **{f"0/{i // 8}/{i % 8}": f"chunk {i}\n".encode() for i in range(40)}}
 
