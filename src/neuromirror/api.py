@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
 
 from neuromirror.dataset.versions import Version, select_versions
 from neuromirror.errors import UserError
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror as _Datasets
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import RestoreReport
+    from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.verify.report import VerifyReport
 
 __all__ = ["Mirror", "UserError", "Version", "VersionFile", "open"]
@@ -184,31 +185,48 @@ class Mirror:
 
     def verify(
         self,
-        spec: Union[str, Spec],
+        spec: Union[str, Spec, Version],
         *,
         content: bool = False,
         sample: Optional[int] = None,
         kept: bool = False,
         strict: bool = False,
-        store: Optional[PathLike] = None,
+        store: Union[PathLike, Store, None] = None,
         jobs: int = 4,
+        seed: Optional[int] = None,
+        archive: bool = False,
+        options: Optional[dict[str, Any]] = None,
+        timeout: float = 60.0,
+        allow_ip: Optional[str] = None,
+        content_cache: Optional[dict] = None,
+        progress: bool = False,
     ) -> VerifyReport:
-        """Check one version: its tree against the index and the git-annex branch; ``content``: every
-        file's bytes read back (from the archive, or any store the mirror knows) and hashed against its
-        key; ``kept``: every annexed file in ``store`` (``neuromirror verify``).  ``.ok``, ``.to_json()``."""
+        """Check one version (``spec``, or a :class:`Version` as :meth:`versions` gives it): its tree against the
+        index and the git-annex branch; ``content``: every file's bytes read back (from the archive, or any store
+        the mirror knows) and hashed against its key (``sample``: N random keys, ``seed`` repeatable); ``kept``:
+        every annexed file in ``store`` (a directory, ``s3://...`` or a store); ``archive``: the version listed at
+        the archive again (``options``: the sources' options, as ``sync`` takes them); ``content_cache``: a dict
+        shared between calls, so that versions sharing content download it once (``neuromirror verify``).
+        ``.ok``, ``.to_json()``."""
         from neuromirror.store.location import open_store, store_name
         from neuromirror.verify.version import verify_version
 
-        v = self.version(spec)
-        opened = open_store(store_name(str(store))) if store is not None else None
+        v = spec if isinstance(spec, Version) else self.version(spec)
+        opened = open_store(store_name(str(store))) if isinstance(store, (str, os.PathLike)) else store
         return verify_version(
             self.datasets,
             v.source,
             v.row,
             content=content,
             sample=sample,
+            seed=seed,
             jobs=jobs,
-            progress=False,
+            progress=progress,
+            timeout=timeout,
+            archive=archive,
+            options=options,
+            content_cache=content_cache,
+            allow_ip=allow_ip,
             store=opened,
             kept=kept,
             strict=strict,
@@ -217,22 +235,31 @@ class Mirror:
     def restore(
         self,
         specs: Sequence[Union[str, Spec]],
-        to: str,
+        to: Union[str, S3Target, DirTarget],
         *,
         dry_run: bool = False,
         force: bool = False,
         jobs: int = 4,
+        stores: Optional[Sequence[str]] = None,
+        each: Optional[Callable[[dict], None]] = None,
     ) -> RestoreReport:
         """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
-        ``to`` (``s3://BUCKET[/PREFIX]`` or a directory); ``dry_run``: decide only (``neuromirror restore``)."""
+        ``to`` (``s3://BUCKET[/PREFIX]`` or a directory, checked here; or a target already opened and checked,
+        :func:`neuromirror.restore.targets.open_target`); ``dry_run``: decide only, ``each`` called with each
+        object it would write; ``stores``: read only from these (URLs or UUIDs) (``neuromirror restore``)."""
         from neuromirror.restore.report import RestoreReport
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.restore.targets import open_target
 
-        target = open_target(to)
-        target.check()
+        if isinstance(to, str):
+            target = open_target(to)
+            target.check()
+        else:
+            target = to
         report = RestoreReport(target.url, dry_run=dry_run, force=force)
+        options = RestoreOptions(
+            dry_run=dry_run, force=force, jobs=jobs, stores=None if stores is None else list(stores), each=each
+        )
         versions = select_versions(self.index, [spec_of(s) for s in specs], root=self.root)
-        options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs)
         restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
         return report

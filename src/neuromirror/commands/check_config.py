@@ -16,52 +16,69 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.config.load import load_config, load_configs
-    from neuromirror.config.reader import ConfigError
-
-    results = []
-    failed = False
-    for path in args.files:
-        try:
-            cfg = load_config(path)
-            results.append({"file": path, "ok": True, "errors": [], "warnings": cfg.warnings, "config": cfg.to_json()})
-        except ConfigError as exc:
-            failed = True
-            results.append({"file": path, "ok": False, "errors": [str(i) for i in exc.issues], "warnings": []})
+    results = [_check(path) for path in args.files]
+    failed = not all(r["ok"] for r in results)
     cross: list[str] = []
     if not failed and len(args.files) > 1:  # the files together, as `serve` would load them
-        try:
-            load_configs(args.files)
-        except ConfigError as exc:
-            failed = True
-            cross = [str(i) for i in exc.issues]
+        failed, cross = _check_together(args.files)
     if args.json:
         print_json({"ok": not failed, "files": results, "errors": cross})
         return 1 if failed else 0
     for r in results:
-        for e in r["errors"]:
-            print(e, file=sys.stderr)
-        for w in r["warnings"]:
-            print(f"warning: {w}", file=sys.stderr)
-        if r["ok"]:
-            c = r["config"]
-            n = len(c["sources"])
-            print(
-                f"{r['file']}: ok, {n} source{'s' if n != 1 else ''}"
-                + (f", root {c['root']}" if c["root"] else "")
-                + f", {c['jobs']} job(s)"
-            )
-            for s in load_config(r["file"]).sources:
-                extra = "" if s.enabled else "  (disabled)"
-                pub = f"  publish to {s.publish['to']}" if s.publish else ""
-                kept = f"  keep {_keep_line(s.keep)} in {s.store}" if s.keep else ""
-                print(f"  {s.spec}  {s.schedule.describe()}{pub}{kept}{extra}")
+        _print_result(r)
     for e in cross:
         print(e, file=sys.stderr)
     if failed:
         bad = sum(not r["ok"] for r in results) or 1
         print(f"neuromirror: {bad} invalid mirror definition{'s' if bad != 1 else ''}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _check(path: str) -> dict:
+    """One file's verdict: its errors, or its warnings and what it defines."""
+    from neuromirror.config.load import load_config
+    from neuromirror.config.reader import ConfigError
+
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        return {"file": path, "ok": False, "errors": [str(i) for i in exc.issues], "warnings": []}
+    return {"file": path, "ok": True, "errors": [], "warnings": cfg.warnings, "config": cfg.to_json()}
+
+
+def _check_together(paths: list[str]) -> tuple[bool, list[str]]:
+    """Whether the files loaded together fail (a source defined twice...), and why."""
+    from neuromirror.config.load import load_configs
+    from neuromirror.config.reader import ConfigError
+
+    try:
+        load_configs(paths)
+    except ConfigError as exc:
+        return True, [str(i) for i in exc.issues]
+    return False, []
+
+
+def _print_result(r: dict) -> None:
+    from neuromirror.config.load import load_config
+
+    for e in r["errors"]:
+        print(e, file=sys.stderr)
+    for w in r["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    if not r["ok"]:
+        return
+    c = r["config"]
+    n = len(c["sources"])
+    print(
+        f"{r['file']}: ok, {n} source{'s' if n != 1 else ''}"
+        + (f", root {c['root']}" if c["root"] else "")
+        + f", {c['jobs']} job(s)"
+    )
+    for s in load_config(r["file"]).sources:
+        extra = "" if s.enabled else "  (disabled)"
+        pub = f"  publish to {s.publish['to']}" if s.publish else ""
+        kept = f"  keep {_keep_line(s.keep)} in {s.store}" if s.keep else ""
+        print(f"  {s.spec}  {s.schedule.describe()}{pub}{kept}{extra}")
 
 
 def _keep_line(policy) -> str:  # noqa: ANN001

@@ -50,27 +50,27 @@ def run(args: argparse.Namespace) -> int:
         d = diff_versions(mirror.index, row_a, row_b)
     finally:
         mirror.close()
-    head = {
-        "from": {
-            "source": a.source,
-            "version": row_a["label"],
-            "commit": row_a["commit"],
-            "files": row_a["files"],
-            "bytes": row_a["bytes"],
-        },
-        "to": {
-            "source": b.source,
-            "version": row_b["label"],
-            "commit": row_b["commit"],
-            "files": row_b["files"],
-            "bytes": row_b["bytes"],
-        },
-    }
     if args.json:
-        print_json({**head, **d})
+        print_json({"from": _end(a.source, row_a), "to": _end(b.source, row_b), **d})
         return 0
-    s = d["summary"]
     title = a.source if a.source == b.source else f"{a.source} -> {b.source}"
+    _print_diff(title, row_a, row_b, d)
+    return 0
+
+
+def _end(source: str, row: dict) -> dict:
+    """One end of the diff in ``--json``: the version, its commit and its counts."""
+    return {
+        "source": source,
+        "version": row["label"],
+        "commit": row["commit"],
+        "files": row["files"],
+        "bytes": row["bytes"],
+    }
+
+
+def _print_diff(title: str, row_a: dict, row_b: dict, d: dict) -> None:
+    s = d["summary"]
     print(
         f"{title} {row_a['label']} ({row_a['commit'][:12]}) -> {row_b['label']} ({row_b['commit'][:12]}): "
         f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
@@ -86,4 +86,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{flag}  {path.ljust(width)}  {size}")
     if s["same_content_new_urls"]:
         print(f"({s['same_content_new_urls']} file(s) kept their content but got new URLs)")
-    return 0

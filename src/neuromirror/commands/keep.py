@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from neuromirror.commands.common import UserError, add_json, check_folder, open_api, print_json, spec_arg
 
@@ -73,21 +74,12 @@ def _size(option: str, value: object) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.store.location import STORE_ENV, open_store, store_name
-
     if args.jobs < 1:
         raise UserError("-J must be at least 1")
     if not args.specs and not args.lock:
         raise UserError("name what to keep: SPEC[@VERSION]... or --lock FILE")
     specs = [spec_arg(s) for s in args.specs]
-    names = list(dict.fromkeys(args.store)) or [store_name(None)]
-    stores = [open_store(store_name(n)) for n in names]
-    if len({s.url for s in stores}) != len(stores):
-        raise UserError("the same store is named twice")
-    for name, store in zip(names, stores):
-        if store.kind == "directory":  # else a file there read as the store being down
-            label = f"--to {name}" if args.store else f"{STORE_ENV}={name}"
-            check_folder(label, store.url, " (a store is a directory: give a new or an existing store)")
+    stores = _stores(args)
     if args.copies is not None and args.copies < 1:
         raise UserError("--copies must be at least 1")
     with open_api(args) as m:  # copies None: the recorded wanted count
@@ -104,31 +96,57 @@ def run(args: argparse.Namespace) -> int:
             locks=args.lock or (),
             progress=not (args.quiet or args.json),
         )
-    copies = result.copies
     if args.json:
-        if len(result.runs) == 1:  # one store: the report as it always was, with the copies counted
-            one = result.runs[0].to_json()
-            one.update(
-                {
-                    "copies": copies,
-                    "counts": [c.to_json() for c in result.counts],
-                    "counts_marked": result.counts_marked,
-                }
-            )
-            print_json(one)
-        else:
-            print_json(result.to_json())
+        print_json(_json_of(result))
     else:
-        for report in result.runs:
-            if len(result.runs) > 1:
-                print(f"== {report.store}")
-            for v in report.versions:
-                for line in v.lines():
-                    print(line)
-            print(report.summary())
-        if len(result.runs) > 1 or copies > 1:
-            for c in result.counts:
-                print(c.line())
+        _print_runs(result)
+    return _problems(result)
+
+
+def _stores(args: argparse.Namespace) -> list:
+    """The stores ``--to`` names (else ``NEUROMIRROR_STORE``), each once; a directory store's path checked."""
+    from neuromirror.store.location import STORE_ENV, open_store, store_name
+
+    names = list(dict.fromkeys(args.store)) or [store_name(None)]
+    stores = [open_store(store_name(n)) for n in names]
+    if len({s.url for s in stores}) != len(stores):
+        raise UserError("the same store is named twice")
+    for name, store in zip(names, stores):
+        if store.kind == "directory":  # else a file there read as the store being down
+            label = f"--to {name}" if args.store else f"{STORE_ENV}={name}"
+            check_folder(label, store.url, " (a store is a directory: give a new or an existing store)")
+    return stores
+
+
+def _json_of(result: Any) -> dict:
+    if len(result.runs) != 1:
+        return result.to_json()
+    one = result.runs[0].to_json()  # one store: the report as it always was, with the copies counted
+    one.update(
+        {
+            "copies": result.copies,
+            "counts": [c.to_json() for c in result.counts],
+            "counts_marked": result.counts_marked,
+        }
+    )
+    return one
+
+
+def _print_runs(result: Any) -> None:
+    for report in result.runs:
+        if len(result.runs) > 1:
+            print(f"== {report.store}")
+        for v in report.versions:
+            for line in v.lines():
+                print(line)
+        print(report.summary())
+    if len(result.runs) > 1 or result.copies > 1:
+        for c in result.counts:
+            print(c.line())
+
+
+def _problems(result: Any) -> int:
+    """Each store's trouble on stderr; 1 if a store was down or fell short, or copies are wanting."""
     code = 0
     for report in result.runs:
         if report.error is not None:
@@ -143,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"neuromirror: {budget}", file=sys.stderr)
         if not report.ok:
             code = 1
+    copies = result.copies
     if copies > 1 and result.short:
         short = ", ".join(c.label for c in result.short)
         print(f"neuromirror: keep: fewer than {copies} verified copies of some files of {short}", file=sys.stderr)

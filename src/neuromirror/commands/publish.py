@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.publish.sibling import PublishError, publish_root, publish_source
+    from neuromirror.publish.sibling import publish_siblings
 
     specs = [spec_arg(s) for s in args.specs]
     for s in specs:
@@ -60,40 +60,30 @@ def run(args: argparse.Namespace) -> int:
     if args.to.startswith("ria+"):
         return _run_ria(args, specs)
     mirror = require_mirror(args)
-    results = []
-    errors: list[str] = []
     try:
-        sources = sources_matching(mirror.index, specs)
-        for source in sources:
-            try:
-                res = publish_source(mirror, source, args.to, name=args.name, force=args.force)
-                results.append(res)
-                if not args.json:
-                    print(res.line())
-            except PublishError as exc:
-                errors.append(f"{source}: {exc}")
-        if args.with_root and not errors:
-            try:
-                res = publish_root(mirror, args.to, name=args.name, force=args.force)
-                results.append(res)
-                if not args.json:
-                    print(res.line())
-                unpublished = sorted(set(mirror.subdatasets()) - {r.relpath for r in results})
-                if unpublished:
-                    print(
-                        f"neuromirror: note: the root names {len(unpublished)} dataset(s) not published here "
-                        f"(e.g. {unpublished[0]}); clones of the root cannot get those",
-                        file=sys.stderr,
-                    )
-            except PublishError as exc:
-                errors.append(f"root: {exc}")
+        report = publish_siblings(
+            mirror,
+            sources_matching(mirror.index, specs),
+            args.to,
+            name=args.name,
+            force=args.force,
+            with_root=args.with_root,
+            each=None if args.json else lambda res: print(res.line()),
+        )
     finally:
         mirror.close()
+    if report.unpublished:
+        print(
+            f"neuromirror: note: the root names {len(report.unpublished)} dataset(s) not published here "
+            f"(e.g. {report.unpublished[0]}); clones of the root cannot get those",
+            file=sys.stderr,
+        )
     if args.json:
-        print_json({"ok": not errors, "published": [dict(r.__dict__) for r in results], "errors": errors})
-    for e in errors:
+        published = [dict(r.__dict__) for r in report.published]
+        print_json({"ok": not report.errors, "published": published, "errors": report.errors})
+    for e in report.errors:
         print(f"neuromirror: publish failed: {e}", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if report.errors else 0
 
 
 def _run_ria(args: argparse.Namespace, specs: list) -> int:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, add_json, open_api, print_json, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,41 +65,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.dataset.versions import select_versions
-    from neuromirror.restore.report import RestoreReport, StreamedJson
-    from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
+    from neuromirror.restore.report import StreamedJson
     from neuromirror.restore.targets import open_target
 
-    if args.jobs < 1:
-        raise UserError("-J must be at least 1")
-    if not args.to:
-        raise UserError("name where to restore: --to s3://BUCKET[/PREFIX] or --to DIR")
-    if args.sample is not None and (not args.drill or args.sample < 1):
-        raise UserError("--sample N (N >= 1) goes with --drill")
+    _check_options(args)
     if args.drill:
-        if args.dry_run or args.force:
-            raise UserError("a drill writes into a scratch target: --dry-run and --force do not apply")
         return _drill(args)
     if not args.specs:
         raise UserError("name what to restore: SPEC[@VERSION]...")
     specs = [spec_arg(s) for s in args.specs]
     target = open_target(args.to)
     target.check()
-    options = RestoreOptions(dry_run=args.dry_run, force=args.force, jobs=args.jobs, stores=args.stores)
     # a dry run's --json names each object it would write, streamed as it is decided (docs/restore.md)
     streamed = StreamedJson(sys.stdout) if args.dry_run and args.json else None
-    options.each = streamed
-    report = RestoreReport(target.url, dry_run=args.dry_run, force=args.force)
-    mirror = require_mirror(args)
-    try:
-        versions = select_versions(mirror.index, specs)
-        restore_objects(mirror, plan_iter(mirror, versions, report), target, options, report)
-    except BaseException as exc:
-        if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
-            streamed.close({"error": " ".join(str(exc).split()) or type(exc).__name__, "ok": False})
-        raise
-    finally:
-        mirror.close()
+    with open_api(args) as m:
+        try:
+            report = m.restore(
+                specs, target, dry_run=args.dry_run, force=args.force, jobs=args.jobs, stores=args.stores, each=streamed
+            )
+        except BaseException as exc:
+            if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
+                streamed.close({"error": " ".join(str(exc).split()) or type(exc).__name__, "ok": False})
+            raise
     if streamed is not None:
         streamed.close(report.to_json())
     elif args.json:
@@ -107,6 +95,22 @@ def run(args: argparse.Namespace) -> int:
         for line in report.lines():
             print(line)
         print(report.summary())
+    return _problems(report)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.jobs < 1:
+        raise UserError("-J must be at least 1")
+    if not args.to:
+        raise UserError("name where to restore: --to s3://BUCKET[/PREFIX] or --to DIR")
+    if args.sample is not None and (not args.drill or args.sample < 1):
+        raise UserError("--sample N (N >= 1) goes with --drill")
+    if args.drill and (args.dry_run or args.force):
+        raise UserError("a drill writes into a scratch target: --dry-run and --force do not apply")
+
+
+def _problems(report: Any) -> int:
+    """What was left alone or failed, on stderr; exit 1 unless every object is restored (or would be)."""
     if report.differs:
         print(
             f"neuromirror: restore: {len(report.differs)} object(s) hold other bytes and were left alone "

@@ -11,8 +11,12 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from neuromirror.commands.common import UserError
+
+if TYPE_CHECKING:
+    from neuromirror.config.load import MirrorConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,24 +94,14 @@ def timestamp_log_lines() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-
-    from neuromirror.config.load import load_configs
     from neuromirror.service import Service
 
     timestamp_log_lines()
     # until the service installs its own handlers, a SIGTERM/SIGINT ends start-up quietly (nothing runs yet)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _early_exit)
+    _on_stop_signals(_early_exit)
     if args.no_schedule:
         return _view_only(args)
-    if not args.config:
-        raise UserError("serve: --config FILE is required (or --no-schedule --http ADDR: the view of the pins alone)")
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError("--jobs must be at least 1")
-    config = load_configs(args.config)
-    for w in config.warnings:
-        print(f"neuromirror: warning: {w}", file=sys.stderr)
+    config = _config(args)
     root = config.resolve_root(args.root)
     if args.verbose == 0:
         logging.getLogger("neuromirror.service").setLevel(logging.INFO)
@@ -131,9 +125,30 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
+def _on_stop_signals(handler: Any) -> None:
+    """``handler`` for SIGTERM and SIGINT."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def _config(args: argparse.Namespace) -> MirrorConfig:
+    """The mirror definitions ``--config`` names, loaded together; their warnings on stderr."""
+    from neuromirror.config.load import load_configs
+
+    if not args.config:
+        raise UserError("serve: --config FILE is required (or --no-schedule --http ADDR: the view of the pins alone)")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    config = load_configs(args.config)
+    for w in config.warnings:
+        print(f"neuromirror: warning: {w}", file=sys.stderr)
+    return config
+
+
 def _view_only(args: argparse.Namespace) -> int:
     """The view of every pin of the mirror, on ``--http``, until SIGTERM/SIGINT."""
-    import signal
     import threading
 
     from neuromirror.commands.common import require_mirror
@@ -153,8 +168,7 @@ def _view_only(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.set())
+    _on_stop_signals(lambda signum, frame: stop.set())
     print(
         f"neuromirror: serving the pins of {mirror.root} read-only on {routes_line(url, scheduled=False)}"
         + (" (embargoed dandisets included)" if args.include_embargoed else ""),

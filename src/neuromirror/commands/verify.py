@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
-from neuromirror.commands.common import (
-    UserError,
-    add_json,
-    not_mirrored,
-    print_json,
-    require_mirror,
-    sources_matching,
-    spec_arg,
-)
-from neuromirror.spec import Spec
+from neuromirror.commands.common import UserError, add_json, open_api, print_json, require_mirror, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -125,13 +117,25 @@ def _stores(args: argparse.Namespace, specs: list) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin.record import state_row
-    from neuromirror.pin.retrieve import allow_ip_default
-    from neuromirror.verify.version import verify_version
+    from neuromirror.verify.version import versions_to_verify
 
     specs = [spec_arg(s) for s in args.specs]
     if args.stores:
         return _stores(args, specs)
+    _check_options(args, specs)
+    store = _store_of(args)
+    reports = []
+    with open_api(args) as m:
+        kwargs = _verify_options(args, store)
+        for version in versions_to_verify(m.datasets, specs, args.all_versions):
+            reports.append(m.verify(version, **kwargs))
+            if not args.json:
+                _print_report(reports[-1], args.quiet)
+    return _verdict(args, reports)
+
+
+def _check_options(args: argparse.Namespace, specs: list) -> None:
+    """The options' mistakes, said before anything is opened."""
     if args.fraction is not None or args.older_than is not None:
         raise UserError("--fraction and --older-than apply to --stores")
     if not specs:
@@ -140,62 +144,54 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--sample must be at least 1")
     if args.sample is not None and not args.content:
         raise UserError("--sample applies to --content")
-    store = None
-    # the environment's store only where it is used: --kept, or a source for --content
-    if args.store or (os.environ.get("NEUROMIRROR_STORE") and (args.kept or args.content)):
-        from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-        from neuromirror.store.location import open_store, store_name
 
-        store = open_store(store_name(args.store))
-        if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
-            if args.store or args.kept:
-                raise UserError(f"{store} is not a neuromirror store (nothing kept there yet)")
-            store = None  # NEUROMIRROR_STORE names a store not made yet: nothing in it to check
-    mirror = require_mirror(args)
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "specs")}
-    reports = []
-    downloaded: dict = {}  # (key, URL) -> result: versions sharing content download it once
-    try:
-        todo: list[tuple[str, dict]] = []
-        for spec in specs:
-            if spec.version and spec.is_glob:
-                raise UserError(f"{spec}: a version needs a named source, not a pattern")
-            for source in [spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec]):
-                if spec.version or not args.all_versions:
-                    row = state_row(mirror, Spec(spec.archive, source.split(":", 1)[1], spec.version))
-                    todo.append((source, row))
-                else:
-                    if mirror.index.source(source) is None:
-                        raise not_mirrored(mirror.index, source)
-                    todo += [(source, v) for v in mirror.index.versions(source)]
-        for source, row in todo:
-            rep = verify_version(
-                mirror,
-                source,
-                row,
-                content=args.content,
-                sample=args.sample,
-                seed=args.seed,
-                jobs=args.jobs,
-                progress=not (args.quiet or args.json),
-                timeout=args.timeout,
-                archive=args.archive,
-                options=options,
-                content_cache=downloaded,
-                allow_ip=allow_ip_default(args.allow_ip),
-                store=store,
-                kept=args.kept,
-                strict=args.strict,
-            )
-            reports.append(rep)
-            if not args.json:
-                lines = rep.lines()
-                if args.quiet:
-                    lines = [ln for ln in lines if "MISMATCH" in ln or "WARNING" in ln or ln == lines[-1]]
-                print("\n".join(lines))
-                sys.stdout.flush()
-    finally:
-        mirror.close()
+
+def _store_of(args: argparse.Namespace) -> Any:  # -> Store | None
+    """``--store``, else ``NEUROMIRROR_STORE`` only where it is used: --kept, or a source for --content."""
+    if not (args.store or (os.environ.get("NEUROMIRROR_STORE") and (args.kept or args.content))):
+        return None
+    from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+    from neuromirror.store.location import open_store, store_name
+
+    store = open_store(store_name(args.store))
+    if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+        if args.store or args.kept:
+            raise UserError(f"{store} is not a neuromirror store (nothing kept there yet)")
+        return None  # NEUROMIRROR_STORE names a store not made yet: nothing in it to check
+    return store
+
+
+def _verify_options(args: argparse.Namespace, store: Any) -> dict[str, Any]:
+    """What :meth:`neuromirror.api.Mirror.verify` is given for each version."""
+    from neuromirror.pin.retrieve import allow_ip_default
+
+    return {
+        "content": args.content,
+        "sample": args.sample,
+        "seed": args.seed,
+        "jobs": args.jobs,
+        "progress": not (args.quiet or args.json),
+        "timeout": args.timeout,
+        "archive": args.archive,
+        "options": {k: v for k, v in vars(args).items() if k not in ("func", "specs")},
+        "content_cache": {},  # (key, URL) -> result: versions sharing content download it once
+        "allow_ip": allow_ip_default(args.allow_ip),
+        "store": store,
+        "kept": args.kept,
+        "strict": args.strict,
+    }
+
+
+def _print_report(report: Any, quiet: bool) -> None:
+    lines = report.lines()
+    if quiet:
+        lines = [ln for ln in lines if "MISMATCH" in ln or "WARNING" in ln or ln == lines[-1]]
+    print("\n".join(lines))
+    sys.stdout.flush()
+
+
+def _verdict(args: argparse.Namespace, reports: list) -> int:
+    """``--json``'s document (one report, or a list), the count of several; exit 1 if any failed."""
     if args.json:
         print_json([r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json())
     bad = [r for r in reports if not r.ok]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 from neuromirror.dataset.version import gitlinks
 from neuromirror.pin.locations import is_local, join_url, local_path
@@ -252,3 +253,46 @@ def publish_root(mirror, to: str, *, name: str = "published", force: bool = Fals
         branch, commit, ntags, created, updated = push_dataset(mirror.root, url, force=force)
         _set_remote(mirror.root, name, url)
     return PublishResult("(root superdataset)", ".", url, branch, commit, ntags, created, updated)
+
+
+@dataclass
+class SiblingsReport:
+    """What ``publish --to BASE`` (no RIA store) did: each dataset pushed, the errors, and (``with_root``) the
+    datasets the root names that were not published here (clones of the root cannot get those)."""
+
+    published: list[PublishResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unpublished: list[str] = field(default_factory=list)
+
+
+def publish_siblings(  # noqa: ANN001
+    mirror,
+    sources: list[str],
+    to: str,
+    *,
+    name: str = "published",
+    force: bool = False,
+    with_root: bool = False,
+    each: Optional[Callable[[PublishResult], None]] = None,
+) -> SiblingsReport:
+    """Every source's dataset pushed to its sibling (a failure named and the next one tried), then, with
+    ``with_root`` and no failure, the root superdataset; ``each`` is called with each result as it is done."""
+    report = SiblingsReport()
+
+    def done(res: PublishResult) -> None:
+        report.published.append(res)
+        if each is not None:
+            each(res)
+
+    for source in sources:
+        try:
+            done(publish_source(mirror, source, to, name=name, force=force))
+        except PublishError as exc:
+            report.errors.append(f"{source}: {exc}")
+    if with_root and not report.errors:
+        try:
+            done(publish_root(mirror, to, name=name, force=force))
+            report.unpublished = sorted(set(mirror.subdatasets()) - {r.relpath for r in report.published})
+        except PublishError as exc:
+            report.errors.append(f"root: {exc}")
+    return report

@@ -33,13 +33,15 @@ Checks 1-3 read only the dataset and the index and are here; 4 is in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.dataset.version import has_commit, iter_version, pinned_repositories
+from neuromirror.errors import UserError
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VersionFile
+from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.util import gitutil
@@ -52,6 +54,7 @@ from neuromirror.verify.store_copies import StoreCopies
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.versions import Version
 
 
 # -- the git-annex branch ---------------------------------------------------------
@@ -377,3 +380,26 @@ def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Pat
     out = list(pinned_repositories(ds, commit, missing))
     report.subdatasets += len(out) - 1
     return out
+
+
+def versions_to_verify(mirror: Mirror, specs: Sequence[Spec], all_versions: bool = False) -> list[Version]:
+    """The versions ``verify SPEC...`` checks, in the order named: ``@VERSION`` or ``@COMMIT`` that state; none:
+    the latest recorded state (``all_versions``: every recorded version). A pattern names every source it
+    matches, but no version. Every SPEC is looked up before any version is checked."""
+    from neuromirror.dataset.versions import Version
+    from neuromirror.index.lookup import not_mirrored, sources_matching
+    from neuromirror.pin.record import state_row
+
+    todo: list[tuple[str, dict]] = []
+    for spec in specs:
+        if spec.version and spec.is_glob:
+            raise UserError(f"{spec}: a version needs a named source, not a pattern")
+        for source in [spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec]):
+            if spec.version or not all_versions:
+                todo.append((source, state_row(mirror, Spec(spec.archive, source.split(":", 1)[1], spec.version))))
+            elif mirror.index.source(source) is None:
+                raise not_mirrored(mirror.index, source)
+            else:
+                todo += [(source, v) for v in mirror.index.versions(source)]
+    relpaths = {s["id"]: s["dataset"] for s in mirror.index.sources()}
+    return [Version(source, relpaths[source], row, mirror.root) for source, row in todo]
