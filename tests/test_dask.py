@@ -34,7 +34,9 @@ DASK = str(Path(sys.executable).with_name("dask"))
 DASK_ENV = {
     "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_TIMEOUT": "3s",
     "DASK_DISTRIBUTED__SCHEDULER__LOCKS__LEASE_VALIDATION_INTERVAL": "1s",
-    "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "10s",
+    # a killed worker's connection closes at once (the scheduler removes it then); the TTL is for a hung one,
+    # and a busy machine delays a working worker's heartbeats by seconds: 10 s removed a live worker mid-task
+    "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "120s",
 }
 ENV = {
     **os.environ,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import add_json, human_bytes, open_api, print_json
+from neuromirror.commands.common import add_json, human_bytes, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from neuromirror.pin.changes import parse_since
 
     since = parse_since(args.since)
+    specs = [spec_arg(s, allow_version=False) for s in args.specs]  # a bad SPEC said before the mirror is looked for
     with open_api(args) as m:
-        found = m.changes(since, args.specs)
+        found = m.changes(since, specs)
     total = {k: sum(c["summary"][k] for c in found) for k in ("added", "removed", "changed")}
     if args.json:
         print_json({"since": since.isoformat(), "sources": found, "summary": {"sources": len(found), **total}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import add_json, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec)
+    if spec.is_glob:  # said before looking for a mirror: a pattern is the mistake, not a missing sync
+        raise UserError(f"pin {args.spec}: pin names one source, not a pattern (neuromirror status lists the sources)")
     with open_api(args) as m:
         rec = m.pin(spec)
     if args.json:
