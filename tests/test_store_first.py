@@ -15,6 +15,7 @@ most one per dead URL, never a retry — while ``git annex get --from web`` show
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections import Counter
@@ -163,3 +164,45 @@ def test_datalad_get_r_of_an_expired_zarr_state_reads_every_chunk_from_the_store
         assert (other / ZARR / n).read_bytes() == chunks[n], n
     assert max(by_datalad.values(), default=0) <= 1, by_datalad  # never a retry of a dead URL
     assert by_datalad == by_annex == Counter(), (by_datalad, by_annex)
+
+
+def test_maintain_brings_a_store_recorded_the_old_way_to_be_read_first(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """A mirror kept into before directory stores were read first says ``cost=300`` on its branch; the next
+    ``maintain`` records ``cost=150`` (a rerun writes nothing), and a clone then reads a lost file from the
+    store without asking the archive."""
+    from neuromirror.store.record import _commit_top_files
+
+    sizes = {"sub-01/a.nwb": 3_000, "sub-02/b.nwb": 2_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    store = tmp_path / "store"
+    code, out, err = d.run("keep", d.spec, "--to", str(store))
+    assert code == 0, out + err
+    old = git(d.ds, "show", "git-annex:remote.log").replace("cost=150", "cost=300")
+    _commit_top_files(d.ds, git(d.ds, "rev-parse", "git-annex").strip(), {"remote.log": old.encode()})
+    assert "cost=300" in git(d.ds, "show", "git-annex:remote.log")  # as a mirror of before issue 53 has it
+
+    code, out, err = d.run("maintain", d.source, "--dry-run", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["store_costs"]) == 1, out  # the dandiset's dataset: it has no Zarr
+    assert "cost=300" in git(d.ds, "show", "git-annex:remote.log")  # a dry run writes nothing
+    code, out, err = d.run("maintain", d.source)
+    assert code == 0, err
+    assert "directory store read first (cost=150)" in out
+    line = git(d.ds, "show", "git-annex:remote.log")
+    assert "cost=150" in line and "cost=300" not in line and f"directory={store}" in line
+    before = git(d.ds, "rev-parse", "git-annex")
+    code, out, err = d.run("maintain", d.source, "--json")
+    assert code == 0 and json.loads(out)["store_costs"] == [], out + err
+    assert git(d.ds, "rev-parse", "git-annex") == before  # a rerun writes nothing
+
+    paths = sorted(d.files)
+    lose_blobs(d, paths)
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    asked = archive_requests(d, blob_markers(d, paths), lambda: run(work, "datalad", "get", *paths))
+    assert asked == Counter(), asked
+    for path in paths:
+        assert (work / path).read_bytes() == d.files[path], path

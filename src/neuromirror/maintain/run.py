@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
 from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, SERVED_LOOSE_LIMIT, Outcome, maintain_repo
 from neuromirror.maintain.targets import Group, root_group, source_group
+from neuromirror.store.record import directory_costs_current
 from neuromirror.util import gitutil
 
 
@@ -24,6 +25,8 @@ class MaintainReport:
     skipped: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: datasets whose directory stores' remote.log lines were brought to today's cost (read before the web)
+    store_costs: list[str] = field(default_factory=list)
 
     @property
     def packed(self) -> int:
@@ -39,6 +42,7 @@ class MaintainReport:
             "skipped": self.skipped,
             "errors": self.errors,
             "notes": self.notes,
+            "store_costs": self.store_costs,
         }
 
     def lines(self) -> list[str]:
@@ -55,6 +59,8 @@ class MaintainReport:
         if clean:
             out.append(f"{clean} repositor{'y' if clean == 1 else 'ies'} already packed")
         out += [f"{s['source']}: skipped, {s['why']}" for s in self.skipped]
+        verb = "would record" if self.dry_run else "recorded"
+        out += [f"{label}: {verb} its directory store read first (cost=150)" for label in self.store_costs]
         out += [f"note: {n}" for n in self.notes]
         out += [f"error: {e}" for e in self.errors]
         return out
@@ -68,6 +74,17 @@ def _row(group: Group, repo: Any, outcome: Outcome) -> dict[str, Any]:
         "path": str(repo.git_dir),
         **outcome.as_dict(),
     }
+
+
+def _store_costs(repo: Any, report: MaintainReport, dry_run: bool) -> None:
+    """A dataset written here (not a published copy) records its directory stores at today's cost."""
+    if repo.kind not in ("dataset", "subdataset"):
+        return
+    try:
+        if directory_costs_current(repo.git_dir.parent, dry_run=dry_run):
+            report.store_costs.append(repo.label)
+    except (gitutil.GitError, OSError) as exc:
+        report.errors.append(f"{repo.label}: store cost: {exc}")
 
 
 def maintain_group(
@@ -86,6 +103,7 @@ def maintain_group(
                     report.errors.append(f"{repo.label}: {exc}")
                     continue
                 report.repositories.append(_row(group, repo, outcome))
+                _store_costs(repo, report, dry_run)
     except LockBusy as exc:
         report.skipped.append({"source": name or "(root superdataset)", "why": f"busy ({exc}); not touched"})
 

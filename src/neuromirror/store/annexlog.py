@@ -131,3 +131,23 @@ def recorded_remotes(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
 def recorded_stores(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
     """uuid -> fields of each store (a special remote of a store's type) in ``remote.log``."""
     return {u: f for u, f in recorded_remotes(remote_log).items() if f.get("type") in STORE_TYPES}
+
+
+def with_directory_costs(remote_log: Optional[bytes], cost: int, now: Optional[float] = None) -> Optional[bytes]:
+    """``remote.log`` with every directory store's ``cost=`` at ``cost``; None when each says so already.
+
+    A store recorded before directory stores were read first says ``cost=300`` (after the web) on the
+    branches of its datasets until something writes its line again: ``maintain`` brings them up to
+    date (docs/keep.md).  Only a store's own line changes; its other fields stay as written."""
+    lines = _lines(remote_log)
+    changed = False
+    for uuid, fields in recorded_stores(remote_log).items():
+        if fields.get("type") != "directory" or fields.get("cost") == str(cost):
+            continue
+        newest = _newest(lines, uuid)
+        if newest is None:
+            continue
+        raw = {**parse_fields(_value(newest)), "cost": str(cost)}
+        lines = _lines(_replace(lines, uuid, " ".join(f"{k}={v}" for k, v in sorted(raw.items())), now))
+        changed = True
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") if changed else None

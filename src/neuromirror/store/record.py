@@ -28,7 +28,14 @@ from neuromirror.annex.branch_writer import Batch, TopEdit, flush_journal, read_
 from neuromirror.annex.branch_writer import commit_top_files as _commit_top_files  # noqa: F401 (tests' name)
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH, log_state
-from neuromirror.store.annexlog import recorded_stores, remote_fields, remote_log_with, uuid_log_with
+from neuromirror.store.annexlog import (
+    recorded_stores,
+    remote_fields,
+    remote_log_with,
+    uuid_log_with,
+    with_directory_costs,
+)
+from neuromirror.store.base import FIRST_COST as DIRECTORY_COST
 from neuromirror.store.base import Recorded
 from neuromirror.util import gitutil
 
@@ -137,3 +144,16 @@ def record_absent(repo: Path, uuid: str, keys: Iterable[str]) -> int:
     if not wanted:
         return 0
     return len(write(repo, Batch().absent(uuid, wanted), read=partial(location_logs, repo)).keys)
+
+
+def directory_costs_current(repo: Path, *, dry_run: bool = False) -> bool:
+    """The directory stores ``repo``'s branch records say today's ``cost=`` (read before the web); True if
+    a line was (or, ``dry_run``, would be) written.  The upgrade of a dataset kept into before directory
+    stores were read first: its clones asked the archive's dead URLs before the store (issue 53)."""
+    ref = gitutil.ref_sha(repo, BRANCH)
+    if ref is None or with_directory_costs(read_top(repo, ref, "remote.log"), DIRECTORY_COST) is None:
+        return False
+    if dry_run:
+        return True
+    edit: TopEdit = lambda old: with_directory_costs(old, DIRECTORY_COST)  # noqa: E731
+    return bool(write(repo, Batch(top={"remote.log": edit})).top)
