@@ -319,3 +319,39 @@ def test_each_store_state_has_a_zarr_manifest_in_dandis_format(world: World) -> 
             for path, (version, _, size, etag) in files:
                 data = requests.get(base + path, params={"versionId": version}, timeout=60).content
                 assert (len(data), hashlib.md5(data).hexdigest()) == (size, etag), path
+
+
+def test_zarrs_serves_a_kept_store_chunk_the_archive_lost(world: World, tmp_path: Path) -> None:
+    """dandidav's ``/zarrs/`` for an AIND store's state (its manifest: no dataset of the state is looked
+    up) streams a chunk whose every S3 version was deleted from the lab's directory store, by its key;
+    a chunk no store holds is 410.  Runs last: the loss is the bucket's for good."""
+    import requests
+
+    from helpers.read import view_server
+
+    spec = f"aind:{ASSET}@{world.versions[-1]}"
+    store = tmp_path / "kept"
+    code, out, err = world.run("keep", spec, "--to", str(store), "--include", f"{STORES[1]}/*", "--json")
+    assert code == 0, out + err
+    chunk = f"{STORES[1]}/0/1"
+    for v in world.s3.client().list_object_versions(Bucket=world.bucket, Prefix=f"{ASSET}/{STORES[1]}/0/")[  # type: ignore[attr-defined]
+        "Versions"
+    ]:
+        world.s3.client().delete_object(Bucket=world.bucket, Key=v["Key"], VersionId=v["VersionId"])  # type: ignore[attr-defined]
+    manifests = world.run.root / ".neuromirror" / "zarr-manifests"
+    states = [
+        p
+        for p in manifests.rglob("*.json")
+        if "entries" in (doc := json.loads(p.read_text())) and "0" in doc["entries"]
+    ]
+    assert states, "the asset's stores have manifests"
+    with view_server(world.run.root) as url:
+        served = {}
+        for p in states:
+            rel = p.relative_to(manifests).with_suffix(".zarr")
+            r = requests.get(f"{url}zarrs/{rel}/0/1", timeout=60)
+            served[str(rel)] = (r.status_code, r.content)
+    expected = world.files[-1][chunk]
+    assert (200, expected) in served.values(), {k: s for k, (s, _) in served.items()}  # the kept store's chunk
+    # the other store's chunk is not kept: the archive still serves it (a redirect followed), or none
+    assert all(status in (200, 410) for status, _ in served.values()), served

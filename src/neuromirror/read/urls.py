@@ -22,6 +22,7 @@ Listing streams: the tree is read in batches, the logs of a batch in one ``cat-f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -182,10 +183,28 @@ class StoreReader:
     def url(self, key: str) -> Optional[str]:
         if self.base is None:
             return None
-        name = key_file(key)
         if self.kind == "directory":
-            return Path(self.base, hashdir_lower(key), name, name).as_uri()
+            return self.path(key).as_uri()
         return self.base.rstrip("/") + "/" + quote(self.prefix + key)
+
+    def path(self, key: str) -> Path:
+        """A directory store's file of ``key`` (git-annex's directory remote layout)."""
+        name = key_file(key)
+        return Path(self.base or ".", hashdir_lower(key), name, name)
+
+
+def kept_by_key(f: PinnedFile, stores: dict[str, dict]) -> PinnedFile:
+    """``f`` with the copy a directory store of the lab's holds by its key (``stores``: the index's store
+    records), for a file no dataset here records (a manifest's row alone): its ``store_url`` then, as
+    a file a dataset's branch says a store holds has it."""
+    if not f.key or f.store_url:
+        return f
+    for rec in stores.values():
+        if rec.get("kind") == "directory" and rec.get("url"):
+            reader = StoreReader(str(rec.get("name") or ""), "directory", str(rec["url"]))
+            if reader.path(f.key).is_file():
+                return dataclasses.replace(f, store_url=reader.url(f.key))
+    return f
 
 
 def store_readers(repo: Path) -> dict[str, StoreReader]:

@@ -26,10 +26,11 @@ from typing import Any, Callable, Optional
 from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import UserError
 from neuromirror.index.nested import ZARR_CACHE
+from neuromirror.index.store_checks import known_stores
 from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
 from neuromirror.read.pinned import Pin, resolve
-from neuromirror.read.urls import PinnedFile
+from neuromirror.read.urls import PinnedFile, kept_by_key
 from neuromirror.records import SUBDATASET
 from neuromirror.spec import SpecError, parse_spec
 
@@ -251,7 +252,8 @@ class Tree:
 
         Each file is the one ``/dav/`` gives for the same key in the Zarr's own dataset at that state
         (:meth:`_held`): its URL as the ``git-annex`` branch has it now (a restored version), and the
-        lab's stores that hold it; the manifest's row alone where the mirror holds no such dataset."""
+        lab's stores that hold it; where the mirror holds no such dataset (an AIND store's state), the
+        manifest's row, with the copy a directory store of the lab's holds by its key."""
         got = self.manifests.dated_node(parts)
         if got is None:
             return None
@@ -263,6 +265,9 @@ class Tree:
             same = found.files() if isinstance(found, Dir) else {}
             f = f if f is None else _same_key(f, same.get(parts[-1]))
             members = [(n, m if m is None else _same_key(m, same.get(n))) for n, m in members]
+        elif f is not None:  # no dataset here records the state (an AIND store's): a store's copy by its key
+            with self._db_lock:
+                f = kept_by_key(f, known_stores(self._index().index))
         if not is_dir:
             return Node(False, file=f, modified=dates.get(""))
         return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))
