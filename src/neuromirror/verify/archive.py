@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Generator, Iterator, Optional
 
-from neuromirror.records import SUBDATASET, VersionFile
+from neuromirror.records import SUBDATASET, Entry, VersionFile
 from neuromirror.util.text import one_line
 from neuromirror.verify.report import VerifyReport
 
@@ -132,42 +132,7 @@ def _compare_archive(
             if t is None:
                 report.add("archive", e.path, "at the archive, not in the dataset" + (f"; {why}" if why else ""))
                 continue
-            if getattr(e, "checksum_kind", None) == SUBDATASET:
-                pinned = t.checksum if t.is_subdataset else None
-                if pinned != e.checksum:
-                    report.add(
-                        "archive",
-                        e.path,
-                        f"the archive's state is subdataset commit {str(e.checksum)[:12]}, the "
-                        f"dataset pins {(pinned or 'no subdataset')[:12]}" + (f"; {why}" if why else ""),
-                    )
-                continue
-            if e.key is not None:
-                if t.key != e.key:
-                    report.add(
-                        "archive",
-                        e.path,
-                        f"the archive gives key {e.key}, the dataset has "
-                        f"{t.key or 'the file in git'}" + (f"; {why}" if why else ""),
-                        t.key,
-                    )
-                    continue
-                registered = set(urls_of.get(e.key, ()))
-                for u in e.urls:
-                    if u not in registered:
-                        report.add("archive", e.path, f"the archive's URL {u} is not registered for its key", e.key, u)
-            else:
-                if not t.in_git:
-                    report.add(
-                        "archive", e.path, f"the archive has a small file kept in git, the dataset has key {t.key}"
-                    )
-                elif e.checksum != t.checksum:
-                    report.add(
-                        "archive",
-                        e.path,
-                        f"the archive's bytes (sha256 {e.checksum[:16]}…) differ from the "
-                        f"dataset's ({(t.checksum or '')[:16]}…)" + (f"; {why}" if why else ""),
-                    )
+            _compare_entry(report, e, t, urls_of, why)
         skipped = {x.path for x in snap.refused} | {x.path for x in snap.pending}
         for path in sorted(set(tree) - seen - skipped):
             report.add(
@@ -176,3 +141,41 @@ def _compare_archive(
     finally:
         if isinstance(gen, Generator):  # the sources' snapshots are generators: end the listing now
             gen.close()
+
+
+def _compare_entry(report: VerifyReport, e: Entry, t: VersionFile, urls_of: dict[str, list[str]], why: str) -> None:
+    """One path the archive lists and the dataset has: the same subdataset commit, key (its URLs registered)
+    or git-kept bytes; ``why`` ends what differs in the current state (the archive moved on)."""
+    if getattr(e, "checksum_kind", None) == SUBDATASET:
+        pinned = t.checksum if t.is_subdataset else None
+        if pinned != e.checksum:
+            report.add(
+                "archive",
+                e.path,
+                f"the archive's state is subdataset commit {str(e.checksum)[:12]}, the "
+                f"dataset pins {(pinned or 'no subdataset')[:12]}" + (f"; {why}" if why else ""),
+            )
+        return
+    if e.key is not None:
+        if t.key != e.key:
+            report.add(
+                "archive",
+                e.path,
+                f"the archive gives key {e.key}, the dataset has {t.key or 'the file in git'}"
+                + (f"; {why}" if why else ""),
+                t.key,
+            )
+            return
+        registered = set(urls_of.get(e.key, ()))
+        for u in e.urls:
+            if u not in registered:
+                report.add("archive", e.path, f"the archive's URL {u} is not registered for its key", e.key, u)
+    elif not t.in_git:
+        report.add("archive", e.path, f"the archive has a small file kept in git, the dataset has key {t.key}")
+    elif e.checksum != t.checksum:
+        report.add(
+            "archive",
+            e.path,
+            f"the archive's bytes (sha256 {e.checksum[:16]}…) differ from the "
+            f"dataset's ({(t.checksum or '')[:16]}…)" + (f"; {why}" if why else ""),
+        )

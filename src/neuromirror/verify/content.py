@@ -178,41 +178,17 @@ def check_content(
     ``cache`` holds (key, source) results already had in this run: another version sharing a key
     does not download it again.
     """
-    import requests
-
     report.content = True
-    all_keys = sorted(keys)
-    report.content_sampled_of = len(all_keys)
-    chosen = all_keys
-    if sample is not None and sample < len(all_keys):
-        chosen = sorted(random.Random(seed).sample(all_keys, sample))
-        report.notes.append(
-            f"content of {sample} of {len(all_keys)} keys sampled" + (f" (seed {seed})" if seed is not None else "")
-        )
-    cache = {} if cache is None else cache
-    jobs_list: list[tuple[str, str]] = []
-    reused: list[tuple[str, str]] = []
-    in_store: dict[tuple[str, str], Store] = {}  # (key, "store:" + where the store keeps it) -> the store
-    asked: dict[str, list[Store]] = {}  # key -> the stores whose copy is hashed
-
-    def from_stores(key: str, found: list[Store], todo: list[tuple[str, str]]) -> None:
-        asked.setdefault(key, []).extend(found)
-        for s in found:
-            item = (key, "store:" + copy_location(s, key))
-            in_store[item] = s
-            (reused if item in cache else todo).append(item)
-
+    chosen = _sample(report, keys, sample, seed)
+    checks = _Sources(report, {} if cache is None else cache, _session(jobs), jobs=jobs, timeout=timeout)
     size_only = 0
     for key in chosen:
         h, _, _ = _hasher(key)
         if h is None:
             size_only += 1
-        for u in urls_of.get(key, []) if urls else []:
-            scheme = urlsplit(u).scheme.lower()
-            if scheme in ("http", "https"):
-                (reused if (key, u) in cache else jobs_list).append((key, u))
+        checks.from_urls(key, urls_of.get(key, []) if urls else [])
         if stores is not None:
-            from_stores(key, stores.first(key, (located or {}).get(key, ())), jobs_list)
+            checks.from_stores(key, stores.first(key, (located or {}).get(key, ())), checks.todo)
     if size_only:
         report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
     special = [
@@ -221,66 +197,144 @@ def check_content(
         if urls and any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))
     ]
     total = 0
-    for key, _ in jobs_list:
+    for key, _ in checks.todo:
         _, _, size = _hasher(key)
         total += size or 0
-    bar = ByteProgress(total, len(jobs_list), enabled=progress and bool(jobs_list), label="verify")
+    bar = ByteProgress(total, len(checks.todo), enabled=progress and bool(checks.todo), label="verify")
+    checks.run(checks.todo, checks.reused, bar)
+    bar.close()
+    checks.via_annex(special, repo_of, allow_ip)
+    if stores is not None:  # a key nothing served yet: every other store the mirror knows, before "lost"
+        checks.other_stores(chosen, stores)
+    for key in chosen:
+        _settle(report, key, keys[key], checks.results.get(key, []))
+        _web_verdict(report, key, urls_of.get(key, []) if urls else [], checks.results.get(key, []))
+    report.content_keys = len(chosen)
+
+
+def _sample(report: VerifyReport, keys: dict[str, str], sample: Optional[int], seed: Optional[int]) -> list[str]:
+    """The keys whose content is checked, sorted: all, or ``sample`` of them drawn with ``seed`` (said in a
+    note, so a rerun with the seed checks the same keys)."""
+    all_keys = sorted(keys)
+    report.content_sampled_of = len(all_keys)
+    chosen = all_keys
+    if sample is not None and sample < len(all_keys):
+        chosen = sorted(random.Random(seed).sample(all_keys, sample))
+        report.notes.append(
+            f"content of {sample} of {len(all_keys)} keys sampled" + (f" (seed {seed})" if seed is not None else "")
+        )
+    return chosen
+
+
+def _session(jobs: int) -> requests.Session:
+    """One HTTP session for every URL's download, its pool as large as the threads reading at once."""
+    import requests
+
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(4, jobs))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    lock = threading.Lock()
-    results: dict[str, list[tuple[str, Optional[str], Optional[str]]]] = {}  # key -> (source, kind, detail)
+    return session
 
-    def record(key: str, url: str, result: tuple[Optional[str], Optional[str], int], downloaded: bool) -> None:
+
+#: (source, kind, detail) of one source tried for a key; kind None when its bytes verify
+_Tried = tuple[str, Optional[str], Optional[str]]
+
+
+class _Sources:
+    """The (key, source) pairs of one :func:`check_content` and what each said: the pairs to read, those
+    ``cache`` already has (from another version in this run), the stores behind ``store:`` sources; the
+    passes (URLs and the first stores, the special remotes, the other stores) add to the same results."""
+
+    def __init__(
+        self,
+        report: VerifyReport,
+        cache: dict[tuple[str, str], tuple[Optional[str], Optional[str], int]],
+        session: requests.Session,
+        *,
+        jobs: int,
+        timeout: float,
+    ) -> None:
+        self.report, self.cache, self.jobs, self.timeout = report, cache, jobs, timeout
+        self.todo: list[tuple[str, str]] = []
+        self.reused: list[tuple[str, str]] = []
+        self.in_store: dict[tuple[str, str], Store] = {}  # (key, "store:" + where the store keeps it) -> the store
+        self.asked: dict[str, list[Store]] = {}  # key -> the stores whose copy is hashed
+        self.results: dict[str, list[_Tried]] = {}  # key -> (source, kind, detail)
+        self.lock = threading.Lock()
+        self.session = session
+
+    def from_urls(self, key: str, urls: list[str]) -> None:
+        """The key's http(s) URLs, to read or already read; other schemes are the special remotes' pass."""
+        for u in urls:
+            scheme = urlsplit(u).scheme.lower()
+            if scheme in ("http", "https"):
+                (self.reused if (key, u) in self.cache else self.todo).append((key, u))
+
+    def from_stores(self, key: str, found: list[Store], todo: list[tuple[str, str]]) -> None:
+        """The copies of ``found`` stores, to read (into ``todo``) or already read."""
+        self.asked.setdefault(key, []).extend(found)
+        for s in found:
+            item = (key, "store:" + copy_location(s, key))
+            self.in_store[item] = s
+            (self.reused if item in self.cache else todo).append(item)
+
+    def record(self, key: str, url: str, result: tuple[Optional[str], Optional[str], int], downloaded: bool) -> None:
+        """One source's answer into the results and the report's counts (threads call it at once)."""
         kind, detail, n = result
         if kind == ABSENT:
             return  # a store without a copy: not a source of the key
-        stored = (key, url) in in_store
-        with lock:
+        stored = (key, url) in self.in_store
+        with self.lock:
             if stored:
-                report.content_store += 1
+                self.report.content_store += 1
             else:
-                report.content_urls += 1
+                self.report.content_urls += 1
             if downloaded:
-                report.content_bytes += n
-            results.setdefault(key, []).append((f"the store ({url[len('store:') :]})" if stored else url, kind, detail))
+                self.report.content_bytes += n
+            self.results.setdefault(key, []).append(
+                (f"the store ({url[len('store:') :]})" if stored else url, kind, detail)
+            )
 
-    def run(todo: list[tuple[str, str]], again: list[tuple[str, str]], shown: Optional[ByteProgress]) -> None:
+    def run(self, todo: list[tuple[str, str]], again: list[tuple[str, str]], shown: Optional[ByteProgress]) -> None:
+        """Record ``again`` from the cache, then read ``todo`` on ``jobs`` threads, caching each answer."""
+
         def one(item: tuple[str, str]) -> None:
             key, url = item
-            held = in_store.get(item)
-            got = check_file(key, held, shown) if held is not None else check_url(key, url, session, timeout, shown)
-            cache[item] = got
-            record(key, url, got, True)
+            held = self.in_store.get(item)
+            got = (
+                check_file(key, held, shown)
+                if held is not None
+                else check_url(key, url, self.session, self.timeout, shown)
+            )
+            self.cache[item] = got
+            self.record(key, url, got, True)
 
         for key, url in again:  # the same key and source in another version of this run: read once
-            record(key, url, cache[(key, url)], False)
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            self.record(key, url, self.cache[(key, url)], False)
+        with ThreadPoolExecutor(max(1, self.jobs)) as pool:
             list(pool.map(one, todo))
 
-    run(jobs_list, reused, bar)
-    bar.close()
-    # URLs only a special remote can fetch (BOSS cutouts, embargoed DANDI): ask git-annex, in a scratch clone
-    by_repo: dict[Path, list[str]] = {}
-    for k in special:
-        if repo_of and k in repo_of:
-            by_repo.setdefault(repo_of[k], []).append(k)
-    for repo, ks in by_repo.items():
-        for key, kind, detail in annex_check(repo, ks, allow_ip=allow_ip):
-            report.content_via_annex += 1
-            results.setdefault(key, []).append(("git-annex (special remote)", kind, detail))
-    if stores is not None:  # a key nothing served yet: every other store the mirror knows, before "lost"
+    def via_annex(self, special: list[str], repo_of: Optional[dict[str, Path]], allow_ip: Optional[str]) -> None:
+        """URLs only a special remote can fetch (BOSS cutouts, embargoed DANDI): ask git-annex, in a scratch
+        clone of each key's repository."""
+        by_repo: dict[Path, list[str]] = {}
+        for k in special:
+            if repo_of and k in repo_of:
+                by_repo.setdefault(repo_of[k], []).append(k)
+        for repo, ks in by_repo.items():
+            for key, kind, detail in annex_check(repo, ks, allow_ip=allow_ip):
+                self.report.content_via_annex += 1
+                self.results.setdefault(key, []).append(("git-annex (special remote)", kind, detail))
+
+    def other_stores(self, chosen: list[str], stores: StoreCopies) -> None:
+        """A key nothing served yet: the copies of every other store the mirror knows, before "lost"."""
         more: list[tuple[str, str]] = []
-        reused = []
+        self.reused = []
         for key in chosen:
-            if not any(kind is None for _, kind, _ in results.get(key, ())):
-                from_stores(key, stores.rest(asked.get(key, ())), more)
-        run(more, reused, None)
-    for key in chosen:
-        _settle(report, key, keys[key], results.get(key, []))
-        _web_verdict(report, key, urls_of.get(key, []) if urls else [], results.get(key, []))
-    report.content_keys = len(chosen)
+            if not any(kind is None for _, kind, _ in self.results.get(key, ())):
+                self.from_stores(key, stores.rest(self.asked.get(key, ())), more)
+        self.run(more, self.reused, None)
 
 
 def _web_verdict(

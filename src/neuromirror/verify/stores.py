@@ -190,33 +190,7 @@ def verify_stores(
     seconds); record good checks, remove and re-keep bad or missing copies; the findings."""
     out = StoresCheck()
     opened = _Stores(mirror, only)
-    copies: dict[tuple[str, str], _Copy] = {}  # (uuid, key) -> one file holding it
-    locations = Locations()  # a dataset's versions come one after another: its logs read once
-    zarrs_read: set[tuple[str, str]] = set()  # a Zarr's state many versions share: its files listed once
-    for target in _targets(mirror, specs):
-        by_repo: dict[Path, list[VersionFile]] = {}
-        ds = mirror.dataset_path(target.relpath)
-        for f in each_version_file(mirror.index, ds, target.row["id"], VersionFiles(), zarrs_read):
-            by_repo.setdefault(annex_repo(f), []).append(f)
-        for repo, files in by_repo.items():
-            first: dict[str, VersionFile] = {}
-            for f in files:
-                first.setdefault(annex_key(f), f)
-            readable: list[str] = []
-            for uuid, fields in store_uuids(repo).items():
-                if not opened.checked(uuid):
-                    opened.recorded.setdefault(uuid, fields)  # not re-read now: a source for repairs only
-                    continue
-                if opened.get(uuid, fields) is None:
-                    if only is None and uuid not in out.unreached:
-                        out.unreached.append(uuid)
-                    continue
-                readable.append(uuid)
-            holders = locations.of(repo, first)
-            for uuid in readable:
-                for key, there in holders.items():
-                    if uuid in there:
-                        copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
+    copies = _recorded_copies(mirror, specs, opened, out)
     chosen = _slice(mirror, list(copies), fraction, older_than)
     for uuid, _ in copies:
         s = opened.opened[uuid]
@@ -251,6 +225,48 @@ def verify_stores(
     if repair:
         _repair(mirror, opened, copies, out.findings, jobs)
     return out
+
+
+def _recorded_copies(
+    mirror: Mirror, specs: Sequence[Spec], opened: _Stores, out: StoresCheck
+) -> dict[tuple[str, str], _Copy]:
+    """(uuid, key) -> one file holding it, for every copy the versions' git-annex branches record in a
+    store re-read this time; a store that does not open here goes to ``out.unreached`` instead."""
+    copies: dict[tuple[str, str], _Copy] = {}
+    locations = Locations()  # a dataset's versions come one after another: its logs read once
+    zarrs_read: set[tuple[str, str]] = set()  # a Zarr's state many versions share: its files listed once
+    for target in _targets(mirror, specs):
+        by_repo: dict[Path, list[VersionFile]] = {}
+        ds = mirror.dataset_path(target.relpath)
+        for f in each_version_file(mirror.index, ds, target.row["id"], VersionFiles(), zarrs_read):
+            by_repo.setdefault(annex_repo(f), []).append(f)
+        for repo, files in by_repo.items():
+            first: dict[str, VersionFile] = {}
+            for f in files:
+                first.setdefault(annex_key(f), f)
+            readable = _readable(repo, opened, out)
+            holders = locations.of(repo, first)
+            for uuid in readable:
+                for key, there in holders.items():
+                    if uuid in there:
+                        copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
+    return copies
+
+
+def _readable(repo: Path, opened: _Stores, out: StoresCheck) -> list[str]:
+    """The stores ``repo`` records that are re-read this time and open here; the others are remembered as
+    sources for repairs, or (every store being checked) said unreached once."""
+    readable: list[str] = []
+    for uuid, fields in store_uuids(repo).items():
+        if not opened.checked(uuid):
+            opened.recorded.setdefault(uuid, fields)  # not re-read now: a source for repairs only
+            continue
+        if opened.get(uuid, fields) is None:
+            if opened.only is None and uuid not in out.unreached:
+                out.unreached.append(uuid)
+            continue
+        readable.append(uuid)
+    return readable
 
 
 def _slice(

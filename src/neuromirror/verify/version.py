@@ -32,8 +32,9 @@ Checks 1-3 read only the dataset and the index and are here; 4 is in
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
@@ -91,45 +92,57 @@ def _compare(report: VerifyReport, tree: dict[str, VersionFile], indexed: dict[s
     for path in sorted(set(tree) & set(indexed)):
         t, i = tree[path], indexed[path]
         if i.checksum_kind == SUBDATASET or t.is_subdataset:
-            if not (i.checksum_kind == SUBDATASET and t.is_subdataset):
-                report.add("stored", path, "a subdataset in one of the dataset and the index, a file in the other")
-            elif (i.checksum or "") != t.checksum:
-                report.add(
-                    "subdataset",
-                    path,
-                    f"the dataset pins commit {(t.checksum or '')[:12]}, the index {(i.checksum or '-')[:12]}",
-                )
-            continue
-        if i.checksum_kind == GIT or i.key is None:
-            if not t.in_git:
-                report.add("stored", path, f"the index has it in git, the dataset has annex key {t.key}", t.key)
-                continue
-            if i.checksum and t.checksum != i.checksum.lower():
-                report.add(
-                    "checksum",
-                    path,
-                    f"bytes in git have sha256 {(t.checksum or '')[:16]}…, the index says {i.checksum[:16]}…",
-                )
-            if i.size is not None and t.size != i.size:
-                report.add("size", path, f"{t.size} bytes in git, the index says {i.size}")
-            continue
-        if t.in_git:
-            report.add("stored", path, f"the index has annex key {i.key}, the dataset has the file in git", i.key)
-            continue
-        if t.key != i.key:
-            report.add("key", path, f"the dataset has {t.key}, the index {i.key}", t.key)
-            continue
-        if i.size is not None and t.size is not None and t.size != i.size:
-            report.add("size", path, f"key size {t.size}, the index says {i.size}", t.key)
-        if i.checksum_kind in (SHA256, MD5) and i.checksum:
-            try:
-                ck = parse_key(t.key or "")["checksum"]
-            except ValueError:
-                ck = None
-            if ck and ck.lower() != i.checksum.lower():
-                report.add(
-                    "checksum", path, f"key checksum {ck[:16]}…, the archive's (index) {i.checksum[:16]}…", t.key
-                )
+            _compare_subdataset(report, path, t, i)
+        elif i.checksum_kind == GIT or i.key is None:
+            _compare_in_git(report, path, t, i)
+        else:
+            _compare_annexed(report, path, t, i)
+
+
+def _compare_subdataset(report: VerifyReport, path: str, t: VersionFile, i: VersionFile) -> None:
+    """A path either side calls a subdataset: both must, and pin the same commit (no key to compare)."""
+    if not (i.checksum_kind == SUBDATASET and t.is_subdataset):
+        report.add("stored", path, "a subdataset in one of the dataset and the index, a file in the other")
+    elif (i.checksum or "") != t.checksum:
+        report.add(
+            "subdataset",
+            path,
+            f"the dataset pins commit {(t.checksum or '')[:12]}, the index {(i.checksum or '-')[:12]}",
+        )
+
+
+def _compare_in_git(report: VerifyReport, path: str, t: VersionFile, i: VersionFile) -> None:
+    """A file the index has in git: the dataset must too, with the sha256 and size the index recorded."""
+    if not t.in_git:
+        report.add("stored", path, f"the index has it in git, the dataset has annex key {t.key}", t.key)
+        return
+    if i.checksum and t.checksum != i.checksum.lower():
+        report.add(
+            "checksum",
+            path,
+            f"bytes in git have sha256 {(t.checksum or '')[:16]}…, the index says {i.checksum[:16]}…",
+        )
+    if i.size is not None and t.size != i.size:
+        report.add("size", path, f"{t.size} bytes in git, the index says {i.size}")
+
+
+def _compare_annexed(report: VerifyReport, path: str, t: VersionFile, i: VersionFile) -> None:
+    """A file the index has annexed: the same key, its size and the archive's checksum the index recorded."""
+    if t.in_git:
+        report.add("stored", path, f"the index has annex key {i.key}, the dataset has the file in git", i.key)
+        return
+    if t.key != i.key:
+        report.add("key", path, f"the dataset has {t.key}, the index {i.key}", t.key)
+        return
+    if i.size is not None and t.size is not None and t.size != i.size:
+        report.add("size", path, f"key size {t.size}, the index says {i.size}", t.key)
+    if i.checksum_kind in (SHA256, MD5) and i.checksum:
+        try:
+            ck = parse_key(t.key or "")["checksum"]
+        except ValueError:
+            ck = None
+        if ck and ck.lower() != i.checksum.lower():
+            report.add("checksum", path, f"key checksum {ck[:16]}…, the archive's (index) {i.checksum[:16]}…", t.key)
 
 
 # -- the whole check -------------------------------------------------------------------
@@ -166,32 +179,13 @@ def verify_version(
     ds = mirror.root / src["dataset"]
     commit = row["commit"]
     report = VerifyReport(source, row["label"], commit, row.get("tag"), strict=strict)
-    if not (ds / ".git").exists():
-        report.add("commit", None, f"no dataset at {ds}")
+    if not _check_refs(report, ds, commit, row):
         return report
-    if not has_commit(ds, commit):
-        report.add("commit", None, f"the index names commit {commit}, which {ds} does not have")
-        return report
-    if row.get("tag"):
-        tagged = gitutil.rev_parse(ds, f"refs/tags/{row['tag']}")
-        if tagged is None:
-            report.add("tag", None, f"tag {row['tag']} is missing from the dataset")
-        elif tagged != commit:
-            report.add("tag", None, f"tag {row['tag']} points at {tagged[:12]}, the index says {commit[:12]}")
     tree = {f.path: f for f in iter_version(ds, commit)}
     indexed = {f.path: f for f in mirror.index.version_files(row["id"])}
-    report.files = len(tree)
-    report.bytes = sum(f.size or 0 for f in tree.values())
-    if row.get("files") is not None and row["files"] != len(indexed):
-        report.add("counts", None, f"the version row says {row['files']} files, its file list has {len(indexed)}")
-    idx_bytes = sum(f.size or 0 for f in indexed.values())
-    if row.get("bytes") is not None and row["bytes"] != idx_bytes:
-        report.add("counts", None, f"the version row says {row['bytes']} bytes, its files add up to {idx_bytes}")
+    _check_counts(report, row, tree, indexed)
     _compare(report, tree, indexed)
 
-    keys: dict[str, str] = {}  # key -> a path holding it (subdatasets' files under their path)
-    repo_of: dict[str, Path] = {}  # key -> the repository whose git-annex branch knows it
-    urls_of: dict[str, list[str]] = {}
     repositories = _repositories(report, ds, commit)
     if (
         store is None and kept
@@ -199,64 +193,163 @@ def verify_version(
         store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
     store_uuid = _uuid(store)
     copies = StoreCopies(mirror, store, only=kept)  # --content: every store the mirror knows, the named one first
-    located: dict[str, list[str]] = {}  # key -> the UUIDs its location log says have it
     report.store = str(store) if store is not None else None
-    annexed: list[VersionFile] = []  # every annexed file, for the at-risk counts
-    kept_in: set[str] = set()  # keys a store holds, as the location logs say
+    found = _Keys()
     for repo, rcommit, prefix in repositories:
         files = tree.values() if repo == ds else iter_version(repo, rcommit, prefix=prefix)
-        mine = {}
-        for f in files:
-            if f.key:
-                annexed.append(f)
-            if f.key and f.key not in keys and f.key not in mine:
-                mine[f.key] = f.path
-        if not mine:
-            continue
-        with gitutil.CatFile(repo) as cat:
-            branch = AnnexBranch(repo, cat)
-            if branch.ref is None:
-                report.add(
-                    "no-location", prefix.rstrip("/") or None, f"{repo} has no git-annex branch: no key has a URL"
-                )
-                continue
-            recorded = store_uuids(repo)
-            copies.add(recorded)
-            stores = {store_uuid} if store_uuid else set(recorded)
-            for key, path in mine.items():
-                urls = branch.urls(key)
-                urls_of[key] = urls
-                report.urls += len(urls)
-                where = branch.locations(key)
-                located[key] = where
-                if stores.intersection(where):
-                    kept_in.add(key)
-                if not where and urls and branch.web_marked_gone(key):
-                    if not content:  # the content check tries the URLs again and says lost or not
-                        report.add(
-                            "lost",
-                            path,
-                            "its archive URLs were found gone (verify --content marked them) and no store holds it",
-                            key,
-                            size=_size(key),
-                        )
-                elif not where:
-                    report.add(
-                        "no-location",
-                        path,
-                        "no repository (web or special remote) is recorded as having "
-                        "the content: git annex get has nowhere to fetch it from",
-                        key,
-                    )
-                elif not urls:
-                    report.notes.append(f"{path}: no URL registered; content only via a special remote")
-        keys.update(mine)
-        repo_of.update({k: repo for k in mine})
-    report.keys = len(keys)
-    report.risk = risk_of(annexed, urls_of, kept_in)
+        _read_repository(report, found, repo, prefix, files, copies, store_uuid, content)
+    report.keys = len(found.keys)
+    report.risk = risk_of(found.annexed, found.urls_of, found.kept_in)
+    keys = found.keys
     if kept:
-        keys = _check_kept(report, store, keys, kept_in)
+        keys = _check_kept(report, store, keys, found.kept_in)
         _check_copies(report, mirror, source, row)
+    _check_index_urls(report, tree, indexed, found.urls_of)
+    if archive:
+        check_archive(report, mirror, source, row, tree, found.urls_of, options or {})
+    if content:
+        check_content(
+            report,
+            keys,
+            found.urls_of,
+            sample=sample,
+            seed=seed,
+            jobs=jobs,
+            progress=progress,
+            timeout=timeout,
+            cache=content_cache,
+            repo_of=found.repo_of,
+            allow_ip=allow_ip,
+            stores=copies,
+            located=found.located,
+            urls=not kept,
+        )
+        if report.web_gone or report.web_serving:
+            with mirror.lock(source, wait=True):  # no sync writes the git-annex branches meanwhile
+                mark_lost_urls(report, found.repo_of)
+    return report
+
+
+def _check_refs(report: VerifyReport, ds: Path, commit: str, row: dict) -> bool:
+    """Check 1: the dataset has the version's commit and its tag points there; False when there is no
+    dataset or no commit, as nothing else can be read then."""
+    if not (ds / ".git").exists():
+        report.add("commit", None, f"no dataset at {ds}")
+        return False
+    if not has_commit(ds, commit):
+        report.add("commit", None, f"the index names commit {commit}, which {ds} does not have")
+        return False
+    if row.get("tag"):
+        tagged = gitutil.rev_parse(ds, f"refs/tags/{row['tag']}")
+        if tagged is None:
+            report.add("tag", None, f"tag {row['tag']} is missing from the dataset")
+        elif tagged != commit:
+            report.add("tag", None, f"tag {row['tag']} points at {tagged[:12]}, the index says {commit[:12]}")
+    return True
+
+
+def _check_counts(
+    report: VerifyReport, row: dict, tree: dict[str, VersionFile], indexed: dict[str, VersionFile]
+) -> None:
+    """The tree's totals into the report, and the version row's file and byte counts against its file list:
+    a row whose counts drifted from its files shows a partly written or edited index."""
+    report.files = len(tree)
+    report.bytes = sum(f.size or 0 for f in tree.values())
+    if row.get("files") is not None and row["files"] != len(indexed):
+        report.add("counts", None, f"the version row says {row['files']} files, its file list has {len(indexed)}")
+    idx_bytes = sum(f.size or 0 for f in indexed.values())
+    if row.get("bytes") is not None and row["bytes"] != idx_bytes:
+        report.add("counts", None, f"the version row says {row['bytes']} bytes, its files add up to {idx_bytes}")
+
+
+@dataclass
+class _Keys:
+    """What the version's repositories' git-annex branches say of its keys, gathered repository by repository
+    (the dataset first, then its subdatasets) for the checks after: kept, risk, URLs, archive, content."""
+
+    keys: dict[str, str] = field(default_factory=dict)  # key -> a path holding it (subdatasets' under their path)
+    repo_of: dict[str, Path] = field(default_factory=dict)  # key -> the repository whose git-annex branch knows it
+    urls_of: dict[str, list[str]] = field(default_factory=dict)
+    located: dict[str, list[str]] = field(default_factory=dict)  # key -> the UUIDs its location log says have it
+    annexed: list[VersionFile] = field(default_factory=list)  # every annexed file, for the at-risk counts
+    kept_in: set[str] = field(default_factory=set)  # keys a store holds, as the location logs say
+
+
+def _read_repository(
+    report: VerifyReport,
+    found: _Keys,
+    repo: Path,
+    prefix: str,
+    files: Iterable[VersionFile],
+    copies: StoreCopies,
+    store_uuid: Optional[str],
+    content: bool,
+) -> None:
+    """Check 3 for the keys of one repository not seen in an earlier one: each key's URLs and locations read
+    from its git-annex branch into ``found``; a repository without that branch adds none of its keys."""
+    mine: dict[str, str] = {}
+    for f in files:
+        if f.key:
+            found.annexed.append(f)
+        if f.key and f.key not in found.keys and f.key not in mine:
+            mine[f.key] = f.path
+    if not mine:
+        return
+    with gitutil.CatFile(repo) as cat:
+        branch = AnnexBranch(repo, cat)
+        if branch.ref is None:
+            report.add("no-location", prefix.rstrip("/") or None, f"{repo} has no git-annex branch: no key has a URL")
+            return
+        recorded = store_uuids(repo)
+        copies.add(recorded)
+        stores = {store_uuid} if store_uuid else set(recorded)
+        for key, path in mine.items():
+            _locate(report, found, branch, key, path, stores, content)
+    found.keys.update(mine)
+    found.repo_of.update({k: repo for k in mine})
+
+
+def _locate(
+    report: VerifyReport, found: _Keys, branch: AnnexBranch, key: str, path: str, stores: set[str], content: bool
+) -> None:
+    """One key's URLs and locations into ``found``; a key no repository has is lost (its URLs marked gone) or
+    has nowhere to be fetched from; a key without URLs is only noted (a special remote may serve it)."""
+    urls = branch.urls(key)
+    found.urls_of[key] = urls
+    report.urls += len(urls)
+    where = branch.locations(key)
+    found.located[key] = where
+    if stores.intersection(where):
+        found.kept_in.add(key)
+    if not where and urls and branch.web_marked_gone(key):
+        if not content:  # the content check tries the URLs again and says lost or not
+            report.add(
+                "lost",
+                path,
+                "its archive URLs were found gone (verify --content marked them) and no store holds it",
+                key,
+                size=_size(key),
+            )
+    elif not where:
+        report.add(
+            "no-location",
+            path,
+            "no repository (web or special remote) is recorded as having "
+            "the content: git annex get has nowhere to fetch it from",
+            key,
+        )
+    elif not urls:
+        report.notes.append(f"{path}: no URL registered; content only via a special remote")
+
+
+def _check_index_urls(
+    report: VerifyReport,
+    tree: dict[str, VersionFile],
+    indexed: dict[str, VersionFile],
+    urls_of: dict[str, list[str]],
+) -> None:
+    """Every URL the index holds for a file whose key the dataset agrees on must be registered on the
+    git-annex branch, or a clone's ``git annex get`` never asks it."""
     for path, i in indexed.items():
         if i.key and path in tree and tree[path].key == i.key:
             registered = set(urls_of.get(i.key, ()))
@@ -269,29 +362,6 @@ def verify_version(
                         i.key,
                         u,
                     )
-    if archive:
-        check_archive(report, mirror, source, row, tree, urls_of, options or {})
-    if content:
-        check_content(
-            report,
-            keys,
-            urls_of,
-            sample=sample,
-            seed=seed,
-            jobs=jobs,
-            progress=progress,
-            timeout=timeout,
-            cache=content_cache,
-            repo_of=repo_of,
-            allow_ip=allow_ip,
-            stores=copies,
-            located=located,
-            urls=not kept,
-        )
-        if report.web_gone or report.web_serving:
-            with mirror.lock(source, wait=True):  # no sync writes the git-annex branches meanwhile
-                mark_lost_urls(report, repo_of)
-    return report
 
 
 def _uuid(store: Optional[Store]) -> Optional[str]:
