@@ -155,64 +155,18 @@ def _keep_version(
     run: KeepRun,
     marks: Marks,
 ) -> VersionReport:
+    """One version kept: its files sorted (filtered, held already, to look for), the store asked for the
+    rest, the keys it lacks copied within the budget, then every key it holds recorded."""
     row = target.row
     rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath)
     listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
     rep.in_git = listing.in_git
     rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
-    todo: dict[str, list[VersionFile]] = {}
-    unseen: dict[str, list[VersionFile]] = {}  # keys this run meets first in this version
-    found: dict[str, list[VersionFile]] = {}  # keys in the store without a check recorded
-    for f in listing.annexed:
-        if not selected(f.path, options.include, options.exclude):
-            rep.excluded += 1
-            continue
-        rep.files += 1
-        rep.bytes += f.size or 0
-        why = skip_reason(f, options.max_file_size)
-        if why is not None:
-            rep.skipped.append(FileNote(f.path, f.key, f.size, why))
-        elif f.key in state.kept_now:
-            _count(rep, f, kept=True)
-            present.setdefault(annex_repo(f), []).append(annex_key(f))
-        elif f.key in state.present:
-            _count(rep, f, kept=False)
-            present.setdefault(annex_repo(f), []).append(annex_key(f))
-        else:
-            unseen.setdefault(annex_key(f), []).append(f)
-    # a key with a good check of its copy here recorded is taken as held (as status --copies counts it;
-    # re-reading is verify --stores's job): no look at the store; the others are looked for there
-    uuid = store.identity.uuid
-    checks = checks_of(mirror.index, list(unseen))
-    for key, files in unseen.items():
-        if uuid in checks.get(key, ()):
-            state.present.add(key)
-            _held(rep, files, present)
-        elif store.has(key):
-            found[key] = files
-        else:
-            todo[key] = files
-    wrong = _confirm(store, found, pool, run, state)
-    for key, files in found.items():
-        if key in wrong:
-            todo[key] = files  # wrong bytes, now removed: copied again below
-            continue
-        state.present.add(key)
-        _held(rep, files, present)
-
+    unseen = _sort_files(rep, listing.annexed, options, state, present)
+    todo = _look_up(mirror, store, unseen, rep, state, present, pool, run)
+    scheduled = _fitting(todo, budget, rep, state, run)
     jobs: dict[Future[Outcome], list[VersionFile]] = {}
-    over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
-    scheduled = []
-    for key, files in todo.items():
-        if budget is not None and not budget.take(files[0].size or 0):
-            rep.skipped += [FileNote(f.path, f.key, f.size, over) for f in files]
-            if key not in state.not_fitting:  # a key several versions share did not fit once
-                state.not_fitting.add(key)
-                run.not_fitting += 1
-                run.not_fitting_bytes += files[0].size or 0
-            continue
-        scheduled.append((key, files))
     bar = ByteProgress(
         sum(files[0].size or 0 for _, files in scheduled),
         len(scheduled),
@@ -243,6 +197,91 @@ def _keep_version(
     if not rep.failed and not rep.skipped and not any(k in state.unchecked for ks in present.values() for k in ks):
         rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
+
+
+def _sort_files(
+    rep: VersionReport,
+    annexed: list[VersionFile],
+    options: KeepOptions,
+    state: _RunState,
+    present: dict[Path, list[str]],
+) -> dict[str, list[VersionFile]]:
+    """The version's annexed files through the filters into ``rep``; a key this run kept or found held
+    already counts as held (into ``present``) with no look at the store. The keys this run meets first
+    in this version, each with its files."""
+    unseen: dict[str, list[VersionFile]] = {}
+    for f in annexed:
+        if not selected(f.path, options.include, options.exclude):
+            rep.excluded += 1
+            continue
+        rep.files += 1
+        rep.bytes += f.size or 0
+        why = skip_reason(f, options.max_file_size)
+        if why is not None:
+            rep.skipped.append(FileNote(f.path, f.key, f.size, why))
+        elif f.key in state.kept_now:
+            _count(rep, f, kept=True)
+            present.setdefault(annex_repo(f), []).append(annex_key(f))
+        elif f.key in state.present:
+            _count(rep, f, kept=False)
+            present.setdefault(annex_repo(f), []).append(annex_key(f))
+        else:
+            unseen.setdefault(annex_key(f), []).append(f)
+    return unseen
+
+
+def _look_up(
+    mirror: Mirror,
+    store: Store,
+    unseen: dict[str, list[VersionFile]],
+    rep: VersionReport,
+    state: _RunState,
+    present: dict[Path, list[str]],
+    pool: ThreadPoolExecutor,
+    run: KeepRun,
+) -> dict[str, list[VersionFile]]:
+    """Which of ``unseen`` the store holds: a key with a good check of its copy here recorded is taken as
+    held (as status --copies counts it; re-reading is verify --stores's job), with no look at the store;
+    the others are looked for there, and a copy found is read back (:func:`_confirm`). The keys to copy."""
+    todo: dict[str, list[VersionFile]] = {}
+    found: dict[str, list[VersionFile]] = {}  # keys in the store without a check recorded
+    uuid = store.identity.uuid
+    checks = checks_of(mirror.index, list(unseen))
+    for key, files in unseen.items():
+        if uuid in checks.get(key, ()):
+            state.present.add(key)
+            _held(rep, files, present)
+        elif store.has(key):
+            found[key] = files
+        else:
+            todo[key] = files
+    wrong = _confirm(store, found, pool, run, state)
+    for key, files in found.items():
+        if key in wrong:
+            todo[key] = files  # wrong bytes, now removed: copied again below
+            continue
+        state.present.add(key)
+        _held(rep, files, present)
+    return todo
+
+
+def _fitting(
+    todo: dict[str, list[VersionFile]], budget: Optional[_Budget], rep: VersionReport, state: _RunState, run: KeepRun
+) -> list[tuple[str, list[VersionFile]]]:
+    """The keys to copy that fit ``--budget`` (each reserved now); the others skipped, and a key several
+    versions share counted once as not fitting."""
+    over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
+    scheduled = []
+    for key, files in todo.items():
+        if budget is not None and not budget.take(files[0].size or 0):
+            rep.skipped += [FileNote(f.path, f.key, f.size, over) for f in files]
+            if key not in state.not_fitting:  # a key several versions share did not fit once
+                state.not_fitting.add(key)
+                run.not_fitting += 1
+                run.not_fitting_bytes += files[0].size or 0
+            continue
+        scheduled.append((key, files))
+    return scheduled
 
 
 def _held(rep: VersionReport, files: list[VersionFile], present: dict[Path, list[str]]) -> None:

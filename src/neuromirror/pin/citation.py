@@ -420,31 +420,40 @@ def check_cff(data: Any) -> list[str]:
     for k in ("message", "title", "version", "doi", "url", "repository", "commit", "abstract"):
         if k in data and not isinstance(data[k], str):
             problems.append(f"{k} is not a string")
-    authors = data.get("authors")
-    if not isinstance(authors, list) or not authors:
-        problems.append("authors is not a non-empty list")
-    else:
-        for a in authors:
-            if not isinstance(a, dict) or not (
-                isinstance(a.get("name"), str) or isinstance(a.get("family-names"), str)
-            ):
-                problems.append(f"author {a!r} has neither name nor family-names")
+    problems += _author_problems(data.get("authors"))
     if "type" in data and data["type"] not in ("dataset", "software"):
         problems.append("type must be dataset or software")
     if "date-released" in data and not isinstance(data["date-released"], date):
         problems.append("date-released is not a YYYY-MM-DD date")
     if "doi" in data and not _DOI.match(str(data["doi"])):
         problems.append("doi is not a DOI")
-    for ident in data.get("identifiers") or []:
-        if (
-            not isinstance(ident, dict)
-            or ident.get("type") not in ("doi", "url", "swh", "other")
-            or not isinstance(ident.get("value"), str)
-        ):
-            problems.append(f"bad identifier {ident!r}")
+    problems += _identifier_problems(data.get("identifiers") or [])
     lic = data.get("license")
     if lic is not None and not all(
         isinstance(x, str) and _SPDX.match(x) for x in ([lic] if isinstance(lic, str) else lic)
     ):
         problems.append("license is not an SPDX id (or list of them)")
     return problems
+
+
+def _author_problems(authors: Any) -> list[str]:
+    """``authors`` must be a non-empty list of persons or entities, each named (``name`` or
+    ``family-names``): a citation nobody can be credited by is not valid CFF."""
+    if not isinstance(authors, list) or not authors:
+        return ["authors is not a non-empty list"]
+    return [
+        f"author {a!r} has neither name nor family-names"
+        for a in authors
+        if not isinstance(a, dict) or not (isinstance(a.get("name"), str) or isinstance(a.get("family-names"), str))
+    ]
+
+
+def _identifier_problems(identifiers: Any) -> list[str]:
+    """Each of ``identifiers`` must be a mapping with a CFF identifier type and a string value."""
+    return [
+        f"bad identifier {ident!r}"
+        for ident in identifiers
+        if not isinstance(ident, dict)
+        or ident.get("type") not in ("doi", "url", "swh", "other")
+        or not isinstance(ident.get("value"), str)
+    ]
