@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
-from collections import defaultdict
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
-from neuromirror.commands.common import add_json, human_bytes, print_json, print_table, root_of
-from neuromirror.util.text import one_line
+from neuromirror.commands.common import UserError, add_json, human_bytes, print_json, print_table, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,8 +69,26 @@ def run(args: argparse.Namespace) -> int:
     if args.copies:
         return _copies(args)
 
-    from neuromirror.service import short_time, status_report
+    from neuromirror.service import status_report
+    from neuromirror.service.risk import add_live_risk
+    from neuromirror.service.state import cluster_facts
 
+    config, root = _config_and_root(args)
+    report = status_report(root, args.index, config=config)
+    if args.specs:
+        report["sources"] = _only(report["sources"], args.specs)
+    report["cluster"] = cluster_facts(report, config)
+    if getattr(args, "at_risk", True):
+        add_live_risk(report, root, args.index, config)
+    if args.json:
+        print_json(report)
+        return 0
+    _print_report(report, root, args.index)
+    return 0
+
+
+def _config_and_root(args: argparse.Namespace) -> tuple[Any, Path]:
+    """--config's definitions (None without) and the root; a root that is no directory is a mistake."""
     config = None
     root = root_of(args)
     if args.config:
@@ -82,26 +99,65 @@ def run(args: argparse.Namespace) -> int:
     cluster_named = getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")
     # a mistyped root: one line, exit 2, not a report of nothing that exits 0 (a cluster named: its status)
     if not root.is_dir() and not cluster_named:
-        from neuromirror.commands.common import UserError
-
         raise UserError(f"no mirror at {root}: no such directory (pass --root or set NEUROMIRROR_ROOT)")
-    report = status_report(root, args.index, config=config)
-    if args.specs:
-        from neuromirror.commands.common import UserError
-        from neuromirror.spec import SpecError, parse_spec
+    return config, root
 
-        try:
-            pats = [parse_spec(s, allow_version=False).source for s in args.specs]
-        except SpecError as exc:
-            raise UserError(str(exc)) from None
-        report["sources"] = [r for r in report["sources"] if any(fnmatch.fnmatchcase(r["source"], p) for p in pats)]
-    report["cluster"] = _cluster(report, config)
-    if getattr(args, "at_risk", True):
-        _at_risk(report, root, args.index, config)
-    if args.json:
-        print_json(report)
-        return 0
-    svc = report["service"]
+
+def _only(rows: list[dict], specs: list[str]) -> list[dict]:
+    """The rows of the sources the SPECs (globs allowed) name."""
+    from neuromirror.spec import SpecError, parse_spec
+
+    try:
+        pats = [parse_spec(s, allow_version=False).source for s in specs]
+    except SpecError as exc:
+        raise UserError(str(exc)) from None
+    return [r for r in rows if any(fnmatch.fnmatchcase(r["source"], p) for p in pats)]
+
+
+def _print_report(report: dict, root: Path, index_path: Optional[str]) -> None:
+    """The report as text: the service, the cluster, disks and drills, then a row per source and what it said."""
+    _print_service(report["service"])
+    _print_cluster(report["cluster"])
+    for d in report.get("disk") or []:
+        print(_disk_line(d))
+    for d in (report.get("drills") or {}).values():  # the last drill of each source
+        print(drill_line(d))
+    sources = report["sources"]
+    if not sources:
+        print(_no_sources_line(report, root, index_path))
+        return
+    print_table([_source_row(r) for r in sources], SOURCE_COLUMNS)
+    risk_rows = [_risk_row(r, v) for r in sources for v in (r.get("at_risk") or [])]
+    for r in sources:
+        line = expiry_line(r)
+        if line:
+            print(line)
+    for lines in (refused_lines, network_lines):
+        for r in sources:
+            for line in lines(r):
+                print(line)
+    if risk_rows:
+        print("\nat risk (published versions and the latest draft; files, bytes):")
+        print_table(risk_rows, RISK_COLUMNS)
+
+
+SOURCE_COLUMNS = [
+    "source",
+    "status",
+    "last_success",
+    "last_failure",
+    "reason",
+    "next_run",
+    "versions",
+    "files",
+    "bytes",
+]
+RISK_COLUMNS = ["source", "version", "kept", "pinned_url_only", "noncurrent_pin_only", "mutable_url_only"]
+
+
+def _print_service(svc: Optional[dict]) -> None:
+    from neuromirror.service import short_time
+
     if svc:
         print(
             f"service: running (pid {svc['pid']}, since {short_time(svc['started'])}"
@@ -110,86 +166,76 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         print("service: not running")
-    cluster = report["cluster"]
-    if cluster:
-        if cluster.get("error"):
-            print(f"cluster: dask {cluster['address']}: {cluster['error']}")
-        else:
-            workers = cluster["workers"]
-            print(
-                f"cluster: dask {cluster['address']}: {len(workers)} worker(s), "
-                f"{sum(w['tasks'] for w in workers)} task(s) running"
-            )
-            for w in workers:
-                print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
-    for d in report.get("disk") or []:
-        print(_disk_line(d))
-    for d in (report.get("drills") or {}).values():  # the last drill of each source
-        print(drill_line(d))
-    if not report["sources"]:
-        from neuromirror.dataset.mirror import Mirror
 
-        index = Mirror(root, args.index).index_path
-        print(
-            f"no sources in {report['root']}"
-            + ("" if index.exists() else f" (no index {index}: nothing mirrored there)")
-        )
-        return 0
-    rows = []
-    for r in report["sources"]:
-        status = r["status"]
-        if r["consecutive_failures"]:
-            status += f" ({r['consecutive_failures']}x)"
-        rows.append(
-            {
-                "source": r["source"],
-                "status": status,
-                "last_success": short_time(r["last_success"]) if r["last_success"] else None,
-                "last_failure": short_time(r["last_failure"]) if r["last_failure"] else None,
-                "reason": _clip(r["refused_reason"] if r["status"] == "refusing" else r["last_error"]),
-                "next_run": short_time(r["next_run"]) if r["next_run"] else None,
-                "versions": r["versions"],
-                "files": r["files"],
-                "bytes": human_bytes(r["bytes"]) if r["bytes"] is not None else None,
-            }
-        )
-    print_table(
-        rows, ["source", "status", "last_success", "last_failure", "reason", "next_run", "versions", "files", "bytes"]
+
+def _print_cluster(cluster: Optional[dict]) -> None:
+    if not cluster:
+        return
+    if cluster.get("error"):
+        print(f"cluster: dask {cluster['address']}: {cluster['error']}")
+        return
+    workers = cluster["workers"]
+    print(
+        f"cluster: dask {cluster['address']}: {len(workers)} worker(s), "
+        f"{sum(w['tasks'] for w in workers)} task(s) running"
     )
-    risk_rows = [
-        {
-            "source": r["source"],
-            "version": v["version"],
-            "kept": _count(v["kept"]),
-            "pinned_url_only": _count(v["pinned"]),
-            "noncurrent_pin_only": _count(v.get("noncurrent") or {"files": 0, "bytes": 0}),
-            "mutable_url_only": _count(v["unpinned"]),
-        }
-        for r in report["sources"]
-        for v in (r.get("at_risk") or [])
-    ]
-    for r in report["sources"]:
-        x = r.get("expiry") or {}
-        if x.get("unkept", {}).get("files"):
-            left = x["time_left_s"]
-            print(
-                f"{r['source']}: {x['unkept']['files']} file(s) ({human_bytes(x['unkept']['bytes'])}) pinned only by "
-                f"noncurrent S3 versions, kept nowhere; the oldest expires in "
-                + (f"{left / 86400:.1f} days" if left is not None else "an unknown time")
-                + (" -- FAILING: under a week" if x["state"] == "failing" else "")
-            )
-    for r in report["sources"]:
-        for line in refused_lines(r):
-            print(line)
-    for r in report["sources"]:
-        for line in network_lines(r):
-            print(line)
-    if risk_rows:
-        print("\nat risk (published versions and the latest draft; files, bytes):")
-        print_table(
-            risk_rows, ["source", "version", "kept", "pinned_url_only", "noncurrent_pin_only", "mutable_url_only"]
-        )
-    return 0
+    for w in workers:
+        print(f"  worker {w['address']} ({w['name']}): {w['threads']} thread(s), {w['tasks']} task(s)")
+
+
+def _no_sources_line(report: dict, root: Path, index_path: Optional[str]) -> str:
+    from neuromirror.dataset.mirror import Mirror
+
+    index = Mirror(root, index_path).index_path
+    return f"no sources in {report['root']}" + (
+        "" if index.exists() else f" (no index {index}: nothing mirrored there)"
+    )
+
+
+def _source_row(r: dict) -> dict:
+    """A source's row of the table: its status (with the failures in a row), times, why, counts."""
+    from neuromirror.service import short_time
+
+    status = r["status"]
+    if r["consecutive_failures"]:
+        status += f" ({r['consecutive_failures']}x)"
+    return {
+        "source": r["source"],
+        "status": status,
+        "last_success": short_time(r["last_success"]) if r["last_success"] else None,
+        "last_failure": short_time(r["last_failure"]) if r["last_failure"] else None,
+        "reason": _clip(r["refused_reason"] if r["status"] == "refusing" else r["last_error"]),
+        "next_run": short_time(r["next_run"]) if r["next_run"] else None,
+        "versions": r["versions"],
+        "files": r["files"],
+        "bytes": human_bytes(r["bytes"]) if r["bytes"] is not None else None,
+    }
+
+
+def _risk_row(r: dict, v: dict) -> dict:
+    """A version's row of the at-risk table: files and bytes kept, only behind a pinned URL..."""
+    return {
+        "source": r["source"],
+        "version": v["version"],
+        "kept": _count(v["kept"]),
+        "pinned_url_only": _count(v["pinned"]),
+        "noncurrent_pin_only": _count(v.get("noncurrent") or {"files": 0, "bytes": 0}),
+        "mutable_url_only": _count(v["unpinned"]),
+    }
+
+
+def expiry_line(r: dict) -> Optional[str]:
+    """The files pinned only by noncurrent S3 versions and kept nowhere, and when the oldest expires; None: none."""
+    x = r.get("expiry") or {}
+    if not x.get("unkept", {}).get("files"):
+        return None
+    left = x["time_left_s"]
+    return (
+        f"{r['source']}: {x['unkept']['files']} file(s) ({human_bytes(x['unkept']['bytes'])}) pinned only by "
+        f"noncurrent S3 versions, kept nowhere; the oldest expires in "
+        + (f"{left / 86400:.1f} days" if left is not None else "an unknown time")
+        + (" -- FAILING: under a week" if x["state"] == "failing" else "")
+    )
 
 
 def network_lines(r: dict) -> list[str]:
@@ -243,66 +289,6 @@ def _disk_line(d: dict) -> str:
 
 def _count(c: dict) -> str:
     return f"{c['files']} ({human_bytes(c['bytes'])})"
-
-
-def _at_risk(report: dict, root: object, index_path: Optional[str], config: object = None) -> None:
-    """Per source, per published version and the latest draft: files and bytes kept in a store, only
-    behind a pinned URL, only behind mutable URLs — from the index and the git-annex branches, no network."""
-    from pathlib import Path
-
-    from neuromirror.dataset.mirror import Mirror
-    from neuromirror.util.gitutil import GitError
-    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, expiry_of
-    from neuromirror.verify.risk import source_risk
-
-    expire_after: dict[str, float] = defaultdict(lambda: DEFAULT_EXPIRE_AFTER)
-    for e in getattr(config, "sources", None) or []:  # keep: {expire_after: ...} of the definitions given
-        if e.keep is not None and e.keep.expire_after is not None:
-            for r in report["sources"]:
-                if fnmatch.fnmatchcase(r["source"], e.spec):
-                    expire_after[r["source"]] = e.keep.expire_after
-    mirror = Mirror(Path(str(root)), index_path)
-    try:
-        if not mirror.index_path.exists():
-            return
-        for r in report["sources"]:
-            src = mirror.index.source(r["source"])
-            if src is None or not (mirror.root / src["dataset"] / ".git").exists():
-                continue
-            ds = mirror.root / src["dataset"]
-            out: list[dict] = []
-            try:
-                out = source_risk(mirror.index, ds, r["source"])
-            except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
-                r["at_risk_error"] = one_line(exc)
-            r["at_risk"] = out
-            try:
-                r["expiry"] = expiry_of(mirror.index, ds, r["source"], expire_after[r["source"]]).to_json()
-            except (GitError, OSError) as exc:
-                r["expiry_error"] = one_line(exc)
-    finally:
-        mirror.close()
-
-
-def _cluster(report: dict, config: object) -> Optional[dict]:
-    """The Dask cluster: as the running service sees it, else asked directly when one is
-    configured (``executor: {dask: ...}`` in --config, or NEUROMIRROR_DASK)."""
-    svc = report.get("service") or {}
-    if svc.get("cluster"):
-        return svc["cluster"]
-    address = getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")
-    if not address:
-        return None
-    from neuromirror.engine.dask_executor import SchedulerUnreachable, cluster_status, connect
-
-    try:
-        client = connect(address)
-    except SchedulerUnreachable as exc:
-        return {"executor": "dask", "address": address, "error": str(exc)}
-    try:
-        return cluster_status(client, address)
-    finally:
-        client.close()
 
 
 def _clip(text, n: int = 60):  # noqa: ANN001

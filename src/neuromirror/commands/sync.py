@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from neuromirror.commands.common import UserError, add_json, print_json, root_of, spec_arg
 from neuromirror.sources.base import Source
-
-#: sources waiting for their Dask task at once (each holds its lock and an index connection)
-DASK_SUBMITTERS = 64
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,14 +71,46 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.dataset.mirror import LockBusy, Mirror
-    from neuromirror.engine.sync import sync_source
+    from neuromirror.engine.dask_executor import runner_for
+    from neuromirror.engine.executor import SyncBatch, sync_batch
     from neuromirror.network import report as netreport
-    from neuromirror.sources import expand
-    from neuromirror.util.progress import Progress
-    from neuromirror.util.text import one_line
 
     net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
+    root, targets = _targets(args)
+    sources, engines = _sources(targets, args.engine)
+    runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
+    store = _store_of(args, sources)  # before anything is written: a bad store name leaves the root untouched
+    if store is not None and runner is not None:
+        raise UserError(
+            "--store (or NEUROMIRROR_STORE) with --dask: not supported yet (sync BOSS sources on this host)"
+        )
+    batch = SyncBatch(
+        root,
+        args.index,
+        sources,
+        engines,
+        args.engine,
+        args.jobs,
+        progress=not (args.quiet or args.json),
+        lock_wait=0 if args.no_wait else True,
+        reraise=args.verbose >= 2,
+        runner=runner,
+        store=store,
+        network_since=net_start,
+    )
+    reports = sync_batch(batch)
+    if args.json:
+        print_json(reports if len(reports) > 1 else reports[0])
+    else:
+        _print_reports(reports)
+    failed = [r for r in reports if r["outcome"] == "failed"]
+    for r in failed:
+        print(f"neuromirror: {r['source']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _targets(args: argparse.Namespace) -> tuple[Any, list[tuple[Any, dict[str, Any]]]]:
+    """The root and what to sync: each SPEC with the command line's options, or --config's entries."""
     specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)
     root = root_of(args)
@@ -96,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
         targets = sync_targets(config, specs, options)
     elif not specs:
         raise UserError("nothing to sync: give SPECs or --config FILE")
+    return root, targets
+
+
+def _sources(targets: list[tuple[Any, dict[str, Any]]], default_engine: str) -> tuple[list[Source], dict[str, str]]:
+    """The sources the targets name (a glob asks the archive), each once, and each one's writer engine."""
+    from neuromirror.sources import expand
+
     sources: list[Any] = []
     engines: dict[str, str] = {}
     for spec, opts in targets:
@@ -104,92 +138,31 @@ def run(args: argparse.Namespace) -> int:
             print(f"neuromirror: {spec} matched nothing", file=sys.stderr)
         for s in found:
             if s.id not in engines:  # 'dandi:000002' and 'dandi:*' name it twice: synced once
-                engines[s.id] = opts.get("engine") or args.engine
+                engines[s.id] = opts.get("engine") or default_engine
                 sources.append(s)
     if not sources:
         raise UserError("nothing to sync")
-    from neuromirror.engine.dask_executor import runner_for
+    return sources, engines
 
-    runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
-    store = _store_of(args, sources)  # before anything is written: a bad store name leaves the root untouched
-    if store is not None and runner is not None:
-        raise UserError(
-            "--store (or NEUROMIRROR_STORE) with --dask: not supported yet (sync BOSS sources on this host)"
-        )
 
-    stop = threading.Event()  # Ctrl-C reaches the main thread only: the workers stop at their next progress report
-
-    def one(source: Source) -> dict:
-        mirror = Mirror(root, args.index)
-        progress = Progress(source.id, enabled=not (args.quiet or args.json))
-
-        def report_progress(stage: str, done: int, total: Any) -> None:
-            if stop.is_set():
-                raise KeyboardInterrupt
-            progress(stage, done, total)
-
-        try:
-            report = sync_source(
-                mirror,
-                source,
-                engine=engines.get(source.id, args.engine),
-                progress=report_progress,
-                lock_wait=0 if args.no_wait else True,
-                runner=runner,
-                store=store if source.archive == "boss" else None,  # only BOSS sources keep at sync time
-                network_since=net_start if len(sources) == 1 else None,
-            )
-            return report.to_json()
-        except LockBusy as exc:
-            return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
-        except Exception as exc:
-            if args.verbose >= 2:
-                raise
-            return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": one_line(exc)}
-        finally:
-            progress.done()  # the bar gone before the summary or the error is printed
-            mirror.close()
-
-    _create_index(root, args.index)  # once, before parallel workers open it
-    # with Dask a thread only waits for its source's task: as many as the cluster may run
-    jobs = args.jobs if runner is None else max(args.jobs, min(len(sources), DASK_SUBMITTERS))
-    try:
-        if len(sources) == 1 or jobs <= 1:
-            reports = [one(s) for s in sources]
-        else:
-            pool = ThreadPoolExecutor(jobs)
-            try:
-                reports = list(pool.map(one, sources))
-            except KeyboardInterrupt:
-                stop.set()  # each running sync records itself as interrupted and puts its dataset back
-                raise
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        if runner is not None:
-            runner.close()
-    failed = [r for r in reports if r["outcome"] == "failed"]
-    if args.json:
-        print_json(reports if len(reports) > 1 else reports[0])
-    else:
-        for r in reports:
-            if r["outcome"] == "failed":
-                continue  # said once, on stderr, below
-            print(summary_line(r))
-            for ref in r.get("refused", []):
-                print(f"  refused {ref['path']!r}: {ref['reason']}")
-            for p in r.get("pending", []):
-                print(f"  pending {p['path']}: {p['reason']}")
-            for w in r.get("warnings", []):
-                if not any(w.startswith(p["path"] + ":") for p in r.get("pending", [])):
-                    print(f"  warning: {w}")
-        if len(reports) > 1:
-            ok = sum(r["outcome"] == "ok" for r in reports)
-            same = sum(r["outcome"] == "unchanged" for r in reports)
-            print(f"{len(reports)} sources: {ok} updated, {same} unchanged, {len(failed)} failed")
-    for r in failed:
-        print(f"neuromirror: {r['source']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
+def _print_reports(reports: list[dict]) -> None:
+    """Each source synced: its summary line, what it refused or left pending, its warnings; then the totals."""
+    for r in reports:
+        if r["outcome"] == "failed":
+            continue  # said once, on stderr, below
+        print(summary_line(r))
+        for ref in r.get("refused", []):
+            print(f"  refused {ref['path']!r}: {ref['reason']}")
+        for p in r.get("pending", []):
+            print(f"  pending {p['path']}: {p['reason']}")
+        for w in r.get("warnings", []):
+            if not any(w.startswith(p["path"] + ":") for p in r.get("pending", [])):
+                print(f"  warning: {w}")
+    if len(reports) > 1:
+        ok = sum(r["outcome"] == "ok" for r in reports)
+        same = sum(r["outcome"] == "unchanged" for r in reports)
+        failed = sum(r["outcome"] == "failed" for r in reports)
+        print(f"{len(reports)} sources: {ok} updated, {same} unchanged, {failed} failed")
 
 
 def dandi_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
@@ -227,13 +200,3 @@ def summary_line(r: dict) -> str:
         f"{r['source']}: {len(r['versions'])} new version(s) ({labels}): "
         f"{r['added']} added, {r['removed']} removed, {r['changed']} changed"
     )
-
-
-def _create_index(root: Any, index: Any) -> None:
-    from neuromirror.dataset.mirror import Mirror
-
-    mirror = Mirror(root, index)
-    try:
-        mirror.index  # noqa: B018  (creates the file and its schema)
-    finally:
-        mirror.close()

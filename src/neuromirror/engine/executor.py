@@ -21,6 +21,9 @@ The task runs :func:`neuromirror.engine.sync.sync_dataset`, the code of one host
 :class:`JournalRecorder` instead of the direct one, so both produce the same commits,
 tags and index rows.  A task that dies half-way is simply run again: the dataset's last
 commit is the truth (``Mirror.recover``), and a commit the index lacks is reindexed.
+
+:func:`sync_batch` syncs several sources at once (``neuromirror sync``): a thread each, here or
+waiting for its task on a cluster; Ctrl-C stops them all at their next safe point.
 """
 
 from __future__ import annotations
@@ -336,3 +339,98 @@ def apply(mirror: Mirror, recorder: Recorder, ops: list[tuple]) -> None:
         for op in ops:
             if op[0] == "record":
                 Path(op[2]).unlink(missing_ok=True)
+
+
+# -- several sources at once (``neuromirror sync``) -----------------------------
+
+#: sources waiting for their Dask task at once (each holds its lock and an index connection)
+DASK_SUBMITTERS = 64
+
+
+@dataclass
+class SyncBatch:
+    """Sources synced at once into ``root``: each with its engine, in ``jobs`` threads (with a runner: as many
+    threads as the cluster may run, each only waiting for its source's task)."""
+
+    root: Path
+    index_path: Optional[Any]
+    sources: list[Source]
+    engines: dict[str, str]  # source id -> writer engine
+    default_engine: str
+    jobs: int
+    progress: bool = True  # a progress bar per source
+    lock_wait: bool | float = True  # 0: fail at once when another process syncs a source
+    reraise: bool = False  # let an error out instead of reporting it as the source's failure
+    runner: Optional[Runner] = None  # closed when the batch is done
+    store: Any = None  # where BOSS sources keep the chunks they read
+    network_since: Any = None  # network counters before the sources were found (one source: its report counts them)
+
+
+def sync_batch(batch: SyncBatch) -> list[dict]:
+    """Each source's report (``SyncReport.to_json()``, or ``{source, dataset, outcome: "failed", error}``), in the
+    sources' order.  Ctrl-C stops every running sync at its next progress report (each puts its dataset back)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    stop = threading.Event()  # Ctrl-C reaches the main thread only: the workers stop at their next progress report
+    _create_index(batch.root, batch.index_path)  # once, before parallel workers open it
+    n = len(batch.sources)
+    jobs = batch.jobs if batch.runner is None else max(batch.jobs, min(n, DASK_SUBMITTERS))
+    try:
+        if n == 1 or jobs <= 1:
+            return [_sync_one(batch, s, stop) for s in batch.sources]
+        pool = ThreadPoolExecutor(jobs)
+        try:
+            return list(pool.map(lambda s: _sync_one(batch, s, stop), batch.sources))
+        except KeyboardInterrupt:
+            stop.set()  # each running sync records itself as interrupted and puts its dataset back
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        if batch.runner is not None:
+            batch.runner.close()
+
+
+def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
+    from neuromirror.dataset.mirror import LockBusy
+    from neuromirror.engine.sync import sync_source
+    from neuromirror.util.progress import Progress
+
+    mirror = Mirror(batch.root, batch.index_path)
+    progress = Progress(source.id, enabled=batch.progress)
+
+    def report_progress(stage: str, done: int, total: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        progress(stage, done, total)
+
+    try:
+        report = sync_source(
+            mirror,
+            source,
+            engine=batch.engines.get(source.id, batch.default_engine),
+            progress=report_progress,
+            lock_wait=batch.lock_wait,
+            runner=batch.runner,
+            store=batch.store if source.archive == "boss" else None,  # only BOSS sources keep at sync time
+            network_since=batch.network_since if len(batch.sources) == 1 else None,
+        )
+        return report.to_json()
+    except LockBusy as exc:
+        return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": str(exc)}
+    except Exception as exc:
+        if batch.reraise:
+            raise
+        return {"source": source.id, "dataset": source.relpath, "outcome": "failed", "error": one_line(exc)}
+    finally:
+        progress.done()  # the bar gone before the summary or the error is printed
+        mirror.close()
+
+
+def _create_index(root: Any, index: Any) -> None:
+    mirror = Mirror(root, index)
+    try:
+        mirror.index  # noqa: B018  (creates the file and its schema)
+    finally:
+        mirror.close()

@@ -282,6 +282,29 @@ def status_report(
     }
 
 
+def cluster_facts(report: dict, config: Optional[MirrorConfig] = None) -> Optional[dict]:
+    """The Dask cluster: as the running service sees it (the report's ``service``), else asked directly when
+    one is configured (``executor: {dask: ...}`` in the definitions given, or NEUROMIRROR_DASK); None: none."""
+    import os
+
+    svc = report.get("service") or {}
+    if svc.get("cluster"):
+        return svc["cluster"]
+    address = getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")
+    if not address:
+        return None
+    from neuromirror.engine.dask_executor import SchedulerUnreachable, cluster_status, connect
+
+    try:
+        client = connect(address)
+    except SchedulerUnreachable as exc:
+        return {"executor": "dask", "address": address, "error": str(exc)}
+    try:
+        return cluster_status(client, address)
+    finally:
+        client.close()
+
+
 def disk_facts(root: Path, config: Optional[MirrorConfig] = None) -> list[dict]:
     """Free space on the root and each directory store the configuration (or NEUROMIRROR_STORE) names."""
     import os
