@@ -9,10 +9,11 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.neuromirror-installed-$1"
-if [ ! -f "$STAMP" ] || [ "$HERE/setup.cfg" -nt "$STAMP" ]; then
+# the stamp names the checkout installed (editable): a venv shared with another clone is reinstalled from this one
+if [ ! -f "$STAMP" ] || [ "$HERE/setup.cfg" -nt "$STAMP" ] || [ "$(cat "$STAMP")" != "$HERE" ]; then
     echo "installing neuromirror[$1] into $VENV (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install -q --upgrade pip >&2
     "$VENV/bin/python" -m pip install -q -e "$HERE[$1]" >&2
-    touch "$STAMP"
+    echo "$HERE" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -174,7 +174,12 @@ def single_host(archive, tmp_path_factory: pytest.TempPathFactory, capsys_module
     return root
 
 
+#: a sync on the cluster that has not ended by then is stuck: fail the test, not the whole CI run
+SYNC_TIMEOUT = 600
+
+
 def neuromirror(root: Path, *args: str, env: Optional[dict] = None, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
+    kw.setdefault("timeout", SYNC_TIMEOUT)
     return subprocess.run(
         [sys.executable, "-m", "neuromirror", "--root", str(root), *args],
         env=env or ENV,
@@ -416,6 +421,52 @@ class urllib_get:  # noqa: N801 - a tiny context manager reading JSON
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+#: garbage holding a threading.local, freed by the collection an allocation inside sys._current_frames() starts
+GC_IN_CURRENT_FRAMES = """
+import gc, sys, threading
+if sys.argv[1] == "guarded":
+    from neuromirror.engine.dask_executor import guard_profiler
+    guard_profiler()
+stop = threading.Event()
+def busy():
+    while not stop.is_set():
+        len("x")
+for _ in range(4):
+    threading.Thread(target=busy, daemon=True).start()
+class Retrying:  # as tenacity's: a threading.local, here in a cycle
+    def __init__(self):
+        self.local = threading.local()
+        self.local.x = 1
+        self.me = self
+for _ in range(200):
+    gc.collect()
+    gc.disable()
+    garbage = [Retrying() for _ in range(20)]
+    gc.collect(0)  # now in generation 1
+    del garbage
+    gc.set_threshold(1, 1)  # the second frame object allocated collects generation 1
+    gc.enable()
+    sys._current_frames()  # what a Dask worker's profiler calls every 10 ms
+    gc.set_threshold(700, 10, 10)
+stop.set()
+print("survived")
+"""
+
+
+def test_a_workers_profiler_survives_a_collection_that_frees_a_thread_local(tmp_path: Path) -> None:
+    """The freeze that stopped a worker mid-sync (CPython gh-106883): with the guard a task installs,
+    the profiler's call cannot deadlock; without it, an affected interpreter does."""
+    from neuromirror.engine.dask_executor import _gc_deadlock_in_current_frames
+
+    script = tmp_path / "frames.py"
+    script.write_text(GC_IN_CURRENT_FRAMES)
+    p = subprocess.run([sys.executable, str(script), "guarded"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and p.stdout.strip() == "survived", p.stderr
+    if _gc_deadlock_in_current_frames():  # the scenario is the real one: unguarded, it hangs
+        with pytest.raises(subprocess.TimeoutExpired):
+            subprocess.run([sys.executable, str(script), "bare"], env=ENV, capture_output=True, timeout=15)
 
 
 def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:

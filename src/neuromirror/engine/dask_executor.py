@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import os
+import sys
 import threading
 from typing import Any, Callable, Optional
 
@@ -51,6 +53,41 @@ def connect(address: str) -> Any:
         raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address}: {one_line(exc)}") from None
 
 
+def _frames_without_gc(frames: Callable[[], dict]) -> Callable[[], dict]:
+    def current_frames() -> dict:
+        if not gc.isenabled():
+            return frames()
+        gc.disable()
+        try:
+            return frames()
+        finally:
+            gc.enable()
+
+    current_frames.__wrapped__ = frames  # type: ignore[attr-defined]
+    return current_frames
+
+
+def guard_profiler() -> None:
+    """Make ``sys._current_frames`` safe from a garbage collection, in this worker process (once).
+
+    Why: a Dask worker's profiler calls ``sys._current_frames()`` every 10 ms from its event loop.
+    Before CPython 3.11.9 / 3.12.3 (gh-106883) that call holds the interpreter's thread-list lock
+    while it allocates frame objects; an allocation can start a collection, and a collection that
+    frees a ``threading.local`` takes the same lock: the thread deadlocks holding the GIL and the
+    whole worker freezes (no heartbeat, no log line).  A sync makes that garbage at every request:
+    dandi's client builds a ``tenacity.Retrying`` (which holds a ``threading.local``) per call.
+    The wrapper is CPython's own fix: no collection during the call.
+    """
+    if not _gc_deadlock_in_current_frames() or hasattr(sys._current_frames, "__wrapped__"):
+        return
+    sys._current_frames = _frames_without_gc(sys._current_frames)
+
+
+def _gc_deadlock_in_current_frames() -> bool:
+    v = sys.version_info[:3]
+    return sys.implementation.name == "cpython" and (v < (3, 11, 9) or (3, 12, 0) <= v < (3, 12, 3))
+
+
 def locked_task(task: SourceTask) -> TaskResult:
     """The worker's entry point: the source's task under the cluster-wide lease.
 
@@ -61,6 +98,7 @@ def locked_task(task: SourceTask) -> TaskResult:
     """
     from distributed import Lock, worker_client
 
+    guard_profiler()
     with Lock(f"neuromirror:{task.root}:{task.source.id}"):
         if not hasattr(task.source, "zarr_executor"):
             return run_task(task)
@@ -73,6 +111,7 @@ def locked_task(task: SourceTask) -> TaskResult:
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
+    guard_profiler()
     clock = timing.Stopwatch()
     value = fn(*args)
     return value, worker_name(), round(clock.seconds(), 3)
