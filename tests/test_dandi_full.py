@@ -365,7 +365,7 @@ def test_all_dandisets_in_parallel_one_failing(tmp_path: Path, capsys, s3, monke
             assert f"dandi:{ident}: 1 new version(s)" in out or f"dandi:{ident}: 2 new version(s)" in out, out
         subs = run(["datalad", "subdatasets", "-d", str(cli.root)]).stdout
         assert all(f"dandi/{i}" in subs for i in [*ids[:3], hidden])
-        assert (cli.root / "dandi" / ids[1] / "sub-1/img.zarr" / ".datalad").is_dir()
+        assert git(cli.root / "dandi" / ids[1] / "sub-1/img.zarr", "config", "datalad.dataset.id").strip()
 
         # a mirror definition with `all: true` does the same; the broken one recovered
         arch.faults.reset()

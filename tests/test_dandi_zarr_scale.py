@@ -134,8 +134,10 @@ def test_many_zarrs_one_commit_unchanged_untouched_refusals_and_clone(mcli, arch
     assert sorted(listings) == sorted(zids)
     for i, aid in enumerate(aids):
         zds = ds / f"sub-{i:02d}/sample.ome.zarr"
-        # a DataLad dataset (made without datalad create): id in .datalad/config, git-annex initialised
-        assert git(zds, "config", "-f", ".datalad/config", "datalad.dataset.id").strip()
+        # a DataLad dataset (made without datalad create): id committed in .datalad/config and, the work
+        # tree holding its top-level files only, in .git/config (DataLad reads both); git-annex initialised
+        dsid = git(zds, "config", "--blob", "HEAD:.datalad/config", "datalad.dataset.id").strip()
+        assert dsid and git(zds, "config", "datalad.dataset.id").strip() == dsid
         assert git(zds, "config", "annex.uuid").strip()
         assert annexed_checksum(zds) == archive_checksum(archive, aid)
         assert len(git(zds, "log", "--format=%H", "--grep=^Neuromirror-Zarr: ").split()) == 1

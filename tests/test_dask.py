@@ -469,6 +469,26 @@ def test_a_workers_profiler_survives_a_collection_that_frees_a_thread_local(tmp_
             subprocess.run([sys.executable, str(script), "bare"], env=ENV, capture_output=True, timeout=15)
 
 
+def test_a_task_the_cluster_cancels_is_said_so(cluster) -> None:  # noqa: ANN001
+    """distributed's ``result()`` of a cancelled Future raises UnboundLocalError (its CancelledError is
+    no Exception); the runner reads the status first and names the task instead."""
+    from distributed import Client, Event, Future
+
+    from neuromirror.engine.dask_executor import TaskCancelled, _outcome
+
+    with Client(cluster.address, set_as_default=False) as mine, Client(cluster.address, set_as_default=False) as other:
+        gate = Event(f"gate-{uuid.uuid4().hex}", client=mine)
+        future = mine.submit(gate.wait, key=f"neuromirror-test-{uuid.uuid4().hex}", pure=False)
+        wait_for(lambda: future.key in {k for ks in mine.processing().values() for k in ks}, 60, "the task to run")
+        other.cancel(
+            [Future(future.key, client=other)], force=True
+        )  # another client (an operator, a restarted scheduler) cancels it
+        wait_for(lambda: future.status == "cancelled", 60, "the cancellation to arrive")
+        with pytest.raises(TaskCancelled, match=future.key):
+            _outcome(future, 1.0)
+        gate.set()
+
+
 def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:
     from neuromirror.config.load import load_config
     from neuromirror.config.reader import ConfigError

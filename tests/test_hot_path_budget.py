@@ -173,6 +173,62 @@ def sync_counted(archive, s3, root: Path, tmp: Path, name: str) -> dict[str, flo
     return got
 
 
+def dataset_cost(ds: Path) -> dict[str, int]:
+    """What one dataset costs the disk, counted: files, directories and symlinks below it (its .git
+    included; what git-annex makes when it first runs there, ``.git/annex``, aside; loose objects on
+    their own, as their fan-out directories depend on the hashes), and its index's entries for files
+    below the top level (a sparse index has one per directory left out instead)."""
+    files = dirs = links = loose = 0
+    for where, subdirs, names in os.walk(ds):
+        here = Path(where)
+        if here == ds / ".git":
+            subdirs[:] = [d for d in subdirs if d != "annex"]
+        if here == ds / ".git" / "objects":  # loose objects: counted as such (their directories follow the hashes)
+            fanout = [d for d in subdirs if len(d) == 2]
+            loose += sum(len(os.listdir(here / d)) for d in fanout)
+            subdirs[:] = [d for d in subdirs if d not in fanout]
+        if here != ds and (here / ".git").exists() and here.parent != ds / ".git":
+            subdirs[:] = []  # a subdataset: counted on its own
+            continue
+        dirs += len([d for d in subdirs if not (here / d).is_symlink()])
+        for name in names:
+            if (here / name).is_symlink():
+                links += 1
+            else:
+                files += 1
+        links += len([d for d in subdirs if (here / d).is_symlink()])
+    entries = subprocess.run(
+        ["git", "-C", str(ds), "ls-files", "--sparse"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    below = [e for e in entries if "/" in e.rstrip("/") and not e.endswith("/")]
+    return {
+        "files": files,
+        "directories": dirs,
+        "symlinks": links,
+        "loose objects": loose,
+        "index entries below the top level": len(below),
+    }
+
+
+def datasets_counted(ds: Path, cold: dict[str, float]) -> dict[str, float]:
+    """Per new dataset (a small Zarr written directly, the large one through the stream, the dandiset's)
+    and per object of the cold sync."""
+    got: dict[str, float] = {}
+    for label, path in (
+        ("new Zarr dataset, 20 objects", ds / "sub-01/sub-01_small.ome.zarr"),
+        ("new Zarr dataset, 1,100 objects", ds / "sub-03/sub-03_large.ome.zarr"),
+        ("dandiset dataset", ds),
+    ):
+        for name, value in dataset_cost(path).items():
+            got[f"{label}: {name}"] = value
+    got["hooks in any dataset"] = sum(1 for hooks in ds.rglob(".git/hooks") for p in hooks.iterdir() if p.is_file())
+    for name in ("files written", "directories made", "processes", "symlinks (python)"):
+        got[f"{name} per object"] = round(cold[name] / OBJECTS, 3)
+    if "fsync-like syscalls (strace, whole tree)" in cold:
+        got["fsync-like syscalls per object"] = round(cold["fsync-like syscalls (strace, whole tree)"] / OBJECTS, 3)
+    return got
+
+
 def over_budget(phase: str, got: dict[str, float]) -> list[str]:
     """What grew past its budget in ``phase`` (each line names the count, its budget and its value)."""
     budgets: dict[str, float] = json.loads(BUDGETS.read_text()).get(phase, {})
@@ -208,8 +264,9 @@ def test_cold_and_no_change_resync_within_budget(archive, s3, tmp_path: Path) ->
             text=True,
         ).stdout
         assert len(listed.splitlines()) == n, path
+    datasets = datasets_counted(ds, cold)
     resync = sync_counted(archive, s3, root, tmp_path, "resync")
-    check(("cold", cold), ("resync", resync))
+    check(("cold", cold), ("resync", resync), ("datasets", datasets))
     assert resync["git objects written"] <= cold["git objects written"]
 
 

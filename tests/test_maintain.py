@@ -262,6 +262,8 @@ def age_reflogs(repo: Path, old: int, days: int) -> None:
 
 def test_old_reflog_entries_of_machine_commits_are_dropped_and_nothing_else(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 2000})
+    assert reflog_lines(d.ds) == {}, "a dataset made today keeps no reflogs (issue 52)"
+    git(d.ds, "config", "core.logAllRefUpdates", "true")  # as one made before did
     for k in range(4):
         change_and_sync(d, k)
     young = maintain_json(d.run, d.source)

@@ -62,7 +62,7 @@ def ds_dir(store: Path, dsid: str) -> Path:
 
 
 def dsid_of(repo: Path) -> str:
-    return git(repo, "config", "-f", ".datalad/config", "datalad.dataset.id")
+    return git(repo, "config", "--blob", "HEAD:.datalad/config", "datalad.dataset.id")  # as committed
 
 
 def status(url: str) -> int:

@@ -9,20 +9,27 @@ What those commands leave behind is small and documented, so this module writes 
 
 * the git repository: ``HEAD``, ``config``, the objects (one pack, :mod:`.gitobjects`:
   the blobs, trees and commit of ``.gitattributes``, ``.datalad/config`` and
-  ``.datalad/.gitattributes``), the branch ref, and ``index`` matching the checked-out
-  files (stat data included, so git sees a clean work tree);
+  ``.datalad/.gitattributes``), ``packed-refs`` (the branch and ``git-annex``), and
+  ``index`` matching the checked-out files (stat data included, so git sees a clean work tree);
 * git-annex: ``annex.uuid`` (a new uuid per dataset) and ``annex.version`` and whatever
-  else ``git annex init`` configured in ``.git/config``, its hooks, ``.git/annex/``,
-  and the ``git-annex`` branch holding ``uuid.log`` (the uuid and its description);
-  git-annex builds its own branch index (``.git/annex/index``) from that branch the
-  first time it runs, as it does after any commit made behind its back;
+  else ``git annex init`` configured in ``.git/config``, and the ``git-annex`` branch holding
+  ``uuid.log`` (the uuid and its description); git-annex makes ``.git/annex/`` and builds its
+  branch index there the first time it runs, as it does after any commit made behind its back;
+
+and nothing else (issue 52: the disk's metadata rate, not the bytes, set a cold mirror's pace).
+The mirror's datasets are written only by neuromirror, so they carry no hooks (neither git's
+samples nor git-annex's: those serve a person committing, merging or pushing in them), no
+``description``, ``info/exclude`` or ``logs/``; and no ``info/attributes``: ``git annex init``
+puts ``* filter=annex`` there for files a person ``git add``s, which a mirror has none of (see
+:meth:`~neuromirror.annex.contract.AnnexWriter.quiet_annex_filter`).  A clone is a normal
+dataset: git and git-annex give it all of these as they make it.
 * DataLad: ``.datalad/config`` with a new ``datalad.dataset.id``, and the
   ``.gitattributes`` lines ``datalad create`` writes (:mod:`.light_dataset`'s).
 
 What ``git init`` and ``git annex init`` would write *on this file system with these
 versions* is not guessed: a real ``git init`` + ``git annex init`` runs once per process
 and device into a template next to the new datasets (:func:`template`), and each dataset
-copies its ``.git/config`` (uuid replaced), hooks and ``HEAD``.  A crippled file system's
+copies its ``.git/config`` (uuid replaced) and ``HEAD``.  A crippled file system's
 ``annex.crippledfilesystem``, a newer ``annex.version``, another ``init.defaultBranch``:
 all carried over.  ``git annex whereis/info/fsck/get`` and ``datalad clone``/``get -r``
 work in such a dataset unchanged (tests/test_zarr_many.py runs them).
@@ -36,6 +43,7 @@ all; larger ones and later commits go through the annex writer.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -46,7 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
-from neuromirror.annex.contract import WEB_UUID, epoch, log_stamp, with_quiet_filter
+from neuromirror.annex.contract import WEB_UUID, epoch, log_stamp
 from neuromirror.annex.keys import hashdir_lower, key_file, symlink_target, url_for_log
 from neuromirror.annex.logs import add_present
 from neuromirror.dataset import sparse as sparse_checkout
@@ -57,6 +65,24 @@ from neuromirror.util import gitutil
 from neuromirror.util.paths import check_path
 
 _UUID_PLACEHOLDER = "@NEUROMIRROR-ANNEX-UUID@"
+_TEMPLATE_PREFIX = ".neuromirror-template-"
+#: the directories a new dataset's ``.git`` has: git needs ``objects/`` and ``refs/`` to see a repository;
+#: no hooks (nothing but neuromirror writes here), no ``annex/`` (git-annex makes it when it first runs)
+SKELETON_DIRS = ("objects/pack", "refs")
+#: no reflogs (``.git/logs/``: 3 directories and a file per branch): they serve a person undoing a ref move;
+#: the mirror's history is its commits and tags, and a rerun after a crash converges without them
+_REFLOGS = re.compile(r"(?im)^(\s*logallrefupdates\s*=\s*).*$")
+
+
+def _without_reflogs(config: str) -> str:
+    """``git init``'s config with ``core.logAllRefUpdates = false`` (in place: one value, as ``git config`` sets it)."""
+    if _REFLOGS.search(config):
+        return _REFLOGS.sub(lambda m: m.group(1) + "false", config)
+    return config + "[core]\n\tlogallrefupdates = false\n"
+
+
+#: ``git pack-refs``' first line: the refs below are sorted and hold no annotated tag
+PACKED_REFS_HEADER = "# pack-refs with: peeled fully-peeled sorted \n"
 
 
 @dataclass(frozen=True)
@@ -65,8 +91,6 @@ class Template:
 
     config: str  # .git/config, its annex.uuid value replaced by a placeholder
     head: str  # .git/HEAD ("ref: refs/heads/<branch>\n")
-    hooks: tuple[tuple[str, bytes], ...]  # git-annex's hooks (no samples)
-    info_attributes: str  # .git/info/attributes as git-annex left it
 
     @property
     def branch_ref(self) -> str:
@@ -86,8 +110,26 @@ def template(near: Path) -> Template:
         return _templates[dev]
 
 
+def _template_home(near: Path) -> Path:
+    """Where the template is made: the enclosing dataset's ``.git`` (same device, and never in a work
+    tree, where a crash would leave it as an untracked directory), else ``near`` itself.  Templates
+    a killed process left there over an hour ago are removed."""
+    home = near
+    for d in (near, *near.parents):
+        if (d / ".git").is_dir():
+            home = d / ".git"
+            break
+    for old in home.glob(f"{_TEMPLATE_PREFIX}*"):
+        try:
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return home
+
+
 def _make_template(near: Path) -> Template:
-    tmp = Path(tempfile.mkdtemp(prefix=".neuromirror-template-", dir=near))
+    tmp = Path(tempfile.mkdtemp(prefix=_TEMPLATE_PREFIX, dir=_template_home(near)))
     try:
         gitutil.run(tmp, "init", "-q")
         gitutil.run(tmp, "config", LOCKED_ONLY[0], LOCKED_ONLY[1])  # before init: see LOCKED_ONLY
@@ -97,19 +139,9 @@ def _make_template(near: Path) -> Template:
         config = (git / "config").read_text()
         if not annex_uuid or config.count(annex_uuid) != 1:
             raise RuntimeError(f"git annex init wrote an unexpected .git/config in {tmp}")
-        hooks = tuple(
-            sorted(
-                (p.name, p.read_bytes())
-                for p in (git / "hooks").iterdir()
-                if p.is_file() and not p.name.endswith(".sample")
-            )
-        )
-        attributes = git / "info" / "attributes"
         return Template(
-            config=config.replace(annex_uuid, _UUID_PLACEHOLDER),
+            config=_without_reflogs(config).replace(annex_uuid, _UUID_PLACEHOLDER),
             head=(git / "HEAD").read_text(),
-            hooks=hooks,
-            info_attributes=attributes.read_text() if attributes.exists() else "",
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -158,8 +190,8 @@ def fast_init(
     The same dataset :func:`.light_dataset.init_dataset` makes, written directly (see the
     module).  ``attributes`` are further ``.gitattributes`` lines; ``description`` is the
     git-annex description of the new repository (``git annex info`` shows it); ``first``,
-    a first commit on top; ``sparse``, git's sparse checkout of a Zarr's top level, ``.datalad/``
-    and metadata (:mod:`.sparse`: its chunks are in the index only, marked skip-worktree).  Not
+    a first commit on top; ``sparse``, git's sparse checkout of a Zarr's top-level files with a
+    sparse index (:mod:`.sparse`: one index entry per top-level directory, none per chunk).  Not
     atomic: callers make it beside its place and rename it in.
     Raises ValueError for a path of ``first`` that it does not write (nothing is valid then).
     """
@@ -176,7 +208,8 @@ def fast_init(
         ".datalad/.gitattributes": DATALAD_ATTRIBUTES.encode(),
     }
     tree = {rel: (FILE, pack.add(BLOB, data)) for rel, data in files.items()}
-    created = _commit(pack, pack.tree_of(tree), None, message.rstrip().encode() + b"\n", f"{int(now)} +0000")
+    created_tree, tops = pack.root_of(tree)
+    created = _commit(pack, created_tree, None, message.rstrip().encode() + b"\n", f"{int(now)} +0000")
     head = created
     # git-annex's branch: the new repository's uuid and description (git-annex's uuid.log line)
     desc = " ".join(description.split()) or "neuromirror"
@@ -204,40 +237,38 @@ def fast_init(
                 if data is not None:
                     logs[base + name] = (FILE, pack.add(BLOB, data))
         stamp = f"{epoch(first.date)} +0000"
-        head = _commit(pack, pack.tree_of(tree), created, first.message.encode(), stamp)
+        head_tree, tops = pack.root_of(tree)
+        head = _commit(pack, head_tree, created, first.message.encode(), stamp)
     annex_commit = _commit(pack, pack.tree_of(logs), None, b"update\n", f"{int(now)} +0000")
 
     git = path / ".git"
-    for sub in ("objects/info", "objects/pack", "refs/heads", "refs/tags", "info", "hooks", "annex"):
+    for sub in SKELETON_DIRS:
         (git / sub).mkdir(parents=True, exist_ok=True)
     pack.write(git)
     config = tpl.config.replace(_UUID_PLACEHOLDER, annex_uuid)
-    if sparse:
-        config += sparse_checkout.CONFIG
+    if sparse:  # .datalad/ stays in git: DataLad reads the id from .git/config too (its local scope)
+        config += sparse_checkout.CONFIG + f'[datalad "dataset"]\n\tid = {ds_id}\n'
+        (git / "info").mkdir()
         (git / "info" / "sparse-checkout").write_text(sparse_checkout.PATTERNS)
     (git / "config").write_text(config)
     (git / "HEAD").write_text(tpl.head)
-    for name, data in tpl.hooks:
-        fd = os.open(git / "hooks" / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-    (git / "info" / "attributes").write_text(with_quiet_filter(tpl.info_attributes))
-    (path / ".datalad").mkdir(exist_ok=True)
+    refs = sorted({tpl.branch_ref: head, "refs/heads/git-annex": annex_commit}.items())
+    (git / "packed-refs").write_text(PACKED_REFS_HEADER + "".join(f"{sha} {ref}\n" for ref, sha in refs))
+    checked_out = sparse_checkout.checked_out if sparse else (lambda rel: True)
+    if not sparse:
+        (path / ".datalad").mkdir(exist_ok=True)
     for rel, data in files.items():
-        (path / rel).write_bytes(data)
+        if checked_out(rel):
+            (path / rel).write_bytes(data)
     made: set[Path] = set()
     for rel, target in links.items():
-        if sparse and not sparse_checkout.checked_out(rel):
+        if not checked_out(rel):
             continue
         dest = path / rel
         if dest.parent not in made:
             dest.parent.mkdir(parents=True, exist_ok=True)
             made.add(dest.parent)
         os.symlink(target, dest)
-    (git / "refs" / "heads" / "git-annex").write_text(annex_commit + "\n")
-    branch = git / tpl.branch_ref
-    branch.parent.mkdir(parents=True, exist_ok=True)
-    branch.write_text(head + "\n")
-    skipped = (lambda rel: not sparse_checkout.checked_out(rel)) if sparse else None
-    (git / "index").write_bytes(index_file(path, [(rel, mode, sha) for rel, (mode, sha) in tree.items()], skipped))
+    rows = [(rel, mode, sha) for rel, (mode, sha) in tree.items()]
+    (git / "index").write_bytes(index_file(path, rows, sparse_dirs=tops if sparse else None))
     return NewDataset(ds_id, annex_uuid, head, created)

@@ -34,6 +34,10 @@ class ObjectPack(MemoryPack):
 
     def tree_of(self, files: Mapping[str, tuple[bytes, bytes]]) -> bytes:
         """The root tree holding ``files`` (path -> (mode, binary id)), subtrees included."""
+        return self.root_of(files)[0]
+
+    def root_of(self, files: Mapping[str, tuple[bytes, bytes]]) -> tuple[bytes, dict[str, bytes]]:
+        """:meth:`tree_of`, and the id of each top-level directory's tree (a sparse index's entries)."""
         root: dict = {}
         for path, (mode, sha) in files.items():
             node = root
@@ -45,27 +49,36 @@ class ObjectPack(MemoryPack):
             if name in node:
                 raise ValueError(f"{path!r} is given twice, or is a directory too")
             node[name] = (mode, sha)
-        return self._tree(root)
+        tops = {name: self._tree(value) for name, value in root.items() if isinstance(value, dict)}
+        return self._tree(root, tops), tops
 
-    def _tree(self, node: dict) -> bytes:
+    def _tree(self, node: dict, made: Optional[Mapping[str, bytes]] = None) -> bytes:
         entries: dict[bytes, tuple[bytes, bytes]] = {}
         for name, value in node.items():
-            entries[name.encode("utf-8", "surrogateescape")] = (
-                (_DIR, self._tree(value)) if isinstance(value, dict) else value
-            )
+            if isinstance(value, dict):
+                value = (_DIR, made[name] if made and name in made else self._tree(value))
+            entries[name.encode("utf-8", "surrogateescape")] = value
         return self.add(TREE, tree_bytes(entries))
 
 
 def index_file(
-    work: Path, files: Iterable[tuple[str, bytes, bytes]], skipped: Optional[Callable[[str], bool]] = None
+    work: Path,
+    files: Iterable[tuple[str, bytes, bytes]],
+    skipped: Optional[Callable[[str], bool]] = None,
+    sparse_dirs: Optional[Mapping[str, bytes]] = None,
 ) -> bytes:
     """A git index of ``files`` (path, mode, binary id) with the work tree's stat data.
 
     ``skipped(path)``: the file is outside a sparse checkout — marked skip-worktree (an
     extended flag, so the index is version 3) with no stat data, as ``git read-tree`` leaves it.
+    ``sparse_dirs`` (directory -> tree id): a *sparse index* (cone mode, ``index.sparse``) — each
+    of these directories is one skip-worktree entry (mode 040000, its name ending in ``/``) in
+    place of its files, and the index carries git's ``sdir`` extension saying so.
     """
-    rows = sorted(files, key=lambda f: f[0].encode("utf-8", "surrogateescape"))
-    marks = [skipped is not None and skipped(path) for path, _, _ in rows]
+    rows = [f for f in files if not (sparse_dirs and f[0].split("/", 1)[0] in sparse_dirs and "/" in f[0])]
+    rows += [(f"{d}/", _DIR, sha) for d, sha in (sparse_dirs or {}).items()]
+    rows.sort(key=lambda f: f[0].encode("utf-8", "surrogateescape"))
+    marks = [path.endswith("/") or (skipped is not None and skipped(path)) for path, _, _ in rows]
     out = [b"DIRC", struct.pack(">II", 3 if any(marks) else 2, len(rows))]
     for (path, mode, sha), skip in zip(rows, marks):
         name = path.encode("utf-8", "surrogateescape")
@@ -92,5 +105,7 @@ def index_file(
         entry += name
         entry += b"\0" * (8 - len(entry) % 8)  # NUL-terminated, padded to a multiple of 8 bytes
         out.append(entry)
+    if sparse_dirs is not None:
+        out.append(b"sdir" + struct.pack(">I", 0))
     body = b"".join(out)
     return body + hashlib.sha1(body).digest()

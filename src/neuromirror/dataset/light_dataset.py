@@ -58,5 +58,17 @@ def init_dataset(path: Path, *, description: str, attributes: Sequence[str] = ()
 
 
 def dataset_id(path: Path) -> str | None:
-    """``datalad.dataset.id`` from ``.datalad/config``, read without a ``git config`` child."""
-    return gitutil.config_file_value(Path(path) / ".datalad" / "config", 'datalad"dataset"', "id") or None
+    """``datalad.dataset.id``, read without a ``git config`` child where a file says it plainly.
+
+    From ``.datalad/config`` in the work tree; a sparse Zarr dataset has none there
+    (:mod:`.sparse`) and carries the id in ``.git/config``, where DataLad reads it too (its
+    local scope); a dataset with neither is asked of git (``HEAD:.datalad/config``)."""
+    path = Path(path)
+    for where in (path / ".datalad" / "config", path / ".git" / "config"):
+        found = gitutil.config_file_value(where, 'datalad"dataset"', "id")
+        if found:
+            return found
+    if not (path / ".git").exists():
+        return None
+    proc = gitutil.run(path, "config", "--blob", "HEAD:.datalad/config", "datalad.dataset.id", check=False)
+    return proc.stdout.decode().strip() or None

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from neuromirror.dataset import clean_mark, registration
+from neuromirror.dataset import clean_mark, light_dataset, registration, skeleton
 from neuromirror.index.db import Index
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
@@ -122,6 +122,7 @@ class Mirror:
 
             self.root.mkdir(parents=True, exist_ok=True)
             create(self.root, force=True, description="neuromirror root")
+            skeleton.tidy(self.root)  # git's and git-annex's hooks and samples: nothing here commits by hand
             exclude = self.root / ".git" / "info" / "exclude"
             exclude.parent.mkdir(exist_ok=True)
             with exclude.open("a") as fh:
@@ -366,5 +367,4 @@ class Mirror:
 
 
 def _dataset_id(path: Path) -> Optional[str]:
-    """``datalad.dataset.id`` from the dataset's ``.datalad/config`` (no child process)."""
-    return gitutil.config_file_value(path / ".datalad" / "config", 'datalad"dataset"', "id") or None
+    return light_dataset.dataset_id(path)

@@ -129,32 +129,64 @@ class ClusterExecutor(concurrent.futures.Executor):
         self.label = label
         self.tasks: list[dict] = []
         self._lock = threading.Lock()
+        #: the parts under way: held here until done, so that no Future is released (and so cancelled) early
+        self._running: set[Any] = set()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         name = getattr(args[0], "path", None) if args else None
         future: concurrent.futures.Future = concurrent.futures.Future()
-        key = f"neuromirror-part-{self.label}-{os.urandom(4).hex()}"
-        remote = self.client.submit(_timed, fn, *args, key=key, pure=False, retries=RETRIES, **kwargs)
+        what = f"zarr {name}" if name else fn.__name__
+        tries = [0]
+
+        def start() -> None:
+            key = f"neuromirror-part-{self.label}-{os.urandom(4).hex()}"
+            remote = self.client.submit(_timed, fn, *args, key=key, pure=False, retries=RETRIES, **kwargs)
+            with self._lock:
+                self._running.add(remote)
+            remote.add_done_callback(done)
 
         def done(remote: Any) -> None:
+            with self._lock:
+                self._running.discard(remote)
+            if remote.status == "cancelled":  # by the cluster, not by us: the part is run again (it converges)
+                tries[0] += 1
+                if tries[0] <= RETRIES:
+                    start()
+                else:
+                    future.set_exception(TaskCancelled(f"{what}: its task was cancelled on the cluster"))
+                return
             try:
                 value, worker, seconds = remote.result()
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 future.set_exception(exc)
                 return
             with self._lock:
-                self.tasks.append(
-                    {
-                        "task": f"zarr {name}" if name else fn.__name__,
-                        "worker": worker,
-                        "seconds": seconds,
-                        "outcome": "ok",
-                    }
-                )
+                self.tasks.append({"task": what, "worker": worker, "seconds": seconds, "outcome": "ok"})
             future.set_result(value)
 
-        remote.add_done_callback(done)
+        start()
         return future
+
+
+class TaskCancelled(RuntimeError):
+    """A task the cluster cancelled (its client lost, the scheduler restarted) more often than it is rerun."""
+
+
+def _outcome(future: Any, timeout: float) -> tuple[bool, Any]:
+    """``(done, result)`` of a distributed Future within ``timeout`` s; TaskCancelled once it is cancelled.
+
+    The status is looked at before ``result()``: a cancelled Future's ``result()`` raises
+    ``UnboundLocalError`` from distributed's ``sync()`` (its CancelledError is no Exception)."""
+    if future.status == "cancelled":
+        raise TaskCancelled(f"{future.key}: cancelled on the cluster")
+    try:
+        return True, future.result(timeout=timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        return False, None
+    except UnboundLocalError:
+        if future.status == "cancelled":
+            raise TaskCancelled(f"{future.key}: cancelled on the cluster") from None
+        raise
 
 
 class DaskRunner(Runner):
@@ -166,19 +198,24 @@ class DaskRunner(Runner):
         super().__init__(self._submit)
 
     def _submit(self, task: SourceTask, heartbeat: Callable[[], None]) -> TaskResult:
-        key = f"neuromirror-sync-{task.source.id}-{os.urandom(4).hex()}"
-        future = self.client.submit(locked_task, task, key=key, pure=False, retries=RETRIES)
-        try:
-            while True:
-                heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)
-                try:
-                    return future.result(timeout=1.0)
-                except (TimeoutError, asyncio.TimeoutError):
-                    continue
-        finally:
-            if not future.done():  # a task already running ends on its worker, under its lease
-                future.cancel()
-            future.release()
+        for attempt in range(RETRIES + 1):
+            key = f"neuromirror-sync-{task.source.id}-{os.urandom(4).hex()}"
+            future = self.client.submit(locked_task, task, key=key, pure=False, retries=RETRIES)
+            try:
+                while True:
+                    heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)
+                    done, result = _outcome(future, 1.0)
+                    if done:
+                        return result
+            except TaskCancelled:
+                if attempt == RETRIES:
+                    raise
+                continue  # cancelled by the cluster: the task again (it starts with the dataset's recovery)
+            finally:
+                if not future.done():  # a task already running ends on its worker, under its lease
+                    future.cancel()
+                future.release()
+        raise AssertionError("unreachable")
 
     def status(self) -> dict:
         return cluster_status(self.client, self.address)

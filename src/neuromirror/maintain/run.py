@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from neuromirror.dataset import skeleton
 from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
 from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, SERVED_LOOSE_LIMIT, Outcome, maintain_repo
 from neuromirror.maintain.targets import Group, root_group, source_group
@@ -27,6 +28,8 @@ class MaintainReport:
     notes: list[str] = field(default_factory=list)
     #: datasets whose directory stores' remote.log lines were brought to today's cost (read before the web)
     store_costs: list[str] = field(default_factory=list)
+    #: dataset label -> what was removed or converted to today's skeleton (:mod:`neuromirror.dataset.skeleton`)
+    tidied: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def packed(self) -> int:
@@ -43,6 +46,7 @@ class MaintainReport:
             "errors": self.errors,
             "notes": self.notes,
             "store_costs": self.store_costs,
+            "tidied": self.tidied,
         }
 
     def lines(self) -> list[str]:
@@ -61,6 +65,12 @@ class MaintainReport:
         out += [f"{s['source']}: skipped, {s['why']}" for s in self.skipped]
         verb = "would record" if self.dry_run else "recorded"
         out += [f"{label}: {verb} its directory store read first (cost=150)" for label in self.store_costs]
+        for label, done in self.tidied.items():
+            hooks = sum(1 for d in done if d.startswith("removed hooks/"))
+            said = [d for d in done if not d.startswith("removed hooks/")] + (
+                [f"removed {hooks} hook(s)"] if hooks else []
+            )
+            out.append(f"{label}: {'would tidy' if self.dry_run else 'tidied'}: {', '.join(said)}")
         out += [f"note: {n}" for n in self.notes]
         out += [f"error: {e}" for e in self.errors]
         return out
@@ -87,6 +97,19 @@ def _store_costs(repo: Any, report: MaintainReport, dry_run: bool) -> None:
         report.errors.append(f"{repo.label}: store cost: {exc}")
 
 
+def _tidy(repo: Any, report: MaintainReport, dry_run: bool) -> None:
+    """A dataset written here loses what a mirror's dataset no longer carries (hooks, an old sparse checkout)."""
+    if repo.kind not in ("dataset", "subdataset", "root"):
+        return
+    try:
+        done = skeleton.tidy(repo.git_dir.parent, dry_run=dry_run)
+    except (gitutil.GitError, OSError) as exc:
+        report.errors.append(f"{repo.label}: tidy: {exc}")
+        return
+    if done:
+        report.tidied[repo.label] = done
+
+
 def maintain_group(
     mirror: Any, find: Any, report: MaintainReport, *, dry_run: bool = False, force: bool = False, name: str = ""
 ) -> None:
@@ -104,6 +127,7 @@ def maintain_group(
                     continue
                 report.repositories.append(_row(group, repo, outcome))
                 _store_costs(repo, report, dry_run)
+                _tidy(repo, report, dry_run)
     except LockBusy as exc:
         report.skipped.append({"source": name or "(root superdataset)", "why": f"busy ({exc}); not touched"})
 

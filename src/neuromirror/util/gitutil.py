@@ -121,11 +121,26 @@ def head_from_files(repo: Path | str) -> Optional[str]:
             ref = git_dir / head[5:]
             if ref.is_file():
                 return ref.read_text().strip() or None
+            packed = _packed_ref(git_dir, head[5:])  # a new dataset's refs are packed (fast_init)
+            if packed:
+                return packed
         elif re.fullmatch(r"[0-9a-f]{40}", head):
             return head
     except OSError:
         return None
     return rev_parse(repo, "HEAD") if git_dir.is_dir() else None
+
+
+def _packed_ref(git_dir: Path, ref: str) -> Optional[str]:
+    try:
+        text = (git_dir / "packed-refs").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and re.fullmatch(r"[0-9a-f]{40}", sha):
+            return sha
+    return None
 
 
 def is_clean(repo: Path | str) -> bool:

@@ -190,7 +190,7 @@ def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit
     """
     if (
         (zds / ".git").is_dir()
-        and (zds / ".datalad" / "config").exists()
+        and dataset_id(zds)  # .datalad/config, or .git/config where the work tree leaves .datalad/ out
         and head_of(zds)
         and "* annex.backend=MD5E" in _read(zds / ".gitattributes")
     ):
