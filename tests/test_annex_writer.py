@@ -147,9 +147,11 @@ def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, 
     writer.commit(
         [Put(GitEntry("README.md", b"hello again\n"))], message="m2", date=datetime(2023, 1, 2, tzinfo=timezone.utc)
     )
-    lines = (ds / ".git" / "info" / "attributes").read_text().splitlines()
-    # git annex init with annex.supportunlocked=false (mirror datasets) sets no filter at all;
-    # where one is set (datasets made before), the writer's "* !filter" comes after it
+    attributes = ds / ".git" / "info" / "attributes"
+    # a dataset made today has no info/attributes at all (issue 52: no filter to quiet); git annex init
+    # with annex.supportunlocked=false sets no filter either; where one is set (datasets made before),
+    # the writer's "* !filter" comes after it
+    lines = attributes.read_text().splitlines() if attributes.exists() else []
     assert lines.count("* !filter") <= 1
     assert "* filter=annex" not in lines or lines.index("* !filter") > lines.index("* filter=annex")
     assert git(ds, "check-attr", "filter", "--", "README.md").strip() == "README.md: filter: unspecified"
