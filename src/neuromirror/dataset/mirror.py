@@ -159,7 +159,7 @@ class Mirror:
                 self._discard_partial(path)
                 self._create(path, description)
                 crashpoint("dataset-created")
-            registration.register(self.root, relpath, _dataset_id(path))
+            registration.register(self.root, relpath, light_dataset.dataset_id(path))
             self._commit_root([relpath], f"[neuromirror] add {relpath}")
         return path
 
@@ -251,7 +251,7 @@ class Mirror:
             sha = gitutil.rev_parse(self.root / rel, "HEAD") if (self.root / rel / ".git").exists() else None
             if sha:
                 if not registration.registered(self.root, rel):  # made, then killed before its registration
-                    registration.register(self.root, rel, _dataset_id(self.root / rel))
+                    registration.register(self.root, rel, light_dataset.dataset_id(self.root / rel))
                 gitutil.run(self.root, "update-index", "--add", "--cacheinfo", f"160000,{sha},{rel}")
             else:
                 gitutil.run(self.root, "add", "--", rel)
@@ -364,7 +364,3 @@ class Mirror:
             return []
         out = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False)
         return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
-
-
-def _dataset_id(path: Path) -> Optional[str]:
-    return light_dataset.dataset_id(path)

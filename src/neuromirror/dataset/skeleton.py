@@ -65,9 +65,10 @@ def tidy(repo: Path, *, dry_run: bool = False) -> list[str]:
     git_dir = repo / ".git"
     if not git_dir.is_dir():
         return []
-    done = [f"removed {p.relative_to(git_dir)}" for p in leftovers(git_dir)]
+    found = leftovers(git_dir)
+    done = [f"removed {p.relative_to(git_dir)}" for p in found]
     if not dry_run:
-        for p in leftovers(git_dir):
+        for p in found:
             p.unlink()
     if sparse_outdated(repo):
         done.append("sparse index (cone mode, top-level files checked out)")

@@ -12,15 +12,16 @@ So a Zarr dataset is made with git's sparse checkout in *cone* mode with a *spar
 directory (an array, a group) is one index entry, the directory's tree, marked skip-worktree —
 no entry per chunk, so the index no longer grows with the Zarr and a 2-object change rewrites
 nothing that does.  ``git status`` is clean; ``git read-tree -m -u`` (the annex writer's
-checkout) keeps the index sparse.  ``.datalad/config`` is read from git (HEAD) where the work
-tree does not hold it.  A sparse checkout is local: a clone is whole.
+checkout) keeps the index sparse.  The DataLad id, committed in ``.datalad/config`` (not in the
+work tree here), is in ``.git/config`` too, where DataLad reads it as well.  A sparse checkout is
+local: a clone is whole.
 
 On the mirror host git-annex skips files outside the checkout unless told which branch to
 read: ``git annex whereis --branch HEAD``, ``fsck --branch HEAD``, ``get``/``copy --branch HEAD``.
 ``git sparse-checkout disable`` in a Zarr dataset brings its links back (and the next sync
 keeps them); ``NEUROMIRROR_ZARR_CHECKOUT=full`` makes new Zarr datasets whole, as before.
 Zarr datasets made before (non-cone patterns, one index entry per object, the metadata files
-checked out) are converted by ``neuromirror maintain`` (:func:`upgrade`).
+checked out) are converted by ``neuromirror maintain`` (:func:`neuromirror.dataset.skeleton.tidy`).
 """
 
 from __future__ import annotations

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.dataset.mirror import ROOT_LOCK
 from neuromirror.errors import UserError
 from neuromirror.pin.locations import is_local, join_url, local_path
 from neuromirror.publish.ria.layout import RiaError, RiaStore
-from neuromirror.publish.ria.root import ROOT_ALIAS, dataset_id
+from neuromirror.publish.ria.root import ROOT_ALIAS
 from neuromirror.publish.sibling import PublishError, target_url
 from neuromirror.util import gitutil
 

@@ -55,20 +55,7 @@ _REF = BRANCH  # refs/heads/git-annex
 def branch_commit(git_dir: Optional[Path]) -> Optional[str]:
     """The ``git-annex`` branch's commit, read from the repository's files (its loose ref, else
     ``packed-refs``); None when neither names it."""
-    if git_dir is None:
-        return None
-    try:
-        return (git_dir / _REF).read_text().strip() or None
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return None
-    try:
-        packed = (git_dir / "packed-refs").read_text()
-    except OSError:
-        return None
-    suffix = " " + _REF
-    return next((ln.split(" ", 1)[0] for ln in packed.splitlines() if ln.endswith(suffix)), None)
+    return None if git_dir is None else gitutil.ref_from_files(git_dir, _REF)
 
 
 class Repo:

@@ -118,12 +118,9 @@ def head_from_files(repo: Path | str) -> Optional[str]:
     try:
         head = (git_dir / "HEAD").read_text().strip()
         if head.startswith("ref: "):
-            ref = git_dir / head[5:]
-            if ref.is_file():
-                return ref.read_text().strip() or None
-            packed = _packed_ref(git_dir, head[5:])  # a new dataset's refs are packed (fast_init)
-            if packed:
-                return packed
+            found = ref_from_files(git_dir, head[5:])  # a new dataset's refs are packed (fast_init)
+            if found:
+                return found
         elif re.fullmatch(r"[0-9a-f]{40}", head):
             return head
     except OSError:
@@ -131,14 +128,22 @@ def head_from_files(repo: Path | str) -> Optional[str]:
     return rev_parse(repo, "HEAD") if git_dir.is_dir() else None
 
 
-def _packed_ref(git_dir: Path, ref: str) -> Optional[str]:
+def ref_from_files(git_dir: Path, ref: str) -> Optional[str]:
+    """``ref``'s commit read from the repository's files (its loose ref, else ``packed-refs``): no git
+    process; None when neither names it or a file cannot be read (callers that must know ask git)."""
     try:
-        text = (git_dir / "packed-refs").read_text()
+        return (git_dir / ref).read_text().strip() or None
+    except FileNotFoundError:
+        pass
     except OSError:
         return None
-    for line in text.splitlines():
+    try:
+        packed = (git_dir / "packed-refs").read_text()
+    except OSError:
+        return None
+    for line in packed.splitlines():
         sha, _, name = line.partition(" ")
-        if name == ref and re.fullmatch(r"[0-9a-f]{40}", sha):
+        if name == ref:
             return sha
     return None
 

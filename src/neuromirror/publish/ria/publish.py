@@ -32,13 +32,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.errors import UserError
 from neuromirror.pin.published import record_ria_url
 from neuromirror.publish.credentials import credential_needed, embargo_of
 from neuromirror.publish.ria.kept import OraRemote, kept_content
 from neuromirror.publish.ria.layout import ORA_NAME, RiaError, RiaStore
 from neuromirror.publish.ria.put import RiaPushError, Wanted, refs_from_files, wanted_refs
-from neuromirror.publish.ria.root import ROOT_ALIAS, dataset_id, filtered_commit, local_parent, root_entries
+from neuromirror.publish.ria.root import ROOT_ALIAS, filtered_commit, local_parent, root_entries
 from neuromirror.publish.ria.target import RiaTarget, open_target
 from neuromirror.publish.sibling import subdataset_paths
 from neuromirror.store.record import ensure_remote, present_in, record_present

@@ -19,17 +19,11 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.annex import gitmodules
-from neuromirror.dataset import light_dataset
 from neuromirror.dataset.version import gitlinks
 from neuromirror.publish.ria.layout import RiaStore, head_ref, read_refs
 from neuromirror.util import gitutil
 
 ROOT_ALIAS = "root"
-
-
-def dataset_id(repo: Path) -> Optional[str]:
-    """A dataset's DataLad id (:func:`neuromirror.dataset.light_dataset.dataset_id`)."""
-    return light_dataset.dataset_id(repo)
 
 
 def store_head(store: RiaStore, dsid: str) -> Optional[str]:
