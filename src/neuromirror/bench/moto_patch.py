@@ -74,52 +74,154 @@ def render_ahead(bucket: str) -> int:
     return n
 
 
+class _Listed:
+    """A version as the listing renders it; ``is_latest`` set without copying the key."""
+
+    __slots__ = ("_v", "is_latest")
+
+    def __init__(self, v: Any, latest: bool):
+        self._v = v
+        self.is_latest = latest
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._v, name)
+
+
+def _with_delimiter(backend: Any, bucket_name: str, prefix: str, key_marker: Optional[str]) -> tuple:
+    """A listing with ``Delimiter='/'`` (a large Zarr's directories, :func:`neuromirror.sources.
+    s3listing.common_prefixes`): moto's own deep-copies the bucket (30 s at 60,000 keys); here
+    each directory is skipped by bisection.  One page, however long (the sync reads the first)."""
+    from moto.core.utils import unix_time_millis
+    from moto.s3.models import FakeKey
+
+    bucket = backend.get_bucket(bucket_name)
+    names = sorted(bucket.keys.keys())
+    i = bisect.bisect_right(names, key_marker) if key_marker else bisect.bisect_left(names, prefix)
+    versions: list = []
+    markers: list = []
+    prefixes: list[str] = []
+    while i < len(names):
+        name = names[i]
+        if not name.startswith(prefix):
+            break
+        cut = name.find("/", len(prefix))
+        if cut >= 0:
+            prefixes.append(name[: cut + 1])
+            i = bisect.bisect_left(names, name[: cut + 1] + "\U0010ffff")
+            continue
+        ordered = sorted(bucket.keys.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified))
+        for j, v in enumerate(ordered):
+            (versions if isinstance(v, FakeKey) else markers).append(_Listed(v, j == 0))
+        i += 1
+    return versions, prefixes, markers, None, None
+
+
+def _sorted_keys(bucket: Any) -> list[str]:
+    """The bucket's key names, sorted: kept between pages while the bucket's number of keys is the same."""
+    cached = _sorted_names.get(id(bucket))
+    if cached is None or cached[0] != len(bucket.keys):
+        cached = (len(bucket.keys), sorted(bucket.keys.keys()))
+        _sorted_names[id(bucket)] = cached
+    return cached[1]
+
+
+def _versions_page(
+    backend: Any,
+    bucket_name: str,
+    key_marker: Optional[str],
+    max_keys: int,
+    prefix: str,
+    version_id_marker: Optional[str],
+) -> tuple:
+    """A page of ``ListObjectVersions`` without a delimiter, as moto's backend answers it
+    (versions, common prefixes, delete markers, next key marker, next version id marker),
+    found by bisecting the sorted key names instead of copying and sorting the bucket."""
+    from moto.core.utils import unix_time_millis
+    from moto.s3.models import FakeKey
+
+    bucket = backend.get_bucket(bucket_name)
+    names = _sorted_keys(bucket)
+    i = bisect.bisect_left(names, max(prefix, key_marker or ""))
+    versions: list = []
+    markers: list = []
+    last: Any = None  # the last version listed (moto's FakeKey or FakeDeleteMarker)
+    skipping = bool(key_marker)
+    while i < len(names):
+        name = names[i]
+        i += 1
+        if not name.startswith(prefix):
+            if name > prefix:
+                break
+            continue
+        ordered = bucket.keys.getlist(name, [])
+        if len(ordered) > 1:  # newest first; most keys have one version
+            ordered = sorted(ordered, key=lambda v: -unix_time_millis(v.last_modified))
+        for j, v in enumerate(ordered):
+            if skipping:
+                if name == key_marker:
+                    if version_id_marker and v.version_id == version_id_marker:
+                        skipping = False
+                    continue
+                skipping = False
+            if len(versions) + len(markers) >= max_keys:
+                return versions, [], markers, last.name, last.version_id
+            (versions if isinstance(v, FakeKey) else markers).append(_Listed(v, j == 0))
+            last = v
+    return versions, [], markers, None, None
+
+
+def _render_versions(response: Any) -> Any:
+    """moto's ListObjectVersions answer, written as XML directly (no delimiter: the sync's case).
+
+    moto renders it through its model-driven serializer, ~0.3 ms per version:
+    at 10^6 Zarr objects 300 s of the bench process's CPU, on the cores the sync
+    is measured on.  Same elements, same values; keys are sent unencoded (no
+    ``EncodingType`` in the answer, as moto's own answer has none).
+    """
+    q = response.querystring
+    key_marker = q.get("key-marker", [None])[0]
+    vid_marker = q.get("version-id-marker", [None])[0]
+    max_keys = int(q.get("max-keys", [1000])[0])
+    prefix = response._get_querystring(response.request, response.uri).get("prefix", [""])[0]
+    versions, _, markers, next_key, next_vid = response.backend.list_object_versions(
+        response.bucket_name,
+        delimiter=None,
+        key_marker=key_marker,
+        max_keys=max_keys,
+        prefix=prefix,
+        version_id_marker=vid_marker,
+    )
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+        f"<Name>{escape(response.bucket_name)}</Name><Prefix>{escape(prefix or '')}</Prefix>"
+        f"<KeyMarker>{escape(key_marker or '')}</KeyMarker><VersionIdMarker>{escape(vid_marker or '')}</VersionIdMarker>"
+        f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if next_key is not None else 'false'}</IsTruncated>",
+    ]
+    if next_key is not None:
+        out.append(
+            f"<NextKeyMarker>{escape(next_key)}</NextKeyMarker>"
+            f"<NextVersionIdMarker>{escape(next_vid or '')}</NextVersionIdMarker>"
+        )
+    for k in versions:
+        out.append(_version_xml(k._v, getattr(k, "is_latest", False)))
+    for m in markers:
+        out.append(
+            f"<DeleteMarker><Key>{escape(m.name)}</Key><VersionId>{m.version_id}</VersionId>"
+            f"<IsLatest>{'true' if getattr(m, 'is_latest', False) else 'false'}</IsLatest>"
+            f"<LastModified>{m.last_modified_ISO8601}</LastModified></DeleteMarker>"
+        )
+    out.append("</ListVersionsResult>")
+    return 200, {"Content-Type": "application/xml"}, "".join(out)
+
+
 def patch_moto(counters: Counters) -> None:
     """Make moto's versioned listing O(page) instead of O(bucket), and count HEADs per key."""
-    from moto.core.utils import unix_time_millis
-    from moto.s3.models import FakeKey, S3Backend
+    from moto.s3.models import S3Backend
 
     if getattr(S3Backend, "_neuromirror_bench", False):
         return
     original_list = S3Backend.list_object_versions
     original_head = S3Backend.head_object
-
-    class _Listed:
-        """A version as the listing renders it; ``is_latest`` set without copying the key."""
-
-        __slots__ = ("_v", "is_latest")
-
-        def __init__(self, v: Any, latest: bool):
-            self._v = v
-            self.is_latest = latest
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._v, name)
-
-    def _with_delimiter(self: Any, bucket_name: str, prefix: str, key_marker: Optional[str]) -> tuple:
-        """A listing with ``Delimiter='/'`` (a large Zarr's directories, :func:`neuromirror.sources.
-        s3listing.common_prefixes`): moto's own deep-copies the bucket (30 s at 60,000 keys); here
-        each directory is skipped by bisection.  One page, however long (the sync reads the first)."""
-        bucket = self.get_bucket(bucket_name)
-        names = sorted(bucket.keys.keys())
-        i = bisect.bisect_right(names, key_marker) if key_marker else bisect.bisect_left(names, prefix)
-        versions: list = []
-        markers: list = []
-        prefixes: list[str] = []
-        while i < len(names):
-            name = names[i]
-            if not name.startswith(prefix):
-                break
-            cut = name.find("/", len(prefix))
-            if cut >= 0:
-                prefixes.append(name[: cut + 1])
-                i = bisect.bisect_left(names, name[: cut + 1] + "\U0010ffff")
-                continue
-            ordered = sorted(bucket.keys.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified))
-            for j, v in enumerate(ordered):
-                (versions if isinstance(v, FakeKey) else markers).append(_Listed(v, j == 0))
-            i += 1
-        return versions, prefixes, markers, None, None
 
     def list_object_versions(
         self: Any,
@@ -142,40 +244,7 @@ def patch_moto(counters: Counters) -> None:
                 prefix=prefix,
                 version_id_marker=version_id_marker,
             )
-        bucket = self.get_bucket(bucket_name)
-        prefix = prefix or ""
-        cached = _sorted_names.get(id(bucket))
-        if cached is None or cached[0] != len(bucket.keys):
-            cached = (len(bucket.keys), sorted(bucket.keys.keys()))
-            _sorted_names[id(bucket)] = cached
-        names = cached[1]
-        i = bisect.bisect_left(names, max(prefix, key_marker or ""))
-        versions: list = []
-        markers: list = []
-        last: Any = None  # the last version listed (moto's FakeKey or FakeDeleteMarker)
-        skipping = bool(key_marker)
-        while i < len(names):
-            name = names[i]
-            i += 1
-            if not name.startswith(prefix):
-                if name > prefix:
-                    break
-                continue
-            ordered = bucket.keys.getlist(name, [])
-            if len(ordered) > 1:  # newest first; most keys have one version
-                ordered = sorted(ordered, key=lambda v: -unix_time_millis(v.last_modified))
-            for j, v in enumerate(ordered):
-                if skipping:
-                    if name == key_marker:
-                        if version_id_marker and v.version_id == version_id_marker:
-                            skipping = False
-                        continue
-                    skipping = False
-                if len(versions) + len(markers) >= max_keys:
-                    return versions, [], markers, last.name, last.version_id
-                (versions if isinstance(v, FakeKey) else markers).append(_Listed(v, j == 0))
-                last = v
-        return versions, [], markers, None, None
+        return _versions_page(self, bucket_name, key_marker, max_keys, prefix or "", version_id_marker)
 
     def head_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
         with counters.lock:
@@ -187,50 +256,10 @@ def patch_moto(counters: Counters) -> None:
     original_render = S3Response.list_object_versions
 
     def render_versions(self: Any) -> Any:
-        """moto's ListObjectVersions answer, written as XML directly (no delimiter: the sync's case).
-
-        moto renders it through its model-driven serializer, ~0.3 ms per version:
-        at 10^6 Zarr objects 300 s of the bench process's CPU, on the cores the sync
-        is measured on.  Same elements, same values; keys are sent unencoded (no
-        ``EncodingType`` in the answer, as moto's own answer has none).
-        """
-
-        q = self.querystring
-        if q.get("delimiter", [None])[0]:
+        """:func:`_render_versions`, but moto's own answer for a listing with a delimiter."""
+        if self.querystring.get("delimiter", [None])[0]:
             return original_render(self)
-        key_marker = q.get("key-marker", [None])[0]
-        vid_marker = q.get("version-id-marker", [None])[0]
-        max_keys = int(q.get("max-keys", [1000])[0])
-        prefix = self._get_querystring(self.request, self.uri).get("prefix", [""])[0]
-        versions, _, markers, next_key, next_vid = self.backend.list_object_versions(
-            self.bucket_name,
-            delimiter=None,
-            key_marker=key_marker,
-            max_keys=max_keys,
-            prefix=prefix,
-            version_id_marker=vid_marker,
-        )
-        out = [
-            '<?xml version="1.0" encoding="UTF-8"?>\n<ListVersionsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
-            f"<Name>{escape(self.bucket_name)}</Name><Prefix>{escape(prefix or '')}</Prefix>"
-            f"<KeyMarker>{escape(key_marker or '')}</KeyMarker><VersionIdMarker>{escape(vid_marker or '')}</VersionIdMarker>"
-            f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if next_key is not None else 'false'}</IsTruncated>",
-        ]
-        if next_key is not None:
-            out.append(
-                f"<NextKeyMarker>{escape(next_key)}</NextKeyMarker>"
-                f"<NextVersionIdMarker>{escape(next_vid or '')}</NextVersionIdMarker>"
-            )
-        for k in versions:
-            out.append(_version_xml(k._v, getattr(k, "is_latest", False)))
-        for m in markers:
-            out.append(
-                f"<DeleteMarker><Key>{escape(m.name)}</Key><VersionId>{m.version_id}</VersionId>"
-                f"<IsLatest>{'true' if getattr(m, 'is_latest', False) else 'false'}</IsLatest>"
-                f"<LastModified>{m.last_modified_ISO8601}</LastModified></DeleteMarker>"
-            )
-        out.append("</ListVersionsResult>")
-        return 200, {"Content-Type": "application/xml"}, "".join(out)
+        return _render_versions(self)
 
     # moto's classes patched in place for the rest of this process: their types do not foresee it
     response_cls: Any = S3Response

@@ -176,6 +176,40 @@ def _commit(pack: ObjectPack, tree: bytes, parent: Optional[str], message: bytes
     return pack.add(COMMIT, f"{lines}author {who}\ncommitter {who}\n\n".encode() + message).hex()
 
 
+def _add_links(
+    pack: ObjectPack, tree: dict[str, tuple[bytes, bytes]], links: dict[str, str], entries: Sequence[AnnexEntry]
+) -> dict[str, list[str]]:
+    """The first commit's annexed files as symbolic links: each added to ``tree`` (its blob to
+    ``pack``) and its target to ``links``; the URLs of each key, as its web log records them.
+    Raises ValueError for a path fast_init does not write."""
+    urls: dict[str, list[str]] = {}
+    for e in entries:
+        reason = check_path(e.path, (".gitattributes", ".gitmodules"))
+        if reason or e.path.startswith(".datalad/") or e.path in links:
+            raise ValueError(f"{e.path!r}: {reason or 'not written by fast_init'}")
+        links[e.path] = symlink_target(e.path, e.key)
+        acc = urls.setdefault(e.key, [])
+        for u in e.urls:
+            if u not in acc:
+                acc.append(url_for_log(u))
+        tree[e.path] = (LINK, pack.add(BLOB, links[e.path].encode("utf-8", "surrogateescape")))
+    return urls
+
+
+def _add_web_logs(
+    pack: ObjectPack, logs: dict[str, tuple[bytes, bytes]], urls: dict[str, list[str]], now: float
+) -> None:
+    """Each key present in the web remote with its URLs: its ``.log`` and ``.log.web`` on the
+    git-annex branch (``logs``), as the annex writer records a key no special remote claims."""
+    ts = log_stamp(now)
+    for key, key_urls in urls.items():
+        base = hashdir_lower(key) + key_file(key)
+        for name, values in ((".log", [WEB_UUID] if key_urls else []), (".log.web", key_urls)):
+            data = add_present(None, ts, values)
+            if data is not None:
+                logs[base + name] = (FILE, pack.add(BLOB, data))
+
+
 def fast_init(
     path: Path,
     *,
@@ -218,24 +252,8 @@ def fast_init(
     }
     links: dict[str, str] = {}
     if first is not None:
-        urls: dict[str, list[str]] = {}
-        for e in first.entries:
-            reason = check_path(e.path, (".gitattributes", ".gitmodules"))
-            if reason or e.path.startswith(".datalad/") or e.path in links:
-                raise ValueError(f"{e.path!r}: {reason or 'not written by fast_init'}")
-            links[e.path] = symlink_target(e.path, e.key)
-            acc = urls.setdefault(e.key, [])
-            for u in e.urls:
-                if u not in acc:
-                    acc.append(url_for_log(u))
-            tree[e.path] = (LINK, pack.add(BLOB, links[e.path].encode("utf-8", "surrogateescape")))
-        ts = log_stamp(now)
-        for key, key_urls in urls.items():
-            base = hashdir_lower(key) + key_file(key)
-            for name, values in ((".log", [WEB_UUID] if key_urls else []), (".log.web", key_urls)):
-                data = add_present(None, ts, values)
-                if data is not None:
-                    logs[base + name] = (FILE, pack.add(BLOB, data))
+        urls = _add_links(pack, tree, links, first.entries)
+        _add_web_logs(pack, logs, urls, now)
         stamp = f"{epoch(first.date)} +0000"
         head_tree, tops = pack.root_of(tree)
         head = _commit(pack, head_tree, created, first.message.encode(), stamp)

@@ -19,7 +19,7 @@ server.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 PREFIX = "neuromirror+dandi:"
@@ -100,6 +100,32 @@ def present(url: str) -> bool:
         r.close()
 
 
+def _retrieve_first(urls: list[str], dest: str, progress: Callable[[int], None]) -> list[str]:
+    """Download to ``dest`` from the first of ``urls`` that serves it: nothing when one did, else
+    why each failed (the next URL may work, so every failure is said)."""
+    errors: list[str] = []
+    for url in urls:
+        try:
+            fetch(url, dest, progress=progress)
+            return []
+        except Exception as exc:
+            errors.append(str(exc) or type(exc).__name__)
+    return errors
+
+
+def _present_at_any(urls: list[str]) -> tuple[bool, Optional[str]]:
+    """Whether one of ``urls`` has the content (asked in order, stopping at the first that has it),
+    and when none has, the error of the last that could not be asked (None: each said no)."""
+    last: Optional[str] = None
+    for url in urls:
+        try:
+            if present(url):
+                return True, None
+        except Exception as exc:
+            last = str(exc)
+    return False, last
+
+
 def _remote_class():  # noqa: ANN202 - annexremote is imported only when git-annex runs us
     from annexremote import RemoteError, SpecialRemote
 
@@ -125,26 +151,17 @@ def _remote_class():  # noqa: ANN202 - annexremote is imported only when git-ann
             return [u for u in self.annex.geturls(key, PREFIX) if u.startswith(PREFIX)]
 
         def transfer_retrieve(self, key: str, filename: str) -> None:
-            errors: list[str] = []
-            for url in self._urls(key):
-                try:
-                    fetch(url, filename, progress=lambda n: self.annex.progress(n))
-                    return
-                except Exception as exc:  # the next URL may work; say why each failed
-                    errors.append(str(exc) or type(exc).__name__)
-            if not errors:
+            urls = self._urls(key)
+            if not urls:
                 raise RemoteError(f"no {PREFIX} URL recorded for {key}")
-            raise RemoteError("; ".join(dict.fromkeys(errors)))
+            errors = _retrieve_first(urls, filename, lambda n: self.annex.progress(n))
+            if errors:
+                raise RemoteError("; ".join(dict.fromkeys(errors)))
 
         def checkpresent(self, key: str) -> bool:
-            urls = self._urls(key)
-            last: Optional[str] = None
-            for url in urls:
-                try:
-                    if present(url):
-                        return True
-                except Exception as exc:
-                    last = str(exc)
+            found, last = _present_at_any(self._urls(key))
+            if found:
+                return True
             if last:
                 raise RemoteError(last)
             return False

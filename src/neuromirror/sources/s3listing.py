@@ -138,6 +138,17 @@ def _scan(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str],
     blocks = _blocks(body)
     if blocks is not None:
         return blocks
+    items = _items(body)
+    if items is None or _ODD_OPEN.search(body):
+        return None  # a version left open, or one with attributes the pattern did not take
+    versions, markers, top = items
+    return versions, markers, top, [_text(raw) for raw in _PREFIX.findall(body)]
+
+
+def _items(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str]]]:
+    """(versions, delete markers, the answer's own leaf fields) of a listing answer, one
+    :data:`_ITEM` match per element (the loop of :func:`_scan`, on its own for its length);
+    None when a version or delete marker is left open."""
     versions: list[dict] = []
     markers: list[dict] = []
     top: dict[str, str] = {}
@@ -164,9 +175,9 @@ def _scan(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str],
             rec["Size"] = int(raw or 0)
         elif name == b"StorageClass":
             rec["StorageClass"] = _text(raw)
-    if rec is not None or _ODD_OPEN.search(body):
-        return None  # a version left open, or one with attributes the pattern did not take
-    return versions, markers, top, [_text(raw) for raw in _PREFIX.findall(body)]
+    if rec is not None:
+        return None
+    return versions, markers, top
 
 
 def _blocks(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str], list[str]]]:

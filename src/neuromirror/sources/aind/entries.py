@@ -104,15 +104,13 @@ def _cache_key(src: MirroredAsset, o: Obj) -> str:
     return f"{src.settings.bucket}/{o.key}@{o.version_id or ''}#{o.etag}:{o.size}"
 
 
-def _resolve(
-    src: MirroredAsset,
-    batch: list[Obj],
-    sidecars: dict[str, bytes],
-    snap: Snapshot,
-    state: SourceState,
-    pool: ThreadPoolExecutor,
-) -> Iterator[tuple[Obj, Entry]]:
-    """One batch's objects and their entries in listing order; what must be downloaded or hashed for them is, side by side."""
+def _plan(
+    src: MirroredAsset, batch: list[Obj], sidecars: dict[str, bytes], snap: Snapshot, state: SourceState
+) -> tuple[list[tuple[Obj, str, str]], list[Obj], list[Obj], dict[str, str]]:
+    """How each object of a batch becomes an entry, in listing order: (object, relative path, how)
+    with how one of sidecar, text, md5, sha256, vurl; the objects to download (text) and to hash
+    (sha256) because the index knows no sha256 for them yet; and the sha256s it knows (by S3 key).
+    Objects refused (path, folder placeholders with content) are recorded in ``snap``."""
     s = src.settings
     plan: list[tuple[Obj, str, str]] = []  # (object, relative path, how)
     fetch: list[Obj] = []
@@ -148,6 +146,20 @@ def _resolve(
             else:
                 hashing.append(o)
         plan.append((o, rel, how))
+    return plan, fetch, hashing, known
+
+
+def _resolve(
+    src: MirroredAsset,
+    batch: list[Obj],
+    sidecars: dict[str, bytes],
+    snap: Snapshot,
+    state: SourceState,
+    pool: ThreadPoolExecutor,
+) -> Iterator[tuple[Obj, Entry]]:
+    """One batch's objects and their entries in listing order; what must be downloaded or hashed for them is, side by side."""
+    s = src.settings
+    plan, fetch, hashing, known = _plan(src, batch, sidecars, snap, state)
     contents: dict[str, bytes] = {}
     if fetch:
         for o, data in zip(fetch, pool.map(lambda o: fetch_object(s, o.key, o.version_id, o.etag, o.size), fetch)):

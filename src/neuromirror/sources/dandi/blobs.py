@@ -94,6 +94,46 @@ def cached_pins(state: SourceState, blobs: set[str]) -> dict:
     return {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
 
 
+def _checked_metadata(asset: dict, path: str, snap: Snapshot) -> Optional[dict]:
+    """A blob asset's metadata when the asset may become an entry (digest, size and URLs well
+    formed and agreeing); otherwise None, with why recorded in ``snap`` (refused, or pending
+    while the archive has no sha256 yet): what the archive gets wrong is refused on its own."""
+    md = asset.get("metadata")
+    if not isinstance(md, dict):
+        snap.refused.append(Refusal(path, "refused: asset metadata is not an object"))
+        return None
+    digest = md.get("digest")
+    if digest is not None and not isinstance(digest, dict):
+        snap.refused.append(Refusal(path, "refused: malformed digest (not an object)"))
+        return None
+    sha = (digest or {}).get("dandi:sha2-256")
+    if sha is None:
+        snap.pending.append(
+            Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id"))
+        )
+        return None
+    if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
+        snap.refused.append(Refusal(path, "refused: malformed sha256 digest"))
+        return None
+    size = asset.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
+        return None
+    urls = md.get("contentUrl")
+    if urls is not None and (
+        not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)
+    ):
+        snap.refused.append(Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters"))
+        return None
+    content_size = md.get("contentSize")
+    if content_size is not None and content_size != size:
+        snap.refused.append(
+            Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}")
+        )
+        return None
+    return md
+
+
 class AssetEntries(DandiAPI):
     """The part of :class:`~neuromirror.sources.dandi.source.DandiSource` that makes a page's entries."""
 
@@ -165,42 +205,9 @@ class AssetEntries(DandiAPI):
             if asset.get("zarr"):  # its own dataset (see above); a subdataset entry here
                 ready.append(_ZarrSlot(path))
                 continue
-            md = asset.get("metadata")
-            if not isinstance(md, dict):
-                snap.refused.append(Refusal(path, "refused: asset metadata is not an object"))
-                continue
-            digest = md.get("digest")
-            if digest is not None and not isinstance(digest, dict):
-                snap.refused.append(Refusal(path, "refused: malformed digest (not an object)"))
-                continue
-            sha = (digest or {}).get("dandi:sha2-256")
-            if sha is None:
-                snap.pending.append(
-                    Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id"))
-                )
-                continue
-            if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
-                snap.refused.append(Refusal(path, "refused: malformed sha256 digest"))
-                continue
-            size = asset.get("size")
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
-                continue
-            urls = md.get("contentUrl")
-            if urls is not None and (
-                not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)
-            ):
-                snap.refused.append(
-                    Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters")
-                )
-                continue
-            content_size = md.get("contentSize")
-            if content_size is not None and content_size != size:
-                snap.refused.append(
-                    Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}")
-                )
-                continue
-            ready.append((asset, md))
+            md = _checked_metadata(asset, path, snap)
+            if md is not None:
+                ready.append((asset, md))
         fresh = [r for r in ready if isinstance(r, tuple)]  # (asset, metadata): the entries still to make
         s3_urls = {a["asset_id"]: self.s3_url(md) for a, md in fresh}
         blobs: set[str] = {a["blob"] for a, _ in fresh if a.get("blob") and s3_urls.get(a["asset_id"])}

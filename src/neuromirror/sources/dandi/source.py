@@ -301,33 +301,15 @@ class DandiSource(AssetEntries):
         expected = getattr(version, "asset_count", None)
         total = expected if isinstance(expected, int) and not isinstance(expected, bool) else None
         params = {"order": "path"} if reuse is not None else {"order": "path", "metadata": "1"}
-        page = assets.PAGE_SIZE
         last_problem = ""
         for attempt in range(LISTING_ATTEMPTS):
             listing = Listing(reuse)
             if reuse is not None:
                 reuse.restart()
-            problem = None
             try:
-                for asset in self._paginate(f"{rd.version_api_path}assets/", page_size=page, params=params):
-                    if not isinstance(asset, dict) or not isinstance(asset.get("asset_id"), str):
-                        problem = "malformed asset record in listing"
-                        break
-                    if not listing.add_asset(asset):
-                        problem = f"asset {asset['asset_id']} listed twice (a page repeated)"
-                        break
-                    if ahead is not None:
-                        ahead.offer(asset)
-                    if reuse is not None and reuse.too_many(total):
-                        self._abandon(listing, reuse)
-                        return None
-                    crashpoint("dandi-asset")
-                    if progress and len(listing.ids) % page == 0:
-                        progress("listing", len(listing.ids), expected)
-                if problem is None:
-                    listing.flush()
-                if ahead is not None:
-                    ahead.flush()
+                problem = self._read_assets(rd, params, listing, progress, reuse, ahead, expected, total)
+                if problem is _TOO_MANY:
+                    return None
             except DandiError:
                 listing.close()
                 raise
@@ -357,12 +339,52 @@ class DandiSource(AssetEntries):
             f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}"
         )
 
+    def _read_assets(
+        self,
+        rd: Any,
+        params: dict[str, str],
+        listing: Listing,
+        progress: Optional[ProgressCallback],
+        reuse: Optional[Reuse],
+        ahead: Optional[PinAhead],
+        expected: Any,
+        total: Optional[int],
+    ) -> Optional[str]:
+        """One pass over the version's asset pages into ``listing`` (:meth:`_list_assets`' attempt):
+        None when every page was read, the problem that makes it list again (a malformed record, a
+        page repeated), or :data:`_TOO_MANY` when ``reuse`` gave up and the listing was abandoned."""
+        page = assets.PAGE_SIZE
+        problem = None
+        for asset in self._paginate(f"{rd.version_api_path}assets/", page_size=page, params=params):
+            if not isinstance(asset, dict) or not isinstance(asset.get("asset_id"), str):
+                problem = "malformed asset record in listing"
+                break
+            if not listing.add_asset(asset):
+                problem = f"asset {asset['asset_id']} listed twice (a page repeated)"
+                break
+            if ahead is not None:
+                ahead.offer(asset)
+            if reuse is not None and reuse.too_many(total):
+                self._abandon(listing, reuse)
+                return _TOO_MANY
+            crashpoint("dandi-asset")
+            if progress and len(listing.ids) % page == 0:
+                progress("listing", len(listing.ids), expected)
+        if problem is None:
+            listing.flush()
+        if ahead is not None:
+            ahead.flush()
+        return problem
+
     def _abandon(self, listing: Listing, reuse: Reuse) -> None:
         listing.close()
         log.info(
             "DANDI:%s: %d assets or more need their metadata: listing again with it", self.identifier, reuse.to_fetch
         )
 
+
+#: what :meth:`DandiSource._read_assets` says when the listing was abandoned (compared by identity)
+_TOO_MANY = "too many assets need their metadata: listing again with it"
 
 #: dandisets per page of the archive's list (its maximum): 2,000 dandisets in two requests
 LIST_PAGE_SIZE = 1000
