@@ -1,14 +1,14 @@
-"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND Zarr stores): files and bytes.
+"""What a version holds inside its subdatasets (DANDI Zarr assets, AIND Zarrs): files and bytes.
 
 A version's row counts a subdataset as one entry of no size: its objects are in its own
 dataset, and the row is what the dataset's own tree holds (``verify`` checks it against
-that tree).  A reader of ``versions`` wants the whole: an AIND asset of four stores of
+that tree).  A reader of ``versions`` wants the whole: an AIND asset of four Zarrs of
 10^6 objects is not "3 files, 135 B".  The index already knows each state the mirror
-made of a nested store, from its cache:
+made of a nested Zarr, from its cache:
 
 * a DANDI Zarr's commit is cached under the archive's checksum (``dandi-zarr-commit``:
   ``"<zarr id> <md5>-<count>--<size> <access>"``), which says the Zarr's object count and size;
-* an AIND Zarr store's run records the object count and bytes of each commit it made or found
+* an AIND Zarr's run records the object count and bytes of each commit it made or found
   (``store-size``: commit -> ``"<files> <bytes>"``).
 
 A subdataset whose commit neither names (a mirror made before this, a reindexed root) is
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 #: the cache namespace the Zarr run records its commits in (engine.zarr.run.COMMIT_CACHE)
 ZARR_CACHE = "dandi-zarr-commit"
-#: commit -> "<files> <bytes>" of a store state (engine.zarr.nested)
+#: commit -> "<files> <bytes>" of a nested Zarr state (engine.zarr.nested; the name from before issue 51: it stays)
 NESTED_SIZE_CACHE = "store-size"
 _ZARR_CHECKSUM = re.compile(r"^[0-9a-f]{32}-(\d+)--(\d+)$")
 _MANY = 500

@@ -1,14 +1,14 @@
-"""The files inside nested Zarr stores (AIND's ``*.zarr/`` subdatasets), for ``search``.
+"""The files inside nested Zarrs (AIND's ``*.zarr/`` subdatasets), for ``search``.
 
-A version's rows in the index name a Zarr store once, as a subdataset pinned at a commit;
-its millions of objects live in the store's own dataset.  ``search --path/--md5/--key``
-must still find them, so their files are catalogued here, once per store commit
-(``zarr_files``, keyed by the commit: a store unchanged across versions is read once),
-read from the store's dataset — the dataset is the truth, this table a view of it that
+A version's rows in the index name a Zarr once, as a subdataset pinned at a commit;
+its millions of objects live in the Zarr's own dataset.  ``search --path/--md5/--key``
+must still find them, so their files are catalogued here, once per Zarr commit
+(``zarr_files``, keyed by the commit: a Zarr unchanged across versions is read once),
+read from the Zarr's dataset — the dataset is the truth, this table a view of it that
 is filled on demand (:func:`catalog_zarrs`, called by ``search``) and can be emptied (its tables are
 made when the index is opened: :data:`.schema.ZARR_CATALOG`).
 
-Which subdatasets are Zarr stores: the commits the sync's nested Zarr run made (the index cache
+Which subdatasets are such Zarrs: the commits the sync's nested Zarr run made (the index cache
 ``store-commit``); DANDI Zarr assets (thousands of small subdatasets) are not read here.
 """
 
@@ -22,7 +22,7 @@ from neuromirror.records import SUBDATASET, VersionFile
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
-#: the cache namespace the nested Zarr run records its commits in (the name from before issue 41) (engine.zarr.nested.NESTED_COMMIT_CACHE)
+#: the cache namespace the nested Zarr run records its commits in (the name from before issues 41 and 51: it stays) (engine.zarr.nested.NESTED_COMMIT_CACHE)
 NESTED_COMMIT_CACHE = "store-commit"
 _BATCH = 5000
 
@@ -36,7 +36,7 @@ ReadVersion = Callable[[Path, str], Iterable[VersionFile]]
 
 
 def catalog_zarrs(index: Index, root: Path, read_version: ReadVersion) -> int:
-    """Catalogue every store commit a version pins and the table lacks; the number of files added."""
+    """Catalogue every Zarr commit a version pins and the table lacks; the number of files added."""
     todo = index.db.execute(
         "SELECT DISTINCT s.dataset, e.path, e.checksum FROM entries e JOIN sources s ON s.id = e.source"
         " WHERE e.checksum_kind = ? AND e.checksum IN (SELECT value FROM cache WHERE namespace = ?)"

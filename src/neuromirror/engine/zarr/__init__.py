@@ -1,4 +1,4 @@
-"""Zarr stores as DataLad datasets of their own, nested in the dataset of the version that holds them.
+"""Zarrs as DataLad datasets of their own, nested in the dataset of the version that holds them.
 
 :mod:`.dataset` makes, finds, commits and tags such a dataset and knows no archive; :mod:`.job`
 is one DANDI Zarr asset's work as a picklable job any executor (a thread pool, Dask) runs;

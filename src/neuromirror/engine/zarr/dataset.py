@@ -1,4 +1,4 @@
-"""A Zarr store's own DataLad dataset, nested in its parent's: made, found, committed, tagged.
+"""A Zarr's own DataLad dataset, nested in its parent's: made, found, committed, tagged.
 
 A Zarr of 10^5 objects changed in place is its own dataset (a subdataset of the dataset
 that holds it), so that a version of the parent pins the Zarr at one commit and a clone

@@ -56,7 +56,7 @@ def manifest_root(state: object) -> Optional[str]:
 
 
 def zarr_uuid(bucket_url: str) -> str:
-    """An id for a Zarr the archive gives none (an AIND Zarr store): a UUID of its S3 prefix, stable."""
+    """An id for a Zarr the archive gives none (an AIND Zarr): a UUID of its S3 prefix, stable."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, bucket_url.rstrip("/") + "/"))
 
 
@@ -209,11 +209,11 @@ def source_of(directory: Path) -> Optional[str]:
 
 
 class ManifestRows:
-    """A store's manifest rows, spooled as its listing streams by (one JSON array per line).
+    """A Zarr's manifest rows, spooled as its listing streams by (one JSON array per line).
 
-    An AIND asset's stores are committed by jobs after the listing has moved on, and a store can
-    hold 10^6 objects: its rows wait in a file beside the store's entry spool, not in memory.
-    ``base`` is the store's S3 prefix, learnt from the first object's URL.
+    An AIND asset's Zarrs are committed by jobs after the listing has moved on, and a Zarr can
+    hold 10^6 objects: its rows wait in a file beside the Zarr's entry spool, not in memory.
+    ``base`` is the Zarr's S3 prefix, learnt from the first object's URL.
     """
 
     def __init__(self, path: Path) -> None:
