@@ -693,6 +693,9 @@ def test_streamed_listing_memory(tmp_path: Path) -> None:
         def labels(self) -> set[str]:
             return set()
 
+        def recorded_meta(self) -> dict:
+            return {}
+
         def cache_get(self, ns: str, key: str) -> None:
             return None
 
@@ -750,6 +753,9 @@ def test_first_sync_listing_that_fails_midway_stops_cleanly() -> None:
     class State:
         def labels(self) -> set[str]:
             return set()
+
+        def recorded_meta(self) -> dict:
+            return {}
 
         def cache_get(self, ns: str, key: str) -> None:
             return None

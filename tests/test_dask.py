@@ -339,7 +339,7 @@ def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, 
     # no lock left behind: every source's lock is free at once
     mirror = Mirror(root)
     try:
-        for sid in [s["id"] for s in mirror.index.sources()]:
+        for sid in [s.id for s in mirror.index.sources()]:
             with mirror.lock(sid, wait=0):
                 pass
     finally:

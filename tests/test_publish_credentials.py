@@ -67,7 +67,7 @@ def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) 
     cli.ok("sync", SPEC, "--chunk", CHUNK_ARG, "--store", str(store))
     mirror = Mirror(cli.root)
     try:
-        source = SimpleNamespace(id=SPEC, relpath=mirror.index.source(SPEC)["dataset"])
+        source = SimpleNamespace(id=SPEC, relpath=mirror.index.source(SPEC).dataset)
         for include, expect_held in ((False, True), (True, False)):
             entry = SourceConfig(
                 SPEC, Schedule(interval=3600), publish={"to": f"ria+file://{ria}", "include_embargoed": include}

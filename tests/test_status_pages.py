@@ -340,6 +340,7 @@ def test_browse_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
     """Hostile text in every field that comes from the index or an archive stays text; ids stay links."""
+    from neuromirror.index.rows import VersionRow
     from neuromirror.service import render_html, render_source_page
     from neuromirror.service.history import Run
 
@@ -382,17 +383,18 @@ def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
         )
     ]
     versions = [
-        {
-            "label": "<i>v1</i>",
-            "kind": "published",
-            "date": "2026-01-01T00:00:00Z",
-            "doi": '10.1/x"><script>alert(1)</script>',
-            "commit": "<c>" * 5,
-            "tag": "<t>",
-            "files": 1,
-            "bytes": 2,
-            "synced_at": "2026-01-01T00:00:03Z",
-        }
+        VersionRow(
+            id=1,
+            label="<i>v1</i>",
+            kind="published",
+            date="2026-01-01T00:00:00Z",
+            doi='10.1/x"><script>alert(1)</script>',
+            commit="<c>" * 5,
+            tag="<t>",
+            files=1,
+            bytes=2,
+            synced_at="2026-01-01T00:00:03Z",
+        )
     ]
     catalog = 'http://127.0.0.1:8643/index?x="y'
     report = {"root": "/r<oot>", "service": None, "sources": [row]}

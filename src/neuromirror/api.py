@@ -93,7 +93,7 @@ class Mirror:
     # -- what is mirrored ---------------------------------------------------------------------------
     def sources(self) -> list[str]:
         """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``)."""
-        return [s["id"] for s in self.index.sources()]
+        return [s.id for s in self.index.sources()]
 
     def versions(self, spec: Union[str, Spec], *, all_versions: bool = True) -> list[Version]:
         """The recorded versions of a source, oldest first (``all_versions=False``: every published version
@@ -109,7 +109,7 @@ class Mirror:
         from neuromirror.pin.record import state_row
 
         row = state_row(self.datasets, s)
-        return Version(s.source, self.index.source(s.source)["dataset"], row, self.root)
+        return Version(s.source, self.index.source(s.source).dataset, row, self.root)
 
     def pin(self, spec: Union[str, Spec]) -> dict[str, Any]:
         """What ``neuromirror pin SPEC --json`` prints: source, version, dataset, commit, tag, DOI."""

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union
 
 #: checksum kinds recorded per file in the index
 SHA256 = "sha256"  # SHA256E key: git-annex verifies every byte
@@ -269,6 +269,9 @@ class SourceState(Protocol):
 
     def last_remote_modified(self, label: str) -> Optional[str]:
         """The remote modification stamp recorded with the last sync of ``label``."""
+
+    def recorded_meta(self) -> dict[str, Any]:
+        """The meta the last synced state was recorded with (an AIND asset's bucket and prefix); {} if none."""
 
     def previous(self, path: str) -> Optional[VersionFile]:
         """The file at ``path`` in the last synced state, if any."""

@@ -13,6 +13,7 @@ from neuromirror.commands.common import (
     require_mirror,
     spec_arg,
 )
+from neuromirror.index.rows import VersionRow
 from neuromirror.pin.changes import diff_versions
 
 
@@ -58,21 +59,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _end(source: str, row: dict) -> dict:
+def _end(source: str, row: VersionRow) -> dict:
     """One end of the diff in ``--json``: the version, its commit and its counts."""
     return {
         "source": source,
-        "version": row["label"],
-        "commit": row["commit"],
-        "files": row["files"],
-        "bytes": row["bytes"],
+        "version": row.label,
+        "commit": row.commit,
+        "files": row.files,
+        "bytes": row.bytes,
     }
 
 
-def _print_diff(title: str, row_a: dict, row_b: dict, d: dict) -> None:
+def _print_diff(title: str, row_a: VersionRow, row_b: VersionRow, d: dict) -> None:
     s = d["summary"]
     print(
-        f"{title} {row_a['label']} ({row_a['commit'][:12]}) -> {row_b['label']} ({row_b['commit'][:12]}): "
+        f"{title} {row_a.label} ({row_a.commit[:12]}) -> {row_b.label} ({row_b.commit[:12]}): "
         f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
     )
     rows = (

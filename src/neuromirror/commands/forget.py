@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     done = []
     try:
         for source in sources_matching(mirror.index, specs):
-            relpath = mirror.index.source(source)["dataset"]
+            relpath = mirror.index.source(source).dataset
             try:
                 with mirror.lock(source, wait=0):  # never under a running sync
                     removed = mirror.remove_dataset(relpath) if args.dataset else False

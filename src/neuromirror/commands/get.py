@@ -141,7 +141,7 @@ def _recorded(args: argparse.Namespace, spec: Spec) -> tuple[Optional[dict], Opt
     try:
         if mirror is not None and mirror.index.source(spec.source) is not None:
             rec = pin_record(mirror, spec)
-            relpath = mirror.index.source(spec.source)["dataset"]
+            relpath = mirror.index.source(spec.source).dataset
     finally:
         if mirror is not None:
             mirror.close()

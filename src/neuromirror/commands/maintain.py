@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     specs = [spec_arg(s, allow_version=False) for s in args.specs]
     mirror = require_mirror(args)
     try:
-        sources = sources_matching(mirror.index, specs) if specs else [s["id"] for s in mirror.index.sources()]
+        sources = sources_matching(mirror.index, specs) if specs else [s.id for s in mirror.index.sources()]
         report = maintain(mirror, sources, to=args.to, with_root=not specs, dry_run=args.dry_run, force=args.force)
     finally:
         mirror.close()

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for sid in sources_matching(mirror.index, specs):
             row = mirror.index.source(sid)
-            ds = mirror.dataset_path(row["dataset"])
+            ds = mirror.dataset_path(row.dataset)
             if not (ds / ".git").exists():
                 raise UserError(f"{sid}: its dataset {ds} does not exist")
             with mirror.lock(sid):

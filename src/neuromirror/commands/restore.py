@@ -134,7 +134,7 @@ def _drill(args: argparse.Namespace) -> int:
         if args.specs:
             specs = [spec_arg(s) for s in args.specs]
         else:
-            specs = [parse_spec(s["id"], allow_version=False) for s in mirror.index.sources()]
+            specs = [parse_spec(s.id, allow_version=False) for s in mirror.index.sources()]
         versions = select_versions(mirror.index, specs)
         report = drill(mirror, versions, args.to, sample=args.sample or DEFAULT_SAMPLE, jobs=args.jobs)
     finally:

@@ -47,7 +47,7 @@ def _copies(args: argparse.Namespace) -> int:
 
     mirror = require_mirror(args)
     try:
-        per = PerArchive({s["id"]: wanted(mirror.index, s["id"]) for s in mirror.index.sources()})
+        per = PerArchive({s.id: wanted(mirror.index, s.id) for s in mirror.index.sources()})
         counts = copies_report(mirror, [spec_arg(s) for s in args.specs], per)
         stores = known_stores(mirror.index)
     finally:

@@ -15,6 +15,7 @@ from neuromirror.commands.common import (
     spec_arg,
 )
 from neuromirror.index.nested import nested_totals
+from neuromirror.index.rows import VersionRow
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,23 +37,23 @@ def run(args: argparse.Namespace) -> int:
         if spec.is_glob:  # one source's versions (a pattern is no source's name)
             raise not_mirrored(m.index, spec.source)
         versions = [v.row for v in m.versions(spec)]
-        inside = nested_totals(m.index, [v["id"] for v in versions])
+        inside = nested_totals(m.index, [v.id for v in versions])
     names = read_as(versions)
     rows = [
         {
-            "version": v["label"],
-            "read_as": names[v["id"]],
-            "commit": v["commit"],
-            "tag": v["tag"],
-            "synced_at": v["synced_at"],
-            "files": v["files"],
-            "bytes": v["bytes"],
-            "kind": v["kind"],
-            "doi": v["doi"],
-            "meta": json.loads(v["meta"]) if v.get("meta") else {},
+            "version": v.label,
+            "read_as": names[v.id],
+            "commit": v.commit,
+            "tag": v.tag,
+            "synced_at": v.synced_at,
+            "files": v.files,
+            "bytes": v.bytes,
+            "kind": v.kind,
+            "doi": v.doi,
+            "meta": json.loads(v.meta) if v.meta else {},
             # files and bytes above are the dataset's own tree (a subdataset counts once);
             # this is what its subdatasets (Zarr assets, AIND Zarr stores) hold
-            **({"inside_subdatasets": inside[v["id"]].to_json()} if v["id"] in inside else {}),
+            **({"inside_subdatasets": inside[v.id].to_json()} if v.id in inside else {}),
         }
         for v in versions
     ]
@@ -70,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_as(versions: list[dict]) -> dict[int, str]:
+def read_as(versions: list[VersionRow]) -> dict[int, str]:
     """How each recorded state is read, by version id: its label if it is the label's latest state, else
     its short commit.  Two rows both labelled ``draft`` (a Zarr rewritten in place between two syncs)
     were otherwise told apart by nothing a user can type; the view names them the same way."""
-    latest = {v["label"]: v["id"] for v in versions}  # ordered by id: the last row of each label wins
-    return {v["id"]: v["label"] if latest[v["label"]] == v["id"] else v["commit"][:12] for v in versions}
+    latest = {v.label: v.id for v in versions}  # ordered by id: the last row of each label wins
+    return {v.id: v.label if latest[v.label] == v.id else v.commit[:12] for v in versions}
 
 
 def _inside(n: dict) -> str:

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import find_version, not_mirrored
+from neuromirror.index.rows import VersionRow
 from neuromirror.spec import Spec
 from neuromirror.util import gitutil
 
@@ -49,12 +50,12 @@ def full_commit(ds: Path, given: str) -> Optional[str]:
     return None
 
 
-def is_commit_state(row: dict) -> bool:
+def is_commit_state(row: VersionRow) -> bool:
     """True for a row :func:`find_state` made for a state named by its commit (not by a label)."""
-    return row.get("named_by") == "commit"
+    return row.named_by == "commit"
 
 
-def find_state(index: Any, spec: Spec, ds: Optional[Path] = None) -> dict:
+def find_state(index: Any, spec: Spec, ds: Optional[Path] = None) -> VersionRow:
     """The index row of the state ``spec`` names: ``SPEC``, ``SPEC@LABEL``, or ``SPEC@COMMIT``.
 
     ``ds`` (the source's dataset), when given, tells a commit no sync recorded from one that is not
@@ -64,27 +65,20 @@ def find_state(index: Any, spec: Spec, ds: Optional[Path] = None) -> dict:
     if not looks_like_commit(spec.version) or index.latest_version(spec.source, spec.version) is not None:
         return find_version(index, spec)
     given = str(spec.version)
-    rows = list(
-        index.db.query(
-            'SELECT * FROM versions WHERE source = ? AND substr("commit", 1, ?) = ? ORDER BY id',
-            [spec.source, len(given), given],
-        )
-    )
-    commits = sorted({r["commit"] for r in rows})
+    rows = index.states_by_short_commit(spec.source, given)
+    commits = sorted({r.commit for r in rows})
     if len(commits) > 1:
         shown = ", ".join(c[:12] for c in commits)
         raise UserError(f"{spec.source}@{given}: an ambiguous short commit (states {shown}): give more hex digits")
     if not rows:
-        labels = sorted({v["label"] for v in index.versions(spec.source)})
+        labels = sorted({v.label for v in index.versions(spec.source)})
         known = f"known versions: {', '.join(labels) or 'none'}"
         if ds is not None and full_commit(ds, given):
             raise UserError(
                 f"{spec.source}@{given}: a commit of the dataset that no sync recorded as a state ({known})"
             )
         raise UserError(f"{spec.source} has no version or recorded commit {given!r} ({known})")
-    published = [r for r in rows if r["kind"] == "published"]
+    published = [r for r in rows if r.kind == "published"]
     if published:
         return published[-1]  # the commit of a published version is that version
-    row = dict(rows[-1])
-    row.update(label=given, recorded_as=row["label"], named_by="commit")
-    return row
+    return rows[-1].named_as_commit(given)

@@ -1,10 +1,8 @@
 """A version: one recorded state of a source, as every command and the Python API name it.
 
-Before this record a version travelled as its index row (a dict) beside its source and dataset,
-and each reader looked its fields up by name.  :class:`Version` gives them names a reader's editor
-knows (``v.label``, ``v.commit``, ``v.dataset``), and :func:`select_versions` is the one reading of
-"the versions a spec names" that ``keep``, ``verify`` and ``restore`` share.  The row stays on the
-record (``v.row``) for the code that passes it on to index functions.
+A version is its index row (:class:`~neuromirror.index.rows.VersionRow`) with the source and the dataset
+that hold it, so a reader names ``v.label``, ``v.commit``, ``v.dataset``; :func:`select_versions` is the one
+reading of "the versions a spec names" that ``keep``, ``verify`` and ``restore`` share.
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ from typing import Any, Iterator, Optional, Sequence
 from neuromirror.dataset.states import find_state, is_commit_state
 from neuromirror.dataset.version import iter_version
 from neuromirror.index.lookup import not_mirrored, sources_matching
+from neuromirror.index.rows import VersionRow
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec
 
@@ -27,44 +26,44 @@ class Version:
 
     source: str  # "dandi:000027"
     relpath: str  # the source's dataset, relative to the mirror's root
-    row: dict = field(hash=False, compare=False, repr=False)  # its index row (``versions``), as recorded
+    row: VersionRow = field(hash=False, compare=False, repr=False)  # its index row (``versions``), as recorded
     root: Optional[Path] = field(default=None, hash=False, compare=False, repr=False)
     id: int = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "id", int(self.row["id"]))
+        object.__setattr__(self, "id", int(self.row.id))
 
     @property
     def label(self) -> str:
         """The version label (``0.230629.1955``, ``draft``), or the commit as given for an older draft state."""
-        return str(self.row["label"])
+        return str(self.row.label)
 
     @property
     def commit(self) -> str:
-        return str(self.row["commit"])
+        return str(self.row.commit)
 
     @property
     def kind(self) -> str:
         """``published``, ``draft`` or ``snapshot``."""
-        return str(self.row["kind"])
+        return str(self.row.kind)
 
     @property
     def tag(self) -> Optional[str]:
-        return self.row.get("tag")
+        return self.row.tag
 
     @property
     def doi(self) -> Optional[str]:
-        return self.row.get("doi")
+        return self.row.doi
 
     @property
     def synced_at(self) -> Optional[str]:
         """When the sync that recorded this state ran (ISO 8601, UTC)."""
-        return self.row.get("synced_at")
+        return self.row.synced_at
 
     @property
     def date(self) -> Optional[str]:
         """The archive's date of a published version (ISO 8601), when it gave one."""
-        return self.row.get("date")
+        return self.row.date
 
     @property
     def named_by_commit(self) -> bool:
@@ -98,8 +97,8 @@ class Version:
             "tag": self.tag,
             "doi": self.doi,
             "synced_at": self.synced_at,
-            "files": self.row.get("files"),
-            "bytes": self.row.get("bytes"),
+            "files": self.row.files,
+            "bytes": self.row.bytes,
         }
 
 
@@ -118,26 +117,28 @@ def select_versions(
         else:
             sources = [spec.source]
         for sid in sources:
-            relpath = index.source(sid)["dataset"]
+            relpath = index.source(sid).dataset
             if spec.version:
                 archive, name = sid.split(":", 1)
                 rows = [find_state(index, Spec(archive, name, spec.version))]  # @COMMIT: an older draft state too
             else:
-                rows = _default_versions(index, sid, all_versions)
+                rows = default_versions(index, sid, all_versions)
             for row in rows:
-                if row["id"] not in seen:
-                    seen.add(row["id"])
+                if row.id not in seen:
+                    seen.add(row.id)
                     out.append(Version(sid, relpath, row, root))
     return out
 
 
-def _default_versions(index: Any, sid: str, all_versions: bool) -> list[dict]:
-    rows = index.versions(sid)
+def default_versions(index: Any, sid: str, all_versions: bool = False) -> list[VersionRow]:
+    """What a spec without a version names: every published version (its label's current record) and the
+    latest draft/snapshot state, oldest first (``all_versions``: every recorded state)."""
+    rows: list[VersionRow] = index.versions(sid)
     if all_versions:
         return rows
-    published: dict[str, dict] = {}
+    published: dict[str, VersionRow] = {}
     for r in rows:
-        if r["kind"] == "published":
-            published[r["label"]] = r  # the last row of a label is its current record
-    latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
-    return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])
+        if r.kind == "published":
+            published[r.label] = r  # the last row of a label is its current record
+    latest = next((r for r in reversed(rows) if r.kind != "published"), None)
+    return sorted(published.values(), key=lambda r: r.id) + ([latest] if latest else [])

@@ -192,10 +192,10 @@ def _citation_text(root: Path, spec: str, version: str, pin: dict, env: dict) ->
     from neuromirror.index.db import Index
 
     index = Index(Path(root) / ".neuromirror" / "index.sqlite")
-    row = index.latest_version(spec, version) or {}
+    row = index.latest_version(spec, version)
     index.close()
     return (
-        f"Citation: {row.get('citation') or '-'}\n"
+        f"Citation: {(row.citation if row else None) or '-'}\n"
         f"DOI: {pin.get('doi') or '-'}\n"
         f"Mirror: {pin['dataset']} at commit {pin['commit']} (tag {pin['tag']})"
     )

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.recorder import Recorder
-from neuromirror.engine.state import IndexState
+from neuromirror.engine.state import Head, IndexState
 from neuromirror.engine.sync import SyncError, sync_dataset
 from neuromirror.records import Pending, ProgressCallback, SyncReport, VersionFile
 from neuromirror.sources.base import Source
@@ -163,8 +163,8 @@ class JournalRecorder(Recorder):
         return Spool(self.spool_dir / f"{self.relpath.replace('/', '_')}-{uuid.uuid4().hex}.spool")
 
     def draft_modified(self, state: IndexState, remote_modified: Optional[str]) -> None:
-        hv = state.head_version or {}
-        self.ops.append(("modified", hv.get("id"), hv.get("journal"), remote_modified))
+        hv = state.head_version
+        self.ops.append(("modified", hv.id if hv else None, hv.journal if hv else None, remote_modified))
 
     def stage(self, files: Spool) -> None:
         return None  # the submitter writes the index, from the journal
@@ -175,7 +175,7 @@ class JournalRecorder(Recorder):
         self.ops.append(("record", fields, str(path), files.count))
         assert isinstance(state, JournalState)
         state.journal_files = (path, files.count)
-        state.now_at({"id": None, "journal": len(self.ops) - 1, "commit": fields["commit"]})
+        state.now_at(Head(None, str(fields["commit"]), journal=len(self.ops) - 1))
 
     def set_pending(self, pending: list[Pending]) -> None:
         self.ops.append(("pending", list(pending)))
@@ -328,7 +328,7 @@ def apply(mirror: Mirror, recorder: Recorder, ops: list[tuple]) -> None:
             elif kind == "modified":
                 vid = op[1] if op[1] is not None else recorded.get(op[2])
                 if vid is not None:
-                    index.db.conn.execute("UPDATE versions SET remote_modified=? WHERE id=?", [op[3], vid])
+                    index.set_remote_modified(vid, op[3])
             elif kind == "pending":
                 recorder.set_pending(op[1])
             elif kind == "cache":

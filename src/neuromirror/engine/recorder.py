@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.diff import records_of
-from neuromirror.engine.state import IndexState
+from neuromirror.engine.state import Head, IndexState
 from neuromirror.index.version_rows import StagedVersion
 from neuromirror.records import (
     Pending,
@@ -56,9 +56,8 @@ class Recorder:
         head = state.head_version
         if head is None:  # called only once a version is recorded
             return
-        self.mirror.index.db.conn.execute(
-            "UPDATE versions SET remote_modified=? WHERE id=?", [remote_modified, head["id"]]
-        )
+        if head.id is not None:
+            self.mirror.index.set_remote_modified(head.id, remote_modified)
 
     def stage(self, files: Spool) -> Optional[StagedVersion]:
         """Start writing the version's files into the index while its commit is made
@@ -73,7 +72,8 @@ class Recorder:
             vid = staged.finish(**fields)
         else:
             vid = index.record_version(self.sid, entries=records_of(files), **fields)
-        state.now_at(index.version_by_commit(self.sid, str(fields["commit"])) or {"id": vid})
+        row = index.version_by_commit(self.sid, str(fields["commit"]))
+        state.now_at(Head.of(row) if row else Head(vid, str(fields["commit"])))
 
     def set_pending(self, pending: list[Pending]) -> None:
         self.mirror.index.set_pending(self.sid, pending)

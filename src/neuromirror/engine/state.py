@@ -7,10 +7,13 @@ the forever-cache, and the hook through which a source's Zarr assets become data
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.index.db import Index
+from neuromirror.index.rows import VersionRow
 from neuromirror.records import (
     ContentSink,
     Snapshot,
@@ -29,16 +32,33 @@ if TYPE_CHECKING:
 POINT_LOOKUPS = 2000
 
 
+@dataclass(frozen=True)
+class Head:
+    """The state a sync compares with: the version recorded at the dataset's HEAD, or the one this sync
+    just recorded.  A sync on a cluster journals its index writes, so its new state has no row id yet,
+    only its place in the journal (``journal``)."""
+
+    id: Optional[int]
+    commit: str
+    meta: Optional[str] = None  # the row's meta, JSON
+    journal: Optional[int] = None
+
+    @classmethod
+    def of(cls, row: VersionRow) -> Head:
+        return cls(row.id, row.commit, row.meta)
+
+
 class IndexState:
     """The source's memory, as the index holds it for the dataset's HEAD."""
 
     def __init__(self, index: Index, source: str, head: Optional[str]):
         self.index = index
         self.source = source
-        self.head_version = index.version_by_commit(source, head) if head else None
+        row = index.version_by_commit(source, head) if head else None
+        self.head_version: Optional[Head] = Head.of(row) if row else None
         self._prev: Optional[dict[str, VersionFile]] = None
         self._lookups = 0
-        self._labels = {v["label"] for v in index.versions(source)}
+        self._labels = {v.label for v in index.versions(source)}
         #: where a source keeps bytes it read anyway (BOSS chunks): set by the engine when the
         #: sync has a store, else None (and the source does no extra work)
         self.content_sink: Optional[ContentSink] = None
@@ -47,7 +67,7 @@ class IndexState:
         #: (zarr id, checksum) -> does that held Zarr state still need its manifest: set with manifest_root
         self.zarr_manifest_wanted: Optional[Callable[[str, str], bool]] = None
 
-    def now_at(self, version: dict) -> None:
+    def now_at(self, version: Head) -> None:
         """The sync recorded ``version``: it is the state from now on (what was loaded is the one before)."""
         self.head_version = version
         self._prev = None
@@ -55,24 +75,37 @@ class IndexState:
     def labels(self) -> set[str]:
         return set(self._labels)
 
+    def recorded_meta(self) -> dict[str, Any]:
+        """The meta the state at HEAD was recorded with; {} when there is none or it is not JSON."""
+        raw = self.head_version.meta if self.head_version else None
+        try:
+            meta = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
     def last_remote_modified(self, label: str) -> Optional[str]:
         v = self.index.latest_version(self.source, label)
-        return v["remote_modified"] if v else None
+        return v.remote_modified if v else None
+
+    def _head_id(self) -> Optional[int]:
+        """The index row of the state at HEAD (None: no state, or one only this run's journal holds)."""
+        return self.head_version.id if self.head_version else None
 
     def _load(self) -> dict[str, VersionFile]:
         if self._prev is None:
             self._prev = {}
-            if self.head_version:
-                for f in self.index.version_files(self.head_version["id"]):
+            if (vid := self._head_id()) is not None:
+                for f in self.index.version_files(vid):
                     self._prev[f.path] = f
         return self._prev
 
     def previous(self, path: str) -> Optional[VersionFile]:
         # a few lookups (a dandiset's text files) are point queries; many load the whole state
         # once (10^5 files: ~1 s and ~40 MB, which a handful of lookups should not cost)
-        if self._prev is None and self._lookups < POINT_LOOKUPS and self.head_version:
+        if self._prev is None and self._lookups < POINT_LOOKUPS and (vid := self._head_id()) is not None:
             self._lookups += 1
-            return self.index.version_file(self.head_version["id"], self.source, path)
+            return self.index.version_file(vid, self.source, path)
         return self._load().get(path)
 
     def previous_many(self, paths: Iterable[str]) -> dict[str, VersionFile]:
@@ -86,15 +119,15 @@ class IndexState:
         wanted = list(paths)
         if self._prev is not None:
             return {p: f for p in wanted if (f := self._prev.get(p)) is not None}
-        if not self.head_version or not wanted:
+        if (vid := self._head_id()) is None or not wanted:
             return {}
-        return self.index.version_files_at(self.head_version["id"], self.source, wanted)
+        return self.index.version_files_at(vid, self.source, wanted)
 
     def previous_files(self) -> Iterator[VersionFile]:
         if self._prev is not None:
             yield from self._prev.values()
-        elif self.head_version:
-            yield from self.index.version_files(self.head_version["id"])
+        elif (vid := self._head_id()) is not None:
+            yield from self.index.version_files(vid)
 
     def cache_get(self, namespace: str, key: str) -> Optional[str]:
         return self.index.cache_get(namespace, key)

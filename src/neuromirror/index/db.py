@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow  # noqa: F401  (Index's callers use them)
+from neuromirror.index.rows import SourceRow, VersionRow
 from neuromirror.records import FileRow, VersionFile
 
 if TYPE_CHECKING:
@@ -174,26 +175,34 @@ class Index:
         elif meta is not None:
             self.db.conn.execute("UPDATE sources SET meta=?, dataset=? WHERE id=?", [json.dumps(meta), dataset, source])
 
-    def source(self, source: str) -> Optional[dict]:
+    def source(self, source: str) -> Optional[SourceRow]:
         rows = list(self.db.query("SELECT * FROM sources WHERE id = ?", [source]))
-        return rows[0] if rows else None
+        return SourceRow.from_sql(rows[0]) if rows else None
 
-    def sources(self, archive: Optional[str] = None) -> list[dict]:
+    def sources(self, archive: Optional[str] = None) -> list[SourceRow]:
         if archive:
-            return list(self.db.query("SELECT * FROM sources WHERE archive = ? ORDER BY id", [archive]))
-        return list(self.db.query("SELECT * FROM sources ORDER BY id"))
+            rows = self.db.query("SELECT * FROM sources WHERE archive = ? ORDER BY id", [archive])
+        else:
+            rows = self.db.query("SELECT * FROM sources ORDER BY id")
+        return [SourceRow.from_sql(r) for r in rows]
 
     # -- versions -------------------------------------------------------
-    def versions(self, source: str) -> list[dict]:
-        return list(
-            self.db.query(
-                'SELECT id, label, kind, "commit", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta'
-                " FROM versions WHERE source = ? ORDER BY id",
+    def newest_version_dates(self) -> dict[str, Optional[str]]:
+        """Per source with a recorded version: its newest version's date (the archive's, else when synced)."""
+        sql = "SELECT source, max(coalesce(date, synced_at)) FROM versions GROUP BY source"
+        return dict(self.db.conn.execute(sql).fetchall())
+
+    def versions(self, source: str) -> list[VersionRow]:
+        return [
+            VersionRow.from_sql(r)
+            for r in self.db.query(
+                'SELECT id, label, kind, "commit", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta,'
+                " fileset FROM versions WHERE source = ? ORDER BY id",
                 [source],
             )
-        )
+        ]
 
-    def latest_version(self, source: str, label: Optional[str] = None) -> Optional[dict]:
+    def latest_version(self, source: str, label: Optional[str] = None) -> Optional[VersionRow]:
         if label is None:
             sql, args = "SELECT * FROM versions WHERE source = ? ORDER BY id DESC LIMIT 1", [source]
         else:
@@ -202,9 +211,9 @@ class Index:
                 [source, label],
             )
         rows = list(self.db.query(sql, args))
-        return rows[0] if rows else None
+        return VersionRow.from_sql(rows[0]) if rows else None
 
-    def head_version(self, source: str) -> Optional[dict]:
+    def head_version(self, source: str) -> Optional[VersionRow]:
         """The version recorded for the dataset's HEAD: the last draft/snapshot row."""
         rows = list(
             self.db.query(
@@ -212,16 +221,25 @@ class Index:
             )
         )
         if rows:
-            return rows[0]
+            return VersionRow.from_sql(rows[0])
         return self.latest_version(source)
 
-    def version_by_commit(self, source: str, commit: str) -> Optional[dict]:
+    def set_remote_modified(self, version_id: int, stamp: Optional[str]) -> None:
+        """The draft unchanged but touched upstream: its new stamp on the recorded version."""
+        self.db.conn.execute("UPDATE versions SET remote_modified=? WHERE id=?", [stamp, version_id])
+
+    def states_by_short_commit(self, source: str, given: str) -> list[VersionRow]:
+        """The rows whose commit starts with ``given`` (a short commit a user typed), oldest first."""
+        sql = 'SELECT * FROM versions WHERE source = ? AND substr("commit", 1, ?) = ? ORDER BY id'
+        return [VersionRow.from_sql(r) for r in self.db.query(sql, [source, len(given), given])]
+
+    def version_by_commit(self, source: str, commit: str) -> Optional[VersionRow]:
         rows = list(
             self.db.query(
                 'SELECT * FROM versions WHERE source = ? AND "commit" = ? ORDER BY id DESC LIMIT 1', [source, commit]
             )
         )
-        return rows[0] if rows else None
+        return VersionRow.from_sql(rows[0]) if rows else None
 
     def record_version(
         self,

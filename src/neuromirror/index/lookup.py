@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from neuromirror.errors import UserError
+from neuromirror.index.rows import VersionRow
 from neuromirror.spec import Spec
 
 
@@ -26,13 +27,13 @@ def not_mirrored(index: Any, source: str) -> UserError:
     return UserError(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
 
 
-def find_version(index: Any, spec: Spec) -> dict:
+def find_version(index: Any, spec: Spec) -> VersionRow:
     """The index row a SPEC[@VERSION] names; without a version, the latest recorded."""
     if index.source(spec.source) is None:
         raise not_mirrored(index, spec.source)
     row = index.latest_version(spec.source, spec.version) if spec.version else index.latest_version(spec.source)
     if row is None and spec.version:
-        labels = sorted({v["label"] for v in index.versions(spec.source)})
+        labels = sorted({v.label for v in index.versions(spec.source)})
         raise UserError(f"{spec.source} has no version {spec.version!r} (known: {', '.join(labels) or 'none'})")
     if row is None:
         raise UserError(f"{spec.source} has no recorded version yet")
@@ -40,7 +41,7 @@ def find_version(index: Any, spec: Spec) -> dict:
 
 
 def sources_matching(index: Any, specs: Iterable[Spec]) -> list[str]:
-    known = [s["id"] for s in index.sources()]
+    known = [s.id for s in index.sources()]
     out: list[str] = []
     for spec in specs:
         hits = [s for s in known if fnmatch.fnmatchcase(s, spec.source)]

@@ -152,9 +152,9 @@ def version_copies(
     the location logs read for the previous version of the same dataset, reused; ``on_file``: told each
     file and its verified copies (store uuid -> last check), for counts per key (:mod:`.archive_copies`)."""
     row = target.row
-    out = VersionCopies(target.source, row["label"], row["commit"], wanted)
-    out.seen = _timestamp(row.get("synced_at"))
-    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
+    out = VersionCopies(target.source, row.label, row.commit, wanted)
+    out.seen = _timestamp(row.synced_at)
+    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row.id)
     out.problems += [f"{path}: {why}" for path, why in listing.problems]
     by_repo: dict[Path, list[VersionFile]] = {}
     for f in listing.annexed:
@@ -195,8 +195,8 @@ def mark_counts(c: VersionCopies) -> dict:
 def from_mark(target: Version, wanted: int, counts: dict) -> VersionCopies:
     """A version's copies from its count mark: every file with enough verified copies, as counted then."""
     row = target.row
-    out = VersionCopies(target.source, row["label"], row["commit"], wanted, from_mark=True)
-    out.seen = _timestamp(row.get("synced_at"))
+    out = VersionCopies(target.source, row.label, row.commit, wanted, from_mark=True)
+    out.seen = _timestamp(row.synced_at)
     out.files = out.enough_files = int(counts["files"])
     out.bytes = out.enough_bytes = int(counts["bytes"])
     out.stores = {str(u): int(n) for u, n in counts["stores"].items()}
@@ -212,7 +212,7 @@ def note_lag(mirror: Any, target: Version, copies: VersionCopies, now: Optional[
     A version whose keys were stored before those times were recorded is not measured."""
     if not copies.ok or not copies.files:
         return None
-    seen = _timestamp(target.row.get("synced_at"))
+    seen = _timestamp(target.synced_at)
     if seen is None:
         return None
     stored = store_checks.stored_times(mirror.index, copies.keys)
@@ -223,7 +223,7 @@ def note_lag(mirror: Any, target: Version, copies: VersionCopies, now: Optional[
             return None  # some copies came from before stored times were kept: no honest lag
         ends.append(times[copies.wanted - 1])
     end = max(ends, default=now if now is not None else time.time())
-    if store_checks.record_lag(mirror.index, target.row["id"], target.source, copies.version, seen, end):
+    if store_checks.record_lag(mirror.index, target.id, target.source, copies.version, seen, end):
         return max(0.0, end - seen)
     return None
 
@@ -243,7 +243,7 @@ def copies_report(mirror: Any, specs: Sequence[Spec], on_file: Optional[OnFile] 
     from neuromirror.dataset.versions import select_versions
 
     if not specs:
-        known = [s["id"] for s in mirror.index.sources()]
+        known = [s.id for s in mirror.index.sources()]
         wanted_for = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
         specs = [parse_spec(s, allow_version=False) for s in (wanted_for or known)]
     locations = Locations()  # a dataset's versions come one after another: its logs read once

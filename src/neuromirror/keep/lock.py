@@ -38,16 +38,14 @@ def lock_targets(mirror: Any, lock_paths: Sequence[str]) -> list[Version]:
             if looks_like_commit(d.version) and d.commit.startswith(d.version):  # a state locked by its commit
                 rows = [find_state(mirror.index, Spec(archive, name, d.version))]
             else:
-                rows = [
-                    r for r in mirror.index.versions(d.source) if r["label"] == d.version and r["commit"] == d.commit
-                ]
-            if not rows or rows[-1]["commit"] != d.commit:
+                rows = [r for r in mirror.index.versions(d.source) if r.label == d.version and r.commit == d.commit]
+            if not rows or rows[-1].commit != d.commit:
                 row = find_state(mirror.index, Spec(archive, name, d.version))
                 raise UserError(
-                    f"{where} is commit {d.commit[:12]} in the lock, {str(row['commit'])[:12]} in the mirror: "
+                    f"{where} is commit {d.commit[:12]} in the lock, {str(row.commit)[:12]} in the mirror: "
                     "the mirror does not hold the locked state"
                 )
-            ds = mirror.dataset_path(src["dataset"])
+            ds = mirror.dataset_path(src.dataset)
             if not has_commit(Path(ds), d.commit):
                 raise UserError(f"{where}: commit {d.commit[:12]} is not in the mirror's dataset {ds}")
             fl = file_list_digest(walk_files(ds, d.commit))
@@ -56,7 +54,7 @@ def lock_targets(mirror: Any, lock_paths: Sequence[str]) -> list[Version]:
                     f"{where}: the file list at commit {d.commit[:12]} has digest {fl.digest[:23]}…, the lock "
                     f"{d.file_list_digest[:23]}…: the lock file was edited or names another state"
                 )
-            target = Version(d.source, src["dataset"], rows[-1])
-            if all(t.row["id"] != target.row["id"] for t in out):
+            target = Version(d.source, src.dataset, rows[-1])
+            if all(t.id != target.id for t in out):
                 out.append(target)
     return out

@@ -117,10 +117,10 @@ class Marks:
     def find(self, target: Any, store: str, terms: str) -> Optional[dict]:
         """The version's mark for ``store`` if it holds (re-stamped when its branches moved harmlessly)."""
         row = target.row
-        mark = store_checks.marks_of(self.mirror.index, row["id"]).get(store)
-        if mark is None or mark["terms"] != terms or mark["version_commit"] != row["commit"]:
+        mark = store_checks.marks_of(self.mirror.index, row.id).get(store)
+        if mark is None or mark["terms"] != terms or mark["version_commit"] != row.commit:
             return None
-        if mark["fileset"] != fileset_of(self.mirror.index, row["id"]):
+        if mark["fileset"] != fileset_of(self.mirror.index, row.id):
             return None
         branches: dict[str, str] = json.loads(mark["branches"] or "{}")
         now: dict[str, str] = {}
@@ -132,7 +132,7 @@ class Marks:
                 return None
             now[rel] = new
         if now != branches:
-            store_checks.restamp_mark(self.mirror.index, row["id"], store, json.dumps(now, sort_keys=True))
+            store_checks.restamp_mark(self.mirror.index, row.id, store, json.dumps(now, sort_keys=True))
         mark["counts"] = json.loads(mark["counts"] or "{}")
         return mark
 
@@ -152,11 +152,11 @@ class Marks:
     def put(self, target: Any, store: str, terms: str, branches: dict[str, str], counts: dict) -> None:
         store_checks.set_mark(
             self.mirror.index,
-            target.row["id"],
+            target.id,
             store,
             source=target.source,
-            fileset=fileset_of(self.mirror.index, target.row["id"]),
-            version_commit=target.row["commit"],
+            fileset=fileset_of(self.mirror.index, target.id),
+            version_commit=target.commit,
             terms=terms,
             branches=json.dumps(branches, sort_keys=True),
             counts=json.dumps(counts, sort_keys=True),

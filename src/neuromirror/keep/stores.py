@@ -134,17 +134,17 @@ def _restamp(mirror: Mirror, target: Version, runs: Sequence[KeepRun], counted: 
     """The store marks of a version every file of which has a verified copy in the store at the branch
     commits just counted: those commits are theirs too (the other stores' recording moved the branches
     after each store's mark was made; without this the next run would read those changes again)."""
-    marks = marks_of(mirror.index, target.row["id"])
-    fileset = fileset_of(mirror.index, target.row["id"])
+    marks = marks_of(mirror.index, target.id)
+    fileset = fileset_of(mirror.index, target.id)
     assert counted.branches is not None
     for run in runs:
         mark = marks.get(run.uuid) if run.uuid else None
         if mark is None or counted.stores.get(run.uuid) != counted.files:
             continue
-        if mark["fileset"] != fileset or mark["version_commit"] != target.row["commit"]:
+        if mark["fileset"] != fileset or mark["version_commit"] != target.commit:
             continue
         old: dict[str, str] = json.loads(mark["branches"] or "{}")
         if all(rel in counted.branches for rel in old):
             new = {rel: counted.branches[rel] for rel in old}
             if new != old:
-                restamp_mark(mirror.index, target.row["id"], run.uuid, json.dumps(new, sort_keys=True))
+                restamp_mark(mirror.index, target.id, run.uuid, json.dumps(new, sort_keys=True))

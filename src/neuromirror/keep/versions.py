@@ -136,7 +136,7 @@ def keep(
 def _from_mark(target: Version, mark: dict) -> VersionReport:
     """A version's report from its mark: every selected file already in the store, nothing recorded anew."""
     row, counts = target.row, mark["counts"]
-    rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath, from_mark=True)
+    rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath, from_mark=True)
     rep.files, rep.bytes = int(counts["files"]), int(counts["bytes"])
     rep.already, rep.already_bytes = rep.files, rep.bytes
     rep.excluded, rep.in_git = int(counts["excluded"]), int(counts["in_git"])
@@ -158,8 +158,8 @@ def _keep_version(
     """One version kept: its files sorted (filtered, held already, to look for), the store asked for the
     rest, the keys it lacks copied within the budget, then every key it holds recorded."""
     row = target.row
-    rep = VersionReport(target.source, row["label"], row["kind"], row["commit"], target.relpath)
-    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row["id"])
+    rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath)
+    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row.id)
     rep.in_git = listing.in_git
     rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds

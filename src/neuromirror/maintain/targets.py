@@ -115,7 +115,7 @@ def _in_siblings(group: Group, place: str, source: str, relpath: str, subs: list
 def source_group(mirror: Any, source: str, to: Iterable[str] = ()) -> Group:
     """The repositories of ``source``: read them with its lock held (a sync may be adding subdatasets)."""
     group = Group(source, source)
-    relpath = mirror.index.source(source)["dataset"]
+    relpath = mirror.index.source(source).dataset
     ds = mirror.root / relpath
     gd = gitutil.git_dir(ds)
     if gd is None or not gd.is_dir():

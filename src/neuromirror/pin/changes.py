@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
 from neuromirror.errors import UserError
+from neuromirror.index.rows import VersionRow
 from neuromirror.records import SUBDATASET
 from neuromirror.util.dates import parse_iso
 
@@ -37,14 +38,14 @@ def _content_id(f: Any) -> str:
     return f.key if f.key else f"{f.checksum_kind}:{f.checksum}"
 
 
-def diff_versions(index: Any, row_a: dict, row_b: dict) -> dict:
+def diff_versions(index: Any, row_a: VersionRow, row_b: VersionRow) -> dict:
     added: list[dict] = []
     removed: list[dict] = []
     changed: list[dict] = []
     relinked = 0
     # the index streams each list ORDER BY path (SQLite's BINARY collation: UTF-8 byte order, as _merge compares)
-    files_a = iter(index.version_files(row_a["id"]))
-    files_b = iter(index.version_files(row_b["id"]))
+    files_a = iter(index.version_files(row_a.id))
+    files_b = iter(index.version_files(row_b.id))
     for old, new in _merge(files_a, files_b):
         if old is None and new is not None:
             added.append({"path": new.path, "size": new.size, "key": new.key})
@@ -70,7 +71,7 @@ def diff_versions(index: Any, row_a: dict, row_b: dict) -> dict:
             "same_content_new_urls": relinked,
             "bytes_added": sum(f["size"] or 0 for f in added),
             "bytes_removed": sum(f["size"] or 0 for f in removed),
-            "bytes_delta": (row_b.get("bytes") or 0) - (row_a.get("bytes") or 0),
+            "bytes_delta": (row_b.bytes or 0) - (row_a.bytes or 0),
         },
     }
 
@@ -85,34 +86,29 @@ def parse_since(text: str) -> datetime:
     return when
 
 
-def _when(row: dict) -> Optional[datetime]:
-    """When the archive was in the state a version row records (its date; else its modified time; else synced)."""
-    for field in ("date", "remote_modified", "synced_at"):
-        got = parse_iso(row.get(field))
-        if got is not None:
-            return got
-    return None
+#: the state before a source's first: no files, no bytes (what ``changes --since`` diffs a first state with)
+NOTHING = VersionRow(id=-1, label="", kind="", commit="", bytes=0)
 
 
-def _states(index: Any, source: str) -> list[dict]:
+def _states(index: Any, source: str) -> list[VersionRow]:
     """The rows that are the source's successive states, oldest first: drafts/snapshots and published
     versions alike (a published version is the archive's state at its date, and on a mirror made after
     a publish the only record of what the draft held then), by the archive's date of each."""
     rows = index.versions(source)
-    return sorted(rows, key=lambda r: (_when(r) or datetime.max.replace(tzinfo=timezone.utc), r["id"]))
+    return sorted(rows, key=lambda r: (r.state_time() or datetime.max.replace(tzinfo=timezone.utc), r.id))
 
 
-def _head(rows: list[dict]) -> dict:
+def _head(rows: list[VersionRow]) -> VersionRow:
     """The state recorded now: the last draft/snapshot row, else the last published one (as ``status``)."""
-    drafts = [r for r in rows if r["kind"] != "published"]
-    return max(drafts or rows, key=lambda r: r["id"])
+    drafts = [r for r in rows if r.kind != "published"]
+    return max(drafts or rows, key=lambda r: r.id)
 
 
-def _end(row: Optional[dict]) -> Optional[dict]:
+def _end(row: Optional[VersionRow]) -> Optional[dict]:
     if row is None:
         return None
-    when = _when(row)
-    return {"version": row["label"], "commit": row["commit"], "date": when.isoformat() if when else None}
+    when = row.state_time()
+    return {"version": row.label, "commit": row.commit, "date": when.isoformat() if when else None}
 
 
 def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
@@ -120,14 +116,14 @@ def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
     states = _states(index, source)
     if not states:
         return None
-    before = [r for r in states if (_when(r) or since) <= since]
+    before = [r for r in states if (r.state_time() or since) <= since]
     old, new = (before[-1] if before else None), _head(states)
-    if (_when(new) or since) <= since:  # nothing recorded after DATE (a publish of then is no change since)
+    if (new.state_time() or since) <= since:  # nothing recorded after DATE (a publish of then is no change since)
         old = new
-    if old is not None and old["id"] == new["id"]:
+    if old is not None and old.id == new.id:
         d: dict[str, Any] = {"added": [], "removed": [], "changed": []}
     elif old is None:
-        d = diff_versions(index, {"id": -1, "bytes": 0}, new)
+        d = diff_versions(index, NOTHING, new)
     else:
         d = diff_versions(index, old, new)
     return {

@@ -224,30 +224,30 @@ def citation_info(mirror: Any, spec: Any) -> CitationInfo:
 
     row = state_row(mirror, spec)
     src = mirror.index.source(spec.source)
-    ds = mirror.root / src["dataset"]
+    ds = mirror.root / src.dataset
     archive = spec.archive
-    tagf = _tag_fields(ds, row["tag"])
+    tagf = _tag_fields(ds, row.tag)
     info = CitationInfo(
         source=spec.source,
-        version=row["label"],
-        kind=row.get("kind"),
-        commit=row["commit"],
-        tag=row["tag"],
+        version=row.label,
+        kind=row.kind,
+        commit=row.commit,
+        tag=row.tag,
         dataset=str(ds),
-        relpath=src["dataset"],
+        relpath=src.dataset,
         clone_url=published_url(ds, "published") or str(ds),
         title=tagf.get("name") or f"{PUBLISHERS.get(archive, archive)} {spec.name}",
-        doi=row.get("doi") or tagf.get("doi"),
-        citation=row.get("citation") or tagf.get("citation"),
+        doi=row.doi or tagf.get("doi"),
+        citation=row.citation or tagf.get("citation"),
         url=tagf.get("source"),
         publisher=PUBLISHERS.get(archive, archive),
         state=UNPUBLISHED if is_commit_state(row) else None,
     )
-    if row.get("date") and re.match(r"^\d{4}-\d{2}-\d{2}", str(row["date"])):
-        info.date = str(row["date"])[:10]
+    if row.date and re.match(r"^\d{4}-\d{2}-\d{2}", str(row.date)):
+        info.date = str(row.date)[:10]
     extractor = _EXTRACTORS.get(archive)
     if extractor is not None:
-        extractor(ds, row["commit"], info)
+        extractor(ds, row.commit, info)
     if info.doi and info.doi.lower().startswith("https://doi.org/"):
         info.doi = info.doi[len("https://doi.org/") :]
     if info.date:

@@ -287,7 +287,7 @@ def lock_entry(
     notes: list[str] = []
     rec = pin_record(mirror, spec)
     row = state_row(mirror, spec)  # an older draft state named by its commit: version = that commit
-    relpath = mirror.index.source(spec.source)["dataset"]
+    relpath = mirror.index.source(spec.source).dataset
     ds = Path(rec["dataset"])
     if url_base and is_ria(url_base):
         url = resolve_url(url_base, relpath)  # ria+...#~<relpath>, checked: the store has the alias
@@ -320,7 +320,7 @@ def lock_entry(
         file_list_digest=fl.digest,
         files=fl.files,
         bytes=fl.bytes,
-        kind=row.get("kind") if row else None,
+        kind=row.kind if row else None,
         tag=rec["tag"],
         doi=rec["doi"],
         archive_url=info.url,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from neuromirror.dataset.states import UNPUBLISHED, find_state, is_commit_state
+from neuromirror.index.rows import VersionRow
 from neuromirror.spec import Spec
 
 
-def state_row(mirror: Any, spec: Spec) -> dict:
+def state_row(mirror: Any, spec: Spec) -> VersionRow:
     """The index row of the state SPEC[@VERSION|@COMMIT] names (:func:`neuromirror.dataset.states.find_state`)."""
     src = mirror.index.source(spec.source)
-    ds = mirror.root / src["dataset"] if src is not None else None
+    ds = mirror.root / src.dataset if src is not None else None
     return find_state(mirror.index, spec, ds)
 
 
@@ -22,12 +23,12 @@ def pin_record(mirror: Any, spec: Spec) -> dict:
     src = mirror.index.source(spec.source)
     rec = {
         "source": spec.source,
-        "version": row["label"],
-        "dataset": str(mirror.root / src["dataset"]),
-        "commit": row["commit"],
-        "tag": row["tag"],
-        "doi": row["doi"],
+        "version": row.label,
+        "dataset": str(mirror.root / src.dataset),
+        "commit": row.commit,
+        "tag": row.tag,
+        "doi": row.doi,
     }
     if is_commit_state(row):
-        rec.update(kind=row.get("kind"), state=UNPUBLISHED, recorded_as=row["recorded_as"])
+        rec.update(kind=row.kind, state=UNPUBLISHED, recorded_as=row.recorded_as)
     return rec

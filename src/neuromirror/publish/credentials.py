@@ -26,7 +26,7 @@ CREDENTIAL_ARCHIVES = {
 def embargo_of(index: Any, source: str) -> Optional[str]:
     """The embargo status the last sync recorded for ``source`` (``EMBARGOED``...), None when open."""
     row = index.head_version(source)
-    m = _EMBARGO.search((row or {}).get("remote_modified") or "")
+    m = _EMBARGO.search((row.remote_modified if row else None) or "")
     return m.group(1) if m and m.group(1).upper() != "OPEN" else None
 
 

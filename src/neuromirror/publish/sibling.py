@@ -210,7 +210,7 @@ def publish_source(  # noqa: ANN001
     mirror, source: str, to: str, *, name: str = "published", force: bool = False, min_free: object = None
 ) -> PublishResult:
     src = mirror.index.source(source)
-    relpath = src["dataset"]
+    relpath = src.dataset
     ds = mirror.root / relpath
     if not (ds / ".git").exists():
         raise PublishError(f"{source}: no dataset at {ds}")

@@ -35,19 +35,19 @@ def resolve(mirror: Any, spec: Spec) -> Pin:
     src = index.source(spec.source)
     if src is None:
         raise not_mirrored(index, spec.source)
-    ds = Path(mirror.root) / src["dataset"]
+    ds = Path(mirror.root) / src.dataset
     if not spec.version:
         row = index.latest_version(spec.source)
         if row is None:
             raise UserError(f"{spec.source} has no recorded version yet")
-        return Pin(spec.source, row["label"], ds, row["commit"])
+        return Pin(spec.source, row.label, ds, row.commit)
     row = index.latest_version(spec.source, spec.version)
     if row is not None:
-        return Pin(spec.source, row["label"], ds, row["commit"])
+        return Pin(spec.source, row.label, ds, row.commit)
     full = full_commit(ds, spec.version)  # any commit of the dataset, recorded as a state or not
     if full:
         return Pin(spec.source, spec.version, ds, full)
-    labels = sorted({v["label"] for v in index.versions(spec.source)})
+    labels = sorted({v.label for v in index.versions(spec.source)})
     raise UserError(
         f"{spec.source} has no version or commit {spec.version!r} (known versions: {', '.join(labels) or 'none'})"
     )
@@ -68,7 +68,7 @@ def from_lock(mirror: Any, path: str, source: Optional[str] = None) -> list[Pin]
         src = mirror.index.source(d.source)
         if src is None:
             raise not_mirrored(mirror.index, d.source)
-        ds = Path(mirror.root) / src["dataset"]
+        ds = Path(mirror.root) / src.dataset
         if not has_commit(ds, d.commit):
             raise UserError(f"{path}: {d.source} commit {d.commit[:12]} is not in this mirror's dataset {ds}")
         pins.append(Pin(d.source, d.version, ds, d.commit))

@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import UserError
 from neuromirror.index.nested import ZARR_CACHE
+from neuromirror.index.rows import VersionRow
 from neuromirror.index.store_checks import known_stores
 from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
@@ -54,6 +55,15 @@ class Entry:
     @property
     def is_dir(self) -> bool:
         return self.file is None
+
+
+@dataclass(frozen=True)
+class ShownSource:
+    """A source the view lists: its id, its archive and when its newest version was made."""
+
+    id: str  # "dandi:000027"
+    archive: str
+    modified: Optional[float]
 
 
 @dataclass
@@ -111,26 +121,21 @@ class Tree:
     def _visible(self, index: Any, source: str) -> bool:
         return self.hidden is None or self.hidden(index, source) is None
 
-    def sources(self, archive: Optional[str] = None) -> list[dict]:
-        """The index's source rows (of ``archive``) the view may show, each with ``modified``, its newest version's date.
+    def sources(self, archive: Optional[str] = None) -> list[ShownSource]:
+        """The sources (of ``archive``) the view may show, each with its newest version's date.
 
         Only sources with a recorded version (a successful sync): a source the archive says does
         not exist (a service's ``dandi:000999``) has a row and failed runs, but nothing to read."""
         with self._db_lock:
             index = self._index().index
-            newest = {
-                r["source"]: _parse_date(r["date"])
-                for r in index.db.query(
-                    "SELECT source, max(coalesce(date, synced_at)) AS date FROM versions GROUP BY source"
-                )
-            }
+            newest = {sid: _parse_date(when) for sid, when in index.newest_version_dates().items()}
             return [
-                {**r, "modified": newest[r["id"]]}
+                ShownSource(r.id, r.archive, newest[r.id])
                 for r in index.sources(archive)
-                if r["id"] in newest and self._visible(index, r["id"])
+                if r.id in newest and self._visible(index, r.id)
             ]
 
-    def versions(self, source: str) -> Optional[list[dict]]:
+    def versions(self, source: str) -> Optional[list[VersionRow]]:
         """The recorded versions of a visible source (None: no such source here)."""
         with self._db_lock:
             index = self._index().index
@@ -140,16 +145,16 @@ class Tree:
             return versions or None  # no successful sync: nothing to read, not listed
 
     @staticmethod
-    def _version_entries(versions: list[dict]) -> list[Entry]:
+    def _version_entries(versions: list[VersionRow]) -> list[Entry]:
         """A source's versions by label, and each earlier draft state by its short commit (as ``versions`` shows it).
 
         A Zarr dandiset has no published versions: its drafts' commits are its only citable states."""
         dates = _label_dates(versions)
         entries = {label: Entry(label, modified=t) for label, t in dates.items()}
-        latest_draft = next((v["commit"] for v in reversed(versions) if v["label"] == "draft"), None)
+        latest_draft = next((v.commit for v in reversed(versions) if v.label == "draft"), None)
         for v in versions:
-            if v["label"] == "draft" and v["commit"] != latest_draft:
-                short = v["commit"][:12]
+            if v.label == "draft" and v.commit != latest_draft:
+                short = v.commit[:12]
                 entries.setdefault(short, Entry(short, modified=_row_date(v)))
         return [entries[name] for name in sorted(entries)]
 
@@ -163,8 +168,8 @@ class Tree:
                 return self._pin_dates[key]
         with self._db_lock:
             row = self._index().index.latest_version(pin.source, pin.version)
-        if row is not None and row["kind"] == "published" and row["commit"] == pin.commit and row.get("date"):
-            when = _parse_date(row["date"])
+        if row is not None and row.kind == "published" and row.commit == pin.commit and row.date:
+            when = _parse_date(row.date)
         else:
             from neuromirror.util import gitutil
 
@@ -195,7 +200,7 @@ class Tree:
         if not parts:
             newest: dict[str, Optional[float]] = {}
             for r in self.sources():
-                newest[r["archive"]] = _newest(newest.get(r["archive"]), r["modified"])
+                newest[r.archive] = _newest(newest.get(r.archive), r.modified)
             return Node(
                 True, [Entry(a, modified=t) for a, t in sorted(newest.items())], modified=_newest(*newest.values())
             )
@@ -207,10 +212,10 @@ class Tree:
             lead = "/".join(rest) + "/" if rest else ""
             below: dict[str, Optional[float]] = {}
             for r in self.sources(archive):
-                name = r["id"].split(":", 1)[1]
+                name = r.id.split(":", 1)[1]
                 if name.startswith(lead):
                     first = name[len(lead) :].split("/")[0]
-                    below[first] = _newest(below.get(first), r["modified"])
+                    below[first] = _newest(below.get(first), r.modified)
             if not below and rest:
                 return None
             return Node(
@@ -227,21 +232,21 @@ class Tree:
     def _dandisets(self, parts: list[str]) -> Optional[Node]:
         if not parts:
             rows = self.sources("dandi")
-            entries = [Entry(r["id"].split(":", 1)[1], modified=r["modified"]) for r in rows]
-            return Node(True, entries, modified=_newest(*(r["modified"] for r in rows)))
+            entries = [Entry(r.id.split(":", 1)[1], modified=r.modified) for r in rows]
+            return Node(True, entries, modified=_newest(*(r.modified for r in rows)))
         source = f"dandi:{parts[0]}"
         if len(parts) <= 2 and (len(parts) == 1 or parts[1] == "releases"):
             versions = self.versions(source)
             if versions is None:
                 return None
             dates = _label_dates(versions)
-            released = [v for v in versions if v["kind"] == "published"]
+            released = [v for v in versions if v.kind == "published"]
             newest_release = _newest(*(_row_date(v) for v in released))
             if len(parts) == 1:
                 drafts = [Entry("draft", modified=dates["draft"])] if "draft" in dates else []
                 entries = [*drafts, Entry("releases", modified=newest_release)]
                 return Node(True, entries, modified=_newest(*dates.values()))
-            labels = sorted({v["label"] for v in released})
+            labels = sorted({v.label for v in released})
             return Node(True, [Entry(label, modified=dates[label]) for label in labels], modified=newest_release)
         if parts[1] == "releases":
             return self._in_pin(source, parts[2], parts[3:])
@@ -302,7 +307,7 @@ class Tree:
                     ).fetchall()
                 )
             for (path,) in paths:
-                repo = self.root / src["dataset"] / path
+                repo = self.root / src.dataset / path
                 if (repo / ".git").exists():
                     held = (repo, row[0])
                     break
@@ -426,14 +431,14 @@ def _parse_date(text: Optional[str]) -> Optional[float]:
     return iso_seconds(text)
 
 
-def _row_date(v: dict) -> Optional[float]:
+def _row_date(v: VersionRow) -> Optional[float]:
     """A version row's date: the archive's (publish date, draft's modification), else when it was synced."""
-    return _parse_date(v.get("date") or v.get("synced_at"))
+    return _parse_date(v.date or v.synced_at)
 
 
-def _label_dates(versions: list[dict]) -> dict[str, Optional[float]]:
+def _label_dates(versions: list[VersionRow]) -> dict[str, Optional[float]]:
     """Each label's date, from its newest row (``draft`` moves with each sync)."""
-    return {v["label"]: _row_date(v) for v in versions if v["label"]}
+    return {v.label: _row_date(v) for v in versions if v.label}
 
 
 def _same_key(f: PinnedFile, held: Optional[PinnedFile]) -> PinnedFile:

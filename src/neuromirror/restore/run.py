@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, Sequence, cast
 from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
@@ -79,19 +79,18 @@ def plan_iter(mirror: Mirror, targets: Sequence[Version], report: RestoreReport)
     locators = {t.source: locator_for(t.source) for t in targets}
     at = len(report.versions)
     for t in reversed(targets):
-        row = t.row
-        label = f"{t.source}@{row['label']}"
-        entry = {"source": t.source, "version": row["label"], "commit": row["commit"], "files": 0}
+        label = f"{t.source}@{t.label}"
+        entry: dict[str, Any] = {"source": t.source, "version": t.label, "commit": t.commit, "files": 0}
         report.versions.insert(at, entry)
         listing, in_git = VersionFiles(), GitRows(mirror.index)
         ds = mirror.dataset_path(t.relpath)
-        for f in each_version_file(in_git, ds, row["id"], listing):
+        for f in each_version_file(in_git, ds, t.id, listing):
             entry["files"] += 1
             got = place(f, t.source, label, locators[t.source])
             if _admit(got, seen, report):
                 yield cast(ArchiveObject, got)
         # the files it keeps in git that the archive serves: their bytes come from git
-        for got in git_objects(ds, row["commit"], in_git.files, t.source, label, locators[t.source]):
+        for got in git_objects(ds, t.commit, in_git.files, t.source, label, locators[t.source]):
             entry["files"] += 1
             if _admit(got, seen, report):
                 yield cast(ArchiveObject, got)

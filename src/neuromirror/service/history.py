@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from neuromirror.index.rows import VersionRow
 from neuromirror.util.dates import parse_iso
 
 #: runs shown in a source's strip on the overview
@@ -84,7 +85,7 @@ def run_history(index: Any, source: str, n: int = HISTORY_RUNS) -> list[Run]:
     return runs
 
 
-def versions(index: Any, source: str) -> list[dict]:
+def versions(index: Any, source: str) -> list[VersionRow]:
     """The source's recorded versions, newest first."""
     return list(reversed(index.versions(source)))
 

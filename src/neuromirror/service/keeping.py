@@ -106,7 +106,7 @@ def run_policy(
     archive, name = sid.split(":", 1)
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
-        targets = [t for t in targets if t.row["kind"] == "published"] or targets[-1:]
+        targets = [t for t in targets if t.kind == "published"] or targets[-1:]
     if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
         targets += _expiring(mirror, sid, targets, policy.expire_after)
     options = KeepOptions(
@@ -129,7 +129,7 @@ def run_policy(
         "policy": policy.versions,
         "outcome": outcome,
         "error": "; ".join(f"store {r.store} down: {r.error}" for r in down) or None,
-        "versions": [v.label for v in first.versions] or [f"{t.source}@{t.row['label']}" for t in targets],
+        "versions": [v.label for v in first.versions] or [f"{t.source}@{t.label}" for t in targets],
         "files": sum(v.kept + v.already for v in first.versions),
         "bytes": sum(v.kept_bytes + v.already_bytes for v in first.versions),
         "transferred": {"files": sum(r.transferred for r in runs), "bytes": sum(r.transferred_bytes for r in runs)},
@@ -163,17 +163,17 @@ def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float
     from neuromirror.dataset.versions import Version
     from neuromirror.verify.noncurrent import expiry_of
 
-    relpath = mirror.index.source(sid)["dataset"]
+    relpath = mirror.index.source(sid).dataset
     ids = expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).version_ids
-    have = {t.row["id"] for t in targets}
-    rows = {r["id"]: r for r in mirror.index.versions(sid)}
+    have = {t.id for t in targets}
+    rows = {r.id: r for r in mirror.index.versions(sid)}
     return [Version(sid, relpath, rows[i]) for i in ids if i not in have and i in rows]
 
 
 def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
     from neuromirror.verify.noncurrent import expiry_of
 
-    relpath = mirror.index.source(sid)["dataset"]
+    relpath = mirror.index.source(sid).dataset
     return expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).to_json()
 
 

@@ -19,6 +19,7 @@ import math
 from typing import Iterable, Optional
 from urllib.parse import quote, urlencode
 
+from neuromirror.index.rows import VersionRow
 from neuromirror.service.history import STRIP_RUNS, Run
 from neuromirror.service.keeping import ARCHIVE_WINDOW, LAG_WARNING, pending_lag
 from neuromirror.service.state import short_time
@@ -399,7 +400,7 @@ def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
 
 
 def render_source_page(
-    row: dict, history: list[Run], versions: list[dict], *, root: str, browse_url: Optional[str] = None
+    row: dict, history: list[Run], versions: list[VersionRow], *, root: str, browse_url: Optional[str] = None
 ) -> str:
     """One source: its state, a strip of its last runs, its run history and its versions."""
     sid = row["source"]
@@ -454,16 +455,16 @@ def render_source_page(
     )
     version_rows = []
     for v in versions:
-        files_link = e("-" if v["files"] is None else v["files"])
+        files_link = e("-" if v.files is None else v.files)
         if browse_url:
-            q = urlencode({"source": sid, "version": v["label"]})
+            q = urlencode({"source": sid, "version": v.label})
             files_link = f'<a href="{e(browse_url.rstrip("/"))}/version_files?{e(q)}">{files_link}</a>'
-        commit = v.get("commit") or ""
+        commit = v.commit or ""
         version_rows.append(
-            f'<tr><td>{e(v["label"])}</td><td>{e(v["kind"])}</td><td class="time">{e(short_time(v["date"]))}</td>'
-            f'<td>{_doi_link(v.get("doi"))}</td><td><code title="{e(commit)}">{e(commit[:12] or "-")}</code></td>'
-            f'<td>{e(v.get("tag") or "-")}</td><td class="num">{files_link}</td>'
-            f'<td class="num">{e(human_bytes(v["bytes"]))}</td><td class="time">{e(short_time(v["synced_at"]))}</td></tr>'
+            f'<tr><td>{e(v.label)}</td><td>{e(v.kind)}</td><td class="time">{e(short_time(v.date))}</td>'
+            f'<td>{_doi_link(v.doi)}</td><td><code title="{e(commit)}">{e(commit[:12] or "-")}</code></td>'
+            f'<td>{e(v.tag or "-")}</td><td class="num">{files_link}</td>'
+            f'<td class="num">{e(human_bytes(v.bytes))}</td><td class="time">{e(short_time(v.synced_at))}</td></tr>'
         )
     versions_table = (
         (

@@ -187,7 +187,7 @@ def synced(index: Any, item: Listed, report: SyncReport, plan_: Plan) -> None:
         index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": None, "checked": plan_.started.isoformat()}))])
         return
     latest = index.head_version(sid)
-    if not listing_covers(item.source.archive, latest["remote_modified"] if latest else None):
+    if not listing_covers(item.source.archive, latest.remote_modified if latest else None):
         return
     index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": item.stamp, "checked": plan_.started.isoformat()}))])
 

@@ -96,7 +96,7 @@ def register_abandoned(mirror: Any, sids: Iterable[str]) -> None:
     registered by the next sync.)
     """
     try:
-        datasets = {r["id"]: r["dataset"] for r in mirror.index.sources()}
+        datasets = {r.id: r.dataset for r in mirror.index.sources()}
         for sid in sids:
             if datasets.get(sid) and (mirror.root / datasets[sid] / ".git").exists():
                 mirror.register_quietly(datasets[sid], f"[neuromirror] {sid}: registered (sync abandoned)", wait=2)

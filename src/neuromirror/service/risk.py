@@ -41,8 +41,8 @@ def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> d
     src = mirror.index.source(sid)
     if src is None:
         raise ValueError(f"{sid} is not in the index")
-    versions = source_risk(mirror.index, mirror.root / src["dataset"], sid)
-    expiry = expiry_of(mirror.index, mirror.root / src["dataset"], sid, expire_after or DEFAULT_EXPIRE_AFTER)
+    versions = source_risk(mirror.index, mirror.root / src.dataset, sid)
+    expiry = expiry_of(mirror.index, mirror.root / src.dataset, sid, expire_after or DEFAULT_EXPIRE_AFTER)
     return {
         "versions": [{**v, "problems": len(v["problems"])} for v in versions],
         "expiry": expiry.to_json(),
@@ -100,9 +100,9 @@ def add_live_risk(report: dict, root: Path, index_path: Optional[str], config: O
             return
         for r in report["sources"]:
             src = mirror.index.source(r["source"])
-            if src is None or not (mirror.root / src["dataset"] / ".git").exists():
+            if src is None or not (mirror.root / src.dataset / ".git").exists():
                 continue
-            ds = mirror.root / src["dataset"]
+            ds = mirror.root / src.dataset
             out: list[dict] = []
             try:
                 out = source_risk(mirror.index, ds, r["source"])

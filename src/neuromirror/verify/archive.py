@@ -9,8 +9,9 @@ difference then means the archive moved on since the last sync).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Generator, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Optional
 
+from neuromirror.index.rows import VersionRow
 from neuromirror.records import SUBDATASET, Entry, VersionFile
 from neuromirror.util.text import one_line
 from neuromirror.verify.report import VerifyReport
@@ -27,10 +28,10 @@ class _ArchiveState:
 
     reads_only = True
 
-    def __init__(self, index: Index, source: str, row: dict):
+    def __init__(self, index: Index, source: str, row: VersionRow):
         self.index = index
-        self._labels = {v["label"] for v in index.versions(source)} - {row["label"]}
-        self._files = {f.path: f for f in index.version_files(row["id"])}
+        self._labels = {v.label for v in index.versions(source)} - {row.label}
+        self._files = {f.path: f for f in index.version_files(row.id)}
         self._cache: dict[tuple[str, str], str] = {}
 
     def labels(self) -> set[str]:
@@ -38,6 +39,9 @@ class _ArchiveState:
 
     def last_remote_modified(self, label: str) -> Optional[str]:
         return None  # never "unchanged": always list
+
+    def recorded_meta(self) -> dict[str, Any]:
+        return {}  # no state at HEAD: the listing is checked as the archive gives it
 
     def previous(self, path: str) -> Optional[VersionFile]:
         return self._files.get(path)
@@ -64,7 +68,7 @@ def check_archive(
     report: VerifyReport,
     mirror: Mirror,
     source: str,
-    row: dict,
+    row: VersionRow,
     tree: dict[str, VersionFile],
     urls_of: dict[str, list[str]],
     options: dict,
@@ -82,12 +86,12 @@ def check_archive(
         report.notes.append(f"the archive check needs exactly one source for {source}, got {len(found)}")
         return
     src = found[0]
-    current = row.get("kind") != "published"
+    current = row.kind != "published"
     if current:
         head = mirror.index.head_version(source)
-        if head is not None and head["id"] != row["id"]:
+        if head is not None and head.id != row.id:
             report.notes.append(
-                f"{row['label']} is an older {row.get('kind')} state: the archive serves only its "
+                f"{row.label} is an older {row.kind} state: the archive serves only its "
                 "current state, so it was not compared with the archive"
             )
             return
@@ -102,7 +106,7 @@ def _compare_archive(
     report: VerifyReport,
     src: Source,
     state: _ArchiveState,
-    row: dict,
+    row: VersionRow,
     tree: dict[str, VersionFile],
     urls_of: dict[str, list[str]],
     current: bool,
@@ -111,7 +115,7 @@ def _compare_archive(
     try:
         snap = None
         for s in gen:
-            if (s.kind != "published") if current else (s.label == row["label"]):
+            if (s.kind != "published") if current else (s.label == row.label):
                 snap = s
                 break
         if snap is None:
@@ -121,7 +125,7 @@ def _compare_archive(
                 report.archive_checked = True
                 report.notes.append("the source found the archive unchanged since this state")
             else:
-                report.add("archive", None, f"the archive no longer lists version {row['label']}")
+                report.add("archive", None, f"the archive no longer lists version {row.label}")
             return
         report.archive_checked = True
         why = "the archive changed since the last sync (run: neuromirror sync)" if current else ""

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import branch_logs, log_state
+from neuromirror.index.rows import VersionRow
 from neuromirror.keep.files import annex_key, annex_repo
 from neuromirror.records import GIT, SUBDATASET
 from neuromirror.sources import s3urls
@@ -100,7 +101,7 @@ def current_objects(index: Any, ds: Path, source: str) -> Optional[CurrentObject
     if head is None:
         return None
     out = CurrentObjects()
-    for f in version_files(index, ds, head["id"]).annexed:
+    for f in version_files(index, ds, head.id).annexed:
         out.add(f.urls)
     return out
 
@@ -112,15 +113,10 @@ DEFAULT_EXPIRE_AFTER = 30 * 86400.0
 WARN_BEFORE = 7 * 86400.0
 
 
-def state_time(row: dict) -> Optional[float]:
-    """When the archive was in the state a version row records: its date, else modified, else synced time."""
-    from neuromirror.util.dates import parse_iso
-
-    for name in ("date", "remote_modified", "synced_at"):
-        got = parse_iso(row.get(name))
-        if got is not None:
-            return got.timestamp()
-    return None
+def state_time(row: VersionRow) -> Optional[float]:
+    """When the archive was in the state a version row records (:meth:`VersionRow.state_time`), in seconds."""
+    got = row.state_time()
+    return got.timestamp() if got is not None else None
 
 
 @dataclass
@@ -174,18 +170,17 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
     if current is None:
         return out
     rows = index.versions(source)
-    states = [r for r in rows if r["kind"] != "published"] or rows
-    fileset_of = dict(index.db.conn.execute("SELECT id, fileset FROM versions WHERE source = ?", [source]).fetchall())
+    states = [r for r in rows if r.kind != "published"] or rows
     seen_filesets: set[object] = set()  # a version whose file list an earlier one had: nothing new in it
     seen_zarrs: set[tuple[str, str]] = set()  # (path, commit) of the Zarrs read: nothing new in them either
     seen_keys: set[str] = set()
     pending: dict[tuple[str, str, str], int] = {}  # (bucket, key, versionId) -> the earliest version id naming it
     for row in rows:
-        fs = fileset_of.get(row["id"])
+        fs = row.fileset
         if fs is not None and fs in seen_filesets:
             continue
         seen_filesets.add(fs)
-        listed = each_version_file(index, ds, row["id"], VersionFiles(), seen_zarrs)
+        listed = each_version_file(index, ds, row.id, VersionFiles(), seen_zarrs)
         fresh = [f for f in listed if f.key not in seen_keys and current.only_noncurrent(f.urls)]
         if not fresh:
             continue
@@ -200,19 +195,19 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
             out.unkept_files += 1
             out.unkept_bytes += f.size or 0
             if len(out.examples) < 3:
-                out.examples.append(f"{row['label']}: {f.path}")
-            if row["id"] not in out.version_ids:
-                out.version_ids.append(row["id"])
+                out.examples.append(f"{row.label}: {f.path}")
+            if row.id not in out.version_ids:
+                out.version_ids.append(row.id)
             for u in f.urls:
                 got = _versioned(u)
                 if got is not None:
-                    pending.setdefault(got, row["id"])
+                    pending.setdefault(got, row.id)
     _noncurrent_since(index, ds, states, pending, out)
     return out
 
 
 def _noncurrent_since(
-    index: Any, ds: Path, states: list[dict], pending: dict[tuple[str, str, str], int], out: Expiry
+    index: Any, ds: Path, states: list[VersionRow], pending: dict[tuple[str, str, str], int], out: Expiry
 ) -> None:
     """The first later state without each ``pending`` pinned version: when it became noncurrent (at the latest)."""
     from neuromirror.keep.files import VersionFiles, subdataset_files
@@ -229,10 +224,10 @@ def _noncurrent_since(
     for s in states:
         if not pending:
             break
-        if not any(s["id"] > vid for vid in pending.values()):
+        if not any(s.id > vid for vid in pending.values()):
             continue
         objs: set[tuple[str, str, str]] = set()
-        for f in index.version_files(s["id"]):
+        for f in index.version_files(s.id):
             if f.checksum_kind == SUBDATASET:
                 where = (f.path, f.checksum or "")
                 if where not in zarrs:
@@ -242,7 +237,7 @@ def _noncurrent_since(
             elif f.key and f.checksum_kind != GIT:
                 objs.update(named(f.urls))
         when = state_time(s)
-        for t in [t for t, vid in pending.items() if s["id"] > vid]:
+        for t in [t for t, vid in pending.items() if s.id > vid]:
             if t not in objs:
                 del pending[t]
                 if when is not None:

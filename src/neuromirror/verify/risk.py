@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.annex.logs import branch_logs, web_urls
+from neuromirror.dataset.versions import default_versions
+from neuromirror.index.rows import VersionRow
 from neuromirror.keep.files import annex_key
 from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import is_stable
@@ -124,15 +126,10 @@ def version_risk(
     return risk, [f"{p}: {why}" for p, why in listed.problems]
 
 
-def status_versions(index: Any, source: str) -> list[dict]:
-    """The versions ``status`` counts: every published version (its current record) and the latest draft."""
-    rows = index.versions(source)
-    published: dict[str, dict] = {}
-    for r in rows:
-        if r["kind"] == "published":
-            published[r["label"]] = r
-    latest = next((r for r in reversed(rows) if r["kind"] != "published"), None)
-    return sorted(published.values(), key=lambda r: r["id"]) + ([latest] if latest else [])
+def status_versions(index: Any, source: str) -> list[VersionRow]:
+    """The versions ``status`` counts: every published version (its current record) and the latest draft,
+    as a spec without a version names them (:func:`neuromirror.dataset.versions.default_versions`)."""
+    return default_versions(index, source)
 
 
 def source_risk(index: Any, ds: Path, source: str) -> list[dict]:
@@ -140,6 +137,6 @@ def source_risk(index: Any, ds: Path, source: str) -> list[dict]:
     out = []
     current = current_objects(index, ds, source)
     for v in status_versions(index, source):
-        risk, problems = version_risk(index, ds, v["id"], current=current)
-        out.append({"version": v["label"], "kind": v["kind"], **risk.to_json(), "problems": problems})
+        risk, problems = version_risk(index, ds, v.id, current=current)
+        out.append({"version": v.label, "kind": v.kind, **risk.to_json(), "problems": problems})
     return out

@@ -136,7 +136,7 @@ def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Version]:
     copies for, else every source) names every state recorded, older drafts included — a copy kept for an
     older draft state (``keep SPEC@COMMIT``) is a copy like any other."""
     if not specs:
-        known = [s["id"] for s in mirror.index.sources()]
+        known = [s.id for s in mirror.index.sources()]
         counted = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
         specs = [parse_spec(s, allow_version=False) for s in (counted or known)]
     return select_versions(mirror.index, specs, all_versions=True)
@@ -238,7 +238,7 @@ def _recorded_copies(
     for target in _targets(mirror, specs):
         by_repo: dict[Path, list[VersionFile]] = {}
         ds = mirror.dataset_path(target.relpath)
-        for f in each_version_file(mirror.index, ds, target.row["id"], VersionFiles(), zarrs_read):
+        for f in each_version_file(mirror.index, ds, target.id, VersionFiles(), zarrs_read):
             by_repo.setdefault(annex_repo(f), []).append(f)
         for repo, files in by_repo.items():
             first: dict[str, VersionFile] = {}

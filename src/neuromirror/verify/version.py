@@ -41,6 +41,7 @@ from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.dataset.version import has_commit, iter_version, pinned_repositories
 from neuromirror.errors import UserError
+from neuromirror.index.rows import VersionRow
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VersionFile
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
@@ -149,7 +150,7 @@ def _compare_annexed(report: VerifyReport, path: str, t: VersionFile, i: Version
 def verify_version(
     mirror: Mirror,
     source: str,
-    row: dict,
+    row: VersionRow,
     *,
     content: bool = False,
     sample: Optional[int] = None,
@@ -176,13 +177,13 @@ def verify_version(
     src = mirror.index.source(source)
     if src is None:  # the row came from the index, so its source is there
         raise ValueError(f"{source} is not in the index")
-    ds = mirror.root / src["dataset"]
-    commit = row["commit"]
-    report = VerifyReport(source, row["label"], commit, row.get("tag"), strict=strict)
+    ds = mirror.root / src.dataset
+    commit = row.commit
+    report = VerifyReport(source, row.label, commit, row.tag, strict=strict)
     if not _check_refs(report, ds, commit, row):
         return report
     tree = {f.path: f for f in iter_version(ds, commit)}
-    indexed = {f.path: f for f in mirror.index.version_files(row["id"])}
+    indexed = {f.path: f for f in mirror.index.version_files(row.id)}
     _check_counts(report, row, tree, indexed)
     _compare(report, tree, indexed)
 
@@ -230,7 +231,7 @@ def verify_version(
     return report
 
 
-def _check_refs(report: VerifyReport, ds: Path, commit: str, row: dict) -> bool:
+def _check_refs(report: VerifyReport, ds: Path, commit: str, row: VersionRow) -> bool:
     """Check 1: the dataset has the version's commit and its tag points there; False when there is no
     dataset or no commit, as nothing else can be read then."""
     if not (ds / ".git").exists():
@@ -239,27 +240,27 @@ def _check_refs(report: VerifyReport, ds: Path, commit: str, row: dict) -> bool:
     if not has_commit(ds, commit):
         report.add("commit", None, f"the index names commit {commit}, which {ds} does not have")
         return False
-    if row.get("tag"):
-        tagged = gitutil.rev_parse(ds, f"refs/tags/{row['tag']}")
+    if row.tag:
+        tagged = gitutil.rev_parse(ds, f"refs/tags/{row.tag}")
         if tagged is None:
-            report.add("tag", None, f"tag {row['tag']} is missing from the dataset")
+            report.add("tag", None, f"tag {row.tag} is missing from the dataset")
         elif tagged != commit:
-            report.add("tag", None, f"tag {row['tag']} points at {tagged[:12]}, the index says {commit[:12]}")
+            report.add("tag", None, f"tag {row.tag} points at {tagged[:12]}, the index says {commit[:12]}")
     return True
 
 
 def _check_counts(
-    report: VerifyReport, row: dict, tree: dict[str, VersionFile], indexed: dict[str, VersionFile]
+    report: VerifyReport, row: VersionRow, tree: dict[str, VersionFile], indexed: dict[str, VersionFile]
 ) -> None:
     """The tree's totals into the report, and the version row's file and byte counts against its file list:
     a row whose counts drifted from its files shows a partly written or edited index."""
     report.files = len(tree)
     report.bytes = sum(f.size or 0 for f in tree.values())
-    if row.get("files") is not None and row["files"] != len(indexed):
-        report.add("counts", None, f"the version row says {row['files']} files, its file list has {len(indexed)}")
+    if row.files is not None and row.files != len(indexed):
+        report.add("counts", None, f"the version row says {row.files} files, its file list has {len(indexed)}")
     idx_bytes = sum(f.size or 0 for f in indexed.values())
-    if row.get("bytes") is not None and row["bytes"] != idx_bytes:
-        report.add("counts", None, f"the version row says {row['bytes']} bytes, its files add up to {idx_bytes}")
+    if row.bytes is not None and row.bytes != idx_bytes:
+        report.add("counts", None, f"the version row says {row.bytes} bytes, its files add up to {idx_bytes}")
 
 
 @dataclass
@@ -408,7 +409,7 @@ def _size(key: str) -> Optional[int]:
         return None
 
 
-def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: dict) -> None:
+def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: VersionRow) -> None:
     """``verify --kept`` of a source keep counted copies for (``--copies``, ``copies:``): every file must
     have the wanted number of verified copies outside the archive (:mod:`neuromirror.keep.copies`)."""
     from neuromirror.dataset.versions import Version
@@ -421,7 +422,7 @@ def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: dict) 
     src = mirror.index.source(source)
     if src is None:
         return
-    counted = version_copies(mirror, Version(source, src["dataset"], row), want)
+    counted = version_copies(mirror, Version(source, src.dataset, row), want)
     report.notes.append(counted.line())
     named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
     for a in counted.at_risk:
@@ -460,7 +461,7 @@ def versions_to_verify(mirror: Mirror, specs: Sequence[Spec], all_versions: bool
     from neuromirror.index.lookup import not_mirrored, sources_matching
     from neuromirror.pin.record import state_row
 
-    todo: list[tuple[str, dict]] = []
+    todo: list[tuple[str, VersionRow]] = []
     for spec in specs:
         if spec.version and spec.is_glob:
             raise UserError(f"{spec}: a version needs a named source, not a pattern")
@@ -471,5 +472,5 @@ def versions_to_verify(mirror: Mirror, specs: Sequence[Spec], all_versions: bool
                 raise not_mirrored(mirror.index, source)
             else:
                 todo += [(source, v) for v in mirror.index.versions(source)]
-    relpaths = {s["id"]: s["dataset"] for s in mirror.index.sources()}
+    relpaths = {s.id: s.dataset for s in mirror.index.sources()}
     return [Version(source, relpaths[source], row, mirror.root) for source, row in todo]

@@ -155,7 +155,7 @@ def _publish_all(
         report.errors.append(f"store: {exc}")
         return
     for source in sources:
-        relpath = mirror.index.source(source)["dataset"]
+        relpath = mirror.index.source(source).dataset
         status = embargo_of(mirror.index, source)
         if status and not include_embargoed:
             why = f"embargoed ({status}) at the last sync; --include-embargoed publishes it"
@@ -299,10 +299,10 @@ def _publish_root(
     held = {h.relpath for h in report.held_back}
     allowed = set()
     for row in mirror.index.sources():
-        if row["dataset"] in held or (not include_embargoed and embargo_of(mirror.index, row["id"])):
-            held.add(row["dataset"])
+        if row.dataset in held or (not include_embargoed and embargo_of(mirror.index, row.id)):
+            held.add(row.dataset)
         else:
-            allowed.add(row["dataset"])
+            allowed.add(row.dataset)
     with mirror.root_lock():
         head = gitutil.out(root, "symbolic-ref", "-q", "HEAD", check=False)
         if not head.startswith("refs/heads/"):

@@ -27,7 +27,6 @@ unversioned bucket they are plain and the version says ``pinned_upstream: false`
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import re
 from concurrent.futures import Executor
@@ -244,13 +243,7 @@ class AindSource:
 
     def _check_origin(self, state: SourceState) -> None:
         """Refuse to mix two buckets/prefixes in one dataset (the id is only the asset name)."""
-        head = getattr(state, "head_version", None)
-        if not isinstance(head, dict) or not head.get("meta"):
-            return
-        try:
-            meta = json.loads(head["meta"]) if isinstance(head["meta"], str) else dict(head["meta"])
-        except (TypeError, ValueError):
-            return
+        meta = state.recorded_meta()
         was = (meta.get("bucket"), meta.get("prefix"))
         if was[0] and (was[0], was[1] or self.asset_prefix) != (self.settings.bucket, self.asset_prefix):
             raise AindError(
