@@ -408,3 +408,5 @@ def test_bench_lost_get_scenario_at_a_toy_size(tmp_path: Path) -> None:
         assert row["ratio"] is not None and len(row["targets"]) == 2
     assert min(r["present"] for r in files["rounds"]) == 24 and min(r["present"] for r in zarr["rounds"]) >= 20
     assert sum(t["target"].startswith("lost-get:") for t in doc["targets"]) == 4
+    # DataLad's start-up beside it: the least ratio any datalad get could show, and the get beyond it
+    assert files["startup_s"] > 0 and files["ratio_floor"] > 1 and files["ratio_beyond_startup"] is not None

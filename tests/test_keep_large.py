@@ -1,6 +1,6 @@
 """``keep`` of files larger than its read buffer and its write-out window, as a lab's recordings are.
 
-Why: a large file is read into one reused buffer (:data:`neuromirror.keep.transfer.CHUNK`) and its
+Why: a large file is read into one reused buffer (:data:`neuromirror.store.transfer.CHUNK`) and its
 temp file is handed to the disk every :data:`neuromirror.store.directory.WRITEBACK` bytes while it
 streams in; these tests make the file span many buffers and windows, with a tail that fills neither,
 so that the bytes a clone reads back through git-annex, and the refusal of bytes that are wrong only
@@ -16,8 +16,8 @@ from pathlib import Path
 from conftest import clone, git
 from helpers.keep import STORE_NAME, keep_json, key_of, lose_blobs, make_dandiset, remote_name_of, store_keys
 from neuromirror.demo import deterministic_bytes
-from neuromirror.keep.transfer import CHUNK, Transfer
 from neuromirror.store.directory import TMP_DIR, WRITEBACK, DirectoryStore
+from neuromirror.store.transfer import CHUNK, Transfer
 
 LARGE = 2 * WRITEBACK + 3 * CHUNK + 17  # several windows and buffers, and a tail of neither
 
@@ -114,7 +114,7 @@ class _StallingArchive:
 
 
 def test_a_stalled_archive_fails_the_url_and_the_next_url_serves(s3, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    from neuromirror.keep import transfer as transfer_module
+    from neuromirror.store import transfer as transfer_module
 
     monkeypatch.setattr(transfer_module, "TIMEOUT", (5, 1))  # the read timeout, shortened for the test
     good = deterministic_bytes("keep-large-stall", LARGE)

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, Union
 
 #: checksum kinds recorded per file in the index
 SHA256 = "sha256"  # SHA256E key: git-annex verifies every byte
@@ -346,3 +346,8 @@ ProgressCallback = Callable[[str, int, Optional[int]], None]
 """progress(stage, done, total) — sources and the writer report long work here."""
 
 Meta = Mapping[str, object]
+
+
+def http_urls(urls: Sequence[str]) -> list[str]:
+    """The URLs a plain HTTP client fetches (a special remote's ``neuromirror+...`` URLs are not among them)."""
+    return [u for u in urls if u.startswith(("http://", "https://"))]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 _CHARS = "0123456789zqjxkmvwgpfZQJXKMVWGPF"
 _KEY_RE = re.compile(r"^(?P<backend>[A-Z0-9]+)(?:-s(?P<size>\d+))?(?:-[a-zA-Z]\d+)*--(?P<name>.+)$")
@@ -208,3 +209,30 @@ def url_for_log(url: str) -> str:
     if not _SCHEME.match(url):
         raise ValueError(f"URL without a scheme: {url!r}")
     return url
+
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """How a key checks its bytes: a hashlib algorithm and the digest the key names."""
+
+    algorithm: str
+    digest: str
+
+    def new(self) -> Any:
+        return hashlib.new(self.algorithm)
+
+
+def key_checksum(key: str) -> Optional[Checksum]:
+    """The checksum a key carries (:func:`key_hash`), when its digest is one this Python can compute and has
+    the algorithm's length; None otherwise (VURL, URL, WORM keys).  What keep, verify and restore check
+    bytes against."""
+    named = key_hash(key)
+    if named is None or named[0] not in hashlib.algorithms_available:
+        return None
+    algorithm, digest = named
+    if len(digest) != hashlib.new(algorithm).digest_size * 2 or not _HEX.fullmatch(digest):
+        return None
+    return Checksum(algorithm, digest)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from neuromirror.keep.files import annex_key
+from neuromirror.dataset.files import annex_key
 from neuromirror.records import VersionFile
 from neuromirror.util.dates import iso_z
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+from neuromirror.dataset.files import annex_key, annex_repo, version_files
 from neuromirror.index import store_checks
-from neuromirror.keep.files import annex_key, annex_repo, version_files
-from neuromirror.keep.locations import Locations
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
+from neuromirror.store.holders import Locations
 from neuromirror.store.record import store_uuids
 from neuromirror.util.dates import iso_seconds, iso_z
 from neuromirror.util.sizes import human_bytes

@@ -19,11 +19,11 @@ from neuromirror.dataset.versions import Version
 from neuromirror.errors import UserError
 from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted, wanted
 from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
-from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, fileset_of
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, keep
 from neuromirror.store.base import Store
+from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
 from neuromirror.util.disk import DiskFull, check_free
 

@@ -26,16 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from neuromirror.dataset.files import annex_key, annex_repo, selected, skip_reason, version_files
 from neuromirror.dataset.versions import Version
 from neuromirror.index.store_checks import checks_of, record_checked, record_store
-from neuromirror.keep.files import annex_key, annex_repo, selected, skip_reason, version_files
-from neuromirror.keep.locations import Locations
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
-from neuromirror.keep.transfer import Outcome, Transfer, read_back
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
+from neuromirror.store.holders import Locations
 from neuromirror.store.record import record_present
+from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
 from neuromirror.util.progress import ByteProgress
 

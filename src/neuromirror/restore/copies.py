@@ -15,11 +15,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional, cast
 
+from neuromirror.annex.keys import key_checksum
 from neuromirror.index.store_checks import checks_of
-from neuromirror.keep.transfer import CHUNK, key_checksum
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
 from neuromirror.store.registry import Stores
+from neuromirror.store.transfer import CHUNK
 
 #: bytes held in memory per object before its spool goes to disk
 SPOOL = 16 << 20

@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator, cast
 
-from neuromirror.annex.keys import git_file_key
+from neuromirror.annex.keys import git_file_key, key_checksum
 from neuromirror.annex.logs import branch_logs, web_urls
-from neuromirror.keep.transfer import key_checksum
 from neuromirror.records import GIT, VersionFile
 from neuromirror.restore.copies import SPOOL, NoGoodCopy, Verified, drain
 from neuromirror.restore.objects import ArchiveObject, Unplaced, place_in_git
@@ -31,7 +30,7 @@ BATCH = 5000
 
 
 class GitRows:
-    """The index as :func:`~neuromirror.keep.files.each_version_file` reads it, noting on the way the files a
+    """The index as :func:`~neuromirror.dataset.files.each_version_file` reads it, noting on the way the files a
     version keeps in git (that listing counts them and goes on): one pass over the version's rows."""
 
     def __init__(self, index: Any):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-from neuromirror.keep.files import SPECIAL_PREFIX, annex_key, annex_repo
+from neuromirror.dataset.files import SPECIAL_PREFIX, annex_key, annex_repo
 from neuromirror.records import VersionFile
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi.zarr_listing import is_archive_key

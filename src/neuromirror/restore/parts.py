@@ -17,8 +17,8 @@ import io
 import re
 from typing import Any, Optional
 
-from neuromirror.keep.transfer import CHUNK
 from neuromirror.restore.objects import ArchiveObject
+from neuromirror.store.transfer import CHUNK
 
 MIB = 1 << 20
 #: larger objects other than DANDI's blobs go up as a multipart upload, in parts of :data:`PART`

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, S
 from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
+from neuromirror.dataset.files import VersionFiles, each_version_file
 from neuromirror.dataset.versions import Version
 from neuromirror.index.version_rows import add_entry_urls
-from neuromirror.keep.files import VersionFiles, each_version_file
 from neuromirror.keep.report import FileNote
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.gitfiles import GitRows, from_git, git_objects

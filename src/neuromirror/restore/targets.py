@@ -29,11 +29,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from neuromirror.keep.transfer import CHUNK, key_checksum
+from neuromirror.annex.keys import key_checksum
 from neuromirror.restore.copies import Verified, drain
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.restore.parts import META_ETAG, put_parts, spans_for
 from neuromirror.store.s3 import S3Store
+from neuromirror.store.transfer import CHUNK
 from neuromirror.util.paths import check_path
 
 ABSENT, SAME, DIFFERS = "absent", "same", "differs"

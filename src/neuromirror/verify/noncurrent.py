@@ -24,8 +24,8 @@ from typing import Any, Iterable, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import branch_logs, log_state
+from neuromirror.dataset.files import annex_key, annex_repo
 from neuromirror.index.rows import VersionRow
-from neuromirror.keep.files import annex_key, annex_repo
 from neuromirror.records import GIT, SUBDATASET
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
@@ -95,7 +95,7 @@ class CurrentObjects:
 
 def current_objects(index: Any, ds: Path, source: str) -> Optional[CurrentObjects]:
     """The objects the source's newest recorded state names (None: no state recorded)."""
-    from neuromirror.keep.files import version_files
+    from neuromirror.dataset.files import version_files
 
     head = index.head_version(source)
     if head is None:
@@ -163,7 +163,7 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
     judged there: a file's URLs, read from the Zarr's git-annex branch, are the same whichever
     version names it).  The later states are read only while some pin's noncurrent date is open,
     each Zarr commit once, for the objects still open."""
-    from neuromirror.keep.files import VersionFiles, each_version_file
+    from neuromirror.dataset.files import VersionFiles, each_version_file
 
     out = Expiry(expire_after)
     current = current_objects(index, ds, source)
@@ -210,7 +210,7 @@ def _noncurrent_since(
     index: Any, ds: Path, states: list[VersionRow], pending: dict[tuple[str, str, str], int], out: Expiry
 ) -> None:
     """The first later state without each ``pending`` pinned version: when it became noncurrent (at the latest)."""
-    from neuromirror.keep.files import VersionFiles, subdataset_files
+    from neuromirror.dataset.files import VersionFiles, subdataset_files
 
     wanted = {(t[0], t[1]) for t in pending}
     zarrs: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # (path, commit) -> the open objects it names

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.annex.logs import branch_logs, web_urls
+from neuromirror.dataset.files import annex_key
 from neuromirror.dataset.versions import default_versions
 from neuromirror.index.rows import VersionRow
-from neuromirror.keep.files import annex_key
 from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
@@ -107,7 +107,7 @@ def version_risk(
     index: Any, ds: Path, version_id: int, uuids: Optional[set[str]] = None, current: Optional[CurrentObjects] = None
 ) -> tuple[Risk, list[str]]:
     """A version's counts from the index's file rows (Zarr subdatasets' trees included); problems listing it."""
-    from neuromirror.keep.files import version_files
+    from neuromirror.dataset.files import version_files
 
     listed = version_files(index, ds, version_id)
     by_repo: dict[Path, list[VersionFile]] = {}

@@ -10,7 +10,7 @@ hashed. A good copy's check time is recorded per key and store
 1. removed from the record: git-annex's location log says the store no longer has the key
    (``setpresentkey KEY UUID 0``), the check row goes, and wrong bytes are deleted from the store;
 2. re-kept: copied again into that store from the archive's URLs or another store's copy
-   (:class:`neuromirror.keep.transfer.Transfer`, verified on the way in) and recorded again;
+   (:class:`neuromirror.store.transfer.Transfer`, verified on the way in) and recorded again;
 3. reported, with what was done; the command then exits non-zero naming each bad or missing copy.
 
 A store that cannot be read at all (its bucket gone) is reported per copy as unreadable and left
@@ -28,16 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file
 from neuromirror.dataset.versions import Version, select_versions
 from neuromirror.index import store_checks
-from neuromirror.keep.files import VersionFiles, annex_key, annex_repo, each_version_file
-from neuromirror.keep.locations import Locations
-from neuromirror.keep.transfer import Transfer, read_back
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
+from neuromirror.store.holders import Locations
 from neuromirror.store.record import record_absent, record_present, store_uuids
 from neuromirror.store.registry import Stores
+from neuromirror.store.transfer import Transfer, read_back
 from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:

@@ -12,14 +12,13 @@ object's bytes, as git-annex's own download would see them.
 from __future__ import annotations
 
 import functools
-import hashlib
-import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from neuromirror.annex.keys import key_hash
+from neuromirror.annex.keys import Checksum, key_checksum
 from neuromirror.network.pools import Pools
+from neuromirror.records import http_urls
 from neuromirror.store.base import Store
 from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.text import one_line
@@ -29,34 +28,6 @@ CHUNK = 1 << 20
 PIPELINE_MIN = 4 * CHUNK
 #: (connect, read) seconds: a stalled archive fails the URL, not the run
 TIMEOUT = (30, 300)
-_HEX = re.compile(r"[0-9a-f]+")
-
-
-@dataclass(frozen=True)
-class Checksum:
-    """How a key checks its bytes: a hashlib algorithm and the digest the key names."""
-
-    algorithm: str
-    digest: str
-
-    def new(self) -> Any:
-        return hashlib.new(self.algorithm)
-
-
-def key_checksum(key: str) -> Optional[Checksum]:
-    """The checksum a key carries (:func:`~neuromirror.annex.keys.key_hash`), when its digest is one this
-    Python can compute and has the algorithm's length; None otherwise (VURL, URL, WORM keys)."""
-    named = key_hash(key)
-    if named is None or named[0] not in hashlib.algorithms_available:
-        return None
-    algorithm, digest = named
-    if len(digest) != hashlib.new(algorithm).digest_size * 2 or not _HEX.fullmatch(digest):
-        return None
-    return Checksum(algorithm, digest)
-
-
-def http_urls(urls: Sequence[str]) -> list[str]:
-    return [u for u in urls if u.startswith(("http://", "https://"))]
 
 
 @dataclass

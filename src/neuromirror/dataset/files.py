@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
+from neuromirror.annex.keys import key_checksum
 from neuromirror.dataset.version import UrlLogs, has_commit, iter_version
-from neuromirror.keep.transfer import http_urls, key_checksum
-from neuromirror.records import GIT, SUBDATASET, VersionFile
+from neuromirror.records import GIT, SUBDATASET, VersionFile, http_urls
 
 #: URLs only a git-annex special remote of the mirror can fetch (BOSS chunks, embargoed DANDI)
 SPECIAL_PREFIX = "neuromirror+"
