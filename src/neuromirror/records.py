@@ -351,3 +351,20 @@ Meta = Mapping[str, object]
 def http_urls(urls: Sequence[str]) -> list[str]:
     """The URLs a plain HTTP client fetches (a special remote's ``neuromirror+...`` URLs are not among them)."""
     return [u for u in urls if u.startswith(("http://", "https://"))]
+
+
+@dataclass(frozen=True)
+class FileNote:
+    """A file a run skipped or failed, and why: keep's ``skipped``/``failed``, restore's ``differs``,
+    ``failed``, ``skipped`` and ``displaced`` (which also name the object's key in the archive's layout)."""
+
+    path: str
+    key: Optional[str]
+    size: Optional[int]
+    why: str
+    #: restore: the object's key in the archive's layout ("" when it has none); None: not a restore's note
+    archive_key: Optional[str] = None
+
+    def to_json(self) -> dict:
+        where = {} if self.archive_key is None else {"archive_key": self.archive_key}
+        return {"path": self.path, **where, "key": self.key, "size": self.size, "why": self.why}

@@ -11,24 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror.records import FileNote
 from neuromirror.util.sizes import human_bytes
-
-
-@dataclass(frozen=True)
-class FileNote:
-    """A file a run skipped or failed, and why: keep's ``skipped``/``failed``, restore's ``differs``,
-    ``failed``, ``skipped`` and ``displaced`` (which also name the object's key in the archive's layout)."""
-
-    path: str
-    key: Optional[str]
-    size: Optional[int]
-    why: str
-    #: restore: the object's key in the archive's layout ("" when it has none); None: not a restore's note
-    archive_key: Optional[str] = None
-
-    def to_json(self) -> dict:
-        where = {} if self.archive_key is None else {"archive_key": self.archive_key}
-        return {"path": self.path, **where, "key": self.key, "size": self.size, "why": self.why}
 
 
 @dataclass

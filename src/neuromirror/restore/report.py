@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional, TextIO
 
-from neuromirror.keep.report import FileNote
+from neuromirror.records import FileNote
 from neuromirror.restore.copies import BadCopy
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.util.sizes import human_bytes

@@ -25,7 +25,7 @@ from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.dataset.files import VersionFiles, each_version_file
 from neuromirror.dataset.versions import Version
 from neuromirror.index.version_rows import add_entry_urls
-from neuromirror.keep.report import FileNote
+from neuromirror.records import FileNote
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.gitfiles import GitRows, from_git, git_objects
 from neuromirror.restore.objects import ArchiveObject, Unplaced, locator_for, place
