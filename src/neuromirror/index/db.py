@@ -186,11 +186,32 @@ class Index:
             rows = self.db.query("SELECT * FROM sources ORDER BY id")
         return [SourceRow.from_sql(r) for r in rows]
 
+    def source_ids(self) -> set[str]:
+        """The sources mirrored here, by id alone (a cycle's plan: a source listed but not among them is new)."""
+        return {row[0] for row in self.db.conn.execute("SELECT id FROM sources")}
+
+    def source_datasets(self) -> list[tuple[str, str]]:
+        """(source, its dataset's path under the root) of every source, in one query (the status report)."""
+        return self.db.conn.execute("SELECT id, dataset FROM sources").fetchall()
+
     # -- versions -------------------------------------------------------
     def newest_version_dates(self) -> dict[str, Optional[str]]:
         """Per source with a recorded version: its newest version's date (the archive's, else when synced)."""
         sql = "SELECT source, max(coalesce(date, synced_at)) FROM versions GROUP BY source"
         return dict(self.db.conn.execute(sql).fetchall())
+
+    def version_counts(self) -> list[tuple[str, int]]:
+        """(source, recorded versions) of every source that has any, in one query (the status report)."""
+        return self.db.conn.execute("SELECT source, COUNT(*) FROM versions GROUP BY source").fetchall()
+
+    def heads(self) -> list[tuple[str, str, int, int, str]]:
+        """(source, label, files, bytes, kind) of every source's dataset HEAD, in one query (the status report):
+        its last draft or snapshot row, else its last published one."""
+        return self.db.conn.execute(
+            "SELECT v.source, v.label, v.files, v.bytes, v.kind FROM versions v JOIN (SELECT source,"
+            " COALESCE(MAX(CASE WHEN kind != 'published' THEN id END), MAX(id)) id FROM versions GROUP BY source) m"
+            " ON v.id = m.id"
+        ).fetchall()
 
     def versions(self, source: str) -> list[VersionRow]:
         return [

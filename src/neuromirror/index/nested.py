@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
+from neuromirror.records import SUBDATASET
+
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
@@ -101,3 +103,23 @@ def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]
                 n.files += known[0]
                 n.bytes += known[1]
     return out
+
+
+def zarr_commit(index: Index, zarr_id: str, checksum: str) -> Optional[str]:
+    """The commit the mirror made of the DANDI Zarr ``zarr_id`` at ``checksum`` (any access), from the
+    ``dandi-zarr-commit`` cache: where a reader finds that state held here; None if never made."""
+    prefix = f"{zarr_id} {checksum} "  # the cache's key: "<zarr id> <checksum> <access>"
+    row = index.db.conn.execute(
+        "SELECT value FROM cache WHERE namespace = ? AND key >= ? AND key < ?",
+        [ZARR_CACHE, prefix, prefix + "\uffff"],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def subdataset_paths(index: Index, source: str, commit: str) -> list[str]:
+    """The paths at which any of ``source``'s versions holds the subdataset at ``commit``."""
+    rows = index.db.conn.execute(
+        "SELECT DISTINCT path FROM entries WHERE source = ? AND checksum_kind = ? AND checksum = ?",
+        [source, SUBDATASET, commit],
+    ).fetchall()
+    return [path for (path,) in rows]

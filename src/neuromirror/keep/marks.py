@@ -37,6 +37,7 @@ from typing import Any, Iterable, Optional
 
 from neuromirror.annex.logs import BRANCH, log_state
 from neuromirror.index import store_checks
+from neuromirror.index.store_checks import fileset_of
 from neuromirror.store.record import flush_journal, store_uuids
 from neuromirror.util import gitutil
 
@@ -166,11 +167,6 @@ class Marks:
 def terms_of(include: Iterable[str], exclude: Iterable[str], max_file_size: Optional[int]) -> str:
     """The options that decide which files of a version are kept: a mark made with others does not hold."""
     return json.dumps({"include": list(include), "exclude": list(exclude), "max_file_size": max_file_size})
-
-
-def fileset_of(index: Any, version_id: int) -> Optional[int]:
-    row = index.db.conn.execute("SELECT fileset FROM versions WHERE id = ?", [version_id]).fetchone()
-    return None if row is None else row[0]
 
 
 def _read_ref(git_dir: Path) -> Optional[str]:

@@ -25,14 +25,13 @@ from typing import Any, Callable, Optional
 
 from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import UserError
-from neuromirror.index.nested import ZARR_CACHE
+from neuromirror.index.nested import subdataset_paths, zarr_commit
 from neuromirror.index.rows import VersionRow
 from neuromirror.index.store_checks import known_stores
 from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile, kept_by_key
-from neuromirror.records import SUBDATASET
 from neuromirror.spec import SpecError, parse_spec
 
 #: how many path segments name a source, per archive
@@ -290,26 +289,16 @@ class Tree:
         source = source_of(self.manifests.root / parts[0] / parts[1] / zarr_id)
         held = None
         if source:
-            prefix = f"{zarr_id} {checksum} "  # the cache's key: "<zarr id> <checksum> <access>"
             with self._db_lock:
                 index = self._index().index
-                row = index.db.conn.execute(
-                    "SELECT value FROM cache WHERE namespace = ? AND key >= ? AND key < ?",
-                    [ZARR_CACHE, prefix, prefix + "\uffff"],
-                ).fetchone()
+                commit = zarr_commit(index, zarr_id, checksum)
                 src = index.source(source)
-                paths = (
-                    []
-                    if row is None or src is None
-                    else index.db.conn.execute(
-                        "SELECT DISTINCT path FROM entries WHERE source = ? AND checksum_kind = ? AND checksum = ?",
-                        [source, SUBDATASET, row[0]],
-                    ).fetchall()
-                )
-            for (path,) in paths:
+                paths = [] if commit is None or src is None else subdataset_paths(index, source, commit)
+            for path in paths:
                 repo = self.root / src.dataset / path
                 if (repo / ".git").exists():
-                    held = (repo, row[0])
+                    assert commit is not None  # paths are looked up only for a commit
+                    held = (repo, commit)
                     break
         with self._lock:
             if len(self._zarr_states) >= MAX_PINS * 4:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from neuromirror.config.model import SourceConfig
-from neuromirror.service import recovery
+from neuromirror.index import runs
 from neuromirror.service.state import SourceRuntime, now_utc
 from neuromirror.util.dates import parse_iso as parse_time
 
@@ -35,9 +35,9 @@ def first_run(mirror: Mirror, entry: SourceConfig, runtime: Callable[[str, str],
     """
     now = now_utc()
     args = [entry.spec, entry.spec + "/*"]  # the spec itself, what it matches, a collection's experiments
-    last = parse_time(recovery.last_success_start(mirror.index, args))
+    last = parse_time(runs.last_success_start(mirror.index, args))
     first = now if last is None else max(now, entry.schedule.next_after(last))
-    for sid, failures, last_failure, error in recovery.failure_streaks(mirror.index, args):
+    for sid, failures, last_failure, error in runs.failure_streaks(mirror.index, args):
         rt = runtime(sid, entry.spec)
         rt.consecutive_failures = failures
         rt.last_error = error

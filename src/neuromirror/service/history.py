@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
+from neuromirror.index import runs as run_rows
 from neuromirror.index.rows import VersionRow
 from neuromirror.util.dates import parse_iso
 
@@ -17,8 +18,6 @@ from neuromirror.util.dates import parse_iso
 STRIP_RUNS = 30
 #: runs listed on a source's own page
 HISTORY_RUNS = 200
-
-_COLUMNS = "id, source, started, ended, outcome, error, added, removed, changed, trigger"
 
 
 @dataclass
@@ -62,20 +61,17 @@ def _run(row: Iterable[Any]) -> Run:
 
 def recent_runs(index: Any, sources: Iterable[str], n: int = STRIP_RUNS) -> dict[str, list[Run]]:
     """The last ``n`` runs of each source, oldest first (as a strip is read, left to right)."""
-    conn = index.db.conn
     out: dict[str, list[Run]] = {}
     for sid in sources:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?", [sid, n])
-        out[sid] = [_run(r) for r in reversed(rows.fetchall())]
+        rows = run_rows.newest_runs(index, sid, n)
+        out[sid] = [_run(r) for r in reversed(rows)]
     return out
 
 
 def run_history(index: Any, source: str, n: int = HISTORY_RUNS) -> list[Run]:
     """The last ``n`` runs of a source, newest first, with the versions each recorded."""
     runs = []
-    for row in index.db.conn.execute(
-        f"SELECT {_COLUMNS}, report FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?", [source, n]
-    ):
+    for row in run_rows.newest_runs(index, source, n, with_report=True):
         run = _run(row[:-1])
         try:
             run.versions = [str(v.get("label")) for v in json.loads(row[-1] or "{}").get("versions") or []]
@@ -97,13 +93,7 @@ def sync_durations(index: Any, buckets: Iterable[float]) -> dict[str, tuple[list
     histogram covers every sync, by hand or by the service, across restarts.
     """
     bounds = list(buckets)
-    cases = ", ".join(f"SUM(d <= {float(b)!r})" for b in bounds)
-    sql = (
-        f"SELECT source, {cases}, COUNT(*), TOTAL(d) FROM (SELECT source,"
-        " MAX(0.0, (julianday(ended) - julianday(started)) * 86400.0) AS d FROM runs"
-        " WHERE ended IS NOT NULL AND outcome IN ('ok', 'unchanged', 'failed', 'interrupted')) GROUP BY source"
-    )
     out = {}
-    for row in index.db.conn.execute(sql):
+    for row in run_rows.duration_histogram(index, bounds):
         out[row[0]] = ([int(c or 0) for c in row[1 : 1 + len(bounds)]], int(row[-2]), float(row[-1]))
     return out

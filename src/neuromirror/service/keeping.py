@@ -19,6 +19,7 @@ import logging
 from typing import Any, Optional, Sequence
 
 from neuromirror.config.model import KeepPolicy, SourceConfig
+from neuromirror.index.runs import last_finished_report, report_records, set_report
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 
@@ -209,25 +210,20 @@ def copies_record(counts: Sequence[Any], wanted: int) -> dict:
 
 def record_in_run(index: Any, sid: str, outcome: dict, *, field: str = "keep") -> None:
     """Add ``outcome`` as ``field`` to the report of the source's last finished run (the sync just ended)."""
-    row = index.db.conn.execute(
-        "SELECT id, report FROM runs WHERE source=? AND ended IS NOT NULL ORDER BY id DESC LIMIT 1", [sid]
-    ).fetchone()
+    row = last_finished_report(index, sid)
     if row is None:
         return
     report: dict = json.loads(row[1]) if row[1] else {}
     report[field] = outcome
     with index.transaction():
-        index.db.conn.execute("UPDATE runs SET report=? WHERE id=?", [json.dumps(report), row[0]])
+        set_report(index, row[0], report)
 
 
 def keep_facts(index: Any) -> dict[str, dict]:
     """Per source that the service kept: ``last`` (the last run's ``keep`` record) and ``runs``
     (how many keep runs ended in each outcome: ok, budget, failed, error)."""
     out: dict[str, dict] = {}
-    rows = index.db.conn.execute(
-        "SELECT source, json_extract(report, '$.keep') FROM runs "
-        "WHERE json_extract(report, '$.keep') IS NOT NULL ORDER BY id"
-    )
+    rows = report_records(index, "keep")
     for sid, raw in rows:
         record = json.loads(raw)
         facts = out.setdefault(sid, {"last": None, "runs": {}, "lag": None})

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from neuromirror.index.runs import change_totals
 from neuromirror.service.state import epoch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -385,11 +386,6 @@ def render_metrics(report: dict, durations: Optional[Durations] = None) -> str:
 
 def add_changes(report: dict, index: Any) -> None:
     """Add each row's files added/removed/changed by finished runs (``row["changes"]``) from the index."""
-    totals = {
-        sid: {"added": a or 0, "removed": r or 0, "changed": c or 0}
-        for sid, a, r, c in index.db.conn.execute(
-            "SELECT source, SUM(added), SUM(removed), SUM(changed) FROM runs WHERE ended IS NOT NULL GROUP BY source"
-        )
-    }
+    totals = {sid: {"added": a or 0, "removed": r or 0, "changed": c or 0} for sid, a, r, c in change_totals(index)}
     for row in report["sources"]:
         row["changes"] = totals.get(row["source"], {})

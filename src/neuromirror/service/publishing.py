@@ -19,6 +19,7 @@ import shlex
 from typing import Any, Optional
 
 from neuromirror.config.model import SourceConfig
+from neuromirror.index.runs import report_records
 from neuromirror.pin.published import published_url
 from neuromirror.service.keeping import record_in_run
 from neuromirror.service.state import SourceRuntime
@@ -136,14 +137,8 @@ def publish_facts(index: Any, sid: Optional[str] = None) -> dict[str, dict]:
     """Per source (or only ``sid``), its publish state for the status pages: the last publish record,
     with ``clone``/``clone_url`` from the last publish that succeeded (a later failure or hold-back
     does not hide where the dataset is); sources never published are left out."""
-    sql = (
-        "SELECT source, json_extract(report, '$.publish') FROM runs WHERE json_extract(report, '$.publish') IS NOT NULL"
-    )
-    args: list[str] = []
-    if sid is not None:
-        sql, args = sql + " AND source=?", [sid]
     out: dict[str, dict] = {}
-    for source, raw in index.db.conn.execute(sql + " ORDER BY id", args):
+    for source, raw in report_records(index, "publish", sid):
         record = json.loads(raw)
         facts = out.get(source, {})
         kept = {k: facts[k] for k in ("clone", "clone_url") if k in facts}

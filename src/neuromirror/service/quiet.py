@@ -122,7 +122,7 @@ def plan(index: Any, spec: str, items: list[Listed], policy: Policy, now: dateti
     last_full = parse_iso(watermark.get("full_pass"))
     p.full = last_full is None or now - last_full >= timedelta(seconds=policy.full_pass)
     known = _stamps(index, [i.source.id for i in items])
-    mirrored = {row["id"] for row in index.db.query("SELECT id FROM sources")}
+    mirrored = index.source_ids()
     unchanged: list[tuple[str, Listed]] = []
     for item in items:
         sid = item.source.id

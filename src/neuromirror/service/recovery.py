@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
+
+from neuromirror.index import runs
 
 log = logging.getLogger("neuromirror.service")
 
@@ -21,67 +23,27 @@ log = logging.getLogger("neuromirror.service")
 def recover_abandoned_runs(mirror: Any) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
     from neuromirror.dataset.mirror import LockBusy
-    from neuromirror.index.db import utcnow
 
-    rows = list(mirror.index.db.query("SELECT id, source FROM runs WHERE outcome = 'running'"))
+    rows = runs.running_runs(mirror.index)
     for row in rows:
         try:
             with mirror.lock(row["source"], wait=0):
-                mirror.index.db.conn.execute(
-                    "UPDATE runs SET outcome='abandoned', ended=?, error=? WHERE id=? AND outcome='running'",
-                    [utcnow(), "the process running this sync ended before it finished", row["id"]],
-                )
+                runs.abandon_run(mirror.index, row["id"], "the process running this sync ended before it finished")
         except LockBusy:
             continue
 
 
-def last_success_start(index: Any, patterns: list[str]) -> Optional[str]:
-    """When the last successful run of a source matching one of two GLOB ``patterns`` started."""
-    row = index.db.conn.execute(
-        "SELECT MAX(started) FROM runs WHERE (source GLOB ? OR source GLOB ?) AND outcome IN ('ok', 'unchanged')",
-        patterns,
-    ).fetchone()
-    return row[0] if row else None
-
-
-def failure_streaks(index: Any, patterns: list[str]) -> list[tuple[str, int, str, str]]:
-    """(source, failures since the last success, end of the last failure, its error) for failing sources."""
-    return [
-        (r[0], r[1], r[2], r[3])
-        for r in index.db.conn.execute(
-            """
-            SELECT f.source, COUNT(*), MAX(f.ended),
-                   (SELECT error FROM runs e WHERE e.source = f.source AND e.outcome = 'failed' ORDER BY id DESC LIMIT 1)
-            FROM runs f
-            WHERE (f.source GLOB ? OR f.source GLOB ?) AND f.outcome = 'failed'
-              AND f.id > COALESCE((SELECT MAX(id) FROM runs s WHERE s.source = f.source
-                                   AND s.outcome IN ('ok', 'unchanged')), 0)
-            GROUP BY f.source
-            """,
-            patterns,
-        )
-    ]
-
-
 def mark_interrupted(mirror: Any, sid: str) -> None:
     """The service's last run of ``sid``, stopped at a safe point: 'interrupted', not 'failed'."""
-    mirror.index.db.conn.execute(
-        "UPDATE runs SET outcome='interrupted' WHERE id = (SELECT MAX(id) FROM runs WHERE source=? AND"
-        " trigger='service') AND outcome IN ('failed', 'running')",
-        [sid],
-    )
+    runs.interrupt_service_run(mirror.index, sid)
 
 
 def mark_abandoned(mirror: Any, sids: Iterable[str]) -> None:
     """Runs still going when the grace period ended: 'interrupted', with why."""
-    from neuromirror.index.db import utcnow
-
     try:
         for sid in sids:
-            mirror.index.db.conn.execute(
-                "UPDATE runs SET outcome='interrupted', ended=?, error=? WHERE id = (SELECT MAX(id) FROM runs"
-                " WHERE source=? AND trigger='service') AND outcome='running'",
-                [utcnow(), "abandoned when the service stopped; the next sync recovers the dataset", sid],
+            runs.abandon_service_run(
+                mirror.index, sid, "abandoned when the service stopped; the next sync recovers the dataset"
             )
     except Exception as exc:
         log.warning("could not record abandoned runs: %s", exc)

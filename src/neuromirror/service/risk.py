@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig
+from neuromirror.index.runs import report_records
 from neuromirror.service.keeping import record_in_run
 from neuromirror.util.dates import now_z
 from neuromirror.util.text import one_line
@@ -66,11 +67,7 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
 def risk_facts(index: Any, source: Optional[str] = None) -> dict[str, dict]:
     """Per source (or only ``source``): its newest at-risk record (from the run reports)."""
     out: dict[str, dict] = {}
-    where = "json_extract(report, '$.at_risk') IS NOT NULL" + (" AND source = ?" if source else "")
-    rows = index.db.conn.execute(
-        f"SELECT source, json_extract(report, '$.at_risk') FROM runs WHERE {where} ORDER BY id",
-        [source] if source else [],
-    )
+    rows = report_records(index, "at_risk", source or None)
     for sid, raw in rows:
         out[sid] = json.loads(raw)
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.config.model import MirrorConfig
+from neuromirror.index import runs
 from neuromirror.util.dates import iso_z
 from neuromirror.util.dates import parse_iso as parse_time
 from neuromirror.util.processes import pid_alive
@@ -94,49 +95,30 @@ def read_service_state(root: Path) -> Optional[dict]:
 def _index_facts(index: Any) -> dict[str, dict]:
     """Per source: run counts by outcome, last run/success/failure, versions, files and bytes of the head."""
     facts: dict[str, dict] = {}
-    conn = index.db.conn
 
     def f(sid: str) -> dict:
         return facts.setdefault(sid, {"runs": {}})
 
-    for sid, outcome, n in conn.execute("SELECT source, outcome, COUNT(*) FROM runs GROUP BY source, outcome"):
+    for sid, outcome, n in runs.outcome_counts(index):
         f(sid)["runs"][outcome] = n
-    for sid, started, outcome, trigger, report in conn.execute(
-        "SELECT r.source, r.started, r.outcome, r.trigger, r.report FROM runs r"
-        " JOIN (SELECT source, MAX(id) id FROM runs GROUP BY source) m ON r.id = m.id"
-    ):
+    for sid, started, outcome, trigger, report in runs.last_runs(index):
         f(sid).update(last_run=started, last_outcome=outcome, last_trigger=trigger, **_network_facts(report))
-    for sid, ended in conn.execute(
-        "SELECT source, MAX(ended) FROM runs WHERE outcome IN ('ok', 'unchanged') GROUP BY source"
-    ):
+    for sid, ended in runs.last_success_ends(index):
         f(sid)["last_success"] = ended
-    for sid, n, report in conn.execute(
-        "SELECT r.source, r.refused, r.report FROM runs r JOIN (SELECT source, MAX(id) id FROM runs"
-        " WHERE outcome IN ('ok', 'unchanged') GROUP BY source) m ON r.id = m.id WHERE r.refused > 0"
-    ):
+    for sid, n, report in runs.refused_in_last_success(index):
         f(sid).update(_refused_facts(n, report))
-    for sid, ended, error in conn.execute(
-        "SELECT r.source, r.ended, r.error FROM runs r"
-        " JOIN (SELECT source, MAX(id) id FROM runs WHERE outcome = 'failed' GROUP BY source) m ON r.id = m.id"
-    ):
+    for sid, ended, error in runs.last_failures(index):
         f(sid).update(last_failure=ended, last_error=error)
-    for sid, n in conn.execute(
-        "SELECT f.source, COUNT(*) FROM runs f WHERE f.outcome = 'failed' AND f.id > COALESCE((SELECT MAX(id)"
-        " FROM runs s WHERE s.source = f.source AND s.outcome IN ('ok', 'unchanged')), 0) GROUP BY f.source"
-    ):
+    for sid, n in runs.failures_since_success(index):
         f(sid)["consecutive_failures"] = n
-    for sid, started in conn.execute("SELECT source, MIN(started) FROM runs WHERE outcome = 'running' GROUP BY source"):
+    for sid, started in runs.running_since(index):
         f(sid)["running_since"] = started
-    for sid, dataset in conn.execute("SELECT id, dataset FROM sources"):
+    for sid, dataset in index.source_datasets():
         f(sid)["dataset"] = dataset
-    for sid, n in conn.execute("SELECT source, COUNT(*) FROM versions GROUP BY source"):
+    for sid, n in index.version_counts():
         f(sid)["versions"] = n
     # the dataset's HEAD: the last draft/snapshot row, else the last published one
-    for sid, label, files, nbytes, _kind in conn.execute(
-        "SELECT v.source, v.label, v.files, v.bytes, v.kind FROM versions v JOIN (SELECT source,"
-        " COALESCE(MAX(CASE WHEN kind != 'published' THEN id END), MAX(id)) id FROM versions GROUP BY source) m"
-        " ON v.id = m.id"
-    ):
+    for sid, label, files, nbytes, _kind in index.heads():
         f(sid).update(latest=label, files=files, bytes=nbytes)
     return facts
 
