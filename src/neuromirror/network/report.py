@@ -74,19 +74,19 @@ def since(before: dict[str, EndpointStats], seconds: Optional[float] = None) -> 
         requests = now.requests - was.requests
         if requests <= 0 and now.retries == was.retries and now.gave_up == was.gave_up:
             continue  # (a worker's handle on a shared pace counts only its retries and give-ups)
-        row = {
-            "endpoint": endpoint,
-            "requests": requests,
-            "throttled": now.throttled - was.throttled,
-            "errors": now.errors - was.errors,
-            "retries": now.retries - was.retries,
-            "gave_up": now.gave_up - was.gave_up,
-            "waited_s": round(now.waited_s - was.waited_s, 3),
-            "in_flight_limit": round(now.limit, 1),
-            "in_flight_limit_min": round(now.limit_min, 1),
-            "in_flight_ceiling": now.ceiling,
-        }
-        if seconds and requests > 0:
-            row["requests_per_s"] = round(requests / seconds, 1)
-        out.append(row)
+        out.append(
+            {
+                "endpoint": endpoint,
+                "requests": requests,
+                "throttled": now.throttled - was.throttled,
+                "errors": now.errors - was.errors,
+                "retries": now.retries - was.retries,
+                "gave_up": now.gave_up - was.gave_up,
+                "waited_s": round(now.waited_s - was.waited_s, 3),
+                "in_flight_limit": round(now.limit, 1),
+                "in_flight_limit_min": round(now.limit_min, 1),
+                "in_flight_ceiling": now.ceiling,
+                **({"requests_per_s": round(requests / seconds, 1)} if seconds and requests > 0 else {}),
+            }
+        )
     return out
