@@ -1,4 +1,4 @@
-"""What a version holds that ``keep`` can copy: its annexed files with key, size, URLs and repository.
+"""What a version holds that keep, verify and restore walk: its annexed files with key, size, URLs and repository.
 
 Read from the index (a version's file rows: key, size, the registered URLs) — no checkout. A
 Zarr asset is a subdataset row there; its files are read from the Zarr's own dataset at the

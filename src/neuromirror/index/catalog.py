@@ -1,4 +1,5 @@
-"""The browsable catalog of the index (``neuromirror browse``): Datasette metadata and canned queries.
+"""The questions users ask of the index: ``neuromirror search``'s query, and the browsable catalog
+(``neuromirror browse``): Datasette metadata and canned queries.
 
 Datasette serves the SQLite index read-only (it opens a file it may not write with
 ``?mode=ro``: the service can keep writing the index, and the catalog sees each
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -194,3 +196,177 @@ def running_catalog(root: Path) -> Optional[dict[str, Any]]:
     if not isinstance(pid, int) or not isinstance(data.get("url"), str) or not pid_alive(pid):
         return None
     return data
+
+
+# -- search: the index's files and versions by content, key, path or an asset's metadata -------------
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What ``neuromirror search`` was asked, checked (hex digests lower-case, dates YYYY[-MM[-DD]])."""
+
+    sha256: Optional[str] = None
+    md5: Optional[str] = None
+    key: Optional[str] = None
+    path: Optional[str] = None  # glob
+    subject: Optional[str] = None
+    modality: Optional[str] = None
+    date_from: Optional[str] = None
+    date_to: Optional[str] = None
+    project: Optional[str] = None  # glob
+    data_level: Optional[str] = None
+    derived_from: Optional[str] = None
+    source: Optional[str] = None  # glob, or an archive's name
+    all_versions: bool = False
+    limit: Optional[int] = None
+
+    @property
+    def of_files(self) -> bool:
+        """A question about files (a digest, a key or a path), not only about versions' metadata."""
+        return any((self.sha256, self.md5, self.key, self.path))
+
+
+#: the date an asset is searched by: acquisition date (from the AIND name), else creation time
+_DATE_SQL = (
+    "coalesce(json_extract(v.meta, '$.acquisition_date'), substr(json_extract(v.meta, '$.creation_time'), 1, 10))"
+)
+
+
+def build_query(args: SearchFilters) -> tuple[str, str, list[Any]]:
+    """(mode, SQL, parameters) for the filters given; mode is "files" or "versions"."""
+    sha, md5, date_from, date_to = args.sha256, args.md5, args.date_from, args.date_to
+    where: list[str] = []
+    params: list[Any] = []
+
+    if args.source:
+        pattern = args.source if ":" in args.source else f"{args.source}:*"
+        where.append("v.source GLOB ?")
+        params.append(pattern)
+    if args.subject:
+        where.append("json_extract(v.meta, '$.subject_id') = ?")
+        params.append(args.subject)
+    if args.modality:
+        where.append(
+            "(EXISTS (SELECT 1 FROM json_each(v.meta, '$.modalities') m WHERE lower(m.value) = lower(?))"
+            " OR lower(json_extract(v.meta, '$.modality')) = lower(?))"
+        )
+        params += [args.modality, args.modality]
+    if date_from:
+        where.append(f"substr({_DATE_SQL}, 1, ?) >= ?")
+        params += [len(date_from), date_from]
+    if date_to:
+        where.append(f"substr({_DATE_SQL}, 1, ?) <= ?")
+        params += [len(date_to), date_to]
+    if args.project:
+        where.append("lower(json_extract(v.meta, '$.project_name')) GLOB lower(?)")
+        params.append(args.project)
+    if args.data_level:
+        where.append("lower(json_extract(v.meta, '$.data_level')) = lower(?)")
+        params.append(args.data_level)
+    if args.derived_from:
+        where.append(
+            "(json_extract(v.meta, '$.derived_from') = ? OR json_extract(v.meta, '$.raw_asset') = ?"
+            " OR EXISTS (SELECT 1 FROM json_each(v.meta, '$.source_data') sd WHERE sd.value = ?))"
+        )
+        params += [args.derived_from] * 3
+
+    files = [c for c in (sha, md5, args.key, args.path) if c]
+    if files:
+        cols = (
+            "e.source AS source, v.label AS version, {path} AS path, {key} AS key, {size} AS size,"
+            " {kind} AS checksum_kind, {checksum} AS checksum, {urls} AS urls, {remote_id} AS remote_id,"
+            ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset,'
+            " {store} AS store"
+        )
+        # the dataset's own files, then those inside its stores (index.zarr_catalog)
+        own = dict(
+            path="e.path",
+            key="e.key",
+            size="e.size",
+            kind="e.checksum_kind",
+            checksum="e.checksum",
+            urls="e.urls",
+            remote_id="e.remote_id",
+            store="NULL",
+        )
+        nested = dict(
+            path="(e.path || '/' || sf.path)", key="sf.key", size="sf.size", kind="sf.checksum_kind",
+            checksum="sf.checksum", urls="'[]'", remote_id="NULL", store="e.path",
+        )  # fmt: skip
+        parts, all_params = [], []
+        for c, joins, group in (
+            (own, "", "e.id"),
+            (
+                nested,
+                " JOIN zarr_files sf ON sf.\"commit\" = e.checksum AND e.checksum_kind = 'subdataset'",
+                "e.id, sf.path",
+            ),
+        ):
+            conds, cparams = _file_conditions(c, sha, md5, args.key, args.path)
+            cond = " AND ".join(where + conds)
+            parts.append(
+                f"SELECT {cols.format(**c)}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
+                f" FROM entries e{joins} JOIN version_files vf ON vf.entry_id = e.id"
+                " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
+                f" WHERE {cond}" + (f" GROUP BY {group}" if not args.all_versions else "")
+            )
+            all_params += params + cparams
+        sql = " UNION ALL ".join(parts) + " ORDER BY source, path, version_id"
+        return "files", sql, all_params
+
+    if not args.all_versions:
+        where.append("v.id = (SELECT MAX(id) FROM versions WHERE source = v.source)")
+    cond = " AND ".join(where) if where else "1"
+    sql = (
+        'SELECT v.source AS source, v.label AS version, v.kind AS kind, v."commit" AS "commit", v.tag AS tag,'
+        " v.date AS date, v.files AS files, v.bytes AS bytes, v.meta AS meta, s.dataset AS dataset"
+        " FROM versions v JOIN sources s ON s.id = v.source"
+        f" WHERE {cond} ORDER BY v.source, v.id"
+    )
+    return "versions", sql, params
+
+
+def _file_conditions(
+    c: dict[str, str], sha: Optional[str], md5: Optional[str], key: Optional[str], path: Optional[str]
+) -> tuple[list[str], list[Any]]:
+    """The file filters over the columns ``c`` names (a dataset's own files, or a store's)."""
+    given = (
+        (sha, f"{c['checksum']} = ? AND {c['kind']} IN ('sha256', 'git')"),
+        (md5, f"{c['checksum']} = ? AND {c['kind']} = 'md5'"),
+        (key, f"{c['key']} = ?"),
+        (path, f"{c['path']} GLOB ?"),
+    )
+    conds = [cond for value, cond in given if value]
+    params: list[Any] = [value for value, _ in given if value]
+    return conds, params
+
+
+def search(index: Any, args: SearchFilters) -> tuple[str, list[dict]]:
+    """``(mode, rows)``: what the filters match, each row as ``search --json`` prints it (the Zarrs' own files
+    catalogued first by the caller: :func:`neuromirror.index.zarr_catalog.catalog_zarrs`)."""
+    mode, sql, params = build_query(args)
+    if args.limit is not None:
+        sql += " LIMIT ?"
+        params = [*params, args.limit]
+    latest = {r[0]: r[1] for r in index.db.conn.execute("SELECT source, MAX(id) FROM versions GROUP BY source")}
+    rows: list[dict] = []
+    # a file state found both as a file of an older version and inside a newer version's store
+    # (a mirror converted to store datasets): shown once, with the newest version (rows come by version)
+    at: dict[tuple, int] = {}
+    for r in index.db.query(sql, params):
+        r = dict(r)
+        r.pop("newest", None)
+        vid = r.pop("version_id", None)
+        if mode == "files":
+            r["urls"] = json.loads(r["urls"] or "[]")
+            r["in_latest"] = vid == latest.get(r["source"])
+            r["zarr"] = r["store"]  # the nested Zarr store a file lies in; "store", its name before issue 41, kept
+            state = (r["source"], r["path"], r["key"], r["checksum"])
+            if not args.all_versions and state in at:
+                rows[at[state]] = r
+                continue
+            at[state] = len(rows)
+        else:
+            r["meta"] = json.loads(r["meta"] or "{}")
+        rows.append(r)
+    return mode, rows
