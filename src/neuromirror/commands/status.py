@@ -6,9 +6,12 @@ import argparse
 import fnmatch
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.commands.common import UserError, add_json, human_bytes, print_json, print_table, root_of
+
+if TYPE_CHECKING:
+    from neuromirror.service.state import SourceStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     from neuromirror.service import status_report
     from neuromirror.service.risk import add_live_risk
-    from neuromirror.service.state import cluster_facts
+    from neuromirror.service.state import cluster_facts, report_json
 
     config, root = _config_and_root(args)
     report = status_report(root, args.index, config=config)
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "at_risk", True):
         add_live_risk(report, root, args.index, config)
     if args.json:
-        print_json(report)
+        print_json(report_json(report))
         return 0
     _print_report(report, root, args.index)
     return 0
@@ -103,7 +106,7 @@ def _config_and_root(args: argparse.Namespace) -> tuple[Any, Path]:
     return config, root
 
 
-def _only(rows: list[dict], specs: list[str]) -> list[dict]:
+def _only(rows: list[SourceStatus], specs: list[str]) -> list[SourceStatus]:
     """The rows of the sources the SPECs (globs allowed) name."""
     from neuromirror.spec import SpecError, parse_spec
 
@@ -111,7 +114,7 @@ def _only(rows: list[dict], specs: list[str]) -> list[dict]:
         pats = [parse_spec(s, allow_version=False).source for s in specs]
     except SpecError as exc:
         raise UserError(str(exc)) from None
-    return [r for r in rows if any(fnmatch.fnmatchcase(r["source"], p) for p in pats)]
+    return [r for r in rows if any(fnmatch.fnmatchcase(r.source, p) for p in pats)]
 
 
 def _print_report(report: dict, root: Path, index_path: Optional[str]) -> None:
@@ -127,7 +130,7 @@ def _print_report(report: dict, root: Path, index_path: Optional[str]) -> None:
         print(_no_sources_line(report, root, index_path))
         return
     print_table([_source_row(r) for r in sources], SOURCE_COLUMNS)
-    risk_rows = [_risk_row(r, v) for r in sources for v in (r.get("at_risk") or [])]
+    risk_rows = [_risk_row(r, v) for r in sources for v in (r.at_risk or [])]
     for r in sources:
         line = expiry_line(r)
         if line:
@@ -192,30 +195,30 @@ def _no_sources_line(report: dict, root: Path, index_path: Optional[str]) -> str
     )
 
 
-def _source_row(r: dict) -> dict:
+def _source_row(r: SourceStatus) -> dict:
     """A source's row of the table: its status (with the failures in a row), times, why, counts."""
     from neuromirror.service import short_time
 
-    status = r["status"]
-    if r["consecutive_failures"]:
-        status += f" ({r['consecutive_failures']}x)"
+    status = r.status
+    if r.consecutive_failures:
+        status += f" ({r.consecutive_failures}x)"
     return {
-        "source": r["source"],
+        "source": r.source,
         "status": status,
-        "last_success": short_time(r["last_success"]) if r["last_success"] else None,
-        "last_failure": short_time(r["last_failure"]) if r["last_failure"] else None,
-        "reason": _clip(r["refused_reason"] if r["status"] == "refusing" else r["last_error"]),
-        "next_run": short_time(r["next_run"]) if r["next_run"] else None,
-        "versions": r["versions"],
-        "files": r["files"],
-        "bytes": human_bytes(r["bytes"]) if r["bytes"] is not None else None,
+        "last_success": short_time(r.last_success) if r.last_success else None,
+        "last_failure": short_time(r.last_failure) if r.last_failure else None,
+        "reason": _clip(r.refused_reason if r.status == "refusing" else r.last_error),
+        "next_run": short_time(r.next_run) if r.next_run else None,
+        "versions": r.versions,
+        "files": r.files,
+        "bytes": human_bytes(r.bytes) if r.bytes is not None else None,
     }
 
 
-def _risk_row(r: dict, v: dict) -> dict:
+def _risk_row(r: SourceStatus, v: dict) -> dict:
     """A version's row of the at-risk table: files and bytes kept, only behind a pinned URL..."""
     return {
-        "source": r["source"],
+        "source": r.source,
         "version": v["version"],
         "kept": _count(v["kept"]),
         "pinned_url_only": _count(v["pinned"]),
@@ -224,43 +227,43 @@ def _risk_row(r: dict, v: dict) -> dict:
     }
 
 
-def expiry_line(r: dict) -> Optional[str]:
+def expiry_line(r: SourceStatus) -> Optional[str]:
     """The files pinned only by noncurrent S3 versions and kept nowhere, and when the oldest expires; None: none."""
-    x = r.get("expiry") or {}
+    x = r.expiry or {}
     if not x.get("unkept", {}).get("files"):
         return None
     left = x["time_left_s"]
     return (
-        f"{r['source']}: {x['unkept']['files']} file(s) ({human_bytes(x['unkept']['bytes'])}) pinned only by "
+        f"{r.source}: {x['unkept']['files']} file(s) ({human_bytes(x['unkept']['bytes'])}) pinned only by "
         f"noncurrent S3 versions, kept nowhere; the oldest expires in "
         + (f"{left / 86400:.1f} days" if left is not None else "an unknown time")
         + (" -- FAILING: under a week" if x["state"] == "failing" else "")
     )
 
 
-def network_lines(r: dict) -> list[str]:
+def network_lines(r: SourceStatus) -> list[str]:
     """The last sync's dealings with a slow or throttling archive, and what it held back (if any)."""
     lines = []
-    for n in r.get("network") or []:
+    for n in r.network or []:
         if n.get("throttled") or n.get("retries") or n.get("gave_up"):
             lines.append(
-                f"{r['source']}: {n['endpoint']}: {n['throttled']} throttled answer(s), {n['errors']} error(s), "
+                f"{r.source}: {n['endpoint']}: {n['throttled']} throttled answer(s), {n['errors']} error(s), "
                 f"{n['retries']} retries, {n['gave_up']} given up; in flight at most {n['in_flight_limit_min']:g}"
                 f"..{n['in_flight_limit']:g} of {n['in_flight_ceiling']}"
                 + (f", {n['requests_per_s']:g} requests/s" if n.get("requests_per_s") else "")
             )
-    for u in r.get("unreachable") or []:
-        lines.append(f"{r['source']}: held back {u['path']}: {u['reason']}")
+    for u in r.unreachable or []:
+        lines.append(f"{r.source}: held back {u['path']}: {u['reason']}")
     return lines
 
 
-def refused_lines(r: dict, most: int = 5) -> list[str]:
+def refused_lines(r: SourceStatus, most: int = 5) -> list[str]:
     """What the last successful sync refused (the source is ``refusing``, not ok): the first few, each with why."""
-    items = r.get("refused") or []
-    lines = [f"{r['source']}: refused {x['path']!r}: {x['reason']}" for x in items[:most]]
-    left = (r.get("refused_count") or 0) - len(lines)
+    items = r.refused or []
+    lines = [f"{r.source}: refused {x['path']!r}: {x['reason']}" for x in items[:most]]
+    left = (r.refused_count or 0) - len(lines)
     if lines and left > 0:
-        lines.append(f"{r['source']}: ... and {left} more refused (sync --json lists them)")
+        lines.append(f"{r.source}: ... and {left} more refused (sync --json lists them)")
     return lines
 
 

@@ -86,3 +86,13 @@ class SourceRow:
 
 
 _SOURCE_COLUMNS = frozenset(f.name for f in fields(SourceRow))
+
+
+@dataclass(frozen=True)
+class DrillRow:
+    """One restore drill (a row of ``drills``): its id, the recorded columns (``store_checks.DRILL_COLUMNS``:
+    when, scope, target, counts, result) and its report, decoded."""
+
+    id: int
+    columns: dict[str, Any]
+    report: dict[str, Any]

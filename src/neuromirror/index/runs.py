@@ -135,9 +135,9 @@ def report_records(index: Index, field: str, source: Optional[str] = None) -> li
 # -- the service's restart and stop -------------------------------------------------------
 
 
-def running_runs(index: Index) -> list[dict]:
-    """``{"id", "source"}`` of every run marked running: at a start, those whose process died."""
-    return list(index.db.query("SELECT id, source FROM runs WHERE outcome = 'running'"))
+def running_runs(index: Index) -> list[tuple[int, str]]:
+    """(run id, source) of every run marked running: at a start, those whose process died."""
+    return index.db.conn.execute("SELECT id, source FROM runs WHERE outcome = 'running'").fetchall()
 
 
 def abandon_run(index: Index, run_id: int, error: str) -> None:

@@ -36,11 +36,13 @@ another user's file) may lack them: the readers below then find nothing and repo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
+from neuromirror.index.rows import DrillRow
 from neuromirror.index.schema import STORE_CHECKS as SCHEMA  # noqa: F401  (bench/scenarios/restore.py)
 from neuromirror.index.schema import ensure_named
 
@@ -247,7 +249,7 @@ def forget_lost(conn: sqlite3.Connection, url: str) -> None:
 
 
 # -- restore drills (restore.drills) ----------------------------------------------------------------
-#: a drill's columns as :func:`drill_rows` gives them (with ``report``, its JSON, and ``id``)
+#: a drill's columns as :func:`drill_rows` gives them (:class:`~neuromirror.index.rows.DrillRow`)
 DRILL_COLUMNS = (
     "started",
     "finished",
@@ -296,8 +298,8 @@ def drill_scopes(index: Index) -> list[tuple[int, str]]:
 
 def drill_rows(
     index: Index, *, scope: Optional[str] = None, ids: Optional[Sequence[int]] = None, limit: Optional[int] = None
-) -> list[dict]:
-    """Drills newest first (of ``scope``; with an id in ``ids``), each a dict of :data:`DRILL_COLUMNS`, ``report``, ``id``."""
+) -> list[DrillRow]:
+    """Drills newest first (of ``scope``; with an id in ``ids``): their :data:`DRILL_COLUMNS`, report and id."""
     where: list[str] = []
     args: list[Any] = []
     if scope is not None:
@@ -309,4 +311,8 @@ def drill_rows(
     sql = f"SELECT {', '.join(DRILL_COLUMNS)}, report, id FROM drills"
     sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
     sql += f" LIMIT {int(limit)}" if limit is not None else ""
-    return [dict(zip((*DRILL_COLUMNS, "report", "id"), r)) for r in _rows(index, sql, args)]
+    n = len(DRILL_COLUMNS)
+    return [
+        DrillRow(int(r[n + 1]), dict(zip(DRILL_COLUMNS, r[:n])), json.loads(r[n]) if r[n] else {})
+        for r in _rows(index, sql, args)
+    ]

@@ -20,7 +20,8 @@ import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.dataset.versions import Version
-from neuromirror.index.store_checks import DRILL_COLUMNS, drill_rows, drill_scopes, forget, record_drill
+from neuromirror.index.rows import DrillRow
+from neuromirror.index.store_checks import drill_rows, drill_scopes, forget, record_drill
 from neuromirror.restore.copies import Copies
 from neuromirror.restore.report import RestoreReport
 from neuromirror.restore.run import RestoreOptions, plan, restore_objects
@@ -176,16 +177,15 @@ def last_drills(index: Any) -> dict[str, dict]:
     return {source: {**by_id[i], "source": source} for source, i in sorted(newest.items()) if i in by_id}
 
 
-def _shaped(rows: list[dict]) -> list[dict]:
+def _shaped(rows: list[DrillRow]) -> list[dict]:
     """The index's drill rows as ``status`` and the pages show them: the first bad copies, the reason, the age."""
     out = []
-    for row in rows:
-        d = {k: row[k] for k in DRILL_COLUMNS}
-        report = json.loads(row["report"]) if row["report"] else {}
-        d["bad_copies"] = report.get("bad_copies", [])[:20]
-        d["reason"] = reason_of(report) if d["result"] != "ok" else None
+    for drill in rows:
+        d = dict(drill.columns)
+        d["bad_copies"] = drill.report.get("bad_copies", [])[:20]
+        d["reason"] = reason_of(drill.report) if d["result"] != "ok" else None
         d["age_s"] = round(time.time() - float(d["finished"]), 1)
         d["finished_at"] = iso_z(float(d["finished"]))
-        d["id"] = row["id"]
+        d["id"] = drill.id
         out.append(d)
     return out

@@ -9,14 +9,14 @@ global registry (its process and platform collectors included).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 from neuromirror.index.runs import change_totals
-from neuromirror.service.state import epoch
+from neuromirror.service.state import SourceStatus, epoch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: bounds of the sync-duration histogram, in seconds: a no-change resync .. a whole archive
@@ -26,58 +26,55 @@ DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 *
 Durations = dict[str, tuple[list[int], int, float]]
 
 
-def _gauge(name: str, help_text: str, rows: list[dict], value: Callable[[dict], Optional[float]]) -> Metric:
+def _gauge(name: str, help_text: str, values: Iterable[tuple[str, Optional[float]]]) -> Metric:
+    """A gauge by source from (source, value) pairs; a None value is left out."""
     g = GaugeMetricFamily(name, help_text, labels=["source"])
-    for r in rows:
-        v = value(r)
+    for sid, v in values:
         if v is not None:
-            g.add_metric([r["source"]], float(v))
+            g.add_metric([sid], float(v))
     return g
 
 
 def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Metric]:
     """Every metric family of a status report (and the index's run durations)."""
-    rows = report["sources"]
+    rows = [SourceStatus.of(r) for r in report["sources"]]
     runs = CounterMetricFamily(
         "neuromirror_runs", "Finished sync runs recorded in the index, by outcome.", labels=["source", "outcome"]
     )
     for r in rows:
-        for outcome, n in sorted(r["runs"].items()):
+        for outcome, n in sorted(r.runs.items()):
             if outcome != "running":  # in-flight runs are counted once they end
-                runs.add_metric([r["source"], outcome], n)
+                runs.add_metric([r.source, outcome], n)
     yield runs
     yield _gauge(
         "neuromirror_last_success_timestamp_seconds",
         "End of the last successful sync (Unix time).",
-        rows,
-        lambda r: epoch(r["last_success"]),
+        ((r.source, epoch(r.last_success)) for r in rows),
     )
     yield _gauge(
         "neuromirror_last_failure_timestamp_seconds",
         "End of the last failed sync (Unix time).",
-        rows,
-        lambda r: epoch(r["last_failure"]),
+        ((r.source, epoch(r.last_failure)) for r in rows),
     )
     yield _gauge(
         "neuromirror_consecutive_failures",
         "Failed syncs since the last success.",
-        rows,
-        lambda r: r["consecutive_failures"] or 0,
+        ((r.source, r.consecutive_failures or 0) for r in rows),
     )
     yield _gauge(
-        "neuromirror_running", "1 while a sync of the source runs.", rows, lambda r: 1 if r["running_since"] else 0
+        "neuromirror_running",
+        "1 while a sync of the source runs.",
+        ((r.source, 1 if r.running_since else 0) for r in rows),
     )
     yield _gauge(
         "neuromirror_source_ok",
         "1 if the source's last sync succeeded and refused nothing (0: failing, refusing or never synced).",
-        rows,
-        lambda r: 1 if r.get("ok") else 0,
+        ((r.source, 1 if r.ok else 0) for r in rows),
     )
     yield _gauge(
         "neuromirror_refused_items",
         "Items (assets, Zarrs, files) the last successful sync refused to mirror (status refusing when > 0).",
-        rows,
-        lambda r: r.get("refused_count") or 0,
+        ((r.source, r.refused_count or 0) for r in rows),
     )
     state = GaugeMetricFamily(
         "neuromirror_source_status",
@@ -85,22 +82,27 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         labels=["source", "status"],
     )
     for r in rows:
-        state.add_metric([r["source"], r["status"]], 1)
+        state.add_metric([r.source, r.status], 1)
     yield state
     yield _gauge(
         "neuromirror_next_run_timestamp_seconds",
         "When the service runs the source next (Unix time).",
-        rows,
-        lambda r: epoch(r["next_run"]),
+        ((r.source, epoch(r.next_run)) for r in rows),
     )
     yield _gauge(
-        "neuromirror_versions", "Versions (recorded states) of the source in the index.", rows, lambda r: r["versions"]
+        "neuromirror_versions",
+        "Versions (recorded states) of the source in the index.",
+        ((r.source, r.versions) for r in rows),
     )
     yield _gauge(
-        "neuromirror_files", "Files mirrored: those of the source's latest recorded state.", rows, lambda r: r["files"]
+        "neuromirror_files",
+        "Files mirrored: those of the source's latest recorded state.",
+        ((r.source, r.files) for r in rows),
     )
     yield _gauge(
-        "neuromirror_bytes", "Bytes mirrored: those of the source's latest recorded state.", rows, lambda r: r["bytes"]
+        "neuromirror_bytes",
+        "Bytes mirrored: those of the source's latest recorded state.",
+        ((r.source, r.bytes) for r in rows),
     )
     changed = CounterMetricFamily(
         "neuromirror_file_changes",
@@ -108,8 +110,8 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         labels=["source", "change"],
     )
     for r in rows:
-        for change, n in sorted((r.get("changes") or {}).items()):
-            changed.add_metric([r["source"], change], n)
+        for change, n in sorted((r.changes or {}).items()):
+            changed.add_metric([r.source, change], n)
     yield changed
     skipped = CounterMetricFamily(
         "neuromirror_skipped",
@@ -118,8 +120,8 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
         labels=["source", "reason"],
     )
     for r in rows:
-        for reason, n in sorted((r.get("skipped") or {}).items()):
-            skipped.add_metric([r["source"], reason], n)
+        for reason, n in sorted((r.skipped or {}).items()):
+            skipped.add_metric([r.source, reason], n)
     yield skipped
     hist = HistogramMetricFamily(
         "neuromirror_sync_duration_seconds",
@@ -197,41 +199,38 @@ def _disk_families(places: list[dict]) -> Iterator[Metric]:
     yield need
 
 
-def _keep_families(rows: list[dict]) -> Iterator[Metric]:
-    """What the service's keep step did (``row["keep"]``, from the runs' reports: :func:`add_keeps`)."""
-    kept = [r for r in rows if r.get("keep")]
-    last = [dict(source=r["source"], **(r["keep"]["last"] or {})) for r in kept]
+def _keep_families(rows: list[SourceStatus]) -> Iterator[Metric]:
+    """What the service's keep step did (``keep``, from the runs' reports: :func:`add_keeps`)."""
+    kept = [(r.source, r.keep) for r in rows if r.keep]
+    last = [(sid, keep["last"] or {}) for sid, keep in kept]
     yield _gauge(
         "neuromirror_kept_files",
         "Files of the versions the keep policy names that the store holds (after the last keep run).",
-        last,
-        lambda r: r.get("files"),
+        ((sid, rec.get("files")) for sid, rec in last),
     )
     yield _gauge(
         "neuromirror_kept_bytes",
         "Bytes of the versions the keep policy names that the store holds (after the last keep run).",
-        last,
-        lambda r: r.get("bytes"),
+        ((sid, rec.get("bytes")) for sid, rec in last),
     )
     yield _gauge(
         "neuromirror_keep_failed_files",
         "Files the last keep run could not keep (no URL gave the key's bytes).",
-        last,
-        lambda r: r.get("failed"),
+        ((sid, rec.get("failed")) for sid, rec in last),
     )
     runs = CounterMetricFamily(
         "neuromirror_keep_runs",
         "Keep runs after syncs, by outcome (ok, budget: stopped by the budget, failed: files failed, error).",
         labels=["source", "outcome"],
     )
-    for r in kept:
-        for outcome, n in sorted(r["keep"]["runs"].items()):
-            runs.add_metric([r["source"], outcome], n)
+    for sid, keep in kept:
+        for outcome, n in sorted(keep["runs"].items()):
+            runs.add_metric([sid, outcome], n)
     yield runs
     yield from _copies_families(kept)
 
 
-def _copies_families(kept: list[dict]) -> Iterator[Metric]:
+def _copies_families(kept: list[tuple[str, dict]]) -> Iterator[Metric]:
     """The copies outside the archive (the last keep record), the stores, the rolling check, the keep lag."""
     import time
 
@@ -269,8 +268,8 @@ def _copies_families(kept: list[dict]) -> Iterator[Metric]:
         "How long the oldest version still short of its wanted copies has waited (the archive's window is 7 days).",
         labels=["source"],
     )
-    for r in kept:
-        sid, last = r["source"], r["keep"].get("last") or {}
+    for sid, keep in kept:
+        last = keep.get("last") or {}
         for v in (last.get("copies") or {}).get("versions", []):
             for k in ("enough", "fewer", "none"):
                 files.add_metric([sid, v["version"], k], v[k]["files"])
@@ -284,15 +283,15 @@ def _copies_families(kept: list[dict]) -> Iterator[Metric]:
         if check:
             for k in ("bad", "missing", "unreadable"):
                 bad.add_metric([sid, k], len(check.get(k) or []))
-        if r["keep"].get("lag"):
-            lag.add_metric([sid], r["keep"]["lag"]["lag"])
+        if keep.get("lag"):
+            lag.add_metric([sid], keep["lag"]["lag"])
         pending = pending_lag(last, now)
         waiting.add_metric([sid], pending or 0.0)
     yield from (files, size, oldest, up, bad, lag, waiting)
 
 
-def _risk_families(rows: list[dict]) -> Iterator[Metric]:
-    """What is at risk per source, version and kind (``row["at_risk_counted"]``: :func:`.risk.add_risks`).
+def _risk_families(rows: list[SourceStatus]) -> Iterator[Metric]:
+    """What is at risk per source, version and kind (``at_risk_counted``: :func:`.risk.add_risks`).
 
     kind: ``kept`` (in a store), ``pinned`` (only behind a pinned URL at the archive), ``noncurrent``
     (pinned only by an S3 version the archive overwrote or deleted since: lifecycle expires it),
@@ -309,52 +308,50 @@ def _risk_families(rows: list[dict]) -> Iterator[Metric]:
         "neuromirror_at_risk_bytes", "Bytes of those files, as neuromirror_at_risk_files.", labels=labels
     )
     for r in rows:
-        for v in (r.get("at_risk_counted") or {}).get("versions", []):
+        for v in (r.at_risk_counted or {}).get("versions", []):
             for kind in ("kept", "pinned", "noncurrent", "unpinned"):
                 if kind not in v:  # a record counted before noncurrent pins were told apart
                     continue
-                files.add_metric([r["source"], v["version"], kind], v[kind]["files"])
-                size.add_metric([r["source"], v["version"], kind], v[kind]["bytes"])
+                files.add_metric([r.source, v["version"], kind], v[kind]["files"])
+                size.add_metric([r.source, v["version"], kind], v[kind]["bytes"])
     yield files
     yield size
     yield from _expiry_families(rows)
 
 
-def _expiry_families(rows: list[dict]) -> Iterator[Metric]:
+def _expiry_families(rows: list[SourceStatus]) -> Iterator[Metric]:
     """Unkept files pinned only by noncurrent S3 versions, the time the oldest has left before the archive's
     noncurrent-version expiry, and 1 when that is under a week (``at_risk_counted["expiry"]``)."""
-    expiring = [r for r in rows if (r.get("at_risk_counted") or {}).get("expiry")]
+    expiring = [r for r in rows if (r.at_risk_counted or {}).get("expiry")]
 
-    def of(r: dict) -> dict:
-        return r["at_risk_counted"]["expiry"]
+    def of(r: SourceStatus) -> dict:
+        return (r.at_risk_counted or {})["expiry"]
 
     yield _gauge(
         "neuromirror_noncurrent_unkept_files",
         "Files of recorded versions pinned only by a noncurrent S3 version and kept in no store.",
-        expiring,
-        lambda r: float(of(r)["unkept"]["files"]),
+        ((r.source, float(of(r)["unkept"]["files"])) for r in expiring),
     )
     yield _gauge(
         "neuromirror_noncurrent_expiry_seconds_left",
         "Time the oldest unkept noncurrent pin has left before the archive's noncurrent-version expiry.",
-        expiring,
-        lambda r: of(r)["time_left_s"],
+        ((r.source, of(r)["time_left_s"]) for r in expiring),
     )
     yield _gauge(
         "neuromirror_noncurrent_expiry_failing",
         "1 when an unkept noncurrent pin has less than a week left before it expires.",
-        expiring,
-        lambda r: 1.0 if of(r)["state"] == "failing" else 0.0,
+        ((r.source, 1.0 if of(r)["state"] == "failing" else 0.0) for r in expiring),
     )
 
 
 def add_keeps(report: dict, index: Any) -> None:
-    """Add each row's keep facts (``row["keep"]``: last record and outcome counts) from the runs' reports."""
+    """Add each row's keep facts (``keep``: last record and outcome counts) from the runs' reports."""
     from neuromirror.service.keeping import keep_facts
 
     facts = keep_facts(index)
-    for row in report["sources"]:
-        row["keep"] = facts.get(row["source"])
+    rows: list[SourceStatus] = report["sources"]
+    for row in rows:
+        row.add(keep=facts.get(row.source))
 
 
 class StatusCollector:
@@ -385,7 +382,8 @@ def render_metrics(report: dict, durations: Optional[Durations] = None) -> str:
 
 
 def add_changes(report: dict, index: Any) -> None:
-    """Add each row's files added/removed/changed by finished runs (``row["changes"]``) from the index."""
+    """Add each row's files added/removed/changed by finished runs (``changes``) from the index."""
     totals = {sid: {"added": a or 0, "removed": r or 0, "changed": c or 0} for sid, a, r, c in change_totals(index)}
-    for row in report["sources"]:
-        row["changes"] = totals.get(row["source"], {})
+    rows: list[SourceStatus] = report["sources"]
+    for row in rows:
+        row.add(changes=totals.get(row.source, {}))

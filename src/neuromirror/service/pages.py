@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 from neuromirror.index.rows import VersionRow
 from neuromirror.service.history import STRIP_RUNS, Run
 from neuromirror.service.keeping import ARCHIVE_WINDOW, LAG_WARNING, pending_lag
-from neuromirror.service.state import short_time
+from neuromirror.service.state import SourceStatus, short_time
 from neuromirror.util.dates import format_duration
 from neuromirror.util.sizes import human_bytes
 
@@ -109,9 +109,9 @@ def strip(runs: list[Run], href: str) -> str:
     return f'<span class="strip" title="{e(label)}">{bars}</span>'
 
 
-def status_badge(row: dict) -> str:
-    text = row["status"] + (f" ({row['consecutive_failures']}x)" if row["consecutive_failures"] else "")
-    return f'<span class="st st-{e(row["status"].replace(" ", "-"))}">{e(text)}</span>'
+def status_badge(row: SourceStatus) -> str:
+    text = row.status + (f" ({row.consecutive_failures}x)" if row.consecutive_failures else "")
+    return f'<span class="st st-{e(row.status.replace(" ", "-"))}">{e(text)}</span>'
 
 
 def last_run_text(runs: list[Run]) -> str:
@@ -292,49 +292,49 @@ def _links(prefix: str, browse_url: Optional[str]) -> str:
     return " · ".join(links)
 
 
-def sort_rows(rows: Iterable[dict]) -> list[dict]:
-    return sorted(rows, key=lambda r: (STATUS_ORDER.get(r["status"], 5), r["source"]))
+def sort_rows(rows: Iterable[SourceStatus]) -> list[SourceStatus]:
+    return sorted(rows, key=lambda r: (STATUS_ORDER.get(r.status, 5), r.source))
 
 
 def render_html(report: dict, runs: Optional[dict[str, list[Run]]] = None, *, browse_url: Optional[str] = None) -> str:
     """The overview: summary counts, then every source (failures first) with its strip of runs."""
     runs = runs or {}
-    rows = sort_rows(report["sources"])
-    counts = {s: sum(r["status"] == s for r in rows) for s in SUMMARY}
-    never = sum(r["status"] == "never synced" for r in rows)
+    rows = sort_rows(SourceStatus.of(r) for r in report["sources"])
+    counts = {s: sum(r.status == s for r in rows) for s in SUMMARY}
+    never = sum(r.status == "never synced" for r in rows)
     summary = "".join(f'<li class="st-{s.replace(" ", "-")}"><b>{counts[s]}</b>{e(s)}</li>' for s in SUMMARY)
-    refusing = sum(r["status"] == "refusing" for r in rows)
+    refusing = sum(r.status == "refusing" for r in rows)
     if refusing:  # synced, but an asset was refused: as red as a failure, counted apart
         summary += f'<li class="st-refusing"><b>{refusing}</b>refusing</li>'
     if never:
         summary += f'<li class="st-never-synced"><b>{never}</b>never synced</li>'
     body_rows = []
     for r in rows:
-        href = source_href(r["source"])
-        mine = runs.get(r["source"], [])
+        href = source_href(r.source)
+        mine = runs.get(r.source, [])
         status = status_badge(r)
-        if r["last_error"] and r["status"] in ("failing", "backing off"):
-            status += f'<div class="err">{e(r["last_error"])}</div>'
-        elif r["status"] == "refusing":
-            status += f'<div class="err">{e(r["refused_reason"])}</div>'
-        elif r["last_error"]:  # an old failure: on hover only
-            status = f'<span title="last failure: {e(r["last_error"])}">{status}</span>'
-        clone = (r.get("publish") or {}).get("clone")
+        if r.last_error and r.status in ("failing", "backing off"):
+            status += f'<div class="err">{e(r.last_error)}</div>'
+        elif r.status == "refusing":
+            status += f'<div class="err">{e(r.refused_reason)}</div>'
+        elif r.last_error:  # an old failure: on hover only
+            status = f'<span title="last failure: {e(r.last_error)}">{status}</span>'
+        clone = (r.publish or {}).get("clone")
         cells = [
-            f'<td><a href="{e(href)}">{e(r["source"])}</a>'
+            f'<td><a href="{e(href)}">{e(r.source)}</a>'
             + (f'<div class="clone"><code>{e(clone)}</code></div>' if clone else "")
             + "</td>",
             f"<td>{status}</td>",
             f"<td>{strip(mine, href)}</td>",
             f"<td>{e(last_run_text(mine))}</td>",
-            f'<td class="time">{e(short_time(r["last_success"]))}</td>',
-            f'<td class="time">{e(short_time(r["next_run"]))}</td>',
-            f'<td class="num">{e(r["versions"])}</td>',
-            f'<td class="num">{e("-" if r["files"] is None else r["files"])}</td>',
-            f'<td class="num">{e(human_bytes(r["bytes"]))}</td>',
-            f"<td>{risk_cell(r.get('at_risk_counted'))}</td>",
+            f'<td class="time">{e(short_time(r.last_success))}</td>',
+            f'<td class="time">{e(short_time(r.next_run))}</td>',
+            f'<td class="num">{e(r.versions)}</td>',
+            f'<td class="num">{e("-" if r.files is None else r.files)}</td>',
+            f'<td class="num">{e(human_bytes(r.bytes))}</td>',
+            f"<td>{risk_cell(r.at_risk_counted)}</td>",
         ]
-        body_rows.append(f'<tr id="{e(r["source"])}">' + "".join(cells) + "</tr>")
+        body_rows.append(f'<tr id="{e(r.source)}">' + "".join(cells) + "</tr>")
     head = "".join(
         f"<th>{e(c)}</th>"
         for c in (
@@ -400,39 +400,37 @@ def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
 
 
 def render_source_page(
-    row: dict, history: list[Run], versions: list[VersionRow], *, root: str, browse_url: Optional[str] = None
+    row: SourceStatus | dict, history: list[Run], versions: list[VersionRow], *, root: str, browse_url: Optional[str] = None
 ) -> str:
     """One source: its state, a strip of its last runs, its run history and its versions."""
-    sid = row["source"]
+    row = SourceStatus.of(row)
+    sid = row.source
     facts = [
         ("status", status_badge(row)),
-        ("schedule", e(row["schedule"] or "-")),
-        ("dataset", e(f"{root}/{row['dataset']}" if row.get("dataset") else "-")),
-        ("last success", e(short_time(row["last_success"]))),
-        ("last failure", e(short_time(row["last_failure"]))),
-        ("next run", e(short_time(row["next_run"]))),
-        ("versions", e(row["versions"])),
+        ("schedule", e(row.schedule or "-")),
+        ("dataset", e(f"{root}/{row.dataset}" if row.dataset else "-")),
+        ("last success", e(short_time(row.last_success))),
+        ("last failure", e(short_time(row.last_failure))),
+        ("next run", e(short_time(row.next_run))),
+        ("versions", e(row.versions)),
         (
             "current state",
-            e(
-                f"{row['latest'] or '-'}: {'-' if row['files'] is None else row['files']} files, "
-                f"{human_bytes(row['bytes'])}"
-            ),
+            e(f"{row.latest or '-'}: {'-' if row.files is None else row.files} files, {human_bytes(row.bytes)}"),
         ),
     ]
-    if row["last_error"]:
-        facts.insert(5, ("last error", f'<span class="err">{e(row["last_error"])}</span>'))
-    if row.get("backoff_until"):
-        facts.append(("backing off until", e(short_time(row["backoff_until"]))))
-    if row.get("refused_count"):
-        items = "".join(f"<li>{e(x['path'])}: {e(x['reason'])}</li>" for x in row.get("refused") or [])
-        more = row["refused_count"] - len(row.get("refused") or [])
+    if row.last_error:
+        facts.insert(5, ("last error", f'<span class="err">{e(row.last_error)}</span>'))
+    if row.backoff_until:
+        facts.append(("backing off until", e(short_time(row.backoff_until))))
+    if row.refused_count:
+        items = "".join(f"<li>{e(x['path'])}: {e(x['reason'])}</li>" for x in row.refused or [])
+        more = row.refused_count - len(row.refused or [])
         tail = f"<p>... and {more} more (sync --json lists them)</p>" if more > 0 else ""
-        count = f'<span class="err">{row["refused_count"]} item(s)</span>'
+        count = f'<span class="err">{row.refused_count} item(s)</span>'
         facts.append(("refused at the last sync", f'{count}<ul class="err">{items}</ul>{tail}'))
-    facts += publish_rows(row.get("publish"))
-    if row.get("publish_error"):
-        facts.append(("publishing", f'<span class="err">{e(row["publish_error"])}</span>'))
+    facts += publish_rows(row.publish)
+    if row.publish_error:
+        facts.append(("publishing", f'<span class="err">{e(row.publish_error)}</span>'))
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in facts)
     strip_runs = list(reversed(history[:STRIP_RUNS]))
     run_rows = "\n".join(
@@ -486,7 +484,7 @@ def render_source_page(
         f'<h1>{e(sid)}</h1>\n<dl class="facts">{dl}</dl>\n'
         f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
         f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}\n"
-        f"<h2>At risk</h2>\n{risk_table(row.get('at_risk_counted'))}"
-        f"\n{copies_section(row.get('keep'))}"
+        f"<h2>At risk</h2>\n{risk_table(row.at_risk_counted)}"
+        f"\n{copies_section(row.keep)}"
     )
     return _page(f"{sid} · neuromirror", body, refresh=None)

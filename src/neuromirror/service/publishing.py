@@ -22,7 +22,7 @@ from neuromirror.config.model import SourceConfig
 from neuromirror.index.runs import report_records
 from neuromirror.pin.published import published_url
 from neuromirror.service.keeping import record_in_run
-from neuromirror.service.state import SourceRuntime
+from neuromirror.service.state import SourceRuntime, SourceStatus
 from neuromirror.sources.base import Source
 
 log = logging.getLogger("neuromirror.service")
@@ -147,8 +147,9 @@ def publish_facts(index: Any, sid: Optional[str] = None) -> dict[str, dict]:
 
 
 def add_publishes(report: dict, index: Any) -> None:
-    """``row["publish"]`` for every source of a status report that the service published."""
+    """Each published source's publish record on its status row (``publish``)."""
     facts = publish_facts(index)
-    for row in report.get("sources", []):
-        if row["source"] in facts:
-            row["publish"] = facts[row["source"]]
+    rows: list[SourceStatus] = report.get("sources", [])
+    for row in rows:
+        if row.source in facts:
+            row.add(publish=facts[row.source])

@@ -24,11 +24,10 @@ def recover_abandoned_runs(mirror: Any) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
     from neuromirror.dataset.mirror import LockBusy
 
-    rows = runs.running_runs(mirror.index)
-    for row in rows:
+    for run_id, source in runs.running_runs(mirror.index):
         try:
-            with mirror.lock(row["source"], wait=0):
-                runs.abandon_run(mirror.index, row["id"], "the process running this sync ended before it finished")
+            with mirror.lock(source, wait=0):
+                runs.abandon_run(mirror.index, run_id, "the process running this sync ended before it finished")
         except LockBusy:
             continue
 

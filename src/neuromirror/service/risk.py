@@ -24,6 +24,7 @@ from typing import Any, Optional
 from neuromirror.config.model import MirrorConfig
 from neuromirror.index.runs import report_records
 from neuromirror.service.keeping import record_in_run
+from neuromirror.service.state import SourceStatus
 from neuromirror.util.dates import now_z
 from neuromirror.util.text import one_line
 
@@ -74,16 +75,17 @@ def risk_facts(index: Any, source: Optional[str] = None) -> dict[str, dict]:
 
 
 def add_risks(report: dict, index: Any) -> None:
-    """Add each row's newest at-risk record (``row["at_risk_counted"]``) to a status report."""
+    """Add each row's newest at-risk record (``at_risk_counted``) to a status report."""
     facts = risk_facts(index)
-    for row in report["sources"]:
-        row["at_risk_counted"] = facts.get(row["source"])
+    rows: list[SourceStatus] = report["sources"]
+    for row in rows:
+        row.add(at_risk_counted=facts.get(row.source))
 
 
 def add_live_risk(report: dict, root: Path, index_path: Optional[str], config: Optional[MirrorConfig] = None) -> None:
-    """``neuromirror status``'s counts, live: per source (``row["at_risk"]``), per published version and the
+    """``neuromirror status``'s counts, live: per source (``at_risk``), per published version and the
     latest draft, files and bytes kept in a store, only behind a pinned URL, only behind mutable URLs, and the
-    unkept pins on noncurrent S3 versions (``row["expiry"]``) -- from the index and the git-annex branches, no
+    unkept pins on noncurrent S3 versions (``expiry``) -- from the index and the git-annex branches, no
     network.  A damaged dataset is said in the row (``at_risk_error``, ``expiry_error``), the others counted."""
     from neuromirror.dataset.mirror import Mirror
     from neuromirror.util.gitutil import GitError
@@ -95,21 +97,22 @@ def add_live_risk(report: dict, root: Path, index_path: Optional[str], config: O
     try:
         if not mirror.index_path.exists():
             return
-        for r in report["sources"]:
-            src = mirror.index.source(r["source"])
+        rows: list[SourceStatus] = report["sources"]
+        for r in rows:
+            src = mirror.index.source(r.source)
             if src is None or not (mirror.root / src.dataset / ".git").exists():
                 continue
             ds = mirror.root / src.dataset
             out: list[dict] = []
             try:
-                out = source_risk(mirror.index, ds, r["source"])
+                out = source_risk(mirror.index, ds, r.source)
             except (GitError, OSError) as exc:  # a damaged dataset: say so, the rest of status still shows
-                r["at_risk_error"] = one_line(exc)
-            r["at_risk"] = out
+                r.add(at_risk_error=one_line(exc))
+            r.add(at_risk=out)
             try:
-                r["expiry"] = expiry_of(mirror.index, ds, r["source"], expire_after[r["source"]]).to_json()
+                r.add(expiry=expiry_of(mirror.index, ds, r.source, expire_after[r.source]).to_json())
             except (GitError, OSError) as exc:
-                r["expiry_error"] = one_line(exc)
+                r.add(expiry_error=one_line(exc))
     finally:
         mirror.close()
 
@@ -125,6 +128,6 @@ def _expire_after(report: dict, config: Optional[MirrorConfig]) -> dict[str, flo
     for e in getattr(config, "sources", None) or []:
         if e.keep is not None and e.keep.expire_after is not None:
             for r in report["sources"]:
-                if fnmatch.fnmatchcase(r["source"], e.spec):
-                    expire_after[r["source"]] = e.keep.expire_after
+                if fnmatch.fnmatchcase(r.source, e.spec):
+                    expire_after[r.source] = e.keep.expire_after
     return expire_after

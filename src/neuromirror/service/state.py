@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -156,6 +156,86 @@ def _refused_facts(n: int, report: Optional[str]) -> dict:
     return {"refused": items[:REFUSED_NAMED], "refused_count": n, "refused_reason": f"refused{first}{more}"}
 
 
+#: what later steps add to a row (each only once it ran), in the order they add them
+ADDED = ("at_risk", "at_risk_error", "expiry", "expiry_error", "at_risk_counted", "publish", "keep", "changes")
+
+
+@dataclass
+class SourceStatus:
+    """One source's row of the status report, as ``status --json``, ``/status.json``, the pages and ``/metrics``
+    read it.  Its JSON (:meth:`to_json`) is the contract scripts read; the code reads attributes, so a misspelt
+    field is mypy's error, not a ``KeyError`` on a page.  The fields in :data:`ADDED` are filled by later steps
+    (the at-risk counts, the publish, keep and change records) through :meth:`add`, and written only once added."""
+
+    source: str
+    status: str  # running | backing off | failing | refusing | ok | never synced
+    schedule: Optional[str] = None
+    entry: Optional[str] = None
+    dataset: Optional[str] = None
+    last_run: Optional[str] = None
+    last_outcome: Optional[str] = None
+    last_success: Optional[str] = None
+    last_failure: Optional[str] = None
+    last_error: Optional[str] = None
+    consecutive_failures: int = 0
+    backoff_until: Optional[str] = None
+    next_run: Optional[str] = None
+    running_since: Optional[str] = None
+    progress: Optional[dict] = None
+    skipped: dict = field(default_factory=dict)
+    publish_error: Optional[str] = None
+    versions: int = 0
+    latest: Optional[str] = None
+    files: Optional[int] = None
+    bytes: Optional[int] = None
+    runs: dict = field(default_factory=dict)
+    network: list = field(default_factory=list)
+    unreachable: list = field(default_factory=list)
+    refused: list = field(default_factory=list)
+    refused_count: int = 0
+    refused_reason: Optional[str] = None
+    ok: bool = False  # mirrored whole at its last sync: a success, no failure since, nothing refused
+    at_risk: Optional[list] = None  # status's live counts per version (risk.add_live_risk)
+    at_risk_error: Optional[str] = None
+    expiry: Optional[dict] = None  # unkept pins on noncurrent S3 versions
+    expiry_error: Optional[str] = None
+    at_risk_counted: Optional[dict] = None  # the service's newest at-risk record (risk.add_risks)
+    publish: Optional[dict] = None  # what the service published (publishing.add_publishes)
+    keep: Optional[dict] = None  # the service's keep step (keeping.keep_facts)
+    changes: Optional[dict] = None  # files added/removed/changed by finished runs (metrics.add_changes)
+    added: list[str] = field(default_factory=list, repr=False)  # which of ADDED were filled, in order
+
+    def add(self, **facts: Any) -> None:
+        """Fill fields of :data:`ADDED` (a value may be None: "counted, nothing found" is written as null)."""
+        for name, value in facts.items():
+            if name not in ADDED:
+                raise ValueError(f"{name} is not a field later steps add to a status row")
+            setattr(self, name, value)
+            if name not in self.added:
+                self.added.append(name)
+
+    @classmethod
+    def of(cls, row: SourceStatus | dict[str, Any]) -> SourceStatus:
+        """A row as it is, or read back from its JSON (``/status.json``, ``status --json``): the pages and
+        ``/metrics`` render either."""
+        if isinstance(row, SourceStatus):
+            return row
+        known = {f.name for f in fields(cls)} - {"added"} - set(ADDED)
+        out = cls(**{k: v for k, v in row.items() if k in known})
+        out.add(**{k: row[k] for k in row if k in ADDED})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ADDED and f.name != "added"}
+        out.update((name, getattr(self, name)) for name in self.added)
+        return out
+
+
+def report_json(report: dict) -> dict:
+    """The status report as JSON: its rows as their :meth:`SourceStatus.to_json`."""
+    return {**report, "sources": [r.to_json() if isinstance(r, SourceStatus) else r for r in report["sources"]]}
+
+
 def _is_glob(spec: str) -> bool:
     return any(c in spec for c in "*?[")
 
@@ -189,7 +269,7 @@ def status_report(
     for g in (s for s in schedules if _is_glob(s)):
         if g in facts or g in sstate:
             ids.add(g)
-    rows = []
+    rows: list[SourceStatus] = []
     for sid in sorted(ids):
         fa = facts.get(sid, {"runs": {}})
         st = sstate.get(sid, {})
@@ -218,37 +298,37 @@ def status_report(
         else:
             status = "never synced"
         rows.append(
-            {
-                "source": sid,
-                "status": status,
-                "schedule": schedules.get(entry) if entry else None,
-                "entry": entry,
-                "dataset": fa.get("dataset"),
-                "last_run": fa.get("last_run"),
-                "last_outcome": fa.get("last_outcome"),
-                "last_success": fa.get("last_success"),
-                "last_failure": fa.get("last_failure"),
-                "last_error": fa.get("last_error"),
-                "consecutive_failures": consecutive,
-                "backoff_until": backoff_until,
-                "next_run": st.get("next_run") if state else None,
-                "running_since": running_since,
-                "progress": st.get("progress") if state else None,
-                "skipped": st.get("skipped", {}) if state else {},
-                "publish_error": st.get("publish_error") if state else None,
-                "versions": fa.get("versions", 0),
-                "latest": fa.get("latest"),
-                "files": fa.get("files"),
-                "bytes": fa.get("bytes"),
-                "runs": fa.get("runs", {}),
-                "network": fa.get("network", []),
-                "unreachable": fa.get("unreachable", []),
-                "refused": fa.get("refused", []),
-                "refused_count": fa.get("refused_count", 0),
-                "refused_reason": fa.get("refused_reason"),
+            SourceStatus(
+                source=sid,
+                status=status,
+                schedule=schedules.get(entry) if entry else None,
+                entry=entry,
+                dataset=fa.get("dataset"),
+                last_run=fa.get("last_run"),
+                last_outcome=fa.get("last_outcome"),
+                last_success=fa.get("last_success"),
+                last_failure=fa.get("last_failure"),
+                last_error=fa.get("last_error"),
+                consecutive_failures=consecutive,
+                backoff_until=backoff_until,
+                next_run=st.get("next_run") if state else None,
+                running_since=running_since,
+                progress=st.get("progress") if state else None,
+                skipped=st.get("skipped", {}) if state else {},
+                publish_error=st.get("publish_error") if state else None,
+                versions=fa.get("versions", 0),
+                latest=fa.get("latest"),
+                files=fa.get("files"),
+                bytes=fa.get("bytes"),
+                runs=fa.get("runs", {}),
+                network=fa.get("network", []),
+                unreachable=fa.get("unreachable", []),
+                refused=fa.get("refused", []),
+                refused_count=fa.get("refused_count", 0),
+                refused_reason=fa.get("refused_reason"),
                 # mirrored whole at its last sync: a success, no failure since, nothing refused
-                "ok": bool(fa.get("last_success")) and not consecutive and not fa.get("refused_count"),
-            }
+                ok=bool(fa.get("last_success")) and not consecutive and not fa.get("refused_count"),
+            )
         )
     service = None
     if state:

@@ -29,6 +29,7 @@ from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from neuromirror.service.metrics import add_keeps, exposition
 from neuromirror.service.publishing import add_publishes, publish_facts
 from neuromirror.service.risk import add_risks, risk_facts
+from neuromirror.service.state import report_json
 
 log = logging.getLogger("neuromirror.service")
 
@@ -169,14 +170,14 @@ class _Handler(BaseHTTPRequestHandler):
             add_keeps(report, mirror.index)
         finally:
             mirror.close()
-        return report
+        return report_json(report)
 
     def _overview(self) -> str:
         svc = self.server.service
         report = svc.report()
         mirror = svc.mirror()
         try:
-            runs = history.recent_runs(mirror.index, [r["source"] for r in report["sources"]])
+            runs = history.recent_runs(mirror.index, [r.source for r in report["sources"]])
             add_risks(report, mirror.index)
             add_publishes(report, mirror.index)
             add_keeps(report, mirror.index)
@@ -187,16 +188,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _source(self, sid: str) -> Optional[str]:
         svc = self.server.service
         report = svc.report()
-        row = next((r for r in report["sources"] if r["source"] == sid), None)
+        row = next((r for r in report["sources"] if r.source == sid), None)
         if row is None:
             return None
         mirror = svc.mirror()
         try:
             runs = history.run_history(mirror.index, sid)
             versions = history.versions(mirror.index, sid)
-            row["at_risk_counted"] = risk_facts(mirror.index, sid).get(sid)
-            row["publish"] = publish_facts(mirror.index, sid).get(sid)
-            row["keep"] = keep_facts(mirror.index).get(sid)
+            row.add(
+                at_risk_counted=risk_facts(mirror.index, sid).get(sid),
+                publish=publish_facts(mirror.index, sid).get(sid),
+                keep=keep_facts(mirror.index).get(sid),
+            )
         finally:
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())
