@@ -1,9 +1,9 @@
 """The git-annex branch has one writer beside the sync's (issue 51): :mod:`neuromirror.annex.branch_writer`.
 
 (a) git-annex's subcommands that write the branch (``setpresentkey``, ``registerurl``, ``unregisterurl``)
-are named, as a command's words, in that module only — and ``registerurl`` in the sync's reference
-engine (:mod:`neuromirror.annex.batch`), which registers a version's URLs in the same git-annex run as
-its keys (``fromkey``) and its commit: the sync's hot path, the branch's other writer by design.
+are named, as a command's words, in that module only: the sync's reference engine
+(:mod:`neuromirror.annex.batch`) registers a version's URLs through it too (``annex_register``), into
+git-annex's journal that its ``fromkey`` run commits.
 (b) the writer used as a user would, in a real git-annex repository, with git-annex the judge
 (``whereis --json``): a key present in a directory store, then absent; a URL registered, then taken
 back; the web's mark.  Each write one commit on the branch.
@@ -28,7 +28,6 @@ SUBCOMMANDS = {"setpresentkey", "registerurl", "unregisterurl"}
 #: module -> the subcommands it may run
 ALLOWED = {
     "annex/branch_writer.py": SUBCOMMANDS,
-    "annex/batch.py": {"registerurl"},  # the sync's reference engine: see the module's docstring above
 }
 
 

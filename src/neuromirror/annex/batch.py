@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Iterable
 
 from neuromirror.annex import gitmodules
+from neuromirror.annex.branch_writer import annex_register
 from neuromirror.annex.contract import AnnexWriter, Change, CommitResult, Delete, epoch
 from neuromirror.annex.keys import git_file_key
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
@@ -37,7 +38,7 @@ class BatchWriter(AnnexWriter):
         clock = timing.Stopwatch()
         self.quiet_annex_filter()
         fromkey: list[str] = []
-        register: list[str] = []
+        register: list[tuple[str, str]] = []
         deletes: list[str] = []
         gitfiles: list[str] = []
         keys: set[str] = set()
@@ -59,11 +60,11 @@ class BatchWriter(AnnexWriter):
                 target.write_bytes(data)
                 gitfiles.append(entry.path)
                 key = git_file_key(hashlib.sha256(data).hexdigest(), len(data))
-                register += [f"{key} {u}" for u in entry.urls]  # the archive serves these bytes: for ``urls``
+                register += [(key, u) for u in entry.urls]  # the archive serves these bytes: for ``urls``
             else:
                 assert isinstance(entry, AnnexEntry)
                 fromkey.append(f"{entry.key} {entry.path}")
-                register += [f"{entry.key} {u}" for u in entry.urls]
+                register += [(entry.key, u) for u in entry.urls]
                 keys.add(entry.key)
         modules = gitmodules.read(self.repo, self.head())
         sub_paths = {m.get("path", n) for n, m in modules.items()}
@@ -88,7 +89,7 @@ class BatchWriter(AnnexWriter):
                 gitutil.run(self.repo, "add", "--", gitmodules.FILE)
             else:
                 gitutil.run(self.repo, "rm", "-q", "-f", "--", gitmodules.FILE)
-        self._batch(["registerurl"], register)
+        annex_register(self.repo, register)  # into git-annex's journal: fromkey's run commits it
         self._batch(["fromkey", "--force"], fromkey)
         if gitfiles:
             subprocess.run(

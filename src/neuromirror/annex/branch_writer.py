@@ -18,7 +18,8 @@ URLs registered for a key and taken back, and a store's ``remote.log`` / ``uuid.
   (``annex.alwayscommit=false``); the batch's one flush commits them together.
 
 The sync's own writer (:mod:`.writer`: :mod:`.fastimport`, :mod:`.batch`) is the other one, the hot
-path: a version's tree and its keys' logs.  ``tests/test_branch_writer.py`` holds git-annex's
+path: a version's tree and its keys' logs (the reference engine, :mod:`.batch`, registers its URLs through
+:func:`annex_register` here).  ``tests/test_branch_writer.py`` holds git-annex's
 subcommands that write the branch to these two modules.  The caller holds the source's lock: no sync
 writes the branch meanwhile.
 """
@@ -196,9 +197,7 @@ def _annex_urls(repo: Path, register: Sequence[tuple[str, str]], unregister: Seq
     now (git-annex would otherwise remove only the claimed form); a claimed one as its remote's.
     Raises :class:`~neuromirror.util.gitutil.GitError` with git-annex's own last line."""
     journal = ("-c", "annex.alwayscommit=false")
-    if register:
-        lines = "".join(f"{k} {u}\n" for k, u in register).encode()
-        gitutil.run(repo, "annex", "registerurl", "--batch", *journal, input=lines)
+    annex_register(repo, register)
     for claimed in (False, True):
         batch = [(k, u) for k, u, c in unregister if c is claimed]
         if not batch:
@@ -208,6 +207,15 @@ def _annex_urls(repo: Path, register: Sequence[tuple[str, str]], unregister: Seq
         gitutil.run(
             repo, "annex", "unregisterurl", "--batch", *remote, *journal, "-c", "annex.alwayscompact=false", input=lines
         )
+
+
+def annex_register(repo: Path, pairs: Sequence[tuple[str, str]]) -> None:
+    """git-annex's ``registerurl`` of (key, URL) pairs into its journal, which the next git-annex command (or a
+    flush) commits: :func:`write`'s URLs, and the sync's reference engine's (:mod:`.batch`, before its
+    ``fromkey``).  Raises :class:`~neuromirror.util.gitutil.GitError` with git-annex's own last line."""
+    if pairs:
+        lines = "".join(f"{k} {u}\n" for k, u in pairs).encode()
+        gitutil.run(repo, "annex", "registerurl", "--batch", "-c", "annex.alwayscommit=false", input=lines)
 
 
 def register_urls(repo: Path, pairs: Iterable[tuple[str, str]]) -> None:

@@ -400,7 +400,12 @@ def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
 
 
 def render_source_page(
-    row: SourceStatus | dict, history: list[Run], versions: list[VersionRow], *, root: str, browse_url: Optional[str] = None
+    row: SourceStatus | dict,
+    history: list[Run],
+    versions: list[VersionRow],
+    *,
+    root: str,
+    browse_url: Optional[str] = None,
 ) -> str:
     """One source: its state, a strip of its last runs, its run history and its versions."""
     row = SourceStatus.of(row)
