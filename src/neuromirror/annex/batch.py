@@ -89,7 +89,7 @@ class BatchWriter(AnnexWriter):
                 gitutil.run(self.repo, "add", "--", gitmodules.FILE)
             else:
                 gitutil.run(self.repo, "rm", "-q", "-f", "--", gitmodules.FILE)
-        annex_register(self.repo, register)  # into git-annex's journal: fromkey's run commits it
+        annex_register(self.repo, register, compact=False)  # into git-annex's journal: fromkey's run commits it
         self._batch(["fromkey", "--force"], fromkey)
         if gitfiles:
             subprocess.run(

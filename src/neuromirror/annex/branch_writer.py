@@ -209,13 +209,15 @@ def _annex_urls(repo: Path, register: Sequence[tuple[str, str]], unregister: Seq
         )
 
 
-def annex_register(repo: Path, pairs: Sequence[tuple[str, str]]) -> None:
+def annex_register(repo: Path, pairs: Sequence[tuple[str, str]], *, compact: bool = True) -> None:
     """git-annex's ``registerurl`` of (key, URL) pairs into its journal, which the next git-annex command (or a
     flush) commits: :func:`write`'s URLs, and the sync's reference engine's (:mod:`.batch`, before its
-    ``fromkey``).  Raises :class:`~neuromirror.util.gitutil.GitError` with git-annex's own last line."""
+    ``fromkey``; ``compact=False``: a new version's logs are appended, not rewritten, as it always ran).
+    Raises :class:`~neuromirror.util.gitutil.GitError` with git-annex's own last line."""
     if pairs:
         lines = "".join(f"{k} {u}\n" for k, u in pairs).encode()
-        gitutil.run(repo, "annex", "registerurl", "--batch", "-c", "annex.alwayscommit=false", input=lines)
+        config = ["-c", "annex.alwayscommit=false"] + ([] if compact else ["-c", "annex.alwayscompact=false"])
+        gitutil.run(repo, "annex", "registerurl", "--batch", *config, input=lines)
 
 
 def register_urls(repo: Path, pairs: Iterable[tuple[str, str]]) -> None:
