@@ -37,7 +37,7 @@ out = {}
 for src in idx.sources():
     s = src if isinstance(src, dict) else {"id": src.id}  # the previous release's rows are dicts
     for row in idx.versions(s["id"]):
-        v = row if isinstance(row, dict) else row.to_dict()  # the previous release's rows are dicts
+        v = row if isinstance(row, dict) else vars(row)  # the previous release's rows are dicts
         files = [[f.path, f.key, f.size, f.checksum_kind, f.checksum, list(f.urls)] for f in idx.version_files(v["id"])]
         out[f'{s["id"]}@{v["label"]}#{v["id"]}'] = {"commit": v["commit"], "files": files, "count": v["files"]}
 print(json.dumps(out))

@@ -35,7 +35,7 @@ class VersionRow:
     doi: Optional[str] = None
     citation: Optional[str] = None
     meta: Optional[str] = None  # JSON
-    fileset: Optional[int] = None
+    fileset: Optional[int] = None  # its file list (a keep mark holds for this file list only)
     recorded_as: Optional[str] = None
     named_by: Optional[str] = None
 
@@ -56,13 +56,6 @@ class VersionRow:
             if got is not None:
                 return got
         return None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row's columns (and, for a state named by commit, how it was named), for JSON."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.named_by is None:
-            del out["recorded_as"], out["named_by"]
-        return out
 
 
 _COLUMNS = frozenset(f.name for f in fields(VersionRow))

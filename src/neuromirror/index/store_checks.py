@@ -113,12 +113,6 @@ def marks_of(index: Index, version_id: int) -> dict[str, dict]:
     return {r[0]: dict(zip(cols, r[1:])) for r in rows}
 
 
-def fileset_of(index: Index, version_id: int) -> Optional[int]:
-    """The fileset a version points at (None: no such version): a keep mark holds for that file list only."""
-    row = index.db.conn.execute("SELECT fileset FROM versions WHERE id = ?", [version_id]).fetchone()
-    return None if row is None else row[0]
-
-
 def set_mark(
     index: Index,
     version_id: int,

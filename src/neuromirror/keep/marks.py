@@ -37,7 +37,6 @@ from typing import Any, Iterable, Optional
 
 from neuromirror.annex.logs import BRANCH, log_state
 from neuromirror.index import store_checks
-from neuromirror.index.store_checks import fileset_of
 from neuromirror.store.record import flush_journal, store_uuids
 from neuromirror.util import gitutil
 
@@ -121,7 +120,7 @@ class Marks:
         mark = store_checks.marks_of(self.mirror.index, row.id).get(store)
         if mark is None or mark["terms"] != terms or mark["version_commit"] != row.commit:
             return None
-        if mark["fileset"] != fileset_of(self.mirror.index, row.id):
+        if mark["fileset"] != row.fileset:
             return None
         branches: dict[str, str] = json.loads(mark["branches"] or "{}")
         now: dict[str, str] = {}
@@ -156,7 +155,7 @@ class Marks:
             target.id,
             store,
             source=target.source,
-            fileset=fileset_of(self.mirror.index, target.id),
+            fileset=target.row.fileset,
             version_commit=target.commit,
             terms=terms,
             branches=json.dumps(branches, sort_keys=True),

@@ -19,7 +19,7 @@ from neuromirror.dataset.versions import Version
 from neuromirror.errors import UserError
 from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted, wanted
 from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
-from neuromirror.keep.marks import Marks, fileset_of
+from neuromirror.keep.marks import Marks
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, keep
 from neuromirror.store.base import Store
@@ -135,7 +135,7 @@ def _restamp(mirror: Mirror, target: Version, runs: Sequence[KeepRun], counted: 
     commits just counted: those commits are theirs too (the other stores' recording moved the branches
     after each store's mark was made; without this the next run would read those changes again)."""
     marks = marks_of(mirror.index, target.id)
-    fileset = fileset_of(mirror.index, target.id)
+    fileset = target.row.fileset
     assert counted.branches is not None
     for run in runs:
         mark = marks.get(run.uuid) if run.uuid else None
