@@ -284,21 +284,40 @@ def test_all_dandisets_on_two_workers_equal_a_single_host_run(
 def test_a_worker_killed_mid_task_reruns_elsewhere_with_the_same_result(
     cluster, archive, single_host, tmp_path: Path
 ) -> None:  # noqa: ANN001
-    # w2 dies by SIGKILL in its first task, in the middle of a commit (a Zarr subdataset's or a dandiset's)
+    # w2 dies by SIGKILL in its first task, in the middle of a commit (a Zarr subdataset's or a dandiset's).
+    # It is the only worker until it has died, so the kill does not hang on how the scheduler spreads the
+    # tasks (on a busy machine w1 could take them all); w1 then joins and runs what w2 was running.
+    cluster.stop_worker("w1")
     cluster.stop_worker("w2")
     cluster.start_worker("w2", NEUROMIRROR_CRASH_AT="fast-import-stream")
+    root = tmp_path / "mirror"
+    cmd = [sys.executable, "-m", "neuromirror", "--root", str(root), "sync", "dandi:*", "--dask", cluster.address]
+    sync = subprocess.Popen(
+        [*cmd, "--dandi-api", archive.api_url, "--json"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        root = tmp_path / "mirror"
-        p = neuromirror(root, "sync", "dandi:*", "--dask", cluster.address, "--dandi-api", archive.api_url, "--json")
-        died = cluster.procs["w2"].poll()
-        assert p.returncode == 0, p.stderr
-        assert died == -signal.SIGKILL, "w2 was killed in the middle of a task"
-        reports = json.loads(p.stdout)
+        w2 = cluster.procs["w2"]
+        wait_for(lambda: w2.poll() is not None, SYNC_TIMEOUT, "w2 to be killed in its first commit")
+        assert w2.returncode == -signal.SIGKILL, "w2 was killed in the middle of a task"
+        assert sync.poll() is None, "the sync waits for a worker to rerun w2's task"
+        cluster.start_worker("w1")
+        out, err = sync.communicate(timeout=SYNC_TIMEOUT)
+        assert sync.returncode == 0, err
+        reports = json.loads(out)
         assert all(r["outcome"] == "ok" for r in reports), reports
         assert_same_as(root, single_host)
     finally:
-        cluster.procs.pop("w2", None)
+        if sync.poll() is None:
+            sync.kill()
+            sync.communicate()
+        cluster.stop_worker("w2")  # dead already, unless the test failed before the kill
         cluster.start_worker("w2")
+        if "w1" not in cluster.procs:
+            cluster.start_worker("w1")
 
 
 def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, single_host, tmp_path: Path) -> None:  # noqa: ANN001
