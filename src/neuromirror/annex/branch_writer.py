@@ -216,8 +216,14 @@ def annex_register(repo: Path, pairs: Sequence[tuple[str, str]], *, compact: boo
     Raises :class:`~neuromirror.util.gitutil.GitError` with git-annex's own last line."""
     if pairs:
         lines = "".join(f"{k} {u}\n" for k, u in pairs).encode()
-        config = ["-c", "annex.alwayscommit=false"] + ([] if compact else ["-c", "annex.alwayscompact=false"])
-        gitutil.run(repo, "annex", "registerurl", "--batch", *config, input=lines)
+        gitutil.run(repo, *register_args(compact=compact), input=lines)
+
+
+def register_args(*, compact: bool = True) -> list[str]:
+    """git's arguments for :func:`annex_register`'s ``registerurl --batch`` (one ``KEY URL`` a line on its
+    input), for a caller that times git-annex itself on the same command (the bench's anchor)."""
+    config = ["-c", "annex.alwayscommit=false"] + ([] if compact else ["-c", "annex.alwayscompact=false"])
+    return ["annex", "registerurl", "--batch", *config]
 
 
 def register_urls(repo: Path, pairs: Iterable[tuple[str, str]]) -> None:

@@ -122,10 +122,10 @@ def compare_report(table: list[dict]) -> str:
     lines = [f"this checkout against {table[0]['other']} (medians of {table[0]['rounds']} alternating rounds)"]
     head = ["scenario", "N"] + [f"{label} this/other/ratio" for _, label in FIELDS]
     lines.append(" | ".join(head))
-    for row in table:
-        cells = [str(row["scenario"]), str(row["n"])]
+    for pair in table:
+        cells = [str(pair["scenario"]), str(pair["n"])]
         for field, _ in FIELDS:
-            a, b, q = row[f"this_{field}"], row[f"other_{field}"], row[f"ratio_{field}"]
+            a, b, q = pair[f"this_{field}"], pair[f"other_{field}"], pair[f"ratio_{field}"]
             cells.append(f"{a} / {b} / {q}x" if q is not None else f"{a} / {b}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)

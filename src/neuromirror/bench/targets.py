@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from neuromirror.bench.measure import say
 from neuromirror.bench.report import find
 
 #: the targets of the performance issue, checked at the end of the run
@@ -43,6 +44,17 @@ def row_targets(row: dict, bounds: Sequence[tuple]) -> list[dict[str, Any]]:
             {"what": what[0] if what else field, "value": value, "bound": f"{sign} {bound}", "met": holds(value, bound)}
         )
     return found
+
+
+def judge(results: list[dict], bounds: Sequence[tuple], label: Optional[str] = None) -> None:
+    """Each scenario result's targets (:func:`row_targets`) put on it as ``targets``, and said a line each
+    (``label`` in place of the result's scenario, where a scenario module names its runs by size)."""
+    for result in results:
+        found = row_targets(result, bounds)
+        result["targets"] = found
+        for t in found:
+            met = "met" if t["met"] else "NOT met"
+            say(f"{label or result['scenario']}: {t['what']} = {t['value']} ({met}: {t['bound']})")
 
 
 def check_targets(results: list[dict], startup: dict, index: Optional[dict]) -> list[dict]:
@@ -298,8 +310,8 @@ LOST_GET_TARGETS = (
 def lost_get_targets(results: list[dict]) -> list[dict]:
     """:data:`LOST_GET_TARGETS` as rows of the run's target report (``{target, value, limit, ok, note}``)."""
     out = []
-    for row in results:
-        for t in row_targets(row, LOST_GET_TARGETS):
-            note = f"N={row['n']}: datalad {row['datalad_s']} s, git annex {row['annex_s']} s"
+    for result in results:
+        for t in row_targets(result, LOST_GET_TARGETS):
+            note = f"N={result['n']}: datalad {result['datalad_s']} s, git annex {result['annex_s']} s"
             out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
     return out

@@ -47,9 +47,8 @@ ROUNDS = 3
 def _median_row(rounds: list[dict]) -> dict:
     """The round of median wall time, with every round's wall, CPU and load beside it."""
     ordered = sorted(rounds, key=lambda r: r["wall_s"])
-    row = dict(ordered[len(ordered) // 2])
-    row.pop("report", None)
-    row["rounds"] = [
+    median = {k: v for k, v in ordered[len(ordered) // 2].items() if k != "report"}
+    every = [
         {
             k: r[k]
             for k in ("wall_s", "mb_per_s", "cpu_s", "load", "sync_s", "mb_per_s_on_disk", "disk_mb_per_s")
@@ -57,7 +56,7 @@ def _median_row(rounds: list[dict]) -> dict:
         }
         for r in rounds
     ]
-    return row
+    return {**median, "rounds": every}
 
 
 def _dandiset(archives: Archives, files: int, size: int, label: str) -> str:
@@ -116,9 +115,8 @@ def bench_keep_shape(archives: Archives, work: Path, startup: float, label: str,
             shutil.rmtree(to, ignore_errors=True)
         if label == "large":
             plain_rounds.append(_plain_copy(archives, ident, work / f"plain-{label}", files, nbytes))
-    row = _median_row(keep_rounds) if rounds > 1 else keep_rounds[0]
-    row["report"] = keep_rounds[-1]["report"]
-    rows.append(row)
+    kept = _median_row(keep_rounds) if rounds > 1 else keep_rounds[0]
+    rows.append({**kept, "report": keep_rounds[-1]["report"]})
     say(f"keep {label}: again, everything kept ...")
     rows.append(_row(f"keep-{label}-rerun", files, 0, run_measured([*cmd, "--json", "-q"], env=env)))
     peer = work / f"peer-{label}"
@@ -171,15 +169,17 @@ def _plain_copy(archives: Archives, ident: str, where: Path, files: int, nbytes:
         ["dd", "if=/dev/zero", f"of={where / 'disk.dat'}", f"bs={chunk}", f"count={nbytes // chunk}", "conv=fdatasync"]
     )
     shutil.rmtree(where, ignore_errors=True)
-    row = _row("keep-large-plain", files, nbytes, r)
-    row["sync_s"] = round(synced["wall"], 3)
-    row["mb_per_s_on_disk"] = round(nbytes / 2**20 / (r["wall"] + synced["wall"]), 1)
-    row["disk_mb_per_s"] = round((nbytes // chunk) * chunk / 2**20 / disk["wall"], 1)
+    result = {
+        **_row("keep-large-plain", files, nbytes, r),
+        "sync_s": round(synced["wall"], 3),
+        "mb_per_s_on_disk": round(nbytes / 2**20 / (r["wall"] + synced["wall"]), 1),
+        "disk_mb_per_s": round((nbytes // chunk) * chunk / 2**20 / disk["wall"], 1),
+    }
     say(
-        f"keep large: plain copy {row['mb_per_s']} MB/s ({row['mb_per_s_on_disk']} MB/s with its sync), {row['cpu_s']} s "
-        f"CPU; the disk alone (dd, fdatasync) {row['disk_mb_per_s']} MB/s"
+        f"keep large: plain copy {result['mb_per_s']} MB/s ({result['mb_per_s_on_disk']} MB/s with its sync), {result['cpu_s']} s "
+        f"CPU; the disk alone (dd, fdatasync) {result['disk_mb_per_s']} MB/s"
     )
-    return row
+    return result
 
 
 def bench_keep(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:

@@ -54,7 +54,7 @@ from neuromirror.bench.archives import Archives, direct_puts
 from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import row_targets
+from neuromirror.bench.targets import judge
 
 JOBS = 8
 TARGET_KEYS = 1_000_000
@@ -336,10 +336,7 @@ def bench_keep_archive(
     resume["rss_per_key_kb"] = round(max(0.0, r["rss_mb"] - one["rss_mb"]) * 1024 / max(1, keys - k1), 3)
     resume["rss_at_1e6_mb"] = round(peak + resume["rss_per_key_kb"] * max(0, TARGET_KEYS - keys) / 1024, 0)
     rows.append(_verify(root, env, stores[0], specs, keys, k1, fraction, common))
-    for row in rows:
-        row["targets"] = row_targets(row, TARGETS)
-        for tg in row["targets"]:
-            say(f"{row['scenario']}: {tg['what']} = {tg['value']} ({'met' if tg['met'] else 'NOT met'}: {tg['bound']})")
+    judge(rows, TARGETS)
     if not keep:
         for p in [root, *stores]:
             _remove(p)
@@ -400,7 +397,8 @@ def keep_archive_targets(results: list[dict]) -> list[dict[str, Any]]:
     for row in results:
         if not str(row.get("scenario", "")).startswith("keep-archive-"):
             continue
-        note = f"measured at {row['n']:,} keys" + ("" if row["n"] >= TARGET_KEYS else ", extrapolated to 10^6")
+        keys = int(row.get("n", 0))
+        note = f"measured at {keys:,} keys" + ("" if keys >= TARGET_KEYS else ", extrapolated to 10^6")
         for t in row.get("targets", []):
             out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
     return out

@@ -36,7 +36,7 @@ from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import row_targets
+from neuromirror.bench.targets import judge
 
 #: (scenario, field, bound, "min" | "under", what): neuromirror.bench.targets.row_targets
 TARGETS = (
@@ -164,8 +164,7 @@ def bench_publish_ria(
     out.append(_publish("publish-ria-2changed", root, spec, store, zarrs + 1))
     if clone_files > 0:
         out.append(_clone_get(archives, work, startup, store, clone_files, when))
-    for row in out:
-        row["targets"] = row_targets(row, TARGETS)
+    judge(out, TARGETS)
     if not keep:
         for p in (root, store, work / "root-publish-ria-clone"):
             shutil.rmtree(p, ignore_errors=True)
@@ -176,8 +175,8 @@ def bench_publish_ria(
 def publish_ria_targets(results: list[dict]) -> list[dict[str, Any]]:
     """Issue 24's targets as rows of the run's target report (``{target, value, limit, ok, note}``)."""
     out: list[dict[str, Any]] = []
-    for row in results:
-        for t in row.get("targets", []) if str(row.get("scenario", "")).startswith("publish-ria") else []:
-            note = f"N={row['n']}" + (f", sync {row['sync_s']} s" if row.get("sync_s") else "")
+    for result in results:
+        for t in result.get("targets", []) if str(result.get("scenario", "")).startswith("publish-ria") else []:
+            note = f"N={result['n']}" + (f", sync {result['sync_s']} s" if result.get("sync_s") else "")
             out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
     return out

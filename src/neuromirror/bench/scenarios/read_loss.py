@@ -34,7 +34,7 @@ from neuromirror.bench.measure import child_env, neuromirror_cmd, say
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.read_view import view_server
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import row_targets
+from neuromirror.bench.targets import judge
 
 ZARR = "sub-01/sub-01_sample.zarr"
 BIG = "sub-01/sub-01_big.nwb"
@@ -122,10 +122,7 @@ def bench_read_loss(archives: Archives, work: Path, startup: float, rounds: int 
         counted("view_alone_unkept", "1.1", {"phase": "http", "url": f"{view}{ZARR}/1.1"})
         say(f"read-loss-spread: {spread}")
     out = [first, spread]
-    for row in out:
-        row["targets"] = row_targets(row, TARGETS)
-        for tg in row["targets"]:
-            say(f"{row['scenario']}: {tg['what']} = {tg['value']} ({'met' if tg['met'] else 'NOT met'}: {tg['bound']})")
+    judge(out, TARGETS)
     return out
 
 

@@ -58,7 +58,7 @@ from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_m
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import row_targets
+from neuromirror.bench.targets import judge
 
 SMALL = 64 * 1024
 LARGE = 8 * 2**20
@@ -247,14 +247,13 @@ def bench_read(
             out.append(_listing(reader, base, ident, files, rounds, common))
             out.append(_readers(reader, base, root, ident, readers, per_reader, common))
             out.append(_big_zarr(reader, base, name, asset.stores[0].name, zarr_objects, common))
-            for row in out:
-                row["view_idle_rss_mb"] = idle
+            for result in out:
+                result.update(view_idle_rss_mb=idle)
             out[0]["view_git_processes_total"] = sum(1 for _ in view_log.open())
-    for row in out:
-        row["sync_s"] = {s["scenario"]: s["wall_s"] for s in syncs}
-        row["targets"] = row_targets(row, TARGETS)
-        for tg in row["targets"]:
-            say(f"{row['scenario']}: {tg['what']} = {tg['value']} ({'met' if tg['met'] else 'NOT met'}: {tg['bound']})")
+    sync_s = {s["scenario"]: s["wall_s"] for s in syncs}
+    for result in out:
+        result.update(sync_s=sync_s)
+    judge(out, TARGETS)
     if not keep:
         shutil.rmtree(root, ignore_errors=True)
     archives.drop_objects(d.bucket)
@@ -275,7 +274,7 @@ def _zarrs(reader: Reader, base: str, zident: str, zarrs: int, idle: float, comm
     got, rss_get = reader.run({"phase": "get", "urls": urls, "threads": 4})
     peak = max(rss_list["peak"], rss_get["peak"])
     slope = max(0.0, (peak - idle) / zarrs)
-    row = {
+    result = {
         "scenario": "read-zarrs",
         "n": zarrs,
         "listing_s": round(list_s, 2),
@@ -291,9 +290,9 @@ def _zarrs(reader: Reader, base: str, zident: str, zarrs: int, idle: float, comm
     }
     say(
         f"read-zarrs: {zarrs} Zarrs: listings {list_s:.1f} s, .zattrs {got['ok']}/{zarrs} in {got['wall_s']} s; "
-        f"view RSS idle {idle}, peak {peak} MB -> {row['rss_at_20000_mb']} MB at 20,000 (linear)"
+        f"view RSS idle {idle}, peak {peak} MB -> {result['rss_at_20000_mb']} MB at 20,000 (linear)"
     )
-    return row
+    return result
 
 
 def _ttfb(reader: Reader, base: str, root: Path, ident: str, sample: int, rounds: int, common: dict) -> dict:
@@ -315,7 +314,7 @@ def _ttfb(reader: Reader, base: str, root: Path, ident: str, sample: int, rounds
     say(f"read-ttfb: {sample} files x {rounds} rounds: archive, view, neuromirror://, fsspec http ...")
     got, rss = reader.run({"phase": "ttfb", "files": files, "rounds": rounds, **common})
     warm = got["warm"]
-    row = {
+    result = {
         "scenario": "read-ttfb",
         "n": sample * rounds,
         "cold_ms": got["cold_ms"],
@@ -335,10 +334,10 @@ def _ttfb(reader: Reader, base: str, root: Path, ident: str, sample: int, rounds
     say(
         f"read-ttfb: p50 archive {warm['direct']['p50_ms']} ms, view {warm['view']['p50_ms']} ms, "
         f"neuromirror:// {warm['neuromirror']['p50_ms']} ms (fsspec http {warm['fsspec_http_direct']['p50_ms']} ms); "
-        f"cold {got['cold_ms']}; git processes while timed: view {row['view_git_processes']}, "
-        f"neuromirror:// {row['fsspec_git_processes']}"
+        f"cold {got['cold_ms']}; git processes while timed: view {result['view_git_processes']}, "
+        f"neuromirror:// {result['fsspec_git_processes']}"
     )
-    return row
+    return result
 
 
 def _listing(reader: Reader, base: str, ident: str, files: int, rounds: int, common: dict) -> dict:
@@ -348,7 +347,7 @@ def _listing(reader: Reader, base: str, ident: str, files: int, rounds: int, com
     say(f"read-listing: PROPFIND and JSON of {top} ({files} files under it) and of one directory ...")
     first = {"dir": "json", "root": "propfind", "dandidav_root": "propfind"}
     got, rss = reader.run({"phase": "listing", "dirs": dirs, "first": first, "rounds": rounds, **common})
-    row: dict[str, Any] = {
+    result: dict[str, Any] = {
         "scenario": "read-listing",
         "n": files,
         "listings": got,
@@ -358,14 +357,14 @@ def _listing(reader: Reader, base: str, ident: str, files: int, rounds: int, com
         "root_entries": got["root"]["json_entries"],
     }
     for kind in ("propfind", "json"):
-        row[f"root_{kind}_warm_ms"] = got["root"][f"{kind}_warm"]["p50_ms"]
-        row[f"root_{kind}_warm_p95_ms"] = got["root"][f"{kind}_warm"]["p95_ms"]
+        result[f"root_{kind}_warm_ms"] = got["root"][f"{kind}_warm"]["p50_ms"]
+        result[f"root_{kind}_warm_p95_ms"] = got["root"][f"{kind}_warm"]["p95_ms"]
     say(
-        f"read-listing: version root ({row['root_entries']} entries, {files} files under it): first PROPFIND "
-        f"{row['root_cold_ms']} ms, then p50 PROPFIND {row['root_propfind_warm_ms']} ms / JSON "
-        f"{row['root_json_warm_ms']} ms; a directory's first JSON listing {row['dir_cold_ms']} ms"
+        f"read-listing: version root ({result['root_entries']} entries, {files} files under it): first PROPFIND "
+        f"{result['root_cold_ms']} ms, then p50 PROPFIND {result['root_propfind_warm_ms']} ms / JSON "
+        f"{result['root_json_warm_ms']} ms; a directory's first JSON listing {result['dir_cold_ms']} ms"
     )
-    return row
+    return result
 
 
 def _readers(reader: Reader, base: str, root: Path, ident: str, readers: int, per: int, common: dict) -> dict:
@@ -385,7 +384,7 @@ def _readers(reader: Reader, base: str, root: Path, ident: str, readers: int, pe
     )
     got, rss = reader.run(job)
     v, dr = got["view"], got["direct"]
-    row = {
+    result = {
         "scenario": "read-readers",
         "n": readers,
         "view": v,
@@ -396,9 +395,9 @@ def _readers(reader: Reader, base: str, root: Path, ident: str, readers: int, pe
     }
     say(
         f"read-readers: view {v['mb_per_s']} MB/s ({v['errors']} errors), archive {dr['mb_per_s']} MB/s "
-        f"({dr['errors']} errors): {row['throughput_ratio']}"
+        f"({dr['errors']} errors): {result['throughput_ratio']}"
     )
-    return row
+    return result
 
 
 def _big_zarr(reader: Reader, base: str, name: str, store: str, objects: int, common: dict) -> dict:
@@ -408,7 +407,7 @@ def _big_zarr(reader: Reader, base: str, name: str, store: str, objects: int, co
     got, rss = reader.run({"phase": "listing", "dirs": {"zarr": top}, "rounds": 2, **common})
     z = got["zarr"]
     growth = max(0.0, rss["peak"] - rss["before"])
-    row = {
+    result = {
         "scenario": "read-zarr-big",
         "n": objects,
         "listing": z,
@@ -421,19 +420,19 @@ def _big_zarr(reader: Reader, base: str, name: str, store: str, objects: int, co
     }
     say(
         f"read-zarr-big: {objects} objects: first PROPFIND {z['cold_ms']} ms ({z['propfind_entries']} responses), "
-        f"then {row['propfind_warm_ms']} ms, JSON {row['json_warm_ms']} ms; view RSS {rss['before']} -> peak "
-        f"{rss['peak']} MB (-> {row['rss_at_1e6_mb']} MB at 10^6, linear)"
+        f"then {result['propfind_warm_ms']} ms, JSON {result['json_warm_ms']} ms; view RSS {rss['before']} -> peak "
+        f"{rss['peak']} MB (-> {result['rss_at_1e6_mb']} MB at 10^6, linear)"
     )
-    return row
+    return result
 
 
 def read_targets(results: list[dict]) -> list[dict[str, Any]]:
     """Issue 31's targets as rows of the run's target report (``{target, value, limit, ok, note}``)."""
     out: list[dict[str, Any]] = []
-    for row in results:
-        if not str(row.get("scenario", "")).startswith("read-"):
+    for result in results:
+        if not str(result.get("scenario", "")).startswith("read-"):
             continue
-        for t in row.get("targets", []):
-            note = f"{row['scenario']} N={row['n']}"
+        for t in result.get("targets", []):
+            note = f"{result['scenario']} N={result['n']}"
             out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
     return out

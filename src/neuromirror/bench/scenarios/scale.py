@@ -26,7 +26,7 @@ from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, di
 from neuromirror.bench.measure import child_env, own_cpu, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend, render_ahead
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import row_targets
+from neuromirror.bench.targets import judge
 
 SCALE_SCENARIOS = ("zarr-dandiset", "aind-zarr", "archive", "clone-get")
 
@@ -154,10 +154,7 @@ def bench_zarr_dandiset(
         zarr_commits=[commits(ds / f"sub-{i:04d}/sub-{i:04d}_sample.ome.zarr") for i in range(3)],
     )
     out.append(res)
-    for row in out:
-        row["targets"] = row_targets(row, ZARR_DANDISET_TARGETS)
-        for t in row["targets"]:
-            say(f"zarr-dandiset {size}: {t['what']} = {t['value']} ({'met' if t['met'] else 'NOT met'}: {t['bound']})")
+    judge(out, ZARR_DANDISET_TARGETS, f"zarr-dandiset {size}")
     if not keep:
         import shutil
 

@@ -27,7 +27,7 @@ from neuromirror.bench.archives import Archives, change_two_zarrs_and_a_blob, za
 from neuromirror.bench.measure import say
 from neuromirror.bench.scenarios.scale import commits, zarr_split
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import row_targets
+from neuromirror.bench.targets import judge
 
 #: issue 25's targets: (row, field, bound, "min" | "max")
 TARGETS = (
@@ -95,10 +95,7 @@ def bench_zarr_many(
     change_two_zarrs_and_a_blob(archives, ident, zarr_ids, when + timedelta(hours=1))
     res = sync("zarr-many-2zarrs1blob")
     res["zarr_commits"] = [commits(ds / zarr_path(i), "^Neuromirror-Zarr: ") for i in range(3)]
-    for row in out:
-        row["targets"] = row_targets(row, TARGETS)
-        for t in row["targets"]:
-            say(f"zarr-many {size}: {t['what']} = {t['value']} ({'met' if t['met'] else 'NOT met'}: {t['bound']})")
+    judge(out, TARGETS, f"zarr-many {size}")
     if not keep:
         shutil.rmtree(root, ignore_errors=True)
     if drop:

@@ -148,10 +148,9 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
         net.archives.drop_objects(d.bucket)
     ms = round(args.rtt * 1000)
     out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, len(data)) for k in KINDS}
-    for kind, row in out.items():
-        row["stand_in_get_ms"] = get_ms
-        row["rtt0_wall_s"] = round(_median(reads[0.0, kind], "wall_s"), 4)
-        row["rtt_cost_s"] = round(row["wall_s"] - row["rtt0_wall_s"], 4)
+    for kind, side in out.items():
+        rtt0 = round(_median(reads[0.0, kind], "wall_s"), 4)
+        side.update(stand_in_get_ms=get_ms, rtt0_wall_s=rtt0, rtt_cost_s=round(side["wall_s"] - rtt0, 4))
     ours, rem = out["neuromirror"], out["remfile"]
     rem["range_bytes"] = _median(reads[args.rtt, "remfile"], "range_bytes")
     for field, ratio in (

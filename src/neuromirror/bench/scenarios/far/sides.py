@@ -71,7 +71,7 @@ class _Sides:
             files,
         )
         row.update(base=base, rtt_ms=ms, side="rtt" if rtt else "rtt0", proxy_requests=self.net.requests())
-        row["proxy_max_in_flight"] = self.net.s3_proxy.max_in_flight
+        row.update(proxy_max_in_flight=self.net.s3_proxy.max_in_flight)
         return row
 
     def both(
@@ -166,26 +166,26 @@ def throttled(args: argparse.Namespace, sides: _Sides, clean: dict, n: int, iden
     injected = net.injected()
     row.update(scenario=name, base=base, side="throttled", throttle=args.throttle, throttle_for_s=args.throttle_for)
     row.update(burst.in_flight())
-    row["throttled_answers"] = sum(injected.values())
-    row["throttled_by_endpoint"] = injected
-    requests = net.requests()
-    row["extra_requests"] = sum(requests.values()) - sum(clean["proxy_requests"].values())
-    row["extra_per_throttled"] = round(row["extra_requests"] / max(1, row["throttled_answers"]), 2)
-    if row.get("wall_s"):
-        row["wall_x_clean"] = round(row["wall_s"] / clean["wall_s"], 2)
+    answers = sum(injected.values())
+    extra = sum(net.requests().values()) - sum(clean["proxy_requests"].values())
+    row.update(throttled_answers=answers, throttled_by_endpoint=injected)
+    row.update(extra_requests=extra, extra_per_throttled=round(extra / max(1, answers), 2))
+    wall = row.get("wall_s")
+    if wall:
+        row.update(wall_x_clean=round(wall / clean["wall_s"], 2))
     source = f"dandi:{ident}"
     a, b = sides.roots[sides.rtt], root
     rows_a, rows_b = index_rows(a, source), index_rows(b, source)
-    row["differences"] = int(tree(a / "dandi" / ident) != tree(b / "dandi" / ident)) + int(rows_a != rows_b)
+    differences = int(tree(a / "dandi" / ident) != tree(b / "dandi" / ident)) + int(rows_a != rows_b)
     annex = unpinned_urls(b / "dandi" / ident, net.s3_proxy.url)
-    row["unpinned"] = annex["annex_unpinned"] + unpinned_in_index(rows_b, net.s3_proxy.url)
-    row["annex_s3_urls"] = annex["annex_urls"]
-    if row.get("in_flight_before") and row.get("in_flight_after_burst") is not None:
-        row["in_flight_after_over_before"] = round(row["in_flight_after_burst"] / row["in_flight_before"], 2)
+    unpinned = annex["annex_unpinned"] + unpinned_in_index(rows_b, net.s3_proxy.url)
+    row.update(differences=differences, unpinned=unpinned, annex_s3_urls=annex["annex_urls"])
+    before, after = row.get("in_flight_before"), row.get("in_flight_after_burst")
+    if before and after is not None:
+        row.update(in_flight_after_over_before=round(after / before, 2))
     say(
-        f"throttled N={n}: {row.get('wall_s')} s ({row.get('wall_x_clean')}x clean), {row['throttled_answers']} "
-        f"throttled answers, {row['extra_requests']} extra requests, {row['unpinned']} unpinned, "
-        f"{row['differences']} differences, in flight {row.get('in_flight_before')} -> {row.get('in_flight_after_burst')}"
+        f"throttled N={n}: {wall} s ({row.get('wall_x_clean')}x clean), {answers} throttled answers, "
+        f"{extra} extra requests, {unpinned} unpinned, {differences} differences, in flight {before} -> {after}"
     )
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

@@ -45,7 +45,7 @@ from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.moto_patch import invalidate_listing_cache
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import LOST_GET_TARGETS, row_targets
+from neuromirror.bench.targets import LOST_GET_TARGETS, judge
 
 BLOBS = 24
 ZARR = "sub-01/sub-01_old.zarr"
@@ -202,29 +202,35 @@ def bench_lost_get(archives: Archives, work: Path, startup: float, chunks: int, 
 
 def _say_targets(rows: list[dict]) -> None:
     """Each row's targets evaluated onto it, and said."""
-    for row in rows:
-        row["targets"] = row_targets(row, LOST_GET_TARGETS)
-        for tg in row["targets"]:
-            say(f"{row['scenario']}: {tg['what']} = {tg['value']} ({'met' if tg['met'] else 'NOT met'}: {tg['bound']})")
+    judge(rows, LOST_GET_TARGETS)
+
+
+def _side(runs: list[dict], side: str) -> tuple[float, float, dict[str, Any]]:
+    """One side's median wall and CPU seconds, and its fields: the medians, the worst requests and misses, an error."""
+    mine = [r for r in runs if r["side"] == side]
+    wall = round(statistics.median(r["wall_s"] for r in mine), 3)
+    cpu = round(statistics.median(r["cpu_s"] for r in mine), 2)
+    fields: dict[str, Any] = {f"{side}_s": wall, f"{side}_cpu_s": cpu}
+    fields.update({f"{side}_{f}": max(r[f] for r in mine) for f in ("archive_requests", "archive_repeats", "missing")})
+    errors = [r["error"] for r in mine if r.get("error")]
+    if errors:
+        fields[f"{side}_error"] = errors[0]
+    return wall, cpu, fields
 
 
 def _row(scenario: str, n: int, runs: list[dict]) -> dict:
     """Each side's medians (wall, CPU), the ratio datalad / git-annex, the worst requests and misses, every round."""
-    row: dict[str, Any] = {"scenario": scenario, "n": n, "rounds": runs}
-    for side in ("datalad", "annex"):
-        mine = [r for r in runs if r["side"] == side]
-        row[f"{side}_s"] = round(statistics.median(r["wall_s"] for r in mine), 3)
-        row[f"{side}_cpu_s"] = round(statistics.median(r["cpu_s"] for r in mine), 2)
-        for field in ("archive_requests", "archive_repeats", "missing"):
-            row[f"{side}_{field}"] = max(r[field] for r in mine)
-        if any(r.get("error") for r in mine):
-            row[f"{side}_error"] = next(r["error"] for r in mine if r.get("error"))
-    row["wall_s"] = row["datalad_s"]
-    row["ratio"] = round(row["datalad_s"] / row["annex_s"], 2) if row["annex_s"] else None
+    datalad_s, datalad_cpu, datalad = _side(runs, "datalad")
+    annex_s, annex_cpu, annex = _side(runs, "annex")
+    row: dict[str, Any] = {"scenario": scenario, "n": n, "rounds": runs, **datalad, **annex, "wall_s": datalad_s}
+    row.update(ratio=round(datalad_s / annex_s, 2) if annex_s else None)
     startups = [r["startup_s"] for r in runs if "startup_s" in r]
-    if startups and row["annex_s"]:
-        row["startup_s"] = round(statistics.median(startups), 3)
-        row["ratio_floor"] = round((row["startup_s"] + row["annex_s"]) / row["annex_s"], 2)
-        row["ratio_beyond_startup"] = round((row["datalad_s"] - row["startup_s"]) / row["annex_s"], 2)
-    row["cpu_ratio"] = round(row["datalad_cpu_s"] / row["annex_cpu_s"], 2) if row["annex_cpu_s"] else None
+    if startups and annex_s:
+        startup = round(statistics.median(startups), 3)
+        row.update(
+            startup_s=startup,
+            ratio_floor=round((startup + annex_s) / annex_s, 2),
+            ratio_beyond_startup=round((datalad_s - startup) / annex_s, 2),
+        )
+    row.update(cpu_ratio=round(datalad_cpu / annex_cpu, 2) if annex_cpu else None)
     return row
