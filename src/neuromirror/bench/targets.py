@@ -57,6 +57,15 @@ def judge(results: list[dict], bounds: Sequence[tuple], label: Optional[str] = N
             say(f"{label or result['scenario']}: {t['what']} = {t['value']} ({met}: {t['bound']})")
 
 
+def reported(result: dict, note: str) -> list[dict[str, Any]]:
+    """A judged result's targets (:func:`judge`) as rows of the run's target report
+    (``{target, value, limit, ok, note}``), each with ``note``."""
+    return [
+        {"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note}
+        for t in result.get("targets", [])
+    ]
+
+
 def check_targets(results: list[dict], startup: dict, index: Optional[dict]) -> list[dict]:
     out: list[dict] = []
 
@@ -311,7 +320,7 @@ def lost_get_targets(results: list[dict]) -> list[dict]:
     """:data:`LOST_GET_TARGETS` as rows of the run's target report (``{target, value, limit, ok, note}``)."""
     out = []
     for result in results:
-        for t in row_targets(result, LOST_GET_TARGETS):
+        if str(result.get("scenario", "")).startswith("lost-get"):
             note = f"N={result['n']}: datalad {result['datalad_s']} s, git annex {result['annex_s']} s"
-            out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
+            out += reported(result, note)
     return out

@@ -54,7 +54,7 @@ from neuromirror.bench.archives import Archives, direct_puts
 from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import judge
+from neuromirror.bench.targets import judge, reported
 
 JOBS = 8
 TARGET_KEYS = 1_000_000
@@ -399,6 +399,5 @@ def keep_archive_targets(results: list[dict]) -> list[dict[str, Any]]:
             continue
         keys = int(row.get("n", 0))
         note = f"measured at {keys:,} keys" + ("" if keys >= TARGET_KEYS else ", extrapolated to 10^6")
-        for t in row.get("targets", []):
-            out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
+        out += reported(row, note)
     return out

@@ -36,7 +36,7 @@ from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import judge
+from neuromirror.bench.targets import judge, reported
 
 #: (scenario, field, bound, "min" | "under", what): neuromirror.bench.targets.row_targets
 TARGETS = (
@@ -176,7 +176,7 @@ def publish_ria_targets(results: list[dict]) -> list[dict[str, Any]]:
     """Issue 24's targets as rows of the run's target report (``{target, value, limit, ok, note}``)."""
     out: list[dict[str, Any]] = []
     for result in results:
-        for t in result.get("targets", []) if str(result.get("scenario", "")).startswith("publish-ria") else []:
+        if str(result.get("scenario", "")).startswith("publish-ria"):
             note = f"N={result['n']}" + (f", sync {result['sync_s']} s" if result.get("sync_s") else "")
-            out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
+            out += reported(result, note)
     return out

@@ -58,7 +58,7 @@ from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_m
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
 from neuromirror.bench.syncs import run_sync
-from neuromirror.bench.targets import judge
+from neuromirror.bench.targets import judge, reported
 
 SMALL = 64 * 1024
 LARGE = 8 * 2**20
@@ -432,7 +432,5 @@ def read_targets(results: list[dict]) -> list[dict[str, Any]]:
     for result in results:
         if not str(result.get("scenario", "")).startswith("read-"):
             continue
-        for t in result.get("targets", []):
-            note = f"{result['scenario']} N={result['n']}"
-            out.append({"target": t["what"], "value": t["value"], "limit": t["bound"], "ok": t["met"], "note": note})
+        out += reported(result, f"{result['scenario']} N={result['n']}")
     return out

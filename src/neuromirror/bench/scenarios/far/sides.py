@@ -70,8 +70,9 @@ class _Sides:
             self.startup,
             files,
         )
-        row.update(base=base, rtt_ms=ms, side="rtt" if rtt else "rtt0", proxy_requests=self.net.requests())
-        row.update(proxy_max_in_flight=self.net.s3_proxy.max_in_flight)
+        side = "rtt" if rtt else "rtt0"
+        in_flight = self.net.s3_proxy.max_in_flight
+        row.update(base=base, rtt_ms=ms, side=side, proxy_requests=self.net.requests(), proxy_max_in_flight=in_flight)
         return row
 
     def both(

@@ -195,14 +195,9 @@ def bench_lost_get(archives: Archives, work: Path, startup: float, chunks: int, 
         out.append(_row(scenario, BLOBS if scenario == "lost-get-files" else chunks, runs))
     out[0]["bytes"] = sum(map(len, blobs.values()))
     out[0]["keep_s"], out[0]["deleted_versions"], out[1]["deleted_versions"] = round(kept["wall"], 2), lost, lost_chunks
-    _say_targets(out)
+    judge(out, LOST_GET_TARGETS)
     shutil.rmtree(store, ignore_errors=True)
     return out
-
-
-def _say_targets(rows: list[dict]) -> None:
-    """Each row's targets evaluated onto it, and said."""
-    judge(rows, LOST_GET_TARGETS)
 
 
 def _side(runs: list[dict], side: str) -> tuple[float, float, dict[str, Any]]:
@@ -222,8 +217,9 @@ def _row(scenario: str, n: int, runs: list[dict]) -> dict:
     """Each side's medians (wall, CPU), the ratio datalad / git-annex, the worst requests and misses, every round."""
     datalad_s, datalad_cpu, datalad = _side(runs, "datalad")
     annex_s, annex_cpu, annex = _side(runs, "annex")
-    row: dict[str, Any] = {"scenario": scenario, "n": n, "rounds": runs, **datalad, **annex, "wall_s": datalad_s}
-    row.update(ratio=round(datalad_s / annex_s, 2) if annex_s else None)
+    ratio = round(datalad_s / annex_s, 2) if annex_s else None
+    row: dict[str, Any] = {"scenario": scenario, "n": n, "rounds": runs, **datalad, **annex}
+    row.update(wall_s=datalad_s, ratio=ratio)
     startups = [r["startup_s"] for r in runs if "startup_s" in r]
     if startups and annex_s:
         startup = round(statistics.median(startups), 3)
