@@ -218,7 +218,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except UserError as exc:
         print(f"neuromirror: {exc}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_code", 2))
     except Exception as exc:  # one line, never a traceback, unless -vv
         if args.verbose >= 2:
             raise

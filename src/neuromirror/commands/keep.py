@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="STORE",
         help="the store: a directory (path or file:///path) or an S3 bucket (s3://BUCKET[/PREFIX]; endpoint "
         "NEUROMIRROR_STORE_ENDPOINT, credentials from the AWS_* environment), laid out as git-annex's directory "
-        "or S3 special remote (env NEUROMIRROR_STORE); repeat it to keep into several stores",
+        "or S3 special remote, or a packed store (pack+file:///PATH, pack+s3://BUCKET[/PREFIX]: keys in pack "
+        "files, objects by bytes not by keys) (env NEUROMIRROR_STORE); repeat it to keep into several stores",
     )
     p.add_argument(
         "--copies",
@@ -46,6 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the wanted number of verified copies outside the archive, recorded per source (default: the "
         "recorded number, else 1; status --copies and verify --kept count against it); a version with fewer "
         "after the run makes keep exit 1",
+    )
+    p.add_argument(
+        "--pack-size",
+        metavar="SIZE",
+        help="a new packed store's pack size (pack+file:// or pack+s3://; default 256MiB; recorded in the store)",
+    )
+    p.add_argument(
+        "--storage-class",
+        metavar="CLASS",
+        type=str.upper,
+        help="a new S3 store's storage class (s3:// or pack+s3://): STANDARD, STANDARD_IA, GLACIER_IR, GLACIER or "
+        "DEEP_ARCHIVE (recorded in the store; reads of a cold pack ask for its thaw and exit 75)",
     )
     p.add_argument("--all-versions", action="store_true", help="every recorded version, older drafts too")
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
@@ -108,13 +121,15 @@ def _stores(args: argparse.Namespace) -> list:
     from neuromirror.store.location import STORE_ENV, open_store, store_name
 
     names = list(dict.fromkeys(args.store)) or [store_name(None)]
-    stores = [open_store(store_name(n)) for n in names]
+    pack_size = _size("--pack-size", args.pack_size)
+    stores = [open_store(store_name(n), pack_size=pack_size, storage_class=args.storage_class) for n in names]
     if len({s.url for s in stores}) != len(stores):
         raise UserError("the same store is named twice")
     for name, store in zip(names, stores):
-        if store.kind == "directory":  # else a file there read as the store being down
+        where = getattr(store, "path", None) if store.kind in ("directory", "pack") else None
+        if where is not None:  # else a file there read as the store being down
             label = f"--to {name}" if args.store else f"{STORE_ENV}={name}"
-            check_folder(label, store.url, " (a store is a directory: give a new or an existing store)")
+            check_folder(label, str(where), " (a store is a directory: give a new or an existing store)")
     return stores
 
 

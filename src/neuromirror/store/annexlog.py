@@ -128,9 +128,19 @@ def recorded_remotes(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
     return {u: f for u, (_, f) in newest.items()}
 
 
+#: the external special remote of packed stores (``type=external externaltype=...``)
+PACK_EXTERNAL = "neuromirror-pack"
+
+
+def is_store(fields: dict[str, str]) -> bool:
+    """A special remote of a store's type, or a packed store's external remote."""
+    kind = fields.get("type")
+    return kind in STORE_TYPES or (kind == "external" and fields.get("externaltype") == PACK_EXTERNAL)
+
+
 def recorded_stores(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
     """uuid -> fields of each store (a special remote of a store's type) in ``remote.log``."""
-    return {u: f for u, f in recorded_remotes(remote_log).items() if f.get("type") in STORE_TYPES}
+    return {u: f for u, f in recorded_remotes(remote_log).items() if is_store(f)}
 
 
 def with_directory_costs(remote_log: Optional[bytes], cost: int, now: Optional[float] = None) -> Optional[bytes]:

@@ -32,6 +32,7 @@ from typing import IO, Any, Optional
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
 from neuromirror.store.base import FIRST_COST, LEGACY_NAME, StoreIdentity, key_size, remote_name
+from neuromirror.util.processes import pid_alive
 
 IDENTITY_FILE = ".neuromirror-store.json"
 TMP_DIR = ".neuromirror-tmp"
@@ -71,6 +72,8 @@ class DirectoryStore:
                 self._create_identity(f)
             try:
                 data = json.loads(f.read_text())
+                if data.get("type") not in (None, "directory"):
+                    raise ValueError(f"a {data.get('type')} store: name it as one (pack+file://{self.path})")
                 store_uuid = str(uuid.UUID(data["uuid"]))
                 ident = StoreIdentity(store_uuid, remote_name(store_uuid, str(data.get("name") or "")))
             except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -190,7 +193,7 @@ class DirectoryStore:
             parts = p.name.split("-", 2)
             if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
                 continue
-            if not _alive(int(parts[1])):
+            if not pid_alive(int(parts[1])):
                 try:
                     p.unlink()
                     removed += 1
@@ -286,15 +289,6 @@ def _make_dir(path: Path) -> None:
 def _host() -> str:
     return socket.gethostname().replace("-", "_") or "host"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _holds(path: Path, key: str) -> bool:

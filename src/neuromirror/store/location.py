@@ -2,8 +2,10 @@
 
 A plain path (relative or absolute) or a ``file:///path`` URL is a directory store;
 ``s3://BUCKET[/PREFIX]`` an S3 store (its endpoint and region from ``NEUROMIRROR_STORE_ENDPOINT``
-and ``NEUROMIRROR_STORE_REGION``, credentials from the environment: :mod:`.s3`); any other URL
-(``https://``, ``ria+...``) is refused in one line.
+and ``NEUROMIRROR_STORE_REGION``, credentials from the environment: :mod:`.s3`);
+``pack+file:///PATH`` and ``pack+s3://BUCKET[/PREFIX]`` the packed stores of :mod:`.packs`; any other
+URL (``https://``, ``ria+...``) is refused in one line.  ``pack_size`` and ``storage_class`` are what a
+new store is made with (an existing store keeps its own: naming another is an error).
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ def store_name(given: Optional[str]) -> str:
     return name.strip()
 
 
-def open_store(name: str) -> Store:
+def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Optional[str] = None) -> Store:
     """The store ``name`` names (nothing is created until it is first written)."""
     m = _SCHEME.match(name)
+    scheme = m.group(1).lower() if m else ""
+    if pack_size is not None and not scheme.startswith("pack+"):
+        raise UserError(f"{name}: --pack-size is for packed stores (pack+file:///PATH, pack+s3://BUCKET/PREFIX)")
+    if storage_class is not None and scheme not in ("s3", "pack+s3"):
+        raise UserError(f"{name}: --storage-class is for S3 stores (s3://, pack+s3://)")
     if m is None:
         return DirectoryStore(name)
-    scheme = m.group(1).lower()
+    if scheme in ("pack+file", "pack+s3"):
+        return _packed(name, scheme, pack_size, storage_class)
     if scheme == "file":
         parts = urlsplit(name)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
@@ -46,5 +54,25 @@ def open_store(name: str) -> Store:
         parts = urlsplit(name)
         if not parts.netloc or parts.query or parts.fragment:
             raise UserError(f"{name}: an S3 store is s3://BUCKET[/PREFIX] (the endpoint: NEUROMIRROR_STORE_ENDPOINT)")
-        return S3Store(parts.netloc, unquote(parts.path))
-    raise UserError(f"store kind not supported yet: {name} (give a directory, file:///path, or s3://BUCKET[/PREFIX])")
+        return S3Store(parts.netloc, unquote(parts.path), storage_class=storage_class)
+    raise UserError(
+        f"store kind not supported yet: {name} (give a directory, file:///path, s3://BUCKET[/PREFIX], "
+        "pack+file:///PATH or pack+s3://BUCKET[/PREFIX])"
+    )
+
+
+def _packed(name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str]) -> Store:
+    from neuromirror.store.packs.store import PackStore
+
+    parts = urlsplit(name)
+    if parts.query or parts.fragment:
+        raise UserError(f"{name}: a packed store's URL has no query or fragment")
+    if scheme == "pack+file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise UserError(f"{name}: a packed directory store is pack+file:///PATH (an absolute path)")
+        if storage_class is not None:
+            raise UserError(f"{name}: --storage-class is for S3 stores (s3://, pack+s3://)")
+        return PackStore.directory(unquote(parts.path), pack_size=pack_size)
+    if not parts.netloc:
+        raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")
+    return PackStore.bucket(parts.netloc, unquote(parts.path), pack_size=pack_size, storage_class=storage_class)

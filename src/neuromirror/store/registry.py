@@ -30,6 +30,8 @@ def recorded_url(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> O
         return str(url)
     if fields.get("type") == "directory" and fields.get("directory"):
         return fields["directory"]
+    if fields.get("type") == "external" and fields.get("url", "").startswith("pack+"):
+        return fields["url"]
     if fields.get("type") == "S3" and fields.get("bucket"):
         return f"s3://{fields['bucket']}/{fields.get('fileprefix', '')}"
     return None

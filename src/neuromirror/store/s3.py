@@ -87,6 +87,7 @@ class S3Store:
         endpoint: Optional[str] = None,
         region: Optional[str] = None,
         public_url: Optional[str] = None,
+        storage_class: Optional[str] = None,
     ):
         if not bucket:
             raise UserError("an S3 store names its bucket: s3://BUCKET[/PREFIX]")
@@ -101,6 +102,9 @@ class S3Store:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise UserError(f"{ENDPOINT_ENV}={self.endpoint}: an S3 endpoint is http(s)://HOST[:PORT]")
         self._identity: Optional[StoreIdentity] = None
+        self.asked_class = storage_class
+        #: the S3 storage class its objects are written in (recorded in the store when it is made)
+        self.storage_class = storage_class or "STANDARD"
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -128,9 +132,12 @@ class S3Store:
                     retries={"max_attempts": 5, "mode": "standard"},
                     max_pool_connections=64,
                 )
-                self._client = boto3.session.Session().client(
-                    "s3", endpoint_url=self.endpoint, region_name=self.region, config=config
-                )
+                session = boto3.session.Session()
+                if session.get_credentials() is None:  # a reader with no credentials: a public bucket, unsigned
+                    from botocore import UNSIGNED
+
+                    config = config.merge(Config(signature_version=UNSIGNED))
+                self._client = session.client("s3", endpoint_url=self.endpoint, region_name=self.region, config=config)
             return self._client
 
     def _run_error(self, what: str, exc: BaseException) -> UserError:
@@ -157,6 +164,12 @@ class S3Store:
                 raise UserError(f"{self.url}{IDENTITY_OBJECT} is not a neuromirror store's identity: {exc}") from None
             if not ident.name or any(c.isspace() for c in ident.name):
                 raise UserError(f"{self.url}{IDENTITY_OBJECT}: the store's name must be one word")
+            if data.get("type") not in (None, "S3"):
+                raise UserError(f"{self.url}: a {data.get('type')} store, not a plain S3 store (name it as one)")
+            recorded = str(data.get("storage_class") or "STANDARD")
+            if self.asked_class is not None and self.asked_class != recorded:
+                raise UserError(f"{self.url}: made with --storage-class {recorded}; a store's storage class is fixed")
+            self.storage_class = recorded
             self._identity = ident
             self._ensure_annex_uuid(ident.uuid)
         return self._identity
@@ -190,6 +203,7 @@ class S3Store:
             "uuid": new,
             "name": remote_name(new),
             "type": "S3",
+            "storage_class": self.storage_class,
             "format": "a git-annex S3 special remote: FILEPREFIX + KEY",
         }
         body = (json.dumps(data, indent=2) + "\n").encode()
@@ -299,6 +313,10 @@ class S3Store:
             fields["publicurl"] = escape_value(self.public_url.rstrip("/") + "/")
         return fields
 
+    def class_args(self) -> dict[str, str]:
+        """``StorageClass=`` for a store not in STANDARD (S3's default)."""
+        return {} if self.storage_class == "STANDARD" else {"StorageClass": self.storage_class}
+
     def public_object_url(self, key: str) -> Optional[str]:
         return None if not self.public_url else self.public_url.rstrip("/") + "/" + quote(self.object_name(key))
 
@@ -337,7 +355,9 @@ class S3Incoming:
     def _send(self, part: bytes) -> None:
         try:
             if self._upload_id is None:
-                up = self._client().create_multipart_upload(Bucket=self.store.bucket, Key=self.name)
+                up = self._client().create_multipart_upload(
+                    Bucket=self.store.bucket, Key=self.name, **self.store.class_args()
+                )
                 self._upload_id = str(up["UploadId"])
             n = len(self._parts) + 1
             got = self._client().upload_part(
@@ -355,7 +375,9 @@ class S3Incoming:
                 return False
             client = self._client()
             if self._upload_id is None:
-                client.put_object(Bucket=self.store.bucket, Key=self.name, Body=bytes(self._buf))
+                client.put_object(
+                    Bucket=self.store.bucket, Key=self.name, Body=bytes(self._buf), **self.store.class_args()
+                )
             else:
                 if self._buf:
                     self._send(bytes(self._buf))

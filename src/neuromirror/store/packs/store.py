@@ -1,0 +1,433 @@
+"""A packed store (``pack+file:///PATH``, ``pack+s3://BUCKET/PREFIX``): what ``keep`` needs of a store
+(:class:`neuromirror.store.base.Store`), with keys' bytes in packs instead of one file or object each.
+
+``receive`` buffers one key's bytes (in memory, or a staged file past :data:`SPILL`); ``commit`` (after
+the caller verified them) appends them to the open pack; ``sync`` — called before any git-annex branch
+records a key as present — seals the open pack, so that every key a branch names is in a durable pack
+that an index file names.  Small packs that runs leave behind are merged (:mod:`.repack`), so that the
+store's object count follows its bytes: at most ``2 * ceil(bytes / pack size) + 16`` files.
+
+Clones read it through ``git-annex-remote-neuromirror-pack`` (:mod:`neuromirror.remotes.pack`), an
+external special remote that the store's ``remote.log`` line enables by itself (``autoenable=true``,
+``cost=150``: read before the archive).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import IO, Any, Optional
+from urllib.parse import quote
+
+from neuromirror.annex.keys import key_checksum
+from neuromirror.errors import UserError
+from neuromirror.store.base import FIRST_COST, StoreIdentity, StoreWriteError, key_size, remote_name
+from neuromirror.store.packs.backend import (
+    COLD_CLASSES,
+    STAGING,
+    STORAGE_CLASSES,
+    Backend,
+    DirectoryBackend,
+    S3Backend,
+)
+from neuromirror.store.packs.keymap import KeyMap
+from neuromirror.store.packs.layout import (
+    CONFIG,
+    FOOTER,
+    INDEX,
+    PACKS,
+    PackFormatError,
+    PackIndex,
+    index_object,
+    pack_name,
+    pack_object,
+    read_trailer,
+)
+from neuromirror.store.packs.thaw import THAW_DAYS, THAW_TIER, Frozen, Thawing, ThawNote, now_iso
+from neuromirror.store.packs.writer import PackWriter
+from neuromirror.util.processes import pid_alive
+from neuromirror.util.sizes import human_bytes
+
+#: the pack size of a new store when none is named (tape's rule: objects < bytes / 100 MB)
+DEFAULT_PACK_SIZE = 256 << 20
+#: the smallest pack size a store accepts (tests and toy stores use small ones)
+MIN_PACK_SIZE = 1 << 10
+#: a key's bytes held in memory up to this, then staged on disk, while they are verified
+SPILL = 16 << 20
+#: the git-annex external special remote a clone reads the store with
+EXTERNAL_TYPE = "neuromirror-pack"
+SCHEMES = ("pack+file", "pack+s3")
+
+
+class PackStore:
+    kind = "pack"
+
+    def __init__(
+        self,
+        backend: Backend,
+        url: str,
+        *,
+        pack_size: Optional[int] = None,
+        storage_class: Optional[str] = None,
+        s3: Any = None,
+    ) -> None:
+        self.backend = backend
+        self._url = url
+        self.s3 = s3  # the S3Store under a pack+s3 store (its endpoint, region, public URL)
+        self.asked_pack_size = pack_size
+        self.asked_class = storage_class
+        if storage_class is not None and storage_class not in STORAGE_CLASSES:
+            raise UserError(f"--storage-class {storage_class}: one of {', '.join(STORAGE_CLASSES)}")
+        if pack_size is not None and pack_size < MIN_PACK_SIZE:
+            raise UserError(f"--pack-size {pack_size}: at least {MIN_PACK_SIZE} bytes")
+        self._identity: Optional[StoreIdentity] = None
+        self.pack_size = pack_size or DEFAULT_PACK_SIZE
+        self.storage_class = storage_class or "STANDARD"
+        self.keys = KeyMap(backend)
+        self._writer: Optional[PackWriter] = None
+        self._lock = threading.RLock()
+        self.thawing: dict[str, ThawNote] = {}
+        self.merged = 0  # packs this process merged away (repack)
+
+    @classmethod
+    def directory(cls, path: str, **kw: Any) -> PackStore:
+        p = Path(os.path.abspath(os.path.expanduser(path)))
+        return cls(DirectoryBackend(p), f"pack+file://{quote(str(p))}", **kw)
+
+    @classmethod
+    def bucket(cls, bucket: str, prefix: str, **kw: Any) -> PackStore:
+        from neuromirror.store.s3 import S3Store
+
+        s3 = S3Store(bucket, prefix)
+        return cls(S3Backend(s3), f"pack+s3://{s3.bucket}/{s3.prefix}", s3=s3, **kw)
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def path(self) -> Optional[Path]:
+        """A directory-backed store's directory (keep checks its free space); None on S3."""
+        return self.backend.path if isinstance(self.backend, DirectoryBackend) else None
+
+    def description(self) -> str:
+        where = f" on {self.s3.endpoint}" if self.s3 is not None and self.s3.endpoint else ""
+        return f"neuromirror packed store at {self.url}{where}"
+
+    # -- identity and settings ------------------------------------------------------
+    @property
+    def identity(self) -> StoreIdentity:
+        with self._lock:
+            if self._identity is None:
+                self._identity = self._load_identity()
+            return self._identity
+
+    def _load_identity(self) -> StoreIdentity:
+        try:
+            raw = self.backend.get(CONFIG)
+        except FileNotFoundError:
+            self._create()
+            raw = self.backend.get(CONFIG)
+        except OSError as exc:
+            raise UserError(f"{self.url}: {exc}") from None
+        try:
+            doc = json.loads(raw)
+            if doc.get("type") != "pack":
+                raise ValueError(f"a {doc.get('type')} store, not a packed one")
+            ident = StoreIdentity(
+                str(uuid.UUID(doc["uuid"])), remote_name(str(doc["uuid"]), str(doc.get("name") or ""))
+            )
+            size, klass = int(doc["pack_size"]), str(doc.get("storage_class") or "STANDARD")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"{self.url}{CONFIG}: not a packed store's identity: {exc}") from None
+        if self.asked_pack_size is not None and self.asked_pack_size != size:
+            raise UserError(
+                f"{self.url}: made with --pack-size {size} ({human_bytes(size)}); a store's pack size is fixed"
+            )
+        if self.asked_class is not None and self.asked_class != klass:
+            raise UserError(f"{self.url}: made with --storage-class {klass}; a store's storage class is fixed")
+        self.pack_size, self.storage_class = size, klass
+        return ident
+
+    def _create(self) -> None:
+        if self._occupied():
+            raise UserError(
+                f"{self.url} is not empty and is not a neuromirror store (no {CONFIG}): name an empty or new place"
+            )
+        new = str(uuid.uuid4())
+        doc = {
+            "uuid": new,
+            "name": remote_name(new),
+            "type": "pack",
+            "pack_size": self.pack_size,
+            "storage_class": self.storage_class,
+            "format": "packs/<sha256>.pack (keys' bytes, then a JSON trailer, its length and NMPACK01); "
+            "index/<sha256>.json: {pack, size, keys: [[key, offset, length, checksum]...]}",
+        }
+        self.backend.create_small(CONFIG, (json.dumps(doc, indent=2) + "\n").encode())
+
+    def _occupied(self) -> bool:
+        ours = {CONFIG, STAGING}
+        if isinstance(self.backend, DirectoryBackend):
+            p = self.backend.path
+            return p.exists() and (not p.is_dir() or any(e.name not in ours for e in p.iterdir()))
+        for _ in self.backend.listing(""):
+            return True
+        return False
+
+    def remote_config(self) -> dict[str, str]:
+        """``remote.log``'s fields: the external special remote a clone enables by itself, and where it reads."""
+        from neuromirror.store.annexlog import escape_value
+
+        fields = {
+            "autoenable": "true",
+            "cost": str(FIRST_COST),
+            "encryption": "none",
+            "externaltype": EXTERNAL_TYPE,
+            "name": self.identity.name,
+            "type": "external",
+            "url": escape_value(self.url),
+        }
+        if self.s3 is not None:
+            if self.s3.endpoint:
+                fields["endpoint"] = escape_value(self.s3.endpoint)
+            fields["region"] = self.s3.region
+            if self.s3.public_url:
+                fields["publicurl"] = escape_value(self.s3.public_url.rstrip("/") + "/")
+        return fields
+
+    # -- keys -----------------------------------------------------------------------
+    def writer(self) -> PackWriter:
+        with self._lock:
+            if self._writer is None:
+                self.identity  # noqa: B018 - the settings come from the store
+                self._writer = PackWriter(self.backend, self.pack_size, self.storage_class, self.keys.add)
+            return self._writer
+
+    def has(self, key: str) -> bool:
+        """An index file names the key (only durable packs are named), or this process appended it."""
+        w = self._writer
+        return (w is not None and key in w.pending) or self.keys.known(key)
+
+    def receive(self, key: str) -> PackIncoming:
+        return PackIncoming(self, key)
+
+    def where(self, key: str) -> Optional[tuple[str, int, int]]:
+        """(pack, offset, length) of a key, sealing the open pack first if it holds the key."""
+        w = self._writer
+        if w is not None and key in w.pending:
+            w.seal()
+        return self.keys.where(key)
+
+    def open_key(self, key: str) -> IO[bytes]:
+        """The key's bytes: one ranged read of its pack (FileNotFoundError: the store has no such key)."""
+        for fresh in (False, True):
+            got = self.keys.where(key, fresh=fresh) if fresh else self.where(key)
+            if got is None:
+                break
+            pack, offset, length = got
+            self._check_cold(pack)
+            try:
+                return self.backend.open_range(pack_object(pack), offset, length)
+            except Frozen:
+                self._ask_thaw(pack)
+                raise
+            except FileNotFoundError:
+                continue  # repacked away since the map was read: read the index files again
+        raise FileNotFoundError(f"{self.url}: no pack holds {key}")
+
+    def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
+        """Bytes ``[start:end]`` of a key (a reader's ranged read: one request to the store)."""
+        got = self.where(key)
+        if got is None:
+            raise FileNotFoundError(f"{self.url}: no pack holds {key}")
+        pack, offset, length = got
+        lo = max(0, min(length, start or 0))
+        hi = length if end is None else max(lo, min(length, end))
+        self._check_cold(pack)
+        with self.backend.open_range(pack_object(pack), offset + lo, hi - lo) as fh:
+            return fh.read()
+
+    def _check_cold(self, pack: str) -> None:
+        klass = self.keys.packs().get(pack, (0, 0, "STANDARD"))[2]
+        if klass not in COLD_CLASSES:
+            return
+        state = self.backend.coldness(pack_object(pack))
+        if not state.readable:
+            self._ask_thaw(pack, state.thawing)
+            raise Frozen(pack)
+
+    def _ask_thaw(self, pack: str, under_way: bool = False) -> None:
+        """Ask once for a cold pack's thaw (never again while one is under way); noted for :meth:`thaws`."""
+        with self._lock:
+            if pack in self.thawing:
+                return
+            asked = False if under_way else self.backend.thaw(pack_object(pack), THAW_DAYS, THAW_TIER)
+            klass = self.keys.packs().get(pack, (0, 0, self.storage_class))[2]
+            self.thawing[pack] = ThawNote(pack, klass, asked, now_iso() if asked else "")
+
+    def thaws(self) -> Optional[Thawing]:
+        """The error to stop with when reads met cold packs (exit 75), else None."""
+        return Thawing(self.url, list(self.thawing.values())) if self.thawing else None
+
+    def forget_key(self, key: str) -> None:
+        """Remove a key from every index file that names it (a copy found wrong); its dead bytes stay in
+        their pack until a repack drops them.  An index left with no key goes, then its pack."""
+        w = self._writer
+        if w is not None and key in w.pending:
+            w.seal()
+        self.keys.refresh()
+        for pack in list(self.keys.packs()):
+            if key not in self.keys.keys_of(pack):
+                continue
+            index = PackIndex.decode(self.backend.get(index_object(pack)), pack)
+            index.entries = [e for e in index.entries if e.key != key]
+            if index.entries:
+                self.backend.put_small(index_object(pack), index.encode())
+            else:
+                self.backend.delete(index_object(pack))
+                self.backend.delete(pack_object(pack))
+        self.keys.refresh()
+
+    def used_bytes(self) -> int:
+        return sum(item.size for item in self.backend.listing(PACKS))
+
+    def sync(self) -> None:
+        """Seal the open pack (every key committed is then in a durable pack an index names), then merge
+        the small packs runs left, if there are too many."""
+        if self._writer is not None:
+            self._writer.seal()
+        from neuromirror.store.packs.repack import merge_small
+
+        merge_small(self)
+
+    def close(self) -> None:
+        self.sync()
+
+    def clean_stale(self) -> int:
+        """Staged files of this host's dead processes removed, and packs a killed writer left without an
+        index file adopted from their trailers; how many."""
+        done = _remove_dead_staged(self.backend.staging())
+        indexed = {pack_name(i.name) for i in self.backend.listing(INDEX)}
+        for item in list(self.backend.listing(PACKS)):
+            pack = pack_name(item.name)
+            if pack is None or pack in indexed:
+                continue
+            try:
+                index = self.trailer_of(pack, item.size)
+            except (OSError, PackFormatError):
+                continue  # a pack cut short is no pack: verify --stores names it
+            index.storage_class = self.storage_class
+            self.backend.put_small(index_object(pack), index.encode())
+            self.keys.add(index)
+            done += 1
+        return done
+
+    def trailer_of(self, pack: str, size: int) -> PackIndex:
+        """A pack's index as its own trailer says (two ranged reads at its end)."""
+        with self.backend.open_range(pack_object(pack), size - FOOTER.size, FOOTER.size) as fh:
+            length, _ = FOOTER.unpack(fh.read())
+        start = max(0, size - FOOTER.size - length)
+        with self.backend.open_range(pack_object(pack), start, size - start) as fh:
+            return read_trailer(fh.read(), pack, size)
+
+    def object_url(self, pack: str) -> Optional[str]:
+        """Where a reader outside this process reads a pack by URL: its file, or the bucket's public URL."""
+        if isinstance(self.backend, DirectoryBackend):
+            return (self.backend.path / pack_object(pack)).as_uri()
+        if self.s3 is not None and self.s3.public_url:
+            return self.s3.public_url.rstrip("/") + "/" + quote(self.s3.prefix + pack_object(pack))
+        return None
+
+
+class PackIncoming:
+    """One key's bytes on their way in: held (memory, then a staged file), appended to the open pack only
+    by :meth:`commit`, which the caller calls after it verified them."""
+
+    def __init__(self, store: PackStore, key: str) -> None:
+        self.store = store
+        self.key = key
+        self.done = False
+        self._buf = bytearray()
+        self._spill: Optional[Any] = None
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        if self._spill is not None:
+            self._spill.write(data)
+            return
+        self._buf += data
+        if len(self._buf) > SPILL:
+            self._spill = tempfile.TemporaryFile(dir=self.store.backend.staging())
+            self._spill.write(self._buf)
+            self._buf = bytearray()
+
+    def _chunks(self) -> Any:
+        if self._spill is None:
+            yield self._buf
+            return
+        self._spill.seek(0)
+        while True:
+            data = self._spill.read(1 << 20)
+            if not data:
+                return
+            yield data
+
+    def commit(self) -> bool:
+        try:
+            if self.store.has(self.key):
+                return False
+            size = key_size(self.key)
+            if size is not None and size != self.written:
+                raise StoreWriteError(f"{self.key}: {self.written} bytes, the key says {size}")
+            c = key_checksum(self.key)
+            checksum = f"{c.algorithm}:{c.digest}" if c else ""
+            return self.store.writer().append(self.key, self._chunks(), self.written, checksum)
+        except OSError as exc:
+            raise StoreWriteError(f"writing to {self.store.url}: {exc}") from None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        self._buf = bytearray()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self.done = True
+
+    def __enter__(self) -> PackIncoming:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.done:
+            self.discard()
+
+
+def _remove_dead_staged(folder: Path) -> int:
+    """Staged packs (``host-pid-...``) of this host's dead processes; how many were removed."""
+    from neuromirror.store.packs.backend import host_tag
+
+    host = host_tag().rsplit("-", 1)[0]
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return 0
+    for p in entries:
+        parts = p.name.split("-", 2)
+        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit() or pid_alive(int(parts[1])):
+            continue
+        p.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+

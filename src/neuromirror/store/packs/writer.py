@@ -1,0 +1,120 @@
+"""The open pack: keys' bytes appended in a staged file, sealed when it reaches the pack size.
+
+Sealing is the one way bytes become part of the store, in this order: the trailer written, the file
+synced, the pack put in place under its SHA-256 (durable: :meth:`Backend.put_pack`), and only then its
+index file written.  A kill before the pack is in place leaves a staged file (removed by the next writer
+on this host once its process is dead); a kill between the pack and its index leaves a pack its trailer
+describes (adopted by the next writer: :meth:`PackStore.clean_stale`); an index never names bytes that
+are not durable.  Thread-safe: keep's transfers append from several threads, one key at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Optional
+
+from neuromirror.store.packs.backend import Backend, staged_name
+from neuromirror.store.packs.layout import Entry, PackIndex, index_object, pack_object, trailer
+from neuromirror.store.packs.thaw import now_iso
+from neuromirror.util.crashpoints import crashpoint
+
+
+class PackWriter:
+    def __init__(
+        self,
+        backend: Backend,
+        pack_size: int,
+        storage_class: str,
+        on_sealed: Callable[[PackIndex], None],
+    ) -> None:
+        self.backend = backend
+        self.pack_size = pack_size
+        self.storage_class = storage_class
+        self.on_sealed = on_sealed
+        self.lock = threading.RLock()
+        self._fh: Optional[IO[bytes]] = None
+        self._path: Optional[Path] = None
+        self._hash: Any = None
+        self._size = 0
+        self._entries: list[Entry] = []
+        self.pending: dict[str, Entry] = {}  # keys appended, not sealed yet
+
+    def append(self, key: str, chunks: Iterable[bytes | bytearray | memoryview], length: int, checksum: str) -> bool:
+        """Append one key's (verified) ``length`` bytes; False when the open pack has the key already.
+
+        The pack size is a ceiling: a key that would take the open pack past it goes into the next pack
+        (a key larger than the pack size alone is a pack of its own)."""
+        with self.lock:
+            if key in self.pending:
+                return False
+            if self._entries and self._size + length > self.pack_size:
+                self._seal()
+            fh = self._open()
+            offset = self._size
+            for chunk in chunks:
+                fh.write(chunk)
+                self._hash.update(chunk)
+                self._size += len(chunk)
+            crashpoint("pack-write")  # the key's bytes in the staged pack only
+            entry = Entry(key, "", offset, self._size - offset, checksum)
+            self._entries.append(entry)
+            self.pending[key] = entry
+            if self._size - offset != length:
+                raise OSError(f"{key}: {self._size - offset} bytes appended, {length} announced")
+            return True
+
+    def seal(self) -> Optional[PackIndex]:
+        """Seal the open pack, if it holds anything: its bytes durable in the store, then its index."""
+        with self.lock:
+            return self._seal() if self._entries else None
+
+    def discard(self) -> None:
+        with self.lock:
+            if self._fh is not None:
+                self._fh.close()
+            if self._path is not None:
+                self._path.unlink(missing_ok=True)
+            self._reset()
+
+    def _open(self) -> IO[bytes]:
+        if self._fh is None:
+            self._path = self.backend.staging() / staged_name()
+            self._fh = open(self._path, "xb")
+            self._hash = hashlib.sha256()
+            self._size = 0
+        return self._fh
+
+    def _seal(self) -> PackIndex:
+        assert self._fh is not None and self._path is not None
+        tail = trailer(self._entries)
+        self._fh.write(tail)
+        self._hash.update(tail)
+        self._size += len(tail)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        name = self._hash.hexdigest()
+        crashpoint("pack-staged")  # a whole pack on local disk, not in the store
+        self.backend.put_pack(self._path, pack_object(name), self.storage_class)
+        crashpoint("pack-sealed")  # in the store, no index names it yet (its trailer does)
+        index = PackIndex(
+            name,
+            self._size,
+            [Entry(e.key, name, e.offset, e.length, e.checksum) for e in self._entries],
+            self.storage_class,
+            now_iso(),
+        )
+        self.backend.put_small(index_object(name), index.encode())
+        crashpoint("pack-indexed")
+        self._reset()
+        self.on_sealed(index)
+        return index
+
+    def _reset(self) -> None:
+        self._fh, self._path, self._hash = None, None, None
+        self._size = 0
+        self._entries = []
+        self.pending = {}
