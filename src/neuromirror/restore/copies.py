@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional, cast
 
@@ -19,6 +20,7 @@ from neuromirror.annex.keys import key_checksum
 from neuromirror.index.store_checks import checks_of
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
+from neuromirror.store.packs.thaw import Frozen, Thawing
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import CHUNK
 
@@ -92,6 +94,8 @@ class Copies:
                 raise UserError(f"--from {', '.join(only)}: no store keep or verify used here has that URL or UUID")
         self._index = index
         self.checks: dict[str, dict[str, float]] = {}
+        self.to_thaw: dict[str, int] = {}  # a dry run: packs a restore would thaw first -> their bytes
+        self._thaw_lock = threading.Lock()
 
     @property
     def stores(self) -> dict[str, dict]:
@@ -115,6 +119,27 @@ class Copies:
         checked = self.checks.get(key, {})
         first = sorted(checked, key=lambda u: -checked[u])
         return [u for u in first if u in self._known] + [u for u in self._known if u not in checked]
+
+    def note_thaw(self, key: str, url: str) -> None:
+        """A dry run: the pack ``key`` would be read from, if it must thaw first (counted, not asked for)."""
+        for uuid in self.order(key):
+            store = self.store(uuid)
+            if store is None or store.url != url:
+                continue
+            cold = getattr(store, "cold_pack", None)
+            got = cold(key) if cold is not None else None
+            if got is not None:
+                with self._thaw_lock:
+                    self.to_thaw[got[0]] = got[1]
+            return
+
+    def thawing(self) -> Optional[Thawing]:
+        """The stores' packs this run found cold (their thaws asked for): the error to end with (exit 75)."""
+        for store in list(self._registry.opened.values()):
+            got = getattr(store, "thaws", lambda: None)()
+            if got is not None:
+                return got
+        return None
 
     def held(self, key: str) -> bool:
         """Whether some store has a good check of ``key`` recorded or says it holds it (a dry run: no read)."""
@@ -146,6 +171,8 @@ class Copies:
                 continue
             try:
                 src = store.open_key(key)
+            except Frozen:
+                continue  # a cold pack: its thaw is asked for, the run ends with exit 75 (thawing())
             except FileNotFoundError:
                 if uuid in self.checks.get(key, {}):
                     bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name", uuid))

@@ -41,6 +41,8 @@ class RestoreReport:
     bad_copies: list[BadCopy] = field(default_factory=list)
     recorded_urls: int = 0
     retired_urls: int = 0  # dead URLs of versions the restored objects replaced, unregistered
+    thaw_packs: int = 0  # a dry run: packs in a cold storage class the restore would thaw first
+    thaw_bytes: int = 0
     seconds: float = 0.0
     error: Optional[str] = None
 
@@ -74,6 +76,7 @@ class RestoreReport:
             "mismatches": len(self.bad_copies),
             "recorded_urls": self.recorded_urls,
             "retired_urls": self.retired_urls,
+            "thaw": {"packs": self.thaw_packs, "bytes": self.thaw_bytes},
             "seconds": round(self.seconds, 3),
             "rate": round(self.rate, 1),
             "error": self.error,
@@ -110,6 +113,8 @@ class RestoreReport:
             parts.append(f"{len(self.skipped)} skipped")
         if self.bad_copies:
             parts.append(f"{len(self.bad_copies)} bad store copies found")
+        if self.thaw_packs:
+            parts.append(f"{self.thaw_packs} cold pack(s) to thaw first ({human_bytes(self.thaw_bytes)})")
         return ", ".join(parts)
 
 

@@ -168,6 +168,10 @@ def restore_objects(
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
     report.seconds += time.monotonic() - start
+    report.thaw_packs, report.thaw_bytes = len(copies.to_thaw), sum(copies.to_thaw.values())
+    thawing = None if options.dry_run else copies.thawing()
+    if thawing is not None:
+        raise thawing  # exit 75: what was readable is written, a rerun once thawed writes the rest
 
 
 def _count(
@@ -242,6 +246,7 @@ def _would_write(o: ArchiveObject, copies: Copies, overwrite: bool = False) -> _
         return _Done(o, "would_write", overwrite=overwrite)
     store = copies.holder(o.key)
     if store is not None:
+        copies.note_thaw(o.key, store)
         return _Done(o, "would_write", origin=store, overwrite=overwrite)
     return _Done(o, "failed", "no store holds a copy")
 

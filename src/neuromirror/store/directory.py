@@ -290,7 +290,6 @@ def _host() -> str:
     return socket.gethostname().replace("-", "_") or "host"
 
 
-
 def _holds(path: Path, key: str) -> bool:
     try:
         st = path.stat()

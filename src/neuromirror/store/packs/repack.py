@@ -35,6 +35,7 @@ class PackStore(Protocol):
 
     def writer(self) -> PackWriter: ...
 
+
 #: more packs smaller than the pack size than this: the smallest are merged
 MAX_SMALL = 6
 #: a pack whose live bytes fall below this share of its size is rewritten by a prune

@@ -91,6 +91,7 @@ class PackStore:
         self._writer: Optional[PackWriter] = None
         self._lock = threading.RLock()
         self.thawing: dict[str, ThawNote] = {}
+        self._readable: set[str] = set()  # cold packs seen thawed (or not cold): no HEAD asked again
         self.merged = 0  # packs this process merged away (repack)
 
     @classmethod
@@ -256,13 +257,40 @@ class PackStore:
             return fh.read()
 
     def _check_cold(self, pack: str) -> None:
+        if self.cold(pack):
+            raise Frozen(pack)
+
+    def cold(self, pack: str) -> bool:
+        """Is ``pack`` in a cold class and not thawed?  Then its thaw is asked for (once); one HEAD per
+        cold pack and process, none for a pack in a warm class."""
+        if pack in self._readable:
+            return False
         klass = self.keys.packs().get(pack, (0, 0, "STANDARD"))[2]
         if klass not in COLD_CLASSES:
-            return
+            return False
         state = self.backend.coldness(pack_object(pack))
-        if not state.readable:
-            self._ask_thaw(pack, state.thawing)
-            raise Frozen(pack)
+        if state.readable:
+            self._readable.add(pack)
+            return False
+        self._ask_thaw(pack, state.thawing)
+        return True
+
+    def cold_pack(self, key: str, *, ask: bool = False) -> Optional[tuple[str, int]]:
+        """(pack, size) when reading ``key`` needs a thaw first (``restore --dry-run`` counts them; asks for
+        nothing unless ``ask``); None when the key reads now or the store has none."""
+        got = self.where(key)
+        if got is None:
+            return None
+        size, _, klass = self.keys.packs().get(got[0], (0, 0, "STANDARD"))
+        if klass not in COLD_CLASSES or got[0] in self._readable:
+            return None
+        if ask:
+            return (got[0], size) if self.cold(got[0]) else None
+        state = self.backend.coldness(pack_object(got[0]))
+        if state.readable:
+            self._readable.add(got[0])
+            return None
+        return got[0], size
 
     def _ask_thaw(self, pack: str, under_way: bool = False) -> None:
         """Ask once for a cold pack's thaw (never again while one is under way); noted for :meth:`thaws`."""
@@ -428,6 +456,3 @@ def _remove_dead_staged(folder: Path) -> int:
         p.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-

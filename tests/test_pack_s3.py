@@ -1,0 +1,99 @@
+"""Packed stores on S3 (``pack+s3://``), and cold tiers: a bucket's objects follow bytes, not keys; a pack
+in DEEP_ARCHIVE is thawed once, on demand, and a restore finishes after the thaw.
+
+Why: Deep Archive costs ~$1/TB/month but ~40 KB and a price per object, and hours before a read.  These
+tests keep a small dandiset into a packed store on the moto stand-in (which, as S3 does, refuses a GET of a
+DEEP_ARCHIVE object until RestoreObject), really delete every S3 version of the archive's blobs, clone the
+dataset with the mirror moved away and ``datalad get`` every file from the packs, and restore a version
+from a DEEP_ARCHIVE store: exit 75 naming the thawing packs, one RestoreObject per pack, none asked again
+by the rerun, which then finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import clone, git
+from helpers.keep import key_of, lose_blobs, make_dandiset, sha256
+
+
+def objects(s3, bucket: str) -> dict[str, dict]:  # noqa: ANN001
+    listing = s3.client().list_objects_v2(Bucket=bucket)
+    return {o["Key"]: o for o in listing.get("Contents", [])}
+
+
+def test_a_packed_bucket_outlives_the_archive_for_a_plain_clone(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    sizes = {f"sub-{i:02d}/f.nwb": 5_000 + 300 * i for i in range(12)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    url = f"pack+s3://{bucket}/lab/packed"
+    code, out, err = d.run("keep", d.spec, "--to", url, "--json", "-J", "3")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["versions"][0]["kept"] == 12 and report["store"]["url"] == f"pack+s3://{bucket}/lab/packed/"
+    held = objects(s3, bucket)
+    # 12 keys: one pack, one index file and the store's config; never an object per key
+    assert sorted(k.rsplit("/", 1)[0] for k in held) == ["lab/packed", "lab/packed/index", "lab/packed/packs"]
+    remote_log = git(d.ds, "show", "git-annex:remote.log")
+    assert "externaltype=neuromirror-pack" in remote_log and "endpoint=http" in remote_log
+    assert "AWS" not in remote_log and "secret" not in remote_log.lower()
+
+    lose_blobs(d, list(sizes))
+    work = clone(d.ds, tmp_path / "clone")
+    shutil.move(str(d.run.root), str(tmp_path / "moved-away"))
+    git(work, "checkout", "-q", d.version)
+    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in d.files.items():
+        assert sha256((work / path).read_bytes()) == sha256(data), path
+
+
+def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    sizes = {"a.nwb": 40_000, "b.nwb": 30_000, "c.nwb": 20_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    url = f"pack+s3://{bucket}/cold"
+    code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "64K", "--storage-class", "deep_archive")
+    assert code == 0, out + err
+    held = objects(s3, bucket)
+    packs = [k for k in held if k.startswith("cold/packs/")]
+    assert len(packs) == 2  # 90 kB in 64 KiB packs
+    client = s3.client()
+    for k in packs:
+        assert client.head_object(Bucket=bucket, Key=k)["StorageClass"] == "DEEP_ARCHIVE"
+    for k in held:
+        if k.startswith("cold/index/"):  # readers need the index files: never cold
+            assert client.head_object(Bucket=bucket, Key=k).get("StorageClass", "STANDARD") == "STANDARD"
+    lose_blobs(d, list(sizes))
+
+    # the dry run says what a restore would thaw, and asks for nothing
+    target = tmp_path / "restored"
+    code, out, err = d.run("restore", d.spec, "--to", str(target), "--dry-run", "--json")
+    assert code == 0, out + err
+    dry = json.loads(out)
+    assert dry["thaw"] == {"packs": 2, "bytes": sum(held[k]["Size"] for k in packs)}
+    for k in packs:
+        assert "Restore" not in client.head_object(Bucket=bucket, Key=k)
+
+    log = s3.log_requests()
+    code, out, err = d.run("restore", d.spec, "--to", str(target))
+    assert code == 75, out + err
+    assert sorted(p.split("?")[0] for m, p in log if m == "POST" and "restore" in p) == sorted(
+        f"/{bucket}/{k}" for k in packs
+    )
+    assert "2 pack(s) of" in err and "thawing from cold storage since" in err and "2 asked for by this run" in err
+    restores = [client.head_object(Bucket=bucket, Key=k).get("Restore", "") for k in packs]
+    assert all(r for r in restores), restores
+
+    # once thawed, the rerun asks for nothing again and writes every file
+    log = s3.log_requests()
+    code, out, err = d.run("restore", d.spec, "--to", str(target))
+    s3.log_requests(False)
+    assert code == 0, out + err
+    assert not [p for m, p in log if "restore" in p], log
+    for path, data in d.files.items():
+        key = key_of(d.ds, path, d.version)
+        assert key
+        got = [p for p in target.rglob("*") if p.is_file() and p.read_bytes() == data]
+        assert got, path
