@@ -67,7 +67,9 @@ def test_a_packed_store_outlives_the_archive_for_a_plain_clone(dandi_archive, tm
     assert (config["type"], config["pack_size"]) == ("pack", 1_000_000)
 
     remote_log = git(d.ds, "show", "git-annex:remote.log")
-    assert "externaltype=neuromirror-pack" in remote_log and "cost=150" in remote_log and "autoenable=true" in remote_log
+    assert (
+        "externaltype=neuromirror-pack" in remote_log and "cost=150" in remote_log and "autoenable=true" in remote_log
+    )
 
     # a rerun keeps nothing twice and writes nothing
     before = {p: p.stat().st_mtime_ns for p in pack_files(store)}
@@ -87,9 +89,7 @@ def test_a_packed_store_outlives_the_archive_for_a_plain_clone(dandi_archive, tm
         assert sha256((work / path).read_bytes()) == sha256(data), path
 
 
-def test_verify_finds_a_flipped_byte_in_a_pack_and_repairs_it_into_a_new_pack(
-    dandi_archive, tmp_path: Path
-) -> None:  # noqa: ANN001
+def test_verify_finds_a_flipped_byte_in_a_pack_and_repairs_it_into_a_new_pack(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     sizes = {"a.nwb": 50_000, "b.nwb": 20_000}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     store = tmp_path / "packed"
@@ -141,7 +141,7 @@ def test_a_kill_at_each_point_of_a_pack_converges(tmp_path: Path, point: str) ->
     script = f"""
 import sys
 from neuromirror.store.packs.store import PackStore
-s = PackStore.directory({str(tmp_path / 's')!r}, pack_size=4096)
+s = PackStore.directory({str(tmp_path / "s")!r}, pack_size=4096)
 s.clean_stale()
 for n in range(1, 6):
     key = "MD5E-s" + str(n * 1000) + "--" + "0" * 32
