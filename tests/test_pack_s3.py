@@ -97,3 +97,23 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
         assert key
         got = [p for p in target.rglob("*") if p.is_file() and p.read_bytes() == data]
         assert got, path
+
+
+def test_a_plain_s3_store_is_read_before_the_archive_whether_or_not_the_mirror_saw_the_loss(
+    dandi_archive, s3, bucket, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """An S3 store (``cost=150``, as a directory store): a clone's get of lost files asks the archive nothing."""
+    sizes = {f"f{i}.nwb": 3_000 + i for i in range(6)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    assert d.run("keep", d.spec, "--to", f"s3://{bucket}/plain")[0] == 0
+    lose_blobs(d, list(sizes))  # the mirror never hears of it
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    log = s3.log_requests()
+    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    s3.log_requests(False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in d.files.items():
+        assert (work / path).read_bytes() == data
+    archive = [p for _, p in log if not p.startswith(f"/{bucket}/")]
+    assert archive == [], archive  # every byte from the lab's bucket, no dead URL tried

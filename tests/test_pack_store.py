@@ -170,3 +170,64 @@ s.sync()
     assert set(p.stem for p in (tmp_path / "s" / "packs").iterdir()) == set(
         p.stem for p in (tmp_path / "s" / "index").iterdir()
     )
+
+
+def test_keep_from_a_directory_store_into_a_packed_one_asks_the_archive_nothing(
+    dandi_archive, tmp_path: Path
+) -> None:  # noqa: ANN001
+    sizes = {"x/a.nwb": 11_000, "x/b.nwb": 22_000, "y/c.nwb": 33_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    old = tmp_path / "old-store"
+    assert d.run("keep", d.spec, "--to", str(old))[0] == 0
+    lose_blobs(d, list(sizes))
+    log = dandi_archive.s3.log_requests()
+    url = f"pack+file://{tmp_path / 'packed'}"
+    code, out, err = d.run("keep", d.spec, "--to", url, "--from", str(old), "--json")
+    dandi_archive.s3.log_requests(False)
+    assert code == 0, out + err
+    assert json.loads(out)["versions"][0]["kept"] == 3
+    assert log == []  # not one request to the archive's bucket
+    # the old store retired: a clone reads the packed one
+    shutil.rmtree(old, ignore_errors=True)
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in d.files.items():
+        assert (work / path).read_bytes() == data
+    code, _, err = d.run("keep", d.spec, "--to", url, "--from", str(tmp_path / "nowhere"))
+    assert code == 2 and "--from" in err and "not a store" in err
+
+
+def test_a_year_of_small_keeps_counts_objects_by_bytes(tmp_path: Path) -> None:
+    """Service cycles each keeping a few new small keys: small packs are merged, the store's files stay
+    within 2 x ceil(bytes / pack size) + 16, and every key reads at every step."""
+    import hashlib
+    import math
+
+    pack_size = 64 << 10
+    store = PackStore.directory(str(tmp_path / "s"), pack_size=pack_size)
+    written: dict[str, bytes] = {}
+    merged = 0
+    for cycle in range(120):
+        for i in range(10):
+            n = 300 + (cycle * 10 + i) % 700
+            data = f"{cycle}/{i}".encode() * (n // 8)
+            key = f"MD5E-s{len(data)}--{hashlib.md5(data).hexdigest()}.bin"
+            with store.receive(key) as inc:
+                inc.write(data)
+                inc.commit()
+            written[key] = data
+        store.sync()  # as keep does before it records a version's keys
+        files = pack_files(tmp_path / "s")
+        packed = sum(p.stat().st_size for p in files if p.suffix == ".pack")
+        assert len(files) <= 2 * math.ceil(packed / pack_size) + 16, (cycle, len(files))
+        reader = PackStore.directory(str(tmp_path / "s"))  # another process's view: its own files only
+        for key in list(written)[-25:] + list(written)[:5]:
+            assert reader.read_range(key) == written[key]
+        merged = store.merged
+    assert merged > 0
+    reader = PackStore.directory(str(tmp_path / "s"))
+    for key, data in written.items():
+        with reader.open_key(key) as fh:
+            assert fh.read() == data

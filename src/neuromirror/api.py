@@ -151,11 +151,13 @@ class Mirror:
         all_versions: bool = False,
         locks: Sequence[PathLike] = (),
         progress: bool = False,
+        from_stores: Sequence[Union[PathLike, Store]] = (),
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, or
         ``s3://BUCKET[/PREFIX]``) and record them where every clone looks (``neuromirror keep``); ``locks``: the
         versions lock files name, too.
-        ``copies``: the verified copies wanted across the stores (None: the count recorded before)."""
+        ``copies``: the verified copies wanted across the stores (None: the count recorded before).
+        ``from_stores``: copy from these stores only, with no request to the archive (``keep --from``)."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
         from neuromirror.store.location import open_store, store_name
@@ -164,6 +166,9 @@ class Mirror:
         stores = [open_store(store_name(str(t))) if isinstance(t, (str, os.PathLike)) else t for t in given]
         if len({s.url for s in stores}) != len(stores):
             raise UserError("the same store is named twice")
+        sources = [open_store(str(t)) if isinstance(t, (str, os.PathLike)) else t for t in from_stores]
+        if {s.url for s in sources} & {s.url for s in stores}:
+            raise UserError("a store cannot be kept into from itself: name another with --from")
         if copies is not None and copies < 1:
             raise UserError("copies must be at least 1")
         options = KeepOptions(
@@ -174,6 +179,7 @@ class Mirror:
             jobs=jobs,
             all_versions=all_versions,
             progress=progress,
+            from_stores=sources,
         )
         targets = select_versions(self.index, [spec_of(s) for s in specs], options.all_versions, root=self.root)
         if locks:

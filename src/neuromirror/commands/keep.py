@@ -40,6 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "files, objects by bytes not by keys) (env NEUROMIRROR_STORE); repeat it to keep into several stores",
     )
     p.add_argument(
+        "--from",
+        dest="from_stores",
+        action="append",
+        default=[],
+        metavar="STORE",
+        help="copy from this store only (repeatable), never asking the archive: move kept content into a new "
+        "store (a directory store into a packed one)",
+    )
+    p.add_argument(
         "--copies",
         type=int,
         default=None,
@@ -108,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             all_versions=args.all_versions,
             locks=args.lock or (),
             progress=not (args.quiet or args.json),
+            from_stores=_from_stores(args.from_stores),
         )
     if args.json:
         print_json(_json_of(result))
@@ -131,6 +141,20 @@ def _stores(args: argparse.Namespace) -> list:
             label = f"--to {name}" if args.store else f"{STORE_ENV}={name}"
             check_folder(label, str(where), " (a store is a directory: give a new or an existing store)")
     return stores
+
+
+def _from_stores(names: list[str]) -> list:
+    """The stores ``--from`` names: each must be a store already (nothing is made by reading)."""
+    from neuromirror.store.location import open_store
+
+    out = []
+    for name in dict.fromkeys(names):
+        store = open_store(name)
+        where = getattr(store, "path", None)
+        if where is not None and not (where / ".neuromirror-store.json").is_file():
+            raise UserError(f"--from {name}: not a store (no .neuromirror-store.json there)")
+        out.append(store)
+    return out
 
 
 def _json_of(result: Any) -> dict:

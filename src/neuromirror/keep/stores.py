@@ -87,6 +87,8 @@ def keep_into(
     known = other_stores(mirror, stores)
     for i, store in enumerate(stores):
         others = [s for j, s in enumerate(stores) if j != i] + known
+        if options.from_stores:  # --from: those stores only, no archive request
+            others = [s for s in options.from_stores if s.url != store.url]
         try:
             runs.append(keep(mirror, store, targets, options, others=others))
         except DiskFull:

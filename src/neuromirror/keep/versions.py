@@ -54,6 +54,8 @@ class KeepOptions:
     progress: bool = True
     #: the free space keeping needs to start, on the root and a directory store (util.disk; None: env or 1 GiB)
     min_free: Optional[object] = None
+    #: ``keep --from STORE``: copy only from these stores, never asking the archive (moving a store's content)
+    from_stores: Sequence[Store] = ()
 
 
 class _Budget:
@@ -176,7 +178,8 @@ def _keep_version(
     transfer.on_bytes = bar.update
     try:
         for key, files in scheduled:
-            urls = tuple(dict.fromkeys(u for f in files for u in f.urls))  # files sharing a key: every URL
+            # files sharing a key: every URL; none with --from (only those stores are read)
+            urls = () if options.from_stores else tuple(dict.fromkeys(u for f in files for u in f.urls))
             jobs[pool.submit(transfer, key, files[0].size, urls)] = files
         try:
             for fut in as_completed(jobs):

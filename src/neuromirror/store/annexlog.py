@@ -144,7 +144,7 @@ def recorded_stores(remote_log: Optional[bytes]) -> dict[str, dict[str, str]]:
 
 
 def with_directory_costs(remote_log: Optional[bytes], cost: int, now: Optional[float] = None) -> Optional[bytes]:
-    """``remote.log`` with every directory store's ``cost=`` at ``cost``; None when each says so already.
+    """``remote.log`` with every directory and S3 store's ``cost=`` at ``cost``; None when each says so already.
 
     A store recorded before directory stores were read first says ``cost=300`` (after the web) on the
     branches of its datasets until something writes its line again: ``maintain`` brings them up to
@@ -152,7 +152,7 @@ def with_directory_costs(remote_log: Optional[bytes], cost: int, now: Optional[f
     lines = _lines(remote_log)
     changed = False
     for uuid, fields in recorded_stores(remote_log).items():
-        if fields.get("type") != "directory" or fields.get("cost") == str(cost):
+        if fields.get("type") not in ("directory", "S3") or fields.get("cost") == str(cost):
             continue
         newest = _newest(lines, uuid)
         if newest is None:

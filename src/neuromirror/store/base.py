@@ -24,9 +24,7 @@ WEB_COST = 200
 #: where the path is not readable does not enable the store (autoenable fails quietly) and one whose store
 #: went away since skips it at once: the archive serves as before.
 FIRST_COST = 150
-#: an S3 store's cost: after the web, since every byte a clone reads from the lab's bucket is the lab's
-#: egress bill (the archive's reads are free to everyone) and a bucket may be far from the reader; its
-#: lost keys reach clones at once through the loss marks (:mod:`.webmark`) instead
+#: what S3 stores said before issue 57 (after the web): ``maintain`` writes such a line again with FIRST_COST
 AFTER_WEB_COST = 300
 
 

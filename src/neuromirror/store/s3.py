@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from neuromirror.errors import UserError
 from neuromirror.store.base import (
-    AFTER_WEB_COST,
+    FIRST_COST,
     LEGACY_NAME,
     StoreIdentity,
     StoreWriteError,
@@ -47,8 +47,11 @@ PUBLIC_URL_ENV = "NEUROMIRROR_STORE_PUBLIC_URL"
 IDENTITY_OBJECT = ".neuromirror-store.json"
 ANNEX_UUID_OBJECT = "annex-uuid"
 DEFAULT_NAME = LEGACY_NAME  # the old shared name; each store now has remote_name(uuid)
-#: git-annex's cost for the store: after the web's (the lab pays a bucket's egress; the archive's reads are free)
-COST = AFTER_WEB_COST
+#: git-annex's cost for the store: before the web's, as a directory store's (issue 57): a clone of a kept file
+#: whose archive copy is lost, seen or not, reads the bucket at once instead of retrying the archive's dead URLs
+#: (24 files: 77 s against ~1 s).  A reader who would rather spend the archive's free reads first puts it back
+#: with ``git config remote.NAME.annex-cost 300``.
+COST = FIRST_COST
 #: bytes held in memory per transfer before they go out as one part (S3's minimum part is 5 MiB)
 PART = 8 << 20
 #: S3 allows 10,000 parts: a key larger than PART * MAX_PARTS gets larger parts (1 MiB multiples)
