@@ -172,9 +172,7 @@ s.sync()
     )
 
 
-def test_keep_from_a_directory_store_into_a_packed_one_asks_the_archive_nothing(
-    dandi_archive, tmp_path: Path
-) -> None:  # noqa: ANN001
+def test_keep_from_a_directory_store_into_a_packed_one_asks_the_archive_nothing(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     sizes = {"x/a.nwb": 11_000, "x/b.nwb": 22_000, "y/c.nwb": 33_000}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     old = tmp_path / "old-store"
@@ -231,3 +229,49 @@ def test_a_year_of_small_keeps_counts_objects_by_bytes(tmp_path: Path) -> None:
     for key, data in written.items():
         with reader.open_key(key) as fh:
             assert fh.read() == data
+
+
+PRUNE_SCRIPT = """
+import hashlib, sys
+from neuromirror.store.packs.store import PackStore
+s = PackStore.directory(sys.argv[1], pack_size=8192)
+s.clean_stale()
+keys = {}
+for i in range(12):
+    data = (b"%d-" % i) * 700
+    key = "MD5E-s%d--%s.bin" % (len(data), hashlib.md5(data).hexdigest())
+    keys[key] = data
+    if not s.has(key):
+        with s.receive(key) as inc:
+            inc.write(data)
+            inc.commit()
+s.sync()
+live = set(list(keys)[::4])  # a quarter of the keys stay needed
+s.prune(live)
+"""
+
+
+@pytest.mark.parametrize("point", ["", "repack-sealed", "repack-unindexed"])
+def test_prune_drops_dead_keys_and_never_a_live_one_even_when_killed(tmp_path: Path, point: str) -> None:
+    import hashlib
+
+    where = str(tmp_path / "s")
+    env = {**os.environ, "NEUROMIRROR_CRASH_AT": point} if point else dict(os.environ)
+    first = subprocess.run([sys.executable, "-c", PRUNE_SCRIPT, where], env=env, capture_output=True, text=True)
+    assert first.returncode == (-9 if point else 0), first.stderr
+    if point:
+        again = subprocess.run([sys.executable, "-c", PRUNE_SCRIPT, where], capture_output=True, text=True)
+        assert again.returncode == 0, again.stderr
+    s = PackStore.directory(where)
+    live = []
+    for i in range(12):
+        data = (b"%d-" % i) * 700
+        key = f"MD5E-s{len(data)}--{hashlib.md5(data).hexdigest()}.bin"
+        if i % 4 == 0:
+            live.append(key)
+            assert s.read_range(key) == data  # a live key always reads
+    packed = sum(p.stat().st_size for p in (tmp_path / "s" / "packs").iterdir())
+    assert packed < 12 * 2100 // 2  # most dead bytes are gone
+    assert set(p.stem for p in (tmp_path / "s" / "packs").iterdir()) == set(
+        p.stem for p in (tmp_path / "s" / "index").iterdir()
+    )

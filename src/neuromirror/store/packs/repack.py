@@ -100,13 +100,17 @@ def rewrite(store: PackStore, packs: list[str], live: Optional[set[str]]) -> Rep
         return report
     writer = store.writer()
     writer.seal()  # the open pack first: the new packs hold only what is carried over
-    before = set(store.keys.packs())
+    first = len(writer.sealed)
     for pack in packs:
         _carry(store, pack, live, report)
     writer.seal()
-    report.written = len(set(store.keys.packs()) - before)
+    new = set(writer.sealed[first:])
+    report.written = len(new)
     crashpoint("repack-sealed")  # the new packs durable and indexed, the old ones still named
     sizes = store.keys.packs()
+    # a pack named by its bytes: the same keys carried in the same order make the same pack again (a rerun
+    # after a kill): it is new, never deleted as old
+    packs = [p for p in packs if p not in new]
     for pack in packs:
         store.backend.delete(index_object(pack))
     crashpoint("repack-unindexed")  # the old packs named by no index: adopted again if a rerun comes first

@@ -15,6 +15,7 @@ external special remote that the store's ``remote.log`` line enables by itself (
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -51,6 +52,8 @@ from neuromirror.store.packs.thaw import THAW_DAYS, THAW_TIER, Frozen, Thawing, 
 from neuromirror.store.packs.writer import PackWriter
 from neuromirror.util.processes import pid_alive
 from neuromirror.util.sizes import human_bytes
+
+log = logging.getLogger("neuromirror.store.packs")
 
 #: the pack size of a new store when none is named (tape's rule: objects < bytes / 100 MB)
 DEFAULT_PACK_SIZE = 256 << 20
@@ -334,10 +337,26 @@ class PackStore:
             self._writer.seal()
         from neuromirror.store.packs.repack import merge_small
 
-        merge_small(self)
+        report = merge_small(self)
+        if report is not None and report.rotten:
+            log.warning(
+                "%s: %d key(s) with wrong bytes not carried into a merged pack: %s (verify --stores repairs them)",
+                self.url,
+                len(report.rotten),
+                ", ".join(report.rotten[:5]),
+            )
 
     def close(self) -> None:
         self.sync()
+
+    def prune(self, live: set[str], below: float = 0.5) -> Any:
+        """Drop every key not in ``live`` (retention): packs with no live key deleted, packs whose live bytes
+        fall below ``below`` of their size rewritten with their live keys only (:mod:`.repack`)."""
+        from neuromirror.store.packs.repack import prune
+
+        if self._writer is not None:
+            self._writer.seal()
+        return prune(self, live, below)
 
     def clean_stale(self) -> int:
         """Staged files of this host's dead processes removed, and packs a killed writer left without an

@@ -41,6 +41,7 @@ class PackWriter:
         self._size = 0
         self._entries: list[Entry] = []
         self.pending: dict[str, Entry] = {}  # keys appended, not sealed yet
+        self.sealed: list[str] = []  # the packs this writer sealed, in order (a repack never deletes one)
 
     def append(self, key: str, chunks: Iterable[bytes | bytearray | memoryview], length: int, checksum: str) -> bool:
         """Append one key's (verified) ``length`` bytes; False when the open pack has the key already.
@@ -109,6 +110,7 @@ class PackWriter:
         )
         self.backend.put_small(index_object(name), index.encode())
         crashpoint("pack-indexed")
+        self.sealed.append(name)
         self._reset()
         self.on_sealed(index)
         return index
