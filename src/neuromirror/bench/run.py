@@ -45,7 +45,9 @@ from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, ben
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
+from neuromirror.bench.scenarios.keep_pack import bench_keep_pack, keep_pack_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
+from neuromirror.bench.scenarios.pack_cycles import bench_pack_cycles, pack_cycles_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_loss import bench_read_loss
@@ -78,6 +80,10 @@ ALL = (
     "archive-quiet",
     "read-nwb",
     "lost-get",
+    "keep-pack",
+    "keep-pack-s3",
+    "verify-pack",
+    "pack-cycles",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -179,6 +185,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     )
     g.add_argument("--lost-zarr-chunks", type=int, default=10_000, help="lost-get: chunks of the old Zarr state")
     g.add_argument("--lost-rounds", type=int, default=3, help="lost-get: alternating rounds per side (default 3)")
+    _pack_options(p)
     _network_options(p)
     p.add_argument(
         "--index-rows",
@@ -215,6 +222,28 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     if bad:
         p.error(f"unknown scenarios {sorted(bad)}")
     return args
+
+
+def _pack_options(p: argparse.ArgumentParser) -> None:
+    from neuromirror.util.sizes import parse_size
+
+    g = p.add_argument_group(
+        "keep-pack, keep-pack-s3, verify-pack, pack-cycles (issue 57): keep into packed stores against a directory "
+        "store, git annex copy and an s3:// store; K service cycles of 10 small keys into one packed store"
+    )
+    g.add_argument(
+        "--keep-pack-objects",
+        type=lambda s: int(float(s)),
+        default=100_000,
+        help="keep-pack*: objects of ~10 kB per shape (one Zarr; Zarrs of --keep-pack-zarr-objects; default 10^5, "
+        "target 10^6)",
+    )
+    g.add_argument("--keep-pack-zarr-objects", type=int, default=50, help="keep-pack*: objects per small Zarr (50)")
+    g.add_argument("--keep-pack-size", type=parse_size, default=256 << 20, help="keep-pack*: --pack-size (256MiB)")
+    g.add_argument("--pack-cycles", type=int, default=1000, help="pack-cycles: cycles K (default 1000)")
+    g.add_argument(
+        "--pack-cycles-pack-size", type=parse_size, default=256 << 10, help="pack-cycles: pack size (256KiB)"
+    )
 
 
 def _network_options(p: argparse.ArgumentParser) -> None:
@@ -307,6 +336,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += keep_archive_targets(doc["results"])
         doc["targets"] += restore_targets(doc["results"])
         doc["targets"] += network_targets(doc["results"]) + lost_get_targets(doc["results"])
+        doc["targets"] += keep_pack_targets(doc["results"]) + pack_cycles_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -390,6 +420,10 @@ def _scenarios(
             ),
             ("soak", lambda: bench_soak(args, a, work, help_s)),
             ("lost-get", lambda: bench_lost_get(a, work, help_s, args.lost_zarr_chunks, args.lost_rounds)),
+            ("keep-pack", lambda: bench_keep_pack(args, a, work, help_s, "keep-pack")),
+            ("keep-pack-s3", lambda: bench_keep_pack(args, a, work, help_s, "keep-pack-s3")),
+            ("verify-pack", lambda: bench_keep_pack(args, a, work, help_s, "verify-pack")),
+            ("pack-cycles", lambda: bench_pack_cycles(work, args.pack_cycles, int(args.pack_cycles_pack_size))),
         ]
         for name, run in runs:
             if name in args.scenarios:
