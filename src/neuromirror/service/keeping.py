@@ -29,11 +29,12 @@ log = logging.getLogger("neuromirror.service")
 MAX_NOTES = 20
 
 
-def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
-    """Keep the source's versions the entry's policy names in its store; the outcome in the run's report."""
+def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> bool:
+    """Keep the source's versions the entry's policy names in its store; the outcome in the run's report.
+    True when a key was newly recorded on a git-annex branch (what the lab publishes must then name it)."""
     stores = list(entry.stores or ([entry.store] if entry.store else []))
     if entry.keep is None or not stores or report.outcome not in ("ok", "unchanged"):
-        return
+        return False
     from neuromirror.util.text import one_line
 
     try:
@@ -62,6 +63,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
             outcome["failed"],
             "; stopped by the budget" if outcome["outcome"] == "budget" else "",
         )
+    return bool(outcome.get("recorded"))
 
 
 def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any) -> None:
@@ -135,6 +137,7 @@ def run_policy(
         "bytes": sum(v.kept_bytes + v.already_bytes for v in first.versions),
         "transferred": {"files": sum(r.transferred for r in runs), "bytes": sum(r.transferred_bytes for r in runs)},
         "skipped": sum(len(v.skipped) for v in first.versions),
+        "recorded": sum(v.recorded for r in runs for v in r.versions),
         "failed": len(failed),
         "failures": [
             {"store": r.store, "version": v.version, "path": n.path, "size": n.size, "why": n.why}

@@ -30,11 +30,14 @@ log = logging.getLogger("neuromirror.service")
 _missing_logged = False
 
 
-def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
+def publish_after_sync(
+    mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, *, recorded: bool = False
+) -> None:
     """Publish the dataset to the entry's target; the outcome in the run's report and ``rt.publish_error``.
 
-    After a sync that changed the dataset, and after any successful sync while the
-    target has not received this dataset yet (a target added to the file later).
+    After a sync that changed the dataset or a keep that ``recorded`` copies on its git-annex branches
+    (the same cycle: clones of the published copy know every kept copy), and after any successful sync
+    while the target has not received this dataset yet (a target added to the file later).
     Keys of ``publish:`` besides ``to``: ``name`` (the remote's name, default
     ``published``) and ``force``; for a RIA store ``public_url`` and ``include_embargoed``.
     """
@@ -52,11 +55,11 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
         return
     to = str(entry.publish["to"])
     if to.startswith("ria+"):
-        _publish_ria(mirror, entry, source, report, rt)
+        _publish_ria(mirror, entry, source, report, rt, recorded)
         return
     name = str(entry.publish.get("name") or "published")
     try:
-        if report.outcome != "ok":
+        if report.outcome != "ok" and not recorded:
             ds = mirror.root / source.relpath
             if published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
                 return
@@ -78,8 +81,11 @@ def publish_after_sync(mirror: Any, entry: SourceConfig, source: Source, report:
     record_in_run(mirror.index, source.id, outcome, field="publish")
 
 
-def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> None:
-    """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source)."""
+def _publish_ria(
+    mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, recorded: bool
+) -> None:
+    """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source or
+    a keep ``recorded`` copies since)."""
     from neuromirror.publish.ria.layout import RiaStore
     from neuromirror.publish.ria.publish import ora_url_for, publish_to_ria
     from neuromirror.util.text import one_line
@@ -90,7 +96,7 @@ def _publish_ria(mirror: Any, entry: SourceConfig, source: Source, report: Any, 
     outcome: dict[str, Any] = {"to": to}
     try:
         store = RiaStore.from_url(to)
-        if report.outcome != "ok":
+        if report.outcome != "ok" and not recorded:
             expected = f"{ora_url_for(store, str(public) if public else None)}#~{source.relpath}"
             if published_url(mirror.root / source.relpath, "published") == expected:
                 return

@@ -350,8 +350,9 @@ class Service:
             with self._lock:
                 backoff.reset(rt)
             log.info("%s: %s (+%d -%d ~%d)", sid, report.outcome, report.added, report.removed, report.changed)
-            publish_after_sync(mirror, entry, source, report, rt)
-            keep_after_sync(mirror, entry, source, report, rt)
+            # keep before publish: what the lab publishes names every copy this cycle's keep made (issue 57)
+            recorded = keep_after_sync(mirror, entry, source, report, rt)
+            publish_after_sync(mirror, entry, source, report, rt, recorded=recorded)
             drill_after_sync(mirror, entry, source, report)
             risk_after_sync(mirror, sid, report.outcome, entry.keep.expire_after if entry.keep else None)
             maintain_after_sync(mirror, entry, source)
