@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from neuromirror.read.store_reads import status as copy_status
+from neuromirror.read.store_reads import streamed
 from neuromirror.read.urls import PinnedFile
 
 _BATCH = 256
@@ -23,8 +24,8 @@ LOST = "the archive no longer serves it ({status}) and no store of the lab's hol
 
 def url_status(session: Any, url: str, timeout: float = 30) -> Optional[str]:
     """None if ``url`` answers with content (``HEAD``, redirects followed as ``HEAD``), else what it answered."""
-    if url.startswith("file://"):
-        return None if Path(url[len("file://") :]).is_file() else "no such file"
+    if streamed(url):  # a store's copy read here: a file, an S3 object, a key of a packed store
+        return copy_status(url)
     try:
         r = session.head(url, allow_redirects=True, timeout=timeout)
     except Exception as exc:  # a refused connection, a timeout: the URL does not serve

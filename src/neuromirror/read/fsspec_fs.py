@@ -3,8 +3,9 @@
 ``fsspec.open("neuromirror://dandi/000027@0.230629.1955/sub-01/x.nwb")``, ``ls``, ``info``,
 ``cat_file`` with byte ranges, and ``zarr.open_group("neuromirror://dandi/000108@V/x.ome.zarr")``:
 every read goes to the URL :mod:`.urls` chose for the file at that pin (the archive's pinned URL,
-or the lab store's), by range requests through fsspec's own HTTP filesystem; a file kept in the
-dataset's git is read from the dataset.  A file no URL serves raises :class:`NotStreamable` (an
+or the lab store's), by range requests through fsspec's own HTTP filesystem (a store's copy that is
+no HTTP URL, one ranged read of the store: :mod:`.store_reads`); a file kept in the dataset's git is
+read from the dataset.  A file no URL serves raises :class:`NotStreamable` (an
 ``OSError`` that is *not* ``FileNotFoundError``: zarr would read a missing chunk as fill values).
 
 Paths are ``ARCHIVE/NAME@VERSION/PATH`` (``aind/ASSET@V/...``, ``boss/COLL/EXP@V/...``); VERSION
@@ -20,7 +21,6 @@ import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
-from urllib.parse import unquote
 
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
@@ -30,6 +30,8 @@ from neuromirror.read.listings import Found, Listings
 from neuromirror.read.loss import Losses, NotStreamable, mirror_index, read_range, source_lock  # noqa: F401
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.readahead import ReadAheadCache
+from neuromirror.read.store_reads import read as read_copy
+from neuromirror.read.store_reads import streamed
 from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
 from neuromirror.util import gitutil
@@ -238,10 +240,8 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         return self._http
 
     def _cat_url(self, url: str, start: Optional[int], end: Optional[int]) -> bytes:
-        if url.startswith("file://"):
-            with open(unquote(url[len("file://") :]), "rb") as fh:
-                fh.seek(start or 0)
-                return fh.read() if end is None else fh.read(max(0, end - (start or 0)))
+        if streamed(url):  # a store's copy: a file here, an S3 object, a key of a packed store (one request)
+            return read_copy(url, start, end)
         return self._http_fs().cat_file(url, start=start, end=end)
 
     def _range(self, path: str) -> Callable[[Optional[int], Optional[int]], bytes]:

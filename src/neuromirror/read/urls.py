@@ -7,8 +7,9 @@ a store of the lab's).  Per file, in this order:
 
 1. a registered ``http(s)`` URL the URL rule calls *pinned* (an S3 ``versionId``), then one it
    calls *immutable* (a name the archive never reuses): it serves the key's bytes or nothing;
-2. else, when a store of the lab's holds the key: the store's read URL (a directory store's
-   ``file://`` path of the object; an S3 store's public URL, if it was given one);
+2. else, when a store of the lab's holds the key: its copy's URL (:mod:`.store_reads`: a directory
+   store's ``file://`` path of the object; an S3 store's public URL, else its ``s3://`` object; a packed
+   store's ``pack+...#KEY``, which ``urls`` prints as its pack's URL and byte range);
 3. else no URL, and why: a mutable URL only (a BOSS chunk, an unversioned bucket), an
    embargoed file (its URL needs the DANDI key, never written anywhere), or none at all.
 
@@ -26,7 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path
@@ -34,6 +35,8 @@ from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
 from neuromirror.dataset.version import version_batches
 from neuromirror.read.pinned import Pin
+from neuromirror.read.store_reads import byte_range, located, packed_copy
+from neuromirror.read.store_reads import status as copy_status
 from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import Stability, stability
 from neuromirror.store.record import BRANCH, store_uuids
@@ -69,6 +72,9 @@ class PinnedFile:
     def to_json(self) -> dict:
         out: dict = {"path": self.path, "url": self.url, "size": self.size, "key": self.key or None}
         out["served_by"] = self.served_by
+        span = byte_range(self.url)
+        if span is not None:  # a key inside a pack: [offset, length] of the URL's object
+            out["range"] = list(span)
         if self.why:
             out["why"] = self.why
         return out
@@ -76,7 +82,8 @@ class PinnedFile:
 
 def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
     """The files of ``pin`` (under ``paths``, if given: a file, a directory, or a Zarr asset's path),
-    each with its URL, in git's path order per repository (:func:`~neuromirror.dataset.version.version_batches`)."""
+    each with its URL as ``urls`` prints it (a packed copy where it lies now: :func:`.store_reads.located`),
+    in git's path order per repository (:func:`~neuromirror.dataset.version.version_batches`)."""
     at: Optional[Path] = None
     stores: dict[str, StoreReader] = {}
     branch: Optional[str] = None
@@ -88,7 +95,15 @@ def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
             continue
         if repo != at:
             at, stores, branch = repo, store_readers(repo), gitutil.ref_sha(repo, BRANCH)
-        yield from resolve_batch(repo, cat, branch, stores, files)
+        yield from map(_located, resolve_batch(repo, cat, branch, stores, files))
+
+
+def _located(f: PinnedFile) -> PinnedFile:
+    """``f`` with a packed store's copy named where it lies now (its pack's URL and byte range)."""
+    if not (f.store_url and f.store_url.startswith("pack+")):
+        return f
+    at = located(f.store_url)
+    return dataclasses.replace(f, store_url=at, url=at if f.served_by == "store" else f.url)
 
 
 def resolve_batch(
@@ -169,22 +184,33 @@ def _choose(
 
 @dataclass(frozen=True)
 class StoreReader:
-    """How to read a store's objects by URL: a directory's ``file://`` path, an S3 store's public URL."""
+    """How the mirror's readers name a store's copy of a key (:mod:`.store_reads` reads it): a directory's
+    ``file://`` path, an S3 store's public URL or ``s3://`` object, a packed store's ``pack+...#KEY``."""
 
     name: str
-    kind: str
-    base: Optional[str]  # directory path, or the public URL's base; None: not readable by URL here
+    kind: str  # "directory", "S3" or "pack"
+    base: Optional[str]  # directory path, public URL's base, s3://BUCKET/, a packed store's URL; None: not read here
     prefix: str = ""
 
     @property
     def readable(self) -> bool:
         return self.base is not None
 
+    @property
+    def rank(self) -> int:
+        """Which copy a file is given when several stores hold it: one on this machine, a public URL, S3."""
+        base = self.base or ""
+        if self.kind == "directory" or base.startswith("pack+file:"):
+            return 0
+        return 1 if base.startswith(("http:", "https:")) else 2
+
     def url(self, key: str) -> Optional[str]:
         if self.base is None:
             return None
         if self.kind == "directory":
             return self.path(key).as_uri()
+        if self.kind == "pack":
+            return packed_copy(self.base, key)
         return self.base.rstrip("/") + "/" + quote(self.prefix + key)
 
     def path(self, key: str) -> Path:
@@ -194,17 +220,32 @@ class StoreReader:
 
 
 def kept_by_key(f: PinnedFile, stores: dict[str, dict]) -> PinnedFile:
-    """``f`` with the copy a directory store of the lab's holds by its key (``stores``: the index's store
-    records), for a file no dataset here records (a manifest's row alone): its ``store_url`` then, as
-    a file a dataset's branch says a store holds has it."""
+    """``f`` with the copy a store of the lab's holds by its key (``stores``: the index's store records), for
+    a file no dataset here records (a manifest's row alone): its ``store_url`` then, as a file a dataset's
+    branch says a store holds has it.  Asked of each store (a directory's file, a packed store's index
+    files, an S3 store's ``HEAD``): a keep while the view runs is seen."""
     if not f.key or f.store_url:
         return f
-    for rec in stores.values():
-        if rec.get("kind") == "directory" and rec.get("url"):
-            reader = StoreReader(str(rec.get("name") or ""), "directory", str(rec["url"]))
-            if reader.path(f.key).is_file():
-                return dataclasses.replace(f, store_url=reader.url(f.key))
+    readers = [r for rec in stores.values() if (r := _reader_of_record(rec)) is not None]
+    for reader in sorted(readers, key=lambda r: r.rank):
+        url = reader.url(f.key)
+        if url and copy_status(url) is None:
+            return dataclasses.replace(f, store_url=url)
     return f
+
+
+def _reader_of_record(rec: dict) -> Optional[StoreReader]:
+    """How to read the store an index record (url, kind, name) names; None: a kind not read by key here."""
+    url, kind, name = str(rec.get("url") or ""), rec.get("kind"), str(rec.get("name") or "")
+    if not url:
+        return None
+    if kind == "directory":
+        return StoreReader(name, "directory", url)
+    if kind == "pack":
+        return StoreReader(name, "pack", url)
+    if kind == "S3" and url.startswith("s3://"):
+        return StoreReader(name, "S3", url)
+    return None
 
 
 def store_readers(repo: Path) -> dict[str, StoreReader]:
@@ -213,14 +254,25 @@ def store_readers(repo: Path) -> dict[str, StoreReader]:
 
 
 def readers_of(stores: dict[str, dict[str, str]]) -> dict[str, StoreReader]:
-    """uuid -> how to read each of ``stores`` (uuid -> its ``remote.log`` fields) that has a URL."""
+    """uuid -> how to read each of ``stores`` (uuid -> its ``remote.log`` fields), a store on this machine first."""
     out = {}
     for uuid, fields in stores.items():
-        name = fields.get("name", uuid)
-        if fields.get("type") == "directory":
-            where = fields.get("directory")
-            base = where if where and Path(where).is_dir() else None
-            out[uuid] = StoreReader(name, "directory", base)
-        elif fields.get("type") == "S3":
-            out[uuid] = StoreReader(name, "S3", fields.get("publicurl") or None, fields.get("fileprefix", ""))
-    return out
+        reader = _reader_of_fields(fields.get("name", uuid), fields)
+        if reader is not None:
+            out[uuid] = reader
+    return dict(sorted(out.items(), key=lambda item: item[1].rank))
+
+
+def _reader_of_fields(name: str, fields: dict[str, str]) -> Optional[StoreReader]:
+    if fields.get("type") == "directory":
+        where = fields.get("directory")
+        return StoreReader(name, "directory", where if where and Path(where).is_dir() else None)
+    if fields.get("type") == "S3":
+        bucket = fields.get("bucket")
+        base = fields.get("publicurl") or (f"s3://{bucket}/" if bucket else None)
+        return StoreReader(name, "S3", base, fields.get("fileprefix", ""))
+    url = fields.get("url", "")
+    if fields.get("type") == "external" and url.startswith("pack+"):
+        here = url.startswith("pack+s3:") or Path(unquote(urlsplit(url).path)).is_dir()
+        return StoreReader(name, "pack", url if here else None)
+    return None

@@ -5,7 +5,8 @@
 dandidav user swaps the base URL and reads the same paths at a pin.  A file answers as dandidav's
 do, with a 307 redirect to the URL that serves exactly its bytes (range requests then go to the
 archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
-the dataset's git, and the lab store's copy (``file://``) of a file the archive no longer serves —
+the dataset's git, and the lab store's copy (a ``file://`` path, an ``s3://`` object, a key of a packed
+store: :mod:`.store_reads`) of a file the archive no longer serves —
 which the view learns by asking the archive (one ``HEAD`` per URL, remembered); a file no URL
 serves answers 410 naming its key, never other bytes.  A directory answers PROPFIND for WebDAV
 clients (WsgiDAV, :mod:`.view_dav`), and GET with an HTML listing for people or JSON for scripts.
@@ -24,7 +25,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from neuromirror.read.fsspec_remote import FAILED_HEADER
 from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.serving import Serving
-from neuromirror.read.view_dav import dav_app, local_copy
+from neuromirror.read.store_reads import streamed
+from neuromirror.read.view_dav import dav_app
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
 from neuromirror.util.dates import iso_z
 from neuromirror.util.sizes import human_bytes
@@ -132,7 +134,7 @@ class View:
         if answer.status is not None:
             return _text(start_response, answer.status, answer.body, head)
         url = answer.file.url or ""
-        if local_copy(f) is not None and url.startswith("file://"):
+        if streamed(url):  # a store's copy no client could follow a redirect to: a file here, S3, a pack
             environ["wsgidav.auth.user_name"] = ""
             return self.dav(environ, start_response)  # the store's copy, streamed with Range
         if not public(url):

@@ -5,16 +5,16 @@ WsgiDAV speaks the protocol (PROPFIND's 207 Multi-Status with ``displayname``, `
 provider only says what is there, and when: the pin's date (a published version's date, a draft's or
 commit's commit date), so that rclone, mounts and webdav4 show real dates instead of none.  One provider per share: ``/dav`` and the DANDI-shaped
 ``/dandisets``, both over the same tree.  A file's content is only ever asked for when the view
-streams it itself (a file kept in git, or the lab store's copy of a file the archive lost): every
-other GET of a file is a redirect answered before WsgiDAV (:mod:`.view`).
+streams it itself (a file kept in git, or the lab store's copy of a file the archive lost: a file here, an
+S3 object or a key of a packed store, one request to the store from the offset asked for): every other
+GET of a file is a redirect answered before WsgiDAV (:mod:`.view`).
 """
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
-from typing import Any, Optional
-from urllib.parse import unquote, urlsplit
+import re
+from typing import IO, Any, Optional
 
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
@@ -22,17 +22,56 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from neuromirror.read.store_reads import open_copy, streamed
 from neuromirror.read.urls import PinnedFile
 from neuromirror.read.view_tree import Entry, Node, Tree
 from neuromirror.util import gitutil
 
 
-def local_copy(f: PinnedFile) -> Optional[Path]:
-    """The lab store's copy of ``f`` on this file system (its ``file://`` URL), if it has one."""
-    for url in (f.url, f.store_url):
-        if url and url.startswith("file://"):
-            return Path(unquote(urlsplit(url).path))
-    return None
+def store_copy(f: PinnedFile) -> Optional[str]:
+    """The lab store's copy of ``f`` that the view streams itself (:func:`.store_reads.streamed`: a file here,
+    an S3 object, a key of a packed store), if it has one."""
+    return next((url for url in (f.url, f.store_url) if streamed(url)), None)
+
+
+class _Copy(io.RawIOBase):
+    """A store's copy as WsgiDAV reads a file: it seeks to the range asked for, then reads on; the store is
+    asked once, at the first read, for the bytes from there (:func:`.store_reads.open_copy`)."""
+
+    def __init__(self, url: str, end: Optional[int] = None) -> None:
+        self.url, self._at, self._end = url, 0, end  # end: where the range asked for ends, if it said so
+        self._body: Optional[IO[bytes]] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._body is None
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self._body is not None or whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a store's copy seeks once, before it is read")
+        self._at = offset
+        return offset
+
+    def readinto(self, b: Any) -> int:
+        if self._body is None:
+            end = self._end if self._end is not None and self._end > self._at else None
+            self._body = open_copy(self.url, self._at, end)
+        data = self._body.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
+        super().close()
+
+
+def _range_end(environ: dict) -> Optional[int]:
+    """Where the one range a ``GET`` asks for ends (``Range: bytes=FIRST-LAST``: LAST + 1); None: the file's end."""
+    m = re.fullmatch(r"\s*bytes=(\d+)-(\d+)\s*", environ.get("HTTP_RANGE", ""))
+    return None if m is None else int(m.group(2)) + 1
 
 
 class _File(DAVNonCollection):
@@ -64,10 +103,10 @@ class _File(DAVNonCollection):
                 return io.BytesIO(self.data)
             assert f.repo is not None and f.blob is not None  # a large file in git: read now
             return io.BytesIO(gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout)
-        local = local_copy(f)
-        if local is None or not local.is_file():
+        url = store_copy(f)
+        if url is None:
             raise DAVError(HTTP_NOT_FOUND)
-        return local.open("rb")
+        return _Copy(url, _range_end(self.environ))  # a copy that does not read cuts the answer short: an error
 
 
 class _Dir(DAVCollection):

@@ -257,7 +257,7 @@ class Tree:
         Each file is the one ``/dav/`` gives for the same key in the Zarr's own dataset at that state
         (:meth:`_held`): its URL as the ``git-annex`` branch has it now (a restored version), and the
         lab's stores that hold it; where the mirror holds no such dataset (an AIND store's state), the
-        manifest's row, with the copy a directory store of the lab's holds by its key."""
+        manifest's row, with the copy a store of the lab's holds by its key."""
         got = self.manifests.dated_node(parts)
         if got is None:
             return None
@@ -271,7 +271,8 @@ class Tree:
             members = [(n, m if m is None else _same_key(m, same.get(n))) for n, m in members]
         elif f is not None:  # no dataset here records the state (an AIND store's): a store's copy by its key
             with self._db_lock:
-                f = kept_by_key(f, known_stores(self._index().index))
+                known = known_stores(self._index().index)
+            f = kept_by_key(f, known)  # asked of the stores outside the index's lock
         if not is_dir:
             return Node(False, file=f, modified=dates.get(""))
         return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))
