@@ -85,6 +85,10 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
     assert "2 pack(s) of" in err and "thawing from cold storage since" in err and "2 asked for by this run" in err
     restores = [client.head_object(Bucket=bucket, Key=k).get("Restore", "") for k in packs]
     assert all(r for r in restores), restores
+    # the thaws are outstanding where an operator looks: status, status --json, /metrics' gauge
+    status = json.loads(d.run("status", "--json")[1])
+    assert sorted(t["pack"] for t in status["thaws"]) == sorted(k.rsplit("/", 1)[1][: -len(".pack")] for k in packs)
+    assert "2 cold pack(s) thawing" in d.run("status")[1]
 
     # once thawed, the rerun asks for nothing again and writes every file
     log = s3.log_requests()
@@ -92,6 +96,7 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
     s3.log_requests(False)
     assert code == 0, out + err
     assert not [p for m, p in log if "restore" in p], log
+    assert json.loads(d.run("status", "--json")[1])["thaws"] == []  # found thawed: no longer outstanding
     for path, data in d.files.items():
         key = key_of(d.ds, path, d.version)
         assert key

@@ -125,6 +125,8 @@ def _print_report(report: dict, root: Path, index_path: Optional[str]) -> None:
         print(_disk_line(d))
     for d in (report.get("drills") or {}).values():  # the last drill of each source
         print(drill_line(d))
+    if report.get("thaws"):
+        print(thaws_line(report["thaws"]))
     sources = report["sources"]
     if not sources:
         print(_no_sources_line(report, root, index_path))
@@ -265,6 +267,15 @@ def refused_lines(r: SourceStatus, most: int = 5) -> list[str]:
     if lines and left > 0:
         lines.append(f"{r.source}: ... and {left} more refused (sync --json lists them)")
     return lines
+
+
+def thaws_line(thaws: list[dict]) -> str:
+    """``3 cold pack(s) thawing (asked since ...) in pack+s3://...``: what restore is waiting for."""
+    from datetime import datetime, timezone
+
+    since = datetime.fromtimestamp(min(t["asked"] for t in thaws), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stores = ", ".join(sorted({t["url"] for t in thaws}))
+    return f"{len(thaws)} cold pack(s) thawing (asked since {since}) in {stores}: rerun the restore once thawed"
 
 
 def drill_line(d: dict) -> str:

@@ -115,6 +115,12 @@ DRILLS = (
     " result TEXT, report TEXT)",
 )
 
+#: cold packs of packed stores whose thaw was asked for and not yet seen done (:mod:`.store_checks`)
+PACK_THAWS = (
+    "CREATE TABLE IF NOT EXISTS pack_thaws (store TEXT NOT NULL, pack TEXT NOT NULL, url TEXT, storage_class TEXT,"
+    " asked REAL, PRIMARY KEY (store, pack)) WITHOUT ROWID",
+)
+
 #: the named migrations, in the order they are applied; each made its tables on first use before issue 51
 #: (``CREATE ... IF NOT EXISTS``: an index that has them already records the name and keeps its rows)
 NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -122,6 +128,7 @@ NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("zarr-catalog", ZARR_CATALOG),
     ("lost-urls", LOST_URLS),
     ("drills", DRILLS),
+    ("pack-thaws", PACK_THAWS),
 )
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
@@ -310,3 +311,43 @@ def drill_rows(
         DrillRow(int(r[n + 1]), dict(zip(DRILL_COLUMNS, r[:n])), json.loads(r[n]) if r[n] else {})
         for r in _rows(index, sql, args)
     ]
+
+
+# -- cold packs whose thaw a read asked for (pack_thaws): status, /metrics and exit 75's "since" ----------
+@dataclass(frozen=True)
+class Thaw:
+    store: str  # the store's UUID
+    pack: str
+    url: str
+    storage_class: str
+    asked: float
+
+
+def record_thaws(index: Any, store: str, url: str, packs: Iterable[tuple[str, str]]) -> None:
+    """``packs`` ((pack, storage class)) thawing in ``store``: recorded once (the first ask's time stays)."""
+    now = time.time()
+    with index.transaction():
+        index.db.conn.executemany(
+            "INSERT INTO pack_thaws (store, pack, url, storage_class, asked) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(store, pack) DO NOTHING",
+            [(store, pack, url, klass, now) for pack, klass in packs],
+        )
+
+
+def clear_thaws(index: Any, store: str, packs: Iterable[str]) -> None:
+    """Packs found readable (thawed): no longer outstanding."""
+    done = list(packs)
+    if done:
+        with index.transaction():
+            index.db.conn.executemany("DELETE FROM pack_thaws WHERE store = ? AND pack = ?", [(store, p) for p in done])
+
+
+def first_asked(index: Any, store: str) -> Optional[float]:
+    rows = _rows(index, "SELECT min(asked) FROM pack_thaws WHERE store = ?", [store])
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def outstanding(index: Any) -> list[Thaw]:
+    """Every thaw asked for and not seen done, oldest first (read only: no table made)."""
+    sql = "SELECT store, pack, url, storage_class, asked FROM pack_thaws ORDER BY asked"
+    return [Thaw(str(s), str(p), str(u or ""), str(c or ""), float(a or 0)) for s, p, u, c, a in _rows(index, sql)]

@@ -94,11 +94,7 @@ def read(url: str, start: Optional[int] = None, end: Optional[int] = None) -> by
     """Bytes ``[start:end]`` of the copy ``url`` names (one request to its store)."""
     if scheme(url).startswith("pack+"):
         store, key = _packed(url)
-        try:
-            return bytes(store.read_range(key, start, end))
-        except FileNotFoundError:  # its pack went since the index files were read (a repack): read them again
-            store.keys.refresh()
-            return bytes(store.read_range(key, start, end))
+        return bytes(store.read_range(key, start, end))  # a repacked key is looked up again by the store
     with open_copy(url, start, end) as fh:
         return fh.read()
 
@@ -167,23 +163,9 @@ def _open_s3(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
 
 
 def _open_packed(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
-    """One ranged read of the key's pack (a repacked key is looked up again once)."""
-    from neuromirror.store.packs.layout import pack_object
-
+    """One ranged read of the key's pack (the store looks a repacked key up again, asks a cold pack's thaw)."""
     store, key = _packed(url)
-    for fresh in (False, True):
-        if fresh:
-            store.keys.refresh()
-        got = store.where(key)
-        if got is None:
-            break
-        pack, offset, length = got
-        lo, size = _window((offset, length), start, end)
-        try:
-            return cast(IO[bytes], store.backend.open_range(pack_object(pack), lo, size or 0))
-        except FileNotFoundError:
-            continue
-    raise FileNotFoundError(f"{store.url}: no pack holds {key}")
+    return cast(IO[bytes], store.open_range(key, start, end))
 
 
 # -- what is there -----------------------------------------------------------------------------------

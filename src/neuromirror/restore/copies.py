@@ -134,12 +134,27 @@ class Copies:
             return
 
     def thawing(self) -> Optional[Thawing]:
-        """The stores' packs this run found cold (their thaws asked for): the error to end with (exit 75)."""
-        for store in list(self._registry.opened.values()):
+        """The stores' packs this run found cold (their thaws asked for): the error to end with (exit 75),
+        recorded in the index (``status`` shows them; "since" is the first ask's time); packs found thawed
+        are no longer outstanding."""
+        from neuromirror.index.store_checks import clear_thaws, first_asked, record_thaws
+
+        out: Optional[Thawing] = None
+        for store in [s for s in self._registry.opened.values() if s is not None]:
+            uuid = self._uuid_of(store)
+            if uuid is None:
+                continue
+            clear_thaws(self._index, uuid, getattr(store, "thawed", lambda: [])())
             got = getattr(store, "thaws", lambda: None)()
-            if got is not None:
-                return got
-        return None
+            if got is None:
+                continue
+            record_thaws(self._index, uuid, store.url, [(n.pack, n.storage_class) for n in got.notes])
+            since = first_asked(self._index, uuid)
+            out = out or (got.since(since) if since else got)
+        return out
+
+    def _uuid_of(self, store: Store) -> Optional[str]:
+        return next((u for u, rec in self._known.items() if rec.get("url") == store.url), None)
 
     def held(self, key: str) -> bool:
         """Whether some store has a good check of ``key`` recorded or says it holds it (a dry run: no read)."""

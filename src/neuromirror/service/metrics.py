@@ -152,6 +152,14 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
     yield GaugeMetricFamily("neuromirror_up", "1 if the service answering is running.", value=1 if svc else 0)
     yield from _disk_families(report.get("disk") or [])
     yield from _drill_families(report.get("drills") or {})
+    thawing = GaugeMetricFamily(
+        "neuromirror_pack_thaws_outstanding",
+        "Cold packs (GLACIER, DEEP_ARCHIVE) whose thaw a read asked for and no read has found done, per store.",
+        labels=["store"],
+    )
+    for url in sorted({t["url"] for t in report.get("thaws") or []}):
+        thawing.add_metric([url], sum(t["url"] == url for t in report["thaws"]))
+    yield thawing
 
 
 def _drill_families(drills: dict[str, dict]) -> Iterator[Metric]:

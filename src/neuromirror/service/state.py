@@ -249,6 +249,7 @@ def status_report(
     root = Path(root).absolute()
     if state is None:
         state = read_service_state(root)
+    from neuromirror.index.store_checks import outstanding
     from neuromirror.restore.drills import last_drill, last_drills
 
     mirror = Mirror(root, index_path)
@@ -256,6 +257,7 @@ def status_report(
         facts = _index_facts(mirror.index) if mirror.index_path.exists() else {}
         drill = last_drill(mirror.index) if mirror.index_path.exists() else None  # restore --drill, the service's
         drills = last_drills(mirror.index) if mirror.index_path.exists() else {}  # the last of each source
+        thaws = outstanding(mirror.index) if mirror.index_path.exists() else []  # cold packs asked back
     finally:
         mirror.close()
     sstate = (state or {}).get("sources", {})
@@ -341,6 +343,7 @@ def status_report(
         "disk": disk_facts(root, config),
         "drill": drill,
         "drills": drills,
+        "thaws": [vars(t) for t in thaws],
     }
 
 

@@ -232,14 +232,21 @@ class PackStore:
 
     def open_key(self, key: str) -> IO[bytes]:
         """The key's bytes: one ranged read of its pack (FileNotFoundError: the store has no such key)."""
+        return self.open_range(key)
+
+    def open_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> IO[bytes]:
+        """Bytes ``[start:end]`` of a key, streamed: one ranged read of its pack.  A cold pack's thaw is asked
+        for (:class:`Frozen`); a pack a repack removed since the map was read: the index files read again."""
         for fresh in (False, True):
-            got = self.keys.where(key, fresh=fresh) if fresh else self.where(key)
+            got = self.keys.where(key, fresh=True) if fresh else self.where(key)
             if got is None:
                 break
             pack, offset, length = got
+            lo = max(0, min(length, start or 0))
+            hi = length if end is None else max(lo, min(length, end))
             self._check_cold(pack)
             try:
-                return self.backend.open_range(pack_object(pack), offset, length)
+                return self.backend.open_range(pack_object(pack), offset + lo, hi - lo)
             except Frozen:
                 self._ask_thaw(pack)
                 raise
@@ -249,14 +256,7 @@ class PackStore:
 
     def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
         """Bytes ``[start:end]`` of a key (a reader's ranged read: one request to the store)."""
-        got = self.where(key)
-        if got is None:
-            raise FileNotFoundError(f"{self.url}: no pack holds {key}")
-        pack, offset, length = got
-        lo = max(0, min(length, start or 0))
-        hi = length if end is None else max(lo, min(length, end))
-        self._check_cold(pack)
-        with self.backend.open_range(pack_object(pack), offset + lo, hi - lo) as fh:
+        with self.open_range(key, start, end) as fh:
             return fh.read()
 
     def _check_cold(self, pack: str) -> None:
@@ -303,6 +303,10 @@ class PackStore:
             asked = False if under_way else self.backend.thaw(pack_object(pack), THAW_DAYS, THAW_TIER)
             klass = self.keys.packs().get(pack, (0, 0, self.storage_class))[2]
             self.thawing[pack] = ThawNote(pack, klass, asked, now_iso() if asked else "")
+
+    def thawed(self) -> list[str]:
+        """The cold packs this process found readable (thawed, or warm after all)."""
+        return sorted(self._readable)
 
     def thaws(self) -> Optional[Thawing]:
         """The error to stop with when reads met cold packs (exit 75), else None."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Optional
 
 from neuromirror.errors import UserError
 
@@ -40,14 +41,21 @@ class Thawing(UserError):
 
     exit_code = EXIT_THAWING
 
-    def __init__(self, store: str, notes: list[ThawNote]) -> None:
-        since = min((n.since for n in notes if n.since), default=now_iso())
+    def __init__(self, store: str, notes: list[ThawNote], first: Optional[str] = None) -> None:
+        since = first or min((n.since for n in notes if n.since), default=now_iso())
         asked = sum(n.asked for n in notes)
         super().__init__(
             f"{len(notes)} pack(s) of {store} thawing from cold storage since {since} "
             f"({asked} asked for by this run): run again once they are readable (hours for DEEP_ARCHIVE)"
         )
         self.notes = notes
+        self.store = store
+
+    def since(self, first: float) -> Thawing:
+        """The same, saying when the first of these thaws was asked for (an earlier run, as the index says)."""
+        return Thawing(
+            self.store, self.notes, datetime.fromtimestamp(first, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
 
 
 def now_iso() -> str:
