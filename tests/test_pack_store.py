@@ -275,3 +275,59 @@ def test_prune_drops_dead_keys_and_never_a_live_one_even_when_killed(tmp_path: P
     assert set(p.stem for p in (tmp_path / "s" / "packs").iterdir()) == set(
         p.stem for p in (tmp_path / "s" / "index").iterdir()
     )
+
+
+def test_a_truncated_pack_is_found_by_verify_and_named_by_the_keys_it_breaks(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    sizes = {"a.nwb": 10_000, "b.nwb": 12_000, "c.nwb": 14_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    store = tmp_path / "packed"
+    url = f"pack+file://{store}"
+    assert d.run("keep", d.spec, "--to", url)[0] == 0
+    where = indexed(store)
+    keys = {p: key_of(d.ds, p, d.version) for p in sizes}
+    (pack,) = {w[0] for w in where.values()}
+    victim = store / "packs" / f"{pack}.pack"
+    cut = min(where[k][1] + where[k][2] for k in keys.values()) + 10  # the first key whole, the rest cut
+    os.chmod(victim, 0o644)
+    os.truncate(victim, cut)
+    broken = sorted(k for k in keys.values() if where[k][1] + where[k][2] > cut)
+    assert len(broken) == 2
+
+    code, out, err = d.run("verify", "--stores", d.spec, "--store", url, "--json")
+    assert code == 1, out + err
+    report = json.loads(out)
+    named = sorted(f["key"] for f in report["bad"] + report["missing"])
+    assert named == broken  # the keys the cut breaks, named; the whole one is fine
+    assert all(f["repaired"] for f in report["bad"] + report["missing"])
+    assert d.run("verify", "--stores", d.spec, "--store", url)[0] == 0
+    fresh = PackStore.directory(str(store))
+    for path, key in keys.items():
+        assert fresh.read_range(key) == d.files[path]
+
+
+def test_a_kept_zarr_comes_back_from_the_packs_with_get_r(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A Zarr's chunks and a blob share a pack; every S3 version of both deleted; ``datalad get -r`` of a clone
+    installs the Zarr's dataset (which records the packed store too) and gets every chunk from the pack."""
+    from helpers.keep import lose_zarr
+
+    chunks = {
+        ".zgroup": b'{"zarr_format": 2}',
+        "0/.zarray": b'{"chunks": [64], "zarr_format": 2}',
+        "0/0": bytes(range(256)) * 3,
+        "0/1": bytes(range(255, -1, -1)) * 4,
+    }
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 5_000}, zarr=chunks)
+    url = f"pack+file://{tmp_path / 'packed'}"
+    code, out, err = d.run("keep", d.spec, "--to", url, "--json")
+    assert code == 0, out + err
+    assert json.loads(out)["versions"][0]["kept"] >= 3
+    assert len(pack_files(tmp_path / "packed")) == 2  # the Zarr's chunks and the blob share one pack
+    lose_zarr(d, "sub-09/sample.zarr")
+    lose_blobs(d, ["sub-01/a.nwb"])
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    proc = subprocess.run(["datalad", "get", "-r", "."], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (work / "sub-01/a.nwb").read_bytes() == d.files["sub-01/a.nwb"]
+    for name, data in chunks.items():
+        assert (work / "sub-09/sample.zarr" / name).read_bytes() == data, name

@@ -299,7 +299,8 @@ def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Findin
         with mirror.lock(c.source):
             record_absent(annex_repo(c.file), f.uuid, [f.key])
         store_checks.forget(mirror.index, f.uuid, [f.key])
-        if f.problem == "bad":
+        # wrong bytes, or a key its store still names that does not read whole (a pack cut short)
+        if f.problem == "bad" or (f.problem == "missing" and store.has(f.key)):
             try:
                 store.forget_key(f.key)
             except OSError as exc:
