@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file
 from neuromirror.dataset.versions import Version, select_versions
@@ -198,15 +198,9 @@ def verify_stores(
         entry = out.per_store.setdefault(uuid, {"url": s.url, "copies": 0, "checked": 0, "bad": 0, "missing": 0})
         entry["copies"] += 1
 
-    def check(item: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
-        uuid, key = item
-        store = opened.opened[uuid]
-        assert store is not None
-        return item, read_back(store, key, copies[item].file.size)
-
     good: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
-        for (uuid, key), (verdict, why) in pool.map(check, chosen):
+        for (uuid, key), (verdict, why) in _read_back(opened, copies, chosen, pool, jobs):
             out.checked += 1
             out.per_store[uuid]["checked"] += 1
             c = copies[(uuid, key)]
@@ -225,6 +219,31 @@ def verify_stores(
     if repair:
         _repair(mirror, opened, copies, out.findings, jobs)
     return out
+
+
+def _read_back(
+    opened: _Stores, copies: dict, chosen: list[tuple[str, str]], pool: ThreadPoolExecutor, jobs: int
+) -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
+    """Each chosen copy read back and hashed: a packed store's pack by pack (one sequential read of each
+    pack for all its keys chosen: :mod:`neuromirror.store.packs.check`), any other store's key by key."""
+    from neuromirror.store.packs.check import check_keys
+
+    packed: dict[str, list[str]] = {}
+    single: list[tuple[str, str]] = []
+    for uuid, key in chosen:
+        if hasattr(opened.opened[uuid], "cold_pack"):  # a packed store
+            packed.setdefault(uuid, []).append(key)
+        else:
+            single.append((uuid, key))
+
+    def check(item: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
+        store = opened.opened[item[0]]
+        assert store is not None
+        return item, read_back(store, item[1], copies[item].file.size)
+
+    for uuid, keys in packed.items():
+        yield from (((uuid, key), v) for key, v in check_keys(opened.opened[uuid], keys, jobs))
+    yield from pool.map(check, single)
 
 
 def _recorded_copies(

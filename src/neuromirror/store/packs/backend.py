@@ -148,7 +148,9 @@ class DirectoryBackend:
         size = os.fstat(fh.fileno()).st_size
         if size < offset + length:  # a pack cut short: the keys past its end are gone, not unreadable
             fh.close()
-            raise FileNotFoundError(f"pack {name} is cut short ({size} bytes): the key's bytes end at {offset + length}")
+            raise FileNotFoundError(
+                f"pack {name} is cut short ({size} bytes): the key's bytes end at {offset + length}"
+            )
         return cast(IO[bytes], io.BufferedReader(_Window(fh, offset, length), 1 << 20))
 
     def listing(self, folder: str) -> Iterator[Listed]:
