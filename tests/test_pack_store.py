@@ -331,3 +331,34 @@ def test_a_kept_zarr_comes_back_from_the_packs_with_get_r(dandi_archive, tmp_pat
     assert (work / "sub-01/a.nwb").read_bytes() == d.files["sub-01/a.nwb"]
     for name, data in chunks.items():
         assert (work / "sub-09/sample.zarr" / name).read_bytes() == data, name
+
+
+def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
+    from neuromirror.errors import UserError
+    from neuromirror.store.location import open_store
+
+    s = open_store(f"pack+file://{tmp_path}/p", pack_size=2048)
+    assert isinstance(s, PackStore) and s.url == f"pack+file://{tmp_path}/p"
+    assert s.identity.name.startswith("neuromirror-store-") and s.pack_size == 2048
+    # the settings are the store's: an existing store keeps them, naming others is an error
+    assert open_store(f"pack+file://{tmp_path}/p").identity == s.identity
+    assert open_store(f"pack+file://{tmp_path}/p").pack_size == 2048  # read from the store once opened
+    with pytest.raises(UserError, match="pack size is fixed"):
+        _ = open_store(f"pack+file://{tmp_path}/p", pack_size=4096).identity
+    for url, kw, error in (
+        (str(tmp_path / "d"), {"pack_size": 4096}, "--pack-size is for packed stores"),
+        (f"pack+file://{tmp_path}/q", {"storage_class": "GLACIER"}, "--storage-class is for S3 stores"),
+        ("pack+file://host/x", {}, r"pack\+file:///PATH"),
+        ("pack+s3://", {}, r"pack\+s3://BUCKET"),
+        (f"pack+file://{tmp_path}/r", {"pack_size": 10}, "at least 1024 bytes"),
+        ("pack+s3://b/p", {"storage_class": "FROZEN"}, "one of STANDARD"),
+    ):
+        with pytest.raises(UserError, match=error):
+            open_store(url, **kw)
+    # a packed store is not a directory store, nor the other way round
+    with pytest.raises(UserError, match="not a directory store|pack store|name it as one"):
+        _ = open_store(str(tmp_path / "p")).identity
+    plain = open_store(str(tmp_path / "plain"))
+    _ = plain.identity
+    with pytest.raises(UserError, match="not empty and is not a neuromirror store|not a packed store"):
+        _ = open_store(f"pack+file://{tmp_path}/plain").identity

@@ -30,8 +30,10 @@ class PackStore(Protocol):
 
     backend: Backend
     keys: KeyMap
-    pack_size: int
     merged: int
+
+    @property
+    def pack_size(self) -> int: ...
 
     def writer(self) -> PackWriter: ...
 

@@ -88,8 +88,8 @@ class PackStore:
         if pack_size is not None and pack_size < MIN_PACK_SIZE:
             raise UserError(f"--pack-size {pack_size}: at least {MIN_PACK_SIZE} bytes")
         self._identity: Optional[StoreIdentity] = None
-        self.pack_size = pack_size or DEFAULT_PACK_SIZE
-        self.storage_class = storage_class or "STANDARD"
+        self._pack_size = pack_size or DEFAULT_PACK_SIZE
+        self._storage_class = storage_class or "STANDARD"
         self.keys = KeyMap(backend)
         self._writer: Optional[PackWriter] = None
         self._lock = threading.RLock()
@@ -127,6 +127,17 @@ class PackStore:
 
     # -- identity and settings ------------------------------------------------------
     @property
+    def pack_size(self) -> int:
+        """The store's pack size, as recorded in it (read with its identity)."""
+        self.identity  # noqa: B018
+        return self._pack_size
+
+    @property
+    def storage_class(self) -> str:
+        self.identity  # noqa: B018
+        return self._storage_class
+
+    @property
     def identity(self) -> StoreIdentity:
         with self._lock:
             if self._identity is None:
@@ -157,7 +168,7 @@ class PackStore:
             )
         if self.asked_class is not None and self.asked_class != klass:
             raise UserError(f"{self.url}: made with --storage-class {klass}; a store's storage class is fixed")
-        self.pack_size, self.storage_class = size, klass
+        self._pack_size, self._storage_class = size, klass
         return ident
 
     def _create(self) -> None:
@@ -170,8 +181,8 @@ class PackStore:
             "uuid": new,
             "name": remote_name(new),
             "type": "pack",
-            "pack_size": self.pack_size,
-            "storage_class": self.storage_class,
+            "pack_size": self._pack_size,
+            "storage_class": self._storage_class,
             "format": "packs/<sha256>.pack (keys' bytes, then a JSON trailer, its length and NMPACK01); "
             "index/<sha256>.json: {pack, size, keys: [[key, offset, length, checksum]...]}",
         }
