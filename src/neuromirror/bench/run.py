@@ -45,9 +45,9 @@ from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, ben
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
-from neuromirror.bench.scenarios.keep_pack import bench_keep_pack, keep_pack_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
-from neuromirror.bench.scenarios.pack_cycles import bench_pack_cycles, pack_cycles_targets
+from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cycles_targets
+from neuromirror.bench.scenarios.packs.keep import bench_keep_pack, keep_pack_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_loss import bench_read_loss

@@ -76,7 +76,7 @@ def _targets() -> tuple:
     return tuple(out)
 
 
-#: (row, field, bound, kind, what) for :func:`neuromirror.bench.targets.judge`
+#: (result, field, bound, kind, what) for :func:`neuromirror.bench.targets.judge`
 TARGETS = _targets()
 
 
@@ -139,7 +139,7 @@ def mirror(archives: Archives, work: Path, startup: float, shape: str, objects: 
 
 
 def _keep(m: Mirror, env: dict, url: str, name: str, pack_size: Optional[int] = None) -> dict:
-    """One measured ``keep`` of the shape's dandiset into ``url``: a row."""
+    """One measured ``keep`` of the shape's dandiset into ``url``: a result."""
     cmd = [*neuromirror_cmd(), "--root", str(m.root), "keep", m.spec, "--to", url, "-J", str(JOBS), "--json", "-q"]
     if pack_size is not None:
         cmd += ["--pack-size", str(pack_size)]
@@ -178,11 +178,11 @@ def _files(path: Path) -> dict[str, int]:
     return out
 
 
-def _with_rule(row: dict, files: dict[str, int], nbytes: int, pack_size: int) -> dict:
+def _with_rule(result: dict, files: dict[str, int], nbytes: int, pack_size: int) -> dict:
     total = sum(files.values())
     bound = rule(nbytes, pack_size)
     return {
-        **row,
+        **result,
         "store_files": total,
         "store_files_by_folder": files,
         "rule": bound,
@@ -232,7 +232,7 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def keep_file(m: Mirror, archives: Archives, work: Path, pack_size: int) -> list[dict]:
-    """``keep-pack``'s rows for one shape (see the module)."""
+    """``keep-pack``'s results for one shape (see the module)."""
     env = _env(archives)
     packed, plain = work / f"keep-pack-{m.shape}-packed", work / f"keep-pack-{m.shape}-directory"
     url = f"pack+file://{packed}"
@@ -260,7 +260,7 @@ def _bucket_objects(archives: Archives, bucket: str, prefix: str) -> int:
 
 
 def keep_s3(m: Mirror, archives: Archives, pack_size: int) -> list[dict]:
-    """``keep-pack-s3``'s rows for one shape (see the module)."""
+    """``keep-pack-s3``'s results for one shape (see the module)."""
     env = _env(archives)
     bucket = f"bench-keep-pack-{uuid.uuid4().hex[:8]}"
     archives.s3.create_bucket(bucket, versioned=False, public=False)
@@ -298,7 +298,7 @@ def _verify(m: Mirror, env: dict, store: str, name: str) -> dict:
 
 
 def verify_pack(m: Mirror, archives: Archives, work: Path, pack_size: int) -> list[dict]:
-    """``verify-pack``'s rows for one shape: the stores ``keep-pack`` made (kept here first if it did not run)."""
+    """``verify-pack``'s results for one shape: the stores ``keep-pack`` made (kept here first if it did not run)."""
     env = _env(archives)
     if not m.stores:
         for kind, where in (
@@ -316,28 +316,29 @@ def verify_pack(m: Mirror, archives: Archives, work: Path, pack_size: int) -> li
 
 def bench_keep_pack(args: Any, archives: Archives, work: Path, startup: float, part: str) -> list[dict]:
     """One of the three scenarios (``part``: keep-pack, keep-pack-s3, verify-pack) over both shapes, judged."""
-    rows: list[dict] = []
+    results: list[dict] = []
     pack_size = int(args.keep_pack_size)
     for shape in SHAPES:
         m = mirror(archives, work, startup, shape, args.keep_pack_objects, args.keep_pack_zarr_objects)
         if part == "keep-pack":
-            rows += keep_file(m, archives, work, pack_size)
+            results += keep_file(m, archives, work, pack_size)
         elif part == "keep-pack-s3":
-            rows += keep_s3(m, archives, pack_size)
+            results += keep_s3(m, archives, pack_size)
         else:
-            rows += verify_pack(m, archives, work, pack_size)
-    for row in rows:
-        row["pack_size"] = pack_size
-    judge(rows, TARGETS)
-    return rows
+            results += verify_pack(m, archives, work, pack_size)
+    for result in results:
+        result["pack_size"] = pack_size
+    judge(results, TARGETS)
+    return results
 
 
 def keep_pack_targets(results: list[dict]) -> list[dict[str, Any]]:
-    """Issue 57's keep targets (:data:`TARGETS`) as rows of the run's target report."""
+    """Issue 57's keep targets (:data:`TARGETS`) as results of the run's target report."""
     out: list[dict[str, Any]] = []
-    for row in results:
-        if str(row.get("scenario", "")).startswith(("keep-pack", "verify-pack")):
+    for result in results:
+        if str(result.get("scenario", "")).startswith(("keep-pack", "verify-pack")):
             out += reported(
-                row, f"measured at {row.get('n', 0):,} objects (target: 10^6), pack size {row.get('pack_size')}"
+                result,
+                f"measured at {result.get('n', 0):,} objects (target: 10^6), pack size {result.get('pack_size')}",
             )
     return out

@@ -10,7 +10,7 @@ happen many times over.
 After each cycle: every file of the store counted against ``2 * ceil(bytes / pack size) + 16`` (bytes: the
 keys' bytes kept so far), and every key kept so far read back (``open_key``, its bytes hashed against the
 key) by a long-lived reader — a second ``PackStore`` on the same directory, as a serving view would hold
-one across the writer's repacks.  The row: the worst files / rule over the cycles and where, keys ever
+one across the writer's repacks.  The result: the worst files / rule over the cycles and where, keys ever
 unreadable or wrong (both must stay 0), the bytes written into packs over the keys' bytes (the merges'
 rewriting), and the cycle's time (median, last tenth against first tenth).
 """
@@ -60,7 +60,7 @@ def _cycle_keys(rng: random.Random, cycle: int) -> list[tuple[str, bytes]]:
 
 
 def bench_pack_cycles(work: Path, cycles: int, pack_size: int) -> list[dict]:
-    """The scenario's one row (see the module), judged."""
+    """The scenario's one result (see the module), judged."""
     from neuromirror.store.packs.store import PackStore
 
     where = work / "pack-cycles-store"
@@ -111,7 +111,7 @@ def bench_pack_cycles(work: Path, cycles: int, pack_size: int) -> list[dict]:
     tenth = max(1, cycles // 10)
     fresh = PackStore.directory(str(where))  # a new process's view: which keys the store still names
     lost = sum(1 for key, _ in kept if not fresh.has(key))
-    row: dict[str, Any] = {
+    result: dict[str, Any] = {
         "scenario": "pack-cycles",
         "n": cycles,
         "keys": len(kept),
@@ -135,19 +135,19 @@ def bench_pack_cycles(work: Path, cycles: int, pack_size: int) -> list[dict]:
         "cycle_last_tenth_s": round(statistics.median(walls[-tenth:]), 4),
         "cycles_s": round(sum(walls), 2),
     }
-    judge([row], TARGETS)
+    judge([result], TARGETS)
     say(
-        f"pack-cycles: {cycles} cycles, {row['files_last']} files (rule {row['rule_last']}), worst {worst:.3f} at cycle "
-        f"{worst_at}; {unreadable} unreadable reads (first at cycle {first_unreadable}), {lost} keys lost; {merged} packs merged, write amplification {row['write_amplification']}; "
-        f"cycle {row['cycle_first_tenth_s']} -> {row['cycle_last_tenth_s']} s"
+        f"pack-cycles: {cycles} cycles, {result['files_last']} files (rule {result['rule_last']}), worst {worst:.3f} at cycle "
+        f"{worst_at}; {unreadable} unreadable reads (first at cycle {first_unreadable}), {lost} keys lost; {merged} packs merged, write amplification {result['write_amplification']}; "
+        f"cycle {result['cycle_first_tenth_s']} -> {result['cycle_last_tenth_s']} s"
     )
     shutil.rmtree(where, ignore_errors=True)
-    return [row]
+    return [result]
 
 
 def pack_cycles_targets(results: list[dict]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for row in results:
-        if row.get("scenario") == "pack-cycles":
-            out += reported(row, f"K = {row['n']:,} cycles, pack size {row['pack_size']}")
+    for result in results:
+        if result.get("scenario") == "pack-cycles":
+            out += reported(result, f"K = {result['n']:,} cycles, pack size {result['pack_size']}")
     return out
