@@ -75,6 +75,12 @@ class _Copies:
     def holder(self, key: str) -> Optional[str]:
         return STORE
 
+    #: the packs a dry run would thaw first: none, its store has no cold pack
+    to_thaw: dict[str, int] = {}
+
+    def note_thaw(self, key: str, url: str) -> None:
+        pass
+
 
 class _EmptyBucket(S3Target):
     """An S3 target whose listings show nothing (a dry run into an empty bucket): no request is made."""
