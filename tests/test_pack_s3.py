@@ -122,3 +122,22 @@ def test_a_plain_s3_store_is_read_before_the_archive_whether_or_not_the_mirror_s
         assert (work / path).read_bytes() == data
     archive = [p for _, p in log if not p.startswith(f"/{bucket}/")]
     assert archive == [], archive  # every byte from the lab's bucket, no dead URL tried
+
+
+def test_a_store_keeps_its_storage_class_and_pack_size(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 4_000})
+    assert d.run("keep", d.spec, "--to", f"s3://{bucket}/ia", "--storage-class", "STANDARD_IA")[0] == 0
+    (key,) = [
+        k for k in objects(s3, bucket) if k.startswith("ia/") and "neuromirror" not in k and "annex-uuid" not in k
+    ]
+    assert s3.client().head_object(Bucket=bucket, Key=key)["StorageClass"] == "STANDARD_IA"
+    for url, extra, error in (
+        (f"s3://{bucket}/ia", ["--storage-class", "GLACIER"], "made with --storage-class STANDARD_IA"),
+        (f"pack+s3://{bucket}/p", ["--pack-size", "2K"], None),
+    ):
+        code, out, err = d.run("keep", d.spec, "--to", url, *extra)
+        if error is None:
+            assert code == 0, out + err
+            code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "4K")
+            error = "a store's pack size is fixed"
+        assert code == 2 and error in err and len(err.strip().splitlines()) == 1, (code, err)

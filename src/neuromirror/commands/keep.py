@@ -135,6 +135,8 @@ def _stores(args: argparse.Namespace) -> list:
     stores = [open_store(store_name(n), pack_size=pack_size, storage_class=args.storage_class) for n in names]
     if len({s.url for s in stores}) != len(stores):
         raise UserError("the same store is named twice")
+    for store in stores:  # --pack-size / --storage-class against a store that has its own: a usage error
+        getattr(store, "check_settings", lambda: None)()
     for name, store in zip(names, stores):
         where = getattr(store, "path", None) if store.kind in ("directory", "pack") else None
         if where is not None:  # else a file there read as the store being down

@@ -177,6 +177,17 @@ class S3Store:
             self._ensure_annex_uuid(ident.uuid)
         return self._identity
 
+    def check_settings(self) -> None:
+        """An existing store asked for another ``--storage-class``: the one-line usage error now (exit 2)."""
+        if self.asked_class is None:
+            return
+        try:
+            there = self._get_json(self.prefix + IDENTITY_OBJECT)
+        except UserError:
+            return  # not readable now: the run says so
+        if there is not None:
+            self.identity  # noqa: B018 - compares the class asked for with the store's
+
     def _get_json(self, name: str) -> Optional[dict]:
         try:
             body = self.client().get_object(Bucket=self.bucket, Key=name)["Body"].read()

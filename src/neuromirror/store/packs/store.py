@@ -171,6 +171,17 @@ class PackStore:
         self._pack_size, self._storage_class = size, klass
         return ident
 
+    def check_settings(self) -> None:
+        """A store that exists already, asked for another pack size or storage class: the one-line usage
+        error now (exit 2), before any run treats it as a store that is down.  A new store is not made."""
+        if self.asked_pack_size is None and self.asked_class is None:
+            return
+        try:
+            self.backend.get(CONFIG)
+        except (FileNotFoundError, OSError):
+            return  # new (made on first write), or not readable now: the run says so
+        self.identity  # noqa: B018 - compares the settings asked for with the store's
+
     def _create(self) -> None:
         if self._occupied():
             raise UserError(
