@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Protocol, cast
 
+from neuromirror.util.processes import pid_alive
 from neuromirror.util.text import one_line
 
 #: S3 storage classes a store may write its packs (and a plain S3 store its objects) in
@@ -325,3 +326,20 @@ class S3Backend:
 
 def staged_name(folder: Optional[Path] = None) -> str:
     return f"{host_tag()}-{uuid.uuid4().hex}.pack"
+
+
+def remove_dead_staged(folder: Path) -> int:
+    """Staged packs (``host-pid-...``) of this host's dead processes; how many were removed."""
+    host = host_tag().rsplit("-", 1)[0]
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return 0
+    for p in entries:
+        parts = p.name.split("-", 2)
+        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit() or pid_alive(int(parts[1])):
+            continue
+        p.unlink(missing_ok=True)
+        removed += 1
+    return removed

@@ -1,7 +1,7 @@
 """A packed store (``pack+file:///PATH``, ``pack+s3://BUCKET/PREFIX``): what ``keep`` needs of a store
 (:class:`neuromirror.store.base.Store`), with keys' bytes in packs instead of one file or object each.
 
-``receive`` buffers one key's bytes (in memory, or a staged file past :data:`SPILL`); ``commit`` (after
+``receive`` buffers one key's bytes (in memory, or a staged file past :data:`.writer.SPILL`); ``commit`` (after
 the caller verified them) appends them to the open pack; ``sync`` — called before any git-annex branch
 records a key as present — seals the open pack, so that every key a branch names is in a durable pack
 that an index file names.  Small packs that runs leave behind are merged (:mod:`.repack`), so that the
@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import uuid
 from pathlib import Path
 from typing import IO, Any, Optional
 from urllib.parse import quote
 
-from neuromirror.annex.keys import key_checksum
 from neuromirror.errors import UserError
-from neuromirror.store.base import FIRST_COST, StoreIdentity, StoreWriteError, key_size, remote_name
+from neuromirror.store.base import FIRST_COST, StoreIdentity, remote_name
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
     STAGING,
@@ -34,6 +32,7 @@ from neuromirror.store.packs.backend import (
     Backend,
     DirectoryBackend,
     S3Backend,
+    remove_dead_staged,
 )
 from neuromirror.store.packs.keymap import KeyMap
 from neuromirror.store.packs.layout import (
@@ -49,8 +48,7 @@ from neuromirror.store.packs.layout import (
     read_trailer,
 )
 from neuromirror.store.packs.thaw import THAW_DAYS, THAW_TIER, Frozen, Thawing, ThawNote, now_iso
-from neuromirror.store.packs.writer import PackWriter
-from neuromirror.util.processes import pid_alive
+from neuromirror.store.packs.writer import PackIncoming, PackWriter
 from neuromirror.util.sizes import human_bytes
 
 log = logging.getLogger("neuromirror.store.packs")
@@ -59,8 +57,6 @@ log = logging.getLogger("neuromirror.store.packs")
 DEFAULT_PACK_SIZE = 256 << 20
 #: the smallest pack size a store accepts (tests and toy stores use small ones)
 MIN_PACK_SIZE = 1 << 10
-#: a key's bytes held in memory up to this, then staged on disk, while they are verified
-SPILL = 16 << 20
 #: the git-annex external special remote a clone reads the store with
 EXTERNAL_TYPE = "neuromirror-pack"
 SCHEMES = ("pack+file", "pack+s3")
@@ -387,7 +383,7 @@ class PackStore:
     def clean_stale(self) -> int:
         """Staged files of this host's dead processes removed, and packs a killed writer left without an
         index file adopted from their trailers; how many."""
-        done = _remove_dead_staged(self.backend.staging())
+        done = remove_dead_staged(self.backend.staging())
         indexed = {pack_name(i.name) for i in self.backend.listing(INDEX)}
         for item in list(self.backend.listing(PACKS)):
             pack = pack_name(item.name)
@@ -418,86 +414,3 @@ class PackStore:
         if self.s3 is not None and self.s3.public_url:
             return self.s3.public_url.rstrip("/") + "/" + quote(self.s3.prefix + pack_object(pack))
         return None
-
-
-class PackIncoming:
-    """One key's bytes on their way in: held (memory, then a staged file), appended to the open pack only
-    by :meth:`commit`, which the caller calls after it verified them."""
-
-    def __init__(self, store: PackStore, key: str) -> None:
-        self.store = store
-        self.key = key
-        self.done = False
-        self._buf = bytearray()
-        self._spill: Optional[Any] = None
-        self.written = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += len(data)
-        if self._spill is not None:
-            self._spill.write(data)
-            return
-        self._buf += data
-        if len(self._buf) > SPILL:
-            self._spill = tempfile.TemporaryFile(dir=self.store.backend.staging())
-            self._spill.write(self._buf)
-            self._buf = bytearray()
-
-    def _chunks(self) -> Any:
-        if self._spill is None:
-            yield self._buf
-            return
-        self._spill.seek(0)
-        while True:
-            data = self._spill.read(1 << 20)
-            if not data:
-                return
-            yield data
-
-    def commit(self) -> bool:
-        try:
-            if self.store.has(self.key):
-                return False
-            size = key_size(self.key)
-            if size is not None and size != self.written:
-                raise StoreWriteError(f"{self.key}: {self.written} bytes, the key says {size}")
-            c = key_checksum(self.key)
-            checksum = f"{c.algorithm}:{c.digest}" if c else ""
-            return self.store.writer().append(self.key, self._chunks(), self.written, checksum)
-        except OSError as exc:
-            raise StoreWriteError(f"writing to {self.store.url}: {exc}") from None
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        self._buf = bytearray()
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
-        self.done = True
-
-    def __enter__(self) -> PackIncoming:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.done:
-            self.discard()
-
-
-def _remove_dead_staged(folder: Path) -> int:
-    """Staged packs (``host-pid-...``) of this host's dead processes; how many were removed."""
-    from neuromirror.store.packs.backend import host_tag
-
-    host = host_tag().rsplit("-", 1)[0]
-    removed = 0
-    try:
-        entries = list(folder.iterdir())
-    except FileNotFoundError:
-        return 0
-    for p in entries:
-        parts = p.name.split("-", 2)
-        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit() or pid_alive(int(parts[1])):
-            continue
-        p.unlink(missing_ok=True)
-        removed += 1
-    return removed

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Optional
 
+from neuromirror.annex.keys import key_checksum
+from neuromirror.store.base import StoreWriteError, key_size
 from neuromirror.store.packs.backend import Backend, staged_name
 from neuromirror.store.packs.layout import Entry, PackIndex, index_object, pack_object, trailer
 from neuromirror.store.packs.thaw import now_iso
 from neuromirror.util.crashpoints import crashpoint
+
+#: a key's bytes held in memory up to this, then staged on disk, while they are verified
+SPILL = 16 << 20
 
 
 class PackWriter:
@@ -120,3 +126,67 @@ class PackWriter:
         self._size = 0
         self._entries = []
         self.pending = {}
+
+
+class PackIncoming:
+    """One key's bytes on their way in: held (memory, then a staged file), appended to the open pack only
+    by :meth:`commit`, which the caller calls after it verified them."""
+
+    def __init__(self, store: Any, key: str) -> None:  # a PackStore (store.py imports this module)
+        self.store = store
+        self.key = key
+        self.done = False
+        self._buf = bytearray()
+        self._spill: Optional[Any] = None
+        self.written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        if self._spill is not None:
+            self._spill.write(data)
+            return
+        self._buf += data
+        if len(self._buf) > SPILL:
+            self._spill = tempfile.TemporaryFile(dir=self.store.backend.staging())
+            self._spill.write(self._buf)
+            self._buf = bytearray()
+
+    def _chunks(self) -> Any:
+        if self._spill is None:
+            yield self._buf
+            return
+        self._spill.seek(0)
+        while True:
+            data = self._spill.read(1 << 20)
+            if not data:
+                return
+            yield data
+
+    def commit(self) -> bool:
+        try:
+            if self.store.has(self.key):
+                return False
+            size = key_size(self.key)
+            if size is not None and size != self.written:
+                raise StoreWriteError(f"{self.key}: {self.written} bytes, the key says {size}")
+            c = key_checksum(self.key)
+            checksum = f"{c.algorithm}:{c.digest}" if c else ""
+            return self.store.writer().append(self.key, self._chunks(), self.written, checksum)
+        except OSError as exc:
+            raise StoreWriteError(f"writing to {self.store.url}: {exc}") from None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        self._buf = bytearray()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self.done = True
+
+    def __enter__(self) -> PackIncoming:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.done:
+            self.discard()
