@@ -466,3 +466,48 @@ def test_bench_pack_cycles_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "pack-cycles: files in the store / (2 ceil(bytes / pack size) + 16), worst cycle",
         "pack-cycles: reads of a kept key that failed or gave other bytes, over every cycle",
     }
+
+
+def test_bench_lost_stores_restore_pack_and_pack_thaw_at_a_toy_size(tmp_path: Path) -> None:
+    """lost-stores, restore-pack, pack-thaw (issue 57): a clone's get of lost keys from each store kind, the
+    mirror's readers on them; restore from a packed store against a directory store; DEEP_ARCHIVE packs thawed
+    once (held in progress, then released); requests counted, targets evaluated (no timing asserted)."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "lost-stores,restore-pack,pack-thaw",
+        "--lost-stores-chunks",
+        "20",
+        "--lost-stores-rounds",
+        "1",
+        "--restore-pack-files",
+        "20",
+        "--restore-pack-rounds",
+        "1",
+        "--pack-thaw-files",
+        "12",
+        "--pack-thaw-pack-size",
+        "32KiB",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    for what, kinds in (
+        ("files", ("directory", "pack", "pack-s3", "s3")),
+        ("chunks", ("directory", "pack", "pack-s3")),
+    ):
+        for kind in kinds:
+            row = by[f"lost-stores-{what}-{kind}"]
+            assert (row["missing"], row["archive_requests"]) == (0, 0), row
+            assert row["startup_s"] > 0 and row["x_directory"] is not None
+            assert (row["store_requests"] > 0) == kind.endswith("s3"), row
+    for kind in ("pack", "pack-s3", "s3"):
+        read = by[f"lost-stores-read-{kind}"]
+        assert read["n"] == 24 + 3 and "fsspec_wrong" in read and "view_store_requests_per_key" in read, read
+    restore = by["restore-pack"]
+    assert restore["unwritten"] == by["restore-pack-directory"]["unwritten"] == 0 and restore["x_directory"] > 0
+    thaw = by["pack-thaw"]
+    assert thaw["packs"] >= 2 and thaw["pack_classes"] == ["DEEP_ARCHIVE"], thaw
+    assert thaw["exit_codes"] == [0, 75, 75, 0, 0] and thaw["max_restore_requests_per_pack"] == 1, thaw
+    assert thaw["rerun_restore_requests"] == thaw["thawed_restore_requests"] == 0 and thaw["unwritten"] == 0
+    names = {t["target"] for t in doc["targets"]}
+    assert "restore-pack: objects/s from a packed store over a directory store's" in names, names
+    assert "pack-thaw: RestoreObject requests per pack (most)" in names

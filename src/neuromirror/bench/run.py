@@ -48,6 +48,9 @@ from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_ar
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
 from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cycles_targets
 from neuromirror.bench.scenarios.packs.keep import bench_keep_pack, keep_pack_targets
+from neuromirror.bench.scenarios.packs.lostget import bench_lost_stores, lost_stores_targets
+from neuromirror.bench.scenarios.packs.restore import bench_restore_pack, restore_pack_targets
+from neuromirror.bench.scenarios.packs.thaw import bench_pack_thaw, pack_thaw_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_loss import bench_read_loss
@@ -84,6 +87,9 @@ ALL = (
     "keep-pack-s3",
     "verify-pack",
     "pack-cycles",
+    "lost-stores",
+    "restore-pack",
+    "pack-thaw",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -228,8 +234,10 @@ def _pack_options(p: argparse.ArgumentParser) -> None:
     from neuromirror.util.sizes import parse_size
 
     g = p.add_argument_group(
-        "keep-pack, keep-pack-s3, verify-pack, pack-cycles (issue 57): keep into packed stores against a directory "
-        "store, git annex copy and an s3:// store; K service cycles of 10 small keys into one packed store"
+        "keep-pack, keep-pack-s3, verify-pack, pack-cycles, lost-stores, restore-pack, pack-thaw (issue 57): keep "
+        "into packed stores against a directory store, git annex copy and an s3:// store; K service cycles of 10 "
+        "small keys into one packed store; a clone's get of lost keys from packed and S3 stores; restore from a "
+        "packed store; DEEP_ARCHIVE packs thawed"
     )
     g.add_argument(
         "--keep-pack-objects",
@@ -244,6 +252,15 @@ def _pack_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--pack-cycles-pack-size", type=parse_size, default=256 << 10, help="pack-cycles: pack size (256KiB)"
     )
+    for flag, kind, default, text in (
+        ("--lost-stores-chunks", int, 1000, "lost-stores: chunks of the lost Zarr (default 1000)"),
+        ("--lost-stores-rounds", int, 2, "lost-stores: alternating rounds per store kind (default 2)"),
+        ("--restore-pack-files", int, 10_000, "restore-pack: files of 10 kB (default 10^4)"),
+        ("--restore-pack-rounds", int, 2, "restore-pack: alternating rounds per side (default 2)"),
+        ("--pack-thaw-files", int, 1000, "pack-thaw: files of 10 kB kept into DEEP_ARCHIVE packs (default 1000)"),
+        ("--pack-thaw-pack-size", parse_size, 1 << 20, "pack-thaw: pack size (default 1MiB)"),
+    ):
+        g.add_argument(flag, type=kind, default=default, help=text)
 
 
 def _network_options(p: argparse.ArgumentParser) -> None:
@@ -337,6 +354,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += restore_targets(doc["results"])
         doc["targets"] += network_targets(doc["results"]) + lost_get_targets(doc["results"])
         doc["targets"] += keep_pack_targets(doc["results"]) + pack_cycles_targets(doc["results"])
+        doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
+        doc["targets"] += pack_thaw_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -424,6 +443,12 @@ def _scenarios(
             ("keep-pack-s3", lambda: bench_keep_pack(args, a, work, help_s, "keep-pack-s3")),
             ("verify-pack", lambda: bench_keep_pack(args, a, work, help_s, "verify-pack")),
             ("pack-cycles", lambda: bench_pack_cycles(work, args.pack_cycles, int(args.pack_cycles_pack_size))),
+            (
+                "lost-stores",
+                lambda: bench_lost_stores(a, work, help_s, args.lost_stores_chunks, args.lost_stores_rounds),
+            ),
+            ("restore-pack", lambda: bench_restore_pack(args, a, work, help_s)),
+            ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
         ]
         for name, run in runs:
             if name in args.scenarios:
