@@ -1,4 +1,7 @@
-"""``neuromirror get SPEC@VERSION [PATH...] --to DIR``: a pinned version, content verified."""
+"""``neuromirror get SPEC@VERSION [PATH...] --to DIR``: a pinned version, content verified.
+
+``get SPEC@VERSION [PATH] --region X0:X1,Y0:Y1,Z0:Z1 --format tiff --to FILE``: a region of a pinned
+OME-Zarr image (a BOSS channel) as a TIFF stack (:mod:`neuromirror.read.ome.regions`)."""
 
 from __future__ import annotations
 
@@ -34,9 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", help="e.g. dandi:000027@0.230629.1955 (or @draft; default: the latest recorded version)")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories inside the dataset (default: all)")
     p.add_argument(
-        "--to", required=True, metavar="DIR", help="directory for the clone (new, or a previous get's clone)"
+        "--to",
+        required=True,
+        metavar="DIR",
+        help="directory for the clone (new, or a previous get's clone); with --format tiff, the TIFF file",
     )
     add_retrieval_options(p)
+    add_region_options(p)
     add_json(p)
     p.set_defaults(func=run)
 
@@ -65,6 +72,23 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
         "archives on loopback/private addresses; env NEUROMIRROR_ALLOW_IP)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_region_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "a region as a TIFF stack",
+        "read a region of a pinned OME-Zarr image (a BOSS channel, or the image at PATH) from its pinned chunks "
+        "(kept ones from the store; a BOSS chunk no store keeps from the BOSS, checked against the pin) and write "
+        "it to --to FILE, one page per z plane; nothing is cloned",
+    )
+    g.add_argument(
+        "--region",
+        metavar="X0:X1,Y0:Y1,Z0:Z1",
+        help="the voxels of the level, stops exclusive (as intern's get_cutout takes them)",
+    )
+    g.add_argument("--res", type=int, metavar="N", help="the resolution level (default: the finest the pin has)")
+    g.add_argument("--channel", metavar="C", help="the BOSS channel (needed when the experiment has several)")
+    g.add_argument("--format", choices=["tiff"], help="tiff: a multi-page TIFF (tifffile); needs --region")
 
 
 def store_preparer(args: argparse.Namespace, recorded: Sequence[str] = ()) -> Optional[Callable[[Path, str], int]]:
@@ -112,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec)
     if spec.is_glob:
         raise UserError("get takes one source, not a pattern")
+    if args.format or args.region or args.res is not None or args.channel:
+        return _region(args, spec)
     check_destination(args.to)
     rec, relpath = _recorded(args, spec)
     try:
@@ -127,6 +153,38 @@ def run(args: argparse.Namespace) -> int:
     if got.report.failed:
         _print_failures(got.report)
         return 1
+    return 0
+
+
+def _region(args: argparse.Namespace, spec: Spec) -> int:
+    """``--region ... --format tiff``: the region's TIFF from the pinned chunks (no clone)."""
+    from neuromirror.read.ome.level import RegionError
+    from neuromirror.read.ome.regions import Region, RegionRequest, export_tiff
+
+    if args.format != "tiff" or not args.region:
+        raise UserError("--region, --res and --channel go with --format tiff (and --format tiff needs --region)")
+    if args.from_url or args.store or len(args.paths) > 1:
+        raise UserError("get --format tiff reads the mirror's pin: one image PATH at most, no --from or --store")
+    request = RegionRequest(
+        root_of(args),
+        args.index,
+        spec,
+        Region.parse(args.region),
+        Path(args.to),
+        res=args.res,
+        channel=args.channel,
+        image=args.paths[0] if args.paths else None,
+        jobs=args.jobs,
+    )
+    try:
+        report = export_tiff(request)
+    except RegionError as exc:
+        print(f"neuromirror: get failed: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(report.line())
     return 0
 
 

@@ -1,0 +1,11 @@
+"""A pin's OME-Zarr images read as the field's own tools give them: a region of one level as a TIFF stack.
+
+:mod:`.level` opens one level of an OME-Zarr at a pin (its ``.zattrs``/``.zarray`` and, for a BOSS
+mirror, the extents the sync recorded) and reads its chunks through ``neuromirror://`` (the pinned
+URL, a store's kept copy), a BOSS chunk no store keeps from the BOSS itself, every chunk checked
+against its git-annex key; :mod:`.regions` writes a region of it as a multi-page TIFF, z-slab by
+z-slab (``neuromirror get SPEC@V --region ... --format tiff``).
+
+May import what :mod:`neuromirror.read` may (``pin``, ``store``, ``engine``, ``index``, ``annex`` and
+below) and ``read`` itself; must not import ``keep``, ``verify``, ``commands`` or ``cli``.
+"""
