@@ -12,10 +12,12 @@ every byte, read from the packs.
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
-from helpers.keep import keep_config, lose_blobs, make_dandiset, sha256
+from helpers.keep import T0, keep_config, key_of, lose_blobs, make_dandiset, sha256, whereis
 from helpers.service import serve, wait_for
+from neuromirror.demo import deterministic_bytes
 
 
 def test_the_published_copy_names_the_packed_store_by_the_end_of_the_first_cycle(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
@@ -60,3 +62,44 @@ def test_the_published_copy_names_the_packed_store_by_the_end_of_the_first_cycle
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for path, data in d.files.items():
         assert sha256((work / path).read_bytes()) == sha256(data), path
+
+
+def test_the_service_prunes_a_superseded_draft_state_from_the_packed_store(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``keep: {versions: published, prune: true}`` for a dandiset with no published version: each cycle
+    keeps the latest draft state, and the state the upstream change superseded leaves the store."""
+    when = T0 + timedelta(days=800)
+    ident = dandi_archive.create_dandiset(name="prune sample", created=when)
+    first = deterministic_bytes(f"{ident}:first", 40_000)
+    dandi_archive.put_asset(ident, "data.nwb", first, when=when)
+    packed = tmp_path / "packed"
+    cfg = tmp_path / "m.yaml"
+    cfg.write_text(
+        f'store: "pack+file://{packed}"\n'
+        "defaults:\n"
+        "  schedule: {interval: 2s}\n"
+        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
+        "sources:\n"
+        f'  - spec: "dandi:{ident}"\n'
+        "    keep: {versions: published, prune: true}\n"
+    )
+    root = tmp_path / "mirror"
+
+    def packs_hold(data: bytes) -> bool:
+        return any(data in p.read_bytes() for p in packed.glob("packs/*.pack"))
+
+    with serve(root, cfg) as svc:
+        wait_for(lambda: packs_hold(first), 180, "the first draft state kept", svc)
+        second = deterministic_bytes(f"{ident}:second", 40_000)
+        dandi_archive.put_asset(ident, "data.nwb", second, when=when + timedelta(hours=1))
+        wait_for(lambda: packs_hold(second) and not packs_hold(first), 180, "the superseded state pruned", svc)
+    # the dataset's branch no longer sends a clone to the store for the superseded key
+    ds = root / "dandi" / ident
+    old = subprocess.run(
+        ["git", "log", "--format=%H", "-n", "1", "--skip", "1", "--", "data.nwb"],
+        cwd=ds,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert old, "the first draft state is in the dataset's history"
+    assert not any("neuromirror" in w for w in whereis(ds, key_of(ds, "data.nwb", old)))
+    assert any("neuromirror" in w for w in whereis(ds, key_of(ds, "data.nwb", "HEAD")))

@@ -152,12 +152,15 @@ class Mirror:
         locks: Sequence[PathLike] = (),
         progress: bool = False,
         from_stores: Sequence[Union[PathLike, Store]] = (),
+        prune: bool = False,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, or
         ``s3://BUCKET[/PREFIX]``) and record them where every clone looks (``neuromirror keep``); ``locks``: the
         versions lock files name, too.
         ``copies``: the verified copies wanted across the stores (None: the count recorded before).
-        ``from_stores``: copy from these stores only, with no request to the archive (``keep --from``)."""
+        ``from_stores``: copy from these stores only, with no request to the archive (``keep --from``).
+        ``prune``: the versions of these sources a store was given and ``specs`` leave out are dropped from it,
+        with the keys no kept version needs (``keep --prune``, :mod:`neuromirror.keep.prune`)."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
         from neuromirror.store.location import open_store, store_name
@@ -180,6 +183,7 @@ class Mirror:
             all_versions=all_versions,
             progress=progress,
             from_stores=sources,
+            prune=prune,
         )
         targets = select_versions(self.index, [spec_of(s) for s in specs], options.all_versions, root=self.root)
         if locks:

@@ -60,8 +60,9 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
         metavar="STORE",
-        help="the lab's store (a directory kept by 'neuromirror keep') to fall back to when the archive's URLs "
-        "fail, also if the dataset does not record it; overrides a lock's store (env NEUROMIRROR_STORE)",
+        help="the lab's store (a directory or a packed store kept by 'neuromirror keep') to fall back to when the "
+        "archive's URLs fail, also if the dataset does not record it; overrides a lock's store (env "
+        "NEUROMIRROR_STORE)",
     )
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
     p.add_argument(

@@ -70,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DEEP_ARCHIVE (recorded in the store; reads of a cold pack ask for its thaw and exit 75)",
     )
     p.add_argument("--all-versions", action="store_true", help="every recorded version, older drafts too")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="retention: the versions of the named sources each store was given before and this run does not "
+        "select are dropped from it, with every key no kept version needs (a packed store rewrites packs mostly "
+        "made of them)",
+    )
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="keep only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB")
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             locks=args.lock or (),
             progress=not (args.quiet or args.json),
             from_stores=_from_stores(args.from_stores),
+            prune=args.prune,
         )
     if args.json:
         print_json(_json_of(result))
@@ -181,6 +189,8 @@ def _print_runs(result: Any) -> None:
             for line in v.lines():
                 print(line)
         print(report.summary())
+        if report.pruned is not None:
+            print(report.pruned.line())
     if len(result.runs) > 1 or result.copies > 1:
         for c in result.counts:
             print(c.line())

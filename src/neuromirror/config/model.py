@@ -42,6 +42,9 @@ class KeepPolicy:
     max_file_size: Optional[int] = None
     budget: Optional[int] = None
     expire_after: Optional[float] = None
+    #: ``prune: true``: each cycle's keep drops from the stores the versions this policy no longer selects
+    #: (a superseded draft state), with the keys no kept version needs (``keep --prune``)
+    prune: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +54,7 @@ class KeepPolicy:
             "max_file_size": self.max_file_size,
             "budget": self.budget,
             "expire_after": self.expire_after,
+            "prune": self.prune,
         }
 
 

@@ -19,7 +19,7 @@ from neuromirror.spec import SpecError, parse_spec
 from neuromirror.util.dates import format_duration
 
 SCHEDULE_KEYS = ("cron", "interval", "jitter", "timezone")
-KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget", "expire_after")
+KEEP_KEYS = ("versions", "include", "exclude", "max_file_size", "budget", "expire_after", "prune")
 BACKOFF_KEYS = ("initial", "factor", "max")
 
 
@@ -55,6 +55,7 @@ KEEP_RULES = (
     Rule("max_file_size", size(positive=True)),
     Rule("budget", size(positive=True)),
     Rule("expire_after", duration),
+    Rule("prune", flag),
 )
 JOBS = whole(1, 256, "a whole number from 1 to 256")
 PUBLISH_RULES = (Rule("force", flag),)
@@ -250,13 +251,14 @@ def read_store(r: Reader, node: Node, path: str) -> Optional[str]:
 
 
 def read_keep(r: Reader, node: Node, path: str) -> tuple[bool, Optional[KeepPolicy]]:
-    """``keep:``: ``none`` | ``published`` | ``all``, or ``{versions, include, exclude, max_file_size, budget}``.
+    """``keep:``: ``none`` | ``published`` | ``all``, or ``{versions, include, exclude, max_file_size, budget,
+    expire_after, prune}``.
 
     Returns (valid, policy); ``none`` is a valid None (nothing kept).
     """
     choices = (
         "none, published, all or a mapping {versions: published|all, include, exclude, max_file_size, budget, "
-        "expire_after}"
+        "expire_after, prune}"
     )
     v = node.value
     if v is None or v is False or (isinstance(v, str) and v.strip().lower() == "none"):

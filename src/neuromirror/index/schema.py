@@ -121,6 +121,16 @@ PACK_THAWS = (
     " asked REAL, PRIMARY KEY (store, pack)) WITHOUT ROWID",
 )
 
+#: the versions each store was given by a keep, whole or not: what retention may drop from a packed store
+#: (:mod:`neuromirror.keep.prune`, through :func:`.store_checks.note_kept`); an older index's marks (whole
+#: versions) are its first rows
+KEPT_VERSIONS = (
+    "CREATE TABLE IF NOT EXISTS kept_versions (store TEXT NOT NULL, version_id INTEGER NOT NULL, source TEXT,"
+    " kept REAL, PRIMARY KEY (store, version_id)) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO kept_versions (store, version_id, source, kept)"
+    " SELECT store, version_id, source, marked FROM keep_marks WHERE store != '*copies*'",
+)
+
 #: the named migrations, in the order they are applied; each made its tables on first use before issue 51
 #: (``CREATE ... IF NOT EXISTS``: an index that has them already records the name and keeps its rows)
 NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -129,6 +139,7 @@ NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lost-urls", LOST_URLS),
     ("drills", DRILLS),
     ("pack-thaws", PACK_THAWS),
+    ("kept-versions", KEPT_VERSIONS),
 )
 
 

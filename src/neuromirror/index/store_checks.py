@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
-from neuromirror.index.rows import DrillRow
+from neuromirror.index.rows import DrillRow, VersionRow
 from neuromirror.index.schema import STORE_CHECKS as SCHEMA  # noqa: F401  (bench/scenarios/restore.py)
 from neuromirror.index.schema import ensure_named
 
@@ -93,14 +93,16 @@ def record_checked(
         )
 
 
-def forget(index: Index, store: str, keys: Iterable[str]) -> None:
+def forget(index: Index, store: str, keys: Iterable[str], *, marks: bool = True) -> None:
     """A copy found bad or missing: no check time for it any more, and no mark of ``store`` or count mark
-    holds (the key's versions are not known here: every one is read in full by the next keep)."""
+    holds (the key's versions are not known here: every one is read in full by the next keep).
+    ``marks=False``: keys retention dropped, which no kept version has (their marks still hold)."""
     with index.transaction():
         index.db.conn.executemany(
             "DELETE FROM store_checks WHERE store=? AND key=?", [(store, k) for k in dict.fromkeys(keys)]
         )
-        index.db.conn.execute("DELETE FROM keep_marks WHERE store IN (?, ?)", [store, COUNTS])
+        if marks:
+            index.db.conn.execute("DELETE FROM keep_marks WHERE store IN (?, ?)", [store, COUNTS])
 
 
 def marks_of(index: Index, version_id: int) -> dict[str, dict]:
@@ -351,3 +353,34 @@ def outstanding(index: Any) -> list[Thaw]:
     """Every thaw asked for and not seen done, oldest first (read only: no table made)."""
     sql = "SELECT store, pack, url, storage_class, asked FROM pack_thaws ORDER BY asked"
     return [Thaw(str(s), str(p), str(u or ""), str(c or ""), float(a or 0)) for s, p, u, c, a in _rows(index, sql)]
+
+
+# -- the versions each store was given (kept_versions): what retention may drop (keep --prune) ------------------
+def note_kept(index: Any, store: str, versions: Iterable[tuple[int, str]]) -> None:
+    """``versions`` ((version id, source)) given to ``store`` by a keep, whole or not (the first time stays)."""
+    now = time.time()
+    with index.transaction():
+        index.db.conn.executemany(
+            "INSERT INTO kept_versions (store, version_id, source, kept) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(store, version_id) DO NOTHING",
+            [(store, vid, source, now) for vid, source in versions],
+        )
+
+
+def kept_in(index: Any, store: str) -> list[tuple[str, VersionRow]]:
+    """(source, version row) of every version ``store`` was given, oldest first."""
+    rows = index.db.query(
+        'SELECT k.source AS kept_source, v.id, v.label, v.kind, v."commit", v.tag, v.synced_at, v.remote_modified,'
+        " v.date, v.files, v.bytes, v.doi, v.citation, v.meta, v.fileset FROM kept_versions k"
+        " JOIN versions v ON v.id = k.version_id WHERE k.store = ? ORDER BY k.version_id",
+        [store],
+    )
+    return [(str(r["kept_source"]), VersionRow.from_sql(r)) for r in rows]
+
+
+def drop_kept(index: Any, store: str, version_ids: Iterable[int]) -> None:
+    """Versions retention dropped from ``store``: no longer given to it, and their marks there gone."""
+    pairs = [(store, int(v)) for v in version_ids]
+    with index.transaction():
+        index.db.conn.executemany("DELETE FROM kept_versions WHERE store = ? AND version_id = ?", pairs)
+        index.db.conn.executemany("DELETE FROM keep_marks WHERE store = ? AND version_id = ?", pairs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror.keep.prune import PruneRun
 from neuromirror.records import FileNote
 from neuromirror.util.sizes import human_bytes
 
@@ -106,6 +107,7 @@ class KeepRun:
     not_fitting_bytes: int = 0
     error: Optional[str] = None  # the store could not be used at all (down, unreadable): retried next run
     marked: int = 0  # versions taken whole from their marks (keep/marks.py)
+    pruned: Optional[PruneRun] = None  # keep --prune: the store's retention
 
     @property
     def failed(self) -> int:
@@ -133,6 +135,7 @@ class KeepRun:
             "budget": budget,
             "marked": {"versions": self.marked},
             "error": self.error,
+            "prune": self.pruned.to_json() if self.pruned is not None else None,
             "ok": self.ok,
         }
 

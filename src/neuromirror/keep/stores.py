@@ -20,6 +20,7 @@ from neuromirror.errors import UserError
 from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted, wanted
 from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
 from neuromirror.keep.marks import Marks
+from neuromirror.keep.prune import prune
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, keep
 from neuromirror.store.base import Store
@@ -95,6 +96,12 @@ def keep_into(
             raise
         except (UserError, OSError) as exc:  # the store is down: the others still get their copies
             runs.append(_down(store, exc))
+            continue
+        if options.prune:
+            try:
+                runs[-1].pruned = prune(mirror, store, targets)
+            except OSError as exc:  # kept, not pruned: the next --prune finds the same versions dropped
+                runs[-1].error = f"pruning failed: {' '.join(str(exc).split())[:300]}"
     sources = list(dict.fromkeys(t.source for t in targets))
     if copies is not None:
         for source in sources:

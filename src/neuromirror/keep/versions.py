@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.dataset.files import annex_key, annex_repo, selected, skip_reason, version_files
 from neuromirror.dataset.versions import Version
-from neuromirror.index.store_checks import checks_of, record_checked, record_store
+from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.records import VersionFile
@@ -56,6 +56,9 @@ class KeepOptions:
     min_free: Optional[object] = None
     #: ``keep --from STORE``: copy only from these stores, never asking the archive (moving a store's content)
     from_stores: Sequence[Store] = ()
+    #: ``keep --prune``: the versions of the named sources a store was given and this run leaves out are
+    #: dropped from it, with the keys only they needed (:mod:`.prune`)
+    prune: bool = False
 
 
 class _Budget:
@@ -131,6 +134,7 @@ def keep(
                     marks.put(target, ident.uuid, terms, rep.branches, counts)
     finally:
         transfer.close()
+    note_kept(mirror.index, ident.uuid, [(t.id, t.source) for t in targets])  # what keep --prune may drop later
     run.budget_stopped = bool(budget and budget.stopped)
     return run
 

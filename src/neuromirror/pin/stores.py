@@ -21,26 +21,31 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from neuromirror.dataset.version import iter_version, pinned_repositories
 from neuromirror.errors import UserError
 from neuromirror.pin.retrieve import RetrieveError, gist
 from neuromirror.store.base import LEGACY_NAME
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+from neuromirror.store.packs.store import PackStore
 from neuromirror.store.record import ensure_remote, flush_journal, present_in, record_present, store_uuids
+from neuromirror.store.registry import recorded_url
 from neuromirror.util import gitutil
+
+#: a store ``--store`` or a lock can name for a clone that does not record it
+Retrievable = Union[DirectoryStore, PackStore]
 
 
 def _stores_on_branch(repo: Path) -> dict[str, str]:
-    """{uuid: directory} of the neuromirror directory stores the repository's git-annex branch records."""
-    return {
-        uuid: fields["directory"]
-        for uuid, fields in store_uuids(repo).items()
-        if fields.get("type") == "directory"
-        and str(fields.get("name", "")).startswith(LEGACY_NAME)
-        and fields.get("directory")
-    }
+    """{uuid: where} of the neuromirror stores the repository's git-annex branch records: a directory
+    store's path, a packed store's ``pack+file://`` or ``pack+s3://`` URL, an S3 store's ``s3://`` URL."""
+    out = {}
+    for uuid, fields in store_uuids(repo).items():
+        url = recorded_url(uuid, fields, {}) if str(fields.get("name", "")).startswith(LEGACY_NAME) else None
+        if url:
+            out[uuid] = url
+    return out
 
 
 def _branch_name(repo: Path, uuid: str) -> Optional[str]:
@@ -82,7 +87,7 @@ def recorded_stores(ds: Path, commit: str) -> list[str]:
     return []
 
 
-def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optional[DirectoryStore], Optional[str]]:
+def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optional[Retrievable], Optional[str]]:
     """The store ``name`` names, if it can be read here: (store, None) or (None, a note why not).
 
     ``explicit`` (``--store``): a store that is not there is the user's mistake (``UserError``);
@@ -98,15 +103,19 @@ def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optiona
         if explicit:
             raise
         return None, f"store {name} not used: {exc}"
-    if not isinstance(opened, DirectoryStore):
+    if not isinstance(opened, (DirectoryStore, PackStore)):
         # the clone enables such a store by itself when its git-annex branch records it
-        why = f"a {opened.kind} store is used where the dataset records it; naming it here needs a directory store"
+        why = (
+            f"a {opened.kind} store is used where the dataset records it; naming it here needs a directory or "
+            "a packed store"
+        )
         if explicit:
             raise UserError(f"--store {name}: {why}")
         return None, f"store {name} not used: {why}"
     store = opened
-    if not (store.path / IDENTITY_FILE).is_file():
-        why = f"no neuromirror store at {store.path} (no {IDENTITY_FILE})"
+    there = store.exists() if isinstance(store, PackStore) else (store.path / IDENTITY_FILE).is_file()
+    if not there:
+        why = f"no neuromirror store at {store.url if isinstance(store, PackStore) else store.path}"
         if explicit:
             raise UserError(f"--store {name}: {why}")
         return None, f"store {name} not used: {why}; content comes from the archive only"
@@ -119,7 +128,7 @@ def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optiona
     return store, None
 
 
-def use_store(repo: Path, commit: str, store: DirectoryStore) -> int:
+def use_store(repo: Path, commit: str, store: Retrievable) -> int:
     """Make ``store`` a source of ``commit``'s content in the clone ``repo``; how many of its keys it holds.
 
     Writes only the clone's own git-annex branch and git config; nothing when the store holds
@@ -139,18 +148,25 @@ def use_store(repo: Path, commit: str, store: DirectoryStore) -> int:
     except gitutil.GitError as exc:
         raise RetrieveError(f"recording the store {store} in {repo} failed: {gist(str(exc))}") from None
     name = configured_remote(repo, ident.uuid)
-    directory = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-directory", check=False) if name else ""
-    if name is None or directory != str(store.path):
-        proc = gitutil.run(repo, "annex", "enableremote", ident.uuid, f"directory={store.path}", check=False)
+    if isinstance(store, PackStore):  # an external remote reads its url from remote.log: the branch's line
+        field, where = "url", store.url
+        stale = name is None or store_uuids(repo).get(ident.uuid, {}).get("url") != where
+    else:
+        field, where = "directory", str(store.path)
+        current = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-directory", check=False) if name else ""
+        stale = name is None or current != where
+    if stale:
+        proc = gitutil.run(repo, "annex", "enableremote", ident.uuid, f"{field}={where}", check=False)
         if proc.returncode != 0:
             raise RetrieveError(
-                f"git annex enableremote {ident.name} ({ident.uuid}) directory={store.path} failed in {repo}: "
+                f"git annex enableremote {ident.name} ({ident.uuid}) {field}={where} failed in {repo}: "
                 f"{gist(proc.stderr.decode(errors='replace'))}"
             )
         name = configured_remote(repo, ident.uuid) or ident.name
         enabled = True
     else:
         enabled = False
+    assert name is not None
     # enabled by UUID, git-annex leaves no annex-verified=manual mark, but still wants the check
     verified = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-verified", check=False)
     if verified == "manual" or (enabled and verified != "verified"):

@@ -144,7 +144,7 @@ class _Limited(io.RawIOBase):
 
 
 def _open_s3(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
-    from neuromirror.store.s3 import _boto_errors, _code
+    from neuromirror.store.s3 import boto_errors, error_code
 
     store, name = _s3_object(url)
     offset, length = _window(byte_range(url), start, end)
@@ -155,10 +155,10 @@ def _open_s3(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
         extra["Range"] = f"bytes={offset}-{'' if length is None else offset + length - 1}"
     try:
         got = store.client().get_object(Bucket=store.bucket, Key=name, **extra)
-    except _boto_errors() as exc:
-        if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+    except boto_errors() as exc:
+        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
             raise FileNotFoundError(f"{url}: no such object") from None
-        raise OSError(f"{url}: {_code(exc) or type(exc).__name__}: {exc}") from None
+        raise OSError(f"{url}: {error_code(exc) or type(exc).__name__}: {exc}") from None
     return cast(IO[bytes], got["Body"])
 
 

@@ -20,6 +20,7 @@ from neuromirror.annex.keys import key_checksum
 from neuromirror.index.store_checks import checks_of
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
+from neuromirror.store.packs.store import PackStore
 from neuromirror.store.packs.thaw import Frozen, Thawing
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import CHUNK
@@ -126,8 +127,7 @@ class Copies:
             store = self.store(uuid)
             if store is None or store.url != url:
                 continue
-            cold = getattr(store, "cold_pack", None)
-            got = cold(key) if cold is not None else None
+            got = store.cold_pack(key) if isinstance(store, PackStore) else None  # only packs thaw
             if got is not None:
                 with self._thaw_lock:
                     self.to_thaw[got[0]] = got[1]
@@ -140,12 +140,12 @@ class Copies:
         from neuromirror.index.store_checks import clear_thaws, first_asked, record_thaws
 
         out: Optional[Thawing] = None
-        for store in [s for s in self._registry.opened.values() if s is not None]:
+        for store in [s for s in self._registry.opened.values() if isinstance(s, PackStore)]:  # only packs thaw
             uuid = self._uuid_of(store)
             if uuid is None:
                 continue
-            clear_thaws(self._index, uuid, getattr(store, "thawed", lambda: [])())
-            got = getattr(store, "thaws", lambda: None)()
+            clear_thaws(self._index, uuid, store.thawed())
+            got = store.thaws()
             if got is None:
                 continue
             record_thaws(self._index, uuid, store.url, [(n.pack, n.storage_class) for n in got.notes])

@@ -119,6 +119,7 @@ def run_policy(
         budget=policy.budget,
         progress=False,
         min_free=min_free,
+        prune=policy.prune,
     )
     stores = [open_store(n) for n in store_names]
     result = keep_into(mirror, stores, targets, options, copies)
@@ -153,6 +154,7 @@ def run_policy(
                 "bytes": sum(v.kept_bytes + v.already_bytes for v in r.versions),
                 "transferred": {"files": r.transferred, "bytes": r.transferred_bytes},
                 "failed": sum(len(v.failed) for v in r.versions),
+                "prune": r.pruned.to_json() if r.pruned is not None else None,
             }
             for s, r in zip(stores, runs)
         ],

@@ -9,7 +9,7 @@ fields of its ``remote.log`` line, from which every clone enables it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Optional, Protocol
+from typing import IO, Collection, Optional, Protocol
 
 from neuromirror.annex.keys import parse_key
 
@@ -43,6 +43,18 @@ def remote_name(store_uuid: str, recorded: Optional[str] = None) -> str:
     if recorded and recorded != LEGACY_NAME:
         return recorded
     return f"{LEGACY_NAME}-{store_uuid.replace('-', '')[:8]}"
+
+
+@dataclass
+class Dropped:
+    """What a store gave up when retention dropped keys (:meth:`Store.drop`, ``keep --prune``)."""
+
+    keys: int = 0  # keys the store no longer names
+    bytes: int = 0  # bytes deleted (a packed store: the old packs rewritten or deleted)
+    rewritten: int = 0  # packs rewritten without them (a packed store)
+
+    def to_json(self) -> dict:
+        return {"keys": self.keys, "bytes": self.bytes, "rewritten": self.rewritten}
 
 
 class StoreWriteError(OSError):
@@ -107,6 +119,10 @@ class Store(Protocol):
         """Remove ``key``'s stored bytes (a copy found wrong), so that a fresh copy can take its place."""
         ...
 
+    def drop(self, keys: Collection[str]) -> Dropped:
+        """Give up ``keys`` (retention dropped every version that needed them): never another key."""
+        ...
+
     def clean_stale(self) -> int: ...
 
     def sync(self) -> None:
@@ -124,3 +140,14 @@ def key_size(key: str) -> Optional[int]:
     except ValueError:
         return None
     return None if size is None else int(size)
+
+
+def drop_each(store: Store, keys: Collection[str]) -> Dropped:
+    """:meth:`Store.drop` for a store of one file or object per key: each one removed."""
+    out = Dropped()
+    for key in sorted(keys):
+        if store.has(key):
+            store.forget_key(key)
+            out.keys += 1
+            out.bytes += key_size(key) or 0
+    return out

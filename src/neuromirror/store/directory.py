@@ -27,11 +27,11 @@ import socket
 import stat
 import uuid
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Collection, Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
-from neuromirror.store.base import FIRST_COST, LEGACY_NAME, StoreIdentity, key_size, remote_name
+from neuromirror.store.base import FIRST_COST, LEGACY_NAME, Dropped, StoreIdentity, drop_each, key_size, remote_name
 from neuromirror.util.processes import pid_alive
 
 IDENTITY_FILE = ".neuromirror-store.json"
@@ -137,6 +137,9 @@ class DirectoryStore:
 
     def open_key(self, key: str) -> IO[bytes]:
         return open(self.key_path(key), "rb")
+
+    def drop(self, keys: Collection[str]) -> Dropped:
+        return drop_each(self, keys)
 
     def forget_key(self, key: str) -> None:
         final = self.key_path(key)

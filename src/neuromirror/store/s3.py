@@ -27,15 +27,17 @@ import os
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any, Optional, cast
+from typing import IO, Any, Collection, Optional, cast
 from urllib.parse import quote, urlsplit
 
 from neuromirror.errors import UserError
 from neuromirror.store.base import (
     FIRST_COST,
     LEGACY_NAME,
+    Dropped,
     StoreIdentity,
     StoreWriteError,
+    drop_each,
     key_size,
     remote_name,
 )
@@ -68,12 +70,12 @@ def _region() -> str:
     return "us-east-1"
 
 
-def _code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def _boto_errors() -> tuple[type[BaseException], ...]:
+def boto_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (ClientError, BotoCoreError)
@@ -191,8 +193,8 @@ class S3Store:
     def _get_json(self, name: str) -> Optional[dict]:
         try:
             body = self.client().get_object(Bucket=self.bucket, Key=name)["Body"].read()
-        except _boto_errors() as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
+        except boto_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
                 return None
             raise self._run_error(f"reading {name}", exc) from None
         try:
@@ -205,7 +207,7 @@ class S3Store:
         ours = {self.prefix + IDENTITY_OBJECT, self.prefix + ANNEX_UUID_OBJECT}
         try:
             listing = self.client().list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=10)
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._run_error("listing the bucket", exc) from None
         if any(o["Key"] not in ours for o in listing.get("Contents", [])):
             raise UserError(
@@ -223,8 +225,8 @@ class S3Store:
         body = (json.dumps(data, indent=2) + "\n").encode()
         try:  # only if absent: two first runs at once agree on one identity
             self.client().put_object(Bucket=self.bucket, Key=name, Body=body, IfNoneMatch="*")
-        except _boto_errors() as exc:
-            if _code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+        except boto_errors() as exc:
+            if error_code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
                 raise self._run_error(f"writing {name}", exc) from None
 
     def _ensure_annex_uuid(self, store_uuid: str) -> None:
@@ -232,12 +234,12 @@ class S3Store:
         try:
             self.client().head_object(Bucket=self.bucket, Key=name)
             return
-        except _boto_errors() as exc:
-            if _code(exc) not in ("NoSuchKey", "404", "NotFound"):
+        except boto_errors() as exc:
+            if error_code(exc) not in ("NoSuchKey", "404", "NotFound"):
                 raise self._run_error(f"reading {name}", exc) from None
         try:
             self.client().put_object(Bucket=self.bucket, Key=name, Body=store_uuid.encode())
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._run_error(f"writing {name}", exc) from None
 
     # -- keys -------------------------------------------------------------------
@@ -245,8 +247,8 @@ class S3Store:
         """HEAD says the key's object exists with the key's size (only verified bytes are ever completed)."""
         try:
             head = self.client().head_object(Bucket=self.bucket, Key=self.object_name(key))
-        except _boto_errors() as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+        except boto_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 return False
             raise self._run_error(f"HEAD {self.object_name(key)}", exc) from None
         size = key_size(key)
@@ -258,7 +260,7 @@ class S3Store:
         try:
             for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
                 total += sum(o["Size"] for o in page.get("Contents", []) if o["Key"] not in ours)
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._run_error("listing the bucket", exc) from None
         return total
 
@@ -266,16 +268,19 @@ class S3Store:
         """The object's body, streamed (``FileNotFoundError`` when the bucket has no such object)."""
         try:
             body = self.client().get_object(Bucket=self.bucket, Key=self.object_name(key))["Body"]
-        except _boto_errors() as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+        except boto_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.url}{key}") from None
             raise OSError(f"S3 store {self.url}: reading {key} failed: {one_line(exc, 300, joined=True)}") from None
         return cast(IO[bytes], body)
 
+    def drop(self, keys: Collection[str]) -> Dropped:
+        return drop_each(self, keys)
+
     def forget_key(self, key: str) -> None:
         try:
             self.client().delete_object(Bucket=self.bucket, Key=self.object_name(key))
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise OSError(f"S3 store {self.url}: removing {key} failed: {one_line(exc, 300, joined=True)}") from None
 
     def receive(self, key: str) -> S3Incoming:
@@ -293,7 +298,7 @@ class S3Store:
                     if up["Initiated"] < cutoff:
                         self.client().abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
                         removed += 1
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._run_error("listing incomplete uploads", exc) from None
         return removed
 
@@ -378,7 +383,7 @@ class S3Incoming:
                 Bucket=self.store.bucket, Key=self.name, UploadId=self._upload_id, PartNumber=n, Body=part
             )
             self._parts.append({"PartNumber": n, "ETag": got["ETag"]})
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise StoreWriteError(f"uploading to {self.store.url}: {one_line(exc, 300, joined=True)}") from None
 
     def commit(self) -> bool:
@@ -409,7 +414,7 @@ class S3Incoming:
             return True
         except UserError as exc:
             raise StoreWriteError(str(exc)) from None
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise StoreWriteError(
                 f"storing {self.name} in {self.store.url}: {one_line(exc, 300, joined=True)}"
             ) from None
@@ -422,7 +427,7 @@ class S3Incoming:
             upload_id, self._upload_id = self._upload_id, None
             try:
                 self._client().abort_multipart_upload(Bucket=self.store.bucket, Key=self.name, UploadId=upload_id)
-            except _boto_errors():
+            except boto_errors():
                 pass  # a later run's clean_stale aborts it
         self.done = True
 

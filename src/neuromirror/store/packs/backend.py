@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional, Protocol, cast
+from typing import IO, Any, Iterator, Protocol, cast
 
 from neuromirror.util.processes import pid_alive
 from neuromirror.util.text import one_line
@@ -222,36 +222,36 @@ class S3Backend:
         local.unlink(missing_ok=True)
 
     def put_small(self, name: str, data: bytes) -> None:
-        from neuromirror.store.s3 import _boto_errors
+        from neuromirror.store.s3 import boto_errors
 
         try:
             self.s3.client().put_object(Bucket=self.s3.bucket, Key=self._key(name), Body=data)
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._fail(f"writing {name}", exc) from None
 
     def create_small(self, name: str, data: bytes) -> bool:
-        from neuromirror.store.s3 import _boto_errors, _code
+        from neuromirror.store.s3 import boto_errors, error_code
 
         try:
             self.s3.client().put_object(Bucket=self.s3.bucket, Key=self._key(name), Body=data, IfNoneMatch="*")
             return True
-        except _boto_errors() as exc:
-            if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+        except boto_errors() as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
                 return False
             raise self._fail(f"writing {name}", exc) from None
 
     def get(self, name: str) -> bytes:
-        from neuromirror.store.s3 import _boto_errors, _code
+        from neuromirror.store.s3 import boto_errors, error_code
 
         try:
             return bytes(self.s3.client().get_object(Bucket=self.s3.bucket, Key=self._key(name))["Body"].read())
-        except _boto_errors() as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+        except boto_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.where}{name}") from None
             raise self._fail(f"reading {name}", exc) from None
 
     def open_range(self, name: str, offset: int, length: int) -> IO[bytes]:
-        from neuromirror.store.s3 import _boto_errors, _code
+        from neuromirror.store.s3 import boto_errors, error_code
 
         if length == 0:
             return io.BytesIO(b"")
@@ -259,8 +259,8 @@ class S3Backend:
             got = self.s3.client().get_object(
                 Bucket=self.s3.bucket, Key=self._key(name), Range=f"bytes={offset}-{offset + length - 1}"
             )
-        except _boto_errors() as exc:
-            code = _code(exc)
+        except boto_errors() as exc:
+            code = error_code(exc)
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.where}{name}") from None
             if code == "InvalidObjectState":
@@ -271,7 +271,7 @@ class S3Backend:
         return cast(IO[bytes], got["Body"])
 
     def listing(self, folder: str) -> Iterator[Listed]:
-        from neuromirror.store.s3 import _boto_errors
+        from neuromirror.store.s3 import boto_errors
 
         start = self._key(folder)
         try:
@@ -279,24 +279,24 @@ class S3Backend:
             for page in pages:
                 for o in page.get("Contents", []):
                     yield Listed(o["Key"][len(self.s3.prefix) :], int(o["Size"]), str(o.get("ETag", "")))
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._fail(f"listing {folder}", exc) from None
 
     def delete(self, name: str) -> None:
-        from neuromirror.store.s3 import _boto_errors
+        from neuromirror.store.s3 import boto_errors
 
         try:
             self.s3.client().delete_object(Bucket=self.s3.bucket, Key=self._key(name))
-        except _boto_errors() as exc:
+        except boto_errors() as exc:
             raise self._fail(f"deleting {name}", exc) from None
 
     def coldness(self, name: str) -> Coldness:
-        from neuromirror.store.s3 import _boto_errors, _code
+        from neuromirror.store.s3 import boto_errors, error_code
 
         try:
             head = self.s3.client().head_object(Bucket=self.s3.bucket, Key=self._key(name))
-        except _boto_errors() as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+        except boto_errors() as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.where}{name}") from None
             raise self._fail(f"HEAD {name}", exc) from None
         klass = str(head.get("StorageClass") or "STANDARD")
@@ -309,7 +309,7 @@ class S3Backend:
 
     def thaw(self, name: str, days: int, tier: str) -> bool:
         """Ask S3 for a readable copy of a cold pack; False when one was asked for already."""
-        from neuromirror.store.s3 import _boto_errors, _code
+        from neuromirror.store.s3 import boto_errors, error_code
 
         try:
             self.s3.client().restore_object(
@@ -318,13 +318,14 @@ class S3Backend:
                 RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}},
             )
             return True
-        except _boto_errors() as exc:
-            if _code(exc) == "RestoreAlreadyInProgress":
+        except boto_errors() as exc:
+            if error_code(exc) == "RestoreAlreadyInProgress":
                 return False
             raise self._fail(f"asking to thaw {name}", exc) from None
 
 
-def staged_name(folder: Optional[Path] = None) -> str:
+def staged_name() -> str:
+    """A staged pack's name: this host and process first, so that only a dead process's are removed."""
     return f"{host_tag()}-{uuid.uuid4().hex}.pack"
 
 

@@ -122,6 +122,12 @@ class KeyMap:
                 self.refresh()
             return {p: (v[1], v[2], v[3]) for p, v in self._packs.items()}
 
+    def pack_info(self, pack: str) -> tuple[int, int, str]:
+        """(size, live bytes, storage class) of one pack, in O(1): a read's look at its pack's class."""
+        with self._lock:
+            v = self._packs.get(pack)
+            return (v[1], v[2], v[3]) if v is not None else (0, 0, "STANDARD")
+
     def keys_of(self, pack: str) -> tuple[str, ...]:
         with self._lock:
             return self._packs.get(pack, ("", 0, 0, "", ()))[4]
@@ -140,6 +146,9 @@ class KeyMap:
                 self.refresh()
             return len(self._keys)
 
-    def forget(self, key: str) -> Optional[Where]:
+    def all_keys(self) -> set[str]:
+        """Every key an index file names."""
         with self._lock:
-            return self._keys.pop(key, None)
+            if not self._loaded:
+                self.refresh()
+            return set(self._keys)

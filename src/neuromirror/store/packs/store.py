@@ -20,11 +20,11 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any, Collection, Optional
 from urllib.parse import quote
 
 from neuromirror.errors import UserError
-from neuromirror.store.base import FIRST_COST, StoreIdentity, remote_name
+from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, remote_name
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
     STAGING,
@@ -139,6 +139,16 @@ class PackStore:
             if self._identity is None:
                 self._identity = self._load_identity()
             return self._identity
+
+    def exists(self) -> bool:
+        """Is a packed store there (its config file)?  Reading never makes one."""
+        try:
+            self.backend.get(CONFIG)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise UserError(f"{self.url}: {exc}") from None
+        return True
 
     def _load_identity(self) -> StoreIdentity:
         try:
@@ -286,7 +296,7 @@ class PackStore:
         cold pack and process, none for a pack in a warm class."""
         if pack in self._readable:
             return False
-        klass = self.keys.packs().get(pack, (0, 0, "STANDARD"))[2]
+        klass = self.keys.pack_info(pack)[2]
         if klass not in COLD_CLASSES:
             return False
         state = self.backend.coldness(pack_object(pack))
@@ -302,7 +312,7 @@ class PackStore:
         got = self.where(key)
         if got is None:
             return None
-        size, _, klass = self.keys.packs().get(got[0], (0, 0, "STANDARD"))
+        size, _, klass = self.keys.pack_info(got[0])
         if klass not in COLD_CLASSES or got[0] in self._readable:
             return None
         if ask:
@@ -331,23 +341,42 @@ class PackStore:
         return Thawing(self.url, list(self.thawing.values())) if self.thawing else None
 
     def forget_key(self, key: str) -> None:
-        """Remove a key from every index file that names it (a copy found wrong); its dead bytes stay in
-        their pack until a repack drops them.  An index left with no key goes, then its pack."""
+        """Remove a key from every index file that names it (a copy found wrong)."""
+        self.forget_keys({key})
+
+    def forget_keys(self, keys: Collection[str]) -> int:
+        """Remove ``keys`` from every index file that names them, each index file rewritten once; their dead
+        bytes stay in their packs until a repack drops them.  An index left with no key goes, then its pack.
+        How many entries went."""
+        keys = set(keys)
         w = self._writer
-        if w is not None and key in w.pending:
+        if w is not None and any(k in w.pending for k in keys):
             w.seal()
         self.keys.refresh()
+        gone = 0
         for pack in list(self.keys.packs()):
-            if key not in self.keys.keys_of(pack):
+            if not any(k in keys for k in self.keys.keys_of(pack)):
                 continue
             index = PackIndex.decode(self.backend.get(index_object(pack)), pack)
-            index.entries = [e for e in index.entries if e.key != key]
-            if index.entries:
+            left = [e for e in index.entries if e.key not in keys]
+            gone += len(index.entries) - len(left)
+            index.entries = left
+            if left:
                 self.backend.put_small(index_object(pack), index.encode())
             else:
                 self.backend.delete(index_object(pack))
                 self.backend.delete(pack_object(pack))
         self.keys.refresh()
+        return gone
+
+    def drop(self, keys: Collection[str]) -> Dropped:
+        """Retention: packs mostly made of ``keys`` rewritten without them (restic's prune, :meth:`prune`),
+        and the rest of ``keys`` taken out of their index files (their bytes left for a later rewrite)."""
+        dead = set(keys)
+        before = self.used_bytes()
+        report = self.prune(self.keys.all_keys() - dead)
+        forgotten = self.forget_keys(dead & self.keys.all_keys())
+        return Dropped(report.dropped + forgotten, max(0, before - self.used_bytes()), report.merged)
 
     def used_bytes(self) -> int:
         return sum(item.size for item in self.backend.listing(PACKS))
