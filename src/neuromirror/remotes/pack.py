@@ -70,7 +70,7 @@ class PackRemote(SpecialRemote):
             with self._store.open_key(key) as src, open(local_file, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except Frozen as exc:
-            raise RemoteError(f"{exc}: a thaw was asked for; get again once it is readable") from None
+            raise RemoteError(f"{self._store.url}: {exc}") from None
         except FileNotFoundError:
             raise RemoteError(f"{self._store.url} holds no copy of {key}") from None
         except OSError as exc:

@@ -24,7 +24,9 @@ class Frozen(OSError):
     """The pack holding a key is in a cold storage class and not thawed yet."""
 
     def __init__(self, pack: str) -> None:
-        super().__init__(f"pack {pack} is in a cold storage class and not thawed yet")
+        super().__init__(
+            f"pack {pack} is thawing from cold storage (its thaw is asked for): read again once it is readable"
+        )
         self.pack = pack
 
 
