@@ -89,7 +89,21 @@ def test_a_packed_store_outlives_the_archive_for_a_plain_clone(dandi_archive, tm
         assert sha256((work / path).read_bytes()) == sha256(data), path
 
 
-def test_verify_finds_a_flipped_byte_in_a_pack_and_repairs_it_into_a_new_pack(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+#: verify --stores of one source's copies (its packs read for the keys chosen), or of the whole store (no SPEC,
+#: every copy: its packs read whole while the branches are walked, ``store.packs.check.Scan``)
+WHOLE = pytest.mark.parametrize("whole", [False, True], ids=["one-source", "whole-store"])
+
+
+def _verify_args(d, url: str, whole: bool) -> list[str]:  # noqa: ANN001
+    return ["verify", "--stores", *([] if whole else [d.spec]), "--store", url, *(["--fraction", "1"] if whole else [])]
+
+
+@WHOLE
+def test_verify_finds_a_flipped_byte_in_a_pack_and_repairs_it_into_a_new_pack(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    whole: bool,
+) -> None:
     sizes = {"a.nwb": 50_000, "b.nwb": 20_000}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     store = tmp_path / "packed"
@@ -104,14 +118,15 @@ def test_verify_finds_a_flipped_byte_in_a_pack_and_repairs_it_into_a_new_pack(da
     data[offset + length // 2] ^= 0xFF  # rot inside the pack
     victim.write_bytes(bytes(data))
 
-    code, out, err = d.run("verify", "--stores", d.spec, "--store", url, "--json")
+    code, out, err = d.run(*_verify_args(d, url, whole), "--json")
     assert code == 1, out + err
     report = json.loads(out)
     assert [b["key"] for b in report["bad"]] == [key] and report["bad"][0]["repaired"]
+    assert report["checked"] == 2 and report["good"] == 1
     # the repaired key lies in a new pack; the rotten copy is named by no index any more
     after = indexed(store)
     assert after[key][0] != pack
-    assert d.run("verify", "--stores", d.spec, "--store", url)[0] == 0
+    assert d.run(*_verify_args(d, url, whole))[0] == 0
 
 
 def test_a_store_is_readable_with_its_own_files_only(tmp_path: Path) -> None:
@@ -277,7 +292,12 @@ def test_prune_drops_dead_keys_and_never_a_live_one_even_when_killed(tmp_path: P
     )
 
 
-def test_a_truncated_pack_is_found_by_verify_and_named_by_the_keys_it_breaks(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+@WHOLE
+def test_a_truncated_pack_is_found_by_verify_and_named_by_the_keys_it_breaks(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    whole: bool,
+) -> None:
     sizes = {"a.nwb": 10_000, "b.nwb": 12_000, "c.nwb": 14_000}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     store = tmp_path / "packed"
@@ -293,13 +313,13 @@ def test_a_truncated_pack_is_found_by_verify_and_named_by_the_keys_it_breaks(dan
     broken = sorted(k for k in keys.values() if where[k][1] + where[k][2] > cut)
     assert len(broken) == 2
 
-    code, out, err = d.run("verify", "--stores", d.spec, "--store", url, "--json")
+    code, out, err = d.run(*_verify_args(d, url, whole), "--json")
     assert code == 1, out + err
     report = json.loads(out)
     named = sorted(f["key"] for f in report["bad"] + report["missing"])
     assert named == broken  # the keys the cut breaks, named; the whole one is fine
     assert all(f["repaired"] for f in report["bad"] + report["missing"])
-    assert d.run("verify", "--stores", d.spec, "--store", url)[0] == 0
+    assert d.run(*_verify_args(d, url, whole))[0] == 0
     fresh = PackStore.directory(str(store))
     for path, key in keys.items():
         assert fresh.read_range(key) == d.files[path]
@@ -322,6 +342,25 @@ def test_a_kept_zarr_comes_back_from_the_packs_with_get_r(dandi_archive, tmp_pat
     assert code == 0, out + err
     assert json.loads(out)["versions"][0]["kept"] >= 3
     assert len(pack_files(tmp_path / "packed")) == 2  # the Zarr's chunks and the blob share one pack
+
+    # verify --stores of the whole store walks the Zarr's dataset too: a rotten chunk is named by its path in
+    # the version and re-kept from the archive (the Zarr's URLs, read from its branch for the repair only)
+    packed = tmp_path / "packed"
+    where = indexed(packed)
+    (pack,) = {w[0] for w in where.values()}
+    victim = packed / "packs" / f"{pack}.pack"
+    data = bytearray(victim.read_bytes())
+    (key,) = [k for k, (_, o, n) in where.items() if data[o : o + n] == chunks["0/0"]]
+    data[where[key][1] + 1] ^= 0xFF
+    os.chmod(victim, 0o644)
+    victim.write_bytes(bytes(data))
+    code, out, err = d.run("verify", "--stores", "--store", url, "--fraction", "1", "--json")
+    assert code == 1, out + err
+    report = json.loads(out)
+    assert report["checked"] == len(where) and report["good"] == len(where) - 1
+    assert [(b["key"], b["path"], b["repaired"]) for b in report["bad"]] == [(key, "sub-09/sample.zarr/0/0", True)]
+    assert d.run("verify", "--stores", "--store", url)[0] == 0
+
     lose_zarr(d, "sub-09/sample.zarr")
     lose_blobs(d, ["sub-01/a.nwb"])
     work = clone(d.ds, tmp_path / "clone")

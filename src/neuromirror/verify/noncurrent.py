@@ -28,7 +28,6 @@ from neuromirror.dataset.files import annex_key, annex_repo
 from neuromirror.index.rows import VersionRow
 from neuromirror.records import GIT, SUBDATASET
 from neuromirror.sources import s3urls
-from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.store.record import store_uuids
 from neuromirror.util.dates import iso_z
 
@@ -75,6 +74,8 @@ class CurrentObjects:
 
     def only_noncurrent(self, urls: Iterable[str]) -> bool:
         """Whether every versioned URL of a file names a noncurrent version (and it has one at least)."""
+        from neuromirror.sources.dandi.zarr_listing import is_archive_key  # here: it imports requests
+
         seen = False
         for u in urls:
             got = _versioned(u)

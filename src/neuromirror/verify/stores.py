@@ -25,23 +25,22 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
-from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file
+from neuromirror.dataset.files import annex_repo
 from neuromirror.dataset.versions import Version, select_versions
 from neuromirror.index import store_checks
-from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
-from neuromirror.store.holders import Locations
-from neuromirror.store.record import record_absent, record_present, store_uuids
+from neuromirror.store.record import record_absent, record_present
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import Transfer, read_back
 from neuromirror.util.dates import iso_z
+from neuromirror.verify.recorded import Copy, recorded_copies, urls_of
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
+    from neuromirror.store.packs.check import Scan
 
 
 @dataclass
@@ -124,13 +123,6 @@ class StoresCheck:
         return out
 
 
-@dataclass(frozen=True)
-class _Copy:
-    uuid: str
-    file: VersionFile
-    source: str
-
-
 def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Version]:
     """The versions whose copies are re-read: a SPEC without a version (and no SPEC: the sources keep counted
     copies for, else every source) names every state recorded, older drafts included — a copy kept for an
@@ -190,17 +182,52 @@ def verify_stores(
     seconds); record good checks, remove and re-keep bad or missing copies; the findings."""
     out = StoresCheck()
     opened = _Stores(mirror, only)
-    copies = _recorded_copies(mirror, specs, opened, out)
-    chosen = _slice(mirror, list(copies), fraction, older_than)
+    scan = _scan(only, specs, fraction, older_than, jobs)
+    try:
+        copies = _recorded_copies(mirror, specs, opened, out, jobs)
+        chosen = _slice(mirror, list(copies), fraction, older_than)
+        _count(out, opened, copies)
+        good = _verdicts(out, opened, copies, chosen, jobs, scan)
+    finally:
+        if scan is not None:
+            scan.close()
+    now = time.time()
+    for uuid, keys in good.items():
+        store_checks.record_checked(mirror.index, uuid, keys, when=now)
+    if repair:
+        _repair(mirror, opened, copies, out.findings, jobs)
+    return out
+
+
+def _scan(
+    only: Optional[Store], specs: Sequence[Spec], fraction: Optional[float], older_than: Optional[float], jobs: int
+) -> Optional[Scan]:
+    """A packed store's packs read whole from the start, while the branches are walked, when every copy
+    of it is re-read (no SPEC, no slice): what the walk then finds recorded is answered from that reading.
+    None otherwise: a slice, or some sources' keys, are read pack by pack once they are known."""
+    whole = not specs and older_than is None and (fraction is None or fraction >= 1)
+    if only is None or not whole or not hasattr(only, "cold_pack"):
+        return None
+    from neuromirror.store.packs.check import Scan
+
+    return Scan(only, jobs)
+
+
+def _count(out: StoresCheck, opened: _Stores, copies: dict) -> None:
     for uuid, _ in copies:
         s = opened.opened[uuid]
         assert s is not None
         entry = out.per_store.setdefault(uuid, {"url": s.url, "copies": 0, "checked": 0, "bad": 0, "missing": 0})
         entry["copies"] += 1
 
+
+def _verdicts(
+    out: StoresCheck, opened: _Stores, copies: dict, chosen: list[tuple[str, str]], jobs: int, scan: Optional[Scan]
+) -> dict[str, list[str]]:
+    """Each chosen copy read back: the findings into ``out``; uuid -> the keys found good."""
     good: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
-        for (uuid, key), (verdict, why) in _read_back(opened, copies, chosen, pool, jobs):
+        for (uuid, key), (verdict, why) in _read_back(opened, copies, chosen, pool, jobs, scan):
             out.checked += 1
             out.per_store[uuid]["checked"] += 1
             c = copies[(uuid, key)]
@@ -213,19 +240,20 @@ def verify_stores(
             if verdict in ("bad", "missing"):
                 out.per_store[uuid][verdict] += 1
             out.findings.append(Finding(store.url, uuid, c.source, c.file.path, key, verdict, why))
-    now = time.time()
-    for uuid, keys in good.items():
-        store_checks.record_checked(mirror.index, uuid, keys, when=now)
-    if repair:
-        _repair(mirror, opened, copies, out.findings, jobs)
-    return out
+    return good
 
 
 def _read_back(
-    opened: _Stores, copies: dict, chosen: list[tuple[str, str]], pool: ThreadPoolExecutor, jobs: int
+    opened: _Stores,
+    copies: dict,
+    chosen: list[tuple[str, str]],
+    pool: ThreadPoolExecutor,
+    jobs: int,
+    scan: Optional[Scan] = None,
 ) -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
     """Each chosen copy read back and hashed: a packed store's pack by pack (one sequential read of each
-    pack for all its keys chosen: :mod:`neuromirror.store.packs.check`), any other store's key by key."""
+    pack for all its keys chosen, or the ``scan`` of all its packs: :mod:`neuromirror.store.packs.check`),
+    any other store's key by key."""
     from neuromirror.store.packs.check import check_keys
 
     packed: dict[str, list[str]] = {}
@@ -242,41 +270,26 @@ def _read_back(
         return item, read_back(store, item[1], copies[item].file.size)
 
     for uuid, keys in packed.items():
-        yield from (((uuid, key), v) for key, v in check_keys(opened.opened[uuid], keys, jobs))
+        store = opened.opened[uuid]
+        found = scan.check(keys) if scan is not None and scan.store is store else check_keys(store, keys, jobs)
+        yield from (((uuid, key), v) for key, v in found)
     yield from pool.map(check, single)
 
 
 def _recorded_copies(
-    mirror: Mirror, specs: Sequence[Spec], opened: _Stores, out: StoresCheck
-) -> dict[tuple[str, str], _Copy]:
+    mirror: Mirror, specs: Sequence[Spec], opened: _Stores, out: StoresCheck, jobs: int
+) -> dict[tuple[str, str], Copy]:
     """(uuid, key) -> one file holding it, for every copy the versions' git-annex branches record in a
-    store re-read this time; a store that does not open here goes to ``out.unreached`` instead."""
-    copies: dict[tuple[str, str], _Copy] = {}
-    locations = Locations()  # a dataset's versions come one after another: its logs read once
-    zarrs_read: set[tuple[str, str]] = set()  # a Zarr's state many versions share: its files listed once
-    for target in _targets(mirror, specs):
-        by_repo: dict[Path, list[VersionFile]] = {}
-        ds = mirror.dataset_path(target.relpath)
-        for f in each_version_file(mirror.index, ds, target.id, VersionFiles(), zarrs_read):
-            by_repo.setdefault(annex_repo(f), []).append(f)
-        for repo, files in by_repo.items():
-            first: dict[str, VersionFile] = {}
-            for f in files:
-                first.setdefault(annex_key(f), f)
-            readable = _readable(repo, opened, out)
-            holders = locations.of(repo, first)
-            for uuid in readable:
-                for key, there in holders.items():
-                    if uuid in there:
-                        copies.setdefault((uuid, key), _Copy(uuid, first[key], target.source))
-    return copies
+    store re-read this time (:mod:`.recorded`); a store that does not open here goes to ``out.unreached``."""
+    targets = [(mirror.dataset_path(t.relpath), t.id, t.source) for t in _targets(mirror, specs)]
+    return recorded_copies(mirror.index, targets, lambda _repo, stores: _readable(stores, opened, out), jobs)
 
 
-def _readable(repo: Path, opened: _Stores, out: StoresCheck) -> list[str]:
-    """The stores ``repo`` records that are re-read this time and open here; the others are remembered as
-    sources for repairs, or (every store being checked) said unreached once."""
+def _readable(stores: dict[str, dict[str, str]], opened: _Stores, out: StoresCheck) -> list[str]:
+    """Of the stores a repository records (``stores``), those re-read this time that open here; the others
+    are remembered as sources for repairs, or (every store being checked) said unreached once."""
     readable: list[str] = []
-    for uuid, fields in store_uuids(repo).items():
+    for uuid, fields in stores.items():
         if not opened.checked(uuid):
             opened.recorded.setdefault(uuid, fields)  # not re-read now: a source for repairs only
             continue
@@ -293,8 +306,8 @@ def _slice(
 ) -> list[tuple[str, str]]:
     """The copies to read this time: all; those last checked before ``older_than`` seconds ago (or never);
     or the ``fraction`` whose last check is oldest (never-checked first)."""
-    if fraction is None and older_than is None:
-        return items
+    if older_than is None and (fraction is None or fraction >= 1):
+        return items  # all of them: no check time to look up
     checks = store_checks.checks_of(mirror.index, [k for _, k in items])
 
     def when(item: tuple[str, str]) -> float:
@@ -314,7 +327,7 @@ def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Findin
             continue
         store = opened.opened[f.uuid]
         assert store is not None
-        c: _Copy = copies[(f.uuid, f.key)]
+        c: Copy = copies[(f.uuid, f.key)]
         with mirror.lock(c.source):
             record_absent(annex_repo(c.file), f.uuid, [f.key])
         store_checks.forget(mirror.index, f.uuid, [f.key])
@@ -328,7 +341,7 @@ def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Findin
         others = opened.others(f.uuid)
         transfer = Transfer(store, jobs=jobs, others=others)
         try:
-            outcome = transfer(f.key, c.file.size, c.file.urls)
+            outcome = transfer(f.key, c.file.size, urls_of(c.file))
         finally:
             transfer.close()
         if not outcome.ok:

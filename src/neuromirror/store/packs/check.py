@@ -1,6 +1,12 @@
 """A packed store's keys re-read and hashed pack by pack: each pack read once, front to back, every key
 asked for in it checked against its checksum (``verify --stores``), instead of one ranged read per key.
 
+:func:`check_keys` reads the packs of the keys it is given.  :class:`Scan` reads every pack the store's
+index files name, whole, before anyone asks: the index already says which keys each pack holds and the
+keys name their checksums, so the reading needs nothing of the git-annex branches and runs on threads
+while ``verify --stores`` walks them; :meth:`Scan.check` then answers from what was read (a key no pack
+it read holds — a pack sealed since, a cold one — is read as :func:`check_keys` reads it).
+
 The verdicts are :func:`neuromirror.store.transfer.read_back`'s: ``good``, ``bad`` (wrong bytes),
 ``missing`` (no index names the key, or its pack ends before the key does), ``unreadable`` (the store
 did not answer).
@@ -8,13 +14,16 @@ did not answer).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterator, Optional
 
 from neuromirror.annex.keys import key_checksum
-from neuromirror.store.packs.layout import pack_object
+from neuromirror.store.packs.backend import COLD_CLASSES
+from neuromirror.store.packs.layout import pack_object, skip
 
 Verdict = tuple[str, str]
+GOOD: Verdict = ("good", "")
 
 
 def check_keys(store: Any, keys: list[str], jobs: int = 4) -> Iterator[tuple[str, Verdict]]:
@@ -31,7 +40,62 @@ def check_keys(store: Any, keys: list[str], jobs: int = 4) -> Iterator[tuple[str
             yield from found
 
 
+class Scan:
+    """Every warm pack of ``store`` read whole and each key it holds hashed, ``jobs`` packs at a time,
+    started at once in the background (cold packs are left for :meth:`check`: reading one asks for its
+    thaw, which only a key asked for may do)."""
+
+    def __init__(self, store: Any, jobs: int = 4) -> None:
+        self.store = store
+        self.jobs = max(1, jobs)
+        self._stop = threading.Event()
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-scan")
+        self._result: Future = self._runner.submit(self._run)
+
+    def _run(self) -> tuple[set[str], dict[str, Verdict]]:
+        good: set[str] = set()
+        other: dict[str, Verdict] = {}
+        packs = self.store.keys.packs()
+        warm = [p for p, (_, _, klass) in packs.items() if klass not in COLD_CLASSES]
+
+        def one(pack: str) -> list[tuple[str, Verdict]]:
+            if self._stop.is_set():
+                return []
+            return _one_pack(self.store, pack, [(e.offset, e.length, e.key) for e in self.store.keys.entries(pack)])
+
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="verify-scan-packs") as pool:
+            for found in pool.map(one, warm):
+                for key, verdict in found:
+                    if verdict == GOOD:
+                        good.add(key)
+                    else:
+                        other[key] = verdict
+        return good, other
+
+    def check(self, keys: list[str]) -> Iterator[tuple[str, Verdict]]:
+        """(key, verdict) for each of ``keys``: from the scan, else read now (:func:`check_keys`)."""
+        good, other = self._result.result()
+        self._runner.shutdown()
+        rest = []
+        for key in keys:
+            if key in good:
+                yield key, GOOD
+            elif key in other:
+                yield key, other[key]
+            else:
+                rest.append(key)
+        if rest:
+            yield from check_keys(self.store, rest, self.jobs)
+
+    def close(self) -> None:
+        """Stop reading packs not started yet (a run that ends early); wait for those under way."""
+        self._stop.set()
+        self._runner.shutdown()
+
+
 def _one_pack(store: Any, pack: str, wanted: list[tuple[int, int, str]]) -> list[tuple[str, Verdict]]:
+    if not wanted:
+        return []
     wanted.sort()
     end = max(o + n for o, n, _ in wanted)
     out: list[tuple[str, Verdict]] = []
@@ -49,7 +113,7 @@ def _one_pack(store: Any, pack: str, wanted: list[tuple[int, int, str]]) -> list
         at = 0
         for offset, length, key in wanted:
             try:
-                _skip(fh, offset - at)
+                skip(fh, offset - at)
                 out.append((key, _verdict(key, fh, length)))
             except OSError as exc:
                 out.append((key, ("unreadable", " ".join(str(exc).split())[:300])))
@@ -82,12 +146,4 @@ def _verdict(key: str, fh: Any, length: int) -> Verdict:
         return "good", "no checksum in the key: its size only"
     if digest.hexdigest() != checksum.digest:
         return "bad", f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
-    return "good", ""
-
-
-def _skip(fh: Any, n: int) -> None:
-    while n > 0:
-        got = fh.read(min(n, 1 << 20))
-        if not got:
-            raise OSError("pack cut short")
-        n -= len(got)
+    return GOOD

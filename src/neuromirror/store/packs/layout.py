@@ -64,7 +64,7 @@ class PackIndex:
             "size": self.size,
             "storage_class": self.storage_class,
             "created": self.created,
-            "keys": [[e.key, e.offset, e.length, e.checksum] for e in self.entries],
+            "keys": entries_json(self.entries),
         }
 
     def encode(self) -> bytes:
@@ -91,9 +91,14 @@ class PackIndex:
             raise PackFormatError(f"index of {name or '?'}: {exc}") from None
 
 
+def entries_json(entries: list[Entry]) -> list[list[Any]]:
+    """The entries as both a trailer and an index file list them: ``[key, offset, length, checksum]`` each."""
+    return [[e.key, e.offset, e.length, e.checksum] for e in entries]
+
+
 def trailer(entries: list[Entry]) -> bytes:
     """The bytes that close a pack: its entries as JSON, their length and the magic."""
-    body = json.dumps({"format": FORMAT, "keys": [[e.key, e.offset, e.length, e.checksum] for e in entries]}).encode()
+    body = json.dumps({"format": FORMAT, "keys": entries_json(entries)}).encode()
     return body + FOOTER.pack(len(body), MAGIC)
 
 
@@ -111,6 +116,27 @@ def read_trailer(tail: bytes, pack: str, size: int) -> PackIndex:
     except (ValueError, KeyError, TypeError) as exc:
         raise PackFormatError(f"pack {pack}: its trailer does not read: {exc}") from None
     return PackIndex(pack, size, entries)
+
+
+def skip(fh: Any, n: int) -> None:
+    """Read past ``n`` bytes of a pack being read front to back (a stream: S3's cannot seek)."""
+    while n > 0:
+        got = fh.read(min(n, 1 << 20))
+        if not got:
+            raise OSError("pack cut short")
+        n -= len(got)
+
+
+def read_exact(fh: Any, n: int) -> bytes:
+    """The next ``n`` bytes of a pack (OSError: it ends first)."""
+    parts, left = [], n
+    while left > 0:
+        got = fh.read(left)
+        if not got:
+            raise OSError("pack cut short")
+        parts.append(got)
+        left -= len(got)
+    return b"".join(parts)
 
 
 def pack_name(name: str) -> Optional[str]:

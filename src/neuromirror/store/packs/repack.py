@@ -20,7 +20,7 @@ from typing import Iterator, Optional, Protocol
 from neuromirror.annex.keys import key_checksum
 from neuromirror.store.packs.backend import COLD_CLASSES, Backend, DirectoryBackend
 from neuromirror.store.packs.keymap import KeyMap
-from neuromirror.store.packs.layout import Entry, PackIndex, index_object, pack_object
+from neuromirror.store.packs.layout import Entry, PackIndex, index_object, pack_object, read_exact, skip
 from neuromirror.store.packs.writer import PackWriter
 from neuromirror.util.crashpoints import crashpoint
 
@@ -136,8 +136,8 @@ def _carry(store: PackStore, pack: str, live: Optional[set[str]], report: Repack
     with store.backend.open_range(pack_object(pack), 0, end) as fh:
         at = 0
         for e in entries:
-            _skip(fh, e.offset - at)
-            data = _read_exact(fh, e.length)
+            skip(fh, e.offset - at)
+            data = read_exact(fh, e.length)
             at = e.offset + e.length
             if live is not None and e.key not in live:
                 report.dropped += 1
@@ -158,25 +158,6 @@ def _good(e: Entry, data: bytes) -> bool:
     h = c.new()
     h.update(data)
     return bool(h.hexdigest() == c.digest)
-
-
-def _skip(fh: object, n: int) -> None:
-    while n > 0:
-        got = fh.read(min(n, 1 << 20))  # type: ignore[attr-defined]
-        if not got:
-            raise OSError("pack cut short")
-        n -= len(got)
-
-
-def _read_exact(fh: object, n: int) -> bytes:
-    parts, left = [], n
-    while left > 0:
-        got = fh.read(left)  # type: ignore[attr-defined]
-        if not got:
-            raise OSError("pack cut short")
-        parts.append(got)
-        left -= len(got)
-    return b"".join(parts)
 
 
 @contextmanager
