@@ -459,3 +459,14 @@ def test_get_progress_off_a_terminal_is_clean_lines(cli: CLI, dandi_archive, tmp
     assert all(x != y for x, y in zip(lines, lines[1:])), lines
     assert "100%" in lines[-1] and "6/6 files" in lines[-1], lines[-1]
     assert sum("6/6 files" in ln for ln in lines) == 1, lines  # the final state, once
+
+
+def test_every_command_says_what_it_does_in_its_help() -> None:
+    """``neuromirror CMD --help`` opens with a description for every command, not only the usage line."""
+    import argparse
+
+    from neuromirror.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    bare = sorted(name for name, p in sub.choices.items() if not (p.description or "").strip())
+    assert not bare, f"commands whose --help has no description: {bare}"

@@ -62,3 +62,37 @@ def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) 
         api.open(d.run.root).version(f"{source}@9.999999.9999")
     with pytest.raises(api.UserError, match="no mirror at"):
         api.open(tmp_path / "nowhere")
+
+
+def test_the_api_takes_what_a_new_user_passes(dandi_archive, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    """One spec where a list is expected, a ``date`` or naive ``datetime``, a ``Path`` target, a path the
+    version lacks, a hostile path: each does what it says or raises one clear UserError."""
+    from datetime import date, datetime
+
+    import neuromirror
+    from neuromirror import api
+
+    assert (Path(neuromirror.__file__).parent / "py.typed").is_file()  # a user's mypy sees the API's types
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 2_500})
+    with api.open(d.run.root) as m:
+        # one spec string, not its characters
+        report = m.keep(d.spec, tmp_path / "store")
+        assert report.ok and [v.version for v in report.runs[0].versions] == [d.version]
+        assert m.changes(date(2000, 1, 1), d.source)[0]["source"] == d.source
+        assert m.changes(datetime(2000, 1, 1), [d.source]) == m.changes("2000-01-01", d.source)
+        with pytest.raises(api.UserError, match="not a date"):
+            m.changes(12345, d.source)  # type: ignore[arg-type]
+        with pytest.raises(api.UserError, match="name what to work on"):
+            m.keep(None, tmp_path / "store")  # type: ignore[arg-type]
+        # a Path as restore's target, as keep's
+        restored = m.restore(d.spec, tmp_path / "restored")
+        assert restored.ok, restored.to_json()
+        assert any(p.is_file() for p in (tmp_path / "restored").rglob("*"))
+        # a path the version lacks, or one outside it: NoSuchPath, never an empty answer or git's text
+        assert [f.path for f in m.files(d.spec, "sub-01")] == ["sub-01/a.nwb"]
+        with pytest.raises(api.NoSuchPath, match="has no sub-99/x.nwb") as caught:
+            list(m.files(d.spec, ["sub-01/a.nwb", "sub-99/x.nwb"]))
+        assert "fatal" not in str(caught.value) and "fatal" not in capfd.readouterr().err
+        for hostile in ("../etc/passwd", "/etc/passwd", ".git/config"):
+            with pytest.raises(api.NoSuchPath, match="not a path inside the version"):
+                m.files(d.spec, hostile)

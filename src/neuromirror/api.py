@@ -20,12 +20,12 @@ a test runs every example there.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
 
 from neuromirror.dataset.versions import Version, select_versions
-from neuromirror.errors import UserError
+from neuromirror.errors import NoSuchPath, UserError
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, SpecError, parse_spec
 from neuromirror.store.base import Store
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.verify.report import VerifyReport
 
-__all__ = ["Mirror", "UserError", "Version", "VersionFile", "open"]
+__all__ = ["Mirror", "NoSuchPath", "UserError", "Version", "VersionFile", "open"]
 
 #: where a mirror is when none is named (the commands' ``--root`` default)
 ROOT_ENV = "NEUROMIRROR_ROOT"
@@ -52,6 +52,29 @@ def spec_of(text: Union[str, Spec], *, allow_version: bool = True) -> Spec:
         return parse_spec(text, allow_version=allow_version)
     except SpecError as exc:
         raise UserError(str(exc)) from None
+
+
+def specs_of(given: Union[str, Spec, Sequence[Union[str, Spec]]]) -> list[Spec]:
+    """One spec or several: ``"dandi:000027"`` is one source, never the characters of its name."""
+    if given is None:
+        raise UserError("name what to work on: a spec (dandi:000027[@VERSION]) or a list of them")
+    if isinstance(given, (str, Spec)):
+        return [spec_of(given)]
+    return [spec_of(s) for s in given]
+
+
+def moment(since: Union[str, date, datetime]) -> datetime:
+    """A date as ISO text (``2024-05-01``, ``2024-05-01T12:00:00Z``), a ``date`` (its midnight, UTC) or a
+    ``datetime`` (one without a zone is taken as UTC): always an aware ``datetime``."""
+    from neuromirror.pin.changes import parse_since
+
+    if isinstance(since, datetime):
+        return since if since.tzinfo is not None else since.replace(tzinfo=timezone.utc)
+    if isinstance(since, date):
+        return datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
+    if isinstance(since, str):
+        return parse_since(since)
+    raise UserError(f"since {since!r}: not a date (give a date, a datetime or ISO 8601 text)")
 
 
 def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None) -> Mirror:  # noqa: A001
@@ -120,26 +143,35 @@ class Mirror:
             raise UserError(f"pin {s}: pin names one source, not a pattern (neuromirror status lists the sources)")
         return pin_record(self.datasets, s)
 
-    def files(self, spec: Union[str, Spec], paths: Sequence[str] = ()) -> Iterator[VersionFile]:
+    def files(self, spec: Union[str, Spec], paths: Union[str, Sequence[str]] = ()) -> Iterator[VersionFile]:
         """The files of the version ``spec`` names, Zarr subdatasets' included, with keys, sizes and the
-        URLs a clone gets them from (``paths``: only those files and folders)."""
-        return self.version(spec).files(paths=paths)
+        URLs a clone gets them from (``paths``: only those files and folders; one the version does not have
+        raises :class:`NoSuchPath` once the others are given)."""
+        wanted = [paths] if isinstance(paths, str) else list(paths)
+        for p in wanted:
+            parts = p.strip("/").split("/")
+            if p.startswith("/") or ".." in parts or parts[0] in (".git", ""):
+                raise NoSuchPath(f"{p!r}: not a path inside the version (relative, no '..', not .git)")
+        version = self.version(spec)
+        return _each_then_check(version.files(paths=wanted), wanted, version)
 
-    def changes(self, since: Union[str, datetime], specs: Sequence[Union[str, Spec]] = ()) -> list[dict[str, Any]]:
+    def changes(
+        self, since: Union[str, date, datetime], specs: Union[str, Spec, Sequence[Union[str, Spec]]] = ()
+    ) -> list[dict[str, Any]]:
         """Per source (every one, or those ``specs`` name): what was added, removed and changed between the
         state recorded at or before ``since`` and the newest, from the index (``neuromirror changes``)."""
         from neuromirror.index.lookup import sources_matching
-        from neuromirror.pin.changes import parse_since, source_changes
+        from neuromirror.pin.changes import source_changes
 
-        when = parse_since(since) if isinstance(since, str) else since
-        chosen = [spec_of(s, allow_version=False) for s in specs]
+        when = moment(since)
+        chosen = [spec_of(s, allow_version=False) for s in ([specs] if isinstance(specs, (str, Spec)) else specs)]
         sources = sources_matching(self.index, chosen) if chosen else self.sources()
         return [c for c in (source_changes(self.index, s, when) for s in sources) if c is not None]
 
     # -- copies of the content ----------------------------------------------------------------------
     def keep(
         self,
-        specs: Sequence[Union[str, Spec]],
+        specs: Union[str, Spec, Sequence[Union[str, Spec]]],
         to: Union[PathLike, Store, Sequence[Union[PathLike, Store]]],
         *,
         copies: Optional[int] = None,
@@ -185,7 +217,7 @@ class Mirror:
             from_stores=sources,
             prune=prune,
         )
-        targets = select_versions(self.index, [spec_of(s) for s in specs], options.all_versions, root=self.root)
+        targets = select_versions(self.index, specs_of(specs), options.all_versions, root=self.root)
         if locks:
             from neuromirror.keep.lock import lock_targets
 
@@ -244,8 +276,8 @@ class Mirror:
 
     def restore(
         self,
-        specs: Sequence[Union[str, Spec]],
-        to: Union[str, S3Target, DirTarget],
+        specs: Union[str, Spec, Sequence[Union[str, Spec]]],
+        to: Union[PathLike, S3Target, DirTarget],
         *,
         dry_run: bool = False,
         force: bool = False,
@@ -261,8 +293,8 @@ class Mirror:
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.restore.targets import open_target
 
-        if isinstance(to, str):
-            target = open_target(to)
+        if isinstance(to, (str, os.PathLike)):
+            target = open_target(os.fspath(to))
             target.check()
         else:
             target = to
@@ -270,6 +302,17 @@ class Mirror:
         options = RestoreOptions(
             dry_run=dry_run, force=force, jobs=jobs, stores=None if stores is None else list(stores), each=each
         )
-        versions = select_versions(self.index, [spec_of(s) for s in specs], root=self.root)
+        versions = select_versions(self.index, specs_of(specs), root=self.root)
         restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
         return report
+
+
+def _each_then_check(files: Iterator[VersionFile], wanted: Sequence[str], version: Version) -> Iterator[VersionFile]:
+    """``files`` as they stream; then a :class:`NoSuchPath` for a path in ``wanted`` none of them was under."""
+    missing = {p.strip("/") for p in wanted}
+    for f in files:
+        if missing:
+            missing = {p for p in missing if not (f.path == p or f.path.startswith(p + "/"))}
+        yield f
+    if missing:
+        raise NoSuchPath(f"{version.source}@{version.label} has no {', '.join(sorted(missing))}")

@@ -7,3 +7,7 @@ importing the command line; ``cli.main`` prints it as one line and exits 2.
 
 class UserError(Exception):
     """An error the user can fix; printed as one line, exit 2."""
+
+
+class NoSuchPath(UserError):
+    """A path asked of a version that the version does not have (never an empty answer)."""

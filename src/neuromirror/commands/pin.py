@@ -8,7 +8,12 @@ from neuromirror.commands.common import UserError, add_json, open_api, print_jso
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pin", help="print the commit, tag and DOI that pin a version")
+    p = sub.add_parser(
+        "pin",
+        help="print the commit, tag and DOI that pin a version",
+        description="Print what pins a mirrored version exactly: its source, version, the dataset (its path under "
+        "the root), the commit and tag, and the archive's DOI (the latest version when none is named).",
+    )
     p.add_argument("spec", help="dandi:000027, dandi:000027@0.230629.1955 or dandi:000027@draft (default: the latest)")
     add_json(p)
     p.set_defaults(func=run)

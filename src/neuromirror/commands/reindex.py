@@ -13,7 +13,12 @@ from neuromirror.commands.common import UserError, add_json, open_mirror, print_
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reindex", help="rebuild the SQLite index from the datasets (the truth)")
+    p = sub.add_parser(
+        "reindex",
+        help="rebuild the SQLite index from the datasets (the truth)",
+        description="Rebuild the SQLite index from the mirror's datasets, which are the truth: every source, "
+        "version and file as the datasets' history records them. Run it after losing or damaging the index.",
+    )
     p.add_argument(
         "--prune",
         action="store_true",

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("status", help="one row per source: last success/failure, next run, versions, files, bytes")
+    p = sub.add_parser(
+        "status",
+        help="one row per source: last success/failure, next run, versions, files, bytes",
+        description="One row per mirrored source: its last success and failure, its next scheduled run (with "
+        "--config), its versions, files and bytes; with --copies, how many verified copies its files have.",
+    )
     p.add_argument("specs", nargs="*", metavar="SPEC", help="only these sources (globs allowed, e.g. 'dandi:*')")
     p.add_argument(
         "--config",

@@ -12,7 +12,14 @@ from neuromirror.sources.base import Source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sync", help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)")
+    p = sub.add_parser(
+        "sync",
+        help="mirror sources (dandi:ID, aind:NAME, boss:COLL/EXP; globs allowed)",
+        description="Mirror each source into its DataLad dataset under the root: the archive's listing compared "
+        "with the last recorded state, new and changed files added as annexed URLs (nothing downloaded), a "
+        "commit per new state and a tag per published version, and the index updated. Reruns with nothing changed "
+        "upstream change nothing.",
+    )
     p.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. dandi:000027, 'dandi:*'")
     p.add_argument(
         "--config",
