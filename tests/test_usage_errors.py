@@ -105,6 +105,29 @@ def test_root_a_file_is_named_with_where_it_came_from(tmp_path: Path, capsys, mo
     assert a_file.read_text() == "x"
 
 
+def test_a_root_that_cannot_be_made_and_specs_mistyped_are_one_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """``--root`` where no directory can be made (a read-only place: here a folder without write
+    permission for a non-root user, /proc for root) said ``[Errno 2]``; ``@@draft`` blamed the id;
+    full-width digits passed as a dandiset id."""
+    import os
+
+    from neuromirror.cli import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    place = Path("/proc/neuromirror-root") if os.geteuid() == 0 else locked / "root"
+    assert main(["--root", str(place), "sync", "dandi:000001"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"neuromirror: --root {place}: the mirror root cannot be made or written there: "), line
+    assert not place.exists()
+    for spec, said in (
+        ("dandi:000027@@draft", "one '@' between the name and the version"),
+        ("dandi:\uff10\uff10\uff10\uff10\uff12\uff17", "a dandiset id has 6 digits"),
+    ):
+        assert main(["--root", str(tmp_path / "r"), "pin", spec]) == 2, spec
+        assert said in one_line(capsys.readouterr().err), spec
+
+
 def test_keep_to_a_file_is_not_a_store_down(mirror: Mirror, tmp_path: Path) -> None:
     a_file = tmp_path / "store"
     a_file.write_text("not a store")
@@ -201,3 +224,25 @@ def test_the_readme_counts_its_scripts_right() -> None:
     scripts = {line.split()[0] for line in lines}
     words = {2: "Two", 3: "three"}
     assert f"{words[len(scripts)]} scripts, {words[len(lines)]} ways" in intro, intro
+
+
+def test_a_root_left_half_made_by_ctrl_c_is_mended_by_the_next_run(tmp_path: Path) -> None:
+    """A run killed after the root dataset was made and before its state folder was ignored left
+    ``.neuromirror/`` showing in ``git status`` for good: the next run mends it."""
+    from neuromirror.dataset.mirror import Mirror as Root
+
+    root = tmp_path / "root"
+    m = Root(root)
+    m.ensure_root()
+    exclude = root / ".git" / "info" / "exclude"
+    exclude.write_text(exclude.read_text().replace("/.neuromirror/", ""))  # where Ctrl-C stopped it
+    (root / ".neuromirror" / "x").parent.mkdir(exist_ok=True)
+    (root / ".neuromirror" / "x").write_text("state")
+    shown = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+    assert ".neuromirror" in shown
+    Root(root).ensure_root()  # the next run
+    shown = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout
+    assert ".neuromirror" not in shown, shown
+    assert exclude.read_text().split().count("/.neuromirror/") == 1
+    Root(root).ensure_root()
+    assert exclude.read_text().split().count("/.neuromirror/") == 1  # once, however many runs

@@ -7,6 +7,7 @@ and imports datalad, dandi, boto3... only when it runs, so ``--help`` is fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -187,6 +188,16 @@ def _check_root(args: argparse.Namespace, argv: Sequence[str]) -> None:
     check_folder(args.root_label, args.root, " (a mirror root is a directory)", writable=False)
 
 
+def _under_root(args: argparse.Namespace, exc: OSError) -> Optional[str]:
+    """How the user named the root (``--root DIR``) when ``exc`` is about a path in it (``--root /proc/x``:
+    the root cannot be made there), else None: the mistake is the root's, said as such, exit 2."""
+    root, label = getattr(args, "root", None), getattr(args, "root_label", None)
+    if not root or not label or not exc.filename or exc.errno not in (errno.ENOENT, errno.EACCES, errno.EROFS, errno.EPERM):
+        return None
+    path, top = os.path.abspath(os.fsdecode(exc.filename)), os.path.abspath(root)
+    return f"{label}: the mirror root cannot be made or written there" if (path + "/").startswith(top + "/") else None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuromirror.util import counts
     from neuromirror.util.gitutil import IDENTITY
@@ -219,6 +230,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as exc:
         print(f"neuromirror: {exc}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
+    except OSError as exc:
+        where = _under_root(args, exc)
+        if where is None or args.verbose >= 2:
+            raise
+        print(f"neuromirror: {where}: {exc.strerror or exc} ({exc.filename})", file=sys.stderr)
+        return 2
     except Exception as exc:  # one line, never a traceback, unless -vv
         if args.verbose >= 2:
             raise

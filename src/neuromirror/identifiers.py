@@ -19,8 +19,8 @@ from typing import Any, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 #: a dandiset id, and a version (``draft`` or ``0.YYMMDD.HHMM``)
-_ID = r"(?P<id>\d{6})"
-_VERSION = r"(?P<version>draft|\d+\.\d{6}\.\d{4})"
+_ID = r"(?P<id>[0-9]{6})"
+_VERSION = r"(?P<version>draft|[0-9]+\.[0-9]{6}\.[0-9]{4})"
 #: DataCite prefixes of the instances that mint DOIs
 DOI_PREFIXES = {"10.48324": "dandi", "10.80507": "dandi-sandbox"}
 

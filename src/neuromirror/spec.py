@@ -37,7 +37,7 @@ class Spec:
         return self.source + (f"@{self.version}" if self.version else "")
 
 
-_DANDI_ID = re.compile(r"^\d{6}$")
+_DANDI_ID = re.compile(r"^[0-9]{6}$")  # ASCII digits: "０００２７" is no id
 
 
 def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
@@ -63,6 +63,8 @@ def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
     if archive not in ARCHIVES:
         raise SpecError(f"unknown archive {archive!r} in {text!r} (known: {', '.join(ARCHIVES)})")
     version = None
+    if rest.count("@") > 1:
+        raise SpecError(f"{text!r}: one '@' between the name and the version, e.g. {archive}:NAME@VERSION")
     if "@" in rest:
         rest, version = rest.rsplit("@", 1)
         if not allow_version:

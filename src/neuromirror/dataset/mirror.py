@@ -23,6 +23,8 @@ from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
 ROOT_LOCK = "_root"
+#: the root's state folder (index, locks, manifests), in the root's .git/info/exclude: never part of the dataset
+STATE_IGNORE = "/.neuromirror/"
 #: a source dataset's ``.gitattributes`` beyond DataLad's own line: ``datalad create -c text2git``'s
 #: rule (text files in git, binary ones annexed) and the mirror's key backend (SHA256E: DANDI's
 #: sha256 digests are the keys, so nothing is hashed again)
@@ -113,20 +115,31 @@ class Mirror:
 
     # -- datasets -------------------------------------------------------
     def ensure_root(self) -> None:
-        if (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists():
+        """The root dataset, made once; and its state folder ignored by git, checked every time: a root made
+        by a run killed (Ctrl-C) between the two steps is mended by the next run."""
+        if self._made() and self._state_ignored():
             return
         with self.root_lock():
-            if (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists():
-                return
-            from neuromirror.dataset.datalad_create import create
+            if not self._made():
+                from neuromirror.dataset.datalad_create import create
 
-            self.root.mkdir(parents=True, exist_ok=True)
-            create(self.root, force=True, description="neuromirror root")
-            skeleton.tidy(self.root)  # git's and git-annex's hooks and samples: nothing here commits by hand
-            exclude = self.root / ".git" / "info" / "exclude"
-            exclude.parent.mkdir(exist_ok=True)
-            with exclude.open("a") as fh:
-                fh.write("\n/.neuromirror/\n")
+                self.root.mkdir(parents=True, exist_ok=True)
+                create(self.root, force=True, description="neuromirror root")
+                skeleton.tidy(self.root)  # git's and git-annex's hooks and samples: nothing commits by hand
+            if not self._state_ignored():
+                exclude = self.root / ".git" / "info" / "exclude"
+                exclude.parent.mkdir(exist_ok=True)
+                with exclude.open("a") as fh:
+                    fh.write(f"\n{STATE_IGNORE}\n")
+
+    def _state_ignored(self) -> bool:
+        try:
+            return STATE_IGNORE in (self.root / ".git" / "info" / "exclude").read_text().split()
+        except FileNotFoundError:
+            return False
+
+    def _made(self) -> bool:
+        return (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists()
 
     @property
     def manifest_root(self) -> Path:
