@@ -445,7 +445,7 @@ def _scenarios(
             ("pack-cycles", lambda: bench_pack_cycles(work, args.pack_cycles, int(args.pack_cycles_pack_size))),
             (
                 "lost-stores",
-                lambda: bench_lost_stores(a, work, help_s, args.lost_stores_chunks, args.lost_stores_rounds),
+                lambda: bench_lost_stores(a, work, help_s, args.lost_stores_chunks, args.lost_stores_rounds, args.keep),
             ),
             ("restore-pack", lambda: bench_restore_pack(args, a, work, help_s)),
             ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),

@@ -132,8 +132,10 @@ def _kept_then_lost(archives: Archives, work: Path, startup: float, chunks: int,
     return ident, version, blobs, zarr_files, bucket, roots, keeps
 
 
-def bench_lost_stores(archives: Archives, work: Path, startup: float, chunks: int, rounds: int) -> list[dict]:
-    """The scenario's rows (see the module), judged."""
+def bench_lost_stores(
+    archives: Archives, work: Path, startup: float, chunks: int, rounds: int, keep: bool = False
+) -> list[dict]:
+    """The scenario's rows (see the module), judged; with ``keep`` (``--keep``) the stores stay, for a profile."""
     env = _env(archives)
     ident, version, blobs, zarr_files, bucket, roots, keeps = _kept_then_lost(archives, work, startup, chunks, env)
     counted = _Requests(archives, bucket)
@@ -187,9 +189,10 @@ def bench_lost_stores(archives: Archives, work: Path, startup: float, chunks: in
     for kind in ("pack", "pack-s3", "s3"):
         out.append(_readers(roots[kind], env, ident, version, wanted, counted, f"lost-stores-read-{kind}"))
     judge(out, TARGETS)
-    for kind in KINDS:
-        shutil.rmtree(work / f"lost-stores-{kind}", ignore_errors=True)
-    archives.drop_objects(bucket)
+    if not keep:
+        for kind in KINDS:
+            shutil.rmtree(work / f"lost-stores-{kind}", ignore_errors=True)
+        archives.drop_objects(bucket)
     return out
 
 
