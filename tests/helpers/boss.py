@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -123,3 +124,19 @@ def key_of(repo: Path, path: str, rev: str = "HEAD") -> str:
 def cutouts(boss: BossStandIn) -> list[str]:
     """The channels of the cutout requests the stand-in answered."""
     return [r.path.split("/")[5] for r in boss.request_log if r.route == "cutout"]
+
+
+@contextlib.contextmanager
+def hermetic_sample(home: Path) -> Iterator[BossStandIn]:
+    """The tiny sample served, with the environment the ``hermetic`` fixture (conftest.py) gives one test, for as
+    long as a module-scoped fixture holds it: an empty HOME, no BOSS settings, the stand-in's token."""
+    import pytest
+
+    from neuromirror.standins.boss.tiny import tiny_sample
+
+    with pytest.MonkeyPatch.context() as mp, tiny_sample(token=TOKEN) as boss:
+        for k in ("INTERN_HOST", "INTERN_PROTOCOL", "NEUROMIRROR_BOSS_URL", "NEUROMIRROR_BOSS_NO_HASH"):
+            mp.delenv(k, raising=False)
+        for k, v in {**_base_env(home), "INTERN_TOKEN": TOKEN}.items():
+            mp.setenv(k, v)
+        yield boss

@@ -12,6 +12,12 @@ serves answers 410 naming its key, never other bytes.  A directory answers PROPF
 clients (WsgiDAV, :mod:`.view_dav`), and GET with an HTML listing for people or JSON for scripts.
 Any method that would write answers 405.  Redirects, listings and logs carry no secret: a URL
 holding a credential is never redirected to, and the store's local paths are never shown.
+
+A page of a pinned OME-Zarr image (a ``*.zarr`` directory, and the directory that holds some) links it in
+Neuroglancer (:mod:`.ome.neuroglancer`), by the pin's commit: the ``neuroglancer`` package's client, served
+here at ``/neuroglancer/`` when installed, and a public one.  A Neuroglancer of another origin reads the files
+from a browser, which hands it an answer only with CORS headers: every answer carries them, and a preflight
+(``OPTIONS`` with ``Access-Control-Request-Method``) is answered here, not by WsgiDAV.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import json
 import logging
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
+from wsgiref.util import application_uri
 
 from neuromirror.read.fsspec_remote import FAILED_HEADER
 from neuromirror.read.loss import mirror_index, source_lock
+from neuromirror.read.ome import neuroglancer as ng
 from neuromirror.read.serving import Serving
 from neuromirror.read.store_reads import streamed
 from neuromirror.read.view_dav import dav_app
@@ -40,6 +48,22 @@ READ_METHODS = ("GET", "HEAD", "OPTIONS", "PROPFIND")
 #: query parameters that carry a credential: a URL with one is never handed out
 SECRET_PARAMS = {"x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "token", "access_token"}
 StartResponse = Callable[..., Any]
+#: on every answer: a page of another origin (a public Neuroglancer, ndviz) may read it, and these of its headers
+CORS = (
+    ("Access-Control-Allow-Origin", "*"),
+    (
+        "Access-Control-Expose-Headers",
+        "Content-Length, Content-Range, Accept-Ranges, Content-Type, ETag, Last-Modified",
+    ),
+)
+#: what a preflight allows a page to send: range reads (a Zarr chunk's part, an HDF5 file's), revalidation, WebDAV's
+PREFLIGHT = (
+    ("Access-Control-Allow-Methods", ", ".join(READ_METHODS)),
+    ("Access-Control-Allow-Headers", "Range, If-Range, If-Match, If-None-Match, If-Modified-Since, Accept, Depth"),
+    ("Access-Control-Max-Age", "600"),
+)
+#: how many images of one page get their layer type read from their ``.zattrs`` (one listing each) and a link together
+IMAGES_READ = 16
 PIN_NOTE = (
     " A file answers with a redirect to the URL that serves exactly its bytes at this pin; a file kept"
     " in git, or that only the lab's store still holds, is served here."
@@ -73,13 +97,25 @@ class View:
     def handles(path: str) -> bool:
         """Is ``path`` (a request's, query included) the view's?"""
         p = path.split("?", 1)[0].split("#", 1)[0]
-        return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS))
+        return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE))
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        start_response = _with_cors(start_response)
         method = environ["REQUEST_METHOD"]
+        if method == "OPTIONS" and environ.get("HTTP_ORIGIN") and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
+            private = environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK", "").lower() == "true"
+            start_response(
+                "204 No Content", [*PREFLIGHT, *([("Access-Control-Allow-Private-Network", "true")] * private)]
+            )
+            return []
+        return self._answer(environ, start_response, method)
+
+    def _answer(self, environ: dict, start_response: StartResponse, method: str) -> Iterable[bytes]:
         head = method == "HEAD"
         # PEP 3333: PATH_INFO holds the path's bytes as latin-1
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
+        if path == ng.CLIENT_ROUTE or path.startswith(ng.CLIENT_ROUTE + "/"):
+            return _client(start_response, path, head)
         if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
             return self._manifests(environ, start_response, path)
         share = next((s for s in SHARES if path == s or path.startswith(s + "/")), None)
@@ -109,7 +145,7 @@ class View:
         if node is None:
             return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
         if node.is_dir:
-            return self._listing(environ, start_response, path, node, head)
+            return self._listing(environ, start_response, path, node, head, self._images(share, path, node))
         return self._file(environ, start_response, node, head)
 
     def _why(self, style: str, path: str) -> str:
@@ -173,8 +209,42 @@ class View:
         return [] if head else [body]
 
     # -- directories ---------------------------------------------------------------------
+    def _images(self, share: str, path: str, node: Node) -> list[ng.Image]:
+        """The OME-Zarr images a directory's page links in Neuroglancer, each by a path that pins it for good: the
+        directory itself if it is a Zarr's top, else its children that are; by the pin's commit (``draft`` or a
+        label would follow what they name when the link is opened), or as they are under ``/zarrs/`` (a checksum)."""
+        if node.pin is not None:
+            archive, name = node.pin.source.split(":", 1)
+            top = f"/dav/{archive}/{name}/{node.pin.commit}/{node.inner}".rstrip("/")
+            parts = node.inner.split("/")
+        elif share == "/zarrs" and path.strip("/").count("/") >= 3:  # /zarrs/{p1}/{p2}/{zarr_id}[/...]
+            top, parts = path.rstrip("/"), path.strip("/").split("/")[4:] or [""]
+        else:
+            return []
+        if any(ng.is_zarr(p) for p in parts[:-1]):  # inside an image: its levels are not images of their own
+            return []
+        tops = (
+            [top]
+            if ng.is_zarr(parts[-1])
+            else [f"{top}/{e.name}" for e in node.entries if e.is_dir and ng.is_zarr(e.name)]
+        )
+        return [
+            ng.Image(ng.layer_name(t), t, self._kind(t) if i < IMAGES_READ else "image") for i, t in enumerate(tops)
+        ]
+
+    def _kind(self, top: str) -> str:
+        """An image's layer type, from its ``.zattrs`` when the view holds its bytes (kept in git: a BOSS image's)."""
+        if not top.startswith("/dav/"):
+            return "image"
+        try:
+            node = self.tree.node("dav", top[len("/dav") :] + "/.zattrs")
+        except Exception as exc:  # a courtesy: the link stands without it
+            log.debug("view: %s/.zattrs: %s", top, exc)
+            return "image"
+        return ng.kind_of(None if node is None else node.data)
+
     def _listing(
-        self, environ: dict, start_response: StartResponse, path: str, node: Node, head: bool
+        self, environ: dict, start_response: StartResponse, path: str, node: Node, head: bool, images: list[ng.Image]
     ) -> Iterable[bytes]:
         base = path.rstrip("/") + "/"
         rows = [
@@ -191,11 +261,13 @@ class View:
         pin = None if at is None else {"source": at.source, "version": at.version, "commit": at.commit}
         query = parse_qs(environ.get("QUERY_STRING", ""))
         accept = environ.get("HTTP_ACCEPT", "")
+        viewers = _viewers(application_uri(environ), images)
         if query.get("format") == ["json"] or ("application/json" in accept and "text/html" not in accept):
-            body = json.dumps({"path": base, "pin": pin, "entries": rows}, indent=1).encode()
+            extra = {"neuroglancer": viewers} if viewers else {}
+            body = json.dumps({"path": base, "pin": pin, "entries": rows, **extra}, indent=1).encode()
             ctype = "application/json"
         else:
-            body, ctype = _html(base, pin, rows).encode(), "text/html; charset=utf-8"
+            body, ctype = _html(base, pin, rows, _viewers_html(viewers)).encode(), "text/html; charset=utf-8"
         start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))), *_dated(node)])
         return [] if head else [body]
 
@@ -232,6 +304,68 @@ class View:
         server.run(self)
 
 
+def _with_cors(start_response: StartResponse) -> StartResponse:
+    """``start_response`` adding the CORS headers an answer lacks (WsgiDAV's, a redirect, a 404 included)."""
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        have = {k.lower() for k, _ in headers}
+        headers = [*headers, *((k, v) for k, v in CORS if k.lower() not in have)]
+        return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
+
+    return start
+
+
+def _client(start_response: StartResponse, path: str, head: bool) -> Iterable[bytes]:
+    """The ``neuroglancer`` package's client: ``/neuroglancer/`` sends a browser (the ``#!`` state kept) to
+    :data:`~.ome.neuroglancer.CLIENT_APP`, where its files are; without the package, a 404 saying so."""
+    if ng.client_dir() is None:
+        why = "the neuroglancer package is not installed here (pip install 'neuromirror[view]'); open the public link\n"
+        return _text(start_response, "404 Not Found", why, head)
+    rest = path[len(ng.CLIENT_ROUTE) :]
+    if rest in ("", "/"):
+        start_response("302 Found", [("Location", ng.CLIENT_APP), ("Content-Length", "0")])
+        return []
+    parts = rest.split("/")
+    found = ng.client_file(parts[3]) if len(parts) == 4 and parts[1] == "v" and parts[2] else None
+    if found is None:
+        return _text(start_response, "404 Not Found", f"{path}: no such file of the Neuroglancer client\n", head)
+    data, ctype = found
+    cache = "no-cache" if ctype.startswith("text/html") else "public, max-age=86400"  # the others are named by hash
+    start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(data))), ("Cache-Control", cache)])
+    return [] if head else [data]
+
+
+def _viewers(base_url: str, images: list[ng.Image]) -> list[dict]:
+    """Each image's layer source and Neuroglancer links, then (two or more) all of them as the layers of one."""
+    out = [
+        {
+            "name": im.name,
+            "type": im.kind,
+            "path": im.path,
+            "source": ng.source(base_url, im.path),
+            "links": ng.links(base_url, [im]),
+        }
+        for im in images
+    ]
+    if 1 < len(images) <= IMAGES_READ:
+        out.append({"name": f"all {len(images)} together", "links": ng.links(base_url, images)})
+    return out
+
+
+def _viewers_html(viewers: list[dict]) -> str:
+    """The viewers' links; a layer source's ``://`` written as an entity, so that no scraper of the page (fsspec's
+    HTTP listing reads every bare ``http://`` URL in it) takes the image for a child of its own."""
+    if not viewers:
+        return ""
+    e = html.escape
+    items = []
+    for v in viewers:
+        anchors = " | ".join(f'<a href="{e(url)}">{e(ng.VIEWERS[k])}</a>' for k, url in v["links"].items())
+        src = f" (layer source <code>{e(v['source']).replace('://', '&#58;//')}</code>)" if "source" in v else ""
+        items.append(f"<li>{e(v['name'])}: {anchors}{src}</li>")
+    return f'<div class="neuroglancer"><p>In Neuroglancer, at this pin:</p><ul>{"".join(items)}</ul></div>'
+
+
 def _dated(node: Node) -> list[tuple[str, str]]:
     """``Last-Modified``: the pin's date (a published version's, a draft's or commit's commit date); a
     file's ``ETag``: its git-annex key (a DANDI file's holds its sha256), as WsgiDAV gives it when it streams."""
@@ -245,7 +379,7 @@ def _href(path: str) -> str:
     return quote(path.encode("utf-8", "surrogateescape"), safe="/")
 
 
-def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
+def _html(base: str, pin: Optional[dict], rows: list[dict], viewers: str = "") -> str:
     """A plain listing with links, readable without any script or style sheet.
 
     Clients that list a directory by scraping its page (fsspec's HTTP filesystem, so zarr-python over
@@ -278,7 +412,7 @@ def _html(base: str, pin: Optional[dict], rows: list[dict]) -> str:
         f"{e(base)} - neuromirror</title>"
         "<style>body{font-family:sans-serif;margin:2em}td{padding:0.15em 1em 0.15em 0}"
         ".size{text-align:right}th{text-align:left}</style></head><body>"
-        f"<h1>/{'/'.join(crumbs)}/</h1>{about}{parent}"
+        f"<h1>/{'/'.join(crumbs)}/</h1>{about}{viewers}{parent}"
         "<table><thead><tr><th>Name</th><th>Size</th><th>Modified</th><th>Served by</th></tr></thead>"
         f"<tbody>{''.join(lines)}</tbody></table>"
         f"<p>{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}.{PIN_NOTE if pin else ''}</p></body></html>\n"

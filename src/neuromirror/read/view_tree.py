@@ -75,6 +75,7 @@ class Node:
     data: Optional[bytes] = None
     pin: Optional[Pin] = None
     modified: Optional[float] = None  # the pin's date (:meth:`Tree.pin_date`), or the newest below
+    inner: str = ""  # inside a pin: the path from the pin's top ("" for the top itself)
 
 
 class BadPath(ValueError):
@@ -403,8 +404,9 @@ class Tree:
         when = self.pin_date(pin)
         if isinstance(got, tuple):
             f, data = got
-            return Node(False, file=f, data=data, pin=pin, modified=when)
-        return Node(True, [Entry(name, f, when) for name, f in got.children()], pin=pin, modified=when)
+            return Node(False, file=f, data=data, pin=pin, modified=when, inner="/".join(inner_parts))
+        entries = [Entry(name, f, when) for name, f in got.children()]
+        return Node(True, entries, pin=pin, modified=when, inner="/".join(inner_parts))
 
     def close(self) -> None:
         with self._db_lock:

@@ -5,6 +5,8 @@ mirror, the extents the sync recorded) and reads its chunks through ``neuromirro
 URL, a store's kept copy), a BOSS chunk no store keeps from the BOSS itself, every chunk checked
 against its git-annex key; :mod:`.regions` writes a region of it as a multi-page TIFF, z-slab by
 z-slab (``neuromirror get SPEC@V --region ... --format tiff``).
+:mod:`.neuroglancer` builds the Neuroglancer links the view's pages give a pinned image (by the pin's
+commit) and finds the ``neuroglancer`` package's client the view serves.
 
 May import what :mod:`neuromirror.read` may (``pin``, ``store``, ``engine``, ``index``, ``annex`` and
 below) and ``read`` itself; must not import ``keep``, ``verify``, ``commands`` or ``cli``.

@@ -1,0 +1,155 @@
+"""Neuroglancer links to pinned OME-Zarr images: what ndviz users open, showing the pin, never the archive's now.
+
+A Neuroglancer state (the JSON after ``#!`` in its URL) names each layer's data by a URL; its zarr datasource
+(``zarr://URL``) reads an OME-Zarr's ``multiscales`` there, then each level's ``.zarray`` and chunks, file by file
+over HTTP.  The view serves every file of a pin under a path that names the state for good: the pin's commit
+(``/dav/{archive}/{name}/{commit}/...``), or a Zarr state's checksum (``/zarrs/.../{checksum}.zarr/``).  A link
+whose sources are such paths shows the pinned bytes whatever the archive rewrote since; one built on ``draft``,
+or on a label, would follow whatever the name means when the link is opened, so links are built on commits.
+
+Two viewers take the same state: the ``neuroglancer`` package's built client (the ``view`` extra), which the
+view serves itself at :data:`CLIENT_APP` (same origin: no CORS, no mixed content, no internet), and any other
+Neuroglancer (ndviz, the public demo), which reads the view from its own origin with the CORS headers the view
+sends (:mod:`neuromirror.read.view`).  The package is located, never imported: serving its files needs none of
+its Python dependencies' code.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+from urllib.parse import quote
+
+#: a Neuroglancer anyone can reach (Google's demo deployment); ndviz takes the same ``#!`` state
+PUBLIC_APP = "https://neuroglancer-demo.appspot.com/"
+#: where the view serves the ``neuroglancer`` package's client
+CLIENT_ROUTE = "/neuroglancer"
+#: the package's client finds its Python server from a ``/v/{token}/`` path, so it is served under one
+CLIENT_APP = CLIENT_ROUTE + "/v/pinned/"
+#: the names of the client's files (as the package's own static server allows them)
+_CLIENT_NAME = re.compile(r"^[a-z0-9][a-zA-Z0-9_\-.]*\.(?:js|map|css|wasm|html)$")
+_TYPES = {
+    ".css": "text/css",
+    ".js": "application/javascript",
+    ".html": "text/html; charset=utf-8",
+    ".map": "application/json",
+    ".wasm": "application/wasm",
+}
+#: The package's client waits for a Python server's event stream (``/events/{token}``) and, while it has none,
+#: shows "Disconnected from Python server".  The view is no such server and the state is the URL's own, so the
+#: client's wait is answered at once; every other EventSource is the browser's own.
+_NO_PYTHON_SERVER = (
+    "<script>/* neuromirror: no Python server behind this client; its state is the URL's #!... */"
+    "(function(){var E=window.EventSource;function F(u,o){if(String(u).indexOf('/events/')<0)return new E(u,o);"
+    "var s=this;s.readyState=1;s.close=function(){s.readyState=2};"
+    "setTimeout(function(){if(s.onopen)s.onopen({})},0)}"
+    "F.CONNECTING=0;F.OPEN=1;F.CLOSED=2;window.EventSource=F})();</script>"
+)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One OME-Zarr image (or any Zarr) as a layer: its name and the view path that pins it."""
+
+    name: str  # the layer's name: the directory's, without ``.ome.zarr``
+    path: str  # the view's path of the Zarr's top, unquoted: /dav/boss/C/E/{commit}/image8.ome.zarr
+    kind: str = "image"  # or "segmentation" (a BOSS annotation channel, an NGFF label image)
+
+
+def is_zarr(name: str) -> bool:
+    """Does a directory's name say it is a Zarr's top (``x.zarr``, ``x.ome.zarr``), as every archive names them?"""
+    return name.lower().endswith(".zarr") and len(name) > len(".zarr")
+
+
+def layer_name(path: str) -> str:
+    name = path.rstrip("/").rpartition("/")[2]
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def kind_of(zattrs: Optional[bytes]) -> str:
+    """``segmentation`` for labels (an NGFF ``image-label``, a BOSS annotation channel), else ``image``.
+
+    From the image's ``.zattrs`` when the view has its bytes (a BOSS image's, kept in git); unknown: ``image``."""
+    try:
+        attrs = json.loads(zattrs or b"{}")
+    except ValueError:
+        return "image"
+    if not isinstance(attrs, dict):
+        return "image"
+    boss = attrs.get("boss")
+    if "image-label" in attrs or (isinstance(boss, dict) and boss.get("type") == "annotation"):
+        return "segmentation"
+    return "image"
+
+
+def source(base_url: str, path: str) -> str:
+    """The layer source Neuroglancer reads the image at: ``zarr://`` and the view's URL of the pinned path."""
+    return "zarr://" + base_url.rstrip("/") + quote(path.rstrip("/"), safe="/")
+
+
+def state(base_url: str, images: Sequence[Image]) -> dict:
+    """A Neuroglancer state showing ``images`` as layers (names made unique), the first one selected."""
+    layers, seen = [], set()
+    for im in images:
+        name, n = im.name or "image", 2
+        while name in seen:
+            name, n = f"{im.name}-{n}", n + 1
+        seen.add(name)
+        layers.append({"type": im.kind, "source": source(base_url, im.path), "name": name})
+    out: dict = {"layers": layers, "layout": "4panel"}
+    if layers:
+        out["selectedLayer"] = {"layer": layers[0]["name"], "visible": True}
+    return out
+
+
+def link(app: str, state_: dict) -> str:
+    """``app`` opened on ``state_``: ``#!`` and the JSON, every reserved character escaped (as Neuroglancer reads
+    it back), so that no ``http://`` of a source stands bare in a page a listing scraper reads."""
+    return app + "#!" + quote(json.dumps(state_, separators=(",", ":")), safe="")
+
+
+#: what each of :func:`links`' viewers is called on a page
+VIEWERS = {"mirror": "this mirror's Neuroglancer", "public": "neuroglancer-demo.appspot.com"}
+
+
+def links(base_url: str, images: Sequence[Image]) -> dict[str, str]:
+    """The URL of each viewer (:data:`VIEWERS`) opened on ``images``: this view's own client first when it has
+    one (``mirror``), then the public one (``public``)."""
+    st = state(base_url, images)
+    out = {"mirror": link(base_url.rstrip("/") + CLIENT_APP, st)} if client_dir() else {}
+    return {**out, "public": link(PUBLIC_APP, st)}
+
+
+# -- the package's client --------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def client_dir() -> Optional[Path]:
+    """The ``neuroglancer`` package's built client (``neuroglancer/static/client``), if installed; not imported."""
+    try:
+        spec = importlib.util.find_spec("neuroglancer")
+    except (ImportError, ValueError):
+        return None
+    for where in (spec.submodule_search_locations or []) if spec else []:
+        client = Path(where) / "static" / "client"
+        if (client / "index.html").is_file():
+            return client
+    return None
+
+
+def client_file(name: str) -> Optional[tuple[bytes, str]]:
+    """A file of the client and its type (``index.html`` told that no Python server is behind it); None: none such."""
+    name = name or "index.html"
+    where = client_dir()
+    if where is None or not _CLIENT_NAME.match(name) or not (where / name).is_file():
+        return None
+    data = (where / name).read_bytes()
+    if name == "index.html":
+        data = data.replace(b"<head>", b"<head>" + _NO_PYTHON_SERVER.encode(), 1)
+    return data, _TYPES.get(Path(name).suffix, "application/octet-stream")
