@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from neuromirror.commands.common import UserError, add_json, open_api, print_json, require_mirror, spec_arg
+from neuromirror.util.text import one_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             )
         except BaseException as exc:
             if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
-                streamed.close({"error": " ".join(str(exc).split()) or type(exc).__name__, "ok": False})
+                streamed.close({"error": one_line(exc, 1000, joined=True), "ok": False})
             raise
     if streamed is not None:
         streamed.close(report.to_json())

@@ -58,12 +58,13 @@ def main() -> int:
     from datalad.api import create as dl_create
 
     from neuromirror.util.quiet import quiet_env
+    from neuromirror.util.text import one_line
 
     try:
         with quiet_env():  # DataLad would chat on stderr otherwise
             dl_create(path=request["path"], result_renderer="disabled", **request["options"])
     except Exception as exc:  # one line for the parent's error message
-        print(f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}", file=sys.stderr)
+        print(f"{type(exc).__name__}: {one_line(exc, 500, joined=True)}", file=sys.stderr)
         return 1
     return 0
 

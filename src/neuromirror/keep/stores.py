@@ -27,6 +27,7 @@ from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
 from neuromirror.util.disk import DiskFull, check_free
+from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -61,7 +62,7 @@ class StoresRun:
 
 
 def _down(store: Store, exc: BaseException) -> KeepRun:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(exc, 1000, joined=True)
     run = KeepRun(str(store), store.kind, "", "")
     run.error = text[:300]
     return run
@@ -101,7 +102,7 @@ def keep_into(
             try:
                 runs[-1].pruned = prune(mirror, store, targets)
             except OSError as exc:  # kept, not pruned: the next --prune finds the same versions dropped
-                runs[-1].error = f"pruning failed: {' '.join(str(exc).split())[:300]}"
+                runs[-1].error = f"pruning failed: {one_line(exc, 300, joined=True)}"
     sources = list(dict.fromkeys(t.source for t in targets))
     if copies is not None:
         for source in sources:

@@ -24,6 +24,7 @@ from neuromirror.store.packs.store import PackStore
 from neuromirror.store.packs.thaw import Frozen, Thawing
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import CHUNK
+from neuromirror.util.text import one_line
 
 #: bytes held in memory per object before its spool goes to disk
 SPOOL = 16 << 20
@@ -193,7 +194,7 @@ class Copies:
                     bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name", uuid))
                 continue
             except OSError as exc:
-                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200], uuid))
+                bad.append(BadCopy(store.url, key, "unreadable: " + one_line(exc, 200, joined=True), uuid))
                 continue
             out = tempfile.SpooledTemporaryFile(max_size=SPOOL)
             digest, md5 = checksum.new(), hashlib.md5()
@@ -201,7 +202,7 @@ class Copies:
                 got = drain(src, (digest, md5), out.write if good is None else None)
             except OSError as exc:
                 out.close()
-                bad.append(BadCopy(store.url, key, "unreadable: " + " ".join(str(exc).split())[:200], uuid))
+                bad.append(BadCopy(store.url, key, "unreadable: " + one_line(exc, 200, joined=True), uuid))
                 continue
             finally:
                 src.close()

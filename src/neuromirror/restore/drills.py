@@ -27,6 +27,7 @@ from neuromirror.restore.report import RestoreReport
 from neuromirror.restore.run import RestoreOptions, plan, restore_objects
 from neuromirror.restore.targets import DirTarget, S3Target, open_target
 from neuromirror.util.dates import iso_z
+from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -98,7 +99,7 @@ def drill(
         target.check()  # a scratch bucket that is not there: one reason, not one failure per object
         restore_objects(mirror, chosen, target, RestoreOptions(jobs=jobs, every=True), report, copies)
     except Exception as exc:  # the scratch target missing or down: the drill failed, said so
-        report.error = " ".join(str(exc).split())[:300] or type(exc).__name__
+        report.error = one_line(exc, 300, joined=True)
     finally:
         try:
             _clear(target)
@@ -130,7 +131,7 @@ def drill_if_due(
         versions = select_versions(mirror.index, [parse_spec(source, allow_version=False)])
         done = drill(mirror, versions, to, sample=sample, scope=source)
     except Exception as exc:  # the index or a dataset unreadable: the drill failed, said so (and recorded)
-        done = RestoreReport(to, drill=True, error=" ".join(str(exc).split())[:300] or type(exc).__name__)
+        done = RestoreReport(to, drill=True, error=one_line(exc, 300, joined=True))
         record(mirror.index, done, source, now)
     out = {k: v for k, v in done.to_json().items() if k not in ("versions", "skipped", "displaced")}
     out["result"] = result_of(done)

@@ -33,6 +33,7 @@ from neuromirror.restore.report import RestoreReport, write_entry
 from neuromirror.restore.retire import replaced, retire
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
 from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
@@ -261,7 +262,7 @@ def _archive_url(
 
 
 def _line(exc: BaseException) -> str:
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+    return one_line(exc, 300, joined=True)
 
 
 def _register(

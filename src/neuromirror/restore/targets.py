@@ -36,6 +36,7 @@ from neuromirror.restore.parts import META_ETAG, put_parts, spans_for
 from neuromirror.store.s3 import S3Store
 from neuromirror.store.transfer import CHUNK
 from neuromirror.util.paths import check_path
+from neuromirror.util.text import one_line
 
 ABSENT, SAME, DIFFERS = "absent", "same", "differs"
 #: a container holding this many objects of a batch is listed whole (fewer: its parent is scanned)
@@ -227,7 +228,7 @@ class S3Target:
             why = {"404": "no such bucket", "NoSuchBucket": "no such bucket", "403": "access denied"}.get(code, code)
             raise UserError(f"restore target {self.url}: {why}") from None
         except BotoCoreError as exc:
-            raise UserError(f"restore target {self.url}: {' '.join(str(exc).split())[:200]}") from None
+            raise UserError(f"restore target {self.url}: {one_line(exc, 200, joined=True)}") from None
 
     def can_overwrite(self) -> Optional[str]:
         with self._lock:
