@@ -96,3 +96,24 @@ def test_the_api_takes_what_a_new_user_passes(dandi_archive, tmp_path: Path, cap
         for hostile in ("../etc/passwd", "/etc/passwd", ".git/config"):
             with pytest.raises(api.NoSuchPath, match="not a path inside the version"):
                 m.files(d.spec, hostile)
+
+
+def test_the_apis_errors_are_one_vocabulary(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """One base a script catches, a kind per mistake, the message naming the thing (not a CLI flag)."""
+    from neuromirror import api
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    with api.open(d.run.root) as m:
+        cases = [
+            (lambda: m.version("dandi:999999"), api.NotMirrored, "dandi:999999 is not mirrored here"),
+            (lambda: m.version(f"{d.source}@9.999999.9999"), api.NoSuchVersion, "has no version"),
+            (lambda: m.version("dandi:12"), api.BadInput, "a dandiset id has 6 digits"),
+            (lambda: m.changes("yesterday-ish"), api.BadInput, "since 'yesterday-ish': not a date"),
+            (lambda: list(m.files(d.spec, "nope.nwb")), api.NoSuchPath, "has no nope.nwb"),
+        ]
+        for call, kind, said in cases:
+            with pytest.raises(kind, match=re.escape(said)) as caught:
+                call()
+            assert isinstance(caught.value, api.UserError) and isinstance(caught.value, api.NeuromirrorError)
+            assert caught.value.exit_code == 2 and "--" not in str(caught.value), caught.value
+    assert issubclass(api.Unavailable, api.NeuromirrorError) and not issubclass(api.Unavailable, api.UserError)

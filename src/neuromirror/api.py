@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Union
 
 from neuromirror.dataset.versions import Version, select_versions
-from neuromirror.errors import NoSuchPath, UserError
+from neuromirror.errors import (
+    BadInput,
+    NeuromirrorError,
+    NoSuchPath,
+    NoSuchVersion,
+    NotMirrored,
+    Unavailable,
+    UserError,
+)
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, SpecError, parse_spec
 from neuromirror.store.base import Store
@@ -37,7 +45,19 @@ if TYPE_CHECKING:
     from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.verify.report import VerifyReport
 
-__all__ = ["Mirror", "NoSuchPath", "UserError", "Version", "VersionFile", "open"]
+__all__ = [
+    "BadInput",
+    "Mirror",
+    "NeuromirrorError",
+    "NoSuchPath",
+    "NoSuchVersion",
+    "NotMirrored",
+    "Unavailable",
+    "UserError",
+    "Version",
+    "VersionFile",
+    "open",
+]
 
 #: where a mirror is when none is named (the commands' ``--root`` default)
 ROOT_ENV = "NEUROMIRROR_ROOT"
@@ -51,13 +71,13 @@ def spec_of(text: Union[str, Spec], *, allow_version: bool = True) -> Spec:
     try:
         return parse_spec(text, allow_version=allow_version)
     except SpecError as exc:
-        raise UserError(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
 
 def specs_of(given: Union[str, Spec, Sequence[Union[str, Spec]]]) -> list[Spec]:
     """One spec or several: ``"dandi:000027"`` is one source, never the characters of its name."""
     if given is None:
-        raise UserError("name what to work on: a spec (dandi:000027[@VERSION]) or a list of them")
+        raise BadInput("name what to work on: a spec (dandi:000027[@VERSION]) or a list of them")
     if isinstance(given, (str, Spec)):
         return [spec_of(given)]
     return [spec_of(s) for s in given]
@@ -74,7 +94,7 @@ def moment(since: Union[str, date, datetime]) -> datetime:
         return datetime(since.year, since.month, since.day, tzinfo=timezone.utc)
     if isinstance(since, str):
         return parse_since(since)
-    raise UserError(f"since {since!r}: not a date (give a date, a datetime or ISO 8601 text)")
+    raise BadInput(f"since {since!r}: not a date (give a date, a datetime or ISO 8601 text)")
 
 
 def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None) -> Mirror:  # noqa: A001

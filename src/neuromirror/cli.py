@@ -242,4 +242,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from neuromirror.util.text import one_line
 
         print(f"neuromirror: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # errors.py: each kind's code, 1 for the rest

@@ -1,13 +1,46 @@
-"""The one exception every layer may raise for a mistake the user can fix.
+"""neuromirror's error vocabulary: one base, a few kinds a caller can tell apart.
 
-It lives at the bottom so that the index, the engine and the service can raise it without
-importing the command line; ``cli.main`` prints it as one line and exits 2.
+It lives at the bottom so that every layer can raise these without importing the command line.
+A script catches :class:`NeuromirrorError` for anything neuromirror raised on purpose, or one kind:
+a mistake the user can mend (:class:`UserError`: a spec that names nothing mirrored, a version or a
+path that is not there, a bad input) or a place that did not answer (:class:`Unavailable`: an
+archive, a store, a lock another process holds).  The messages name the thing, so that they read
+the same from the API as on the command line.  ``cli.main`` maps them in one place: each kind's
+one line on stderr and its :attr:`~NeuromirrorError.exit_code` (2 for a mistake, 1 for the rest,
+75 for "try again later": a cold pack thawing).
 """
 
 
-class UserError(Exception):
+class NeuromirrorError(Exception):
+    """Anything neuromirror raises on purpose (not a bug): one line, and the exit code the CLI gives it."""
+
+    exit_code = 1
+
+
+class UserError(NeuromirrorError):
     """An error the user can fix; printed as one line, exit 2."""
+
+    exit_code = 2
+
+
+class BadInput(UserError):
+    """An argument that cannot mean anything: a malformed spec, date, size or region."""
+
+
+class NotMirrored(UserError):
+    """A source this mirror does not hold (or a pattern that matches none)."""
+
+
+class NoSuchVersion(UserError):
+    """A version, or a commit, the source's records do not have."""
 
 
 class NoSuchPath(UserError):
     """A path asked of a version that the version does not have (never an empty answer)."""
+
+
+class Unavailable(NeuromirrorError):
+    """A place that did not answer as it should: an archive, a store, another process's lock."""
+
+
+__all__ = ["BadInput", "NeuromirrorError", "NoSuchPath", "NoSuchVersion", "NotMirrored", "Unavailable", "UserError"]

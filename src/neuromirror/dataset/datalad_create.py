@@ -19,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.util import gitutil
 
 
-class CreateError(RuntimeError):
+class CreateError(NeuromirrorError, RuntimeError):
     """``datalad create`` failed; the message is its last line of explanation."""
 
 

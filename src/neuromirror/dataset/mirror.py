@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from neuromirror.dataset import clean_mark, light_dataset, registration, skeleton
+from neuromirror.errors import Unavailable
 from neuromirror.index.db import Index
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
@@ -34,7 +35,7 @@ CREATED_MESSAGE = "[neuromirror] new dataset: text files in git, use SHA256E key
 _root_thread_lock = threading.Lock()
 
 
-class LockBusy(RuntimeError):
+class LockBusy(Unavailable, RuntimeError):
     """Another process (a service job or a one-off sync) holds the source."""
 
 

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.errors import UserError
+from neuromirror.errors import NoSuchVersion, UserError
 from neuromirror.index.lookup import find_version, not_mirrored
 from neuromirror.index.rows import VersionRow
 from neuromirror.spec import Spec
@@ -77,7 +77,7 @@ def find_state(index: Any, spec: Spec, ds: Optional[Path] = None) -> VersionRow:
             raise UserError(
                 f"{spec.source}@{given}: a commit of the dataset that no sync recorded as a state ({known})"
             )
-        raise UserError(f"{spec.source} has no version or recorded commit {given!r} ({known})")
+        raise NoSuchVersion(f"{spec.source} has no version or recorded commit {given!r} ({known})")
     published = [r for r in rows if r.kind == "published"]
     if published:
         return published[-1]  # the commit of a published version is that version

@@ -21,6 +21,7 @@ from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.sink import StoreSink
 from neuromirror.engine.zarr.backfill import ManifestWanted
+from neuromirror.errors import NeuromirrorError
 from neuromirror.network import report as netreport
 from neuromirror.records import (
     Pending,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("neuromirror.engine.sync")
 
 
-class SyncError(RuntimeError):
+class SyncError(NeuromirrorError, RuntimeError):
     """A sync failed; the message is the one line the user sees."""
 
 

@@ -10,7 +10,7 @@ import fnmatch
 from pathlib import Path
 from typing import Any, Iterable
 
-from neuromirror.errors import UserError
+from neuromirror.errors import NoSuchVersion, NotMirrored, UserError
 from neuromirror.index.rows import VersionRow
 from neuromirror.spec import Spec
 
@@ -23,8 +23,8 @@ def where(index: Any) -> str:
 
 def not_mirrored(index: Any, source: str) -> UserError:
     if any(c in source for c in "*?["):  # a pattern: no sync to suggest, it matched nothing
-        return UserError(f"no mirrored source matches {source}, in {where(index)}")
-    return UserError(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
+        return NotMirrored(f"no mirrored source matches {source}, in {where(index)}")
+    return NotMirrored(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
 
 
 def find_version(index: Any, spec: Spec) -> VersionRow:
@@ -34,7 +34,7 @@ def find_version(index: Any, spec: Spec) -> VersionRow:
     row = index.latest_version(spec.source, spec.version) if spec.version else index.latest_version(spec.source)
     if row is None and spec.version:
         labels = sorted({v.label for v in index.versions(spec.source)})
-        raise UserError(f"{spec.source} has no version {spec.version!r} (known: {', '.join(labels) or 'none'})")
+        raise NoSuchVersion(f"{spec.source} has no version {spec.version!r} (known: {', '.join(labels) or 'none'})")
     if row is None:
         raise UserError(f"{spec.source} has no recorded version yet")
     return row

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput
 from neuromirror.index.rows import VersionRow
 from neuromirror.records import SUBDATASET
 from neuromirror.util.dates import parse_iso
@@ -82,7 +82,7 @@ def parse_since(text: str) -> datetime:
         try:
             when = datetime.strptime(text.strip(), "%Y-%m-%d").replace(tzinfo=timezone.utc)
         except ValueError:
-            raise UserError(f"--since {text}: not a date (give YYYY-MM-DD or an ISO 8601 time)") from None
+            raise BadInput(f"since {text!r}: not a date (give YYYY-MM-DD or an ISO 8601 time)") from None
     return when
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.util.dates import now_z
 
 LOCK_VERSION = 1
@@ -48,7 +49,7 @@ _HEX = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-class LockError(ValueError):
+class LockError(NeuromirrorError, ValueError):
     """A lock file that cannot be used; the message names the file and the field."""
 
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.util.sizes import human_bytes
 
 
-class RetrieveError(RuntimeError):
+class RetrieveError(NeuromirrorError, RuntimeError):
     """Retrieval failed; the message says what and where, in a line or a few."""
 
 

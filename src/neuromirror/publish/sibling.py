@@ -45,13 +45,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from neuromirror.dataset.version import gitlinks
+from neuromirror.errors import NeuromirrorError
 from neuromirror.pin.locations import is_local, join_url, local_path
 from neuromirror.pin.published import RIA_URL_KEY
 from neuromirror.pin.retrieve import RetrieveError
 from neuromirror.util import disk, gitutil
 
 
-class PublishError(RuntimeError):
+class PublishError(NeuromirrorError, RuntimeError):
     """Publishing failed; the message says which dataset, where and why."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import IO, Collection, Optional, Protocol
 
 from neuromirror.annex.keys import parse_key
+from neuromirror.errors import Unavailable
 
 #: the name stores had before each got one of its own; an identity file saying it gets :func:`remote_name`
 LEGACY_NAME = "neuromirror-store"
@@ -57,7 +58,7 @@ class Dropped:
         return {"keys": self.keys, "bytes": self.bytes, "rewritten": self.rewritten}
 
 
-class StoreWriteError(OSError):
+class StoreWriteError(Unavailable, OSError):
     """Writing to the store failed (its disk, its bucket): that file fails, loudly; the run goes on."""
 
 

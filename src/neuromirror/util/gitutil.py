@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
+from neuromirror.errors import NeuromirrorError
+
 IDENTITY = {
     "GIT_AUTHOR_NAME": "neuromirror",
     "GIT_AUTHOR_EMAIL": "neuromirror@localhost",
@@ -24,7 +26,7 @@ IDENTITY = {
 COMMITTER = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}>"
 
 
-class GitError(RuntimeError):
+class GitError(NeuromirrorError, RuntimeError):
     """A git or git-annex command failed; the message is its stderr's gist."""
 
 

@@ -53,6 +53,7 @@ from neuromirror.engine.zarr.nested_job import (
     mirror_nested_zarr,
     write_nested_manifest,
 )
+from neuromirror.errors import NeuromirrorError
 from neuromirror.index.nested import NESTED_SIZE_CACHE, nested_size_value
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.index.zarr_catalog import NESTED_COMMIT_CACHE  # "<zarr path> <digest>" -> its commit
@@ -70,7 +71,7 @@ NESTED_MANIFEST_CACHE = "store-manifest"
 STAGING = "neuromirror-stores"
 
 
-class NestedZarrError(RuntimeError):
+class NestedZarrError(NeuromirrorError, RuntimeError):
     """A Zarr's objects did not come together (the listing was not in key order)."""
 
 

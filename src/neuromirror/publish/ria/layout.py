@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from neuromirror.errors import UserError
+from neuromirror.errors import NeuromirrorError, UserError
 
 STORE_VERSION = "1\n"
 DATASET_VERSION = "2\n"
@@ -36,7 +36,7 @@ IDENTITY_FILE = ".neuromirror-ria.json"
 ORA_NAME = "neuromirror-ria"
 
 
-class RiaError(RuntimeError):
+class RiaError(NeuromirrorError, RuntimeError):
     """The RIA store is not usable (not a store, a conflicting layout); one line says why."""
 
 

@@ -33,7 +33,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.dataset.light_dataset import dataset_id
-from neuromirror.errors import UserError
+from neuromirror.errors import NeuromirrorError, UserError
 from neuromirror.pin.published import record_ria_url
 from neuromirror.publish.credentials import credential_needed, embargo_of
 from neuromirror.publish.ria.kept import OraRemote, kept_content
@@ -47,7 +47,7 @@ from neuromirror.util import disk, gitutil
 from neuromirror.util.crashpoints import crashpoint
 
 
-class RiaPublishError(RuntimeError):
+class RiaPublishError(NeuromirrorError, RuntimeError):
     """One dataset could not be published; the message says which and why."""
 
 

@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.publish.ria.kept import missing_objects, ora_config_ok, put_objects
 from neuromirror.publish.ria.layout import DATASET_VERSION, RiaStore, head_ref, read_refs, served_refs
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
 
-class RiaPushError(RuntimeError):
+class RiaPushError(NeuromirrorError, RuntimeError):
     """The push into the store failed or was refused; one line says why."""
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from neuromirror.errors import UserError
+from neuromirror.errors import Unavailable, UserError
 
 #: how long a thawed copy stays readable, and how fast S3 should bring it (Bulk: cheapest, hours)
 THAW_DAYS = 7
@@ -20,7 +20,7 @@ THAW_TIER = "Bulk"
 EXIT_THAWING = 75
 
 
-class Frozen(OSError):
+class Frozen(Unavailable, OSError):
     """The pack holding a key is in a cold storage class and not thawed yet."""
 
     def __init__(self, pack: str) -> None:
