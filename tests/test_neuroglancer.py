@@ -188,6 +188,21 @@ def test_the_version_page_links_each_channel_and_all_together(world: World) -> N
     assert "neuroglancer" not in inside  # a level is no image of its own
 
 
+def test_urls_neuroglancer_prints_the_page_s_links(world: World) -> None:
+    """``urls SPEC@V --neuroglancer VIEW_URL``: each image of the pin with the link its page gives."""
+    spec = f"{SPEC}@{world.first}"
+    page = viewers(world.page(world.first))
+    text = world.cli.ok("urls", spec, "--neuroglancer", world.url)
+    assert text.splitlines() == [f"{c}.ome.zarr\t{page[c]['public']}" for c in ("annotation", "image16", "image8")]
+    rows = json.loads(world.cli.ok("urls", spec, "image8.ome.zarr", "--neuroglancer", world.url, "--json"))
+    assert [(r["path"], r["commit"], r["type"]) for r in rows] == [("image8.ome.zarr", world.commit, "image")]
+    assert rows[0]["layer_source"] == state_of(page["image8"]["public"])["layers"][0]["source"]
+    assert rows[0]["neuroglancer"]["public"] == page["image8"]["public"]
+    assert rows[0]["neuroglancer"]["mirror"].startswith(f"{world.url}neuroglancer/v/pinned/#!")
+    code, out, err = world.cli("urls", spec, "boss.json", "--neuroglancer", world.url)
+    assert code == 2 and out == "" and "no OME-Zarr image (a *.zarr directory)" in err and len(err.splitlines()) == 1
+
+
 # -- (2) CORS on every file the link's source points at ----------------------------------------------------------
 def walk(url: str) -> list[str]:
     """Every file under a directory of the view, by its JSON listings."""

@@ -38,12 +38,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="ask each URL once (HEAD): a dead archive URL falls back to the lab's store; exit 1 naming every "
         "file no URL serves any more",
     )
+    p.add_argument(
+        "--neuroglancer",
+        metavar="VIEW_URL",
+        help="instead of files: each OME-Zarr image (a *.zarr directory) of the version with a Neuroglancer link "
+        "showing it at this pin, read through the view served at VIEW_URL (serve --http): PATH<TAB>LINK "
+        "(the public Neuroglancer; --json adds the layer source and the view's own Neuroglancer, which a view "
+        "with the neuroglancer package serves)",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     mirror, pins = _pins(args)
+    if args.neuroglancer:
+        return _write_images(args, pins, sys.stdout)
     counts, lost = _write_files(args, mirror, pins, sys.stdout)
     if not counts and args.paths:
         raise UserError(f"no file of {pins[0].source}@{pins[0].version} under {', '.join(args.paths)}")
@@ -118,6 +128,29 @@ def _write_file(out: TextIO, as_json: bool, pin: Pin, f: PinnedFile, first: bool
     else:
         note = "in the dataset's git (no URL; a clone or the view serves it)" if f.served_by == "git" else f.why
         out.write(f"{f.path}\t-\t{note}\n")
+
+
+def _write_images(args: argparse.Namespace, pins: list[Pin], out: TextIO) -> int:
+    """``--neuroglancer``: each image of ``pins`` (under the PATHs) with its links, by the pin's commit."""
+    from neuromirror.read.ome import neuroglancer as ng
+
+    if not args.neuroglancer.startswith(("http://", "https://")):
+        raise UserError(f"--neuroglancer {args.neuroglancer}: give the view's base URL (http://HOST:PORT/)")
+    base, rows = args.neuroglancer, []
+    for pin in pins:
+        for path, image in ng.images_of(pin, args.paths):
+            links = ng.links(base, [image], own_client=True)
+            rows.append({"source": pin.source, "version": pin.version, "commit": pin.commit, "path": path,
+                         "type": image.kind, "layer_source": ng.source(base, image.path), "neuroglancer": links})  # fmt: skip
+            if not args.json:
+                out.write(f"{path}\t{links['public']}\n")
+    if not rows:
+        where = f" under {', '.join(args.paths)}" if args.paths else ""
+        raise UserError(f"no OME-Zarr image (a *.zarr directory) in {pins[0].source}@{pins[0].version}{where}")
+    if args.json:
+        out.write(json.dumps(rows, indent=1) + "\n")
+    print(f"{len(rows)} image(s)", file=sys.stderr)
+    return 0
 
 
 _LABELS = (

@@ -214,8 +214,7 @@ class View:
         directory itself if it is a Zarr's top, else its children that are; by the pin's commit (``draft`` or a
         label would follow what they name when the link is opened), or as they are under ``/zarrs/`` (a checksum)."""
         if node.pin is not None:
-            archive, name = node.pin.source.split(":", 1)
-            top = f"/dav/{archive}/{name}/{node.pin.commit}/{node.inner}".rstrip("/")
+            top = ng.pinned_path(node.pin.source, node.pin.commit, node.inner)
             parts = node.inner.split("/")
         elif share == "/zarrs" and path.strip("/").count("/") >= 3:  # /zarrs/{p1}/{p2}/{zarr_id}[/...]
             top, parts = path.rstrip("/"), path.strip("/").split("/")[4:] or [""]

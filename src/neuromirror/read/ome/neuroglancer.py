@@ -22,8 +22,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from neuromirror.read.pinned import Pin
 
 #: a Neuroglancer anyone can reach (Google's demo deployment); ndviz takes the same ``#!`` state
 PUBLIC_APP = "https://neuroglancer-demo.appspot.com/"
@@ -90,6 +93,36 @@ def kind_of(zattrs: Optional[bytes]) -> str:
     return "image"
 
 
+def pinned_path(source_id: str, commit: str, inner: str) -> str:
+    """The view's path of ``inner`` at a pin, by its commit: ``/dav/{archive}/{name}/{commit}/{inner}``."""
+    archive, name = source_id.split(":", 1)
+    return f"/dav/{archive}/{name}/{commit}/{inner}".rstrip("/")
+
+
+def images_of(pin: Pin, under: Sequence[str] = ()) -> list[tuple[str, Image]]:
+    """(path in the pin, image by the pin's commit) of each Zarr top (a ``*.zarr`` directory) at or below each of
+    ``under`` (default: the whole pin), found a directory at a time and never inside an image (its levels and
+    chunks are no images of their own): what ``urls --neuroglancer`` lists."""
+    from neuromirror.read.listings import Dir, Listings
+
+    listings = Listings()
+    found: list[tuple[str, Image]] = []
+    todo = [p.strip("/") for p in under] or [""]
+    try:
+        while todo:
+            path = todo.pop()
+            got = listings.find(pin, path)
+            if isinstance(got, Dir) and is_zarr(path.rpartition("/")[2]):
+                attrs = listings.find(pin, f"{path}/.zattrs")
+                kind = kind_of(attrs[1] if isinstance(attrs, tuple) else None)
+                found.append((path, Image(layer_name(path), pinned_path(pin.source, pin.commit, path), kind)))
+            elif isinstance(got, Dir):
+                todo += [f"{path}/{name}".lstrip("/") for name, f in got.children() if f is None]
+    finally:
+        listings.close()
+    return sorted(found, key=lambda pair: pair[0])
+
+
 def source(base_url: str, path: str) -> str:
     """The layer source Neuroglancer reads the image at: ``zarr://`` and the view's URL of the pinned path."""
     return "zarr://" + base_url.rstrip("/") + quote(path.rstrip("/"), safe="/")
@@ -120,11 +153,12 @@ def link(app: str, state_: dict) -> str:
 VIEWERS = {"mirror": "this mirror's Neuroglancer", "public": "neuroglancer-demo.appspot.com"}
 
 
-def links(base_url: str, images: Sequence[Image]) -> dict[str, str]:
-    """The URL of each viewer (:data:`VIEWERS`) opened on ``images``: this view's own client first when it has
-    one (``mirror``), then the public one (``public``)."""
+def links(base_url: str, images: Sequence[Image], own_client: Optional[bool] = None) -> dict[str, str]:
+    """The URL of each viewer (:data:`VIEWERS`) opened on ``images``: the view's own client first (``mirror``),
+    if it has one (``own_client``; default: whether this process has the package), then the public one (``public``)."""
     st = state(base_url, images)
-    out = {"mirror": link(base_url.rstrip("/") + CLIENT_APP, st)} if client_dir() else {}
+    mine = client_dir() is not None if own_client is None else own_client
+    out = {"mirror": link(base_url.rstrip("/") + CLIENT_APP, st)} if mine else {}
     return {**out, "public": link(PUBLIC_APP, st)}
 
 
