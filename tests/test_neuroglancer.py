@@ -251,6 +251,21 @@ def test_every_file_of_the_source_answers_a_browser_of_another_origin(world: Wor
         assert dav.status_code == 200 and dav.headers.get("DAV")
 
 
+def test_a_view_serving_embargoed_data_answers_no_other_origin(world: World) -> None:
+    """``serve --include-embargoed``: no CORS header and no preflight, so that no page of another origin reads
+    embargoed bytes through the user's browser (the same files, same-origin, still served)."""
+    from helpers.read import view_server
+
+    link = viewers(world.page(world.first, "image8.ome.zarr/"))["image8"]["public"]
+    path = source_url(state_of(link)["layers"][0])[len(world.url) :] + "/.zattrs"
+    origin = "https://neuroglancer-demo.appspot.com"
+    with view_server(world.cli.root, "--include-embargoed") as base, requests.Session() as s:
+        pre = s.options(base + path, headers={"Origin": origin, "Access-Control-Request-Method": "GET"}, timeout=60)
+        assert "Access-Control-Allow-Origin" not in pre.headers and pre.status_code != 204, pre.headers
+        got = s.get(base + path, headers={"Origin": origin}, timeout=60)
+        assert got.status_code == 200 and "Access-Control-Allow-Origin" not in got.headers, got.headers
+
+
 # -- (3) a real client reads the pinned image through the link's URL, before and after the BOSS rewrote it ---------
 def read_link(link: str, layer: int = 0) -> dict[int, np.ndarray]:
     """zarr-python over fsspec's HTTP filesystem at exactly the link's source: each level's whole array."""

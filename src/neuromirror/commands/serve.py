@@ -162,7 +162,12 @@ def _view_only(args: argparse.Namespace) -> int:
     if args.config:
         print("neuromirror: warning: --no-schedule: the mirror definitions are not read", file=sys.stderr)
     mirror = require_mirror(args)
-    view = View(mirror.root, args.index, hidden=None if args.include_embargoed else embargo_of)
+    view = View(
+        mirror.root,
+        args.index,
+        hidden=None if args.include_embargoed else embargo_of,
+        cors=not args.include_embargoed,  # embargoed bytes: never to another origin's page
+    )
     try:
         httpd, url = start_http(None, args.http, view=view)
     except ValueError as exc:

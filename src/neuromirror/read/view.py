@@ -88,8 +88,13 @@ def public(url: str) -> bool:
 class View:
     """The WSGI application of the view: GET/HEAD of files and listings here, WebDAV by WsgiDAV."""
 
-    def __init__(self, root: Any, index: Optional[str] = None, hidden: Optional[Hidden] = None) -> None:
+    def __init__(
+        self, root: Any, index: Optional[str] = None, hidden: Optional[Hidden] = None, *, cors: bool = True
+    ) -> None:
+        """``cors``: answer other origins (a browser's Neuroglancer elsewhere); off when the view serves
+        embargoed data, which no page of another origin may then read through the user's browser."""
         self.tree = Tree(root, index, hidden)
+        self.cors = cors
         self.dav = dav_app(self.tree, SHARES)
         self.serving = Serving(mirror_index(root, index), source_lock(root, index))
 
@@ -100,8 +105,10 @@ class View:
         return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE))
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        start_response = _with_cors(start_response)
         method = environ["REQUEST_METHOD"]
+        if not self.cors:
+            return self._answer(environ, start_response, method)
+        start_response = _with_cors(start_response)
         if method == "OPTIONS" and environ.get("HTTP_ORIGIN") and environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD"):
             private = environ.get("HTTP_ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK", "").lower() == "true"
             start_response(

@@ -103,7 +103,12 @@ def default_view(service: Any) -> Any:
     from neuromirror.publish.ria.publish import embargo_of
     from neuromirror.read.view import View
 
-    return View(service.root, service.index_path, hidden=None if service.include_embargoed else embargo_of)
+    return View(
+        service.root,
+        service.index_path,
+        hidden=None if service.include_embargoed else embargo_of,
+        cors=not service.include_embargoed,
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
