@@ -18,12 +18,14 @@ ROUTES = (
     ("/dandisets/", "dandidav's paths: /dandisets/ID/draft/PATH, /dandisets/ID/releases/VERSION/PATH"),
     ("/zarrs/", "dandidav's Zarr states: /zarrs/P1/P2/ZARR_ID/CHECKSUM.zarr/PATH, one per state the mirror recorded"),
     ("/zarr-manifests/", "the Zarr manifests in DANDI's format, a manifest root dandidav can read"),
+    ("/neuroglancer/", "Neuroglancer's client (the view extra): a pinned OME-Zarr image's /dav/ page links it here"),
 )
 #: the service's routes (``serve --http`` with scheduling)
 SERVICE_ROUTES = (
     ("/", "the status page: every source, failures first"),
     ("/status.json", "the status report for scripts"),
     ("/metrics", "Prometheus metrics"),
+    ("/audit/", "what the mirror saw wrong upstream, per source (audit.json: for an archive's tooling)"),
 )
 LANDING = "/view/"
 
