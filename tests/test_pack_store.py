@@ -401,3 +401,22 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     _ = plain.identity
     with pytest.raises(UserError, match="not empty and is not a neuromirror store|not a packed store"):
         _ = open_store(f"pack+file://{tmp_path}/plain").identity
+
+
+def test_the_buffered_batch_of_verify_stores_reads_what_cat_file_reads(tmp_path: Path) -> None:
+    """``verify --stores`` reads a dataset's large batches (a Zarr's 10^4 symlinks) through a ``cat-file --batch
+    --buffer`` of their own: the same objects, in order, a missing one None."""
+    from neuromirror.util import gitutil
+    from neuromirror.verify.recorded import _buffered
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i in range(300):
+        (repo / f"f{i}").write_bytes(bytes([i % 256]) * (i * 37))
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "files")
+    specs = [f"HEAD:f{i}" for i in range(300)] + ["HEAD:nothing-here"]
+    with gitutil.CatFile(repo) as cat:
+        expected = list(cat.get_many(specs))
+    assert _buffered(repo, specs) == expected and expected[-1] is None and expected[7] == bytes([7]) * 259
