@@ -477,7 +477,8 @@ def test_backoff_is_exponential_and_capped() -> None:
 # -- the check-config command --------------------------------------------------
 
 
-def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEUROMIRROR_CONTACT", "tests@example.org")  # else one warning: no contact (test_user_agent)
     good = write(
         tmp_path,
         "defaults: {schedule: 1h}\nsources: [dandi:000001, {spec: 'dandi:000002', schedule: '0 3 * * 1-5'}]\n",

@@ -48,7 +48,20 @@ def _check(path: str) -> dict:
         cfg = load_config(path)
     except ConfigError as exc:
         return {"file": path, "ok": False, "errors": [str(i) for i in exc.issues], "warnings": []}
-    return {"file": path, "ok": True, "errors": [], "warnings": cfg.warnings, "config": cfg.to_json()}
+    warnings = cfg.warnings + _contact_warning(path, cfg.contact)
+    return {"file": path, "ok": True, "errors": [], "warnings": warnings, "config": cfg.to_json()}
+
+
+def _contact_warning(path: str, contact: object) -> list[str]:
+    """One line when the service's requests would name no one an archive's operator may ask."""
+    from neuromirror.network.identity import contact as env_contact
+
+    if contact or env_contact():
+        return []
+    return [
+        f"{path}: no contact: (nor NEUROMIRROR_CONTACT): archive requests name neuromirror only, not whom "
+        "an archive's operator may ask; add e.g. contact: you@lab.example.org"
+    ]
 
 
 def _check_together(paths: list[str]) -> tuple[bool, list[str]]:
@@ -79,11 +92,24 @@ def _print_result(r: dict) -> None:
         + (f", root {c['root']}" if c["root"] else "")
         + f", {c['jobs']} job(s)"
     )
+    if c.get("network"):
+        print(f"  network: {_ceiling_line(c['network'])}")
     for s in load_config(r["file"]).sources:
         extra = "" if s.enabled else "  (disabled)"
         pub = f"  publish to {s.publish['to']}" if s.publish else ""
         kept = f"  keep {_keep_line(s.keep)} in {s.store}" if s.keep else ""
         print(f"  {s.spec}  {s.schedule.describe()}{pub}{kept}{extra}")
+
+
+def _ceiling_line(network: dict) -> str:
+    """``at most 20/s, 2 in flight`` (and each endpoint's own)."""
+
+    def one(d: dict) -> str:
+        parts = [f"{d['max_rate']:g}/s"] if d.get("max_rate") else []
+        return ", ".join(parts + ([f"{d['max_in_flight']} in flight"] if d.get("max_in_flight") else [])) or "no bound"
+
+    own = "".join(f"; {name}: {one(d)}" for name, d in network.get("endpoints", {}).items())
+    return f"at most {one(network)} per archive endpoint{own}"
 
 
 def _keep_line(policy) -> str:  # noqa: ANN001

@@ -57,6 +57,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep content the sync reads anyway in this store (a directory or s3://BUCKET[/PREFIX]; env "
         "NEUROMIRROR_STORE): BOSS chunks, so that every BOSS version outlives upstream edits",
     )
+    p.add_argument(
+        "--max-rate",
+        metavar="N/s",
+        type=_rate,
+        default=None,
+        help="at most N requests a second to each archive endpoint, whatever -J or --dask (over network: "
+        "max_rate of --config; docs/network.md)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        metavar="N",
+        type=_positive,
+        default=None,
+        help="at most N requests at once to each archive endpoint (over network: max_in_flight)",
+    )
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
@@ -74,7 +89,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask", "store")}
+    return {
+        k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask", "store", "max_rate", "max_in_flight")
+    }
+
+
+def _rate(text: str) -> float:
+    from neuromirror.network.ceiling import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of requests, 1 or more, not {text!r}")
+    return int(text)
+
+
+def _network(args: argparse.Namespace, config: Any) -> None:
+    """The contact and the ceilings of this sync: --config's ``contact:`` and ``network:``, the command
+    line's --max-rate and --max-in-flight over the latter's every-endpoint limit."""
+    from neuromirror.network import pacing
+    from neuromirror.network.ceiling import Ceilings, Limit
+
+    settings = (config.network if config is not None else None) or Ceilings()
+    if config is not None:
+        config.apply_network()
+    given = Limit(args.max_rate, args.max_in_flight)
+    pacing.set_ceilings(Ceilings(given.over(settings.default), settings.endpoints))  # none given: none held
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +167,7 @@ def _targets(args: argparse.Namespace) -> tuple[Any, list[tuple[Any, dict[str, A
     options = options_of(args)
     root = root_of(args)
     targets = [(spec, options) for spec in specs]
+    config = None
     if getattr(args, "config", None):  # --config: see neuromirror.config.load.sync_targets
         from neuromirror.config.load import load_configs, sync_targets
 
@@ -130,6 +176,7 @@ def _targets(args: argparse.Namespace) -> tuple[Any, list[tuple[Any, dict[str, A
         targets = sync_targets(config, specs, options)
     elif not specs:
         raise UserError("nothing to sync: give SPECs or --config FILE")
+    _network(args, config)  # before any source asks its archive
     return root, targets
 
 

@@ -95,6 +95,12 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
                     )
                 )
             merged.dask = merged.dask or cfg.dask
+        for key in ("contact", "network"):  # one mirror, one name and one ceiling: files that set both agree
+            mine, theirs = getattr(cfg, key), getattr(merged, key)
+            if mine is not None and theirs is not None and mine != theirs:
+                issues.append(ConfigIssue(cfg.files[0], None, key, f"differs from {key}: in {merged.files[0]}"))
+            elif mine is not None:
+                setattr(merged, key, mine)
         for s in cfg.sources:
             other = merged.source(s.spec)
             if other is not None:

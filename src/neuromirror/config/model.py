@@ -16,6 +16,7 @@ from neuromirror.config.options import SYNC_OPTIONS, known_options
 from neuromirror.config.schedule import Backoff, Schedule
 from neuromirror.errors import UserError
 from neuromirror.index.retention import Retention, policy_for
+from neuromirror.network.ceiling import Ceilings
 from neuromirror.sources.base import Listed, Source
 from neuromirror.spec import Spec, parse_spec
 
@@ -191,6 +192,19 @@ class MirrorConfig:
     warnings: list[str] = field(default_factory=list)
     #: ``retention:`` at the top level: the run history kept of every source no entry sets it for
     retention: Retention = field(default_factory=Retention)
+    #: ``contact:``: whom an archive's operator may ask, in every request's User-Agent (config/network.py)
+    contact: Optional[str] = None
+    #: ``network:``: the ceilings per archive endpoint (requests per second, in flight)
+    network: Optional[Ceilings] = None
+
+    def apply_network(self) -> None:
+        """This definition's ``contact:`` and ``network:`` for this process's requests from now on (a sync,
+        the service): the contact also reaches the processes it starts; the ceilings every pace."""
+        from neuromirror.network import identity, pacing
+
+        identity.set_contact(self.contact)
+        if self.network:
+            pacing.set_ceilings(self.network)
 
     def retention_of(self) -> Callable[[str], Retention]:
         """A source id -> the run history kept of it (its entry's ``retention``, else the top level's)."""
@@ -224,5 +238,7 @@ class MirrorConfig:
             "jobs": self.jobs,
             "sources": [s.to_json() for s in self.sources],
             "retention": self.retention.to_json(),
+            "contact": self.contact,
+            "network": self.network.to_json() if self.network else None,
             "warnings": self.warnings,
         }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from neuromirror.config.model import DEFAULT_JOBS, KeepPolicy, MirrorConfig, SourceConfig
+from neuromirror.config.network import read_contact, read_network
 from neuromirror.config.options import read_options
 from neuromirror.config.reader import Node, Reader, kind_of
 from neuromirror.config.retention import read_retention
@@ -34,7 +35,7 @@ SOURCE_KEYS = (
     "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "keep", "retention", *STORE_KEYS,
 )  # fmt: skip
 DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs", "keep", *STORE_KEYS)
-TOP_KEYS = ("root", "jobs", "executor", "defaults", "sources", "retention", *STORE_KEYS)
+TOP_KEYS = ("root", "jobs", "executor", "contact", "network", "defaults", "sources", "retention", *STORE_KEYS)
 EXECUTOR_KEYS = ("dask",)
 
 
@@ -90,6 +91,14 @@ def _executor(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
         cfg.dask = values.get("dask", cfg.dask)
 
 
+def _contact(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
+    cfg.contact = read_contact(r, node)
+
+
+def _network(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
+    cfg.network = read_network(r, node)
+
+
 def _retention(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
     cfg.retention = read_retention(r, node, "retention", cfg.retention) or cfg.retention
 
@@ -99,6 +108,8 @@ TOP_RULES: tuple[tuple[str, Callable[[Reader, Node, MirrorConfig, Path], None]],
     ("root", _root),
     ("jobs", _jobs),
     ("executor", _executor),
+    ("contact", _contact),
+    ("network", _network),
     ("retention", _retention),
 )
 EXECUTOR_RULES = (Rule("dask", text("a scheduler address (tcp://HOST:8786)")),)

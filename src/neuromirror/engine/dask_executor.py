@@ -26,6 +26,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from neuromirror.engine.executor import Runner, SourceTask, TaskResult, run_task, worker_name
+from neuromirror.network import ceiling, pacing
 from neuromirror.util import timing
 from neuromirror.util.text import one_line
 
@@ -88,7 +89,7 @@ def _gc_deadlock_in_current_frames() -> bool:
     return sys.implementation.name == "cpython" and (v < (3, 11, 9) or (3, 12, 0) <= v < (3, 12, 3))
 
 
-def locked_task(task: SourceTask) -> TaskResult:
+def locked_task(task: SourceTask, ceilings: Any = None) -> TaskResult:
     """The worker's entry point: the source's task under the cluster-wide lease.
 
     A source that mirrors parts through an executor (a dandiset's Zarr assets:
@@ -99,6 +100,7 @@ def locked_task(task: SourceTask) -> TaskResult:
     from distributed import Lock, worker_client
 
     guard_profiler()
+    pacing.set_ceilings(ceilings, cluster=True)  # the sync's ceilings, one budget for every worker
     with Lock(f"neuromirror:{task.root}:{task.source.id}"):
         if not hasattr(task.source, "zarr_executor"):
             return run_task(task)
@@ -110,8 +112,9 @@ def locked_task(task: SourceTask) -> TaskResult:
             return result
 
 
-def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
+def _timed(ceilings: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
     guard_profiler()
+    pacing.set_ceilings(ceilings, cluster=True)
     clock = timing.Stopwatch()
     value = fn(*args)
     return value, worker_name(), round(clock.seconds(), 3)
@@ -140,7 +143,9 @@ class ClusterExecutor(concurrent.futures.Executor):
 
         def start() -> None:
             key = f"neuromirror-part-{self.label}-{os.urandom(4).hex()}"
-            remote = self.client.submit(_timed, fn, *args, key=key, pure=False, retries=RETRIES, **kwargs)
+            remote = self.client.submit(
+                _timed, ceiling.export(), fn, *args, key=key, pure=False, retries=RETRIES, **kwargs
+            )
             with self._lock:
                 self._running.add(remote)
             remote.add_done_callback(done)
@@ -200,7 +205,7 @@ class DaskRunner(Runner):
     def _submit(self, task: SourceTask, heartbeat: Callable[[], None]) -> TaskResult:
         for attempt in range(RETRIES + 1):
             key = f"neuromirror-sync-{task.source.id}-{os.urandom(4).hex()}"
-            future = self.client.submit(locked_task, task, key=key, pure=False, retries=RETRIES)
+            future = self.client.submit(locked_task, task, ceiling.export(), key=key, pure=False, retries=RETRIES)
             try:
                 while True:
                     heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)

@@ -46,3 +46,20 @@ def pace_session(session: Any, url: str, ceiling: int = 16) -> None:
     own (the dandi client retries 429/5xx with tenacity), the endpoint's Retry-After holds every thread
     back, throttled answers lower the in-flight limit of all, and the answers are counted (:mod:`.report`)."""
     session.mount(pacing.origin(url) + "/", PacedAdapter(pacing.origin(url), ceiling))
+
+
+class NamedAdapter(HTTPAdapter):
+    """``send`` with the mirror's User-Agent (:mod:`.identity`) over whatever the client put on the request:
+    for clients that set their own on each request (intern's ``intern-py-VERSION``)."""
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        from neuromirror.network.identity import user_agent
+
+        request.headers["User-Agent"] = user_agent()
+        return super().send(request, *args, **kwargs)
+
+
+def name_every_request(session: Any) -> None:
+    """Every request of ``session`` under the mirror's name, whatever its client set on the request."""
+    session.mount("http://", NamedAdapter())
+    session.mount("https://", NamedAdapter())

@@ -36,6 +36,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Container, Iterator, Optional, TypeVar
 from urllib.parse import urlsplit
 
+from neuromirror.network import ceiling as ceilings
 from neuromirror.network.stats import EndpointStats
 
 #: answers that mean "you are asking too fast" (counted as throttled; these and the other RETRIED cut the limit)
@@ -100,9 +101,29 @@ class Pace:
         #: the limit is never cut below this: a quarter of the base (S3's 32: 8 in flight)
         self.floor = max(1.0, self.base / 4)
         self.stats = EndpointStats(endpoint, limit=self.limit, limit_min=self.limit, ceiling=self.ceiling)
+        #: the operator's ceiling for this endpoint (:mod:`.ceiling`; None: none): asked for each request
+        self.gate: Optional[Any] = None
+        #: the operator's in-flight bound: the limit never grows above it (None: none)
+        self.cap: Optional[int] = None
+
+    def restrict(self, cap: Optional[int]) -> None:
+        """The operator's in-flight bound (:mod:`.ceiling`): base, ceiling, limit and floor at most ``cap``."""
+        with self._cond:
+            self.cap = cap
+            if cap is None:
+                return
+            self.base, self.most, self.ceiling = min(self.base, cap), min(self.most, cap), min(self.ceiling, cap)
+            self.floor = min(self.floor, float(cap))
+            self.limit = min(self.limit, float(cap))
+            self.stats.ceiling, self.stats.limit = self.ceiling, self.limit
+            self.stats.limit_min = min(self.stats.limit_min, self.limit)
+
+    def _clamp(self, n: int) -> int:
+        return n if self.cap is None else min(n, self.cap)
 
     def widen(self, ceiling: int, most: Optional[int] = None) -> None:
         """A caller with a larger pool: the limit may grow that far (it starts there if never cut)."""
+        ceiling, most = self._clamp(ceiling), (self._clamp(most) if most else None)
         with self._cond:
             self.base = max(self.base, ceiling)
             self.floor = max(1.0, self.base / 4)
@@ -115,7 +136,7 @@ class Pace:
             return
         with self._cond:
             self.min_rtt = seconds if self.min_rtt is None else min(self.min_rtt, seconds)
-            wanted = int(min(self.most, max(self.base, self.base * self.min_rtt / NEAR)))
+            wanted = self._clamp(int(min(self.most, max(self.base, self.base * self.min_rtt / NEAR))))
             if wanted > self.ceiling:
                 self._set_ceiling(wanted)
 
@@ -145,13 +166,25 @@ class Pace:
                     break
             self.in_flight += 1
             self.stats.requests += 1
-            waited = time.monotonic() - start
-            if waited > 0.001:
-                self.stats.waited_s += waited
-            return self._epoch
+            epoch = self._epoch
+        gate = self.gate
+        if gate is not None:  # the operator's ceiling: outside the lock, which answers release the slots by
+            try:
+                gate.enter()
+            except BaseException:
+                with self._cond:
+                    self.in_flight -= 1
+                    self._cond.notify()
+                raise
+        waited = time.monotonic() - start
+        if waited > 0.001:
+            self.stats.waited_s += waited  # a counter read for reports only
+        return epoch
 
     def release(self, epoch: int, status: Optional[int], retry_after: Optional[float] = None) -> None:
         """The answer to a request sent in window ``epoch``: its status (None: no answer at all)."""
+        if self.gate is not None:
+            self.gate.leave()
         with self._cond:
             self.in_flight -= 1
             if retry_after:
@@ -246,10 +279,35 @@ def pace_for(url: str, ceiling: int = 32, most: Optional[int] = None) -> Pace:
         p = _paces.get(key)
         if p is None:
             holder = _holder()
-            p = _paces[key] = RemotePace(key, ceiling, most, *holder) if holder else Pace(key, ceiling, most)
+            if holder:
+                p = _paces[key] = RemotePace(key, ceiling, most, *holder)  # the holder's pace is gated
+            else:
+                p = _paces[key] = Pace(key, ceiling, most)
+                if ceilings.current():
+                    _gate(p)
     if ceiling > p.base or (most or 0) > p.most:
         p.widen(ceiling, most)
     return p
+
+
+def _gate(p: Pace) -> None:
+    """The operator's ceiling for ``p``'s endpoint (:mod:`.ceiling`), or none."""
+    p.gate = ceilings.gate_for(p.endpoint)
+    p.restrict(ceilings.current().limit_for(p.endpoint).in_flight)
+
+
+def set_ceilings(settings: Optional[ceilings.Ceilings], *, cluster: bool = False) -> None:
+    """The operator's ceilings from now on, for every pace (None: none).  ``cluster``: on a Dask worker, in
+    a task: the budget the settings name is shared with every worker of the sync (:func:`.ceiling.install`)."""
+    if cluster:
+        if not ceilings.install(settings):
+            return
+    else:
+        ceilings.configure(settings)
+    with _paces_lock:
+        paces = [p for p in _paces.values() if not isinstance(p, RemotePace)]
+    for p in paces:
+        _gate(p)
 
 
 def far(url: Optional[str] = None) -> bool:

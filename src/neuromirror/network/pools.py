@@ -4,7 +4,8 @@ Where a request's own CPU matters (keep's transfers, the S3 listing's pages: one
 Zarr), neuromirror talks to urllib3 directly instead of through ``requests``, which spent ~1 ms of
 CPU a request merging environment settings, hooks and cookies.  What ``requests`` did for us then
 is done here: ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` are read at each request (a mirror
-behind an institution's proxy keeps working), one pool manager per proxy.
+behind an institution's proxy keeps working), one pool manager per proxy.  Every request carries the
+mirror's name (:func:`.identity.headers`) unless the caller sets its own headers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ class Pools:
     def __init__(self, maxsize: int, **pool_kw: Any) -> None:
         import urllib3
 
+        from neuromirror.network.identity import headers
+
+        pool_kw.setdefault("headers", headers())
         self._maxsize = maxsize
         self._kw = pool_kw
         self._direct = urllib3.PoolManager(maxsize=maxsize, **pool_kw)

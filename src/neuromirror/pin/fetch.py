@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence, TypedDict, cast
 
 from neuromirror.dataset.version import is_plumbing
+from neuromirror.network import identity
 from neuromirror.pin.clone import (
     check_paths,
     checkout,
@@ -164,7 +165,8 @@ def annex_get(
             "--",
             *(paths or ["."]),
         ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=gitutil.git_env())
+        env = identity.git_env(gitutil.git_env())  # git-annex's downloads name the mirror (annex.http-headers)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         errors: list[bytes] = []
         drain = threading.Thread(target=lambda: errors.append(proc.stderr.read() if proc.stderr else b""), daemon=True)
         drain.start()

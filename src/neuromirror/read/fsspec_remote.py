@@ -18,6 +18,8 @@ from collections import OrderedDict
 from typing import Any, Optional
 from urllib.parse import quote, urljoin
 
+from neuromirror.network import identity
+
 #: directory listings kept (each one directory's entries)
 MAX_LISTINGS = 64
 #: where the view redirected opened files, kept (each a view URL's ``Location``)
@@ -124,7 +126,11 @@ class ServedMirror:
 
         try:
             return requests.request(
-                method, url, allow_redirects=False, timeout=(CONNECT_TIMEOUT, 2 * READ_TIMEOUT), **kw
+                method,
+                url,
+                allow_redirects=False,
+                timeout=(CONNECT_TIMEOUT, 2 * READ_TIMEOUT),
+                **{**kw, "headers": {**identity.headers(), **kw.get("headers", {})}},
             )
         except requests.RequestException as exc:
             why = type(exc).__name__ if isinstance(exc, requests.Timeout) else "no answer"

@@ -26,7 +26,7 @@ from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery, snapshot
 from neuromirror.service.keeping import drill_after_sync, keep_after_sync
 from neuromirror.service.maintaining import maintain_after_sync
-from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_changes, add_keeps, registry_for
+from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_audit, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.risk import add_risks, risk_after_sync
 from neuromirror.service.state import STATE_FILE, SourceRuntime, now_utc, status_report
@@ -126,6 +126,7 @@ class Service:
         from neuromirror.engine.dask_executor import runner_for
 
         self.runner = runner_for(self.config.dask)  # unreachable: one line, before anything runs
+        self.config.apply_network()  # contact: in every request's User-Agent; network: the ceilings
         probe = self.mirror()
         lock = probe.lock(SERVICE_LOCK, wait=0)
         try:
@@ -478,6 +479,7 @@ class Service:
             add_changes(report, mirror.index)
             add_keeps(report, mirror.index)
             add_risks(report, mirror.index)
+            add_audit(report, mirror.index)
             durations = sync_durations(mirror.index, DURATION_BUCKETS)
         finally:
             mirror.close()

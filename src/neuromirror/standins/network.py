@@ -92,6 +92,7 @@ class Record:
     status: Optional[int] = None
     kind: Optional[str] = None
     in_flight: int = 0
+    user_agent: Optional[str] = None  # the request's User-Agent header (None: none sent)
 
 
 class ShapingProxy:
@@ -167,12 +168,12 @@ class ShapingProxy:
                 self._cond.wait(min(left, 0.05))
             return True
 
-    def _begin(self, method: str, target: str, kind: Optional[str]) -> Record:
+    def _begin(self, method: str, target: str, kind: Optional[str], user_agent: Optional[str] = None) -> Record:
         with self._cond:
             self.requests += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            record = Record(time.monotonic(), method, target, None, kind, self.in_flight)
+            record = Record(time.monotonic(), method, target, None, kind, self.in_flight, user_agent)
             self.log.append(record)
             self._cond.notify_all()
         return record
@@ -288,7 +289,7 @@ class ShapingProxy:
             return False
         plan = self._faults
         rule = plan.pick(req.method, req.target) if plan is not None else None
-        record = self._begin(req.method, req.target, rule.kind if rule else None)
+        record = self._begin(req.method, req.target, rule.kind if rule else None, req.user_agent)
         status: Optional[int] = None
         try:
             if rule is not None and rule.kind == "refuse":

@@ -50,6 +50,7 @@ class Request:
     keep_alive: bool
     upstream_head: bytes  # the request line and headers to send upstream
     body: bytes  # as received (a chunked body stays chunked)
+    user_agent: Optional[str] = None  # the client's User-Agent header, as sent (the proxy's log records it)
 
 
 @dataclass
@@ -124,7 +125,7 @@ async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     else:
         body = await reader.readexactly(int(by_name.get("content-length") or 0))
     head = "\r\n".join([f"{method} {target} HTTP/1.1", *kept]) + "\r\n\r\n"
-    return Request(method, target, keep_alive, head.encode("latin-1"), body)
+    return Request(method, target, keep_alive, head.encode("latin-1"), body, by_name.get("user-agent"))
 
 
 async def _read_response(reader: asyncio.StreamReader, method: str) -> Response:

@@ -312,7 +312,7 @@ class _Pools(Pools):
     """urllib3 pools for the URLs' hosts, through the proxy the environment names (:mod:`neuromirror.network.pools`)."""
 
     def __init__(self, maxsize: int):
-        super().__init__(maxsize, headers={"User-Agent": "neuromirror-keep"})
+        super().__init__(maxsize)  # every request names the mirror (network.identity)
 
     def get(self, url: str) -> Any:
         """``GET url`` (redirects followed), its body not yet read."""

@@ -33,7 +33,9 @@ def s3_client(settings: S3Settings) -> Any:
         if client is None:
             import boto3
             from botocore import UNSIGNED
-            from botocore.config import Config
+
+            from neuromirror.network.ceiling import hook_boto
+            from neuromirror.network.identity import botocore_config
 
             cfg: dict[str, Any] = {
                 # adaptive: botocore's client-side rate limit after throttling answers (the version listing's
@@ -51,8 +53,9 @@ def s3_client(settings: S3Settings) -> Any:
             if settings.endpoint:
                 cfg["s3"] = {"addressing_style": "path"}
             client = boto3.session.Session().client(
-                "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=Config(**cfg)
+                "s3", endpoint_url=settings.endpoint, region_name=settings.region, config=botocore_config(**cfg)
             )
+            hook_boto(client)  # the operator's ceiling holds for its every attempt (network.ceiling)
             _clients[ident] = client
         return client
 

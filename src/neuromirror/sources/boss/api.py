@@ -142,6 +142,8 @@ def make_remote(protocol: str, host: str, token: str, *, timeout: float = TIMEOU
     """An ``intern`` BossRemote for ``host``, with a request timeout on every service."""
     from intern.remote.boss import BossRemote
 
+    from neuromirror.network.adapter import name_every_request
+
     try:  # intern turns the dict into INI text: a stray '%' in a token would fail, quoting the token
         rmt = BossRemote({"protocol": protocol, "host": host, "token": token})
     except Exception as exc:
@@ -154,6 +156,7 @@ def make_remote(protocol: str, host: str, token: str, *, timeout: float = TIMEOU
         opts = dict(svc.session_send_opts or {})
         opts["timeout"] = timeout
         svc.session_send_opts = opts
+        name_every_request(svc.session)  # intern names each request its own: ours over it (network.identity)
     return rmt
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import requests
 
-from neuromirror.network import pacing
+from neuromirror.network import identity, pacing
 from neuromirror.sources.dandi.options import DEFAULT_API
 from neuromirror.util.text import one_line
 
@@ -59,25 +59,32 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
     dandiapi.REQUEST_RETRIES = max(1, int(retries)) if retries else _CLIENT_RETRIES
 
     api_url = api_url.rstrip("/")
-    last: Optional[BaseException] = None
-    for attempt in range(LISTING_ATTEMPTS):
-        try:
-            client = DandiAPIClient(api_url=api_url, token=token)
-            break
-        except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
-            last = exc
-            if "Connection refused" in str(exc) or "Max retries exceeded" in str(exc):
-                break  # nothing listens there: retrying only delays the one-line error
-            time.sleep(min(2**attempt * 0.2, 3))
-    else:
-        client = None
-    if client is None:
-        raise DandiError(f"DANDI API at {api_url} is unreachable: {gist(last) if last else 'no answer'}") from None
-    check_api(api_url)
+    check_api(api_url)  # the server's info, asked by us (named, paced), not by the client's bare requests.get
+    try:
+        client = DandiAPIClient(dandi_instance=_instance(api_url), token=token)
+    except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
+        raise DandiError(f"DANDI API at {api_url} is unreachable: {gist(exc)}") from None
     from neuromirror.network.adapter import pace_session
+    from neuromirror.network.identity import name_session
 
+    name_session(client.session)  # every request names the mirror and its contact (network.identity)
     pace_session(client.session, api_url)  # the client retries; the endpoint's pace holds all back
     return client
+
+
+def _instance(api_url: str) -> Any:
+    """The dandi client's instance for ``api_url``: a known one by its API, else one named for its host.
+
+    Given to the client, which then asks the server nothing before our first call (its own lookup
+    GETs the server's info with a bare ``requests.get``: no name, no pace); :func:`check_api` asked it."""
+    from urllib.parse import urlsplit
+
+    from dandi.consts import DandiInstance, known_instances
+
+    for inst in known_instances.values():
+        if inst.api.rstrip("/") == api_url:
+            return inst
+    return DandiInstance(name=urlsplit(api_url).netloc or api_url, gui=None, api=api_url)
 
 
 #: API URLs found to answer like a DANDI API in this process (the client caches its server info alike)
@@ -91,7 +98,7 @@ def check_api(api_url: str) -> None:
     why = "no answer"
     for attempt in range(LISTING_ATTEMPTS):
         try:
-            r = requests.get(f"{api_url}/info/", timeout=30)
+            r = _get(f"{api_url}/info/", 30)
             if r.status_code in (429, 500, 502, 503, 504):
                 why = f"HTTP {r.status_code}"
             elif r.status_code != 200:
@@ -106,8 +113,20 @@ def check_api(api_url: str) -> None:
                 break
         except (ValueError, requests.RequestException) as exc:  # a body cut short, a reset
             why = gist(exc)
+            if why == "connection refused":  # nothing listens there: retrying only delays the one-line error
+                raise DandiError(f"DANDI API at {api_url} is unreachable: {why}") from None
         time.sleep(min(2**attempt * 0.2, 3))
     raise DandiError(f"{api_url} is not a DANDI API ({why}); --dandi-api wants the API's base URL, e.g. {DEFAULT_API}")
+
+
+def _get(url: str, timeout: float) -> requests.Response:
+    """One GET of the API, named (:mod:`neuromirror.network.identity`) and through the endpoint's pace."""
+    from neuromirror.network.adapter import pace_session
+
+    with requests.Session() as session:
+        identity.name_session(session)
+        pace_session(session, url)
+        return session.get(url, timeout=timeout)
 
 
 def gist(exc: BaseException) -> str:
@@ -126,7 +145,7 @@ def download_verified(url: str, timeout: float = 60.0) -> bytes:
     """
     r = pacing.call(
         url,
-        lambda: requests.get(url, timeout=timeout),
+        lambda: requests.get(url, timeout=timeout, headers=identity.headers()),
         lambda r: r.status_code,
         lambda r: r.headers.get("Retry-After"),
         transient=(requests.RequestException,),

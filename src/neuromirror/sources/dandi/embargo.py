@@ -30,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from neuromirror.network import identity
 from neuromirror.records import SHA256, AnnexEntry, Entry
 from neuromirror.util import gitutil
 
@@ -158,13 +159,17 @@ def open_with_key(
     s = session or requests
     key = key if key is not None else api_key()
     headers = {"Authorization": f"token {key}"} if key else {}
+    named = identity.headers()  # the mirror's name, to the API and to S3 alike (never the key)
+    headers.update(named)
     r = s.get(url, headers=headers, allow_redirects=False, timeout=timeout, stream=stream)
     hops = 0
     while r.status_code in (301, 302, 303, 307, 308) and hops < 5:
         target = urljoin(url, r.headers.get("Location", ""))
         r.close()
         same_host = urlsplit(target).netloc == urlsplit(url).netloc
-        r = s.get(target, headers=headers if same_host else {}, allow_redirects=False, timeout=timeout, stream=stream)
+        r = s.get(
+            target, headers=headers if same_host else named, allow_redirects=False, timeout=timeout, stream=stream
+        )
         url = target
         hops += 1
     if r.status_code in (401, 403):

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from neuromirror.network.adapter import pace_session
+from neuromirror.network.identity import name_session
 from neuromirror.network.workers import Workers
 from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState
 from neuromirror.sources import s3urls
@@ -80,11 +82,12 @@ class DandiSource(AssetEntries):
         self.id = f"dandi:{identifier}"
         self.remote_id = identifier
         self.relpath = f"dandi/{identifier}"
-        self._session = requests.Session()
+        self._session = name_session(requests.Session())  # named: network.identity
         self.head_workers = HEAD_WORKERS
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HEAD_WORKERS)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        pace_session(self._session, self.api_url)  # the stamp's GETs (_glance) go through the API's pace
         #: the dandiset's Zarr list of this sync, read while the rest is asked (:meth:`zarr_states`)
         self._zarr_states: Optional[Future[Optional[ZarrStates]]] = None
 
