@@ -25,7 +25,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "mirror": ("sync", "versions", "search", "diff", "reindex", "repair", "forget"),
     "pin and reproduce": ("pin", "lock", "get", "reproduce", "cite"),
     "read": ("urls", "browse"),
-    "keep and check": ("keep", "verify", "status", "restore", "changes"),
+    "keep and check": ("keep", "verify", "status", "audit", "restore", "changes"),
     "operate": ("serve", "publish", "maintain", "check-config", "demo"),
 }
 OTHER = "other"
@@ -192,7 +192,12 @@ def _under_root(args: argparse.Namespace, exc: OSError) -> Optional[str]:
     """How the user named the root (``--root DIR``) when ``exc`` is about a path in it (``--root /proc/x``:
     the root cannot be made there), else None: the mistake is the root's, said as such, exit 2."""
     root, label = getattr(args, "root", None), getattr(args, "root_label", None)
-    if not root or not label or not exc.filename or exc.errno not in (errno.ENOENT, errno.EACCES, errno.EROFS, errno.EPERM):
+    if (
+        not root
+        or not label
+        or not exc.filename
+        or exc.errno not in (errno.ENOENT, errno.EACCES, errno.EROFS, errno.EPERM)
+    ):
         return None
     path, top = os.path.abspath(os.fsdecode(exc.filename)), os.path.abspath(root)
     return f"{label}: the mirror root cannot be made or written there" if (path + "/").startswith(top + "/") else None
