@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "publish": 7,  # datasets pushed to siblings and RIA stores
     "read": 7,  # a pin read in place: its files by URL, fsspec
     "verify": 8,  # dataset, index, archive, bytes and store checked against each other
+    "audit": 8,  # what the mirror saw wrong upstream, from what the syncs recorded
     "restore": 8,  # kept content written back in the archive's key layout; drills
     "maintain": 8,  # git packed where the mirror writes and publishes
     "service": 9,  # the scheduled mirror service

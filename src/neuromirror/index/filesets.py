@@ -72,3 +72,28 @@ def forget(conn: sqlite3.Connection, source: str) -> None:
     """Every fileset and span of ``source`` (inside the caller's transaction)."""
     conn.execute("DELETE FROM fileset_spans WHERE source = ?", [source])
     conn.execute("DELETE FROM filesets WHERE source = ?", [source])
+
+
+# -- what the audit reads (neuromirror.audit) ----------------------------------------------------
+
+
+def open_unversioned_blobs(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(source, path, urls JSON) of every source's newest-state entries naming an archive blob (``/blobs/``)
+    by no ``versionId``: blobs a sync could not pin (the audit's ``blob-unpinned``)."""
+    return conn.execute(
+        f"SELECT s.source, e.path, e.urls FROM fileset_spans s JOIN entries e ON e.id = s.entry_id"
+        f" WHERE s.until = {OPEN} AND e.urls LIKE '%/blobs/%' AND e.urls NOT LIKE '%versionId=%'"
+    ).fetchall()
+
+
+def difference(conn: sqlite3.Connection, source: str, a: int, b: int, limit: int = 20) -> list[str]:
+    """Paths whose entry is in one of filesets ``a`` and ``b`` of ``source`` and not in the other (at most
+    ``limit``): what changed between two states."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT e.path FROM fileset_spans s JOIN entries e ON e.id = s.entry_id WHERE s.source = ?"
+            " AND ((s.since <= ? AND s.until > ?) != (s.since <= ? AND s.until > ?)) ORDER BY e.path LIMIT ?",
+            [source, a, a, b, b, limit],
+        )
+    ]

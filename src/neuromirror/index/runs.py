@@ -95,6 +95,31 @@ def duration_histogram(index: Index, bounds: list[float]) -> list[tuple]:
     return index.db.conn.execute(sql).fetchall()
 
 
+# -- what the audit reads (neuromirror.audit) --------------------------------------------
+
+
+def noted_reports(index: Index) -> list[tuple[str, int, Optional[str], Optional[str], Optional[str]]]:
+    """(source, run id, started, ended, report JSON) of the successful runs, oldest first, whose report
+    refused, held pending or warned about anything: what the syncs saw wrong."""
+    return index.db.conn.execute(
+        "SELECT source, id, started, ended, report FROM runs WHERE outcome IN ('ok', 'unchanged')"
+        " AND (refused > 0 OR pending > 0 OR json_array_length(report, '$.warnings') > 0) ORDER BY id"
+    ).fetchall()
+
+
+def last_successes(index: Index) -> list[tuple[str, int, Optional[str]]]:
+    """(source, run id, end) of each source's newest successful run: the mirror's last look at the archive."""
+    return index.db.conn.execute(
+        "SELECT r.source, r.id, r.ended FROM runs r JOIN (SELECT source, MAX(id) id FROM runs"
+        " WHERE outcome IN ('ok', 'unchanged') GROUP BY source) m ON r.id = m.id"
+    ).fetchall()
+
+
+def pending_items(index: Index) -> list[tuple[str, str, Optional[str], Optional[str]]]:
+    """(source, path, reason, seen) of every item a sync saw and could not mirror yet (the ``pending`` table)."""
+    return index.db.conn.execute("SELECT source, path, reason, seen FROM pending ORDER BY source, path").fetchall()
+
+
 # -- one source's newest runs ------------------------------------------------------------
 
 

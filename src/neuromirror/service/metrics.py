@@ -134,6 +134,7 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
     yield hist
     yield from _keep_families(rows)
     yield from _risk_families(rows)
+    yield from _audit_family(report)
     svc = report.get("service")
     if svc:
         coalesced = CounterMetricFamily(
@@ -350,6 +351,28 @@ def _expiry_families(rows: list[SourceStatus]) -> Iterator[Metric]:
         "1 when an unkept noncurrent pin has less than a week left before it expires.",
         ((r.source, 1.0 if of(r)["state"] == "failing" else 0.0) for r in expiring),
     )
+
+
+def add_audit(report: dict, index: Any) -> None:
+    """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) from the index."""
+    from neuromirror.audit.findings import audit
+
+    report["audit"] = sorted((s, k, n) for (s, k), n in audit(index).counts().items())
+
+
+def _audit_family(report: dict) -> Iterator[Metric]:
+    """What the mirror saw wrong upstream, per source and kind (:mod:`neuromirror.audit`); a 0 for every
+    covered kind of every source, so that an alert can tell "none" from "not counted"."""
+    if "audit" not in report:
+        return
+    g = GaugeMetricFamily(
+        "neuromirror_audit_findings",
+        "What the mirror saw wrong upstream, from what its syncs recorded (neuromirror audit), by kind.",
+        labels=["source", "kind"],
+    )
+    for sid, kind, n in report["audit"]:
+        g.add_metric([sid, kind], float(n))
+    yield g
 
 
 def add_keeps(report: dict, index: Any) -> None:

@@ -1,4 +1,4 @@
-"""The service's HTTP side (``serve --http``): the pages, ``/status.json``, ``/metrics``, ``/healthz``.
+"""The service's HTTP side (``serve --http``): the pages, ``/status.json``, ``/audit/``, ``/metrics``, ``/healthz``.
 
 Beside them the view of every pin (:mod:`neuromirror.read.view`) and its landing page
 (:mod:`neuromirror.read.landing`): at ``/`` when there is no service (``serve --no-schedule``),
@@ -145,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body, ctype = page.encode(), HTML
             elif path in ("/status.json", "/status"):
                 body, ctype = json.dumps(self._status_json(), indent=2).encode(), "application/json"
+            elif path in ("/audit", "/audit/", "/audit.json"):
+                body, ctype = self._audit(json_wanted=path == "/audit.json")
             elif path == "/metrics":
                 body, ctype = exposition(svc.metrics_registry).encode(), METRICS_TYPE
             elif path == "/healthz":
@@ -208,6 +210,20 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())
+
+    def _audit(self, json_wanted: bool) -> tuple[bytes, str]:
+        """What the mirror saw wrong upstream (:mod:`neuromirror.audit`): the page, or its JSON."""
+        from neuromirror.audit.findings import audit
+        from neuromirror.audit.report import as_html
+
+        mirror = self.server.service.mirror()
+        try:
+            found = audit(mirror.index)
+        finally:
+            mirror.close()
+        if json_wanted:
+            return json.dumps(found.to_json(), indent=2).encode(), "application/json"
+        return as_html(found).encode(), HTML
 
     def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
         self.send_response(code)

@@ -1,0 +1,57 @@
+"""``neuromirror audit [SPEC...] [--recheck] [--json]``: what the mirror saw wrong upstream, per source.
+
+From what the syncs recorded in the index (no new crawl): Zarrs refused for a checksum mismatch or
+without a checksum, bytes against the archive's digest, blobs not pinned, objects only a noncurrent S3
+version serves (and when they expire), published versions without a DOI, files changed while
+``modified`` did not.  ``--recheck`` asks the archive again for the DOIs and the noncurrent objects.
+The JSON's schema: docs/service.md, *Audit*.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from neuromirror.commands.common import add_json, print_json, require_mirror
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="what the mirror saw wrong upstream, per source, from what its syncs recorded",
+        description="Findings per source and kind from the index: Zarrs refused (checksum mismatch) or pending "
+        "without checksum, bytes that disagree with the archive's digest, blobs not pinned, objects only a "
+        "noncurrent S3 version serves (with when they expire), published versions without DOI, files changed "
+        "while modified did not. No archive is asked unless --recheck.",
+    )
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="sources to audit (globs: 'dandi:*'); default: all")
+    p.add_argument(
+        "--recheck",
+        action="store_true",
+        help="ask the archive again: DOIs of published versions without one, noncurrent objects and their expiry",
+    )
+    p.add_argument(
+        "--dandi-api",
+        metavar="URL",
+        help="the DANDI API for --recheck when a source's records name none (default: the public archive)",
+    )
+    add_json(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuromirror.audit.findings import audit
+    from neuromirror.audit.recheck import recheck
+    from neuromirror.audit.report import as_text
+
+    mirror = require_mirror(args)
+    try:
+        found = audit(mirror.index, args.specs)
+        if args.recheck:
+            found = recheck(mirror.index, found, args.dandi_api)
+    finally:
+        mirror.close()
+    if args.json:
+        print_json(found.to_json())
+    else:
+        print(as_text(found))
+    return 0

@@ -1,0 +1,179 @@
+"""``neuromirror audit``: what the mirror saw wrong upstream, from what its syncs recorded (issue 59).
+
+Two dandisets on the DANDI stand-in.  ``wrong`` is made wrong on purpose: a Zarr whose checksum the API
+reports wrong, a Zarr with no checksum (pending), a text file whose metadata's sha256 is not its bytes', a
+blob whose S3 object is missing with no version holding it (not pinned), a blob whose current object is
+deleted (only a noncurrent version serves it), a published version without DOI, and a Zarr rewritten in
+place between two syncs while the draft's ``modified`` stays.  ``clean`` has a file, a Zarr and a
+published version with its DOI: it must yield no finding.  Both are synced by hand (``neuromirror sync``);
+then ``audit --json``, its text, ``--recheck``, and the service's ``/audit/``, ``/audit.json`` and
+``/metrics`` are read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import pytest
+import requests
+
+from helpers.service import Served, metric_samples, neuromirror, serve, wait_for, write_config
+from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, parse_html, text_of
+
+ZARR = {
+    ".zgroup": b'{"zarr_format": 2}',
+    "0/.zarray": b'{"chunks": [4], "dtype": "<u1", "shape": [8], "zarr_format": 2}',
+    "0/0": b"\x00\x01\x02\x03",
+    "0/1": b"\x04\x05\x06\x07",
+}
+#: (kind, path) the wrong dandiset must yield; "" is a version's own finding
+PLANTED = {
+    ("zarr-checksum-mismatch", "sub-0/bad.zarr"),
+    ("zarr-no-checksum", "sub-0/pending.zarr"),
+    ("digest-mismatch", "notes.txt"),
+    ("blob-unpinned", "sub-0/nopin.nwb"),
+    ("noncurrent-only", "sub-0/gone.nwb"),
+    ("no-doi", ""),
+    ("modified-unchanged", "sub-0/rewritten.zarr"),
+}
+
+
+class Planted(NamedTuple):
+    root: Path
+    api: str
+    wrong: str
+    clean: str
+    cfg: Path
+
+
+def sync(root: Path, api: str, *sids: str) -> None:
+    out = neuromirror(root, "sync", *sids, "--dandi-api", api)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def planted(dandi_archive, tmp_path_factory) -> Iterator[Planted]:  # noqa: ANN001
+    a = dandi_archive
+    tmp = tmp_path_factory.mktemp("audit")
+    wrong = a.create_dandiset(name="audit: wrong on purpose")
+    a.put_asset(wrong, "sub-0/ok.nwb", b"o" * 300)
+    a.corrupt_zarr_checksum(a.add_zarr_asset(wrong, "sub-0/bad.zarr", ZARR))
+    pending = a.asset(a.add_zarr_asset(wrong, "sub-0/pending.zarr", ZARR)).zarr
+    with a._lock:  # a Zarr the archive has no checksum for (its checksum task not run yet)
+        pending.checksum, pending.rev = "", pending.rev + 1
+    rewritten = a.asset(a.add_zarr_asset(wrong, "sub-0/rewritten.zarr", ZARR)).zarr.zarr_id
+    a.put_asset(wrong, "sub-0/nopin.nwb", size=500, upload=False)  # no S3 object, no version of it
+    gone = a.put_asset(wrong, "sub-0/gone.nwb", b"g" * 400)
+    a.delete_blob_object(a.asset(gone).blob.blob_id)  # a delete marker: only the noncurrent version serves it
+    notes = a.put_asset(wrong, "notes.txt", b"some notes\n")
+    md = requests.get(f"{a.api_url}/assets/{notes}/", timeout=10).json()
+    md["digest"]["dandi:sha2-256"] = "0" * 64  # the archive's digest is not the bytes'
+    a.override_metadata(notes, json.dumps(md).encode())
+    a.publish(wrong)
+    with a._lock:  # a published version whose DOI was never minted
+        version = a.dandiset(wrong).published[-1]
+        version.doi = None
+        version.metadata.pop("doi", None)
+        version.rev = getattr(version, "rev", 0) + 1
+
+    clean = a.create_dandiset(name="audit: clean")
+    a.put_asset(clean, "sub-0/fine.nwb", b"f" * 300)
+    a.add_zarr_asset(clean, "sub-0/fine.zarr", ZARR)
+    a.publish(clean)
+
+    root, sids = tmp / "mirror", [f"dandi:{wrong}", f"dandi:{clean}"]
+    sync(root, a.api_url, *sids)
+    a.modify_zarr(
+        rewritten, put={"0/1": b"\x09\x09\x09\x09"}
+    )  # in place: neither the asset's nor the draft's modified moves
+    sync(root, a.api_url, *sids)
+    yield Planted(root, a.api_url, sids[0], sids[1], write_config(tmp / "m.yaml", a.api_url, sids))
+
+
+def audit_json(p: Planted, *args: str) -> dict:
+    out = neuromirror(p.root, "audit", "--json", *args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def test_every_planted_finding_and_none_on_the_clean_archive(planted: Planted) -> None:
+    got = audit_json(planted)
+    assert got["schema_version"] == 1 and got["rechecked"] is False
+    found = {(f["kind"], f["path"]) for f in got["findings"] if f["source"] == planted.wrong}
+    assert found == PLANTED, json.dumps(got["findings"], indent=1)
+    assert not [f for f in got["findings"] if f["source"] == planted.clean], got["findings"]
+    assert set(got["sources"][planted.clean].values()) == {0}
+    assert got["sources"][planted.wrong]["zarr-checksum-mismatch"] == 1
+    assert got["kinds"]["manifest-drift"]["covered"] == "not covered"
+    for f in got["findings"]:
+        assert set(f) >= {"source", "kind", "path", "version", "detail", "first_seen", "last_seen"}, f
+        assert f["first_seen"] and f["last_seen"], f
+    by_kind = {f["kind"]: f for f in got["findings"]}
+    assert by_kind["no-doi"]["version"].startswith("0.")
+    assert "Zarr checksum mismatch" in by_kind["zarr-checksum-mismatch"]["detail"]
+    gone = by_kind["noncurrent-only"]
+    assert gone["expires"] > gone["first_seen"] and gone["expires_is"] == "at the latest"
+    # one source by its SPEC
+    only = audit_json(planted, planted.clean)
+    assert list(only["sources"]) == [planted.clean] and only["findings"] == []
+
+
+def test_the_text_names_source_kind_and_path(planted: Planted) -> None:
+    out = neuromirror(planted.root, "audit")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert f"{planted.wrong}: {len(PLANTED)} finding(s)" in text and f"{planted.clean}: nothing found" in text
+    for kind, path in PLANTED:
+        assert any(ln.strip().startswith(f"{kind}  {path}") for ln in text.splitlines()), (kind, path, text)
+    assert "not covered: manifest-drift" in text
+
+
+def test_recheck_asks_the_archive(planted: Planted) -> None:
+    got = audit_json(planted, "--recheck", planted.wrong)
+    assert got["rechecked"] is True and got["recheck_errors"] == []
+    by_kind = {f["kind"]: f for f in got["findings"]}
+    assert "still gives none" in by_kind["no-doi"]["detail"]
+    gone = by_kind["noncurrent-only"]
+    bound = next(f for f in audit_json(planted)["findings"] if f["kind"] == "noncurrent-only")["expires"]
+    # deleted before the first sync: 30 days after the delete marker, no later than the records' bound
+    assert gone["expires_is"] == "exact" and gone["expires"] <= bound, (gone, bound)
+
+
+@pytest.fixture(scope="module")
+def served(planted: Planted) -> Iterator[Served]:
+    with serve(planted.root, planted.cfg) as svc:
+        wait_for(lambda: requests.get(svc.url("audit/"), timeout=10).ok, 60, "the audit page", svc)
+        yield svc
+        assert svc.stop() == 0
+
+
+def test_the_page_and_its_json(planted: Planted, served: Served) -> None:
+    r = requests.get(served.url("audit/"), timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+    doc = parse_html(r.text)
+    rows = [text_of(tr) for tr in by_class(doc, "tr", "finding")]
+    for kind, path in PLANTED:
+        assert any(planted.wrong in t and kind in t and path in t for t in rows), (kind, path, rows)
+    assert not any(planted.clean in t for t in rows)
+    j = requests.get(served.url("audit.json"), timeout=30).json()
+    assert {(f["kind"], f["path"]) for f in j["findings"] if f["source"] == planted.wrong} == PLANTED
+
+
+def test_metrics_count_by_kind(planted: Planted, served: Served) -> None:
+    m = metric_samples(requests.get(served.url("metrics"), timeout=30).text)
+    for kind, _ in PLANTED:
+        assert m["neuromirror_audit_findings", ("kind", kind), ("source", planted.wrong)] == 1, kind
+        assert m["neuromirror_audit_findings", ("kind", kind), ("source", planted.clean)] == 0, kind
+    assert not any(k[0] == "neuromirror_audit_findings" and ("kind", "manifest-drift") in k for k in m)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed: the page is not looked at in a browser here")
+def test_the_page_in_a_browser(planted: Planted, served: Served, tmp_path: Path) -> None:
+    dom = parse_html(chromium(served.url("audit/"), tmp_path), strict=False)
+    assert len(by_class(dom, "tr", "finding")) == len(PLANTED)
+    shot = tmp_path / "audit.png"
+    chromium(served.url("audit/"), tmp_path, screenshot=shot, size="1400,1000")
+    assert shot.stat().st_size > 10_000
+    keep_screenshot(shot)
