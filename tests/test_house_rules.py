@@ -12,6 +12,7 @@ ruff's C901 at 15, in ``pyproject.toml``.)
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "neuromirror"
@@ -69,3 +70,15 @@ def test_the_checks_see_a_lookup_and_a_long_run(tmp_path: Path) -> None:
     f.write_text(f'def run(args):\n{body}\n    row = {{}}\n    row["label"] = 1\n    return row["label"]\n')
     assert _row_lookups(f) == [RUN_MAX_LINES + 3, RUN_MAX_LINES + 4]
     assert _long_runs(f) == {"m.py:1": RUN_MAX_LINES + 4}
+
+
+def test_an_error_is_said_in_one_line_one_way() -> None:
+    """``util/text.one_line`` is the one way to make an exception one line: no hand-cut copies of it."""
+    copy = re.compile(r"join\(str\((exc|e|err|error|ex)\)\.split\(\)\)")
+    found = [
+        f"{path.relative_to(SRC)}:{n}"
+        for path in sorted(SRC.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if copy.search(line)
+    ]
+    assert not found, f"hand-cut copies of util.text.one_line: {found}"

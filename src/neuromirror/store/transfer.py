@@ -220,7 +220,7 @@ def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
     except FileNotFoundError:
         return "missing", "the store has no copy under the key's name"
     except OSError as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
+        return "unreadable", one_line(exc, 300, joined=True)
     digest, got = checksum.new(), 0
     try:
         while True:
@@ -230,7 +230,7 @@ def read_back(store: Store, key: str, size: Optional[int]) -> tuple[str, str]:
             got += len(data)
             digest.update(data)
     except OSError as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
+        return "unreadable", one_line(exc, 300, joined=True)
     finally:
         fh.close()
     if size is not None and got != size:

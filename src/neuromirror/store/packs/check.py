@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 from neuromirror.annex.keys import key_checksum
 from neuromirror.store.packs.backend import COLD_CLASSES
 from neuromirror.store.packs.layout import pack_object, skip
+from neuromirror.util.text import one_line
 
 Verdict = tuple[str, str]
 GOOD: Verdict = ("good", "")
@@ -108,7 +109,7 @@ def _one_pack(store: Any, pack: str, wanted: list[tuple[int, int, str]]) -> list
     except FileNotFoundError as exc:  # gone, or cut short before the last key asked for: read key by key
         return [(k, _alone(store, k, o, n, str(exc))) for o, n, k in wanted]
     except OSError as exc:
-        return [(k, ("unreadable", " ".join(str(exc).split())[:300])) for _, _, k in wanted]
+        return [(k, ("unreadable", one_line(exc, 300, joined=True))) for _, _, k in wanted]
     with fh:
         at = 0
         for offset, length, key in wanted:
@@ -116,7 +117,7 @@ def _one_pack(store: Any, pack: str, wanted: list[tuple[int, int, str]]) -> list
                 skip(fh, offset - at)
                 out.append((key, _verdict(key, fh, length)))
             except OSError as exc:
-                out.append((key, ("unreadable", " ".join(str(exc).split())[:300])))
+                out.append((key, ("unreadable", one_line(exc, 300, joined=True))))
             at = offset + length
     return out
 
@@ -128,7 +129,7 @@ def _alone(store: Any, key: str, offset: int, length: int, why: str) -> Verdict:
     except FileNotFoundError:
         return "missing", why
     except (OSError, TypeError) as exc:
-        return "unreadable", " ".join(str(exc).split())[:300]
+        return "unreadable", one_line(exc, 300, joined=True)
 
 
 def _verdict(key: str, fh: Any, length: int) -> Verdict:
