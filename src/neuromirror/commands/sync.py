@@ -163,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _targets(args: argparse.Namespace) -> tuple[Any, list[tuple[Any, dict[str, Any]]]]:
     """The root and what to sync: each SPEC with the command line's options, or --config's entries."""
+    if args.jobs < 1:  # 0 synced nothing and said nothing
+        raise UserError("-J must be at least 1")
     specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
     options = options_of(args)
     root = root_of(args)
