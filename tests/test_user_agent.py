@@ -26,9 +26,9 @@ BUCKET = "ua-dandiarchive"
 
 
 def expected(contact: str = CONTACT) -> str:
-    from importlib.metadata import version
+    from neuromirror import __version__
 
-    return f"neuromirror/{version('neuromirror')} (+{contact})"
+    return f"neuromirror/{__version__} (+{contact})"
 
 
 class World:

@@ -26,12 +26,10 @@ _user_agent: Optional[tuple[Optional[str], str]] = None  # (the contact it was b
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    """The package's own version (not importlib.metadata's: ~45 ms of CPU at each sync's start)."""
+    from neuromirror import __version__
 
-        return version("neuromirror")
-    except Exception:  # noqa: BLE001 - a checkout without metadata
-        return "0"
+    return __version__
 
 
 def contact() -> Optional[str]:
