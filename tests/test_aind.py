@@ -84,10 +84,24 @@ def nm_process(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def sync(root: Path, bucket: Bucket, *specs: str, extra: tuple[str, ...] = ()) -> Any:
+    """A sync's report; exit 0, or 3 when it refused items (and then said so)."""
     proc = nm(
-        root, "sync", *specs, "--bucket", bucket.name, "--s3-endpoint", bucket.s3.endpoint_url, "--json", "-J1", *extra
+        root,
+        "sync",
+        *specs,
+        "--bucket",
+        bucket.name,
+        "--s3-endpoint",
+        bucket.s3.endpoint_url,
+        "--json",
+        "-J1",
+        *extra,
+        check=False,
     )
-    return json.loads(proc.stdout)
+    report = json.loads(proc.stdout)
+    refused = any(r.get("refused") for r in (report if isinstance(report, list) else [report]))
+    assert proc.returncode == (3 if refused else 0), proc.stdout + proc.stderr
+    return report
 
 
 #: loopback stand-in URLs allowed for git-annex in this process's children only (subdatasets included)

@@ -155,10 +155,26 @@ def run(args: argparse.Namespace) -> int:
         print_json(reports if len(reports) > 1 else reports[0])
     else:
         _print_reports(reports)
+    return _exit_code(reports)
+
+
+#: ``sync``'s exit when every source synced but some refused items (a Zarr whose checksum disagrees, a hostile
+#: path): the rest is mirrored, and cron still sees that something upstream needs a look (``neuromirror audit``)
+EXIT_REFUSED = 3
+
+
+def _exit_code(reports: list[dict]) -> int:
+    """1: a source failed (one line each on stderr); 3: all synced, some items refused; else 0."""
     failed = [r for r in reports if r["outcome"] == "failed"]
     for r in failed:
         print(f"neuromirror: {r['source']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    if failed:
+        return 1
+    refused = sum(len(r.get("refused", [])) for r in reports)
+    if refused:
+        print(f"neuromirror: {refused} item(s) refused (listed above; neuromirror audit lists them)", file=sys.stderr)
+        return EXIT_REFUSED
+    return 0
 
 
 def _targets(args: argparse.Namespace) -> tuple[Any, list[tuple[Any, dict[str, Any]]]]:
