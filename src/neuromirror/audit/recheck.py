@@ -30,7 +30,9 @@ def recheck(index: Any, found: Audit, dandi_api: Optional[str] = None) -> Audit:
     """``found`` with its ``no-doi`` and ``noncurrent-only`` findings asked of the archive again."""
     import requests
 
-    session = requests.Session()
+    from neuromirror.network.identity import name_session
+
+    session = name_session(requests.Session())  # an operator sees who asks (issue 59)
     kept: list[Finding] = []
     errors: list[str] = []
     for f in found.findings:
