@@ -16,13 +16,18 @@ credentials in the environment, as docs/keep.md tells a lab):
 
 * ``lost-stores-files-<kind>``: ``datalad get`` of the 24 files (every kind);
 * ``lost-stores-chunks-<kind>``: ``datalad get .`` inside the Zarr's subdataset, installed first by
-  ``datalad get -n`` (not timed: ``install_s``), for ``directory``, ``pack`` and ``pack-s3``.
+  ``datalad get -n`` (not timed: ``install_s``), for ``directory``, ``pack`` and ``pack-s3``, and for
+  ``floor``: git-annex's own floor for an external special remote, the directory store's clone reading the
+  same keys through the most trivial external remote (:mod:`.floor`, registered in the clone, not timed);
+  ``floor-noverify`` and ``pack-noverify`` are the same with ``annex.verify=false`` in the clone, a
+  diagnostic only (how much of the floor is git-annex re-hashing what an external remote wrote).
 
 The kinds alternate for ``--lost-stores-rounds`` rounds (who goes first too); each res carries the kind's
 median wall and CPU, DataLad's start-up (``datalad --version`` in the same clone, just after), the requests
 the archive saw (S3 outside the stores' bucket, and the API: 0 expected), the store's requests (the
 stores' bucket, S3 kinds) and per key, and the keys left missing.  ``x_directory`` = (wall - start-up) /
-(the directory store's wall - start-up): the target's "beyond DataLad's start-up".
+(the directory store's wall - start-up): the target's "beyond DataLad's start-up"; the chunks' rows also
+carry ``floor_external_s`` (the ``floor`` kind's wall) and ``x_floor``, the same ratio to the floor's.
 
 ``lost-stores-read-<kind>`` (S3 kinds, and ``pack``): the same lost keys read in the mirror by
 ``neuromirror://`` (a reader process of its own, :func:`_main`) and then through the view (``serve
@@ -33,6 +38,7 @@ requests per key for each reader.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -45,6 +51,7 @@ from typing import Any, Callable, Optional
 from neuromirror.bench.archives import Archives, direct_puts
 from neuromirror.bench.measure import neuromirror_cmd, run_measured, say
 from neuromirror.bench.scenarios.lost.lost_get import BLOBS, _blobs, _delete_versions, _present, _zarr
+from neuromirror.bench.scenarios.packs import floor
 from neuromirror.bench.scenarios.packs.restore import blob_keys, lose
 from neuromirror.bench.scenarios.read_view import view_server
 from neuromirror.bench.scenarios.restore import _env
@@ -55,7 +62,8 @@ ZARR = "sub-01/sub-01_kept.zarr"
 #: the packed stores' pack size: the 24 files (~5 MB) and the chunks lie in several packs
 PACK_SIZE = 1 << 20
 KINDS = ("directory", "pack", "pack-s3", "s3")
-CHUNK_KINDS = ("directory", "pack", "pack-s3")
+#: ``floor``: the directory store's keys through a trivial external remote; ``-noverify``: a diagnostic
+CHUNK_KINDS = ("directory", "floor", "pack", "pack-s3", "floor-noverify", "pack-noverify")
 #: the readers in the mirror read the 24 files and every READ_EVERY-th chunk
 READ_EVERY = 10
 TARGETS = (
@@ -64,6 +72,7 @@ TARGETS = (
     ("lost-stores-files-s3", "x_directory", 1.5, "max", "lost get: datalad get of 24 lost files from s3:// over a directory store's, beyond start-up"),
     *[(f"lost-stores-{w}-{k}", "archive_requests", 0, "max", f"lost get {w} from {k}: requests to the archive") for w in ("files", "chunks") for k in KINDS],
     *[(f"lost-stores-{w}-{k}", "missing", 0, "max", f"lost get {w} from {k}: keys left without content") for w in ("files", "chunks") for k in KINDS],
+    ("lost-stores-chunks-floor", "missing", 0, "max", "lost get chunks through the trivial external remote (the floor): keys left without content"),
     *[(f"lost-stores-{w}-{k}", "store_requests_per_key", 2.0, "max", f"lost get {w} from {k}: store requests per key") for w in ("files", "chunks") for k in ("pack-s3", "s3")],
     *[(f"lost-stores-read-{k}", f"{r}_store_requests_per_key", 2.0, "max", f"{k}: store requests per lost key read by {r}") for k in ("pack-s3", "s3") for r in ("fsspec", "view")],
     *[(f"lost-stores-read-{k}", f"{r}_wrong", 0, "max", f"{k}: lost keys {r} did not give the kept bytes of") for k in ("pack", "pack-s3", "s3") for r in ("fsspec", "view")],
@@ -137,14 +146,17 @@ def bench_lost_stores(
 ) -> list[dict]:
     """The scenario's rows (see the module), judged; with ``keep`` (``--keep``) the stores stay, for a profile."""
     env = _env(archives)
+    env["PATH"] = f"{floor.install(work / 'lost-stores-bin').parent}{os.pathsep}{env['PATH']}"
     ident, version, blobs, zarr_files, bucket, roots, keeps = _kept_then_lost(archives, work, startup, chunks, env)
+    flat = work / "lost-stores-floor"
+    say(f"lost-stores: the floor's flat directory: {floor.fill(work / 'lost-stores-directory', flat)} keys")
     counted = _Requests(archives, bucket)
     paths = sorted(blobs)
     clones = iter(range(10**9))
 
     def fresh(kind: str) -> Path:
         clone = work / f"lost-stores-clone-{next(clones)}"
-        run_measured(["datalad", "clone", str(roots[kind] / "dandi" / ident), str(clone)], env=env)
+        run_measured(["datalad", "clone", str(roots[_base(kind)] / "dandi" / ident), str(clone)], env=env)
         for cmd in (["config", "annex.security.allowed-ip-addresses", "all"], ["checkout", "-q", version]):
             subprocess.run(["git", *cmd], cwd=clone, check=True, capture_output=True)
         return clone
@@ -155,6 +167,7 @@ def bench_lost_stores(
         if what == "chunks":
             extra["install_s"] = round(run_measured(["datalad", "get", "-n", ZARR], env=env, cwd=clone)["wall"], 3)
             where, cmd, keys = clone / ZARR, ["datalad", "get", "."], len(zarr_files)
+            extra.update(_prepare(kind, where, flat, env))
 
         def timed() -> dict:
             r = run_measured(cmd, env=env, cwd=where, check=False)
@@ -177,23 +190,52 @@ def bench_lost_stores(
                 say(f"lost-stores {what}: round {i + 1} of {rounds}: datalad get from the {kind} store ...")
                 runs[kind].append(get(what, kind))
                 say(f"lost-stores {what} {kind}: {runs[kind][-1]}")
-        rows = {k: _row(f"lost-stores-{what}-{k}", runs[k], keeps[k]) for k in kinds}
-        ref = rows["directory"]
-        for res in rows.values():
-            beyond, ref_beyond = res["wall_s"] - res["startup_s"], ref["wall_s"] - ref["startup_s"]
-            res["x_directory"] = round(beyond / ref_beyond, 2) if ref_beyond > 0 else None
-            res["x_directory_wall"] = round(res["wall_s"] / ref["wall_s"], 2) if ref["wall_s"] else None
-        out += rows.values()
+        out += _rows(what, runs, keeps)
     wanted = {p: blobs[p] for p in paths}
     wanted.update({f"{ZARR}/{k}": v for i, (k, v) in enumerate(sorted(zarr_files.items())) if i % READ_EVERY == 0})
     for kind in ("pack", "pack-s3", "s3"):
         out.append(_readers(roots[kind], env, ident, version, wanted, counted, f"lost-stores-read-{kind}"))
     judge(out, TARGETS)
     if not keep:
-        for kind in KINDS:
+        for kind in (*KINDS, "floor"):
             shutil.rmtree(work / f"lost-stores-{kind}", ignore_errors=True)
         archives.drop_objects(bucket)
     return out
+
+
+def _prepare(kind: str, where: Path, flat: Path, env: dict) -> dict:
+    """A chunks kind's clone made ready, not timed: the floor's remote registered (the keys told), the
+    diagnostic kinds' ``annex.verify`` off."""
+    got = {"floor_keys": floor.enable(where, flat, env)} if kind.startswith("floor") else {}
+    if kind.endswith("-noverify"):
+        subprocess.run(["git", "config", "annex.verify", "false"], cwd=where, check=True)
+    return got
+
+
+def _rows(what: str, runs: dict[str, list[dict]], keeps: dict[str, float]) -> list[dict]:
+    """Each kind's row, with its ratios to the directory store's get and (chunks) to the floor's."""
+    rows = {k: _row(f"lost-stores-{what}-{k}", r, keeps[_base(k)]) for k, r in runs.items()}
+    for res in rows.values():
+        res.update(_ratio(res, rows["directory"], "x_directory"))
+        if "floor" in rows:
+            res["floor_external_s"] = rows["floor"]["wall_s"]
+            res.update(_ratio(res, rows["floor"], "x_floor"))
+    return list(rows.values())
+
+
+def _base(kind: str) -> str:
+    """The store kind a kind's clone is made from: the floor reads the directory store's keys."""
+    kind = kind.removesuffix("-noverify")
+    return "directory" if kind == "floor" else kind
+
+
+def _ratio(res: dict, ref: dict, name: str) -> dict:
+    """``name``: ``res``'s wall beyond its start-up over ``ref``'s, and ``name_wall``: the walls' ratio."""
+    beyond, ref_beyond = res["wall_s"] - res["startup_s"], ref["wall_s"] - ref["startup_s"]
+    return {
+        name: round(beyond / ref_beyond, 2) if ref_beyond > 0 else None,
+        f"{name}_wall": round(res["wall_s"] / ref["wall_s"], 2) if ref["wall_s"] else None,
+    }
 
 
 def _row(scenario: str, runs: list[dict], keep_s: float) -> dict:
