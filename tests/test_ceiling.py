@@ -126,7 +126,7 @@ def test_without_a_ceiling_nothing_is_gated(world: World, tmp_path: Path) -> Non
 
 def test_two_dask_workers_share_one_ceiling(world: World, tmp_path_factory: pytest.TempPathFactory) -> None:
     pytest.importorskip("distributed")
-    from test_dask import Cluster
+    from helpers.dask import Cluster
 
     idents = world.dandisets(4, 25, "dask")
     c = Cluster(tmp_path_factory.mktemp("dask-ceiling"))
