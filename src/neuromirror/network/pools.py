@@ -22,6 +22,7 @@ class Pools:
 
         from neuromirror.network.identity import headers
 
+        self._named = "headers" not in pool_kw  # ours: the mirror's name, kept current at each request
         pool_kw.setdefault("headers", headers())
         self._maxsize = maxsize
         self._kw = pool_kw
@@ -38,13 +39,22 @@ class Pools:
         parts = urlsplit(url)
         proxy = urllib.request.getproxies().get(parts.scheme)
         if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
-            return self._direct
+            return self._current(self._direct)
         with self._lock:
             if proxy not in self._proxied:
                 import urllib3
 
                 self._proxied[proxy] = urllib3.ProxyManager(proxy, maxsize=self._maxsize, **self._kw)
-            return self._proxied[proxy]
+            return self._current(self._proxied[proxy])
+
+    def _current(self, manager: Any) -> Any:
+        """``manager`` with the mirror's name as it is now: a contact set after the pools were made (a
+        definition's ``contact:`` read after import) is on the next request."""
+        if self._named:
+            from neuromirror.network.identity import user_agent
+
+            manager.headers["User-Agent"] = user_agent()
+        return manager
 
     def clear(self) -> None:
         """Close every pooled connection."""
