@@ -12,7 +12,7 @@ them, stands on.
 :func:`install` writes the program into the work directory (the benchmark's environment gets it on
 ``PATH``); :func:`fill` hard-links a directory store's keys into the flat directory once;
 :func:`enable` registers the remote in one clone's dataset (``initremote``, a cost below every
-store's, ``setpresentkey`` for each key it holds), not timed.
+store's, each key it holds recorded present by the branch writer), not timed.
 """
 
 from __future__ import annotations
@@ -110,5 +110,7 @@ def enable(repo: Path, flat: Path, env: dict) -> int:
     git("config", f"remote.{NAME}.annex-cost", str(COST))
     uuid = git("config", f"remote.{NAME}.annex-uuid").strip()
     keys = [k for k in git("annex", "find", "--include=*", "--format=${key}\\n").split() if (flat / k).exists()]
-    git("annex", "setpresentkey", "--batch", input="".join(f"{k} {uuid} 1\n" for k in keys))
+    from neuromirror.annex.branch_writer import Batch, write
+
+    write(repo, Batch().present(uuid, keys))  # the branch's one writer (tests/test_branch_writer.py)
     return len(keys)
