@@ -6,11 +6,16 @@ found by name in another process (a Dask task carries its source's dandi client,
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from typing import Any, Optional
 
 from requests.adapters import HTTPAdapter
 
 from neuromirror.network import pacing
+
+#: per thread, the last request that met a retried answer or none: (method, url, when it ended)
+_last = threading.local()
 
 
 class PacedAdapter(HTTPAdapter):
@@ -28,17 +33,30 @@ class PacedAdapter(HTTPAdapter):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = pacing.timeout()
         pace = pacing.pace_for(self.endpoint, self.ceiling)
+        _count_retry(pace, request)
         epoch = pace.acquire()
         try:
             r = super().send(request, *args, **kwargs)
         except BaseException:
             pace.release(epoch, None)
+            _last.request = (request.method, request.url, time.monotonic())
             raise
         code = r.status_code
         pace.release(
             epoch, code, pacing.retry_after_seconds(r.headers.get("Retry-After")) if code in pacing.RETRIED else None
         )
+        _last.request = (request.method, request.url, time.monotonic()) if code in pacing.RETRIED else None
         return r
+
+
+def _count_retry(pace: pacing.Pace, request: Any) -> None:
+    """The client retries on its own (the dandi client: tenacity, sleeping a Retry-After and its backoff):
+    the same request again from the same thread after a retried answer or no answer is a retry, and the time
+    since that answer was spent held back.  Counted so that a sync's report says what the archive saw."""
+    last: Optional[tuple[str, str, float]] = getattr(_last, "request", None)
+    _last.request = None
+    if last is not None and last[0] == request.method and last[1] == request.url:
+        pace.held(time.monotonic() - last[2], retry=True)
 
 
 def pace_session(session: Any, url: str, ceiling: int = 16) -> None:

@@ -178,8 +178,17 @@ class Pace:
                 raise
         waited = time.monotonic() - start
         if waited > 0.001:
-            self.stats.waited_s += waited  # a counter read for reports only
+            with self._cond:
+                self.stats.waited_s += waited
         return epoch
+
+    def held(self, seconds: float, *, retry: bool) -> None:
+        """A request held back ``seconds`` outside :meth:`acquire` (a backoff pause, a client's own sleep before
+        its retry): counted in ``waited_s`` (and ``retries`` when it is one), under the lock: reports equal
+        what the archive saw (issue 59: the dandi client's own retries went uncounted)."""
+        with self._cond:
+            self.stats.retries += int(retry)
+            self.stats.waited_s += max(0.0, seconds)
 
     def release(self, epoch: int, status: Optional[int], retry_after: Optional[float] = None) -> None:
         """The answer to a request sent in window ``epoch``: its status (None: no answer at all)."""
@@ -384,8 +393,9 @@ def call(
     cause: Any = None
     for attempt in range(n):
         if attempt:
-            pace.stats.retries += 1  # not under the lock: a counter read for reports only
-            time.sleep(backoff(attempt))
+            pause = backoff(attempt)
+            time.sleep(pause)
+            pace.held(pause, retry=True)
         epoch = pace.acquire()
         sent = time.monotonic()
         try:

@@ -226,8 +226,9 @@ def with_retries(fn: Any, *, server: str, what: str, token: Optional[str], attem
     pace = pacing.pace_for(server, BOSS_IN_FLIGHT)
     for attempt in range(attempts):
         if attempt:
-            pace.stats.retries += 1
-            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+            pause = min(8.0, 0.5 * 2 ** (attempt - 1))
+            time.sleep(pause)
+            pace.held(pause, retry=True)
         epoch = pace.acquire()
         try:
             result = fn()
