@@ -17,3 +17,11 @@ if [ ! -f "$STAMP" ] || [ "$HERE/setup.cfg" -nt "$STAMP" ] || [ "$(cat "$STAMP")
     echo "$HERE" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
+# lindi (LINDI references of NWB files) pins zarr < 3 (lindi#119) while the venv reads Zarr with zarr 3: it goes
+# into an overlay of its own, which the tests that need it put on PYTHONPATH (tests/helpers/lindi_env.py)
+OVERLAY="$VENV/lindi-overlay"
+if [ ! -d "$OVERLAY/lindi" ]; then
+    echo "installing lindi and zarr 2 into $OVERLAY (for the LINDI reference tests)" >&2
+    "$VENV/bin/python" -m pip install -q --target "$OVERLAY" --no-deps \
+        zarr==2.18.7 numcodecs==0.15.1 lindi==0.4.6 asciitree fasteners deprecated wrapt >&2
+fi

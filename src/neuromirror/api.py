@@ -188,6 +188,32 @@ class Mirror:
         sources = sources_matching(self.index, chosen) if chosen else self.sources()
         return [c for c in (source_changes(self.index, s, when) for s in sources) if c is not None]
 
+    # -- reading in place -----------------------------------------------------------------------------
+    def open_hdf5(self, path: str, *, reference: bool = True, how: bool = False) -> Any:
+        """An NWB/HDF5 file of a pin, h5py-compatible (``pynwb.NWBHDF5IO(file=f, mode="r")`` reads it):
+        ``path`` is ``[neuromirror://]ARCHIVE/NAME@VERSION/PATH``.  Through the LINDI reference of its key when
+        the mirror has one (no request to open it; each chunk one range read of the pinned URL, a store's
+        copy when the archive lost it; needs ``neuromirror[references]``), else h5py over ``neuromirror://``.
+        ``how``: the :class:`~neuromirror.read.references.reading.Opened` record (``.file``, ``.via``, ``.key``)."""
+        from neuromirror.read.references.reading import open_hdf5
+
+        try:
+            opened = open_hdf5(path, root=self.root, index=self.datasets.index_path, reference=reference)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        except FileNotFoundError as exc:
+            raise NoSuchPath(str(exc)) from None
+        return opened if how else opened.file
+
+    def reference(self, path: str) -> Optional[Path]:
+        """Where the LINDI reference of the file ``path`` (``ARCHIVE/NAME@VERSION/PATH``) is kept; None: not made."""
+        from neuromirror.read.references.location import reference_path
+        from neuromirror.read.references.reading import filesystem, pin_path
+
+        f, _ = filesystem(self.root, self.datasets.index_path)._file(pin_path(path))
+        where = reference_path(self.root, f.key) if f.key else None
+        return where if where is not None and where.is_file() else None
+
     # -- copies of the content ----------------------------------------------------------------------
     def keep(
         self,

@@ -12,7 +12,11 @@ Two kinds of questions, one command:
   in ``versions.meta`` (AIND's data_description.json), for each source's latest
   version (or all versions).  Combined with file filters they narrow the files.
 
-``--source GLOB`` (``aind:ecephys_*``, ``dandi:*`` or just ``aind``) narrows both.
+* NWB files — ``--nwb-field FIELD=VALUE`` (``location=CA1``, ``species='Mus musculus'``, ``subject_id=...``):
+  the session's, subject's and electrodes' fields read from each file's LINDI reference when it was made
+  (``sync --references``; table ``nwb_fields``), so a search across every mirrored NWB file opens none.
+
+``--source GLOB`` (``aind:ecephys_*``, ``dandi:*`` or just ``aind``) narrows all three.
 Exit status 0 when something matched, 1 when nothing did (like grep).
 """
 
@@ -55,6 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--project", metavar="GLOB", help="project name (glob, case-insensitive)")
     a.add_argument("--data-level", help="raw or derived")
     a.add_argument("--derived-from", metavar="ASSET", help="derived assets of ASSET (direct parent or raw asset)")
+    n = p.add_argument_group("NWB fields (read from the files' LINDI references: sync --references)")
+    n.add_argument(
+        "--nwb-field",
+        metavar="FIELD=VALUE",
+        action="append",
+        help="NWB files whose FIELD has VALUE (case-insensitive; repeat: all must hold): session_description, "
+        "identifier, session_id, subject_id, species, sex, age, location (an electrode's)",
+    )
     p.add_argument("--source", metavar="GLOB", help="source id glob: aind:ecephys_*, dandi:000027, or an archive name")
     p.add_argument("--all-versions", action="store_true", help="every version that matches, not only the newest")
     p.add_argument("--limit", type=int, default=None, help="at most N results")
@@ -106,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from neuromirror.index.catalog import search
     from neuromirror.index.zarr_catalog import catalog_zarrs, ensure_schema
 
+    if args.nwb_field:
+        return _nwb_search(args)
     wanted = filters(args)
     mirror = require_mirror(args)
     try:
@@ -127,6 +141,42 @@ def run(args: argparse.Namespace) -> int:
             print("neuromirror: no match", file=sys.stderr)
         return 1
     return 0
+
+
+def nwb_fields(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``--nwb-field``'s (field, value) pairs, checked: a one-line error for an unknown field or a missing ``=``."""
+    from neuromirror.read.references.fields import FIELDS
+
+    pairs = []
+    for given in args.nwb_field:
+        name, eq, value = given.partition("=")
+        if not eq or name.strip() not in FIELDS:
+            raise UserError(f"--nwb-field wants FIELD=VALUE, FIELD one of {', '.join(FIELDS)}; got {given!r}")
+        pairs.append((name.strip(), value))
+    others = [f"--{k.replace('_', '-')}" for k in ("sha256", "md5", "key", "path", "subject", "modality", "project")]
+    if any(getattr(args, o[2:].replace("-", "_")) for o in others):
+        raise UserError("--nwb-field is not combined with file or asset filters yet (only --source, --all-versions)")
+    return pairs
+
+
+def _nwb_search(args: argparse.Namespace) -> int:
+    """``--nwb-field``: the NWB files whose fields (from their references, in the index) match every pair."""
+    from neuromirror.read.references.fields import search_all
+
+    pairs = nwb_fields(args)
+    mirror = require_mirror(args)
+    try:
+        rows = search_all(mirror.index.db.conn, pairs, source=args.source or "", all_versions=args.all_versions)
+    finally:
+        mirror.close()
+    rows = rows[: args.limit] if args.limit is not None else rows
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["source", "version", "path", "key"])
+    if not rows and not args.json:
+        print("neuromirror: no match", file=sys.stderr)
+    return 0 if rows else 1
 
 
 def _print_versions(rows: list[dict]) -> None:

@@ -72,6 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="at most N requests at once to each archive endpoint (over network: max_in_flight)",
     )
+    p.add_argument(
+        "--references",
+        action="store_const",
+        const="nwb",
+        default=None,
+        help="make a LINDI reference of each new .nwb/.h5 key the sync records, its fields into the index "
+        "(references: nwb in --config; needs neuromirror[references]; docs/reading.md)",
+    )
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
@@ -130,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
     root, targets = _targets(args)
     sources, engines = _sources(targets, args.engine)
+    referenced = _referenced(args, targets, sources)  # before anything is written: lindi missing is said at once
     runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
     store = _store_of(args, sources)  # before anything is written: a bad store name leaves the root untouched
     if store is not None and runner is not None:
@@ -151,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         network_since=net_start,
     )
     reports = sync_batch(batch)
+    _make_references(batch, reports, referenced)
     if args.json:
         print_json(reports if len(reports) > 1 else reports[0])
     else:
@@ -217,12 +227,45 @@ def _sources(targets: list[tuple[Any, dict[str, Any]]], default_engine: str) -> 
     return sources, engines
 
 
+def _referenced(args: argparse.Namespace, targets: list[tuple[Any, dict[str, Any]]], sources: list[Any]) -> set[str]:
+    """The sources whose new HDF5 keys get LINDI references (``--references``, ``references: nwb``); asked for
+    on the command line without lindi importable here: one line, exit 2, before anything is synced."""
+    import fnmatch
+
+    wanting = [spec for spec, opts in targets if opts.get("references") == "nwb"]
+    chosen = {s.id for s in sources if any(fnmatch.fnmatchcase(s.id, spec.source) for spec in wanting)}
+    if chosen and args.references:
+        from neuromirror.read.references.lindi_env import lindi
+
+        lindi()
+    return chosen
+
+
+def _make_references(batch: Any, reports: list[dict], chosen: set[str]) -> None:
+    """Each chosen source's new versions' references (:mod:`neuromirror.read.references.batch`), in its report
+    as ``references``; a failure is a warning of the source, never a failed sync."""
+    from neuromirror.read.references.batch import make_references
+    from neuromirror.read.references.lindi_env import why_not
+
+    for r in reports:
+        if r["source"] not in chosen or r["outcome"] == "failed" or not r.get("versions"):
+            continue
+        if why_not():
+            r.setdefault("warnings", []).append(f"references: {why_not()}")
+            continue
+        got = make_references(batch.root, batch.index_path, [(r["source"], v["commit"]) for v in r["versions"]])
+        r["references"] = got.to_json()
+        r.setdefault("warnings", []).extend(f"references: {p}: {e}" for p, e in got.failed)
+
+
 def _print_reports(reports: list[dict]) -> None:
     """Each source synced: its summary line, what it refused or left pending, its warnings; then the totals."""
     for r in reports:
         if r["outcome"] == "failed":
             continue  # said once, on stderr, below
         print(summary_line(r))
+        if r.get("references", {}).get("made"):
+            print(f"  references: {len(r['references']['made'])} made (LINDI, one per new NWB/HDF5 key)")
         for ref in r.get("refused", []):
             print(f"  refused {ref['path']!r}: {ref['reason']}")
         for p in r.get("pending", []):

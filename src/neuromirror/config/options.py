@@ -18,6 +18,7 @@ from neuromirror.config.rules import Check, duration, flag, read_value, size, va
 #: (dandi_instance: a DANDI instance by name, as ``sync -i``; its API wins over dandi_api)
 #: quiet, recheck_cycles, full_pass: a glob's quiet hour (neuromirror.service.quiet, docs/service.md);
 #: min_free: the free space a sync, keep or publish needs to start (neuromirror.util.disk)
+#: references: "nwb" makes a LINDI reference of each new NWB/HDF5 key (neuromirror.read.references.batch)
 SYNC_OPTIONS: dict[str, Any] = {
     "engine": "fast-import",
     "dandi_instance": None,
@@ -25,6 +26,7 @@ SYNC_OPTIONS: dict[str, Any] = {
     "recheck_cycles": None,
     "full_pass": None,
     "min_free": None,
+    "references": None,
 }
 ENGINES = ("fast-import", "batch")
 

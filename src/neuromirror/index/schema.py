@@ -131,6 +131,13 @@ KEPT_VERSIONS = (
     " SELECT store, version_id, source, marked FROM keep_marks WHERE store != '*copies*'",
 )
 
+#: the fields of NWB files read from their LINDI references, per git-annex key (:mod:`neuromirror.read.references.fields`)
+NWB_FIELDS = (
+    "CREATE TABLE IF NOT EXISTS nwb_fields (key TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (key, field, value)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS idx_nwb_fields_value ON nwb_fields(field, value COLLATE NOCASE)",
+)
+
 #: the named migrations, in the order they are applied; each made its tables on first use before issue 51
 #: (``CREATE ... IF NOT EXISTS``: an index that has them already records the name and keeps its rows)
 NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -140,6 +147,7 @@ NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("drills", DRILLS),
     ("pack-thaws", PACK_THAWS),
     ("kept-versions", KEPT_VERSIONS),
+    ("nwb-fields", NWB_FIELDS),
 )
 
 

@@ -1,0 +1,107 @@
+"""The references of the new HDF5 keys of some pins, made with bounded concurrency: the sync's hook.
+
+After a sync recorded new versions of a source with ``references: nwb`` (or ``sync --references``), every
+``.nwb``/``.h5`` file of those versions whose key has no reference yet gets one (:func:`.make.make_reference`),
+and its fields go into the index (:mod:`.fields`).  A key is made once, whatever the number of versions and
+paths naming it.  A reference that cannot be made (no pinned URL, an unreadable file, the archive down) is
+reported and left for the next sync: it never fails the sync.  ``jobs`` bounds the files read at once (h5py
+holds one lock per process, so its reads are not parallel; the requests of one file's walk are the cost).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
+from neuromirror.read.loss import mirror_index
+from neuromirror.read.references.fields import nwb_fields, record_fields
+from neuromirror.read.references.location import has_reference
+from neuromirror.read.references.make import MadeReference, is_hdf5_path, make_reference
+from neuromirror.util.text import one_line
+
+JOBS = 4
+
+
+@dataclass
+class ReferencesReport:
+    """What one batch made, what it found made already, and what failed (path and one line why)."""
+
+    made: list[MadeReference] = field(default_factory=list)
+    existing: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "made": [m.to_json() for m in self.made],
+            "existing": self.existing,
+            "failed": [{"path": p, "error": e} for p, e in self.failed],
+        }
+
+
+def pin_prefix(source: str, version: str) -> str:
+    """``dandi:000027`` at ``COMMIT`` as ``neuromirror://``'s ``dandi/000027@COMMIT``."""
+    archive, _, name = source.partition(":")
+    return f"{archive}/{name}@{version}"
+
+
+def wanted(fs: NeuromirrorFileSystem, pins: Iterable[tuple[str, str]]) -> tuple[list[str], int]:
+    """The pin paths of HDF5 files whose key has no reference (one path per key), and how many keys had one."""
+    from neuromirror.read.urls import pin_files
+
+    todo: dict[str, str] = {}
+    existing: set[str] = set()
+    for source, version in pins:
+        pin, _ = fs._split(pin_prefix(source, version) + "/x")
+        for f in pin_files(pin):
+            if not f.key or not is_hdf5_path(f.path) or f.key in todo or f.key in existing:
+                continue
+            if has_reference(fs.mirror_root, f.key):
+                existing.add(f.key)
+            else:
+                todo[f.key] = f"{pin_prefix(source, version)}/{f.path}"
+    return list(todo.values()), len(existing)
+
+
+def _one(fs: NeuromirrorFileSystem, path: str) -> tuple[MadeReference, dict[str, list[str]]]:
+    from neuromirror.read.references.chunks import open_reference
+
+    rfs, made = make_reference(fs, path)
+    h5 = open_reference(rfs, fs._range(path), None)
+    try:
+        return made, nwb_fields(h5)
+    finally:
+        h5.close()
+
+
+def make_references(
+    root: Path, index: Optional[Path], pins: Iterable[tuple[str, str]], jobs: int = JOBS
+) -> ReferencesReport:
+    """Make the missing references of the HDF5 files of ``pins`` (``(source, label or commit)``)."""
+    fs = NeuromirrorFileSystem(root=str(root), index=None if index is None else str(index))
+    report = ReferencesReport()
+    paths, report.existing = wanted(fs, pins)
+    if not paths:
+        return report
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = [(p, pool.submit(_one, fs, p)) for p in paths]
+        results = []
+        for path, fut in futures:
+            try:
+                results.append(fut.result())
+            except Exception as exc:  # noqa: BLE001 - one file's failure is reported, never the sync's
+                report.failed.append((path, f"{type(exc).__name__}: {one_line(exc)}"))
+    conn = sqlite3.connect(str(mirror_index(root, None if index is None else str(index))), timeout=60)
+    try:
+        from neuromirror.index.schema import ensure_named
+
+        ensure_named(conn)
+        for made, got in results:
+            record_fields(conn, made.key, got)
+            report.made.append(made)
+    finally:
+        conn.close()
+    return report

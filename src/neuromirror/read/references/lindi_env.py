@@ -1,0 +1,45 @@
+"""The ``lindi`` package, imported when first needed, with one line saying what to install when it cannot be.
+
+lindi 0.4 pins ``zarr < 3`` (lindi#119) while the rest of neuromirror reads Zarr with zarr-python 3: an
+environment has one or the other.  ``pip install 'neuromirror[references]'`` resolves zarr 2 for a lab's
+own environment; the test suite puts lindi and zarr 2 on ``PYTHONPATH`` for the processes that need them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from neuromirror.errors import UserError
+
+MISSING = (
+    "LINDI references need the lindi package, which pins zarr < 3 (lindi#119): "
+    "pip install 'neuromirror[references]' (in an environment of its own)"
+)
+_why: Optional[str] = None
+
+
+def lindi() -> Any:
+    """The ``lindi`` module; a :class:`UserError` naming the extra when it does not import here."""
+    try:
+        import lindi as module
+    except Exception as exc:  # noqa: BLE001 - under zarr 3 lindi fails with an AttributeError, not an ImportError
+        raise UserError(f"{MISSING} ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    return module
+
+
+def available() -> bool:
+    """Whether lindi imports in this process (asked once)."""
+    global _why
+    if _why is None:
+        try:
+            lindi()
+            _why = ""
+        except UserError as exc:
+            _why = str(exc)
+    return not _why
+
+
+def why_not() -> str:
+    """Why lindi does not import here ("" when it does)."""
+    available()
+    return _why or ""

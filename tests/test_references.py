@@ -1,0 +1,185 @@
+"""LINDI references of a pin's NWB files (issue 60): made at sync, read through, still read once the archive lost the file.
+
+Real NWB files written by pynwb (a TimeSeries; an ElectricalSeries over an electrodes table; a chunked,
+gzip-compressed series) are published in the DANDI stand-in and synced with ``--references`` by the real
+CLI, in a process that sees lindi (tests/helpers/lindi_env.py: lindi pins zarr < 3, the venv has zarr 3).
+pynwb then reads the same values through the reference (``neuromirror.api``'s door), through remfile on the
+pinned URL, and from a ``datalad get`` copy; and, after ``keep`` into a directory store and every S3
+version of the files deleted from the stand-in, through the reference again (the chunks from the store).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import clone
+from helpers import lindi_env, nwb
+from helpers.keep import T0, Dandiset, lose_blobs
+
+#: the three shapes, each read back as pynwb gives it (a reader in a lindi process prints these lists)
+READ = """
+import json, sys
+import numpy as np
+from pynwb import NWBHDF5IO
+
+def values(f):
+    with NWBHDF5IO(file=f, mode="r") as io:
+        n = io.read()
+        out = {"session_id": n.session_id, "subject": n.subject.subject_id if n.subject else None}
+        for name, series in n.acquisition.items():
+            data = series.data
+            out[name] = np.asarray(data[:]).ravel()[::997].tolist()
+            out[name + ":head"] = np.asarray(data[:100]).ravel().tolist()[:20]
+        if n.electrodes is not None:
+            out["locations"] = list(n.electrodes["location"][:])
+        return out
+"""
+
+THROUGH_API = (
+    READ
+    + """
+from neuromirror import api
+m = api.open(sys.argv[1])
+got = {}
+for path in sys.argv[3:]:
+    opened = m.open_hdf5(f"{sys.argv[2]}/{path}", how=True)
+    got[path] = {"via": opened.via, **values(opened.file)}
+print(json.dumps(got))
+"""
+)
+
+THROUGH_REMFILE = (
+    READ
+    + """
+import h5py, remfile
+got = {}
+for pair in sys.argv[1:]:
+    path, url = pair.split("=", 1)
+    got[path] = values(h5py.File(remfile.File(url), "r"))
+print(json.dumps(got))
+"""
+)
+
+THROUGH_FILE = (
+    READ
+    + """
+import h5py
+print(json.dumps({p: values(h5py.File(where, "r")) for p, where in (a.split("=", 1) for a in sys.argv[1:])}))
+"""
+)
+
+
+def expected() -> dict[str, dict]:
+    def series(a: np.ndarray) -> tuple[list, list]:
+        return a.ravel()[::997].tolist(), a[:100].ravel().tolist()[:20]
+
+    out: dict[str, dict] = {}
+    for path, name, data, session, subject in (
+        (nwb.TIMESERIES, "running_speed", nwb.speed(), "ses-1", "mouse1"),
+        (nwb.ECEPHYS, "ElectricalSeries", nwb.voltages(), "ses-1e", "mouse1"),
+        (nwb.CHUNKED, "lick_counts", nwb.counts(), "ses-2", "mouse2"),
+    ):
+        every, head = series(data)
+        out[path] = {"session_id": session, "subject": subject, name: every, f"{name}:head": head}
+    out[nwb.ECEPHYS]["locations"] = [nwb.REGIONS[i // 4] for i in range(8)]
+    return out
+
+
+def strip_via(got: dict) -> dict:
+    return {p: {k: v for k, v in d.items() if k != "via"} for p, d in got.items()}
+
+
+@pytest.fixture(scope="module")
+def synced(dandi_archive, tmp_path_factory) -> tuple[Dandiset, dict]:  # noqa: ANN001
+    """A published dandiset of the three NWB files, synced with --references (by a lindi process); its report."""
+    root = tmp_path_factory.mktemp("references") / "mirror"
+    when = T0 + timedelta(days=900 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="lindi references", created=when)
+    files = nwb.files(ident)
+    for i, (path, data) in enumerate(files.items()):
+        dandi_archive.put_asset(ident, path, data, when=when + timedelta(minutes=i + 1))
+    version = dandi_archive.publish(ident, when=when + timedelta(hours=1))
+    got = lindi_env.cli(root, "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "--references", "--json")
+    assert got.returncode == 0, got.stderr
+    from helpers.retrieve import Runner
+
+    return Dandiset(dandi_archive, ident, version, files, Runner(root)), json.loads(got.stdout)
+
+
+def test_sync_makes_one_reference_per_key_reading_few_bytes(synced) -> None:  # noqa: ANN001
+    d, report = synced
+    made = report["references"]["made"]
+    assert {m["path"].split("/", 2)[2] for m in made} == set(d.files), report["references"]
+    assert report["references"]["failed"] == []
+    urls = {u["path"]: u for u in d.run.json("urls", d.spec)}
+    for m in made:
+        path = m["path"].split("/", 2)[2]
+        assert m["key"] == urls[path]["key"] and "versionId=" in m["url"] and m["url"] == urls[path]["url"]
+        ref = json.loads(Path(m["reference"]).read_text())
+        assert Path(m["reference"]).is_relative_to(d.run.root / ".neuromirror" / "lindi")
+        chunk_urls = {v[0] for v in ref["refs"].values() if isinstance(v, list)}
+        chunk_urls = {ref.get("templates", {}).get(u.strip("{}"), u) for u in chunk_urls}
+        assert chunk_urls == {m["url"]}, chunk_urls  # the pinned URL, nothing else
+        # made through 32 KiB blocks: a few % of the file, not lindi's own 105 % (pynwb's cached schema, ~200 KB
+        # of text inlined in every reference, is most of it)
+        assert m["bytes_read"] <= 0.05 * m["size"], m
+        print(f"made {path}: {m['requests']} requests, {m['bytes_read']} of {m['size']} bytes")
+    # a second sync with nothing new makes nothing; the references stay
+    again = lindi_env.cli(d.run.root, "sync", d.source, "--dandi-api", d.archive.api_url, "--references", "--json")
+    assert again.returncode == 0 and "references" not in json.loads(again.stdout), again.stdout
+
+
+def test_pynwb_reads_the_same_through_the_reference_remfile_and_a_clone(synced, tmp_path: Path) -> None:  # noqa: ANN001
+    d, _ = synced
+    want = expected()
+    paths = list(d.files)
+    through = lindi_env.python(THROUGH_API, str(d.run.root), f"dandi/{d.id}@{d.version}", *paths)
+    assert {p: g["via"] for p, g in through.items()} == dict.fromkeys(paths, "reference")
+    assert strip_via(through) == want
+    urls = {u["path"]: u["url"] for u in d.run.json("urls", d.spec)}
+    assert lindi_env.python(THROUGH_REMFILE, *(f"{p}={urls[p]}" for p in paths)) == want
+    copy = clone(d.ds, tmp_path / "clone")
+    subprocess.run(["datalad", "get", *paths], cwd=copy, check=True, capture_output=True)
+    assert lindi_env.python(THROUGH_FILE, *(f"{p}={copy / p}" for p in paths)) == want
+
+
+def test_search_by_nwb_field_answers_from_the_index(synced) -> None:  # noqa: ANN001
+    d, _ = synced
+
+    def found(*pairs: str) -> list[str]:
+        args = [a for p in pairs for a in ("--nwb-field", p)]
+        code, out, err = d.run("search", *args, "--source", d.source, "--json")
+        assert code in (0, 1), err
+        return sorted(r["path"] for r in json.loads(out))
+
+    assert found("location=CA1") == [nwb.ECEPHYS] == found("location=visp")  # case-insensitive
+    assert found("subject_id=mouse2") == [nwb.CHUNKED]
+    assert found("species=Mus musculus") == sorted(d.files)
+    assert found("subject_id=mouse1", "session_id=ses-1e") == [nwb.ECEPHYS]
+    assert found("subject_id=mouse2", "location=CA1") == []
+    rows = d.run.json("search", "--nwb-field", "location=CA1", "--source", "dandi")  # the newest version holding it
+    assert [(r["version"], r["fields"]) for r in rows] == [("draft", {"location": "CA1"})]
+    rows = d.run.json("search", "--nwb-field", "location=CA1", "--source", "dandi", "--all-versions")
+    assert sorted(r["version"] for r in rows) == sorted([d.version, "draft"])
+    code, out, err = d.run("search", "--nwb-field", "brain_region=CA1")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "FIELD one of" in err, err
+    code, _, err = d.run("search", "--nwb-field", "location=nowhere")
+    assert code == 1 and "no match" in err
+
+
+def test_the_reference_still_reads_once_the_archive_lost_every_version(synced, tmp_path: Path) -> None:  # noqa: ANN001
+    d, _ = synced
+    d.run.ok("keep", d.spec, "--to", str(tmp_path / "store"))
+    lose_blobs(d, list(d.files))
+    for path in d.files:
+        url = d.archive.asset_at(d.id, path, d.version).blob
+        assert not d.archive.s3.client().list_object_versions(Bucket=url.bucket, Prefix=url.key).get("Versions")
+    through = lindi_env.python(THROUGH_API, str(d.run.root), f"dandi/{d.id}@{d.version}", *d.files)
+    assert {p: g["via"] for p, g in through.items()} == dict.fromkeys(d.files, "reference")
+    assert strip_via(through) == expected()
