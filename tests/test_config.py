@@ -499,3 +499,31 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture, mon
     dup = write(tmp_path, "defaults: {schedule: 1h}\nsources: [dandi:000001]\n", "dup.yaml")
     assert main(["check-config", str(good), str(dup)]) == 1
     assert "dandi:000001 is also defined at" in capsys.readouterr().err
+
+
+def test_a_store_that_is_a_file_and_a_list_for_one_url_are_refused(tmp_path: Path) -> None:
+    """Tried as a new user would: ``store: /etc/passwd`` passed check-config and failed at the first key kept;
+    ``dandi_api: [a, b]`` passed and reached the source as a list. Both are now named by file, line and field."""
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a directory\n")
+    p = write(
+        tmp_path,
+        f"""
+        store: {plain}/keep
+        defaults: {{schedule: 1h}}
+        sources:
+          - spec: "dandi:000001"
+            options: {{dandi_api: [http://a/api, http://b/api], channels: [images, annotations]}}
+    """,
+    )
+    assert errors(p) == [
+        f"{p}:1: store: {plain}/keep: not a directory ({plain} is a file): a store is a directory or a URL",
+        f"{p}:5: sources[0].options.dandi_api: expected one value, got a list (dandi_api takes one)",
+    ]
+    # a list stays fine where the option takes several values (channels, as --channels a,b)
+    ok = write(
+        tmp_path,
+        "defaults: {schedule: 1h}\nsources:\n  - spec: 'boss:c/e'\n    options: {channels: [a, b]}\n",
+        "b.yaml",
+    )
+    assert load_config(ok).sources[0].options["channels"] == ["a", "b"]

@@ -161,3 +161,42 @@ def test_a_disk_that_fills_mid_sync_leaves_everything_as_it_was_and_the_next_syn
     assert len(git(ds, "ls-files").split()) >= 3000
     assert git(ds, "status", "--porcelain") == ""
     assert subprocess.run(["git", "-C", str(ds), "fsck", "--no-progress"], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB file system (tmpfs): a store that fills up as a real disk does (needs the right to mount)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_store_that_fills_up_is_named_as_full_not_the_sources(
+    dandi_archive, tmp_path: Path, tiny_disk: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried as a new user would: a full target blamed every place the bytes came from ("store /other:
+    writing to the store failed: No space left on device"). Now each file not kept names the full store, once,
+    and the other store of the same run is not blamed and still gets every copy."""
+    ident = dandi_archive.create_dandiset(name="full", created=T0)
+    for i in range(4):
+        dandi_archive.put_asset(ident, f"f{i}.nwb", uuid.uuid4().bytes * 6000, when=T0)  # 96 kB each: 2 fit
+    cli = CLI(tmp_path / "mirror", capsys, dandi_archive.api_url)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    monkeypatch.setenv("NEUROMIRROR_MIN_FREE", "0")
+    roomy, full = tmp_path / "roomy", tiny_disk / "keep"
+    code, out, err = cli("keep", f"dandi:{ident}", "--to", str(roomy), "--to", str(full))
+    assert code != 0
+    failed = [x for x in out.splitlines() if x.strip().startswith("FAILED")]
+    assert failed and all(f"the store {full} is full (No space left on device)" in x for x in failed), out
+    assert str(roomy) not in "".join(failed)  # the source store is not blamed
+    assert len(list(roomy.glob("*/*/SHA256E-*.nwb"))) == 4  # the roomy store got every file
+    in_full = list(full.glob("*/*/SHA256E-*.nwb"))
+    assert 0 < len(in_full) < 4 and len(failed) == 4 - len(in_full), out  # what fit is kept; each other file named
+    # the run's summary says which store fell short
+    assert f"not kept in {full}" in err and str(roomy) not in err.split("not kept in")[-1], err

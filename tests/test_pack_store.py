@@ -407,7 +407,6 @@ def test_the_buffered_batch_of_verify_stores_reads_what_cat_file_reads(tmp_path:
     """``verify --stores`` reads a dataset's large batches (a Zarr's 10^4 symlinks) through a ``cat-file --batch
     --buffer`` of their own: the same objects, in order, a missing one None."""
     from neuromirror.util import gitutil
-    from neuromirror.verify.recorded import _buffered
 
     repo = tmp_path / "r"
     repo.mkdir()
@@ -419,4 +418,5 @@ def test_the_buffered_batch_of_verify_stores_reads_what_cat_file_reads(tmp_path:
     specs = [f"HEAD:f{i}" for i in range(300)] + ["HEAD:nothing-here"]
     with gitutil.CatFile(repo) as cat:
         expected = list(cat.get_many(specs))
-    assert _buffered(repo, specs) == expected and expected[-1] is None and expected[7] == bytes([7]) * 259
+        assert cat.get_few(specs[:5] + specs[-1:]) == expected[:5] + expected[-1:]  # the small batches' way
+    assert gitutil.cat_buffered(repo, specs) == expected and expected[-1] is None and expected[7] == bytes([7]) * 259

@@ -93,7 +93,7 @@ def test_the_api_takes_what_a_new_user_passes(dandi_archive, tmp_path: Path, cap
         with pytest.raises(api.NoSuchPath, match="has no sub-99/x.nwb") as caught:
             list(m.files(d.spec, ["sub-01/a.nwb", "sub-99/x.nwb"]))
         assert "fatal" not in str(caught.value) and "fatal" not in capfd.readouterr().err
-        for hostile in ("../etc/passwd", "/etc/passwd", ".git/config"):
+        for hostile in ("../etc/passwd", "/etc/passwd", ".git/config", "sub-01/../../x", "sub-01/\x00", "C:\\x", ""):
             with pytest.raises(api.NoSuchPath, match="not a path inside the version"):
                 m.files(d.spec, hostile)
 

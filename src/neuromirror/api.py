@@ -37,6 +37,7 @@ from neuromirror.errors import (
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, SpecError, parse_spec
 from neuromirror.store.base import Store
+from neuromirror.util.paths import check_path
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror as _Datasets
@@ -169,9 +170,9 @@ class Mirror:
         raises :class:`NoSuchPath` once the others are given)."""
         wanted = [paths] if isinstance(paths, str) else list(paths)
         for p in wanted:
-            parts = p.strip("/").split("/")
-            if p.startswith("/") or ".." in parts or parts[0] in (".git", ""):
-                raise NoSuchPath(f"{p!r}: not a path inside the version (relative, no '..', not .git)")
+            why = check_path(p[:-1] if p.endswith("/") else p)  # the rule a path from an archive meets; a folder's "/"
+            if why:
+                raise NoSuchPath(f"{p!r}: not a path inside the version ({why})")
         version = self.version(spec)
         return _each_then_check(version.files(paths=wanted), wanted, version)
 

@@ -32,6 +32,10 @@ ENGINES = ("fast-import", "batch")
 
 
 _known_options_cache: Optional[tuple[dict[str, Any], bool]] = None
+#: the options that take one value (a URL, a number, a size): a list given to one is refused, not passed on
+#: (the others may take a list: a source splits ``channels: [a, b]`` as it splits ``--channels a,b``)
+_one_valued: set[str] = set()
+ONE_VALUE_METAVARS = ("URL", "N", "SIZE")
 
 
 def known_options() -> tuple[dict[str, Any], bool]:
@@ -57,6 +61,7 @@ def known_options() -> tuple[dict[str, Any], bool]:
             continue
         module.add_options(parser.add_argument_group(archive))
     defaults = {a.dest: a.default for a in parser._actions if a.dest != "help"}
+    _one_valued.update(a.dest for a in parser._actions if a.metavar in ONE_VALUE_METAVARS or a.type in (int, float))
     defaults.update(SYNC_OPTIONS)
     defaults["engine"] = os.environ.get("NEUROMIRROR_ENGINE", SYNC_OPTIONS["engine"])
     _known_options_cache = (defaults, complete)
@@ -90,6 +95,9 @@ def read_options(r: Reader, node: Node, path: str, entries: Optional[dict[str, N
                 f"option '{key}' is not known to the installed source modules; passed on as is",
             )
         value = vnode.value
+        if isinstance(value, list) and dest in _one_valued:
+            r.error(vnode.line, join_field(path, key), f"expected one value, got a list ({key} takes one)")
+            continue
         if isinstance(value, list):
             bad = [x.value for x in value if isinstance(x.value, (dict, list))]
             value = [x.value for x in value]

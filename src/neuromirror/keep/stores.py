@@ -83,9 +83,11 @@ def keep_into(
     here (:func:`other_stores`)."""
     runs: list[KeepRun] = []
     # too little free space is the host's refusal, said before any store is filled; not a store that is down
-    for where in [mirror.root, *(getattr(s, "path", None) for s in stores)]:
-        if where is not None:
-            check_free(where, f"keeping into {', '.join(str(s) for s in stores)}", option=options.min_free)
+    # each disk named with the store on it (a full target is named, not every store of the run)
+    check_free(mirror.root, f"keeping into {', '.join(str(s) for s in stores)}", option=options.min_free)
+    for s in stores:
+        if getattr(s, "path", None) is not None:
+            check_free(s.path, f"keeping into {s}", option=options.min_free)  # type: ignore[attr-defined]
     known = other_stores(mirror, stores)
     for i, store in enumerate(stores):
         others = [s for j, s in enumerate(stores) if j != i] + known

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
@@ -42,14 +43,14 @@ def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Opt
     if storage_class is not None and scheme not in ("s3", "pack+s3"):
         raise UserError(f"{name}: --storage-class is for S3 stores (s3://, pack+s3://)")
     if m is None:
-        return DirectoryStore(name)
+        return DirectoryStore(_local_dir(name, name))
     if scheme in ("pack+file", "pack+s3"):
         return _packed(name, scheme, pack_size, storage_class)
     if scheme == "file":
         parts = urlsplit(name)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise UserError(f"{name}: a file URL names a local path, as file:///path")
-        return DirectoryStore(unquote(parts.path))
+        return DirectoryStore(_local_dir(unquote(parts.path), name))
     if scheme == "s3":
         parts = urlsplit(name)
         if not parts.netloc or parts.query or parts.fragment:
@@ -59,6 +60,18 @@ def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Opt
         f"store kind not supported yet: {name} (give a directory, file:///path, s3://BUCKET[/PREFIX], "
         "pack+file:///PATH or pack+s3://BUCKET[/PREFIX])"
     )
+
+
+def _local_dir(path: str, name: str) -> str:
+    """A store's directory, refused when the path (or a parent of it) is something else: ``store: /etc/passwd``
+    would otherwise pass every check and fail at the first key kept."""
+    p = Path(path)
+    for part in (p, *p.parents):
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                raise UserError(f"{name}: not a directory ({part} is a file): a store is a directory or a URL")
+            break
+    return path
 
 
 def _packed(name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str]) -> Store:
@@ -72,7 +85,7 @@ def _packed(name: str, scheme: str, pack_size: Optional[int], storage_class: Opt
             raise UserError(f"{name}: a packed directory store is pack+file:///PATH (an absolute path)")
         if storage_class is not None:
             raise UserError(f"{name}: --storage-class is for S3 stores (s3://, pack+s3://)")
-        return PackStore.directory(unquote(parts.path), pack_size=pack_size)
+        return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size)
     if not parts.netloc:
         raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")
     return PackStore.bucket(parts.netloc, unquote(parts.path), pack_size=pack_size, storage_class=storage_class)

@@ -11,6 +11,7 @@ object's bytes, as git-annex's own download would see them.
 
 from __future__ import annotations
 
+import errno
 import functools
 import threading
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ class Transfer:
         self._pools = _Pools(max(4, jobs))
         #: the lab's other stores, read when no URL serves the key (the archive lost it): a copy from a copy
         self.others = list(others)
+        #: set once the store's disk is full: every later key fails at once with the same line, naming the store
+        self.full = ""
 
     def close(self) -> None:
         self._pools.clear()
@@ -71,6 +74,8 @@ class Transfer:
         checksum = key_checksum(key)
         if checksum is None:
             return Outcome(key, False, why="the key has no checksum of its own: its bytes cannot be verified")
+        if self.full:
+            return Outcome(key, False, why=self.full)
         errors: list[str] = []
         # the archive's URLs first, then the lab's other stores: each a place and how to copy from it
         sources: list[tuple[str, Callable[[], bool]]] = [
@@ -87,6 +92,9 @@ class Transfer:
             except _Refused as exc:
                 errors.append(f"{origin}: {exc}")
                 continue
+            except _Full as exc:  # the target's fault, not the source's: said once, naming the target
+                self.full = str(exc)
+                return Outcome(key, False, why=self.full)
             return Outcome(key, True, placed=placed, origin=origin)
         if not errors:
             return Outcome(key, False, why="no http(s) URL registered")
@@ -175,6 +183,10 @@ class Transfer:
             crashpoint("keep-stored")  # in the store, not yet recorded in any git-annex branch
             return placed
         except OSError as exc:  # the store's disk or bucket (StoreWriteError), not the source: fail the file, loudly
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise _Full(
+                    f"the store {self.store.url} is full ({exc.strerror}): free space there or keep elsewhere"
+                ) from None
             raise _Refused(f"writing to the store failed: {exc}") from None
         finally:
             hasher.close()
@@ -330,3 +342,7 @@ class _Pools(Pools):
 
 class _Refused(Exception):
     """This URL did not give the key's bytes (the message says why); the next one is tried."""
+
+
+class _Full(Exception):
+    """The store's disk is full (or over quota): no other source can help, and no other key will fit."""

@@ -12,7 +12,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import IO, Iterable, Iterator, Optional, Sequence
 
 from neuromirror.errors import NeuromirrorError
 
@@ -154,6 +154,56 @@ def is_clean(repo: Path | str) -> bool:
     return out(repo, "status", "--porcelain", "--ignore-submodules=all") == ""
 
 
+#: requests of at most this many bytes may be written to a ``cat-file`` without a writer thread
+FEW_BYTES = 16 << 10
+
+
+def read_answers(out: IO[bytes], count: int) -> Iterator[Optional[bytes]]:
+    """``count`` answers of ``git cat-file --batch`` from its stdout: each object's bytes, None for a missing one."""
+    for _ in range(count):
+        header = out.readline().split()
+        if len(header) < 3 or header[1] == b"missing":
+            yield None
+            continue
+        data = out.read(int(header[2]))
+        out.read(1)
+        yield data
+
+
+def cat_buffered(repo: Path | str, specs: Sequence[str]) -> list[Optional[bytes]]:
+    """Many objects at once: a ``cat-file --batch --buffer`` of its own, given every request and then the
+    end of its input, writes its answers in large blocks instead of flushing after each object (10^4 of
+    a Zarr's symlinks: ~0.08 s against ~0.18 s through :meth:`CatFile.get_many`)."""
+    import threading
+
+    proc = subprocess.Popen(
+        ["git", "-C", str(repo), "cat-file", "--batch", "--buffer"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=git_env(),
+        bufsize=1 << 20,
+    )
+    assert proc.stdin and proc.stdout
+    stdin = proc.stdin
+
+    def write() -> None:
+        try:
+            stdin.write("".join(s + "\n" for s in specs).encode("utf-8", "surrogateescape"))
+        except (BrokenPipeError, ValueError):
+            pass
+        finally:
+            stdin.close()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        return list(read_answers(proc.stdout, len(specs)))
+    finally:
+        writer.join()
+        proc.stdout.close()
+        proc.wait()
+
+
 class CatFile:
     """A long-running ``git cat-file --batch`` for many small reads."""
 
@@ -166,16 +216,15 @@ class CatFile:
         )
 
     def get(self, spec: str) -> Optional[bytes]:
+        return self.get_few([spec])[0]
+
+    def get_few(self, specs: Sequence[str]) -> list[Optional[bytes]]:
+        """Each object (None: missing), the requests written at once and no thread: keep them small
+        (:data:`FEW_BYTES`), so that they fit the pipe and git never waits on a full stdout meanwhile."""
         assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(spec.encode() + b"\n")
+        self.proc.stdin.write("".join(s + "\n" for s in specs).encode("utf-8", "surrogateescape"))
         self.proc.stdin.flush()
-        header = self.proc.stdout.readline().split()
-        if len(header) < 3 or header[1] == b"missing":
-            return None
-        size = int(header[2])
-        data = self.proc.stdout.read(size)
-        self.proc.stdout.read(1)
-        return data
+        return list(read_answers(self.proc.stdout, len(specs)))
 
     def get_many(self, specs: Iterable[str]) -> Iterator[Optional[bytes]]:
         """Each spec's content (None: missing), in order, the requests written by a thread.
@@ -201,15 +250,7 @@ class CatFile:
         writer = threading.Thread(target=write, daemon=True)
         writer.start()
         try:
-            out = self.proc.stdout
-            for _ in todo:
-                header = out.readline().split()
-                if len(header) < 3 or header[1] == b"missing":
-                    yield None
-                    continue
-                data = out.read(int(header[2]))
-                out.read(1)
-                yield data
+            yield from read_answers(self.proc.stdout, len(todo))
         finally:
             writer.join()
 

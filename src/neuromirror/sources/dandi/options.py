@@ -12,6 +12,7 @@ DEFAULT_API = "https://api.dandiarchive.org/api"
 def add_options(group: Any) -> None:
     group.add_argument(
         "--dandi-api",
+        metavar="URL",
         default=os.environ.get("NEUROMIRROR_DANDI_API"),
         help=f"DANDI API URL (env NEUROMIRROR_DANDI_API; default {DEFAULT_API})",
     )
