@@ -46,6 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the public Neuroglancer; --json adds the layer source and the view's own Neuroglancer, which a view "
         "with the neuroglancer package serves)",
     )
+    p.add_argument(
+        "--references",
+        action="store_true",
+        help="instead of files: each NWB/HDF5 file of the version with a LINDI reference (sync --references): "
+        "PATH<TAB>REFERENCE, the reference kept under the root, or with --view its URL at the view and the "
+        "Neurosift link to paste (PATH<TAB>URL<TAB>NEUROSIFT)",
+    )
+    p.add_argument(
+        "--view",
+        metavar="VIEW_URL",
+        default=None,
+        help="with --references: the base URL of the view serving this mirror (serve --http)",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
@@ -54,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     mirror, pins = _pins(args)
     if args.neuroglancer:
         return _write_images(args, pins, sys.stdout)
+    if args.references or args.view:
+        return _write_references(args, mirror, pins, sys.stdout)
     counts, lost = _write_files(args, mirror, pins, sys.stdout)
     if not counts and args.paths:
         raise UserError(f"no file of {pins[0].source}@{pins[0].version} under {', '.join(args.paths)}")
@@ -150,6 +165,21 @@ def _write_images(args: argparse.Namespace, pins: list[Pin], out: TextIO) -> int
     if args.json:
         out.write(json.dumps(rows, indent=1) + "\n")
     print(f"{len(rows)} image(s)", file=sys.stderr)
+    return 0
+
+
+def _write_references(args: argparse.Namespace, mirror: Any, pins: list[Pin], out: TextIO) -> int:
+    """``--references``: each HDF5 file of ``pins`` with a reference, where it is (and at the view, for Neurosift)."""
+    from neuromirror.read.references.listing import references_of
+
+    if not args.references or (args.view and not args.view.startswith(("http://", "https://"))):
+        raise UserError("give --references, and --view the view's base URL (http://HOST:PORT/)")
+    rows = [r for pin in pins for r in references_of(mirror.root, pin, args.paths, args.view)]
+    if args.json:
+        out.write(json.dumps(rows, indent=1) + "\n")
+    for r in rows if not args.json else ():
+        out.write("\t".join([r["path"], r["url"], r["neurosift"]] if args.view else [r["path"], r["reference"]]) + "\n")
+    print(f"{len(rows)} LINDI reference(s)", file=sys.stderr)
     return 0
 
 

@@ -32,6 +32,7 @@ from wsgiref.util import application_uri
 from neuromirror.read.fsspec_remote import FAILED_HEADER
 from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.ome import neuroglancer as ng
+from neuromirror.read.references import served as lindi_refs
 from neuromirror.read.serving import Serving
 from neuromirror.read.store_reads import streamed
 from neuromirror.read.view_dav import dav_app
@@ -102,7 +103,7 @@ class View:
     def handles(path: str) -> bool:
         """Is ``path`` (a request's, query included) the view's?"""
         p = path.split("?", 1)[0].split("#", 1)[0]
-        return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE))
+        return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE, lindi_refs.ROUTE))
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -125,6 +126,8 @@ class View:
             return _client(start_response, path, head)
         if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
             return self._manifests(environ, start_response, path)
+        if path.startswith(lindi_refs.ROUTE + "/"):
+            return self._reference(start_response, lindi_refs.key_of_route(path) or "", None, head)
         share = next((s for s in SHARES if path == s or path.startswith(s + "/")), None)
         if share is None:
             return _text(start_response, "404 Not Found", "not found\n", head)
@@ -149,6 +152,8 @@ class View:
         except Exception as exc:  # a broken dataset is that request's 500, never the server's end
             log.warning("view %s %s: %s", method, path, exc)
             return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
+        if node is None and path.endswith(lindi_refs.SUFFIX) and method in ("GET", "HEAD"):
+            return self._file_reference(environ, start_response, share, path, head)
         if node is None:
             return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
         if node.is_dir:
@@ -184,6 +189,27 @@ class View:
             return self._gone(start_response, f.path, f.key, "its only URL carries a credential", head)
         start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0"), *_dated(node)])
         return []
+
+    # -- LINDI references (:mod:`.references.served`) ---------------------------------------
+    def _file_reference(self, environ: dict, start_response: StartResponse, share: str, path: str, head: bool) -> Any:
+        """A file's reference at its path + ``.lindi.json``; its chunks the view's URL of it when only a store
+        serves it now (the archive asked each time: one ``HEAD`` per reference, read once per open)."""
+        file_path = path[: -len(lindi_refs.SUFFIX)]
+        node = self.tree.node(SHARES[share], file_path[len(share) :])
+        if node is None or node.file is None:
+            return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
+        f = node.file
+        now = self.serving.answer(f, node.pin.source if node.pin else None, fresh=True).file
+        own = application_uri(environ).rstrip("/") + quote(file_path) if now.served_by == "store" else None
+        return self._reference(start_response, f.key, own, head)
+
+    def _reference(self, start_response: StartResponse, key: str, file_url: Optional[str], head: bool) -> Any:
+        body = lindi_refs.reference_bytes(self.tree.root, key, file_url)
+        if body is None:
+            why = f"no LINDI reference of key {key or '-'} (sync --references makes them)\n"
+            return _text(start_response, "404 Not Found", why, head)
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [] if head else [body]
 
     @staticmethod
     def _gone(start_response: StartResponse, path: str, key: str, why: str, head: bool) -> Iterable[bytes]:

@@ -1,0 +1,91 @@
+"""The view serves each pinned NWB file's LINDI reference (issue 60): at the file's path + ``.lindi.json`` and by key.
+
+A dandiset of pynwb-written files is synced with ``--references`` (a process that sees lindi); ``urls
+--references --view`` lists each reference's URL at a running ``serve --http`` and its Neurosift link; a
+real HTTP client gets the same JSON on both routes, and lindi (``LindiH5pyFile.from_lindi_file`` on the
+served URL, read by pynwb, in a lindi process) reads the file's values through it, chunks from the pinned
+archive URL.  Once the archive lost the file (kept first), the reference the view serves names the view's
+own URL of the file, which streams the store's copy: lindi still reads it from outside the mirror.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+import requests
+
+from helpers import lindi_env, nwb
+from helpers.keep import T0, Dandiset, lose_blobs
+from helpers.read import view_server
+from helpers.retrieve import Runner
+
+READ_SERVED = """
+import json, sys
+import lindi
+import numpy as np
+from pynwb import NWBHDF5IO
+
+f = lindi.LindiH5pyFile.from_lindi_file(sys.argv[1])
+with NWBHDF5IO(file=f, mode="r") as io:
+    n = io.read()
+    data = n.acquisition["running_speed"].data
+    print(json.dumps({"head": np.asarray(data[:100]).tolist(), "tail": np.asarray(data[-5:]).tolist(),
+                      "session_id": n.session_id}))
+"""
+
+
+@pytest.fixture
+def synced(dandi_archive, tmp_path: Path) -> Dandiset:  # noqa: ANN001
+    root = tmp_path / "mirror"
+    when = T0 + timedelta(days=1200 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="lindi view", created=when)
+    files = {nwb.TIMESERIES: nwb.timeseries_nwb(ident)}
+    dandi_archive.put_asset(ident, nwb.TIMESERIES, files[nwb.TIMESERIES], when=when + timedelta(minutes=1))
+    version = dandi_archive.publish(ident, when=when + timedelta(hours=1))
+    got = lindi_env.cli(root, "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "--references")
+    assert got.returncode == 0, got.stderr
+    assert "references: 1 made" in got.stdout, got.stdout
+    return Dandiset(dandi_archive, ident, version, files, Runner(root))
+
+
+def expected() -> dict:
+    speed = nwb.speed()
+    return {"head": speed[:100].tolist(), "tail": speed[-5:].tolist(), "session_id": "ses-1"}
+
+
+def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced: Dandiset, tmp_path: Path) -> None:
+    d = synced
+    with view_server(d.run.root) as base:
+        (row,) = d.run.json("urls", d.spec, "--references", "--view", base)
+        assert row["path"] == nwb.TIMESERIES
+        assert row["url"] == f"{base}dav/dandi/{d.id}/{d.version}/{nwb.TIMESERIES}.lindi.json"
+        assert row["by_key"] == f"{base}lindi/{row['key']}.lindi.json"
+        assert row["neurosift"] == f"https://neurosift.app/nwb?url={quote(row['url'], safe=':/')}&st=lindi"
+        text = d.run.ok("urls", d.spec, "--references", "--view", base)
+        assert text == f"{nwb.TIMESERIES}\t{row['url']}\t{row['neurosift']}\n"
+        by_path, by_key = requests.get(row["url"], timeout=30), requests.get(row["by_key"], timeout=30)
+        assert by_path.status_code == by_key.status_code == 200, (by_path.text, by_key.text)
+        assert by_path.headers["Content-Type"] == "application/json"
+        assert by_path.json() == by_key.json() == json.loads(Path(row["reference"]).read_text())
+        pinned = d.run.json("urls", d.spec, nwb.TIMESERIES)[0]["url"]
+        chunks = {v[0] for v in by_path.json()["refs"].values() if isinstance(v, list)}
+        assert {by_path.json().get("templates", {}).get(u.strip("{}"), u) for u in chunks} == {pinned}
+        assert lindi_env.python(READ_SERVED, row["url"]) == expected()
+        # no reference: a 404 saying why, on both routes
+        missing = requests.get(f"{base}dav/dandi/{d.id}/{d.version}/dandiset.yaml.lindi.json", timeout=30)
+        assert missing.status_code == 404 and "no LINDI reference" in missing.text
+        assert requests.get(f"{base}lindi/SHA256E-s1--00.nwb.lindi.json", timeout=30).status_code == 404
+
+        # the archive loses the file after a keep: the served reference's chunks name the view's own URL of it
+        d.run.ok("keep", d.spec, "--to", str(tmp_path / "store"))
+        lose_blobs(d, [nwb.TIMESERIES])
+        lost = requests.get(row["url"], timeout=30).json()
+        file_url = f"{base}dav/dandi/{d.id}/{d.version}/{nwb.TIMESERIES}"
+        assert {v[0] for v in lost["refs"].values() if isinstance(v, list)} == {file_url}
+        assert lindi_env.python(READ_SERVED, row["url"]) == expected()
+    np.testing.assert_array_equal(nwb.speed()[:3], [0.0, 0.1, 0.2])
