@@ -19,8 +19,8 @@ from typing import Iterator, NamedTuple
 import pytest
 import requests
 
-from helpers.service import Served, metric_samples, neuromirror, serve, wait_for, write_config
-from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, parse_html, text_of
+from helpers.service import Served, metric_samples, neuromirror, serving_page, write_config
+from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
 
 ZARR = {
     ".zgroup": b'{"zarr_format": 2}',
@@ -143,16 +143,12 @@ def test_recheck_asks_the_archive(planted: Planted) -> None:
 
 @pytest.fixture(scope="module")
 def served(planted: Planted) -> Iterator[Served]:
-    with serve(planted.root, planted.cfg) as svc:
-        wait_for(lambda: requests.get(svc.url("audit/"), timeout=10).ok, 60, "the audit page", svc)
+    with serving_page(planted.root, planted.cfg, "audit/") as svc:
         yield svc
-        assert svc.stop() == 0
 
 
 def test_the_page_and_its_json(planted: Planted, served: Served) -> None:
-    r = requests.get(served.url("audit/"), timeout=30)
-    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
-    doc = parse_html(r.text)
+    doc = page_at(served.url("audit/"))
     rows = [text_of(tr) for tr in by_class(doc, "tr", "finding")]
     for kind, path in PLANTED:
         assert any(planted.wrong in t and kind in t and path in t for t in rows), (kind, path, rows)

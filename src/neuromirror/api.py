@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
+    from neuromirror.service.backup.model import Backup
     from neuromirror.verify.report import VerifyReport
 
 __all__ = [
@@ -188,6 +189,18 @@ class Mirror:
         chosen = [spec_of(s, allow_version=False) for s in ([specs] if isinstance(specs, (str, Spec)) else specs)]
         sources = sources_matching(self.index, chosen) if chosen else self.sources()
         return [c for c in (source_changes(self.index, s, when) for s in sources) if c is not None]
+
+    def backup(
+        self, specs: Union[str, Sequence[str]] = (), *, expire_after: Optional[dict[str, float]] = None
+    ) -> Backup:
+        """Per source (every one, or those ``specs`` name: globs) and store: the objects and bytes the recorded
+        versions hold against those each store holds, the oldest version not whole there, what the archive deletes
+        within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
+        from the index alone.  ``expire_after``: SPEC -> seconds, the archive's noncurrent-version expiry."""
+        from neuromirror.service.backup.compute import backup
+
+        chosen = [specs] if isinstance(specs, str) else list(specs)
+        return backup(self.index, chosen or None, expire_after=expire_after)
 
     # -- reading in place -----------------------------------------------------------------------------
     def open_hdf5(self, path: str, *, reference: bool = True, how: bool = False) -> Any:

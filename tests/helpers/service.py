@@ -97,6 +97,15 @@ def serve(root: Path, config: Path, *args: str) -> Iterator[Served]:
                 proc.wait()
 
 
+@contextmanager
+def serving_page(root: Path, config: Path, page: str) -> Iterator[Served]:
+    """``serve`` until ``page`` answers 200; stopped cleanly (exit 0) after (the audit and backup pages' tests)."""
+    with serve(root, config) as svc:
+        wait_for(lambda: get(svc.url(page))[0] == 200, 60, f"the page {page}", svc)
+        yield svc
+        assert svc.stop() == 0
+
+
 def wait_for(pred: Callable[[], object], timeout: float, what: str, served: Optional[Served] = None) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

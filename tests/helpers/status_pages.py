@@ -22,6 +22,13 @@ def parse_html(text: str, strict: bool = True) -> Element:
     return parser.parse(text)
 
 
+def page_at(url: str) -> Element:
+    """The HTML page at ``url``, answered 200 as text/html and parsed strictly (the audit and backup pages)."""
+    code, ctype, body = get(url)
+    assert code == 200 and ctype.startswith("text/html"), (code, ctype, body[:500])
+    return parse_html(body)
+
+
 def text_of(el: Element) -> str:
     return " ".join("".join(el.itertext()).split())
 

@@ -42,8 +42,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="per source and version (SPEC[@VERSION] narrows): files and bytes with at least the wanted number "
         "of verified copies outside the archive, with fewer, with none; the oldest check; the keys at risk",
     )
+    p.add_argument(
+        "--backup",
+        action="store_true",
+        help="per source and store: objects and bytes the archive holds against those kept (current and older "
+        "versions), the oldest version not yet kept, what the archive deletes within 30 days that no store holds, "
+        "each store's last verification (from the index: no dataset or store is read)",
+    )
     add_json(p)
     p.set_defaults(func=run)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """``status --backup``: the backup record (:mod:`neuromirror.service.backup`), as lines or its JSON."""
+    from neuromirror.api import open as open_mirror
+    from neuromirror.service.backup.render import as_text
+
+    config, root = _config_and_root(args)
+    expire_after = {
+        e.spec: e.keep.expire_after
+        for e in getattr(config, "sources", None) or []
+        if e.keep is not None and e.keep.expire_after is not None
+    }
+    with open_mirror(root, args.index) as m:
+        got = m.backup(_source_patterns(args.specs), expire_after=expire_after)
+    if args.json:
+        print_json(got.to_json())
+    else:
+        print(as_text(got))
+    return 0
 
 
 def _copies(args: argparse.Namespace) -> int:
@@ -76,6 +103,8 @@ def _copies(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.copies:
         return _copies(args)
+    if args.backup:
+        return _backup(args)
 
     from neuromirror.service import status_report
     from neuromirror.service.risk import add_live_risk
@@ -113,13 +142,18 @@ def _config_and_root(args: argparse.Namespace) -> tuple[Any, Path]:
 
 def _only(rows: list[SourceStatus], specs: list[str]) -> list[SourceStatus]:
     """The rows of the sources the SPECs (globs allowed) name."""
+    pats = _source_patterns(specs)
+    return [r for r in rows if any(fnmatch.fnmatchcase(r.source, p) for p in pats)]
+
+
+def _source_patterns(specs: list[str]) -> list[str]:
+    """The sources (globs allowed) the SPECs name; a SPEC that is none is a usage error."""
     from neuromirror.spec import SpecError, parse_spec
 
     try:
-        pats = [parse_spec(s, allow_version=False).source for s in specs]
+        return [parse_spec(s, allow_version=False).source for s in specs]
     except SpecError as exc:
         raise UserError(str(exc)) from None
-    return [r for r in rows if any(fnmatch.fnmatchcase(r.source, p) for p in pats)]
 
 
 def _print_report(report: dict, root: Path, index_path: Optional[str]) -> None:

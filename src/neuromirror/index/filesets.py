@@ -97,3 +97,65 @@ def difference(conn: sqlite3.Connection, source: str, a: int, b: int, limit: int
             [source, a, a, b, b, limit],
         )
     ]
+
+
+# -- what the backup page reads (neuromirror.service.backup) ---------------------------------------
+
+#: an annexed file of a recorded state, one row per span: the top level's entries, and the files of the Zarr
+#: states the catalogue has read (``zarr_files``: a Zarr's objects live in its own dataset, not in ``entries``)
+_HELD = (
+    "SELECT s.source AS source, e.key AS key, e.size AS size, s.since AS since, s.until AS until"
+    " FROM fileset_spans s JOIN entries e ON e.id = s.entry_id"
+    " WHERE ifnull(e.key, '') != '' AND ifnull(e.checksum_kind, '') NOT IN ('git', 'subdataset')"
+    " UNION ALL SELECT s.source, z.key, z.size, s.since, s.until FROM fileset_spans s"
+    ' JOIN entries e ON e.id = s.entry_id JOIN zarr_files z ON z."commit" = e.checksum'
+    " WHERE e.checksum_kind = 'subdataset' AND ifnull(z.key, '') != '' AND ifnull(z.checksum_kind, '') != 'git'"
+)
+
+
+def held_keys(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """(source, key, size, current, first fileset, stores) of every annexed key any recorded state of any source
+    holds, one row each, streamed by source and first fileset: ``current`` 1 when the source's newest state holds it, ``stores`` the UUIDs
+    (comma-separated, or None) of the stores holding a checked copy of it.  One query for the whole mirror."""
+    return conn.execute(
+        f"SELECT k.source, k.key, k.size, k.cur, k.since, (SELECT group_concat(c.store) FROM store_checks c"
+        f" WHERE c.key = k.key AND c.checked IS NOT NULL) FROM (SELECT source, key, max(size) AS size,"
+        f" max(until = {OPEN}) AS cur, min(since) AS since FROM ({_HELD}) GROUP BY source, key) k"
+        " ORDER BY k.source, k.since"
+    )
+
+
+def uncounted_zarrs(conn: sqlite3.Connection) -> dict[str, int]:
+    """source -> Zarr states (subdataset commits) its recorded states pin whose files the catalogue has not read."""
+    rows = conn.execute(
+        "SELECT s.source, count(DISTINCT e.checksum) FROM fileset_spans s JOIN entries e ON e.id = s.entry_id"
+        " WHERE e.checksum_kind = 'subdataset' AND e.checksum NOT IN (SELECT \"commit\" FROM zarr_catalog)"
+        " GROUP BY s.source"
+    )
+    return {str(sid): int(n) for sid, n in rows}
+
+
+def unkept_pinned_gone(conn: sqlite3.Connection) -> list[tuple[str, str, str, int, str, int]]:
+    """(source, path, key, size, urls JSON, until) of the top-level files an older state holds by a versioned S3
+    URL, whose key the newest state does not hold and no store holds a checked copy of: what may rest on a
+    noncurrent S3 version.  ``until``: the first fileset without the entry."""
+    return conn.execute(
+        "SELECT s.source, e.path, e.key, e.size, e.urls, max(s.until) FROM fileset_spans s"
+        f" JOIN entries e ON e.id = s.entry_id WHERE s.until != {OPEN} AND e.urls LIKE '%versionId=%'"
+        " AND ifnull(e.key, '') != '' AND NOT EXISTS (SELECT 1 FROM store_checks c WHERE c.key = e.key"
+        " AND c.checked IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM entries o JOIN fileset_spans os"
+        f" ON os.entry_id = o.id WHERE o.key = e.key AND os.source = s.source AND os.until = {OPEN})"
+        " GROUP BY s.source, e.id"
+    ).fetchall()
+
+
+def newest_versioned_urls(conn: sqlite3.Connection, source: str) -> list[str]:
+    """The URLs JSON of the newest state's top-level files that name an S3 version (which versions are current)."""
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT e.urls FROM fileset_spans s JOIN entries e ON e.id = s.entry_id WHERE s.source = ?"
+            f" AND s.until = {OPEN} AND e.urls LIKE '%versionId=%'",
+            [source],
+        )
+    ]

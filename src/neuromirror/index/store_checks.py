@@ -384,3 +384,29 @@ def drop_kept(index: Any, store: str, version_ids: Iterable[int]) -> None:
     with index.transaction():
         index.db.conn.executemany("DELETE FROM kept_versions WHERE store = ? AND version_id = ?", pairs)
         index.db.conn.executemany("DELETE FROM keep_marks WHERE store = ? AND version_id = ?", pairs)
+
+
+def kept_pairs(index: Any) -> set[tuple[str, str]]:
+    """(source, store UUID) of every version a keep gave a store: the stores a source is backed up to."""
+    return {(str(s), str(u)) for s, u in _rows(index, "SELECT DISTINCT source, store FROM kept_versions")}
+
+
+def newest_checks(index: Any) -> dict[str, float]:
+    """store UUID -> its newest good check of any copy (keep's on the way in, or verify's)."""
+    rows = _rows(index, "SELECT store, max(checked) FROM store_checks GROUP BY store")
+    return {str(u): float(t) for u, t in rows if t is not None}
+
+
+# -- the last verify --stores of each store (the cache table, namespace VERIFIED): the backup page --------------
+VERIFIED = "store-verified"
+
+
+def record_verified(index: Any, results: dict[str, dict]) -> None:
+    """store UUID -> what the last ``verify --stores`` found there (``at``, ``checked``, ``bad``, ``missing``...)."""
+    if results:
+        index.cache_put_many(VERIFIED, [(u, json.dumps(r, sort_keys=True)) for u, r in results.items()])
+
+
+def last_verified(index: Any, stores: Iterable[str]) -> dict[str, dict]:
+    """store UUID -> its last ``verify --stores`` result (:func:`record_verified`), for the stores that had one."""
+    return {u: json.loads(v) for u, v in index.cache_get_many(VERIFIED, list(stores)).items()}

@@ -26,6 +26,7 @@ SERVICE_ROUTES = (
     ("/status.json", "the status report for scripts"),
     ("/metrics", "Prometheus metrics"),
     ("/audit/", "what the mirror saw wrong upstream, per source (audit.json: for an archive's tooling)"),
+    ("/backup/", "per source and store: what the archive holds against what the lab's stores hold, what is at risk"),
 )
 LANDING = "/view/"
 

@@ -285,6 +285,8 @@ def _links(prefix: str, browse_url: Optional[str]) -> str:
     links = [
         f'<a href="{prefix}status.json">status.json</a>',
         f'<a href="{prefix}metrics">metrics</a>',
+        f'<a href="{prefix}backup/">backup: what the stores hold</a>',
+        f'<a href="{prefix}audit/">audit</a>',
         f'<span class="nowrap"><a href="{prefix}view/">the view of every pin</a>: {view}</span>',
     ]
     if browse_url:

@@ -1,4 +1,4 @@
-"""The service's HTTP side (``serve --http``): the pages, ``/status.json``, ``/audit/``, ``/metrics``, ``/healthz``.
+"""The service's HTTP side (``serve --http``): the pages, ``/status.json``, ``/audit/``, ``/backup/``, ``/metrics``, ``/healthz``.
 
 Beside them the view of every pin (:mod:`neuromirror.read.view`) and its landing page
 (:mod:`neuromirror.read.landing`): at ``/`` when there is no service (``serve --no-schedule``),
@@ -147,6 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body, ctype = json.dumps(self._status_json(), indent=2).encode(), "application/json"
             elif path in ("/audit", "/audit/", "/audit.json"):
                 body, ctype = self._audit(json_wanted=path == "/audit.json")
+            elif path in ("/backup", "/backup/", "/backup.json"):
+                body, ctype = self._backup(json_wanted=path == "/backup.json")
             elif path == "/metrics":
                 body, ctype = exposition(svc.metrics_registry).encode(), METRICS_TYPE
             elif path == "/healthz":
@@ -225,6 +227,22 @@ class _Handler(BaseHTTPRequestHandler):
             return json.dumps(found.to_json(), indent=2).encode(), "application/json"
         return as_html(found).encode(), HTML
 
+    def _backup(self, json_wanted: bool) -> tuple[bytes, str]:
+        """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.backup`):
+        the page, or its JSON; ``keep: {expire_after}`` of the service's definitions applied."""
+        from neuromirror.service.backup.compute import backup
+        from neuromirror.service.backup.render import as_html
+
+        svc = self.server.service
+        mirror = svc.mirror()
+        try:
+            found = backup(mirror.index, expire_after=_expire_after(svc))
+        finally:
+            mirror.close()
+        if json_wanted:
+            return json.dumps(found.to_json(), indent=2).encode(), "application/json"
+        return as_html(found).encode(), HTML
+
     def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -233,6 +251,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+def _expire_after(service: Any) -> dict[str, float]:
+    """SPEC -> the archive's noncurrent-version expiry its ``keep:`` policy names (the others: the default)."""
+    entries = getattr(getattr(service, "config", None), "sources", None) or []
+    return {e.spec: e.keep.expire_after for e in entries if e.keep is not None and e.keep.expire_after is not None}
 
 
 def _other_method(self: _Handler) -> None:

@@ -196,7 +196,30 @@ def verify_stores(
         store_checks.record_checked(mirror.index, uuid, keys, when=now)
     if repair:
         _repair(mirror, opened, copies, out.findings, jobs)
+    store_checks.record_verified(mirror.index, _results(out, specs, fraction, older_than))
     return out
+
+
+def _results(
+    out: StoresCheck, specs: Sequence[Spec], fraction: Optional[float], older_than: Optional[float]
+) -> dict[str, dict]:
+    """uuid -> this run's result in each store it re-read: what the backup page shows as its last verification."""
+    scope = " ".join(str(s) for s in specs) or "every source kept"
+    if fraction is not None or older_than is not None:
+        scope += f" ({'fraction ' + str(fraction) if fraction is not None else f'older than {older_than:.0f} s'})"
+    results = {}
+    for uuid, s in out.per_store.items():
+        mine = [f for f in out.findings if f.uuid == uuid]
+        unreadable = sum(f.problem == "unreadable" for f in mine)
+        results[uuid] = {
+            **s,
+            "unreadable": unreadable,
+            "repaired": sum(f.repaired for f in mine),
+            "at": iso_z(out.started),
+            "scope": scope,
+            "ok": not mine,
+        }
+    return results
 
 
 def _scan(

@@ -1,0 +1,214 @@
+"""The backup page's numbers, from the index alone: no dataset, store or archive is read.
+
+What it reads (a handful of queries for the whole mirror, whatever the number of versions):
+
+* every annexed key any recorded state holds, with whether the newest state holds it, the first file list
+  (fileset) holding it and the stores holding a checked copy (:func:`neuromirror.index.filesets.held_keys`,
+  one streamed query, ordered by source and first fileset);
+* the stores (``stores``), which stores each source was kept into (``kept_versions``), each store's last
+  ``verify --stores`` (the cache, written by :func:`neuromirror.verify.stores.verify_stores`);
+* what rests on a noncurrent S3 version: the audit's ``noncurrent-only`` findings (a blob whose current
+  object is deleted, from the syncs' warnings: :mod:`neuromirror.audit.findings`) and the top-level files of
+  older states whose S3 version the newest state no longer names (:mod:`neuromirror.verify.noncurrent`'s
+  rule on the index's URLs) -- each counted only when no store holds its key.
+
+The per-version copy counts of ``status --copies`` (which read the git-annex branches) stay that command's; a
+Zarr state whose objects the index's catalogue has not read is counted in ``zarr_states_uncounted``, not in
+the objects.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Iterable, Mapping, Optional
+
+from neuromirror.index import filesets, store_checks
+from neuromirror.index.rows import VersionRow
+from neuromirror.service.backup.model import (
+    WINDOW_DAYS,
+    Backup,
+    Expiring,
+    SourceBackup,
+    Split,
+    State,
+    StoreBackup,
+    Verification,
+)
+from neuromirror.util.dates import iso_seconds, iso_z
+
+DAY = 86400.0
+
+
+def backup(
+    index: Any,
+    specs: Optional[list[str]] = None,
+    *,
+    expire_after: Optional[Mapping[str, float]] = None,
+    now: Optional[float] = None,
+) -> Backup:
+    """The backup record of the sources ``specs`` name (globs; all without).  ``expire_after``: SPEC (a glob) ->
+    after how long the archive deletes a noncurrent S3 version (``keep: {expire_after}``; default 30 days)."""
+    now = time.time() if now is None else now
+    wanted = sorted(s for s in index.source_ids() if _matches(s, specs))
+    out = {sid: SourceBackup(sid) for sid in wanted}
+    known = store_checks.known_stores(index)
+    newest = store_checks.newest_checks(index)
+    uuids = sorted(set(known) | set(newest))
+    versions = {sid: index.versions(sid) for sid in wanted}
+    tallies = _count_keys(index, out, uuids)
+    related = store_checks.kept_pairs(index) | {(sid, u) for sid, t in tallies.items() for u in t.kept}
+    verified = store_checks.last_verified(index, uuids)
+    zarrs = filesets.uncounted_zarrs(index.db.conn)
+    for sid, b in out.items():
+        b.versions = len(versions[sid])
+        b.zarrs_uncounted = zarrs.get(sid, 0)
+        b.stores = [
+            _store(b, u, known.get(u, {}), tallies[sid], versions[sid], verified.get(u), newest.get(u))
+            for u in uuids
+            if (sid, u) in related
+        ]
+    _expiring(index, out, specs, expire_after or {}, now)
+    return Backup(iso_z(now), [out[s] for s in wanted], WINDOW_DAYS)
+
+
+def _matches(sid: str, specs: Optional[list[str]]) -> bool:
+    return not specs or any(fnmatchcase(sid, s) or fnmatchcase(sid, s + "@*") for s in specs)
+
+
+@dataclass
+class _Tally:
+    """A source's counts per store while the keys stream by."""
+
+    kept: dict[str, Split] = field(default_factory=dict)  # store UUID -> what it holds
+    lacking: dict[str, int] = field(default_factory=dict)  # store UUID -> the first fileset holding a key it lacks
+
+
+def _count_keys(index: Any, out: dict[str, SourceBackup], uuids: list[str]) -> dict[str, _Tally]:
+    """One pass over every held key: the archive's counts, what no store holds, and per store what it holds and
+    the first fileset holding a key it lacks (the keys come by first fileset: the first such key is the oldest)."""
+    tallies = {sid: _Tally() for sid in out}
+    for sid, _key, size, current, since, stores in filesets.held_keys(index.db.conn):
+        b = out.get(sid)
+        if b is None:
+            continue
+        holders = set(stores.split(",")) if stores else set()
+        b.archive.add(size, bool(current))
+        if not holders:
+            b.nowhere.add(size, bool(current))
+        t = tallies[sid]
+        for u in uuids:
+            if u in holders:
+                t.kept.setdefault(u, Split()).add(size, bool(current))
+            elif u not in t.lacking:
+                t.lacking[u] = int(since)
+    return tallies
+
+
+def _store(
+    b: SourceBackup,
+    uuid: str,
+    known: dict,
+    t: _Tally,
+    rows: list[VersionRow],
+    verified: Optional[dict],
+    newest: Optional[float],
+) -> StoreBackup:
+    s = StoreBackup(uuid, known.get("url"), known.get("kind"), known.get("name"), kept=t.kept.get(uuid, Split()))
+    s.missing = b.archive.minus(s.kept)
+    s.oldest_unkept = _state_at(rows, t.lacking.get(uuid)) if s.missing.objects else None
+    s.newest_check = iso_z(newest)
+    if verified:
+        s.verification = Verification(
+            str(verified.get("at")),
+            int(verified.get("checked") or 0),
+            int(verified.get("bad") or 0),
+            int(verified.get("missing") or 0),
+            int(verified.get("unreadable") or 0),
+            int(verified.get("repaired") or 0),
+            str(verified.get("scope") or ""),
+        )
+    return s
+
+
+def _state_at(rows: list[VersionRow], fileset: Optional[int]) -> Optional[State]:
+    """The oldest recorded state holding file list ``fileset`` (or, that one gone, the first after it)."""
+    if fileset is None:
+        return None
+    exact = [r for r in rows if r.fileset == fileset]
+    later = [r for r in rows if r.fileset is not None and r.fileset >= fileset]
+    found = exact or later
+    if not found:
+        return None
+    return State(found[0].label, found[0].kind, found[0].commit, found[0].synced_at)
+
+
+def _expiring(
+    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]], expire_after: Mapping[str, float], now: float
+) -> None:
+    """Per source, the objects no store holds that the archive's lifecycle deletes within the window (or already
+    may have: an expiry date in the past), soonest first."""
+    horizon = now + WINDOW_DAYS * DAY
+    seen: set[tuple[str, str]] = set()
+    for sid, x in [*_deleted_blobs(index, out, specs), *_overwritten(index, out, expire_after)]:
+        when = iso_seconds(x.expires)
+        if (sid, x.key) in seen or when is None or when > horizon:
+            continue
+        seen.add((sid, x.key))
+        out[sid].expiring.append(x)
+    for b in out.values():
+        b.expiring.sort(key=lambda x: (x.expires or "", x.path))
+
+
+def _deleted_blobs(
+    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]]
+) -> Iterable[tuple[str, Expiring]]:
+    """The audit's ``noncurrent-only`` findings (a blob whose current S3 object is deleted: only the noncurrent
+    version the mirror pinned serves it) whose key no store holds."""
+    from neuromirror.audit.findings import audit
+
+    found = [f for f in audit(index, specs).findings if f.kind == "noncurrent-only" and f.source in out]
+    files = []
+    for f in found:
+        head = index.head_version(f.source)
+        vf = index.version_file(head.id, f.source, f.path) if head is not None else None
+        if vf is not None and vf.key:
+            files.append((f, vf))
+    held = store_checks.checks_of(index, [vf.key for _, vf in files])
+    for f, vf in files:
+        if not held.get(vf.key):
+            how = "exact" if f.expires_exact else "at the latest"
+            yield f.source, Expiring(f.path, f.version, vf.key, vf.size, f.expires, how, f.detail)
+
+
+def _overwritten(
+    index: Any, out: dict[str, SourceBackup], expire_after: Mapping[str, float]
+) -> Iterable[tuple[str, Expiring]]:
+    """Top-level files of older states pinned by an S3 version the newest state no longer names (the object was
+    overwritten or deleted since): noncurrent from the first state without it, expiring ``expire_after`` later."""
+    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, CurrentObjects, state_time
+
+    by_source: dict[str, list[tuple]] = {}
+    for row in filesets.unkept_pinned_gone(index.db.conn):
+        if row[0] in out:
+            by_source.setdefault(row[0], []).append(row)
+    for sid, found in by_source.items():
+        current = CurrentObjects()
+        for urls in filesets.newest_versioned_urls(index.db.conn, sid):
+            current.add(json.loads(urls or "[]"))
+        rows = index.versions(sid)
+        for _sid, path, key, size, urls, until in found:
+            gone = next((r for r in rows if r.fileset is not None and r.fileset >= until), None)
+            since = state_time(gone) if gone is not None else None
+            if since is None or not current.only_noncurrent(json.loads(urls or "[]")):
+                continue
+            last = [r for r in rows if r.fileset is not None and r.fileset < until]
+            after = next((v for pat, v in expire_after.items() if fnmatchcase(sid, pat)), DEFAULT_EXPIRE_AFTER)
+            expires = since + after
+            why = (
+                f"its pinned S3 version is noncurrent since the state of {iso_z(since)} ({gone.label if gone else '?'})"
+            )
+            version = last[-1].label if last else None
+            yield sid, Expiring(path, version, key, size, iso_z(expires), "at the latest", why)

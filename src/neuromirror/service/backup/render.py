@@ -1,0 +1,224 @@
+"""The backup record as a person reads it: the lines ``status --backup`` prints, the ``/backup/`` page.
+
+Both say per source, in words a reader new to neuromirror follows, what the archive holds, what the lab's
+stores hold of it, what no store holds (lost if the archive loses it), what the archive's lifecycle deletes
+soon that no store holds, and when each store was last re-read and what that found.  Everything from the
+index is HTML-escaped; the page has no JavaScript and relative links only.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Optional, Union
+
+from neuromirror.service.backup.model import Backup, Count, Expiring, SourceBackup, Split, StoreBackup
+from neuromirror.service.state import short_time
+from neuromirror.util.sizes import human_bytes
+
+#: a store's kind in words
+KINDS = {"directory": "directory store", "s3": "S3 store", "pack": "packed store"}
+
+
+def _n(c: Union[Count, Split]) -> str:
+    return f"{c.objects} object{'' if c.objects == 1 else 's'} ({human_bytes(c.bytes)})"
+
+
+def _of(part: Count, whole: Count) -> str:
+    return f"{part.objects} of {whole.objects} ({human_bytes(part.bytes)} of {human_bytes(whole.bytes)})"
+
+
+def _store_name(s: StoreBackup) -> str:
+    return f"{s.url or s.name or s.uuid}" + (f" ({KINDS.get(s.kind, s.kind)})" if s.kind else "")
+
+
+def _state(s: StoreBackup) -> str:
+    st = s.oldest_unkept
+    if st is None:
+        return "every recorded state is whole there" if not s.missing.objects else "?"
+    what = "the newest draft" if st.version == "draft" else st.kind
+    return f"{st.version} ({what}, commit {st.commit[:12]}, synced {short_time(st.synced_at)})"
+
+
+def _verification(s: StoreBackup) -> str:
+    v = s.verification
+    if v is None:
+        last = f"; newest good check {short_time(s.newest_check)} (by keep or verify)" if s.newest_check else ""
+        return f"never re-read by verify --stores{last}"
+    result = "OK" if v.ok else "FAILED"
+    found = f"{v.bad} bad, {v.missing} missing, {v.unreadable} unreadable"
+    repaired = f", {v.repaired} re-kept" if v.repaired else ""
+    return f"{result} at {short_time(v.at)}: {v.checked} cop(ies) re-read ({v.scope}), {found}{repaired}"
+
+
+def _expires(x: Expiring) -> str:
+    return f"{'on' if x.expires_is == 'exact' else 'by'} {short_time(x.expires)}"
+
+
+def _headline(b: SourceBackup) -> str:
+    a = b.archive
+    return (
+        f"{b.source}: {b.verdict.upper()}: the archive holds {_n(a)} in {b.versions} recorded state(s): "
+        f"{_n(a.current)} in the newest, {_n(a.noncurrent)} only in older ones; in no store: "
+        f"{_n(b.nowhere.current)} of the newest, {_n(b.nowhere.noncurrent)} of older ones"
+    )
+
+
+def source_lines(b: SourceBackup, most: int = 5) -> list[str]:
+    lines = [_headline(b)]
+    for s in b.stores:
+        lines.append(
+            f"  store {_store_name(s)}: holds {_of(s.kept.current, b.archive.current)} of the newest state, "
+            f"{_of(s.kept.noncurrent, b.archive.noncurrent)} of older ones; lacks {_n(s.missing.current)} of the "
+            f"newest, {_n(s.missing.noncurrent)} of older ones"
+            + (f"; the oldest state not whole there: {_state(s)}" if s.missing.objects else "")
+        )
+        lines.append(f"    last verification: {_verification(s)}")
+    if not b.stores and b.archive.objects:
+        lines.append("  kept in no store (neuromirror keep SOURCE --to STORE)")
+    if b.expiring:
+        lines.append(f"  EXPIRES UNKEPT within 30 days: {_n(b.expiring_count)}, the first {_expires(b.expiring[0])}")
+        lines += [f"    {x.path} ({x.version}): {_expires(x)}: {x.why}" for x in b.expiring[:most]]
+        if len(b.expiring) > most:
+            lines.append(f"    ... and {len(b.expiring) - most} more (--json lists them)")
+    if b.zarrs_uncounted:
+        lines.append(f"  {b.zarrs_uncounted} Zarr state(s) not counted here (status --copies counts their objects)")
+    return lines
+
+
+def as_text(backup: Backup) -> str:
+    """What ``status --backup`` prints: per source its headline, each store's share, what expires unkept."""
+    if not backup.sources:
+        return "no sources in the index match"
+    return "\n".join(line for b in backup.sources for line in source_lines(b))
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;margin:1.5em;color:#222;max-width:90em}
+table{border-collapse:collapse;margin:.4em 0 1.2em}td,th{border-bottom:1px solid #ddd;padding:.35em .7em;text-align:left;vertical-align:top}
+th{background:#f4f4f4;font-weight:600}.num{text-align:right;white-space:nowrap}.note{color:#555}
+.verdict{font-weight:700;padding:.1em .5em;border-radius:.3em;white-space:nowrap}
+.at-risk{background:#fdd;color:#900}.partly-kept{background:#fed;color:#840}.kept{background:#dfd;color:#060}
+.nothing-to-keep{background:#eee;color:#555}.bad{color:#b00;font-weight:600}.good{color:#070}
+.say{margin:.3em 0 .6em;max-width:70em}code{font-size:.95em}section{margin-bottom:2em}
+"""
+
+
+def _cls(verdict: str) -> str:
+    return verdict.replace(" ", "-")
+
+
+def _says(b: SourceBackup) -> list[str]:
+    """The source's situation in sentences, the worst first."""
+    out = []
+    if b.nowhere.current.objects:
+        out.append(
+            f"{_n(b.nowhere.current)} of the archive's current files are in no store: if the archive loses "
+            "them, they are gone."
+        )
+    if b.expiring:
+        out.append(
+            f"{_n(b.expiring_count)} that only an old (noncurrent) copy at the archive still serves, and no store "
+            f"holds, will be deleted by the archive's lifecycle, the first {_expires(b.expiring[0])}."
+        )
+    for s in b.stores:
+        if s.verification is not None and not s.verification.ok:
+            out.append(f"The last check of the store {_store_name(s)} found problems: {_verification(s)}.")
+    if b.nowhere.noncurrent.objects:
+        out.append(
+            f"{_n(b.nowhere.noncurrent)} held only by older recorded versions are in no store: a pin or citation "
+            "of those versions depends on the archive."
+        )
+    if not out and b.archive.objects:
+        out.append(f"Every one of the {_n(b.archive)} the recorded versions hold is in at least one store.")
+    if b.zarrs_uncounted:
+        out.append(f"{b.zarrs_uncounted} Zarr state(s) are not counted here (status --copies counts their objects).")
+    return out
+
+
+def _store_row(b: SourceBackup, s: StoreBackup) -> str:
+    e = html.escape
+    v = s.verification
+    klass = "note" if v is None else ("good" if v.ok else "bad")
+    lacks_new = "bad" if s.missing.current.objects else ""
+    lacks_old = "bad" if s.missing.noncurrent.objects else ""
+    return (
+        f'<tr class="store"><td><code>{e(s.url or s.uuid)}</code><br><span class="note">{e(KINDS.get(s.kind or "", s.kind or ""))}</span></td>'
+        f'<td class="num">{e(_of(s.kept.current, b.archive.current))}</td>'
+        f'<td class="num">{e(_of(s.kept.noncurrent, b.archive.noncurrent))}</td>'
+        f'<td class="num"><span class="{lacks_new}">{e(_n(s.missing.current))} current</span><br>'
+        f'<span class="{lacks_old}">{e(_n(s.missing.noncurrent))} older</span></td>'
+        f"<td>{e(_state(s)) if s.missing.objects else 'none: every state is whole'}</td>"
+        f'<td class="{klass}">{e(_verification(s))}</td></tr>'
+    )
+
+
+def _expiring_table(b: SourceBackup) -> str:
+    if not b.expiring:
+        return ""
+    e = html.escape
+    rows = "".join(
+        f'<tr class="expiring"><td><code>{e(x.path)}</code></td><td>{e(x.version or "")}</td>'
+        f'<td class="num">{e(human_bytes(x.size))}</td><td class="bad">{e(_expires(x))}</td><td class="note">{e(x.why)}</td></tr>'
+        for x in b.expiring
+    )
+    return (
+        f"<h3>Deleted by the archive within 30 days, kept nowhere ({len(b.expiring)})</h3>"
+        f"<table><tr><th>file</th><th>version</th><th>size</th><th>expires</th><th>why</th></tr>{rows}</table>"
+    )
+
+
+def _section(b: SourceBackup) -> str:
+    e = html.escape
+    says = "".join(f'<p class="say">{e(t)}</p>' for t in _says(b))
+    head = (
+        "<tr><th>store</th><th>holds of the current files</th><th>holds of older versions' files</th>"
+        "<th>lacks</th><th>oldest version not whole there</th><th>last check of the store</th></tr>"
+    )
+    stores = (
+        f'<table class="stores">{head}{"".join(_store_row(b, s) for s in b.stores)}</table>'
+        if b.stores
+        else '<p class="say bad">No store holds anything of it.</p>'
+    )
+    return (
+        f'<section id="{e(b.source)}"><h2>{e(b.source)} <span class="verdict {_cls(b.verdict)}">{e(b.verdict)}</span></h2>'
+        f"{says}{stores}{_expiring_table(b)}</section>\n"
+    )
+
+
+def _summary_row(b: SourceBackup) -> str:
+    e = html.escape
+    return (
+        f'<tr class="source"><td><a href="#{e(b.source)}">{e(b.source)}</a></td>'
+        f'<td><span class="verdict {_cls(b.verdict)}">{e(b.verdict)}</span></td>'
+        f'<td class="num">{e(_n(b.archive.current))}</td><td class="num">{e(_n(b.archive.noncurrent))}</td>'
+        f'<td class="num {"bad" if b.nowhere.current.objects else ""}">{e(_n(b.nowhere.current))}</td>'
+        f'<td class="num">{e(_n(b.nowhere.noncurrent))}</td>'
+        f'<td class="num {"bad" if b.expiring else ""}">{e(_n(b.expiring_count))}</td><td class="num">{len(b.stores)}</td></tr>'
+    )
+
+
+def as_html(backup: Backup, note: Optional[str] = None) -> str:
+    """The ``/backup/`` page: a row per source (the worst first), then each source's stores and what expires."""
+    e = html.escape
+    order = {"at risk": 0, "partly kept": 1, "kept": 2, "nothing to keep": 3}
+    ranked = sorted(backup.sources, key=lambda b: (order.get(b.verdict, 9), b.source))
+    rows = "".join(_summary_row(b) for b in ranked)
+    counts = {v: sum(b.verdict == v for b in backup.sources) for v in order}
+    tally = " · ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>neuromirror backup</title><style>{_CSS}</style></head><body>\n"
+        '<p><a href="../">status</a> · <a href="../backup.json">backup.json</a></p>\n'
+        "<h1>Backup: what the lab's stores hold of the archives</h1>\n"
+        '<p class="say">The <b>archive</b> columns count the files (objects) the mirror recorded in each source\'s '
+        "versions: the <b>current</b> ones are in its newest version, the <b>older</b> ones only in earlier "
+        "versions a paper may cite. A <b>store</b> is a copy the lab owns; a file counts as held there once its "
+        "bytes were read back right. Files in <b>no store</b> are lost if the archive loses them; files the "
+        "archive <b>deletes within 30 days</b> must be kept before then.</p>\n"
+        f'<p class="note">{e(tally or "no sources")} · generated {e(backup.generated)}'
+        + (f" · {e(note)}" if note else "")
+        + "</p>\n"
+        '<table class="summary"><tr><th>source</th><th>verdict</th><th>current files</th><th>older files</th>'
+        "<th>current, in no store</th><th>older, in no store</th><th>deleted within 30 days, in no store</th>"
+        f"<th>stores</th></tr>{rows}</table>\n" + "".join(_section(b) for b in ranked) + "</body></html>\n"
+    )
