@@ -142,6 +142,11 @@ def test_the_numbers_are_what_git_annex_and_the_index_say(mirrored: Mirrored) ->
     nowhere = set(every) - in_dir - in_pack
     assert src["kept_nowhere"] == split(nowhere, every, newest)
     assert src["kept_nowhere"]["current"]["objects"] == 2 and src["kept_nowhere"]["noncurrent"]["objects"] == 0
+    assert [(u["path"], u["size"]) for u in src["in_no_store"]] == [
+        ("sub-0/c.nwb", len(C)),
+        ("sub-0/gone.nwb", len(GONE)),
+    ]
+    assert {u["key"] for u in src["in_no_store"]} == nowhere
 
     # the oldest state not whole in each: the draft in the directory store, the published version in the packed one
     assert stores["directory"]["oldest_unkept"]["version"] == "draft"
@@ -168,6 +173,7 @@ def test_the_lines_say_what_is_at_risk(mirrored: Mirrored) -> None:
     lines = text.splitlines()
     assert lines[0].startswith(f"{mirrored.sid}: AT RISK: the archive holds 5 objects"), text
     assert "in no store: 2 objects (2.3 KiB) of the newest" in lines[0], text
+    assert lines[1] == "  in no store: sub-0/c.nwb (2.0 KiB), sub-0/gone.nwb (400 B)", text
     assert any(ln.strip().startswith(f"store {mirrored.directory} (directory store): holds 1 of 4") for ln in lines), (
         text
     )
@@ -214,6 +220,8 @@ def test_the_page_and_its_json(mirrored: Mirrored, served: Served) -> None:
     assert len(by_class(doc, "tr", "store")) == 2
     (gone,) = by_class(doc, "tr", "expiring")
     assert "sub-0/gone.nwb" in text_of(gone)
+    cells = [[text_of(td) for td in tr.iter("td")] for tr in by_class(doc, "tr", "unkept")]
+    assert cells == [["sub-0/c.nwb", "2.0 KiB"], ["sub-0/gone.nwb", "400 B"]], cells
     j = requests.get(served.url("backup.json"), timeout=30).json()
     cli = backup_json(mirrored)
     j.pop("generated"), cli.pop("generated")

@@ -159,3 +159,16 @@ def newest_versioned_urls(conn: sqlite3.Connection, source: str) -> list[str]:
             [source],
         )
     ]
+
+
+def unkept_newest(conn: sqlite3.Connection, most: int = 20) -> list[tuple[str, str, str, int]]:
+    """(source, path, key, size) of the first ``most`` annexed top-level files (by path) of each source's newest
+    state that no store holds a checked copy of: what the backup page names as lost with the archive."""
+    return conn.execute(
+        "SELECT source, path, key, size FROM (SELECT s.source AS source, e.path AS path, e.key AS key,"
+        " e.size AS size, row_number() OVER (PARTITION BY s.source ORDER BY e.path) AS n FROM fileset_spans s"
+        f" JOIN entries e ON e.id = s.entry_id WHERE s.until = {OPEN} AND ifnull(e.key, '') != ''"
+        " AND ifnull(e.checksum_kind, '') NOT IN ('git', 'subdataset') AND NOT EXISTS (SELECT 1 FROM store_checks c"
+        " WHERE c.key = e.key AND c.checked IS NOT NULL)) WHERE n <= ? ORDER BY source, path",
+        [most],
+    ).fetchall()

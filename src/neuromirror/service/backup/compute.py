@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping, Optional
 from neuromirror.index import filesets, store_checks
 from neuromirror.index.rows import VersionRow
 from neuromirror.service.backup.model import (
+    MOST_NAMED,
     WINDOW_DAYS,
     Backup,
     Expiring,
@@ -35,6 +36,7 @@ from neuromirror.service.backup.model import (
     Split,
     State,
     StoreBackup,
+    Unkept,
     Verification,
 )
 from neuromirror.util.dates import iso_seconds, iso_z
@@ -70,6 +72,10 @@ def backup(
             for u in uuids
             if (sid, u) in related
         ]
+        b.stores.sort(key=lambda s: (s.url or "", s.uuid))
+    for sid, path, key, size in filesets.unkept_newest(index.db.conn, MOST_NAMED):
+        if sid in out:
+            out[sid].unkept.append(Unkept(path, key, size))
     _expiring(index, out, specs, expire_after or {}, now)
     return Backup(iso_z(now), [out[s] for s in wanted], WINDOW_DAYS)
 

@@ -17,6 +17,8 @@ from typing import Optional
 SCHEMA_VERSION = 1
 #: what "expires soon" means: unkept objects the archive's lifecycle deletes within this many days
 WINDOW_DAYS = 30
+#: files of the newest state in no store named per source (the counts are always whole)
+MOST_NAMED = 20
 
 
 @dataclass
@@ -166,6 +168,18 @@ class Expiring:
         }
 
 
+@dataclass(frozen=True)
+class Unkept:
+    """A file of the newest state no store holds (the first few by path are named)."""
+
+    path: str
+    key: str
+    size: Optional[int]
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "key": self.key, "size": self.size}
+
+
 @dataclass
 class SourceBackup:
     source: str
@@ -175,6 +189,7 @@ class SourceBackup:
     stores: list[StoreBackup] = field(default_factory=list)
     expiring: list[Expiring] = field(default_factory=list)
     zarrs_uncounted: int = 0  # Zarr states whose objects the index's catalogue has not read: not in the counts
+    unkept: list[Unkept] = field(default_factory=list)  # the first files of the newest state in no store, by path
 
     @property
     def expiring_count(self) -> Count:
@@ -202,6 +217,7 @@ class SourceBackup:
             "versions": self.versions,
             "archive": self.archive.to_json(),
             "kept_nowhere": self.nowhere.to_json(),
+            "in_no_store": [u.to_json() for u in self.unkept],
             "stores": [s.to_json() for s in self.stores],
             "expiring": {**self.expiring_count.to_json(), "items": [x.to_json() for x in self.expiring]},
             "zarr_states_uncounted": self.zarrs_uncounted,

@@ -16,7 +16,7 @@ from neuromirror.service.state import short_time
 from neuromirror.util.sizes import human_bytes
 
 #: a store's kind in words
-KINDS = {"directory": "directory store", "s3": "S3 store", "pack": "packed store"}
+KINDS = {"directory": "directory store", "S3": "S3 store", "pack": "packed store"}
 
 
 def _n(c: Union[Count, Split]) -> str:
@@ -65,6 +65,10 @@ def _headline(b: SourceBackup) -> str:
 
 def source_lines(b: SourceBackup, most: int = 5) -> list[str]:
     lines = [_headline(b)]
+    if b.unkept:
+        named = ", ".join(f"{u.path} ({human_bytes(u.size)})" for u in b.unkept[:most])
+        more = b.nowhere.current.objects - min(most, len(b.unkept))
+        lines.append(f"  in no store: {named}" + (f" and {more} more" if more > 0 else ""))
     for s in b.stores:
         lines.append(
             f"  store {_store_name(s)}: holds {_of(s.kept.current, b.archive.current)} of the newest state, "
@@ -99,7 +103,7 @@ th{background:#f4f4f4;font-weight:600}.num{text-align:right;white-space:nowrap}.
 .verdict{font-weight:700;padding:.1em .5em;border-radius:.3em;white-space:nowrap}
 .at-risk{background:#fdd;color:#900}.partly-kept{background:#fed;color:#840}.kept{background:#dfd;color:#060}
 .nothing-to-keep{background:#eee;color:#555}.bad{color:#b00;font-weight:600}.good{color:#070}
-.say{margin:.3em 0 .6em;max-width:70em}code{font-size:.95em}section{margin-bottom:2em}
+.say{margin:.3em 0 .6em;max-width:70em}code,.path{font-family:monospace;font-size:.95em}section{margin-bottom:2em}
 """
 
 
@@ -152,19 +156,32 @@ def _store_row(b: SourceBackup, s: StoreBackup) -> str:
     )
 
 
-def _expiring_table(b: SourceBackup) -> str:
-    if not b.expiring:
+def _listing(title: str, cls: str, head: list[str], rows: list[list[tuple[str, str]]]) -> str:
+    """A titled table of files, one ``<tr class=cls>`` each; a cell is (its class, its text), escaped here."""
+    if not rows:
         return ""
     e = html.escape
-    rows = "".join(
-        f'<tr class="expiring"><td><code>{e(x.path)}</code></td><td>{e(x.version or "")}</td>'
-        f'<td class="num">{e(human_bytes(x.size))}</td><td class="bad">{e(_expires(x))}</td><td class="note">{e(x.why)}</td></tr>'
+    ths = "".join(f"<th>{e(h)}</th>" for h in head)
+    trs = "".join(
+        f'<tr class="{cls}">' + "".join(f'<td class="{c}">{e(t)}</td>' for c, t in row) + "</tr>" for row in rows
+    )
+    return f"<h3>{e(title)}</h3><table><tr>{ths}</tr>{trs}</table>"
+
+
+def _expiring_table(b: SourceBackup) -> str:
+    rows = [
+        [("path", x.path), ("", x.version or ""), ("num", human_bytes(x.size)), ("bad", _expires(x)), ("note", x.why)]
         for x in b.expiring
-    )
-    return (
-        f"<h3>Deleted by the archive within 30 days, kept nowhere ({len(b.expiring)})</h3>"
-        f"<table><tr><th>file</th><th>version</th><th>size</th><th>expires</th><th>why</th></tr>{rows}</table>"
-    )
+    ]
+    title = f"Deleted by the archive within 30 days, kept nowhere ({len(b.expiring)})"
+    return _listing(title, "expiring", ["file", "version", "size", "expires", "why"], rows)
+
+
+def _unkept_table(b: SourceBackup) -> str:
+    n, shown = b.nowhere.current.objects, len(b.unkept)
+    rows = [[("path", u.path), ("num", human_bytes(u.size))] for u in b.unkept]
+    title = f"Current files in no store ({f'the first {shown} of {n}' if n > shown else shown})"
+    return _listing(title, "unkept", ["file", "size"], rows)
 
 
 def _section(b: SourceBackup) -> str:
@@ -181,7 +198,7 @@ def _section(b: SourceBackup) -> str:
     )
     return (
         f'<section id="{e(b.source)}"><h2>{e(b.source)} <span class="verdict {_cls(b.verdict)}">{e(b.verdict)}</span></h2>'
-        f"{says}{stores}{_expiring_table(b)}</section>\n"
+        f"{says}{stores}{_expiring_table(b)}{_unkept_table(b)}</section>\n"
     )
 
 
