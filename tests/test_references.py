@@ -183,3 +183,34 @@ def test_the_reference_still_reads_once_the_archive_lost_every_version(synced, t
     through = lindi_env.python(THROUGH_API, str(d.run.root), f"dandi/{d.id}@{d.version}", *d.files)
     assert {p: g["via"] for p, g in through.items()} == dict.fromkeys(d.files, "reference")
     assert strip_via(through) == expected()
+
+
+def test_references_nwb_in_a_definition_and_without_lindi(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from helpers.config import write
+    from helpers.retrieve import Runner
+
+    when = T0 + timedelta(days=1500 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="lindi by definition", created=when)
+    dandi_archive.put_asset(ident, nwb.TIMESERIES, nwb.timeseries_nwb(ident), when=when + timedelta(minutes=1))
+    dandi_archive.put_asset(ident, "sub-x/fake.nwb", b"not HDF5 at all\n" * 100, when=when + timedelta(minutes=2))
+    root = tmp_path / "mirror"
+    # sync --references where lindi does not import (this venv: zarr 3): one line, exit 2, nothing synced
+    code, out, err = Runner(root)("sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "--references")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "neuromirror[references]" in err, (out, err)
+    assert not (root / "dandi" / ident).exists()
+    definition = write(
+        tmp_path,
+        f"""
+        sources:
+          - spec: "dandi:{ident}"
+            schedule: {{interval: 6h}}
+            options: {{dandi_api: "{dandi_archive.api_url}", references: nwb}}
+        """,
+    )
+    got = lindi_env.cli(root, "sync", "--config", str(definition), "--json")
+    assert got.returncode == 0, got.stderr
+    refs = json.loads(got.stdout)["references"]
+    assert [m["path"].split("/", 2)[2] for m in refs["made"]] == [nwb.TIMESERIES]
+    assert [p.split("/", 2)[2] for p in refs["not_hdf5"]] == ["sub-x/fake.nwb"] and refs["failed"] == []
+    rows = Runner(root).json("search", "--nwb-field", "identifier=" + f"neuromirror-{ident}-ses-1")
+    assert [r["path"] for r in rows] == [nwb.TIMESERIES]

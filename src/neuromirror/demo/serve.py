@@ -56,6 +56,7 @@ class DemoMirror:
     version: str  # its published version
     zarr_dandiset: str
     first: str  # the Zarr dandiset's earlier state: its short commit, as ``versions`` shows it
+    reference: bool = False  # the NWB file got its LINDI reference (lindi importable here: neuromirror[references])
 
 
 def real_nwb() -> bytes:
@@ -129,7 +130,10 @@ def build(root: Path, work: Path, dandi: Any, exe: list[str], env: dict) -> Demo
     sample = build_sample_dandiset(dandi, extra={NWB_PATH: real_nwb()})
     spec = f"dandi:{sample.identifier}"
     _say(f"== sample dandiset {sample.identifier}: version {sample.published} (with a real NWB file), then a draft")
-    _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q"], env=env)
+    from neuromirror.read.references.lindi_env import available
+
+    reference = available()  # the NWB file's LINDI reference, made by the sync, when lindi imports here
+    _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q", *(["--references"] * reference)], env=env)
     t0 = datetime(2024, 4, 1, 12, 0, tzinfo=timezone.utc)
     zid = dandi.create_dandiset(None, name="neuromirror demo: a Zarr rewritten in place", created=t0)
     aid = dandi.add_zarr_asset(zid, ZARR_PATH, zarr_files(), when=t0)
@@ -140,7 +144,7 @@ def build(root: Path, work: Path, dandi: Any, exe: list[str], env: dict) -> Demo
     dandi.modify_zarr(dandi.asset(aid).zarr.zarr_id, put=rewritten, when=t0 + timedelta(days=1))
     _run([*exe, "sync", zspec, "--dandi-api", dandi.api_url, "-q"], env=env)
     versions = json.loads(_run([*exe, "versions", zspec, "--json"], env=env))
-    return DemoMirror(root, work, sample.identifier, sample.published, zid, versions[0]["commit"][:12])
+    return DemoMirror(root, work, sample.identifier, sample.published, zid, versions[0]["commit"][:12], reference)
 
 
 def ready_lines(m: DemoMirror, url: str) -> list[str]:
@@ -181,6 +185,7 @@ def ready_lines(m: DemoMirror, url: str) -> list[str]:
         "# the same through the view (HTTP, no mirror of your own)",
         python(f'import fsspec, h5py; f = fsspec.open("{nwb_view}", "rb").open(); {h5}'),
         python(f'import zarr; print(zarr.open_array("{old_view}", mode="r")[:])'),
+        *(_reference_lines(m, python, nwb_pin, nwb_view) if m.reference else []),
         "# WebDAV: rclone (add --download to rclone check: the view's hash is the ETag, not one rclone knows)",
         f"rclone lsl --webdav-url {dav} :webdav:dandi/{m.sample}/{m.version}",
         "# curl: a file (redirected to its pinned URL), and a listing as JSON",
@@ -192,6 +197,23 @@ def ready_lines(m: DemoMirror, url: str) -> list[str]:
         "# DataLad: the Zarr dandiset at its earlier state, the Zarr (a subdataset) and its chunks with get -r",
         f"{datalad} clone {q(str(m.root / 'dandi' / m.zarr_dandiset))} {q(str(zarr_clone))} && cd {q(str(zarr_clone))}"
         f" && {_with_tools('git')} checkout -q {m.first} && {datalad} get -r {ZARR_PATH}",
+    ]
+
+
+def _reference_lines(m: DemoMirror, python: Any, nwb_pin: str, nwb_view: str) -> list[str]:
+    """pynwb through the NWB file's LINDI reference, the reference at the view, and Neurosift's link to it."""
+    from neuromirror.read.references.served import neurosift_url
+
+    opened = f'from neuromirror import api; f = api.open("{m.root}").open_hdf5("{nwb_pin}")'
+    read = (
+        'from pynwb import NWBHDF5IO; print(NWBHDF5IO(file=f, mode="r").read().acquisition["running_speed"].data[:5])'
+    )
+    return [
+        "# pynwb through the NWB file's LINDI reference (opened with no request; neuromirror[references])",
+        python(f"{opened}; {read}"),
+        "# the reference as the view serves it; Neurosift reads it (an https page reads an http view on localhost only):",
+        f"# {neurosift_url(nwb_view + '.lindi.json')}",
+        f"curl -sSf {nwb_view}.lindi.json | head -c 200; echo",
     ]
 
 

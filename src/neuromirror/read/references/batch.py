@@ -24,20 +24,25 @@ from neuromirror.read.references.make import MadeReference, is_hdf5_path, make_r
 from neuromirror.util.text import one_line
 
 JOBS = 4
+#: what h5py says of a file that is no HDF5 file
+NOT_HDF5 = "file signature not found"
 
 
 @dataclass
 class ReferencesReport:
-    """What one batch made, what it found made already, and what failed (path and one line why)."""
+    """What one batch made, what it found made already, the .nwb files that are no HDF5, and what failed (path
+    and one line why)."""
 
     made: list[MadeReference] = field(default_factory=list)
     existing: int = 0
+    not_hdf5: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "made": [m.to_json() for m in self.made],
             "existing": self.existing,
+            "not_hdf5": self.not_hdf5,
             "failed": [{"path": p, "error": e} for p, e in self.failed],
         }
 
@@ -93,7 +98,10 @@ def make_references(
             try:
                 results.append(fut.result())
             except Exception as exc:  # noqa: BLE001 - one file's failure is reported, never the sync's
-                report.failed.append((path, f"{type(exc).__name__}: {one_line(exc)}"))
+                if NOT_HDF5 in str(exc):  # named .nwb, not HDF5 (a placeholder, an NWB Zarr file): nothing to make
+                    report.not_hdf5.append(path)
+                else:
+                    report.failed.append((path, f"{type(exc).__name__}: {one_line(exc)}"))
     conn = sqlite3.connect(str(mirror_index(root, None if index is None else str(index))), timeout=60)
     try:
         from neuromirror.index.schema import ensure_named

@@ -22,6 +22,8 @@ def lindi() -> Any:
     """The ``lindi`` module; a :class:`UserError` naming the extra when it does not import here."""
     try:
         import lindi as module
+
+        module.LindiH5pyFile, module.LindiH5ZarrStore  # noqa: B018 - a directory named lindi is no lindi
     except Exception as exc:  # noqa: BLE001 - under zarr 3 lindi fails with an AttributeError, not an ImportError
         raise UserError(f"{MISSING} ({type(exc).__name__}: {exc})".splitlines()[0]) from None
     return module
