@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             prune=args.prune,
         )
     if args.json:
-        print_json(_json_of(result))
+        print_json(result.to_json())
     else:
         _print_runs(result)
     return _problems(result)
@@ -165,20 +165,6 @@ def _from_stores(names: list[str]) -> list:
             raise UserError(f"--from {name}: not a store (no .neuromirror-store.json there)")
         out.append(store)
     return out
-
-
-def _json_of(result: Any) -> dict:
-    if len(result.runs) != 1:
-        return result.to_json()
-    one = result.runs[0].to_json()  # one store: the report as it always was, with the copies counted
-    one.update(
-        {
-            "copies": result.copies,
-            "counts": [c.to_json() for c in result.counts],
-            "counts_marked": result.counts_marked,
-        }
-    )
-    return one
 
 
 def _print_runs(result: Any) -> None:

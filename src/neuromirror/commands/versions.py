@@ -15,7 +15,7 @@ from neuromirror.commands.common import (
     spec_arg,
 )
 from neuromirror.index.nested import nested_totals
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import read_as
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,14 +69,6 @@ def run(args: argparse.Namespace) -> int:
             r["in_subdatasets"] = _inside(n) if n else "-"
     print_table(table, columns)
     return 0
-
-
-def read_as(versions: list[VersionRow]) -> dict[int, str]:
-    """How each recorded state is read, by version id: its label if it is the label's latest state, else
-    its short commit.  Two rows both labelled ``draft`` (a Zarr rewritten in place between two syncs)
-    were otherwise told apart by nothing a user can type; the view names them the same way."""
-    latest = {v.label: v.id for v in versions}  # ordered by id: the last row of each label wins
-    return {v.id: v.label if latest[v.label] == v.id else v.commit[:12] for v in versions}
 
 
 def _inside(n: dict) -> str:

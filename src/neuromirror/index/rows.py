@@ -89,3 +89,11 @@ class DrillRow:
     id: int
     columns: dict[str, Any]
     report: dict[str, Any]
+
+
+def read_as(versions: list[VersionRow]) -> dict[int, str]:
+    """How each recorded state is read, by version id: its label if it is the label's latest state, else
+    its short commit.  Two rows both labelled ``draft`` (a Zarr rewritten in place between two syncs)
+    were otherwise told apart by nothing a user can type; the view names them the same way."""
+    latest = {v.label: v.id for v in versions}  # ordered by id: the last row of each label wins
+    return {v.id: v.label if latest[v.label] == v.id else v.commit[:12] for v in versions}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from neuromirror.dataset.files import annex_key, annex_repo, version_files
 from neuromirror.dataset.versions import Version
 from neuromirror.index import store_checks
+from neuromirror.index.rows import read_as
 from neuromirror.store.base import Dropped, Store
 from neuromirror.store.record import record_absent
 
@@ -78,14 +79,18 @@ def prune(mirror: Mirror, store: Store, targets: Sequence[Version]) -> PruneRun:
     dropped = [v for v in given if v.source in sources and v.id not in chosen]
     if not dropped:
         return run
-    run.dropped = [f"{v.source}@{v.label}" for v in dropped]
+    names = {src: read_as(mirror.index.versions(src)) for src in {v.source for v in dropped}}
+    run.dropped = [f"{v.source}@{names[v.source].get(v.id, v.label)}" for v in dropped]  # an older draft by commit
     dead = _keys_by_repo(mirror, dropped)  # the dropped versions' keys, per repository
     kept = {v.id: v for v in [*targets, *given] if v.id not in {d.id for d in dropped}}
+    holding: dict[str, list[set[str]]] = {}  # a dead key -> the repositories' sets naming it (most: one)
+    for keys in dead.values():
+        for k in keys:
+            holding.setdefault(k, []).append(keys)
     for version in kept.values():  # what a kept version has stays: memory follows the dropped versions
         for f in version_files(mirror.index, mirror.dataset_path(version.relpath), version.id).annexed:
-            key = annex_key(f)
-            for keys in dead.values():
-                keys.discard(key)
+            for keys in holding.get(annex_key(f), ()):
+                keys.discard(annex_key(f))
     dead_keys = {k for keys in dead.values() for k in keys}
     run.dead = len(dead_keys)
     for repo, keys in dead.items():

@@ -51,6 +51,19 @@ class StoresRun:
         return [c for c in self.counts if not c.ok]
 
     def to_json(self) -> dict:
+        """``keep --json``'s report, the API's the same: one store's report as it always was (its versions and
+        prune at the top) with the copies counted; several stores' as a list."""
+        if len(self.runs) == 1:
+            one = self.runs[0].to_json()
+            one.update(
+                {
+                    "copies": self.copies,
+                    "counts": [c.to_json() for c in self.counts],
+                    "lags": self.lags,
+                    "counts_marked": self.counts_marked,
+                }
+            )
+            return one
         return {
             "stores": [r.to_json() for r in self.runs],
             "copies": self.copies,

@@ -374,8 +374,9 @@ class PackStore:
         and the rest of ``keys`` taken out of their index files (their bytes left for a later rewrite)."""
         dead = set(keys)
         before = self.used_bytes()
-        report = self.prune(self.keys.all_keys() - dead)
-        forgotten = self.forget_keys(dead & self.keys.all_keys())
+        held = self.keys.all_keys()  # one read of the key map: what prune left of ``dead``, forget_keys finds
+        report = self.prune(held - dead)
+        forgotten = self.forget_keys(dead & held)
         return Dropped(report.dropped + forgotten, max(0, before - self.used_bytes()), report.merged)
 
     def used_bytes(self) -> int:
