@@ -300,7 +300,7 @@ class Mirror:
         options: Optional[dict[str, Any]] = None,
         timeout: float = 60.0,
         allow_ip: Optional[str] = None,
-        content_cache: Optional[dict] = None,
+        content_cache: Optional[dict[str, Any]] = None,
         progress: bool = False,
     ) -> VerifyReport:
         """Check one version (``spec``, or a :class:`Version` as :meth:`versions` gives it): its tree against the
@@ -343,7 +343,7 @@ class Mirror:
         force: bool = False,
         jobs: int = 4,
         stores: Optional[Sequence[str]] = None,
-        each: Optional[Callable[[dict], None]] = None,
+        each: Optional[Callable[[dict[str, Any]], None]] = None,
     ) -> RestoreReport:
         """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
         ``to`` (``s3://BUCKET[/PREFIX]`` or a directory, checked here; or a target already opened and checked,
