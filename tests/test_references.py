@@ -149,6 +149,39 @@ def test_pynwb_reads_the_same_through_the_reference_remfile_and_a_clone(synced, 
     assert lindi_env.python(THROUGH_FILE, *(f"{p}={copy / p}" for p in paths)) == want
 
 
+SLICE = """
+import json, sys
+import numpy as np
+from pynwb import NWBHDF5IO
+from neuromirror import api
+
+opened = api.open(sys.argv[1]).open_hdf5(sys.argv[2], reference=sys.argv[3] == "reference", how=True)
+with NWBHDF5IO(file=opened.file, mode="r") as io:
+    rows = io.read().acquisition["running_speed"].data[500_000:500_100]
+print(json.dumps({"via": opened.via, "rows": np.asarray(rows).tolist()}))
+"""
+
+
+def test_a_slice_through_the_reference_costs_only_its_own_reads(synced, s3) -> None:  # noqa: ANN001
+    """pynwb opening an 8 MB file and reading 100 rows: through the reference, no request before the slice's own
+    read (one range of at most a 256 KiB piece); through h5py over neuromirror://, the metadata walk besides."""
+    d, _ = synced
+    target = f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}"
+    seen = {}
+    for how in ("reference", "h5py"):
+        log = s3.log_requests()
+        try:
+            got = lindi_env.python(SLICE, str(d.run.root), target, how)
+        finally:
+            s3.log_requests(False)
+        assert got == {"via": how, "rows": nwb.speed()[500_000:500_100].tolist()}
+        seen[how] = (len(log), s3.bytes_sent)
+    requests, sent = seen["reference"]
+    assert requests == 1 and sent <= 256 * 1024, seen
+    assert seen["h5py"][0] > requests, seen
+    print(f"100 rows of an 8 MB NWB file: {seen}")
+
+
 def test_search_by_nwb_field_answers_from_the_index(synced) -> None:  # noqa: ANN001
     d, _ = synced
 

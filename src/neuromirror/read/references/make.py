@@ -7,7 +7,7 @@ scattered over the file; read in 32 KiB blocks (:class:`~neuromirror.read.fsspec
 key's pinned archive URL (the ``versionId`` URL the sync registered), never a mutable one, so the reference
 is as immutable as the pin; a file no pinned archive URL serves gets none.  Each dataset's every chunk is
 referenced (lindi's "external array link" for datasets of over 1,000 chunks would send a reader to the
-archive's URL behind the mirror's back).
+archive's URL behind the mirror's back), and a contiguous dataset in pieces of :data:`SPLIT`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from neuromirror.read.references.location import write_reference
 
 #: the blocks the metadata is read in while making a reference
 MAKE_BLOCK = 32 * 1024
+#: a contiguous dataset is referenced in pieces of this size: a slice reads its own piece, not lindi's default 20 MB
+#: (a 100-row slice of a 64 MB ElectricalSeries: one 256 KiB range read)
+SPLIT = 256 * 1024
 #: HDF5 files by name: what ``references: nwb`` makes references of
 HDF5_SUFFIXES = (".nwb", ".h5", ".hdf5")
 
@@ -81,7 +84,7 @@ def build(fs: NeuromirrorFileSystem, path: str) -> tuple[dict[str, Any], MadeRef
     fetch = _Counted(fs._range(path))
     started = time.monotonic()
     reader = PinnedReader(fs, path, fetch, int(f.size or 0), block_size=MAKE_BLOCK, cache_type="blockcache")
-    opts = mod.LindiH5ZarrStoreOpts(num_dataset_chunks_threshold=None)
+    opts = mod.LindiH5ZarrStoreOpts(num_dataset_chunks_threshold=None, contiguous_dataset_max_chunk_size=SPLIT)
     store = mod.LindiH5ZarrStore(_file=reader, _url=f.url, _opts=opts, _entities_to_close=[])
     try:
         rfs = store.to_reference_file_system()
