@@ -245,6 +245,13 @@ def test_the_page_in_a_browser(mirrored: Mirrored, served: Served, tmp_path: Pat
     keep_screenshot(shot)
 
 
+def test_a_slice_that_rereads_nothing_leaves_the_last_verification(mirrored: Mirrored) -> None:
+    before = {s["kind"]: s["last_verification"] for s in backup_json(mirrored)["sources"][0]["stores"]}
+    ok(mirrored.root, "verify", "--stores", "--older-than", "3650")  # no copy is ten years unchecked
+    after = {s["kind"]: s["last_verification"] for s in backup_json(mirrored)["sources"][0]["stores"]}
+    assert after == before and before["directory"]["checked"] == 2, (before, after)
+
+
 def test_a_failed_verification_is_shown(mirrored: Mirrored) -> None:
     """A copy whose bytes went wrong in the directory store: the last verification says so (and that it was
     re-kept); the store's counts are whole again."""

@@ -210,6 +210,8 @@ def _results(
     results = {}
     for uuid, s in out.per_store.items():
         mine = [f for f in out.findings if f.uuid == uuid]
+        if not s["checked"] and not mine:
+            continue  # a slice that re-read none of this store's copies says nothing of it
         unreadable = sum(f.problem == "unreadable" for f in mine)
         results[uuid] = {
             **s,
