@@ -97,7 +97,7 @@ def _print_result(r: dict) -> None:
     for s in load_config(r["file"]).sources:
         extra = "" if s.enabled else "  (disabled)"
         pub = f"  publish to {s.publish['to']}" if s.publish else ""
-        kept = f"  keep {_keep_line(s.keep)} in {s.store}" if s.keep else ""
+        kept = f"  keep {_keep_line(s.keep)} in {_stores_line(s)}" if s.keep else ""
         print(f"  {s.spec}  {s.schedule.describe()}{pub}{kept}{extra}")
 
 
@@ -110,6 +110,12 @@ def _ceiling_line(network: dict) -> str:
 
     own = "".join(f"; {name}: {one(d)}" for name, d in network.get("endpoints", {}).items())
     return f"at most {one(network)} per archive endpoint{own}"
+
+
+def _stores_line(s) -> str:  # noqa: ANN001
+    """``/srv/keep, s3://lab-keep/dandi/ (copies: 2)``: every store named, and the wanted count when given."""
+    stores = ", ".join(s.stores or ([s.store] if s.store else [])) or "no store"
+    return stores + (f" (copies: {s.copies})" if s.copies is not None else "")
 
 
 def _keep_line(policy) -> str:  # noqa: ANN001

@@ -10,23 +10,37 @@ The outcome goes into the run's report in the index (``report["keep"]``: the sto
 versions, the files and bytes of those versions held in the store, what this run copied, the
 failures and why) — the run history the status page and ``/metrics`` read
 (:func:`neuromirror.service.metrics.add_keeps`).
+
+**A cycle with nothing new keeps nothing** (issue 59): a sync that found no change, after a keep that
+ended ``ok`` over the same recorded versions (their ids and commits: :func:`versions_digest`, whoever
+synced them) with the same stores, policy and copies, has nothing to copy; opening an S3 store costs a
+boto3 client (~0.1 s of CPU each, five a cycle) for a keep that would find every version's mark.  So the
+step is skipped (no record: the last one stands) unless the stores' rolling check is due
+(:data:`ROLLING_EVERY`); the check then covers the time since the last one, so that every copy is still
+re-read within ``verify: {period}``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Optional, Sequence
 
 from neuromirror.config.model import KeepPolicy, SourceConfig
 from neuromirror.index.runs import last_finished_report, report_records, set_report
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
+from neuromirror.util.dates import now_z
+from neuromirror.records import VersionKind
 
 log = logging.getLogger("neuromirror.service")
 
 #: failures listed in a run's report (the count is always whole)
 MAX_NOTES = 20
+#: a cycle with nothing new re-reads its stores' slice at most this often (seconds): the slice then covers
+#: the time since the last check, so a copy is re-read within the period all the same
+ROLLING_EVERY = 3600.0
 
 
 def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> bool:
@@ -37,11 +51,16 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         return False
     from neuromirror.util.text import one_line
 
+    last = last_record(mirror.index, source.id)
+    if report.outcome == "unchanged" and not keep_due(last, keep_state(mirror.index, source.id, stores, entry), entry):
+        return False  # nothing new since a whole keep of the same versions: the last record stands
     try:
         outcome = run_policy(
             mirror, source.id, stores, entry.keep, copies=entry.copies, min_free=entry.options.get("min_free")
         )
-        outcome["verify"] = rolling_check(mirror, source.id, entry)
+        outcome["verify"] = rolling_check(mirror, source.id, entry, since=_checked_at(last))
+        # as this keep left it: a keep or sync by hand since (another wanted count, new marks) changes it
+        outcome["state"], outcome["at"] = keep_state(mirror.index, source.id, stores, entry), now_z()
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
         if not outcome["verify"]["ok"] and rt.keep_error is None:
             v = outcome["verify"]
@@ -51,19 +70,84 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         rt.keep_error = outcome["error"]
     record_in_run(mirror.index, source.id, outcome)
     if outcome["outcome"] == "error":
-        log.warning("%s: keeping in %s failed: %s", source.id, entry.store, outcome["error"])
+        log.warning("%s: keeping in %s failed: %s", source.id, ", ".join(stores), outcome["error"])
     else:
-        log.info(
-            "%s: kept in %s: %d file(s) held, %d copied (%d bytes), %d failed%s",
-            source.id,
-            entry.store,
-            outcome["files"],
-            outcome["transferred"]["files"],
-            outcome["transferred"]["bytes"],
-            outcome["failed"],
-            "; stopped by the budget" if outcome["outcome"] == "budget" else "",
-        )
+        log.info("%s: %s", source.id, keep_line(outcome))
     return bool(outcome.get("recorded"))
+
+
+def keep_line(outcome: dict) -> str:
+    """The log's keep line: each store by name with what it holds and copied, and the copies against the
+    wanted count (issue 59: with two stores the line named the first and counted copies to both)."""
+    per = [
+        f"{s['url']}: {s['files']} file(s) held, {s['transferred']['files']} copied "
+        f"({s['transferred']['bytes']} bytes)" + ("" if s["up"] else f", DOWN: {s['error']}")
+        for s in outcome.get("stores") or []
+    ]
+    copies = outcome.get("copies") or {}
+    short = sum(1 for v in copies.get("versions", []) if not v.get("ok"))
+    return (
+        f"kept in {len(per)} store(s): {'; '.join(per)}; copies wanted {copies.get('wanted', 1)}"
+        + (f", {short} version(s) short of them" if short else ", every version has them")
+        + f"; {outcome['failed']} failed"
+        + ("; stopped by the budget" if outcome["outcome"] == "budget" else "")
+    )
+
+
+def versions_digest(index: Any, sid: str, *, marks: bool = False) -> str:
+    """What the source's recorded versions are now (each version's id and commit; ``marks``: and what keeps
+    marked of each, per store), as a digest: equal before and after a sync or keep that changed nothing,
+    whoever ran it (the service, ``neuromirror sync`` or ``keep`` by hand)."""
+    import hashlib
+
+    from neuromirror.dataset.versions import select_versions
+    from neuromirror.index.store_checks import marks_of
+    from neuromirror.spec import Spec
+
+    archive, name = sid.split(":", 1)
+    rows = [
+        (v.id, v.commit, marks_of(index, v.id) if marks else None)
+        for v in select_versions(index, [Spec(archive, name)], all_versions=True)
+    ]
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def keep_state(index: Any, sid: str, stores: Sequence[str], entry: SourceConfig) -> str:
+    """The recorded versions, their keep marks and wanted count, and the definition a keep follows (stores,
+    policy, copies, the check's policy): a keep that ended ok in the state of now left nothing to copy."""
+    import hashlib
+
+    from neuromirror.index.store_checks import wanted
+
+    assert entry.keep is not None
+    what = [list(stores), entry.keep.to_json(), entry.copies, entry.verify.to_json() if entry.verify else None]
+    what.append(wanted(index, sid))
+    digest = hashlib.sha256(json.dumps(what, default=str).encode()).hexdigest()[:16]
+    return versions_digest(index, sid, marks=True) + digest
+
+
+def last_record(index: Any, sid: str) -> Optional[dict]:
+    """The source's newest keep record (the step's outcome in a run's report), or None."""
+    rows = report_records(index, "keep", sid)
+    return json.loads(rows[-1][1]) if rows else None
+
+
+def keep_due(last: Optional[dict], state: str, entry: SourceConfig, now: Optional[float] = None) -> bool:
+    """Whether a cycle whose sync found no change must keep: the last keep did not end ok, followed another
+    state (versions synced since by hand, the definition changed), or the stores' rolling check is due."""
+    if last is None or last.get("outcome") != "ok" or last.get("state") != state:
+        return True
+    if entry.verify is not None and entry.verify.fraction is not None:
+        return True  # a fixed share each cycle, as the definition asks
+    checked = _checked_at(last)
+    return checked is None or (now if now is not None else time.time()) - checked >= ROLLING_EVERY
+
+
+def _checked_at(last: Optional[dict]) -> Optional[float]:
+    from neuromirror.util.dates import parse_iso
+
+    when = parse_iso(((last or {}).get("verify") or {}).get("at"))
+    return when.timestamp() if when is not None else None
 
 
 def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any) -> None:
@@ -109,7 +193,7 @@ def run_policy(
     archive, name = sid.split(":", 1)
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
-        targets = [t for t in targets if t.kind == "published"] or targets[-1:]
+        targets = [t for t in targets if t.kind == VersionKind.PUBLISHED] or targets[-1:]
     if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
         targets += _expiring(mirror, sid, targets, policy.expire_after)
     options = KeepOptions(
@@ -183,21 +267,23 @@ def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
     return expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).to_json()
 
 
-def rolling_check(mirror: Any, sid: str, entry: SourceConfig) -> dict:
+def rolling_check(mirror: Any, sid: str, entry: SourceConfig, *, since: Optional[float] = None) -> dict:
     """This cycle's slice of ``verify --stores`` for the source: the share of its stored copies whose last
-    check is oldest, so that every copy is re-read within the period (``verify:``; default 30 days).
+    check is oldest, so that every copy is re-read within the period (``verify:``; default 30 days): the
+    share of the period since the last check (``since``, epoch seconds), else one schedule interval's.
     Bad or missing copies are repaired and named in the record (and the log)."""
     from neuromirror.config.model import VerifyPolicy
     from neuromirror.spec import parse_spec
     from neuromirror.verify.stores import verify_stores
 
     policy = entry.verify or VerifyPolicy()
-    fraction = policy.slice_of(entry.schedule.interval)
+    span = max(time.time() - since, entry.schedule.interval or 0.0) if since is not None else entry.schedule.interval
+    fraction = policy.slice_of(span)
     check = verify_stores(mirror, [parse_spec(sid, allow_version=False)], fraction=fraction)
     for f in check.findings:
         log.warning("%s: %s", sid, f.line())
     record = check.to_json()
-    record["fraction"] = fraction
+    record["fraction"], record["at"] = fraction, now_z()
     for name in ("bad", "missing", "unreadable"):
         record[name] = record[name][:MAX_NOTES]
     return record

@@ -10,6 +10,10 @@ metrics read the newest record. The counts are those of :mod:`neuromirror.verify
 store, only behind a **pinned** URL, pinned only by a **noncurrent** S3 version (overwritten or
 deleted since: the bucket's lifecycle expires it), and only behind URLs that can change or vanish
 (**unpinned**: BOSS cutouts, unversioned buckets).
+
+A sync that found no change, with no keep since the last count (the record's ``basis``: the versions'
+digest and the newest keep record's time), cannot have moved the counts: the last record is carried into
+the run, recounted at most every :data:`RECOUNT_EVERY` (the expiry's time left, a keep made by hand).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from neuromirror.util.text import one_line
 log = logging.getLogger("neuromirror.service")
 
 KINDS = ("kept", "pinned", "noncurrent", "unpinned")
+#: a cycle with nothing new carries the last count forward for at most this long (seconds)
+RECOUNT_EVERY = 3600.0
 
 
 def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> dict:
@@ -58,11 +64,31 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
     if outcome not in ("ok", "unchanged"):
         return
     try:
-        record = count_risk(mirror, sid, expire_after)
+        basis = _basis(mirror.index, sid)
+        last = risk_facts(mirror.index, sid).get(sid)
+        if outcome == "unchanged" and last is not None and last.get("basis") == basis and _fresh(last):
+            record = last  # nothing synced or kept since it was counted (see the module's docstring)
+        else:
+            record = {**count_risk(mirror, sid, expire_after), "basis": basis}
     except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
         log.warning("%s: counting what is at risk failed: %s", sid, one_line(exc))
         return
     record_in_run(mirror.index, sid, record, field="at_risk")
+
+
+def _basis(index: Any, sid: str) -> str:
+    """What the counts follow: the recorded versions (their digest) and the newest keep record's time."""
+    from neuromirror.service.keeping import last_record, versions_digest
+
+    kept = last_record(index, sid) or {}
+    return f"{versions_digest(index, sid)} {kept.get('at') or kept.get('store') or ''}"
+
+
+def _fresh(record: dict) -> bool:
+    from neuromirror.util.dates import parse_iso
+
+    when = parse_iso(record.get("counted_at"))
+    return when is not None and time.time() - when.timestamp() < RECOUNT_EVERY
 
 
 def risk_facts(index: Any, source: Optional[str] = None) -> dict[str, dict]:

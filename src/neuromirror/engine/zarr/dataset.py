@@ -133,6 +133,9 @@ def unexclude(parent: Path, paths: set[str]) -> None:
     kept = [line for line in lines if line not in gone]
     if len(kept) == len(lines):
         return
+    if not kept:  # made by exclude() for these lines alone: an empty file left behind was removed by every
+        path.unlink()  # maintain as git's leftover and written again by the next sync (issue 59)
+        return
     tmp = path.with_name(path.name + ".neuromirror-tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, path)
