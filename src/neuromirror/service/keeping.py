@@ -32,7 +32,6 @@ from neuromirror.index.runs import last_finished_report, report_records, set_rep
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 from neuromirror.util.dates import now_z
-from neuromirror.records import VersionKind
 
 log = logging.getLogger("neuromirror.service")
 
@@ -193,7 +192,7 @@ def run_policy(
     archive, name = sid.split(":", 1)
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
-        targets = [t for t in targets if t.kind == VersionKind.PUBLISHED] or targets[-1:]
+        targets = [t for t in targets if t.kind == "published"] or targets[-1:]
     if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
         targets += _expiring(mirror, sid, targets, policy.expire_after)
     options = KeepOptions(
