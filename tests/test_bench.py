@@ -380,8 +380,11 @@ def test_bench_read_nwb_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
     their targets (no timing asserted)."""
     proc, doc = run_bench(tmp_path, "--rtt", "10ms", "--scenarios", "read-nwb", "--nwb-mb", "1", "--nwb-rounds", "2")
     by = {r["scenario"]: r for r in doc["results"]}
-    assert set(by) == {"read-nwb-remfile@10ms", "read-nwb-neuromirror@10ms"}, set(by)
-    for side in ("remfile", "neuromirror"):
+    from neuromirror.read.references.lindi_env import overlay
+
+    sides = ("remfile", "neuromirror", *(["reference"] if overlay() else []))  # issue 60: lindi's overlay, if built
+    assert set(by) == {f"read-nwb-{side}@10ms" for side in sides}, set(by)
+    for side in sides:
         r = by[f"read-nwb-{side}@10ms"]
         assert r["side"] == side and r["base"] == "read-nwb" and r["rounds"] == 2 and r["data_equal"]
         assert r["wall_s"] > 0 and r["requests"] > 0 and r["bytes_down"] > 0, r
@@ -393,6 +396,10 @@ def test_bench_read_nwb_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert "read-nwb-neuromirror@10ms N=1: neuromirror:// time over remfile's" in names, names
     assert "read-nwb-neuromirror@10ms N=1: bytes over remfile's" in names, names
     assert "| read-nwb-neuromirror@10ms " in proc.stdout
+    if overlay():  # through the reference: opening costs no request, making it read a few % of the file
+        ref = by["read-nwb-reference@10ms"]
+        assert ref["requests"] < ours["requests"] and 0 < ref["make_fraction"] < 0.5, ref
+        assert "read-nwb-reference@10ms N=1: through the LINDI reference: time over remfile's" in names, names
 
 
 def test_bench_lost_get_scenario_at_a_toy_size(tmp_path: Path) -> None:

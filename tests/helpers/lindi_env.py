@@ -8,7 +8,6 @@ overlay, and everything else from the venv.  No overlay: those tests are skipped
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +18,13 @@ import pytest
 from helpers.service import ENV
 
 
-def overlay() -> Path:
-    """``$NEUROMIRROR_VENV/lindi-overlay`` (the venv of this interpreter when unset)."""
-    venv = os.environ.get("NEUROMIRROR_VENV") or sys.prefix
-    return Path(venv) / "lindi-overlay"
-
-
 def env() -> dict[str, str]:
-    where = overlay()
-    if not (where / "lindi").is_dir():
-        pytest.skip(f"no lindi overlay at {where} (scripts/_venv.sh builds it; lindi pins zarr < 3)")
-    return {**ENV, "PYTHONPATH": os.pathsep.join([str(where), *filter(None, [ENV.get("PYTHONPATH")])])}
+    """The environment of a process that sees lindi (the test is skipped when there is no overlay)."""
+    from neuromirror.read.references.lindi_env import overlay, with_overlay
+
+    if overlay() is None:
+        pytest.skip("no lindi overlay beside the venv (scripts/_venv.sh builds it; lindi pins zarr < 3)")
+    return with_overlay(ENV)
 
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess:

@@ -267,6 +267,9 @@ NETWORK_TARGETS = (
     ),
     ("read-nwb", "neuromirror", "time_over_remfile", 1.2, "max", "neuromirror:// time over remfile's"),
     ("read-nwb", "neuromirror", "bytes_over_remfile", 2.0, "max", "bytes over remfile's"),
+    # issue 60: through the file's LINDI reference (a side only when lindi is there)
+    ("read-nwb", "reference", "time_over_remfile", 0.5, "max", "through the LINDI reference: time over remfile's"),
+    ("read-nwb", "reference", "make_fraction", 0.05, "max", "making the LINDI reference: bytes read over the file's"),
 )
 
 

@@ -7,6 +7,9 @@ own environment; the test suite puts lindi and zarr 2 on ``PYTHONPATH`` for the 
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.errors import UserError
@@ -45,3 +48,19 @@ def why_not() -> str:
     """Why lindi does not import here ("" when it does)."""
     available()
     return _why or ""
+
+
+def overlay() -> Optional[Path]:
+    """The directory ``scripts/_venv.sh`` installs lindi and zarr 2 into, beside the venv's zarr 3
+    (``$NEUROMIRROR_VENV/lindi-overlay``, else this interpreter's venv's): a process with it first on
+    ``PYTHONPATH`` imports lindi.  None when it is not there."""
+    where = Path(os.environ.get("NEUROMIRROR_VENV") or sys.prefix) / "lindi-overlay"
+    return where if (where / "lindi").is_dir() else None
+
+
+def with_overlay(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with :func:`overlay` first on ``PYTHONPATH`` (unchanged when there is none)."""
+    where = overlay()
+    if where is None:
+        return env
+    return {**env, "PYTHONPATH": os.pathsep.join([str(where), *filter(None, [env.get("PYTHONPATH")])])}

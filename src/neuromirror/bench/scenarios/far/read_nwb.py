@@ -19,6 +19,11 @@ file and ``io.read()``; ``slice_s``), the requests and body bytes the S3 proxy s
 ``bytes_over_remfile`` and ``requests_over_remfile`` (medians over medians).  Every read's rows are
 checked against the samples written: a difference fails the scenario.
 
+* ``reference`` (issue 60; when lindi is there: the overlay ``scripts/_venv.sh`` builds): the same path
+  opened through its LINDI reference (``api.Mirror.open_hdf5``), made after the sync at RTT 0 by
+  :func:`neuromirror.read.references.batch.make_references` in a process with lindi; its row also has
+  ``make_requests``, ``make_bytes`` and ``make_fraction`` (what making the reference read of the file).
+
 The same rounds run first with the proxies at RTT 0: ``rtt0_wall_s`` and ``rtt_cost_s`` (the wall at the
 RTT less it) tell the round trips' share from the stand-in's and the reader's own time
 (``stand_in_get_ms``: one ranged GET at RTT 0; moto reads the whole object for each).  remfile asks for
@@ -41,7 +46,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 from unittest import mock
 
 import numpy as np
@@ -59,6 +64,14 @@ CHANNELS = 64
 ROWS_READ = 100
 WHEN = datetime(2025, 11, 1, tzinfo=timezone.utc)
 KINDS = ("remfile", "neuromirror")
+#: made after the sync, in a process with lindi (:func:`_made_reference`)
+MAKE = """
+import json, sys
+from pathlib import Path
+from neuromirror.read.references.batch import make_references
+got = make_references(Path(sys.argv[1]), None, [(sys.argv[2], "draft")])
+print(json.dumps(got.to_json()))
+"""
 
 
 def samples(rows: int) -> np.ndarray:
@@ -120,6 +133,8 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
     get_ms = _stand_in_get_ms(url)
     say(f"read-nwb: a 1 KiB ranged GET of the file at RTT 0 takes {get_ms} ms (the stand-in's own time per request)")
     common = {"series": SERIES, "start": start, "rows": ROWS_READ}
+    made = _made_reference(root, spec)  # None: no lindi here (scripts/_venv.sh builds it)
+    kinds = (*KINDS, "reference") if made else KINDS
     jobs = {
         "remfile": {**common, "kind": "remfile", "url": url},
         "neuromirror": {
@@ -128,13 +143,14 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
             "path": f"neuromirror://dandi/{ident}@draft/{NWB_PATH}",
             "root": str(root),
         },
+        "reference": {**common, "kind": "reference", "path": f"dandi/{ident}@draft/{NWB_PATH}", "root": str(root)},
     }
-    reads: dict[tuple[float, str], list[dict]] = {(rtt, k): [] for rtt in {0.0, args.rtt} for k in KINDS}
+    reads: dict[tuple[float, str], list[dict]] = {(rtt, k): [] for rtt in {0.0, args.rtt} for k in kinds}
     try:
         for rtt in sorted({0.0, args.rtt}):  # RTT 0 first: what the stand-in and the readers' CPU cost alone
             net.set_rtt(rtt)
             for i in range(args.nwb_rounds):
-                for kind in KINDS if i % 2 == 0 else KINDS[::-1]:
+                for kind in kinds if i % 2 == 0 else kinds[::-1]:
                     reads[rtt, kind].append(_measured(net, work, jobs[kind], want))
                     got = reads[rtt, kind][-1]
                     say(
@@ -147,22 +163,19 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
             shutil.rmtree(root, ignore_errors=True)
         net.archives.drop_objects(d.bucket)
     ms = round(args.rtt * 1000)
-    out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, len(data)) for k in KINDS}
+    out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, len(data)) for k in kinds}
     for kind, side in out.items():
         rtt0 = round(_median(reads[0.0, kind], "wall_s"), 4)
         side.update(stand_in_get_ms=get_ms, rtt0_wall_s=rtt0, rtt_cost_s=round(side["wall_s"] - rtt0, 4))
     ours, rem = out["neuromirror"], out["remfile"]
     rem["range_bytes"] = _median(reads[args.rtt, "remfile"], "range_bytes")
-    for field, ratio in (
-        ("wall_s", "time"),
-        ("bytes_down", "bytes"),
-        ("requests", "requests"),
-        ("rtt_cost_s", "rtt_cost"),
-    ):
-        ours[f"{ratio}_over_remfile"] = round(ours[field] / rem[field], 2) if rem[field] else None
-    ours["bytes_over_remfile_ranges"] = (
-        round(ours["bytes_down"] / rem["range_bytes"], 2) if rem["range_bytes"] else None
-    )
+    for side in (out[k] for k in kinds if k != "remfile"):
+        _over_remfile(side, rem)
+    if made:
+        out["reference"].update(made)
+        say(f"read-nwb: through the reference {out['reference']['wall_s']:.3f} s, {out['reference']['requests']} "
+            f"requests: time {out['reference']['time_over_remfile']}x remfile's; making it read "
+            f"{made['make_bytes']:,} B in {made['make_requests']} requests ({made['make_fraction']:.1%} of the file)")  # fmt: skip
     say(
         f"read-nwb at {ms} ms: neuromirror:// {ours['wall_s']:.3f} s ({ours['rtt0_wall_s']:.3f} at RTT 0), "
         f"{ours['requests']} requests, {ours['bytes_down']:,} B; remfile {rem['wall_s']:.3f} s ({rem['rtt0_wall_s']:.3f} "
@@ -170,7 +183,49 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
         f"time {ours['time_over_remfile']}x, bytes {ours['bytes_over_remfile']}x ({ours['bytes_over_remfile_ranges']}x "
         f"its ranges), the RTT's cost {ours['rtt_cost_over_remfile']}x"
     )
-    return [rem, ours]
+    return [out[k] for k in kinds]
+
+
+def _over_remfile(side: dict, rem: dict) -> None:
+    """``side``'s ratios to remfile's row: time, bytes, requests, the RTT's cost."""
+    for field, ratio in (
+        ("wall_s", "time"),
+        ("bytes_down", "bytes"),
+        ("requests", "requests"),
+        ("rtt_cost_s", "rtt_cost"),
+    ):
+        side[f"{ratio}_over_remfile"] = round(side[field] / rem[field], 2) if rem[field] else None
+    side["bytes_over_remfile_ranges"] = (
+        round(side["bytes_down"] / rem["range_bytes"], 2) if rem["range_bytes"] else None
+    )
+
+
+def _made_reference(root: Path, spec: str) -> Optional[dict]:
+    """The LINDI reference of the file made (in a process with lindi: the overlay), at RTT 0: what it read;
+    None when lindi is not there."""
+    from neuromirror.read.references.lindi_env import overlay, with_overlay
+
+    if overlay() is None:
+        say("read-nwb: no lindi overlay (scripts/_venv.sh builds it): no reference side")
+        return None
+    r = subprocess.run(
+        [sys.executable, "-c", MAKE, str(root), spec],
+        capture_output=True,
+        text=True,
+        env=with_overlay(child_env()),
+        timeout=600,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"read-nwb: making the reference failed: {r.stderr.strip()[-1500:]}")
+    got = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    if got["failed"] or len(got["made"]) != 1:
+        raise RuntimeError(f"read-nwb: the reference was not made: {got}")
+    m = got["made"][0]
+    return {
+        "make_requests": m["requests"],
+        "make_bytes": m["bytes_read"],
+        "make_fraction": round(m["bytes_read"] / m["size"], 4),
+    }
 
 
 def _measured(net: NetworkArchives, work: Path, job: dict, want: str) -> dict:
@@ -189,18 +244,20 @@ def _measured(net: NetworkArchives, work: Path, job: dict, want: str) -> dict:
 
 def _read(work: Path, job: dict) -> dict:
     """One read by :mod:`.read_nwb_client` in a process of its own: its JSON."""
+    from neuromirror.read.references.lindi_env import with_overlay
+
     path = work / f"read-nwb-{job['kind']}.json"
     path.write_text(json.dumps(job))
     r = subprocess.run(
         [sys.executable, "-m", "neuromirror.bench.scenarios.far.read_nwb_client", str(path)],
         capture_output=True,
         text=True,
-        env=child_env(),
+        env=with_overlay(child_env()) if job["kind"] == "reference" else child_env(),
         timeout=600,
     )
     if r.returncode != 0:
         raise RuntimeError(f"read-nwb {job['kind']} reader failed: {r.stderr.strip()[-1500:]}")
-    return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+    return dict(json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1]))  # lindi warns
 
 
 def _stand_in_get_ms(url: str, n: int = 5) -> float:

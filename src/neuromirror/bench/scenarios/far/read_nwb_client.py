@@ -6,7 +6,9 @@ time of open -> read -> close and its parts, the rows' digest, and for remfile t
 fsspec and ``neuromirror://``'s class) are done before the clock starts: what is timed is the read.
 
 ``job["kind"]``: ``remfile`` reads ``job["url"]`` (the pinned URL) with ``remfile.File``;
-``neuromirror`` reads ``job["path"]`` (``neuromirror://...``) with ``fsspec.open(path, root=job["root"])``.
+``neuromirror`` reads ``job["path"]`` (``neuromirror://...``) with ``fsspec.open(path, root=job["root"])``;
+``reference`` opens the same path through its LINDI reference (``api.Mirror.open_hdf5``: lindi's h5py-compatible
+file, no h5py.File around it; run with lindi on ``PYTHONPATH``).
 Each runs in a fresh process: no cache, no connection and no garbage is carried from one read to the next
 (pynwb leaves cyclic garbage holding h5py objects; in the bench's own process, a collection in a
 stand-in's thread could wait on h5py's lock while h5py waits for that thread's answer).
@@ -18,7 +20,7 @@ import hashlib
 import json
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,6 +56,10 @@ def opener(job: dict, ranges: list[int]) -> Callable[[], Any]:
 
         fsspec.get_filesystem_class("neuromirror")
         return lambda: fsspec.open(job["path"], "rb", root=job["root"])
+    if job["kind"] == "reference":
+        from neuromirror.read.references.reading import open_hdf5
+
+        return lambda: open_hdf5(job["path"], root=job["root"]).file  # closed by its own context manager
     raise ValueError(f"unknown reader {job['kind']!r}")
 
 
@@ -66,7 +72,8 @@ def read(job: dict) -> dict:
     start, stop = job["start"], job["start"] + job["rows"]
     t0 = time.perf_counter()
     with open_file() as f:
-        with h5py.File(f, "r") as h5, NWBHDF5IO(file=h5, mode="r", load_namespaces=True) as io:
+        h5 = nullcontext(f) if job["kind"] == "reference" else h5py.File(f, "r")  # lindi's file is h5py's API
+        with h5 as h5f, NWBHDF5IO(file=h5f, mode="r", load_namespaces=True) as io:
             nwb = io.read()
             t1 = time.perf_counter()
             rows = nwb.acquisition[job["series"]].data[start:stop]
