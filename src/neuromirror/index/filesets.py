@@ -25,6 +25,7 @@ rest of the index's schema (:data:`.schema.FILESETS`).
 from __future__ import annotations
 
 import sqlite3
+from typing import Optional
 
 #: ``until`` of a span still open: larger than any fileset id
 OPEN = 1 << 62
@@ -113,16 +114,19 @@ _HELD = (
 )
 
 
-def held_keys(conn: sqlite3.Connection) -> sqlite3.Cursor:
-    """(source, key, size, current, first fileset, stores) of every annexed key any recorded state of any source
-    holds, one row each, streamed by source and first fileset: ``current`` 1 when the source's newest state holds it, ``stores`` the UUIDs
-    (comma-separated, or None) of the stores holding a checked copy of it.  One query for the whole mirror."""
+def held_counts(conn: sqlite3.Connection) -> list[tuple[str, int, Optional[str], int, int, int]]:
+    """(source, current, stores, objects, bytes, first fileset) over every annexed key any recorded state of any
+    source holds, grouped: ``current`` 1 for the keys the source's newest state holds, ``stores`` the UUIDs
+    (sorted, comma-separated; None: no store) of the stores holding a checked copy of each, ``first fileset``
+    the earliest file list holding one of the group's keys.  One query for the whole mirror: a few rows per
+    source whatever its versions and files."""
     return conn.execute(
-        f"SELECT k.source, k.key, k.size, k.cur, k.since, (SELECT group_concat(c.store) FROM store_checks c"
-        f" WHERE c.key = k.key AND c.checked IS NOT NULL) FROM (SELECT source, key, max(size) AS size,"
-        f" max(until = {OPEN}) AS cur, min(since) AS since FROM ({_HELD}) GROUP BY source, key) k"
-        " ORDER BY k.source, k.since"
-    )
+        "SELECT source, cur, stores, count(*), sum(size), min(since) FROM (SELECT k.source AS source, k.size AS size,"
+        " k.cur AS cur, k.since AS since, (SELECT group_concat(store) FROM (SELECT c.store AS store FROM store_checks c"
+        " WHERE c.key = k.key AND c.checked IS NOT NULL ORDER BY c.store)) AS stores FROM (SELECT source, key,"
+        f" max(size) AS size, max(until = {OPEN}) AS cur, min(since) AS since FROM ({_HELD}) GROUP BY source, key) k)"
+        " GROUP BY source, cur, stores"
+    ).fetchall()
 
 
 def uncounted_zarrs(conn: sqlite3.Connection) -> dict[str, int]:

@@ -2,9 +2,9 @@
 
 What it reads (a handful of queries for the whole mirror, whatever the number of versions):
 
-* every annexed key any recorded state holds, with whether the newest state holds it, the first file list
-  (fileset) holding it and the stores holding a checked copy (:func:`neuromirror.index.filesets.held_keys`,
-  one streamed query, ordered by source and first fileset);
+* every annexed key any recorded state holds, counted in groups by source, whether the newest state holds
+  it and the stores holding a checked copy, each group with the first file list (fileset) holding one of its
+  keys (:func:`neuromirror.index.filesets.held_counts`, one query: a few rows per source);
 * the stores (``stores``), which stores each source was kept into (``kept_versions``), each store's last
   ``verify --stores`` (the cache, written by :func:`neuromirror.verify.stores.verify_stores`);
 * what rests on a noncurrent S3 version: the audit's ``noncurrent-only`` findings (a blob whose current
@@ -59,16 +59,17 @@ def backup(
     known = store_checks.known_stores(index)
     newest = store_checks.newest_checks(index)
     uuids = sorted(set(known) | set(newest))
-    versions = {sid: index.versions(sid) for sid in wanted}
+    counts = dict(index.version_counts())
+    versions = _Versions(index)
     tallies = _count_keys(index, out, uuids)
     related = store_checks.kept_pairs(index) | {(sid, u) for sid, t in tallies.items() for u in t.kept}
     verified = store_checks.last_verified(index, uuids)
     zarrs = filesets.uncounted_zarrs(index.db.conn)
     for sid, b in out.items():
-        b.versions = len(versions[sid])
+        b.versions = int(counts.get(sid, 0))
         b.zarrs_uncounted = zarrs.get(sid, 0)
         b.stores = [
-            _store(b, u, known.get(u, {}), tallies[sid], versions[sid], verified.get(u), newest.get(u))
+            _store(b, u, known.get(u, {}), tallies[sid], versions, verified.get(u), newest.get(u))
             for u in uuids
             if (sid, u) in related
         ]
@@ -84,6 +85,18 @@ def _matches(sid: str, specs: Optional[list[str]]) -> bool:
     return not specs or any(fnmatchcase(sid, s) or fnmatchcase(sid, s + "@*") for s in specs)
 
 
+class _Versions(dict):
+    """source -> its recorded versions, read when first asked for (only the sources a store lacks something of)."""
+
+    def __init__(self, index: Any):
+        super().__init__()
+        self.index = index
+
+    def __missing__(self, sid: str) -> list[VersionRow]:
+        self[sid] = rows = self.index.versions(sid)
+        return rows
+
+
 @dataclass
 class _Tally:
     """A source's counts per store while the keys stream by."""
@@ -93,23 +106,23 @@ class _Tally:
 
 
 def _count_keys(index: Any, out: dict[str, SourceBackup], uuids: list[str]) -> dict[str, _Tally]:
-    """One pass over every held key: the archive's counts, what no store holds, and per store what it holds and
-    the first fileset holding a key it lacks (the keys come by first fileset: the first such key is the oldest)."""
+    """The archive's counts, what no store holds, and per store what it holds and the first fileset holding a
+    key it lacks, from the keys counted in groups by source, newest state or not, and the stores holding them."""
     tallies = {sid: _Tally() for sid in out}
-    for sid, _key, size, current, since, stores in filesets.held_keys(index.db.conn):
+    for sid, current, stores, objects, size, since in filesets.held_counts(index.db.conn):
         b = out.get(sid)
         if b is None:
             continue
         holders = set(stores.split(",")) if stores else set()
-        b.archive.add(size, bool(current))
+        b.archive.add(size, bool(current), objects)
         if not holders:
-            b.nowhere.add(size, bool(current))
+            b.nowhere.add(size, bool(current), objects)
         t = tallies[sid]
         for u in uuids:
             if u in holders:
-                t.kept.setdefault(u, Split()).add(size, bool(current))
-            elif u not in t.lacking:
-                t.lacking[u] = int(since)
+                t.kept.setdefault(u, Split()).add(size, bool(current), objects)
+            else:
+                t.lacking[u] = min(t.lacking.get(u, since), since)
     return tallies
 
 
@@ -118,13 +131,13 @@ def _store(
     uuid: str,
     known: dict,
     t: _Tally,
-    rows: list[VersionRow],
+    versions: _Versions,
     verified: Optional[dict],
     newest: Optional[float],
 ) -> StoreBackup:
     s = StoreBackup(uuid, known.get("url"), known.get("kind"), known.get("name"), kept=t.kept.get(uuid, Split()))
     s.missing = b.archive.minus(s.kept)
-    s.oldest_unkept = _state_at(rows, t.lacking.get(uuid)) if s.missing.objects else None
+    s.oldest_unkept = _state_at(versions[b.source], t.lacking.get(uuid)) if s.missing.objects else None
     s.newest_check = iso_z(newest)
     if verified:
         s.verification = Verification(

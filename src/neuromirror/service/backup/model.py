@@ -26,8 +26,9 @@ class Count:
     objects: int = 0
     bytes: int = 0
 
-    def add(self, size: Optional[int]) -> None:
-        self.objects += 1
+    def add(self, size: Optional[int], objects: int = 1) -> None:
+        """``objects`` more, of ``size`` bytes together."""
+        self.objects += objects
         self.bytes += size or 0
 
     def to_json(self) -> dict:
@@ -41,8 +42,8 @@ class Split:
     current: Count = field(default_factory=Count)
     noncurrent: Count = field(default_factory=Count)
 
-    def add(self, size: Optional[int], current: bool) -> None:
-        (self.current if current else self.noncurrent).add(size)
+    def add(self, size: Optional[int], current: bool, objects: int = 1) -> None:
+        (self.current if current else self.noncurrent).add(size, objects)
 
     @property
     def objects(self) -> int:
