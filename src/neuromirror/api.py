@@ -34,7 +34,7 @@ from neuromirror.errors import (
     Unavailable,
     UserError,
 )
-from neuromirror.records import VersionFile
+from neuromirror.records import VersionFile, VersionKind
 from neuromirror.spec import Spec, SpecError, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.util.paths import check_path
@@ -58,6 +58,7 @@ __all__ = [
     "UserError",
     "Version",
     "VersionFile",
+    "VersionKind",
     "open",
 ]
 
@@ -203,16 +204,17 @@ class Mirror:
         return backup(self.index, chosen or None, expire_after=expire_after)
 
     # -- reading in place -----------------------------------------------------------------------------
-    def open_hdf5(self, path: str, *, reference: bool = True, how: bool = False) -> Any:
+    def open_hdf5(self, path: str, *, reference: bool = True, make: bool = False, how: bool = False) -> Any:
         """An NWB/HDF5 file of a pin, h5py-compatible (``pynwb.NWBHDF5IO(file=f, mode="r")`` reads it):
         ``path`` is ``[neuromirror://]ARCHIVE/NAME@VERSION/PATH``.  Through the LINDI reference of its key when
         the mirror has one (no request to open it; each chunk one range read of the pinned URL, a store's
         copy when the archive lost it; needs ``neuromirror[references]``), else h5py over ``neuromirror://``.
+        ``make``: a file without a reference gets one now, for every later open (its metadata read once).
         ``how``: the :class:`~neuromirror.read.references.reading.Opened` record (``.file``, ``.via``, ``.key``)."""
         from neuromirror.read.references.reading import open_hdf5
 
         try:
-            opened = open_hdf5(path, root=self.root, index=self.datasets.index_path, reference=reference)
+            opened = open_hdf5(path, root=self.root, index=self.datasets.index_path, reference=reference, make=make)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
         except FileNotFoundError as exc:

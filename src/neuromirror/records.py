@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, Union
 
@@ -178,6 +179,28 @@ class Pending:
     remote_id: Optional[str] = None
 
 
+class VersionKind(str, Enum):
+    """What a recorded state of a source is: the archive's answer to "will it change?".
+
+    A ``str`` as well, so that the index stores it, JSON prints it and older code comparing it to
+    ``"published"`` still holds; read it as ``VersionKind.PUBLISHED`` in new code."""
+
+    PUBLISHED = "published"  # tagged, immutable upstream (a DANDI version)
+    DRAFT = "draft"  # the archive's changing state, recorded each time it changed
+    SNAPSHOT = "snapshot"  # a state of a bucket or volume the mirror dated and tagged (AIND, BOSS)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:  # f"{kind}" is "draft", as str() (Python 3.11 gives the name)
+        return format(str(self.value), spec)
+
+    @property
+    def changes(self) -> bool:
+        """Whether the archive may still change what this kind of state names (a draft): it is read at a commit."""
+        return self is VersionKind.DRAFT
+
+
 @dataclass
 class Snapshot:
     """One complete state of a remote dataset that should become a commit.
@@ -189,7 +212,7 @@ class Snapshot:
     """
 
     label: str  # version label: "0.230629.1955", "draft", "2026-11-21T10-00-00Z"
-    kind: str  # "published" (tagged, immutable upstream), "draft", "snapshot" (tagged)
+    kind: VersionKind  # published (tagged, immutable upstream), draft, snapshot (tagged)
     entries: Iterable[Entry]
     date: datetime  # commit date (draft modified, version created, newest LastModified)
     message: str  # first line of the commit message

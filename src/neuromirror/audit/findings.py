@@ -32,6 +32,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Iterable, Optional
 
 from neuromirror.index import filesets, runs
+from neuromirror.records import VersionKind
 from neuromirror.util.dates import iso_z, parse_iso
 
 SCHEMA_VERSION = 1
@@ -235,7 +236,7 @@ def _no_doi(sid: str, versions: list[Any]) -> list[Finding]:
     return [
         Finding(sid, "no-doi", "", "a published version recorded without a DOI", v.label, v.synced_at, v.synced_at)
         for v in versions
-        if v.kind == "published" and not v.doi
+        if v.kind == VersionKind.PUBLISHED and not v.doi
     ]
 
 
@@ -245,7 +246,7 @@ def _stamp(recorded: Optional[str]) -> Optional[str]:
 
 
 def _modified_unchanged(index: Any, sid: str, versions: list[Any]) -> list[Finding]:
-    drafts = [v for v in versions if v.kind == "draft" and v.fileset is not None]
+    drafts = [v for v in versions if v.kind == VersionKind.DRAFT and v.fileset is not None]
     drafts.sort(key=lambda v: v.id)
     out = []
     for before, after in zip(drafts, drafts[1:]):

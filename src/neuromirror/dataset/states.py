@@ -23,6 +23,7 @@ from typing import Any, Optional
 from neuromirror.errors import NoSuchVersion, UserError
 from neuromirror.index.lookup import find_version, not_mirrored
 from neuromirror.index.rows import VersionRow
+from neuromirror.records import VersionKind
 from neuromirror.spec import Spec
 from neuromirror.util import gitutil
 
@@ -78,7 +79,7 @@ def find_state(index: Any, spec: Spec, ds: Optional[Path] = None) -> VersionRow:
                 f"{spec.source}@{given}: a commit of the dataset that no sync recorded as a state ({known})"
             )
         raise NoSuchVersion(f"{spec.source} has no version or recorded commit {given!r} ({known})")
-    published = [r for r in rows if r.kind == "published"]
+    published = [r for r in rows if r.kind == VersionKind.PUBLISHED]
     if published:
         return published[-1]  # the commit of a published version is that version
     return rows[-1].named_as_commit(given)

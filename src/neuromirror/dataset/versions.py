@@ -15,7 +15,7 @@ from neuromirror.dataset.states import find_state, is_commit_state
 from neuromirror.dataset.version import iter_version
 from neuromirror.index.lookup import not_mirrored, sources_matching
 from neuromirror.index.rows import VersionRow
-from neuromirror.records import VersionFile
+from neuromirror.records import VersionFile, VersionKind
 from neuromirror.spec import Spec
 
 
@@ -43,9 +43,9 @@ class Version:
         return str(self.row.commit)
 
     @property
-    def kind(self) -> str:
-        """``published``, ``draft`` or ``snapshot``."""
-        return str(self.row.kind)
+    def kind(self) -> VersionKind:
+        """Published, draft or snapshot (a ``str`` too: ``"published"``)."""
+        return self.row.kind
 
     @property
     def tag(self) -> Optional[str]:
@@ -138,7 +138,7 @@ def default_versions(index: Any, sid: str, all_versions: bool = False) -> list[V
         return rows
     published: dict[str, VersionRow] = {}
     for r in rows:
-        if r.kind == "published":
+        if r.kind == VersionKind.PUBLISHED:
             published[r.label] = r  # the last row of a label is its current record
-    latest = next((r for r in reversed(rows) if r.kind != "published"), None)
+    latest = next((r for r in reversed(rows) if r.kind != VersionKind.PUBLISHED), None)
     return sorted(published.values(), key=lambda r: r.id) + ([latest] if latest else [])

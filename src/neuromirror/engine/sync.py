@@ -28,6 +28,7 @@ from neuromirror.records import (
     ProgressCallback,
     Snapshot,
     SyncReport,
+    VersionKind,
 )
 from neuromirror.sources.base import Source
 from neuromirror.util import disk, gitutil, timing
@@ -292,7 +293,7 @@ class DatasetSync:
         something changed or the tag is missing, then the index rows and the store's keys."""
         d = self._diff(snap)
         self.report.warnings.extend(getattr(snap, "warnings", ()))
-        if snap.kind != "published":
+        if snap.kind != VersionKind.PUBLISHED:
             self.pending = list(snap.pending)
             self.report.pending = list(snap.pending)
         try:
@@ -325,7 +326,7 @@ class DatasetSync:
         self.head = gitutil.rev_parse(self.ds, "HEAD")
         tag_needed = bool(snap.tag) and gitutil.ref_sha(self.ds, f"refs/tags/{snap.tag}") is None
         if d.n == 0 and not tag_needed:
-            if snap.kind == "draft" and self.head and self.state.head_version:
+            if snap.kind == VersionKind.DRAFT and self.head and self.state.head_version:
                 self.recorder.draft_modified(self.state, snap.remote_modified)
             return False
         return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
+from neuromirror.records import VersionKind
 from neuromirror.util.dates import parse_iso
 
 
@@ -23,7 +24,7 @@ class VersionRow:
 
     id: int
     label: str
-    kind: str  # "published", "draft" or "snapshot"
+    kind: VersionKind
     commit: str
     source: Optional[str] = None
     tag: Optional[str] = None
@@ -42,7 +43,8 @@ class VersionRow:
     @classmethod
     def from_sql(cls, row: Mapping[str, Any]) -> VersionRow:
         """A row as sqlite-utils returns it (any subset of the table's columns, ``id`` to ``commit`` included)."""
-        return cls(**{k: row[k] for k in _COLUMNS if k in row})
+        given = {k: row[k] for k in _COLUMNS if k in row}
+        return cls(**{**given, "kind": VersionKind(given["kind"])})
 
     def named_as_commit(self, given: str) -> VersionRow:
         """This state as ``SPEC@COMMIT`` names it: an older draft state no label names any more."""

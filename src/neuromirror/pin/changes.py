@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional
 
 from neuromirror.errors import BadInput
 from neuromirror.index.rows import VersionRow
-from neuromirror.records import SUBDATASET
+from neuromirror.records import SUBDATASET, VersionKind
 from neuromirror.util.dates import parse_iso
 
 
@@ -87,7 +87,7 @@ def parse_since(text: str) -> datetime:
 
 
 #: the state before a source's first: no files, no bytes (what ``changes --since`` diffs a first state with)
-NOTHING = VersionRow(id=-1, label="", kind="", commit="", bytes=0)
+NOTHING = VersionRow(id=-1, label="", kind=VersionKind.DRAFT, commit="", bytes=0)  # the state before any: empty
 
 
 def _states(index: Any, source: str) -> list[VersionRow]:
@@ -100,7 +100,7 @@ def _states(index: Any, source: str) -> list[VersionRow]:
 
 def _head(rows: list[VersionRow]) -> VersionRow:
     """The state recorded now: the last draft/snapshot row, else the last published one (as ``status``)."""
-    drafts = [r for r in rows if r.kind != "published"]
+    drafts = [r for r in rows if r.kind != VersionKind.PUBLISHED]
     return max(drafts or rows, key=lambda r: r.id)
 
 

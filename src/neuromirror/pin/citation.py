@@ -24,6 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Optional
 
+from neuromirror.records import VersionKind
 from neuromirror.util import gitutil
 
 PUBLISHERS = {"dandi": "DANDI Archive", "aind": "Allen Institute for Neural Dynamics", "boss": "BossDB"}
@@ -179,7 +180,7 @@ def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
     info.citation = md.get("citation") or info.citation
     info.keywords = [str(k) for k in md.get("keywords") or [] if isinstance(k, (str, int))]
     info.description = md.get("description") or info.description
-    when = md.get("datePublished") if info.kind == "published" else None
+    when = md.get("datePublished") if info.kind == VersionKind.PUBLISHED else None
     if isinstance(when, str) and re.match(r"^\d{4}-\d{2}-\d{2}", when):
         info.date = when[:10]
 
@@ -274,7 +275,7 @@ def to_text(info: CitationInfo) -> str:
     if info.doi and info.doi not in lines[0]:
         lines.append(f"DOI: {info.doi}")
     lines.append(info.mirror_note)
-    if info.kind == "draft" or info.state:
+    if info.kind == VersionKind.DRAFT or info.state:
         lines.append("The archive's draft changes over time: cite the commit above, which pins the exact state used.")
     lines.append(info.retrieval)
     return "\n".join(lines) + "\n"

@@ -32,6 +32,7 @@ from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.urls import PinnedFile, kept_by_key
+from neuromirror.records import VersionKind
 from neuromirror.spec import SpecError, parse_spec
 
 #: how many path segments name a source, per archive
@@ -168,7 +169,7 @@ class Tree:
                 return self._pin_dates[key]
         with self._db_lock:
             row = self._index().index.latest_version(pin.source, pin.version)
-        if row is not None and row.kind == "published" and row.commit == pin.commit and row.date:
+        if row is not None and row.kind == VersionKind.PUBLISHED and row.commit == pin.commit and row.date:
             when = _parse_date(row.date)
         else:
             from neuromirror.util import gitutil
@@ -240,7 +241,7 @@ class Tree:
             if versions is None:
                 return None
             dates = _label_dates(versions)
-            released = [v for v in versions if v.kind == "published"]
+            released = [v for v in versions if v.kind == VersionKind.PUBLISHED]
             newest_release = _newest(*(_row_date(v) for v in released))
             if len(parts) == 1:
                 drafts = [Entry("draft", modified=dates["draft"])] if "draft" in dates else []

@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 
 from neuromirror.config.model import KeepPolicy, SourceConfig
 from neuromirror.index.runs import last_finished_report, report_records, set_report
+from neuromirror.records import VersionKind
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 from neuromirror.util.dates import now_z
@@ -192,7 +193,7 @@ def run_policy(
     archive, name = sid.split(":", 1)
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
-        targets = [t for t in targets if t.kind == "published"] or targets[-1:]
+        targets = [t for t in targets if t.kind == VersionKind.PUBLISHED] or targets[-1:]
     if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
         targets += _expiring(mirror, sid, targets, policy.expire_after)
     options = KeepOptions(

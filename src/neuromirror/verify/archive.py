@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Generator, Iterator, Optional
 
 from neuromirror.index.rows import VersionRow
-from neuromirror.records import SUBDATASET, Entry, VersionFile
+from neuromirror.records import SUBDATASET, Entry, VersionFile, VersionKind
 from neuromirror.util.text import one_line
 from neuromirror.verify.report import VerifyReport
 
@@ -86,7 +86,7 @@ def check_archive(
         report.notes.append(f"the archive check needs exactly one source for {source}, got {len(found)}")
         return
     src = found[0]
-    current = row.kind != "published"
+    current = row.kind != VersionKind.PUBLISHED
     if current:
         head = mirror.index.head_version(source)
         if head is not None and head.id != row.id:
@@ -115,7 +115,7 @@ def _compare_archive(
     try:
         snap = None
         for s in gen:
-            if (s.kind != "published") if current else (s.label == row.label):
+            if (s.kind != VersionKind.PUBLISHED) if current else (s.label == row.label):
                 snap = s
                 break
         if snap is None:

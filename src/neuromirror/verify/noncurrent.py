@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from neuromirror.annex.logs import branch_logs, log_state
 from neuromirror.dataset.files import annex_key, annex_repo
 from neuromirror.index.rows import VersionRow
-from neuromirror.records import GIT, SUBDATASET
+from neuromirror.records import GIT, SUBDATASET, VersionKind
 from neuromirror.sources import s3urls
 from neuromirror.store.record import store_uuids
 from neuromirror.util.dates import iso_z
@@ -171,7 +171,7 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
     if current is None:
         return out
     rows = index.versions(source)
-    states = [r for r in rows if r.kind != "published"] or rows
+    states = [r for r in rows if r.kind != VersionKind.PUBLISHED] or rows
     seen_filesets: set[object] = set()  # a version whose file list an earlier one had: nothing new in it
     seen_zarrs: set[tuple[str, str]] = set()  # (path, commit) of the Zarrs read: nothing new in them either
     seen_keys: set[str] = set()

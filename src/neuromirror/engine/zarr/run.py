@@ -35,7 +35,7 @@ from neuromirror.engine.zarr.manifest import manifest_root
 from neuromirror.index.nested import ZARR_CACHE
 from neuromirror.network import report as netreport
 from neuromirror.network.failures import is_unreachable
-from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry
+from neuromirror.records import SUBDATASET, Entry, Pending, Refusal, Snapshot, SourceState, SubdatasetEntry, VersionKind
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.held import hold
 from neuromirror.sources.dandi.zarr_assets import ZarrOwner, archive_checksum, note_zarr, stamp_zarrs
@@ -168,7 +168,7 @@ class ZarrRun:
 
     def _held(self, zds: Path, cached: Optional[str], zarr_id: str, checksum: str) -> Optional[str]:
         """The Zarr dataset's commit of this state, if the mirror holds it (the draft: at HEAD)."""
-        draft = self.snap.kind != "published"
+        draft = self.snap.kind != VersionKind.PUBLISHED
         if cached is not None:
             if draft:
                 return cached if head_of(zds) == cached else None
@@ -234,7 +234,7 @@ class ZarrRun:
         exclude line: its dataset stays on disk for older tags, out of the crash recovery's reach.
         """
         assume_unchanged(self.parent, self._registered)
-        if self.snap.kind != "published":
+        if self.snap.kind != VersionKind.PUBLISHED:
             unexclude(self.parent, self._registered)
             exclude(self.parent, removed_gitlinks(self.parent))
         self._registered.clear()

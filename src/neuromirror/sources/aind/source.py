@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from neuromirror.records import Entry, ProgressCallback, Snapshot, SourceState
+from neuromirror.records import Entry, ProgressCallback, Snapshot, SourceState, VersionKind
 from neuromirror.sources.aind.entries import entries_of
 from neuromirror.sources.aind.listing import Listing, Obj, PageStream, list_asset, list_versions
 from neuromirror.sources.aind.metadata import asset_meta, read_sidecars
@@ -142,7 +142,9 @@ class AindSource:
             elif listing.count == 0:
                 raise self._no_asset()
             sidecars = read_sidecars(self.settings, self.asset_prefix, listing.sidecars)
-            snap = Snapshot(label="", kind="snapshot", entries=[], date=datetime.now(timezone.utc), message="")
+            snap = Snapshot(
+                label="", kind=VersionKind.SNAPSHOT, entries=[], date=datetime.now(timezone.utc), message=""
+            )
             self._describe(snap, listing, sidecars, labels)
             snap.entries = entries_of(self, listing, listing, sidecars, snap, state, progress)
             handed_over = True
@@ -178,7 +180,7 @@ class AindSource:
             if isinstance(exc, AindError) and getattr(exc, "fallback", False):
                 return None
             raise
-        snap = Snapshot(label="", kind="snapshot", entries=[], date=datetime.now(timezone.utc), message="")
+        snap = Snapshot(label="", kind=VersionKind.SNAPSHOT, entries=[], date=datetime.now(timezone.utc), message="")
         sidecars: dict[str, bytes] = {}
 
         def objects() -> Iterator[Obj]:

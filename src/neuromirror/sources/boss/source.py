@@ -59,6 +59,7 @@ from neuromirror.records import (
     ProgressCallback,
     Snapshot,
     SourceState,
+    VersionKind,
 )
 from neuromirror.sources.base import Source
 from neuromirror.sources.boss.api import make_remote, require_token, with_retries
@@ -174,7 +175,7 @@ class BossSource:
             meta = self._meta(info, plans, chunks)
             snap = Snapshot(
                 label=label,
-                kind="snapshot",
+                kind=VersionKind.SNAPSHOT,
                 entries=entries(),
                 date=date,
                 message=f"BOSS {self.remote_id} snapshot {label}",

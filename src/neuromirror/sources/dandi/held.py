@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from neuromirror.records import GIT, Entry, GitEntry, Refusal, Snapshot, SourceState
+from neuromirror.records import GIT, Entry, GitEntry, Refusal, Snapshot, SourceState, VersionKind
 from neuromirror.sources.dandi.assets import reused_entry
 
 #: the draft stamp's token while assets are held (see the module)
@@ -30,7 +30,7 @@ def hold(snap: Snapshot, state: SourceState, path: str, reason: str) -> None:
     kept = state.previous(path)
     tail = "; kept its last synced state" if kept is not None else "; left out until then"
     snap.unreachable.append(Refusal(path, f"{reason}{tail}; the next sync tries again"))
-    if snap.kind != "published":
+    if snap.kind != VersionKind.PUBLISHED:
         stamp = snap.remote_modified or ""
         tokens = [t for t in stamp.split(" ") if t and not t.startswith(HELD_TOKEN)]
         snap.remote_modified = " ".join([*tokens, f"{HELD_TOKEN}{len(snap.unreachable)}"])
@@ -54,7 +54,7 @@ def held_entry(state: SourceState, path: str) -> Optional[Entry]:
 
 def check_published(snap: Snapshot) -> None:
     """Raise :class:`HeldBack` when a published snapshot held anything back (see the module)."""
-    if snap.kind == "published" and snap.unreachable:
+    if snap.kind == VersionKind.PUBLISHED and snap.unreachable:
         first = snap.unreachable[0]
         more = f" and {len(snap.unreachable) - 1} more" if len(snap.unreachable) > 1 else ""
         raise HeldBack(

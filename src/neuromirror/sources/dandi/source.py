@@ -25,7 +25,7 @@ import requests
 from neuromirror.network.adapter import pace_session
 from neuromirror.network.identity import name_session
 from neuromirror.network.workers import Workers
-from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState
+from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState, VersionKind
 from neuromirror.sources import s3urls
 from neuromirror.sources.base import Listed, Source
 from neuromirror.sources.dandi import assets, embargo, zarr_states
@@ -126,10 +126,10 @@ class DandiSource(AssetEntries):
         ):
             return
         for v in new_published:
-            published = self._snapshot(d.for_version(v), v, "published", state, progress)
+            published = self._snapshot(d.for_version(v), v, VersionKind.PUBLISHED, state, progress)
             yield published
             settle(published)  # asked for the next one: this one is committed (see zarr_assets.settle)
-        snap = self._snapshot(d, draft, "draft", state, progress)
+        snap = self._snapshot(d, draft, VersionKind.DRAFT, state, progress)
         snap.remote_modified = draft_modified  # the Zarr hook appends zarrs=<digest> while streaming
         track_draft(snap, self.zarr_states)
         yield snap
@@ -183,7 +183,7 @@ class DandiSource(AssetEntries):
         return stamp if status == embargo.OPEN else f"{stamp} embargo={status}"
 
     def _snapshot(
-        self, rd: Any, version: Any, kind: str, state: SourceState, progress: Optional[ProgressCallback]
+        self, rd: Any, version: Any, kind: VersionKind, state: SourceState, progress: Optional[ProgressCallback]
     ) -> Snapshot:
         meta = self._call(rd.get_raw_metadata, "reading metadata of")
         if not isinstance(meta, dict):
@@ -195,13 +195,15 @@ class DandiSource(AssetEntries):
             label=label,
             kind=kind,
             entries=[],
-            date=version.created if kind == "published" else version.modified,
+            date=version.created if kind == VersionKind.PUBLISHED else version.modified,
             message=(
-                f"DANDI:{self.identifier} version {label}" if kind == "published" else f"DANDI:{self.identifier} draft"
+                f"DANDI:{self.identifier} version {label}"
+                if kind == VersionKind.PUBLISHED
+                else f"DANDI:{self.identifier} draft"
             ),
             remote_modified=version.modified.isoformat(),
         )
-        if kind == "published":
+        if kind == VersionKind.PUBLISHED:
             snap.tag = label
             snap.doi = meta.get("doi")
             snap.citation = meta.get("citation")
@@ -234,7 +236,7 @@ class DandiSource(AssetEntries):
         yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
         # the Zarr list's checksums spare the draft a metadata GET per Zarr asset; a published
         # version's Zarr assets keep the checksums of their publication: their metadata says
-        states = self.zarr_states() if snap.kind == "draft" else None
+        states = self.zarr_states() if snap.kind == VersionKind.DRAFT else None
         self.zarr_checksums = states.known() if states is not None else None
         reuse = self._reuse_for(state)
         pool = Workers(HEAD_BASE, self.head_workers, name="pin")  # pins asked while listing; more threads if far
