@@ -247,3 +247,28 @@ def test_references_nwb_in_a_definition_and_without_lindi(dandi_archive, tmp_pat
     assert [p.split("/", 2)[2] for p in refs["not_hdf5"]] == ["sub-x/fake.nwb"] and refs["failed"] == []
     rows = Runner(root).json("search", "--nwb-field", "identifier=" + f"neuromirror-{ident}-ses-1")
     assert [r["path"] for r in rows] == [nwb.TIMESERIES]
+
+
+MAKE_ON_READ = """
+import json, sys
+from neuromirror import api
+m = api.open(sys.argv[1])
+first = m.open_hdf5(sys.argv[2], make=True, how=True)
+first.file.close()
+again = m.open_hdf5(sys.argv[2], how=True)
+print(json.dumps({"first": first.via, "again": again.via, "reference": str(m.reference(sys.argv[2]))}))
+"""
+
+
+def test_a_reference_made_on_the_first_read(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from helpers.retrieve import Runner
+
+    when = T0 + timedelta(days=1800 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="lindi on read", created=when)
+    dandi_archive.put_asset(ident, nwb.CHUNKED, nwb.chunked_nwb(ident), when=when + timedelta(minutes=1))
+    run = Runner(tmp_path / "mirror")
+    run.ok("sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url)  # no --references
+    target = f"dandi/{ident}@draft/{nwb.CHUNKED}"
+    got = lindi_env.python(MAKE_ON_READ, str(run.root), target)
+    assert (got["first"], got["again"]) == ("reference", "reference"), got
+    assert Path(got["reference"]).is_file() and Path(got["reference"]).is_relative_to(run.root / ".neuromirror")

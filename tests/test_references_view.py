@@ -5,7 +5,8 @@ A dandiset of pynwb-written files is synced with ``--references`` (a process tha
 real HTTP client gets the same JSON on both routes, and lindi (``LindiH5pyFile.from_lindi_file`` on the
 served URL, read by pynwb, in a lindi process) reads the file's values through it, chunks from the pinned
 archive URL.  Once the archive lost the file (kept first), the reference the view serves names the view's
-own URL of the file, which streams the store's copy: lindi still reads it from outside the mirror.
+own URL of the file, which streams the store's copy: lindi still reads it from outside the mirror.  Both times
+neuromirror's own door on the served mirror (``open_hdf5(..., base_url=VIEW)``) opens the file through it too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ from helpers import lindi_env, nwb
 from helpers.keep import T0, Dandiset, lose_blobs
 from helpers.read import view_server
 from helpers.retrieve import Runner
+
+#: through a served mirror: neuromirror's door with base_url, the view answering the reference
+READ_BY_BASE_URL = """
+import json, sys
+import numpy as np
+from pynwb import NWBHDF5IO
+from neuromirror.read.references.reading import open_hdf5
+
+opened = open_hdf5(sys.argv[2], base_url=sys.argv[1])
+with NWBHDF5IO(file=opened.file, mode="r") as io:
+    n = io.read()
+    data = n.acquisition["running_speed"].data
+    print(json.dumps({"via": opened.via, "head": np.asarray(data[:100]).tolist(), "tail": np.asarray(data[-5:]).tolist(),
+                      "session_id": n.session_id}))
+"""
 
 READ_SERVED = """
 import json, sys
@@ -76,6 +92,8 @@ def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced
         chunks = {v[0] for v in by_path.json()["refs"].values() if isinstance(v, list)}
         assert {by_path.json().get("templates", {}).get(u.strip("{}"), u) for u in chunks} == {pinned}
         assert lindi_env.python(READ_SERVED, row["url"]) == expected()
+        target = f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}"
+        assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **expected()}
         # no reference: a 404 saying why, on both routes
         missing = requests.get(f"{base}dav/dandi/{d.id}/{d.version}/dandiset.yaml.lindi.json", timeout=30)
         assert missing.status_code == 404 and "no LINDI reference" in missing.text
@@ -88,4 +106,5 @@ def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced
         file_url = f"{base}dav/dandi/{d.id}/{d.version}/{nwb.TIMESERIES}"
         assert {v[0] for v in lost["refs"].values() if isinstance(v, list)} == {file_url}
         assert lindi_env.python(READ_SERVED, row["url"]) == expected()
+        assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **expected()}
     np.testing.assert_array_equal(nwb.speed()[:3], [0.0, 0.1, 0.2])

@@ -5,8 +5,10 @@
 mirror root (and lindi importable), opening costs no request: the group tree, attributes and small
 datasets are in the reference, and each chunk a slice needs is one range read of the pinned URL through
 ``neuromirror://``'s own read (:func:`~neuromirror.read.loss.read_range`): a URL the archive stopped serving
-is read from a store of the lab's that keeps the key, in the same call.  Without one: ``h5py.File`` over the
-``neuromirror://`` file, range requests in blocks as that filesystem reads.
+is read from a store of the lab's that keeps the key, in the same call.  Of a served mirror (``base_url``),
+the view answers the reference (one request; its chunks name the pinned URL, or the view's own URL of a file
+only a store still serves).  Without one: ``h5py.File`` over the ``neuromirror://`` file, range requests in
+blocks as that filesystem reads; or, asked to (``make``), the reference made then.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
-from neuromirror.read.references.location import read_reference, reference_path
+from neuromirror.read.references.location import SUFFIX, read_reference, reference_path
 
 PROTOCOL = "neuromirror://"
 
@@ -31,8 +33,12 @@ class Opened:
     reference: Optional[Path]
 
 
-def filesystem(root: Union[str, Path, None] = None, index: Union[str, Path, None] = None) -> NeuromirrorFileSystem:
-    return NeuromirrorFileSystem(root=None if root is None else str(root), index=None if index is None else str(index))
+def filesystem(
+    root: Union[str, Path, None] = None, index: Union[str, Path, None] = None, base_url: Optional[str] = None
+) -> NeuromirrorFileSystem:
+    return NeuromirrorFileSystem(
+        root=None if root is None else str(root), index=None if index is None else str(index), base_url=base_url
+    )
 
 
 def pin_path(target: str) -> str:
@@ -45,22 +51,53 @@ def open_hdf5(
     *,
     root: Union[str, Path, None] = None,
     index: Union[str, Path, None] = None,
+    base_url: Optional[str] = None,
     fs: Optional[NeuromirrorFileSystem] = None,
     reference: bool = True,
+    make: bool = False,
 ) -> Opened:
-    """The HDF5 file ``target`` names at its pin, through its reference when there is one and ``reference``."""
+    """The HDF5 file ``target`` names at its pin, through its reference when there is one and ``reference``.
+    ``base_url``: a served mirror (its view answers the reference, one request); ``make``: a file of a local
+    mirror without a reference gets one now (its metadata walked once, in blocks), for every later open."""
     from neuromirror.read.references.lindi_env import available
 
-    fs = fs or filesystem(root, index)
+    fs = fs or filesystem(root, index, base_url)
     path = pin_path(target)
-    f, _ = fs._file(path)
-    if reference and f.key and available():
-        rfs = read_reference(fs.mirror_root, f.key)
-        if rfs is not None:
+    if reference and available():
+        found = _served(fs, path) if fs.served is not None else _local(fs, path, make)
+        if found is not None:
             from neuromirror.read.references.chunks import open_reference
 
-            opened = open_reference(rfs, fs._range(path), None)  # a reference names its key's bytes only
-            return Opened(opened, "reference", f.key, reference_path(fs.mirror_root, f.key))
+            rfs, key, where = found
+            return Opened(open_reference(rfs, fs._range(path), None), "reference", key, where)
     import h5py
 
-    return Opened(h5py.File(fs.open(path, "rb"), "r"), "h5py", f.key, None)
+    key = "" if fs.served is not None else fs._file(path)[0].key
+    return Opened(h5py.File(fs.open(path, "rb"), "r"), "h5py", key, None)
+
+
+def _local(fs: NeuromirrorFileSystem, path: str, make: bool) -> Optional[tuple[dict, str, Optional[Path]]]:
+    """(the reference, the key, its file) of ``path`` in a mirror of one's own; None: none (and not ``make``)."""
+    f, _ = fs._file(path)
+    if not f.key:
+        return None
+    rfs = read_reference(fs.mirror_root, f.key)
+    if rfs is None and make and f.served_by == "archive":
+        from neuromirror.read.references.make import make_reference
+
+        rfs, _ = make_reference(fs, path)
+    return None if rfs is None else (rfs, f.key, reference_path(fs.mirror_root, f.key))
+
+
+def _served(fs: NeuromirrorFileSystem, path: str) -> Optional[tuple[dict, str, Optional[Path]]]:
+    """(the reference, the key) the view of a served mirror answers for ``path``; None: it has none."""
+    import json
+
+    assert fs.served is not None
+    head, inner = fs._parts(path)
+    row = fs.served.info(head, inner) or {}
+    try:
+        body = fs._http_fs().cat_file(fs.served.url(head, inner) + SUFFIX)
+    except FileNotFoundError:
+        return None
+    return json.loads(body), str(row.get("key") or ""), None
