@@ -272,3 +272,19 @@ def test_a_reference_made_on_the_first_read(dandi_archive, tmp_path: Path) -> No
     got = lindi_env.python(MAKE_ON_READ, str(run.root), target)
     assert (got["first"], got["again"]) == ("reference", "reference"), got
     assert Path(got["reference"]).is_file() and Path(got["reference"]).is_relative_to(run.root / ".neuromirror")
+
+
+def test_a_definition_names_a_kind_of_reference_it_knows(tmp_path: Path) -> None:
+    from helpers.config import errors, write
+
+    bad = write(
+        tmp_path,
+        """
+        sources:
+          - spec: "dandi:000027"
+            schedule: {interval: 6h}
+            options: {references: lindi}
+        """,
+    )
+    (issue,) = errors(bad)
+    assert "m.yaml:4" in issue and "references: 'lindi' is not a kind of reference made (known: nwb" in issue, issue

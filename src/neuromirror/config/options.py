@@ -119,6 +119,12 @@ def _engine(value: Any) -> Any:
     return value
 
 
+def _references(value: Any) -> Any:
+    if value != "nwb":
+        raise ValueError(f"references: {value!r} is not a kind of reference made (known: nwb, LINDI references)")
+    return value
+
+
 def _dandi_instance(value: Any) -> Any:
     from neuromirror.identifiers import instance_api
 
@@ -134,4 +140,5 @@ OPTION_RULES: dict[str, Check] = {
     "recheck_cycles": whole(0, None, "a whole number of cycles (0: no rolling re-check)"),
     "full_pass": duration,
     "min_free": size(positive=False),
+    "references": _references,
 }
