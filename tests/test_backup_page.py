@@ -268,7 +268,7 @@ def test_a_failed_verification_is_shown(mirrored: Mirrored) -> None:
     assert v["ok"] is False and v["bad"] == 1 and v["repaired"] == 1 and v["unresolved"] == 0, v
     assert d["kept"]["objects"] == 2
     text = ok(m.root, "status", "--backup")
-    assert "last verification: FAILED at" in text and "1 bad, 0 missing, 0 unreadable, 1 re-kept" in text, text
+    assert "last verification: REPAIRED at" in text and "1 bad, 0 missing, 0 unreadable, 1 re-kept" in text, text
 
 
 def synthetic_index(path: Path, versions: int, files: int, changed: int = 5) -> None:

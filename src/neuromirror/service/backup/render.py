@@ -44,7 +44,7 @@ def _verification(s: StoreBackup) -> str:
     if v is None:
         last = f"; newest good check {short_time(s.newest_check)} (by keep or verify)" if s.newest_check else ""
         return f"never re-read by verify --stores{last}"
-    result = "OK" if v.ok else "FAILED"
+    result = "OK" if v.ok else "FAILED" if v.unresolved else "REPAIRED"
     found = f"{v.bad} bad, {v.missing} missing, {v.unreadable} unreadable"
     repaired = f", {v.repaired} re-kept" if v.repaired else ""
     return f"{result} at {short_time(v.at)}: {v.checked} cop(ies) re-read ({v.scope}), {found}{repaired}"
@@ -102,7 +102,7 @@ table{border-collapse:collapse;margin:.4em 0 1.2em}td,th{border-bottom:1px solid
 th{background:#f4f4f4;font-weight:600}.num{text-align:right;white-space:nowrap}.note{color:#555}
 .verdict{font-weight:700;padding:.1em .5em;border-radius:.3em;white-space:nowrap}
 .at-risk{background:#fdd;color:#900}.partly-kept{background:#fed;color:#840}.kept{background:#dfd;color:#060}
-.nothing-to-keep{background:#eee;color:#555}.bad{color:#b00;font-weight:600}.good{color:#070}
+.nothing-to-keep{background:#eee;color:#555}.bad{color:#b00;font-weight:600}.good{color:#070}.warn{color:#a60;font-weight:600}
 .say{margin:.3em 0 .6em;max-width:70em}code,.path{font-family:monospace;font-size:.95em}section{margin-bottom:2em}
 """
 
@@ -125,8 +125,16 @@ def _says(b: SourceBackup) -> list[str]:
             f"holds, will be deleted by the archive's lifecycle, the first {_expires(b.expiring[0])}."
         )
     for s in b.stores:
-        if s.verification is not None and not s.verification.ok:
-            out.append(f"The last check of the store {_store_name(s)} found problems: {_verification(s)}.")
+        v = s.verification
+        if v is not None and v.unresolved:
+            out.append(
+                f"The last check of the store {_store_name(s)} found copies it could not repair: {_verification(s)}."
+            )
+        elif v is not None and not v.ok:
+            out.append(
+                f"The last check of the store {_store_name(s)} found bad or missing copies and kept them again from "
+                f"another copy: {_verification(s)}."
+            )
     if b.nowhere.noncurrent.objects:
         out.append(
             f"{_n(b.nowhere.noncurrent)} held only by older recorded versions are in no store: a pin or citation "
@@ -142,7 +150,7 @@ def _says(b: SourceBackup) -> list[str]:
 def _store_row(b: SourceBackup, s: StoreBackup) -> str:
     e = html.escape
     v = s.verification
-    klass = "note" if v is None else ("good" if v.ok else "bad")
+    klass = "note" if v is None else "good" if v.ok else "bad" if v.unresolved else "warn"
     lacks_new = "bad" if s.missing.current.objects else ""
     lacks_old = "bad" if s.missing.noncurrent.objects else ""
     return (
