@@ -36,6 +36,7 @@ class Mirrored(NamedTuple):
     directory: Path
     packed: Path
     cfg: Path
+    api: str
 
 
 def ok(root: Path, *args: str) -> str:
@@ -73,7 +74,7 @@ def mirrored(dandi_archive, tmp_path_factory) -> Iterator[Mirrored]:  # noqa: AN
         "sub-0/gone.nwb",
     )
     ok(root, "verify", "--stores")
-    yield Mirrored(root, sid, version, directory, packed, write_config(tmp / "m.yaml", a.api_url, [sid]))
+    yield Mirrored(root, sid, version, directory, packed, write_config(tmp / "m.yaml", a.api_url, [sid]), a.api_url)
 
 
 def backup_json(m: Mirrored, *args: str) -> dict:
@@ -186,6 +187,20 @@ def test_the_lines_say_what_is_at_risk(mirrored: Mirrored) -> None:
     assert backup_json(mirrored, "dandi:9*")["sources"] == []
     bad = neuromirror(mirrored.root, "status", "--backup", "nope")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_the_expiry_of_the_definitions(mirrored: Mirrored, tmp_path: Path) -> None:
+    """``keep: {expire_after: 10d}`` in the definition given (``-c``): the archive deletes the noncurrent version 10
+    days after the first sync that saw it, not 30."""
+    cfg = tmp_path / "keep.yaml"
+    cfg.write_text(
+        f"store: {mirrored.directory}\n"
+        f'defaults: {{schedule: {{interval: 1h}}, options: {{dandi_api: "{mirrored.api}"}}}}\n'
+        f'sources:\n  - spec: "{mirrored.sid}"\n    keep: {{versions: published, expire_after: 10d}}\n'
+    )
+    (item,) = backup_json(mirrored, "-c", str(cfg))["sources"][0]["expiring"]["items"]
+    left = datetime.fromisoformat(item["expires"].replace("Z", "+00:00")) - datetime.now(timezone.utc)
+    assert timedelta(days=9) < left <= timedelta(days=10), item
 
 
 def test_it_reads_no_dataset_and_is_quick(mirrored: Mirrored) -> None:

@@ -171,7 +171,7 @@ def _expiring(
     may have: an expiry date in the past), soonest first."""
     horizon = now + WINDOW_DAYS * DAY
     seen: set[tuple[str, str]] = set()
-    for sid, x in [*_deleted_blobs(index, out, specs), *_overwritten(index, out, expire_after)]:
+    for sid, x in [*_deleted_blobs(index, out, specs, expire_after), *_overwritten(index, out, expire_after)]:
         when = iso_seconds(x.expires)
         if (sid, x.key) in seen or when is None or when > horizon:
             continue
@@ -181,11 +181,19 @@ def _expiring(
         b.expiring.sort(key=lambda x: (x.expires or "", x.path))
 
 
+def _after(expire_after: Mapping[str, float], sid: str) -> float:
+    """How long after it became noncurrent the archive deletes a version of ``sid``'s objects."""
+    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER
+
+    return next((v for pat, v in expire_after.items() if fnmatchcase(sid, pat)), DEFAULT_EXPIRE_AFTER)
+
+
 def _deleted_blobs(
-    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]]
+    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]], expire_after: Mapping[str, float]
 ) -> Iterable[tuple[str, Expiring]]:
     """The audit's ``noncurrent-only`` findings (a blob whose current S3 object is deleted: only the noncurrent
-    version the mirror pinned serves it) whose key no store holds."""
+    version the mirror pinned serves it) whose key no store holds; the bound from the records is the first sync
+    that saw it plus the source's ``expire_after`` (an exact date, from ``audit --recheck``, stays)."""
     from neuromirror.audit.findings import audit
 
     found = [f for f in audit(index, specs).findings if f.kind == "noncurrent-only" and f.source in out]
@@ -197,9 +205,12 @@ def _deleted_blobs(
             files.append((f, vf))
     held = store_checks.checks_of(index, [vf.key for _, vf in files])
     for f, vf in files:
-        if not held.get(vf.key):
-            how = "exact" if f.expires_exact else "at the latest"
-            yield f.source, Expiring(f.path, f.version, vf.key, vf.size, f.expires, how, f.detail)
+        if held.get(vf.key):
+            continue
+        seen = iso_seconds(f.first_seen)
+        expires = f.expires if f.expires_exact or seen is None else iso_z(seen + _after(expire_after, f.source))
+        how = "exact" if f.expires_exact else "at the latest"
+        yield f.source, Expiring(f.path, f.version, vf.key, vf.size, expires, how, f.detail)
 
 
 def _overwritten(
@@ -207,7 +218,7 @@ def _overwritten(
 ) -> Iterable[tuple[str, Expiring]]:
     """Top-level files of older states pinned by an S3 version the newest state no longer names (the object was
     overwritten or deleted since): noncurrent from the first state without it, expiring ``expire_after`` later."""
-    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, CurrentObjects, state_time
+    from neuromirror.verify.noncurrent import CurrentObjects, state_time
 
     by_source: dict[str, list[tuple]] = {}
     for row in filesets.unkept_pinned_gone(index.db.conn):
@@ -224,8 +235,7 @@ def _overwritten(
             if since is None or not current.only_noncurrent(json.loads(urls or "[]")):
                 continue
             last = [r for r in rows if r.fileset is not None and r.fileset < until]
-            after = next((v for pat, v in expire_after.items() if fnmatchcase(sid, pat)), DEFAULT_EXPIRE_AFTER)
-            expires = since + after
+            expires = since + _after(expire_after, sid)
             why = (
                 f"its pinned S3 version is noncurrent since the state of {iso_z(since)} ({gone.label if gone else '?'})"
             )
