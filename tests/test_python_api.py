@@ -57,6 +57,15 @@ def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) 
     assert [(v.label, v.commit, v.kind) for v in versions] == [(r["version"], r["commit"], r["kind"]) for r in listed]
     assert pin == json.loads(d.run.ok("pin", d.spec, "--json"))
     assert files["sub-01/a.nwb"].size == 2_000 and files["sub-01/a.nwb"].urls
+    # diff: the API's record is the command's --json; a state named by its commit, as versions lists it
+    draft = versions[-1]
+    by_commit = f"{source}@{draft.commit[:12]}"
+    with api.open(d.run.root) as m:
+        diff = m.diff(d.spec, by_commit)
+    assert diff.to_json() == json.loads(d.run.ok("diff", d.spec, by_commit, "--json"))
+    assert diff.to_json()["to"]["commit"] == draft.commit and diff.lines()[0].startswith(f"{source} {d.version} (")
+    assert d.run.ok("diff", d.spec, by_commit).splitlines() == diff.lines()
+    assert d.run.ok("diff", d.spec, "@draft").splitlines()[1:] == diff.lines()[1:]  # the same state, by label
     # a user's mistake is the command's one line, raised
     with pytest.raises(api.UserError, match="has no version"):
         api.open(d.run.root).version(f"{source}@9.999999.9999")

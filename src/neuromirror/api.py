@@ -42,6 +42,7 @@ from neuromirror.util.paths import check_path
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror as _Datasets
     from neuromirror.keep.stores import StoresRun
+    from neuromirror.pin.changes import VersionDiff
     from neuromirror.restore.report import RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.service.backup.model import Backup
@@ -165,6 +166,18 @@ class Mirror:
         if s.is_glob:
             raise UserError(f"pin {s}: pin names one source, not a pattern (neuromirror status lists the sources)")
         return pin_record(self.datasets, s)
+
+    def diff(self, old: Union[str, Spec], new: Union[str, Spec]) -> VersionDiff:
+        """Files added, removed and changed from the version ``old`` names to the one ``new`` names (``neuromirror
+        diff``; from the index).  Either may be ``SPEC@COMMIT`` (an older draft state); ``new`` may be just
+        ``@VERSION`` for ``old``'s source."""
+        from neuromirror.pin.changes import VersionDiff, diff_versions
+
+        a = self.version(old)
+        if isinstance(new, str) and ":" not in new:
+            new = f"{a.source}@{new.lstrip('@')}"
+        b = self.version(new)
+        return VersionDiff(a.source, a.row, b.source, b.row, diff_versions(self.index, a.row, b.row))
 
     def files(self, spec: Union[str, Spec], paths: Union[str, Sequence[str]] = ()) -> Iterator[VersionFile]:
         """The files of the version ``spec`` names, Zarr subdatasets' included, with keys, sizes and the

@@ -6,6 +6,7 @@ so a report over every source of a large mirror costs one walk of two file lists
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional
 
@@ -13,6 +14,7 @@ from neuromirror.errors import BadInput
 from neuromirror.index.rows import VersionRow
 from neuromirror.records import SUBDATASET, VersionKind
 from neuromirror.util.dates import parse_iso
+from neuromirror.util.sizes import human_bytes
 
 
 def _merge(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Optional[Any], Optional[Any]]]:
@@ -135,3 +137,52 @@ def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
         "changed": d["changed"],
         "summary": {k: len(d[k]) for k in ("added", "removed", "changed")},
     }
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    """Two recorded states compared (``neuromirror diff``, ``Mirror.diff``): each end's source and row, and
+    :func:`diff_versions`' lists.  ``to_json()`` is ``diff --json``; ``lines()`` what ``diff`` prints."""
+
+    old_source: str
+    old: VersionRow
+    new_source: str
+    new: VersionRow
+    changes: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": _diff_end(self.old_source, self.old),
+            "to": _diff_end(self.new_source, self.new),
+            **self.changes,
+        }
+
+    def lines(self) -> list[str]:
+        s = self.changes["summary"]
+        title = self.old_source if self.old_source == self.new_source else f"{self.old_source} -> {self.new_source}"
+        out = [
+            f"{title} {self.old.label} ({self.old.commit[:12]}) -> {self.new.label} ({self.new.commit[:12]}): "
+            f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
+        ]
+        rows = (
+            [("A", f["path"], human_bytes(f["size"])) for f in self.changes["added"]]
+            + [("D", f["path"], human_bytes(f["size"])) for f in self.changes["removed"]]
+            + [("M", f["path"], _change(f)) for f in self.changes["changed"]]
+        )
+        rows.sort(key=lambda r: r[1])
+        width = max((len(r[1]) for r in rows), default=0)
+        out += [f"{flag}  {path.ljust(width)}  {size}" for flag, path, size in rows]
+        if s["same_content_new_urls"]:
+            out.append(f"({s['same_content_new_urls']} file(s) kept their content but got new URLs)")
+        return out
+
+
+def _diff_end(source: str, row: VersionRow) -> dict[str, Any]:
+    """One end of the diff in ``--json``: the version, its commit and its counts."""
+    return {"source": source, "version": row.label, "commit": row.commit, "files": row.files, "bytes": row.bytes}
+
+
+def _change(f: dict[str, Any]) -> str:
+    if f.get("subdataset"):
+        return f"subdataset {(f['old_commit'] or '-')[:12]} -> {(f['new_commit'] or '-')[:12]}"
+    return f"{human_bytes(f['old_size'])} -> {human_bytes(f['new_size'])}"
