@@ -66,6 +66,11 @@ def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) 
     assert diff.to_json()["to"]["commit"] == draft.commit and diff.lines()[0].startswith(f"{source} {d.version} (")
     assert d.run.ok("diff", d.spec, by_commit).splitlines() == diff.lines()
     assert d.run.ok("diff", d.spec, "@draft").splitlines()[1:] == diff.lines()[1:]  # the same state, by label
+    # cite: the record the command renders, in each format the same bytes
+    with api.open(d.run.root) as m:
+        cited = m.cite(d.spec)
+    assert cited.to_json() == json.loads(d.run.ok("cite", d.spec, "--json"))
+    assert cited.render("bibtex") == d.run.ok("cite", d.spec, "--format", "bibtex")
     # a user's mistake is the command's one line, raised
     with pytest.raises(api.UserError, match="has no version"):
         api.open(d.run.root).version(f"{source}@9.999999.9999")

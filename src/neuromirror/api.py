@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror as _Datasets
     from neuromirror.keep.stores import StoresRun
     from neuromirror.pin.changes import VersionDiff
+    from neuromirror.pin.citation import CitationInfo
     from neuromirror.restore.report import RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.service.backup.model import Backup
@@ -178,6 +179,16 @@ class Mirror:
             new = f"{a.source}@{new.lstrip('@')}"
         b = self.version(new)
         return VersionDiff(a.source, a.row, b.source, b.row, diff_versions(self.index, a.row, b.row))
+
+    def cite(self, spec: Union[str, Spec]) -> CitationInfo:
+        """How to cite the version ``spec`` names (``neuromirror cite``): the archive's citation and DOI where it has
+        them, the mirror's commit and how to get exactly that state; ``.render("text"|"bibtex"|"cff"|"json")``."""
+        from neuromirror.pin.citation import citation_info
+
+        s = spec_of(spec)
+        if s.is_glob:
+            raise UserError(f"cite {s}: cite names one source, not a pattern")
+        return citation_info(self.datasets, s)
 
     def files(self, spec: Union[str, Spec], paths: Union[str, Sequence[str]] = ()) -> Iterator[VersionFile]:
         """The files of the version ``spec`` names, Zarr subdatasets' included, with keys, sizes and the

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from neuromirror.commands.common import UserError, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import open_api
 
 FORMATS = ("text", "bibtex", "cff", "json")
 
@@ -26,29 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin import citation
-
-    spec = spec_arg(args.spec)
-    if spec.is_glob:
-        raise UserError("cite takes one source, not a pattern")
-    mirror = require_mirror(args)
-    try:
-        info = citation.citation_info(mirror, spec)
-    finally:
-        mirror.close()
-    if args.format == "json":
-        if args.output:
-            import json
-
-            Path(args.output).write_text(json.dumps(citation.to_json(info), indent=2) + "\n", encoding="utf-8")
-        else:
-            print_json(citation.to_json(info))
-        return 0
-    render = {"text": citation.to_text, "bibtex": citation.to_bibtex, "cff": citation.to_cff}[args.format]
-    text = render(info)
+    with open_api(args) as m:
+        info = m.cite(args.spec)
+    text = info.render(args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output} ({args.format}) for {info.spec}", file=sys.stderr)
+        if args.format != "json":
+            print(f"wrote {args.output} ({args.format}) for {info.spec}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -90,6 +90,18 @@ class CitationInfo:
     def retrieval(self) -> str:
         return f"Retrieve exactly this state: {self.get_command} (or: {self.datalad_commands})."
 
+    def render(self, fmt: str = "text") -> str:
+        """The citation as ``cite --format`` writes it: ``text``, ``bibtex``, ``cff`` (CITATION.cff) or ``json``."""
+        if fmt == "json":
+            return json.dumps(to_json(self), indent=2, default=str) + "\n"
+        renderers = {"text": to_text, "bibtex": to_bibtex, "cff": to_cff}
+        if fmt not in renderers:
+            raise ValueError(f"unknown citation format {fmt!r} (known: text, bibtex, cff, json)")
+        return renderers[fmt](self)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json(self)
+
 
 # -- gathering -----------------------------------------------------------------
 def _show(ds: Path, commit: str, path: str) -> Optional[bytes]:
