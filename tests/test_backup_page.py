@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from helpers.keep import store_keys
-from helpers.service import Served, neuromirror, serving_page, write_config
+from helpers.service import Served, neuromirror, serving_page, wait_for, write_config
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
 
 A, B_OLD, B_NEW, C, GONE = b"a" * 3000, b"b" * 5000, b"B" * 6000, b"c" * 2000, b"g" * 400
@@ -77,8 +77,9 @@ def mirrored(dandi_archive, tmp_path_factory) -> Iterator[Mirrored]:  # noqa: AN
     yield Mirrored(root, sid, version, directory, packed, write_config(tmp / "m.yaml", a.api_url, [sid]), a.api_url)
 
 
-def backup_json(m: Mirrored, *args: str) -> dict:
-    return json.loads(ok(m.root, "status", "--backup", "--json", *args))
+def backup_json(m: Mirrored | Path, *args: str) -> dict:
+    root = m if isinstance(m, Path) else m.root
+    return json.loads(ok(root, "status", "--backup", "--json", *args))
 
 
 def index_keys(m: Mirrored) -> tuple[dict[str, int], dict[str, int]]:
@@ -369,3 +370,39 @@ def test_a_few_queries_whatever_the_versions(tmp_path: Path) -> None:
     (store,) = src["stores"]
     assert store["oldest_unkept"]["version"] == "0.000001" and store["kept"]["objects"] == keys - keys // 5
     assert took < 5, took  # 0.2 s here, alone on a 2-core machine
+
+
+AIND_ASSET = "ecephys_654321_2023-05-06_07-08-09"
+
+
+def test_objects_overwritten_upstream_expire(s3, tmp_path: Path) -> None:  # noqa: ANN001
+    """An AIND asset in a versioned bucket: one object overwritten, one deleted after the first sync.  The first
+    state's pins now rest on noncurrent S3 versions no store holds: they expire within 30 days of the second state."""
+    name = f"aind-backup-{tmp_path.name[-8:].lower().replace('_', '-')}"
+    s3.create_bucket(name, versioned=True, public=True)
+    description = {
+        "name": AIND_ASSET,
+        "subject_id": "654321",
+        "data_level": "raw",
+        "creation_time": "2023-05-06T07:08:09",
+    }
+    s3.put(name, f"{AIND_ASSET}/data_description.json", json.dumps(description).encode())
+    s3.put(name, f"{AIND_ASSET}/ecephys/notes.bin", b"first version of the notes\x00\x01")
+    s3.put(name, f"{AIND_ASSET}/ecephys/old.bin", b"this object will be deleted upstream\x00")
+    root, sid = tmp_path / "mirror", f"aind:{AIND_ASSET}"
+    sync = ("sync", sid, "--bucket", name, "--s3-endpoint", s3.endpoint_url)
+    ok(root, *sync)
+    first = int(time.time())
+    wait_for(lambda: int(time.time()) > first, 5, "a later second (a new state's label)")
+    s3.put(name, f"{AIND_ASSET}/ecephys/notes.bin", b"second version of the notes!\x02")
+    s3.client().delete_object(Bucket=name, Key=f"{AIND_ASSET}/ecephys/old.bin")
+    ok(root, *sync)
+    (src,) = backup_json(root, sid)["sources"]
+    assert src["versions"] == 2 and src["archive"]["noncurrent"]["objects"] == 2, src
+    items = {x["path"]: x for x in src["expiring"]["items"]}
+    assert set(items) == {"ecephys/notes.bin", "ecephys/old.bin"}, src["expiring"]
+    for x in items.values():
+        left = datetime.fromisoformat(x["expires"].replace("Z", "+00:00")) - datetime.now(timezone.utc)
+        assert timedelta(days=29) < left <= timedelta(days=30) and x["expires_is"] == "at the latest", x
+        assert "noncurrent since the state of" in x["why"], x
+    assert src["verdict"] == "at risk"
