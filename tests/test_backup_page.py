@@ -234,6 +234,11 @@ def test_the_page_and_its_json(mirrored: Mirrored, served: Served) -> None:
     (row,) = by_class(doc, "tr", "source")
     assert mirrored.sid in text_of(row) and "at risk" in text_of(row)
     assert len(by_class(doc, "tr", "store")) == 2
+    totals = [[text_of(td) for td in tr.iter("td")] for tr in by_class(doc, "tr", "store-total")]
+    assert [t[1:4] for t in totals] == [
+        ["directory store", "1", "2 objects (7.8 KiB)"],
+        ["packed store", "1", "2 objects (8.8 KiB)"],
+    ], totals
     (gone,) = by_class(doc, "tr", "expiring")
     assert "sub-0/gone.nwb" in text_of(gone)
     cells = [[text_of(td) for td in tr.iter("td")] for tr in by_class(doc, "tr", "unkept")]
@@ -406,3 +411,18 @@ def test_objects_overwritten_upstream_expire(s3, tmp_path: Path) -> None:  # noq
         assert timedelta(days=29) < left <= timedelta(days=30) and x["expires_is"] == "at the latest", x
         assert "noncurrent since the state of" in x["why"], x
     assert src["verdict"] == "at risk"
+
+
+def test_a_page_of_many_sources_details_only_those_at_risk() -> None:
+    """2,000 dandisets on a wall: a summary row each, a section only for those not wholly kept."""
+    from neuromirror.service.backup.model import Backup, SourceBackup
+    from neuromirror.service.backup.render import as_html
+
+    sources = [SourceBackup(f"dandi:{i:06d}") for i in range(60)]
+    for b in sources:
+        b.archive.add(100, True)
+    sources[7].nowhere.add(100, True)  # one file of dandi:000007 is in no store
+    doc = parse_html(as_html(Backup("2026-11-27T00:00:00Z", sources)))
+    assert len(by_class(doc, "tr", "source")) == 60
+    assert [s.get("id") for s in doc.iter("section")] == ["dandi:000007"]
+    assert "59 source(s) wholly kept" in " ".join(text_of(p) for p in by_class(doc, "p", "note"))

@@ -222,14 +222,54 @@ def _summary_row(b: SourceBackup) -> str:
     )
 
 
+#: past this many sources, the page has a section only for those not wholly kept (the JSON has every one)
+MOST_SECTIONS = 50
+
+
+def _stores_table(backup: Backup) -> str:
+    """A row per store over every source: how many sources it holds something of, what it holds, its last check."""
+    e = html.escape
+    per: dict[str, tuple[StoreBackup, list[SourceBackup]]] = {}
+    for b in backup.sources:
+        for s in b.stores:
+            per.setdefault(s.uuid, (s, []))[1].append(b)
+    rows = []
+    for s, sources in sorted(per.values(), key=lambda p: p[0].url or p[0].uuid):
+        held = Count()
+        for b in sources:
+            mine = next(x for x in b.stores if x.uuid == s.uuid)
+            held.add(mine.kept.bytes, mine.kept.objects)
+        v = s.verification
+        klass = "note" if v is None else "good" if v.ok else "bad" if v.unresolved else "warn"
+        rows.append(
+            f'<tr class="store-total"><td><code>{e(s.url or s.uuid)}</code></td><td>{e(KINDS.get(s.kind or "", s.kind or ""))}</td>'
+            f'<td class="num">{len(sources)}</td><td class="num">{e(_n(held))}</td><td class="{klass}">{e(_verification(s))}</td></tr>'
+        )
+    if not rows:
+        return '<p class="say bad">No store holds anything of any source.</p>\n'
+    return (
+        "<h2>Stores</h2><table><tr><th>store</th><th>kind</th><th>sources</th><th>holds (summed over sources)</th>"
+        f"<th>last check of the store</th></tr>{''.join(rows)}</table>\n"
+    )
+
+
 def as_html(backup: Backup, note: Optional[str] = None) -> str:
-    """The ``/backup/`` page: a row per source (the worst first), then each source's stores and what expires."""
+    """The ``/backup/`` page: a row per source (the worst first), a row per store, then each source's stores and
+    what expires (past :data:`MOST_SECTIONS` sources, only those not wholly kept get a section)."""
     e = html.escape
     order = {"at risk": 0, "partly kept": 1, "kept": 2, "nothing to keep": 3}
     ranked = sorted(backup.sources, key=lambda b: (order.get(b.verdict, 9), b.source))
     rows = "".join(_summary_row(b) for b in ranked)
     counts = {v: sum(b.verdict == v for b in backup.sources) for v in order}
     tally = " · ".join(f"{n} {v}" for v, n in counts.items() if n)
+    shown = ranked if len(ranked) <= MOST_SECTIONS else [b for b in ranked if order.get(b.verdict, 9) < 2]
+    left = len(ranked) - len(shown)
+    sections = "".join(_section(b) for b in shown) + (
+        f'<p class="note">{left} source(s) wholly kept or with nothing to keep: their rows are in the table above '
+        "(backup.json has every store of each).</p>\n"
+        if left
+        else ""
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>neuromirror backup</title><style>{_CSS}</style></head><body>\n"
@@ -245,5 +285,5 @@ def as_html(backup: Backup, note: Optional[str] = None) -> str:
         + "</p>\n"
         '<table class="summary"><tr><th>source</th><th>verdict</th><th>current files</th><th>older files</th>'
         "<th>current, in no store</th><th>older, in no store</th><th>deleted within 30 days, in no store</th>"
-        f"<th>stores</th></tr>{rows}</table>\n" + "".join(_section(b) for b in ranked) + "</body></html>\n"
+        f"<th>stores</th></tr>{rows}</table>\n" + _stores_table(backup) + sections + "</body></html>\n"
     )
