@@ -219,7 +219,6 @@ def test_the_reference_still_reads_once_the_archive_lost_every_version(synced, t
 
 
 def test_references_nwb_in_a_definition_and_without_lindi(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    from helpers.config import write
     from helpers.retrieve import Runner
 
     when = T0 + timedelta(days=1500 + len(dandi_archive.dandiset_ids()))
@@ -231,15 +230,7 @@ def test_references_nwb_in_a_definition_and_without_lindi(dandi_archive, tmp_pat
     code, out, err = Runner(root)("sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "--references")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "neuromirror[references]" in err, (out, err)
     assert not (root / "dandi" / ident).exists()
-    definition = write(
-        tmp_path,
-        f"""
-        sources:
-          - spec: "dandi:{ident}"
-            schedule: {{interval: 6h}}
-            options: {{dandi_api: "{dandi_archive.api_url}", references: nwb}}
-        """,
-    )
+    definition = lindi_env.definition(tmp_path, ident, dandi_archive.api_url)
     got = lindi_env.cli(root, "sync", "--config", str(definition), "--json")
     assert got.returncode == 0, got.stderr
     refs = json.loads(got.stdout)["references"]

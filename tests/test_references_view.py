@@ -11,7 +11,10 @@ neuromirror's own door on the served mirror (``open_hdf5(..., base_url=VIEW)``) 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +27,8 @@ from helpers import lindi_env, nwb
 from helpers.keep import T0, Dandiset, lose_blobs
 from helpers.read import view_server
 from helpers.retrieve import Runner
+from helpers.service import wait_for
+from neuromirror.read.references.location import reference_path
 
 #: through a served mirror: neuromirror's door with base_url, the view answering the reference
 READ_BY_BASE_URL = """
@@ -108,3 +113,35 @@ def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced
         assert lindi_env.python(READ_SERVED, row["url"]) == expected()
         assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **expected()}
     np.testing.assert_array_equal(nwb.speed()[:3], [0.0, 0.1, 0.2])
+
+
+def test_the_service_makes_the_references_a_definition_asks_for(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``serve --config`` with ``references: nwb``: the scheduled sync's new NWB key gets its reference (a service
+    process that sees lindi), and its fields are in the index."""
+    when = T0 + timedelta(days=2100 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="lindi service", created=when)
+    data = nwb.ecephys_nwb(ident)
+    dandi_archive.put_asset(ident, nwb.ECEPHYS, data, when=when + timedelta(minutes=1))
+    root = tmp_path / "mirror"
+    definition = lindi_env.definition(tmp_path, ident, dandi_archive.api_url)
+    key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.nwb"
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuromirror", "--root", str(root), "serve", "--config", str(definition)],
+        env=lindi_env.env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: reference_path(root, key).is_file(), 120, "the service to make the reference")
+        rows = wait_for(
+            lambda: Runner(root)("search", "--nwb-field", "location=VISp", "--json")[1].strip() not in ("", "[]"),
+            30,
+            "the fields in the index",
+        )
+        assert rows
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    assert [r["path"] for r in Runner(root).json("search", "--nwb-field", "location=VISp")] == [nwb.ECEPHYS]

@@ -45,3 +45,16 @@ def python(code: str, *args: str) -> Any:
     lines = [line for line in got.stdout.splitlines() if line.startswith(("{", "["))]  # lindi prints warnings too
     assert lines, got.stdout[-3000:]
     return json.loads(lines[-1])
+
+
+def definition(where: Path, ident: str, api: str) -> Path:
+    """A mirror definition of ``dandi:IDENT`` with ``references: nwb`` (hourly), written in ``where``."""
+    from helpers.config import write
+
+    text = f"""
+        sources:
+          - spec: "dandi:{ident}"
+            schedule: {{interval: 1h}}
+            options: {{dandi_api: "{api}", references: nwb}}
+        """
+    return write(where, text)

@@ -10,6 +10,9 @@ costs two directory reads, so a cycle with nothing to pack costs almost nothing.
 
 When something was packed, skipped or failed, the outcome goes into the run's report
 (``report["maintain"]``: ``packed``, ``skipped``, ``errors``); a failure is logged, never a failed sync.
+
+:func:`references_after_sync`, the other upkeep of what a sync recorded: an entry with ``references: nwb``
+gets the LINDI references of its new NWB keys (:func:`neuromirror.read.references.batch.after_sync`).
 """
 
 from __future__ import annotations
@@ -44,3 +47,11 @@ def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> Non
             "errors": report.errors,
         }
         record_in_run(mirror.index, source.id, outcome, field="maintain")
+
+
+def references_after_sync(mirror: Any, entry: SourceConfig, source: str, versions: list[dict]) -> None:
+    """``references: nwb``: the new versions' NWB files' LINDI references (logged, never a failed sync)."""
+    if entry.options.get("references") == "nwb" and versions:
+        from neuromirror.read.references.batch import after_sync
+
+        after_sync(mirror.root, mirror.index_path, entry.options, source, versions)

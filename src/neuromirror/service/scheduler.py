@@ -25,7 +25,7 @@ from neuromirror.read.landing import routes_line
 from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery, snapshot
 from neuromirror.service.keeping import drill_after_sync, keep_after_sync
-from neuromirror.service.maintaining import maintain_after_sync
+from neuromirror.service.maintaining import maintain_after_sync, references_after_sync
 from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_audit, add_changes, add_keeps, registry_for
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.risk import add_risks, risk_after_sync
@@ -357,6 +357,7 @@ class Service:
             drill_after_sync(mirror, entry, source, report)
             risk_after_sync(mirror, sid, report.outcome, entry.keep.expire_after if entry.keep else None)
             maintain_after_sync(mirror, entry, source)
+            references_after_sync(mirror, entry, sid, report.versions)
             return report
         finally:
             with self._lock:

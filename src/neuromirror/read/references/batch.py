@@ -6,10 +6,12 @@ and its fields go into the index (:mod:`.fields`).  A key is made once, whatever
 paths naming it.  A reference that cannot be made (no pinned URL, an unreadable file, the archive down) is
 reported and left for the next sync: it never fails the sync.  ``jobs`` bounds the files read at once (h5py
 holds one lock per process, so its reads are not parallel; the requests of one file's walk are the cost).
+:func:`after_sync` is the service's hook (a definition's ``references: nwb``).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from neuromirror.read.references.location import has_reference
 from neuromirror.read.references.make import MadeReference, is_hdf5_path, make_reference
 from neuromirror.util.text import one_line
 
+log = logging.getLogger("neuromirror.read.references")
 JOBS = 4
 #: what h5py says of a file that is no HDF5 file
 NOT_HDF5 = "file signature not found"
@@ -113,3 +116,26 @@ def make_references(
     finally:
         conn.close()
     return report
+
+
+def after_sync(
+    root: Path, index: Optional[Path], options: dict, source: str, versions: list[dict]
+) -> Optional[ReferencesReport]:
+    """The service's hook: after a sync of ``source`` recorded ``versions`` (its report's), their references when the
+    definition says ``references: nwb``; logged, never raised (a sync that ran is not failed by its references)."""
+    from neuromirror.read.references.lindi_env import why_not
+
+    if options.get("references") != "nwb" or not versions:
+        return None
+    if why_not():
+        log.warning("%s: references: %s", source, why_not())
+        return None
+    try:
+        got = make_references(root, index, [(source, v["commit"]) for v in versions])
+    except Exception as exc:  # noqa: BLE001 - the references wait for the next new version
+        log.warning("%s: references not made: %s", source, one_line(exc))
+        return None
+    log.info("%s: references: %d made, %d failed", source, len(got.made), len(got.failed))
+    for path, error in got.failed:
+        log.warning("%s: references: %s: %s", source, path, error)
+    return got
