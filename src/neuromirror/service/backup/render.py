@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Optional, Union
 
-from neuromirror.service.backup.model import Backup, Count, Expiring, SourceBackup, Split, StoreBackup
+from neuromirror.service.backup.model import Backup, Count, Expiring, SourceBackup, Split, StoreBackup, Verification
 from neuromirror.service.state import short_time
 from neuromirror.util.sizes import human_bytes
 
@@ -48,6 +48,11 @@ def _verification(s: StoreBackup) -> str:
     found = f"{v.bad} bad, {v.missing} missing, {v.unreadable} unreadable"
     repaired = f", {v.repaired} re-kept" if v.repaired else ""
     return f"{result} at {short_time(v.at)}: {v.checked} cop(ies) re-read ({v.scope}), {found}{repaired}"
+
+
+def _check_class(v: Optional[Verification]) -> str:
+    """The colour of a last verification: none yet, all right, repaired (amber), failed (red)."""
+    return "note" if v is None else "good" if v.ok else "bad" if v.unresolved else "warn"
 
 
 def _expires(x: Expiring) -> str:
@@ -150,7 +155,7 @@ def _says(b: SourceBackup) -> list[str]:
 def _store_row(b: SourceBackup, s: StoreBackup) -> str:
     e = html.escape
     v = s.verification
-    klass = "note" if v is None else "good" if v.ok else "bad" if v.unresolved else "warn"
+    klass = _check_class(v)
     lacks_new = "bad" if s.missing.current.objects else ""
     lacks_old = "bad" if s.missing.noncurrent.objects else ""
     return (
@@ -240,7 +245,7 @@ def _stores_table(backup: Backup) -> str:
             mine = next(x for x in b.stores if x.uuid == s.uuid)
             held.add(mine.kept.bytes, mine.kept.objects)
         v = s.verification
-        klass = "note" if v is None else "good" if v.ok else "bad" if v.unresolved else "warn"
+        klass = _check_class(v)
         rows.append(
             f'<tr class="store-total"><td><code>{e(s.url or s.uuid)}</code></td><td>{e(KINDS.get(s.kind or "", s.kind or ""))}</td>'
             f'<td class="num">{len(sources)}</td><td class="num">{e(_n(held))}</td><td class="{klass}">{e(_verification(s))}</td></tr>'
