@@ -251,6 +251,8 @@ def test_the_page_and_its_json(mirrored: Mirrored, served: Served) -> None:
             st.pop("newest_check")
     assert j == cli
     assert 'href="backup/"' in requests.get(served.url(""), timeout=30).text  # the status page links it
+    source_page = requests.get(served.url(f"source/{mirrored.sid}"), timeout=30).text
+    assert f'href="../backup/#{mirrored.sid}"' in source_page  # and each source's page its section
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed: the page is not looked at in a browser here")

@@ -487,7 +487,8 @@ def render_source_page(
         browse = f' · <a href="{e(browse_url.rstrip("/"))}/source_versions?{e(q)}">this source in the catalog</a>'
     body = (
         f'<p class="meta"><a href="../">all sources</a> · {_links("../", None)}{browse}'
-        f' · <a href="../dav/{e(quote(sid.replace(":", "/", 1)))}/">this source in the view</a></p>\n'
+        f' · <a href="../dav/{e(quote(sid.replace(":", "/", 1)))}/">this source in the view</a>'
+        f' · <a href="../backup/#{e(sid)}">its backup</a></p>\n'
         f'<h1>{e(sid)}</h1>\n<dl class="facts">{dl}</dl>\n'
         f"<h2>Last {len(strip_runs)} runs</h2>\n<p>{strip(strip_runs, '')}</p>\n{_legend()}\n"
         f"<h2>Run history</h2>\n{runs_table}\n<h2>Versions</h2>\n{versions_table}\n"
