@@ -279,3 +279,30 @@ def test_a_definition_names_a_kind_of_reference_it_knows(tmp_path: Path) -> None
     )
     (issue,) = errors(bad)
     assert "m.yaml:4" in issue and "references: 'lindi' is not a kind of reference made (known: nwb" in issue, issue
+
+
+IN_PROCESSES = """
+import json, sys
+from pathlib import Path
+from neuromirror.read.references.batch import make_references
+got = make_references(Path(sys.argv[1]), None, [(sys.argv[2], "draft")], jobs=2, processes=True)
+print(json.dumps(got.to_json()))
+"""
+
+
+def test_a_batch_made_in_worker_processes(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A large batch is made in spawned worker processes (h5py's lock serializes threads): the same references."""
+    from helpers.retrieve import Runner
+
+    when = T0 + timedelta(days=2400 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="lindi in processes", created=when)
+    for i, (path, data) in enumerate(nwb.files(ident).items()):
+        dandi_archive.put_asset(ident, path, data, when=when + timedelta(minutes=i + 1))
+    run = Runner(tmp_path / "mirror")
+    run.ok("sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url)
+    got = lindi_env.python(IN_PROCESSES, str(run.root), f"dandi:{ident}")
+    assert sorted(m["path"].split("/", 2)[2] for m in got["made"]) == sorted(nwb.files(ident)), got
+    assert got["failed"] == [] and all(Path(m["reference"]).is_file() for m in got["made"])
+    assert [r["path"] for r in run.json("search", "--nwb-field", "location=CA1", "--source", f"dandi:{ident}")] == [
+        nwb.ECEPHYS
+    ]

@@ -4,8 +4,10 @@ After a sync recorded new versions of a source with ``references: nwb`` (or ``sy
 ``.nwb``/``.h5`` file of those versions whose key has no reference yet gets one (:func:`.make.make_reference`),
 and its fields go into the index (:mod:`.fields`).  A key is made once, whatever the number of versions and
 paths naming it.  A reference that cannot be made (no pinned URL, an unreadable file, the archive down) is
-reported and left for the next sync: it never fails the sync.  ``jobs`` bounds the files read at once (h5py
-holds one lock per process, so its reads are not parallel; the requests of one file's walk are the cost).
+reported, never a failed sync (``open_hdf5(make=True)``, or a sync recording the key in a new version, makes it
+later).  ``jobs`` bounds the files read at once: in
+threads for a few files, in as many worker processes for a batch of many (h5py holds one lock per process, so
+threads read one file's metadata at a time; a worker process starts in about a second).
 :func:`after_sync` is the service's hook (a definition's ``references: nwb``).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -85,27 +87,44 @@ def _one(fs: NeuromirrorFileSystem, path: str) -> tuple[MadeReference, dict[str,
         h5.close()
 
 
+#: a batch of more files than this many per job is made in processes (h5py holds one lock per process: threads
+#: read one file at a time); a smaller one in this process, where no interpreter has to start
+PER_PROCESS = 4
+_fs_here: dict[tuple[str, Optional[str]], NeuromirrorFileSystem] = {}
+
+
+def _one_here(root: str, index: Optional[str], path: str) -> tuple[MadeReference, dict[str, list[str]]]:
+    """:func:`_one` in a worker process (its filesystem made once per process)."""
+    fs = _fs_here.get((root, index))
+    if fs is None:
+        fs = _fs_here[root, index] = NeuromirrorFileSystem(root=root, index=index)
+    return _one(fs, path)
+
+
 def make_references(
-    root: Path, index: Optional[Path], pins: Iterable[tuple[str, str]], jobs: int = JOBS
-) -> ReferencesReport:
-    """Make the missing references of the HDF5 files of ``pins`` (``(source, label or commit)``)."""
-    fs = NeuromirrorFileSystem(root=str(root), index=None if index is None else str(index))
+    root: Path, index: Optional[Path], pins: Iterable[tuple[str, str]], jobs: int = JOBS,
+    processes: Optional[bool] = None,
+) -> ReferencesReport:  # fmt: skip
+    """Make the missing references of the HDF5 files of ``pins`` (``(source, label or commit)``), ``jobs`` at once:
+    in as many processes when the batch is large (``processes``: None decides by :data:`PER_PROCESS`)."""
+    where = None if index is None else str(index)
+    fs = NeuromirrorFileSystem(root=str(root), index=where)
     report = ReferencesReport()
     paths, report.existing = wanted(fs, pins)
     if not paths:
         return report
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        futures = [(p, pool.submit(_one, fs, p)) for p in paths]
-        results = []
-        for path, fut in futures:
-            try:
-                results.append(fut.result())
-            except Exception as exc:  # noqa: BLE001 - one file's failure is reported, never the sync's
-                if NOT_HDF5 in str(exc):  # named .nwb, not HDF5 (a placeholder, an NWB Zarr file): nothing to make
-                    report.not_hdf5.append(path)
-                else:
-                    report.failed.append((path, f"{type(exc).__name__}: {one_line(exc)}"))
-    conn = sqlite3.connect(str(mirror_index(root, None if index is None else str(index))), timeout=60)
+    jobs = max(1, min(jobs, len(paths)))
+    if processes if processes is not None else (jobs > 1 and len(paths) > PER_PROCESS * jobs):
+        import multiprocessing
+
+        pool: Any = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        submit = lambda p: pool.submit(_one_here, str(root), where, p)  # noqa: E731
+    else:
+        pool = ThreadPoolExecutor(jobs)
+        submit = lambda p: pool.submit(_one, fs, p)  # noqa: E731
+    with pool:
+        results = _collect(report, [(p, submit(p)) for p in paths])
+    conn = sqlite3.connect(str(mirror_index(root, where)), timeout=60)
     try:
         from neuromirror.index.schema import ensure_named
 
@@ -116,6 +135,20 @@ def make_references(
     finally:
         conn.close()
     return report
+
+
+def _collect(report: ReferencesReport, futures: list[tuple[str, Any]]) -> list[tuple[MadeReference, dict]]:
+    """What each file's future gave, in order; a failure reported (``not_hdf5``, ``failed``), never raised."""
+    results = []
+    for path, fut in futures:
+        try:
+            results.append(fut.result())
+        except Exception as exc:  # noqa: BLE001 - one file's failure is reported, never the sync's
+            if NOT_HDF5 in str(exc):  # named .nwb, not HDF5 (a placeholder, an NWB Zarr file): nothing to make
+                report.not_hdf5.append(path)
+            else:
+                report.failed.append((path, f"{type(exc).__name__}: {one_line(exc)}"))
+    return results
 
 
 def after_sync(
