@@ -71,6 +71,16 @@ def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) 
         cited = m.cite(d.spec)
     assert cited.to_json() == json.loads(d.run.ok("cite", d.spec, "--json"))
     assert cited.render("bibtex") == d.run.ok("cite", d.spec, "--format", "bibtex")
+    # lock: the lock file the command writes, from the same record (but for the moment it was made)
+    with api.open(d.run.root) as m:
+        locked = m.lock([d.spec], files=True)
+    made = [x for x in d.run.ok("lock", d.spec, "--files").splitlines() if not x.startswith("created = ")]
+    assert [x for x in locked.dumps().splitlines() if not x.startswith("created = ")] == made
+    assert locked.datasets[0].commit == pin["commit"] and ("sub-01/a.nwb", files["sub-01/a.nwb"].key) in (
+        locked.datasets[0].file_list or []
+    )
+    with pytest.raises(api.BadInput, match="not patterns"):
+        api.open(d.run.root).lock("dandi:*")
     # a user's mistake is the command's one line, raised
     with pytest.raises(api.UserError, match="has no version"):
         api.open(d.run.root).version(f"{source}@9.999999.9999")

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from neuromirror.keep.stores import StoresRun
     from neuromirror.pin.changes import VersionDiff
     from neuromirror.pin.citation import CitationInfo
+    from neuromirror.pin.lockfile import Lock
     from neuromirror.restore.report import RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.service.backup.model import Backup
@@ -189,6 +190,37 @@ class Mirror:
         if s.is_glob:
             raise UserError(f"cite {s}: cite names one source, not a pattern")
         return citation_info(self.datasets, s)
+
+    def lock(
+        self,
+        specs: Union[str, Spec, Sequence[Union[str, Spec]]],
+        *,
+        url: Optional[str] = None,
+        remote: str = "published",
+        files: bool = False,
+        store: Optional[Union[PathLike, Store]] = None,
+    ) -> Lock:
+        """A lock file naming the versions ``specs`` name exactly (``neuromirror lock``): per dataset where to clone
+        it from (``url``: the base others clone from; else where it was last published, else the mirror), commit,
+        tag, DOI, file list digest, the stores keeping it (``store``: that one; default ``$NEUROMIRROR_STORE``, else
+        those the dataset records).  ``.write(path)``, ``.dumps()``, ``.notes``."""
+        from neuromirror.pin.lockfile import LockError, build
+        from neuromirror.pin.retrieve import RetrieveError
+        from neuromirror.store.location import STORE_ENV, open_store, store_name
+
+        chosen = specs_of(specs)
+        for s in chosen:
+            if s.is_glob:
+                raise BadInput(f"{s}: lock names exact sources, not patterns")
+        given = store if store is not None else (os.environ.get(STORE_ENV) or "").strip() or None
+        if isinstance(given, (str, os.PathLike)):
+            given = open_store(store_name(str(given)))
+        where = given.url if given is not None else None
+        try:
+            lock, _ = build(self.datasets, chosen, url_base=url, remote=remote, with_files=files, store=where)
+        except (LockError, RetrieveError) as exc:
+            raise UserError(str(exc)) from None
+        return lock
 
     def files(self, spec: Union[str, Spec], paths: Union[str, Sequence[str]] = ()) -> Iterator[VersionFile]:
         """The files of the version ``spec`` names, Zarr subdatasets' included, with keys, sizes and the

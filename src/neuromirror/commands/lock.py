@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from neuromirror.commands.common import UserError, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, open_api
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,38 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin import lockfile
-    from neuromirror.pin.retrieve import RetrieveError
-    from neuromirror.store.location import STORE_ENV, open_store
-
-    specs = [spec_arg(s) for s in args.specs]
-    for s in specs:
-        if s.is_glob:
-            raise UserError(f"{s}: lock names exact sources, not patterns")
     _check_output(args.output)
-    store = None
-    name = args.store or os.environ.get(STORE_ENV)
-    if name and name.strip():
-        store = open_store(name.strip()).url
-    mirror = require_mirror(args)
-    try:
-        lock, notes = lockfile.build(
-            mirror, specs, url_base=args.url, remote=args.remote, with_files=args.files, store=store
-        )
-    except (lockfile.LockError, RetrieveError) as exc:
-        raise UserError(str(exc)) from None
-    finally:
-        mirror.close()
-    lockfile.write(args.output, lock)
-    for n in notes:
+    with open_api(args) as m:
+        lock = m.lock(args.specs, url=args.url, remote=args.remote, files=args.files, store=args.store or None)
+    lock.write(args.output)
+    for n in lock.notes:
         print(f"neuromirror: note: {n}", file=sys.stderr)
     if args.output != "-":
-        for d in lock.datasets:
-            print(
-                f"{d.source}@{d.version}: commit {d.commit[:12]}, {d.files} files, {d.file_list_digest[:19]}…  ({d.url})"
-                + (f", kept in {' and '.join(d.all_stores)}" if d.all_stores else "")
-            )
-        print(f"wrote {args.output}: {len(lock.datasets)} dataset(s)")
+        print("\n".join([*lock.lines(), f"wrote {args.output}: {len(lock.datasets)} dataset(s)"]))
     return 0
 
 

@@ -83,9 +83,29 @@ class LockedDataset:
 
 @dataclass
 class Lock:
+    """A lock file's content (``neuromirror lock``, ``Mirror.lock``); ``notes``: what building it had to say
+    (a dataset never published, a store not holding everything), never written into the file."""
+
     datasets: list[LockedDataset]
     created: Optional[str] = None
     extra: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def dumps(self) -> str:
+        """The TOML text of the lock file."""
+        return dumps(self)
+
+    def write(self, path: Path | str) -> None:
+        """Write the lock file (``-``: stdout), atomically."""
+        write(path, self)
+
+    def lines(self) -> list[str]:
+        """One line per dataset: what ``lock -o FILE`` says it wrote."""
+        return [
+            f"{d.source}@{d.version}: commit {d.commit[:12]}, {d.files} files, {d.file_list_digest[:19]}…  ({d.url})"
+            + (f", kept in {' and '.join(d.all_stores)}" if d.all_stores else "")
+            for d in self.datasets
+        ]
 
 
 # -- writing ------------------------------------------------------------------
@@ -341,4 +361,4 @@ def build(mirror: Any, specs: Sequence[Any], **kwargs: Any) -> tuple[Lock, list[
             raise LockError(f"{spec.source} is named twice: a lock holds one version per dataset")
         entries.append(e)
         notes += n
-    return Lock(entries), notes
+    return Lock(entries, notes=notes), notes
