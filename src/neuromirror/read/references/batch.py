@@ -59,20 +59,23 @@ def pin_prefix(source: str, version: str) -> str:
 
 
 def wanted(fs: NeuromirrorFileSystem, pins: Iterable[tuple[str, str]]) -> tuple[list[str], int]:
-    """The pin paths of HDF5 files whose key has no reference (one path per key), and how many keys had one."""
-    from neuromirror.read.urls import pin_files
+    """The pin paths of HDF5 files whose key has no reference (one path per key), and how many keys had one.
+    Read from each pin's own tree (keys from its symlinks, no URL resolved): a Zarr subdataset's objects, which
+    are no HDF5 files, are never listed."""
+    from neuromirror.dataset.version import version_batches
 
     todo: dict[str, str] = {}
     existing: set[str] = set()
     for source, version in pins:
         pin, _ = fs._split(pin_prefix(source, version) + "/x")
-        for f in pin_files(pin):
-            if not f.key or not is_hdf5_path(f.path) or f.key in todo or f.key in existing:
-                continue
-            if has_reference(fs.mirror_root, f.key):
-                existing.add(f.key)
-            else:
-                todo[f.key] = f"{pin_prefix(source, version)}/{f.path}"
+        for _, _, files in version_batches(pin.dataset, pin.commit):
+            for f in files:
+                if not f.key or not is_hdf5_path(f.path) or f.key in todo or f.key in existing:
+                    continue
+                if has_reference(fs.mirror_root, f.key):
+                    existing.add(f.key)
+                else:
+                    todo[f.key] = f"{pin_prefix(source, version)}/{f.path}"
     return list(todo.values()), len(existing)
 
 

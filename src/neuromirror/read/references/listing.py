@@ -28,10 +28,10 @@ def references_of(
     root: Path, pin: Pin, paths: Sequence[str] = (), view: Optional[str] = None
 ) -> Iterator[dict[str, Any]]:
     """A row per HDF5 file of ``pin`` (under ``paths``) that has a reference."""
-    from neuromirror.read.urls import pin_files
+    from neuromirror.dataset.version import iter_version
 
     base = view.rstrip("/") if view else None
-    for f in pin_files(pin, paths):
+    for f in iter_version(pin.dataset, pin.commit, paths=list(paths)):  # not into Zarr subdatasets: no HDF5 there
         if not f.key or not is_hdf5_path(f.path) or not has_reference(root, f.key):
             continue
         url = base + quote(view_path(pin, f.path)) + SUFFIX if base else None
