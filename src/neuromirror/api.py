@@ -40,6 +40,7 @@ from neuromirror.store.base import Store
 from neuromirror.util.paths import check_path
 
 if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Forgotten
     from neuromirror.dataset.mirror import Mirror as _Datasets
     from neuromirror.keep.stores import StoresRun
     from neuromirror.pin.changes import VersionDiff
@@ -287,6 +288,14 @@ class Mirror:
         return where if where is not None and where.is_file() else None
 
     # -- copies of the content ----------------------------------------------------------------------
+    def forget(self, specs: Union[str, Spec, Sequence[Union[str, Spec]]], *, dataset: bool = False) -> list[Forgotten]:
+        """Remove every index row of the sources ``specs`` name (patterns too), each under its lock (``neuromirror
+        forget``); ``dataset``: also their datasets, from the root superdataset and the disk."""
+        from neuromirror.index.lookup import sources_matching
+
+        chosen = [spec_of(s, allow_version=False) for s in specs_of(specs)]
+        return [self.datasets.forget(source, dataset=dataset) for source in sources_matching(self.index, chosen)]
+
     def keep(
         self,
         specs: Union[str, Spec, Sequence[Union[str, Spec]]],

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import add_json, open_api, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,35 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.dataset.mirror import LockBusy
-
-    specs = [spec_arg(s, allow_version=False) for s in args.specs]
-    mirror = require_mirror(args)
-    done = []
-    try:
-        for source in sources_matching(mirror.index, specs):
-            relpath = mirror.index.source(source).dataset
-            try:
-                with mirror.lock(source, wait=0):  # never under a running sync
-                    removed = mirror.remove_dataset(relpath) if args.dataset else False
-                    mirror.index.remove_source(source)
-            except LockBusy as exc:
-                raise UserError(f"{exc}: try again when it is done") from None
-            done.append({"source": source, "dataset": relpath, "dataset_removed": removed})
-            if not args.json:
-                kept = mirror.dataset_path(relpath)
-                print(
-                    f"forgot {source}"
-                    + (
-                        f"; removed its dataset {relpath}"
-                        if removed
-                        else f"; its dataset stays at {kept} (reindex would bring it back; --dataset removes it)"
-                        if kept.exists()
-                        else ""
-                    )
-                )
-    finally:
-        mirror.close()
+    with open_api(args) as m:
+        done = m.forget(args.specs, dataset=args.dataset)
     if args.json:
-        print_json(done)
+        print_json([f.to_json() for f in done])
+    else:
+        print("\n".join(f.line() for f in done))
     return 0

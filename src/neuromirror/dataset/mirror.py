@@ -14,11 +14,12 @@ import re
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from neuromirror.dataset import clean_mark, light_dataset, registration, skeleton
-from neuromirror.errors import Unavailable
+from neuromirror.errors import NotMirrored, Unavailable, UserError
 from neuromirror.index.db import Index
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
@@ -334,6 +335,21 @@ class Mirror:
         if (path / ".git").is_dir():
             clean_mark.mark_clean(path)
 
+    def forget(self, source: str, *, dataset: bool = False) -> Forgotten:
+        """Every index row of ``source`` removed (and with ``dataset``, its dataset from the root and the disk),
+        never under a running sync of it: that is a one-line error, try again when it is done."""
+        row = self.index.source(source)
+        if row is None:
+            raise NotMirrored(f"{source} is not mirrored here")
+        relpath = row.dataset
+        try:
+            with self.lock(source, wait=0):
+                removed = self.remove_dataset(relpath) if dataset else False
+                self.index.remove_source(source)
+        except LockBusy as exc:
+            raise UserError(f"{exc}: try again when it is done") from None
+        return Forgotten(source, relpath, removed, None if removed else self.dataset_path(relpath))
+
     def remove_dataset(self, relpath: str) -> bool:
         """Unregister a source's dataset from the root (one commit) and delete it; False if there was none.
 
@@ -378,3 +394,23 @@ class Mirror:
             return []
         out = gitutil.out(self.root, "config", "-f", ".gitmodules", "--get-regexp", r"submodule\..*\.path", check=False)
         return [line.split(" ", 1)[1] for line in out.splitlines() if " " in line]
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """A source the index no longer holds (``neuromirror forget``): its dataset removed, or where it stays."""
+
+    source: str
+    dataset: str
+    dataset_removed: bool
+    stays_at: Optional[Path] = None  # the dataset left on disk (reindex would bring the source back)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "dataset": self.dataset, "dataset_removed": self.dataset_removed}
+
+    def line(self) -> str:
+        if self.dataset_removed:
+            return f"forgot {self.source}; removed its dataset {self.dataset}"
+        if self.stays_at is not None and self.stays_at.exists():
+            return f"forgot {self.source}; its dataset stays at {self.stays_at} (reindex would bring it back; --dataset removes it)"
+        return f"forgot {self.source}"
