@@ -56,7 +56,8 @@ class DemoMirror:
     version: str  # its published version
     zarr_dandiset: str
     first: str  # the Zarr dandiset's earlier state: its short commit, as ``versions`` shows it
-    reference: bool = False  # the NWB file got its LINDI reference (lindi importable here: neuromirror[references])
+    reference: bool = False  # the NWB file got its LINDI reference (lindi importable, or its overlay: scripts/_venv.sh)
+    lindi_path: str = ""  # the overlay a reader of the reference puts on PYTHONPATH ("" when lindi imports here)
 
 
 def real_nwb() -> bytes:
@@ -130,10 +131,12 @@ def build(root: Path, work: Path, dandi: Any, exe: list[str], env: dict) -> Demo
     sample = build_sample_dandiset(dandi, extra={NWB_PATH: real_nwb()})
     spec = f"dandi:{sample.identifier}"
     _say(f"== sample dandiset {sample.identifier}: version {sample.published} (with a real NWB file), then a draft")
-    from neuromirror.read.references.lindi_env import available
+    from neuromirror.read.references.lindi_env import available, overlay, with_overlay
 
-    reference = available()  # the NWB file's LINDI reference, made by the sync, when lindi imports here
-    _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q", *(["--references"] * reference)], env=env)
+    lindi_path = None if available() else overlay()  # lindi pins zarr < 3: scripts/_venv.sh puts it beside the venv
+    reference = available() or lindi_path is not None  # the NWB file's LINDI reference, made by the sync
+    refs = ["--references"] if reference else []
+    _run([*exe, "sync", spec, "--dandi-api", dandi.api_url, "-q", *refs], env=with_overlay(env) if lindi_path else env)
     t0 = datetime(2024, 4, 1, 12, 0, tzinfo=timezone.utc)
     zid = dandi.create_dandiset(None, name="neuromirror demo: a Zarr rewritten in place", created=t0)
     aid = dandi.add_zarr_asset(zid, ZARR_PATH, zarr_files(), when=t0)
@@ -144,7 +147,8 @@ def build(root: Path, work: Path, dandi: Any, exe: list[str], env: dict) -> Demo
     dandi.modify_zarr(dandi.asset(aid).zarr.zarr_id, put=rewritten, when=t0 + timedelta(days=1))
     _run([*exe, "sync", zspec, "--dandi-api", dandi.api_url, "-q"], env=env)
     versions = json.loads(_run([*exe, "versions", zspec, "--json"], env=env))
-    return DemoMirror(root, work, sample.identifier, sample.published, zid, versions[0]["commit"][:12], reference)
+    first = versions[0]["commit"][:12]
+    return DemoMirror(root, work, sample.identifier, sample.published, zid, first, reference, str(lindi_path or ""))
 
 
 def ready_lines(m: DemoMirror, url: str) -> list[str]:
@@ -204,13 +208,12 @@ def _reference_lines(m: DemoMirror, python: Any, nwb_pin: str, nwb_view: str) ->
     """pynwb through the NWB file's LINDI reference, the reference at the view, and Neurosift's link to it."""
     from neuromirror.read.references.served import neurosift_url
 
-    opened = f'from neuromirror import api; f = api.open("{m.root}").open_hdf5("{nwb_pin}")'
-    read = (
-        'from pynwb import NWBHDF5IO; print(NWBHDF5IO(file=f, mode="r").read().acquisition["running_speed"].data[:5])'
-    )
+    opened = f'from neuromirror import api; o = api.open("{m.root}").open_hdf5("{nwb_pin}", how=True)'
+    read = 'from pynwb import NWBHDF5IO; print(o.via, NWBHDF5IO(file=o.file, mode="r").read().acquisition["running_speed"].data[:5])'
+    lindi = f"PYTHONPATH={shlex.quote(m.lindi_path)} " if m.lindi_path else ""  # lindi beside the venv's zarr 3
     return [
         "# pynwb through the NWB file's LINDI reference (opened with no request; neuromirror[references])",
-        python(f"{opened}; {read}"),
+        lindi + python(f"{opened}; {read}"),
         "# the reference as the view serves it; Neurosift reads it (an https page reads an http view on localhost only):",
         f"# {neurosift_url(nwb_view + '.lindi.json')}",
         f"curl -sSf {nwb_view}.lindi.json | head -c 200; echo",
