@@ -491,3 +491,36 @@ def test_pages_fit_1280_px_and_link_the_view(site: Site, tmp_path: Path) -> None
         assert get(site.url(route))[0] == 200, route
     good_in_view = site.url("dav/" + site.good.replace(":", "/") + "/")
     assert get(good_in_view)[0] == 200
+
+
+def test_a_mirror_the_service_never_counted_shows_its_counts_on_the_source_page(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """Tried as a new user would: a mirror synced by the command line and then served showed ``-`` where ``status``
+    prints numbers.  The overview says the counts come after the service's syncs; the source's page counts it now,
+    the same numbers ``status --json`` gives."""
+    from datetime import datetime, timezone
+
+    from helpers.retrieve import Runner
+
+    when = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    ident = dandi_archive.create_dandiset(name="counted on the page", created=when)
+    dandi_archive.put_asset(ident, "a.nwb", b"page bytes" * 100, when=when)
+    root, sid = tmp_path / "mirror", f"dandi:{ident}"
+    run = Runner(root)
+    run.ok("sync", sid, "--dandi-api", dandi_archive.api_url)
+    other = f"dandi:{missing_id(dandi_archive)}"  # the service needs an enabled source: one that fails
+    cfg = write_config(tmp_path / "m.yaml", dandi_archive.api_url, [sid, other])
+    cfg.write_text(cfg.read_text().replace(f'  - "{sid}"', f'  - {{spec: "{sid}", enabled: false}}'))  # never synced
+    live = next(r for r in json.loads(run.ok("status", "--json"))["sources"] if r["source"] == sid)["at_risk"]
+    with serve(root, cfg) as svc:
+        wait_for(lambda: get(svc.url(""))[0] == 200, 60, "the status page", svc)
+        overview = parse_html(get(svc.url(""))[2])
+        assert "not counted yet" in text_of(source_row(overview, sid))
+        page = parse_html(get(svc.url(f"source/{quote(sid, safe='')}"))[2])
+        table = next(t for t in page.iter("table") if "risk" in (t.get("class") or "").split())
+        rows = [[text_of(td) for td in tr.iter("td")] for tr in table.iter("tr")][1:]
+        assert "now, for this page" in text_of(page) and len(rows) == len(live) > 0
+        for version, cells in zip(live, rows):
+            counts = [f"{version[k]['files']} (" for k in ("kept", "pinned", "unpinned")]
+            assert cells[:2] == [version["version"], version["kind"]], (cells, version)
+            assert all(c.startswith(n) for c, n in zip(cells[2:], counts)), (cells, version)
+        assert svc.stop() == 0

@@ -189,8 +189,10 @@ def _risk_class(v: dict) -> str:
 def risk_cell(record: Optional[dict]) -> str:
     """The overview's cell: the newest version's files kept / only at the archive / only behind mutable URLs."""
     v = record["versions"][-1] if record and record.get("versions") else None
-    if v is None:
-        return "-"
+    if v is None:  # the service counts after its own syncs; the source's page counts it now
+        return (
+            '<span class="nowrap" title="counted after the service syncs; its page counts now">not counted yet</span>'
+        )
     title = f"{v['version']}: " + "; ".join(
         f"{text}: {v[k]['files']} files ({human_bytes(v[k]['bytes'])})" for k, text in RISK_KINDS
     )
@@ -272,7 +274,7 @@ def risk_table(record: Optional[dict]) -> str:
     return (
         f'<table class="risk"><thead><tr><th>version</th><th>kind</th>{head}</tr></thead><tbody>\n{rows}\n'
         f'</tbody></table>\n<p class="meta">files (bytes); counted {e(short_time(record.get("counted_at")))} '
-        f"in {e(record.get('seconds'))} s, after the last successful sync.</p>"
+        f"in {e(record.get('seconds'))} s, {'now, for this page' if record.get('live') else 'after the last sync'}.</p>"
     )
 
 

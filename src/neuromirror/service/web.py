@@ -204,8 +204,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             runs = history.run_history(mirror.index, sid)
             versions = history.versions(mirror.index, sid)
+            counted = risk_facts(mirror.index, sid).get(sid) or _count_now(mirror, sid)
             row.add(
-                at_risk_counted=risk_facts(mirror.index, sid).get(sid),
+                at_risk_counted=counted,
                 publish=publish_facts(mirror.index, sid).get(sid),
                 keep=keep_facts(mirror.index).get(sid),
             )
@@ -271,3 +272,15 @@ for _method in ("OPTIONS", "PROPFIND", "PROPPATCH", "PUT", "POST", "DELETE", "PA
     setattr(_Handler, f"do_{_method}", _other_method)
 for _method in ("LOCK", "UNLOCK"):
     setattr(_Handler, f"do_{_method}", _other_method)
+
+
+def _count_now(mirror: Any, sid: str) -> Optional[dict]:
+    """A source the service has not counted yet (a mirror synced by the command line, served by ``serve --http``):
+    its page counts it now, as ``status`` does, rather than show a blank where ``status`` prints numbers."""
+    from neuromirror.service.risk import count_risk
+
+    try:
+        return {**count_risk(mirror, sid), "live": True}
+    except Exception as exc:  # noqa: BLE001 - a view: the page still shows, saying why there are no counts
+        log.warning("%s: counting what is at risk for its page failed: %s", sid, exc)
+        return None
