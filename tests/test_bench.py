@@ -518,3 +518,30 @@ def test_bench_lost_stores_restore_pack_and_pack_thaw_at_a_toy_size(tmp_path: Pa
     names = {t["target"] for t in doc["targets"]}
     assert "restore-pack: objects/s from a packed store over a directory store's" in names, names
     assert "pack-thaw: RestoreObject requests per pack (most)" in names
+
+
+def test_bench_service_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """service-soak (issue 59): a one-store and a two-store (directory + S3) ``neuromirror serve`` side by side
+    through no-change runs; CPU per minute and RSS of each service process read, targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "service-soak",
+        "--service-soak-minutes",
+        "0.3",
+        "--service-soak-runs",
+        "10",
+        "--service-soak-files",
+        "4",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    for side in ("service-soak-dir", "service-soak-dir+s3"):
+        row = by[side]
+        assert row["runs"] >= 1 and row["outcomes"] == ["unchanged"] and row["kept_runs"] == 0, row
+        assert row["cpu_s_per_min"] >= row["own_cpu_s_per_min"] > 0 and row["peak_rss_mb"] > 0, row
+    assert (
+        by["service-soak"]["x_cpu"] is not None
+        and by["service-soak"]["peak_rss_mb"] == by["service-soak-dir+s3"]["peak_rss_mb"]
+    )
+    names = {t["target"] for t in doc["targets"]}
+    assert "service-soak: CPU-s per minute, dir + S3 store over one dir store" in names, names

@@ -57,6 +57,8 @@ from neuromirror.bench.scenarios.read_loss import bench_read_loss
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
 from neuromirror.bench.scenarios.restore import bench_restore, restore_targets
 from neuromirror.bench.scenarios.scale import run_scale
+from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
+from neuromirror.bench.scenarios.serve.soak import bench_service_soak, service_soak_targets
 from neuromirror.bench.scenarios.soak import bench_soak
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets, lost_get_targets, network_targets
@@ -90,6 +92,7 @@ ALL = (
     "lost-stores",
     "restore-pack",
     "pack-thaw",
+    "service-soak",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -193,6 +196,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument("--lost-rounds", type=int, default=3, help="lost-get: alternating rounds per side (default 3)")
     _pack_options(p)
     _network_options(p)
+    _service_soak_options(p)
     p.add_argument(
         "--index-rows",
         type=int,
@@ -355,7 +359,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += network_targets(doc["results"]) + lost_get_targets(doc["results"])
         doc["targets"] += keep_pack_targets(doc["results"]) + pack_cycles_targets(doc["results"])
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
-        doc["targets"] += pack_thaw_targets(doc["results"])
+        doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -449,6 +453,7 @@ def _scenarios(
             ),
             ("restore-pack", lambda: bench_restore_pack(args, a, work, help_s)),
             ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
+            ("service-soak", lambda: bench_service_soak(args, a, work)),
         ]
         for name, run in runs:
             if name in args.scenarios:
