@@ -195,11 +195,18 @@ class View:
         """A file's reference at its path + ``.lindi.json``; its chunks the view's URL of it when only a store
         serves it now (the archive asked each time: one ``HEAD`` per reference, read once per open)."""
         file_path = path[: -len(lindi_refs.SUFFIX)]
-        node = self.tree.node(SHARES[share], file_path[len(share) :])
-        if node is None or node.file is None:
-            return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
-        f = node.file
-        now = self.serving.answer(f, node.pin.source if node.pin else None, fresh=True).file
+        try:
+            node = self.tree.node(SHARES[share], file_path[len(share) :])
+            if node is None or node.file is None:
+                why = self._why(SHARES[share], path[len(share) :])
+                return _text(start_response, "404 Not Found", f"{why}\n", head)
+            f = node.file
+            now = self.serving.answer(f, node.pin.source if node.pin else None, fresh=True).file
+        except BadPath as exc:
+            return _text(start_response, "400 Bad Request", f"{exc}\n", head)
+        except Exception as exc:  # a broken dataset is that request's 500, never the server's end
+            log.warning("view %s.lindi.json: %s", file_path, exc)
+            return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
         own = application_uri(environ).rstrip("/") + quote(file_path) if now.served_by == "store" else None
         return self._reference(start_response, f.key, own, head)
 
