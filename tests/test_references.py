@@ -306,3 +306,24 @@ def test_a_batch_made_in_worker_processes(dandi_archive, tmp_path: Path) -> None
     assert [r["path"] for r in run.json("search", "--nwb-field", "location=CA1", "--source", f"dandi:{ident}")] == [
         nwb.ECEPHYS
     ]
+
+
+def test_the_doors_name_a_wrong_path_as_the_api_does(synced) -> None:  # noqa: ANN001
+    """Without lindi (this venv): open_hdf5 reads by h5py; a path the pin lacks, or no pin at all, is the API's error."""
+    from neuromirror import api
+
+    d, _ = synced
+    with api.open(d.run.root) as m:
+        assert m.reference(f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}") is not None
+        opened = m.open_hdf5(f"neuromirror://dandi/{d.id}@{d.version}/{nwb.TIMESERIES}", how=True)
+        assert opened.via == "h5py" and opened.file["general/session_id"][()] == b"ses-1"
+        opened.file.close()
+        for wrong, error in (
+            (f"dandi/{d.id}@{d.version}/sub-none/x.nwb", api.NoSuchPath),
+            (f"dandi/{d.id}@{d.version}/sub-mouse1", api.NoSuchPath),
+            (f"dandi/{d.id}/{nwb.TIMESERIES}", api.BadInput),
+        ):
+            with pytest.raises(error):
+                m.reference(wrong)
+        with pytest.raises(api.NoSuchPath):
+            m.open_hdf5(f"dandi/{d.id}@{d.version}/sub-none/x.nwb")

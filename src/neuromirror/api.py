@@ -283,7 +283,12 @@ class Mirror:
         from neuromirror.read.references.location import reference_path
         from neuromirror.read.references.reading import filesystem, pin_path
 
-        f, _ = filesystem(self.root, self.datasets.index_path)._file(pin_path(path))
+        try:
+            f, _ = filesystem(self.root, self.datasets.index_path)._file(pin_path(path))
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise NoSuchPath(str(exc)) from None
         where = reference_path(self.root, f.key) if f.key else None
         return where if where is not None and where.is_file() else None
 
