@@ -545,3 +545,25 @@ def test_bench_service_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
     )
     names = {t["target"] for t in doc["targets"]}
     assert "service-soak: CPU-s per minute, dir + S3 store over one dir store" in names, names
+
+
+def test_bench_tiff_region_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """tiff-region (issue 60): a BOSS pin's region written by ``get --format tiff`` beside reading its chunks (the
+    same cutout URLs, the same -J) in one run, alternating rounds; the TIFF's sub-regions equal intern's cutout of
+    the same boxes from the stand-in; targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "tiff-region", "--tiff-mb", "1", "--tiff-chunk", "8x64x64", "--tiff-rounds", "2"
+    )
+    row = next(r for r in doc["results"] if r["scenario"] == "tiff-region")
+    # 64 x 128 x 128 voxels, half a chunk in from the frame's origin: 9 x 3 x 3 chunks, partial ones at every edge
+    assert (row["region"], row["region_mb"], row["chunks"]) == ("32:160,32:160,4:68", 1.0, 81), row
+    assert row["tiff_chunks"] == {"read": 0, "from_boss": 81, "missing": 0, "unchecked": 0}
+    assert row["wrong_voxels"] == 0 and row["shape_dtype_ok"] and len(row["checked_boxes"]) == 3
+    assert len(row["rounds"]["floor_s"]) == len(row["rounds"]["tiff_s"]) == 2 and row["x_floor"] > 0
+    assert row["peak_rss_mb"] > 0 and row["file_mb"] >= 1.0
+    names = {t["target"] for t in doc["targets"]}
+    assert {
+        "tiff-region: TIFF region bytes/s over reading its chunks'",
+        "tiff-region: peak RSS of get --format tiff (MB)",
+        "tiff-region: voxels of the TIFF unlike intern's cutout",
+    } <= names, names

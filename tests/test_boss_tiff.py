@@ -21,6 +21,7 @@ from intern.remote.boss import BossRemote
 from intern.resource.boss.resource import ChannelResource
 
 from helpers.boss import CHUNK_ARG, SPEC, TOKEN, C, E, Runner, _base_env, cutouts
+from neuromirror.read.ome import regions
 from neuromirror.read.ome.regions import describe
 from neuromirror.standins.boss.server import BossStandIn
 from neuromirror.standins.boss.tiny import tiny_sample
@@ -84,6 +85,19 @@ def test_the_tiff_is_intern_s_cutout(synced: dict, tmp_path: Path, channel: str,
     assert about["source"] == SPEC and about["image"] == f"{channel}.ome.zarr" and about["level"] == str(res)
     assert about["region_xyz"] == region and about["commit"] == report["commit"]
     assert report["chunks"]["from_boss"] > 0 and report["chunks"]["missing"] == 0  # no store: the BOSS, checked
+
+
+def test_a_region_wider_than_a_band_is_written_row_by_row(
+    synced: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A band (what is assembled and written at once) holds at most ``BAND_BYTES`` of chunks, 64 MiB: a region
+    wider than that is cut into bands of fewer chunk columns, whose rows are written into the pages one by one.
+    Here one chunk column a band; the TIFF is still intern's cutout."""
+    monkeypatch.setattr(regions, "BAND_BYTES", 1)
+    cli, boss = synced["cli"], synced["boss"]
+    out = tmp_path / "narrow.tif"
+    tiff(cli, out, "5:70,10:90,3:17", "--channel", "image16")
+    np.testing.assert_array_equal(tifffile.imread(out), cutout(boss, "image16", 0, "5:70,10:90,3:17"))
 
 
 def test_an_image_named_by_its_path(synced: dict, tmp_path: Path) -> None:

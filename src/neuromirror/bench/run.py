@@ -60,6 +60,8 @@ from neuromirror.bench.scenarios.scale import run_scale
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
 from neuromirror.bench.scenarios.serve.soak import bench_service_soak, service_soak_targets
 from neuromirror.bench.scenarios.soak import bench_soak
+from neuromirror.bench.scenarios.tiff_region import add_options as _tiff_region_options
+from neuromirror.bench.scenarios.tiff_region import bench_tiff_region, tiff_region_targets
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets, lost_get_targets, network_targets
 from neuromirror.util.dates import now_z
@@ -93,6 +95,7 @@ ALL = (
     "restore-pack",
     "pack-thaw",
     "service-soak",
+    "tiff-region",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -197,6 +200,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _pack_options(p)
     _network_options(p)
     _service_soak_options(p)
+    _tiff_region_options(p)
     p.add_argument(
         "--index-rows",
         type=int,
@@ -360,6 +364,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += keep_pack_targets(doc["results"]) + pack_cycles_targets(doc["results"])
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
         doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
+        doc["targets"] += tiff_region_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -454,6 +459,7 @@ def _scenarios(
             ("restore-pack", lambda: bench_restore_pack(args, a, work, help_s)),
             ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
             ("service-soak", lambda: bench_service_soak(args, a, work)),
+            ("tiff-region", lambda: bench_tiff_region(args, work)),
         ]
         for name, run in runs:
             if name in args.scenarios:

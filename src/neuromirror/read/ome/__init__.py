@@ -3,8 +3,8 @@
 :mod:`.level` opens one level of an OME-Zarr at a pin (its ``.zattrs``/``.zarray`` and, for a BOSS
 mirror, the extents the sync recorded) and reads its chunks through ``neuromirror://`` (the pinned
 URL, a store's kept copy), a BOSS chunk no store keeps from the BOSS itself, every chunk checked
-against its git-annex key; :mod:`.regions` writes a region of it as a multi-page TIFF, z-slab by
-z-slab (``neuromirror get SPEC@V --region ... --format tiff``).
+against its git-annex key; :mod:`.regions` writes a region of it as a multi-page TIFF, band by band
+in place (``neuromirror get SPEC@V --region ... --format tiff``).
 :mod:`.neuroglancer` builds the Neuroglancer links the view's pages give a pinned image (by the pin's
 commit) and finds the ``neuroglancer`` package's client the view serves.
 

@@ -218,30 +218,43 @@ class Chunks:
             log = self._cat.get(f"git-annex:{log_path(key, '.log.web')}") if key else None
         return [u for u in web_urls(log) if u.startswith(URL_PREFIX)]
 
-    def _from_boss(self, key: str, index: tuple[int, ...], why: str) -> bytes:
-        """The chunk read from the BOSS by a cutout URL recorded for its key (its own first: chunks of the same
-        bytes share a key), checked against the key."""
-        from neuromirror.sources.boss.api import BossError
-        from neuromirror.sources.boss.chunks import UPSTREAM_CHANGED, Chunk, read_chunk
+    def cutouts(self, key: str, index: tuple[int, ...]) -> list[Any]:
+        """The BOSS cutouts recorded for ``key`` (:class:`~neuromirror.sources.boss.chunks.Chunk`), the chunk at
+        ``index``'s own first: chunks of the same bytes share a key, and so its URLs."""
+        from neuromirror.sources.boss.chunks import Chunk
 
         chunks = [Chunk.parse(u) for u in self._boss_urls(key)]
+        here = tuple(index[a] for a in self.level.zyx)
+        chunks.sort(key=lambda c: (c.z[0] // c.shape[0], c.y[0] // c.shape[1], c.x[0] // c.shape[2]) != here)
+        return chunks
+
+    def read_cutout(self, chunk: Any) -> bytes:
+        """One cutout's chunk bytes from the BOSS (intern, this thread's client), unchecked."""
+        from neuromirror.sources.boss.api import BossError
+        from neuromirror.sources.boss.chunks import read_chunk
+
+        try:
+            return read_chunk(self._remote(chunk), chunk, token=self._token())
+        except BossError as exc:
+            raise RegionError(str(exc)) from None
+
+    def _from_boss(self, key: str, index: tuple[int, ...], why: str) -> bytes:
+        """The chunk read from the BOSS by a cutout URL recorded for its key (its own first), checked against
+        the key."""
+        from neuromirror.sources.boss.chunks import UPSTREAM_CHANGED
+
+        chunks = self.cutouts(key, index)
         if not chunks:
             raise RegionError(why)
-        lv = self.level
-        here = tuple(index[a] for a in lv.zyx)
-        chunks.sort(key=lambda c: (c.z[0] // c.shape[0], c.y[0] // c.shape[1], c.x[0] // c.shape[2]) != here)
         want = key_hash(key)
         for chunk in chunks:
-            try:
-                data = read_chunk(self._remote(chunk), chunk, token=self._token())
-            except BossError as exc:
-                raise RegionError(str(exc)) from None
+            data = self.read_cutout(chunk)
             if want is None or hashlib.new(want[0], data).hexdigest() == want[1]:
                 return data
         raise RegionError(
-            f"{UPSTREAM_CHANGED}: BOSS now serves other bytes for {lv.name} chunk {'/'.join(map(str, index))} "
-            f"({chunks[0].where}) and no store keeps this version's chunk (sync --store STORE keeps every chunk "
-            "a sync reads)"
+            f"{UPSTREAM_CHANGED}: BOSS now serves other bytes for {self.level.name} chunk "
+            f"{'/'.join(map(str, index))} ({chunks[0].where}) and no store keeps this version's chunk "
+            "(sync --store STORE keeps every chunk a sync reads)"
         )
 
     def _token(self) -> str:

@@ -8,8 +8,12 @@ takes them; the TIFF holds one page per z plane (y, x), in the channel's dtype, 
 
 Everything a user can get wrong (a malformed region, one outside the level's extent, an unknown channel or
 level) is said before a chunk is read (:class:`~neuromirror.errors.UserError`, exit 2).  Then the region is
-read a z-slab of chunk depth at a time, the chunks of the next slab fetched concurrently while the planes
-of this one are written (memory: about two slabs), into a temp file beside FILE renamed at the end: a
+written in place: tifffile writes the TIFF's page directories with the pixel data left a hole (one block,
+C order), then the region is assembled a band at a time (a chunk row of the region, at most
+:data:`BAND_BYTES` of chunks) and each band's rows are written straight into their pages, while the
+chunks of the bands after it are fetched on ``-J`` threads.  Memory is about two bands' chunks whatever
+the region's size (a 1 GiB region: ~250 MB, where assembling whole z-slabs took 1.15 GB; issue 60's
+bench, ``scripts/bench --scenarios tiff-region``).  All into a temp file beside FILE renamed at the end: a
 failure leaves nothing.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +31,14 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from neuromirror.errors import UserError
-from neuromirror.read.ome.level import Chunks, Counts, Level, open_level, read_json
+from neuromirror.read.ome.level import Chunks, Counts, Level, RegionError, open_level, read_json
 from neuromirror.spec import Spec
 
 _SPAN = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*$")
 #: past this many bytes a TIFF must be a BigTIFF (classic TIFF's offsets are 32 bits)
 BIGTIFF_FROM = 2**32 - 2**25
+#: the chunks of one band (assembled, then written) come to at most this many bytes (one chunk, if larger)
+BAND_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -132,14 +139,23 @@ class TiffReport:
         }
 
 
-def export_tiff(req: RegionRequest) -> TiffReport:
-    """The region of the pinned level written to ``req.dest`` as a TIFF stack: every check first (UserError),
-    then the chunks (:class:`~neuromirror.read.ome.level.RegionError` when one cannot be read as pinned)."""
+@dataclass(frozen=True)
+class OpenRegion:
+    """A region's level at its pin, checked, with the reader of its chunks (close it)."""
+
+    pin: Any
+    image: str
+    level: Level
+    chunks: Chunks
+
+
+def open_region(req: RegionRequest) -> OpenRegion:
+    """The pin, image and level ``req`` names, the region checked against the level's extent (UserError), and
+    a :class:`~neuromirror.read.ome.level.Chunks` reading its chunks."""
     from neuromirror.dataset.mirror import Mirror
     from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
     from neuromirror.read.pinned import resolve
 
-    dest = _destination(req.dest)
     mirror = Mirror(req.root, req.index)
     if not mirror.index_path.exists():
         raise UserError(f"no mirror at {mirror.root} (no index {mirror.index_path}; pass --root)")
@@ -152,9 +168,31 @@ def export_tiff(req: RegionRequest) -> TiffReport:
     image, boss_url = _image(fs, head, req)
     level = open_level(fs, f"{head}/{image}", req.res, f"{req.spec.source}@{pin.version} {image}")
     req.region.check(level)
-    chunks = Chunks(fs, level, pin.dataset, boss_url)
+    return OpenRegion(pin, image, level, Chunks(fs, level, pin.dataset, boss_url))
+
+
+def chunk_index(level: Level, iz: int, iy: int, ix: int) -> tuple[int, ...]:
+    """A chunk's index in the level's array (chunk numbers, one per axis; 0 on the other axes)."""
+    index = [0] * len(level.shape)
+    index[level.zyx[0]], index[level.zyx[1]], index[level.zyx[2]] = iz, iy, ix
+    return tuple(index)
+
+
+def chunk_span(level: Level, region: Region) -> tuple[range, range, range]:
+    """The chunk numbers in z, y and x the region meets."""
+    return tuple(  # type: ignore[return-value]
+        range(a // level.chunks[axis], (b - 1) // level.chunks[axis] + 1) for (a, b), axis in zip(region.zyx, level.zyx)
+    )
+
+
+def export_tiff(req: RegionRequest) -> TiffReport:
+    """The region of the pinned level written to ``req.dest`` as a TIFF stack: every check first (UserError),
+    then the chunks (:class:`~neuromirror.read.ome.level.RegionError` when one cannot be read as pinned)."""
+    dest = _destination(req.dest)
+    opened = open_region(req)
+    pin, image, level, chunks = opened.pin, opened.image, opened.level, opened.chunks
     try:
-        _write(dest, _planes(chunks, req.region, max(1, req.jobs)), req, pin, image, level)
+        _write(dest, _filled(chunks, req.region, max(1, req.jobs)), req, opened)
     finally:
         chunks.close()
     return TiffReport(
@@ -207,87 +245,148 @@ def _image(fs: Any, head: str, req: RegionRequest) -> tuple[str, Optional[str]]:
     return str(channels[name].get("path") or f"{name}.ome.zarr"), doc.get("boss_url")
 
 
-def _planes(chunks: Chunks, region: Region, jobs: int) -> Iterator[np.ndarray]:
-    """The region's z planes, a slab of chunk depth at a time; the next slab's chunks are fetched while
-    this slab's planes are written."""
+@dataclass(frozen=True)
+class Band:
+    """Chunks ``(iz, iy, ix)`` for ``ix`` in ``xs`` (one chunk row of the region, or part of one), and the
+    region's voxels they cover, (z, y, x) spans: what is assembled and written at once."""
+
+    iz: int
+    iy: int
+    xs: range
+    zyx: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+def bands(level: Level, region: Region) -> Iterator[Band]:
+    """The region's bands in file order (z slab, then chunk row), each at most :data:`BAND_BYTES` of chunks."""
+    cz, cy, cx = (level.chunks[a] for a in level.zyx)
+    zs, ys, xs = chunk_span(level, region)
+    per = max(1, BAND_BYTES // (cz * cy * cx * level.dtype.itemsize))
+    for iz in zs:
+        for iy in ys:
+            for i in range(0, len(xs), per):
+                cols = xs[i : i + per]
+                x = (max(region.x[0], cols[0] * cx), min(region.x[1], (cols[-1] + 1) * cx))
+                yield Band(iz, iy, cols, (_clip(region.z, iz, cz), _clip(region.y, iy, cy), x))
+
+
+def _clip(span: tuple[int, int], i: int, n: int) -> tuple[int, int]:
+    return max(span[0], i * n), min(span[1], (i + 1) * n)
+
+
+def _filled(chunks: Chunks, region: Region, jobs: int) -> Iterator[tuple[Band, np.ndarray]]:
+    """The region's bands, each assembled from its chunks, in file order.  The chunks of the bands behind the
+    one being assembled are fetched meanwhile, at least ``2 x jobs`` of them so that no thread waits (memory:
+    the band and about two bands' chunks, whatever the region's size)."""
     lv = chunks.level
-    cz = lv.chunks[lv.zyx[0]]
-    slabs = list(range(region.z[0] // cz, (region.z[1] - 1) // cz + 1))
+    todo = bands(lv, region)
+    queued: deque[tuple[Band, list[Future]]] = deque()
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="region-read")
     try:
-        pending = _fetch(pool, chunks, region, slabs[0])
-        for i, iz in enumerate(slabs):
-            upcoming = _fetch(pool, chunks, region, slabs[i + 1]) if i + 1 < len(slabs) else []
-            slab = _assemble(lv, region, iz, pending)
-            pending = upcoming
-            yield from slab
-            del slab
+        while True:
+            while sum(len(f) for _, f in queued) - (len(queued[0][1]) if queued else 0) < 2 * jobs:
+                band = next(todo, None)
+                if band is None:
+                    break
+                futures = [pool.submit(chunks.get, chunk_index(lv, band.iz, band.iy, ix)) for ix in band.xs]
+                queued.append((band, futures))
+            if not queued:
+                return
+            band, futures = queued.popleft()
+            yield band, _assemble(lv, band, futures)
     finally:
+        for _, futures in queued:
+            for future in futures:
+                future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)  # a failure: the chunks not yet started are not read
 
 
-def _fetch(pool: ThreadPoolExecutor, chunks: Chunks, region: Region, iz: int) -> list[tuple[tuple, Future]]:
-    lv = chunks.level
-    cy, cx = lv.chunks[lv.zyx[1]], lv.chunks[lv.zyx[2]]
-    out = []
-    for iy in range(region.y[0] // cy, (region.y[1] - 1) // cy + 1):
-        for ix in range(region.x[0] // cx, (region.x[1] - 1) // cx + 1):
-            index = [0] * len(lv.shape)
-            index[lv.zyx[0]], index[lv.zyx[1]], index[lv.zyx[2]] = iz, iy, ix
-            out.append(((iz, iy, ix), pool.submit(chunks.get, tuple(index))))
-    return out
-
-
-def _assemble(lv: Level, region: Region, iz: int, got: list[tuple[tuple, Future]]) -> np.ndarray:
-    """The part of slab ``iz`` inside the region, (z, y, x), from its chunks (the fill value where none)."""
+def _assemble(lv: Level, band: Band, futures: list[Future]) -> np.ndarray:
+    """The band's voxels, (z, y, x), little-endian, from its chunks (the fill value where the pin has none)."""
     cz, cy, cx = (lv.chunks[a] for a in lv.zyx)
-    z0, z1 = max(region.z[0], iz * cz), min(region.z[1], (iz + 1) * cz)
-    out = np.full((z1 - z0, *region.shape[1:]), lv.fill or 0, dtype=lv.dtype)
-    try:
-        for (_, iy, ix), future in got:
-            data = future.result()
-            if data is None:
-                continue
-            zyx = data.transpose(list(lv.zyx) + [a for a in range(data.ndim) if a not in lv.zyx])
-            zyx = zyx.reshape(zyx.shape[:3])  # the other axes are of length 1
-            y0, y1 = max(region.y[0], iy * cy), min(region.y[1], (iy + 1) * cy)
-            x0, x1 = max(region.x[0], ix * cx), min(region.x[1], (ix + 1) * cx)
-            out[:, y0 - region.y[0] : y1 - region.y[0], x0 - region.x[0] : x1 - region.x[0]] = zyx[
-                z0 - iz * cz : z1 - iz * cz, y0 - iy * cy : y1 - iy * cy, x0 - ix * cx : x1 - ix * cx
-            ]
-    except BaseException:
-        for _, future in got:
-            future.cancel()
-        raise
+    (z0, z1), (y0, y1), (x0, x1) = band.zyx
+    out = np.empty((z1 - z0, y1 - y0, x1 - x0), dtype=lv.dtype.newbyteorder("<"))
+    for ix, future in zip(band.xs, futures):
+        a, b = max(x0, ix * cx), min(x1, (ix + 1) * cx)
+        data = future.result()
+        if data is None:
+            out[:, :, a - x0 : b - x0] = lv.fill or 0
+            continue
+        zyx = data.transpose(list(lv.zyx) + [i for i in range(data.ndim) if i not in lv.zyx])
+        zyx = zyx.reshape(zyx.shape[:3])  # the other axes are of length 1
+        iz, iy = band.iz, band.iy
+        out[:, :, a - x0 : b - x0] = zyx[
+            z0 - iz * cz : z1 - iz * cz, y0 - iy * cy : y1 - iy * cy, a - ix * cx : b - ix * cx
+        ]
     return out
 
 
-def _write(dest: Path, planes: Iterator[np.ndarray], req: RegionRequest, pin: Any, image: str, level: Level) -> None:
-    """The planes as one TIFF series (axes ZYX), written beside ``dest`` and renamed onto it at the end."""
-    import tifffile
-
-    shape = req.region.shape
+def _write(dest: Path, filled: Iterator[tuple[Band, np.ndarray]], req: RegionRequest, opened: OpenRegion) -> None:
+    """The region as one TIFF series (axes ZYX, a page per plane): its directories first, then each band written
+    in place into the pages' data; beside ``dest``, renamed onto it at the end."""
     about = {
         "axes": "ZYX",
         "source": req.spec.source,
-        "version": pin.version,
-        "commit": pin.commit,
-        "image": image,
-        "level": level.path.rsplit("/", 1)[-1],
+        "version": opened.pin.version,
+        "commit": opened.pin.commit,
+        "image": opened.image,
+        "level": opened.level.path.rsplit("/", 1)[-1],
         "region_xyz": str(req.region),
     }
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
-        big = int(np.prod(shape)) * level.dtype.itemsize >= BIGTIFF_FROM
-        with tifffile.TiffWriter(tmp, bigtiff=big) as tw:
-            tw.write(planes, shape=shape, dtype=level.dtype, photometric="minisblack", metadata=about)
+        offset = _skeleton(tmp, req.region.shape, opened.level.dtype.newbyteorder("<"), about)
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            for band, data in filled:
+                _put(fd, offset, req.region, band, data)
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except BaseException:
-        planes_close = getattr(planes, "close", None)
-        if planes_close is not None:
-            planes_close()
+        close = getattr(filled, "close", None)
+        if close is not None:
+            close()
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _skeleton(tmp: Path, shape: tuple[int, int, int], dtype: np.dtype, about: dict) -> int:
+    """The TIFF's header and page directories (tifffile), its pixel data a hole still: the offset of that data,
+    one contiguous C-order (z, y, x) block.  Written in place, the region never has to be in memory whole, nor
+    a page of it in the order tifffile would take it."""
+    import tifffile
+
+    big = int(np.prod(shape)) * dtype.itemsize >= BIGTIFF_FROM
+    offset, _ = tifffile.imwrite(  # type: ignore[misc]
+        tmp, shape=shape, dtype=dtype, byteorder="<", bigtiff=big, photometric="minisblack", metadata=about,
+        returnoffset=True,
+    )  # fmt: skip
+    with tifffile.TiffFile(tmp) as tif:
+        if tif.series[0].dataoffset != offset:
+            raise RegionError(f"tifffile {tifffile.__version__} did not lay the pages out as one block")
+    return int(offset)
+
+
+def _put(fd: int, offset: int, region: Region, band: Band, data: np.ndarray) -> None:
+    """A band's voxels into their places in the pages: a plane's rows at once when the band is as wide as the
+    region (they follow each other in the page), else row by row."""
+    _, ny, nx = region.shape
+    (z0, _), (y0, _), (x0, x1) = band.zyx
+    item, whole = data.dtype.itemsize, (x0, x1) == region.x
+    for dz in range(data.shape[0]):
+        at = offset + (((z0 - region.z[0] + dz) * ny + y0 - region.y[0]) * nx + x0 - region.x[0]) * item
+        if whole:
+            _pwrite(fd, data[dz], at)
+            continue
+        for dy in range(data.shape[1]):
+            _pwrite(fd, data[dz, dy], at + dy * nx * item)
+
+
+def _pwrite(fd: int, data: np.ndarray, at: int) -> None:
+    view = data.data.cast("B")
+    while view:
+        n = os.pwrite(fd, view, at)
+        view, at = view[n:], at + n
 
 
 def describe(path: Path) -> dict:
