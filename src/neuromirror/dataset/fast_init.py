@@ -54,6 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
+from neuromirror.annex.branch_logs import uuid_log_with
 from neuromirror.annex.contract import WEB_UUID, epoch, log_stamp
 from neuromirror.annex.keys import hashdir_lower, key_file, symlink_target, url_for_log
 from neuromirror.annex.logs import add_present
@@ -248,7 +249,7 @@ def fast_init(
     # git-annex's branch: the new repository's uuid and description (git-annex's uuid.log line)
     desc = " ".join(description.split()) or "neuromirror"
     logs: dict[str, tuple[bytes, bytes]] = {
-        "uuid.log": (FILE, pack.add(BLOB, f"{annex_uuid} {desc} timestamp={int(now)}s\n".encode()))
+        "uuid.log": (FILE, pack.add(BLOB, uuid_log_with(None, annex_uuid, desc, now) or b""))
     }
     links: dict[str, str] = {}
     if first is not None:
