@@ -113,18 +113,10 @@ def key_hash(key: str) -> Optional[tuple[str, str]]:
     return algorithm, name.split(".", 1)[0] if base != backend else name
 
 
-def _display_32bits_as_dir(w: int) -> str:
-    cs = [_CHARS[(w >> (6 * x)) & 31] for x in range(8)]
-    swapped: list[str] = []
-    for i in range(0, len(cs) - 1, 2):
-        swapped += [cs[i + 1], cs[i]]
-    return "".join(swapped)[:6]
-
-
 def hashdir_mixed(key: str) -> str:
     """The ``Xx/Yy/`` directory of a key under .git/annex/objects (non-bare repos).
 
-    :func:`_display_32bits_as_dir` of the MD5's first word, of which the directory takes four
+    git-annex's ``display32bits`` of the MD5's first word, of which the directory takes four
     characters (6-bit groups 1, 0, 3, 2), written out: it runs once per annexed file of a commit.
     """
     w = int.from_bytes(hashlib.md5(key.encode()).digest()[:4], "little")

@@ -6,9 +6,8 @@ In a fresh ``datalad clone`` of the dandi-cold mirror dataset (plain, and with
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 
@@ -74,9 +73,3 @@ def bench_clone_get(ds: Path, root: Path, work: Path, n: int, one: str) -> dict:
         f"in the mirror {res['mirror_first_get_s']:.1f} s; neuromirror get (clone + get) {res['neuromirror_get_s']:.1f} s"
     )
     return res
-
-
-def first_annexed(ds: Path) -> Optional[str]:
-    out = subprocess.run(["git", "-C", str(ds), "ls-files", "-z", "--", "*.nwb"], capture_output=True).stdout
-    names = [f.decode() for f in out.split(b"\0") if f]
-    return names[len(names) // 2] if names else None

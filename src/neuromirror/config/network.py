@@ -14,7 +14,7 @@ per second and in flight per archive endpoint (:mod:`neuromirror.network.ceiling
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from neuromirror.config.reader import Node, Reader, join_field
 from neuromirror.config.rules import Rule, read_fields, read_value, text, valid, whole
@@ -69,7 +69,3 @@ def read_network(r: Reader, node: Node) -> Optional[Ceilings]:
     if not ok:
         return None
     return Ceilings(Limit(values.get("max_rate"), values.get("max_in_flight")), tuple(endpoints))
-
-
-def network_json(ceilings: Optional[Ceilings]) -> Optional[dict[str, Any]]:
-    return ceilings.to_json() if ceilings else None

@@ -222,7 +222,7 @@ def fast_init(
 ) -> NewDataset:
     """Make ``path`` (absent or an empty directory) a committed DataLad dataset with git-annex.
 
-    The same dataset :func:`.light_dataset.init_dataset` makes, written directly (see the
+    The dataset ``git init``, ``git annex init`` and ``datalad create``'s files would make, written directly (see the
     module).  ``attributes`` are further ``.gitattributes`` lines; ``description`` is the
     git-annex description of the new repository (``git annex info`` shows it); ``first``,
     a first commit on top; ``sparse``, git's sparse checkout of a Zarr's top-level files with a

@@ -14,11 +14,8 @@ what this module writes, in four quick subprocesses (~0.15 s); ``datalad clone``
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
-from typing import Sequence
 
-from neuromirror.annex.contract import quiet_filter
 from neuromirror.util import gitutil
 
 #: git-annex's documented switch for repositories without unlocked files (a mirror's annexed files
@@ -31,30 +28,6 @@ LOCKED_ONLY = ("annex.supportunlocked", "false")
 #: as ``datalad create`` writes them (DataLad 1.x)
 DATALAD_ATTRIBUTES = "config annex.largefiles=nothing\n"
 TOP_ATTRIBUTES = ("**/.git* annex.largefiles=nothing",)
-
-
-def init_dataset(path: Path, *, description: str, attributes: Sequence[str] = (), message: str) -> str:
-    """Make ``path`` (an empty or absent directory) a committed DataLad dataset; its dataset id.
-
-    ``attributes`` are further ``.gitattributes`` lines (``* annex.backend=MD5E``).
-    The commit is made without git-annex's clean filter (the mirror's datasets never
-    ``git add`` annexed content: see ``AnnexWriter.quiet_annex_filter``).
-    """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    gitutil.run(path, "init", "-q")
-    gitutil.run(path, "config", LOCKED_ONLY[0], LOCKED_ONLY[1])  # before init: see LOCKED_ONLY
-    gitutil.run(path, "annex", "init", "-q", "--", description)
-    quiet_filter(path / ".git")
-    dataset_id = str(uuid.uuid4())
-    (path / ".datalad").mkdir(exist_ok=True)
-    (path / ".datalad" / "config").write_text(f'[datalad "dataset"]\n\tid = {dataset_id}\n')
-    (path / ".datalad" / ".gitattributes").write_text(DATALAD_ATTRIBUTES)
-    lines = [*TOP_ATTRIBUTES, *(a for a in attributes if a not in TOP_ATTRIBUTES)]
-    (path / ".gitattributes").write_text("\n".join(lines) + "\n")
-    gitutil.run(path, "add", "--", ".gitattributes", ".datalad/config", ".datalad/.gitattributes")
-    gitutil.run(path, "commit", "-q", "--no-verify", "-m", message)
-    return dataset_id
 
 
 def dataset_id(path: Path) -> str | None:

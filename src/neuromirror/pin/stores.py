@@ -66,12 +66,6 @@ def configured_remote(repo: Path, uuid: str) -> Optional[str]:
     return None
 
 
-def recorded_store(ds: Path, commit: str) -> Optional[str]:
-    """The first of :func:`recorded_stores`; None if none."""
-    found = recorded_stores(ds, commit)
-    return found[0] if found else None
-
-
 def recorded_stores(ds: Path, commit: str) -> list[str]:
     """The read locations of the stores a branch records as holding content of ``commit``'s files.
 

@@ -40,10 +40,6 @@ class RiaError(NeuromirrorError, RuntimeError):
     """The RIA store is not usable (not a store, a conflicting layout); one line says why."""
 
 
-def is_ria_url(url: str) -> bool:
-    return url.startswith("ria+")
-
-
 #: characters allowed in a ``ria+ssh://`` store path: it is passed to git's ssh transport and to the
 #: remote shell, and recorded in every dataset's ORA remote, so nothing that needs escaping anywhere
 _SSH_PATH = re.compile(r"^(/[A-Za-z0-9._+@,=~-]+)+/?$")
