@@ -5,7 +5,8 @@ reports wrong, a Zarr with no checksum (pending), a text file whose metadata's s
 blob whose S3 object is missing with no version holding it (not pinned), a blob whose current object is
 deleted (only a noncurrent version serves it), a published version without DOI, and a Zarr rewritten in
 place between two syncs while the draft's ``modified`` stays.  ``clean`` has a file, a Zarr and a
-published version with its DOI: it must yield no finding.  Both are synced by hand (``neuromirror sync``);
+published version with its DOI: it must yield no finding (both made by ``neuromirror.standins.dandi.planted``,
+which the bench's ``audit-scale`` plants too).  Both are synced by hand (``neuromirror sync``);
 then ``audit --json``, its text, ``--recheck``, and the service's ``/audit/``, ``/audit.json`` and
 ``/metrics`` are read.
 """
@@ -21,23 +22,7 @@ import requests
 
 from helpers.service import Served, metric_samples, neuromirror, serving_page, write_config
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
-
-ZARR = {
-    ".zgroup": b'{"zarr_format": 2}',
-    "0/.zarray": b'{"chunks": [4], "dtype": "<u1", "shape": [8], "zarr_format": 2}',
-    "0/0": b"\x00\x01\x02\x03",
-    "0/1": b"\x04\x05\x06\x07",
-}
-#: (kind, path) the wrong dandiset must yield; "" is a version's own finding
-PLANTED = {
-    ("zarr-checksum-mismatch", "sub-0/bad.zarr"),
-    ("zarr-no-checksum", "sub-0/pending.zarr"),
-    ("digest-mismatch", "notes.txt"),
-    ("blob-unpinned", "sub-0/nopin.nwb"),
-    ("noncurrent-only", "sub-0/gone.nwb"),
-    ("no-doi", ""),
-    ("modified-unchanged", "sub-0/rewritten.zarr"),
-}
+from neuromirror.standins.dandi.planted import PLANTED, plant, rewrite
 
 
 class Planted(NamedTuple):
@@ -57,37 +42,10 @@ def sync(root: Path, api: str, *sids: str) -> None:
 def planted(dandi_archive, tmp_path_factory) -> Iterator[Planted]:  # noqa: ANN001
     a = dandi_archive
     tmp = tmp_path_factory.mktemp("audit")
-    wrong = a.create_dandiset(name="audit: wrong on purpose")
-    a.put_asset(wrong, "sub-0/ok.nwb", b"o" * 300)
-    a.corrupt_zarr_checksum(a.add_zarr_asset(wrong, "sub-0/bad.zarr", ZARR))
-    pending = a.asset(a.add_zarr_asset(wrong, "sub-0/pending.zarr", ZARR)).zarr
-    with a._lock:  # a Zarr the archive has no checksum for (its checksum task not run yet)
-        pending.checksum, pending.rev = "", pending.rev + 1
-    rewritten = a.asset(a.add_zarr_asset(wrong, "sub-0/rewritten.zarr", ZARR)).zarr.zarr_id
-    a.put_asset(wrong, "sub-0/nopin.nwb", size=500, upload=False)  # no S3 object, no version of it
-    gone = a.put_asset(wrong, "sub-0/gone.nwb", b"g" * 400)
-    a.delete_blob_object(a.asset(gone).blob.blob_id)  # a delete marker: only the noncurrent version serves it
-    notes = a.put_asset(wrong, "notes.txt", b"some notes\n")
-    md = requests.get(f"{a.api_url}/assets/{notes}/", timeout=10).json()
-    md["digest"]["dandi:sha2-256"] = "0" * 64  # the archive's digest is not the bytes'
-    a.override_metadata(notes, json.dumps(md).encode())
-    a.publish(wrong)
-    with a._lock:  # a published version whose DOI was never minted
-        version = a.dandiset(wrong).published[-1]
-        version.doi = None
-        version.metadata.pop("doi", None)
-        version.rev = getattr(version, "rev", 0) + 1
-
-    clean = a.create_dandiset(name="audit: clean")
-    a.put_asset(clean, "sub-0/fine.nwb", b"f" * 300)
-    a.add_zarr_asset(clean, "sub-0/fine.zarr", ZARR)
-    a.publish(clean)
-
-    root, sids = tmp / "mirror", [f"dandi:{wrong}", f"dandi:{clean}"]
+    made = plant(a)  # the wrong dandiset (every kind the audit covers) and the clean one
+    root, sids = tmp / "mirror", [f"dandi:{made.wrong}", f"dandi:{made.clean}"]
     sync(root, a.api_url, *sids)
-    a.modify_zarr(
-        rewritten, put={"0/1": b"\x09\x09\x09\x09"}
-    )  # in place: neither the asset's nor the draft's modified moves
+    rewrite(a, made)  # in place: neither the asset's nor the draft's modified moves
     sync(root, a.api_url, *sids)
     yield Planted(root, a.api_url, sids[0], sids[1], write_config(tmp / "m.yaml", a.api_url, sids))
 

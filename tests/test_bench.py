@@ -547,6 +547,33 @@ def test_bench_service_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert "service-soak: CPU-s per minute, dir + S3 store over one dir store" in names, names
 
 
+def test_bench_ceiling_and_audit_scale_at_a_toy_size(tmp_path: Path) -> None:
+    """ceiling and audit-scale (issue 59): the sync under a ceiling judged at the counting proxies (-J 4, 2 Dask
+    workers, a capped no-change resync beside its start-up), and audit --json over an index of copied real syncs
+    with planted findings; every row's fields there and the targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "ceiling,audit-scale", "--ceiling-dandisets", "3", "--ceiling-files", "2",
+        "--ceiling-rounds", "1", "--audit-dandisets", "12", "--audit-planted", "2", "--audit-runs", "3",
+        "--audit-rounds", "1",
+    )  # fmt: skip
+    by = {r["scenario"]: r for r in doc["results"]}
+    for name in ("ceiling-j4", "ceiling-dask"):
+        row = by[name]
+        assert row["outcomes"] == ["ok"] and set(row["endpoints"]) == {"api", "s3"}, row
+        assert row["requests"] > 0 and row["most_per_s"] >= 1 and row["most_in_flight"] >= 1, row
+    assert by["ceiling-j4"]["named_share"] == 1.0, by["ceiling-j4"]["endpoints"]  # the contact on every request
+    assert 1 <= len(by["ceiling-dask"]["workers"]) <= 2, by["ceiling-dask"]  # 3 tasks: the scheduler may use one
+    resync = by["ceiling-resync"]
+    assert resync["outcomes"] == ["unchanged"] and resync["version_s"] > 0 and resync["uncapped_s"] > 0, resync
+    audit = by["audit-scale"]
+    assert audit["sources_audited"] == 12 and audit["planted_expected"] == 2 * 7, audit
+    assert audit["planted_found"] == audit["planted_expected"] and audit["clean_findings"] == 0, audit
+    assert not audit["unexpected"] and audit["wall_s"] > 0 and audit["in_process_s"] > 0, audit
+    names = {t["target"] for t in doc["targets"]}
+    assert {"ceiling-j4: requests in any 1 s", "ceiling-dask: requests in flight"} <= names, names
+    assert {"ceiling-resync: no change at 5/s, s beyond start-up", "audit-scale: audit --json, s"} <= names, names
+
+
 def test_bench_tiff_region_scenario_at_a_toy_size(tmp_path: Path) -> None:
     """tiff-region (issue 60): a BOSS pin's region written by ``get --format tiff`` beside reading its chunks (the
     same cutout URLs, the same -J) in one run, alternating rounds; the TIFF's sub-regions equal intern's cutout of

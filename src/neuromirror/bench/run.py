@@ -42,6 +42,7 @@ from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.report import add_ratios, report
 from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
+from neuromirror.bench.scenarios.beside import bench_beside, beside_options, beside_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
@@ -95,6 +96,8 @@ ALL = (
     "restore-pack",
     "pack-thaw",
     "service-soak",
+    "ceiling",
+    "audit-scale",
     "tiff-region",
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -201,6 +204,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _network_options(p)
     _service_soak_options(p)
     _tiff_region_options(p)
+    beside_options(p)
     p.add_argument(
         "--index-rows",
         type=int,
@@ -365,6 +369,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
         doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
         doc["targets"] += tiff_region_targets(doc["results"])
+        doc["targets"] += beside_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -460,6 +465,8 @@ def _scenarios(
             ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
             ("service-soak", lambda: bench_service_soak(args, a, work)),
             ("tiff-region", lambda: bench_tiff_region(args, work)),
+            ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
+            ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ]
         for name, run in runs:
             if name in args.scenarios:
