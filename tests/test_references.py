@@ -21,6 +21,7 @@ import pytest
 from conftest import clone
 from helpers import lindi_env, nwb
 from helpers.keep import T0, Dandiset, lose_blobs
+from neuromirror.read.references.chunks import chunk_urls
 
 #: the three shapes, each read back as pynwb gives it (a reader in a lindi process prints these lists)
 READ = """
@@ -123,9 +124,7 @@ def test_sync_makes_one_reference_per_key_reading_few_bytes(synced) -> None:  # 
         assert m["key"] == urls[path]["key"] and "versionId=" in m["url"] and m["url"] == urls[path]["url"]
         ref = json.loads(Path(m["reference"]).read_text())
         assert Path(m["reference"]).is_relative_to(d.run.root / ".neuromirror" / "lindi")
-        chunk_urls = {v[0] for v in ref["refs"].values() if isinstance(v, list)}
-        chunk_urls = {ref.get("templates", {}).get(u.strip("{}"), u) for u in chunk_urls}
-        assert chunk_urls == {m["url"]}, chunk_urls  # the pinned URL, nothing else
+        assert chunk_urls(ref) == {m["url"]}, chunk_urls(ref)  # the pinned URL, nothing else
         # made through 32 KiB blocks: a few % of the file, not lindi's own 105 % (pynwb's cached schema, ~200 KB
         # of text inlined in every reference, is most of it)
         assert m["bytes_read"] <= 0.05 * m["size"], m

@@ -39,8 +39,9 @@ def chunk_urls(rfs: dict[str, Any]) -> set[str]:
 
 
 def open_reference(rfs: dict[str, Any], fetch: Fetch, url: Optional[str]) -> Any:
-    """A read-only ``lindi.LindiH5pyFile`` of ``rfs`` whose chunks of ``url`` (the file's pinned URL) are read by
-    ``fetch``; a chunk of any other URL is read as lindi reads it."""
+    """A read-only ``lindi.LindiH5pyFile`` of ``rfs`` whose chunks of ``url`` (the file's pinned URL; None: every
+    chunk, as a reference made here names one file's bytes only) are read by ``fetch``; a chunk of another URL
+    is read as lindi reads it."""
     mod = lindi()
     from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFileSystemStore
 
