@@ -1,0 +1,40 @@
+"""The mirror the API's verbs share: its root of datasets and its index, opened lazily, closed once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
+
+from neuromirror.api.inputs import PathLike
+
+_M = TypeVar("_M", bound="MirrorBase")
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Mirror as _Datasets
+
+
+class MirrorBase:
+    """A mirror: its root of datasets and its index.  Use as a context manager, or :meth:`close`."""
+
+    def __init__(self, root: PathLike, index: Optional[PathLike] = None) -> None:
+        from neuromirror.dataset.mirror import Mirror as Datasets
+
+        self.datasets: _Datasets = Datasets(Path(root), Path(index) if index is not None else None)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.datasets.root)
+
+    @property
+    def index(self) -> Any:
+        """The SQLite index (``neuromirror.index.db.Index``; ``.db`` is its sqlite-utils Database)."""
+        return self.datasets.index
+
+    def close(self) -> None:
+        self.datasets.close()
+
+    def __enter__(self: _M) -> _M:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,26 @@
+"""The API's Mirror: every verb (:mod:`.reading`, then :mod:`.keeping` on it) on one object, and :func:`open`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from neuromirror.api.inputs import ROOT_ENV, PathLike
+from neuromirror.api.keeping import Keeping
+from neuromirror.errors import UserError
+
+
+class Mirror(Keeping):
+    """A mirror: its root of datasets and its index, and every verb the commands stand on.  Use as a context
+    manager, or :meth:`close`."""
+
+
+def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None) -> Mirror:  # noqa: A001
+    """The mirror at ``root`` (default ``$NEUROMIRROR_ROOT``, else ``./neuromirror-root``); ``index``: its
+    SQLite index when not the root's own.  A mirror with no index yet is a :class:`UserError`."""
+    chosen = Path(root or os.environ.get(ROOT_ENV) or "neuromirror-root").absolute()
+    m = Mirror(chosen, index)
+    if not m.datasets.index_path.exists():
+        raise UserError(f"no mirror at {chosen} (no index {m.datasets.index_path}; pass --root or set {ROOT_ENV})")
+    return m

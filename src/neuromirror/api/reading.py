@@ -1,0 +1,167 @@
+"""The API's verbs that read the mirror: what is mirrored, versions and pins, files, changes, citations,
+lock files, and NWB files read in place.  None of them changes a dataset."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
+
+from neuromirror.api.base import MirrorBase
+from neuromirror.api.inputs import PathLike, each_then_check, moment, spec_of, specs_of
+from neuromirror.dataset.versions import Version, select_versions
+from neuromirror.errors import BadInput, NoSuchPath, UserError
+from neuromirror.records import VersionFile
+from neuromirror.spec import Spec
+from neuromirror.store.base import Store
+from neuromirror.util.paths import check_path
+
+if TYPE_CHECKING:
+    from neuromirror.pin.changes import VersionDiff
+    from neuromirror.pin.citation import CitationInfo
+    from neuromirror.pin.lockfile import Lock
+
+
+class Reading(MirrorBase):
+    """The verbs that read: none changes a dataset."""
+
+    # -- what is mirrored ---------------------------------------------------------------------------
+    def sources(self) -> list[str]:
+        """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``)."""
+        return [s.id for s in self.index.sources()]
+
+    def versions(self, spec: Union[str, Spec], *, all_versions: bool = True) -> list[Version]:
+        """The recorded versions of a source, oldest first (``all_versions=False``: every published version
+        and the latest draft, what ``keep`` and ``restore`` take by default); a pattern (``dandi:*``) names
+        several sources.  ``SPEC@VERSION``: that one."""
+        return select_versions(self.index, [spec_of(spec)], all_versions=all_versions, root=self.root)
+
+    def version(self, spec: Union[str, Spec]) -> Version:
+        """The version ``SPEC[@VERSION|@COMMIT]`` names (without a version: the latest recorded state)."""
+        s = spec_of(spec)
+        if s.is_glob:
+            raise UserError(f"{s}: a version needs a named source, not a pattern")
+        from neuromirror.pin.record import state_row
+
+        row = state_row(self.datasets, s)
+        return Version(s.source, self.index.source(s.source).dataset, row, self.root)
+
+    def pin(self, spec: Union[str, Spec]) -> dict[str, Any]:
+        """What ``neuromirror pin SPEC --json`` prints: source, version, dataset, commit, tag, DOI."""
+        from neuromirror.pin.record import pin_record
+
+        s = spec_of(spec)
+        if s.is_glob:
+            raise UserError(f"pin {s}: pin names one source, not a pattern (neuromirror status lists the sources)")
+        return pin_record(self.datasets, s)
+
+    def diff(self, old: Union[str, Spec], new: Union[str, Spec]) -> VersionDiff:
+        """Files added, removed and changed from the version ``old`` names to the one ``new`` names (``neuromirror
+        diff``; from the index).  Either may be ``SPEC@COMMIT`` (an older draft state); ``new`` may be just
+        ``@VERSION`` for ``old``'s source."""
+        from neuromirror.pin.changes import VersionDiff, diff_versions
+
+        a = self.version(old)
+        if isinstance(new, str) and ":" not in new:
+            new = f"{a.source}@{new.lstrip('@')}"
+        b = self.version(new)
+        return VersionDiff(a.source, a.row, b.source, b.row, diff_versions(self.index, a.row, b.row))
+
+    def cite(self, spec: Union[str, Spec]) -> CitationInfo:
+        """How to cite the version ``spec`` names (``neuromirror cite``): the archive's citation and DOI where it has
+        them, the mirror's commit and how to get exactly that state; ``.render("text"|"bibtex"|"cff"|"json")``."""
+        from neuromirror.pin.citation import citation_info
+
+        s = spec_of(spec)
+        if s.is_glob:
+            raise UserError(f"cite {s}: cite names one source, not a pattern")
+        return citation_info(self.datasets, s)
+
+    def lock(
+        self,
+        specs: Union[str, Spec, Sequence[Union[str, Spec]]],
+        *,
+        url: Optional[str] = None,
+        remote: str = "published",
+        files: bool = False,
+        store: Optional[Union[PathLike, Store]] = None,
+    ) -> Lock:
+        """A lock file naming the versions ``specs`` name exactly (``neuromirror lock``): per dataset where to clone
+        it from (``url``: the base others clone from; else where it was last published, else the mirror), commit,
+        tag, DOI, file list digest, the stores keeping it (``store``: that one; default ``$NEUROMIRROR_STORE``, else
+        those the dataset records).  ``.write(path)``, ``.dumps()``, ``.notes``."""
+        from neuromirror.pin.lockfile import LockError, build
+        from neuromirror.pin.retrieve import RetrieveError
+        from neuromirror.store.location import STORE_ENV, open_store, store_name
+
+        chosen = specs_of(specs)
+        for s in chosen:
+            if s.is_glob:
+                raise BadInput(f"{s}: lock names exact sources, not patterns")
+        given = store if store is not None else (os.environ.get(STORE_ENV) or "").strip() or None
+        if isinstance(given, (str, os.PathLike)):
+            given = open_store(store_name(str(given)))
+        where = given.url if given is not None else None
+        try:
+            lock, _ = build(self.datasets, chosen, url_base=url, remote=remote, with_files=files, store=where)
+        except (LockError, RetrieveError) as exc:
+            raise UserError(str(exc)) from None
+        return lock
+
+    def files(self, spec: Union[str, Spec], paths: Union[str, Sequence[str]] = ()) -> Iterator[VersionFile]:
+        """The files of the version ``spec`` names, Zarr subdatasets' included, with keys, sizes and the
+        URLs a clone gets them from (``paths``: only those files and folders; one the version does not have
+        raises :class:`NoSuchPath` once the others are given)."""
+        wanted = [paths] if isinstance(paths, str) else list(paths)
+        for p in wanted:
+            why = check_path(p[:-1] if p.endswith("/") else p)  # the rule a path from an archive meets; a folder's "/"
+            if why:
+                raise NoSuchPath(f"{p!r}: not a path inside the version ({why})")
+        version = self.version(spec)
+        return each_then_check(version.files(paths=wanted), wanted, version)
+
+    def changes(
+        self, since: Union[str, date, datetime], specs: Union[str, Spec, Sequence[Union[str, Spec]]] = ()
+    ) -> list[dict[str, Any]]:
+        """Per source (every one, or those ``specs`` name): what was added, removed and changed between the
+        state recorded at or before ``since`` and the newest, from the index (``neuromirror changes``)."""
+        from neuromirror.index.lookup import sources_matching
+        from neuromirror.pin.changes import source_changes
+
+        when = moment(since)
+        chosen = [spec_of(s, allow_version=False) for s in ([specs] if isinstance(specs, (str, Spec)) else specs)]
+        sources = sources_matching(self.index, chosen) if chosen else self.sources()
+        return [c for c in (source_changes(self.index, s, when) for s in sources) if c is not None]
+
+    # -- reading in place -----------------------------------------------------------------------------
+    def open_hdf5(self, path: str, *, reference: bool = True, make: bool = False, how: bool = False) -> Any:
+        """An NWB/HDF5 file of a pin, h5py-compatible (``pynwb.NWBHDF5IO(file=f, mode="r")`` reads it):
+        ``path`` is ``[neuromirror://]ARCHIVE/NAME@VERSION/PATH``.  Through the LINDI reference of its key when
+        the mirror has one (no request to open it; each chunk one range read of the pinned URL, a store's
+        copy when the archive lost it; needs ``neuromirror[references]``), else h5py over ``neuromirror://``.
+        ``make``: a file without a reference gets one now, for every later open (its metadata read once).
+        ``how``: the :class:`~neuromirror.read.references.reading.Opened` record (``.file``, ``.via``, ``.key``)."""
+        from neuromirror.read.references.reading import open_hdf5
+
+        try:
+            opened = open_hdf5(path, root=self.root, index=self.datasets.index_path, reference=reference, make=make)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        except FileNotFoundError as exc:
+            raise NoSuchPath(str(exc)) from None
+        return opened if how else opened.file
+
+    def reference(self, path: str) -> Optional[Path]:
+        """Where the LINDI reference of the file ``path`` (``ARCHIVE/NAME@VERSION/PATH``) is kept; None: not made."""
+        from neuromirror.read.references.location import reference_path
+        from neuromirror.read.references.reading import filesystem, pin_path
+
+        try:
+            f, _ = filesystem(self.root, self.datasets.index_path)._file(pin_path(path))
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise NoSuchPath(str(exc)) from None
+        where = reference_path(self.root, f.key) if f.key else None
+        return where if where is not None and where.is_file() else None
