@@ -172,15 +172,28 @@ class Chunks:
             self.counts.add("missing")
             return None
         key = str(info.get("key") or "")
+        cutouts = self.cutouts(key, index) if info.get("served_by") == "none" else []
+        if cutouts:  # a BOSS chunk no store keeps: no URL serves it, so to the BOSS at once
+            return self._decode(path, self._boss_chunk(key, index, cutouts))
         try:
             data = self.fs.cat_file(path)
             self.counts.add("read")
         except NotStreamable as exc:
-            data = self._from_boss(key, index, str(exc))
-            self.counts.add("from_boss")
+            cutouts = self.cutouts(key, index)
+            if not cutouts:
+                raise RegionError(str(exc)) from None
+            return self._decode(path, self._boss_chunk(key, index, cutouts))
         if info.get("served_by") != "git":
             self._check(path, key, data)
         return self._decode(path, data)
+
+    def _boss_chunk(self, key: str, index: tuple[int, ...], cutouts: list[Any]) -> bytes:
+        """A chunk from the BOSS, checked against its key once, where it was read (:meth:`_from_boss`)."""
+        data = self._from_boss(key, index, cutouts)
+        self.counts.add("from_boss")
+        if key_hash(key) is None:
+            self.counts.add("unchecked")
+        return data
 
     def close(self) -> None:
         if self._cat is not None:
@@ -238,14 +251,11 @@ class Chunks:
         except BossError as exc:
             raise RegionError(str(exc)) from None
 
-    def _from_boss(self, key: str, index: tuple[int, ...], why: str) -> bytes:
-        """The chunk read from the BOSS by a cutout URL recorded for its key (its own first), checked against
-        the key."""
+    def _from_boss(self, key: str, index: tuple[int, ...], chunks: list[Any]) -> bytes:
+        """The chunk read from the BOSS by the cutouts recorded for its key (:meth:`cutouts`, its own first),
+        checked against the key."""
         from neuromirror.sources.boss.chunks import UPSTREAM_CHANGED
 
-        chunks = self.cutouts(key, index)
-        if not chunks:
-            raise RegionError(why)
         want = key_hash(key)
         for chunk in chunks:
             data = self.read_cutout(chunk)

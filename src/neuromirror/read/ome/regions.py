@@ -11,8 +11,8 @@ level) is said before a chunk is read (:class:`~neuromirror.errors.UserError`, e
 written in place: tifffile writes the TIFF's page directories with the pixel data left a hole (one block,
 C order), then the region is assembled a band at a time (a chunk row of the region, at most
 :data:`BAND_BYTES` of chunks) and each band's rows are written straight into their pages, while the
-chunks of the bands after it are fetched on ``-J`` threads.  Memory is about two bands' chunks whatever
-the region's size (a 1 GiB region: ~250 MB, where assembling whole z-slabs took 1.15 GB; issue 60's
+chunks of the bands after it are fetched on ``-J`` threads (at least ``2 x -J`` of them).  Memory follows
+the band and ``-J``, not the region (a 1 GiB region: ~250 MB, where assembling whole z-slabs took 1.15 GB; issue 60's
 bench, ``scripts/bench --scenarios tiff-region``).  All into a temp file beside FILE renamed at the end: a
 failure leaves nothing.
 """
@@ -280,6 +280,7 @@ def _filled(chunks: Chunks, region: Region, jobs: int) -> Iterator[tuple[Band, n
     lv = chunks.level
     todo = bands(lv, region)
     queued: deque[tuple[Band, list[Future]]] = deque()
+    spare: Optional[np.ndarray] = None  # the last band's memory, written: the next one of its shape reuses it
     pool = ThreadPoolExecutor(jobs, thread_name_prefix="region-read")
     try:
         while True:
@@ -292,7 +293,8 @@ def _filled(chunks: Chunks, region: Region, jobs: int) -> Iterator[tuple[Band, n
             if not queued:
                 return
             band, futures = queued.popleft()
-            yield band, _assemble(lv, band, futures)
+            spare = _assemble(lv, band, futures, spare)
+            yield band, spare
     finally:
         for _, futures in queued:
             for future in futures:
@@ -300,11 +302,13 @@ def _filled(chunks: Chunks, region: Region, jobs: int) -> Iterator[tuple[Band, n
         pool.shutdown(wait=True, cancel_futures=True)  # a failure: the chunks not yet started are not read
 
 
-def _assemble(lv: Level, band: Band, futures: list[Future]) -> np.ndarray:
-    """The band's voxels, (z, y, x), little-endian, from its chunks (the fill value where the pin has none)."""
+def _assemble(lv: Level, band: Band, futures: list[Future], spare: Optional[np.ndarray]) -> np.ndarray:
+    """The band's voxels, (z, y, x), little-endian, from its chunks (the fill value where the pin has none), in
+    ``spare`` when it has the band's shape (fresh memory costs a page fault per 4 kB, in the thread that writes)."""
     cz, cy, cx = (lv.chunks[a] for a in lv.zyx)
     (z0, z1), (y0, y1), (x0, x1) = band.zyx
-    out = np.empty((z1 - z0, y1 - y0, x1 - x0), dtype=lv.dtype.newbyteorder("<"))
+    shape = (z1 - z0, y1 - y0, x1 - x0)
+    out = spare if spare is not None and spare.shape == shape else np.empty(shape, dtype=lv.dtype.newbyteorder("<"))
     for ix, future in zip(band.xs, futures):
         a, b = max(x0, ix * cx), min(x1, (ix + 1) * cx)
         data = future.result()
