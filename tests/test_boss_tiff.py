@@ -200,3 +200,15 @@ def test_a_chunk_sharing_its_key_with_a_rewritten_one(boss: BossStandIn, tmp_pat
     report = tiff(cli, tmp_path / "out" / "z.tif", region, "--channel", "annotation", version=first)
     assert report["chunks"] == {"read": 0, "from_boss": 1, "missing": 0, "unchecked": 0}
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "z.tif"), before)
+
+
+def test_no_hash_chunks_are_read_and_counted_unchecked(boss: BossStandIn, tmp_path: Path) -> None:
+    """A ``--no-hash`` sync's image chunks have VURL keys, no checksum: the TIFF is what the BOSS serves now (here
+    still the synced state), and the report counts every one of its chunks as unchecked."""
+    cli = Runner(tmp_path / "mirror", boss.url)
+    cli.ok("sync", SPEC, "--chunk", CHUNK_ARG, "--no-hash")
+    region = "5:70,10:90,3:17"
+    report = tiff(cli, tmp_path / "out" / "nohash.tif", region, "--channel", "image8")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "nohash.tif"), cutout(boss, "image8", 0, region))
+    chunks = report["chunks"]
+    assert chunks["from_boss"] == chunks["unchecked"] == 3 * 3 * 3 and chunks["read"] == chunks["missing"] == 0
