@@ -26,7 +26,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from neuromirror.engine.executor import Runner, SourceTask, TaskResult, run_task, worker_name
-from neuromirror.network import ceiling, pacing
+from neuromirror.network import ceiling, identity, pacing
 from neuromirror.util import timing
 from neuromirror.util.text import one_line
 
@@ -89,7 +89,7 @@ def _gc_deadlock_in_current_frames() -> bool:
     return sys.implementation.name == "cpython" and (v < (3, 11, 9) or (3, 12, 0) <= v < (3, 12, 3))
 
 
-def locked_task(task: SourceTask, ceilings: Any = None) -> TaskResult:
+def locked_task(task: SourceTask, ceilings: Any = None, contact: Optional[str] = None) -> TaskResult:
     """The worker's entry point: the source's task under the cluster-wide lease.
 
     A source that mirrors parts through an executor (a dandiset's Zarr assets:
@@ -101,6 +101,7 @@ def locked_task(task: SourceTask, ceilings: Any = None) -> TaskResult:
 
     guard_profiler()
     pacing.set_ceilings(ceilings, cluster=True)  # the sync's ceilings, one budget for every worker
+    identity.set_contact(contact)  # the sync's contact on the worker's requests too (its environment lacks it)
     with Lock(f"neuromirror:{task.root}:{task.source.id}"):
         if not hasattr(task.source, "zarr_executor"):
             return run_task(task)
@@ -112,9 +113,10 @@ def locked_task(task: SourceTask, ceilings: Any = None) -> TaskResult:
             return result
 
 
-def _timed(ceilings: Any, fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
+def _timed(ceilings: Any, contact: Optional[str], fn: Callable[..., Any], *args: Any) -> tuple[Any, str, float]:
     guard_profiler()
     pacing.set_ceilings(ceilings, cluster=True)
+    identity.set_contact(contact)
     clock = timing.Stopwatch()
     value = fn(*args)
     return value, worker_name(), round(clock.seconds(), 3)
@@ -144,7 +146,7 @@ class ClusterExecutor(concurrent.futures.Executor):
         def start() -> None:
             key = f"neuromirror-part-{self.label}-{os.urandom(4).hex()}"
             remote = self.client.submit(
-                _timed, ceiling.export(), fn, *args, key=key, pure=False, retries=RETRIES, **kwargs
+                _timed, ceiling.export(), identity.contact(), fn, *args, key=key, pure=False, retries=RETRIES, **kwargs
             )
             with self._lock:
                 self._running.add(remote)
@@ -205,7 +207,9 @@ class DaskRunner(Runner):
     def _submit(self, task: SourceTask, heartbeat: Callable[[], None]) -> TaskResult:
         for attempt in range(RETRIES + 1):
             key = f"neuromirror-sync-{task.source.id}-{os.urandom(4).hex()}"
-            future = self.client.submit(locked_task, task, ceiling.export(), key=key, pure=False, retries=RETRIES)
+            future = self.client.submit(
+                locked_task, task, ceiling.export(), identity.contact(), key=key, pure=False, retries=RETRIES
+            )
             try:
                 while True:
                     heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)
