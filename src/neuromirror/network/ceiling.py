@@ -12,12 +12,12 @@ the endpoint's gate for each request.  The pace's own in-flight limit never grow
 
 * **One process** (every thread, every source of ``-J``, and the worker processes, which ask the
   sync's own paces, :mod:`.shared`): a :class:`Gate`: at most ``in_flight`` requests at once, and at
-  most ``rate`` requests sent in any window of one second (a sliding window: the send times of the
-  last ``rate`` requests are kept; below 1/s, one request per ``1/rate`` seconds).
+  most ``rate`` requests in any window of one second as the archive sees them (each request holds a turn
+  from its send until a window after its answer; below 1/s, one request per ``1/rate`` seconds).
 * **A Dask cluster** (``sync --dask``, the service's ``executor: {dask: ...}``): a :class:`ClusterGate`
   in each worker process, two ``distributed.Semaphore`` per endpoint named for the sync (one budget for
-  every worker): one lease per request in flight, and one lease per request sent, each held one window
-  (1 s) after it was taken, so that no more than ``rate`` requests leave in any 1 s window, whichever
+  every worker): one lease per request in flight, and one lease per request sent, each held until one
+  window (1 s) after its answer, so that no more than ``rate`` requests leave in any 1 s window, whichever
   workers send them.  A dead worker's leases are released by the scheduler.  Each request then costs two
   round trips to the scheduler (~1 ms on a LAN): a ceiling is for slowing down, not for speed.
 
@@ -112,14 +112,19 @@ def origin(url: str) -> str:
 
 
 class Gate:
-    """One endpoint's ceiling in this process; thread-safe."""
+    """One endpoint's ceiling in this process; thread-safe.
+
+    A request holds one of the ``rate`` turns from when it is sent until one window after its answer came
+    back: the archive sees it arrive somewhere in between, so any window of the archive's clock holds at
+    most ``rate`` arrivals, whatever the delay between here and there (a busy host, a new connection).
+    Counting send times alone let 22 arrivals into one second of a 20/s cap on a loaded machine."""
 
     def __init__(self, limit: Limit) -> None:
         self.limit = limit
         self._cond = threading.Condition()
         self.in_flight = 0
         n, self.window = _tokens(limit.rate)
-        self._sent: collections.deque[float] = collections.deque(maxlen=n or 1)
+        self._held: collections.deque[float] = collections.deque()  # when each answered request's turn ends
         self._n = n
 
     def enter(self) -> None:
@@ -131,17 +136,19 @@ class Gate:
                     self._cond.wait(1.0)
                     continue
                 now = time.monotonic()
-                if self._n and len(self._sent) >= self._n and now - self._sent[0] < self.window:
-                    self._cond.wait(self._sent[0] + self.window - now)
+                while self._held and self._held[0] <= now:
+                    self._held.popleft()
+                if self._n and self.in_flight + len(self._held) >= self._n:
+                    self._cond.wait(self._held[0] - now if self._held else 1.0)
                     continue
                 break
             self.in_flight += 1
-            if self._n:
-                self._sent.append(now)  # the oldest falls out (maxlen)
 
     def leave(self) -> None:
         with self._cond:
             self.in_flight -= 1
+            if self._n:
+                self._held.append(time.monotonic() + self.window)  # answered: its turn ends a window from now
             self._cond.notify()
 
 
@@ -172,16 +179,17 @@ class ClusterGate:
 
     def enter(self) -> None:
         if self._slots is not None:
-            self._slots.acquire()
+            _acquire(self._slots)
         if self._tokens is not None:
-            self._tokens.acquire()  # the last wait before the request leaves: its window starts now
-            with self._cond:
-                heapq.heappush(self._due, time.monotonic() + self.window)
-                self._cond.notify()
+            _acquire(self._tokens)  # the last wait before the request leaves
 
     def leave(self) -> None:
         if self._slots is not None:
             self._slots.release()
+        if self._tokens is not None:  # its turn ends one window after its answer (as :class:`Gate`'s)
+            with self._cond:
+                heapq.heappush(self._due, time.monotonic() + self.window)
+                self._cond.notify()
 
     def _give_back(self) -> None:
         assert self._tokens is not None
@@ -191,6 +199,19 @@ class ClusterGate:
                     self._cond.wait(self._due[0] - time.monotonic() if self._due else None)
                 heapq.heappop(self._due)
             self._tokens.release()
+
+
+def _acquire(semaphore: Any, tries: int = 5) -> None:
+    """A lease, asked again when the ask was cancelled under it: ``distributed.utils.sync`` then fails with
+    "cannot access local variable 'result'" (a CancelledError is no Exception there), which failed one Dask
+    task of the ceiling bench's syncs.  Nothing was leased by a cancelled ask."""
+    for _ in range(tries - 1):
+        try:
+            semaphore.acquire()
+            return
+        except UnboundLocalError:
+            continue
+    semaphore.acquire()
 
 
 @dataclass
