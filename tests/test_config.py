@@ -517,7 +517,7 @@ def test_a_store_that_is_a_file_and_a_list_for_one_url_are_refused(tmp_path: Pat
     """,
     )
     assert errors(p) == [
-        f"{p}:1: store: {plain}/keep: not a directory ({plain} is a file): a store is a directory or a URL",
+        f"{p}:1: store: {plain}/keep: {plain} is a file, not a directory (a store is a directory or a URL)",
         f"{p}:5: sources[0].options.dandi_api: expected one value, got a list (dandi_api takes one)",
     ]
     # a list stays fine where the option takes several values (channels, as --channels a,b)

@@ -55,6 +55,7 @@ def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) 
         files = {f.path: f for f in m.version(d.spec).files()}
     listed = json.loads(d.run.ok("versions", source, "--json"))
     assert [(v.label, v.commit, v.kind) for v in versions] == [(r["version"], r["commit"], r["kind"]) for r in listed]
+    assert [v.to_json() for v in versions] == listed  # the same record: read_as, meta and all
     assert pin == json.loads(d.run.ok("pin", d.spec, "--json"))
     assert files["sub-01/a.nwb"].size == 2_000 and files["sub-01/a.nwb"].urls
     # diff: the API's record is the command's --json; a state named by its commit, as versions lists it

@@ -35,7 +35,18 @@ class Reading(MirrorBase):
         """The recorded versions of a source, oldest first (``all_versions=False``: every published version
         and the latest draft, what ``keep`` and ``restore`` take by default); a pattern (``dandi:*``) names
         several sources.  ``SPEC@VERSION``: that one."""
-        return select_versions(self.index, [spec_of(spec)], all_versions=all_versions, root=self.root)
+        from dataclasses import replace
+
+        from neuromirror.index.nested import nested_totals
+        from neuromirror.index.rows import read_as
+
+        found = select_versions(self.index, [spec_of(spec)], all_versions=all_versions, root=self.root)
+        names = {sid: read_as(self.index.versions(sid)) for sid in {v.source for v in found}}
+        inside = nested_totals(self.index, [v.id for v in found])
+        return [
+            replace(v, read_as=names[v.source].get(v.id), inside=inside[v.id].to_json() if v.id in inside else None)
+            for v in found
+        ]
 
     def version(self, spec: Union[str, Spec]) -> Version:
         """The version ``SPEC[@VERSION|@COMMIT]`` names (without a version: the latest recorded state)."""

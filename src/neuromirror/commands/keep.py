@@ -140,7 +140,14 @@ def _stores(args: argparse.Namespace) -> list:
 
     names = list(dict.fromkeys(args.store)) or [store_name(None)]
     pack_size = _size("--pack-size", args.pack_size)
-    stores = [open_store(store_name(n), pack_size=pack_size, storage_class=args.storage_class) for n in names]
+    stores = []
+    for n in names:
+        try:
+            stores.append(open_store(store_name(n), pack_size=pack_size, storage_class=args.storage_class))
+        except UserError as exc:  # the store's own line, named as the user named it (--to X: ...)
+            said = str(exc)
+            label = f"--to {n}" if args.store else f"{STORE_ENV}={n}"
+            raise UserError(label + said[len(n) :] if said.startswith(n) else said) from None
     if len({s.url for s in stores}) != len(stores):
         raise UserError("the same store is named twice")
     for store in stores:  # --pack-size / --storage-class against a store that has its own: a usage error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from neuromirror.commands.common import (
     add_json,
@@ -14,8 +13,6 @@ from neuromirror.commands.common import (
     print_table,
     spec_arg,
 )
-from neuromirror.index.nested import nested_totals
-from neuromirror.index.rows import read_as
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,33 +33,13 @@ def run(args: argparse.Namespace) -> int:
     with open_api(args) as m:
         if spec.is_glob:  # one source's versions (a pattern is no source's name)
             raise not_mirrored(m.index, spec.source)
-        versions = [v.row for v in m.versions(spec)]
-        inside = nested_totals(m.index, [v.id for v in versions])
-    names = read_as(versions)
-    rows = [
-        {
-            "version": v.label,
-            "read_as": names[v.id],
-            "commit": v.commit,
-            "tag": v.tag,
-            "synced_at": v.synced_at,
-            "files": v.files,
-            "bytes": v.bytes,
-            "kind": v.kind,
-            "doi": v.doi,
-            "meta": json.loads(v.meta) if v.meta else {},
-            # files and bytes above are the dataset's own tree (a subdataset counts once);
-            # this is what its subdatasets (Zarr assets, AIND Zarr stores) hold
-            **({"inside_subdatasets": inside[v.id].to_json()} if v.id in inside else {}),
-        }
-        for v in versions
-    ]
+        rows = [v.to_json() for v in m.versions(spec)]
     if args.json:
         print_json(rows)
         return 0
     columns = ["version", "read_as", "kind", "commit", "tag", "synced_at", "files", "bytes"]
     table = [{**r, "commit": r["commit"][:12], "bytes": human_bytes(r["bytes"])} for r in rows]
-    if inside:
+    if any("inside_subdatasets" in r for r in rows):
         columns.append("in_subdatasets")
         for r in table:
             n = r.pop("inside_subdatasets", None)

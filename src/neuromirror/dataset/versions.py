@@ -7,6 +7,7 @@ reading of "the versions a spec names" that ``keep``, ``verify`` and ``restore``
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
@@ -28,6 +29,11 @@ class Version:
     relpath: str  # the source's dataset, relative to the mirror's root
     row: VersionRow = field(hash=False, compare=False, repr=False)  # its index row (``versions``), as recorded
     root: Optional[Path] = field(default=None, hash=False, compare=False, repr=False)
+    #: how the state is read (its label if it is the label's latest state, else its short commit): set by the
+    #: API's ``versions``, which sees a source's every state; None: not known here
+    read_as: Optional[str] = field(default=None, hash=False, compare=False)
+    #: what its subdatasets hold (Zarr assets, AIND Zarr stores): ``{subdatasets, files, bytes, unknown}``
+    inside: Optional[dict[str, Any]] = field(default=None, hash=False, compare=False, repr=False)
     id: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,9 +95,12 @@ class Version:
         return iter_version(self.dataset, self.commit, recurse=recurse, urls=urls, paths=paths)
 
     def to_json(self) -> dict[str, Any]:
+        """``versions --json``'s row: files and bytes are the dataset's own tree (a subdataset counts once);
+        ``inside_subdatasets`` what its subdatasets hold."""
         return {
             "source": self.source,
             "version": self.label,
+            "read_as": self.read_as or self.label,
             "kind": self.kind,
             "commit": self.commit,
             "tag": self.tag,
@@ -99,6 +108,8 @@ class Version:
             "synced_at": self.synced_at,
             "files": self.row.files,
             "bytes": self.row.bytes,
+            "meta": json.loads(self.row.meta) if self.row.meta else {},
+            **({"inside_subdatasets": self.inside} if self.inside else {}),
         }
 
 

@@ -68,8 +68,10 @@ def _local_dir(path: str, name: str) -> str:
     p = Path(path)
     for part in (p, *p.parents):
         if part.exists() or part.is_symlink():
+            if part == p and not part.is_dir():
+                raise UserError(f"{name}: exists and is not a directory (a store is a directory or a URL)")
             if not part.is_dir():
-                raise UserError(f"{name}: not a directory ({part} is a file): a store is a directory or a URL")
+                raise UserError(f"{name}: {part} is a file, not a directory (a store is a directory or a URL)")
             break
     return path
 
