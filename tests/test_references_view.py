@@ -46,38 +46,10 @@ with NWBHDF5IO(file=opened.file, mode="r") as io:
                       "session_id": n.session_id}))
 """
 
-READ_SERVED = """
-import json, sys
-import lindi
-import numpy as np
-from pynwb import NWBHDF5IO
-
-f = lindi.LindiH5pyFile.from_lindi_file(sys.argv[1])
-with NWBHDF5IO(file=f, mode="r") as io:
-    n = io.read()
-    data = n.acquisition["running_speed"].data
-    print(json.dumps({"head": np.asarray(data[:100]).tolist(), "tail": np.asarray(data[-5:]).tolist(),
-                      "session_id": n.session_id}))
-"""
-
 
 @pytest.fixture
 def synced(dandi_archive, tmp_path: Path) -> Dandiset:  # noqa: ANN001
-    root = tmp_path / "mirror"
-    when = T0 + timedelta(days=1200 + len(dandi_archive.dandiset_ids()))
-    ident = dandi_archive.create_dandiset(name="lindi view", created=when)
-    files = {nwb.TIMESERIES: nwb.timeseries_nwb(ident)}
-    dandi_archive.put_asset(ident, nwb.TIMESERIES, files[nwb.TIMESERIES], when=when + timedelta(minutes=1))
-    version = dandi_archive.publish(ident, when=when + timedelta(hours=1))
-    got = lindi_env.cli(root, "sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "--references")
-    assert got.returncode == 0, got.stderr
-    assert "references: 1 made" in got.stdout, got.stdout
-    return Dandiset(dandi_archive, ident, version, files, Runner(root))
-
-
-def expected() -> dict:
-    speed = nwb.speed()
-    return {"head": speed[:100].tolist(), "tail": speed[-5:].tolist(), "session_id": "ses-1"}
+    return lindi_env.synced_timeseries(dandi_archive, tmp_path / "mirror", 1200, "lindi view")
 
 
 def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced: Dandiset, tmp_path: Path) -> None:
@@ -96,9 +68,9 @@ def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced
         assert by_path.json() == by_key.json() == json.loads(Path(row["reference"]).read_text())
         pinned = d.run.json("urls", d.spec, nwb.TIMESERIES)[0]["url"]
         assert chunk_urls(by_path.json()) == {pinned}
-        assert lindi_env.python(READ_SERVED, row["url"]) == expected()
+        assert lindi_env.python(lindi_env.READ_SERVED, row["url"]) == lindi_env.timeseries_values()
         target = f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}"
-        assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **expected()}
+        assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **lindi_env.timeseries_values()}
         # no reference: a 404 saying why, on both routes
         missing = requests.get(f"{base}dav/dandi/{d.id}/{d.version}/dandiset.yaml.lindi.json", timeout=30)
         assert missing.status_code == 404 and "no LINDI reference" in missing.text
@@ -110,8 +82,8 @@ def test_the_view_serves_the_reference_by_path_and_key_and_lindi_reads_it(synced
         lost = requests.get(row["url"], timeout=30).json()
         file_url = f"{base}dav/dandi/{d.id}/{d.version}/{nwb.TIMESERIES}"
         assert chunk_urls(lost) == {file_url}
-        assert lindi_env.python(READ_SERVED, row["url"]) == expected()
-        assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **expected()}
+        assert lindi_env.python(lindi_env.READ_SERVED, row["url"]) == lindi_env.timeseries_values()
+        assert lindi_env.python(READ_BY_BASE_URL, base, target) == {"via": "reference", **lindi_env.timeseries_values()}
     np.testing.assert_array_equal(nwb.speed()[:3], [0.0, 0.1, 0.2])
 
 

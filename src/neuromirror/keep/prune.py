@@ -28,6 +28,7 @@ from neuromirror.dataset.versions import Version
 from neuromirror.index import store_checks
 from neuromirror.index.rows import read_as
 from neuromirror.store.base import Dropped, Store
+from neuromirror.store.lindi import may_have_reference, reference_name
 from neuromirror.store.record import record_absent
 
 if TYPE_CHECKING:
@@ -98,6 +99,9 @@ def prune(mirror: Mirror, store: Store, targets: Sequence[Version]) -> PruneRun:
             with mirror.lock(_source_of(dropped, repo, mirror)):
                 run.unrecorded += record_absent(repo, uuid, sorted(keys))
     run.gone = store.drop(dead_keys)
+    references = {reference_name(k) for k in dead_keys if may_have_reference(k)}
+    if references:  # their LINDI references (store/lindi.py) go with them
+        store.drop(references)
     store_checks.forget(mirror.index, uuid, dead_keys, marks=False)
     store_checks.drop_kept(mirror.index, uuid, [v.id for v in dropped])
     return run

@@ -108,6 +108,7 @@ class KeepRun:
     error: Optional[str] = None  # the store could not be used at all (down, unreadable): retried next run
     marked: int = 0  # versions taken whole from their marks (keep/marks.py)
     pruned: Optional[PruneRun] = None  # keep --prune: the store's retention
+    references: int = 0  # LINDI references put into the store beside their keys (store/lindi.py)
 
     @property
     def failed(self) -> int:
@@ -134,6 +135,7 @@ class KeepRun:
             "reread": {"files": self.reread, "wrong": self.reread_wrong},
             "budget": budget,
             "marked": {"versions": self.marked},
+            "references": self.references,
             "error": self.error,
             "prune": self.pruned.to_json() if self.pruned is not None else None,
             "ok": self.ok,

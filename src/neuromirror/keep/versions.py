@@ -21,6 +21,7 @@ cleanly at the first file that would not fit: what was copied is recorded, the r
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
+from neuromirror.store.lindi import keep_reference, may_have_reference
 from neuromirror.store.record import record_present
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
@@ -41,6 +43,8 @@ from neuromirror.util.progress import ByteProgress
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
+
+log = logging.getLogger("neuromirror.keep")
 
 
 @dataclass
@@ -92,6 +96,7 @@ class _RunState:
     confirmed: set[str] = field(default_factory=set)  # keys found unchecked in the store and read back right
     unchecked: set[str] = field(default_factory=set)  # keys another process put there meanwhile: no check here
     locations: Locations = field(default_factory=Locations)  # what the branches already record
+    references: set[str] = field(default_factory=set)  # keys whose LINDI reference the store was given or had
 
 
 def keep(
@@ -198,6 +203,7 @@ def _keep_version(
             raise
     finally:
         bar.close()
+    run.references += _references(mirror.root, store, present, state)
     heads = _record(mirror, store, target.source, present, rep, state, marks)
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
@@ -359,6 +365,23 @@ def _count(rep: VersionReport, f: VersionFile, *, kept: bool) -> None:
     else:
         rep.already += 1
         rep.already_bytes += f.size or 0
+
+
+def _references(root: Path, store: Store, present: dict[Path, list[str]], state: _RunState) -> int:
+    """The LINDI references the mirror made of the held keys, put into the store beside them (a store's copy
+    of a file that lost its archive copy opens by its reference too); how many went in now.  Each key asked
+    once a run; its pack sealed with the keys' (the branch's record syncs the store), else here."""
+    put = 0
+    for key in (k for ks in present.values() for k in ks if may_have_reference(k) and k not in state.references):
+        state.references.add(key)
+        try:
+            put += bool(keep_reference(root, store, key))
+        except OSError as exc:  # the key is kept all the same; a later keep (the next version's) tries again
+            state.references.discard(key)
+            log.warning("%s: the LINDI reference of %s not kept: %s", store, key, exc)
+    if put:
+        store.sync()
+    return put
 
 
 def _record(

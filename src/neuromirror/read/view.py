@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from wsgiref.util import application_uri
@@ -127,7 +128,7 @@ class View:
         if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
             return self._manifests(environ, start_response, path)
         if path.startswith(lindi_refs.ROUTE + "/"):
-            return self._reference(start_response, lindi_refs.key_of_route(path) or "", None, head)
+            return self._reference(start_response, lindi_refs.key_of_route(path) or "", None, head, by_key=True)
         share = next((s for s in SHARES if path == s or path.startswith(s + "/")), None)
         if share is None:
             return _text(start_response, "404 Not Found", "not found\n", head)
@@ -208,10 +209,15 @@ class View:
             log.warning("view %s.lindi.json: %s", file_path, exc)
             return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
         own = application_uri(environ).rstrip("/") + quote(file_path) if now.served_by == "store" else None
-        return self._reference(start_response, f.key, own, head)
+        return self._reference(start_response, f.key, own, head, repo=f.repo)
 
-    def _reference(self, start_response: StartResponse, key: str, file_url: Optional[str], head: bool) -> Any:
-        body = lindi_refs.reference_bytes(self.tree.root, key, file_url)
+    def _reference(
+        self, start_response: StartResponse, key: str, file_url: Optional[str], head: bool, *,
+        repo: Optional[Path] = None, by_key: bool = False,
+    ) -> Any:  # fmt: skip
+        """``key``'s reference: the root's, else a store's (those ``repo`` records; by key: those the index knows)."""
+        stores = self.tree.known_stores() if by_key else None
+        body = lindi_refs.reference_bytes(self.tree.root, key, file_url, repo=repo, stores=stores)
         if body is None:
             why = f"no LINDI reference of key {key or '-'} (sync --references makes them)\n"
             return _text(start_response, "404 Not Found", why, head)

@@ -102,6 +102,11 @@ class Tree:
         self.manifests = ManifestTree(Mirror(self.root, index).manifest_root, self._hidden_source)
 
     # -- the index ------------------------------------------------------------------
+    def known_stores(self) -> dict[str, dict]:
+        """uuid -> {url, kind, name} of every store the index knows (none yet: empty)."""
+        with self._db_lock:
+            return known_stores(self._index().index)
+
     def _index(self) -> Any:
         """The index, opened read-only on first use (a service's first sync may create it later)."""
         if self._mirror is None:

@@ -15,21 +15,21 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.annex.keys import hashdir_lower
+from neuromirror.store.lindi import DIRNAME, SUFFIX, reference_path
 
-DIRNAME = ".neuromirror/lindi"
-SUFFIX = ".lindi.json"
+__all__ = [
+    "DIRNAME",
+    "SUFFIX",
+    "has_reference",
+    "read_reference",
+    "reference_path",
+    "references_dir",
+    "write_reference",
+]
 
 
 def references_dir(root: Path) -> Path:
     return Path(root) / DIRNAME
-
-
-def reference_path(root: Path, key: str) -> Path:
-    """The reference of ``key`` (made or not)."""
-    if not key or "/" in key or key.startswith("."):
-        raise ValueError(f"{key!r}: not a git-annex key")
-    return references_dir(root) / hashdir_lower(key) / f"{key}{SUFFIX}"
 
 
 def has_reference(root: Path, key: str) -> bool:

@@ -23,14 +23,13 @@ from neuromirror.errors import UserError
 from neuromirror.read.fsspec_fs import NeuromirrorFileSystem, PinnedReader
 from neuromirror.read.references.lindi_env import lindi
 from neuromirror.read.references.location import write_reference
+from neuromirror.store.lindi import HDF5_SUFFIXES
 
 #: the blocks the metadata is read in while making a reference
 MAKE_BLOCK = 32 * 1024
 #: a contiguous dataset is referenced in pieces of this size: a slice reads its own piece, not lindi's default 20 MB
 #: (a 100-row slice of a 64 MB ElectricalSeries: one 256 KiB range read)
 SPLIT = 256 * 1024
-#: HDF5 files by name: what ``references: nwb`` makes references of
-HDF5_SUFFIXES = (".nwb", ".h5", ".hdf5")
 
 
 class NoPinnedURL(UserError):

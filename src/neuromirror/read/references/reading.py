@@ -2,7 +2,8 @@
 
 ``open_hdf5("dandi/000027@0.230629.1955/sub-01/x.nwb", root=...)`` gives an h5py-compatible file
 (``pynwb.NWBHDF5IO(file=f, mode="r")`` reads it unchanged).  With a reference of the file's key under the
-mirror root (and lindi importable), opening costs no request: the group tree, attributes and small
+mirror root (and lindi importable), opening costs no request (none there: the one a store of the lab's keeps
+beside the key, :mod:`.kept`): the group tree, attributes and small
 datasets are in the reference, and each chunk a slice needs is one range read of the pinned URL through
 ``neuromirror://``'s own read (:func:`~neuromirror.read.loss.read_range`): a URL the archive stopped serving
 is read from a store of the lab's that keeps the key, in the same call.  Of a served mirror (``base_url``),
@@ -82,6 +83,10 @@ def _local(fs: NeuromirrorFileSystem, path: str, make: bool) -> Optional[tuple[d
     if not f.key:
         return None
     rfs = read_reference(fs.mirror_root, f.key)
+    if rfs is None and f.repo is not None:  # the root lost it, or never had it: a store keeps it with the key
+        from neuromirror.read.references.kept import kept_reference
+
+        rfs = kept_reference(fs.mirror_root, f.key, repo=f.repo)
     if rfs is None and make and f.served_by == "archive":
         from neuromirror.read.references.make import make_reference
 

@@ -37,15 +37,23 @@ def key_of_route(path: str) -> Optional[str]:
     return name[: -len(SUFFIX)] or None
 
 
-def reference_bytes(root: Path, key: str, file_url: Optional[str] = None) -> Optional[bytes]:
+def reference_bytes(
+    root: Path, key: str, file_url: Optional[str] = None, *, repo: Optional[Path] = None,
+    stores: Optional[dict[str, dict]] = None,
+) -> Optional[bytes]:  # fmt: skip
     """The reference of ``key`` as the view answers it (None: none made); ``file_url``: every chunk named by
-    that URL instead of the archive's (the view's own URL of the file, when only a store serves it)."""
+    that URL instead of the archive's (the view's own URL of the file, when only a store serves it).  None
+    under the root: the one a store keeps beside the key (the stores ``repo`` records, else ``stores``)."""
     if not key:
         return None
     try:
         rfs = read_reference(root, key)
     except ValueError:
         return None
+    if rfs is None:
+        from neuromirror.read.references.kept import kept_reference
+
+        rfs = kept_reference(root, key, repo=repo, stores=stores)
     if rfs is None:
         return None
     if file_url:

@@ -1,0 +1,113 @@
+"""A key's LINDI reference is kept into the store with the version, and read from there (issue 60).
+
+A dandiset of a pynwb-written file is synced with ``--references`` (a process that sees lindi) and kept into
+a real store of each kind (a directory, an S3 bucket on the stand-in, a packed directory); the keep puts the
+reference beside the key.  Then the mirror loses its ``.neuromirror/lindi/`` file and the archive every S3
+version of the file: ``open_hdf5`` (the API's door, in a lindi process) still opens the file through its
+reference, read from the store, every chunk from the store's copy, and pynwb reads the values; the view
+answers the reference from the store too (by path and by key) and lindi reads the file through it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpers import lindi_env, nwb
+from helpers.keep import Dandiset, lose_blobs
+from helpers.read import view_server
+from neuromirror.read.references.chunks import chunk_urls
+from neuromirror.store.lindi import reference_name, reference_path
+
+#: neuromirror's door on the mirror, in a process with lindi: how it opened, the values pynwb reads
+READ_BY_API = """
+import json, sys
+import numpy as np
+from pynwb import NWBHDF5IO
+from neuromirror import api
+
+with api.open(sys.argv[1]) as m:
+    opened = m.open_hdf5(sys.argv[2], how=True)
+    with NWBHDF5IO(file=opened.file, mode="r") as io:
+        n = io.read()
+        data = n.acquisition["running_speed"].data
+        print(json.dumps({"via": opened.via, "head": np.asarray(data[:100]).tolist(),
+                          "tail": np.asarray(data[-5:]).tolist(), "session_id": n.session_id}))
+"""
+
+
+def _synced(dandi_archive, root: Path, days: int) -> Dandiset:  # noqa: ANN001
+    return lindi_env.synced_timeseries(dandi_archive, root, days, "lindi kept")
+
+
+def _store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "directory":
+        return str(tmp_path / "store")
+    if kind == "pack":
+        return f"pack+file://{tmp_path / 'packed'}"
+    return f"s3://{request.getfixturevalue('bucket')}/lab/keep"
+
+
+@pytest.mark.parametrize("kind", ["directory", "S3", "pack"])
+def test_a_kept_reference_reads_after_the_mirror_and_the_archive_lost_theirs(
+    dandi_archive,
+    tmp_path: Path,
+    kind: str,
+    request: pytest.FixtureRequest,  # noqa: ANN001
+) -> None:
+    from neuromirror.store.location import open_store
+
+    d = _synced(dandi_archive, tmp_path / "mirror", 2600)
+    url = _store_url(kind, tmp_path, request)
+    (row,) = d.run.json("urls", d.spec, "--references")
+    key, mine = row["key"], Path(row["reference"])
+    made = json.loads(mine.read_text())
+    code, out, err = d.run("keep", d.spec, "--to", url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["references"] == 1
+    store = open_store(url)
+    assert store.has(key) and store.has(reference_name(key))
+    with store.open_key(reference_name(key)) as fh:
+        assert json.loads(fh.read()) == made  # the mirror's own reference, as it was made
+    code, out, _ = d.run("keep", d.spec, "--to", url, "--json")  # a rerun puts nothing again
+    assert code == 0 and json.loads(out)["references"] == 0
+
+    mine.unlink()
+    lose_blobs(d, [nwb.TIMESERIES])
+    target = f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}"
+    got = lindi_env.python(READ_BY_API, str(d.run.root), target)
+    assert got == {"via": "reference", **lindi_env.timeseries_values()}
+    assert json.loads(reference_path(d.run.root, key).read_text()) == made  # written back under the root
+
+    if kind != "directory":
+        return
+    # the view, with no reference under the root either: by path (chunks through the view's URL of the
+    # file, which streams the store's copy) and by key, lindi reading the file through it
+    reference_path(d.run.root, key).unlink()
+    with view_server(d.run.root) as base:
+        by_path = f"{base}dav/dandi/{d.id}/{d.version}/{nwb.TIMESERIES}.lindi.json"
+        served = requests.get(by_path, timeout=30)
+        assert served.status_code == 200, served.text
+        assert chunk_urls(served.json()) == {by_path[: -len(".lindi.json")]}
+        assert lindi_env.python(lindi_env.READ_SERVED, by_path) == lindi_env.timeseries_values()
+        reference_path(d.run.root, key).unlink()
+        by_key = requests.get(f"{base}lindi/{key}.lindi.json", timeout=30)
+        assert by_key.status_code == 200, by_key.text
+        assert by_key.json() == made
+
+
+def test_a_store_without_the_reference_leaves_the_file_to_h5py(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A store kept before the mirror had the reference holds none: the door opens the file by h5py, from the
+    store's copy, and says so (no reference invented, no error)."""
+    d = _synced(dandi_archive, tmp_path / "mirror", 2700)
+    (row,) = d.run.json("urls", d.spec, "--references")
+    Path(row["reference"]).unlink()
+    code, out, err = d.run("keep", d.spec, "--to", str(tmp_path / "store"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["references"] == 0
+    lose_blobs(d, [nwb.TIMESERIES])
+    got = lindi_env.python(READ_BY_API, str(d.run.root), f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}")
+    assert got == {"via": "h5py", **lindi_env.timeseries_values()}
