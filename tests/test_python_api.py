@@ -42,6 +42,8 @@ def test_every_example_of_the_python_api_doc_runs(
     assert "sub-01/a.nwb 3000 " in printed
     assert (tmp_path / "lab-store").is_dir()
     assert namespace["source"] == d.source
+    assert f"@misc{{dandi_{d.id}_" in printed  # the citation example's BibTeX
+    assert namespace["d"].to_json()["from"]["version"] == d.version  # the diff example's record
 
 
 def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
