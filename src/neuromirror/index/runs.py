@@ -97,21 +97,28 @@ def duration_histogram(index: Index, bounds: list[float]) -> list[tuple]:
 
 # -- what the audit reads (neuromirror.audit) --------------------------------------------
 
+#: a successful run, and one whose report says something was wrong upstream, as the partial indexes
+#: ``idx_runs_success`` and ``idx_runs_noted`` (:data:`.schema.RUNS_AUDIT`) say it: SQLite uses such an index
+#: only where the query repeats its condition, so the queries below are written with these strings
+SUCCESS = "outcome IN ('ok', 'unchanged')"
+NOTED = f"{SUCCESS} AND (refused > 0 OR pending > 0 OR json_array_length(report, '$.warnings') > 0)"
+
 
 def noted_reports(index: Index) -> list[tuple[str, int, Optional[str], Optional[str], Optional[str]]]:
-    """(source, run id, started, ended, report JSON) of the successful runs, oldest first, whose report
-    refused, held pending or warned about anything: what the syncs saw wrong."""
+    """(source, run id, started, ended, report JSON) of the successful runs, by source and oldest first, whose
+    report refused, held pending or warned about anything: what the syncs saw wrong (through ``idx_runs_noted``,
+    not every run's row)."""
     return index.db.conn.execute(
-        "SELECT source, id, started, ended, report FROM runs WHERE outcome IN ('ok', 'unchanged')"
-        " AND (refused > 0 OR pending > 0 OR json_array_length(report, '$.warnings') > 0) ORDER BY id"
+        f"SELECT source, id, started, ended, report FROM runs WHERE {NOTED} ORDER BY source, id"
     ).fetchall()
 
 
 def last_successes(index: Index) -> list[tuple[str, int, Optional[str]]]:
-    """(source, run id, end) of each source's newest successful run: the mirror's last look at the archive."""
+    """(source, run id, end) of each source's newest successful run: the mirror's last look at the archive
+    (one index seek a source: grouping the runs read every row)."""
     return index.db.conn.execute(
-        "SELECT r.source, r.id, r.ended FROM runs r JOIN (SELECT source, MAX(id) id FROM runs"
-        " WHERE outcome IN ('ok', 'unchanged') GROUP BY source) m ON r.id = m.id"
+        "SELECT r.source, r.id, r.ended FROM sources s JOIN runs r ON r.id ="
+        f" (SELECT id FROM runs WHERE source = s.id AND {SUCCESS} ORDER BY id DESC LIMIT 1)"
     ).fetchall()
 
 

@@ -24,7 +24,7 @@ def beside_options(p: argparse.ArgumentParser) -> None:
         ("--ceiling-dask", int, 1, "ceiling: 1 = also sync on 2 real Dask workers under the ceiling, 0 = not"),
         ("--audit-dandisets", int, 2000, "audit-scale: synced dandisets in the index (default 2000)"),
         ("--audit-planted", int, 5, "audit-scale: of them wrong on purpose, 7 findings each (default 5)"),
-        ("--audit-runs", int, 50, "audit-scale: runs recorded per dandiset (default 50; retention keeps 500)"),
+        ("--audit-runs", int, 500, "audit-scale: runs recorded per dandiset (default 500, what retention keeps)"),
         ("--audit-rounds", int, 3, "audit-scale: timed audit --json runs (default 3)"),
     ):
         g.add_argument(flag, type=kind, default=default, help=text)
