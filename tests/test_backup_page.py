@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from helpers.keep import store_keys
-from helpers.service import Served, neuromirror, serving_page, wait_for, write_config
+from helpers.service import Served, metric_samples, neuromirror, serving_page, wait_for, write_config
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
 
 A, B_OLD, B_NEW, C, GONE = b"a" * 3000, b"b" * 5000, b"B" * 6000, b"c" * 2000, b"g" * 400
@@ -253,6 +253,30 @@ def test_the_page_and_its_json(mirrored: Mirrored, served: Served) -> None:
     assert 'href="backup/"' in requests.get(served.url(""), timeout=30).text  # the status page links it
     source_page = requests.get(served.url(f"source/{mirrored.sid}"), timeout=30).text
     assert f'href="../backup/#{mirrored.sid}"' in source_page  # and each source's page its section
+
+
+def test_metrics_carry_the_page_numbers(mirrored: Mirrored, served: Served) -> None:
+    """/metrics, parsed by prometheus_client: per source the objects and bytes in no store and those expiring
+    unkept within 30 days, per store its last verification's age and result, as ``status --backup --json``
+    says them."""
+    body = requests.get(served.url("metrics"), timeout=30).text
+    m = metric_samples(body)
+    (src,) = backup_json(mirrored)["sources"]
+    sid = ("source", mirrored.sid)
+    for state in ("current", "noncurrent"):
+        nowhere = src["kept_nowhere"][state]
+        assert m["neuromirror_backup_unkept_objects", sid, ("state", state)] == nowhere["objects"], state
+        assert m["neuromirror_backup_unkept_bytes", sid, ("state", state)] == nowhere["bytes"], state
+    assert src["kept_nowhere"]["current"] == {"objects": 2, "bytes": len(C) + len(GONE)}
+    assert m["neuromirror_backup_expiring_unkept_objects", sid] == src["expiring"]["objects"] == 1
+    assert m["neuromirror_backup_expiring_unkept_bytes", sid] == src["expiring"]["bytes"] == len(GONE)
+    assert len(src["stores"]) == 2
+    for st in src["stores"]:
+        store, v = ("store", st["url"]), st["last_verification"]
+        assert v["ok"] and m["neuromirror_store_last_verification", ("result", "ok"), store] == 1, (st, body)
+        assert not [k for k in m if k[0] == "neuromirror_store_last_verification" and store in k and "ok" not in k[1]]
+        since = time.time() - datetime.fromisoformat(v["at"].replace("Z", "+00:00")).timestamp()
+        assert 0 <= m["neuromirror_store_last_verification_age_seconds", store] <= since + 1, (since, st)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed: the page is not looked at in a browser here")

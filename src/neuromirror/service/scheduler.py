@@ -480,7 +480,7 @@ class Service:
             add_changes(report, mirror.index)
             add_keeps(report, mirror.index)
             add_risks(report, mirror.index)
-            add_audit(report, mirror.index)
+            add_audit(report, mirror.index, self.config)
             durations = sync_durations(mirror.index, DURATION_BUCKETS)
         finally:
             mirror.close()

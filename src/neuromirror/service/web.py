@@ -256,8 +256,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _expire_after(service: Any) -> dict[str, float]:
     """SPEC -> the archive's noncurrent-version expiry its ``keep:`` policy names (the others: the default)."""
-    entries = getattr(getattr(service, "config", None), "sources", None) or []
-    return {e.spec: e.keep.expire_after for e in entries if e.keep is not None and e.keep.expire_after is not None}
+    from neuromirror.service.backup.compute import expire_after_of
+
+    return expire_after_of(getattr(service, "config", None))
 
 
 def _other_method(self: _Handler) -> None:

@@ -50,9 +50,12 @@ def backup(
     *,
     expire_after: Optional[Mapping[str, float]] = None,
     now: Optional[float] = None,
+    found: Any = None,
 ) -> Backup:
     """The backup record of the sources ``specs`` name (globs; all without).  ``expire_after``: SPEC (a glob) ->
-    after how long the archive deletes a noncurrent S3 version (``keep: {expire_after}``; default 30 days)."""
+    after how long the archive deletes a noncurrent S3 version (``keep: {expire_after}``; default 30 days).
+    ``found``: the audit of the same sources, when the caller made it already (``/metrics`` reports both; the
+    audit is most of the record's time)."""
     now = time.time() if now is None else now
     wanted = sorted(s for s in index.source_ids() if _matches(s, specs))
     out = {sid: SourceBackup(sid) for sid in wanted}
@@ -77,7 +80,7 @@ def backup(
     for sid, path, key, size in filesets.unkept_newest(index.db.conn, MOST_NAMED):
         if sid in out:
             out[sid].unkept.append(Unkept(path, key, size))
-    _expiring(index, out, specs, expire_after or {}, now)
+    _expiring(index, out, specs, expire_after or {}, now, found)
     return Backup(iso_z(now), [out[s] for s in wanted], WINDOW_DAYS)
 
 
@@ -165,13 +168,19 @@ def _state_at(rows: list[VersionRow], fileset: Optional[int]) -> Optional[State]
 
 
 def _expiring(
-    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]], expire_after: Mapping[str, float], now: float
+    index: Any,
+    out: dict[str, SourceBackup],
+    specs: Optional[list[str]],
+    expire_after: Mapping[str, float],
+    now: float,
+    found: Any,
 ) -> None:
     """Per source, the objects no store holds that the archive's lifecycle deletes within the window (or already
     may have: an expiry date in the past), soonest first."""
     horizon = now + WINDOW_DAYS * DAY
     seen: set[tuple[str, str]] = set()
-    for sid, x in [*_deleted_blobs(index, out, specs, expire_after), *_overwritten(index, out, expire_after)]:
+    deleted = _deleted_blobs(index, out, specs, expire_after, found)
+    for sid, x in [*deleted, *_overwritten(index, out, expire_after)]:
         when = iso_seconds(x.expires)
         if (sid, x.key) in seen or when is None or when > horizon:
             continue
@@ -179,6 +188,13 @@ def _expiring(
         out[sid].expiring.append(x)
     for b in out.values():
         b.expiring.sort(key=lambda x: (x.expires or "", x.path))
+
+
+def expire_after_of(config: Any) -> dict[str, float]:
+    """SPEC -> the archive's noncurrent-version expiry its ``keep:`` policy names, of a service's definitions (the
+    others: the default): what ``/backup/`` and ``/metrics`` count expiring by."""
+    entries = getattr(config, "sources", None) or []
+    return {e.spec: e.keep.expire_after for e in entries if e.keep is not None and e.keep.expire_after is not None}
 
 
 def _after(expire_after: Mapping[str, float], sid: str) -> float:
@@ -189,16 +205,16 @@ def _after(expire_after: Mapping[str, float], sid: str) -> float:
 
 
 def _deleted_blobs(
-    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]], expire_after: Mapping[str, float]
+    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]], expire_after: Mapping[str, float], found: Any
 ) -> Iterable[tuple[str, Expiring]]:
     """The audit's ``noncurrent-only`` findings (a blob whose current S3 object is deleted: only the noncurrent
     version the mirror pinned serves it) whose key no store holds; the bound from the records is the first sync
     that saw it plus the source's ``expire_after`` (an exact date, from ``audit --recheck``, stays)."""
     from neuromirror.audit.findings import audit
 
-    found = [f for f in audit(index, specs).findings if f.kind == "noncurrent-only" and f.source in out]
+    findings = (found if found is not None else audit(index, specs)).findings
     files = []
-    for f in found:
+    for f in (f for f in findings if f.kind == "noncurrent-only" and f.source in out):
         head = index.head_version(f.source)
         vf = index.version_file(head.id, f.source, f.path) if head is not None else None
         if vf is not None and vf.key:
