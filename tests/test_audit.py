@@ -131,3 +131,26 @@ def test_the_page_in_a_browser(planted: Planted, served: Served, tmp_path: Path)
     chromium(served.url("audit/"), tmp_path, screenshot=shot, size="1400,1000")
     assert shot.stat().st_size > 10_000
     keep_screenshot(shot)
+
+
+def test_the_audit_reads_the_runs_through_its_indexes(tmp_path: Path) -> None:
+    """``last_successes`` and ``noted_reports`` seek through ``idx_runs_success`` and ``idx_runs_noted`` (the
+    index's ``runs-audit`` migration), not every run's row: SQLite uses a partial index only where the query
+    repeats its condition, so a query or an index worded apart would read 10^6 runs again at retention's 500
+    runs a source (``scripts/bench --scenarios audit-scale``: 8.06 s before them, 1.29 s with them)."""
+    from neuromirror.index import runs
+    from neuromirror.index.db import Index
+
+    index = Index(tmp_path / ".neuromirror" / "index.sqlite")
+    try:
+        conn = index.db.conn
+        sent: list[str] = []
+        conn.set_trace_callback(sent.append)
+        runs.last_successes(index), runs.noted_reports(index)
+        conn.set_trace_callback(None)
+        plans = {sql: " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql)) for sql in sent}
+    finally:
+        index.close()
+    assert len(plans) == 2, plans
+    assert sum("USING INDEX idx_runs_success" in p for p in plans.values()) == 1, plans
+    assert sum("USING INDEX idx_runs_noted" in p for p in plans.values()) == 1, plans
