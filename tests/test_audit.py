@@ -4,8 +4,9 @@ Two dandisets on the DANDI stand-in.  ``wrong`` is made wrong on purpose: a Zarr
 reports wrong, a Zarr with no checksum (pending), a text file whose metadata's sha256 is not its bytes', a
 blob whose S3 object is missing with no version holding it (not pinned), a blob whose current object is
 deleted (only a noncurrent version serves it), a published version without DOI, and a Zarr rewritten in
-place between two syncs while the draft's ``modified`` stays.  ``clean`` has a file, a Zarr and a
-published version with its DOI: it must yield no finding (both made by ``neuromirror.standins.dandi.planted``,
+place between two syncs while the draft's ``modified`` stays, and a Zarr whose manifest the archive
+publishes drifted from its objects (found by ``--recheck`` only).  ``clean`` has a file, a Zarr, a Zarr
+whose manifest the archive does not publish, and a published version with its DOI: it must yield no finding (both made by ``neuromirror.standins.dandi.planted``,
 which the bench's ``audit-scale`` plants too).  Both are synced by hand (``neuromirror sync``);
 then ``audit --json``, its text, ``--recheck``, and the service's ``/audit/``, ``/audit.json`` and
 ``/metrics`` are read.
@@ -22,7 +23,9 @@ import requests
 
 from helpers.service import Served, metric_samples, neuromirror, serving_page, write_config
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
-from neuromirror.standins.dandi.planted import PLANTED, plant, rewrite
+from neuromirror.standins.dandi.planted import PLANTED, PLANTED_ON_RECHECK, UNPUBLISHED, plant, rewrite
+from neuromirror.standins.dandi.zarr_manifests import manifest_key
+from neuromirror.util.zarr_manifest import read_entries
 
 
 class Planted(NamedTuple):
@@ -64,7 +67,8 @@ def test_every_planted_finding_and_none_on_the_clean_archive(planted: Planted) -
     assert not [f for f in got["findings"] if f["source"] == planted.clean], got["findings"]
     assert set(got["sources"][planted.clean].values()) == {0}
     assert got["sources"][planted.wrong]["zarr-checksum-mismatch"] == 1
-    assert got["kinds"]["manifest-drift"]["covered"] == "not covered"
+    assert got["kinds"]["manifest-drift"]["covered"].startswith("--recheck only")
+    assert "manifest-drift" not in got["sources"][planted.wrong] and got["coverage"] == {}
     for f in got["findings"]:
         assert set(f) >= {"source", "kind", "path", "version", "detail", "first_seen", "last_seen"}, f
         assert f["first_seen"] and f["last_seen"], f
@@ -85,7 +89,7 @@ def test_the_text_names_source_kind_and_path(planted: Planted) -> None:
     assert f"{planted.wrong}: {len(PLANTED)} finding(s)" in text and f"{planted.clean}: nothing found" in text
     for kind, path in PLANTED:
         assert any(ln.strip().startswith(f"{kind}  {path}") for ln in text.splitlines()), (kind, path, text)
-    assert "not covered: manifest-drift" in text
+    assert "not looked at without --recheck: manifest-drift" in text
 
 
 def test_recheck_asks_the_archive(planted: Planted) -> None:
@@ -97,6 +101,70 @@ def test_recheck_asks_the_archive(planted: Planted) -> None:
     bound = next(f for f in audit_json(planted)["findings"] if f["kind"] == "noncurrent-only")["expires"]
     # deleted before the first sync: 30 days after the delete marker, no later than the records' bound
     assert gone["expires_is"] == "exact" and gone["expires"] <= bound, (gone, bound)
+
+
+def drifts(got: dict, source: str) -> set[tuple[str, str]]:
+    return {(f["kind"], f["path"]) for f in got["findings"] if f["source"] == source and f["kind"] == "manifest-drift"}
+
+
+def test_recheck_finds_the_drifted_manifest_and_none_on_the_clean_archive(planted: Planted) -> None:
+    got = audit_json(planted, "--recheck")
+    assert got["recheck_errors"] == [], got["recheck_errors"]
+    assert drifts(got, planted.wrong) == PLANTED_ON_RECHECK, json.dumps(got["findings"], indent=1)
+    assert {(f["kind"], f["path"]) for f in got["findings"] if f["source"] == planted.wrong} >= PLANTED - {
+        ("no-doi", "")  # asked again: the stand-in still gives none, so it stays
+    }
+    assert not [f for f in got["findings"] if f["source"] == planted.clean], got["findings"]
+    assert got["sources"][planted.clean]["manifest-drift"] == 0
+    assert got["sources"][planted.wrong]["manifest-drift"] == len(PLANTED_ON_RECHECK)
+    detail = {f["path"].rsplit("/", 1)[-1]: f["detail"] for f in got["findings"] if f["kind"] == "manifest-drift"}
+    assert detail["0"].startswith("size 5 in the manifest, 4 listed"), detail
+    assert "missing from the archive's manifest" in detail["1"] and "but not listed" in detail["2"], detail
+    assert detail[".zarray"].startswith("versionId not-its-version in the manifest"), detail
+    cov = got["coverage"]["manifest-drift"]
+    # the clean Zarr's manifest is published and agrees; the one withheld is counted, not a finding
+    assert [(s["source"], s["path"]) for s in cov["zarr_states_not_published"]] == [(planted.clean, UNPUBLISHED)]
+    # fine.zarr, drifted.zarr (x2 sources' versions share states), rewritten.zarr before and after, ok
+    assert cov["zarr_states_compared"] >= 4, cov
+    text = neuromirror(planted.root, "audit", "--recheck").stdout
+    assert any(ln.strip() == "manifest-drift  sub-0/drifted.zarr/0/1" for ln in text.splitlines()), text
+    assert "1 not published by the archive" in text
+
+
+def test_the_archive_publishes_manifests_at_the_design_layout(planted: Planted, dandi_archive) -> None:  # noqa: ANN001
+    a = dandi_archive
+    sid = planted.clean.split(":", 1)[1]
+    zarr = a.asset_at(sid, "sub-0/fine.zarr").zarr
+    url = a.s3.url(a.bucket, manifest_key(zarr.zarr_id, zarr.checksum))
+    assert "/zarr-manifest/" + zarr.zarr_id[:3] + "/" + zarr.zarr_id[3:6] + "/" in url
+    doc = requests.get(url, timeout=30).json()  # anonymous, as dandidav reads it
+    assert doc["schemaVersion"] == 2 and doc["statistics"]["zarrChecksum"] == zarr.checksum
+    assert set(read_entries(doc)) == {"0/.zarray", "0/0", "0/1", ".zgroup"}
+    # the mirror's own manifest of that state says the same of every object
+    mine = planted.root / ".neuromirror" / "zarr-manifests" / zarr.zarr_id[:3] / zarr.zarr_id[3:6] / zarr.zarr_id
+    ours = read_entries(json.loads((mine / f"{zarr.checksum}.json").read_text()))
+    theirs = read_entries(doc)
+    assert {p: (e.version_id, e.size, e.etag) for p, e in ours.items()} == {
+        p: (e.version_id, e.size, e.etag) for p, e in theirs.items()
+    }
+    withheld = a.asset_at(sid, UNPUBLISHED).zarr
+    assert requests.get(
+        a.s3.url(a.bucket, manifest_key(withheld.zarr_id, withheld.checksum)), timeout=30
+    ).status_code in (
+        403,
+        404,
+    )
+
+
+def test_a_manifest_root_that_publishes_none_yields_no_drift(planted: Planted, dandi_archive) -> None:  # noqa: ANN001
+    a = dandi_archive
+    given = audit_json(planted, "--recheck", "--zarr-manifests", a.s3.url(a.bucket, "zarr-manifest"))
+    assert drifts(given, planted.wrong) == PLANTED_ON_RECHECK  # the design's place, named
+    none = audit_json(planted, "--recheck", "--zarr-manifests", a.s3.url(a.bucket, "nowhere"))
+    assert not drifts(none, planted.wrong) and not drifts(none, planted.clean), none["findings"]
+    cov = none["coverage"]["manifest-drift"]
+    assert cov["zarr_states_compared"] == 0 and len(cov["zarr_states_not_published"]) >= 4, cov
+    assert none["recheck_errors"] == []
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ Each kind and where it comes from (:data:`KINDS`; ``docs/service.md``, *Audit*):
 * ``modified-unchanged``: two draft states recorded with the same ``modified`` and different files (a Zarr
   rewritten in place: the sync tells it by the Zarr list's checksums). A deletion that leaves ``modified``
   as it was is not seen by a sync, which asks nothing more of an unchanged draft;
-* ``manifest-drift``: not covered: no sync reads the archive's Zarr manifests.
+* ``manifest-drift``: with ``--recheck`` only (:mod:`.manifests`): the archive's manifest of each Zarr state
+  recorded against the mirror's own of it; a state the archive publishes none of is counted in ``coverage``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ SCHEMA_VERSION = 1
 #: DANDI's lifecycle rule: a noncurrent S3 version expires this long after it became noncurrent
 EXPIRE_AFTER = timedelta(days=30)
 
+#: how a kind the records cannot tell begins: looked at (and counted) only when the archive is asked
+RECHECK_ONLY = "--recheck only"
 #: kind -> (how it is known, what it means)
 KINDS: dict[str, tuple[str, str]] = {
     "zarr-checksum-mismatch": ("recorded", "a Zarr refused: its objects never give the checksum the archive states"),
@@ -54,7 +57,10 @@ KINDS: dict[str, tuple[str, str]] = {
         "recorded for Zarrs changed in place; deletions that leave modified unchanged are not seen",
         "files changed while the draft's (and the asset's) modified did not",
     ),
-    "manifest-drift": ("not covered", "a Zarr manifest of the archive that differs from the listed objects"),
+    "manifest-drift": (
+        RECHECK_ONLY + ": the archive's manifest of each Zarr state recorded, against the mirror's",
+        "a Zarr manifest of the archive that differs from the listed objects",
+    ),
 }
 
 _NONCURRENT = re.compile(
@@ -105,10 +111,20 @@ class Audit:
     generated: str = field(default_factory=lambda: iso_z(time.time()))
     rechecked: bool = False
     recheck_errors: list[str] = field(default_factory=list)
+    #: kind -> how far a kind the recheck looks for was looked at (``manifest-drift``: Zarr states compared)
+    coverage: dict[str, Any] = field(default_factory=dict)
+
+    def looked_at(self) -> list[str]:
+        """The kinds this audit looked for: the recorded ones, and with ``--recheck`` the recheck's own."""
+        return [
+            k
+            for k, (how, _) in KINDS.items()
+            if how != "not covered" and (self.rechecked or not how.startswith(RECHECK_ONLY))
+        ]
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """(source, kind) -> findings; every covered kind of every source audited, 0 included."""
-        out = {(s, k): 0 for s in self.sources for k, (how, _) in KINDS.items() if how != "not covered"}
+        """(source, kind) -> findings; every kind looked at of every source audited, 0 included."""
+        out = {(s, k): 0 for s in self.sources for k in self.looked_at()}
         for f in self.findings:
             out[(f.source, f.kind)] = out.get((f.source, f.kind), 0) + 1
         return out
@@ -119,6 +135,7 @@ class Audit:
             "generated": self.generated,
             "rechecked": self.rechecked,
             "recheck_errors": self.recheck_errors,
+            "coverage": self.coverage,
             "kinds": {k: {"covered": how, "what": what} for k, (how, what) in KINDS.items()},
             "sources": self.by_source(),
             "findings": [f.to_json() for f in self.findings],

@@ -6,6 +6,9 @@
   S3 versions listed (``ListObjectVersions``, anonymously): the first version or delete marker after the
   pinned one is when it became noncurrent, and ``expires`` that plus the lifecycle's 30 days (exact).
 
+* ``manifest-drift`` (given the mirror's manifest root): the archive's manifest of each Zarr state the
+  mirror recorded, one GET each, against the mirror's (:mod:`.manifests`); how far in ``coverage``.
+
 The archive's API is the one the source's recorded download URLs name (``<api>/assets/<id>/download/``),
 else ``dandi_api``.  Other kinds are left as recorded; an answer that fails leaves the finding as it was and
 says why in :attr:`.findings.Audit.recheck_errors`.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -26,8 +30,16 @@ TIMEOUT = 30
 PUBLIC_API = "https://api.dandiarchive.org/api"
 
 
-def recheck(index: Any, found: Audit, dandi_api: Optional[str] = None) -> Audit:
-    """``found`` with its ``no-doi`` and ``noncurrent-only`` findings asked of the archive again."""
+def recheck(
+    index: Any,
+    found: Audit,
+    dandi_api: Optional[str] = None,
+    manifest_root: Optional[Path] = None,
+    zarr_manifests: Optional[str] = None,
+) -> Audit:
+    """``found`` with its ``no-doi`` and ``noncurrent-only`` findings asked of the archive again, and with
+    ``manifest_root`` (the mirror's) its Zarr manifests compared with the archive's (at ``zarr_manifests``,
+    else in each Zarr's bucket)."""
     import requests
 
     from neuromirror.network.identity import name_session
@@ -48,7 +60,15 @@ def recheck(index: Any, found: Audit, dandi_api: Optional[str] = None) -> Audit:
             again = f
         if again is not None:
             kept.append(again)
-    return dataclasses.replace(found, findings=kept, rechecked=True, recheck_errors=errors)
+    coverage = dict(found.coverage)
+    if manifest_root is not None:
+        from neuromirror.audit.manifests import drift
+
+        drifted, how_far, failed = drift(session, index, manifest_root, found.sources, zarr_manifests)
+        kept = sorted(kept + drifted, key=lambda f: (f.source, f.kind, f.path, f.version or ""))
+        errors += failed
+        coverage["manifest-drift"] = how_far.to_json()
+    return dataclasses.replace(found, findings=kept, rechecked=True, recheck_errors=errors, coverage=coverage)
 
 
 def _api_of(index: Any, sid: str, given: Optional[str]) -> str:

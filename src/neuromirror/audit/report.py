@@ -41,9 +41,20 @@ def as_text(audit: Audit) -> str:
 
 
 def _coverage(audit: Audit) -> str:
-    missing = [k for k, (how, _) in KINDS.items() if how == "not covered"]
-    asked = "asked the archive again for no-doi and noncurrent-only" if audit.rechecked else "from the syncs' records"
-    return f"({asked}; not covered: {', '.join(missing)}; see docs/service.md, Audit)"
+    missing = [k for k in KINDS if k not in audit.looked_at()]
+    asked = (
+        "asked the archive again for no-doi and noncurrent-only, and for its Zarr manifests"
+        if audit.rechecked
+        else "from the syncs' records"
+    )
+    states = audit.coverage.get("manifest-drift")
+    if states:
+        asked += (
+            f"; Zarr manifests compared for {states['zarr_states_compared']} state(s), "
+            f"{len(states['zarr_states_not_published'])} not published by the archive"
+        )
+    looked = f"not looked at without --recheck: {', '.join(missing)}" if missing else "every kind looked at"
+    return f"({asked}; {looked}; see docs/service.md, Audit)"
 
 
 _CSS = """
@@ -57,7 +68,7 @@ th{background:#f4f4f4}.kind{font-family:monospace;white-space:nowrap}.none{color
 def as_html(audit: Audit) -> str:
     """The ``/audit/`` page: counts per source and kind, then every finding."""
     e = html.escape
-    covered = [k for k, (how, _) in KINDS.items() if how != "not covered"]
+    covered = audit.looked_at()
     head = "".join(f'<th class="kind">{e(k)}</th>' for k in covered)
     counts = audit.counts()
     rows = "".join(

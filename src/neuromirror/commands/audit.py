@@ -3,7 +3,8 @@
 From what the syncs recorded in the index (no new crawl): Zarrs refused for a checksum mismatch or
 without a checksum, bytes against the archive's digest, blobs not pinned, objects only a noncurrent S3
 version serves (and when they expire), published versions without a DOI, files changed while
-``modified`` did not.  ``--recheck`` asks the archive again for the DOIs and the noncurrent objects.
+``modified`` did not.  ``--recheck`` asks the archive again for the DOIs and the noncurrent objects, and
+compares its Zarr manifests with the mirror's (``manifest-drift``).
 The JSON's schema: docs/service.md, *Audit*.
 """
 
@@ -21,13 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Findings per source and kind from the index: Zarrs refused (checksum mismatch) or pending "
         "without checksum, bytes that disagree with the archive's digest, blobs not pinned, objects only a "
         "noncurrent S3 version serves (with when they expire), published versions without DOI, files changed "
-        "while modified did not. No archive is asked unless --recheck.",
+        "while modified did not. No archive is asked unless --recheck, which also compares the archive's Zarr "
+        "manifests with the objects the mirror listed (manifest-drift).",
     )
     p.add_argument("specs", nargs="*", metavar="SPEC", help="sources to audit (globs: 'dandi:*'); default: all")
     p.add_argument(
         "--recheck",
         action="store_true",
-        help="ask the archive again: DOIs of published versions without one, noncurrent objects and their expiry",
+        help="ask the archive again: DOIs of published versions without one, noncurrent objects and their expiry, "
+        "and its manifest of each Zarr state recorded (one GET each)",
+    )
+    p.add_argument(
+        "--zarr-manifests",
+        metavar="URL",
+        help="the archive's Zarr manifest root for --recheck ({root}/{id[:3]}/{id[3:6]}/{id}/{checksum}.json; "
+        "default: zarr-manifest/ in each Zarr's own bucket, as dandi-archive designs it)",
     )
     p.add_argument(
         "--dandi-api",
@@ -47,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         found = audit(mirror.index, args.specs)
         if args.recheck:
-            found = recheck(mirror.index, found, args.dandi_api)
+            found = recheck(mirror.index, found, args.dandi_api, mirror.manifest_root, args.zarr_manifests)
     finally:
         mirror.close()
     if args.json:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional
 
 from neuromirror.records import SUBDATASET
 
@@ -123,3 +123,27 @@ def subdataset_paths(index: Index, source: str, commit: str) -> list[str]:
         [source, SUBDATASET, commit],
     ).fetchall()
     return [path for (path,) in rows]
+
+
+class ZarrState(NamedTuple):
+    """A DANDI Zarr state a recorded version holds: at ``path`` of ``source``, the Zarr ``zarr_id`` at ``checksum``."""
+
+    source: str
+    path: str
+    zarr_id: str
+    checksum: str
+
+
+def zarr_states(index: Index, sources: Iterable[str]) -> list[ZarrState]:
+    """Every DANDI Zarr state the versions of ``sources`` hold (``audit --recheck`` asks the archive for its
+    manifest of each): the entries that pin a subdataset, joined to the cache naming the state each commit is."""
+    wanted = set(sources)
+    rows = index.db.conn.execute(
+        "SELECT DISTINCT e.source, e.path, c.key FROM cache c JOIN entries e ON e.checksum = c.value"
+        " WHERE c.namespace = ? AND e.checksum_kind = ?",
+        [ZARR_CACHE, SUBDATASET],
+    ).fetchall()
+    out = {
+        ZarrState(sid, path, *key.split(" ")[:2]) for sid, path, key in rows if sid in wanted and key.count(" ") == 2
+    }
+    return sorted(out)

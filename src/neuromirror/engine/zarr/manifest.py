@@ -8,45 +8,31 @@ so it writes the same files under its root — ``zarr-manifests/{id[:3]}/{id[3:6
 {checksum}.json`` — and dandidav, or any client of the format, can take the mirror as its
 manifest root (the view serves them, :mod:`neuromirror.read.view_zarrs`).
 
-The file is what the proof of concept's ``update_manifest.py`` writes: ``schemaVersion`` 2,
-``fields`` ``["versionId","lastModified","size","ETag"]``, ``statistics`` (entries, depth,
-totalSize, lastModified, zarrChecksum) and ``entries``, a nested tree whose files are positional
-arrays, in S3 key order, indented by one space with each array on one line.  It is written as a
-stream (objects sorted by path come out as a depth-first walk of the tree), so a Zarr of 10^6
-objects never becomes a nested dict in memory.  Beside the manifests of a Zarr sits
-``.neuromirror.json``, the Zarr's S3 prefix (an entry's URL is that prefix, its path and its
-``versionId``), which listings of the manifest tree leave out as dandidav leaves out names with
-a dot.
+The file's format (written and read) is :mod:`neuromirror.util.zarr_manifest`, shared with the
+DANDI stand-in, which publishes the archive's own, and ``audit --recheck``, which compares the two.
+Beside the manifests of a Zarr sits ``.neuromirror.json``, the Zarr's S3 prefix (an entry's URL is
+that prefix, its path and its ``versionId``), which listings of the manifest tree leave out as
+dandidav leaves out names with a dot.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterable, NamedTuple, Optional, Sequence
+from typing import IO, Optional, Sequence
 from urllib.parse import quote
 
-SCHEMA_VERSION = 2
-FIELDS = ("versionId", "lastModified", "size", "ETag")
+from neuromirror.util.zarr_manifest import ManifestEntry as ManifestEntry
+from neuromirror.util.zarr_manifest import write_document
+
 DIRNAME = "zarr-manifests"
 SIDECAR = ".neuromirror.json"
 #: S3's name for the version of an object in a bucket without versioning
 NULL_VERSION = "null"
-
-
-class ManifestEntry(NamedTuple):
-    """One object of a Zarr state, as a manifest records it (a tuple: one per object of a state)."""
-
-    path: str  # inside the Zarr, '/'-separated
-    version_id: str
-    modified: datetime
-    size: int
-    etag: str  # the MD5 (or multipart ETag), lowercase, no quotes
 
 
 def manifest_root(state: object) -> Optional[str]:
@@ -63,25 +49,6 @@ def zarr_uuid(bucket_url: str) -> str:
 def manifest_path(root: Path, zarr_id: str, checksum: str) -> Path:
     """Where the manifest of ``zarr_id`` at ``checksum`` lives under a manifest root."""
     return root / zarr_id[:3] / zarr_id[3:6] / zarr_id / f"{checksum}.json"
-
-
-def stamp(t: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS+00:00``: the design's time format (S3 times are whole seconds)."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    elif t.utcoffset():
-        t = t.astimezone(timezone.utc)
-    # formatted by hand: strftime and astimezone were a third of a manifest's CPU (10^5 rows a Zarr)
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}+00:00"
-
-
-#: strings JSON writes as they are (the quotes aside): object names, versionIds and ETags nearly always
-_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f-\U0010ffff]*')
-
-
-def _string(s: str) -> str:
-    """``json.dumps(s)``, without its call for the strings that need no escape."""
-    return f'"{s}"' if _PLAIN.fullmatch(s) else json.dumps(s)
 
 
 def write_manifest(
@@ -105,75 +72,16 @@ def write_manifest(
         _write_sidecar(target.parent, {"url": base_url, "source": source})
     if target.exists():
         return target
-    ordered = sorted(entries, key=lambda e: e.path)
-    stats: dict[str, Any] = {
-        "entries": len(ordered),
-        "depth": max((e.path.count("/") for e in ordered), default=0),
-        "totalSize": sum(e.size for e in ordered),
-        "lastModified": stamp(max(e.modified for e in ordered)) if ordered else None,
-        "zarrChecksum": checksum,
-    }
-    if archive_checksum and archive_checksum != checksum:
-        stats["zarrChecksumMismatch"] = archive_checksum
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(f'{{\n "schemaVersion": {SCHEMA_VERSION},\n "fields": {_compact(list(FIELDS))},\n')
-            out.write(' "statistics": {\n')
-            out.write(",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in stats.items()))
-            out.write('\n },\n "entries": ')
-            _write_tree(out, ordered)
-            out.write("\n}\n")
+            write_document(out, entries, checksum, archive_checksum)
         os.chmod(tmp, 0o644)  # readable by whatever web server publishes the manifest root
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise
     return target
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _write_tree(out: IO[str], ordered: Iterable[ManifestEntry]) -> None:
-    """The nested ``entries`` object, streamed: sorted paths are a depth-first walk of the tree.
-
-    Per row, only string formatting: a Zarr state of 5,000 objects is written for every state a
-    sync records, on the hot path of a cold Zarr-heavy sync (issue 40).
-    """
-    stack: list[str] = []  # the open directories
-    first = [True]  # per open object: no member written yet
-    write = out.write
-    last_when: Optional[datetime] = None
-    when = ""
-    write("{")
-    for e in ordered:
-        *dirs, name = e.path.split("/")
-        common = 0
-        while common < min(len(stack), len(dirs)) and stack[common] == dirs[common]:
-            common += 1
-        while len(stack) > common:  # close the directories this path is not in
-            stack.pop()
-            first.pop()
-            write("\n" + " " * (len(stack) + 2) + "}")
-        for d in dirs[common:]:  # open the ones it is in
-            write(("" if first[-1] else ",") + "\n" + " " * (len(stack) + 2) + _string(d) + ": {")
-            first[-1] = False
-            stack.append(d)
-            first.append(True)
-        if e.modified != last_when:  # objects of one upload share their time
-            last_when, when = e.modified, stamp(e.modified)
-        write(
-            f"{'' if first[-1] else ','}\n{' ' * (len(stack) + 2)}{_string(name)}: "
-            f'[{_string(e.version_id)},"{when}",{int(e.size)},{_string(e.etag)}]'
-        )
-        first[-1] = False
-    while stack:
-        stack.pop()
-        first.pop()
-        write("\n" + " " * (len(stack) + 2) + "}")
-    write("\n }" if not first[-1] else "}")
 
 
 def _write_sidecar(directory: Path, about: dict[str, Optional[str]]) -> None:

@@ -46,7 +46,8 @@ reproduced here because a mirror can trip on them:
 The public class is :class:`neuromirror.standins.dandi.server.DandiStandIn`; the other
 modules are its parts, bottom up: ``formats`` (values as the archive writes them),
 ``model`` (the records), ``state`` (the archive's records and buckets), ``render``
-(their JSON), ``dandisets`` and ``assets`` (the Python API that changes the archive),
+(their JSON), ``zarr_manifests`` (the manifest of each Zarr state, in the bucket), ``dandisets`` and
+``assets`` (the Python API that changes the archive),
 ``protocol`` (requests, answers, pages), ``access`` (tokens and embargo),
 ``dandiset_routes`` and ``asset_routes`` (the REST routes) and ``server``.
 

@@ -1,4 +1,5 @@
-"""Changing the archive's assets: put, replace or delete one, its blob and its sha256, Zarrs and their files.
+"""Changing the archive's assets: put, replace or delete one, its blob and its sha256, Zarrs and their files
+(each Zarr state's manifest published: :mod:`.zarr_manifests`).
 
 Why these rules matter: a mirror reads an asset's identity from them.  Assets are
 immutable (new content at a path is a new asset_id), a blob is deduplicated by sha256
@@ -32,10 +33,10 @@ from neuromirror.standins.dandi.formats import (
     uuid4s,
 )
 from neuromirror.standins.dandi.model import AssetRecord, BlobRecord, DandisetRecord, ZarrFile, ZarrRecord
-from neuromirror.standins.dandi.state import ArchiveState
+from neuromirror.standins.dandi.zarr_manifests import ZarrManifests
 
 
-class AssetChanges(ArchiveState):
+class AssetChanges(ZarrManifests):
     """The Python API for assets, blobs and Zarrs (thread-safe; before or after ``start``)."""
 
     def put_asset(
@@ -289,6 +290,7 @@ class AssetChanges(ArchiveState):
             )
             self._put_zarr_files(z, files, t)
             z.recompute()
+            self._publish_manifest(z)
             self._zarrs[z.zarr_id] = z
             asset = AssetRecord(
                 asset_id=str(uuid.uuid4()),
@@ -331,6 +333,7 @@ class AssetChanges(ArchiveState):
                     c.delete_object(Bucket=z.bucket, Key=f"zarr/{z.zarr_id}/{rel}")
                     del z.files[rel]
             z.recompute()
+            self._publish_manifest(z)
             z.modified = t
             z.rev += 1
 

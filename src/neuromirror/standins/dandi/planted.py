@@ -1,5 +1,9 @@
 """A DANDI archive wrong on purpose: one dandiset with every kind ``neuromirror audit`` covers, one clean.
 
+The kinds only ``audit --recheck`` looks for are :data:`PLANTED_ON_RECHECK`: a Zarr whose published manifest
+(:mod:`.zarr_manifests`) drifted from its objects.  The clean dandiset holds a Zarr the archive publishes no
+manifest of: no finding, counted in the audit's coverage.
+
 Shared by ``tests/test_audit.py`` and the bench's ``audit-scale`` (``bench/scenarios/beside/audit_rows.py``), so
 that the findings the bench times are the ones the test checks.  :func:`plant` makes both dandisets;
 :data:`PLANTED` is what the wrong one must yield once synced, then synced again after :func:`rewrite` (a Zarr
@@ -30,6 +34,18 @@ PLANTED = frozenset(
     }
 )
 
+#: (kind, path) the wrong dandiset must yield besides with ``audit --recheck``: the drifted manifest's paths
+PLANTED_ON_RECHECK = frozenset(
+    {
+        ("manifest-drift", "sub-0/drifted.zarr/0/0"),  # another size in the manifest
+        ("manifest-drift", "sub-0/drifted.zarr/0/1"),  # missing from it
+        ("manifest-drift", "sub-0/drifted.zarr/0/.zarray"),  # another versionId
+        ("manifest-drift", "sub-0/drifted.zarr/0/2"),  # in it, no such object
+    }
+)
+#: the clean dandiset's Zarr whose manifest the archive does not publish
+UNPUBLISHED = "sub-0/unlisted.zarr"
+
 
 class Planted(NamedTuple):
     wrong: str  # the dandiset ids
@@ -56,6 +72,10 @@ def plant(archive: Any) -> Planted:
     md = requests.get(f"{a.api_url}/assets/{notes}/", timeout=30).json()
     md["digest"]["dandi:sha2-256"] = "0" * 64  # the archive's digest is not the bytes'
     a.override_metadata(notes, json.dumps(md).encode())
+    drifted = a.asset(a.add_zarr_asset(wrong, "sub-0/drifted.zarr", ZARR)).zarr.zarr_id
+    a.drift_manifest(
+        drifted, resize={"0/0": 5}, drop=["0/1"], version={"0/.zarray": "not-its-version"}, extra={"0/2": 4}
+    )
     a.publish(wrong)
     with a._lock:  # a published version whose DOI was never minted
         version = a.dandiset(wrong).published[-1]
@@ -65,6 +85,7 @@ def plant(archive: Any) -> Planted:
     clean = a.create_dandiset(name="audit: clean")
     a.put_asset(clean, "sub-0/fine.nwb", b"f" * 300)
     a.add_zarr_asset(clean, "sub-0/fine.zarr", ZARR)
+    a.withhold_manifest(a.asset(a.add_zarr_asset(clean, UNPUBLISHED, ZARR)).zarr.zarr_id)
     a.publish(clean)
     return Planted(wrong, clean, rewritten)
 
