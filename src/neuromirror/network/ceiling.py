@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import collections
 import heapq
+import logging
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+log = logging.getLogger("neuromirror.network")
 
 #: the window a rate is counted in (seconds): 5 % over one second, so that the jitter between a request's
 #: turn here and its arrival at the archive (a new connection, a busy host) does not put N+1 in a second there
@@ -185,7 +188,7 @@ class ClusterGate:
 
     def leave(self) -> None:
         if self._slots is not None:
-            self._slots.release()
+            _release(self._slots)
         if self._tokens is not None:  # its turn ends one window after its answer (as :class:`Gate`'s)
             with self._cond:
                 heapq.heappush(self._due, time.monotonic() + self.window)
@@ -198,7 +201,7 @@ class ClusterGate:
                 while not self._due or self._due[0] > time.monotonic():
                     self._cond.wait(self._due[0] - time.monotonic() if self._due else None)
                 heapq.heappop(self._due)
-            self._tokens.release()
+            _release(self._tokens)
 
 
 def _acquire(semaphore: Any, tries: int = 5) -> None:
@@ -212,6 +215,16 @@ def _acquire(semaphore: Any, tries: int = 5) -> None:
         except UnboundLocalError:
             continue
     semaphore.acquire()
+
+
+def _release(semaphore: Any) -> None:
+    """A lease given back; a give-back cancelled under it (the same ``UnboundLocalError`` as :func:`_acquire`'s)
+    is not asked again (distributed says not to: the scheduler frees a lease its holder stopped renewing), and
+    never kills the thread that gives the rate's tokens back, which left a worker's budget shrinking."""
+    try:
+        semaphore.release()
+    except UnboundLocalError:
+        log.debug("a ceiling lease's release was cancelled; the scheduler frees it after its timeout")
 
 
 @dataclass
