@@ -392,6 +392,8 @@ def test_bench_read_nwb_network_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert by["read-nwb-remfile@10ms"]["range_bytes"] > 0 and by["read-nwb-remfile@10ms"]["whole_gets"] == 1
     ours = by["read-nwb-neuromirror@10ms"]
     assert ours["time_over_remfile"] > 0 and ours["bytes_over_remfile"] > 0 and ours["requests_over_remfile"] > 0
+    # the floor (issue 60): pynwb on a local copy, read in the same rounds; the time beyond it compared
+    assert 0 < ours["floor_wall_s"] and "beyond_floor_over_remfile" in ours, ours
     names = {x["target"] for x in doc["targets"]}
     assert "read-nwb-neuromirror@10ms N=1: neuromirror:// time over remfile's" in names, names
     assert "read-nwb-neuromirror@10ms N=1: bytes over remfile's" in names, names
@@ -594,3 +596,25 @@ def test_bench_tiff_region_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "tiff-region: peak RSS of get --format tiff (MB)",
         "tiff-region: voxels of the TIFF unlike intern's cutout",
     } <= names, names
+
+
+def test_bench_nwb_search_and_references_at_a_toy_size(tmp_path: Path) -> None:
+    """nwb-search and nwb-references (issue 60): a dandiset of pynwb-written NWB files, each with its own fields;
+    their fields recorded as the references hook records them and searched end to end beside --version (the
+    matches checked); with lindi's overlay, every file's reference made at an RTT (made = files, none failed)."""
+    from neuromirror.read.references.lindi_env import overlay
+
+    scenarios = "nwb-search,nwb-references" if overlay() else "nwb-search"
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", scenarios, "--nwb-files", "6", "--nwb-search-rounds", "1", "--nwb-refs-rtt", "0.01"
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    search = by["nwb-search"]
+    assert (search["n"], search["half_matches"], search["one_matches"], search["species_matches"]) == (6, 3, 1, 6)
+    assert search["search_s"] > 0 and search["version_s"] > 0, search
+    names = {t["target"] for t in doc["targets"]}
+    assert "nwb-search: search --nwb-field over the files' fields, s" in names, names
+    if overlay():
+        refs = by["nwb-references"]
+        assert (refs["n"], refs["rtt_ms"]) == (6, 10) and refs["cpu_s"] > 0 and refs["s_per_1000"] > 0, refs
+        assert "nwb-references: 1,000 references at the RTT, s" in names, names

@@ -43,6 +43,7 @@ from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.report import add_ratios, report
 from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.beside import bench_beside, beside_options, beside_targets
+from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, bench_nwb, nwb_options, nwb_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
@@ -99,6 +100,7 @@ ALL = (
     "ceiling",
     "audit-scale",
     "tiff-region",
+    *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
 DEFAULT = ("head", "dandi", "anchors", "aind", "index")
@@ -205,6 +207,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _service_soak_options(p)
     _tiff_region_options(p)
     beside_options(p)
+    nwb_options(p)
     p.add_argument(
         "--index-rows",
         type=int,
@@ -359,11 +362,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     add_ratios(doc["results"])
     if not args.compare:  # two commits' rows: the comparison is the result, not the targets
         doc["targets"] = check_targets(doc["results"], doc["startup"], doc["index"]) + keep_targets(doc["results"])
-        doc["targets"] += publish_ria_targets(doc["results"])
-        doc["targets"] += read_targets(doc["results"])
-        doc["targets"] += archive_quiet_targets(doc["results"])
-        doc["targets"] += keep_archive_targets(doc["results"])
-        doc["targets"] += restore_targets(doc["results"])
+        doc["targets"] += publish_ria_targets(doc["results"]) + read_targets(doc["results"])
+        doc["targets"] += archive_quiet_targets(doc["results"]) + keep_archive_targets(doc["results"])
+        doc["targets"] += restore_targets(doc["results"]) + nwb_targets(doc["results"])
         doc["targets"] += network_targets(doc["results"]) + lost_get_targets(doc["results"])
         doc["targets"] += keep_pack_targets(doc["results"]) + pack_cycles_targets(doc["results"])
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
@@ -467,6 +468,7 @@ def _scenarios(
             ("tiff-region", lambda: bench_tiff_region(args, work)),
             ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
             ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
+            *[(n, lambda n=n: bench_nwb(n, args, a, work)) for n in NWB_SCENARIOS],
         ]
         for name, run in runs:
             if name in args.scenarios:

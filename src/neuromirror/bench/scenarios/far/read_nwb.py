@@ -24,6 +24,11 @@ checked against the samples written: a difference fails the scenario.
   :func:`neuromirror.read.references.batch.make_references` in a process with lindi; its row also has
   ``make_requests``, ``make_bytes`` and ``make_fraction`` (what making the reference read of the file).
 
+* the floor (issue 60): in the same rounds, pynwb reads the same rows from a copy of the file on local disk
+  (``h5py.File(path)``): pynwb's own ``io.read()`` CPU, which every reader pays.  Not a row: each other side's
+  row has ``floor_wall_s`` and ``beyond_floor_over_remfile``, ``(side - floor) / (remfile - floor)``: how the
+  side compares with remfile in the time that is the network's and the reader's, not pynwb's.
+
 The same rounds run first with the proxies at RTT 0: ``rtt0_wall_s`` and ``rtt_cost_s`` (the wall at the
 RTT less it) tell the round trips' share from the stand-in's and the reader's own time
 (``stand_in_get_ms``: one ranged GET at RTT 0; moto reads the whole object for each).  remfile asks for
@@ -144,7 +149,11 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
             "root": str(root),
         },
         "reference": {**common, "kind": "reference", "path": f"dandi/{ident}@draft/{NWB_PATH}", "root": str(root)},
+        "local": {**common, "kind": "local", "path": str(work / "read-nwb-local.nwb")},
     }
+    (work / "read-nwb-local.nwb").write_bytes(data)
+    rows_of = kinds
+    kinds = (*kinds, "local")  # the floor, read in the same rounds: no row of its own
     reads: dict[tuple[float, str], list[dict]] = {(rtt, k): [] for rtt in {0.0, args.rtt} for k in kinds}
     try:
         for rtt in sorted({0.0, args.rtt}):  # RTT 0 first: what the stand-in and the readers' CPU cost alone
@@ -161,16 +170,21 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
         net.set_rtt(0.0)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+            (work / "read-nwb-local.nwb").unlink(missing_ok=True)
         net.archives.drop_objects(d.bucket)
     ms = round(args.rtt * 1000)
-    out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, len(data)) for k in kinds}
+    out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, len(data)) for k in rows_of}
     for kind, side in out.items():
         rtt0 = round(_median(reads[0.0, kind], "wall_s"), 4)
         side.update(stand_in_get_ms=get_ms, rtt0_wall_s=rtt0, rtt_cost_s=round(side["wall_s"] - rtt0, 4))
     ours, rem = out["neuromirror"], out["remfile"]
     rem["range_bytes"] = _median(reads[args.rtt, "remfile"], "range_bytes")
-    for side in (out[k] for k in kinds if k != "remfile"):
+    floor = round(_median(reads[args.rtt, "local"], "wall_s"), 4)
+    for side in (out[k] for k in rows_of if k != "remfile"):
         _over_remfile(side, rem)
+        side["floor_wall_s"] = floor  # pynwb on a local copy: what no remote reader can go below
+        beyond = rem["wall_s"] - floor
+        side["beyond_floor_over_remfile"] = round((side["wall_s"] - floor) / beyond, 2) if beyond > 0 else None
     if made:
         out["reference"].update(made)
         say(f"read-nwb: through the reference {out['reference']['wall_s']:.3f} s, {out['reference']['requests']} "
@@ -183,7 +197,9 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
         f"time {ours['time_over_remfile']}x, bytes {ours['bytes_over_remfile']}x ({ours['bytes_over_remfile_ranges']}x "
         f"its ranges), the RTT's cost {ours['rtt_cost_over_remfile']}x"
     )
-    return [out[k] for k in kinds]
+    say(f"read-nwb: pynwb on a local copy (the floor) {floor:.3f} s; beyond it, neuromirror:// "
+        f"{ours['beyond_floor_over_remfile']}x remfile's" + (f", the reference {out['reference']['beyond_floor_over_remfile']}x" if made else ""))  # fmt: skip
+    return [out[k] for k in rows_of]
 
 
 def _over_remfile(side: dict, rem: dict) -> None:

@@ -8,7 +8,8 @@ fsspec and ``neuromirror://``'s class) are done before the clock starts: what is
 ``job["kind"]``: ``remfile`` reads ``job["url"]`` (the pinned URL) with ``remfile.File``;
 ``neuromirror`` reads ``job["path"]`` (``neuromirror://...``) with ``fsspec.open(path, root=job["root"])``;
 ``reference`` opens the same path through its LINDI reference (``api.Mirror.open_hdf5``: lindi's h5py-compatible
-file, no h5py.File around it; run with lindi on ``PYTHONPATH``).
+file, no h5py.File around it; run with lindi on ``PYTHONPATH``); ``local`` opens ``job["path"]``, a copy of
+the file on local disk, with ``h5py.File``: the floor every reader pays (pynwb's own ``io.read()``).
 Each runs in a fresh process: no cache, no connection and no garbage is carried from one read to the next
 (pynwb leaves cyclic garbage holding h5py objects; in the bench's own process, a collection in a
 stand-in's thread could wait on h5py's lock while h5py waits for that thread's answer).
@@ -56,6 +57,10 @@ def opener(job: dict, ranges: list[int]) -> Callable[[], Any]:
 
         fsspec.get_filesystem_class("neuromirror")
         return lambda: fsspec.open(job["path"], "rb", root=job["root"])
+    if job["kind"] == "local":  # the floor: the same file from local disk, h5py's own driver
+        import h5py
+
+        return lambda: h5py.File(job["path"], "r")
     if job["kind"] == "reference":
         from neuromirror.read.references.reading import open_hdf5
 
@@ -72,7 +77,7 @@ def read(job: dict) -> dict:
     start, stop = job["start"], job["start"] + job["rows"]
     t0 = time.perf_counter()
     with open_file() as f:
-        h5 = nullcontext(f) if job["kind"] == "reference" else h5py.File(f, "r")  # lindi's file is h5py's API
+        h5 = nullcontext(f) if job["kind"] in ("reference", "local") else h5py.File(f, "r")  # h5py's API already
         with h5 as h5f, NWBHDF5IO(file=h5f, mode="r", load_namespaces=True) as io:
             nwb = io.read()
             t1 = time.perf_counter()
