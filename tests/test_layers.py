@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "network": 0,  # requests to the archives: the per-endpoint pace, connection pools
     "errors": 0,
     "records": 0,
+    "results": 0,  # one shape for what every verb returns: items with a status, to_json(), lines()
     "identifiers": 0,
     "spec": 0,
     "standins": 1,  # the stand-in archives: servers of their own, sharing nothing with the tool

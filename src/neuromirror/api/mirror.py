@@ -1,4 +1,5 @@
-"""The API's Mirror: every verb (:mod:`.reading`, then :mod:`.keeping` on it) on one object, and :func:`open`."""
+"""The API's Mirror: every verb (:mod:`.reading`; :mod:`.keeping`, :mod:`.getting` and :mod:`.upkeep` on it;
+:mod:`.syncing`) on one object, and :func:`open`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from neuromirror.api.getting import Getting
 from neuromirror.api.inputs import ROOT_ENV, PathLike
 from neuromirror.api.keeping import Keeping
+from neuromirror.api.syncing import Syncing
+from neuromirror.api.upkeep import Upkeep
 from neuromirror.errors import UserError
 
 
-class Mirror(Keeping):
+class Mirror(Syncing, Getting, Upkeep, Keeping):
     """A mirror: its root of datasets and its index, and every verb the commands stand on.  Use as a context
     manager, or :meth:`close`."""
 
