@@ -61,6 +61,7 @@ class Keeping(Reading):
         progress: bool = False,
         from_stores: Sequence[Union[PathLike, Store]] = (),
         prune: bool = False,
+        min_free: Optional[object] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, or
         ``s3://BUCKET[/PREFIX]``) and record them where every clone looks (``neuromirror keep``); ``locks``: the
@@ -68,7 +69,8 @@ class Keeping(Reading):
         ``copies``: the verified copies wanted across the stores (None: the count recorded before).
         ``from_stores``: copy from these stores only, with no request to the archive (``keep --from``).
         ``prune``: the versions of these sources a store was given and ``specs`` leave out are dropped from it,
-        with the keys no kept version needs (``keep --prune``, :mod:`neuromirror.keep.prune`)."""
+        with the keys no kept version needs (``keep --prune``, :mod:`neuromirror.keep.prune`).
+        ``min_free``: the free space a directory store must keep (as the service's ``min_free`` option)."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
         from neuromirror.store.location import open_store, store_name
@@ -92,6 +94,7 @@ class Keeping(Reading):
             progress=progress,
             from_stores=sources,
             prune=prune,
+            min_free=min_free,
         )
         targets = select_versions(self.index, specs_of(specs), options.all_versions, root=self.root)
         if locks:
