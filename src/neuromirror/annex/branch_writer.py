@@ -115,24 +115,38 @@ def write(
         raise gitutil.GitError(f"{repo} has no git-annex branch: not a git-annex repository")
     keys = list(batch.states)
     existing = (read or partial(_by_path, repo))(parent, keys) if parent else [(k, None) for k in keys]
-    stamp = log_stamp(batch.now)
-    logs = []
-    for k, old in existing:
-        new = with_states(old, stamp, batch.states[k])
-        if new is not None:
-            logs.append((log_path(k), new))
-            out.keys.append(k)
-    tops = {}
-    for name, edit in sorted(batch.top.items()):
-        new = edit(read_top(repo, parent, name) if parent else None)
-        if new is not None:
-            tops[name] = new
+    logs = _changed_logs(existing, log_stamp(batch.now), batch.states, out)
+    tops = _changed_tops(repo, parent, batch.top)
     out.top = list(tops)
     if before_commit is not None:
         before_commit()
     if logs or tops:
         _commit(repo, parent, tops, logs, batch.now)
     return out
+
+
+def _changed_logs(
+    existing: Iterable[tuple[str, Optional[bytes]]], stamp: str, states: dict[str, dict[str, bool]], out: Written
+) -> list[tuple[str, bytes]]:
+    """The location logs that must change to say ``states`` (a key whose log says so already is left out:
+    a rerun writes nothing); each changed key is noted in ``out``."""
+    logs = []
+    for k, old in existing:
+        new = with_states(old, stamp, states[k])
+        if new is not None:
+            logs.append((log_path(k), new))
+            out.keys.append(k)
+    return logs
+
+
+def _changed_tops(repo: Path, parent: Optional[str], top: dict[str, TopEdit]) -> dict[str, bytes]:
+    """Each top-level file its edit changes, by name (an edit returning None leaves the file as it is)."""
+    tops = {}
+    for name, edit in sorted(top.items()):
+        new = edit(read_top(repo, parent, name) if parent else None)
+        if new is not None:
+            tops[name] = new
+    return tops
 
 
 def _by_path(repo: Path, ref: str, keys: Sequence[str]) -> list[tuple[str, Optional[bytes]]]:

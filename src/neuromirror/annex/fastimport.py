@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator, Optional
+from typing import IO, Callable, Iterable, Iterator, Optional, Union
 
 from neuromirror.annex import annexbranch, gitmodules
 from neuromirror.annex.contract import WEB_UUID, AnnexWriter, Change, CommitResult, Delete, epoch, log_stamp
@@ -72,6 +72,37 @@ def quote_path(path: str) -> bytes:
             out.append(ch)
     out.append('"')
     return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def _write_entry(s: IO[bytes], entry: Union[GitEntry, AnnexEntry], keys: _KeyLog) -> None:
+    """One file of the data commit: a git file's bytes inline, an annexed file as its symlink to the key;
+    the key and its URLs go to ``keys`` for the git-annex branch."""
+    if isinstance(entry, GitEntry):
+        s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
+        data = entry.read()
+        _data(s, data)
+        if entry.urls:  # the archive serves these bytes: its URLs, for ``urls``
+            keys.record(git_file_key(hashlib.sha256(data).hexdigest(), len(data)), entry.urls)
+    else:
+        assert isinstance(entry, AnnexEntry)
+        s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")
+        _data(s, symlink_target(entry.path, entry.key).encode())
+        keys.record(entry.key, entry.urls)
+
+
+def _write_subdatasets(
+    s: IO[bytes], modules: gitmodules.Modules, sub_puts: list[SubdatasetEntry], sub_deletes: list[str]
+) -> None:
+    """The subdatasets' gitlinks, written after the files (one may replace a directory whose files go in
+    this commit), and .gitmodules rewritten (or removed) when its sections change."""
+    for sub in sub_puts:
+        s.write(f"M 160000 {sub.commit} ".encode() + quote_path(sub.path) + b"\n")
+    if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):
+        if modules:
+            s.write(b"M 100644 inline " + quote_path(gitmodules.FILE) + b"\n")
+            _data(s, gitmodules.render(modules))
+        else:
+            s.write(b"D " + quote_path(gitmodules.FILE) + b"\n")
 
 
 def _data(stream: IO[bytes], payload: bytes) -> None:
@@ -201,28 +232,12 @@ class FastImportWriter(AnnexWriter):
                 sub_deletes.append(entry.path)  # a file replaces a subdataset
             if isinstance(entry, SubdatasetEntry):
                 sub_puts.append(entry)  # written last: it may replace a directory whose files go now
-            elif isinstance(entry, GitEntry):
-                s.write(b"M 100644 inline " + quote_path(entry.path) + b"\n")
-                data = entry.read()
-                _data(s, data)
-                if entry.urls:  # the archive serves these bytes: its URLs, for ``urls``
-                    keys.record(git_file_key(hashlib.sha256(data).hexdigest(), len(data)), entry.urls)
             else:
-                assert isinstance(entry, AnnexEntry)
-                s.write(b"M 120000 inline " + quote_path(entry.path) + b"\n")
-                _data(s, symlink_target(entry.path, entry.key).encode())
-                keys.record(entry.key, entry.urls)
+                _write_entry(s, entry, keys)
             written += 1
             if crash:
                 crash()
-        for sub in sub_puts:
-            s.write(f"M 160000 {sub.commit} ".encode() + quote_path(sub.path) + b"\n")
-        if (sub_puts or sub_deletes) and gitmodules.updated(modules, sub_puts, sub_deletes):
-            if modules:
-                s.write(b"M 100644 inline " + quote_path(gitmodules.FILE) + b"\n")
-                _data(s, gitmodules.render(modules))
-            else:
-                s.write(b"D " + quote_path(gitmodules.FILE) + b"\n")
+        _write_subdatasets(s, modules, sub_puts, sub_deletes)
         return written, deleted
 
     def _start_checkout(self, old: Optional[str], new: str) -> subprocess.Popen:
