@@ -182,6 +182,18 @@ def _from_reports(
 ) -> tuple[list[Finding], Seen]:
     """Refusals of the newest successful run, and noncurrent pins the newest state still rests on; what
     every run noted (:data:`Seen`)."""
+    seen = _seen(index, wanted)
+    heads = {sid: index.head_version(sid) for sid in wanted}
+    out = []
+    for key, noted in seen.items():
+        found = _still_so(index, key, noted, heads.get(key[0]), looked)
+        if found is not None:
+            out.append(found)
+    return out, seen
+
+
+def _seen(index: Any, wanted: set[str]) -> Seen:
+    """What the wanted sources' runs noted, each with the first and the last run that noted it."""
     seen: Seen = {}  # (source, kind, path) -> [first, last, detail, run id]
     for sid, rid, started, ended, raw in runs.noted_reports(index):
         if sid not in wanted or not raw:
@@ -190,20 +202,29 @@ def _from_reports(
         for kind, path, detail in _notes(report):
             got = seen.setdefault((sid, kind, path), [started, ended, detail, rid])
             got[1:] = [ended, detail, rid]
-    heads = {sid: index.head_version(sid) for sid in wanted}
-    out = []
-    for (sid, kind, path), (first, last, detail, rid) in seen.items():
-        head = heads.get(sid)
-        if kind in ("blob-unpinned", "zarr-no-checksum"):
-            continue  # the newest state's entries and the pending table say which still are (_unpinned, _pending)
-        if kind == "noncurrent-only":
-            entry = index.version_file(head.id, sid, path) if head is not None else None
-            if head is None or entry is None or not any(f"versionId={detail}" in u for u in entry.urls):
-                continue  # pinned otherwise since, or gone from the archive's listing
-            out.append(_noncurrent(sid, path, detail, first, looked.get(sid, (0, last))[1], head.label))
-        elif rid == looked.get(sid, (None,))[0]:  # a refusal: still wrong at the last look
-            out.append(Finding(sid, kind, path, detail, head.label if head else None, first, last))
-    return out, seen
+    return seen
+
+
+def _still_so(
+    index: Any,
+    key: tuple[str, str, str],
+    noted: list[Any],
+    head: Any,
+    looked: dict[str, tuple[int, Optional[str]]],
+) -> Optional[Finding]:
+    """The finding of one thing a run noted if it still holds at the newest state, else None."""
+    sid, kind, path = key
+    first, last, detail, rid = noted
+    if kind in ("blob-unpinned", "zarr-no-checksum"):
+        return None  # the newest state's entries and the pending table say which still are (_unpinned, _pending)
+    if kind == "noncurrent-only":
+        entry = index.version_file(head.id, sid, path) if head is not None else None
+        if head is None or entry is None or not any(f"versionId={detail}" in u for u in entry.urls):
+            return None  # pinned otherwise since, or gone from the archive's listing
+        return _noncurrent(sid, path, detail, first, looked.get(sid, (0, last))[1], head.label)
+    if rid == looked.get(sid, (None,))[0]:  # a refusal: still wrong at the last look
+        return Finding(sid, kind, path, detail, head.label if head else None, first, last)
+    return None
 
 
 def _notes(report: dict) -> Iterable[tuple[str, str, str]]:

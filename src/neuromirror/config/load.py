@@ -71,46 +71,45 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
         except ConfigError as exc:
             issues += exc.issues
             continue
-        merged.files += cfg.files
-        merged.warnings += cfg.warnings
-        if cfg.root is not None:
-            if merged.root is not None and merged.root != cfg.root:
-                issues.append(
-                    ConfigIssue(
-                        cfg.files[0], None, "root", f"{cfg.root} differs from {merged.root} in {merged.files[0]}"
-                    )
-                )
-            merged.root = merged.root or cfg.root
-        merged.jobs = max(merged.jobs, cfg.jobs)
-        if merged.retention == Retention():  # the first file that sets one: for sources no entry names
-            merged.retention = cfg.retention
-        if cfg.dask is not None:
-            if merged.dask is not None and merged.dask != cfg.dask:
-                issues.append(
-                    ConfigIssue(
-                        cfg.files[0],
-                        None,
-                        "executor.dask",
-                        f"{cfg.dask} differs from {merged.dask} in {merged.files[0]}",
-                    )
-                )
-            merged.dask = merged.dask or cfg.dask
-        for key in ("contact", "network"):  # one mirror, one name and one ceiling: files that set both agree
-            mine, theirs = getattr(cfg, key), getattr(merged, key)
-            if mine is not None and theirs is not None and mine != theirs:
-                issues.append(ConfigIssue(cfg.files[0], None, key, f"differs from {key}: in {merged.files[0]}"))
-            elif mine is not None:
-                setattr(merged, key, mine)
-        for s in cfg.sources:
-            other = merged.source(s.spec)
-            if other is not None:
-                issues.append(ConfigIssue(s.file or "-", s.line, "", f"{s.spec} is also defined at {other.where}"))
-                continue
-            merged.sources.append(s)
+        _merge(merged, cfg, issues)
     if issues:
         raise ConfigError(issues)
     merged.jobs = merged.jobs or DEFAULT_JOBS
     return merged
+
+
+#: settings of which a mirror has one: (attribute, field named in an issue, whether the issue names both values);
+#: files that set one agree, and the first file that sets it gives it
+_ONE_PER_MIRROR = (
+    ("root", "root", True),
+    ("dask", "executor.dask", True),
+    ("contact", "contact", False),
+    ("network", "network", False),
+)
+
+
+def _merge(merged: MirrorConfig, cfg: MirrorConfig, issues: list[ConfigIssue]) -> None:
+    """Add one file's definition to ``merged``, noting in ``issues`` where it disagrees with the files before."""
+    merged.files += cfg.files
+    merged.warnings += cfg.warnings
+    merged.jobs = max(merged.jobs, cfg.jobs)
+    if merged.retention == Retention():  # the first file that sets one: for sources no entry names
+        merged.retention = cfg.retention
+    for attr, field, both in _ONE_PER_MIRROR:
+        mine, theirs = getattr(cfg, attr), getattr(merged, attr)
+        if mine is None:
+            continue
+        if theirs is None:
+            setattr(merged, attr, mine)
+        elif theirs != mine:
+            said = f"{mine} differs from {theirs}" if both else f"differs from {attr}:"
+            issues.append(ConfigIssue(cfg.files[0], None, field, f"{said} in {merged.files[0]}"))
+    for s in cfg.sources:
+        other = merged.source(s.spec)
+        if other is not None:
+            issues.append(ConfigIssue(s.file or "-", s.line, "", f"{s.spec} is also defined at {other.where}"))
+            continue
+        merged.sources.append(s)
 
 
 def sync_targets(

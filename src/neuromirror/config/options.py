@@ -85,32 +85,49 @@ def read_options(r: Reader, node: Node, path: str, entries: Optional[dict[str, N
     out: dict[str, Any] = {}
     for key, vnode in m.items():
         dest = option_dest(key)
-        if dest not in known:
-            if complete:
-                r.unknown_key(node, path, key, sorted(known))
-                continue
-            r.warn(
-                node.key_lines.get(key, node.line),
-                path,
-                f"option '{key}' is not known to the installed source modules; passed on as is",
-            )
-        value = vnode.value
-        if isinstance(value, list) and dest in _one_valued:
-            r.error(vnode.line, join_field(path, key), f"expected one value, got a list ({key} takes one)")
+        if dest not in known and not _unknown_passed_on(r, node, path, key, sorted(known), complete):
             continue
-        if isinstance(value, list):
-            bad = [x.value for x in value if isinstance(x.value, (dict, list))]
-            value = [x.value for x in value]
-        else:
-            bad = [value] if isinstance(value, dict) else []
-        if bad:
-            r.error(vnode.line, join_field(path, key), f"expected a value or a list of values, got {kind_of(bad[0])}")
-            continue
-        check = OPTION_RULES.get(dest)
-        if check is not None and not valid(read_value(r, Node(value, vnode.line), join_field(path, key), check)):
-            continue
-        out[dest] = value
+        value = _checked_value(r, vnode, join_field(path, key), key, dest)
+        if value is not _REFUSED:
+            out[dest] = value
     return out
+
+
+#: what :func:`_checked_value` returns for a value it reported as an error
+_REFUSED = object()
+
+
+def _unknown_passed_on(r: Reader, node: Node, path: str, key: str, known: list[str], complete: bool) -> bool:
+    """An option no source module knows: an error when all were asked, else passed on with a warning."""
+    if complete:
+        r.unknown_key(node, path, key, known)
+        return False
+    r.warn(
+        node.key_lines.get(key, node.line),
+        path,
+        f"option '{key}' is not known to the installed source modules; passed on as is",
+    )
+    return True
+
+
+def _checked_value(r: Reader, vnode: Node, field: str, key: str, dest: str) -> Any:
+    """The option's value (a list's items unwrapped), or :data:`_REFUSED` once its error is reported."""
+    value = vnode.value
+    if isinstance(value, list) and dest in _one_valued:
+        r.error(vnode.line, field, f"expected one value, got a list ({key} takes one)")
+        return _REFUSED
+    if isinstance(value, list):
+        bad = [x.value for x in value if isinstance(x.value, (dict, list))]
+        value = [x.value for x in value]
+    else:
+        bad = [value] if isinstance(value, dict) else []
+    if bad:
+        r.error(vnode.line, field, f"expected a value or a list of values, got {kind_of(bad[0])}")
+        return _REFUSED
+    check = OPTION_RULES.get(dest)
+    if check is not None and not valid(read_value(r, Node(value, vnode.line), field, check)):
+        return _REFUSED
+    return value
 
 
 def _engine(value: Any) -> Any:
