@@ -211,6 +211,40 @@ def _add_web_logs(
                 logs[base + name] = (FILE, pack.add(BLOB, data))
 
 
+def _write_git_dir(git: Path, tpl: Template, pack: ObjectPack, *, sparse: bool, annex_uuid: str, ds_id: str) -> None:
+    """The repository's own files: its skeleton, the objects, config with the annex uuid (and the sparse
+    checkout's settings when asked), HEAD."""
+    for sub in SKELETON_DIRS:
+        (git / sub).mkdir(parents=True, exist_ok=True)
+    pack.write(git)
+    config = tpl.config.replace(_UUID_PLACEHOLDER, annex_uuid)
+    if sparse:  # .datalad/ stays in git: DataLad reads the id from .git/config too (its local scope)
+        config += sparse_checkout.CONFIG + f'[datalad "dataset"]\n\tid = {ds_id}\n'
+        (git / "info").mkdir()
+        (git / "info" / "sparse-checkout").write_text(sparse_checkout.PATTERNS)
+    (git / "config").write_text(config)
+    (git / "HEAD").write_text(tpl.head)
+
+
+def _check_out(path: Path, files: dict[str, bytes], links: dict[str, str], sparse: bool) -> None:
+    """The work tree: the dataset's files and annexed links, only those a sparse checkout keeps."""
+    checked_out = sparse_checkout.checked_out if sparse else (lambda rel: True)
+    if not sparse:
+        (path / ".datalad").mkdir(exist_ok=True)
+    for rel, data in files.items():
+        if checked_out(rel):
+            (path / rel).write_bytes(data)
+    made: set[Path] = set()
+    for rel, target in links.items():
+        if not checked_out(rel):
+            continue
+        dest = path / rel
+        if dest.parent not in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dest.parent)
+        os.symlink(target, dest)
+
+
 def fast_init(
     path: Path,
     *,
@@ -261,33 +295,10 @@ def fast_init(
     annex_commit = _commit(pack, pack.tree_of(logs), None, b"update\n", f"{int(now)} +0000")
 
     git = path / ".git"
-    for sub in SKELETON_DIRS:
-        (git / sub).mkdir(parents=True, exist_ok=True)
-    pack.write(git)
-    config = tpl.config.replace(_UUID_PLACEHOLDER, annex_uuid)
-    if sparse:  # .datalad/ stays in git: DataLad reads the id from .git/config too (its local scope)
-        config += sparse_checkout.CONFIG + f'[datalad "dataset"]\n\tid = {ds_id}\n'
-        (git / "info").mkdir()
-        (git / "info" / "sparse-checkout").write_text(sparse_checkout.PATTERNS)
-    (git / "config").write_text(config)
-    (git / "HEAD").write_text(tpl.head)
+    _write_git_dir(git, tpl, pack, sparse=sparse, annex_uuid=annex_uuid, ds_id=ds_id)
     refs = sorted({tpl.branch_ref: head, "refs/heads/git-annex": annex_commit}.items())
     (git / "packed-refs").write_text(PACKED_REFS_HEADER + "".join(f"{sha} {ref}\n" for ref, sha in refs))
-    checked_out = sparse_checkout.checked_out if sparse else (lambda rel: True)
-    if not sparse:
-        (path / ".datalad").mkdir(exist_ok=True)
-    for rel, data in files.items():
-        if checked_out(rel):
-            (path / rel).write_bytes(data)
-    made: set[Path] = set()
-    for rel, target in links.items():
-        if not checked_out(rel):
-            continue
-        dest = path / rel
-        if dest.parent not in made:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            made.add(dest.parent)
-        os.symlink(target, dest)
+    _check_out(path, files, links, sparse)
     rows = [(rel, mode, sha) for rel, (mode, sha) in tree.items()]
     (git / "index").write_bytes(index_file(path, rows, sparse_dirs=tops if sparse else None))
     return NewDataset(ds_id, annex_uuid, head, created)

@@ -75,37 +75,51 @@ def index_file(
     of these directories is one skip-worktree entry (mode 040000, its name ending in ``/``) in
     place of its files, and the index carries git's ``sdir`` extension saying so.
     """
-    rows = [f for f in files if not (sparse_dirs and f[0].split("/", 1)[0] in sparse_dirs and "/" in f[0])]
-    rows += [(f"{d}/", _DIR, sha) for d, sha in (sparse_dirs or {}).items()]
-    rows.sort(key=lambda f: f[0].encode("utf-8", "surrogateescape"))
+    rows = _index_rows(files, sparse_dirs)
     marks = [path.endswith("/") or (skipped is not None and skipped(path)) for path, _, _ in rows]
     out = [b"DIRC", struct.pack(">II", 3 if any(marks) else 2, len(rows))]
-    for (path, mode, sha), skip in zip(rows, marks):
-        name = path.encode("utf-8", "surrogateescape")
-        if skip:
-            fields: tuple[int, ...] = (0, 0, 0, 0, 0, 0, int(mode, 8), 0, 0, 0)
-        else:
-            st = os.lstat(work / path)
-            fields = (
-                int(st.st_ctime),
-                st.st_ctime_ns % 1_000_000_000,
-                int(st.st_mtime),
-                st.st_mtime_ns % 1_000_000_000,
-                st.st_dev,
-                st.st_ino,
-                int(mode, 8),
-                st.st_uid,
-                st.st_gid,
-                st.st_size,
-            )
-        flags = min(len(name), 0xFFF) | (_EXTENDED if skip else 0)
-        entry = struct.pack(">10I", *(v & 0xFFFFFFFF for v in fields)) + sha + struct.pack(">H", flags)
-        if skip:
-            entry += struct.pack(">H", _SKIP_WORKTREE)
-        entry += name
-        entry += b"\0" * (8 - len(entry) % 8)  # NUL-terminated, padded to a multiple of 8 bytes
-        out.append(entry)
+    out += [_index_entry(work, path, mode, sha, skip) for (path, mode, sha), skip in zip(rows, marks)]
     if sparse_dirs is not None:
         out.append(b"sdir" + struct.pack(">I", 0))
     body = b"".join(out)
     return body + hashlib.sha1(body).digest()
+
+
+def _index_rows(
+    files: Iterable[tuple[str, bytes, bytes]], sparse_dirs: Optional[Mapping[str, bytes]]
+) -> list[tuple[str, bytes, bytes]]:
+    """The index's rows in git's order (by the path's bytes): a sparse directory's files give way to
+    one row for the directory itself."""
+    rows = [f for f in files if not (sparse_dirs and f[0].split("/", 1)[0] in sparse_dirs and "/" in f[0])]
+    rows += [(f"{d}/", _DIR, sha) for d, sha in (sparse_dirs or {}).items()]
+    rows.sort(key=lambda f: f[0].encode("utf-8", "surrogateescape"))
+    return rows
+
+
+def _index_entry(work: Path, path: str, mode: bytes, sha: bytes, skip: bool) -> bytes:
+    """One index entry: the work tree's stat data (none for a skip-worktree entry, which then carries
+    the extended flag), the id, the name padded to 8 bytes."""
+    name = path.encode("utf-8", "surrogateescape")
+    if skip:
+        fields: tuple[int, ...] = (0, 0, 0, 0, 0, 0, int(mode, 8), 0, 0, 0)
+    else:
+        st = os.lstat(work / path)
+        fields = (
+            int(st.st_ctime),
+            st.st_ctime_ns % 1_000_000_000,
+            int(st.st_mtime),
+            st.st_mtime_ns % 1_000_000_000,
+            st.st_dev,
+            st.st_ino,
+            int(mode, 8),
+            st.st_uid,
+            st.st_gid,
+            st.st_size,
+        )
+    flags = min(len(name), 0xFFF) | (_EXTENDED if skip else 0)
+    entry = struct.pack(">10I", *(v & 0xFFFFFFFF for v in fields)) + sha + struct.pack(">H", flags)
+    if skip:
+        entry += struct.pack(">H", _SKIP_WORKTREE)
+    entry += name
+    entry += b"\0" * (8 - len(entry) % 8)  # NUL-terminated, padded to a multiple of 8 bytes
+    return entry

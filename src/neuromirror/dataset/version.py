@@ -195,40 +195,56 @@ def version_batches(
     subs: list[tuple[str, str]] = []
     batch: list[Blob | VersionFile] = []  # blobs to read, and subdatasets in their place
     with gitutil.CatFile(repo) as cat:
-
-        def resolved() -> list[VersionFile]:
-            blobs = [b for b in batch if isinstance(b, tuple)]
-            read = iter(files_of_blobs(cat, blobs, repo))
-            files = [next(read) if isinstance(b, tuple) else b for b in batch]
-            if logs is None:
-                return files
-            return with_urls(files, logs.of(cat, [f.key for f in files if f.key]))
-
-        for mode, typ, sha, path in gitutil.ls_tree(repo, commit, _pathspecs(repo, commit, prefix, wanted)):
-            full = prefix + path
-            if wanted and not inside(full, wanted):
-                continue
-            if typ == "commit":
-                if recurse:
-                    subs.append((path, sha))
-                    continue
-                batch.append(VersionFile(full, None, None, SUBDATASET, sha, (), None, repo))
-            elif typ == "blob" and not is_plumbing(path):
-                batch.append((full, mode, sha))
-            else:
-                continue
+        for item in _listed(repo, commit, prefix, wanted, subs if recurse else None):
+            batch.append(item)
             if len(batch) >= BATCH:
-                yield repo, cat, resolved()
+                yield repo, cat, _resolved(repo, cat, batch, logs)
                 batch = []
         if batch:
-            yield repo, cat, resolved()
+            yield repo, cat, _resolved(repo, cat, batch, logs)
     for path, sha in subs:
-        sub = repo / path
-        if not (sub / ".git").exists() or not has_commit(sub, sha):
-            yield sub, None, [VersionFile(prefix + path, None, None, SUBDATASET, sha, (), None, sub)]
+        yield from _subdataset_batches(repo / path, sha, prefix + path, wanted, logs is not None)
+
+
+def _listed(
+    repo: Path, commit: str, prefix: str, wanted: Sequence[str], subs: Optional[list[tuple[str, str]]]
+) -> Iterator[Blob | VersionFile]:
+    """The wanted entries of ``commit``'s tree: a blob to read, or a subdataset as itself; with
+    ``subs`` (recursing) a subdataset goes there instead, to be listed after the repository's files."""
+    for mode, typ, sha, path in gitutil.ls_tree(repo, commit, _pathspecs(repo, commit, prefix, wanted)):
+        full = prefix + path
+        if wanted and not inside(full, wanted):
             continue
-        sub_logs = UrlLogs(sub, by_blob=True) if logs is not None else False  # a Zarr's dataset: read whole
-        yield from version_batches(sub, sha, recurse=True, urls=sub_logs, paths=wanted, prefix=prefix + path + "/")
+        if typ == "commit" and subs is not None:
+            subs.append((path, sha))
+        elif typ == "commit":
+            yield VersionFile(full, None, None, SUBDATASET, sha, (), None, repo)
+        elif typ == "blob" and not is_plumbing(path):
+            yield (full, mode, sha)
+
+
+def _resolved(
+    repo: Path, cat: gitutil.CatFile, batch: list[Blob | VersionFile], logs: Optional[UrlLogs]
+) -> list[VersionFile]:
+    """The batch's blobs read into files in one round, subdatasets kept in their places; with ``logs``,
+    each annexed file with its URLs."""
+    blobs = [b for b in batch if isinstance(b, tuple)]
+    read = iter(files_of_blobs(cat, blobs, repo))
+    files = [next(read) if isinstance(b, tuple) else b for b in batch]
+    if logs is None:
+        return files
+    return with_urls(files, logs.of(cat, [f.key for f in files if f.key]))
+
+
+def _subdataset_batches(
+    sub: Path, sha: str, path: str, wanted: Sequence[str], urls: bool
+) -> Iterator[tuple[Path, Optional[gitutil.CatFile], list[VersionFile]]]:
+    """A subdataset's batches under its ``path``, or, when it is not here at that commit, itself alone."""
+    if not (sub / ".git").exists() or not has_commit(sub, sha):
+        yield sub, None, [VersionFile(path, None, None, SUBDATASET, sha, (), None, sub)]
+        return
+    sub_logs = UrlLogs(sub, by_blob=True) if urls else False  # a Zarr's dataset: read whole
+    yield from version_batches(sub, sha, recurse=True, urls=sub_logs, paths=wanted, prefix=path + "/")
 
 
 def gitlinks(repo: Path | str, commit: str) -> list[tuple[str, str]]:
