@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.annex.keys import key_hash, parse_key
-from neuromirror.pin.clone import remove_clone
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
-from neuromirror.util import gitutil
 from neuromirror.util.progress import ByteProgress
 from neuromirror.util.text import one_line
+from neuromirror.verify.annex_fetch import annex_check
 from neuromirror.verify.lost_urls import GONE_STATUSES
 from neuromirror.verify.report import VerifyReport
 from neuromirror.verify.store_copies import StoreCopies
@@ -181,35 +180,39 @@ def check_content(
     report.content = True
     chosen = _sample(report, keys, sample, seed)
     checks = _Sources(report, {} if cache is None else cache, _session(jobs), jobs=jobs, timeout=timeout)
-    size_only = 0
     for key in chosen:
-        h, _, _ = _hasher(key)
-        if h is None:
-            size_only += 1
         checks.from_urls(key, urls_of.get(key, []) if urls else [])
         if stores is not None:
             checks.from_stores(key, stores.first(key, (located or {}).get(key, ())), checks.todo)
-    if size_only:
-        report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
-    special = [
-        k
-        for k in chosen
-        if urls and any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))
-    ]
-    total = 0
-    for key, _ in checks.todo:
-        _, _, size = _hasher(key)
-        total += size or 0
-    bar = ByteProgress(total, len(checks.todo), enabled=progress and bool(checks.todo), label="verify")
-    checks.run(checks.todo, checks.reused, bar)
-    bar.close()
-    checks.via_annex(special, repo_of, allow_ip)
+    _note_size_only(report, chosen)
+    _read(checks, progress)
+    checks.via_annex(_special(chosen, urls_of) if urls else [], repo_of, allow_ip)
     if stores is not None:  # a key nothing served yet: every other store the mirror knows, before "lost"
         checks.other_stores(chosen, stores)
     for key in chosen:
         _settle(report, key, keys[key], checks.results.get(key, []))
         _web_verdict(report, key, urls_of.get(key, []) if urls else [], checks.results.get(key, []))
     report.content_keys = len(chosen)
+
+
+def _note_size_only(report: VerifyReport, chosen: list[str]) -> None:
+    """Keys whose name carries no checksum are checked by size only: the report says how many."""
+    size_only = sum(1 for key in chosen if _hasher(key)[0] is None)
+    if size_only:
+        report.notes.append(f"{size_only} key(s) carry no checksum (e.g. VURL): only their size was checked")
+
+
+def _special(chosen: list[str], urls_of: dict[str, list[str]]) -> list[str]:
+    """The keys with a URL only a special remote can fetch (not http(s)): git-annex's pass."""
+    return [k for k in chosen if any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))]
+
+
+def _read(checks: _Sources, progress: bool) -> None:
+    """The first pass: every URL and first store's copy read on the threads, one bar over their bytes."""
+    total = sum(_hasher(key)[2] or 0 for key, _ in checks.todo)
+    bar = ByteProgress(total, len(checks.todo), enabled=progress and bool(checks.todo), label="verify")
+    checks.run(checks.todo, checks.reused, bar)
+    bar.close()
 
 
 def _sample(report: VerifyReport, keys: dict[str, str], sample: Optional[int], seed: Optional[int]) -> list[str]:
@@ -368,23 +371,23 @@ def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Op
     the next URL after a failed verification, so the overwritten one can fail a ``get``.  Other
     bytes from a pinned URL or the store are always wrong bytes.
     """
-    store_ok = any(k is None and s.startswith("the store") for s, k, _ in tried)
-    url_ok = any(k is None and not s.startswith("the store") for s, k, _ in tried)
-    if store_ok or not url_ok:
-        tried = [(s, "overwritten", d) if k == "content" and _mutable_url(s) else (s, k, d) for s, k, d in tried]
+    tried = _overwrites(tried)
     wrong = [t for t in tried if t[1] == "content"]
+    for source, _, detail in wrong:
+        report.add("content", path, detail or "", key, source)
+    if not wrong:
+        _served_or_lost(report, key, path, tried)
+
+
+def _served_or_lost(report: VerifyReport, key: str, path: str, tried: list[_Tried]) -> None:
+    """No source served wrong bytes: the key is lost when none served it, else a warning names its dead URLs."""
     good = [t for t in tried if t[1] is None]
     dead = [t for t in tried if t[1] not in (None, "content")]
     _, _, size = _hasher(key)
-    for source, _, detail in wrong:
-        report.add("content", path, detail or "", key, source)
-    if wrong:
-        return
     if not good:
         why = "; ".join(d or s for s, _, d in dead) if dead else "no URL is registered and no store has a copy"
         report.add("lost", path, f"no URL and no store serves its bytes ({why})", key, size=size)
-        return
-    if dead:
+    elif dead:
         report.warn(
             "dead-url",
             path,
@@ -396,75 +399,15 @@ def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Op
         )
 
 
+def _overwrites(tried: list[_Tried]) -> list[_Tried]:
+    """Other bytes behind a mutable URL said as ``overwritten`` (a dead URL) when the store's copy verifies
+    or no source does; beside another good URL they stay wrong bytes (see :func:`_settle`)."""
+    store_ok = any(k is None and s.startswith("the store") for s, k, _ in tried)
+    url_ok = any(k is None and not s.startswith("the store") for s, k, _ in tried)
+    if url_ok and not store_ok:
+        return tried
+    return [(s, "overwritten", d) if k == "content" and _mutable_url(s) else (s, k, d) for s, k, d in tried]
+
+
 def _mutable_url(source: str) -> bool:
     return source.startswith(("http://", "https://")) and not is_stable(source)
-
-
-def annex_check(repo: Path, keys: list[str], *, allow_ip: Optional[str] = None) -> list[tuple[str, Optional[str], str]]:
-    """Fetch ``keys`` with ``git annex get --batch-keys`` in a throwaway clone of ``repo``; (key, kind, detail) each.
-
-    git-annex (and the special remote) check the bytes against the key; the
-    mirror's repository is only read (``git clone --shared``), never written.
-    """
-    import json
-    import subprocess
-    import tempfile
-
-    out: list[tuple[str, Optional[str], str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="neuromirror-verify-"))
-    scratch = tmp / "scratch"
-    try:
-        subprocess.run(
-            ["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(scratch)],
-            capture_output=True,
-            check=True,
-            env=gitutil.git_env(),
-        )
-        gitutil.run(scratch, "config", "remote.origin.annex-ignore", "true")
-        if allow_ip:
-            gitutil.run(scratch, "config", "annex.security.allowed-ip-addresses", allow_ip)
-        init = gitutil.run(scratch, "annex", "init", "-q", "neuromirror verify scratch clone", check=False)
-        if init.returncode != 0:
-            why = init.stderr.decode(errors="replace").strip().splitlines()
-            return [
-                (k, "unreachable", f"git annex init failed in a scratch clone: {why[-1] if why else '?'}") for k in keys
-            ]
-        # one git-annex (and one special remote process) for all keys: --batch-keys
-        proc = gitutil.run(
-            scratch,
-            "-c",
-            "annex.verify=true",
-            "annex",
-            "get",
-            "--batch-keys",
-            "--json",
-            "--json-error-messages",
-            input=("\n".join(keys) + "\n").encode(),
-            check=False,
-        )
-        results: dict[str, dict] = {}
-        for line in proc.stdout.decode(errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if rec.get("key"):
-                    results[rec["key"]] = rec
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        for key in keys:
-            rec = results.get(key)
-            if rec is not None and rec.get("success"):
-                out.append((key, None, ""))
-                continue
-            msgs = " ".join(" ".join(m.split()) for m in (rec or {}).get("error-messages") or [] if m.strip())
-            msgs = msgs or (rec or {}).get("note") or (err[-1] if err else "no answer from git-annex")
-            low = msgs.lower()
-            kind = "content" if ("verif" in low or "checksum" in low or "changed" in low) else "unreachable"
-            out.append((key, kind, f"git annex get through the special remote failed: {msgs[:400]}"))
-    except subprocess.CalledProcessError as exc:
-        why = exc.stderr.decode(errors="replace").strip().splitlines() if exc.stderr else []
-        return [(k, "unreachable", f"cannot make a scratch clone of {repo}: {why[-1] if why else exc}") for k in keys]
-    finally:
-        remove_clone(tmp)
-    return out

@@ -26,7 +26,7 @@ content is checked here by downloading, never by trusting headers.
 
 Checks 1-3 read only the dataset and the index and are here; 4 is in
 :mod:`~neuromirror.verify.archive`, 5 in
-:mod:`~neuromirror.verify.content`; what they find goes into a
+:mod:`~neuromirror.verify.content`, ``--kept`` in :mod:`~neuromirror.verify.kept`; what they find goes into a
 :class:`~neuromirror.verify.report.VerifyReport`.
 """
 
@@ -45,10 +45,10 @@ from neuromirror.index.rows import VersionRow
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VersionFile
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.util import gitutil
 from neuromirror.verify.archive import check_archive
 from neuromirror.verify.content import check_content
+from neuromirror.verify.kept import check_copies, check_kept, key_size, store_uuid
 from neuromirror.verify.lost_urls import mark_lost_urls
 from neuromirror.verify.report import VerifyReport
 from neuromirror.verify.risk import recorded_directory_store, risk_of, store_uuids
@@ -187,24 +187,11 @@ def verify_version(
     _check_counts(report, row, tree, indexed)
     _compare(report, tree, indexed)
 
-    repositories = _repositories(report, ds, commit)
-    if (
-        store is None and kept
-    ):  # the newest readable one a repository of the version records (the asset's, else a store's)
-        store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
-    store_uuid = _uuid(store)
-    copies = StoreCopies(mirror, store, only=kept)  # --content: every store the mirror knows, the named one first
-    report.store = str(store) if store is not None else None
-    found = _Keys()
-    for repo, rcommit, prefix in repositories:
-        files = tree.values() if repo == ds else iter_version(repo, rcommit, prefix=prefix)
-        _read_repository(report, found, repo, prefix, files, copies, store_uuid, content)
-    report.keys = len(found.keys)
-    report.risk = risk_of(found.annexed, found.urls_of, found.kept_in)
+    found, copies, store = _read_keys(report, mirror, ds, commit, tree, store, kept=kept, content=content)
     keys = found.keys
     if kept:
-        keys = _check_kept(report, store, keys, found.kept_in)
-        _check_copies(report, mirror, source, row)
+        keys = check_kept(report, store, keys, found.kept_in)
+        check_copies(report, mirror, source, row)
     _check_index_urls(report, tree, indexed, found.urls_of)
     if archive:
         check_archive(report, mirror, source, row, tree, found.urls_of, options or {})
@@ -229,6 +216,35 @@ def verify_version(
             with mirror.lock(source, wait=True):  # no sync writes the git-annex branches meanwhile
                 mark_lost_urls(report, found.repo_of)
     return report
+
+
+def _read_keys(
+    report: VerifyReport,
+    mirror: Mirror,
+    ds: Path,
+    commit: str,
+    tree: dict[str, VersionFile],
+    store: Optional[Store],
+    *,
+    kept: bool,
+    content: bool,
+) -> tuple[_Keys, StoreCopies, Optional[Store]]:
+    """Check 3 over the dataset and its subdatasets: what their git-annex branches say of the version's keys,
+    the stores ``--content`` reads and the store ``--kept`` checks (``store``, else the one recorded)."""
+    repositories = _repositories(report, ds, commit)
+    if store is None and kept:
+        # the newest readable one a repository of the version records (the asset's, else a store's)
+        store = next(filter(None, (recorded_directory_store(repo) for repo, _, _ in repositories)), None)
+    uuid = store_uuid(store)
+    copies = StoreCopies(mirror, store, only=kept)  # --content: every store the mirror knows, the named one first
+    report.store = str(store) if store is not None else None
+    found = _Keys()
+    for repo, rcommit, prefix in repositories:
+        files = tree.values() if repo == ds else iter_version(repo, rcommit, prefix=prefix)
+        _read_repository(report, found, repo, prefix, files, copies, uuid, content)
+    report.keys = len(found.keys)
+    report.risk = risk_of(found.annexed, found.urls_of, found.kept_in)
+    return found, copies, store
 
 
 def _check_refs(report: VerifyReport, ds: Path, commit: str, row: VersionRow) -> bool:
@@ -283,7 +299,7 @@ def _read_repository(
     prefix: str,
     files: Iterable[VersionFile],
     copies: StoreCopies,
-    store_uuid: Optional[str],
+    named_uuid: Optional[str],
     content: bool,
 ) -> None:
     """Check 3 for the keys of one repository not seen in an earlier one: each key's URLs and locations read
@@ -303,7 +319,7 @@ def _read_repository(
             return
         recorded = store_uuids(repo)
         copies.add(recorded)
-        stores = {store_uuid} if store_uuid else set(recorded)
+        stores = {named_uuid} if named_uuid else set(recorded)
         for key, path in mine.items():
             _locate(report, found, branch, key, path, stores, content)
     found.keys.update(mine)
@@ -329,7 +345,7 @@ def _locate(
                 path,
                 "its archive URLs were found gone (verify --content marked them) and no store holds it",
                 key,
-                size=_size(key),
+                size=key_size(key),
             )
     elif not where:
         report.add(
@@ -363,83 +379,6 @@ def _check_index_urls(
                         i.key,
                         u,
                     )
-
-
-def _uuid(store: Optional[Store]) -> Optional[str]:
-    """The store's UUID, without making a directory store where there is none."""
-    if store is None:
-        return None
-    if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
-        return None
-    return store.identity.uuid
-
-
-def _check_kept(
-    report: VerifyReport, store: Optional[Store], keys: dict[str, str], kept_in: set[str]
-) -> dict[str, str]:
-    """``verify --kept``: every key recorded in the store and its file there; the keys that are (for --content)."""
-    report.kept_checked = True
-    if store is None or _uuid(store) is None:
-        where = f"{store} is not a neuromirror store" if store is not None else "no store named or recorded"
-        report.add("store", None, f"{where}: pass --store STORE (or set NEUROMIRROR_STORE)")
-        return {}
-    held: dict[str, str] = {}
-    for key, path in sorted(keys.items(), key=lambda kv: kv[1]):
-        recorded, there = key in kept_in, store.has(key)
-        if recorded and there:
-            held[key] = path
-            continue
-        why = (
-            "neither recorded on the git-annex branch nor in the store"
-            if not (recorded or there)
-            else (
-                "in the store, but the git-annex branch does not record it"
-                if there
-                else "recorded, but the store has no file for it"
-            )
-        )
-        report.add("not-kept", path, f"not kept in {store}: {why}", key, size=_size(key))
-    return held
-
-
-def _size(key: str) -> Optional[int]:
-    try:
-        return parse_key(key)["size"]
-    except ValueError:
-        return None
-
-
-def _check_copies(report: VerifyReport, mirror: Mirror, source: str, row: VersionRow) -> None:
-    """``verify --kept`` of a source keep counted copies for (``--copies``, ``copies:``): every file must
-    have the wanted number of verified copies outside the archive (:mod:`neuromirror.keep.copies`)."""
-    from neuromirror.dataset.versions import Version
-    from neuromirror.index.store_checks import wanted
-    from neuromirror.keep.copies import version_copies
-
-    want = wanted(mirror.index, source, 0)
-    if not want:
-        return  # never kept with copies counted: the one store's check above is the whole check
-    src = mirror.index.source(source)
-    if src is None:
-        return
-    counted = version_copies(mirror, Version(source, src.dataset, row), want)
-    report.notes.append(counted.line())
-    named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
-    for a in counted.at_risk:
-        if a.path in named:
-            continue
-        report.add(
-            "copies",
-            a.path,
-            f"{a.verified} of {want} verified cop{'y' if want == 1 else 'ies'} outside the archive"
-            + (f" ({a.recorded} recorded)" if a.recorded != a.verified else ""),
-            a.key,
-            size=a.size,
-        )
-    if counted.at_risk_count > len(counted.at_risk):
-        report.add(
-            "copies", None, f"... and {counted.at_risk_count - len(counted.at_risk)} more file(s) short of copies"
-        )
 
 
 def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Path, str, str]]:
