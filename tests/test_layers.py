@@ -43,14 +43,15 @@ LAYERS: dict[str, int] = {
     "audit": 8,  # what the mirror saw wrong upstream, from what the syncs recorded
     "restore": 8,  # kept content written back in the archive's key layout; drills
     "maintain": 8,  # git packed where the mirror writes and publishes
-    "service": 9,  # the scheduled mirror service
-    "demo": 10,
-    "bench": 10,
-    "api": 10,  # the Python API (neuromirror.api): what the commands do, for scripts; the commands stand on it
-    "commands": 11,  # one module per command
-    "cli": 12,
-    "clidoc": 13,  # docs/cli.md made from cli's parser
-    "__main__": 13,
+    "account": 9,  # the mirror's account of itself: the status report, the backup numbers, live risk (verify's, audit's)
+    "api": 10,  # the Python API (neuromirror.api): every verb, for scripts; the commands and the service stand on it
+    "service": 11,  # the scheduled mirror service: each cycle's keep, checks and drills are API calls
+    "demo": 12,
+    "bench": 12,
+    "commands": 13,  # one module per command
+    "cli": 14,
+    "clidoc": 15,  # docs/cli.md made from cli's parser
+    "__main__": 15,
 }
 #: the base modules may use one another (spec reads identifiers; util reads nothing)
 BASE = {name for name, layer in LAYERS.items() if layer == 0}
@@ -340,7 +341,7 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     f.write_text("from . import a\ndef f():\n    from ..service import x\n")
     assert imports_of("neuromirror.engine.sync", f, known) == {"neuromirror.engine.a", "neuromirror.service.x"}
     g = {"neuromirror.engine.sync": {"neuromirror.engine.a", "neuromirror.service.x"}, "neuromirror.engine.a": set()}
-    assert against_layers(g) == ["neuromirror.engine.sync -> neuromirror.service.x (engine: layer 5, service: layer 9)"]
+    assert against_layers(g) == ["neuromirror.engine.sync -> neuromirror.service.x (engine: layer 5, service: layer 11)"]
     g["neuromirror.engine.a"] = {"neuromirror.engine.sync"}
     assert cycles_in(g) == [["neuromirror.engine.a", "neuromirror.engine.sync"]]
 

@@ -16,7 +16,8 @@ fields are the records' ``to_json()``).  Errors a user can mend are :class:`User
 one-line message the command prints.  This module is a contract: docs/python-api.md shows it and
 a test runs every example there.
 
-May import ``service`` and anything below; must not import ``commands`` or ``cli`` (they stand on it).
+May import ``account`` and anything below; must not import ``service``, ``commands`` or ``cli`` (they stand on it:
+the service's keep, checks and drills are calls of :class:`Mirror`, its view app is ``Mirror.view()``).
 Its modules: :mod:`.inputs` (what the calls take), :mod:`.base`, :mod:`.reading`, :mod:`.keeping` and
 :mod:`.mirror` (the verbs, on one :class:`Mirror`).
 """

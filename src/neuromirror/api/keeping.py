@@ -13,11 +13,11 @@ from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
+    from neuromirror.account.backup_model import Backup
     from neuromirror.dataset.mirror import Forgotten
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
-    from neuromirror.service.backup.model import Backup
     from neuromirror.verify.report import VerifyReport
 
 
@@ -40,7 +40,7 @@ class Keeping(Reading):
         versions hold against those each store holds, the oldest version not whole there, what the archive deletes
         within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
         from the index alone.  ``expire_after``: SPEC -> seconds, the archive's noncurrent-version expiry."""
-        from neuromirror.service.backup.compute import backup
+        from neuromirror.account.backup import backup
 
         chosen = [specs] if isinstance(specs, str) else list(specs)
         return backup(self.index, chosen or None, expire_after=expire_after)

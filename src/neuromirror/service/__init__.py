@@ -1,8 +1,8 @@
 """The mirror service (``neuromirror serve``): scheduled syncs of the sources in mirror definitions, status over HTTP.
 
-May import ``verify``, ``restore``, ``maintain``, ``publish`` (after a sync), ``keep``, ``pin``,
-``config``, ``engine``, ``index``, ``dataset`` and below; must not import ``demo``, ``bench``,
-``commands`` or ``cli``.
+May import ``api`` (it stands on the API: each cycle's keep, store checks and drills are
+:class:`neuromirror.api.Mirror` calls), ``account`` (the status report it serves), ``publish`` (after a
+sync) and anything below; must not import ``demo``, ``bench``, ``commands`` or ``cli``.
 
 ``neuromirror serve --config mirrors/x.yaml`` runs an APScheduler
 ``BackgroundScheduler`` in the foreground: one job per ``sources:`` entry (its

@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from neuromirror.account.status import SourceStatus, epoch
 from neuromirror.index.runs import change_totals
-from neuromirror.service.state import SourceStatus, epoch
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: bounds of the sync-duration histogram, in seconds: a no-change resync .. a whole archive
@@ -359,8 +359,8 @@ def add_audit(report: dict, index: Any, config: Any = None) -> None:
     """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) and the backup
     record (``report["backup"]``, the one ``/backup/`` shows, ``keep: {expire_after}`` of ``config`` applied),
     from the index alone; the audit made once, for both."""
+    from neuromirror.account.backup import backup, expire_after_of
     from neuromirror.audit.findings import audit
-    from neuromirror.service.backup.compute import backup, expire_after_of
 
     found = audit(index)
     report["audit"] = sorted((s, k, n) for (s, k), n in found.counts().items())
@@ -383,7 +383,7 @@ def _audit_family(report: dict) -> Iterator[Metric]:
 
 
 def backup_families(record: Any, now: Optional[float] = None) -> Iterator[Metric]:
-    """The backup page's numbers (a :class:`~neuromirror.service.backup.model.Backup`): per source, objects and
+    """The backup page's numbers (a :class:`~neuromirror.account.backup_model.Backup`): per source, objects and
     bytes in no store (of the newest state, of older ones only) and those the archive deletes within the
     window, kept nowhere; per store, the age and the result of its last ``verify --stores``."""
     import time

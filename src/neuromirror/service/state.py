@@ -1,45 +1,45 @@
-"""The service's state: what it keeps per source, ``service.json``, and the status report.
+"""The service's state: what it keeps per source while it runs (written to ``service.json``).
 
-The status report is shared by ``neuromirror status``, ``/status.json``, the HTML
-pages and ``/metrics``: one row per source, merged from the index (the runs and
-versions tables: the truth, also without a service), the running service's state
-file (next runs, backoff, what is running) and the mirror definitions.
+The status report that reads it back (``neuromirror status``, ``/status.json``, the pages, ``/metrics``) is
+:mod:`neuromirror.account.status`, below the API; its names are re-exported here for the service's modules.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import json
-from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional
 
-from neuromirror.config.model import MirrorConfig
-from neuromirror.index import runs
+from neuromirror.account.status import (
+    STATE_FILE,
+    SourceStatus,
+    cluster_facts,
+    disk_facts,
+    epoch,
+    now_utc,
+    read_service_state,
+    report_json,
+    short_time,
+    status_report,
+)
 from neuromirror.util.dates import iso_z
-from neuromirror.util.dates import parse_iso as parse_time
-from neuromirror.util.processes import pid_alive
 
-STATE_FILE = "service.json"
 SUCCESS = ("ok", "unchanged")
 
-
-# -- time --------------------------------------------------------------------
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def epoch(text: Optional[str]) -> Optional[float]:
-    dt = parse_time(text)
-    return dt.timestamp() if dt else None
-
-
-def short_time(text: Optional[str]) -> str:
-    dt = parse_time(text)
-    return dt.strftime("%Y-%m-%d %H:%M:%SZ") if dt else "-"
+__all__ = [
+    "STATE_FILE",
+    "SUCCESS",
+    "SourceRuntime",
+    "SourceStatus",
+    "cluster_facts",
+    "disk_facts",
+    "epoch",
+    "now_utc",
+    "read_service_state",
+    "report_json",
+    "short_time",
+    "status_report",
+]
 
 
 # -- per source, kept by the running service -----------------------------------
@@ -72,329 +72,3 @@ class SourceRuntime:
             "publish_error": self.publish_error,
             "keep_error": self.keep_error,
         }
-
-
-def read_service_state(root: Path) -> Optional[dict]:
-    """The running service's state file, or None if no service runs on this root."""
-    path = Path(root) / ".neuromirror" / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("stopped"):
-        return None
-    pid = data.get("pid")
-    if not isinstance(pid, int) or not pid_alive(pid):
-        return None
-    return data
-
-
-# -- the status report -----------------------------------------------------------
-
-
-def _index_facts(index: Any) -> dict[str, dict]:
-    """Per source: run counts by outcome, last run/success/failure, versions, files and bytes of the head."""
-    facts: dict[str, dict] = {}
-
-    def f(sid: str) -> dict:
-        return facts.setdefault(sid, {"runs": {}})
-
-    for sid, outcome, n in runs.outcome_counts(index):
-        f(sid)["runs"][outcome] = n
-    for sid, started, outcome, trigger, report in runs.last_runs(index):
-        f(sid).update(last_run=started, last_outcome=outcome, last_trigger=trigger, **_network_facts(report))
-    for sid, ended in runs.last_success_ends(index):
-        f(sid)["last_success"] = ended
-    for sid, n, report in runs.refused_in_last_success(index):
-        f(sid).update(_refused_facts(n, report))
-    for sid, ended, error in runs.last_failures(index):
-        f(sid).update(last_failure=ended, last_error=error)
-    for sid, n in runs.failures_since_success(index):
-        f(sid)["consecutive_failures"] = n
-    for sid, started in runs.running_since(index):
-        f(sid)["running_since"] = started
-    for sid, dataset in index.source_datasets():
-        f(sid)["dataset"] = dataset
-    for sid, n in index.version_counts():
-        f(sid)["versions"] = n
-    # the dataset's HEAD: the last draft/snapshot row, else the last published one
-    for sid, label, files, nbytes, _kind in index.heads():
-        f(sid).update(latest=label, files=files, bytes=nbytes)
-    return facts
-
-
-def _network_facts(report: Optional[str]) -> dict:
-    """What the last run's report says of the network: per endpoint its requests, throttled answers,
-    retries and in-flight limit (:func:`neuromirror.network.report.since`), and the items it held back."""
-    try:
-        rep = json.loads(report) if report else {}
-    except ValueError:
-        rep = {}
-    if not isinstance(rep, dict):
-        return {}
-    return {"network": rep.get("network") or [], "unreachable": rep.get("unreachable") or []}
-
-
-#: refused items a status row names (the count is always whole)
-REFUSED_NAMED = 20
-
-
-def _refused_facts(n: int, report: Optional[str]) -> dict:
-    """What the last successful sync refused (a Zarr whose checksum never matches, an unsafe path...): the
-    count, the first :data:`REFUSED_NAMED` items ``{path, reason}``, and one line naming the first and why."""
-    try:
-        rep = json.loads(report) if report else {}
-    except ValueError:
-        rep = {}
-    items = [
-        {"path": str(x.get("path")), "reason": str(x.get("reason"))}
-        for x in (rep.get("refused") if isinstance(rep, dict) else None) or []
-        if isinstance(x, dict)
-    ]
-    first = f": {items[0]['path']!r}: {items[0]['reason']}" if items else ""
-    more = f" (and {n - 1} more)" if n > 1 else ""
-    return {"refused": items[:REFUSED_NAMED], "refused_count": n, "refused_reason": f"refused{first}{more}"}
-
-
-#: what later steps add to a row (each only once it ran), in the order they add them
-ADDED = ("at_risk", "at_risk_error", "expiry", "expiry_error", "at_risk_counted", "publish", "keep", "changes")
-
-
-@dataclass
-class SourceStatus:
-    """One source's row of the status report, as ``status --json``, ``/status.json``, the pages and ``/metrics``
-    read it.  Its JSON (:meth:`to_json`) is the contract scripts read; the code reads attributes, so a misspelt
-    field is mypy's error, not a ``KeyError`` on a page.  The fields in :data:`ADDED` are filled by later steps
-    (the at-risk counts, the publish, keep and change records) through :meth:`add`, and written only once added."""
-
-    source: str
-    status: str  # running | backing off | failing | refusing | ok | never synced
-    schedule: Optional[str] = None
-    entry: Optional[str] = None
-    dataset: Optional[str] = None
-    last_run: Optional[str] = None
-    last_outcome: Optional[str] = None
-    last_success: Optional[str] = None
-    last_failure: Optional[str] = None
-    last_error: Optional[str] = None
-    consecutive_failures: int = 0
-    backoff_until: Optional[str] = None
-    next_run: Optional[str] = None
-    running_since: Optional[str] = None
-    progress: Optional[dict] = None
-    skipped: dict = field(default_factory=dict)
-    publish_error: Optional[str] = None
-    versions: int = 0
-    latest: Optional[str] = None
-    files: Optional[int] = None
-    bytes: Optional[int] = None
-    runs: dict = field(default_factory=dict)
-    network: list = field(default_factory=list)
-    unreachable: list = field(default_factory=list)
-    refused: list = field(default_factory=list)
-    refused_count: int = 0
-    refused_reason: Optional[str] = None
-    ok: bool = False  # mirrored whole at its last sync: a success, no failure since, nothing refused
-    at_risk: Optional[list] = None  # status's live counts per version (risk.add_live_risk)
-    at_risk_error: Optional[str] = None
-    expiry: Optional[dict] = None  # unkept pins on noncurrent S3 versions
-    expiry_error: Optional[str] = None
-    at_risk_counted: Optional[dict] = None  # the service's newest at-risk record (risk.add_risks)
-    publish: Optional[dict] = None  # what the service published (publishing.add_publishes)
-    keep: Optional[dict] = None  # the service's keep step (keeping.keep_facts)
-    changes: Optional[dict] = None  # files added/removed/changed by finished runs (metrics.add_changes)
-    added: list[str] = field(default_factory=list, repr=False)  # which of ADDED were filled, in order
-
-    def add(self, **facts: Any) -> None:
-        """Fill fields of :data:`ADDED` (a value may be None: "counted, nothing found" is written as null)."""
-        for name, value in facts.items():
-            if name not in ADDED:
-                raise ValueError(f"{name} is not a field later steps add to a status row")
-            setattr(self, name, value)
-            if name not in self.added:
-                self.added.append(name)
-
-    @classmethod
-    def of(cls, row: SourceStatus | dict[str, Any]) -> SourceStatus:
-        """A row as it is, or read back from its JSON (``/status.json``, ``status --json``): the pages and
-        ``/metrics`` render either."""
-        if isinstance(row, SourceStatus):
-            return row
-        known = {f.name for f in fields(cls)} - {"added"} - set(ADDED)
-        out = cls(**{k: v for k, v in row.items() if k in known})
-        out.add(**{k: row[k] for k in row if k in ADDED})
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ADDED and f.name != "added"}
-        out.update((name, getattr(self, name)) for name in self.added)
-        return out
-
-
-def report_json(report: dict) -> dict:
-    """The status report as JSON: its rows as their :meth:`SourceStatus.to_json`."""
-    return {**report, "sources": [r.to_json() if isinstance(r, SourceStatus) else r for r in report["sources"]]}
-
-
-def _is_glob(spec: str) -> bool:
-    return any(c in spec for c in "*?[")
-
-
-def status_report(
-    root: Path, index_path: Optional[str] = None, *, state: Optional[dict] = None, config: Optional[MirrorConfig] = None
-) -> dict:
-    """One row per source (index, service state and configuration merged) plus the service's own facts."""
-    from neuromirror.dataset.mirror import Mirror
-
-    root = Path(root).absolute()
-    if state is None:
-        state = read_service_state(root)
-    from neuromirror.index.store_checks import outstanding
-    from neuromirror.restore.drills import last_drill, last_drills
-
-    mirror = Mirror(root, index_path)
-    try:
-        facts = _index_facts(mirror.index) if mirror.index_path.exists() else {}
-        drill = last_drill(mirror.index) if mirror.index_path.exists() else None  # restore --drill, the service's
-        drills = last_drills(mirror.index) if mirror.index_path.exists() else {}  # the last of each source
-        thaws = outstanding(mirror.index) if mirror.index_path.exists() else []  # cold packs asked back
-    finally:
-        mirror.close()
-    sstate = (state or {}).get("sources", {})
-    entries = (state or {}).get("entries", {})
-    schedules: dict[str, str] = {spec: e.get("schedule") for spec, e in entries.items()}
-    if config is not None:
-        for e in config.sources:
-            schedules.setdefault(e.spec, e.schedule.describe() if e.enabled else "disabled")
-    # every source known anywhere: index, service, configuration (globs only once they matched something)
-    ids = set(facts) | set(sstate) | {s for s in schedules if not _is_glob(s)}
-    for g in (s for s in schedules if _is_glob(s)):
-        if g in facts or g in sstate:
-            ids.add(g)
-    rows: list[SourceStatus] = []
-    for sid in sorted(ids):
-        fa = facts.get(sid, {"runs": {}})
-        st = sstate.get(sid, {})
-        entry = st.get("entry") or (
-            sid
-            if sid in schedules
-            else next((g for g in schedules if fnmatch.fnmatchcase(sid, g) or fnmatch.fnmatchcase(sid, g + "/*")), None)
-        )
-        running_since = st.get("running_since") if state else fa.get("running_since")
-        consecutive = (
-            st.get("consecutive_failures", fa.get("consecutive_failures", 0))
-            if state
-            else fa.get("consecutive_failures", 0)
-        )
-        backoff_until = st.get("backoff_until") if state else None
-        if running_since:
-            status = "running"
-        elif backoff_until and (parse_time(backoff_until) or now_utc()) > now_utc():
-            status = "backing off"
-        elif consecutive:
-            status = "failing"
-        elif fa.get("refused_count"):  # the last sync succeeded but held items back: not ok until they mirror
-            status = "refusing"
-        elif fa.get("last_success"):
-            status = "ok"
-        else:
-            status = "never synced"
-        rows.append(
-            SourceStatus(
-                source=sid,
-                status=status,
-                schedule=schedules.get(entry) if entry else None,
-                entry=entry,
-                dataset=fa.get("dataset"),
-                last_run=fa.get("last_run"),
-                last_outcome=fa.get("last_outcome"),
-                last_success=fa.get("last_success"),
-                last_failure=fa.get("last_failure"),
-                last_error=fa.get("last_error"),
-                consecutive_failures=consecutive,
-                backoff_until=backoff_until,
-                next_run=st.get("next_run") if state else None,
-                running_since=running_since,
-                progress=st.get("progress") if state else None,
-                skipped=st.get("skipped", {}) if state else {},
-                publish_error=st.get("publish_error") if state else None,
-                versions=fa.get("versions", 0),
-                latest=fa.get("latest"),
-                files=fa.get("files"),
-                bytes=fa.get("bytes"),
-                runs=fa.get("runs", {}),
-                network=fa.get("network", []),
-                unreachable=fa.get("unreachable", []),
-                refused=fa.get("refused", []),
-                refused_count=fa.get("refused_count", 0),
-                refused_reason=fa.get("refused_reason"),
-                # mirrored whole at its last sync: a success, no failure since, nothing refused
-                ok=bool(fa.get("last_success")) and not consecutive and not fa.get("refused_count"),
-            )
-        )
-    service = None
-    if state:
-        service = {k: state.get(k) for k in ("pid", "started", "updated", "http", "config", "jobs", "cluster")}
-        service["entries"] = entries
-    return {
-        "root": str(root),
-        "service": service,
-        "sources": rows,
-        "disk": disk_facts(root, config),
-        "drill": drill,
-        "drills": drills,
-        "thaws": [vars(t) for t in thaws],
-    }
-
-
-def cluster_facts(report: dict, config: Optional[MirrorConfig] = None) -> Optional[dict]:
-    """The Dask cluster: as the running service sees it (the report's ``service``), else asked directly when
-    one is configured (``executor: {dask: ...}`` in the definitions given, or NEUROMIRROR_DASK); None: none."""
-    import os
-
-    svc = report.get("service") or {}
-    if svc.get("cluster"):
-        return svc["cluster"]
-    address = getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")
-    if not address:
-        return None
-    from neuromirror.engine.dask_executor import SchedulerUnreachable, cluster_status, connect
-
-    try:
-        client = connect(address)
-    except SchedulerUnreachable as exc:
-        return {"executor": "dask", "address": address, "error": str(exc)}
-    try:
-        return cluster_status(client, address)
-    finally:
-        client.close()
-
-
-def disk_facts(root: Path, config: Optional[MirrorConfig] = None) -> list[dict]:
-    """Free space on the root and each directory store the configuration (or NEUROMIRROR_STORE) names."""
-    import os
-
-    from neuromirror.util import disk
-
-    places: list[tuple[str, Path]] = [("root", root)]
-    names = [e.store for e in (config.sources if config else []) if e.store]
-    names += [os.environ["NEUROMIRROR_STORE"]] if os.environ.get("NEUROMIRROR_STORE") else []
-    for name in dict.fromkeys(names):
-        path = _directory_store(name)
-        if path is not None and all(p != path for _, p in places):
-            places.append(("store", path))
-    options = [e.options.get("min_free") for e in (config.sources if config else []) if e.options.get("min_free")]
-    return disk.space(places, options[0] if options else None)
-
-
-def _directory_store(name: str) -> Optional[Path]:
-    """The directory of a directory store (``--store`` as given); None for an S3 store or a bad name."""
-    from neuromirror.errors import UserError
-    from neuromirror.store.location import open_store
-
-    try:
-        store = open_store(name)
-    except UserError:
-        return None
-    path = getattr(store, "path", None)
-    return Path(path) if path is not None else None

@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import unquote
 
+from neuromirror.account.status import report_json
 from neuromirror.read.landing import LANDING, ROUTES, SERVICE_ROUTES, landing_html
 from neuromirror.service import history, pages
 from neuromirror.service.keeping import keep_facts
@@ -29,7 +30,6 @@ from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from neuromirror.service.metrics import add_keeps, exposition
 from neuromirror.service.publishing import add_publishes, publish_facts
 from neuromirror.service.risk import add_risks, risk_facts
-from neuromirror.service.state import report_json
 
 log = logging.getLogger("neuromirror.service")
 
@@ -231,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _backup(self, json_wanted: bool) -> tuple[bytes, str]:
         """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.backup`):
         the page, or its JSON; ``keep: {expire_after}`` of the service's definitions applied."""
-        from neuromirror.service.backup.compute import backup
+        from neuromirror.account.backup import backup
         from neuromirror.service.backup.render import as_html
 
         svc = self.server.service
@@ -256,7 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _expire_after(service: Any) -> dict[str, float]:
     """SPEC -> the archive's noncurrent-version expiry its ``keep:`` policy names (the others: the default)."""
-    from neuromirror.service.backup.compute import expire_after_of
+    from neuromirror.account.backup import expire_after_of
 
     return expire_after_of(getattr(service, "config", None))
 

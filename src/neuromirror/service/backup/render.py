@@ -1,105 +1,29 @@
-"""The backup record as a person reads it: the lines ``status --backup`` prints, the ``/backup/`` page.
+"""The ``/backup/`` page of ``serve --http``: the backup record (:mod:`neuromirror.account.backup`) in HTML, in the
+words of :mod:`neuromirror.account.backup_text` (the lines ``status --backup`` prints).
 
-Both say per source, in words a reader new to neuromirror follows, what the archive holds, what the lab's
-stores hold of it, what no store holds (lost if the archive loses it), what the archive's lifecycle deletes
-soon that no store holds, and when each store was last re-read and what that found.  Everything from the
-index is HTML-escaped; the page has no JavaScript and relative links only.
+Everything from the index is HTML-escaped; the page has no JavaScript and relative links only.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Optional, Union
+from typing import Optional
 
-from neuromirror.service.backup.model import Backup, Count, Expiring, SourceBackup, Split, StoreBackup, Verification
-from neuromirror.service.state import short_time
+from neuromirror.account.backup_model import Backup, Count, SourceBackup, StoreBackup
+from neuromirror.account.backup_text import (
+    KINDS,
+    amount,
+    as_text,
+    check_class,
+    expires_words,
+    part_of,
+    state_words,
+    store_name,
+    verification_words,
+)
 from neuromirror.util.sizes import human_bytes
 
-#: a store's kind in words
-KINDS = {"directory": "directory store", "S3": "S3 store", "pack": "packed store"}
-
-
-def _n(c: Union[Count, Split]) -> str:
-    return f"{c.objects} object{'' if c.objects == 1 else 's'} ({human_bytes(c.bytes)})"
-
-
-def _of(part: Count, whole: Count) -> str:
-    return f"{part.objects} of {whole.objects} ({human_bytes(part.bytes)} of {human_bytes(whole.bytes)})"
-
-
-def _store_name(s: StoreBackup) -> str:
-    return f"{s.url or s.name or s.uuid}" + (f" ({KINDS.get(s.kind, s.kind)})" if s.kind else "")
-
-
-def _state(s: StoreBackup) -> str:
-    st = s.oldest_unkept
-    if st is None:
-        return "every recorded state is whole there" if not s.missing.objects else "?"
-    what = "the newest draft" if st.version == "draft" else st.kind
-    return f"{st.version} ({what}, commit {st.commit[:12]}, synced {short_time(st.synced_at)})"
-
-
-def _verification(s: StoreBackup) -> str:
-    v = s.verification
-    if v is None:
-        last = f"; newest good check {short_time(s.newest_check)} (by keep or verify)" if s.newest_check else ""
-        return f"never re-read by verify --stores{last}"
-    result = "OK" if v.ok else "FAILED" if v.unresolved else "REPAIRED"
-    found = f"{v.bad} bad, {v.missing} missing, {v.unreadable} unreadable"
-    repaired = f", {v.repaired} re-kept" if v.repaired else ""
-    return f"{result} at {short_time(v.at)}: {v.checked} cop(ies) re-read ({v.scope}), {found}{repaired}"
-
-
-def _check_class(v: Optional[Verification]) -> str:
-    """The colour of a last verification: none yet, all right, repaired (amber), failed (red)."""
-    return "note" if v is None else "good" if v.ok else "bad" if v.unresolved else "warn"
-
-
-def _expires(x: Expiring) -> str:
-    return f"{'on' if x.expires_is == 'exact' else 'by'} {short_time(x.expires)}"
-
-
-def _headline(b: SourceBackup) -> str:
-    a = b.archive
-    return (
-        f"{b.source}: {b.verdict.upper()}: the archive holds {_n(a)} in {b.versions} recorded state(s): "
-        f"{_n(a.current)} in the newest, {_n(a.noncurrent)} only in older ones; in no store: "
-        f"{_n(b.nowhere.current)} of the newest, {_n(b.nowhere.noncurrent)} of older ones"
-    )
-
-
-def source_lines(b: SourceBackup, most: int = 5) -> list[str]:
-    lines = [_headline(b)]
-    if b.unkept:
-        named = ", ".join(f"{u.path} ({human_bytes(u.size)})" for u in b.unkept[:most])
-        more = b.nowhere.current.objects - min(most, len(b.unkept))
-        lines.append(f"  in no store: {named}" + (f" and {more} more" if more > 0 else ""))
-    for s in b.stores:
-        lines.append(
-            f"  store {_store_name(s)}: holds {_of(s.kept.current, b.archive.current)} of the newest state, "
-            f"{_of(s.kept.noncurrent, b.archive.noncurrent)} of older ones; lacks {_n(s.missing.current)} of the "
-            f"newest, {_n(s.missing.noncurrent)} of older ones"
-            + (f"; the oldest state not whole there: {_state(s)}" if s.missing.objects else "")
-        )
-        lines.append(f"    last verification: {_verification(s)}")
-    if not b.stores and b.archive.objects:
-        lines.append("  kept in no store (neuromirror keep SOURCE --to STORE)")
-    if b.expiring:
-        lines.append(f"  EXPIRES UNKEPT within 30 days: {_n(b.expiring_count)}, the first {_expires(b.expiring[0])}")
-        lines += [f"    {x.path} ({x.version}): {_expires(x)}: {x.why}" for x in b.expiring[:most]]
-        if len(b.expiring) > most:
-            lines.append(f"    ... and {len(b.expiring) - most} more (--json lists them)")
-    if b.zarrs_uncounted:
-        lines.append(f"  {b.zarrs_uncounted} Zarr state(s) not counted here (status --copies counts their objects)")
-    return lines
-
-
-def as_text(backup: Backup) -> str:
-    """What ``status --backup`` prints: per source its headline, each store's share, what expires unkept."""
-    if not backup.sources:
-        return "no sources in the index match"
-    return "\n".join(line for b in backup.sources for line in source_lines(b))
-
+__all__ = ["as_html", "as_text"]
 
 _CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:1.5em;color:#222;max-width:90em}
@@ -121,32 +45,32 @@ def _says(b: SourceBackup) -> list[str]:
     out = []
     if b.nowhere.current.objects:
         out.append(
-            f"{_n(b.nowhere.current)} of the archive's current files are in no store: if the archive loses "
+            f"{amount(b.nowhere.current)} of the archive's current files are in no store: if the archive loses "
             "them, they are gone."
         )
     if b.expiring:
         out.append(
-            f"{_n(b.expiring_count)} that only an old (noncurrent) copy at the archive still serves, and no store "
-            f"holds, will be deleted by the archive's lifecycle, the first {_expires(b.expiring[0])}."
+            f"{amount(b.expiring_count)} that only an old (noncurrent) copy at the archive still serves, and no store "
+            f"holds, will be deleted by the archive's lifecycle, the first {expires_words(b.expiring[0])}."
         )
     for s in b.stores:
         v = s.verification
         if v is not None and v.unresolved:
             out.append(
-                f"The last check of the store {_store_name(s)} found copies it could not repair: {_verification(s)}."
+                f"The last check of the store {store_name(s)} found copies it could not repair: {verification_words(s)}."
             )
         elif v is not None and not v.ok:
             out.append(
-                f"The last check of the store {_store_name(s)} found bad or missing copies and kept them again from "
-                f"another copy: {_verification(s)}."
+                f"The last check of the store {store_name(s)} found bad or missing copies and kept them again from "
+                f"another copy: {verification_words(s)}."
             )
     if b.nowhere.noncurrent.objects:
         out.append(
-            f"{_n(b.nowhere.noncurrent)} held only by older recorded versions are in no store: a pin or citation "
+            f"{amount(b.nowhere.noncurrent)} held only by older recorded versions are in no store: a pin or citation "
             "of those versions depends on the archive."
         )
     if not out and b.archive.objects:
-        out.append(f"Every one of the {_n(b.archive)} the recorded versions hold is in at least one store.")
+        out.append(f"Every one of the {amount(b.archive)} the recorded versions hold is in at least one store.")
     if b.zarrs_uncounted:
         out.append(f"{b.zarrs_uncounted} Zarr state(s) are not counted here (status --copies counts their objects).")
     return out
@@ -155,17 +79,17 @@ def _says(b: SourceBackup) -> list[str]:
 def _store_row(b: SourceBackup, s: StoreBackup) -> str:
     e = html.escape
     v = s.verification
-    klass = _check_class(v)
+    klass = check_class(v)
     lacks_new = "bad" if s.missing.current.objects else ""
     lacks_old = "bad" if s.missing.noncurrent.objects else ""
     return (
         f'<tr class="store"><td><code>{e(s.url or s.uuid)}</code><br><span class="note">{e(KINDS.get(s.kind or "", s.kind or ""))}</span></td>'
-        f'<td class="num">{e(_of(s.kept.current, b.archive.current))}</td>'
-        f'<td class="num">{e(_of(s.kept.noncurrent, b.archive.noncurrent))}</td>'
-        f'<td class="num"><span class="{lacks_new}">{e(_n(s.missing.current))} current</span><br>'
-        f'<span class="{lacks_old}">{e(_n(s.missing.noncurrent))} older</span></td>'
-        f"<td>{e(_state(s)) if s.missing.objects else 'none: every state is whole'}</td>"
-        f'<td class="{klass}">{e(_verification(s))}</td></tr>'
+        f'<td class="num">{e(part_of(s.kept.current, b.archive.current))}</td>'
+        f'<td class="num">{e(part_of(s.kept.noncurrent, b.archive.noncurrent))}</td>'
+        f'<td class="num"><span class="{lacks_new}">{e(amount(s.missing.current))} current</span><br>'
+        f'<span class="{lacks_old}">{e(amount(s.missing.noncurrent))} older</span></td>'
+        f"<td>{e(state_words(s)) if s.missing.objects else 'none: every state is whole'}</td>"
+        f'<td class="{klass}">{e(verification_words(s))}</td></tr>'
     )
 
 
@@ -183,7 +107,13 @@ def _listing(title: str, cls: str, head: list[str], rows: list[list[tuple[str, s
 
 def _expiring_table(b: SourceBackup) -> str:
     rows = [
-        [("path", x.path), ("", x.version or ""), ("num", human_bytes(x.size)), ("bad", _expires(x)), ("note", x.why)]
+        [
+            ("path", x.path),
+            ("", x.version or ""),
+            ("num", human_bytes(x.size)),
+            ("bad", expires_words(x)),
+            ("note", x.why),
+        ]
         for x in b.expiring
     ]
     title = f"Deleted by the archive within 30 days, kept nowhere ({len(b.expiring)})"
@@ -220,10 +150,10 @@ def _summary_row(b: SourceBackup) -> str:
     return (
         f'<tr class="source"><td><a href="#{e(b.source)}">{e(b.source)}</a></td>'
         f'<td><span class="verdict {_cls(b.verdict)}">{e(b.verdict)}</span></td>'
-        f'<td class="num">{e(_n(b.archive.current))}</td><td class="num">{e(_n(b.archive.noncurrent))}</td>'
-        f'<td class="num {"bad" if b.nowhere.current.objects else ""}">{e(_n(b.nowhere.current))}</td>'
-        f'<td class="num">{e(_n(b.nowhere.noncurrent))}</td>'
-        f'<td class="num {"bad" if b.expiring else ""}">{e(_n(b.expiring_count))}</td><td class="num">{len(b.stores)}</td></tr>'
+        f'<td class="num">{e(amount(b.archive.current))}</td><td class="num">{e(amount(b.archive.noncurrent))}</td>'
+        f'<td class="num {"bad" if b.nowhere.current.objects else ""}">{e(amount(b.nowhere.current))}</td>'
+        f'<td class="num">{e(amount(b.nowhere.noncurrent))}</td>'
+        f'<td class="num {"bad" if b.expiring else ""}">{e(amount(b.expiring_count))}</td><td class="num">{len(b.stores)}</td></tr>'
     )
 
 
@@ -245,10 +175,10 @@ def _stores_table(backup: Backup) -> str:
             mine = next(x for x in b.stores if x.uuid == s.uuid)
             held.add(mine.kept.bytes, mine.kept.objects)
         v = s.verification
-        klass = _check_class(v)
+        klass = check_class(v)
         rows.append(
             f'<tr class="store-total"><td><code>{e(s.url or s.uuid)}</code></td><td>{e(KINDS.get(s.kind or "", s.kind or ""))}</td>'
-            f'<td class="num">{len(sources)}</td><td class="num">{e(_n(held))}</td><td class="{klass}">{e(_verification(s))}</td></tr>'
+            f'<td class="num">{len(sources)}</td><td class="num">{e(amount(held))}</td><td class="{klass}">{e(verification_words(s))}</td></tr>'
         )
     if not rows:
         return '<p class="say bad">No store holds anything of any source.</p>\n'
