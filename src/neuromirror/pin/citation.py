@@ -11,7 +11,8 @@ Facts come from, in order of trust:
 * the mirror itself: source id, commit, tag, and where to clone it from.
 
 Renderers: plain text (paste into a paper), BibTeX (``@misc``, which every
-style knows), CITATION.cff (1.2.0) and JSON.
+style knows), CITATION.cff (1.2.0) and JSON.  Who is credited is read by
+:mod:`neuromirror.pin.credits`; a CFF document is checked by :mod:`neuromirror.pin.cff_check`.
 """
 
 from __future__ import annotations
@@ -22,24 +23,15 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from neuromirror.pin.cff_check import DOI_NAME
+from neuromirror.pin.cff_check import check_cff as check_cff  # callers and tests import it from here
+from neuromirror.pin.credits import Author, aind_authors, dandi_authors, licenses
 from neuromirror.records import VersionKind
 from neuromirror.util import gitutil
 
 PUBLISHERS = {"dandi": "DANDI Archive", "aind": "Allen Institute for Neural Dynamics", "boss": "BossDB"}
-_SPDX = re.compile(r"^[A-Za-z0-9.+-]+$")
-_DOI = re.compile(r"^10\.\d{4,9}(\.\d+)?/\S+$")
-
-
-@dataclass
-class Author:
-    name: str  # as the archive wrote it ("Doe, Jane" or "Allen Institute")
-    family: Optional[str] = None
-    given: Optional[str] = None
-    orcid: Optional[str] = None
-    affiliation: Optional[str] = None
-    organization: bool = False
 
 
 @dataclass
@@ -121,72 +113,38 @@ def _tag_fields(ds: Path, tag: Optional[str]) -> dict[str, str]:
     return out
 
 
-def split_name(name: str) -> tuple[Optional[str], Optional[str]]:
-    """("Doe", "Jane") from "Doe, Jane" or "Jane Doe"."""
-    name = " ".join(name.split())
-    if "," in name:
-        family, given = name.split(",", 1)
-        return family.strip() or None, given.strip() or None
-    parts = name.split(" ")
-    if len(parts) == 1:
-        return parts[0], None
-    return parts[-1], " ".join(parts[:-1])
+def _yaml(raw: bytes) -> Any:
+    import yaml
 
-
-def _orcid(value: Any) -> Optional[str]:
-    if not isinstance(value, str):
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
         return None
-    m = re.search(r"(\d{4}-\d{4}-\d{4}-\d{3}[\dX])", value)
-    return f"https://orcid.org/{m.group(1)}" if m else None
 
 
-def _dandi_authors(contributors: Any) -> list[Author]:
-    out: list[Author] = []
-    if not isinstance(contributors, list):
-        return out
-    for c in contributors:
-        if not isinstance(c, dict) or not c.get("name") or not c.get("includeInCitation", False):
-            continue
-        org = c.get("schemaKey") == "Organization"
-        aff = None
-        if isinstance(c.get("affiliation"), list) and c["affiliation"]:
-            first = c["affiliation"][0]
-            aff = first.get("name") if isinstance(first, dict) else None
-        if org:
-            out.append(Author(str(c["name"]), organization=True))
-        else:
-            fam, giv = split_name(str(c["name"]))
-            out.append(Author(str(c["name"]), fam, giv, _orcid(c.get("identifier")), aff))
-    return out
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
-def _licenses(values: Any) -> list[str]:
-    if isinstance(values, str):
-        values = [values]
-    out = []
-    for v in values or []:
-        if isinstance(v, str):
-            v = v.split(":", 1)[1] if v.lower().startswith("spdx:") else v
-            if _SPDX.match(v):
-                out.append(v)
-    return out
+def _metadata(ds: Path, commit: str, path: str, parse: Callable[[bytes], Any]) -> Optional[dict]:
+    """The archive's metadata file committed with the version, parsed; None when absent or not a mapping (a
+    citation is then made of the index's and the tag's facts alone)."""
+    raw = _show(ds, commit, path)
+    md = parse(raw) if raw else None
+    return md if isinstance(md, dict) else None
 
 
 def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
-    import yaml
-
-    raw = _show(ds, commit, "dandiset.yaml")
-    if not raw:
-        return
-    try:
-        md = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return
-    if not isinstance(md, dict):
+    """DANDI's ``dandiset.yaml``: what it says wins over the index's and the tag's facts."""
+    md = _metadata(ds, commit, "dandiset.yaml", _yaml)
+    if md is None:
         return
     info.title = str(md.get("name") or info.title)
-    info.authors = _dandi_authors(md.get("contributor")) or info.authors
-    info.license = _licenses(md.get("license")) or info.license
+    info.authors = dandi_authors(md.get("contributor")) or info.authors
+    info.license = licenses(md.get("license")) or info.license
     info.url = md.get("url") or info.url
     info.doi = md.get("doi") or info.doi
     info.citation = md.get("citation") or info.citation
@@ -198,31 +156,13 @@ def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
 
 
 def _from_aind(ds: Path, commit: str, info: CitationInfo) -> None:
-    raw = _show(ds, commit, "data_description.json")
-    if not raw:
-        return
-    try:
-        md = json.loads(raw)
-    except ValueError:
-        return
-    if not isinstance(md, dict):
+    """AIND's ``data_description.json``: the investigators (else the institution) are the authors."""
+    md = _metadata(ds, commit, "data_description.json", _json)
+    if md is None:
         return
     info.title = str(md.get("name") or info.title)
-    people = md.get("investigators") or []
-    authors: list[Author] = []
-    for p in people if isinstance(people, list) else []:
-        name = p.get("name") if isinstance(p, dict) else p if isinstance(p, str) else None
-        if name:
-            fam, giv = split_name(str(name))
-            authors.append(
-                Author(str(name), fam, giv, _orcid(p.get("registry_identifier")) if isinstance(p, dict) else None)
-            )
-    inst = md.get("institution")
-    inst_name = inst.get("name") if isinstance(inst, dict) else inst if isinstance(inst, str) else None
-    if not authors and inst_name:
-        authors.append(Author(str(inst_name), organization=True))
-    info.authors = authors or info.authors
-    info.license = _licenses(md.get("license")) or info.license
+    info.authors = aind_authors(md) or info.authors
+    info.license = licenses(md.get("license")) or info.license
     if isinstance(md.get("creation_time"), str) and not info.date:
         info.date = md["creation_time"][:10]
 
@@ -344,28 +284,40 @@ def to_bibtex(info: CitationInfo) -> str:
 
 
 def cff_dict(info: CitationInfo) -> dict:
-    authors: list[dict] = []
-    for a in info.authors:
-        if a.organization or not a.family:
-            authors.append({"name": a.name})
-            continue
-        d: dict[str, Any] = {"family-names": a.family}
-        if a.given:
-            d["given-names"] = a.given
-        if a.orcid:
-            d["orcid"] = a.orcid
-        if a.affiliation:
-            d["affiliation"] = a.affiliation
-        authors.append(d)
+    """The CITATION.cff 1.2.0 document of ``info`` (``cite -f cff``); :func:`check_cff` holds it valid."""
     out: dict[str, Any] = {
         "cff-version": "1.2.0",
         "message": ("If you use this dataset, please cite it as below. " + info.mirror_note + " " + info.retrieval),
         "type": "dataset",
         "title": info.title,
-        "authors": authors,
+        "authors": [_cff_author(a) for a in info.authors],
         "version": info.version,
     }
-    if info.doi and _DOI.match(info.doi):
+    out.update(_cff_optional(info))
+    out["commit"] = info.commit
+    out["identifiers"] = _cff_identifiers(info)
+    if info.keywords:
+        out["keywords"] = info.keywords
+    if info.description:
+        out["abstract"] = " ".join(str(info.description).split())
+    return out
+
+
+def _cff_author(a: Author) -> dict[str, Any]:
+    """A person by family and given names (and ORCID, affiliation); an organization, or a name not split, by name."""
+    if a.organization or not a.family:
+        return {"name": a.name}
+    d: dict[str, Any] = {"family-names": a.family}
+    for key, value in (("given-names", a.given), ("orcid", a.orcid), ("affiliation", a.affiliation)):
+        if value:
+            d[key] = value
+    return d
+
+
+def _cff_optional(info: CitationInfo) -> dict[str, Any]:
+    """The keys CFF restricts, each only when ``info`` has a value CFF accepts (a DOI, a date, SPDX, URLs)."""
+    out: dict[str, Any] = {}
+    if info.doi and DOI_NAME.match(info.doi):
         out["doi"] = info.doi
     if info.date:
         try:
@@ -378,9 +330,13 @@ def cff_dict(info: CitationInfo) -> dict:
         out["url"] = info.url
     if re.match(r"^(https?|ssh|git)://", info.clone_url):
         out["repository"] = info.clone_url
-    out["commit"] = info.commit
+    return out
+
+
+def _cff_identifiers(info: CitationInfo) -> list[dict]:
+    """The archive's DOI, the mirror's source and version, and the dataset's commit."""
     idents: list[dict] = []
-    if info.doi and _DOI.match(info.doi):
+    if info.doi and DOI_NAME.match(info.doi):
         idents.append({"type": "doi", "value": info.doi, "description": f"The {info.publisher}'s DOI of this version"})
     idents.append(
         {"type": "other", "value": f"{info.source}@{info.version}", "description": "neuromirror source and version"}
@@ -388,12 +344,7 @@ def cff_dict(info: CitationInfo) -> dict:
     idents.append(
         {"type": "other", "value": f"git:{info.commit}", "description": f"commit of the DataLad dataset {info.relpath}"}
     )
-    out["identifiers"] = idents
-    if info.keywords:
-        out["keywords"] = info.keywords
-    if info.description:
-        out["abstract"] = " ".join(str(info.description).split())
-    return out
+    return idents
 
 
 def to_cff(info: CitationInfo) -> str:
@@ -415,58 +366,3 @@ def to_json(info: CitationInfo) -> dict:
         }
     )
     return d
-
-
-REQUIRED_CFF_KEYS = ("cff-version", "message", "title", "authors")
-
-
-def check_cff(data: Any) -> list[str]:
-    """Problems with a CITATION.cff 1.2.0 document (required keys and their types); [] when fine."""
-    problems: list[str] = []
-    if not isinstance(data, dict):
-        return ["not a mapping"]
-    for k in REQUIRED_CFF_KEYS:
-        if k not in data:
-            problems.append(f"missing {k}")
-    if data.get("cff-version") != "1.2.0":
-        problems.append("cff-version is not 1.2.0")
-    for k in ("message", "title", "version", "doi", "url", "repository", "commit", "abstract"):
-        if k in data and not isinstance(data[k], str):
-            problems.append(f"{k} is not a string")
-    problems += _author_problems(data.get("authors"))
-    if "type" in data and data["type"] not in ("dataset", "software"):
-        problems.append("type must be dataset or software")
-    if "date-released" in data and not isinstance(data["date-released"], date):
-        problems.append("date-released is not a YYYY-MM-DD date")
-    if "doi" in data and not _DOI.match(str(data["doi"])):
-        problems.append("doi is not a DOI")
-    problems += _identifier_problems(data.get("identifiers") or [])
-    lic = data.get("license")
-    if lic is not None and not all(
-        isinstance(x, str) and _SPDX.match(x) for x in ([lic] if isinstance(lic, str) else lic)
-    ):
-        problems.append("license is not an SPDX id (or list of them)")
-    return problems
-
-
-def _author_problems(authors: Any) -> list[str]:
-    """``authors`` must be a non-empty list of persons or entities, each named (``name`` or
-    ``family-names``): a citation nobody can be credited by is not valid CFF."""
-    if not isinstance(authors, list) or not authors:
-        return ["authors is not a non-empty list"]
-    return [
-        f"author {a!r} has neither name nor family-names"
-        for a in authors
-        if not isinstance(a, dict) or not (isinstance(a.get("name"), str) or isinstance(a.get("family-names"), str))
-    ]
-
-
-def _identifier_problems(identifiers: Any) -> list[str]:
-    """Each of ``identifiers`` must be a mapping with a CFF identifier type and a string value."""
-    return [
-        f"bad identifier {ident!r}"
-        for ident in identifiers
-        if not isinstance(ident, dict)
-        or ident.get("type") not in ("doi", "url", "swh", "other")
-        or not isinstance(ident.get("value"), str)
-    ]
