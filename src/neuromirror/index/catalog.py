@@ -17,7 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 BROWSE_FILE = "browse.json"
 DEFAULT_PORT = 8643
@@ -232,88 +232,63 @@ _DATE_SQL = (
 )
 
 
+#: a version's metadata filter: (the SearchFilters field, its SQL condition, its parameters from the value asked)
+_VERSION_FILTERS: tuple[tuple[str, str, Callable[[str], list[Any]]], ...] = (
+    ("source", "v.source GLOB ?", lambda v: [v if ":" in v else f"{v}:*"]),
+    ("subject", "json_extract(v.meta, '$.subject_id') = ?", lambda v: [v]),
+    (
+        "modality",
+        "(EXISTS (SELECT 1 FROM json_each(v.meta, '$.modalities') m WHERE lower(m.value) = lower(?))"
+        " OR lower(json_extract(v.meta, '$.modality')) = lower(?))",
+        lambda v: [v, v],
+    ),
+    ("date_from", f"substr({_DATE_SQL}, 1, ?) >= ?", lambda v: [len(v), v]),
+    ("date_to", f"substr({_DATE_SQL}, 1, ?) <= ?", lambda v: [len(v), v]),
+    ("project", "lower(json_extract(v.meta, '$.project_name')) GLOB lower(?)", lambda v: [v]),
+    ("data_level", "lower(json_extract(v.meta, '$.data_level')) = lower(?)", lambda v: [v]),
+    (
+        "derived_from",
+        "(json_extract(v.meta, '$.derived_from') = ? OR json_extract(v.meta, '$.raw_asset') = ?"
+        " OR EXISTS (SELECT 1 FROM json_each(v.meta, '$.source_data') sd WHERE sd.value = ?))",
+        lambda v: [v] * 3,
+    ),
+)
+
+#: the columns of a file found; each of the two file queries fills the placeholders its own way
+_FILE_COLUMNS = (
+    "e.source AS source, v.label AS version, {path} AS path, {key} AS key, {size} AS size,"
+    " {kind} AS checksum_kind, {checksum} AS checksum, {urls} AS urls, {remote_id} AS remote_id,"
+    ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset,'
+    " {store} AS store"
+)
+#: the placeholders of _FILE_COLUMNS, in the order _FILE_SOURCES fills them
+_PLACES = ("path", "key", "size", "kind", "checksum", "urls", "remote_id", "store")
+#: the dataset's own files, then those inside its stores (index.zarr_catalog): (columns, joins, grouping)
+_FILE_SOURCES = (
+    (
+        dict(zip(_PLACES, ("e.path", "e.key", "e.size", "e.checksum_kind", "e.checksum", "e.urls", "e.remote_id", "NULL"))),
+        "",
+        "e.id",
+    ),
+    (
+        dict(zip(_PLACES, ("(e.path || '/' || sf.path)", "sf.key", "sf.size", "sf.checksum_kind", "sf.checksum", "'[]'", "NULL", "e.path"))),
+        " JOIN zarr_files sf ON sf.\"commit\" = e.checksum AND e.checksum_kind = 'subdataset'",
+        "e.id, sf.path",
+    ),
+)  # fmt: skip
+
+
 def build_query(args: SearchFilters) -> tuple[str, str, list[Any]]:
     """(mode, SQL, parameters) for the filters given; mode is "files" or "versions"."""
-    sha, md5, date_from, date_to = args.sha256, args.md5, args.date_from, args.date_to
     where: list[str] = []
     params: list[Any] = []
-
-    if args.source:
-        pattern = args.source if ":" in args.source else f"{args.source}:*"
-        where.append("v.source GLOB ?")
-        params.append(pattern)
-    if args.subject:
-        where.append("json_extract(v.meta, '$.subject_id') = ?")
-        params.append(args.subject)
-    if args.modality:
-        where.append(
-            "(EXISTS (SELECT 1 FROM json_each(v.meta, '$.modalities') m WHERE lower(m.value) = lower(?))"
-            " OR lower(json_extract(v.meta, '$.modality')) = lower(?))"
-        )
-        params += [args.modality, args.modality]
-    if date_from:
-        where.append(f"substr({_DATE_SQL}, 1, ?) >= ?")
-        params += [len(date_from), date_from]
-    if date_to:
-        where.append(f"substr({_DATE_SQL}, 1, ?) <= ?")
-        params += [len(date_to), date_to]
-    if args.project:
-        where.append("lower(json_extract(v.meta, '$.project_name')) GLOB lower(?)")
-        params.append(args.project)
-    if args.data_level:
-        where.append("lower(json_extract(v.meta, '$.data_level')) = lower(?)")
-        params.append(args.data_level)
-    if args.derived_from:
-        where.append(
-            "(json_extract(v.meta, '$.derived_from') = ? OR json_extract(v.meta, '$.raw_asset') = ?"
-            " OR EXISTS (SELECT 1 FROM json_each(v.meta, '$.source_data') sd WHERE sd.value = ?))"
-        )
-        params += [args.derived_from] * 3
-
-    files = [c for c in (sha, md5, args.key, args.path) if c]
-    if files:
-        cols = (
-            "e.source AS source, v.label AS version, {path} AS path, {key} AS key, {size} AS size,"
-            " {kind} AS checksum_kind, {checksum} AS checksum, {urls} AS urls, {remote_id} AS remote_id,"
-            ' v."commit" AS "commit", v.tag AS tag, v.kind AS kind, v.id AS version_id, s.dataset AS dataset,'
-            " {store} AS store"
-        )
-        # the dataset's own files, then those inside its stores (index.zarr_catalog)
-        own = dict(
-            path="e.path",
-            key="e.key",
-            size="e.size",
-            kind="e.checksum_kind",
-            checksum="e.checksum",
-            urls="e.urls",
-            remote_id="e.remote_id",
-            store="NULL",
-        )
-        nested = dict(
-            path="(e.path || '/' || sf.path)", key="sf.key", size="sf.size", kind="sf.checksum_kind",
-            checksum="sf.checksum", urls="'[]'", remote_id="NULL", store="e.path",
-        )  # fmt: skip
-        parts, all_params = [], []
-        for c, joins, group in (
-            (own, "", "e.id"),
-            (
-                nested,
-                " JOIN zarr_files sf ON sf.\"commit\" = e.checksum AND e.checksum_kind = 'subdataset'",
-                "e.id, sf.path",
-            ),
-        ):
-            conds, cparams = _file_conditions(c, sha, md5, args.key, args.path)
-            cond = " AND ".join(where + conds)
-            parts.append(
-                f"SELECT {cols.format(**c)}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
-                f" FROM entries e{joins} JOIN version_files vf ON vf.entry_id = e.id"
-                " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
-                f" WHERE {cond}" + (f" GROUP BY {group}" if not args.all_versions else "")
-            )
-            all_params += params + cparams
-        sql = " UNION ALL ".join(parts) + " ORDER BY source, path, version_id"
-        return "files", sql, all_params
-
+    for name, sql, values in _VERSION_FILTERS:
+        value = getattr(args, name)
+        if value:
+            where.append(sql)
+            params += values(value)
+    if args.of_files:
+        return "files", *_files_query(args, where, params)
     if not args.all_versions:
         where.append("v.id = (SELECT MAX(id) FROM versions WHERE source = v.source)")
     cond = " AND ".join(where) if where else "1"
@@ -324,6 +299,23 @@ def build_query(args: SearchFilters) -> tuple[str, str, list[Any]]:
         f" WHERE {cond} ORDER BY v.source, v.id"
     )
     return "versions", sql, params
+
+
+def _files_query(args: SearchFilters, where: list[str], params: list[Any]) -> tuple[str, list[Any]]:
+    """The files asked for (a digest, a key, a path) among the versions ``where`` keeps: the dataset's
+    own files and its stores' in one UNION, each file once at its newest version unless all are asked."""
+    parts, all_params = [], []
+    for c, joins, group in _FILE_SOURCES:
+        conds, cparams = _file_conditions(c, args.sha256, args.md5, args.key, args.path)
+        cond = " AND ".join(where + conds)
+        parts.append(
+            f"SELECT {_FILE_COLUMNS.format(**c)}{', MAX(v.id) AS newest' if not args.all_versions else ''}"
+            f" FROM entries e{joins} JOIN version_files vf ON vf.entry_id = e.id"
+            " JOIN versions v ON v.id = vf.version_id JOIN sources s ON s.id = e.source"
+            f" WHERE {cond}" + (f" GROUP BY {group}" if not args.all_versions else "")
+        )
+        all_params += params + cparams
+    return " UNION ALL ".join(parts) + " ORDER BY source, path, version_id", all_params
 
 
 def _file_conditions(

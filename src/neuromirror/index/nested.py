@@ -18,6 +18,7 @@ counted as ``unknown``: its totals come back with the next sync that touches it.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, NamedTuple, Optional
 
@@ -61,8 +62,27 @@ def zarr_size(cache_key: str) -> Optional[tuple[int, int]]:
 def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]:
     """version id -> its subdatasets' totals, for the versions that have subdatasets."""
     conn = index.db.conn
+    commits_of = _subdataset_commits(conn, list(version_ids))
+    if not commits_of:
+        return {}
+    sizes = _nested_sizes(conn, sorted({c for cs in commits_of.values() for c in cs}))
+    out: dict[int, Nested] = {}
+    for vid, commits in commits_of.items():
+        n = out[vid] = Nested(subdatasets=len(commits))
+        for commit in commits:
+            known = sizes.get(commit)
+            if known is None:
+                n.unknown += 1
+            else:
+                n.files += known[0]
+                n.bytes += known[1]
+    return out
+
+
+def _subdataset_commits(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[str]]:
+    """version id -> the commits of the subdatasets its fileset holds (asked in chunks: SQLite's
+    limit on parameters)."""
     commits_of: dict[int, list[str]] = {}
-    ids = list(version_ids)
     for i in range(0, len(ids), _MANY):
         chunk = ids[i : i + _MANY]
         # the source's subdatasets (a partial index of entries), then whether each version's fileset holds them
@@ -74,9 +94,12 @@ def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]
             chunk,
         ):
             commits_of.setdefault(vid, []).append(commit)
-    if not commits_of:
-        return {}
-    wanted = sorted({c for cs in commits_of.values() for c in cs})
+    return commits_of
+
+
+def _nested_sizes(conn: sqlite3.Connection, wanted: list[str]) -> dict[str, tuple[int, int]]:
+    """commit -> (files, bytes) of the nested states the cache knows: an AIND Zarr's recorded size,
+    else a DANDI Zarr's from the checksum its commit was cached under."""
     sizes: dict[str, tuple[int, int]] = {}
     for i in range(0, len(wanted), _MANY):
         commits = wanted[i : i + _MANY]
@@ -92,17 +115,7 @@ def nested_totals(index: Index, version_ids: Iterable[int]) -> dict[int, Nested]
         for key, value in conn.execute("SELECT key, value FROM cache WHERE namespace = ?", [ZARR_CACHE]):
             if value in want and value not in sizes and (found := zarr_size(key)) is not None:
                 sizes[value] = found
-    out: dict[int, Nested] = {}
-    for vid, commits in commits_of.items():
-        n = out[vid] = Nested(subdatasets=len(commits))
-        for commit in commits:
-            known = sizes.get(commit)
-            if known is None:
-                n.unknown += 1
-            else:
-                n.files += known[0]
-                n.bytes += known[1]
-    return out
+    return sizes
 
 
 def zarr_commit(index: Index, zarr_id: str, checksum: str) -> Optional[str]:
