@@ -174,17 +174,23 @@ def version_copies(
         for f in files:
             recorded = holders[annex_key(f)] & stores
             checked = {u: t for u, t in checks.get(annex_key(f), {}).items() if u in recorded}
-            for u in checked:
-                out.stores[u] = out.stores.get(u, 0) + 1
-            if checked:
-                first = min(checked.values())
-                out.oldest_check = first if out.oldest_check is None else min(out.oldest_check, first)
-            out.add(f, len(checked), len(recorded))
+            _count_file(out, f, recorded, checked)
             if on_file is not None:
                 on_file(target, f, checked)
-            out.unverified += len(recorded) - len(checked)
     out.branches = branches
     return out
+
+
+def _count_file(out: VersionCopies, f: VersionFile, recorded: frozenset[str], checked: dict[str, float]) -> None:
+    """One file's copies into the version's counts: the stores holding a verified one, the oldest check,
+    and the copies the logs record that no check backs."""
+    for u in checked:
+        out.stores[u] = out.stores.get(u, 0) + 1
+    if checked:
+        first = min(checked.values())
+        out.oldest_check = first if out.oldest_check is None else min(out.oldest_check, first)
+    out.add(f, len(checked), len(recorded))
+    out.unverified += len(recorded) - len(checked)
 
 
 def mark_counts(c: VersionCopies) -> dict:

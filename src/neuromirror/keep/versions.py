@@ -177,7 +177,6 @@ def _keep_version(
     unseen = _sort_files(rep, listing.annexed, options, state, present)
     todo = _look_up(mirror, store, unseen, rep, state, present, pool, run)
     scheduled = _fitting(todo, budget, rep, state, run)
-    jobs: dict[Future[Outcome], list[VersionFile]] = {}
     bar = ByteProgress(
         sum(files[0].size or 0 for _, files in scheduled),
         len(scheduled),
@@ -186,19 +185,14 @@ def _keep_version(
     )
     transfer.on_bytes = bar.update
     try:
-        for key, files in scheduled:
-            # files sharing a key: every URL; none with --from (only those stores are read)
-            urls = () if options.from_stores else tuple(dict.fromkeys(u for f in files for u in f.urls))
-            jobs[pool.submit(transfer, key, files[0].size, urls)] = files
+        jobs = _submit(scheduled, options, transfer, pool)
         try:
             for fut in as_completed(jobs):
                 _settle(fut.result(), jobs[fut], rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
             transfer.stop.set()
             wait(jobs)
-            for fut, files in jobs.items():
-                if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
-                    present.setdefault(annex_repo(files[0]), []).extend(annex_key(f) for f in files)
+            _salvage(jobs, present)
             _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:
@@ -207,9 +201,40 @@ def _keep_version(
     heads = _record(mirror, store, target.source, present, rep, state, marks)
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
-    if not rep.failed and not rep.skipped and not any(k in state.unchecked for ks in present.values() for k in ks):
+    if _whole(rep, state, present):
         rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
+
+
+def _submit(
+    scheduled: list[tuple[str, list[VersionFile]]],
+    options: KeepOptions,
+    transfer: Transfer,
+    pool: ThreadPoolExecutor,
+) -> dict[Future[Outcome], list[VersionFile]]:
+    """Each key to copy handed to the pool, with every URL of the files sharing it (none with --from:
+    only those stores are read)."""
+    jobs: dict[Future[Outcome], list[VersionFile]] = {}
+    for key, files in scheduled:
+        urls = () if options.from_stores else tuple(dict.fromkeys(u for f in files for u in f.urls))
+        jobs[pool.submit(transfer, key, files[0].size, urls)] = files
+    return jobs
+
+
+def _salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: dict[Path, list[str]]) -> None:
+    """After an interruption: the keys whose copies finished well go to ``present``, to be recorded
+    (the store holds them; a rerun need not copy them again)."""
+    for fut, files in jobs.items():
+        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
+            present.setdefault(annex_repo(files[0]), []).extend(annex_key(f) for f in files)
+
+
+def _whole(rep: VersionReport, state: _RunState, present: dict[Path, list[str]]) -> bool:
+    """Is the version whole in the store: nothing failed or skipped, every key held checked? Only then
+    does it earn a mark the next run may trust."""
+    if rep.failed or rep.skipped:
+        return False
+    return not any(k in state.unchecked for ks in present.values() for k in ks)
 
 
 def _sort_files(
