@@ -1,9 +1,263 @@
-"""The API's verbs that report on and tend the mirror: ``status``, ``publish``, ``maintain`` and ``reindex``."""
+"""The API's verbs that report on and tend the mirror: ``status``, ``publish``, ``maintain`` and ``reindex``.
+
+Each returns a :class:`~neuromirror.results.Result` whose ``to_json()`` is the command's ``--json`` and whose
+``lines()`` are what the command prints.  ``status`` and ``reindex`` work on a mirror that has no index yet
+(``status`` says so; ``reindex`` makes it): construct ``api.Mirror(root)`` for them, since :func:`api.open`
+refuses a root without an index.
+"""
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
+
+from neuromirror.api.inputs import ROOT_ENV, PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
+from neuromirror.errors import BadInput, NotMirrored
+from neuromirror.spec import Spec
+
+if TYPE_CHECKING:
+    from neuromirror.api.status import BackupReport, CopiesReport, StatusReport
+    from neuromirror.api.upkeep_results import Pruned, Published, Reindexed
+    from neuromirror.config.model import MirrorConfig
+    from neuromirror.maintain.run import MaintainReport
+
+Specs = Union[str, Spec, Sequence[Union[str, Spec]]]
+#: called with a line as each step of a long verb is done (a dataset published, a source maintained)
+Progress = Callable[[str], None]
 
 
 class Upkeep(Reading):
     """The API's verbs that report on and tend the mirror."""
+
+    @staticmethod
+    def definitions(paths: Union[PathLike, Sequence[PathLike]]) -> MirrorConfig:
+        """The mirror definitions in these YAML files, as one (what ``--config`` gives ``status`` and ``reindex``);
+        ``.resolve_root(root)`` is the mirror's root they name."""
+        from neuromirror.config.load import load_configs
+
+        return load_configs([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
+
+    # -- status ---------------------------------------------------------------------------------------
+    def status(
+        self,
+        specs: Specs = (),
+        *,
+        config: Optional[MirrorConfig] = None,
+        at_risk: bool = True,
+        copies: bool = False,
+        backup: bool = False,
+    ) -> Union[StatusReport, CopiesReport, BackupReport]:
+        """Per source (every one, or those ``specs`` name: globs allowed) its last success and failure, next run
+        (``config``: the definitions' schedules, and their sources not run yet), versions, files and bytes, and
+        (``at_risk``) the files only a URL holds (``neuromirror status``); the service, the cluster, disks, drills.
+        ``copies``: per version the verified copies outside the archive (``status --copies``); ``backup``: per
+        source and store what is kept (``status --backup``, :meth:`backup`).  Works without an index."""
+        if copies:
+            return self.copies(specs)
+        patterns = [spec_of(s, allow_version=False).source for s in _listed(specs)]
+        self._root_exists(config)
+        if backup:
+            return self._backup_report(patterns, config)
+        return self._status_report(patterns, config, at_risk)
+
+    def copies(self, specs: Specs = ()) -> CopiesReport:
+        """Per source and version ``specs`` name (a spec without a version: its published versions and latest
+        draft): files and bytes with the wanted number of verified copies outside the archive, fewer, none."""
+        from neuromirror.api.status import CopiesReport
+        from neuromirror.index.store_checks import known_stores, wanted
+        from neuromirror.keep.archive_copies import PerArchive
+        from neuromirror.keep.copies import copies_report
+
+        chosen = specs_of(specs) if _listed(specs) else []
+        self._require_index()
+        per = PerArchive({s.id: wanted(self.index, s.id) for s in self.index.sources()})
+        counts = copies_report(self.datasets, chosen, per)
+        stores = known_stores(self.index)
+        return CopiesReport(counts, [a.to_json(stores) for _, a in sorted(per.archives.items())])
+
+    def _status_report(self, patterns: list[str], config: Optional[MirrorConfig], at_risk: bool) -> StatusReport:
+        import fnmatch
+
+        from neuromirror.account.risk import add_live_risk
+        from neuromirror.account.status import cluster_facts, status_report
+        from neuromirror.api.status import StatusReport
+
+        index_path = str(self.datasets.index_path)
+        report = status_report(self.root, index_path, config=config)
+        if patterns:
+            report["sources"] = [
+                r for r in report["sources"] if any(fnmatch.fnmatchcase(r.source, p) for p in patterns)
+            ]
+        report["cluster"] = cluster_facts(report, config)
+        if at_risk:
+            add_live_risk(report, self.root, index_path, config)
+        return StatusReport(report, self.datasets.index_path)
+
+    def _backup_report(self, patterns: list[str], config: Optional[MirrorConfig]) -> BackupReport:
+        from neuromirror.account.backup import backup
+        from neuromirror.api.status import BackupReport
+
+        expire_after = {
+            e.spec: e.keep.expire_after
+            for e in getattr(config, "sources", None) or []
+            if e.keep is not None and e.keep.expire_after is not None
+        }
+        self._require_index()
+        return BackupReport(backup(self.index, patterns or None, expire_after=expire_after))
+
+    def _root_exists(self, config: Optional[MirrorConfig]) -> None:
+        """A mistyped root is a mistake, not a report of nothing (but a cluster named has a status of its own)."""
+        if not self.root.is_dir() and not (getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")):
+            raise NotMirrored(f"no mirror at {self.root}: no such directory (pass --root or set {ROOT_ENV})")
+
+    def _require_index(self) -> None:
+        if not self.datasets.index_path.exists():
+            where = f"no index {self.datasets.index_path}; pass --root or set {ROOT_ENV}"
+            raise NotMirrored(f"no mirror at {self.root} ({where})")
+
+    # -- publish ----------------------------------------------------------------------------------------
+    def publish(
+        self,
+        specs: Specs,
+        to: str,
+        *,
+        name: str = "published",
+        force: bool = False,
+        with_root: bool = False,
+        include_embargoed: bool = False,
+        public_url: Optional[str] = None,
+        progress: Optional[Progress] = None,
+    ) -> Published:
+        """Push the datasets of the sources ``specs`` name (globs allowed; whole datasets: no ``@VERSION``) so that
+        anyone can clone and get them (``neuromirror publish``): to ``to`` (a BASE directory or URL, a template
+        with ``{archive}``, ``{name}``, ``{slug}`` or ``{relpath}``, or a RIA store ``ria+file:///PATH`` or
+        ``ria+ssh://HOST/PATH``).  ``name``: the git remote recorded in each dataset; ``with_root``: the root
+        superdataset too; ``include_embargoed``/``public_url``: a RIA store's.  ``progress``: called with each
+        dataset's line (:meth:`Published.lines`) as it is pushed."""
+        from neuromirror.api.upkeep_results import Published
+        from neuromirror.index.lookup import sources_matching
+
+        chosen = specs_of(specs)
+        for s in chosen:
+            if s.version:
+                raise BadInput(f"{s}: publish pushes whole datasets (every version is a tag); drop @{s.version}")
+        if to.startswith("ria+"):
+            return self._publish_ria(chosen, to, force, with_root, include_embargoed, public_url, progress)
+        from neuromirror.publish.sibling import PublishResult, publish_siblings
+
+        self._require_index()
+
+        def each(res: PublishResult) -> None:
+            if progress is not None:
+                progress(res.line())
+
+        sources = sources_matching(self.index, chosen)
+        return Published(
+            publish_siblings(self.datasets, sources, to, name=name, force=force, with_root=with_root, each=each)
+        )
+
+    def _publish_ria(  # noqa: PLR0913
+        self,
+        chosen: list[Spec],
+        to: str,
+        force: bool,
+        with_root: bool,
+        include_embargoed: bool,
+        public_url: Optional[str],
+        progress: Optional[Progress],
+    ) -> Published:
+        """Into a RIA store (:mod:`neuromirror.publish.ria`); ``progress`` told each line once the store is written."""
+        from neuromirror.api.upkeep_results import Published
+        from neuromirror.index.lookup import sources_matching
+        from neuromirror.publish.ria.layout import RiaStore
+        from neuromirror.publish.ria.publish import publish_to_ria
+
+        RiaStore.from_url(to)  # a URL we cannot publish to is a one-line error before anything is opened
+        self._require_index()
+        sources = sources_matching(self.index, chosen)
+        done = Published(
+            publish_to_ria(
+                self.datasets,
+                sources,
+                to,
+                with_root=with_root,
+                include_embargoed=include_embargoed,
+                force=force,
+                public_url=public_url,
+            )
+        )
+        if progress is not None:
+            for line in done.lines():
+                progress(line)
+        return done
+
+    # -- maintain ---------------------------------------------------------------------------------------
+    def maintain(
+        self,
+        specs: Specs = (),
+        *,
+        to: Sequence[str] = (),
+        dry_run: bool = False,
+        force: bool = False,
+        progress: Optional[Progress] = None,
+    ) -> MaintainReport:
+        """Pack loose git objects and small packs where worth it (``neuromirror maintain``): of the sources ``specs``
+        name (none: every source, then the root superdataset), their Zarr/AIND subdatasets and their published
+        copies (those ``to`` names, as ``publish`` takes them, and those their last publish recorded).  A source
+        being synced or published is skipped, and says so.  ``dry_run``: measure only; ``force``: pack every
+        repository with a loose object or two packs.  ``progress``: called with each source as it is done."""
+        from neuromirror.index.lookup import sources_matching
+        from neuromirror.maintain.run import maintain
+
+        chosen = [spec_of(s, allow_version=False) for s in _listed(specs)]
+        self._require_index()
+        sources = sources_matching(self.index, chosen) if chosen else [s.id for s in self.index.sources()]
+        return maintain(
+            self.datasets, sources, to=list(to), with_root=not chosen, dry_run=dry_run, force=force, progress=progress
+        )
+
+    # -- reindex ----------------------------------------------------------------------------------------
+    def reindex(
+        self, *, prune: bool = False, config: Optional[MirrorConfig] = None, progress: Optional[Progress] = None
+    ) -> Union[Reindexed, Pruned]:
+        """Rebuild the index from the datasets, which are the truth (``neuromirror reindex``): every source, version
+        and file as their history records them; the index is made when there is none (construct ``api.Mirror(root)``:
+        :func:`api.open` wants one).  ``progress``: called with each dataset as it is read.  ``prune``: rebuild
+        nothing; remove the run history the retention policy (``config``'s ``retention:``, else the defaults) no
+        longer keeps, compact the index, checkpoint its WAL (``reindex --prune``, what the service does hourly)."""
+        if prune:
+            return self._prune(config)
+        if config is not None:
+            raise BadInput("a definition's retention applies to pruning only: reindex rebuilds from the datasets")
+        from neuromirror.api.upkeep_results import Reindexed
+        from neuromirror.dataset.reindex import reindex_all
+
+        if not (self.root / ".git").exists():  # nothing to rebuild from: create no index either
+            raise NotMirrored(f"no mirror at {self.root} (not a dataset; pass --root or set {ROOT_ENV})")
+        counts: dict[str, int] = {}
+        for rel in self.datasets.subdatasets():  # registered subdatasets of the root and, below them, nested ones
+            if progress is not None:
+                progress(rel)
+            counts.update(reindex_all(self.index, self.root, [rel]))
+        return Reindexed(counts, self.datasets.index_path)
+
+    def _prune(self, config: Optional[MirrorConfig]) -> Pruned:
+        from neuromirror.api.upkeep_results import Pruned
+        from neuromirror.config.model import MirrorConfig
+        from neuromirror.index.retention import tidy
+
+        if not self.datasets.index_path.exists():
+            raise NotMirrored(f"no index at {self.datasets.index_path}: nothing to prune")
+        done = tidy(self.index, (config or MirrorConfig()).retention_of())
+        return Pruned(done, self.datasets.index_path)
+
+
+def _listed(specs: Specs) -> list[Union[str, Spec]]:
+    """``specs`` as a list: one spec string is one spec, never its characters; none is an empty list."""
+    if isinstance(specs, (str, Spec)):
+        return [specs]
+    return list(specs or ())
+
+
+__all__ = ["Progress", "Upkeep"]

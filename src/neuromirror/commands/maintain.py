@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import add_json, open_api, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,17 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.maintain.run import maintain
-
-    specs = [spec_arg(s, allow_version=False) for s in args.specs]
-    mirror = require_mirror(args)
-    try:
-        sources = sources_matching(mirror.index, specs) if specs else [s.id for s in mirror.index.sources()]
-        report = maintain(mirror, sources, to=args.to, with_root=not specs, dry_run=args.dry_run, force=args.force)
-    finally:
-        mirror.close()
+    with open_api(args) as m:
+        report = m.maintain(args.specs, to=args.to, dry_run=args.dry_run, force=args.force)
     if args.json:
-        print_json(report.as_dict())
+        print_json(report.to_json())
     else:
         for line in report.lines():
             print(line)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import add_json, print_json, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,72 +51,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.publish.sibling import publish_siblings
+    from neuromirror import api
 
-    specs = [spec_arg(s) for s in args.specs]
-    for s in specs:
-        if s.version:
-            raise UserError(f"{s}: publish pushes whole datasets (every version is a tag); drop @{s.version}")
-    if args.to.startswith("ria+"):
-        return _run_ria(args, specs)
-    mirror = require_mirror(args)
-    try:
-        report = publish_siblings(
-            mirror,
-            sources_matching(mirror.index, specs),
+    with api.Mirror(root_of(args), args.index) as m:  # the API says when there is no mirror, after the specs' check
+        result = m.publish(
+            args.specs,
             args.to,
             name=args.name,
             force=args.force,
             with_root=args.with_root,
-            each=None if args.json else lambda res: print(res.line()),
-        )
-    finally:
-        mirror.close()
-    if report.unpublished:
-        print(
-            f"neuromirror: note: the root names {len(report.unpublished)} dataset(s) not published here "
-            f"(e.g. {report.unpublished[0]}); clones of the root cannot get those",
-            file=sys.stderr,
-        )
-    if args.json:
-        published = [dict(r.__dict__) for r in report.published]
-        print_json({"ok": not report.errors, "published": published, "errors": report.errors})
-    for e in report.errors:
-        print(f"neuromirror: publish failed: {e}", file=sys.stderr)
-    return 1 if report.errors else 0
-
-
-def _run_ria(args: argparse.Namespace, specs: list) -> int:
-    """``--to ria+file:///PATH`` or ``ria+ssh://HOST/PATH``: the RIA store (publish/ria/publish.py); its report."""
-    from neuromirror.publish.ria.layout import RiaStore
-    from neuromirror.publish.ria.publish import publish_to_ria
-
-    RiaStore.from_url(args.to)  # a URL we cannot publish to is a one-line error before anything is opened
-    mirror = require_mirror(args)
-    try:
-        sources = sources_matching(mirror.index, specs)
-        report = publish_to_ria(
-            mirror,
-            sources,
-            args.to,
-            with_root=args.with_root,
             include_embargoed=args.include_embargoed,
-            force=args.force,
             public_url=args.public_url,
+            progress=None if args.json else print,
         )
-    finally:
-        mirror.close()
+    for line in result.warnings(for_json=args.json):
+        print(f"neuromirror: {line}", file=sys.stderr)
     if args.json:
-        print_json(report.as_dict())
-    else:
-        for res in report.published:
-            print(res.line())
-        for held in report.held_back:
-            print(held.line())
-        for held in report.content_held_back:
-            print(f"{held.source}: kept content held back, {held.why}")
-        for note in report.notes:
-            print(f"neuromirror: note: {note}", file=sys.stderr)
-    for e in report.errors:
-        print(f"neuromirror: publish failed: {e}", file=sys.stderr)
-    return 1 if report.errors else 0
+        print_json(result.to_json())
+    return 1 if result.errors else 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import UserError, add_json, open_mirror, print_json
+from neuromirror.commands.common import UserError, add_json, print_json, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,51 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.dataset.reindex import reindex_all
+    from neuromirror import api
 
-    if args.prune:
-        return _prune(args)
-    if args.config:
+    if args.config and not args.prune:
         raise UserError("--config goes with --prune (reindex rebuilds from the datasets, whatever the definition)")
-    mirror = open_mirror(args)
-    if not (mirror.root / ".git").exists():  # nothing to rebuild from: create no index either
-        raise UserError(f"no mirror at {mirror.root} (not a dataset; pass --root or set NEUROMIRROR_ROOT)")
-    counts = reindex_all(mirror.index, mirror.root, _all_datasets(mirror))
+    config = api.Mirror.definitions(args.config) if args.config else None
+    if config is not None and config.root is not None and not args.root:
+        args.root = str(config.root)
+    with api.Mirror(root_of(args), args.index) as m:  # api.open wants an index: reindex makes it
+        result = m.reindex(prune=args.prune, config=config)
     if args.json:
-        print_json(counts)
+        print_json(result.to_json())
     else:
-        for source, n in counts.items():
-            print(f"{source}: {n} versions")
-        print(f"reindexed {len(counts)} sources into {mirror.index_path}")
-    return 0
-
-
-def _all_datasets(mirror) -> list[str]:  # noqa: ANN001
-    """Registered subdatasets of the root and, below them, nested ones."""
-    return mirror.subdatasets()
-
-
-def _prune(args: argparse.Namespace) -> int:
-    from neuromirror.config.model import MirrorConfig
-    from neuromirror.index.retention import tidy
-
-    config = MirrorConfig()
-    if args.config:
-        from neuromirror.config.load import load_configs
-
-        config = load_configs(args.config)
-        if config.root is not None and not args.root:
-            args.root = str(config.root)
-    mirror = open_mirror(args)
-    if not mirror.index_path.exists():
-        raise UserError(f"no index at {mirror.index_path}: nothing to prune")
-    done = tidy(mirror.index, config.retention_of())
-    if args.json:
-        print_json(done.to_json())
-    else:
-        print(
-            f"removed {done.runs_removed} runs; {done.pages_freed} pages given back"
-            f"{' (vacuumed)' if done.vacuumed else ''}; WAL {'checkpointed' if done.checkpointed else 'busy, left'}"
-            f" ({mirror.index_path})"
-        )
+        for line in result.lines():
+            print(line)
     return 0

@@ -254,16 +254,9 @@ def _pack(git_dir: Path, *, dry_run: bool, force: bool, loose_limit: int, pack_l
     t0 = time.monotonic()
     before = measure(git_dir)
     bare = is_bare(git_dir)
-    served_limit = min(loose_limit, SERVED_LOOSE_LIMIT) if bare else loose_limit
-    why = worth_it(before, loose_limit=served_limit, pack_limit=1 if bare else pack_limit)
-    if why is None and force and (before.loose or before.packs > 1):
-        why = "forced"
-    stale_info = bare and served_packs_stale(git_dir)
+    why = _why_pack(before, bare, force=force, loose_limit=loose_limit, pack_limit=pack_limit)
     if why is None:
-        if stale_info and not dry_run:
-            gitutil.run(git_dir, "update-server-info")
-            return Outcome("served info rewritten", "objects/info/packs was stale", before, measure(git_dir))
-        return Outcome("would rewrite served info" if stale_info else "nothing", None, before)
+        return _served_info(git_dir, before, bare=bare, dry_run=dry_run)
     if dry_run:
         return Outcome("would pack", why, before)
     remove_stale_tmp(git_dir)
@@ -275,3 +268,21 @@ def _pack(git_dir: Path, *, dry_run: bool, force: bool, loose_limit: int, pack_l
     if bare:
         gitutil.run(git_dir, "update-server-info")
     return Outcome("packed", why, before, measure(git_dir), time.monotonic() - t0)
+
+
+def _why_pack(before: Counts, bare: bool, *, force: bool, loose_limit: int, pack_limit: int) -> Optional[str]:
+    """Why this repository is worth packing (a served one by stricter limits); ``forced``; None: it is not."""
+    served_limit = min(loose_limit, SERVED_LOOSE_LIMIT) if bare else loose_limit
+    why = worth_it(before, loose_limit=served_limit, pack_limit=1 if bare else pack_limit)
+    if why is None and force and (before.loose or before.packs > 1):
+        return "forced"
+    return why
+
+
+def _served_info(git_dir: Path, before: Counts, *, bare: bool, dry_run: bool) -> Outcome:
+    """Nothing to pack: a served (bare) repository's ``objects/info/packs`` still rewritten when stale."""
+    stale_info = bare and served_packs_stale(git_dir)
+    if stale_info and not dry_run:
+        gitutil.run(git_dir, "update-server-info")
+        return Outcome("served info rewritten", "objects/info/packs was stale", before, measure(git_dir))
+    return Outcome("would rewrite served info" if stale_info else "nothing", None, before)

@@ -9,18 +9,22 @@ one line in ``errors`` and the others go on; nothing here changes what any ref n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from neuromirror.dataset import skeleton
 from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
 from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, SERVED_LOOSE_LIMIT, Outcome, maintain_repo
 from neuromirror.maintain.targets import Group, root_group, source_group
+from neuromirror.results import Item, Result, Status
 from neuromirror.store.record import directory_costs_current
 from neuromirror.util import gitutil
 
 
 @dataclass
-class MaintainReport:
+class MaintainReport(Result):
+    """What ``maintain`` did (``Mirror.maintain``): a row per repository, the sources skipped, the errors.
+    Its items: each repository (``notneeded`` when already packed), each skipped source, each error."""
+
     dry_run: bool = False
     repositories: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -34,6 +38,15 @@ class MaintainReport:
     @property
     def packed(self) -> int:
         return sum(1 for r in self.repositories if r["action"] == "packed")
+
+    def items(self) -> Iterable[Item]:
+        for r in self.repositories:
+            status = Status.NOTNEEDED if r["action"] == "nothing" else Status.OK
+            yield Item(status, r["label"], r["action"] + (f" ({r['why']})" if r["why"] else ""))
+        for s in self.skipped:
+            yield Item(Status.NOTNEEDED, s["source"], f"skipped, {s['why']}")
+        for e in self.errors:
+            yield Item(Status.ERROR, e.partition(": ")[0], e.partition(": ")[2])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,31 +62,39 @@ class MaintainReport:
             "tidied": self.tidied,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """``maintain --json``: :meth:`as_dict`."""
+        return self.as_dict()
+
     def lines(self) -> list[str]:
-        out = []
-        for r in self.repositories:
-            if r["action"] == "nothing":
-                continue
-            b, a = r["before"], r["after"]
-            after = f" -> {a['loose']} loose, {a['packs']} pack(s)" if a else ""
-            why = f" ({r['why']})" if r["why"] else ""
-            logs = f"; {r['reflog_dropped']} reflog entries dropped" if r.get("reflog_dropped") else ""
-            out.append(f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}{logs}")
+        """What ``maintain`` prints: what was done to each repository, then the skipped, tidied, notes, errors."""
+        out = [_repo_line(r) for r in self.repositories if r["action"] != "nothing"]
         clean = sum(1 for r in self.repositories if r["action"] == "nothing")
         if clean:
             out.append(f"{clean} repositor{'y' if clean == 1 else 'ies'} already packed")
         out += [f"{s['source']}: skipped, {s['why']}" for s in self.skipped]
         verb = "would record" if self.dry_run else "recorded"
         out += [f"{label}: {verb} its directory store read first (cost=150)" for label in self.store_costs]
-        for label, done in self.tidied.items():
-            hooks = sum(1 for d in done if d.startswith("removed hooks/"))
-            said = [d for d in done if not d.startswith("removed hooks/")] + (
-                [f"removed {hooks} hook(s)"] if hooks else []
-            )
-            out.append(f"{label}: {'would tidy' if self.dry_run else 'tidied'}: {', '.join(said)}")
+        out += [_tidied_line(label, done, self.dry_run) for label, done in self.tidied.items()]
         out += [f"note: {n}" for n in self.notes]
         out += [f"error: {e}" for e in self.errors]
         return out
+
+
+def _repo_line(r: dict[str, Any]) -> str:
+    """``LABEL: packed (why): 120 loose, 3 pack(s) -> 0 loose, 1 pack(s); N reflog entries dropped``."""
+    b, a = r["before"], r["after"]
+    after = f" -> {a['loose']} loose, {a['packs']} pack(s)" if a else ""
+    why = f" ({r['why']})" if r["why"] else ""
+    logs = f"; {r['reflog_dropped']} reflog entries dropped" if r.get("reflog_dropped") else ""
+    return f"{r['label']}: {r['action']}{why}: {b['loose']} loose, {b['packs']} pack(s){after}{logs}"
+
+
+def _tidied_line(label: str, done: list[str], dry_run: bool) -> str:
+    """What a dataset lost to today's skeleton, its removed hooks counted rather than named."""
+    hooks = sum(1 for d in done if d.startswith("removed hooks/"))
+    said = [d for d in done if not d.startswith("removed hooks/")] + ([f"removed {hooks} hook(s)"] if hooks else [])
+    return f"{label}: {'would tidy' if dry_run else 'tidied'}: {', '.join(said)}"
 
 
 def _row(group: Group, repo: Any, outcome: Outcome) -> dict[str, Any]:
@@ -141,10 +162,11 @@ def maintain(
     dry_run: bool = False,
     force: bool = False,
     report: Optional[MaintainReport] = None,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> MaintainReport:
     """Maintain ``sources`` (their datasets, subdatasets and copies where ``to`` or the datasets say they
-    were published) and, with ``with_root``, the root superdataset."""
-    report = report or MaintainReport(dry_run=dry_run)
+    were published) and, with ``with_root``, the root superdataset; ``progress`` told each source once done."""
+    report = report if report is not None else MaintainReport(dry_run=dry_run)
     targets = list(to)
     for sid in sources:
         maintain_group(
@@ -155,6 +177,10 @@ def maintain(
             force=force,
             name=sid,
         )
+        if progress is not None:
+            progress(sid)
     if with_root:
         maintain_group(mirror, lambda: root_group(mirror, targets), report, dry_run=dry_run, force=force)
+        if progress is not None:
+            progress("(root superdataset)")
     return report
