@@ -210,65 +210,84 @@ def loads(text: str, name: str = "lock file") -> Lock:
     )
 
 
+class _Table:
+    """One ``[[dataset]]`` table read field by field: an error names the dataset and the field, and what it
+    must be."""
+
+    def __init__(self, d: dict, where: str) -> None:
+        self.d, self.where = d, where
+
+    def req(self, key: str, kind: type = str) -> Any:
+        if key not in self.d:
+            raise LockError(f"{self.where}: missing {key!r}")
+        v = self.d[key]
+        if not isinstance(v, kind) or (kind is str and not v):
+            raise LockError(f"{self.where}: {key!r} must be a non-empty {kind.__name__}")
+        return v
+
+    def opt(self, key: str) -> Optional[str]:
+        v = self.d.get(key)
+        if v is not None and not isinstance(v, str):
+            raise LockError(f"{self.where}: {key!r} must be a string")
+        return v
+
+
 def _dataset(d: Any, i: int, name: str) -> LockedDataset:
     where = f"{name}, dataset #{i}"
     if not isinstance(d, dict):
         raise LockError(f"{where}: not a table")
-
-    def req(key: str, kind: type = str) -> Any:
-        if key not in d:
-            raise LockError(f"{where}: missing {key!r}")
-        v = d[key]
-        if not isinstance(v, kind) or (kind is str and not v):
-            raise LockError(f"{where}: {key!r} must be a non-empty {kind.__name__}")
-        return v
-
-    def opt(key: str) -> Optional[str]:
-        v = d.get(key)
-        if v is not None and not isinstance(v, str):
-            raise LockError(f"{where}: {key!r} must be a string")
-        return v
-
-    commit = req("commit").lower()
+    t = _Table(d, where)
+    commit = t.req("commit").lower()
     if not _HEX.match(commit):
         raise LockError(f"{where}: commit {d['commit']!r} is not a full git commit id")
-    digest = req("file-list-digest")
+    digest = t.req("file-list-digest")
     if not _DIGEST.match(digest):
         raise LockError(f"{where}: file-list-digest {digest!r} is not sha256:<64 hex digits>")
-    path = req("path")
-    parts = path.split("/")
-    if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in path:
-        raise LockError(f"{where}: path {path!r} must be a relative path without '..'")
-    file_list = None
-    if "file-list" in d:
-        fl = d["file-list"]
-        if not isinstance(fl, list) or not all(
-            isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in fl
-        ):
-            raise LockError(f"{where}: file-list must be a list of [path, key] pairs")
-        file_list = [(r[0], r[1]) for r in fl]
-    files = req("files", int)
-    nbytes = req("bytes", int)
+    path = _relative_path(t)
+    file_list = _file_list(t)
+    files = t.req("files", int)
+    nbytes = t.req("bytes", int)
     stores = d.get("stores", [])
     if not isinstance(stores, list) or not all(isinstance(x, str) and x for x in stores):
         raise LockError(f"{where}: stores must be a list of store locations")
     return LockedDataset(
-        source=req("source"),
-        version=req("version"),
+        source=t.req("source"),
+        version=t.req("version"),
         commit=commit,
-        url=req("url"),
+        url=t.req("url"),
         path=path,
         file_list_digest=digest,
         files=files,
         bytes=nbytes,
-        kind=opt("kind"),
-        tag=opt("tag"),
-        doi=opt("doi"),
-        archive_url=opt("archive-url"),
+        kind=t.opt("kind"),
+        tag=t.opt("tag"),
+        doi=t.opt("doi"),
+        archive_url=t.opt("archive-url"),
         file_list=file_list,
-        store=opt("store"),
+        store=t.opt("store"),
         stores=tuple(stores),
     )
+
+
+def _relative_path(t: _Table) -> str:
+    """Where the dataset goes below the rebuilt tree: relative, and never out of it."""
+    path = t.req("path")
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in path:
+        raise LockError(f"{t.where}: path {path!r} must be a relative path without '..'")
+    return path
+
+
+def _file_list(t: _Table) -> Optional[list[tuple[str, str]]]:
+    """The optional ``file-list``: [path, key] pairs (None when the lock carries only the digest)."""
+    if "file-list" not in t.d:
+        return None
+    fl = t.d["file-list"]
+    if not isinstance(fl, list) or not all(
+        isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r) for r in fl
+    ):
+        raise LockError(f"{t.where}: file-list must be a list of [path, key] pairs")
+    return [(r[0], r[1]) for r in fl]
 
 
 def read(path: Path | str) -> Lock:

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional, cast
 
-from neuromirror.annex.keys import key_checksum
+from neuromirror.annex.keys import Checksum, key_checksum
 from neuromirror.index.store_checks import checks_of
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
@@ -183,45 +183,66 @@ class Copies:
         good: Optional[Verified] = None
         for uuid in self.order(key):
             store = self.store(uuid)
-            if store is None:
+            src = self._open(store, uuid, key, bad) if store is not None else None
+            if store is None or src is None:
                 continue
-            try:
-                src = store.open_key(key)
-            except Frozen:
-                continue  # a cold pack: its thaw is asked for, the run ends with exit 75 (thawing())
-            except FileNotFoundError:
-                if uuid in self.checks.get(key, {}):
-                    bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name", uuid))
-                continue
-            except OSError as exc:
-                bad.append(BadCopy(store.url, key, "unreadable: " + one_line(exc, 200, joined=True), uuid))
-                continue
-            out = tempfile.SpooledTemporaryFile(max_size=SPOOL)
-            digest, md5 = checksum.new(), hashlib.md5()
-            try:
-                got = drain(src, (digest, md5), out.write if good is None else None)
-            except OSError as exc:
-                out.close()
-                bad.append(BadCopy(store.url, key, "unreadable: " + one_line(exc, 200, joined=True), uuid))
-                continue
-            finally:
-                src.close()
-            why = ""
-            if size is not None and got != size:
-                why = f"{got} bytes, the key says {size}"
-            elif digest.hexdigest() != checksum.digest:
-                why = f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
-            if why:
-                out.close()
-                bad.append(BadCopy(store.url, key, why, uuid))
-                continue
-            if good is not None:  # a drill's further good copy: checked, not kept
-                out.close()
-                continue
-            out.seek(0)
-            good = Verified(key, cast(IO[bytes], out), got, md5.hexdigest(), store.url)
-            if not every:
-                break
+            got = _check_copy(store, uuid, key, size, checksum, src, bad, keep=good is None)
+            if got is not None:  # a drill's further good copies are checked, not kept
+                good = got
+                if not every:
+                    break
         if good is None:
             raise NoGoodCopy("no store holds a good copy")
         return good
+
+    def _open(self, store: Store, uuid: str, key: str, bad: list[BadCopy]) -> Optional[IO[bytes]]:
+        """The store's copy of ``key`` opened; None when it cannot be read now (a copy the store should have
+        and lacks, or cannot read, is a bad copy; a cold pack's thaw is asked for)."""
+        try:
+            return store.open_key(key)
+        except Frozen:
+            return None  # a cold pack: its thaw is asked for, the run ends with exit 75 (thawing())
+        except FileNotFoundError:
+            if uuid in self.checks.get(key, {}):
+                bad.append(BadCopy(store.url, key, "missing: the store has no copy under the key's name", uuid))
+            return None
+        except OSError as exc:
+            bad.append(BadCopy(store.url, key, "unreadable: " + one_line(exc, 200, joined=True), uuid))
+            return None
+
+
+def _check_copy(
+    store: Store,
+    uuid: str,
+    key: str,
+    size: Optional[int],
+    checksum: Checksum,
+    src: IO[bytes],
+    bad: list[BadCopy],
+    *,
+    keep: bool,
+) -> Optional[Verified]:
+    """One copy read and hashed: its verified bytes (spooled when ``keep``), or None when it is bad (appended
+    to ``bad``) or a good one not kept."""
+    out = tempfile.SpooledTemporaryFile(max_size=SPOOL)
+    digest, md5 = checksum.new(), hashlib.md5()
+    try:
+        got = drain(src, (digest, md5), out.write if keep else None)
+    except OSError as exc:
+        out.close()
+        bad.append(BadCopy(store.url, key, "unreadable: " + one_line(exc, 200, joined=True), uuid))
+        return None
+    finally:
+        src.close()
+    why = ""
+    if size is not None and got != size:
+        why = f"{got} bytes, the key says {size}"
+    elif digest.hexdigest() != checksum.digest:
+        why = f"{checksum.algorithm} {digest.hexdigest()[:16]}…, the key says {checksum.digest[:16]}…"
+    if why:
+        bad.append(BadCopy(store.url, key, why, uuid))
+    if why or not keep:
+        out.close()
+        return None
+    out.seek(0)
+    return Verified(key, cast(IO[bytes], out), got, md5.hexdigest(), store.url)

@@ -143,29 +143,7 @@ def restore_objects(
         target.clean()
     with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="restore") as pool:
         for batch in _batches(objs, BATCH):
-            keys = [o.key for o in batch]
-            copies.prime(keys)
-            report.objects += len(batch)
-            report.bytes += sum(o.size or 0 for o in batch)
-            if isinstance(target, S3Target):
-                target.prefetch(batch)
-            new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
-            if options.dry_run and isinstance(target, S3Target):
-                # a dry run's object a listing shows absent costs no request: looked at here, not by a thread
-                # (a thread's hand-over costs more than the look); the others (a HEAD each) by the pool
-                rest = []
-                for o in batch:
-                    if target.listed_absent(o):
-                        _count(_would_write(o, copies), target, report, new_urls, options.each)
-                    else:
-                        rest.append(o)
-                batch = rest
-            for d in pool.map(lambda o: _one(o, target, copies, options), batch):
-                _count(d, target, report, new_urls, options.each)
-            recorded, retired = _register(mirror, new_urls, target)
-            report.recorded_urls += recorded
-            report.retired_urls += retired
-            copies.drop(keys)
+            _restore_batch(mirror, batch, target, options, report, copies, pool)
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
     report.seconds += time.monotonic() - start
@@ -173,6 +151,53 @@ def restore_objects(
     thawing = None if options.dry_run else copies.thawing()
     if thawing is not None:
         raise thawing  # exit 75: what was readable is written, a rerun once thawed writes the rest
+
+
+def _restore_batch(
+    mirror: Mirror,
+    batch: list[ArchiveObject],
+    target: S3Target | DirTarget,
+    options: RestoreOptions,
+    report: RestoreReport,
+    copies: Copies,
+    pool: ThreadPoolExecutor,
+) -> None:
+    """One batch: its store checks read and its containers listed once, each object restored on the pool,
+    the archive URLs it gave recorded; then its checks forgotten (memory stays flat)."""
+    keys = [o.key for o in batch]
+    copies.prime(keys)
+    report.objects += len(batch)
+    report.bytes += sum(o.size or 0 for o in batch)
+    if isinstance(target, S3Target):
+        target.prefetch(batch)
+    new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
+    if options.dry_run and isinstance(target, S3Target):
+        batch = _dry_listed(batch, target, copies, report, new_urls, options)
+    for d in pool.map(lambda o: _one(o, target, copies, options), batch):
+        _count(d, target, report, new_urls, options.each)
+    recorded, retired = _register(mirror, new_urls, target)
+    report.recorded_urls += recorded
+    report.retired_urls += retired
+    copies.drop(keys)
+
+
+def _dry_listed(
+    batch: list[ArchiveObject],
+    target: S3Target,
+    copies: Copies,
+    report: RestoreReport,
+    new_urls: dict[tuple[str, str], list[tuple[str, str]]],
+    options: RestoreOptions,
+) -> list[ArchiveObject]:
+    """A dry run's objects a listing shows absent cost no request: counted here, not by a thread (a thread's
+    hand-over costs more than the look); the others, left for the pool (a HEAD each), are returned."""
+    rest = []
+    for o in batch:
+        if target.listed_absent(o):
+            _count(_would_write(o, copies), target, report, new_urls, options.each)
+        else:
+            rest.append(o)
+    return rest
 
 
 def _count(

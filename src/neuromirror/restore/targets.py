@@ -76,6 +76,21 @@ class Target(Protocol):
         ...
 
 
+def _judged_by_head(obj: ArchiveObject, head: dict) -> Optional[str]:
+    """SAME or DIFFERS when the ``HEAD`` answer tells, None when the bytes must be read and hashed: an object
+    this restore wrote carries the key and its MD5 (S3's ETag, of its parts, agrees); a single-part ETag is
+    the MD5 an MD5 key names."""
+    etag = str(head.get("ETag", "")).strip('"').lower()
+    meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+    if meta.get(META_KEY) == obj.key and etag == meta.get(META_ETAG if "-" in etag else META_MD5, "").lower():
+        # written here from verified bytes, and S3's own MD5 of what it holds (of its parts) agrees
+        return SAME
+    checksum = key_checksum(obj.key)
+    if checksum is not None and checksum.algorithm == "md5" and "-" not in etag:
+        return SAME if etag == checksum.digest else DIFFERS
+    return None
+
+
 def _hash_matches(fh: Any, obj: ArchiveObject) -> bool:
     checksum = key_checksum(obj.key)
     if checksum is None:
@@ -177,31 +192,32 @@ class S3Target:
         return state, (str(vid) if vid and vid != "null" else None)
 
     def _look(self, obj: ArchiveObject) -> tuple[str, dict]:
-        from botocore.exceptions import ClientError
-
         _, name = self.locate(obj)
-        try:
-            head = self.client().head_object(Bucket=self.bucket, Key=name)
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
-                return ABSENT, {}
-            raise
+        head = self._head(name)
+        if head is None:
+            return ABSENT, {}
         if obj.size is not None and int(head.get("ContentLength", -1)) != obj.size:
             return DIFFERS, head
-        etag = str(head.get("ETag", "")).strip('"').lower()
-        meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        if meta.get(META_KEY) == obj.key and etag == meta.get(META_ETAG if "-" in etag else META_MD5, "").lower():
-            # written here from verified bytes, and S3's own MD5 of what it holds (of its parts) agrees
-            return SAME, head
-        checksum = key_checksum(obj.key)
-        if checksum is not None and checksum.algorithm == "md5" and "-" not in etag:
-            return (SAME if etag == checksum.digest else DIFFERS), head
+        said = _judged_by_head(obj, head)
+        if said is not None:
+            return said, head
         got = (
             self.client().get_object(Bucket=self.bucket, Key=name, VersionId=head["VersionId"])
             if head.get("VersionId")
             else self.client().get_object(Bucket=self.bucket, Key=name)
         )
         return (SAME if _hash_matches(got["Body"], obj) else DIFFERS), head
+
+    def _head(self, name: str) -> Optional[dict]:
+        """``HEAD`` of the object ``name``: its answer, None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client().head_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
 
     def version_gone(self, name: str, version_id: str) -> bool:
         """Whether the bucket no longer holds version ``version_id`` of the object ``name`` (``HEAD`` of it:
