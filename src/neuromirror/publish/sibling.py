@@ -162,7 +162,6 @@ def push_dataset(
     if has_annex:
         refspecs.append(f"{plus}refs/heads/git-annex:refs/heads/git-annex")
     pushed = gitutil.push(ds, url, refspecs, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
-    updated = pushed.updated
     if pushed.rejected:
         raise PublishError(
             f"{url} refused {', '.join(pushed.rejected)}: the target has commits the mirror lacks "
@@ -170,7 +169,20 @@ def push_dataset(
         )
     if pushed.error is not None:
         raise PublishError(f"git push to {url} failed: {pushed.error}")
-    # the target must now hold exactly what the mirror has
+    tags = _check_target(ds, url, branch, commit, has_annex)
+    if created and is_local(url):
+        # make the target's HEAD name the published branch, so clones check it out
+        subprocess.run(
+            ["git", "-C", str(local_path(url)), "symbolic-ref", "HEAD", f"refs/heads/{branch}"],
+            capture_output=True,
+            env=gitutil.git_env(),
+        )
+    return branch, commit, len(tags), created, pushed.updated
+
+
+def _check_target(ds: Path, url: str, branch: str, commit: str, has_annex: bool) -> dict[str, str]:
+    """The target must now hold exactly what the mirror has: the branch, every tag, the git-annex branch
+    (a push git called good is read back). The tags, by ref."""
     remote = _ls_remote(url)
     tags = {r: s for r, s in _local_refs(ds).items() if r.startswith("refs/tags/")}
     want = {f"refs/heads/{branch}": commit, **tags}
@@ -179,14 +191,7 @@ def push_dataset(
     wrong = [r for r, s in want.items() if remote.get(r) != s]
     if wrong:
         raise PublishError(f"{url} does not hold {', '.join(wrong)} after the push")
-    if created and is_local(url):
-        # make the target's HEAD name the published branch, so clones check it out
-        subprocess.run(
-            ["git", "-C", str(local_path(url)), "symbolic-ref", "HEAD", f"refs/heads/{branch}"],
-            capture_output=True,
-            env=gitutil.git_env(),
-        )
-    return branch, commit, len(tags), created, updated
+    return tags
 
 
 def _local_refs(ds: Path) -> dict[str, str]:

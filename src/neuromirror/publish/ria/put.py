@@ -180,23 +180,34 @@ def _copy_create(source: Path, d: Path, want: Wanted) -> None:
     packs = []
     for entry in os.scandir(source / "objects"):
         if len(entry.name) == 2 and entry.is_dir():
-            dest = d / "objects" / entry.name
-            dest.mkdir(exist_ok=True)
-            for obj in os.scandir(entry.path):
-                if len(obj.name) == 38 and not obj.name.startswith("."):
-                    _link(Path(obj.path), dest / obj.name)
+            _link_loose(Path(entry.path), d / "objects" / entry.name)
         elif entry.name == "pack" and entry.is_dir():
-            for f in os.scandir(entry.path):
-                if f.name.startswith("pack-") and f.name.endswith((".pack", ".idx", ".rev", ".bitmap")):
-                    _link(Path(f.path), d / "objects" / "pack" / f.name)
-                    if f.name.endswith(".pack"):
-                        packs.append(f.name)
+            packs += _link_packs(Path(entry.path), d / "objects" / "pack")
     lines = sorted((ref, sha) for ref, sha in want.refs.items())
     (d / "packed-refs").write_text(
         "# pack-refs with: peeled fully-peeled sorted \n" + "".join(f"{sha} {ref}\n" for ref, sha in lines)
     )
     (d / "info" / "refs").write_text("".join(f"{sha}\t{ref}\n" for ref, sha in lines))
     (d / "objects" / "info" / "packs").write_text("".join(f"P {name}\n" for name in sorted(packs)) + "\n")
+
+
+def _link_loose(src: Path, dest: Path) -> None:
+    """One fan-out directory's loose objects linked into ``dest`` (a temporary file git left is not one)."""
+    dest.mkdir(exist_ok=True)
+    for obj in os.scandir(src):
+        if len(obj.name) == 38 and not obj.name.startswith("."):
+            _link(Path(obj.path), dest / obj.name)
+
+
+def _link_packs(src: Path, dest: Path) -> list[str]:
+    """The packs and their indexes linked into ``dest``; the names of the packs, for ``objects/info/packs``."""
+    packs = []
+    for f in os.scandir(src):
+        if f.name.startswith("pack-") and f.name.endswith((".pack", ".idx", ".rev", ".bitmap")):
+            _link(Path(f.path), dest / f.name)
+            if f.name.endswith(".pack"):
+                packs.append(f.name)
+    return packs
 
 
 def _link(src: Path, dst: Path) -> None:
