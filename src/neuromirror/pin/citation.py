@@ -145,14 +145,17 @@ def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
     info.title = str(md.get("name") or info.title)
     info.authors = dandi_authors(md.get("contributor")) or info.authors
     info.license = licenses(md.get("license")) or info.license
-    info.url = md.get("url") or info.url
-    info.doi = md.get("doi") or info.doi
-    info.citation = md.get("citation") or info.citation
+    for field_name in ("url", "doi", "citation", "description"):  # the same name in the file and the citation
+        setattr(info, field_name, md.get(field_name) or getattr(info, field_name))
     info.keywords = [str(k) for k in md.get("keywords") or [] if isinstance(k, (str, int))]
-    info.description = md.get("description") or info.description
-    when = md.get("datePublished") if info.kind == VersionKind.PUBLISHED else None
-    if isinstance(when, str) and re.match(r"^\d{4}-\d{2}-\d{2}", when):
-        info.date = when[:10]
+    when = _published(md) if info.kind == VersionKind.PUBLISHED else None
+    info.date = when or info.date
+
+
+def _published(md: dict) -> Optional[str]:
+    """The day a published version's ``datePublished`` names (YYYY-MM-DD), None when it names none."""
+    when = md.get("datePublished")
+    return when[:10] if isinstance(when, str) and re.match(r"^\d{4}-\d{2}-\d{2}", when) else None
 
 
 def _from_aind(ds: Path, commit: str, info: CitationInfo) -> None:

@@ -141,6 +141,18 @@ def use_store(repo: Path, commit: str, store: Retrievable) -> int:
             record_present(repo, store, held)
     except gitutil.GitError as exc:
         raise RetrieveError(f"recording the store {store} in {repo} failed: {gist(str(exc))}") from None
+    name, enabled = _enable(repo, store)
+    # enabled by UUID, git-annex leaves no annex-verified=manual mark, but still wants the check
+    verified = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-verified", check=False)
+    if verified == "manual" or (enabled and verified != "verified"):
+        _verify(repo, name)
+    return len(held)
+
+
+def _enable(repo: Path, store: Retrievable) -> tuple[str, bool]:
+    """``git annex enableremote UUID`` with the store's location, unless the clone has it enabled there
+    already: the remote's name in the clone, and whether it was enabled now."""
+    ident = store.identity
     name = configured_remote(repo, ident.uuid)
     if isinstance(store, PackStore):  # an external remote reads its url from remote.log: the branch's line
         field, where = "url", store.url
@@ -149,23 +161,16 @@ def use_store(repo: Path, commit: str, store: Retrievable) -> int:
         field, where = "directory", str(store.path)
         current = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-directory", check=False) if name else ""
         stale = name is None or current != where
-    if stale:
-        proc = gitutil.run(repo, "annex", "enableremote", ident.uuid, f"{field}={where}", check=False)
-        if proc.returncode != 0:
-            raise RetrieveError(
-                f"git annex enableremote {ident.name} ({ident.uuid}) {field}={where} failed in {repo}: "
-                f"{gist(proc.stderr.decode(errors='replace'))}"
-            )
-        name = configured_remote(repo, ident.uuid) or ident.name
-        enabled = True
-    else:
-        enabled = False
-    assert name is not None
-    # enabled by UUID, git-annex leaves no annex-verified=manual mark, but still wants the check
-    verified = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-verified", check=False)
-    if verified == "manual" or (enabled and verified != "verified"):
-        _verify(repo, name)
-    return len(held)
+    if not stale:
+        assert name is not None
+        return name, False
+    proc = gitutil.run(repo, "annex", "enableremote", ident.uuid, f"{field}={where}", check=False)
+    if proc.returncode != 0:
+        raise RetrieveError(
+            f"git annex enableremote {ident.name} ({ident.uuid}) {field}={where} failed in {repo}: "
+            f"{gist(proc.stderr.decode(errors='replace'))}"
+        )
+    return configured_remote(repo, ident.uuid) or ident.name, True
 
 
 def _verify(repo: Path, name: str) -> None:

@@ -134,14 +134,12 @@ def _compare_archive(
             seen.add(e.path)
             t = tree.get(e.path)
             if t is None:
-                report.add("archive", e.path, "at the archive, not in the dataset" + (f"; {why}" if why else ""))
+                report.add("archive", e.path, "at the archive, not in the dataset" + _then(why))
                 continue
             _compare_entry(report, e, t, urls_of, why)
         skipped = {x.path for x in snap.refused} | {x.path for x in snap.pending}
         for path in sorted(set(tree) - seen - skipped):
-            report.add(
-                "archive", path, "in the dataset, not at the archive" + (f"; {why}" if why else ""), tree[path].key
-            )
+            report.add("archive", path, "in the dataset, not at the archive" + _then(why), tree[path].key)
     finally:
         if isinstance(gen, Generator):  # the sources' snapshots are generators: end the listing now
             gen.close()
@@ -151,29 +149,9 @@ def _compare_entry(report: VerifyReport, e: Entry, t: VersionFile, urls_of: dict
     """One path the archive lists and the dataset has: the same subdataset commit, key (its URLs registered)
     or git-kept bytes; ``why`` ends what differs in the current state (the archive moved on)."""
     if getattr(e, "checksum_kind", None) == SUBDATASET:
-        pinned = t.checksum if t.is_subdataset else None
-        if pinned != e.checksum:
-            report.add(
-                "archive",
-                e.path,
-                f"the archive's state is subdataset commit {str(e.checksum)[:12]}, the "
-                f"dataset pins {(pinned or 'no subdataset')[:12]}" + (f"; {why}" if why else ""),
-            )
-        return
-    if e.key is not None:
-        if t.key != e.key:
-            report.add(
-                "archive",
-                e.path,
-                f"the archive gives key {e.key}, the dataset has {t.key or 'the file in git'}"
-                + (f"; {why}" if why else ""),
-                t.key,
-            )
-            return
-        registered = set(urls_of.get(e.key, ()))
-        for u in e.urls:
-            if u not in registered:
-                report.add("archive", e.path, f"the archive's URL {u} is not registered for its key", e.key, u)
+        _compare_pinned(report, e, t, why)
+    elif e.key is not None:
+        _compare_key(report, e, t, urls_of, why)
     elif not t.in_git:
         report.add("archive", e.path, f"the archive has a small file kept in git, the dataset has key {t.key}")
     elif e.checksum != t.checksum:
@@ -181,5 +159,38 @@ def _compare_entry(report: VerifyReport, e: Entry, t: VersionFile, urls_of: dict
             "archive",
             e.path,
             f"the archive's bytes (sha256 {e.checksum[:16]}…) differ from the "
-            f"dataset's ({(t.checksum or '')[:16]}…)" + (f"; {why}" if why else ""),
+            f"dataset's ({(t.checksum or '')[:16]}…)" + _then(why),
         )
+
+
+def _then(why: str) -> str:
+    """The end of a difference's message: why it may be the archive's move, when the state is the current one."""
+    return f"; {why}" if why else ""
+
+
+def _compare_pinned(report: VerifyReport, e: Entry, t: VersionFile, why: str) -> None:
+    """A subdataset (a Zarr): the dataset pins the commit of the archive's state."""
+    pinned = t.checksum if t.is_subdataset else None
+    if pinned != e.checksum:
+        report.add(
+            "archive",
+            e.path,
+            f"the archive's state is subdataset commit {str(e.checksum)[:12]}, the "
+            f"dataset pins {(pinned or 'no subdataset')[:12]}" + _then(why),
+        )
+
+
+def _compare_key(report: VerifyReport, e: Entry, t: VersionFile, urls_of: dict[str, list[str]], why: str) -> None:
+    """An annexed file: the archive's key, and each of its URLs registered for the key."""
+    if t.key != e.key:
+        report.add(
+            "archive",
+            e.path,
+            f"the archive gives key {e.key}, the dataset has {t.key or 'the file in git'}" + _then(why),
+            t.key,
+        )
+        return
+    registered = set(urls_of.get(e.key or "", ()))
+    for u in e.urls:
+        if u not in registered:
+            report.add("archive", e.path, f"the archive's URL {u} is not registered for its key", e.key, u)

@@ -183,63 +183,81 @@ def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_E
         seen_filesets.add(fs)
         listed = each_version_file(index, ds, row.id, VersionFiles(), seen_zarrs)
         fresh = [f for f in listed if f.key not in seen_keys and current.only_noncurrent(f.urls)]
-        if not fresh:
-            continue
-        by_repo: dict[Path, set[str]] = {}
-        for f in fresh:
-            by_repo.setdefault(annex_repo(f), set()).add(annex_key(f))
-        kept = set().union(*(kept_keys(repo, keys) for repo, keys in by_repo.items()))
-        for f in fresh:
-            seen_keys.add(annex_key(f))
-            if f.key in kept:
-                continue
-            out.unkept_files += 1
-            out.unkept_bytes += f.size or 0
-            if len(out.examples) < 3:
-                out.examples.append(f"{row.label}: {f.path}")
-            if row.id not in out.version_ids:
-                out.version_ids.append(row.id)
-            for u in f.urls:
-                got = _versioned(u)
-                if got is not None:
-                    pending.setdefault(got, row.id)
+        if fresh:
+            _count_unkept(out, row, fresh, seen_keys, pending)
     _noncurrent_since(index, ds, states, pending, out)
     return out
+
+
+def _count_unkept(
+    out: Expiry, row: VersionRow, fresh: list[Any], seen_keys: set[str], pending: dict[tuple[str, str, str], int]
+) -> None:
+    """A version's files met for the first time, pinned only by noncurrent versions: those no store keeps are
+    counted, and their pinned versions wait in ``pending`` for the date they became noncurrent."""
+    by_repo: dict[Path, set[str]] = {}
+    for f in fresh:
+        by_repo.setdefault(annex_repo(f), set()).add(annex_key(f))
+    kept = set().union(*(kept_keys(repo, keys) for repo, keys in by_repo.items()))
+    for f in fresh:
+        seen_keys.add(annex_key(f))
+        if f.key in kept:
+            continue
+        out.unkept_files += 1
+        out.unkept_bytes += f.size or 0
+        if len(out.examples) < 3:
+            out.examples.append(f"{row.label}: {f.path}")
+        if row.id not in out.version_ids:
+            out.version_ids.append(row.id)
+        for got in filter(None, map(_versioned, f.urls)):
+            pending.setdefault(got, row.id)
 
 
 def _noncurrent_since(
     index: Any, ds: Path, states: list[VersionRow], pending: dict[tuple[str, str, str], int], out: Expiry
 ) -> None:
     """The first later state without each ``pending`` pinned version: when it became noncurrent (at the latest)."""
-    from neuromirror.dataset.files import VersionFiles, subdataset_files
-
     wanted = {(t[0], t[1]) for t in pending}
     zarrs: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # (path, commit) -> the open objects it names
-
-    def named(urls: Iterable[str]) -> Iterator[tuple[str, str, str]]:
-        for u in urls:
-            got = _versioned(u)
-            if got is not None and (got[0], got[1]) in wanted:
-                yield got
-
     for s in states:
         if not pending:
             break
         if not any(s.id > vid for vid in pending.values()):
             continue
-        objs: set[tuple[str, str, str]] = set()
-        for f in index.version_files(s.id):
-            if f.checksum_kind == SUBDATASET:
-                where = (f.path, f.checksum or "")
-                if where not in zarrs:
-                    files = subdataset_files(ds / f.path, f.checksum or "", f.path + "/", VersionFiles())
-                    zarrs[where] = {t for z in files for t in named(z.urls)}
-                objs |= zarrs[where]
-            elif f.key and f.checksum_kind != GIT:
-                objs.update(named(f.urls))
+        objs = _named_in(index, ds, s, wanted, zarrs)
         when = state_time(s)
         for t in [t for t, vid in pending.items() if s.id > vid]:
             if t not in objs:
                 del pending[t]
                 if when is not None:
                     out.oldest_since = when if out.oldest_since is None else min(out.oldest_since, when)
+
+
+def _named(urls: Iterable[str], wanted: set[tuple[str, str]]) -> Iterator[tuple[str, str, str]]:
+    """The versioned objects of ``urls`` whose bucket and key are ``wanted``."""
+    for u in urls:
+        got = _versioned(u)
+        if got is not None and (got[0], got[1]) in wanted:
+            yield got
+
+
+def _named_in(
+    index: Any,
+    ds: Path,
+    s: VersionRow,
+    wanted: set[tuple[str, str]],
+    zarrs: dict[tuple[str, str], set[tuple[str, str, str]]],
+) -> set[tuple[str, str, str]]:
+    """The wanted objects the state ``s`` names, a Zarr's dataset read once per commit (``zarrs``)."""
+    from neuromirror.dataset.files import VersionFiles, subdataset_files
+
+    objs: set[tuple[str, str, str]] = set()
+    for f in index.version_files(s.id):
+        if f.checksum_kind == SUBDATASET:
+            where = (f.path, f.checksum or "")
+            if where not in zarrs:
+                files = subdataset_files(ds / f.path, f.checksum or "", f.path + "/", VersionFiles())
+                zarrs[where] = {t for z in files for t in _named(z.urls, wanted)}
+            objs |= zarrs[where]
+        elif f.key and f.checksum_kind != GIT:
+            objs.update(_named(f.urls, wanted))
+    return objs

@@ -154,19 +154,7 @@ def recorded_copies(
                     if top is not None:
                         top.close()
                     top = _Repo(ds)
-                files: list[VersionFile] = []
-                subs: list[tuple[Path, str, str]] = []
-                for f in index.version_files(version_id):  # type: ignore[attr-defined]
-                    if f.checksum_kind == SUBDATASET:
-                        if (ds / f.path, f.checksum or "") not in walked:
-                            walked.add((ds / f.path, f.checksum or ""))
-                            subs.append((ds / f.path, f.checksum or "", f.path + "/"))
-                    elif f.checksum_kind != GIT and f.key:
-                        files.append(
-                            VersionFile(
-                                f.path, f.key, f.size, f.checksum_kind, f.checksum, tuple(f.urls), f.remote_id, ds
-                            )
-                        )
+                files, subs = _version_parts(index, ds, version_id, walked)
                 parts.append(_copies(top, files, source, guarded))
                 parts += [pool.submit(_walk, sub, commit, prefix, source, guarded) for sub, commit, prefix in subs]
         finally:
@@ -177,6 +165,25 @@ def recorded_copies(
             for c in part.result() if isinstance(part, Future) else part:
                 copies.setdefault((c.uuid, c.file.key or ""), c)
     return copies
+
+
+def _version_parts(
+    index: object, ds: Path, version_id: int, walked: set[tuple[Path, str]]
+) -> tuple[list[VersionFile], list[tuple[Path, str, str]]]:
+    """A version's annexed files in the dataset itself, and the subdatasets (repository, commit, path prefix)
+    to walk that no version before named at that commit (``walked``)."""
+    files: list[VersionFile] = []
+    subs: list[tuple[Path, str, str]] = []
+    for f in index.version_files(version_id):  # type: ignore[attr-defined]
+        if f.checksum_kind == SUBDATASET:
+            if (ds / f.path, f.checksum or "") not in walked:
+                walked.add((ds / f.path, f.checksum or ""))
+                subs.append((ds / f.path, f.checksum or "", f.path + "/"))
+        elif f.checksum_kind != GIT and f.key:
+            files.append(
+                VersionFile(f.path, f.key, f.size, f.checksum_kind, f.checksum, tuple(f.urls), f.remote_id, ds)
+            )
+    return files, subs
 
 
 def _walk(sub: Path, commit: str, prefix: str, source: str, readable: Readable) -> list[Copy]:

@@ -145,8 +145,20 @@ class VerifyReport:
 
     def lines(self, limit: int = 50) -> list[str]:
         head = f"{self.source}@{self.version} (commit {self.commit[:12]}" + (f", tag {self.tag})" if self.tag else ")")
-        out = [head]
-        bad_tree = {m.kind for m in self.mismatches} & {
+        out = [head, *self._agreement_lines(), *self._content_lines()]
+        out += self._listed([m.line() for m in self.mismatches], limit, "mismatches")
+        out += self._listed([m.line("WARNING") for m in self.warnings], limit, "warnings")
+        out += [f"  note: {n}" for n in self.notes]
+        warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+        strict = " (--strict)" if self.strict and self.warnings and not self.mismatches else ""
+        verdict = "OK" + warned if self.ok else f"FAILED{strict}, {len(self.mismatches)} mismatch(es){warned}"
+        out.append(f"{self.source}@{self.version}: {verdict}")
+        return out
+
+    def _agreement_lines(self) -> list[str]:
+        """Checks 1-4 in a line each: tree and index, the URLs registered, the archive listed again."""
+        kinds = {m.kind for m in self.mismatches}
+        bad_tree = kinds & {
             "commit",
             "only-in-dataset",
             "only-in-index",
@@ -157,17 +169,20 @@ class VerifyReport:
             "counts",
             "subdataset",
         }
-        bad_urls = {m.kind for m in self.mismatches} & {"url-not-registered", "no-location"}
-        out.append(
-            f"  tree and index {'DISAGREE' if bad_tree else 'agree'}: {self.files} files, {fmt_bytes(self.bytes)}"
-        )
+        bad_urls = kinds & {"url-not-registered", "no-location"}
         subs = f" (with {self.subdatasets} subdataset(s))" if self.subdatasets else ""
-        out.append(
-            f"  URLs {'NOT all registered' if bad_urls else 'registered'}: {self.keys} keys, {self.urls} URLs{subs}"
-        )
+        out = [
+            f"  tree and index {'DISAGREE' if bad_tree else 'agree'}: {self.files} files, {fmt_bytes(self.bytes)}",
+            f"  URLs {'NOT all registered' if bad_urls else 'registered'}: {self.keys} keys, {self.urls} URLs{subs}",
+        ]
         if self.archive_checked:
-            bad = any(m.kind == "archive" for m in self.mismatches)
+            bad = "archive" in kinds
             out.append("  archive DISAGREES" if bad else "  archive agrees: listed again, same paths, keys and URLs")
+        return out
+
+    def _content_lines(self) -> list[str]:
+        """The optional checks' lines: the bytes hashed, the store's copies (--kept), what is at risk."""
+        out = []
         if self.content:
             kinds = {m.kind for m in self.mismatches}
             verdict = "DIFFERS" if kinds & {"content", "unreachable"} else ("LOST" if "lost" in kinds else "matches")
@@ -185,18 +200,12 @@ class VerifyReport:
             )
         if self.risk is not None:
             out.append(f"  at risk: {self.risk.line(fmt_bytes)}")
-        for m in self.mismatches[:limit]:
-            out.append("  " + m.line())
-        if len(self.mismatches) > limit:
-            out.append(f"  ... and {len(self.mismatches) - limit} more mismatches (--json lists all)")
-        for m in self.warnings[:limit]:
-            out.append("  " + m.line("WARNING"))
-        if len(self.warnings) > limit:
-            out.append(f"  ... and {len(self.warnings) - limit} more warnings (--json lists all)")
-        for n in self.notes:
-            out.append(f"  note: {n}")
-        warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
-        strict = " (--strict)" if self.strict and self.warnings and not self.mismatches else ""
-        verdict = "OK" + warned if self.ok else f"FAILED{strict}, {len(self.mismatches)} mismatch(es){warned}"
-        out.append(f"{self.source}@{self.version}: {verdict}")
+        return out
+
+    @staticmethod
+    def _listed(lines: list[str], limit: int, what: str) -> list[str]:
+        """The first ``limit`` lines, indented, and how many more ``--json`` lists."""
+        out = ["  " + line for line in lines[:limit]]
+        if len(lines) > limit:
+            out.append(f"  ... and {len(lines) - limit} more {what} (--json lists all)")
         return out
