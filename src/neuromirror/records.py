@@ -252,6 +252,10 @@ class VersionFile:
     repo: Optional[Path] = None
     blob: Optional[str] = None
 
+    def __repr__(self) -> str:
+        what = self.key or f"{self.checksum_kind}:{(self.checksum or '')[:12]}"
+        return f"<VersionFile {self.path} {self.size if self.size is not None else '?'} bytes {what}>"
+
     @property
     def identity(self) -> str:
         """What must differ for the file to count as changed (the sync's diff)."""

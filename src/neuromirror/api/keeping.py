@@ -1,37 +1,52 @@
-"""The API's verbs that keep, check, restore and forget: the lab's copies of the mirror's content."""
+"""The API's verbs that keep, check, restore and forget: the lab's copies of the mirror's content.
+
+Each opens the places it is given itself (a store's path or URL, a restore's target), so that a bad place
+is said before anything is copied, as a :class:`~neuromirror.errors.UserError` whose message starts with
+the place as given (a command puts its option's name before it).  Once started, each returns a
+:class:`~neuromirror.results.Result`: what failed makes ``.ok`` False, and ``.check()`` raises.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, TextIO, Union
 
 from neuromirror.api.inputs import PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
+from neuromirror.dataset.mirror import Forgotten
 from neuromirror.dataset.versions import Version, select_versions
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput, UserError
+from neuromirror.results import Item, Result
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
-    from neuromirror.dataset.mirror import Forgotten
     from neuromirror.keep.stores import StoresRun
-    from neuromirror.restore.report import RestoreReport
+    from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
     from neuromirror.verify.report import VerifyReport
+
+Places = Union[PathLike, Store, Sequence[Union[PathLike, Store]], None]
+Size = Union[int, str, None]
 
 
 class Keeping(Reading):
     """The verbs that keep, check, restore and forget, on top of the reading ones (verify reads a version)."""
 
     # -- copies of the content ----------------------------------------------------------------------
-    def forget(self, specs: Union[str, Spec, Sequence[Union[str, Spec]]], *, dataset: bool = False) -> list[Forgotten]:
+    def forget(self, specs: Union[str, Spec, Sequence[Union[str, Spec]]], *, dataset: bool = False) -> Forgot:
         """Remove every index row of the sources ``specs`` name (patterns too), each under its lock (``neuromirror
-        forget``); ``dataset``: also their datasets, from the root superdataset and the disk."""
+        forget``); ``dataset``: also their datasets, from the root superdataset and the disk.  Iterates as the
+        :class:`~neuromirror.dataset.mirror.Forgotten` records; ``to_json()`` is ``forget --json``."""
         from neuromirror.index.lookup import sources_matching
 
         chosen = [spec_of(s, allow_version=False) for s in specs_of(specs)]
-        return [self.datasets.forget(source, dataset=dataset) for source in sources_matching(self.index, chosen)]
+        return Forgot(
+            tuple(self.datasets.forget(source, dataset=dataset) for source in sources_matching(self.index, chosen))
+        )
 
     def backup(
         self, specs: Union[str, Sequence[str]] = (), *, expire_after: Optional[dict[str, float]] = None
@@ -48,13 +63,13 @@ class Keeping(Reading):
     def keep(
         self,
         specs: Union[str, Spec, Sequence[Union[str, Spec]]],
-        to: Union[PathLike, Store, Sequence[Union[PathLike, Store]]],
+        to: Places = None,
         *,
         copies: Optional[int] = None,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
-        max_file_size: Optional[int] = None,
-        budget: Optional[int] = None,
+        max_file_size: Size = None,
+        budget: Size = None,
         jobs: int = 4,
         all_versions: bool = False,
         locks: Sequence[PathLike] = (),
@@ -62,33 +77,35 @@ class Keeping(Reading):
         from_stores: Sequence[Union[PathLike, Store]] = (),
         prune: bool = False,
         min_free: Optional[object] = None,
+        pack_size: Size = None,
+        storage_class: Optional[str] = None,
     ) -> StoresRun:
-        """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, or
-        ``s3://BUCKET[/PREFIX]``) and record them where every clone looks (``neuromirror keep``); ``locks``: the
-        versions lock files name, too.
+        """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
+        [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
+        where every clone looks (``neuromirror keep``); ``locks``: the versions lock files name, too.
         ``copies``: the verified copies wanted across the stores (None: the count recorded before).
+        ``max_file_size``, ``budget``, ``pack_size``: bytes, or text as ``10M``, ``1GiB``.
         ``from_stores``: copy from these stores only, with no request to the archive (``keep --from``).
         ``prune``: the versions of these sources a store was given and ``specs`` leave out are dropped from it,
         with the keys no kept version needs (``keep --prune``, :mod:`neuromirror.keep.prune`).
-        ``min_free``: the free space a directory store must keep (as the service's ``min_free`` option)."""
+        ``min_free``: the free space a directory store must keep (as the service's ``min_free`` option).
+        A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
-        from neuromirror.store.location import open_store, store_name
 
-        given: list[Any] = list(to) if isinstance(to, (list, tuple)) else [to]
-        stores = [open_store(store_name(str(t))) if isinstance(t, (str, os.PathLike)) else t for t in given]
-        if len({s.url for s in stores}) != len(stores):
-            raise UserError("the same store is named twice")
-        sources = [open_store(str(t)) if isinstance(t, (str, os.PathLike)) else t for t in from_stores]
-        if {s.url for s in sources} & {s.url for s in stores}:
-            raise UserError("a store cannot be kept into from itself: name another with --from")
+        if jobs < 1:
+            raise BadInput("jobs must be at least 1")
         if copies is not None and copies < 1:
-            raise UserError("copies must be at least 1")
+            raise BadInput("copies must be at least 1")
+        stores = open_stores(to, size_of("pack_size", pack_size), storage_class)
+        sources = [_existing_store(t) if isinstance(t, str) else t for t in _unique(from_stores)]
+        if {s.url for s in sources} & {s.url for s in stores}:
+            raise BadInput("a store cannot be kept into from itself: name another to copy from")
         options = KeepOptions(
             include=list(include),
             exclude=list(exclude),
-            max_file_size=max_file_size,
-            budget=budget,
+            max_file_size=size_of("max_file_size", max_file_size),
+            budget=size_of("budget", budget),
             jobs=jobs,
             all_versions=all_versions,
             progress=progress,
@@ -96,13 +113,17 @@ class Keeping(Reading):
             prune=prune,
             min_free=min_free,
         )
-        targets = select_versions(self.index, specs_of(specs), options.all_versions, root=self.root)
+        return keep_into(self.datasets, stores, self._keep_targets(specs, locks, all_versions), options, copies)
+
+    def _keep_targets(self, specs: Any, locks: Sequence[PathLike], all_versions: bool) -> list[Version]:
+        """The versions ``specs`` name, then those the lock files name that they do not."""
+        targets = select_versions(self.index, specs_of(specs), all_versions, root=self.root)
         if locks:
             from neuromirror.keep.lock import lock_targets
 
             seen = {t.id for t in targets}
             targets += [t for t in lock_targets(self.datasets, [str(x) for x in locks]) if t.id not in seen]
-        return keep_into(self.datasets, stores, targets, options, copies)
+        return targets
 
     def verify(
         self,
@@ -125,15 +146,18 @@ class Keeping(Reading):
         """Check one version (``spec``, or a :class:`Version` as :meth:`versions` gives it): its tree against the
         index and the git-annex branch; ``content``: every file's bytes read back (from the archive, or any store
         the mirror knows) and hashed against its key (``sample``: N random keys, ``seed`` repeatable); ``kept``:
-        every annexed file in ``store`` (a directory, ``s3://...`` or a store); ``archive``: the version listed at
-        the archive again (``options``: the sources' options, as ``sync`` takes them); ``content_cache``: a dict
-        shared between calls, so that versions sharing content download it once (``neuromirror verify``).
-        ``.ok``, ``.to_json()``."""
-        from neuromirror.store.location import open_store, store_name
+        every annexed file in ``store`` (a directory, ``s3://...`` or a store; none: ``$NEUROMIRROR_STORE`` where
+        kept or content uses it); ``archive``: the version listed at the archive again (``options``: the sources'
+        options, as ``sync`` takes them); ``content_cache``: a dict shared between calls, so that versions sharing
+        content download it once; ``allow_ip``: default ``$NEUROMIRROR_ALLOW_IP`` (``neuromirror verify``).
+        A mismatch is an ``error`` item: ``.ok`` False, ``.check()`` raises."""
+        from neuromirror.pin.retrieve import allow_ip_default
         from neuromirror.verify.version import verify_version
 
+        if sample is not None and sample < 1:
+            raise BadInput("sample must be at least 1")
         v = spec if isinstance(spec, Version) else self.version(spec)
-        opened = open_store(store_name(str(store))) if isinstance(store, (str, os.PathLike)) else store
+        opened = verify_store(store, kept=kept, content=content)
         return verify_version(
             self.datasets,
             v.source,
@@ -147,7 +171,7 @@ class Keeping(Reading):
             archive=archive,
             options=options,
             content_cache=content_cache,
-            allow_ip=allow_ip,
+            allow_ip=allow_ip_default(allow_ip),
             store=opened,
             kept=kept,
             strict=strict,
@@ -163,24 +187,194 @@ class Keeping(Reading):
         jobs: int = 4,
         stores: Optional[Sequence[str]] = None,
         each: Optional[Callable[[dict[str, Any]], None]] = None,
+        stream: Optional[TextIO] = None,
     ) -> RestoreReport:
         """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
         ``to`` (``s3://BUCKET[/PREFIX]`` or a directory, checked here; or a target already opened and checked,
         :func:`neuromirror.restore.targets.open_target`); ``dry_run``: decide only, ``each`` called with each
-        object it would write; ``stores``: read only from these (URLs or UUIDs) (``neuromirror restore``)."""
-        from neuromirror.restore.report import RestoreReport
+        object it would write; ``stream``: a dry run's JSON document written there as it is decided (each
+        object, then the report's ``to_json()``; ``restore --dry-run --json``); ``stores``: read only from these
+        (URLs or UUIDs) (``neuromirror restore``).  An object not restored, or holding other bytes, is a failed
+        item: ``.ok`` False, ``.check()`` raises."""
+        from neuromirror.restore.report import RestoreReport, StreamedJson
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
+        from neuromirror.util.text import one_line
+
+        if jobs < 1:
+            raise BadInput("jobs must be at least 1")
+        target = self.target(to) if isinstance(to, (str, os.PathLike)) else to
+        streamed = StreamedJson(stream) if stream is not None and dry_run else None
+        report = RestoreReport(target.url, dry_run=dry_run, force=force)
+        chosen = None if stores is None else list(stores)
+        told = each if streamed is None else _both(streamed, each)
+        options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs, stores=chosen, each=told)
+        versions = select_versions(self.index, specs_of(specs), root=self.root)
+        try:
+            restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
+        except BaseException as exc:
+            if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
+                streamed.close({"error": one_line(exc, 1000, joined=True), "ok": False})
+            raise
+        if streamed is not None:
+            streamed.close(report.to_json())
+        return report
+
+    @staticmethod
+    def target(to: PathLike, *, check: bool = True) -> Union[S3Target, DirTarget]:
+        """The restore target ``to`` names (``s3://BUCKET[/PREFIX]`` or a directory), opened and (``check``) checked
+        before any mirror is opened: a bad one raises (``neuromirror restore`` says it first); :meth:`restore` and
+        :meth:`drill` take it as it is."""
         from neuromirror.restore.targets import open_target
 
-        if isinstance(to, (str, os.PathLike)):
-            target = open_target(os.fspath(to))
-            target.check()
-        else:
-            target = to
-        report = RestoreReport(target.url, dry_run=dry_run, force=force)
-        options = RestoreOptions(
-            dry_run=dry_run, force=force, jobs=jobs, stores=None if stores is None else list(stores), each=each
-        )
-        versions = select_versions(self.index, specs_of(specs), root=self.root)
-        restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
-        return report
+        opened = open_target(os.fspath(to))
+        if check:
+            opened.check()
+        return opened
+
+    def drill(
+        self,
+        specs: Union[str, Spec, Sequence[Union[str, Spec]]] = (),
+        *,
+        to: str,
+        sample: Optional[int] = None,
+        jobs: int = 4,
+    ) -> DrillRun:
+        """A restore drill (``restore --drill``): a random sample (``sample``, default 20) of the kept objects of
+        the versions ``specs`` name (none: every source) restored into a fresh place under the scratch ``to``,
+        every store's copy of each read and checked, the scratch objects removed after, the drill recorded.
+        A bad copy or an object not restored is a failed item; ``.result`` is ``ok``, ``mismatch`` or ``failed``."""
+        from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, reason_of, result_of
+        from neuromirror.restore.report import DrillRun
+
+        if sample is not None and sample < 1:
+            raise BadInput("sample must be at least 1")
+        self.target(to, check=False)  # a bad target said before anything is read
+        chosen = specs_of(specs) if specs else [spec_of(s, allow_version=False) for s in self.sources()]
+        versions = select_versions(self.index, chosen)
+        report = drill(self.datasets, versions, to, sample=sample or DEFAULT_SAMPLE, jobs=jobs)
+        return DrillRun(report, result_of(report), reason_of(report.to_json()))
+
+
+@dataclass(frozen=True)
+class Forgot(Result):
+    """What ``Mirror.forget`` did: each source forgotten (an ``ok`` item each), iterable as its records;
+    ``to_json()`` is ``forget --json``, a list."""
+
+    sources: tuple[Forgotten, ...]
+
+    def __iter__(self) -> Iterator[Forgotten]:
+        return iter(self.sources)
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int) -> Forgotten:
+        return self.sources[i]
+
+    def items(self) -> list[Item]:
+        return [i for f in self.sources for i in f.items()]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [f.to_json() for f in self.sources]
+
+    def lines(self) -> list[str]:
+        return [f.line() for f in self.sources]
+
+    def __repr__(self) -> str:
+        return f"<Forgot {', '.join(f.source for f in self.sources) or 'nothing'}>"
+
+
+def _both(first: Callable[[dict[str, Any]], None], then: Optional[Callable[[dict[str, Any]], None]]) -> Any:
+    if then is None:
+        return first
+
+    def each(entry: dict[str, Any]) -> None:
+        first(entry)
+        then(entry)
+
+    return each
+
+
+def size_of(what: str, value: Size) -> Optional[int]:
+    """A size given as bytes or as text (``10M``, ``1GiB``); a bad one is :class:`BadInput` naming ``what``."""
+    from neuromirror.util.sizes import parse_size
+
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise BadInput(f"{what} {value!r}: {exc}") from None
+
+
+def open_stores(to: Places, pack_size: Optional[int] = None, storage_class: Optional[str] = None) -> list[Store]:
+    """The stores ``to`` names (none: ``$NEUROMIRROR_STORE``), each name once; a name's mistake raised with the
+    name first (``X: exists and is not a directory``), a directory store's place checked before any work."""
+    from neuromirror.store.location import open_store, store_name
+
+    names = _unique(list(to) if isinstance(to, (list, tuple)) else ([] if to is None else [to]))
+    try:
+        opened = [
+            open_store(store_name(n), pack_size=pack_size, storage_class=storage_class) if isinstance(n, str) else n
+            for n in names or [store_name(None)]
+        ]
+    except BadInput:
+        raise
+    except UserError as exc:  # a name that is no store: the caller's input
+        raise BadInput(str(exc)) from None
+    if len({s.url for s in opened}) != len(opened):
+        raise BadInput("the same store is named twice")
+    for name, store in zip(names or [store_name(None)], opened):
+        getattr(store, "check_settings", lambda: None)()  # a pack size against a store that has its own
+        where = getattr(store, "path", None) if store.kind in ("directory", "pack") else None
+        if where is not None:
+            _writable(str(name), Path(where))
+    return opened
+
+
+def _unique(given: Sequence[Any]) -> list[Any]:
+    """Paths and URLs as text, each once (a store named twice the same way is one); stores as given."""
+    out: list[Any] = []
+    for t in given:
+        t = os.fspath(t) if isinstance(t, os.PathLike) else t
+        if not (isinstance(t, str) and t in out):
+            out.append(t)
+    return out
+
+
+def _writable(name: str, where: Path) -> None:
+    """A directory store's place can be made or written by this user (else the errno of its first key)."""
+    parent = where.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BadInput(f"{name}: cannot create or write there ({parent} is not writable)")
+
+
+def _existing_store(name: Any) -> Store:
+    """A store to copy from: one already (nothing is made by reading)."""
+    from neuromirror.store.location import open_store
+
+    store = open_store(str(name))
+    where = getattr(store, "path", None)
+    if where is not None and not (where / ".neuromirror-store.json").is_file():
+        raise BadInput(f"{name}: not a store (no .neuromirror-store.json there)")
+    return store
+
+
+def verify_store(store: Union[PathLike, Store, None], *, kept: bool, content: bool) -> Optional[Store]:
+    """The store verify checks (``kept``) or reads (``content``): the one named, else ``$NEUROMIRROR_STORE``
+    only where it is used; a directory with nothing kept yet is no store (named, or for kept: raised)."""
+    from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+    from neuromirror.store.location import STORE_ENV, open_store, store_name
+
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        return store
+    if store is None and not (os.environ.get(STORE_ENV) and (kept or content)):
+        return None
+    opened = open_store(store_name(None if store is None else str(store)))
+    if isinstance(opened, DirectoryStore) and not (opened.path / IDENTITY_FILE).is_file():
+        if store is not None or kept:
+            raise UserError(f"{opened} is not a neuromirror store (nothing kept there yet)")
+        return None  # NEUROMIRROR_STORE names a store not made yet: nothing in it to check
+    return opened

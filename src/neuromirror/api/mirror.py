@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from neuromirror.api.checking import Checking
 from neuromirror.api.getting import Getting
 from neuromirror.api.inputs import ROOT_ENV, PathLike
 from neuromirror.api.keeping import Keeping
@@ -15,7 +16,7 @@ from neuromirror.api.upkeep import Upkeep
 from neuromirror.errors import UserError
 
 
-class Mirror(Syncing, Getting, Upkeep, Keeping):
+class Mirror(Syncing, Getting, Upkeep, Checking, Keeping):
     """A mirror: its root of datasets and its index, and every verb the commands stand on.  Use as a context
     manager, or :meth:`close`."""
 

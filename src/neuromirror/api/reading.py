@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 from neuromirror.api.base import MirrorBase
 from neuromirror.api.inputs import PathLike, each_then_check, moment, spec_of, specs_of
-from neuromirror.dataset.versions import Version, select_versions
+from neuromirror.dataset.versions import Version, Versions, select_versions
 from neuromirror.errors import BadInput, NoSuchPath, UserError
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec
@@ -18,9 +18,10 @@ from neuromirror.store.base import Store
 from neuromirror.util.paths import check_path
 
 if TYPE_CHECKING:
-    from neuromirror.pin.changes import VersionDiff
+    from neuromirror.pin.changes import Changes, VersionDiff
     from neuromirror.pin.citation import CitationInfo
     from neuromirror.pin.lockfile import Lock
+    from neuromirror.pin.record import Pin
 
 
 class Reading(MirrorBase):
@@ -31,10 +32,11 @@ class Reading(MirrorBase):
         """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``)."""
         return [s.id for s in self.index.sources()]
 
-    def versions(self, spec: Union[str, Spec], *, all_versions: bool = True) -> list[Version]:
+    def versions(self, spec: Union[str, Spec], *, all_versions: bool = True) -> Versions:
         """The recorded versions of a source, oldest first (``all_versions=False``: every published version
         and the latest draft, what ``keep`` and ``restore`` take by default); a pattern (``dandi:*``) names
-        several sources.  ``SPEC@VERSION``: that one."""
+        several sources.  ``SPEC@VERSION``: that one.  A sequence of :class:`Version` (``vs[-1]``, ``len(vs)``)
+        and a result: ``to_json()`` is ``versions --json``."""
         from dataclasses import replace
 
         from neuromirror.index.nested import nested_totals
@@ -43,10 +45,12 @@ class Reading(MirrorBase):
         found = select_versions(self.index, [spec_of(spec)], all_versions=all_versions, root=self.root)
         names = {sid: read_as(self.index.versions(sid)) for sid in {v.source for v in found}}
         inside = nested_totals(self.index, [v.id for v in found])
-        return [
-            replace(v, read_as=names[v.source].get(v.id), inside=inside[v.id].to_json() if v.id in inside else None)
-            for v in found
-        ]
+        return Versions(
+            tuple(
+                replace(v, read_as=names[v.source].get(v.id), inside=inside[v.id].to_json() if v.id in inside else None)
+                for v in found
+            )
+        )
 
     def version(self, spec: Union[str, Spec]) -> Version:
         """The version ``SPEC[@VERSION|@COMMIT]`` names (without a version: the latest recorded state)."""
@@ -58,14 +62,15 @@ class Reading(MirrorBase):
         row = state_row(self.datasets, s)
         return Version(s.source, self.index.source(s.source).dataset, row, self.root)
 
-    def pin(self, spec: Union[str, Spec]) -> dict[str, Any]:
-        """What ``neuromirror pin SPEC --json`` prints: source, version, dataset, commit, tag, DOI."""
-        from neuromirror.pin.record import pin_record
+    def pin(self, spec: Union[str, Spec]) -> Pin:
+        """What pins a version: source, version, dataset, commit, tag, DOI (a :class:`~neuromirror.pin.record.Pin`,
+        read by field or as a dict; ``to_json()`` is ``neuromirror pin SPEC --json``)."""
+        from neuromirror.pin.record import Pin, pin_record
 
         s = spec_of(spec)
         if s.is_glob:
             raise UserError(f"pin {s}: pin names one source, not a pattern (neuromirror status lists the sources)")
-        return pin_record(self.datasets, s)
+        return Pin.of(pin_record(self.datasets, s))
 
     def diff(self, old: Union[str, Spec], new: Union[str, Spec]) -> VersionDiff:
         """Files added, removed and changed from the version ``old`` names to the one ``new`` names (``neuromirror
@@ -134,16 +139,18 @@ class Reading(MirrorBase):
 
     def changes(
         self, since: Union[str, date, datetime], specs: Union[str, Spec, Sequence[Union[str, Spec]]] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> Changes:
         """Per source (every one, or those ``specs`` name): what was added, removed and changed between the
-        state recorded at or before ``since`` and the newest, from the index (``neuromirror changes``)."""
+        state recorded at or before ``since`` and the newest, from the index (``neuromirror changes``).  Iterates
+        as the sources' records (``c["source"]``, ``c.summary``); ``to_json()`` is ``changes --json``."""
         from neuromirror.index.lookup import sources_matching
-        from neuromirror.pin.changes import source_changes
+        from neuromirror.pin.changes import Changes, source_changes
 
         when = moment(since)
         chosen = [spec_of(s, allow_version=False) for s in ([specs] if isinstance(specs, (str, Spec)) else specs)]
         sources = sources_matching(self.index, chosen) if chosen else self.sources()
-        return [c for c in (source_changes(self.index, s, when) for s in sources) if c is not None]
+        found = (source_changes(self.index, s, when) for s in sources)
+        return Changes(when, tuple(c for c in found if c is not None))
 
     # -- reading in place -----------------------------------------------------------------------------
     def open_hdf5(self, path: str, *, reference: bool = True, make: bool = False, how: bool = False) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import add_json, print_json, require_mirror
+from neuromirror.commands.common import add_json, open_api, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,19 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.audit.findings import audit
-    from neuromirror.audit.recheck import recheck
-    from neuromirror.audit.report import as_text
-
-    mirror = require_mirror(args)
-    try:
-        found = audit(mirror.index, args.specs)
-        if args.recheck:
-            found = recheck(mirror.index, found, args.dandi_api, mirror.manifest_root, args.zarr_manifests)
-    finally:
-        mirror.close()
+    with open_api(args) as m:
+        found = m.audit(args.specs, recheck=args.recheck, dandi_api=args.dandi_api, zarr_manifests=args.zarr_manifests)
     if args.json:
         print_json(found.to_json())
     else:
-        print(as_text(found))
+        print("\n".join(found.lines()))
     return 0

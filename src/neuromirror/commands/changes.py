@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import add_json, human_bytes, open_api, print_json, spec_arg
+from neuromirror.commands.common import add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,33 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin.changes import parse_since
+    from neuromirror import api
 
-    since = parse_since(args.since)
+    since = api.moment(args.since)
     specs = [spec_arg(s, allow_version=False) for s in args.specs]  # a bad SPEC said before the mirror is looked for
     with open_api(args) as m:
         found = m.changes(since, specs)
-    total = {k: sum(c["summary"][k] for c in found) for k in ("added", "removed", "changed")}
     if args.json:
-        print_json({"since": since.isoformat(), "sources": found, "summary": {"sources": len(found), **total}})
-        return 0
-    for c in found:
-        s = c["summary"]
-        if not any(s.values()):
-            continue
-        frm = c["from"]["version"] + " " + (c["from"]["date"] or "") if c["from"] else "(not recorded then)"
-        print(
-            f"{c['source']}: {frm} -> {c['to']['version']} {c['to']['date'] or ''}: "
-            f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
-        )
-        for f in c["added"]:
-            print(f"  A  {f['path']}  {human_bytes(f['size'])}")
-        for f in c["removed"]:
-            print(f"  D  {f['path']}  {human_bytes(f['size'])}")
-        for f in c["changed"]:
-            print(f"  M  {f['path']}")
-    print(
-        f"since {since.isoformat()}: {len(found)} source(s), {total['added']} added, {total['removed']} removed, "
-        f"{total['changed']} changed"
-    )
+        print_json(found.to_json())
+    else:
+        print("\n".join(found.lines()))
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neuromirror.errors import UserError
+from neuromirror.commands.common import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

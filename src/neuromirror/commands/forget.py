@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     with open_api(args) as m:
         done = m.forget(args.specs, dataset=args.dataset)
     if args.json:
-        print_json([f.to_json() for f in done])
+        print_json(done.to_json())
     else:
-        print("\n".join(f.line() for f in done))
+        print("\n".join(done.lines()))
     return 0

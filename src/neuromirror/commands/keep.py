@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from neuromirror.commands.common import UserError, add_json, check_folder, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -91,111 +93,61 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _size(option: str, value: object) -> int | None:
-    from neuromirror.util.sizes import parse_size
-
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise UserError(f"{option}: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UserError("-J must be at least 1")
     if not args.specs and not args.lock:
         raise UserError("name what to keep: SPEC[@VERSION]... or --lock FILE")
-    specs = [spec_arg(s) for s in args.specs]
-    stores = _stores(args)
     if args.copies is not None and args.copies < 1:
         raise UserError("--copies must be at least 1")
-    with open_api(args) as m:  # copies None: the recorded wanted count
+    specs = [spec_arg(s) for s in args.specs]
+    with open_api(args) as m, _said_as(args):  # copies None: the recorded wanted count
         result = m.keep(
             specs,
-            stores,
+            args.store or None,
             copies=args.copies,
             include=args.include,
             exclude=args.exclude,
-            max_file_size=_size("--max-file-size", args.max_file_size),
-            budget=_size("--budget", args.budget),
+            max_file_size=args.max_file_size,
+            budget=args.budget,
             jobs=args.jobs,
             all_versions=args.all_versions,
             locks=args.lock or (),
             progress=not (args.quiet or args.json),
-            from_stores=_from_stores(args.from_stores),
+            from_stores=args.from_stores,
             prune=args.prune,
+            pack_size=args.pack_size,
+            storage_class=args.storage_class,
         )
     if args.json:
         print_json(result.to_json())
     else:
-        _print_runs(result)
-    return _problems(result)
+        print("\n".join(result.lines()))
+    _problems(result)
+    return 0 if result.ok else 1
 
 
-def _stores(args: argparse.Namespace) -> list:
-    """The stores ``--to`` names (else ``NEUROMIRROR_STORE``), each once; a directory store's path checked."""
-    from neuromirror.store.location import STORE_ENV, open_store, store_name
-
-    names = list(dict.fromkeys(args.store)) or [store_name(None)]
-    pack_size = _size("--pack-size", args.pack_size)
-    stores = []
-    for n in names:
-        try:
-            stores.append(open_store(store_name(n), pack_size=pack_size, storage_class=args.storage_class))
-        except UserError as exc:  # the store's own line, named as the user named it (--to X: ...)
-            said = str(exc)
-            label = f"--to {n}" if args.store else f"{STORE_ENV}={n}"
-            raise UserError(label + said[len(n) :] if said.startswith(n) else said) from None
-    if len({s.url for s in stores}) != len(stores):
-        raise UserError("the same store is named twice")
-    for store in stores:  # --pack-size / --storage-class against a store that has its own: a usage error
-        getattr(store, "check_settings", lambda: None)()
-    for name, store in zip(names, stores):
-        where = getattr(store, "path", None) if store.kind in ("directory", "pack") else None
-        if where is not None:  # else a file there read as the store being down
-            label = f"--to {name}" if args.store else f"{STORE_ENV}={name}"
-            check_folder(label, str(where), " (a store is a directory: give a new or an existing store)")
-    return stores
+@contextmanager
+def _said_as(args: argparse.Namespace) -> Iterator[None]:
+    """A store's mistake named as the user named it: ``--to X: ...``, ``--from X: ...``, ``NEUROMIRROR_STORE=X: ...``."""
+    try:
+        yield
+    except UserError as exc:
+        said = str(exc)
+        env = os.environ.get("NEUROMIRROR_STORE", "")
+        named = [(f"--to {n}", n) for n in args.store] or ([(f"NEUROMIRROR_STORE={env}", env)] if env else [])
+        named += [(f"--from {n}", n) for n in args.from_stores]
+        for label, name in named:
+            if name and said.startswith(name + ":"):
+                raise UserError(label + said[len(name) :]) from None
+        raise
 
 
-def _from_stores(names: list[str]) -> list:
-    """The stores ``--from`` names: each must be a store already (nothing is made by reading)."""
-    from neuromirror.store.location import open_store
-
-    out = []
-    for name in dict.fromkeys(names):
-        store = open_store(name)
-        where = getattr(store, "path", None)
-        if where is not None and not (where / ".neuromirror-store.json").is_file():
-            raise UserError(f"--from {name}: not a store (no .neuromirror-store.json there)")
-        out.append(store)
-    return out
-
-
-def _print_runs(result: Any) -> None:
-    for report in result.runs:
-        if len(result.runs) > 1:
-            print(f"== {report.store}")
-        for v in report.versions:
-            for line in v.lines():
-                print(line)
-        print(report.summary())
-        if report.pruned is not None:
-            print(report.pruned.line())
-    if len(result.runs) > 1 or result.copies > 1:
-        for c in result.counts:
-            print(c.line())
-
-
-def _problems(result: Any) -> int:
-    """Each store's trouble on stderr; 1 if a store was down or fell short, or copies are wanting."""
-    code = 0
+def _problems(result: Any) -> None:
+    """Each store's trouble on stderr."""
     for report in result.runs:
         if report.error is not None:
             print(f"neuromirror: keep: store {report.store} is down: {report.error}", file=sys.stderr)
-            code = 1
         if report.failed:
             print(
                 f"neuromirror: keep: {report.failed} file(s) not kept in {report.store} (FAILED above)", file=sys.stderr
@@ -203,11 +155,7 @@ def _problems(result: Any) -> int:
         budget = report.budget_line()
         if budget:
             print(f"neuromirror: {budget}", file=sys.stderr)
-        if not report.ok:
-            code = 1
     copies = result.copies
     if copies > 1 and result.short:
         short = ", ".join(c.label for c in result.short)
         print(f"neuromirror: keep: fewer than {copies} verified copies of some files of {short}", file=sys.stderr)
-        code = 1
-    return code

@@ -26,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
     with open_api(args) as m:
         rec = m.pin(spec)
     if args.json:
-        print_json(rec)
+        print_json(rec.to_json())
     else:
-        for k, v in rec.items():
-            print(f"{k}: {v if v is not None else '-'}")
+        print("\n".join(rec.lines()))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import UserError, add_json, print_json, require_mirror, sources_matching, spec_arg
+from neuromirror.commands.common import add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,28 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.engine.repair import repair_tree
-
     specs = [spec_arg(s, allow_version=False) for s in args.specs]
-    mirror = require_mirror(args)
-    results = []
-    try:
-        for sid in sources_matching(mirror.index, specs):
-            row = mirror.index.source(sid)
-            ds = mirror.dataset_path(row.dataset)
-            if not (ds / ".git").exists():
-                raise UserError(f"{sid}: its dataset {ds} does not exist")
-            with mirror.lock(sid):
-                rep = repair_tree(ds, force=args.force)
-            results.append({"source": sid, "dataset": str(ds), **rep.to_json()})
-            if not args.json:
-                line = (
-                    f"{sid}: {rep.urls_removed} mutable URL(s) removed from {rep.keys} key(s) "
-                    f"in {rep.datasets} dataset(s)"
-                )
-                print(line + "".join(f"\n  error: {e}" for e in rep.errors))
-    finally:
-        mirror.close()
+    with open_api(args) as m:
+        repaired = m.repair(specs, force=args.force)
     if args.json:
-        print_json(results)
-    return 1 if any(r["errors"] for r in results) else 0
+        print_json(repaired.to_json())
+    else:
+        print("\n".join(repaired.lines()))
+    return 0 if repaired.ok else 1

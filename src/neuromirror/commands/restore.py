@@ -6,8 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from neuromirror.commands.common import UserError, add_json, open_api, print_json, require_mirror, spec_arg
-from neuromirror.util.text import one_line
+from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,8 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.restore.report import StreamedJson
-    from neuromirror.restore.targets import open_target
+    from neuromirror import api
 
     _check_options(args)
     if args.drill:
@@ -75,28 +73,25 @@ def run(args: argparse.Namespace) -> int:
     if not args.specs:
         raise UserError("name what to restore: SPEC[@VERSION]...")
     specs = [spec_arg(s) for s in args.specs]
-    target = open_target(args.to)
-    target.check()
+    target = api.Mirror.target(args.to)  # a bad target said before the mirror is looked for
     # a dry run's --json names each object it would write, streamed as it is decided (docs/restore.md)
-    streamed = StreamedJson(sys.stdout) if args.dry_run and args.json else None
+    streamed = args.dry_run and args.json
     with open_api(args) as m:
-        try:
-            report = m.restore(
-                specs, target, dry_run=args.dry_run, force=args.force, jobs=args.jobs, stores=args.stores, each=streamed
-            )
-        except BaseException as exc:
-            if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
-                streamed.close({"error": one_line(exc, 1000, joined=True), "ok": False})
-            raise
-    if streamed is not None:
-        streamed.close(report.to_json())
-    elif args.json:
+        report = m.restore(
+            specs,
+            target,
+            dry_run=args.dry_run,
+            force=args.force,
+            jobs=args.jobs,
+            stores=args.stores,
+            stream=sys.stdout if streamed else None,
+        )
+    if args.json and not streamed:
         print_json(report.to_json())
-    else:
-        for line in report.lines():
-            print(line)
-        print(report.summary())
-    return _problems(report)
+    elif not args.json:
+        print("\n".join([*report.lines(), report.summary()]))
+    _problems(report)
+    return 0 if report.ok else 1
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -110,8 +105,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError("a drill writes into a scratch target: --dry-run and --force do not apply")
 
 
-def _problems(report: Any) -> int:
-    """What was left alone or failed, on stderr; exit 1 unless every object is restored (or would be)."""
+def _problems(report: Any) -> None:
+    """What was left alone or failed, on stderr."""
     if report.differs:
         print(
             f"neuromirror: restore: {len(report.differs)} object(s) hold other bytes and were left alone "
@@ -120,37 +115,18 @@ def _problems(report: Any) -> int:
         )
     if report.failed:
         print(f"neuromirror: restore: {len(report.failed)} object(s) not restored (FAILED above)", file=sys.stderr)
-    return 0 if report.ok else 1
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from neuromirror.dataset.versions import select_versions
-    from neuromirror.restore.drills import DEFAULT_SAMPLE, drill, reason_of, result_of
-    from neuromirror.restore.targets import open_target
-    from neuromirror.spec import parse_spec
+    from neuromirror import api
 
-    open_target(args.to)  # a bad target said before anything is read
-    mirror = require_mirror(args)
-    try:
-        if args.specs:
-            specs = [spec_arg(s) for s in args.specs]
-        else:
-            specs = [parse_spec(s.id, allow_version=False) for s in mirror.index.sources()]
-        versions = select_versions(mirror.index, specs)
-        report = drill(mirror, versions, args.to, sample=args.sample or DEFAULT_SAMPLE, jobs=args.jobs)
-    finally:
-        mirror.close()
-    result = result_of(report)
-    reason = reason_of(report.to_json())  # None when ok
+    api.Mirror.target(args.to, check=False)  # a bad target said before the mirror is looked for
+    with open_api(args) as m:
+        drilled = m.drill([spec_arg(s) for s in args.specs], to=args.to, sample=args.sample, jobs=args.jobs)
     if args.json:
-        print_json({**report.to_json(), "result": result, "reason": reason})
-    else:
-        if reason:  # first: why it is not ok (a scratch target that is not there: the only line)
-            print(f"drill {result}: {reason}")
-        if report.error is None:
-            for line in report.lines():
-                print(line)
-            print(report.summary() + f"; result: {result}")
-    if result != "ok":
-        print(f"neuromirror: restore --drill: {result}", file=sys.stderr)
-    return 0 if result == "ok" else 1
+        print_json(drilled.to_json())
+    elif drilled.lines():
+        print("\n".join(drilled.lines()))
+    if drilled.result != "ok":
+        print(f"neuromirror: restore --drill: {drilled.result}", file=sys.stderr)
+    return 0 if drilled.result == "ok" else 1

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
-from neuromirror.commands.common import UserError, add_json, open_api, print_json, require_mirror, spec_arg
+from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,60 +77,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a stalled download fails (default 60)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print only problems and verdicts")
     add_json(p)
-    from neuromirror.sources import add_options
+    from neuromirror.api.checking import source_options
 
-    add_options(p)
+    source_options(p)
     p.set_defaults(func=run)
 
 
-def _stores(args: argparse.Namespace, specs: list) -> int:
-    """``verify --stores``: the stored copies re-read, bad ones repaired and named (:mod:`neuromirror.verify.stores`)."""
-    from neuromirror.store.location import open_store
-    from neuromirror.verify.stores import verify_stores
-
-    if args.fraction is not None and not 0 < args.fraction <= 1:
-        raise UserError("--fraction must be in (0, 1]")
-    if args.older_than is not None and args.older_than < 0:
-        raise UserError("--older-than must be a number of days, 0 or more")
-    only = open_store(args.store) if args.store else None
-    mirror = require_mirror(args)
-    try:
-        check = verify_stores(
-            mirror,
-            specs,
-            fraction=args.fraction,
-            older_than=None if args.older_than is None else args.older_than * 86400,
-            only=only,
-            jobs=args.jobs,
-        )
-    finally:
-        mirror.close()
-    if args.json:
-        print_json(check.to_json())
-    else:
-        for line in check.lines():
-            print(line)
-    for f in check.findings:
-        print(f"neuromirror: verify --stores: {f.problem} copy of {f.key} ({f.path}) in {f.store}", file=sys.stderr)
-    return 0 if check.ok else 1
-
-
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.verify.version import versions_to_verify
-
     specs = [spec_arg(s) for s in args.specs]
     if args.stores:
         return _stores(args, specs)
     _check_options(args, specs)
-    store = _store_of(args)
-    reports = []
     with open_api(args) as m:
-        kwargs = _verify_options(args, store)
-        for version in versions_to_verify(m.datasets, specs, args.all_versions):
-            reports.append(m.verify(version, **kwargs))
-            if not args.json:
-                _print_report(reports[-1], args.quiet)
-    return _verdict(args, reports)
+        verified = m.verify_versions(
+            specs,
+            all_versions=args.all_versions,
+            each=None if args.json else (lambda report: _print_report(report, args.quiet)),
+            content=args.content,
+            sample=args.sample,
+            seed=args.seed,
+            jobs=args.jobs,
+            progress=not (args.quiet or args.json),
+            timeout=args.timeout,
+            archive=args.archive,
+            options={k: v for k, v in vars(args).items() if k not in ("func", "specs")},
+            allow_ip=args.allow_ip,
+            store=args.store,
+            kept=args.kept,
+            strict=args.strict,
+        )
+    if args.json:
+        print_json(verified.to_json())
+    for line in [] if args.json else verified.count_lines():
+        print(line)
+    return 0 if verified.ok else 1
+
+
+def _stores(args: argparse.Namespace, specs: list) -> int:
+    """``verify --stores``: the stored copies re-read, bad ones repaired and named."""
+    if args.fraction is not None and not 0 < args.fraction <= 1:
+        raise UserError("--fraction must be in (0, 1]")
+    if args.older_than is not None and args.older_than < 0:
+        raise UserError("--older-than must be a number of days, 0 or more")
+    with open_api(args) as m:
+        check = m.verify_stores(
+            specs, fraction=args.fraction, older_than_days=args.older_than, store=args.store, jobs=args.jobs
+        )
+    if args.json:
+        print_json(check.to_json())
+    else:
+        print("\n".join(check.lines()))
+    for f in check.findings:
+        print(f"neuromirror: verify --stores: {f.problem} copy of {f.key} ({f.path}) in {f.store}", file=sys.stderr)
+    return 0 if check.ok else 1
 
 
 def _check_options(args: argparse.Namespace, specs: list) -> None:
@@ -146,55 +144,9 @@ def _check_options(args: argparse.Namespace, specs: list) -> None:
         raise UserError("--sample applies to --content")
 
 
-def _store_of(args: argparse.Namespace) -> Any:  # -> Store | None
-    """``--store``, else ``NEUROMIRROR_STORE`` only where it is used: --kept, or a source for --content."""
-    if not (args.store or (os.environ.get("NEUROMIRROR_STORE") and (args.kept or args.content))):
-        return None
-    from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-    from neuromirror.store.location import open_store, store_name
-
-    store = open_store(store_name(args.store))
-    if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
-        if args.store or args.kept:
-            raise UserError(f"{store} is not a neuromirror store (nothing kept there yet)")
-        return None  # NEUROMIRROR_STORE names a store not made yet: nothing in it to check
-    return store
-
-
-def _verify_options(args: argparse.Namespace, store: Any) -> dict[str, Any]:
-    """What :meth:`neuromirror.api.Mirror.verify` is given for each version."""
-    from neuromirror.pin.retrieve import allow_ip_default
-
-    return {
-        "content": args.content,
-        "sample": args.sample,
-        "seed": args.seed,
-        "jobs": args.jobs,
-        "progress": not (args.quiet or args.json),
-        "timeout": args.timeout,
-        "archive": args.archive,
-        "options": {k: v for k, v in vars(args).items() if k not in ("func", "specs")},
-        "content_cache": {},  # (key, URL) -> result: versions sharing content download it once
-        "allow_ip": allow_ip_default(args.allow_ip),
-        "store": store,
-        "kept": args.kept,
-        "strict": args.strict,
-    }
-
-
 def _print_report(report: Any, quiet: bool) -> None:
     lines = report.lines()
     if quiet:
         lines = [ln for ln in lines if "MISMATCH" in ln or "WARNING" in ln or ln == lines[-1]]
     print("\n".join(lines))
     sys.stdout.flush()
-
-
-def _verdict(args: argparse.Namespace, reports: list) -> int:
-    """``--json``'s document (one report, or a list), the count of several; exit 1 if any failed."""
-    if args.json:
-        print_json([r.to_json() for r in reports] if len(reports) > 1 else reports[0].to_json())
-    bad = [r for r in reports if not r.ok]
-    if len(reports) > 1 and not args.json:
-        print(f"{len(reports)} version(s) verified: {len(reports) - len(bad)} OK, {len(bad)} FAILED")
-    return 1 if bad else 0

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     with open_api(args) as m:
         if spec.is_glob:  # one source's versions (a pattern is no source's name)
             raise not_mirrored(m.index, spec.source)
-        rows = [v.to_json() for v in m.versions(spec)]
+        rows = m.versions(spec).to_json()
     if args.json:
         print_json(rows)
         return 0

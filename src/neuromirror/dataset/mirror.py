@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 from neuromirror.dataset import clean_mark, light_dataset, registration, skeleton
 from neuromirror.errors import NotMirrored, Unavailable, UserError
 from neuromirror.index.db import Index
+from neuromirror.results import Item, Result, Status
 from neuromirror.util import gitutil
 from neuromirror.util.crashpoints import crashpoint
 
@@ -397,7 +398,7 @@ class Mirror:
 
 
 @dataclass(frozen=True)
-class Forgotten:
+class Forgotten(Result):
     """A source the index no longer holds (``neuromirror forget``): its dataset removed, or where it stays."""
 
     source: str
@@ -414,3 +415,12 @@ class Forgotten:
         if self.stays_at is not None and self.stays_at.exists():
             return f"forgot {self.source}; its dataset stays at {self.stays_at} (reindex would bring it back; --dataset removes it)"
         return f"forgot {self.source}"
+
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, self.source, self.line())]
+
+    def lines(self) -> list[str]:
+        return [self.line()]
+
+    def __repr__(self) -> str:
+        return f"<Forgotten {self.source}{' dataset removed' if self.dataset_removed else ''}>"

@@ -17,6 +17,7 @@ from neuromirror.dataset.version import iter_version
 from neuromirror.index.lookup import not_mirrored, sources_matching
 from neuromirror.index.rows import VersionRow
 from neuromirror.records import VersionFile, VersionKind
+from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec
 
 
@@ -89,6 +90,9 @@ class Version:
             raise ValueError(f"{self.source}@{self.label}: a version made without its mirror's root")
         return self.root / self.relpath
 
+    def __repr__(self) -> str:
+        return f"<Version {self.source}@{self.label} {self.kind} {self.commit[:7]}>"
+
     def files(self, *, recurse: bool = True, urls: bool = True, paths: Sequence[str] = ()) -> Iterator[VersionFile]:
         """The version's files, streamed from its tree (subdatasets' files too, with ``recurse``), each with
         its key, size and registered URLs (``urls``); ``paths``: only those files and folders."""
@@ -111,6 +115,34 @@ class Version:
             "meta": json.loads(self.row.meta) if self.row.meta else {},
             **({"inside_subdatasets": self.inside} if self.inside else {}),
         }
+
+
+@dataclass(frozen=True, repr=False)
+class Versions(Result):
+    """The versions ``Mirror.versions`` lists, oldest first: a sequence of :class:`Version` (``vs[-1]``,
+    ``for v in vs``, ``len(vs)``) that is also a result (an ``ok`` item per version: a listing fails by
+    raising, :class:`~neuromirror.errors.NotMirrored`).  ``to_json()`` is ``versions --json``: a list of rows.
+    ``bool()`` is ``.ok`` as for every result: ask ``len(vs)`` whether any is recorded."""
+
+    versions: tuple[Version, ...]
+
+    def __iter__(self) -> Iterator[Version]:
+        return iter(self.versions)
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.versions[i]
+
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, f"{v.source}@{v.label}", f"{v.kind} {v.commit[:12]}") for v in self.versions]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [v.to_json() for v in self.versions]
+
+    def __repr__(self) -> str:
+        return f"<Versions {', '.join(f'{v.source}@{v.label}' for v in self.versions[:5])}{' ...' if len(self) > 5 else ''}>"
 
 
 def select_versions(

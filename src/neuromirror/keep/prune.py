@@ -27,6 +27,7 @@ from neuromirror.dataset.files import annex_key, annex_repo, version_files
 from neuromirror.dataset.versions import Version
 from neuromirror.index import store_checks
 from neuromirror.index.rows import read_as
+from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Dropped, Store
 from neuromirror.store.lindi import may_have_reference, reference_name
 from neuromirror.store.record import record_absent
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class PruneRun:
-    """One store's retention: the versions it no longer keeps and what it gave up for them."""
+class PruneRun(Result):
+    """One store's retention: the versions it no longer keeps and what it gave up for them (an item per
+    version dropped; a prune that ran always is ok: a failed one is its keep run's error)."""
 
     store: str
     dropped: list[str] = field(default_factory=list)  # "SOURCE@LABEL" of each version dropped
@@ -54,6 +56,15 @@ class PruneRun:
             "store_dropped": self.gone.to_json(),
         }
 
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, f"{v} from {self.store}", "dropped") for v in self.dropped]
+
+    def lines(self) -> list[str]:
+        return [self.line()]
+
+    def __repr__(self) -> str:
+        return f"<PruneRun {self.store}: {len(self.dropped)} version(s) dropped, {self.dead} dead key(s)>"
+
     def line(self) -> str:
         if not self.dropped:
             return f"prune {self.store}: no version dropped"
@@ -69,29 +80,12 @@ def prune(mirror: Mirror, store: Store, targets: Sequence[Version]) -> PruneRun:
     and the keys only they needed."""
     uuid = store.identity.uuid
     run = PruneRun(str(store))
-    sources = {t.source for t in targets}
-    chosen = {t.id for t in targets}
-    datasets = dict(mirror.index.source_datasets())  # a source removed since: its versions are not here
-    given = [
-        Version(src, datasets[src], row, mirror.root)
-        for src, row in store_checks.kept_in(mirror.index, uuid)
-        if src in datasets
-    ]
-    dropped = [v for v in given if v.source in sources and v.id not in chosen]
+    given, dropped = _given(mirror, uuid, targets)
     if not dropped:
         return run
     names = {src: read_as(mirror.index.versions(src)) for src in {v.source for v in dropped}}
     run.dropped = [f"{v.source}@{names[v.source].get(v.id, v.label)}" for v in dropped]  # an older draft by commit
-    dead = _keys_by_repo(mirror, dropped)  # the dropped versions' keys, per repository
-    kept = {v.id: v for v in [*targets, *given] if v.id not in {d.id for d in dropped}}
-    holding: dict[str, list[set[str]]] = {}  # a dead key -> the repositories' sets naming it (most: one)
-    for keys in dead.values():
-        for k in keys:
-            holding.setdefault(k, []).append(keys)
-    for version in kept.values():  # what a kept version has stays: memory follows the dropped versions
-        for f in version_files(mirror.index, mirror.dataset_path(version.relpath), version.id).annexed:
-            for keys in holding.get(annex_key(f), ()):
-                keys.discard(annex_key(f))
+    dead = _dead_keys(mirror, dropped, [*targets, *given])
     dead_keys = {k for keys in dead.values() for k in keys}
     run.dead = len(dead_keys)
     for repo, keys in dead.items():
@@ -105,6 +99,34 @@ def prune(mirror: Mirror, store: Store, targets: Sequence[Version]) -> PruneRun:
     store_checks.forget(mirror.index, uuid, dead_keys, marks=False)
     store_checks.drop_kept(mirror.index, uuid, [v.id for v in dropped])
     return run
+
+
+def _given(mirror: Mirror, uuid: str, targets: Sequence[Version]) -> tuple[list[Version], list[Version]]:
+    """The versions the store was given, and those of them ``targets``' sources no longer select."""
+    sources = {t.source for t in targets}
+    chosen = {t.id for t in targets}
+    datasets = dict(mirror.index.source_datasets())  # a source removed since: its versions are not here
+    given = [
+        Version(src, datasets[src], row, mirror.root)
+        for src, row in store_checks.kept_in(mirror.index, uuid)
+        if src in datasets
+    ]
+    return given, [v for v in given if v.source in sources and v.id not in chosen]
+
+
+def _dead_keys(mirror: Mirror, dropped: Sequence[Version], others: Sequence[Version]) -> dict[Path, set[str]]:
+    """Per repository, the keys of the ``dropped`` versions that no other version the store keeps has."""
+    dead = _keys_by_repo(mirror, dropped)  # the dropped versions' keys, per repository
+    kept = {v.id: v for v in others if v.id not in {d.id for d in dropped}}
+    holding: dict[str, list[set[str]]] = {}  # a dead key -> the repositories' sets naming it (most: one)
+    for keys in dead.values():
+        for k in keys:
+            holding.setdefault(k, []).append(keys)
+    for version in kept.values():  # what a kept version has stays: memory follows the dropped versions
+        for f in version_files(mirror.index, mirror.dataset_path(version.relpath), version.id).annexed:
+            for keys in holding.get(annex_key(f), ()):
+                keys.discard(annex_key(f))
+    return dead
 
 
 def _keys_by_repo(mirror: Mirror, versions: Iterable[Version]) -> dict[Path, set[str]]:

@@ -23,6 +23,7 @@ from neuromirror.keep.marks import Marks
 from neuromirror.keep.prune import prune
 from neuromirror.keep.report import KeepRun
 from neuromirror.keep.versions import KeepOptions, keep
+from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
@@ -33,8 +34,15 @@ if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Mirror
 
 
-@dataclass
-class StoresRun:
+@dataclass(repr=False)
+class StoresRun(Result):
+    """What ``keep`` did in each store and the copies counted after (``Mirror.keep``, ``keep --json``).
+
+    An item per version and store (``error``: files not kept; ``impossible``: the budget stopped it), one per
+    store that was down (``error``) and one per version with fewer verified copies than wanted (``error``):
+    ``.ok`` is False on any of them, as ``keep`` exits 1.  ``to_json()``'s own ``ok`` stays what it always
+    said, every store's run ok."""
+
     runs: list[KeepRun]
     copies: int
     counts: list[VersionCopies] = field(default_factory=list)
@@ -42,8 +50,41 @@ class StoresRun:
     counts_marked: int = 0  # versions whose copies were taken from their count marks
 
     @property
-    def ok(self) -> bool:
+    def stores_ok(self) -> bool:
+        """Every store's run ok (the JSON's ``ok``), the copies aside."""
         return all(r.ok for r in self.runs)
+
+    def items(self) -> list[Item]:
+        out: list[Item] = []
+        for r in self.runs:
+            if r.error is not None:
+                out.append(Item(Status.ERROR, r.store, f"store down: {r.error}"))
+            for v in r.versions:
+                status = Status.ERROR if v.failed else Status.OK if v.kept else Status.NOTNEEDED
+                out.append(Item(status, f"{v.label} in {r.store}", v.lines()[0]))
+            if r.budget_stopped:
+                out.append(Item(Status.IMPOSSIBLE, r.store, r.budget_line() or "the budget stopped the run"))
+        if self.copies > 1:  # as keep exits 1
+            out += [Item(Status.ERROR, c.label, f"fewer than {self.copies} verified copies") for c in self.short]
+        return out
+
+    def lines(self) -> list[str]:
+        """What ``keep`` prints: each store's versions and summary (its prune), then the copies counted."""
+        out: list[str] = []
+        for r in self.runs:
+            if len(self.runs) > 1:
+                out.append(f"== {r.store}")
+            out += [line for v in r.versions for line in v.lines()]
+            out.append(r.summary())
+            if r.pruned is not None:
+                out.append(r.pruned.line())
+        if len(self.runs) > 1 or self.copies > 1:
+            out += [c.line() for c in self.counts]
+        return out
+
+    def __repr__(self) -> str:
+        stores = ", ".join(r.store for r in self.runs)
+        return f"<StoresRun {len(self.counts)} version(s) into {stores} copies={self.copies} {'ok' if self.ok else 'FAILED'}>"
 
     @property
     def short(self) -> list[VersionCopies]:
@@ -70,7 +111,7 @@ class StoresRun:
             "counts": [c.to_json() for c in self.counts],
             "lags": self.lags,
             "counts_marked": self.counts_marked,
-            "ok": self.ok,
+            "ok": self.stores_ok,
         }
 
 
@@ -94,13 +135,26 @@ def keep_into(
     the wanted count changes only when asked.  A key no archive URL serves any more is copied from any
     of the lab's stores that holds a good copy: the others named, then every store keep or verify used
     here (:func:`other_stores`)."""
-    runs: list[KeepRun] = []
     # too little free space is the host's refusal, said before any store is filled; not a store that is down
     # each disk named with the store on it (a full target is named, not every store of the run)
     check_free(mirror.root, f"keeping into {', '.join(str(s) for s in stores)}", option=options.min_free)
     for s in stores:
         if getattr(s, "path", None) is not None:
             check_free(s.path, f"keeping into {s}", option=options.min_free)  # type: ignore[attr-defined]
+    runs = _fill(mirror, stores, targets, options)
+    sources = list(dict.fromkeys(t.source for t in targets))
+    if copies is not None:
+        for source in sources:
+            set_wanted(mirror.index, source, copies)
+    want = {source: wanted(mirror.index, source, 1) for source in sources}
+    out = StoresRun(runs, copies if copies is not None else max(want.values(), default=1))
+    _count(mirror, out, targets, want)
+    return out
+
+
+def _fill(mirror: Mirror, stores: Sequence[Store], targets: Sequence[Version], options: KeepOptions) -> list[KeepRun]:
+    """Each store filled in turn (and pruned, with ``prune``); a store that is down is its run's error."""
+    runs: list[KeepRun] = []
     known = other_stores(mirror, stores)
     for i, store in enumerate(stores):
         others = [s for j, s in enumerate(stores) if j != i] + known
@@ -118,12 +172,12 @@ def keep_into(
                 runs[-1].pruned = prune(mirror, store, targets)
             except OSError as exc:  # kept, not pruned: the next --prune finds the same versions dropped
                 runs[-1].error = f"pruning failed: {one_line(exc, 300, joined=True)}"
-    sources = list(dict.fromkeys(t.source for t in targets))
-    if copies is not None:
-        for source in sources:
-            set_wanted(mirror.index, source, copies)
-    want = {source: wanted(mirror.index, source, 1) for source in sources}
-    out = StoresRun(runs, copies if copies is not None else max(want.values(), default=1))
+    return runs
+
+
+def _count(mirror: Mirror, out: StoresRun, targets: Sequence[Version], want: dict[str, int]) -> None:
+    """Every version's copies counted (from its count mark when nothing since can change it), its keep lag
+    noted, and a version whole in every store marked so that the next run need not count it again."""
     locations = Locations()  # a dataset's versions come one after another: its logs read once
     marks = Marks(mirror)
     for target in targets:
@@ -142,8 +196,7 @@ def keep_into(
             out.lags[counted.label] = lag
         if counted.ok and not counted.unverified and counted.branches is not None:
             marks.put(target, COUNTS, terms, counted.branches, mark_counts(counted))
-            _restamp(mirror, target, runs, counted)
-    return out
+            _restamp(mirror, target, out.runs, counted)
 
 
 def other_stores(mirror: Mirror, named: Sequence[Store]) -> list[Store]:

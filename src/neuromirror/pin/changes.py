@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional
 from neuromirror.errors import BadInput
 from neuromirror.index.rows import VersionRow
 from neuromirror.records import SUBDATASET, VersionKind
+from neuromirror.results import Item, Result, Status
 from neuromirror.util.dates import parse_iso
 from neuromirror.util.sizes import human_bytes
 
@@ -40,36 +41,33 @@ def _content_id(f: Any) -> str:
     return f.key if f.key else f"{f.checksum_kind}:{f.checksum}"
 
 
+def _changed(old: Any, new: Any) -> dict:
+    """A path whose content differs: its sizes and keys, a subdataset's commits."""
+    rec = {"path": new.path, "old_size": old.size, "new_size": new.size, "old_key": old.key, "new_key": new.key}
+    if SUBDATASET in (old.checksum_kind, new.checksum_kind):
+        rec.update(subdataset=True, old_commit=old.checksum, new_commit=new.checksum)
+    return rec
+
+
 def diff_versions(index: Any, row_a: VersionRow, row_b: VersionRow) -> dict:
-    added: list[dict] = []
-    removed: list[dict] = []
-    changed: list[dict] = []
+    lists: dict[str, list[dict]] = {"added": [], "removed": [], "changed": []}
     relinked = 0
     # the index streams each list ORDER BY path (SQLite's BINARY collation: UTF-8 byte order, as _merge compares)
-    files_a = iter(index.version_files(row_a.id))
-    files_b = iter(index.version_files(row_b.id))
-    for old, new in _merge(files_a, files_b):
-        if old is None and new is not None:
-            added.append({"path": new.path, "size": new.size, "key": new.key})
-        elif new is None and old is not None:
-            removed.append({"path": old.path, "size": old.size, "key": old.key})
-        elif old is None or new is None:  # _merge never yields two Nones
-            continue
+    for old, new in _merge(iter(index.version_files(row_a.id)), iter(index.version_files(row_b.id))):
+        if old is None or new is None:  # _merge never yields two Nones
+            f: Any = new if old is None else old
+            lists["added" if old is None else "removed"].append({"path": f.path, "size": f.size, "key": f.key})
         elif _content_id(old) != _content_id(new):
-            rec = {"path": new.path, "old_size": old.size, "new_size": new.size, "old_key": old.key, "new_key": new.key}
-            if SUBDATASET in (old.checksum_kind, new.checksum_kind):
-                rec.update(subdataset=True, old_commit=old.checksum, new_commit=new.checksum)
-            changed.append(rec)
+            lists["changed"].append(_changed(old, new))
         elif tuple(old.urls) != tuple(new.urls):
             relinked += 1
+    added, removed = lists["added"], lists["removed"]
     return {
-        "added": added,
-        "removed": removed,
-        "changed": changed,
+        **lists,
         "summary": {
             "added": len(added),
             "removed": len(removed),
-            "changed": len(changed),
+            "changed": len(lists["changed"]),
             "same_content_new_urls": relinked,
             "bytes_added": sum(f["size"] or 0 for f in added),
             "bytes_removed": sum(f["size"] or 0 for f in removed),
@@ -113,7 +111,7 @@ def _end(row: Optional[VersionRow]) -> Optional[dict]:
     return {"version": row.label, "commit": row.commit, "date": when.isoformat() if when else None}
 
 
-def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
+def source_changes(index: Any, source: str, since: datetime) -> Optional[SourceChanges]:
     """The source's changes since ``since``; None when it has no recorded state."""
     states = _states(index, source)
     if not states:
@@ -128,19 +126,99 @@ def source_changes(index: Any, source: str, since: datetime) -> Optional[dict]:
         d = diff_versions(index, NOTHING, new)
     else:
         d = diff_versions(index, old, new)
-    return {
-        "source": source,
-        "from": _end(old),
-        "to": _end(new),
-        "added": d["added"],
-        "removed": d["removed"],
-        "changed": d["changed"],
-        "summary": {k: len(d[k]) for k in ("added", "removed", "changed")},
-    }
+    return SourceChanges(source, _end(old), _end(new), d["added"], d["removed"], d["changed"])
 
 
 @dataclass(frozen=True)
-class VersionDiff:
+class SourceChanges:
+    """One source's changes since a date (:func:`source_changes`): the states compared (``old``/``new``: version,
+    commit, date; ``old`` None when none was recorded then) and the files added, removed and changed.  Read as
+    the dict ``changes --json`` lists (``c["source"]``, ``c["summary"]``) or by field."""
+
+    source: str
+    old: Optional[dict[str, Any]]
+    new: Optional[dict[str, Any]]
+    added: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    changed: list[dict[str, Any]]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {"added": len(self.added), "removed": len(self.removed), "changed": len(self.changed)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "from": self.old,
+            "to": self.new,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "summary": self.summary,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+    def lines(self) -> list[str]:
+        """What ``changes`` prints for the source: nothing when nothing changed."""
+        s = self.summary
+        if not any(s.values()):
+            return []
+        old, new = self.old, self.new or {}
+        frm = old["version"] + " " + (old["date"] or "") if old else "(not recorded then)"
+        out = [
+            f"{self.source}: {frm} -> {new.get('version')} {new.get('date') or ''}: "
+            f"{s['added']} added, {s['removed']} removed, {s['changed']} changed"
+        ]
+        out += [f"  A  {f['path']}  {human_bytes(f['size'])}" for f in self.added]
+        out += [f"  D  {f['path']}  {human_bytes(f['size'])}" for f in self.removed]
+        return out + [f"  M  {f['path']}" for f in self.changed]
+
+
+@dataclass(frozen=True)
+class Changes(Result):
+    """Per source, what changed since ``since`` (``Mirror.changes``, ``changes --json``): an ``ok`` item per
+    source (a report of the index: nothing in it fails).  Iterates, indexes and counts as its sources."""
+
+    since: datetime
+    sources: tuple[SourceChanges, ...]
+
+    def __iter__(self) -> Iterator[SourceChanges]:
+        return iter(self.sources)
+
+    def __getitem__(self, i: int) -> SourceChanges:
+        return self.sources[i]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, c.source, ", ".join(f"{n} {k}" for k, n in c.summary.items())) for c in self]
+
+    def total(self) -> dict[str, int]:
+        return {k: sum(c.summary[k] for c in self) for k in ("added", "removed", "changed")}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "sources": [c.to_json() for c in self],
+            "summary": {"sources": len(self), **self.total()},
+        }
+
+    def lines(self) -> list[str]:
+        t = self.total()
+        return [line for c in self for line in c.lines()] + [
+            f"since {self.since.isoformat()}: {len(self)} source(s), {t['added']} added, {t['removed']} removed, "
+            f"{t['changed']} changed"
+        ]
+
+    def __repr__(self) -> str:
+        return f"<Changes since {self.since.isoformat()}: {len(self)} source(s) {self.total()}>"
+
+
+@dataclass(frozen=True)
+class VersionDiff(Result):
     """Two recorded states compared (``neuromirror diff``, ``Mirror.diff``): each end's source and row, and
     :func:`diff_versions`' lists.  ``to_json()`` is ``diff --json``; ``lines()`` what ``diff`` prints."""
 
@@ -149,6 +227,18 @@ class VersionDiff:
     new_source: str
     new: VersionRow
     changes: dict[str, Any]
+
+    def items(self) -> list[Item]:
+        """An ``ok`` item per file added, removed or changed (a comparison: nothing in it fails)."""
+        c = self.changes
+        return [Item(Status.OK, f["path"], how) for how in ("added", "removed", "changed") for f in c[how]]
+
+    def __repr__(self) -> str:
+        s = self.changes["summary"]
+        return (
+            f"<VersionDiff {self.old_source}@{self.old.label} -> {self.new_source}@{self.new.label}: "
+            f"{s['added']} added, {s['removed']} removed, {s['changed']} changed>"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

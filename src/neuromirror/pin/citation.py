@@ -29,13 +29,17 @@ from neuromirror.pin.cff_check import DOI_NAME
 from neuromirror.pin.cff_check import check_cff as check_cff  # callers and tests import it from here
 from neuromirror.pin.credits import Author, aind_authors, dandi_authors, licenses
 from neuromirror.records import VersionKind
+from neuromirror.results import Item, Result, Status
 from neuromirror.util import gitutil
 
 PUBLISHERS = {"dandi": "DANDI Archive", "aind": "Allen Institute for Neural Dynamics", "boss": "BossDB"}
 
 
-@dataclass
-class CitationInfo:
+@dataclass(repr=False)
+class CitationInfo(Result):
+    """How to cite a version (``Mirror.cite``): ``to_json()`` is ``cite --json``, ``render()`` each format; one
+    ``ok`` item (a version the mirror cannot cite raises)."""
+
     source: str
     version: str
     kind: Optional[str]
@@ -93,6 +97,15 @@ class CitationInfo:
 
     def to_json(self) -> dict[str, Any]:
         return to_json(self)
+
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, self.spec, self.doi or f"commit {self.commit}")]
+
+    def lines(self) -> list[str]:
+        return self.render("text").splitlines()
+
+    def __repr__(self) -> str:
+        return f"<CitationInfo {self.spec} {self.commit[:7]}" + (f" {self.doi}>" if self.doi else ">")
 
 
 # -- gathering -----------------------------------------------------------------

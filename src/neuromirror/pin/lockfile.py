@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from neuromirror.errors import NeuromirrorError
+from neuromirror.results import Item, Result, Status
 from neuromirror.util.dates import now_z
 
 LOCK_VERSION = 1
@@ -82,14 +83,26 @@ class LockedDataset:
 
 
 @dataclass
-class Lock:
+class Lock(Result):
     """A lock file's content (``neuromirror lock``, ``Mirror.lock``); ``notes``: what building it had to say
-    (a dataset never published, a store not holding everything), never written into the file."""
+    (a dataset never published, a store not holding everything), never written into the file.  An ``ok`` item
+    per dataset named (a state the lock cannot name raises); ``to_json()`` is the file's TOML as a dict."""
 
     datasets: list[LockedDataset]
     created: Optional[str] = None
     extra: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, d.spec, f"commit {d.commit}") for d in self.datasets]
+
+    def __repr__(self) -> str:
+        return f"<Lock {', '.join(f'{d.spec} {d.commit[:7]}' for d in self.datasets)}>"
+
+    def to_json(self) -> dict[str, Any]:
+        import tomllib
+
+        return tomllib.loads(self.dumps())
 
     def dumps(self) -> str:
         """The TOML text of the lock file."""

@@ -16,11 +16,16 @@ from typing import Optional, TextIO
 from neuromirror.records import FileNote
 from neuromirror.restore.copies import BadCopy
 from neuromirror.restore.objects import ArchiveObject
+from neuromirror.results import Item, Result, Status
 from neuromirror.util.sizes import human_bytes
 
 
-@dataclass
-class RestoreReport:
+@dataclass(repr=False)
+class RestoreReport(Result):
+    """What a restore or a drill did (``Mirror.restore``, ``restore --json``): an ``impossible`` item per object
+    holding other bytes left alone, an ``error`` item per object not restored (and the run's error), a
+    ``notneeded`` one per file skipped, and one ``ok`` item for the target when nothing failed."""
+
     target: str
     dry_run: bool = False
     force: bool = False
@@ -49,6 +54,16 @@ class RestoreReport:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.differs and self.error is None
+
+    def items(self) -> list[Item]:
+        out = [Item(Status.IMPOSSIBLE, n.archive_key or n.path, n.why) for n in self.differs]
+        out += [Item(Status.ERROR, n.archive_key or n.path, n.why) for n in self.failed]
+        out += [Item(Status.ERROR, self.target, self.error)] if self.error is not None else []
+        out += [Item(Status.NOTNEEDED, n.path, n.why) for n in self.skipped]
+        return out + ([Item(Status.OK, self.target, self.summary())] if self.ok else [])
+
+    def __repr__(self) -> str:
+        return f"<RestoreReport {self.target} {self.objects} object(s) {'ok' if self.ok else 'FAILED'}>"
 
     @property
     def rate(self) -> float:
@@ -116,6 +131,34 @@ class RestoreReport:
         if self.thaw_packs:
             parts.append(f"{self.thaw_packs} cold pack(s) to thaw first ({human_bytes(self.thaw_bytes)})")
         return ", ".join(parts)
+
+
+@dataclass(repr=False)
+class DrillRun(Result):
+    """A drill (``Mirror.drill``, ``restore --drill``): its restore report and verdict (``result``: ``ok``,
+    ``mismatch``: a bad store copy found, ``failed``: an object not restored; ``reason``: why not ok).  Its
+    items are the report's, a bad copy an ``error`` too; ``to_json()`` is ``restore --drill --json``."""
+
+    report: RestoreReport
+    result: str
+    reason: Optional[str] = None
+
+    def items(self) -> list[Item]:
+        bad = [Item(Status.ERROR, f"{b.key} in {b.store}", b.why) for b in self.report.bad_copies]
+        return self.report.items() + bad
+
+    def to_json(self) -> dict:
+        return {**self.report.to_json(), "result": self.result, "reason": self.reason}
+
+    def lines(self) -> list[str]:
+        """What ``restore --drill`` prints: why it is not ok first, then the objects and the summary."""
+        out = [f"drill {self.result}: {self.reason}"] if self.reason else []
+        if self.report.error is None:
+            out += self.report.lines() + [self.report.summary() + f"; result: {self.result}"]
+        return out
+
+    def __repr__(self) -> str:
+        return f"<DrillRun {self.report.target} {self.report.objects} object(s) {self.result}>"
 
 
 def write_entry(o: ArchiveObject, target: str, store: str, overwrite: bool) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from neuromirror.pin.retrieve import fmt_bytes
+from neuromirror.results import Item, Result, Status
 
 #: what the content check can find, as ``--json`` names it: a failure, a failure, a warning
 PROBLEM_KINDS = {"content": "wrong-bytes", "lost": "lost", "dead-url": "dead-url"}
@@ -47,8 +48,11 @@ class Mismatch:
         }
 
 
-@dataclass
-class VerifyReport:
+@dataclass(repr=False)
+class VerifyReport(Result):
+    """One version checked (``Mirror.verify``, ``verify --json``): an ``error`` item per mismatch, a warning an
+    ``ok`` item unless ``strict`` (then ``error``), and one ``ok`` item for the version when nothing is wrong."""
+
     source: str
     version: str
     commit: str
@@ -81,6 +85,17 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.mismatches and not (self.strict and self.warnings)
+
+    def items(self) -> list[Item]:
+        label = f"{self.source}@{self.version}"
+        warned = Status.ERROR if self.strict else Status.OK
+        out = [Item(Status.ERROR, m.path or label, m.line()) for m in self.mismatches]
+        out += [Item(warned, m.path or label, m.line("WARNING")) for m in self.warnings]
+        return out or [Item(Status.OK, label, "verified")]
+
+    def __repr__(self) -> str:
+        verdict = "ok" if self.ok else f"FAILED {len(self.mismatches)} mismatch(es)"
+        return f"<VerifyReport {self.source}@{self.version} {self.commit[:7]} {verdict}>"
 
     def add(
         self,
@@ -209,3 +224,33 @@ class VerifyReport:
         if len(lines) > limit:
             out.append(f"  ... and {len(lines) - limit} more {what} (--json lists all)")
         return out
+
+
+@dataclass(repr=False)
+class Verified(Result):
+    """Several versions checked (``Mirror.verify_versions``, ``verify SPEC...``): each one's report, its items
+    theirs.  ``to_json()`` is ``verify --json``: one version's report, or the list of several."""
+
+    reports: list[VerifyReport] = field(default_factory=list)
+
+    def items(self) -> list[Item]:
+        return [i for r in self.reports for i in r.items()]
+
+    def to_json(self) -> Any:
+        if len(self.reports) == 1:
+            return self.reports[0].to_json()
+        return [r.to_json() for r in self.reports]
+
+    def lines(self) -> list[str]:
+        return [line for r in self.reports for line in r.lines()] + self.count_lines()
+
+    def count_lines(self) -> list[str]:
+        """The count of several versions (none for one)."""
+        if len(self.reports) < 2:
+            return []
+        bad = sum(not r.ok for r in self.reports)
+        return [f"{len(self.reports)} version(s) verified: {len(self.reports) - bad} OK, {bad} FAILED"]
+
+    def __repr__(self) -> str:
+        bad = sum(not r.ok for r in self.reports)
+        return f"<Verified {len(self.reports)} version(s), {bad} FAILED>"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 from neuromirror.dataset.files import annex_repo
 from neuromirror.dataset.versions import Version, select_versions
 from neuromirror.index import store_checks
+from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_absent, record_present
@@ -81,7 +82,10 @@ class Finding:
 
 
 @dataclass
-class StoresCheck:
+class StoresCheck(Result):
+    """``verify --stores`` (``Mirror.verify_stores``): an ``error`` item per bad, missing or unreadable copy
+    (re-kept or not), one ``ok`` item per store re-read when none is."""
+
     checked: int = 0
     good: int = 0
     findings: list[Finding] = field(default_factory=list)
@@ -92,6 +96,13 @@ class StoresCheck:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def __repr__(self) -> str:
+        return f"<StoresCheck {self.checked} cop(ies) re-read, {len(self.findings)} bad or missing>"
+
+    def items(self) -> list[Item]:
+        bad = [Item(Status.ERROR, f"{f.key} in {f.store}", f.line()) for f in self.findings]
+        return bad or [Item(Status.OK, s["url"], f"{s['checked']} cop(ies) re-read") for s in self.per_store.values()]
 
     def to_json(self) -> dict:
         return {

@@ -1,0 +1,184 @@
+"""Every verb's answer is one shape (:class:`neuromirror.results.Result`), and its JSON is its command's.
+
+One mirror made as a user makes it (``neuromirror sync`` from the stand-in DANDI archive); each verb called
+through :mod:`neuromirror.api` and through the command line on the same mirror, the API's ``to_json()``
+dumped as the command dumps it against the command's ``--json`` bytes.  Fields that are a clock's (a
+restore's seconds and rate, an audit's time) or a drill's fresh scratch place are set aside, nothing else.
+Then the one failure rule: a verb that cannot start raises; one that started and failed returns a result
+whose ``.ok`` and ``bool()`` are False and whose ``.check()`` raises :class:`~neuromirror.results.Failed`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+
+from helpers.keep import make_dandiset
+
+CLOCK = ("seconds", "rate", "generated", "at")
+
+
+def dumped(result: Any) -> str:
+    """What ``print_json`` writes for the result."""
+    return json.dumps(result.to_json(), indent=2, sort_keys=False, default=str) + "\n"
+
+
+def timeless(doc: Any, *drop: str) -> Any:
+    """``doc`` without the clock's fields (and ``drop``), at any depth."""
+    if isinstance(doc, dict):
+        return {k: timeless(v, *drop) for k, v in doc.items() if k not in CLOCK + drop}
+    if isinstance(doc, list):
+        return [timeless(v, *drop) for v in doc]
+    return doc
+
+
+def test_every_verb_answers_a_result_whose_json_is_the_commands(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror import api
+    from neuromirror.results import Result
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 2_000, "sub-02/b.nwb": 1_200})
+    run, store, out = d.run, tmp_path / "store", tmp_path / "restored"
+    run.ok("keep", d.spec, "--to", str(store))  # the first keep copies; each call below finds the same state
+    run.ok("restore", d.spec, "--to", str(out))
+    config = tmp_path / "lab.yaml"
+    config.write_text(f'contact: lab@example.org\nsources:\n  - spec: "{d.source}"\n    schedule: {{interval: 1h}}\n')
+    same: dict[str, tuple[Any, list[str]]] = {}  # verb -> (the API's result, the command's arguments)
+    with api.open(run.root) as m:
+        same["versions"] = m.versions(d.source), ["versions", d.source]
+        same["pin"] = m.pin(d.spec), ["pin", d.spec]
+        same["diff"] = m.diff(d.spec, "@draft"), ["diff", d.spec, "@draft"]
+        same["changes"] = m.changes("2000-01-01"), ["changes", "--since", "2000-01-01"]
+        same["cite"] = m.cite(d.spec), ["cite", d.spec]
+        same["keep"] = m.keep(d.spec, store), ["keep", d.spec, "--to", str(store)]
+        same["verify"] = (
+            m.verify_versions(d.spec, kept=True, store=store),
+            ["verify", d.spec, "--kept", "--store", str(store)],
+        )
+        same["verify --stores"] = m.verify_stores(d.source), ["verify", "--stores", d.source]
+        same["restore"] = m.restore(d.spec, out), ["restore", d.spec, "--to", str(out)]
+        same["drill"] = (
+            m.drill(d.source, to=str(tmp_path / "scratch")),
+            ["restore", "--drill", d.source, "--to", str(tmp_path / "scratch")],
+        )
+        same["audit"] = m.audit(), ["audit"]
+        same["repair"] = m.repair(d.source, force=True), ["repair", d.source, "--force"]
+        locked = m.lock(d.spec)
+    same["check-config"] = api.Mirror.check_config([config]), ["check-config", str(config)]
+    for verb, (result, args) in same.items():
+        assert isinstance(result, Result) and result.ok and bool(result), (verb, result.failures())
+        assert result.check() is result and all(i.status in ("ok", "notneeded") for i in result.items()), verb
+        assert isinstance(result.lines(), list) and repr(result).startswith("<"), verb
+        printed = run.ok(*args, "--json")
+        if verb in ("restore", "drill", "audit", "verify --stores"):  # a clock's fields, a drill's fresh scratch place
+            drop = ("target",) if verb == "drill" else ()
+            assert timeless(result.to_json(), *drop) == timeless(json.loads(printed), *drop), verb
+        else:
+            assert dumped(result) == printed, verb
+    # lock: the TOML file the command writes, as a dict (but for the moment each was made)
+    assert isinstance(locked, Result) and locked.ok
+    written = tomllib.loads(run.ok("lock", d.spec))
+    assert {k: v for k, v in locked.to_json().items() if k != "created"} == {
+        k: v for k, v in written.items() if k != "created"
+    }
+    # forget: the source back by reindex between the API's forget and the command's
+    with api.open(run.root) as m:
+        forgot = m.forget(d.source)
+    run.ok("reindex")
+    assert isinstance(forgot, Result) and forgot.ok and [f.source for f in forgot] == [d.source]
+    assert dumped(forgot) == run.ok("forget", d.source, "--json")
+
+
+def test_the_records_read_as_before_and_say_what_they_are(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """Versions index and iterate, a pin reads as the dict it was, changes as their sources; the reprs name
+    the thing (a notebook's ``m.version(...)`` shows source, label, kind and commit)."""
+    from neuromirror import api
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    with api.open(d.run.root) as m:
+        vs = m.versions(d.source)
+        v = m.version(d.spec)
+        pin = m.pin(d.spec)
+        changes = m.changes("2000-01-01", d.source)
+        f = next(iter(v.files(paths=["a.nwb"])))
+    assert len(vs) == 2 and vs[0] == v and [x.label for x in vs][-1] == "draft" and vs[-1:][0].label == "draft"
+    assert repr(v) == f"<Version {d.spec} published {v.commit[:7]}>"
+    assert repr(f) == f"<VersionFile a.nwb 1000 bytes {f.key}>"
+    assert pin["commit"] == pin.commit == v.commit and pin == json.loads(d.run.ok("pin", d.spec, "--json"))
+    assert dict(pin) == pin.to_json() and repr(pin).startswith(f"<Pin {d.spec} {v.commit[:7]}")
+    assert changes[0]["source"] == changes[0].source == d.source and len(changes) == 1
+    assert [c.source for c in changes] == [d.source] and changes[0].summary["added"] == len(changes[0].added)
+    assert "a.nwb" in [f["path"] for f in changes[0]["added"]]
+    assert repr(changes).startswith("<Changes since 2000-01-01")
+
+
+def test_keep_raises_when_it_cannot_start_and_fails_by_its_result(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror import api
+    from neuromirror.results import Failed
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 3_000})
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store")
+    with api.open(d.run.root) as m:
+        # cannot start: a plain file is no store; said with the place as given, before anything is copied
+        with pytest.raises(api.BadInput, match=f"^{a_file}: exists and is not a directory"):
+            m.keep(d.spec, a_file)
+        assert a_file.read_text() == "not a store"
+        # started, and the budget stops it: a result, not ok, and check() raises naming what failed
+        stopped = m.keep(d.spec, tmp_path / "store", budget=1)
+    assert not stopped.ok and not bool(stopped)
+    assert [i.status for i in stopped.failures()] == ["impossible"] and "budget" in stopped.failures()[0].message
+    with pytest.raises(Failed, match="StoresRun: impossible: ") as caught:
+        stopped.check()
+    assert caught.value.result is stopped and isinstance(caught.value, api.NeuromirrorError)
+    code, printed, _ = d.run("keep", d.spec, "--to", str(tmp_path / "store"), "--budget", "1", "--json")
+    assert code == 1 and json.loads(printed)["ok"] is False
+
+
+def test_verify_that_finds_mismatches_fails_by_its_result(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror import api
+    from neuromirror.results import Failed
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_500, "b.nwb": 900})
+    empty = tmp_path / "empty-store"
+    with api.open(d.run.root) as m:
+        assert m.keep(d.spec, empty, exclude=["*"]).ok  # a store with nothing of the version in it
+        report = m.verify(d.spec, kept=True, store=empty)
+        with pytest.raises(api.UserError, match="not a neuromirror store"):  # cannot start: no store there
+            m.verify(d.spec, kept=True, store=tmp_path / "nowhere")
+    assert not report.ok and not bool(report)
+    assert sorted(i.what for i in report.failures()) == ["a.nwb", "b.nwb"]
+    assert all(i.status == "error" and "not-kept" in i.message for i in report.failures())
+    with pytest.raises(Failed, match=r"VerifyReport: error: .*not-kept.* \(and 1 more\)"):
+        report.check()
+    code, printed, _ = d.run("verify", d.spec, "--kept", "--store", str(empty), "--json")
+    assert code == 1 and dumped(report) == printed
+
+
+def test_restore_that_fails_fails_by_its_result(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror import api
+    from neuromirror.results import Failed
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 2_200})
+    out = tmp_path / "restored"
+    with api.open(d.run.root) as m:
+        assert m.keep(d.spec, tmp_path / "store").ok
+        with pytest.raises(api.UserError):  # cannot start: a restore's target that is a plain file
+            (tmp_path / "a-file").write_text("x")
+            m.restore(d.spec, tmp_path / "a-file")
+        assert m.restore(d.spec, out).check().ok
+        written = next(p for p in out.rglob("*") if p.is_file() and p.stat().st_size == 2_200)
+        written.write_bytes(b"other bytes")  # the archive's key now holds something else: left alone
+        report = m.restore(d.spec, out)
+    assert not report.ok and not bool(report)
+    assert [i.status for i in report.failures()] == ["impossible"]
+    with pytest.raises(Failed, match="RestoreReport: impossible: "):
+        report.check()
+    assert written.read_bytes() == b"other bytes"
+    code, printed, _ = d.run("restore", d.spec, "--to", str(out), "--json")
+    assert code == 1 and timeless(json.loads(printed)) == timeless(report.to_json())
+    shutil.rmtree(out)
