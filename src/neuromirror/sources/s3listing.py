@@ -180,6 +180,18 @@ def _items(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str]
     return versions, markers, top
 
 
+def _top_fields(body: bytes, any_version: bool) -> dict[str, str]:
+    """The answer's own leaf fields (IsTruncated, the next markers...): those before the first
+    version and after the last, read once a page, not per version."""
+    first, last = body.find(b"<Version>"), body.rfind(b"</Version>")
+    top: dict[str, str] = {}
+    for part in (body[:first], body[last:]) if any_version else (body,):
+        for block, name, raw in _ITEM.findall(part):
+            if name and not block:
+                top[name.decode()] = _text(raw)
+    return top
+
+
 def _blocks(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str], list[str]]]:
     """:func:`_scan`'s answer for a page of versions only, each written as :data:`_BLOCK` expects
     (a Zarr's listing): one match per version; None when any version is written otherwise."""
@@ -189,12 +201,7 @@ def _blocks(body: bytes) -> Optional[tuple[list[dict], list[dict], dict[str, str
     opened = body.count(b"<Version")  # <Version>, <VersionId>, <VersionIdMarker>, or one with attributes
     if len(found) != body.count(b"<Version>") or opened != len(found) + body.count(b"<VersionId"):
         return None  # a version written otherwise, or with attributes
-    first, last = body.find(b"<Version>"), body.rfind(b"</Version>")
-    top: dict[str, str] = {}
-    for part in (body[:first], body[last:]) if found else (body,):
-        for block, name, raw in _ITEM.findall(part):
-            if name and not block:
-                top[name.decode()] = _text(raw)
+    top = _top_fields(body, bool(found))
     versions: list[dict] = []
     add = versions.append
     for key, vid, latest, modified, etag, size, storage in found:

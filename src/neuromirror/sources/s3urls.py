@@ -133,15 +133,20 @@ class Locator:
             return S3Location(None, at, path.lstrip("/"))
         if what == "path":
             return _path_style(at or None, path)
-        if self._rule is None:
-            return None
+        return self._by_rule(at, netloc, host, path) if self._rule is not None else None
+
+    def _by_rule(self, origin: str, netloc: str, host: str, path: str) -> Optional[S3Location]:
+        """An unlisted host's URL located by the archive's key rule (as :func:`locate` does): path-style
+        when the path past a bucket is an archive key, else virtual-hosted when the whole path is one.
+        Asked only for such hosts: AWS's and the endpoints in use cost no call."""
+        assert self._rule is not None
         bucket, _, key = path.lstrip("/").partition("/")
         if key and self._rule(key):
-            return S3Location(at, bucket, key)
+            return S3Location(origin, bucket, key)
         key = path.lstrip("/")
         if "." in host and self._rule(key):
             bucket, _, rest = netloc.partition(".")
-            return S3Location(f"{at.split('://', 1)[0]}://{rest}", bucket, key)
+            return S3Location(f"{origin.split('://', 1)[0]}://{rest}", bucket, key)
         return None
 
     def _classify(self, head: str) -> tuple[str, str, str, str]:

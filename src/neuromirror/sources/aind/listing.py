@@ -257,34 +257,10 @@ def _list_latest(
         pages = src.client.get_paginator("list_objects_v2").paginate(Bucket=s.bucket, Prefix=src.asset_prefix)
         with ThreadPoolExecutor(WORKERS) as pool:
             for page in pages:
-                objs = [
-                    Obj(
-                        c["Key"],
-                        None,
-                        etag_of(c.get("ETag")),
-                        int(c.get("Size") or 0),
-                        c["LastModified"],
-                        c.get("StorageClass"),
-                    )
-                    for c in page.get("Contents") or []
-                ]
-                misses: list[int] = []
-                for i, o in enumerate(objs):
-                    cached = state.cache_get(VERSION_NAMESPACE, _version_key(src, o)) if state is not None else None
-                    if cached is None:
-                        misses.append(i)
-                    else:
-                        o.version_id = version_id_of(cached)
-                heads: list[Obj] = []
-                if misses and versioned is None:
-                    heads.append(_head(src, objs[misses[0]]))
-                    versioned = heads[0].version_id is not None
-                if misses and versioned:
-                    heads += pool.map(functools.partial(_head, src), [objs[i] for i in misses[len(heads) :]])
-                    for i, h in zip(misses, heads):
-                        if state is not None and h.etag == objs[i].etag:
-                            state.cache_put(VERSION_NAMESPACE, _version_key(src, objs[i]), h.version_id or "null")
-                        objs[i] = h  # changed since the listing: HEAD's record is the consistent one
+                objs = _contents(page)
+                misses = _cached_versions(src, objs, state)
+                if misses:
+                    versioned = _head_misses(src, objs, misses, versioned, pool, state)
                 for o in objs:
                     listing.add(o)
                     _note(src, listing, o)
@@ -294,6 +270,57 @@ def _list_latest(
         raise
     except Exception as exc:
         raise _s3_gist(exc, s, f"listing {src.name}") from None
+
+
+def _contents(page: dict) -> list[Obj]:
+    """A ListObjectsV2 page's objects, without version ids (a HEAD or the cache gives them)."""
+    return [
+        Obj(
+            c["Key"],
+            None,
+            etag_of(c.get("ETag")),
+            int(c.get("Size") or 0),
+            c["LastModified"],
+            c.get("StorageClass"),
+        )
+        for c in page.get("Contents") or []
+    ]
+
+
+def _cached_versions(src: ListedAsset, objs: list[Obj], state: Optional[SourceState]) -> list[int]:
+    """Give ``objs`` the version ids the cache knows (per key, ETag and LastModified); the indexes of
+    those it does not know (all, without a state)."""
+    misses: list[int] = []
+    for i, o in enumerate(objs):
+        cached = state.cache_get(VERSION_NAMESPACE, _version_key(src, o)) if state is not None else None
+        if cached is None:
+            misses.append(i)
+        else:
+            o.version_id = version_id_of(cached)
+    return misses
+
+
+def _head_misses(
+    src: ListedAsset,
+    objs: list[Obj],
+    misses: list[int],
+    versioned: Optional[bool],
+    pool: ThreadPoolExecutor,
+    state: Optional[SourceState],
+) -> Optional[bool]:
+    """HEAD the objects whose version id is unknown, in ``pool``, and cache what they say; whether the
+    bucket is versioned (decided by the first HEAD when still unknown: an unversioned one needs no more)."""
+    heads: list[Obj] = []
+    if versioned is None:
+        heads.append(_head(src, objs[misses[0]]))
+        versioned = heads[0].version_id is not None
+    if versioned:
+        heads += pool.map(functools.partial(_head, src), [objs[i] for i in misses[len(heads) :]])
+        for i, h in zip(misses, heads):
+            if state is not None and h.etag == objs[i].etag:
+                state.cache_put(VERSION_NAMESPACE, _version_key(src, objs[i]), h.version_id or "null")
+            objs[i] = h  # changed since the listing: HEAD's record is the consistent one
+    return versioned
 
 
 def _version_key(src: ListedAsset, o: Obj) -> str:

@@ -13,7 +13,7 @@ import logging
 import posixpath
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Optional
 
 from neuromirror.sources.aind.listing import SIDECAR_MAX_BYTES, Obj
 from neuromirror.sources.aind.options import S3Settings
@@ -73,31 +73,57 @@ def _abbreviations(value: Any) -> list[str]:
 def asset_meta(name: str, sidecars: dict[str, bytes]) -> dict:
     """The index fields of an asset: from data_description.json / subject.json, else from its name."""
     from_name = parse_asset_name(name)
-
-    def load(fname: str) -> dict:
-        raw = sidecars.get(fname)
-        if not raw:
-            return {}
-        try:
-            obj = json.loads(raw)
-        except ValueError:
-            log.warning("AIND %s: %s is not valid JSON", name, fname)
-            return {}
-        return obj if isinstance(obj, dict) else {}
-
-    dd = load("data_description.json")
-    subj = load("subject.json")
+    dd = _sidecar(name, sidecars, "data_description.json")
+    subj = _sidecar(name, sidecars, "subject.json")
     meta: dict[str, Any] = {"name": name}
     if isinstance(dd.get("name"), str) and dd["name"] != name:
         meta["described_name"] = dd["name"]
     subject = dd.get("subject_id") or subj.get("subject_id") or from_name.get("subject_id")
     meta["subject_id"] = str(subject) if subject not in (None, "") else None
+    mods = _modalities(dd, from_name)
+    meta["modalities"] = mods
+    meta["modality"] = ",".join(mods) or None
+    meta["creation_time"] = _creation_time(dd, from_name)
+    meta["data_level"] = _data_level(dd, from_name)
+    project = dd.get("project_name") or dd.get("project")
+    meta["project_name"] = str(project) if project else None
+    inst = _institution(dd)
+    if inst:
+        meta["institution"] = inst
+    acq = from_name.get("acquisition_date")
+    if not acq and meta["creation_time"] and meta["data_level"] == "raw":
+        acq = meta["creation_time"][:10]
+    meta["acquisition_date"] = acq
+    meta.update(_lineage(dd, from_name))
+    return meta
+
+
+def _sidecar(name: str, sidecars: dict[str, bytes], fname: str) -> dict:
+    """A sidecar's JSON object, or {} when it is absent, not JSON (said in the log) or not an object:
+    a bad sidecar leaves the name to say what it can."""
+    raw = sidecars.get(fname)
+    if not raw:
+        return {}
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        log.warning("AIND %s: %s is not valid JSON", name, fname)
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _modalities(dd: dict, from_name: dict) -> list[str]:
+    """The asset's modalities, lower case: the description's (either schema generation's field), else
+    the platform its name carries."""
     mods = _abbreviations(dd.get("modalities")) or _abbreviations(dd.get("modality"))
     if not mods and from_name.get("platform"):
         mods = [from_name["platform"]]
-    mods = [m.lower() for m in mods]
-    meta["modalities"] = mods
-    meta["modality"] = ",".join(mods) or None
+    return [m.lower() for m in mods]
+
+
+def _creation_time(dd: dict, from_name: dict) -> Optional[str]:
+    """When the asset was made: the description's time (joined to its date, as aind-data-schema < 0.10
+    split them), else a raw asset's acquisition time from its name."""
     ctime = dd.get("creation_time")
     cdate = dd.get("creation_date")
     if isinstance(ctime, str) and "T" not in ctime and isinstance(cdate, str):
@@ -106,31 +132,35 @@ def asset_meta(name: str, sidecars: dict[str, bytes]) -> dict:
         ctime = cdate
     if not ctime and from_name.get("acquisition_date") and "derived_from" not in from_name:
         ctime = f"{from_name['acquisition_date']}T{from_name['acquisition_time']}"
-    meta["creation_time"] = str(ctime) if ctime else None
+    return str(ctime) if ctime else None
+
+
+def _data_level(dd: dict, from_name: dict) -> Any:
+    """raw / derived: the description's word (its " data" suffix dropped), else what the name's shape says."""
     level = dd.get("data_level")
     if isinstance(level, str):
         level = level.lower().replace(" data", "").strip()
-    meta["data_level"] = level or ("derived" if "derived_from" in from_name else ("raw" if from_name else None))
-    project = dd.get("project_name") or dd.get("project")
-    meta["project_name"] = str(project) if project else None
+    return level or ("derived" if "derived_from" in from_name else ("raw" if from_name else None))
+
+
+def _institution(dd: dict) -> Optional[str]:
+    """The institution's abbreviation (or name) when the description gives one, as a string or an object."""
     inst = dd.get("institution")
     if isinstance(inst, dict):
         inst = inst.get("abbreviation") or inst.get("name")
-    if isinstance(inst, str) and inst:
-        meta["institution"] = inst
-    acq = from_name.get("acquisition_date")
-    if not acq and meta["creation_time"] and meta["data_level"] == "raw":
-        acq = meta["creation_time"][:10]
-    meta["acquisition_date"] = acq
+    return inst if isinstance(inst, str) and inst else None
+
+
+def _lineage(dd: dict, from_name: dict) -> dict[str, Any]:
+    """source_data, derived_from and raw_asset, in this order: the name's lineage, else a single source
+    the description names."""
     src = dd.get("source_data")
     source_data = [str(s) for s in src] if isinstance(src, list) else ([str(src)] if src else [])
-    meta["source_data"] = source_data
     derived = from_name.get("derived_from")
     if not derived and len(source_data) == 1:
         derived = posixpath.basename(source_data[0].rstrip("/"))
-    meta["derived_from"] = derived
-    meta["raw_asset"] = from_name.get("raw_asset") or (derived if derived else None)
-    return meta
+    raw = from_name.get("raw_asset") or (derived if derived else None)
+    return {"source_data": source_data, "derived_from": derived, "raw_asset": raw}
 
 
 def read_sidecars(s: S3Settings, asset_prefix: str, objs: list[Obj]) -> dict[str, bytes]:

@@ -76,31 +76,13 @@ class Chunk:
     @classmethod
     def parse(cls, url: str) -> Chunk:
         parts = urlsplit(url)
-        if parts.scheme == SCHEME:
-            protocol = "https"
-        elif parts.scheme == SCHEME_HTTP:
-            protocol = "http"
-        else:
+        protocol = _PROTOCOLS.get(parts.scheme)
+        if protocol is None:
             raise ValueError(f"not a neuromirror BOSS chunk URL: {url}")
         segs = [s for s in parts.path.split("/") if s]
-        if len(segs) not in (7, 8) or not parts.netloc:
+        if len(segs) not in (7, 8) or not parts.netloc or not all(NAME_RE.match(s) for s in segs[:3]):
             raise ValueError(f"malformed BOSS chunk URL: {url}")
-        for s in segs[:3]:
-            if not NAME_RE.match(s):
-                raise ValueError(f"malformed BOSS chunk URL: {url}")
-        try:
-            res = int(segs[3])
-            ranges = [_span(s) for s in segs[4:]]
-            q = parse_qs(parts.query)
-            nz, ny, nx = (int(v) for v in q["chunk"][0].split(","))
-            dtype = q["dtype"][0]
-        except (ValueError, KeyError, IndexError):
-            raise ValueError(f"malformed BOSS chunk URL: {url}") from None
-        shape = (nz, ny, nx)
-        if any(r[0] < 0 or r[1] <= r[0] for r in ranges) or min(shape) < 1:
-            raise ValueError(f"malformed BOSS chunk URL: {url}")
-        if dtype not in ("uint8", "uint16", "uint64"):
-            raise ValueError(f"unsupported datatype {dtype!r} in {url}")
+        res, ranges, shape, dtype = _numbers(url, segs, parts.query)
         x, y, z = ranges[0], ranges[1], ranges[2]
         t = ranges[3] if len(ranges) == 4 else None
         for (a, b), n in zip((z, y, x), shape):
@@ -120,6 +102,29 @@ class Chunk:
             shape,
             dtype,
         )
+
+
+#: a chunk URL's scheme -> the protocol its cutouts are read by
+_PROTOCOLS = {SCHEME: "https", SCHEME_HTTP: "http"}
+
+
+def _numbers(url: str, segs: list[str], query: str) -> tuple[int, list[tuple[int, int]], tuple[int, int, int], str]:
+    """(resolution, ranges x y z [t], chunk shape z y x, dtype) of a chunk URL, each checked: a clear
+    ValueError naming the URL for anything malformed or a datatype the mirror does not read."""
+    try:
+        res = int(segs[3])
+        ranges = [_span(s) for s in segs[4:]]
+        q = parse_qs(query)
+        nz, ny, nx = (int(v) for v in q["chunk"][0].split(","))
+        dtype = q["dtype"][0]
+    except (ValueError, KeyError, IndexError):
+        raise ValueError(f"malformed BOSS chunk URL: {url}") from None
+    shape = (nz, ny, nx)
+    if any(r[0] < 0 or r[1] <= r[0] for r in ranges) or min(shape) < 1:
+        raise ValueError(f"malformed BOSS chunk URL: {url}")
+    if dtype not in ("uint8", "uint16", "uint64"):
+        raise ValueError(f"unsupported datatype {dtype!r} in {url}")
+    return res, ranges, shape, dtype
 
 
 def _span(text: str) -> tuple[int, int]:

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from neuromirror.annex.keys import sha256e_key, url_key
 from neuromirror.records import SHA256, VERIFY_ON_GET, ContentSink, ProgressCallback, SourceState
@@ -105,35 +105,13 @@ def resolve(
     """
     out: Spool[_ChunkRec] = Spool()
     try:
-        total = n_read = 0
-        for _, chunk, _, _, (action, _, _) in decided:
-            if action == "read":
-                total += chunk.nbytes
-                n_read += 1
-        done = 0
+        total, n_read = _to_read(decided)
         if progress and total:
             progress("reading cutouts (bytes)", 0, total)
+        tell = _teller(progress, total)
         jobs = max(1, src.settings.jobs)
-        window: deque[tuple[tuple, Optional[Future]]] = deque()
         with ThreadPoolExecutor(jobs, thread_name_prefix="boss-read") as pool:
-            try:
-                for rec in decided:
-                    fut = pool.submit(src.hash_chunk, rec[1], sink, rec[0]) if rec[4][0] == "read" else None
-                    window.append((rec, fut))
-                    while len(window) > 2 * jobs or (window and window[0][1] is None):
-                        done += _emit(out, cache, *window.popleft())
-                        if progress and total:
-                            progress("reading cutouts (bytes)", done, total)
-                while window:
-                    done += _emit(out, cache, *window.popleft())
-                    if progress and total:
-                        progress("reading cutouts (bytes)", done, total)
-            except BaseException:
-                for _, fut in window:
-                    if fut is not None:
-                        fut.cancel()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+            _read_in_order(src, decided, out, cache, pool, jobs, tell, sink)
         log.info("%s: %d chunks read and hashed (%d bytes), %d entries", src.id, n_read, total, out.count)
     except BaseException:
         out.close()
@@ -141,6 +119,62 @@ def resolve(
     finally:
         decided.close()
     return out
+
+
+def _teller(progress: Optional[ProgressCallback], total: int) -> Optional[Callable[[int], None]]:
+    """What says how many of the ``total`` bytes were read; None when nobody listens or nothing is read."""
+    if not progress or not total:
+        return None
+    said = progress
+
+    def tell(done: int) -> None:
+        said("reading cutouts (bytes)", done, total)
+
+    return tell
+
+
+def _to_read(decided: Spool[tuple]) -> tuple[int, int]:
+    """(bytes, chunks) the "read" chunks come to: the progress's total."""
+    total = n_read = 0
+    for _, chunk, _, _, (action, _, _) in decided:
+        if action == "read":
+            total += chunk.nbytes
+            n_read += 1
+    return total, n_read
+
+
+def _read_in_order(
+    src: ExperimentReader,
+    decided: Spool[tuple],
+    out: Spool[_ChunkRec],
+    cache: CacheWriter,
+    pool: ThreadPoolExecutor,
+    jobs: int,
+    tell: Optional[Callable[[int], None]],
+    sink: Optional[ContentSink],
+) -> None:
+    """Read the "read" chunks in ``pool``, at most ``2 * jobs`` ahead of the oldest one still awaited,
+    and spool every chunk's entry in plan order; on any failure the reads not begun are cancelled."""
+    done = 0
+    window: deque[tuple[tuple, Optional[Future]]] = deque()
+    try:
+        for rec in decided:
+            fut = pool.submit(src.hash_chunk, rec[1], sink, rec[0]) if rec[4][0] == "read" else None
+            window.append((rec, fut))
+            while len(window) > 2 * jobs or (window and window[0][1] is None):
+                done += _emit(out, cache, *window.popleft())
+                if tell:
+                    tell(done)
+        while window:
+            done += _emit(out, cache, *window.popleft())
+            if tell:
+                tell(done)
+    except BaseException:
+        for _, fut in window:
+            if fut is not None:
+                fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
 
 
 def _emit(out: Spool, cache: CacheWriter, rec: tuple, fut: Optional[Future]) -> int:

@@ -45,14 +45,43 @@ def git_files(src: Experiment, info: dict[str, Any], plans: list[ChannelPlan]) -
 
 
 def _ngff_entries(src: Experiment, p: ChannelPlan, info: dict[str, Any]) -> list[GitEntry]:
-    s = src.settings
+    """A channel's OME-Zarr metadata files: its group, its multiscales (with where it came from) and
+    each level's array."""
     exp, cf = info["experiment"], info["coord_frame"]
     timed = p.times is not None
     axes = ngff.axes(cf.get("voxel_unit"), time=timed, time_unit=exp.get("time_step_unit"))
     t_scale = [float(exp.get("time_step") or 1)] if timed else []
     datasets = [(str(lv.res), t_scale + list(lv.voxel)) for lv in p.levels]
+    zattrs = {
+        "multiscales": ngff.multiscales(
+            p.name,
+            axes,
+            datasets,
+            metadata={
+                "description": p.raw.get("description") or "",
+                "method": f"BOSS downsampling ({exp.get('hierarchy_method')})",
+            },
+        ),
+        "boss": _provenance(src, p, exp, cf),
+    }
+    out = [
+        GitEntry(f"{p.root}/.zgroup", ngff.dumps(ngff.zgroup())),
+        GitEntry(f"{p.root}/.zattrs", ngff.dumps(zattrs)),
+    ]
     n_t = int(exp.get("num_time_samples") or 1)
-    provenance = {
+    for lv in p.levels:
+        shape = ([n_t] if timed else []) + list(lv.stop)
+        chunks = ([1] if timed else []) + list(src.settings.chunk)
+        out.append(GitEntry(f"{p.root}/{lv.res}/.zarray", ngff.dumps(ngff.zarray(shape, chunks, p.datatype))))
+    return out
+
+
+def _provenance(src: Experiment, p: ChannelPlan, exp: dict[str, Any], cf: dict[str, Any]) -> dict[str, Any]:
+    """Where a channel's mirror came from and how it was cut (the ``boss`` block of its .zattrs):
+    enough to ask the archive for any chunk again."""
+    s = src.settings
+    timed = p.times is not None
+    return {
         "api": s.url,
         "collection": src.collection,
         "experiment": src.experiment,
@@ -73,24 +102,3 @@ def _ngff_entries(src: Experiment, p: ChannelPlan, info: dict[str, Any]) -> list
         f"{src.experiment}/{p.name}/RES/X0:X1/Y0:Y1/Z0:Z1/"
         f"{'T0:T1/' if timed else ''}?chunk={','.join(map(str, s.chunk))}&dtype={p.datatype}",
     }
-    zattrs = {
-        "multiscales": ngff.multiscales(
-            p.name,
-            axes,
-            datasets,
-            metadata={
-                "description": p.raw.get("description") or "",
-                "method": f"BOSS downsampling ({exp.get('hierarchy_method')})",
-            },
-        ),
-        "boss": provenance,
-    }
-    out = [
-        GitEntry(f"{p.root}/.zgroup", ngff.dumps(ngff.zgroup())),
-        GitEntry(f"{p.root}/.zattrs", ngff.dumps(zattrs)),
-    ]
-    for lv in p.levels:
-        shape = ([n_t] if timed else []) + list(lv.stop)
-        chunks = ([1] if timed else []) + list(s.chunk)
-        out.append(GitEntry(f"{p.root}/{lv.res}/.zarray", ngff.dumps(ngff.zarray(shape, chunks, p.datatype))))
-    return out

@@ -72,15 +72,7 @@ def read_metadata(src: ExperimentReader) -> dict[str, Any]:
     cf = src.call(f"coordinate frame {cf_name}", lambda: rmt.get_coordinate_frame(cf_name))
     cf_raw = dict(cf.raw or {}) or {k: getattr(cf, k, None) for k in COORD_FIELDS}
     names = src.call(f"channels of {c}/{e}", lambda: rmt.list_channels(c, e))
-    wanted = src.settings.channels
-    if wanted:
-        missing = [n for n in wanted if n not in names]
-        if missing:
-            raise BossError(
-                f"BOSS at {src.settings.url}: experiment {c}/{e} has no channel "
-                f"{', '.join(missing)} (it has: {', '.join(names) or 'none'})"
-            )
-        names = [n for n in names if n in wanted]
+    names = _selected(src, names)
     channels: dict[str, dict[str, Any]] = {}
     for name in names:
         ch = src.call(f"channel {c}/{e}/{name}", lambda name=name: rmt.get_channel(name, c, e))
@@ -99,6 +91,21 @@ def read_metadata(src: ExperimentReader) -> dict[str, Any]:
         "coord_frame": _fields(cf_raw, COORD_FIELDS),
         "channels": channels,
     }
+
+
+def _selected(src: ExperimentReader, names: list[str]) -> list[str]:
+    """The experiment's channels the settings select (all without a selection), in the archive's order;
+    a selected channel the experiment lacks is an error naming what it has."""
+    wanted = src.settings.channels
+    if not wanted:
+        return names
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise BossError(
+            f"BOSS at {src.settings.url}: experiment {src.collection}/{src.experiment} has no channel "
+            f"{', '.join(missing)} (it has: {', '.join(names) or 'none'})"
+        )
+    return [n for n in names if n in wanted]
 
 
 def _kv(src: ExperimentReader, resource: Any, what: str) -> dict[str, str]:

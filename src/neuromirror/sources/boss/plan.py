@@ -80,80 +80,117 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The experiment's level-0 frame, (z, y, x), and the box of it to mirror (the settings' bbox or all)."""
+
+    start: tuple[int, int, int]
+    stop: tuple[int, int, int]
+    voxel: tuple[float, float, float]
+    lo: tuple[int, int, int]
+    hi: tuple[int, int, int]
+    levels: int  # the experiment's resolution levels
+    iso: bool  # isotropic: z halves with x and y at each level
+
+
 def plan_channels(src: Experiment, info: dict[str, Any], warnings: list[str]) -> list[ChannelPlan]:
     """A plan per channel to mirror (a warning for each channel or level left out, and why)."""
     s = src.settings
     exp, cf = info["experiment"], info["coord_frame"]
-    n_levels = int(exp.get("num_hierarchy_levels") or 1)
-    iso = exp.get("hierarchy_method") == "isotropic"
-    start0 = (int(cf["z_start"]), int(cf["y_start"]), int(cf["x_start"]))
-    stop0 = (int(cf["z_stop"]), int(cf["y_stop"]), int(cf["x_stop"]))
-    voxel0 = (float(cf["z_voxel_size"]), float(cf["y_voxel_size"]), float(cf["x_voxel_size"]))
-    if s.bbox:
-        (bx0, bx1), (by0, by1), (bz0, bz1) = s.bbox
-        blo, bhi = (bz0, by0, bx0), (bz1, by1, bx1)
-    else:
-        blo, bhi = start0, stop0
-    times: Optional[list[int]] = None
-    if s.time_range:
-        n_t = int(exp.get("num_time_samples") or 1)
-        t0, t1 = s.time_range
-        if t1 > n_t:
-            raise BossError(f"--time-range {t0}:{t1}: experiment {src.remote_id} has {n_t} time sample(s)")
-        times = list(range(t0, t1))
+    frame = _frame(src, exp, cf)
+    times = _times(src, exp)
     if s.resolutions is not None:
-        bad = [r for r in s.resolutions if r >= n_levels]
+        bad = [r for r in s.resolutions if r >= frame.levels]
         if bad:
             raise BossError(
-                f"--resolutions: experiment {src.remote_id} has levels 0-{n_levels - 1}, not {', '.join(map(str, bad))}"
+                f"--resolutions: experiment {src.remote_id} has levels 0-{frame.levels - 1}, "
+                f"not {', '.join(map(str, bad))}"
             )
     plans: list[ChannelPlan] = []
     for name, raw in info["channels"].items():
         if raw.get("datatype") not in ("uint8", "uint16", "uint64"):
             warnings.append(f"channel {name}: datatype {raw.get('datatype')!r} not supported; skipped")
             continue
-        levels_wanted = list(s.resolutions) if s.resolutions is not None else list(range(n_levels))
-        if raw.get("downsample_status") != "DOWNSAMPLED" and any(r > 0 for r in levels_wanted):
-            levels_wanted = [r for r in levels_wanted if r == 0]
-            warnings.append(
-                f"channel {name} is not downsampled upstream "
-                f"({raw.get('downsample_status')}): only resolution 0 mirrored"
-            )
-        levels: list[LevelPlan] = []
-        for r in levels_wanted:
-            zr = r if iso else 0
-            times_ = (zr, r, r)
-            # The BOSS checks cutout ranges against the level-0 frame at every level
-            # (bosscore.request.set_cutoutargs), so a level is readable from the frame's
-            # start on; below it the chunks keep the fill value.
-            start = start0
-            stop = _zyx(_halve(v, k, True) for v, k in zip(stop0, times_))
-            lo = _zyx(max(_halve(v, k, False), a) for v, k, a in zip(blo, times_, start))
-            hi = _zyx(min(_halve(v, k, True), b) for v, k, b in zip(bhi, times_, stop))
-            voxel = _zyx(v * 2**k for v, k in zip(voxel0, times_))
-            lp = LevelPlan(r, start, stop, voxel, lo, hi)
-            if lp.count(s.chunk) == 0:
-                warnings.append(
-                    f"channel {name} resolution {r}: no voxels to mirror "
-                    "(outside the bounding box, or below the frame's start at this level)"
-                )
-            levels.append(lp)
-        if not levels:
-            continue
-        data_digest = _digest(
-            {
-                "boss": s.url,
-                "experiment": {k: v for k, v in exp.items() if k not in ("description", "metadata")},
-                "coord_frame": {k: v for k, v in cf.items() if k != "description"},
-                "channel": {k: v for k, v in raw.items() if k not in ("description", "metadata")},
-                "chunk": list(s.chunk),
-                "layout": 1,
-            }
-        )
-        plans.append(ChannelPlan(name, raw, levels, times, data_digest))
+        levels = [_level(src, name, r, frame, warnings) for r in _levels_wanted(src, name, raw, frame, warnings)]
+        if levels:
+            plans.append(ChannelPlan(name, raw, levels, times, _data_digest(src, exp, cf, raw)))
     if not plans:
         raise BossError(f"BOSS at {s.url}: nothing to mirror in {src.remote_id} with these settings")
     return plans
+
+
+def _frame(src: Experiment, exp: dict[str, Any], cf: dict[str, Any]) -> _Frame:
+    """The level-0 frame the coordinate frame gives, and the settings' bounding box within it."""
+    start0 = (int(cf["z_start"]), int(cf["y_start"]), int(cf["x_start"]))
+    stop0 = (int(cf["z_stop"]), int(cf["y_stop"]), int(cf["x_stop"]))
+    voxel0 = (float(cf["z_voxel_size"]), float(cf["y_voxel_size"]), float(cf["x_voxel_size"]))
+    if src.settings.bbox:
+        (bx0, bx1), (by0, by1), (bz0, bz1) = src.settings.bbox
+        blo, bhi = (bz0, by0, bx0), (bz1, by1, bx1)
+    else:
+        blo, bhi = start0, stop0
+    n_levels = int(exp.get("num_hierarchy_levels") or 1)
+    return _Frame(start0, stop0, voxel0, blo, bhi, n_levels, exp.get("hierarchy_method") == "isotropic")
+
+
+def _times(src: Experiment, exp: dict[str, Any]) -> Optional[list[int]]:
+    """The time samples the settings ask for (None: the default one, no t axis); past the experiment's: an error."""
+    if not src.settings.time_range:
+        return None
+    n_t = int(exp.get("num_time_samples") or 1)
+    t0, t1 = src.settings.time_range
+    if t1 > n_t:
+        raise BossError(f"--time-range {t0}:{t1}: experiment {src.remote_id} has {n_t} time sample(s)")
+    return list(range(t0, t1))
+
+
+def _levels_wanted(src: Experiment, name: str, raw: dict[str, Any], frame: _Frame, warnings: list[str]) -> list[int]:
+    """The channel's resolution levels to mirror: those asked (or all), only level 0 when the archive
+    has not downsampled the channel (said in ``warnings``)."""
+    s = src.settings
+    wanted = list(s.resolutions) if s.resolutions is not None else list(range(frame.levels))
+    if raw.get("downsample_status") != "DOWNSAMPLED" and any(r > 0 for r in wanted):
+        wanted = [r for r in wanted if r == 0]
+        warnings.append(
+            f"channel {name} is not downsampled upstream ({raw.get('downsample_status')}): only resolution 0 mirrored"
+        )
+    return wanted
+
+
+def _level(src: Experiment, name: str, r: int, frame: _Frame, warnings: list[str]) -> LevelPlan:
+    """Level ``r``'s extent, voxel size and the box in it to mirror (a warning when the box is empty)."""
+    zr = r if frame.iso else 0
+    times_ = (zr, r, r)
+    # The BOSS checks cutout ranges against the level-0 frame at every level
+    # (bosscore.request.set_cutoutargs), so a level is readable from the frame's
+    # start on; below it the chunks keep the fill value.
+    start = frame.start
+    stop = _zyx(_halve(v, k, True) for v, k in zip(frame.stop, times_))
+    lo = _zyx(max(_halve(v, k, False), a) for v, k, a in zip(frame.lo, times_, start))
+    hi = _zyx(min(_halve(v, k, True), b) for v, k, b in zip(frame.hi, times_, stop))
+    voxel = _zyx(v * 2**k for v, k in zip(frame.voxel, times_))
+    lp = LevelPlan(r, start, stop, voxel, lo, hi)
+    if lp.count(src.settings.chunk) == 0:
+        warnings.append(
+            f"channel {name} resolution {r}: no voxels to mirror "
+            "(outside the bounding box, or below the frame's start at this level)"
+        )
+    return lp
+
+
+def _data_digest(src: Experiment, exp: dict[str, Any], cf: dict[str, Any], raw: dict[str, Any]) -> str:
+    """What the channel's image chunks' bytes depend on besides their URL (descriptions left out)."""
+    s = src.settings
+    return _digest(
+        {
+            "boss": s.url,
+            "experiment": {k: v for k, v in exp.items() if k not in ("description", "metadata")},
+            "coord_frame": {k: v for k, v in cf.items() if k != "description"},
+            "channel": {k: v for k, v in raw.items() if k not in ("description", "metadata")},
+            "chunk": list(s.chunk),
+            "layout": 1,
+        }
+    )
 
 
 def chunks_of(src: Experiment, plan: ChannelPlan) -> Iterator[tuple[str, Chunk]]:

@@ -47,17 +47,25 @@ def noncurrent_version(url: str, endpoints: tuple[str, ...], etag: Optional[str]
     found: list[tuple[str, str]] = []  # (LastModified, VersionId)
     try:
         for page in paginate_versions(client, Bucket=loc.bucket, Prefix=loc.key):
-            for v in page.get("Versions", []) or []:
-                vid = v.get("VersionId")
-                if (
-                    v.get("Key") == loc.key
-                    and vid
-                    and vid != "null"
-                    and int(v.get("Size") or -1) == size
-                    and str(v.get("ETag") or "").strip('"').lower() == want
-                ):
-                    found.append((str(v.get("LastModified") or ""), vid))
+            found += _matching(page, loc.key, want, size)
     except (ClientError, BotoCoreError, OSError) as exc:  # a bucket we may not list: no pin, as before
         log.info("cannot list the versions of %s: %s", url, exc)
         return None
     return max(found)[1] if found else None
+
+
+def _matching(page: dict, key: str, etag: str, size: int) -> list[tuple[str, str]]:
+    """(LastModified, VersionId) of a listing page's versions of ``key`` with the asset's ETag and size:
+    the versions that hold its bytes (the listing's prefix also finds longer keys: not these)."""
+    found = []
+    for v in page.get("Versions", []) or []:
+        vid = v.get("VersionId")
+        if (
+            v.get("Key") == key
+            and vid
+            and vid != "null"
+            and int(v.get("Size") or -1) == size
+            and str(v.get("ETag") or "").strip('"').lower() == etag
+        ):
+            found.append((str(v.get("LastModified") or ""), vid))
+    return found

@@ -2,7 +2,7 @@
 
 Blob assets become SHA256E keys from the archive's own sha256 — nothing is downloaded —
 with two URLs: the S3 URL pinned by ``?versionId=`` (asked once per blob with a HEAD,
-cached forever, since a blob's content never changes; behind a delete marker, the
+cached forever, since a blob's content never changes: :mod:`.pins`; behind a delete marker, the
 noncurrent version with the asset's ETag and size: :mod:`.blob_versions`) and the API download URL.  Small
 text assets go into git, downloaded now when new and checked against their sha256.  Every
 asset is checked before it becomes an entry (path, digest, size, URLs): what the archive
@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
-import requests
-
 from neuromirror.annex.keys import sha256e_key
 from neuromirror.network import pacing
 from neuromirror.records import (
@@ -39,27 +37,21 @@ from neuromirror.records import (
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.assets import Reused, is_text_asset, reused_entry
-from neuromirror.sources.dandi.blob_versions import LIST_AFTER, noncurrent_version
-from neuromirror.sources.dandi.client import DandiAPI, download_verified, gist
+from neuromirror.sources.dandi.client import download_verified, gist
 from neuromirror.sources.dandi.held import held_entry, hold
 from neuromirror.sources.dandi.pin_ahead import PinAhead, PinJob
+from neuromirror.sources.dandi.pins import BlobPins, cached_pins
 from neuromirror.sources.dandi.zarr_assets import ZarrRun, expect_zarrs, zarr_run
 from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.sources.dandi.zarr_states import ZarrStates
-from neuromirror.util import timing
 from neuromirror.util.paths import check_path
 
 log = logging.getLogger("neuromirror.dandi")
 
-PIN_NAMESPACE = "s3-version-id"
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 #: the archive's own download route of an asset, on whatever host (top-level or under a version)
 _DOWNLOAD_ROUTE = re.compile(r"/assets/[^/]+/download/?$")
 MAX_URL = 8192
-#: HEADs in flight to an S3 endpoint on loopback or a LAN (a farther one gets more, up to ``head_workers``)
-HEAD_BASE = 32
-#: a pin the archive never answered for (see :meth:`AssetEntries._pin_or_hold`)
-_HELD = "\0held"
 
 
 class _ZarrSlot:
@@ -86,14 +78,6 @@ class _Inline(Executor):
         return f
 
 
-def cached_pins(state: SourceState, blobs: set[str]) -> dict:
-    """blob -> the S3 version the index knows for it (or None): one query for a page, not one per blob."""
-    get_many = getattr(state, "cache_get_many", None)
-    if get_many is not None:
-        return dict(get_many(PIN_NAMESPACE, blobs))
-    return {b: state.cache_get(PIN_NAMESPACE, b) for b in blobs}
-
-
 def _checked_metadata(asset: dict, path: str, snap: Snapshot) -> Optional[dict]:
     """A blob asset's metadata when the asset may become an entry (digest, size and URLs well
     formed and agreeing); otherwise None, with why recorded in ``snap`` (refused, or pending
@@ -112,29 +96,38 @@ def _checked_metadata(asset: dict, path: str, snap: Snapshot) -> Optional[dict]:
             Pending(path, "no sha256 yet: will be mirrored when the archive has it", asset.get("asset_id"))
         )
         return None
-    if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
-        snap.refused.append(Refusal(path, "refused: malformed sha256 digest"))
-        return None
-    size = asset.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        snap.refused.append(Refusal(path, "refused: size missing or not a non-negative integer"))
-        return None
-    urls = md.get("contentUrl")
-    if urls is not None and (
-        not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)
-    ):
-        snap.refused.append(Refusal(path, f"refused: contentUrl is not a list of URLs of at most {MAX_URL} characters"))
-        return None
-    content_size = md.get("contentSize")
-    if content_size is not None and content_size != size:
-        snap.refused.append(
-            Refusal(path, f"refused: size {size} disagrees with the metadata's contentSize {content_size!r}")
-        )
+    problem = _metadata_problem(asset, md, sha)
+    if problem is not None:
+        snap.refused.append(Refusal(path, f"refused: {problem}"))
         return None
     return md
 
 
-class AssetEntries(DandiAPI):
+def _metadata_problem(asset: dict, md: dict, sha: object) -> Optional[str]:
+    """What is wrong with a blob asset's digest, size or URLs once it has a sha256, or None: the
+    checks that refuse the asset (a missing sha256 only defers it, :func:`_checked_metadata`)."""
+    if not isinstance(sha, str) or not _SHA256_HEX.fullmatch(sha):
+        return "malformed sha256 digest"
+    size = asset.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return "size missing or not a non-negative integer"
+    urls = md.get("contentUrl")
+    if urls is not None and (
+        not isinstance(urls, list) or any(not isinstance(u, str) or len(u) > MAX_URL for u in urls)
+    ):
+        return f"contentUrl is not a list of URLs of at most {MAX_URL} characters"
+    content_size = md.get("contentSize")
+    if content_size is not None and content_size != size:
+        return f"size {size} disagrees with the metadata's contentSize {content_size!r}"
+    return None
+
+
+def _zarr_assets(batch: list[Any], reasons: list[Optional[str]]) -> list[dict]:
+    """The page's Zarr assets to hand to the Zarr run: not reused, not refused by their path."""
+    return [a for a, reason in zip(batch, reasons) if type(a) is not Reused and not reason and a.get("zarr")]
+
+
+class AssetEntries(BlobPins):
     """The part of :class:`~neuromirror.sources.dandi.source.DandiSource` that makes a page's entries."""
 
     #: paths the source writes itself (dandiset.yaml)
@@ -145,11 +138,6 @@ class AssetEntries(DandiAPI):
     zarr_checksums: Optional[dict[str, str]] = None
     #: the dandiset's dataset, once ``prepare_dataset`` named it: the Zarrs' datasets go inside it
     dataset_path: Optional[Path] = None
-    _s3_endpoints: tuple[str, ...]
-    _session: requests.Session
-    #: HEADs of pins in flight at most (the pool's size): :data:`HEAD_BASE` near the archive, more as far
-    #: as its round trip asks (the endpoint's controller, :class:`neuromirror.network.pacing.Pace`)
-    head_workers: int = 128
 
     def zarr_states(self) -> Optional[ZarrStates]:
         """The dandiset's Zarr list of this sync; the source reads it (here: none known)."""
@@ -174,24 +162,62 @@ class AssetEntries(DandiAPI):
         every check below.
         """
         reasons = [None if type(a) is Reused else check_path(a.get("path"), self.reserved) for a in batch]
-        known = self.zarr_checksums or {}
-        self._fetch_metadata(
-            [
-                a
-                for a, reason in zip(batch, reasons)
-                if type(a) is not Reused
-                and not reason
-                and a.get("metadata") is None
-                and not (a.get("zarr") and a.get("zarr") in known)
-            ],
-            md_pool or pool,
-        )
+        self._fetch_metadata(self._lacking_metadata(batch, reasons), md_pool or pool)
         if zarrs is None:
             zarrs = zarr_run(self, snap, state, self.zarr_executor or _Inline())
         # Zarr assets: mirrored by the executor (their own datasets) while the blobs are pinned
-        zarr_assets = [a for a, reason in zip(batch, reasons) if type(a) is not Reused and not reason and a.get("zarr")]
+        zarr_assets = _zarr_assets(batch, reasons)
         expect_zarrs(snap, zarr_assets)
         zarrs.add(zarr_assets)
+        ready = self._sorted_page(batch, reasons, snap)
+        fresh = [r for r in ready if isinstance(r, tuple)]  # (asset, metadata): the entries still to make
+        s3_urls = {a["asset_id"]: self.s3_url(md) for a, md in fresh}
+        pins, held = self._pins(fresh, s3_urls, snap, state, pool, ahead)
+        made = self._made(ready, s3_urls, pins, held, zarrs.entries(), state)
+        yield from self._fetch_new_text(made, snap, state, pool)
+
+    def _made(
+        self,
+        ready: list[tuple[dict, dict] | Entry | _ZarrSlot],
+        s3_urls: dict[str, Optional[str]],
+        pins: dict,
+        held: set[str],
+        zarr_entries: dict[str, Optional[Entry]],
+        state: SourceState,
+    ) -> list[Entry]:
+        """The page's entries in its order: each sorted asset made an entry with its pin (or held at
+        its last state), each Zarr's slot filled from its run; those with nothing to show dropped."""
+        made = [
+            held_entry(state, r[0]["path"])
+            if isinstance(r, tuple) and r[0].get("blob") in held
+            else self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
+            if isinstance(r, tuple)
+            else zarr_entries.get(r.path)
+            if isinstance(r, _ZarrSlot)
+            else r
+            for r in ready
+        ]
+        return [e for e in made if e is not None]
+
+    def _lacking_metadata(self, batch: list[Any], reasons: list[Optional[str]]) -> list[dict]:
+        """The page's assets whose metadata must still be asked: not reused, not refused by path,
+        without metadata, and not a Zarr whose checksum the dandiset's Zarr list already gave."""
+        known = self.zarr_checksums or {}
+        return [
+            a
+            for a, reason in zip(batch, reasons)
+            if type(a) is not Reused
+            and not reason
+            and a.get("metadata") is None
+            and not (a.get("zarr") and a.get("zarr") in known)
+        ]
+
+    def _sorted_page(
+        self, batch: list[Any], reasons: list[Optional[str]], snap: Snapshot
+    ) -> list[tuple[dict, dict] | Entry | _ZarrSlot]:
+        """The page in its order, each asset as what it becomes: a reused entry, a Zarr's slot, or
+        (asset, metadata) still to be made an entry; those refused (by path or metadata) are left
+        out, recorded in ``snap``."""
         ready: list[tuple[dict, dict] | Entry | _ZarrSlot] = []
         for asset, reason in zip(batch, reasons):
             if type(asset) is Reused:
@@ -208,52 +234,7 @@ class AssetEntries(DandiAPI):
             md = _checked_metadata(asset, path, snap)
             if md is not None:
                 ready.append((asset, md))
-        fresh = [r for r in ready if isinstance(r, tuple)]  # (asset, metadata): the entries still to make
-        s3_urls = {a["asset_id"]: self.s3_url(md) for a, md in fresh}
-        blobs: set[str] = {a["blob"] for a, _ in fresh if a.get("blob") and s3_urls.get(a["asset_id"])}
-        pins = cached_pins(state, blobs)
-        todo = {
-            a["blob"]: (s3_urls[a["asset_id"]], (md.get("digest") or {}).get("dandi:dandi-etag"), a["size"], a["path"])
-            for a, md in fresh
-            if a.get("blob") in blobs and pins.get(a["blob"]) is None
-        }
-        with timing.phase("pinning"):  # most asked while the version was listed (:mod:`.pin_ahead`)
-            asked = [
-                (ahead and ahead.take(b)) or pool.submit(self._pin_or_hold, str(t[0]), t[1], t[2])
-                for b, t in todo.items()
-            ]
-            found = [f.result() for f in asked]
-        learned = []
-        held: set[str] = set()
-        for (blob, (_, _, _, path)), (version_id, how) in zip(todo.items(), found):
-            if version_id is _HELD:
-                held.add(blob)
-                hold(snap, state, path, f"not pinned: {how}")
-                continue
-            pins[blob] = version_id
-            if version_id:
-                learned.append((blob, version_id))
-            if how:  # the HEAD found no current object: the sync's report says what was pinned instead
-                snap.warnings.append(f"{path}: {how}")
-        put_many = getattr(state, "cache_put_many", None)  # one transaction per page
-        if put_many is not None and learned:
-            put_many(PIN_NAMESPACE, learned)
-        else:
-            for blob, version_id in learned:
-                state.cache_put(PIN_NAMESPACE, blob, version_id)
-        zarr_entries = zarrs.entries()
-        made = [
-            held_entry(state, r[0]["path"])
-            if isinstance(r, tuple) and r[0].get("blob") in held
-            else self._entry(r[0], r[1], s3_urls.get(r[0]["asset_id"]), pins.get(r[0].get("blob")))
-            if isinstance(r, tuple)
-            else zarr_entries.get(r.path)
-            if isinstance(r, _ZarrSlot)
-            else r
-            for r in ready
-        ]
-        entries = [e for e in made if e is not None]
-        yield from self._fetch_new_text(entries, snap, state, pool)
+        return ready
 
     def pin_ahead(self, pool: Executor, state: SourceState) -> PinAhead:
         """Pins asked from the listing's pages, by ``pool`` (:mod:`.pin_ahead`)."""
@@ -364,56 +345,3 @@ class AssetEntries(DandiAPI):
             ):
                 return u.split("?", 1)[0]
         return None
-
-    def _pin_or_hold(self, url: str, etag: Optional[str], size: int) -> tuple[Optional[str], Optional[str]]:
-        """:meth:`_pin_blob`, or (``_HELD``, why) when the archive never answered its HEAD: the
-        asset is held at its last state (:func:`.held.hold`), never registered by a mutable URL."""
-        try:
-            return self._pin_blob(url, etag, size)
-        except pacing.GaveUp as exc:
-            log.warning("DANDI:%s: %s", self.identifier, exc)
-            return _HELD, f"the archive's S3 gave no answer to its HEAD after {exc.attempts} attempts ({exc.last})"
-
-    def _pin_blob(self, url: str, etag: Optional[str], size: int) -> tuple[Optional[str], Optional[str]]:
-        """(the blob's S3 version id or None, what the report should say or None).
-
-        The current object's version as a HEAD gives it; when the HEAD finds no current
-        object (a delete marker), the noncurrent version holding the asset's bytes
-        (:mod:`.blob_versions`).
-        """
-        version_id, status = self._head_version_id(url)
-        if version_id is not None or status not in LIST_AFTER:
-            return version_id, None
-        older = noncurrent_version(url, self._s3_endpoints, etag, size)
-        if older is None:
-            return None, (
-                f"its S3 object answers HTTP {status} and no S3 version of it has the asset's ETag and size: "
-                "not pinned (the plain S3 URL and the archive's download URL are registered)"
-            )
-        return older, (
-            f"its current S3 object is deleted (HTTP {status}); pinned to the noncurrent version {older}, "
-            "whose ETag and size are the asset's"
-        )
-
-    def _head_version_id(self, url: str) -> tuple[Optional[str], Optional[int]]:
-        """The object's current S3 version id, from a HEAD of the object itself; the HEAD's status.
-
-        Redirects are not followed: an S3 object answers directly, and a version id
-        found behind a redirect would belong to another URL's object.  Asked through the
-        endpoint's controller (:mod:`neuromirror.network.pacing`): throttled answers slow every
-        thread down, Retry-After is honoured, and a HEAD that never got an answer raises
-        :class:`~neuromirror.network.pacing.GaveUp` -- never a plain URL in a pinned state.
-        """
-        r = pacing.call(
-            url,
-            lambda: self._session.head(url, timeout=30, allow_redirects=False),
-            lambda r: r.status_code,
-            lambda r: r.headers.get("Retry-After"),
-            transient=(requests.RequestException,),
-            ceiling=HEAD_BASE,
-            most=self.head_workers,
-        )
-        if r.ok:
-            vid = r.headers.get("x-amz-version-id")
-            return (vid if vid and vid != "null" else None), r.status_code
-        return None, r.status_code

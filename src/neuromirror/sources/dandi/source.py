@@ -3,7 +3,7 @@
 Every published version becomes a tagged snapshot (oldest first), the draft
 an untagged one; an unchanged dandiset costs two plain GETs (and its Zarr list, if it
 has Zarr assets: :mod:`.zarr_states`).  A version's assets
-are listed completely or not at all (:meth:`DandiSource._list_assets`) and made
+are listed completely or not at all (:mod:`.asset_listing`) and made
 entries a page at a time (:mod:`.blobs`, Zarr assets through :mod:`.zarr_assets`).
 A resync lists without the assets' metadata and takes the files of unchanged asset
 ids from the last synced state (:class:`~.assets.Reuse`): metadata only for new assets.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -29,16 +28,16 @@ from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, Sou
 from neuromirror.sources import s3urls
 from neuromirror.sources.base import Listed, Source
 from neuromirror.sources.dandi import assets, embargo, zarr_states
+from neuromirror.sources.dandi.asset_listing import AssetListing
 from neuromirror.sources.dandi.assets import Listing, Reuse
-from neuromirror.sources.dandi.blobs import HEAD_BASE, AssetEntries
-from neuromirror.sources.dandi.client import DEFAULT_API, LISTING_ATTEMPTS, DandiError, gist, make_client
+from neuromirror.sources.dandi.blobs import AssetEntries
+from neuromirror.sources.dandi.client import DEFAULT_API, DandiError, gist, make_client
 from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
-from neuromirror.sources.dandi.pin_ahead import PinAhead
+from neuromirror.sources.dandi.pins import HEAD_BASE
 from neuromirror.sources.dandi.zarr_assets import settle, split_stamp, track_draft, unchanged, zarr_executor, zarr_run
 from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.spec import Spec
-from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.dates import parse_iso as parse_time
 
 log = logging.getLogger("neuromirror.dandi")
@@ -59,7 +58,7 @@ def remote_id_for(path: str, key: Optional[str], urls: tuple[str, ...]) -> Optio
     return None
 
 
-class DandiSource(AssetEntries):
+class DandiSource(AssetEntries, AssetListing):
     """One dandiset at one DANDI API (a :class:`~neuromirror.sources.base.Source`)."""
 
     archive = "dandi"
@@ -286,110 +285,6 @@ class DandiSource(AssetEntries):
             return None
         return Reuse(state, self.api_url, self.zarr_checksums)
 
-    def _list_assets(
-        self,
-        rd: Any,
-        version: Any,
-        progress: Optional[ProgressCallback],
-        reuse: Optional[Reuse] = None,
-        ahead: Optional[PinAhead] = None,
-    ) -> Optional[Listing]:
-        """The version's complete asset list, spooled to disk and checked for completeness.
-
-        A page that repeats or skips, or a body cut short, must never become
-        a commit that lies about the archive: every asset id must be unique
-        and their number must match the version's ``asset_count``; otherwise
-        list again.  With ``reuse``, the assets come without their metadata and
-        are looked up in the last synced state a page at a time; None when so
-        many need their metadata that listing with it is cheaper (:class:`Reuse`).
-        """
-        expected = getattr(version, "asset_count", None)
-        total = expected if isinstance(expected, int) and not isinstance(expected, bool) else None
-        params = {"order": "path"} if reuse is not None else {"order": "path", "metadata": "1"}
-        last_problem = ""
-        for attempt in range(LISTING_ATTEMPTS):
-            listing = Listing(reuse)
-            if reuse is not None:
-                reuse.restart()
-            try:
-                problem = self._read_assets(rd, params, listing, progress, reuse, ahead, expected, total)
-                if problem is _TOO_MANY:
-                    return None
-            except DandiError:
-                listing.close()
-                raise
-            except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
-                # a body cut short (the client does not retry it): unparsable JSON — requests'
-                # JSONDecodeError is a ValueError — or fewer bytes than the server announced
-                problem = f"unreadable page ({gist(exc)})"
-            except Exception as exc:
-                listing.close()
-                raise DandiError(
-                    f"DANDI API at {self.api_url}: listing assets of {self.identifier}: {gist(exc)}"
-                ) from None
-            if problem is None and isinstance(expected, int) and listing.count != expected:
-                problem = f"listing has {listing.count} assets, the version says {expected}"
-            if problem is None and reuse is not None and reuse.too_many(listing.count):  # the last page's share
-                self._abandon(listing, reuse)
-                return None
-            if problem is None:
-                if progress:
-                    progress("listing", listing.count, expected)
-                return listing
-            listing.close()
-            last_problem = problem
-            log.warning("DANDI:%s: %s; listing again (attempt %d)", self.identifier, problem, attempt + 2)
-            time.sleep(min(2**attempt * 0.2, 3))
-        raise DandiError(
-            f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}"
-        )
-
-    def _read_assets(
-        self,
-        rd: Any,
-        params: dict[str, str],
-        listing: Listing,
-        progress: Optional[ProgressCallback],
-        reuse: Optional[Reuse],
-        ahead: Optional[PinAhead],
-        expected: Any,
-        total: Optional[int],
-    ) -> Optional[str]:
-        """One pass over the version's asset pages into ``listing`` (:meth:`_list_assets`' attempt):
-        None when every page was read, the problem that makes it list again (a malformed record, a
-        page repeated), or :data:`_TOO_MANY` when ``reuse`` gave up and the listing was abandoned."""
-        page = assets.PAGE_SIZE
-        problem = None
-        for asset in self._paginate(f"{rd.version_api_path}assets/", page_size=page, params=params):
-            if not isinstance(asset, dict) or not isinstance(asset.get("asset_id"), str):
-                problem = "malformed asset record in listing"
-                break
-            if not listing.add_asset(asset):
-                problem = f"asset {asset['asset_id']} listed twice (a page repeated)"
-                break
-            if ahead is not None:
-                ahead.offer(asset)
-            if reuse is not None and reuse.too_many(total):
-                self._abandon(listing, reuse)
-                return _TOO_MANY
-            crashpoint("dandi-asset")
-            if progress and len(listing.ids) % page == 0:
-                progress("listing", len(listing.ids), expected)
-        if problem is None:
-            listing.flush()
-        if ahead is not None:
-            ahead.flush()
-        return problem
-
-    def _abandon(self, listing: Listing, reuse: Reuse) -> None:
-        listing.close()
-        log.info(
-            "DANDI:%s: %d assets or more need their metadata: listing again with it", self.identifier, reuse.to_fetch
-        )
-
-
-#: what :meth:`DandiSource._read_assets` says when the listing was abandoned (compared by identity)
-_TOO_MANY = "too many assets need their metadata: listing again with it"
 
 #: dandisets per page of the archive's list (its maximum): 2,000 dandisets in two requests
 LIST_PAGE_SIZE = 1000

@@ -185,23 +185,36 @@ def _list_range(
         return key == edge
 
     for page in paginate_versions(client, Bucket=bucket, Prefix=prefix, KeyMarker=after):
-        for v in page.get("Versions", []) or []:
-            key = v["Key"]
-            if wanted(key) and v.get("IsLatest") and len(key) > n:
-                vid = v.get("VersionId")
-                latest[key] = ZObject(
-                    key[n:],
-                    int(v.get("Size") or 0),
-                    str(v.get("ETag") or "").strip('"').lower(),
-                    vid if vid and vid != "null" else None,
-                    v.get("LastModified"),
-                )
-        for dm in page.get("DeleteMarkers", []) or []:
-            if wanted(dm["Key"]) and dm.get("IsLatest"):
-                deleted.add(dm["Key"])
-        keys = [r["Key"] for r in (page.get("Versions") or []) + (page.get("DeleteMarkers") or [])]
-        if edge is not None and keys and max(keys) > edge:
+        _take_page(page, n, wanted, latest, deleted)
+        if edge is not None and _past(page, edge):
             return  # past the edge key: the next range has the rest
+
+
+def _take_page(
+    page: dict, n: int, wanted: Callable[[str], bool], latest: dict[str, ZObject], deleted: set[str]
+) -> None:
+    """A page of the versions listing into ``latest`` (each wanted key's current version, named
+    relative to the Zarr: ``n`` characters of prefix cut) and ``deleted`` (keys behind a delete marker)."""
+    for v in page.get("Versions", []) or []:
+        key = v["Key"]
+        if wanted(key) and v.get("IsLatest") and len(key) > n:
+            vid = v.get("VersionId")
+            latest[key] = ZObject(
+                key[n:],
+                int(v.get("Size") or 0),
+                str(v.get("ETag") or "").strip('"').lower(),
+                vid if vid and vid != "null" else None,
+                v.get("LastModified"),
+            )
+    for dm in page.get("DeleteMarkers", []) or []:
+        if wanted(dm["Key"]) and dm.get("IsLatest"):
+            deleted.add(dm["Key"])
+
+
+def _past(page: dict, edge: str) -> bool:
+    """Whether the page went past the range's edge key (once per page, not per key)."""
+    keys = [r["Key"] for r in (page.get("Versions") or []) + (page.get("DeleteMarkers") or [])]
+    return bool(keys) and max(keys) > edge
 
 
 def list_api(source: DandiAPI, zarr_id: str) -> list[ZObject]:
@@ -320,16 +333,12 @@ def object_entries(
     refused: list[Refusal] = []
     unpinned = 0
     clashes = _files_that_are_directories(objs)
-    base = (s3_base or "").split("?", 1)[0]
-    if base and not base.endswith("/"):
-        base += "/"
+    base = _s3_prefix(s3_base)
     api_base = f"{source.api_url}/zarr/{zarr_id}/files/?prefix="
     for o in sorted(objs, key=lambda o: o.rel):
         reason = check_path(o.rel)
-        if reason is None and clashes:
-            parts = o.rel.split("/")
-            if any("/".join(parts[:i]) in clashes for i in range(1, len(parts))):
-                reason = "a file and a directory of the same name"
+        if reason is None and clashes and _under_a_file(o.rel, clashes):  # usually no clashes: no call
+            reason = "a file and a directory of the same name"
         if reason is not None:
             refused.append(Refusal(o.rel, reason))
             continue
@@ -352,6 +361,20 @@ def object_entries(
         entries.append(AnnexEntry(o.rel, key, o.size, urls, kind, ck, f"{zarr_id}/{o.rel}"))
         leaves.append((o.rel, o.size, o.etag))
     return ObjectEntries(entries, leaves, refused, unpinned)
+
+
+def _s3_prefix(s3_base: Optional[str]) -> str:
+    """The Zarr's S3 URL without a query, ending in ``/`` (objects' URLs are it and their key); "" if none."""
+    base = (s3_base or "").split("?", 1)[0]
+    if base and not base.endswith("/"):
+        base += "/"
+    return base
+
+
+def _under_a_file(rel: str, clashes: set[str]) -> bool:
+    """Whether one of ``rel``'s directories is also an object's path (a clash in ``clashes``)."""
+    parts = rel.split("/")
+    return any("/".join(parts[:i]) in clashes for i in range(1, len(parts)))
 
 
 def _files_that_are_directories(objs: list[ZObject]) -> set[str]:
