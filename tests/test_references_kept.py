@@ -111,3 +111,41 @@ def test_a_store_without_the_reference_leaves_the_file_to_h5py(dandi_archive, tm
     lose_blobs(d, [nwb.TIMESERIES])
     got = lindi_env.python(READ_BY_API, str(d.run.root), f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}")
     assert got == {"via": "h5py", **lindi_env.timeseries_values()}
+
+
+#: a reference made on the first read (the API's door with ``make``), in a process with lindi
+MAKE_BY_API = """
+import json, sys
+from neuromirror import api
+
+with api.open(sys.argv[1]) as m:
+    print(json.dumps([m.open_hdf5(sys.argv[2], make=True, how=True).via]))
+"""
+
+
+def test_a_reference_made_after_a_whole_keep_goes_in_with_the_next_keep(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A version kept whole has a mark, so the next keep does not look at it again; a reference made after
+    that mark (on a first read) still reaches the store with the next keep, not only with a later version."""
+    d = _synced(dandi_archive, tmp_path / "mirror", 2800)
+    (row,) = d.run.json("urls", d.spec, "--references")
+    key = row["key"]
+    Path(row["reference"]).unlink()
+    store_dir = tmp_path / "store"
+    code, out, err = d.run("keep", d.spec, "--to", str(store_dir), "--json")
+    assert code == 0, err
+    assert json.loads(out)["references"] == 0
+    code, out, _ = d.run("keep", d.spec, "--to", str(store_dir), "--json")
+    assert code == 0 and json.loads(out)["versions"][0]["from_mark"] is True  # whole, by its mark
+
+    target = f"dandi/{d.id}@{d.version}/{nwb.TIMESERIES}"
+    assert lindi_env.python(MAKE_BY_API, str(d.run.root), target) == ["reference"]  # made now, on the read
+    code, out, err = d.run("keep", d.spec, "--to", str(store_dir), "--json")
+    assert code == 0, err
+    assert json.loads(out)["references"] == 1
+    from neuromirror.store.location import open_store
+
+    store = open_store(str(store_dir))
+    with store.open_key(reference_name(key)) as fh:
+        assert json.loads(fh.read()) == json.loads(reference_path(d.run.root, key).read_text())
+    code, out, _ = d.run("keep", d.spec, "--to", str(store_dir), "--json")  # and then the mark holds again
+    assert code == 0 and json.loads(out)["references"] == 0 and json.loads(out)["versions"][0]["from_mark"] is True

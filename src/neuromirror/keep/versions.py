@@ -35,7 +35,7 @@ from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
-from neuromirror.store.lindi import keep_reference, may_have_reference
+from neuromirror.store.lindi import keep_reference, made_after, may_have_reference
 from neuromirror.store.record import record_present
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
@@ -124,6 +124,8 @@ def keep(
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
             for target in targets:
                 mark = marks.find(target, ident.uuid, terms)
+                if mark is not None and made_after(mirror.root, mark.get("marked")):
+                    mark = None  # a reference made since: the version is looked at again, to keep it beside its key
                 if mark is not None:  # every key recorded here and checked, and nothing since says otherwise
                     run.versions.append(_from_mark(target, mark))
                     run.marked += 1

@@ -35,6 +35,26 @@ def reference_path(root: Path, key: str) -> Path:
     return Path(root) / DIRNAME / hashdir_lower(key) / f"{key}{SUFFIX}"
 
 
+#: touched whenever a reference is written under the root: a keep's mark older than it may lack one
+MADE_STAMP = ".made"
+
+
+def note_made(root: Path) -> None:
+    """Say that a reference was written under ``root`` now (:func:`made_after` reads it)."""
+    stamp = Path(root) / DIRNAME / MADE_STAMP
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+
+
+def made_after(root: Path, when: Optional[float]) -> bool:
+    """Was a reference written under ``root`` after ``when`` (a keep's mark's time)?  A version kept whole
+    before then may have a file whose reference its store lacks: its mark does not hold for that."""
+    try:
+        return when is None or (Path(root) / DIRNAME / MADE_STAMP).stat().st_mtime >= when
+    except FileNotFoundError:
+        return False
+
+
 def reference_name(key: str) -> str:
     """The name a store keeps ``key``'s reference under (taken by its ``receive``, ``has``, ``open_key``)."""
     return f"{PREFIX}{key}{SUFFIX}"

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.store.lindi import DIRNAME, SUFFIX, reference_path
+from neuromirror.store.lindi import DIRNAME, SUFFIX, note_made, reference_path
 
 __all__ = [
     "DIRNAME",
@@ -49,6 +49,7 @@ def write_reference(root: Path, key: str, rfs: dict[str, Any]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    note_made(root)  # a version's keep mark older than this reference no longer holds for it
     return path
 
 
