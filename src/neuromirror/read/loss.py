@@ -163,7 +163,7 @@ class Losses:
         import requests
 
         from neuromirror.annex.branch_writer import mark_web
-        from neuromirror.annex.logs import branch_logs, web_urls
+        from neuromirror.annex.logs import branch_logs
 
         by: dict[tuple[str, Path], list[str]] = {}
         for source, repo, key in batch:
@@ -171,19 +171,23 @@ class Losses:
         session = requests.Session()
         for (source, repo), keys in by.items():
             logs = branch_logs(repo, keys, ".log.web")
-            gone = []
-            for key in dict.fromkeys(keys):
-                urls = [u for u in web_urls(logs.get(key)) if urlsplit(u).scheme in ("http", "https")]
-                answers = [url_status(session, u, timeout=15) for u in urls]
-                # as verify: every URL refused (4xx), one of them saying the bytes are gone
-                if answers and all(a and a.startswith("HTTP 4") for a in answers) and any(a in GONE for a in answers):
-                    gone.append(key)
+            gone = [key for key in dict.fromkeys(keys) if _gone_from_web(session, logs.get(key))]
             if gone:
                 assert self._lock_source is not None
                 with self._lock_source(source):
                     marked, _ = mark_web(repo, gone, [])  # the branch's one writer: one commit
                 if marked:
                     log.warning("%d key(s) marked on %s's git-annex branch as no longer on the web", len(marked), repo)
+
+
+def _gone_from_web(session: Any, web_log: Optional[bytes]) -> bool:
+    """Are a key's web URLs gone, as verify judges it: every one refused (4xx), one of them saying
+    the bytes are gone (a key with no http(s) URL is not)."""
+    from neuromirror.annex.logs import web_urls
+
+    urls = [u for u in web_urls(web_log) if urlsplit(u).scheme in ("http", "https")]
+    answers = [url_status(session, u, timeout=15) for u in urls]
+    return bool(answers) and all(a and a.startswith("HTTP 4") for a in answers) and any(a in GONE for a in answers)
 
 
 def dropped(exc: BaseException) -> BaseException:

@@ -105,32 +105,31 @@ class ManifestTree:
         return is_dir, members, f, {n: t for n, r in rows.items() if (t := _last_modified(r)) is not None}
 
     def _node(self, parts: list[str]) -> Optional[tuple[bool, list, Optional[PinnedFile], dict[str, Any]]]:
-        if len(parts) < 4:
-            got = self.index(parts)
-            if got is None:
-                return None
-            if len(parts) < 3:
-                return True, [(d, None) for d in got["directories"]], None, {}
-            zarrs = [f[: -len(".json")] + ".zarr" for f in got["files"] if f.endswith(".json")]
-            return True, [(z, None) for z in zarrs if "." not in z[: -len(".zarr")]], None, {}
+        return self._listed_node(parts) if len(parts) < 4 else self._zarr_node(parts)
+
+    def _listed_node(self, parts: list[str]) -> Optional[tuple[bool, list, Optional[PinnedFile], dict[str, Any]]]:
+        """Above the Zarrs (the shards, a Zarr's states): the root's directories, the states as ``.zarr``."""
+        got = self.index(parts)
+        if got is None:
+            return None
+        if len(parts) < 3:
+            return True, [(d, None) for d in got["directories"]], None, {}
+        zarrs = [f[: -len(".json")] + ".zarr" for f in got["files"] if f.endswith(".json")]
+        return True, [(z, None) for z in zarrs if "." not in z[: -len(".zarr")]], None, {}
+
+    def _zarr_node(self, parts: list[str]) -> Optional[tuple[bool, list, Optional[PinnedFile], dict[str, Any]]]:
+        """Inside a Zarr state: the manifest's directory or file at the rest of the path (None: not in it)."""
         name = parts[3]
         if not name.endswith(".zarr") or "." in name[: -len(".zarr")]:
             return None
         path = self.file([*parts[:3], name[: -len(".zarr")] + ".json"])
         if path is None:
             return None
-        manifest = self._manifest(path)
         base = base_url_of(path.parent)
-        here: Any = manifest.get("entries", {})
         inner = parts[4:]
-        for i, part in enumerate(inner):
-            if not isinstance(here, dict) or part not in here:
-                return None
-            here = here[part]
-            if isinstance(here, list):
-                if i != len(inner) - 1:
-                    return None
-                return False, [], _file("/".join(inner), here, base), {"": here}
+        here = _walk(self._manifest(path).get("entries", {}), inner)
+        if isinstance(here, list) and inner:
+            return False, [], _file("/".join(inner), here, base), {"": here}
         if not isinstance(here, dict):
             return None
         prefix = "/".join(inner)
@@ -152,6 +151,18 @@ class ManifestTree:
             while len(self._parsed) > MAX_MANIFESTS:
                 self._parsed.popitem(last=False)
         return parsed
+
+
+def _walk(here: Any, inner: list[str]) -> Any:
+    """The manifest's entry at ``inner``: a directory (dict), a file's row (list, only at the path's end),
+    or None when the path is not in it."""
+    for i, part in enumerate(inner):
+        if not isinstance(here, dict) or part not in here:
+            return None
+        here = here[part]
+        if isinstance(here, list):
+            return here if i == len(inner) - 1 else None
+    return here
 
 
 def _mtime(place: Optional[Path], name: str) -> Optional[float]:

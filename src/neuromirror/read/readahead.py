@@ -134,26 +134,47 @@ class ReadAheadCache(BaseCache):
         got: dict[int, _Held] = {}
         waits: dict[int, tuple[Future, int]] = {}
         with self._lock:
-            ahead = self._follow(first, last) if self.prefetch else []
-            for b in range(first, last + 1):
-                held = self._blocks.get(b)
-                if held is not None and held[0] <= max(start, b * bs):
-                    self._blocks.move_to_end(b)
-                    got[b] = held
-                elif b in self._pending:
-                    waits[b] = self._pending[b]
-            missing = [b for b in range(first, last + 1) if b not in got and b not in waits]
-            if missing[-1:] == [last] and ahead[:1] and ahead[0][0] == last + 1 and ahead[0][1] * bs <= MERGE:
-                a, n = ahead.pop(0)  # the read-ahead right after what this read fetches: one request for both
-                missing += range(a, a + n)
-            for a, n in ahead:
-                self._background(a, n)
+            missing = self._plan(first, last, start, got, waits)
         if missing:
             self.miss_count += 1
         else:
             self.hit_count += 1
         # a read of several blocks starts where it starts: the bytes before it are another chunk's
         self._get(missing, got, start if first < last and missing[:1] == [first] else missing[0] * bs if missing else 0)
+        self._await(waits, got)
+        pieces = [
+            d[max(start, at) - at : min(stop, (at // bs + 1) * bs) - at]
+            for at, d in [got[b] for b in range(first, last + 1)]
+        ]
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _plan(
+        self, first: int, last: int, start: int, got: dict[int, _Held], waits: dict[int, tuple[Future, int]]
+    ) -> list[int]:
+        """Under the lock: the blocks held (into ``got``), those a background fetch brings (into ``waits``),
+        the read-ahead started; the blocks this read must fetch itself (with the read-ahead right after
+        them when it is small: one request for both)."""
+        bs = self.blocksize
+        ahead = self._follow(first, last) if self.prefetch else []
+        for b in range(first, last + 1):
+            held = self._blocks.get(b)
+            if held is not None and held[0] <= max(start, b * bs):
+                self._blocks.move_to_end(b)
+                got[b] = held
+            elif b in self._pending:
+                waits[b] = self._pending[b]
+        missing = [b for b in range(first, last + 1) if b not in got and b not in waits]
+        if missing[-1:] == [last] and ahead[:1] and ahead[0][0] == last + 1 and ahead[0][1] * bs <= MERGE:
+            a, n = ahead.pop(0)  # the read-ahead right after what this read fetches: one request for both
+            missing += range(a, a + n)
+        for a, n in ahead:
+            self._background(a, n)
+        return missing
+
+    def _await(self, waits: dict[int, tuple[Future, int]], got: dict[int, _Held]) -> None:
+        """The blocks a background fetch brings, into ``got``; one that failed there is fetched here, where
+        a failure is the reader's."""
+        bs = self.blocksize
         late = []
         for b, (fut, a) in waits.items():
             data = fut.result()
@@ -162,11 +183,6 @@ class ReadAheadCache(BaseCache):
             else:
                 got[b] = (b * bs, data[(b - a) * bs : (b - a + 1) * bs])
         self._get(late, got, late[0] * bs if late else 0)
-        pieces = [
-            d[max(start, at) - at : min(stop, (at // bs + 1) * bs) - at]
-            for at, d in [got[b] for b in range(first, last + 1)]
-        ]
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _follow(self, first: int, last: int) -> list[tuple[int, int]]:
         """The read of blocks ``first..last``: which stream it continues, and what that stream fetches ahead

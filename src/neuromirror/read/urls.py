@@ -117,16 +117,7 @@ def resolve_batch(
     annexed = [f.key for f in batch if f.key]
     # a file in git: the key whose ``.log.web`` holds the archive's URLs of its bytes
     in_git = {i: git_file_key(f.checksum or "", f.size or 0) for i, f in enumerate(batch) if f.in_git}
-    url_logs: dict[str, Optional[bytes]] = {}
-    loc_logs: dict[str, Optional[bytes]] = {}
-    if branch and (annexed or in_git):
-        specs = [f"{branch}:{log_path(k, suffix)}" for k in annexed for suffix in (".log.web", ".log")]
-        specs += [f"{branch}:{log_path(k, '.log.web')}" for k in in_git.values()]
-        got = list(cat.get_many(specs))
-        for i, k in enumerate(annexed):
-            url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]
-        for k, data in zip(in_git.values(), got[2 * len(annexed) :]):
-            url_logs[k] = data
+    url_logs, loc_logs = _read_logs(cat, branch, annexed, list(in_git.values()))
     for i, f in enumerate(batch):
         if f.key is None:
             url = _stable(web_urls(url_logs.get(in_git[i])))
@@ -135,6 +126,25 @@ def resolve_batch(
         yield _choose(
             f.path, f.key, f.size, web_urls_newest(url_logs.get(f.key)), log_state(loc_logs.get(f.key)), stores, repo
         )
+
+
+def _read_logs(
+    cat: gitutil.CatFile, branch: Optional[str], annexed: list[str], in_git: list[str]
+) -> tuple[dict[str, Optional[bytes]], dict[str, Optional[bytes]]]:
+    """(key -> its URL log, key -> its location log) from the ``branch`` logs in one ``cat-file`` round:
+    both logs of each annexed key, the URL log of each git file's key (none without a branch)."""
+    url_logs: dict[str, Optional[bytes]] = {}
+    loc_logs: dict[str, Optional[bytes]] = {}
+    if not branch or not (annexed or in_git):
+        return url_logs, loc_logs
+    specs = [f"{branch}:{log_path(k, suffix)}" for k in annexed for suffix in (".log.web", ".log")]
+    specs += [f"{branch}:{log_path(k, '.log.web')}" for k in in_git]
+    got = list(cat.get_many(specs))
+    for i, k in enumerate(annexed):
+        url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]
+    for k, data in zip(in_git, got[2 * len(annexed) :]):
+        url_logs[k] = data
+    return url_logs, loc_logs
 
 
 def _stable(urls: Sequence[str]) -> Optional[str]:
@@ -164,22 +174,27 @@ def _choose(
         return PinnedFile(path, key, size, pinned, "archive", repo=repo, store_url=kept)
     if kept:
         return PinnedFile(path, key, size, kept, "store", repo=repo, store_url=kept)
-    if web_gone and http:
-        why = MARKED_GONE
-    elif http:
-        why = MUTABLE_ONLY
-    elif any(u.startswith("neuromirror+dandi:") for u in urls):
-        why = EMBARGOED
-    elif any(u.startswith("neuromirror+boss") for u in urls):
-        why = BOSS_CHUNK
-    elif urls:
-        why = OTHER_SCHEME.format(scheme=urlsplit(urls[0]).scheme or urls[0].split(":", 1)[0])
-    else:
-        why = NO_URL
+    why = _why_none(urls, http, web_gone)
     kept_elsewhere = [r.name for u, r in stores.items() if present.get(u) and not r.readable]
     if kept_elsewhere:
         why += f"; kept in {', '.join(kept_elsewhere)}, which is not readable here"
     return PinnedFile(path, key, size, None, "none", why, repo=repo)
+
+
+#: why a file with only these URLs has none a reader may use, by the URL's prefix (the sync's special remotes)
+_SPECIAL_PREFIXES = (("neuromirror+dandi:", EMBARGOED), ("neuromirror+boss", BOSS_CHUNK))
+
+
+def _why_none(urls: Sequence[str], http: list[str], web_gone: bool) -> str:
+    """Why none of a key's ``urls`` serves exactly its bytes (no stable one, and no store holds it)."""
+    if http:
+        return MARKED_GONE if web_gone else MUTABLE_ONLY
+    for prefix, why in _SPECIAL_PREFIXES:
+        if any(u.startswith(prefix) for u in urls):
+            return why
+    if urls:
+        return OTHER_SCHEME.format(scheme=urlsplit(urls[0]).scheme or urls[0].split(":", 1)[0])
+    return NO_URL
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ class Tree:
             entries = [Entry(r.id.split(":", 1)[1], modified=r.modified) for r in rows]
             return Node(True, entries, modified=_newest(*(r.modified for r in rows)))
         source = f"dandi:{parts[0]}"
-        if len(parts) <= 2 and (len(parts) == 1 or parts[1] == "releases"):
+        if parts[1:] in ([], ["releases"]):  # the dandiset itself, or its releases/
             versions = self.versions(source)
             if versions is None:
                 return None

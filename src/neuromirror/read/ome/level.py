@@ -78,22 +78,12 @@ def open_level(fs: Any, image: str, res: Optional[int], what: str) -> Level:
     datasets = [str(d.get("path")) for d in scales[0].get("datasets") or [] if isinstance(d, dict)]
     if not datasets:
         raise UserError(f"{what}: not an OME-Zarr image (no multiscales datasets in .zattrs)")
-    numbered = all(p.isdigit() for p in datasets)
-    if res is None:
-        level = datasets[0]
-    elif numbered and str(res) in datasets:
-        level = str(res)
-    elif not numbered and 0 <= res < len(datasets):
-        level = datasets[res]
-    else:
-        raise UserError(f"{what} has no level {res} (levels: {', '.join(datasets)})")
+    level = _chosen(datasets, res, what)
     name = f"{what} level {level}"
     meta = _zarray(fs, f"{image}/{level}", name)
     shape = tuple(int(n) for n in meta["shape"])
     zyx = _spatial_axes(scales[0].get("axes"), shape, name)
-    boss = ((attrs.get("boss") or {}).get("levels") or {}).get(level) or {}
-    start = tuple(int(n) for n in boss.get("start_zyx") or (0, 0, 0))
-    stop = tuple(int(n) for n in boss.get("stop_zyx") or (shape[i] for i in zyx))
+    start, stop = _extent(attrs, level, shape, zyx)
     compressor = meta.get("compressor")
     return Level(
         path=f"{image}/{level}",
@@ -106,9 +96,32 @@ def open_level(fs: Any, image: str, res: Optional[int], what: str) -> Level:
         separator=str(meta.get("dimension_separator") or "."),
         codecs=tuple(meta.get("filters") or ()) + ((compressor,) if compressor else ()),
         zyx=(zyx[0], zyx[1], zyx[2]),
-        start=(start[0], start[1], start[2]),
-        stop=(stop[0], stop[1], stop[2]),
+        start=start,
+        stop=stop,
     )
+
+
+def _chosen(datasets: list[str], res: Optional[int], what: str) -> str:
+    """The path of level ``res``: the dataset of that path when all are numbered (a BOSS level's number),
+    else the ``res``-th; None: the first (the finest)."""
+    numbered = all(p.isdigit() for p in datasets)
+    if res is None:
+        return datasets[0]
+    if numbered and str(res) in datasets:
+        return str(res)
+    if not numbered and 0 <= res < len(datasets):
+        return datasets[res]
+    raise UserError(f"{what} has no level {res} (levels: {', '.join(datasets)})")
+
+
+def _extent(
+    attrs: dict, level: str, shape: tuple[int, ...], zyx: tuple[int, ...]
+) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """(start, stop), z, y, x, that a region may take: a BOSS level's recorded extent, else the array's."""
+    boss = ((attrs.get("boss") or {}).get("levels") or {}).get(level) or {}
+    start = tuple(int(n) for n in boss.get("start_zyx") or (0, 0, 0))
+    stop = tuple(int(n) for n in boss.get("stop_zyx") or (shape[i] for i in zyx))
+    return (start[0], start[1], start[2]), (stop[0], stop[1], stop[2])
 
 
 def _zarray(fs: Any, level: str, name: str) -> dict:
