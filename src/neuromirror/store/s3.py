@@ -41,10 +41,10 @@ from neuromirror.store.base import (
     key_size,
     remote_name,
 )
+from neuromirror.store.s3_client import boto_errors, default_region, error_code, make_client
 from neuromirror.util.text import one_line
 
 ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
-REGION_ENV = "NEUROMIRROR_STORE_REGION"
 PUBLIC_URL_ENV = "NEUROMIRROR_STORE_PUBLIC_URL"
 IDENTITY_OBJECT = ".neuromirror-store.json"
 ANNEX_UUID_OBJECT = "annex-uuid"
@@ -60,25 +60,6 @@ PART = 8 << 20
 MAX_PARTS = 9_000
 #: an incomplete multipart upload older than this is a killed run's: aborted by clean_stale
 STALE_UPLOAD = timedelta(days=1)
-
-
-def _region() -> str:
-    for env in (REGION_ENV, "AWS_REGION", "AWS_DEFAULT_REGION"):
-        value = os.environ.get(env, "").strip()
-        if value:
-            return value
-    return "us-east-1"
-
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def boto_errors() -> tuple[type[BaseException], ...]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (ClientError, BotoCoreError)
 
 
 class S3Store:
@@ -100,7 +81,7 @@ class S3Store:
         prefix = prefix.strip("/")
         self.prefix = prefix + "/" if prefix else ""
         self.endpoint = (endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV, "")).rstrip("/") or None
-        self.region = region or _region()
+        self.region = region or default_region()
         self.public_url = (public_url if public_url is not None else os.environ.get(PUBLIC_URL_ENV, "")) or None
         if self.endpoint is not None:
             parts = urlsplit(self.endpoint)
@@ -129,20 +110,7 @@ class S3Store:
         """A boto3 client (thread-safe, shared); credentials from the environment, never stored."""
         with self._lock:
             if self._client is None:
-                import boto3
-                from botocore.config import Config
-
-                config = Config(
-                    s3={"addressing_style": "path" if self.endpoint else "auto"},
-                    retries={"max_attempts": 5, "mode": "standard"},
-                    max_pool_connections=64,
-                )
-                session = boto3.session.Session(botocore_session=_botocore_session())
-                if session.get_credentials() is None:  # a reader with no credentials: a public bucket, unsigned
-                    from botocore import UNSIGNED
-
-                    config = config.merge(Config(signature_version=UNSIGNED))
-                self._client = session.client("s3", endpoint_url=self.endpoint, region_name=self.region, config=config)
+                self._client = make_client(self.endpoint, self.region)
             return self._client
 
     def _run_error(self, what: str, exc: BaseException) -> UserError:
@@ -437,26 +405,3 @@ class S3Incoming:
     def __exit__(self, *exc: object) -> None:
         if not self.done:
             self.discard()
-
-
-#: botocore's loader of service models, shared by every store's session (made on first use)
-_LOADER: Any = None
-_LOADER_LOCK = threading.Lock()
-
-
-def _botocore_session() -> Any:
-    """A new botocore session (its own credentials, read from the environment now) over one shared loader.
-
-    Why (issue 59): each client made with a session of its own parsed S3's service model again, ~0.1 s of CPU
-    and ~13 MB that the process kept after the client was gone: five per service cycle with a directory and an
-    S3 store.  The loader holds only the models and endpoint data shipped with botocore, nothing per account."""
-    import botocore.loaders
-    import botocore.session
-
-    global _LOADER
-    with _LOADER_LOCK:
-        if _LOADER is None:
-            _LOADER = botocore.loaders.create_loader()
-    session = botocore.session.get_session()
-    session.register_component("data_loader", _LOADER)
-    return session
