@@ -2,12 +2,17 @@
 
 The first URL anyone opens is the bare address; it says what each route serves and links each
 one.  With scheduling, ``/`` is the service's status page (it links here), and this page is at
-``/view/``.  Plain HTML, no script, readable in a 1280 px window.
+``/view/``.  Plain HTML, no script, readable in a 1280 px window.  A directory's listing
+(:func:`listing_html`) is the view's other page.
 """
 
 from __future__ import annotations
 
 import html
+from typing import Optional
+from urllib.parse import quote
+
+from neuromirror.util.sizes import human_bytes
 
 #: every route of the view, with what it serves (``serve --help``, its start-up line and the docs name the same)
 ROUTES = (
@@ -73,4 +78,52 @@ def landing_html(base_url: str, scheduled: bool = False) -> str:
         f"rclone lsl --webdav-url {e(base)}/dav :webdav:dandi/ID/VERSION\n"
         f'python -c \'import zarr; print(zarr.open_array("{e(base)}/dav/dandi/ID/VERSION/x.zarr/0", mode="r")[:])\''
         "</pre>\n</body></html>\n"
+    )
+
+
+PIN_NOTE = (
+    " A file answers with a redirect to the URL that serves exactly its bytes at this pin; a file kept"
+    " in git, or that only the lab's store still holds, is served here."
+)
+
+
+def href(path: str) -> str:
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
+
+
+def listing_html(base: str, pin: Optional[dict], rows: list[dict], viewers: str = "") -> str:
+    """A plain listing with links, readable without any script or style sheet.
+
+    Clients that list a directory by scraping its page (fsspec's HTTP filesystem, so zarr-python over
+    HTTP) take every link under the page's own URL for a child: a link to the directory itself read as
+    a member named ``''``, and a walk of a Zarr group recursed into it for ever.  So the last breadcrumb
+    (this directory) is text, not a link; the other breadcrumbs and ``../`` point above the page, which
+    no such client reads as a child."""
+    e = html.escape
+    crumbs, acc = [], "/"
+    parts = [p for p in base.split("/") if p]
+    for i, part in enumerate(parts):
+        acc += part + "/"
+        crumbs.append(e(part) if i == len(parts) - 1 else f'<a href="{e(href(acc))}">{e(part)}</a>')
+    lines = [
+        f'<tr><td><a href="{e(r["href"])}">{e(r["name"])}{"/" if r["type"] == "directory" else ""}</a></td>'
+        f'<td class="size">{"" if r["type"] == "directory" else e(human_bytes(r.get("size")))}</td>'
+        f"<td>{e(r.get('modified', '').replace('T', ' '))}</td><td>{e(r.get('served_by', ''))}</td></tr>"
+        for r in rows
+    ]
+    about = ""
+    if pin is not None:
+        about = f"<p>{e(pin['source'])} at {e(pin['version'])}: commit <code>{e(pin['commit'])}</code></p>"
+    parent = (
+        "" if base.count("/") <= 2 else f'<p><a href="{e(href(base.rstrip("/").rpartition("/")[0] + "/"))}">../</a></p>'
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+        f"{e(base)} - neuromirror</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:0.15em 1em 0.15em 0}"
+        ".size{text-align:right}th{text-align:left}</style></head><body>"
+        f"<h1>/{'/'.join(crumbs)}/</h1>{about}{viewers}{parent}"
+        "<table><thead><tr><th>Name</th><th>Size</th><th>Modified</th><th>Served by</th></tr></thead>"
+        f"<tbody>{''.join(lines)}</tbody></table>"
+        f"<p>{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}.{PIN_NOTE if pin else ''}</p></body></html>\n"
     )

@@ -22,7 +22,6 @@ from a browser, which hands it an answer only with CORS headers: every answer ca
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from pathlib import Path
@@ -31,6 +30,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from wsgiref.util import application_uri
 
 from neuromirror.read.fsspec_remote import FAILED_HEADER
+from neuromirror.read.landing import href, listing_html
 from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.ome import neuroglancer as ng
 from neuromirror.read.references import served as lindi_refs
@@ -39,7 +39,6 @@ from neuromirror.read.store_reads import streamed
 from neuromirror.read.view_dav import dav_app
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
 from neuromirror.util.dates import iso_z
-from neuromirror.util.sizes import human_bytes
 
 log = logging.getLogger("neuromirror.read.view")
 
@@ -66,10 +65,6 @@ PREFLIGHT = (
 )
 #: how many images of one page get their layer type read from their ``.zattrs`` (one listing each) and a link together
 IMAGES_READ = 16
-PIN_NOTE = (
-    " A file answers with a redirect to the URL that serves exactly its bytes at this pin; a file kept"
-    " in git, or that only the lab's store still holds, is served here."
-)
 
 
 def _text(start_response: StartResponse, status: str, body: str, head: bool, extra: Iterable = ()) -> list[bytes]:
@@ -123,12 +118,9 @@ class View:
         head = method == "HEAD"
         # PEP 3333: PATH_INFO holds the path's bytes as latin-1
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
-        if path == ng.CLIENT_ROUTE or path.startswith(ng.CLIENT_ROUTE + "/"):
-            return _client(start_response, path, head)
-        if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
-            return self._manifests(environ, start_response, path)
-        if path.startswith(lindi_refs.ROUTE + "/"):
-            return self._reference(start_response, lindi_refs.key_of_route(path) or "", None, head, by_key=True)
+        other = self._other_route(environ, start_response, path, head)
+        if other is not None:
+            return other
         share = next((s for s in SHARES if path == s or path.startswith(s + "/")), None)
         if share is None:
             return _text(start_response, "404 Not Found", "not found\n", head)
@@ -139,20 +131,44 @@ class View:
             return _text(start_response, "400 Bad Request", "'.' and '..' are not names\n", head)
         try:
             if method in ("OPTIONS", "PROPFIND"):
-                if environ.get("HTTP_DEPTH", "1").lower() == "infinity":
-                    return _text(start_response, "403 Forbidden", "PROPFIND: Depth 0 or 1 only\n", False)
-                environ.setdefault("HTTP_DEPTH", "1")
-                if method == "PROPFIND" and self.tree.node(SHARES[share], path[len(share) :]) is None:
-                    why = f"{self._why(SHARES[share], path[len(share) :])}\n"
-                    return _text(start_response, "404 Not Found", why, False)
-                environ["wsgidav.auth.user_name"] = ""  # anonymous, read-only
-                return self.dav(environ, start_response)
+                return self._dav_answer(environ, start_response, method, share, path)
             node = self.tree.node(SHARES[share], path[len(share) :])
         except BadPath as exc:
             return _text(start_response, "400 Bad Request", f"{exc}\n", head)
         except Exception as exc:  # a broken dataset is that request's 500, never the server's end
             log.warning("view %s %s: %s", method, path, exc)
             return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
+        return self._node_answer(environ, start_response, method, share, path, node)
+
+    def _other_route(
+        self, environ: dict, start_response: StartResponse, path: str, head: bool
+    ) -> Optional[Iterable[bytes]]:
+        """The Neuroglancer client, the Zarr manifests, a LINDI reference by key; None: a share's path."""
+        if path == ng.CLIENT_ROUTE or path.startswith(ng.CLIENT_ROUTE + "/"):
+            return _client(start_response, path, head)
+        if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
+            return self._manifests(environ, start_response, path)
+        if path.startswith(lindi_refs.ROUTE + "/"):
+            return self._reference(start_response, lindi_refs.key_of_route(path) or "", None, head, by_key=True)
+        return None
+
+    def _dav_answer(
+        self, environ: dict, start_response: StartResponse, method: str, share: str, path: str
+    ) -> Iterable[bytes]:
+        """OPTIONS and PROPFIND, by WsgiDAV: anonymous, read-only, Depth 0 or 1; a path the tree lacks is 404."""
+        if environ.get("HTTP_DEPTH", "1").lower() == "infinity":
+            return _text(start_response, "403 Forbidden", "PROPFIND: Depth 0 or 1 only\n", False)
+        environ.setdefault("HTTP_DEPTH", "1")
+        if method == "PROPFIND" and self.tree.node(SHARES[share], path[len(share) :]) is None:
+            return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", False)
+        environ["wsgidav.auth.user_name"] = ""  # anonymous, read-only
+        return self.dav(environ, start_response)
+
+    def _node_answer(
+        self, environ: dict, start_response: StartResponse, method: str, share: str, path: str, node: Optional[Node]
+    ) -> Iterable[bytes]:
+        """GET or HEAD of what the path names: a file, a listing, a file's LINDI reference, or a 404 saying why."""
+        head = method == "HEAD"
         if node is None and path.endswith(lindi_refs.SUFFIX) and method in ("GET", "HEAD"):
             return self._file_reference(environ, start_response, share, path, head)
         if node is None:
@@ -296,7 +312,7 @@ class View:
             {
                 "name": e.name,
                 "type": "directory" if e.is_dir else "file",
-                "href": _href(base + e.name + ("/" if e.is_dir else "")),
+                "href": href(base + e.name + ("/" if e.is_dir else "")),
                 **({} if e.file is None else {"size": e.file.size, "key": e.file.key, "served_by": e.file.served_by}),
                 **({} if e.modified is None else {"modified": iso_z(e.modified)}),
             }
@@ -306,13 +322,13 @@ class View:
         pin = None if at is None else {"source": at.source, "version": at.version, "commit": at.commit}
         query = parse_qs(environ.get("QUERY_STRING", ""))
         accept = environ.get("HTTP_ACCEPT", "")
-        viewers = _viewers(application_uri(environ), images)
+        viewers = ng.viewers(application_uri(environ), images, IMAGES_READ)
         if query.get("format") == ["json"] or ("application/json" in accept and "text/html" not in accept):
             extra = {"neuroglancer": viewers} if viewers else {}
             body = json.dumps({"path": base, "pin": pin, "entries": rows, **extra}, indent=1).encode()
             ctype = "application/json"
         else:
-            body, ctype = _html(base, pin, rows, _viewers_html(viewers)).encode(), "text/html; charset=utf-8"
+            body, ctype = listing_html(base, pin, rows, ng.viewers_html(viewers)).encode(), "text/html; charset=utf-8"
         start_response("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body))), *_dated(node)])
         return [] if head else [body]
 
@@ -380,37 +396,6 @@ def _client(start_response: StartResponse, path: str, head: bool) -> Iterable[by
     return [] if head else [data]
 
 
-def _viewers(base_url: str, images: list[ng.Image]) -> list[dict]:
-    """Each image's layer source and Neuroglancer links, then (two or more) all of them as the layers of one."""
-    out = [
-        {
-            "name": im.name,
-            "type": im.kind,
-            "path": im.path,
-            "source": ng.source(base_url, im.path),
-            "links": ng.links(base_url, [im]),
-        }
-        for im in images
-    ]
-    if 1 < len(images) <= IMAGES_READ:
-        out.append({"name": f"all {len(images)} together", "links": ng.links(base_url, images)})
-    return out
-
-
-def _viewers_html(viewers: list[dict]) -> str:
-    """The viewers' links; a layer source's ``://`` written as an entity, so that no scraper of the page (fsspec's
-    HTTP listing reads every bare ``http://`` URL in it) takes the image for a child of its own."""
-    if not viewers:
-        return ""
-    e = html.escape
-    items = []
-    for v in viewers:
-        anchors = " | ".join(f'<a href="{e(url)}">{e(ng.VIEWERS[k])}</a>' for k, url in v["links"].items())
-        src = f" (layer source <code>{e(v['source']).replace('://', '&#58;//')}</code>)" if "source" in v else ""
-        items.append(f"<li>{e(v['name'])}: {anchors}{src}</li>")
-    return f'<div class="neuroglancer"><p>In Neuroglancer, at this pin:</p><ul>{"".join(items)}</ul></div>'
-
-
 def _dated(node: Node) -> list[tuple[str, str]]:
     """``Last-Modified``: the pin's date (a published version's, a draft's or commit's commit date); a
     file's ``ETag``: its git-annex key (a DANDI file's holds its sha256), as WsgiDAV gives it when it streams."""
@@ -418,47 +403,3 @@ def _dated(node: Node) -> list[tuple[str, str]]:
 
     out = [] if node.modified is None else [("Last-Modified", formatdate(node.modified, usegmt=True))]
     return out + ([("ETag", f'"{node.file.key}"')] if node.file is not None and node.file.key else [])
-
-
-def _href(path: str) -> str:
-    return quote(path.encode("utf-8", "surrogateescape"), safe="/")
-
-
-def _html(base: str, pin: Optional[dict], rows: list[dict], viewers: str = "") -> str:
-    """A plain listing with links, readable without any script or style sheet.
-
-    Clients that list a directory by scraping its page (fsspec's HTTP filesystem, so zarr-python over
-    HTTP) take every link under the page's own URL for a child: a link to the directory itself read as
-    a member named ``''``, and a walk of a Zarr group recursed into it for ever.  So the last breadcrumb
-    (this directory) is text, not a link; the other breadcrumbs and ``../`` point above the page, which
-    no such client reads as a child."""
-    e = html.escape
-    crumbs, acc = [], "/"
-    parts = [p for p in base.split("/") if p]
-    for i, part in enumerate(parts):
-        acc += part + "/"
-        crumbs.append(e(part) if i == len(parts) - 1 else f'<a href="{e(_href(acc))}">{e(part)}</a>')
-    lines = [
-        f'<tr><td><a href="{e(r["href"])}">{e(r["name"])}{"/" if r["type"] == "directory" else ""}</a></td>'
-        f'<td class="size">{"" if r["type"] == "directory" else e(human_bytes(r.get("size")))}</td>'
-        f"<td>{e(r.get('modified', '').replace('T', ' '))}</td><td>{e(r.get('served_by', ''))}</td></tr>"
-        for r in rows
-    ]
-    about = ""
-    if pin is not None:
-        about = f"<p>{e(pin['source'])} at {e(pin['version'])}: commit <code>{e(pin['commit'])}</code></p>"
-    parent = (
-        ""
-        if base.count("/") <= 2
-        else f'<p><a href="{e(_href(base.rstrip("/").rpartition("/")[0] + "/"))}">../</a></p>'
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>'
-        f"{e(base)} - neuromirror</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td{padding:0.15em 1em 0.15em 0}"
-        ".size{text-align:right}th{text-align:left}</style></head><body>"
-        f"<h1>/{'/'.join(crumbs)}/</h1>{about}{viewers}{parent}"
-        "<table><thead><tr><th>Name</th><th>Size</th><th>Modified</th><th>Served by</th></tr></thead>"
-        f"<tbody>{''.join(lines)}</tbody></table>"
-        f"<p>{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}.{PIN_NOTE if pin else ''}</p></body></html>\n"
-    )

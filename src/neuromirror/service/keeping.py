@@ -4,7 +4,10 @@ Like :mod:`.publishing`, it runs in the source's worker thread once the sync end
 lock is free again: ``keep`` takes it only to record what the store holds), and a failed keep is
 not a failed sync. Which versions: ``published`` — every published version (a source that has
 none, AIND and BOSS snapshots: its latest version); ``all`` — every recorded version. A rerun
-copies only what the store lacks, so keeping after every sync costs little once all is kept.
+copies only what the store lacks, so keeping after every sync costs little once all is kept.  The keep and
+the stores' rolling check are calls of the API (:meth:`neuromirror.api.Mirror.keep`,
+:meth:`~neuromirror.api.Mirror.verify_stores`) on the worker's own mirror, so that the service does what
+``neuromirror keep`` and ``verify --stores`` do.
 
 The outcome goes into the run's report in the index (``report["keep"]``: the store, the
 versions, the files and bytes of those versions held in the store, what this run copied, the
@@ -176,7 +179,8 @@ def run_policy(
     copies: Optional[int] = None,
     min_free: Any = None,
 ) -> dict:
-    """``neuromirror keep`` for one source as the policy says, into each store; the report's ``keep`` record.
+    """``neuromirror keep`` for one source as the policy says, into each store -- one call of
+    :meth:`neuromirror.api.Mirror.keep`, on the worker's own mirror -- and the report's ``keep`` record.
 
     ``copies``: the wanted count the definition's ``copies:`` names, recorded for the source; None (none
     named): the recorded one (``keep --copies N``'s, or 1) is counted against and left as it is.
@@ -184,67 +188,125 @@ def run_policy(
     A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
     ``copies`` has each version's count of verified copies, ``lags`` the keep lag of versions that
     got their last wanted copy in this run."""
-    from neuromirror.dataset.versions import select_versions
-    from neuromirror.keep.stores import keep_into
-    from neuromirror.keep.versions import KeepOptions
-    from neuromirror.spec import Spec
+    from neuromirror.api import Mirror as Api
     from neuromirror.store.location import open_store
+
+    targets = policy_versions(mirror, sid, policy)
+    stores = [open_store(n) for n in store_names]
+    result = Api.around(mirror).keep(
+        policy_specs(sid, targets, policy),
+        stores,
+        copies=copies,
+        include=policy.include,
+        exclude=policy.exclude,
+        max_file_size=policy.max_file_size,
+        budget=policy.budget,
+        all_versions=policy.versions == "all",
+        min_free=min_free,
+        prune=policy.prune,
+    )
+    record = keep_record(result, stores, [f"{t.source}@{t.label}" for t in targets], policy.versions)
+    if policy.expire_after is not None:
+        record["expiry"] = _expiry(mirror, sid, policy.expire_after)
+    return record
+
+
+def policy_versions(mirror: Any, sid: str, policy: KeepPolicy) -> list[Any]:
+    """The versions a keep policy names: ``published`` -- every published version (none: the latest state);
+    ``all`` -- every recorded one; with ``expire_after``, every state holding an unkept pin on a noncurrent
+    S3 version too."""
+    from neuromirror.dataset.versions import select_versions
+    from neuromirror.spec import Spec
 
     archive, name = sid.split(":", 1)
     targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
     if policy.versions == "published":
         targets = [t for t in targets if t.kind == VersionKind.PUBLISHED] or targets[-1:]
-    if policy.expire_after is not None:  # every state holding an unkept pin on a noncurrent version, too
+    if policy.expire_after is not None:
         targets += _expiring(mirror, sid, targets, policy.expire_after)
-    options = KeepOptions(
-        include=policy.include,
-        exclude=policy.exclude,
-        max_file_size=policy.max_file_size,
-        budget=policy.budget,
-        progress=False,
-        min_free=min_free,
-        prune=policy.prune,
-    )
-    stores = [open_store(n) for n in store_names]
-    result = keep_into(mirror, stores, targets, options, copies)
+    return targets
+
+
+def policy_specs(sid: str, targets: Sequence[Any], policy: KeepPolicy) -> list[Any]:
+    """The specs naming exactly ``targets`` for :meth:`~neuromirror.api.Mirror.keep`: ``all`` -- the source
+    (with ``all_versions``); a published version by its label (its current record, as the policy's); the
+    latest state, when nothing is published, by the bare source; an older state by its commit."""
+    from neuromirror.spec import Spec
+
+    archive, name = sid.split(":", 1)
+    if policy.versions == "all":
+        return [Spec(archive, name)]
+    published = [t for t in targets if t.kind == VersionKind.PUBLISHED]
+    chosen = [Spec(archive, name, t.label) for t in published] or [Spec(archive, name)]
+    # nothing published: the bare source names its latest state, the first of targets
+    named = {t.id for t in published} or {t.id for t in targets[:1]}
+    return chosen + [Spec(archive, name, t.commit) for t in targets if t.id not in named]
+
+
+def keep_record(result: Any, stores: Sequence[Any], targets: Sequence[str], policy: str) -> dict:
+    """The run report's ``keep`` record of a :class:`~neuromirror.keep.stores.StoresRun`: per store what it holds
+    and copied, the failures (the first few named), the copies counted and the lags."""
     runs = result.runs
     first = runs[0]
     failed = [(r, v, n) for r in runs for v in r.versions for n in v.failed]
     down = [r for r in runs if r.error is not None]
-    outcome = "error" if down else "failed" if failed else "budget" if any(r.budget_stopped for r in runs) else "ok"
     return {
         "store": stores[0].url,
-        "policy": policy.versions,
-        "outcome": outcome,
+        "policy": policy,
+        "outcome": _outcome(runs, failed, down),
         "error": "; ".join(f"store {r.store} down: {r.error}" for r in down) or None,
-        "versions": [v.label for v in first.versions] or [f"{t.source}@{t.label}" for t in targets],
-        "files": sum(v.kept + v.already for v in first.versions),
-        "bytes": sum(v.kept_bytes + v.already_bytes for v in first.versions),
-        "transferred": {"files": sum(r.transferred for r in runs), "bytes": sum(r.transferred_bytes for r in runs)},
+        "versions": [v.label for v in first.versions] or list(targets),
+        **_held(first.versions),
+        "transferred": _transferred(runs),
         "skipped": sum(len(v.skipped) for v in first.versions),
         "recorded": sum(v.recorded for r in runs for v in r.versions),
         "failed": len(failed),
-        "failures": [
-            {"store": r.store, "version": v.version, "path": n.path, "size": n.size, "why": n.why}
-            for r, v, n in failed[:MAX_NOTES]
-        ],
-        "stores": [
-            {
-                "url": s.url,
-                "name": r.name or None,
-                "up": r.error is None,
-                "error": r.error,
-                "files": sum(v.kept + v.already for v in r.versions),
-                "bytes": sum(v.kept_bytes + v.already_bytes for v in r.versions),
-                "transferred": {"files": r.transferred, "bytes": r.transferred_bytes},
-                "failed": sum(len(v.failed) for v in r.versions),
-                "prune": r.pruned.to_json() if r.pruned is not None else None,
-            }
-            for s, r in zip(stores, runs)
-        ],
+        "failures": _failures(failed),
+        "stores": [_store_record(s, r) for s, r in zip(stores, runs)],
         "copies": copies_record(result.counts, result.copies),
         "lags": result.lags,
-        **({"expiry": _expiry(mirror, sid, policy.expire_after)} if policy.expire_after is not None else {}),
+    }
+
+
+def _held(versions: Sequence[Any]) -> dict[str, int]:
+    """The files and bytes of these versions a store holds: kept by this run, or there already."""
+    return {
+        "files": sum(v.kept + v.already for v in versions),
+        "bytes": sum(v.kept_bytes + v.already_bytes for v in versions),
+    }
+
+
+def _transferred(runs: Sequence[Any]) -> dict[str, int]:
+    return {"files": sum(r.transferred for r in runs), "bytes": sum(r.transferred_bytes for r in runs)}
+
+
+def _outcome(runs: Sequence[Any], failed: Sequence[Any], down: Sequence[Any]) -> str:
+    """error: a store was down; failed: files failed; budget: the budget stopped a store's run; else ok."""
+    if down:
+        return "error"
+    if failed:
+        return "failed"
+    return "budget" if any(r.budget_stopped for r in runs) else "ok"
+
+
+def _failures(failed: Sequence[tuple[Any, Any, Any]]) -> list[dict]:
+    """The first :data:`MAX_NOTES` files that failed: store, version, path, size and why."""
+    return [
+        {"store": r.store, "version": v.version, "path": n.path, "size": n.size, "why": n.why}
+        for r, v, n in failed[:MAX_NOTES]
+    ]
+
+
+def _store_record(store: Any, r: Any) -> dict:
+    return {
+        "url": store.url,
+        "name": r.name or None,
+        "up": r.error is None,
+        "error": r.error,
+        **_held(r.versions),
+        "transferred": {"files": r.transferred, "bytes": r.transferred_bytes},
+        "failed": sum(len(v.failed) for v in r.versions),
+        "prune": r.pruned.to_json() if r.pruned is not None else None,
     }
 
 
@@ -268,18 +330,18 @@ def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
 
 
 def rolling_check(mirror: Any, sid: str, entry: SourceConfig, *, since: Optional[float] = None) -> dict:
-    """This cycle's slice of ``verify --stores`` for the source: the share of its stored copies whose last
-    check is oldest, so that every copy is re-read within the period (``verify:``; default 30 days): the
-    share of the period since the last check (``since``, epoch seconds), else one schedule interval's.
+    """This cycle's slice of ``verify --stores`` for the source (:meth:`neuromirror.api.Mirror.verify_stores`):
+    the share of its stored copies whose last check is oldest, so that every copy is re-read within the period
+    (``verify:``; default 30 days): the share of the period since the last check (``since``, epoch seconds),
+    else one schedule interval's.
     Bad or missing copies are repaired and named in the record (and the log)."""
+    from neuromirror.api import Mirror as Api
     from neuromirror.config.model import VerifyPolicy
-    from neuromirror.spec import parse_spec
-    from neuromirror.verify.stores import verify_stores
 
     policy = entry.verify or VerifyPolicy()
     span = max(time.time() - since, entry.schedule.interval or 0.0) if since is not None else entry.schedule.interval
     fraction = policy.slice_of(span)
-    check = verify_stores(mirror, [parse_spec(sid, allow_version=False)], fraction=fraction)
+    check = Api.around(mirror).verify_stores(sid, fraction=fraction)  # verify --stores, this cycle's slice
     for f in check.findings:
         log.warning("%s: %s", sid, f.line())
     record = check.to_json()

@@ -13,16 +13,16 @@ the end of the service.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
 from neuromirror.account.status import report_json
+from neuromirror.api.serving import is_loopback
 from neuromirror.read.landing import LANDING, ROUTES, SERVICE_ROUTES, landing_html
 from neuromirror.service import history, pages
 from neuromirror.service.keeping import keep_facts
@@ -51,15 +51,6 @@ def parse_http(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"--http {text!r}: the port must be a number from 0 to 65535")
     return host or "127.0.0.1", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -99,16 +90,11 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
 
 
 def default_view(service: Any) -> Any:
-    """The read-only view of the service's root; embargoed dandisets only if it includes them."""
-    from neuromirror.publish.ria.publish import embargo_of
-    from neuromirror.read.view import View
+    """The read-only view of the service's root (:meth:`neuromirror.api.Mirror.view`); embargoed dandisets only
+    if it includes them."""
+    from neuromirror.api import Mirror as Api
 
-    return View(
-        service.root,
-        service.index_path,
-        hidden=None if service.include_embargoed else embargo_of,
-        cors=not service.include_embargoed,
-    )
+    return Api(service.root, service.index_path).view(include_embargoed=service.include_embargoed)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -126,42 +112,31 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.view.respond(self)
             return
         path = self.path.split("?", 1)[0].split("#", 1)[0]
-        svc = self.server.service
         try:
-            if path in ("/view", LANDING) or (svc is None and path in ("/", "/index.html")):
-                self._send(200, self._landing(), HTML, head)
-                return
-            if svc is None and path != "/healthz":
-                routes = ", ".join(p for p, _ in ROUTES)
-                self._send(404, f"{path}: not found (serve --no-schedule serves /, {routes})\n".encode(), TEXT, head)
-                return
-            if path in ("/", "/index.html"):
-                body, ctype = self._overview().encode(), HTML
-            elif path.startswith("/source/"):
-                page = self._source(unquote(path[len("/source/") :]))
-                if page is None:
-                    self._send(404, b"no such source\n", TEXT, head)
-                    return
-                body, ctype = page.encode(), HTML
-            elif path in ("/status.json", "/status"):
-                body, ctype = json.dumps(self._status_json(), indent=2).encode(), "application/json"
-            elif path in ("/audit", "/audit/", "/audit.json"):
-                body, ctype = self._audit(json_wanted=path == "/audit.json")
-            elif path in ("/backup", "/backup/", "/backup.json"):
-                body, ctype = self._backup(json_wanted=path == "/backup.json")
-            elif path == "/metrics":
-                body, ctype = exposition(svc.metrics_registry).encode(), METRICS_TYPE
-            elif path == "/healthz":
-                body, ctype = b"ok\n", TEXT
-            else:
-                routes = ", ".join(p for p, _ in (*SERVICE_ROUTES, *ROUTES))
-                self._send(404, f"{path}: not found (routes: {routes}, /source/ID)\n".encode(), TEXT, head)
-                return
+            code, body, ctype = self._route(path)
         except Exception as exc:  # never take the service down for a status page
             log.warning("http %s: %s", path, exc)
             self._send(500, f"error: {exc}\n".encode(), TEXT, head)
             return
-        self._send(200, body, ctype, head)
+        self._send(code, body, ctype, head)
+
+    def _route(self, path: str) -> tuple[int, bytes, str]:
+        """The answer to a GET of ``path`` that is not the view's: (status code, body, content type)."""
+        svc = self.server.service
+        if path in ("/view", LANDING) or (svc is None and path in ("/", "/index.html")):
+            return 200, self._landing(), HTML
+        if svc is None and path != "/healthz":
+            routes = ", ".join(p for p, _ in ROUTES)
+            return 404, f"{path}: not found (serve --no-schedule serves /, {routes})\n".encode(), TEXT
+        if path.startswith("/source/"):
+            page = self._source(unquote(path[len("/source/") :]))
+            return (404, b"no such source\n", TEXT) if page is None else (200, page.encode(), HTML)
+        page_of = _PAGES.get(path)
+        if page_of is None:
+            routes = ", ".join(p for p, _ in (*SERVICE_ROUTES, *ROUTES))
+            return 404, f"{path}: not found (routes: {routes}, /source/ID)\n".encode(), TEXT
+        body, ctype = page_of(self, path)
+        return 200, body, ctype
 
     def _landing(self) -> bytes:
         h, p = str(self.server.server_address[0]), int(self.server.server_address[1])
@@ -231,13 +206,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _backup(self, json_wanted: bool) -> tuple[bytes, str]:
         """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.backup`):
         the page, or its JSON; ``keep: {expire_after}`` of the service's definitions applied."""
-        from neuromirror.account.backup import backup
+        from neuromirror.api import Mirror as Api
         from neuromirror.service.backup.render import as_html
 
         svc = self.server.service
         mirror = svc.mirror()
         try:
-            found = backup(mirror.index, expire_after=_expire_after(svc))
+            found = Api.around(mirror).backup(expire_after=_expire_after(svc))
         finally:
             mirror.close()
         if json_wanted:
@@ -252,6 +227,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+
+
+#: the service's own pages by path: each gives (body, content type)
+_PAGES: dict[str, Callable[[_Handler, str], tuple[bytes, str]]] = {
+    "/": lambda h, p: (h._overview().encode(), HTML),
+    "/index.html": lambda h, p: (h._overview().encode(), HTML),
+    "/status.json": lambda h, p: (json.dumps(h._status_json(), indent=2).encode(), "application/json"),
+    "/status": lambda h, p: (json.dumps(h._status_json(), indent=2).encode(), "application/json"),
+    **{a: lambda h, p: h._audit(json_wanted=p == "/audit.json") for a in ("/audit", "/audit/", "/audit.json")},
+    **{b: lambda h, p: h._backup(json_wanted=p == "/backup.json") for b in ("/backup", "/backup/", "/backup.json")},
+    "/metrics": lambda h, p: (exposition(h.server.service.metrics_registry).encode(), METRICS_TYPE),
+    "/healthz": lambda h, p: (b"ok\n", TEXT),
+}
 
 
 def _expire_after(service: Any) -> dict[str, float]:

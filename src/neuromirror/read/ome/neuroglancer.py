@@ -187,3 +187,36 @@ def client_file(name: str) -> Optional[tuple[bytes, str]]:
     if name == "index.html":
         data = data.replace(b"<head>", b"<head>" + _NO_PYTHON_SERVER.encode(), 1)
     return data, _TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+def viewers(base_url: str, images: list[Image], together: int) -> list[dict]:
+    """Each image's layer source and Neuroglancer links, then (two or more, at most ``together``) all of them as
+    the layers of one: what a listing of the view shows beside the files."""
+    out = [
+        {
+            "name": im.name,
+            "type": im.kind,
+            "path": im.path,
+            "source": source(base_url, im.path),
+            "links": links(base_url, [im]),
+        }
+        for im in images
+    ]
+    if 1 < len(images) <= together:
+        out.append({"name": f"all {len(images)} together", "links": links(base_url, images)})
+    return out
+
+
+def viewers_html(viewers: list[dict]) -> str:
+    """The viewers' links; a layer source's ``://`` written as an entity, so that no scraper of the page (fsspec's
+    HTTP listing reads every bare ``http://`` URL in it) takes the image for a child of its own."""
+    if not viewers:
+        return ""
+    from html import escape as e
+
+    items = []
+    for v in viewers:
+        anchors = " | ".join(f'<a href="{e(url)}">{e(VIEWERS[k])}</a>' for k, url in v["links"].items())
+        src = f" (layer source <code>{e(v['source']).replace('://', '&#58;//')}</code>)" if "source" in v else ""
+        items.append(f"<li>{e(v['name'])}: {anchors}{src}</li>")
+    return f'<div class="neuroglancer"><p>In Neuroglancer, at this pin:</p><ul>{"".join(items)}</ul></div>'

@@ -1,0 +1,96 @@
+"""``/metrics``' families of the audit (what the mirror saw wrong upstream) and of the backup page's numbers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from neuromirror.account.status import epoch
+
+
+def add_audit(report: dict, index: Any, config: Any = None) -> None:
+    """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) and the backup
+    record (``report["backup"]``, the one ``/backup/`` shows, ``keep: {expire_after}`` of ``config`` applied),
+    from the index alone; the audit made once, for both."""
+    from neuromirror.account.backup import backup, expire_after_of
+    from neuromirror.audit.findings import audit
+
+    found = audit(index)
+    report["audit"] = sorted((s, k, n) for (s, k), n in found.counts().items())
+    report["backup"] = backup(index, expire_after=expire_after_of(config), found=found)
+
+
+def audit_family(report: dict) -> Iterator[Metric]:
+    """What the mirror saw wrong upstream, per source and kind (:mod:`neuromirror.audit`); a 0 for every
+    covered kind of every source, so that an alert can tell "none" from "not counted"."""
+    if "audit" not in report:
+        return
+    g = GaugeMetricFamily(
+        "neuromirror_audit_findings",
+        "What the mirror saw wrong upstream, from what its syncs recorded (neuromirror audit), by kind.",
+        labels=["source", "kind"],
+    )
+    for sid, kind, n in report["audit"]:
+        g.add_metric([sid, kind], float(n))
+    yield g
+
+
+def backup_families(record: Any, now: Optional[float] = None) -> Iterator[Metric]:
+    """The backup page's numbers (a :class:`~neuromirror.account.backup_model.Backup`): per source, objects and
+    bytes in no store (of the newest state, of older ones only) and those the archive deletes within the
+    window, kept nowhere; per store, the age and the result of its last ``verify --stores``."""
+    import time
+
+    now = time.time() if now is None else now
+    parts = ["source", "state"]
+    objects = GaugeMetricFamily(
+        "neuromirror_backup_unkept_objects",
+        "Objects (annexed files) of the recorded versions in no store (state: current = in the newest state, "
+        "noncurrent = only in older ones): lost if the archive loses them.",
+        labels=parts,
+    )
+    size = GaugeMetricFamily("neuromirror_backup_unkept_bytes", "Bytes of those objects.", labels=parts)
+    expiring = GaugeMetricFamily(
+        "neuromirror_backup_expiring_unkept_objects",
+        f"Objects in no store that the archive's lifecycle deletes within {record.window_days} days "
+        "(only a noncurrent S3 version serves them).",
+        labels=["source"],
+    )
+    expiring_size = GaugeMetricFamily(
+        "neuromirror_backup_expiring_unkept_bytes", "Bytes of those objects.", labels=["source"]
+    )
+    for b in record.sources:
+        for state, count in (("current", b.nowhere.current), ("noncurrent", b.nowhere.noncurrent)):
+            objects.add_metric([b.source, state], count.objects)
+            size.add_metric([b.source, state], count.bytes)
+        expiring.add_metric([b.source], b.expiring_count.objects)
+        expiring_size.add_metric([b.source], b.expiring_count.bytes)
+    yield from (objects, size, expiring, expiring_size)
+    yield from _verification_families(record, now)
+
+
+def _verification_families(record: Any, now: float) -> Iterator[Metric]:
+    """Per store (its URL, else its UUID): how long ago its last ``verify --stores`` ended, and what it found:
+    ``ok`` (every copy re-read right), ``repaired`` (wrong or missing copies kept again), ``failed`` (copies
+    still wrong, gone or unreadable), ``never`` (not re-read yet: no age)."""
+    age = GaugeMetricFamily(
+        "neuromirror_store_last_verification_age_seconds",
+        "Time since the store's last verify --stores re-read copies.",
+        labels=["store"],
+    )
+    result = GaugeMetricFamily(
+        "neuromirror_store_last_verification",
+        "1 for the result of the store's last verify --stores (ok, repaired, failed, never).",
+        labels=["store", "result"],
+    )
+    stores = {s.uuid: s for b in record.sources for s in b.stores}
+    for s in sorted(stores.values(), key=lambda s: s.url or s.uuid):
+        v, name = s.verification, s.url or s.uuid
+        when = epoch(v.at) if v is not None else None
+        if when is not None:
+            age.add_metric([name], max(0.0, now - when))
+        word = "never" if v is None else "ok" if v.ok else "failed" if v.unresolved else "repaired"
+        result.add_metric([name, word], 1)
+    yield age
+    yield result
