@@ -6,24 +6,12 @@ OME-Zarr image (a BOSS channel) as a TIFF stack (:mod:`neuromirror.read.ome.regi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Any
 
-from neuromirror.commands.common import (
-    UserError,
-    add_json,
-    check_folder,
-    mirror_if_exists,
-    print_json,
-    root_of,
-    spec_arg,
-)
-
-if TYPE_CHECKING:
-    from neuromirror.pin.fetch import GetReport, GotVersion, Retrieval
-    from neuromirror.spec import Spec
+from neuromirror import api
+from neuromirror.api.getting import Bars
+from neuromirror.commands.common import UserError, add_json, check_folder, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,149 +80,44 @@ def add_region_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", choices=["tiff"], help="tiff: a multi-page TIFF (tifffile); needs --region")
 
 
-def store_preparer(args: argparse.Namespace, recorded: Sequence[str] = ()) -> Optional[Callable[[Path, str], int]]:
-    """``prepare`` for :func:`~neuromirror.pin.fetch.fetch`: the store of ``--store``, else those
-    ``recorded`` (a lock's), else ``NEUROMIRROR_STORE``, each made usable in each clone; None without
-    one (notes to stderr)."""
-    from neuromirror.pin.stores import store_for_retrieval, use_store
-    from neuromirror.store.location import STORE_ENV
-
-    names = [args.store] if args.store else list(recorded) or [os.environ.get(STORE_ENV) or ""]
-    stores = []
-    for name in names:
-        store, note = store_for_retrieval(name or None, explicit=bool(args.store))
-        if note and not getattr(args, "json", False):
-            print(f"neuromirror: note: {note}", file=sys.stderr)
-        if store is not None:
-            stores.append(store)
-    if not stores:
-        return None
-    return lambda repo, commit: sum(use_store(repo, commit, s) for s in stores)
+def retrieval(args: argparse.Namespace) -> dict[str, Any]:
+    """The retrieval options (:func:`add_retrieval_options`) as the API's keyword arguments; the byte bars unless
+    ``-q`` or ``--json``."""
+    quiet = args.quiet or args.json
+    return dict(from_url=args.from_url, store=args.store, jobs=args.jobs, allow_ip=args.allow_ip, progress=None if quiet else Bars())  # fmt: skip
 
 
-def check_destination(to: str) -> None:
-    """``--to`` must be a directory, or a new one this user can create: said before anything is cloned."""
-    check_folder(f"--to {to}", to, " (give a new directory or a previous get's clone)")
-
-
-def retrieval(args: argparse.Namespace) -> Retrieval:
-    """The retrieval options (:func:`add_retrieval_options`) as :class:`~neuromirror.pin.fetch.Retrieval`."""
-    from neuromirror.pin.fetch import Retrieval
-
-    return Retrieval(
-        from_url=args.from_url,
-        allow_ip=args.allow_ip,
-        jobs=args.jobs,
-        progress=not (args.quiet or args.json),
-        prepare_for=lambda recorded: store_preparer(args, recorded),
-    )
+def print_notes(args: argparse.Namespace, notes: list[str]) -> None:
+    """Why a store was not used, on stderr (not with ``--json``)."""
+    for note in notes if not args.json else ():
+        print(f"neuromirror: note: {note}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin.fetch import get_version
-    from neuromirror.pin.retrieve import RetrieveError
-
-    spec = spec_arg(args.spec)
-    if spec.is_glob:
-        raise UserError("get takes one source, not a pattern")
-    if args.format or args.region or args.res is not None or args.channel:
-        return _region(args, spec)
-    check_destination(args.to)
-    rec, relpath = _recorded(args, spec)
-    try:
-        got = get_version(spec, rec, relpath, Path(args.to), args.paths, retrieval(args))
-    except RetrieveError as exc:
-        print(f"neuromirror: get failed: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print_json(_json_of(spec, got))
+    region = {"region": args.region, "res": args.res, "channel": args.channel, "format": args.format}
+    if any(v is not None for v in region.values()):
+        _check_region_options(args)
     else:
-        where = os.path.relpath(got.dest) if not os.path.relpath(got.dest).startswith("..") else str(got.dest)
-        print(f"{spec.source}@{got.rec['version']} (commit {got.commit[:12]}) in {where}: {got.report.line()}")
-    if got.report.failed:
-        _print_failures(got.report)
-        return 1
-    return 0
+        check_folder(f"--to {args.to}", args.to, " (give a new directory or a previous get's clone)")
+    with api.Mirror(root_of(args), args.index) as m:  # with --from, no mirror is needed
+        try:
+            got = m.get(args.spec, args.paths, to=args.to, **retrieval(args), **region)
+        except api.Unavailable as exc:
+            print(f"neuromirror: {exc}", file=sys.stderr)
+            return 1
+    print_notes(args, getattr(got, "notes", []))
+    if args.json:
+        got.write_json(sys.stdout)
+    else:
+        print("\n".join(got.lines()))
+    for line in getattr(got, "failure_lines", list)():
+        print(line, file=sys.stderr)
+    return 0 if got.ok else 1
 
 
-def _region(args: argparse.Namespace, spec: Spec) -> int:
-    """``--region ... --format tiff``: the region's TIFF from the pinned chunks (no clone)."""
-    from neuromirror.read.ome.level import RegionError
-    from neuromirror.read.ome.regions import Region, RegionRequest, export_tiff
-
+def _check_region_options(args: argparse.Namespace) -> None:
+    """``--region`` and its options go together, without ``--from`` or ``--store``: said with the flags' names."""
     if args.format != "tiff" or not args.region:
         raise UserError("--region, --res and --channel go with --format tiff (and --format tiff needs --region)")
     if args.from_url or args.store or len(args.paths) > 1:
         raise UserError("get --format tiff reads the mirror's pin: one image PATH at most, no --from or --store")
-    request = RegionRequest(
-        root_of(args),
-        args.index,
-        spec,
-        Region.parse(args.region),
-        Path(args.to),
-        res=args.res,
-        channel=args.channel,
-        image=args.paths[0] if args.paths else None,
-        jobs=args.jobs,
-    )
-    try:
-        report = export_tiff(request)
-    except RegionError as exc:
-        print(f"neuromirror: get failed: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print_json(report.to_json())
-    else:
-        print(report.line())
-    return 0
-
-
-def _recorded(args: argparse.Namespace, spec: Spec) -> tuple[Optional[dict], Optional[str]]:
-    """The version's record in the mirror and its dataset's path there; (None, None) when the mirror
-    does not have the source (then --from must say where to clone from)."""
-    from neuromirror.pin.record import pin_record
-
-    mirror = mirror_if_exists(args)
-    rec: Optional[dict] = None
-    relpath: Optional[str] = None
-    try:
-        if mirror is not None and mirror.index.source(spec.source) is not None:
-            rec = pin_record(mirror, spec)
-            relpath = mirror.index.source(spec.source).dataset
-    finally:
-        if mirror is not None:
-            mirror.close()
-    if rec is None and not args.from_url:
-        where = f"the mirror at {mirror.root}" if mirror else f"{root_of(args)} (no mirror there)"
-        raise UserError(f"{spec.source} is not in {where}: pass --from URL of a published copy, or --root")
-    return rec, relpath
-
-
-def _json_of(spec: Spec, got: GotVersion) -> dict:
-    rec, report = got.rec, got.report
-    return {
-        "source": spec.source,
-        "version": rec["version"],
-        "commit": got.commit,
-        "tag": rec.get("tag"),
-        "doi": rec.get("doi"),
-        "dir": str(got.dest),
-        "from": got.url,
-        "reused": got.reused,
-        "paths": got.paths or ["."],
-        "fetched": report.fetched,
-        "fetched_bytes": report.fetched_bytes,
-        "present": report.present,
-        "git_files": report.git_files,
-        "subdatasets": report.subdatasets,
-        "failed": [{"path": p, "error": e} for p, e in report.failed],
-        "ok": not report.failed,
-    }
-
-
-def _print_failures(report: GetReport) -> None:
-    from neuromirror.pin.fetch import failure_lines
-
-    print(f"neuromirror: get: {len(report.failed)} file(s) not fetched or not verified:", file=sys.stderr)
-    for line in failure_lines(report):
-        print(line, file=sys.stderr)

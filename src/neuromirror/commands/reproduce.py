@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from neuromirror.commands.common import UserError, add_json, print_json
-from neuromirror.commands.get import add_retrieval_options, retrieval
-
-if TYPE_CHECKING:
-    from neuromirror.pin.lockfile import Lock
+from neuromirror import api
+from neuromirror.commands.common import add_json, root_of
+from neuromirror.commands.get import add_retrieval_options, print_notes, retrieval
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,70 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.pin.fetch import reproduce_dataset
-
-    lock = _read_lock(args.lock)
-    base = Path(args.to).absolute()
-    paths = _lock_paths(args.paths, lock)
-    how = retrieval(args)
-    results = [
-        reproduce_dataset(d, base, paths, how, content=not args.no_content, keep_failed=args.keep_failed)
-        for d in lock.datasets
-    ]
-    failed = any(r["problems"] for r in results)
-    if args.json:
-        print_json({"lock": str(args.lock), "dir": str(base), "ok": not failed, "datasets": results})
-    else:
-        for r in results:
-            _print_result(r)
-    if failed:
-        bad = sum(1 for r in results if r["problems"])
-        print(
-            f"neuromirror: REPRODUCTION FAILED: {bad} of {len(results)} dataset(s) differ from {args.lock}",
-            file=sys.stderr,
+    with api.Mirror(root_of(args), args.index) as m:  # a lock names where each dataset is: no mirror is needed
+        done = m.reproduce(
+            args.lock,
+            args.paths,
+            to=args.to,
+            content=not args.no_content,
+            keep_failed=args.keep_failed,
+            **retrieval(args),
         )
+    print_notes(args, done.notes)
+    if args.json:
+        done.write_json(sys.stdout)
+    else:
+        print("\n".join(done.lines()))
+    if not done.ok:
+        print(done.failure_line(), file=sys.stderr)
         return 1
-    if not args.json:
-        print(f"reproduced {len(results)} dataset(s) of {args.lock} in {base}")
     return 0
-
-
-def _read_lock(path: str) -> Lock:
-    from neuromirror.pin import lockfile
-
-    try:
-        return lockfile.read(path)
-    except lockfile.LockError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _lock_paths(given: list[str], lock: Lock) -> list[str]:
-    """The PATHs, normalised and each in one of the lock's datasets ([]: all)."""
-    paths = [os.path.normpath(p).replace(os.sep, "/") for p in given]
-    for p in paths:
-        if p.startswith("..") or os.path.isabs(p):
-            raise UserError(f"{p!r}: PATHs are relative to --to DIR, e.g. {lock.datasets[0].path}/sub-01")
-        if p != "." and _select_any(p, [d.path for d in lock.datasets]) is False:
-            raise UserError(f"{p!r} is in none of the lock's datasets ({', '.join(d.path for d in lock.datasets)})")
-    return [] if "." in paths else paths
-
-
-def _print_result(r: dict) -> None:
-    from neuromirror.pin.retrieve import fmt_bytes
-
-    head = f"{r['source']}@{r['version']} -> {r['dir']}"
-    if r["problems"]:
-        print(f"{head}: FAILED" + (" (clone removed; --keep-failed keeps it)" if r.get("removed") else ""))
-        for prob in r["problems"][:50]:
-            print(f"  {prob}")
-        if len(r["problems"]) > 50:
-            print(f"  ... and {len(r['problems']) - 50} more")
-        return
-    what = f"commit {r['commit'][:12]} and file list ({r.get('files')} files, {fmt_bytes(r.get('bytes'))}) match"
-    if r.get("content"):
-        what += f"; {r['content']}"
-    print(f"{head}: {what}")
-
-
-def _select_any(p: str, relpaths: list[str]) -> bool:
-    return any(p == r or p.startswith(r + "/") or r.startswith(p + "/") for r in relpaths)

@@ -23,17 +23,10 @@ Exit status 0 when something matched, 1 when nothing did (like grep).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from typing import TYPE_CHECKING, Optional
 
-from neuromirror.commands.common import UserError, add_json, print_json, print_table, require_mirror
-
-if TYPE_CHECKING:
-    from neuromirror.index.catalog import SearchFilters
-
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+from neuromirror import api
+from neuromirror.commands.common import add_json, open_api, print_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,126 +67,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _hex(value: Optional[str], length: int, what: str) -> Optional[str]:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if len(v) != length or not _HEX.match(v):
-        raise UserError(f"--{what} wants {length} hex digits, got {value!r}")
-    return v
-
-
-def _date(value: Optional[str], what: str) -> Optional[str]:
-    if value is None:
-        return None
-    if not _DATE.match(value):
-        raise UserError(f"--{what} wants YYYY, YYYY-MM or YYYY-MM-DD, got {value!r}")
-    return value
-
-
-def filters(args: argparse.Namespace) -> SearchFilters:
-    """The command line's filters, checked: a one-line error for a bad digest or date."""
-    from neuromirror.index.catalog import SearchFilters
-
-    return SearchFilters(
-        sha256=_hex(args.sha256, 64, "sha256"),
-        md5=_hex(args.md5, 32, "md5"),
-        key=args.key,
-        path=args.path,
-        subject=args.subject,
-        modality=args.modality,
-        date_from=_date(args.date_from, "date-from"),
-        date_to=_date(args.date_to, "date-to"),
-        project=args.project,
-        data_level=args.data_level,
-        derived_from=args.derived_from,
-        source=args.source,
-        all_versions=args.all_versions,
-        limit=args.limit,
-    )
+#: the search's keyword arguments whose names the API's errors begin with, as the flags a user typed
+_FLAGS = ("sha256", "md5", "date_from", "date_to")
 
 
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.dataset.version import iter_version
-    from neuromirror.index.catalog import search
-    from neuromirror.index.zarr_catalog import catalog_zarrs, ensure_schema
-
-    if args.nwb_field:
-        return _nwb_search(args)
-    wanted = filters(args)
-    mirror = require_mirror(args)
-    try:
-        if wanted.of_files:  # the Zarrs' files, catalogued once per new Zarr commit
-            catalog_zarrs(mirror.index, mirror.root, iter_version)
-        else:
-            ensure_schema(mirror.index)
-        mode, rows = search(mirror.index, wanted)
-    finally:
-        mirror.close()
+    asked = {k: getattr(args, k) for k in ("sha256", "md5", "key", "path", "subject", "modality", "project")}
+    more = {k: getattr(args, k) for k in ("date_from", "date_to", "data_level", "derived_from", "source", "limit")}
+    with open_api(args) as m:
+        try:
+            found = m.search(**asked, **more, nwb_fields=args.nwb_field or (), all_versions=args.all_versions)
+        except api.BadInput as exc:
+            raise _as_flags(exc) from None
     if args.json:
-        print_json(rows)
-    elif mode == "files":
-        print_table(rows, ["source", "version", "path", "key"])
+        found.write_json(sys.stdout)
     else:
-        _print_versions(rows)
-    if not rows:
+        print_table(*found.table())
+    if not found.rows:
         if not args.json:
             print("neuromirror: no match", file=sys.stderr)
         return 1
     return 0
 
 
-def nwb_fields(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """``--nwb-field``'s (field, value) pairs, checked: a one-line error for an unknown field or a missing ``=``."""
-    from neuromirror.read.references.fields import FIELDS
-
-    pairs = []
-    for given in args.nwb_field:
-        name, eq, value = given.partition("=")
-        if not eq or name.strip() not in FIELDS:
-            raise UserError(f"--nwb-field wants FIELD=VALUE, FIELD one of {', '.join(FIELDS)}; got {given!r}")
-        pairs.append((name.strip(), value))
-    others = [f"--{k.replace('_', '-')}" for k in ("sha256", "md5", "key", "path", "subject", "modality", "project")]
-    if any(getattr(args, o[2:].replace("-", "_")) for o in others):
-        raise UserError("--nwb-field is not combined with file or asset filters yet (only --source, --all-versions)")
-    return pairs
-
-
-def _nwb_search(args: argparse.Namespace) -> int:
-    """``--nwb-field``: the NWB files whose fields (from their references, in the index) match every pair."""
-    from neuromirror.read.references.fields import search_all
-
-    pairs = nwb_fields(args)
-    mirror = require_mirror(args)
-    try:
-        rows = search_all(mirror.index.db.conn, pairs, source=args.source or "", all_versions=args.all_versions)
-    finally:
-        mirror.close()
-    rows = rows[: args.limit] if args.limit is not None else rows
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(rows, ["source", "version", "path", "key"])
-    if not rows and not args.json:
-        print("neuromirror: no match", file=sys.stderr)
-    return 0 if rows else 1
-
-
-def _print_versions(rows: list[dict]) -> None:
-    """The versions a metadata search matched, a line each: what their metadata says of them."""
-    table = []
-    for r in rows:
-        m = r["meta"]
-        table.append(
-            {
-                "source": r["source"],
-                "version": r["version"],
-                "subject": m.get("subject_id"),
-                "modality": m.get("modality"),
-                "date": m.get("acquisition_date") or (m.get("creation_time") or "")[:10] or None,
-                "level": m.get("data_level"),
-                "derived_from": m.get("derived_from"),
-                "files": r["files"],
-            }
-        )
-    print_table(table, ["source", "version", "subject", "modality", "date", "level", "derived_from", "files"])
+def _as_flags(exc: api.BadInput) -> api.BadInput:
+    """The API's error, naming the option as typed (``sha256 wants`` -> ``--sha256 wants``)."""
+    word, _, rest = str(exc).partition(" ")
+    return api.BadInput(f"--{word.replace('_', '-')} {rest}") if word in _FLAGS else exc
