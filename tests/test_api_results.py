@@ -97,6 +97,7 @@ def test_the_records_read_as_before_and_say_what_they_are(dandi_archive, tmp_pat
     """Versions index and iterate, a pin reads as the dict it was, changes as their sources; the reprs name
     the thing (a notebook's ``m.version(...)`` shows source, label, kind and commit)."""
     from neuromirror import api
+    from neuromirror.results import Result
 
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
     with api.open(d.run.root) as m:
@@ -105,6 +106,7 @@ def test_the_records_read_as_before_and_say_what_they_are(dandi_archive, tmp_pat
         pin = m.pin(d.spec)
         changes = m.changes("2000-01-01", d.source)
         f = next(iter(v.files(paths=["a.nwb"])))
+        backed = m.backup()
     assert len(vs) == 2 and vs[0] == v and [x.label for x in vs][-1] == "draft" and vs[-1:][0].label == "draft"
     assert repr(v) == f"<Version {d.spec} published {v.commit[:7]}>"
     assert repr(f) == f"<VersionFile a.nwb 1000 bytes {f.key}>"
@@ -114,6 +116,9 @@ def test_the_records_read_as_before_and_say_what_they_are(dandi_archive, tmp_pat
     assert [c.source for c in changes] == [d.source] and changes[0].summary["added"] == len(changes[0].added)
     assert "a.nwb" in [f["path"] for f in changes[0]["added"]]
     assert repr(changes).startswith("<Changes since 2000-01-01")
+    # the backup page's record: a result too, an item per source (what is at risk is no failed verb)
+    assert isinstance(backed, Result) and backed.ok and [i.what for i in backed.items()] == [d.source]
+    assert repr(backed).startswith("<Backup 1 source(s)")
 
 
 def test_keep_raises_when_it_cannot_start_and_fails_by_its_result(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror.results import Item, Result, Status
+
 #: the JSON's version: fields are added without a new one, never renamed or removed
 SCHEMA_VERSION = 1
 #: what "expires soon" means: unkept objects the archive's lifecycle deletes within this many days
@@ -225,11 +227,20 @@ class SourceBackup:
         }
 
 
-@dataclass
-class Backup:
+@dataclass(repr=False)
+class Backup(Result):
+    """The backup page's record (``Mirror.backup``, ``status --backup --json``): an ``ok`` item per source, its
+    verdict the message (a report of the index: what is at risk is the archive's state, not a failed verb)."""
+
     generated: str
     sources: list[SourceBackup] = field(default_factory=list)
     window_days: int = WINDOW_DAYS
+
+    def items(self) -> list[Item]:
+        return [Item(Status.OK, s.source, s.verdict) for s in self.sources]
+
+    def __repr__(self) -> str:
+        return f"<Backup {len(self.sources)} source(s) at {self.generated}>"
 
     def to_json(self) -> dict:
         return {
