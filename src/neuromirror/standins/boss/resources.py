@@ -32,27 +32,42 @@ class ResourceAnswers(BossArchive):
             return {"collections": [c.name for c in self._collections.values() if authed or c.public]}
         if route in ("coord_list", "coord"):
             return self._coord_answer(route, p)
-
         coll = self._collections.get(p["collection"])
         if coll is None:
             raise not_found(p["collection"])
+        return self._in_collection(route, coll, p, query, authed)
+
+    def _in_collection(
+        self, route: str, coll: Collection, p: Mapping[str, str], query: Mapping[str, str], authed: bool
+    ) -> Any:
+        """The routes under a collection: its experiments, itself, its metadata, or on to an experiment."""
         if route == "experiment_list":
             return {"experiments": [e.name for e in coll.experiments.values() if authed or e.public]}
         if route == "collection":
             return self._collection_answer(coll, authed)
         if route == "meta" and "experiment" not in p:
             return self._meta_answer(coll.metadata, coll.public or authed, query)
-
         exp = coll.experiments.get(p["experiment"])
         if exp is None:
             raise not_found(p["experiment"])
+        return self._in_experiment(route, coll, exp, p, query, authed)
+
+    def _in_experiment(
+        self,
+        route: str,
+        coll: Collection,
+        exp: Experiment,
+        p: Mapping[str, str],
+        query: Mapping[str, str],
+        authed: bool,
+    ) -> Any:
+        """The routes under an experiment: its channels, itself, its metadata, or on to a channel."""
         if route == "channel_list":
             return {"channels": [c.name for c in exp.channels.values() if authed or c.public]}
         if route == "experiment":
             return self._experiment_answer(coll, exp, authed)
         if route == "meta" and "channel" not in p:
             return self._meta_answer(exp.metadata, exp.public or authed, query)
-
         chan = exp.channels.get(p["channel"])
         if chan is None:
             raise not_found(p["channel"])

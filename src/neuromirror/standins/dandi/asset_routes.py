@@ -11,13 +11,40 @@ from __future__ import annotations
 import bisect
 import re
 from pathlib import PurePosixPath
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from neuromirror.standins.dandi.access import Access
 from neuromirror.standins.dandi.formats import ASSET_ORDERS, dumps
 from neuromirror.standins.dandi.model import AssetRecord, VersionRecord, ZarrRecord
 from neuromirror.standins.dandi.protocol import ApiError, Req, Resp, not_found, paginate
 from neuromirror.standins.dandi.render import Rendering
+
+#: an order's field -> the sort key (ties broken by creation sequence, as the archive's ids do)
+_SORT_KEYS: dict[str, Callable[[AssetRecord], Any]] = {
+    "path": lambda a: a.path,
+    "modified": lambda a: (a.modified, a.seq),
+    "created": lambda a: (a.created, a.seq),
+}
+
+
+def _narrowed(
+    ver: VersionRecord, items: list[AssetRecord], path: str, glob: Optional[str], zarr_only: bool
+) -> list[AssetRecord]:
+    """``items`` narrowed as the archive's filters do: ``path`` exact (else a case-blind prefix),
+    Zarr assets only, a case-blind ``glob`` of ``*``."""
+    if path:
+        exact = ver.assets.get(path)
+        if exact is not None:
+            items = [exact]
+        else:
+            lp = path.lower()
+            items = [a for a in items if a.path_lower.startswith(lp)]
+    if zarr_only:
+        items = [a for a in items if a.zarr is not None]
+    if glob is not None:
+        rx = re.compile("^" + re.escape(glob).replace("\\*", ".*") + "$", re.IGNORECASE)
+        items = [a for a in items if rx.match(a.path)]
+    return items
 
 
 class AssetRoutes(Rendering, Access):
@@ -26,41 +53,30 @@ class AssetRoutes(Rendering, Access):
     def _filtered_assets(
         self, ver: VersionRecord, order: str, path: str, glob: Optional[str], zarr_only: bool
     ) -> list[AssetRecord]:
+        """The version's assets in ``order``, narrowed by path, glob and Zarr-ness; cached per version
+        revision (a mirror walks the same listing page by page)."""
         key = (order, path, glob, zarr_only)
         hit = ver._lists.get(key)
         if hit is not None and hit[0] == ver.rev:
             return hit[1]
         base_key = (order, "", None, False)
-        base_hit = ver._lists.get(base_key)
-        if base_hit is not None and base_hit[0] == ver.rev:
-            items = base_hit[1]
-        else:
-            fld = order.lstrip("-")
-            if fld == "path":
-                items = sorted(ver.assets.values(), key=lambda a: a.path)
-            elif fld == "modified":
-                items = sorted(ver.assets.values(), key=lambda a: (a.modified, a.seq))
-            else:
-                items = sorted(ver.assets.values(), key=lambda a: (a.created, a.seq))
-            if order.startswith("-"):
-                items.reverse()
-            ver._lists = {k: v for k, v in ver._lists.items() if v[0] == ver.rev}
-            ver._lists[base_key] = (ver.rev, items)
-        if path:
-            exact = ver.assets.get(path)
-            if exact is not None:
-                items = [exact]
-            else:
-                lp = path.lower()
-                items = [a for a in items if a.path_lower.startswith(lp)]
-        if zarr_only:
-            items = [a for a in items if a.zarr is not None]
-        if glob is not None:
-            rx = re.compile("^" + re.escape(glob).replace("\\*", ".*") + "$", re.IGNORECASE)
-            items = [a for a in items if rx.match(a.path)]
+        items = _narrowed(ver, self._ordered_assets(ver, order), path, glob, zarr_only)
         if len(ver._lists) > 64:
             ver._lists = {base_key: ver._lists[base_key]}
         ver._lists[key] = (ver.rev, items)
+        return items
+
+    def _ordered_assets(self, ver: VersionRecord, order: str) -> list[AssetRecord]:
+        """Every asset of the version in ``order`` (a field, ``-`` first for descending), cached per revision."""
+        base_key = (order, "", None, False)
+        base_hit = ver._lists.get(base_key)
+        if base_hit is not None and base_hit[0] == ver.rev:
+            return base_hit[1]
+        items = sorted(ver.assets.values(), key=_SORT_KEYS.get(order.lstrip("-"), _SORT_KEYS["created"]))
+        if order.startswith("-"):
+            items.reverse()
+        ver._lists = {k: v for k, v in ver._lists.items() if v[0] == ver.rev}
+        ver._lists[base_key] = (ver.rev, items)
         return items
 
     def _r_assets(self, req: Req, ds: str, v: str) -> Resp:

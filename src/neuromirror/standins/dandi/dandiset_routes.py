@@ -17,6 +17,36 @@ from neuromirror.standins.dandi.formats import dumps
 from neuromirror.standins.dandi.model import DandisetRecord
 from neuromirror.standins.dandi.protocol import FORBIDDEN, NOT_AUTHENTICATED, ApiError, Req, Resp, paginate
 
+#: the list's ``ordering`` fields (``-`` first: descending); another leaves the creation order
+_ORDER_KEYS: dict[str, Callable[[DandisetRecord], Any]] = {
+    "id": lambda d: d.identifier,
+    "name": lambda d: d.latest().name,
+    "modified": lambda d: d.latest().modified,
+    "size": lambda d: d.latest().size,
+    "stars": lambda d: 0,
+}
+
+
+def _filtered(
+    req: Req, items: list[DandisetRecord], show_draft: bool, show_empty: bool, show_embargoed: bool
+) -> list[DandisetRecord]:
+    """The visible dandisets the list's filters keep (``user=me``, ``draft``, ``empty``, ``embargoed``)."""
+    if req.query.get("user") == "me":
+        items = items if req.user == "owner" else []
+    if not show_draft:
+        items = [d for d in items if d.published]
+    if not show_empty:
+        items = [d for d in items if d.latest().asset_count > 0]
+    if not show_embargoed:
+        items = [d for d in items if d.embargo_status == "OPEN"]
+    return items
+
+
+def _ordered(items: list[DandisetRecord], ordering: str) -> list[DandisetRecord]:
+    """The dandisets in the list's ``ordering``, as DRF's OrderingFilter sorts them."""
+    key = _ORDER_KEYS.get(ordering.lstrip("-"))
+    return sorted(items, key=key, reverse=ordering.startswith("-")) if key is not None else items
+
 
 class DandisetRoutes(DandisetChanges, Access):
     """Route handlers ``_r_*`` for ``/server-info``, ``/api/info``, ``/api/auth/token`` and ``/api/dandisets/...``."""
@@ -31,8 +61,7 @@ class DandisetRoutes(DandisetChanges, Access):
         return Resp(200, dumps(token))
 
     def _r_dandisets(self, req: Req) -> Resp:
-        show_draft = req.flag("draft", True)
-        show_empty = req.flag("empty", True)
+        shown = (req.flag("draft", True), req.flag("empty", True))  # read first: a bad value is a 400 first
         show_embargoed = req.flag("embargoed", False)
         if show_embargoed and req.user is None and self.api_token is not None:
             raise ApiError(
@@ -40,36 +69,21 @@ class DandisetRoutes(DandisetChanges, Access):
                 "Authentication credentials must be provided when attempting to access embargoed dandisets",
             )
         items = sorted(self._dandisets.values(), key=lambda d: (d.created, d.identifier))
-        items = [d for d in items if self._visible(req, d)]
-        if req.query.get("user") == "me":
-            items = items if req.user == "owner" else []
-        if not show_draft:
-            items = [d for d in items if d.published]
-        if not show_empty:
-            items = [d for d in items if d.latest().asset_count > 0]
-        if not show_embargoed:
-            items = [d for d in items if d.embargo_status == "OPEN"]
+        items = _filtered(req, [d for d in items if self._visible(req, d)], *shown, show_embargoed)
         search = req.query.get("search", "").replace("\x00", "").strip()
         if search:
-            words = search.lower().split()
-
-            def hay(d: DandisetRecord) -> str:
-                mds = [self._version_metadata(d, v) for v in [d.draft, *d.published]]
-                return json.dumps(mds).lower()
-
-            items = [d for d in items if all(w in hay(d) for w in words)]
-        ordering = req.query.get("ordering") or ""
-        field_ = ordering.lstrip("-")
-        keys: dict[str, Callable[[DandisetRecord], Any]] = {
-            "id": lambda d: d.identifier,
-            "name": lambda d: d.latest().name,
-            "modified": lambda d: d.latest().modified,
-            "size": lambda d: d.latest().size,
-            "stars": lambda d: 0,
-        }
-        if field_ in keys:
-            items = sorted(items, key=keys[field_], reverse=ordering.startswith("-"))
+            items = self._searched(items, search.lower().split())
+        items = _ordered(items, req.query.get("ordering") or "")
         return paginate(req, items, lambda d: dumps(self._dandiset_list_item(d)), lazy_count=False)
+
+    def _searched(self, items: list[DandisetRecord], words: list[str]) -> list[DandisetRecord]:
+        """The dandisets whose versions' metadata hold every word (case-blind), as the archive's search."""
+
+        def hay(d: DandisetRecord) -> str:
+            mds = [self._version_metadata(d, v) for v in [d.draft, *d.published]]
+            return json.dumps(mds).lower()
+
+        return [d for d in items if all(w in hay(d) for w in words)]
 
     def _r_dandiset(self, req: Req, ds: str) -> Resp:
         return Resp(200, dumps(self._dandiset_detail(self._ds_for(req, ds))))

@@ -207,22 +207,8 @@ class DandiStandIn(DandisetRoutes, AssetRoutes, AssetChanges):
         body_in = h.rfile.read(length) if length > 0 else b""
         split = urlsplit(raw)
         path = unquote(split.path)
-        query: dict[str, str] = {}
-        for k, v in parse_qsl(split.query, keep_blank_values=True):
-            query[k] = v
-        match_method = "GET" if method == "HEAD" else method
-        route: Optional[Route] = None
-        kwargs: dict[str, str] = {}
-        method_mismatch = False
-        for rt in self._routes:
-            m = rt.regex.fullmatch(path)
-            if m is None:
-                continue
-            if match_method not in rt.methods:
-                method_mismatch = True
-                continue
-            route, kwargs = rt, m.groupdict()
-            break
+        query: dict[str, str] = dict(parse_qsl(split.query, keep_blank_values=True))
+        route, kwargs, method_mismatch = self._route("GET" if method == "HEAD" else method, path)
         kind: Optional[str] = None
         if route is not None and (route.faultable or self.fault_info):
             kind = self.faults.pick(method, raw, paginated=route.paginated)
@@ -253,15 +239,34 @@ class DandiStandIn(DandisetRoutes, AssetRoutes, AssetChanges):
             time.sleep(self.latency)
         if kind is not None and apply_fault(h, self.faults, kind, resp.body, content_type=resp.content_type):
             return
-        try:
-            h.send_response(resp.status)
-            h.send_header("Content-Type", resp.content_type)
-            h.send_header("Content-Length", str(len(resp.body)))
-            h.send_header("Vary", "Accept, Authorization")
-            for k, v in resp.headers:
-                h.send_header(k, v)
-            h.end_headers()
-            if method != "HEAD" and resp.body:
-                h.wfile.write(resp.body)
-        except (BrokenPipeError, ConnectionResetError):  # client went away
-            h.close_connection = True
+        _send(h, method, resp)
+
+    def _route(self, method: str, path: str) -> tuple[Optional[Route], dict[str, str], bool]:
+        """(the route of ``path`` for ``method``, its URL's fields, whether a route of the path exists
+        for other methods only: a 405, not a 404)."""
+        method_mismatch = False
+        for rt in self._routes:
+            m = rt.regex.fullmatch(path)
+            if m is None:
+                continue
+            if method not in rt.methods:
+                method_mismatch = True
+                continue
+            return rt, m.groupdict(), method_mismatch
+        return None, {}, method_mismatch
+
+
+def _send(h: BaseHTTPRequestHandler, method: str, resp: Resp) -> None:
+    """The answer on the wire (no body for HEAD); a client gone away closes the connection."""
+    try:
+        h.send_response(resp.status)
+        h.send_header("Content-Type", resp.content_type)
+        h.send_header("Content-Length", str(len(resp.body)))
+        h.send_header("Vary", "Accept, Authorization")
+        for k, v in resp.headers:
+            h.send_header(k, v)
+        h.end_headers()
+        if method != "HEAD" and resp.body:
+            h.wfile.write(resp.body)
+    except (BrokenPipeError, ConnectionResetError):  # client went away
+        h.close_connection = True
