@@ -92,8 +92,13 @@ def test_urls_streams_the_commands_json(mirrored: Dandiset, tmp_path: Path) -> N
     assert {r["path"] for r in json.loads(mine)} >= set(mirrored.files)
 
 
-def test_a_path_the_version_lacks_is_no_such_path(mirrored: Dandiset) -> None:
+def test_a_path_the_version_lacks_is_no_such_path(mirrored: Dandiset, tmp_path: Path) -> None:
     with api.open(mirrored.run.root) as m:
+        with pytest.raises(api.NoSuchPath, match="'sub-09' is not in this version"):
+            m.get(mirrored.spec, ["sub-09"], to=tmp_path / "clone")
+        assert not (tmp_path / "clone").exists()  # said before anything is cloned
+        with pytest.raises(api.NotMirrored, match="dandi:999999 is not in the mirror"):
+            m.get("dandi:999999", to=tmp_path / "clone")
         with pytest.raises(api.NoSuchPath, match="no file of .* under sub-09"):
             written(m.urls(mirrored.spec, ["sub-09"]))
         with pytest.raises(api.NoSuchPath, match="a PATH is inside the version"):

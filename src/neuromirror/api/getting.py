@@ -8,6 +8,7 @@ prints (``to_json()`` is that JSON as Python).  ``urls`` streams: its result is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
@@ -15,7 +16,15 @@ from neuromirror.api.finding import Found, Listing, Urls, search_filters, search
 from neuromirror.api.inputs import PathLike, spec_of
 from neuromirror.api.reading import Reading
 from neuromirror.errors import BadInput, Unavailable
-from neuromirror.pin.handout import Got, Printed, Reproduced, lock_paths, recorded_version, store_preparer
+from neuromirror.pin.handout import (
+    Got,
+    Printed,
+    Reproduced,
+    check_version_paths,
+    lock_paths,
+    recorded_version,
+    store_preparer,
+)
 from neuromirror.records import ProgressCallback
 from neuromirror.results import Item, Status
 from neuromirror.spec import Spec
@@ -75,7 +84,8 @@ class Getting(Reading):
     ) -> Union[Got, Tiff]:
         """Clone the dataset of ``spec`` (``SPEC[@VERSION|@COMMIT]``; default the latest version) into the directory
         ``to``, check out the version's commit and fetch the content of ``paths`` (default all), git-annex checking
-        every byte (``neuromirror get``).  ``from_url``: clone a published copy instead (then the mirror need not
+        every byte (``neuromirror get``); a path the version lacks raises :class:`~neuromirror.errors.NoSuchPath`
+        before anything is cloned.  ``from_url``: clone a published copy instead (then the mirror need not
         hold the source); ``store``: the lab's store to fall back to when the archive's URLs fail (else
         ``$NEUROMIRROR_STORE``).  ``progress(stage, done, total)``: told when the version starts and ends
         (:class:`Bars` also draws the bytes).  A file that failed is an ``error`` item of the :class:`Got`
@@ -91,22 +101,26 @@ class Getting(Reading):
             if from_url or store:
                 raise BadInput(f"{s}: a region is read from the mirror's pin, not from a published copy or a store")
             return self._region(s, paths, Path(to), region, format, res=res, channel=channel, jobs=jobs)
+        return self._clone(s, paths, Path(to), from_url, _Fetching(store, jobs, allow_ip, progress))
+
+    def _clone(self, s: Spec, paths: Sequence[str], to: Path, from_url: Optional[str], how: _Fetching) -> Got:
+        """``get``'s clone: checked first (``to``, the paths), then cloned, checked out and fetched."""
         from neuromirror.pin.fetch import get_version
         from neuromirror.pin.retrieve import RetrieveError
 
-        if Path(to).exists() and not Path(to).is_dir():
+        if to.exists() and not to.is_dir():
             raise BadInput(f"{to}: exists and is not a directory (get clones into a new directory or a previous clone)")
         rec, relpath = recorded_version(self.datasets, s, from_url)
+        if rec is not None and paths:
+            check_version_paths(rec, paths)
         notes: list[str] = []
         label = f"{s.source}@{rec['version'] if rec else s.version or 'latest'}"
-        _tell(progress, label, 0, 1)
+        _tell(how.progress, label, 0, 1)
         try:
-            got = get_version(
-                s, rec, relpath, Path(to), paths, _retrieval(from_url, store, jobs, allow_ip, progress, notes)
-            )
+            got = get_version(s, rec, relpath, to, paths, _retrieval(from_url, how, notes))
         except RetrieveError as exc:
             raise Unavailable(f"get {label} failed: {exc}") from None
-        _tell(progress, label, 1, 1)
+        _tell(how.progress, label, 1, 1)
         return Got(s, got, notes)
 
     def _region(
@@ -167,7 +181,7 @@ class Getting(Reading):
         base = Path(to).absolute()
         chosen = lock_paths(paths, locked)
         notes: list[str] = []
-        how = _retrieval(from_url, store, jobs, allow_ip, progress, notes)
+        how = _retrieval(from_url, _Fetching(store, jobs, allow_ip, progress), notes)
         done: list[dict] = []
         for d in locked.datasets:
             _tell(progress, "reproduce", len(done), len(locked.datasets))
@@ -258,21 +272,24 @@ def _tell(progress: Optional[ProgressCallback], stage: str, done: int, total: Op
         progress(stage, done, total)
 
 
-def _retrieval(
-    from_url: Optional[str],
-    store: Optional[str],
-    jobs: int,
-    allow_ip: Optional[str],
-    progress: Optional[ProgressCallback],
-    notes: list[str],
-) -> Retrieval:
+@dataclass(frozen=True)
+class _Fetching:
+    """How content is fetched, as ``get`` and ``reproduce`` were asked."""
+
+    store: Optional[str]
+    jobs: int
+    allow_ip: Optional[str]
+    progress: Optional[ProgressCallback]
+
+
+def _retrieval(from_url: Optional[str], how: _Fetching, notes: list[str]) -> Retrieval:
     """How ``get`` and ``reproduce`` fetch: byte bars only for :class:`Bars`; a store's notes into ``notes``."""
     from neuromirror.pin.fetch import Retrieval
 
     return Retrieval(
         from_url=from_url,
-        allow_ip=allow_ip,
-        jobs=jobs,
-        progress=isinstance(progress, Bars),
-        prepare_for=lambda recorded: store_preparer(store, recorded, notes),
+        allow_ip=how.allow_ip,
+        jobs=how.jobs,
+        progress=isinstance(how.progress, Bars),
+        prepare_for=lambda recorded: store_preparer(how.store, recorded, notes),
     )

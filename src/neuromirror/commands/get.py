@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     with api.Mirror(root_of(args), args.index) as m:  # with --from, no mirror is needed
         try:
             got = m.get(args.spec, args.paths, to=args.to, **retrieval(args), **region)
-        except api.Unavailable as exc:
+        except api.NotMirrored as exc:
+            raise UserError(f"{exc}: pass --from URL of a published copy, or --root") from None
+        except (api.Unavailable, api.NoSuchPath) as exc:  # a path the version lacks: exit 1, as it always was
             print(f"neuromirror: {exc}", file=sys.stderr)
             return 1
     print_notes(args, getattr(got, "notes", []))

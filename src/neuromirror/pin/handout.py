@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TextIO
 
-from neuromirror.errors import BadInput, NotMirrored
+from neuromirror.errors import BadInput, NoSuchPath, NotMirrored
 from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec
 
@@ -65,7 +65,8 @@ def store_preparer(
 
 def recorded_version(datasets: Any, spec: Spec, from_url: Optional[str]) -> tuple[Optional[dict], Optional[str]]:
     """The version's record in the mirror (``datasets``: a ``dataset.mirror.Mirror``) and its dataset's path
-    there; (None, None) when the mirror does not have the source and ``from_url`` says where to clone from."""
+    there; (None, None) when the mirror does not have the source and ``from_url`` says where to clone from
+    (without it: :class:`~neuromirror.errors.NotMirrored`)."""
     from neuromirror.pin.record import pin_record
 
     here = datasets.index_path.exists()
@@ -75,9 +76,19 @@ def recorded_version(datasets: Any, spec: Spec, from_url: Optional[str]) -> tupl
     if from_url:
         return None, None
     where = f"the mirror at {datasets.root}" if here else f"{datasets.root} (no mirror there)"
-    raise NotMirrored(
-        f"{spec.source} is not in {where}: give the URL of a published copy to clone, or the root of a mirror holding it"
-    )
+    raise NotMirrored(f"{spec.source} is not in {where}")
+
+
+def check_version_paths(rec: dict, paths: Sequence[str]) -> None:
+    """``paths`` are in the recorded version (``rec``: its dataset in the mirror and commit), checked before a
+    clone is made: :class:`~neuromirror.errors.NoSuchPath` naming one it lacks, as the clone's own check would."""
+    from neuromirror.pin.clone import check_paths
+    from neuromirror.pin.retrieve import RetrieveError
+
+    try:
+        check_paths(Path(rec["dataset"]), rec["commit"], paths)
+    except RetrieveError as exc:
+        raise NoSuchPath(str(exc)) from None
 
 
 # -- get: a version cloned and fetched ---------------------------------------------------------------------------
