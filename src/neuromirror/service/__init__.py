@@ -34,12 +34,13 @@ Guarantees:
   is written to ``ROOT/.neuromirror/service.json``; ``--http`` serves the same
   as ``/status.json``, HTML pages (``/``, ``/source/<id>``) and Prometheus ``/metrics``.
 
-Modules: ``scheduler`` (the :class:`Service`: jobs, stop), ``backoff`` (when a
-failing or restarted source may run), ``stopping`` (a running sync's safe points),
-``snapshot`` (what ``service.json`` says), ``state`` (per-source runtime state,
-``service.json`` and the status report), ``history`` (runs and versions read
-for the pages), ``pages`` (the HTML), ``metrics`` (prometheus_client collector),
-``web`` (the HTTP server).
+Modules: ``running`` (``serve`` as one call), ``scheduler`` (the :class:`Service`: jobs,
+``service.json``, stop), ``cycle`` (an entry's cycle and the steps after a sync), ``backoff``
+(when a failing or restarted source may run), ``stopping`` (a running sync's safe points),
+``snapshot`` (what ``service.json`` says), ``state`` (per-source runtime state; the status
+report itself is :mod:`neuromirror.account.status`), ``keeping`` (the keep step, through
+``api.Mirror.keep``), ``history`` (runs and versions read for the pages),
+``pages`` (the HTML), ``metrics`` (prometheus_client collector), ``web`` (the HTTP server).
 """
 
 from neuromirror.service.metrics import render_metrics
