@@ -146,3 +146,20 @@ def test_references_and_nwb_fields_write_the_commands_json(dandi_archive, tmp_pa
     assert [r["path"] for r in refs.rows] == [nwb.TIMESERIES] and refs.summary() == ["1 LINDI reference(s)"]
     assert written(found) == d.run.ok("search", "--nwb-field", "session_id=ses-1", "--source", d.source, "--json")
     assert [r["path"] for r in found.rows] == [nwb.TIMESERIES]
+
+
+def test_a_region_as_tiff_writes_the_commands_json(hermetic, boss, tmp_path: Path) -> None:  # noqa: ANN001
+    from helpers.boss import CHUNK_ARG, SPEC, Runner
+
+    cli = Runner(tmp_path / "mirror", boss.url)
+    assert cli("sync", SPEC, "--chunk", CHUNK_ARG)[0] == 0
+    out = tmp_path / "region.tif"
+    how = {"region": "5:70,10:90,3:17", "channel": "image16", "format": "tiff"}
+    with api.open(cli.root) as m:
+        made = m.get(SPEC, to=out, **how)
+    assert made.ok and made.to_json()["shape_zyx"] == [14, 80, 65]
+    mine = written(made)
+    out.unlink()
+    code, printed, err = cli("get", SPEC, "--region", how["region"], "--channel", "image16", "--format", "tiff",
+                             "--to", str(out), "--json")  # fmt: skip
+    assert code == 0 and printed == mine, err
