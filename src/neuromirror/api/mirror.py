@@ -22,11 +22,12 @@ class Mirror(Syncing, Getting, Upkeep, Checking, Keeping, Serving):
     manager, or :meth:`close`."""
 
 
-def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None) -> Mirror:  # noqa: A001
+def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None, *, create: bool = False) -> Mirror:  # noqa: A001
     """The mirror at ``root`` (default ``$NEUROMIRROR_ROOT``, else ``./neuromirror-root``); ``index``: its
-    SQLite index when not the root's own.  A mirror with no index yet is a :class:`UserError`."""
+    SQLite index when not the root's own.  A mirror with no index yet is a :class:`UserError`, unless
+    ``create``: then the first :meth:`~Mirror.sync` makes the root and its index (opening makes nothing)."""
     chosen = Path(root or os.environ.get(ROOT_ENV) or "neuromirror-root").absolute()
     m = Mirror(chosen, index)
-    if not m.datasets.index_path.exists():
+    if not create and not m.datasets.index_path.exists():
         raise UserError(f"no mirror at {chosen} (no index {m.datasets.index_path}; pass --root or set {ROOT_ENV})")
     return m

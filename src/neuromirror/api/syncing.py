@@ -1,9 +1,387 @@
-"""The API's verb that mirrors: ``sync`` (``neuromirror sync``), sources to datasets, the index and the root."""
+"""The API's verb that mirrors: ``sync`` (``neuromirror sync``), sources to datasets, the index and the root.
+
+:meth:`Syncing.sync` is everything the command does: the sources named by specs or by mirror definitions (a
+pattern asks the archive), the pace and ceilings of the requests, the writer engine, this host's threads or a
+Dask cluster, BOSS chunks kept into a store, LINDI references of the new HDF5 keys; then
+:func:`neuromirror.engine.executor.sync_batch`, and its reports as a typed
+:class:`~neuromirror.engine.synced.SyncResult` whose ``to_json()`` is ``sync --json``.  Nothing is written before
+every input has been checked: a bad spec, engine, rate, store or scheduler leaves the root untouched.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
+
 from neuromirror.api.base import MirrorBase
+from neuromirror.api.inputs import PathLike, spec_of
+from neuromirror.engine.synced import EXIT_REFUSED, Outcome, SourceSync, SyncedVersion, SyncResult
+from neuromirror.errors import BadInput, NotMirrored
+from neuromirror.spec import Spec
+
+if TYPE_CHECKING:
+    from neuromirror.config.model import MirrorConfig
+    from neuromirror.sources.base import Source
+    from neuromirror.store.base import Store
+
+#: ``progress(source, stage, done, total)``: each source's long work (listing, pinning...), its id first; an object
+#: that also has ``finished(source)`` is told when each source's sync ends (the command line's bars close there)
+SourcesProgress = Callable[[str, str, int, Optional[int]], None]
+Specs = Union[str, Spec, Sequence[Union[str, Spec]]]
+Definitions = Union[PathLike, Sequence[PathLike], "MirrorConfig"]
+#: a target: a spec and the options its sources are read with
+Target = tuple[Spec, dict[str, Any]]
+
+__all__ = [
+    "EXIT_REFUSED",
+    "Outcome",
+    "ProgressBars",
+    "SourceSync",
+    "SourcesProgress",
+    "SyncResult",
+    "SyncedVersion",
+    "Syncing",
+    "add_source_options",
+    "dandi_options",
+    "definitions",
+    "parse_rate",
+    "source_option_names",
+]
 
 
 class Syncing(MirrorBase):
     """The API's verb that mirrors."""
+
+    def sync(
+        self,
+        specs: Specs = (),
+        *,
+        config: Optional[Definitions] = None,
+        engine: Optional[str] = None,
+        jobs: int = 4,
+        dask: Optional[str] = None,
+        store: Union[PathLike, Store, None] = None,
+        max_rate: Union[float, str, None] = None,
+        max_in_flight: Optional[int] = None,
+        references: Optional[str] = None,
+        wait: bool = True,
+        dandi_api: Optional[str] = None,
+        dandi_instance: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        progress: Optional[SourcesProgress] = None,
+        reraise: bool = False,
+    ) -> SyncResult:
+        """Mirror the sources ``specs`` name (``dandi:000027``, ``dandi:*``, ``aind:NAME``, ``boss:COLL/EXP``; no
+        ``@VERSION``) and/or those of the mirror definitions ``config`` (files, or a loaded definition; with specs:
+        only those, each with its entry's options, which win over these).  Each source's new states become commits
+        and tags of its dataset under this mirror's root and rows of its index (``neuromirror sync``).
+
+        ``engine``: the annex writer, ``fast-import`` or ``batch`` (None: ``$NEUROMIRROR_ENGINE``, else
+        fast-import).  ``jobs``: sources synced at once.  ``dask``: a scheduler's address, each source a task there.
+        ``store``: where BOSS sources keep the chunks they read (None: ``$NEUROMIRROR_STORE``).  ``max_rate``
+        (requests a second, or ``"300/min"``) and ``max_in_flight``: bounds on each archive endpoint, over the
+        definitions' ``network:``.  ``references="nwb"``: a LINDI reference of each new NWB/HDF5 key.  ``wait``:
+        False fails a source at once when another process syncs it.  ``dandi_api`` / ``dandi_instance``
+        (``dandi``, ``dandi-sandbox``...): which DANDI; ``options``: a source's own options, as a definition's
+        ``options:`` (``bucket``, ``prefix``, ``boss_url``, ``channels``...).  ``progress``: see
+        :data:`SourcesProgress`.  ``reraise``: a source's error raised, not reported as its failure.
+
+        A source that fails is an ``error`` item of the result, never an exception: ``result.ok``,
+        ``result.check()``; items refused (a hostile path, a Zarr whose checksum disagrees) are ``impossible``."""
+        from neuromirror.engine.dask_executor import runner_for
+        from neuromirror.engine.executor import SyncBatch, sync_batch
+        from neuromirror.network import report as netreport
+
+        net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
+        engine = _engine(engine)
+        if jobs < 1:
+            raise BadInput("jobs must be at least 1 (sources synced at once)")
+        loaded = self._definitions(config)
+        base = _base_options(options, engine, references, dandi_api, dandi_instance)
+        targets = _targets(_specs(specs), loaded, base)
+        _network(max_rate, max_in_flight, loaded)  # before any source asks its archive
+        sources, engines, notes = _sources(targets, engine)
+        referenced = _referenced(targets, sources, asked=references is not None)  # lindi missing: said at once
+        runner = runner_for(dask)  # an unreachable scheduler leaves the root untouched
+        kept = _store(store, sources, runner)  # a bad store name too
+        index = self._index_given()
+        batch = SyncBatch(
+            self.root,
+            index,
+            sources,
+            engines,
+            engine,
+            jobs,
+            progress=_per_source(progress),
+            lock_wait=True if wait else 0,
+            reraise=reraise,
+            runner=runner,
+            store=kept,
+            network_since=net_start,
+        )
+        result = SyncResult.from_reports(sync_batch(batch), notes)
+        return _with_references(result, referenced, self.root, index)
+
+    def _definitions(self, config: Optional[Definitions]) -> Optional[MirrorConfig]:
+        """The mirror definitions, loaded as one; their ``root:``, when they name one, must be this mirror's."""
+        if config is None:
+            return None
+        from neuromirror.config.model import MirrorConfig
+
+        loaded = config if isinstance(config, MirrorConfig) else _load(config)
+        if loaded.root is not None and Path(loaded.root).absolute() != self.root:
+            where = loaded.files[0] if loaded.files else "the mirror definition"
+            raise BadInput(f"{where}: root {loaded.root} differs from this mirror's root {self.root}")
+        return loaded
+
+    def _index_given(self) -> Optional[Path]:
+        """The index when it is not the root's own (None: the root's), as the sync's workers are told."""
+        index = Path(self.datasets.index_path)
+        return None if index == self.datasets.state_dir / "index.sqlite" else index
+
+
+def definitions(files: Union[PathLike, Sequence[PathLike]], root: Optional[PathLike] = None) -> tuple[Path, Any]:
+    """The mirror definitions in ``files``, loaded as one, and the root a sync of them writes into: their
+    ``root:``, else ``root``, else ``./neuromirror-root`` (a root named both ways must be the same)."""
+    loaded = _load(files)
+    return loaded.resolve_root(None if root is None else str(root)), loaded
+
+
+def _load(files: Union[PathLike, Sequence[PathLike]]) -> MirrorConfig:
+    from neuromirror.config.load import load_configs
+
+    return load_configs([files] if isinstance(files, (str, os.PathLike)) else list(files))
+
+
+def source_option_names() -> frozenset[str]:
+    """The names of every installed source's own options (``dandi_api``, ``bucket``, ``boss_url``...)."""
+    from neuromirror.config.options import SYNC_OPTIONS, known_options
+
+    return frozenset(known_options()[0]) - frozenset(SYNC_OPTIONS)
+
+
+def _engine(engine: Optional[str]) -> str:
+    from neuromirror.config.options import ENGINES
+
+    chosen = engine or os.environ.get("NEUROMIRROR_ENGINE") or ENGINES[0]
+    if chosen not in ENGINES:
+        raise BadInput(f"engine {chosen!r}: not one of {', '.join(ENGINES)}")
+    return chosen
+
+
+def _base_options(
+    options: Optional[Mapping[str, Any]],
+    engine: str,
+    references: Optional[str],
+    dandi_api: Optional[str],
+    dandi_instance: Optional[str],
+) -> dict[str, Any]:
+    """The options every source is read with, unless its definition's entry says otherwise."""
+    from neuromirror.config.options import known_options, option_dest
+
+    if references not in (None, "nwb"):
+        raise BadInput(f"references {references!r}: the one kind made is 'nwb' (LINDI, of NWB/HDF5 keys)")
+    known, complete = known_options()
+    base: dict[str, Any] = {}
+    for name, value in (options or {}).items():
+        dest = option_dest(str(name))
+        if complete and dest not in known:
+            raise BadInput(f"no source has an option {name!r} (options: {', '.join(sorted(source_option_names()))})")
+        base[dest] = value
+    base.update(engine=engine, references=references)
+    if dandi_api is not None:
+        base["dandi_api"] = dandi_api
+    if dandi_instance is not None:
+        base["dandi_instance"] = dandi_instance
+    return base
+
+
+def _specs(specs: Optional[Specs]) -> list[Spec]:
+    """One spec or several, each once; a sync names sources, never a version of one."""
+    given = [specs] if isinstance(specs, (str, Spec)) else list(specs or ())
+    return list(dict.fromkeys(spec_of(s, allow_version=False) for s in given))
+
+
+def _targets(specs: list[Spec], loaded: Optional[MirrorConfig], base: dict[str, Any]) -> list[Target]:
+    """What to sync: each spec with ``base``, or the definitions' entries (see ``config.load.sync_targets``)."""
+    if loaded is not None:
+        from neuromirror.config.load import sync_targets
+
+        return sync_targets(loaded, specs, base)
+    if not specs:
+        raise BadInput("nothing to sync: name sources (dandi:000027, 'dandi:*') or mirror definitions")
+    return [(spec, base) for spec in specs]
+
+
+def _network(max_rate: Union[float, str, None], max_in_flight: Optional[int], loaded: Optional[MirrorConfig]) -> None:
+    """The contact and the ceilings of this sync: the definitions' ``contact:`` and ``network:``, and
+    ``max_rate`` / ``max_in_flight`` over the latter's every-endpoint limit (none given: none held)."""
+    from neuromirror.network import pacing
+    from neuromirror.network.ceiling import Ceilings, Limit, parse_rate
+
+    try:
+        rate = None if max_rate is None else parse_rate(max_rate)
+    except ValueError as exc:
+        raise BadInput(f"max_rate: {exc}") from None
+    if max_in_flight is not None and (isinstance(max_in_flight, bool) or int(max_in_flight) < 1):
+        raise BadInput(f"max_in_flight {max_in_flight!r}: a whole number of requests, 1 or more")
+    settings = (loaded.network if loaded is not None else None) or Ceilings()
+    if loaded is not None:
+        loaded.apply_network()
+    given = Limit(rate, max_in_flight)
+    pacing.set_ceilings(Ceilings(given.over(settings.default), settings.endpoints))
+
+
+def _sources(targets: list[Target], default_engine: str) -> tuple[list[Source], dict[str, str], list[str]]:
+    """The sources the targets name (a pattern asks the archive), each once, each one's writer engine, and a
+    note per pattern that matched nothing."""
+    from neuromirror.sources import expand
+
+    sources: list[Source] = []
+    engines: dict[str, str] = {}
+    notes: list[str] = []
+    for spec, opts in targets:
+        found = list(expand(spec, dandi_options(spec, opts)))
+        if not found and spec.is_glob:
+            notes.append(f"{spec} matched nothing")
+        for s in found:
+            if s.id not in engines:  # 'dandi:000002' and 'dandi:*' name it twice: synced once
+                engines[s.id] = opts.get("engine") or default_engine
+                sources.append(s)
+    if not sources:
+        raise NotMirrored("; ".join(["nothing to sync", *notes]))
+    return sources, engines, notes
+
+
+def dandi_options(spec: Spec, options: dict[str, Any]) -> dict[str, Any]:
+    """The API a DANDI source is read from: ``dandi_instance``, else ``dandi_api``, else the instance its URL or
+    DOI named."""
+    from neuromirror.identifiers import IdentifierError, instance_api
+
+    if spec.archive != "dandi":
+        return options
+    try:
+        if options.get("dandi_instance"):
+            return {**options, "dandi_api": instance_api(options["dandi_instance"])}
+    except IdentifierError as exc:
+        raise BadInput(str(exc)) from None
+    if not options.get("dandi_api") and spec.api:
+        return {**options, "dandi_api": spec.api}
+    return options
+
+
+def _referenced(targets: list[Target], sources: list[Source], *, asked: bool) -> set[str]:
+    """The sources whose new HDF5 keys get LINDI references (``references: nwb``); asked for by the caller
+    without lindi importable here: a UserError naming the extra, before anything is synced."""
+    import fnmatch
+
+    wanting = [spec for spec, opts in targets if opts.get("references") == "nwb"]
+    chosen = {s.id for s in sources if any(fnmatch.fnmatchcase(s.id, spec.source) for spec in wanting)}
+    if chosen and asked:
+        from neuromirror.read.references.lindi_env import lindi
+
+        lindi()
+    return chosen
+
+
+def _store(given: Union[PathLike, Store, None], sources: list[Source], runner: Any) -> Optional[Store]:
+    """The store BOSS sources keep their chunks in (None given: ``$NEUROMIRROR_STORE``); None: no BOSS source,
+    or no store."""
+    from neuromirror.store.location import STORE_ENV, open_store
+
+    if not any(s.archive == "boss" for s in sources):
+        return None
+    if given is None or isinstance(given, (str, os.PathLike)):
+        name = str(given or os.environ.get(STORE_ENV) or "").strip()
+        if not name:
+            return None
+        store = open_store(name)
+    else:
+        store = given
+    if runner is not None:
+        runner.close()
+        raise BadInput(
+            f"BOSS chunks kept into a store ({store.url}) by a sync on a Dask cluster: not supported yet "
+            "(sync BOSS sources on this host)"
+        )
+    return store
+
+
+def _with_references(result: SyncResult, chosen: set[str], root: Path, index: Optional[Path]) -> SyncResult:
+    """Each chosen source's new versions' references (:mod:`neuromirror.read.references.batch`), in its report as
+    ``references``; a failure is a warning of the source, never a failed sync."""
+    if not chosen:
+        return result
+    from neuromirror.read.references.batch import make_references
+    from neuromirror.read.references.lindi_env import why_not
+
+    made: dict[str, tuple[Optional[dict], list[str]]] = {}
+    for s in result.sources:
+        if s.source not in chosen or s.failed or not s.versions:
+            continue
+        if why_not():
+            made[s.source] = (None, [f"references: {why_not()}"])
+            continue
+        got = make_references(root, index, [(s.source, v.commit) for v in s.versions])
+        made[s.source] = (got.to_json(), [f"references: {p}: {e}" for p, e in got.failed])
+    return result.with_references(made)
+
+
+class _SourceProgress:
+    """One source's ``progress(stage, done, total)`` for the engine, relayed to the caller's with the source."""
+
+    def __init__(self, to: SourcesProgress, source: str) -> None:
+        self.to, self.source = to, source
+
+    def __call__(self, stage: str, done: int, total: Optional[int]) -> None:
+        self.to(self.source, stage, done, total)
+
+    def done(self) -> None:
+        finished = getattr(self.to, "finished", None)
+        if finished is not None:
+            finished(self.source)
+
+
+def _per_source(progress: Optional[SourcesProgress]) -> Union[bool, Callable[[str], _SourceProgress]]:
+    return False if progress is None else (lambda source: _SourceProgress(progress, source))
+
+
+class ProgressBars:
+    """The command line's progress: a bar per source and stage on stderr (tqdm; clean lines off a terminal),
+    gone when the source's sync ends."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, source: str, stage: str, done: int, total: Optional[int]) -> None:
+        from neuromirror.util.progress import Progress
+
+        with self._lock:
+            bar = self._bars.get(source)
+            if bar is None:
+                bar = self._bars[source] = Progress(source)
+        bar(stage, done, total)
+
+    def finished(self, source: str) -> None:
+        with self._lock:
+            bar = self._bars.pop(source, None)
+        if bar is not None:
+            bar.done()
+
+
+def add_source_options(parser: Any) -> None:
+    """Each installed source's own options (``--dandi-api``, ``--bucket``, ``--boss-url``...) on an argparse
+    parser: the command line's ``sync`` (the names :func:`source_option_names` gives)."""
+    from neuromirror.sources import add_options
+
+    add_options(parser)
+
+
+def parse_rate(text: str) -> float:
+    """Requests a second in ``20/s``, ``300/min`` or ``20``; a ValueError naming the text otherwise."""
+    from neuromirror.network.ceiling import parse_rate as parse
+
+    return parse(text)

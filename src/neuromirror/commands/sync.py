@@ -7,8 +7,7 @@ import os
 import sys
 from typing import Any
 
-from neuromirror.commands.common import UserError, add_json, print_json, root_of, spec_arg
-from neuromirror.sources.base import Source
+from neuromirror.commands.common import UserError, add_json, print_json, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,9 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-wait", action="store_true", help="fail at once if another process is syncing a source")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     add_json(p)
-    from neuromirror.sources import add_options
+    from neuromirror.api.syncing import add_source_options
 
-    add_options(p)
+    add_source_options(p)
     p.add_argument(
         "-i",
         "--dandi-instance",
@@ -96,14 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def options_of(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        k: v for k, v in vars(args).items() if k not in ("func", "specs", "dask", "store", "max_rate", "max_in_flight")
-    }
-
-
 def _rate(text: str) -> float:
-    from neuromirror.network.ceiling import parse_rate
+    from neuromirror.api.syncing import parse_rate
 
     try:
         return parse_rate(text)
@@ -117,201 +110,51 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _network(args: argparse.Namespace, config: Any) -> None:
-    """The contact and the ceilings of this sync: --config's ``contact:`` and ``network:``, the command
-    line's --max-rate and --max-in-flight over the latter's every-endpoint limit."""
-    from neuromirror.network import pacing
-    from neuromirror.network.ceiling import Ceilings, Limit
-
-    settings = (config.network if config is not None else None) or Ceilings()
-    if config is not None:
-        config.apply_network()
-    given = Limit(args.max_rate, args.max_in_flight)
-    pacing.set_ceilings(Ceilings(given.over(settings.default), settings.endpoints))  # none given: none held
-
-
 def run(args: argparse.Namespace) -> int:
-    from neuromirror.engine.dask_executor import runner_for
-    from neuromirror.engine.executor import SyncBatch, sync_batch
-    from neuromirror.network import report as netreport
+    from neuromirror import api
+    from neuromirror.api.syncing import ProgressBars, definitions, source_option_names
 
-    net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
-    root, targets = _targets(args)
-    sources, engines = _sources(targets, args.engine)
-    referenced = _referenced(args, targets, sources)  # before anything is written: lindi missing is said at once
-    runner = runner_for(args.dask)  # before anything is written: an unreachable scheduler leaves the root untouched
-    store = _store_of(args, sources)  # before anything is written: a bad store name leaves the root untouched
-    if store is not None and runner is not None:
-        raise UserError(
-            "--store (or NEUROMIRROR_STORE) with --dask: not supported yet (sync BOSS sources on this host)"
+    _check(args)
+    root, config = definitions(args.config, args.root) if args.config else (root_of(args), None)
+    names = source_option_names()
+    with api.open(root, args.index, create=True) as mirror:
+        result = mirror.sync(
+            args.specs,
+            config=config,
+            engine=args.engine,
+            jobs=args.jobs,
+            dask=args.dask,
+            store=args.store,
+            max_rate=args.max_rate,
+            max_in_flight=args.max_in_flight,
+            references=args.references,
+            wait=not args.no_wait,
+            dandi_instance=args.dandi_instance,
+            options={k: v for k, v in vars(args).items() if k in names},
+            progress=None if args.quiet or args.json else ProgressBars(),
+            reraise=args.verbose >= 2,
         )
-    batch = SyncBatch(
-        root,
-        args.index,
-        sources,
-        engines,
-        args.engine,
-        args.jobs,
-        progress=not (args.quiet or args.json),
-        lock_wait=0 if args.no_wait else True,
-        reraise=args.verbose >= 2,
-        runner=runner,
-        store=store,
-        network_since=net_start,
-    )
-    reports = sync_batch(batch)
-    _make_references(batch, reports, referenced)
     if args.json:
-        print_json(reports if len(reports) > 1 else reports[0])
-    else:
-        _print_reports(reports)
-    return _exit_code(reports)
+        print_json(result.to_json())
+    for line in [] if args.json else result.lines():
+        print(line)
+    for line in result.problems():
+        print(f"neuromirror: {line}", file=sys.stderr)
+    return result.exit_code
 
 
-#: ``sync``'s exit when every source synced but some refused items (a Zarr whose checksum disagrees, a hostile
-#: path): the rest is mirrored, and cron still sees that something upstream needs a look (``neuromirror audit``)
-EXIT_REFUSED = 3
-
-
-def _exit_code(reports: list[dict]) -> int:
-    """1: a source failed (one line each on stderr); 3: all synced, some items refused; else 0."""
-    failed = [r for r in reports if r["outcome"] == "failed"]
-    for r in failed:
-        print(f"neuromirror: {r['source']}: {r['error']}", file=sys.stderr)
-    if failed:
-        return 1
-    refused = sum(len(r.get("refused", [])) for r in reports)
-    if refused:
-        print(f"neuromirror: {refused} item(s) refused (listed above; neuromirror audit lists them)", file=sys.stderr)
-        return EXIT_REFUSED
-    return 0
-
-
-def _targets(args: argparse.Namespace) -> tuple[Any, list[tuple[Any, dict[str, Any]]]]:
-    """The root and what to sync: each SPEC with the command line's options, or --config's entries."""
+def _check(args: argparse.Namespace) -> None:
+    """What the command line says in its own words before anything is asked or written."""
     if args.jobs < 1:  # 0 synced nothing and said nothing
         raise UserError("-J must be at least 1")
-    specs = list(dict.fromkeys(spec_arg(s, allow_version=False) for s in args.specs))
-    options = options_of(args)
-    root = root_of(args)
-    targets = [(spec, options) for spec in specs]
-    config = None
-    if getattr(args, "config", None):  # --config: see neuromirror.config.load.sync_targets
-        from neuromirror.config.load import load_configs, sync_targets
-
-        config = load_configs(args.config)
-        root = config.resolve_root(args.root)
-        targets = sync_targets(config, specs, options)
-    elif not specs:
+    if not args.specs and not args.config:
         raise UserError("nothing to sync: give SPECs or --config FILE")
-    _network(args, config)  # before any source asks its archive
-    return root, targets
 
 
-def _sources(targets: list[tuple[Any, dict[str, Any]]], default_engine: str) -> tuple[list[Source], dict[str, str]]:
-    """The sources the targets name (a glob asks the archive), each once, and each one's writer engine."""
-    from neuromirror.sources import expand
+def __getattr__(name: str) -> Any:
+    """``dandi_options`` (which DANDI API a spec is read from) lives in the API; still importable from here."""
+    if name == "dandi_options":
+        from neuromirror.api.syncing import dandi_options
 
-    sources: list[Any] = []
-    engines: dict[str, str] = {}
-    for spec, opts in targets:
-        found = list(expand(spec, dandi_options(spec, opts)))
-        if not found and spec.is_glob:
-            print(f"neuromirror: {spec} matched nothing", file=sys.stderr)
-        for s in found:
-            if s.id not in engines:  # 'dandi:000002' and 'dandi:*' name it twice: synced once
-                engines[s.id] = opts.get("engine") or default_engine
-                sources.append(s)
-    if not sources:
-        raise UserError("nothing to sync")
-    return sources, engines
-
-
-def _referenced(args: argparse.Namespace, targets: list[tuple[Any, dict[str, Any]]], sources: list[Any]) -> set[str]:
-    """The sources whose new HDF5 keys get LINDI references (``--references``, ``references: nwb``); asked for
-    on the command line without lindi importable here: one line, exit 2, before anything is synced."""
-    import fnmatch
-
-    wanting = [spec for spec, opts in targets if opts.get("references") == "nwb"]
-    chosen = {s.id for s in sources if any(fnmatch.fnmatchcase(s.id, spec.source) for spec in wanting)}
-    if chosen and args.references:
-        from neuromirror.read.references.lindi_env import lindi
-
-        lindi()
-    return chosen
-
-
-def _make_references(batch: Any, reports: list[dict], chosen: set[str]) -> None:
-    """Each chosen source's new versions' references (:mod:`neuromirror.read.references.batch`), in its report
-    as ``references``; a failure is a warning of the source, never a failed sync."""
-    from neuromirror.read.references.batch import make_references
-    from neuromirror.read.references.lindi_env import why_not
-
-    for r in reports:
-        if r["source"] not in chosen or r["outcome"] == "failed" or not r.get("versions"):
-            continue
-        if why_not():
-            r.setdefault("warnings", []).append(f"references: {why_not()}")
-            continue
-        got = make_references(batch.root, batch.index_path, [(r["source"], v["commit"]) for v in r["versions"]])
-        r["references"] = got.to_json()
-        r.setdefault("warnings", []).extend(f"references: {p}: {e}" for p, e in got.failed)
-
-
-def _print_reports(reports: list[dict]) -> None:
-    """Each source synced: its summary line, what it refused or left pending, its warnings; then the totals."""
-    for r in reports:
-        if r["outcome"] == "failed":
-            continue  # said once, on stderr, below
-        print(summary_line(r))
-        if r.get("references", {}).get("made"):
-            print(f"  references: {len(r['references']['made'])} made (LINDI, one per new NWB/HDF5 key)")
-        for ref in r.get("refused", []):
-            print(f"  refused {ref['path']!r}: {ref['reason']}")
-        for p in r.get("pending", []):
-            print(f"  pending {p['path']}: {p['reason']}")
-        for w in r.get("warnings", []):
-            if not any(w.startswith(p["path"] + ":") for p in r.get("pending", [])):
-                print(f"  warning: {w}")
-    if len(reports) > 1:
-        ok = sum(r["outcome"] == "ok" for r in reports)
-        same = sum(r["outcome"] == "unchanged" for r in reports)
-        failed = sum(r["outcome"] == "failed" for r in reports)
-        print(f"{len(reports)} sources: {ok} updated, {same} unchanged, {failed} failed")
-
-
-def dandi_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The API a DANDI source is read from: --dandi-instance, else --dandi-api, else the instance its URL/DOI named."""
-    from neuromirror.identifiers import IdentifierError, instance_api
-
-    if spec.archive != "dandi":
-        return options
-    try:
-        if options.get("dandi_instance"):
-            return {**options, "dandi_api": instance_api(options["dandi_instance"])}
-    except IdentifierError as exc:
-        raise UserError(str(exc)) from None
-    if not options.get("dandi_api") and spec.api:
-        return {**options, "dandi_api": spec.api}
-    return options
-
-
-def _store_of(args: argparse.Namespace, sources: list[Any]) -> Any:
-    """The store BOSS sources keep their chunks in: ``--store``, else ``NEUROMIRROR_STORE``; None: no store."""
-    from neuromirror.store.location import STORE_ENV, open_store
-
-    name = (getattr(args, "store", None) or os.environ.get(STORE_ENV) or "").strip()
-    if not name or not any(s.archive == "boss" for s in sources):
-        return None
-    return open_store(name)
-
-
-def summary_line(r: dict) -> str:
-    """The stdout line of a source synced (failures are said on stderr only)."""
-    if r["outcome"] == "unchanged":
-        return f"{r['source']}: unchanged"
-    labels = ", ".join(v["label"] for v in r["versions"])
-    return (
-        f"{r['source']}: {len(r['versions'])} new version(s) ({labels}): "
-        f"{r['added']} added, {r['removed']} removed, {r['changed']} changed"
-    )
+        return dandi_options
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

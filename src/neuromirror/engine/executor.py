@@ -358,7 +358,8 @@ class SyncBatch:
     engines: dict[str, str]  # source id -> writer engine
     default_engine: str
     jobs: int
-    progress: bool = True  # a progress bar per source
+    #: a progress bar per source; False: none; else a factory: source id -> its progress callback (and done())
+    progress: Any = True
     lock_wait: bool | float = True  # 0: fail at once when another process syncs a source
     reraise: bool = False  # let an error out instead of reporting it as the source's failure
     runner: Optional[Runner] = None  # closed when the batch is done
@@ -398,7 +399,8 @@ def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
     from neuromirror.util.progress import Progress
 
     mirror = Mirror(batch.root, batch.index_path)
-    progress = Progress(source.id, enabled=batch.progress)
+    made = batch.progress if not isinstance(batch.progress, bool) else None
+    progress = made(source.id) if made is not None else Progress(source.id, enabled=batch.progress)
 
     def report_progress(stage: str, done: int, total: Any) -> None:
         if stop.is_set():
