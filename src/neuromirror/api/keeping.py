@@ -304,7 +304,7 @@ def size_of(what: str, value: Size) -> Optional[int]:
     try:
         return parse_size(value)
     except ValueError as exc:
-        raise BadInput(f"{what} {value!r}: {exc}") from None
+        raise BadInput(f"{what}: {exc}") from None
 
 
 def open_stores(to: Places, pack_size: Optional[int] = None, storage_class: Optional[str] = None) -> list[Store]:

@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _said_as(args: argparse.Namespace) -> Iterator[None]:
-    """A store's mistake named as the user named it: ``--to X: ...``, ``--from X: ...``, ``NEUROMIRROR_STORE=X: ...``."""
+    """A store's or a size's mistake named as the user named it: ``--to X: ...``, ``--from X: ...``,
+    ``NEUROMIRROR_STORE=X: ...``, ``--budget: ...``."""
     try:
         yield
     except UserError as exc:
@@ -137,6 +138,7 @@ def _said_as(args: argparse.Namespace) -> Iterator[None]:
         env = os.environ.get("NEUROMIRROR_STORE", "")
         named = [(f"--to {n}", n) for n in args.store] or ([(f"NEUROMIRROR_STORE={env}", env)] if env else [])
         named += [(f"--from {n}", n) for n in args.from_stores]
+        named += [("--max-file-size", "max_file_size"), ("--budget", "budget"), ("--pack-size", "pack_size")]
         for label, name in named:
             if name and said.startswith(name + ":"):
                 raise UserError(label + said[len(name) :]) from None
