@@ -9,7 +9,7 @@ refuses a root without an index.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, Union, overload
 
 from neuromirror.api.inputs import ROOT_ENV, PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
@@ -39,6 +39,47 @@ class Upkeep(Reading):
         return load_configs([paths] if isinstance(paths, (str, os.PathLike)) else list(paths))
 
     # -- status ---------------------------------------------------------------------------------------
+    # each mode's result its own type for a caller's mypy (the command, passing a bool, gets the union)
+    @overload
+    def status(
+        self,
+        specs: Specs = (),
+        *,
+        config: Optional[MirrorConfig] = None,
+        at_risk: bool = True,
+        copies: Literal[False] = False,
+        backup: Literal[False] = False,
+    ) -> StatusReport: ...
+    @overload
+    def status(
+        self,
+        specs: Specs = (),
+        *,
+        config: Optional[MirrorConfig] = None,
+        at_risk: bool = True,
+        copies: Literal[True],
+        backup: bool = False,
+    ) -> CopiesReport: ...
+    @overload
+    def status(
+        self,
+        specs: Specs = (),
+        *,
+        config: Optional[MirrorConfig] = None,
+        at_risk: bool = True,
+        copies: Literal[False] = False,
+        backup: Literal[True],
+    ) -> BackupReport: ...
+    @overload
+    def status(
+        self,
+        specs: Specs = (),
+        *,
+        config: Optional[MirrorConfig] = None,
+        at_risk: bool = True,
+        copies: bool = False,
+        backup: bool = False,
+    ) -> Union[StatusReport, CopiesReport, BackupReport]: ...
     def status(
         self,
         specs: Specs = (),
@@ -218,6 +259,18 @@ class Upkeep(Reading):
         )
 
     # -- reindex ----------------------------------------------------------------------------------------
+    @overload
+    def reindex(
+        self, *, prune: Literal[False] = False, config: None = None, progress: Optional[Progress] = None
+    ) -> Reindexed: ...
+    @overload
+    def reindex(
+        self, *, prune: Literal[True], config: Optional[MirrorConfig] = None, progress: Optional[Progress] = None
+    ) -> Pruned: ...
+    @overload
+    def reindex(
+        self, *, prune: bool = False, config: Optional[MirrorConfig] = None, progress: Optional[Progress] = None
+    ) -> Union[Reindexed, Pruned]: ...
     def reindex(
         self, *, prune: bool = False, config: Optional[MirrorConfig] = None, progress: Optional[Progress] = None
     ) -> Union[Reindexed, Pruned]:
