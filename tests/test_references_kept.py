@@ -5,12 +5,16 @@ a real store of each kind (a directory, an S3 bucket on the stand-in, a packed d
 reference beside the key.  Then the mirror loses its ``.neuromirror/lindi/`` file and the archive every S3
 version of the file: ``open_hdf5`` (the API's door, in a lindi process) still opens the file through its
 reference, read from the store, every chunk from the store's copy, and pynwb reads the values; the view
-answers the reference from the store too (by path and by key) and lindi reads the file through it.
+answers the reference from the store too (by path and by key) and lindi reads the file through it, for
+every kind of store.  And a lab member's plain ``datalad clone`` of the dataset, no mirror root and no view,
+takes the reference from the store with its own git-annex by the name docs/reading.md gives, and lindi
+reads the file's fields through it, then its values once ``datalad get`` took the file from the store.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,8 +23,20 @@ import requests
 from helpers import lindi_env, nwb
 from helpers.keep import Dandiset, lose_blobs
 from helpers.read import view_server
+from helpers.service import ENV
 from neuromirror.read.references.chunks import chunk_urls
 from neuromirror.store.lindi import reference_name, reference_path
+
+#: what the ``bucket`` fixture sets (or unsets) for the S3 store, in this process's environment only
+STORE_SETTINGS = (
+    "NEUROMIRROR_STORE_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "NEUROMIRROR_STORE_REGION",
+    "NEUROMIRROR_STORE_PUBLIC_URL",
+)
 
 #: neuromirror's door on the mirror, in a process with lindi: how it opened, the values pynwb reads
 READ_BY_API = """
@@ -43,25 +59,33 @@ def _synced(dandi_archive, root: Path, days: int) -> Dandiset:  # noqa: ANN001
     return lindi_env.synced_timeseries(dandi_archive, root, days, "lindi kept")
 
 
-def _store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "directory":
+@pytest.fixture(params=["directory", "S3", "pack"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store of each kind (an S3 one on the stand-in, whose endpoint and credentials the view's process
+    gets too, as a lab's view has its store's settings in its environment)."""
+    if request.param == "directory":
         return str(tmp_path / "store")
-    if kind == "pack":
+    if request.param == "pack":
         return f"pack+file://{tmp_path / 'packed'}"
-    return f"s3://{request.getfixturevalue('bucket')}/lab/keep"
+    bucket = request.getfixturevalue("bucket")
+    env = request.getfixturevalue("monkeypatch")
+    for name in STORE_SETTINGS:
+        if name in os.environ:
+            env.setitem(ENV, name, os.environ[name])
+        else:
+            env.delitem(ENV, name, raising=False)
+    return f"s3://{bucket}/lab/keep"
 
 
-@pytest.mark.parametrize("kind", ["directory", "S3", "pack"])
 def test_a_kept_reference_reads_after_the_mirror_and_the_archive_lost_theirs(
-    dandi_archive,
+    dandi_archive,  # noqa: ANN001
     tmp_path: Path,
-    kind: str,
-    request: pytest.FixtureRequest,  # noqa: ANN001
+    store_url: str,
 ) -> None:
     from neuromirror.store.location import open_store
 
     d = _synced(dandi_archive, tmp_path / "mirror", 2600)
-    url = _store_url(kind, tmp_path, request)
+    url = store_url
     (row,) = d.run.json("urls", d.spec, "--references")
     key, mine = row["key"], Path(row["reference"])
     made = json.loads(mine.read_text())
@@ -82,8 +106,6 @@ def test_a_kept_reference_reads_after_the_mirror_and_the_archive_lost_theirs(
     assert got == {"via": "reference", **lindi_env.timeseries_values()}
     assert json.loads(reference_path(d.run.root, key).read_text()) == made  # written back under the root
 
-    if kind != "directory":
-        return
     # the view, with no reference under the root either: by path (chunks through the view's URL of the
     # file, which streams the store's copy) and by key, lindi reading the file through it
     reference_path(d.run.root, key).unlink()
@@ -149,3 +171,65 @@ def test_a_reference_made_after_a_whole_keep_goes_in_with_the_next_keep(dandi_ar
         assert json.loads(fh.read()) == json.loads(reference_path(d.run.root, key).read_text())
     code, out, _ = d.run("keep", d.spec, "--to", str(store_dir), "--json")  # and then the mark holds again
     assert code == 0 and json.loads(out)["references"] == 0 and json.loads(out)["versions"][0]["from_mark"] is True
+
+
+#: lindi in a clone, on the reference its git-annex took from the store, its chunks pointed at the clone's own
+#: file (``argv[2]``): pynwb's fields, and the values once the file is there (``argv[3]`` == "got")
+READ_IN_CLONE = """
+import json, sys
+import lindi
+import numpy as np
+from pynwb import NWBHDF5IO
+
+reference, here, got = sys.argv[1:]
+with open(reference) as fh:
+    rfs = json.load(fh)
+rfs["templates"] = {name: here for name in rfs["templates"]}
+with NWBHDF5IO(file=lindi.LindiH5pyFile.from_reference_file_system(rfs), mode="r") as io:
+    n = io.read()
+    data = n.acquisition["running_speed"].data
+    out = {"session_id": n.session_id}
+    if got == "got":
+        out.update(head=np.asarray(data[:100]).tolist(), tail=np.asarray(data[-5:]).tolist())
+    else:
+        try:
+            data[:100]
+        except OSError as exc:
+            out["chunks"] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def test_a_clone_reads_a_lost_file_by_the_reference_its_store_keeps(
+    dandi_archive, tmp_path: Path, store_url: str
+) -> None:  # noqa: ANN001
+    """What docs/reading.md promises a lab member with a plain clone (no mirror root, no view): the clone's own
+    git-annex takes ``LINDI--KEY.lindi.json`` from the store it enabled by itself (no dataset records the
+    name: ``transferkey``, as the reference has no checksum to verify), lindi reads the file's fields from it
+    with no byte of the file, and its values once ``datalad get`` took the file from the store, the archive
+    having lost every version of it."""
+    from conftest import clone, datalad_get, git
+
+    d = _synced(dandi_archive, tmp_path / "mirror", 2900)
+    (row,) = d.run.json("urls", d.spec, "--references")
+    made = json.loads(Path(row["reference"]).read_text())
+    code, _, err = d.run("keep", d.spec, "--to", store_url)
+    assert code == 0, err
+    lose_blobs(d, [nwb.TIMESERIES])
+
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    (store,) = [name for name in git(work, "remote").split() if name.startswith("neuromirror-store-")]
+    assert f"[{store}]" in git(work, "annex", "whereis", nwb.TIMESERIES)  # how a reader learns its name
+    name = reference_name(git(work, "annex", "lookupkey", nwb.TIMESERIES).strip())
+    unverified = "annex.security.allow-unverified-downloads=ACKTHPPT"
+    git(work, "-c", unverified, "annex", "transferkey", name, "--from", store)
+    reference = work / git(work, "annex", "contentlocation", name).strip()
+    assert json.loads(reference.read_text()) == made
+
+    here = str(work / nwb.TIMESERIES)
+    values = lindi_env.timeseries_values()
+    before = lindi_env.python(READ_IN_CLONE, str(reference), here, "not got")
+    assert before == {"session_id": values["session_id"], "chunks": "FileNotFoundError"}
+    datalad_get(work, nwb.TIMESERIES)  # from the store: the archive has none
+    assert lindi_env.python(READ_IN_CLONE, str(reference), here, "got") == values
