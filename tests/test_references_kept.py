@@ -201,8 +201,10 @@ print(json.dumps(out))
 
 
 def test_a_clone_reads_a_lost_file_by_the_reference_its_store_keeps(
-    dandi_archive, tmp_path: Path, store_url: str
-) -> None:  # noqa: ANN001
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    store_url: str,
+) -> None:
     """What docs/reading.md promises a lab member with a plain clone (no mirror root, no view): the clone's own
     git-annex takes ``LINDI--KEY.lindi.json`` from the store it enabled by itself (no dataset records the
     name: ``transferkey``, as the reference has no checksum to verify), lindi reads the file's fields from it
