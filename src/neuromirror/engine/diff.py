@@ -69,7 +69,7 @@ def diff_snapshot(
     ``files`` receives the version's file records (a named spool when a Dask worker
     hands them to the submitting process); an anonymous one by default.
     """
-    d = _Diff(Spool(), files if files is not None else Spool())
+    d = _Diff(Spool(), Spool() if files is None else files)
     tally = Tally()
     seen: set[str] = set()
     lowered: dict[str, str] = {}
@@ -78,45 +78,65 @@ def diff_snapshot(
     # listing in path order takes a folder's files one after another
     last_dir: Optional[str] = None
     for e in snap.entries:
-        reason = check_path(e.path)
-        if reason is None and e.path in seen:
-            reason = "two items with the same path"
-        if reason is None and e.path in dirs:
-            reason = "a file and a directory of the same name"
+        path = e.path
+        reason = check_path(path)
         parents: list[str] = []
         parent_dir = ""
         if reason is None:
-            cut = e.path.rfind("/")
-            parent_dir = e.path[:cut] if cut > 0 else ""
-            if parent_dir != last_dir:
-                parts = e.path.split("/")
-                parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-                if any(p in seen for p in parents):
-                    reason = "a file and a directory of the same name"
-        if reason is None:
-            other = lowered.get(e.path.lower())
-            if other is not None:
-                reason = f"path differs only by case from {other!r}"
+            if path in seen:
+                reason = "two items with the same path"
+            elif path in dirs:
+                reason = "a file and a directory of the same name"
+            else:
+                cut = path.rfind("/")
+                parent_dir = path[:cut] if cut > 0 else ""
+                if parent_dir != last_dir:  # once a directory: its files come one after another
+                    parents, reason = _new_directory(path, seen)
+                if reason is None and (other := lowered.get(path.lower())) is not None:
+                    reason = f"path differs only by case from {other!r}"
         if reason is not None:
-            snap.refused.append(Refusal(e.path if isinstance(e.path, str) else repr(e.path), reason))
+            _refuse(snap, path, reason)
             continue
-        seen.add(e.path)
-        lowered[e.path.lower()] = e.path
+        seen.add(path)
+        lowered[path.lower()] = path
         dirs.update(parents)
         last_dir = parent_dir
         if type(e) is AnnexEntry:
             e = tally.admit(e)
         d.files.add(_as_record(e))
         ident = _digest(e.identity)
-        old = current.get(e.path)
+        old = current.get(path)
         if old == ident:
             continue
         if old is None:
             d.added += 1
         else:
             d.changed += 1
-        current[e.path] = ident
+        current[path] = ident
         d.changes.add(Put(e))
+    _finish(d, current, seen, snap, report, tally)
+    return d
+
+
+def _new_directory(path: str, seen: set[str]) -> tuple[list[str], Optional[str]]:
+    """(the ancestors of ``path``, why it is refused or None) when its directory differs from the
+    last file's: one of them being a file already taken is a clash of a file and a directory."""
+    parts = path.split("/")
+    parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    clash = any(p in seen for p in parents)
+    return parents, ("a file and a directory of the same name" if clash else None)
+
+
+def _refuse(snap: Snapshot, path: object, reason: str) -> None:
+    """An entry refused on its own (the rest of the snapshot is mirrored), its path shown as it is."""
+    snap.refused.append(Refusal(path if isinstance(path, str) else repr(path), reason))
+
+
+def _finish(
+    d: _Diff, current: dict[str, bytes], seen: set[str], snap: Snapshot, report: SyncReport, tally: Tally
+) -> None:
+    """After the last entry: the paths no entry named are deleted (from ``current`` too); the
+    snapshot's refusals, unreachable assets and unpinned URLs go into the report."""
     gone = [p for p in current if p not in seen]
     for p in gone:
         del current[p]
@@ -127,7 +147,6 @@ def diff_snapshot(
     unpinned = tally.warning(snap.label)
     if unpinned:
         snap.warnings.append(unpinned)
-    return d
 
 
 def current_state(ds: Path, head: Optional[str], state: IndexState) -> dict[str, bytes]:

@@ -11,13 +11,13 @@ an asset of 10^6 files costs memory for its paths, not its records.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from neuromirror.annex.writer import AnnexWriter, make_writer
 from neuromirror.dataset.mirror import Mirror
 from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
+from neuromirror.engine.failure import after_failure, drop_temp_packs, held_back
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.sink import StoreSink
 from neuromirror.engine.zarr.backfill import ManifestWanted
@@ -33,7 +33,6 @@ from neuromirror.records import (
 from neuromirror.sources.base import Source
 from neuromirror.util import disk, gitutil, timing
 from neuromirror.util.crashpoints import crashpoint
-from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.engine.diff import _Diff
@@ -127,42 +126,24 @@ def sync_source(
                 else:
                     runner(mirror, source, report, engine=engine, progress=progress)
             total = clock.seconds()
-            report.timings = {k: round(v, 4) for k, v in timings.items()}
-            # what no phase names (run rows, the source's own set-up...): a few % at most, or a phase is missing
-            report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
-            report.timings["lock-wait"] = round(lock_wait_s, 4)  # before ``total`` starts
-            report.timings["total"] = round(total, 4)
+            _account(report, timings, total, lock_wait_s)
             report.network = netreport.since(net_before, total)
             held_back(report)
         except BaseException as exc:  # recorded, then re-raised for the caller to report
             report.network = netreport.since(net_before, clock.seconds())
-            # Ctrl-C (or a stopping service) is not the archive's or the mirror's failure
-            report.outcome = "failed" if isinstance(exc, Exception) else "interrupted"
-            report.error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
-            ds = mirror.dataset_path(relpath)
-            try:
-                if (ds / ".git").exists():
-                    if runner is None:  # a task recovers on its worker (which may still be writing)
-                        drop_temp_packs(ds)  # first: a full disk needs that space to recover
-                        mirror.recover(ds)
-                    # versions committed before the failure are whole: the root records them, never left modified
-                    mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (run {report.outcome})")
-            finally:
-                index.end_run(run_id, report.to_json())
-                if (
-                    trigger == "cli"
-                    and isinstance(exc, Exception)
-                    and archive_lacks(exc)
-                    and not (ds / ".git").exists()
-                    and not index.versions(sid)
-                ):
-                    # a mistyped or withdrawn id never mirrored here: leave no source, run or dataset behind
-                    # (the service keeps it: a configured source that does not exist is a failing one
-                    # its operator must see)
-                    index.remove_source(sid)
+            after_failure(mirror, source, report, exc, run_id, here=runner is None, trigger=trigger)
             raise
         index.end_run(run_id, report.to_json())
     return report
+
+
+def _account(report: SyncReport, timings: dict[str, float], total: float, lock_wait_s: float) -> None:
+    """The run's seconds by phase into ``report.timings``: those named, what no top phase names
+    (run rows, the source's own set-up...: a few % at most, or a phase is missing), the lock's wait."""
+    report.timings = {k: round(v, 4) for k, v in timings.items()}
+    report.timings["unnamed"] = round(max(0.0, total - sum(timings.get(k, 0.0) for k in TOP_PHASES)), 4)
+    report.timings["lock-wait"] = round(lock_wait_s, 4)  # before ``total`` starts
+    report.timings["total"] = round(total, 4)
 
 
 def sync_dataset(
@@ -416,32 +397,6 @@ class DatasetSync:
             report.warnings.append(f"{p.path}: {p.reason}")
 
 
-def held_back(report: SyncReport) -> None:
-    """A sync that held items at their last state (the archive never answered for them) failed,
-    whatever it committed: it says which, and the next sync takes them up (:class:`Snapshot`)."""
-    if not report.unreachable:
-        return
-    first = report.unreachable[0]
-    more = f" and {len(report.unreachable) - 1} more" if len(report.unreachable) > 1 else ""
-    report.outcome = "failed"
-    report.error = f"{first.path!r}{more} could not be read from the archive: {first.reason}"
-
-
-def drop_temp_packs(ds: Path) -> int:
-    """Remove the half-written packs a failed writer left (``tmp_pack_*``: fast-import on a full
-    disk, or killed).  Only under the source's lock, where no other writer of ``ds`` runs: git
-    itself would keep them for two weeks, and a disk that just filled needs the space now."""
-    pack_dir = ds / ".git" / "objects" / "pack"
-    n = 0
-    for tmp in pack_dir.glob("tmp_*") if pack_dir.is_dir() else []:
-        try:
-            tmp.unlink()
-            n += 1
-        except OSError:
-            pass
-    return n
-
-
 def _repair_once(ds: Path, report: SyncReport) -> None:
     """A dataset made by an earlier version: take back its mutable URLs, once (see :mod:`.repair`)."""
     from neuromirror.engine import repair
@@ -468,19 +423,3 @@ def _has_versions(ds: Path) -> bool:
     """Whether any commit in the dataset was made by a sync."""
     out = gitutil.out(ds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Source: ", check=False)
     return bool(out)
-
-
-#: what sources say when the archive has no such thing (their messages; dandi's NotFoundError is found by type)
-_LACKS = re.compile(r"No such Dandiset|: no asset '|not found \(404")
-
-
-def archive_lacks(exc: BaseException) -> bool:
-    """Whether a failure is the archive saying the source does not exist (HTTP 404, dandi's NotFoundError...)."""
-    seen: set[int] = set()
-    e: Optional[BaseException] = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if type(e).__name__ == "NotFoundError" or getattr(getattr(e, "response", None), "status_code", None) == 404:
-            return True
-        e = e.__cause__ or e.__context__
-    return bool(_LACKS.search(str(exc)))

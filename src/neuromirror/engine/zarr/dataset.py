@@ -191,23 +191,10 @@ def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit
     is checked out on the mirror host (:mod:`neuromirror.dataset.sparse`) unless
     ``NEUROMIRROR_ZARR_CHECKOUT=full``.
     """
-    if (
-        (zds / ".git").is_dir()
-        and dataset_id(zds)  # .datalad/config, or .git/config where the work tree leaves .datalad/ out
-        and head_of(zds)
-        and "* annex.backend=MD5E" in _read(zds / ".gitattributes")
-    ):
+    if _complete(zds):
         return None
     if zds.exists() or zds.is_symlink():
-        # debris of an interrupted creation (no mirror commit yet), or a file the archive replaced
-        if (zds / ".git").exists() and gitutil.out(
-            zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr: ", check=False
-        ):
-            raise RuntimeError(f"{zds} holds mirror commits but is not a complete dataset: inspect it by hand")
-        if zds.is_dir() and not zds.is_symlink():
-            shutil.rmtree(zds)
-        else:
-            zds.unlink()
+        _clear_debris(zds)
     zds.parent.mkdir(parents=True, exist_ok=True)
     sparse = zarr_sparse()
     for attempt in (first, None) if first is not None else (None,):
@@ -231,6 +218,30 @@ def ensure_zarr_dataset(zds: Path, description: str, first: Optional[FirstCommit
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     raise AssertionError("unreachable")
+
+
+def _complete(zds: Path) -> bool:
+    """Whether ``zds`` is a whole Zarr dataset: a repository with its id (.datalad/config, or .git/config
+    where the work tree leaves .datalad/ out), a commit, and MD5E keys."""
+    return bool(
+        (zds / ".git").is_dir()
+        and dataset_id(zds)
+        and head_of(zds)
+        and "* annex.backend=MD5E" in _read(zds / ".gitattributes")
+    )
+
+
+def _clear_debris(zds: Path) -> None:
+    """Remove what stands at ``zds``: the debris of an interrupted creation (no mirror commit yet), or
+    a file the archive replaced; a repository with mirror commits is never removed (an error instead)."""
+    if (zds / ".git").exists() and gitutil.out(
+        zds, "log", "-1", "--format=%H", "--grep=^Neuromirror-Zarr: ", check=False
+    ):
+        raise RuntimeError(f"{zds} holds mirror commits but is not a complete dataset: inspect it by hand")
+    if zds.is_dir() and not zds.is_symlink():
+        shutil.rmtree(zds)
+    else:
+        zds.unlink()
 
 
 def _read(p: Path) -> str:

@@ -160,21 +160,31 @@ class NestedZarrRun:
         self._sizes[o.path] = nested_size_value(o.spool.count, o.bytes)
         held = self._held(o.path, digest)
         if held is not None:
-            o.spool.close()
-            os.unlink(o.spool_path)
-            if o.rows is not None:
-                # a Zarr mirrored before manifests were written gets one now, from this listing
-                root = manifest_root(self.state)
-                base = o.rows.close().base
-                written = f"{o.path} {digest}"
-                if root and base and self.state.cache_get(NESTED_MANIFEST_CACHE, written) is None:
-                    write_nested_manifest(root, str(o.rows.path), base, self.owner)
-                    self.state.cache_put(NESTED_MANIFEST_CACHE, written, "1")
-                o.rows.discard()
+            self._keep_held(o, digest)
             self._slots[o.path] = SubdatasetEntry(o.path, held, "./" + o.path, None)
             return
         o.spool.flush()
         o.spool.close()
+        self._slots[o.path] = self.executor.submit(mirror_nested_zarr, self._job(o, digest))
+
+    def _keep_held(self, o: _Open, digest: str) -> None:
+        """A Zarr the mirror holds at this state: its spooled listing is dropped, and a Zarr mirrored
+        before manifests were written gets one now, from this listing (once: the cache says so)."""
+        o.spool.close()
+        os.unlink(o.spool_path)
+        if o.rows is None:
+            return
+        root = manifest_root(self.state)
+        base = o.rows.close().base
+        written = f"{o.path} {digest}"
+        if root and base and self.state.cache_get(NESTED_MANIFEST_CACHE, written) is None:
+            write_nested_manifest(root, str(o.rows.path), base, self.owner)
+            self.state.cache_put(NESTED_MANIFEST_CACHE, written, "1")
+        o.rows.discard()
+
+    def _job(self, o: _Open, digest: str) -> NestedZarrJob:
+        """What a worker needs to make the Zarr's dataset commit of this listing; the parent's own files
+        of the Zarr (a conversion) are staged aside, and the Zarr kept out of the parent's status."""
         rows = o.rows.close() if o.rows is not None else None
         place = self.parent / o.path
         staging = None
@@ -182,7 +192,7 @@ class NestedZarrRun:
             staging = self.staging_dir / _slug(o.path)
             self._staged[o.path] = staging
         exclude(self.parent, [o.path])  # out of the parent's status until its commit registers it
-        job = NestedZarrJob(
+        return NestedZarrJob(
             path=o.path,
             dataset=str(place),
             staging=str(staging) if staging else None,
@@ -197,7 +207,6 @@ class NestedZarrRun:
             manifest_base=rows.base if rows is not None else None,
             source=self.owner,
         )
-        self._slots[o.path] = self.executor.submit(mirror_nested_zarr, job)
 
     def _held(self, path: str, digest: str) -> Optional[str]:
         """The Zarr dataset's commit of this state, if the mirror holds it (see the module)."""

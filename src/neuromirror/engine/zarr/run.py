@@ -96,6 +96,29 @@ class ZarrRun:
 
     def add(self, assets: list[dict]) -> None:
         """Plan the assets' Zarrs; submit the ones the mirror does not hold yet."""
+        planned = self._plan(assets)
+        cached = _cached_commits(self.state, [_key(z, c, self.access) for _, z, c in planned])
+        previous = _previous_commits(self.state, [a["path"] for a, _, _ in planned])
+        jobs = []
+        for asset, zarr_id, checksum in planned:
+            path = asset["path"]
+            commit, zid = self._mirrored(
+                path, zarr_id, checksum, cached.get(_key(zarr_id, checksum, self.access)), previous
+            )
+            if commit is not None:
+                self._take(asset, zarr_id, checksum, commit, zid)
+                continue
+            jobs.append((path, self._job(asset, zarr_id, checksum)))
+        if jobs:
+            # new Zarr datasets stay out of the dandiset's status (and its crash recovery)
+            # until the dandiset's commit registers them
+            exclude(self.parent, [p for p, _ in jobs])
+        for path, job in jobs:
+            self._put(path, self.executor.submit(mirror_zarr, job))
+
+    def _plan(self, assets: list[dict]) -> list[tuple[dict, str, str]]:
+        """(asset, zarr id, the archive's checksum) of each Zarr asset whose checksum the archive has;
+        one still without is pending, at its last state meanwhile."""
         known = self.source.zarr_checksums or {}
         planned: list[tuple[dict, str, str]] = []
         for asset in assets:
@@ -106,36 +129,31 @@ class ZarrRun:
                 self._put(path, _previous(self.state, self.parent, path))
                 continue
             planned.append((asset, str(asset.get("zarr")), checksum))
-        cached = _cached_commits(self.state, [_key(z, c, self.access) for _, z, c in planned])
-        previous = _previous_commits(self.state, [a["path"] for a, _, _ in planned])
-        jobs = []
-        for asset, zarr_id, checksum in planned:
-            path = asset["path"]
-            zds = self.parent / path
-            mirrored = cached.get(_key(zarr_id, checksum, self.access))
-            if mirrored is not None and previous.get(path) == mirrored and path not in self.in_flight:
-                # as the last sync left it (see the class): nothing to read
-                commit: Optional[str] = mirrored
-                zid = None
-            else:
-                commit = self._held(zds, mirrored, zarr_id, checksum)
-                self._checked.add(path)
-                zid = datalad_id(zds) if commit is not None else None
-            if commit is not None:
-                if self.backfill is not None and not self.embargoed and self.backfill.wanted(zarr_id, checksum):
-                    self.backfill.submit(self._job(asset, zarr_id, checksum))
-                if self.snap.tag:
-                    tag(zds, self.snap.tag, commit, self.snap.tag_message or self.snap.message, self.snap.date)
-                note_zarr(self.snap, path, zarr_id, checksum)
-                self._put(path, SubdatasetEntry(path, commit, "./" + path, zid))
-                continue
-            jobs.append((path, self._job(asset, zarr_id, checksum)))
-        if jobs:
-            # new Zarr datasets stay out of the dandiset's status (and its crash recovery)
-            # until the dandiset's commit registers them
-            exclude(self.parent, [p for p, _ in jobs])
-        for path, job in jobs:
-            self._put(path, self.executor.submit(mirror_zarr, job))
+        return planned
+
+    def _mirrored(
+        self, path: str, zarr_id: str, checksum: str, mirrored: Optional[str], previous: dict[str, str]
+    ) -> tuple[Optional[str], Optional[str]]:
+        """(the Zarr dataset's commit of this state, its datalad id if read) when the mirror holds it:
+        as the last sync left it (nothing to read, see the class), else found in its dataset."""
+        if mirrored is not None and previous.get(path) == mirrored and path not in self.in_flight:
+            return mirrored, None
+        zds = self.parent / path
+        commit = self._held(zds, mirrored, zarr_id, checksum)
+        self._checked.add(path)
+        return commit, (datalad_id(zds) if commit is not None else None)
+
+    def _take(self, asset: dict, zarr_id: str, checksum: str, commit: str, zid: Optional[str]) -> None:
+        """A Zarr the mirror holds at this state: its subdataset entry, tagged for a published version,
+        noted in the draft's stamp, and its manifest listed once more if it was written before them."""
+        path = asset["path"]
+        zds = self.parent / path
+        if self.backfill is not None and not self.embargoed and self.backfill.wanted(zarr_id, checksum):
+            self.backfill.submit(self._job(asset, zarr_id, checksum))
+        if self.snap.tag:
+            tag(zds, self.snap.tag, commit, self.snap.tag_message or self.snap.message, self.snap.date)
+        note_zarr(self.snap, path, zarr_id, checksum)
+        self._put(path, SubdatasetEntry(path, commit, "./" + path, zid))
 
     def _job(self, asset: dict, zarr_id: str, checksum: str) -> ZarrJob:
         """What a worker needs to mirror (or list) the Zarr of ``asset`` at ``checksum``."""
@@ -189,31 +207,11 @@ class ZarrRun:
         with timing.phase("zarr-wait"):
             for path in self._order:
                 value = self._slots[path]
-                if not isinstance(value, Future):
-                    out[path] = value
-                    continue
-                self._checked.add(path)
-                try:
-                    rec = value.result()
-                except Exception as exc:
-                    if not is_unreachable(exc):
-                        raise
-                    out[path] = self._hold(path, exc)  # the archive never answered: its last state, asked again
-                    continue
-                if rec.pid and rec.pid != os.getpid():  # a worker process's requests: the sync reports them too
-                    netreport.absorb(rec.network)
-                if spent is not None:  # the job's own phases (summed over workers)
-                    spent.merge(rec.timings, prefix="zarr-")
-                out[path] = self._finish(rec, learned)
+                out[path] = self._done(path, value, spent, learned) if isinstance(value, Future) else value
             if self.backfill is not None:
                 self.backfill.wait(self.source.identifier)
         if learned:
-            put_many = getattr(self.state, "cache_put_many", None)
-            if put_many is not None:
-                put_many(COMMIT_CACHE, learned)
-            else:
-                for k, v in learned:
-                    self.state.cache_put(COMMIT_CACHE, k, v)
+            self._remember(learned)
         subs = {p: e.commit for p, e in out.items() if isinstance(e, SubdatasetEntry)}
         self._registered.update(subs)
         # a path whose index entry may be a file: checked against its dataset, or a job's
@@ -223,6 +221,33 @@ class ZarrRun:
         self._order.clear()
         self._checked.clear()
         return out
+
+    def _done(
+        self, path: str, value: Future[ZarrRecord], spent: Optional[timing.Timings], learned: list[tuple[str, str]]
+    ) -> Optional[Entry]:
+        """A job's entry once it is done, its requests and phases taken into the sync's; a Zarr the
+        archive never answered for is held at its last state (asked again next sync)."""
+        self._checked.add(path)
+        try:
+            rec = value.result()
+        except Exception as exc:
+            if not is_unreachable(exc):
+                raise
+            return self._hold(path, exc)  # the archive never answered: its last state, asked again
+        if rec.pid and rec.pid != os.getpid():  # a worker process's requests: the sync reports them too
+            netreport.absorb(rec.network)
+        if spent is not None:  # the job's own phases (summed over workers)
+            spent.merge(rec.timings, prefix="zarr-")
+        return self._finish(rec, learned)
+
+    def _remember(self, learned: list[tuple[str, str]]) -> None:
+        """The commits the jobs made, by Zarr state, into the index's cache: in one transaction when it can."""
+        put_many = getattr(self.state, "cache_put_many", None)
+        if put_many is not None:
+            put_many(COMMIT_CACHE, learned)
+        else:
+            for k, v in learned:
+                self.state.cache_put(COMMIT_CACHE, k, v)
 
     def settle(self) -> None:
         """The parent's commit registers this snapshot's Zarrs: the parent's ``git status`` need not
