@@ -102,3 +102,53 @@ def test_no_dead_functions() -> None:
         if line.startswith(str(SRC)) and re.search(r"unused (function|class) ", line) and "'__getattr__'" not in line
     ]
     assert not dead, "dead code:\n" + "\n".join(dead)
+
+
+#: radon's cyclomatic complexity (boolean operators counted, as ruff's mccabe does not) above which a function
+#: wants named steps
+CC_MAX = 15
+#: lines above which a module wants a concept of its own split out
+MODULE_MAX_LINES = 450
+
+
+def test_no_function_over_complexity() -> None:
+    """No function or method with radon's cc over 15: what ruff's C901 misses (``a and b or c`` is one branch
+    to mccabe, three to a reader) is counted here."""
+    from radon.complexity import cc_visit
+
+    over: set[str] = set()
+    for path in sorted(SRC.rglob("*.py")):
+        for block in cc_visit(path.read_text()):
+            for fn in [*getattr(block, "methods", []), *getattr(block, "closures", [])] or [block]:
+                if fn.complexity > CC_MAX:
+                    over.add(f"{path.relative_to(SRC)}:{fn.lineno} {fn.fullname} {fn.complexity}")
+    assert not over, "functions over radon cc 15:\n" + "\n".join(sorted(over))
+
+
+def test_no_module_over_450_lines() -> None:
+    long = [
+        f"{p.relative_to(SRC)}: {n}"
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MODULE_MAX_LINES
+    ]
+    assert not long, "modules over 450 lines:\n" + "\n".join(sorted(long))
+
+
+#: the commands that start a program standing on the API rather than call it: the demo, and the service
+PROGRAMS = {"demo.py": "neuromirror.demo", "serve.py": "neuromirror.service"}
+
+
+def test_commands_stand_on_the_api() -> None:
+    """A command imports nothing of neuromirror but ``neuromirror.api`` and its own helpers (commands/), so that
+    what a script does through the API and what the command line does cannot drift apart."""
+    wrong = []
+    for path in sorted((SRC / "commands").glob("*.py")):
+        allowed = ("neuromirror.api", "neuromirror.commands", PROGRAMS.get(path.name, "neuromirror.api"))
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] if node.module != "neuromirror" else [f"neuromirror.{a.name}" for a in node.names]
+            for name in names:
+                if name.startswith("neuromirror") and not any(name == a or name.startswith(a + ".") for a in allowed):
+                    wrong.append(f"commands/{path.name}:{node.lineno} imports {name}")
+    assert not wrong, "commands import below the API:\n" + "\n".join(wrong)

@@ -312,4 +312,4 @@ def _keep_line(policy: Any) -> str:
         parts.append(f"max {human_bytes(policy.max_file_size)} a file")
     if policy.budget:
         parts.append(f"budget {human_bytes(policy.budget)}")
-    return policy.versions + (f" ({', '.join(parts)})" if parts else "")
+    return str(policy.versions) + (f" ({', '.join(parts)})" if parts else "")

@@ -32,17 +32,22 @@ class Reading(MirrorBase):
         """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``)."""
         return [s.id for s in self.index.sources()]
 
-    def versions(self, spec: Union[str, Spec], *, all_versions: bool = True) -> Versions:
+    def versions(self, spec: Union[str, Spec], *, all_versions: bool = True, patterns: bool = True) -> Versions:
         """The recorded versions of a source, oldest first (``all_versions=False``: every published version
         and the latest draft, what ``keep`` and ``restore`` take by default); a pattern (``dandi:*``) names
-        several sources.  ``SPEC@VERSION``: that one.  A sequence of :class:`Version` (``vs[-1]``, ``len(vs)``)
+        several sources (``patterns=False``: a pattern is no source's name, :class:`NotMirrored`, as ``neuromirror
+        versions`` says).  ``SPEC@VERSION``: that one.  A sequence of :class:`Version` (``vs[-1]``, ``len(vs)``)
         and a result: ``to_json()`` is ``versions --json``."""
         from dataclasses import replace
 
+        from neuromirror.index.lookup import not_mirrored
         from neuromirror.index.nested import nested_totals
         from neuromirror.index.rows import read_as
 
-        found = select_versions(self.index, [spec_of(spec)], all_versions=all_versions, root=self.root)
+        s = spec_of(spec)
+        if s.is_glob and not patterns:
+            raise not_mirrored(self.index, s.source)
+        found = select_versions(self.index, [s], all_versions=all_versions, root=self.root)
         names = {sid: read_as(self.index.versions(sid)) for sid in {v.source for v in found}}
         inside = nested_totals(self.index, [v.id for v in found])
         return Versions(

@@ -1,4 +1,5 @@
-"""Helpers the commands share: specs, version lookup, output."""
+"""Helpers the commands share: arguments made into the API's inputs, and output.  Like the commands, they
+stand on ``neuromirror.api`` alone (tests/test_house_rules.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from neuromirror.errors import UserError
-from neuromirror.index.lookup import find_version, not_mirrored, sources_matching, where  # noqa: F401  (re-exported)
-from neuromirror.spec import Spec, SpecError, parse_spec
-from neuromirror.util.sizes import human_bytes  # noqa: F401  (re-exported for commands)
+from neuromirror.api import UserError, human_bytes  # noqa: F401  (re-exported for the commands)
+
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror, Spec
 
 
 def root_of(args: argparse.Namespace) -> Path:
@@ -34,44 +35,17 @@ def check_folder(label: str, path: str | Path, hint: str = "", *, writable: bool
         raise UserError(f"{label}: cannot create or write there ({parent} is not writable)")
 
 
-def open_mirror(args: argparse.Namespace) -> Any:  # -> Mirror, imported lazily
-    from neuromirror.dataset.mirror import Mirror
-
-    return Mirror(root_of(args), args.index)
-
-
 def spec_arg(text: str, *, allow_version: bool = True) -> Spec:
-    try:
-        return parse_spec(text, allow_version=allow_version)
-    except SpecError as exc:
-        raise UserError(str(exc)) from None
+    from neuromirror.api import spec_of
+
+    return spec_of(text, allow_version=allow_version)
 
 
-def mirror_if_exists(args: argparse.Namespace) -> Optional[Any]:
-    """The mirror named by --root/--index if it has an index; None otherwise (nothing is created)."""
-    m = _mirror(args)
-    return m if m.index_path.exists() else None
-
-
-def require_mirror(args: argparse.Namespace) -> Any:
-    """The mirror of a read-only command: an existing index, or a one-line error naming where we looked."""
-    m = _mirror(args)
-    if not m.index_path.exists():
-        raise UserError(f"no mirror at {m.root} (no index {m.index_path}; pass --root or set NEUROMIRROR_ROOT)")
-    return m
-
-
-def open_api(args: argparse.Namespace) -> Any:  # -> neuromirror.api.Mirror, imported lazily
+def open_api(args: argparse.Namespace) -> Mirror:
     """The mirror of a read-only command through the Python API (the command is one call into it)."""
     from neuromirror import api
 
     return api.open(root_of(args), args.index)
-
-
-def _mirror(args: argparse.Namespace) -> Any:
-    from neuromirror.dataset.mirror import Mirror
-
-    return Mirror(root_of(args), args.index)  # creates nothing until its index is opened
 
 
 def add_json(p: argparse.ArgumentParser) -> None:

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from neuromirror.commands.common import (
-    add_json,
-    human_bytes,
-    not_mirrored,
-    open_api,
-    print_json,
-    print_table,
-    spec_arg,
-)
+from neuromirror.commands.common import add_json, human_bytes, open_api, print_json, print_table, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = spec_arg(args.spec, allow_version=False)
     with open_api(args) as m:
-        if spec.is_glob:  # one source's versions (a pattern is no source's name)
-            raise not_mirrored(m.index, spec.source)
-        rows = m.versions(spec).to_json()
+        rows = m.versions(spec, patterns=False).to_json()  # one source's versions (a pattern is no source's name)
     if args.json:
         print_json(rows)
         return 0
