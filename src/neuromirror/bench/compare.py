@@ -106,13 +106,18 @@ def compare_rows(rows: list[dict]) -> list[dict]:
     for key in dict.fromkeys((r["scenario"], r.get("n")) for r in rows if "error" not in r):
         mine = [r for r in rows if (r["scenario"], r.get("n")) == key and r["side"] == "this"]
         theirs = [r for r in rows if (r["scenario"], r.get("n")) == key and r["side"] == other]
-        row: dict = {"scenario": key[0], "n": key[1], "other": other, "rounds": len(mine)}
-        for field, _ in FIELDS:
-            a, b = _median(mine, field), _median(theirs, field)
-            row[f"this_{field}"], row[f"other_{field}"] = a, b
-            row[f"ratio_{field}"] = round(a / b, 3) if a is not None and b else None
-        out.append(row)
+        out.append(_pair(key, other, mine, theirs))
     return out
+
+
+def _pair(key: tuple, other: Optional[str], mine: list[dict], theirs: list[dict]) -> dict:
+    """A scenario's (and size's) row: each side's median of every field, and this side's over the other's."""
+    row: dict = {"scenario": key[0], "n": key[1], "other": other, "rounds": len(mine)}
+    for field, _ in FIELDS:
+        a, b = _median(mine, field), _median(theirs, field)
+        row[f"this_{field}"], row[f"other_{field}"] = a, b
+        row[f"ratio_{field}"] = round(a / b, 3) if a is not None and b else None
+    return row
 
 
 def compare_report(table: list[dict]) -> str:

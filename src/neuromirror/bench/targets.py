@@ -6,7 +6,7 @@ report; a target whose scenario did not run is not checked.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.bench.measure import say
 from neuromirror.bench.report import find
@@ -80,74 +80,10 @@ def check_targets(results: list[dict], startup: dict, index: Optional[dict]) -> 
     )
     ns = sorted({r["n"] for r in results if r["scenario"] == "dandi-cold"})
     for n in ns:
-        for scen in ("dandi-cold", "aind-cold"):
-            r = find(results, scen, n)
-            if r and r.get("registration_files_per_s"):
-                target(
-                    f"{scen} N={n}: annex registration+commit",
-                    f"{r['registration_files_per_s']:.0f} files/s",
-                    f">= {TARGET_REG_FILES_PER_S}",
-                    r["registration_files_per_s"] >= TARGET_REG_FILES_PER_S,
-                    f"git-annex branch stream {r['annex_branch_s']:.1f} s, checkout waited for {r['checkout_wait_s']:.1f} s more",
-                )
-        cold, ref = find(results, "dandi-cold", n), find(results, "head-reference", n)
-        if cold and ref and cold.get("pinning_heads_per_s"):
-            frac = cold["pinning_heads_per_s"] / ref["heads_per_s"]
-            target(
-                f"dandi-cold N={n}: URL pinning vs plain HEAD loop",
-                f"{cold['pinning_heads_per_s']:.0f}/s = {frac:.0%} of {ref['heads_per_s']:.0f}/s",
-                f">= {TARGET_PIN_FRACTION:.0%}",
-                frac >= TARGET_PIN_FRACTION,
-            )
-        if cold and cold.get("later_git_annex"):
-            g = cold["later_git_annex"]
-            worst = max(g["whereis_again_s"], g["fsck_fast_again_s"], g["status_after_touch_s"])
-            target(
-                f"dandi-cold N={n}: later git-annex processes (whereis, fsck --fast, git status)",
-                f"{g['whereis_again_s']:.2f} / {g['fsck_fast_again_s']:.2f} / {g['status_after_touch_s']:.2f} s",
-                f"< {TARGET_LATER_ANNEX_S} s each",
-                worst < TARGET_LATER_ANNEX_S,
-                f"the first whereis / fsck --fast took {g['whereis_s']:.2f} / {g['fsck_fast_s']:.2f} s (git-annex filling its caches once)",
-            )
-        if cold and "heads_repeated" in cold:
-            target(
-                f"dandi-cold N={n}: no blob HEADed twice",
-                f"{cold['heads_repeated']} repeated, {cold['heads']} HEADs",
-                "0 repeated",
-                cold["heads_repeated"] == 0 and cold["heads"] >= n,
-            )
-        rs = find(results, "dandi-resync", n)
-        if rs:
-            target(
-                f"dandi-resync N={n}: beyond start-up",
-                f"{rs['beyond_startup_s']:.2f} s",
-                f"< {TARGET_RESYNC_S} s",
-                rs["beyond_startup_s"] < TARGET_RESYNC_S and rs["heads"] == 0,
-                f"wall {rs['wall_s']:.2f} s, start-up {startup['help_s']:.2f} s, {rs['heads']} HEADs",
-            )
-        three = find(results, "dandi-3changes", n)
-        if three:
-            target(
-                f"dandi-3changes N={n}: wall",
-                f"{three['wall_s']:.2f} s",
-                f"< {TARGET_3CHANGES_S} s",
-                three["wall_s"] < TARGET_3CHANGES_S and three["heads"] <= 2,
-                f"{three['tree_entries_changed']} tree / {three['annex_branch_entries_changed']} git-annex branch "
-                f"entries written, {three['heads']} HEADs",
-            )
-        limit = next((v for k, v in sorted(TARGET_RSS_MB.items()) if n <= k), None)
-        if limit:
-            peak = max(
-                r.get("peak_rss_mb", 0)
-                for r in results
-                if r["n"] == n and not r["scenario"].startswith(("anchor", "head"))
-            )
-            target(
-                f"N={n}: peak RSS of the sync process tree (all scenarios)",
-                f"{peak:.0f} MB",
-                f"< {limit} MB",
-                peak < limit,
-            )
+        _registration_targets(results, n, target)
+        _cold_targets(results, n, target)
+        _resync_targets(results, n, startup, target)
+        _rss_target(results, n, target)
     if index:
         target(
             f"index {index['n']} file rows: versions / pin in-process",
@@ -160,9 +96,111 @@ def check_targets(results: list[dict], startup: dict, index: Optional[dict]) -> 
     return out
 
 
+#: what a target is said by: (what, value, limit, ok[, note]), a row of the report
+Target = Callable[..., None]
+
+
+def _registration_targets(results: list[dict], n: int, target: Target) -> None:
+    """Size ``n``'s cold syncs (DANDI, AIND): annex registration and commit at the issue's rate."""
+    for scen in ("dandi-cold", "aind-cold"):
+        r = find(results, scen, n)
+        if r and r.get("registration_files_per_s"):
+            target(
+                f"{scen} N={n}: annex registration+commit",
+                f"{r['registration_files_per_s']:.0f} files/s",
+                f">= {TARGET_REG_FILES_PER_S}",
+                r["registration_files_per_s"] >= TARGET_REG_FILES_PER_S,
+                f"git-annex branch stream {r['annex_branch_s']:.1f} s, checkout waited for {r['checkout_wait_s']:.1f} s more",
+            )
+
+
+def _cold_targets(results: list[dict], n: int, target: Target) -> None:
+    """Size ``n``'s cold DANDI sync: pinning near the plain HEAD loop's rate, later git-annex processes
+    quick, no blob HEADed twice."""
+    cold, ref = find(results, "dandi-cold", n), find(results, "head-reference", n)
+    if not cold:
+        return
+    if ref and cold.get("pinning_heads_per_s"):
+        frac = cold["pinning_heads_per_s"] / ref["heads_per_s"]
+        target(
+            f"dandi-cold N={n}: URL pinning vs plain HEAD loop",
+            f"{cold['pinning_heads_per_s']:.0f}/s = {frac:.0%} of {ref['heads_per_s']:.0f}/s",
+            f">= {TARGET_PIN_FRACTION:.0%}",
+            frac >= TARGET_PIN_FRACTION,
+        )
+    if cold.get("later_git_annex"):
+        g = cold["later_git_annex"]
+        worst = max(g["whereis_again_s"], g["fsck_fast_again_s"], g["status_after_touch_s"])
+        target(
+            f"dandi-cold N={n}: later git-annex processes (whereis, fsck --fast, git status)",
+            f"{g['whereis_again_s']:.2f} / {g['fsck_fast_again_s']:.2f} / {g['status_after_touch_s']:.2f} s",
+            f"< {TARGET_LATER_ANNEX_S} s each",
+            worst < TARGET_LATER_ANNEX_S,
+            f"the first whereis / fsck --fast took {g['whereis_s']:.2f} / {g['fsck_fast_s']:.2f} s (git-annex filling its caches once)",
+        )
+    if "heads_repeated" in cold:
+        target(
+            f"dandi-cold N={n}: no blob HEADed twice",
+            f"{cold['heads_repeated']} repeated, {cold['heads']} HEADs",
+            "0 repeated",
+            cold["heads_repeated"] == 0 and cold["heads"] >= n,
+        )
+
+
+def _resync_targets(results: list[dict], n: int, startup: dict, target: Target) -> None:
+    """Size ``n``'s DANDI resyncs: no change in about start-up's time, three changes in seconds."""
+    rs = find(results, "dandi-resync", n)
+    if rs:
+        target(
+            f"dandi-resync N={n}: beyond start-up",
+            f"{rs['beyond_startup_s']:.2f} s",
+            f"< {TARGET_RESYNC_S} s",
+            rs["beyond_startup_s"] < TARGET_RESYNC_S and rs["heads"] == 0,
+            f"wall {rs['wall_s']:.2f} s, start-up {startup['help_s']:.2f} s, {rs['heads']} HEADs",
+        )
+    three = find(results, "dandi-3changes", n)
+    if three:
+        target(
+            f"dandi-3changes N={n}: wall",
+            f"{three['wall_s']:.2f} s",
+            f"< {TARGET_3CHANGES_S} s",
+            three["wall_s"] < TARGET_3CHANGES_S and three["heads"] <= 2,
+            f"{three['tree_entries_changed']} tree / {three['annex_branch_entries_changed']} git-annex branch "
+            f"entries written, {three['heads']} HEADs",
+        )
+
+
+def _rss_target(results: list[dict], n: int, target: Target) -> None:
+    """Size ``n``'s peak RSS over its sync scenarios (not the anchors' or the HEAD loop's), where the issue bounds it."""
+    limit = next((v for k, v in sorted(TARGET_RSS_MB.items()) if n <= k), None)
+    if not limit:
+        return
+    peak = max(
+        r.get("peak_rss_mb", 0) for r in results if r["n"] == n and not r["scenario"].startswith(("anchor", "head"))
+    )
+    target(
+        f"N={n}: peak RSS of the sync process tree (all scenarios)",
+        f"{peak:.0f} MB",
+        f"< {limit} MB",
+        peak < limit,
+    )
+
+
 def check_scale_targets(results: list[dict], target: Any) -> None:
     """The issue-13 targets, for the scenarios that ran."""
     by = {r["scenario"]: r for r in results if not r.get("error")}
+    _zarr_dandiset_targets(by, target)
+    _aind_zarr_targets(by, target)
+    if "archive-3changed" in by:
+        r = by["archive-3changed"]
+        target(f"archive {r['size']}: resync with 3 changed", f"{r['wall_s']:.1f} s", "< 60 s", r["wall_s"] < 60)
+    for r in results:
+        if r["scenario"] == "clone-get" and not r.get("error"):
+            _clone_get_targets(r, target)
+
+
+def _zarr_dandiset_targets(by: dict[str, dict], target: Target) -> None:
+    """zarr-dandiset's targets (issue 13): the cold rate, memory and one commit; the resyncs' walls."""
     if "zarr-dandiset-cold" in by:
         r = by["zarr-dandiset-cold"]
         target(
@@ -196,6 +234,10 @@ def check_scale_targets(results: list[dict], target: Any) -> None:
         target(
             f"zarr-dandiset {r['size']} 2 Zarrs + 1 blob changed", f"{r['wall_s']:.2f} s", "< 30 s", r["wall_s"] < 30
         )
+
+
+def _aind_zarr_targets(by: dict[str, dict], target: Target) -> None:
+    """aind-zarr's targets (issue 13, 25): the cold rate and memory, the resync's listing, a quick clone."""
     if "aind-zarr-cold" in by:
         r = by["aind-zarr-cold"]
         target(
@@ -226,23 +268,22 @@ def check_scale_targets(results: list[dict], target: Any) -> None:
             r["wall_s"] < TARGET_AIND_CLONE_S,
             f"{r['clone_index_entries']:,} index entries, {r['clone_subdatasets']} subdatasets in the clone",
         )
-    if "archive-3changed" in by:
-        r = by["archive-3changed"]
-        target(f"archive {r['size']}: resync with 3 changed", f"{r['wall_s']:.1f} s", "< 60 s", r["wall_s"] < 60)
-    for r in results:
-        if r["scenario"] == "clone-get" and not r.get("error"):
-            target(
-                f"N={r['n']}: first datalad get in a fresh clone (plain)",
-                f"{r['clone_first_get_s']:.2f} s",
-                "< 5 s",
-                r["clone_first_get_s"] < 5 and not r.get("clone_first_get_error"),
-            )
-            target(
-                f"N={r['n']}: first datalad get in a fresh clone (annex.supportunlocked=false)",
-                f"{r['clone_locked_only_first_get_s']:.2f} s",
-                "< 5 s",
-                r["clone_locked_only_first_get_s"] < 5 and not r.get("clone_locked_only_first_get_error"),
-            )
+
+
+def _clone_get_targets(r: dict, target: Target) -> None:
+    """clone-get's targets: the first datalad get in a fresh clone, plain and with locked files only."""
+    target(
+        f"N={r['n']}: first datalad get in a fresh clone (plain)",
+        f"{r['clone_first_get_s']:.2f} s",
+        "< 5 s",
+        r["clone_first_get_s"] < 5 and not r.get("clone_first_get_error"),
+    )
+    target(
+        f"N={r['n']}: first datalad get in a fresh clone (annex.supportunlocked=false)",
+        f"{r['clone_locked_only_first_get_s']:.2f} s",
+        "< 5 s",
+        r["clone_locked_only_first_get_s"] < 5 and not r.get("clone_locked_only_first_get_error"),
+    )
 
 
 #: issue 50's targets, on the rows of ``scripts/bench --rtt`` (:mod:`neuromirror.bench.scenarios.far.sides`):

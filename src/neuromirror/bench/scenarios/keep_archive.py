@@ -249,6 +249,38 @@ def _at_1e6(full: float, one: float, keys: int, keys_one: int) -> float:
     return full + slope * max(0, TARGET_KEYS - keys)
 
 
+def _resumed(
+    cmd: list[str], env: dict, stores: list[Path], keys: int, before: list[int], killed: dict, common: dict
+) -> tuple[dict, float]:
+    """The killed keep run again to its end: its row (what it copied again, what the stores hold, the
+    versions still short) and the peak RSS of the two runs."""
+    r = run_measured(cmd, env=env, check=False)
+    report = json.loads(r["stdout"] or "null") or {}
+    if r["rc"] != 0:
+        raise RuntimeError(f"keep (resumed) failed ({r['rc']}): {r['stderr'].decode(errors='replace')[-1500:]}")
+    transferred = [s["transferred"]["files"] for s in report["stores"]]
+    after = [count_objects(s) for s in stores]
+    short = [c for c in report.get("counts", []) if not c.get("ok")]
+    peak = max(killed["rss_mb"], r["rss_mb"])
+    resume = {
+        "scenario": "keep-archive-resume",
+        **common,
+        "wall_s": round(r["wall"], 2),
+        "cpu_s": round(r["cpu"], 1),
+        "peak_rss_mb": round(peak, 1),
+        "transferred": transferred,
+        "files_per_s": round(sum(transferred) / r["wall"], 1) if r["wall"] else None,
+        "recopied": sum(transferred) - sum(keys - b for b in before),
+        "reread": [s["reread"]["files"] for s in report["stores"]],
+        "objects_after": after,
+        "missing": sum(keys - a for a in after),
+        "versions_short": [c["source"] + "@" + c["version"] for c in short],
+        "version_files": sum(c["files"] for c in report.get("counts", [])),
+    }
+    say(f"keep-archive: resumed in {r['wall']:.1f} s, copied {transferred}, stores hold {after}; again ...")
+    return resume, peak
+
+
 def bench_keep_archive(
     archives: Archives,
     work: Path,
@@ -296,31 +328,8 @@ def bench_keep_archive(
         }
     ]
     say(f"keep-archive: killed after {killed['wall']:.1f} s, the stores held {before}; resuming ...")
-    r = run_measured(cmd, env=env, check=False)
-    report = json.loads(r["stdout"] or "null") or {}
-    if r["rc"] != 0:
-        raise RuntimeError(f"keep (resumed) failed ({r['rc']}): {r['stderr'].decode(errors='replace')[-1500:]}")
-    transferred = [s["transferred"]["files"] for s in report["stores"]]
-    after = [count_objects(s) for s in stores]
-    short = [c for c in report.get("counts", []) if not c.get("ok")]
-    peak = max(killed["rss_mb"], r["rss_mb"])
-    resume = {
-        "scenario": "keep-archive-resume",
-        **common,
-        "wall_s": round(r["wall"], 2),
-        "cpu_s": round(r["cpu"], 1),
-        "peak_rss_mb": round(peak, 1),
-        "transferred": transferred,
-        "files_per_s": round(sum(transferred) / r["wall"], 1) if r["wall"] else None,
-        "recopied": sum(transferred) - sum(keys - b for b in before),
-        "reread": [s["reread"]["files"] for s in report["stores"]],
-        "objects_after": after,
-        "missing": sum(keys - a for a in after),
-        "versions_short": [c["source"] + "@" + c["version"] for c in short],
-        "version_files": sum(c["files"] for c in report.get("counts", [])),
-    }
+    resume, peak = _resumed(cmd, env, stores, keys, before, killed, common)
     rows.append(resume)
-    say(f"keep-archive: resumed in {r['wall']:.1f} s, copied {transferred}, stores hold {after}; again ...")
     r = run_measured(cmd, env=env)
     one_cmd = [c for c in cmd if c not in specs[1:]]  # the first dandiset only: its own keys, none shared in
     one = run_measured(one_cmd, env=env)

@@ -74,60 +74,81 @@ def bench_size(
     when = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(days=len(str(n)))
     root = work / f"root-{n}"
     if want & {"dandi", "anchors", "head", "clone-get"}:
-        t = time.perf_counter()
-        ident, urls = archives.dandiset(n, when)
-        if "clone-get" in want:  # one asset with real content for the clone's first get (N+1 assets)
-            archives.dandi.put_asset(ident, "sub-get/sub-get_file.nwb", b"x" * 4096, when=when)
-        say(f"N={n}: stand-in dandiset {ident} with {n} assets and S3 objects in {time.perf_counter() - t:.1f} s")
-        api = ["--dandi-api", archives.dandi.api_url]
-        sample = archives.head_urls_sample(urls, min(n, args.head_rows))
-        ref = head_reference(sample, work, archives, n) if "head" in want else None
-        cold = run_sync("dandi-cold", n, root, f"dandi:{ident}", api, archives, startup)
-        if ref is not None:  # measured again after the cold mirror: the machine's load drifts
-            after = head_reference(sample, work, archives, n)
-            ref["heads_per_s_before"], ref["heads_per_s_after"] = ref["heads_per_s"], after["heads_per_s"]
-            ref["heads_per_s"] = round((ref["heads_per_s"] + after["heads_per_s"]) / 2, 1)
-            ref["wall_s"] = round(ref["wall_s"] + after["wall_s"], 3)
-            results.append(ref)
-        results.append(cold)
-        try:
-            cold["later_git_annex"] = later_git_annex(root / "dandi" / ident, n)
-        except Exception as exc:  # reported, the run goes on
-            say(f"N={n}: later git-annex probe failed: {exc}")
-            cold["later_git_annex_error"] = str(exc)[-500:]
-        if "clone-get" in want:
-            try:
-                results.append(bench_clone_get(root / "dandi" / ident, root, work, n, "sub-get/sub-get_file.nwb"))
-            except Exception as exc:  # reported, the run goes on
-                say(f"N={n}: clone-get failed: {exc}")
-                results.append({"scenario": "clone-get", "n": n, "error": str(exc)[-500:]})
-        if "dandi" in want:
-            results.append(run_sync("dandi-resync", n, root, f"dandi:{ident}", api, archives, startup))
-            archives.change_three(ident, when + timedelta(hours=1))
-            three = run_sync("dandi-3changes", n, root, f"dandi:{ident}", api, archives, startup)
-            three.update(git_counts(root / "dandi" / ident))
-            results.append(three)
-        if "anchors" in want:
-            rows = rows_of(root / ".neuromirror" / "index.sqlite", f"dandi:{ident}")
-            for fn, k in ((anchor_batch, args.batch_rows), (anchor_addurls, args.addurls_rows)):
-                try:
-                    results.append(fn(rows[:k], work, n))
-                except Exception as exc:  # an anchor failing must not lose the rest of the run
-                    say(f"N={n}: {fn.__name__} failed: {exc}")
-                    results.append({"scenario": fn.__name__.replace("_", "-"), "n": n, "error": str(exc)[-500:]})
-        archives.drop_objects(archives.dandi.bucket)
+        _dandi_at(n, args, archives, work, startup, results, root, when)
     if "aind" in want:
-        t = time.perf_counter()
-        name = archives.aind_asset(n)
-        say(f"N={n}: stand-in AIND asset {name} with {n} objects in {time.perf_counter() - t:.1f} s")
-        s3 = ["--bucket", archives.AIND_BUCKET, "--s3-endpoint", archives.s3.endpoint_url]
-        for scenario in ("aind-cold", "aind-resync"):
-            try:
-                results.append(run_sync(scenario, n, root, f"aind:{name}", s3, archives, startup))
-            except Exception as exc:  # the AIND source is young: report and go on
-                say(f"N={n}: {scenario} failed: {exc}")
-                results.append({"scenario": scenario, "n": n, "error": str(exc)[-500:]})
-                break
-        archives.drop_objects(archives.AIND_BUCKET)
+        _aind_at(n, archives, root, startup, results)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _dandi_at(
+    n: int,
+    args: argparse.Namespace,
+    archives: Archives,
+    work: Path,
+    startup: float,
+    results: list[dict],
+    root: Path,
+    when: datetime,
+) -> None:
+    """The DANDI scenarios at size ``n`` on one stand-in dandiset: the HEAD loop around the cold mirror,
+    later git-annex processes, clone-get, the resyncs and the anchors, as chosen."""
+    want = set(args.scenarios)
+    t = time.perf_counter()
+    ident, urls = archives.dandiset(n, when)
+    if "clone-get" in want:  # one asset with real content for the clone's first get (N+1 assets)
+        archives.dandi.put_asset(ident, "sub-get/sub-get_file.nwb", b"x" * 4096, when=when)
+    say(f"N={n}: stand-in dandiset {ident} with {n} assets and S3 objects in {time.perf_counter() - t:.1f} s")
+    api = ["--dandi-api", archives.dandi.api_url]
+    sample = archives.head_urls_sample(urls, min(n, args.head_rows))
+    ref = head_reference(sample, work, archives, n) if "head" in want else None
+    cold = run_sync("dandi-cold", n, root, f"dandi:{ident}", api, archives, startup)
+    if ref is not None:  # measured again after the cold mirror: the machine's load drifts
+        after = head_reference(sample, work, archives, n)
+        ref["heads_per_s_before"], ref["heads_per_s_after"] = ref["heads_per_s"], after["heads_per_s"]
+        ref["heads_per_s"] = round((ref["heads_per_s"] + after["heads_per_s"]) / 2, 1)
+        ref["wall_s"] = round(ref["wall_s"] + after["wall_s"], 3)
+        results.append(ref)
+    results.append(cold)
+    try:
+        cold["later_git_annex"] = later_git_annex(root / "dandi" / ident, n)
+    except Exception as exc:  # reported, the run goes on
+        say(f"N={n}: later git-annex probe failed: {exc}")
+        cold["later_git_annex_error"] = str(exc)[-500:]
+    if "clone-get" in want:
+        try:
+            results.append(bench_clone_get(root / "dandi" / ident, root, work, n, "sub-get/sub-get_file.nwb"))
+        except Exception as exc:  # reported, the run goes on
+            say(f"N={n}: clone-get failed: {exc}")
+            results.append({"scenario": "clone-get", "n": n, "error": str(exc)[-500:]})
+    if "dandi" in want:
+        results.append(run_sync("dandi-resync", n, root, f"dandi:{ident}", api, archives, startup))
+        archives.change_three(ident, when + timedelta(hours=1))
+        three = run_sync("dandi-3changes", n, root, f"dandi:{ident}", api, archives, startup)
+        three.update(git_counts(root / "dandi" / ident))
+        results.append(three)
+    if "anchors" in want:
+        rows = rows_of(root / ".neuromirror" / "index.sqlite", f"dandi:{ident}")
+        for fn, k in ((anchor_batch, args.batch_rows), (anchor_addurls, args.addurls_rows)):
+            try:
+                results.append(fn(rows[:k], work, n))
+            except Exception as exc:  # an anchor failing must not lose the rest of the run
+                say(f"N={n}: {fn.__name__} failed: {exc}")
+                results.append({"scenario": fn.__name__.replace("_", "-"), "n": n, "error": str(exc)[-500:]})
+    archives.drop_objects(archives.dandi.bucket)
+
+
+def _aind_at(n: int, archives: Archives, root: Path, startup: float, results: list[dict]) -> None:
+    """The AIND scenarios at size ``n``: a cold mirror of a stand-in asset, then a resync (a failure stops both)."""
+    t = time.perf_counter()
+    name = archives.aind_asset(n)
+    say(f"N={n}: stand-in AIND asset {name} with {n} objects in {time.perf_counter() - t:.1f} s")
+    s3 = ["--bucket", archives.AIND_BUCKET, "--s3-endpoint", archives.s3.endpoint_url]
+    for scenario in ("aind-cold", "aind-resync"):
+        try:
+            results.append(run_sync(scenario, n, root, f"aind:{name}", s3, archives, startup))
+        except Exception as exc:  # the AIND source is young: report and go on
+            say(f"N={n}: {scenario} failed: {exc}")
+            results.append({"scenario": scenario, "n": n, "error": str(exc)[-500:]})
+            break
+    archives.drop_objects(archives.AIND_BUCKET)

@@ -28,7 +28,7 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.clone_get import _git_env
@@ -217,6 +217,35 @@ def _synthesise_kept(root: Path) -> int:
         conn.close()
 
 
+def _against_peers(by: dict[str, dict], target: Callable[[str, bool, str, str], None]) -> None:
+    """Restore against the tools beside it: small files against git annex copy, large ones against boto3."""
+    small, peer = by.get("restore-small"), by.get("restore-small-peer")
+    if small and peer and peer["files_per_s"]:
+        ratio = small["files_per_s"] / peer["files_per_s"]
+        target("restore small files vs git annex copy --to S3: files/s", ratio >= 3, f"{ratio:.2f}x", ">= 3x")
+    large, boto = by.get("restore-large"), by.get("restore-large-boto3")
+    if large and boto and boto["mb_per_s"]:
+        ratio = large["mb_per_s"] / boto["mb_per_s"]
+        target("restore large files vs boto3 upload_file: MB/s", ratio >= 0.9, f"{ratio:.0%}", ">= 90 %")
+
+
+def _at_scale(r: dict, target: Callable[[str, bool, str, str], None]) -> None:
+    """A dry run at 10^6 kept keys (or extrapolated to it): its wall and its peak RSS."""
+    note = "" if r["n"] >= 1_000_000 else f" (measured at {r['n']:,} keys, extrapolated)"
+    target(
+        "restore dry run over 10^6 kept keys: wall s",
+        r["wall_at_1e6_s"] < 60,
+        f"{r['wall_at_1e6_s']} s{note}",
+        "< 60 s",
+    )
+    target(
+        "restore dry run over 10^6 kept keys: peak RSS",
+        r["rss_at_1e6_mb"] < 500,
+        f"{r['rss_at_1e6_mb']} MB{note}",
+        "< 500 MB",
+    )
+
+
 def restore_targets(results: list[dict]) -> list[dict[str, Any]]:
     """Issue 42's targets: small >= 3x git annex copy (files/s), large >= 90 % of boto3 (MB/s), a dry run's
     pace enough for 10^6 keys in 60 s, peak RSS < 500 MB."""
@@ -226,14 +255,7 @@ def restore_targets(results: list[dict]) -> list[dict[str, Any]]:
     def target(name: str, ok: bool, value: str, limit: str) -> None:
         out.append({"target": name, "value": value, "limit": limit, "ok": bool(ok), "note": ""})
 
-    small, peer = by.get("restore-small"), by.get("restore-small-peer")
-    if small and peer and peer["files_per_s"]:
-        ratio = small["files_per_s"] / peer["files_per_s"]
-        target("restore small files vs git annex copy --to S3: files/s", ratio >= 3, f"{ratio:.2f}x", ">= 3x")
-    large, boto = by.get("restore-large"), by.get("restore-large-boto3")
-    if large and boto and boto["mb_per_s"]:
-        ratio = large["mb_per_s"] / boto["mb_per_s"]
-        target("restore large files vs boto3 upload_file: MB/s", ratio >= 0.9, f"{ratio:.0%}", ">= 90 %")
+    _against_peers(by, target)
     dry = by.get("restore-small-dry")  # the large shape's few keys measure start-up only
     if dry and dry.get("keys_per_s"):
         pace = dry["keys_per_s"]
@@ -241,19 +263,7 @@ def restore_targets(results: list[dict]) -> list[dict[str, Any]]:
         target("restore dry run: keys/s (10^6 keys in < 60 s)", pace >= 1e6 / 60, value, ">= 16,667 keys/s")
     big = [r for r in results if "wall_at_1e6_s" in r and str(r.get("scenario", "")).startswith("restore-dry-")]
     for r in big:
-        note = "" if r["n"] >= 1_000_000 else f" (measured at {r['n']:,} keys, extrapolated)"
-        target(
-            "restore dry run over 10^6 kept keys: wall s",
-            r["wall_at_1e6_s"] < 60,
-            f"{r['wall_at_1e6_s']} s{note}",
-            "< 60 s",
-        )
-        target(
-            "restore dry run over 10^6 kept keys: peak RSS",
-            r["rss_at_1e6_mb"] < 500,
-            f"{r['rss_at_1e6_mb']} MB{note}",
-            "< 500 MB",
-        )
+        _at_scale(r, target)
     for name in ("restore-small-dry", "restore-small", "restore-large"):
         if name in by:
             target(f"{name}: peak RSS", by[name]["rss_mb"] < 500, f"{by[name]['rss_mb']} MB", "< 500 MB")

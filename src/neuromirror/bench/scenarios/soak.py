@@ -56,7 +56,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
@@ -264,6 +264,11 @@ def bench_soak(args: Any, archives: Archives, work: Path, startup: float) -> lis
     return [summary]
 
 
+def _ratio(a: float, b: float) -> Optional[float]:
+    """``a`` over ``b`` to two places; None when there is no ``b`` to compare with."""
+    return round(a / b, 2) if b else None
+
+
 def _summary(n: int, k: int, cycles: list[dict], clones: dict[str, Any], mine: dict[str, int]) -> dict:
     half = cycles[len(cycles) // 2 :] or cycles
 
@@ -290,22 +295,22 @@ def _summary(n: int, k: int, cycles: list[dict], clones: dict[str, Any], mine: d
         "index_bytes_last": last["index_bytes"],
         "git_bytes_last": last["git_bytes"],
         "fresh_clone_bytes": fresh,
-        "git_over_fresh": round(last["git_bytes"] / fresh, 2) if fresh else None,
+        "git_over_fresh": _ratio(last["git_bytes"], fresh),
         "mirror_clone_bytes": bare,
-        "git_over_mirror_clone": round(last["git_bytes"] / bare, 2) if bare else None,
+        "git_over_mirror_clone": _ratio(last["git_bytes"], bare),
         "git_parts": mine,
         "fresh_clone_parts": clones["work"],
         "objects_bytes_last": last["objects_bytes"],
         "fresh_clone_objects_bytes": fresh_objects,
-        "objects_over_fresh": round(last["objects_bytes"] / fresh_objects, 2) if fresh_objects else None,
+        "objects_over_fresh": _ratio(last["objects_bytes"], fresh_objects),
         "max_loose": max(c["loose"] for c in cycles),
         "max_store_loose": max(store_loose) if store_loose else None,
         "sync_10_s": round(early, 3),
         "sync_k_s": round(late, 3),
-        "sync_k_over_10": round(late / early, 2) if early else None,
+        "sync_k_over_10": _ratio(late, early),
         "sync_cpu_10_s": round(cpu_early, 3),
         "sync_cpu_k_s": round(cpu_late, 3),
-        "sync_cpu_k_over_10": round(cpu_late / cpu_early, 2) if cpu_early else None,
+        "sync_cpu_k_over_10": _ratio(cpu_late, cpu_early),
         "peak_rss_mb": max(c["peak_rss_mb"] for c in cycles),
         "rss_first_mb": cycles[0]["peak_rss_mb"],
         "rss_last_mb": last["peak_rss_mb"],

@@ -112,6 +112,60 @@ def nwb_bytes(mb: float) -> tuple[bytes, int]:
     return buf.getvalue(), rows
 
 
+def _rounds(
+    args: argparse.Namespace,
+    net: NetworkArchives,
+    work: Path,
+    jobs: dict[str, dict],
+    want: str,
+    kinds: tuple[str, ...],
+    reads: dict[tuple[float, str], list[dict]],
+) -> None:
+    """Every reader in alternating rounds at RTT 0 (first: what the stand-in and the readers' CPU cost
+    alone) and at the RTT, each read measured into ``reads``."""
+    for rtt in sorted({0.0, args.rtt}):  # RTT 0 first: what the stand-in and the readers' CPU cost alone
+        net.set_rtt(rtt)
+        for i in range(args.nwb_rounds):
+            for kind in kinds if i % 2 == 0 else kinds[::-1]:
+                reads[rtt, kind].append(_measured(net, work, jobs[kind], want))
+                got = reads[rtt, kind][-1]
+                say(
+                    f"read-nwb RTT {rtt * 1000:.0f} ms round {i + 1} {kind}: {got['wall_s']:.3f} s, "
+                    f"{got['requests']} requests ({got['whole_gets']} whole GETs), {got['bytes_down']:,} B"
+                )
+
+
+def _rows(
+    args: argparse.Namespace,
+    reads: dict[tuple[float, str], list[dict]],
+    rows_of: tuple[str, ...],
+    get_ms: float,
+    size: int,
+    made: Optional[dict],
+) -> dict[str, dict]:
+    """A row per reader at the RTT: medians, the RTT's cost over RTT 0, ratios to remfile's, and the floor
+    (pynwb on a local copy); the reference's row with what making it read."""
+    ms = round(args.rtt * 1000)
+    out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, size) for k in rows_of}
+    for kind, side in out.items():
+        rtt0 = round(_median(reads[0.0, kind], "wall_s"), 4)
+        side.update(stand_in_get_ms=get_ms, rtt0_wall_s=rtt0, rtt_cost_s=round(side["wall_s"] - rtt0, 4))
+    rem = out["remfile"]
+    rem["range_bytes"] = _median(reads[args.rtt, "remfile"], "range_bytes")
+    floor = round(_median(reads[args.rtt, "local"], "wall_s"), 4)
+    for side in (out[k] for k in rows_of if k != "remfile"):
+        _over_remfile(side, rem)
+        side["floor_wall_s"] = floor  # pynwb on a local copy: what no remote reader can go below
+        beyond = rem["wall_s"] - floor
+        side["beyond_floor_over_remfile"] = round((side["wall_s"] - floor) / beyond, 2) if beyond > 0 else None
+    if made:
+        out["reference"].update(made)
+        say(f"read-nwb: through the reference {out['reference']['wall_s']:.3f} s, {out['reference']['requests']} "
+            f"requests: time {out['reference']['time_over_remfile']}x remfile's; making it read "
+            f"{made['make_bytes']:,} B in {made['make_requests']} requests ({made['make_fraction']:.1%} of the file)")  # fmt: skip
+    return out
+
+
 def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, startup: float) -> list[dict]:
     """The scenario (see the module): its two rows."""
     t = time.perf_counter()
@@ -156,16 +210,7 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
     kinds = (*kinds, "local")  # the floor, read in the same rounds: no row of its own
     reads: dict[tuple[float, str], list[dict]] = {(rtt, k): [] for rtt in {0.0, args.rtt} for k in kinds}
     try:
-        for rtt in sorted({0.0, args.rtt}):  # RTT 0 first: what the stand-in and the readers' CPU cost alone
-            net.set_rtt(rtt)
-            for i in range(args.nwb_rounds):
-                for kind in kinds if i % 2 == 0 else kinds[::-1]:
-                    reads[rtt, kind].append(_measured(net, work, jobs[kind], want))
-                    got = reads[rtt, kind][-1]
-                    say(
-                        f"read-nwb RTT {rtt * 1000:.0f} ms round {i + 1} {kind}: {got['wall_s']:.3f} s, "
-                        f"{got['requests']} requests ({got['whole_gets']} whole GETs), {got['bytes_down']:,} B"
-                    )
+        _rounds(args, net, work, jobs, want, kinds, reads)
     finally:
         net.set_rtt(0.0)
         if not args.keep:
@@ -173,23 +218,8 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
             (work / "read-nwb-local.nwb").unlink(missing_ok=True)
         net.archives.drop_objects(d.bucket)
     ms = round(args.rtt * 1000)
-    out = {k: _side(k, reads[args.rtt, k], ms, args.nwb_mb, len(data)) for k in rows_of}
-    for kind, side in out.items():
-        rtt0 = round(_median(reads[0.0, kind], "wall_s"), 4)
-        side.update(stand_in_get_ms=get_ms, rtt0_wall_s=rtt0, rtt_cost_s=round(side["wall_s"] - rtt0, 4))
-    ours, rem = out["neuromirror"], out["remfile"]
-    rem["range_bytes"] = _median(reads[args.rtt, "remfile"], "range_bytes")
-    floor = round(_median(reads[args.rtt, "local"], "wall_s"), 4)
-    for side in (out[k] for k in rows_of if k != "remfile"):
-        _over_remfile(side, rem)
-        side["floor_wall_s"] = floor  # pynwb on a local copy: what no remote reader can go below
-        beyond = rem["wall_s"] - floor
-        side["beyond_floor_over_remfile"] = round((side["wall_s"] - floor) / beyond, 2) if beyond > 0 else None
-    if made:
-        out["reference"].update(made)
-        say(f"read-nwb: through the reference {out['reference']['wall_s']:.3f} s, {out['reference']['requests']} "
-            f"requests: time {out['reference']['time_over_remfile']}x remfile's; making it read "
-            f"{made['make_bytes']:,} B in {made['make_requests']} requests ({made['make_fraction']:.1%} of the file)")  # fmt: skip
+    out = _rows(args, reads, rows_of, get_ms, len(data), made)
+    ours, rem, floor = out["neuromirror"], out["remfile"], out["neuromirror"]["floor_wall_s"]
     say(
         f"read-nwb at {ms} ms: neuromirror:// {ours['wall_s']:.3f} s ({ours['rtt0_wall_s']:.3f} at RTT 0), "
         f"{ours['requests']} requests, {ours['bytes_down']:,} B; remfile {rem['wall_s']:.3f} s ({rem['rtt0_wall_s']:.3f} "

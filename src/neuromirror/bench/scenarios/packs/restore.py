@@ -57,6 +57,30 @@ def lose(archives: Archives, keys: set[str]) -> int:
     return len(gone)
 
 
+def _restore_round(archives: Archives, root: Path, spec: str, store: str, env: dict, n: int) -> dict:
+    """One restore of the lost blobs into the archive's bucket from ``store``: its wall, CPU, objects
+    written, memory and the machine's load (an error's last words if it failed)."""
+    cmd = [*neuromirror_cmd(), "--root", str(root), "restore", spec, "--to", f"s3://{archives.dandi.bucket}"]
+    r = run_measured([*cmd, "--from", store, "-J", str(JOBS), "--json"], env=env, check=False)
+    report = json.loads(r["stdout"] or "{}") if r["stdout"].strip().startswith(b"{") else {}
+    written = (report.get("written") or {}).get("objects", 0)
+    got = {"round": n, "rc": r["rc"], "wall_s": round(r["wall"], 3), "cpu_s": round(r["cpu"], 2)}
+    got.update(written=written, rss_mb=round(r["rss_mb"], 1), load=round(os.getloadavg()[0], 2))
+    if r["rc"]:
+        got["error"] = r["stderr"].decode(errors="replace").strip()[-300:]
+    return got
+
+
+def _summary(name: str, store: str, files: int, mine: list[dict]) -> dict[str, Any]:
+    """A store kind's row over its rounds: median wall and CPU, objects/s, the most left unwritten, peak RSS."""
+    wall = statistics.median(r["wall_s"] for r in mine)
+    res: dict[str, Any] = {"scenario": name, "n": files, "bytes": files * SIZE, "store": store}
+    res.update(wall_s=round(wall, 3), cpu_s=round(statistics.median(r["cpu_s"] for r in mine), 2))
+    res.update(objects_per_s=round(files / wall, 1) if wall else None, rounds=mine)
+    res.update(unwritten=max(files - r["written"] for r in mine), rss_mb=max(r["rss_mb"] for r in mine))
+    return res
+
+
 def bench_restore_pack(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
     """The scenario's two rows (see the module), judged."""
     files, rounds, pack_size = args.restore_pack_files, args.restore_pack_rounds, int(args.keep_pack_size)
@@ -77,24 +101,10 @@ def bench_restore_pack(args: Any, archives: Archives, work: Path, startup: float
         for name in stores if i % 2 == 0 else tuple(reversed(stores)):
             lost = lose(archives, keys)
             say(f"{name}: round {i + 1} of {rounds}: {lost} blob versions deleted; restore --from {stores[name]} ...")
-            cmd = [*neuromirror_cmd(), "--root", str(root), "restore", spec, "--to", f"s3://{archives.dandi.bucket}"]
-            r = run_measured([*cmd, "--from", stores[name], "-J", str(JOBS), "--json"], env=env, check=False)
-            report = json.loads(r["stdout"] or "{}") if r["stdout"].strip().startswith(b"{") else {}
-            written = (report.get("written") or {}).get("objects", 0)
-            got = {"round": i + 1, "rc": r["rc"], "wall_s": round(r["wall"], 3), "cpu_s": round(r["cpu"], 2)}
-            got.update(written=written, rss_mb=round(r["rss_mb"], 1), load=round(os.getloadavg()[0], 2))
-            if r["rc"]:
-                got["error"] = r["stderr"].decode(errors="replace").strip()[-300:]
+            got = _restore_round(archives, root, spec, stores[name], env, i + 1)
             runs[name].append(got)
             say(f"{name}: {got}")
-    out = []
-    for name, mine in runs.items():
-        wall = statistics.median(r["wall_s"] for r in mine)
-        res: dict[str, Any] = {"scenario": name, "n": files, "bytes": files * SIZE, "store": stores[name]}
-        res.update(wall_s=round(wall, 3), cpu_s=round(statistics.median(r["cpu_s"] for r in mine), 2))
-        res.update(objects_per_s=round(files / wall, 1) if wall else None, rounds=mine)
-        res.update(unwritten=max(files - r["written"] for r in mine), rss_mb=max(r["rss_mb"] for r in mine))
-        out.append(res)
+    out = [_summary(name, stores[name], files, mine) for name, mine in runs.items()]
     ours, theirs = out
     if ours["objects_per_s"] and theirs["objects_per_s"]:
         ours["x_directory"] = round(ours["objects_per_s"] / theirs["objects_per_s"], 3)

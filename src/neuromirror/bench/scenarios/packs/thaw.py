@@ -72,6 +72,11 @@ def held_thaws() -> Iterator[None]:
         state_manager.unset_transition("s3::keyrestore")  # moto's default again: a thaw completes when looked at
 
 
+def _written(run: dict) -> int:
+    """The objects a restore run's report says it wrote (0 when it wrote none or said nothing)."""
+    return int(((run["report"].get("written") or {}).get("objects")) or 0)
+
+
 def bench_pack_thaw(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
     """The scenario's one res (see the module), judged."""
     files, pack_size = args.pack_thaw_files, int(args.pack_thaw_pack_size)
@@ -131,10 +136,10 @@ def bench_pack_thaw(args: Any, archives: Archives, work: Path, startup: float) -
     res.update(thawed_restore_requests=thawed["restore_requests"] + again["restore_requests"])
     codes = [first["rc"], rerun["rc"], thawed["rc"], again["rc"]]
     res.update(exit_codes=[dry["rc"], *codes], exits_as_expected=int(codes == [75, 75, 0, 0]))
-    written = int(((thawed["report"].get("written") or {}).get("objects")) or 0)
-    written_first = int(((first["report"].get("written") or {}).get("objects")) or 0)
+    written = _written(thawed)
+    written_first = _written(first)
     res.update(written_while_cold=written_first, written_thawed=written, unwritten=files - written_first - written)
-    res["written_again"] = int(((again["report"].get("written") or {}).get("objects")) or 0)
+    res["written_again"] = _written(again)
     res["thawed_pack_gets"] = thawed["pack_gets"]
     res["thawed_pack_gets_per_object"] = round(thawed["pack_gets"] / written, 3) if written else None
     for name, r in (("dry", dry), ("first", first), ("rerun", rerun), ("thawed", thawed), ("again", again)):
