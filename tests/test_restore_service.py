@@ -97,3 +97,11 @@ def test_service_drills_after_a_sync_and_shows_the_last_drill(dandi_archive, tmp
         assert m["neuromirror_drill_last_mismatches", ("source", sid)] == 0
         assert f"{sid}: <b>ok</b>" in get(svc.url(""))[2]
     assert list(scratch.iterdir()) == []
+    # the service drills through the API: the API finds the service's drill (not due for 7 days), and one
+    # due now is the same summary
+    from neuromirror import api
+
+    with api.open(root) as m:
+        assert m.drill_when_due(sid, to=str(scratch), every=7 * 86400, sample=10) is None
+        again = m.drill_when_due(sid, to=str(scratch), every=0, sample=10)
+    assert again is not None and again["result"] == "ok" and again["written"] == drill["written"], again

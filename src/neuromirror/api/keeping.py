@@ -254,6 +254,21 @@ class Keeping(Reading):
         report = drill(self.datasets, versions, to, sample=sample or DEFAULT_SAMPLE, jobs=jobs)
         return DrillRun(report, result_of(report), reason_of(report.to_json()))
 
+    def drill_when_due(
+        self, source: Union[str, Spec], *, to: str, every: float, sample: Optional[int] = None
+    ) -> Optional[dict[str, Any]]:
+        """The service's drill (``drill:`` in a mirror definition): ``source``'s restore drill when its last one
+        ended ``every`` seconds ago or more (or never ran), recorded under the source's name so that the next
+        call finds it; its summary as a run's report holds it (``result``, ``reason``, ``objects``, ``target``),
+        None when none was due.  A drill that could not run is a summary whose ``result`` says so, not an error:
+        a failed drill is news about the stores, not a failed call."""
+        from neuromirror.restore.drills import DEFAULT_SAMPLE, drill_if_due
+
+        if sample is not None and sample < 1:
+            raise BadInput("sample must be at least 1")
+        s = spec_of(source, allow_version=False)
+        return drill_if_due(self.datasets, s.source, to, every, sample or DEFAULT_SAMPLE)
+
 
 @dataclass(frozen=True)
 class Forgot(Result):

@@ -158,9 +158,11 @@ def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: A
     summary in the run's report (``report["drill"]``). A failed drill is not a failed sync: it is logged."""
     if entry.drill is None or report.outcome not in ("ok", "unchanged"):
         return
-    from neuromirror.restore.drills import drill_if_due
+    from neuromirror.api import Mirror as Api
 
-    outcome = drill_if_due(mirror, source.id, entry.drill.to, entry.drill.every, entry.drill.sample)
+    outcome = Api.around(mirror).drill_when_due(
+        source.id, to=entry.drill.to, every=entry.drill.every, sample=entry.drill.sample
+    )
     if outcome is None:
         return
     record_in_run(mirror.index, source.id, outcome, field="drill")
