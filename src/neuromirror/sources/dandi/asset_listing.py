@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import requests
@@ -26,6 +27,19 @@ log = logging.getLogger("neuromirror.dandi")
 
 #: what :meth:`AssetListing._read_assets` says when the listing was abandoned (compared by identity)
 _TOO_MANY = "too many assets need their metadata: listing again with it"
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What every attempt at a version's listing asks and expects (:meth:`AssetListing._list_assets`)."""
+
+    rd: Any  # the version's remote dandiset (its API path)
+    params: dict[str, str]
+    progress: Optional[ProgressCallback]
+    reuse: Optional[Reuse]
+    ahead: Optional[PinAhead]
+    expected: Any  # the version's asset_count, as the archive wrote it
+    total: Optional[int]  # the same when it is a count
 
 
 class AssetListing(DandiAPI):
@@ -51,12 +65,13 @@ class AssetListing(DandiAPI):
         expected = getattr(version, "asset_count", None)
         total = expected if isinstance(expected, int) and not isinstance(expected, bool) else None
         params = {"order": "path"} if reuse is not None else {"order": "path", "metadata": "1"}
+        asked = _Asked(rd, params, progress, reuse, ahead, expected, total)
         last_problem = ""
         for attempt in range(LISTING_ATTEMPTS):
             listing = Listing(reuse)
             if reuse is not None:
                 reuse.restart()
-            problem = self._attempt(rd, params, listing, progress, reuse, ahead, expected, total)
+            problem = self._attempt(asked, listing)
             if problem is _TOO_MANY:
                 return None
             if problem is None:
@@ -71,22 +86,13 @@ class AssetListing(DandiAPI):
             f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}"
         )
 
-    def _attempt(
-        self,
-        rd: Any,
-        params: dict[str, str],
-        listing: Listing,
-        progress: Optional[ProgressCallback],
-        reuse: Optional[Reuse],
-        ahead: Optional[PinAhead],
-        expected: Any,
-        total: Optional[int],
-    ) -> Optional[str]:
+    def _attempt(self, asked: _Asked, listing: Listing) -> Optional[str]:
         """One listing of the version into ``listing``, judged whole: None when complete, the problem
         that makes it list again (a body cut short, a count that disagrees), or :data:`_TOO_MANY`
         when ``reuse`` gave up.  Any other failure closes the listing and is the sync's error."""
+        expected, reuse = asked.expected, asked.reuse
         try:
-            problem = self._read_assets(rd, params, listing, progress, reuse, ahead, expected, total)
+            problem = self._read_assets(asked, listing)
             if problem is _TOO_MANY:
                 return problem
         except DandiError:
@@ -106,23 +112,14 @@ class AssetListing(DandiAPI):
             return _TOO_MANY
         return problem
 
-    def _read_assets(
-        self,
-        rd: Any,
-        params: dict[str, str],
-        listing: Listing,
-        progress: Optional[ProgressCallback],
-        reuse: Optional[Reuse],
-        ahead: Optional[PinAhead],
-        expected: Any,
-        total: Optional[int],
-    ) -> Optional[str]:
+    def _read_assets(self, asked: _Asked, listing: Listing) -> Optional[str]:
         """One pass over the version's asset pages into ``listing`` (:meth:`_list_assets`' attempt):
         None when every page was read, the problem that makes it list again (a malformed record, a
         page repeated), or :data:`_TOO_MANY` when ``reuse`` gave up and the listing was abandoned."""
         page = assets.PAGE_SIZE
+        progress, reuse, ahead, expected, total = asked.progress, asked.reuse, asked.ahead, asked.expected, asked.total
         problem = None
-        for asset in self._paginate(f"{rd.version_api_path}assets/", page_size=page, params=params):
+        for asset in self._paginate(f"{asked.rd.version_api_path}assets/", page_size=page, params=asked.params):
             if not isinstance(asset, dict) or not isinstance(asset.get("asset_id"), str):
                 problem = "malformed asset record in listing"
                 break
