@@ -116,7 +116,7 @@ class Urls(Result):
                 pass
         return list(self._bad)
 
-    def to_json(self) -> list[dict]:
+    def to_json(self) -> list[dict[str, Any]]:
         """Every row of ``urls --json``, in memory (a script's convenience; :meth:`write_json` streams)."""
         return [_row(pin, f) for pin, f in self]
 
@@ -156,7 +156,7 @@ class Urls(Result):
         return [head, *(f"not streamable: {line}" for line in self.lost)]
 
 
-def _row(pin: Pin, f: PinnedFile) -> dict:
+def _row(pin: Pin, f: PinnedFile) -> dict[str, Any]:
     return {"source": pin.source, "version": pin.version, "commit": pin.commit, **f.to_json()}
 
 
@@ -175,7 +175,7 @@ class Listing(Printed):
     """``urls --neuroglancer`` (each OME-Zarr image with its links) or ``urls --references`` (each NWB/HDF5 file
     with its LINDI reference): ``rows`` as ``--json`` lists them (written with a one-space indent, as it was)."""
 
-    def __init__(self, kind: str, rows: list[dict], text: Sequence[str]) -> None:
+    def __init__(self, kind: str, rows: list[dict[str, Any]], text: Sequence[str]) -> None:
         self.kind, self.rows, self._text = kind, rows, list(text)
 
     @classmethod
@@ -205,7 +205,7 @@ class Listing(Printed):
     def items(self) -> list[Item]:
         return [Item(Status.OK, f"{r['source']}@{r['version']}: {r['path']}") for r in self.rows]
 
-    def to_json(self) -> list[dict]:
+    def to_json(self) -> list[dict[str, Any]]:
         return self.rows
 
     def write_json(self, out: TextIO) -> None:
@@ -227,7 +227,7 @@ class Found(Printed):
     """What ``search`` matched: ``mode`` (``files``, ``versions`` or ``nwb``) and ``rows`` as ``--json`` lists
     them; an ``ok`` item per hit (none matched: no items, and the command exits 1)."""
 
-    def __init__(self, mode: str, rows: list[dict]) -> None:
+    def __init__(self, mode: str, rows: list[dict[str, Any]]) -> None:
         self.mode, self.rows = mode, rows
 
     @classmethod
@@ -253,10 +253,10 @@ class Found(Printed):
     def items(self) -> list[Item]:
         return [Item(Status.OK, f"{r['source']}@{r['version']}" + (f": {r['path']}" if "path" in r else "")) for r in self.rows]  # fmt: skip
 
-    def to_json(self) -> list[dict]:
+    def to_json(self) -> list[dict[str, Any]]:
         return self.rows
 
-    def table(self) -> tuple[list[dict], list[str]]:
+    def table(self) -> tuple[list[dict[str, Any]], list[str]]:
         """The rows and columns of the command's table: a file per line, or what a version's metadata says."""
         if self.mode != "versions":
             return self.rows, ["source", "version", "path", "key"]

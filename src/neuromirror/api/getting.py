@@ -55,7 +55,7 @@ class Tiff(Printed):
     def items(self) -> list[Item]:
         return [Item(Status.OK, str(self.report.path), f"{self.report.source}@{self.report.version}")]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return self.report.to_json()
 
     def lines(self) -> list[str]:
@@ -182,7 +182,7 @@ class Getting(Reading):
         chosen = lock_paths(paths, locked)
         notes: list[str] = []
         how = _retrieval(from_url, _Fetching(store, jobs, allow_ip, progress), notes)
-        done: list[dict] = []
+        done: list[dict[str, Any]] = []
         for d in locked.datasets:
             _tell(progress, "reproduce", len(done), len(locked.datasets))
             done.append(reproduce_dataset(d, base, chosen, how, content=content, keep_failed=keep_failed))

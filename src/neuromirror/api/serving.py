@@ -77,7 +77,7 @@ class Serving(MirrorBase):
         with a redirect to the URL serving exactly its bytes, or its bytes when only git or the lab's store holds
         them.  ``include_embargoed``: embargoed dandisets too (else absent: 404), and then no answer carries CORS
         headers (no page of another origin may read them through a browser).  ``.tree.close()`` when done."""
-        from neuromirror.publish.ria.publish import embargo_of
+        from neuromirror.publish.credentials import embargo_of
         from neuromirror.read.view import View
 
         index = str(self.datasets.index_path)
@@ -131,7 +131,7 @@ class Serving(MirrorBase):
 
 
 def _run_datasette(
-    proc: subprocess.Popen, url: str, index: Path, log: Path, up: Callable[[], None], say: Callable[[str], None]
+    proc: subprocess.Popen[bytes], url: str, index: Path, log: Path, up: Callable[[], None], say: Callable[[str], None]
 ) -> None:
     """Wait for Datasette to answer, say where, and wait for it to end (SIGTERM/SIGINT end it cleanly)."""
     stopped = _forward_signals(proc)
@@ -145,7 +145,7 @@ def _run_datasette(
         raise UserError(f"datasette exited ({code}): {_last_line(log) or 'no message'}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Datasette stopped if it still runs: SIGTERM, then SIGKILL after 10 s."""
     if proc.poll() is None:
         proc.terminate()
@@ -165,7 +165,7 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _forward_signals(proc: subprocess.Popen) -> dict[str, Any]:
+def _forward_signals(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
     """SIGTERM/SIGINT stop Datasette (and so the call, cleanly)."""
     seen: dict[str, Any] = {}
 
@@ -179,7 +179,7 @@ def _forward_signals(proc: subprocess.Popen) -> dict[str, Any]:
     return seen
 
 
-def _wait_until_up(proc: subprocess.Popen, url: str, timeout: float = BROWSE_START) -> bool:
+def _wait_until_up(proc: subprocess.Popen[bytes], url: str, timeout: float = BROWSE_START) -> bool:
     """Datasette answers ``url`` with 200 (polled every 0.2 s: a child process has no readiness signal here)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
