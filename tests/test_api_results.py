@@ -191,3 +191,16 @@ def test_restore_that_fails_fails_by_its_result(dandi_archive, tmp_path: Path) -
     code, printed, _ = d.run("restore", d.spec, "--to", str(out), "--json")
     assert code == 1 and timeless(json.loads(printed)) == timeless(report.to_json())
     shutil.rmtree(out)
+
+
+def test_every_name_the_api_exports_is_there_and_every_result_is_a_result() -> None:
+    """``from neuromirror.api import X`` works for every name in ``__all__`` (most load when first named), and
+    what the verbs return, exported for a script's annotations, is a :class:`neuromirror.results.Result`."""
+    import neuromirror.api as api
+    from neuromirror.results import Result
+
+    got = {name: getattr(api, name) for name in api.__all__}
+    results = [n for n, v in got.items() if isinstance(v, type) and issubclass(v, Result) and v is not Result]
+    verbs = {"SyncResult", "StoresRun", "VerifyReport", "RestoreReport", "Got", "Urls", "Found", "StatusReport"}
+    assert verbs <= set(results), sorted(verbs - set(results))
+    assert sorted(dir(api)) == sorted(api.__all__)

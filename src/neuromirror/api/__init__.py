@@ -40,12 +40,32 @@ from neuromirror.errors import (
 from neuromirror.results import Failed, Item, Result, Status
 
 if TYPE_CHECKING:
+    # what the verbs return
+    from neuromirror.account.backup_model import Backup
+    from neuromirror.api.checking import Audited, ConfigCheck, Repaired
+    from neuromirror.api.finding import Found, Listing, Urls
+    from neuromirror.api.getting import Tiff
     from neuromirror.api.inputs import ROOT_ENV, moment, spec_of, specs_of
+    from neuromirror.api.keeping import Forgot
     from neuromirror.api.mirror import Mirror, open
-    from neuromirror.dataset.versions import Version
+    from neuromirror.api.status import BackupReport, CopiesReport, StatusReport
+    from neuromirror.api.upkeep_results import Pruned, Published, Reindexed
+    from neuromirror.dataset.versions import Version, Versions
+    from neuromirror.engine.synced import SyncResult
+    from neuromirror.keep.prune import PruneRun
+    from neuromirror.keep.stores import StoresRun
+    from neuromirror.maintain.run import MaintainReport
+    from neuromirror.pin.changes import Changes, VersionDiff
+    from neuromirror.pin.citation import CitationInfo
+    from neuromirror.pin.handout import Got, Reproduced
+    from neuromirror.pin.lockfile import Lock
+    from neuromirror.pin.record import Pin
     from neuromirror.records import VersionFile, VersionKind
+    from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.spec import Spec
     from neuromirror.util.sizes import human_bytes
+    from neuromirror.verify.report import Verified, VerifyReport
+    from neuromirror.verify.stores import StoresCheck
 
 #: name -> the module it is loaded from when first named
 _LAZY = {
@@ -60,6 +80,39 @@ _LAZY = {
     "VersionKind": "neuromirror.records",
     "Spec": "neuromirror.spec",
     "human_bytes": "neuromirror.util.sizes",
+    # what the verbs return (each a neuromirror.results.Result), for a script's annotations
+    "Got": "neuromirror.pin.handout",
+    "Reproduced": "neuromirror.pin.handout",
+    "Tiff": "neuromirror.api.getting",
+    "Urls": "neuromirror.api.finding",
+    "Listing": "neuromirror.api.finding",
+    "Found": "neuromirror.api.finding",
+    "SyncResult": "neuromirror.engine.synced",
+    "StatusReport": "neuromirror.api.status",
+    "CopiesReport": "neuromirror.api.status",
+    "BackupReport": "neuromirror.api.status",
+    "Published": "neuromirror.api.upkeep_results",
+    "Reindexed": "neuromirror.api.upkeep_results",
+    "Pruned": "neuromirror.api.upkeep_results",
+    "StoresRun": "neuromirror.keep.stores",
+    "PruneRun": "neuromirror.keep.prune",
+    "VerifyReport": "neuromirror.verify.report",
+    "Verified": "neuromirror.verify.report",
+    "StoresCheck": "neuromirror.verify.stores",
+    "RestoreReport": "neuromirror.restore.report",
+    "DrillRun": "neuromirror.restore.report",
+    "VersionDiff": "neuromirror.pin.changes",
+    "CitationInfo": "neuromirror.pin.citation",
+    "Lock": "neuromirror.pin.lockfile",
+    "Forgot": "neuromirror.api.keeping",
+    "Changes": "neuromirror.pin.changes",
+    "Pin": "neuromirror.pin.record",
+    "Versions": "neuromirror.dataset.versions",
+    "Audited": "neuromirror.api.checking",
+    "Repaired": "neuromirror.api.checking",
+    "ConfigCheck": "neuromirror.api.checking",
+    "Backup": "neuromirror.account.backup_model",
+    "MaintainReport": "neuromirror.maintain.run",
 }
 
 
@@ -76,23 +129,55 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Audited",
+    "Backup",
+    "BackupReport",
     "BadInput",
+    "Changes",
+    "CitationInfo",
+    "ConfigCheck",
+    "CopiesReport",
+    "DrillRun",
     "Failed",
+    "Forgot",
+    "Found",
+    "Got",
     "Item",
+    "Listing",
+    "Lock",
+    "MaintainReport",
     "Mirror",
     "NeuromirrorError",
     "NoSuchPath",
     "NoSuchVersion",
     "NotMirrored",
+    "Pin",
+    "PruneRun",
+    "Pruned",
+    "Published",
     "ROOT_ENV",
+    "Reindexed",
+    "Repaired",
+    "Reproduced",
+    "RestoreReport",
     "Result",
     "Spec",
     "Status",
+    "StatusReport",
+    "StoresCheck",
+    "StoresRun",
+    "SyncResult",
+    "Tiff",
     "Unavailable",
+    "Urls",
     "UserError",
+    "Verified",
+    "VerifyReport",
     "Version",
+    "VersionDiff",
     "VersionFile",
     "VersionKind",
+    "Versions",
     "human_bytes",
     "moment",
     "open",
