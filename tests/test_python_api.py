@@ -1,25 +1,67 @@
 """The Python API as a notebook uses it: every example in docs/python-api.md runs, in order, in one namespace.
 
-The mirror is made the way a user makes one (``neuromirror sync`` from the stand-in DANDI archive);
-the examples find it through ``$NEUROMIRROR_ROOT`` as the commands do.  Then the API's answers are
-checked against the command line's own ``--json``, so that the CLI standing on the API stays true.
+The mirror is made the way a user makes one (``neuromirror sync`` of the demo's sample dandiset from the
+stand-in DANDI archive), and again as the demo makes it (a BOSS source sorting first: no example may take the
+first source); the examples find it through ``$NEUROMIRROR_ROOT`` as the commands do.  A rule: every verb of
+``api.Mirror`` is called in one of the page's python blocks.  Then the API's answers are checked against the
+command line's own ``--json``, so that the CLI standing on the API stays true.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import re
+import shutil
+import signal
 from pathlib import Path
 
 import pytest
 
 from helpers.keep import make_dandiset
+from helpers.retrieve import Runner
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
 
 
 def examples() -> list[str]:
+    """The page's ```python blocks, in order (its ```python sync blocks need an archive: tests/test_api_sync.py)."""
     return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+
+
+def every_python_block() -> list[str]:
+    return re.findall(r"```python[^\n]*\n(.*?)```", DOC.read_text(), re.S)
+
+
+def run_the_page(root: Path, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Every example of the page, in order, in one namespace, on the mirror at ``root`` (found as the commands
+    find it, ``$NEUROMIRROR_ROOT``), from the directory ``where``; SIGINT/SIGTERM's handlers put back after
+    (``browse`` sets its own, as the command does)."""
+    monkeypatch.setenv("NEUROMIRROR_ROOT", str(root))
+    monkeypatch.chdir(where)
+    blocks = examples()
+    assert len(blocks) >= 10, "the doc lost its examples"
+    namespace: dict = {}
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for i, code in enumerate(blocks):
+            exec(compile(code, f"{DOC.name} example {i + 1}", "exec"), namespace)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return namespace
+
+
+def sample_dandiset(archive, root: Path) -> tuple[str, str]:  # noqa: ANN001
+    """The demo's sample dandiset (``demo --serve``'s: a published version with a real NWB file, then a later
+    draft) on the stand-in archive, mirrored into ``root`` by ``neuromirror sync``: (source, published version)."""
+    from neuromirror.demo import build_sample_dandiset
+    from neuromirror.demo.serve import NWB_PATH, real_nwb
+
+    sample = build_sample_dandiset(archive, extra={NWB_PATH: real_nwb()})
+    Runner(root).ok("sync", f"dandi:{sample.identifier}", "--dandi-api", archive.api_url)
+    return f"dandi:{sample.identifier}", sample.published
 
 
 def test_every_example_of_the_python_api_doc_runs(
@@ -28,22 +70,80 @@ def test_every_example_of_the_python_api_doc_runs(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 3_000, "sub-02/b.nwb": 1_500})
-    monkeypatch.setenv("NEUROMIRROR_ROOT", str(d.run.root))
-    monkeypatch.chdir(tmp_path)
-    blocks = examples()
-    assert len(blocks) >= 5, "the doc lost its examples"
-    namespace: dict = {}
-    for i, code in enumerate(blocks):
-        exec(compile(code, f"{DOC.name} example {i + 1}", "exec"), namespace)
+    root = tmp_path / "mirror"
+    source, version = sample_dandiset(dandi_archive, root)
+    namespace = run_the_page(root, tmp_path, monkeypatch)
     printed = capsys.readouterr().out
     # what the examples printed is what the mirror holds
-    assert f"{d.version} published" in printed
-    assert "sub-01/a.nwb 3000 " in printed
-    assert (tmp_path / "lab-store").is_dir()
-    assert namespace["source"] == d.source
-    assert f"@misc{{dandi_{d.id}_" in printed  # the citation example's BibTeX
-    assert namespace["d"].to_json()["from"]["version"] == d.version  # the diff example's record
+    assert namespace["source"] == source and namespace["published"].label == version
+    assert f"{version} published" in printed
+    assert "sub-01/sub-01_ses-1_ecephys.nwb 300000 " in printed
+    assert "[0.  0.1 0.2]" in printed  # the NWB file read through h5py
+    assert (tmp_path / "lab-store").is_dir() and (tmp_path / "siblings").is_dir()
+    assert f"@misc{{dandi_{source.split(':')[1]}_" in printed  # the citation example's BibTeX
+    assert namespace["d"].to_json()["from"]["version"] == version  # the diff example's record
+    assert namespace["drill"].result == "ok" and namespace["browsed"].url.startswith("http://127.0.0.1:")
+    assert "200 OK" in printed and source in namespace["m"].sources()  # forgotten, then read back by reindex
+
+
+def test_the_examples_run_on_the_demos_mirror(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The page on the mirror ``neuromirror demo --serve`` builds (its sample dandiset with a real NWB file, a
+    Zarr dandiset in two states), with the BOSS experiment ``neuromirror demo`` mirrors beside them: three
+    sources, a ``boss:`` one sorting first, so no example may take the first source (issue 58's IndexError).
+    Built by the demo's own code on the session's stand-in archive, which stays up for the examples that
+    fetch content (``demo --keep``'s mirror outlives its stand-ins: keep, get and verify would have no archive)."""
+    from neuromirror.demo import fresh_root
+    from neuromirror.demo.serve import build
+    from neuromirror.standins.boss.tiny import SPEC, sync_args, tiny_sample
+
+    work, root, exe, env = fresh_root(tmp_path / "demo-mirror")
+    try:
+        built = build(root, work, dandi_archive, exe, env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    with tiny_sample(token="demo-token") as boss:
+        monkeypatch.setenv("INTERN_TOKEN", "demo-token")
+        Runner(root).ok(*sync_args(boss))
+    here = tmp_path / "work"
+    here.mkdir()
+    namespace = run_the_page(root, here, monkeypatch)
+    printed = capsys.readouterr().out
+    sources = namespace["m"].sources()
+    assert sources[0] == SPEC and f"dandi:{built.sample}" in sources and f"dandi:{built.zarr_dandiset}" in sources
+    assert namespace["source"] == f"dandi:{built.sample}" and namespace["published"].label == built.version
+    assert "[0.  0.1 0.2]" in printed and namespace["drill"].result == "ok"
+
+
+def python_calls(code: str) -> set[str]:
+    """The names called as attributes in ``code`` (``m.keep(...)``, ``api.open(...)``, ``api.Mirror.target(...)``)."""
+    return {
+        node.func.attr
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+
+
+def test_every_verb_of_the_api_has_an_example_on_the_page() -> None:
+    """Every public method of ``api.Mirror`` (and ``api.open``) is called in a python block of the page: a
+    verb added without an example fails here, naming it."""
+    from neuromirror import api
+
+    verbs = {
+        name
+        for name in dir(api.Mirror)
+        if not name.startswith("_")
+        and not isinstance(inspect.getattr_static(api.Mirror, name), property)
+        and callable(getattr(api.Mirror, name))
+    }
+    assert {"sync", "keep", "verify", "restore", "view"} <= verbs  # the rule sees the mixins' verbs
+    called = set().union(*(python_calls(code) for code in every_python_block()))
+    assert sorted(verbs - called) == [], "verbs of api.Mirror with no example on docs/python-api.md"
+    assert any("api.open(" in code for code in every_python_block())
 
 
 def test_the_api_answers_what_the_commands_print(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
