@@ -88,29 +88,40 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     g.add_argument(
         "--archive-large", type=int, default=10_000, help="archive: assets of the 3 large ones (default 10^4)"
     )
-    g = p.add_argument_group("zarr-many (issue 25): a dandiset of many small Zarrs")
-    g.add_argument("--many-zarrs", type=int, default=20_000, help="zarr-many: Zarr assets N (default 20000)")
-    g.add_argument("--many-zarr-objects", type=int, default=20, help="zarr-many: objects per Zarr (default 20)")
-    g.add_argument("--many-zarr-blobs", type=int, default=100, help="zarr-many: blob assets (default 100)")
-    g = p.add_argument_group("publish-ria (issue 24): publish into a RIA store, clone it over HTTP")
-    g.add_argument("--publish-zarrs", type=int, default=1000, help="publish-ria: Zarr datasets (default 1000)")
-    g.add_argument("--publish-clone-files", type=int, default=10_000, help="publish-ria: files to clone (default 10^4)")
-    g = p.add_argument_group("read (issue 31): read pins through the view and neuromirror://")
-    g.add_argument("--read-files", type=int, default=10_000, help="read: files of the dandiset (default 10^4)")
-    g.add_argument("--read-rounds", type=int, default=10, help="read: timed rounds over the sample files (default 10)")
-    g.add_argument("--read-readers", type=int, default=64, help="read: concurrent readers of one file (default 64)")
-    g.add_argument(
-        "--read-zarrs", type=int, default=2000, help="read: Zarrs mirrored for the view's memory (default 2000)"
+    _int_groups(
+        p,
+        (
+            (
+                "zarr-many (issue 25): a dandiset of many small Zarrs",
+                ("--many-zarrs", 20_000, "zarr-many: Zarr assets N (default 20000)"),
+                ("--many-zarr-objects", 20, "zarr-many: objects per Zarr (default 20)"),
+                ("--many-zarr-blobs", 100, "zarr-many: blob assets (default 100)"),
+            ),
+            (
+                "publish-ria (issue 24): publish into a RIA store, clone it over HTTP",
+                ("--publish-zarrs", 1000, "publish-ria: Zarr datasets (default 1000)"),
+                ("--publish-clone-files", 10_000, "publish-ria: files to clone (default 10^4)"),
+            ),
+            (
+                "read (issue 31): read pins through the view and neuromirror://",
+                ("--read-files", 10_000, "read: files of the dandiset (default 10^4)"),
+                ("--read-rounds", 10, "read: timed rounds over the sample files (default 10)"),
+                ("--read-readers", 64, "read: concurrent readers of one file (default 64)"),
+                ("--read-zarrs", 2000, "read: Zarrs mirrored for the view's memory (default 2000)"),
+                ("--read-zarr-objects", 100_000, "read: objects of the one big Zarr (default 10^5)"),
+            ),
+            (
+                "archive-quiet (issue 32): a no-change cycle of dandi:* over N dandisets",
+                ("--quiet-dandisets", 2000, "archive-quiet: dandisets N (default 2000)"),
+            ),
+            (
+                "keep (issue 23): neuromirror keep against git annex copy --from web --to STORE",
+                ("--keep-small", 10_000, "keep: files of ~10 kB (default 10^4; 0 skips them)"),
+                ("--keep-large", 4, "keep: large files (default 4; 0 skips them)"),
+                ("--keep-large-mb", 256, "keep: size of each large file in MB (default 256)"),
+            ),
+        ),
     )
-    g.add_argument(
-        "--read-zarr-objects", type=int, default=100_000, help="read: objects of the one big Zarr (default 10^5)"
-    )
-    g = p.add_argument_group("archive-quiet (issue 32): a no-change cycle of dandi:* over N dandisets")
-    g.add_argument("--quiet-dandisets", type=int, default=2000, help="archive-quiet: dandisets N (default 2000)")
-    g = p.add_argument_group("keep (issue 23): neuromirror keep against git annex copy --from web --to STORE")
-    g.add_argument("--keep-small", type=int, default=10_000, help="keep: files of ~10 kB (default 10^4; 0 skips them)")
-    g.add_argument("--keep-large", type=int, default=4, help="keep: large files (default 4; 0 skips them)")
-    g.add_argument("--keep-large-mb", type=int, default=256, help="keep: size of each large file in MB (default 256)")
     g = p.add_argument_group("restore (issue 42): neuromirror restore against git annex copy --to S3 and boto3")
     g.add_argument("--restore-small", type=int, default=10_000, help="restore: files of ~10 kB (default 10^4)")
     g.add_argument("--restore-large", type=int, default=4, help="restore: large files (default 4; 0 skips them)")
@@ -194,6 +205,14 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     if bad:
         p.error(f"unknown scenarios {sorted(bad)}")
     return args
+
+
+def _int_groups(p: argparse.ArgumentParser, groups: Sequence[tuple]) -> None:
+    """Option groups of whole numbers: ``(title, (flag, default, help), ...)`` each, in this order."""
+    for title, *options in groups:
+        g = p.add_argument_group(title)
+        for flag, default, text in options:
+            g.add_argument(flag, type=int, default=default, help=text)
 
 
 def _pack_options(p: argparse.ArgumentParser) -> None:
