@@ -133,6 +133,10 @@ def test_keep_raises_when_it_cannot_start_and_fails_by_its_result(dandi_archive,
         with pytest.raises(api.BadInput, match=f"^{a_file}: exists and is not a directory"):
             m.keep(d.spec, a_file)
         assert a_file.read_text() == "not a store"
+        # an error about one argument says the call's keyword; the command line says its option (cli.main)
+        with pytest.raises(api.BadInput, match="^pack_size 10: at least 1024 bytes") as small:
+            m.keep(d.spec, f"pack+file://{tmp_path}/packed", pack_size=10)
+        assert small.value.argument == "pack_size" and small.value.cli_line().startswith("--pack-size 10: at least")
         with pytest.raises(api.BadInput, match="^budget: not a size: '10X'"):  # the thing named, not a flag
             m.keep(d.spec, tmp_path / "store", budget="10X")
         # started, and the budget stops it: a result, not ok, and check() raises naming what failed
@@ -144,6 +148,8 @@ def test_keep_raises_when_it_cannot_start_and_fails_by_its_result(dandi_archive,
     assert caught.value.result is stopped and isinstance(caught.value, api.NeuromirrorError)
     code, _, err = d.run("keep", d.spec, "--to", str(tmp_path / "store"), "--budget", "10X")
     assert code == 2 and err.startswith("neuromirror: --budget: not a size: '10X'"), err  # the command names its flag
+    code, _, err = d.run("keep", d.spec, "--to", f"pack+file://{tmp_path}/packed", "--pack-size", "10")
+    assert code == 2 and err.startswith("neuromirror: --pack-size 10: at least 1024 bytes"), err
     code, printed, _ = d.run("keep", d.spec, "--to", str(tmp_path / "store"), "--budget", "1", "--json")
     assert code == 1 and json.loads(printed)["ok"] is False
 

@@ -15,7 +15,7 @@ import sys
 import textwrap
 from typing import Optional, Sequence
 
-from neuromirror.errors import UserError
+from neuromirror.errors import NeuromirrorError, UserError
 
 #: commands listed first in --help; every other module in neuromirror.commands follows
 FIRST = ["sync", "versions", "pin", "reindex", "demo"]
@@ -203,6 +203,15 @@ def _under_root(args: argparse.Namespace, exc: OSError) -> Optional[str]:
     return f"{label}: the mirror root cannot be made or written there" if (path + "/").startswith(top + "/") else None
 
 
+def _error_line(exc: Exception) -> str:
+    """An unexpected error as one line; one of neuromirror's about one argument says it as its option."""
+    from neuromirror.util.text import one_line
+
+    if isinstance(exc, NeuromirrorError) and exc.argument:
+        return exc.cli_line().splitlines()[0]
+    return one_line(exc)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuromirror.util import counts
     from neuromirror.util.gitutil import IDENTITY
@@ -233,7 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _exit_now_if_a_worker_is_stuck(130)
         return 130
     except UserError as exc:
-        print(f"neuromirror: {exc}", file=sys.stderr)
+        print(f"neuromirror: {exc.cli_line()}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except OSError as exc:
         where = _under_root(args, exc)
@@ -244,7 +253,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # one line, never a traceback, unless -vv
         if args.verbose >= 2:
             raise
-        from neuromirror.util.text import one_line
-
-        print(f"neuromirror: error: {one_line(exc)}", file=sys.stderr)
+        print(f"neuromirror: error: {_error_line(exc)}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 1))  # errors.py: each kind's code, 1 for the rest

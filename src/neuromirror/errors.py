@@ -7,14 +7,38 @@ path that is not there, a bad input) or a place that did not answer (:class:`Una
 archive, a store, a lock another process holds).  The messages name the thing, so that they read
 the same from the API as on the command line.  ``cli.main`` maps them in one place: each kind's
 one line on stderr and its :attr:`~NeuromirrorError.exit_code` (2 for a mistake, 1 for the rest,
-75 for "try again later": a cold pack thawing).
+75 for "try again later": a cold pack thawing).  An error about one argument of a call says it
+by the call's keyword (``pack_size 10: ...``); the command line says it as its option (``--pack-size 10: ...``).
 """
+
+from __future__ import annotations
+
+from typing import Optional, TypeVar
+
+_E = TypeVar("_E", bound="NeuromirrorError")
 
 
 class NeuromirrorError(Exception):
     """Anything neuromirror raises on purpose (not a bug): one line, and the exit code the CLI gives it."""
 
     exit_code = 1
+    #: the API's keyword at fault (``pack_size``), the message's first word: a script reads the message as
+    #: the call's own words; the command line says it as its option (:meth:`cli_line`: ``--pack-size``)
+    argument: Optional[str] = None
+    #: the command's option for it when not the keyword's own name (``stores`` is ``--from``)
+    option: Optional[str] = None
+
+    def at(self: _E, argument: str, option: Optional[str] = None) -> _E:
+        """This error, about the call's ``argument`` (and the command's ``option`` for it)."""
+        self.argument, self.option = argument, option
+        return self
+
+    def cli_line(self) -> str:
+        """The message as the command line says it: the argument at fault named as its option."""
+        text = str(self)
+        if self.argument and text.startswith(self.argument):
+            return "--" + (self.option or self.argument).replace("_", "-") + text[len(self.argument) :]
+        return text
 
 
 class UserError(NeuromirrorError):

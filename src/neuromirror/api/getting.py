@@ -133,7 +133,6 @@ class Getting(Reading):
         **how: Any,  # noqa: A002
     ) -> Tiff:
         """``get``'s region as a TIFF: every check first (:class:`BadInput`), then the pinned chunks."""
-        from neuromirror.errors import UserError
         from neuromirror.read.ome.level import RegionError
         from neuromirror.read.ome.regions import Region, RegionRequest, export_tiff
 
@@ -141,10 +140,7 @@ class Getting(Reading):
             raise BadInput("a region, a level (res) and a channel are read as format 'tiff', which needs a region")
         if len(paths) > 1:
             raise BadInput(f"{s}: a region is read from one image, give one path at most")
-        try:
-            box = Region.parse(region)
-        except UserError as exc:
-            raise BadInput(str(exc).removeprefix("--")) from None
+        box = Region.parse(region)  # BadInput, about the region
         image = paths[0] if paths else None
         request = RegionRequest(self.root, str(self.datasets.index_path), s, box, to, image=image, **how)
         try:

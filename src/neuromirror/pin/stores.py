@@ -104,14 +104,14 @@ def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optiona
             "a packed store"
         )
         if explicit:
-            raise UserError(f"--store {name}: {why}")
+            raise UserError(f"store {name}: {why}").at("store")
         return None, f"store {name} not used: {why}"
     store = opened
     there = store.exists() if isinstance(store, PackStore) else (store.path / IDENTITY_FILE).is_file()
     if not there:
         why = f"no neuromirror store at {store.url if isinstance(store, PackStore) else store.path}"
         if explicit:
-            raise UserError(f"--store {name}: {why}")
+            raise UserError(f"store {name}: {why}").at("store")
         return None, f"store {name} not used: {why}; content comes from the archive only"
     try:
         _ = store.identity

@@ -91,9 +91,11 @@ class Copies:
             urls = {_store_url(n) for n in only}
             self._known = {u: s for u, s in self._known.items() if s["url"] in urls or u in only}
             if not self._known:
-                from neuromirror.errors import UserError
+                from neuromirror.errors import BadInput
 
-                raise UserError(f"--from {', '.join(only)}: no store keep or verify used here has that URL or UUID")
+                raise BadInput(f"stores {', '.join(only)}: no store keep or verify used here has that URL or UUID").at(
+                    "stores", "from"
+                )
         self._index = index
         self.checks: dict[str, dict[str, float]] = {}
         self.to_thaw: dict[str, int] = {}  # a dry run: packs a restore would thaw first -> their bytes

@@ -33,7 +33,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from neuromirror.dataset.light_dataset import dataset_id
-from neuromirror.errors import NeuromirrorError, UserError
+from neuromirror.errors import BadInput, NeuromirrorError
 from neuromirror.pin.published import record_ria_url
 from neuromirror.publish.credentials import credential_needed, embargo_of
 from neuromirror.publish.ria.kept import OraRemote, kept_content
@@ -203,9 +203,11 @@ def ora_url_for(store: RiaStore, public_url: Optional[str]) -> str:
         url = "ria+" + url
     parts = urlsplit(url)
     if parts.username or parts.password:
-        raise UserError("--public-url: no credentials in the URL (it is written into every dataset)")
+        raise BadInput("public_url: no credentials in the URL (it is written into every dataset)").at("public_url")
     if not url.startswith(("ria+http://", "ria+https://", "ria+file://", "ria+ssh://")) or "#" in url:
-        raise UserError(f"--public-url {public_url}: give the store's URL as clones reach it, e.g. https://HOST/PATH")
+        raise BadInput(f"public_url {public_url}: give the store's URL as clones reach it, e.g. https://HOST/PATH").at(
+            "public_url"
+        )
     return url
 
 

@@ -30,7 +30,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput, UserError
 from neuromirror.read.ome.level import Chunks, Counts, Level, RegionError, open_level, read_json
 from neuromirror.spec import Spec
 
@@ -54,11 +54,13 @@ class Region:
         parts = text.split(",")
         spans = [_SPAN.match(p) for p in parts]
         if len(parts) != 3 or not all(spans):
-            raise UserError(f"--region {text!r}: give X0:X1,Y0:Y1,Z0:Z1 (integers, stops exclusive)")
+            raise BadInput(f"region {text!r}: give X0:X1,Y0:Y1,Z0:Z1 (integers, stops exclusive)").at("region")
         (x0, x1), (y0, y1), (z0, z1) = ((int(m.group(1)), int(m.group(2))) for m in spans if m)
         for axis, a, b in (("x", x0, x1), ("y", y0, y1), ("z", z0, z1)):
             if a < 0 or b <= a:
-                raise UserError(f"--region {text!r}: {axis} {a}:{b} is empty or negative (need 0 <= {axis}0 < {axis}1)")
+                raise BadInput(
+                    f"region {text!r}: {axis} {a}:{b} is empty or negative (need 0 <= {axis}0 < {axis}1)"
+                ).at("region")
         return cls((x0, x1), (y0, y1), (z0, z1))
 
     @property
@@ -76,9 +78,9 @@ class Region:
         """The region lies inside the level's extent (a BOSS level's, as the sync recorded it)."""
         for axis, (a, b), lo, hi in zip("xyz", self.zyx[::-1], level.start[::-1], level.stop[::-1]):
             if a < lo or b > hi:
-                raise UserError(
-                    f"--region {self}: {axis} {a}:{b} is outside {level.name}, whose extent is {level.extent()}"
-                )
+                raise BadInput(
+                    f"region {self}: {axis} {a}:{b} is outside {level.name}, whose extent is {level.extent()}"
+                ).at("region")
 
 
 @dataclass(frozen=True)
@@ -212,11 +214,11 @@ def export_tiff(req: RegionRequest) -> TiffReport:
 def _destination(dest: Path) -> Path:
     dest = dest.absolute()
     if dest.is_dir():
-        raise UserError(f"--to {dest}: a directory; with --format tiff, --to names the TIFF file to write")
+        raise BadInput(f"to {dest}: a directory; a region is written as one TIFF file, to names it").at("to")
     if not dest.parent.is_dir():
-        raise UserError(f"--to {dest}: no directory {dest.parent}")
+        raise BadInput(f"to {dest}: no directory {dest.parent}").at("to")
     if not os.access(dest.parent, os.W_OK):
-        raise UserError(f"--to {dest}: cannot write in {dest.parent}")
+        raise BadInput(f"to {dest}: cannot write in {dest.parent}").at("to")
     return dest
 
 

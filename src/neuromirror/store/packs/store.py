@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Collection, Optional
 from urllib.parse import quote
 
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput, UserError
 from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, remote_name
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
@@ -80,9 +80,9 @@ class PackStore:
         self.asked_pack_size = pack_size
         self.asked_class = storage_class
         if storage_class is not None and storage_class not in STORAGE_CLASSES:
-            raise UserError(f"--storage-class {storage_class}: one of {', '.join(STORAGE_CLASSES)}")
+            raise BadInput(f"storage_class {storage_class}: one of {', '.join(STORAGE_CLASSES)}").at("storage_class")
         if pack_size is not None and pack_size < MIN_PACK_SIZE:
-            raise UserError(f"--pack-size {pack_size}: at least {MIN_PACK_SIZE} bytes")
+            raise BadInput(f"pack_size {pack_size}: at least {MIN_PACK_SIZE} bytes").at("pack_size")
         self._identity: Optional[StoreIdentity] = None
         self._pack_size = pack_size or DEFAULT_PACK_SIZE
         self._storage_class = storage_class or "STANDARD"
