@@ -23,6 +23,7 @@ from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
     from neuromirror.config.model import MirrorConfig
+    from neuromirror.records import SyncReport
     from neuromirror.sources.base import Source
     from neuromirror.store.base import Store
 
@@ -123,6 +124,39 @@ class Syncing(MirrorBase):
         )
         result = SyncResult.from_reports(sync_batch(batch), notes)
         return _with_references(result, referenced, self.root, index)
+
+    def sync_source(
+        self,
+        source: Source,
+        *,
+        engine: Optional[str] = None,
+        progress: Optional[Callable[..., None]] = None,
+        trigger: str = "api",
+        wait: Union[bool, float] = True,
+        runner: Optional[Callable[..., object]] = None,
+        on_locked: Optional[Callable[[], None]] = None,
+        min_free: Optional[object] = None,
+    ) -> SyncReport:
+        """One source already made (:func:`neuromirror.sources.expand`: the service lists a definition's sources
+        once per cycle, and syncs each as its plan says) brought up to date: its report.  ``progress(stage, done,
+        total)``; ``trigger``: who asked, as the run's record says (the service: ``"service"``); ``wait``: how long
+        to wait for another process's lock (False: :class:`~neuromirror.dataset.mirror.LockBusy` at once);
+        ``on_locked``: called once the lock is held (only then is the sync under way); ``min_free``: the disk the
+        sync must leave free.  Raises as the sync failed; ``Mirror.sync`` is the call that turns that into an
+        ``error`` item."""
+        from neuromirror.engine.sync import sync_source
+
+        return sync_source(
+            self.datasets,
+            source,
+            engine=_engine(engine),
+            progress=progress,
+            trigger=trigger,
+            lock_wait=wait,
+            runner=runner,
+            on_locked=on_locked,
+            min_free=min_free,
+        )
 
     def _definitions(self, config: Optional[Definitions]) -> Optional[MirrorConfig]:
         """The mirror definitions, loaded as one; their ``root:``, when they name one, must be this mirror's."""
@@ -317,7 +351,7 @@ def _with_references(result: SyncResult, chosen: set[str], root: Path, index: Op
     from neuromirror.read.references.batch import make_references
     from neuromirror.read.references.lindi_env import why_not
 
-    made: dict[str, tuple[Optional[dict], list[str]]] = {}
+    made: dict[str, tuple[Optional[dict[str, Any]], list[str]]] = {}
     for s in result.sources:
         if s.source not in chosen or s.failed or not s.versions:
             continue

@@ -125,8 +125,8 @@ class Cycles:
 
     def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> Optional[SyncReport]:
         """Sync ``source`` (unless held off or busy); its report when it ran to its end, else None."""
+        from neuromirror.api import Mirror as Api
         from neuromirror.dataset.mirror import LockBusy
-        from neuromirror.engine.sync import sync_source
         from neuromirror.util.text import one_line
 
         sid = source.id
@@ -146,13 +146,12 @@ class Cycles:
             log.info("%s: sync started", sid)
 
         try:
-            report = sync_source(
-                mirror,
+            report = Api.around(mirror).sync_source(
                 StoppableSource(source, self.stopping),
                 engine=entry.engine,
                 progress=progress_until_stopped(rt, self.stopping),
                 trigger="service",
-                lock_wait=self.lock_wait,
+                wait=self.lock_wait,
                 runner=self.runner,
                 on_locked=locked,
                 min_free=entry.options.get("min_free"),
