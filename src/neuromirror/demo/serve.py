@@ -222,7 +222,7 @@ def _reference_lines(m: DemoMirror, python: Any, nwb_pin: str, nwb_view: str) ->
 
 def run_serve(root: Optional[Path] = None, keep: bool = False, http: str = "127.0.0.1:0") -> int:
     """Build the demo mirror, serve it until SIGINT/SIGTERM, then stop everything and clean up."""
-    from neuromirror.read.view import View
+    from neuromirror import api
     from neuromirror.service.web import start_http
     from neuromirror.standins.dandi.server import DandiStandIn
     from neuromirror.standins.s3 import S3StandIn
@@ -232,7 +232,8 @@ def run_serve(root: Optional[Path] = None, keep: bool = False, http: str = "127.
         with S3StandIn() as s3, DandiStandIn(s3) as dandi:
             _say(f"== stand-in archives on loopback: DANDI API {dandi.api_url}, S3 {s3.endpoint_url}")
             mirror = build(root, work, dandi, exe, env)
-            view = View(root)
+            opened = api.open(root)
+            view = opened.view()  # the view every pin is served by, as serve --http mounts it
             httpd, url = start_http(None, http, view=view)
             stop = threading.Event()  # Ctrl-C while building is an interrupt; once serving, the way to stop
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -248,6 +249,7 @@ def run_serve(root: Optional[Path] = None, keep: bool = False, http: str = "127.
                 httpd.shutdown()
                 httpd.server_close()
                 view.tree.close()
+                opened.close()
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
