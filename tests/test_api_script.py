@@ -10,6 +10,7 @@ prints it, after setting aside only what must differ between two roots (named in
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import re
@@ -120,6 +121,16 @@ def tree(dataset: Path, commit: str) -> list[str]:
     """What ``commit`` holds (each path, mode and object), but the dataset's own DataLad id."""
     listed = subprocess.run(["git", "-C", str(dataset), "ls-tree", "-r", commit], capture_output=True, text=True)
     return [line for line in listed.stdout.splitlines() if not line.endswith("\t.datalad/config")]
+
+
+def test_the_script_stands_on_the_api_alone() -> None:
+    imported = [
+        alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse(SCRIPT))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in node.names
+    ]
+    assert [name for name in imported if name.startswith("neuromirror")] == ["neuromirror.api"], imported
 
 
 def test_a_script_on_the_api_alone_gives_the_commands_json(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
