@@ -20,7 +20,7 @@ from neuromirror.annex.keys import (
     symlink_target,
 )
 from neuromirror.annex.writer import Delete, Put, make_writer
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 from neuromirror.records import AnnexEntry, GitEntry
 
 
@@ -52,8 +52,8 @@ def entries(n: int = 6) -> list[AnnexEntry]:
 
 
 @pytest.fixture
-def mirror(tmp_path: Path) -> Mirror:
-    return Mirror(tmp_path / "root")
+def mirror(tmp_path: Path) -> Datasets:
+    return Datasets(tmp_path / "root")
 
 
 def test_keys_match_git_annex(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_keys_match_git_annex(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("engine", ["fast-import", "batch"])
-def test_engine_commit_is_what_git_annex_reads(mirror: Mirror, engine: str) -> None:
+def test_engine_commit_is_what_git_annex_reads(mirror: Datasets, engine: str) -> None:
     ds = mirror.ensure_dataset(f"t/{engine}", "test")
     writer = make_writer(engine, ds)
     ents = entries()
@@ -105,7 +105,7 @@ def test_engine_commit_is_what_git_annex_reads(mirror: Mirror, engine: str) -> N
     assert git(ds, "status", "--porcelain") == ""
 
 
-def test_engines_make_identical_trees(mirror: Mirror) -> None:
+def test_engines_make_identical_trees(mirror: Datasets) -> None:
     trees = []
     for engine in ("fast-import", "batch"):
         ds = mirror.ensure_dataset(f"same/{engine}", "test")
@@ -120,7 +120,7 @@ def test_engines_make_identical_trees(mirror: Mirror) -> None:
     assert trees[0] == trees[1]
 
 
-def test_fast_engine_failure_leaves_repository_unchanged(mirror: Mirror) -> None:
+def test_fast_engine_failure_leaves_repository_unchanged(mirror: Datasets) -> None:
     ds = mirror.ensure_dataset("t/fail", "test")
     writer = make_writer("fast-import", ds)
     before = git(ds, "rev-parse", "HEAD", "git-annex")
@@ -135,7 +135,7 @@ def test_fast_engine_failure_leaves_repository_unchanged(mirror: Mirror) -> None
     assert git(ds, "status", "--porcelain") == ""
 
 
-def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Mirror, tmp_path: Path) -> None:
+def test_git_annex_filter_stays_off_in_mirrors_and_on_in_clones(mirror: Datasets, tmp_path: Path) -> None:
     """git status in a mirror never runs git-annex (its keys-database catch-up under git's index lock)."""
     ds = mirror.ensure_dataset("t/filter", "test")
     writer = make_writer("fast-import", ds)
@@ -175,7 +175,7 @@ _WAYS = {"packed": (0, 0), "memory": (0, 1_000_000), "stream": (1_000_000, 1_000
 
 @pytest.mark.parametrize("way", sorted(_WAYS))
 def test_annex_branch_written_whole_is_what_git_annex_writes(
-    mirror: Mirror, monkeypatch: pytest.MonkeyPatch, way: str
+    mirror: Datasets, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     """The git-annex branch's trees, built by neuromirror into a pack on disk (as for 20,000 keys and more)
     or in memory with its own index (from 2,000), or placed by fast-import: git checks them, and a second

@@ -154,7 +154,7 @@ def test_a_new_mirror_synced_from_a_script_with_progress(dandi_archive, tmp_path
 
 def test_a_source_busy_elsewhere_is_an_error_item_with_the_commands_json(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     from neuromirror import api
-    from neuromirror.dataset.mirror import Mirror as Datasets
+    from neuromirror.dataset.mirror import Datasets as Datasets
     from neuromirror.results import Status
 
     ident = dandiset(dandi_archive, "api sync busy", 4, {"a.nwb": 300})

@@ -214,7 +214,7 @@ def test_a_worker_killed_mid_task_reruns_elsewhere_with_the_same_result(
 
 
 def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, single_host, tmp_path: Path) -> None:  # noqa: ANN001
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
     root = tmp_path / "mirror"
     archive.latency = 0.05  # slow enough to be stopped half-way
@@ -249,7 +249,7 @@ def test_submitter_killed_mid_run_then_the_next_run_converges(cluster, archive, 
     assert p.returncode == 0, p.stderr
     assert_same_as(root, single_host)
     # no lock left behind: every source's lock is free at once
-    mirror = Mirror(root)
+    mirror = Datasets(root)
     try:
         for sid in [s.id for s in mirror.index.sources()]:
             with mirror.lock(sid, wait=0):

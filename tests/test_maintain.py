@@ -126,7 +126,7 @@ def test_syncs_leave_loose_objects_and_maintain_packs_them_losing_nothing(dandi_
 # -- locks: a source being synced is skipped, the others are maintained meanwhile ------------
 def test_a_source_being_synced_is_skipped_while_another_is_maintained(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     from neuromirror.config.options import known_options
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.engine.sync import sync_source
     from neuromirror.sources import expand
     from neuromirror.spec import parse_spec
@@ -143,7 +143,7 @@ def test_a_source_being_synced_is_skipped_while_another_is_maintained(dandi_arch
     holding, release = threading.Event(), threading.Event()
     options = {**known_options()[0], "dandi_api": dandi_archive.api_url}
     source = next(expand(parse_spec(b.source, allow_version=False), options))
-    mirror = Mirror(root)
+    mirror = Datasets(root)
     errors: list[BaseException] = []
 
     def sync_b() -> None:

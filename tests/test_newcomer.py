@@ -102,9 +102,9 @@ def test_an_unreachable_served_mirror_is_one_oserror_line() -> None:
 
 
 def test_source_locks_exclude_and_leave_no_file(tmp_path: Path) -> None:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
-    mirror = Mirror(tmp_path / "root")
+    mirror = Datasets(tmp_path / "root")
     inside, overlaps = [0], []
 
     def work() -> None:

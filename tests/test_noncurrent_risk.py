@@ -47,12 +47,12 @@ def test_a_pin_on_a_noncurrent_version_is_at_risk(dandi_archive, tmp_path: Path)
     assert "noncurrent_pin_only" in text.lower() or "NONCURRENT_PIN_ONLY" in text
 
     # /metrics: the service's count after a sync, exposed per kind
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.service import status_report
     from neuromirror.service.metrics import render_metrics
     from neuromirror.service.risk import add_risks, risk_after_sync
 
-    mirror = Mirror(d.run.root)
+    mirror = Datasets(d.run.root)
     try:
         risk_after_sync(mirror, d.source, "ok")  # what the service's worker does after a sync
         report = status_report(d.run.root)
@@ -75,7 +75,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     ``/metrics`` show the time left (failing under a week) until it is kept."""
     from helpers.retrieve import Runner
     from neuromirror.config.model import KeepPolicy
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.service import status_report
     from neuromirror.service.keeping import run_policy
     from neuromirror.service.metrics import render_metrics
@@ -102,7 +102,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     assert x["state"] == "failing" and x["time_left_s"] < 7 * 86400  # a year ago: long expired by DANDI's rule
     assert "FAILING: under a week" in run.ok("status", sid)
 
-    def counted_metrics(mirror: Mirror) -> str:
+    def counted_metrics(mirror: Datasets) -> str:
         """/metrics after the service's count of what is at risk (its worker counts after each sync)."""
         risk_after_sync(mirror, sid, "ok")
         report = status_report(run.root)
@@ -110,7 +110,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
         return render_metrics(report)
 
     store = tmp_path / "store"
-    mirror = Mirror(run.root)
+    mirror = Datasets(run.root)
     try:
         plain = run_policy(mirror, sid, [str(store)], KeepPolicy("published"))
         assert plain["versions"] == [f"{sid}@draft"]  # the latest state only: the old one's chunk not kept

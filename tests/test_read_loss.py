@@ -152,9 +152,9 @@ def test_zarr_at_a_lost_pin_reads_the_store_or_raises_on_every_path(lost: Lost) 
     infos = {k: fs.info(f"{lost.path()}/{k}") for k in ("0.0", "1.1")}
     assert infos["0.0"]["served_by"] == "store" and infos["0.0"]["url"].startswith("file://")
     assert (infos["1.1"]["served_by"], infos["1.1"]["url"]) == ("none", None)
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
-    with sqlite3.connect(Mirror(lost.root).index_path) as db:
+    with sqlite3.connect(Datasets(lost.root).index_path) as db:
         rows = db.execute("SELECT key, status FROM lost_urls").fetchall()
     rows_by_key = dict(rows)
     urls = lost.urls()
@@ -203,7 +203,7 @@ def test_a_failed_read_leaves_no_garbage_holding_the_readers_frames(lost: Lost) 
 
     import fsspec
 
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.read.loss import NotStreamable
 
     lost.expire_old_versions()
@@ -217,7 +217,7 @@ def test_a_failed_read_leaves_no_garbage_holding_the_readers_frames(lost: Lost) 
 
     with view_server(lost.root) as base:
         for where, opts in (("local", {"root": str(lost.root)}), ("served", {"base_url": base})):
-            with sqlite3.connect(Mirror(lost.root).index_path) as db:  # the URL's first failure again
+            with sqlite3.connect(Datasets(lost.root).index_path) as db:  # the URL's first failure again
                 db.execute("DELETE FROM lost_urls") if lost_table(db) else None
             fs = fsspec.filesystem("neuromirror", skip_instance_cache=True, **opts)
             fs.info(f"{lost.path()}/1.0")

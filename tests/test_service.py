@@ -58,9 +58,9 @@ def assert_log_lines_timed(log: str, start: datetime, end: datetime) -> None:
 def start_slow_sync(svc: Served, sid: str, archive, latency: float, change: Callable[[], None]) -> None:  # noqa: ANN001
     """Change the archive while holding the source (so no sync is under way), slow the archive down,
     let go, and wait until the service is inside a sync of the change."""
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
-    mirror = Mirror(svc.root)
+    mirror = Datasets(svc.root)
     try:
         with mirror.lock(sid, wait=60):
             change()
@@ -189,7 +189,7 @@ def test_runs_sources_repeatedly_backs_off_a_failing_one_and_reports(archive, tm
 
 
 def test_hand_sync_waits_or_is_refused_never_interleaves(archive, tmp_path: Path) -> None:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
     a = new_dandiset(archive)
     sid = f"dandi:{a}"
@@ -199,7 +199,7 @@ def test_hand_sync_waits_or_is_refused_never_interleaves(archive, tmp_path: Path
         wait_for(lambda: ok_runs(root, sid), 60, "a first service run", svc)
 
         # the source's lock held by someone else (here: this process): the service skips, records nothing
-        mirror = Mirror(root)
+        mirror = Datasets(root)
         with mirror.lock(sid, wait=60):
             before = len(runs(root, sid))
             wait_for(

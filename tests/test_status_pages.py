@@ -27,7 +27,7 @@ import pytest
 
 from helpers.service import ENV, get, metric_samples, missing_id, runs, serve, wait_for, write_config
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, parse_html, probed, source_row, text_of
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 
 HOSTILE = "<script>alert('x')</script> & \"quotes\" <b>bold</b>"
 
@@ -64,7 +64,7 @@ def site(dandi_archive, tmp_path_factory) -> Iterator[Site]:  # noqa: ANN001
     with serve(root, cfg) as svc, ExitStack() as held:
         wait_for(lambda: len(runs(root, good)) >= 4 and len(runs(root, bad)) >= 3, 60, "runs of both sources", svc)
         # hold both sources (as a hand sync would): the service skips their runs, the pages stand still
-        mirror = Mirror(root)
+        mirror = Datasets(root)
         held.callback(mirror.close)
         for sid in (good, bad):
             held.enter_context(mirror.lock(sid, wait=60))

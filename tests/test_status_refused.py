@@ -19,7 +19,7 @@ import pytest
 
 from helpers.service import Served, get, metric_samples, neuromirror, runs, serve, wait_for, write_config
 from helpers.status_pages import CHROMIUM, by_class, parse_html, probed, source_row, text_of
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 
 ZARR = {
     ".zgroup": b'{"zarr_format": 2}',
@@ -51,7 +51,7 @@ def refusing(dandi_archive, tmp_path_factory) -> Iterator[Refusing]:  # noqa: AN
             "a sync that refused the Zarr",
             svc,
         )
-        mirror = Mirror(root)
+        mirror = Datasets(root)
         held.callback(mirror.close)
         held.enter_context(mirror.lock(sid, wait=60))  # the service skips the source: the pages stand still
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 from neuromirror.index.store_checks import record_store
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.registry import Stores
 
 
 def test_stores_open_once_find_recorded_ones_and_never_make_a_store_by_looking(tmp_path: Path) -> None:
-    mirror = Mirror(tmp_path / "root")
+    mirror = Datasets(tmp_path / "root")
     kept = DirectoryStore(tmp_path / "kept")
     uuid = kept.identity.uuid  # made by the first keep into it
     record_store(mirror.index, uuid, kept.url, kept.kind, "kept")

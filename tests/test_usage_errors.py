@@ -232,7 +232,7 @@ def test_the_readme_counts_its_scripts_right() -> None:
 def test_a_root_left_half_made_by_ctrl_c_is_mended_by_the_next_run(tmp_path: Path) -> None:
     """A run killed after the root dataset was made and before its state folder was ignored left
     ``.neuromirror/`` showing in ``git status`` for good: the next run mends it."""
-    from neuromirror.dataset.mirror import Mirror as Root
+    from neuromirror.dataset.mirror import Datasets as Root
 
     root = tmp_path / "root"
     m = Root(root)

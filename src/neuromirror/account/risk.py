@@ -21,13 +21,13 @@ def add_live_risk(report: dict, root: Path, index_path: Optional[str], config: O
     latest draft, files and bytes kept in a store, only behind a pinned URL, only behind mutable URLs, and the
     unkept pins on noncurrent S3 versions (``expiry``) -- from the index and the git-annex branches, no
     network.  A damaged dataset is said in the row (``at_risk_error``, ``expiry_error``), the others counted."""
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.util.gitutil import GitError
     from neuromirror.verify.noncurrent import expiry_of
     from neuromirror.verify.risk import source_risk
 
     expire_after = _expire_after(report, config)
-    mirror = Mirror(Path(str(root)), index_path)
+    mirror = Datasets(Path(str(root)), index_path)
     try:
         if not mirror.index_path.exists():
             return

@@ -240,11 +240,11 @@ def status_report(
 def _mirror_facts(root: Path, index_path: Optional[str]) -> tuple[dict[str, dict], Any, dict, list]:
     """From the index (none yet: nothing): per source its facts, the last drill (restore --drill, the
     service's), the last drill of each source, the cold packs asked back."""
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.index.store_checks import outstanding
     from neuromirror.restore.drills import last_drill, last_drills
 
-    mirror = Mirror(root, index_path)
+    mirror = Datasets(root, index_path)
     try:
         if not mirror.index_path.exists():
             return {}, None, {}, []

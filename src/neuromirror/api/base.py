@@ -10,14 +10,14 @@ from neuromirror.api.inputs import PathLike
 _M = TypeVar("_M", bound="MirrorBase")
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror as _Datasets
+    from neuromirror.dataset.mirror import Datasets as _Datasets
 
 
 class MirrorBase:
     """A mirror: its root of datasets and its index.  Use as a context manager, or :meth:`close`."""
 
     def __init__(self, root: PathLike, index: Optional[PathLike] = None) -> None:
-        from neuromirror.dataset.mirror import Mirror as Datasets
+        from neuromirror.dataset.mirror import Datasets as Datasets
 
         self.datasets: _Datasets = Datasets(Path(root), Path(index) if index is not None else None)
 

@@ -65,7 +65,7 @@ class Serving(MirrorBase):
 
     @classmethod
     def around(cls: type[_S], datasets: Any) -> _S:
-        """The API on a :class:`neuromirror.dataset.mirror.Mirror` the caller opened and closes itself (the
+        """The API on a :class:`neuromirror.dataset.mirror.Datasets` the caller opened and closes itself (the
         service's worker holds one per thread): no second connection to the index, nothing closed here."""
         m = cls.__new__(cls)
         m.datasets = datasets

@@ -41,7 +41,11 @@ class LockBusy(Unavailable, RuntimeError):
     """Another process (a service job or a one-off sync) holds the source."""
 
 
-class Mirror:
+class Datasets:
+    """The root of datasets and its index, below the API: what every layer that writes or reads a dataset is
+    handed.  A script's or a command's mirror is :class:`neuromirror.api.Mirror`, which holds one of these as
+    ``.datasets`` (one noun each: the API's Mirror, the layers' Datasets)."""
+
     def __init__(self, root: Path | str, index_path: Optional[Path | str] = None, *, readonly_index: bool = False):
         self.root = Path(root).absolute()
         #: a Dask worker's view: it reads the index, the submitting process writes it

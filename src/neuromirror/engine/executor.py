@@ -20,7 +20,7 @@ network file system is not safe for writers on several hosts):
 The task runs :func:`neuromirror.engine.sync.sync_dataset`, the code of one host, with a
 :class:`JournalRecorder` instead of the direct one, so both produce the same commits,
 tags and index rows.  A task that dies half-way is simply run again: the dataset's last
-commit is the truth (``Mirror.recover``), and a commit the index lacks is reindexed.
+commit is the truth (``Datasets.recover``), and a commit the index lacks is reindexed.
 
 :func:`sync_batch` syncs several sources at once (``neuromirror sync``): a thread each, here or
 waiting for its task on a cluster; Ctrl-C stops them all at their next safe point.
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.state import Head, IndexState
 from neuromirror.engine.sync import SyncError, sync_dataset
@@ -141,7 +141,7 @@ class JournalState(IndexState):
 class JournalRecorder(Recorder):
     """Keeps the index and root writes of a task for the submitter (see the module doc)."""
 
-    def __init__(self, mirror: Mirror, sid: str, relpath: str):
+    def __init__(self, mirror: Datasets, sid: str, relpath: str):
         super().__init__(mirror, sid, relpath)
         self.ops: list[tuple] = []
         self.spool_dir = mirror.state_dir / "spool"
@@ -205,7 +205,7 @@ def run_task(task: SourceTask) -> TaskResult:
     source = task.source
     report = SyncReport(source=source.id, dataset=source.relpath)
     result = TaskResult(report=report, worker=worker_name())
-    mirror = Mirror(task.root, task.index_path, readonly_index=True)
+    mirror = Datasets(task.root, task.index_path, readonly_index=True)
     recorder = JournalRecorder(mirror, source.id, source.relpath)
     try:
         with timing.collecting() as timings:
@@ -246,7 +246,7 @@ class Runner:
 
     def __call__(
         self,
-        mirror: Mirror,
+        mirror: Datasets,
         source: Source,
         report: SyncReport,
         *,
@@ -292,7 +292,7 @@ class Runner:
         raise SyncError(f"{source.id}: the task asked for {result.needs} {MAX_ROUNDS} times")
 
 
-def _remove_orphans(mirror: Mirror, relpath: str) -> None:
+def _remove_orphans(mirror: Datasets, relpath: str) -> None:
     """Spool files of this source's tasks whose submitter died: nobody will record them.
 
     Safe while this process holds the source's lock and its own task is done: an orphaned
@@ -312,7 +312,7 @@ def _merge(report: SyncReport, other: SyncReport) -> None:
     report.tasks = tasks + other.tasks  # the source's task, then its parts (Zarr jobs)
 
 
-def apply(mirror: Mirror, recorder: Recorder, ops: list[tuple]) -> None:
+def apply(mirror: Datasets, recorder: Recorder, ops: list[tuple]) -> None:
     """Write a task's journal, in its order: the index's only writer is this process."""
     index = mirror.index
     recorded: dict[int, int] = {}  # journal number -> version id
@@ -398,7 +398,7 @@ def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
     from neuromirror.engine.sync import sync_source
     from neuromirror.util.progress import Progress
 
-    mirror = Mirror(batch.root, batch.index_path)
+    mirror = Datasets(batch.root, batch.index_path)
     made = batch.progress if not isinstance(batch.progress, bool) else None
     progress = made(source.id) if made is not None else Progress(source.id, enabled=batch.progress)
 
@@ -431,7 +431,7 @@ def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
 
 
 def _create_index(root: Any, index: Any) -> None:
-    mirror = Mirror(root, index)
+    mirror = Datasets(root, index)
     try:
         mirror.index  # noqa: B018  (creates the file and its schema)
     finally:

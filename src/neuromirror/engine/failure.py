@@ -16,12 +16,12 @@ from neuromirror.records import SyncReport
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.sources.base import Source
 
 
 def after_failure(
-    mirror: Mirror, source: Source, report: SyncReport, exc: BaseException, run_id: int, *, here: bool, trigger: str
+    mirror: Datasets, source: Source, report: SyncReport, exc: BaseException, run_id: int, *, here: bool, trigger: str
 ) -> None:
     """Record a failed (or interrupted) run and leave the mirror whole: the dataset recovered when the
     sync ran ``here`` (a task recovers on its worker, which may still be writing), the versions committed
@@ -48,7 +48,7 @@ def after_failure(
             index.remove_source(sid)
 
 
-def _never_mirrored(mirror: Mirror, sid: str, ds: Path, exc: Exception) -> bool:
+def _never_mirrored(mirror: Datasets, sid: str, ds: Path, exc: Exception) -> bool:
     """Whether the failure is the archive lacking a source that has no dataset and no version here."""
     return archive_lacks(exc) and not (ds / ".git").exists() and not mirror.index.versions(sid)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 from neuromirror.engine.diff import records_of
 from neuromirror.engine.state import Head, IndexState
 from neuromirror.index.version_rows import StagedVersion
@@ -31,7 +31,7 @@ class Recorder:
     the index's only writer; the sync itself (:func:`sync_dataset`) is the same code.
     """
 
-    def __init__(self, mirror: Mirror, sid: str, relpath: str):
+    def __init__(self, mirror: Datasets, sid: str, relpath: str):
         self.mirror = mirror
         self.sid = sid
         self.relpath = relpath

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from neuromirror.annex.writer import AnnexWriter, make_writer
-from neuromirror.dataset.mirror import Mirror
+from neuromirror.dataset.mirror import Datasets
 from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
 from neuromirror.engine.failure import after_failure, drop_temp_packs, held_back
 from neuromirror.engine.recorder import Recorder
@@ -67,7 +67,7 @@ KEEP_STATE_BELOW = 100_000
 
 
 def sync_source(
-    mirror: Mirror,
+    mirror: Datasets,
     source: Source,
     *,
     engine: str = "fast-import",
@@ -147,7 +147,7 @@ def _account(report: SyncReport, timings: dict[str, float], total: float, lock_w
 
 
 def sync_dataset(
-    mirror: Mirror,
+    mirror: Datasets,
     source: Source,
     report: SyncReport,
     recorder: Recorder,
@@ -203,7 +203,7 @@ class DatasetSync:
     """
 
     def __init__(
-        self, mirror: Mirror, source: Source, report: SyncReport, recorder: Recorder, store: Optional[Store]
+        self, mirror: Datasets, source: Source, report: SyncReport, recorder: Recorder, store: Optional[Store]
     ) -> None:
         self.mirror = mirror
         self.source = source

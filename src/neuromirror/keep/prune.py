@@ -33,7 +33,7 @@ from neuromirror.store.lindi import may_have_reference, reference_name
 from neuromirror.store.record import record_absent
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 
 @dataclass
@@ -75,7 +75,7 @@ class PruneRun(Result):
         )
 
 
-def prune(mirror: Mirror, store: Store, targets: Sequence[Version]) -> PruneRun:
+def prune(mirror: Datasets, store: Store, targets: Sequence[Version]) -> PruneRun:
     """Drop from ``store`` the versions of ``targets``' sources it was given and ``targets`` leave out,
     and the keys only they needed."""
     uuid = store.identity.uuid
@@ -101,7 +101,7 @@ def prune(mirror: Mirror, store: Store, targets: Sequence[Version]) -> PruneRun:
     return run
 
 
-def _given(mirror: Mirror, uuid: str, targets: Sequence[Version]) -> tuple[list[Version], list[Version]]:
+def _given(mirror: Datasets, uuid: str, targets: Sequence[Version]) -> tuple[list[Version], list[Version]]:
     """The versions the store was given, and those of them ``targets``' sources no longer select."""
     sources = {t.source for t in targets}
     chosen = {t.id for t in targets}
@@ -114,7 +114,7 @@ def _given(mirror: Mirror, uuid: str, targets: Sequence[Version]) -> tuple[list[
     return given, [v for v in given if v.source in sources and v.id not in chosen]
 
 
-def _dead_keys(mirror: Mirror, dropped: Sequence[Version], others: Sequence[Version]) -> dict[Path, set[str]]:
+def _dead_keys(mirror: Datasets, dropped: Sequence[Version], others: Sequence[Version]) -> dict[Path, set[str]]:
     """Per repository, the keys of the ``dropped`` versions that no other version the store keeps has."""
     dead = _keys_by_repo(mirror, dropped)  # the dropped versions' keys, per repository
     kept = {v.id: v for v in others if v.id not in {d.id for d in dropped}}
@@ -129,7 +129,7 @@ def _dead_keys(mirror: Mirror, dropped: Sequence[Version], others: Sequence[Vers
     return dead
 
 
-def _keys_by_repo(mirror: Mirror, versions: Iterable[Version]) -> dict[Path, set[str]]:
+def _keys_by_repo(mirror: Datasets, versions: Iterable[Version]) -> dict[Path, set[str]]:
     out: dict[Path, set[str]] = {}
     for v in versions:
         for f in version_files(mirror.index, mirror.dataset_path(v.relpath), v.id).annexed:
@@ -137,7 +137,7 @@ def _keys_by_repo(mirror: Mirror, versions: Iterable[Version]) -> dict[Path, set
     return out
 
 
-def _source_of(versions: Sequence[Version], repo: Path, mirror: Mirror) -> str:
+def _source_of(versions: Sequence[Version], repo: Path, mirror: Datasets) -> str:
     """The source whose lock guards ``repo``'s branch: the one whose dataset holds it (a Zarr's too)."""
     for v in versions:
         ds = mirror.dataset_path(v.relpath)

@@ -31,12 +31,12 @@ from neuromirror.util.disk import DiskFull, check_free
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 
 @dataclass(repr=False)
 class StoresRun(Result):
-    """What ``keep`` did in each store and the copies counted after (``Mirror.keep``, ``keep --json``).
+    """What ``keep`` did in each store and the copies counted after (``Datasets.keep``, ``keep --json``).
 
     An item per version and store (``error``: files not kept; ``impossible``: the budget stopped it), one per
     store that was down (``error``) and one per version with fewer verified copies than wanted (``error``):
@@ -123,7 +123,7 @@ def _down(store: Store, exc: BaseException) -> KeepRun:
 
 
 def keep_into(
-    mirror: Mirror,
+    mirror: Datasets,
     stores: Sequence[Store],
     targets: Sequence[Version],
     options: KeepOptions,
@@ -152,7 +152,7 @@ def keep_into(
     return out
 
 
-def _fill(mirror: Mirror, stores: Sequence[Store], targets: Sequence[Version], options: KeepOptions) -> list[KeepRun]:
+def _fill(mirror: Datasets, stores: Sequence[Store], targets: Sequence[Version], options: KeepOptions) -> list[KeepRun]:
     """Each store filled in turn (and pruned, with ``prune``); a store that is down is its run's error."""
     runs: list[KeepRun] = []
     known = other_stores(mirror, stores)
@@ -175,7 +175,7 @@ def _fill(mirror: Mirror, stores: Sequence[Store], targets: Sequence[Version], o
     return runs
 
 
-def _count(mirror: Mirror, out: StoresRun, targets: Sequence[Version], want: dict[str, int]) -> None:
+def _count(mirror: Datasets, out: StoresRun, targets: Sequence[Version], want: dict[str, int]) -> None:
     """Every version's copies counted (from its count mark when nothing since can change it), its keep lag
     noted, and a version whole in every store marked so that the next run need not count it again."""
     locations = Locations()  # a dataset's versions come one after another: its logs read once
@@ -199,7 +199,7 @@ def _count(mirror: Mirror, out: StoresRun, targets: Sequence[Version], want: dic
             _restamp(mirror, target, out.runs, counted)
 
 
-def other_stores(mirror: Mirror, named: Sequence[Store]) -> list[Store]:
+def other_stores(mirror: Datasets, named: Sequence[Store]) -> list[Store]:
     """Every store keep or verify used here (the index's store records) besides ``named``: where a key the
     archive lost can be copied from.  Only read (``open_key``), never written nor given an identity: a
     store gone or changed since just fails that read, and every copy is checked against its key on the
@@ -208,7 +208,7 @@ def other_stores(mirror: Mirror, named: Sequence[Store]) -> list[Store]:
     return [s for s in Stores(mirror.index).by_url() if s.url not in have]
 
 
-def _restamp(mirror: Mirror, target: Version, runs: Sequence[KeepRun], counted: VersionCopies) -> None:
+def _restamp(mirror: Datasets, target: Version, runs: Sequence[KeepRun], counted: VersionCopies) -> None:
     """The store marks of a version every file of which has a verified copy in the store at the branch
     commits just counted: those commits are theirs too (the other stores' recording moved the branches
     after each store's mark was made; without this the next run would read those changes again)."""

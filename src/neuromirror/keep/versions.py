@@ -42,7 +42,7 @@ from neuromirror.util import disk
 from neuromirror.util.progress import ByteProgress
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 log = logging.getLogger("neuromirror.keep")
 
@@ -100,7 +100,7 @@ class _RunState:
 
 
 def keep(
-    mirror: Mirror, store: Store, targets: Sequence[Version], options: KeepOptions, *, others: Sequence[Store] = ()
+    mirror: Datasets, store: Store, targets: Sequence[Version], options: KeepOptions, *, others: Sequence[Store] = ()
 ) -> KeepRun:
     """Keep every target version's content in ``store``; the report says what happened to each file.
 
@@ -157,7 +157,7 @@ def _from_mark(target: Version, mark: dict) -> VersionReport:
 
 
 def _keep_version(
-    mirror: Mirror,
+    mirror: Datasets,
     store: Store,
     target: Version,
     options: KeepOptions,
@@ -271,7 +271,7 @@ def _sort_files(
 
 
 def _look_up(
-    mirror: Mirror,
+    mirror: Datasets,
     store: Store,
     unseen: dict[str, list[VersionFile]],
     rep: VersionReport,
@@ -412,7 +412,7 @@ def _references(root: Path, store: Store, present: dict[Path, list[str]], state:
 
 
 def _record(
-    mirror: Mirror,
+    mirror: Datasets,
     store: Store,
     source: str,
     present: dict[Path, list[str]],

@@ -1,6 +1,6 @@
 """Maintain sources (and the root): each group under its own lock, taken without waiting.
 
-A source being synced or published holds its sync lock (:meth:`neuromirror.dataset.mirror.Mirror.lock`),
+A source being synced or published holds its sync lock (:meth:`neuromirror.dataset.mirror.Datasets.lock`),
 so maintenance never repacks a repository git is writing: a busy source is skipped, with the reason
 in the report, and the next run (the service's next cycle) does it.  A failure in one repository is
 one line in ``errors`` and the others go on; nothing here changes what any ref names.

@@ -64,7 +64,7 @@ def store_preparer(
 
 
 def recorded_version(datasets: Any, spec: Spec, from_url: Optional[str]) -> tuple[Optional[dict], Optional[str]]:
-    """The version's record in the mirror (``datasets``: a ``dataset.mirror.Mirror``) and its dataset's path
+    """The version's record in the mirror (``datasets``: a ``dataset.mirror.Datasets``) and its dataset's path
     there; (None, None) when the mirror does not have the source and ``from_url`` says where to clone from
     (without it: :class:`~neuromirror.errors.NotMirrored`)."""
     from neuromirror.pin.record import pin_record

@@ -161,9 +161,9 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         return pin, inner
 
     def _mirror(self) -> Any:
-        from neuromirror.dataset.mirror import Mirror
+        from neuromirror.dataset.mirror import Datasets
 
-        m = Mirror(self.mirror_root, self.index_path)
+        m = Datasets(self.mirror_root, self.index_path)
         if not m.index_path.exists():
             raise FileNotFoundError(f"no mirror at {m.root} (pass storage_options root=, or set NEUROMIRROR_ROOT)")
         return m

@@ -261,16 +261,16 @@ def _after_failure(
 
 def mirror_index(root: Any, index: Optional[str]) -> Path:
     """The index file of the mirror at ``root`` (where :class:`Losses` keeps its table)."""
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
-    return Path(Mirror(Path(root), index).index_path)
+    return Path(Datasets(Path(root), index).index_path)
 
 
 def source_lock(root: Any, index: Optional[str]) -> Callable[[str], Any]:
     """``source -> context manager`` holding the source's lock in the mirror at ``root`` (a minute at most)."""
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
-    return lambda source: Mirror(Path(root), index).lock(source, wait=60)
+    return lambda source: Datasets(Path(root), index).lock(source, wait=60)
 
 
 atexit.register(flush_all)  # a script that saw a loss exits once it is marked for clones

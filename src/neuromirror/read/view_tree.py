@@ -97,9 +97,9 @@ class Tree:
         self._pin_dates: dict[tuple[str, str, str], Optional[float]] = {}
         self._zarr_states: dict[tuple[str, str], tuple[Optional[tuple[Path, str]], float]] = {}
         self.listings = Listings()
-        from neuromirror.dataset.mirror import Mirror
+        from neuromirror.dataset.mirror import Datasets
 
-        self.manifests = ManifestTree(Mirror(self.root, index).manifest_root, self._hidden_source)
+        self.manifests = ManifestTree(Datasets(self.root, index).manifest_root, self._hidden_source)
 
     # -- the index ------------------------------------------------------------------
     def known_stores(self) -> dict[str, dict]:
@@ -110,9 +110,9 @@ class Tree:
     def _index(self) -> Any:
         """The index, opened read-only on first use (a service's first sync may create it later)."""
         if self._mirror is None:
-            from neuromirror.dataset.mirror import Mirror
+            from neuromirror.dataset.mirror import Datasets
 
-            mirror = Mirror(self.root, self.index_path, readonly_index=True)
+            mirror = Datasets(self.root, self.index_path, readonly_index=True)
             if not mirror.index_path.exists():
                 raise FileNotFoundError(f"no index at {mirror.index_path} yet")
             self._mirror = mirror

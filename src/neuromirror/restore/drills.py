@@ -30,7 +30,7 @@ from neuromirror.util.dates import iso_z
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 DEFAULT_SAMPLE = 20
 
@@ -75,7 +75,7 @@ def _clear(target: S3Target | DirTarget) -> None:
 
 
 def drill(
-    mirror: Mirror,
+    mirror: Datasets,
     versions: Sequence[Version],
     to: str,
     *,
@@ -116,7 +116,7 @@ def drill(
 
 
 def drill_if_due(
-    mirror: Mirror, source: str, to: str, every: float, sample: int = DEFAULT_SAMPLE, now: Optional[float] = None
+    mirror: Datasets, source: str, to: str, every: float, sample: int = DEFAULT_SAMPLE, now: Optional[float] = None
 ) -> Optional[dict]:
     """The service's drill of ``source`` (``drill:`` in its definition) when its last one ended ``every``
     seconds ago or more (or never ran); the summary for the run's report, None when none was due."""

@@ -25,7 +25,7 @@ from neuromirror.restore.objects import locator_for
 from neuromirror.store.record import flush_journal
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.restore.targets import S3Target
 
 log = logging.getLogger("neuromirror.restore")
@@ -65,7 +65,7 @@ def replaced(
     return out
 
 
-def retire(mirror: Mirror, source: str, repo: Path, dead: Sequence[tuple[str, str, bool]]) -> int:
+def retire(mirror: Datasets, source: str, repo: Path, dead: Sequence[tuple[str, str, bool]]) -> int:
     """Unregister ``dead`` (from :func:`replaced`) on ``repo``'s git-annex branch and drop them from the
     index's file states of ``source``; the caller holds the source's lock.  How many were unregistered."""
     unregister_urls(repo, dead)  # as neuromirror repair takes URLs back

@@ -36,7 +36,7 @@ from neuromirror.util.crashpoints import crashpoint
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 #: objects looked at per batch: their store checks, container listings and recorded URLs (bounded memory)
 BATCH = 5000
@@ -65,12 +65,12 @@ class _Done:
     overwrite: bool = False  # would_write: over an object holding other bytes (--force)
 
 
-def plan(mirror: Mirror, targets: Sequence[Version], report: RestoreReport) -> list[ArchiveObject]:
+def plan(mirror: Datasets, targets: Sequence[Version], report: RestoreReport) -> list[ArchiveObject]:
     """The objects the versions' files are (one per archive key), their skips noted in ``report``."""
     return list(plan_iter(mirror, targets, report))
 
 
-def plan_iter(mirror: Mirror, targets: Sequence[Version], report: RestoreReport) -> Iterator[ArchiveObject]:
+def plan_iter(mirror: Datasets, targets: Sequence[Version], report: RestoreReport) -> Iterator[ArchiveObject]:
     """:func:`plan`, one object at a time: one version's listing held at once, never all of them.
 
     The versions are read last named first, so that the later named wins an archive key two of them
@@ -126,7 +126,7 @@ def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[list[ArchiveO
 
 
 def restore_objects(
-    mirror: Mirror,
+    mirror: Datasets,
     objs: Iterable[ArchiveObject],
     target: S3Target | DirTarget,
     options: RestoreOptions,
@@ -154,7 +154,7 @@ def restore_objects(
 
 
 def _restore_batch(
-    mirror: Mirror,
+    mirror: Datasets,
     batch: list[ArchiveObject],
     target: S3Target | DirTarget,
     options: RestoreOptions,
@@ -291,7 +291,7 @@ def _line(exc: BaseException) -> str:
 
 
 def _register(
-    mirror: Mirror, new_urls: dict[tuple[str, str], list[tuple[str, str]]], target: S3Target | DirTarget
+    mirror: Datasets, new_urls: dict[tuple[str, str], list[tuple[str, str]]], target: S3Target | DirTarget
 ) -> tuple[int, int]:
     """The restored objects' versioned URLs not on the branch yet, registered for their keys
     (git-annex's ``registerurl``, through the branch's one writer: :mod:`neuromirror.annex.branch_writer`):

@@ -11,7 +11,7 @@ cron or interval trigger), run by a thread pool of ``jobs`` workers, with
 become one), ``max_instances=1`` and no misfire limit.  A job expands its SPEC
 (a glob asks the archive) and syncs each source through
 :func:`neuromirror.engine.sync.sync_source` with ``trigger="service"``, in a
-:class:`~neuromirror.dataset.mirror.Mirror` of its own (its own SQLite connection).
+:class:`~neuromirror.dataset.mirror.Datasets` of its own (its own SQLite connection).
 
 Guarantees:
 

@@ -90,9 +90,9 @@ class Service(Cycles):
         return self.root / ".neuromirror" / STATE_FILE
 
     def mirror(self) -> Any:
-        from neuromirror.dataset.mirror import Mirror
+        from neuromirror.dataset.mirror import Datasets
 
-        return Mirror(self.root, self.index_path)
+        return Datasets(self.root, self.index_path)
 
     # -- lifecycle --------------------------------------------------------
     def run(self) -> int:

@@ -17,7 +17,7 @@ from neuromirror.util.text import one_line
 from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.engine.zarr.nested import NestedZarrCheck
     from neuromirror.index.db import Index
     from neuromirror.sources.base import Source
@@ -66,7 +66,7 @@ class _ArchiveState:
 
 def check_archive(
     report: VerifyReport,
-    mirror: Mirror,
+    mirror: Datasets,
     source: str,
     row: VersionRow,
     tree: dict[str, VersionFile],

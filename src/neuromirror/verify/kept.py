@@ -18,7 +18,7 @@ from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 
 def store_uuid(store: Optional[Store]) -> Optional[str]:
@@ -64,7 +64,7 @@ def key_size(key: str) -> Optional[int]:
         return None
 
 
-def check_copies(report: VerifyReport, mirror: Mirror, source: str, row: VersionRow) -> None:
+def check_copies(report: VerifyReport, mirror: Datasets, source: str, row: VersionRow) -> None:
     """``verify --kept`` of a source keep counted copies for (``--copies``, ``copies:``): every file must
     have the wanted number of verified copies outside the archive (:mod:`neuromirror.keep.copies`)."""
     from neuromirror.dataset.versions import Version

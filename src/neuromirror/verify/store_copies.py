@@ -17,13 +17,13 @@ from neuromirror.store.base import Store
 from neuromirror.store.registry import Stores
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
 
 
 class StoreCopies:
     """The stores a content check asks, each opened once (None: not readable here)."""
 
-    def __init__(self, mirror: Mirror, named: Optional[Store] = None, *, only: bool = False):
+    def __init__(self, mirror: Datasets, named: Optional[Store] = None, *, only: bool = False):
         self.named = named
         self.only = only
         self.stores = Stores(mirror.index)

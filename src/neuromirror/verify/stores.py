@@ -40,7 +40,7 @@ from neuromirror.util.dates import iso_z
 from neuromirror.verify.recorded import Copy, recorded_copies, urls_of
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.store.packs.check import Scan
 
 
@@ -83,7 +83,7 @@ class Finding:
 
 @dataclass
 class StoresCheck(Result):
-    """``verify --stores`` (``Mirror.verify_stores``): an ``error`` item per bad, missing or unreadable copy
+    """``verify --stores`` (``Datasets.verify_stores``): an ``error`` item per bad, missing or unreadable copy
     (re-kept or not), one ``ok`` item per store re-read when none is."""
 
     checked: int = 0
@@ -134,7 +134,7 @@ class StoresCheck(Result):
         return out
 
 
-def _targets(mirror: Mirror, specs: Sequence[Spec]) -> list[Version]:
+def _targets(mirror: Datasets, specs: Sequence[Spec]) -> list[Version]:
     """The versions whose copies are re-read: a SPEC without a version (and no SPEC: the sources keep counted
     copies for, else every source) names every state recorded, older drafts included — a copy kept for an
     older draft state (``keep SPEC@COMMIT``) is a copy like any other."""
@@ -151,7 +151,7 @@ class _Stores:
     (``--store X``) only X's copies are checked, but every other store recorded is still where a bad
     copy in X is repaired from (opened when a repair needs it)."""
 
-    def __init__(self, mirror: Mirror, only: Optional[Store]):
+    def __init__(self, mirror: Datasets, only: Optional[Store]):
         self.registry = Stores(mirror.index)
         self.only = only
         self.opened: dict[str, Optional[Store]] = {}
@@ -180,7 +180,7 @@ class _Stores:
 
 
 def verify_stores(
-    mirror: Mirror,
+    mirror: Datasets,
     specs: Sequence[Spec] = (),
     *,
     fraction: Optional[float] = None,
@@ -313,7 +313,7 @@ def _read_back(
 
 
 def _recorded_copies(
-    mirror: Mirror, specs: Sequence[Spec], opened: _Stores, out: StoresCheck, jobs: int
+    mirror: Datasets, specs: Sequence[Spec], opened: _Stores, out: StoresCheck, jobs: int
 ) -> dict[tuple[str, str], Copy]:
     """(uuid, key) -> one file holding it, for every copy the versions' git-annex branches record in a
     store re-read this time (:mod:`.recorded`); a store that does not open here goes to ``out.unreached``."""
@@ -338,7 +338,7 @@ def _readable(stores: dict[str, dict[str, str]], opened: _Stores, out: StoresChe
 
 
 def _slice(
-    mirror: Mirror, items: list[tuple[str, str]], fraction: Optional[float], older_than: Optional[float]
+    mirror: Datasets, items: list[tuple[str, str]], fraction: Optional[float], older_than: Optional[float]
 ) -> list[tuple[str, str]]:
     """The copies to read this time: all; those last checked before ``older_than`` seconds ago (or never);
     or the ``fraction`` whose last check is oldest (never-checked first)."""
@@ -356,7 +356,7 @@ def _slice(
     return sorted(items, key=when)[:n]
 
 
-def _repair(mirror: Mirror, opened: _Stores, copies: dict, findings: list[Finding], jobs: int) -> None:
+def _repair(mirror: Datasets, opened: _Stores, copies: dict, findings: list[Finding], jobs: int) -> None:
     """Each bad or missing copy: out of the record at once, its wrong bytes deleted, then re-kept."""
     for f in findings:
         if f.problem == "unreadable":

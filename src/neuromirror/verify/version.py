@@ -55,7 +55,7 @@ from neuromirror.verify.risk import recorded_directory_store, risk_of, store_uui
 from neuromirror.verify.store_copies import StoreCopies
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.dataset.versions import Version
 
 
@@ -148,7 +148,7 @@ def _compare_annexed(report: VerifyReport, path: str, t: VersionFile, i: Version
 
 # -- the whole check -------------------------------------------------------------------
 def verify_version(
-    mirror: Mirror,
+    mirror: Datasets,
     source: str,
     row: VersionRow,
     *,
@@ -220,7 +220,7 @@ def verify_version(
 
 def _read_keys(
     report: VerifyReport,
-    mirror: Mirror,
+    mirror: Datasets,
     ds: Path,
     commit: str,
     tree: dict[str, VersionFile],
@@ -392,7 +392,7 @@ def _repositories(report: VerifyReport, ds: Path, commit: str) -> list[tuple[Pat
     return out
 
 
-def versions_to_verify(mirror: Mirror, specs: Sequence[Spec], all_versions: bool = False) -> list[Version]:
+def versions_to_verify(mirror: Datasets, specs: Sequence[Spec], all_versions: bool = False) -> list[Version]:
     """The versions ``verify SPEC...`` checks, in the order named: ``@VERSION`` or ``@COMMIT`` that state; none:
     the latest recorded state (``all_versions``: every recorded version). A pattern names every source it
     matches, but no version. Every SPEC is looked up before any version is checked."""

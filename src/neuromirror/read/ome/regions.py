@@ -154,11 +154,11 @@ class OpenRegion:
 def open_region(req: RegionRequest) -> OpenRegion:
     """The pin, image and level ``req`` names, the region checked against the level's extent (UserError), and
     a :class:`~neuromirror.read.ome.level.Chunks` reading its chunks."""
-    from neuromirror.dataset.mirror import Mirror
+    from neuromirror.dataset.mirror import Datasets
     from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
     from neuromirror.read.pinned import resolve
 
-    mirror = Mirror(req.root, req.index)
+    mirror = Datasets(req.root, req.index)
     if not mirror.index_path.exists():
         raise UserError(f"no mirror at {mirror.root} (no index {mirror.index_path}; pass --root)")
     try:
