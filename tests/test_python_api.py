@@ -36,8 +36,8 @@ def every_python_block() -> list[str]:
 
 def run_the_page(root: Path, where: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     """Every example of the page, in order, in one namespace, on the mirror at ``root`` (found as the commands
-    find it, ``$NEUROMIRROR_ROOT``), from the directory ``where``; SIGINT/SIGTERM's handlers put back after
-    (``browse`` sets its own, as the command does)."""
+    find it, ``$NEUROMIRROR_ROOT``), from the directory ``where``; SIGINT/SIGTERM's handlers are the caller's
+    again after (``browse`` sets its own while Datasette runs, and must put them back: a notebook's Ctrl-C)."""
     monkeypatch.setenv("NEUROMIRROR_ROOT", str(root))
     monkeypatch.chdir(where)
     blocks = examples()
@@ -47,6 +47,7 @@ def run_the_page(root: Path, where: Path, monkeypatch: pytest.MonkeyPatch) -> di
     try:
         for i, code in enumerate(blocks):
             exec(compile(code, f"{DOC.name} example {i + 1}", "exec"), namespace)
+        assert {sig: signal.getsignal(sig) for sig in handlers} == handlers, "a verb left its signal handlers"
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

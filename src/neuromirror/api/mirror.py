@@ -14,7 +14,7 @@ from neuromirror.api.keeping import Keeping
 from neuromirror.api.serving import Serving
 from neuromirror.api.syncing import Syncing
 from neuromirror.api.upkeep import Upkeep
-from neuromirror.errors import UserError
+from neuromirror.errors import NotMirrored
 
 
 class Mirror(Syncing, Getting, Upkeep, Checking, Keeping, Serving):
@@ -24,10 +24,10 @@ class Mirror(Syncing, Getting, Upkeep, Checking, Keeping, Serving):
 
 def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None, *, create: bool = False) -> Mirror:  # noqa: A001
     """The mirror at ``root`` (default ``$NEUROMIRROR_ROOT``, else ``./neuromirror-root``); ``index``: its
-    SQLite index when not the root's own.  A mirror with no index yet is a :class:`UserError`, unless
+    SQLite index when not the root's own.  A mirror with no index yet is :class:`NotMirrored` (a :class:`UserError`), unless
     ``create``: then the first :meth:`~Mirror.sync` makes the root and its index (opening makes nothing)."""
     chosen = Path(root or os.environ.get(ROOT_ENV) or "neuromirror-root").absolute()
     m = Mirror(chosen, index)
     if not create and not m.datasets.index_path.exists():
-        raise UserError(f"no mirror at {chosen} (no index {m.datasets.index_path}; pass --root or set {ROOT_ENV})")
+        raise NotMirrored(f"no mirror at {chosen} (no index {m.datasets.index_path}; pass --root or set {ROOT_ENV})")
     return m

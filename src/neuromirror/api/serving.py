@@ -135,12 +135,16 @@ def _run_datasette(
 ) -> None:
     """Wait for Datasette to answer, say where, and wait for it to end (SIGTERM/SIGINT end it cleanly)."""
     stopped = _forward_signals(proc)
-    if not _wait_until_up(proc, url + ".json"):
-        proc.wait()
-        raise UserError(f"datasette did not start: {_last_line(log) or f'exit status {proc.returncode}'}")
-    up()
-    say(f"browsing {index} (read-only) at {url} ; Ctrl-C to stop")
-    code = proc.wait()
+    try:
+        if not _wait_until_up(proc, url + ".json"):
+            proc.wait()
+            raise UserError(f"datasette did not start: {_last_line(log) or f'exit status {proc.returncode}'}")
+        up()
+        say(f"browsing {index} (read-only) at {url} ; Ctrl-C to stop")
+        code = proc.wait()
+    finally:  # the caller's own handlers back: a notebook's Ctrl-C interrupts again once browse returned
+        for sig, before in stopped["before"].items():
+            signal.signal(sig, before)
     if code not in (0, -signal.SIGTERM, -signal.SIGINT) and not stopped.get("signal"):
         raise UserError(f"datasette exited ({code}): {_last_line(log) or 'no message'}")
 
@@ -166,8 +170,8 @@ def _free_port(host: str) -> int:
 
 
 def _forward_signals(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
-    """SIGTERM/SIGINT stop Datasette (and so the call, cleanly)."""
-    seen: dict[str, Any] = {}
+    """SIGTERM/SIGINT stop Datasette (and so the call, cleanly); ``["before"]``: the handlers they replaced."""
+    seen: dict[str, Any] = {"before": {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}}
 
     def handler(signum: int, frame: Any) -> None:
         seen["signal"] = signum
