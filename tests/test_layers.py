@@ -341,7 +341,9 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> None:
     f.write_text("from . import a\ndef f():\n    from ..service import x\n")
     assert imports_of("neuromirror.engine.sync", f, known) == {"neuromirror.engine.a", "neuromirror.service.x"}
     g = {"neuromirror.engine.sync": {"neuromirror.engine.a", "neuromirror.service.x"}, "neuromirror.engine.a": set()}
-    assert against_layers(g) == ["neuromirror.engine.sync -> neuromirror.service.x (engine: layer 5, service: layer 11)"]
+    assert against_layers(g) == [
+        "neuromirror.engine.sync -> neuromirror.service.x (engine: layer 5, service: layer 11)"
+    ]
     g["neuromirror.engine.a"] = {"neuromirror.engine.sync"}
     assert cycles_in(g) == [["neuromirror.engine.a", "neuromirror.engine.sync"]]
 
