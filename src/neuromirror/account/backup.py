@@ -23,7 +23,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from neuromirror.account.backup_model import (
     MOST_NAMED,
@@ -41,11 +41,14 @@ from neuromirror.index import filesets, store_checks
 from neuromirror.index.rows import VersionRow
 from neuromirror.util.dates import iso_seconds, iso_z
 
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
+
 DAY = 86400.0
 
 
 def backup(
-    index: Any,
+    index: Index,
     specs: Optional[list[str]] = None,
     *,
     expire_after: Optional[Mapping[str, float]] = None,
@@ -91,7 +94,7 @@ def _matches(sid: str, specs: Optional[list[str]]) -> bool:
 class _Versions(dict):
     """source -> its recorded versions, read when first asked for (only the sources a store lacks something of)."""
 
-    def __init__(self, index: Any):
+    def __init__(self, index: Index):
         super().__init__()
         self.index = index
 
@@ -108,7 +111,7 @@ class _Tally:
     lacking: dict[str, int] = field(default_factory=dict)  # store UUID -> the first fileset holding a key it lacks
 
 
-def _count_keys(index: Any, out: dict[str, SourceBackup], uuids: list[str]) -> dict[str, _Tally]:
+def _count_keys(index: Index, out: dict[str, SourceBackup], uuids: list[str]) -> dict[str, _Tally]:
     """The archive's counts, what no store holds, and per store what it holds and the first fileset holding a
     key it lacks, from the keys counted in groups by source, newest state or not, and the stores holding them."""
     tallies = {sid: _Tally() for sid in out}
@@ -168,7 +171,7 @@ def _state_at(rows: list[VersionRow], fileset: Optional[int]) -> Optional[State]
 
 
 def _expiring(
-    index: Any,
+    index: Index,
     out: dict[str, SourceBackup],
     specs: Optional[list[str]],
     expire_after: Mapping[str, float],
@@ -205,7 +208,11 @@ def _after(expire_after: Mapping[str, float], sid: str) -> float:
 
 
 def _deleted_blobs(
-    index: Any, out: dict[str, SourceBackup], specs: Optional[list[str]], expire_after: Mapping[str, float], found: Any
+    index: Any,
+    out: dict[str, SourceBackup],
+    specs: Optional[list[str]],
+    expire_after: Mapping[str, float],
+    found: Any,
 ) -> Iterable[tuple[str, Expiring]]:
     """The audit's ``noncurrent-only`` findings (a blob whose current S3 object is deleted: only the noncurrent
     version the mirror pinned serves it) whose key no store holds; the bound from the records is the first sync
@@ -230,7 +237,7 @@ def _deleted_blobs(
 
 
 def _overwritten(
-    index: Any, out: dict[str, SourceBackup], expire_after: Mapping[str, float]
+    index: Index, out: dict[str, SourceBackup], expire_after: Mapping[str, float]
 ) -> Iterable[tuple[str, Expiring]]:
     """Top-level files of older states pinned by an S3 version the newest state no longer names (the object was
     overwritten or deleted since): noncurrent from the first state without it, expiring ``expire_after`` later."""

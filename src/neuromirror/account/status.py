@@ -14,12 +14,15 @@ import json
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.config.model import MirrorConfig
 from neuromirror.index import runs
 from neuromirror.util.dates import parse_iso as parse_time
 from neuromirror.util.processes import pid_alive
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 STATE_FILE = "service.json"
 
@@ -59,7 +62,7 @@ def read_service_state(root: Path) -> Optional[dict]:
 # -- the status report -----------------------------------------------------------
 
 
-def _index_facts(index: Any) -> dict[str, dict]:
+def _index_facts(index: Index) -> dict[str, dict]:
     """Per source: run counts by outcome, last run/success/failure, versions, files and bytes of the head."""
     facts: dict[str, dict] = {}
 

@@ -23,6 +23,7 @@ from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
     from neuromirror.index.catalog import SearchFilters
+    from neuromirror.index.db import Index
     from neuromirror.read.pinned import Pin
     from neuromirror.read.urls import PinnedFile
 
@@ -231,7 +232,7 @@ class Found(Printed):
         self.mode, self.rows = mode, rows
 
     @classmethod
-    def of(cls, index: Any, root: Path, wanted: SearchFilters) -> Found:
+    def of(cls, index: Index, root: Path, wanted: SearchFilters) -> Found:
         from neuromirror.dataset.version import iter_version
         from neuromirror.index.catalog import search
         from neuromirror.index.zarr_catalog import catalog_zarrs, ensure_schema
@@ -243,7 +244,7 @@ class Found(Printed):
         return cls(*search(index, wanted))
 
     @classmethod
-    def nwb(cls, index: Any, pairs: list[tuple[str, str]], **how: Any) -> Found:
+    def nwb(cls, index: Index, pairs: list[tuple[str, str]], **how: Any) -> Found:
         from neuromirror.read.references.fields import search_all
 
         limit = how.pop("limit")

@@ -30,11 +30,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from neuromirror.index import filesets, runs
 from neuromirror.records import VersionKind
 from neuromirror.util.dates import iso_z, parse_iso
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 SCHEMA_VERSION = 1
 #: DANDI's lifecycle rule: a noncurrent S3 version expires this long after it became noncurrent
@@ -155,7 +158,7 @@ def _matches(sid: str, specs: Optional[list[str]]) -> bool:
     return not specs or any(fnmatchcase(sid, s) or fnmatchcase(sid, s + "@*") for s in specs)
 
 
-def audit(index: Any, specs: Optional[list[str]] = None) -> Audit:
+def audit(index: Index, specs: Optional[list[str]] = None) -> Audit:
     """The findings the index holds for the sources ``specs`` name (globs; all without)."""
     sources = sorted(s for s in index.source_ids() if _matches(s, specs))
     wanted = set(sources)
@@ -178,7 +181,7 @@ Seen = dict[tuple[str, str, str], list[Any]]
 
 
 def _from_reports(
-    index: Any, wanted: set[str], looked: dict[str, tuple[int, Optional[str]]]
+    index: Index, wanted: set[str], looked: dict[str, tuple[int, Optional[str]]]
 ) -> tuple[list[Finding], Seen]:
     """Refusals of the newest successful run, and noncurrent pins the newest state still rests on; what
     every run noted (:data:`Seen`)."""
@@ -192,7 +195,7 @@ def _from_reports(
     return out, seen
 
 
-def _seen(index: Any, wanted: set[str]) -> Seen:
+def _seen(index: Index, wanted: set[str]) -> Seen:
     """What the wanted sources' runs noted, each with the first and the last run that noted it."""
     seen: Seen = {}  # (source, kind, path) -> [first, last, detail, run id]
     for sid, rid, started, ended, raw in runs.noted_reports(index):
@@ -206,7 +209,7 @@ def _seen(index: Any, wanted: set[str]) -> Seen:
 
 
 def _still_so(
-    index: Any,
+    index: Index,
     key: tuple[str, str, str],
     noted: list[Any],
     head: Any,
@@ -256,7 +259,7 @@ def _noncurrent(
     return Finding(sid, "noncurrent-only", path, detail, label, first, last, bound)
 
 
-def _pending(index: Any, wanted: set[str], seen: Seen) -> list[Finding]:
+def _pending(index: Index, wanted: set[str], seen: Seen) -> list[Finding]:
     out = []
     for sid, path, reason, last in runs.pending_items(index):
         if sid in wanted and (reason or "").startswith("Zarr asset:"):
@@ -265,7 +268,9 @@ def _pending(index: Any, wanted: set[str], seen: Seen) -> list[Finding]:
     return out
 
 
-def _unpinned(index: Any, wanted: set[str], looked: dict[str, tuple[int, Optional[str]]], seen: Seen) -> list[Finding]:
+def _unpinned(
+    index: Index, wanted: set[str], looked: dict[str, tuple[int, Optional[str]]], seen: Seen
+) -> list[Finding]:
     """Blobs of the newest state without a versionId; why and since when, as the runs' warnings said."""
     out = []
     for sid, path, urls in filesets.open_unversioned_blobs(index.db.conn):
@@ -292,7 +297,7 @@ def _stamp(recorded: Optional[str]) -> Optional[str]:
     return " ".join(t for t in (recorded or "").split(" ") if not t.startswith("zarrs=")) or None
 
 
-def _modified_unchanged(index: Any, sid: str, versions: list[Any]) -> list[Finding]:
+def _modified_unchanged(index: Index, sid: str, versions: list[Any]) -> list[Finding]:
     drafts = [v for v in versions if v.kind == VersionKind.DRAFT and v.fileset is not None]
     drafts.sort(key=lambda v: v.id)
     out = []

@@ -22,7 +22,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.audit.findings import Finding
 from neuromirror.engine.zarr.manifest import base_url_of, manifest_path
@@ -30,6 +30,9 @@ from neuromirror.index.nested import ZarrState, zarr_states
 from neuromirror.util.dates import iso_z
 from neuromirror.util.text import one_line
 from neuromirror.util.zarr_manifest import ManifestEntry, read_entries
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 TIMEOUT = 30
 #: the archive's manifests in its bucket (the design's prefix)
@@ -68,7 +71,7 @@ def archive_manifest_url(root_url: Optional[str], mine: Path, state: ZarrState) 
 
 
 def drift(
-    session: Any, index: Any, manifest_root: Path, sources: list[str], root_url: Optional[str] = None
+    session: Any, index: Index, manifest_root: Path, sources: list[str], root_url: Optional[str] = None
 ) -> tuple[list[Finding], ManifestCoverage, list[str]]:
     """The ``manifest-drift`` findings of ``sources``, how far they looked, and the requests that failed.
 

@@ -19,19 +19,22 @@ from __future__ import annotations
 import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import quote
 
 from neuromirror.audit.findings import EXPIRE_AFTER, Audit, Finding
 from neuromirror.util.dates import iso_z, parse_iso
 from neuromirror.util.text import one_line
 
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
+
 TIMEOUT = 30
 PUBLIC_API = "https://api.dandiarchive.org/api"
 
 
 def recheck(
-    index: Any,
+    index: Index,
     found: Audit,
     dandi_api: Optional[str] = None,
     manifest_root: Optional[Path] = None,
@@ -71,7 +74,7 @@ def recheck(
     return dataclasses.replace(found, findings=kept, rechecked=True, recheck_errors=errors, coverage=coverage)
 
 
-def _api_of(index: Any, sid: str, given: Optional[str]) -> str:
+def _api_of(index: Index, sid: str, given: Optional[str]) -> str:
     head = index.head_version(sid)
     for f in index.version_files(head.id) if head is not None else []:
         for u in f.urls:
@@ -80,8 +83,10 @@ def _api_of(index: Any, sid: str, given: Optional[str]) -> str:
     return (given or PUBLIC_API).rstrip("/")
 
 
-def _doi(session: Any, index: Any, f: Finding, dandi_api: Optional[str]) -> Optional[Finding]:
+def _doi(session: Any, index: Index, f: Finding, dandi_api: Optional[str]) -> Optional[Finding]:
     row = index.source(f.source)
+    if row is None:  # forgotten since the audit read it
+        return None
     url = f"{_api_of(index, f.source, dandi_api)}/dandisets/{row.remote_id}/versions/{f.version}/"
     r = session.get(url, timeout=TIMEOUT)
     r.raise_for_status()
@@ -90,7 +95,7 @@ def _doi(session: Any, index: Any, f: Finding, dandi_api: Optional[str]) -> Opti
     return dataclasses.replace(f, detail=f"{f.detail}; the archive still gives none ({url})", last_seen=_now())
 
 
-def _noncurrent(session: Any, index: Any, f: Finding) -> Optional[Finding]:
+def _noncurrent(session: Any, index: Index, f: Finding) -> Optional[Finding]:
     head = index.head_version(f.source)
     entry = index.version_file(head.id, f.source, f.path) if head is not None else None
     pinned = next((u for u in (entry.urls if entry else ()) if "versionId=" in u and "/blobs/" in u), None)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from neuromirror.annex.keys import key_checksum
 from neuromirror.dataset.version import UrlLogs, has_commit, iter_version
 from neuromirror.records import GIT, SUBDATASET, VersionFile, http_urls
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 #: URLs only a git-annex special remote of the mirror can fetch (BOSS chunks, embargoed DANDI)
 SPECIAL_PREFIX = "neuromirror+"
@@ -31,7 +34,7 @@ class VersionFiles:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, why): files that cannot be listed
 
 
-def version_files(index: Any, ds: Path, version_id: int) -> VersionFiles:
+def version_files(index: Index, ds: Path, version_id: int) -> VersionFiles:
     """The files of an index version whose dataset is ``ds``, Zarr subdatasets' files included."""
     out = VersionFiles()
     out.annexed.extend(each_version_file(index, ds, version_id, out))

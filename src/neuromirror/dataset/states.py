@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from neuromirror.errors import NoSuchVersion, UserError
 from neuromirror.index.lookup import find_version, not_mirrored
@@ -26,6 +26,9 @@ from neuromirror.index.rows import VersionRow
 from neuromirror.records import VersionKind
 from neuromirror.spec import Spec
 from neuromirror.util import gitutil
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -56,7 +59,7 @@ def is_commit_state(row: VersionRow) -> bool:
     return row.named_by == "commit"
 
 
-def find_state(index: Any, spec: Spec, ds: Optional[Path] = None) -> VersionRow:
+def find_state(index: Index, spec: Spec, ds: Optional[Path] = None) -> VersionRow:
     """The index row of the state ``spec`` names: ``SPEC``, ``SPEC@LABEL``, or ``SPEC@COMMIT``.
 
     ``ds`` (the source's dataset), when given, tells a commit no sync recorded from one that is not

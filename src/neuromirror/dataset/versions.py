@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from neuromirror.dataset.states import find_state, is_commit_state
 from neuromirror.dataset.version import iter_version
@@ -19,6 +19,9 @@ from neuromirror.index.rows import VersionRow
 from neuromirror.records import VersionFile, VersionKind
 from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class Versions(Result):
 
 
 def select_versions(
-    index: Any, specs: Sequence[Spec], all_versions: bool = False, root: Optional[Path] = None
+    index: Index, specs: Sequence[Spec], all_versions: bool = False, root: Optional[Path] = None
 ) -> list[Version]:
     """The versions SPECs name: ``@VERSION`` or ``@COMMIT`` that one; none: every published version and the latest
     draft/snapshot (``all_versions``: every recorded version). Each once, in the order named."""
@@ -160,7 +163,10 @@ def select_versions(
         else:
             sources = [spec.source]
         for sid in sources:
-            relpath = index.source(sid).dataset
+            known = index.source(sid)
+            if known is None:  # forgotten since it was matched
+                raise not_mirrored(index, sid)
+            relpath = known.dataset
             if spec.version:
                 archive, name = sid.split(":", 1)
                 rows = [find_state(index, Spec(archive, name, spec.version))]  # @COMMIT: an older draft state too
@@ -173,7 +179,7 @@ def select_versions(
     return out
 
 
-def default_versions(index: Any, sid: str, all_versions: bool = False) -> list[VersionRow]:
+def default_versions(index: Index, sid: str, all_versions: bool = False) -> list[VersionRow]:
     """What a spec without a version names: every published version (its label's current record) and the
     latest draft/snapshot state, oldest first (``all_versions``: every recorded state)."""
     rows: list[VersionRow] = index.versions(sid)

@@ -34,7 +34,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.dataset.mirror import Datasets
 from neuromirror.engine.recorder import Recorder
@@ -45,6 +45,9 @@ from neuromirror.sources.base import Source
 from neuromirror.util import timing
 from neuromirror.util.spool import Spool, read_spool
 from neuromirror.util.text import one_line
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 #: rounds of "the task needs the submitter to do X first" before giving up
 MAX_ROUNDS = 4
@@ -86,7 +89,7 @@ class TaskResult:
 class JournalState(IndexState):
     """The index's memory read-only, with this run's own writes laid over it."""
 
-    def __init__(self, index: Any, source: str, head: Optional[str], recorder: JournalRecorder):
+    def __init__(self, index: Index, source: str, head: Optional[str], recorder: JournalRecorder):
         super().__init__(index, source, head)
         self.recorder = recorder
         self._cache: dict[tuple[str, str], str] = {}
@@ -430,7 +433,7 @@ def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
         mirror.close()
 
 
-def _create_index(root: Any, index: Any) -> None:
+def _create_index(root: Any, index: Optional[Path]) -> None:
     mirror = Datasets(root, index)
     try:
         mirror.index  # noqa: B018  (creates the file and its schema)

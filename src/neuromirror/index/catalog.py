@@ -17,7 +17,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 BROWSE_FILE = "browse.json"
 DEFAULT_PORT = 8643
@@ -333,7 +336,7 @@ def _file_conditions(
     return conds, params
 
 
-def search(index: Any, args: SearchFilters) -> tuple[str, list[dict]]:
+def search(index: Index, args: SearchFilters) -> tuple[str, list[dict]]:
     """``(mode, rows)``: what the filters match, each row as ``search --json`` prints it (the Zarrs' own files
     catalogued first by the caller: :func:`neuromirror.index.zarr_catalog.catalog_zarrs`)."""
     mode, sql, params = build_query(args)

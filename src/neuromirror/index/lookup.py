@@ -8,26 +8,29 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from neuromirror.errors import NoSuchVersion, NotMirrored, UserError
 from neuromirror.index.rows import VersionRow
 from neuromirror.spec import Spec
 
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
-def where(index: Any) -> str:
+
+def where(index: Index) -> str:
     """The mirror an index belongs to, for messages: its root, or the index file given by --index."""
     path = Path(index.path)
     return str(path.parent.parent) if path.parent.name == ".neuromirror" else str(path)
 
 
-def not_mirrored(index: Any, source: str) -> UserError:
+def not_mirrored(index: Index, source: str) -> UserError:
     if any(c in source for c in "*?["):  # a pattern: no sync to suggest, it matched nothing
         return NotMirrored(f"no mirrored source matches {source}, in {where(index)}")
     return NotMirrored(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
 
 
-def find_version(index: Any, spec: Spec) -> VersionRow:
+def find_version(index: Index, spec: Spec) -> VersionRow:
     """The index row a SPEC[@VERSION] names; without a version, the latest recorded."""
     if index.source(spec.source) is None:
         raise not_mirrored(index, spec.source)
@@ -40,7 +43,7 @@ def find_version(index: Any, spec: Spec) -> VersionRow:
     return row
 
 
-def sources_matching(index: Any, specs: Iterable[Spec]) -> list[str]:
+def sources_matching(index: Index, specs: Iterable[Spec]) -> list[str]:
     known = [s.id for s in index.sources()]
     out: list[str] = []
     for spec in specs:

@@ -325,7 +325,7 @@ class Thaw:
     asked: float
 
 
-def record_thaws(index: Any, store: str, url: str, packs: Iterable[tuple[str, str]]) -> None:
+def record_thaws(index: Index, store: str, url: str, packs: Iterable[tuple[str, str]]) -> None:
     """``packs`` ((pack, storage class)) thawing in ``store``: recorded once (the first ask's time stays)."""
     now = time.time()
     with index.transaction():
@@ -336,7 +336,7 @@ def record_thaws(index: Any, store: str, url: str, packs: Iterable[tuple[str, st
         )
 
 
-def clear_thaws(index: Any, store: str, packs: Iterable[str]) -> None:
+def clear_thaws(index: Index, store: str, packs: Iterable[str]) -> None:
     """Packs found readable (thawed): no longer outstanding."""
     done = list(packs)
     if done:
@@ -344,19 +344,19 @@ def clear_thaws(index: Any, store: str, packs: Iterable[str]) -> None:
             index.db.conn.executemany("DELETE FROM pack_thaws WHERE store = ? AND pack = ?", [(store, p) for p in done])
 
 
-def first_asked(index: Any, store: str) -> Optional[float]:
+def first_asked(index: Index, store: str) -> Optional[float]:
     rows = _rows(index, "SELECT min(asked) FROM pack_thaws WHERE store = ?", [store])
     return rows[0][0] if rows and rows[0][0] is not None else None
 
 
-def outstanding(index: Any) -> list[Thaw]:
+def outstanding(index: Index) -> list[Thaw]:
     """Every thaw asked for and not seen done, oldest first (read only: no table made)."""
     sql = "SELECT store, pack, url, storage_class, asked FROM pack_thaws ORDER BY asked"
     return [Thaw(str(s), str(p), str(u or ""), str(c or ""), float(a or 0)) for s, p, u, c, a in _rows(index, sql)]
 
 
 # -- the versions each store was given (kept_versions): what retention may drop (keep --prune) ------------------
-def note_kept(index: Any, store: str, versions: Iterable[tuple[int, str]]) -> None:
+def note_kept(index: Index, store: str, versions: Iterable[tuple[int, str]]) -> None:
     """``versions`` ((version id, source)) given to ``store`` by a keep, whole or not (the first time stays)."""
     now = time.time()
     with index.transaction():
@@ -367,7 +367,7 @@ def note_kept(index: Any, store: str, versions: Iterable[tuple[int, str]]) -> No
         )
 
 
-def kept_in(index: Any, store: str) -> list[tuple[str, VersionRow]]:
+def kept_in(index: Index, store: str) -> list[tuple[str, VersionRow]]:
     """(source, version row) of every version ``store`` was given, oldest first."""
     rows = index.db.query(
         'SELECT k.source AS kept_source, v.id, v.label, v.kind, v."commit", v.tag, v.synced_at, v.remote_modified,'
@@ -378,7 +378,7 @@ def kept_in(index: Any, store: str) -> list[tuple[str, VersionRow]]:
     return [(str(r["kept_source"]), VersionRow.from_sql(r)) for r in rows]
 
 
-def drop_kept(index: Any, store: str, version_ids: Iterable[int]) -> None:
+def drop_kept(index: Index, store: str, version_ids: Iterable[int]) -> None:
     """Versions retention dropped from ``store``: no longer given to it, and their marks there gone."""
     pairs = [(store, int(v)) for v in version_ids]
     with index.transaction():
@@ -386,12 +386,12 @@ def drop_kept(index: Any, store: str, version_ids: Iterable[int]) -> None:
         index.db.conn.executemany("DELETE FROM keep_marks WHERE store = ? AND version_id = ?", pairs)
 
 
-def kept_pairs(index: Any) -> set[tuple[str, str]]:
+def kept_pairs(index: Index) -> set[tuple[str, str]]:
     """(source, store UUID) of every version a keep gave a store: the stores a source is backed up to."""
     return {(str(s), str(u)) for s, u in _rows(index, "SELECT DISTINCT source, store FROM kept_versions")}
 
 
-def newest_checks(index: Any) -> dict[str, float]:
+def newest_checks(index: Index) -> dict[str, float]:
     """store UUID -> its newest good check of any copy (keep's on the way in, or verify's)."""
     rows = _rows(index, "SELECT store, max(checked) FROM store_checks GROUP BY store")
     return {str(u): float(t) for u, t in rows if t is not None}
@@ -401,12 +401,12 @@ def newest_checks(index: Any) -> dict[str, float]:
 VERIFIED = "store-verified"
 
 
-def record_verified(index: Any, results: dict[str, dict]) -> None:
+def record_verified(index: Index, results: dict[str, dict]) -> None:
     """store UUID -> what the last ``verify --stores`` found there (``at``, ``checked``, ``bad``, ``missing``...)."""
     if results:
         index.cache_put_many(VERIFIED, [(u, json.dumps(r, sort_keys=True)) for u, r in results.items()])
 
 
-def last_verified(index: Any, stores: Iterable[str]) -> dict[str, dict]:
+def last_verified(index: Index, stores: Iterable[str]) -> dict[str, dict]:
     """store UUID -> its last ``verify --stores`` result (:func:`record_verified`), for the stores that had one."""
     return {u: json.loads(v) for u, v in index.cache_get_many(VERIFIED, list(stores)).items()}

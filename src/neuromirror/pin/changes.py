@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from neuromirror.errors import BadInput
 from neuromirror.index.rows import VersionRow
@@ -16,6 +16,9 @@ from neuromirror.records import SUBDATASET, VersionKind
 from neuromirror.results import Item, Result, Status
 from neuromirror.util.dates import parse_iso
 from neuromirror.util.sizes import human_bytes
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 def _merge(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Optional[Any], Optional[Any]]]:
@@ -49,7 +52,7 @@ def _changed(old: Any, new: Any) -> dict:
     return rec
 
 
-def diff_versions(index: Any, row_a: VersionRow, row_b: VersionRow) -> dict:
+def diff_versions(index: Index, row_a: VersionRow, row_b: VersionRow) -> dict:
     lists: dict[str, list[dict]] = {"added": [], "removed": [], "changed": []}
     relinked = 0
     # the index streams each list ORDER BY path (SQLite's BINARY collation: UTF-8 byte order, as _merge compares)
@@ -90,7 +93,7 @@ def parse_since(text: str) -> datetime:
 NOTHING = VersionRow(id=-1, label="", kind=VersionKind.DRAFT, commit="", bytes=0)  # the state before any: empty
 
 
-def _states(index: Any, source: str) -> list[VersionRow]:
+def _states(index: Index, source: str) -> list[VersionRow]:
     """The rows that are the source's successive states, oldest first: drafts/snapshots and published
     versions alike (a published version is the archive's state at its date, and on a mirror made after
     a publish the only record of what the draft held then), by the archive's date of each."""
@@ -111,7 +114,7 @@ def _end(row: Optional[VersionRow]) -> Optional[dict]:
     return {"version": row.label, "commit": row.commit, "date": when.isoformat() if when else None}
 
 
-def source_changes(index: Any, source: str, since: datetime) -> Optional[SourceChanges]:
+def source_changes(index: Index, source: str, since: datetime) -> Optional[SourceChanges]:
     """The source's changes since ``since``; None when it has no recorded state."""
     states = _states(index, source)
     if not states:

@@ -13,7 +13,10 @@ is published, its kept chunks are not, and the report says how many and why.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 _EMBARGO = re.compile(r"\bembargo=(\S+)")
 
@@ -23,14 +26,14 @@ CREDENTIAL_ARCHIVES = {
 }
 
 
-def embargo_of(index: Any, source: str) -> Optional[str]:
+def embargo_of(index: Index, source: str) -> Optional[str]:
     """The embargo status the last sync recorded for ``source`` (``EMBARGOED``...), None when open."""
     row = index.head_version(source)
     m = _EMBARGO.search((row.remote_modified if row else None) or "")
     return m.group(1) if m and m.group(1).upper() != "OPEN" else None
 
 
-def credential_needed(index: Any, source: str) -> Optional[str]:
+def credential_needed(index: Index, source: str) -> Optional[str]:
     """Why reading ``source``'s bytes needs a credential (None: anyone may read them)."""
     status = embargo_of(index, source)
     if status:

@@ -14,7 +14,7 @@ import hashlib
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Optional, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional, cast
 
 from neuromirror.annex.keys import Checksum, key_checksum
 from neuromirror.index.store_checks import checks_of
@@ -25,6 +25,9 @@ from neuromirror.store.packs.thaw import Frozen, Thawing
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import CHUNK
 from neuromirror.util.text import one_line
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 #: bytes held in memory per object before its spool goes to disk
 SPOOL = 16 << 20
@@ -84,7 +87,7 @@ def _store_url(name: str) -> str:
 class Copies:
     """The stores of the mirror, opened once each, asked for keys from many threads."""
 
-    def __init__(self, index: Any, only: Optional[list[str]] = None):
+    def __init__(self, index: Index, only: Optional[list[str]] = None):
         self._registry = Stores(index)  # each opened once, by the URL keep used
         self._known = self._registry.known
         if only is not None:

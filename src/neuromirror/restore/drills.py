@@ -17,7 +17,7 @@ import json
 import random
 import shutil
 import time
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.dataset.versions import Version
 from neuromirror.index.rows import DrillRow
@@ -31,6 +31,7 @@ from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
+    from neuromirror.index.db import Index
 
 DEFAULT_SAMPLE = 20
 
@@ -139,7 +140,7 @@ def drill_if_due(
     return out
 
 
-def record(index: Any, report: RestoreReport, scope: str, started: float) -> None:
+def record(index: Index, report: RestoreReport, scope: str, started: float) -> None:
     """The drill's result in the index's ``drills`` table (nothing on a read-only index)."""
     record_drill(
         index,
@@ -157,7 +158,7 @@ def record(index: Any, report: RestoreReport, scope: str, started: float) -> Non
     )
 
 
-def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
+def last_drill(index: Index, scope: Optional[str] = None) -> Optional[dict]:
     """The newest drill recorded (of ``scope``: a source id, as the service records them), or None.
 
     Read only (no table made): ``status``, every page and scrape call it, also while a sync writes."""
@@ -165,7 +166,7 @@ def last_drill(index: Any, scope: Optional[str] = None) -> Optional[dict]:
     return rows[0] if rows else None
 
 
-def last_drills(index: Any) -> dict[str, dict]:
+def last_drills(index: Index) -> dict[str, dict]:
     """The last drill of each source (source id -> :func:`last_drill`'s record), by source id: a drill of
     several sources (``restore --drill`` with no or several SPECs) is the last of each of them, so one
     source's failed drill stays shown when another drills fine later."""

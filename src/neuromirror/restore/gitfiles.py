@@ -15,7 +15,7 @@ import hashlib
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, cast
+from typing import IO, TYPE_CHECKING, Iterator, cast
 
 from neuromirror.annex.keys import git_file_key, key_checksum
 from neuromirror.annex.logs import branch_logs, web_urls
@@ -25,6 +25,9 @@ from neuromirror.restore.objects import ArchiveObject, Unplaced, place_in_git
 from neuromirror.sources import s3urls
 from neuromirror.util.gitutil import git_env
 
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
+
 #: files in git whose URL logs are read at once
 BATCH = 5000
 
@@ -33,7 +36,7 @@ class GitRows:
     """The index as :func:`~neuromirror.dataset.files.each_version_file` reads it, noting on the way the files a
     version keeps in git (that listing counts them and goes on): one pass over the version's rows."""
 
-    def __init__(self, index: Any):
+    def __init__(self, index: Index):
         self._index = index
         self.files: list[VersionFile] = []
 

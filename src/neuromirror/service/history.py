@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from neuromirror.index import runs as run_rows
 from neuromirror.index.rows import VersionRow
 from neuromirror.util.dates import parse_iso
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 #: runs shown in a source's strip on the overview
 STRIP_RUNS = 30
@@ -59,7 +62,7 @@ def _run(row: Iterable[Any]) -> Run:
     return Run(r[0], r[1], r[2], r[3], r[4] or "running", r[5], r[6] or 0, r[7] or 0, r[8] or 0, r[9])
 
 
-def recent_runs(index: Any, sources: Iterable[str], n: int = STRIP_RUNS) -> dict[str, list[Run]]:
+def recent_runs(index: Index, sources: Iterable[str], n: int = STRIP_RUNS) -> dict[str, list[Run]]:
     """The last ``n`` runs of each source, oldest first (as a strip is read, left to right)."""
     out: dict[str, list[Run]] = {}
     for sid in sources:
@@ -68,7 +71,7 @@ def recent_runs(index: Any, sources: Iterable[str], n: int = STRIP_RUNS) -> dict
     return out
 
 
-def run_history(index: Any, source: str, n: int = HISTORY_RUNS) -> list[Run]:
+def run_history(index: Index, source: str, n: int = HISTORY_RUNS) -> list[Run]:
     """The last ``n`` runs of a source, newest first, with the versions each recorded."""
     runs = []
     for row in run_rows.newest_runs(index, source, n, with_report=True):
@@ -81,12 +84,12 @@ def run_history(index: Any, source: str, n: int = HISTORY_RUNS) -> list[Run]:
     return runs
 
 
-def versions(index: Any, source: str) -> list[VersionRow]:
+def versions(index: Index, source: str) -> list[VersionRow]:
     """The source's recorded versions, newest first."""
     return list(reversed(index.versions(source)))
 
 
-def sync_durations(index: Any, buckets: Iterable[float]) -> dict[str, tuple[list[int], int, float]]:
+def sync_durations(index: Index, buckets: Iterable[float]) -> dict[str, tuple[list[int], int, float]]:
     """Per source: (cumulative counts per bucket bound, count, sum) of the durations of finished runs.
 
     Runs that ended (ok, unchanged, failed, interrupted), from the index: the

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.config.model import KeepPolicy, SourceConfig
 from neuromirror.index.runs import last_finished_report, report_records, set_report
@@ -36,6 +36,9 @@ from neuromirror.records import VersionKind
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 from neuromirror.util.dates import now_z
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 log = logging.getLogger("neuromirror.service")
 
@@ -97,7 +100,7 @@ def keep_line(outcome: dict) -> str:
     )
 
 
-def versions_digest(index: Any, sid: str, *, marks: bool = False) -> str:
+def versions_digest(index: Index, sid: str, *, marks: bool = False) -> str:
     """What the source's recorded versions are now (each version's id and commit; ``marks``: and what keeps
     marked of each, per store), as a digest: equal before and after a sync or keep that changed nothing,
     whoever ran it (the service, ``neuromirror sync`` or ``keep`` by hand)."""
@@ -115,7 +118,7 @@ def versions_digest(index: Any, sid: str, *, marks: bool = False) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def keep_state(index: Any, sid: str, stores: Sequence[str], entry: SourceConfig) -> str:
+def keep_state(index: Index, sid: str, stores: Sequence[str], entry: SourceConfig) -> str:
     """The recorded versions, their keep marks and wanted count, and the definition a keep follows (stores,
     policy, copies, the check's policy): a keep that ended ok in the state of now left nothing to copy."""
     import hashlib
@@ -129,7 +132,7 @@ def keep_state(index: Any, sid: str, stores: Sequence[str], entry: SourceConfig)
     return versions_digest(index, sid, marks=True) + digest
 
 
-def last_record(index: Any, sid: str) -> Optional[dict]:
+def last_record(index: Index, sid: str) -> Optional[dict]:
     """The source's newest keep record (the step's outcome in a run's report), or None."""
     rows = report_records(index, "keep", sid)
     return json.loads(rows[-1][1]) if rows else None
@@ -363,7 +366,7 @@ def copies_record(counts: Sequence[Any], wanted: int) -> dict:
     return {"wanted": wanted, "versions": versions}
 
 
-def record_in_run(index: Any, sid: str, outcome: dict, *, field: str = "keep") -> None:
+def record_in_run(index: Index, sid: str, outcome: dict, *, field: str = "keep") -> None:
     """Add ``outcome`` as ``field`` to the report of the source's last finished run (the sync just ended)."""
     row = last_finished_report(index, sid)
     if row is None:
@@ -374,7 +377,7 @@ def record_in_run(index: Any, sid: str, outcome: dict, *, field: str = "keep") -
         set_report(index, row[0], report)
 
 
-def keep_facts(index: Any) -> dict[str, dict]:
+def keep_facts(index: Index) -> dict[str, dict]:
     """Per source that the service kept: ``last`` (the last run's ``keep`` record) and ``runs``
     (how many keep runs ended in each outcome: ok, budget, failed, error)."""
     out: dict[str, dict] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.config.model import SourceConfig
 from neuromirror.index.runs import report_records
@@ -24,6 +24,9 @@ from neuromirror.pin.published import published_url
 from neuromirror.service.keeping import record_in_run
 from neuromirror.service.state import SourceRuntime, SourceStatus
 from neuromirror.sources.base import Source
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 log = logging.getLogger("neuromirror.service")
 
@@ -139,7 +142,7 @@ def clone_command(url: str) -> str:
     return f"datalad clone {shlex.quote(url)}"
 
 
-def publish_facts(index: Any, sid: Optional[str] = None) -> dict[str, dict]:
+def publish_facts(index: Index, sid: Optional[str] = None) -> dict[str, dict]:
     """Per source (or only ``sid``), its publish state for the status pages: the last publish record,
     with ``clone``/``clone_url`` from the last publish that succeeded (a later failure or hold-back
     does not hide where the dataset is); sources never published are left out."""
@@ -152,7 +155,7 @@ def publish_facts(index: Any, sid: Optional[str] = None) -> dict[str, dict]:
     return out
 
 
-def add_publishes(report: dict, index: Any) -> None:
+def add_publishes(report: dict, index: Index) -> None:
     """Each published source's publish record on its status row (``publish``)."""
     facts = publish_facts(index)
     rows: list[SourceStatus] = report.get("sources", [])

@@ -31,12 +31,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.records import SyncReport
 from neuromirror.sources import listing_covers
 from neuromirror.sources.base import Listed
 from neuromirror.util.dates import parse_iso
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 #: the index's cache namespaces: per source its stamp and last check, per entry the cycle's watermark
 SOURCES = "quiet"
@@ -111,7 +114,7 @@ class Plan:
         )
 
 
-def plan(index: Any, spec: str, items: list[Listed], policy: Policy, now: datetime) -> Plan:
+def plan(index: Index, spec: str, items: list[Listed], policy: Policy, now: datetime) -> Plan:
     """Which of ``items`` this cycle of ``spec`` syncs (see the module's docstring)."""
     p = Plan(spec, now, listed=len(items), quiet=policy.enabled)
     if not policy.enabled:
@@ -174,7 +177,7 @@ def recheck_share(unchanged: int, policy: Policy, last_cycle: Optional[datetime]
     return min(unchanged, math.ceil(unchanged * elapsed / policy.full_pass))
 
 
-def synced(index: Any, item: Listed, report: SyncReport, plan_: Plan) -> None:
+def synced(index: Index, item: Listed, report: SyncReport, plan_: Plan) -> None:
     """Remember what the listing said of ``item`` before a successful sync of it (its stamp now the mirror's).
 
     Not when the sync left something for later (pending or refused files: the next cycle asks
@@ -192,7 +195,7 @@ def synced(index: Any, item: Listed, report: SyncReport, plan_: Plan) -> None:
     index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": item.stamp, "checked": plan_.started.isoformat()}))])
 
 
-def finish(index: Any, plan_: Plan, *, complete: bool) -> None:
+def finish(index: Index, plan_: Plan, *, complete: bool) -> None:
     """The entry's watermark: this cycle's start, and the full pass's if this one was full and ran to its end."""
     if not plan_.quiet:
         return
@@ -204,13 +207,13 @@ def finish(index: Any, plan_: Plan, *, complete: bool) -> None:
     index.cache_put_many(CYCLES, [(plan_.spec, json.dumps(mark))])
 
 
-def last_cycle(index: Any, spec: str) -> Optional[dict[str, Any]]:
+def last_cycle(index: Index, spec: str) -> Optional[dict[str, Any]]:
     """The watermark of ``spec``'s last cycle (for status), or None."""
     mark = _json(index.cache_get(CYCLES, spec))
     return mark or None
 
 
-def _stamps(index: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _stamps(index: Index, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {k: _json(v) for k, v in index.cache_get_many(SOURCES, ids).items()}
 
 

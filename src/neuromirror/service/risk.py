@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.account.risk import add_live_risk
 from neuromirror.index.runs import report_records
@@ -29,6 +29,9 @@ from neuromirror.service.keeping import record_in_run
 from neuromirror.service.state import SourceStatus
 from neuromirror.util.dates import now_z
 from neuromirror.util.text import one_line
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 log = logging.getLogger("neuromirror.service")
 
@@ -74,7 +77,7 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
     record_in_run(mirror.index, sid, record, field="at_risk")
 
 
-def _basis(index: Any, sid: str) -> str:
+def _basis(index: Index, sid: str) -> str:
     """What the counts follow: the recorded versions (their digest) and the newest keep record's time."""
     from neuromirror.service.keeping import last_record, versions_digest
 
@@ -89,7 +92,7 @@ def _fresh(record: dict) -> bool:
     return when is not None and time.time() - when.timestamp() < RECOUNT_EVERY
 
 
-def risk_facts(index: Any, source: Optional[str] = None) -> dict[str, dict]:
+def risk_facts(index: Index, source: Optional[str] = None) -> dict[str, dict]:
     """Per source (or only ``source``): its newest at-risk record (from the run reports)."""
     out: dict[str, dict] = {}
     rows = report_records(index, "at_risk", source or None)
@@ -98,7 +101,7 @@ def risk_facts(index: Any, source: Optional[str] = None) -> dict[str, dict]:
     return out
 
 
-def add_risks(report: dict, index: Any) -> None:
+def add_risks(report: dict, index: Index) -> None:
     """Add each row's newest at-risk record (``at_risk_counted``) to a status report."""
     facts = risk_facts(index)
     rows: list[SourceStatus] = report["sources"]

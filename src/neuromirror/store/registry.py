@@ -12,13 +12,16 @@ restore each kept their own cache of opened stores and their own reading of a re
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from neuromirror.errors import UserError
 from neuromirror.index.store_checks import known_stores
 from neuromirror.store.base import Store
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.store.location import open_store
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 def recorded_url(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[str]:
@@ -55,7 +58,7 @@ def open_recorded(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> 
 class Stores:
     """The stores ``index`` records and the branches add (:meth:`add`), each opened once (None: not here)."""
 
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: Index) -> None:
         self.known: dict[str, dict] = known_stores(index)  # uuid -> the index's record (url, kind, name)
         self.recorded: dict[str, dict[str, str]] = {uuid: {} for uuid in self.known}  # uuid -> remote.log fields
         self.opened: dict[tuple[str, bool], Optional[Store]] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import branch_logs, log_state
@@ -30,6 +30,9 @@ from neuromirror.records import GIT, SUBDATASET, VersionKind
 from neuromirror.sources import s3urls
 from neuromirror.store.record import store_uuids
 from neuromirror.util.dates import iso_z
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 def kept_keys(repo: Path, keys: Iterable[str], uuids: Optional[set[str]] = None) -> set[str]:
@@ -94,7 +97,7 @@ class CurrentObjects:
         return seen
 
 
-def current_objects(index: Any, ds: Path, source: str) -> Optional[CurrentObjects]:
+def current_objects(index: Index, ds: Path, source: str) -> Optional[CurrentObjects]:
     """The objects the source's newest recorded state names (None: no state recorded)."""
     from neuromirror.dataset.files import version_files
 
@@ -154,7 +157,7 @@ class Expiry:
         }
 
 
-def expiry_of(index: Any, ds: Path, source: str, expire_after: float = DEFAULT_EXPIRE_AFTER) -> Expiry:
+def expiry_of(index: Index, ds: Path, source: str, expire_after: float = DEFAULT_EXPIRE_AFTER) -> Expiry:
     """Every recorded version's unkept files pinned only by noncurrent versions (any state may be pinned:
     ``pin``/``lock`` name drafts by commit), and when the oldest became noncurrent: the archive's date of
     the first recorded state after its version that no longer names that S3 version.
@@ -213,7 +216,7 @@ def _count_unkept(
 
 
 def _noncurrent_since(
-    index: Any, ds: Path, states: list[VersionRow], pending: dict[tuple[str, str, str], int], out: Expiry
+    index: Index, ds: Path, states: list[VersionRow], pending: dict[tuple[str, str, str], int], out: Expiry
 ) -> None:
     """The first later state without each ``pending`` pinned version: when it became noncurrent (at the latest)."""
     wanted = {(t[0], t[1]) for t in pending}
@@ -241,7 +244,7 @@ def _named(urls: Iterable[str], wanted: set[tuple[str, str]]) -> Iterator[tuple[
 
 
 def _named_in(
-    index: Any,
+    index: Index,
     ds: Path,
     s: VersionRow,
     wanted: set[tuple[str, str]],

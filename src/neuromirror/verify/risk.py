@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.dataset.files import annex_key
@@ -32,6 +32,9 @@ from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
 from neuromirror.verify.noncurrent import CurrentObjects, current_objects, kept_keys
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
@@ -104,7 +107,7 @@ def risk_of(
 
 
 def version_risk(
-    index: Any, ds: Path, version_id: int, uuids: Optional[set[str]] = None, current: Optional[CurrentObjects] = None
+    index: Index, ds: Path, version_id: int, uuids: Optional[set[str]] = None, current: Optional[CurrentObjects] = None
 ) -> tuple[Risk, list[str]]:
     """A version's counts from the index's file rows (Zarr subdatasets' trees included); problems listing it."""
     from neuromirror.dataset.files import version_files
@@ -126,13 +129,13 @@ def version_risk(
     return risk, [f"{p}: {why}" for p, why in listed.problems]
 
 
-def status_versions(index: Any, source: str) -> list[VersionRow]:
+def status_versions(index: Index, source: str) -> list[VersionRow]:
     """The versions ``status`` counts: every published version (its current record) and the latest draft,
     as a spec without a version names them (:func:`neuromirror.dataset.versions.default_versions`)."""
     return default_versions(index, source)
 
 
-def source_risk(index: Any, ds: Path, source: str) -> list[dict]:
+def source_risk(index: Index, ds: Path, source: str) -> list[dict]:
     """Per version ``status`` counts (:func:`status_versions`): its label, kind, the three counts, problems."""
     out = []
     current = current_objects(index, ds, source)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from neuromirror.account.status import epoch
 
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
-def add_audit(report: dict, index: Any, config: Any = None) -> None:
+
+def add_audit(report: dict, index: Index, config: Any = None) -> None:
     """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) and the backup
     record (``report["backup"]``, the one ``/backup/`` shows, ``keep: {expire_after}`` of ``config`` applied),
     from the index alone; the audit made once, for both."""

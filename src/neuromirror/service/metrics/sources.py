@@ -3,7 +3,7 @@ its disks, drills and thawing packs, read from the status report."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -13,6 +13,9 @@ from neuromirror.index.runs import change_totals
 from neuromirror.service.metrics.backup import audit_family, backup_families
 from neuromirror.service.metrics.base import DURATION_BUCKETS, Durations, counter, gauge
 from neuromirror.service.metrics.stores import keep_families, risk_families
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 #: a gauge by source: its name, help and value of a row (None: left out)
 SourceGauge = tuple[str, str, Callable[[SourceStatus], Optional[float]]]
@@ -193,7 +196,7 @@ def _disk_families(places: list[dict]) -> Iterator[Metric]:
     yield need
 
 
-def add_changes(report: dict, index: Any) -> None:
+def add_changes(report: dict, index: Index) -> None:
     """Add each row's files added/removed/changed by finished runs (``changes``) from the index."""
     totals = {sid: {"added": a or 0, "removed": r or 0, "changed": c or 0} for sid, a, r, c in change_totals(index)}
     rows: list[SourceStatus] = report["sources"]

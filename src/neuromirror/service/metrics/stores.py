@@ -3,12 +3,15 @@ risk (per version and kind, and the unkept pins on noncurrent S3 versions), from
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from neuromirror.account.status import SourceStatus, epoch
 from neuromirror.service.metrics.base import gauge
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 def keep_families(rows: list[SourceStatus]) -> Iterator[Metric]:
@@ -156,7 +159,7 @@ def _expiry_families(rows: list[SourceStatus]) -> Iterator[Metric]:
     )
 
 
-def add_keeps(report: dict, index: Any) -> None:
+def add_keeps(report: dict, index: Index) -> None:
     """Add each row's keep facts (``keep``: last record and outcome counts) from the runs' reports."""
     from neuromirror.service.keeping import keep_facts
 

@@ -17,11 +17,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 from neuromirror.standins.dandi.planted import plant, rewrite
+
+if TYPE_CHECKING:
+    from neuromirror.index.db import Index
 
 
 @dataclass
@@ -50,13 +53,13 @@ def sync_templates(archives: Archives, root: Path) -> tuple[str, str]:
     return sids[0], sids[1]
 
 
-def read_template(index: Any, sid: str) -> Template:
+def read_template(index: Index, sid: str) -> Template:
     versions = [(v, list(index.version_files(v.id))) for v in index.versions(sid)]
     runs = list(reversed(index.runs(sid, limit=10_000)))
     return Template(index.source(sid), versions, runs, index.pending(sid))
 
 
-def write_copy(index: Any, t: Template, dst: Optional[str], runs: int) -> None:
+def write_copy(index: Index, t: Template, dst: Optional[str], runs: int) -> None:
     """``t`` recorded again as source ``dst`` (None: only its run history grown to ``runs``)."""
     old = t.source.id.split(":", 1)[1]
     new = dst.split(":", 1)[1] if dst else old
