@@ -249,3 +249,24 @@ def test_a_root_left_half_made_by_ctrl_c_is_mended_by_the_next_run(tmp_path: Pat
     assert exclude.read_text().split().count("/.neuromirror/") == 1
     Root(root).ensure_root()
     assert exclude.read_text().split().count("/.neuromirror/") == 1  # once, however many runs
+
+
+def test_a_malformed_boss_option_is_a_mistake_named_as_the_caller_named_it(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """A BOSS source's option that cannot mean anything (``--bbox foo``) was a failed sync (exit 1, "error:")
+    and, from the API, a BossError saying ``--bbox``: now a mistake, exit 2, before anything is made; the API
+    says the option's own name (``bbox``), the command line its flag."""
+    from neuromirror import api
+    from neuromirror.cli import main
+
+    boss = ["--boss-url", "http://127.0.0.1:9"]  # never asked: the option is refused first
+    for args, said in (
+        (["--bbox", "foo"], "neuromirror: --bbox: expected X0:X1,Y0:Y1,Z0:Z1, got 'foo'"),
+        (["--time-range", "5:2"], "neuromirror: --time-range: expected START:STOP with START < STOP, got '5:2'"),
+        (["--chunk", "16x512"], "neuromirror: --chunk: expected ZxYxX, e.g. 16x512x512, got '16x512'"),
+    ):
+        assert main(["--root", str(tmp_path / "r"), "sync", "boss:coll/exp", *args, *boss]) == 2, args
+        assert one_line(capsys.readouterr().err) == said
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(api.BadInput, match=r"^bbox: expected X0:X1") as caught:
+        api.open(tmp_path / "r", create=True).sync("boss:coll/exp", options={"bbox": "foo", "boss_url": boss[1]})
+    assert caught.value.argument == "bbox"

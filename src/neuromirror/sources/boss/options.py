@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from neuromirror.sources.boss.api import DEFAULT_URL, NAME_RE, BossError, boss_url_of, split_boss_url
+from neuromirror.errors import BadInput
+from neuromirror.sources.boss.api import DEFAULT_URL, NAME_RE, boss_url_of, split_boss_url
 
 log = logging.getLogger("neuromirror.boss")
 
@@ -37,7 +38,7 @@ def _as_list(value: Any) -> list[str]:
 def _range(text: str, what: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
     if not m or int(m.group(1)) >= int(m.group(2)):
-        raise BossError(f"{what}: expected START:STOP with START < STOP, got {text!r}")
+        raise BadInput(f"{what}: expected START:STOP with START < STOP, got {text!r}").at(what)
     return int(m.group(1)), int(m.group(2))
 
 
@@ -50,10 +51,10 @@ def parse_resolutions(value: Any) -> Optional[tuple[int, ...]]:
     for item in items:
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
         if not m:
-            raise BossError(f"--resolutions: expected e.g. 0,1 or 0-2 or all, got {item!r}")
+            raise BadInput(f"resolutions: expected e.g. 0,1 or 0-2 or all, got {item!r}").at("resolutions")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise BossError(f"--resolutions: empty range {item!r}")
+            raise BadInput(f"resolutions: empty range {item!r}").at("resolutions")
         out.update(range(lo, hi + 1))
     return tuple(sorted(out))
 
@@ -64,8 +65,8 @@ def parse_bbox(value: Any) -> Optional[tuple[tuple[int, int], tuple[int, int], t
     if not items:
         return None
     if len(items) != 3:
-        raise BossError(f"--bbox: expected X0:X1,Y0:Y1,Z0:Z1, got {value!r}")
-    x, y, z = (_range(i, "--bbox") for i in items)
+        raise BadInput(f"bbox: expected X0:X1,Y0:Y1,Z0:Z1, got {value!r}").at("bbox")
+    x, y, z = (_range(i, "bbox") for i in items)
     return x, y, z
 
 
@@ -74,8 +75,8 @@ def parse_time_range(value: Any) -> Optional[tuple[int, int]]:
     if not items:
         return None
     if len(items) != 1:
-        raise BossError(f"--time-range: expected T0:T1, got {value!r}")
-    return _range(items[0], "--time-range")
+        raise BadInput(f"time_range: expected T0:T1, got {value!r}").at("time_range")
+    return _range(items[0], "time_range")
 
 
 def parse_chunk(value: Any) -> tuple[int, int, int]:
@@ -91,7 +92,7 @@ def parse_chunk(value: Any) -> tuple[int, int, int]:
     except ValueError:  # not numbers, or not three
         z = y = x = 0
     if min(z, y, x) < 1:
-        raise BossError(f"--chunk: expected ZxYxX, e.g. 16x512x512, got {value!r}")
+        raise BadInput(f"chunk: expected ZxYxX, e.g. 16x512x512, got {value!r}").at("chunk")
     return z, y, x
 
 
@@ -120,7 +121,7 @@ class BossSettings:
         channels = tuple(_as_list(options.get("channels"))) or None
         for ch in channels or ():
             if not NAME_RE.match(ch):
-                raise BossError(f"--channels: {ch!r} is not a BOSS channel name")
+                raise BadInput(f"channels: {ch!r} is not a BOSS channel name").at("channels")
         no_hash = options.get("no_hash")
         if no_hash is None:
             no_hash = _truthy(os.environ.get("NEUROMIRROR_BOSS_NO_HASH", ""))
@@ -128,7 +129,7 @@ class BossSettings:
         try:
             jobs = max(1, int(jobs))
         except ValueError:
-            raise BossError(f"--boss-jobs: expected a number, got {jobs!r}") from None
+            raise BadInput(f"boss_jobs: expected a number, got {jobs!r}").at("boss_jobs") from None
         return cls(
             url=boss_url_of(protocol, host),
             channels=channels,
