@@ -376,7 +376,7 @@ def test_a_few_queries_whatever_the_versions(tmp_path: Path) -> None:
     """The numbers come from a few queries for the whole mirror, not one per version: as many statements for
     2,000 versions as for 20, and 2,000 versions of 1,000 files (11,000 keys) counted in a few seconds."""
     from neuromirror.index.db import Index
-    from neuromirror.service.backup.compute import backup
+    from neuromirror.account.backup import backup
 
     def measured(versions: int) -> tuple[int, float, dict]:
         path = tmp_path / f"v{versions}" / "index.sqlite"
@@ -441,7 +441,7 @@ def test_objects_overwritten_upstream_expire(s3, tmp_path: Path) -> None:  # noq
 
 def test_a_page_of_many_sources_details_only_those_at_risk() -> None:
     """2,000 dandisets on a wall: a summary row each, a section only for those not wholly kept."""
-    from neuromirror.service.backup.model import Backup, SourceBackup
+    from neuromirror.account.backup_model import Backup, SourceBackup
     from neuromirror.service.backup.render import as_html
 
     sources = [SourceBackup(f"dandi:{i:06d}") for i in range(60)]
