@@ -375,8 +375,8 @@ def synthetic_index(path: Path, versions: int, files: int, changed: int = 5) -> 
 def test_a_few_queries_whatever_the_versions(tmp_path: Path) -> None:
     """The numbers come from a few queries for the whole mirror, not one per version: as many statements for
     2,000 versions as for 20, and 2,000 versions of 1,000 files (11,000 keys) counted in a few seconds."""
-    from neuromirror.index.db import Index
     from neuromirror.account.backup import backup
+    from neuromirror.index.db import Index
 
     def measured(versions: int) -> tuple[int, float, dict]:
         path = tmp_path / f"v{versions}" / "index.sqlite"
