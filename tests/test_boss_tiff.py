@@ -117,7 +117,7 @@ def test_an_image_named_by_its_path(synced: dict, tmp_path: Path) -> None:
         (["--region", "0:8,0:x,0:2", "--channel", "image8"], "give X0:X1,Y0:Y1,Z0:Z1"),
         (["--region", "8:8,0:8,0:2", "--channel", "image8"], "x 8:8 is empty"),
         (["--region", "0:8,0:8,0:2", "--channel", "nope"], "no channel 'nope' in this version"),
-        (["--region", "0:8,0:8,0:2"], "name a channel with --channel (one of: annotation, image16, image8)"),
+        (["--region", "0:8,0:8,0:2"], "--channel: name one of this version's channels (annotation, image16, image8)"),
         (["--region", "0:8,0:8,0:2", "--channel", "image8", "--res", "2"], "has no level 2 (levels: 0, 1)"),
         (["--channel", "image8"], "go with --format tiff"),
     ],

@@ -152,3 +152,43 @@ def test_commands_stand_on_the_api() -> None:
                 if name.startswith("neuromirror") and not any(name == a or name.startswith(a + ".") for a in allowed):
                     wrong.append(f"commands/{path.name}:{node.lineno} imports {name}")
     assert not wrong, "commands import below the API:\n" + "\n".join(wrong)
+
+
+def test_no_error_names_a_command_line_flag() -> None:
+    """An error raised below the command line names the thing (the API's argument: ``pack_size 10: ...``), never
+    a flag (``--pack-size``): a script meets these messages too, and ``cli.main`` says the argument as its option
+    (``NeuromirrorError.cli_line``) in one place.  Checked: the text of every ``raise`` (its string constants and
+    the literal parts of its f-strings, not the expressions inside them: ``gitutil.out(..., '--get', ...)`` is a
+    git argument) outside the command line's own modules and git-annex's special remotes (remotes/: their errors
+    are for a user of git-annex, told which neuromirror command to run)."""
+    skipped = ("commands/", "cli.py", "clidoc.py", "bench/", "demo/", "remotes/")
+    #: (module, the flag it names) -> why that message must name it
+    allowed = {
+        # a publish's refused push is an error of its report, which the API's result and the command's output
+        # share word for word (publish --json is the result's JSON): no place to say it two ways, and the command
+        # line's user is told the option that overwrites (tests/test_publish.py checks it)
+        ("publish/sibling.py", "--force"): "a report's error, the same bytes on both sides",
+        ("publish/ria/put.py", "--force"): "a report's error, the same bytes on both sides",
+    }
+    flag = re.compile(r"--[A-Za-z][A-Za-z-]*")
+
+    def texts(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.FormattedValue):
+            return []  # an expression inside an f-string: not the message's words
+        own = [node.value] if isinstance(node, ast.Constant) and isinstance(node.value, str) else []
+        return own + [t for child in ast.iter_child_nodes(node) for t in texts(child)]
+
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith(skipped):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), rel)):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                said = [t for t in texts(node.exc) for f in flag.findall(t) if (rel, f) not in allowed]
+                if said:
+                    found.append(f"{rel}:{node.lineno}: {said}")
+    assert not found, "errors that name a command-line flag (name the argument: .at(argument)):\n" + "\n".join(found)
+    probe = ast.parse("raise BadInput(f\"x {gitutil.out(d, '--get')}: --to DIR\")").body[0]
+    assert isinstance(probe, ast.Raise) and probe.exc is not None
+    assert [t for t in texts(probe.exc) if flag.search(t)] == [": --to DIR"], "the check sees a flag, not git's"

@@ -136,7 +136,11 @@ def test_a_store_keeps_its_storage_class_and_pack_size(dandi_archive, s3, bucket
     ]
     assert s3.client().head_object(Bucket=bucket, Key=key)["StorageClass"] == "STANDARD_IA"
     for url, extra, error in (
-        (f"s3://{bucket}/ia", ["--storage-class", "GLACIER"], "made with --storage-class STANDARD_IA"),
+        (
+            f"s3://{bucket}/ia",
+            ["--storage-class", "GLACIER"],
+            f"--storage-class GLACIER: s3://{bucket}/ia/ was made with storage class STANDARD_IA",
+        ),
         (f"pack+s3://{bucket}/p", ["--pack-size", "2K"], None),
     ):
         code, out, err = d.run("keep", d.spec, "--to", url, *extra)

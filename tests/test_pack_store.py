@@ -385,8 +385,8 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="pack size is fixed"):
         _ = open_store(f"pack+file://{tmp_path}/p", pack_size=4096).identity
     for url, kw, error in (
-        (str(tmp_path / "d"), {"pack_size": 4096}, "--pack-size is for packed stores"),
-        (f"pack+file://{tmp_path}/q", {"storage_class": "GLACIER"}, "--storage-class is for S3 stores"),
+        (str(tmp_path / "d"), {"pack_size": 4096}, "^pack_size is for packed stores"),
+        (f"pack+file://{tmp_path}/q", {"storage_class": "GLACIER"}, "^storage_class is for S3 stores"),
         ("pack+file://host/x", {}, r"pack\+file:///PATH"),
         ("pack+s3://", {}, r"pack\+s3://BUCKET"),
         (f"pack+file://{tmp_path}/r", {"pack_size": 10}, "at least 1024 bytes"),

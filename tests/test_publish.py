@@ -151,7 +151,8 @@ def test_with_root_and_url_templates(sample: Sample, tmp_path: Path) -> None:
     # flat hosts: one URL per dataset from a template
     flat = tmp_path / "flat"
     code, _, err = sample.run("publish", sample.source, "--to", str(flat) + "/{archive}-{name}.git", "--name", "flat")
-    assert code == 1 and "has 1 subdataset(s)" in err and "BASE --to" in err  # relative .gitmodules URLs
+    # relative .gitmodules URLs: a BASE target only
+    assert code == 1 and "has 1 subdataset(s)" in err and "publish it to a BASE, a target with no placeholders" in err
     from neuromirror.publish.sibling import target_url
 
     assert (

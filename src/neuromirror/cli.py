@@ -15,7 +15,7 @@ import sys
 import textwrap
 from typing import Optional, Sequence
 
-from neuromirror.errors import NeuromirrorError, UserError
+from neuromirror.errors import NeuromirrorError, NotMirrored, UserError
 
 #: commands listed first in --help; every other module in neuromirror.commands follows
 FIRST = ["sync", "versions", "pin", "reindex", "demo"]
@@ -212,6 +212,16 @@ def _error_line(exc: Exception) -> str:
     return one_line(exc)
 
 
+def _user_line(exc: UserError) -> str:
+    """A mistake as the command line says it: the argument at fault as its option and, for a root that holds
+    no mirror (the API says only where it looked), how to name another one."""
+    line = exc.cli_line()
+    if isinstance(exc, NotMirrored) and exc.argument == "root":
+        hint = "pass --root or set NEUROMIRROR_ROOT"
+        line = f"{line[:-1]}; {hint})" if line.endswith(")") else f"{line} ({hint})"
+    return line
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuromirror.util import counts
     from neuromirror.util.gitutil import IDENTITY
@@ -242,7 +252,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _exit_now_if_a_worker_is_stuck(130)
         return 130
     except UserError as exc:
-        print(f"neuromirror: {exc.cli_line()}", file=sys.stderr)
+        print(f"neuromirror: {_user_line(exc)}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except OSError as exc:
         where = _under_root(args, exc)

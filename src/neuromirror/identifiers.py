@@ -107,5 +107,5 @@ def _from_url(url: str) -> DandiIdentifier:
             raise IdentifierError(f"{url!r}: expected {inst.api}/dandisets/000027/[versions/VERSION/]")
     raise IdentifierError(
         f"{url!r}: {host} is not a known DANDI instance (known: "
-        f"{', '.join(known_instances())}); name the dandiset as dandi:ID with --dandi-api URL"
+        f"{', '.join(known_instances())}); name the dandiset as dandi:ID and its archive's API URL as dandi_api"
     )

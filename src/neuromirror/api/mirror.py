@@ -29,5 +29,5 @@ def open(root: Optional[PathLike] = None, index: Optional[PathLike] = None, *, c
     chosen = Path(root or os.environ.get(ROOT_ENV) or "neuromirror-root").absolute()
     m = Mirror(chosen, index)
     if not create and not m.datasets.index_path.exists():
-        raise NotMirrored(f"no mirror at {chosen} (no index {m.datasets.index_path}; pass --root or set {ROOT_ENV})")
+        raise NotMirrored(f"no mirror at {chosen} (no index {m.datasets.index_path})").at("root")
     return m

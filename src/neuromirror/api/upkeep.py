@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, Union, overload
 
-from neuromirror.api.inputs import ROOT_ENV, PathLike, spec_of, specs_of
+from neuromirror.api.inputs import PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
 from neuromirror.errors import BadInput, NotMirrored
 from neuromirror.spec import Spec
@@ -150,12 +150,11 @@ class Upkeep(Reading):
     def _root_exists(self, config: Optional[MirrorConfig]) -> None:
         """A mistyped root is a mistake, not a report of nothing (but a cluster named has a status of its own)."""
         if not self.root.is_dir() and not (getattr(config, "dask", None) or os.environ.get("NEUROMIRROR_DASK")):
-            raise NotMirrored(f"no mirror at {self.root}: no such directory (pass --root or set {ROOT_ENV})")
+            raise NotMirrored(f"no mirror at {self.root}: no such directory").at("root")
 
     def _require_index(self) -> None:
         if not self.datasets.index_path.exists():
-            where = f"no index {self.datasets.index_path}; pass --root or set {ROOT_ENV}"
-            raise NotMirrored(f"no mirror at {self.root} ({where})")
+            raise NotMirrored(f"no mirror at {self.root} (no index {self.datasets.index_path})").at("root")
 
     # -- publish ----------------------------------------------------------------------------------------
     def publish(
@@ -287,7 +286,7 @@ class Upkeep(Reading):
         from neuromirror.dataset.reindex import reindex_all
 
         if not (self.root / ".git").exists():  # nothing to rebuild from: create no index either
-            raise NotMirrored(f"no mirror at {self.root} (not a dataset; pass --root or set {ROOT_ENV})")
+            raise NotMirrored(f"no mirror at {self.root} (not a dataset)").at("root")
         counts: dict[str, int] = {}
         for rel in self.datasets.subdatasets():  # registered subdatasets of the root and, below them, nested ones
             if progress is not None:

@@ -69,8 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from neuromirror.api import BadInput
     from neuromirror.service.running import ServeOptions, serve
 
+    # the two ways to serve, said as this command's options (the call says them as ServeOptions' fields)
+    if args.no_schedule and not args.http:
+        raise BadInput("serve --no-schedule: give --http HOST:PORT to serve the view on")
+    if not args.no_schedule and not args.config:
+        raise BadInput("serve: --config FILE is required (or --no-schedule --http ADDR: the view of the pins alone)")
     options = ServeOptions(
         config=args.config or (),
         root=args.root,

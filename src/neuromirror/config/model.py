@@ -221,13 +221,14 @@ class MirrorConfig:
         return None
 
     def resolve_root(self, cli_root: Optional[str]) -> Path:
-        """The mirror root: the file's ``root`` or ``--root``/NEUROMIRROR_ROOT; both must agree."""
+        """The mirror root: the file's ``root`` or the one given (``--root``/NEUROMIRROR_ROOT on the command
+        line, the call's ``root``); both must agree."""
         if self.root is not None:
             if cli_root and Path(cli_root).absolute() != self.root:
+                where = self.files[0] if self.files else "config"
                 raise UserError(
-                    f"{self.files[0] if self.files else 'config'}: root {self.root} differs from "
-                    f"--root/NEUROMIRROR_ROOT {Path(cli_root).absolute()}; drop one of them"
-                )
+                    f"root {Path(cli_root).absolute()}: differs from {where}'s root {self.root}; drop one of them"
+                ).at("root")
             return self.root
         return Path(cli_root or "neuromirror-root").absolute()
 

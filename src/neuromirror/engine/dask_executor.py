@@ -26,6 +26,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from neuromirror.engine.executor import Runner, SourceTask, TaskResult, run_task, worker_name
+from neuromirror.errors import Unavailable
 from neuromirror.network import ceiling, identity, pacing
 from neuromirror.util import timing
 from neuromirror.util.text import one_line
@@ -36,8 +37,8 @@ CONNECT_TIMEOUT = float(os.environ.get("NEUROMIRROR_DASK_TIMEOUT", "5"))
 RETRIES = 1
 
 
-class SchedulerUnreachable(RuntimeError):
-    """The one line the user sees when the scheduler cannot be reached."""
+class SchedulerUnreachable(Unavailable, RuntimeError):
+    """The one line the user sees when the scheduler cannot be reached (a RuntimeError as it always was)."""
 
 
 def connect(address: str) -> Any:
@@ -45,8 +46,8 @@ def connect(address: str) -> Any:
     try:
         from distributed import Client
     except ImportError:
-        raise SchedulerUnreachable(
-            f"--dask {address}: Dask is not installed (pip install 'neuromirror[dask]')"
+        raise SchedulerUnreachable(f"dask {address}: Dask is not installed (pip install 'neuromirror[dask]')").at(
+            "dask"
         ) from None
     try:
         return Client(address, timeout=f"{CONNECT_TIMEOUT}s", set_as_default=False)

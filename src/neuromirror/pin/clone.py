@@ -32,9 +32,9 @@ def clone(url: str, dest: Path, *, allow_ip: Optional[str] = None) -> tuple[Path
             gitutil.run(dest, "fetch", "-q", "--tags", "origin", check=False)
             gitutil.run(dest, "fetch", "-q", "origin", "git-annex", check=False)
         elif origin:
-            raise RetrieveError(f"{dest} is a clone of {origin}, not of {url}: choose another --to directory")
+            raise RetrieveError(f"{dest} is a clone of {origin}, not of {url}: clone into another directory")
     elif dest.exists() and any(dest.iterdir()):
-        raise RetrieveError(f"{dest} exists and is not empty: choose a new --to directory")
+        raise RetrieveError(f"{dest} exists and is not empty: clone into a new or empty directory")
     else:
         # a plain clone: annex.supportunlocked=false at the clone's init made it 7x slower at 10^5
         # files (34.8 s vs 5.2 s, bench/RUNS.md), and the first get no faster

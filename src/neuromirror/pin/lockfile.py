@@ -350,8 +350,7 @@ def lock_entry(
             p = local_path(url)
             if not (p / "HEAD").exists() and not (p / ".git").exists():
                 raise RetrieveError(
-                    f"{spec.source}: no repository at {url} (publish it there first: "
-                    f"neuromirror publish {spec.source} --to {url_base})"
+                    f"{spec.source}: no repository at {url} (publish {spec.source} to {url_base} first)"
                 )
     else:
         published = published_url(ds, remote)

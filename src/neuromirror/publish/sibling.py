@@ -86,7 +86,7 @@ def target_url(to: str, source: str, relpath: str) -> str:
             return to.format(archive=archive, name=name, relpath=relpath, slug=relpath.replace("/", "-"))
         except (KeyError, IndexError, ValueError) as exc:
             raise PublishError(
-                f"--to {to!r}: bad placeholder ({exc}); use {{archive}} {{name}} {{slug}} {{relpath}}"
+                f"target {to!r}: bad placeholder ({exc}); use {{archive}} {{name}} {{slug}} {{relpath}}"
             ) from None
     return join_url(to, relpath)
 
@@ -229,7 +229,7 @@ def publish_source(  # noqa: ANN001
         if subs and "{" in to:
             raise PublishError(
                 f"{source} has {len(subs)} subdataset(s) (e.g. {subs[0]}), which its .gitmodules names "
-                "by relative URL (./<path>): publish it with a BASE --to (no placeholders)"
+                "by relative URL (./<path>): publish it to a BASE, a target with no placeholders"
             )
         try:
             # subdatasets first: the moment the parent is visible, what it pins can be installed
@@ -252,7 +252,8 @@ def publish_source(  # noqa: ANN001
 def publish_root(mirror, to: str, *, name: str = "published", force: bool = False) -> PublishResult:  # noqa: ANN001
     if "{" in to:
         raise PublishError(
-            "--with-root needs a BASE --to (no placeholders): the root finds its datasets at BASE/<path>"
+            "the root superdataset is published to a BASE only, a target with no placeholders: it finds its "
+            "datasets at BASE/<path>"
         )
     url = str(local_path(to)) if is_local(to) and not to.startswith("file://") else to
     with mirror.root_lock():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput
 
 #: what serve says to its user (a warning, the view's routes): one line each
 Say = Callable[[str], None]
@@ -98,16 +98,15 @@ def serve_view(options: ServeOptions, say: Say) -> int:
     from neuromirror.service.web import start_http
 
     if not options.http:
-        raise UserError("serve --no-schedule: give --http HOST:PORT to serve the view on")
+        raise BadInput("http: give HOST:PORT to serve the view of the pins on (no_schedule serves nothing else)").at(
+            "http"
+        )
     if options.config:
         say("warning: --no-schedule: the mirror definitions are not read")
     root = Path(options.root or "neuromirror-root").absolute()
     with api.open(root, options.index) as mirror:
         view = mirror.view(include_embargoed=options.include_embargoed)
-    try:
-        httpd, url = start_http(None, options.http, view=view)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    httpd, url = start_http(None, options.http, view=view)  # a bad address: HttpAddressError, a UserError
     stop = threading.Event()
     _on_stop_signals(lambda signum, frame: stop.set())
     embargoed = " (embargoed dandisets included)" if options.include_embargoed else ""
@@ -124,9 +123,12 @@ def _definitions(options: ServeOptions, say: Say) -> Any:
     from neuromirror.config.load import load_configs
 
     if not options.config:
-        raise UserError("serve: --config FILE is required (or --no-schedule --http ADDR: the view of the pins alone)")
+        raise BadInput(
+            "config: name the mirror definitions to serve on their schedules (or no_schedule, with an http "
+            "address: the view of the pins alone)"
+        ).at("config")
     if options.jobs is not None and options.jobs < 1:
-        raise UserError("--jobs must be at least 1")
+        raise BadInput("jobs must be at least 1").at("jobs")
     config = load_configs(list(options.config))
     for w in config.warnings:
         say(f"warning: {w}")

@@ -287,13 +287,10 @@ class Service(Cycles):
 
     # -- HTTP ---------------------------------------------------------------
     def _start_http(self) -> None:
-        from neuromirror.errors import UserError
         from neuromirror.service.web import start_http
 
-        try:
-            self._httpd, self.http_url = start_http(self, self.http_spec or "")
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        # an address that cannot be parsed or listened on: HttpAddressError, a UserError about ``http``
+        self._httpd, self.http_url = start_http(self, self.http_spec or "")
 
     def browse_url(self) -> Optional[str]:
         """Where the catalog (``neuromirror browse``) of this index is: ``--browse-url``, else a running one."""

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 
 from neuromirror.account.status import report_json
 from neuromirror.api.serving import is_loopback
+from neuromirror.errors import UserError
 from neuromirror.read.landing import LANDING, ROUTES, SERVICE_ROUTES, landing_html
 from neuromirror.service import history, pages
 from neuromirror.service.keeping import keep_facts
@@ -37,6 +38,11 @@ HTML = "text/html; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
 
+class HttpAddressError(UserError, ValueError):
+    """An ``http`` address that cannot be parsed or listened on: the caller's to mend (exit 2), said by the
+    argument (``http 'x': ...``, ``--http 'x': ...`` on the command line), and a ValueError as it always was."""
+
+
 def parse_http(text: str) -> tuple[str, int]:
     """``127.0.0.1:8642``, ``[::1]:8642``, ``localhost:8642``, ``:8642`` (loopback), ``8642``; port 0 = any free one."""
     t = text.strip()
@@ -47,9 +53,9 @@ def parse_http(text: str) -> tuple[str, int]:
     elif t.isdigit():
         host, port = "", t
     else:
-        raise ValueError(f"--http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8642")
+        raise HttpAddressError(f"http {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8642").at("http")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--http {text!r}: the port must be a number from 0 to 65535")
+        raise HttpAddressError(f"http {text!r}: the port must be a number from 0 to 65535").at("http")
     return host or "127.0.0.1", int(port)
 
 
@@ -69,7 +75,7 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
 
     The view of every pin (``view``, else one of the service's root) answers ``/dav/`` and
     ``/dandisets/`` on the same port.  Raises ValueError for an address that cannot be parsed or
-    listened on.
+    listened on (:class:`HttpAddressError`).
     """
     host, port = parse_http(spec)
     if not is_loopback(host):
@@ -78,7 +84,7 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
         cls = _HTTPServer6 if ":" in host else _HTTPServer
         httpd = cls((host, port), _Handler)
     except OSError as exc:
-        raise ValueError(f"--http {spec}: cannot listen: {exc.strerror or exc}") from None
+        raise HttpAddressError(f"http {spec}: cannot listen: {exc.strerror or exc}").at("http") from None
     httpd.service = service
     httpd.view = view if view is not None or service is None else default_view(service)
     h, p = str(httpd.server_address[0]), int(httpd.server_address[1])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput, UserError
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.s3 import S3Store
@@ -27,10 +27,11 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 
 
 def store_name(given: Optional[str]) -> str:
-    """The store the user named: the option, else the environment; a one-line error for neither."""
+    """The store the user named: the call's, else the environment's; a one-line error for neither (each
+    command says which of its options names a store)."""
     name = given or os.environ.get(STORE_ENV) or ""
     if not name.strip():
-        raise UserError(f"no store named: pass --to STORE (a directory or s3://BUCKET) or set {STORE_ENV}")
+        raise UserError(f"no store named: name one (a directory or s3://BUCKET) or set {STORE_ENV}")
     return name.strip()
 
 
@@ -39,9 +40,11 @@ def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Opt
     m = _SCHEME.match(name)
     scheme = m.group(1).lower() if m else ""
     if pack_size is not None and not scheme.startswith("pack+"):
-        raise UserError(f"{name}: --pack-size is for packed stores (pack+file:///PATH, pack+s3://BUCKET/PREFIX)")
+        raise BadInput(f"pack_size is for packed stores (pack+file:///PATH, pack+s3://BUCKET/PREFIX), not {name}").at(
+            "pack_size"
+        )
     if storage_class is not None and scheme not in ("s3", "pack+s3"):
-        raise UserError(f"{name}: --storage-class is for S3 stores (s3://, pack+s3://)")
+        raise _not_s3(name)
     if m is None:
         return DirectoryStore(_local_dir(name, name))
     if scheme in ("pack+file", "pack+s3"):
@@ -60,6 +63,11 @@ def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Opt
         f"store kind not supported yet: {name} (give a directory, file:///path, s3://BUCKET[/PREFIX], "
         "pack+file:///PATH or pack+s3://BUCKET[/PREFIX])"
     )
+
+
+def _not_s3(name: str) -> BadInput:
+    """A storage class asked of a store that is not in S3 (the command line says it as ``--storage-class``)."""
+    return BadInput(f"storage_class is for S3 stores (s3://, pack+s3://), not {name}").at("storage_class")
 
 
 def _local_dir(path: str, name: str) -> str:
@@ -86,7 +94,7 @@ def _packed(name: str, scheme: str, pack_size: Optional[int], storage_class: Opt
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise UserError(f"{name}: a packed directory store is pack+file:///PATH (an absolute path)")
         if storage_class is not None:
-            raise UserError(f"{name}: --storage-class is for S3 stores (s3://, pack+s3://)")
+            raise _not_s3(name)
         return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size)
     if not parts.netloc:
         raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")

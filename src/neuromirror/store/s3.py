@@ -141,7 +141,10 @@ class S3Store:
                 raise UserError(f"{self.url}: a {data.get('type')} store, not a plain S3 store (name it as one)")
             recorded = str(data.get("storage_class") or "STANDARD")
             if self.asked_class is not None and self.asked_class != recorded:
-                raise UserError(f"{self.url}: made with --storage-class {recorded}; a store's storage class is fixed")
+                raise UserError(
+                    f"storage_class {self.asked_class}: {self.url} was made with storage class {recorded}; "
+                    "a store's storage class is fixed"
+                ).at("storage_class")
             self.storage_class = recorded
             self._identity = ident
             self._ensure_annex_uuid(ident.uuid)

@@ -277,7 +277,7 @@ class Chunks:
         raise RegionError(
             f"{UPSTREAM_CHANGED}: BOSS now serves other bytes for {self.level.name} chunk "
             f"{'/'.join(map(str, index))} ({chunks[0].where}) and no store keeps this version's chunk "
-            "(sync --store STORE keeps every chunk a sync reads)"
+            "(a sync given a store keeps every chunk it reads)"
         )
 
     def _token(self) -> str:

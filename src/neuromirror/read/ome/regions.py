@@ -30,7 +30,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from neuromirror.errors import BadInput, UserError
+from neuromirror.errors import BadInput, NotMirrored, UserError
 from neuromirror.read.ome.level import Chunks, Counts, Level, RegionError, open_level, read_json
 from neuromirror.spec import Spec
 
@@ -160,7 +160,7 @@ def open_region(req: RegionRequest) -> OpenRegion:
 
     mirror = Datasets(req.root, req.index)
     if not mirror.index_path.exists():
-        raise UserError(f"no mirror at {mirror.root} (no index {mirror.index_path}; pass --root)")
+        raise NotMirrored(f"no mirror at {mirror.root} (no index {mirror.index_path})").at("root")
     try:
         pin = resolve(mirror, req.spec)
     finally:
@@ -226,7 +226,7 @@ def _image(fs: Any, head: str, req: RegionRequest) -> tuple[str, Optional[str]]:
     """The image's path in the pin (a BOSS channel's ``C.ome.zarr``, or the PATH given) and, for a BOSS
     mirror, the BOSS URL its sync read."""
     if req.image is not None and req.channel is not None:
-        raise UserError("give the image's PATH or --channel, not both")
+        raise BadInput("channel: give the image's PATH or a channel, not both").at("channel")
     if req.spec.archive != "boss":
         if req.image is None:
             raise UserError(f"{req.spec.source}: name the OME-Zarr image to read, as a PATH of the version")
@@ -238,7 +238,9 @@ def _image(fs: Any, head: str, req: RegionRequest) -> tuple[str, Optional[str]]:
     name = req.channel
     if name is None:
         if len(channels) != 1:
-            raise UserError(f"{req.spec}: name a channel with --channel (one of: {', '.join(sorted(channels))})")
+            raise BadInput(f"channel: name one of this version's channels ({', '.join(sorted(channels))})").at(
+                "channel"
+            )
         name = next(iter(channels))
     if name not in channels:
         raise UserError(

@@ -70,7 +70,7 @@ def _s3_gist(exc: BaseException, settings: S3Settings, what: str) -> AindError:
         msg = f"bucket {settings.bucket!r} does not exist"
     elif code in ("AccessDenied", "403", "AllAccessDisabled"):
         how = "signed" if settings.signed else "anonymous (unsigned)"
-        msg = f"{how} access denied" + ("" if settings.signed else " (private bucket? try --s3-signed)")
+        msg = f"{how} access denied" + ("" if settings.signed else " (private bucket? try s3_signed: signed requests)")
     elif name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"):
         msg = f"S3 endpoint {settings.endpoint or 'AWS ' + settings.region} is unreachable"
     elif code:

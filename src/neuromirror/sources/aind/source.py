@@ -250,7 +250,7 @@ class AindSource:
         if was[0] and (was[0], was[1] or self.asset_prefix) != (self.settings.bucket, self.asset_prefix):
             raise AindError(
                 f"{self.id} was mirrored from s3://{was[0]}/{was[1] or ''}, not s3://{self.settings.bucket}/"
-                f"{self.asset_prefix}: use another --root for another bucket or prefix"
+                f"{self.asset_prefix}: mirror another bucket or prefix into another root"
             )
 
     def _tag_message(self, label: str, meta: dict, listing: Listing) -> str:

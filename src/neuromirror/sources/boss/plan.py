@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional, TypeVar
 
+from neuromirror.errors import BadInput
 from neuromirror.sources.boss.api import BossError
 from neuromirror.sources.boss.chunks import Chunk
 from neuromirror.sources.boss.context import Experiment
@@ -102,10 +103,10 @@ def plan_channels(src: Experiment, info: dict[str, Any], warnings: list[str]) ->
     if s.resolutions is not None:
         bad = [r for r in s.resolutions if r >= frame.levels]
         if bad:
-            raise BossError(
-                f"--resolutions: experiment {src.remote_id} has levels 0-{frame.levels - 1}, "
+            raise BadInput(
+                f"resolutions: experiment {src.remote_id} has levels 0-{frame.levels - 1}, "
                 f"not {', '.join(map(str, bad))}"
-            )
+            ).at("resolutions")
     plans: list[ChannelPlan] = []
     for name, raw in info["channels"].items():
         if raw.get("datatype") not in ("uint8", "uint16", "uint64"):
@@ -140,7 +141,7 @@ def _times(src: Experiment, exp: dict[str, Any]) -> Optional[list[int]]:
     n_t = int(exp.get("num_time_samples") or 1)
     t0, t1 = src.settings.time_range
     if t1 > n_t:
-        raise BossError(f"--time-range {t0}:{t1}: experiment {src.remote_id} has {n_t} time sample(s)")
+        raise BadInput(f"time_range {t0}:{t1}: experiment {src.remote_id} has {n_t} time sample(s)").at("time_range")
     return list(range(t0, t1))
 
 

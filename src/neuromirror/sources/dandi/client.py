@@ -116,7 +116,7 @@ def check_api(api_url: str) -> None:
             if why == "connection refused":  # nothing listens there: retrying only delays the one-line error
                 raise DandiError(f"DANDI API at {api_url} is unreachable: {why}") from None
         time.sleep(min(2**attempt * 0.2, 3))
-    raise DandiError(f"{api_url} is not a DANDI API ({why}); --dandi-api wants the API's base URL, e.g. {DEFAULT_API}")
+    raise DandiError(f"{api_url} is not a DANDI API ({why}); give the API's base URL, e.g. {DEFAULT_API}")
 
 
 def _get(url: str, timeout: float) -> requests.Response:

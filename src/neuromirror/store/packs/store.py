@@ -170,10 +170,14 @@ class PackStore:
             raise UserError(f"{self.url}{CONFIG}: not a packed store's identity: {exc}") from None
         if self.asked_pack_size is not None and self.asked_pack_size != size:
             raise UserError(
-                f"{self.url}: made with --pack-size {size} ({human_bytes(size)}); a store's pack size is fixed"
-            )
+                f"pack_size {self.asked_pack_size}: {self.url} was made with pack size {size} ({human_bytes(size)}); "
+                "a store's pack size is fixed"
+            ).at("pack_size")
         if self.asked_class is not None and self.asked_class != klass:
-            raise UserError(f"{self.url}: made with --storage-class {klass}; a store's storage class is fixed")
+            raise UserError(
+                f"storage_class {self.asked_class}: {self.url} was made with storage class {klass}; "
+                "a store's storage class is fixed"
+            ).at("storage_class")
         self._pack_size, self._storage_class = size, klass
         return ident
 
