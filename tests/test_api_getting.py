@@ -50,7 +50,11 @@ def test_get_writes_the_commands_json(mirrored: Dandiset, tmp_path: Path, monkey
         got = m.get(mirrored.spec, ["sub-01"], to=to, progress=lambda *a: seen.append(a))
     assert got.ok and [i.status.value for i in got.items()] == ["ok"]
     assert (to / "sub-01" / "a.nwb").read_bytes() == mirrored.files["sub-01/a.nwb"]
-    assert seen == [(mirrored.spec, 0, 1), (mirrored.spec, 1, 1)]  # a script's callback is told the stages
+    # a script's callback is told the version's start and end, and between them its file and bytes
+    assert seen[0] == (mirrored.spec, 0, 1) and seen[-1] == (mirrored.spec, 1, 1)
+    assert {stage for stage, _, _ in seen[1:-1]} == {f"files {mirrored.spec}", f"get {mirrored.spec}"}
+    last = {stage: (done, total) for stage, done, total in seen[1:-1]}  # each stage's last call
+    assert last == {f"files {mirrored.spec}": (1, 1), f"get {mirrored.spec}": (3_000, 3_000)}
     mine = written(got)
     removed(to)
     assert mine == mirrored.run.ok("get", mirrored.spec, "sub-01", "--to", str(to), "--json")

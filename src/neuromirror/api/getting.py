@@ -28,6 +28,7 @@ from neuromirror.pin.handout import (
 from neuromirror.records import ProgressCallback
 from neuromirror.results import Item, Status
 from neuromirror.spec import Spec
+from neuromirror.util.progress import BYTES_STAGE, FILES_STAGE, ByteBar
 
 if TYPE_CHECKING:
     from neuromirror.pin.fetch import Retrieval
@@ -36,13 +37,43 @@ if TYPE_CHECKING:
 
 
 class Bars:
-    """The command line's progress: git-annex's bytes as tqdm bars on stderr, which :mod:`neuromirror.pin.fetch`
-    draws itself (:class:`~neuromirror.util.progress.ByteProgress`) when this is the ``progress`` of
-    :meth:`Getting.get` or :meth:`Getting.reproduce`; the stage calls draw nothing more (the bars say it).  Any
-    other callback is told the stages only: ``(label, done, total)``."""
+    """The command line's progress, a ``progress(stage, done, total)`` callback like any other: each ``get LABEL``
+    stage a tqdm bar of bytes on stderr named LABEL (a version, or a subdataset of one: ``SPEC@VERSION PATH``)
+    with the ``N/M files`` its ``files LABEL`` stage tells.  A bar ends when its files and bytes are all there,
+    or when another stage begins (a failed file leaves it short).  The other stages (a version's start and
+    end, ``reproduce``'s datasets) draw nothing: the bars say it."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, ByteBar] = {}
+        self._files: dict[str, tuple[int, int]] = {}  # label -> (done, total) last told
 
     def __call__(self, stage: str, done: int, total: Optional[int]) -> None:
-        return None
+        word, _, label = stage.partition(" ")
+        if word == FILES_STAGE and label and total is not None:
+            self._files[label] = (done, total)
+            if label in self._bars:
+                self._bars[label].files(done, total)
+        elif word == BYTES_STAGE and label:
+            self._bytes(label, done, total)
+        else:
+            return self.close()
+        bar = self._bars.get(label)
+        files_done, files = self._files.get(label, (0, -1))
+        if bar is not None and files_done == files and bar.full():
+            self._bars.pop(label).close()
+
+    def _bytes(self, label: str, done: int, total: Optional[int]) -> None:
+        bar = self._bars.get(label)
+        if bar is None:
+            self.close(but=label)
+            bar = self._bars[label] = ByteBar(label, total, self._files.get(label))
+        bar.bytes(done, total)
+
+    def close(self, but: str = "") -> None:
+        """Every bar ended (``but`` that one's files kept: its bar is about to begin)."""
+        for label in list(self._bars):
+            self._bars.pop(label).close()
+        self._files = {but: self._files[but]} if but in self._files else {}
 
 
 class Tiff(Printed):
@@ -87,9 +118,13 @@ class Getting(Reading):
         every byte (``neuromirror get``); a path the version lacks raises :class:`~neuromirror.errors.NoSuchPath`
         before anything is cloned.  ``from_url``: clone a published copy instead (then the mirror need not
         hold the source); ``store``: the lab's store to fall back to when the archive's URLs fail (else
-        ``$NEUROMIRROR_STORE``).  ``progress(stage, done, total)``: told when the version starts and ends
-        (:class:`Bars` also draws the bytes).  A file that failed is an ``error`` item of the :class:`Got`
-        (``.check()`` raises); a clone that cannot be made raises :class:`~neuromirror.errors.Unavailable`.
+        ``$NEUROMIRROR_STORE``).  ``progress(stage, done, total)``: ``("SPEC@VERSION", 0, 1)`` when the version
+        starts and ``(..., 1, 1)`` when it is done; between them, as git-annex reports them (at most ten
+        times a second, and once at the end), ``("files SPEC@VERSION", files done, files)`` and
+        ``("get SPEC@VERSION", bytes done, bytes)`` of the files not yet here (a subdataset's:
+        ``SPEC@VERSION PATH``); :class:`Bars` draws them.  A file that failed is an ``error`` item of the
+        :class:`Got` (``.check()`` raises); a clone that cannot be made raises
+        :class:`~neuromirror.errors.Unavailable`.
 
         ``region="X0:X1,Y0:Y1,Z0:Z1", format="tiff"`` (``res``, ``channel``, one image path): that region of the
         pinned OME-Zarr image (a BOSS channel) written to the file ``to`` as a TIFF stack, nothing cloned
@@ -166,7 +201,9 @@ class Getting(Reading):
         check the tag and the file list against the lock, fetch the content of ``paths`` (relative to ``to``;
         default all; ``content=False``: none) with git-annex verifying every byte (``neuromirror reproduce``).
         A dataset that differs is an ``error`` item of the :class:`~neuromirror.pin.handout.Reproduced`, its
-        clone removed unless ``keep_failed``.  ``progress("reproduce", done, total)``: per dataset."""
+        clone removed unless ``keep_failed``.  ``progress("reproduce", done, total)``: datasets done, before each
+        and at the end; the content's ``("files SPEC@VERSION", ...)`` and ``("get SPEC@VERSION", ...)`` as
+        :meth:`get` tells them."""
         from neuromirror.pin import lockfile
         from neuromirror.pin.fetch import reproduce_dataset
 
@@ -279,13 +316,13 @@ class _Fetching:
 
 
 def _retrieval(from_url: Optional[str], how: _Fetching, notes: list[str]) -> Retrieval:
-    """How ``get`` and ``reproduce`` fetch: byte bars only for :class:`Bars`; a store's notes into ``notes``."""
+    """How ``get`` and ``reproduce`` fetch: ``progress`` told the bytes; a store's notes into ``notes``."""
     from neuromirror.pin.fetch import Retrieval
 
     return Retrieval(
         from_url=from_url,
         allow_ip=how.allow_ip,
         jobs=how.jobs,
-        progress=isinstance(how.progress, Bars),
+        progress=how.progress,
         prepare_for=lambda recorded: store_preparer(how.store, recorded, notes),
     )

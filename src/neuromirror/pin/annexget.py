@@ -14,14 +14,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, TypedDict, cast
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, TypedDict, cast
 
 from neuromirror.dataset.version import is_plumbing
 from neuromirror.network import identity
 from neuromirror.pin.retrieve import RetrieveError, fmt_bytes, gist
 from neuromirror.util import gitutil
 from neuromirror.util.dates import format_duration
-from neuromirror.util.progress import ByteProgress
+from neuromirror.util.progress import ByteCalls, ByteCount
+
+if TYPE_CHECKING:
+    from neuromirror.records import ProgressCallback
 
 
 @dataclass
@@ -116,9 +119,16 @@ def count_annexed(repo: Path, paths: Sequence[str]) -> tuple[int, set[str]]:
 
 
 def annex_get(
-    repo: Path, paths: Sequence[str], *, jobs: int = 4, progress: bool = True, label: str = "get"
+    repo: Path,
+    paths: Sequence[str],
+    *,
+    jobs: int = 4,
+    progress: Optional[ProgressCallback] = None,
+    label: str = "get",
 ) -> GetReport:
-    """``git annex get`` with byte progress; git-annex verifies each key's checksum on arrival."""
+    """``git annex get``; git-annex verifies each key's checksum on arrival.  ``progress`` is told the files and
+    bytes as git-annex reports them: ``("files LABEL", ...)`` and ``("get LABEL", done, total)``
+    (:class:`~neuromirror.util.progress.ByteCalls`), over the files whose content is not here yet."""
     t0 = time.monotonic()
     report = GetReport()
     todo = missing_content(repo, paths)
@@ -127,8 +137,9 @@ def annex_get(
     report.present = total_keys - len(todo)
     report.wanted_bytes = sum(t["bytesize"] or 0 for t in todo)
     if todo:
-        bar = ByteProgress(report.wanted_bytes, len(todo), enabled=progress, label=label)
-        _get(repo, paths, jobs, {t["key"]: t["bytesize"] for t in todo}, report, bar)
+        sizes = {t["key"]: t["bytesize"] for t in todo}
+        count = ByteCalls(progress, label, list(sizes.values())) if progress is not None else ByteCount(len(sizes))
+        _get(repo, paths, jobs, sizes, report, count)
     _check_present(repo, paths, report)
     report.git_files = sum(
         1
@@ -159,10 +170,10 @@ def _get_command(repo: Path, paths: Sequence[str], jobs: int) -> list[str]:
 
 
 def _get(
-    repo: Path, paths: Sequence[str], jobs: int, sizes: dict[str, Optional[int]], report: GetReport, bar: ByteProgress
+    repo: Path, paths: Sequence[str], jobs: int, sizes: dict[str, Optional[int]], report: GetReport, count: ByteCount
 ) -> None:
-    """Run ``git annex get`` and read its lines as they come (the bar moves with the bytes); ``sizes``: the keys
-    asked for, each dropped once it arrived."""
+    """Run ``git annex get`` and read its lines as they come (``count`` moves with the bytes); ``sizes``: the
+    keys asked for, each dropped once it arrived."""
     env = identity.git_env(gitutil.git_env())  # git-annex's downloads name the mirror (annex.http-headers)
     proc = subprocess.Popen(_get_command(repo, paths, jobs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     errors: list[bytes] = []
@@ -170,16 +181,16 @@ def _get(
     drain.start()
     assert proc.stdout
     for raw in proc.stdout:
-        _take_line(raw, sizes, report, bar)
+        _take_line(raw, sizes, report, count)
     proc.wait()
     drain.join(timeout=5)
-    bar.close()
+    count.close()
     if proc.returncode != 0 and not report.failed:
         err = b"".join(errors).decode(errors="replace")
         report.failed.append(("?", gist(err) if err.strip() else f"git annex get exited {proc.returncode}"))
 
 
-def _take_line(raw: bytes, sizes: dict[str, Optional[int]], report: GetReport, bar: ByteProgress) -> None:
+def _take_line(raw: bytes, sizes: dict[str, Optional[int]], report: GetReport, count: ByteCount) -> None:
     """One line of ``git annex get --json``: bytes of a key on its way, a key arrived, or a failure and why."""
     try:
         rec = json.loads(raw)
@@ -188,15 +199,15 @@ def _take_line(raw: bytes, sizes: dict[str, Optional[int]], report: GetReport, b
     if "byte-progress" in rec:
         key = (rec.get("action") or {}).get("key")
         if key:
-            bar.update(key, int(rec.get("byte-progress") or 0))
+            count.update(key, int(rec.get("byte-progress") or 0))
         return
     key = rec.get("key")
     if not rec.get("success"):
         report.failed.append((rec.get("file") or key or "?", _why(rec)))
     elif key in sizes:
         report.fetched += 1
-        report.fetched_bytes += sizes[key] or bar.partial.get(key, 0)
-        bar.finish(key, sizes.pop(key))
+        report.fetched_bytes += sizes[key] or count.partial.get(key, 0)
+        count.finish(key, sizes.pop(key))
 
 
 def _why(rec: dict) -> str:

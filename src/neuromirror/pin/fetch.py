@@ -32,6 +32,7 @@ from neuromirror.spec import Spec, dataset_relpath
 
 if TYPE_CHECKING:
     from neuromirror.pin.lockfile import LockedDataset
+    from neuromirror.records import ProgressCallback
 
 
 def failure_lines(report: GetReport, limit: int = 20) -> list[str]:
@@ -52,7 +53,7 @@ def fetch(
     paths: Sequence[str],
     *,
     jobs: int = 4,
-    progress: bool = True,
+    progress: Optional[ProgressCallback] = None,
     label: str = "get",
     allow_ip: Optional[str] = None,
     prepare: Optional[Callable[[Path, str], object]] = None,
@@ -60,7 +61,9 @@ def fetch(
     """:func:`annex_get` in ``repo`` and, recursively, in the subdatasets the paths reach (installed as needed).
 
     ``prepare(repo, commit)`` runs in each repository before its content is fetched (the lab's
-    store made usable there: :mod:`neuromirror.pin.stores`).
+    store made usable there: :mod:`neuromirror.pin.stores`).  ``progress`` is told each repository's files
+    and bytes as they arrive, under ``label`` (a subdataset's: ``label`` and its path): ``("files LABEL",
+    done, total)`` and ``("get LABEL", done, total)``, :class:`~neuromirror.util.progress.ByteCalls`.
     """
     t0 = time.monotonic()
     mine, subs = split_paths(repo, commit, paths)
@@ -107,7 +110,7 @@ class Retrieval:
     from_url: Optional[str] = None  # a published copy (its base, a RIA store, the dataset's URL); None: the mirror's
     allow_ip: Optional[str] = None  # annex.security.allowed-ip-addresses in the clone (None: $NEUROMIRROR_ALLOW_IP)
     jobs: int = 4
-    progress: bool = True
+    progress: Optional[ProgressCallback] = None  # told the bytes and files: fetch's
     prepare_for: PrepareFor = _no_store
 
 

@@ -1,0 +1,133 @@
+"""``get`` and ``reproduce`` tell a script's ``progress(stage, done, total)`` the bytes git-annex moves.
+
+A dandiset (two NWB files of a few MB, a small Zarr asset: a subdataset of its own) is mirrored from the DANDI
+stand-in the way a user does it (``neuromirror sync``); the API's ``get`` and ``reproduce`` are called with a
+callback that records each call.  Per repository fetched, ``("files LABEL", ...)`` and ``("get LABEL",
+done, total)``: the total is the bytes of the files asked for, done never goes back and ends equal to the
+total, and calls come at most ten a second (the last one excepted).  The command line's tqdm bars are one
+such callback (``api.getting.Bars``): ``neuromirror get`` in a process of its own still draws them on stderr,
+and draws nothing with ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from helpers.keep import Dandiset, make_dandiset
+from neuromirror import api
+from neuromirror.demo import deterministic_bytes
+
+SIZES = {"sub-01/a.nwb": 3_000_000, "sub-02/b.nwb": 1_500_000}
+ZARR = "sub-09/sample.zarr"
+CHUNKS = {
+    ".zgroup": b'{"zarr_format": 2}',
+    "0/.zarray": b'{"chunks": [64], "zarr_format": 2}',
+    **{f"0/{i}": deterministic_bytes(f"progress z{i}", 700 + 31 * i) for i in range(4)},
+}
+
+
+@pytest.fixture(scope="module")
+def mirrored(dandi_archive, tmp_path_factory: pytest.TempPathFactory) -> Dandiset:  # noqa: ANN001
+    return make_dandiset(dandi_archive, tmp_path_factory.mktemp("api-progress") / "mirror", SIZES, zarr=CHUNKS)
+
+
+class Calls:
+    """A script's progress callback: every call, with when it came."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str, int, Optional[int]]] = []
+
+    def __call__(self, stage: str, done: int, total: Optional[int]) -> None:
+        self.calls.append((time.monotonic(), stage, done, total))
+
+    def stages(self) -> list[str]:
+        return [stage for _, stage, _, _ in self.calls]
+
+    def of(self, stage: str) -> list[tuple[int, Optional[int]]]:
+        return [(done, total) for _, s, done, total in self.calls if s == stage]
+
+    def check_bytes(self, label: str, total: int, files: int) -> None:
+        """``label``'s bytes and files told as they should be: one total, done never back, ending at the total."""
+        told = self.of(f"get {label}")
+        assert told[0] == (0, total) and told[-1] == (total, total), told
+        assert {t for _, t in told} == {total}
+        assert [d for d, _ in told] == sorted(d for d, _ in told)  # never back
+        assert len(set(told)) == len(told)  # nothing told twice
+        counted = self.of(f"files {label}")
+        assert counted[0] == (0, files) and counted[-1] == (files, files) and {t for _, t in counted} == {files}
+        assert [d for d, _ in counted] == sorted({d for d, _ in counted})  # each count once, never back
+        when = [t for t, s, _, _ in self.calls if s == f"get {label}"]
+        gaps = [b - a for a, b in zip(when, when[1:-1])]  # the last call is never held back
+        assert all(g >= 0.09 for g in gaps), gaps  # at most ~10 a second
+
+
+def test_get_tells_the_bytes_of_each_repository(mirrored: Dandiset, tmp_path: Path) -> None:
+    to = tmp_path / "clone"
+    calls = Calls()
+    with api.open(mirrored.run.root) as m:
+        got = m.get(mirrored.spec, to=to, progress=calls, allow_ip="all")
+    assert got.ok, got.lines()
+    spec = mirrored.spec
+    calls.check_bytes(spec, sum(SIZES.values()), len(SIZES))
+    zarr_bytes = sum(map(len, CHUNKS.values()))  # its metadata annexed too
+    calls.check_bytes(f"{spec} {ZARR}", zarr_bytes, len(CHUNKS))
+    assert calls.calls[0][1:] == (spec, 0, 1) and calls.calls[-1][1:] == (spec, 1, 1)  # the version's start, end
+    assert set(calls.stages()) == {spec, *(f"{w} {spec}{sub}" for w in ("get", "files") for sub in ("", f" {ZARR}"))}
+    assert got.to_json()["fetched_bytes"] == sum(SIZES.values()) + zarr_bytes
+    # a subset, into the same clone, everything already there: no bytes to tell
+    again = Calls()
+    with api.open(mirrored.run.root) as m:
+        m.get(mirrored.spec, ["sub-01"], to=to, progress=again)
+    assert again.stages() == [spec, spec]
+
+
+def test_get_of_some_paths_tells_their_bytes(mirrored: Dandiset, tmp_path: Path) -> None:
+    calls = Calls()
+    with api.open(mirrored.run.root) as m:
+        m.get(mirrored.spec, ["sub-02"], to=tmp_path / "clone", progress=calls, allow_ip="all").check()
+    calls.check_bytes(mirrored.spec, SIZES["sub-02/b.nwb"], 1)
+    assert not [s for s in calls.stages() if ZARR in s]  # the Zarr was not asked for
+
+
+def test_reproduce_tells_each_dataset_and_its_bytes(mirrored: Dandiset, tmp_path: Path) -> None:
+    lock = tmp_path / "data.lock"
+    mirrored.run.ok("lock", mirrored.spec, "-o", str(lock))
+    calls = Calls()
+    with api.open(mirrored.run.root) as m:
+        done = m.reproduce(lock, [f"dandi/{mirrored.id}/sub-01"], to=tmp_path / "work", allow_ip="all", progress=calls)
+    assert done.ok, done.lines()
+    assert calls.calls[0][1:] == ("reproduce", 0, 1) and calls.calls[-1][1:] == ("reproduce", 1, 1)
+    calls.check_bytes(mirrored.spec, SIZES["sub-01/a.nwb"], 1)
+    assert set(calls.stages()) == {"reproduce", f"get {mirrored.spec}", f"files {mirrored.spec}"}
+
+
+def neuromirror(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line in a process of its own, stderr not a terminal; its progress printed at every refresh
+    (off a terminal a line comes every few seconds at most, and a get this short would print none)."""
+    code = (
+        "import sys; from neuromirror.util import progress; progress.LOG_EVERY = 0.0; "
+        "from neuromirror.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_the_commands_bars_are_such_a_callback(mirrored: Dandiset, tmp_path: Path) -> None:
+    root = ["--root", str(mirrored.run.root)]
+    shown = neuromirror(
+        *root, "get", mirrored.spec, "sub-01", "sub-02", "--to", str(tmp_path / "a"), "--allow-ip", "all"
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = [ln for ln in shown.stderr.splitlines() if ln.startswith(f"{mirrored.spec}: ")]
+    assert len(lines) >= 2 and "\r" not in shown.stderr, shown.stderr
+    assert "100%" in lines[-1] and "2/2 files" in lines[-1] and "4.29M/4.29M" in lines[-1], lines
+    assert sum("2/2 files" in ln for ln in lines) == 1, lines  # the final state, once
+    quiet = neuromirror(*root, "get", mirrored.spec, "--to", str(tmp_path / "b"), "--allow-ip", "all", "--json")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert json.loads(quiet.stdout)["fetched_bytes"] > sum(SIZES.values())
