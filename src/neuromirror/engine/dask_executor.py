@@ -269,4 +269,6 @@ def runner_for(dask_address: Optional[str]) -> Optional[Runner]:
     try:
         return DaskRunner(dask_address)
     except SchedulerUnreachable as exc:
-        raise UserError(str(exc)) from None
+        mistake = UserError(str(exc))  # a mistake to mend, about the argument the error names (``dask``)
+        mistake.argument, mistake.option = exc.argument, exc.option
+        raise mistake from None
