@@ -121,6 +121,30 @@ def test_the_records_read_as_before_and_say_what_they_are(dandi_archive, tmp_pat
     assert repr(backed).startswith("<Backup 1 source(s)")
 
 
+def test_the_index_returns_the_one_version_record_the_api_returns(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """One record of a version: the index's rows are the API's ``Version`` (source, dataset, kind an enum),
+    not a row type to convert, and a keep, a verify and a drill take what the index gave."""
+    import neuromirror.index.rows
+    from neuromirror import api
+    from neuromirror.dataset.mirror import Datasets
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    rows = Datasets(d.run.root).index.versions(d.source)  # the index, read as the layers below the API read it
+    with api.open(d.run.root) as m:
+        v = m.version(d.spec)
+        listed = m.versions(d.source)
+        report = m.verify(rows[0].under(d.run.root))  # the index's record is what the API's verbs take
+    assert api.Version is neuromirror.index.rows.Version and not hasattr(neuromirror.index.rows, "VersionRow")
+    assert [type(r) for r in rows] == [api.Version, api.Version] and rows == list(listed) and rows[0] == v
+    assert rows[0].source == d.source and rows[0].relpath == f"dandi/{d.source.split(':')[1]}"
+    assert rows[0].kind is api.VersionKind.PUBLISHED and rows[-1].kind is api.VersionKind.DRAFT
+    assert rows[0].under(d.run.root).dataset == v.dataset == d.run.root / rows[0].relpath
+    assert rows[0].file_count == v.to_json()["files"] and v.to_json()["files"] >= 1
+    with pytest.raises(ValueError, match="without its mirror's root"):  # the index knows no root: said, not guessed
+        print(rows[0].dataset)
+    assert report.ok, report.lines()
+
+
 def test_keep_raises_when_it_cannot_start_and_fails_by_its_result(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
     from neuromirror import api
     from neuromirror.results import Failed

@@ -1,7 +1,7 @@
 """The house's rules that a reader of the code relies on (issue 51), checked on the tree as it is.
 
 * The index's rows are records: no ``row["column"]`` lookup outside ``index/`` (where the SQL is); a
-  reader elsewhere reads ``VersionRow``/``SourceRow`` attributes, which mypy checks.
+  reader elsewhere reads ``Version``/``SourceRow`` attributes, which mypy checks.
 * The commands are thin: each command's ``run()`` is under 40 lines, the work being in the API and the
   packages below it.
 

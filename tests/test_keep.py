@@ -223,8 +223,8 @@ def test_store_names_and_unsupported_kinds(tmp_path: Path, monkeypatch) -> None:
 
 def test_what_keep_cannot_verify_or_fetch_is_skipped_with_why() -> None:
     from neuromirror.annex.keys import key_checksum
+    from neuromirror.annex.tree import annexed_file
     from neuromirror.dataset.files import skip_reason
-    from neuromirror.dataset.version import annexed_file
     from neuromirror.store.annexlog import escape_value, remote_log_with
 
     sha = "a" * 64

@@ -84,7 +84,7 @@ def test_every_example_of_the_python_api_doc_runs(
     assert f"@misc{{dandi_{source.split(':')[1]}_" in printed  # the citation example's BibTeX
     assert namespace["d"].to_json()["from"]["version"] == version  # the diff example's record
     assert namespace["drill"].result == "ok" and namespace["browsed"].url.startswith("http://127.0.0.1:")
-    assert namespace["weekly"] is None and namespace["due"]["result"] == "ok"  # drill_when_due: not due, then due
+    assert namespace["weekly"] is None and namespace["due"].result == "ok"  # drill_when_due: not due, then due
     assert "200 OK" in printed and source in namespace["m"].sources()  # forgotten, then read back by reindex
 
 

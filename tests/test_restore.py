@@ -218,7 +218,7 @@ def test_restore_without_target_or_spec_is_a_one_line_error(cli, s3_env, tmp_pat
 
 def test_each_archive_keys_its_objects_from_what_the_mirror_recorded(monkeypatch) -> None:  # noqa: ANN001
     """DANDI blobs and Zarr objects and AIND assets by their recorded S3 URLs; BOSS chunks by their path."""
-    from neuromirror.dataset.version import annexed_file
+    from neuromirror.annex.tree import annexed_file
     from neuromirror.restore.objects import ArchiveObject, Unplaced, dedupe, place
 
     monkeypatch.delenv("NEUROMIRROR_S3_ENDPOINT", raising=False)

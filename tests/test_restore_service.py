@@ -104,4 +104,4 @@ def test_service_drills_after_a_sync_and_shows_the_last_drill(dandi_archive, tmp
     with api.open(root) as m:
         assert m.drill_when_due(sid, to=str(scratch), every=7 * 86400, sample=10) is None
         again = m.drill_when_due(sid, to=str(scratch), every=0, sample=10)
-    assert again is not None and again["result"] == "ok" and again["written"] == drill["written"], again
+    assert again is not None and again.result == "ok" and again.summary()["written"] == drill["written"], again

@@ -24,9 +24,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Iterator, Optional
 
-from neuromirror.dataset.versions import Version
-from neuromirror.index.rows import VersionRow
-from neuromirror.records import VersionFile
+from neuromirror.index.rows import Version
+from neuromirror.records import VersionFile, VersionKind
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.restore.report import RestoreReport, StreamedJson
 from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
@@ -111,7 +110,7 @@ class _Sink(io.TextIOBase):
 
 def _dry_run(rows: int, tmp_path: Path) -> tuple[RestoreReport, _Sink]:
     mirror = _Mirror(rows, tmp_path / "mirror")
-    version = Version("dandi:000001", "dandi/000001", VersionRow(id=1, label="draft", kind="draft", commit="0" * 40))
+    version = Version(1, "draft", VersionKind.DRAFT, "0" * 40, source="dandi:000001", relpath="dandi/000001")
     target = _EmptyBucket("restored")
     report = RestoreReport(target.url, dry_run=True)
     sink = _Sink()
@@ -127,7 +126,7 @@ def test_dry_run_json_names_each_key_in_one_document(tmp_path: Path) -> None:
     """A few rows: the whole document parses, each entry names its key, file, size and store."""
     mirror_out = io.StringIO()
     mirror = _Mirror(3, tmp_path / "mirror")
-    version = Version("dandi:000001", "dandi/000001", VersionRow(id=1, label="draft", kind="draft", commit="0" * 40))
+    version = Version(1, "draft", VersionKind.DRAFT, "0" * 40, source="dandi:000001", relpath="dandi/000001")
     report = RestoreReport(str(tmp_path / "out"), dry_run=True)
     streamed = StreamedJson(mirror_out)
     objs = plan_iter(mirror, [version], report)  # type: ignore[arg-type]

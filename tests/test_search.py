@@ -313,7 +313,7 @@ def test_staged_version_rows_stay_invisible_until_linked(
     )
     assert 20 in wrote_between
     [v] = idx.versions(f"aind:{RAW}")
-    assert (v.id, v.files, v.bytes, v.commit) == (vid, 40, sum(range(40)), "c" * 40)
+    assert (v.id, v.file_count, v.bytes, v.commit) == (vid, 40, sum(range(40)), "c" * 40)
     assert [f.path for f in idx.version_files(vid)] == sorted(f"f{i}.bin" for i in range(40))
     # rows the aborted attempt wrote are the same file states: reused, not doubled
     assert idx.db.conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 40

@@ -340,7 +340,8 @@ def test_browse_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
     """Hostile text in every field that comes from the index or an archive stays text; ids stay links."""
-    from neuromirror.index.rows import VersionRow
+    from neuromirror.index.rows import Version
+    from neuromirror.records import VersionKind
     from neuromirror.service import render_html, render_source_page
     from neuromirror.service.history import Run
 
@@ -383,15 +384,15 @@ def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
         )
     ]
     versions = [
-        VersionRow(
+        Version(
             id=1,
             label="<i>v1</i>",
-            kind="published",
+            kind=VersionKind.PUBLISHED,
             date="2026-01-01T00:00:00Z",
             doi='10.1/x"><script>alert(1)</script>',
             commit="<c>" * 5,
             tag="<t>",
-            files=1,
+            file_count=1,
             bytes=2,
             synced_at="2026-01-01T00:00:03Z",
         )

@@ -1,4 +1,4 @@
-"""The one walker over a version's files (dataset/version.py), on real git repositories made here.
+"""The one walker over a version's files (annex/tree.py), on real git repositories made here.
 
 A dataset with a file in git, an annexed file (a symlink to its key) whose URL its git-annex branch
 registers, an installed subdataset and one that is not here: what each reader of a version sees."""
@@ -70,7 +70,7 @@ def dataset(tmp_path: Path) -> tuple[Path, str, str]:
 
 
 def test_a_versions_files_subdatasets_and_urls(dataset: tuple[Path, str, str]) -> None:
-    from neuromirror.dataset.version import iter_version
+    from neuromirror.annex.tree import iter_version
 
     ds, commit, sub_commit = dataset
     top = {f.path: f for f in iter_version(ds, commit)}

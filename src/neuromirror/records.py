@@ -18,6 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, Union
 
+from neuromirror.results import Item, Result, Status
+
 #: checksum kinds recorded per file in the index
 SHA256 = "sha256"  # SHA256E key: git-annex verifies every byte
 MD5 = "md5"  # MD5E key (S3 single-part ETag): verified on get
@@ -46,7 +48,7 @@ class AnnexEntry:
         """What must differ for the file to count as changed."""
         return self.key + "\n" + "\n".join(self.urls)
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # change sets of 10^5 entries are pickled to spools: the dataclass default asks fields() twice per record
         return (
             AnnexEntry,
@@ -77,7 +79,7 @@ class GitEntry:
     #: bytes' ``SHA256-s<size>--<sha256>`` key on the git-annex branch, so ``urls`` names one for a file in git
     urls: tuple[str, ...] = ()
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         return (GitEntry, (self.path, self.content, self.remote_id, self.sha256, self.length, self.loader, self.urls))
 
     def read(self) -> bytes:
@@ -221,7 +223,7 @@ class Snapshot:
     remote_modified: Optional[str] = None
     doi: Optional[str] = None
     citation: Optional[str] = None
-    meta: dict = field(default_factory=dict)  # extra JSON for the index (AIND fields...)
+    meta: dict[str, Any] = field(default_factory=dict)  # extra JSON for the index (AIND fields...)
     refused: list[Refusal] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # told to the user in the sync report
@@ -233,7 +235,7 @@ class Snapshot:
 @dataclass(frozen=True, slots=True)
 class VersionFile:
     """A file of a version: what the index records of it (a version's file rows, the last synced state
-    a source reuses) and what the dataset's tree says of it (:func:`neuromirror.dataset.version.iter_version`).
+    a source reuses) and what the dataset's tree says of it (:func:`neuromirror.annex.tree.iter_version`).
 
     ``checksum`` is the key's checksum for an annexed file, the sha256 of the bytes for a file in
     git (``checksum_kind`` ``git``, ``key`` None), the pinned commit for a subdataset (``subdataset``).
@@ -323,14 +325,33 @@ class ContentSink(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
 
 
+def sync_item(source: str, outcome: str, error: Optional[str], refused: Sequence[Refusal], summary: str) -> Item:
+    """A source synced as one result item: ok: new versions; notneeded: nothing new; impossible: synced, but
+    items refused; error: failed (``Mirror.sync``'s items and ``Mirror.sync_source``'s are the same)."""
+    if outcome == "failed":
+        return Item(Status.ERROR, source, error or "failed")
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        return Item(Status.IMPOSSIBLE, source, f"refused {refused[0].path!r}: {refused[0].reason}{more}")
+    return Item(Status.NOTNEEDED if outcome == "unchanged" else Status.OK, source, summary)
+
+
+def sync_summary(outcome: str, labels: Sequence[str], added: int, removed: int, changed: int) -> str:
+    """``2 new version(s) (0.230629.1955, draft): 3 added, 0 removed, 1 changed``, or ``unchanged``."""
+    if outcome == "unchanged":
+        return "unchanged"
+    return f"{len(labels)} new version(s) ({', '.join(labels)}): {added} added, {removed} removed, {changed} changed"
+
+
 @dataclass
-class SyncReport:
-    """What one sync of one source did; printed and recorded as the run."""
+class SyncReport(Result):
+    """What one sync of one source did; printed and recorded as the run.  A result of one item
+    (:func:`sync_item`), as ``Mirror.sync_source`` returns it."""
 
     source: str
     dataset: str
     outcome: str = "ok"  # ok | unchanged | failed
-    versions: list[dict] = field(default_factory=list)  # {label, commit, tag, added, removed, changed}
+    versions: list[dict[str, Any]] = field(default_factory=list)  # {label, commit, tag, added, removed, changed}
     added: int = 0
     removed: int = 0
     changed: int = 0
@@ -339,16 +360,21 @@ class SyncReport:
     warnings: list[str] = field(default_factory=list)
     error: Optional[str] = None
     #: seconds per phase (listing+diff, pinning, registration+commit, index, total)
-    timings: dict = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
     #: on a Dask cluster: each task run for this source {task, worker, seconds, outcome}
-    tasks: list[dict] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
     #: items held at their last state: the archive never answered for them (see :class:`Snapshot`)
     unreachable: list[Refusal] = field(default_factory=list)
     #: per archive endpoint: requests, throttled answers, retries, the in-flight limit reached
     #: (:func:`neuromirror.network.report.since`)
-    network: list[dict] = field(default_factory=list)
+    network: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def items(self) -> list[Item]:
+        labels = [str(v.get("label")) for v in self.versions]
+        summary = sync_summary(self.outcome, labels, self.added, self.removed, self.changed)
+        return [sync_item(self.source, self.outcome, self.error, self.refused, summary)]
+
+    def to_json(self) -> dict[str, Any]:
         extra = {"tasks": self.tasks} if self.tasks else {}
         return {
             "source": self.source,
@@ -392,6 +418,6 @@ class FileNote:
     #: restore: the object's key in the archive's layout ("" when it has none); None: not a restore's note
     archive_key: Optional[str] = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         where = {} if self.archive_key is None else {"archive_key": self.archive_key}
         return {"path": self.path, **where, "key": self.key, "size": self.size, "why": self.why}

@@ -38,7 +38,7 @@ from neuromirror.account.backup_model import (
     Verification,
 )
 from neuromirror.index import filesets, store_checks
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.util.dates import iso_seconds, iso_z
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class _Versions(dict):
         super().__init__()
         self.index = index
 
-    def __missing__(self, sid: str) -> list[VersionRow]:
+    def __missing__(self, sid: str) -> list[Version]:
         self[sid] = rows = self.index.versions(sid)
         return rows
 
@@ -158,7 +158,7 @@ def _store(
     return s
 
 
-def _state_at(rows: list[VersionRow], fileset: Optional[int]) -> Optional[State]:
+def _state_at(rows: list[Version], fileset: Optional[int]) -> Optional[State]:
     """The oldest recorded state holding file list ``fileset`` (or, that one gone, the first after it)."""
     if fileset is None:
         return None
@@ -259,7 +259,7 @@ def _overwritten(
                 yield sid, x
 
 
-def _gone_since(rows: list[VersionRow], path: str, key: str, size: int, until: int, after: float) -> Optional[Expiring]:
+def _gone_since(rows: list[Version], path: str, key: str, size: int, until: int, after: float) -> Optional[Expiring]:
     """The file as expiring: noncurrent since the first state of ``rows`` past its last (fileset ``until``),
     ``after`` seconds then; None when no later state dates it."""
     from neuromirror.verify.noncurrent import state_time

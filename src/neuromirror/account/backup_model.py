@@ -11,7 +11,7 @@ lines, JSON and HTML from these records, so that the three never disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from neuromirror.results import Item, Result, Status
 
@@ -33,7 +33,7 @@ class Count:
         self.objects += objects
         self.bytes += size or 0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"objects": self.objects, "bytes": self.bytes}
 
 
@@ -61,7 +61,7 @@ class Split:
             Count(self.noncurrent.objects - other.noncurrent.objects, self.noncurrent.bytes - other.noncurrent.bytes),
         )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "objects": self.objects,
             "bytes": self.bytes,
@@ -79,7 +79,7 @@ class State:
     commit: str
     synced_at: Optional[str]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "kind": self.kind, "commit": self.commit, "synced_at": self.synced_at}
 
 
@@ -105,7 +105,7 @@ class Verification:
         """Copies found wrong, gone or unreadable that were not re-kept: still at risk."""
         return max(0, self.bad + self.missing - self.repaired) + self.unreadable
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "at": self.at,
             "checked": self.checked,
@@ -133,7 +133,7 @@ class StoreBackup:
     verification: Optional[Verification] = None
     newest_check: Optional[str] = None  # the store's newest good check of any copy (keep's or verify's)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "uuid": self.uuid,
             "url": self.url,
@@ -159,7 +159,7 @@ class Expiring:
     expires_is: str  # "exact" (asked the archive), "at the latest" (a bound from the records)
     why: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "path": self.path,
             "version": self.version,
@@ -179,7 +179,7 @@ class Unkept:
     key: str
     size: Optional[int]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "key": self.key, "size": self.size}
 
 
@@ -213,7 +213,7 @@ class SourceBackup:
             return "partly kept"
         return "kept" if self.archive.objects else "nothing to keep"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "verdict": self.verdict,
@@ -242,7 +242,7 @@ class Backup(Result):
     def __repr__(self) -> str:
         return f"<Backup {len(self.sources)} source(s) at {self.generated}>"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
             "generated": self.generated,

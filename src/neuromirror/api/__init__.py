@@ -50,8 +50,9 @@ if TYPE_CHECKING:
     from neuromirror.api.mirror import Mirror, open
     from neuromirror.api.status import BackupReport, CopiesReport, StatusReport
     from neuromirror.api.upkeep_results import Pruned, Published, Reindexed
-    from neuromirror.dataset.versions import Version, Versions
+    from neuromirror.dataset.versions import Versions
     from neuromirror.engine.synced import SyncResult
+    from neuromirror.index.rows import Version
     from neuromirror.keep.prune import PruneRun
     from neuromirror.keep.stores import StoresRun
     from neuromirror.maintain.run import MaintainReport
@@ -75,7 +76,7 @@ _LAZY = {
     "specs_of": "neuromirror.api.inputs",
     "Mirror": "neuromirror.api.mirror",
     "open": "neuromirror.api.mirror",
-    "Version": "neuromirror.dataset.versions",
+    "Version": "neuromirror.index.rows",
     "VersionFile": "neuromirror.records",
     "VersionKind": "neuromirror.records",
     "Spec": "neuromirror.spec",

@@ -233,7 +233,7 @@ class Found(Printed):
 
     @classmethod
     def of(cls, index: Index, root: Path, wanted: SearchFilters) -> Found:
-        from neuromirror.dataset.version import iter_version
+        from neuromirror.annex.tree import iter_version
         from neuromirror.index.catalog import search
         from neuromirror.index.zarr_catalog import catalog_zarrs, ensure_schema
 

@@ -11,8 +11,8 @@ import os
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Iterator, Sequence, Union
 
-from neuromirror.dataset.versions import Version
 from neuromirror.errors import BadInput, NoSuchPath
+from neuromirror.index.rows import Version
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, SpecError, parse_spec
 

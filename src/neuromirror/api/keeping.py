@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, T
 from neuromirror.api.inputs import PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
 from neuromirror.dataset.mirror import Forgotten
-from neuromirror.dataset.versions import Version, select_versions
+from neuromirror.dataset.versions import select_versions
 from neuromirror.errors import BadInput, UserError
+from neuromirror.index.rows import Version
 from neuromirror.results import Item, Result
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
@@ -161,7 +162,7 @@ class Keeping(Reading):
         return verify_version(
             self.datasets,
             v.source,
-            v.row,
+            v,
             content=content,
             sample=sample,
             seed=seed,
@@ -256,12 +257,12 @@ class Keeping(Reading):
 
     def drill_when_due(
         self, source: Union[str, Spec], *, to: str, every: float, sample: Optional[int] = None
-    ) -> Optional[dict[str, Any]]:
+    ) -> Optional[DrillRun]:
         """The service's drill (``drill:`` in a mirror definition): ``source``'s restore drill when its last one
         ended ``every`` seconds ago or more (or never ran), recorded under the source's name so that the next
-        call finds it; its summary as a run's report holds it (``result``, ``reason``, ``objects``, ``target``),
-        None when none was due.  A drill that could not run is a summary whose ``result`` says so, not an error:
-        a failed drill is news about the stores, not a failed call."""
+        call finds it: a :class:`DrillRun` as ``drill`` returns (``.result``, ``.reason``, ``.report``; ``.summary()``
+        is what a run's report holds), None when none was due.  A drill that could not run is a run whose
+        ``result`` says so (``failed``), not a raise: a failed drill is news about the stores, not a failed call."""
         from neuromirror.restore.drills import DEFAULT_SAMPLE, drill_if_due
 
         if sample is not None and sample < 1:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
 
 from neuromirror.api.base import MirrorBase
 from neuromirror.api.inputs import PathLike, each_then_check, moment, spec_of, specs_of
-from neuromirror.dataset.versions import Version, Versions, select_versions
+from neuromirror.dataset.versions import Versions, select_versions
 from neuromirror.errors import BadInput, NoSuchPath, UserError
+from neuromirror.index.rows import Version
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
@@ -64,8 +65,7 @@ class Reading(MirrorBase):
             raise UserError(f"{s}: a version needs a named source, not a pattern")
         from neuromirror.pin.record import state_row
 
-        row = state_row(self.datasets, s)
-        return Version(s.source, self.index.source(s.source).dataset, row, self.root)
+        return state_row(self.datasets, s).under(self.root)
 
     def pin(self, spec: Union[str, Spec]) -> Pin:
         """What pins a version: source, version, dataset, commit, tag, DOI (a :class:`~neuromirror.pin.record.Pin`,
@@ -87,7 +87,7 @@ class Reading(MirrorBase):
         if isinstance(new, str) and ":" not in new:
             new = f"{a.source}@{new.lstrip('@')}"
         b = self.version(new)
-        return VersionDiff(a.source, a.row, b.source, b.row, diff_versions(self.index, a.row, b.row))
+        return VersionDiff(a.source, a, b.source, b, diff_versions(self.index, a, b))
 
     def cite(self, spec: Union[str, Spec]) -> CitationInfo:
         """How to cite the version ``spec`` names (``neuromirror cite``): the archive's citation and DOI where it has

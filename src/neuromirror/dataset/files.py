@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from neuromirror.annex.keys import key_checksum
-from neuromirror.dataset.version import UrlLogs, has_commit, iter_version
+from neuromirror.annex.tree import UrlLogs, has_commit, iter_version
 from neuromirror.records import GIT, SUBDATASET, VersionFile, http_urls
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from neuromirror.dataset.version import UrlLogs, iter_version
+from neuromirror.annex.tree import UrlLogs, iter_version
 from neuromirror.index import store_checks
 from neuromirror.index.db import Index
 from neuromirror.index.trailers import parse_trailers

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Optional
 
 from neuromirror.errors import NoSuchVersion, UserError
 from neuromirror.index.lookup import find_version, not_mirrored
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.records import VersionKind
 from neuromirror.spec import Spec
 from neuromirror.util import gitutil
@@ -54,12 +54,7 @@ def full_commit(ds: Path, given: str) -> Optional[str]:
     return None
 
 
-def is_commit_state(row: VersionRow) -> bool:
-    """True for a row :func:`find_state` made for a state named by its commit (not by a label)."""
-    return row.named_by == "commit"
-
-
-def find_state(index: Index, spec: Spec, ds: Optional[Path] = None) -> VersionRow:
+def find_state(index: Index, spec: Spec, ds: Optional[Path] = None) -> Version:
     """The index row of the state ``spec`` names: ``SPEC``, ``SPEC@LABEL``, or ``SPEC@COMMIT``.
 
     ``ds`` (the source's dataset), when given, tells a commit no sync recorded from one that is not

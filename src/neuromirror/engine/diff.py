@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
+from neuromirror.annex.tree import iter_version
 from neuromirror.annex.writer import Delete, Put
-from neuromirror.dataset.version import iter_version
 from neuromirror.engine.state import IndexState
 from neuromirror.index.trailers import format_trailers
 from neuromirror.records import (

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.index.db import Index
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.records import (
     ContentSink,
     Snapshot,
@@ -44,7 +44,7 @@ class Head:
     journal: Optional[int] = None
 
     @classmethod
-    def of(cls, row: VersionRow) -> Head:
+    def of(cls, row: Version) -> Head:
         return cls(row.id, row.commit, row.meta)
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Iterable, Optional
 
-from neuromirror.records import Pending, Refusal
-from neuromirror.results import Item, Result, Status
+from neuromirror.records import Pending, Refusal, sync_item, sync_summary
+from neuromirror.results import Item, Result
 
 #: ``sync``'s exit when every source synced but some refused items (a Zarr whose checksum disagrees, a hostile
 #: path): the rest is mirrored, and cron still sees that something upstream needs a look (``neuromirror audit``)
@@ -72,7 +72,7 @@ _OPTIONAL = ("tasks", "references")
 _BRIEF = ("source", "dataset", "outcome", "error")
 
 
-def _notes(rows: Iterable[dict], kind: Callable[[str, str], Any]) -> tuple:
+def _notes(rows: Iterable[dict[str, Any]], kind: Callable[[str, str], Any]) -> tuple[Any, ...]:
     return tuple(kind(r["path"], r["reason"]) for r in rows)
 
 
@@ -97,17 +97,17 @@ class SourceSync:
     #: items held at their last state: the archive never answered for them
     unreachable: tuple[Refusal, ...] = ()
     #: per archive endpoint: requests, throttled answers, retries, in-flight limits (network.report.since)
-    network: tuple[dict, ...] = ()
+    network: tuple[dict[str, Any], ...] = ()
     #: seconds per phase of the sync (listing+diff, pinning, registration+commit, index, total...)
-    timings: dict = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
     #: on a Dask cluster: each task run for this source {task, worker, seconds, outcome}
-    tasks: tuple[dict, ...] = ()
+    tasks: tuple[dict[str, Any], ...] = ()
     #: LINDI references made of the new versions' HDF5 keys (``references: nwb``): made, existing, not_hdf5, failed
-    references: Optional[dict] = None
+    references: Optional[dict[str, Any]] = None
     reported: bool = True
 
     @classmethod
-    def from_report(cls, r: dict) -> SourceSync:
+    def from_report(cls, r: dict[str, Any]) -> SourceSync:
         """The record of one report of :func:`~neuromirror.engine.executor.sync_batch`."""
         unknown = set(r) - set(_FIELDS) - set(_OPTIONAL)
         if unknown:
@@ -165,25 +165,12 @@ class SourceSync:
 
     def item(self) -> Item:
         """ok: new versions; notneeded: nothing new; impossible: synced, but items refused; error: failed."""
-        if self.failed:
-            return Item(Status.ERROR, self.source, self.error or "failed")
-        if self.refused:
-            first = self.refused[0]
-            more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
-            return Item(Status.IMPOSSIBLE, self.source, f"refused {first.path!r}: {first.reason}{more}")
-        if self.outcome is Outcome.UNCHANGED:
-            return Item(Status.NOTNEEDED, self.source, "unchanged")
-        return Item(Status.OK, self.source, self.summary())
+        return sync_item(self.source, self.outcome.value, self.error, self.refused, self.summary())
 
     def summary(self) -> str:
         """``2 new version(s) (0.230629.1955, draft): 3 added, 0 removed, 1 changed``, or ``unchanged``."""
-        if self.outcome is Outcome.UNCHANGED:
-            return "unchanged"
-        labels = ", ".join(v.label for v in self.versions)
-        return (
-            f"{len(self.versions)} new version(s) ({labels}): "
-            f"{self.added} added, {self.removed} removed, {self.changed} changed"
-        )
+        labels = [v.label for v in self.versions]
+        return sync_summary(self.outcome.value, labels, self.added, self.removed, self.changed)
 
     def lines(self) -> list[str]:
         """What the command prints of a source synced (a failure is said on stderr only)."""
@@ -210,7 +197,7 @@ class SyncResult(Result):
     notes: tuple[str, ...] = ()
 
     @classmethod
-    def from_reports(cls, reports: Iterable[dict], notes: Iterable[str] = ()) -> SyncResult:
+    def from_reports(cls, reports: Iterable[dict[str, Any]], notes: Iterable[str] = ()) -> SyncResult:
         return cls(tuple(SourceSync.from_report(r) for r in reports), tuple(notes))
 
     def items(self) -> list[Item]:
@@ -251,7 +238,7 @@ class SyncResult(Result):
             return 1
         return EXIT_REFUSED if self.refused else 0
 
-    def with_references(self, made: dict[str, tuple[Optional[dict], list[str]]]) -> SyncResult:
+    def with_references(self, made: dict[str, tuple[Optional[dict[str, Any]], list[str]]]) -> SyncResult:
         """This result with each source in ``made`` given its references' JSON (None: none made) and warnings."""
 
         def given(s: SourceSync) -> SourceSync:

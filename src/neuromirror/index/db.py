@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
 from neuromirror.index.connection import connect, transaction, utcnow  # noqa: F401  (Index's callers use them)
-from neuromirror.index.rows import SourceRow, VersionRow
+from neuromirror.index.rows import SourceRow, Version
 from neuromirror.records import FileRow, VersionFile
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ from neuromirror.index.schema import SCHEMA_VERSION  # noqa: F401  (its readers 
 #: paths per query of version_files_at (SQLite's oldest limit is 999 parameters)
 MANY_PATHS = 500
 
+#: a version's row with its source's dataset (a record's ``relpath``); a query adds its WHERE
+_VERSIONS = "SELECT v.*, s.dataset AS relpath FROM versions v LEFT JOIN sources s ON s.id = v.source"
 
 #: a fileset's files (parameters: fileset id twice, source), in the column order of _previous_files
 _VERSION_FILES = (
@@ -213,54 +215,39 @@ class Index:
             " ON v.id = m.id"
         ).fetchall()
 
-    def versions(self, source: str) -> list[VersionRow]:
-        return [
-            VersionRow.from_sql(r)
-            for r in self.db.query(
-                'SELECT id, label, kind, "commit", tag, synced_at, remote_modified, date, files, bytes, doi, citation, meta,'
-                " fileset FROM versions WHERE source = ? ORDER BY id",
-                [source],
-            )
-        ]
+    def versions(self, source: str) -> list[Version]:
+        """Every recorded state of ``source``, oldest first."""
+        return [Version.from_sql(r) for r in self.db.query(f"{_VERSIONS} WHERE v.source = ? ORDER BY v.id", [source])]
 
-    def latest_version(self, source: str, label: Optional[str] = None) -> Optional[VersionRow]:
+    def latest_version(self, source: str, label: Optional[str] = None) -> Optional[Version]:
         if label is None:
-            sql, args = "SELECT * FROM versions WHERE source = ? ORDER BY id DESC LIMIT 1", [source]
+            sql, args = f"{_VERSIONS} WHERE v.source = ? ORDER BY v.id DESC LIMIT 1", [source]
         else:
-            sql, args = (
-                "SELECT * FROM versions WHERE source = ? AND label = ? ORDER BY id DESC LIMIT 1",
-                [source, label],
-            )
+            sql, args = f"{_VERSIONS} WHERE v.source = ? AND v.label = ? ORDER BY v.id DESC LIMIT 1", [source, label]
         rows = list(self.db.query(sql, args))
-        return VersionRow.from_sql(rows[0]) if rows else None
+        return Version.from_sql(rows[0]) if rows else None
 
-    def head_version(self, source: str) -> Optional[VersionRow]:
+    def head_version(self, source: str) -> Optional[Version]:
         """The version recorded for the dataset's HEAD: the last draft/snapshot row."""
-        rows = list(
-            self.db.query(
-                "SELECT * FROM versions WHERE source = ? AND kind != 'published' ORDER BY id DESC LIMIT 1", [source]
-            )
-        )
+        sql = f"{_VERSIONS} WHERE v.source = ? AND v.kind != 'published' ORDER BY v.id DESC LIMIT 1"
+        rows = list(self.db.query(sql, [source]))
         if rows:
-            return VersionRow.from_sql(rows[0])
+            return Version.from_sql(rows[0])
         return self.latest_version(source)
 
     def set_remote_modified(self, version_id: int, stamp: Optional[str]) -> None:
         """The draft unchanged but touched upstream: its new stamp on the recorded version."""
         self.db.conn.execute("UPDATE versions SET remote_modified=? WHERE id=?", [stamp, version_id])
 
-    def states_by_short_commit(self, source: str, given: str) -> list[VersionRow]:
+    def states_by_short_commit(self, source: str, given: str) -> list[Version]:
         """The rows whose commit starts with ``given`` (a short commit a user typed), oldest first."""
-        sql = 'SELECT * FROM versions WHERE source = ? AND substr("commit", 1, ?) = ? ORDER BY id'
-        return [VersionRow.from_sql(r) for r in self.db.query(sql, [source, len(given), given])]
+        sql = f'{_VERSIONS} WHERE v.source = ? AND substr(v."commit", 1, ?) = ? ORDER BY v.id'
+        return [Version.from_sql(r) for r in self.db.query(sql, [source, len(given), given])]
 
-    def version_by_commit(self, source: str, commit: str) -> Optional[VersionRow]:
-        rows = list(
-            self.db.query(
-                'SELECT * FROM versions WHERE source = ? AND "commit" = ? ORDER BY id DESC LIMIT 1', [source, commit]
-            )
-        )
-        return VersionRow.from_sql(rows[0]) if rows else None
+    def version_by_commit(self, source: str, commit: str) -> Optional[Version]:
+        sql = f'{_VERSIONS} WHERE v.source = ? AND v."commit" = ? ORDER BY v.id DESC LIMIT 1'
+        rows = list(self.db.query(sql, [source, commit]))
+        return Version.from_sql(rows[0]) if rows else None
 
     def record_version(
         self,

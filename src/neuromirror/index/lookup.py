@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from neuromirror.errors import NoSuchVersion, NotMirrored, UserError
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def not_mirrored(index: Index, source: str) -> UserError:
     return NotMirrored(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
 
 
-def find_version(index: Index, spec: Spec) -> VersionRow:
+def find_version(index: Index, spec: Spec) -> Version:
     """The index row a SPEC[@VERSION] names; without a version, the latest recorded."""
     if index.source(spec.source) is None:
         raise not_mirrored(index, spec.source)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
-from neuromirror.index.rows import DrillRow, VersionRow
+from neuromirror.index.rows import DrillRow, Version
 from neuromirror.index.schema import STORE_CHECKS as SCHEMA  # noqa: F401  (bench/scenarios/restore.py)
 from neuromirror.index.schema import ensure_named
 
@@ -367,15 +367,14 @@ def note_kept(index: Index, store: str, versions: Iterable[tuple[int, str]]) -> 
         )
 
 
-def kept_in(index: Index, store: str) -> list[tuple[str, VersionRow]]:
-    """(source, version row) of every version ``store`` was given, oldest first."""
+def kept_in(index: Index, store: str) -> list[Version]:
+    """Every version ``store`` was given, oldest first."""
     rows = index.db.query(
-        'SELECT k.source AS kept_source, v.id, v.label, v.kind, v."commit", v.tag, v.synced_at, v.remote_modified,'
-        " v.date, v.files, v.bytes, v.doi, v.citation, v.meta, v.fileset FROM kept_versions k"
-        " JOIN versions v ON v.id = k.version_id WHERE k.store = ? ORDER BY k.version_id",
+        "SELECT v.*, s.dataset AS relpath FROM kept_versions k JOIN versions v ON v.id = k.version_id"
+        " LEFT JOIN sources s ON s.id = v.source WHERE k.store = ? ORDER BY k.version_id",
         [store],
     )
-    return [(str(r["kept_source"]), VersionRow.from_sql(r)) for r in rows]
+    return [Version.from_sql(r) for r in rows]
 
 
 def drop_kept(index: Index, store: str, version_ids: Iterable[int]) -> None:

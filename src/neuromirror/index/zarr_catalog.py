@@ -31,7 +31,7 @@ def ensure_schema(index: Index) -> None:
     """Nothing to do: the tables are made when the index is opened (:data:`.schema.ZARR_CATALOG`)."""
 
 
-#: a version's files read from its dataset (:func:`neuromirror.dataset.version.iter_version`: this layer is below it)
+#: a version's files read from its dataset (:func:`neuromirror.annex.tree.iter_version`: this layer is below it)
 ReadVersion = Callable[[Path, str], Iterable[VersionFile]]
 
 

@@ -19,7 +19,7 @@ from neuromirror.records import VersionFile
 from neuromirror.util.dates import iso_z
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.versions import Version
+    from neuromirror.index.rows import Version
 
 
 @dataclass

@@ -27,7 +27,7 @@ from neuromirror.util.dates import iso_seconds, iso_z
 from neuromirror.util.sizes import human_bytes
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.versions import Version
+    from neuromirror.index.rows import Version
 
 #: told each file of a version and its verified copies (store uuid -> last good check)
 OnFile = Callable[["Version", VersionFile, dict[str, float]], None]
@@ -151,7 +151,7 @@ def version_copies(
     """The copies of every annexed file of ``target`` (Zarr subdatasets' files included); ``locations``:
     the location logs read for the previous version of the same dataset, reused; ``on_file``: told each
     file and its verified copies (store uuid -> last check), for counts per key (:mod:`.archive_copies`)."""
-    row = target.row
+    row = target
     out = VersionCopies(target.source, row.label, row.commit, wanted)
     out.seen = _timestamp(row.synced_at)
     listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row.id)
@@ -200,7 +200,7 @@ def mark_counts(c: VersionCopies) -> dict:
 
 def from_mark(target: Version, wanted: int, counts: dict) -> VersionCopies:
     """A version's copies from its count mark: every file with enough verified copies, as counted then."""
-    row = target.row
+    row = target
     out = VersionCopies(target.source, row.label, row.commit, wanted, from_mark=True)
     out.seen = _timestamp(row.synced_at)
     out.files = out.enough_files = int(counts["files"])

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from neuromirror.annex.tree import has_commit
 from neuromirror.dataset.states import find_state, looks_like_commit
-from neuromirror.dataset.version import has_commit
-from neuromirror.dataset.versions import Version
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import not_mirrored
+from neuromirror.index.rows import Version
 from neuromirror.pin.filelist import file_list_digest, walk_files
 from neuromirror.pin.lockfile import LockedDataset, LockError, read
 from neuromirror.spec import Spec
@@ -62,4 +62,4 @@ def _locked_version(mirror: Any, d: LockedDataset, where: str) -> Version:
             f"{where}: the file list at commit {d.commit[:12]} has digest {fl.digest[:23]}…, the lock "
             f"{d.file_list_digest[:23]}…: the lock file was edited or names another state"
         )
-    return Version(d.source, src.dataset, rows[-1])
+    return rows[-1].under(mirror.root)

@@ -116,7 +116,7 @@ class Marks:
 
     def find(self, target: Any, store: str, terms: str) -> Optional[dict]:
         """The version's mark for ``store`` if it holds (re-stamped when its branches moved harmlessly)."""
-        row = target.row
+        row = target
         mark = store_checks.marks_of(self.mirror.index, row.id).get(store)
         if mark is None or mark["terms"] != terms or mark["version_commit"] != row.commit:
             return None
@@ -155,7 +155,7 @@ class Marks:
             target.id,
             store,
             source=target.source,
-            fileset=target.row.fileset,
+            fileset=target.fileset,
             version_commit=target.commit,
             terms=terms,
             branches=json.dumps(branches, sort_keys=True),

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from neuromirror.dataset.files import annex_key, annex_repo, version_files
-from neuromirror.dataset.versions import Version
 from neuromirror.index import store_checks
-from neuromirror.index.rows import read_as
+from neuromirror.index.rows import Version, read_as
 from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Dropped, Store
 from neuromirror.store.lindi import may_have_reference, reference_name
@@ -47,7 +46,7 @@ class PruneRun(Result):
     unrecorded: int = 0  # location records removed from the datasets' git-annex branches
     gone: Dropped = field(default_factory=Dropped)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "store": self.store,
             "dropped_versions": self.dropped,
@@ -105,12 +104,8 @@ def _given(mirror: Datasets, uuid: str, targets: Sequence[Version]) -> tuple[lis
     """The versions the store was given, and those of them ``targets``' sources no longer select."""
     sources = {t.source for t in targets}
     chosen = {t.id for t in targets}
-    datasets = dict(mirror.index.source_datasets())  # a source removed since: its versions are not here
-    given = [
-        Version(src, datasets[src], row, mirror.root)
-        for src, row in store_checks.kept_in(mirror.index, uuid)
-        if src in datasets
-    ]
+    # a source removed since has no dataset: its versions are not here
+    given = [v.under(mirror.root) for v in store_checks.kept_in(mirror.index, uuid) if v.relpath]
     return given, [v for v in given if v.source in sources and v.id not in chosen]
 
 

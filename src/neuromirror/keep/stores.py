@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from neuromirror.dataset.versions import Version
 from neuromirror.errors import UserError
+from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import COUNTS, marks_of, restamp_mark, set_wanted, wanted
 from neuromirror.keep.copies import VersionCopies, from_mark, mark_counts, note_lag, version_copies
 from neuromirror.keep.marks import Marks
@@ -91,7 +91,7 @@ class StoresRun(Result):
         """Versions with files that have fewer than the wanted copies."""
         return [c for c in self.counts if not c.ok]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """``keep --json``'s report, the API's the same: one store's report as it always was (its versions and
         prune at the top) with the copies counted; several stores' as a list."""
         if len(self.runs) == 1:
@@ -213,7 +213,7 @@ def _restamp(mirror: Datasets, target: Version, runs: Sequence[KeepRun], counted
     commits just counted: those commits are theirs too (the other stores' recording moved the branches
     after each store's mark was made; without this the next run would read those changes again)."""
     marks = marks_of(mirror.index, target.id)
-    fileset = target.row.fileset
+    fileset = target.fileset
     assert counted.branches is not None
     for run in runs:
         mark = marks.get(run.uuid) if run.uuid else None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.dataset.files import annex_key, annex_repo, selected, skip_reason, version_files
-from neuromirror.dataset.versions import Version
+from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
@@ -148,7 +148,7 @@ def keep(
 
 def _from_mark(target: Version, mark: dict) -> VersionReport:
     """A version's report from its mark: every selected file already in the store, nothing recorded anew."""
-    row, counts = target.row, mark["counts"]
+    row, counts = target, mark["counts"]
     rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath, from_mark=True)
     rep.files, rep.bytes = int(counts["files"]), int(counts["bytes"])
     rep.already, rep.already_bytes = rep.files, rep.bytes
@@ -170,7 +170,7 @@ def _keep_version(
 ) -> VersionReport:
     """One version kept: its files sorted (filtered, held already, to look for), the store asked for the
     rest, the keys it lacks copied within the budget, then every key it holds recorded."""
-    row = target.row
+    row = target
     rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath)
     listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row.id)
     rep.in_git = listing.in_git

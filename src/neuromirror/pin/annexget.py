@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence, TypedDict, cast
 
-from neuromirror.dataset.version import is_plumbing
+from neuromirror.annex.tree import is_plumbing
 from neuromirror.network import identity
 from neuromirror.pin.retrieve import RetrieveError, fmt_bytes, gist
 from neuromirror.util import gitutil

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from neuromirror.errors import BadInput
-from neuromirror.index.rows import VersionRow
-from neuromirror.records import SUBDATASET, VersionKind
+from neuromirror.index.rows import Version
+from neuromirror.records import SUBDATASET, VersionFile, VersionKind
 from neuromirror.results import Item, Result, Status
 from neuromirror.util.dates import parse_iso
 from neuromirror.util.sizes import human_bytes
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def _merge(a: Iterator[Any], b: Iterator[Any]) -> Iterator[tuple[Optional[Any], Optional[Any]]]:
     """Walk two path-sorted file lists together (constant memory)."""
 
-    def k(f: Any) -> bytes:
+    def k(f: VersionFile) -> bytes:
         return f.path.encode("utf-8", "surrogateescape")
 
     x, y = next(a, None), next(b, None)
@@ -44,7 +44,7 @@ def _content_id(f: Any) -> str:
     return f.key if f.key else f"{f.checksum_kind}:{f.checksum}"
 
 
-def _changed(old: Any, new: Any) -> dict:
+def _changed(old: Any, new: Any) -> dict[str, Any]:
     """A path whose content differs: its sizes and keys, a subdataset's commits."""
     rec = {"path": new.path, "old_size": old.size, "new_size": new.size, "old_key": old.key, "new_key": new.key}
     if SUBDATASET in (old.checksum_kind, new.checksum_kind):
@@ -52,8 +52,8 @@ def _changed(old: Any, new: Any) -> dict:
     return rec
 
 
-def diff_versions(index: Index, row_a: VersionRow, row_b: VersionRow) -> dict:
-    lists: dict[str, list[dict]] = {"added": [], "removed": [], "changed": []}
+def diff_versions(index: Index, row_a: Version, row_b: Version) -> dict[str, Any]:
+    lists: dict[str, list[dict[str, Any]]] = {"added": [], "removed": [], "changed": []}
     relinked = 0
     # the index streams each list ORDER BY path (SQLite's BINARY collation: UTF-8 byte order, as _merge compares)
     for old, new in _merge(iter(index.version_files(row_a.id)), iter(index.version_files(row_b.id))):
@@ -90,10 +90,10 @@ def parse_since(text: str) -> datetime:
 
 
 #: the state before a source's first: no files, no bytes (what ``changes --since`` diffs a first state with)
-NOTHING = VersionRow(id=-1, label="", kind=VersionKind.DRAFT, commit="", bytes=0)  # the state before any: empty
+NOTHING = Version(id=-1, label="", kind=VersionKind.DRAFT, commit="", bytes=0)  # the state before any: empty
 
 
-def _states(index: Index, source: str) -> list[VersionRow]:
+def _states(index: Index, source: str) -> list[Version]:
     """The rows that are the source's successive states, oldest first: drafts/snapshots and published
     versions alike (a published version is the archive's state at its date, and on a mirror made after
     a publish the only record of what the draft held then), by the archive's date of each."""
@@ -101,13 +101,13 @@ def _states(index: Index, source: str) -> list[VersionRow]:
     return sorted(rows, key=lambda r: (r.state_time() or datetime.max.replace(tzinfo=timezone.utc), r.id))
 
 
-def _head(rows: list[VersionRow]) -> VersionRow:
+def _head(rows: list[Version]) -> Version:
     """The state recorded now: the last draft/snapshot row, else the last published one (as ``status``)."""
     drafts = [r for r in rows if r.kind != VersionKind.PUBLISHED]
     return max(drafts or rows, key=lambda r: r.id)
 
 
-def _end(row: Optional[VersionRow]) -> Optional[dict]:
+def _end(row: Optional[Version]) -> Optional[dict[str, Any]]:
     if row is None:
         return None
     when = row.state_time()
@@ -226,9 +226,9 @@ class VersionDiff(Result):
     :func:`diff_versions`' lists.  ``to_json()`` is ``diff --json``; ``lines()`` what ``diff`` prints."""
 
     old_source: str
-    old: VersionRow
+    old: Version
     new_source: str
-    new: VersionRow
+    new: Version
     changes: dict[str, Any]
 
     def items(self) -> list[Item]:
@@ -270,9 +270,9 @@ class VersionDiff(Result):
         return out
 
 
-def _diff_end(source: str, row: VersionRow) -> dict[str, Any]:
+def _diff_end(source: str, row: Version) -> dict[str, Any]:
     """One end of the diff in ``--json``: the version, its commit and its counts."""
-    return {"source": source, "version": row.label, "commit": row.commit, "files": row.files, "bytes": row.bytes}
+    return {"source": source, "version": row.label, "commit": row.commit, "files": row.file_count, "bytes": row.bytes}
 
 
 def _change(f: dict[str, Any]) -> str:

@@ -142,7 +142,7 @@ def _json(raw: bytes) -> Any:
         return None
 
 
-def _metadata(ds: Path, commit: str, path: str, parse: Callable[[bytes], Any]) -> Optional[dict]:
+def _metadata(ds: Path, commit: str, path: str, parse: Callable[[bytes], Any]) -> Optional[dict[str, Any]]:
     """The archive's metadata file committed with the version, parsed; None when absent or not a mapping (a
     citation is then made of the index's and the tag's facts alone)."""
     raw = _show(ds, commit, path)
@@ -165,7 +165,7 @@ def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
     info.date = when or info.date
 
 
-def _published(md: dict) -> Optional[str]:
+def _published(md: dict[str, Any]) -> Optional[str]:
     """The day a published version's ``datePublished`` names (YYYY-MM-DD), None when it names none."""
     when = md.get("datePublished")
     return when[:10] if isinstance(when, str) and re.match(r"^\d{4}-\d{2}-\d{2}", when) else None
@@ -187,7 +187,7 @@ _EXTRACTORS = {"dandi": _from_dandi, "aind": _from_aind}
 
 
 def citation_info(mirror: Any, spec: Any) -> CitationInfo:
-    from neuromirror.dataset.states import UNPUBLISHED, is_commit_state
+    from neuromirror.dataset.states import UNPUBLISHED
     from neuromirror.pin.published import published_url
     from neuromirror.pin.record import state_row
 
@@ -210,7 +210,7 @@ def citation_info(mirror: Any, spec: Any) -> CitationInfo:
         citation=row.citation or tagf.get("citation"),
         url=tagf.get("source"),
         publisher=PUBLISHERS.get(archive, archive),
-        state=UNPUBLISHED if is_commit_state(row) else None,
+        state=UNPUBLISHED if row.named_by_commit else None,
     )
     if row.date and re.match(r"^\d{4}-\d{2}-\d{2}", str(row.date)):
         info.date = str(row.date)[:10]
@@ -299,7 +299,7 @@ def to_bibtex(info: CitationInfo) -> str:
     return f"@misc{{{bibtex_key(info)},\n{body}\n}}\n"
 
 
-def cff_dict(info: CitationInfo) -> dict:
+def cff_dict(info: CitationInfo) -> dict[str, Any]:
     """The CITATION.cff 1.2.0 document of ``info`` (``cite -f cff``); :func:`check_cff` holds it valid."""
     out: dict[str, Any] = {
         "cff-version": "1.2.0",
@@ -349,9 +349,9 @@ def _cff_optional(info: CitationInfo) -> dict[str, Any]:
     return out
 
 
-def _cff_identifiers(info: CitationInfo) -> list[dict]:
+def _cff_identifiers(info: CitationInfo) -> list[dict[str, Any]]:
     """The archive's DOI, the mirror's source and version, and the dataset's commit."""
-    idents: list[dict] = []
+    idents: list[dict[str, Any]] = []
     if info.doi and DOI_NAME.match(info.doi):
         idents.append({"type": "doi", "value": info.doi, "description": f"The {info.publisher}'s DOI of this version"})
     idents.append(
@@ -370,7 +370,7 @@ def to_cff(info: CitationInfo) -> str:
     return "# CITATION.cff for " + info.spec + " (written by neuromirror cite)\n" + text
 
 
-def to_json(info: CitationInfo) -> dict:
+def to_json(info: CitationInfo) -> dict[str, Any]:
     d = asdict(info)
     d.update(
         {

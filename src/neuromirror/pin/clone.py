@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Optional, Sequence
 
-from neuromirror.dataset.version import gitlinks, has_commit
+from neuromirror.annex.tree import gitlinks, has_commit
 from neuromirror.pin.locations import same_url
 from neuromirror.pin.retrieve import ALLOW_IP_KEY, RetrieveError, gist
 from neuromirror.util import gitutil

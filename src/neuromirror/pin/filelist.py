@@ -1,7 +1,7 @@
 """A version's file list: what the dataset's tree holds at a commit, and the digest of it.
 
 A version's *file list* is its data files as
-:func:`~neuromirror.dataset.version.iter_version` reads them (the dataset's
+:func:`~neuromirror.annex.tree.iter_version` reads them (the dataset's
 ``.datalad/`` and ``.gitattributes`` plumbing excluded) with, per file, its git-annex key — or,
 for a file stored in git, ``GIT-SHA256-s<size>--<sha256>`` of its bytes.
 :func:`file_list_digest` hashes it so that a lock file can say "this exact
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from neuromirror.dataset.version import iter_version
+from neuromirror.annex.tree import iter_version
 from neuromirror.pin.retrieve import RetrieveError
 from neuromirror.records import VersionFile
 
 
 def walk_files(repo: Path | str, commit: str) -> Iterator[VersionFile]:
     """The data files of ``commit`` *including those of its subdatasets* at their recorded commits
-    (:func:`~neuromirror.dataset.version.iter_version` recursing).
+    (:func:`~neuromirror.annex.tree.iter_version` recursing).
 
     A subdataset must be present (installed, with that commit) below ``repo``: the mirror has
     them all; a clone gets them with :func:`~neuromirror.pin.clone.install_subdatasets`.

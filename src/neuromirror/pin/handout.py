@@ -63,7 +63,9 @@ def store_preparer(
     return lambda repo, commit: sum(use_store(repo, commit, s) for s in stores)
 
 
-def recorded_version(datasets: Any, spec: Spec, from_url: Optional[str]) -> tuple[Optional[dict], Optional[str]]:
+def recorded_version(
+    datasets: Any, spec: Spec, from_url: Optional[str]
+) -> tuple[Optional[dict[str, Any]], Optional[str]]:
     """The version's record in the mirror (``datasets``: a ``dataset.mirror.Datasets``) and its dataset's path
     there; (None, None) when the mirror does not have the source and ``from_url`` says where to clone from
     (without it: :class:`~neuromirror.errors.NotMirrored`)."""
@@ -79,7 +81,7 @@ def recorded_version(datasets: Any, spec: Spec, from_url: Optional[str]) -> tupl
     raise NotMirrored(f"{spec.source} is not in {where}")
 
 
-def check_version_paths(rec: dict, paths: Sequence[str]) -> None:
+def check_version_paths(rec: dict[str, Any], paths: Sequence[str]) -> None:
     """``paths`` are in the recorded version (``rec``: its dataset in the mirror and commit), checked before a
     clone is made: :class:`~neuromirror.errors.NoSuchPath` naming one it lacks, as the clone's own check would."""
     from neuromirror.pin.clone import check_paths
@@ -119,7 +121,7 @@ class Got(Printed):
         for path, why in self.failed:
             yield Item(Status.ERROR, path, why)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         rec, report = self.got.rec, self.got.report
         return {
             "source": self.spec.source,
@@ -177,7 +179,7 @@ class Reproduced(Printed):
 
     lock: str
     dir: Path
-    datasets: list[dict]
+    datasets: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
 
     def items(self) -> Iterable[Item]:
@@ -187,7 +189,7 @@ class Reproduced(Printed):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             yield Item(Status.ERROR, what, problems[0] + more) if problems else Item(Status.OK, what, r["dir"])
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"lock": self.lock, "dir": str(self.dir), "ok": self.ok, "datasets": self.datasets}
 
     def lines(self) -> list[str]:
@@ -203,7 +205,7 @@ class Reproduced(Printed):
         return f"neuromirror: REPRODUCTION FAILED: {bad} of {len(self.datasets)} dataset(s) differ from {self.lock}"
 
 
-def _dataset_lines(r: dict) -> list[str]:
+def _dataset_lines(r: dict[str, Any]) -> list[str]:
     from neuromirror.pin.retrieve import fmt_bytes
 
     head = f"{r['source']}@{r['version']} -> {r['dir']}"

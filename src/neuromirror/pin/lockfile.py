@@ -90,7 +90,7 @@ class Lock(Result):
 
     datasets: list[LockedDataset]
     created: Optional[str] = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def items(self) -> list[Item]:
@@ -102,7 +102,8 @@ class Lock(Result):
     def to_json(self) -> dict[str, Any]:
         import tomllib
 
-        return tomllib.loads(self.dumps())
+        loaded: dict[str, Any] = tomllib.loads(self.dumps())
+        return loaded
 
     def dumps(self) -> str:
         """The TOML text of the lock file."""
@@ -227,7 +228,7 @@ class _Table:
     """One ``[[dataset]]`` table read field by field: an error names the dataset and the field, and what it
     must be."""
 
-    def __init__(self, d: dict, where: str) -> None:
+    def __init__(self, d: dict[str, Any], where: str) -> None:
         self.d, self.where = d, where
 
     def req(self, key: str, kind: type = str) -> Any:
@@ -284,7 +285,7 @@ def _dataset(d: Any, i: int, name: str) -> LockedDataset:
 
 def _relative_path(t: _Table) -> str:
     """Where the dataset goes below the rebuilt tree: relative, and never out of it."""
-    path = t.req("path")
+    path = str(t.req("path"))
     parts = path.split("/")
     if path.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in path:
         raise LockError(f"{t.where}: path {path!r} must be a relative path without '..'")

@@ -6,20 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from neuromirror.dataset.states import UNPUBLISHED, find_state, is_commit_state
-from neuromirror.index.rows import VersionRow
+from neuromirror.dataset.states import UNPUBLISHED, find_state
+from neuromirror.index.rows import Version
 from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec
 
 
-def state_row(mirror: Any, spec: Spec) -> VersionRow:
+def state_row(mirror: Any, spec: Spec) -> Version:
     """The index row of the state SPEC[@VERSION|@COMMIT] names (:func:`neuromirror.dataset.states.find_state`)."""
     src = mirror.index.source(spec.source)
     ds = mirror.root / src.dataset if src is not None else None
     return find_state(mirror.index, spec, ds)
 
 
-def pin_record(mirror: Any, spec: Spec) -> dict:
+def pin_record(mirror: Any, spec: Spec) -> dict[str, Any]:
     """``version`` is the label, or the commit as given for an older draft state named by its commit
     (``kind`` says which; ``state`` says, for such a commit, that no label names it and it is unpublished)."""
     row = state_row(mirror, spec)
@@ -32,7 +32,7 @@ def pin_record(mirror: Any, spec: Spec) -> dict:
         "tag": row.tag,
         "doi": row.doi,
     }
-    if is_commit_state(row):
+    if row.named_by_commit:
         rec.update(kind=row.kind, state=UNPUBLISHED, recorded_as=row.recorded_as)
     return rec
 
@@ -52,7 +52,7 @@ class Pin(Result):
     extra: dict[str, Any] = field(default_factory=dict)  # an older draft state by commit: kind, state, recorded_as
 
     @classmethod
-    def of(cls, rec: dict) -> Pin:
+    def of(cls, rec: dict[str, Any]) -> Pin:
         known = ("source", "version", "dataset", "commit", "tag", "doi")
         return cls(**{k: rec[k] for k in known}, extra={k: v for k, v in rec.items() if k not in known})
 

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Optional, Union
 
-from neuromirror.dataset.version import iter_version, pinned_repositories
+from neuromirror.annex.tree import iter_version, pinned_repositories
 from neuromirror.errors import UserError
 from neuromirror.pin.retrieve import RetrieveError, gist
 from neuromirror.store.base import LEGACY_NAME

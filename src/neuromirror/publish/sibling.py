@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from neuromirror.dataset.version import gitlinks
+from neuromirror.annex.tree import gitlinks
 from neuromirror.errors import NeuromirrorError
 from neuromirror.pin.locations import is_local, join_url, local_path
 from neuromirror.pin.published import RIA_URL_KEY

@@ -30,7 +30,7 @@ from typing import Callable, Optional, Union
 
 from neuromirror.annex.logs import BRANCH
 from neuromirror.annex.pack import tree_entries
-from neuromirror.dataset.version import files_of_blobs
+from neuromirror.annex.tree import files_of_blobs
 from neuromirror.read.pinned import Pin
 from neuromirror.read.urls import PinnedFile, StoreReader, readers_of, resolve_batch
 from neuromirror.store.annexlog import recorded_stores

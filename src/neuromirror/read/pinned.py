@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from neuromirror.annex.tree import has_commit
 from neuromirror.dataset.states import full_commit
-from neuromirror.dataset.version import has_commit
 from neuromirror.errors import UserError
 from neuromirror.index.lookup import not_mirrored
 from neuromirror.spec import Spec

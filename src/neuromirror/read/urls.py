@@ -33,7 +33,7 @@ from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
-from neuromirror.dataset.version import version_batches
+from neuromirror.annex.tree import version_batches
 from neuromirror.read.pinned import Pin
 from neuromirror.read.store_reads import byte_range, located, packed_copy
 from neuromirror.read.store_reads import status as copy_status
@@ -83,7 +83,7 @@ class PinnedFile:
 def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
     """The files of ``pin`` (under ``paths``, if given: a file, a directory, or a Zarr asset's path),
     each with its URL as ``urls`` prints it (a packed copy where it lies now: :func:`.store_reads.located`),
-    in git's path order per repository (:func:`~neuromirror.dataset.version.version_batches`)."""
+    in git's path order per repository (:func:`~neuromirror.annex.tree.version_batches`)."""
     at: Optional[Path] = None
     stores: dict[str, StoreReader] = {}
     branch: Optional[str] = None
@@ -109,7 +109,7 @@ def _located(f: PinnedFile) -> PinnedFile:
 def resolve_batch(
     repo: Path, cat: gitutil.CatFile, branch: Optional[str], stores: dict[str, StoreReader], batch: list[VersionFile]
 ) -> Iterator[PinnedFile]:
-    """Each file of ``batch`` (read from ``repo``'s tree: :func:`~neuromirror.dataset.version.files_of_blobs`)
+    """Each file of ``batch`` (read from ``repo``'s tree: :func:`~neuromirror.annex.tree.files_of_blobs`)
     as a :class:`PinnedFile`: its URLs and where it is kept from the ``branch`` logs (a ref or commit of the
     ``git-annex`` branch; None: no logs)."""
     if not batch:

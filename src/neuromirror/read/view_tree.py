@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import UserError
 from neuromirror.index.nested import subdataset_paths, zarr_commit
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import known_stores
 from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
@@ -141,7 +141,7 @@ class Tree:
                 if r.id in newest and self._visible(index, r.id)
             ]
 
-    def versions(self, source: str) -> Optional[list[VersionRow]]:
+    def versions(self, source: str) -> Optional[list[Version]]:
         """The recorded versions of a visible source (None: no such source here)."""
         with self._db_lock:
             index = self._index().index
@@ -151,7 +151,7 @@ class Tree:
             return versions or None  # no successful sync: nothing to read, not listed
 
     @staticmethod
-    def _version_entries(versions: list[VersionRow]) -> list[Entry]:
+    def _version_entries(versions: list[Version]) -> list[Entry]:
         """A source's versions by label, and each earlier draft state by its short commit (as ``versions`` shows it).
 
         A Zarr dandiset has no published versions: its drafts' commits are its only citable states."""
@@ -429,12 +429,12 @@ def _parse_date(text: Optional[str]) -> Optional[float]:
     return iso_seconds(text)
 
 
-def _row_date(v: VersionRow) -> Optional[float]:
+def _row_date(v: Version) -> Optional[float]:
     """A version row's date: the archive's (publish date, draft's modification), else when it was synced."""
     return _parse_date(v.date or v.synced_at)
 
 
-def _label_dates(versions: list[VersionRow]) -> dict[str, Optional[float]]:
+def _label_dates(versions: list[Version]) -> dict[str, Optional[float]]:
     """Each label's date, from its newest row (``draft`` moves with each sync)."""
     return {v.label: _row_date(v) for v in versions if v.label}
 

@@ -19,11 +19,10 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from neuromirror.dataset.versions import Version
-from neuromirror.index.rows import DrillRow
+from neuromirror.index.rows import DrillRow, Version
 from neuromirror.index.store_checks import drill_rows, drill_scopes, forget, record_drill
 from neuromirror.restore.copies import Copies
-from neuromirror.restore.report import RestoreReport
+from neuromirror.restore.report import DrillRun, RestoreReport
 from neuromirror.restore.run import RestoreOptions, plan, restore_objects
 from neuromirror.restore.targets import DirTarget, S3Target, open_target
 from neuromirror.util.dates import iso_z
@@ -118,9 +117,9 @@ def drill(
 
 def drill_if_due(
     mirror: Datasets, source: str, to: str, every: float, sample: int = DEFAULT_SAMPLE, now: Optional[float] = None
-) -> Optional[dict]:
+) -> Optional[DrillRun]:
     """The service's drill of ``source`` (``drill:`` in its definition) when its last one ended ``every``
-    seconds ago or more (or never ran); the summary for the run's report, None when none was due."""
+    seconds ago or more (or never ran), None when none was due (``.summary()`` is what the run's report holds)."""
     from neuromirror.dataset.versions import select_versions
     from neuromirror.spec import parse_spec
 
@@ -134,10 +133,7 @@ def drill_if_due(
     except Exception as exc:  # the index or a dataset unreadable: the drill failed, said so (and recorded)
         done = RestoreReport(to, drill=True, error=one_line(exc, 300, joined=True))
         record(mirror.index, done, source, now)
-    out = {k: v for k, v in done.to_json().items() if k not in ("versions", "skipped", "displaced")}
-    out["result"] = result_of(done)
-    out["reason"] = reason_of(out)
-    return out
+    return DrillRun(done, result_of(done), reason_of(done.to_json()))
 
 
 def record(index: Index, report: RestoreReport, scope: str, started: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Optional, TextIO
+from typing import Any, Optional, TextIO
 
 from neuromirror.records import FileNote
 from neuromirror.restore.copies import BadCopy
@@ -30,7 +30,7 @@ class RestoreReport(Result):
     dry_run: bool = False
     force: bool = False
     drill: bool = False
-    versions: list[dict] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
     objects: int = 0
     bytes: int = 0  # the selected objects' bytes
     written: int = 0
@@ -70,7 +70,7 @@ class RestoreReport(Result):
         """Bytes written (or read and checked, in a dry run) per second."""
         return self.written_bytes / self.seconds if self.seconds > 0 else 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "dry_run": self.dry_run,
@@ -147,8 +147,14 @@ class DrillRun(Result):
         bad = [Item(Status.ERROR, f"{b.key} in {b.store}", b.why) for b in self.report.bad_copies]
         return self.report.items() + bad
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {**self.report.to_json(), "result": self.result, "reason": self.reason}
+
+    def summary(self) -> dict[str, Any]:
+        """The drill as a sync run's report holds it (the service's ``drill:``): the report's counts, less its
+        per-version and per-file lists, with ``result`` and ``reason``."""
+        brief = {k: v for k, v in self.report.to_json().items() if k not in ("versions", "skipped", "displaced")}
+        return {**brief, "result": self.result, "reason": self.reason}
 
     def lines(self) -> list[str]:
         """What ``restore --drill`` prints: why it is not ok first, then the objects and the summary."""
@@ -161,7 +167,7 @@ class DrillRun(Result):
         return f"<DrillRun {self.report.target} {self.report.objects} object(s) {self.result}>"
 
 
-def write_entry(o: ArchiveObject, target: str, store: str, overwrite: bool) -> dict:
+def write_entry(o: ArchiveObject, target: str, store: str, overwrite: bool) -> dict[str, Any]:
     """One object a dry run would write: its archive key, where it would go (under ``target``'s URL:
     ``s3://BUCKET/[PREFIX]`` or a directory), the file it is in the version, and where its bytes would
     come from (``store``: the URL of the store it would be read from; a file kept in git: its blob)."""
@@ -191,11 +197,11 @@ class StreamedJson:
         self._out = out
         self.n = 0
 
-    def __call__(self, entry: dict) -> None:
+    def __call__(self, entry: dict[str, Any]) -> None:
         self._out.write(('{\n  "writes": [' if self.n == 0 else ",") + "\n    " + json.dumps(entry, default=str))
         self.n += 1
 
-    def close(self, fields: dict) -> None:
+    def close(self, fields: dict[str, Any]) -> None:
         """The document's end: ``fields`` after the list (a dict of at least one field)."""
         rest = json.dumps(fields, indent=2, default=str)
         self._out.write(('{\n  "writes": [' if self.n == 0 else "\n  ") + "]," + rest[1:] + "\n")

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.dataset.files import VersionFiles, each_version_file
-from neuromirror.dataset.versions import Version
+from neuromirror.index.rows import Version
 from neuromirror.index.version_rows import add_entry_urls
 from neuromirror.records import FileNote
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from neuromirror.index import runs as run_rows
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.util.dates import parse_iso
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def run_history(index: Index, source: str, n: int = HISTORY_RUNS) -> list[Run]:
     return runs
 
 
-def versions(index: Index, source: str) -> list[VersionRow]:
+def versions(index: Index, source: str) -> list[Version]:
     """The source's recorded versions, newest first."""
     return list(reversed(index.versions(source)))
 

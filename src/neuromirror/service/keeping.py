@@ -168,11 +168,11 @@ def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: A
     )
     if outcome is None:
         return
-    record_in_run(mirror.index, source.id, outcome, field="drill")
-    if outcome["result"] == "ok":
-        log.info("%s: drill ok: %d objects restored into %s", source.id, outcome["objects"], outcome["target"])
+    record_in_run(mirror.index, source.id, outcome.summary(), field="drill")
+    if outcome.result == "ok":
+        log.info("%s: drill ok: %d objects restored into %s", source.id, outcome.report.objects, outcome.report.target)
     else:
-        log.warning("%s: drill %s: %s", source.id, outcome["result"], outcome.get("reason"))
+        log.warning("%s: drill %s: %s", source.id, outcome.result, outcome.reason)
 
 
 def run_policy(
@@ -317,14 +317,13 @@ def _store_record(store: Any, r: Any) -> dict:
 
 def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
     """The versions (beyond ``targets``) holding files pinned only by noncurrent S3 versions, not kept yet."""
-    from neuromirror.dataset.versions import Version
     from neuromirror.verify.noncurrent import expiry_of
 
     relpath = mirror.index.source(sid).dataset
     ids = expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).version_ids
     have = {t.id for t in targets}
     rows = {r.id: r for r in mirror.index.versions(sid)}
-    return [Version(sid, relpath, rows[i]) for i in ids if i not in have and i in rows]
+    return [rows[i].under(mirror.root) for i in ids if i not in have and i in rows]
 
 
 def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generator, Iterator, Optional
 
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.records import SUBDATASET, Entry, VersionFile, VersionKind
 from neuromirror.util.text import one_line
 from neuromirror.verify.report import VerifyReport
@@ -28,7 +28,7 @@ class _ArchiveState:
 
     reads_only = True
 
-    def __init__(self, index: Index, source: str, row: VersionRow):
+    def __init__(self, index: Index, source: str, row: Version):
         self.index = index
         self._labels = {v.label for v in index.versions(source)} - {row.label}
         self._files = {f.path: f for f in index.version_files(row.id)}
@@ -68,7 +68,7 @@ def check_archive(
     report: VerifyReport,
     mirror: Datasets,
     source: str,
-    row: VersionRow,
+    row: Version,
     tree: dict[str, VersionFile],
     urls_of: dict[str, list[str]],
     options: dict,
@@ -106,7 +106,7 @@ def _compare_archive(
     report: VerifyReport,
     src: Source,
     state: _ArchiveState,
-    row: VersionRow,
+    row: Version,
     tree: dict[str, VersionFile],
     urls_of: dict[str, list[str]],
     current: bool,

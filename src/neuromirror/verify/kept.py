@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 from neuromirror.annex.keys import parse_key
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.store.base import Store
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.verify.report import VerifyReport
@@ -64,20 +64,18 @@ def key_size(key: str) -> Optional[int]:
         return None
 
 
-def check_copies(report: VerifyReport, mirror: Datasets, source: str, row: VersionRow) -> None:
+def check_copies(report: VerifyReport, mirror: Datasets, source: str, row: Version) -> None:
     """``verify --kept`` of a source keep counted copies for (``--copies``, ``copies:``): every file must
     have the wanted number of verified copies outside the archive (:mod:`neuromirror.keep.copies`)."""
-    from neuromirror.dataset.versions import Version
     from neuromirror.index.store_checks import wanted
     from neuromirror.keep.copies import version_copies
 
     want = wanted(mirror.index, source, 0)
     if not want:
         return  # never kept with copies counted: the one store's check above is the whole check
-    src = mirror.index.source(source)
-    if src is None:
+    if not row.relpath:
         return
-    counted = version_copies(mirror, Version(source, src.dataset, row), want)
+    counted = version_copies(mirror, row.under(mirror.root), want)
     report.notes.append(counted.line())
     named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
     for a in counted.at_risk:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.annex.logs import branch_logs, log_state
 from neuromirror.dataset.files import annex_key, annex_repo
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.records import GIT, SUBDATASET, VersionKind
 from neuromirror.sources import s3urls
 from neuromirror.store.record import store_uuids
@@ -117,8 +117,8 @@ DEFAULT_EXPIRE_AFTER = 30 * 86400.0
 WARN_BEFORE = 7 * 86400.0
 
 
-def state_time(row: VersionRow) -> Optional[float]:
-    """When the archive was in the state a version row records (:meth:`VersionRow.state_time`), in seconds."""
+def state_time(row: Version) -> Optional[float]:
+    """When the archive was in the state a version row records (:meth:`Version.state_time`), in seconds."""
     got = row.state_time()
     return got.timestamp() if got is not None else None
 
@@ -193,7 +193,7 @@ def expiry_of(index: Index, ds: Path, source: str, expire_after: float = DEFAULT
 
 
 def _count_unkept(
-    out: Expiry, row: VersionRow, fresh: list[Any], seen_keys: set[str], pending: dict[tuple[str, str, str], int]
+    out: Expiry, row: Version, fresh: list[Any], seen_keys: set[str], pending: dict[tuple[str, str, str], int]
 ) -> None:
     """A version's files met for the first time, pinned only by noncurrent versions: those no store keeps are
     counted, and their pinned versions wait in ``pending`` for the date they became noncurrent."""
@@ -216,7 +216,7 @@ def _count_unkept(
 
 
 def _noncurrent_since(
-    index: Index, ds: Path, states: list[VersionRow], pending: dict[tuple[str, str, str], int], out: Expiry
+    index: Index, ds: Path, states: list[Version], pending: dict[tuple[str, str, str], int], out: Expiry
 ) -> None:
     """The first later state without each ``pending`` pinned version: when it became noncurrent (at the latest)."""
     wanted = {(t[0], t[1]) for t in pending}
@@ -246,7 +246,7 @@ def _named(urls: Iterable[str], wanted: set[tuple[str, str]]) -> Iterator[tuple[
 def _named_in(
     index: Index,
     ds: Path,
-    s: VersionRow,
+    s: Version,
     wanted: set[tuple[str, str]],
     zarrs: dict[tuple[str, str], set[tuple[str, str, str]]],
 ) -> set[tuple[str, str, str]]:

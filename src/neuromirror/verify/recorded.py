@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH, branch_logs, log_state, web_urls
-from neuromirror.dataset.version import Blob, annexed_file, blob_key, is_plumbing
+from neuromirror.annex.tree import Blob, annexed_file, blob_key, is_plumbing
 from neuromirror.records import GIT, SUBDATASET, VersionFile
 from neuromirror.store.annexlog import recorded_stores
 from neuromirror.store.record import log_blobs

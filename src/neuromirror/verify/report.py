@@ -122,7 +122,7 @@ class VerifyReport(Result):
     def problems(self) -> list[dict[str, Any]]:
         return [m.problem() for m in self.mismatches + self.warnings if m.kind in PROBLEM_KINDS]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         problems = self.problems()
         return {
             "source": self.source,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.dataset.files import annex_key
 from neuromirror.dataset.versions import default_versions
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
@@ -129,7 +129,7 @@ def version_risk(
     return risk, [f"{p}: {why}" for p, why in listed.problems]
 
 
-def status_versions(index: Index, source: str) -> list[VersionRow]:
+def status_versions(index: Index, source: str) -> list[Version]:
     """The versions ``status`` counts: every published version (its current record) and the latest draft,
     as a spec without a version names them (:func:`neuromirror.dataset.versions.default_versions`)."""
     return default_versions(index, source)

@@ -25,11 +25,12 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from neuromirror.dataset.files import annex_repo
-from neuromirror.dataset.versions import Version, select_versions
+from neuromirror.dataset.versions import select_versions
 from neuromirror.index import store_checks
+from neuromirror.index.rows import Version
 from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
@@ -57,7 +58,7 @@ class Finding:
     repaired_from: str = ""
     repair_error: str = ""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "store": self.store,
             "uuid": self.uuid,
@@ -89,7 +90,7 @@ class StoresCheck(Result):
     checked: int = 0
     good: int = 0
     findings: list[Finding] = field(default_factory=list)
-    per_store: dict[str, dict] = field(default_factory=dict)  # uuid -> {url, copies, checked, bad, missing}
+    per_store: dict[str, dict[str, Any]] = field(default_factory=dict)  # uuid -> {url, copies, checked, bad, missing}
     unreached: list[str] = field(default_factory=list)  # stores a branch records that cannot be opened here
     started: float = field(default_factory=time.time)
 
@@ -104,7 +105,7 @@ class StoresCheck(Result):
         bad = [Item(Status.ERROR, f"{f.key} in {f.store}", f.line()) for f in self.findings]
         return bad or [Item(Status.OK, s["url"], f"{s['checked']} cop(ies) re-read") for s in self.per_store.values()]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "checked": self.checked,
             "good": self.good,
@@ -213,7 +214,7 @@ def verify_stores(
 
 def _results(
     out: StoresCheck, specs: Sequence[Spec], fraction: Optional[float], older_than: Optional[float]
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """uuid -> this run's result in each store it re-read: what the backup page shows as its last verification."""
     scope = " ".join(str(s) for s in specs) or "every source kept"
     if fraction is not None or older_than is not None:
@@ -249,7 +250,7 @@ def _scan(
     return Scan(only, jobs)
 
 
-def _count(out: StoresCheck, opened: _Stores, copies: dict) -> None:
+def _count(out: StoresCheck, opened: _Stores, copies: dict[tuple[str, str], Copy]) -> None:
     for uuid, _ in copies:
         s = opened.opened[uuid]
         assert s is not None
@@ -258,7 +259,12 @@ def _count(out: StoresCheck, opened: _Stores, copies: dict) -> None:
 
 
 def _verdicts(
-    out: StoresCheck, opened: _Stores, copies: dict, chosen: list[tuple[str, str]], jobs: int, scan: Optional[Scan]
+    out: StoresCheck,
+    opened: _Stores,
+    copies: dict[tuple[str, str], Copy],
+    chosen: list[tuple[str, str]],
+    jobs: int,
+    scan: Optional[Scan],
 ) -> dict[str, list[str]]:
     """Each chosen copy read back: the findings into ``out``; uuid -> the keys found good."""
     good: dict[str, list[str]] = {}
@@ -281,7 +287,7 @@ def _verdicts(
 
 def _read_back(
     opened: _Stores,
-    copies: dict,
+    copies: dict[tuple[str, str], Copy],
     chosen: list[tuple[str, str]],
     pool: ThreadPoolExecutor,
     jobs: int,
@@ -356,7 +362,9 @@ def _slice(
     return sorted(items, key=when)[:n]
 
 
-def _repair(mirror: Datasets, opened: _Stores, copies: dict, findings: list[Finding], jobs: int) -> None:
+def _repair(
+    mirror: Datasets, opened: _Stores, copies: dict[tuple[str, str], Copy], findings: list[Finding], jobs: int
+) -> None:
     """Each bad or missing copy: out of the record at once, its wrong bytes deleted, then re-kept."""
     for f in findings:
         if f.problem == "unreadable":

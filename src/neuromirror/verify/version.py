@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import hashdir_lower, key_file, parse_key
 from neuromirror.annex.logs import log_state, web_urls
-from neuromirror.dataset.version import has_commit, iter_version, pinned_repositories
+from neuromirror.annex.tree import has_commit, iter_version, pinned_repositories
 from neuromirror.errors import UserError
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VersionFile
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
@@ -56,7 +56,7 @@ from neuromirror.verify.store_copies import StoreCopies
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
-    from neuromirror.dataset.versions import Version
+    from neuromirror.index.rows import Version
 
 
 # -- the git-annex branch ---------------------------------------------------------
@@ -150,7 +150,7 @@ def _compare_annexed(report: VerifyReport, path: str, t: VersionFile, i: Version
 def verify_version(
     mirror: Datasets,
     source: str,
-    row: VersionRow,
+    row: Version,
     *,
     content: bool = False,
     sample: Optional[int] = None,
@@ -247,7 +247,7 @@ def _read_keys(
     return found, copies, store
 
 
-def _check_refs(report: VerifyReport, ds: Path, commit: str, row: VersionRow) -> bool:
+def _check_refs(report: VerifyReport, ds: Path, commit: str, row: Version) -> bool:
     """Check 1: the dataset has the version's commit and its tag points there; False when there is no
     dataset or no commit, as nothing else can be read then."""
     if not (ds / ".git").exists():
@@ -266,14 +266,14 @@ def _check_refs(report: VerifyReport, ds: Path, commit: str, row: VersionRow) ->
 
 
 def _check_counts(
-    report: VerifyReport, row: VersionRow, tree: dict[str, VersionFile], indexed: dict[str, VersionFile]
+    report: VerifyReport, row: Version, tree: dict[str, VersionFile], indexed: dict[str, VersionFile]
 ) -> None:
     """The tree's totals into the report, and the version row's file and byte counts against its file list:
     a row whose counts drifted from its files shows a partly written or edited index."""
     report.files = len(tree)
     report.bytes = sum(f.size or 0 for f in tree.values())
-    if row.files is not None and row.files != len(indexed):
-        report.add("counts", None, f"the version row says {row.files} files, its file list has {len(indexed)}")
+    if row.file_count is not None and row.file_count != len(indexed):
+        report.add("counts", None, f"the version row says {row.file_count} files, its file list has {len(indexed)}")
     idx_bytes = sum(f.size or 0 for f in indexed.values())
     if row.bytes is not None and row.bytes != idx_bytes:
         report.add("counts", None, f"the version row says {row.bytes} bytes, its files add up to {idx_bytes}")
@@ -396,20 +396,18 @@ def versions_to_verify(mirror: Datasets, specs: Sequence[Spec], all_versions: bo
     """The versions ``verify SPEC...`` checks, in the order named: ``@VERSION`` or ``@COMMIT`` that state; none:
     the latest recorded state (``all_versions``: every recorded version). A pattern names every source it
     matches, but no version. Every SPEC is looked up before any version is checked."""
-    from neuromirror.dataset.versions import Version
     from neuromirror.index.lookup import not_mirrored, sources_matching
     from neuromirror.pin.record import state_row
 
-    todo: list[tuple[str, VersionRow]] = []
+    todo: list[Version] = []
     for spec in specs:
         if spec.version and spec.is_glob:
             raise UserError(f"{spec}: a version needs a named source, not a pattern")
         for source in [spec.source] if not spec.is_glob else sources_matching(mirror.index, [spec]):
             if spec.version or not all_versions:
-                todo.append((source, state_row(mirror, Spec(spec.archive, source.split(":", 1)[1], spec.version))))
+                todo.append(state_row(mirror, Spec(spec.archive, source.split(":", 1)[1], spec.version)))
             elif mirror.index.source(source) is None:
                 raise not_mirrored(mirror.index, source)
             else:
-                todo += [(source, v) for v in mirror.index.versions(source)]
-    relpaths = {s.id: s.dataset for s in mirror.index.sources()}
-    return [Version(source, relpaths[source], row, mirror.root) for source, row in todo]
+                todo += mirror.index.versions(source)
+    return [v.under(mirror.root) for v in todo]

@@ -29,11 +29,11 @@ from typing import Iterable, Mapping, Optional, Sized
 from neuromirror.annex.contract import Change
 from neuromirror.annex.fastimport import Turns
 from neuromirror.annex.pack import BLOB, object_id
+from neuromirror.annex.tree import UrlLogs, iter_version
 from neuromirror.annex.writer import Delete, Put, make_writer
 from neuromirror.dataset.fast_init import FirstCommit, NewDataset, fast_init
 from neuromirror.dataset.light_dataset import dataset_id
 from neuromirror.dataset.sparse import zarr_sparse
-from neuromirror.dataset.version import UrlLogs, iter_version
 from neuromirror.index.trailers import format_trailers, parse_trailers
 from neuromirror.records import AnnexEntry, Entry, GitEntry
 from neuromirror.util import gitutil
@@ -270,7 +270,7 @@ def head_state(zds: Path) -> tuple[dict[str, tuple[Optional[str], frozenset[str]
     """path -> (key, URLs registered for the key) of the annexed files at HEAD, and path -> blob id
     of the files in git.
 
-    One ``ls-tree`` and pipelined ``cat-file`` passes (:func:`~neuromirror.dataset.version.iter_version`:
+    One ``ls-tree`` and pipelined ``cat-file`` passes (:func:`~neuromirror.annex.tree.iter_version`:
     blobs, then the keys' URL logs by blob id): a Zarr of 5,000 objects changed in 3 costs ~0.3 s
     here, where a round trip per object cost 4 s on a busy machine.
     """

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from neuromirror.annex import gitmodules
-from neuromirror.dataset.version import gitlinks
+from neuromirror.annex.tree import gitlinks
 from neuromirror.publish.ria.layout import RiaStore, head_ref, read_refs
 from neuromirror.util import gitutil
 

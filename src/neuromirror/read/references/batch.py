@@ -62,7 +62,7 @@ def wanted(fs: NeuromirrorFileSystem, pins: Iterable[tuple[str, str]]) -> tuple[
     """The pin paths of HDF5 files whose key has no reference (one path per key), and how many keys had one.
     Read from each pin's own tree (keys from its symlinks, no URL resolved): a Zarr subdataset's objects, which
     are no HDF5 files, are never listed."""
-    from neuromirror.dataset.version import version_batches
+    from neuromirror.annex.tree import version_batches
 
     todo: dict[str, str] = {}
     existing: set[str] = set()

@@ -28,7 +28,7 @@ def references_of(
     root: Path, pin: Pin, paths: Sequence[str] = (), view: Optional[str] = None
 ) -> Iterator[dict[str, Any]]:
     """A row per HDF5 file of ``pin`` (under ``paths``) that has a reference."""
-    from neuromirror.dataset.version import iter_version
+    from neuromirror.annex.tree import iter_version
 
     base = view.rstrip("/") if view else None
     for f in iter_version(pin.dataset, pin.commit, paths=list(paths)):  # not into Zarr subdatasets: no HDF5 there

@@ -7,7 +7,7 @@ from typing import Optional
 from urllib.parse import quote, urlencode
 
 from neuromirror.account.status import SourceStatus, short_time
-from neuromirror.index.rows import VersionRow
+from neuromirror.index.rows import Version
 from neuromirror.service.history import STRIP_RUNS, Run
 from neuromirror.service.pages.common import OUTCOME_BADGE, e, legend, links, page, status_badge, strip
 from neuromirror.service.pages.risk import copies_section, risk_table
@@ -35,7 +35,7 @@ def publish_rows(publish: Optional[dict]) -> list[tuple[str, str]]:
 def render_source_page(
     row: SourceStatus | dict,
     history: list[Run],
-    versions: list[VersionRow],
+    versions: list[Version],
     *,
     root: str,
     browse_url: Optional[str] = None,
@@ -116,7 +116,7 @@ def _runs_table(history: list[Run]) -> str:
     )
 
 
-def _versions_table(sid: str, versions: list[VersionRow], browse_url: Optional[str]) -> str:
+def _versions_table(sid: str, versions: list[Version], browse_url: Optional[str]) -> str:
     if not versions:
         return "<p>No versions yet.</p>"
     return (
@@ -127,8 +127,8 @@ def _versions_table(sid: str, versions: list[VersionRow], browse_url: Optional[s
     )
 
 
-def _version_row(sid: str, v: VersionRow, browse_url: Optional[str]) -> str:
-    files_link = e("-" if v.files is None else v.files)
+def _version_row(sid: str, v: Version, browse_url: Optional[str]) -> str:
+    files_link = e("-" if v.file_count is None else v.file_count)
     if browse_url:
         q = urlencode({"source": sid, "version": v.label})
         files_link = f'<a href="{e(browse_url.rstrip("/"))}/version_files?{e(q)}">{files_link}</a>'

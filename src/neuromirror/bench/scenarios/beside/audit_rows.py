@@ -32,7 +32,7 @@ class Template:
     """One synced dandiset's recorded state, read once, written again under other ids."""
 
     source: Any  # SourceRow
-    versions: list[tuple[Any, list[Any]]]  # (VersionRow, its files)
+    versions: list[tuple[Any, list[Any]]]  # (Version, its files)
     runs: list[dict]  # oldest first
     pending: list[dict]
 
