@@ -125,3 +125,131 @@ def test_a_root_named_twice_is_said_by_its_argument_and_option(tmp_path: Path) -
     said = script_says(lambda: api.Mirror.definitions(definitions).resolve_root(str(other)), api.UserError, "root")
     assert said == f"root {other}: differs from {definitions}'s root {tmp_path / 'one'}; drop one of them"
     cli_says(other, ["status", "--config", str(definitions)], "--" + said)
+
+
+# -- what a result says (not raised: a note, a reason, a line), read by a script as well as on the command line --
+# Each names the thing, the same words on both sides (their JSON is the same bytes); a hint of what to run is said
+# as the command (`neuromirror verify --stores`).  tests/test_house_rules.py checks every string of these modules.
+
+
+def no_flag(said: str) -> str:
+    """``said``, when it names no flag outside a command said in backticks."""
+    assert not re.search(r"--[a-z]", re.sub(r"`neuromirror [^`]*`", "", said)), f"a script is told a flag: {said}"
+    return said
+
+
+def test_verify_kept_with_no_store_says_to_name_one(dandi_archive, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import json
+    import os
+
+    from neuromirror import api
+
+    monkeypatch.delenv("NEUROMIRROR_STORE", raising=False)
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    expected = {
+        "kind": "store",
+        "path": None,
+        "detail": "no store named or recorded: name one (a directory or s3://BUCKET) or set NEUROMIRROR_STORE",
+    }
+    with api.open(d.run.root) as m:
+        report = m.verify(d.spec, kept=True)
+    assert not report.ok
+    stores = [m for m in report.to_json()["mismatches"] if m["kind"] == "store"]
+    assert [{k: m[k] for k in expected} for m in stores] == [expected] and no_flag(stores[0]["detail"])
+    env = {k: v for k, v in os.environ.items() if k != "NEUROMIRROR_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "neuromirror", "--root", str(d.run.root), "verify", d.spec, "--kept", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 1, done.stderr  # a failed check, not a mistake in the command
+    said = [m for m in json.loads(done.stdout)["mismatches"] if m["kind"] == "store"]  # one version: its report
+    assert [{k: m[k] for k in expected} for m in said] == [expected]
+
+
+def test_a_file_over_the_max_size_is_skipped_by_the_things_name(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror import api
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000, "b.nwb": 10})
+    with api.open(d.run.root) as m:
+        kept = m.keep(d.spec, to=str(tmp_path / "store"), max_file_size=100)
+    skipped = [s for v in kept.to_json()["versions"] for s in v["skipped"]]
+    assert [(s["path"], s["why"]) for s in skipped] == [("a.nwb", "larger than the max file size (100 bytes)")]
+    assert "skipped 1 file(s), 1000 B: larger than the max file size (100 bytes)" in "\n".join(kept.lines())
+    # the command's own words: tests/test_keep.py::test_filters_and_the_json_report
+
+
+def test_forget_and_lock_say_what_stays_and_what_to_give(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    from neuromirror import api
+
+    root = tmp_path / "mirror"
+    d = make_dandiset(dandi_archive, root, {"a.nwb": 1_000})
+    e = make_dandiset(dandi_archive, root, {"b.nwb": 1_000})
+    with api.open(root) as m:
+        notes = m.lock(d.spec).notes
+        stays = m.forget(d.source).lines()
+    ds = root / "dandi" / d.id
+    assert notes == [
+        f"{d.source}: the lock names the mirror's local path {ds}; for a lock others can use, publish the dataset "
+        "(neuromirror publish) or give the base url others clone from"
+    ]
+    assert stays == [
+        f"forgot {d.source}; its dataset stays at {ds} "
+        "(reindex would bring it back; forgetting the dataset too removes it)"
+    ]
+    code, out, err = e.run("lock", e.spec, "-o", str(tmp_path / "e.lock"))
+    assert code == 0 and f"neuromirror: note: {e.source}: the lock names the mirror's local path" in err
+    assert no_flag(err) and err.rstrip().endswith("or give the base url others clone from"), err
+    code, out, err = e.run("forget", e.source)
+    assert code == 0 and out.strip() == no_flag(
+        f"forgot {e.source}; its dataset stays at {root / 'dandi' / e.id} "
+        "(reindex would bring it back; forgetting the dataset too removes it)"
+    ), (out, err)
+
+
+def test_serving_the_view_alone_says_the_definitions_are_not_read(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import queue
+    import signal
+    import threading
+
+    from neuromirror.service.running import ServeOptions, serve_view
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    definitions = str(tmp_path / "m.yaml")  # not read, so not made
+    expected = f"warning: only the view is served: the mirror definitions ({definitions}) are not read"
+    said: list[str] = []
+
+    def say(line: str) -> None:  # once it serves, the stop it waits for (its SIGTERM handler)
+        said.append(line)
+        if line.startswith("serving "):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    options = ServeOptions(root=str(d.run.root), http="127.0.0.1:0", no_schedule=True, config=[definitions])
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert serve_view(options, say) == 0
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    assert said[0] == no_flag(expected), said
+    # the command says the same, before it says where it serves
+    args = ["serve", "--no-schedule", "--http", "127.0.0.1:0", "--config", definitions]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuromirror", "--root", str(d.run.root), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
+    try:
+        seen = [lines.get(timeout=60)]
+        while "serving " not in seen[-1]:
+            seen.append(lines.get(timeout=60))
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    assert seen[0].rstrip() == f"neuromirror: {expected}", seen

@@ -160,8 +160,26 @@ def test_no_error_names_a_command_line_flag() -> None:
     (``NeuromirrorError.cli_line``) in one place.  Checked: the text of every ``raise`` (its string constants and
     the literal parts of its f-strings, not the expressions inside them: ``gitutil.out(..., '--get', ...)`` is a
     git argument) outside the command line's own modules and git-annex's special remotes (remotes/: their errors
-    are for a user of git-annex, told which neuromirror command to run)."""
+    are for a user of git-annex, told which neuromirror command to run).  In the modules whose notes, reasons and
+    lines a result carries (``said``: a script reads them too), every string but a docstring is checked as well; a
+    hint of what to run may name a flag when it is said as the command, in backticks: ``run `neuromirror verify
+    --stores```."""
     skipped = ("commands/", "cli.py", "clidoc.py", "bench/", "demo/", "remotes/")
+    #: modules whose results say more than their raises: every string but a docstring is checked
+    said = (
+        "account/backup_text.py",
+        "api/status.py",
+        "dataset/files.py",
+        "dataset/mirror.py",
+        "pin/fetch.py",
+        "pin/lockfile.py",
+        "publish/ria/publish.py",
+        "read/ome/regions.py",
+        "service/running.py",
+        "verify/kept.py",
+    )
+    #: a hint of what to run, said as the command (`neuromirror verify --stores`, or to the end of a clause)
+    command = re.compile(r"`neuromirror [^`]*`|\bneuromirror [a-z][a-z-]* [^`;()]*")
     #: (module, the flag it names) -> why that message must name it
     allowed = {
         # a publish's refused push is an error of its report, which the API's result and the command's output
@@ -169,6 +187,9 @@ def test_no_error_names_a_command_line_flag() -> None:
         # line's user is told the option that overwrites (tests/test_publish.py checks it)
         ("publish/sibling.py", "--force"): "a report's error, the same bytes on both sides",
         ("publish/ria/put.py", "--force"): "a report's error, the same bytes on both sides",
+        # a dandiset held back from a publish as embargoed: the report's why (publish --json's "why"), the same
+        # bytes from the API and the command; the command line's user is told the option that publishes it
+        ("publish/ria/publish.py", "--include-embargoed"): "a report's why, the same bytes on both sides",
     }
     flag = re.compile(r"--[A-Za-z][A-Za-z-]*")
 
@@ -178,16 +199,40 @@ def test_no_error_names_a_command_line_flag() -> None:
         own = [node.value] if isinstance(node, ast.Constant) and isinstance(node.value, str) else []
         return own + [t for child in ast.iter_child_nodes(node) for t in texts(child)]
 
+    def strings(tree: ast.AST) -> list[tuple[int, str]]:
+        """Each string's words but the docstrings' (an f-string's expressions as ``{}``; not strings inside them)."""
+        docs = {
+            id(n.body[0].value)
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.body
+            and isinstance(n.body[0], ast.Expr)
+        }
+        inner = {id(c) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for c in ast.walk(n) if c is not n}
+        out = []
+        for n in ast.walk(tree):
+            if isinstance(n, ast.JoinedStr) and id(n) not in inner:
+                words = (v.value if isinstance(v, ast.Constant) else "{}" for v in n.values)
+                out.append((n.lineno, "".join(str(w) for w in words)))
+            elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs | inner:
+                out.append((n.lineno, n.value))
+        return [(line, text) for line, text in out if not text.startswith("-")]  # "--cached": a program's argument
+
     found = []
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
         if rel.startswith(skipped):
             continue
-        for node in ast.walk(ast.parse(path.read_text(), rel)):
+        tree = ast.parse(path.read_text(), rel)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and node.exc is not None:
-                said = [t for t in texts(node.exc) for f in flag.findall(t) if (rel, f) not in allowed]
-                if said:
-                    found.append(f"{rel}:{node.lineno}: {said}")
+                flags = [t for t in texts(node.exc) for f in flag.findall(t) if (rel, f) not in allowed]
+                if flags:
+                    found.append(f"{rel}:{node.lineno}: {flags}")
+        for line, text in strings(tree) if rel in said else []:
+            flags = [f for f in flag.findall(command.sub("", text)) if (rel, f) not in allowed]
+            if flags:
+                found.append(f"{rel}:{line}: {flags} in {text!r}")
     assert not found, "errors that name a command-line flag (name the argument: .at(argument)):\n" + "\n".join(found)
     probe = ast.parse("raise BadInput(f\"x {gitutil.out(d, '--get')}: --to DIR\")").body[0]
     assert isinstance(probe, ast.Raise) and probe.exc is not None

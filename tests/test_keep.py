@@ -180,7 +180,7 @@ def test_filters_and_the_json_report(dandi_archive, tmp_path: Path, monkeypatch)
             "path": "sub-01/big.nwb",
             "key": key_of(d.ds, "sub-01/big.nwb", d.version),
             "size": 50_000,
-            "why": "larger than --max-file-size (10000 bytes)",
+            "why": "larger than the max file size (10000 bytes)",
         }
     ]
     draft = report["versions"][1]
@@ -194,7 +194,7 @@ def test_filters_and_the_json_report(dandi_archive, tmp_path: Path, monkeypatch)
         f"{d.spec} (commit " in out
         and "3 file(s), 53.7 KiB: 1 kept (2.9 KiB), 1 already in the store, 1 skipped" in out
     )
-    assert "skipped 1 file(s), 48.8 KiB: larger than --max-file-size (10000 bytes)" in out
+    assert "skipped 1 file(s), 48.8 KiB: larger than the max file size (10000 bytes)" in out
 
 
 def test_store_names_and_unsupported_kinds(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001

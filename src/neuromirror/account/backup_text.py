@@ -42,7 +42,7 @@ def verification_words(s: StoreBackup) -> str:
     v = s.verification
     if v is None:
         last = f"; newest good check {short_time(s.newest_check)} (by keep or verify)" if s.newest_check else ""
-        return f"never re-read by verify --stores{last}"
+        return f"never re-read (run `neuromirror verify --stores`){last}"
     result = "OK" if v.ok else "FAILED" if v.unresolved else "REPAIRED"
     found = f"{v.bad} bad, {v.missing} missing, {v.unreadable} unreadable"
     repaired = f", {v.repaired} re-kept" if v.repaired else ""
@@ -82,16 +82,20 @@ def source_lines(b: SourceBackup, most: int = 5) -> list[str]:
         )
         lines.append(f"    last verification: {verification_words(s)}")
     if not b.stores and b.archive.objects:
-        lines.append("  kept in no store (neuromirror keep SOURCE --to STORE)")
+        lines.append("  kept in no store (run `neuromirror keep SOURCE --to STORE`)")
     if b.expiring:
         lines.append(
             f"  EXPIRES UNKEPT within 30 days: {amount(b.expiring_count)}, the first {expires_words(b.expiring[0])}"
         )
         lines += [f"    {x.path} ({x.version}): {expires_words(x)}: {x.why}" for x in b.expiring[:most]]
         if len(b.expiring) > most:
-            lines.append(f"    ... and {len(b.expiring) - most} more (--json lists them)")
+            lines.append(
+                f"    ... and {len(b.expiring) - most} more (run `neuromirror status --backup --json` to list them)"
+            )
     if b.zarrs_uncounted:
-        lines.append(f"  {b.zarrs_uncounted} Zarr state(s) not counted here (status --copies counts their objects)")
+        lines.append(
+            f"  {b.zarrs_uncounted} Zarr state(s) not counted here (run `neuromirror status --copies` to count their objects)"
+        )
     return lines
 
 

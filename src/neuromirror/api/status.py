@@ -244,7 +244,7 @@ def refused_lines(r: SourceStatus, most: int = 5) -> list[str]:
     lines = [f"{r.source}: refused {x['path']!r}: {x['reason']}" for x in items[:most]]
     left = (r.refused_count or 0) - len(lines)
     if lines and left > 0:
-        lines.append(f"{r.source}: ... and {left} more refused (sync --json lists them)")
+        lines.append(f"{r.source}: ... and {left} more refused (run `neuromirror sync --json` to list them)")
     return lines
 
 

@@ -105,5 +105,5 @@ def skip_reason(f: VersionFile, max_file_size: Optional[int]) -> Optional[str]:
     if key_checksum(key) is None:
         return f"{key.split('-', 1)[0]} key: no checksum of its own to verify the bytes against, not kept yet"
     if max_file_size is not None and (f.size or 0) > max_file_size:
-        return f"larger than --max-file-size ({max_file_size} bytes)"
+        return f"larger than the max file size ({max_file_size} bytes)"
     return None

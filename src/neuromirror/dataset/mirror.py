@@ -417,7 +417,7 @@ class Forgotten(Result):
         if self.dataset_removed:
             return f"forgot {self.source}; removed its dataset {self.dataset}"
         if self.stays_at is not None and self.stays_at.exists():
-            return f"forgot {self.source}; its dataset stays at {self.stays_at} (reindex would bring it back; --dataset removes it)"
+            return f"forgot {self.source}; its dataset stays at {self.stays_at} (reindex would bring it back; forgetting the dataset too removes it)"
         return f"forgot {self.source}"
 
     def items(self) -> list[Item]:

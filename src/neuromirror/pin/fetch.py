@@ -41,8 +41,8 @@ def failure_lines(report: GetReport, limit: int = 20) -> list[str]:
         lines.append(f"  ... and {len(report.failed) - limit} more")
     if any("allowed-ip-addresses" in why for _, why in report.failed):
         lines.append(
-            f"  hint: the archive is on a loopback/private address: pass --allow-ip all (or set {ALLOW_IP_ENV})"
-            " to allow it in this clone"
+            f"  hint: the archive is on a loopback/private address: to allow it in this clone, run"
+            f" `neuromirror get SPEC --allow-ip all` (or set {ALLOW_IP_ENV})"
         )
     return lines
 
@@ -133,7 +133,7 @@ class GotVersion:
 def _source_url(spec: Spec, rec: Optional[dict], relpath: Optional[str], from_url: Optional[str]) -> str:
     if from_url:
         return resolve_url(from_url, (relpath or "") if rec is not None else dataset_relpath(spec))
-    assert rec is not None, "a version neither recorded nor given --from"
+    assert rec is not None, "a version neither recorded nor given from_url"
     return str(rec["dataset"])
 
 

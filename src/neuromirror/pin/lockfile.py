@@ -359,7 +359,7 @@ def lock_entry(
         if published is None:
             notes.append(
                 f"{spec.source}: the lock names the mirror's local path {ds}; for a lock others can use, "
-                f"publish the dataset (neuromirror publish) or pass --url"
+                f"publish the dataset (neuromirror publish) or give the base url others clone from"
             )
     fl = file_list_digest(walk_files(ds, rec["commit"]), keep=with_files)
     kept = [] if store else recorded_stores(ds, rec["commit"])

@@ -102,7 +102,7 @@ def serve_view(options: ServeOptions, say: Say) -> int:
             "http"
         )
     if options.config:
-        say("warning: --no-schedule: the mirror definitions are not read")
+        say(f"warning: only the view is served: the mirror definitions ({', '.join(options.config)}) are not read")
     root = Path(options.root or "neuromirror-root").absolute()
     with api.open(root, options.index) as mirror:
         view = mirror.view(include_embargoed=options.include_embargoed)

@@ -35,7 +35,7 @@ def check_kept(report: VerifyReport, store: Optional[Store], keys: dict[str, str
     report.kept_checked = True
     if store is None or store_uuid(store) is None:
         where = f"{store} is not a neuromirror store" if store is not None else "no store named or recorded"
-        report.add("store", None, f"{where}: pass --store STORE (or set NEUROMIRROR_STORE)")
+        report.add("store", None, f"{where}: name one (a directory or s3://BUCKET) or set NEUROMIRROR_STORE")
         return {}
     held: dict[str, str] = {}
     for key, path in sorted(keys.items(), key=lambda kv: kv[1]):

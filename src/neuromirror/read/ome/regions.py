@@ -116,7 +116,7 @@ class TiffReport:
         notes = [
             (c.from_boss, "from the BOSS, checked against the pin"),
             (c.missing, "not in the pin (fill value)"),
-            (c.unchecked, "with no checksum to check (--no-hash): as the archive serves them now"),
+            (c.unchecked, "with no checksum to check (synced without hashing): as the archive serves them now"),
         ]
         parts = [f"{c.read} chunk(s) read from their pinned copies"] + [f"{n} {text}" for n, text in notes if n]
         z, y, x = self.shape
