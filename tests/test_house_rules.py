@@ -237,3 +237,7 @@ def test_no_error_names_a_command_line_flag() -> None:
     probe = ast.parse("raise BadInput(f\"x {gitutil.out(d, '--get')}: --to DIR\")").body[0]
     assert isinstance(probe, ast.Raise) and probe.exc is not None
     assert [t for t in texts(probe.exc) if flag.search(t)] == [": --to DIR"], "the check sees a flag, not git's"
+    said_probe = ast.parse(
+        '"""doc --x"""\nn = f"pass --url {u}"\nh = "run `neuromirror verify --stores`"\ngit("--cached")'
+    )
+    assert [flag.findall(command.sub("", t)) for _, t in strings(said_probe)] == [["--url"], []], "a note's flag"
