@@ -231,6 +231,8 @@ def test_serving_the_view_alone_says_the_definitions_are_not_read(dandi_archive,
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         assert serve_view(options, say) == 0
+        # the caller's own handlers are back once it returns (a notebook's Ctrl-C is its own again)
+        assert {s: signal.getsignal(s) for s in handlers} == handlers
     finally:
         for s, handler in handlers.items():
             signal.signal(s, handler)

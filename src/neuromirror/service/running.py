@@ -108,13 +108,16 @@ def serve_view(options: ServeOptions, say: Say) -> int:
         view = mirror.view(include_embargoed=options.include_embargoed)
     httpd, url = start_http(None, options.http, view=view)  # a bad address: HttpAddressError, a UserError
     stop = threading.Event()
-    _on_stop_signals(lambda signum, frame: stop.set())
-    embargoed = " (embargoed dandisets included)" if options.include_embargoed else ""
-    say(f"serving the pins of {root} read-only on {routes_line(url, scheduled=False)}{embargoed}")
-    while not stop.wait(1.0):
-        pass
-    httpd.shutdown()
-    view.tree.close()
+    before = _on_stop_signals(lambda signum, frame: stop.set())
+    try:
+        embargoed = " (embargoed dandisets included)" if options.include_embargoed else ""
+        say(f"serving the pins of {root} read-only on {routes_line(url, scheduled=False)}{embargoed}")
+        while not stop.wait(1.0):
+            pass
+    finally:  # a script's (a notebook's) own Ctrl-C handling is its own again once the view stops
+        _on_stop_signals(before)
+        httpd.shutdown()
+        view.tree.close()
     return 0
 
 
@@ -135,12 +138,12 @@ def _definitions(options: ServeOptions, say: Say) -> Any:
     return config
 
 
-def _on_stop_signals(handler: Any) -> None:
-    """``handler`` for SIGTERM and SIGINT."""
+def _on_stop_signals(handler: Any) -> dict[int, Any]:
+    """``handler`` for SIGTERM and SIGINT (a dict: each its own); the handlers they had."""
     import signal
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
+    each = handler if isinstance(handler, dict) else dict.fromkeys((signal.SIGTERM, signal.SIGINT), handler)
+    return {sig: signal.signal(sig, h) for sig, h in each.items()}
 
 
 def _early_exit(signum: int, frame: object) -> None:
