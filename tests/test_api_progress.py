@@ -7,6 +7,13 @@ done, total)``: the total is the bytes of the files asked for, done never goes b
 total, and calls come at most ten a second (the last one excepted).  The command line's tqdm bars are one
 such callback (``api.getting.Bars``): ``neuromirror get`` in a process of its own still draws them on stderr,
 and draws nothing with ``--json``.
+
+``keep``, ``verify`` and ``restore`` tell theirs the same way: ``("files SPEC@VERSION -> STORE", ...)`` and
+``("keep SPEC@VERSION -> STORE", ...)`` into a directory store and a packed one, ``("files SPEC@VERSION", ...)``
+and ``("verify SPEC@VERSION", ...)`` as ``verify(content=True)`` hashes, ``("objects TARGET", ...)`` and
+``("restore TARGET", ...)`` into a directory: each total is what the result says was copied, hashed or
+written, done never goes back and ends at the total; ``keep`` and ``verify`` on the command line draw the
+same bars through ``Bars`` (nothing with ``--json``).
 """
 
 from __future__ import annotations
@@ -53,17 +60,17 @@ class Calls:
     def of(self, stage: str) -> list[tuple[int, Optional[int]]]:
         return [(done, total) for _, s, done, total in self.calls if s == stage]
 
-    def check_bytes(self, label: str, total: int, files: int) -> None:
+    def check_bytes(self, label: str, total: int, files: int, word: str = "get", unit: str = "files") -> None:
         """``label``'s bytes and files told as they should be: one total, done never back, ending at the total."""
-        told = self.of(f"get {label}")
+        told = self.of(f"{word} {label}")
         assert told[0] == (0, total) and told[-1] == (total, total), told
         assert {t for _, t in told} == {total}
         assert [d for d, _ in told] == sorted(d for d, _ in told)  # never back
         assert len(set(told)) == len(told)  # nothing told twice
-        counted = self.of(f"files {label}")
+        counted = self.of(f"{unit} {label}")
         assert counted[0] == (0, files) and counted[-1] == (files, files) and {t for _, t in counted} == {files}
         assert [d for d, _ in counted] == sorted({d for d, _ in counted})  # each count once, never back
-        when = [t for t, s, _, _ in self.calls if s == f"get {label}"]
+        when = [t for t, s, _, _ in self.calls if s == f"{word} {label}"]
         gaps = [b - a for a, b in zip(when, when[1:-1])]  # the last call is never held back
         assert all(g >= 0.09 for g in gaps), gaps  # at most ~10 a second
 
@@ -131,3 +138,67 @@ def test_the_commands_bars_are_such_a_callback(mirrored: Dandiset, tmp_path: Pat
     quiet = neuromirror(*root, "get", mirrored.spec, "--to", str(tmp_path / "b"), "--allow-ip", "all", "--json")
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert json.loads(quiet.stdout)["fetched_bytes"] > sum(SIZES.values())
+
+
+def test_keep_tells_the_bytes_copied_into_each_store(mirrored: Dandiset, tmp_path: Path) -> None:
+    """Into a directory store and a packed one (``pack+file://``): per version and store, the files and bytes
+    copied, their totals those the result says were transferred."""
+    for to in (tmp_path / "store", f"pack+file://{tmp_path}/packed"):
+        calls = Calls()
+        with api.open(mirrored.run.root) as m:
+            kept = m.keep(mirrored.spec, to, progress=calls)
+        assert kept.ok, kept.lines()
+        run = kept.runs[0]
+        label = f"{mirrored.spec} -> {run.store}"
+        assert run.transferred_bytes >= sum(SIZES.values()) and run.transferred == len(SIZES) + len(CHUNKS)
+        calls.check_bytes(label, run.transferred_bytes, run.transferred, word="keep")
+        assert set(calls.stages()) == {f"keep {label}", f"files {label}"}
+        again = Calls()  # everything held already: nothing to copy, nothing told
+        with api.open(mirrored.run.root) as m:
+            assert m.keep(mirrored.spec, to, progress=again).ok
+        assert again.calls == []
+
+
+def test_verify_content_tells_the_bytes_hashed(mirrored: Dandiset) -> None:
+    """Each copy read (every URL of a file, a store's copy) adds its bytes; a file is done with its last."""
+    calls = Calls()
+    with api.open(mirrored.run.root) as m:
+        report = m.verify(mirrored.spec, content=True, progress=calls, allow_ip="all")
+    assert report.ok, report.lines()
+    content = report.to_json()["content"]
+    calls.check_bytes(mirrored.spec, content["bytes"], content["keys"], word="verify")
+    assert set(calls.stages()) == {f"verify {mirrored.spec}", f"files {mirrored.spec}"}
+    assert content["bytes"] >= sum(SIZES.values())
+
+
+def test_restore_tells_the_objects_written(mirrored: Dandiset, tmp_path: Path) -> None:
+    """Into a directory: every object written, the totals the report's objects and bytes."""
+    with api.open(mirrored.run.root) as m:
+        m.keep(mirrored.spec, tmp_path / "store").check()
+        calls = Calls()
+        report = m.restore(mirrored.spec, tmp_path / "restored", progress=calls, stores=[str(tmp_path / "store")])
+    assert report.ok and report.written == report.objects and report.written_bytes == report.bytes, report.lines()
+    calls.check_bytes(report.target, report.bytes, report.objects, word="restore", unit="objects")
+    assert set(calls.stages()) == {f"restore {report.target}", f"objects {report.target}"}
+    assert report.bytes >= sum(SIZES.values())
+
+
+def test_keep_and_verify_on_the_command_line_draw_the_same_bars(mirrored: Dandiset, tmp_path: Path) -> None:
+    root = ["--root", str(mirrored.run.root)]
+    store = tmp_path / "store"
+    shown = neuromirror(*root, "keep", mirrored.spec, "--to", str(store))
+    assert shown.returncode == 0, shown.stderr
+    lines = [ln for ln in shown.stderr.splitlines() if ln.startswith(f"keep {mirrored.spec} -> {store}: ")]
+    files = len(SIZES) + len(CHUNKS)
+    assert lines and "100%" in lines[-1] and f"{files}/{files} files" in lines[-1], shown.stderr
+    assert sum(f"{files}/{files} files" in ln for ln in lines) == 1, lines  # the final state, once
+    checked = neuromirror(*root, "verify", mirrored.spec, "--content", "--allow-ip", "all")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = [ln for ln in checked.stderr.splitlines() if ln.startswith(f"verify {mirrored.spec}: ")]
+    assert lines and "100%" in lines[-1] and f"{files}/{files} files" in lines[-1], checked.stderr
+    for quiet in (
+        ["keep", mirrored.spec, "--to", str(tmp_path / "b"), "--json"],
+        ["verify", mirrored.spec, "--content", "--allow-ip", "all", "-q"],
+    ):
+        run = neuromirror(*root, *quiet)
+        assert run.returncode == 0 and run.stderr == "", run.stderr

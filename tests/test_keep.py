@@ -143,7 +143,7 @@ def test_budget_stops_cleanly_and_what_fits_is_recorded(dandi_archive, tmp_path:
     assert "keep stopped by --budget 100000 bytes" in err and "1 file(s), 39.1 KiB did not fit" in err
     v = report["versions"][0]
     assert (v["kept"], v["already"], v["failed"]) == (2, 0, [])
-    assert [(s["path"], s["why"].startswith("over --budget")) for s in v["skipped"]] == [("sub-01/c.nwb", True)]
+    assert [(s["path"], s["why"].startswith("over the budget")) for s in v["skipped"]] == [("sub-01/c.nwb", True)]
     assert report["budget"]["stopped"] and report["budget"]["not_fitting"] == {"files": 1, "bytes": 40_000}
     assert report["budget"]["store_bytes_before"] == 0 and not report["ok"]
     # the store and the git-annex branch agree: exactly the files that fit

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 from neuromirror.api.inputs import PathLike, spec_of, specs_of
 from neuromirror.api.keeping import Keeping, verify_store
 from neuromirror.errors import BadInput, UserError
+from neuromirror.records import ProgressCallback
 from neuromirror.results import Item, Result, Status
 from neuromirror.sources import add_options as source_options  # verify's --archive takes sync's source options
 from neuromirror.spec import Spec
@@ -66,11 +67,14 @@ class Checking(Keeping):
         older_than_days: Optional[float] = None,
         store: Union[PathLike, Store, None] = None,
         jobs: int = 4,
+        progress: Optional[ProgressCallback] = None,
     ) -> StoresCheck:
         """Re-read the copies the lab's stores hold of the versions ``specs`` name (none: every source kept) and
         check them against their keys (``fraction``: that share, oldest-checked first; ``older_than_days``: only
         copies not checked for that long; ``store``: only that one); a bad or missing copy is taken off the
-        record and kept again from another copy or the archive, and is an ``error`` item (``verify --stores``)."""
+        record and kept again from another copy or the archive, and is an ``error`` item (``verify --stores``).
+        ``progress(stage, done, total)``: ``("copies stores", copies re-read, copies)`` and ``("verify stores",
+        bytes re-read, bytes)``, as each copy is."""
         from neuromirror.store.location import open_store
         from neuromirror.verify.stores import verify_stores
 
@@ -88,6 +92,7 @@ class Checking(Keeping):
             older_than=None if older_than_days is None else older_than_days * 86400,
             only=only,
             jobs=jobs,
+            progress=progress,
         )
 
     def audit(

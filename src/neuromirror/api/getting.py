@@ -28,7 +28,7 @@ from neuromirror.pin.handout import (
 from neuromirror.records import ProgressCallback
 from neuromirror.results import Item, Status
 from neuromirror.spec import Spec
-from neuromirror.util.progress import BYTES_STAGE, FILES_STAGE, ByteBar
+from neuromirror.util.progress import BYTES_STAGE, BYTES_STAGES, COUNT_STAGES, FILES_STAGE, ByteBar
 
 if TYPE_CHECKING:
     from neuromirror.pin.fetch import Retrieval
@@ -37,36 +37,41 @@ if TYPE_CHECKING:
 
 
 class Bars:
-    """The command line's progress, a ``progress(stage, done, total)`` callback like any other: each ``get LABEL``
-    stage a tqdm bar of bytes on stderr named LABEL (a version, or a subdataset of one: ``SPEC@VERSION PATH``)
-    with the ``N/M files`` its ``files LABEL`` stage tells.  A bar ends when its files and bytes are all there,
-    or when another stage begins (a failed file leaves it short).  The other stages (a version's start and
-    end, ``reproduce``'s datasets) draw nothing: the bars say it."""
+    """The command line's progress, a ``progress(stage, done, total)`` callback like any other: each bytes stage
+    (``get LABEL``, ``keep LABEL``, ``verify LABEL``, ``restore LABEL``) a tqdm bar of bytes on stderr, with the
+    ``N/M files`` (objects, copies) its count stage of the same LABEL tells (``files LABEL``...).  ``get``'s bar
+    is named LABEL (a version, or a subdataset of one: ``SPEC@VERSION PATH``), the others' by their stage
+    (``keep SPEC@VERSION -> STORE``, ``verify SPEC@VERSION``).  A bar ends when its files and bytes are all
+    there, or when another stage begins (a failed file leaves it short), or when closed (``with Bars() as
+    bars``).  The other stages (a version's start and end, ``reproduce``'s datasets) draw nothing: the bars
+    say it."""
 
     def __init__(self) -> None:
         self._bars: dict[str, ByteBar] = {}
-        self._files: dict[str, tuple[int, int]] = {}  # label -> (done, total) last told
+        self._files: dict[str, tuple[int, int, str]] = {}  # label -> (done, total, unit) last told
 
     def __call__(self, stage: str, done: int, total: Optional[int]) -> None:
         word, _, label = stage.partition(" ")
-        if word == FILES_STAGE and label and total is not None:
-            self._files[label] = (done, total)
+        if word in COUNT_STAGES and label and total is not None:
+            self._files[label] = (done, total, word)
             if label in self._bars:
-                self._bars[label].files(done, total)
-        elif word == BYTES_STAGE and label:
-            self._bytes(label, done, total)
+                self._bars[label].files(done, total, word)
+        elif word in BYTES_STAGES and label:
+            self._bytes(stage if word != BYTES_STAGE else label, label, done, total)
         else:
             return self.close()
         bar = self._bars.get(label)
-        files_done, files = self._files.get(label, (0, -1))
+        files_done, files, _ = self._files.get(label, (0, -1, ""))
         if bar is not None and files_done == files and bar.full():
             self._bars.pop(label).close()
 
-    def _bytes(self, label: str, done: int, total: Optional[int]) -> None:
+    def _bytes(self, title: str, label: str, done: int, total: Optional[int]) -> None:
         bar = self._bars.get(label)
         if bar is None:
             self.close(but=label)
-            bar = self._bars[label] = ByteBar(label, total, self._files.get(label))
+            told = self._files.get(label)
+            shown = (told[0], told[1]) if told else None
+            bar = self._bars[label] = ByteBar(title, total, shown, told[2] if told else FILES_STAGE)
         bar.bytes(done, total)
 
     def close(self, but: str = "") -> None:
@@ -74,6 +79,12 @@ class Bars:
         for label in list(self._bars):
             self._bars.pop(label).close()
         self._files = {but: self._files[but]} if but in self._files else {}
+
+    def __enter__(self) -> Bars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Tiff(Printed):

@@ -19,6 +19,7 @@ from neuromirror.dataset.mirror import Forgotten
 from neuromirror.dataset.versions import select_versions
 from neuromirror.errors import BadInput, UserError
 from neuromirror.index.rows import Version
+from neuromirror.records import ProgressCallback
 from neuromirror.results import Item, Result
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
@@ -74,7 +75,7 @@ class Keeping(Reading):
         jobs: int = 4,
         all_versions: bool = False,
         locks: Sequence[PathLike] = (),
-        progress: bool = False,
+        progress: Optional[ProgressCallback] = None,
         from_stores: Sequence[Union[PathLike, Store]] = (),
         prune: bool = False,
         min_free: Optional[object] = None,
@@ -90,6 +91,9 @@ class Keeping(Reading):
         ``prune``: the versions of these sources a store was given and ``specs`` leave out are dropped from it,
         with the keys no kept version needs (``keep --prune``, :mod:`neuromirror.keep.prune`).
         ``min_free``: the free space a directory store must keep (as the service's ``min_free`` option).
+        ``progress(stage, done, total)``: each version's copies into each store as they go in,
+        ``("files SPEC@VERSION -> STORE", files copied, files to copy)`` and ``("keep SPEC@VERSION -> STORE",
+        bytes copied, bytes to copy)`` (nothing to copy: no call), at most ten times a second and once at the end.
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
@@ -142,7 +146,7 @@ class Keeping(Reading):
         timeout: float = 60.0,
         allow_ip: Optional[str] = None,
         content_cache: Optional[dict[str, Any]] = None,
-        progress: bool = False,
+        progress: Optional[ProgressCallback] = None,
     ) -> VerifyReport:
         """Check one version (``spec``, or a :class:`Version` as :meth:`versions` gives it): its tree against the
         index and the git-annex branch; ``content``: every file's bytes read back (from the archive, or any store
@@ -151,6 +155,8 @@ class Keeping(Reading):
         kept or content uses it); ``archive``: the version listed at the archive again (``options``: the sources'
         options, as ``sync`` takes them); ``content_cache``: a dict shared between calls, so that versions sharing
         content download it once; ``allow_ip``: default ``$NEUROMIRROR_ALLOW_IP`` (``neuromirror verify``).
+        ``progress(stage, done, total)``: the content's copies as they are read and hashed, ``("files
+        SPEC@VERSION", files hashed, files)`` and ``("verify SPEC@VERSION", bytes hashed, bytes to hash)``.
         A mismatch is an ``error`` item: ``.ok`` False, ``.check()`` raises."""
         from neuromirror.pin.retrieve import allow_ip_default
         from neuromirror.verify.version import verify_version
@@ -189,13 +195,17 @@ class Keeping(Reading):
         stores: Optional[Sequence[str]] = None,
         each: Optional[Callable[[dict[str, Any]], None]] = None,
         stream: Optional[TextIO] = None,
+        progress: Optional[ProgressCallback] = None,
     ) -> RestoreReport:
         """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
         ``to`` (``s3://BUCKET[/PREFIX]`` or a directory, checked here; or a target already opened and checked,
         :func:`neuromirror.restore.targets.open_target`); ``dry_run``: decide only, ``each`` called with each
         object it would write; ``stream``: a dry run's JSON document written there as it is decided (each
         object, then the report's ``to_json()``; ``restore --dry-run --json``); ``stores``: read only from these
-        (URLs or UUIDs) (``neuromirror restore``).  An object not restored, or holding other bytes, is a failed
+        (URLs or UUIDs) (``neuromirror restore``).  ``progress(stage, done, total)``: ``("objects TARGET", objects
+        done, objects)`` and ``("restore TARGET", bytes done, bytes)`` as each object is written or found right
+        already (TARGET: the target's URL; the totals None until every version is listed; a dry run: no call).
+        An object not restored, or holding other bytes, is a failed
         item: ``.ok`` False, ``.check()`` raises."""
         from neuromirror.restore.report import RestoreReport, StreamedJson
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
@@ -208,7 +218,7 @@ class Keeping(Reading):
         report = RestoreReport(target.url, dry_run=dry_run, force=force)
         chosen = None if stores is None else list(stores)
         told = each if streamed is None else _both(streamed, each)
-        options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs, stores=chosen, each=told)
+        options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs, stores=chosen, each=told, progress=progress)
         versions = select_versions(self.index, specs_of(specs), root=self.root)
         try:
             restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)

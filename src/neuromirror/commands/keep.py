@@ -8,6 +8,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from neuromirror.api.getting import Bars
 from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if args.copies is not None and args.copies < 1:
         raise UserError("--copies must be at least 1")
     specs = [spec_arg(s) for s in args.specs]
-    with open_api(args) as m, _said_as(args):  # copies None: the recorded wanted count
+    with open_api(args) as m, _said_as(args), Bars() as bars:  # copies None: the recorded wanted count
         result = m.keep(
             specs,
             args.store or None,
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             all_versions=args.all_versions,
             locks=args.lock or (),
-            progress=not (args.quiet or args.json),
+            progress=None if args.quiet or args.json else bars,
             from_stores=args.from_stores,
             prune=args.prune,
             pack_size=args.pack_size,
@@ -154,7 +155,7 @@ def _problems(result: Any) -> None:
             print(
                 f"neuromirror: keep: {report.failed} file(s) not kept in {report.store} (FAILED above)", file=sys.stderr
             )
-        budget = report.budget_line()
+        budget = report.budget_line(option="--budget")
         if budget:
             print(f"neuromirror: {budget}", file=sys.stderr)
     copies = result.copies

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from neuromirror.api.getting import Bars
 from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stores:
         return _stores(args, specs)
     _check_options(args, specs)
-    with open_api(args) as m:
+    with open_api(args) as m, Bars() as bars:
         verified = m.verify_versions(
             specs,
             all_versions=args.all_versions,
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             sample=args.sample,
             seed=args.seed,
             jobs=args.jobs,
-            progress=not (args.quiet or args.json),
+            progress=None if args.quiet or args.json else bars,
             timeout=args.timeout,
             archive=args.archive,
             options={k: v for k, v in vars(args).items() if k not in ("func", "specs")},

@@ -69,7 +69,7 @@ class VersionReport:
             f"{self.kept} kept ({human_bytes(self.kept_bytes)}), {self.already} already in the store"
         )
         if self.excluded:
-            head += f", {self.excluded} excluded (--include/--exclude)"
+            head += f", {self.excluded} excluded (by the include/exclude patterns)"
         if self.skipped:
             head += f", {len(self.skipped)} skipped"
         if self.failed:
@@ -149,11 +149,14 @@ class KeepRun:
             f"({len(self.versions)} version(s))"
         )
 
-    def budget_line(self) -> Optional[str]:
+    def budget_line(self, option: Optional[str] = None) -> Optional[str]:
+        """Why the run stopped short, when the budget stopped it: the budget named as such (the command line
+        names it as its ``option``, ``--budget``)."""
         if not self.budget_stopped or self.budget is None:
             return None
+        said = f"{option} {self.budget}" if option else f"the budget of {self.budget}"
         return (
-            f"keep stopped by --budget {self.budget} bytes ({human_bytes(self.budget)}): the store held "
+            f"keep stopped by {said} bytes ({human_bytes(self.budget)}): the store held "
             f"{human_bytes(self.store_bytes_before)}, this run kept {human_bytes(self.transferred_bytes)}; "
             f"{self.not_fitting} file(s), {human_bytes(self.not_fitting_bytes)} did not fit"
         )

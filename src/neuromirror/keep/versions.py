@@ -39,10 +39,11 @@ from neuromirror.store.lindi import keep_reference, made_after, may_have_referen
 from neuromirror.store.record import record_present
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
-from neuromirror.util.progress import ByteProgress
+from neuromirror.util.progress import ByteCalls, ByteCount
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
+    from neuromirror.records import ProgressCallback
 
 log = logging.getLogger("neuromirror.keep")
 
@@ -55,7 +56,9 @@ class KeepOptions:
     budget: Optional[int] = None
     jobs: int = 4
     all_versions: bool = False
-    progress: bool = True
+    #: told ``("files SPEC@VERSION -> STORE", files, of)`` and ``("keep SPEC@VERSION -> STORE", bytes, of)``
+    #: as each version's copies go in (:class:`~neuromirror.util.progress.ByteCalls`)
+    progress: Optional[ProgressCallback] = None
     #: the free space keeping needs to start, on the root and a directory store (util.disk; None: env or 1 GiB)
     min_free: Optional[object] = None
     #: ``keep --from STORE``: copy only from these stores, never asking the archive (moving a store's content)
@@ -179,12 +182,7 @@ def _keep_version(
     unseen = _sort_files(rep, listing.annexed, options, state, present)
     todo = _look_up(mirror, store, unseen, rep, state, present, pool, run)
     scheduled = _fitting(todo, budget, rep, state, run)
-    bar = ByteProgress(
-        sum(files[0].size or 0 for _, files in scheduled),
-        len(scheduled),
-        enabled=options.progress and bool(scheduled),
-        label=f"keep {rep.label}",
-    )
+    bar = _told(options.progress, f"{rep.label} -> {store}", scheduled)
     transfer.on_bytes = bar.update
     try:
         jobs = _submit(scheduled, options, transfer, pool)
@@ -206,6 +204,16 @@ def _keep_version(
     if _whole(rep, state, present):
         rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
+
+
+def _told(
+    progress: Optional[ProgressCallback], label: str, scheduled: list[tuple[str, list[VersionFile]]]
+) -> ByteCount:
+    """The copies' bytes and files told to ``progress`` as ``keep LABEL`` and ``files LABEL`` (nothing to copy:
+    nothing told), else only counted."""
+    if progress is None or not scheduled:
+        return ByteCount(len(scheduled))
+    return ByteCalls(progress, label, [files[0].size for _, files in scheduled], word="keep")
 
 
 def _submit(
@@ -308,9 +316,9 @@ def _look_up(
 def _fitting(
     todo: dict[str, list[VersionFile]], budget: Optional[_Budget], rep: VersionReport, state: _RunState, run: KeepRun
 ) -> list[tuple[str, list[VersionFile]]]:
-    """The keys to copy that fit ``--budget`` (each reserved now); the others skipped, and a key several
+    """The keys to copy that fit the budget (each reserved now); the others skipped, and a key several
     versions share counted once as not fitting."""
-    over = f"over --budget: the store would hold more than {budget.limit} bytes" if budget else ""
+    over = f"over the budget: the store would hold more than {budget.limit} bytes" if budget else ""
     scheduled = []
     for key, files in todo.items():
         if budget is not None and not budget.take(files[0].size or 0):
@@ -360,7 +368,7 @@ def _settle(
     present: dict[Path, list[str]],
     budget: Optional[_Budget],
     run: KeepRun,
-    bar: ByteProgress,
+    bar: ByteCount,
 ) -> None:
     size = files[0].size or 0
     if outcome.ok:

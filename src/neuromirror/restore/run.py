@@ -33,10 +33,12 @@ from neuromirror.restore.report import RestoreReport, write_entry
 from neuromirror.restore.retire import replaced, retire
 from neuromirror.restore.targets import DIFFERS, SAME, DirTarget, Refused, S3Target
 from neuromirror.util.crashpoints import crashpoint
+from neuromirror.util.progress import ByteCalls
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
+    from neuromirror.records import ProgressCallback
 
 #: objects looked at per batch: their store checks, container listings and recorded URLs (bounded memory)
 BATCH = 5000
@@ -52,6 +54,9 @@ class RestoreOptions:
     #: a dry run: called with each object it would write (:func:`~neuromirror.restore.report.write_entry`),
     #: as it is decided, so that a caller streams them (``--json``) and nothing holds the list
     each: Optional[Callable[[dict], None]] = None
+    #: told ``("objects TARGET", done, of)`` and ``("restore TARGET", bytes, of)`` as objects are settled (not in
+    #: a dry run): :class:`Told`
+    progress: Optional[ProgressCallback] = None
 
 
 @dataclass
@@ -114,15 +119,45 @@ def _admit(got: ArchiveObject | Unplaced, seen: dict[int, int], report: RestoreR
     return False
 
 
-def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[list[ArchiveObject]]:
+def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[tuple[list[ArchiveObject], bool]]:
+    """``objs`` in lists of ``size``, each with whether it is the last (the stream read one object ahead)."""
     batch: list[ArchiveObject] = []
     for o in objs:
-        batch.append(o)
         if len(batch) >= size:
-            yield batch
+            yield batch, False
             batch = []
+        batch.append(o)
     if batch:
-        yield batch
+        yield batch, True
+
+
+class Told:
+    """A restore's progress: ``("objects TARGET", objects settled, objects)`` and ``("restore TARGET", bytes,
+    bytes)`` (:class:`~neuromirror.util.progress.ByteCalls`), an object done once written or found holding the
+    right bytes (its size counted), or failed or left alone (none); the totals grow batch by batch, None
+    until the last batch is read."""
+
+    def __init__(self, progress: Optional[ProgressCallback], target: str) -> None:
+        self.progress, self.target = progress, target
+        self.calls: Optional[ByteCalls] = None
+
+    def add(self, batch: list[ArchiveObject], last: bool) -> None:
+        if self.progress is None:
+            return
+        sizes = [o.size for o in batch]
+        if self.calls is None:
+            self.calls = ByteCalls(self.progress, self.target, sizes, word="restore", unit="objects", more=not last)
+        else:
+            self.calls.add(sizes, last=last)
+
+    def settled(self, d: _Done) -> None:
+        if self.calls is not None:
+            right = d.state in (SAME, "written", "overwritten")
+            self.calls.finish(d.obj.archive_key, (d.obj.size or 0) if right else 0)
+
+    def close(self) -> None:
+        if self.calls is not None:
+            self.calls.close()
 
 
 def restore_objects(
@@ -141,9 +176,12 @@ def restore_objects(
     copies = copies or Copies(mirror.index, options.stores)
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
+    told = Told(None if options.dry_run else options.progress, target.url)
     with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="restore") as pool:
-        for batch in _batches(objs, BATCH):
-            _restore_batch(mirror, batch, target, options, report, copies, pool)
+        for batch, last in _batches(objs, BATCH):
+            told.add(batch, last)
+            _restore_batch(mirror, batch, target, options, report, copies, pool, told)
+    told.close()
     if isinstance(target, DirTarget) and not options.dry_run:
         target.clean()
     report.seconds += time.monotonic() - start
@@ -161,9 +199,11 @@ def _restore_batch(
     report: RestoreReport,
     copies: Copies,
     pool: ThreadPoolExecutor,
+    told: Told,
 ) -> None:
-    """One batch: its store checks read and its containers listed once, each object restored on the pool,
-    the archive URLs it gave recorded; then its checks forgotten (memory stays flat)."""
+    """One batch: its store checks read and its containers listed once, each object restored on the pool
+    (``told`` as each is settled), the archive URLs it gave recorded; then its checks forgotten (memory stays
+    flat)."""
     keys = [o.key for o in batch]
     copies.prime(keys)
     report.objects += len(batch)
@@ -175,6 +215,7 @@ def _restore_batch(
         batch = _dry_listed(batch, target, copies, report, new_urls, options)
     for d in pool.map(lambda o: _one(o, target, copies, options), batch):
         _count(d, target, report, new_urls, options.each)
+        told.settled(d)
     recorded, retired = _register(mirror, new_urls, target)
     report.recorded_urls += recorded
     report.retired_urls += retired
@@ -242,7 +283,7 @@ def _one(o: ArchiveObject, target: S3Target | DirTarget, copies: Copies, options
     overwrite = False
     if state == DIFFERS:
         if not options.force:
-            return _Done(o, DIFFERS, "holds other bytes: left alone (--force overwrites)")
+            return _Done(o, DIFFERS, "holds other bytes: left alone (a forced restore overwrites it)")
         why_not = target.can_overwrite()
         if why_not is not None:
             return _Done(o, DIFFERS, f"holds other bytes, not overwritten: {why_not}")

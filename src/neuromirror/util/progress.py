@@ -107,12 +107,16 @@ CALL_EVERY = 0.1
 #: the first words of the stages a :class:`ByteCalls` tells: ``"get LABEL"`` bytes, ``"files LABEL"`` files
 BYTES_STAGE = "get"
 FILES_STAGE = "files"
+#: every first word of a bytes stage (the verbs that move or read bytes) and of a count stage beside it: what
+#: the command line's bars (``api.getting.Bars``) draw
+BYTES_STAGES = (BYTES_STAGE, "keep", "verify", "restore")
+COUNT_STAGES = (FILES_STAGE, "objects", "copies")
 
 
 class ByteCount:
     """Bytes of many files at once, as threads report them: each file's bytes so far (``partial``, by key) and
-    the files finished.  The subclasses show it (:class:`ByteProgress`) or tell it (:class:`ByteCalls`); this
-    one only counts (what a fetch nobody watches still needs: the bytes of a key whose size is unknown)."""
+    the files finished.  :class:`ByteCalls` tells it; this one only counts (what a fetch nobody watches still
+    needs: the bytes of a key whose size is unknown)."""
 
     def __init__(self, total_files: int) -> None:
         self.total_files = total_files
@@ -130,11 +134,13 @@ class ByteCount:
             self.partial[key] = nbytes
             self._moved()
 
-    def finish(self, key: str, size: Optional[int]) -> None:
+    def finish(self, key: str, size: Optional[int], *, whole: bool = True) -> None:
+        """``key``'s bytes are all read (``size``: None, those it reported); ``whole``: a file done with them
+        (a file read from several places is done with its last)."""
         with self._lock:
             self.done_bytes += size if size is not None else self.partial.get(key, 0)
             self.partial.pop(key, None)
-            self.done_files += 1
+            self.done_files += whole
             self._moved()
 
     def _moved(self) -> None:
@@ -147,13 +153,15 @@ class ByteCount:
 class ByteBar:
     """One tqdm bar of bytes and files: ``get: 45%|...| 12.3M/45.6M [00:03<00:08, 4.1MB/s, 3/10 files]``."""
 
-    def __init__(self, label: str, total_bytes: Optional[int], files: Optional[tuple[int, int]] = None) -> None:
-        shown = f"{files[0]}/{files[1]} files" if files else None  # from the first line drawn
+    def __init__(
+        self, label: str, total_bytes: Optional[int], files: Optional[tuple[int, int]] = None, unit: str = FILES_STAGE
+    ) -> None:
+        shown = f"{files[0]}/{files[1]} {unit}" if files else None  # from the first line drawn
         self._bar = _bar(label, total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024, postfix=shown)
 
-    def files(self, done: int, total: int) -> None:
-        """The files done, shown with the next bytes drawn."""
-        self._bar.set_postfix_str(f"{done}/{total} files", refresh=False)
+    def files(self, done: int, total: int, unit: str = FILES_STAGE) -> None:
+        """The files (or objects, copies) done, shown with the next bytes drawn."""
+        self._bar.set_postfix_str(f"{done}/{total} {unit}", refresh=False)
 
     def bytes(self, done: int, total: Optional[int]) -> None:
         if (total or None) != self._bar.total:
@@ -168,43 +176,44 @@ class ByteBar:
         _close(self._bar)
 
 
-class ByteProgress(ByteCount):
-    """Bytes of many files at once as a :class:`ByteBar` on stderr (``enabled``), counted as threads report them."""
-
-    def __init__(self, total_bytes: int, total_files: int, *, enabled: bool = True, label: str = "get"):
-        super().__init__(total_files)
-        self.total_bytes = total_bytes
-        self._bar: Optional[ByteBar] = ByteBar(label, total_bytes, (0, total_files)) if enabled else None
-        self._moved()
-
-    def _moved(self) -> None:
-        if self._bar is not None:
-            self._bar.files(self.done_files, self.total_files)
-            self._bar.bytes(self.bytes_now, self.total_bytes)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 class ByteCalls(ByteCount):
     """Bytes of many files at once told to a ``progress(stage, done, total)`` callback (a
-    :data:`~neuromirror.records.ProgressCallback`) as they arrive: ``("files LABEL", files done, files)``, then
-    ``("get LABEL", bytes done, bytes)``, each when it changed.  At once when made, then at most every
-    :data:`CALL_EVERY` seconds, and once more when closed: the last of each has done == total when every file
-    arrived (the bytes may get there first: a file is done once git-annex checked it).  The bytes told never
-    go back (a file fetched again from its start does not move them backwards); ``total`` is None while a
-    file's size is unknown, and the bytes that arrived when all did."""
+    :data:`~neuromirror.records.ProgressCallback`) as they arrive: ``("UNIT LABEL", files done, files)``, then
+    ``("WORD LABEL", bytes done, bytes)`` (``get``: ``files``/``get``; ``keep``, ``verify`` and ``restore`` tell
+    theirs), each when it changed.  At once when made, then at most every :data:`CALL_EVERY` seconds, and once
+    more when closed: the last of each has done == total when every file arrived (the bytes may get there
+    first: a file is done once it was checked).  The bytes told never go back (a file fetched again from its
+    start does not move them backwards); ``total`` is None while a file's size is unknown, and the bytes
+    that arrived when all did.  ``sizes``: each read's size (``files``: the files, when a file is read from
+    several places); ``more``: files are still to be added (:meth:`add`), the totals None until the last."""
 
-    def __init__(self, progress: ProgressCallback, label: str, sizes: Sequence[Optional[int]]) -> None:
-        super().__init__(len(sizes))
-        self.progress = progress
-        self.label = label
+    def __init__(
+        self,
+        progress: ProgressCallback,
+        label: str,
+        sizes: Sequence[Optional[int]],
+        *,
+        word: str = BYTES_STAGE,
+        unit: str = FILES_STAGE,
+        files: Optional[int] = None,
+        more: bool = False,
+    ) -> None:
+        super().__init__(len(sizes) if files is None else files)
+        self.progress, self.label, self.word, self.unit = progress, label, word, unit
         self.total_bytes: Optional[int] = None if None in sizes else sum(s or 0 for s in sizes)
+        self.more = more
         self._told_at = -float("inf")
-        self._told: Optional[tuple[int, int, Optional[int]]] = None  # (files, bytes, total) last told
+        self._told: Optional[tuple[int, Optional[int], int, Optional[int]]] = None  # files, of, bytes, of
         self._tell(held=False)
+
+    def add(self, sizes: Sequence[Optional[int]], *, last: bool) -> None:
+        """More files to count (one a size); ``last``: the totals are known now."""
+        with self._lock:
+            self.total_files += len(sizes)
+            if self.total_bytes is not None:
+                self.total_bytes = None if None in sizes else self.total_bytes + sum(s or 0 for s in sizes)
+            self.more = not last
+            self._tell(held=not last)
 
     def _moved(self) -> None:
         self._tell(held=True)
@@ -218,17 +227,18 @@ class ByteCalls(ByteCount):
         now = time.monotonic()
         if held and now - self._told_at < CALL_EVERY:
             return
-        done = max(self.bytes_now, self._told[1] if self._told else 0)
-        total = self.total_bytes
+        done = max(self.bytes_now, self._told[2] if self._told else 0)
+        total = None if self.more else self.total_bytes
         if total is not None:
             done = min(done, total)  # a file reported past its size must not take the bar past 100%
-        if self.done_files == self.total_files:
+        if not self.more and self.done_files == self.total_files:
             done = total = self.done_bytes if total is None else total
-        told, before = (self.done_files, done, total), self._told or (-1, -1, -1)
+        told = (self.done_files, None if self.more else self.total_files, done, total)
+        before = self._told or (-1, -1, -1, -1)
         if told == before:
             return
         self._told_at, self._told = now, told
-        if told[0] != before[0]:
-            self.progress(f"{FILES_STAGE} {self.label}", self.done_files, self.total_files)
-        if told[1:] != before[1:]:
-            self.progress(f"{BYTES_STAGE} {self.label}", done, total)
+        if told[:2] != before[:2]:
+            self.progress(f"{self.unit} {self.label}", told[0], told[1])
+        if told[2:] != before[2:]:
+            self.progress(f"{self.word} {self.label}", done, total)

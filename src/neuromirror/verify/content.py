@@ -23,7 +23,7 @@ from neuromirror.annex.keys import key_hash, parse_key
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
-from neuromirror.util.progress import ByteProgress
+from neuromirror.util.progress import ByteCalls
 from neuromirror.util.text import one_line
 from neuromirror.verify.annex_fetch import annex_check
 from neuromirror.verify.lost_urls import GONE_STATUSES
@@ -32,6 +32,8 @@ from neuromirror.verify.store_copies import StoreCopies
 
 if TYPE_CHECKING:
     import requests
+
+    from neuromirror.records import ProgressCallback
 
 CHUNK = 1 << 20
 
@@ -50,7 +52,7 @@ def _hasher(key: str) -> tuple[Optional[Any], Optional[str], Optional[int]]:
 class _Reading:
     """One copy's bytes as they stream by: counted, hashed for ``key``, shown on the bar; then judged."""
 
-    def __init__(self, key: str, where: str, bar: Optional[ByteProgress], *, stop_past_size: bool) -> None:
+    def __init__(self, key: str, where: str, bar: Optional[_Told], *, stop_past_size: bool) -> None:
         self.h, self.checksum, self.size = _hasher(key)
         self.where, self.bar, self.token = where, bar, f"{key} {where}"
         self.stop_past_size = stop_past_size
@@ -62,7 +64,7 @@ class _Reading:
             if self.h is not None:
                 self.h.update(chunk)
             if self.bar is not None:
-                self.bar.update(self.token, self.n)
+                self.bar.read(self.token, self.n)
             if self.stop_past_size and self.size is not None and self.n > self.size:
                 break
 
@@ -72,14 +74,14 @@ class _Reading:
 
     def finish(self) -> None:
         if self.bar is not None:
-            self.bar.finish(self.token, self.n)
+            self.bar.done(self.token, self.n)
 
     def verdict(self) -> tuple[Optional[str], Optional[str], int]:
         return _judge(self.where, self.h, self.checksum, self.size, self.n)
 
 
 def check_url(
-    key: str, url: str, session: requests.Session, timeout: float, bar: Optional[ByteProgress]
+    key: str, url: str, session: requests.Session, timeout: float, bar: Optional[_Told]
 ) -> tuple[Optional[str], Optional[str], int]:
     """Download ``url`` and compare with ``key``: (kind, detail, bytes read); kind None when it matches."""
     import requests
@@ -133,7 +135,7 @@ def copy_location(store: Store, key: str) -> str:
 ABSENT = "absent"
 
 
-def check_file(key: str, store: Store, bar: Optional[ByteProgress]) -> tuple[Optional[str], Optional[str], int]:
+def check_file(key: str, store: Store, bar: Optional[_Told]) -> tuple[Optional[str], Optional[str], int]:
     """Hash the store's copy of ``key``: (kind, detail, bytes read), as :func:`check_url`; kind
     :data:`ABSENT` when the store has no copy under the key's name."""
     reading = _Reading(key, f"the store's copy {copy_location(store, key)}", bar, stop_past_size=False)
@@ -157,8 +159,9 @@ def check_content(
     sample: Optional[int],
     seed: Optional[int],
     jobs: int,
-    progress: bool,
+    progress: Optional[ProgressCallback],
     timeout: float,
+    label: str = "",
     cache: Optional[dict[tuple[str, str], tuple[Optional[str], Optional[str], int]]] = None,
     repo_of: Optional[dict[str, Path]] = None,
     allow_ip: Optional[str] = None,
@@ -185,7 +188,7 @@ def check_content(
         if stores is not None:
             checks.from_stores(key, stores.first(key, (located or {}).get(key, ())), checks.todo)
     _note_size_only(report, chosen)
-    _read(checks, progress)
+    _read(checks, progress, label)
     checks.via_annex(_special(chosen, urls_of) if urls else [], repo_of, allow_ip)
     if stores is not None:  # a key nothing served yet: every other store the mirror knows, before "lost"
         checks.other_stores(chosen, stores)
@@ -207,12 +210,36 @@ def _special(chosen: list[str], urls_of: dict[str, list[str]]) -> list[str]:
     return [k for k in chosen if any(urlsplit(u).scheme.lower() not in ("http", "https") for u in urls_of.get(k, []))]
 
 
-def _read(checks: _Sources, progress: bool) -> None:
-    """The first pass: every URL and first store's copy read on the threads, one bar over their bytes."""
-    total = sum(_hasher(key)[2] or 0 for key, _ in checks.todo)
-    bar = ByteProgress(total, len(checks.todo), enabled=progress and bool(checks.todo), label="verify")
-    checks.run(checks.todo, checks.reused, bar)
-    bar.close()
+def _read(checks: _Sources, progress: Optional[ProgressCallback], label: str) -> None:
+    """The first pass: every URL and first store's copy read on the threads, their bytes told to ``progress``
+    (:class:`_Told`)."""
+    told = _Told(progress, label, checks.todo) if progress is not None and checks.todo else None
+    checks.run(checks.todo, checks.reused, told)
+    if told is not None:
+        told.close()
+
+
+class _Told(ByteCalls):
+    """The first pass's reads told as ``("verify LABEL", bytes hashed, bytes to hash)`` and ``("files LABEL",
+    files, of)``: each copy read (a URL's, a store's) adds its bytes, a file is done when its last copy is."""
+
+    def __init__(self, progress: ProgressCallback, label: str, todo: list[tuple[str, str]]) -> None:
+        self.copies_left: dict[str, int] = {}  # key -> its copies not read yet
+        for key, _ in todo:
+            self.copies_left[key] = self.copies_left.get(key, 0) + 1
+        sizes = [_hasher(key)[2] for key, _ in todo]
+        super().__init__(progress, label, sizes, word="verify", files=len(self.copies_left))
+
+    def read(self, token: str, nbytes: int) -> None:
+        """A copy's bytes so far (``token``: ``KEY WHERE``, one per copy)."""
+        self.update(token, nbytes)
+
+    def done(self, token: str, nbytes: int) -> None:
+        key = token.split(" ", 1)[0]
+        with self._lock:
+            self.copies_left[key] -= 1
+            last = not self.copies_left[key]
+        self.finish(token, nbytes, whole=last)
 
 
 def _sample(report: VerifyReport, keys: dict[str, str], sample: Optional[int], seed: Optional[int]) -> list[str]:
@@ -299,7 +326,7 @@ class _Sources:
                 (f"the store ({url[len('store:') :]})" if stored else url, kind, detail)
             )
 
-    def run(self, todo: list[tuple[str, str]], again: list[tuple[str, str]], shown: Optional[ByteProgress]) -> None:
+    def run(self, todo: list[tuple[str, str]], again: list[tuple[str, str]], shown: Optional[_Told]) -> None:
         """Record ``again`` from the cache, then read ``todo`` on ``jobs`` threads, caching each answer."""
 
         def one(item: tuple[str, str]) -> None:

@@ -38,10 +38,12 @@ from neuromirror.store.record import record_absent, record_present
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import Transfer, read_back
 from neuromirror.util.dates import iso_z
+from neuromirror.util.progress import ByteCalls
 from neuromirror.verify.recorded import Copy, recorded_copies, urls_of
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
+    from neuromirror.records import ProgressCallback
     from neuromirror.store.packs.check import Scan
 
 
@@ -189,9 +191,11 @@ def verify_stores(
     only: Optional[Store] = None,
     jobs: int = 4,
     repair: bool = True,
+    progress: Optional[ProgressCallback] = None,
 ) -> StoresCheck:
     """Re-read the stored copies of the versions ``specs`` name (a slice: ``fraction`` or ``older_than``
-    seconds); record good checks, remove and re-keep bad or missing copies; the findings."""
+    seconds); record good checks, remove and re-keep bad or missing copies; the findings.  ``progress``:
+    told ``("copies stores", copies re-read, copies)`` and ``("verify stores", bytes, bytes)`` as each is."""
     out = StoresCheck()
     opened = _Stores(mirror, only)
     scan = _scan(only, specs, fraction, older_than, jobs)
@@ -199,7 +203,10 @@ def verify_stores(
         copies = _recorded_copies(mirror, specs, opened, out, jobs)
         chosen = _slice(mirror, list(copies), fraction, older_than)
         _count(out, opened, copies)
-        good = _verdicts(out, opened, copies, chosen, jobs, scan)
+        told = _told(progress, copies, chosen)
+        good = _verdicts(out, opened, copies, chosen, jobs, scan, told)
+        if told is not None:
+            told.close()
     finally:
         if scan is not None:
             scan.close()
@@ -265,11 +272,14 @@ def _verdicts(
     chosen: list[tuple[str, str]],
     jobs: int,
     scan: Optional[Scan],
+    told: Optional[ByteCalls],
 ) -> dict[str, list[str]]:
-    """Each chosen copy read back: the findings into ``out``; uuid -> the keys found good."""
+    """Each chosen copy read back: the findings into ``out``, ``told`` each; uuid -> the keys found good."""
     good: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
         for (uuid, key), (verdict, why) in _read_back(opened, copies, chosen, pool, jobs, scan):
+            if told is not None:
+                told.finish(f"{uuid} {key}", copies[(uuid, key)].file.size or 0)
             out.checked += 1
             out.per_store[uuid]["checked"] += 1
             c = copies[(uuid, key)]
@@ -283,6 +293,16 @@ def _verdicts(
                 out.per_store[uuid][verdict] += 1
             out.findings.append(Finding(store.url, uuid, c.source, c.file.path, key, verdict, why))
     return good
+
+
+def _told(
+    progress: Optional[ProgressCallback], copies: dict[tuple[str, str], Copy], chosen: list[tuple[str, str]]
+) -> Optional[ByteCalls]:
+    """The copies to re-read as ``copies stores`` and their bytes as ``verify stores`` (none: no call)."""
+    if progress is None or not chosen:
+        return None
+    sizes = [copies[item].file.size for item in chosen]
+    return ByteCalls(progress, "stores", sizes, word="verify", unit="copies")
 
 
 def _read_back(

@@ -57,6 +57,7 @@ from neuromirror.verify.store_copies import StoreCopies
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
     from neuromirror.index.rows import Version
+    from neuromirror.records import ProgressCallback
 
 
 # -- the git-annex branch ---------------------------------------------------------
@@ -156,7 +157,7 @@ def verify_version(
     sample: Optional[int] = None,
     seed: Optional[int] = None,
     jobs: int = 4,
-    progress: bool = True,
+    progress: Optional[ProgressCallback] = None,
     timeout: float = 60.0,
     archive: bool = False,
     options: Optional[dict] = None,
@@ -172,7 +173,8 @@ def verify_version(
     names, then for a key nothing served every other one), ``store`` (a store named) first; ``kept``:
     every annexed file must be in ``store`` (default: the directory store the dataset's git-annex
     branch records, if readable here), and ``content`` then hashes that store's copies only;
-    ``strict``: warnings (dead URLs) fail too.
+    ``strict``: warnings (dead URLs) fail too.  ``progress``: told the content's bytes as they are hashed
+    (``verify SPEC@VERSION``, ``files SPEC@VERSION``: :func:`~neuromirror.verify.content.check_content`).
     """
     src = mirror.index.source(source)
     if src is None:  # the row came from the index, so its source is there
@@ -204,6 +206,7 @@ def verify_version(
             seed=seed,
             jobs=jobs,
             progress=progress,
+            label=f"{source}@{row.label}",
             timeout=timeout,
             cache=content_cache,
             repo_of=found.repo_of,
