@@ -171,6 +171,18 @@ def test_verify_content_tells_the_bytes_hashed(mirrored: Dandiset) -> None:
     assert content["bytes"] >= sum(SIZES.values())
 
 
+def test_verify_stores_tells_the_copies_re_read(mirrored: Dandiset, tmp_path: Path) -> None:
+    """A store's copies of the version re-read: as many as keep put there, their bytes those it copied."""
+    store = tmp_path / "store"
+    with api.open(mirrored.run.root) as m:
+        run = m.keep(mirrored.spec, store).check().runs[0]
+        calls = Calls()
+        checked = m.verify_stores(mirrored.spec, store=store, progress=calls)
+    assert checked.ok and checked.checked == run.transferred, checked.lines()
+    calls.check_bytes("stores", run.transferred_bytes, run.transferred, word="verify", unit="copies")
+    assert set(calls.stages()) == {"verify stores", "copies stores"}
+
+
 def test_restore_tells_the_objects_written(mirrored: Dandiset, tmp_path: Path) -> None:
     """Into a directory: every object written, the totals the report's objects and bytes."""
     with api.open(mirrored.run.root) as m:
