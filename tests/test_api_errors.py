@@ -129,7 +129,7 @@ def test_a_root_named_twice_is_said_by_its_argument_and_option(tmp_path: Path) -
 
 # -- what a result says (not raised: a note, a reason, a line), read by a script as well as on the command line --
 # Each names the thing, the same words on both sides (their JSON is the same bytes); a hint of what to run is said
-# as the command (`neuromirror verify --stores`).  tests/test_house_rules.py checks every string of these modules.
+# as the command (`neuromirror verify --stores`).  tests/test_house_rules.py checks every string below the command line.
 
 
 def no_flag(said: str) -> str:
@@ -222,9 +222,14 @@ def test_serving_the_view_alone_says_the_definitions_are_not_read(dandi_archive,
     expected = f"warning: only the view is served: the mirror definitions ({definitions}) are not read"
     said: list[str] = []
 
-    def say(line: str) -> None:  # once it serves, the stop it waits for (its SIGTERM handler)
+    answers: dict[str, tuple[int, str]] = {}
+
+    def say(line: str) -> None:  # once it serves: what it answers, then the stop it waits for (its SIGTERM handler)
         said.append(line)
         if line.startswith("serving "):
+            base = re.search(r"http://[^/ ]+", line)
+            for path in ("/status.json", "/lindi/SHA256E-s1--00.nwb.lindi.json"):
+                answers[path] = not_found(f"{base.group(0) if base else ''}{path}")
             os.kill(os.getpid(), signal.SIGTERM)
 
     options = ServeOptions(root=str(d.run.root), http="127.0.0.1:0", no_schedule=True, config=[definitions])
@@ -237,6 +242,13 @@ def test_serving_the_view_alone_says_the_definitions_are_not_read(dandi_archive,
         for s, handler in handlers.items():
             signal.signal(s, handler)
     assert said[0] == no_flag(expected), said
+    # what the view alone answers a script (or a browser) asking what it does not serve: the thing, no flag
+    code, body = answers["/status.json"]
+    assert code == 404 and body.startswith("/status.json: not found (only the view is served: /, "), body
+    code, body = answers["/lindi/SHA256E-s1--00.nwb.lindi.json"]
+    assert code == 404 and no_flag(body) == (
+        "no LINDI reference of key SHA256E-s1--00.nwb (run `neuromirror sync --references` to make them)\n"
+    ), body
     # the command says the same, before it says where it serves
     args = ["serve", "--no-schedule", "--http", "127.0.0.1:0", "--config", definitions]
     proc = subprocess.Popen(
@@ -255,3 +267,74 @@ def test_serving_the_view_alone_says_the_definitions_are_not_read(dandi_archive,
         proc.terminate()
         assert proc.wait(30) == 0
     assert seen[0].rstrip() == f"neuromirror: {expected}", seen
+
+
+def not_found(url: str) -> tuple[int, str]:
+    """A GET of ``url`` that is answered with an error: (status code, body)."""
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(url, timeout=30)
+    return caught.value.code, caught.value.read().decode()
+
+
+def test_the_audit_says_what_a_recheck_adds_by_its_name(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``audit --json`` is the API's ``to_json()`` (tests/test_api_results.py), so one side is enough here."""
+    from neuromirror import api
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    with api.open(d.run.root) as m:
+        audited = m.audit(d.spec)
+    kinds = audited.to_json()["kinds"]
+    assert kinds["manifest-drift"]["covered"].startswith("recheck only: "), kinds
+    assert kinds["no-doi"]["covered"] == "recorded; a recheck asks again"
+    assert kinds["noncurrent-only"]["covered"] == "recorded; the expiry date with a recheck"
+    assert [no_flag(k["covered"]) for k in kinds.values()]
+    text = "\n".join(audited.lines())
+    assert "not looked at without a recheck: manifest-drift" in no_flag(text), text
+
+
+def test_the_pages_say_what_the_status_lines_say() -> None:
+    """The status and backup pages word a hint of what to run as ``status`` does: the command, in backticks on
+    the backup page (its sentences are escaped text) and as code on the source page."""
+    import html
+
+    from neuromirror.account.backup_model import Backup, SourceBackup
+    from neuromirror.account.backup_text import source_lines
+    from neuromirror.account.status import SourceStatus
+    from neuromirror.api.status import refused_lines
+    from neuromirror.service.backup.render import as_html
+    from neuromirror.service.pages.source import render_source_page
+
+    b = SourceBackup("dandi:000001", zarrs_uncounted=2)
+    hint = "(run `neuromirror status --copies` to count their objects)"
+    assert [line for line in source_lines(b) if "Zarr" in line] == [f"  2 Zarr state(s) not counted here {hint}"]
+    page = html.unescape(as_html(Backup(generated="2026-11-27T00:00:00Z", sources=[b])))
+    assert f"2 Zarr state(s) are not counted here {hint}." in page
+    refused = [{"path": f"z{i}.zarr", "reason": "checksum"} for i in range(5)]
+    row = SourceStatus("dandi:000001", "refusing", refused=refused, refused_count=7)
+    hint = "(run `neuromirror sync --json` to list them)"
+    assert refused_lines(row)[-1] == f"dandi:000001: ... and 2 more refused {hint}"
+    page = render_source_page(row, [], [], root="/srv/mirror")
+    assert "<p>... and 2 more refused (run <code>neuromirror sync --json</code> to list them)</p>" in page
+
+
+def test_a_failed_reproduction_says_its_clone_was_removed_in_plain_words(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A lock whose commit the dataset never had: the clone is removed, said without the option that keeps it
+    (``keep_failed``; ``reproduce --keep-failed``), the same line from the API's result and the command."""
+    from neuromirror import api
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 1_000})
+    lock = tmp_path / "good.lock"
+    d.run.ok("lock", d.spec, "-o", str(lock))
+    commit = d.run.json("pin", d.spec)["commit"]
+    bad = tmp_path / "bad.lock"
+    bad.write_text(lock.read_text().replace(commit, "0" * 40))
+    removed = "(clone removed; failed clones are kept only when asked to)"
+    with api.open(d.run.root) as m:
+        done = m.reproduce(bad, to=tmp_path / "a", allow_ip="all")
+    assert not done.ok and any(line.endswith(f": FAILED {removed}") for line in done.lines()), done.lines()
+    assert no_flag("\n".join(done.lines()))
+    code, out, err = d.run("reproduce", str(bad), "--to", str(tmp_path / "b"), "--allow-ip", "all")
+    assert code == 1 and f": FAILED {removed}" in out, (out, err)

@@ -67,7 +67,7 @@ def test_every_planted_finding_and_none_on_the_clean_archive(planted: Planted) -
     assert not [f for f in got["findings"] if f["source"] == planted.clean], got["findings"]
     assert set(got["sources"][planted.clean].values()) == {0}
     assert got["sources"][planted.wrong]["zarr-checksum-mismatch"] == 1
-    assert got["kinds"]["manifest-drift"]["covered"].startswith("--recheck only")
+    assert got["kinds"]["manifest-drift"]["covered"].startswith("recheck only")
     assert "manifest-drift" not in got["sources"][planted.wrong] and got["coverage"] == {}
     for f in got["findings"]:
         assert set(f) >= {"source", "kind", "path", "version", "detail", "first_seen", "last_seen"}, f
@@ -89,7 +89,7 @@ def test_the_text_names_source_kind_and_path(planted: Planted) -> None:
     assert f"{planted.wrong}: {len(PLANTED)} finding(s)" in text and f"{planted.clean}: nothing found" in text
     for kind, path in PLANTED:
         assert any(ln.strip().startswith(f"{kind}  {path}") for ln in text.splitlines()), (kind, path, text)
-    assert "not looked at without --recheck: manifest-drift" in text
+    assert "not looked at without a recheck: manifest-drift" in text
 
 
 def test_recheck_asks_the_archive(planted: Planted) -> None:

@@ -44,7 +44,7 @@ SCHEMA_VERSION = 1
 EXPIRE_AFTER = timedelta(days=30)
 
 #: how a kind the records cannot tell begins: looked at (and counted) only when the archive is asked
-RECHECK_ONLY = "--recheck only"
+RECHECK_ONLY = "recheck only"
 #: kind -> (how it is known, what it means)
 KINDS: dict[str, tuple[str, str]] = {
     "zarr-checksum-mismatch": ("recorded", "a Zarr refused: its objects never give the checksum the archive states"),
@@ -52,10 +52,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "digest-mismatch": ("recorded", "an asset whose bytes or size disagree with the archive's digest or metadata"),
     "blob-unpinned": ("recorded", "a blob with no S3 versionId: its object is gone or the bucket is not versioned"),
     "noncurrent-only": (
-        "recorded; the expiry date with --recheck",
+        "recorded; the expiry date with a recheck",
         "an asset whose current S3 object is deleted: only a noncurrent version serves it, until it expires",
     ),
-    "no-doi": ("recorded; --recheck asks again", "a published version without a DOI"),
+    "no-doi": ("recorded; a recheck asks again", "a published version without a DOI"),
     "modified-unchanged": (
         "recorded for Zarrs changed in place; deletions that leave modified unchanged are not seen",
         "files changed while the draft's (and the asset's) modified did not",

@@ -53,7 +53,7 @@ def _coverage(audit: Audit) -> str:
             f"; Zarr manifests compared for {states['zarr_states_compared']} state(s), "
             f"{len(states['zarr_states_not_published'])} not published by the archive"
         )
-    looked = f"not looked at without --recheck: {', '.join(missing)}" if missing else "every kind looked at"
+    looked = f"not looked at without a recheck: {', '.join(missing)}" if missing else "every kind looked at"
     return f"({asked}; {looked}; see docs/service.md, Audit)"
 
 

@@ -68,8 +68,9 @@ class CitationInfo(Result):
 
     @property
     def get_command(self) -> str:
-        extra = "" if self.clone_url == self.dataset else f" --from {shlex.quote(self.clone_url)}"
-        return f"neuromirror get {self.spec} --to DIR{extra}"
+        if self.clone_url == self.dataset:
+            return f"neuromirror get {self.spec} --to DIR"
+        return f"neuromirror get {self.spec} --to DIR --from {shlex.quote(self.clone_url)}"
 
     @property
     def datalad_commands(self) -> str:

@@ -211,7 +211,10 @@ def _dataset_lines(r: dict[str, Any]) -> list[str]:
     head = f"{r['source']}@{r['version']} -> {r['dir']}"
     problems = r["problems"]
     if problems:
-        out = [f"{head}: FAILED" + (" (clone removed; --keep-failed keeps it)" if r.get("removed") else "")]
+        out = [
+            f"{head}: FAILED"
+            + (" (clone removed; failed clones are kept only when asked to)" if r.get("removed") else "")
+        ]
         out += [f"  {prob}" for prob in problems[:50]]
         return out + ([f"  ... and {len(problems) - 50} more"] if len(problems) > 50 else [])
     what = f"commit {r['commit'][:12]} and file list ({r.get('files')} files, {fmt_bytes(r.get('bytes'))}) match"

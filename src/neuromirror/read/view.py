@@ -235,7 +235,7 @@ class View:
         stores = self.tree.known_stores() if by_key else None
         body = lindi_refs.reference_bytes(self.tree.root, key, file_url, repo=repo, stores=stores)
         if body is None:
-            why = f"no LINDI reference of key {key or '-'} (sync --references makes them)\n"
+            why = f"no LINDI reference of key {key or '-'} (run `neuromirror sync --references` to make them)\n"
             return _text(start_response, "404 Not Found", why, head)
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [] if head else [body]

@@ -79,7 +79,7 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
     """
     host, port = parse_http(spec)
     if not is_loopback(host):
-        log.warning("--http %s is not a loopback address: the status pages and pins have no authentication", host)
+        log.warning("http %s is not a loopback address: the status pages and pins have no authentication", host)
     try:
         cls = _HTTPServer6 if ":" in host else _HTTPServer
         httpd = cls((host, port), _Handler)
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, self._landing(), HTML
         if svc is None and path != "/healthz":
             routes = ", ".join(p for p, _ in ROUTES)
-            return 404, f"{path}: not found (serve --no-schedule serves /, {routes})\n".encode(), TEXT
+            return 404, f"{path}: not found (only the view is served: /, {routes})\n".encode(), TEXT
         if path.startswith("/source/"):
             page = self._source(unquote(path[len("/source/") :]))
             return (404, b"no such source\n", TEXT) if page is None else (200, page.encode(), HTML)

@@ -72,7 +72,9 @@ def _says(b: SourceBackup) -> list[str]:
     if not out and b.archive.objects:
         out.append(f"Every one of the {amount(b.archive)} the recorded versions hold is in at least one store.")
     if b.zarrs_uncounted:
-        out.append(f"{b.zarrs_uncounted} Zarr state(s) are not counted here (status --copies counts their objects).")
+        out.append(
+            f"{b.zarrs_uncounted} Zarr state(s) are not counted here (run `neuromirror status --copies` to count their objects)."
+        )
     return out
 
 

@@ -79,12 +79,12 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
     still wrong, gone or unreadable), ``never`` (not re-read yet: no age)."""
     age = GaugeMetricFamily(
         "neuromirror_store_last_verification_age_seconds",
-        "Time since the store's last verify --stores re-read copies.",
+        "Time since the store's copies were last re-read and checked.",
         labels=["store"],
     )
     result = GaugeMetricFamily(
         "neuromirror_store_last_verification",
-        "1 for the result of the store's last verify --stores (ok, repaired, failed, never).",
+        "1 for what the last re-read of the store's copies found (ok, repaired, failed, never).",
         labels=["store", "result"],
     )
     stores = {s.uuid: s for b in record.sources for s in b.stores}

@@ -92,7 +92,11 @@ def _facts(row: SourceStatus, root: str) -> list[tuple[str, str]]:
 def _refused(row: SourceStatus) -> str:
     items = "".join(f"<li>{e(x['path'])}: {e(x['reason'])}</li>" for x in row.refused or [])
     more = row.refused_count - len(row.refused or [])
-    tail = f"<p>... and {more} more (sync --json lists them)</p>" if more > 0 else ""
+    tail = (
+        f"<p>... and {more} more refused (run <code>neuromirror sync --json</code> to list them)</p>"
+        if more > 0
+        else ""
+    )
     count = f'<span class="err">{row.refused_count} item(s)</span>'
     return f'{count}<ul class="err">{items}</ul>{tail}'
 

@@ -396,7 +396,7 @@ class PackStore:
         report = merge_small(self)
         if report is not None and report.rotten:
             log.warning(
-                "%s: %d key(s) with wrong bytes not carried into a merged pack: %s (verify --stores repairs them)",
+                "%s: %d key(s) with wrong bytes not carried into a merged pack: %s (run `neuromirror verify --stores` to repair them)",
                 self.url,
                 len(report.rotten),
                 ", ".join(report.rotten[:5]),
