@@ -162,16 +162,13 @@ def test_no_error_names_a_command_line_flag() -> None:
     constants and the literal parts of its f-strings, not the expressions inside them: ``gitutil.out(..., '--get',
     ...)`` is a git argument).  Not checked: the command line's own modules, the bench and the demo, git-annex's
     special remotes (remotes/: their errors are for a user of git-annex, told which neuromirror command to run);
-    for every string but the raises, the archives' stand-ins and verify/ (reworded in its own change).  A
+    for every string but the raises, the archives' stand-ins.  A
     program's argument (a string that is one option, or starts with ``--opt=``: ``"--cached"``,
     ``"--grep=^X: "``) is not a message; a hint of what to run may name a flag when it is said as the command, in
     backticks: ``run `neuromirror verify --stores```."""
     skipped = ("commands/", "cli.py", "clidoc.py", "bench/", "demo/", "remotes/")
-    #: only their raises are checked: the stand-ins' words are the archives'; verify/ is being reworded in its
-    #: own change (its report's "(--strict)" and "(--json lists all)", version.py's "verify --content marked
-    #: them"); verify/kept.py's words were already made to hold (b4367b9) and are checked
-    raises_only = ("standins/", "verify/")
-    checked_whole = ("verify/kept.py",)
+    #: only their raises are checked: the stand-ins' words are the archives'
+    raises_only = ("standins/",)
     #: a hint of what to run, said as the command (`neuromirror verify --stores`, or to the end of a clause)
     command = re.compile(r"`neuromirror [^`]*`|\bneuromirror [a-z][a-z-]* [^`;()]*")
     #: a program's argument: one option, or an option with its value (``--cached``, ``--grep=^X: ``)
@@ -235,7 +232,7 @@ def test_no_error_names_a_command_line_flag() -> None:
                 flags = [t for t in texts(node.exc) for f in flag.findall(t) if (rel, f) not in allowed]
                 if flags:
                     found.append(f"{rel}:{node.lineno}: {flags}")
-        whole = rel in checked_whole or not rel.startswith(raises_only)
+        whole = not rel.startswith(raises_only)
         for line, text in strings(tree) if whole else []:
             flags = [f for f in flag.findall(command.sub("", text)) if (rel, f) not in allowed]
             if flags:

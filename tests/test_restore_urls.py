@@ -39,7 +39,7 @@ def test_restore_retires_the_dead_urls_it_replaced_and_strict_verify_goes_clean(
 
     # kept, so nothing is lost, but the dead URLs fail --strict
     code, out, err = d.run("verify", d.spec, "--content", "--strict")
-    assert code == 1 and "FAILED (--strict)" in out and "MISMATCH" not in out, out + err
+    assert code == 1 and "FAILED (strict: warnings fail)" in out and "MISMATCH" not in out, out + err
 
     code, report, err = restore_json(d, "--to", f"s3://{bucket_of(d)}")
     assert code == 0 and report["ok"], err

@@ -48,7 +48,7 @@ def test_delete_marker_is_a_dead_url_not_a_loss(dandi_archive, tmp_path: Path) -
     assert code == 0 and f"WARNING dead-url {A}: 1 dead URL(s)" in out and "versionId" in out
     assert f"{d.spec}: OK, 1 warning(s)" in out
     code, out, _ = d.run("verify", d.spec, "--content", "--strict")
-    assert code == 1 and f"{d.spec}: FAILED (--strict), 0 mismatch(es), 1 warning(s)" in out
+    assert code == 1 and f"{d.spec}: FAILED (strict: warnings fail), 0 mismatch(es), 1 warning(s)" in out
 
 
 def test_lost_unless_kept_and_the_store_checked(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001

@@ -165,7 +165,7 @@ class VerifyReport(Result):
         out += self._listed([m.line("WARNING") for m in self.warnings], limit, "warnings")
         out += [f"  note: {n}" for n in self.notes]
         warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
-        strict = " (--strict)" if self.strict and self.warnings and not self.mismatches else ""
+        strict = " (strict: warnings fail)" if self.strict and self.warnings and not self.mismatches else ""
         verdict = "OK" + warned if self.ok else f"FAILED{strict}, {len(self.mismatches)} mismatch(es){warned}"
         out.append(f"{self.source}@{self.version}: {verdict}")
         return out
@@ -222,7 +222,7 @@ class VerifyReport(Result):
         """The first ``limit`` lines, indented, and how many more ``--json`` lists."""
         out = ["  " + line for line in lines[:limit]]
         if len(lines) > limit:
-            out.append(f"  ... and {len(lines) - limit} more {what} (--json lists all)")
+            out.append(f"  ... and {len(lines) - limit} more {what} (the JSON lists all)")
         return out
 
 

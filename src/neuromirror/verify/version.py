@@ -346,7 +346,7 @@ def _locate(
             report.add(
                 "lost",
                 path,
-                "its archive URLs were found gone (verify --content marked them) and no store holds it",
+                "its archive URLs were found gone (a content check marked them) and no store holds it",
                 key,
                 size=key_size(key),
             )
