@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Iterable, TypeVar
+from typing import Any, Generic, Iterable, Iterator, Sequence, TypeVar, overload
 
 from neuromirror.errors import NeuromirrorError
 
 _R = TypeVar("_R", bound="Result")
+_T = TypeVar("_T")
 
 
 class Status(str, Enum):
@@ -95,4 +96,28 @@ class Result:
         return self
 
 
-__all__ = ["FINE", "Failed", "Item", "Result", "Status"]
+class Listing(Result, Generic[_T]):
+    """A result that is also the sequence of its records (``Versions``, ``Changes``, ``Forgot``): ``for r in
+    res``, ``res[-1]``, ``len(res)``.  A subclass says which of its fields holds them (:meth:`records`).
+    ``bool()`` stays ``.ok``, as for every result: ask ``len()`` whether there are any."""
+
+    def records(self) -> Sequence[_T]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self.records())
+
+    def __len__(self) -> int:
+        return len(self.records())
+
+    @overload
+    def __getitem__(self, i: int) -> _T: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[_T]: ...
+
+    def __getitem__(self, i: int | slice) -> _T | Sequence[_T]:
+        return self.records()[i]
+
+
+__all__ = ["FINE", "Failed", "Item", "Listing", "Result", "Status"]

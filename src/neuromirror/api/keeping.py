@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, TextIO, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TextIO, Union
 
 from neuromirror.api.inputs import PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
@@ -20,7 +20,7 @@ from neuromirror.dataset.versions import select_versions
 from neuromirror.errors import BadInput, UserError
 from neuromirror.index.rows import Version
 from neuromirror.records import ProgressCallback
-from neuromirror.results import Item, Result
+from neuromirror.results import Item, Listing
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 
@@ -282,20 +282,14 @@ class Keeping(Reading):
 
 
 @dataclass(frozen=True)
-class Forgot(Result):
+class Forgot(Listing[Forgotten]):
     """What ``Mirror.forget`` did: each source forgotten (an ``ok`` item each), iterable as its records;
     ``to_json()`` is ``forget --json``, a list."""
 
     sources: tuple[Forgotten, ...]
 
-    def __iter__(self) -> Iterator[Forgotten]:
-        return iter(self.sources)
-
-    def __len__(self) -> int:
-        return len(self.sources)
-
-    def __getitem__(self, i: int) -> Forgotten:
-        return self.sources[i]
+    def records(self) -> tuple[Forgotten, ...]:
+        return self.sources
 
     def items(self) -> list[Item]:
         return [i for f in self.sources for i in f.items()]

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.dataset.states import find_state
 from neuromirror.index.lookup import not_mirrored, sources_matching
 from neuromirror.index.rows import Version
 from neuromirror.records import VersionKind
-from neuromirror.results import Item, Result, Status
+from neuromirror.results import Item, Listing, Status
 from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, repr=False)
-class Versions(Result):
+class Versions(Listing[Version]):
     """The versions ``Mirror.versions`` lists, oldest first: a sequence of :class:`Version` (``vs[-1]``,
     ``for v in vs``, ``len(vs)``) that is also a result (an ``ok`` item per version: a listing fails by
     raising, :class:`~neuromirror.errors.NotMirrored`).  ``to_json()`` is ``versions --json``: a list of rows.
@@ -31,14 +31,8 @@ class Versions(Result):
 
     versions: tuple[Version, ...]
 
-    def __iter__(self) -> Iterator[Version]:
-        return iter(self.versions)
-
-    def __len__(self) -> int:
-        return len(self.versions)
-
-    def __getitem__(self, i: Any) -> Any:
-        return self.versions[i]
+    def records(self) -> tuple[Version, ...]:
+        return self.versions
 
     def items(self) -> list[Item]:
         return [Item(Status.OK, f"{v.source}@{v.label}", f"{v.kind} {v.commit[:12]}") for v in self.versions]

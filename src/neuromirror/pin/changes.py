@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional
 from neuromirror.errors import BadInput
 from neuromirror.index.rows import Version
 from neuromirror.records import SUBDATASET, VersionFile, VersionKind
-from neuromirror.results import Item, Result, Status
+from neuromirror.results import Item, Listing, Result, Status
 from neuromirror.util.dates import parse_iso
 from neuromirror.util.sizes import human_bytes
 
@@ -180,21 +180,15 @@ class SourceChanges:
 
 
 @dataclass(frozen=True)
-class Changes(Result):
+class Changes(Listing[SourceChanges]):
     """Per source, what changed since ``since`` (``Mirror.changes``, ``changes --json``): an ``ok`` item per
     source (a report of the index: nothing in it fails).  Iterates, indexes and counts as its sources."""
 
     since: datetime
     sources: tuple[SourceChanges, ...]
 
-    def __iter__(self) -> Iterator[SourceChanges]:
-        return iter(self.sources)
-
-    def __getitem__(self, i: int) -> SourceChanges:
-        return self.sources[i]
-
-    def __len__(self) -> int:
-        return len(self.sources)
+    def records(self) -> tuple[SourceChanges, ...]:
+        return self.sources
 
     def items(self) -> list[Item]:
         return [Item(Status.OK, c.source, ", ".join(f"{n} {k}" for k, n in c.summary.items())) for c in self]
