@@ -39,7 +39,8 @@ for src in idx.sources():
     for row in idx.versions(s["id"]):
         v = row if isinstance(row, dict) else vars(row)  # the previous release's rows are dicts
         files = [[f.path, f.key, f.size, f.checksum_kind, f.checksum, list(f.urls)] for f in idx.version_files(v["id"])]
-        out[f'{s["id"]}@{v["label"]}#{v["id"]}'] = {"commit": v["commit"], "files": files, "count": v["files"]}
+        count = v["files"] if "files" in v else v["file_count"]  # a Version record names the column file_count
+        out[f'{s["id"]}@{v["label"]}#{v["id"]}'] = {"commit": v["commit"], "files": files, "count": count}
 print(json.dumps(out))
 """
 
