@@ -100,7 +100,11 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     next_state = changed + timedelta(minutes=1)  # the archive's date of the first state without the old chunk
     assert x["oldest_noncurrent_since"] == next_state.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert x["state"] == "failing" and x["time_left_s"] < 7 * 86400  # a year ago: long expired by DANDI's rule
-    assert "FAILING: under a week" in run.ok("status", sid)
+    said = run.ok("status", sid)
+    assert x["time_left_s"] < 0 and "FAILING: under a week" in said
+    assert f"{x['unkept']['files']} file(s)" in said and "was due to expire" in said and "expires in -" not in said, (
+        said
+    )
 
     def counted_metrics(mirror: Datasets) -> str:
         """/metrics after the service's count of what is at risk (its worker counts after each sync)."""

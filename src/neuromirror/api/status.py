@@ -213,10 +213,20 @@ def expiry_line(r: SourceStatus) -> Optional[str]:
     left = x["time_left_s"]
     return (
         f"{r.source}: {x['unkept']['files']} file(s) ({human_bytes(x['unkept']['bytes'])}) pinned only by "
-        f"noncurrent S3 versions, kept nowhere; the oldest expires in "
-        + (f"{left / 86400:.1f} days" if left is not None else "an unknown time")
+        f"noncurrent S3 versions, kept nowhere; the oldest "
+        + _expires(left)
         + (" -- FAILING: under a week" if x["state"] == "failing" else "")
     )
+
+
+def _expires(left: Optional[float]) -> str:
+    """When the oldest such file expires: in N days, or N days ago (the archive's lifecycle rule may have
+    removed it already), or an unknown time."""
+    if left is None:
+        return "expires in an unknown time"
+    if left < 0:
+        return f"was due to expire {-left / 86400:.1f} days ago (it may be gone already)"
+    return f"expires in {left / 86400:.1f} days"
 
 
 def network_lines(r: SourceStatus) -> list[str]:
