@@ -59,8 +59,7 @@ def select_versions(
         else:
             sources = [spec.source]
         for sid in sources:
-            known = index.source(sid)
-            if known is None:  # forgotten since it was matched
+            if index.source(sid) is None:  # forgotten since it was matched
                 raise not_mirrored(index, sid)
             if spec.version:
                 archive, name = sid.split(":", 1)
