@@ -232,6 +232,15 @@ def _pack_options(p: argparse.ArgumentParser) -> None:
         "target 10^6)",
     )
     g.add_argument("--keep-pack-zarr-objects", type=int, default=50, help="keep-pack*: objects per small Zarr (50)")
+    g.add_argument(
+        "--keep-pack-shapes",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["zarr", "zarrs"],
+        help="keep-pack*: the shapes, of zarr (one Zarr) and zarrs (many small ones); default both",
+    )
+    g.add_argument(
+        "--verify-pack-rounds", type=int, default=1, help="verify-pack: alternating rounds per store, medians (1)"
+    )
     g.add_argument("--keep-pack-size", type=parse_size, default=256 << 20, help="keep-pack*: --pack-size (256MiB)")
     g.add_argument("--pack-cycles", type=int, default=1000, help="pack-cycles: cycles K (default 1000)")
     g.add_argument(

@@ -200,7 +200,7 @@ def verify_stores(
     opened = _Stores(mirror, only)
     scan = _scan(only, specs, fraction, older_than, jobs)
     try:
-        copies = _recorded_copies(mirror, specs, opened, out, jobs)
+        copies = _recorded_copies(mirror, specs, opened, out)
         chosen = _slice(mirror, list(copies), fraction, older_than)
         _count(out, opened, copies)
         told = _told(progress, copies, chosen)
@@ -339,12 +339,12 @@ def _read_back(
 
 
 def _recorded_copies(
-    mirror: Datasets, specs: Sequence[Spec], opened: _Stores, out: StoresCheck, jobs: int
+    mirror: Datasets, specs: Sequence[Spec], opened: _Stores, out: StoresCheck
 ) -> dict[tuple[str, str], Copy]:
     """(uuid, key) -> one file holding it, for every copy the versions' git-annex branches record in a
     store re-read this time (:mod:`.recorded`); a store that does not open here goes to ``out.unreached``."""
     targets = [(mirror.dataset_path(t.relpath), t.id, t.source) for t in _targets(mirror, specs)]
-    return recorded_copies(mirror.index, targets, lambda _repo, stores: _readable(stores, opened, out), jobs)
+    return recorded_copies(mirror.index, targets, lambda _repo, stores: _readable(stores, opened, out))
 
 
 def _readable(stores: dict[str, dict[str, str]], opened: _Stores, out: StoresCheck) -> list[str]:
