@@ -150,6 +150,48 @@ def test_a_store_is_readable_with_its_own_files_only(tmp_path: Path) -> None:
         assert fresh.read_range(key, 2, 7) == data[2:7]
 
 
+def test_a_pack_read_in_parts_by_several_readers_names_the_one_rotten_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify --stores reads a big pack as runs of neighbouring keys, one reader each (one 256 MiB pack held one
+    core where two were there): every key is checked once, from its own offset, and a flipped byte in a key in
+    the middle of a run is named, and only it."""
+    import hashlib
+
+    from neuromirror.store.packs import check
+
+    monkeypatch.setattr(check, "PART_KEYS", 5)
+    store = PackStore.directory(str(tmp_path / "s"), pack_size=1 << 20)
+    blobs = {}
+    for n in range(40):
+        data = os.urandom(300 + n)
+        blobs[f"MD5E-s{len(data)}--{hashlib.md5(data).hexdigest()}.bin"] = data
+    for key, data in blobs.items():
+        with store.receive(key) as inc:
+            inc.write(data)
+            assert inc.commit()
+    store.sync()
+    (pack,) = (tmp_path / "s" / "packs").glob("*.pack")
+    where = indexed(tmp_path / "s")
+    order = sorted(blobs, key=lambda k: where[k][1])
+    victim = order[17]  # inside the 4th of 8 runs, neither its first nor its last key
+    _, offset, length = where[victim]
+    os.chmod(pack, 0o644)
+    data = bytearray(pack.read_bytes())
+    data[offset + length // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+
+    assert len(check._parts([(o, n, k) for k, (_, o, n) in where.items()], 8, 1)) == 8
+    scan = check.Scan(PackStore.directory(str(tmp_path / "s")), jobs=8)
+    try:
+        verdicts = dict(scan.check(list(blobs)))
+    finally:
+        scan.close()
+    assert sorted(verdicts) == sorted(blobs)
+    assert {k for k, (v, _) in verdicts.items() if v != "good"} == {victim}
+    assert verdicts[victim][0] == "bad"
+
+
 @pytest.mark.parametrize("point", ["pack-write", "pack-staged", "pack-sealed", "pack-indexed"])
 def test_a_kill_at_each_point_of_a_pack_converges(tmp_path: Path, point: str) -> None:
     """SIGKILL inside a pack's life: no index names bytes that are not durable; a rerun gives the same store."""
@@ -404,8 +446,9 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
 
 
 def test_the_buffered_batch_of_verify_stores_reads_what_cat_file_reads(tmp_path: Path) -> None:
-    """``verify --stores`` reads a dataset's large batches (a Zarr's 10^4 symlinks) through a ``cat-file --batch
-    --buffer`` of their own: the same objects, in order, a missing one None."""
+    """What git is asked in large batches (a Zarr's 10^4 symlinks where annex/objects.py cannot answer, a
+    dataset's URL logs) goes through a ``cat-file --batch --buffer`` of its own: the same objects, in order,
+    a missing one None."""
     from neuromirror.util import gitutil
 
     repo = tmp_path / "r"

@@ -44,6 +44,8 @@ class Coldness:
 
 class Backend(Protocol):
     where: str
+    #: a read costs no round trip (a local file system): nothing is gained by reading beside other work
+    nearby: bool
 
     def staging(self) -> Path: ...
 
@@ -98,6 +100,8 @@ class _Window(io.RawIOBase):
 
 class DirectoryBackend:
     """Packs under ``PATH/packs``, index files under ``PATH/index``, staged packs in ``PATH/tmp``."""
+
+    nearby = True
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -188,6 +192,8 @@ def _fsync_dir(path: Path) -> None:
 class S3Backend:
     """Packs as ``PREFIX/packs/<sha>.pack`` objects (in the store's storage class), index files as
     ``PREFIX/index/<sha>.json`` (always STANDARD: readers need them); packs staged on local disk."""
+
+    nearby = False
 
     def __init__(self, s3: Any) -> None:
         self.s3 = s3  # a neuromirror.store.s3.S3Store: endpoint, region, credentials, client

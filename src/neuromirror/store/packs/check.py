@@ -42,16 +42,21 @@ def check_keys(store: Any, keys: list[str], jobs: int = 4) -> Iterator[tuple[str
 
 
 class Scan:
-    """Every warm pack of ``store`` read whole and each key it holds hashed, ``jobs`` packs at a time,
-    started at once in the background (cold packs are left for :meth:`check`: reading one asks for its
-    thaw, which only a key asked for may do)."""
+    """Every warm pack of ``store`` read whole and each key it holds hashed, ``jobs`` packs at a time
+    (cold packs are left for :meth:`check`: reading one asks for its thaw, which only a key asked for may
+    do).  A remote store's packs are read from the start, in the background, their round trips beside
+    the branches' walk; a local store's when :meth:`check` is first asked: there the reading is hashing,
+    which beside the walk only took turns with it at the GIL (400 Zarr datasets walked, 190 MB of packs
+    hashed: 2.3-2.5 s side by side against 1.7-2.0 s one after the other)."""
 
     def __init__(self, store: Any, jobs: int = 4) -> None:
         self.store = store
         self.jobs = max(1, jobs)
         self._stop = threading.Event()
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-scan")
-        self._result: Future = self._runner.submit(self._run)
+        self._result: Optional[Future] = None
+        if not getattr(store.backend, "nearby", False):
+            self._result = self._runner.submit(self._run)
 
     def _run(self) -> tuple[set[str], dict[str, Verdict]]:
         good: set[str] = set()
@@ -59,13 +64,20 @@ class Scan:
         packs = self.store.keys.packs()
         warm = [p for p, (_, _, klass) in packs.items() if klass not in COLD_CLASSES]
 
-        def one(pack: str) -> list[tuple[str, Verdict]]:
+        def one(piece: tuple[str, list[tuple[int, int, str]]]) -> list[tuple[str, Verdict]]:
             if self._stop.is_set():
                 return []
-            return _one_pack(self.store, pack, [(e.offset, e.length, e.key) for e in self.store.keys.entries(pack)])
+            return _one_pack(self.store, *piece)
 
+        pieces = [
+            (pack, part)
+            for pack in warm
+            for part in _parts(
+                [(e.offset, e.length, e.key) for e in self.store.keys.entries(pack)], self.jobs, len(warm)
+            )
+        ]
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="verify-scan-packs") as pool:
-            for found in pool.map(one, warm):
+            for found in pool.map(one, pieces):
                 for key, verdict in found:
                     if verdict == GOOD:
                         good.add(key)
@@ -75,6 +87,8 @@ class Scan:
 
     def check(self, keys: list[str]) -> Iterator[tuple[str, Verdict]]:
         """(key, verdict) for each of ``keys``: from the scan, else read now (:func:`check_keys`)."""
+        if self._result is None:
+            self._result = self._runner.submit(self._run)
         good, other = self._result.result()
         self._runner.shutdown()
         rest = []
@@ -94,24 +108,38 @@ class Scan:
         self._runner.shutdown()
 
 
+#: a pack is read in parts of at least this many keys
+PART_KEYS = 1000
+
+
+def _parts(wanted: list[tuple[int, int, str]], jobs: int, packs: int) -> list[list[tuple[int, int, str]]]:
+    """A pack's keys in runs of neighbours, so that fewer packs than ``jobs`` still keep every reader busy:
+    the hashing of one 256 MiB pack took one core where two were there."""
+    wanted.sort()
+    n = max(1, min(jobs // max(1, packs), len(wanted) // PART_KEYS))
+    step = -(-len(wanted) // n) if wanted else 1
+    return [wanted[i : i + step] for i in range(0, len(wanted), step)]
+
+
 def _one_pack(store: Any, pack: str, wanted: list[tuple[int, int, str]]) -> list[tuple[str, Verdict]]:
+    """Each of ``wanted``'s keys (offset, length, key) checked, the pack read once from the first to the last."""
     if not wanted:
         return []
     wanted.sort()
-    end = max(o + n for o, n, _ in wanted)
+    start, end = wanted[0][0], max(o + n for o, n, _ in wanted)
     out: list[tuple[str, Verdict]] = []
     try:
         if store.cold(pack):
             return [
                 (k, ("unreadable", f"pack {pack} is in a cold storage class: thaw asked for")) for _, _, k in wanted
             ]
-        fh = store.backend.open_range(pack_object(pack), 0, end)
+        fh = store.backend.open_range(pack_object(pack), start, end - start)
     except FileNotFoundError as exc:  # gone, or cut short before the last key asked for: read key by key
         return [(k, _alone(store, k, o, n, str(exc))) for o, n, k in wanted]
     except OSError as exc:
         return [(k, ("unreadable", one_line(exc, 300, joined=True))) for _, _, k in wanted]
     with fh:
-        at = 0
+        at = start
         for offset, length, key in wanted:
             try:
                 skip(fh, offset - at)
