@@ -8,10 +8,11 @@ git-annex's own answer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 _CHARS = "0123456789zqjxkmvwgpfZQJXKMVWGPF"
 _KEY_RE = re.compile(r"^(?P<backend>[A-Z0-9]+)(?:-s(?P<size>\d+))?(?:-[a-zA-Z]\d+)*--(?P<name>.+)$")
@@ -214,7 +215,22 @@ class Checksum:
     digest: str
 
     def new(self) -> Any:
-        return hashlib.new(self.algorithm)
+        return _constructor(self.algorithm)()
+
+
+@functools.cache
+def _constructor(algorithm: str) -> Callable[[], Any]:
+    """hashlib's own constructor of ``algorithm`` (``hashlib.md5``), where there is one: ``hashlib.new`` looks
+    the name up again for each of 10^5 keys a verify hashes."""
+    return getattr(hashlib, algorithm, None) or functools.partial(hashlib.new, algorithm)
+
+
+@functools.cache
+def _hex_length(algorithm: str) -> Optional[int]:
+    """The length of ``algorithm``'s hex digest; None when this Python cannot compute it."""
+    if algorithm not in hashlib.algorithms_available:
+        return None
+    return int(hashlib.new(algorithm).digest_size) * 2
 
 
 def key_checksum(key: str) -> Optional[Checksum]:
@@ -222,9 +238,9 @@ def key_checksum(key: str) -> Optional[Checksum]:
     the algorithm's length; None otherwise (VURL, URL, WORM keys).  What keep, verify and restore check
     bytes against."""
     named = key_hash(key)
-    if named is None or named[0] not in hashlib.algorithms_available:
+    if named is None:
         return None
     algorithm, digest = named
-    if len(digest) != hashlib.new(algorithm).digest_size * 2 or not _HEX.fullmatch(digest):
+    if len(digest) != _hex_length(algorithm) or not _HEX.fullmatch(digest):
         return None
     return Checksum(algorithm, digest)

@@ -8,7 +8,8 @@ where the objects themselves take a few microseconds to inflate: with 2,000 Zarr
 re-reading of the kept bytes, was most of the run (issue 57).  dulwich reads the same files in
 Python, but measured 1.6x slower than the ``cat-file`` it would replace on this walk (400 Zarr
 datasets: 3.8 s against 2.3 s), so the little of git's format a walk needs is read here: loose
-objects, packs through their ``.idx`` (version 2), both delta kinds, alternates.
+objects, packs through their ``.idx`` (version 2), both delta kinds, alternates.  A large batch, where
+git's process start is paid back, is still git's.
 
 What is answered here is what ``cat-file`` would answer: an object that is not found (a pack written
 since the packs were listed, a replaced object, a SHA-256 repository, a spec other than ``ID``,
@@ -34,6 +35,8 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 #: asked of git (no answer here), distinct from None (missing)
 _ASK = object()
 _IDX_MAGIC = b"\377tOc\0\0\0\2"
+#: batches of this many objects are read by a ``cat-file`` of their own (see :meth:`Objects.get_few`)
+MANY = 1000
 #: alternates followed at most this deep (git's own limit is 5)
 _DEPTH = 5
 #: bytes read at an object's offset at first: its header and, for most of what a walk reads, all of it
@@ -61,7 +64,10 @@ class Objects:
 
     def get_few(self, specs: Sequence[str]) -> list[Optional[bytes]]:
         """Each object's content (None: missing), any number of them; those not answered here asked of git
-        at once."""
+        at once.  A batch of :data:`MANY` or more goes to git whole: once its process has started, git
+        reads faster than Python (a Zarr dataset's 10^5 symlinks: 1.7 s against 2.5 s here)."""
+        if len(specs) >= MANY:
+            return self._ask(list(specs))
         out = [self._answer(s) for s in specs]
         ask = [i for i, got in enumerate(out) if got is _ASK]
         if ask:
@@ -243,11 +249,13 @@ def _loose(objects: Path, sha: bytes) -> Optional[tuple[int, bytes]]:
 
 
 class _Pack:
-    """One ``.pack`` and its ``.idx`` (version 2), the index mapped, the pack read at offsets."""
+    """One ``.pack`` and its ``.idx`` (version 2), both mapped: a read is a slice, which keeps the GIL where
+    a ``pread`` per object gave it away ~80,000 times a walk, each time waiting for it back behind the
+    threads reading the store beside the walk (the walk took 1.9 s there against 1.0 s alone)."""
 
-    def __init__(self, idx: mmap.mmap, fd: int) -> None:
+    def __init__(self, idx: mmap.mmap, pack: mmap.mmap) -> None:
         self.idx = idx
-        self.fd = fd
+        self.pack = pack
         self.fanout = struct.unpack(">256I", idx[8 : 8 + 1024])
         self.count = self.fanout[255]
         self._shas = 8 + 1024
@@ -261,18 +269,23 @@ class _Pack:
         try:
             with open(idx_path, "rb") as f:
                 idx = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            fd = os.open(idx_path.with_suffix(".pack"), os.O_RDONLY)
         except (OSError, ValueError):
+            return None
+        try:
+            with open(idx_path.with_suffix(".pack"), "rb") as f:
+                pack = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            idx.close()
             return None
         if idx[:8] != _IDX_MAGIC:
             idx.close()
-            os.close(fd)
+            pack.close()
             return None
-        return cls(idx, fd)
+        return cls(idx, pack)
 
     def close(self) -> None:
         self.idx.close()
-        os.close(self.fd)
+        self.pack.close()
 
     def find(self, sha: bytes) -> Optional[int]:
         """The pack offset of ``sha``, by binary search in its fan-out bucket."""
@@ -297,7 +310,7 @@ class _Pack:
 
     def read(self, at: int, by_id: ByID) -> Optional[tuple[int, bytes]]:
         """(type, content) of the object at offset ``at``, its delta bases read as needed."""
-        head = os.pread(self.fd, _FIRST_READ, at)
+        head = self.pack[at : at + _FIRST_READ]
         c = head[0]
         kind, size, shift, i = (c >> 4) & 7, c & 15, 4, 1
         while c & 0x80:
@@ -350,7 +363,7 @@ class _Pack:
         at += len(head)
         want = size + 64 + size // 1000
         while len(out) < size and not d.eof:
-            chunk = os.pread(self.fd, want, at)
+            chunk = self.pack[at : at + want]
             if not chunk:
                 break
             at += len(chunk)
