@@ -69,7 +69,7 @@ def _pack_kinds(repo: Path) -> set[int]:
             for line in out.splitlines():
                 parts = line.split()
                 if len(parts) >= 5 and len(parts[0]) == 40:
-                    head = os.pread(pack.fd, 1, int(parts[4]))
+                    head = pack.pack[int(parts[4]) : int(parts[4]) + 1]
                     kinds.add((head[0] >> 4) & 7)
         finally:
             pack.close()
