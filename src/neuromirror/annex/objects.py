@@ -27,6 +27,7 @@ import zlib
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from neuromirror.annex.pack import parse_tree
 from neuromirror.util import gitutil
 
 COMMIT, TREE, BLOB, TAG, OFS_DELTA, REF_DELTA = 1, 2, 3, 4, 6, 7
@@ -157,15 +158,7 @@ class Objects:
         got = self._object(sha)
         if got is None:
             return None
-        entries: dict[bytes, tuple[bytes, bytes]] = {}
-        if got[0] != TREE:
-            return entries
-        data, at = got[1], 0
-        while at < len(data):
-            space = data.index(b" ", at)
-            nul = data.index(b"\0", space)
-            entries[data[space + 1 : nul]] = (data[at:space], data[nul + 1 : nul + 21])
-            at = nul + 21
+        entries = parse_tree(got[1]) if got[0] == TREE else {}
         self._trees[sha] = entries
         return entries
 

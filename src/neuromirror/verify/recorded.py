@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from neuromirror.annex import objects as gitobjects
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH, branch_logs, log_state, web_urls
+from neuromirror.annex.pack import tree_entries
 from neuromirror.annex.tree import Blob, annexed_file, blob_key, is_plumbing
 from neuromirror.records import GIT, SUBDATASET, VersionFile
 from neuromirror.store.annexlog import recorded_stores
@@ -52,17 +53,13 @@ class _Repo:
         self._stores: Optional[dict[str, dict[str, str]]] = None
         self._top: dict[str, Optional[bytes]] = {}  # commit -> its tree, read with remote.log
         if commit and self.ref is not None:  # one round trip for both
-            log, self._top[commit] = self.get_many([f"{self.ref}:remote.log", f"{commit}^{{tree}}"])
+            log, self._top[commit] = self.cat.get_few([f"{self.ref}:remote.log", f"{commit}^{{tree}}"])
             self._stores = recorded_stores(log)
         self._blobs: Optional[dict[str, str]] = None
         self._held: dict[str, frozenset[str]] = {}  # key -> the store UUIDs its location log says hold it
 
     def close(self) -> None:
         self.cat.close()
-
-    def get_many(self, specs: list[str]) -> list[Optional[bytes]]:
-        """Each object (None: missing)."""
-        return self.cat.get_few(specs)
 
     def stores(self) -> dict[str, dict[str, str]]:
         if self._stores is None:
@@ -79,14 +76,14 @@ class _Repo:
             specs = [
                 blobs.get(log_path(k), "0" * 40) if blobs is not None else f"{self.ref}:{log_path(k)}" for k in new
             ]
-            for k, data in zip(new, self.get_many(specs)):
+            for k, data in zip(new, self.cat.get_few(specs)):
                 self._held[k] = frozenset(u for u, live in log_state(data).items() if live) or NONE
         return {k: self._held.get(k, NONE) for k in keys}
 
     def annexed(self, blobs: list[Blob], prefix: str) -> list[VersionFile]:
         """The annexed files among ``blobs`` (their symlinks or pointers read), under ``prefix``."""
         out = []
-        for (path, mode, sha), data in zip(blobs, self.get_many([b[2] for b in blobs])):
+        for (path, mode, sha), data in zip(blobs, self.cat.get_few([b[2] for b in blobs])):
             key = blob_key(mode, data or b"")
             if key:
                 out.append(annexed_file(prefix + path, key, repo=self.repo, blob=sha))
@@ -95,7 +92,7 @@ class _Repo:
     def tree(self, commit: str) -> Optional[tuple[list[Blob], list[tuple[str, str]]]]:
         """The blobs (path, mode, id) and gitlinks (path, commit) of the tree at ``commit``, its trees read
         a level at a time; None when the repository lacks the commit."""
-        top = self._top.pop(commit) if commit in self._top else self.get_many([f"{commit}^{{tree}}"])[0]
+        top = self._top.pop(commit) if commit in self._top else self.cat.get_few([f"{commit}^{{tree}}"])[0]
         if top is None:
             return None
         width = 32 if len(commit) == 64 else 20
@@ -105,7 +102,7 @@ class _Repo:
         while level:
             subtrees: list[tuple[str, str]] = []
             for base, data in level:
-                for mode, name, sha in _entries(data or b"", width):
+                for name, mode, sha in tree_entries(data or b"", width):
                     path = base + name
                     if mode == "40000":
                         subtrees.append((path + "/", sha))
@@ -113,19 +110,8 @@ class _Repo:
                         links.append((path, sha))
                     elif not is_plumbing(path):
                         blobs.append((path, mode, sha))
-            level = list(zip([p for p, _ in subtrees], self.get_many([s for _, s in subtrees])))
+            level = list(zip([p for p, _ in subtrees], self.cat.get_few([s for _, s in subtrees])))
         return sorted(blobs), links
-
-
-def _entries(data: bytes, width: int) -> Iterator[tuple[str, str, str]]:
-    """(mode, name, object id) of each entry of a raw tree object."""
-    at = 0
-    while at < len(data):
-        space = data.index(b" ", at)
-        nul = data.index(b"\0", space)
-        sha = data[nul + 1 : nul + 1 + width].hex()
-        yield data[at:space].decode(), data[space + 1 : nul].decode("utf-8", "surrogateescape"), sha
-        at = nul + 1 + width
 
 
 def recorded_copies(

@@ -55,7 +55,7 @@ class Scan:
         self._stop = threading.Event()
         self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-scan")
         self._result: Optional[Future] = None
-        if not getattr(store.backend, "nearby", False):
+        if not store.backend.nearby:
             self._result = self._runner.submit(self._run)
 
     def _run(self) -> tuple[set[str], dict[str, Verdict]]:
