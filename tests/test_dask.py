@@ -9,10 +9,12 @@ index rows.
 from __future__ import annotations
 
 import json
+import operator
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -396,9 +398,57 @@ def test_a_task_the_cluster_cancels_is_said_so(cluster) -> None:  # noqa: ANN001
             [Future(future.key, client=other)], force=True
         )  # another client (an operator, a restarted scheduler) cancels it
         wait_for(lambda: future.status == "cancelled", 60, "the cancellation to arrive")
+        settled = threading.Event()
+        future.add_done_callback(lambda _f: settled.set())
         with pytest.raises(TaskCancelled, match=future.key):
-            _outcome(future, 1.0)
+            _outcome(future, settled, 1.0)
         gate.set()
+
+
+#: a result big enough that gathering it overlaps the pollers' timeouts
+PAYLOAD = 20_000_000
+
+
+def test_sources_waiting_on_one_client_do_not_break_each_others_results(cluster) -> None:  # noqa: ANN001
+    """Several sources' tasks are polled from one client; a poll that times out mid-gather cancelled the
+    gather the client shares between its waiters (a CI run's 'cannot access local variable result').
+    Results big enough that their gathers outlast the polls; every waiter gets its own bytes."""
+    from distributed import Client
+
+    with Client(cluster.address, set_as_default=False) as client:
+        for round_ in range(4):
+            futures = [client.submit(operator.mul, bytes([i]), PAYLOAD, pure=False) for i in range(3)]  # builtins
+            got = _wait_as_the_sources_do(futures)
+            assert all(got.get(i) == bytes([i]) * PAYLOAD for i in range(3)), (
+                round_,
+                {i: repr(v)[:80] for i, v in got.items()},
+            )
+            client.cancel(futures)
+
+
+def _wait_as_the_sources_do(futures: list) -> dict:
+    """Each Future's result through ``_outcome``, polling every 10 ms, each in its own thread as the sources'
+    are. Two threads polling with ``result(timeout=)`` this way lost both results in 20 of 20 tries."""
+    from neuromirror.engine.dask_executor import _outcome
+
+    got: dict[int, object] = {}
+
+    def poll(i: int) -> None:
+        settled = threading.Event()
+        futures[i].add_done_callback(lambda _f: settled.set())
+        try:
+            while True:
+                done, value = _outcome(futures[i], settled, 0.01)
+                if done:
+                    got[i] = value
+                    return
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            got[i] = exc
+
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(len(futures))]
+    [t.start() for t in threads]
+    [t.join(timeout=300) for t in threads]
+    return got
 
 
 def test_executor_in_a_mirror_definition(tmp_path: Path) -> None:

@@ -17,7 +17,6 @@ Imported only when a Dask address is given: the one-host path never imports
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import gc
 import os
@@ -160,11 +159,9 @@ class ClusterExecutor(concurrent.futures.Executor):
             got = None
             if remote.status != "cancelled":
                 try:
-                    got = remote.result()
-                except UnboundLocalError as exc:  # distributed's sync() on a Future cancelled under it
-                    if not _cancelled(remote):
-                        future.set_exception(exc)
-                        return
+                    got = _result(remote)
+                except TaskCancelled:
+                    pass
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                     future.set_exception(exc)
                     return
@@ -188,26 +185,45 @@ class TaskCancelled(RuntimeError):
     """A task the cluster cancelled (its client lost, the scheduler restarted) more often than it is rerun."""
 
 
-def _outcome(future: Any, timeout: float) -> tuple[bool, Any]:
+def _outcome(future: Any, settled: threading.Event, timeout: float) -> tuple[bool, Any]:
     """``(done, result)`` of a distributed Future within ``timeout`` s; TaskCancelled once it is cancelled.
 
-    The status is looked at before ``result()``: a cancelled Future's ``result()`` raises
-    ``UnboundLocalError`` from distributed's ``sync()`` (its CancelledError is no Exception)."""
+    ``settled`` is set by the Future's done-callback: the wait is for that, never ``result(timeout=)``.
+    A timed-out ``result()`` cancels the client's gather in flight, which the client shares between every
+    thread waiting for a result, so one source's poll ending at the wrong moment broke another source's
+    result (UnboundLocalError out of distributed's ``sync()``: a CI run of the ceiling-dask bench)."""
     if future.status == "cancelled":
         raise TaskCancelled(f"{future.key}: cancelled on the cluster")
-    try:
-        return True, future.result(timeout=timeout)
-    except (TimeoutError, asyncio.TimeoutError):
+    if not settled.wait(timeout):
         return False, None
-    except UnboundLocalError:
-        if _cancelled(future):
-            raise TaskCancelled(f"{future.key}: cancelled on the cluster") from None
-        raise
+    return True, _result(future)
+
+
+#: times a finished Future's result is gathered again when a gather it shared was cancelled under it
+GATHERS = 3
+
+
+def _result(future: Any) -> Any:
+    """The result of a done Future; TaskCancelled when the cluster cancelled it.
+
+    ``result()`` of a cancelled Future raises ``UnboundLocalError`` from distributed's ``sync()`` (its
+    CancelledError is no Exception), and so does a finished one's whose gather, shared with another
+    caller of the same client, that caller's timeout cancelled: that one is simply gathered again."""
+    for attempt in range(GATHERS):
+        try:
+            return future.result()
+        except UnboundLocalError:
+            if future.status == "finished" and attempt + 1 < GATHERS:
+                continue
+            if _cancelled(future):
+                raise TaskCancelled(f"{future.key}: cancelled on the cluster") from None
+            raise
+    raise AssertionError("unreachable")
 
 
 def _cancelled(future: Any) -> bool:
-    """Whether a Future whose ``result()`` raised ``UnboundLocalError`` was cancelled: the cancel can reach its
-    status a moment after distributed's ``sync()`` raised (seen once in four CI runs), so a few seconds for it."""
+    """Whether a Future whose ``result()`` raised ``UnboundLocalError`` was cancelled (its status may
+    settle a moment after the raise)."""
     settled = time.monotonic() + 5.0
     while future.status != "cancelled" and time.monotonic() < settled:
         time.sleep(0.05)
@@ -228,10 +244,12 @@ class DaskRunner(Runner):
             future = self.client.submit(
                 locked_task, task, ceiling.export(), identity.contact(), key=key, pure=False, retries=RETRIES
             )
+            settled = threading.Event()
+            future.add_done_callback(lambda _f, settled=settled: settled.set())
             try:
                 while True:
                     heartbeat()  # raises when the submitter stops (Ctrl-C, the service stopping)
-                    done, result = _outcome(future, 1.0)
+                    done, result = _outcome(future, settled, 1.0)
                     if done:
                         return result
             except TaskCancelled:
