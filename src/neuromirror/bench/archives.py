@@ -18,10 +18,12 @@ from unittest import mock
 
 from neuromirror.bench.moto_patch import (
     Counters,
+    Slab,
     invalidate_listing_cache,
     moto_bucket_backend,
     patch_moto,
     render_ahead,
+    slab_values,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ class Archives:
 
         self.counters = Counters()
         patch_moto(self.counters)
+        slab_values(Slab())
         self.s3 = S3StandIn().start()
         self.dandi = DandiStandIn(self.s3, bucket="dandiarchive-bench").start()
         self.s3.create_bucket(self.AIND_BUCKET, versioned=True, public=True)
