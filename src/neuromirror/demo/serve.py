@@ -58,6 +58,8 @@ class DemoMirror:
     first: str  # the Zarr dandiset's earlier state: its short commit, as ``versions`` shows it
     reference: bool = False  # the NWB file got its LINDI reference (lindi importable, or its overlay: scripts/_venv.sh)
     lindi_path: str = ""  # the overlay a reader of the reference puts on PYTHONPATH ("" when lindi imports here)
+    s3: Any = None  # the stand-in S3 (endpoint, credentials) and the archive's bucket, for the restore line
+    bucket: str = ""
 
 
 def real_nwb() -> bytes:
@@ -148,7 +150,18 @@ def build(root: Path, work: Path, dandi: Any, exe: list[str], env: dict) -> Demo
     _run([*exe, "sync", zspec, "--dandi-api", dandi.api_url, "-q"], env=env)
     versions = json.loads(_run([*exe, "versions", zspec, "--json"], env=env))
     first = versions[0]["commit"][:12]
-    return DemoMirror(root, work, sample.identifier, sample.published, zid, first, reference, str(lindi_path or ""))
+    return DemoMirror(
+        root,
+        work,
+        sample.identifier,
+        sample.published,
+        zid,
+        first,
+        reference,
+        str(lindi_path or ""),
+        dandi.s3,
+        dandi.bucket,
+    )
 
 
 def ready_lines(m: DemoMirror, url: str) -> list[str]:
@@ -201,6 +214,19 @@ def ready_lines(m: DemoMirror, url: str) -> list[str]:
         "# DataLad: the Zarr dandiset at its earlier state, the Zarr (a subdataset) and its chunks with get -r",
         f"{datalad} clone {q(str(m.root / 'dandi' / m.zarr_dandiset))} {q(str(zarr_clone))} && cd {q(str(zarr_clone))}"
         f" && {_with_tools('git')} checkout -q {m.first} && {datalad} get -r {ZARR_PATH}",
+        *(_restore_lines(m, nm) if m.s3 is not None else []),
+    ]
+
+
+def _restore_lines(m: DemoMirror, nm: str) -> list[str]:
+    """The README's restore into the archive's own bucket, at the stand-in's S3 (its public test credentials)."""
+    env = (
+        f"NEUROMIRROR_STORE_ENDPOINT={m.s3.endpoint_url} AWS_ACCESS_KEY_ID={m.s3.access_key}"
+        f" AWS_SECRET_ACCESS_KEY={m.s3.secret_key}"
+    )
+    return [
+        "# restore into the archive's own bucket (the stand-in's S3): what it would write; nothing while it has every object",
+        f"{env} {nm} restore dandi:{m.sample}@{m.version} --to s3://{m.bucket} --dry-run",
     ]
 
 
