@@ -214,3 +214,39 @@ def test_keep_and_verify_on_the_command_line_draw_the_same_bars(mirrored: Dandis
     ):
         run = neuromirror(*root, *quiet)
         assert run.returncode == 0 and run.stderr == "", run.stderr
+
+
+def test_a_version_is_kept_a_batch_of_its_files_at_a_time(dandi_archive, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A version's files are read ``BATCH`` at a time with at most ``WINDOW`` x ``-J`` copies under way (a
+    10^6-object Zarr's keep held 3.4 GB when it read the listing whole and made a Future per key). Batches of 3
+    here: two chunks with the same bytes, batches apart, are copied once; the version is whole (the rerun takes
+    its mark: nothing copied, nothing told); the totals are told when the last batch is read."""
+    from neuromirror.keep import versions
+
+    monkeypatch.setattr(versions, "BATCH", 3)
+    monkeypatch.setattr(versions, "WINDOW", 1)
+    same = deterministic_bytes("batches: the same bytes", 900)
+    chunks = {
+        ".zgroup": b'{"zarr_format": 2}',
+        **{f"0/{i}": deterministic_bytes(f"batch {i}", 800 + i) for i in range(12)},
+    }
+    chunks["0/0"] = chunks["0/9"] = same  # "0/0" is read first, "0/9" last
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 5000}, zarr=chunks)
+    to = f"pack+file://{tmp_path}/packed"
+    calls = Calls()
+    with api.open(d.run.root) as m:
+        kept = m.keep(d.spec, to, progress=calls, jobs=1)
+    assert kept.ok, kept.lines()
+    run = kept.runs[0]
+    assert run.transferred == len(set(chunks.values())) + 1  # + the NWB file; "0/0" and "0/9" once
+    (version,) = run.versions
+    assert version.kept == len(chunks) + 1 and version.already == 0 and version.branches, version
+    told = calls.of(f"keep {d.spec} -> {run.store}")
+    assert told[0] == (0, None) and told[-1] == (run.transferred_bytes, run.transferred_bytes), told
+    assert [done for done, _ in told] == sorted(done for done, _ in told)
+    again = Calls()
+    with api.open(d.run.root) as m:
+        rerun = m.keep(d.spec, to, progress=again, jobs=1)
+    assert rerun.ok and rerun.runs[0].marked == 1 and rerun.runs[0].transferred == 0 and again.calls == []
+    with api.open(d.run.root) as m:  # every file's key recorded in the store, as a clone would find it
+        assert m.verify(d.spec, kept=True, store=to).ok

@@ -22,14 +22,15 @@ cleanly at the first file that would not fit: what was copied is recorded, the r
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from neuromirror.dataset.files import annex_key, annex_repo, selected, skip_reason, version_files
+from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file, selected, skip_reason
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
+from neuromirror.keep.inflight import Told, Window, batches
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.records import VersionFile
@@ -39,13 +40,18 @@ from neuromirror.store.lindi import keep_reference, made_after, may_have_referen
 from neuromirror.store.record import record_present
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
-from neuromirror.util.progress import ByteCalls, ByteCount
+from neuromirror.util.progress import ByteCount
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
     from neuromirror.records import ProgressCallback
 
 log = logging.getLogger("neuromirror.keep")
+
+#: a version's files read, sorted and looked up this many at a time (its listing is never held whole)
+BATCH = 5000
+#: copies under way at most, per ``-J`` thread
+WINDOW = 8
 
 
 @dataclass
@@ -175,28 +181,34 @@ def _keep_version(
     rest, the keys it lacks copied within the budget, then every key it holds recorded."""
     row = target
     rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath)
-    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row.id)
-    rep.in_git = listing.in_git
-    rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
+    listing = VersionFiles()  # its counts and problems, filled as the files are read
+    files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing)
     present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
-    unseen = _sort_files(rep, listing.annexed, options, state, present)
-    todo = _look_up(mirror, store, unseen, rep, state, present, pool, run)
-    scheduled = _fitting(todo, budget, rep, state, run)
-    bar = _told(options.progress, f"{rep.label} -> {store}", scheduled)
+    bar = Told(options.progress, f"{rep.label} -> {store}")
     transfer.on_bytes = bar.update
+    window = Window(pool, transfer, options.from_stores, WINDOW * max(1, options.jobs))
     try:
-        jobs = _submit(scheduled, options, transfer, pool)
         try:
-            for fut in as_completed(jobs):
-                _settle(fut.result(), jobs[fut], rep, state, present, budget, run, bar)
+            for batch, last in batches(files, BATCH):
+                unseen = window.join(_sort_files(rep, batch, options, state, present))
+                todo = _look_up(mirror, store, unseen, rep, state, present, pool, run)
+                scheduled = _fitting(todo, budget, rep, state, run)
+                bar.add([fs[0].size for _, fs in scheduled], last=last)
+                for key, fs in scheduled:
+                    for outcome, done in window.submit(key, fs):
+                        _settle(outcome, done, rep, state, present, budget, run, bar)
+            for outcome, done in window.drain():
+                _settle(outcome, done, rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
             transfer.stop.set()
-            wait(jobs)
-            _salvage(jobs, present)
+            wait(window.jobs)
+            _salvage(window.jobs, present)
             _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:
         bar.close()
+    rep.in_git = listing.in_git
+    rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     run.references += _references(mirror.root, store, present, state)
     heads = _record(mirror, store, target.source, present, rep, state, marks)
     rep.skipped.sort(key=lambda n: n.path)
@@ -204,31 +216,6 @@ def _keep_version(
     if _whole(rep, state, present):
         rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
-
-
-def _told(
-    progress: Optional[ProgressCallback], label: str, scheduled: list[tuple[str, list[VersionFile]]]
-) -> ByteCount:
-    """The copies' bytes and files told to ``progress`` as ``keep LABEL`` and ``files LABEL`` (nothing to copy:
-    nothing told), else only counted."""
-    if progress is None or not scheduled:
-        return ByteCount(len(scheduled))
-    return ByteCalls(progress, label, [files[0].size for _, files in scheduled], word="keep")
-
-
-def _submit(
-    scheduled: list[tuple[str, list[VersionFile]]],
-    options: KeepOptions,
-    transfer: Transfer,
-    pool: ThreadPoolExecutor,
-) -> dict[Future[Outcome], list[VersionFile]]:
-    """Each key to copy handed to the pool, with every URL of the files sharing it (none with --from:
-    only those stores are read)."""
-    jobs: dict[Future[Outcome], list[VersionFile]] = {}
-    for key, files in scheduled:
-        urls = () if options.from_stores else tuple(dict.fromkeys(u for f in files for u in f.urls))
-        jobs[pool.submit(transfer, key, files[0].size, urls)] = files
-    return jobs
 
 
 def _salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: dict[Path, list[str]]) -> None:

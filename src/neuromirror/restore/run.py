@@ -25,6 +25,7 @@ from neuromirror.annex.logs import branch_logs, web_urls
 from neuromirror.dataset.files import VersionFiles, each_version_file
 from neuromirror.index.rows import Version
 from neuromirror.index.version_rows import add_entry_urls
+from neuromirror.keep.inflight import batches
 from neuromirror.records import FileNote
 from neuromirror.restore.copies import BadCopy, Copies, NoGoodCopy
 from neuromirror.restore.gitfiles import GitRows, from_git, git_objects
@@ -119,18 +120,6 @@ def _admit(got: ArchiveObject | Unplaced, seen: dict[int, int], report: RestoreR
     return False
 
 
-def _batches(objs: Iterable[ArchiveObject], size: int) -> Iterator[tuple[list[ArchiveObject], bool]]:
-    """``objs`` in lists of ``size``, each with whether it is the last (the stream read one object ahead)."""
-    batch: list[ArchiveObject] = []
-    for o in objs:
-        if len(batch) >= size:
-            yield batch, False
-            batch = []
-        batch.append(o)
-    if batch:
-        yield batch, True
-
-
 class Told:
     """A restore's progress: ``("objects TARGET", objects settled, objects)`` and ``("restore TARGET", bytes,
     bytes)`` (:class:`~neuromirror.util.progress.ByteCalls`), an object done once written or found holding the
@@ -178,7 +167,7 @@ def restore_objects(
         target.clean()
     told = Told(None if options.dry_run else options.progress, target.url)
     with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="restore") as pool:
-        for batch, last in _batches(objs, BATCH):
+        for batch, last in batches(objs, BATCH):
             told.add(batch, last)
             _restore_batch(mirror, batch, target, options, report, copies, pool, told)
     told.close()
