@@ -82,17 +82,18 @@ class Window:
         """Hand ``key`` to the pool (with every URL of its files; none with --from: only those stores are
         read), first yielding the copies that finished while the window was full."""
         while len(self.jobs) >= self.limit:
-            yield from self._finished(FIRST_COMPLETED)
+            yield from self._finished()
         urls = () if self.from_stores else tuple(dict.fromkeys(u for f in files for u in f.urls))
         self.jobs[self.pool.submit(self.transfer, key, files[0].size, urls)] = files
         self.by_key[key] = files
 
     def drain(self) -> Iterator[tuple[Outcome, list[VersionFile]]]:
         while self.jobs:
-            yield from self._finished(FIRST_COMPLETED)
+            yield from self._finished()
 
-    def _finished(self, when: str) -> Iterator[tuple[Outcome, list[VersionFile]]]:
-        done, _ = wait(self.jobs, return_when=when)
+    def _finished(self) -> Iterator[tuple[Outcome, list[VersionFile]]]:
+        """The copies done once at least one is."""
+        done, _ = wait(self.jobs, return_when=FIRST_COMPLETED)
         for fut in done:
             files = self.jobs.pop(fut)
             outcome = fut.result()
