@@ -133,3 +133,38 @@ def test_a_flipped_byte_found_by_verify_is_not_taken_from_the_mark(dandi_archive
     assert not v["from_mark"] and [f["path"] for f in v["failed"]] == ["sub-01/a.nwb"]
     (counted,) = rerun["counts"]
     assert counted["none"]["files"] == 1 and [a["key"] for a in counted["at_risk"]] == [key]
+
+
+def test_the_changes_between_two_branch_commits_are_read_a_group_of_directories_at_a_time(
+    tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001
+    """What a mark asks of a moved branch (a store lost a key, a store gained one, a top-level file changed),
+    read two top-level directories at a time here (64 in a keep of 10^6 keys): the answer is the whole
+    branch's, and an unreadable commit holds no mark."""
+    from helpers.annex import _annex_repo
+    from neuromirror.annex.keys import log_path
+    from neuromirror.annex.logs import BRANCH
+    from neuromirror.keep import marks
+    from neuromirror.store import record
+    from neuromirror.store.directory import DirectoryStore
+
+    monkeypatch.setattr(marks, "_DIRS_A_DIFF", 2)
+    repo = tmp_path / "ds"
+    keys = _annex_repo(repo, 9)
+    a, b = DirectoryStore(tmp_path / "a"), DirectoryStore(tmp_path / "b")
+    record.record_present(repo, a, keys)
+    record.record_present(repo, b, keys[1:])
+    head = lambda: git(repo, "rev-parse", BRANCH).strip()  # noqa: E731
+    c0 = head()
+    assert len({log_path(k)[:3] for k in keys}) > 2 * marks._DIRS_A_DIFF  # several groups read
+
+    record.record_absent(repo, a.identity.uuid, keys[-1:])  # a lost the last key
+    record.record_present(repo, b, keys[:1])  # b gained the first
+    c1 = head()
+    changes = marks.Changes.between(repo, c0, c1)
+    assert changes.ok and not changes.top
+    assert changes.lost == {a.identity.uuid} and changes.moved == {a.identity.uuid, b.identity.uuid}
+
+    record.ensure_remote(repo, DirectoryStore(tmp_path / "c"))  # remote.log and uuid.log changed
+    assert marks.Changes.between(repo, c1, head()).top
+    assert not marks.Changes.between(repo, "1" * 40, c1).ok

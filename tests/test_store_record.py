@@ -32,15 +32,19 @@ def _whereis(repo: Path, key: str) -> set[str]:
     return {w["uuid"] for w in json.loads(out)["whereis"]}
 
 
-@pytest.mark.parametrize("files", [3, 12])
+@pytest.mark.parametrize("files,chunk", [(3, None), (12, None), (12, 4)])
 def test_record_present_writes_what_setpresentkey_writes(
-    tmp_path: Path, files: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, files: int, chunk: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ours and git-annex's own, from the same state: the same stores per key; whereis names the store."""
+    """Ours and git-annex's own, from the same state: the same stores per key; whereis names the store.
+    Many keys are written a chunk of the branch's directories at a time (``chunk``: 4 keys where a keep
+    of 10^6 writes 50,000), a commit each, the store's remote lines in the first."""
     from neuromirror.store import record
 
-    if files > 10:  # the branch listed once, the logs read by blob id (many keys)
-        monkeypatch.setattr(record, "_LISTED_MIN", 10)
+    if files > 10:  # the branch listed (its chunk's directories), the logs read by blob id (many keys)
+        monkeypatch.setattr(record, "_LISTED_MIN", 2)
+    if chunk:
+        monkeypatch.setattr(record, "CHUNK", chunk)
     ours = tmp_path / "ours"
     keys = _annex_repo(ours, files)
     theirs = tmp_path / "theirs"
@@ -53,11 +57,21 @@ def test_record_present_writes_what_setpresentkey_writes(
     for repo in (ours, theirs):
         git(repo, "annex", "setpresentkey", old, uuid, "0")
 
+    git(ours, "annex", "merge", "-q")  # git-annex's journal committed: the commits after are ours
     before = git(ours, "rev-parse", BRANCH).strip()
     assert record.record_present(ours, store, keys) == files
     after = git(ours, "rev-parse", BRANCH).strip()
     # on top of the branch (the remote's own lines, then the keys' logs): nothing of it rewritten
     git(ours, "merge-base", "--is-ancestor", before, after)
+    commits = git(ours, "rev-list", "--reverse", f"{before}..{after}").split()
+    parts = list(record.chunks(keys))
+    assert len(commits) == len(parts) and (len(parts) > 1) == bool(chunk)
+    assert sorted(k for part in parts for k in part) == keys  # each key once, in one chunk
+    for commit, part in zip(commits, parts):  # each commit: its chunk's logs, the first the remote's lines too
+        changed = git(ours, "diff-tree", "-r", "--name-only", "--no-commit-id", commit).split()
+        assert sorted(changed) == sorted(
+            [log_path(k) for k in part] + (["remote.log", "uuid.log"] if commit == commits[0] else [])
+        )
     record.ensure_remote(theirs, store)
     subprocess.run(
         ["git", "annex", "setpresentkey", "--batch"],

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from neuromirror.annex import gitmodules
+from neuromirror.annex.blobmap import BlobMap
 from neuromirror.annex.keys import key_from_symlink, log_path, parse_key
-from neuromirror.annex.logs import BRANCH, web_log_blobs, web_urls
+from neuromirror.annex.logs import BRANCH, web_urls
 from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VERIFY_ON_GET, VersionFile
 from neuromirror.util import gitutil
 
@@ -86,8 +87,8 @@ class UrlLogs:
 
     ``cache`` (key -> URLs) spares a key read again: the index rebuild reads every version of a
     dataset, whose keys mostly repeat.  ``by_blob``: the branch's logs are listed once
-    (:func:`~neuromirror.annex.logs.web_log_blobs`) and read by blob id, which spares git a search
-    of the branch's 4,096-entry trees per key (~0.25 ms a key) but holds a path per key of the
+    (:class:`~neuromirror.annex.blobmap.BlobMap`) and read by blob id, which spares git a search
+    of the branch's 4,096-entry trees per key (~0.25 ms a key) but holds 32 bytes per key of the
     branch: what a Zarr's dataset, read whole, wants."""
 
     def __init__(
@@ -95,13 +96,14 @@ class UrlLogs:
     ) -> None:
         self.cache = cache
         # by name: a repository without the branch answers "missing" per log, no process asks first
-        self.blobs = web_log_blobs(Path(repo)) if by_blob else None
-        self.ref: Optional[str] = None if self.blobs == {} else BRANCH
+        self.blobs = BlobMap.listed(Path(repo), BRANCH, ".log.web") if by_blob else None
+        self.ref: Optional[str] = None if self.blobs is not None and not len(self.blobs) else BRANCH
 
-    def _spec(self, key: str) -> str:
+    def _specs(self, keys: list[str]) -> list[str]:
+        paths = [log_path(k, ".log.web") for k in keys]
         if self.blobs is not None:
-            return self.blobs.get(log_path(key, ".log.web"), "0" * 40)
-        return f"{self.ref}:{log_path(key, '.log.web')}"
+            return [sha or "0" * 40 for sha in self.blobs.get_many(paths)]
+        return [f"{self.ref}:{path}" for path in paths]
 
     def of(self, cat: gitutil.CatFile, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """key -> URLs (``()``: none, or no git-annex branch)."""
@@ -109,7 +111,7 @@ class UrlLogs:
         cache = self.cache if self.cache is not None else {}
         todo = [k for k in dict.fromkeys(keys) if k not in cache]
         if todo and self.ref:
-            for k, data in zip(todo, cat.get_many([self._spec(k) for k in todo])):
+            for k, data in zip(todo, cat.get_many(self._specs(todo))):
                 cache[k] = web_urls(data)
         return {k: cache.get(k, ()) for k in keys}
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from neuromirror.dataset.files import annex_key, annex_repo, version_files
+from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file
 from neuromirror.index import store_checks
+from neuromirror.keep.inflight import BATCH, batches
 from neuromirror.records import VersionFile
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.holders import Locations
@@ -72,7 +73,8 @@ class VersionCopies:
     at_risk_count: int = 0
     stores: dict[str, int] = field(default_factory=dict)  # store uuid -> files with a verified copy there
     problems: list[str] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list, repr=False)  # every annexed key of the version
+    last_stored: Optional[float] = None  # when the slowest key got its wanted-th copy (version_copies(lag=True))
+    unstored: bool = False  # some key has fewer stored times than wanted (stored before they were kept)
     seen: Optional[float] = None  # when the mirror first recorded the version (the keep lag's start)
     unverified: int = 0  # copies the location logs record without a check in the index
     branches: Optional[dict[str, str]] = field(default=None, repr=False)  # relpath -> branch commit counted at
@@ -102,6 +104,16 @@ class VersionCopies:
         self.at_risk_count += 1
         if len(self.at_risk) < MAX_NAMED:
             self.at_risk.append(AtRisk(f.path, annex_key(f), f.size, verified, recorded))
+
+    def stored(self, times: dict[str, list[float]], keys: Sequence[str]) -> None:
+        """The keep lag's end, from when ``keys`` were put in each store (:func:`note_lag`)."""
+        for key in keys:
+            got = sorted(times.get(key, ()))
+            if len(got) < self.wanted:
+                self.unstored = True
+            else:
+                end = got[self.wanted - 1]
+                self.last_stored = end if self.last_stored is None else max(self.last_stored, end)
 
     def line(self) -> str:
         """The counts in a line: files with enough verified copies, with fewer, with none; the oldest check."""
@@ -146,39 +158,68 @@ class VersionCopies:
 
 
 def version_copies(
-    mirror: Any, target: Version, wanted: int, locations: Optional[Locations] = None, on_file: Optional[OnFile] = None
+    mirror: Any,
+    target: Version,
+    wanted: int,
+    locations: Optional[Locations] = None,
+    on_file: Optional[OnFile] = None,
+    *,
+    lag: bool = False,
 ) -> VersionCopies:
     """The copies of every annexed file of ``target`` (Zarr subdatasets' files included); ``locations``:
     the location logs read for the previous version of the same dataset, reused; ``on_file``: told each
-    file and its verified copies (store uuid -> last check), for counts per key (:mod:`.archive_copies`)."""
+    file and its verified copies (store uuid -> last check), for counts per key (:mod:`.archive_copies`);
+    ``lag``: the times the keys were stored read too, for :func:`note_lag`.
+
+    The files are read and counted a batch at a time (as keep reads them): a version of 10^6 Zarr chunks
+    is never held whole, nor its keys' checks."""
     row = target
     out = VersionCopies(target.source, row.label, row.commit, wanted)
     out.seen = _timestamp(row.synced_at)
-    listing = version_files(mirror.index, mirror.dataset_path(target.relpath), row.id)
-    out.problems += [f"{path}: {why}" for path, why in listing.problems]
-    by_repo: dict[Path, list[VersionFile]] = {}
-    for f in listing.annexed:
-        by_repo.setdefault(annex_repo(f), []).append(f)
-    out.keys = list(dict.fromkeys(annex_key(f) for f in listing.annexed))
-    checks = store_checks.checks_of(mirror.index, out.keys)
+    listing = VersionFiles()
+    files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing)
     locations = locations or Locations()
     branches: Optional[dict[str, str]] = {}
-    for repo, files in by_repo.items():
-        stores = frozenset(store_uuids(repo))
-        holders = locations.of(repo, (annex_key(f) for f in files))  # key -> store uuids the location log names
-        head = locations.head(repo)
-        if head is None or branches is None:
-            branches = None
-        else:
-            branches[os.path.relpath(repo, mirror.root)] = head
-        for f in files:
-            recorded = holders[annex_key(f)] & stores
-            checked = {u: t for u, t in checks.get(annex_key(f), {}).items() if u in recorded}
-            _count_file(out, f, recorded, checked)
-            if on_file is not None:
-                on_file(target, f, checked)
+    stores: dict[Path, frozenset[str]] = {}  # repository -> the stores its branch records
+    for batch, _ in batches(files, BATCH):
+        by_repo: dict[Path, list[VersionFile]] = {}
+        for f in batch:
+            by_repo.setdefault(annex_repo(f), []).append(f)
+        keys = list(dict.fromkeys(annex_key(f) for f in batch))
+        checks = store_checks.checks_of(mirror.index, keys)
+        if lag:
+            out.stored(store_checks.stored_times(mirror.index, keys), keys)
+        for repo, files_here in by_repo.items():
+            if repo not in stores:
+                stores[repo] = frozenset(store_uuids(repo))
+            holders = locations.of(repo, (annex_key(f) for f in files_here))  # key -> stores its log names
+            head = locations.head(repo)
+            if head is None or branches is None:
+                branches = None
+            else:
+                branches[os.path.relpath(repo, mirror.root)] = head
+            _count_files(
+                out, files_here, holders, stores[repo], checks, lambda f, c: on_file(target, f, c) if on_file else None
+            )
+    out.problems[:0] = [f"{path}: {why}" for path, why in listing.problems]
     out.branches = branches
     return out
+
+
+def _count_files(
+    out: VersionCopies,
+    files: list[VersionFile],
+    holders: dict[str, frozenset[str]],
+    stores: frozenset[str],
+    checks: dict[str, dict[str, float]],
+    told: Callable[[VersionFile, dict[str, float]], object],
+) -> None:
+    """One repository's files of a batch counted: the stores its logs name that it records, with their checks."""
+    for f in files:
+        recorded = holders[annex_key(f)] & stores
+        checked = {u: t for u, t in checks.get(annex_key(f), {}).items() if u in recorded}
+        _count_file(out, f, recorded, checked)
+        told(f, checked)
 
 
 def _count_file(out: VersionCopies, f: VersionFile, recorded: frozenset[str], checked: dict[str, float]) -> None:
@@ -221,14 +262,9 @@ def note_lag(mirror: Any, target: Version, copies: VersionCopies, now: Optional[
     seen = _timestamp(target.synced_at)
     if seen is None:
         return None
-    stored = store_checks.stored_times(mirror.index, copies.keys)
-    ends = []
-    for key in copies.keys:
-        times = sorted(stored.get(key, ()))
-        if len(times) < copies.wanted:
-            return None  # some copies came from before stored times were kept: no honest lag
-        ends.append(times[copies.wanted - 1])
-    end = max(ends, default=now if now is not None else time.time())
+    if copies.unstored:
+        return None  # some copies came from before stored times were kept: no honest lag
+    end = copies.last_stored if copies.last_stored is not None else (now if now is not None else time.time())
     if store_checks.record_lag(mirror.index, target.id, target.source, copies.version, seen, end):
         return max(0.0, end - seen)
     return None

@@ -17,6 +17,11 @@ from neuromirror.util.progress import ByteCalls, ByteCount
 T = TypeVar("T")
 
 
+#: a version's files read, sorted, looked up (keep) or counted (copies) this many at a time: its listing
+#: is never held whole
+BATCH = 5000
+
+
 def batches(items: Iterable[T], size: int) -> Iterator[tuple[list[T], bool]]:
     """``items`` in lists of ``size``, each with whether it is the last (read one ahead): a version of one
     batch tells its totals at once, as before it was read in batches (restore reads its objects so too)."""

@@ -54,33 +54,64 @@ class Changes:
 
     @classmethod
     def between(cls, repo: Path, old: str, new: str) -> Changes:
-        proc = gitutil.run(repo, "diff-tree", "-r", "-z", "--no-renames", old, new, check=False)
-        if proc.returncode != 0:
+        """Read a group of top-level directories at a time (``abc/``: 1/4,096 of the keys each), so that
+        neither git's diff nor the logs read here grow with the keys changed (10^6 after a large keep)."""
+        before, after = _top_entries(repo, old), _top_entries(repo, new)
+        if before is None or after is None:
             return cls(ok=False)
         out = cls()
+        changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+        if any(before.get(n, (_TREE,))[0] != _TREE or after.get(n, (_TREE,))[0] != _TREE for n in changed):
+            out.top = True  # a top-level file (remote.log, trust.log, ...)
+        if out.top or not changed:
+            return out
+        with gitutil.CatFile(repo) as cat:
+            for i in range(0, len(changed), _DIRS_A_DIFF):
+                if not out._add(repo, old, new, changed[i : i + _DIRS_A_DIFF], cat):
+                    return cls(ok=False)
+        return out
+
+    def _add(self, repo: Path, old: str, new: str, dirs: list[str], cat: gitutil.CatFile) -> bool:
+        """The stores the location logs under ``dirs`` gained or lost; False: the diff could not be read."""
+        args = ["diff-tree", "-r", "-z", "--no-renames", old, new, "--", *(f"{d}/" for d in dirs)]
+        proc = gitutil.run(repo, *args, check=False)
+        if proc.returncode != 0:
+            return False
         parts = proc.stdout.split(b"\0")
         pairs: list[tuple[str, str]] = []
         for i in range(0, len(parts) - 1, 2):
-            meta, path = parts[i].split(), parts[i + 1].decode("utf-8", "surrogateescape")
-            if len(meta) < 4:
-                continue
-            if "/" not in path:
-                out.top = True
-            elif path.endswith(".log"):  # a key's location log (.log.web, .log.met...: not where copies are)
+            meta, path = parts[i].split(), parts[i + 1]
+            if len(meta) >= 4 and path.endswith(b".log"):  # a location log (.log.web, .log.met...: not copies)
                 pairs.append((meta[2].decode(), meta[3].decode()))
-        if out.top or not pairs:
-            return out
-        with gitutil.CatFile(repo) as cat:
-            blobs = list(cat.get_many(sha for pair in pairs for sha in pair))
+        blobs = list(cat.get_many(sha for pair in pairs for sha in pair))
         for i in range(0, len(blobs), 2):
-            before, after = log_state(blobs[i]), log_state(blobs[i + 1])
-            for uuid in set(before) | set(after):
-                was, now = before.get(uuid, False), after.get(uuid, False)
+            was_there, now_there = log_state(blobs[i]), log_state(blobs[i + 1])
+            for uuid in set(was_there) | set(now_there):
+                was, now = was_there.get(uuid, False), now_there.get(uuid, False)
                 if was != now:
-                    out.moved.add(uuid)
+                    self.moved.add(uuid)
                     if was:
-                        out.lost.add(uuid)
-        return out
+                        self.lost.add(uuid)
+        return True
+
+
+#: top-level directories of the branch diffed by one ``git diff-tree`` (1/64 of a large branch's keys)
+_DIRS_A_DIFF = 64
+_TREE = "tree"
+
+
+def _top_entries(repo: Path, commit: str) -> Optional[dict[str, tuple[str, str]]]:
+    """name -> (type, id) of the top-level entries of the branch at ``commit`` (None: not readable)."""
+    proc = gitutil.run(repo, "ls-tree", "-z", commit, check=False)
+    if proc.returncode != 0:
+        return None
+    out = {}
+    for rec in proc.stdout.split(b"\0"):
+        if rec:
+            meta, name = rec.split(b"\t", 1)
+            _, typ, sha = meta.decode().split()
+            out[name.decode("utf-8", "surrogateescape")] = (typ, sha)
+    return out
 
 
 class Marks:

@@ -188,10 +188,9 @@ def _count(mirror: Datasets, out: StoresRun, targets: Sequence[Version], want: d
             out.counts.append(from_mark(target, n, mark["counts"]))
             out.counts_marked += 1
             continue
-        counted = version_copies(mirror, target, n, locations)
+        counted = version_copies(mirror, target, n, locations, lag=True)
         out.counts.append(counted)
         lag = note_lag(mirror, target, counted)
-        counted.keys = []  # read by note_lag only: not held for every version of the run
         if lag is not None:
             out.lags[counted.label] = lag
         if counted.ok and not counted.unverified and counted.branches is not None:

@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file, selected, skip_reason
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
-from neuromirror.keep.inflight import Told, Window, batches
+from neuromirror.keep.inflight import BATCH, Told, Window, batches
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
 from neuromirror.store.lindi import keep_reference, made_after, may_have_reference
-from neuromirror.store.record import record_present
+from neuromirror.store.record import CHUNK, record_present
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
 from neuromirror.util.progress import ByteCount
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("neuromirror.keep")
 
-#: a version's files read, sorted and looked up this many at a time (its listing is never held whole)
-BATCH = 5000
 #: copies under way at most, per ``-J`` thread
 WINDOW = 8
 
@@ -423,7 +421,8 @@ def _record(
         return {}
     with mirror.lock(source):
         for repo, keys in present.items():
-            if not state.locations.all_in(repo, store.identity.uuid, keys):  # a rerun: recorded already
+            # a rerun: recorded already (a version past one chunk: record_present reads it a chunk at a time)
+            if len(keys) > CHUNK or not state.locations.all_in(repo, store.identity.uuid, keys):
                 rep.recorded += record_present(repo, store, keys)
         heads = marks.heads(present)
     keys = [k for ks in present.values() for k in ks]

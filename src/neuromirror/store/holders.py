@@ -13,18 +13,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Optional
 
+from neuromirror.annex.blobmap import BlobMap
 from neuromirror.annex.logs import BRANCH
 from neuromirror.store.record import log_blobs, present_stores
 from neuromirror.util import gitutil
 
 NONE: frozenset[str] = frozenset()
+#: keys whose stores are held at most: past it those held are let go (a version of 10^6 Zarr chunks, counted
+#: a batch at a time, holds a batch's; the branch's listing, 32 bytes a log, is kept for the next batch)
+HELD = 100_000
 
 
 class Locations:
     def __init__(self) -> None:
         self._at: tuple[Optional[Path], Optional[str]] = (None, None)
         self._states: dict[str, frozenset[str]] = {}
-        self._blobs: Optional[dict[str, str]] = None  # the branch's log paths -> blob ids, listed once
+        self._blobs: Optional[BlobMap] = None  # the branch's log paths -> blob ids, listed once
 
     def of(self, repo: Path, keys: Iterable[str]) -> dict[str, frozenset[str]]:
         """key -> the store UUIDs the branch of ``repo`` says have it (empty: none), for ``keys``."""
@@ -33,6 +37,8 @@ class Locations:
         if (repo, ref) != self._at:
             self._at, self._states, self._blobs = (repo, ref), {}, None
         new = [k for k in wanted if k not in self._states]
+        if new and len(self._states) + len(new) > HELD:  # a version counted in batches: its keys not all held
+            self._states, new = {}, wanted
         if new and ref is not None:
             if self._blobs is None:
                 self._blobs = log_blobs(repo, ref)

@@ -18,12 +18,14 @@ and records only keys whose bytes are in the store (verified before they got the
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
+from neuromirror.annex.blobmap import BlobMap
 from neuromirror.annex.branch_writer import Batch, TopEdit, flush_journal, read_top, write
 from neuromirror.annex.branch_writer import commit_top_files as _commit_top_files  # noqa: F401 (tests' name)
 from neuromirror.annex.keys import log_path
@@ -64,13 +66,19 @@ def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
     return {k for k, there in present_stores(repo, keys).items() if uuid in there}
 
 
-def log_blobs(repo: Path, ref: str) -> dict[str, str]:
-    """path -> blob id of every location log (``*.log``) on the branch at ``ref``: one listing of its tree."""
-    return {path: sha for _, typ, sha, path in gitutil.ls_tree(repo, ref) if typ == "blob" and path.endswith(".log")}
+def log_blobs(repo: Path, ref: str, dirs: Sequence[str] = ()) -> BlobMap:
+    """path -> blob id of every location log (``*.log``) on the branch at ``ref``: one listing of its tree
+    (``dirs``: of those top-level directories only)."""
+    return BlobMap.listed(repo, ref, ".log", dirs if len(dirs) <= _DIRS_LISTED else ())
+
+
+#: up to this many top-level directories are named to ``git ls-tree``; more, and the whole branch is listed
+#: (git matches every entry against every name: 4,096 names cost more than the listing they spare)
+_DIRS_LISTED = 512
 
 
 def present_stores(
-    repo: Path, keys: Sequence[str], ref: Optional[str] = None, blobs: Optional[dict[str, str]] = None
+    repo: Path, keys: Sequence[str], ref: Optional[str] = None, blobs: Optional[BlobMap] = None
 ) -> dict[str, frozenset[str]]:
     """key -> the UUIDs its location log on the branch (at ``ref``, default its head) says have it, for the
     ``keys`` some UUID has: every store in one reading, where asking :func:`present_in` per store reads
@@ -94,7 +102,7 @@ _LISTED_MIN = 1000
 
 
 def location_logs(
-    repo: Path, ref: str, keys: Sequence[str], blobs: Optional[dict[str, str]] = None
+    repo: Path, ref: str, keys: Sequence[str], blobs: Optional[BlobMap] = None
 ) -> list[tuple[str, Optional[bytes]]]:
     """(key, its location log on the branch at ``ref``, None without one) for each of ``keys``, in one
     ``cat-file`` batch; ``blobs``: :func:`log_blobs` at ``ref``, when the caller has it."""
@@ -103,8 +111,8 @@ def location_logs(
         if blobs is None and len(keys) < _LISTED_MIN:
             return list(zip(keys, cat.get_many(f"{ref}:{p}" for p in paths)))
         if blobs is None:
-            blobs = log_blobs(repo, ref)
-        there = [(k, blobs[p]) for k, p in zip(keys, paths) if p in blobs]
+            blobs = log_blobs(repo, ref, sorted({p[:3] for p in paths}))
+        there = [(k, sha) for k, sha in zip(keys, blobs.get_many(paths)) if sha is not None]
         found = dict(zip((k for k, _ in there), cat.get_many(b for _, b in there)))
     return [(k, found.get(k)) for k in keys]
 
@@ -113,22 +121,51 @@ def record_present(repo: Path, store: Recorded, keys: Iterable[str]) -> int:
     """Record ``keys`` (whose bytes the store holds) as present in the store; how many were new.
 
     Their location logs are written as the sync writes them (:mod:`neuromirror.annex.branch_writer`:
-    one commit on the branch with the store's remote lines, moved last), in git-annex's own format
-    (``<stamp>s 1 <uuid>``, the line ``git annex setpresentkey KEY UUID 1`` writes).  Not git-annex
-    itself: its start, its journal and the read-back cost ~0.1 s a call, a fifth of a keep's fixed part
-    (0.48 -> 0.37 s, issue 40); ``test_store_record`` holds the two to the same logs.
+    a commit on the branch per :data:`CHUNK` keys, the first with the store's remote lines, each moved
+    last), in git-annex's own format (``<stamp>s 1 <uuid>``, the line ``git annex setpresentkey KEY UUID 1``
+    writes).  Not git-annex itself: its start, its journal and the read-back cost ~0.1 s a call, a fifth
+    of a keep's fixed part (0.48 -> 0.37 s, issue 40); ``test_store_record`` holds the two to the same logs.
     """
-    wanted = list(dict.fromkeys(keys))
-    if not wanted:
+    each = chunks(keys)
+    first = next(each, None)
+    if first is None:
         return 0
     now = time.time()
-    batch = Batch(now=now, top=_remote_lines(store, now)).present(store.identity.uuid, wanted)
+    written, top = 0, _remote_lines(store, now)
     # the branch never claims bytes that are not on disk: the store is synced before any key is recorded,
     # and meanwhile (the disk's time, not ours) the branch is read
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-sync") as syncing:
         synced = syncing.submit(store.sync)
-        written = write(repo, batch, read=partial(location_logs, repo), before_commit=synced.result)
-    return len(written.keys)
+        for chunk in itertools.chain([first], each):
+            batch = Batch(now=now, top=top).present(store.identity.uuid, chunk)
+            written += len(write(repo, batch, read=partial(location_logs, repo), before_commit=synced.result).keys)
+            top = {}
+        synced.result()
+    return written
+
+
+#: keys written per commit on the branch: a chunk's logs are read, changed and committed before the next
+#: chunk is looked at, so that memory (here and in git's children) follows the chunk, not the version (a keep
+#: of 10^6 Zarr chunks held ~2.3 KB a key while it recorded them all at once)
+CHUNK = 50_000
+
+
+def chunks(keys: Iterable[str], size: Optional[int] = None) -> Iterator[list[str]]:
+    """``keys`` once each, in chunks of about ``size`` (default :data:`CHUNK`) whole top-level directories of
+    the branch (``abc/``), in the branch's order: each chunk's commit lists and rewrites its own part of the
+    tree only."""
+    size = size or CHUNK
+    by_dir: dict[str, dict[str, None]] = {}
+    for k in keys:
+        by_dir.setdefault(log_path(k)[:3], {})[k] = None
+    chunk: list[str] = []
+    for d in sorted(by_dir):
+        chunk += by_dir.pop(d)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
@@ -140,10 +177,8 @@ def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
 def record_absent(repo: Path, uuid: str, keys: Iterable[str]) -> int:
     """Record that the store ``uuid`` no longer has ``keys`` (a copy found wrong or gone): the line
     ``setpresentkey KEY UUID 0`` writes, so no clone is sent there for them. How many the branch listed there."""
-    wanted = list(dict.fromkeys(keys))
-    if not wanted:
-        return 0
-    return len(write(repo, Batch().absent(uuid, wanted), read=partial(location_logs, repo)).keys)
+    read = partial(location_logs, repo)
+    return sum(len(write(repo, Batch().absent(uuid, chunk), read=read).keys) for chunk in chunks(keys))
 
 
 def directory_costs_current(repo: Path, *, dry_run: bool = False) -> bool:

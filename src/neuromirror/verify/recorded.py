@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from neuromirror.annex import objects as gitobjects
+from neuromirror.annex.blobmap import BlobMap
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH, branch_logs, log_state, web_urls
 from neuromirror.annex.pack import tree_entries
@@ -55,7 +56,7 @@ class _Repo:
         if commit and self.ref is not None:  # one round trip for both
             log, self._top[commit] = self.cat.get_few([f"{self.ref}:remote.log", f"{commit}^{{tree}}"])
             self._stores = recorded_stores(log)
-        self._blobs: Optional[dict[str, str]] = None
+        self._blobs: Optional[BlobMap] = None
         self._held: dict[str, frozenset[str]] = {}  # key -> the store UUIDs its location log says hold it
 
     def close(self) -> None:
@@ -72,13 +73,16 @@ class _Repo:
         if new and self.ref is not None:
             if self._blobs is None and len(new) >= LISTED_MIN:
                 self._blobs = log_blobs(self.repo, self.ref)
-            blobs = self._blobs
-            specs = [
-                blobs.get(log_path(k), "0" * 40) if blobs is not None else f"{self.ref}:{log_path(k)}" for k in new
-            ]
-            for k, data in zip(new, self.cat.get_few(specs)):
+            for k, data in zip(new, self.cat.get_few(self._specs(new))):
                 self._held[k] = frozenset(u for u, live in log_state(data).items() if live) or NONE
         return {k: self._held.get(k, NONE) for k in keys}
+
+    def _specs(self, keys: list[str]) -> list[str]:
+        """How ``cat-file`` is asked for the keys' logs: by blob id once the branch is listed, else by path."""
+        paths = [log_path(k) for k in keys]
+        if self._blobs is not None:
+            return [sha or "0" * 40 for sha in self._blobs.get_many(paths)]
+        return [f"{self.ref}:{p}" for p in paths]
 
     def annexed(self, blobs: list[Blob], prefix: str) -> list[VersionFile]:
         """The annexed files among ``blobs`` (their symlinks or pointers read), under ``prefix``."""

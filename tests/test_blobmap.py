@@ -1,0 +1,57 @@
+"""The listing of a git-annex branch a reader of 10^6 keys' logs holds: the same answers git gives.
+
+``BlobMap`` keeps a fingerprint per log instead of its path (32 bytes a log, where a dict held ~250);
+checked against ``git ls-tree`` and ``git cat-file`` on a real repository's branch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import git
+from helpers.annex import _annex_repo
+from neuromirror.annex.blobmap import BlobMap
+from neuromirror.annex.keys import log_path
+from neuromirror.annex.logs import BRANCH
+from neuromirror.store import record
+from neuromirror.store.directory import DirectoryStore
+
+
+def test_the_branch_listing_answers_as_git_does(tmp_path: Path) -> None:
+    repo = tmp_path / "ds"
+    keys = _annex_repo(repo, 30)
+    record.record_present(repo, DirectoryStore(tmp_path / "store"), keys)
+    listed = {}
+    for line in git(repo, "ls-tree", "-r", BRANCH).splitlines():
+        meta, path = line.split("\t", 1)
+        listed[path] = meta.split()[2]
+
+    logs = BlobMap.listed(repo, BRANCH, ".log")
+    assert len(logs) == sum(p.endswith(".log") for p in listed) == 32  # the keys', remote.log, uuid.log
+    paths = [log_path(k) for k in keys]
+    assert logs.get_many(paths) == [listed[p] for p in paths]
+    for p in paths[:3]:
+        assert p in logs and logs[p] == logs.get(p) == listed[p]
+        assert git(repo, "cat-file", "-p", logs[p]) == git(repo, "cat-file", "-p", f"{BRANCH}:{p}")
+    assert logs.get_many([log_path(k, ".log.web") for k in keys]) == [None] * 30  # another suffix: not listed
+    assert logs["remote.log"] == listed["remote.log"] and logs.get("abc/def/nothing.log", "0" * 40) == "0" * 40
+
+    web = BlobMap.listed(repo, BRANCH, ".log.web")
+    assert len(web) == 0 and web.get_many(paths) == [None] * 30
+    top = sorted({p[:3] for p in paths})[:2]  # two top-level directories listed: their logs only
+    some = BlobMap.listed(repo, BRANCH, ".log", top)
+    assert some.get_many(paths) == [listed[p] if p[:3] in top else None for p in paths]
+    assert len(BlobMap.listed(repo, "refs/heads/no-such-branch", ".log")) == 0
+
+
+class _SameHash(str):
+    def __hash__(self) -> int:  # every path one string hash: the CRC beside it tells them apart
+        return 42
+
+
+def test_paths_with_the_same_string_hash_are_told_apart() -> None:
+    paths = [_SameHash(f"{i:03x}/000/KEY{i}.log") for i in range(6)]
+    ids = [bytes([i]) * 20 for i in range(6)]
+    logs = BlobMap(paths, b"".join(ids))
+    assert logs.get_many(list(reversed(paths))) == [i.hex() for i in reversed(ids)]
+    assert logs.get_many([_SameHash("fff/000/OTHER.log")]) == [None]
