@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import git
 from helpers.annex import _annex_repo
-from neuromirror.annex.blobmap import BlobMap
+from neuromirror.annex.blobmap import COMPACT_MIN, BlobMap
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH
 from neuromirror.store import record
 from neuromirror.store.directory import DirectoryStore
 
 
-def test_the_branch_listing_answers_as_git_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compact_min", [1, COMPACT_MIN])
+def test_the_branch_listing_answers_as_git_does(tmp_path: Path, compact_min: int) -> None:
+    """Both forms: the arrays (a branch of 20,000 logs or more), a dict below."""
     repo = tmp_path / "ds"
     keys = _annex_repo(repo, 30)
     record.record_present(repo, DirectoryStore(tmp_path / "store"), keys)
@@ -26,7 +30,7 @@ def test_the_branch_listing_answers_as_git_does(tmp_path: Path) -> None:
         meta, path = line.split("\t", 1)
         listed[path] = meta.split()[2]
 
-    logs = BlobMap.listed(repo, BRANCH, ".log")
+    logs = BlobMap.listed(repo, BRANCH, ".log", compact_min=compact_min)
     assert len(logs) == sum(p.endswith(".log") for p in listed) == 32  # the keys', remote.log, uuid.log
     paths = [log_path(k) for k in keys]
     assert logs.get_many(paths) == [listed[p] for p in paths]
@@ -36,12 +40,12 @@ def test_the_branch_listing_answers_as_git_does(tmp_path: Path) -> None:
     assert logs.get_many([log_path(k, ".log.web") for k in keys]) == [None] * 30  # another suffix: not listed
     assert logs["remote.log"] == listed["remote.log"] and logs.get("abc/def/nothing.log", "0" * 40) == "0" * 40
 
-    web = BlobMap.listed(repo, BRANCH, ".log.web")
+    web = BlobMap.listed(repo, BRANCH, ".log.web", compact_min=compact_min)
     assert len(web) == 0 and web.get_many(paths) == [None] * 30
     top = sorted({p[:3] for p in paths})[:2]  # two top-level directories listed: their logs only
-    some = BlobMap.listed(repo, BRANCH, ".log", top)
+    some = BlobMap.listed(repo, BRANCH, ".log", top, compact_min)
     assert some.get_many(paths) == [listed[p] if p[:3] in top else None for p in paths]
-    assert len(BlobMap.listed(repo, "refs/heads/no-such-branch", ".log")) == 0
+    assert len(BlobMap.listed(repo, "refs/heads/no-such-branch", ".log", compact_min=compact_min)) == 0
 
 
 class _SameHash(str):
@@ -52,6 +56,6 @@ class _SameHash(str):
 def test_paths_with_the_same_string_hash_are_told_apart() -> None:
     paths = [_SameHash(f"{i:03x}/000/KEY{i}.log") for i in range(6)]
     ids = [bytes([i]) * 20 for i in range(6)]
-    logs = BlobMap(paths, b"".join(ids))
+    logs = BlobMap.of(zip(paths, (i.hex() for i in ids)), compact_min=1)
     assert logs.get_many(list(reversed(paths))) == [i.hex() for i in reversed(ids)]
     assert logs.get_many([_SameHash("fff/000/OTHER.log")]) == [None]

@@ -6,20 +6,26 @@ Reading a key's log by its blob id spares git a search of the branch's 4,096-ent
 log: 250 MB for one Zarr of 10^6 chunks, once per reader at the same time (its URL logs for keep's list
 of files, its location logs for the recording and the counts).  Here: numpy arrays of each path's
 96-bit fingerprint (the process's own string hash and a CRC-32 beside it), sorted, and the ids in the
-same order; a lookup is a binary search (~1 us a path where the dict took ~0.5).  Never written
-anywhere: the string hash is this process's.
+same order; a lookup is a binary search (~2 us a path where the dict took ~0.5).  Never written
+anywhere: the string hash is this process's.  A listing of fewer than 20,000 logs stays a dict.
 """
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from array import array
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 from neuromirror.util import gitutil
+
+if TYPE_CHECKING:
+    import numpy as np
+
+#: below this many logs the listing stays a dict (numpy is not even imported: a sync reading a Zarr of
+#: 5,000 objects runs as it did); from it on, the arrays
+COMPACT_MIN = 20_000
 
 
 def _crc(path: str) -> int:
@@ -29,35 +35,51 @@ def _crc(path: str) -> int:
 class BlobMap:
     """path -> blob id (hex) of the logs one listing of a branch found; read only."""
 
-    def __init__(self, paths: Iterable[str] = (), ids: bytes = b"") -> None:
-        hashes, crcs = array("q"), array("I")
-        for p in paths:
-            hashes.append(hash(p))
-            crcs.append(_crc(p))
-        self._set(hashes, crcs, ids)
-
-    def _set(self, hashes: array, crcs: array, ids: bytes) -> None:
-        h, c = np.frombuffer(hashes, dtype=np.int64), np.frombuffer(crcs, dtype=np.uint32)
-        order = np.lexsort((c, h))
-        self._h, self._c = h[order], c[order]
-        self._ids = np.frombuffer(ids, dtype=np.uint8).reshape(-1, 20)[order]
+    def __init__(self, small: Optional[dict[str, str]] = None) -> None:
+        self._small: Optional[dict[str, str]] = small if small is not None else {}
+        self._h: Optional[np.ndarray] = None
+        self._c: Optional[np.ndarray] = None
+        self._ids: Optional[np.ndarray] = None
 
     @classmethod
-    def listed(cls, repo: Path, ref: str, suffix: str, dirs: Sequence[str] = ()) -> BlobMap:
+    def of(cls, pairs: Iterable[tuple[str, str]], compact_min: int = COMPACT_MIN) -> BlobMap:
+        """From (path, hex blob id) pairs: a dict while they are fewer than ``compact_min``, else the arrays."""
+        small: dict[str, str] = {}
+        rest = iter(pairs)
+        for path, sha in rest:
+            small[path] = sha
+            if len(small) >= compact_min:
+                out = cls()
+                out._compact(itertools.chain(small.items(), rest))
+                return out
+        return cls(small)
+
+    @classmethod
+    def listed(
+        cls, repo: Path, ref: str, suffix: str, dirs: Sequence[str] = (), compact_min: int = COMPACT_MIN
+    ) -> BlobMap:
         """The blobs whose paths end in ``suffix`` (``.log``, ``.log.web``) on ``ref``, under the top-level
         directories ``dirs`` (default: all); empty when ``ref`` does not name a tree."""
+        listed = gitutil.ls_tree(repo, ref, [f"{d}/" for d in dirs])
+        return cls.of(
+            ((path, sha) for _, typ, sha, path in listed if typ == "blob" and path.endswith(suffix)), compact_min
+        )
+
+    def _compact(self, pairs: Iterable[tuple[str, str]]) -> None:
+        import numpy as np
+
         hashes, crcs, ids = array("q"), array("I"), bytearray()
-        for _, typ, sha, path in gitutil.ls_tree(repo, ref, [f"{d}/" for d in dirs]):
-            if typ == "blob" and path.endswith(suffix):
-                hashes.append(hash(path))
-                crcs.append(_crc(path))
-                ids += bytes.fromhex(sha)
-        out = cls.__new__(cls)
-        out._set(hashes, crcs, bytes(ids))
-        return out
+        for path, sha in pairs:
+            hashes.append(hash(path))
+            crcs.append(_crc(path))
+            ids += bytes.fromhex(sha)
+        h, c = np.frombuffer(hashes, dtype=np.int64), np.frombuffer(crcs, dtype=np.uint32)
+        order = np.lexsort((c, h))
+        self._small, self._h, self._c = None, h[order], c[order]
+        self._ids = np.frombuffer(bytes(ids), dtype=np.uint8).reshape(-1, 20)[order]
 
     def __len__(self) -> int:
-        return len(self._h)
+        return len(self._small) if self._small is not None else len(self._h)  # type: ignore[arg-type]
 
     def get(self, path: str, default: Optional[str] = None) -> Optional[str]:
         got = self.get_many([path])[0]
@@ -74,6 +96,11 @@ class BlobMap:
 
     def get_many(self, paths: Iterable[str]) -> list[Optional[str]]:
         """Each path's blob id (None: not on the branch), in order: one search for all of them."""
+        if self._small is not None:
+            return [self._small.get(p) for p in paths]
+        import numpy as np
+
+        assert self._h is not None and self._c is not None and self._ids is not None
         paths = list(paths)
         n = len(self._h)
         if not paths or not n:
