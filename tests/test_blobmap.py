@@ -12,11 +12,12 @@ import pytest
 
 from conftest import git
 from helpers.annex import _annex_repo
-from neuromirror.annex.blobmap import COMPACT_MIN, BlobMap
+from neuromirror.annex.blobmap import COMPACT_MIN, MISSING, BlobMap
 from neuromirror.annex.keys import log_path
 from neuromirror.annex.logs import BRANCH
 from neuromirror.store import record
 from neuromirror.store.directory import DirectoryStore
+from neuromirror.util import gitutil
 
 
 @pytest.mark.parametrize("compact_min", [1, COMPACT_MIN])
@@ -35,10 +36,16 @@ def test_the_branch_listing_answers_as_git_does(tmp_path: Path, compact_min: int
     paths = [log_path(k) for k in keys]
     assert logs.get_many(paths) == [listed[p] for p in paths]
     for p in paths[:3]:
-        assert p in logs and logs[p] == logs.get(p) == listed[p]
-        assert git(repo, "cat-file", "-p", logs[p]) == git(repo, "cat-file", "-p", f"{BRANCH}:{p}")
+        (sha,) = logs.get_many([p])
+        assert sha == listed[p]
+        assert git(repo, "cat-file", "-p", sha) == git(repo, "cat-file", "-p", f"{BRANCH}:{p}")
     assert logs.get_many([log_path(k, ".log.web") for k in keys]) == [None] * 30  # another suffix: not listed
-    assert logs["remote.log"] == listed["remote.log"] and logs.get("abc/def/nothing.log", "0" * 40) == "0" * 40
+    assert logs.get_many(["remote.log"]) == [listed["remote.log"]]
+    # what cat-file is asked: the blob, or an id git answers "missing" for
+    specs = logs.specs(["abc/def/nothing.log", paths[0]])
+    assert specs == [MISSING, listed[paths[0]]]
+    with gitutil.CatFile(repo) as cat:
+        assert cat.get_few(specs) == [None, git(repo, "cat-file", "-p", listed[paths[0]]).encode()]
 
     web = BlobMap.listed(repo, BRANCH, ".log.web", compact_min=compact_min)
     assert len(web) == 0 and web.get_many(paths) == [None] * 30

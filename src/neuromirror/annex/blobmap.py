@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: below this many logs the listing stays a dict (numpy is not even imported: a sync reading a Zarr of
 #: 5,000 objects runs as it did); from it on, the arrays
 COMPACT_MIN = 20_000
+#: the id asked for a path the listing lacks
+MISSING = "0" * 40
 
 
 def _crc(path: str) -> int:
@@ -81,18 +83,10 @@ class BlobMap:
     def __len__(self) -> int:
         return len(self._small) if self._small is not None else len(self._h)  # type: ignore[arg-type]
 
-    def get(self, path: str, default: Optional[str] = None) -> Optional[str]:
-        got = self.get_many([path])[0]
-        return default if got is None else got
-
-    def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and self.get(path) is not None
-
-    def __getitem__(self, path: str) -> str:
-        got = self.get(path)
-        if got is None:
-            raise KeyError(path)
-        return got
+    def specs(self, paths: Iterable[str]) -> list[str]:
+        """What ``cat-file`` is asked for each path: its blob id, or an id no object has (git answers
+        "missing", as it does for a path the branch lacks)."""
+        return [sha or MISSING for sha in self.get_many(paths)]
 
     def get_many(self, paths: Iterable[str]) -> list[Optional[str]]:
         """Each path's blob id (None: not on the branch), in order: one search for all of them."""

@@ -102,7 +102,7 @@ class UrlLogs:
     def _specs(self, keys: list[str]) -> list[str]:
         paths = [log_path(k, ".log.web") for k in keys]
         if self.blobs is not None:
-            return [sha or "0" * 40 for sha in self.blobs.get_many(paths)]
+            return self.blobs.specs(paths)
         return [f"{self.ref}:{path}" for path in paths]
 
     def of(self, cat: gitutil.CatFile, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.annex.pack import tree_entries
 from neuromirror.index import store_checks
 from neuromirror.store.record import flush_journal, store_uuids
 from neuromirror.util import gitutil
@@ -56,16 +57,18 @@ class Changes:
     def between(cls, repo: Path, old: str, new: str) -> Changes:
         """Read a group of top-level directories at a time (``abc/``: 1/4,096 of the keys each), so that
         neither git's diff nor the logs read here grow with the keys changed (10^6 after a large keep)."""
-        before, after = _top_entries(repo, old), _top_entries(repo, new)
-        if before is None or after is None:
-            return cls(ok=False)
-        out = cls()
-        changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
-        if any(before.get(n, (_TREE,))[0] != _TREE or after.get(n, (_TREE,))[0] != _TREE for n in changed):
-            out.top = True  # a top-level file (remote.log, trust.log, ...)
-        if out.top or not changed:
-            return out
         with gitutil.CatFile(repo) as cat:
+            old_tree, new_tree = cat.get_few([f"{old}^{{tree}}", f"{new}^{{tree}}"])
+            if old_tree is None or new_tree is None:
+                return cls(ok=False)
+            before = {n: (m, i) for n, m, i in tree_entries(old_tree)}
+            after = {n: (m, i) for n, m, i in tree_entries(new_tree)}
+            out = cls()
+            changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
+            if any(before.get(n, (_DIR,))[0] != _DIR or after.get(n, (_DIR,))[0] != _DIR for n in changed):
+                out.top = True  # a top-level file (remote.log, trust.log, ...)
+            if out.top:
+                return out
             for i in range(0, len(changed), _DIRS_A_DIFF):
                 if not out._add(repo, old, new, changed[i : i + _DIRS_A_DIFF], cat):
                     return cls(ok=False)
@@ -97,21 +100,7 @@ class Changes:
 
 #: top-level directories of the branch diffed by one ``git diff-tree`` (1/64 of a large branch's keys)
 _DIRS_A_DIFF = 64
-_TREE = "tree"
-
-
-def _top_entries(repo: Path, commit: str) -> Optional[dict[str, tuple[str, str]]]:
-    """name -> (type, id) of the top-level entries of the branch at ``commit`` (None: not readable)."""
-    proc = gitutil.run(repo, "ls-tree", "-z", commit, check=False)
-    if proc.returncode != 0:
-        return None
-    out = {}
-    for rec in proc.stdout.split(b"\0"):
-        if rec:
-            meta, name = rec.split(b"\t", 1)
-            _, typ, sha = meta.decode().split()
-            out[name.decode("utf-8", "surrogateescape")] = (typ, sha)
-    return out
+_DIR = "40000"  # a tree's mode in its parent
 
 
 class Marks:

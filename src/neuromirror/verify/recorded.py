@@ -81,7 +81,7 @@ class _Repo:
         """How ``cat-file`` is asked for the keys' logs: by blob id once the branch is listed, else by path."""
         paths = [log_path(k) for k in keys]
         if self._blobs is not None:
-            return [sha or "0" * 40 for sha in self._blobs.get_many(paths)]
+            return self._blobs.specs(paths)
         return [f"{self.ref}:{p}" for p in paths]
 
     def annexed(self, blobs: list[Blob], prefix: str) -> list[VersionFile]:
