@@ -239,6 +239,13 @@ def _pack_options(p: argparse.ArgumentParser) -> None:
         help="keep-pack*: the shapes, of zarr (one Zarr) and zarrs (many small ones); default both",
     )
     g.add_argument(
+        "--keep-pack-sides",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["pack", "rerun", "directory", "annex"],
+        help="keep-pack: the sides measured, of pack, rerun, directory, annex; default all (pack,rerun alone: "
+        "the packed keep's memory at 10^6 in an hour, with no ratio judged)",
+    )
+    g.add_argument(
         "--verify-pack-rounds", type=int, default=1, help="verify-pack: alternating rounds per store, medians (1)"
     )
     g.add_argument("--keep-pack-size", type=parse_size, default=256 << 20, help="keep-pack*: --pack-size (256MiB)")

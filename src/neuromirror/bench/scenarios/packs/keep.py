@@ -43,7 +43,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from neuromirror.bench.archives import Archives, direct_puts, zarr_path
 from neuromirror.bench.measure import neuromirror_cmd, run_measured, say
@@ -61,6 +61,8 @@ PEER_ZARRS = 40
 #: folders of 1,000 chunks that hold as many (at its ~47 objects/s, 10^6 would take six hours)
 PEER_OBJECTS = 20_000
 SHAPES = ("zarr", "zarrs")
+#: keep-pack's sides (``--keep-pack-sides``)
+SIDES = ("pack", "rerun", "directory", "annex")
 #: the target's rule: files (objects) in a packed store at most 2 * ceil(bytes / pack size) + SLACK
 SLACK = 16
 
@@ -268,26 +270,40 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def keep_file(
-    m: Mirror, archives: Archives, work: Path, pack_size: int, peer_objects: int = PEER_OBJECTS
+    m: Mirror,
+    archives: Archives,
+    work: Path,
+    pack_size: int,
+    peer_objects: int = PEER_OBJECTS,
+    sides: Sequence[str] = SIDES,
 ) -> list[dict]:
-    """``keep-pack``'s results for one shape (see the module)."""
+    """``keep-pack``'s results for one shape (see the module); ``sides`` leaves some out (no ratio then)."""
     env = _env(archives)
     packed, plain = work / f"keep-pack-{m.shape}-packed", work / f"keep-pack-{m.shape}-directory"
     url = f"pack+file://{packed}"
     ours = _keep(m, env, url, f"keep-pack-{m.shape}", pack_size)
     ours = _with_rule(ours, _files(packed), ours["transferred_bytes"] or m.nbytes, pack_size)
-    rerun = _keep(m, env, url, f"keep-pack-{m.shape}-rerun")
-    directory = _keep(m, env, str(plain), f"keep-pack-{m.shape}-directory")
-    m.stores.update(pack=url, directory=str(plain))
-    peer = _annex_peer(m, env, work, peer_objects)
-    ours["x_directory"] = _ratio(ours["objects_per_s"], directory["objects_per_s"])
-    ours["x_annex"] = _ratio(ours["objects_per_s"], peer["objects_per_s"])
+    m.stores["pack"] = url
+    out = [ours]
+    if "rerun" in sides:
+        out.append(_keep(m, env, url, f"keep-pack-{m.shape}-rerun"))
+    if "directory" in sides:
+        directory = _keep(m, env, str(plain), f"keep-pack-{m.shape}-directory")
+        m.stores["directory"] = str(plain)
+        ours["x_directory"] = _ratio(ours["objects_per_s"], directory["objects_per_s"])
+        out.append(directory)
+    if "annex" in sides:
+        peer = _annex_peer(m, env, work, peer_objects)
+        ours["x_annex"] = _ratio(ours["objects_per_s"], peer["objects_per_s"])
+        out.append(peer)
     say(
-        f"keep-pack {m.shape}: packed {ours['objects_per_s']} objects/s ({ours['rss_mb']} MB, {ours['store_files']} files, "
-        f"rule {ours['rule']}); directory {directory['objects_per_s']}; git annex copy {peer['objects_per_s']}; "
-        f"rerun {rerun['wall_s']} s"
+        f"keep-pack {m.shape}: "
+        + "; ".join(
+            f"{r['scenario']} {r.get('objects_per_s')} objects/s, {r['wall_s']} s, {r['rss_mb']} MB" for r in out
+        )
+        + f"; packed store {ours['store_files']} files (rule {ours['rule']})"
     )
-    return [ours, directory, peer, rerun]
+    return out
 
 
 def _bucket_objects(archives: Archives, bucket: str, prefix: str) -> int:
@@ -376,7 +392,14 @@ def bench_keep_pack(args: Any, archives: Archives, work: Path, startup: float, p
     for shape in shapes:
         m = mirror(archives, work, startup, shape, args.keep_pack_objects, args.keep_pack_zarr_objects)
         if part == "keep-pack":
-            results += keep_file(m, archives, work, pack_size, getattr(args, "keep_pack_peer_objects", PEER_OBJECTS))
+            results += keep_file(
+                m,
+                archives,
+                work,
+                pack_size,
+                getattr(args, "keep_pack_peer_objects", PEER_OBJECTS),
+                getattr(args, "keep_pack_sides", SIDES),
+            )
         elif part == "keep-pack-s3":
             results += keep_s3(m, archives, pack_size)
         else:
