@@ -66,3 +66,28 @@ def test_paths_with_the_same_string_hash_are_told_apart() -> None:
     logs = BlobMap.of(zip(paths, (i.hex() for i in ids)), compact_min=1)
     assert logs.get_many(list(reversed(paths))) == [i.hex() for i in reversed(ids)]
     assert logs.get_many([_SameHash("fff/000/OTHER.log")]) == [None]
+
+
+def test_keeps_readers_bound_gits_caches_and_answer_the_same(tmp_path: Path) -> None:
+    """keep reads 10^6 logs through one cat-file: inside ``lean_readers`` git runs with its delta base cache
+    and pack windows bounded (one such reader held 259 MB of a 10^6-key repository's packs, ~40 MB so);
+    outside (the sync), with git's defaults.  The same bytes either way."""
+    repo = tmp_path / "ds"
+    keys = _annex_repo(repo, 5)
+    record.record_present(repo, DirectoryStore(tmp_path / "store"), keys)
+    specs = [f"{BRANCH}:{log_path(k)}" for k in keys]
+
+    def read() -> tuple[list[str], list]:
+        with gitutil.CatFile(repo) as cat:
+            got = cat.get_few(specs)  # answered: git runs (its command line read after its exec)
+            argv = Path(f"/proc/{cat.proc.pid}/cmdline").read_bytes().split(b"\0")
+            return [a.decode() for a in argv if a], got
+
+    plain_argv, plain = read()
+    with gitutil.lean_readers():
+        lean_argv, lean = read()
+        listed = list(gitutil.ls_tree(repo, BRANCH))
+    assert lean == plain and all(plain)
+    assert "core.deltaBaseCacheLimit=4m" in lean_argv and "core.packedGitLimit=16m" in lean_argv
+    assert not any(a.startswith("core.") for a in plain_argv)
+    assert {p for *_, p in listed} == {p for *_, p in gitutil.ls_tree(repo, BRANCH)}

@@ -168,3 +168,45 @@ def test_the_changes_between_two_branch_commits_are_read_a_group_of_directories_
     record.ensure_remote(repo, DirectoryStore(tmp_path / "c"))  # remote.log and uuid.log changed
     assert marks.Changes.between(repo, c1, head()).top
     assert not marks.Changes.between(repo, "1" * 40, c1).ok
+
+
+def test_a_version_past_the_flush_is_recorded_as_it_goes_and_marked_whole(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    """A version of 10^6 Zarr chunks is recorded a batch of keys at a time (the run held every key's name
+    until the end); the run's key sets and a packed store's map go to fingerprints past a size.  All three
+    made small here: every key is recorded where git-annex looks, the version gets its mark, and a rerun
+    takes it from there and copies nothing."""
+    from neuromirror.keep import inflight, keyset, versions
+    from neuromirror.store.packs import places
+
+    for module, name in ((versions, "FLUSH"), (keyset, "COMPACT_MIN"), (places, "COMPACT_MIN")):
+        monkeypatch.setattr(module, name, 2)
+    monkeypatch.setattr(inflight, "BATCH", 2)
+    monkeypatch.setattr(versions, "BATCH", 2)
+    monkeypatch.setattr(versions, "WINDOW", 1)  # with -J 1: a copy settled before the next batch is read
+    sizes = {f"sub-0{i}/f{i}.nwb": 1_000 + 37 * i for i in range(7)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    commits = int(git(d.ds, "rev-list", "--count", "git-annex").strip())
+    stores = (
+        (f"pack+file://{tmp_path / 'packed'}", ["--pack-size", "1M"], "neuromirror packed store at"),
+        (str(tmp_path / "plain"), [], "neuromirror store at"),
+    )
+    for url, more, described in stores:
+        code, out, err = d.run("keep", d.spec, "--to", url, *more, "-J", "1", "--json")
+        assert code == 0, err
+        (v,) = json.loads(out)["versions"]
+        assert (v["files"], v["kept"], v["recorded"], v["failed"]) == (7, 7, 7, [])
+        for path in sizes:
+            kept = whereis(d.ds, key_of(d.ds, path, d.version))
+            assert any(w.startswith(described) for w in kept), kept
+        code, out, err = d.run("keep", d.spec, "--to", url, "--json")
+        assert code == 0, err
+        rerun = json.loads(out)
+        assert rerun["marked"]["versions"] == 1 and rerun["transferred"]["files"] == 0
+    # a commit on the branch per flush (2 keys each), not one per version
+    assert int(git(d.ds, "rev-list", "--count", "git-annex").strip()) - commits >= 2 * 3
+    status = json.loads(d.run.ok("status", "--copies", d.spec, "--json"))
+    assert status["versions"][0]["enough"]["files"] == 7  # both stores hold every file, counted batch by batch

@@ -30,7 +30,8 @@ COMPACT_MIN = 20_000
 MISSING = "0" * 40
 
 
-def _crc(path: str) -> int:
+def crc32_of(path: str) -> int:
+    """The CRC-32 beside the string hash: two paths (keys) the hash cannot tell apart, it does."""
     return zlib.crc32(path.encode("utf-8", "surrogateescape"))
 
 
@@ -73,7 +74,7 @@ class BlobMap:
         hashes, crcs, ids = array("q"), array("I"), bytearray()
         for path, sha in pairs:
             hashes.append(hash(path))
-            crcs.append(_crc(path))
+            crcs.append(crc32_of(path))
             ids += bytes.fromhex(sha)
         h, c = np.frombuffer(hashes, dtype=np.int64), np.frombuffer(crcs, dtype=np.uint32)
         order = np.lexsort((c, h))
@@ -100,7 +101,7 @@ class BlobMap:
         if not paths or not n:
             return [None] * len(paths)
         h = np.fromiter((hash(p) for p in paths), dtype=np.int64, count=len(paths))
-        c = np.fromiter((_crc(p) for p in paths), dtype=np.uint32, count=len(paths))
+        c = np.fromiter((crc32_of(p) for p in paths), dtype=np.uint32, count=len(paths))
         at = np.searchsorted(self._h, h)  # the first of the paths with the same string hash
         clipped = np.minimum(at, n - 1)
         same = self._h[clipped] == h

@@ -27,6 +27,7 @@ from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
+from neuromirror.util import gitutil
 from neuromirror.util.disk import DiskFull, check_free
 from neuromirror.util.text import one_line
 
@@ -141,14 +142,15 @@ def keep_into(
     for s in stores:
         if getattr(s, "path", None) is not None:
             check_free(s.path, f"keeping into {s}", option=options.min_free)  # type: ignore[attr-defined]
-    runs = _fill(mirror, stores, targets, options)
-    sources = list(dict.fromkeys(t.source for t in targets))
-    if copies is not None:
-        for source in sources:
-            set_wanted(mirror.index, source, copies)
-    want = {source: wanted(mirror.index, source, 1) for source in sources}
-    out = StoresRun(runs, copies if copies is not None else max(want.values(), default=1))
-    _count(mirror, out, targets, want)
+    with gitutil.lean_readers():  # the versions' logs read with git's caches bounded (10^6 keys a version)
+        runs = _fill(mirror, stores, targets, options)
+        sources = list(dict.fromkeys(t.source for t in targets))
+        if copies is not None:
+            for source in sources:
+                set_wanted(mirror.index, source, copies)
+        want = {source: wanted(mirror.index, source, 1) for source in sources}
+        out = StoresRun(runs, copies if copies is not None else max(want.values(), default=1))
+        _count(mirror, out, targets, want)
     return out
 
 

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from neuromirror.dataset.files import VersionFiles, annex_key, annex_repo, each_version_file, selected, skip_reason
+from neuromirror.dataset.files import VersionFiles, annex_key, each_version_file, selected, skip_reason
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
 from neuromirror.keep.inflight import BATCH, Told, Window, batches
+from neuromirror.keep.keyset import Held, KeySet
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.records import VersionFile
@@ -50,6 +51,8 @@ log = logging.getLogger("neuromirror.keep")
 
 #: copies under way at most, per ``-J`` thread
 WINDOW = 8
+#: keys of a version held (names) before those are recorded, a version of more recorded as it goes
+FLUSH = 5 * CHUNK
 
 
 @dataclass
@@ -97,11 +100,11 @@ class _RunState:
     source, not the archive."""
 
     source: str = ""
-    kept_now: set[str] = field(default_factory=set)  # keys this run put in the store
-    present: set[str] = field(default_factory=set)  # keys seen in the store
-    not_fitting: set[str] = field(default_factory=set)  # keys the budget left out
-    confirmed: set[str] = field(default_factory=set)  # keys found unchecked in the store and read back right
-    unchecked: set[str] = field(default_factory=set)  # keys another process put there meanwhile: no check here
+    kept_now: KeySet = field(default_factory=KeySet)  # keys this run put in the store
+    present: KeySet = field(default_factory=KeySet)  # keys seen in the store
+    not_fitting: KeySet = field(default_factory=KeySet)  # keys the budget left out
+    confirmed: KeySet = field(default_factory=KeySet)  # keys found unchecked in the store and read back right
+    unchecked: KeySet = field(default_factory=KeySet)  # keys another process put there meanwhile: no check here
     locations: Locations = field(default_factory=Locations)  # what the branches already record
     references: set[str] = field(default_factory=set)  # keys whose LINDI reference the store was given or had
 
@@ -139,8 +142,8 @@ def keep(
                     continue
                 if state.source != target.source:  # what a source's versions share, held for that source only
                     state.source = target.source
-                    state.kept_now, state.present, state.confirmed = set(), set(), set()
-                    state.unchecked = set()
+                    state.kept_now, state.present, state.confirmed = KeySet(), KeySet(), KeySet()
+                    state.unchecked = KeySet()
                 rep = _keep_version(mirror, store, target, options, budget, state, transfer, pool, run, marks)
                 run.versions.append(rep)
                 if rep.branches is not None:  # whole: its mark, for the next run
@@ -181,7 +184,7 @@ def _keep_version(
     rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath)
     listing = VersionFiles()  # its counts and problems, filled as the files are read
     files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing)
-    present: dict[Path, list[str]] = {}  # repository -> keys of this version the store holds
+    present = Held()  # keys of this version the store holds, until recorded
     bar = Told(options.progress, f"{rep.label} -> {store}")
     transfer.on_bytes = bar.update
     window = Window(pool, transfer, options.from_stores, WINDOW * max(1, options.jobs))
@@ -195,6 +198,9 @@ def _keep_version(
                 for key, fs in scheduled:
                     for outcome, done in window.submit(key, fs):
                         _settle(outcome, done, rep, state, present, budget, run, bar)
+                if present.count >= FLUSH:
+                    run.references += _references(mirror.root, store, present, state)
+                    _record(mirror, store, target.source, present, rep, state, marks, heads=False)
             for outcome, done in window.drain():
                 _settle(outcome, done, rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
@@ -216,20 +222,21 @@ def _keep_version(
     return rep
 
 
-def _salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: dict[Path, list[str]]) -> None:
+def _salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: Held) -> None:
     """After an interruption: the keys whose copies finished well go to ``present``, to be recorded
     (the store holds them; a rerun need not copy them again)."""
     for fut, files in jobs.items():
         if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
-            present.setdefault(annex_repo(files[0]), []).extend(annex_key(f) for f in files)
+            for f in files:
+                present.add(f)
 
 
-def _whole(rep: VersionReport, state: _RunState, present: dict[Path, list[str]]) -> bool:
+def _whole(rep: VersionReport, state: _RunState, present: Held) -> bool:
     """Is the version whole in the store: nothing failed or skipped, every key held checked? Only then
     does it earn a mark the next run may trust."""
-    if rep.failed or rep.skipped:
+    if rep.failed or rep.skipped or present.unchecked:
         return False
-    return not any(k in state.unchecked for ks in present.values() for k in ks)
+    return not any(k in state.unchecked for k in present.each())
 
 
 def _sort_files(
@@ -237,7 +244,7 @@ def _sort_files(
     annexed: list[VersionFile],
     options: KeepOptions,
     state: _RunState,
-    present: dict[Path, list[str]],
+    present: Held,
 ) -> dict[str, list[VersionFile]]:
     """The version's annexed files through the filters into ``rep``; a key this run kept or found held
     already counts as held (into ``present``) with no look at the store. The keys this run meets first
@@ -254,10 +261,10 @@ def _sort_files(
             rep.skipped.append(FileNote(f.path, f.key, f.size, why))
         elif f.key in state.kept_now:
             _count(rep, f, kept=True)
-            present.setdefault(annex_repo(f), []).append(annex_key(f))
+            present.add(f)
         elif f.key in state.present:
             _count(rep, f, kept=False)
-            present.setdefault(annex_repo(f), []).append(annex_key(f))
+            present.add(f)
         else:
             unseen.setdefault(annex_key(f), []).append(f)
     return unseen
@@ -269,7 +276,7 @@ def _look_up(
     unseen: dict[str, list[VersionFile]],
     rep: VersionReport,
     state: _RunState,
-    present: dict[Path, list[str]],
+    present: Held,
     pool: ThreadPoolExecutor,
     run: KeepRun,
 ) -> dict[str, list[VersionFile]]:
@@ -317,10 +324,10 @@ def _fitting(
     return scheduled
 
 
-def _held(rep: VersionReport, files: list[VersionFile], present: dict[Path, list[str]]) -> None:
+def _held(rep: VersionReport, files: list[VersionFile], present: Held) -> None:
     for f in files:
         _count(rep, f, kept=False)
-        present.setdefault(annex_repo(f), []).append(annex_key(f))
+        present.add(f)
 
 
 def _confirm(
@@ -350,7 +357,7 @@ def _settle(
     files: list[VersionFile],
     rep: VersionReport,
     state: _RunState,
-    present: dict[Path, list[str]],
+    present: Held,
     budget: Optional[_Budget],
     run: KeepRun,
     bar: ByteCount,
@@ -368,7 +375,7 @@ def _settle(
                 budget.give_back(size)
         for f in files:
             _count(rep, f, kept=outcome.placed)
-            present.setdefault(annex_repo(f), []).append(annex_key(f))
+            present.add(f)
         bar.finish(outcome.key, size)
     else:
         if budget is not None:
@@ -387,12 +394,12 @@ def _count(rep: VersionReport, f: VersionFile, *, kept: bool) -> None:
         rep.already_bytes += f.size or 0
 
 
-def _references(root: Path, store: Store, present: dict[Path, list[str]], state: _RunState) -> int:
+def _references(root: Path, store: Store, present: Held, state: _RunState) -> int:
     """The LINDI references the mirror made of the held keys, put into the store beside them (a store's copy
     of a file that lost its archive copy opens by its reference too); how many went in now.  Each key asked
     once a run; its pack sealed with the keys' (the branch's record syncs the store), else here."""
     put = 0
-    for key in (k for ks in present.values() for k in ks if may_have_reference(k) and k not in state.references):
+    for key in (k for k in present.each() if may_have_reference(k) and k not in state.references):
         state.references.add(key)
         try:
             put += bool(keep_reference(root, store, key))
@@ -408,24 +415,29 @@ def _record(
     mirror: Datasets,
     store: Store,
     source: str,
-    present: dict[Path, list[str]],
+    present: Held,
     rep: VersionReport,
     state: _RunState,
     marks: Marks,
+    *,
+    heads: bool = True,
 ) -> dict[str, str]:
     """The keys the store holds, recorded on their repositories' git-annex branches under the source's lock
     (those the branches record already left alone); then those this run put there (hashed on the way in) or
     read back (:func:`_confirm`) as checked now, in the index: a check row follows the branch's record.
-    The branches' heads, read under the lock once every key is recorded (a mark's commits)."""
-    if not present:
+    ``present`` is emptied.  With ``heads``: the branch heads of every repository the version gave a key,
+    read under the lock once every key is recorded (a mark's commits)."""
+    if not present.repos:
         return {}
     with mirror.lock(source):
-        for repo, keys in present.items():
+        for repo, keys in present.keys.items():
             # a rerun: recorded already (a version past one chunk: record_present reads it a chunk at a time)
-            if len(keys) > CHUNK or not state.locations.all_in(repo, store.identity.uuid, keys):
+            if keys and (len(keys) > CHUNK or not state.locations.all_in(repo, store.identity.uuid, keys)):
                 rep.recorded += record_present(repo, store, keys)
-        heads = marks.heads(present)
-    keys = [k for ks in present.values() for k in ks]
+        got = marks.heads(sorted(present.repos)) if heads else {}
+    keys = list(present.each())
+    present.unchecked = present.unchecked or any(k in state.unchecked for k in keys)
+    present.keys, present.count = {}, 0
     record_checked(mirror.index, store.identity.uuid, [k for k in keys if k in state.kept_now], stored=True)
     record_checked(mirror.index, store.identity.uuid, [k for k in keys if k in state.confirmed])
-    return heads
+    return got

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Sequence
@@ -24,6 +26,39 @@ IDENTITY = {
 }
 #: the mirror's commits' ``Name <email>``, as commits written without ``git commit`` name it
 COMMITTER = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}>"
+
+
+#: what the long readers (``cat-file --batch``, ``ls-tree``) map and cache at most inside :func:`lean_readers`:
+#: a keep of one Zarr of 10^6 chunks reads its repository's 10^6 location and URL logs, and one cat-file held
+#: 259 MB of its 471 MB of packs (git's delta base cache, 96 MB by default, and every pack page it touched);
+#: with these ~40 MB, its reads ~1.5-2x as long, a small part of a keep's time
+LEAN_READER = (
+    "-c",
+    "core.deltaBaseCacheLimit=4m",
+    "-c",
+    "core.packedGitWindowSize=1m",
+    "-c",
+    "core.packedGitLimit=16m",
+)
+_lean = [0]
+_lean_lock = threading.Lock()
+
+
+@contextmanager
+def lean_readers() -> Iterator[None]:
+    """The readers started meanwhile (by any thread) use :data:`LEAN_READER`: keep's, whose memory the
+    archives' size sets.  The sync does not ask for it (its readers' time is its targets')."""
+    with _lean_lock:
+        _lean[0] += 1
+    try:
+        yield
+    finally:
+        with _lean_lock:
+            _lean[0] -= 1
+
+
+def _reader_config() -> tuple[str, ...]:
+    return LEAN_READER if _lean[0] else ()
 
 
 class GitError(NeuromirrorError, RuntimeError):
@@ -209,7 +244,7 @@ class CatFile:
 
     def __init__(self, repo: Path | str):
         self.proc = subprocess.Popen(
-            ["git", "-C", str(repo), "cat-file", "--batch"],
+            ["git", *_reader_config(), "-C", str(repo), "cat-file", "--batch"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=git_env(),
@@ -269,7 +304,7 @@ class CatFile:
 def ls_tree(repo: Path | str, rev: str, paths: Sequence[str] = ()) -> Iterable[tuple[str, str, str, str]]:
     """(mode, type, sha, path) of every file in ``rev``, streamed."""
     proc = subprocess.Popen(
-        ["git", "-C", str(repo), "ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths],
+        ["git", *_reader_config(), "-C", str(repo), "ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths],
         stdout=subprocess.PIPE,
         env=git_env(),
     )

@@ -358,9 +358,7 @@ class PackStore:
             w.seal()
         self.keys.refresh()
         gone = 0
-        for pack in list(self.keys.packs()):
-            if not any(k in keys for k in self.keys.keys_of(pack)):
-                continue
+        for pack in sorted(self.keys.holding(keys)):
             index = PackIndex.decode(self.backend.get(index_object(pack)), pack)
             left = [e for e in index.entries if e.key not in keys]
             gone += len(index.entries) - len(left)
