@@ -29,6 +29,7 @@ from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
 from neuromirror.util import gitutil
 from neuromirror.util.disk import DiskFull, check_free
+from neuromirror.util.processes import bound_heap
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def keep_into(
     for s in stores:
         if getattr(s, "path", None) is not None:
             check_free(s.path, f"keeping into {s}", option=options.min_free)  # type: ignore[attr-defined]
+    bound_heap()  # what the -J threads free reused and given back (a 10^6-key keep)
     with gitutil.lean_readers():  # the versions' logs read with git's caches bounded (10^6 keys a version)
         runs = _fill(mirror, stores, targets, options)
         sources = list(dict.fromkeys(t.source for t in targets))
