@@ -54,6 +54,16 @@ def test_the_branch_listing_answers_as_git_does(tmp_path: Path, compact_min: int
     assert some.get_many(paths) == [listed[p] if p[:3] in top else None for p in paths]
     assert len(BlobMap.listed(repo, "refs/heads/no-such-branch", ".log", compact_min=compact_min)) == 0
 
+    # read tree by tree through cat-file (bounded memory at 10^6 keys): the same answers as the listing
+    every = sorted(listed)
+    for suffix in (".log", ".log.web"):
+        walked = BlobMap.walked(repo, BRANCH, suffix, compact_min=compact_min)
+        assert len(walked) == len(BlobMap.listed(repo, BRANCH, suffix, compact_min=compact_min))
+        assert walked.get_many(every) == [listed[p] if p.endswith(suffix) else None for p in every]
+    some = BlobMap.walked(repo, BRANCH, ".log", top, compact_min)
+    assert some.get_many(every) == [listed[p] if p[:3] in top and p.endswith(".log") else None for p in every]
+    assert len(BlobMap.walked(repo, "refs/heads/no-such-branch", ".log", compact_min=compact_min)) == 0
+
 
 class _SameHash(str):
     def __hash__(self) -> int:  # every path one string hash: the CRC beside it tells them apart

@@ -16,7 +16,7 @@ import itertools
 import zlib
 from array import array
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 from neuromirror.util import gitutil
 
@@ -68,6 +68,16 @@ class BlobMap:
             ((path, sha) for _, typ, sha, path in listed if typ == "blob" and path.endswith(suffix)), compact_min
         )
 
+    @classmethod
+    def walked(
+        cls, repo: Path, ref: str, suffix: str, dirs: Sequence[str] = (), compact_min: int = COMPACT_MIN
+    ) -> BlobMap:
+        """As :meth:`listed`, read a tree at a time through one ``cat-file``: ``git ls-tree -r`` holds every
+        tree it read to its end (319 MB for a branch of 10^6 keys' logs, 100 MB for a fifth of it); this
+        holds ~50 MB in git and a group of directories' subtrees here, at ~2x the time of the whole listing
+        (8.5 against 4.4 s at 10^6) and the same for a fifth."""
+        return cls.of(_walk(repo, ref, suffix, dirs), compact_min)
+
     def _compact(self, pairs: Iterable[tuple[str, str]]) -> None:
         import numpy as np
 
@@ -114,3 +124,41 @@ class BlobMap:
                 j += 1
         ids = self._ids[where].tobytes().hex()
         return [ids[40 * i : 40 * i + 40] if ok else None for i, ok in enumerate(found.tolist())]
+
+
+#: top-level directories whose subtrees are asked for at once (~250 each at 10^6 keys)
+_WALK_GROUP = 64
+_TREE = b"40000"
+_GITLINK = b"160000"
+
+
+def _walk(repo: Path, ref: str, suffix: str, dirs: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(path, blob id) of the blobs under ``ref``'s top-level directories ``dirs`` (all, and the top-level
+    blobs, when empty) whose paths end in ``suffix``, tree by tree (nothing when ``ref`` names no tree)."""
+    from neuromirror.annex.pack import parse_tree
+
+    wanted = set(dirs)
+    with gitutil.CatFile(repo) as cat:
+        root = cat.get(f"{ref}^{{tree}}")
+        if root is None:
+            return
+        tops = []
+        for raw, (mode, oid) in parse_tree(root).items():
+            name = raw.decode("utf-8", "surrogateescape")
+            if mode == _TREE:
+                if not wanted or name in wanted:
+                    tops.append((name, oid.hex()))
+            elif not wanted and mode != _GITLINK and name.endswith(suffix):
+                yield name, oid.hex()
+        for at in range(0, len(tops), _WALK_GROUP):
+            level = tops[at : at + _WALK_GROUP]
+            while level:
+                deeper = []
+                for (prefix, _), data in zip(level, cat.get_many(sha for _, sha in level)):
+                    for raw, (mode, oid) in parse_tree(data or b"").items():
+                        path = f"{prefix}/{raw.decode('utf-8', 'surrogateescape')}"
+                        if mode == _TREE:
+                            deeper.append((path, oid.hex()))
+                        elif mode != _GITLINK and path.endswith(suffix):
+                            yield path, oid.hex()
+                level = deeper

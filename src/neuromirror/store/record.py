@@ -68,13 +68,17 @@ def present_in(repo: Path, uuid: str, keys: Sequence[str]) -> set[str]:
 
 def log_blobs(repo: Path, ref: str, dirs: Sequence[str] = ()) -> BlobMap:
     """path -> blob id of every location log (``*.log``) on the branch at ``ref``: one listing of its tree
-    (``dirs``: of those top-level directories only)."""
-    return BlobMap.listed(repo, ref, ".log", dirs if len(dirs) <= _DIRS_LISTED else ())
+    (``dirs``: of those top-level directories only).  A few directories: ``git ls-tree`` names them; more,
+    or the whole branch: read tree by tree (:meth:`BlobMap.walked`), since ls-tree holds every tree it read
+    (a keep's chunk of 20,000 keys recorded 100,000 at a time names ~800 of the 4,096: 100 MB in ls-tree)."""
+    if dirs and len(dirs) <= _DIRS_LISTED:
+        return BlobMap.listed(repo, ref, ".log", dirs)
+    return BlobMap.walked(repo, ref, ".log", dirs)
 
 
-#: up to this many top-level directories are named to ``git ls-tree``; more, and the whole branch is listed
-#: (git matches every entry against every name: 4,096 names cost more than the listing they spare)
-_DIRS_LISTED = 512
+#: up to this many top-level directories are named to ``git ls-tree`` (git matches every entry against every
+#: name: 4,096 names cost more than the listing they spare); more are walked
+_DIRS_LISTED = 128
 
 
 def present_stores(
