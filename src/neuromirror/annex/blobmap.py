@@ -135,30 +135,37 @@ _GITLINK = b"160000"
 def _walk(repo: Path, ref: str, suffix: str, dirs: Sequence[str]) -> Iterator[tuple[str, str]]:
     """(path, blob id) of the blobs under ``ref``'s top-level directories ``dirs`` (all, and the top-level
     blobs, when empty) whose paths end in ``suffix``, tree by tree (nothing when ``ref`` names no tree)."""
-    from neuromirror.annex.pack import parse_tree
-
-    wanted = set(dirs)
     with gitutil.CatFile(repo) as cat:
         root = cat.get(f"{ref}^{{tree}}")
         if root is None:
             return
+        wanted = set(dirs)
         tops = []
-        for raw, (mode, oid) in parse_tree(root).items():
-            name = raw.decode("utf-8", "surrogateescape")
+        for path, mode, sha in _entries("", root):
             if mode == _TREE:
-                if not wanted or name in wanted:
-                    tops.append((name, oid.hex()))
-            elif not wanted and mode != _GITLINK and name.endswith(suffix):
-                yield name, oid.hex()
+                if not wanted or path in wanted:
+                    tops.append((path, sha))
+            elif not wanted and mode != _GITLINK and path.endswith(suffix):
+                yield path, sha
         for at in range(0, len(tops), _WALK_GROUP):
-            level = tops[at : at + _WALK_GROUP]
-            while level:
-                deeper = []
-                for (prefix, _), data in zip(level, cat.get_many(sha for _, sha in level)):
-                    for raw, (mode, oid) in parse_tree(data or b"").items():
-                        path = f"{prefix}/{raw.decode('utf-8', 'surrogateescape')}"
-                        if mode == _TREE:
-                            deeper.append((path, oid.hex()))
-                        elif mode != _GITLINK and path.endswith(suffix):
-                            yield path, oid.hex()
-                level = deeper
+            yield from _below(cat, tops[at : at + _WALK_GROUP], suffix)
+
+
+def _below(cat: gitutil.CatFile, level: list[tuple[str, str]], suffix: str) -> Iterator[tuple[str, str]]:
+    """The blobs under the trees ``level`` ((path, id) each), one level of trees asked for at once."""
+    while level:
+        deeper = []
+        for (prefix, _), data in zip(level, cat.get_many(sha for _, sha in level)):
+            for path, mode, sha in _entries(f"{prefix}/", data or b""):
+                if mode == _TREE:
+                    deeper.append((path, sha))
+                elif mode != _GITLINK and path.endswith(suffix):
+                    yield path, sha
+        level = deeper
+
+
+def _entries(prefix: str, tree: bytes) -> Iterator[tuple[str, bytes, str]]:
+    from neuromirror.annex.pack import parse_tree
+
+    for raw, (mode, oid) in parse_tree(tree).items():
+        yield prefix + raw.decode("utf-8", "surrogateescape"), mode, oid.hex()
