@@ -80,8 +80,7 @@ class KeyMap:
                     for item, got in zip(some, pool.map(self._read, some)):
                         pack = pack_name(item.name) or ""
                         if isinstance(got, PackIndex):
-                            self._drop(pack)
-                            self._put(got, item.stamp)
+                            self._put(got, item.stamp)  # drops the pack's old rows first
                             self.broken.pop(pack, None)
                         else:
                             self.broken[pack] = got
