@@ -177,7 +177,8 @@ def version_copies(
     out = VersionCopies(target.source, row.label, row.commit, wanted)
     out.seen = _timestamp(row.synced_at)
     listing = VersionFiles()
-    files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing)
+    # keys and sizes are what is counted: a Zarr's URL logs are not read
+    files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing, urls=False)
     locations = locations or Locations()
     branches: Optional[dict[str, str]] = {}
     stores: dict[Path, frozenset[str]] = {}  # repository -> the stores its branch records

@@ -29,7 +29,7 @@ from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
 from neuromirror.util import gitutil
 from neuromirror.util.disk import DiskFull, check_free
-from neuromirror.util.processes import bound_heap
+from neuromirror.util.processes import bound_heap, trim_heap
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ def keep_into(
     bound_heap()  # what the -J threads free reused and given back (a 10^6-key keep)
     with gitutil.lean_readers():  # the versions' logs read with git's caches bounded (10^6 keys a version)
         runs = _fill(mirror, stores, targets, options)
+        trim_heap()  # the runs' key sets let go before the counts read the branches again
         sources = list(dict.fromkeys(t.source for t in targets))
         if copies is not None:
             for source in sources:

@@ -194,6 +194,7 @@ def _keep(m: Mirror, env: dict, url: str, name: str, pack_size: Optional[int] = 
         "cpu_s": round(r["cpu"], 2),
         "cpu_sys_s": round(r["cpu_sys"], 2),
         "rss_mb": round(r["rss_mb"], 1),
+        "rss_at_peak": r["rss_at_peak"],  # the processes making up the peak (MB, name): what to bound next
         "load": round(os.getloadavg()[0], 2),
     }
 
