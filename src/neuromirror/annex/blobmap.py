@@ -4,21 +4,21 @@ Reading a key's log by its blob id spares git a search of the branch's 4,096-ent
 (~0.3 ms a key, a ``ref:abc/def/KEY.log`` spec), so the readers list the branch once (``git ls-tree
 -r``) and look each log up in the listing.  Held as a dict of path -> id, that listing cost ~250 bytes a
 log: 250 MB for one Zarr of 10^6 chunks, once per reader at the same time (its URL logs for keep's list
-of files, its location logs for the recording and the counts).  Here: numpy arrays of each path's
-96-bit fingerprint (the process's own string hash and a CRC-32 beside it), sorted, and the ids in the
-same order; a lookup is a binary search (~2 us a path where the dict took ~0.5).  Never written
-anywhere: the string hash is this process's.  A listing of fewer than 20,000 logs stays a dict.
+of files, its location logs for the recording and the counts).  Here: each path's fingerprint, sorted,
+and the ids in the same order (:mod:`neuromirror.util.fingerprints`); a lookup is a binary search (~2 us
+a path where the dict took ~0.5).  A listing of fewer than 20,000 logs stays a dict.
 """
 
 from __future__ import annotations
 
 import itertools
-import zlib
 from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 from neuromirror.util import gitutil
+from neuromirror.util.memory import fingerprints
+from neuromirror.util.memory.fingerprints import crc32_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,11 +28,6 @@ if TYPE_CHECKING:
 COMPACT_MIN = 20_000
 #: the id asked for a path the listing lacks
 MISSING = "0" * 40
-
-
-def crc32_of(path: str) -> int:
-    """The CRC-32 beside the string hash: two paths (keys) the hash cannot tell apart, it does."""
-    return zlib.crc32(path.encode("utf-8", "surrogateescape"))
 
 
 class BlobMap:
@@ -87,10 +82,9 @@ class BlobMap:
             crcs.append(crc32_of(path))
             ids += bytes.fromhex(sha)
         h, c = np.frombuffer(hashes, dtype=np.int64), np.frombuffer(crcs, dtype=np.uint32)
-        order = np.lexsort((c, h))
-        self._small, self._h, self._c = None, h[order], c[order]
-        del h, c, hashes, crcs  # each column let go once sorted: ~70 MB at most at 10^6 logs, not ~100
-        self._ids = np.frombuffer(ids, dtype=np.uint8).reshape(-1, 20)[order]
+        raw = np.frombuffer(ids, dtype=np.uint8).reshape(-1, 20)  # sorted without a copy of the ids first
+        self._small = None
+        self._h, self._c, self._ids = fingerprints.ordered(h, c, raw)
 
     def __len__(self) -> int:
         return len(self._small) if self._small is not None else len(self._h)  # type: ignore[arg-type]
@@ -104,27 +98,13 @@ class BlobMap:
         """Each path's blob id (None: not on the branch), in order: one search for all of them."""
         if self._small is not None:
             return [self._small.get(p) for p in paths]
-        import numpy as np
-
         assert self._h is not None and self._c is not None and self._ids is not None
         paths = list(paths)
-        n = len(self._h)
-        if not paths or not n:
+        if not len(self._h):
             return [None] * len(paths)
-        h = np.fromiter((hash(p) for p in paths), dtype=np.int64, count=len(paths))
-        c = np.fromiter((crc32_of(p) for p in paths), dtype=np.uint32, count=len(paths))
-        at = np.searchsorted(self._h, h)  # the first of the paths with the same string hash
-        clipped = np.minimum(at, n - 1)
-        same = self._h[clipped] == h
-        found = same & (self._c[clipped] == c)
-        where = clipped.tolist()
-        for i in np.flatnonzero(same & ~found).tolist():  # the string hash shared (1 in 10^13): the CRC decides
-            j = where[i] + 1
-            while j < n and self._h[j] == h[i] and not found[i]:
-                found[i], where[i] = bool(self._c[j] == c[i]), j
-                j += 1
-        ids = self._ids[where].tobytes().hex()
-        return [ids[40 * i : 40 * i + 40] if ok else None for i, ok in enumerate(found.tolist())]
+        at = fingerprints.first(self._h, self._c, paths)
+        ids = self._ids[at].tobytes().hex()  # a row of -1 (not found) read and not answered
+        return [ids[40 * i : 40 * i + 40] if k >= 0 else None for i, k in enumerate(at.tolist())]
 
 
 #: top-level directories whose subtrees are asked for at once (~250 each at 10^6 keys)

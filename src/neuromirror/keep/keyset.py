@@ -2,9 +2,8 @@
 
 A run remembers, per source, which keys it put into the store and which it found there, so that a key
 its versions share is looked at once.  As sets of the keys' strings those cost ~170 bytes a key (the
-string kept alive by the set): 170 MB for one Zarr of 10^6 chunks.  Here, past 20,000 keys, sorted numpy
-arrays of each key's 96-bit fingerprint (the process's string hash and a CRC-32, as
-:mod:`neuromirror.annex.blobmap`); the keys since the last sort stay a set.  Membership only: the keys
+string kept alive by the set): 170 MB for one Zarr of 10^6 chunks.  Here, past 20,000 keys, each key's
+fingerprint, sorted (:mod:`neuromirror.util.fingerprints`); the keys since the last sort stay a set.  Membership only: the keys
 cannot be listed back (nobody asks).
 """
 
@@ -15,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
-from neuromirror.annex.blobmap import crc32_of
 from neuromirror.dataset.files import annex_key, annex_repo
 from neuromirror.records import VersionFile
+from neuromirror.util.memory import fingerprints
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,7 +30,7 @@ class KeySet:
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
         self._recent: set[str] = set()
-        self._sorted: Optional[tuple[np.ndarray, np.ndarray]] = None  # string hash, CRC-32
+        self._sorted: Optional[tuple[np.ndarray, ...]] = None  # string hash, CRC-32
         for key in keys:
             self.add(key)
 
@@ -46,15 +45,7 @@ class KeySet:
         if self._sorted is None or not isinstance(key, str):
             return False
         h, c = self._sorted
-        h_key = hash(key)
-        at = int(h.searchsorted(h_key))
-        crc = None
-        while at < len(h) and int(h[at]) == h_key:  # a string hash shared (1 in 10^13): the CRC decides
-            crc = crc32_of(key) if crc is None else crc
-            if int(c[at]) == crc:
-                return True
-            at += 1
-        return False
+        return fingerprints.has(h, c, key)
 
     def _compact(self) -> None:
         import numpy as np
@@ -62,12 +53,11 @@ class KeySet:
         hs, cs = array("q"), array("I")
         for key in self._recent:
             hs.append(hash(key))
-            cs.append(crc32_of(key))
+            cs.append(fingerprints.crc32_of(key))
         h, c = np.frombuffer(hs, dtype=np.int64), np.frombuffer(cs, dtype=np.uint32)
         if self._sorted is not None:
             h, c = np.concatenate((self._sorted[0], h)), np.concatenate((self._sorted[1], c))
-        order = np.argsort(h, kind="stable")
-        self._sorted = (h[order], c[order])
+        self._sorted = fingerprints.ordered(h, c)
         self._recent = set()
 
 

@@ -29,7 +29,7 @@ from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
 from neuromirror.util import gitutil
 from neuromirror.util.disk import DiskFull, check_free
-from neuromirror.util.processes import bound_heap, trim_heap
+from neuromirror.util.memory.heap import bound_heap, trim_heap
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:

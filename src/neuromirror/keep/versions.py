@@ -41,7 +41,7 @@ from neuromirror.store.lindi import keep_reference, made_after, may_have_referen
 from neuromirror.store.record import CHUNK, record_present
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 from neuromirror.util import disk
-from neuromirror.util.processes import trim_heap
+from neuromirror.util.memory.heap import trim_heap
 from neuromirror.util.progress import ByteCount
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def _keep_version(
                 if present.count >= FLUSH:
                     run.references += _references(mirror.root, store, present, state)
                     _record(mirror, store, target.source, present, rep, state, marks, heads=False)
-                trim_heap()  # a batch's buffers freed: their pages back to the system (processes.bound_heap)
+                trim_heap()  # a batch's buffers freed: their pages back to the system (heap.bound_heap)
             for outcome, done in window.drain():
                 _settle(outcome, done, rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop

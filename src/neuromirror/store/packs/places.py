@@ -2,9 +2,9 @@
 
 A packed store of one Zarr of 10^6 chunks names 10^6 keys; held as a dict of key -> (pack, offset,
 length) and a tuple of keys per pack, the map cost ~300 bytes a key: 300 MB in every process that read
-the store (keep into it, verify, the view).  Here, once there are more than 20,000 rows: numpy arrays of
-each key's 96-bit fingerprint (the process's string hash and a CRC-32, as :mod:`neuromirror.annex.blobmap`),
-its pack's id, offset and length, sorted by fingerprint; the rows since the last sort stay in a dict.  The
+the store (keep into it, verify, the view).  Here, once there are more than 20,000 rows: numpy columns of
+each key's fingerprint (:mod:`neuromirror.util.fingerprints`), its pack's id, offset and length, sorted by
+fingerprint; the rows since the last sort stay in a dict.  The
 keys themselves stay in the store's index files (read again where a pack's keys are wanted by name).
 
 A key may have rows in several packs (a repack killed between writing the new pack and deleting the old):
@@ -17,7 +17,7 @@ from __future__ import annotations
 from array import array
 from typing import TYPE_CHECKING, Iterable, Optional
 
-from neuromirror.annex.blobmap import crc32_of
+from neuromirror.util.memory import fingerprints
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,31 +75,17 @@ class Places:
 
     def _sorted_rows_of(self, keys: list[str]) -> list[list[Row]]:
         """Every sorted row of each key (one binary search for all of them)."""
-        import numpy as np
-
         assert self._sorted is not None
         h, c, pid, off, length = self._sorted
-        if not keys or not len(h):
-            return [[] for _ in keys]
-        kh = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
-        lo, hi = np.searchsorted(h, kh, "left").tolist(), np.searchsorted(h, kh, "right").tolist()
-        out: list[list[Row]] = []
-        for key, a, b in zip(keys, lo, hi):
-            if a == b:
-                out.append([])
-                continue
-            crc = crc32_of(key)  # the string hash shared by another key (1 in 10^13 at 10^6 keys): the CRC decides
-            out.append([(int(pid[j]), int(off[j]), int(length[j])) for j in range(a, b) if int(c[j]) == crc])
-        return out
+        return [[(int(pid[j]), int(off[j]), int(length[j])) for j in at] for at in fingerprints.every(h, c, keys)]
 
     def _compact(self) -> None:
-        """The dict's rows into the sorted arrays; the rows of dropped packs left out.  The new rows are
-        sorted alone, then merged (a stable sort of two sorted runs is one pass)."""
+        """The dict's rows into the sorted columns; the rows of dropped packs left out."""
         import numpy as np
 
         hs, cs, ps, offs, lens = array("q"), array("I"), array("i"), array("q"), array("q")
         for key, rows in self._recent.items():
-            h, c = hash(key), crc32_of(key)
+            h, c = hash(key), fingerprints.crc32_of(key)
             for p, o, n in rows:
                 if p not in self._dead:
                     hs.append(h)
@@ -111,13 +97,9 @@ class Places:
         new = tuple(
             np.frombuffer(a, dtype=k) if len(a) else np.zeros(0, k) for a, k in zip((hs, cs, ps, offs, lens), kinds)
         )
-        order = np.argsort(new[0], kind="stable")
-        new = tuple(a[order] for a in new)
         if self._sorted is not None:
             dead = np.fromiter(self._dead, dtype=np.int32, count=len(self._dead))
             keep = ~np.isin(self._sorted[2], dead)
             new = tuple(np.concatenate((old[keep], add)) for old, add in zip(self._sorted, new))
-            order = np.argsort(new[0], kind="stable")
-            new = tuple(a[order] for a in new)
-        self._sorted = new
+        self._sorted = fingerprints.ordered(*new)
         self._recent, self._recent_rows = {}, 0
