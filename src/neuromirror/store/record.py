@@ -111,7 +111,7 @@ def location_logs(
     """(key, its location log on the branch at ``ref``, None without one) for each of ``keys``, in one
     ``cat-file`` batch; ``blobs``: :func:`log_blobs` at ``ref``, when the caller has it."""
     paths = [log_path(k) for k in keys]
-    with gitutil.CatFile(repo) as cat:
+    with gitutil.CatFile(repo, lean=True) as cat:  # each log read once: git's caches would only hold the packs
         if blobs is None and len(keys) < _LISTED_MIN:
             return list(zip(keys, cat.get_many(f"{ref}:{p}" for p in paths)))
         if blobs is None:

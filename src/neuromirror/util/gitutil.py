@@ -242,9 +242,12 @@ def cat_buffered(repo: Path | str, specs: Sequence[str]) -> list[Optional[bytes]
 class CatFile:
     """A long-running ``git cat-file --batch`` for many small reads."""
 
-    def __init__(self, repo: Path | str):
+    def __init__(self, repo: Path | str, *, lean: bool = False):
+        """``lean``: with :data:`LEAN_READER` whoever runs it (a reader of 10^6 small logs: the caches would
+        hold the repository's packs, and the small blobs gain little by them)."""
+        config = LEAN_READER if lean else _reader_config()
         self.proc = subprocess.Popen(
-            ["git", *_reader_config(), "-C", str(repo), "cat-file", "--batch"],
+            ["git", *config, "-C", str(repo), "cat-file", "--batch"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=git_env(),
