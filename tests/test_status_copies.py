@@ -38,3 +38,34 @@ def test_status_copies_per_archive(dandi_archive, tmp_path: Path) -> None:  # no
     assert dandi["oldest_last_check"] is not None and dandi["oldest_last_check_age_s"] >= 0
     # the version records are as before, beside it
     assert {v["source"] for v in status["versions"]} == {d.source, other.source}
+
+
+def test_the_per_archive_count_answers_the_same_once_its_keys_are_fingerprints(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    """An archive of 10^6 keys is counted in ~28 bytes a key (keys sorted as fingerprints past COMPACT_MIN):
+    the same record as by name, keys several versions share and stores added later included."""
+    import neuromirror.api as api
+    from neuromirror.keep import archive_copies
+
+    root = tmp_path / "mirror"
+    files = {f"sub-{i:02d}/f.nwb": 1_000 + i for i in range(7)}
+    d = make_dandiset(dandi_archive, root, files)
+    other = make_dandiset(dandi_archive, root, {"sub-01/x.nwb": 11_000})
+    d.run.ok("keep", d.spec, "--to", str(tmp_path / "one"))
+    d.run.ok("keep", d.spec, "--to", str(tmp_path / "two"), "--include", "sub-0[135]/*")
+
+    def per_archive(compact_min: int) -> list[dict]:
+        monkeypatch.setattr(archive_copies, "COMPACT_MIN", compact_min)
+        got = api.open(root).copies([d.spec, other.spec]).to_json()["archives"]
+        for a in got:
+            a.pop("oldest_last_check_age_s")
+            for s in a["by_store"].values():
+                s.pop("oldest_check_age_s")
+        return got
+
+    by_name = per_archive(10**6)
+    assert by_name[0]["by_copies"] == {"0": 1, "1": 4, "2": 3} and by_name[0]["keys"] == 8
+    assert per_archive(2) == per_archive(1) == by_name

@@ -6,6 +6,9 @@ archive (``by_copies``: ``{"0": n, "1": n, "2": n}``), per store the keys and by
 and the times of its oldest and newest good check, and the age of the oldest last check (how long
 the stalest verified copy has gone unread).  A key several versions share counts once; a copy counts
 as :mod:`.copies` counts it (named by the location log, with a good check in the index).
+
+An archive of 10^6 keys is counted in ~28 bytes a key (:class:`_PerKey`): a dict of the keys' names and
+their checks held ~450 bytes a key, ``status --copies`` of one Zarr of 10^6 chunks 575 MB of Python.
 """
 
 from __future__ import annotations
@@ -15,51 +18,144 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from neuromirror.dataset.files import annex_key
+from neuromirror.errors import UserError
 from neuromirror.records import VersionFile
 from neuromirror.util.dates import iso_z
+from neuromirror.util.memory import fingerprints
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from neuromirror.index.rows import Version
+
+#: distinct keys held by name until this many, then as sorted fingerprints (numpy not imported below it)
+COMPACT_MIN = 20_000
+#: stores told apart per key, a bit each
+MAX_STORES = 64
+
+
+class _PerKey:
+    """Per distinct key: the stores counted with a verified copy of it (a bit each) and its newest check
+    (NaN: none); by name (a dict) for the keys met since the last sort, the others as sorted columns."""
+
+    def __init__(self) -> None:
+        self.recent: dict[str, list] = {}  # key -> [bits, newest check or None]
+        self.cols: Optional[tuple[np.ndarray, ...]] = None  # string hash, CRC-32, bits, newest check
+
+    def __len__(self) -> int:
+        return len(self.recent) + (0 if self.cols is None else len(self.cols[0]))
+
+    def merge(self, key: str, bits: int, newest: Optional[float]) -> tuple[bool, int]:
+        """``key`` seen with the stores ``bits`` and its newest check: (the key is new, the bits new to it)."""
+        row = self.recent.get(key)
+        if row is None and self.cols is not None:
+            at = fingerprints.find(self.cols[0], self.cols[1], key)
+            if at >= 0:
+                bits_col, newest_col = self.cols[2], self.cols[3]
+                fresh = bits & ~int(bits_col[at])
+                bits_col[at] |= bits
+                if newest is not None and not newest_col[at] >= newest:  # NaN: none before
+                    newest_col[at] = newest
+                return False, fresh
+        if row is None:
+            self.recent[key] = [bits, newest]
+            if len(self.recent) >= COMPACT_MIN:
+                self._compact()
+            return True, bits
+        fresh = bits & ~row[0]
+        row[0] |= bits
+        if newest is not None and (row[1] is None or row[1] < newest):
+            row[1] = newest
+        return False, fresh
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every key's bits and newest check (NaN: none)."""
+        import numpy as np
+
+        bits, newest = self._recent_columns()
+        if self.cols is None:
+            return bits, newest
+        return np.concatenate((self.cols[2], bits)), np.concatenate((self.cols[3], newest))
+
+    def _recent_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
+        n, rows = len(self.recent), self.recent.values()
+        bits = np.fromiter((b for b, _ in rows), dtype=np.uint64, count=n)
+        newest = np.fromiter((np.nan if t is None else t for _, t in rows), dtype=np.float64, count=n)
+        return bits, newest
+
+    def _compact(self) -> None:
+        """The keys met since the last sort into the sorted columns, by fingerprint."""
+        import numpy as np
+
+        n = len(self.recent)
+        h = np.fromiter((hash(k) for k in self.recent), dtype=np.int64, count=n)
+        c = np.fromiter((fingerprints.crc32_of(k) for k in self.recent), dtype=np.uint32, count=n)
+        new: tuple[np.ndarray, ...] = (h, c, *self._recent_columns())
+        if self.cols is not None:
+            new = tuple(np.concatenate((old, add)) for old, add in zip(self.cols, new))
+        self.cols = fingerprints.ordered(*new)
+        self.recent = {}
 
 
 @dataclass
 class ArchiveCopies:
     archive: str
     wanted: int = 1
-    keys: dict[str, dict[str, float]] = field(default_factory=dict)  # key -> {store uuid: last good check}
-    sizes: dict[str, int] = field(default_factory=dict)
+    nbytes: int = 0  # of its distinct keys
+    stores: dict[str, dict] = field(default_factory=dict)  # uuid -> keys, bytes, oldest and newest check
+    _keys: _PerKey = field(default_factory=_PerKey, repr=False)
+    _bit: dict[str, int] = field(default_factory=dict, repr=False)  # store uuid -> its bit
+
+    def add(self, key: str, size: int, checked: dict[str, float]) -> None:
+        """A file's key and its verified copies (store uuid -> last good check): a key met again in another
+        version adds the stores not counted for it yet."""
+        bits = 0
+        for uuid in checked:
+            bit = self._bit.setdefault(uuid, len(self._bit))
+            if bit >= MAX_STORES:
+                raise UserError(f"status --copies counts at most {MAX_STORES} stores per archive ({self.archive})")
+            bits |= 1 << bit
+        new, fresh = self._keys.merge(key, bits, max(checked.values()) if checked else None)
+        self.nbytes += size if new else 0
+        for uuid, t in checked.items():
+            if fresh >> self._bit[uuid] & 1:
+                s = self.stores.setdefault(uuid, {"keys": 0, "bytes": 0, "oldest_check": t, "newest_check": t})
+                s["keys"] += 1
+                s["bytes"] += size
+                s["oldest_check"], s["newest_check"] = min(s["oldest_check"], t), max(s["newest_check"], t)
 
     def to_json(self, stores: dict[str, dict], now: Optional[float] = None) -> dict:
+        import numpy as np
+
         now = time.time() if now is None else now
-        by_copies: dict[str, int] = {}
+        bits, newest = self._keys.columns()
+        copies = np.zeros(len(bits), dtype=np.int64)
+        for bit in range(len(self._bit)):
+            copies += (bits >> np.uint64(bit) & np.uint64(1)).astype(np.int64)
+        counted, how_many = np.unique(copies, return_counts=True)
         by_store: dict[str, dict] = {}
-        lasts: list[float] = []
-        short = 0
-        for key, checked in self.keys.items():
-            n = str(len(checked))
-            by_copies[n] = by_copies.get(n, 0) + 1
-            short += len(checked) < self.wanted
-            for uuid, t in checked.items():
-                s = by_store.setdefault(uuid, {"keys": 0, "bytes": 0, "oldest_check": t, "newest_check": t})
-                s["keys"] += 1
-                s["bytes"] += self.sizes.get(key, 0)
-                s["oldest_check"] = min(s["oldest_check"], t)
-                s["newest_check"] = max(s["newest_check"], t)
-            if checked:
-                lasts.append(max(checked.values()))
-        for uuid, s in by_store.items():
+        for uuid, s in self.stores.items():
             known = stores.get(uuid, {})
-            s.update(url=known.get("url"), name=known.get("name"), kind=known.get("kind"))
-            s["oldest_check_age_s"] = round(now - s["oldest_check"], 1)
-            s["oldest_check"], s["newest_check"] = iso_z(s["oldest_check"]), iso_z(s["newest_check"])
-        stalest = min(lasts, default=None)
+            by_store[uuid] = {
+                **s,
+                "url": known.get("url"),
+                "name": known.get("name"),
+                "kind": known.get("kind"),
+                "oldest_check_age_s": round(now - s["oldest_check"], 1),
+                "oldest_check": iso_z(s["oldest_check"]),
+                "newest_check": iso_z(s["newest_check"]),
+            }
+        checked = newest[~np.isnan(newest)]
+        stalest = float(checked.min()) if len(checked) else None
         return {
             "archive": self.archive,
-            "keys": len(self.keys),
-            "bytes": sum(self.sizes.values()),
+            "keys": len(self._keys),
+            "bytes": self.nbytes,
             "wanted": self.wanted,
-            "by_copies": dict(sorted(by_copies.items(), key=lambda kv: int(kv[0]))),
-            "fewer_than_wanted": short,
+            "by_copies": {str(n): int(k) for n, k in zip(counted.tolist(), how_many.tolist())},
+            "fewer_than_wanted": int((copies < self.wanted).sum()),
             "by_store": by_store,
             "oldest_last_check": iso_z(stalest),
             "oldest_last_check_age_s": None if stalest is None else round(now - stalest, 1),
@@ -77,7 +173,4 @@ class PerArchive:
         archive = target.source.split(":", 1)[0]
         a = self.archives.setdefault(archive, ArchiveCopies(archive))
         a.wanted = max(a.wanted, self._wanted.get(target.source, 1))
-        have = a.keys.setdefault(annex_key(f), {})
-        for uuid, t in checked.items():
-            have[uuid] = max(t, have.get(uuid, t))
-        a.sizes[annex_key(f)] = f.size or 0
+        a.add(annex_key(f), f.size or 0, checked)
