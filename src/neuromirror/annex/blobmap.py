@@ -109,27 +109,41 @@ class BlobMap:
 
 #: top-level directories whose subtrees are asked for at once (~250 each at 10^6 keys)
 _WALK_GROUP = 64
+#: a whole branch is walked from this many top-level directories (of git-annex's 4,096: ~15,000 keys and more);
+#: below, ``ls-tree`` lists it, in a fifth of the time (a Zarr of 1,000 keys: 9 against 40 ms) and a few MB
+_WALK_MIN = 4000
 _TREE = b"40000"
 _GITLINK = b"160000"
 
 
 def _walk(repo: Path, ref: str, suffix: str, dirs: Sequence[str]) -> Iterator[tuple[str, str]]:
     """(path, blob id) of the blobs under ``ref``'s top-level directories ``dirs`` (all, and the top-level
-    blobs, when empty) whose paths end in ``suffix``, tree by tree (nothing when ``ref`` names no tree)."""
+    blobs, when empty) whose paths end in ``suffix``, tree by tree (nothing when ``ref`` names no tree).  A
+    whole branch of fewer than :data:`_WALK_MIN` top-level directories is listed by ``ls-tree`` instead."""
     with gitutil.CatFile(repo, lean=True) as cat:  # status --copies too: 331 MB of git at 10^6 keys, else
         root = cat.get(f"{ref}^{{tree}}")
         if root is None:
             return
-        wanted = set(dirs)
-        tops = []
-        for path, mode, sha in _entries("", root):
-            if mode == _TREE:
-                if not wanted or path in wanted:
-                    tops.append((path, sha))
-            elif not wanted and mode != _GITLINK and path.endswith(suffix):
-                yield path, sha
-        for at in range(0, len(tops), _WALK_GROUP):
-            yield from _below(cat, tops[at : at + _WALK_GROUP], suffix)
+        tops, blobs = _top(root, suffix, set(dirs))
+        if dirs or len(tops) >= _WALK_MIN:
+            yield from blobs
+            for at in range(0, len(tops), _WALK_GROUP):
+                yield from _below(cat, tops[at : at + _WALK_GROUP], suffix)
+            return
+    listed = gitutil.ls_tree(repo, ref)
+    yield from ((path, sha) for _, typ, sha, path in listed if typ == "blob" and path.endswith(suffix))
+
+
+def _top(root: bytes, suffix: str, wanted: set[str]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The root tree's directories to walk (``wanted``, or all) and, reading it whole, its blobs."""
+    tops, blobs = [], []
+    for path, mode, sha in _entries("", root):
+        if mode == _TREE:
+            if not wanted or path in wanted:
+                tops.append((path, sha))
+        elif not wanted and mode != _GITLINK and path.endswith(suffix):
+            blobs.append((path, sha))
+    return tops, blobs
 
 
 def _below(cat: gitutil.CatFile, level: list[tuple[str, str]], suffix: str) -> Iterator[tuple[str, str]]:

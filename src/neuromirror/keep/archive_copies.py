@@ -115,7 +115,7 @@ class ArchiveCopies:
         for uuid in checked:
             bit = self._bit.setdefault(uuid, len(self._bit))
             if bit >= MAX_STORES:
-                raise UserError(f"status --copies counts at most {MAX_STORES} stores per archive ({self.archive})")
+                raise UserError(f"{self.archive}: copies are counted per archive in at most {MAX_STORES} stores")
             bits |= 1 << bit
         new, fresh = self._keys.merge(key, bits, max(checked.values()) if checked else None)
         self.nbytes += size if new else 0
