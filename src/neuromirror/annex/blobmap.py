@@ -5,7 +5,7 @@ Reading a key's log by its blob id spares git a search of the branch's 4,096-ent
 -r``) and look each log up in the listing.  Held as a dict of path -> id, that listing cost ~250 bytes a
 log: 250 MB for one Zarr of 10^6 chunks, once per reader at the same time (its URL logs for keep's list
 of files, its location logs for the recording and the counts).  Here: each path's fingerprint, sorted,
-and the ids in the same order (:mod:`neuromirror.util.fingerprints`); a lookup is a binary search (~2 us
+and the ids in the same order (:mod:`neuromirror.util.memory.fingerprints`); a lookup is a binary search (~2 us
 a path where the dict took ~0.5).  A listing of fewer than 20,000 logs stays a dict.
 """
 

@@ -89,10 +89,7 @@ class _PerKey:
         """The keys met since the last sort into the sorted columns, by fingerprint."""
         import numpy as np
 
-        n = len(self.recent)
-        h = np.fromiter((hash(k) for k in self.recent), dtype=np.int64, count=n)
-        c = np.fromiter((fingerprints.crc32_of(k) for k in self.recent), dtype=np.uint32, count=n)
-        new: tuple[np.ndarray, ...] = (h, c, *self._recent_columns())
+        new: tuple[np.ndarray, ...] = (*fingerprints.of(self.recent), *self._recent_columns())
         if self.cols is not None:
             new = tuple(np.concatenate((old, add)) for old, add in zip(self.cols, new))
         self.cols = fingerprints.ordered(*new)

@@ -3,13 +3,12 @@
 A run remembers, per source, which keys it put into the store and which it found there, so that a key
 its versions share is looked at once.  As sets of the keys' strings those cost ~170 bytes a key (the
 string kept alive by the set): 170 MB for one Zarr of 10^6 chunks.  Here, past 20,000 keys, each key's
-fingerprint, sorted (:mod:`neuromirror.util.fingerprints`); the keys since the last sort stay a set.  Membership only: the keys
+fingerprint, sorted (:mod:`neuromirror.util.memory.fingerprints`); the keys since the last sort stay a set.  Membership only: the keys
 cannot be listed back (nobody asks).
 """
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Optional
@@ -50,11 +49,7 @@ class KeySet:
     def _compact(self) -> None:
         import numpy as np
 
-        hs, cs = array("q"), array("I")
-        for key in self._recent:
-            hs.append(hash(key))
-            cs.append(fingerprints.crc32_of(key))
-        h, c = np.frombuffer(hs, dtype=np.int64), np.frombuffer(cs, dtype=np.uint32)
+        h, c = fingerprints.of(self._recent)
         if self._sorted is not None:
             h, c = np.concatenate((self._sorted[0], h)), np.concatenate((self._sorted[1], c))
         self._sorted = fingerprints.ordered(h, c)

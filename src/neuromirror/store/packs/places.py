@@ -3,7 +3,7 @@
 A packed store of one Zarr of 10^6 chunks names 10^6 keys; held as a dict of key -> (pack, offset,
 length) and a tuple of keys per pack, the map cost ~300 bytes a key: 300 MB in every process that read
 the store (keep into it, verify, the view).  Here, once there are more than 20,000 rows: numpy columns of
-each key's fingerprint (:mod:`neuromirror.util.fingerprints`), its pack's id, offset and length, sorted by
+each key's fingerprint (:mod:`neuromirror.util.memory.fingerprints`), its pack's id, offset and length, sorted by
 fingerprint; the rows since the last sort stay in a dict.  The
 keys themselves stay in the store's index files (read again where a pack's keys are wanted by name).
 

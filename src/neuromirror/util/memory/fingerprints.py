@@ -13,7 +13,7 @@ string hash is this process's (``PYTHONHASHSEED``).
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 def crc32_of(text: str) -> int:
     """The CRC-32 beside the string hash: two strings the hash cannot tell apart, it does."""
     return zlib.crc32(text.encode("utf-8", "surrogateescape"))
+
+
+def of(texts: Collection[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The string hash and the CRC-32 of each of ``texts``, as two columns."""
+    import numpy as np
+
+    n = len(texts)
+    return (
+        np.fromiter((hash(t) for t in texts), dtype=np.int64, count=n),
+        np.fromiter((crc32_of(t) for t in texts), dtype=np.uint32, count=n),
+    )
 
 
 def ordered(h: np.ndarray, c: np.ndarray, *columns: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -42,8 +53,7 @@ def first(h: np.ndarray, c: np.ndarray, texts: Sequence[str]) -> np.ndarray:
     n = len(h)
     if not texts or not n:
         return np.full(len(texts), -1, dtype=np.int64)
-    kh = np.fromiter((hash(t) for t in texts), dtype=np.int64, count=len(texts))
-    kc = np.fromiter((crc32_of(t) for t in texts), dtype=np.uint32, count=len(texts))
+    kh, kc = of(texts)
     at = np.minimum(np.searchsorted(h, kh), n - 1)  # the first row with the same string hash, if any
     same = h[at] == kh
     found = same & (c[at] == kc)
