@@ -17,7 +17,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import clone, git
-from helpers.keep import ACCESS_KEY, SECRET_KEY, key_of, lose_blobs, make_dandiset, sha256
+from helpers.keep import ACCESS_KEY, SECRET_KEY, key_of, lose_blobs, lose_zarr, make_dandiset, sha256
+from neuromirror.demo import deterministic_bytes
 
 
 def objects(s3, bucket: str) -> dict[str, dict]:  # noqa: ANN001
@@ -149,3 +150,41 @@ def test_a_store_keeps_its_storage_class_and_pack_size(dandi_archive, s3, bucket
             code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "4K")
             error = "a store's pack size is fixed"
         assert code == 2 and error in err and len(err.strip().splitlines()) == 1, (code, err)
+
+
+def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
+    dandi_archive, s3, bucket, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """From ``pack+s3://``, chunks got in the order they were packed cost a few spans of their pack, not a
+    request each; a few scattered keys cost one request each, as before, and no byte more."""
+    chunks = {f"0/{i // 20}.{i % 20}": deterministic_bytes(f"chunk {i}", 1_500 + 7 * i) for i in range(150)}
+    chunks[".zarray"] = b'{"zarr_format": 2}'
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 2_000}, zarr=chunks)
+    assert d.run("keep", d.spec, "--to", f"pack+s3://{bucket}/spans", "--pack-size", "128K")[0] == 0
+    lose_zarr(d, "sub-09/sample.zarr")
+    packs = f"/{bucket}/spans/packs/"
+
+    def get(clone_to: str, *paths: str) -> tuple[Path, list[str], int]:
+        work = clone(d.ds, tmp_path / clone_to)
+        git(work, "checkout", "-q", d.version)
+        subprocess.run(["datalad", "get", "-n", "sub-09/sample.zarr"], cwd=work, check=True, capture_output=True)
+        zarr = work / "sub-09" / "sample.zarr"
+        git(zarr, "config", "annex.security.allowed-ip-addresses", "all")
+        log = s3.log_requests()
+        proc = subprocess.run(["datalad", "get", *paths], cwd=zarr, capture_output=True, text=True)
+        sent = s3.bytes_sent
+        s3.log_requests(False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return zarr, [p for m, p in log if m == "GET" and p.startswith(packs)], sent
+
+    zarr, reads, _ = get("whole", ".")
+    for name, data in chunks.items():
+        assert (zarr / name).read_bytes() == data, name
+    assert len(reads) <= len(chunks) // 10, reads  # ~230 kB in 2 packs: a handful of spans
+
+    few = ["0/0.3", "0/3.9", "0/7.1"]
+    zarr, reads, sent = get("few", *few)
+    for name in few:
+        assert (zarr / name).read_bytes() == chunks[name]
+    assert len(reads) == len(few), reads
+    assert sent < sum(len(chunks[n]) for n in few) + 20_000, sent  # the keys' bytes (and index files), no span

@@ -3,8 +3,9 @@
 A store ``keep`` fills records this external special remote on the datasets' git-annex branches
 (``type=external externaltype=neuromirror-pack url=... autoenable=true cost=150``), so ``datalad clone``
 enables it wherever neuromirror is installed, and ``datalad get`` reads a kept key with one ranged read
-of its pack (before the archive: cost 150 is below the web's 200).  git-annex checks the bytes against
-the key as it does any remote's.  An S3 store is read with the reader's own AWS credentials from the
+of its pack (before the archive: cost 150 is below the web's 200); from an S3 store, keys asked for in the
+order they were packed are read a span of their pack at a time (:mod:`neuromirror.store.packs.readahead`).
+git-annex checks the bytes against the key as it does any remote's.  An S3 store is read with the reader's own AWS credentials from the
 environment, or anonymously where it has none (a public bucket); its endpoint and region come from the
 record (``endpoint=``, ``region=``), ``NEUROMIRROR_STORE_ENDPOINT`` overriding.  Read-only: the store is
 written by ``neuromirror keep`` alone.
@@ -31,6 +32,7 @@ class PackRemote(SpecialRemote):
         }
         self.info = {"store": "a neuromirror packed store"}
         self._store: Any = None
+        self._reader: Any = None  # the store, or its readahead where the store is far (S3)
 
     def initremote(self) -> None:
         url = self.annex.getconfig("url")
@@ -43,6 +45,12 @@ class PackRemote(SpecialRemote):
             endpoint=self.annex.getconfig("endpoint") or None,
             region=self.annex.getconfig("region") or None,
         )
+        if self._store.backend.nearby:
+            self._reader = self._store
+        else:
+            from neuromirror.store.packs.readahead import ReadAhead
+
+            self._reader = ReadAhead(self._store)
 
     def getavailability(self) -> str:
         return "local" if self.annex.getconfig("url").startswith("pack+file:") else "global"
@@ -67,7 +75,7 @@ class PackRemote(SpecialRemote):
         from neuromirror.store.packs.thaw import Frozen
 
         try:
-            with self._store.open_key(key) as src, open(local_file, "wb") as dst:
+            with self._reader.open_key(key) as src, open(local_file, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except Frozen as exc:
             raise RemoteError(f"{self._store.url}: {exc}") from None

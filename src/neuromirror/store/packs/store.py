@@ -276,24 +276,27 @@ class PackStore:
             pack, offset, length = got
             lo = max(0, min(length, start or 0))
             hi = length if end is None else max(lo, min(length, end))
-            self._check_cold(pack)
             try:
-                return self.backend.open_range(pack_object(pack), offset + lo, hi - lo)
-            except Frozen:
-                self._ask_thaw(pack)
-                raise
+                return self.open_pack(pack, offset + lo, hi - lo)
             except FileNotFoundError:
                 continue  # repacked away since the map was read: read the index files again
         raise FileNotFoundError(f"{self.url}: no pack holds {key}")
+
+    def open_pack(self, pack: str, offset: int, length: int) -> IO[bytes]:
+        """Bytes of a pack, whatever keys they hold: one ranged read (:class:`Frozen`: a cold pack, its thaw
+        asked for; FileNotFoundError: no such pack, or cut short)."""
+        if self.cold(pack):
+            raise Frozen(pack)
+        try:
+            return self.backend.open_range(pack_object(pack), offset, length)
+        except Frozen:
+            self._ask_thaw(pack)
+            raise
 
     def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
         """Bytes ``[start:end]`` of a key (a reader's ranged read: one request to the store)."""
         with self.open_range(key, start, end) as fh:
             return fh.read()
-
-    def _check_cold(self, pack: str) -> None:
-        if self.cold(pack):
-            raise Frozen(pack)
 
     def cold(self, pack: str) -> bool:
         """Is ``pack`` in a cold class and not thawed?  Then its thaw is asked for (once); one HEAD per
@@ -400,8 +403,7 @@ class PackStore:
                 ", ".join(report.rotten[:5]),
             )
 
-    def close(self) -> None:
-        self.sync()
+    close = sync
 
     def prune(self, live: set[str], below: float = 0.5) -> Any:
         """Drop every key not in ``live`` (retention): packs with no live key deleted, packs whose live bytes
