@@ -6,6 +6,7 @@ checked against ``git ls-tree`` and ``git cat-file`` on a real repository's bran
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_paths_with_the_same_string_hash_are_told_apart() -> None:
 def test_keeps_readers_bound_gits_caches_and_answer_the_same(tmp_path: Path) -> None:
     """keep reads 10^6 logs through one cat-file: inside ``lean_readers`` git runs with its delta base cache
     and pack windows bounded (one such reader held 259 MB of a 10^6-key repository's packs, ~40 MB so);
-    outside (the sync), with git's defaults.  The same bytes either way."""
+    outside, and in another thread meanwhile (a sync beside it), with git's defaults.  The same bytes either way."""
     repo = tmp_path / "ds"
     keys = _annex_repo(repo, 5)
     record.record_present(repo, DirectoryStore(tmp_path / "store"), keys)
@@ -103,7 +104,9 @@ def test_keeps_readers_bound_gits_caches_and_answer_the_same(tmp_path: Path) -> 
     with gitutil.lean_readers():
         lean_argv, lean = read()
         listed = list(gitutil.ls_tree(repo, BRANCH))
-    assert lean == plain and all(plain)
+        with ThreadPoolExecutor(1) as beside:  # another thread meanwhile (a sync beside a keep): git's defaults
+            beside_argv, beside_got = beside.submit(read).result()
+    assert lean == plain == beside_got and all(plain)
     assert "core.deltaBaseCacheLimit=4m" in lean_argv and "core.packedGitLimit=16m" in lean_argv
-    assert not any(a.startswith("core.") for a in plain_argv)
+    assert not any(a.startswith("core.") for a in plain_argv + beside_argv)
     assert {p for *_, p in listed} == {p for *_, p in gitutil.ls_tree(repo, BRANCH)}

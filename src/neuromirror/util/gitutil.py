@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Sequence
@@ -40,25 +40,24 @@ LEAN_READER = (
     "-c",
     "core.packedGitLimit=16m",
 )
-_lean = [0]
-_lean_lock = threading.Lock()
+#: readers started in this context (this thread, and what it runs) use LEAN_READER: a count, for nesting
+_lean: ContextVar[int] = ContextVar("neuromirror_lean_readers", default=0)
 
 
 @contextmanager
 def lean_readers() -> Iterator[None]:
-    """The readers started meanwhile (by any thread) use :data:`LEAN_READER`: keep's, whose memory the
-    archives' size sets.  The sync does not ask for it (its readers' time is its targets')."""
-    with _lean_lock:
-        _lean[0] += 1
+    """The readers this thread starts meanwhile use :data:`LEAN_READER`: keep's and ``status --copies``',
+    whose memory the archives' size sets.  Another thread's readers keep git's defaults: a sync beside a keep
+    in the service's process (its readers' time is its targets'); a context variable, not a global."""
+    token = _lean.set(_lean.get() + 1)
     try:
         yield
     finally:
-        with _lean_lock:
-            _lean[0] -= 1
+        _lean.reset(token)
 
 
 def _reader_config() -> tuple[str, ...]:
-    return LEAN_READER if _lean[0] else ()
+    return LEAN_READER if _lean.get() else ()
 
 
 class GitError(NeuromirrorError, RuntimeError):
