@@ -122,14 +122,14 @@ class Marks:
         if journal.is_dir() and any(os.scandir(journal)):
             with self.mirror.lock(source):
                 flush_journal(repo)
-        return _read_ref(git_dir) or gitutil.ref_sha(repo, BRANCH)
+        return gitutil.branch_sha(repo, BRANCH)
 
     def heads(self, repos: Iterable[Path]) -> dict[str, str]:
         """relpath -> the branch head of each repository (read now, by the caller under the source's lock)."""
         out = {}
         for repo in repos:
             rel = os.path.relpath(repo, self.mirror.root)
-            sha = gitutil.ref_sha(repo, BRANCH)
+            sha = gitutil.branch_sha(repo, BRANCH)
             if sha is not None:
                 out[rel] = sha
         return out
@@ -186,19 +186,3 @@ class Marks:
 def terms_of(include: Iterable[str], exclude: Iterable[str], max_file_size: Optional[int]) -> str:
     """The options that decide which files of a version are kept: a mark made with others does not hold."""
     return json.dumps({"include": list(include), "exclude": list(exclude), "max_file_size": max_file_size})
-
-
-def _read_ref(git_dir: Path) -> Optional[str]:
-    """The git-annex branch's commit from the ref files (no git child: a rerun reads one per version)."""
-    try:
-        sha = (git_dir / BRANCH).read_text().strip()
-        return sha if len(sha) == 40 else None
-    except OSError:
-        pass
-    try:
-        for line in (git_dir / "packed-refs").read_text().splitlines():
-            if line.endswith(" " + BRANCH):
-                return line.split(" ", 1)[0]
-    except OSError:
-        pass
-    return None

@@ -33,7 +33,7 @@ class Locations:
     def of(self, repo: Path, keys: Iterable[str]) -> dict[str, frozenset[str]]:
         """key -> the store UUIDs the branch of ``repo`` says have it (empty: none), for ``keys``."""
         wanted = list(dict.fromkeys(keys))
-        ref = gitutil.ref_sha(repo, BRANCH)
+        ref = gitutil.branch_sha(repo, BRANCH)
         if (repo, ref) != self._at:
             self._at, self._states, self._blobs = (repo, ref), {}, None
         new = [k for k in wanted if k not in self._states]

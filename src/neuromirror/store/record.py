@@ -160,13 +160,12 @@ def chunks(keys: Iterable[str], size: Optional[int] = None) -> Iterator[list[str
     the branch (``abc/``), in the branch's order: each chunk's commit lists and rewrites its own part of the
     tree only.  Held meanwhile: a list slot per key (a key met twice is dropped as its directory is taken)."""
     size = size or CHUNK
-    by_dir: list[list[str]] = [[] for _ in range(4096)]
+    by_dir: dict[str, list[str]] = {}
     for k in keys:
-        by_dir[int(log_path(k)[:3], 16)].append(k)
+        by_dir.setdefault(log_path(k)[:3], []).append(k)
     chunk: list[str] = []
-    for d in range(4096):
-        chunk += dict.fromkeys(by_dir[d])
-        by_dir[d] = []
+    for d in sorted(by_dir):  # the directories keys fall in only: a Zarr of 50 keys, not git-annex's 4,096
+        chunk += dict.fromkeys(by_dir.pop(d))
         if len(chunk) >= size:
             yield chunk
             chunk = []
@@ -176,7 +175,7 @@ def chunks(keys: Iterable[str], size: Optional[int] = None) -> Iterator[list[str
 
 def store_uuids(repo: Path) -> dict[str, dict[str, str]]:
     """uuid -> fields of the stores ``repo``'s git-annex branch records."""
-    ref = gitutil.ref_sha(repo, BRANCH)
+    ref = gitutil.branch_sha(repo, BRANCH)
     return {} if ref is None else recorded_stores(read_top(repo, ref, "remote.log"))
 
 

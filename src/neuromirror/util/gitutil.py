@@ -26,6 +26,8 @@ IDENTITY = {
 }
 #: the mirror's commits' ``Name <email>``, as commits written without ``git commit`` name it
 COMMITTER = f"{IDENTITY['GIT_COMMITTER_NAME']} <{IDENTITY['GIT_COMMITTER_EMAIL']}>"
+#: a commit id as a ref file names it (a symbolic ref's ``ref: ...`` is not one)
+_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 #: what the long readers (``cat-file --batch``, ``ls-tree``) map and cache at most inside :func:`lean_readers`:
@@ -145,6 +147,15 @@ def rev_parse(repo: Path | str, rev: str) -> Optional[str]:
 def ref_sha(repo: Path | str, ref: str) -> Optional[str]:
     proc = run(repo, "rev-parse", "--verify", "-q", ref, check=False)
     return proc.stdout.decode().strip() or None
+
+
+def branch_sha(repo: Path | str, ref: str) -> Optional[str]:
+    """``ref``'s commit (a full ref name: ``refs/heads/git-annex``) read from the ref files where they name it
+    plainly, else asked of git: keep and the counts read a branch head per Zarr dataset, 20,000 in a dandiset,
+    and a ``git rev-parse`` costs ~2 ms where the files cost ~20 us."""
+    where = git_dir(Path(repo))
+    sha = ref_from_files(where, ref) if where is not None else None
+    return sha if sha and _SHA.fullmatch(sha) else ref_sha(repo, ref)
 
 
 def head_from_files(repo: Path | str) -> Optional[str]:
