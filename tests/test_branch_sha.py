@@ -50,3 +50,21 @@ def test_branch_sha_reads_loose_packed_and_shadowed_refs_as_git_does(tmp_path: P
     # what the files do not say plainly (a symbolic ref) is asked of git
     git(repo, "symbolic-ref", "refs/heads/alias", BRANCH)
     assert gitutil.branch_sha(repo, "refs/heads/alias") == second
+
+
+def test_has_commit_answers_from_the_checked_out_head_and_asks_git_otherwise(tmp_path: Path) -> None:
+    from neuromirror.annex.tree import has_commit
+
+    repo = tmp_path / "zarr"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    first = _commit(repo, "a")
+    second = _commit(repo, "b")
+    assert gitutil.checked_out(repo) == second  # a branch's loose ref
+    git(repo, "pack-refs", "--all")
+    assert gitutil.checked_out(repo) == second  # packed
+    git(repo, "checkout", "-q", first)
+    assert gitutil.checked_out(repo) == first  # detached
+    assert has_commit(repo, first) and has_commit(repo, second)  # the other one from git
+    assert not has_commit(repo, "0" * 40)
+    assert gitutil.checked_out(tmp_path / "nowhere") is None

@@ -263,6 +263,10 @@ def gitlinks(repo: Path | str, commit: str) -> list[tuple[str, str]]:
 
 
 def has_commit(repo: Path, commit: str) -> bool:
+    """Is ``commit`` in ``repo``?  The checked-out one is, as its files say (a Zarr dataset kept at its newest
+    state: keep and the copies count ask once each per Zarr, 20,000 in a dandiset); others are asked of git."""
+    if commit and gitutil.checked_out(repo) == commit:
+        return True
     return gitutil.run(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode == 0
 
 

@@ -175,6 +175,18 @@ def head_from_files(repo: Path | str) -> Optional[str]:
     return rev_parse(repo, "HEAD") if git_dir.is_dir() else None
 
 
+def checked_out(repo: Path | str) -> Optional[str]:
+    """The commit checked out in ``repo`` where its files say it plainly (a detached HEAD, or a branch's loose
+    or packed ref); None otherwise, never a git child: a cheap first answer for callers that ask git after."""
+    where = git_dir(Path(repo))
+    try:
+        head = (where / "HEAD").read_text().strip() if where is not None else ""
+    except OSError:
+        return None
+    sha = ref_from_files(where, head[5:]) if head.startswith("ref: ") and where is not None else head
+    return sha if sha and _SHA.fullmatch(sha) else None
+
+
 def ref_from_files(git_dir: Path, ref: str) -> Optional[str]:
     """``ref``'s commit read from the repository's files (its loose ref, else ``packed-refs``): no git
     process; None when neither names it or a file cannot be read (callers that must know ask git)."""
