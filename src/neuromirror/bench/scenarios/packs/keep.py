@@ -280,7 +280,7 @@ def keep_file(
 ) -> list[dict]:
     """``keep-pack``'s results for one shape (see the module); ``sides`` leaves some out (no ratio then)."""
     env = _env(archives)
-    packed, plain = work / f"keep-pack-{m.shape}-packed", work / f"keep-pack-{m.shape}-directory"
+    packed, plain = _unused(work / f"keep-pack-{m.shape}-packed"), _unused(work / f"keep-pack-{m.shape}-directory")
     url = f"pack+file://{packed}"
     ours = _keep(m, env, url, f"keep-pack-{m.shape}", pack_size)
     ours = _with_rule(ours, _files(packed), ours["transferred_bytes"] or m.nbytes, pack_size)
@@ -304,6 +304,16 @@ def keep_file(
         )
         + f"; packed store {ours['store_files']} files (rule {ours['rule']})"
     )
+    return out
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path-2``, ``-3``... when a round before filled it: each round of ``--compare`` keeps
+    into stores of its own (into the same one, every round after the first was a no-op rerun)."""
+    n, out = 1, path
+    while out.exists():
+        n += 1
+        out = path.with_name(f"{path.name}-{n}")
     return out
 
 
