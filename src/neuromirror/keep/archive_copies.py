@@ -13,6 +13,7 @@ their checks held ~450 bytes a key, ``status --copies`` of one Zarr of 10^6 chun
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
@@ -34,12 +35,24 @@ COMPACT_MIN = 20_000
 MAX_STORES = 64
 
 
+#: a key's newest check when it has none (NaN, as in the columns; one object for every such key)
+_NONE = math.nan
+
+
+def _fold(old_bits: int, old_newest: float, bits: int, newest: Optional[float]) -> tuple[int, int, float]:
+    """A key's record (its stores' bits, its newest check, NaN: none) met again with ``bits`` and ``newest``:
+    (the bits new to it, its bits, its newest check): the one rule for a key by name and in the columns."""
+    if newest is not None and not old_newest >= newest:  # NaN: none before
+        old_newest = newest
+    return bits & ~old_bits, old_bits | bits, old_newest
+
+
 class _PerKey:
     """Per distinct key: the stores counted with a verified copy of it (a bit each) and its newest check
     (NaN: none); by name (a dict) for the keys met since the last sort, the others as sorted columns."""
 
     def __init__(self) -> None:
-        self.recent: dict[str, list] = {}  # key -> [bits, newest check or None]
+        self.recent: dict[str, list] = {}  # key -> [bits, newest check (NaN: none)]
         self.cols: Optional[tuple[np.ndarray, ...]] = None  # string hash, CRC-32, bits, newest check
 
     def __len__(self) -> int:
@@ -52,20 +65,14 @@ class _PerKey:
             at = fingerprints.find(self.cols[0], self.cols[1], key)
             if at >= 0:
                 bits_col, newest_col = self.cols[2], self.cols[3]
-                fresh = bits & ~int(bits_col[at])
-                bits_col[at] |= bits
-                if newest is not None and not newest_col[at] >= newest:  # NaN: none before
-                    newest_col[at] = newest
+                fresh, bits_col[at], newest_col[at] = _fold(int(bits_col[at]), float(newest_col[at]), bits, newest)
                 return False, fresh
         if row is None:
-            self.recent[key] = [bits, newest]
+            self.recent[key] = [bits, _NONE if newest is None else newest]
             if len(self.recent) >= COMPACT_MIN:
                 self._compact()
             return True, bits
-        fresh = bits & ~row[0]
-        row[0] |= bits
-        if newest is not None and (row[1] is None or row[1] < newest):
-            row[1] = newest
+        fresh, row[0], row[1] = _fold(row[0], row[1], bits, newest)
         return False, fresh
 
     def columns(self) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +89,7 @@ class _PerKey:
 
         n, rows = len(self.recent), self.recent.values()
         bits = np.fromiter((b for b, _ in rows), dtype=np.uint64, count=n)
-        newest = np.fromiter((np.nan if t is None else t for _, t in rows), dtype=np.float64, count=n)
+        newest = np.fromiter((t for _, t in rows), dtype=np.float64, count=n)
         return bits, newest
 
     def _compact(self) -> None:
