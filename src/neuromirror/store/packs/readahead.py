@@ -33,7 +33,6 @@ class ReadAhead:
         self.span = 0
         self._held: Optional[tuple[str, int, bytes]] = None  # pack, offset, bytes read from there
         self._last: Optional[tuple[str, int]] = None  # pack, end of the last key served
-        self.requests = 0  # ranged reads of the store made here
 
     def open_key(self, key: str) -> IO[bytes]:
         """The key's bytes (FileNotFoundError: the store has no such key; ``Frozen``: its pack is cold)."""
@@ -58,7 +57,6 @@ class ReadAhead:
         except FileNotFoundError:  # repacked away since the map was read: the key's own read looks again
             self._held = None
             return self._alone(key, (pack, offset + length))
-        self.requests += 1
         if len(data) < length:
             raise OSError(f"{self.store.url}: pack {pack} cut short at {offset + len(data)}")
         self._held = (pack, offset, data)
@@ -67,7 +65,6 @@ class ReadAhead:
 
     def _alone(self, key: str, last: Optional[tuple[str, int]]) -> IO[bytes]:
         fh = self.store.open_key(key)
-        self.requests += 1
         self._last = last
         return fh
 
