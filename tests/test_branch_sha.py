@@ -68,3 +68,18 @@ def test_has_commit_answers_from_the_checked_out_head_and_asks_git_otherwise(tmp
     assert has_commit(repo, first) and has_commit(repo, second)  # the other one from git
     assert not has_commit(repo, "0" * 40)
     assert gitutil.checked_out(tmp_path / "nowhere") is None
+
+
+def test_loose_ref_reads_only_a_loose_commit_id_and_leaves_the_rest_to_branch_sha(tmp_path: Path) -> None:
+    repo = tmp_path / "ds"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git_dir = str(repo / ".git")
+    assert gitutil.loose_ref(git_dir, BRANCH) is None  # no such branch
+    first = _commit(repo, "a")
+    git(repo, "update-ref", BRANCH, first)
+    assert gitutil.loose_ref(git_dir, BRANCH) == first == gitutil.branch_sha(repo, BRANCH)
+    git(repo, "pack-refs", "--all")  # packed: not this reader's to answer
+    assert gitutil.loose_ref(git_dir, BRANCH) is None and gitutil.branch_sha(repo, BRANCH) == first
+    git(repo, "symbolic-ref", "refs/heads/alias", BRANCH)  # a file, but no commit id in it
+    assert gitutil.loose_ref(git_dir, "refs/heads/alias") is None

@@ -98,6 +98,18 @@ class Changes:
         return True
 
 
+def _journal_empty(git: str) -> bool:
+    """Whether git-annex's journal under the git directory ``git`` holds nothing (False: not known, as
+    where ``.git`` is a file: the caller takes the long way)."""
+    try:
+        with os.scandir(os.path.join(git, "annex", "journal")) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True  # no journal (or no repository: the ref's read says so)
+    except OSError:
+        return False
+
+
 #: top-level directories of the branch diffed by one ``git diff-tree`` (1/64 of a large branch's keys)
 _DIRS_A_DIFF = 64
 _DIR = "40000"  # a tree's mode in its parent
@@ -108,12 +120,21 @@ class Marks:
 
     def __init__(self, mirror: Any) -> None:
         self.mirror = mirror
+        self._root = str(mirror.root)
         self._diffs: dict[tuple[str, str, str], Changes] = {}
         self._stores: dict[str, frozenset[str]] = {}
 
     def head(self, rel: str, source: str) -> Optional[str]:
         """The branch head of the repository at ``rel`` (None: none), with what git-annex left in its journal
-        (``annex.alwayscommit=false``: a ``setpresentkey`` or ``drop`` not committed yet) committed first."""
+        (``annex.alwayscommit=false``: a ``setpresentkey`` or ``drop`` not committed yet) committed first.
+
+        The common case (a ``.git`` directory, an empty journal, a loose ref) is two system calls on string
+        paths: a no-op rerun asks this of every Zarr dataset for the store's mark and the count's."""
+        git = os.path.join(self._root, rel, ".git")
+        if _journal_empty(git):
+            sha = gitutil.loose_ref(git, BRANCH)
+            if sha is not None:
+                return sha
         repo = self.mirror.root / rel
         if not repo.is_dir():
             return None  # a Zarr subdataset no longer there: read in full (and reported) by the keep
