@@ -255,6 +255,7 @@ def _pack_options(p: argparse.ArgumentParser) -> None:
     )
     for flag, kind, default, text in (
         ("--keep-pack-peer-objects", int, 20_000, "keep-pack zarr: git annex copy's sample past this (20,000)"),
+        ("--keep-pack-s3-objects", int, 50_000, "keep-pack-s3: the s3:// side's sample past this (50,000)"),
         ("--lost-stores-chunks", int, 1000, "lost-stores: chunks of the lost Zarr (default 1000)"),
         ("--lost-stores-rounds", int, 2, "lost-stores: alternating rounds per store kind (default 2)"),
         ("--restore-pack-files", int, 10_000, "restore-pack: files of 10 kB (default 10^4)"),
