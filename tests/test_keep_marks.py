@@ -66,6 +66,25 @@ def test_a_no_op_rerun_takes_the_version_from_its_marks_and_a_harmless_branch_ch
     assert json.loads(d.run.ok("status", "--copies", d.spec, "--json"))["versions"][0]["enough"]["files"] == 2
 
 
+def test_a_keep_into_a_new_store_leaves_the_older_stores_marks_holding(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """A lab adds a store: its keep writes its own lines into remote.log and uuid.log of every dataset, which
+    lowers nothing another store's mark says; the count over every store is read again by that keep."""
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 4_000, "sub-02/b.nwb": 2_000})
+    one, two = tmp_path / "store-one", tmp_path / "store-two"
+    code, first, err = _keep(d, one, copies=1)
+    assert code == 0 and first["transferred"]["files"] == 2, err
+    code, new, err = _keep(d, two, copies=1)  # a new store: remote.log changed
+    assert code == 0 and new["transferred"]["files"] == 2, err
+    code, again, err = _keep(d, one, copies=1)
+    assert code == 0, err
+    assert _marked(again) == [1] and again["transferred"]["files"] == 0
+    assert new["counts_marked"] == 0 and again["counts_marked"] == 1  # counted by the keep that added a store
+    assert sorted(again["counts"][0]["stores"].values()) == [2, 2]
+
+
 def test_a_copy_whose_record_git_annex_dropped_is_recorded_again_by_the_rerun(
     dandi_archive,  # noqa: ANN001
     tmp_path: Path,
@@ -165,8 +184,17 @@ def test_the_changes_between_two_branch_commits_are_read_a_group_of_directories_
     assert changes.ok and not changes.top
     assert changes.lost == {a.identity.uuid} and changes.moved == {a.identity.uuid, b.identity.uuid}
 
-    record.ensure_remote(repo, DirectoryStore(tmp_path / "c"))  # remote.log and uuid.log changed
-    assert marks.Changes.between(repo, c1, head()).top
+    c = DirectoryStore(tmp_path / "c")
+    record.ensure_remote(repo, c)  # remote.log and uuid.log changed: by c's lines only
+    c2 = head()
+    added = marks.Changes.between(repo, c1, c2)
+    assert added.ok and not added.top and added.retold == {c.identity.uuid} and not added.moved
+    git(repo, "annex", "describe", a.identity.uuid, "store a, renamed")  # uuid.log: a's own line
+    c3 = head()
+    renamed = marks.Changes.between(repo, c2, c3)
+    assert renamed.ok and not renamed.top and renamed.retold == {a.identity.uuid}
+    git(repo, "annex", "untrust", a.identity.uuid)  # trust.log: read as a change for every store
+    assert marks.Changes.between(repo, c3, head()).top
     assert not marks.Changes.between(repo, "1" * 40, c1).ok
 
 

@@ -12,8 +12,9 @@ A mark *holds* when, for every repository, the branch is still at the marked com
 and nothing between the two commits can have lowered what the mark says (:func:`Changes.between`:
 ``git diff-tree`` of the two commits, and only the changed location logs read, old and new):
 
-* a store's mark: no location log lost that store, and no top-level file changed (``remote.log``,
-  ``trust.log``...: a store's remote dropped, a store declared dead);
+* a store's mark: no location log lost that store, no line of that store's changed in ``remote.log``
+  or ``uuid.log`` (its remote dropped or changed; a store added beside it writes only its own lines),
+  and no other top-level file changed (``trust.log``...: a store declared dead);
 * a count mark: no location log gained or lost any store the branch's ``remote.log`` names (the
   web's and the mirror's own presence do not count), and no top-level file changed.
 
@@ -49,7 +50,8 @@ class Changes:
     """What changed on a repository's git-annex branch between two commits, as far as marks care."""
 
     ok: bool = True  # False: the diff could not be read (an old commit gone): no mark holds
-    top: bool = False  # a top-level file (remote.log, trust.log, ...) changed
+    top: bool = False  # a top-level file that may lower any store (trust.log, ...) changed
+    retold: set[str] = field(default_factory=set)  # UUIDs whose remote.log / uuid.log lines changed
     lost: set[str] = field(default_factory=set)  # UUIDs some location log no longer lists
     moved: set[str] = field(default_factory=set)  # UUIDs some location log lists or drops
 
@@ -65,14 +67,23 @@ class Changes:
             after = {n: (m, i) for n, m, i in tree_entries(new_tree)}
             out = cls()
             changed = sorted(n for n in before.keys() | after.keys() if before.get(n) != after.get(n))
-            if any(before.get(n, (_DIR,))[0] != _DIR or after.get(n, (_DIR,))[0] != _DIR for n in changed):
-                out.top = True  # a top-level file (remote.log, trust.log, ...)
-            if out.top:
+            dirs = [n for n in changed if _is_dir(before.get(n)) and _is_dir(after.get(n))]
+            if not out._tops(cat, before, after, [n for n in changed if n not in dirs]):
                 return out
-            for i in range(0, len(changed), _DIRS_A_DIFF):
-                if not out._add(repo, old, new, changed[i : i + _DIRS_A_DIFF], cat):
+            for i in range(0, len(dirs), _DIRS_A_DIFF):
+                if not out._add(repo, old, new, dirs[i : i + _DIRS_A_DIFF], cat):
                     return cls(ok=False)
         return out
+
+    def _tops(self, cat: gitutil.CatFile, before: dict, after: dict, files: list[str]) -> bool:
+        """Read the changed top-level files: a per-store log names the UUIDs whose lines changed; any other
+        (trust.log, group.log, ...) is a change for every store (False, ``top`` set)."""
+        if any(n not in _PER_STORE for n in files):
+            self.top = True
+            return False
+        for name in files:
+            self.retold |= _lines_changed(cat, before.get(name), after.get(name))
+        return True
 
     def _add(self, repo: Path, old: str, new: str, dirs: list[str], cat: gitutil.CatFile) -> bool:
         """The stores the location logs under ``dirs`` gained or lost; False: the diff could not be read."""
@@ -108,6 +119,22 @@ def _journal_empty(git: str) -> bool:
         return True  # no journal (or no repository: the ref's read says so)
     except OSError:
         return False
+
+
+#: top-level logs of one line per store: a store added beside the marked one changes only its own lines
+_PER_STORE = frozenset({"remote.log", "uuid.log"})
+
+
+def _is_dir(entry: Optional[tuple[str, str]]) -> bool:
+    return entry is None or entry[0] == _DIR
+
+
+def _lines_changed(cat: gitutil.CatFile, old: Optional[tuple[str, str]], new: Optional[tuple[str, str]]) -> set[str]:
+    """The UUIDs (each line's first word) whose lines differ between two versions of a per-store log."""
+    blobs = cat.get_few([entry[1] for entry in (old, new) if entry is not None])
+    texts = iter(blobs)
+    sides = [set((next(texts) or b"").splitlines()) if entry is not None else set() for entry in (old, new)]
+    return {line.split(b" ", 1)[0].decode("ascii", "replace") for line in sides[0] ^ sides[1] if line.strip()}
 
 
 #: top-level directories of the branch diffed by one ``git diff-tree`` (1/64 of a large branch's keys)
@@ -185,7 +212,9 @@ class Marks:
         if not ch.ok or ch.top:
             return False
         if store != store_checks.COUNTS:
-            return store not in ch.lost
+            return store not in ch.lost and store not in ch.retold
+        if ch.retold:
+            return False  # a store named or unnamed: what the count covers may have changed
         if rel not in self._stores:
             self._stores[rel] = frozenset(store_uuids(self.mirror.root / rel))
         return not (ch.moved & self._stores[rel])
