@@ -69,3 +69,33 @@ def test_a_clones_get_of_a_cold_pack_says_thawing_then_gets_it(dandi_archive, s3
     assert second.returncode == 0, second.stdout + second.stderr
     assert restores(log) == asked
     assert sha256((work / "sub-01/b.nwb").read_bytes()) == sha256(d.files["sub-01/b.nwb"])
+
+
+@pytest.mark.parametrize(("klass", "cold"), [("STANDARD_IA", False), ("GLACIER_IR", False), ("GLACIER", True)])
+def test_each_storage_class_is_read_as_s3_serves_it(
+    dandi_archive, s3, bucket, tmp_path: Path, klass: str, cold: bool
+) -> None:  # noqa: ANN001
+    """GLACIER_IR and STANDARD_IA serve a GET at once (no thaw asked, the pack read in place); GLACIER, like
+    DEEP_ARCHIVE, refuses it until RestoreObject: the reader asks once, says so, then reads."""
+    import fsspec
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/c.nwb": 12_345})
+    url = f"pack+s3://{bucket}/{klass.lower()}"
+    d.run.ok("keep", d.spec, "--to", url, "--storage-class", klass)
+    (pack,) = [k for k in s3.client().list_objects_v2(Bucket=bucket, Prefix=f"{klass.lower()}/packs/")["Contents"]]
+    assert s3.client().head_object(Bucket=bucket, Key=pack["Key"])["StorageClass"] == klass
+    lose_blobs(d, ["sub-01/c.nwb"])
+    pin = f"dandi/{d.id}@{d.version}/sub-01/c.nwb"
+
+    log = s3.log_requests()
+    try:
+        fs = fsspec.filesystem("neuromirror", root=str(d.run.root), skip_instance_cache=True)
+        if cold:
+            with pytest.raises(OSError, match="thawing from cold storage"):
+                fs.cat_file(pin)
+            fs = fsspec.filesystem("neuromirror", root=str(d.run.root), skip_instance_cache=True)
+        got = fs.cat_file(pin)
+    finally:
+        s3.log_requests(False)
+    assert len(restores(log)) == (1 if cold else 0), log
+    assert sha256(got) == sha256(d.files["sub-01/c.nwb"])

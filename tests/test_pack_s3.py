@@ -18,7 +18,9 @@ from pathlib import Path
 
 from conftest import clone, git
 from helpers.keep import ACCESS_KEY, SECRET_KEY, key_of, lose_blobs, lose_zarr, make_dandiset, sha256
+from helpers.service import metric_samples
 from neuromirror.demo import deterministic_bytes
+from neuromirror.service import render_metrics
 
 
 def objects(s3, bucket: str) -> dict[str, dict]:  # noqa: ANN001
@@ -94,6 +96,11 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
     status = json.loads(d.run("status", "--json")[1])
     assert sorted(t["pack"] for t in status["thaws"]) == sorted(k.rsplit("/", 1)[1][: -len(".pack")] for k in packs)
     assert "2 cold pack(s) thawing" in d.run("status")[1]
+    gauge = metric_samples(render_metrics(status))  # what the service's /metrics renders of the same report
+    thawing = {
+        dict(k[1:])["store"].rstrip("/"): v for k, v in gauge.items() if k[0] == "neuromirror_pack_thaws_outstanding"
+    }
+    assert thawing == {url: 2}, thawing
 
     # once thawed, the rerun asks for nothing again and writes every file
     log = s3.log_requests()
