@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import clone, git
-from helpers.keep import _flip_a_byte, lose_blobs, make_dandiset
+from helpers.keep import _flip_a_byte, clone_gets_every_byte, lose_blobs, make_dandiset
 
 
 def test_a_packed_store_named_by_the_environment_is_kept_and_verified_kept(
@@ -70,11 +68,6 @@ def test_keep_from_a_packed_store_moves_its_content_and_asks_the_archive_nothing
 
     # the old packed store retired: a plain clone reads the new store by itself
     shutil.rmtree(tmp_path / "old-packed")
-    work = clone(d.ds, tmp_path / "clone")
-    git(work, "checkout", "-q", d.version)
-    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for path, data in d.files.items():
-        assert (work / path).read_bytes() == data
+    clone_gets_every_byte(d, tmp_path / "clone")
     code, out, err = d.run("verify", d.spec, "--kept", "--content", "--store", new)
     assert code == 0, out + err

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clone, git
-from helpers.keep import lose_blobs, make_dandiset
+from helpers.keep import clone_gets_every_byte, lose_blobs, make_dandiset
 
 #: each run killed at one point (``#k``: the k-th time the point is reached), one after another
 KILLS = ["pack-write#2", "pack-staged", "pack-sealed#2", "pack-indexed"]
@@ -56,9 +55,4 @@ def test_a_keep_killed_at_each_point_of_a_pack_converges_and_verifies_clean(
     assert code == 0, out + err
 
     lose_blobs(d, list(sizes))  # every S3 version deleted: the packs are all that is left
-    work = clone(d.ds, tmp_path / "clone")
-    git(work, "checkout", "-q", d.version)
-    got = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
-    assert got.returncode == 0, got.stdout + got.stderr
-    for path, data in d.files.items():
-        assert (work / path).read_bytes() == data, path
+    clone_gets_every_byte(d, tmp_path / "clone")

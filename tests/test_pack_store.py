@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import clone, git
-from helpers.keep import key_of, lose_blobs, make_dandiset, sha256
+from helpers.keep import clone_gets_every_byte, key_of, lose_blobs, make_dandiset, sha256
 from neuromirror.store.packs.layout import PackIndex
 from neuromirror.store.packs.store import PackStore
 
@@ -244,12 +244,7 @@ def test_keep_from_a_directory_store_into_a_packed_one_asks_the_archive_nothing(
     assert log == []  # not one request to the archive's bucket
     # the old store retired: a clone reads the packed one
     shutil.rmtree(old, ignore_errors=True)
-    work = clone(d.ds, tmp_path / "clone")
-    git(work, "checkout", "-q", d.version)
-    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for path, data in d.files.items():
-        assert (work / path).read_bytes() == data
+    clone_gets_every_byte(d, tmp_path / "clone")
     code, _, err = d.run("keep", d.spec, "--to", url, "--from", str(tmp_path / "nowhere"))
     assert code == 2 and "--from" in err and "not a store" in err
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from conftest import git
+from conftest import clone, git
 from helpers.retrieve import Runner
 from neuromirror.demo import deterministic_bytes
 
@@ -139,3 +139,15 @@ ACCESS_KEY = "AKIAKEEPSTORETEST0001"
 
 
 SECRET_KEY = "keep-store-secret-Zq81xW"  # moto accepts any: these strings must appear nowhere on disk
+
+
+def clone_gets_every_byte(d: Dandiset, where: Path) -> Path:
+    """A plain ``datalad clone`` of the mirror's dataset at the version and ``datalad get .``: every file's bytes
+    are the archive's, from whatever store the clone found by itself.  The clone."""
+    work = clone(d.ds, where)
+    git(work, "checkout", "-q", d.version)
+    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in d.files.items():
+        assert (work / path).read_bytes() == data, path
+    return work
