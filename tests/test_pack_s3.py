@@ -16,6 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import clone, git
 from helpers.keep import ACCESS_KEY, SECRET_KEY, key_of, lose_blobs, lose_zarr, make_dandiset, sha256
 from helpers.service import metric_samples
@@ -116,14 +118,23 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
         assert got, path
 
 
+@pytest.mark.parametrize("seen", [False, True])
 def test_a_plain_s3_store_is_read_before_the_archive_whether_or_not_the_mirror_saw_the_loss(
-    dandi_archive, s3, bucket, tmp_path: Path
-) -> None:  # noqa: ANN001
-    """An S3 store (``cost=150``, as a directory store): a clone's get of lost files asks the archive nothing."""
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    bucket: str,
+    tmp_path: Path,
+    seen: bool,
+) -> None:
+    """An S3 store (``cost=150``, as a directory store): a clone's get of lost files asks the archive nothing,
+    whether the mirror never heard of the loss or its ``verify --content`` found the URLs dead first."""
     sizes = {f"f{i}.nwb": 3_000 + i for i in range(6)}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     assert d.run("keep", d.spec, "--to", f"s3://{bucket}/plain")[0] == 0
-    lose_blobs(d, list(sizes))  # the mirror never hears of it
+    lose_blobs(d, list(sizes))
+    if seen:  # the mirror reads the archive again: every URL dead, every key's bytes still in the store
+        code, out, err = d.run("verify", d.spec, "--content")
+        assert code == 0 and "dead-url" in out and "MISMATCH" not in out, out + err
     work = clone(d.ds, tmp_path / "clone")
     git(work, "checkout", "-q", d.version)
     log = s3.log_requests()
