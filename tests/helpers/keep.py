@@ -72,12 +72,25 @@ def make_dandiset(archive, root: Path, sizes: dict[str, int], *, zarr: dict[str,
     return Dandiset(archive, ident, version, files, run)
 
 
-def lose_blobs(d: Dandiset, paths: list[str]) -> None:
-    """What garbage collection does: every S3 version of the blobs gone (no delete marker to undo)."""
+def lose_blobs(d: Dandiset, paths: list[str], version: str | None = None) -> None:
+    """What garbage collection does: every S3 version of the blobs gone (no delete marker to undo); the paths
+    as ``version`` has them (default: the published version's)."""
     client = d.archive.s3.client()
     for path in paths:
-        blob = d.archive.asset_at(d.id, path, d.version).blob
+        blob = d.archive.asset_at(d.id, path, version or d.version).blob
         _delete_all_versions(client, blob.bucket, blob.key)
+
+
+def lost_then_got(d: Dandiset, where: Path, wanted: dict[str, bytes]) -> Path:
+    """The draft's blobs of ``wanted`` lost, then a plain clone's ``datalad get`` of those paths: every byte from
+    the stores the clone found by itself.  The clone."""
+    lose_blobs(d, list(wanted), "draft")
+    work = clone(d.ds, where)
+    proc = subprocess.run(["datalad", "get", *wanted], cwd=work, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in wanted.items():
+        assert sha256((work / path).read_bytes()) == sha256(data), path
+    return work
 
 
 def lose_zarr(d: Dandiset, path: str) -> None:
