@@ -15,27 +15,43 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from helpers.keep import T0, keep_config, key_of, lose_blobs, make_dandiset, sha256, whereis
 from helpers.service import serve, wait_for
 from neuromirror.demo import deterministic_bytes
 
 
-def test_the_published_copy_names_the_packed_store_by_the_end_of_the_first_cycle(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("published", ["ria", "sibling"])
+def test_the_published_copy_names_the_packed_store_by_the_end_of_the_first_cycle(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    published: str,
+) -> None:
+    """Into a RIA store from a ``pack+file://`` store; into a sibling (a directory of bare repositories) from a
+    ``pack+s3://`` store, whose endpoint and credentials the service and the stranger's clone take from their
+    environment."""
     sizes = {"sub-01/a.nwb": 21_000, "sub-02/b.nwb": 13_000}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)  # synced once: the service's sync is a no-op
-    packed, ria = tmp_path / "packed", tmp_path / "ria"
+    ria, bare = tmp_path / "ria", tmp_path / "bare"
+    if published == "ria":
+        store, target, repo, origin = f"pack+file://{tmp_path / 'packed'}", f"ria+file://{ria}", ria / "alias", None
+    else:
+        store, target, repo = f"pack+s3://{request.getfixturevalue('bucket')}/packed", str(bare), bare
+        origin = str(bare / "dandi" / d.id)
+    repo = repo / "dandi" / d.id
     cfg = keep_config(
         tmp_path / "m.yaml",
         dandi_archive.api_url,
         d.source,
-        f'store: "pack+file://{packed}"\n',
-        f'    publish: {{to: "ria+file://{ria}"}}\n',
+        f'store: "{store}"\n',
+        f'    publish: {{to: "{target}"}}\n',
         interval="2s",
     )
     with serve(d.run.root, cfg) as svc:
-        # one cycle: the keep put the keys into the packs, and the RIA copy's git-annex branch says so
+        # one cycle: the keep put the keys into the packs, and the published copy's git-annex branch says so
         def published_knows() -> bool:
-            repo = ria / "alias" / "dandi" / d.id
             if not repo.exists():
                 return False
             log = subprocess.run(
@@ -54,7 +70,7 @@ def test_the_published_copy_names_the_packed_store_by_the_end_of_the_first_cycle
     lose_blobs(d, list(sizes))
     work = tmp_path / "stranger"
     proc = subprocess.run(
-        ["datalad", "clone", f"ria+file://{ria}#~dandi/{d.id}", str(work)], capture_output=True, text=True
+        ["datalad", "clone", origin or f"ria+file://{ria}#~dandi/{d.id}", str(work)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     subprocess.run(["git", "-C", str(work), "checkout", "-q", d.version], check=True)
