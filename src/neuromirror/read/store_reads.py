@@ -33,7 +33,19 @@ STREAMED = ("file", "s3", "pack+file", "pack+s3")
 SMALL = 4 << 20
 _BYTES = re.compile(r"^bytes=(\d+)-(\d+)$")
 _stores: dict[str, Any] = {}
+#: what the datasets' branches record of each packed S3 store (``endpoint``, ``publicurl``), by its URL
+_recorded: dict[str, dict[str, str]] = {}
 _lock = threading.Lock()
+
+
+def note_recorded(url: str, fields: dict[str, str]) -> None:
+    """What a dataset's branch records of the packed S3 store ``url``: its endpoint and public URL, read with
+    where the process names none (a reader holding no setting of the lab's reads a lab's MinIO, or names a
+    pack by the bucket's public URL, as a clone's git-annex does from the same record)."""
+    got = {k: fields[k] for k in ("endpoint", "publicurl") if fields.get(k)}
+    if got:
+        with _lock:
+            _recorded.setdefault(url, got)
 
 
 def scheme(url: str) -> str:
@@ -73,7 +85,7 @@ def _store(url: str) -> Any:
     with _lock:
         got = _stores.get(url)
         if got is None:
-            got = _stores[url] = open_store(url)
+            got = _stores[url] = open_store(url, recorded=_recorded.get(url))
         return got
 
 

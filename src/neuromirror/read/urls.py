@@ -35,7 +35,7 @@ from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
 from neuromirror.annex.tree import version_batches
 from neuromirror.read.pinned import Pin
-from neuromirror.read.store_reads import byte_range, located, packed_copy
+from neuromirror.read.store_reads import byte_range, located, note_recorded, packed_copy
 from neuromirror.read.store_reads import status as copy_status
 from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import Stability, stability
@@ -288,6 +288,8 @@ def _reader_of_fields(name: str, fields: dict[str, str]) -> Optional[StoreReader
         return StoreReader(name, "S3", base, fields.get("fileprefix", ""))
     url = fields.get("url", "")
     if fields.get("type") == "external" and url.startswith("pack+"):
+        if url.startswith("pack+s3:"):
+            note_recorded(url, fields)
         here = url.startswith("pack+s3:") or Path(unquote(urlsplit(url).path)).is_dir()
         return StoreReader(name, "pack", url if here else None)
     return None

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from neuromirror.errors import BadInput, UserError
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
-from neuromirror.store.s3 import S3Store
+from neuromirror.store.s3 import ENDPOINT_ENV, PUBLIC_URL_ENV, S3Store
 
 STORE_ENV = "NEUROMIRROR_STORE"
 #: what looks like a URL scheme (``s3:``, ``file:``, ``ria+ssh:``); one letter is a drive, not a scheme
@@ -35,8 +35,15 @@ def store_name(given: Optional[str]) -> str:
     return name.strip()
 
 
-def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Optional[str] = None) -> Store:
-    """The store ``name`` names (nothing is created until it is first written)."""
+def open_store(
+    name: str,
+    *,
+    pack_size: Optional[int] = None,
+    storage_class: Optional[str] = None,
+    recorded: Optional[dict[str, str]] = None,
+) -> Store:
+    """The store ``name`` names (nothing is created until it is first written).  ``recorded``: what a dataset's
+    branch records of a packed S3 store (``endpoint``, ``publicurl``), for a reader whose process names none."""
     m = _SCHEME.match(name)
     scheme = m.group(1).lower() if m else ""
     if pack_size is not None and not scheme.startswith("pack+"):
@@ -48,7 +55,7 @@ def open_store(name: str, *, pack_size: Optional[int] = None, storage_class: Opt
     if m is None:
         return DirectoryStore(_local_dir(name, name))
     if scheme in ("pack+file", "pack+s3"):
-        return _packed(name, scheme, pack_size, storage_class)
+        return _packed(name, scheme, pack_size, storage_class, recorded or {})
     if scheme == "file":
         parts = urlsplit(name)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
@@ -84,7 +91,9 @@ def _local_dir(path: str, name: str) -> str:
     return path
 
 
-def _packed(name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str]) -> Store:
+def _packed(
+    name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str], recorded: dict[str, str]
+) -> Store:
     from neuromirror.store.packs.store import PackStore
 
     parts = urlsplit(name)
@@ -98,4 +107,11 @@ def _packed(name: str, scheme: str, pack_size: Optional[int], storage_class: Opt
         return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size)
     if not parts.netloc:
         raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")
-    return PackStore.bucket(parts.netloc, unquote(parts.path), pack_size=pack_size, storage_class=storage_class)
+    return PackStore.bucket(
+        parts.netloc,
+        unquote(parts.path),
+        endpoint=None if os.environ.get(ENDPOINT_ENV) else recorded.get("endpoint"),
+        public_url=None if os.environ.get(PUBLIC_URL_ENV) else recorded.get("publicurl"),
+        pack_size=pack_size,
+        storage_class=storage_class,
+    )
