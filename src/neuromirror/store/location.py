@@ -55,7 +55,7 @@ def open_store(
     if m is None:
         return DirectoryStore(_local_dir(name, name))
     if scheme in ("pack+file", "pack+s3"):
-        return _packed(name, scheme, pack_size, storage_class, recorded or {})
+        return _packed(name, scheme, pack_size, storage_class, recorded)
     if scheme == "file":
         parts = urlsplit(name)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
@@ -92,7 +92,7 @@ def _local_dir(path: str, name: str) -> str:
 
 
 def _packed(
-    name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str], recorded: dict[str, str]
+    name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str], recorded: Optional[dict[str, str]]
 ) -> Store:
     from neuromirror.store.packs.store import PackStore
 
@@ -107,6 +107,7 @@ def _packed(
         return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size)
     if not parts.netloc:
         raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")
+    recorded = recorded or {}
     return PackStore.bucket(
         parts.netloc,
         unquote(parts.path),

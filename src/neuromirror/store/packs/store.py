@@ -99,13 +99,10 @@ class PackStore:
         return cls(DirectoryBackend(p), f"pack+file://{quote(str(p))}", **kw)
 
     @classmethod
-    def bucket(
-        cls, bucket: str, prefix: str, *, endpoint: Optional[str] = None, public_url: Optional[str] = None, **kw: Any
-    ) -> PackStore:
-        """A packed store in ``bucket``; ``endpoint`` and ``public_url``: None takes the process's settings."""
-        from neuromirror.store.s3 import S3Store
+    def bucket(cls, bucket: str, prefix: str, *, endpoint: Optional[str] = None, **kw: Any) -> PackStore:
+        from neuromirror.store.s3 import S3Store  # endpoint, public_url: None takes the process's settings
 
-        s3 = S3Store(bucket, prefix, endpoint=endpoint, public_url=public_url)
+        s3 = S3Store(bucket, prefix, endpoint=endpoint, public_url=kw.pop("public_url", None))
         return cls(S3Backend(s3), f"pack+s3://{s3.bucket}/{s3.prefix}", s3=s3, **kw)
 
     def __str__(self) -> str:
