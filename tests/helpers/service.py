@@ -73,7 +73,7 @@ def serve(root: Path, config: Path, *args: str) -> Iterator[Served]:
                 "127.0.0.1:0",
                 *args,
             ],
-            env={**os.environ, **{k: v for k, v in ENV.items() if k not in os.environ}},  # a test's own env too
+            env={**os.environ, **ENV},  # ENV as before; what a test set in its environment since, too
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
