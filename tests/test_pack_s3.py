@@ -53,10 +53,14 @@ def test_a_packed_bucket_outlives_the_archive_for_a_plain_clone(dandi_archive, s
     work = clone(d.ds, tmp_path / "clone")
     shutil.move(str(d.run.root), str(tmp_path / "moved-away"))
     git(work, "checkout", "-q", d.version)
+    log = s3.log_requests()
     proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    s3.log_requests(False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for path, data in d.files.items():
         assert sha256((work / path).read_bytes()) == sha256(data), path
+    archive = [p for _, p in log if p.split("?")[0].split("/")[1] != bucket]
+    assert archive == [], archive  # read before the archive: not one request to it
 
 
 def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
