@@ -1,6 +1,6 @@
 """``verify --stores --fraction F`` of a packed store, as the service's rolling check runs it: each run re-reads a
 share of the store's packs whole and checks every key in each, the copies checked longest ago (or never) first,
-so that runs of 1/2 together have read every key.
+so that two runs of 1/2 have read every key.
 
 Why: a pack is read whole or not at all (one request, one pass of the bytes), so the share a run reads is a share
 of packs, and a rolling check must still reach every key in a bounded number of runs.
@@ -29,7 +29,7 @@ def test_runs_of_half_the_store_read_whole_packs_and_together_every_key(dandi_ar
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     store = tmp_path / "packed"
     url = f"pack+file://{store}"
-    d.run.ok("keep", d.spec, "--to", url, "--pack-size", "16K")
+    d.run.ok("keep", d.spec, "--to", url, "--pack-size", "16K", "-J", "1")
     packs = _keys_by_pack(store)
     assert len(packs) >= 4, packs
     # what a run of whole packs can have checked: the key counts of some set of packs
@@ -54,4 +54,4 @@ def test_runs_of_half_the_store_read_whole_packs_and_together_every_key(dandi_ar
         assert report["checked"] in whole, (report["checked"], sorted(whole))
         assert all(keys <= read[-1] or not keys & read[-1] for keys in packs.values())  # each pack whole or not
     keys = set().union(*packs.values())
-    assert read[0] | read[1] == keys and not read[0] & read[1]  # the second run read what the first did not
+    assert keys - read[0] <= read[1]  # the second run read what the first did not (and, past it, the oldest)
