@@ -11,6 +11,7 @@ every byte, read from the packs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -49,7 +50,8 @@ def test_the_published_copy_names_the_packed_store_by_the_end_of_the_first_cycle
         f'    publish: {{to: "{target}"}}\n',
         interval="2s",
     )
-    with serve(d.run.root, cfg) as svc:
+    settings = ("NEUROMIRROR_STORE_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")  # the bucket's, if any
+    with serve(d.run.root, cfg, env={k: os.environ[k] for k in settings if k in os.environ}) as svc:
         # one cycle: the keep put the keys into the packs, and the published copy's git-annex branch says so
         def published_knows() -> bool:
             if not repo.exists():

@@ -56,7 +56,8 @@ def neuromirror(root: Path, *args: str, **kw) -> subprocess.CompletedProcess:  #
 
 
 @contextmanager
-def serve(root: Path, config: Path, *args: str) -> Iterator[Served]:
+def serve(root: Path, config: Path, *args: str, env: Optional[dict[str, str]] = None) -> Iterator[Served]:
+    """``neuromirror serve`` of ``root`` in its own process, with ``ENV`` (and ``env`` over it)."""
     log = root.parent / f"serve-{time.monotonic_ns()}.log"
     with log.open("w") as fh:
         proc = subprocess.Popen(
@@ -73,7 +74,7 @@ def serve(root: Path, config: Path, *args: str) -> Iterator[Served]:
                 "127.0.0.1:0",
                 *args,
             ],
-            env={**os.environ, **ENV},  # ENV as before; what a test set in its environment since, too
+            env={**ENV, **(env or {})},
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
