@@ -202,6 +202,8 @@ def verify_stores(
     try:
         copies = _recorded_copies(mirror, specs, opened, out)
         chosen = _slice(mirror, list(copies), fraction, older_than)
+        if len(chosen) < len(copies):
+            chosen = _whole_packs(opened, copies, chosen)
         _count(out, opened, copies)
         told = _told(progress, copies, chosen)
         good = _verdicts(out, opened, copies, chosen, jobs, scan, told)
@@ -380,6 +382,29 @@ def _slice(
         return [i for i in items if when(i) < cutoff]
     n = min(len(items), math.ceil(len(items) * (fraction or 0.0)))
     return sorted(items, key=when)[:n]
+
+
+def _whole_packs(
+    opened: _Stores, copies: dict[tuple[str, str], Copy], chosen: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """A slice widened, in each packed store, to every recorded copy in the packs holding a chosen one: a pack
+    is re-read whole, every key in it checked, so that a slice is a share of packs (the oldest checked first)."""
+    by_store: dict[str, list[str]] = {}
+    for uuid, key in chosen:
+        if hasattr(opened.opened[uuid], "cold_pack"):
+            by_store.setdefault(uuid, []).append(key)
+    if not by_store:
+        return chosen
+    from neuromirror.store.packs.check import pack_mates
+
+    have = set(chosen)
+    extra = [
+        (uuid, key)
+        for uuid, keys in by_store.items()
+        for key in sorted(pack_mates(opened.opened[uuid], keys))
+        if (uuid, key) in copies and (uuid, key) not in have
+    ]
+    return chosen + extra
 
 
 def _repair(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterator, Optional
+from typing import Any, Collection, Iterator, Optional
 
 from neuromirror.annex.keys import key_checksum
 from neuromirror.store.packs.backend import COLD_CLASSES
@@ -39,6 +39,12 @@ def check_keys(store: Any, keys: list[str], jobs: int = 4) -> Iterator[tuple[str
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-packs") as pool:
         for found in pool.map(lambda item: _one_pack(store, *item), by_pack.items()):
             yield from found
+
+
+def pack_mates(store: Any, keys: Collection[str]) -> set[str]:
+    """Every key served by a pack that holds any of ``keys``: what re-reading those packs whole checks
+    (``verify --stores --fraction F``: a share of packs, not of keys, since a pack is read in one pass)."""
+    return {e.key for pack in store.keys.holding(keys) for e in store.keys.entries(pack)}
 
 
 class Scan:
