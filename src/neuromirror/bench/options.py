@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 
 from neuromirror.bench.scenarios.beside import beside_options
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
+from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
 from neuromirror.bench.scenarios.tiff_region import add_options as _tiff_region_options
 
@@ -40,6 +41,7 @@ ALL = (
     "keep-pack-s3",
     "verify-pack",
     "pack-cycles",
+    "pack-service-cycles",
     "lost-stores",
     "restore-pack",
     "pack-thaw",
@@ -167,6 +169,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _pack_options(p)
     _network_options(p)
     _service_soak_options(p)
+    _pack_service_options(p)
     _tiff_region_options(p)
     beside_options(p)
     nwb_options(p)

@@ -53,6 +53,7 @@ from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cyc
 from neuromirror.bench.scenarios.packs.keep import bench_keep_pack, keep_pack_targets
 from neuromirror.bench.scenarios.packs.lostget import bench_lost_stores, lost_stores_targets
 from neuromirror.bench.scenarios.packs.restore import bench_restore_pack, restore_pack_targets
+from neuromirror.bench.scenarios.packs.service_cycles import bench_pack_service_cycles, pack_service_cycles_targets
 from neuromirror.bench.scenarios.packs.thaw import bench_pack_thaw, pack_thaw_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
@@ -119,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += keep_pack_targets(doc["results"]) + pack_cycles_targets(doc["results"])
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
         doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
-        doc["targets"] += tiff_region_targets(doc["results"])
+        doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
         doc["targets"] += beside_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
@@ -234,6 +235,7 @@ def _runs(
         ("keep-pack-s3", lambda: bench_keep_pack(args, a, work, help_s, "keep-pack-s3")),
         ("verify-pack", lambda: bench_keep_pack(args, a, work, help_s, "verify-pack")),
         ("pack-cycles", lambda: bench_pack_cycles(work, args.pack_cycles, int(args.pack_cycles_pack_size))),
+        ("pack-service-cycles", lambda: bench_pack_service_cycles(args, a, work)),
         (
             "lost-stores",
             lambda: bench_lost_stores(a, work, help_s, args.lost_stores_chunks, args.lost_stores_rounds, args.keep),

@@ -1,0 +1,286 @@
+"""``pack-service-cycles`` (issue 57): the year of small keeps by the real service, not a simulation of it.
+
+``pack-cycles`` drives :class:`neuromirror.store.packs.store.PackStore` in-process; this one runs
+``neuromirror serve`` itself (its own process, its schedule, its sync, its keep step and the repacking that
+keep's ``sync()`` does) against the DANDI stand-in.  A dandiset starts with 10 assets, is synced and kept
+into ``pack+file://STORE --pack-size --pack-cycles-pack-size`` by the CLI (the store is made then: the
+service makes none), then the service runs with ``keep: published`` and a schedule of ``--pack-service-every``
+seconds.  Each of ``--pack-service-cycles`` cycles adds 10 new assets of 1-8 kB to the draft and publishes
+it; the cycle ends when a service run that started after the publish has ended and the store names every
+key published so far.  A thread reads every key named so far, over and over, while the service runs (a
+second long-lived ``PackStore``: its failed reads are ``unreadable_beside``).  After each cycle, as in ``pack-cycles``: the files of the store against
+``2 * ceil(bytes / pack size) + 16`` (bytes: the keys' bytes kept), and every key the store has ever named
+read back and hashed against the key by a long-lived reader (a ``PackStore`` of this process held across
+the service's repacks, as a serving view holds one).  At the end ``neuromirror verify --stores`` must be
+clean.  The targets are ``pack-cycles``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from neuromirror.annex.keys import key_checksum
+from neuromirror.bench.archives import Archives, direct_puts
+from neuromirror.bench.measure import child_env, neuromirror_cmd, say
+from neuromirror.bench.scenarios.packs.cycles import KEY_SIZES, KEYS_PER_CYCLE, SLACK, _files
+from neuromirror.bench.targets import judge, reported
+
+TARGETS = (
+    ("pack-service-cycles", "worst_files_over_rule", 1.0, "max", "pack-service-cycles: files / (2 ceil(bytes / pack size) + 16), worst cycle"),
+    ("pack-service-cycles", "unreadable", 0, "max", "pack-service-cycles: reads of a key the store named that failed or gave other bytes"),
+    ("pack-service-cycles", "lost_at_end", 0, "max", "pack-service-cycles: published keys no index file names after the last cycle"),
+    ("pack-service-cycles", "unreadable_beside", 0, "max", "pack-service-cycles: reads beside the running service that failed or gave other bytes"),
+    ("pack-service-cycles", "verify_rc", 0, "max", "pack-service-cycles: verify --stores exit code after the last cycle"),
+)  # fmt: skip
+WHEN = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def add_options(p: Any) -> None:
+    g = p.add_argument_group("pack-service-cycles (issue 57): the real service's small keeps into one packed store")
+    g.add_argument("--pack-service-cycles", type=int, default=200, help="pack-service-cycles: cycles (default 200)")
+    g.add_argument(
+        "--pack-service-every", type=float, default=1.0, help="pack-service-cycles: the schedule's interval, s (1)"
+    )
+
+
+class _Service:
+    """``neuromirror serve`` on one source, and what its index says of its runs."""
+
+    def __init__(self, root: Path, spec: str, api: str, url: str, every: float) -> None:
+        self.root, self.spec = root, spec
+        cfg = root.parent / "pack-service-cycles.yaml"
+        cfg.write_text(
+            "contact: bench@example.org\n"
+            f"store: {json.dumps(url)}\n"
+            f"defaults:\n  schedule: {{interval: {every:g}s}}\n  options: {{dandi_api: {json.dumps(api)}}}\n"
+            f"sources:\n  - spec: {json.dumps(spec)}\n    keep: published\n"
+        )
+        self.log = (root.parent / "pack-service-cycles.log").open("w")
+        self.proc = subprocess.Popen(
+            [*neuromirror_cmd(), "--root", str(root), "serve", "--config", str(cfg)],
+            env=child_env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def _query(self, sql: str, *args: Any) -> list[tuple]:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"pack-service-cycles: the service exited {self.proc.returncode}; see {self.log.name}")
+        con = sqlite3.connect(f"file:{self.root / '.neuromirror' / 'index.sqlite'}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+    def last_run(self) -> int:
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM runs")[0][0])
+
+    def ended_after(self, run: int) -> list[str]:
+        """Outcomes of the source's runs after run id ``run`` that have ended."""
+        rows = self._query("SELECT outcome FROM runs WHERE source = ? AND id > ? AND ended IS NOT NULL", self.spec, run)
+        return [str(o) for (o,) in rows]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class _Reader:
+    """A thread that reads every key the store has named, over and over, while the service keeps and repacks:
+    what a serving view holding one ``PackStore`` across the service's cycles sees (a read that fails or
+    gives other bytes is counted)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.reads, self.failed, self.passes = store, 0, 0, 0
+        self.keys: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pack-service-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for key in list(self.keys):
+                if self._stop.is_set():
+                    return
+                self.reads += 1
+                self.failed += not _good(self.store, key)
+            self.passes += 1
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _add_assets(archives: Archives, ident: str, cycle: int, rng: random.Random) -> int:
+    """10 new assets in the draft, then published; their bytes."""
+    nbytes = 0
+    with direct_puts(archives):
+        for i in range(KEYS_PER_CYCLE):
+            data = f"{cycle}:{i}:".encode() + rng.randbytes(rng.randint(*KEY_SIZES))
+            archives.dandi.put_asset(ident, f"sub-{cycle:04d}/f{i:02d}.dat", data, when=WHEN)
+            nbytes += len(data)
+    archives.dandi.publish(ident, when=WHEN + timedelta(minutes=cycle))
+    return nbytes
+
+
+def _good(reader: Any, key: str) -> bool:
+    checksum = key_checksum(key)
+    try:
+        with reader.open_key(key) as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    if checksum is None:
+        return True
+    digest = checksum.new()
+    digest.update(data)
+    return bool(digest.hexdigest() == checksum.digest)
+
+
+def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list[dict]:
+    """The scenario's one result (see the module), judged."""
+    from neuromirror.store.packs.store import PackStore
+
+    cycles, every, pack_size = args.pack_service_cycles, args.pack_service_every, int(args.pack_cycles_pack_size)
+    root, store = work / "pack-service-cycles", work / "pack-service-cycles-store"
+    for p in (root, store):
+        shutil.rmtree(p, ignore_errors=True)
+    url = f"pack+file://{store}"
+    rng = random.Random(5758)
+    ident = archives.dandi.create_dandiset(name="bench pack service cycles", created=WHEN)
+    spec = f"dandi:{ident}"
+    nbytes = _add_assets(archives, ident, 0, rng)
+    env = {**child_env(), "NEUROMIRROR_DANDI_API": archives.dandi.api_url}
+    for cmd in (["sync", spec], ["keep", spec, "--to", url, "--pack-size", str(pack_size)]):
+        subprocess.run([*neuromirror_cmd(), "--root", str(root), *cmd], env=env, check=True, capture_output=True)
+    reader = PackStore.directory(str(store))
+    named: set[str] = set(PackStore.directory(str(store)).keys.all_keys())
+    worst, worst_at, unreadable, first_unreadable = 0.0, 0, 0, 0
+    walls: list[float] = []
+    outcomes: dict[str, int] = {}
+    service = _Service(root, spec, archives.dandi.api_url, url, every)
+    beside = _Reader(PackStore.directory(str(store)))
+    beside.keys = sorted(named)
+    say(f"pack-service-cycles: {cycles} cycles x {KEYS_PER_CYCLE} keys, neuromirror serve every {every:g} s ...")
+    try:
+        for cycle in range(1, cycles + 1):
+            t, since = time.perf_counter(), service.last_run()
+            nbytes += _add_assets(archives, ident, cycle, rng)
+            want = KEYS_PER_CYCLE * (cycle + 1)
+            deadline = time.monotonic() + 600
+            while True:
+                ended = service.ended_after(since)
+                if ended:
+                    named |= PackStore.directory(str(store)).keys.all_keys()
+                    if len(named) >= want:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"pack-service-cycles: cycle {cycle} not kept after 600 s; see {service.log.name}"
+                    )
+                time.sleep(0.2)
+            walls.append(time.perf_counter() - t)
+            beside.keys = sorted(named)
+            for o in ended:
+                outcomes[o] = outcomes.get(o, 0) + 1
+            ratio = _files(store) / (2 * -(-nbytes // pack_size) + SLACK)
+            if ratio > worst:
+                worst, worst_at = ratio, cycle
+            bad = sum(not _good(reader, key) for key in named)
+            unreadable += bad
+            first_unreadable = first_unreadable or (cycle if bad else 0)
+            if cycle % max(1, cycles // 10) == 0:
+                say(f"pack-service-cycles: cycle {cycle}: {_files(store)} files, {len(named)} keys, worst {worst:.3f}")
+    finally:
+        service.stop()
+        beside.stop()
+    verify = subprocess.run(
+        [*neuromirror_cmd(), "--root", str(root), "verify", "--stores", "--store", url, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    fresh = PackStore.directory(str(store))
+    result = _result(cycles, every, pack_size, store, nbytes, named, fresh, walls, outcomes)
+    result.update(
+        worst_files_over_rule=round(worst, 3),
+        worst_cycle=worst_at,
+        unreadable=unreadable,
+        first_unreadable_cycle=first_unreadable,
+        reads_beside=beside.reads,
+        unreadable_beside=beside.failed,
+        passes_beside=beside.passes,
+        verify_rc=verify.returncode,
+        verify_checked=_checked(verify.stdout),
+    )
+    judge([result], TARGETS)
+    say(
+        f"pack-service-cycles: {cycles} service cycles, {result['files_last']} files (rule {result['rule_last']}), "
+        f"worst {worst:.3f} at cycle {worst_at}; {unreadable} unreadable reads after cycles, {beside.failed} of "
+        f"{beside.reads} beside the service; {result['lost_at_end']} keys lost; "
+        f"verify --stores rc {verify.returncode}; cycle {result['cycle_median_s']} s (median)"
+    )
+    return [result]
+
+
+def _checked(out: str) -> Optional[int]:
+    try:
+        return int(json.loads(out)["checked"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _result(
+    cycles: int,
+    every: float,
+    pack_size: int,
+    store: Path,
+    nbytes: int,
+    named: set[str],
+    fresh: Any,
+    walls: list[float],
+    outcomes: dict[str, int],
+) -> dict[str, Any]:
+    tenth = max(1, cycles // 10)
+    return {
+        "scenario": "pack-service-cycles",
+        "n": cycles,
+        "every_s": every,
+        "keys": len(named),
+        "bytes": nbytes,
+        "pack_size": pack_size,
+        "files_last": _files(store),
+        "packs_last": len(os.listdir(store / "packs")) if (store / "packs").exists() else 0,
+        "rule_last": 2 * -(-nbytes // pack_size) + SLACK,
+        "lost_at_end": KEYS_PER_CYCLE * (cycles + 1) - sum(1 for k in named if fresh.has(k)),
+        "run_outcomes": outcomes,
+        "cycle_median_s": round(statistics.median(walls), 2) if walls else None,
+        "cycle_first_tenth_s": round(statistics.median(walls[:tenth]), 2) if walls else None,
+        "cycle_last_tenth_s": round(statistics.median(walls[-tenth:]), 2) if walls else None,
+    }
+
+
+def pack_service_cycles_targets(results: list[dict]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for result in results:
+        if result.get("scenario") == "pack-service-cycles":
+            out += reported(result, f"{result['n']:,} service cycles, pack size {result['pack_size']}")
+    return out
