@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from neuromirror.errors import BadInput, UserError
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
-from neuromirror.store.s3 import ENDPOINT_ENV, PUBLIC_URL_ENV, S3Store
+from neuromirror.store.s3 import S3Store
 
 STORE_ENV = "NEUROMIRROR_STORE"
 #: what looks like a URL scheme (``s3:``, ``file:``, ``ria+ssh:``); one letter is a drive, not a scheme
@@ -107,12 +107,6 @@ def _packed(
         return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size)
     if not parts.netloc:
         raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")
-    recorded = recorded or {}
     return PackStore.bucket(
-        parts.netloc,
-        unquote(parts.path),
-        endpoint=None if os.environ.get(ENDPOINT_ENV) else recorded.get("endpoint"),
-        public_url=None if os.environ.get(PUBLIC_URL_ENV) else recorded.get("publicurl"),
-        pack_size=pack_size,
-        storage_class=storage_class,
+        parts.netloc, unquote(parts.path), recorded=recorded, pack_size=pack_size, storage_class=storage_class
     )

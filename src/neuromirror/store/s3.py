@@ -74,15 +74,24 @@ class S3Store:
         region: Optional[str] = None,
         public_url: Optional[str] = None,
         storage_class: Optional[str] = None,
+        recorded: Optional[dict[str, str]] = None,
     ):
+        """``endpoint``, ``public_url``: None takes the process's settings (``NEUROMIRROR_STORE_ENDPOINT``,
+        ``NEUROMIRROR_STORE_PUBLIC_URL``), and where it names none, what a dataset's branch ``recorded`` of
+        the store (``endpoint``, ``publicurl``): a reader finds the store where keep wrote it."""
         if not bucket:
             raise UserError("an S3 store names its bucket: s3://BUCKET[/PREFIX]")
         self.bucket = bucket
         prefix = prefix.strip("/")
         self.prefix = prefix + "/" if prefix else ""
-        self.endpoint = (endpoint if endpoint is not None else os.environ.get(ENDPOINT_ENV, "")).rstrip("/") or None
+        recorded = recorded or {}
+        if endpoint is None:
+            endpoint = os.environ.get(ENDPOINT_ENV) or recorded.get("endpoint", "")
+        if public_url is None:
+            public_url = os.environ.get(PUBLIC_URL_ENV) or recorded.get("publicurl", "")
+        self.endpoint = endpoint.rstrip("/") or None
         self.region = region or default_region()
-        self.public_url = (public_url if public_url is not None else os.environ.get(PUBLIC_URL_ENV, "")) or None
+        self.public_url = public_url or None
         if self.endpoint is not None:
             parts = urlsplit(self.endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -99,10 +99,20 @@ class PackStore:
         return cls(DirectoryBackend(p), f"pack+file://{quote(str(p))}", **kw)
 
     @classmethod
-    def bucket(cls, bucket: str, prefix: str, *, endpoint: Optional[str] = None, **kw: Any) -> PackStore:
-        from neuromirror.store.s3 import S3Store  # endpoint, public_url: None takes the process's settings
+    def bucket(
+        cls,
+        bucket: str,
+        prefix: str,
+        *,
+        endpoint: Optional[str] = None,
+        public_url: Optional[str] = None,
+        recorded: Optional[dict[str, str]] = None,
+        **kw: Any,
+    ) -> PackStore:
+        """A packed store under ``s3://BUCKET/PREFIX``; its endpoint and public URL as :class:`S3Store` finds them."""
+        from neuromirror.store.s3 import S3Store
 
-        s3 = S3Store(bucket, prefix, endpoint=endpoint, public_url=kw.pop("public_url", None))
+        s3 = S3Store(bucket, prefix, endpoint=endpoint, public_url=public_url, recorded=recorded)
         return cls(S3Backend(s3), f"pack+s3://{s3.bucket}/{s3.prefix}", s3=s3, **kw)
 
     def __str__(self) -> str:
