@@ -5,10 +5,10 @@
 keep's ``sync()`` does) against the DANDI stand-in.  A dandiset starts with 10 assets, is synced and kept
 into ``pack+file://STORE --pack-size --pack-cycles-pack-size`` by the CLI (the store is made then: the
 service makes none), then the service runs with ``keep: published`` and a schedule of ``--pack-service-every``
-seconds.  Each of ``--pack-service-cycles`` cycles adds 10 new assets of 1-8 kB to the draft and publishes
-it; the cycle ends when a service run that started after the publish has ended and the store names every
-key published so far.  A thread reads every key named so far, over and over, while the service runs (a
-second long-lived ``PackStore``: its failed reads are ``unreadable_beside``).  After each cycle, as in ``pack-cycles``: the files of the store against
+seconds.  Each of ``--pack-service-cycles`` cycles gives the draft's 10 files new content of 1-8 kB and
+publishes it (10 new keys; every version stays 10 files, as a dandiset whose files are revised); the cycle ends when a service run that started after the publish has ended and the store names every
+key published so far.  A process of its own reads every key named so far, over and over, while the service
+runs (a second long-lived ``PackStore``: its failed reads are ``unreadable_beside``).  After each cycle, as in ``pack-cycles``: the files of the store against
 ``2 * ceil(bytes / pack size) + 16`` (bytes: the keys' bytes kept), and every key the store has ever named
 read back and hashed against the key by a long-lived reader (a ``PackStore`` of this process held across
 the service's repacks, as a serving view holds one).  At the end ``neuromirror verify --stores`` must be
@@ -24,7 +24,6 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -103,39 +102,63 @@ class _Service:
 
 
 class _Reader:
-    """A thread that reads every key the store has named, over and over, while the service keeps and repacks:
-    what a serving view holding one ``PackStore`` across the service's cycles sees (a read that fails or
-    gives other bytes is counted)."""
+    """A process of its own that reads every key the store has named, over and over, while the service keeps
+    and repacks: a serving view holding one ``PackStore`` across the service's cycles (a read that fails or
+    gives other bytes is counted).  The keys to read are in ``keys_file``, rewritten (renamed into place)
+    after each cycle."""
 
-    def __init__(self, store: Any) -> None:
-        self.store, self.reads, self.failed, self.passes = store, 0, 0, 0
-        self.keys: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pack-service-reader", daemon=True)
-        self._thread.start()
+    def __init__(self, store: Path, keys_file: Path) -> None:
+        import multiprocessing
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for key in list(self.keys):
-                if self._stop.is_set():
-                    return
-                self.reads += 1
-                self.failed += not _good(self.store, key)
-            self.passes += 1
-            self._stop.wait(0.05)
+        ctx = multiprocessing.get_context("spawn")
+        self.keys_file = keys_file
+        self.counts = ctx.Array("q", 3)  # reads, failed, passes
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_read_over_and_over, args=(str(store), str(keys_file), self._stop, self.counts))
+        self._proc.start()
 
-    def stop(self) -> None:
+    def name(self, keys: set[str]) -> None:
+        tmp = self.keys_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(sorted(keys)))
+        tmp.replace(self.keys_file)
+
+    def stop(self) -> tuple[int, int, int]:
         self._stop.set()
-        self._thread.join()
+        self._proc.join(120)
+        reads, failed, passes = self.counts[:]
+        return int(reads), int(failed), int(passes)
+
+
+def _read_over_and_over(store: str, keys_file: str, stop: Any, counts: Any) -> None:
+    from neuromirror.store.packs.store import PackStore
+
+    reader = PackStore.directory(store)
+    while not stop.is_set():
+        try:
+            keys = Path(keys_file).read_text().split()
+        except FileNotFoundError:
+            keys = []
+        for key in keys:
+            if stop.is_set():
+                return
+            good = _good(reader, key)
+            with counts.get_lock():
+                counts[0] += 1
+                counts[1] += not good
+        with counts.get_lock():
+            counts[2] += 1
+        stop.wait(0.2)
 
 
 def _add_assets(archives: Archives, ident: str, cycle: int, rng: random.Random) -> int:
-    """10 new assets in the draft, then published; their bytes."""
+    """The draft's 10 files given new content (10 new keys), then published; their bytes.  The same paths
+    each cycle: a dandiset whose files are revised, so that a version stays 10 files and the cycles measure
+    the store, not a version of 10,000 files."""
     nbytes = 0
     with direct_puts(archives):
         for i in range(KEYS_PER_CYCLE):
             data = f"{cycle}:{i}:".encode() + rng.randbytes(rng.randint(*KEY_SIZES))
-            archives.dandi.put_asset(ident, f"sub-{cycle:04d}/f{i:02d}.dat", data, when=WHEN)
+            archives.dandi.put_asset(ident, f"sub-{i:02d}/f.dat", data, when=WHEN)
             nbytes += len(data)
     archives.dandi.publish(ident, when=WHEN + timedelta(minutes=cycle))
     return nbytes
@@ -177,8 +200,8 @@ def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list
     walls: list[float] = []
     outcomes: dict[str, int] = {}
     service = _Service(root, spec, archives.dandi.api_url, url, every)
-    beside = _Reader(PackStore.directory(str(store)))
-    beside.keys = sorted(named)
+    beside = _Reader(store, work / "pack-service-cycles.keys")
+    beside.name(named)
     say(f"pack-service-cycles: {cycles} cycles x {KEYS_PER_CYCLE} keys, neuromirror serve every {every:g} s ...")
     try:
         for cycle in range(1, cycles + 1):
@@ -198,7 +221,7 @@ def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list
                     )
                 time.sleep(0.2)
             walls.append(time.perf_counter() - t)
-            beside.keys = sorted(named)
+            beside.name(named)
             for o in ended:
                 outcomes[o] = outcomes.get(o, 0) + 1
             ratio = _files(store) / (2 * -(-nbytes // pack_size) + SLACK)
@@ -211,7 +234,7 @@ def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list
                 say(f"pack-service-cycles: cycle {cycle}: {_files(store)} files, {len(named)} keys, worst {worst:.3f}")
     finally:
         service.stop()
-        beside.stop()
+        reads, failed, passes = beside.stop()
     verify = subprocess.run(
         [*neuromirror_cmd(), "--root", str(root), "verify", "--stores", "--store", url, "--json"],
         env=env,
@@ -225,17 +248,17 @@ def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list
         worst_cycle=worst_at,
         unreadable=unreadable,
         first_unreadable_cycle=first_unreadable,
-        reads_beside=beside.reads,
-        unreadable_beside=beside.failed,
-        passes_beside=beside.passes,
+        reads_beside=reads,
+        unreadable_beside=failed,
+        passes_beside=passes,
         verify_rc=verify.returncode,
         verify_checked=_checked(verify.stdout),
     )
     judge([result], TARGETS)
     say(
         f"pack-service-cycles: {cycles} service cycles, {result['files_last']} files (rule {result['rule_last']}), "
-        f"worst {worst:.3f} at cycle {worst_at}; {unreadable} unreadable reads after cycles, {beside.failed} of "
-        f"{beside.reads} beside the service; {result['lost_at_end']} keys lost; "
+        f"worst {worst:.3f} at cycle {worst_at}; {unreadable} unreadable reads after cycles, {failed} of "
+        f"{reads} beside the service; {result['lost_at_end']} keys lost; "
         f"verify --stores rc {verify.returncode}; cycle {result['cycle_median_s']} s (median)"
     )
     return [result]
