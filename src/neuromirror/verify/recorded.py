@@ -128,14 +128,16 @@ def recorded_copies(
     copies: dict[tuple[str, str], Copy] = {}
     walked: set[tuple[Path, str]] = set()  # a Zarr's state many versions share: read once
     top: Optional[_Repo] = None
+    seen: set[str] = set()  # keys of this dataset an earlier version had: their holders are known
     try:
         for ds, version_id, source in targets:
             if top is None or top.repo != ds:
                 if top is not None:
                     top.close()
-                top = _Repo(ds)
+                top, seen = _Repo(ds), set()
             files, subs = _version_parts(index, ds, version_id, walked)
-            found = _copies(top, files, source, readable)
+            found = _copies(top, [f for f in files if f.key not in seen], source, readable)
+            seen.update(f.key for f in files if f.key)
             for sub, commit, prefix in subs:
                 found += _walk(sub, commit, prefix, source, readable)
             for c in found:
