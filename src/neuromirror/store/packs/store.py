@@ -99,28 +99,17 @@ class PackStore:
         return cls(DirectoryBackend(p), f"pack+file://{quote(str(p))}", **kw)
 
     @classmethod
-    def bucket(
-        cls,
-        bucket: str,
-        prefix: str,
-        *,
-        endpoint: Optional[str] = None,
-        public_url: Optional[str] = None,
-        recorded: Optional[dict[str, str]] = None,
-        **kw: Any,
-    ) -> PackStore:
-        """A packed store under ``s3://BUCKET/PREFIX``; its endpoint and public URL as :class:`S3Store` finds them."""
+    def bucket(cls, bucket: str, prefix: str, *, recorded: Optional[dict[str, str]] = None, **kw: Any) -> PackStore:
+        """Under ``s3://BUCKET/PREFIX``: ``endpoint``, ``public_url``, ``recorded`` as :class:`S3Store` takes them."""
         from neuromirror.store.s3 import S3Store
 
-        s3 = S3Store(bucket, prefix, endpoint=endpoint, public_url=public_url, recorded=recorded)
+        s3 = S3Store(bucket, prefix, recorded=recorded, **{n: kw.pop(n, None) for n in ("endpoint", "public_url")})
         return cls(S3Backend(s3), f"pack+s3://{s3.bucket}/{s3.prefix}", s3=s3, **kw)
 
     def __str__(self) -> str:
         return self.url
 
-    @property
-    def url(self) -> str:
-        return self._url
+    url = property(lambda self: self._url, doc="The store's URL (``pack+file://...``, ``pack+s3://...``).")
 
     @property
     def path(self) -> Optional[Path]:
