@@ -176,6 +176,9 @@ def test_hostile_paths_refused_rest_mirrored(cli, dandi_archive, tmp_path: Path)
         .fetchone()[0]
     )
     assert {r["path"] for r in runs["refused"]} == set(hostile)
+    # nothing is asked of the archive's S3 for an asset refused: one HEAD, the good file's pin
+    s3 = [e for e in runs["network"] if not e["endpoint"].startswith(dandi_archive.api_url.rsplit("/api", 1)[0])]
+    assert [e["requests"] for e in s3] == [1], runs["network"]
 
 
 def test_api_5xx_is_retried(cli, dandi_archive) -> None:
