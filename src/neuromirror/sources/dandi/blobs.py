@@ -238,15 +238,14 @@ class AssetEntries(BlobPins):
 
     def pin_ahead(self, pool: Executor, state: SourceState) -> PinAhead:
         """Pins asked from the listing's pages, by ``pool`` (:mod:`.pin_ahead`)."""
-        return PinAhead(pool, self._pin_or_hold, self._pin_job, functools.partial(cached_pins, state))
+        refused = functools.partial(check_path, reserved=self.reserved)
+        return PinAhead(pool, self._pin_or_hold, self._pin_job, functools.partial(cached_pins, state), refused)
 
     def _pin_job(self, asset: dict) -> Optional[PinJob]:
-        """What pinning ``asset``'s blob takes (its S3 URL, dandi-etag, size), if its listing says; None for
-        an asset its page will refuse (a hostile path): no request is made for it, so that whether its HEAD
-        had started when the listing ended does not change what the sync asked of the archive."""
+        """What pinning ``asset``'s blob takes (its S3 URL, dandi-etag, size), if its listing says."""
         md = asset.get("metadata")
         size = asset.get("size")
-        if not isinstance(md, dict) or not isinstance(size, int) or check_path(asset.get("path"), self.reserved):
+        if not isinstance(md, dict) or not isinstance(size, int):
             return None
         url = self.s3_url(md)
         digest = md.get("digest")

@@ -34,12 +34,16 @@ class PinAhead:
         pin: Callable[[str, Optional[str], int], tuple[Optional[str], Optional[str]]],
         job_of: Callable[[dict], Optional[PinJob]],
         cached: Callable[[set[str]], dict],
+        refused: Callable[[Any], Optional[str]] = lambda _path: None,
     ) -> None:
         self._pool = pool
         self._pin = pin
         self._job_of = job_of  # None: the asset needs no pin (a Zarr, no S3 URL, no metadata yet)
         self._cached = cached  # blob -> pin already known to the index
-        self._batch: dict[str, PinJob] = {}
+        # why a path is refused (its page leaves the asset out): nothing is asked for it, so that whether its HEAD
+        # had started when the listing ended does not change what the sync asked of the archive
+        self._refused = refused
+        self._batch: dict[str, tuple[PinJob, Any]] = {}  # blob -> (its pin's job, the asset's path)
         self._asked: dict[str, Future] = {}
 
     def offer(self, asset: Any) -> None:
@@ -51,18 +55,18 @@ class PinAhead:
             return
         job = self._job_of(asset)
         if job is not None:
-            self._batch[blob] = job
+            self._batch[blob] = (job, asset.get("path"))
             if len(self._batch) >= BATCH:
                 self.flush()
 
     def flush(self) -> None:
-        """Ask the gathered assets' pins (those the index does not know yet)."""
+        """Ask the gathered assets' pins (those the index does not know yet, of paths not refused)."""
         batch, self._batch = self._batch, {}
         if not batch:
             return
         known = self._cached(set(batch))
-        for blob, job in batch.items():
-            if known.get(blob) is None and blob not in self._asked:
+        for blob, (job, path) in batch.items():
+            if known.get(blob) is None and blob not in self._asked and not self._refused(path):
                 self._asked[blob] = self._pool.submit(self._pin, *job)
 
     def take(self, blob: str) -> Optional[Future]:
