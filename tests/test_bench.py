@@ -487,6 +487,23 @@ def test_bench_pack_cycles_scenario_at_a_toy_size(tmp_path: Path) -> None:
     }
 
 
+def test_bench_pack_service_cycles_at_a_toy_size(tmp_path: Path) -> None:
+    """pack-service-cycles (issue 57): the real ``neuromirror serve`` keeps each cycle's 10 revised files into one
+    packed store while a reader process reads every named key; files, reads, losses and verify evaluated."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "pack-service-cycles", "--pack-service-cycles", "3", "--pack-cycles-pack-size", "32KiB"
+    )
+    row = next(r for r in doc["results"] if r["scenario"] == "pack-service-cycles")
+    assert (row["n"], row["keys"], row["run_outcomes"]) == (3, 40, {"ok": 3}), row  # 10 first, then 10 a cycle
+    assert row["verify_rc"] == 0 and row["verify_checked"] == 40 and row["lost_at_end"] == 0, row
+    assert row["files_last"] <= row["rule_last"] and row["reads_beside"] > 0, row
+    assert row["unreadable"] == row["unreadable_beside"] == 0, row
+    assert {t["target"] for t in doc["targets"]} >= {
+        "pack-service-cycles: reads beside the running service that failed or gave other bytes",
+        "pack-service-cycles: verify --stores exit code after the last cycle",
+    }
+
+
 def test_bench_lost_stores_restore_pack_and_pack_thaw_at_a_toy_size(tmp_path: Path) -> None:
     """lost-stores, restore-pack, pack-thaw (issue 57): a clone's get of lost keys from each store kind, the
     mirror's readers on them; restore from a packed store against a directory store; DEEP_ARCHIVE packs thawed

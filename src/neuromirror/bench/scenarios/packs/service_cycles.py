@@ -114,8 +114,17 @@ class _Reader:
         self.keys_file = keys_file
         self.counts = ctx.Array("q", 3)  # reads, failed, passes
         self._stop = ctx.Event()
-        self._proc = ctx.Process(target=_read_over_and_over, args=(str(store), str(keys_file), self._stop, self.counts))
+        args = (str(store), str(keys_file), self._stop, self.counts, os.getpid())
+        self._proc = ctx.Process(target=_read_over_and_over, args=args, daemon=True)
         self._proc.start()
+
+    def reading(self, timeout: float = 300) -> None:
+        """Return once the reader has read the keys named so far once (it is reading before the first cycle)."""
+        deadline = time.monotonic() + timeout
+        while self.counts[2] < 1:
+            if not self._proc.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("pack-service-cycles: the reader beside the service did not start")
+            time.sleep(0.05)
 
     def name(self, keys: set[str]) -> None:
         tmp = self.keys_file.with_suffix(".tmp")
@@ -129,11 +138,12 @@ class _Reader:
         return int(reads), int(failed), int(passes)
 
 
-def _read_over_and_over(store: str, keys_file: str, stop: Any, counts: Any) -> None:
+def _read_over_and_over(store: str, keys_file: str, stop: Any, counts: Any, parent: int) -> None:
+    """The reader's loop; it ends when told, or when the bench that started it is gone (killed: no one tells it)."""
     from neuromirror.store.packs.store import PackStore
 
     reader = PackStore.directory(store)
-    while not stop.is_set():
+    while not stop.is_set() and os.getppid() == parent:
         try:
             keys = Path(keys_file).read_text().split()
         except FileNotFoundError:
@@ -199,11 +209,12 @@ def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list
     worst, worst_at, unreadable, first_unreadable = 0.0, 0, 0, 0
     walls: list[float] = []
     outcomes: dict[str, int] = {}
-    service = _Service(root, spec, archives.dandi.api_url, url, every)
     beside = _Reader(store, work / "pack-service-cycles.keys")
     beside.name(named)
+    service = _Service(root, spec, archives.dandi.api_url, url, every)
     say(f"pack-service-cycles: {cycles} cycles x {KEYS_PER_CYCLE} keys, neuromirror serve every {every:g} s ...")
     try:
+        beside.reading()
         for cycle in range(1, cycles + 1):
             t, since = time.perf_counter(), service.last_run()
             nbytes += _add_assets(archives, ident, cycle, rng)
