@@ -138,6 +138,28 @@ def run_measured(
     }
 
 
+def stop_process(proc: subprocess.Popen, grace: float = 60) -> None:
+    """A long-running child (a service, a view) asked to stop, killed if it has not within ``grace`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def index_rows(root: Path, sql: str, *args: Any) -> list[tuple]:
+    """Rows of ``sql`` on the index of the mirror at ``root``, read-only (a running service writes it)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{root / '.neuromirror' / 'index.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
 def neuromirror_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "neuromirror"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "neuromirror"]

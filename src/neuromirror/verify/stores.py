@@ -252,11 +252,16 @@ def _scan(
     of it is re-read (no SPEC, no slice): what the walk then finds recorded is answered from that reading.
     None otherwise: a slice, or some sources' keys, are read pack by pack once they are known."""
     whole = not specs and older_than is None and (fraction is None or fraction >= 1)
-    if only is None or not whole or not hasattr(only, "cold_pack"):
+    if only is None or not whole or not _packed(only):
         return None
     from neuromirror.store.packs.check import Scan
 
     return Scan(only, jobs)
+
+
+def _packed(store: Optional[Store]) -> bool:
+    """A packed store (``pack+file://``, ``pack+s3://``): read pack by pack, a share of it as whole packs."""
+    return store is not None and store.kind == "pack"
 
 
 def _count(out: StoresCheck, opened: _Stores, copies: dict[tuple[str, str], Copy]) -> None:
@@ -323,7 +328,7 @@ def _read_back(
     packed: dict[str, list[str]] = {}
     single: list[tuple[str, str]] = []
     for uuid, key in chosen:
-        if hasattr(opened.opened[uuid], "cold_pack"):  # a packed store
+        if _packed(opened.opened[uuid]):
             packed.setdefault(uuid, []).append(key)
         else:
             single.append((uuid, key))
@@ -391,7 +396,7 @@ def _whole_packs(
     is re-read whole, every key in it checked, so that a slice is a share of packs (the oldest checked first)."""
     by_store: dict[str, list[str]] = {}
     for uuid, key in chosen:
-        if hasattr(opened.opened[uuid], "cold_pack"):
+        if _packed(opened.opened[uuid]):
             by_store.setdefault(uuid, []).append(key)
     if not by_store:
         return chosen

@@ -54,7 +54,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 from neuromirror.bench.archives import Archives, zarr_path
-from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say, stop_process
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
 from neuromirror.bench.syncs import run_sync
@@ -135,12 +135,7 @@ def view_server(root: Path, env: dict) -> Iterator[tuple[str, int]]:
                 raise RuntimeError("the view exited: " + "".join(seen)[-1000:])
         yield m.group(1), proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc, 30)
 
 
 def rss_mb(pid: int) -> float:

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import time
@@ -29,11 +28,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.annex.keys import key_checksum
 from neuromirror.bench.archives import Archives, direct_puts
-from neuromirror.bench.measure import child_env, neuromirror_cmd, say
-from neuromirror.bench.scenarios.packs.cycles import KEY_SIZES, KEYS_PER_CYCLE, SLACK, _files
+from neuromirror.bench.measure import child_env, index_rows, neuromirror_cmd, say, stop_process
+from neuromirror.bench.scenarios.packs.cycles import KEY_SIZES, KEYS_PER_CYCLE, SLACK, _files, _pack_bytes
 from neuromirror.bench.targets import judge, reported
+from neuromirror.store.transfer import read_back
 
 TARGETS = (
     ("pack-service-cycles", "worst_files_over_rule", 1.0, "max", "pack-service-cycles: files / (2 ceil(bytes / pack size) + 16), worst cycle"),
@@ -76,11 +75,7 @@ class _Service:
     def _query(self, sql: str, *args: Any) -> list[tuple]:
         if self.proc.poll() is not None:
             raise RuntimeError(f"pack-service-cycles: the service exited {self.proc.returncode}; see {self.log.name}")
-        con = sqlite3.connect(f"file:{self.root / '.neuromirror' / 'index.sqlite'}?mode=ro", uri=True, timeout=10)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
+        return index_rows(self.root, sql, *args)
 
     def last_run(self) -> int:
         return int(self._query("SELECT COALESCE(MAX(id), 0) FROM runs")[0][0])
@@ -91,13 +86,7 @@ class _Service:
         return [str(o) for (o,) in rows]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
@@ -175,17 +164,8 @@ def _add_assets(archives: Archives, ident: str, cycle: int, rng: random.Random) 
 
 
 def _good(reader: Any, key: str) -> bool:
-    checksum = key_checksum(key)
-    try:
-        with reader.open_key(key) as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    if checksum is None:
-        return True
-    digest = checksum.new()
-    digest.update(data)
-    return bool(digest.hexdigest() == checksum.digest)
+    """The key reads whole from the store and hashes to its own name (``verify --stores``'s reading)."""
+    return read_back(reader, key, None)[0] == "good"
 
 
 def bench_pack_service_cycles(args: Any, archives: Archives, work: Path) -> list[dict]:
@@ -302,7 +282,7 @@ def _result(
         "bytes": nbytes,
         "pack_size": pack_size,
         "files_last": _files(store),
-        "packs_last": len(os.listdir(store / "packs")) if (store / "packs").exists() else 0,
+        "packs_last": len(_pack_bytes(store)),
         "rule_last": 2 * -(-nbytes // pack_size) + SLACK,
         "lost_at_end": KEYS_PER_CYCLE * (cycles + 1) - sum(1 for k in named if fresh.has(k)),
         "run_outcomes": outcomes,

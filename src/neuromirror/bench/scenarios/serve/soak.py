@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from neuromirror.bench.archives import Archives
-from neuromirror.bench.measure import child_env, neuromirror_cmd, say
+from neuromirror.bench.measure import child_env, index_rows, neuromirror_cmd, say, stop_process
 from neuromirror.bench.targets import judge, reported
 
 TARGETS = (
@@ -87,20 +87,17 @@ class Side:
 
     def runs(self) -> list[tuple[str, bool]]:
         """(outcome, kept) of each finished run of the source, from the index (read-only)."""
-        path = self.root / ".neuromirror" / "index.sqlite"
-        if not path.exists():
+        if not (self.root / ".neuromirror" / "index.sqlite").exists():
             return []
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
-            rows = con.execute(
+            rows = index_rows(
+                self.root,
                 "SELECT outcome, json_extract(report, '$.keep') IS NOT NULL FROM runs WHERE source = ? "
                 "AND ended IS NOT NULL ORDER BY id",
-                [self.spec],
-            ).fetchall()
+                self.spec,
+            )
         except sqlite3.OperationalError:  # not made yet
             return []
-        finally:
-            con.close()
         return [(str(o), bool(k)) for o, k in rows]
 
     def warm(self) -> bool:
@@ -136,13 +133,7 @@ class Side:
         }
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
