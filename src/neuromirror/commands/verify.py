@@ -60,7 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     slice_ = p.add_mutually_exclusive_group()
     slice_.add_argument(
-        "--fraction", type=float, metavar="F", help="with --stores: only this share, oldest-checked copies first"
+        "--fraction",
+        type=float,
+        metavar="F",
+        help="with --stores: only this share, oldest-checked copies first (a packed store's: whole packs)",
     )
     slice_.add_argument(
         "--older-than", type=float, metavar="DAYS", help="with --stores: only copies not checked for DAYS days"
