@@ -247,3 +247,44 @@ def test_no_error_names_a_command_line_flag() -> None:
     )
     got = [flag.findall(command.sub("", t)) for _, t in strings(said_probe)]
     assert got == [["--url"], [], ["--recheck"]], "a note's flag, not a program's argument"
+
+
+#: exceptions that are not errors but signals a caller catches to change course (issue 77): a task asking its
+#: submitter to act first, and the private stops of one module's loops (a leading underscore says so)
+SIGNALS = {"NeedsSubmitter", "NeuromirrorError"}  # and the base itself
+
+
+def _off_base(path: Path, root: Path = SRC) -> list[str]:
+    """Exception classes of ``path`` not on ``NeuromirrorError``, by their bases as written (a class on another
+    of the module's own off-base classes counts through it)."""
+    tree = ast.parse(path.read_text(), str(path))
+    plain = {"Exception", "RuntimeError", "ValueError", "OSError", "KeyError", "LookupError", "IOError", "TypeError"}
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef) or node.name.startswith("_") or node.name in SIGNALS:
+            continue
+        bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
+        if "BaseException" in bases:
+            continue  # a stop signal (SIGTERM, Ctrl-C) is meant to pass every ``except Exception``
+        if bases and all(b in plain for b in bases):
+            found.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    return found
+
+
+def test_every_error_is_on_the_one_base() -> None:
+    """Every exception neuromirror raises is a ``NeuromirrorError`` (a kind of it: ``UserError``, ``Unavailable``):
+    a script catches one base, and the command line maps each kind to its line and exit code in one place
+    (``cli.main``).  Signals and private stops aside; the stand-ins and the bench impersonate and drive."""
+    found = [
+        hit
+        for path in sorted(SRC.rglob("*.py"))
+        if not {"standins", "bench"} & set(path.relative_to(SRC).parts)
+        for hit in _off_base(path)
+    ]
+    assert not found, f"exception classes off NeuromirrorError: {found}"
+
+
+def test_the_base_check_sees_a_plain_error(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text("class Planted(RuntimeError):\n    pass\n\n\nclass _Private(Exception):\n    pass\n")
+    assert _off_base(planted, tmp_path) == ["planted.py:1 Planted"]

@@ -18,6 +18,8 @@ import re
 from typing import Any, NamedTuple, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.errors import BadInput
+
 #: a dandiset id, and a version (``draft`` or ``0.YYMMDD.HHMM``)
 _ID = r"(?P<id>[0-9]{6})"
 _VERSION = r"(?P<version>draft|[0-9]+\.[0-9]{6}\.[0-9]{4})"
@@ -41,7 +43,7 @@ class DandiIdentifier(NamedTuple):
     api: Optional[str]  # the instance's API URL, when one is named
 
 
-class IdentifierError(ValueError):
+class IdentifierError(BadInput, ValueError):
     """Text that looks like a DANDI identifier but names nothing neuromirror can mirror."""
 
 

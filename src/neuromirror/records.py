@@ -18,6 +18,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, Union
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.results import Item, Result, Status
 
 #: checksum kinds recorded per file in the index
@@ -56,7 +57,7 @@ class AnnexEntry:
         )
 
 
-class ContentMismatch(RuntimeError):
+class ContentMismatch(NeuromirrorError, RuntimeError):
     """Downloaded bytes do not match the checksum the archive gave."""
 
 

@@ -10,10 +10,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror.errors import BadInput
+
 ARCHIVES = ("dandi", "aind", "boss")
 
 
-class SpecError(ValueError):
+class SpecError(BadInput, ValueError):
     """A SPEC the user typed does not name a source."""
 
 

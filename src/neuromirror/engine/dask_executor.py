@@ -181,7 +181,7 @@ class ClusterExecutor(concurrent.futures.Executor):
         return future
 
 
-class TaskCancelled(RuntimeError):
+class TaskCancelled(Unavailable, RuntimeError):
     """A task the cluster cancelled (its client lost, the scheduler restarted) more often than it is rerun."""
 
 

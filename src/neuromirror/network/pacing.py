@@ -36,6 +36,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Container, Iterator, Optional, TypeVar
 from urllib.parse import urlsplit
 
+from neuromirror.errors import Unavailable
 from neuromirror.network import ceiling as ceilings
 from neuromirror.network.stats import EndpointStats
 
@@ -61,7 +62,7 @@ RETRY_AFTER_MAX = 120.0
 T = TypeVar("T")
 
 
-class GaveUp(Exception):
+class GaveUp(Unavailable):
     """A request the archive never answered well: retried with backoff, then given up on, loudly."""
 
     def __init__(self, url: str, attempts: int, last: str, cause: Any = None):

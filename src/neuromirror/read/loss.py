@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.errors import Unavailable
 from neuromirror.index.store_checks import forget_lost, lost_status, open_losses, record_lost
 from neuromirror.read.check import LOST, url_status
 from neuromirror.read.urls import PinnedFile
@@ -44,7 +45,7 @@ _ALL: weakref.WeakSet = weakref.WeakSet()
 GONE = tuple(f"HTTP {s}" for s in GONE_STATUSES)
 
 
-class NotStreamable(OSError):
+class NotStreamable(Unavailable, OSError):
     """No URL serves this file's exact bytes (the reason is the message)."""
 
 

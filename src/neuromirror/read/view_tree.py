@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from neuromirror.engine.zarr.manifest import source_of
-from neuromirror.errors import UserError
+from neuromirror.errors import BadInput, UserError
 from neuromirror.index.nested import subdataset_paths, zarr_commit
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import known_stores
@@ -79,7 +79,7 @@ class Node:
     inner: str = ""  # inside a pin: the path from the pin's top ("" for the top itself)
 
 
-class BadPath(ValueError):
+class BadPath(BadInput, ValueError):
     """A path no view can name (``..``, an empty segment where a name must be): answered 400."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional, cast
 
 from neuromirror.annex.keys import Checksum, key_checksum
+from neuromirror.errors import Unavailable
 from neuromirror.index.store_checks import checks_of
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
@@ -72,7 +73,7 @@ def drain(src: IO[bytes], digests: tuple[Any, ...], sink: Optional[Callable[[byt
             sink(data)
 
 
-class NoGoodCopy(Exception):
+class NoGoodCopy(Unavailable):
     """No store holds a copy of the key that hashes right."""
 
 

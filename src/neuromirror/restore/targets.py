@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from neuromirror.annex.keys import key_checksum
+from neuromirror.errors import NeuromirrorError
 from neuromirror.restore.copies import Verified, drain
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.restore.parts import META_ETAG, put_parts, spans_for
@@ -47,7 +48,7 @@ META_KEY, META_MD5 = "neuromirror-key", "neuromirror-md5"
 TMP_DIR = ".neuromirror-restore-tmp"
 
 
-class Refused(ValueError):
+class Refused(NeuromirrorError, ValueError):
     """An archive key this target must not write (it would land outside the target)."""
 
 

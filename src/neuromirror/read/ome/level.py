@@ -25,14 +25,14 @@ import numpy as np
 
 from neuromirror.annex.keys import key_hash, log_path
 from neuromirror.annex.logs import web_urls
-from neuromirror.errors import UserError
+from neuromirror.errors import NeuromirrorError, UserError
 from neuromirror.read.loss import NotStreamable
 from neuromirror.util import gitutil
 
 AXES = ("z", "y", "x")
 
 
-class RegionError(Exception):
+class RegionError(NeuromirrorError):
     """A chunk of the pin could not be read as it was pinned (one line; the command exits 1)."""
 
 

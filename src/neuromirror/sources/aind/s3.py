@@ -8,13 +8,14 @@ import os
 import threading
 from typing import Any, Optional
 
+from neuromirror.errors import Unavailable
 from neuromirror.sources.aind.options import S3Settings
 
 WORKERS = 16
 CHUNK = 8 << 20
 
 
-class AindError(RuntimeError):
+class AindError(Unavailable, RuntimeError):
     """S3 could not be read; the message names the bucket/asset and the cause."""
 
     #: the versioned listing is not allowed here: list the latest objects and ask HEAD instead

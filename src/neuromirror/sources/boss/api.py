@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
+from neuromirror.errors import Unavailable
 from neuromirror.network import pacing
 from neuromirror.util.text import one_line
 
@@ -28,7 +29,7 @@ NO_TOKEN = "no BOSS token: set INTERN_TOKEN or ~/.intern/intern.cfg ([Default] t
 NAME_RE = re.compile(r"^[\w-]+$")
 
 
-class BossError(RuntimeError):
+class BossError(Unavailable, RuntimeError):
     """The BOSS could not be read; the message names the server and the cause (never the token)."""
 
 

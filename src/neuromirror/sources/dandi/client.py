@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import requests
 
+from neuromirror.errors import Unavailable
 from neuromirror.network import identity, pacing
 from neuromirror.sources.dandi.options import DEFAULT_API
 from neuromirror.util.text import one_line
@@ -24,7 +25,7 @@ from neuromirror.util.text import one_line
 LISTING_ATTEMPTS = 5
 
 
-class DandiError(RuntimeError):
+class DandiError(Unavailable, RuntimeError):
     """The DANDI archive could not be read; message names the archive and the cause."""
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.network import identity
 from neuromirror.records import SHA256, AnnexEntry, Entry
 from neuromirror.util import gitutil
@@ -134,7 +135,7 @@ def embargoed_entry(source: Any, path: str, sha: str, size: int, api_download: s
     return AnnexEntry(path, sha256e_key(sha, size, path), size, (key_url(api_download),), SHA256, sha, asset_id)
 
 
-class KeyMissing(RuntimeError):
+class KeyMissing(NeuromirrorError, RuntimeError):
     """Embargoed content was asked for without DANDI_API_KEY in the environment."""
 
 

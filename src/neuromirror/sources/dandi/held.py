@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from neuromirror.errors import NeuromirrorError
 from neuromirror.records import GIT, Entry, GitEntry, Refusal, Snapshot, SourceState, VersionKind
 from neuromirror.sources.dandi.assets import reused_entry
 
@@ -21,7 +22,7 @@ from neuromirror.sources.dandi.assets import reused_entry
 HELD_TOKEN = "held="
 
 
-class HeldBack(RuntimeError):
+class HeldBack(NeuromirrorError, RuntimeError):
     """A published version with assets the archive never answered for: not committed this time."""
 
 

@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from neuromirror.errors import NeuromirrorError
+
 MAGIC = b"NMPACK01"
 FOOTER = struct.Struct(">Q8s")
 FORMAT = 1
@@ -26,7 +28,7 @@ CONFIG = ".neuromirror-store.json"
 _NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
-class PackFormatError(ValueError):
+class PackFormatError(NeuromirrorError, ValueError):
     """A pack or index file that is not what the format says (cut short, rotten, foreign)."""
 
 
