@@ -288,3 +288,18 @@ def test_the_base_check_sees_a_plain_error(tmp_path: Path) -> None:
     planted = tmp_path / "planted.py"
     planted.write_text("class Planted(RuntimeError):\n    pass\n\n\nclass _Private(Exception):\n    pass\n")
     assert _off_base(planted, tmp_path) == ["planted.py:1 Planted"]
+
+
+TYPE_IGNORES_MAX = 10
+
+
+def test_few_type_ignores() -> None:
+    """At most ten ``# type: ignore`` in src (issue 77): each one is a place mypy cannot check, so a new one
+    takes an old one's place (a Protocol, a typed record or a ``cast`` with a reason reads better)."""
+    found = [
+        f"{path.relative_to(SRC)}:{n}"
+        for path in sorted(SRC.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "type: ignore" in line
+    ]
+    assert len(found) <= TYPE_IGNORES_MAX, f"{len(found)} type: ignore (at most {TYPE_IGNORES_MAX}): {found}"

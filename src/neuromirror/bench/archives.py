@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 from unittest import mock
 
 from neuromirror.bench.moto_patch import (
@@ -28,6 +28,16 @@ from neuromirror.bench.moto_patch import (
 
 if TYPE_CHECKING:
     from neuromirror.standins.dandi.server import DandiStandIn
+    from neuromirror.standins.s3 import S3StandIn
+
+
+class StandIns(Protocol):
+    """What the fill helpers and a measured sync use of the archives: :class:`Archives` here, or the same
+    stand-ins a network away (:class:`~neuromirror.bench.network.NetworkArchives`)."""
+
+    counters: Counters
+    s3: S3StandIn
+    dandi: DandiStandIn
 
 
 class Archives:
@@ -106,7 +116,7 @@ class Archives:
 
 
 @contextmanager
-def direct_puts(archives: Archives) -> Iterator[None]:
+def direct_puts(archives: StandIns) -> Iterator[None]:
     """Uploads of the stand-ins go straight into moto's backend (see the module)."""
     s3 = archives.s3
     original = s3.put
@@ -158,7 +168,7 @@ def zarr_path(i: int) -> str:
 
 
 def zarr_dandiset(
-    archives: Archives, n: int, objects: int, blobs: int, when: datetime, name: str
+    archives: StandIns, n: int, objects: int, blobs: int, when: datetime, name: str
 ) -> tuple[str, list[str]]:
     """A stand-in dandiset of ``n`` Zarrs x ``objects`` + ``blobs`` empty blobs: its id and Zarr ids."""
     d = archives.dandi
@@ -177,7 +187,7 @@ def zarr_dandiset(
     return ident, zarr_ids
 
 
-def change_two_zarrs_and_a_blob(archives: Archives, ident: str, zarr_ids: list[str], when: datetime) -> None:
+def change_two_zarrs_and_a_blob(archives: StandIns, ident: str, zarr_ids: list[str], when: datetime) -> None:
     """The change the Zarr scenarios time: 2 Zarrs changed (1 object added, 1 rewritten, 1 deleted each)
     and 1 blob asset added."""
     d = archives.dandi

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional, Sequence
 
-from neuromirror.bench.archives import Archives
+from neuromirror.bench.archives import StandIns
 from neuromirror.bench.measure import child_env, neuromirror_cmd, own_cpu, run_measured, say
 
 
@@ -47,7 +47,7 @@ def run_sync(
     root: Path,
     spec: str,
     extra: Sequence[str],
-    archives: Archives,
+    archives: StandIns,
     startup: float,
     files: Optional[int] = None,
 ) -> dict:

@@ -141,8 +141,9 @@ def keep_into(
     # each disk named with the store on it (a full target is named, not every store of the run)
     check_free(mirror.root, f"keeping into {', '.join(str(s) for s in stores)}", option=options.min_free)
     for s in stores:
-        if getattr(s, "path", None) is not None:
-            check_free(s.path, f"keeping into {s}", option=options.min_free)  # type: ignore[attr-defined]
+        path = getattr(s, "path", None)
+        if path is not None:
+            check_free(path, f"keeping into {s}", option=options.min_free)
     bound_heap()  # what the -J threads free reused and given back (a 10^6-key keep)
     with gitutil.lean_readers():  # the versions' logs read with git's caches bounded (10^6 keys a version)
         runs = _fill(mirror, stores, targets, options)

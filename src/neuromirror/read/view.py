@@ -22,6 +22,7 @@ from a browser, which hands it an answer only with CORS headers: every answer ca
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -336,7 +337,6 @@ class View:
     def respond(self, handler: Any) -> None:
         """Answer the request a ``BaseHTTPRequestHandler`` read (the status server's) with this app."""
         import sys
-        from wsgiref.simple_server import ServerHandler
 
         target = handler.path
         if "://" in target.split("?", 1)[0]:  # absolute-form request target
@@ -360,9 +360,21 @@ class View:
             key = "HTTP_" + name.upper().replace("-", "_")
             if key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
                 env[key] = f"{env[key]},{value}" if key in env else value
-        server = ServerHandler(handler.rfile, handler.wfile, sys.stderr, env, multithread=True)
-        server.request_handler = handler  # type: ignore[attr-defined]  # it logs through the handler's log_request
+        server = _server_handler()(handler.rfile, handler.wfile, sys.stderr, env, multithread=True)
+        server.request_handler = handler
         server.run(self)
+
+
+@functools.cache
+def _server_handler() -> Any:
+    """wsgiref's ``ServerHandler`` with the attribute it logs through (``close()`` calls the request handler's
+    ``log_request``), made once and only when the view serves (wsgiref is not imported for the CLI's start-up)."""
+    from wsgiref.simple_server import ServerHandler
+
+    class Handler(ServerHandler):
+        request_handler: Any
+
+    return Handler
 
 
 def _with_cors(start_response: StartResponse) -> StartResponse:

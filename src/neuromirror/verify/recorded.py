@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from neuromirror.annex import objects as gitobjects
 from neuromirror.annex.blobmap import BlobMap
@@ -118,8 +118,14 @@ class _Repo:
         return sorted(blobs), links
 
 
+class VersionFiles(Protocol):
+    """What is read of the index here: a version's files (``Index.version_files``)."""
+
+    def version_files(self, version_id: int, page: int = ...) -> Iterator[VersionFile]: ...
+
+
 def recorded_copies(
-    index: object, targets: Sequence[tuple[Path, int, str]], readable: Readable
+    index: VersionFiles, targets: Sequence[tuple[Path, int, str]], readable: Readable
 ) -> dict[tuple[str, str], Copy]:
     """(uuid, key) -> :class:`Copy` (one file holding the key) for every copy that ``targets`` (dataset,
     index version id, source) record in a store ``readable`` says is re-read this time, taken in the
@@ -149,13 +155,13 @@ def recorded_copies(
 
 
 def _version_parts(
-    index: object, ds: Path, version_id: int, walked: set[tuple[Path, str]]
+    index: VersionFiles, ds: Path, version_id: int, walked: set[tuple[Path, str]]
 ) -> tuple[list[VersionFile], list[tuple[Path, str, str]]]:
     """A version's annexed files in the dataset itself, and the subdatasets (repository, commit, path prefix)
     to walk that no version before named at that commit (``walked``)."""
     files: list[VersionFile] = []
     subs: list[tuple[Path, str, str]] = []
-    for f in index.version_files(version_id):  # type: ignore[attr-defined]
+    for f in index.version_files(version_id):
         if f.checksum_kind == SUBDATASET:
             if (ds / f.path, f.checksum or "") not in walked:
                 walked.add((ds / f.path, f.checksum or ""))

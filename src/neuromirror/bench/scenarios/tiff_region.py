@@ -60,7 +60,8 @@ def geometry(mb: float, chunk: tuple[int, int, int]) -> tuple[tuple[int, int, in
     side = max(16, int(math.sqrt(mb * 2**20 / DEPTH)) // 16 * 16)
     size = (DEPTH, side, side)
     spans = tuple((c // 2, c // 2 + n) for c, n in zip(chunk, size))
-    return tuple(n + c for n, c in zip(size, chunk)), spans  # type: ignore[return-value]
+    z, y, x = (n + c for n, c in zip(size, chunk))
+    return (z, y, x), spans
 
 
 def region_arg(spans: tuple[tuple[int, int], ...]) -> str:
@@ -97,8 +98,9 @@ def _env() -> dict:
 
 
 def bench_tiff_region(args: Any, work: Path) -> list[dict]:
-    chunk = tuple(int(n) for n in args.tiff_chunk.lower().split("x"))
-    frame, spans = geometry(args.tiff_mb, chunk)  # type: ignore[arg-type]
+    cz, cy, cx = (int(n) for n in args.tiff_chunk.lower().split("x"))
+    chunk = (cz, cy, cx)
+    frame, spans = geometry(args.tiff_mb, chunk)
     region = region_arg(spans)
     nbytes = math.prod(b - a for a, b in spans)
     root, out = work / "root-tiff-region", work / "tiff-region.tif"

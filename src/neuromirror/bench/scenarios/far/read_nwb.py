@@ -174,7 +174,7 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
     want = digest(samples(rows)[start : start + ROWS_READ])
     d = net.dandi
     ident = d.create_dandiset(name="bench network read-nwb", created=WHEN)
-    with direct_puts(net):  # type: ignore[arg-type]  # duck-types Archives (s3)
+    with direct_puts(net):
         d.put_asset(ident, NWB_PATH, data, when=WHEN)
     say(
         f"read-nwb: {len(data) / 1e6:.1f} MB NWB file ({rows} x {CHANNELS}) in dandiset {ident} in {time.perf_counter() - t:.1f} s"
@@ -183,7 +183,7 @@ def bench_read_nwb(args: argparse.Namespace, net: NetworkArchives, work: Path, s
     net.set_rtt(0.0)
     net.clean()
     spec = f"dandi:{ident}"
-    synced = run_sync("read-nwb-sync@0ms", 1, root, spec, ["--dandi-api", net.api_url], net, startup)  # type: ignore[arg-type]
+    synced = run_sync("read-nwb-sync@0ms", 1, root, spec, ["--dandi-api", net.api_url], net, startup)
     (pinned,) = [x for x in _urls(root, f"{spec}@draft", NWB_PATH) if x["path"] == NWB_PATH]
     url = str(pinned.get("url") or "")
     if not url.startswith(net.s3_proxy.url) or "versionId=" not in url:

@@ -66,7 +66,7 @@ class _Sides:
             root or self.roots[rtt],
             self.spec,
             ["--dandi-api", self.net.api_url],
-            self.net,  # type: ignore[arg-type]  # duck-types Archives (counters)
+            self.net,
             self.startup,
             files,
         )
@@ -207,7 +207,7 @@ def zarr_sides(
 
     when = datetime(2025, 10, 1, tzinfo=timezone.utc) + timedelta(days=len(name))
     t = time.perf_counter()
-    ident, zarr_ids = zarr_dandiset(net, zarrs, objects, blobs, when, f"bench network {name}")  # type: ignore[arg-type]
+    ident, zarr_ids = zarr_dandiset(net, zarrs, objects, blobs, when, f"bench network {name}")
     say(f"network {name}: {zarrs} Zarrs x {objects} + {blobs} blobs in {time.perf_counter() - t:.1f} s")
     sides = _Sides(net, work, name, f"dandi:{ident}", startup, args.rtt)
     files = zarrs * objects + blobs
@@ -218,7 +218,7 @@ def zarr_sides(
 
     sides.both(f"{name}-cold", zarrs, files=files, extra=shape)
     sides.both(f"{name}-resync", zarrs, files=files, extra=shape)
-    change_two_zarrs_and_a_blob(net, ident, zarr_ids, when + timedelta(hours=1))  # type: ignore[arg-type]
+    change_two_zarrs_and_a_blob(net, ident, zarr_ids, when + timedelta(hours=1))
     sides.both(f"{name}-2zarrs1blob", zarrs, files=files, extra=shape)
     _drop(args, net, sides)
     return sides.rows
