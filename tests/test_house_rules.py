@@ -303,3 +303,17 @@ def test_few_type_ignores() -> None:
         if "type: ignore" in line
     ]
     assert len(found) <= TYPE_IGNORES_MAX, f"{len(found)} type: ignore (at most {TYPE_IGNORES_MAX}): {found}"
+
+
+def test_no_hand_flushed_journal_outside_annex() -> None:
+    """git-annex's journal is committed by the branch's one door (``annex/logs.branch_head``, which every reader
+    of the logs starts from, and the writer): no package outside ``annex/`` flushes it by hand (issue 77)."""
+    hand = re.compile(r"flush_journal|\"annex\", \"merge\"|'annex', 'merge'")
+    found = [
+        f"{path.relative_to(SRC)}:{n}"
+        for path in sorted(SRC.rglob("*.py"))
+        if path.relative_to(SRC).parts[0] != "annex"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if hand.search(line)
+    ]
+    assert not found, f"git-annex's journal flushed by hand outside annex/: {found}"

@@ -36,7 +36,7 @@ from neuromirror.annex.annexbranch import write_logs
 from neuromirror.annex.contract import WEB_UUID, log_stamp
 from neuromirror.annex.fastimport import run_fast_import
 from neuromirror.annex.keys import log_path
-from neuromirror.annex.logs import BRANCH, _after, branch_logs, log_state
+from neuromirror.annex.logs import BRANCH, _after, branch_logs, flush_journal, log_state
 from neuromirror.util import gitutil
 
 #: a top-level file's new content from its old (None: unchanged)
@@ -76,14 +76,6 @@ class Written:
 
     keys: list[str] = field(default_factory=list)
     top: list[str] = field(default_factory=list)
-
-
-def flush_journal(repo: Path) -> None:
-    """Commit what git-annex left in its journal, so that a commit made here builds on all of it."""
-    git = gitutil.git_dir(repo) or Path(gitutil.out(repo, "rev-parse", "--absolute-git-dir"))
-    journal = git / "annex" / "journal"
-    if journal.is_dir() and any(journal.iterdir()):
-        gitutil.run(repo, "annex", "merge", "-q")
 
 
 def read_top(repo: Path, ref: str, name: str) -> Optional[bytes]:

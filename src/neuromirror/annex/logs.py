@@ -8,6 +8,7 @@ agree on what a log says.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -18,14 +19,38 @@ from neuromirror.util import gitutil
 BRANCH = "refs/heads/git-annex"
 
 
+def flush_journal(repo: Path) -> None:
+    """Commit what git-annex left in its journal (``annex.alwayscommit=false``: URLs registered, a
+    ``setpresentkey`` or a drop not committed yet), so that the branch says all of it.  On a repository this
+    user cannot write (a read-only mount of the mirror) nobody wrote the journal here: the branch is read as it is."""
+    if journal_pending(repo):
+        gitutil.run(repo, "annex", "merge", "-q")
+
+
+def journal_pending(repo: Path) -> bool:
+    """Whether git-annex's journal holds what its branch does not say yet (and this user could commit it)."""
+    git = gitutil.git_dir(repo) or Path(gitutil.out(repo, "rev-parse", "--absolute-git-dir"))
+    journal = git / "annex" / "journal"
+    return journal.is_dir() and any(journal.iterdir()) and os.access(journal, os.W_OK)
+
+
+def branch_head(repo: Path) -> Optional[str]:
+    """The branch's head as a reader must see it: with the journal committed first (None: no branch).  Every
+    reader of the logs starts here, so that no caller flushes git-annex's journal by hand."""
+    flush_journal(repo)
+    return gitutil.ref_sha(repo, BRANCH)
+
+
 def branch_logs(repo: Path, keys: Iterable[str], suffix: str = ".log") -> dict[str, Optional[bytes]]:
     """Each key's log (``suffix``: ``.log``, ``.log.web``) on ``repo``'s git-annex branch, in one batch.
 
     None for a key without one; an empty dict when the repository has no git-annex branch.
     """
     keys = list(dict.fromkeys(keys))
-    ref = gitutil.ref_sha(repo, BRANCH)
-    if ref is None or not keys:
+    if not keys:
+        return {}
+    ref = branch_head(repo)
+    if ref is None:
         return {}
     with gitutil.CatFile(repo) as cat:
         return dict(zip(keys, cat.get_many(f"{ref}:{log_path(k, suffix)}" for k in keys)))

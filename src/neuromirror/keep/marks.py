@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.annex.logs import BRANCH, branch_head, journal_pending, log_state
 from neuromirror.annex.pack import tree_entries
 from neuromirror.index import store_checks
-from neuromirror.store.record import flush_journal, store_uuids
+from neuromirror.store.record import store_uuids
 from neuromirror.util import gitutil
 
 ZERO = "0" * 40
@@ -165,11 +165,9 @@ class Marks:
         repo = self.mirror.root / rel
         if not repo.is_dir():
             return None  # a Zarr subdataset no longer there: read in full (and reported) by the keep
-        git_dir = gitutil.git_dir(repo) or repo / ".git"
-        journal = git_dir / "annex" / "journal"
-        if journal.is_dir() and any(os.scandir(journal)):
-            with self.mirror.lock(source):
-                flush_journal(repo)
+        if journal_pending(repo):
+            with self.mirror.lock(source):  # what git-annex left in its journal committed under the source's lock
+                return branch_head(repo)
         return gitutil.branch_sha(repo, BRANCH)
 
     def heads(self, repos: Iterable[Path]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from neuromirror.pin.retrieve import RetrieveError, gist
 from neuromirror.store.base import LEGACY_NAME
 from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
 from neuromirror.store.packs.store import PackStore
-from neuromirror.store.record import ensure_remote, flush_journal, present_in, record_present, store_uuids
+from neuromirror.store.record import ensure_remote, present_in, record_present, store_uuids
 from neuromirror.store.registry import recorded_url
 from neuromirror.util import gitutil
 
@@ -134,7 +134,6 @@ def use_store(repo: Path, commit: str, store: Retrievable) -> int:
         return 0
     ident = store.identity
     try:
-        flush_journal(repo)
         if _branch_name(repo, ident.uuid) != ident.name:  # unknown here, or under a name another store has
             ensure_remote(repo, store)
         if set(held) - present_in(repo, ident.uuid, held):  # a rerun in a reused clone writes nothing

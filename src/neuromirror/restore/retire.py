@@ -22,7 +22,6 @@ from neuromirror.annex.logs import log_state
 from neuromirror.annex.unregister import unregister_urls
 from neuromirror.index.version_rows import drop_entry_urls
 from neuromirror.restore.objects import locator_for
-from neuromirror.store.record import flush_journal
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
@@ -70,6 +69,5 @@ def retire(mirror: Datasets, source: str, repo: Path, dead: Sequence[tuple[str, 
     index's file states of ``source``; the caller holds the source's lock.  How many were unregistered."""
     unregister_urls(repo, dead)  # as neuromirror repair takes URLs back
     if dead:
-        flush_journal(repo)
         drop_entry_urls(mirror.index.db.conn, source, [(k, u) for k, u, _ in dead])
     return len(dead)

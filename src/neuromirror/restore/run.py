@@ -328,12 +328,11 @@ def _register(
     a rerun, or a run after a killed one, records what is missing only;
     then the URLs of the versions they replaced that the bucket no longer holds retired (:mod:`.retire`).
     (URLs registered, URLs retired)."""
-    from neuromirror.annex.branch_writer import flush_journal, register_urls
+    from neuromirror.annex.branch_writer import register_urls
 
     n = gone = 0
     for (source, repo), pairs in sorted(new_urls.items()):
         with mirror.lock(source):
-            flush_journal(Path(repo))
             logs = branch_logs(Path(repo), [k for k, _ in pairs], ".log.web")
             todo = [(k, u) for k, u in pairs if u not in web_urls(logs.get(k))]
             if todo:

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 from neuromirror.annex.blobmap import BlobMap
-from neuromirror.annex.branch_writer import Batch, TopEdit, flush_journal, read_top, write
+from neuromirror.annex.branch_writer import Batch, TopEdit, read_top, write
 from neuromirror.annex.branch_writer import commit_top_files as _commit_top_files  # noqa: F401 (tests' name)
 from neuromirror.annex.keys import log_path
-from neuromirror.annex.logs import BRANCH, log_state
+from neuromirror.annex.logs import BRANCH, branch_head, log_state
 from neuromirror.store.annexlog import (
     recorded_stores,
     remote_fields,
@@ -41,7 +41,7 @@ from neuromirror.store.base import FIRST_COST as DIRECTORY_COST
 from neuromirror.store.base import Recorded
 from neuromirror.util import gitutil
 
-__all__ = ["BRANCH", "flush_journal", "ensure_remote", "record_present", "record_absent", "present_in"]
+__all__ = ["BRANCH", "ensure_remote", "record_present", "record_absent", "present_in"]
 
 
 def _remote_lines(store: Recorded, now: Optional[float]) -> dict[str, TopEdit]:
@@ -87,8 +87,10 @@ def present_stores(
     """key -> the UUIDs its location log on the branch (at ``ref``, default its head) says have it, for the
     ``keys`` some UUID has: every store in one reading, where asking :func:`present_in` per store reads
     every log once per store.  ``blobs``: :func:`log_blobs` at ``ref``, when the caller has it."""
-    ref = ref or gitutil.ref_sha(repo, BRANCH)
-    if ref is None or not keys:
+    if not keys:
+        return {}
+    ref = ref or branch_head(repo)
+    if ref is None:
         return {}
     out: dict[str, frozenset[str]] = {}
     shared: dict[frozenset[str], frozenset[str]] = {}  # one object per set of stores: few differ
