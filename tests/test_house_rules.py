@@ -5,8 +5,12 @@
 * The commands are thin: each command's ``run()`` is under 40 lines, the work being in the API and the
   packages below it.
 
+* Every exception is a ``NeuromirrorError``; at most ten ``type: ignore``; git-annex's journal is flushed in
+  ``annex/`` only (issue 77).
+
 (The branch writer's and the schema's rules: ``test_branch_writer``, ``test_schema_home``; complexity:
-ruff's C901 at 15, in ``pyproject.toml``.)
+ruff's C901 at 15, in ``pyproject.toml``.  A module's length has one cap, in ``test_layers``, the one
+docs/architecture.md states: a signal for the review, not a reason to cut a thing in the middle.)
 """
 
 from __future__ import annotations
@@ -107,8 +111,6 @@ def test_no_dead_functions() -> None:
 #: radon's cyclomatic complexity (boolean operators counted, as ruff's mccabe does not) above which a function
 #: wants named steps
 CC_MAX = 15
-#: lines above which a module wants a concept of its own split out
-MODULE_MAX_LINES = 450
 
 
 def test_no_function_over_complexity() -> None:
@@ -123,15 +125,6 @@ def test_no_function_over_complexity() -> None:
                 if fn.complexity > CC_MAX:
                     over.add(f"{path.relative_to(SRC)}:{fn.lineno} {fn.fullname} {fn.complexity}")
     assert not over, "functions over radon cc 15:\n" + "\n".join(sorted(over))
-
-
-def test_no_module_over_450_lines() -> None:
-    long = [
-        f"{p.relative_to(SRC)}: {n}"
-        for p in SRC.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > MODULE_MAX_LINES
-    ]
-    assert not long, "modules over 450 lines:\n" + "\n".join(sorted(long))
 
 
 #: the commands that start a program standing on the API rather than call it: the demo, and the service
