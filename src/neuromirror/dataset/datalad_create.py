@@ -60,7 +60,7 @@ def create_root(root: Path, new: Path) -> None:
     from neuromirror.dataset import skeleton
 
     root.mkdir(parents=True, exist_ok=True)
-    if (root / ".git").exists() and head_commit(root / ".git"):  # a repository of its own: made a dataset in place
+    if has_commit(root):  # a repository of its own: made a dataset in place, as always
         create(root, force=True, description="neuromirror root")
         skeleton.tidy(root)
         return
@@ -92,9 +92,21 @@ def _discard_half_root(root: Path) -> None:
 ROOT_FILES = (".gitattributes", ".datalad", ".git")
 
 
-def head_commit(git_dir: Path) -> bool:
-    """Whether the repository's HEAD names a commit (its branch's ref exists), read from files: checked at
-    each sync of each source, where a ``git rev-parse`` would cost a process."""
+def has_commit(root: Path) -> bool:
+    """Whether the repository at ``root`` has a commit at HEAD: read from its files first (checked at each sync
+    of each source, where a process would cost more), git's own answer when the files do not tell (a ``.git``
+    file, a ref format of another kind): a repository with a commit is never taken for a half-made root."""
+    git_dir = root / ".git"
+    if git_dir.is_dir() and _head_file_names_a_commit(git_dir):
+        return True
+    if not (git_dir.exists() or git_dir.is_symlink()):
+        return False
+    # --git-dir: a .git that is no repository must not send git looking above the root (a home in git)
+    asked = ["git", f"--git-dir={git_dir}", "rev-parse", "--verify", "-q", "HEAD^{commit}"]
+    return subprocess.run(asked, capture_output=True, env=gitutil.git_env()).returncode == 0
+
+
+def _head_file_names_a_commit(git_dir: Path) -> bool:
     try:
         head = (git_dir / "HEAD").read_text().strip()
     except OSError:
@@ -105,9 +117,10 @@ def head_commit(git_dir: Path) -> bool:
     if (git_dir / ref).is_file():
         return True
     try:
-        return any(line.split()[-1] == ref for line in (git_dir / "packed-refs").read_text().splitlines()[1:] if line)
-    except (OSError, IndexError):
+        packed = (git_dir / "packed-refs").read_text().splitlines()
+    except OSError:
         return False
+    return any(line.split()[-1] == ref for line in packed if line and line[0] not in "#^")
 
 
 def _die_with_parent(parent: int) -> None:

@@ -138,10 +138,9 @@ class Datasets:
                     fh.write(f"\n{STATE_IGNORE}\n")
 
     def _made(self) -> bool:
-        from neuromirror.dataset.datalad_create import head_commit
+        from neuromirror.dataset.datalad_create import has_commit
 
-        git_dir = self.root / ".git"
-        return (self.root / ".datalad" / "config").exists() and git_dir.is_dir() and head_commit(git_dir)
+        return (self.root / ".datalad" / "config").exists() and has_commit(self.root)
 
     def _state_ignored(self) -> bool:
         try:
