@@ -76,6 +76,60 @@ def test_reproduce_writes_the_commands_json(mirrored: Dandiset, tmp_path: Path) 
         m.reproduce(lock, ["dandi/000000/x"], to=tmp_path / "w2")
 
 
+FRESH_MACHINE = """
+import json, sys
+from neuromirror import api
+with api.open(sys.argv[1]) as m:
+    got = m.get(sys.argv[2], ["sub-01"], to=sys.argv[3], allow_ip="all")
+    done = m.reproduce(sys.argv[4], to=sys.argv[5], allow_ip="all")
+print(json.dumps({"got": got.ok, "failed": got.failed, "reproduced": done.ok, "items": [str(i) for i in done.items()]}))
+"""
+
+
+def test_get_and_reproduce_on_a_fresh_machine_as_the_commands_do(mirrored: Dandiset, tmp_path: Path) -> None:
+    """A script run by the venv's python without the venv's bin on PATH, and with no git identity anywhere
+    (an empty HOME, no global or system git config): the API finds its own git-annex and DataLad and commits
+    as the mirror, as the CLI does (docs/python-api.md's example on a fresh machine)."""
+    import os
+    import subprocess
+    import sys
+
+    lock = tmp_path / "data.lock"
+    mirrored.run.ok("lock", mirrored.spec, "--files", "-o", str(lock))
+    home = tmp_path / "home"
+    home.mkdir()
+    keep = {k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "LANG", "TMPDIR", "DANDI_NO_ET")}
+    env = {
+        **keep,
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    bare = subprocess.run(["git", "var", "GIT_AUTHOR_IDENT"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert (
+        bare.returncode != 0
+        and "git-annex"
+        not in subprocess.run(
+            ["sh", "-c", "command -v git-annex || true"], env=env, capture_output=True, text=True
+        ).stdout
+    )  # the machine as a new user's: no identity, no git-annex on PATH
+    to, again = tmp_path / "clone", tmp_path / "rebuilt"
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_MACHINE, str(mirrored.run.root), mirrored.spec, str(to), str(lock), str(again)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["got"] and result["failed"] == [] and result["reproduced"], result
+    assert (to / "sub-01" / "a.nwb").read_bytes() == mirrored.files["sub-01/a.nwb"]
+    assert (again / "dandi" / mirrored.id / "sub-02" / "b.nwb").read_bytes() == mirrored.files["sub-02/b.nwb"]
+
+
 def test_urls_streams_the_commands_json(mirrored: Dandiset, tmp_path: Path) -> None:
     with api.open(mirrored.run.root) as m:
         mine = written(m.urls(mirrored.spec))

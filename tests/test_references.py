@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -229,7 +230,8 @@ def test_references_nwb_in_a_definition_and_without_lindi(dandi_archive, tmp_pat
     code, out, err = Runner(root)("sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url, "--references")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "neuromirror[references]" in err, (out, err)
     assert not (root / "dandi" / ident).exists()
-    definition = lindi_env.definition(tmp_path, ident, dandi_archive.api_url)
+    definition = lindi_env.definition(tmp_path, ident, dandi_archive.api_url, on_the_source=True)  # as documented
+    assert lindi_env.cli(root, "check-config", str(definition)).returncode == 0
     got = lindi_env.cli(root, "sync", "--config", str(definition), "--json")
     assert got.returncode == 0, got.stderr
     refs = json.loads(got.stdout)["references"]
@@ -264,20 +266,48 @@ def test_a_reference_made_on_the_first_read(dandi_archive, tmp_path: Path) -> No
     assert Path(got["reference"]).is_file() and Path(got["reference"]).is_relative_to(run.root / ".neuromirror")
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "references: nwb",
+        "options: {references: nwb}",
+        "references: nwb\n    options: {dandi_api: 'http://127.0.0.1:9/api'}",
+    ],
+)
+def test_check_config_takes_references_on_the_source_and_in_its_options(entry: str, tmp_path: Path) -> None:
+    """docs/reading.md says ``references: nwb`` on a source; ``options: {references: nwb}`` says the same."""
+    from helpers.config import write
+
+    good = write(tmp_path, f"sources:\n  - spec: 'dandi:000027'\n    schedule: 6h\n    {entry}\n")
+    checked = subprocess.run(
+        [sys.executable, "-m", "neuromirror", "check-config", str(good), "--json"], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "nwb" in checked.stdout and json.loads(checked.stdout)
+    from neuromirror.config.load import load_config
+
+    (source,) = load_config(good).sources
+    assert source.options["references"] == "nwb"
+
+
 def test_a_definition_names_a_kind_of_reference_it_knows(tmp_path: Path) -> None:
     from helpers.config import errors, write
 
-    bad = write(
-        tmp_path,
-        """
-        sources:
-          - spec: "dandi:000027"
-            schedule: {interval: 6h}
-            options: {references: lindi}
-        """,
-    )
+    for where in ("options: {references: lindi}", "references: lindi"):
+        bad = write(
+            tmp_path,
+            f"""
+            sources:
+              - spec: "dandi:000027"
+                schedule: {{interval: 6h}}
+                {where}
+            """,
+        )
+        (issue,) = errors(bad)
+        assert "m.yaml:4" in issue and "references: 'lindi' is not a kind of reference made (known: nwb" in issue, issue
+    bad = write(tmp_path, "sources:\n  - spec: 'dandi:000027'\n    schedule: 6h\n    referenc: nwb\n")
     (issue,) = errors(bad)
-    assert "m.yaml:4" in issue and "references: 'lindi' is not a kind of reference made (known: nwb" in issue, issue
+    assert "sources[0]: unknown key 'referenc'" in issue, issue
 
 
 IN_PROCESSES = """
@@ -326,3 +356,30 @@ def test_the_doors_name_a_wrong_path_as_the_api_does(synced) -> None:  # noqa: A
                 m.reference(wrong)
         with pytest.raises(api.NoSuchPath):
             m.open_hdf5(f"dandi/{d.id}@{d.version}/sub-none/x.nwb")
+
+
+def test_open_hdf5_takes_the_clis_spec_form_and_names_a_file_that_is_not_hdf5(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``dandi:ID@V/PATH`` (as the CLI takes a SPEC) opens the file ``dandi/ID@V/PATH`` does; a file that is
+    not HDF5 is one line (BadInput), not h5py's "file signature not found"."""
+    from helpers.retrieve import Runner
+    from neuromirror import api
+
+    when = T0 + timedelta(days=2300 + len(dandi_archive.dandiset_ids()))
+    ident = dandi_archive.create_dandiset(name="open_hdf5 forms", created=when)
+    dandi_archive.put_asset(ident, nwb.TIMESERIES, nwb.timeseries_nwb(ident), when=when + timedelta(minutes=1))
+    dandi_archive.put_asset(ident, "sub-x/fake.nwb", b"not HDF5 at all\n" * 100, when=when + timedelta(minutes=2))
+    version = dandi_archive.publish(ident, when=when + timedelta(hours=1))
+    run = Runner(tmp_path / "mirror")
+    run.ok("sync", f"dandi:{ident}", "--dandi-api", dandi_archive.api_url)
+    with api.open(run.root) as m:
+        for form in (f"dandi:{ident}@{version}", f"neuromirror://dandi/{ident}@{version}", f"dandi/{ident}@{version}"):
+            f = m.open_hdf5(f"{form}/{nwb.TIMESERIES}", reference=False)
+            assert f["general/session_id"][()] == b"ses-1", form
+            f.close()
+        with pytest.raises(api.BadInput) as info:
+            m.open_hdf5(f"dandi:{ident}@{version}/sub-x/fake.nwb")
+        assert str(info.value) == f"dandi/{ident}@{version}/sub-x/fake.nwb is not an HDF5 file" + (
+            " (it does not start with HDF5's signature)"
+        )
+        with pytest.raises(api.BadInput, match="name the version"):
+            m.open_hdf5(f"dandi:{ident}/{nwb.TIMESERIES}")

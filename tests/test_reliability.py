@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -87,6 +88,16 @@ def reference(crash_dandiset, dandi_archive, tmp_path_factory):  # noqa: ANN001,
 
 
 CRASH_POINTS = [
+    # the root's creation (a new mirror): mid-``datalad create`` (its git and git-annex commands), then its move
+    "datalad-create-git#1",
+    "datalad-create-git#3",
+    "datalad-create-git#6",
+    "datalad-create-git#9",
+    "datalad-create-git#12",
+    "root-created",
+    "root-moved#1",
+    "root-moved#2",
+    "root-moved#3",
     "dataset-created",
     "dandi-asset#1",
     "dandi-asset#4",
@@ -130,18 +141,85 @@ def test_sigkill_anywhere_then_rerun_converges(point, crash_dandiset, dandi_arch
     assert again.returncode == 0 and "unchanged" in again.stdout
 
 
-def test_faults_at_20_percent_give_identical_results(crash_dandiset, dandi_archive, reference, tmp_path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("left", ["a stale index.lock, no commit", "a .git git takes for no repository"])
+def test_a_root_half_made_by_an_earlier_kill_is_made_again(  # noqa: ANN001
+    left, crash_dandiset, dandi_archive, reference, tmp_path
+) -> None:
+    """What a kill mid-``datalad create`` of the root left where the root was made in place (issue 76):
+    every rerun failed ("index.lock: File exists", "fatal: not a git repository")."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    if left.startswith("a stale"):
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+        (root / ".datalad").mkdir()
+        (root / ".datalad" / "config").write_text('[datalad "dataset"]\n\tid = 0ab1\n')
+        (root / ".git" / "index.lock").write_bytes(b"")  # git's lock, its holder killed
+    else:
+        (root / ".git" / "objects").mkdir(parents=True)  # `git init` killed before HEAD and config
+    rerun = run_sync(root, dandi_archive.api_url, crash_dandiset)
+    assert rerun.returncode == 0, rerun.stderr
+    check_consistent(root, crash_dandiset)
+    assert state_of(root, crash_dandiset) == reference
+    assert git(root, "status", "--porcelain") == "" and not (root / ".git" / "index.lock").exists()
+
+
+def test_a_git_repository_as_the_root_keeps_its_history(dandi_archive, tmp_path) -> None:  # noqa: ANN001
+    """A root that is a repository with commits of its own is no half-made root: made a dataset in place."""
+    ident = dandi_archive.create_dandiset(name="root of my own", created=T0)
+    dandi_archive.put_asset(ident, "a.nwb", b"a" * 20, when=T0)
+    root = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / "notes.txt").write_text("mine\n")
+    subprocess.run(["git", "-C", str(root), "add", "notes.txt"], check=True)
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-qm", "mine"], check=True
+    )
+    proc = run_sync(root, dandi_archive.api_url, ident)
+    assert proc.returncode == 0, proc.stderr
+    assert "mine" in git(root, "log", "--format=%s").split("\n") and (root / "notes.txt").read_text() == "mine\n"
+    assert (root / "dandi" / ident / "a.nwb").is_symlink()
+
+
+#: the faults the stand-in answers first (in this order, whatever the request), then 20 % of requests faulted
+#: (every kind), and the environment of the sync: each converges to the uninterrupted run's result
+FAULT_TABLE = {
+    "20 % faulted": ((), {}),
+    "500, 503, 429, a reset, a cut body, then 20 %": (("500", "503", "429", "reset", "truncated"), {}),
+    "the same where the API key's check is the first request": (
+        ("500", "503", "429", "reset", "truncated"),
+        {"DANDI_API_KEY": "a-key-the-stand-in-takes"},
+    ),
+    "an answer that is not JSON (the key's check), then 20 %": (("garbled",), {"DANDI_API_KEY": "a-key"}),
+    "answers not JSON and cut short, then 20 %": (("garbled", "truncated", "garbled", "500"), {}),
+}
+
+
+@pytest.mark.parametrize("first, env", FAULT_TABLE.values(), ids=list(FAULT_TABLE))
+def test_faults_give_identical_results_and_are_counted(  # noqa: ANN001
+    first, env, crash_dandiset, dandi_archive, reference, tmp_path
+) -> None:
     plan = dandi_archive.faults
-    plan.retry_after, plan.timeout_seconds = 0, 0.3
+    plan.retry_after, plan.timeout_seconds, plan.seed = 0, 0.3, 2  # seed 2: the draws fault some of this sync
+    for kind in first:
+        plan.fail_next(1, kind)
     plan.set_rate(0.2)
     try:
-        proc = run_sync(tmp_path / "mirror", dandi_archive.api_url, crash_dandiset)
+        proc = run_sync(
+            tmp_path / "mirror", dandi_archive.api_url, crash_dandiset, NEUROMIRROR_HTTP_BACKOFF="0.02", **env
+        )
+        injected = [kind for _, _, kind in plan.injected]
     finally:
         plan.reset()
+        plan.seed = 0
     assert proc.returncode == 0, proc.stderr
-    assert plan.injected or True
+    assert injected[: len(first)] == list(first) and len(injected) > len(first)
     check_consistent(tmp_path / "mirror", crash_dandiset)
     assert state_of(tmp_path / "mirror", crash_dandiset) == reference
+    # the run's account counts every fault met on the API: each was asked again
+    db = sqlite3.connect(tmp_path / "mirror" / ".neuromirror" / "index.sqlite")
+    (report,) = db.execute("SELECT report FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    api = [r for r in json.loads(report)["network"] if dandi_archive.api_url.startswith(r["endpoint"])]
+    assert api and api[0]["retries"] >= len(first) and api[0]["gave_up"] == 0, api
 
 
 def test_faults_at_100_percent_fail_cleanly(dandi_archive, tmp_path) -> None:  # noqa: ANN001
@@ -228,8 +306,6 @@ def test_secrets_never_written(dandi_archive, s3, tmp_path) -> None:  # noqa: AN
 
 def test_hostile_and_broken_items_refused_rest_mirrored(cli, dandi_archive, tmp_path) -> None:  # noqa: ANN001
     """Each bad item is refused with a reason in the report and the run record; the rest is mirrored."""
-    import json
-
     ident = dandi_archive.create_dandiset(name="hostile", created=T0)
     put = dandi_archive.put_asset
     bad_paths = {

@@ -12,8 +12,11 @@ SIGKILL mid-way converges on its rerun, and an object holding other bytes is lef
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -327,3 +330,42 @@ def test_locator_answers_as_locate_for_every_url_shape(monkeypatch) -> None:  # 
             assert find(url) == want, url
             located += want is not None
     assert located > 100  # most shapes name an object: the comparison is not of Nones
+
+
+class Terminal(io.StringIO):
+    """stderr as a terminal shows it: bars redrawn in place (``\\r``), as a user at a shell sees them."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_restore_and_verify_stores_draw_bars_of_bytes_on_a_terminal(
+    dandi_archive,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    """A restore of many objects showed nothing until its last line; now it draws, as ``get`` and ``keep`` do,
+    a bar of bytes (B/s) with its objects, and ``verify --stores`` one with its copies."""
+    from neuromirror.cli import main
+    from neuromirror.util import progress
+
+    d, chunks, _ = make(dandi_archive, tmp_path)
+    monkeypatch.setattr(progress, "TTY_EVERY", 0.0)  # drawn from the first byte (a terminal's bar waits 0.5 s)
+
+    def on_a_terminal(*args: str) -> tuple[int, str]:
+        err = Terminal()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = main(["--root", str(d.run.root), *args])
+        return code, err.getvalue()
+
+    objects = len(BLOBS) + len(chunks) + 1
+    code, err = on_a_terminal("restore", d.spec, "--to", str(tmp_path / "restored"))
+    assert code == 0, err
+    drawn = [part for part in err.split("\r") if part.startswith("restore ")]
+    assert drawn and any(f"{objects}/{objects} objects" in p and "100%" in p for p in drawn), err
+    assert all(re.search(r"(\?|[0-9.]+[kMG]?)B/s", p) for p in drawn) and "it/s" not in err, drawn
+    code, err = on_a_terminal("verify", "--stores")
+    assert code == 0, err
+    drawn = [part for part in err.split("\r") if part.startswith("verify stores")]
+    assert drawn and any(" copies" in p and "100%" in p for p in drawn) and "it/s" not in err, err
+    assert all(re.search(r"(\?|[0-9.]+[kMG]?)B/s", p) for p in drawn), drawn

@@ -224,15 +224,12 @@ def _user_line(exc: UserError) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from neuromirror.util import counts
-    from neuromirror.util.gitutil import IDENTITY
-    from neuromirror.util.toolpath import ensure_tools_on_path
+    from neuromirror.util.toolpath import as_installed
 
     counts.install()  # NEUROMIRROR_COUNTS=FILE: the work this run does, counted (tests/test_hot_path_budget.py)
-    # the git-annex installed with neuromirror, for us and every git/datalad process we start
-    ensure_tools_on_path()
-    # the mirror commits as itself (datalad's own commits included), whoever runs it
-    for k, v in IDENTITY.items():
-        os.environ.setdefault(k, v)
+    # the git-annex installed with neuromirror, for us and every git/datalad process we start; and the mirror
+    # commits as itself (datalad's own commits included), whoever runs it
+    as_installed()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -49,15 +49,17 @@ def python(code: str, *args: str) -> Any:
     return json.loads(lines[-1])
 
 
-def definition(where: Path, ident: str, api: str) -> Path:
-    """A mirror definition of ``dandi:IDENT`` with ``references: nwb`` (hourly), written in ``where``."""
+def definition(where: Path, ident: str, api: str, *, on_the_source: bool = False) -> Path:
+    """A mirror definition of ``dandi:IDENT`` with ``references: nwb`` (hourly), written in ``where``:
+    in its ``options``, or (``on_the_source``) on the source itself, as docs/reading.md says it."""
     from helpers.config import write
 
+    refs = "\n            references: nwb" if on_the_source else ""
     text = f"""
         sources:
           - spec: "dandi:{ident}"
-            schedule: {{interval: 1h}}
-            options: {{dandi_api: "{api}", references: nwb}}
+            schedule: {{interval: 1h}}{refs}
+            options: {{dandi_api: "{api}"{"" if on_the_source else ", references: nwb"}}}
         """
     return write(where, text)
 

@@ -18,6 +18,9 @@ class MirrorBase:
 
     def __init__(self, root: PathLike, index: Optional[PathLike] = None) -> None:
         from neuromirror.dataset.mirror import Datasets as Datasets
+        from neuromirror.util.toolpath import as_installed
+
+        as_installed()  # the install's git-annex/DataLad and the mirror's git identity, as the CLI has them
 
         self.datasets: _Datasets = Datasets(Path(root), Path(index) if index is not None else None)
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from neuromirror.api.getting import Bars
 from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
 
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     target = api.Mirror.target(args.to)  # a bad target said before the mirror is looked for
     # a dry run's --json names each object it would write, streamed as it is decided (docs/restore.md)
     streamed = args.dry_run and args.json
-    with open_api(args) as m:
+    with open_api(args) as m, Bars() as bars:  # the objects and bytes as they are written, on stderr
         report = m.restore(
             specs,
             target,
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             stores=args.stores,
             stream=sys.stdout if streamed else None,
+            progress=None if args.json else bars,
         )
     if args.json and not streamed:
         print_json(report.to_json())

@@ -123,9 +123,14 @@ def _stores(args: argparse.Namespace, specs: list) -> int:
         raise UserError("--fraction must be in (0, 1]")
     if args.older_than is not None and args.older_than < 0:
         raise UserError("--older-than must be a number of days, 0 or more")
-    with open_api(args) as m:
+    with open_api(args) as m, Bars() as bars:  # the copies and bytes as they are re-read, on stderr
         check = m.verify_stores(
-            specs, fraction=args.fraction, older_than_days=args.older_than, store=args.store, jobs=args.jobs
+            specs,
+            fraction=args.fraction,
+            older_than_days=args.older_than,
+            store=args.store,
+            jobs=args.jobs,
+            progress=None if args.quiet or args.json else bars,
         )
     if args.json:
         print_json(check.to_json())

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from neuromirror.config.model import DEFAULT_JOBS, KeepPolicy, MirrorConfig, SourceConfig
 from neuromirror.config.network import read_contact, read_network
-from neuromirror.config.options import read_options
+from neuromirror.config.options import known_options, option_dest, read_options
 from neuromirror.config.reader import Node, Reader, kind_of
 from neuromirror.config.retention import read_retention
 from neuromirror.config.rules import Rule, flag, read_fields, read_value, text, valid
@@ -29,7 +29,7 @@ from neuromirror.config.sections import (
 from neuromirror.config.stores import StoreSettings, read_store_settings
 from neuromirror.index.retention import Retention
 
-#: keys a source entry may have (options may also be given directly in ``defaults``)
+#: keys a source entry may have besides sync options, which a source and ``defaults`` also take directly
 STORE_KEYS = ("store", "stores", "copies", "verify", "drill")  # config/stores.py
 SOURCE_KEYS = (
     "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "keep", "retention", *STORE_KEYS,
@@ -178,12 +178,13 @@ def _read_source(
     r: Reader, node: Node, path: str, d: Defaults, base_retention: Retention, seen: dict[str, int]
 ) -> Optional[SourceConfig]:
     """One entry of ``sources:`` over the defaults; None when it is invalid (its errors recorded)."""
-    sm = r.mapping(node, path, SOURCE_KEYS)
+    sm = r.mapping(node, path, SOURCE_KEYS, extra_ok=True)
     if sm is None:
         return None
     spec = read_source_spec(r, node, sm, path)
     schedule = _source_schedule(r, node, sm, path, d)
     options = dict(d.options)
+    options.update(_inline_options(r, node, sm, path))
     if "options" in sm:
         options.update(read_options(r, sm["options"], f"{path}.options"))
     publish = d.publish
@@ -222,6 +223,21 @@ def _read_source(
         verify=settings.verify,
         drill=settings.drill,
     )
+
+
+def _inline_options(r: Reader, node: Node, sm: dict[str, Node], path: str) -> dict[str, Any]:
+    """Sync options given directly on a source (``references: nwb``), as ``defaults`` takes them; any other
+    key is unknown, said with the source's keys as the choices."""
+    known, _ = known_options()
+    inline = {}
+    for key in sm:
+        if key in SOURCE_KEYS:
+            continue
+        if option_dest(key) in known:
+            inline[key] = sm[key]
+        else:
+            r.unknown_key(node, path, key, SOURCE_KEYS)
+    return read_options(r, node, path, inline) if inline else {}
 
 
 def _source_schedule(r: Reader, node: Node, sm: dict[str, Node], path: str, d: Defaults) -> Optional[Schedule]:

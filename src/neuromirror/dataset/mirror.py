@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from neuromirror.dataset import clean_mark, light_dataset, registration, skeleton
+from neuromirror.dataset import clean_mark, light_dataset, registration
 from neuromirror.errors import NotMirrored, Unavailable, UserError
 from neuromirror.index.db import Index
 from neuromirror.results import Item, Result, Status
@@ -128,25 +128,25 @@ class Datasets:
             return
         with self.root_lock():
             if not self._made():
-                from neuromirror.dataset.datalad_create import create
+                from neuromirror.dataset.datalad_create import create_root
 
-                self.root.mkdir(parents=True, exist_ok=True)
-                create(self.root, force=True, description="neuromirror root")
-                skeleton.tidy(self.root)  # git's and git-annex's hooks and samples: nothing commits by hand
+                create_root(self.root, self.state_dir / "new")
             if not self._state_ignored():
                 exclude = self.root / ".git" / "info" / "exclude"
                 exclude.parent.mkdir(exist_ok=True)
                 with exclude.open("a") as fh:
                     fh.write(f"\n{STATE_IGNORE}\n")
 
+    def _made(self) -> bool:
+        from neuromirror.dataset.datalad_create import has_commit
+
+        return (self.root / ".datalad" / "config").exists() and has_commit(self.root)
+
     def _state_ignored(self) -> bool:
         try:
             return STATE_IGNORE in (self.root / ".git" / "info" / "exclude").read_text().split()
         except FileNotFoundError:
             return False
-
-    def _made(self) -> bool:
-        return (self.root / ".git").exists() and (self.root / ".datalad" / "config").exists()
 
     @property
     def manifest_root(self) -> Path:

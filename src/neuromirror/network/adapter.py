@@ -6,21 +6,37 @@ found by name in another process (a Dask task carries its source's dandi client,
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Optional
 
+from requests import exceptions as rx
 from requests.adapters import HTTPAdapter
 
 from neuromirror.network import pacing
 
 #: per thread, the last request that met a retried answer or none: (method, url, when it ended)
 _last = threading.local()
+#: per thread, the last request sent: (method, url)
+_sent = threading.local()
+
+
+class CutShort(rx.ConnectionError, rx.ChunkedEncodingError):
+    """An answer whose body ended before the length it announced: no answer, as a reset is.
+
+    A ``ConnectionError`` so that a client retrying those (the dandi client's tenacity does; it does
+    not retry a ``ChunkedEncodingError``) asks again, and still a ``ChunkedEncodingError`` for callers
+    that catch that."""
 
 
 class PacedAdapter(HTTPAdapter):
     """``send`` waits for a slot of ``endpoint``'s pace, gives requests a timeout when the client set none
-    (a stalled answer must not hang a sync), and tells the pace each answer and its Retry-After."""
+    (a stalled answer must not hang a sync), and tells the pace each answer and its Retry-After.
+
+    The body of an answer not streamed is read here, in the request's slot: one cut short is then
+    no answer (counted as an error, the same request sent again as a retry) and raised as
+    :class:`CutShort`, which a client retries like a reset."""
 
     __attrs__ = [*HTTPAdapter.__attrs__, "endpoint", "ceiling"]
 
@@ -34,9 +50,12 @@ class PacedAdapter(HTTPAdapter):
             kwargs["timeout"] = pacing.timeout()
         pace = pacing.pace_for(self.endpoint, self.ceiling)
         _count_retry(pace, request)
+        _sent.request = (request.method, request.url)
         epoch = pace.acquire()
         try:
             r = super().send(request, *args, **kwargs)
+            if not kwargs.get("stream"):
+                _read_whole(r)
         except BaseException:
             pace.release(epoch, None)
             _last.request = (request.method, request.url, time.monotonic())
@@ -47,6 +66,23 @@ class PacedAdapter(HTTPAdapter):
         )
         _last.request = (request.method, request.url, time.monotonic()) if code in pacing.RETRIED else None
         return r
+
+
+def _read_whole(r: Any) -> None:
+    try:
+        r.content  # noqa: B018 - read now (requests keeps it), so that a cut body fails here
+    except rx.ChunkedEncodingError as exc:
+        read = re.search(r"IncompleteRead\(([^)]*)\)", str(exc))
+        why = f"{r.url}: the answer was cut short ({read.group(1) if read else 'connection broken'})"
+        raise CutShort(why, request=r.request, response=r) from None
+
+
+def unreadable() -> None:
+    """The answer this thread was just given could not be read as promised (not the JSON it said it was):
+    the same request sent again by this thread is counted as a retry, as after a reset."""
+    last: Optional[tuple[str, str]] = getattr(_sent, "request", None)
+    if last is not None:
+        _last.request = (*last, time.monotonic())
 
 
 def _count_retry(pace: pacing.Pace, request: Any) -> None:

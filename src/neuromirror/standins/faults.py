@@ -25,6 +25,9 @@ The module knows nothing about DANDI.  A stand-in written on top of
 * ``"reset"``: the socket is closed with ``SO_LINGER 0`` (a TCP RST), no response.
 * ``"truncated"``: status 200 and a ``Content-Length`` for the whole body, but only
   the first half of ``body`` is written before the connection is closed.
+* ``"garbled"``: status 200 and the first half of ``body``, its ``Content-Length`` saying
+  so: a whole answer that is not the JSON it claims to be (a proxy that cut the body and its
+  length, a captive portal's page); ``json.loads`` fails ("Unterminated string ...").
 
 and returns ``False`` for the page kinds (``"repeat-page"``, ``"skip-page"``), which
 only the stand-in can honour because it knows how to build another page.
@@ -40,8 +43,10 @@ paginated request).
 Note about the real DANDI client (``dandi.dandiapi``): it retries 429/5xx and
 ``requests.ConnectionError`` (so "reset" and "timeout") up to 12 times with
 exponential backoff (1.25 s, 1.56 s, ...) plus ``Retry-After``; it does not
-retry "truncated" (urllib3 raises an incomplete-read ``ChunkedEncodingError``),
-and it cannot notice "repeat-page"/"skip-page".
+retry "truncated" (urllib3 raises an incomplete-read ``ChunkedEncodingError``) nor
+"garbled" (a JSON decode error), and it cannot notice "repeat-page"/"skip-page".
+neuromirror's paced sessions turn the first into a retried ``ConnectionError`` and its
+client retries the second (:mod:`neuromirror.sources.dandi.client`).
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ __all__ = [
 #: Faults that the stand-in must honour itself by serving another page.
 PAGE_FAULTS: frozenset[str] = frozenset({"repeat-page", "skip-page"})
 #: Faults that :func:`apply_fault` carries out on the socket.
-TRANSPORT_FAULTS: frozenset[str] = frozenset({"500", "503", "429", "timeout", "reset", "truncated"})
+TRANSPORT_FAULTS: frozenset[str] = frozenset({"500", "503", "429", "timeout", "reset", "truncated", "garbled"})
 ALL_KINDS: tuple[str, ...] = (
     "500",
     "503",
@@ -78,6 +83,7 @@ ALL_KINDS: tuple[str, ...] = (
     "timeout",
     "reset",
     "truncated",
+    "garbled",
     "repeat-page",
     "skip-page",
 )
@@ -225,6 +231,20 @@ def _hard_close(handler: BaseHTTPRequestHandler, *, rst: bool) -> None:
         pass
 
 
+def _half_body(handler: BaseHTTPRequestHandler, body: bytes, content_type: str, *, cut: bool) -> None:
+    """Status 200 and the first half of ``body``: announced whole and the connection closed (``cut``), or
+    announced as it is (a whole answer that is not the JSON it says it is)."""
+    part = body[: len(body) // 2] if len(body) > 1 else b"{"
+    handler.send_response(200)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(max(len(body), 2) if cut else len(part)))
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(part)
+    if cut:
+        _hard_close(handler, rst=False)
+
+
 def apply_fault(
     handler: BaseHTTPRequestHandler,
     plan: FaultPlan,
@@ -264,13 +284,7 @@ def apply_fault(
     if kind == "reset":
         _hard_close(handler, rst=True)
         return True
-    if kind == "truncated":
-        handler.send_response(200)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(max(len(body), 2)))
-        handler.end_headers()
-        if handler.command != "HEAD":
-            handler.wfile.write(body[: len(body) // 2] if body else b"{")
-        _hard_close(handler, rst=False)
+    if kind in ("truncated", "garbled"):
+        _half_body(handler, body, content_type, cut=kind == "truncated")
         return True
     raise ValueError(f"unknown fault kind {kind!r}")

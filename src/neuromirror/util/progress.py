@@ -76,8 +76,13 @@ def _close(bar: Any) -> None:
     bar.close()
 
 
+#: a sync's stage whose counts are bytes ends so (``reading cutouts (bytes)``): drawn as bytes, as a ByteBar is
+BYTES_SUFFIX = " (bytes)"
+
+
 class Progress:
-    """A ProgressCallback: a bar per stage (``listing``, ``pinning``...) of one source's sync."""
+    """A ProgressCallback: a bar per stage (``listing``, ``pinning``...) of one source's sync; a stage named
+    with :data:`BYTES_SUFFIX` a bar of bytes (``12.9MB/s``, not ``13522398.28it/s``)."""
 
     def __init__(self, label: str, *, enabled: bool = True, every: Optional[float] = None):
         self.label = label
@@ -92,7 +97,10 @@ class Progress:
         if stage != self._stage or self._bar is None or (total and self._bar.total != total):
             self.done()
             self._stage = stage
-            self._bar = _bar(f"{self.label}: {stage}", total or None, every=self.every)
+            units = BYTE_UNITS if stage.endswith(BYTES_SUFFIX) else {}
+            self._bar = _bar(
+                f"{self.label}: {stage.removesuffix(BYTES_SUFFIX)}", total or None, every=self.every, **units
+            )
         self._bar.update(done - self._bar.n)
 
     def done(self) -> None:
@@ -150,6 +158,10 @@ class ByteCount:
         """The work is over: nothing more will be counted."""
 
 
+#: tqdm's settings of a bar of bytes (``12.3M/45.6M [..., 4.1MB/s]``)
+BYTE_UNITS: dict[str, Any] = {"unit": "B", "unit_scale": True, "unit_divisor": 1024}
+
+
 class ByteBar:
     """One tqdm bar of bytes and files: ``get: 45%|...| 12.3M/45.6M [00:03<00:08, 4.1MB/s, 3/10 files]``."""
 
@@ -157,7 +169,7 @@ class ByteBar:
         self, label: str, total_bytes: Optional[int], files: Optional[tuple[int, int]] = None, unit: str = FILES_STAGE
     ) -> None:
         shown = f"{files[0]}/{files[1]} {unit}" if files else None  # from the first line drawn
-        self._bar = _bar(label, total_bytes or None, unit="B", unit_scale=True, unit_divisor=1024, postfix=shown)
+        self._bar = _bar(label, total_bytes or None, postfix=shown, **BYTE_UNITS)
 
     def files(self, done: int, total: int, unit: str = FILES_STAGE) -> None:
         """The files (or objects, copies) done, shown with the next bytes drawn."""

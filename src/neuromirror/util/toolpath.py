@@ -34,3 +34,16 @@ def ensure_tools_on_path(tool: str = "git-annex") -> None:
         if d not in entries and os.access(os.path.join(d, tool), os.X_OK):
             os.environ["PATH"] = d + (os.pathsep + path if path else "")
             return
+
+
+def as_installed() -> None:
+    """This process as the CLI runs: the install's git-annex and DataLad first on PATH when PATH lacks them,
+    and the mirror's git identity (``GIT_AUTHOR_*``/``GIT_COMMITTER_*``, where none is set): a clone's
+    ``git annex init`` and DataLad's own commits then need no identity of the user's.  The CLI sets these at
+    its start, :func:`neuromirror.api.open` at a mirror's opening: a script's ``get``/``reproduce`` then work
+    on a fresh machine exactly as the commands do (docs/python-api.md)."""
+    from neuromirror.util.gitutil import IDENTITY
+
+    ensure_tools_on_path()
+    for k, v in IDENTITY.items():
+        os.environ.setdefault(k, v)

@@ -14,12 +14,14 @@ blocks as that filesystem reads; or, asked to (``make``), the reference made the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
 from neuromirror.read.references.location import SUFFIX, read_reference, reference_path
+from neuromirror.spec import ARCHIVES, parse_spec
 
 PROTOCOL = "neuromirror://"
 
@@ -42,9 +44,26 @@ def filesystem(
     )
 
 
+#: a SPEC as the CLI takes it, a file's path after it: ``dandi:000027@0.230629.1955/sub-01/x.nwb``
+_CLI_FORM = re.compile(r"(?P<spec>[A-Za-z]+:[^@]*)(?:@(?P<version>[^/]*))?(?:/(?P<path>.*))?")
+
+
+class NotHDF5(ValueError):
+    """The file of a pin is not an HDF5 file (no HDF5 signature): said in one line, not as h5py's OSError."""
+
+
 def pin_path(target: str) -> str:
-    """``neuromirror://ARCHIVE/NAME@V/PATH`` or ``ARCHIVE/NAME@V/PATH`` as the latter."""
-    return target[len(PROTOCOL) :] if target.startswith(PROTOCOL) else target.lstrip("/")
+    """``neuromirror://ARCHIVE/NAME@V/PATH``, ``ARCHIVE/NAME@V/PATH`` or the CLI's ``ARCHIVE:NAME@V/PATH``
+    as ``ARCHIVE/NAME@V/PATH`` (a SPEC without its version is a ValueError saying so)."""
+    if target.startswith(PROTOCOL):
+        return target[len(PROTOCOL) :]
+    cli = _CLI_FORM.fullmatch(target)
+    if cli is None or cli["spec"].split(":", 1)[0].lower() not in ARCHIVES:
+        return target.lstrip("/")
+    if not cli["version"]:
+        raise ValueError(f"{target!r}: name the version of the file, as ARCHIVE:NAME@VERSION/PATH")
+    spec = parse_spec(f"{cli['spec']}@{cli['version']}")
+    return f"{spec.archive}/{spec.name}@{spec.version}/{cli['path'] or ''}"
 
 
 def open_hdf5(
@@ -74,7 +93,12 @@ def open_hdf5(
     import h5py
 
     key = "" if fs.served is not None else fs._file(path)[0].key
-    return Opened(h5py.File(fs.open(path, "rb"), "r"), "h5py", key, None)
+    try:
+        return Opened(h5py.File(fs.open(path, "rb"), "r"), "h5py", key, None)
+    except OSError as exc:
+        if "signature" not in str(exc):
+            raise
+        raise NotHDF5(f"{path} is not an HDF5 file (it does not start with HDF5's signature)") from None
 
 
 def _local(fs: NeuromirrorFileSystem, path: str, make: bool) -> Optional[tuple[dict, str, Optional[Path]]]:

@@ -21,11 +21,14 @@ from neuromirror.annex.keys import sha256e_key, url_key
 from neuromirror.records import SHA256, VERIFY_ON_GET, ContentSink, ProgressCallback, SourceState
 from neuromirror.sources.boss.context import Experiment, ExperimentReader
 from neuromirror.sources.boss.plan import ChannelPlan, chunks_of
+from neuromirror.util.progress import BYTES_SUFFIX
 from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.boss")
 
 CACHE_NAMESPACE = "boss-chunk-sha256"
+#: the stage of the chunks' reading, counted in bytes (drawn as a bar of bytes: MiB/s)
+READING = f"reading cutouts{BYTES_SUFFIX}"
 
 
 @dataclass
@@ -107,7 +110,7 @@ def resolve(
     try:
         total, n_read = _to_read(decided)
         if progress and total:
-            progress("reading cutouts (bytes)", 0, total)
+            progress(READING, 0, total)
         tell = _teller(progress, total)
         jobs = max(1, src.settings.jobs)
         with ThreadPoolExecutor(jobs, thread_name_prefix="boss-read") as pool:
@@ -128,7 +131,7 @@ def _teller(progress: Optional[ProgressCallback], total: int) -> Optional[Callab
     said = progress
 
     def tell(done: int) -> None:
-        said("reading cutouts (bytes)", done, total)
+        said(READING, done, total)
 
     return tell
 

@@ -49,7 +49,6 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
     """
     _quiet_client_env()
     from dandi import dandiapi
-    from dandi.dandiapi import DandiAPIClient
 
     global _CLIENT_RETRIES
     if _CLIENT_RETRIES is None:
@@ -62,15 +61,65 @@ def make_client(api_url: str, token: Optional[str]) -> Any:
     api_url = api_url.rstrip("/")
     check_api(api_url)  # the server's info, asked by us (named, paced), not by the client's bare requests.get
     try:
-        client = DandiAPIClient(dandi_instance=_instance(api_url), token=token)
+        client = _client_class()(dandi_instance=_instance(api_url))
+        from neuromirror.network.adapter import pace_session
+        from neuromirror.network.identity import name_session
+
+        name_session(client.session)  # every request names the mirror and its contact (network.identity)
+        pace_session(client.session, api_url)  # the client retries; the endpoint's pace holds all back
+        if token:
+            client.authenticate(token)  # a request of the client's (named, paced, retried), checking the key
     except Exception as exc:  # the client raises RuntimeError/ConnectionError with long texts
         raise DandiError(f"DANDI API at {api_url} is unreachable: {gist(exc)}") from None
-    from neuromirror.network.adapter import pace_session
-    from neuromirror.network.identity import name_session
-
-    name_session(client.session)  # every request names the mirror and its contact (network.identity)
-    pace_session(client.session, api_url)  # the client retries; the endpoint's pace holds all back
     return client
+
+
+_CLIENT: Any = None
+
+
+def _client_class() -> Any:
+    """The dandi client, its requests' answers that are not the JSON they say retried as a reset is.
+
+    The client retries 5xx, 429 and answers never given (a :class:`~neuromirror.network.adapter.CutShort`
+    body is one); an answer whose body is whole but not JSON (a proxy's page, a length that lied) it
+    raises at once.  Made on first use: ``dandi`` is imported only when a DANDI source is read."""
+    global _CLIENT
+    if _CLIENT is None:
+        from dandi.dandiapi import DandiAPIClient
+
+        class PacedDandiClient(DandiAPIClient):
+            def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+                return _undecodable_retried(
+                    lambda: super(PacedDandiClient, self).request(method, path, *args, **kwargs)
+                )
+
+        # found by name where a Dask task's pickle is read (the module's __getattr__)
+        PacedDandiClient.__module__, PacedDandiClient.__qualname__ = __name__, "PacedDandiClient"
+        _CLIENT = PacedDandiClient
+    return _CLIENT
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PacedDandiClient":
+        return _client_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _undecodable_retried(send: Callable[[], Any]) -> Any:
+    """``send()`` again (after :func:`~neuromirror.network.pacing.backoff`) while its answer is not JSON."""
+    from dandi import dandiapi
+
+    from neuromirror.network.adapter import unreadable
+
+    for attempt in itertools.count(1):
+        try:
+            return send()
+        except requests.exceptions.JSONDecodeError:
+            if attempt >= dandiapi.REQUEST_RETRIES:
+                raise
+            unreadable()  # the next send is a retry, counted in the run's network account
+            time.sleep(pacing.backoff(attempt))
+    raise AssertionError("unreachable")
 
 
 def _instance(api_url: str) -> Any:
@@ -187,20 +236,16 @@ class DandiAPI:
         self._client_lock = threading.Lock()
 
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        """One API call; the dandi client retries HTTP errors, this also retries unreadable bodies."""
-        last: Optional[BaseException] = None
-        for attempt in range(LISTING_ATTEMPTS):
-            try:
-                return fn()
-            except (ValueError, requests.exceptions.ChunkedEncodingError) as exc:
-                # a body cut short: unparsable JSON, or fewer bytes than the server announced
-                last = exc
-                time.sleep(min(2**attempt * 0.2, 3))
-            except DandiError:
-                raise
-            except Exception as exc:
-                raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(exc)}") from None
-        raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(last) if last else 'failed'}")
+        """One API call, its failure said in one line naming the archive and the dandiset.
+
+        The client retries what is worth it (5xx, 429, no answer, a body cut short or not JSON:
+        :func:`_client_class`); what is left after its retries is the archive's answer."""
+        try:
+            return fn()
+        except DandiError:
+            raise
+        except Exception as exc:
+            raise DandiError(f"DANDI API at {self.api_url}: {what} {self.identifier}: {gist(exc)}") from None
 
     def get_json(self, path: str, params: Optional[dict] = None) -> Any:
         """``GET path`` (under the API, or an absolute URL) through the dandi client (its retries)."""
