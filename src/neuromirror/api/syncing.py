@@ -99,6 +99,7 @@ class Syncing(MirrorBase):
         engine = _engine(engine)
         if jobs < 1:
             raise BadInput("jobs must be at least 1 (sources synced at once)")
+        self._writes("sync")
         loaded = self._definitions(config)
         base = _base_options(options, engine, references, dandi_api, dandi_instance)
         targets = _targets(_specs(specs), loaded, base)

@@ -47,6 +47,34 @@ def existing(path: Path) -> Path:
     return p
 
 
+def unwritable(path: Path) -> Optional[str]:
+    """Why this process cannot write ``path`` (a file that is there or a directory it would be made in), or None.
+
+    A lab's mirror is often seen read-only: a read-only (bind) mount on compute nodes, or a root another user
+    owns.  Said as ``read-only file system`` or ``not writable by USER``, for the one line a verb that must
+    write says before any work (the verbs that read open the index read-only instead)."""
+    place = existing(path)
+    for p in (place,) if place.is_dir() else (place, place.parent):
+        if not os.access(p, os.W_OK):
+            return _why_not(p)
+    return None
+
+
+def _why_not(path: Path) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    return f"not writable by {user}"
+
+
 def usage(path: Path) -> dict[str, Any]:
     """Free, total and used bytes of the file system holding ``path``."""
     du = shutil.disk_usage(existing(path))
