@@ -18,6 +18,7 @@ from typing import Iterator
 import pytest
 import requests
 
+from helpers.mounts import read_only_bind
 from helpers.read import view_server
 from helpers.retrieve import Sample, build_sample, git
 from helpers.service import neuromirror
@@ -32,19 +33,8 @@ def sample(dandi_archive, tmp_path_factory) -> Sample:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def read_only(sample: Sample, tmp_path_factory) -> Iterator[Path]:  # noqa: ANN001
     """The mirror through a read-only bind mount (needs the right to mount: skipped with the reason otherwise)."""
-    where = tmp_path_factory.mktemp("mount") / "mirror"
-    where.mkdir()
-    bind = subprocess.run(["mount", "--bind", str(sample.root), str(where)], capture_output=True, text=True)
-    if bind.returncode != 0:
-        pytest.skip(f"cannot bind-mount here ({bind.stderr.strip()}): a read-only mount needs CAP_SYS_ADMIN")
-    ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(where)], capture_output=True, text=True)
-    try:
-        if ro.returncode != 0:
-            pytest.skip(f"cannot make the bind mount read-only here ({ro.stderr.strip()})")
-        assert subprocess.run(["touch", str(where / "x")], capture_output=True).returncode != 0  # it is read-only
+    with read_only_bind(sample.root, tmp_path_factory.mktemp("mount") / "mirror") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def one_line(p: subprocess.CompletedProcess) -> str:
