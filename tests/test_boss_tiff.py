@@ -212,3 +212,52 @@ def test_no_hash_chunks_are_read_and_counted_unchecked(boss: BossStandIn, tmp_pa
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "nohash.tif"), cutout(boss, "image8", 0, region))
     chunks = report["chunks"]
     assert chunks["from_boss"] == chunks["unchecked"] == 3 * 3 * 3 and chunks["read"] == chunks["missing"] == 0
+
+
+def test_an_existing_file_is_replaced_only_with_force(synced: dict, tmp_path: Path) -> None:
+    """Tried as a new user: ``get --format tiff`` overwrote an existing file silently."""
+    cli = synced["cli"]
+    out = tmp_path / "mine.tif"
+    out.write_bytes(b"the user's own file")
+    code, stdout, err = cli(
+        "get", SPEC, "--region", "0:8,0:8,0:2", "--channel", "image8", "--format", "tiff", "--to", str(out)
+    )
+    assert (
+        code == 2
+        and stdout == ""
+        and err.strip().splitlines() == [f"neuromirror: --force: {out} exists; not replaced without it"]
+    ), err
+    assert out.read_bytes() == b"the user's own file"
+    tiff(cli, out, "0:8,0:8,0:2", "--channel", "image8", "--force")
+    assert tifffile.imread(out).shape == (2, 8, 8)
+    code, _, err = cli("get", SPEC, "--force", "--to", str(tmp_path / "clone"))
+    assert code == 2 and "--force goes with --format tiff" in err, err
+
+
+@pytest.mark.parametrize("where", ["read-only", "full"])
+def test_a_target_that_cannot_hold_the_tiff_is_one_line_and_nothing_half_made(
+    synced: dict, tmp_path: Path, where: str
+) -> None:
+    """A read-only folder and a full disk (real file systems: a read-only bind mount, a 256 KiB tmpfs): on landed
+    main a traceback each.  The full disk is said before a chunk is read, with how much more is needed."""
+    from helpers.mounts import fill, read_only_bind, tmpfs
+
+    cli, boss = synced["cli"], synced["boss"]
+    (tmp_path / "src").mkdir()
+    with (
+        tmpfs(tmp_path / "small", "256k") if where == "full" else read_only_bind(tmp_path / "src", tmp_path / "ro") as d
+    ):
+        if where == "full":
+            fill(d, 60_000)  # the region below takes 80x96x20 bytes (~150 KiB)
+        before = sorted(p.name for p in d.iterdir())
+        boss.clear_request_log()
+        out = d / "region.tif"
+        code, stdout, err = cli(
+            "get", SPEC, "--region", "0:80,0:96,0:20", "--channel", "image8", "--format", "tiff", "--to", str(out)
+        )
+        assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        if where == "full":
+            assert f"tmpfs at {d} has " in err and "more needed" in err, err
+        else:
+            assert f"--to {out}: cannot write in {d}" in err, err
+        assert sorted(p.name for p in d.iterdir()) == before and cutouts(boss) == []  # nothing made, nothing read

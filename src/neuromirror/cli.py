@@ -203,12 +203,26 @@ def _under_root(args: argparse.Namespace, exc: OSError) -> Optional[str]:
     return f"{label}: the mirror root cannot be made or written there" if (path + "/").startswith(top + "/") else None
 
 
-def _error_line(exc: Exception) -> str:
-    """An unexpected error as one line; one of neuromirror's about one argument says it as its option."""
+def _error_line(exc: Exception, args: argparse.Namespace) -> str:
+    """An unexpected error as one line; one of neuromirror's about one argument says it as its option; SQLite's
+    about the index (damaged past its header, read-only here) says which file and what to do."""
+    import sqlite3
+
     from neuromirror.util.text import one_line
 
     if isinstance(exc, NeuromirrorError) and exc.argument:
         return exc.cli_line().splitlines()[0]
+    if isinstance(exc, sqlite3.DatabaseError):
+        from pathlib import Path
+
+        from neuromirror.index.connection import damaged, is_damage
+
+        root = Path(getattr(args, "root", None) or "neuromirror-root").absolute()
+        index = Path(getattr(args, "index", None) or root / ".neuromirror" / "index.sqlite")
+        if is_damage(exc):
+            return str(damaged(index, str(exc)))
+        if "readonly database" in str(exc):
+            return f"the index {index} is read-only here: `neuromirror {args.command}` writes to it"
     return one_line(exc)
 
 
@@ -260,5 +274,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # one line, never a traceback, unless -vv
         if args.verbose >= 2:
             raise
-        print(f"neuromirror: error: {_error_line(exc)}", file=sys.stderr)
+        print(f"neuromirror: error: {_error_line(exc, args)}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 1))  # errors.py: each kind's code, 1 for the rest

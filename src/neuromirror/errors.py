@@ -67,4 +67,25 @@ class Unavailable(NeuromirrorError):
     """A place that did not answer as it should: an archive, a store, another process's lock."""
 
 
-__all__ = ["BadInput", "NeuromirrorError", "NoSuchPath", "NoSuchVersion", "NotMirrored", "Unavailable", "UserError"]
+class ReadOnly(UserError):
+    """The mirror (its root or its index) cannot be written here: a read-only mount, another user's root.
+
+    Only a verb that must write raises it, before any work; every verb that reads works on such a mirror."""
+
+
+class IndexDamaged(NeuromirrorError):
+    """The index file is not a database the mirror can read (foreign bytes, truncated, emptied under a mirror
+    that has datasets): ``reindex`` moves it aside and rebuilds it from the datasets, which are the truth."""
+
+
+__all__ = [
+    "BadInput",
+    "IndexDamaged",
+    "NeuromirrorError",
+    "NoSuchPath",
+    "NoSuchVersion",
+    "NotMirrored",
+    "ReadOnly",
+    "Unavailable",
+    "UserError",
+]

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from neuromirror.errors import (
     BadInput,
+    IndexDamaged,
     NeuromirrorError,
     NoSuchPath,
     NoSuchVersion,
     NotMirrored,
+    ReadOnly,
     Unavailable,
     UserError,
 )
@@ -143,6 +145,7 @@ __all__ = [
     "Forgot",
     "Found",
     "Got",
+    "IndexDamaged",
     "Item",
     "Listing",
     "Lock",
@@ -157,6 +160,7 @@ __all__ = [
     "Pruned",
     "Published",
     "ROOT_ENV",
+    "ReadOnly",
     "Reindexed",
     "Repaired",
     "Reproduced",

@@ -36,6 +36,25 @@ class MirrorBase:
     def close(self) -> None:
         self.datasets.close()
 
+    def _writes(self, verb: str, *, index_only: bool = False) -> None:
+        """Say in one line, before any work, that ``verb`` cannot write this mirror here (a read-only mount of the
+        root, a root another user owns): every verb that only reads works there, on the index opened read-only.
+        ``index_only``: the verb writes the index alone, which ``index`` (``--index``) may put elsewhere."""
+        from neuromirror.errors import ReadOnly
+        from neuromirror.util.disk import unwritable
+
+        index = self.datasets.index_path
+        if index_only:
+            why = unwritable(index)
+            if why:
+                raise ReadOnly(
+                    f"index {index}: read-only here ({why}); {verb} writes to it: name an index on a writable disk"
+                ).at("index")
+            return
+        why = unwritable(self.root) or unwritable(index)
+        if why:
+            raise ReadOnly(f"the mirror {self.root} is read-only here ({why}): {verb} writes to it")
+
     def __enter__(self: _M) -> _M:
         return self
 

@@ -84,6 +84,7 @@ class Checking(Keeping):
             raise BadInput("fraction must be in (0, 1]")
         if older_than_days is not None and older_than_days < 0:
             raise BadInput("older_than_days must be a number of days, 0 or more")
+        self._writes("checking the stores' copies")
         only = open_store(os.fspath(store)) if isinstance(store, (str, os.PathLike)) else store
         return verify_stores(
             self.datasets,
@@ -123,6 +124,7 @@ class Checking(Keeping):
         from neuromirror.index.lookup import sources_matching
 
         chosen = [spec_of(s, allow_version=False) for s in specs_of(specs)]
+        self._writes("repair")
         out = Repaired()
         for sid in sources_matching(self.index, chosen):
             ds = self.datasets.dataset_path(self.index.source(sid).dataset)

@@ -28,6 +28,7 @@ from neuromirror.pin.handout import (
 from neuromirror.records import ProgressCallback
 from neuromirror.results import Item, Status
 from neuromirror.spec import Spec
+from neuromirror.util.disk import DiskFull, check_room, filesystem, is_full
 from neuromirror.util.progress import BYTES_STAGE, BYTES_STAGES, COUNT_STAGES, FILES_STAGE, ByteBar
 
 if TYPE_CHECKING:
@@ -104,6 +105,38 @@ class Tiff(Printed):
         return [self.report.line()]
 
 
+#: the free space git-annex keeps when it fetches content (its ``annex.diskreserve`` default: 100 MB)
+ANNEX_RESERVE = 100_000_000
+
+
+def _get_bytes(rec: Mapping[str, Any], paths: Sequence[str]) -> tuple[int, bool]:
+    """What a get of the recorded version ``rec`` writes, known before it starts: the files asked (subdatasets'
+    too) and the dataset's git objects, which the clone copies; and whether any of it is annexed content."""
+    from neuromirror.annex.tree import iter_version
+    from neuromirror.util import gitutil
+
+    ds = Path(rec["dataset"])
+    files = list(iter_version(ds, rec["commit"], recurse=True, urls=False, paths=paths))
+    counted = dict(
+        line.split(": ", 1) for line in gitutil.out(ds, "count-objects", "-v", check=False).splitlines() if ": " in line
+    )
+    git = 1024 * sum(int(counted.get(k, "0")) for k in ("size", "size-pack"))
+    return sum(f.size or 0 for f in files) + git, any(f.key for f in files)
+
+
+def _unmade_if_full(to: Path, existed: bool, label: str, why: str) -> None:
+    """A get the disk could not hold leaves no half-made clone (one that was there before stays), said in one line."""
+    import shutil
+
+    if not is_full(RuntimeError(why)):
+        return
+    if not existed and to.exists():
+        shutil.rmtree(to, ignore_errors=True)
+    raise DiskFull(
+        f"{filesystem(to)} is full: the get of {label} into {to} stopped, nothing of it left (free space there)"
+    )
+
+
 class Getting(Reading):
     """The API's verbs that hand a pin's files out."""
 
@@ -123,6 +156,7 @@ class Getting(Reading):
         res: Optional[int] = None,
         channel: Optional[str] = None,
         format: Optional[str] = None,  # noqa: A002  (the command's --format)
+        force: bool = False,
     ) -> Union[Got, Tiff]:
         """Clone the dataset of ``spec`` (``SPEC[@VERSION|@COMMIT]``; default the latest version) into the directory
         ``to``, check out the version's commit and fetch the content of ``paths`` (default all), git-annex checking
@@ -139,14 +173,16 @@ class Getting(Reading):
 
         ``region="X0:X1,Y0:Y1,Z0:Z1", format="tiff"`` (``res``, ``channel``, one image path): that region of the
         pinned OME-Zarr image (a BOSS channel) written to the file ``to`` as a TIFF stack, nothing cloned
-        (:mod:`neuromirror.read.ome.regions`): a :class:`Tiff`."""
+        (:mod:`neuromirror.read.ome.regions`): a :class:`Tiff`; an existing file there is refused unless ``force``.
+        A get whose bytes do not fit on the disk of ``to`` raises ``DiskFull`` before it starts (one line naming the
+        file system and how much more is needed), and one the disk fills anyway leaves nothing half-made."""
         s = spec_of(spec)
         if s.is_glob:
             raise BadInput(f"{s}: get takes one source, not a pattern")
         if format is not None or region is not None or res is not None or channel is not None:
             if from_url or store:
                 raise BadInput(f"{s}: a region is read from the mirror's pin, not from a published copy or a store")
-            return self._region(s, paths, Path(to), region, format, res=res, channel=channel, jobs=jobs)
+            return self._region(s, paths, Path(to), region, format, res=res, channel=channel, jobs=jobs, force=force)
         return self._clone(s, paths, Path(to), from_url, _Fetching(store, jobs, allow_ip, progress))
 
     def _clone(self, s: Spec, paths: Sequence[str], to: Path, from_url: Optional[str], how: _Fetching) -> Got:
@@ -161,11 +197,21 @@ class Getting(Reading):
             check_version_paths(rec, paths)
         notes: list[str] = []
         label = f"{s.source}@{rec['version'] if rec else s.version or 'latest'}"
+        existed = to.exists()
+        if rec is not None:
+            need, annexed = _get_bytes(rec, paths)
+            reserve = (ANNEX_RESERVE, "git-annex's annex.diskreserve") if annexed else (0, "")
+            check_room(
+                to, need, f"the get of {label} into {to}", option=0, reserve=reserve
+            )  # no min_free: not the mirror's disk
         _tell(how.progress, label, 0, 1)
         try:
             got = get_version(s, rec, relpath, to, paths, _retrieval(from_url, how, notes))
         except RetrieveError as exc:
+            _unmade_if_full(to, existed, label, str(exc))
             raise Unavailable(f"get {label} failed: {exc}") from None
+        for _, why in got.report.failed:
+            _unmade_if_full(to, existed, label, why)
         _tell(how.progress, label, 1, 1)
         return Got(s, got, notes)
 

@@ -46,6 +46,7 @@ class Keeping(Reading):
         from neuromirror.index.lookup import sources_matching
 
         chosen = [spec_of(s, allow_version=False) for s in specs_of(specs)]
+        self._writes("forget")
         return Forgot(
             tuple(self.datasets.forget(source, dataset=dataset) for source in sources_matching(self.index, chosen))
         )
@@ -102,6 +103,7 @@ class Keeping(Reading):
             raise BadInput("jobs must be at least 1")
         if copies is not None and copies < 1:
             raise BadInput("copies must be at least 1")
+        self._writes("keep")
         stores = open_stores(to, size_of("pack_size", pack_size), storage_class)
         sources = [_existing_store(t) if isinstance(t, str) else t for t in _unique(from_stores)]
         if {s.url for s in sources} & {s.url for s in stores}:
@@ -260,6 +262,7 @@ class Keeping(Reading):
         if sample is not None and sample < 1:
             raise BadInput("sample must be at least 1")
         self.target(to, check=False)  # a bad target said before anything is read
+        self._writes("a restore drill", index_only=True)
         chosen = specs_of(specs) if specs else [spec_of(s, allow_version=False) for s in self.sources()]
         versions = select_versions(self.index, chosen)
         report = drill(self.datasets, versions, to, sample=sample or DEFAULT_SAMPLE, jobs=jobs)

@@ -91,6 +91,7 @@ class Syncing(MirrorBase):
 
         A source that fails is an ``error`` item of the result, never an exception: ``result.ok``,
         ``result.check()``; items refused (a hostile path, a Zarr whose checksum disagrees) are ``impossible``."""
+        from neuromirror.dataset.new_root import new_root, unmake_if_full
         from neuromirror.engine.dask_executor import runner_for
         from neuromirror.engine.executor import SyncBatch, sync_batch
         from neuromirror.network import report as netreport
@@ -99,6 +100,8 @@ class Syncing(MirrorBase):
         engine = _engine(engine)
         if jobs < 1:
             raise BadInput("jobs must be at least 1 (sources synced at once)")
+        self._writes("sync")
+        made = new_root(self.root)  # what was there before a new root: all else is removed if the disk fills
         loaded = self._definitions(config)
         base = _base_options(options, engine, references, dandi_api, dandi_instance)
         targets = _targets(_specs(specs), loaded, base)
@@ -122,7 +125,14 @@ class Syncing(MirrorBase):
             store=kept,
             network_since=net_start,
         )
-        result = SyncResult.from_reports(sync_batch(batch), notes)
+        try:
+            result = SyncResult.from_reports(sync_batch(batch), notes)
+        except Exception as exc:
+            unmake_if_full(self.root, made, exc)
+            raise
+        failed = [s.error for s in result.sources if s.failed]
+        if made is not None and failed and len(failed) == len(result.sources):
+            unmake_if_full(self.root, made, RuntimeError("; ".join(str(e) for e in failed)))
         return _with_references(result, referenced, self.root, index)
 
     def sync_source(

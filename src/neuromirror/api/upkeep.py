@@ -189,6 +189,7 @@ class Upkeep(Reading):
         from neuromirror.publish.sibling import PublishResult, publish_siblings
 
         self._require_index()
+        self._writes("publish")
 
         def each(res: PublishResult) -> None:
             if progress is not None:
@@ -217,6 +218,7 @@ class Upkeep(Reading):
 
         RiaStore.from_url(to)  # a URL we cannot publish to is a one-line error before anything is opened
         self._require_index()
+        self._writes("publish")
         sources = sources_matching(self.index, chosen)
         done = Published(
             publish_to_ria(
@@ -254,6 +256,7 @@ class Upkeep(Reading):
 
         chosen = [spec_of(s, allow_version=False) for s in _listed(specs)]
         self._require_index()
+        self._writes("maintain")
         sources = sources_matching(self.index, chosen) if chosen else [s.id for s in self.index.sources()]
         return maintain(
             self.datasets, sources, to=list(to), with_root=not chosen, dry_run=dry_run, force=force, progress=progress
@@ -285,16 +288,18 @@ class Upkeep(Reading):
         if config is not None:
             raise BadInput("a definition's retention applies to pruning only: reindex rebuilds from the datasets")
         from neuromirror.api.upkeep_results import Reindexed
-        from neuromirror.dataset.reindex import reindex_all
+        from neuromirror.dataset.reindex import reindex_all, set_aside_damaged
 
         if not (self.root / ".git").exists():  # nothing to rebuild from: create no index either
             raise NotMirrored(f"no mirror at {self.root} (not a dataset)").at("root")
+        self._writes("reindex", index_only=True)
+        aside = set_aside_damaged(self.datasets)
         counts: dict[str, int] = {}
         for rel in self.datasets.subdatasets():  # registered subdatasets of the root and, below them, nested ones
             if progress is not None:
                 progress(rel)
             counts.update(reindex_all(self.index, self.root, [rel]))
-        return Reindexed(counts, self.datasets.index_path)
+        return Reindexed(counts, self.datasets.index_path, aside)
 
     def _prune(self, config: Optional[MirrorConfig]) -> Pruned:
         from neuromirror.api.upkeep_results import Pruned
@@ -303,6 +308,7 @@ class Upkeep(Reading):
 
         if not self.datasets.index_path.exists():
             raise NotMirrored(f"no index at {self.datasets.index_path}: nothing to prune")
+        self._writes("pruning the index", index_only=True)
         done = tidy(self.index, (config or MirrorConfig()).retention_of())
         return Pruned(done, self.datasets.index_path)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from neuromirror.results import Item, Result, Status
 
@@ -83,6 +83,8 @@ class Reindexed(Result):
 
     counts: dict[str, int] = field(default_factory=dict)
     index_path: Path = Path()
+    #: where a damaged index was moved before the rebuild (None: it was whole, or there was none)
+    set_aside: Optional[Path] = None
 
     def items(self) -> Iterable[Item]:
         return [Item(Status.OK, source, f"{n} versions") for source, n in self.counts.items()]
@@ -91,7 +93,8 @@ class Reindexed(Result):
         return dict(self.counts)
 
     def lines(self) -> list[str]:
-        out = [f"{source}: {n} versions" for source, n in self.counts.items()]
+        out = [f"the damaged index was moved aside to {self.set_aside}"] if self.set_aside else []
+        out += [f"{source}: {n} versions" for source, n in self.counts.items()]
         return out + [f"reindexed {len(self.counts)} sources into {self.index_path}"]
 
 

@@ -78,6 +78,7 @@ def add_region_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--res", type=int, metavar="N", help="the resolution level (default: the finest the pin has)")
     g.add_argument("--channel", metavar="C", help="the BOSS channel (needed when the experiment has several)")
     g.add_argument("--format", choices=["tiff"], help="tiff: a multi-page TIFF (tifffile); needs --region")
+    g.add_argument("--force", action="store_true", help="with --format tiff: replace the file --to names if it exists")
 
 
 def retrieval(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,10 +95,13 @@ def print_notes(args: argparse.Namespace, notes: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    region = {"region": args.region, "res": args.res, "channel": args.channel, "format": args.format}
+    region: dict[str, Any] = {"region": args.region, "res": args.res, "channel": args.channel, "format": args.format}
     if any(v is not None for v in region.values()):
         _check_region_options(args)
+        region["force"] = args.force
     else:
+        if args.force:
+            raise UserError("--force goes with --format tiff (a get into a directory adds to a previous clone)")
         check_folder(f"--to {args.to}", args.to, " (give a new directory or a previous get's clone)")
     with api.Mirror(root_of(args), args.index) as m:  # with --from, no mirror is needed
         try:

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Optional
 
 from neuromirror.dataset import clean_mark, light_dataset, registration
 from neuromirror.errors import NotMirrored, Unavailable, UserError
+from neuromirror.index.connection import damaged
 from neuromirror.index.db import Index
 from neuromirror.results import Item, Result, Status
 from neuromirror.util import gitutil
@@ -58,7 +59,10 @@ class Datasets:
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = Index(self.index_path, readonly=self.readonly_index)
+            p = self.index_path
+            if p.is_file() and p.stat().st_size == 0 and self.subdatasets():  # a new index is never left empty
+                raise damaged(p, "an empty file, though the mirror has datasets")
+            self._index = Index(p, readonly=self.readonly_index)
         return self._index
 
     def close(self) -> None:

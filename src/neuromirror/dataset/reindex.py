@@ -8,15 +8,21 @@ index holds about versions, so it can always be recomputed from git.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from neuromirror.annex.tree import UrlLogs, iter_version
+from neuromirror.errors import IndexDamaged
 from neuromirror.index import store_checks
+from neuromirror.index.connection import is_damage
 from neuromirror.index.db import Index
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.records import VersionFile
 from neuromirror.util import gitutil
+
+if TYPE_CHECKING:
+    from neuromirror.dataset.mirror import Datasets
 
 
 def version_commits(ds: Path, source: str) -> Iterator[tuple[str, str, dict[str, str]]]:
@@ -107,6 +113,35 @@ def reindex_dataset(
         )
         n += 1
     return n
+
+
+def set_aside_damaged(datasets: Datasets) -> Optional[Path]:
+    """The index moved aside when it is damaged, for ``reindex`` to build a new one: where it went, or None.
+
+    Every page is read (``PRAGMA quick_check``): a rebuild reads every dataset anyway."""
+    try:
+        if datasets.index.db.conn.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+            return None
+    except IndexDamaged:
+        pass
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+    datasets.close()
+    return set_aside(datasets.index_path)
+
+
+def set_aside(index: Path) -> Path:
+    """The damaged index file (and its ``-wal`` and ``-shm``) renamed ``index.sqlite.damaged-<UTC time>``, beside
+    it: kept for whoever wants to look at it, out of the way of the index ``reindex`` builds."""
+    import os
+    import time
+
+    aside = index.with_name(f"{index.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.lexists(f"{index}{suffix}"):
+            os.replace(f"{index}{suffix}", f"{aside}{suffix}")
+    return aside
 
 
 def reindex_all(index: Index, root: Path, relpaths: list[str]) -> dict[str, int]:

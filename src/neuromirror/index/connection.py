@@ -1,14 +1,23 @@
-"""How every writer of the index opens it and writes to it: one place for the pragmas and the
-transaction discipline (the Index itself and the staged version rows written on their own thread).
+"""How the index is opened and written: one place for the pragmas and the transaction discipline (the Index
+itself and the staged version rows written on their own thread), for a reader's connection to a file it may
+not write (a read-only mount), and for telling a damaged file from an index.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Optional
+
+from neuromirror.errors import IndexDamaged
+
+#: what SQLite says of a file that is not, or no longer, a whole database
+DAMAGE = ("file is not a database", "database disk image is malformed", "malformed database schema")
+#: the first bytes of every SQLite database file
+MAGIC = b"SQLite format 3\0"
 
 
 def utcnow() -> str:
@@ -23,6 +32,66 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_reader(path: Path, timeout: float = 60) -> sqlite3.Connection:
+    """A connection that never writes, to an index this process may not be able to write.
+
+    A WAL database is read with its ``-shm`` file, which SQLite makes beside it: in a directory this process
+    cannot write (a read-only mount, another user's root) and with no ``-shm`` there, ``mode=ro`` cannot
+    open it ("unable to open database file").  The file is then read as ``immutable``: no locks, no WAL; no
+    ``-wal`` lives there either, since no writer has the file open (a writer makes both beside it)."""
+    uri = path.absolute().as_uri()
+    try:
+        conn = sqlite3.connect(
+            f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return conn
+    except sqlite3.OperationalError as exc:
+        if "unable to open" not in str(exc) or not path.exists():
+            raise
+    return sqlite3.connect(
+        f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+    )
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite saying that the file is not (or no longer) a whole database."""
+    return isinstance(exc, sqlite3.DatabaseError) and any(d in str(exc) for d in DAMAGE)
+
+
+def damaged(path: Path, why: str) -> IndexDamaged:
+    """The one line for an index that cannot be read as one, and what mends it."""
+    return IndexDamaged(
+        f"the index {path} is damaged ({why}): run `neuromirror reindex` to rebuild it from the datasets"
+    )
+
+
+def damage_of(path: Path) -> Optional[str]:
+    """What is wrong with the file at ``path`` as a SQLite database, read from its 100-byte header, or None.
+
+    Foreign bytes fail the magic; a truncated file is shorter than the pages its header counts (a count
+    SQLite keeps valid beside its change counter).  A ``-wal`` or ``-journal`` beside it means a writer
+    has it open (a checkpoint may be growing it): only the magic is judged then.  An empty file is the
+    caller's to judge (a new index, or one emptied under a mirror that has datasets)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(100)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+        return None
+    if size == 0:
+        return None
+    if len(head) < 100 or not head.startswith(MAGIC):
+        return "file is not a database"
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    busy = any(Path(f"{path}{s}").exists() for s in ("-wal", "-journal"))
+    if head[24:28] == head[92:96] and pages and size < pages * page and not busy:
+        return f"truncated: {size} of its {pages * page} bytes"
+    return None
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """A write transaction, taking the lock at once (a read turned write could deadlock), rolled back on any error."""
@@ -34,3 +103,63 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
     else:
         conn.execute("COMMIT")
+
+
+def _import_sqlite_utils() -> Any:
+    """``sqlite_utils`` without the pandas and numpy it imports when they are installed.
+
+    They serve its DataFrame and numpy-type support, which the index never uses, and
+    cost ~1.5 s and ~40 MB that would stay for the whole sync (or service).  A module
+    set to None in ``sys.modules`` makes ``import`` raise ImportError, which sqlite_utils
+    takes as "not installed"; they stay importable for anyone else afterwards.
+    """
+    blocked = [m for m in ("pandas", "numpy") if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # type: ignore[assignment]  # None is the documented 'not installed' marker
+    try:
+        import sqlite_utils
+    finally:
+        for m in blocked:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]
+    return sqlite_utils
+
+
+class Database:
+    """The part of ``sqlite_utils.Database`` the index uses on every run, on plain sqlite3.
+
+    ``import sqlite_utils`` costs 1.5-2 s (it imports pandas and numpy when they are
+    installed), more than a resync with no change or ``neuromirror versions`` may
+    take in all; it is imported only for what needs it (any other attribute, delegated
+    to a real ``sqlite_utils.Database``; the schema is plain SQL, :mod:`.schema`), and
+    then without pandas and numpy (:func:`_import_sqlite_utils`).
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self._full: Any = None
+
+    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
+        return self.conn.execute(sql, parameters) if parameters is not None else self.conn.execute(sql)
+
+    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
+        cursor = self.execute(sql, params or ())
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(keys, row))
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+    def _sqlite_utils(self) -> Any:
+        if self._full is None:
+            self._full = _import_sqlite_utils().Database(self.conn)
+        return self._full
+
+    def __getitem__(self, table: str) -> Any:
+        return self._sqlite_utils()[table]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._sqlite_utils(), name)

@@ -24,12 +24,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
-from neuromirror.index.connection import connect, transaction, utcnow  # noqa: F401  (Index's callers use them)
+from neuromirror.errors import ReadOnly
+from neuromirror.index.connection import (  # noqa: F401  (Index's callers use them)
+    Database,
+    connect,
+    connect_reader,
+    damage_of,
+    damaged,
+    is_damage,
+    transaction,
+    utcnow,
+)
 from neuromirror.index.rows import SourceRow, Version
 from neuromirror.records import FileRow, VersionFile
 
@@ -63,77 +72,38 @@ def _previous_files(rows: list[tuple]) -> Iterator[VersionFile]:
         yield VersionFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
 
 
-def _import_sqlite_utils() -> Any:
-    """``sqlite_utils`` without the pandas and numpy it imports when they are installed.
-
-    They serve its DataFrame and numpy-type support, which the index never uses, and
-    cost ~1.5 s and ~40 MB that would stay for the whole sync (or service).  A module
-    set to None in ``sys.modules`` makes ``import`` raise ImportError, which sqlite_utils
-    takes as "not installed"; they stay importable for anyone else afterwards.
-    """
-    blocked = [m for m in ("pandas", "numpy") if m not in sys.modules]
-    for m in blocked:
-        sys.modules[m] = None  # type: ignore[assignment]  # None is the documented 'not installed' marker
-    try:
-        import sqlite_utils
-    finally:
-        for m in blocked:
-            if m in sys.modules and sys.modules[m] is None:
-                del sys.modules[m]
-    return sqlite_utils
-
-
-class Database:
-    """The part of ``sqlite_utils.Database`` the index uses on every run, on plain sqlite3.
-
-    ``import sqlite_utils`` costs 1.5-2 s (it imports pandas and numpy when they are
-    installed), more than a resync with no change or ``neuromirror versions`` may
-    take in all; it is imported only for what needs it (any other attribute, delegated
-    to a real ``sqlite_utils.Database``; the schema is plain SQL, :mod:`.schema`), and
-    then without pandas and numpy (:func:`_import_sqlite_utils`).
-    """
-
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-        self._full: Any = None
-
-    def execute(self, sql: str, parameters: Any = None) -> sqlite3.Cursor:
-        return self.conn.execute(sql, parameters) if parameters is not None else self.conn.execute(sql)
-
-    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
-        cursor = self.execute(sql, params or ())
-        keys = [d[0] for d in cursor.description]
-        for row in cursor:
-            yield dict(zip(keys, row))
-
-    def table_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-
-    def _sqlite_utils(self) -> Any:
-        if self._full is None:
-            self._full = _import_sqlite_utils().Database(self.conn)
-        return self._full
-
-    def __getitem__(self, table: str) -> Any:
-        return self._sqlite_utils()[table]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._sqlite_utils(), name)
-
-
 class Index:
+    """The index file, opened to write it; or to read it only: a Dask worker's view (``readonly``), or an index
+    this process cannot write (a read-only mount of the root, another user's root: :attr:`read_only` says why),
+    where every verb that reads works and SQLite refuses any write."""
+
     def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
-        if readonly:
-            # a Dask worker reads the previous state and caches; only the submitting process
-            # writes (neuromirror.engine.executor): SQLite refuses any write on this connection
-            conn = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            self.db = Database(conn)
-            return
+        why = damage_of(self.path)
+        if why:
+            raise damaged(self.path, why)
+        #: why this process cannot write the index (``read-only file system``), None when it can
+        self.read_only: Optional[str] = None
+        if not readonly:
+            from neuromirror.util.disk import unwritable
+
+            self.read_only = unwritable(self.path)
+            if self.read_only and not self.path.exists():
+                raise ReadOnly(f"the index cannot be made at {self.path} ({self.read_only})")
+        try:
+            if readonly or self.read_only:
+                self.db = Database(connect_reader(self.path))
+                if self.read_only:
+                    self._ensure_schema()
+            else:
+                self._open()
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc):
+                raise damaged(self.path, str(exc)) from None
+            raise
+
+    def _open(self) -> None:
+        """The index opened to write: made when new, its schema brought up to date."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists() or self.path.stat().st_size == 0
         conn = connect(self.path)
@@ -156,7 +126,7 @@ class Index:
     def _ensure_schema(self) -> None:
         from neuromirror.index.schema import ensure_schema
 
-        ensure_schema(self.db, self.path)
+        ensure_schema(self.db, self.path, read_only=self.read_only)
 
     def transaction(self) -> ContextManager[None]:
         return transaction(self.db.conn)

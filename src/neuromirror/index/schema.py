@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from neuromirror.errors import UserError
+from neuromirror.errors import ReadOnly, UserError
 from neuromirror.index.connection import transaction
 from neuromirror.index.migrate import apply_named, migrate, schema_version
 
@@ -163,10 +163,15 @@ NAMED: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def ensure_schema(db: Any, path: Path) -> None:
-    """Create the schema on a new index; migrate an older one (:mod:`.migrate`); refuse a newer one."""
+def ensure_schema(db: Any, path: Path, read_only: Optional[str] = None) -> None:
+    """Create the schema on a new index; migrate an older one (:mod:`.migrate`); refuse a newer one.
+
+    An index this process cannot write (``read_only`` says why) is read as it is: one of an older schema
+    is refused in one line (its upgrade is a write); its named migrations wait for a writer."""
     conn = db.conn
     if "sources" not in db.table_names():
+        if read_only:
+            raise UserError(f"{path}: not a neuromirror index (no sources table), and {read_only} here")
         create_schema(db)
         return
     have = schema_version(conn)
@@ -175,6 +180,11 @@ def ensure_schema(db: Any, path: Path) -> None:
             f"{path}: index schema {have} is newer than this neuromirror knows ({SCHEMA_VERSION}); upgrade neuromirror"
         )
     if have < SCHEMA_VERSION:
+        if read_only:
+            raise ReadOnly(
+                f"{path}: index schema {have} needs upgrading to {SCHEMA_VERSION}, which a read-only index cannot take"
+                f" ({read_only}): run neuromirror once where the root is writable"
+            )
         migrate(conn, path, have, SCHEMA_VERSION, FILESETS)
     apply_named(conn, NAMED)
 

@@ -142,6 +142,8 @@ class KeepRun:
         }
 
     def summary(self) -> str:
+        if self.error is not None and self.error.startswith("not starting"):  # its disk too small: said before
+            return f"store {self.store} NOT STARTED: {self.error}"
         if self.error is not None:
             return f"store {self.store} DOWN: {self.error} (nothing kept there; the next keep tries again)"
         return (

@@ -12,6 +12,7 @@ files have the wanted number, its keep lag is recorded.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -28,7 +29,7 @@ from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
 from neuromirror.store.registry import Stores
 from neuromirror.util import gitutil
-from neuromirror.util.disk import DiskFull, check_free
+from neuromirror.util.disk import DiskFull, check_free, check_room, existing, filesystem, is_full, min_free
 from neuromirror.util.memory.heap import bound_heap, trim_heap
 from neuromirror.util.text import one_line
 
@@ -119,6 +120,9 @@ class StoresRun(Result):
 
 def _down(store: Store, exc: BaseException) -> KeepRun:
     text = one_line(exc, 1000, joined=True)
+    where = getattr(store, "path", None)
+    if where is not None and is_full(exc):  # not a store that is down: its disk filled as the keep went
+        text = f"{filesystem(where)} is full ({getattr(exc, 'strerror', None) or text}): free space there or keep elsewhere"
     run = KeepRun(str(store), store.kind, "", "")
     run.error = text[:300]
     return run
@@ -144,6 +148,8 @@ def keep_into(
         path = getattr(s, "path", None)
         if path is not None:
             check_free(path, f"keeping into {s}", option=options.min_free)
+    if len(stores) == 1 and getattr(stores[0], "path", None) is not None:
+        _room_for(stores[0], targets, options)  # one store: its disk too small is the keep's one line
     bound_heap()  # what the -J threads free reused and given back (a 10^6-key keep)
     with gitutil.lean_readers():  # the versions' logs read with git's caches bounded (10^6 keys a version)
         runs = _fill(mirror, stores, targets, options)
@@ -158,6 +164,21 @@ def keep_into(
     return out
 
 
+def _room_for(store: Store, targets: Sequence[Version], options: KeepOptions) -> None:
+    """A store on a local disk that cannot hold what the keep copies into it is said before anything is copied:
+    one line naming the file system and how much more is needed.  What is known beforehand is a lower bound:
+    the targets' annexed bytes less all the store holds already (a filtered or budgeted keep is not judged)."""
+    path = store.path  # type: ignore[attr-defined]
+    if options.include or options.exclude or options.max_file_size or options.budget or options.prune:
+        return
+    if shutil.disk_usage(existing(path)).free >= sum(t.bytes or 0 for t in targets) + min_free(options.min_free):
+        return  # it fits even if every byte were new: no need to read the versions' trees
+    keys = {f.key: f.size or 0 for t in targets for f in t.files(urls=False) if f.key}
+    need = sum(keys.values()) - store.used_bytes()
+    if need > 0:
+        check_room(path, need, f"keeping into {store}", option=options.min_free)
+
+
 def _fill(mirror: Datasets, stores: Sequence[Store], targets: Sequence[Version], options: KeepOptions) -> list[KeepRun]:
     """Each store filled in turn (and pruned, with ``prune``); a store that is down is its run's error."""
     runs: list[KeepRun] = []
@@ -167,9 +188,14 @@ def _fill(mirror: Datasets, stores: Sequence[Store], targets: Sequence[Version],
         if options.from_stores:  # --from: those stores only, no archive request
             others = [s for s in options.from_stores if s.url != store.url]
         try:
+            if len(stores) > 1 and getattr(store, "path", None) is not None:
+                _room_for(store, targets, options)  # that store not started; the others get their copies
             runs.append(keep(mirror, store, targets, options, others=others))
-        except DiskFull:
-            raise
+        except DiskFull as exc:
+            if len(stores) == 1 or "below min_free" in str(exc):
+                raise
+            runs.append(_down(store, exc))
+            continue
         except (UserError, OSError) as exc:  # the store is down: the others still get their copies
             runs.append(_down(store, exc))
             continue

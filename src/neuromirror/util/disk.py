@@ -47,6 +47,84 @@ def existing(path: Path) -> Path:
     return p
 
 
+def unwritable(path: Path) -> Optional[str]:
+    """Why this process cannot write ``path`` (a file that is there or a directory it would be made in), or None.
+
+    A lab's mirror is often seen read-only: a read-only (bind) mount on compute nodes, or a root another user
+    owns.  Said as ``read-only file system`` or ``not writable by USER``, for the one line a verb that must
+    write says before any work (the verbs that read open the index read-only instead)."""
+    place = existing(path)
+    for p in (place,) if place.is_dir() else (place, place.parent):
+        if not os.access(p, os.W_OK):
+            return _why_not(p)
+    return None
+
+
+def _why_not(path: Path) -> str:
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    except OSError:
+        pass
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    return f"not writable by {user}"
+
+
+#: what a file system out of room says (errno ENOSPC/EDQUOT, SQLite, git, git-annex)
+FULL = (
+    "No space left on device",
+    "database or disk is full",
+    "Disk quota exceeded",
+    "Out of diskspace",
+    "not enough free space",  # git-annex's refusal below annex.diskreserve
+)
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a file system out of room, whoever said it."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return any(f in str(exc) for f in FULL)
+
+
+def filesystem(path: Path) -> str:
+    """The file system holding ``path``, as a user finds it in ``df``: its mount point and type (``tmpfs at /mnt``)."""
+    place, best = str(existing(path)), ("", "")
+    try:
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                fields = line.split()
+                mount = fields[1].replace("\\040", " ")
+                if (place + "/").startswith(mount.rstrip("/") + "/") and len(mount) >= len(best[0]):
+                    best = (mount, fields[2])
+    except OSError:
+        pass
+    return f"{best[1]} at {best[0]}" if best[0] else f"the file system of {place}"
+
+
+def check_room(path: Path, need: int, what: str, *, option: Any = None, reserve: tuple[int, str] = (0, "")) -> None:
+    """Raise :class:`DiskFull` when ``need`` bytes (what the work will write, known before it starts) and the
+    ``min_free`` threshold (or ``reserve``, bytes and name, a tool's own: git-annex's ``annex.diskreserve``,
+    when larger) do not fit in the free space of the file system of ``path``: one line naming it and how much
+    more is needed, before anything is written."""
+    keep, name = max((min_free(option), "min_free"), reserve)
+    free = shutil.disk_usage(existing(path)).free
+    if need + max(keep, 0) > free:
+        more = need + max(keep, 0) - free
+        left = f" with {name} {human_bytes(keep)} left" if keep > 0 else ""
+        raise DiskFull(
+            f"not starting {what}: it needs {human_bytes(need)}{left}; {filesystem(path)} has {human_bytes(free)} "
+            f"free: {human_bytes(more)} more needed"
+        )
+
+
 def usage(path: Path) -> dict[str, Any]:
     """Free, total and used bytes of the file system holding ``path``."""
     du = shutil.disk_usage(existing(path))
@@ -61,8 +139,8 @@ def check_free(path: Path, what: str, threshold: Optional[int] = None, *, option
     free = shutil.disk_usage(existing(path)).free
     if free < need:
         raise DiskFull(
-            f"not starting {what}: {human_bytes(free)} free on {existing(path)}, below min_free "
-            f"{human_bytes(need)} (free space there, or lower min_free / {ENV})"
+            f"not starting {what}: {filesystem(path)} has {human_bytes(free)} free, below min_free "
+            f"{human_bytes(need)}: {human_bytes(need - free)} more needed (or lower min_free / {ENV})"
         )
 
 

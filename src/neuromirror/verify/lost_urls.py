@@ -28,6 +28,17 @@ from neuromirror.store.webmark import GONE_STATUSES, set_web, web_states  # noqa
 from neuromirror.verify.report import VerifyReport
 
 
+def unmarked_read_only(report: VerifyReport, root: Path) -> bool:
+    """Whether the mirror at ``root`` cannot be written here (a read-only mount): nothing is marked then, and
+    the keys found gone are said in a note; a verify that reads changes nothing it cannot write."""
+    from neuromirror.util.disk import unwritable
+
+    why = unwritable(root)
+    if why and report.web_gone:
+        report.notes.append(f"{len(report.web_gone)} key(s) whose archive URLs are gone not marked ({root}: {why})")
+    return why is not None
+
+
 def mark_lost_urls(report: VerifyReport, repo_of: Mapping[str, Path]) -> None:
     """What ``verify --content`` found of each key's URLs, written on the branch of the repository that knows it."""
     by_repo: dict[Path, tuple[list[str], list[str]]] = {}

@@ -49,7 +49,7 @@ from neuromirror.util import gitutil
 from neuromirror.verify.archive import check_archive
 from neuromirror.verify.content import check_content
 from neuromirror.verify.kept import check_copies, check_kept, key_size, store_uuid
-from neuromirror.verify.lost_urls import mark_lost_urls
+from neuromirror.verify.lost_urls import mark_lost_urls, unmarked_read_only
 from neuromirror.verify.report import VerifyReport
 from neuromirror.verify.risk import recorded_directory_store, risk_of, store_uuids
 from neuromirror.verify.store_copies import StoreCopies
@@ -215,7 +215,7 @@ def verify_version(
             located=found.located,
             urls=not kept,
         )
-        if report.web_gone or report.web_serving:
+        if (report.web_gone or report.web_serving) and not unmarked_read_only(report, mirror.root):
             with mirror.lock(source, wait=True):  # no sync writes the git-annex branches meanwhile
                 mark_lost_urls(report, found.repo_of)
     return report

@@ -19,6 +19,7 @@ failure leaves nothing.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -33,6 +34,8 @@ import numpy as np
 from neuromirror.errors import BadInput, NotMirrored, UserError
 from neuromirror.read.ome.level import Chunks, Counts, Level, RegionError, open_level, read_json
 from neuromirror.spec import Spec
+from neuromirror.util.disk import DiskFull, check_room, filesystem, is_full
+from neuromirror.util.sizes import human_bytes
 
 _SPAN = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*$")
 #: past this many bytes a TIFF must be a BigTIFF (classic TIFF's offsets are 32 bits)
@@ -96,6 +99,7 @@ class RegionRequest:
     channel: Optional[str] = None  # a BOSS channel
     image: Optional[str] = None  # an OME-Zarr image's path in the pin (any archive)
     jobs: int = 4
+    force: bool = False  # an existing file at dest replaced
 
 
 @dataclass(frozen=True)
@@ -190,11 +194,21 @@ def chunk_span(level: Level, region: Region) -> tuple[range, range, range]:
 def export_tiff(req: RegionRequest) -> TiffReport:
     """The region of the pinned level written to ``req.dest`` as a TIFF stack: every check first (UserError),
     then the chunks (:class:`~neuromirror.read.ome.level.RegionError` when one cannot be read as pinned)."""
-    dest = _destination(req.dest)
+    dest = _destination(req.dest, req.force)
     opened = open_region(req)
     pin, image, level, chunks = opened.pin, opened.image, opened.level, opened.chunks
     try:
+        need = _tiff_bytes(req.region.shape, level.dtype.itemsize)
+        check_room(dest.parent, need, f"writing {dest}", option=0)  # no min_free: not the mirror's disk
         _write(dest, _filled(chunks, req.region, max(1, req.jobs)), req, opened)
+    except OSError as exc:
+        if is_full(exc):
+            raise DiskFull(
+                f"{filesystem(dest)} is full: {dest} was not written (it needs {human_bytes(need)})"
+            ) from None
+        if exc.errno not in _UNWRITABLE:  # a read of the chunks (requests' errors are OSErrors too)
+            raise
+        raise BadInput(f"to {dest}: cannot be written ({exc.strerror or exc})").at("to") from None
     finally:
         chunks.close()
     return TiffReport(
@@ -211,10 +225,24 @@ def export_tiff(req: RegionRequest) -> TiffReport:
     )
 
 
-def _destination(dest: Path) -> Path:
+#: the errors of a TIFF file that cannot be written where ``to`` names it
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ETXTBSY)
+
+
+def _tiff_bytes(shape: tuple[int, ...], itemsize: int) -> int:
+    """What the TIFF of a region takes: its voxels, and a page's directory (well under 4 KiB) per plane."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n * itemsize + 4096 * (shape[0] + 1)
+
+
+def _destination(dest: Path, force: bool) -> Path:
     dest = dest.absolute()
     if dest.is_dir():
         raise BadInput(f"to {dest}: a directory; a region is written as one TIFF file, to names it").at("to")
+    if dest.exists() and not force:
+        raise BadInput(f"force: {dest} exists; not replaced without it").at("force")
     if not dest.parent.is_dir():
         raise BadInput(f"to {dest}: no directory {dest.parent}").at("to")
     if not os.access(dest.parent, os.W_OK):
