@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.errors import UserError
@@ -148,8 +149,9 @@ def keep_into(
         path = getattr(s, "path", None)
         if path is not None:
             check_free(path, f"keeping into {s}", option=options.min_free)
-    if len(stores) == 1 and getattr(stores[0], "path", None) is not None:
-        _room_for(stores[0], targets, options)  # one store: its disk too small is the keep's one line
+    path = getattr(stores[0], "path", None) if len(stores) == 1 else None
+    if path is not None:
+        _room_for(stores[0], path, targets, options)  # one store: its disk too small is the keep's one line
     bound_heap()  # what the -J threads free reused and given back (a 10^6-key keep)
     with gitutil.lean_readers():  # the versions' logs read with git's caches bounded (10^6 keys a version)
         runs = _fill(mirror, stores, targets, options)
@@ -164,11 +166,10 @@ def keep_into(
     return out
 
 
-def _room_for(store: Store, targets: Sequence[Version], options: KeepOptions) -> None:
+def _room_for(store: Store, path: Path, targets: Sequence[Version], options: KeepOptions) -> None:
     """A store on a local disk that cannot hold what the keep copies into it is said before anything is copied:
     one line naming the file system and how much more is needed.  What is known beforehand is a lower bound:
     the targets' annexed bytes less all the store holds already (a filtered or budgeted keep is not judged)."""
-    path = store.path  # type: ignore[attr-defined]
     if options.include or options.exclude or options.max_file_size or options.budget or options.prune:
         return
     if shutil.disk_usage(existing(path)).free >= sum(t.bytes or 0 for t in targets) + min_free(options.min_free):
@@ -188,8 +189,9 @@ def _fill(mirror: Datasets, stores: Sequence[Store], targets: Sequence[Version],
         if options.from_stores:  # --from: those stores only, no archive request
             others = [s for s in options.from_stores if s.url != store.url]
         try:
-            if len(stores) > 1 and getattr(store, "path", None) is not None:
-                _room_for(store, targets, options)  # that store not started; the others get their copies
+            path = getattr(store, "path", None)
+            if len(stores) > 1 and path is not None:
+                _room_for(store, path, targets, options)  # that store not started; the others get their copies
             runs.append(keep(mirror, store, targets, options, others=others))
         except DiskFull as exc:
             if len(stores) == 1 or "below min_free" in str(exc):
