@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from neuromirror.errors import BadInput
 from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
 from neuromirror.read.references.location import SUFFIX, read_reference, reference_path
 from neuromirror.spec import ARCHIVES, parse_spec
@@ -48,7 +49,7 @@ def filesystem(
 _CLI_FORM = re.compile(r"(?P<spec>[A-Za-z]+:[^@]*)(?:@(?P<version>[^/]*))?(?:/(?P<path>.*))?")
 
 
-class NotHDF5(ValueError):
+class NotHDF5(BadInput, ValueError):
     """The file of a pin is not an HDF5 file (no HDF5 signature): said in one line, not as h5py's OSError."""
 
 
