@@ -15,13 +15,14 @@ the location log names for a key, and retries a failed download (``datalad get``
 1 s, then 2 s, a key), whatever the remote answers.  So the remote refuses what it cannot read as git-annex's
 ``directory`` remote does: INITREMOTE (a clone's autoenable, ``git annex enableremote``) fails in one line
 where the store's marker (``.neuromirror-store.json``, naming the remote's UUID) cannot be read, and the
-store is simply not enabled there; PREPARE fails the same way.  For a ``pack+file://`` store that goes
-away after it was enabled (a disk unmounted, a tape file system moved), enabling it also sets
-``remote.NAME.annex-ignore-command`` to a test of the marker: git-annex runs it once per command and skips
-the store, unasked, wherever the marker is not there (as it skips a directory remote that is not mounted),
-and uses it again once it is back.  An S3 store that goes away after enabling fails its PREPARE in one line
-on each try (git-annex's retries stand: a reachability test there would cost every command of the clone a
-Python start and a request).
+store is simply not enabled there.  For a ``pack+file://`` store that goes away after it was enabled (a disk
+unmounted, a tape file system moved), enabling it also sets ``remote.NAME.annex-ignore-command`` to a test of
+the marker: git-annex runs it once per command and skips the store, unasked, wherever the marker is not
+there (as it skips a directory remote that is not mounted), and uses it again once it is back.  Asked all
+the same (``get --from``, ``fsck --from``, an S3 store: no such test, it would cost every command of the
+clone a Python start and a request), PREPARE notes the store unreachable and each request answers at once
+with the one line (TRANSFER-FAILURE, CHECKPRESENT-UNKNOWN; WHEREIS: nothing): a failed PREPARE would have
+git-annex start the program again for every key.  git-annex's own retries of a failed get still apply there.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class PackRemote(SpecialRemote):
         self.info = {"store": "a neuromirror packed store"}
         self._store: Any = None
         self._reader: Any = None  # the store, or its readahead where the store is far (S3)
+        self._unreachable = ""  # why the store cannot be read here (PREPARE found), or ""
 
     def initremote(self) -> None:
         """Enabling, in a clone (autoenable) or by ``git annex enableremote``: refused where the store is not
@@ -64,7 +66,13 @@ class PackRemote(SpecialRemote):
             self._skip_when_gone(os.path.join(store.path, MARKER))
 
     def prepare(self) -> None:
-        self._store = self._reachable_store()
+        """The store opened; where it is not reachable, every request then answers at once with why (a
+        PREPARE that failed would have git-annex start this program again for each key: a Python start each)."""
+        try:
+            self._store = self._reachable_store()
+        except RemoteError as exc:
+            self._unreachable = str(exc)
+            return
         if self._store.backend.nearby:
             self._reader = self._store
         else:
@@ -90,6 +98,12 @@ class PackRemote(SpecialRemote):
             raise RemoteError(why)
         return store
 
+    def _reachable(self) -> None:
+        """A request of a store PREPARE found unreachable: its one line, at once (TRANSFER-FAILURE,
+        CHECKPRESENT-UNKNOWN)."""
+        if self._unreachable:
+            raise RemoteError(self._unreachable)
+
     def _skip_when_gone(self, marker: str) -> None:
         """``remote.NAME.annex-ignore-command`` in the clone: ``test -r MARKER`` (a reader's own command kept)."""
         from neuromirror.util import gitutil
@@ -114,18 +128,22 @@ class PackRemote(SpecialRemote):
         raise RemoteError("a packed store's keys are dropped by neuromirror (verify --stores, prune) only")
 
     def checkpresent(self, key: str) -> bool:
+        self._reachable()
         try:
             return self._store.keys.where(key) is not None
         except OSError as exc:
             raise RemoteError(f"{self._store.url}: {exc}") from None
 
     def whereis(self, key: str) -> str:
+        if self._unreachable:
+            return ""
         got = self._store.keys.where(key)
         return "" if got is None else f"pack {got[0]} bytes {got[1]}-{got[1] + got[2] - 1}"
 
     def transfer_retrieve(self, key: str, local_file: str) -> None:
         from neuromirror.store.packs.thaw import Frozen
 
+        self._reachable()
         try:
             with self._reader.open_key(key) as src, open(local_file, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
