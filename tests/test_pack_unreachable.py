@@ -156,6 +156,35 @@ def test_a_packed_store_gone_after_enabling_is_skipped_without_retries_and_used_
         assert sha256((work / path).read_bytes()) == sha256(world.d.files[path])
 
 
+def test_a_packed_store_gone_while_a_get_runs_says_so_not_that_it_holds_no_copy(world: World, tmp_path: Path) -> None:
+    """The store unmounted under a running ``git annex get --batch`` (its remote program prepared): the next key
+    fails with the store's one line, not "holds no copy" (which would read as the store having lost it)."""
+    work = world.clone(tmp_path / "clone")
+    far = world.name(world.far)
+    one, two = list(FILES)[:2]
+    cmd = ["git", "annex", "get", "--from", far, "--batch", "--json", "--json-error-messages"]
+    with subprocess.Popen(cmd, cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+
+        def ask(path: str) -> dict:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(path + "\n")
+            proc.stdin.flush()
+            return dict(json.loads(proc.stdout.readline()))
+
+        assert ask(one)["success"] is True
+        moved = world.far_away()
+        try:
+            answer = ask(two)
+        finally:
+            proc.stdin.close()
+            shutil.move(str(moved), str(world.far))
+    assert answer["success"] is False, answer
+    said = " ".join(answer.get("error-messages", []))
+    assert f"pack+file://{world.far}: not reachable here: no packed store at {world.far}" in said, answer
+    assert "holds no copy" not in said
+
+
 def test_a_packed_s3_store_is_not_enabled_where_the_reader_has_no_credentials_for_it(
     dandi_archive,  # noqa: ANN001
     bucket: str,

@@ -82,7 +82,7 @@ class PackRemote(SpecialRemote):
 
     def _reachable_store(self) -> Any:
         """The store the remote's record names, once its marker was read and names this remote's UUID; a
-        one-line :class:`RemoteError` (git-annex's INITREMOTE-FAILURE, PREPARE-FAILURE) where not."""
+        one-line :class:`RemoteError` where not (INITREMOTE-FAILURE; :meth:`prepare` keeps it for each request)."""
         from neuromirror.errors import NeuromirrorError
 
         try:
@@ -104,13 +104,20 @@ class PackRemote(SpecialRemote):
         if self._unreachable:
             raise RemoteError(self._unreachable)
 
+    def _gone_since(self) -> str:
+        """Why the store went away since PREPARE (its marker read again), kept for the requests after; or "".
+        Asked only where a key was not found: a vanished store must not answer "no copy of KEY" (git-annex
+        would take the store's copy out of its record)."""
+        self._unreachable = unreachable(self._store, self.annex.getuuid()) or ""
+        return self._unreachable
+
     def _skip_when_gone(self, marker: str) -> None:
         """``remote.NAME.annex-ignore-command`` in the clone: ``test -r MARKER`` (a reader's own command kept)."""
         from neuromirror.util import gitutil
 
         try:
             name, gitdir = self.annex.getgitremotename(), self.annex.getgitdir()
-        except ProtocolError:  # a git-annex without GETGITREMOTENAME: PREPARE still fails in one line
+        except ProtocolError:  # a git-annex without GETGITREMOTENAME: each request still says why, at once
             return
         option, here = f"remote.{name}.annex-ignore-command", os.getcwd()
         current = gitutil.out(here, f"--git-dir={gitdir}", "config", "--get", option, check=False)
@@ -130,9 +137,13 @@ class PackRemote(SpecialRemote):
     def checkpresent(self, key: str) -> bool:
         self._reachable()
         try:
-            return self._store.keys.where(key) is not None
+            if self._store.keys.where(key) is not None:
+                return True
         except OSError as exc:
             raise RemoteError(f"{self._store.url}: {exc}") from None
+        if self._gone_since():
+            raise RemoteError(self._unreachable)
+        return False
 
     def whereis(self, key: str) -> str:
         if self._unreachable:
@@ -150,7 +161,7 @@ class PackRemote(SpecialRemote):
         except Frozen as exc:
             raise RemoteError(f"{self._store.url}: {exc}") from None
         except FileNotFoundError:
-            raise RemoteError(f"{self._store.url} holds no copy of {key}") from None
+            raise RemoteError(self._gone_since() or f"{self._store.url} holds no copy of {key}") from None
         except OSError as exc:
             raise RemoteError(f"reading {key} from {self._store.url}: {exc}") from None
 
