@@ -549,6 +549,20 @@ def test_bench_lost_stores_restore_pack_and_pack_thaw_at_a_toy_size(tmp_path: Pa
     assert "pack-thaw: RestoreObject requests per pack (most)" in names
 
 
+def test_bench_unreachable_store_at_a_toy_size(tmp_path: Path) -> None:
+    """unreachable-store (issue 76): a clone's datalad get of lost files with a packed store gone before the clone
+    and after it, beside git annex get --from the reachable one; every key got, targets evaluated (no timing
+    asserted)."""
+    proc, doc = run_bench(tmp_path, "--scenarios", "unreachable-store", "--unreachable-rounds", "1")
+    by = {r["scenario"]: r for r in doc["results"]}
+    for kind in ("annex", "gone-before", "gone-after", "both"):
+        row = by[f"unreachable-store-{kind}"]
+        assert row["missing"] == 0 and "error_seen" not in row, row
+        assert row["startup_s"] > 0 and row["x_annex"] is not None and row["x_both"] is not None, row
+    names = {t["target"] for t in doc["targets"]}
+    assert any(n.startswith("unreachable store (gone after enabling)") for n in names), names
+
+
 def test_bench_service_soak_scenario_at_a_toy_size(tmp_path: Path) -> None:
     """service-soak (issue 59): a one-store and a two-store (directory + S3) ``neuromirror serve`` side by side
     through no-change runs; CPU per minute and RSS of each service process read, targets evaluated."""

@@ -55,6 +55,7 @@ from neuromirror.bench.scenarios.packs.lostget import bench_lost_stores, lost_st
 from neuromirror.bench.scenarios.packs.restore import bench_restore_pack, restore_pack_targets
 from neuromirror.bench.scenarios.packs.service_cycles import bench_pack_service_cycles, pack_service_cycles_targets
 from neuromirror.bench.scenarios.packs.thaw import bench_pack_thaw, pack_thaw_targets
+from neuromirror.bench.scenarios.packs.unreachable import bench_unreachable_store, unreachable_store_targets
 from neuromirror.bench.scenarios.per_size import bench_size
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_loss import bench_read_loss
@@ -121,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
         doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
         doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
-        doc["targets"] += beside_targets(doc["results"])
+        doc["targets"] += beside_targets(doc["results"]) + unreachable_store_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -240,6 +241,7 @@ def _runs(
             "lost-stores",
             lambda: bench_lost_stores(a, work, help_s, args.lost_stores_chunks, args.lost_stores_rounds, args.keep),
         ),
+        ("unreachable-store", lambda: bench_unreachable_store(a, work, help_s, args.unreachable_rounds)),
         ("restore-pack", lambda: bench_restore_pack(args, a, work, help_s)),
         ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
         ("service-soak", lambda: bench_service_soak(args, a, work)),

@@ -9,16 +9,35 @@ git-annex checks the bytes against the key as it does any remote's.  An S3 store
 environment, or anonymously where it has none (a public bucket); its endpoint and region come from the
 record (``endpoint=``, ``region=``), ``NEUROMIRROR_STORE_ENDPOINT`` overriding.  Read-only: the store is
 written by ``neuromirror keep`` alone.
+
+Where a store cannot be read, a clone must not try it key by key: git-annex tries every enabled remote that
+the location log names for a key, and retries a failed download (``datalad get`` passes ``annex.retry=3``:
+1 s, then 2 s, a key), whatever the remote answers.  So the remote refuses what it cannot read as git-annex's
+``directory`` remote does: INITREMOTE (a clone's autoenable, ``git annex enableremote``) fails in one line
+where the store's marker (``.neuromirror-store.json``, naming the remote's UUID) cannot be read, and the
+store is simply not enabled there.  For a ``pack+file://`` store that goes away after it was enabled (a disk
+unmounted, a tape file system moved), enabling it also sets ``remote.NAME.annex-ignore-command`` to a test of
+the marker: git-annex runs it once per command and skips the store, unasked, wherever the marker is not
+there (as it skips a directory remote that is not mounted), and uses it again once it is back.  Asked all
+the same (``get --from``, ``fsck --from``, an S3 store: no such test, it would cost every command of the
+clone a Python start and a request), PREPARE notes the store unreachable and each request answers at once
+with the one line (TRANSFER-FAILURE, CHECKPRESENT-UNKNOWN; WHEREIS: nothing): a failed PREPARE would have
+git-annex start the program again for every key.  git-annex's own retries of a failed get still apply there.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import sys
 from typing import Any, Optional
 
-from annexremote import Master, RemoteError, SpecialRemote
+from annexremote import Master, ProtocolError, RemoteError, SpecialRemote
+
+from neuromirror.store.packs.layout import CONFIG as MARKER  # the store's marker: its UUID, pack size
+from neuromirror.util.text import one_line
 
 
 class PackRemote(SpecialRemote):
@@ -33,24 +52,78 @@ class PackRemote(SpecialRemote):
         self.info = {"store": "a neuromirror packed store"}
         self._store: Any = None
         self._reader: Any = None  # the store, or its readahead where the store is far (S3)
+        self._unreachable = ""  # why the store cannot be read here (PREPARE found), or ""
 
     def initremote(self) -> None:
+        """Enabling, in a clone (autoenable) or by ``git annex enableremote``: refused where the store is not
+        reachable, so that git-annex never tries it there; a ``pack+file://`` store is also skipped by
+        git-annex wherever it goes away later (``annex-ignore-command``)."""
         url = self.annex.getconfig("url")
         if not url.startswith(("pack+file://", "pack+s3://")):
             raise RemoteError(f"url={url!r}: a packed store is pack+file:///PATH or pack+s3://BUCKET/PREFIX")
+        store = self._reachable_store()
+        if store.path is not None:
+            self._skip_when_gone(os.path.join(store.path, MARKER))
 
     def prepare(self) -> None:
-        self._store = open_packed(
-            self.annex.getconfig("url"),
-            endpoint=self.annex.getconfig("endpoint") or None,
-            region=self.annex.getconfig("region") or None,
-        )
+        """The store opened; where it is not reachable, every request then answers at once with why (a
+        PREPARE that failed would have git-annex start this program again for each key: a Python start each)."""
+        try:
+            self._store = self._reachable_store()
+        except RemoteError as exc:
+            self._unreachable = str(exc)
+            return
         if self._store.backend.nearby:
             self._reader = self._store
         else:
             from neuromirror.store.packs.readahead import ReadAhead
 
             self._reader = ReadAhead(self._store)
+
+    def _reachable_store(self) -> Any:
+        """The store the remote's record names, once its marker was read and names this remote's UUID; a
+        one-line :class:`RemoteError` where not (INITREMOTE-FAILURE; :meth:`prepare` keeps it for each request)."""
+        from neuromirror.errors import NeuromirrorError
+
+        try:
+            store = open_packed(
+                self.annex.getconfig("url"),
+                endpoint=self.annex.getconfig("endpoint") or None,
+                region=self.annex.getconfig("region") or None,
+            )
+        except NeuromirrorError as exc:
+            raise RemoteError(str(exc)) from None
+        why = unreachable(store, self.annex.getuuid())
+        if why:
+            raise RemoteError(why)
+        return store
+
+    def _reachable(self) -> None:
+        """A request of a store PREPARE found unreachable: its one line, at once (TRANSFER-FAILURE,
+        CHECKPRESENT-UNKNOWN)."""
+        if self._unreachable:
+            raise RemoteError(self._unreachable)
+
+    def _gone_since(self) -> str:
+        """Why the store went away since PREPARE (its marker read again), kept for the requests after; or "".
+        Asked only where a key was not found: a vanished store must not answer "no copy of KEY" (git-annex
+        would take the store's copy out of its record)."""
+        self._unreachable = unreachable(self._store, self.annex.getuuid()) or ""
+        return self._unreachable
+
+    def _skip_when_gone(self, marker: str) -> None:
+        """``remote.NAME.annex-ignore-command`` in the clone: ``test -r MARKER`` (a reader's own command kept)."""
+        from neuromirror.util import gitutil
+
+        try:
+            name, gitdir = self.annex.getgitremotename(), self.annex.getgitdir()
+        except ProtocolError:  # a git-annex without GETGITREMOTENAME: each request still says why, at once
+            return
+        option, here = f"remote.{name}.annex-ignore-command", os.getcwd()
+        current = gitutil.out(here, f"--git-dir={gitdir}", "config", "--get", option, check=False)
+        if current and MARKER not in current:
+            return
+        gitutil.run(here, f"--git-dir={gitdir}", "config", option, f"test -r {shlex.quote(marker)}", check=False)
 
     def getavailability(self) -> str:
         return "local" if self.annex.getconfig("url").startswith("pack+file:") else "global"
@@ -62,27 +135,54 @@ class PackRemote(SpecialRemote):
         raise RemoteError("a packed store's keys are dropped by neuromirror (verify --stores, prune) only")
 
     def checkpresent(self, key: str) -> bool:
+        self._reachable()
         try:
-            return self._store.keys.where(key) is not None
+            if self._store.keys.where(key) is not None:
+                return True
         except OSError as exc:
             raise RemoteError(f"{self._store.url}: {exc}") from None
+        if self._gone_since():
+            raise RemoteError(self._unreachable)
+        return False
 
     def whereis(self, key: str) -> str:
+        if self._unreachable:
+            return ""
         got = self._store.keys.where(key)
         return "" if got is None else f"pack {got[0]} bytes {got[1]}-{got[1] + got[2] - 1}"
 
     def transfer_retrieve(self, key: str, local_file: str) -> None:
         from neuromirror.store.packs.thaw import Frozen
 
+        self._reachable()
         try:
             with self._reader.open_key(key) as src, open(local_file, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
         except Frozen as exc:
             raise RemoteError(f"{self._store.url}: {exc}") from None
         except FileNotFoundError:
-            raise RemoteError(f"{self._store.url} holds no copy of {key}") from None
+            raise RemoteError(self._gone_since() or f"{self._store.url} holds no copy of {key}") from None
         except OSError as exc:
             raise RemoteError(f"reading {key} from {self._store.url}: {exc}") from None
+
+
+def unreachable(store: Any, uuid: str) -> Optional[str]:
+    """Why ``store`` cannot be read here (one line), or None: its marker is read (never written) and must
+    name ``uuid``, the remote's (another store mounted at the same path is not this one)."""
+    where = store.backend.where
+    try:
+        raw = store.backend.get(MARKER)
+    except FileNotFoundError:
+        return f"{store.url}: not reachable here: no packed store at {where} (unmounted, moved or deleted?)"
+    except OSError as exc:
+        return f"{store.url}: not reachable here: {one_line(exc, joined=True)}"
+    try:
+        found = json.loads(raw).get("uuid")
+    except (ValueError, AttributeError):
+        found = None
+    if found != uuid:
+        return f"{store.url}: not reachable here: {where} holds {found or 'no readable store marker'}, not store {uuid}"
+    return None
 
 
 def open_packed(url: str, endpoint: Optional[str] = None, region: Optional[str] = None) -> Any:

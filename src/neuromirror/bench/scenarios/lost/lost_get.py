@@ -108,14 +108,21 @@ def _present(repo: Path, *where: str) -> tuple[int, int]:
     return count(), count("--not", "--in", "here")
 
 
-def bench_lost_get(archives: Archives, work: Path, startup: float, chunks: int, rounds: int) -> list[dict]:
-    d = archives.dandi
-    when = datetime(2026, 1, 5, tzinfo=timezone.utc)
-    ident = d.create_dandiset(name="lost get", created=when)
+def blobs_dandiset(archives: Archives, name: str, when: datetime) -> tuple[str, dict[str, bytes]]:
+    """A new dandiset on the stand-in with the 24 blobs of :func:`_blobs` in its draft: (its id, the blobs)."""
+    ident = archives.dandi.create_dandiset(name=name, created=when)
     blobs = _blobs()
     with direct_puts(archives):
         for path, data in blobs.items():
-            d.put_asset(ident, path, data, when=when)
+            archives.dandi.put_asset(ident, path, data, when=when)
+    return ident, blobs
+
+
+def bench_lost_get(archives: Archives, work: Path, startup: float, chunks: int, rounds: int) -> list[dict]:
+    d = archives.dandi
+    when = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    ident, blobs = blobs_dandiset(archives, "lost get", when)
+    with direct_puts(archives):
         aid = d.add_zarr_asset(ident, ZARR, _zarr(chunks, "old"), when=when + timedelta(minutes=1))
     zarr = d.asset(aid).zarr
     assert zarr is not None
