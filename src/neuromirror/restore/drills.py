@@ -126,8 +126,8 @@ def part_of(report: RestoreReport, source: str, chosen: Sequence[ArchiveObject])
     """The part of a drill over several sources that checked ``source``'s objects: its versions, objects, bad
     copies and failures (an error that stopped the whole drill is each source's)."""
     mine = [o for o in chosen if o.source == source]
-    keys, archive_keys = {o.key for o in mine}, {o.archive_key for o in mine}
-    failed = [n for n in report.failed if n.archive_key in archive_keys or n.key in keys]
+    keys = {o.key for o in mine}
+    failed = _failed_of(report, mine)
     unwritten = {n.archive_key for n in failed}
     written = [o for o in mine if o.archive_key not in unwritten]
     return dataclasses.replace(
@@ -140,6 +140,12 @@ def part_of(report: RestoreReport, source: str, chosen: Sequence[ArchiveObject])
         failed=failed,
         bad_copies=[b for b in report.bad_copies if b.key in keys],
     )
+
+
+def _failed_of(report: RestoreReport, mine: list[ArchiveObject]) -> list:
+    """The objects of ``mine`` the drill could not restore."""
+    keys, archive_keys = {o.key for o in mine}, {o.archive_key for o in mine}
+    return [n for n in report.failed if n.archive_key in archive_keys or n.key in keys]
 
 
 def drill_if_due(
