@@ -25,7 +25,7 @@ from typing import Iterator, NamedTuple
 import pytest
 import requests
 
-from helpers.service import ENV, ok
+from helpers.service import ENV, neuromirror, ok
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
 from neuromirror.demo import deterministic_bytes
 
@@ -153,3 +153,89 @@ def test_the_views_backup_page_in_a_browser(world: World, viewed: Viewed, tmp_pa
     chromium(viewed.base + "/backup/", tmp_path, screenshot=shot, size="1400,1000")
     assert shot.stat().st_size > 10_000
     keep_screenshot(shot)
+
+
+#: (arguments, what the one line says): a malformed or unknown SPEC to every reporting command, and -J, rates,
+#: in-flight ceilings out of range to every command taking them; each exits 2 with one line and no traceback
+BAD_INPUTS = [
+    (("audit", "dandi:1"), "a dandiset id has 6 digits"),
+    (("audit", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("audit", "dandi:9*"), "no mirrored source matches dandi:9*"),
+    (("audit", "nope"), "is not a source spec"),
+    (("status", "--backup", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("status", "--backup", "dandi:1"), "a dandiset id has 6 digits"),
+    (("status", "--copies", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("status", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("status", "dandi:9*"), "no mirrored or defined source matches dandi:9*"),
+    (("versions", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("versions", "dandi:1"), "a dandiset id has 6 digits"),
+    (("pin", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("cite", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("verify", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("urls", "dandi:000999"), "dandi:000999 is not mirrored here"),
+    (("changes", "dandi:000999", "--since", "2024-01-01"), "dandi:000999 is not mirrored here"),
+    (("verify", "--stores", "-J", "0"), "-J must be at least 1"),
+    (("keep", "dandi:000999", "--to", "STORE", "-J", "0"), "-J must be at least 1"),
+    (("restore", "--drill", "--to", "SCRATCH", "-J", "0"), "-J must be at least 1"),
+    (("get", "ZARR", "--to", "GOT", "-J", "0"), "-J must be at least 1"),
+    (("sync", "dandi:000999", "-J", "0"), "-J must be at least 1"),
+    (("sync", "dandi:000999", "--max-rate", "0"), "--max-rate: not a rate: '0'"),
+    (("sync", "dandi:000999", "--max-rate", "5/d"), "--max-rate: not a rate: '5/d' (say e.g. 20/s, 300/min, 5/h)"),
+    (("sync", "dandi:000999", "--max-in-flight", "0"), "--max-in-flight '0': a whole number of requests"),
+]
+
+
+def test_bad_inputs_exit_2_with_one_line_and_lose_nothing(world: World, tmp_path: Path) -> None:
+    ds = world.root / "dandi" / world.zarr_source.split(":")[1]
+    before = (ok(world.root, "versions", world.zarr_source, "--json"), _git_status(ds))
+    wrong = []
+    for args, said in BAD_INPUTS:
+        args = tuple(
+            {"STORE": str(tmp_path / "store"), "SCRATCH": str(tmp_path / "scratch"), "GOT": str(tmp_path / "got")}.get(
+                a, world.zarr_source if a == "ZARR" else a
+            )
+            for a in args
+        )
+        out = neuromirror(world.root, *args)
+        lines = out.stderr.strip().splitlines()
+        if out.returncode != 2 or len(lines) != 1 or said not in lines[0] or "Traceback" in out.stderr or out.stdout:
+            wrong.append((args, out.returncode, out.stdout[-300:], out.stderr[-600:]))
+    assert not wrong, "\n".join(map(str, wrong))
+    assert (ok(world.root, "versions", world.zarr_source, "--json"), _git_status(ds)) == before
+    assert not (tmp_path / "store").exists() and not (tmp_path / "got").exists()
+    ok(world.root, "verify", world.zarr_source)
+
+
+def _git_status(repo: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def test_a_sync_held_by_its_rate_ceiling_says_so(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``--max-rate 5/h``: one request every 12 minutes, accepted as asked; the wait is said in a line on stderr
+    (it waited in silence), naming the endpoint and the ceiling."""
+    import queue
+    import threading
+
+    ident = dandi_archive.create_dandiset(name="held by its ceiling")
+    dandi_archive.put_asset(ident, "a.nwb", b"h" * 100)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuromirror", "--root", str(tmp_path / "mirror"), "sync", f"dandi:{ident}"]
+        + ["--dandi-api", dandi_archive.api_url, "--max-rate", "5/h"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+    try:
+        said = ""
+        while "waiting" not in said:
+            said = lines.get(timeout=120)  # a state: the line, or the test fails after 2 minutes
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    host = dandi_archive.api_url.split("/api")[0]
+    assert said.startswith("WARNING neuromirror.network: ") and host in said, said
+    assert "min for the next request: the ceiling max_rate 5/h holds it" in said, said

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 from neuromirror.api.finding import Found, Listing, Urls, search_filters, search_pairs, urls_spec
-from neuromirror.api.inputs import PathLike, spec_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of
 from neuromirror.api.reading import Reading
 from neuromirror.errors import BadInput, Unavailable
 from neuromirror.pin.handout import (
@@ -141,6 +141,7 @@ class Getting(Reading):
         pinned OME-Zarr image (a BOSS channel) written to the file ``to`` as a TIFF stack, nothing cloned
         (:mod:`neuromirror.read.ome.regions`): a :class:`Tiff`."""
         s = spec_of(spec)
+        jobs_of(jobs)
         if s.is_glob:
             raise BadInput(f"{s}: get takes one source, not a pattern")
         if format is not None or region is not None or res is not None or channel is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TextIO, Union
 
-from neuromirror.api.inputs import PathLike, spec_of, specs_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of, specs_of
 from neuromirror.api.reading import Reading
 from neuromirror.dataset.mirror import Forgotten
 from neuromirror.dataset.versions import select_versions
@@ -95,8 +95,7 @@ class Keeping(Reading):
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
 
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1")
+        jobs_of(jobs)
         if copies is not None and copies < 1:
             raise BadInput("copies must be at least 1")
         stores = open_stores(to, size_of("pack_size", pack_size), storage_class)
@@ -208,8 +207,7 @@ class Keeping(Reading):
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.util.text import one_line
 
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1")
+        jobs_of(jobs)
         target = self.target(to) if isinstance(to, (str, os.PathLike)) else to
         streamed = StreamedJson(stream) if stream is not None and dry_run else None
         report = RestoreReport(target.url, dry_run=dry_run, force=force)
@@ -256,6 +254,7 @@ class Keeping(Reading):
 
         if sample is not None and sample < 1:
             raise BadInput("sample must be at least 1")
+        jobs_of(jobs)
         self.target(to, check=False)  # a bad target said before anything is read
         chosen = specs_of(specs) if specs else [spec_of(s, allow_version=False) for s in self.sources()]
         versions = select_versions(self.index, chosen)
