@@ -328,3 +328,28 @@ def test_verify_content_urls_check_keep_and_the_view_name_the_mirror(
     heads = [r for r in world.s3_proxy.log if r.method == "HEAD"]
     assert len(heads) >= len(files), "the view did not ask the archive before its redirects"
     assert_named(world.records())
+
+
+def test_the_service_names_the_mirror_on_every_request(world: World, tmp_path: Path) -> None:
+    """``serve --config`` (the scheduled service, its own process): its syncs' every request carries the name and
+    the definition's contact."""
+    from helpers.service import runs, serve, wait_for
+
+    ident = world.archive.create_dandiset(name="named service", created=T0)
+    for i in range(3):
+        world.archive.put_asset(ident, f"sub-01/s{i}.nwb", deterministic_bytes(f"{ident}:ua-service:{i}", 900 + i))
+    config = tmp_path / "mirror.yaml"
+    config.write_text(
+        f"contact: {CONTACT}\n"
+        "defaults: {schedule: {interval: 1h}, options: {dandi_api: '%s'}}\n"
+        f"sources:\n  - spec: 'dandi:{ident}'\n" % world.api_url
+    )
+    root = tmp_path / "mirror"
+    world.reset()
+    with serve(root, config) as svc:
+        wait_for(lambda: [r for r in runs(root, f"dandi:{ident}") if r["ended"]], 120, "the service's first run", svc)
+        assert svc.stop() == 0
+    (run,) = runs(root, f"dandi:{ident}")
+    assert run["outcome"] == "ok" and run["trigger"] == "service", run
+    assert world.api_proxy.log and world.s3_proxy.log
+    assert_named(world.records())
