@@ -108,7 +108,8 @@ class Checking(Keeping):
         """What the mirror saw wrong upstream, per source (``specs``: globs; none: every source), from what its
         syncs recorded (``neuromirror audit``); ``recheck``: the archive asked again (DOIs, noncurrent objects, its
         Zarr manifests at ``zarr_manifests``; ``dandi_api`` where a source's records name none).  A finding is
-        the archive's doing, not the audit's failure: an ``ok`` item each (``.ok`` True, as audit exits 0)."""
+        the archive's doing, not the audit's failure: an ``ok`` item each (``.ok`` True, as audit exits 0).  A
+        malformed SPEC is :class:`BadInput`, one naming no mirrored source :class:`NotMirrored` (exit 2)."""
         from neuromirror.audit.findings import audit
         from neuromirror.audit.recheck import recheck as ask_again
 

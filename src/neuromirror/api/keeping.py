@@ -56,7 +56,8 @@ class Keeping(Reading):
         """Per source (every one, or those ``specs`` name: globs) and store: the objects and bytes the recorded
         versions hold against those each store holds, the oldest version not whole there, what the archive deletes
         within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
-        from the index alone.  ``expire_after``: SPEC -> seconds, the archive's noncurrent-version expiry."""
+        from the index (a Zarr state's objects catalogued from its dataset once).  ``expire_after``: SPEC ->
+        seconds, the archive's noncurrent-version expiry.  A SPEC naming no mirrored source: :class:`NotMirrored`."""
         return self._backup_of(self._sources_named(specs), expire_after)
 
     def keep(
