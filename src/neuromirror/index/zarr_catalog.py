@@ -16,10 +16,14 @@ the backup record of the sources it is asked about.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from neuromirror.records import SUBDATASET, VersionFile
+from neuromirror.util import gitutil
+from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 #: the cache namespace the nested Zarr run records its commits in (the name from before issues 41 and 51: it stays) (engine.zarr.nested.NESTED_COMMIT_CACHE)
 NESTED_COMMIT_CACHE = "store-commit"
 _BATCH = 5000
+log = logging.getLogger("neuromirror.index")
 
 
 def ensure_schema(index: Index) -> None:
@@ -71,21 +76,34 @@ def _catalog(index: Index, root: Path, read_version: ReadVersion, todo: list[tup
         if commit in done or not (repo / ".git").exists():
             continue  # not on this host (yet): catalogued once it is
         done.add(commit)
-        rows: list[tuple] = []
-        n = 0
-        with index.transaction():
-            for f in read_version(repo, commit):
-                if f.is_subdataset:
-                    continue
-                rows.append((commit, f.path, f.key, f.size, f.checksum_kind, f.checksum))
-                n += 1
-                if len(rows) >= _BATCH:
-                    _insert(index, rows)
-                    rows = []
-            _insert(index, rows)
-            index.db.execute('INSERT OR REPLACE INTO zarr_catalog ("commit", files) VALUES (?, ?)', [commit, n])
-        added += n
+        try:
+            added += _one(index, repo, commit, read_version)
+        except sqlite3.Error:
+            raise  # the index's (read-only, locked): the caller's to say
+        except Exception as exc:  # noqa: BLE001 - a state its dataset cannot give here (not fetched): left uncounted
+            log.warning("%s: Zarr state %s not catalogued: %s", repo, commit[:12], one_line(exc, 200))
     return added
+
+
+def _one(index: Index, repo: Path, commit: str, read_version: ReadVersion) -> int:
+    """One Zarr state's files into the table, in one transaction: how many (a commit its dataset lacks here is
+    refused, never catalogued as an empty Zarr)."""
+    if gitutil.run(repo, "cat-file", "-e", f"{commit}^{{commit}}", check=False).returncode != 0:
+        raise LookupError(f"its dataset here has no commit {commit}")
+    rows: list[tuple] = []
+    n = 0
+    with index.transaction():
+        for f in read_version(repo, commit):
+            if f.is_subdataset:
+                continue
+            rows.append((commit, f.path, f.key, f.size, f.checksum_kind, f.checksum))
+            n += 1
+            if len(rows) >= _BATCH:
+                _insert(index, rows)
+                rows = []
+        _insert(index, rows)
+        index.db.execute('INSERT OR REPLACE INTO zarr_catalog ("commit", files) VALUES (?, ?)', [commit, n])
+    return n
 
 
 def _insert(index: Index, rows: list[tuple]) -> None:
