@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
-from neuromirror.api.inputs import PathLike, spec_of, specs_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of, specs_of
 from neuromirror.api.keeping import Keeping, verify_store
 from neuromirror.errors import BadInput, UserError
 from neuromirror.records import ProgressCallback
@@ -47,6 +47,7 @@ class Checking(Keeping):
         from neuromirror.verify.version import versions_to_verify
 
         chosen = specs_of(specs)
+        jobs_of(options.get("jobs", 1))
         if not chosen:
             raise BadInput("name what to verify: a spec (dandi:000027[@VERSION]) or a list of them")
         options.setdefault("content_cache", {})  # (key, URL) -> result: versions sharing content download it once
@@ -78,6 +79,7 @@ class Checking(Keeping):
         from neuromirror.store.location import open_store
         from neuromirror.verify.stores import verify_stores
 
+        jobs_of(jobs)
         if fraction is not None and older_than_days is not None:
             raise BadInput("give a fraction or an age in days, not both")
         if fraction is not None and not 0 < fraction <= 1:
@@ -107,11 +109,12 @@ class Checking(Keeping):
         """What the mirror saw wrong upstream, per source (``specs``: globs; none: every source), from what its
         syncs recorded (``neuromirror audit``); ``recheck``: the archive asked again (DOIs, noncurrent objects, its
         Zarr manifests at ``zarr_manifests``; ``dandi_api`` where a source's records name none).  A finding is
-        the archive's doing, not the audit's failure: an ``ok`` item each (``.ok`` True, as audit exits 0)."""
+        the archive's doing, not the audit's failure: an ``ok`` item each (``.ok`` True, as audit exits 0).  A
+        malformed SPEC is :class:`BadInput`, one naming no mirrored source :class:`NotMirrored` (exit 2)."""
         from neuromirror.audit.findings import audit
         from neuromirror.audit.recheck import recheck as ask_again
 
-        found = audit(self.index, [specs] if isinstance(specs, str) else list(specs))
+        found = audit(self.index, self._sources_named(specs))
         if recheck:
             found = ask_again(self.index, found, dandi_api, self.datasets.manifest_root, zarr_manifests)
         return Audited(found)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TextIO, Union
 
-from neuromirror.api.inputs import PathLike, spec_of, specs_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of, specs_of
 from neuromirror.api.reading import Reading
 from neuromirror.dataset.mirror import Forgotten
 from neuromirror.dataset.versions import select_versions
@@ -57,11 +57,9 @@ class Keeping(Reading):
         """Per source (every one, or those ``specs`` name: globs) and store: the objects and bytes the recorded
         versions hold against those each store holds, the oldest version not whole there, what the archive deletes
         within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
-        from the index alone.  ``expire_after``: SPEC -> seconds, the archive's noncurrent-version expiry."""
-        from neuromirror.account.backup import backup
-
-        chosen = [specs] if isinstance(specs, str) else list(specs)
-        return backup(self.index, chosen or None, expire_after=expire_after)
+        from the index (a Zarr state's objects catalogued from its dataset once).  ``expire_after``: SPEC ->
+        seconds, the archive's noncurrent-version expiry.  A SPEC naming no mirrored source: :class:`NotMirrored`."""
+        return self._backup_of(self._sources_named(specs), expire_after)
 
     def keep(
         self,
@@ -99,8 +97,7 @@ class Keeping(Reading):
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
 
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1")
+        jobs_of(jobs)
         if copies is not None and copies < 1:
             raise BadInput("copies must be at least 1")
         self._writes("keep")
@@ -213,8 +210,7 @@ class Keeping(Reading):
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.util.text import one_line
 
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1")
+        jobs_of(jobs)
         target = self.target(to) if isinstance(to, (str, os.PathLike)) else to
         streamed = StreamedJson(stream) if stream is not None and dry_run else None
         report = RestoreReport(target.url, dry_run=dry_run, force=force)
@@ -261,6 +257,7 @@ class Keeping(Reading):
 
         if sample is not None and sample < 1:
             raise BadInput("sample must be at least 1")
+        jobs_of(jobs)
         self.target(to, check=False)  # a bad target said before anything is read
         self._writes("a restore drill", index_only=True)
         chosen = specs_of(specs) if specs else [spec_of(s, allow_version=False) for s in self.sources()]

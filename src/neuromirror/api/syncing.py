@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
 from neuromirror.api.base import MirrorBase
-from neuromirror.api.inputs import PathLike, spec_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of
 from neuromirror.engine.synced import EXIT_REFUSED, Outcome, SourceSync, SyncedVersion, SyncResult
 from neuromirror.errors import BadInput, NotMirrored
 from neuromirror.spec import Spec
@@ -65,7 +65,7 @@ class Syncing(MirrorBase):
         dask: Optional[str] = None,
         store: Union[PathLike, Store, None] = None,
         max_rate: Union[float, str, None] = None,
-        max_in_flight: Optional[int] = None,
+        max_in_flight: Union[int, str, None] = None,
         references: Optional[str] = None,
         wait: bool = True,
         dandi_api: Optional[str] = None,
@@ -98,8 +98,7 @@ class Syncing(MirrorBase):
 
         net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
         engine = _engine(engine)
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1 (sources synced at once)")
+        jobs_of(jobs, "sources synced at once")
         self._writes("sync")
         made = new_root(self.root)  # what was there before a new root: all else is removed if the disk fills
         loaded = self._definitions(config)
@@ -259,23 +258,33 @@ def _targets(specs: list[Spec], loaded: Optional[MirrorConfig], base: dict[str, 
     return [(spec, base) for spec in specs]
 
 
-def _network(max_rate: Union[float, str, None], max_in_flight: Optional[int], loaded: Optional[MirrorConfig]) -> None:
+def _network(
+    max_rate: Union[float, str, None], max_in_flight: Union[int, str, None], loaded: Optional[MirrorConfig]
+) -> None:
     """The contact and the ceilings of this sync: the definitions' ``contact:`` and ``network:``, and
     ``max_rate`` / ``max_in_flight`` over the latter's every-endpoint limit (none given: none held)."""
     from neuromirror.network import pacing
     from neuromirror.network.ceiling import Ceilings, Limit, parse_rate
 
-    try:
+    try:  # the rules the definitions' network: keys are read by (config.network), one way everywhere
         rate = None if max_rate is None else parse_rate(max_rate)
     except ValueError as exc:
-        raise BadInput(f"max_rate: {exc}") from None
-    if max_in_flight is not None and (isinstance(max_in_flight, bool) or int(max_in_flight) < 1):
-        raise BadInput(f"max_in_flight {max_in_flight!r}: a whole number of requests, 1 or more")
+        raise BadInput(f"max_rate: {exc}").at("max_rate") from None
+    if max_in_flight is not None:
+        max_in_flight = _in_flight(max_in_flight)
     settings = (loaded.network if loaded is not None else None) or Ceilings()
     if loaded is not None:
         loaded.apply_network()
     given = Limit(rate, max_in_flight)
     pacing.set_ceilings(Ceilings(given.over(settings.default), settings.endpoints))
+
+
+def _in_flight(value: Union[int, str]) -> int:
+    """``max_in_flight`` (``--max-in-flight``): a whole number of requests, 1 or more."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise BadInput(f"max_in_flight {value!r}: a whole number of requests, 1 or more").at("max_in_flight")
+    return int(text)
 
 
 def _sources(targets: list[Target], default_engine: str) -> tuple[list[Source], dict[str, str], list[str]]:

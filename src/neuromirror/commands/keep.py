@@ -95,8 +95,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise UserError("-J must be at least 1")
     if not args.specs and not args.lock:
         raise UserError("name what to keep: SPEC[@VERSION]... or --lock FILE")
     if args.copies is not None and args.copies < 1:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from neuromirror.api.inputs import jobs_of
 from neuromirror.errors import BadInput
 
 #: what serve says to its user (a warning, the view's routes): one line each
@@ -130,8 +131,8 @@ def _definitions(options: ServeOptions, say: Say) -> Any:
             "config: name the mirror definitions to serve on their schedules (or no_schedule, with an http "
             "address: the view of the pins alone)"
         ).at("config")
-    if options.jobs is not None and options.jobs < 1:
-        raise BadInput("jobs must be at least 1").at("jobs")
+    if options.jobs is not None:
+        jobs_of(options.jobs, "syncs at once")
     config = load_configs(list(options.config))
     for w in config.warnings:
         say(f"warning: {w}")
