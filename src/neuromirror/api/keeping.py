@@ -81,6 +81,8 @@ class Keeping(Reading):
         min_free: Optional[object] = None,
         pack_size: Size = None,
         storage_class: Optional[str] = None,
+        covered_by: Sequence[PathLike] = (),
+        order: Optional[str] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
         [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
@@ -94,6 +96,11 @@ class Keeping(Reading):
         ``progress(stage, done, total)``: each version's copies into each store as they go in,
         ``("files SPEC@VERSION -> STORE", files copied, files to copy)`` and ``("keep SPEC@VERSION -> STORE",
         bytes copied, bytes to copy)`` (nothing to copy: no call), at most ten times a second and once at the end.
+        ``covered_by``: LISTs of what another backup holds (a key file, a copy's directory, a backup-status
+        checkout, an S3 Inventory: :mod:`neuromirror.account.covered`): only what none holds at the pinned size
+        (and ETag) is kept, in ``order`` (``risk``, the default with a LIST: what the archive loses first, in
+        passes, :mod:`neuromirror.account.gapfill`; ``path``: the versions as named); the plan and each pass
+        are in each store's report (``.runs[i].gap``, ``keep --json``'s ``gap``).
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
@@ -118,7 +125,20 @@ class Keeping(Reading):
             prune=prune,
             min_free=min_free,
         )
-        return keep_into(self.datasets, stores, self._keep_targets(specs, locks, all_versions), options, copies)
+        targets = self._keep_targets(specs, locks, all_versions)
+        if covered_by or order is not None:
+            options.gap = self._gap_plan(targets, covered_by, order)
+        return keep_into(self.datasets, stores, targets, options, copies)
+
+    def _gap_plan(self, targets: list[Version], covered_by: Sequence[PathLike], order: Optional[str]) -> Any:
+        """keep --covered-by's plan: the LISTs read (a bad one said before anything is copied), each key judged."""
+        from neuromirror.account.covered import read_lists
+        from neuromirror.account.gapfill import ORDERS, plan_gap
+
+        if order is not None and order not in ORDERS:
+            raise BadInput(f"order: {order!r} is not one of {', '.join(ORDERS)}")
+        cover = read_lists([os.fspath(c) for c in covered_by])
+        return plan_gap(self.datasets, targets, cover, order or "risk")
 
     def _keep_targets(self, specs: Any, locks: Sequence[PathLike], all_versions: bool) -> list[Version]:
         """The versions ``specs`` name, then those the lock files name that they do not."""

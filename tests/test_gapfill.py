@@ -1,0 +1,159 @@
+"""Gap-fill (issue 75): ``keep SPEC --to STORE --covered-by LIST [--order risk|path]``.
+
+A dandiset on the DANDI stand-in: a published version holding ``a``, ``b``, ``c``, ``d``; a draft adding ``e``
+and ``gone``, whose blob's current S3 object is deleted (only the noncurrent version the mirror pinned serves it).
+``e`` is kept first into another store of the lab.  The other backup's LIST, built from moto's own listing of
+the bucket as a backup's nightly copy would see it, holds ``a`` and ``b`` at their sizes, ``c`` at a size that is
+not the pinned one, and keys of the archive the mirror does not know; ``d``, ``e`` and ``gone`` not at all.
+Checked as a user would: the store's keys against the LIST, the archive's (moto's) request log, the order the
+passes ran in, then the same LIST as a gzip file, as a copy's directory and with a backup-status checkout.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from helpers.keep import store_keys
+from helpers.retrieve import Runner
+
+SIZES = {"sub-0/a.nwb": 3000, "sub-0/b.nwb": 5000, "sub-0/c.nwb": 2000, "sub-0/d.nwb": 4000}
+
+
+class World(NamedTuple):
+    run: Runner
+    sid: str
+    keys: dict[str, str]  # path -> annex key
+    objects: dict[str, tuple[str, int]]  # path -> (archive key, size)
+    other: Path  # the lab's other store, holding e
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def world(dandi_archive, tmp_path_factory) -> World:  # noqa: ANN001
+    a = dandi_archive
+    tmp = tmp_path_factory.mktemp("gapfill")
+    ident = a.create_dandiset(name="gap-fill")
+    ids = {p: a.put_asset(ident, p, size=n) for p, n in SIZES.items()}
+    a.publish(ident)
+    ids["sub-0/e.nwb"] = a.put_asset(ident, "sub-0/e.nwb", size=1500)
+    ids["sub-0/gone.nwb"] = a.put_asset(ident, "sub-0/gone.nwb", size=400)
+    a.delete_blob_object(a.asset(ids["sub-0/gone.nwb"]).blob.blob_id)  # only the noncurrent version serves it
+    run, sid = Runner(tmp / "mirror"), f"dandi:{ident}"
+    run.ok("sync", sid, "--dandi-api", a.api_url)
+    objects = {p: (a.asset(i).blob.key, a.asset(i).blob.size) for p, i in ids.items()}
+    files = run.json("urls", f"{sid}@draft")
+    keys = {f["path"]: f["key"] for f in files if f.get("key")}
+    other = tmp / "other-store"
+    run.ok("keep", f"{sid}@draft", "--to", str(other), "--include", "sub-0/e.nwb")
+    return World(run, sid, keys, objects, other, tmp)
+
+
+def backup_list(w: World, s3, where: Path) -> Path:  # noqa: ANN001
+    """The other backup's LIST: moto's listing of the bucket (key, size, ETag) for a and b, c at another size,
+    two keys the mirror never saw; d, e and gone left out."""
+    listed = {o["Key"]: o for o in s3.client().list_objects_v2(Bucket="dandiarchive").get("Contents", [])}
+    rows = []
+    for path in ("sub-0/a.nwb", "sub-0/b.nwb"):
+        o = listed[w.objects[path][0]]
+        rows.append(f"{o['Key']}\t{o['Size']}\t{o['ETag']}")
+    c_key, c_size = w.objects["sub-0/c.nwb"]
+    rows += [f"{c_key}\t{c_size + 1}", "blobs/fff/fff/fffffff0-0000-0000-0000-000000000000\t12", "zarr/x/0/0\t5"]
+    where.write_text("# the other backup's keys\n" + "\n".join(rows) + "\n")
+    return where
+
+
+def uncovered(w: World) -> set[str]:
+    return {w.keys[p] for p in ("sub-0/c.nwb", "sub-0/d.nwb", "sub-0/e.nwb", "sub-0/gone.nwb")}
+
+
+def test_gap_fill_keeps_exactly_the_uncovered_keys_in_risk_order(world: World, dandi_archive) -> None:  # noqa: ANN001
+    w, s3 = world, dandi_archive.s3
+    listed = backup_list(w, s3, w.tmp / "backup.tsv")
+    store = w.tmp / "gap-store"
+    log = s3.log_requests()
+    dandi_archive.reset_request_log()
+    try:
+        got = w.run.json("keep", w.sid, "--to", str(store), "--covered-by", str(listed), "-J", "1")
+    finally:
+        s3.log_requests(False)
+    assert store_keys(store) == uncovered(w)
+    # the archive was asked for the uncovered keys only, each once; the API not at all
+    asked = [path.split("?")[0].split("/", 2)[-1] for method, path in log if method in ("GET", "HEAD")]
+    assert sorted(asked) == sorted(
+        w.objects[p][0] for p in ("sub-0/c.nwb", "sub-0/d.nwb", "sub-0/e.nwb", "sub-0/gone.nwb")
+    )
+    assert not [r for r in dandi_archive.request_log if "/api/" in r[1]]
+    # risk order: what only a noncurrent version serves first, then what no copy holds, then the rest
+    assert asked[0] == w.objects["sub-0/gone.nwb"][0]
+    assert asked[-1] == w.objects["sub-0/e.nwb"][0]
+    gap = got["gap"]
+    assert gap["order"] == "risk" and gap["covered"] == {"phase": "covered", "objects": 2, "bytes": 8000}
+    assert gap["differs"] == 1  # c: named at another size, kept all the same
+    assert [(p["phase"].split(",")[0], p["kept"]) for p in gap["passes"]] == [
+        ("noncurrent only", 1),
+        ("in no copy", 2),
+        ("in another of the lab's stores", 1),
+    ]
+    versions = {v["version"]: v for v in got["versions"]}
+    assert versions["draft"]["covered"] == {"files": 2, "bytes": 8000}
+    # a rerun: nothing more to copy, and the archive not asked
+    log = s3.log_requests()
+    try:
+        again = w.run.json("keep", w.sid, "--to", str(store), "--covered-by", str(listed))
+    finally:
+        s3.log_requests(False)
+    assert again["transferred"]["files"] == 0 and not [m for m, _ in log if m in ("GET", "HEAD")]
+
+
+def test_a_gzip_list_a_copy_and_backup_status(world: World, dandi_archive) -> None:  # noqa: ANN001
+    w = world
+    plain = backup_list(w, dandi_archive.s3, w.tmp / "list.tsv")
+    packed = w.tmp / "list.tsv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    got = w.run.json("keep", w.sid, "--to", str(w.tmp / "gz-store"), "--covered-by", str(packed), "--order", "path")
+    assert store_keys(w.tmp / "gz-store") == uncovered(w)
+    assert [p["phase"] for p in got["gap"]["passes"]] == ["uncovered"]
+    # the ORCD mount's shape: the copy at the archive's keys; d's file there at the wrong size is no copy of it
+    copy = w.tmp / "orcd"
+    for path in ("sub-0/a.nwb", "sub-0/d.nwb"):
+        key, size = w.objects[path]
+        (copy / key).parent.mkdir(parents=True, exist_ok=True)
+        (copy / key).write_bytes(b"x" * (size if path != "sub-0/d.nwb" else size - 1))
+    w.run.ok("keep", w.sid, "--to", str(w.tmp / "copy-store"), "--covered-by", str(copy))
+    assert store_keys(w.tmp / "copy-store") == {w.keys[p] for p in w.objects} - {w.keys["sub-0/a.nwb"]}
+    # dandi/backup-status: its diffs name b as differing from the bucket, whatever the key file says
+    status = w.tmp / "backup-status"
+    (status / "data").mkdir(parents=True)
+    (status / "data" / "content.json").write_text(json.dumps(_content_table()))
+    (status / "diffs" / "0").mkdir(parents=True)
+    (status / "diffs" / "0" / "size_difference.txt").write_text(w.objects["sub-0/b.nwb"][0][len("blobs/") :] + "\n")
+    store = w.tmp / "status-store"
+    w.run.ok("keep", w.sid, "--to", str(store), "--covered-by", str(plain), "--covered-by", str(status))
+    assert store_keys(store) == uncovered(w) | {w.keys["sub-0/b.nwb"]}
+
+
+def test_a_list_that_cannot_be_read_is_one_line(world: World) -> None:
+    code, out, err = world.run("keep", world.sid, "--to", str(world.tmp / "x"), "--covered-by", "/no/such/list")
+    assert code == 2 and err.strip().count("\n") == 0 and "--covered-by /no/such/list" in err
+    bad = world.tmp / "bad.tsv"
+    bad.write_text("blobs/a/b/c\tlots\n")
+    code, out, err = world.run("keep", world.sid, "--to", str(world.tmp / "x"), "--covered-by", str(bad))
+    assert code == 2 and "line 1" in err and err.strip().count("\n") == 0
+    assert not (world.tmp / "x").exists()
+
+
+def _content_table() -> dict:
+    """backup-status's data/content.json as the repository publishes it (2026-08-22)."""
+    return {
+        "subtitle": "Content",
+        "data": {
+            "Location": ["blobs/", "dandisets/"],
+            "Size (Local / Remote)": ["1.21 PB / 1.22 PB (98.55%)", "10.22 GB / 3.73 GB (273.70%)"],
+            "Number of Objects (Local / Remote)[^1]": ["577306 / 627559 (91.99%)", "10763 / 8940 (120.39%)"],
+        },
+    }
