@@ -13,13 +13,19 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import pytest
 
 from helpers.keep import store_keys
 from helpers.retrieve import Runner
+from helpers.status_pages import CHROMIUM, by_class, chromium, page_at, parse_html, text_of
 
 SIZES = {"sub-0/a.nwb": 3000, "sub-0/b.nwb": 5000, "sub-0/c.nwb": 2000, "sub-0/d.nwb": 4000}
 
@@ -157,3 +163,104 @@ def _content_table() -> dict:
             "Number of Objects (Local / Remote)[^1]": ["577306 / 627559 (91.99%)", "10763 / 8940 (120.39%)"],
         },
     }
+
+
+# -- the coverage page -------------------------------------------------------------------------------------
+
+
+def expected_coverage(w: World, listed: set[str]) -> dict:
+    """The blobs/ row as sqlite, the stores and the LIST say it: every annexed key of the source's versions, those
+    the LIST holds (``listed``: paths), those with a good check in a store, those in neither."""
+    conn = sqlite3.connect(w.run.root / ".neuromirror" / "index.sqlite")
+    try:
+        sql = (
+            "SELECT DISTINCT e.key, e.size FROM version_files vf JOIN versions v ON v.id = vf.version_id"
+            " JOIN entries e ON e.id = vf.entry_id WHERE v.source = ? AND e.key IS NOT NULL"
+            " AND e.checksum_kind NOT IN ('git', 'subdataset')"
+        )
+        every = dict(conn.execute(sql, [w.sid]).fetchall())
+        kept = {k for (k,) in conn.execute("SELECT key FROM store_checks WHERE checked IS NOT NULL")} & set(every)
+    finally:
+        conn.close()
+    stored = set().union(*(store_keys(p) for p in w.tmp.glob("*store*")))
+    assert kept <= stored  # a good check is of a copy that is there
+    backup = {w.keys[p] for p in listed}
+    neither = set(every) - kept - backup
+
+    def count(keys: set[str]) -> dict:
+        return {"objects": len(keys), "bytes": sum(every[k] for k in keys)}
+
+    return {"archive": count(set(every)), "backup": count(backup), "kept": count(kept), "neither": count(neither)}
+
+
+def blobs_row(record: dict) -> dict:
+    row = next(p for p in record["sources"][0]["prefixes"] if p["prefix"] == "blobs")
+    return {k: row[k] for k in ("archive", "backup", "kept", "neither")}
+
+
+def test_status_coverage_against_sqlite_the_stores_and_the_list(world: World, dandi_archive) -> None:  # noqa: ANN001
+    w = world
+    listed = backup_list(w, dandi_archive.s3, w.tmp / "cover.tsv")
+    record = w.run.json("status", "--coverage", "--covered-by", str(listed), w.sid)
+    assert record["covered_by"] == [str(listed)]
+    assert blobs_row(record) == expected_coverage(w, {"sub-0/a.nwb", "sub-0/b.nwb"})
+    text = w.run.ok("status", "--coverage", "--covered-by", str(listed), w.sid)
+    assert "blobs/" in text and "in neither" in text
+
+
+@contextmanager
+def viewing(w: World, listed: Path) -> Iterator[str]:
+    """``serve --no-schedule --http 127.0.0.1:0 --covered-by LIST`` of the mirror: the view's base URL."""
+    from helpers.service import get, wait_for
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuromirror", "--root", str(w.run.root), "serve", "--no-schedule", "--http",
+         "127.0.0.1:0", "--covered-by", str(listed)],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    try:
+        line = proc.stderr.readline() if proc.stderr else ""
+        url = line.split(" on ", 1)[1].split(",")[0].strip()
+        url = url[: url.index("/", len("http://"))] + "/"
+        wait_for(lambda: get(url + "coverage.json")[0] == 200, 30, "the view's coverage.json")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_the_coverage_page_on_the_view_and_the_service(world: World, dandi_archive) -> None:  # noqa: ANN001
+    from helpers.service import get, metric_samples, serving_page, write_config
+
+    w = world
+    listed = backup_list(w, dandi_archive.s3, w.tmp / "page.tsv")
+    want = expected_coverage(w, {"sub-0/a.nwb", "sub-0/b.nwb"})
+    with viewing(w, listed) as url:
+        assert blobs_row(json.loads(get(url + "coverage.json")[2])) == want
+        doc = page_at(url + "coverage/")
+        row = next(r for r in by_class(doc, "tr", "prefix") if r.get("data-prefix") == "blobs")
+        for col, count in want.items():
+            cell = by_class(row, "td", col)[0]
+            assert (int(cell.get("data-objects")), int(cell.get("data-bytes"))) == (count["objects"], count["bytes"])
+    cfg = write_config(w.tmp / "cover.yaml", dandi_archive.api_url, [w.sid])
+    cfg.write_text(cfg.read_text() + f"covered_by: {listed}\n")
+    with serving_page(w.run.root, cfg, "coverage/") as svc:
+        assert blobs_row(json.loads(get(svc.url("coverage.json"))[2])) == want
+        samples = metric_samples(get(svc.url("metrics"))[2])
+        for held_by, count in want.items():
+            labels = (("held_by", held_by), ("prefix", "blobs"), ("source", w.sid))
+            assert samples[("neuromirror_coverage_objects", *labels)] == count["objects"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed: the page is not looked at in a browser here")
+def test_the_coverage_page_in_chromium(world: World, dandi_archive, tmp_path) -> None:  # noqa: ANN001
+    """As a person sees it: the numbers and the list named in the text headless Chromium laid out."""
+    w = world
+    listed = backup_list(w, dandi_archive.s3, w.tmp / "seen.tsv")
+    want = expected_coverage(w, {"sub-0/a.nwb", "sub-0/b.nwb"})
+    with viewing(w, listed) as url:
+        seen = parse_html(chromium(url + "coverage/", tmp_path), strict=False)
+    shown = next(r for r in by_class(seen, "tr", "prefix") if r.get("data-prefix") == "blobs")
+    for col, count in want.items():
+        assert text_of(by_class(shown, "td", col)[0]).startswith(f"{count['objects']:,} objects")
+    assert str(listed) in text_of(seen) and "in neither" in text_of(seen)

@@ -26,6 +26,7 @@ from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
+    from neuromirror.account.coverage import Coverage
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
@@ -61,6 +62,27 @@ class Keeping(Reading):
 
         chosen = [specs] if isinstance(specs, str) else list(specs)
         return backup(self.index, chosen or None, expire_after=expire_after)
+
+    def coverage(
+        self,
+        specs: Union[str, Sequence[str]] = (),
+        *,
+        covered_by: Sequence[PathLike] = (),
+        expire_after: Optional[dict[str, float]] = None,
+    ) -> Coverage:
+        """Per source (every one, or those ``specs`` name: globs) and archive prefix (blobs, zarr, the rest): objects
+        and bytes the archive holds, those the archive's own backup holds (``covered_by``: LISTs as :meth:`keep`
+        takes them), those the lab's stores keep, those in neither; the oldest in neither, what expires in
+        neither within 30 days (``status --coverage``, ``/coverage/``)."""
+        from fnmatch import fnmatchcase
+
+        from neuromirror.account.coverage import coverage
+        from neuromirror.account.covered import read_lists
+
+        chosen = [specs] if isinstance(specs, str) else list(specs)
+        cover = read_lists([os.fspath(c) for c in covered_by])
+        sources = [s for s in sorted(self.index.source_ids()) if not chosen or any(fnmatchcase(s, c) for c in chosen)]
+        return coverage(self.datasets, cover, sources, expire_after=expire_after)
 
     def keep(
         self,

@@ -93,6 +93,7 @@ def _merge(merged: MirrorConfig, cfg: MirrorConfig, issues: list[ConfigIssue]) -
     merged.files += cfg.files
     merged.warnings += cfg.warnings
     merged.jobs = max(merged.jobs, cfg.jobs)
+    merged.covered_by += [c for c in cfg.covered_by if c not in merged.covered_by]
     if merged.retention == Retention():  # the first file that sets one: for sources no entry names
         merged.retention = cfg.retention
     for attr, field, both in _ONE_PER_MIRROR:

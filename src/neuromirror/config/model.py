@@ -196,6 +196,8 @@ class MirrorConfig:
     contact: Optional[str] = None
     #: ``network:``: the ceilings per archive endpoint (requests per second, in flight)
     network: Optional[Ceilings] = None
+    #: ``covered_by:``: the archive's own backup (LISTs), as the coverage page and a gap-fill read it
+    covered_by: list[str] = field(default_factory=list)
 
     def apply_network(self) -> None:
         """This definition's ``contact:`` and ``network:`` for this process's requests from now on (a sync,
@@ -241,5 +243,6 @@ class MirrorConfig:
             "retention": self.retention.to_json(),
             "contact": self.contact,
             "network": self.network.to_json() if self.network else None,
+            "covered_by": self.covered_by,
             "warnings": self.warnings,
         }

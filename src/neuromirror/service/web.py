@@ -35,6 +35,8 @@ from neuromirror.service.risk import add_risks, risk_facts
 log = logging.getLogger("neuromirror.service")
 
 HTML = "text/html; charset=utf-8"
+#: the coverage page's paths, on the view and the service alike
+COVERAGE_ROUTES = ("/coverage", "/coverage/", "/coverage.json")
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -64,13 +66,16 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     service: Any  # the Service; None: the view alone (serve --no-schedule)
     view: Any = None  # the view of every pin (neuromirror.read.view.View): /dav/, /dandisets/
+    covered_by: tuple[str, ...] = ()  # the archive's own backup (LISTs) the coverage page counts against
 
 
 class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
 
 
-def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTPServer, str]:
+def start_http(
+    service: Any, spec: str, view: Any = None, covered_by: tuple[str, ...] = ()
+) -> tuple[ThreadingHTTPServer, str]:
     """Listen on ``spec`` (HOST:PORT) and serve in a daemon thread; return the server and its URL.
 
     The view of every pin (``view``, else one of the service's root) answers ``/dav/`` and
@@ -86,6 +91,7 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
     except OSError as exc:
         raise HttpAddressError(f"http {spec}: cannot listen: {exc.strerror or exc}").at("http") from None
     httpd.service = service
+    httpd.covered_by = tuple(covered_by)
     httpd.view = view if view is not None or service is None else default_view(service)
     h, p = str(httpd.server_address[0]), int(httpd.server_address[1])
     url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
@@ -131,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         svc = self.server.service
         if path in ("/view", LANDING) or (svc is None and path in ("/", "/index.html")):
             return 200, self._landing(), HTML
+        if path in COVERAGE_ROUTES:  # the view's and the service's alike
+            return (200, *self._coverage(json_wanted=path == "/coverage.json"))
         if svc is None and path != "/healthz":
             routes = ", ".join(p for p, _ in ROUTES)
             return 404, f"{path}: not found (only the view is served: /, {routes})\n".encode(), TEXT
@@ -224,6 +232,21 @@ class _Handler(BaseHTTPRequestHandler):
         if json_wanted:
             return json.dumps(found.to_json(), indent=2).encode(), "application/json"
         return as_html(found).encode(), HTML
+
+    def _coverage(self, json_wanted: bool) -> tuple[bytes, str]:
+        """Who else holds the archive's objects (:mod:`neuromirror.account.coverage`): the page, or its JSON."""
+        from neuromirror.service.pages.coverage import coverage_html
+
+        svc, view = self.server.service, self.server.view
+        root, index = (svc.root, svc.index_path) if svc is not None else (view.tree.root, view.tree.index_path)
+        lists = self.server.covered_by or tuple(getattr(getattr(svc, "config", None), "covered_by", None) or ())
+        from neuromirror.api import Mirror as Api
+
+        with Api(root, index) as m:
+            found = m.coverage(covered_by=list(lists), expire_after=_expire_after(svc))
+        if json_wanted:
+            return json.dumps(found.to_json(), indent=2).encode(), "application/json"
+        return coverage_html(found).encode(), HTML
 
     def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
         self.send_response(code)

@@ -97,3 +97,40 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
         result.add_metric([name, word], 1)
     yield age
     yield result
+
+
+def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
+    """The coverage record (``report["coverage"]``, the one ``/coverage/`` shows) against the definitions'
+    ``covered_by:`` LISTs (none named: the backup's column is 0)."""
+    from neuromirror.account.backup import expire_after_of
+    from neuromirror.account.coverage import coverage
+    from neuromirror.account.covered import read_lists
+
+    cover = read_lists(list(getattr(config, "covered_by", None) or []))
+    report["coverage"] = coverage(mirror, cover, expire_after=expire_after_of(config))
+
+
+def coverage_families(record: Any) -> Iterator[Metric]:
+    """The coverage page's numbers: per source, archive prefix and holder (``archive``, ``backup``: the archive's
+    own backup, ``kept``: the lab's stores, ``neither``), objects and bytes; what expires in neither."""
+    parts = ["source", "prefix", "held_by"]
+    objects = GaugeMetricFamily(
+        "neuromirror_coverage_objects",
+        "Objects of the recorded versions by archive prefix: in the archive, held by its own backup (covered_by), "
+        "kept by the lab's stores, in neither (only the archive holds them).",
+        labels=parts,
+    )
+    size = GaugeMetricFamily("neuromirror_coverage_bytes", "Bytes of those objects.", labels=parts)
+    expiring = GaugeMetricFamily(
+        "neuromirror_coverage_expiring_neither_objects",
+        f"Objects in neither that the archive's lifecycle deletes within {record.window_days} days.",
+        labels=["source"],
+    )
+    for s in record.sources:
+        for p in s.prefixes.values():
+            for held_by in ("archive", "backup", "kept", "neither"):
+                count = getattr(p, held_by)
+                objects.add_metric([s.source, p.prefix, held_by], count.objects)
+                size.add_metric([s.source, p.prefix, held_by], count.bytes)
+        expiring.add_metric([s.source], s.expiring.objects)
+    yield from (objects, size, expiring)
