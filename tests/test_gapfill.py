@@ -264,3 +264,28 @@ def test_the_coverage_page_in_chromium(world: World, dandi_archive, tmp_path) ->
     for col, count in want.items():
         assert text_of(by_class(shown, "td", col)[0]).startswith(f"{count['objects']:,} objects")
     assert str(listed) in text_of(seen) and "in neither" in text_of(seen)
+
+
+def test_the_service_keeps_what_its_covered_by_lacks(world: World, dandi_archive) -> None:  # noqa: ANN001
+    """``covered_by:`` in the definitions: the service's keep is a gap-fill, its passes in the run's record and log."""
+    from helpers.service import run_part, serve, wait_for
+
+    w = world
+    listed = backup_list(w, dandi_archive.s3, w.tmp / "service.tsv")
+    store = w.tmp / "service-store"
+    cfg = w.tmp / "gap-service.yaml"
+    cfg.write_text(
+        f"jobs: 1\nstore: {store}\ncovered_by: {listed.name}\ndefaults:\n  schedule: {{interval: 1s}}\n"
+        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n  keep: {{versions: all}}\nsources:\n  - "{w.sid}"\n'
+    )
+    with serve(w.run.root, cfg) as svc:
+        kept = wait_for(lambda: run_part(w.run.root, w.sid, "keep"), 120, "the service's keep", svc)
+        assert svc.stop() == 0
+    assert isinstance(kept, dict) and kept["outcome"] == "ok", kept
+    assert store_keys(store) == uncovered(w)
+    gap = kept["gap"]
+    assert gap["covered_by"] == [str(listed)] and gap["covered"]["objects"] == 2
+    labels = [p["phase"] for p in gap["passes"]]
+    assert labels[-2:] == ["in no copy", "in another of the lab's stores"]
+    assert sum(p["kept"] for p in gap["passes"]) == 4
+    assert "gap-fill (2 held by the archive's own backup)" in svc.stderr

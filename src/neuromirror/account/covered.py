@@ -115,6 +115,31 @@ class CoverList:
         """Does a LIST hold ``key`` at ``size`` (and ``etag``, where both sides know one)?"""
         return self.match(key, size, etag) == "covered"
 
+    def match_many(self, wanted: Sequence[tuple[str, Optional[int], Optional[str]]]) -> list[str]:
+        """:meth:`match` of each (key, size, ETag), one binary search for all of them: a row found at the same
+        size and ETag is settled here, the rare rest (a key named twice, a shared hash) by :meth:`match`."""
+        if not wanted or not len(self):
+            return [self.match(k, s, e) for k, s, e in wanted]
+        import numpy as np
+
+        h, c, sizes, etags = self._columns()
+        at = fingerprints.first(h, c, [k for k, _, _ in wanted])
+        found = at >= 0
+        rows = np.where(found, at, 0)
+        want_size = np.fromiter((-2 if s is None else s for _, s, _ in wanted), dtype=np.int64, count=len(wanted))
+        want_etag = np.fromiter((etag_hash(e) for _, _, e in wanted), dtype=np.int64, count=len(wanted))
+        got_etag = etags[rows]
+        same = found & (sizes[rows] == want_size) & ((got_etag == 0) | (want_etag == 0) | (got_etag == want_etag))
+        out = []
+        for i, (key, size, etag) in enumerate(wanted):
+            if key in self.differs:
+                out.append("differs")
+            elif same[i]:
+                out.append("covered")
+            else:
+                out.append(self.match(key, size, etag) if found[i] else "absent")
+        return out
+
     def match(self, key: str, size: Optional[int], etag: Optional[str] = None) -> str:
         """``covered``, ``absent`` (no LIST names it), or ``differs`` (named, at another size or ETag)."""
         if key in self.differs:

@@ -97,6 +97,7 @@ def plan_gap(
     plan = GapPlan(order, list(cover.names))
     uncovered: list[tuple[str, int]] = []
     seen = KeySet()
+    batch: list[tuple[VersionFile, object]] = []
     for target in targets:
         place_of = _placer(target)
         files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), target.id, VersionFiles())
@@ -105,7 +106,10 @@ def plan_gap(
             if key in seen:
                 continue
             seen.add(key)
-            _judge(plan, cover, place_of(f), f, uncovered)
+            batch.append((f, place_of(f)))
+            if len(batch) >= _BATCH:
+                judge(plan, cover, batch, uncovered)
+    judge(plan, cover, batch, uncovered)
     _phases(mirror, plan, uncovered, [t.source for t in targets], expire_after)
     plan.seconds = time.monotonic() - started
     return plan
@@ -116,20 +120,26 @@ def _placer(target: Version):  # noqa: ANN202 - a closure over one locator per v
     return lambda f: place(f, target.source, target.label, locator)
 
 
-def _judge(plan: GapPlan, cover: CoverList, obj: object, f: VersionFile, uncovered: list[tuple[str, int]]) -> None:
-    key = annex_key(f)
-    if not isinstance(obj, ArchiveObject):
-        plan.unplaced += 1
+def judge(
+    plan: GapPlan, cover: CoverList, batch: list[tuple[VersionFile, object]], uncovered: list[tuple[str, int]]
+) -> None:
+    """A batch of (file, its archive object or why none) against the LIST, in one lookup; emptied."""
+    placed = [(f, o) for f, o in batch if isinstance(o, ArchiveObject)]
+    verdicts = cover.match_many([(o.archive_key, f.size, pinned_etag(annex_key(f))) for f, o in placed])
+    for f, o in batch:
+        if not isinstance(o, ArchiveObject):
+            plan.unplaced += 1
+            uncovered.append((annex_key(f), f.size or 0))
+    for (f, _), got in zip(placed, verdicts):
+        key = annex_key(f)
+        if got == "covered":
+            plan.covered.add(key)
+            plan.covered_count.files += 1
+            plan.covered_count.bytes += f.size or 0
+            continue
+        plan.differs += got == "differs"
         uncovered.append((key, f.size or 0))
-        return
-    got = cover.match(obj.archive_key, f.size, pinned_etag(key))
-    if got == "covered":
-        plan.covered.add(key)
-        plan.covered_count.files += 1
-        plan.covered_count.bytes += f.size or 0
-        return
-    plan.differs += got == "differs"
-    uncovered.append((key, f.size or 0))
+    batch.clear()
 
 
 def _phases(

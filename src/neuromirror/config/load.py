@@ -75,6 +75,8 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
     if issues:
         raise ConfigError(issues)
     merged.jobs = merged.jobs or DEFAULT_JOBS
+    for s in merged.sources:  # the service's keeps leave out what the archive's own backup holds
+        s.covered_by = tuple(merged.covered_by)
     return merged
 
 

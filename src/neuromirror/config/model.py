@@ -121,6 +121,8 @@ class SourceConfig:
     copies: Optional[int] = None  # None: no ``copies:`` named; the service's keep leaves the wanted count as it is
     verify: Optional[VerifyPolicy] = None
     drill: Optional[DrillPolicy] = None  # config/stores.py
+    #: the top level's ``covered_by:``: what the archive's own backup holds, left out of the service's keeps
+    covered_by: tuple[str, ...] = ()
 
     @property
     def parsed(self) -> Spec:

@@ -105,8 +105,15 @@ def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
     from neuromirror.account.backup import expire_after_of
     from neuromirror.account.coverage import coverage
     from neuromirror.account.covered import read_lists
+    from neuromirror.errors import UserError
 
-    cover = read_lists(list(getattr(config, "covered_by", None) or []))
+    try:
+        cover = read_lists(list(getattr(config, "covered_by", None) or []))
+    except UserError as exc:  # a LIST gone or broken: the other families still answer, the log says why
+        import logging
+
+        logging.getLogger("neuromirror.service").warning("/metrics: the coverage is not counted: %s", exc)
+        return
     report["coverage"] = coverage(mirror, cover, expire_after=expire_after_of(config))
 
 
