@@ -236,6 +236,7 @@ def test_the_coverage_page_on_the_view_and_the_service(world: World, dandi_archi
     listed = backup_list(w, dandi_archive.s3, w.tmp / "page.tsv")
     want = expected_coverage(w, {"sub-0/a.nwb", "sub-0/b.nwb"})
     with viewing(w, listed) as url:
+        assert 'href="/coverage/"' in get(url)[2]  # the view's landing page names it
         assert blobs_row(json.loads(get(url + "coverage.json")[2])) == want
         doc = page_at(url + "coverage/")
         row = next(r for r in by_class(doc, "tr", "prefix") if r.get("data-prefix") == "blobs")
