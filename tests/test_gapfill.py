@@ -143,6 +143,32 @@ def test_a_gzip_list_a_copy_and_backup_status(world: World, dandi_archive) -> No
     assert store_keys(store) == uncovered(w) | {w.keys["sub-0/b.nwb"]}
 
 
+def test_an_s3_inventory_of_the_backups_bucket(world: World, dandi_archive, monkeypatch) -> None:  # noqa: ANN001
+    """The other backup is a bucket with an S3 Inventory: a and b copied there as they are, c rewritten at another
+    size; its inventory (written from moto's state in AWS's layout) is the LIST, by its destination prefix."""
+    from neuromirror.standins.s3_inventory import bucket_inventory
+
+    w, s3 = world, dandi_archive.s3
+    c = s3.client()
+    s3.create_bucket("orcd-copy")
+    s3.create_bucket("orcd-inventory", versioned=False, public=False)
+    for path in ("sub-0/a.nwb", "sub-0/b.nwb"):
+        key = w.objects[path][0]
+        c.copy_object(Bucket="orcd-copy", Key=key, CopySource={"Bucket": "dandiarchive", "Key": key})
+    c.put_object(Bucket="orcd-copy", Key=w.objects["sub-0/c.nwb"][0], Body=b"not c")
+    written = bucket_inventory(c, "orcd-copy", "orcd-inventory")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint_url)
+    store = w.tmp / "inventory-store"
+    got = w.run.json("keep", w.sid, "--to", str(store), "--covered-by", f"s3://orcd-inventory/{written.prefix}")
+    assert store_keys(store) == uncovered(w)
+    assert got["gap"]["covered"]["objects"] == 2 and got["gap"]["differs"] == 1
+    manifest = f"s3://orcd-inventory/{written.manifest_key}"
+    record = w.run.json("status", "--coverage", "--covered-by", manifest, w.sid)
+    assert blobs_row(record)["backup"] == {"objects": 2, "bytes": 8000}
+
+
 def test_a_list_that_cannot_be_read_is_one_line(world: World) -> None:
     code, out, err = world.run("keep", world.sid, "--to", str(world.tmp / "x"), "--covered-by", "/no/such/list")
     assert code == 2 and err.strip().count("\n") == 0 and "--covered-by /no/such/list" in err

@@ -9,8 +9,9 @@ first (``keep --covered-by``, ``status --coverage``).  A LIST is any of:
 * a checkout of dandi/backup-status (``data/content.json``, ``diffs/N/*.txt``): it publishes per-prefix
   totals and the blobs whose copy differs from the bucket (``size_difference.txt``, ``newer_on_bucket.txt``,
   keys under ``blobs/``), no list of what the copy holds: its keys are never covered, its totals are shown;
-* an S3 Inventory (a date's ``manifest.json``, or the inventory's destination with its newest date), read by
-  :mod:`neuromirror.sources.inventory` when that reader is there.
+* an S3 Inventory of the other backup's bucket (a date's ``manifest.json``, or the inventory's destination
+  prefix, ``s3://`` or a local copy, with its newest date), read by :mod:`neuromirror.inventory`: every version it
+  lists but delete markers, at its size and ETag.
 
 A key counts as covered only where its size (and ETag, when the LIST has one and the pinned version's is
 known) matches.  Held as fingerprints (:mod:`neuromirror.util.memory.fingerprints`): 10^6 keys in ~30 bytes
@@ -200,7 +201,13 @@ def _inventory_dir(path: Path) -> bool:
 
 
 def _read_inventory(out: CoverList, name: str) -> None:
-    raise BadInput(f"{name}: an S3 Inventory as a covered-by list is not read yet (a key file, a copy, backup-status)")
+    """Every object version the inventory lists (a delete marker holds no bytes), at its size and ETag: the
+    other backup's bucket holds what any of its versions holds.  Read file by file (:mod:`neuromirror.inventory`)."""
+    from neuromirror.inventory import open_inventory
+
+    for row in open_inventory(name).rows():
+        if not row.is_delete_marker and row.size is not None:
+            out.add(row.key, row.size, row.etag)
 
 
 def _lines(path: Path) -> Iterator[str]:

@@ -24,7 +24,10 @@ ROUTES = (
     ("/zarrs/", "dandidav's Zarr states: /zarrs/P1/P2/ZARR_ID/CHECKSUM.zarr/PATH, one per state the mirror recorded"),
     ("/zarr-manifests/", "the Zarr manifests in DANDI's format, a manifest root dandidav can read"),
     ("/neuroglancer/", "Neuroglancer's client (the view extra): a pinned OME-Zarr image's /dav/ page links it here"),
-    ("/coverage/", "per source and archive prefix: who else holds the archive's objects (its own backup, the lab's stores)"),
+    (
+        "/coverage/",
+        "per source and archive prefix: who else holds the archive's objects (its own backup, the lab's stores)",
+    ),
 )
 #: the service's routes (``serve --http`` with scheduling)
 SERVICE_ROUTES = (
