@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from helpers.keep import store_keys
-from helpers.service import Served, metric_samples, neuromirror, serving_page, wait_for, write_config
+from helpers.service import Served, metric_samples, neuromirror, ok, serving_page, wait_for, write_config
 from helpers.status_pages import CHROMIUM, by_class, chromium, keep_screenshot, page_at, parse_html, text_of
 
 A, B_OLD, B_NEW, C, GONE = b"a" * 3000, b"b" * 5000, b"B" * 6000, b"c" * 2000, b"g" * 400
@@ -37,12 +37,6 @@ class Mirrored(NamedTuple):
     packed: Path
     cfg: Path
     api: str
-
-
-def ok(root: Path, *args: str) -> str:
-    out = neuromirror(root, *args)
-    assert out.returncode == 0, f"neuromirror {' '.join(args)} -> {out.returncode}\n{out.stdout}\n{out.stderr}"
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +179,9 @@ def test_the_lines_say_what_is_at_risk(mirrored: Mirrored) -> None:
     assert any(ln.strip().startswith("sub-0/gone.nwb (draft): by ") for ln in lines), text
     # one source by its SPEC; a SPEC that is none is one line and exit 2
     assert backup_json(mirrored, mirrored.sid)["sources"][0]["source"] == mirrored.sid
-    assert backup_json(mirrored, "dandi:9*")["sources"] == []
-    bad = neuromirror(mirrored.root, "status", "--backup", "nope")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    for spec in ("nope", "dandi:9*", "dandi:000999", "dandi:1"):  # none names a source here: exit 2, one line
+        bad = neuromirror(mirrored.root, "status", "--backup", spec)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 def test_the_expiry_of_the_definitions(mirrored: Mirrored, tmp_path: Path) -> None:

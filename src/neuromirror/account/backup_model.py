@@ -205,13 +205,19 @@ class SourceBackup:
     def verdict(self) -> str:
         """``at risk``: something of the newest state or expiring is in no store, or a store's last check found
         copies it could not re-keep;
-        ``partly kept``: only older states' objects are in no store; ``kept``: every object is in a store."""
+        ``partly kept``: only older states' objects are in no store; ``kept``: every object is in a store;
+        ``not synced yet``: no state recorded; ``not counted``: the only objects are in Zarr states this host does
+        not hold (their objects unread); ``nothing to keep``: the recorded states hold no object at all."""
         bad_check = any(s.verification is not None and s.verification.unresolved for s in self.stores)
         if self.nowhere.current.objects or self.expiring or bad_check:
             return "at risk"
         if self.nowhere.noncurrent.objects:
             return "partly kept"
-        return "kept" if self.archive.objects else "nothing to keep"
+        if self.archive.objects:
+            return "kept"
+        if not self.versions:
+            return "not synced yet"
+        return "not counted" if self.zarrs_uncounted else "nothing to keep"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -60,6 +60,8 @@ def expires_words(x: Expiring) -> str:
 
 def _headline(b: SourceBackup) -> str:
     a = b.archive
+    if b.verdict == "not synced yet":
+        return f"{b.source}: NOT SYNCED YET: no state recorded (run `neuromirror sync {b.source}`)"
     return (
         f"{b.source}: {b.verdict.upper()}: the archive holds {amount(a)} in {b.versions} recorded state(s): "
         f"{amount(a.current)} in the newest, {amount(a.noncurrent)} only in older ones; in no store: "

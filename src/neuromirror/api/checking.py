@@ -110,7 +110,7 @@ class Checking(Keeping):
         from neuromirror.audit.findings import audit
         from neuromirror.audit.recheck import recheck as ask_again
 
-        found = audit(self.index, [specs] if isinstance(specs, str) else list(specs))
+        found = audit(self.index, self._sources_named(specs))
         if recheck:
             found = ask_again(self.index, found, dandi_api, self.datasets.manifest_root, zarr_manifests)
         return Audited(found)

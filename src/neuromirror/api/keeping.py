@@ -58,10 +58,7 @@ class Keeping(Reading):
         versions hold against those each store holds, the oldest version not whole there, what the archive deletes
         within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
         from the index alone.  ``expire_after``: SPEC -> seconds, the archive's noncurrent-version expiry."""
-        from neuromirror.account.backup import backup
-
-        chosen = [specs] if isinstance(specs, str) else list(specs)
-        return backup(self.index, chosen or None, expire_after=expire_after)
+        return self._backup_of(self._sources_named(specs), expire_after)
 
     def coverage(
         self,

@@ -132,22 +132,21 @@ class Upkeep(Reading):
             report["sources"] = [
                 r for r in report["sources"] if any(fnmatch.fnmatchcase(r.source, p) for p in patterns)
             ]
+            for p in patterns:  # a SPEC naming no source (mirrored or defined) is a mistake, not a report of nothing
+                if not any(fnmatch.fnmatchcase(r.source, p) for r in report["sources"]):
+                    what = f"no mirrored or defined source matches {p}" if any(c in p for c in "*?[") else None
+                    raise NotMirrored(what or f"{p} is not mirrored here, in {self.root} (run: neuromirror sync {p})")
         report["cluster"] = cluster_facts(report, config)
         if at_risk:
             add_live_risk(report, self.root, index_path, config)
         return StatusReport(report, self.datasets.index_path)
 
     def _backup_report(self, patterns: list[str], config: Optional[MirrorConfig]) -> BackupReport:
-        from neuromirror.account.backup import backup
+        from neuromirror.account.backup import expire_after_of
         from neuromirror.api.status import BackupReport
 
-        expire_after = {
-            e.spec: e.keep.expire_after
-            for e in getattr(config, "sources", None) or []
-            if e.keep is not None and e.keep.expire_after is not None
-        }
         self._require_index()
-        return BackupReport(backup(self.index, patterns or None, expire_after=expire_after))
+        return BackupReport(self._backup_of(self._sources_named(patterns), expire_after_of(config)))
 
     def _root_exists(self, config: Optional[MirrorConfig]) -> None:
         """A mistyped root is a mistake, not a report of nothing (but a cluster named has a status of its own)."""

@@ -1,15 +1,17 @@
-"""The files inside nested Zarrs (AIND's ``*.zarr/`` subdatasets), for ``search``.
+"""The files inside Zarrs (AIND's nested ``*.zarr/`` subdatasets, DANDI's Zarr assets), for ``search`` and the backup record.
 
 A version's rows in the index name a Zarr once, as a subdataset pinned at a commit;
 its millions of objects live in the Zarr's own dataset.  ``search --path/--md5/--key``
 must still find them, so their files are catalogued here, once per Zarr commit
 (``zarr_files``, keyed by the commit: a Zarr unchanged across versions is read once),
 read from the Zarr's dataset — the dataset is the truth, this table a view of it that
-is filled on demand (:func:`catalog_zarrs`, called by ``search``) and can be emptied (its tables are
+is filled on demand (:func:`catalog_zarrs`, called by ``search``; :func:`catalog_states`, by the backup record,
+whose counts of a Zarr's objects are its rows) and can be emptied (its tables are
 made when the index is opened: :data:`.schema.ZARR_CATALOG`).
 
 Which subdatasets are such Zarrs: the commits the sync's nested Zarr run made (the index cache
-``store-commit``); DANDI Zarr assets (thousands of small subdatasets) are not read here.
+``store-commit``); DANDI Zarr assets (thousands of small subdatasets) are not read for ``search``, only for
+the backup record of the sources it is asked about.
 """
 
 from __future__ import annotations
@@ -36,13 +38,32 @@ ReadVersion = Callable[[Path, str], Iterable[VersionFile]]
 
 
 def catalog_zarrs(index: Index, root: Path, read_version: ReadVersion) -> int:
-    """Catalogue every Zarr commit a version pins and the table lacks; the number of files added."""
+    """Catalogue every nested Zarr commit a version pins and the table lacks; the number of files added."""
     todo = index.db.execute(
         "SELECT DISTINCT s.dataset, e.path, e.checksum FROM entries e JOIN sources s ON s.id = e.source"
         " WHERE e.checksum_kind = ? AND e.checksum IN (SELECT value FROM cache WHERE namespace = ?)"
         ' AND e.checksum NOT IN (SELECT "commit" FROM zarr_catalog)',
         [SUBDATASET, NESTED_COMMIT_CACHE],
     ).fetchall()
+    return _catalog(index, root, read_version, todo)
+
+
+def catalog_states(index: Index, root: Path, read_version: ReadVersion, sources: Iterable[str]) -> int:
+    """Catalogue every Zarr state (a subdataset commit: a DANDI Zarr asset's, a nested Zarr's) the recorded
+    states of ``sources`` pin and the table lacks, where its dataset is on this host: what the backup record
+    counts a Zarr's objects by (``status --backup``, ``/backup/``); the number of files added."""
+    todo: list[tuple] = []
+    for sid in sources:
+        todo += index.db.execute(
+            "SELECT DISTINCT s.dataset, e.path, e.checksum FROM entries e JOIN sources s ON s.id = e.source"
+            ' WHERE e.source = ? AND e.checksum_kind = ? AND e.checksum NOT IN (SELECT "commit" FROM zarr_catalog)',
+            [sid, SUBDATASET],
+        ).fetchall()
+    return _catalog(index, root, read_version, todo)
+
+
+def _catalog(index: Index, root: Path, read_version: ReadVersion, todo: list[tuple]) -> int:
+    """The files of each (dataset, path, commit) of ``todo`` into the table, once per commit."""
     added = 0
     done: set[str] = set()
     for dataset, path, commit in todo:
