@@ -99,22 +99,40 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
     yield result
 
 
+#: how long /metrics reuses a coverage record while no run ended (it reads every version's files; the page counts
+#: afresh at each request)
+COVERAGE_TTL = 300.0
+_COVERAGE: dict[tuple, tuple[float, Any]] = {}
+
+
 def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
     """The coverage record (``report["coverage"]``, the one ``/coverage/`` shows) against the definitions'
-    ``covered_by:`` LISTs (none named: the backup's column is 0)."""
+    ``covered_by:`` LISTs (none named: the backup's column is 0); the last one reused for :data:`COVERAGE_TTL`
+    seconds while the index records no new run."""
+    import time
+
+    lists = tuple(getattr(config, "covered_by", None) or ())
+    newest = mirror.index.db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    key = (str(mirror.root), lists, newest)
+    cached = _COVERAGE.get(key)
+    if cached is not None and time.monotonic() - cached[0] < COVERAGE_TTL:
+        report["coverage"] = cached[1]
+        return
+    _COVERAGE.clear()
     from neuromirror.account.backup import expire_after_of
     from neuromirror.account.coverage import coverage
     from neuromirror.account.covered import read_lists
     from neuromirror.errors import UserError
 
     try:
-        cover = read_lists(list(getattr(config, "covered_by", None) or []))
+        cover = read_lists(list(lists))
     except UserError as exc:  # a LIST gone or broken: the other families still answer, the log says why
         import logging
 
         logging.getLogger("neuromirror.service").warning("/metrics: the coverage is not counted: %s", exc)
         return
     report["coverage"] = coverage(mirror, cover, expire_after=expire_after_of(config))
+    _COVERAGE[key] = (time.monotonic(), report["coverage"])
 
 
 def coverage_families(record: Any) -> Iterator[Metric]:
