@@ -28,13 +28,15 @@ from helpers.retrieve import Runner
 from helpers.status_pages import CHROMIUM, by_class, chromium, page_at, parse_html, text_of
 
 SIZES = {"sub-0/a.nwb": 3000, "sub-0/b.nwb": 5000, "sub-0/c.nwb": 2000, "sub-0/d.nwb": 4000}
+#: a Zarr of the draft: the LIST holds chunk 0 at its ETag, chunk 1 at its size but another ETag, not chunk 2
+CHUNKS = {"0/0": b"zero" * 50, "0/1": b"one!" * 50, "0/2": b"two!" * 50}
 
 
 class World(NamedTuple):
     run: Runner
     sid: str
     keys: dict[str, str]  # path -> annex key
-    objects: dict[str, tuple[str, int]]  # path -> (archive key, size)
+    objects: dict[str, tuple[str, int]]  # path -> (archive key, size), the Zarr's chunks too
     other: Path  # the lab's other store, holding e
     tmp: Path
 
@@ -48,10 +50,12 @@ def world(dandi_archive, tmp_path_factory) -> World:  # noqa: ANN001
     a.publish(ident)
     ids["sub-0/e.nwb"] = a.put_asset(ident, "sub-0/e.nwb", size=1500)
     ids["sub-0/gone.nwb"] = a.put_asset(ident, "sub-0/gone.nwb", size=400)
+    zarr = a.asset(a.add_zarr_asset(ident, "sub-0/x.zarr", CHUNKS)).zarr
     a.delete_blob_object(a.asset(ids["sub-0/gone.nwb"]).blob.blob_id)  # only the noncurrent version serves it
     run, sid = Runner(tmp / "mirror"), f"dandi:{ident}"
     run.ok("sync", sid, "--dandi-api", a.api_url)
     objects = {p: (a.asset(i).blob.key, a.asset(i).blob.size) for p, i in ids.items()}
+    objects.update({f"sub-0/x.zarr/{c}": (f"zarr/{zarr.zarr_id}/{c}", len(data)) for c, data in CHUNKS.items()})
     files = run.json("urls", f"{sid}@draft")
     keys = {f["path"]: f["key"] for f in files if f.get("key")}
     other = tmp / "other-store"
@@ -67,14 +71,20 @@ def backup_list(w: World, s3, where: Path) -> Path:  # noqa: ANN001
     for path in ("sub-0/a.nwb", "sub-0/b.nwb"):
         o = listed[w.objects[path][0]]
         rows.append(f"{o['Key']}\t{o['Size']}\t{o['ETag']}")
+    for chunk, etag in (("0/0", None), ("0/1", "0" * 32)):
+        o = listed[w.objects[f"sub-0/x.zarr/{chunk}"][0]]
+        rows.append(f"{o['Key']}\t{o['Size']}\t{etag or o['ETag']}")
     c_key, c_size = w.objects["sub-0/c.nwb"]
     rows += [f"{c_key}\t{c_size + 1}", "blobs/fff/fff/fffffff0-0000-0000-0000-000000000000\t12", "zarr/x/0/0\t5"]
     where.write_text("# the other backup's keys\n" + "\n".join(rows) + "\n")
     return where
 
 
+UNCOVERED = ("sub-0/c.nwb", "sub-0/d.nwb", "sub-0/e.nwb", "sub-0/gone.nwb", "sub-0/x.zarr/0/1", "sub-0/x.zarr/0/2")
+
+
 def uncovered(w: World) -> set[str]:
-    return {w.keys[p] for p in ("sub-0/c.nwb", "sub-0/d.nwb", "sub-0/e.nwb", "sub-0/gone.nwb")}
+    return {w.keys[p] for p in UNCOVERED}
 
 
 def test_gap_fill_keeps_exactly_the_uncovered_keys_in_risk_order(world: World, dandi_archive) -> None:  # noqa: ANN001
@@ -90,23 +100,22 @@ def test_gap_fill_keeps_exactly_the_uncovered_keys_in_risk_order(world: World, d
     assert store_keys(store) == uncovered(w)
     # the archive was asked for the uncovered keys only, each once; the API not at all
     asked = [path.split("?")[0].split("/", 2)[-1] for method, path in log if method in ("GET", "HEAD")]
-    assert sorted(asked) == sorted(
-        w.objects[p][0] for p in ("sub-0/c.nwb", "sub-0/d.nwb", "sub-0/e.nwb", "sub-0/gone.nwb")
-    )
+    assert sorted(asked) == sorted(w.objects[p][0] for p in UNCOVERED)
     assert not [r for r in dandi_archive.request_log if "/api/" in r[1]]
     # risk order: what only a noncurrent version serves first, then what no copy holds, then the rest
     assert asked[0] == w.objects["sub-0/gone.nwb"][0]
     assert asked[-1] == w.objects["sub-0/e.nwb"][0]
     gap = got["gap"]
-    assert gap["order"] == "risk" and gap["covered"] == {"phase": "covered", "objects": 2, "bytes": 8000}
-    assert gap["differs"] == 1  # c: named at another size, kept all the same
+    chunk = len(CHUNKS["0/0"])
+    assert gap["order"] == "risk" and gap["covered"] == {"phase": "covered", "objects": 3, "bytes": 8000 + chunk}
+    assert gap["differs"] == 2  # c at another size, chunk 0/1 at another ETag: kept all the same
     assert [(p["phase"].split(",")[0], p["kept"]) for p in gap["passes"]] == [
         ("noncurrent only", 1),
-        ("in no copy", 2),
+        ("in no copy", 4),
         ("in another of the lab's stores", 1),
     ]
     versions = {v["version"]: v for v in got["versions"]}
-    assert versions["draft"]["covered"] == {"files": 2, "bytes": 8000}
+    assert versions["draft"]["covered"] == {"files": 3, "bytes": 8000 + chunk}
     # a rerun: nothing more to copy, and the archive not asked
     log = s3.log_requests()
     try:
@@ -162,8 +171,8 @@ def test_an_s3_inventory_of_the_backups_bucket(world: World, dandi_archive, monk
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint_url)
     store = w.tmp / "inventory-store"
     got = w.run.json("keep", w.sid, "--to", str(store), "--covered-by", f"s3://orcd-inventory/{written.prefix}")
-    assert store_keys(store) == uncovered(w)
-    assert got["gap"]["covered"]["objects"] == 2 and got["gap"]["differs"] == 1
+    assert store_keys(store) == uncovered(w) | {w.keys["sub-0/x.zarr/0/0"]}
+    assert got["gap"]["covered"]["objects"] == 2 and got["gap"]["differs"] == 1  # no chunk in that copy
     manifest = f"s3://orcd-inventory/{written.manifest_key}"
     record = w.run.json("status", "--coverage", "--covered-by", manifest, w.sid)
     assert blobs_row(record)["backup"] == {"objects": 2, "bytes": 8000}
@@ -230,6 +239,9 @@ def test_status_coverage_against_sqlite_the_stores_and_the_list(world: World, da
     record = w.run.json("status", "--coverage", "--covered-by", str(listed), w.sid)
     assert record["covered_by"] == [str(listed)]
     assert blobs_row(record) == expected_coverage(w, {"sub-0/a.nwb", "sub-0/b.nwb"})
+    zarr = next(p for p in record["sources"][0]["prefixes"] if p["prefix"] == "zarr")
+    chunk = len(CHUNKS["0/0"])
+    assert zarr["archive"] == {"objects": 3, "bytes": 3 * chunk} and zarr["backup"] == {"objects": 1, "bytes": chunk}
     text = w.run.ok("status", "--coverage", "--covered-by", str(listed), w.sid)
     assert "blobs/" in text and "in neither" in text
 
@@ -311,8 +323,8 @@ def test_the_service_keeps_what_its_covered_by_lacks(world: World, dandi_archive
     assert isinstance(kept, dict) and kept["outcome"] == "ok", kept
     assert store_keys(store) == uncovered(w)
     gap = kept["gap"]
-    assert gap["covered_by"] == [str(listed)] and gap["covered"]["objects"] == 2
+    assert gap["covered_by"] == [str(listed)] and gap["covered"]["objects"] == 3
     labels = [p["phase"] for p in gap["passes"]]
     assert labels[-2:] == ["in no copy", "in another of the lab's stores"]
-    assert sum(p["kept"] for p in gap["passes"]) == 4
-    assert "gap-fill (2 held by the archive's own backup)" in svc.stderr
+    assert sum(p["kept"] for p in gap["passes"]) == len(UNCOVERED)
+    assert "gap-fill (3 held by the archive's own backup)" in svc.stderr
