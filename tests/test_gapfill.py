@@ -244,6 +244,18 @@ def test_status_coverage_against_sqlite_the_stores_and_the_list(world: World, da
     assert zarr["archive"] == {"objects": 3, "bytes": 3 * chunk} and zarr["backup"] == {"objects": 1, "bytes": chunk}
     text = w.run.ok("status", "--coverage", "--covered-by", str(listed), w.sid)
     assert "blobs/" in text and "in neither" in text
+    # gone: only its noncurrent version serves it; in neither until a store holds it (an earlier test may keep it)
+    source = record["sources"][0]
+    conn = sqlite3.connect(w.run.root / ".neuromirror" / "index.sqlite")
+    try:
+        held = conn.execute(
+            "SELECT count(*) FROM store_checks WHERE key = ? AND checked IS NOT NULL", [w.keys["sub-0/gone.nwb"]]
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    expiring = source["expiring_in_neither"]
+    assert expiring["objects"] == (0 if held else 1) and expiring["bytes"] == (0 if held else 400)
+    assert source["oldest_in_neither"] is None or source["oldest_in_neither"]["path"].startswith("sub-0/")
 
 
 @contextmanager
