@@ -193,6 +193,21 @@ def _expiring(
         b.expiring.sort(key=lambda x: (x.expires or "", x.path))
 
 
+def expiring_keys(
+    index: Index, specs: Optional[list[str]] = None, *, expire_after: Optional[Mapping[str, float]] = None
+) -> dict[str, str]:
+    """key -> when the archive's lifecycle deletes the only (noncurrent) S3 version serving it, for the keys no
+    store holds, whatever the window: the order a gap-fill keeps them in (:mod:`.gapfill`)."""
+    wanted = sorted(s for s in index.source_ids() if _matches(s, specs))
+    out = {sid: SourceBackup(sid) for sid in wanted}
+    after = expire_after or {}
+    got: dict[str, str] = {}
+    for _sid, x in [*_deleted_blobs(index, out, specs, after, None), *_overwritten(index, out, after)]:
+        if x.expires and (x.key not in got or x.expires < got[x.key]):
+            got[x.key] = x.expires
+    return got
+
+
 def expire_after_of(config: Any) -> dict[str, float]:
     """SPEC -> the archive's noncurrent-version expiry its ``keep:`` policy names, of a service's definitions (the
     others: the default): what ``/backup/`` and ``/metrics`` count expiring by."""

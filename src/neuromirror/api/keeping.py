@@ -26,6 +26,7 @@ from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
+    from neuromirror.account.coverage import Coverage
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
@@ -61,6 +62,27 @@ class Keeping(Reading):
         seconds, the archive's noncurrent-version expiry.  A SPEC naming no mirrored source: :class:`NotMirrored`."""
         return self._backup_of(self._sources_named(specs), expire_after)
 
+    def coverage(
+        self,
+        specs: Union[str, Sequence[str]] = (),
+        *,
+        covered_by: Sequence[PathLike] = (),
+        expire_after: Optional[dict[str, float]] = None,
+    ) -> Coverage:
+        """Per source (every one, or those ``specs`` name: globs) and archive prefix (blobs, zarr, the rest): objects
+        and bytes the archive holds, those the archive's own backup holds (``covered_by``: LISTs as :meth:`keep`
+        takes them), those the lab's stores keep, those in neither; the oldest in neither, what expires in
+        neither within 30 days (``status --coverage``, ``/coverage/``)."""
+        from fnmatch import fnmatchcase
+
+        from neuromirror.account.coverage import coverage
+        from neuromirror.account.covered import read_lists
+
+        chosen = [specs] if isinstance(specs, str) else list(specs)
+        cover = read_lists([os.fspath(c) for c in covered_by])
+        sources = [s for s in sorted(self.index.source_ids()) if not chosen or any(fnmatchcase(s, c) for c in chosen)]
+        return coverage(self.datasets, cover, sources, expire_after=expire_after)
+
     def keep(
         self,
         specs: Union[str, Spec, Sequence[Union[str, Spec]]],
@@ -80,6 +102,8 @@ class Keeping(Reading):
         min_free: Optional[object] = None,
         pack_size: Size = None,
         storage_class: Optional[str] = None,
+        covered_by: Sequence[PathLike] = (),
+        order: Optional[str] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
         [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
@@ -93,6 +117,11 @@ class Keeping(Reading):
         ``progress(stage, done, total)``: each version's copies into each store as they go in,
         ``("files SPEC@VERSION -> STORE", files copied, files to copy)`` and ``("keep SPEC@VERSION -> STORE",
         bytes copied, bytes to copy)`` (nothing to copy: no call), at most ten times a second and once at the end.
+        ``covered_by``: LISTs of what another backup holds (a key file, a copy's directory, a backup-status
+        checkout, an S3 Inventory: :mod:`neuromirror.account.covered`): only what none holds at the pinned size
+        (and ETag) is kept, in ``order`` (``risk``, the default with a LIST: what the archive loses first, in
+        passes, :mod:`neuromirror.account.gapfill`; ``path``: the versions as named); the plan and each pass
+        are in each store's report (``.runs[i].gap``, ``keep --json``'s ``gap``).
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
@@ -117,7 +146,20 @@ class Keeping(Reading):
             prune=prune,
             min_free=min_free,
         )
-        return keep_into(self.datasets, stores, self._keep_targets(specs, locks, all_versions), options, copies)
+        targets = self._keep_targets(specs, locks, all_versions)
+        if covered_by or order is not None:
+            options.gap = self._gap_plan(targets, covered_by, order)
+        return keep_into(self.datasets, stores, targets, options, copies)
+
+    def _gap_plan(self, targets: list[Version], covered_by: Sequence[PathLike], order: Optional[str]) -> Any:
+        """keep --covered-by's plan: the LISTs read (a bad one said before anything is copied), each key judged."""
+        from neuromirror.account.covered import read_lists
+        from neuromirror.account.gapfill import ORDERS, plan_gap
+
+        if order is not None and order not in ORDERS:
+            raise BadInput(f"order: {order!r} is not one of {', '.join(ORDERS)}")
+        cover = read_lists([os.fspath(c) for c in covered_by])
+        return plan_gap(self.datasets, targets, cover, order or "risk")
 
     def _keep_targets(self, specs: Any, locks: Sequence[PathLike], all_versions: bool) -> list[Version]:
         """The versions ``specs`` name, then those the lock files name that they do not."""

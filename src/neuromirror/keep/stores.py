@@ -82,6 +82,8 @@ class StoresRun(Result):
             out.append(r.summary())
             if r.pruned is not None:
                 out.append(r.pruned.line())
+            if r.gap is not None:
+                out += r.gap.lines()
         if len(self.runs) > 1 or self.copies > 1:
             out += [c.line() for c in self.counts]
         return out

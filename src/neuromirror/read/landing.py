@@ -35,6 +35,10 @@ SERVICE_ROUTES = (
 OPERATOR_ROUTES = (
     ("/audit/", "what the mirror saw wrong upstream, per source (audit.json: for an archive's tooling)"),
     ("/backup/", "per source and store: what the archive holds against what the lab's stores hold, what is at risk"),
+    (
+        "/coverage/",
+        "per source and archive prefix: who else holds the archive's objects (its own backup, the lab's stores)",
+    ),
 )
 LANDING = "/view/"
 

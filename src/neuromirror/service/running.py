@@ -37,6 +37,8 @@ class ServeOptions:
     browse_url: Optional[str] = None
     jobs: Optional[int] = None
     grace: float = 30.0
+    #: ``--covered-by``: the archive's own backup the /coverage/ page counts against (else the definitions')
+    covered_by: tuple[str, ...] = ()
     #: the service's INFO lines shown (the command's default; -q/-v change the root logger's level)
     info_log: bool = True
 
@@ -107,7 +109,9 @@ def serve_view(options: ServeOptions, say: Say) -> int:
     root = Path(options.root or "neuromirror-root").absolute()
     with api.open(root, options.index) as mirror:
         view = mirror.view(include_embargoed=options.include_embargoed)
-    httpd, url = start_http(None, options.http, view=view)  # a bad address: HttpAddressError, a UserError
+    httpd, url = start_http(
+        None, options.http, view=view, covered_by=options.covered_by
+    )  # a bad address: HttpAddressError, a UserError
     stop = threading.Event()
     before = _on_stop_signals(lambda signum, frame: stop.set())
     try:

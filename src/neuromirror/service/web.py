@@ -64,13 +64,16 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     service: Any  # the Service; None: the view alone (serve --no-schedule)
     view: Any = None  # the view of every pin (neuromirror.read.view.View): /dav/, /dandisets/
+    covered_by: tuple[str, ...] = ()  # the archive's own backup (LISTs) the coverage page counts against
 
 
 class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
 
 
-def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTPServer, str]:
+def start_http(
+    service: Any, spec: str, view: Any = None, covered_by: tuple[str, ...] = ()
+) -> tuple[ThreadingHTTPServer, str]:
     """Listen on ``spec`` (HOST:PORT) and serve in a daemon thread; return the server and its URL.
 
     The view of every pin (``view``, else one of the service's root) answers ``/dav/`` and
@@ -86,6 +89,7 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
     except OSError as exc:
         raise HttpAddressError(f"http {spec}: cannot listen: {exc.strerror or exc}").at("http") from None
     httpd.service = service
+    httpd.covered_by = tuple(covered_by)
     httpd.view = view if view is not None or service is None else default_view(service)
     h, p = str(httpd.server_address[0]), int(httpd.server_address[1])
     url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
@@ -246,6 +250,22 @@ class _Handler(BaseHTTPRequestHandler):
             return json.dumps(found.to_json(), indent=2).encode(), "application/json"
         return as_html(found).encode(), HTML
 
+    def _coverage(self, json_wanted: bool) -> tuple[bytes, str]:
+        """Who else holds the archive's objects (:mod:`neuromirror.account.coverage`): the page, or its JSON."""
+        from neuromirror.api import Mirror as Api
+        from neuromirror.service.pages.coverage import coverage_html
+
+        svc = self.server.service
+        lists = self.server.covered_by or tuple(getattr(getattr(svc, "config", None), "covered_by", None) or ())
+        mirror = self._mirror()
+        try:
+            found = Api.around(mirror).coverage(covered_by=list(lists), expire_after=_expire_after(svc))
+        finally:
+            mirror.close()
+        if json_wanted:
+            return json.dumps(found.to_json(), indent=2).encode(), "application/json"
+        return coverage_html(found).encode(), HTML
+
     def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -264,6 +284,10 @@ _PAGES: dict[str, Callable[[_Handler, str], tuple[bytes, str]]] = {
     "/status": lambda h, p: (json.dumps(h._status_json(), indent=2).encode(), "application/json"),
     **{a: lambda h, p: h._audit(json_wanted=p == "/audit.json") for a in ("/audit", "/audit/", "/audit.json")},
     **{b: lambda h, p: h._backup(json_wanted=p == "/backup.json") for b in ("/backup", "/backup/", "/backup.json")},
+    **{
+        c: lambda h, p: h._coverage(json_wanted=p == "/coverage.json")
+        for c in ("/coverage", "/coverage/", "/coverage.json")
+    },
     "/metrics": lambda h, p: (exposition(h.server.service.metrics_registry).encode(), METRICS_TYPE),
     "/healthz": lambda h, p: (b"ok\n", TEXT),
 }
@@ -271,7 +295,10 @@ _PAGES: dict[str, Callable[[_Handler, str], tuple[bytes, str]]] = {
 
 #: what the view alone (``serve --http --no-schedule``) answers beside the view: the operator's pages, read from
 #: the view's mirror, and the health check
-_VIEW_PAGES = frozenset({"/healthz", "/audit", "/audit/", "/audit.json", "/backup", "/backup/", "/backup.json"})
+_VIEW_PAGES = frozenset(
+    {"/healthz", "/audit", "/audit/", "/audit.json", "/backup", "/backup/", "/backup.json"}
+    | {"/coverage", "/coverage/", "/coverage.json"}
+)
 
 
 class _NoIndex(Exception):

@@ -97,3 +97,65 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
         result.add_metric([name, word], 1)
     yield age
     yield result
+
+
+#: how long /metrics reuses a coverage record while no run ended (it reads every version's files; the page counts
+#: afresh at each request)
+COVERAGE_TTL = 300.0
+_COVERAGE: dict[tuple, tuple[float, Any]] = {}
+
+
+def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
+    """The coverage record (``report["coverage"]``, the one ``/coverage/`` shows) against the definitions'
+    ``covered_by:`` LISTs (none named: the backup's column is 0); the last one reused for :data:`COVERAGE_TTL`
+    seconds while the index records no new run."""
+    import time
+
+    lists = tuple(getattr(config, "covered_by", None) or ())
+    newest = mirror.index.db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    key = (str(mirror.root), lists, newest)
+    cached = _COVERAGE.get(key)
+    if cached is not None and time.monotonic() - cached[0] < COVERAGE_TTL:
+        report["coverage"] = cached[1]
+        return
+    _COVERAGE.clear()
+    from neuromirror.account.backup import expire_after_of
+    from neuromirror.account.coverage import coverage
+    from neuromirror.account.covered import read_lists
+    from neuromirror.errors import UserError
+
+    try:
+        cover = read_lists(list(lists))
+    except UserError as exc:  # a LIST gone or broken: the other families still answer, the log says why
+        import logging
+
+        logging.getLogger("neuromirror.service").warning("/metrics: the coverage is not counted: %s", exc)
+        return
+    report["coverage"] = coverage(mirror, cover, expire_after=expire_after_of(config))
+    _COVERAGE[key] = (time.monotonic(), report["coverage"])
+
+
+def coverage_families(record: Any) -> Iterator[Metric]:
+    """The coverage page's numbers: per source, archive prefix and holder (``archive``, ``backup``: the archive's
+    own backup, ``kept``: the lab's stores, ``neither``), objects and bytes; what expires in neither."""
+    parts = ["source", "prefix", "held_by"]
+    objects = GaugeMetricFamily(
+        "neuromirror_coverage_objects",
+        "Objects of the recorded versions by archive prefix: in the archive, held by its own backup (covered_by), "
+        "kept by the lab's stores, in neither (only the archive holds them).",
+        labels=parts,
+    )
+    size = GaugeMetricFamily("neuromirror_coverage_bytes", "Bytes of those objects.", labels=parts)
+    expiring = GaugeMetricFamily(
+        "neuromirror_coverage_expiring_neither_objects",
+        f"Objects in neither that the archive's lifecycle deletes within {record.window_days} days.",
+        labels=["source"],
+    )
+    for s in record.sources:
+        for p in s.prefixes.values():
+            for held_by in ("archive", "backup", "kept", "neither"):
+                count = getattr(p, held_by)
+                objects.add_metric([s.source, p.prefix, held_by], count.objects)
+                size.add_metric([s.source, p.prefix, held_by], count.bytes)
+        expiring.add_metric([s.source], s.expiring.objects)
+    yield from (objects, size, expiring)
