@@ -126,12 +126,12 @@ def _get_bytes(rec: Mapping[str, Any], paths: Sequence[str]) -> tuple[int, bool]
 
 def _unmade_if_full(to: Path, existed: bool, label: str, why: str) -> None:
     """A get the disk could not hold leaves no half-made clone (one that was there before stays), said in one line."""
-    import shutil
+    from neuromirror.pin.clone import remove_clone
 
     if not is_full(RuntimeError(why)):
         return
     if not existed and to.exists():
-        shutil.rmtree(to, ignore_errors=True)
+        remove_clone(to)
     raise DiskFull(
         f"{filesystem(to)} is full: the get of {label} into {to} stopped, nothing of it left (free space there)"
     )
