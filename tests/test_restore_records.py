@@ -90,7 +90,7 @@ def test_dandi_part_sizes_are_dandischemas() -> None:
     """The parts a DANDI blob is written in: those dandischema hands out (and so dandi-cli's uploads make)."""
     from dandischema.digests.dandietag import PartGenerator
 
-    from neuromirror.restore.parts import dandi_spans
+    from neuromirror.sources.dandi import dandi_spans
 
     for size in (0, 1, 5 << 20, 64 << 20, (64 << 20) + 1, 3 * (64 << 20), 10_000 * (64 << 20) - 1, 10**12, 5 << 40):
         assert dandi_spans(size) == [(p.offset, p.size) for p in PartGenerator.for_file_size(size)], size

@@ -1,18 +1,17 @@
 """Source specifications as users type them: ``dandi:000027@0.230629.1955``.
 
-DANDI identifiers copied from the archive (its URLs, ``DANDI:000027/VERSION``,
-DOIs) are read too, by :mod:`neuromirror.identifiers`.
+What the name after ``ARCHIVE:`` may be, and which identifiers copied from an archive's pages (DANDI's
+URLs, ``DANDI:000027/VERSION``, DOIs) name a source, each archive says in its registered
+:class:`~neuromirror.archives.Archive`: this module knows none of them by name.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror import archives
 from neuromirror.errors import BadInput
-
-ARCHIVES = ("dandi", "aind", "boss")
 
 
 class SpecError(BadInput, ValueError):
@@ -39,40 +38,37 @@ class Spec:
         return self.source + (f"@{self.version}" if self.version else "")
 
 
-_DANDI_ID = re.compile(r"^[0-9]{6}$")  # ASCII digits: "０００２７" is no id
-
-
 def parse_spec(text: str, *, allow_version: bool = True) -> Spec:
     """A SPEC, or a DANDI identifier users copy (URL, ``DANDI:ID/VERSION``, DOI).
 
     A copied identifier may name a version where none is allowed (``sync`` of a
     version's URL): it then names the dandiset, whose every version a sync mirrors.
     """
-    from neuromirror.identifiers import IdentifierError, looks_like_dandi, parse_dandi_identifier
-
-    if looks_like_dandi(text):
-        try:
-            ident = parse_dandi_identifier(text)
-        except IdentifierError as exc:
-            raise SpecError(str(exc)) from None
-        return Spec("dandi", ident.identifier, ident.version if allow_version else None, ident.api)
+    for known in archives.known().values():
+        if known.looks_like_identifier and known.read_identifier and known.looks_like_identifier(text):
+            try:
+                name, version, api = known.read_identifier(text)
+            except BadInput as exc:
+                raise SpecError(str(exc)) from None
+            return Spec(known.name, name, version if allow_version else None, api)
     archive, rest = _split_archive(text)
     rest, version = _split_version(text, archive, rest, allow_version)
     if not rest:
         raise SpecError(f"{text!r}: empty name")
-    return Spec(archive, _NAME_CHECKS[archive](text, rest), version)
+    return Spec(archive, archives.known()[archive].check_name(text, rest), version)
 
 
 def _split_archive(text: str) -> tuple[str, str]:
     """``ARCHIVE:REST`` with a known archive: the archive decides how the rest is read."""
+    known = archives.names()
     if ":" not in text:
         raise SpecError(
-            f"{text!r} is not a source spec: expected ARCHIVE:NAME, e.g. dandi:000027 (archives: {', '.join(ARCHIVES)})"
+            f"{text!r} is not a source spec: expected ARCHIVE:NAME, e.g. dandi:000027 (archives: {', '.join(known)})"
         )
     archive, rest = text.split(":", 1)
     archive = archive.lower()
-    if archive not in ARCHIVES:
-        raise SpecError(f"unknown archive {archive!r} in {text!r} (known: {', '.join(ARCHIVES)})")
+    if archive not in known:
+        raise SpecError(f"unknown archive {archive!r} in {text!r} (known: {', '.join(known)})")
     return archive, rest
 
 
@@ -88,32 +84,6 @@ def _split_version(text: str, archive: str, rest: str, allow_version: bool) -> t
     if not version:
         raise SpecError(f"{text!r}: empty version after '@'")
     return rest, version
-
-
-def _dandi_name(text: str, name: str) -> str:
-    """A dandiset is named by its 6-digit id, or a glob over ids."""
-    if not (_DANDI_ID.match(name) or any(c in name for c in "*?[")):
-        raise SpecError(f"{text!r}: a dandiset id has 6 digits, e.g. dandi:000027")
-    return name
-
-
-def _boss_name(text: str, name: str) -> str:
-    """A BOSS source is a collection or a collection/experiment; stray slashes are dropped."""
-    parts = name.strip("/").split("/")
-    if len(parts) > 2 or not all(parts):
-        raise SpecError(f"{text!r}: expected boss:COLLECTION or boss:COLLECTION/EXPERIMENT")
-    return "/".join(parts)
-
-
-def _aind_name(text: str, name: str) -> str:
-    """An AIND asset is a top-level prefix of the bucket."""
-    if "/" in name:
-        raise SpecError(f"{text!r}: an AIND asset name is a top-level prefix without '/'")
-    return name
-
-
-#: each archive's check (and normal form) of a source's name
-_NAME_CHECKS = {"dandi": _dandi_name, "boss": _boss_name, "aind": _aind_name}
 
 
 def dataset_relpath(spec: Spec) -> str:

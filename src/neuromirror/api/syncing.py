@@ -15,8 +15,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
 
+from neuromirror import archives
 from neuromirror.api.base import MirrorBase
 from neuromirror.api.inputs import PathLike, jobs_of, spec_of
+from neuromirror.archives import keeps_at_sync
 from neuromirror.engine.synced import EXIT_REFUSED, Outcome, SourceSync, SyncedVersion, SyncResult
 from neuromirror.errors import BadInput, NotMirrored
 from neuromirror.spec import Spec
@@ -309,20 +311,10 @@ def _sources(targets: list[Target], default_engine: str) -> tuple[list[Source], 
 
 
 def dandi_options(spec: Spec, options: dict[str, Any]) -> dict[str, Any]:
-    """The API a DANDI source is read from: ``dandi_instance``, else ``dandi_api``, else the instance its URL or
-    DOI named."""
-    from neuromirror.identifiers import IdentifierError, instance_api
-
-    if spec.archive != "dandi":
-        return options
-    try:
-        if options.get("dandi_instance"):
-            return {**options, "dandi_api": instance_api(options["dandi_instance"])}
-    except IdentifierError as exc:
-        raise BadInput(str(exc)) from None
-    if not options.get("dandi_api") and spec.api:
-        return {**options, "dandi_api": spec.api}
-    return options
+    """The options a SPEC adds to a sync's, as its archive's record says (the API a DANDI source is read from:
+    ``dandi_instance``, else ``dandi_api``, else the instance its URL or DOI named)."""
+    archive = archives.get(spec.archive)
+    return archive.sync_options(spec, options) if archive and archive.sync_options else options
 
 
 def _referenced(targets: list[Target], sources: list[Source], *, asked: bool) -> set[str]:
@@ -344,7 +336,7 @@ def _store(given: Union[PathLike, Store, None], sources: list[Source], runner: A
     or no store."""
     from neuromirror.store.location import STORE_ENV, open_store
 
-    if not any(s.archive == "boss" for s in sources):
+    if not any(keeps_at_sync(s.archive) for s in sources):
         return None
     if given is None or isinstance(given, (str, os.PathLike)):
         name = str(given or os.environ.get(STORE_ENV) or "").strip()

@@ -49,11 +49,11 @@ def known_options() -> tuple[dict[str, Any], bool]:
         return _known_options_cache
     import argparse
 
-    from neuromirror import sources
+    from neuromirror import archives, sources
 
     parser = argparse.ArgumentParser(add_help=False)
     complete = True
-    for archive in sources._MODULES:
+    for archive in archives.names():
         try:
             module = sources.options_module_for(archive)
         except ImportError:

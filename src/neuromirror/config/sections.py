@@ -144,7 +144,7 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
         return out if _read_ria_publish(r, m, path, to, out) else None
     if "{" in to:
         try:
-            to.format(archive="dandi", name="000027", relpath="dandi/000027", slug="dandi-000027")
+            to.format(archive="archive", name="name", relpath="archive/name", slug="archive-name")
         except (KeyError, IndexError, ValueError) as exc:
             r.error(
                 m["to"].line, f"{path}.to", f"bad placeholder {exc} (known: {{archive}} {{name}} {{slug}} {{relpath}})"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
+from neuromirror.archives import keeps_at_sync
 from neuromirror.dataset.mirror import Datasets
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.state import Head, IndexState
@@ -418,7 +419,7 @@ def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
             progress=report_progress,
             lock_wait=batch.lock_wait,
             runner=batch.runner,
-            store=batch.store if source.archive == "boss" else None,  # only BOSS sources keep at sync time
+            store=batch.store if keeps_at_sync(source.archive) else None,  # only BOSS sources keep at sync time
             network_since=batch.network_since if len(batch.sources) == 1 else None,
         )
         return report.to_json()

@@ -25,14 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from neuromirror import archives
 from neuromirror.pin.cff_check import DOI_NAME
 from neuromirror.pin.cff_check import check_cff as check_cff  # callers and tests import it from here
 from neuromirror.pin.credits import Author, aind_authors, dandi_authors, licenses
 from neuromirror.records import VersionKind
 from neuromirror.results import Item, Result, Status
 from neuromirror.util import gitutil
-
-PUBLISHERS = {"dandi": "DANDI Archive", "aind": "Allen Institute for Neural Dynamics", "boss": "BossDB"}
 
 
 @dataclass(repr=False)
@@ -151,7 +150,7 @@ def _metadata(ds: Path, commit: str, path: str, parse: Callable[[bytes], Any]) -
     return md if isinstance(md, dict) else None
 
 
-def _from_dandi(ds: Path, commit: str, info: CitationInfo) -> None:
+def _from_dandiset_yaml(ds: Path, commit: str, info: CitationInfo) -> None:
     """DANDI's ``dandiset.yaml``: what it says wins over the index's and the tag's facts."""
     md = _metadata(ds, commit, "dandiset.yaml", _yaml)
     if md is None:
@@ -172,7 +171,7 @@ def _published(md: dict[str, Any]) -> Optional[str]:
     return when[:10] if isinstance(when, str) and re.match(r"^\d{4}-\d{2}-\d{2}", when) else None
 
 
-def _from_aind(ds: Path, commit: str, info: CitationInfo) -> None:
+def _from_data_description(ds: Path, commit: str, info: CitationInfo) -> None:
     """AIND's ``data_description.json``: the investigators (else the institution) are the authors."""
     md = _metadata(ds, commit, "data_description.json", _json)
     if md is None:
@@ -184,7 +183,17 @@ def _from_aind(ds: Path, commit: str, info: CitationInfo) -> None:
         info.date = md["creation_time"][:10]
 
 
-_EXTRACTORS = {"dandi": _from_dandi, "aind": _from_aind}
+#: the readers of the metadata files an archive's datasets carry (its record's ``citation_file`` names one)
+_EXTRACTORS = {"dandiset.yaml": _from_dandiset_yaml, "data_description.json": _from_data_description}
+
+
+def _archive_facts(name: str) -> tuple[str, Optional[Callable[[Path, str, CitationInfo], None]]]:
+    """The publisher the archive's record names (its own name when none registered it), and the reader of the
+    metadata file its datasets carry (None: none)."""
+    archive = archives.get(name)
+    if archive is None:
+        return name, None
+    return archive.publisher, _EXTRACTORS.get(archive.citation_file or "")
 
 
 def citation_info(mirror: Any, spec: Any) -> CitationInfo:
@@ -195,7 +204,7 @@ def citation_info(mirror: Any, spec: Any) -> CitationInfo:
     row = state_row(mirror, spec)
     src = mirror.index.source(spec.source)
     ds = mirror.root / src.dataset
-    archive = spec.archive
+    publisher, extractor = _archive_facts(spec.archive)
     tagf = _tag_fields(ds, row.tag)
     info = CitationInfo(
         source=spec.source,
@@ -206,16 +215,15 @@ def citation_info(mirror: Any, spec: Any) -> CitationInfo:
         dataset=str(ds),
         relpath=src.dataset,
         clone_url=published_url(ds, "published") or str(ds),
-        title=tagf.get("name") or f"{PUBLISHERS.get(archive, archive)} {spec.name}",
+        title=tagf.get("name") or f"{publisher} {spec.name}",
         doi=row.doi or tagf.get("doi"),
         citation=row.citation or tagf.get("citation"),
         url=tagf.get("source"),
-        publisher=PUBLISHERS.get(archive, archive),
+        publisher=publisher,
         state=UNPUBLISHED if row.named_by_commit else None,
     )
     if row.date and re.match(r"^\d{4}-\d{2}-\d{2}", str(row.date)):
         info.date = str(row.date)[:10]
-    extractor = _EXTRACTORS.get(archive)
     if extractor is not None:
         extractor(ds, row.commit, info)
     if info.doi and info.doi.lower().startswith("https://doi.org/"):
@@ -223,7 +231,7 @@ def citation_info(mirror: Any, spec: Any) -> CitationInfo:
     if info.date:
         info.year = info.date[:4]
     if not info.authors:
-        info.authors = [Author(info.publisher or archive, organization=True)]
+        info.authors = [Author(info.publisher or publisher, organization=True)]
     return info
 
 

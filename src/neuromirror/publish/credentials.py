@@ -15,15 +15,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Optional
 
+from neuromirror import archives
+
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
 _EMBARGO = re.compile(r"\bembargo=(\S+)")
-
-#: archives every read of which needs an account there, and why (said in the report)
-CREDENTIAL_ARCHIVES = {
-    "boss": "the BOSS needs an account to read (every cutout is read with a token)",
-}
 
 
 def embargo_of(index: Index, source: str) -> Optional[str]:
@@ -38,4 +35,5 @@ def credential_needed(index: Index, source: str) -> Optional[str]:
     status = embargo_of(index, source)
     if status:
         return f"embargoed ({status}) at the last sync"
-    return CREDENTIAL_ARCHIVES.get(source.split(":", 1)[0])
+    archive = archives.of_source(source)
+    return archive.account if archive else None

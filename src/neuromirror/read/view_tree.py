@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from neuromirror import archives
 from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import BadInput, UserError
 from neuromirror.index.nested import subdataset_paths, zarr_commit
@@ -35,13 +36,23 @@ from neuromirror.read.urls import PinnedFile, kept_by_key
 from neuromirror.records import VersionKind
 from neuromirror.spec import SpecError, parse_spec
 
-#: how many path segments name a source, per archive
-NAME_PARTS = {"dandi": 1, "aind": 1, "boss": 2}
 #: a reason to hide a source (an embargo status), or None: ``(index, source) -> str | None``
 Hidden = Callable[[Any, str], Optional[str]]
 #: how long ``draft`` (which moves with each sync) is taken as resolved
 MOVING_TTL = 2.0
 MAX_PINS = 256
+
+
+def _has_draft(source: str) -> bool:
+    """Whether ``source``'s archive has a ``draft`` of its own (else ``@draft`` reads the newest snapshot)."""
+    archive = archives.of_source(source)
+    return bool(archive and archive.has_draft)
+
+
+def _name_parts(archive: str) -> int:
+    """How many path segments name a source of ``archive`` (``boss:COLL/EXP``: 2), as its record says."""
+    known = archives.get(archive)
+    return known.name_parts if known else 1
 
 
 @dataclass(frozen=True)
@@ -211,9 +222,9 @@ class Tree:
                 True, [Entry(a, modified=t) for a, t in sorted(newest.items())], modified=_newest(*newest.values())
             )
         archive, rest = parts[0], parts[1:]
-        if archive not in NAME_PARTS:
+        if archives.get(archive) is None:
             return None
-        n = NAME_PARTS[archive]
+        n = _name_parts(archive)
         if len(rest) < n:  # the names of an archive (a BOSS collection's experiments)
             lead = "/".join(rest) + "/" if rest else ""
             below: dict[str, Optional[float]] = {}
@@ -237,10 +248,10 @@ class Tree:
 
     def _dandisets(self, parts: list[str]) -> Optional[Node]:
         if not parts:
-            rows = self.sources("dandi")
+            rows = self.sources(archives.with_share("dandisets"))
             entries = [Entry(r.id.split(":", 1)[1], modified=r.modified) for r in rows]
             return Node(True, entries, modified=_newest(*(r.modified for r in rows)))
-        source = f"dandi:{parts[0]}"
+        source = f"{archives.with_share('dandisets')}:{parts[0]}"
         if parts[1:] in ([], ["releases"]):  # the dandiset itself, or its releases/
             versions = self.versions(source)
             if versions is None:
@@ -327,15 +338,16 @@ class Tree:
             if style == "zarrs":
                 return f"/zarrs/{'/'.join(parts)}: no Zarr state the mirror recorded has this path"
             if style == "dandisets":
+                source = f"{archives.with_share(style)}:{parts[0]}"
                 if len(parts) >= 2 and parts[1] == "releases":
                     parts = parts[:1] + parts[2:]
                     if len(parts) == 1:
-                        return f"dandi:{parts[0]} has no releases"
-                return self._why(f"dandi:{parts[0]}", parts[1:], f"/dandisets/{parts[0]}/")
+                        return f"{source} has no releases"
+                return self._why(source, parts[1:], f"/dandisets/{parts[0]}/")
             archive = parts[0]
-            if archive not in NAME_PARTS:
-                return f"/dav/{archive}/: no such archive (the view has {', '.join(sorted(NAME_PARTS))})"
-            n = NAME_PARTS[archive]
+            if archives.get(archive) is None:
+                return f"/dav/{archive}/: no such archive (the view has {', '.join(sorted(archives.names()))})"
+            n = _name_parts(archive)
             rest = parts[1:]
             if len(rest) < n:
                 return f"/dav/{'/'.join(parts)}/: no source of {archive} is mirrored under this name"
@@ -387,7 +399,7 @@ class Tree:
             return None
         with self._db_lock:
             mirror = self._index()
-            if version == "draft" and not source.startswith("dandi:"):
+            if version == "draft" and not _has_draft(source):
                 spec = parse_spec(source)  # AIND and BOSS have no draft: their newest snapshot
             try:
                 pin = resolve(mirror, spec)

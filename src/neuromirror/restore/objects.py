@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
+from neuromirror import archives
 from neuromirror.dataset.files import SPECIAL_PREFIX, annex_key, annex_repo
 from neuromirror.records import VersionFile
 from neuromirror.sources import s3urls
-from neuromirror.sources.dandi.zarr_listing import is_archive_key
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,17 @@ class Unplaced:
     why: str
 
 
-def _any_key(key: str) -> bool:
-    return bool(key)
-
-
 def key_rule(source: str) -> Callable[[str], bool]:
-    """What an S3 key of ``source``'s archive looks like, for URLs on hosts no endpoint setting names."""
-    return is_archive_key if source.startswith("dandi:") else _any_key
+    """What an S3 key of ``source``'s archive looks like, for URLs on hosts no endpoint setting names (its record's
+    ``key_rule``: any key when no archive registered the source's)."""
+    archive = archives.of_source(source)
+    return archive.key_rule if archive else bool
+
+
+def _special_at_path(source: str) -> bool:
+    """Whether content behind the archive's own special remote goes back under its path (BOSS chunks)."""
+    archive = archives.of_source(source)
+    return bool(archive and archive.restores_special_at_path)
 
 
 def place(
@@ -62,7 +66,7 @@ def place(
     if found is not None:
         (bucket, key), base = found
         return ArchiveObject(key, annex_key(f), f.size, f.path, source, label, bucket, base, str(annex_repo(f)))
-    if source.startswith("boss:") and any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
+    if _special_at_path(source) and any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
         return ArchiveObject(f.path, annex_key(f), f.size, f.path, source, label, "", "", str(annex_repo(f)))
     if any(u.startswith(SPECIAL_PREFIX) for u in f.urls):
         return Unplaced(f.path, annex_key(f), "content behind a special remote (embargoed): no S3 key recorded")

@@ -4,7 +4,8 @@ DANDI's blobs were all uploaded in the parts its API hands out (dandischema's ``
 64 MiB parts, larger when 64 MiB ones would make 10,000 or more; a blob up to 64 MiB is one part), and an asset's ``dandi:dandi-etag`` is that upload's S3 ETag: the MD5 of its
 parts' MD5s, ``-N``.  A blob written back in one ``PutObject`` would carry its plain MD5 instead,
 and a mirror made later, which pins a blob behind a delete marker by the noncurrent version whose
-ETag is the dandi-etag, would find none.  So a DANDI blob is written in the same parts.  Other
+ETag is the dandi-etag, would find none.  So a DANDI blob is written in the same parts (the parts its
+archive's record says: ``part_spans`` of :class:`~neuromirror.archives.Archive`).  Other
 objects (Zarr chunks, AIND's) went up in one ``PUT``: one part up to :data:`MULTIPART`, then parts
 of :data:`PART` (S3's single ``PUT`` tops out at 5 GiB).
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import re
 from typing import Any, Optional
 
+from neuromirror import archives
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.store.transfer import CHUNK
 
@@ -26,15 +27,6 @@ MULTIPART = 256 * MIB
 PART = 64 * MIB
 #: the metadata field of a multipart object restore wrote: the ETag its parts make
 META_ETAG = "neuromirror-etag"
-_DANDI_BLOB = re.compile(r"(?:^|/)blobs/[0-9a-f]{3}/[0-9a-f]{3}/[0-9a-f-]{36}$")
-
-
-def dandi_spans(size: int) -> list[tuple[int, int]]:
-    """(offset, size) of each part of a ``size``-byte DANDI upload: dandischema's own ``PartGenerator``,
-    the rule the archive's uploads follow (dandischema comes with the dandi client)."""
-    from dandischema.digests.dandietag import PartGenerator
-
-    return [(p.offset, p.size) for p in PartGenerator.for_file_size(size)] if size else []
 
 
 def _spans(size: int, part: int) -> list[tuple[int, int]]:
@@ -43,8 +35,10 @@ def _spans(size: int, part: int) -> list[tuple[int, int]]:
 
 def spans_for(obj: ArchiveObject, size: int) -> Optional[list[tuple[int, int]]]:
     """The parts ``obj`` is uploaded in; None: one ``PutObject``."""
-    if obj.source.startswith("dandi:") and _DANDI_BLOB.search(obj.archive_key) and size > 0:
-        return dandi_spans(size)
+    archive = archives.of_source(obj.source)
+    spans = archive.part_spans(obj.archive_key, size) if archive else None
+    if spans is not None:
+        return spans
     if size <= MULTIPART:
         return None
     return _spans(size, PART)

@@ -14,22 +14,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
+from neuromirror import archives
+from neuromirror.archives import Archive
 from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
     from neuromirror.sources.base import Listed, Source
 
-_MODULES = {
-    "dandi": "neuromirror.sources.dandi.source",
-    "aind": "neuromirror.sources.aind.source",
-    "boss": "neuromirror.sources.boss.source",
-}
+
+def _archive(name: str) -> Archive:
+    found = archives.get(name)
+    if found is None:
+        raise ValueError(f"unknown archive {name!r}")
+    return found
 
 
 def module_for(archive: str) -> Any:
-    if archive not in _MODULES:
-        raise ValueError(f"unknown archive {archive!r}")
-    return importlib.import_module(_MODULES[archive])
+    """The archive's source module (``expand``, ``listed``...), as its package registered it."""
+    return importlib.import_module(_archive(archive).source_module)
 
 
 def expand(spec: Spec, options: dict) -> Iterator[Source]:
@@ -61,16 +63,20 @@ def listing_covers(archive: str, recorded: Optional[str]) -> bool:
 def options_module_for(archive: str) -> Any:
     """The module with the archive's ``add_options``: light, so that building every command's parser at
     start-up imports no archive client."""
-    if archive not in _MODULES:
-        raise ValueError(f"unknown archive {archive!r}")
-    return importlib.import_module(f"neuromirror.sources.{archive}.options")
+    known = _archive(archive)
+    return importlib.import_module(known.options_module or known.source_module.rpartition(".")[0] + ".options")
 
 
 def add_options(parser: Any) -> None:
     """Each source adds its own ``sync`` options (``add_options(group)`` of its ``options`` module)."""
-    for archive in _MODULES:
+    for archive in archives.names():
         try:
             module = options_module_for(archive)
         except ImportError:
             continue
         module.add_options(parser.add_argument_group(f"{archive} options"))
+
+
+# each archive's package registers its :class:`~neuromirror.archives.Archive` when imported (rclone's
+# ``backend/all``): this order is the order the archives are listed in
+from neuromirror.sources import dandi, aind, boss  # noqa: E402,F401,I001

@@ -31,6 +31,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from neuromirror import archives
 from neuromirror.errors import BadInput, NotMirrored, UserError
 from neuromirror.read.ome.level import Chunks, Counts, Level, RegionError, open_level, read_json
 from neuromirror.spec import Spec
@@ -255,11 +256,13 @@ def _image(fs: Any, head: str, req: RegionRequest) -> tuple[str, Optional[str]]:
     mirror, the BOSS URL its sync read."""
     if req.image is not None and req.channel is not None:
         raise BadInput("channel: give the image's PATH or a channel, not both").at("channel")
-    if req.spec.archive != "boss":
+    archive = archives.get(req.spec.archive)
+    document = archive.channels_document if archive else None
+    if document is None:
         if req.image is None:
             raise UserError(f"{req.spec.source}: name the OME-Zarr image to read, as a PATH of the version")
         return req.image.strip("/"), None
-    doc = read_json(fs, f"{head}/boss.json", str(req.spec))
+    doc = read_json(fs, f"{head}/{document}", str(req.spec))
     if req.image is not None:
         return req.image.strip("/"), doc.get("boss_url")
     channels = {str(k): v for k, v in (doc.get("channels") or {}).items()}

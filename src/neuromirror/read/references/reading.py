@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from neuromirror import archives
 from neuromirror.errors import BadInput
 from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
 from neuromirror.read.references.location import SUFFIX, read_reference, reference_path
-from neuromirror.spec import ARCHIVES, parse_spec
+from neuromirror.spec import parse_spec
 
 PROTOCOL = "neuromirror://"
 
@@ -59,7 +60,7 @@ def pin_path(target: str) -> str:
     if target.startswith(PROTOCOL):
         return target[len(PROTOCOL) :]
     cli = _CLI_FORM.fullmatch(target)
-    if cli is None or cli["spec"].split(":", 1)[0].lower() not in ARCHIVES:
+    if cli is None or cli["spec"].split(":", 1)[0].lower() not in archives.names():
         return target.lstrip("/")
     if not cli["version"]:
         raise ValueError(f"{target!r}: name the version of the file, as ARCHIVE:NAME@VERSION/PATH")

@@ -14,3 +14,26 @@ May import ``util``, ``records``, ``spec``, ``annex.keys`` and
 anything above them.  ``boto3`` is imported inside functions only: the command
 line imports :mod:`.source` for its options, and must stay quick to start.
 """
+
+from __future__ import annotations
+
+from neuromirror.archives import Archive, register
+from neuromirror.spec import SpecError
+
+
+def check_name(text: str, name: str) -> str:
+    """An AIND asset is a top-level prefix of the bucket."""
+    if "/" in name:
+        raise SpecError(f"{text!r}: an AIND asset name is a top-level prefix without '/'")
+    return name
+
+
+ARCHIVE = register(
+    Archive(
+        name="aind",
+        source_module="neuromirror.sources.aind.source",
+        check_name=check_name,
+        publisher="Allen Institute for Neural Dynamics",
+        citation_file="data_description.json",
+    )
+)

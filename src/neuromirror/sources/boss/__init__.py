@@ -17,3 +17,31 @@ May import ``util``, ``records``, ``spec`` and ``annex.keys``; must not import
 and ``requests`` are imported inside functions only: the command line imports
 :mod:`.source` for its options, and must stay quick to start.
 """
+
+from __future__ import annotations
+
+from neuromirror.archives import Archive, register
+from neuromirror.spec import SpecError
+
+
+def check_name(text: str, name: str) -> str:
+    """A BOSS source is a collection or a collection/experiment; stray slashes are dropped."""
+    parts = name.strip("/").split("/")
+    if len(parts) > 2 or not all(parts):
+        raise SpecError(f"{text!r}: expected boss:COLLECTION or boss:COLLECTION/EXPERIMENT")
+    return "/".join(parts)
+
+
+ARCHIVE = register(
+    Archive(
+        name="boss",
+        source_module="neuromirror.sources.boss.source",
+        check_name=check_name,
+        publisher="BossDB",
+        name_parts=2,  # boss:COLLECTION/EXPERIMENT
+        account="the BOSS needs an account to read (every cutout is read with a token)",
+        keeps_at_sync=True,  # a chunk is read from the BOSS once, kept as the sync goes
+        restores_special_at_path=True,  # a chunk's key in the layout is its path
+        channels_document="boss.json",
+    )
+)
