@@ -4,7 +4,7 @@ what to do.
 
 The house rule reads the source: a string that *is* an archive's name (``archive == "boss"``, a table keyed
 ``{"dandi": ...}``, ``.get("boss")``) or begins a source id of one (``startswith("dandi:")``,
-``f"dandi:{id}"``) is a site; docstrings, ``help=`` texts and the messages of a ``raise`` are not.
+``f"dandi:{id}"``) or its special remote's URLs (``neuromirror+boss``) is a site; docstrings, ``help=`` texts and the messages of a ``raise`` are not.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ LEFT = {
     # BOSS's own attributes in an image's ``.zattrs`` (levels' extents, annotation channels)
     "read/ome/level.py": 1,
     "read/ome/neuroglancer.py": 1,
+    # DANDI's special remote, a program git-annex starts (remotes/ is the layer such programs live in)
+    "remotes/dandi.py": 1,
+    # the URL rule tells URLs apart by their shape alone, once per object of 10^6-object listings: the special
+    # remotes' schemes stay literal there rather than a registry lookup per URL
+    "sources/urlrule.py": 2,
 }
 
 
@@ -63,7 +68,8 @@ def _skipped(tree: ast.AST) -> set[int]:
 
 
 def _names_an_archive(text: str, names: tuple[str, ...]) -> bool:
-    return text in names or any(text.startswith(f"{n}:") for n in names)
+    """An archive's name, a source id's ``NAME:``, or its special remote's URL scheme (``neuromirror+NAME``)."""
+    return text in names or any(text.startswith((f"{n}:", f"neuromirror+{n}")) for n in names)
 
 
 def sites_in(path: Path, names: tuple[str, ...]) -> int:

@@ -164,7 +164,8 @@ def test_a_lost_file_is_read_from_the_store_and_an_unkept_one_has_no_url(dandi_a
 
 def test_boss_chunks_are_not_streamable_and_say_why(tmp_path: Path) -> None:
     """A BOSS chunk's only URL is a cutout the BOSS can rewrite: no URL is given, and the reason is the BOSS's."""
-    from neuromirror.read.urls import BOSS_CHUNK, _choose
+    from neuromirror.read.urls import _choose
+    from neuromirror.sources.boss import ARCHIVE
 
     f = _choose("img.ome.zarr/0/0/0/0", "SHA256E-s8--ab", 8, ["neuromirror+boss+http://h/c?chunk=0"], {}, {}, tmp_path)
-    assert (f.url, f.served_by, f.why) == (None, "none", BOSS_CHUNK)
+    assert (f.url, f.served_by, f.why) == (None, "none", ARCHIVE.special_remote[1])

@@ -67,6 +67,9 @@ class Archive:
     part_spans: Callable[[str, int], Optional[list[tuple[int, int]]]] = _one_put
     #: content behind the archive's own special remote is restored under the file's path as its key
     restores_special_at_path: bool = False
+    #: the URL prefix the archive's own special remote claims (``neuromirror+boss``), and why a file with
+    #: only such a URL has none a reader may use; None: no special remote
+    special_remote: Optional[tuple[str, str]] = None
     #: the document at a pin's top that lists its images' channels (``regions``), None: name a PATH
     channels_document: Optional[str] = None
     #: the module with the archive's ``add_options(group)`` (light: every parser reads it); None: ``options``

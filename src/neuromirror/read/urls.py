@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
+from neuromirror import archives
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path
 from neuromirror.annex.logs import log_state, web_urls
@@ -45,8 +46,6 @@ from neuromirror.util import gitutil
 #: why a file has no URL, by what its URLs are
 NO_URL = "no URL is registered for it"
 MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
-EMBARGOED = "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key"
-BOSS_CHUNK = "a BOSS cutout: the BOSS keeps no history, so its URL can serve other bytes tomorrow; keep it to pin it"
 MARKED_GONE = "the archive no longer serves it (its URLs are marked gone on the git-annex branch) and no store holds it"
 OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain HTTP"
 
@@ -181,16 +180,13 @@ def _choose(
     return PinnedFile(path, key, size, None, "none", why, repo=repo)
 
 
-#: why a file with only these URLs has none a reader may use, by the URL's prefix (the sync's special remotes)
-_SPECIAL_PREFIXES = (("neuromirror+dandi:", EMBARGOED), ("neuromirror+boss", BOSS_CHUNK))
-
-
 def _why_none(urls: Sequence[str], http: list[str], web_gone: bool) -> str:
     """Why none of a key's ``urls`` serves exactly its bytes (no stable one, and no store holds it)."""
     if http:
         return MARKED_GONE if web_gone else MUTABLE_ONLY
-    for prefix, why in _SPECIAL_PREFIXES:
-        if any(u.startswith(prefix) for u in urls):
+    for archive in archives.known().values():  # the sync's special remotes, each its archive's
+        prefix, why = archive.special_remote or ("", "")
+        if prefix and any(u.startswith(prefix) for u in urls):
             return why
     if urls:
         return OTHER_SCHEME.format(scheme=urlsplit(urls[0]).scheme or urls[0].split(":", 1)[0])

@@ -21,6 +21,7 @@ and ``requests`` are imported inside functions only: the command line imports
 from __future__ import annotations
 
 from neuromirror.archives import Archive, register
+from neuromirror.sources.boss.chunks import URL_PREFIX
 from neuromirror.spec import SpecError
 
 
@@ -43,5 +44,9 @@ ARCHIVE = register(
         keeps_at_sync=True,  # a chunk is read from the BOSS once, kept as the sync goes
         restores_special_at_path=True,  # a chunk's key in the layout is its path
         channels_document="boss.json",
+        special_remote=(
+            URL_PREFIX,
+            "a BOSS cutout: the BOSS keeps no history, so its URL can serve other bytes tomorrow; keep it to pin it",
+        ),
     )
 )

@@ -78,6 +78,10 @@ ARCHIVE = register(
         publisher="DANDI Archive",
         view_share="dandisets",  # dandidav's /dandisets/{id}/draft/, /dandisets/{id}/releases/{version}/
         has_draft=True,
+        special_remote=(
+            "neuromirror+dandi:",
+            "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key",
+        ),
         citation_file="dandiset.yaml",
         looks_like_identifier=identifiers.looks_like_dandi,
         read_identifier=read_identifier,
