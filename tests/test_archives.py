@@ -30,9 +30,6 @@ LEFT = {
     "identifiers.py": 3,
     # a Zarr's manifest names the dandiset its job came from
     "engine/zarr/job.py": 1,
-    # BOSS's own attributes in an image's ``.zattrs`` (levels' extents, annotation channels)
-    "read/ome/level.py": 1,
-    "read/ome/neuroglancer.py": 1,
     # DANDI's special remote, a program git-annex starts (remotes/ is the layer such programs live in)
     "remotes/dandi.py": 1,
     # the URL rule tells URLs apart by their shape alone, once per object of 10^6-object listings: the special

@@ -70,6 +70,9 @@ class Archive:
     #: the URL prefix the archive's own special remote claims (``neuromirror+boss``), and why a file with
     #: only such a URL has none a reader may use; None: no special remote
     special_remote: Optional[tuple[str, str]] = None
+    #: the key under which its images' ``.zattrs`` carry the archive's own facts (a level's recorded extent,
+    #: an annotation channel's type); None: none
+    image_attrs: Optional[str] = None
     #: the document at a pin's top that lists its images' channels (``regions``), None: name a PATH
     channels_document: Optional[str] = None
     #: the module with the archive's ``add_options(group)`` (light: every parser reads it); None: ``options``
@@ -121,6 +124,15 @@ def keeps_at_sync(name: str) -> bool:
 def with_share(share: str) -> str:
     """The name of the archive whose sources the view's ``share`` lists ("" when none does)."""
     return next((a.name for a in known().values() if a.view_share == share), "")
+
+
+def image_facts(attrs: dict) -> dict:
+    """What an archive wrote of its own into an image's ``.zattrs`` (under its record's ``image_attrs``); {}: none."""
+    for archive in known().values():
+        facts = attrs.get(archive.image_attrs) if archive.image_attrs else None
+        if isinstance(facts, dict):
+            return facts
+    return {}
 
 
 def of_source(source: str) -> Optional[Archive]:

@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from neuromirror import archives
 from neuromirror.annex.keys import key_hash, log_path
 from neuromirror.annex.logs import web_urls
 from neuromirror.errors import NeuromirrorError, UserError
@@ -118,7 +119,7 @@ def _extent(
     attrs: dict, level: str, shape: tuple[int, ...], zyx: tuple[int, ...]
 ) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """(start, stop), z, y, x, that a region may take: a BOSS level's recorded extent, else the array's."""
-    boss = ((attrs.get("boss") or {}).get("levels") or {}).get(level) or {}
+    boss = (archives.image_facts(attrs).get("levels") or {}).get(level) or {}
     start = tuple(int(n) for n in boss.get("start_zyx") or (0, 0, 0))
     stop = tuple(int(n) for n in boss.get("stop_zyx") or (shape[i] for i in zyx))
     return (start[0], start[1], start[2]), (stop[0], stop[1], stop[2])

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 from urllib.parse import quote
 
+from neuromirror import archives
+
 if TYPE_CHECKING:
     from neuromirror.read.pinned import Pin
 
@@ -87,8 +89,7 @@ def kind_of(zattrs: Optional[bytes]) -> str:
         return "image"
     if not isinstance(attrs, dict):
         return "image"
-    boss = attrs.get("boss")
-    if "image-label" in attrs or (isinstance(boss, dict) and boss.get("type") == "annotation"):
+    if "image-label" in attrs or archives.image_facts(attrs).get("type") == "annotation":
         return "segmentation"
     return "image"
 

@@ -44,6 +44,7 @@ ARCHIVE = register(
         keeps_at_sync=True,  # a chunk is read from the BOSS once, kept as the sync goes
         restores_special_at_path=True,  # a chunk's key in the layout is its path
         channels_document="boss.json",
+        image_attrs="boss",  # the provenance layout.py writes into each image's .zattrs
         special_remote=(
             URL_PREFIX,
             "a BOSS cutout: the BOSS keeps no history, so its URL can serve other bytes tomorrow; keep it to pin it",
