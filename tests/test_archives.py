@@ -26,12 +26,6 @@ EXEMPT = ("sources/*/", "standins/", "bench/", "demo/", "archives.py")
 
 #: the sites left (module: how many), each to move into its archive's record; this table may only shrink
 LEFT = {
-    # DANDI's identifier forms (``dandi:ID/VER``, ``dandi://``, the instance a DOI prefix names): sources/dandi has no room for a 16th module yet
-    "identifiers.py": 3,
-    # a Zarr's manifest names the dandiset its job came from
-    "engine/zarr/job.py": 1,
-    # DANDI's special remote, a program git-annex starts (remotes/ is the layer such programs live in)
-    "remotes/dandi.py": 1,
     # the URL rule tells URLs apart by their shape alone, once per object of 10^6-object listings: the special
     # remotes' schemes stay literal there rather than a registry lookup per URL
     "sources/urlrule.py": 2,

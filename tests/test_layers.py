@@ -24,7 +24,6 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "records": 0,
     "results": 0,  # one shape for what every verb returns: items with a status, to_json(), lines()
-    "identifiers": 0,
     "spec": 0,
     "archives": 0,  # the archives, each an Archive record its sources package registers
     "standins": 1,  # the stand-in archives: servers of their own, sharing nothing with the tool
@@ -55,7 +54,7 @@ LAYERS: dict[str, int] = {
     "clidoc": 15,  # docs/cli.md made from cli's parser
     "__main__": 15,
 }
-#: the base modules may use one another (spec reads identifiers; util reads nothing)
+#: the base modules may use one another (spec reads archives; util reads nothing)
 BASE = {name for name, layer in LAYERS.items() if layer == 0}
 
 MAX_LINES = 500

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from neuromirror import archives
 from neuromirror.config.options import SYNC_OPTIONS, known_options
 from neuromirror.config.schedule import Backoff, Schedule
 from neuromirror.errors import UserError
@@ -140,11 +141,8 @@ class SourceConfig:
         """Options for ``sources.expand``: every known option's default, then this entry's."""
         defaults, _ = known_options()
         opts = {**defaults, **self.options}
-        if opts.get("dandi_instance"):
-            from neuromirror.identifiers import instance_api
-
-            opts["dandi_api"] = instance_api(opts["dandi_instance"])
-        return opts
+        archive = archives.get(self.parsed.archive)  # what a SPEC adds (a DANDI instance's API)
+        return archive.sync_options(self.parsed, opts) if archive and archive.sync_options else opts
 
     @property
     def engine(self) -> str:

@@ -143,7 +143,7 @@ def _references(value: Any) -> Any:
 
 
 def _dandi_instance(value: Any) -> Any:
-    from neuromirror.identifiers import instance_api
+    from neuromirror.sources.dandi import instance_api
 
     instance_api(str(value))  # IdentifierError is a ValueError: its message is the error
     return value

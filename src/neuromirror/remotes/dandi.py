@@ -22,7 +22,8 @@ import os
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-PREFIX = "neuromirror+dandi:"
+from neuromirror.sources.dandi import SPECIAL_PREFIX as PREFIX
+
 KEY_ENV = "DANDI_API_KEY"
 CHUNK = 1 << 20
 

@@ -14,7 +14,7 @@
   ``http.server``-based stand-in can reuse (see :mod:`neuromirror.standins.faults`).
 
 The stand-ins are the archives, not the mirror: they may import one another and the
-base modules (``util``, ``errors``, ``records``, ``identifiers``, ``spec``), nothing
+base modules (``util``, ``errors``, ``records``, ``spec``, ``archives``), nothing
 of the tool above them.  Imports are lazy so that ``neuromirror.standins.faults`` can be
 used without boto3/moto.
 """

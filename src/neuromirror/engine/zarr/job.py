@@ -43,6 +43,7 @@ from neuromirror.engine.zarr.manifest import NULL_VERSION, ManifestEntry, write_
 from neuromirror.network import report as netreport
 from neuromirror.records import AnnexEntry, Refusal
 from neuromirror.sources import urlrule
+from neuromirror.sources.dandi import ARCHIVE as DANDI
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi import zarr_listing as zl
 from neuromirror.sources.dandi.client import DandiAPI
@@ -295,5 +296,5 @@ def write_state_manifest(
         checksum,
         rows,
         base_url=base.rstrip("/") + "/" if base else None,
-        source=f"dandi:{job.dandiset}",
+        source=f"{DANDI.name}:{job.dandiset}",
     )
