@@ -32,6 +32,10 @@ def _any_key(key: str) -> bool:
     return bool(key)
 
 
+def _never(url: str) -> bool:
+    return False
+
+
 def _one_put(key: str, size: int) -> Optional[list[tuple[int, int]]]:
     """No parts of the archive's own: restore's default split applies."""
     return None
@@ -70,6 +74,8 @@ class Archive:
     #: the URL prefix the archive's own special remote claims (``neuromirror+boss``), and why a file with
     #: only such a URL has none a reader may use; None: no special remote
     special_remote: Optional[tuple[str, str]] = None
+    #: whether a URL its special remote claims always serves the same bytes (the URL rule's IMMUTABLE)
+    special_immutable: Callable[[str], bool] = _never
     #: the key under which its images' ``.zattrs`` carry the archive's own facts (a level's recorded extent,
     #: an annotation channel's type); None: none
     image_attrs: Optional[str] = None
@@ -97,12 +103,17 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
-def known() -> dict[str, Archive]:
-    """Every registered archive by name, in the order their packages registered."""
+def _load() -> None:
+    """The archives' packages imported (once): each registers its record."""
     global _loaded
     if not _loaded:
         _loaded = True
         importlib.import_module(PLUGINS)
+
+
+def known() -> dict[str, Archive]:
+    """Every registered archive by name, in the order their packages registered."""
+    _load()
     return dict(_REGISTRY)
 
 
@@ -133,6 +144,15 @@ def image_facts(attrs: dict) -> dict:
         if isinstance(facts, dict):
             return facts
     return {}
+
+
+def of_special_url(url: str) -> Optional[Archive]:
+    """The archive whose special remote claims ``url`` (its record's ``special_remote`` prefix), None: none."""
+    _load()  # asked once per URL of large listings: no copy of the registry
+    for archive in _REGISTRY.values():
+        if archive.special_remote and url.startswith(archive.special_remote[0]):
+            return archive
+    return None
 
 
 def of_source(source: str) -> Optional[Archive]:

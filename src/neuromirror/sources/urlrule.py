@@ -37,6 +37,7 @@ from enum import Enum
 from typing import Iterable
 from urllib.parse import urlsplit
 
+from neuromirror import archives
 from neuromirror.records import AnnexEntry
 
 
@@ -46,9 +47,6 @@ class Stability(str, Enum):
     MUTABLE = "mutable"  # may serve other bytes tomorrow
 
 
-#: the special remotes' URL schemes (neuromirror+dandi:<API URL>, neuromirror+boss://...)
-_DANDI_KEY_PREFIX = "neuromirror+dandi:"
-_BOSS_PREFIX = "neuromirror+boss"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 #: DANDI's download route of an asset, top-level or nested under a version: an asset
 #: id names one blob for good (new content or metadata makes a new asset id)
@@ -61,14 +59,8 @@ _VERSION_ID = re.compile(r"[?&]versionId=(?!null(?:[&#]|$))[^&#]")
 
 def stability(url: str) -> Stability:
     """What a URL promises about the bytes it serves, from its shape."""
-    if url.startswith(_DANDI_KEY_PREFIX):
-        inner = url[len(_DANDI_KEY_PREFIX) :]
-        path = urlsplit(inner).path
-        return Stability.IMMUTABLE if _DANDI_ASSET_DOWNLOAD.search(path) else Stability.MUTABLE
-    if url.startswith(_BOSS_PREFIX):
-        return Stability.MUTABLE  # a cutout of a channel, which its owners may write again
     if not url.startswith(("http://", "https://")):
-        return Stability.MUTABLE
+        return _special(url)
     # called for every entry of 10^6-object listings: regexes on the string, no urlsplit
     cut = url.find("?")
     if cut >= 0 and _VERSION_ID.search(url, cut):
@@ -83,6 +75,18 @@ def stability(url: str) -> Stability:
     ):
         return Stability.IMMUTABLE
     return Stability.MUTABLE
+
+
+def _special(url: str) -> Stability:
+    """A URL of an archive's own special remote (``neuromirror+dandi:<API URL>``, ``neuromirror+boss://...``)
+    is immutable when its archive's record says so (a DANDI asset's download route); anything else is mutable."""
+    archive = archives.of_special_url(url)
+    return Stability.IMMUTABLE if archive and archive.special_immutable(url) else Stability.MUTABLE
+
+
+def is_asset_download(url: str) -> bool:
+    """Whether ``url``'s path is a DANDI asset's download route (an asset id names one blob for good)."""
+    return bool(_DANDI_ASSET_DOWNLOAD.search(urlsplit(url).path))
 
 
 def is_stable(url: str) -> bool:

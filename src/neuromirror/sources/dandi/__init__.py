@@ -157,6 +157,13 @@ def part_spans(key: str, size: int) -> Optional[list[tuple[int, int]]]:
     return dandi_spans(size) if _BLOB.search(key) and size > 0 else None
 
 
+def special_immutable(url: str) -> bool:
+    """A ``neuromirror+dandi:`` URL naming an asset's download route serves that asset's one blob for good."""
+    from neuromirror.sources.urlrule import is_asset_download
+
+    return is_asset_download(url[len(SPECIAL_PREFIX) :])
+
+
 def key_rule(key: str) -> bool:
     """Whether an S3 key is one of the archive's (a blob's or a Zarr's), on a host no setting names."""
     from neuromirror.sources.dandi.zarr_listing import is_archive_key
@@ -185,6 +192,7 @@ ARCHIVE = register(
         publisher="DANDI Archive",
         view_share="dandisets",  # dandidav's /dandisets/{id}/draft/, /dandisets/{id}/releases/{version}/
         has_draft=True,
+        special_immutable=special_immutable,
         special_remote=(
             SPECIAL_PREFIX,
             "embargoed: its URL needs a DANDI API key (neuromirror never writes one); keep it, or read it with the key",
