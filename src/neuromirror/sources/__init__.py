@@ -1,5 +1,8 @@
 """Sources: one package per archive (``dandi/``, ``aind/``, ``boss/``), looked up by the archive part of a SPEC.
 
+Each archive's package registers its :class:`~neuromirror.archives.Archive` record when imported (this
+package imports them, last); the record names its source module, which :func:`module_for` imports.
+
 A source knows its archive and turns its listing into :class:`~neuromirror.records.Snapshot`
 records, oldest first, for the engine (the :class:`~neuromirror.sources.base.Source` protocol). It
 knows nothing of datasets, the index or the engine: it may import ``annex`` (to name keys) and
