@@ -6,7 +6,8 @@ parts' MD5s, ``-N``.  A blob written back in one ``PutObject`` would carry its p
 and a mirror made later, which pins a blob behind a delete marker by the noncurrent version whose
 ETag is the dandi-etag, would find none.  So a DANDI blob is written in the same parts.  Other
 objects (Zarr chunks, AIND's) went up in one ``PUT``: one part up to :data:`MULTIPART`, then parts
-of :data:`PART` (S3's single ``PUT`` tops out at 5 GiB).
+of :data:`PART` (S3's single ``PUT`` tops out at 5 GiB) -- except a multipart Zarr's chunk, whose XMPETAG
+key names the part size its ETag was made with: it is written in parts of that size.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import re
 from typing import Any, Optional
 
+from neuromirror.annex.keys import MPETAG_ALGORITHM, key_checksum
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.store.transfer import CHUNK
 
@@ -45,6 +47,9 @@ def spans_for(obj: ArchiveObject, size: int) -> Optional[list[tuple[int, int]]]:
     """The parts ``obj`` is uploaded in; None: one ``PutObject``."""
     if obj.source.startswith("dandi:") and _DANDI_BLOB.search(obj.archive_key) and size > 0:
         return dandi_spans(size)
+    checksum = key_checksum(obj.key)
+    if checksum is not None and checksum.algorithm == MPETAG_ALGORITHM:  # a multipart Zarr's chunk: its own parts
+        return _spans(size, checksum.part_size) or [(0, 0)]
     if size <= MULTIPART:
         return None
     return _spans(size, PART)

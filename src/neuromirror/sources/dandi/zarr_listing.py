@@ -22,10 +22,10 @@ import re
 from datetime import datetime
 from typing import Any, Callable, Iterable, NamedTuple, Optional
 
-from neuromirror.annex.keys import md5e_key, url_key
+from neuromirror.annex.keys import guess_part_size, md5e_key, mpetag_key, url_key
 from neuromirror.network import pacing
 from neuromirror.network.failures import is_unreachable
-from neuromirror.records import MD5, VERIFY_ON_GET, AnnexEntry, Refusal
+from neuromirror.records import MD5, MPETAG, VERIFY_ON_GET, AnnexEntry, Refusal
 from neuromirror.sources import s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.client import DandiAPI
@@ -38,6 +38,7 @@ log = logging.getLogger("neuromirror.dandi")
 CHECKSUM_FIELD = "dandi:dandi-zarr-checksum"
 CHECKSUM_RE = re.compile(r"^[0-9a-f]{32}-\d+--\d+$")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_MULTIPART_RE = re.compile(r"[0-9a-f]{32}-([1-9][0-9]{0,4})")
 API_PAGE = 1000
 #: the URL rule: (the URLs to register, whether none is stable) of an object's candidate URLs
 Admissible = Callable[[Iterable[str]], tuple[tuple[str, ...], bool]]
@@ -354,13 +355,33 @@ def object_entries(
                 s3 += "?versionId=" + s3urls.quote_version(o.version_id)
             urls, unstable = admissible((s3, api) if s3 else (api,))
         unpinned += unstable
-        if _MD5_RE.match(o.etag):
-            key, kind, ck = md5e_key(o.etag, o.size, o.rel), MD5, o.etag
-        else:  # multipart ETag: not a content hash; git-annex learns the checksum on first get
-            key, kind, ck = url_key(urls[0], o.size), VERIFY_ON_GET, None
-        entries.append(AnnexEntry(o.rel, key, o.size, urls, kind, ck, f"{zarr_id}/{o.rel}"))
+        entries.append(AnnexEntry(o.rel, _keyed(o, urls), o.size, urls, *_checked(o), f"{zarr_id}/{o.rel}"))
         leaves.append((o.rel, o.size, o.etag))
     return ObjectEntries(entries, leaves, refused, unpinned)
+
+
+def _keyed(o: ZObject, urls: tuple[str, ...]) -> str:
+    """The key of a Zarr object: an MD5E key of a single-part ETag (its MD5); an XMPETAG key of a multipart
+    one (a multipart Zarr's chunk: the ETag and the part size that makes it, which git-annex's external backend
+    ``git-annex-backend-XMPETAG`` checks); a VURL key where no part size makes the ETag's count of parts."""
+    if _MD5_RE.match(o.etag):
+        return md5e_key(o.etag, o.size, o.rel)
+    part = _multipart_part_size(o)
+    if part is not None:
+        return mpetag_key(o.etag, o.size, part)
+    return url_key(urls[0], o.size)  # git-annex learns the checksum on first get
+
+
+def _checked(o: ZObject) -> tuple[str, Optional[str]]:
+    """(checksum kind, checksum) the index records for a Zarr object keyed by :func:`_keyed`."""
+    if _MD5_RE.match(o.etag):
+        return MD5, o.etag
+    return (MPETAG, o.etag.lower()) if _multipart_part_size(o) is not None else (VERIFY_ON_GET, None)
+
+
+def _multipart_part_size(o: ZObject) -> Optional[int]:
+    m = _MULTIPART_RE.fullmatch(o.etag.lower())
+    return guess_part_size(o.size, int(m.group(1))) if m else None
 
 
 def _s3_prefix(s3_base: Optional[str]) -> str:
