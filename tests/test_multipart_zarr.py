@@ -161,3 +161,25 @@ class _As:
 
     def __init__(self, archive, ident: str) -> None:  # noqa: ANN001
         self.archive, self.id, self.version = archive, ident, "draft"
+
+
+def test_git_annex_adds_and_checks_xmpetag_keys(backend_on_path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A user's own ``git annex add --backend XMPETAG``: the backend makes the key S3 would give the upload (here in
+    4 KiB parts), and fsck finds a flipped byte."""
+    import hashlib
+
+    monkeypatch.setenv("NEUROMIRROR_MPETAG_PART_SIZE", str(PART))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    data = deterministic_bytes("xmpetag add", 10_000)
+    (repo / "chunk").write_bytes(data)
+    for args in (["init", "-q"], ["annex", "init", "-q"], ["annex", "add", "--backend", "XMPETAG", "chunk"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    md5s = b"".join(hashlib.md5(data[o : o + PART]).digest() for o in range(0, len(data), PART))
+    key = Path(os.readlink(repo / "chunk")).name
+    assert key == f"XMPETAG-s10000--{hashlib.md5(md5s).hexdigest()}-3-p{PART}"
+    fsck = subprocess.run(["git", "annex", "fsck", "chunk"], cwd=repo, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    _flip_a_byte((repo / "chunk").resolve())
+    fsck = subprocess.run(["git", "annex", "fsck", "chunk"], cwd=repo, capture_output=True, text=True)
+    assert fsck.returncode != 0, fsck.stdout + fsck.stderr
