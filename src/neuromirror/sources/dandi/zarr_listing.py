@@ -20,7 +20,7 @@ import logging
 import os
 import re
 from datetime import datetime
-from typing import Any, Callable, Iterable, NamedTuple, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 from neuromirror.annex.keys import guess_part_size, md5e_key, mpetag_key, url_key
 from neuromirror.network import pacing
@@ -355,28 +355,23 @@ def object_entries(
                 s3 += "?versionId=" + s3urls.quote_version(o.version_id)
             urls, unstable = admissible((s3, api) if s3 else (api,))
         unpinned += unstable
-        entries.append(AnnexEntry(o.rel, _keyed(o, urls), o.size, urls, *_checked(o), f"{zarr_id}/{o.rel}"))
+        key, kind, ck = _keyed(o, urls)
+        entries.append(AnnexEntry(o.rel, key, o.size, urls, kind, ck, f"{zarr_id}/{o.rel}"))
         leaves.append((o.rel, o.size, o.etag))
     return ObjectEntries(entries, leaves, refused, unpinned)
 
 
-def _keyed(o: ZObject, urls: tuple[str, ...]) -> str:
-    """The key of a Zarr object: an MD5E key of a single-part ETag (its MD5); an XMPETAG key of a multipart
-    one (a multipart Zarr's chunk: the ETag and the part size that makes it, which git-annex's external backend
-    ``git-annex-backend-XMPETAG`` checks); a VURL key where no part size makes the ETag's count of parts."""
+def _keyed(o: ZObject, urls: Sequence[str]) -> tuple[str, str, Optional[str]]:
+    """(key, checksum kind, checksum) of a Zarr object: an MD5E key of a single-part ETag (its MD5); an XMPETAG
+    key of a multipart one (a multipart Zarr's chunk: the ETag and the part size that makes it, which git-annex's
+    external backend ``git-annex-backend-XMPETAG`` checks); a VURL key where no part size makes the ETag's count
+    of parts (git-annex learns the checksum on first get)."""
     if _MD5_RE.match(o.etag):
-        return md5e_key(o.etag, o.size, o.rel)
+        return md5e_key(o.etag, o.size, o.rel), MD5, o.etag
     part = _multipart_part_size(o)
     if part is not None:
-        return mpetag_key(o.etag, o.size, part)
-    return url_key(urls[0], o.size)  # git-annex learns the checksum on first get
-
-
-def _checked(o: ZObject) -> tuple[str, Optional[str]]:
-    """(checksum kind, checksum) the index records for a Zarr object keyed by :func:`_keyed`."""
-    if _MD5_RE.match(o.etag):
-        return MD5, o.etag
-    return (MPETAG, o.etag.lower()) if _multipart_part_size(o) is not None else (VERIFY_ON_GET, None)
+        return mpetag_key(o.etag, o.size, part), MPETAG, o.etag.lower()
+    return url_key(urls[0], o.size), VERIFY_ON_GET, None
 
 
 def _multipart_part_size(o: ZObject) -> Optional[int]:
