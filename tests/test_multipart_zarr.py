@@ -191,3 +191,17 @@ def test_git_annex_adds_and_checks_xmpetag_keys(backend_on_path, tmp_path: Path,
     _flip_a_byte((repo / "chunk").resolve())
     fsck = subprocess.run(["git", "annex", "fsck", "chunk"], cwd=repo, capture_output=True, text=True)
     assert fsck.returncode != 0, fsck.stdout + fsck.stderr
+
+
+def test_part_size_read_from_a_size_and_a_count_of_parts() -> None:
+    """The part size an XMPETAG key records, from what a listing gives (size, ETag's count of parts), by the rules
+    docs/dandi.md lists: DANDI's own first, then the usual clients' sizes, then powers of two."""
+    from neuromirror.annex.keys import guess_part_size
+
+    mib = 1 << 20
+    assert guess_part_size(100 * mib, 2) == 64 * mib  # DANDI's PartGenerator: 64 MiB parts
+    assert guess_part_size(9 * mib, 2) == 5 * mib  # 5 MiB parts, as the issue's upload
+    assert guess_part_size(12 * mib, 3) == 5 * mib
+    assert guess_part_size(12_000, 3) == PART  # toy sizes: a power of two
+    assert guess_part_size(3_000, 1) == 3_000  # one part: the object itself
+    assert guess_part_size(10, 20) is None  # no part size makes more parts than bytes
