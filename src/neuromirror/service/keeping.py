@@ -197,7 +197,7 @@ def run_policy(
     from neuromirror.store.location import open_store
 
     targets = policy_versions(mirror, sid, policy)
-    stores = [open_store(n) for n in store_names]
+    stores = [open_store(n, create=True) for n in store_names]  # the definition's stores: keep --to's
     result = Api.around(mirror).keep(
         policy_specs(sid, targets, policy),
         stores,

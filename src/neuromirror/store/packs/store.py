@@ -24,7 +24,7 @@ from typing import IO, Any, Collection, Optional
 from urllib.parse import quote
 
 from neuromirror.errors import BadInput, UserError
-from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, remote_name
+from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, missing_identity, remote_name
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
     STAGING,
@@ -73,8 +73,10 @@ class PackStore:
         pack_size: Optional[int] = None,
         storage_class: Optional[str] = None,
         s3: Any = None,
+        create: bool = True,
     ) -> None:
         self.backend = backend
+        self.create = create  # a store may be made here (keep --to); else a missing config is unreachable
         self._url = url
         self.s3 = s3  # the S3Store under a pack+s3 store (its endpoint, region, public URL)
         self.asked_pack_size = pack_size
@@ -153,6 +155,8 @@ class PackStore:
         try:
             raw = self.backend.get(CONFIG)
         except FileNotFoundError:
+            if not self.create:
+                raise missing_identity(self.url, CONFIG) from None
             self._create()
             raw = self.backend.get(CONFIG)
         except OSError as exc:

@@ -1,0 +1,63 @@
+"""A store that went away is told as it is: named, since when, its copies not counted, and never made again by looking.
+
+Why: a backup earns trust by what it says when something is wrong.  A lab keeps a dandiset into a directory
+store, a packed store (``pack+file://``) and a third directory; then one store's directory is deleted and
+another is left an empty directory (a mount point with its disk unmounted).  ``verify --stores`` must name
+each by URL and name, count its copies as unverified and exit non-zero (0 with ``--allow-unreachable`` when
+the rest is good) and write nothing where they were; ``status --copies`` / ``--backup`` must say each is not
+reachable, since when, and not count its copies; ``keep --copies 2`` must not count them either.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from helpers.keep import make_dandiset, remote_name_of
+
+
+def _lab(dandi_archive, tmp_path: Path):  # noqa: ANN001, ANN202
+    """A dandiset kept whole into a directory store, a packed store and a second directory store."""
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 9_000, "sub-02/b.nwb": 5_000})
+    plain, packed, spare = tmp_path / "plain", tmp_path / "packed", tmp_path / "mnt" / "disk"
+    spare.parent.mkdir()
+    d.run.ok("keep", d.spec, "--to", str(plain), "--to", f"pack+file://{packed}", "--to", str(spare))
+    names = {p: remote_name_of(p) for p in (plain, packed, spare)}
+    return d, plain, packed, spare, names
+
+
+def test_a_deleted_store_and_an_empty_mount_point_are_named_counted_unverified_and_never_made_again(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    d, plain, packed, spare, names = _lab(dandi_archive, tmp_path)
+    shutil.rmtree(packed)  # the packed store's disk is gone
+    shutil.rmtree(spare)
+    spare.mkdir()  # a mount point whose disk is not mounted: an empty directory
+
+    code, out, err = d.run("verify", "--stores")
+    assert code == 1, out + err
+    for where, name in ((f"pack+file://{packed}", names[packed]), (str(spare), names[spare])):
+        (line,) = [x for x in out.splitlines() if "NOT REACHABLE" in x and name in x]
+        assert where in line and "2 recorded cop(ies) were not checked" in line, line
+        assert f"store {name} at {where} not reachable" in err
+    assert "verified 2 stored cop(ies): 2 good, 0 bad or missing, 4 unverified in 2 store(s) not reachable" in out
+    # nothing made where the stores were
+    assert not packed.exists()
+    assert list(spare.iterdir()) == []
+
+    code, out, err = d.run("verify", "--stores", "--json")
+    report = json.loads(out)
+    assert code == 1 and report["ok"] is False and report["unverified"] == 4
+    assert report["checked"] == report["good"] == 2
+    assert {u["url"]: (u["name"], u["copies"]) for u in report["unreached"]} == {
+        f"pack+file://{packed}": (names[packed], 2),
+        str(spare): (names[spare], 2),
+    }
+    assert all(u["since"] and u["why"] for u in report["unreached"])
+
+    code, out, err = d.run("verify", "--stores", "--allow-unreachable")
+    assert code == 0, out + err
+    assert "4 unverified in 2 store(s) not reachable (allowed)" in out
+    assert not packed.exists() and list(spare.iterdir()) == []
