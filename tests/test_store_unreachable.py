@@ -61,3 +61,54 @@ def test_a_deleted_store_and_an_empty_mount_point_are_named_counted_unverified_a
     assert code == 0, out + err
     assert "4 unverified in 2 store(s) not reachable (allowed)" in out
     assert not packed.exists() and list(spare.iterdir()) == []
+
+
+def test_status_and_keep_say_a_lost_store_is_not_reachable_since_when_and_do_not_count_its_copies(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    d, plain, packed, spare, names = _lab(dandi_archive, tmp_path)
+    report = json.loads(d.run.ok("status", "--copies", d.spec, "--json"))
+    assert report["unreachable"] == [] and report["versions"][0]["enough"]["files"] == 2
+    shutil.rmtree(packed)
+    shutil.rmtree(spare)
+    spare.mkdir()  # unmounted
+
+    out = d.run.ok("status", "--copies", d.spec)  # a report: it exits 0, and says so
+    lines = out.splitlines()
+    for where, name in ((f"pack+file://{packed}", names[packed]), (str(spare), names[spare])):
+        (line,) = [x for x in lines if name in x]
+        assert f"store {name} at {where}: NOT REACHABLE since " in line and "its copies do not count" in line
+    code, out, err = d.run("status", "--copies", d.spec, "--json")
+    report = json.loads(out)
+    since = {u["url"]: u["since"] for u in report["unreachable"]}
+    assert set(since) == {f"pack+file://{packed}", str(spare)} and all(since.values())
+    (v,) = report["versions"]
+    assert v["stores"] == {json.loads((plain / ".neuromirror-store.json").read_text())["uuid"]: 2}
+    # wanted 3 (the keep's --to thrice recorded 1; ask for 2 now): one reachable copy is fewer
+    code, out, err = d.run("keep", d.spec, "--to", str(plain), "--copies", "2")
+    assert code == 1, out + err
+    assert "0/2 file(s) with >= 2 verified copies" in out and "NOT REACHABLE" in out
+    assert not packed.exists() and list(spare.iterdir()) == []
+    # the first time it was found so stays the time it is said to be lost since
+    again = json.loads(d.run("status", "--copies", d.spec, "--json")[1])
+    assert {u["url"]: u["since"] for u in again["unreachable"]} == since
+
+    backup = json.loads(d.run.ok("status", "--backup", d.source, "--json"))
+    (src,) = backup["sources"]
+    by_url = {s["url"]: s for s in src["stores"]}
+    assert by_url[str(plain)]["reachable"] is True and by_url[str(plain)]["unreachable_since"] is None
+    for url in (f"pack+file://{packed}", str(spare)):
+        assert by_url[url]["reachable"] is False and by_url[url]["unreachable_since"] == since[url]
+    text = d.run.ok("status", "--backup", d.source)
+    assert (
+        f"store pack+file://{packed} (packed store) {names[packed]}: NOT REACHABLE since {since[f'pack+file://{packed}']}"
+        in text
+    )
+    assert f"store {spare} (directory store) {names[spare]}: NOT REACHABLE since {since[str(spare)]}" in text
+    assert text.count("recorded there count as no copy") == 2 and text.startswith(f"{d.source}: KEPT:")
+
+    # a second store kept into now: 2 reachable copies, the lost ones still named
+    code, out, err = d.run("keep", d.spec, "--to", str(plain), "--to", str(tmp_path / "new"), "--copies", "2")
+    assert code == 0, out + err
+    assert "2/2 file(s) with >= 2 verified copies" in out and out.count("NOT REACHABLE") == 2

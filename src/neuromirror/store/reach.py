@@ -52,7 +52,7 @@ def probe(store: Store, uuid: Optional[str] = None) -> Optional[str]:
     try:
         found = store.identity.uuid
     except (UserError, OSError) as exc:
-        return one_line(exc, 300, joined=True)
+        return one_line(exc, 300, joined=True).removeprefix(f"{store.url}: ")
     if uuid is not None and found != uuid:
         return f"another store is there now ({found})"
     return None
