@@ -14,7 +14,11 @@ import json
 import shutil
 from pathlib import Path
 
+import requests
+
 from helpers.keep import make_dandiset, remote_name_of
+from helpers.service import metric_samples, serving_page, write_config
+from helpers.status_pages import by_class, page_at, text_of
 
 
 def _lab(dandi_archive, tmp_path: Path):  # noqa: ANN001, ANN202
@@ -112,3 +116,29 @@ def test_status_and_keep_say_a_lost_store_is_not_reachable_since_when_and_do_not
     code, out, err = d.run("keep", d.spec, "--to", str(plain), "--to", str(tmp_path / "new"), "--copies", "2")
     assert code == 0, out + err
     assert "2/2 file(s) with >= 2 verified copies" in out and out.count("NOT REACHABLE") == 2
+
+
+def test_the_backup_page_and_metrics_say_a_lost_store_is_not_reachable_since_when(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    d, plain, packed, spare, names = _lab(dandi_archive, tmp_path)
+    shutil.rmtree(packed)
+    since = {u["url"]: u["since"] for u in json.loads(d.run.ok("status", "--copies", "--json"))["unreachable"]}
+    config = write_config(tmp_path / "m.yaml", dandi_archive.api_url, [d.source])
+    with serving_page(d.run.root, config, "backup/") as served:
+        doc = page_at(served.url("backup/"))
+        rows = {text_of(next(tr.iter("code"))): text_of(tr) for tr in by_class(doc, "tr", "store")}
+        lost = rows[f"pack+file://{packed}"]
+        assert f"NOT REACHABLE since {since[f'pack+file://{packed}']}" in lost and "counts as no copy" in lost
+        assert "NOT REACHABLE" not in rows[str(plain)] and "NOT REACHABLE" not in rows[str(spare)]
+        body = requests.get(served.url("metrics"), timeout=30).text
+    m = metric_samples(body)
+    assert m["neuromirror_store_reachable", ("store", f"pack+file://{packed}")] == 0
+    assert m["neuromirror_store_reachable", ("store", str(plain))] == 1
+    assert m["neuromirror_store_reachable", ("store", str(spare))] == 1
+    from datetime import datetime
+
+    first = datetime.fromisoformat(since[f"pack+file://{packed}"].replace("Z", "+00:00")).timestamp()
+    assert m["neuromirror_store_unreachable_since_seconds", ("store", f"pack+file://{packed}")] == first
+    assert not packed.exists()

@@ -269,6 +269,7 @@ def keep_record(result: Any, stores: Sequence[Any], targets: Sequence[str], poli
         "failures": _failures(failed),
         "stores": [_store_record(s, r) for s, r in zip(stores, runs)],
         "copies": copies_record(result.counts, result.copies),
+        "unreachable": [x.to_json() for x in getattr(result, "lost", [])],  # stores whose copies did not count
         "lags": result.lags,
     }
 
