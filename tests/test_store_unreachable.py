@@ -142,3 +142,39 @@ def test_the_backup_page_and_metrics_say_a_lost_store_is_not_reachable_since_whe
     first = datetime.fromisoformat(since[f"pack+file://{packed}"].replace("Z", "+00:00")).timestamp()
     assert m["neuromirror_store_unreachable_since_seconds", ("store", f"pack+file://{packed}")] == first
     assert not packed.exists()
+
+
+def test_an_emptied_prefix_and_a_deleted_bucket_are_not_reachable_and_nothing_is_written_there(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 6_000})
+    plain, packed = f"s3://{bucket}/plain/", f"pack+s3://{bucket}/packed/"
+    d.run.ok("keep", d.spec, "--to", str(tmp_path / "local"), "--to", plain, "--to", packed)
+    client = s3.client()
+
+    def under(prefix: str) -> list[str]:
+        return [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+    for key in under("packed/"):
+        client.delete_object(Bucket=bucket, Key=key)
+    code, out, err = d.run("verify", "--stores", "--json")
+    report = json.loads(out)
+    assert code == 1 and [u["url"] for u in report["unreached"]] == [packed], out + err
+    assert "no .neuromirror-store.json there" in report["unreached"][0]["why"]
+    assert under("packed/") == []  # nothing made again under the prefix
+
+    for key in under(""):
+        client.delete_object(Bucket=bucket, Key=key)
+    client.delete_bucket(Bucket=bucket)
+    s3.buckets.remove(bucket)
+    code, out, err = d.run("verify", "--stores")
+    assert code == 1, out + err
+    lines = [x for x in out.splitlines() if "NOT REACHABLE" in x]
+    assert len(lines) == 2 and any(f"at {plain}: NOT REACHABLE" in x and "NoSuchBucket" in x for x in lines), out
+    assert "2 unverified in 2 store(s) not reachable" in out
+    assert bucket not in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    code, out, err = d.run("verify", "--stores", "--allow-unreachable")
+    assert code == 0, out + err
