@@ -22,7 +22,7 @@ from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
     from neuromirror.verify.report import Verified, VerifyReport
-    from neuromirror.verify.stores import StoresCheck
+    from neuromirror.verify.stores_report import StoresCheck
 
 __all__ = ["Audited", "Checking", "ConfigCheck", "Repaired", "source_options"]
 
@@ -69,13 +69,15 @@ class Checking(Keeping):
         store: Union[PathLike, Store, None] = None,
         jobs: int = 4,
         progress: Optional[ProgressCallback] = None,
+        allow_unreachable: bool = False,
     ) -> StoresCheck:
         """Re-read the copies the lab's stores hold of the versions ``specs`` name (none: every source kept) and
         check them against their keys (``fraction``: that share, oldest-checked first; ``older_than_days``: only
         copies not checked for that long; ``store``: only that one); a bad or missing copy is taken off the
         record and kept again from another copy or the archive, and is an ``error`` item (``verify --stores``).
         ``progress(stage, done, total)``: ``("copies stores", copies re-read, copies)`` and ``("verify stores",
-        bytes re-read, bytes)``, as each copy is."""
+        bytes re-read, bytes)``, as each copy is.  A store the branches record that is not reachable here is named
+        and its copies counted as unverified: an ``error`` item (``.ok`` False) unless ``allow_unreachable``."""
         from neuromirror.store.location import open_store
         from neuromirror.verify.stores import verify_stores
 
@@ -96,6 +98,7 @@ class Checking(Keeping):
             only=only,
             jobs=jobs,
             progress=progress,
+            allow_unreachable=allow_unreachable,
         )
 
     def audit(

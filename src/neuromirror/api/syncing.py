@@ -350,7 +350,7 @@ def _store(given: Union[PathLike, Store, None], sources: list[Source], runner: A
         name = str(given or os.environ.get(STORE_ENV) or "").strip()
         if not name:
             return None
-        store = open_store(name)
+        store = open_store(name, create=True)  # a sync that keeps chunks: keep --to's
     else:
         store = given
     if runner is not None:
