@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from helpers.inventory import deliver_inventories
 from neuromirror.standins.s3_inventory import bucket_inventory, directory_put, version_rows, write_inventory
 from neuromirror.util.dates import iso_z
 
@@ -32,13 +33,7 @@ def test_audit_finds_lost_noncurrent_and_mismatched_pins(
     assert cli("sync", f"dandi:{ident}")[0] == 0
     key = {n: a.blob_key(a.asset_at(ident, f"{n}.nwb").blob.blob_id) for n in ("lost", "marked", "resized")}
 
-    dest = f"inv-{tag[:10]}"
-    s3.create_bucket(dest, versioned=False, public=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3.secret_key)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint_url)
-    url = f"s3://{dest}/inventory/{a.bucket}/daily"
-    bucket_inventory(s3.client(), a.bucket, dest, when=datetime.now(timezone.utc) - timedelta(days=1))
+    dest, url = deliver_inventories(s3, a.bucket, monkeypatch, datetime.now(timezone.utc) - timedelta(days=1))
 
     got = cli.json("audit", f"dandi:{ident}", "--inventory", url)
     assert got["inventory"]["pins"] == 3 and got["inventory"]["source_bucket"] == a.bucket
