@@ -46,6 +46,7 @@ from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, ben
 from neuromirror.bench.scenarios.beside import bench_beside, beside_targets
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, bench_nwb, nwb_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
+from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
@@ -121,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += lost_stores_targets(doc["results"]) + restore_pack_targets(doc["results"])
         doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
         doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
-        doc["targets"] += beside_targets(doc["results"])
+        doc["targets"] += beside_targets(doc["results"]) + inventory_read_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -244,6 +245,7 @@ def _runs(
         ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
         ("service-soak", lambda: bench_service_soak(args, a, work)),
         ("tiff-region", lambda: bench_tiff_region(args, work)),
+        ("inventory-read", lambda: bench_inventory_read(args, work)),
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         *[(n, lambda n=n: bench_nwb(n, args, a, work)) for n in NWB_SCENARIOS],
