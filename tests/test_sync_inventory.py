@@ -73,3 +73,11 @@ def test_sync_from_the_inventory_asks_no_listing_and_no_head(
     assert vid == current_versions(s3, a.bucket, zarr_key)[zarr_key] != pinned[zarr_key]
     pins = sqlite3.connect(cli.root / ".neuromirror" / "inventory-pins.sqlite")
     assert pins.execute("SELECT version_id FROM pins WHERE key = ?", [zarr_key]).fetchone() == (vid,)
+
+    # changed after the inventory's date: its listing misses the archive's checksum, the Zarr is listed again
+    a.modify_zarr(zarr_key.split("/")[1], {"0/0.0": b"again " + tag.encode()}, when=T0 + timedelta(days=2))
+    code, out, log = logged(cli, s3, "sync", f"dandi:{ident}", "--inventory", url)
+    assert code == 0 and len(listings(log, a.bucket)) == 1, (out, listings(log, a.bucket))
+    now = cli.json("urls", f"dandi:{ident}", "img.zarr/0/0.0")
+    newest = current_versions(s3, a.bucket, zarr_key)[zarr_key]
+    assert parse_qs(urlsplit(now[0]["url"]).query)["versionId"][0] == newest != vid
