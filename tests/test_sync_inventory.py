@@ -1,9 +1,9 @@
 """``sync --inventory``: a cold start of a DANDI dandiset pinned from the archive bucket's S3 Inventory (issue 75).
 
 Two blobs and a Zarr on the DANDI stand-in; the stand-in's bucket's inventory is written from moto's own
-ListObjectVersions.  ``sync --inventory`` pins every blob and lists the Zarr from it: moto's request log
-shows no ListObjectVersions and no HEAD of a blob, and every URL ``urls`` gives carries the versionId moto
-has for its key.  A later date's inventory in which one Zarr object changed rewrites one pin.
+ListObjectVersions.  ``sync --inventory`` pins every blob (one behind a delete marker to its noncurrent
+version) and lists the Zarr from it: moto's request log shows no ListObjectVersions and no HEAD of a blob,
+and every URL ``urls`` gives carries the versionId moto has for its key.  A later date's inventory in which one Zarr object changed rewrites one pin.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ def test_sync_from_the_inventory_asks_no_listing_and_no_head(
         "0/0.0": tag.encode() * 9,
     }
     a.add_zarr_asset(ident, "img.zarr", files, when=T0)
+    # a blob whose object the archive deleted while its asset is still listed: only a noncurrent version holds it
+    a.put_asset(ident, "gone.nwb", f"gone {tag}".encode() * 40, when=T0)
+    gone = a.blob_key(a.asset_at(ident, "gone.nwb").blob.blob_id)
+    (held,) = s3.client().list_object_versions(Bucket=a.bucket, Prefix=gone)["Versions"]
+    a.delete_blob_object(a.asset_at(ident, "gone.nwb").blob.blob_id)
 
     dest, url = deliver_inventories(s3, a.bucket, monkeypatch, datetime.now(timezone.utc) - timedelta(hours=2))
 
@@ -52,15 +57,18 @@ def test_sync_from_the_inventory_asks_no_listing_and_no_head(
     heads = [p for m, p in log if m == "HEAD" and "/blobs/" in p]
     assert listings(log, a.bucket) == [] and heads == [], (listings(log, a.bucket), heads)
 
-    moto = current_versions(s3, a.bucket, "")
-    got = cli.json("urls", f"dandi:{ident}", "one.nwb", "two.nwb", "img.zarr")
+    moto = {**current_versions(s3, a.bucket, ""), gone: held["VersionId"]}
+    got = cli.json("urls", f"dandi:{ident}", "one.nwb", "two.nwb", "gone.nwb", "img.zarr")
     pinned = {}
     for f in got:
         u = f["url"]
         key = unquote(urlsplit(u).path).split(f"/{a.bucket}/", 1)[1]
         pinned[key] = parse_qs(urlsplit(u).query)["versionId"][0]
-    assert len(pinned) == 2 + len(files)
+    assert len(pinned) == 3 + len(files)
     assert all(moto[k] == v for k, v in pinned.items()), (pinned, moto)
+    # recorded as a noncurrent pin, as a HEAD and a listing would have found it
+    audited = cli.json("audit", f"dandi:{ident}")
+    assert [(f["kind"], f["path"]) for f in audited["findings"]] == [("noncurrent-only", "gone.nwb")], audited
 
     # a later date: one Zarr chunk rewritten in place; the pins file changes by that row only
     zarr_key = next(k for k in pinned if k.endswith("/0/0.0"))

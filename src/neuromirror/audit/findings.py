@@ -77,9 +77,13 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 _NONCURRENT = re.compile(
-    r"^(?P<path>.+?): its current S3 object is deleted \(HTTP \d+\); pinned to the noncurrent version (?P<vid>\S+?),"
+    r"^(?P<path>.+?): its current S3 object is deleted \((?:HTTP \d+|per the S3 Inventory [^)]*)\); "
+    r"pinned to the noncurrent version (?P<vid>\S+?),"
 )
-_UNPINNED = re.compile(r"^(?P<path>.+?): (?P<why>its S3 object answers HTTP \d+ and no S3 version .*)$")
+_UNPINNED = re.compile(
+    r"^(?P<path>.+?): (?P<why>its (?:S3 object answers HTTP \d+|current S3 object is deleted \(per the S3 "
+    r"Inventory [^)]*\)) and no S3 version .*)$"
+)
 _DIGEST = ("content does not match the archive's size and sha256", "disagrees with the metadata's contentSize")
 
 

@@ -6,7 +6,7 @@ Why: a cold sync of DANDI pins each blob with a HEAD and lists each Zarr with ``
 inventory's current versions under the archive's prefixes (``blobs/``, ``zarr/``) are loaded once into
 a SQLite file beside the index (one row per key, written only where a later date's inventory differs:
 a new date costs the rows that changed), and the sync's blob pinning and Zarr listing read it
-(:func:`blob_version`, :func:`zarr_objects`) in every process it starts: the file is named in
+(:func:`blob_pin`, :func:`zarr_objects`) in every process it starts: the file is named in
 ``NEUROMIRROR_INVENTORY_PINS`` while the sync runs (:func:`pins_from`).  A key the inventory does not
 hold (written after its date) is asked as before; a Zarr whose inventory listing does not give the
 archive's checksum is listed again from the bucket (:mod:`neuromirror.engine.zarr.job`).
@@ -34,6 +34,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS pins (key TEXT PRIMARY KEY, version_id TEXT, size INTEGER, etag TEXT,"
     " modified TEXT) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)",
+    # a blob's noncurrent versions (few: a blob is written once, deleted at most): the date's own, replaced whole
+    "CREATE TABLE IF NOT EXISTS older (key TEXT, version_id TEXT, size INTEGER, etag TEXT, modified TEXT)",
+    "CREATE INDEX IF NOT EXISTS idx_older_key ON older(key)",
 )
 #: a row written only where it differs: a later date's inventory touches the rows that changed
 _UPSERT = (
@@ -68,21 +71,26 @@ def load(inv: Inventory, path: Path) -> Loaded:
     try:
         for sql in _SCHEMA:
             conn.execute(sql)
+        conn.execute("DELETE FROM older")
         before = conn.total_changes
         rows = 0
         batch: list[tuple[Any, ...]] = []
         gone: list[tuple[str]] = []
         for row in inv.rows(PREFIXES):
             rows += 1
+            when = row.last_modified.isoformat() if row.last_modified else None
             if row.is_latest and row.is_delete_marker:
                 gone.append((row.key,))
             elif row.is_latest:
-                when = row.last_modified.isoformat() if row.last_modified else None
                 batch.append((row.key, row.version_id, row.size, row.etag, when))
+            elif not row.is_delete_marker and row.key.startswith("blobs/"):
+                conn.execute(
+                    "INSERT INTO older VALUES (?, ?, ?, ?, ?)", (row.key, row.version_id, row.size, row.etag, when)
+                )
             if len(batch) >= BATCH or len(gone) >= BATCH:
                 _write(conn, batch, gone)
         _write(conn, batch, gone)
-        changed = conn.total_changes - before
+        changed = conn.total_changes - before - conn.execute("SELECT count(*) FROM older").fetchone()[0]
         bucket = inv.manifest.source_bucket
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [("bucket", bucket), ("date", inv.date)])
         conn.commit()
@@ -119,7 +127,8 @@ class _Reader:
     def __init__(self, path: str) -> None:
         self.path = path
         self.local = threading.local()
-        self.bucket = str(self._conn().execute("SELECT value FROM meta WHERE name = 'bucket'").fetchone()[0])
+        meta = dict(self._conn().execute("SELECT name, value FROM meta"))
+        self.bucket, self.date = str(meta.get("bucket")), str(meta.get("date"))
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self.local, "conn", None)
@@ -129,6 +138,12 @@ class _Reader:
 
     def one(self, key: str) -> Optional[tuple[str, int, str]]:
         return self._conn().execute("SELECT version_id, size, etag FROM pins WHERE key = ?", [key]).fetchone()
+
+    def older(self, key: str) -> list[tuple[Optional[str], str, int, str]]:
+        """(modified, version id, size, ETag) of the noncurrent versions of ``key``."""
+        return (
+            self._conn().execute("SELECT modified, version_id, size, etag FROM older WHERE key = ?", [key]).fetchall()
+        )
 
     def under(self, prefix: str) -> list[tuple[str, int, str, str, Optional[str]]]:
         """(key, size, etag, version id, modified) of every pin under ``prefix``, in key order."""
@@ -157,14 +172,34 @@ def _reader() -> Optional[_Reader]:
         return _readers[path]
 
 
-def blob_version(url: str, endpoints: tuple[str, ...], archive_key: Callable[[str], bool]) -> Optional[str]:
-    """The versionId the inventory gives the object at ``url`` (None: no inventory, or not in it)."""
+def blob_pin(
+    url: str, endpoints: tuple[str, ...], archive_key: Callable[[str], bool], etag: Optional[str], size: int
+) -> Optional[tuple[Optional[str], Optional[str]]]:
+    """(versionId, what the sync's report should say) of the object at ``url``, as its HEAD would give it and,
+    behind a delete marker, the listing of its versions: from the inventory.  None: no inventory, or the
+    inventory does not hold the key (asked as before)."""
     pins = _reader()
     where = s3urls.locate(url, endpoints, archive_key=archive_key) if pins is not None else None
     if pins is None or where is None or where.bucket != pins.bucket:
         return None
     found = pins.one(where.key)
-    return str(found[0]) if found and found[0] else None
+    if found and found[0]:
+        return str(found[0]), None
+    older = pins.older(where.key)
+    if not older:
+        return None
+    want = (etag or "").strip('"').lower()
+    held = sorted((str(when), vid) for when, vid, s, e in older if want and s == size and str(e).lower() == want)
+    said = f"per the S3 Inventory of {pins.date}"
+    if not held:
+        return None, (
+            f"its current S3 object is deleted ({said}) and no S3 version of it has the asset's ETag and size: "
+            "not pinned (the plain S3 URL and the archive's download URL are registered)"
+        )
+    return held[-1][1], (
+        f"its current S3 object is deleted ({said}); pinned to the noncurrent version {held[-1][1]}, "
+        "whose ETag and size are the asset's"
+    )
 
 
 def zarr_objects(bucket: str, prefix: str) -> Optional[list[tuple[str, int, str, str, Optional[str]]]]:

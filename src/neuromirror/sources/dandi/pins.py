@@ -110,9 +110,9 @@ class BlobPins(DandiAPI):
         object (a delete marker), the noncurrent version holding the asset's bytes
         (:mod:`.blob_versions`).
         """
-        known = inventory_pins.blob_version(url, self._s3_endpoints, is_archive_key)
-        if known is not None:  # sync --inventory: the archive's S3 Inventory lists it, no HEAD
-            return known, None
+        known = inventory_pins.blob_pin(url, self._s3_endpoints, is_archive_key, etag, size)
+        if known is not None:  # sync --inventory: the archive's S3 Inventory lists it, no HEAD, no listing
+            return known
         version_id, status = self._head_version_id(url)
         if version_id is not None or status not in LIST_AFTER:
             return version_id, None
