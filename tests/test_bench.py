@@ -163,6 +163,19 @@ def test_bench_keep_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert "| keep-small " in proc.stdout
 
 
+def test_bench_gap_plan_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """gap-plan: a LIST of 2,000 keys against 30 blobs, 5 of them uncovered: exactly 5 archive requests."""
+    proc, doc = run_bench(
+        tmp_path, "--scenarios", "gap-plan", "--gap-files", "30", "--gap-list-keys", "2000", "--gap-uncovered", "5"
+    )
+    (row,) = [r for r in doc["results"] if r["scenario"] == "gap-plan"]
+    assert row["covered"] == 25 and row["kept"] == 5 and row["archive_requests"] == 5 and row["requests_exact"]
+    assert {t["target"]: t["ok"] for t in doc["targets"] if t["target"].startswith("gap-fill")} == {
+        "gap-fill: planning against a 2,000-key LIST < 10 s": True,
+        "gap-fill: archive requests only for the uncovered keys (exactly)": True,
+    }
+
+
 def test_bench_keep_archive_scenario_at_a_toy_size(tmp_path: Path) -> None:
     """keep-archive (issue 33): kept into two stores, killed part-way, resumed without copying anything
     twice, every key in both stores, a no-op rerun, a verify --stores slice; targets evaluated."""

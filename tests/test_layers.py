@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "identifiers": 0,
     "spec": 0,
     "standins": 1,  # the stand-in archives: servers of their own, sharing nothing with the tool
+    "inventory": 1,  # an archive bucket's S3 Inventory read as typed rows (manifest, MD5-checked CSV files)
     "annex": 1,  # git-annex: keys, logs, the writer
     "sources": 2,  # one archive each: snapshots of records, nothing of datasets or the index
     "index": 3,  # the SQLite view of the datasets
@@ -326,7 +327,7 @@ def test_the_docstring_checker_sees_a_removed_package_and_a_wrong_word() -> None
         "pin: says it may import keep, which the table forbids"
     ]
     assert docstring_against_layers("engine", "May import ``dataset`` and the base modules.", known) == [
-        "engine: the table lets it import ['annex', 'index', 'sources', 'standins', 'store'], "
+        "engine: the table lets it import ['annex', 'index', 'inventory', 'sources', 'standins', 'store'], "
         "which its docstring does not say"
     ]
     assert stale_references("neuromirror.read", "the rule (:mod:`neuromirror.engine.gone`)", known) == [

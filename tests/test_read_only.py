@@ -223,3 +223,24 @@ def test_an_empty_index_of_a_root_with_no_dataset_yet_is_a_new_index(tmp_path: P
     m = Datasets(tmp_path)
     assert m.index.sources() == []
     m.close()
+
+
+@pytest.mark.parametrize("template", [["urls", "{s}@{v1}"], ["verify", "{s}"], ["cite", "{s}@{v1}"], ["status"]])
+def test_a_mirror_another_user_owns_is_refused_by_git_in_our_words_never_read_as_empty(
+    sample: Sample, copy: Path, tmp_path: Path, template: list[str]
+) -> None:
+    """A lab member reading the lab account's mirror: git refuses repositories another user owns ("dubious
+    ownership"). On landed main ``urls`` then said "0 file(s): none" (exit 0) and ``verify`` a mismatch per
+    file; now each stops with the reason and the setting that lets git read it.  (Run as root here, the copy
+    owned by nobody: git applies the same check to root.)"""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the copy to another user")
+    other = tmp_path / "other"
+    shutil.copytree(copy, other, symlinks=True)
+    subprocess.run(["chown", "-R", "nobody", str(other)], check=True)
+    p = neuromirror(other, *_args(template, sample, tmp_path))
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "0 file(s)" not in p.stdout, (p.stdout, p.stderr)
+    assert last.startswith(f"neuromirror: git refuses {other}/") and "safe.directory" in last, p.stderr

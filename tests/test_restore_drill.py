@@ -118,10 +118,22 @@ def test_each_source_keeps_its_last_drill_and_a_missing_bucket_says_why(
     assert f"{a.source}: <b>failed</b> (restore target s3://no-such-" in page
     assert f"{b.source}: <b>ok</b>" in page
 
-    # a drill of both sources (no SPEC) is the last of each
+    # a drill of both sources (no SPEC) is the last of each, each filed under its own source
     scratch = tmp_path / "scratch"
     code, out, err = a.run("restore", "--drill", "--to", str(scratch))
     assert code == 0, out + err
     drills = json.loads(a.run.ok("status", "--json"))["drills"]
     assert {s: d["result"] for s, d in drills.items()} == {a.source: "ok", b.source: "ok"}
-    assert drills[a.source]["scope"] == ", ".join(sorted([a.source, b.source]))
+    assert {s: d["scope"] for s, d in drills.items()} == {a.source: a.source, b.source: b.source}
+
+    # a's one copy rots: a drill over every source files what it found under a alone, never under b
+    bad_key = key_of(a.ds, "sub-01/a.nwb", a.version)
+    _flip_a_byte(DirectoryStore(store).key_path(bad_key))
+    code, out, err = a.run("restore", "--drill", "--to", str(scratch), "--json")
+    assert code == 1 and json.loads(out)["result"] == "failed", out + err
+    drills = json.loads(a.run.ok("status", "--json"))["drills"]
+    assert drills[a.source]["result"] == "failed" and "not restored" in drills[a.source]["reason"], drills[a.source]
+    assert drills[a.source]["objects"] == 1 and drills[a.source]["failed"] == 1
+    assert drills[b.source]["result"] == "ok" and drills[b.source]["reason"] is None, drills[b.source]
+    assert drills[b.source]["objects"] == 1 and drills[b.source]["bytes"] == 7_000
+    assert drills[b.source]["mismatches"] == 0 and drills[b.source]["failed"] == 0

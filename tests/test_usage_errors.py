@@ -121,7 +121,7 @@ def test_a_root_that_cannot_be_made_and_specs_mistyped_are_one_line(tmp_path: Pa
     assert line.startswith(f"neuromirror: --root {place}: the mirror root cannot be made or written there: "), line
     assert not place.exists()
     assert main(["--root", str(tmp_path / "r"), "sync", "-J", "0", "dandi:000001"]) == 2
-    assert one_line(capsys.readouterr().err) == "neuromirror: -J must be at least 1"
+    assert one_line(capsys.readouterr().err).startswith("neuromirror: -J must be at least 1")
     assert not (tmp_path / "r").exists()
     for spec, said in (
         ("dandi:000027@@draft", "one '@' between the name and the version"),

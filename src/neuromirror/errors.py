@@ -37,7 +37,9 @@ class NeuromirrorError(Exception):
         """The message as the command line says it: the argument at fault named as its option."""
         text = str(self)
         if self.argument and text.startswith(self.argument):
-            return "--" + (self.option or self.argument).replace("_", "-") + text[len(self.argument) :]
+            flag = self.option or self.argument
+            flag = flag if flag.startswith("-") else "--" + flag.replace("_", "-")  # ``-J``: a short option as such
+            return flag + text[len(self.argument) :]
         return text
 
 

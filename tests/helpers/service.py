@@ -55,6 +55,13 @@ def neuromirror(root: Path, *args: str, **kw) -> subprocess.CompletedProcess:  #
     )
 
 
+def ok(root: Path, *args: str) -> str:
+    """``neuromirror --root ROOT ARGS...`` in its own process, which must exit 0: its stdout."""
+    out = neuromirror(root, *args)
+    assert out.returncode == 0, f"neuromirror {' '.join(args)} -> {out.returncode}\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
 @contextmanager
 def serve(root: Path, config: Path, *args: str, env: Optional[dict[str, str]] = None) -> Iterator[Served]:
     """``neuromirror serve`` of ``root`` in its own process, with ``ENV`` (and ``env`` over it)."""

@@ -60,6 +60,8 @@ def expires_words(x: Expiring) -> str:
 
 def _headline(b: SourceBackup) -> str:
     a = b.archive
+    if b.verdict == "not synced yet":
+        return f"{b.source}: NOT SYNCED YET: no state recorded (run `neuromirror sync {b.source}`)"
     return (
         f"{b.source}: {b.verdict.upper()}: the archive holds {amount(a)} in {b.versions} recorded state(s): "
         f"{amount(a.current)} in the newest, {amount(a.noncurrent)} only in older ones; in no store: "
@@ -74,6 +76,12 @@ def source_lines(b: SourceBackup, most: int = 5) -> list[str]:
         more = b.nowhere.current.objects - min(most, len(b.unkept))
         lines.append(f"  in no store: {named}" + (f" and {more} more" if more > 0 else ""))
     for s in b.stores:
+        if s.unreachable_since is not None:
+            lines.append(
+                f"  store {store_name(s)} {s.name}: NOT REACHABLE since {s.unreachable_since} ({s.unreachable_why}): the "
+                f"{amount(s.kept)} recorded there count as no copy"
+            )
+            continue
         lines.append(
             f"  store {store_name(s)}: holds {part_of(s.kept.current, b.archive.current)} of the newest state, "
             f"{part_of(s.kept.noncurrent, b.archive.noncurrent)} of older ones; lacks {amount(s.missing.current)} of the "

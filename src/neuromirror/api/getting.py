@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
 from neuromirror.api.finding import Found, Listing, Urls, search_filters, search_pairs, urls_spec
-from neuromirror.api.inputs import PathLike, spec_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of
 from neuromirror.api.reading import Reading
 from neuromirror.errors import BadInput, Unavailable
 from neuromirror.pin.handout import (
@@ -126,12 +126,12 @@ def _get_bytes(rec: Mapping[str, Any], paths: Sequence[str]) -> tuple[int, bool]
 
 def _unmade_if_full(to: Path, existed: bool, label: str, why: str) -> None:
     """A get the disk could not hold leaves no half-made clone (one that was there before stays), said in one line."""
-    import shutil
+    from neuromirror.pin.clone import remove_clone
 
     if not is_full(RuntimeError(why)):
         return
     if not existed and to.exists():
-        shutil.rmtree(to, ignore_errors=True)
+        remove_clone(to)
     raise DiskFull(
         f"{filesystem(to)} is full: the get of {label} into {to} stopped, nothing of it left (free space there)"
     )
@@ -177,6 +177,7 @@ class Getting(Reading):
         A get whose bytes do not fit on the disk of ``to`` raises ``DiskFull`` before it starts (one line naming the
         file system and how much more is needed), and one the disk fills anyway leaves nothing half-made."""
         s = spec_of(spec)
+        jobs_of(jobs)
         if s.is_glob:
             raise BadInput(f"{s}: get takes one source, not a pattern")
         if format is not None or region is not None or res is not None or channel is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 from neuromirror.errors import BadInput, NoSuchPath
 from neuromirror.index.rows import Version
@@ -41,6 +41,15 @@ def specs_of(given: Union[str, Spec, Sequence[Union[str, Spec]]]) -> list[Spec]:
     if isinstance(given, (str, Spec)):
         return [spec_of(given)]
     return [spec_of(s) for s in given]
+
+
+def jobs_of(jobs: Any, what: str = "") -> int:
+    """``jobs`` (``-J``: how many at once) as every verb takes it: a whole number, 1 or more; else :class:`BadInput`
+    said by its option (one check for sync, keep, restore, drills, verify, get and serve: ``-J 0`` ran nothing, or
+    waited forever, and said nothing)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise BadInput(f"jobs must be at least 1{f' ({what})' if what else ''}, not {jobs!r}").at("jobs", "-J")
+    return jobs
 
 
 def moment(since: Union[str, date, datetime]) -> datetime:

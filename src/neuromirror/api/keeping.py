@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TextIO, Union
 
-from neuromirror.api.inputs import PathLike, spec_of, specs_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of, specs_of
 from neuromirror.api.reading import Reading
 from neuromirror.dataset.mirror import Forgotten
 from neuromirror.dataset.versions import select_versions
@@ -26,6 +26,7 @@ from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
+    from neuromirror.account.coverage import Coverage
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
@@ -57,11 +58,30 @@ class Keeping(Reading):
         """Per source (every one, or those ``specs`` name: globs) and store: the objects and bytes the recorded
         versions hold against those each store holds, the oldest version not whole there, what the archive deletes
         within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
-        from the index alone.  ``expire_after``: SPEC -> seconds, the archive's noncurrent-version expiry."""
-        from neuromirror.account.backup import backup
+        from the index (a Zarr state's objects catalogued from its dataset once).  ``expire_after``: SPEC ->
+        seconds, the archive's noncurrent-version expiry.  A SPEC naming no mirrored source: :class:`NotMirrored`."""
+        return self._backup_of(self._sources_named(specs), expire_after)
+
+    def coverage(
+        self,
+        specs: Union[str, Sequence[str]] = (),
+        *,
+        covered_by: Sequence[PathLike] = (),
+        expire_after: Optional[dict[str, float]] = None,
+    ) -> Coverage:
+        """Per source (every one, or those ``specs`` name: globs) and archive prefix (blobs, zarr, the rest): objects
+        and bytes the archive holds, those the archive's own backup holds (``covered_by``: LISTs as :meth:`keep`
+        takes them), those the lab's stores keep, those in neither; the oldest in neither, what expires in
+        neither within 30 days (``status --coverage``, ``/coverage/``)."""
+        from fnmatch import fnmatchcase
+
+        from neuromirror.account.coverage import coverage
+        from neuromirror.account.covered import read_lists
 
         chosen = [specs] if isinstance(specs, str) else list(specs)
-        return backup(self.index, chosen or None, expire_after=expire_after)
+        cover = read_lists([os.fspath(c) for c in covered_by])
+        sources = [s for s in sorted(self.index.source_ids()) if not chosen or any(fnmatchcase(s, c) for c in chosen)]
+        return coverage(self.datasets, cover, sources, expire_after=expire_after)
 
     def keep(
         self,
@@ -82,6 +102,8 @@ class Keeping(Reading):
         min_free: Optional[object] = None,
         pack_size: Size = None,
         storage_class: Optional[str] = None,
+        covered_by: Sequence[PathLike] = (),
+        order: Optional[str] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
         [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
@@ -95,12 +117,16 @@ class Keeping(Reading):
         ``progress(stage, done, total)``: each version's copies into each store as they go in,
         ``("files SPEC@VERSION -> STORE", files copied, files to copy)`` and ``("keep SPEC@VERSION -> STORE",
         bytes copied, bytes to copy)`` (nothing to copy: no call), at most ten times a second and once at the end.
+        ``covered_by``: LISTs of what another backup holds (a key file, a copy's directory, a backup-status
+        checkout, an S3 Inventory: :mod:`neuromirror.account.covered`): only what none holds at the pinned size
+        (and ETag) is kept, in ``order`` (``risk``, the default with a LIST: what the archive loses first, in
+        passes, :mod:`neuromirror.account.gapfill`; ``path``: the versions as named); the plan and each pass
+        are in each store's report (``.runs[i].gap``, ``keep --json``'s ``gap``).
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
 
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1")
+        jobs_of(jobs)
         if copies is not None and copies < 1:
             raise BadInput("copies must be at least 1")
         self._writes("keep")
@@ -120,7 +146,20 @@ class Keeping(Reading):
             prune=prune,
             min_free=min_free,
         )
-        return keep_into(self.datasets, stores, self._keep_targets(specs, locks, all_versions), options, copies)
+        targets = self._keep_targets(specs, locks, all_versions)
+        if covered_by or order is not None:
+            options.gap = self._gap_plan(targets, covered_by, order)
+        return keep_into(self.datasets, stores, targets, options, copies)
+
+    def _gap_plan(self, targets: list[Version], covered_by: Sequence[PathLike], order: Optional[str]) -> Any:
+        """keep --covered-by's plan: the LISTs read (a bad one said before anything is copied), each key judged."""
+        from neuromirror.account.covered import read_lists
+        from neuromirror.account.gapfill import ORDERS, plan_gap
+
+        if order is not None and order not in ORDERS:
+            raise BadInput(f"order: {order!r} is not one of {', '.join(ORDERS)}")
+        cover = read_lists([os.fspath(c) for c in covered_by])
+        return plan_gap(self.datasets, targets, cover, order or "risk")
 
     def _keep_targets(self, specs: Any, locks: Sequence[PathLike], all_versions: bool) -> list[Version]:
         """The versions ``specs`` name, then those the lock files name that they do not."""
@@ -213,8 +252,7 @@ class Keeping(Reading):
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.util.text import one_line
 
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1")
+        jobs_of(jobs)
         target = self.target(to) if isinstance(to, (str, os.PathLike)) else to
         streamed = StreamedJson(stream) if stream is not None and dry_run else None
         report = RestoreReport(target.url, dry_run=dry_run, force=force)
@@ -261,6 +299,7 @@ class Keeping(Reading):
 
         if sample is not None and sample < 1:
             raise BadInput("sample must be at least 1")
+        jobs_of(jobs)
         self.target(to, check=False)  # a bad target said before anything is read
         self._writes("a restore drill", index_only=True)
         chosen = specs_of(specs) if specs else [spec_of(s, allow_version=False) for s in self.sources()]
@@ -338,7 +377,9 @@ def open_stores(to: Places, pack_size: Optional[int] = None, storage_class: Opti
     names = _unique(list(to) if isinstance(to, (list, tuple)) else ([] if to is None else [to]))
     try:
         opened = [
-            open_store(store_name(n), pack_size=pack_size, storage_class=storage_class) if isinstance(n, str) else n
+            open_store(store_name(n), pack_size=pack_size, storage_class=storage_class, create=True)
+            if isinstance(n, str)
+            else n
             for n in names or [store_name(None)]
         ]
     except BadInput:

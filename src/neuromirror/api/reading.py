@@ -19,6 +19,7 @@ from neuromirror.store.base import Store
 from neuromirror.util.paths import check_path
 
 if TYPE_CHECKING:
+    from neuromirror.account.backup_model import Backup
     from neuromirror.pin.changes import Changes, VersionDiff
     from neuromirror.pin.citation import CitationInfo
     from neuromirror.pin.lockfile import Lock
@@ -156,6 +157,32 @@ class Reading(MirrorBase):
         sources = sources_matching(self.index, chosen) if chosen else self.sources()
         found = (source_changes(self.index, s, when) for s in sources)
         return Changes(when, tuple(c for c in found if c is not None))
+
+    def _sources_named(self, specs: Union[str, Spec, Sequence[Union[str, Spec]]]) -> Optional[list[str]]:
+        """The sources ``specs`` name (globs allowed; a version names its source; none: None, every source), each
+        a source of the index: a malformed SPEC is :class:`BadInput`, one that names no source :class:`NotMirrored`
+        (exit 2 both), never a report of nothing that exits 0 (``audit``, ``status --backup``)."""
+        from neuromirror.index.lookup import sources_matching
+
+        chosen = [spec_of(s) for s in ([specs] if isinstance(specs, (str, Spec)) else specs)]
+        return sources_matching(self.index, chosen) if chosen else None
+
+    def _backup_of(self, sources: Optional[list[str]], expire_after: Optional[dict[str, float]]) -> Backup:
+        """The backup record of ``sources`` (None: every one), the objects of their Zarr states counted: the Zarrs
+        on this host the index's catalogue has not read yet are read first (once per Zarr state; on a read-only
+        index they stay uncounted, and say so)."""
+        import sqlite3
+
+        from neuromirror.account.backup import backup
+        from neuromirror.annex.tree import iter_version
+        from neuromirror.index.zarr_catalog import catalog_states
+
+        try:
+            catalog_states(self.index, self.root, iter_version, sources or sorted(self.index.source_ids()))
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+        return backup(self.index, sources, expire_after=expire_after)
 
     # -- reading in place -----------------------------------------------------------------------------
     def open_hdf5(self, path: str, *, reference: bool = True, make: bool = False, how: bool = False) -> Any:

@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypeVar
 from neuromirror.api.base import MirrorBase
 from neuromirror.errors import BadInput, UserError
 from neuromirror.index.catalog import DEFAULT_PORT as BROWSE_PORT
+from neuromirror.network import identity
 from neuromirror.results import Item, Result, Status
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def _wait_until_up(proc: subprocess.Popen[bytes], url: str, timeout: float = BRO
         if proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with identity.urlopen(url, timeout=2) as r:
                 if r.status == 200:
                     return True
         except (urllib.error.URLError, OSError):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from neuromirror.api.base import MirrorBase
-from neuromirror.api.inputs import PathLike, spec_of
+from neuromirror.api.inputs import PathLike, jobs_of, spec_of
 from neuromirror.engine.synced import EXIT_REFUSED, Outcome, SourceSync, SyncedVersion, SyncResult
 from neuromirror.errors import BadInput, NotMirrored
 from neuromirror.spec import Spec
@@ -65,7 +66,7 @@ class Syncing(MirrorBase):
         dask: Optional[str] = None,
         store: Union[PathLike, Store, None] = None,
         max_rate: Union[float, str, None] = None,
-        max_in_flight: Optional[int] = None,
+        max_in_flight: Union[int, str, None] = None,
         references: Optional[str] = None,
         wait: bool = True,
         dandi_api: Optional[str] = None,
@@ -73,6 +74,8 @@ class Syncing(MirrorBase):
         options: Optional[Mapping[str, Any]] = None,
         progress: Optional[SourcesProgress] = None,
         reraise: bool = False,
+        inventory: Optional[str] = None,
+        inventory_date: Optional[str] = None,
     ) -> SyncResult:
         """Mirror the sources ``specs`` name (``dandi:000027``, ``dandi:*``, ``aind:NAME``, ``boss:COLL/EXP``; no
         ``@VERSION``) and/or those of the mirror definitions ``config`` (files, or a loaded definition; with specs:
@@ -87,7 +90,9 @@ class Syncing(MirrorBase):
         False fails a source at once when another process syncs it.  ``dandi_api`` / ``dandi_instance``
         (``dandi``, ``dandi-sandbox``...): which DANDI; ``options``: a source's own options, as a definition's
         ``options:`` (``bucket``, ``prefix``, ``boss_url``, ``channels``...).  ``progress``: see
-        :data:`SourcesProgress`.  ``reraise``: a source's error raised, not reported as its failure.
+        :data:`SourcesProgress`.  ``reraise``: a source's error raised, not reported as its failure.  ``inventory``:
+        the archive bucket's S3 Inventory (of ``inventory_date``, else the newest) pins DANDI's blobs and lists its
+        Zarrs, no HEAD and no ListObjectVersions for what it holds (docs/inventory.md).
 
         A source that fails is an ``error`` item of the result, never an exception: ``result.ok``,
         ``result.check()``; items refused (a hostile path, a Zarr whose checksum disagrees) are ``impossible``."""
@@ -98,8 +103,7 @@ class Syncing(MirrorBase):
 
         net_start = netreport.snapshot()  # finding the sources asks the archives too: the report counts it
         engine = _engine(engine)
-        if jobs < 1:
-            raise BadInput("jobs must be at least 1 (sources synced at once)")
+        jobs_of(jobs, "sources synced at once")
         self._writes("sync")
         made = new_root(self.root)  # what was there before a new root: all else is removed if the disk fills
         loaded = self._definitions(config)
@@ -126,7 +130,8 @@ class Syncing(MirrorBase):
             network_since=net_start,
         )
         try:
-            result = SyncResult.from_reports(sync_batch(batch), notes)
+            with _inventory(self.root, inventory, inventory_date, notes):
+                result = SyncResult.from_reports(sync_batch(batch), notes)
         except Exception as exc:
             unmake_if_full(self.root, made, exc)
             raise
@@ -259,23 +264,33 @@ def _targets(specs: list[Spec], loaded: Optional[MirrorConfig], base: dict[str, 
     return [(spec, base) for spec in specs]
 
 
-def _network(max_rate: Union[float, str, None], max_in_flight: Optional[int], loaded: Optional[MirrorConfig]) -> None:
+def _network(
+    max_rate: Union[float, str, None], max_in_flight: Union[int, str, None], loaded: Optional[MirrorConfig]
+) -> None:
     """The contact and the ceilings of this sync: the definitions' ``contact:`` and ``network:``, and
     ``max_rate`` / ``max_in_flight`` over the latter's every-endpoint limit (none given: none held)."""
     from neuromirror.network import pacing
     from neuromirror.network.ceiling import Ceilings, Limit, parse_rate
 
-    try:
+    try:  # the rules the definitions' network: keys are read by (config.network), one way everywhere
         rate = None if max_rate is None else parse_rate(max_rate)
     except ValueError as exc:
-        raise BadInput(f"max_rate: {exc}") from None
-    if max_in_flight is not None and (isinstance(max_in_flight, bool) or int(max_in_flight) < 1):
-        raise BadInput(f"max_in_flight {max_in_flight!r}: a whole number of requests, 1 or more")
+        raise BadInput(f"max_rate: {exc}").at("max_rate") from None
+    if max_in_flight is not None:
+        max_in_flight = _in_flight(max_in_flight)
     settings = (loaded.network if loaded is not None else None) or Ceilings()
     if loaded is not None:
         loaded.apply_network()
     given = Limit(rate, max_in_flight)
     pacing.set_ceilings(Ceilings(given.over(settings.default), settings.endpoints))
+
+
+def _in_flight(value: Union[int, str]) -> int:
+    """``max_in_flight`` (``--max-in-flight``): a whole number of requests, 1 or more."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise BadInput(f"max_in_flight {value!r}: a whole number of requests, 1 or more").at("max_in_flight")
+    return int(text)
 
 
 def _sources(targets: list[Target], default_engine: str) -> tuple[list[Source], dict[str, str], list[str]]:
@@ -341,7 +356,7 @@ def _store(given: Union[PathLike, Store, None], sources: list[Source], runner: A
         name = str(given or os.environ.get(STORE_ENV) or "").strip()
         if not name:
             return None
-        store = open_store(name)
+        store = open_store(name, create=True)  # a sync that keeps chunks: keep --to's
     else:
         store = given
     if runner is not None:
@@ -429,3 +444,19 @@ def parse_rate(text: str) -> float:
     from neuromirror.network.ceiling import parse_rate as parse
 
     return parse(text)
+
+
+@contextmanager
+def _inventory(root: Path, url: Optional[str], date: Optional[str], notes: list[str]) -> Iterator[None]:
+    """The S3 Inventory ``url`` loaded into the root's pins file for the sync's while (a note says what it read)."""
+    if not url:
+        if date:
+            raise BadInput("inventory_date without inventory: name the inventory (its URL) too").at("inventory_date")
+        yield
+        return
+    from neuromirror.inventory import open_inventory
+    from neuromirror.sources.inventory_pins import pins_from
+
+    with pins_from(open_inventory(url, date), root / ".neuromirror" / "inventory-pins.sqlite") as loaded:
+        notes.append(loaded.note())
+        yield

@@ -109,15 +109,17 @@ class Upkeep(Reading):
         from neuromirror.index.store_checks import known_stores, wanted
         from neuromirror.keep.archive_copies import PerArchive
         from neuromirror.keep.copies import copies_report
+        from neuromirror.store.reach import lost_stores
         from neuromirror.util import gitutil
 
         chosen = specs_of(specs) if _listed(specs) else []
         self._require_index()
         per = PerArchive({s.id: wanted(self.index, s.id) for s in self.index.sources()})
         with gitutil.lean_readers():  # as keep's count: a 10^6-key version's listing held 345 MB of git else
-            counts = copies_report(self.datasets, chosen, per)
+            counts = copies_report(self.datasets, chosen, per)  # the stores looked at first
         stores = known_stores(self.index)
-        return CopiesReport(counts, [a.to_json(stores) for _, a in sorted(per.archives.items())])
+        archives = [a.to_json(stores) for _, a in sorted(per.archives.items())]
+        return CopiesReport(counts, archives, list(lost_stores(self.index).values()))
 
     def _status_report(self, patterns: list[str], config: Optional[MirrorConfig], at_risk: bool) -> StatusReport:
         import fnmatch
@@ -132,22 +134,21 @@ class Upkeep(Reading):
             report["sources"] = [
                 r for r in report["sources"] if any(fnmatch.fnmatchcase(r.source, p) for p in patterns)
             ]
+            for p in patterns:  # a SPEC naming no source (mirrored or defined) is a mistake, not a report of nothing
+                if not any(fnmatch.fnmatchcase(r.source, p) for r in report["sources"]):
+                    what = f"no mirrored or defined source matches {p}" if any(c in p for c in "*?[") else None
+                    raise NotMirrored(what or f"{p} is not mirrored here, in {self.root} (run: neuromirror sync {p})")
         report["cluster"] = cluster_facts(report, config)
         if at_risk:
             add_live_risk(report, self.root, index_path, config)
         return StatusReport(report, self.datasets.index_path)
 
     def _backup_report(self, patterns: list[str], config: Optional[MirrorConfig]) -> BackupReport:
-        from neuromirror.account.backup import backup
+        from neuromirror.account.backup import expire_after_of
         from neuromirror.api.status import BackupReport
 
-        expire_after = {
-            e.spec: e.keep.expire_after
-            for e in getattr(config, "sources", None) or []
-            if e.keep is not None and e.keep.expire_after is not None
-        }
         self._require_index()
-        return BackupReport(backup(self.index, patterns or None, expire_after=expire_after))
+        return BackupReport(self._backup_of(self._sources_named(patterns), expire_after_of(config)))
 
     def _root_exists(self, config: Optional[MirrorConfig]) -> None:
         """A mistyped root is a mistake, not a report of nothing (but a cluster named has a status of its own)."""

@@ -45,6 +45,8 @@ EXPIRE_AFTER = timedelta(days=30)
 
 #: how a kind the records cannot tell begins: looked at (and counted) only when the archive is asked
 RECHECK_ONLY = "recheck only"
+#: ... and a kind only the archive's S3 Inventory tells (``audit --inventory``, :mod:`.inventory`)
+INVENTORY_ONLY = "inventory only"
 #: kind -> (how it is known, what it means)
 KINDS: dict[str, tuple[str, str]] = {
     "zarr-checksum-mismatch": ("recorded", "a Zarr refused: its objects never give the checksum the archive states"),
@@ -64,12 +66,24 @@ KINDS: dict[str, tuple[str, str]] = {
         RECHECK_ONLY + ": the archive's manifest of each Zarr state recorded, against the mirror's",
         "a Zarr manifest of the archive that differs from the listed objects",
     ),
+    "inventory-absent": (
+        INVENTORY_ONLY + ": the newest state's pinned S3 versions looked for in the archive's S3 Inventory",
+        "a pinned S3 version the archive's inventory does not list: lost upstream",
+    ),
+    "inventory-mismatch": (
+        INVENTORY_ONLY + ": each pinned version's size (and MD5 ETag) against the inventory's",
+        "a pinned S3 version whose size or ETag in the archive's inventory is not the mirror's",
+    ),
 }
 
 _NONCURRENT = re.compile(
-    r"^(?P<path>.+?): its current S3 object is deleted \(HTTP \d+\); pinned to the noncurrent version (?P<vid>\S+?),"
+    r"^(?P<path>.+?): its current S3 object is deleted \((?:HTTP \d+|per the S3 Inventory [^)]*)\); "
+    r"pinned to the noncurrent version (?P<vid>\S+?),"
 )
-_UNPINNED = re.compile(r"^(?P<path>.+?): (?P<why>its S3 object answers HTTP \d+ and no S3 version .*)$")
+_UNPINNED = re.compile(
+    r"^(?P<path>.+?): (?P<why>its (?:S3 object answers HTTP \d+|current S3 object is deleted \(per the S3 "
+    r"Inventory [^)]*\)) and no S3 version .*)$"
+)
 _DIGEST = ("content does not match the archive's size and sha256", "disagrees with the metadata's contentSize")
 
 
@@ -116,13 +130,16 @@ class Audit:
     recheck_errors: list[str] = field(default_factory=list)
     #: kind -> how far a kind the recheck looks for was looked at (``manifest-drift``: Zarr states compared)
     coverage: dict[str, Any] = field(default_factory=dict)
+    #: the S3 Inventory compared with (``audit --inventory``): its url, date, files, rows and pins looked for
+    inventory: Optional[dict[str, Any]] = None
 
     def looked_at(self) -> list[str]:
         """The kinds this audit looked for: the recorded ones, and with ``--recheck`` the recheck's own."""
         return [
             k
             for k, (how, _) in KINDS.items()
-            if how != "not covered" and (self.rechecked or not how.startswith(RECHECK_ONLY))
+            if (self.rechecked or not how.startswith(RECHECK_ONLY))
+            and (self.inventory is not None or not how.startswith(INVENTORY_ONLY))
         ]
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -139,6 +156,7 @@ class Audit:
             "rechecked": self.rechecked,
             "recheck_errors": self.recheck_errors,
             "coverage": self.coverage,
+            "inventory": self.inventory,
             "kinds": {k: {"covered": how, "what": what} for k, (how, what) in KINDS.items()},
             "sources": self.by_source(),
             "findings": [f.to_json() for f in self.findings],

@@ -43,11 +43,9 @@ def recheck(
     """``found`` with its ``no-doi`` and ``noncurrent-only`` findings asked of the archive again, and with
     ``manifest_root`` (the mirror's) its Zarr manifests compared with the archive's (at ``zarr_manifests``,
     else in each Zarr's bucket)."""
-    import requests
+    from neuromirror.network import identity
 
-    from neuromirror.network.identity import name_session
-
-    session = name_session(requests.Session())  # an operator sees who asks (issue 59)
+    session = identity.session()  # an operator sees who asks (issue 59)
     kept: list[Finding] = []
     errors: list[str] = []
     for f in found.findings:

@@ -45,7 +45,9 @@ from neuromirror.bench.report import add_ratios, report
 from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.beside import bench_beside, beside_targets
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, bench_nwb, nwb_targets
+from neuromirror.bench.scenarios.gap import bench_gap_plan, gap_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
+from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
@@ -123,6 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += pack_thaw_targets(doc["results"]) + service_soak_targets(doc["results"])
         doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
         doc["targets"] += beside_targets(doc["results"]) + unreachable_store_targets(doc["results"])
+        doc["targets"] += gap_targets(doc["results"])
+        doc["targets"] += inventory_read_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -246,8 +250,10 @@ def _runs(
         ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
         ("service-soak", lambda: bench_service_soak(args, a, work)),
         ("tiff-region", lambda: bench_tiff_region(args, work)),
+        ("inventory-read", lambda: bench_inventory_read(args, work)),
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
+        ("gap-plan", lambda: bench_gap_plan(args, a, work)),
         *[(n, lambda n=n: bench_nwb(n, args, a, work)) for n in NWB_SCENARIOS],
     ]
 

@@ -80,6 +80,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "select are dropped from it, with every key no kept version needs (a packed store rewrites packs mostly "
         "made of them)",
     )
+    p.add_argument(
+        "--covered-by",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="keep only what this other backup does not hold at the pinned size (and ETag): a file of archive "
+        "keys (KEY[TAB SIZE[TAB ETAG]] a line, gzip too), a directory holding a copy at the archive's keys, a "
+        "dandi/backup-status checkout (its differing blobs), an S3 Inventory (repeatable)",
+    )
+    p.add_argument(
+        "--order",
+        choices=("risk", "path"),
+        default=None,
+        help="risk (the default with --covered-by): first what only a noncurrent S3 version serves, by its "
+        "expiry date, then what no copy holds, then the rest; path: the versions as named",
+    )
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="keep only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB")
@@ -95,8 +111,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise UserError("-J must be at least 1")
     if not args.specs and not args.lock:
         raise UserError("name what to keep: SPEC[@VERSION]... or --lock FILE")
     if args.copies is not None and args.copies < 1:
@@ -119,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             prune=args.prune,
             pack_size=args.pack_size,
             storage_class=args.storage_class,
+            covered_by=args.covered_by,
+            order=args.order,
         )
     if args.json:
         print_json(result.to_json())
@@ -140,6 +156,7 @@ def _said_as(args: argparse.Namespace) -> Iterator[None]:
         named = [(f"--to {n}", n) for n in args.store] or ([(f"NEUROMIRROR_STORE={env}", env)] if env else [])
         named += [(f"--from {n}", n) for n in args.from_stores]
         named += [("--max-file-size", "max_file_size"), ("--budget", "budget"), ("--pack-size", "pack_size")]
+        named += [(f"--covered-by {n}", n) for n in args.covered_by] + [("--order", "order")]
         for label, name in named:
             if name and said.startswith(name + ":"):
                 raise UserError(label + said[len(name) :]) from None

@@ -97,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.jobs < 1:
-        raise UserError("-J must be at least 1")
     if not args.to:
         raise UserError("name where to restore: --to s3://BUCKET[/PREFIX] or --to DIR")
     if args.sample is not None and (not args.drill or args.sample < 1):

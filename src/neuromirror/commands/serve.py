@@ -57,6 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="link the status page to the catalog of the index at this URL (env NEUROMIRROR_BROWSE_URL; "
         "default: the URL of a running 'neuromirror browse' of the same root, if any)",
     )
+    p.add_argument(
+        "--covered-by",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="the archive's own backup the /coverage/ page counts against, as keep --covered-by takes it "
+        "(repeatable; default: the definitions' covered_by:)",
+    )
     p.add_argument("-J", "--jobs", type=int, default=None, help="syncs at once (default: the files' 'jobs', else 2)")
     p.add_argument(
         "--grace",
@@ -87,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         browse_url=args.browse_url,
         jobs=args.jobs,
         grace=args.grace,
+        covered_by=tuple(args.covered_by),
         info_log=args.verbose == 0,
     )
     return serve(options, say)

@@ -42,6 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "versions), the oldest version not yet kept, what the archive deletes within 30 days that no store holds, "
         "each store's last verification (from the index: no dataset or store is read)",
     )
+    p.add_argument(
+        "--coverage",
+        action="store_true",
+        help="per source and archive prefix (blobs, zarr): objects and bytes in the archive, held by the archive's "
+        "own backup (--covered-by, else the definitions' covered_by:), kept by the lab's stores, in neither; the "
+        "oldest in neither and what the archive deletes within 30 days in neither",
+    )
+    p.add_argument(
+        "--covered-by",
+        action="append",
+        default=[],
+        metavar="LIST",
+        help="the archive's own backup, as keep --covered-by takes it (repeatable)",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
@@ -51,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = api.Mirror.definitions(args.config) if args.config else None
     root = config.resolve_root(args.root) if config is not None else root_of(args)
+    lists = args.covered_by or (config.covered_by if config is not None else [])
     with api.Mirror(root, args.index) as m:
-        result = m.status(args.specs, config=config, at_risk=args.at_risk, copies=args.copies, backup=args.backup)
+        if args.coverage:
+            result = m.coverage(args.specs, covered_by=lists)
+        else:
+            result = m.status(args.specs, config=config, at_risk=args.at_risk, copies=args.copies, backup=args.backup)
     if args.json:
         print_json(result.to_json())
     else:

@@ -59,15 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-rate",
         metavar="N/s",
-        type=_rate,
         default=None,
-        help="at most N requests a second to each archive endpoint, whatever -J or --dask (over network: "
-        "max_rate of --config; docs/network.md)",
+        help="at most N requests a second (N/s; also N/min, N/h) to each archive endpoint, whatever -J or --dask "
+        "(over network: max_rate of --config; a wait it makes is said; docs/network.md)",
     )
     p.add_argument(
         "--max-in-flight",
         metavar="N",
-        type=_positive,
         default=None,
         help="at most N requests at once to each archive endpoint (over network: max_in_flight)",
     )
@@ -92,22 +90,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a DANDI instance by name, as the dandi CLI's -i: dandi, dandi-sandbox, linc... (its API "
         "wins over --dandi-api; a dandiset URL or DOI of a known instance implies its API)",
     )
+    p.add_argument(
+        "--inventory",
+        metavar="URL",
+        help="the archive bucket's S3 Inventory (s3://BUCKET/<dest-prefix>/<source-bucket>/<config-id>, a date's "
+        "manifest.json, or a local copy; docs/inventory.md): DANDI's blobs pinned and Zarrs listed from it, no HEAD "
+        "and no ListObjectVersions for what it lists",
+    )
+    p.add_argument(
+        "--inventory-date",
+        metavar="D",
+        help="the inventory's date to read (YYYY-MM-DD, or its folder YYYY-MM-DDTHH-MMZ; default: the newest)",
+    )
     p.set_defaults(func=run)
-
-
-def _rate(text: str) -> float:
-    from neuromirror.api.syncing import parse_rate
-
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of requests, 1 or more, not {text!r}")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             options={k: v for k, v in vars(args).items() if k in names},
             progress=None if args.quiet or args.json else ProgressBars(),
             reraise=args.verbose >= 2,
+            inventory=args.inventory,
+            inventory_date=args.inventory_date,
         )
     if args.json:
         print_json(result.to_json())
@@ -145,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> None:
     """What the command line says in its own words before anything is asked or written."""
-    if args.jobs < 1:  # 0 synced nothing and said nothing
-        raise UserError("-J must be at least 1")
     if not args.specs and not args.config:
         raise UserError("nothing to sync: give SPECs or --config FILE")
 

@@ -75,6 +75,8 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> MirrorConfig:
     if issues:
         raise ConfigError(issues)
     merged.jobs = merged.jobs or DEFAULT_JOBS
+    for s in merged.sources:  # the service's keeps leave out what the archive's own backup holds
+        s.covered_by = tuple(merged.covered_by)
     return merged
 
 
@@ -93,6 +95,7 @@ def _merge(merged: MirrorConfig, cfg: MirrorConfig, issues: list[ConfigIssue]) -
     merged.files += cfg.files
     merged.warnings += cfg.warnings
     merged.jobs = max(merged.jobs, cfg.jobs)
+    merged.covered_by += [c for c in cfg.covered_by if c not in merged.covered_by]
     if merged.retention == Retention():  # the first file that sets one: for sources no entry names
         merged.retention = cfg.retention
     for attr, field, both in _ONE_PER_MIRROR:

@@ -121,6 +121,8 @@ class SourceConfig:
     copies: Optional[int] = None  # None: no ``copies:`` named; the service's keep leaves the wanted count as it is
     verify: Optional[VerifyPolicy] = None
     drill: Optional[DrillPolicy] = None  # config/stores.py
+    #: the top level's ``covered_by:``: what the archive's own backup holds, left out of the service's keeps
+    covered_by: tuple[str, ...] = ()
 
     @property
     def parsed(self) -> Spec:
@@ -196,6 +198,8 @@ class MirrorConfig:
     contact: Optional[str] = None
     #: ``network:``: the ceilings per archive endpoint (requests per second, in flight)
     network: Optional[Ceilings] = None
+    #: ``covered_by:``: the archive's own backup (LISTs), as the coverage page and a gap-fill read it
+    covered_by: list[str] = field(default_factory=list)
 
     def apply_network(self) -> None:
         """This definition's ``contact:`` and ``network:`` for this process's requests from now on (a sync,
@@ -241,5 +245,6 @@ class MirrorConfig:
             "retention": self.retention.to_json(),
             "contact": self.contact,
             "network": self.network.to_json() if self.network else None,
+            "covered_by": self.covered_by,
             "warnings": self.warnings,
         }

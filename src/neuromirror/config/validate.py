@@ -35,7 +35,18 @@ SOURCE_KEYS = (
     "spec", "archive", "all", "schedule", "options", "publish", "backoff", "enabled", "keep", "retention", *STORE_KEYS,
 )  # fmt: skip
 DEFAULT_KEYS = ("schedule", "options", "publish", "backoff", "jobs", "keep", *STORE_KEYS)
-TOP_KEYS = ("root", "jobs", "executor", "contact", "network", "defaults", "sources", "retention", *STORE_KEYS)
+TOP_KEYS = (
+    "root",
+    "jobs",
+    "executor",
+    "contact",
+    "network",
+    "defaults",
+    "sources",
+    "retention",
+    "covered_by",
+    *STORE_KEYS,
+)
 EXECUTOR_KEYS = ("dask",)
 
 
@@ -95,6 +106,25 @@ def _contact(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
     cfg.contact = read_contact(r, node)
 
 
+def _covered_by(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
+    """``covered_by:`` a LIST or a list of them (the archive's own backup: keep --covered-by's, the coverage page's);
+    a path relative to the definition's file is taken from there."""
+    given = node.value if isinstance(node.value, list) else [node.value]
+    for one in given:
+        got = (
+            text("a LIST: a key file, a copy's directory, a backup-status checkout or an S3 Inventory")(
+                getattr(one, "value", one)
+            )
+            if isinstance(getattr(one, "value", one), str)
+            else None
+        )
+        if got is None:
+            r.error(node.line, "covered_by", "expected a path or URL, or a list of them")
+            continue
+        p = Path(os.path.expandvars(os.path.expanduser(got)))
+        cfg.covered_by.append(got if "://" in got or p.is_absolute() else str(base_dir / p))
+
+
 def _network(r: Reader, node: Node, cfg: MirrorConfig, base_dir: Path) -> None:
     cfg.network = read_network(r, node)
 
@@ -111,6 +141,7 @@ TOP_RULES: tuple[tuple[str, Callable[[Reader, Node, MirrorConfig, Path], None]],
     ("contact", _contact),
     ("network", _network),
     ("retention", _retention),
+    ("covered_by", _covered_by),
 )
 EXECUTOR_RULES = (Rule("dask", text("a scheduler address (tcp://HOST:8786)")),)
 ENABLED = Rule("enabled", flag)

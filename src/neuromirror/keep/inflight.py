@@ -17,6 +17,26 @@ from neuromirror.util.progress import ByteCalls, ByteCount
 T = TypeVar("T")
 
 
+class Budget:
+    """``--budget``: bytes reserved before each copy; the first file that does not fit stops the run cleanly."""
+
+    def __init__(self, limit: int, used: int):
+        self.limit = limit
+        self.used = used
+        self.stopped = False
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; after the first refusal every later file is refused (a clean stop)."""
+        if self.stopped or self.used + size > self.limit:
+            self.stopped = True
+            return False
+        self.used += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.used -= size
+
+
 #: a version's files read, sorted, looked up (keep) or counted (copies) this many at a time: its listing
 #: is never held whole
 BATCH = 5000

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from neuromirror.keep.gap import GapRun
 from neuromirror.keep.prune import PruneRun
 from neuromirror.records import FileNote
 from neuromirror.util.sizes import human_bytes
@@ -32,6 +33,8 @@ class VersionReport:
     excluded: int = 0
     in_git: int = 0
     recorded: int = 0
+    covered: int = 0  # keep --covered-by: files another backup holds at the pinned size (and ETag): not kept
+    covered_bytes: int = 0
     skipped: list[FileNote] = field(default_factory=list)
     failed: list[FileNote] = field(default_factory=list)
     from_mark: bool = False  # taken whole from its mark (keep/marks.py): nothing read per file
@@ -60,6 +63,7 @@ class VersionReport:
             "in_git": self.in_git,
             "recorded": self.recorded,
             "from_mark": self.from_mark,
+            "covered": {"files": self.covered, "bytes": self.covered_bytes},
             "ok": not self.failed,
         }
 
@@ -70,6 +74,8 @@ class VersionReport:
         )
         if self.excluded:
             head += f", {self.excluded} excluded (by the include/exclude patterns)"
+        if self.covered:
+            head += f", {self.covered} held by the other backup ({human_bytes(self.covered_bytes)}, not kept)"
         if self.skipped:
             head += f", {len(self.skipped)} skipped"
         if self.failed:
@@ -109,6 +115,7 @@ class KeepRun:
     marked: int = 0  # versions taken whole from their marks (keep/marks.py)
     pruned: Optional[PruneRun] = None  # keep --prune: the store's retention
     references: int = 0  # LINDI references put into the store beside their keys (store/lindi.py)
+    gap: Optional[GapRun] = None  # keep --covered-by: the plan and what each pass kept (keep/gap.py)
 
     @property
     def failed(self) -> int:
@@ -138,6 +145,7 @@ class KeepRun:
             "references": self.references,
             "error": self.error,
             "prune": self.pruned.to_json() if self.pruned is not None else None,
+            "gap": self.gap.to_json() if self.gap is not None else None,
             "ok": self.ok,
         }
 

@@ -22,27 +22,27 @@ cleanly at the first file that would not fit: what was copied is recorded, the r
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from neuromirror.dataset.files import VersionFiles, annex_key, each_version_file, selected, skip_reason
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
-from neuromirror.keep.inflight import BATCH, Told, Window, batches
+from neuromirror.keep.gap import Gap, GapRun, Pass, in_pass, passes_of
+from neuromirror.keep.inflight import BATCH, Budget, Told, Window, batches
 from neuromirror.keep.keyset import Held, KeySet
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
+from neuromirror.keep.runstate import RunState, confirm, count, fitting, held, salvage, settle, whole
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
-from neuromirror.store.holders import Locations
 from neuromirror.store.lindi import keep_reference, made_after, may_have_reference
 from neuromirror.store.record import CHUNK, record_present
-from neuromirror.store.transfer import Outcome, Transfer, read_back
+from neuromirror.store.transfer import Transfer
 from neuromirror.util import disk
 from neuromirror.util.memory.heap import trim_heap
-from neuromirror.util.progress import ByteCount
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
@@ -74,40 +74,8 @@ class KeepOptions:
     #: ``keep --prune``: the versions of the named sources a store was given and this run leaves out are
     #: dropped from it, with the keys only they needed (:mod:`.prune`)
     prune: bool = False
-
-
-class _Budget:
-    def __init__(self, limit: int, used: int):
-        self.limit = limit
-        self.used = used
-        self.stopped = False
-
-    def take(self, size: int) -> bool:
-        """Reserve ``size`` bytes; after the first refusal every later file is refused (a clean stop)."""
-        if self.stopped or self.used + size > self.limit:
-            self.stopped = True
-            return False
-        self.used += size
-        return True
-
-    def give_back(self, size: int) -> None:
-        self.used -= size
-
-
-@dataclass
-class _RunState:
-    """What this run knows of the store, per source: its versions share most keys, other sources few
-    (a key met again in another source is looked up again, in the index): memory follows the largest
-    source, not the archive."""
-
-    source: str = ""
-    kept_now: KeySet = field(default_factory=KeySet)  # keys this run put in the store
-    present: KeySet = field(default_factory=KeySet)  # keys seen in the store
-    not_fitting: KeySet = field(default_factory=KeySet)  # keys the budget left out
-    confirmed: KeySet = field(default_factory=KeySet)  # keys found unchecked in the store and read back right
-    unchecked: KeySet = field(default_factory=KeySet)  # keys another process put there meanwhile: no check here
-    locations: Locations = field(default_factory=Locations)  # what the branches already record
-    references: set[str] = field(default_factory=set)  # keys whose LINDI reference the store was given or had
+    #: ``keep --covered-by``: what another backup holds left out, the rest kept in passes (:mod:`.gap`)
+    gap: Optional[Gap] = None
 
 
 def keep(
@@ -126,35 +94,71 @@ def keep(
     budget = None
     if options.budget is not None:
         run.store_bytes_before = store.used_bytes()
-        budget = _Budget(options.budget, run.store_bytes_before)
-    state = _RunState()
+        budget = Budget(options.budget, run.store_bytes_before)
+    state = RunState(gap=options.gap)
     marks = Marks(mirror)
     terms = terms_of(options.include, options.exclude, options.max_file_size)
     transfer = Transfer(store, jobs=options.jobs, others=others)
+    gap_run = GapRun(options.gap.to_json()) if options.gap is not None else None
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="keep") as pool:
-            for target in targets:
-                mark = marks.find(target, ident.uuid, terms)
-                if mark is not None and made_after(mirror.root, mark.get("marked")):
-                    mark = None  # a reference made since: the version is looked at again, to keep it beside its key
-                if mark is not None:  # every key recorded here and checked, and nothing since says otherwise
-                    run.versions.append(_from_mark(target, mark))
-                    run.marked += 1
-                    continue
-                if state.source != target.source:  # what a source's versions share, held for that source only
-                    state.source = target.source
-                    state.kept_now, state.present, state.confirmed = KeySet(), KeySet(), KeySet()
-                    state.unchecked = KeySet()
-                rep = _keep_version(mirror, store, target, options, budget, state, transfer, pool, run, marks)
-                run.versions.append(rep)
-                if rep.branches is not None:  # whole: its mark, for the next run
-                    counts = {"files": rep.files, "bytes": rep.bytes, "excluded": rep.excluded, "in_git": rep.in_git}
-                    marks.put(target, ident.uuid, terms, rep.branches, counts)
+            keeping = _Keeping(mirror, store, options, budget, state, transfer, pool, run, marks, terms)
+            for phase in passes_of(options.gap):
+                state.phase, before = phase, (run.transferred, run.transferred_bytes)
+                for target in targets:
+                    keeping.target(target)
+                if gap_run is not None and options.gap is not None and phase is not None:
+                    label = options.gap.phases[phase].label
+                    gap_run.passes.append(Pass(label, run.transferred - before[0], run.transferred_bytes - before[1]))
     finally:
         transfer.close()
+    run.gap = gap_run
     note_kept(mirror.index, ident.uuid, [(t.id, t.source) for t in targets])  # what keep --prune may drop later
     run.budget_stopped = bool(budget and budget.stopped)
     return run
+
+
+@dataclass
+class _Keeping:
+    """One store's keep run: what each version's pass is given."""
+
+    mirror: Datasets
+    store: Store
+    options: KeepOptions
+    budget: Optional[Budget]
+    state: RunState
+    transfer: Transfer
+    pool: ThreadPoolExecutor
+    run: KeepRun
+    marks: Marks
+    terms: str
+
+    def target(self, target: Version) -> None:
+        """One version in one pass: taken whole from its mark (first met), else the files the store lacks kept."""
+        state, run, uuid = self.state, self.run, self.store.identity.uuid
+        done = state.reports.get(target.id)
+        if done is not None and done.from_mark:
+            return  # whole in the store: nothing for a later pass
+        mark = self.marks.find(target, uuid, self.terms) if done is None and state.first else None
+        if mark is not None and made_after(self.mirror.root, mark.get("marked")):
+            mark = None  # a reference made since: the version is looked at again, to keep it beside its key
+        if mark is not None:  # every key recorded here and checked, and nothing since says otherwise
+            state.reports[target.id] = _from_mark(target, mark)
+            run.versions.append(state.reports[target.id])
+            run.marked += 1
+            return
+        if state.source != target.source:  # what a source's versions share, held for that source only
+            state.source = target.source
+            state.kept_now, state.present, state.confirmed = KeySet(), KeySet(), KeySet()
+            state.unchecked = KeySet()
+        k = self
+        rep = _keep_version(k.mirror, k.store, target, k.options, k.budget, state, k.transfer, k.pool, run, k.marks)
+        if done is None:
+            state.reports[target.id] = rep
+            run.versions.append(rep)
+        if rep.branches is not None:  # whole: its mark, for the next run
+            counts = {"files": rep.files, "bytes": rep.bytes, "excluded": rep.excluded, "in_git": rep.in_git}
+            self.marks.put(target, uuid, self.terms, rep.branches, counts)
 
 
 def _from_mark(target: Version, mark: dict) -> VersionReport:
@@ -172,8 +176,8 @@ def _keep_version(
     store: Store,
     target: Version,
     options: KeepOptions,
-    budget: Optional[_Budget],
-    state: _RunState,
+    budget: Optional[Budget],
+    state: RunState,
     transfer: Transfer,
     pool: ThreadPoolExecutor,
     run: KeepRun,
@@ -182,7 +186,7 @@ def _keep_version(
     """One version kept: its files sorted (filtered, held already, to look for), the store asked for the
     rest, the keys it lacks copied within the budget, then every key it holds recorded."""
     row = target
-    rep = VersionReport(target.source, row.label, row.kind, row.commit, target.relpath)
+    rep = state.reports.get(target.id) or VersionReport(target.source, row.label, row.kind, row.commit, target.relpath)
     listing = VersionFiles()  # its counts and problems, filled as the files are read
     files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing)
     present = Held()  # keys of this version the store holds, until recorded
@@ -194,58 +198,42 @@ def _keep_version(
             for batch, last in batches(files, BATCH):
                 unseen = window.join(_sort_files(rep, batch, options, state, present))
                 todo = _look_up(mirror, store, unseen, rep, state, present, pool, run)
-                scheduled = _fitting(todo, budget, rep, state, run)
+                scheduled = fitting(todo, budget, rep, state, run)
                 bar.add([fs[0].size for _, fs in scheduled], last=last)
                 for key, fs in scheduled:
                     for outcome, done in window.submit(key, fs):
-                        _settle(outcome, done, rep, state, present, budget, run, bar)
+                        settle(outcome, done, rep, state, present, budget, run, bar)
                 if present.count >= FLUSH:
                     run.references += _references(mirror.root, store, present, state)
                     _record(mirror, store, target.source, present, rep, state, marks, heads=False)
                 trim_heap()  # a batch's buffers freed: their pages back to the system (heap.bound_heap)
             for outcome, done in window.drain():
-                _settle(outcome, done, rep, state, present, budget, run, bar)
+                settle(outcome, done, rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
             transfer.stop.set()
             wait(window.jobs)
-            _salvage(window.jobs, present)
+            salvage(window.jobs, present)
             _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:
         bar.close()
-    rep.in_git = listing.in_git
-    rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
+    if state.first:
+        rep.in_git = listing.in_git
+        rep.failed += [FileNote(path, None, None, why) for path, why in listing.problems]
     run.references += _references(mirror.root, store, present, state)
     heads = _record(mirror, store, target.source, present, rep, state, marks)
     rep.skipped.sort(key=lambda n: n.path)
     rep.failed.sort(key=lambda n: n.path)
-    if _whole(rep, state, present):
+    if whole(rep, state, present):
         rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
-
-
-def _salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: Held) -> None:
-    """After an interruption: the keys whose copies finished well go to ``present``, to be recorded
-    (the store holds them; a rerun need not copy them again)."""
-    for fut, files in jobs.items():
-        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
-            for f in files:
-                present.add(f)
-
-
-def _whole(rep: VersionReport, state: _RunState, present: Held) -> bool:
-    """Is the version whole in the store: nothing failed or skipped, every key held checked? Only then
-    does it earn a mark the next run may trust."""
-    if rep.failed or rep.skipped or present.unchecked:
-        return False
-    return not any(k in state.unchecked for k in present.each())
 
 
 def _sort_files(
     rep: VersionReport,
     annexed: list[VersionFile],
     options: KeepOptions,
-    state: _RunState,
+    state: RunState,
     present: Held,
 ) -> dict[str, list[VersionFile]]:
     """The version's annexed files through the filters into ``rep``; a key this run kept or found held
@@ -254,7 +242,13 @@ def _sort_files(
     unseen: dict[str, list[VersionFile]] = {}
     for f in annexed:
         if not selected(f.path, options.include, options.exclude):
-            rep.excluded += 1
+            rep.excluded += state.first
+            continue
+        now, covered = in_pass(state.gap, state.phase, f)
+        if covered and state.first:
+            rep.covered += 1
+            rep.covered_bytes += f.size or 0
+        if not now:
             continue
         rep.files += 1
         rep.bytes += f.size or 0
@@ -262,10 +256,10 @@ def _sort_files(
         if why is not None:
             rep.skipped.append(FileNote(f.path, f.key, f.size, why))
         elif f.key in state.kept_now:
-            _count(rep, f, kept=True)
+            count(rep, f, kept=True)
             present.add(f)
         elif f.key in state.present:
-            _count(rep, f, kept=False)
+            count(rep, f, kept=False)
             present.add(f)
         else:
             unseen.setdefault(annex_key(f), []).append(f)
@@ -277,7 +271,7 @@ def _look_up(
     store: Store,
     unseen: dict[str, list[VersionFile]],
     rep: VersionReport,
-    state: _RunState,
+    state: RunState,
     present: Held,
     pool: ThreadPoolExecutor,
     run: KeepRun,
@@ -292,111 +286,22 @@ def _look_up(
     for key, files in unseen.items():
         if uuid in checks.get(key, ()):
             state.present.add(key)
-            _held(rep, files, present)
+            held(rep, files, present)
         elif store.has(key):
             found[key] = files
         else:
             todo[key] = files
-    wrong = _confirm(store, found, pool, run, state)
+    wrong = confirm(store, found, pool, run, state)
     for key, files in found.items():
         if key in wrong:
             todo[key] = files  # wrong bytes, now removed: copied again below
             continue
         state.present.add(key)
-        _held(rep, files, present)
+        held(rep, files, present)
     return todo
 
 
-def _fitting(
-    todo: dict[str, list[VersionFile]], budget: Optional[_Budget], rep: VersionReport, state: _RunState, run: KeepRun
-) -> list[tuple[str, list[VersionFile]]]:
-    """The keys to copy that fit the budget (each reserved now); the others skipped, and a key several
-    versions share counted once as not fitting."""
-    over = f"over the budget: the store would hold more than {budget.limit} bytes" if budget else ""
-    scheduled = []
-    for key, files in todo.items():
-        if budget is not None and not budget.take(files[0].size or 0):
-            rep.skipped += [FileNote(f.path, f.key, f.size, over) for f in files]
-            if key not in state.not_fitting:  # a key several versions share did not fit once
-                state.not_fitting.add(key)
-                run.not_fitting += 1
-                run.not_fitting_bytes += files[0].size or 0
-            continue
-        scheduled.append((key, files))
-    return scheduled
-
-
-def _held(rep: VersionReport, files: list[VersionFile], present: Held) -> None:
-    for f in files:
-        _count(rep, f, kept=False)
-        present.add(f)
-
-
-def _confirm(
-    store: Store, found: dict[str, list[VersionFile]], pool: ThreadPoolExecutor, run: KeepRun, state: _RunState
-) -> set[str]:
-    """The copies this run found in the store with no good check recorded — a killed keep put them there
-    (verified on the way in) and died before recording them — read back and hashed, so that a rerun after
-    a kill counts them as verified copies honestly: the good ones recorded as checked with the version's
-    record (:func:`_record`), a wrong one removed from the store (it is copied again). The keys removed."""
-    if not found:
-        return set()
-    keys = list(found)
-    wrong: set[str] = set()
-    for key, (verdict, _) in zip(keys, pool.map(lambda k: read_back(store, k, found[k][0].size), keys)):
-        if verdict == "good":
-            state.confirmed.add(key)
-        else:  # wrong bytes, or gone since has() said yes: copied again (an unreadable store fails that copy)
-            store.forget_key(key)
-            wrong.add(key)
-    run.reread += len(keys)
-    run.reread_wrong += len(wrong)
-    return wrong
-
-
-def _settle(
-    outcome: Outcome,
-    files: list[VersionFile],
-    rep: VersionReport,
-    state: _RunState,
-    present: Held,
-    budget: Optional[_Budget],
-    run: KeepRun,
-    bar: ByteCount,
-) -> None:
-    size = files[0].size or 0
-    if outcome.ok:
-        if outcome.placed:
-            state.kept_now.add(outcome.key)
-            run.transferred += 1
-            run.transferred_bytes += size
-        else:
-            state.present.add(outcome.key)
-            state.unchecked.add(outcome.key)
-            if budget is not None:
-                budget.give_back(size)
-        for f in files:
-            _count(rep, f, kept=outcome.placed)
-            present.add(f)
-        bar.finish(outcome.key, size)
-    else:
-        if budget is not None:
-            budget.give_back(size)
-        for f in files:
-            rep.failed.append(FileNote(f.path, f.key, f.size, outcome.why))
-        bar.finish(outcome.key, 0)
-
-
-def _count(rep: VersionReport, f: VersionFile, *, kept: bool) -> None:
-    if kept:
-        rep.kept += 1
-        rep.kept_bytes += f.size or 0
-    else:
-        rep.already += 1
-        rep.already_bytes += f.size or 0
-
-
-def _references(root: Path, store: Store, present: Held, state: _RunState) -> int:
+def _references(root: Path, store: Store, present: Held, state: RunState) -> int:
     """The LINDI references the mirror made of the held keys, put into the store beside them (a store's copy
     of a file that lost its archive copy opens by its reference too); how many went in now.  Each key asked
     once a run; its pack sealed with the keys' (the branch's record syncs the store), else here."""
@@ -413,7 +318,7 @@ def _references(root: Path, store: Store, present: Held, state: _RunState) -> in
     return put
 
 
-def _copied_now(keys: list[str], state: _RunState) -> bool:
+def _copied_now(keys: list[str], state: RunState) -> bool:
     """Past one chunk, or a key copied now: no read of the logs first (~10 ms a Zarr dataset, 20,000 a dandiset)."""
     return len(keys) > CHUNK or any(k in state.kept_now for k in keys)
 
@@ -424,7 +329,7 @@ def _record(
     source: str,
     present: Held,
     rep: VersionReport,
-    state: _RunState,
+    state: RunState,
     marks: Marks,
     *,
     heads: bool = True,

@@ -99,10 +99,10 @@ _PER["hour"] = 3600.0
 def parse_rate(value: Any) -> float:
     """Requests per second in ``20/s``, ``300/min``, ``20`` (a bare number: per second); above 0."""
     if isinstance(value, bool):
-        raise ValueError(f"not a rate: {value!r} (say e.g. 20/s, 300/min)")
+        raise ValueError(f"not a rate: {value!r} (say e.g. 20/s, 300/min, 5/h)")
     m = _RATE.match(str(value))
     if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"not a rate: {value!r} (say e.g. 20/s, 300/min)")
+        raise ValueError(f"not a rate: {value!r} (say e.g. 20/s, 300/min, 5/h)")
     return float(m.group(1)) / _PER[m.group(2)]
 
 
@@ -122,13 +122,14 @@ class Gate:
     most ``rate`` arrivals, whatever the delay between here and there (a busy host, a new connection).
     Counting send times alone let 22 arrivals into one second of a 20/s cap on a loaded machine."""
 
-    def __init__(self, limit: Limit) -> None:
-        self.limit = limit
+    def __init__(self, limit: Limit, endpoint: str = "") -> None:
+        self.limit, self.endpoint = limit, endpoint
         self._cond = threading.Condition()
         self.in_flight = 0
         n, self.window = _tokens(limit.rate)
         self._held: collections.deque[float] = collections.deque()  # when each answered request's turn ends
         self._n = n
+        self._said = 0.0  # when a wait was last said (one line per SAY_EVERY seconds, whatever the threads)
 
     def enter(self) -> None:
         """Wait until one more request may be in flight and sent, and count it as both."""
@@ -142,10 +143,24 @@ class Gate:
                 while self._held and self._held[0] <= now:
                     self._held.popleft()
                 if self._n and self.in_flight + len(self._held) >= self._n:
-                    self._cond.wait(self._held[0] - now if self._held else 1.0)
+                    wait = self._held[0] - now if self._held else 1.0
+                    self._say(wait, now)
+                    self._cond.wait(wait)
                     continue
                 break
             self.in_flight += 1
+
+    def _say(self, wait: float, now: float) -> None:
+        """A line while the ceiling holds a request back for long (``--max-rate 5/h`` waits 12 minutes a request):
+        a sync that waits says so, and on what, never in silence."""
+        if wait >= SAY_AFTER and now - self._said >= SAY_EVERY:
+            self._said = now
+            log.warning(
+                "%s: waiting %s for the next request: the ceiling max_rate %s holds it",
+                self.endpoint or "an endpoint",
+                f"{wait:.0f} s" if wait < 120 else f"{wait / 60:.0f} min",
+                rate_words(self.limit.rate),
+            )
 
     def leave(self) -> None:
         with self._cond:
@@ -153,6 +168,19 @@ class Gate:
             if self._n:
                 self._held.append(time.monotonic() + self.window)  # answered: its turn ends a window from now
             self._cond.notify()
+
+
+#: a wait for the rate ceiling this long is said (a line on stderr), at most once per SAY_EVERY seconds per endpoint
+SAY_AFTER, SAY_EVERY = 2.0, 60.0
+
+
+def rate_words(rate: Optional[float]) -> str:
+    """A rate as a person set it: ``20/s``, ``30/min``, ``5/h``."""
+    if not rate:
+        return "none"
+    if rate >= 1:
+        return f"{rate:g}/s"
+    return f"{rate * 60:g}/min" if rate * 60 >= 1 else f"{rate * 3600:g}/h"
 
 
 def _tokens(rate: Optional[float]) -> tuple[int, float]:
@@ -290,7 +318,7 @@ def gate_for(endpoint: str) -> Optional[Any]:
             if state.worker is not None:
                 gate = ClusterGate(limit, f"{state.ceilings.budget}:{endpoint}", state.worker)
             else:
-                gate = Gate(limit)
+                gate = Gate(limit, endpoint)
             state.gates[endpoint] = gate
     return gate
 

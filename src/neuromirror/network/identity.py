@@ -6,10 +6,13 @@ dandi-archive#2085).  CONTACT is the mirror definition's ``contact:`` (an e-mail
 page), else ``NEUROMIRROR_CONTACT``; without either, the name alone.  Never a token: the string is
 built from the version and the contact only.
 
-Built here once per process (:func:`user_agent`); every client that talks to an archive takes it:
-the dandi client's session, the sources' requests sessions and urllib3 pools (:mod:`.pools`), boto3's
+Built here once per process (:func:`user_agent`); every HTTP client of the house is made here, or takes
+its name from here: ``requests`` sessions and one-off requests (:func:`session`, :func:`get`,
+:func:`request`: the dandi client's, the sources', ``verify --content``'s, ``urls --check``'s, the view's URL
+checks, the marking of lost URLs, reads of an S3 store's public URL), fsspec's HTTP file system
+(:func:`http_filesystem`), urllib (:func:`urlopen`), urllib3 pools (:mod:`.pools`), boto3's
 ``Config(user_agent=...)`` (:func:`botocore_config`), intern's sessions, and git-annex's own downloads
-(``annex.http-headers``, :func:`git_env`).  :func:`set_contact` (a definition's ``contact:``) also puts
+(``annex.http-headers``, :func:`git_env`).  tests/test_user_agent.py finds any client made elsewhere.  :func:`set_contact` (a definition's ``contact:``) also puts
 the contact in the environment, so that the processes a sync starts (workers, git-annex and its special
 remotes) say the same.
 """
@@ -69,6 +72,46 @@ def name_session(session: Any) -> Any:
     """A ``requests`` session whose requests carry :func:`user_agent` (returned, for chaining)."""
     session.headers["User-Agent"] = user_agent()
     return session
+
+
+def session(maxsize: int = 10, hosts: int = 10) -> Any:
+    """A named ``requests`` session; ``maxsize``: connections kept per host (the threads that share it),
+    ``hosts``: hosts whose pools are kept."""
+    import requests
+
+    out = name_session(requests.Session())
+    if maxsize != 10 or hosts != 10:
+        adapter = requests.adapters.HTTPAdapter(pool_connections=hosts, pool_maxsize=maxsize)
+        out.mount("http://", adapter)
+        out.mount("https://", adapter)
+    return out
+
+
+def request(method: str, url: str, **kwargs: Any) -> Any:
+    """One named request (``requests.request``); the caller's own headers are added to the name."""
+    import requests
+
+    return requests.request(method, url, **{**kwargs, "headers": {**headers(), **(kwargs.get("headers") or {})}})
+
+
+def get(url: str, **kwargs: Any) -> Any:
+    """One named ``GET`` (``requests.get``)."""
+    return request("GET", url, **kwargs)
+
+
+def http_filesystem(**client_kwargs: Any) -> Any:
+    """fsspec's HTTP file system whose aiohttp session names the mirror (``client_kwargs``: aiohttp's)."""
+    import fsspec
+
+    named = {**client_kwargs, "headers": {**headers(), **(client_kwargs.get("headers") or {})}}
+    return fsspec.filesystem("http", client_kwargs=named)
+
+
+def urlopen(url: str, timeout: float) -> Any:
+    """``urllib.request.urlopen`` of ``url``, named."""
+    import urllib.request
+
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers()), timeout=timeout)
 
 
 def botocore_config(**kwargs: Any) -> Any:

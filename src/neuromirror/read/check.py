@@ -53,12 +53,9 @@ def checked(
 ) -> Iterator[PinnedFile]:
     """``files`` with each URL asked once: dead archive URLs replaced by the store's, or by none
     (``on_gone(file, status)``: told of each archive URL that answered 404/410)."""
-    import requests
+    from neuromirror.network import identity
 
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=jobs, pool_maxsize=jobs)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    session = identity.session(maxsize=jobs, hosts=jobs)  # named: urls --check is a client of the archive
     batch: list[PinnedFile] = []
     with ThreadPoolExecutor(jobs) as pool:
         for f in files:

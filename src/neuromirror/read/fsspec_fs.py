@@ -233,10 +233,11 @@ class NeuromirrorFileSystem(AbstractFileSystem):
     def _http_fs(self) -> Any:
         if self._http is None:
             import aiohttp
-            import fsspec
+
+            from neuromirror.network import identity
 
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
-            self._http = fsspec.filesystem("http", client_kwargs={"timeout": timeout})
+            self._http = identity.http_filesystem(timeout=timeout)
         return self._http
 
     def _cat_url(self, url: str, start: Optional[int], end: Optional[int]) -> bytes:

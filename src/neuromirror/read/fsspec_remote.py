@@ -125,12 +125,8 @@ class ServedMirror:
         import requests
 
         try:
-            return requests.request(
-                method,
-                url,
-                allow_redirects=False,
-                timeout=(CONNECT_TIMEOUT, 2 * READ_TIMEOUT),
-                **{**kw, "headers": {**identity.headers(), **kw.get("headers", {})}},
+            return identity.request(
+                method, url, allow_redirects=False, timeout=(CONNECT_TIMEOUT, 2 * READ_TIMEOUT), **kw
             )
         except requests.RequestException as exc:
             why = type(exc).__name__ if isinstance(exc, requests.Timeout) else "no answer"

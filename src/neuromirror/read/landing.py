@@ -25,13 +25,20 @@ ROUTES = (
     ("/zarr-manifests/", "the Zarr manifests in DANDI's format, a manifest root dandidav can read"),
     ("/neuroglancer/", "Neuroglancer's client (the view extra): a pinned OME-Zarr image's /dav/ page links it here"),
 )
-#: the service's routes (``serve --http`` with scheduling)
+#: the service's own routes (``serve --http`` with scheduling)
 SERVICE_ROUTES = (
     ("/", "the status page: every source, failures first"),
     ("/status.json", "the status report for scripts"),
     ("/metrics", "Prometheus metrics"),
+)
+#: the operator's pages, read from the index: served with scheduling and by the view alone (``--no-schedule``)
+OPERATOR_ROUTES = (
     ("/audit/", "what the mirror saw wrong upstream, per source (audit.json: for an archive's tooling)"),
     ("/backup/", "per source and store: what the archive holds against what the lab's stores hold, what is at risk"),
+    (
+        "/coverage/",
+        "per source and archive prefix: who else holds the archive's objects (its own backup, the lab's stores)",
+    ),
 )
 LANDING = "/view/"
 
@@ -40,9 +47,13 @@ def routes_line(url: str, scheduled: bool) -> str:
     """The start-up line's list of what is served where (``serve --http``)."""
     base = url.rstrip("/")
     view = ", ".join(f"{base}{path}" for path, _ in ROUTES)
+    operator = ", ".join(f"{base}{path}" for path, _ in OPERATOR_ROUTES)
     if scheduled:
-        return f"status page {base}/ ({base}/status.json, {base}/metrics); the view of every pin on {view} (about: {base}{LANDING})"
-    return f"{view} (what each serves: {base}/)"
+        return (
+            f"status page {base}/ ({base}/status.json, {base}/metrics, {operator}); the view of every pin on {view} "
+            f"(about: {base}{LANDING})"
+        )
+    return f"{view}; the operator's pages {operator} (what each serves: {base}/)"
 
 
 _CSS = (
@@ -58,7 +69,7 @@ def landing_html(base_url: str, scheduled: bool = False) -> str:
 
     It names no local path (the mirror's root is the status page's to show, where there is one)."""
     e = html.escape
-    routes = list(ROUTES) + (list(SERVICE_ROUTES) if scheduled else [])
+    routes = list(ROUTES) + (list(SERVICE_ROUTES) if scheduled else []) + list(OPERATOR_ROUTES)
     rows = "".join(
         f'<tr><td><a href="{e(path)}"><code>{e(path)}</code></a></td><td>{e(what)}</td></tr>' for path, what in routes
     )

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from neuromirror.errors import Unavailable
 from neuromirror.index.store_checks import forget_lost, lost_status, open_losses, record_lost
+from neuromirror.network import identity
 from neuromirror.read.check import LOST, url_status
 from neuromirror.read.urls import PinnedFile
 from neuromirror.store.webmark import GONE_STATUSES
@@ -161,15 +162,13 @@ class Losses:
                     self._todo.task_done()
 
     def _mark_batch(self, batch: list[tuple[str, Path, str]]) -> None:
-        import requests
-
         from neuromirror.annex.branch_writer import mark_web
         from neuromirror.annex.logs import branch_logs
 
         by: dict[tuple[str, Path], list[str]] = {}
         for source, repo, key in batch:
             by.setdefault((source, repo), []).append(key)
-        session = requests.Session()
+        session = identity.session()  # the marking of lost URLs asks the archive by name
         for (source, repo), keys in by.items():
             logs = branch_logs(repo, keys, ".log.web")
             gone = [key for key in dict.fromkeys(keys) if _gone_from_web(session, logs.get(key))]

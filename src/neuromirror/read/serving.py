@@ -76,9 +76,9 @@ class Liveness:
             if got is not None and got[1] > now:
                 return got[0]
             if self._session is None:
-                import requests
+                from neuromirror.network import identity
 
-                self._session = requests.Session()
+                self._session = identity.session()  # the view's URL checks name the mirror
         status = url_status(self._session, url, timeout=15)
         with self._lock:
             if len(self._known) >= self.size:

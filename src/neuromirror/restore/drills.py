@@ -13,6 +13,7 @@ is recorded in the index's ``drills`` table, which ``status``, the status page a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from neuromirror.index.rows import DrillRow, Version
 from neuromirror.index.store_checks import drill_rows, drill_scopes, forget, record_drill
 from neuromirror.restore.copies import Copies
+from neuromirror.restore.objects import ArchiveObject
 from neuromirror.restore.report import DrillRun, RestoreReport
 from neuromirror.restore.run import RestoreOptions, plan, restore_objects
 from neuromirror.restore.targets import DirTarget, S3Target, open_target
@@ -111,8 +113,39 @@ def drill(
             by_store.setdefault(b.uuid, []).append(b.key)
     for uuid, keys in by_store.items():
         forget(mirror.index, uuid, keys)
-    record(mirror.index, report, scope or ", ".join(sorted({v.source for v in versions})), started)
+    sources = sorted({v.source for v in versions})
+    if scope or len(sources) < 2:
+        record(mirror.index, report, scope or ", ".join(sources), started)
+    else:  # a drill over several sources: each source's part filed under it, never another's mismatches
+        for source in sources:
+            record(mirror.index, part_of(report, source, chosen), source, started)
     return report
+
+
+def part_of(report: RestoreReport, source: str, chosen: Sequence[ArchiveObject]) -> RestoreReport:
+    """The part of a drill over several sources that checked ``source``'s objects: its versions, objects, bad
+    copies and failures (an error that stopped the whole drill is each source's)."""
+    mine = [o for o in chosen if o.source == source]
+    keys = {o.key for o in mine}
+    failed = _failed_of(report, mine)
+    unwritten = {n.archive_key for n in failed}
+    written = [o for o in mine if o.archive_key not in unwritten]
+    return dataclasses.replace(
+        report,
+        versions=[v for v in report.versions if v.get("source") == source],
+        objects=len(mine),
+        bytes=sum(o.size or 0 for o in mine),
+        written=len(written),
+        written_bytes=sum(o.size or 0 for o in written),
+        failed=failed,
+        bad_copies=[b for b in report.bad_copies if b.key in keys],
+    )
+
+
+def _failed_of(report: RestoreReport, mine: list[ArchiveObject]) -> list:
+    """The objects of ``mine`` the drill could not restore."""
+    keys, archive_keys = {o.key for o in mine}, {o.archive_key for o in mine}
+    return [n for n in report.failed if n.archive_key in archive_keys or n.key in keys]
 
 
 def drill_if_due(

@@ -62,7 +62,13 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         return False  # nothing new since a whole keep of the same versions: the last record stands
     try:
         outcome = run_policy(
-            mirror, source.id, stores, entry.keep, copies=entry.copies, min_free=entry.options.get("min_free")
+            mirror,
+            source.id,
+            stores,
+            entry.keep,
+            copies=entry.copies,
+            min_free=entry.options.get("min_free"),
+            covered_by=entry.covered_by,
         )
         outcome["verify"] = rolling_check(mirror, source.id, entry, since=_checked_at(last))
         # as this keep left it: a keep or sync by hand since (another wanted count, new marks) changes it
@@ -97,7 +103,16 @@ def keep_line(outcome: dict) -> str:
         + (f", {short} version(s) short of them" if short else ", every version has them")
         + f"; {outcome['failed']} failed"
         + ("; stopped by the budget" if outcome["outcome"] == "budget" else "")
+        + _gap_words(outcome.get("gap"))
     )
+
+
+def _gap_words(gap: Optional[dict]) -> str:
+    """A gap-fill's passes in the order they ran, for the log's keep line."""
+    if not gap:
+        return ""
+    passes = ", then ".join(f"{p['phase']}: {p['kept']}" for p in gap.get("passes") or [])
+    return f"; gap-fill ({gap['covered']['objects']} held by the archive's own backup): {passes}"
 
 
 def versions_digest(index: Index, sid: str, *, marks: bool = False) -> str:
@@ -183,6 +198,7 @@ def run_policy(
     *,
     copies: Optional[int] = None,
     min_free: Any = None,
+    covered_by: Sequence[str] = (),
 ) -> dict:
     """``neuromirror keep`` for one source as the policy says, into each store -- one call of
     :meth:`neuromirror.api.Mirror.keep`, on the worker's own mirror -- and the report's ``keep`` record.
@@ -192,12 +208,13 @@ def run_policy(
 
     A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
     ``copies`` has each version's count of verified copies, ``lags`` the keep lag of versions that
-    got their last wanted copy in this run."""
+    got their last wanted copy in this run.  ``covered_by``: the definitions' ``covered_by:`` LISTs: a gap-fill in
+    risk order, its plan and passes in the record's ``gap``."""
     from neuromirror.api import Mirror as Api
     from neuromirror.store.location import open_store
 
     targets = policy_versions(mirror, sid, policy)
-    stores = [open_store(n) for n in store_names]
+    stores = [open_store(n, create=True) for n in store_names]  # the definition's stores: keep --to's
     result = Api.around(mirror).keep(
         policy_specs(sid, targets, policy),
         stores,
@@ -209,8 +226,11 @@ def run_policy(
         all_versions=policy.versions == "all",
         min_free=min_free,
         prune=policy.prune,
+        covered_by=covered_by,
     )
     record = keep_record(result, stores, [f"{t.source}@{t.label}" for t in targets], policy.versions)
+    if result.runs and result.runs[0].gap is not None:
+        record["gap"] = result.runs[0].gap.to_json()
     if policy.expire_after is not None:
         record["expiry"] = _expiry(mirror, sid, policy.expire_after)
     return record
@@ -269,6 +289,7 @@ def keep_record(result: Any, stores: Sequence[Any], targets: Sequence[str], poli
         "failures": _failures(failed),
         "stores": [_store_record(s, r) for s, r in zip(stores, runs)],
         "copies": copies_record(result.counts, result.copies),
+        "unreachable": [x.to_json() for x in getattr(result, "lost", [])],  # stores whose copies did not count
         "lags": result.lags,
     }
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+from neuromirror.api.inputs import jobs_of
 from neuromirror.errors import BadInput
 
 #: what serve says to its user (a warning, the view's routes): one line each
@@ -36,6 +37,8 @@ class ServeOptions:
     browse_url: Optional[str] = None
     jobs: Optional[int] = None
     grace: float = 30.0
+    #: ``--covered-by``: the archive's own backup the /coverage/ page counts against (else the definitions')
+    covered_by: tuple[str, ...] = ()
     #: the service's INFO lines shown (the command's default; -q/-v change the root logger's level)
     info_log: bool = True
 
@@ -106,7 +109,9 @@ def serve_view(options: ServeOptions, say: Say) -> int:
     root = Path(options.root or "neuromirror-root").absolute()
     with api.open(root, options.index) as mirror:
         view = mirror.view(include_embargoed=options.include_embargoed)
-    httpd, url = start_http(None, options.http, view=view)  # a bad address: HttpAddressError, a UserError
+    httpd, url = start_http(
+        None, options.http, view=view, covered_by=options.covered_by
+    )  # a bad address: HttpAddressError, a UserError
     stop = threading.Event()
     before = _on_stop_signals(lambda signum, frame: stop.set())
     try:
@@ -130,8 +135,8 @@ def _definitions(options: ServeOptions, say: Say) -> Any:
             "config: name the mirror definitions to serve on their schedules (or no_schedule, with an http "
             "address: the view of the pins alone)"
         ).at("config")
-    if options.jobs is not None and options.jobs < 1:
-        raise BadInput("jobs must be at least 1").at("jobs")
+    if options.jobs is not None:
+        jobs_of(options.jobs, "syncs at once")
     config = load_configs(list(options.config))
     for w in config.warnings:
         say(f"warning: {w}")

@@ -24,7 +24,15 @@ from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.read.landing import routes_line
 from neuromirror.service import backoff, recovery, snapshot
 from neuromirror.service.cycle import Cycles
-from neuromirror.service.metrics import DURATION_BUCKETS, Durations, add_audit, add_changes, add_keeps, registry_for
+from neuromirror.service.metrics import (
+    DURATION_BUCKETS,
+    Durations,
+    add_audit,
+    add_changes,
+    add_coverage,
+    add_keeps,
+    registry_for,
+)
 from neuromirror.service.risk import add_risks
 from neuromirror.service.state import STATE_FILE, SourceRuntime, now_utc, status_report
 from neuromirror.util.dates import iso_z
@@ -312,6 +320,7 @@ class Service(Cycles):
             add_keeps(report, mirror.index)
             add_risks(report, mirror.index)
             add_audit(report, mirror.index, self.config)
+            add_coverage(report, mirror, self.config)
             durations = sync_durations(mirror.index, DURATION_BUCKETS)
         finally:
             mirror.close()

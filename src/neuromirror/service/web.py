@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from neuromirror.account.status import report_json
 from neuromirror.api.serving import is_loopback
 from neuromirror.errors import UserError
-from neuromirror.read.landing import LANDING, ROUTES, SERVICE_ROUTES, landing_html
+from neuromirror.read.landing import LANDING, OPERATOR_ROUTES, ROUTES, SERVICE_ROUTES, landing_html
 from neuromirror.service import history, pages
 from neuromirror.service.keeping import keep_facts
 from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
@@ -64,13 +64,16 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     service: Any  # the Service; None: the view alone (serve --no-schedule)
     view: Any = None  # the view of every pin (neuromirror.read.view.View): /dav/, /dandisets/
+    covered_by: tuple[str, ...] = ()  # the archive's own backup (LISTs) the coverage page counts against
 
 
 class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
 
 
-def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTPServer, str]:
+def start_http(
+    service: Any, spec: str, view: Any = None, covered_by: tuple[str, ...] = ()
+) -> tuple[ThreadingHTTPServer, str]:
     """Listen on ``spec`` (HOST:PORT) and serve in a daemon thread; return the server and its URL.
 
     The view of every pin (``view``, else one of the service's root) answers ``/dav/`` and
@@ -86,6 +89,7 @@ def start_http(service: Any, spec: str, view: Any = None) -> tuple[ThreadingHTTP
     except OSError as exc:
         raise HttpAddressError(f"http {spec}: cannot listen: {exc.strerror or exc}").at("http") from None
     httpd.service = service
+    httpd.covered_by = tuple(covered_by)
     httpd.view = view if view is not None or service is None else default_view(service)
     h, p = str(httpd.server_address[0]), int(httpd.server_address[1])
     url = f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
@@ -120,6 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].split("#", 1)[0]
         try:
             code, body, ctype = self._route(path)
+        except _NoIndex as exc:
+            self._send(503, f"{exc}\n".encode(), TEXT, head)
+            return
         except Exception as exc:  # never take the service down for a status page
             log.warning("http %s: %s", path, exc)
             self._send(500, f"error: {exc}\n".encode(), TEXT, head)
@@ -131,15 +138,15 @@ class _Handler(BaseHTTPRequestHandler):
         svc = self.server.service
         if path in ("/view", LANDING) or (svc is None and path in ("/", "/index.html")):
             return 200, self._landing(), HTML
-        if svc is None and path != "/healthz":
-            routes = ", ".join(p for p, _ in ROUTES)
+        if svc is None and path not in _VIEW_PAGES:
+            routes = ", ".join(p for p, _ in (*ROUTES, *OPERATOR_ROUTES))
             return 404, f"{path}: not found (only the view is served: /, {routes})\n".encode(), TEXT
         if path.startswith("/source/"):
             page = self._source(unquote(path[len("/source/") :]))
             return (404, b"no such source\n", TEXT) if page is None else (200, page.encode(), HTML)
         page_of = _PAGES.get(path)
         if page_of is None:
-            routes = ", ".join(p for p, _ in (*SERVICE_ROUTES, *ROUTES))
+            routes = ", ".join(p for p, _ in (*SERVICE_ROUTES, *OPERATOR_ROUTES, *ROUTES))
             return 404, f"{path}: not found (routes: {routes}, /source/ID)\n".encode(), TEXT
         body, ctype = page_of(self, path)
         return 200, body, ctype
@@ -195,12 +202,30 @@ class _Handler(BaseHTTPRequestHandler):
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())
 
+    def _mirror(self) -> Any:
+        """The mirror's datasets and index: the service's, else (the view alone) the view's root and index.  The
+        pages change no dataset; the backup page catalogues a Zarr state's objects in the index once (as the view
+        records a lost URL there), unless the index is not writable here: then it is opened read-only."""
+        if self.server.service is not None:
+            return self.server.service.mirror()
+        import os
+
+        from neuromirror.dataset.mirror import Datasets
+
+        tree = self.server.view.tree
+        mirror = Datasets(tree.root, tree.index_path)
+        if not mirror.index_path.exists():
+            raise _NoIndex(f"nothing mirrored at {tree.root} yet (no index): run neuromirror sync SPEC")
+        if not os.access(mirror.index_path, os.W_OK) or not os.access(mirror.index_path.parent, os.W_OK):
+            mirror = Datasets(tree.root, tree.index_path, readonly_index=True)
+        return mirror
+
     def _audit(self, json_wanted: bool) -> tuple[bytes, str]:
         """What the mirror saw wrong upstream (:mod:`neuromirror.audit`): the page, or its JSON."""
         from neuromirror.audit.findings import audit
         from neuromirror.audit.report import as_html
 
-        mirror = self.server.service.mirror()
+        mirror = self._mirror()
         try:
             found = audit(mirror.index)
         finally:
@@ -216,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
         from neuromirror.service.backup.render import as_html
 
         svc = self.server.service
-        mirror = svc.mirror()
+        mirror = self._mirror()
         try:
             found = Api.around(mirror).backup(expire_after=_expire_after(svc))
         finally:
@@ -224,6 +249,22 @@ class _Handler(BaseHTTPRequestHandler):
         if json_wanted:
             return json.dumps(found.to_json(), indent=2).encode(), "application/json"
         return as_html(found).encode(), HTML
+
+    def _coverage(self, json_wanted: bool) -> tuple[bytes, str]:
+        """Who else holds the archive's objects (:mod:`neuromirror.account.coverage`): the page, or its JSON."""
+        from neuromirror.api import Mirror as Api
+        from neuromirror.service.pages.coverage import coverage_html
+
+        svc = self.server.service
+        lists = self.server.covered_by or tuple(getattr(getattr(svc, "config", None), "covered_by", None) or ())
+        mirror = self._mirror()
+        try:
+            found = Api.around(mirror).coverage(covered_by=list(lists), expire_after=_expire_after(svc))
+        finally:
+            mirror.close()
+        if json_wanted:
+            return json.dumps(found.to_json(), indent=2).encode(), "application/json"
+        return coverage_html(found).encode(), HTML
 
     def _send(self, code: int, body: bytes, ctype: str, head: bool) -> None:
         self.send_response(code)
@@ -243,9 +284,25 @@ _PAGES: dict[str, Callable[[_Handler, str], tuple[bytes, str]]] = {
     "/status": lambda h, p: (json.dumps(h._status_json(), indent=2).encode(), "application/json"),
     **{a: lambda h, p: h._audit(json_wanted=p == "/audit.json") for a in ("/audit", "/audit/", "/audit.json")},
     **{b: lambda h, p: h._backup(json_wanted=p == "/backup.json") for b in ("/backup", "/backup/", "/backup.json")},
+    **{
+        c: lambda h, p: h._coverage(json_wanted=p == "/coverage.json")
+        for c in ("/coverage", "/coverage/", "/coverage.json")
+    },
     "/metrics": lambda h, p: (exposition(h.server.service.metrics_registry).encode(), METRICS_TYPE),
     "/healthz": lambda h, p: (b"ok\n", TEXT),
 }
+
+
+#: what the view alone (``serve --http --no-schedule``) answers beside the view: the operator's pages, read from
+#: the view's mirror, and the health check
+_VIEW_PAGES = frozenset(
+    {"/healthz", "/audit", "/audit/", "/audit.json", "/backup", "/backup/", "/backup.json"}
+    | {"/coverage", "/coverage/", "/coverage.json"}
+)
+
+
+class _NoIndex(Exception):
+    """The view's root holds no index yet: an operator's page has nothing to read (503, one line)."""
 
 
 def _expire_after(service: Any) -> dict[str, float]:

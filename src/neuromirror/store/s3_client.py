@@ -39,9 +39,10 @@ def make_client(endpoint: Optional[str], region: str) -> Any:
     """A boto3 S3 client (thread-safe) for ``endpoint`` (None: AWS): path-style on a named endpoint,
     retried, unsigned when the environment has no credentials (a reader of a public bucket)."""
     import boto3
-    from botocore.config import Config
 
-    config = Config(
+    from neuromirror.network.identity import botocore_config
+
+    config = botocore_config(  # named: a store's requests say whose mirror asks, as the archives' do
         s3={"addressing_style": "path" if endpoint else "auto"},
         retries={"max_attempts": 5, "mode": "standard"},
         max_pool_connections=64,
@@ -50,7 +51,7 @@ def make_client(endpoint: Optional[str], region: str) -> Any:
     if session.get_credentials() is None:  # a reader with no credentials: a public bucket, unsigned
         from botocore import UNSIGNED
 
-        config = config.merge(Config(signature_version=UNSIGNED))
+        config = config.merge(botocore_config(signature_version=UNSIGNED))
     return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 

@@ -115,7 +115,10 @@ def check_room(path: Path, need: int, what: str, *, option: Any = None, reserve:
     when larger) do not fit in the free space of the file system of ``path``: one line naming it and how much
     more is needed, before anything is written."""
     keep, name = max((min_free(option), "min_free"), reserve)
-    free = shutil.disk_usage(existing(path)).free
+    du = shutil.disk_usage(existing(path))
+    if du.total == 0:  # no disk (/proc, /sys): what cannot be written there is said as that
+        return
+    free = du.free
     if need + max(keep, 0) > free:
         more = need + max(keep, 0) - free
         left = f" with {name} {human_bytes(keep)} left" if keep > 0 else ""

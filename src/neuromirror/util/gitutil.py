@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Sequence
 
-from neuromirror.errors import NeuromirrorError
+from neuromirror.errors import NeuromirrorError, UserError
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "neuromirror",
@@ -66,6 +67,15 @@ class GitError(NeuromirrorError, RuntimeError):
     """A git or git-annex command failed; the message is its stderr's gist."""
 
 
+def untrusted(repo: Path | str) -> UserError:
+    """Git's refusal of a repository another user owns (a lab's mirror read by a member): a run that went on
+    would read its trees and logs as empty (``urls`` said "0 file(s)", ``verify`` a mismatch per file)."""
+    return UserError(
+        f"git refuses {repo}: it is owned by another user (git's dubious ownership check); to read this mirror, "
+        "add it (or '*') to git's safe.directory setting in your global git configuration"
+    )
+
+
 def config_file_value(path: Path, section: str, key: str) -> Optional[str]:
     """The first value of ``key`` in ``[section]`` of a git config file, read without a ``git config`` child.
 
@@ -112,6 +122,8 @@ def run(
         capture_output=True,
         env=git_env(env),
     )
+    if proc.returncode != 0 and b"dubious ownership" in proc.stderr:
+        raise untrusted(repo)  # whatever the caller would make of an empty answer, it would be wrong
     if check and proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         gist = err[-1] if err else f"exit {proc.returncode}"
@@ -348,9 +360,10 @@ def ls_tree(repo: Path | str, rev: str, paths: Sequence[str] = ()) -> Iterable[t
     proc = subprocess.Popen(
         ["git", *_reader_config(), "-C", str(repo), "ls-tree", "-r", "-z", "--full-tree", rev, "--", *paths],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=git_env(),
     )
-    assert proc.stdout
+    assert proc.stdout and proc.stderr
     buf = b""
     while True:
         chunk = proc.stdout.read(1 << 16)
@@ -362,7 +375,11 @@ def ls_tree(repo: Path | str, rev: str, paths: Sequence[str] = ()) -> Iterable[t
             meta, path = rec.split(b"\t", 1)
             mode, typ, sha = meta.decode().split()
             yield mode, typ, sha, path.decode("utf-8", "surrogateescape")
-    proc.wait()
+    err = proc.stderr.read()  # a few lines at most: git has written its stdout whole by now
+    if proc.wait() != 0 and b"dubious ownership" in err:
+        raise untrusted(repo)  # not an empty tree
+    if err:
+        sys.stderr.write(err.decode(errors="replace"))  # git's own words, as when they went straight there
 
 
 def ref_label(ref: str) -> str:

@@ -257,13 +257,9 @@ def _sample(report: VerifyReport, keys: dict[str, str], sample: Optional[int], s
 
 def _session(jobs: int) -> requests.Session:
     """One HTTP session for every URL's download, its pool as large as the threads reading at once."""
-    import requests
+    from neuromirror.network import identity
 
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(4, jobs))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    return identity.session(maxsize=max(4, jobs), hosts=4)  # named: verify --content reads the archive
 
 
 #: (source, kind, detail) of one source tried for a key; kind None when its bytes verify

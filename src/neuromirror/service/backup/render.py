@@ -31,7 +31,7 @@ table{border-collapse:collapse;margin:.4em 0 1.2em}td,th{border-bottom:1px solid
 th{background:#f4f4f4;font-weight:600}.num{text-align:right;white-space:nowrap}.note{color:#555}
 .verdict{font-weight:700;padding:.1em .5em;border-radius:.3em;white-space:nowrap}
 .at-risk{background:#fdd;color:#900}.partly-kept{background:#fed;color:#840}.kept{background:#dfd;color:#060}
-.nothing-to-keep{background:#eee;color:#555}.bad{color:#b00;font-weight:600}.good{color:#070}.warn{color:#a60;font-weight:600}
+.nothing-to-keep,.not-synced-yet{background:#eee;color:#555}.not-counted{background:#fed;color:#840}.bad{color:#b00;font-weight:600}.good{color:#070}.warn{color:#a60;font-weight:600}
 .say{margin:.3em 0 .6em;max-width:70em}code,.path{font-family:monospace;font-size:.95em}section{margin-bottom:2em}
 """
 
@@ -75,18 +75,29 @@ def _says(b: SourceBackup) -> list[str]:
         out.append(
             f"{b.zarrs_uncounted} Zarr state(s) are not counted here (run `neuromirror status --copies` to count their objects)."
         )
+    if not b.versions:
+        out.append(f"No state of {b.source} is recorded yet: nothing is counted until its first sync ends.")
     return out
+
+
+def _lost(s: StoreBackup) -> str:
+    """A store not reachable here, said where its holdings would be: they count as no copy."""
+    return (
+        f'<span class="bad unreachable">NOT REACHABLE since {html.escape(str(s.unreachable_since))} '
+        f"({html.escape(str(s.unreachable_why))}): what it holds counts as no copy</span><br>"
+    )
 
 
 def _store_row(b: SourceBackup, s: StoreBackup) -> str:
     e = html.escape
     v = s.verification
     klass = check_class(v)
+    lost = _lost(s) if s.unreachable_since is not None else ""
     lacks_new = "bad" if s.missing.current.objects else ""
     lacks_old = "bad" if s.missing.noncurrent.objects else ""
     return (
         f'<tr class="store"><td><code>{e(s.url or s.uuid)}</code><br><span class="note">{e(KINDS.get(s.kind or "", s.kind or ""))}</span></td>'
-        f'<td class="num">{e(part_of(s.kept.current, b.archive.current))}</td>'
+        f'<td class="num">{lost}{e(part_of(s.kept.current, b.archive.current))}</td>'
         f'<td class="num">{e(part_of(s.kept.noncurrent, b.archive.noncurrent))}</td>'
         f'<td class="num"><span class="{lacks_new}">{e(amount(s.missing.current))} current</span><br>'
         f'<span class="{lacks_old}">{e(amount(s.missing.noncurrent))} older</span></td>'
@@ -140,6 +151,8 @@ def _section(b: SourceBackup) -> str:
         f'<table class="stores">{head}{"".join(_store_row(b, s) for s in b.stores)}</table>'
         if b.stores
         else '<p class="say bad">No store holds anything of it.</p>'
+        if b.archive.objects
+        else ""
     )
     return (
         f'<section id="{e(b.source)}"><h2>{e(b.source)} <span class="verdict {_cls(b.verdict)}">{e(b.verdict)}</span></h2>'
@@ -180,7 +193,8 @@ def _stores_table(backup: Backup) -> str:
         klass = check_class(v)
         rows.append(
             f'<tr class="store-total"><td><code>{e(s.url or s.uuid)}</code></td><td>{e(KINDS.get(s.kind or "", s.kind or ""))}</td>'
-            f'<td class="num">{len(sources)}</td><td class="num">{e(amount(held))}</td><td class="{klass}">{e(verification_words(s))}</td></tr>'
+            f'<td class="num">{len(sources)}</td><td class="num">{_lost(s) if s.unreachable_since else ""}'
+            f'{e(amount(held))}</td><td class="{klass}">{e(verification_words(s))}</td></tr>'
         )
     if not rows:
         return '<p class="say bad">No store holds anything of any source.</p>\n'
@@ -194,12 +208,12 @@ def as_html(backup: Backup, note: Optional[str] = None) -> str:
     """The ``/backup/`` page: a row per source (the worst first), a row per store, then each source's stores and
     what expires (past :data:`MOST_SECTIONS` sources, only those not wholly kept get a section)."""
     e = html.escape
-    order = {"at risk": 0, "partly kept": 1, "kept": 2, "nothing to keep": 3}
+    order = {"at risk": 0, "partly kept": 1, "not counted": 2, "not synced yet": 3, "kept": 4, "nothing to keep": 5}
     ranked = sorted(backup.sources, key=lambda b: (order.get(b.verdict, 9), b.source))
     rows = "".join(_summary_row(b) for b in ranked)
     counts = {v: sum(b.verdict == v for b in backup.sources) for v in order}
     tally = " · ".join(f"{n} {v}" for v, n in counts.items() if n)
-    shown = ranked if len(ranked) <= MOST_SECTIONS else [b for b in ranked if order.get(b.verdict, 9) < 2]
+    shown = ranked if len(ranked) <= MOST_SECTIONS else [b for b in ranked if order.get(b.verdict, 9) < 3]
     left = len(ranked) - len(shown)
     sections = "".join(_section(b) for b in shown) + (
         f'<p class="note">{left} source(s) wholly kept or with nothing to keep: their rows are in the table above '

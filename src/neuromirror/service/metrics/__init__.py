@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Optional
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 
-from neuromirror.service.metrics.backup import add_audit, backup_families
+from neuromirror.service.metrics.backup import add_audit, add_coverage, backup_families
 from neuromirror.service.metrics.base import CONTENT_TYPE, DURATION_BUCKETS, Durations
 from neuromirror.service.metrics.sources import add_changes, families
 from neuromirror.service.metrics.stores import add_keeps
@@ -29,6 +29,7 @@ __all__ = [
     "StatusCollector",
     "add_audit",
     "add_changes",
+    "add_coverage",
     "add_keeps",
     "backup_families",
     "exposition",

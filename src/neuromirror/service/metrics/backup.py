@@ -42,7 +42,8 @@ def audit_family(report: dict) -> Iterator[Metric]:
 def backup_families(record: Any, now: Optional[float] = None) -> Iterator[Metric]:
     """The backup page's numbers (a :class:`~neuromirror.account.backup_model.Backup`): per source, objects and
     bytes in no store (of the newest state, of older ones only) and those the archive deletes within the
-    window, kept nowhere; per store, the age and the result of its last ``verify --stores``."""
+    window, kept nowhere; per store, the age and the result of its last ``verify --stores``, whether it is
+    reachable here and since when it is not."""
     import time
 
     now = time.time() if now is None else now
@@ -87,6 +88,16 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
         "1 for what the last re-read of the store's copies found (ok, repaired, failed, never).",
         labels=["store", "result"],
     )
+    reachable = GaugeMetricFamily(
+        "neuromirror_store_reachable",
+        "1 if the store's identity is where it is recorded (it is reachable here); 0 if not: its copies count as none.",
+        labels=["store"],
+    )
+    lost = GaugeMetricFamily(
+        "neuromirror_store_unreachable_since_seconds",
+        "Unix time the store was first found not reachable here (only stores that are not).",
+        labels=["store"],
+    )
     stores = {s.uuid: s for b in record.sources for s in b.stores}
     for s in sorted(stores.values(), key=lambda s: s.url or s.uuid):
         v, name = s.verification, s.url or s.uuid
@@ -95,5 +106,70 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
             age.add_metric([name], max(0.0, now - when))
         word = "never" if v is None else "ok" if v.ok else "failed" if v.unresolved else "repaired"
         result.add_metric([name, word], 1)
-    yield age
-    yield result
+        reachable.add_metric([name], 0.0 if s.unreachable_since else 1.0)
+        since = epoch(s.unreachable_since) if s.unreachable_since else None
+        if since is not None:
+            lost.add_metric([name], since)
+    yield from (age, result, reachable, lost)
+
+
+#: how long /metrics reuses a coverage record while no run ended (it reads every version's files; the page counts
+#: afresh at each request)
+COVERAGE_TTL = 300.0
+_COVERAGE: dict[tuple, tuple[float, Any]] = {}
+
+
+def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
+    """The coverage record (``report["coverage"]``, the one ``/coverage/`` shows) against the definitions'
+    ``covered_by:`` LISTs (none named: the backup's column is 0); the last one reused for :data:`COVERAGE_TTL`
+    seconds while the index records no new run."""
+    import time
+
+    lists = tuple(getattr(config, "covered_by", None) or ())
+    newest = mirror.index.db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    key = (str(mirror.root), lists, newest)
+    cached = _COVERAGE.get(key)
+    if cached is not None and time.monotonic() - cached[0] < COVERAGE_TTL:
+        report["coverage"] = cached[1]
+        return
+    _COVERAGE.clear()
+    from neuromirror.account.backup import expire_after_of
+    from neuromirror.account.coverage import coverage
+    from neuromirror.account.covered import read_lists
+    from neuromirror.errors import UserError
+
+    try:
+        cover = read_lists(list(lists))
+    except UserError as exc:  # a LIST gone or broken: the other families still answer, the log says why
+        import logging
+
+        logging.getLogger("neuromirror.service").warning("/metrics: the coverage is not counted: %s", exc)
+        return
+    report["coverage"] = coverage(mirror, cover, expire_after=expire_after_of(config))
+    _COVERAGE[key] = (time.monotonic(), report["coverage"])
+
+
+def coverage_families(record: Any) -> Iterator[Metric]:
+    """The coverage page's numbers: per source, archive prefix and holder (``archive``, ``backup``: the archive's
+    own backup, ``kept``: the lab's stores, ``neither``), objects and bytes; what expires in neither."""
+    parts = ["source", "prefix", "held_by"]
+    objects = GaugeMetricFamily(
+        "neuromirror_coverage_objects",
+        "Objects of the recorded versions by archive prefix: in the archive, held by its own backup (covered_by), "
+        "kept by the lab's stores, in neither (only the archive holds them).",
+        labels=parts,
+    )
+    size = GaugeMetricFamily("neuromirror_coverage_bytes", "Bytes of those objects.", labels=parts)
+    expiring = GaugeMetricFamily(
+        "neuromirror_coverage_expiring_neither_objects",
+        f"Objects in neither that the archive's lifecycle deletes within {record.window_days} days.",
+        labels=["source"],
+    )
+    for s in record.sources:
+        for p in s.prefixes.values():
+            for held_by in ("archive", "backup", "kept", "neither"):
+                count = getattr(p, held_by)
+                objects.add_metric([s.source, p.prefix, held_by], count.objects)
+                size.add_metric([s.source, p.prefix, held_by], count.bytes)
+        expiring.add_metric([s.source], s.expiring.objects)
+    yield from (objects, size, expiring)

@@ -10,7 +10,7 @@ from prometheus_client.utils import floatToGoString
 
 from neuromirror.account.status import SourceStatus, epoch
 from neuromirror.index.runs import change_totals
-from neuromirror.service.metrics.backup import audit_family, backup_families
+from neuromirror.service.metrics.backup import audit_family, backup_families, coverage_families
 from neuromirror.service.metrics.base import DURATION_BUCKETS, Durations, counter, gauge
 from neuromirror.service.metrics.stores import keep_families, risk_families
 
@@ -68,6 +68,8 @@ def families(report: dict, durations: Optional[Durations] = None) -> Iterator[Me
     yield from audit_family(report)
     if "backup" in report:
         yield from backup_families(report["backup"])
+    if "coverage" in report:
+        yield from coverage_families(report["coverage"])
     yield from _service_families(report.get("service"))
     yield from _disk_families(report.get("disk") or [])
     yield from _drill_families(report.get("drills") or {})

@@ -173,8 +173,7 @@ def _get(url: str, timeout: float) -> requests.Response:
     """One GET of the API, named (:mod:`neuromirror.network.identity`) and through the endpoint's pace."""
     from neuromirror.network.adapter import pace_session
 
-    with requests.Session() as session:
-        identity.name_session(session)
+    with identity.session() as session:
         pace_session(session, url)
         return session.get(url, timeout=timeout)
 
@@ -195,7 +194,7 @@ def download_verified(url: str, timeout: float = 60.0) -> bytes:
     """
     r = pacing.call(
         url,
-        lambda: requests.get(url, timeout=timeout, headers=identity.headers()),
+        lambda: identity.get(url, timeout=timeout),
         lambda r: r.status_code,
         lambda r: r.headers.get("Retry-After"),
         transient=(requests.RequestException,),

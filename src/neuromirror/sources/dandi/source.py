@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from neuromirror.network import identity
 from neuromirror.network.adapter import pace_session
-from neuromirror.network.identity import name_session
 from neuromirror.network.workers import Workers
 from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, SourceState, VersionKind
 from neuromirror.sources import s3urls
@@ -81,7 +81,7 @@ class DandiSource(AssetEntries, AssetListing):
         self.id = f"dandi:{identifier}"
         self.remote_id = identifier
         self.relpath = f"dandi/{identifier}"
-        self._session = name_session(requests.Session())  # named: network.identity
+        self._session = identity.session()  # named: network.identity
         self.head_workers = HEAD_WORKERS
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HEAD_WORKERS)
         self._session.mount("http://", adapter)

@@ -26,7 +26,7 @@ from neuromirror.annex.keys import guess_part_size, md5e_key, mpetag_key, url_ke
 from neuromirror.network import pacing
 from neuromirror.network.failures import is_unreachable
 from neuromirror.records import MD5, MPETAG, VERIFY_ON_GET, AnnexEntry, Refusal
-from neuromirror.sources import s3urls
+from neuromirror.sources import inventory_pins, s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.client import DandiAPI
 from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
@@ -40,6 +40,8 @@ CHECKSUM_RE = re.compile(r"^[0-9a-f]{32}-\d+--\d+$")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART_RE = re.compile(r"[0-9a-f]{32}-([1-9][0-9]{0,4})")
 API_PAGE = 1000
+#: the listings that give each object's S3 versionId (a ListObjectVersions of the bucket, or its S3 Inventory)
+VERSIONED = ("s3-versions", "s3-inventory")
 #: the URL rule: (the URLs to register, whether none is stable) of an object's candidate URLs
 Admissible = Callable[[Iterable[str]], tuple[tuple[str, ...], bool]]
 
@@ -240,10 +242,29 @@ def list_api(source: DandiAPI, zarr_id: str) -> list[ZObject]:
     return out
 
 
+def list_inventory(s3_base: str) -> Optional[list[ZObject]]:
+    """The Zarr's objects as the archive's S3 Inventory lists them (``sync --inventory``), or None."""
+    _, bucket, prefix = _s3_location(s3_base)
+    found = inventory_pins.zarr_objects(bucket, prefix if prefix.endswith("/") else prefix + "/")
+    if found is None:
+        return None
+    return [ZObject(rel, size, etag, vid, _parse_time(when)) for rel, size, etag, vid, when in found]
+
+
 def list_zarr(
-    source: DandiAPI, zarr_id: str, s3_base: Optional[str], embargoed: bool, checksum: Optional[str] = None
+    source: DandiAPI,
+    zarr_id: str,
+    s3_base: Optional[str],
+    embargoed: bool,
+    checksum: Optional[str] = None,
+    inventory: bool = True,
 ) -> tuple[list[ZObject], str]:
-    """The Zarr's objects and how they were listed (``checksum``, if known, sizes the S3 listing)."""
+    """The Zarr's objects and how they were listed (``checksum``, if known, sizes the S3 listing); from the
+    archive's S3 Inventory when the sync reads one and ``inventory`` (a second listing asks the bucket)."""
+    if s3_base and not embargoed and inventory:
+        listed = list_inventory(s3_base)
+        if listed is not None:
+            return listed, "s3-inventory"
     if s3_base and not embargoed:
         try:
             return list_s3(s3_base, expected_objects(checksum)), "s3-versions"
