@@ -31,6 +31,9 @@ from neuromirror.sources.dandi import assets, embargo, zarr_states
 from neuromirror.sources.dandi.asset_listing import AssetListing
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
+from neuromirror.sources.dandi.changes import listing as changes
+from neuromirror.sources.dandi.changes import stamp as changes_stamp
+from neuromirror.sources.dandi.changes.stamp import Mark
 from neuromirror.sources.dandi.client import DEFAULT_API, DandiError, gist, make_client
 from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
@@ -120,6 +123,7 @@ class DandiSource(AssetEntries, AssetListing):
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version
         draft_modified = embargo.draft_stamp(self, d, draft.modified.isoformat())  # + embargo status
+        draft_modified += changes_stamp.counts(getattr(draft, "asset_count", None), getattr(draft, "size", None))
         if not new_published and unchanged(
             self, recorded, draft_modified, getattr(state, "zarr_manifest_wanted", None)
         ):
@@ -179,7 +183,9 @@ class DandiSource(AssetEntries, AssetListing):
             return None
         self.embargo_status = status
         stamp = modified.isoformat()
-        return stamp if status == embargo.OPEN else f"{stamp} embargo={status}"
+        stamp = stamp if status == embargo.OPEN else f"{stamp} embargo={status}"
+        draft = info["draft_version"]
+        return stamp + changes_stamp.counts(draft.get("asset_count"), draft.get("size"))
 
     def _snapshot(
         self, rd: Any, version: Any, kind: VersionKind, state: SourceState, progress: Optional[ProgressCallback]
@@ -243,10 +249,7 @@ class DandiSource(AssetEntries, AssetListing):
         listing: Optional[Listing] = None
         own_pool = None
         try:
-            listing = self._list_assets(rd, version, progress, reuse, ahead)
-            if listing is None:  # too many assets need their metadata: one listing with it is cheaper
-                listing = self._list_assets(rd, version, progress, None, ahead)
-            assert listing is not None
+            listing, mark = self._listing(rd, version, snap, state, progress, reuse, ahead)
             zarr_pool = self.zarr_executor
             if zarr_pool is None:
                 zarr_pool = own_pool = zarr_executor()
@@ -261,6 +264,9 @@ class DandiSource(AssetEntries, AssetListing):
                         batch = []
                 if batch:
                     yield from self._resolve(batch, snap, state, pool, md_pool, zarrs, ahead)
+            if snap.kind == VersionKind.DRAFT:  # the watermark, for a state that holds every asset listed
+                whole = not (snap.refused or snap.pending or snap.unreachable)
+                snap.remote_modified = changes_stamp.with_mark(snap.remote_modified, mark if whole else None)
             check_published(snap)  # a tag is forever: never one with an asset held back
         finally:  # pins asked ahead and not taken (a failure) are not waited for
             ahead.cancel()
@@ -269,6 +275,29 @@ class DandiSource(AssetEntries, AssetListing):
                 listing.close()
             if own_pool is not None:
                 own_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _listing(
+        self,
+        rd: Any,
+        version: Any,
+        snap: Snapshot,
+        state: SourceState,
+        progress: Optional[ProgressCallback],
+        reuse: Optional[Reuse],
+        ahead: Any,
+    ) -> tuple[Listing, Optional[Mark]]:
+        """The version's listing and its newest asset: from the draft's changes when the last synced
+        state allows (:mod:`.changes`), else the whole version (without metadata on a resync)."""
+        recorded = state.last_remote_modified("draft")
+        if snap.kind == VersionKind.DRAFT and reuse is not None and changes.enabled():
+            made = changes.changed_listing(self, rd, version, state, recorded, self.reserved)
+            if made is not None:
+                return made
+        listing = self._list_assets(rd, version, progress, reuse, ahead)
+        if listing is None:  # too many assets need their metadata: one listing with it is cheaper
+            listing = self._list_assets(rd, version, progress, None, ahead)
+        assert listing is not None
+        return listing, listing.newest
 
     def _reuse_for(self, state: SourceState) -> Optional[Reuse]:
         """How this snapshot may reuse the last synced state (see :class:`Reuse`), or None.
@@ -342,6 +371,8 @@ def _list_stamp(item: dict) -> Optional[str]:
     latest = item.get("most_recent_published_version")
     published = latest.get("version") if isinstance(latest, dict) else None
     stamp = modified.isoformat() if status == embargo.OPEN else f"{modified.isoformat()} embargo={status}"
+    assert isinstance(draft, dict)  # it gave the modified time
+    stamp += changes_stamp.counts(draft.get("asset_count"), draft.get("size"))  # a deletion moves no modified
     return f"{stamp} published={published or '-'}"
 
 

@@ -234,14 +234,20 @@ class AssetChanges(ZarrManifests):
             ds.draft.touch(t)
             return ids
 
-    def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None) -> None:
-        """Remove the asset at ``path`` from the draft (the asset and blob stay reachable by id)."""
+    def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None, touch: bool = True) -> None:
+        """Remove the asset at ``path`` from the draft (the asset and blob stay reachable by id).
+
+        ``touch=False``: the draft's ``modified`` stays as it was, as the archive leaves it on some
+        deletions (dandi-archive #1871); its asset count and size move all the same."""
         with self._lock:
             ds = self._get_ds(dandiset_id)
             if path not in ds.draft.assets:
                 raise KeyError(f"no asset at {path!r} in {ds.identifier}/draft")
             del ds.draft.assets[path]
-            ds.draft.touch(aware(when))
+            if touch:
+                ds.draft.touch(aware(when))
+            else:
+                ds.draft.rev += 1  # the listings change, not the version's modified
 
     def finalize_sha256(self, dandiset_id: str, path: str) -> None:
         """Make the sha256 of the draft asset at ``path`` visible (asset_id/modified unchanged)."""
@@ -336,6 +342,17 @@ class AssetChanges(ZarrManifests):
             self._publish_manifest(z)
             z.modified = t
             z.rev += 1
+            self._ingested(z, t)
+
+    def _ingested(self, z: ZarrRecord, when: datetime) -> None:
+        """A Zarr ingest saves the draft assets of the Zarr: their ``modified`` moves (dandi-archive PR
+        #2720), the draft's does not (its listings change)."""
+        ds = self._dandisets[z.dandiset_id]
+        for a in ds.draft.assets.values():
+            if a.zarr is z and when > a.modified:
+                a.modified = when
+                a.rev += 1
+                ds.draft.rev += 1
 
     def override_metadata(self, asset_id: str, raw: Optional[bytes]) -> None:
         """Serve ``raw`` (any bytes, e.g. JSON of the wrong type) as this asset's metadata.
