@@ -154,3 +154,62 @@ def test_a_deletion_leaving_modified_unchanged_is_seen_and_audited(pair) -> None
     assert p.returncode in (0, 1), p.stderr
     found = json.loads(p.stdout)["findings"]
     assert any(f["kind"] == "modified-unchanged" and f["path"] == gone for f in found), found
+
+
+def masked(text: str) -> str:
+    """A tree with the Zarr datasets' commits and .gitmodules' blob left out: each mirror's Zarr datasets are its own."""
+    lines = text.splitlines()
+    return "\n".join(
+        line.split("\t")[-1] if " commit " in line or line.endswith("\t.gitmodules") else line for line in lines
+    )
+
+
+def gitmodules(root: Path, ident: str) -> list[str]:
+    """.gitmodules but the Zarr datasets' own ids."""
+    text = git(root / "dandi" / ident, "show", "HEAD:.gitmodules")
+    return [line for line in text.splitlines() if "datalad-id" not in line]
+
+
+def zarr_trees(root: Path, ident: str, paths: list[str]) -> dict[str, list[str]]:
+    """Each Zarr dataset's tree at its HEAD (but its own id)."""
+    found = {}
+    for p in paths:
+        lines = git(root / "dandi" / ident / p, "ls-tree", "-r", "HEAD").splitlines()
+        found[p] = [line for line in lines if not line.endswith("\t.datalad/config")]
+    return found
+
+
+def test_two_zarrs_ingested_are_read_from_the_head_without_the_zarr_list(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A Zarr ingest moves its asset's ``modified`` (PR #2720): with nothing changed one look at the head
+    and no Zarr list; with 2 Zarrs changed, the same Zarr datasets and dandiset tree as a whole listing."""
+    from helpers.dandi_full import zarr_files
+
+    a = dandi_archive
+    ident = a.create_dandiset(name="zarrs by changes", created=T0)
+    paths = [f"sub-{i}/sample-{i}.ome.zarr" for i in range(6)]
+    aids = [
+        a.add_zarr_asset(ident, p, zarr_files(p, chunks=1), when=T0 + timedelta(seconds=i)) for i, p in enumerate(paths)
+    ]
+    a.put_asset(ident, "sub-0/sub-0.nwb", b"a blob beside them\n", when=T0)
+    by_changes, whole = tmp_path / "by-changes", tmp_path / "whole"
+    for root in (by_changes, whole):
+        sync(root, a.api_url, ident)
+    a.reset_request_log()
+    sync(by_changes, a.api_url, ident)
+    assert not [raw for _, raw in a.request_log if raw.startswith("/api/zarr/")]  # no Zarr list
+    assert len(listing_pages(a)) == 1  # the head's first asset
+    for i in (1, 4):
+        zid = a.asset(aids[i]).zarr.zarr_id
+        a.modify_zarr(zid, put={"0/0/0/0": b"rewritten"}, when=T0 + timedelta(hours=1, seconds=i))
+    a.reset_request_log()
+    sync(by_changes, a.api_url, ident)
+    assert not [raw for _, raw in a.request_log if raw.startswith("/api/zarr/?")]
+    assert all("order=-modified" in p for p in listing_pages(a)), listing_pages(a)
+    sync(whole, a.api_url, ident, NEUROMIRROR_DANDI_CHANGES="0")
+    assert masked(tree(by_changes, ident)) == masked(tree(whole, ident))
+    assert gitmodules(by_changes, ident) == gitmodules(whole, ident)
+    assert zarr_trees(by_changes, ident, paths) == zarr_trees(whole, ident, paths)
+    assert [r[:4] + r[5:] for r in rows(by_changes, ident)] == [r[:4] + r[5:] for r in rows(whole, ident)]
+    a.reset_request_log()
+    sync(by_changes, a.api_url, ident)  # nothing changed since
+    assert len(listing_pages(a)) == 1

@@ -45,6 +45,8 @@ class Listing(Spool):
         self._page: list[dict] = []
         #: the newest asset listed (the watermark a resync reads changes down to: :mod:`.changes`)
         self.newest: Optional[Mark] = None
+        self.zarrs = False  # it holds a Zarr asset
+        self.by_changes = False  # made from the draft's changes (:mod:`.changes.listing`)
 
     def add_asset(self, asset: dict) -> bool:
         """Spool ``asset``; False when its id was listed already."""
@@ -52,6 +54,7 @@ class Listing(Spool):
             return False
         self.ids.add(asset["asset_id"])
         self._note_newest(asset)
+        self.zarrs = self.zarrs or bool(asset.get("zarr"))
         if self._reuse is not None:
             self._page.append(asset)
             if len(self._page) >= PAGE_SIZE:

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from neuromirror.records import Entry, Pending, Snapshot, SourceState
-from neuromirror.sources.dandi.changes.stamp import NEWEST
+from neuromirror.sources.dandi.changes.stamp import BY_MODIFIED, NEWEST
 from neuromirror.sources.dandi.zarr_listing import CHECKSUM_RE, checksum_in, expected_objects
 from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.util.processes import RoutedExecutor, default_processes
@@ -319,6 +319,9 @@ def unchanged(
         return False
     if zarrs is None:
         return True
+    if zarrs == BY_MODIFIED:  # no Zarr ingest since: the -modified listing's head is the recorded one
+        moved = getattr(source, "head_moved", None)
+        return moved is not None and not moved(recorded)
     states = source.zarr_states()
     if states is None or states.digest != zarrs:
         return False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.standins.dandi.formats import (
@@ -173,11 +173,14 @@ class AssetChanges(ZarrManifests):
         per_dir: int = 100,
         ext: str = ".nwb",
         when: Optional[datetime] = None,
+        step: Optional[timedelta] = None,
     ) -> list[str]:
         """Add ``n`` metadata-only assets fast (no S3 upload); return their asset_ids.
 
         Paths look like ``sub-00003/sub-00003_obj-0000312.nwb`` (``per_dir`` per
         folder); each asset gets its own fake blob (sha256/etag valid in form only).
+        ``step``: the j-th asset is ``modified`` at ``when + j * step``, as uploads one after
+        the other are (none: all at ``when``, as one transaction's).
         """
         t = aware(when)
         parts = etag_parts(size)
@@ -220,8 +223,8 @@ class AssetChanges(ZarrManifests):
                     asset_id=uuids[2 * j + 1],
                     dandiset_id=ds.identifier,
                     path=path,
-                    created=t,
-                    modified=t,
+                    created=t + j * step if step else t,
+                    modified=t + j * step if step else t,
                     metadata=user_md,  # shared: records are treated as read-only
                     seq=seq,
                     blob=blob,
@@ -231,7 +234,7 @@ class AssetChanges(ZarrManifests):
                 self._assets[asset.asset_id] = asset
                 draft_assets[path] = asset
                 ids.append(asset.asset_id)
-            ds.draft.touch(t)
+            ds.draft.touch(t + max(0, n - 1) * step if step else t)
             return ids
 
     def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None, touch: bool = True) -> None:

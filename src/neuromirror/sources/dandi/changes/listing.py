@@ -13,7 +13,9 @@ The rest of the version is the last synced state's files, taken as a resync woul
 without a ``modified`` moving; a deletion moves none (dandi-archive #1871), so the version's own
 ``asset_count`` and ``size`` must equal the recorded ones plus what the head adds; otherwise, or
 when anything else does not add up (a page not as expected, a file of the last state a resync
-would not take as it is, a Zarr asset), this gives None and the version is listed whole, by path.
+would not take as it is), this gives None and the version is listed whole, by path.  A Zarr asset in
+the head (an ingest moved its ``modified``) goes to the Zarr run as a listed one does; the others are
+their datasets' commits of the last state.
 Every time compared is the archive's own: no clock of this host enters.
 
 Known limits, told in docs/performance.md: an asset committed upstream with a ``modified`` older than
@@ -27,7 +29,7 @@ import logging
 import os
 from typing import Any, Iterator, Optional, Union
 
-from neuromirror.records import GIT, GitEntry, SourceState, VersionFile
+from neuromirror.records import GIT, SUBDATASET, GitEntry, SourceState, SubdatasetEntry, VersionFile
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.changes.stamp import Mark, recorded_counts, recorded_mark
 from neuromirror.util.dates import parse_iso
@@ -58,7 +60,7 @@ def changed_listing(
         return None
     changed, pages = head
     prev = {f.path: f for f in state.previous_files() if f.path not in reserved}
-    fresh = _fresh(changed, prev, was, (count, size))
+    fresh = _fresh(changed, prev, was, (count, size), mark)
     if fresh is None:
         log.info("DANDI:%s: the version's count or size says more changed: listing it whole", source.identifier)
         return None
@@ -69,8 +71,10 @@ def changed_listing(
     listing = _merged(prev, fresh, reuse)
     if listing is None:
         return None
-    for a in changed:
-        mark = mark.later(a)
+    if changed:  # the archive's own head (on equal times, its order): what the next sync's first look compares
+        when = parse_iso(changed[0]["modified"])
+        mark = Mark(when, changed[0]["asset_id"]) if when is not None and when >= mark.when else mark
+    listing.by_changes = True
     log.info("DANDI:%s: %d asset(s) changed (%d listing page(s))", source.identifier, len(fresh), pages)
     return listing, mark
 
@@ -104,28 +108,42 @@ def _newest_first(source: Any, path: str, mark: Mark) -> Optional[tuple[list[dic
         page += 1
 
 
+def _at(asset: dict, mark: Mark) -> bool:
+    """Whether ``asset`` is as old as the watermark: listed so by the last sync (an ingest since would have
+    moved it past: only one at that very microsecond would not, which this takes as none)."""
+    return parse_iso(asset.get("modified")) == mark.when
+
+
 def _fresh(
-    changed: list[dict], prev: dict[str, VersionFile], was: tuple[int, int], expected: tuple[int, int]
+    changed: list[dict], prev: dict[str, VersionFile], was: tuple[int, int], expected: tuple[int, int], mark: Mark
 ) -> Optional[dict[str, dict]]:
     """path -> the changed asset the last state does not hold; None when the version's count and size
     are not the recorded ones plus these (a deletion, or a change this does not take: a Zarr)."""
     n, size = was
+    sized = True  # whether the version's size can be checked (a Zarr replaced: its last size is not recorded)
     fresh: dict[str, dict] = {}
     for a in changed:
         f = prev.get(a["path"])
-        if f is not None and f.remote_id == a["asset_id"] and not a.get("zarr"):
-            continue  # the asset at the watermark's time the last sync saw
-        if a.get("zarr") or not a.get("blob") or type(a.get("size")) is not int or a["path"] in fresh:
+        if f is not None and f.remote_id == a["asset_id"] and (not a.get("zarr") or _at(a, mark)):
+            continue  # the asset at the watermark's time the last sync saw (a Zarr: no ingest moved it since)
+        if not (a.get("zarr") or a.get("blob")) or type(a.get("size")) is not int or a["path"] in fresh:
             return None
-        if f is None:
-            n += 1
-        elif type(f.size) is int:
-            size -= f.size
-        else:
-            return None
-        size += a["size"]
+        delta = _size_delta(a, f)
+        n += f is None
+        sized = sized and delta is not None
+        size += delta or 0
         fresh[a["path"]] = a
-    return fresh if (n, size) == expected else None
+    return fresh if n == expected[0] and (not sized or size == expected[1]) else None
+
+
+def _size_delta(asset: dict, f: Optional[VersionFile]) -> Optional[int]:
+    """What ``asset`` adds to the version's size over the last state's file at its path (None: not known,
+    a Zarr ingested or replaced: its last size is not recorded)."""
+    if f is None:
+        return int(asset["size"])
+    if asset.get("zarr") or type(f.size) is not int:
+        return None
+    return int(asset["size"]) - f.size
 
 
 def _merged(prev: dict[str, VersionFile], fresh: dict[str, dict], reuse: Reuse) -> Optional[Listing]:
@@ -140,6 +158,7 @@ def _merged(prev: dict[str, VersionFile], fresh: dict[str, dict], reuse: Reuse) 
             if isinstance(item, dict):
                 listing.add_asset(item)
             else:
+                listing.zarrs = listing.zarrs or isinstance(item, SubdatasetEntry)
                 listing.add(item)
         listing.flush()
     except BaseException:
@@ -150,17 +169,21 @@ def _merged(prev: dict[str, VersionFile], fresh: dict[str, dict], reuse: Reuse) 
 
 def _items(
     prev: dict[str, VersionFile], fresh: dict[str, dict], reuse: Reuse
-) -> Iterator[Union[dict, tuple, GitEntry, None]]:
+) -> Iterator[Union[dict, tuple, GitEntry, SubdatasetEntry, None]]:
     for path in sorted(prev.keys() | fresh.keys()):
         yield fresh[path] if path in fresh else _carried(prev[path], reuse)
 
 
-def _carried(f: VersionFile, reuse: Reuse) -> Union[tuple, GitEntry, None]:
+def _carried(f: VersionFile, reuse: Reuse) -> Union[tuple, GitEntry, SubdatasetEntry, None]:
     """The last state's file as the listing keeps it (a Reused tuple, a text file in git), or None."""
     if f.checksum_kind == GIT:
         # a text file in git, recorded with neither asset id nor URLs (blobs.py): older than the watermark, the
         # asset at its path is the one the last sync saw there (assets do not move); found unchanged by its sha256
         return GitEntry(f.path, None, None, f.checksum, f.size, None, f.urls)
+    if f.checksum_kind == SUBDATASET and f.checksum:
+        # a Zarr no ingest touched since (PR #2720 moves its asset's modified): its dataset's commit, as the
+        # Zarr run gives an unchanged Zarr (engine.zarr.run.ZarrRun._take: no datalad id read)
+        return SubdatasetEntry(f.path, f.checksum, "./" + f.path, None)
     if f.remote_id and f.key and reuse.reusable({"asset_id": f.remote_id, "path": f.path, "size": f.size}, f):
         return (f.remote_id, f.path, f.key, f.size, f.urls, f.checksum)
     return None

@@ -10,6 +10,9 @@ and what it recorded is exactly what the last synced state was made from.
 * ``newest=<modified>,<asset id>``: the newest asset ``modified`` of the synced state and the asset
   that had it, written only when the state holds every asset the version listed (nothing refused,
   pending or held): the watermark a resync reads the ``-modified`` listing down to.
+* ``zarrs=modified`` (with the watermark, for a draft holding Zarrs): a Zarr ingest moves its asset's
+  ``modified`` (dandi-archive PR #2720), so whether any Zarr changed is one look at the listing's head,
+  not the dandiset's Zarr list (``zarrs=<digest>``, :mod:`..zarr_states`: a page per 1,000 Zarrs).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from neuromirror.util.dates import parse_iso
 ASSETS = "assets="
 BYTES = "bytes="
 NEWEST = "newest="
-#: the tokens the watermark goes before (zarr_assets, held)
-_AFTER = ("zarrs=", "held=")
+ZARRS = "zarrs="
+#: the ``zarrs=`` value of a whole draft with Zarrs: their ingests are read from the ``-modified`` head
+BY_MODIFIED = "modified"
 
 
 def counts(asset_count: Any, size: Any) -> str:
@@ -76,8 +80,24 @@ def recorded_mark(recorded: Optional[str]) -> Optional[Mark]:
 
 
 def with_mark(stamp: Optional[str], mark: Optional[Mark]) -> str:
-    """``stamp`` with its watermark token replaced by ``mark``'s (dropped when None), after the draft's own
-    tokens and before the ``zarrs=`` and ``held=`` ones."""
+    """``stamp`` with its watermark token replaced by ``mark``'s (dropped when None)."""
     tokens = [t for t in (stamp or "").split(" ") if t and not t.startswith(NEWEST)]
-    own = [t for t in tokens if not t.startswith(_AFTER)]
-    return " ".join(own + ([mark.token()] if mark is not None else []) + [t for t in tokens if t.startswith(_AFTER)])
+    return _ordered(tokens + ([mark.token()] if mark is not None else []))
+
+
+def _ordered(tokens: list[str]) -> str:
+    """The draft's own tokens, then the watermark, then ``zarrs=`` and ``held=`` (in that order, each kept)."""
+    rank = {NEWEST: 1, ZARRS: 2, "held=": 3}
+    return " ".join(sorted(tokens, key=lambda t: next((r for p, r in rank.items() if t.startswith(p)), 0)))
+
+
+def finish(stamp: Optional[str], mark: Optional[Mark], whole: bool, zarrs: bool, by_changes: bool) -> str:
+    """The draft's stamp once its entries are made: the watermark when the state is ``whole`` (every listed
+    asset in it); for a draft with Zarrs, ``zarrs=modified`` then (their changes are read from the
+    ``-modified`` head, no Zarr list is asked), and ``zarrs=recheck`` for a state made from its changes
+    but not whole (the next sync looks again); otherwise the Zarr token as the Zarr run stamped it."""
+    out = with_mark(stamp, mark if whole else None)
+    if not zarrs or not (whole or by_changes):
+        return out
+    tokens = [t for t in out.split(" ") if t and not t.startswith(ZARRS)]
+    return _ordered(tokens + [ZARRS + (BY_MODIFIED if whole else "recheck")])
