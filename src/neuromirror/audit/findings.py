@@ -16,8 +16,8 @@ Each kind and where it comes from (:data:`KINDS`; ``docs/service.md``, *Audit*):
   (at the latest ``first_seen`` + 30 days); ``--recheck`` reads the date it became noncurrent;
 * ``no-doi``: a published version recorded without a DOI (the versions);
 * ``modified-unchanged``: two draft states recorded with the same ``modified`` and different files (a Zarr
-  rewritten in place: the sync tells it by the Zarr list's checksums). A deletion that leaves ``modified``
-  as it was is not seen by a sync, which asks nothing more of an unchanged draft;
+  rewritten in place: the sync tells it by the Zarr list's checksums; an asset deleted with ``modified`` as it
+  was: the sync tells it by the version's asset count in the draft's stamp, and the finding names the path);
 * ``manifest-drift``: with ``--recheck`` only (:mod:`.manifests`): the archive's manifest of each Zarr state
   recorded against the mirror's own of it; a state the archive publishes none of is counted in ``coverage``.
 """
@@ -59,7 +59,7 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "no-doi": ("recorded; a recheck asks again", "a published version without a DOI"),
     "modified-unchanged": (
-        "recorded for Zarrs changed in place; deletions that leave modified unchanged are not seen",
+        "recorded for Zarrs changed in place and deletions (seen by the version's asset count)",
         "files changed while the draft's (and the asset's) modified did not",
     ),
     "manifest-drift": (
@@ -310,9 +310,14 @@ def _no_doi(sid: str, versions: list[Any]) -> list[Finding]:
     ]
 
 
+#: the tokens of a draft's stamp that are not its ``modified`` (sources.dandi.changes.stamp, zarr_assets)
+_NOT_MODIFIED = ("zarrs=", "assets=", "bytes=", "newest=")
+
+
 def _stamp(recorded: Optional[str]) -> Optional[str]:
-    """The draft's own ``modified`` stamp of a recorded ``remote_modified`` (the ``zarrs=`` token left out)."""
-    return " ".join(t for t in (recorded or "").split(" ") if not t.startswith("zarrs=")) or None
+    """The draft's own ``modified`` stamp of a recorded ``remote_modified``: the ``zarrs=`` token, the version's
+    count and size and the listing's watermark left out (a deletion moves the count, not ``modified``)."""
+    return " ".join(t for t in (recorded or "").split(" ") if not t.startswith(_NOT_MODIFIED)) or None
 
 
 def _modified_unchanged(index: Index, sid: str, versions: list[Any]) -> list[Finding]:

@@ -14,12 +14,13 @@ Scenarios per size N:
 
 1. ``dandi-cold``     cold mirror of a dandiset with N assets
 2. ``dandi-resync``   resync with no change
-3. ``dandi-3changes`` resync after 1 asset added, 1 removed, 1 changed
-4. ``aind-cold``      cold mirror of an AIND asset with N objects (``aind-resync`` too)
-5. anchors on the same rows: ``git annex fromkey --batch`` + ``registerurl --batch``
+3. ``dandi-2changes`` resync after 1 asset added, 1 replaced, read by the draft's changes (``-whole``: paged whole)
+4. ``dandi-3changes`` resync after 1 asset added, 1 removed, 1 changed
+5. ``aind-cold``      cold mirror of an AIND asset with N objects (``aind-resync`` too)
+6. anchors on the same rows: ``git annex fromkey --batch`` + ``registerurl --batch``
    + ``git commit`` (``anchor-batch``), and ``datalad addurls --key ... -x '*'`` on a
    subsample (``anchor-addurls``, ~16 files/s, hence at most ``--addurls-rows`` rows)
-6. ``head-reference`` a plain concurrent HEAD loop (32 workers, like the DANDI source)
+7. ``head-reference`` a plain concurrent HEAD loop (32 workers, like the DANDI source)
    against the same S3 objects, in its own process: the rate the stand-in sustains.
 
 What is done to the stand-ins so that they measure neuromirror and not moto, and how they

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.standins.dandi.formats import (
@@ -175,11 +175,14 @@ class AssetChanges(ZarrManifests):
         per_dir: int = 100,
         ext: str = ".nwb",
         when: Optional[datetime] = None,
+        step: Optional[timedelta] = None,
     ) -> list[str]:
         """Add ``n`` metadata-only assets fast (no S3 upload); return their asset_ids.
 
         Paths look like ``sub-00003/sub-00003_obj-0000312.nwb`` (``per_dir`` per
         folder); each asset gets its own fake blob (sha256/etag valid in form only).
+        ``step``: the j-th asset is ``modified`` at ``when + j * step``, as uploads one after
+        the other are (none: all at ``when``, as one transaction's).
         """
         t = aware(when)
         parts = etag_parts(size)
@@ -222,8 +225,8 @@ class AssetChanges(ZarrManifests):
                     asset_id=uuids[2 * j + 1],
                     dandiset_id=ds.identifier,
                     path=path,
-                    created=t,
-                    modified=t,
+                    created=t + j * step if step else t,
+                    modified=t + j * step if step else t,
                     metadata=user_md,  # shared: records are treated as read-only
                     seq=seq,
                     blob=blob,
@@ -233,17 +236,23 @@ class AssetChanges(ZarrManifests):
                 self._assets[asset.asset_id] = asset
                 draft_assets[path] = asset
                 ids.append(asset.asset_id)
-            ds.draft.touch(t)
+            ds.draft.touch(t + max(0, n - 1) * step if step else t)
             return ids
 
-    def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None) -> None:
-        """Remove the asset at ``path`` from the draft (the asset and blob stay reachable by id)."""
+    def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None, touch: bool = True) -> None:
+        """Remove the asset at ``path`` from the draft (the asset and blob stay reachable by id).
+
+        ``touch=False``: the draft's ``modified`` stays as it was, as the archive leaves it on some
+        deletions (dandi-archive #1871); its asset count and size move all the same."""
         with self._lock:
             ds = self._get_ds(dandiset_id)
             if path not in ds.draft.assets:
                 raise KeyError(f"no asset at {path!r} in {ds.identifier}/draft")
             del ds.draft.assets[path]
-            ds.draft.touch(aware(when))
+            if touch:
+                ds.draft.touch(aware(when))
+            else:
+                ds.draft.rev += 1  # the listings change, not the version's modified
 
     def finalize_sha256(self, dandiset_id: str, path: str) -> None:
         """Make the sha256 of the draft asset at ``path`` visible (asset_id/modified unchanged)."""
@@ -350,6 +359,17 @@ class AssetChanges(ZarrManifests):
             self._publish_manifest(z)
             z.modified = t
             z.rev += 1
+            self._ingested(z, t)
+
+    def _ingested(self, z: ZarrRecord, when: datetime) -> None:
+        """A Zarr ingest saves the draft assets of the Zarr: their ``modified`` moves (dandi-archive PR
+        #2720), the draft's does not (its listings change)."""
+        ds = self._dandisets[z.dandiset_id]
+        for a in ds.draft.assets.values():
+            if a.zarr is z and when > a.modified:
+                a.modified = when
+                a.rev += 1
+                ds.draft.rev += 1
 
     def override_metadata(self, asset_id: str, raw: Optional[bytes]) -> None:
         """Serve ``raw`` (any bytes, e.g. JSON of the wrong type) as this asset's metadata.
