@@ -312,20 +312,28 @@ def test_a_failed_verification_is_shown(mirrored: Mirrored) -> None:
     assert "last verification: REPAIRED at" in text and "1 bad, 0 missing, 0 unreadable, 1 re-kept" in text, text
 
 
+STORE_U1 = "00000000-0000-4000-8000-000000000001"  # the store's UUID
+
+
 def synthetic_index(path: Path, versions: int, files: int, changed: int = 5) -> None:
     """An index of one source with ``versions`` states of ``files`` files, ``changed`` of them replaced in each
-    state, 80 % of the keys held by one store: written with sqlite3 as the sync lays the rows out (fileset spans)."""
+    state, 80 % of the keys held by one store (a directory beside the index, reachable: its identity is there):
+    written with sqlite3 as the sync lays the rows out (fileset spans)."""
     from neuromirror.index.db import Index
     from neuromirror.index.filesets import OPEN
 
     Index(path).close()  # the schema, as every command makes it
+    keep = path.parent / "keep"
+    keep.mkdir()
+    (keep / ".neuromirror-store.json").write_text(json.dumps({"uuid": STORE_U1, "name": "neuromirror-store-u1"}))
     conn = sqlite3.connect(path)
     with conn:
         conn.execute(
             "INSERT INTO sources (id, archive, remote_id, dataset) VALUES ('dandi:900000', 'dandi', '900000', 'dandi/900000')"
         )
         conn.execute(
-            "INSERT INTO stores (uuid, url, kind, name) VALUES ('u1', '/keep', 'directory', 'neuromirror-store-u1')"
+            "INSERT INTO stores (uuid, url, kind, name) VALUES (?, ?, 'directory', 'neuromirror-store-u1')",
+            [STORE_U1, str(keep)],
         )
         open_spans: dict[int, int] = {}  # slot -> entry id
         entry = 0
@@ -339,7 +347,9 @@ def synthetic_index(path: Path, versions: int, files: int, changed: int = 5) -> 
                 [entry, f"f{slot}.nwb", key, 1000 + entry, f"{entry:064x}"],
             )
             if entry % 5:
-                conn.execute("INSERT INTO store_checks (store, key, checked, stored) VALUES ('u1', ?, 1, 1)", [key])
+                conn.execute(
+                    "INSERT INTO store_checks (store, key, checked, stored) VALUES (?, ?, 1, 1)", [STORE_U1, key]
+                )
             open_spans[slot] = entry
             conn.execute(
                 "INSERT INTO fileset_spans (source, until, entry_id, since) VALUES ('dandi:900000', ?, ?, ?)",

@@ -49,6 +49,8 @@ def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
         "head-reference",
         "dandi-cold",
         "dandi-resync",
+        "dandi-2changes",
+        "dandi-2changes-whole",
         "dandi-3changes",
         "anchor-batch",
         "anchor-addurls",
@@ -58,6 +60,8 @@ def test_bench_runs_every_scenario_at_a_toy_size(tmp_path: Path) -> None:
     by = {r["scenario"]: r for r in doc["results"]}
     assert by["dandi-cold"]["outcome"] == "ok" and by["dandi-resync"]["outcome"] == "unchanged"
     assert by["dandi-3changes"]["changes"] >= 3  # 1 added, 1 removed, 1 changed (+ dandiset.yaml)
+    # issue 75: read by the draft's changes, one listing page; paged whole, as many as the version holds
+    assert by["dandi-2changes"]["listing_pages"] == 1 and by["dandi-2changes-whole"]["listing_pages"] >= 1
     assert by["dandi-cold"]["heads_repeated"] == 0
     for field in ("listing_s", "pinning_s", "registration_commit_s", "annex_branch_s", "index_s", "peak_rss_mb"):
         assert field in by["aind-cold"], field
@@ -212,6 +216,9 @@ def test_bench_zarr_many_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert by["zarr-many-resync"]["outcome"] == "unchanged" and by["zarr-many-resync"]["dandiset_commits"] == 0
     assert by["zarr-many-2zarrs1blob"]["dandiset_commits"] == 1
     assert by["zarr-many-2zarrs1blob"]["zarr_commits"] == [2, 2, 1]  # the two changed Zarrs, one unchanged
+    # issue 75: Zarr ingests read from the asset listing's -modified head, no Zarr list
+    assert by["zarr-many-resync"]["zarr_list_pages"] == 0 and by["zarr-many-resync"]["listing_pages"] == 1
+    assert by["zarr-many-2zarrs1blob"]["zarr_list_pages"] == 0
     assert {t["what"] for t in by["zarr-many-cold"]["targets"]} == {
         "zarrs_per_s",
         "cpu_ms_per_zarr",

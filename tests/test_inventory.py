@@ -157,3 +157,20 @@ def test_what_cannot_be_read_is_said_in_one_line(s3: Any, archive: tuple[str, st
         open_inventory(f"s3://{dest}/inventory", endpoint=s3.endpoint_url)
     with pytest.raises(InventoryError, match="no such bucket"):
         open_inventory(f"s3://no-such-{dest}/inventory", endpoint=s3.endpoint_url)
+
+
+def test_the_bench_reads_a_synthetic_inventory_of_the_archive_shape(tmp_path: Path) -> None:
+    """``scripts/bench --scenarios inventory-read`` at a toy size: every row read, in a process of its own,
+    rows/s and peak RSS judged against the targets."""
+    from argparse import Namespace
+
+    from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, synthetic_rows
+
+    (row,) = bench_inventory_read(Namespace(inventory_rows=5000, keep=False), tmp_path)
+    assert row["rows"] == 5000 and row["rows_right"] and row["files"] == 1
+    assert {t["what"] for t in row["targets"]} == {
+        "inventory-read: S3 Inventory rows read per CPU second",
+        "inventory-read: peak RSS of the reader (MB)",
+    }
+    shape = list(synthetic_rows(100))
+    assert sum(r[4] == "true" for r in shape) == 2 and sum(r[1].startswith("blobs/") for r in shape) == 5

@@ -215,9 +215,13 @@ def test_store_names_and_unsupported_kinds(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "thesis.pdf").write_bytes(b"%PDF")
     with pytest.raises(UserError, match="not a neuromirror store"):
-        _ = open_store(str(tmp_path / "busy")).identity
+        _ = open_store(str(tmp_path / "busy"), create=True).identity
+    # a store opened to be read is never made by looking: only keep --to's opening makes one
+    with pytest.raises(UserError, match="not reachable: no .neuromirror-store.json there"):
+        _ = open_store(str(tmp_path / "s")).identity
+    assert not (tmp_path / "s").exists()
     # one identity, created once: every dataset records the same remote
-    a, b = open_store(str(tmp_path / "s")), open_store(str(tmp_path / "s"))
+    a, b = open_store(str(tmp_path / "s"), create=True), open_store(str(tmp_path / "s"), create=True)
     assert a.identity == b.identity and (tmp_path / "s" / ".neuromirror-store.json").is_file()
 
 
@@ -329,7 +333,7 @@ def test_a_file_cut_short_in_the_store_is_not_kept_and_is_replaced(tmp_path: Pat
 
     data = b"the bytes a paper cites\n" * 40
     key = f"SHA256E-s{len(data)}--{hashlib.sha256(data).hexdigest()}.dat"
-    store = open_store(str(tmp_path / "store"))
+    store = open_store(str(tmp_path / "store"), create=True)
     with store.receive(key) as incoming:
         incoming.write(data[:100])
         assert incoming.commit()  # the caller verifies; here a short file stands for a torn one

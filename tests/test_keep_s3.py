@@ -208,9 +208,12 @@ def test_s3_store_names(s3, bucket, monkeypatch) -> None:  # noqa: ANN001
     # a bucket holding other things is not taken for a store
     s3.client().put_object(Bucket=bucket, Key="thesis.pdf", Body=b"%PDF")
     with pytest.raises(UserError, match="not a neuromirror store"):
-        _ = open_store(f"s3://{bucket}").identity
-    # ...but a new prefix in it is; one identity for every user of the store
-    a, b = open_store(f"s3://{bucket}/keep"), open_store(f"s3://{bucket}/keep")
+        _ = open_store(f"s3://{bucket}", create=True).identity
+    # a prefix opened to be read is never made a store by looking
+    with pytest.raises(UserError, match="not reachable: no .neuromirror-store.json there"):
+        _ = open_store(f"s3://{bucket}/keep").identity
+    # ...but keep --to makes a new prefix one; one identity for every user of the store
+    a, b = open_store(f"s3://{bucket}/keep", create=True), open_store(f"s3://{bucket}/keep", create=True)
     assert a.identity == b.identity
     monkeypatch.setenv("NEUROMIRROR_STORE_ENDPOINT", "ftp://nope")
     with pytest.raises(UserError, match="http"):

@@ -413,7 +413,7 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     from neuromirror.errors import UserError
     from neuromirror.store.location import open_store
 
-    s = open_store(f"pack+file://{tmp_path}/p", pack_size=2048)
+    s = open_store(f"pack+file://{tmp_path}/p", pack_size=2048, create=True)  # keep --to's: made when first asked
     assert isinstance(s, PackStore) and s.url == f"pack+file://{tmp_path}/p"
     assert s.identity.name.startswith("neuromirror-store-") and s.pack_size == 2048
     # the settings are the store's: an existing store keeps them, naming others is an error
@@ -434,10 +434,10 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     # a packed store is not a directory store, nor the other way round
     with pytest.raises(UserError, match="not a directory store|pack store|name it as one"):
         _ = open_store(str(tmp_path / "p")).identity
-    plain = open_store(str(tmp_path / "plain"))
+    plain = open_store(str(tmp_path / "plain"), create=True)
     _ = plain.identity
     with pytest.raises(UserError, match="not empty and is not a neuromirror store|not a packed store"):
-        _ = open_store(f"pack+file://{tmp_path}/plain").identity
+        _ = open_store(f"pack+file://{tmp_path}/plain", create=True).identity
 
 
 def test_the_buffered_batch_of_verify_stores_reads_what_cat_file_reads(tmp_path: Path) -> None:

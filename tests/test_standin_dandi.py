@@ -494,8 +494,9 @@ def test_zarr_list_of_a_dandiset(archive: DandiStandIn) -> None:
     first, second = listed(), listed(page="2")
     assert [z["zarr_id"] for z in first + second] == zids
     z0 = first[0]
-    assert set(z0) == {"name", "dandiset", "zarr_id", "status", "checksum", "file_count", "size"}
+    assert set(z0) == {"name", "dandiset", "zarr_id", "status", "checksum", "file_count", "size", "upload_type"}
     assert (z0["name"], z0["dandiset"], z0["status"], z0["file_count"]) == ("z0.zarr", ds, "Complete", 2)
+    assert z0["upload_type"] == "singlepart"  # every Zarr before dandi-archive PR #2869
     assert z0["checksum"] == archive.asset(aids[0]).zarr.reported_checksum
     past = requests.get(f"{archive.api_url}/zarr/", params={"dandiset": ds, "page_size": "2", "page": "3"})
     assert past.status_code == 404 and past.json() == {"detail": "Invalid page."}

@@ -192,9 +192,9 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
         for rel, data in zarr_files(i).items():
             assert (wds / zarr_path(i) / rel).read_bytes() == data
 
-    # nothing changed: no git process in any Zarr dataset, a handful in all; the dandiset and its
-    # versions (two plain GETs), its Zarr list (through the dandi client, made meanwhile: its
-    # server-info and info): no asset listing
+    # nothing changed: no git process in any Zarr dataset, a handful in all; the dandiset, its
+    # versions and its newest asset (three plain GETs: a Zarr ingest moves its asset's modified,
+    # dandi-archive PR #2720, tests/test_dandi_changes.py): no Zarr list, no dandi client
     trace = tmp_path / "trace-nochange.json"
     monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
     archive.reset_request_log()
@@ -202,8 +202,12 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
     monkeypatch.delenv("GIT_TRACE2_EVENT")
     assert code == 0, err
     assert "unchanged" in out, out
-    asked = sorted(urlsplit(raw).path for _, raw in archive.request_log)  # the Zarr list is read meanwhile
-    mine = [f"/api/dandisets/{ident}/", f"/api/dandisets/{ident}/versions/", "/api/zarr/"]
+    asked = sorted(urlsplit(raw).path for _, raw in archive.request_log)
+    mine = [
+        f"/api/dandisets/{ident}/",
+        f"/api/dandisets/{ident}/versions/",
+        f"/api/dandisets/{ident}/versions/draft/assets/",
+    ]
     assert [a for a in asked if "info" not in a] == mine, asked
     starts = git_starts(trace)
     assert not [a for a in starts if any(".ome.zarr" in x for x in a)], starts
@@ -248,7 +252,7 @@ def test_many_small_zarrs_sync_clone_annex_and_resync_one(mcli, archive, tmp_pat
     assert git(ds / zarr_path(7), "rev-parse", "HEAD").strip() == heads[zarr_path(7)]
     assert git(ds, "rev-parse", f"HEAD~2:{zarr_path(7)}").strip() == heads[zarr_path(7)]
     # its Zarr archive is still in the archive's Zarr list: it does not make every sync a resync
-    assert re.search(r" zarrs=[0-9a-f]{16}$", draft_stamp(mcli.root, ident))
+    assert draft_stamp(mcli.root, ident).endswith(" zarrs=modified")
     code, out, err = mcli("sync", f"dandi:{ident}")
     assert code == 0 and "unchanged" in out, out
 
@@ -320,8 +324,9 @@ def test_draft_stamp_claims_only_the_listed_states() -> None:
 
 
 def test_without_the_zarr_list_every_sync_looks_again(mcli, archive, monkeypatch) -> None:  # noqa: ANN001
-    """An archive whose Zarr list cannot be read: Zarrs mirrored all the same, the stamp claims
-    nothing (the next sync lists the draft again, and commits nothing new); back, it is stamped."""
+    """An archive whose Zarr list cannot be read: Zarrs mirrored all the same (their checksums from their
+    metadata).  A state holding every asset reads Zarr ingests from the asset listing's ``-modified`` head
+    (``zarrs=modified``, dandi-archive PR #2720): the next sync asks no Zarr list and sees an ingest."""
     ident = archive.create_dandiset(name="no zarr list", created=T0)
     aids = [archive.add_zarr_asset(ident, zarr_path(i), zarr_files(i), when=T0) for i in range(4)]
     ds = mcli.root / "dandi" / ident
@@ -330,17 +335,17 @@ def test_without_the_zarr_list_every_sync_looks_again(mcli, archive, monkeypatch
         code, out, err = mcli("sync", f"dandi:{ident}")
         assert code == 0 and "refused" not in out, err + out
         assert annexed_checksum(ds / zarr_path(2)) == archive_checksum(archive, aids[2])
-        assert draft_stamp(mcli.root, ident).endswith(" zarrs=recheck")
+        assert draft_stamp(mcli.root, ident).endswith(" zarrs=modified")
         archive.reset_request_log()
         code, out, err = mcli("sync", f"dandi:{ident}")
-        assert code == 0, err
-        assert any("/versions/draft/assets/" in raw for _, raw in archive.request_log)  # listed again
-        assert len(sync_commits(ds)) == 1
-    assert mcli("sync", f"dandi:{ident}")[0] == 0
-    assert re.search(r" zarrs=[0-9a-f]{16}$", draft_stamp(mcli.root, ident))
-    assert len(sync_commits(ds)) == 1
-    code, out, _ = mcli("sync", f"dandi:{ident}")
-    assert code == 0 and "unchanged" in out, out
+        assert code == 0 and "unchanged" in out, err + out
+        assert not [raw for _, raw in archive.request_log if raw.startswith("/api/zarr/")]
+        archive.modify_zarr(archive.asset(aids[1]).zarr.zarr_id, put={"0/9/new": b"added"}, when=T0 + timedelta(days=1))
+        code, out, err = mcli("sync", f"dandi:{ident}")
+        assert code == 0 and "refused" not in out, err + out
+        assert annexed_checksum(ds / zarr_path(1)) == archive_checksum(archive, aids[1])
+        assert len(sync_commits(ds)) == 2
+        assert not [raw for _, raw in archive.request_log if raw.startswith("/api/zarr/")]
 
 
 def sync_process(root: Path, api: str, ident: str, **env: str) -> subprocess.CompletedProcess:

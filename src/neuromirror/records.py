@@ -25,6 +25,7 @@ from neuromirror.results import Item, Result, Status
 SHA256 = "sha256"  # SHA256E key: git-annex verifies every byte
 MD5 = "md5"  # MD5E key (S3 single-part ETag): verified on get
 VERIFY_ON_GET = "verify-on-get"  # VURL key: checksum learned on first download
+MPETAG = "s3-multipart-etag"  # XMPETAG key (S3 multipart ETag + part size): verified on get by the backend
 GIT = "git"  # stored in git itself
 SUBDATASET = "subdataset"  # a nested dataset (gitlink); the index's checksum is its commit
 #: how a file list names a file stored in git: GIT-SHA256-s<size>--<sha256> of its bytes

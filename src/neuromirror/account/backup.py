@@ -39,6 +39,7 @@ from neuromirror.account.backup_model import (
 )
 from neuromirror.index import filesets, store_checks
 from neuromirror.index.rows import Version
+from neuromirror.store.reach import Lost, survey
 from neuromirror.util.dates import iso_seconds, iso_z
 
 if TYPE_CHECKING:
@@ -65,9 +66,10 @@ def backup(
     known = store_checks.known_stores(index)
     newest = store_checks.newest_checks(index)
     uuids = sorted(set(known) | set(newest))
+    lost = survey(index)  # a store not reachable here holds no copy that counts
     counts = dict(index.version_counts())
     versions = _Versions(index)
-    tallies = _count_keys(index, out, uuids)
+    tallies = _count_keys(index, out, uuids, set(lost))
     related = store_checks.kept_pairs(index) | {(sid, u) for sid, t in tallies.items() for u in t.kept}
     verified = store_checks.last_verified(index, uuids)
     zarrs = filesets.uncounted_zarrs(index.db.conn)
@@ -75,7 +77,7 @@ def backup(
         b.versions = int(counts.get(sid, 0))
         b.zarrs_uncounted = zarrs.get(sid, 0)
         b.stores = [
-            _store(b, u, known.get(u, {}), tallies[sid], versions, verified.get(u), newest.get(u))
+            _store(b, u, known.get(u, {}), tallies[sid], versions, verified.get(u), newest.get(u), lost.get(u))
             for u in uuids
             if (sid, u) in related
         ]
@@ -111,9 +113,10 @@ class _Tally:
     lacking: dict[str, int] = field(default_factory=dict)  # store UUID -> the first fileset holding a key it lacks
 
 
-def _count_keys(index: Index, out: dict[str, SourceBackup], uuids: list[str]) -> dict[str, _Tally]:
-    """The archive's counts, what no store holds, and per store what it holds and the first fileset holding a
-    key it lacks, from the keys counted in groups by source, newest state or not, and the stores holding them."""
+def _count_keys(index: Index, out: dict[str, SourceBackup], uuids: list[str], lost: set[str]) -> dict[str, _Tally]:
+    """The archive's counts, what no store reachable here holds (``lost``: those that are not), and per store
+    what it holds and the first fileset holding a key it lacks, from the keys counted in groups by source, newest
+    state or not, and the stores holding them."""
     tallies = {sid: _Tally() for sid in out}
     for sid, current, stores, objects, size, since in filesets.held_counts(index.db.conn):
         b = out.get(sid)
@@ -121,7 +124,7 @@ def _count_keys(index: Index, out: dict[str, SourceBackup], uuids: list[str]) ->
             continue
         holders = set(stores.split(",")) if stores else set()
         b.archive.add(size, bool(current), objects)
-        if not holders:
+        if not holders - lost:
             b.nowhere.add(size, bool(current), objects)
         t = tallies[sid]
         for u in uuids:
@@ -140,8 +143,11 @@ def _store(
     versions: _Versions,
     verified: Optional[dict],
     newest: Optional[float],
+    gone: Optional[Lost],
 ) -> StoreBackup:
     s = StoreBackup(uuid, known.get("url"), known.get("kind"), known.get("name"), kept=t.kept.get(uuid, Split()))
+    if gone is not None:  # not reachable here: what it is recorded to hold is shown, and counted nowhere
+        s.unreachable_since, s.unreachable_why = iso_z(gone.since), gone.why
     s.missing = b.archive.minus(s.kept)
     s.oldest_unkept = _state_at(versions[b.source], t.lacking.get(uuid)) if s.missing.objects else None
     s.newest_check = iso_z(newest)

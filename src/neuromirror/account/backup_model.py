@@ -132,6 +132,8 @@ class StoreBackup:
     oldest_unkept: Optional[State] = None
     verification: Optional[Verification] = None
     newest_check: Optional[str] = None  # the store's newest good check of any copy (keep's or verify's)
+    unreachable_since: Optional[str] = None  # not reachable here since (what it holds counts nowhere)
+    unreachable_why: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +146,9 @@ class StoreBackup:
             "oldest_unkept": self.oldest_unkept.to_json() if self.oldest_unkept else None,
             "last_verification": self.verification.to_json() if self.verification else None,
             "newest_check": self.newest_check,
+            "reachable": self.unreachable_since is None,
+            "unreachable_since": self.unreachable_since,
+            "unreachable_why": self.unreachable_why,
         }
 
 
@@ -188,7 +193,7 @@ class SourceBackup:
     source: str
     versions: int = 0
     archive: Split = field(default_factory=Split)  # what the index says the source's states hold
-    nowhere: Split = field(default_factory=Split)  # of it, what no store holds
+    nowhere: Split = field(default_factory=Split)  # of it, what no store reachable here holds
     stores: list[StoreBackup] = field(default_factory=list)
     expiring: list[Expiring] = field(default_factory=list)
     zarrs_uncounted: int = 0  # Zarr states whose objects the index's catalogue has not read: not in the counts

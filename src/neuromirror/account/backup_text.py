@@ -76,6 +76,12 @@ def source_lines(b: SourceBackup, most: int = 5) -> list[str]:
         more = b.nowhere.current.objects - min(most, len(b.unkept))
         lines.append(f"  in no store: {named}" + (f" and {more} more" if more > 0 else ""))
     for s in b.stores:
+        if s.unreachable_since is not None:
+            lines.append(
+                f"  store {store_name(s)} {s.name}: NOT REACHABLE since {s.unreachable_since} ({s.unreachable_why}): the "
+                f"{amount(s.kept)} recorded there count as no copy"
+            )
+            continue
         lines.append(
             f"  store {store_name(s)}: holds {part_of(s.kept.current, b.archive.current)} of the newest state, "
             f"{part_of(s.kept.noncurrent, b.archive.noncurrent)} of older ones; lacks {amount(s.missing.current)} of the "

@@ -79,6 +79,9 @@ def parse_key(key: str) -> dict:
     checksum = None
     if backend in ("SHA256E", "SHA256", "MD5E", "MD5"):
         checksum = name.split(".", 1)[0]
+    elif backend == MPETAG:
+        named = key_checksum(key)
+        checksum = named.digest if named else None
     return {"backend": backend, "size": size, "checksum": checksum}
 
 
@@ -207,14 +210,78 @@ def url_for_log(url: str) -> str:
 _HEX = re.compile(r"[0-9a-f]+")
 
 
+#: the external backend naming an object by its S3 multipart ETag (``git-annex-backend-XMPETAG``,
+#: :mod:`neuromirror.remotes.mpetag`): ``XMPETAG-s<size>--<md5 of the parts' MD5s>-<parts>-p<part size>``
+MPETAG = "XMPETAG"
+#: :attr:`Checksum.algorithm` of an XMPETAG key: S3's ETag of a multipart upload
+MPETAG_ALGORITHM = "s3-multipart-etag"
+_MPETAG_NAME = re.compile(r"([0-9a-f]{32}-[1-9][0-9]{0,4})-p([1-9][0-9]*)")
+
+
+def mpetag_key(etag: str, size: int, part_size: int) -> str:
+    """The XMPETAG key of an object whose S3 ETag is the multipart ``etag`` (``<md5>-<parts>``), uploaded
+    in parts of ``part_size`` bytes (the last one shorter): the ETag alone does not say how to make it again."""
+    return f"{MPETAG}-s{size}--{etag.lower()}-p{part_size}"
+
+
+def guess_part_size(size: int, parts: int) -> Optional[int]:
+    """The part size a ``size``-byte object's multipart upload of ``parts`` parts most likely used (an S3 listing
+    names the parts' count, never their size); None when no rule known here makes that many parts.
+
+    DANDI's rule first (dandischema's ``PartGenerator``: the archive hands out the same part URLs for a
+    multipart Zarr's chunks as for its blobs), then the usual clients' sizes (5 MiB, 8 MiB: boto3's, 16 MiB,
+    ...), then any power of two (a small part size of a test or a tool).  A wrong guess makes a key no bytes
+    match: keep and verify then say so, and nothing is lost."""
+    from dandischema.digests.dandietag import PartGenerator
+
+    if parts == 1:
+        return max(size, 1)
+    dandi = PartGenerator.for_file_size(size) if size else None
+    candidates = [dandi.initial_part_size] if dandi is not None and len(dandi) == parts else []
+    candidates += [m << 20 for m in (5, 8, 16, 32, 64, 100, 128, 256, 512)]
+    candidates += [1 << b for b in range(10, 36)]
+    return next((p for p in candidates if -(-size // p) == parts), None)
+
+
+class PartsHash:
+    """S3's multipart ETag of the bytes fed to it, as hashlib's objects are fed: the MD5 of each ``part_size``
+    bytes, then the MD5 of those digests, ``-<parts>`` (what keep, verify and restore check an XMPETAG key by)."""
+
+    name = MPETAG_ALGORITHM
+
+    def __init__(self, part_size: int):
+        self.part_size = part_size
+        self._md5s: list[bytes] = []
+        self._part = hashlib.md5()
+        self._left = part_size
+
+    def update(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while len(view) > self._left:
+            self._part.update(view[: self._left])
+            view = view[self._left :]
+            self._md5s.append(self._part.digest())
+            self._part, self._left = hashlib.md5(), self.part_size
+        self._part.update(view)
+        self._left -= len(view)
+
+    def hexdigest(self) -> str:
+        md5s = self._md5s if self._left == self.part_size and self._md5s else [*self._md5s, self._part.digest()]
+        return f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
+
+
 @dataclass(frozen=True)
 class Checksum:
-    """How a key checks its bytes: a hashlib algorithm and the digest the key names."""
+    """How a key checks its bytes: a hashlib algorithm and the digest the key names (an XMPETAG key: the
+    multipart ETag, and the part size that makes it)."""
 
     algorithm: str
     digest: str
+    part_size: int = 0
 
     def new(self) -> Any:
+        if self.algorithm == MPETAG_ALGORITHM:
+            return PartsHash(self.part_size)
         return _constructor(self.algorithm)()
 
 
@@ -235,8 +302,11 @@ def _hex_length(algorithm: str) -> Optional[int]:
 
 def key_checksum(key: str) -> Optional[Checksum]:
     """The checksum a key carries (:func:`key_hash`), when its digest is one this Python can compute and has
-    the algorithm's length; None otherwise (VURL, URL, WORM keys).  What keep, verify and restore check
-    bytes against."""
+    the algorithm's length, or an XMPETAG key's multipart ETag; None otherwise (VURL, URL, WORM keys).  What
+    keep, verify and restore check bytes against."""
+    if key.startswith(MPETAG + "-"):
+        m = _MPETAG_NAME.fullmatch(key.partition("--")[2])
+        return Checksum(MPETAG_ALGORITHM, m.group(1), int(m.group(2))) if m else None
     named = key_hash(key)
     if named is None:
         return None

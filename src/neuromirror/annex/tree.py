@@ -24,12 +24,12 @@ from neuromirror.annex import gitmodules
 from neuromirror.annex.blobmap import BlobMap
 from neuromirror.annex.keys import key_from_symlink, log_path, parse_key
 from neuromirror.annex.logs import BRANCH, web_urls
-from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VERIFY_ON_GET, VersionFile
+from neuromirror.records import GIT, MD5, MPETAG, SHA256, SUBDATASET, VERIFY_ON_GET, VersionFile
 from neuromirror.util import gitutil
 
 #: blobs read per ``cat-file`` round trip
 BATCH = 2000
-_KIND_BY_BACKEND = {"SHA256E": SHA256, "SHA256": SHA256, "MD5E": MD5, "MD5": MD5}
+_KIND_BY_BACKEND = {"SHA256E": SHA256, "SHA256": SHA256, "MD5E": MD5, "MD5": MD5, "XMPETAG": MPETAG}
 #: a tree entry: (path, mode, object id)
 Blob = tuple[str, str, str]
 

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from neuromirror.spec import Spec
     from neuromirror.util.sizes import human_bytes
     from neuromirror.verify.report import Verified, VerifyReport
-    from neuromirror.verify.stores import StoresCheck
+    from neuromirror.verify.stores_report import StoresCheck
 
 #: name -> the module it is loaded from when first named
 _LAZY = {
@@ -101,7 +101,7 @@ _LAZY = {
     "PruneRun": "neuromirror.keep.prune",
     "VerifyReport": "neuromirror.verify.report",
     "Verified": "neuromirror.verify.report",
-    "StoresCheck": "neuromirror.verify.stores",
+    "StoresCheck": "neuromirror.verify.stores_report",
     "RestoreReport": "neuromirror.restore.report",
     "DrillRun": "neuromirror.restore.report",
     "VersionDiff": "neuromirror.pin.changes",

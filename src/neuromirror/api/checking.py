@@ -22,7 +22,7 @@ from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
     from neuromirror.verify.report import Verified, VerifyReport
-    from neuromirror.verify.stores import StoresCheck
+    from neuromirror.verify.stores_report import StoresCheck
 
 __all__ = ["Audited", "Checking", "ConfigCheck", "Repaired", "source_options"]
 
@@ -69,13 +69,15 @@ class Checking(Keeping):
         store: Union[PathLike, Store, None] = None,
         jobs: int = 4,
         progress: Optional[ProgressCallback] = None,
+        allow_unreachable: bool = False,
     ) -> StoresCheck:
         """Re-read the copies the lab's stores hold of the versions ``specs`` name (none: every source kept) and
         check them against their keys (``fraction``: that share, oldest-checked first; ``older_than_days``: only
         copies not checked for that long; ``store``: only that one); a bad or missing copy is taken off the
         record and kept again from another copy or the archive, and is an ``error`` item (``verify --stores``).
         ``progress(stage, done, total)``: ``("copies stores", copies re-read, copies)`` and ``("verify stores",
-        bytes re-read, bytes)``, as each copy is."""
+        bytes re-read, bytes)``, as each copy is.  A store the branches record that is not reachable here is named
+        and its copies counted as unverified: an ``error`` item (``.ok`` False) unless ``allow_unreachable``."""
         from neuromirror.store.location import open_store
         from neuromirror.verify.stores import verify_stores
 
@@ -96,6 +98,7 @@ class Checking(Keeping):
             only=only,
             jobs=jobs,
             progress=progress,
+            allow_unreachable=allow_unreachable,
         )
 
     def audit(
@@ -105,18 +108,29 @@ class Checking(Keeping):
         recheck: bool = False,
         dandi_api: Optional[str] = None,
         zarr_manifests: Optional[str] = None,
+        inventory: Optional[str] = None,
+        inventory_date: Optional[str] = None,
     ) -> Audited:
         """What the mirror saw wrong upstream, per source (``specs``: globs; none: every source), from what its
         syncs recorded (``neuromirror audit``); ``recheck``: the archive asked again (DOIs, noncurrent objects, its
         Zarr manifests at ``zarr_manifests``; ``dandi_api`` where a source's records name none).  A finding is
         the archive's doing, not the audit's failure: an ``ok`` item each (``.ok`` True, as audit exits 0).  A
-        malformed SPEC is :class:`BadInput`, one naming no mirrored source :class:`NotMirrored` (exit 2)."""
+        malformed SPEC is :class:`BadInput`, one naming no mirrored source :class:`NotMirrored` (exit 2).
+        ``inventory``: the archive bucket's S3 Inventory (docs/inventory.md; the newest date, or ``inventory_date``)
+        the newest states' pinned S3 versions are looked for in (lost upstream, size or ETag, noncurrent only)."""
         from neuromirror.audit.findings import audit
         from neuromirror.audit.recheck import recheck as ask_again
 
         found = audit(self.index, self._sources_named(specs))
         if recheck:
             found = ask_again(self.index, found, dandi_api, self.datasets.manifest_root, zarr_manifests)
+        if inventory:
+            from neuromirror.audit.inventory import compare
+            from neuromirror.inventory import open_inventory
+
+            found = compare(self.index, found, open_inventory(inventory, inventory_date), inventory)
+        elif inventory_date:
+            raise BadInput("inventory_date without inventory: name the inventory (its URL) too").at("inventory_date")
         return Audited(found)
 
     def repair(self, specs: Specs, *, force: bool = False) -> Repaired:

@@ -377,7 +377,9 @@ def open_stores(to: Places, pack_size: Optional[int] = None, storage_class: Opti
     names = _unique(list(to) if isinstance(to, (list, tuple)) else ([] if to is None else [to]))
     try:
         opened = [
-            open_store(store_name(n), pack_size=pack_size, storage_class=storage_class) if isinstance(n, str) else n
+            open_store(store_name(n), pack_size=pack_size, storage_class=storage_class, create=True)
+            if isinstance(n, str)
+            else n
             for n in names or [store_name(None)]
         ]
     except BadInput:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
     from neuromirror.account.status import SourceStatus
     from neuromirror.keep.copies import VersionCopies
+    from neuromirror.store.reach import Lost
 
 #: a source row's status as an item's: failing and backing off failed, refusing could not be done whole
 ITEM_STATUS = {
@@ -104,16 +105,25 @@ class CopiesReport(Result):
 
     versions: list[VersionCopies] = field(default_factory=list)
     archives: list[dict[str, Any]] = field(default_factory=list)
+    unreachable: list[Lost] = field(default_factory=list)  # stores not reachable here: their copies not counted
 
     def items(self) -> Iterable[Item]:
+        for x in self.unreachable:
+            yield Item(Status.ERROR, x.url or x.uuid, x.line())
         for c in self.versions:
             yield Item(Status.OK if c.ok else Status.ERROR, c.label, c.line())
 
     def to_json(self) -> dict[str, Any]:
-        return {"versions": [c.to_json() for c in self.versions], "archives": self.archives, "ok": self.ok}
+        return {
+            "versions": [c.to_json() for c in self.versions],
+            "archives": self.archives,
+            "unreachable": [x.to_json() for x in self.unreachable],
+            "ok": self.ok,
+        }
 
     def lines(self) -> list[str]:
-        out = [line for c in self.versions for line in (c.line(), *c.risk_lines())]
+        out = [x.line() for x in self.unreachable]
+        out += [line for c in self.versions for line in (c.line(), *c.risk_lines())]
         return out or ["no versions to count"]
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from neuromirror import archives
 from neuromirror.api.base import MirrorBase
@@ -75,6 +76,8 @@ class Syncing(MirrorBase):
         options: Optional[Mapping[str, Any]] = None,
         progress: Optional[SourcesProgress] = None,
         reraise: bool = False,
+        inventory: Optional[str] = None,
+        inventory_date: Optional[str] = None,
     ) -> SyncResult:
         """Mirror the sources ``specs`` name (``dandi:000027``, ``dandi:*``, ``aind:NAME``, ``boss:COLL/EXP``; no
         ``@VERSION``) and/or those of the mirror definitions ``config`` (files, or a loaded definition; with specs:
@@ -89,7 +92,9 @@ class Syncing(MirrorBase):
         False fails a source at once when another process syncs it.  ``dandi_api`` / ``dandi_instance``
         (``dandi``, ``dandi-sandbox``...): which DANDI; ``options``: a source's own options, as a definition's
         ``options:`` (``bucket``, ``prefix``, ``boss_url``, ``channels``...).  ``progress``: see
-        :data:`SourcesProgress`.  ``reraise``: a source's error raised, not reported as its failure.
+        :data:`SourcesProgress`.  ``reraise``: a source's error raised, not reported as its failure.  ``inventory``:
+        the archive bucket's S3 Inventory (of ``inventory_date``, else the newest) pins DANDI's blobs and lists its
+        Zarrs, no HEAD and no ListObjectVersions for what it holds (docs/inventory.md).
 
         A source that fails is an ``error`` item of the result, never an exception: ``result.ok``,
         ``result.check()``; items refused (a hostile path, a Zarr whose checksum disagrees) are ``impossible``."""
@@ -127,7 +132,8 @@ class Syncing(MirrorBase):
             network_since=net_start,
         )
         try:
-            result = SyncResult.from_reports(sync_batch(batch), notes)
+            with _inventory(self.root, inventory, inventory_date, notes):
+                result = SyncResult.from_reports(sync_batch(batch), notes)
         except Exception as exc:
             unmake_if_full(self.root, made, exc)
             raise
@@ -342,7 +348,7 @@ def _store(given: Union[PathLike, Store, None], sources: list[Source], runner: A
         name = str(given or os.environ.get(STORE_ENV) or "").strip()
         if not name:
             return None
-        store = open_store(name)
+        store = open_store(name, create=True)  # a sync that keeps chunks: keep --to's
     else:
         store = given
     if runner is not None:
@@ -430,3 +436,19 @@ def parse_rate(text: str) -> float:
     from neuromirror.network.ceiling import parse_rate as parse
 
     return parse(text)
+
+
+@contextmanager
+def _inventory(root: Path, url: Optional[str], date: Optional[str], notes: list[str]) -> Iterator[None]:
+    """The S3 Inventory ``url`` loaded into the root's pins file for the sync's while (a note says what it read)."""
+    if not url:
+        if date:
+            raise BadInput("inventory_date without inventory: name the inventory (its URL) too").at("inventory_date")
+        yield
+        return
+    from neuromirror.inventory import open_inventory
+    from neuromirror.sources.inventory_pins import pins_from
+
+    with pins_from(open_inventory(url, date), root / ".neuromirror" / "inventory-pins.sqlite") as loaded:
+        notes.append(loaded.note())
+        yield

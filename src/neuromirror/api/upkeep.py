@@ -109,15 +109,17 @@ class Upkeep(Reading):
         from neuromirror.index.store_checks import known_stores, wanted
         from neuromirror.keep.archive_copies import PerArchive
         from neuromirror.keep.copies import copies_report
+        from neuromirror.store.reach import lost_stores
         from neuromirror.util import gitutil
 
         chosen = specs_of(specs) if _listed(specs) else []
         self._require_index()
         per = PerArchive({s.id: wanted(self.index, s.id) for s in self.index.sources()})
         with gitutil.lean_readers():  # as keep's count: a 10^6-key version's listing held 345 MB of git else
-            counts = copies_report(self.datasets, chosen, per)
+            counts = copies_report(self.datasets, chosen, per)  # the stores looked at first
         stores = known_stores(self.index)
-        return CopiesReport(counts, [a.to_json(stores) for _, a in sorted(per.archives.items())])
+        archives = [a.to_json(stores) for _, a in sorted(per.archives.items())]
+        return CopiesReport(counts, archives, list(lost_stores(self.index).values()))
 
     def _status_report(self, patterns: list[str], config: Optional[MirrorConfig], at_risk: bool) -> StatusReport:
         import fnmatch

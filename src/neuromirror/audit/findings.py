@@ -16,8 +16,8 @@ Each kind and where it comes from (:data:`KINDS`; ``docs/service.md``, *Audit*):
   (at the latest ``first_seen`` + 30 days); ``--recheck`` reads the date it became noncurrent;
 * ``no-doi``: a published version recorded without a DOI (the versions);
 * ``modified-unchanged``: two draft states recorded with the same ``modified`` and different files (a Zarr
-  rewritten in place: the sync tells it by the Zarr list's checksums). A deletion that leaves ``modified``
-  as it was is not seen by a sync, which asks nothing more of an unchanged draft;
+  rewritten in place: the sync tells it by the Zarr list's checksums; an asset deleted with ``modified`` as it
+  was: the sync tells it by the version's asset count in the draft's stamp, and the finding names the path);
 * ``manifest-drift``: with ``--recheck`` only (:mod:`.manifests`): the archive's manifest of each Zarr state
   recorded against the mirror's own of it; a state the archive publishes none of is counted in ``coverage``.
 """
@@ -45,6 +45,8 @@ EXPIRE_AFTER = timedelta(days=30)
 
 #: how a kind the records cannot tell begins: looked at (and counted) only when the archive is asked
 RECHECK_ONLY = "recheck only"
+#: ... and a kind only the archive's S3 Inventory tells (``audit --inventory``, :mod:`.inventory`)
+INVENTORY_ONLY = "inventory only"
 #: kind -> (how it is known, what it means)
 KINDS: dict[str, tuple[str, str]] = {
     "zarr-checksum-mismatch": ("recorded", "a Zarr refused: its objects never give the checksum the archive states"),
@@ -57,19 +59,31 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "no-doi": ("recorded; a recheck asks again", "a published version without a DOI"),
     "modified-unchanged": (
-        "recorded for Zarrs changed in place; deletions that leave modified unchanged are not seen",
+        "recorded for Zarrs changed in place and deletions (seen by the version's asset count)",
         "files changed while the draft's (and the asset's) modified did not",
     ),
     "manifest-drift": (
         RECHECK_ONLY + ": the archive's manifest of each Zarr state recorded, against the mirror's",
         "a Zarr manifest of the archive that differs from the listed objects",
     ),
+    "inventory-absent": (
+        INVENTORY_ONLY + ": the newest state's pinned S3 versions looked for in the archive's S3 Inventory",
+        "a pinned S3 version the archive's inventory does not list: lost upstream",
+    ),
+    "inventory-mismatch": (
+        INVENTORY_ONLY + ": each pinned version's size (and MD5 ETag) against the inventory's",
+        "a pinned S3 version whose size or ETag in the archive's inventory is not the mirror's",
+    ),
 }
 
 _NONCURRENT = re.compile(
-    r"^(?P<path>.+?): its current S3 object is deleted \(HTTP \d+\); pinned to the noncurrent version (?P<vid>\S+?),"
+    r"^(?P<path>.+?): its current S3 object is deleted \((?:HTTP \d+|per the S3 Inventory [^)]*)\); "
+    r"pinned to the noncurrent version (?P<vid>\S+?),"
 )
-_UNPINNED = re.compile(r"^(?P<path>.+?): (?P<why>its S3 object answers HTTP \d+ and no S3 version .*)$")
+_UNPINNED = re.compile(
+    r"^(?P<path>.+?): (?P<why>its (?:S3 object answers HTTP \d+|current S3 object is deleted \(per the S3 "
+    r"Inventory [^)]*\)) and no S3 version .*)$"
+)
 _DIGEST = ("content does not match the archive's size and sha256", "disagrees with the metadata's contentSize")
 
 
@@ -116,13 +130,16 @@ class Audit:
     recheck_errors: list[str] = field(default_factory=list)
     #: kind -> how far a kind the recheck looks for was looked at (``manifest-drift``: Zarr states compared)
     coverage: dict[str, Any] = field(default_factory=dict)
+    #: the S3 Inventory compared with (``audit --inventory``): its url, date, files, rows and pins looked for
+    inventory: Optional[dict[str, Any]] = None
 
     def looked_at(self) -> list[str]:
         """The kinds this audit looked for: the recorded ones, and with ``--recheck`` the recheck's own."""
         return [
             k
             for k, (how, _) in KINDS.items()
-            if how != "not covered" and (self.rechecked or not how.startswith(RECHECK_ONLY))
+            if (self.rechecked or not how.startswith(RECHECK_ONLY))
+            and (self.inventory is not None or not how.startswith(INVENTORY_ONLY))
         ]
 
     def counts(self) -> dict[tuple[str, str], int]:
@@ -139,6 +156,7 @@ class Audit:
             "rechecked": self.rechecked,
             "recheck_errors": self.recheck_errors,
             "coverage": self.coverage,
+            "inventory": self.inventory,
             "kinds": {k: {"covered": how, "what": what} for k, (how, what) in KINDS.items()},
             "sources": self.by_source(),
             "findings": [f.to_json() for f in self.findings],
@@ -292,9 +310,14 @@ def _no_doi(sid: str, versions: list[Any]) -> list[Finding]:
     ]
 
 
+#: the tokens of a draft's stamp that are not its ``modified`` (sources.dandi.changes.stamp, zarr_assets)
+_NOT_MODIFIED = ("zarrs=", "assets=", "bytes=", "newest=")
+
+
 def _stamp(recorded: Optional[str]) -> Optional[str]:
-    """The draft's own ``modified`` stamp of a recorded ``remote_modified`` (the ``zarrs=`` token left out)."""
-    return " ".join(t for t in (recorded or "").split(" ") if not t.startswith("zarrs=")) or None
+    """The draft's own ``modified`` stamp of a recorded ``remote_modified``: the ``zarrs=`` token, the version's
+    count and size and the listing's watermark left out (a deletion moves the count, not ``modified``)."""
+    return " ".join(t for t in (recorded or "").split(" ") if not t.startswith(_NOT_MODIFIED)) or None
 
 
 def _modified_unchanged(index: Index, sid: str, versions: list[Any]) -> list[Finding]:

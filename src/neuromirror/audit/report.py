@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from neuromirror.audit.findings import KINDS, Audit, Finding
+from neuromirror.audit.findings import INVENTORY_ONLY, KINDS, RECHECK_ONLY, Audit, Finding
 
 
 def _where(f: Finding) -> str:
@@ -41,7 +41,9 @@ def as_text(audit: Audit) -> str:
 
 
 def _coverage(audit: Audit) -> str:
-    missing = [k for k in KINDS if k not in audit.looked_at()]
+    looked_at = audit.looked_at()
+    missing = [k for k, (how, _) in KINDS.items() if k not in looked_at and how.startswith(RECHECK_ONLY)]
+    unread = [k for k, (how, _) in KINDS.items() if k not in looked_at and how.startswith(INVENTORY_ONLY)]
     asked = (
         "asked the archive again for no-doi and noncurrent-only, and for its Zarr manifests"
         if audit.rechecked
@@ -53,7 +55,18 @@ def _coverage(audit: Audit) -> str:
             f"; Zarr manifests compared for {states['zarr_states_compared']} state(s), "
             f"{len(states['zarr_states_not_published'])} not published by the archive"
         )
-    looked = f"not looked at without a recheck: {', '.join(missing)}" if missing else "every kind looked at"
+    inv = audit.inventory
+    if inv is not None:
+        asked += (
+            f"; {inv['pins']} pinned version(s) looked for in the S3 Inventory of {inv['date']} ({inv['rows']} rows)"
+        )
+    looked = (
+        "; ".join(
+            [f"not looked at without a recheck: {', '.join(missing)}"] * bool(missing)
+            + [f"not looked at without an S3 Inventory: {', '.join(unread)}"] * bool(unread)
+        )
+        or "every kind looked at"
+    )
     return f"({asked}; {looked}; see docs/service.md, Audit)"
 
 

@@ -63,7 +63,9 @@ class Archives:
     def dandiset(self, n: int, when: datetime) -> tuple[str, list[str]]:
         """A dandiset of ``n`` assets whose blobs exist in S3 (tiny objects); its S3 URLs."""
         ident = self.dandi.create_dandiset(name=f"bench {n}", created=when)
-        ids = self.dandi.add_synthetic_assets(ident, n, when=when)
+        # uploaded one after the other (1 ms apart), as an archive's assets are: the -modified head of a
+        # resync ends at the watermark (sources.dandi.changes), where one shared time would be read whole
+        ids = self.dandi.add_synthetic_assets(ident, n, when=when, step=timedelta(milliseconds=1))
         be = moto_bucket_backend(self.dandi.bucket)
         urls = []
         for aid in ids:
@@ -174,12 +176,13 @@ def zarr_dandiset(
     d = archives.dandi
     ident = d.create_dandiset(name=name, created=when)
     be = moto_bucket_backend(d.bucket)
-    for aid in d.add_synthetic_assets(ident, blobs, when=when):
+    for aid in d.add_synthetic_assets(ident, blobs, when=when, step=timedelta(milliseconds=1)):
         put_empty_blob(be, d, aid)
     zarr_ids = []
     with direct_puts(archives):
         for i in range(n):
-            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(objects, tag=str(i)), when=when)
+            at = when + timedelta(milliseconds=blobs + i)  # one after the other, after the blobs (see dandiset())
+            aid = d.add_zarr_asset(ident, zarr_path(i), zarr_files(objects, tag=str(i)), when=at)
             zarr = d.asset(aid).zarr
             assert zarr is not None  # a Zarr asset has its Zarr
             zarr_ids.append(zarr.zarr_id)

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 from neuromirror.bench.scenarios.beside import beside_options
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
 from neuromirror.bench.scenarios.gap import gap_options
+from neuromirror.bench.scenarios.inventory.read import add_options as _inventory_read_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
 from neuromirror.bench.scenarios.tiff_region import add_options as _tiff_region_options
@@ -52,6 +53,7 @@ ALL = (
     "audit-scale",
     "tiff-region",
     "gap-plan",
+    "inventory-read",
     *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -174,6 +176,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _service_soak_options(p)
     _pack_service_options(p)
     _tiff_region_options(p)
+    _inventory_read_options(p)
     beside_options(p)
     gap_options(p)
     nwb_options(p)

@@ -14,12 +14,13 @@ Scenarios per size N:
 
 1. ``dandi-cold``     cold mirror of a dandiset with N assets
 2. ``dandi-resync``   resync with no change
-3. ``dandi-3changes`` resync after 1 asset added, 1 removed, 1 changed
-4. ``aind-cold``      cold mirror of an AIND asset with N objects (``aind-resync`` too)
-5. anchors on the same rows: ``git annex fromkey --batch`` + ``registerurl --batch``
+3. ``dandi-2changes`` resync after 1 asset added, 1 replaced, read by the draft's changes (``-whole``: paged whole)
+4. ``dandi-3changes`` resync after 1 asset added, 1 removed, 1 changed
+5. ``aind-cold``      cold mirror of an AIND asset with N objects (``aind-resync`` too)
+6. anchors on the same rows: ``git annex fromkey --batch`` + ``registerurl --batch``
    + ``git commit`` (``anchor-batch``), and ``datalad addurls --key ... -x '*'`` on a
    subsample (``anchor-addurls``, ~16 files/s, hence at most ``--addurls-rows`` rows)
-6. ``head-reference`` a plain concurrent HEAD loop (32 workers, like the DANDI source)
+7. ``head-reference`` a plain concurrent HEAD loop (32 workers, like the DANDI source)
    against the same S3 objects, in its own process: the rate the stand-in sustains.
 
 What is done to the stand-ins so that they measure neuromirror and not moto, and how they
@@ -47,6 +48,7 @@ from neuromirror.bench.scenarios.beside import bench_beside, beside_targets
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, bench_nwb, nwb_targets
 from neuromirror.bench.scenarios.gap import bench_gap_plan, gap_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
+from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
@@ -125,6 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
         doc["targets"] += beside_targets(doc["results"]) + unreachable_store_targets(doc["results"])
         doc["targets"] += gap_targets(doc["results"])
+        doc["targets"] += inventory_read_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -248,6 +251,7 @@ def _runs(
         ("pack-thaw", lambda: bench_pack_thaw(args, a, work, help_s)),
         ("service-soak", lambda: bench_service_soak(args, a, work)),
         ("tiff-region", lambda: bench_tiff_region(args, work)),
+        ("inventory-read", lambda: bench_inventory_read(args, work)),
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ("gap-plan", lambda: bench_gap_plan(args, a, work)),

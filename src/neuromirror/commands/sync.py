@@ -90,6 +90,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a DANDI instance by name, as the dandi CLI's -i: dandi, dandi-sandbox, linc... (its API "
         "wins over --dandi-api; a dandiset URL or DOI of a known instance implies its API)",
     )
+    p.add_argument(
+        "--inventory",
+        metavar="URL",
+        help="the archive bucket's S3 Inventory (s3://BUCKET/<dest-prefix>/<source-bucket>/<config-id>, a date's "
+        "manifest.json, or a local copy; docs/inventory.md): DANDI's blobs pinned and Zarrs listed from it, no HEAD "
+        "and no ListObjectVersions for what it lists",
+    )
+    p.add_argument(
+        "--inventory-date",
+        metavar="D",
+        help="the inventory's date to read (YYYY-MM-DD, or its folder YYYY-MM-DDTHH-MMZ; default: the newest)",
+    )
     p.set_defaults(func=run)
 
 
@@ -116,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             options={k: v for k, v in vars(args).items() if k in names},
             progress=None if args.quiet or args.json else ProgressBars(),
             reraise=args.verbose >= 2,
+            inventory=args.inventory,
+            inventory_date=args.inventory_date,
         )
     if args.json:
         print_json(result.to_json())

@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check them against their keys; a bad or missing copy is removed from the record, re-kept from another "
         "copy or the archive, and named (exit 1); each good check's time is recorded per key and store",
     )
+    p.add_argument(
+        "--allow-unreachable",
+        action="store_true",
+        help="with --stores: a store the datasets record that is not reachable here (named, its copies counted as "
+        "unverified) does not fail the run (exit 0 if every copy re-read is good)",
+    )
     slice_ = p.add_mutually_exclusive_group()
     slice_.add_argument(
         "--fraction",
@@ -131,6 +137,7 @@ def _stores(args: argparse.Namespace, specs: list) -> int:
             store=args.store,
             jobs=args.jobs,
             progress=None if args.quiet or args.json else bars,
+            allow_unreachable=args.allow_unreachable,
         )
     if args.json:
         print_json(check.to_json())
@@ -138,13 +145,15 @@ def _stores(args: argparse.Namespace, specs: list) -> int:
         print("\n".join(check.lines()))
     for f in check.findings:
         print(f"neuromirror: verify --stores: {f.problem} copy of {f.key} ({f.path}) in {f.store}", file=sys.stderr)
+    for u in [] if check.allow_unreachable else check.unreached.values():
+        print(f"neuromirror: verify --stores: store {u.name} at {u.url} not reachable: {u.why}", file=sys.stderr)
     return 0 if check.ok else 1
 
 
 def _check_options(args: argparse.Namespace, specs: list) -> None:
     """The options' mistakes, said before anything is opened."""
-    if args.fraction is not None or args.older_than is not None:
-        raise UserError("--fraction and --older-than apply to --stores")
+    if args.fraction is not None or args.older_than is not None or args.allow_unreachable:
+        raise UserError("--fraction, --older-than and --allow-unreachable apply to --stores")
     if not specs:
         raise UserError("name what to verify: SPEC[@VERSION]... (or --stores)")
     if args.sample is not None and args.sample < 1:

@@ -176,3 +176,13 @@ def unkept_newest(conn: sqlite3.Connection, most: int = 20) -> list[tuple[str, s
         " WHERE c.key = e.key AND c.checked IS NOT NULL)) WHERE n <= ? ORDER BY source, path",
         [most],
     ).fetchall()
+
+
+def newest_pinned(conn: sqlite3.Connection, source: str) -> list[tuple[str, Optional[str], Optional[int], str]]:
+    """(path, annex key, size, urls JSON) of the newest state's top-level files that name an S3 version:
+    what ``audit --inventory`` looks for in the archive's inventory."""
+    return conn.execute(
+        f"SELECT e.path, e.key, e.size, e.urls FROM fileset_spans s JOIN entries e ON e.id = s.entry_id"
+        f" WHERE s.source = ? AND s.until = {OPEN} AND e.urls LIKE '%versionId=%'",
+        [source],
+    ).fetchall()

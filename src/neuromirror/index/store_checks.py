@@ -411,3 +411,34 @@ def record_verified(index: Index, results: dict[str, dict]) -> None:
 def last_verified(index: Index, stores: Iterable[str]) -> dict[str, dict]:
     """store UUID -> its last ``verify --stores`` result (:func:`record_verified`), for the stores that had one."""
     return {u: json.loads(v) for u, v in index.cache_get_many(VERIFIED, list(stores)).items()}
+
+
+# -- stores found not reachable (the cache table, namespace UNREACHABLE): since when, and why --------------------
+UNREACHABLE = "store-unreachable"
+
+
+def note_reach(index: Index, seen: dict[str, Optional[str]]) -> None:
+    """store UUID -> why it was not reachable just now (None: it was): the first time it was not is kept until it
+    is reachable again.  Nothing on a read-only index (the reports then say it from their own look)."""
+    before = index.cache_get_many(UNREACHABLE, list(seen))
+    now = time.time()
+    put = [
+        (u, json.dumps({"since": json.loads(before[u])["since"] if u in before else now, "why": why}))
+        for u, why in seen.items()
+        if why is not None and (u not in before or json.loads(before[u]).get("why") != why)
+    ]
+    back = [(UNREACHABLE, u) for u, why in seen.items() if why is None and u in before]
+    try:
+        index.cache_put_many(UNREACHABLE, put)
+        if back:
+            with index.transaction():
+                index.db.conn.executemany("DELETE FROM cache WHERE namespace=? AND key=?", back)
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc):
+            raise
+
+
+def unreachable(index: Index) -> dict[str, dict]:
+    """store UUID -> {since (unix seconds), why} of every store last found not reachable."""
+    rows = _rows(index, "SELECT key, value FROM cache WHERE namespace=?", [UNREACHABLE])
+    return {str(k): json.loads(v) for k, v in rows}

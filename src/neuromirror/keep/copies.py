@@ -180,6 +180,7 @@ def version_copies(
     # keys and sizes are what is counted: a Zarr's URL logs are not read
     files = each_version_file(mirror.index, mirror.dataset_path(target.relpath), row.id, listing, urls=False)
     locations = locations or Locations()
+    lost = frozenset(store_checks.unreachable(mirror.index))  # a copy nobody can read here counts as none
     branches: Optional[dict[str, str]] = {}
     stores: dict[Path, frozenset[str]] = {}  # repository -> the stores its branch records
     for batch, _ in batches(files, BATCH):
@@ -200,7 +201,12 @@ def version_copies(
             else:
                 branches[os.path.relpath(repo, mirror.root)] = head
             _count_files(
-                out, files_here, holders, stores[repo], checks, lambda f, c: on_file(target, f, c) if on_file else None
+                out,
+                files_here,
+                holders,
+                (stores[repo], lost),
+                checks,
+                lambda f, c: on_file(target, f, c) if on_file else None,
             )
     out.problems[:0] = [f"{path}: {why}" for path, why in listing.problems]
     out.branches = branches
@@ -211,14 +217,16 @@ def _count_files(
     out: VersionCopies,
     files: list[VersionFile],
     holders: dict[str, frozenset[str]],
-    stores: frozenset[str],
+    stores: tuple[frozenset[str], frozenset[str]],
     checks: dict[str, dict[str, float]],
     told: Callable[[VersionFile, dict[str, float]], object],
 ) -> None:
-    """One repository's files of a batch counted: the stores its logs name that it records, with their checks."""
+    """One repository's files of a batch counted: the stores its logs name that it records, with their checks
+    (``stores``: those it records, and those not reachable here, whose copies are recorded but not verified)."""
+    recorded_here, lost = stores
     for f in files:
-        recorded = holders[annex_key(f)] & stores
-        checked = {u: t for u, t in checks.get(annex_key(f), {}).items() if u in recorded}
+        recorded = holders[annex_key(f)] & recorded_here
+        checked = {u: t for u, t in checks.get(annex_key(f), {}).items() if u in recorded and u not in lost}
         _count_file(out, f, recorded, checked)
         told(f, checked)
 
@@ -282,9 +290,12 @@ def _timestamp(value: Any) -> Optional[float]:
 def copies_report(mirror: Any, specs: Sequence[Spec], on_file: Optional[OnFile] = None) -> list[VersionCopies]:
     """Per source and version the SPECs name (a SPEC without a version: its published versions and latest
     draft; no SPEC: every source a keep counted copies for, else every source), the copies counted
-    against the wanted number the keep recorded for the source (default 1)."""
+    against the wanted number the keep recorded for the source (default 1); the stores looked at first
+    (:func:`neuromirror.store.reach.survey`): what one not reachable here holds does not count."""
     from neuromirror.dataset.versions import select_versions
+    from neuromirror.store.reach import survey
 
+    survey(mirror.index)
     if not specs:
         known = [s.id for s in mirror.index.sources()]
         wanted_for = [s for s in known if store_checks.wanted(mirror.index, s, 0)]

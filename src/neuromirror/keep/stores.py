@@ -28,6 +28,7 @@ from neuromirror.keep.versions import KeepOptions, keep
 from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
+from neuromirror.store.reach import Lost, survey
 from neuromirror.store.registry import Stores
 from neuromirror.util import gitutil
 from neuromirror.util.disk import DiskFull, check_free, check_room, existing, filesystem, is_full, min_free
@@ -52,6 +53,7 @@ class StoresRun(Result):
     counts: list[VersionCopies] = field(default_factory=list)
     lags: dict[str, float] = field(default_factory=dict)  # version label -> keep lag (s), recorded by this run
     counts_marked: int = 0  # versions whose copies were taken from their count marks
+    lost: list[Lost] = field(default_factory=list)  # stores not reachable here: their copies not counted
 
     @property
     def stores_ok(self) -> bool:
@@ -86,7 +88,7 @@ class StoresRun(Result):
                 out += r.gap.lines()
         if len(self.runs) > 1 or self.copies > 1:
             out += [c.line() for c in self.counts]
-        return out
+        return out + [x.line() for x in self.lost]
 
     def __repr__(self) -> str:
         stores = ", ".join(r.store for r in self.runs)
@@ -108,6 +110,7 @@ class StoresRun(Result):
                     "counts": [c.to_json() for c in self.counts],
                     "lags": self.lags,
                     "counts_marked": self.counts_marked,
+                    "unreachable": [x.to_json() for x in self.lost],
                 }
             )
             return one
@@ -117,6 +120,7 @@ class StoresRun(Result):
             "counts": [c.to_json() for c in self.counts],
             "lags": self.lags,
             "counts_marked": self.counts_marked,
+            "unreachable": [x.to_json() for x in self.lost],
             "ok": self.stores_ok,
         }
 
@@ -216,10 +220,14 @@ def _count(mirror: Datasets, out: StoresRun, targets: Sequence[Version], want: d
     noted, and a version whole in every store marked so that the next run need not count it again."""
     locations = Locations()  # a dataset's versions come one after another: its logs read once
     marks = Marks(mirror)
+    out.lost = list(survey(mirror.index).values())  # what a store not reachable here holds counts as no copy
+    lost = {x.uuid for x in out.lost}
     for target in targets:
         n = want[target.source]
         terms = json.dumps({"copies": n})
         mark = marks.find(target, COUNTS, terms)
+        if mark is not None and lost & set(mark["counts"]["stores"]):
+            mark = None  # counted with a store since lost: counted again without it
         if mark is not None:  # counted before, and nothing on the branches since can change the count
             out.counts.append(from_mark(target, n, mark["counts"]))
             out.counts_marked += 1

@@ -7,7 +7,8 @@ and a mirror made later, which pins a blob behind a delete marker by the noncurr
 ETag is the dandi-etag, would find none.  So a DANDI blob is written in the same parts (the parts its
 archive's record says: ``part_spans`` of :class:`~neuromirror.archives.Archive`).  Other
 objects (Zarr chunks, AIND's) went up in one ``PUT``: one part up to :data:`MULTIPART`, then parts
-of :data:`PART` (S3's single ``PUT`` tops out at 5 GiB).
+of :data:`PART` (S3's single ``PUT`` tops out at 5 GiB) -- except a multipart Zarr's chunk, whose XMPETAG
+key names the part size its ETag was made with: it is written in parts of that size.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import io
 from typing import Any, Optional
 
 from neuromirror import archives
+from neuromirror.annex.keys import MPETAG_ALGORITHM, key_checksum
 from neuromirror.restore.objects import ArchiveObject
 from neuromirror.store.transfer import CHUNK
 
@@ -39,6 +41,9 @@ def spans_for(obj: ArchiveObject, size: int) -> Optional[list[tuple[int, int]]]:
     spans = archive.part_spans(obj.archive_key, size) if archive else None
     if spans is not None:
         return spans
+    checksum = key_checksum(obj.key)
+    if checksum is not None and checksum.algorithm == MPETAG_ALGORITHM:  # a multipart Zarr's chunk: its own parts
+        return _spans(size, checksum.part_size) or [(0, 0)]
     if size <= MULTIPART:
         return None
     return _spans(size, PART)

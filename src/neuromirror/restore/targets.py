@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-from neuromirror.annex.keys import key_checksum
+from neuromirror.annex.keys import MPETAG_ALGORITHM, key_checksum
 from neuromirror.errors import NeuromirrorError
 from neuromirror.restore.copies import Verified, drain
 from neuromirror.restore.objects import ArchiveObject
@@ -89,6 +89,8 @@ def _judged_by_head(obj: ArchiveObject, head: dict) -> Optional[str]:
     checksum = key_checksum(obj.key)
     if checksum is not None and checksum.algorithm == "md5" and "-" not in etag:
         return SAME if etag == checksum.digest else DIFFERS
+    if checksum is not None and checksum.algorithm == MPETAG_ALGORITHM and "-" in etag:
+        return SAME if etag == checksum.digest else DIFFERS  # a multipart ETag the XMPETAG key names
     return None
 
 

@@ -214,7 +214,7 @@ def run_policy(
     from neuromirror.store.location import open_store
 
     targets = policy_versions(mirror, sid, policy)
-    stores = [open_store(n) for n in store_names]
+    stores = [open_store(n, create=True) for n in store_names]  # the definition's stores: keep --to's
     result = Api.around(mirror).keep(
         policy_specs(sid, targets, policy),
         stores,
@@ -289,6 +289,7 @@ def keep_record(result: Any, stores: Sequence[Any], targets: Sequence[str], poli
         "failures": _failures(failed),
         "stores": [_store_record(s, r) for s, r in zip(stores, runs)],
         "copies": copies_record(result.counts, result.copies),
+        "unreachable": [x.to_json() for x in getattr(result, "lost", [])],  # stores whose copies did not count
         "lags": result.lags,
     }
 

@@ -15,6 +15,7 @@ import csv
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -78,22 +79,31 @@ def csv_fields(
     ]
 
 
-def _gzip_csv(rows: Iterable[list[str]]) -> bytes:
-    text = io.StringIO()
-    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    writer.writerows(rows)
-    return gzip.compress(text.getvalue().encode(), compresslevel=6, mtime=0)
+def _gzip_csv(rows: Iterator[list[str]], most: int, level: int) -> tuple[bytes, int]:
+    """(the gzip CSV of the next ``most`` rows at most, how many): streamed, only the compressed bytes held."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=level, mtime=0) as gz:
+        text = io.TextIOWrapper(gz, encoding="utf-8", newline="")
+        counted = _Counted(itertools.islice(rows, most))
+        csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(counted)
+        text.flush()
+        text.detach()
+    return buf.getvalue(), counted.n
 
 
-def _batches(rows: Iterable[list[str]], size: int) -> Iterator[list[list[str]]]:
-    batch: list[list[str]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class _Counted:
+    """An iterator that counts what it gave."""
+
+    def __init__(self, it: Iterator[list[str]]) -> None:
+        self.it, self.n = it, 0
+
+    def __iter__(self) -> _Counted:
+        return self
+
+    def __next__(self) -> list[str]:
+        item = next(self.it)
+        self.n += 1
+        return item
 
 
 def write_inventory(
@@ -106,20 +116,24 @@ def write_inventory(
     config_id: str = "daily",
     when: Optional[datetime] = None,
     rows_per_file: int = 1_000_000,
+    compresslevel: int = 6,
 ) -> WrittenInventory:
-    """Write ``rows`` (CSV fields) as one inventory date through ``put``; ``dest`` is the destination
-    bucket's name (for the manifest's ARN and the hive symlink)."""
+    """Write ``rows`` (CSV fields) as one inventory date through ``put``, one data file at a time (only its
+    compressed bytes held); ``dest`` is the destination bucket's name (for the manifest's ARN and the hive
+    symlink)."""
     when = when or datetime.now(timezone.utc)
     base = "/".join(p for p in (prefix.strip("/"), source_bucket, config_id) if p)
     folder = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H-%MZ")
-    files, keys, count = [], [], 0
-    for batch in _batches(rows, rows_per_file):
-        data = _gzip_csv(batch)
+    files, keys, count, it = [], [], 0, iter(rows)
+    while True:
+        data, n = _gzip_csv(it, rows_per_file, compresslevel)
+        if not n:
+            break
         key = f"{base}/data/{uuid.uuid4()}.csv.gz"
         put(key, data)
         files.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
         keys.append(key)
-        count += len(batch)
+        count += n
     manifest = {
         "sourceBucket": source_bucket,
         "destinationBucket": f"arn:aws:s3:::{dest}",

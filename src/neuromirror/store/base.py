@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import IO, Collection, Optional, Protocol
 
 from neuromirror.annex.keys import parse_key
-from neuromirror.errors import Unavailable
+from neuromirror.errors import Unavailable, UserError
 
 #: the name stores had before each got one of its own; an identity file saying it gets :func:`remote_name`
 LEGACY_NAME = "neuromirror-store"
@@ -56,6 +56,16 @@ class Dropped:
 
     def to_json(self) -> dict:
         return {"keys": self.keys, "bytes": self.bytes, "rewritten": self.rewritten}
+
+
+class StoreUnreachable(UserError):
+    """A store opened to be read or checked whose identity is not there (its directory gone, an empty or unmounted
+    mount point, a prefix emptied): nothing is made in its place; only ``keep --to`` makes a store."""
+
+
+def missing_identity(url: str, where: str) -> StoreUnreachable:
+    """The one line every store kind says when its identity file or object is not there."""
+    return StoreUnreachable(f"{url}: not reachable: no {where} there (gone, moved or not mounted?)")
 
 
 class StoreWriteError(Unavailable, OSError):

@@ -31,7 +31,16 @@ from typing import IO, Any, Collection, Optional
 
 from neuromirror.annex.keys import hashdir_lower, key_file
 from neuromirror.errors import UserError
-from neuromirror.store.base import FIRST_COST, LEGACY_NAME, Dropped, StoreIdentity, drop_each, key_size, remote_name
+from neuromirror.store.base import (
+    FIRST_COST,
+    LEGACY_NAME,
+    Dropped,
+    StoreIdentity,
+    drop_each,
+    key_size,
+    missing_identity,
+    remote_name,
+)
 from neuromirror.util.processes import pid_alive
 
 IDENTITY_FILE = ".neuromirror-store.json"
@@ -50,8 +59,11 @@ WRITEBACK = 8 << 20
 class DirectoryStore:
     kind = "directory"
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, create: bool = True):
+        """``create``: a store may be made here (``keep --to``); without it a missing identity is
+        :class:`~neuromirror.store.base.StoreUnreachable` and nothing is written."""
         self.path = Path(os.path.abspath(os.path.expanduser(str(path))))
+        self.create = create
         self._identity: Optional[StoreIdentity] = None
 
     def __str__(self) -> str:
@@ -65,10 +77,12 @@ class DirectoryStore:
     # -- identity ---------------------------------------------------------------
     @property
     def identity(self) -> StoreIdentity:
-        """The store's UUID and remote name, made on first use (one winner if two processes race)."""
+        """The store's UUID and remote name, made on first use where it may be (one winner if two processes race)."""
         if self._identity is None:
             f = self.path / IDENTITY_FILE
             if not f.exists():
+                if not self.create:
+                    raise missing_identity(str(self.path), IDENTITY_FILE)
                 self._create_identity(f)
             try:
                 data = json.loads(f.read_text())
@@ -182,7 +196,9 @@ class DirectoryStore:
         return total
 
     def receive(self, key: str) -> Incoming:
-        """A temp file for ``key``'s bytes; :meth:`Incoming.commit` puts it in place."""
+        """A temp file for ``key``'s bytes; :meth:`Incoming.commit` puts it in place (into a store that is
+        there, or one made now where it may be: never a directory made where a store went away)."""
+        self.identity  # noqa: B018
         return Incoming(self, key)
 
     def clean_stale(self) -> int:

@@ -41,8 +41,11 @@ def open_store(
     pack_size: Optional[int] = None,
     storage_class: Optional[str] = None,
     recorded: Optional[dict[str, str]] = None,
+    create: bool = False,
 ) -> Store:
-    """The store ``name`` names (nothing is created until it is first written).  ``recorded``: what a dataset's
+    """The store ``name`` names, opened as one that exists: a reader or a check never makes a store (its
+    identity missing is :class:`~neuromirror.store.base.StoreUnreachable`).  ``create``: ``keep --to``'s, a new
+    store may be made there (when first written, in an empty place only).  ``recorded``: what a dataset's
     branch records of a packed S3 store (``endpoint``, ``publicurl``), for a reader whose process names none."""
     m = _SCHEME.match(name)
     scheme = m.group(1).lower() if m else ""
@@ -53,19 +56,19 @@ def open_store(
     if storage_class is not None and scheme not in ("s3", "pack+s3"):
         raise _not_s3(name)
     if m is None:
-        return DirectoryStore(_local_dir(name, name))
+        return DirectoryStore(_local_dir(name, name), create=create)
     if scheme in ("pack+file", "pack+s3"):
-        return _packed(name, scheme, pack_size, storage_class, recorded)
+        return _packed(name, scheme, pack_size, storage_class, recorded, create)
     if scheme == "file":
         parts = urlsplit(name)
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise UserError(f"{name}: a file URL names a local path, as file:///path")
-        return DirectoryStore(_local_dir(unquote(parts.path), name))
+        return DirectoryStore(_local_dir(unquote(parts.path), name), create=create)
     if scheme == "s3":
         parts = urlsplit(name)
         if not parts.netloc or parts.query or parts.fragment:
             raise UserError(f"{name}: an S3 store is s3://BUCKET[/PREFIX] (the endpoint: NEUROMIRROR_STORE_ENDPOINT)")
-        return S3Store(parts.netloc, unquote(parts.path), storage_class=storage_class)
+        return S3Store(parts.netloc, unquote(parts.path), storage_class=storage_class, create=create)
     raise UserError(
         f"store kind not supported yet: {name} (give a directory, file:///path, s3://BUCKET[/PREFIX], "
         "pack+file:///PATH or pack+s3://BUCKET[/PREFIX])"
@@ -92,7 +95,12 @@ def _local_dir(path: str, name: str) -> str:
 
 
 def _packed(
-    name: str, scheme: str, pack_size: Optional[int], storage_class: Optional[str], recorded: Optional[dict[str, str]]
+    name: str,
+    scheme: str,
+    pack_size: Optional[int],
+    storage_class: Optional[str],
+    recorded: Optional[dict[str, str]],
+    create: bool,
 ) -> Store:
     from neuromirror.store.packs.store import PackStore
 
@@ -104,9 +112,14 @@ def _packed(
             raise UserError(f"{name}: a packed directory store is pack+file:///PATH (an absolute path)")
         if storage_class is not None:
             raise _not_s3(name)
-        return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size)
+        return PackStore.directory(_local_dir(unquote(parts.path), name), pack_size=pack_size, create=create)
     if not parts.netloc:
         raise UserError(f"{name}: a packed S3 store is pack+s3://BUCKET[/PREFIX]")
     return PackStore.bucket(
-        parts.netloc, unquote(parts.path), recorded=recorded, pack_size=pack_size, storage_class=storage_class
+        parts.netloc,
+        unquote(parts.path),
+        recorded=recorded,
+        pack_size=pack_size,
+        storage_class=storage_class,
+        create=create,
     )

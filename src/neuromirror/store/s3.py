@@ -39,6 +39,7 @@ from neuromirror.store.base import (
     StoreWriteError,
     drop_each,
     key_size,
+    missing_identity,
     remote_name,
 )
 from neuromirror.store.s3_client import boto_errors, default_region, error_code, make_client
@@ -75,8 +76,10 @@ class S3Store:
         public_url: Optional[str] = None,
         storage_class: Optional[str] = None,
         recorded: Optional[dict[str, str]] = None,
+        create: bool = True,
     ):
-        """``endpoint``, ``public_url``: None takes the process's settings (``NEUROMIRROR_STORE_ENDPOINT``,
+        """``create``: a store may be made here (``keep --to``), else a missing identity is unreachable.
+        ``endpoint``, ``public_url``: None takes the process's settings (``NEUROMIRROR_STORE_ENDPOINT``,
         ``NEUROMIRROR_STORE_PUBLIC_URL``), and where it names none, what a dataset's branch ``recorded`` of
         the store (``endpoint``, ``publicurl``): a reader finds the store where keep wrote it."""
         if not bucket:
@@ -97,6 +100,7 @@ class S3Store:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise UserError(f"{ENDPOINT_ENV}={self.endpoint}: an S3 endpoint is http(s)://HOST[:PORT]")
         self._identity: Optional[StoreIdentity] = None
+        self.create = create
         self.asked_class = storage_class
         #: the S3 storage class its objects are written in (recorded in the store when it is made)
         self.storage_class = storage_class or "STANDARD"
@@ -136,6 +140,8 @@ class S3Store:
             name = self.prefix + IDENTITY_OBJECT
             data = self._get_json(name)
             if data is None:
+                if not self.create:
+                    raise missing_identity(self.url, IDENTITY_OBJECT)
                 self._create_identity(name)
                 data = self._get_json(name)
             try:

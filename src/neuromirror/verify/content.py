@@ -2,7 +2,7 @@
 
 Each (sampled) key is downloaded from *every* registered http(s) URL and
 hashed; size and checksum must match the key (SHA256E/MD5E carry the
-archive's checksum; VURL/URL keys only a size).  A URL serving other bytes
+archive's checksum, XMPETAG its multipart ETag; VURL/URL keys only a size).  A URL serving other bytes
 matters even when another URL is right: after a failed verification
 git-annex does not try the next URL.  Keys only a special remote can fetch
 (BOSS cutouts, embargoed DANDI) are fetched by git-annex itself, in a
@@ -11,7 +11,6 @@ scratch clone, so the mirror's repository is never written.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 from urllib.parse import urlsplit
 
-from neuromirror.annex.keys import key_hash, parse_key
+from neuromirror.annex.keys import key_checksum, parse_key
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.base import Store
 from neuromirror.store.directory import DirectoryStore
@@ -43,10 +42,10 @@ def _hasher(key: str) -> tuple[Optional[Any], Optional[str], Optional[int]]:
         info = parse_key(key)
     except ValueError:
         return None, None, None
-    named = key_hash(key)
+    named = key_checksum(key)
     if named is None:
         return None, None, info["size"]
-    return hashlib.new(named[0]), named[1], info["size"]
+    return named.new(), named.digest, info["size"]
 
 
 class _Reading:

@@ -75,8 +75,11 @@ def check_copies(report: VerifyReport, mirror: Datasets, source: str, row: Versi
         return  # never kept with copies counted: the one store's check above is the whole check
     if not row.relpath:
         return
+    from neuromirror.store.reach import survey
+
+    lost = survey(mirror.index)  # a store not reachable here: its copies are not counted, and it is named
     counted = version_copies(mirror, row.under(mirror.root), want)
-    report.notes.append(counted.line())
+    report.notes += [x.line() for x in lost.values()] + [counted.line()]
     named = {m.path for m in report.mismatches if m.kind == "not-kept"}  # said once, as not kept
     for a in counted.at_risk:
         if a.path in named:

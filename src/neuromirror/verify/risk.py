@@ -42,7 +42,7 @@ def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
     for _uuid, fields in reversed(list(store_uuids(repo).items())):
         where = fields.get("directory")
         if fields.get("type") == "directory" and where and Path(where).is_dir():
-            return DirectoryStore(where)
+            return DirectoryStore(where, create=False)
     return None
 
 

@@ -13,8 +13,11 @@ hashed. A good copy's check time is recorded per key and store
    (:class:`neuromirror.store.transfer.Transfer`, verified on the way in) and recorded again;
 3. reported, with what was done; the command then exits non-zero naming each bad or missing copy.
 
-A store that cannot be read at all (its bucket gone) is reported per copy as unreadable and left
-as it is: its copies are not proof, but nothing says they are wrong either.  The service runs a
+A store that is not reachable here (its directory gone, its mount point empty, its bucket or credentials
+refused) is named by URL and name, its recorded copies counted as unverified, and the run exits non-zero
+(unless ``allow_unreachable``); it is never made again by looking, and the first time it was found so is
+recorded (:mod:`neuromirror.store.reach`).  A store that opens but cannot read a copy is reported per copy as
+unreadable and left as it is: its copies are not proof, but nothing says they are wrong either.  The service runs a
 slice of this every cycle (``verify: {fraction | period}``), so that every stored byte is re-read
 within the period the lab sets.
 """
@@ -24,14 +27,13 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from neuromirror.dataset.files import annex_repo
 from neuromirror.dataset.versions import select_versions
+from neuromirror.errors import UserError
 from neuromirror.index import store_checks
 from neuromirror.index.rows import Version
-from neuromirror.results import Item, Result, Status
 from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_absent, record_present
@@ -40,101 +42,12 @@ from neuromirror.store.transfer import Transfer, read_back
 from neuromirror.util.dates import iso_z
 from neuromirror.util.progress import ByteCalls
 from neuromirror.verify.recorded import Copy, recorded_copies, urls_of
+from neuromirror.verify.stores_report import Finding, StoresCheck, Unreached
 
 if TYPE_CHECKING:
     from neuromirror.dataset.mirror import Datasets
     from neuromirror.records import ProgressCallback
     from neuromirror.store.packs.check import Scan
-
-
-@dataclass
-class Finding:
-    store: str  # the store's URL
-    uuid: str
-    source: str
-    path: str
-    key: str
-    problem: str  # bad (wrong bytes) | missing | unreadable
-    detail: str
-    repaired: bool = False
-    repaired_from: str = ""
-    repair_error: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "store": self.store,
-            "uuid": self.uuid,
-            "source": self.source,
-            "path": self.path,
-            "key": self.key,
-            "problem": self.problem,
-            "detail": self.detail,
-            "repaired": self.repaired,
-            "repaired_from": self.repaired_from or None,
-            "repair_error": self.repair_error or None,
-        }
-
-    def line(self) -> str:
-        what = {"bad": "BAD COPY", "missing": "MISSING COPY", "unreadable": "UNREADABLE COPY"}[self.problem]
-        head = f"{what} in {self.store}: {self.source} {self.path} ({self.key}): {self.detail}"
-        if self.repaired:
-            return f"{head}; removed from the record and re-kept from {self.repaired_from}"
-        if self.problem == "unreadable":
-            return f"{head}; left as recorded"
-        return f"{head}; removed from the record; NOT re-kept: {self.repair_error or 'no copy to take it from'}"
-
-
-@dataclass
-class StoresCheck(Result):
-    """``verify --stores`` (``Datasets.verify_stores``): an ``error`` item per bad, missing or unreadable copy
-    (re-kept or not), one ``ok`` item per store re-read when none is."""
-
-    checked: int = 0
-    good: int = 0
-    findings: list[Finding] = field(default_factory=list)
-    per_store: dict[str, dict[str, Any]] = field(default_factory=dict)  # uuid -> {url, copies, checked, bad, missing}
-    unreached: list[str] = field(default_factory=list)  # stores a branch records that cannot be opened here
-    started: float = field(default_factory=time.time)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-    def __repr__(self) -> str:
-        return f"<StoresCheck {self.checked} cop(ies) re-read, {len(self.findings)} bad or missing>"
-
-    def items(self) -> list[Item]:
-        bad = [Item(Status.ERROR, f"{f.key} in {f.store}", f.line()) for f in self.findings]
-        return bad or [Item(Status.OK, s["url"], f"{s['checked']} cop(ies) re-read") for s in self.per_store.values()]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "checked": self.checked,
-            "good": self.good,
-            "bad": [f.to_json() for f in self.findings if f.problem == "bad"],
-            "missing": [f.to_json() for f in self.findings if f.problem == "missing"],
-            "unreadable": [f.to_json() for f in self.findings if f.problem == "unreadable"],
-            "repaired": sum(f.repaired for f in self.findings),
-            "stores": self.per_store,
-            "unreached": self.unreached,
-            "at": iso_z(self.started),
-            "ok": self.ok,
-        }
-
-    def lines(self) -> list[str]:
-        out = [f.line() for f in self.findings]
-        for s in self.per_store.values():
-            out.append(
-                f"{s['url']}: {s['checked']} of {s['copies']} recorded cop(ies) re-read, {s['bad']} bad, "
-                f"{s['missing']} missing"
-            )
-        out += [f"store {u}: recorded, not reachable here: its copies were not checked" for u in self.unreached]
-        repaired = sum(f.repaired for f in self.findings)
-        out.append(
-            f"verified {self.checked} stored cop(ies): {self.good} good, {len(self.findings)} bad or missing"
-            + (f" ({repaired} re-kept)" if self.findings else "")
-        )
-        return out
 
 
 def _targets(mirror: Datasets, specs: Sequence[Spec]) -> list[Version]:
@@ -175,6 +88,19 @@ class _Stores:
         found = [self.get(u, fields) for u, fields in list(self.recorded.items()) if u != uuid]
         return [s for s in found if s is not None]
 
+    def why(self, uuid: str) -> str:
+        """Why store ``uuid`` did not open here, in a line."""
+        from neuromirror.store.location import open_store
+        from neuromirror.store.reach import probe
+
+        url = self.registry.url_of(uuid)
+        if not url:
+            return "no place recorded for it here"
+        try:
+            return probe(open_store(url), uuid) or "not readable here"
+        except UserError as exc:
+            return str(exc)
+
     def _open(self, uuid: str, fields: dict[str, str]) -> Optional[Store]:
         if self.only is not None and self.only.identity.uuid == uuid:
             return self.only
@@ -192,15 +118,18 @@ def verify_stores(
     jobs: int = 4,
     repair: bool = True,
     progress: Optional[ProgressCallback] = None,
+    allow_unreachable: bool = False,
 ) -> StoresCheck:
     """Re-read the stored copies of the versions ``specs`` name (a slice: ``fraction`` or ``older_than``
     seconds); record good checks, remove and re-keep bad or missing copies; the findings.  ``progress``:
-    told ``("copies stores", copies re-read, copies)`` and ``("verify stores", bytes, bytes)`` as each is."""
-    out = StoresCheck()
+    told ``("copies stores", copies re-read, copies)`` and ``("verify stores", bytes, bytes)`` as each is;
+    a store not reachable fails the run unless ``allow_unreachable``."""
+    out = StoresCheck(allow_unreachable=allow_unreachable)
     opened = _Stores(mirror, only)
     scan = _scan(only, specs, fraction, older_than, jobs)
     try:
         copies = _recorded_copies(mirror, specs, opened, out)
+        _unreached(mirror, opened, copies, out)
         chosen = _slice(mirror, list(copies), fraction, older_than)
         if len(chosen) < len(copies):
             chosen = _whole_packs(opened, copies, chosen)
@@ -355,19 +284,36 @@ def _recorded_copies(
 
 
 def _readable(stores: dict[str, dict[str, str]], opened: _Stores, out: StoresCheck) -> list[str]:
-    """Of the stores a repository records (``stores``), those re-read this time that open here; the others
-    are remembered as sources for repairs, or (every store being checked) said unreached once."""
+    """Of the stores a repository records (``stores``), those re-read this time (their copies wanted: those of
+    a store not reachable here are counted, as unverified); the others remembered as sources for repairs."""
     readable: list[str] = []
     for uuid, fields in stores.items():
         if not opened.checked(uuid):
             opened.recorded.setdefault(uuid, fields)  # not re-read now: a source for repairs only
             continue
-        if opened.get(uuid, fields) is None:
-            if opened.only is None and uuid not in out.unreached:
-                out.unreached.append(uuid)
-            continue
+        if opened.get(uuid, fields) is None and uuid not in out.unreached:
+            url = opened.registry.url_of(uuid) or ""
+            name = (opened.registry.known.get(uuid) or {}).get("name") or fields.get("name") or uuid
+            out.unreached[uuid] = Unreached(uuid, url, str(name), opened.why(uuid), time.time())
         readable.append(uuid)
     return readable
+
+
+def _unreached(mirror: Datasets, opened: _Stores, copies: dict[tuple[str, str], Copy], out: StoresCheck) -> None:
+    """The copies of stores not reachable here taken out of ``copies`` and counted as theirs; what was found of
+    every store looked at recorded (since when one is not reachable: the first time)."""
+    from neuromirror.store.reach import lost_stores
+
+    for item in [i for i in copies if i[0] in out.unreached]:
+        out.unreached[item[0]].copies += 1
+        del copies[item]
+    seen: dict[str, Optional[str]] = {u: None for u, s in opened.opened.items() if s is not None}
+    seen.update({u: x.why for u, x in out.unreached.items()})
+    store_checks.note_reach(mirror.index, {u: why for u, why in seen.items() if u in opened.registry.known})
+    lost = lost_stores(mirror.index, {u: out.unreached[u].why for u in out.unreached})
+    for uuid, u in out.unreached.items():
+        if uuid in lost and lost[uuid].since < u.since:
+            u.since = lost[uuid].since
 
 
 def _slice(

@@ -42,7 +42,7 @@ from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.tree import has_commit, iter_version, pinned_repositories
 from neuromirror.errors import UserError
 from neuromirror.index.rows import Version
-from neuromirror.records import GIT, MD5, SHA256, SUBDATASET, VersionFile
+from neuromirror.records import GIT, MD5, MPETAG, SHA256, SUBDATASET, VersionFile
 from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 from neuromirror.util import gitutil
@@ -138,7 +138,7 @@ def _compare_annexed(report: VerifyReport, path: str, t: VersionFile, i: Version
         return
     if i.size is not None and t.size is not None and t.size != i.size:
         report.add("size", path, f"key size {t.size}, the index says {i.size}", t.key)
-    if i.checksum_kind in (SHA256, MD5) and i.checksum:
+    if i.checksum_kind in (SHA256, MD5, MPETAG) and i.checksum:
         try:
             ck = parse_key(t.key or "")["checksum"]
         except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -123,6 +124,7 @@ def _dandi_at(
             results.append({"scenario": "clone-get", "n": n, "error": str(exc)[-500:]})
     if "dandi" in want:
         results.append(run_sync("dandi-resync", n, root, f"dandi:{ident}", api, archives, startup))
+        results += two_changes(archives, root, ident, n, startup, when + timedelta(minutes=30))
         archives.change_three(ident, when + timedelta(hours=1))
         three = run_sync("dandi-3changes", n, root, f"dandi:{ident}", api, archives, startup)
         three.update(git_counts(root / "dandi" / ident))
@@ -152,3 +154,32 @@ def _aind_at(n: int, archives: Archives, root: Path, startup: float, results: li
             results.append({"scenario": scenario, "n": n, "error": str(exc)[-500:]})
             break
     archives.drop_objects(archives.AIND_BUCKET)
+
+
+def two_changes(archives: Archives, root: Path, ident: str, n: int, startup: float, when: datetime) -> list[dict]:
+    """``dandi-2changes``: a resync after 1 asset added and 1 replaced, read by the draft's changes
+    (:mod:`neuromirror.sources.dandi.changes`); ``dandi-2changes-whole``: the same change again, the
+    version paged whole (``NEUROMIRROR_DANDI_CHANGES=0``, the path before).  Each with its asset-listing pages."""
+    from neuromirror.sources.dandi.changes.listing import ENV
+
+    d = archives.dandi
+    out = []
+    for i, name in enumerate(("dandi-2changes", "dandi-2changes-whole")):
+        paths = sorted(d.dandiset(ident).draft.assets)
+        d.put_asset(ident, f"sub-new/sub-new_{i}.nwb", b"added by the bench\n", when=when + timedelta(minutes=i))
+        d.put_asset(
+            ident, paths[len(paths) // 3], b"replaced by the bench\n", when=when + timedelta(minutes=i, seconds=1)
+        )
+        d.reset_request_log()
+        old = os.environ.get(ENV)
+        os.environ[ENV] = "0" if name.endswith("whole") else "1"
+        try:
+            res = run_sync(name, n, root, f"dandi:{ident}", ["--dandi-api", d.api_url], archives, startup)
+        finally:
+            if old is None:
+                del os.environ[ENV]
+            else:
+                os.environ[ENV] = old
+        res["listing_pages"] = sum(1 for m, raw in d.request_log if m == "GET" and "/versions/draft/assets/?" in raw)
+        out.append(res)
+    return out

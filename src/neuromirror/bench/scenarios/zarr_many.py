@@ -83,6 +83,9 @@ def bench_zarr_many(
             zarrs=n,
             dandiset_commits=commits(ds, "^Neuromirror-Source: ") - before,
             api_requests=d.request_count,
+            # issue 75: the asset listing's pages (the -modified head) and the Zarr list's
+            listing_pages=sum(1 for m, raw in d.request_log if m == "GET" and "/versions/draft/assets/?" in raw),
+            zarr_list_pages=sum(1 for m, raw in d.request_log if m == "GET" and raw.startswith("/api/zarr/?")),
         )
         out.append(res)
         return res

@@ -37,7 +37,7 @@ def backfill_manifest(job: ZarrJob) -> str:
     """List a held Zarr and write its state's manifest: ``"written"``, or why not (a worker's job)."""
     api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
     objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
-    if how != "s3-versions":
+    if how not in zl.VERSIONED:
         return f"listed by {how}: no S3 versionIds to write"
     entries, leaves, _, _ = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
     computed = zl.checksum_of(leaves)

@@ -86,7 +86,7 @@ class ZarrRecord:
     checksum: str  # the checksum the commit records (re-read from the archive after a mismatch)
     commit: Optional[str]  # None: refused (see ``refused``)
     objects: int = 0
-    listing: str = ""  # "s3-versions" or "api"
+    listing: str = ""  # "s3-versions", "s3-inventory" or "api"
     refused: Optional[str] = None
     datalad_id: Optional[str] = None
     timings: dict = field(default_factory=dict)  # seconds: listing, checksum, create, commit
@@ -150,7 +150,7 @@ def _mirror_listed(job: ZarrJob, listed: _Listed, spent: timing.Timings) -> Zarr
     was_embargoed = made is None and not job.embargoed and had_embargoed_state(zds)
     with timing.phase("commit", spent):
         commit = _commit(job, zds, entries, plan, made, was_embargoed)
-    if job.manifests and how == "s3-versions" and not job.embargoed:
+    if job.manifests and how in zl.VERSIONED and not job.embargoed:
         with timing.phase("manifest", spent):
             write_state_manifest(job, listed.objs, entries, checksum, plan.date)
     return ZarrRecord(
@@ -197,7 +197,8 @@ def _list_checked(api: DandiAPI, job: ZarrJob, spent: timing.Timings) -> _Listed
     checksum = job.checksum
     for attempt in range(2):
         with timing.phase("listing", spent):
-            objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum)
+            # the second listing asks the bucket: the inventory's may be older than the Zarr
+            objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum, attempt == 0)
         with timing.phase("checksum", spent):
             made = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
             computed = zl.checksum_of(made.leaves)

@@ -48,7 +48,7 @@ def directory_stores(repo: Path) -> list[tuple[str, DirectoryStore]]:
         path = Path(fields["directory"])
         if not (path / IDENTITY_FILE).is_file():
             continue  # not mounted here, or not one of ours
-        store = DirectoryStore(path)
+        store = DirectoryStore(path, create=False)
         try:
             if store.identity.uuid == uuid:
                 found.append((uuid, store))

@@ -80,15 +80,24 @@ def _says(b: SourceBackup) -> list[str]:
     return out
 
 
+def _lost(s: StoreBackup) -> str:
+    """A store not reachable here, said where its holdings would be: they count as no copy."""
+    return (
+        f'<span class="bad unreachable">NOT REACHABLE since {html.escape(str(s.unreachable_since))} '
+        f"({html.escape(str(s.unreachable_why))}): what it holds counts as no copy</span><br>"
+    )
+
+
 def _store_row(b: SourceBackup, s: StoreBackup) -> str:
     e = html.escape
     v = s.verification
     klass = check_class(v)
+    lost = _lost(s) if s.unreachable_since is not None else ""
     lacks_new = "bad" if s.missing.current.objects else ""
     lacks_old = "bad" if s.missing.noncurrent.objects else ""
     return (
         f'<tr class="store"><td><code>{e(s.url or s.uuid)}</code><br><span class="note">{e(KINDS.get(s.kind or "", s.kind or ""))}</span></td>'
-        f'<td class="num">{e(part_of(s.kept.current, b.archive.current))}</td>'
+        f'<td class="num">{lost}{e(part_of(s.kept.current, b.archive.current))}</td>'
         f'<td class="num">{e(part_of(s.kept.noncurrent, b.archive.noncurrent))}</td>'
         f'<td class="num"><span class="{lacks_new}">{e(amount(s.missing.current))} current</span><br>'
         f'<span class="{lacks_old}">{e(amount(s.missing.noncurrent))} older</span></td>'
@@ -184,7 +193,8 @@ def _stores_table(backup: Backup) -> str:
         klass = check_class(v)
         rows.append(
             f'<tr class="store-total"><td><code>{e(s.url or s.uuid)}</code></td><td>{e(KINDS.get(s.kind or "", s.kind or ""))}</td>'
-            f'<td class="num">{len(sources)}</td><td class="num">{e(amount(held))}</td><td class="{klass}">{e(verification_words(s))}</td></tr>'
+            f'<td class="num">{len(sources)}</td><td class="num">{_lost(s) if s.unreachable_since else ""}'
+            f'{e(amount(held))}</td><td class="{klass}">{e(verification_words(s))}</td></tr>'
         )
     if not rows:
         return '<p class="say bad">No store holds anything of any source.</p>\n'

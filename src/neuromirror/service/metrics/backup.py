@@ -42,7 +42,8 @@ def audit_family(report: dict) -> Iterator[Metric]:
 def backup_families(record: Any, now: Optional[float] = None) -> Iterator[Metric]:
     """The backup page's numbers (a :class:`~neuromirror.account.backup_model.Backup`): per source, objects and
     bytes in no store (of the newest state, of older ones only) and those the archive deletes within the
-    window, kept nowhere; per store, the age and the result of its last ``verify --stores``."""
+    window, kept nowhere; per store, the age and the result of its last ``verify --stores``, whether it is
+    reachable here and since when it is not."""
     import time
 
     now = time.time() if now is None else now
@@ -87,6 +88,16 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
         "1 for what the last re-read of the store's copies found (ok, repaired, failed, never).",
         labels=["store", "result"],
     )
+    reachable = GaugeMetricFamily(
+        "neuromirror_store_reachable",
+        "1 if the store's identity is where it is recorded (it is reachable here); 0 if not: its copies count as none.",
+        labels=["store"],
+    )
+    lost = GaugeMetricFamily(
+        "neuromirror_store_unreachable_since_seconds",
+        "Unix time the store was first found not reachable here (only stores that are not).",
+        labels=["store"],
+    )
     stores = {s.uuid: s for b in record.sources for s in b.stores}
     for s in sorted(stores.values(), key=lambda s: s.url or s.uuid):
         v, name = s.verification, s.url or s.uuid
@@ -95,8 +106,11 @@ def _verification_families(record: Any, now: float) -> Iterator[Metric]:
             age.add_metric([name], max(0.0, now - when))
         word = "never" if v is None else "ok" if v.ok else "failed" if v.unresolved else "repaired"
         result.add_metric([name, word], 1)
-    yield age
-    yield result
+        reachable.add_metric([name], 0.0 if s.unreachable_since else 1.0)
+        since = epoch(s.unreachable_since) if s.unreachable_since else None
+        if since is not None:
+            lost.add_metric([name], since)
+    yield from (age, result, reachable, lost)
 
 
 #: how long /metrics reuses a coverage record while no run ended (it reads every version's files; the page counts

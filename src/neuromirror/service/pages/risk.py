@@ -72,8 +72,14 @@ def _copies_row(v: dict) -> str:
 
 
 def _stores_list(last: dict) -> str:
-    """Each store of the last keep: what it holds, or that it was down (retried next cycle)."""
-    return "".join(
+    """Each store of the last keep: what it holds, or that it was down (retried next cycle); each store found
+    not reachable, since when (what it holds was not counted)."""
+    lost = "".join(
+        f'<li>{e(x["url"] or x["uuid"])} ({e(x["name"])}): <span class="risk-unpinned">NOT REACHABLE since '
+        f"{e(x['since'])} ({e(x['why'])})</span>: its copies do not count</li>"
+        for x in last.get("unreachable") or []
+    )
+    return lost + "".join(
         f"<li>{e(s['url'])}: "
         + (
             f"{s['files']} file(s) held"

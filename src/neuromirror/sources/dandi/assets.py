@@ -14,6 +14,8 @@ import posixpath
 from typing import Iterator, Optional
 
 from neuromirror.records import SHA256, AnnexEntry, SourceState, VersionFile
+from neuromirror.sources.dandi.changes.stamp import Mark
+from neuromirror.util.dates import parse_iso
 from neuromirror.util.spool import Spool
 
 PAGE_SIZE = 1000
@@ -41,12 +43,18 @@ class Listing(Spool):
         self.ids: set[str] = set()
         self._reuse = reuse
         self._page: list[dict] = []
+        #: the newest asset listed (the watermark a resync reads changes down to: :mod:`.changes`)
+        self.newest: Optional[Mark] = None
+        self.zarrs = False  # it holds a Zarr asset
+        self.by_changes = False  # made from the draft's changes (:mod:`.changes.listing`)
 
     def add_asset(self, asset: dict) -> bool:
         """Spool ``asset``; False when its id was listed already."""
         if asset["asset_id"] in self.ids:
             return False
         self.ids.add(asset["asset_id"])
+        self._note_newest(asset)
+        self.zarrs = self.zarrs or bool(asset.get("zarr"))
         if self._reuse is not None:
             self._page.append(asset)
             if len(self._page) >= PAGE_SIZE:
@@ -59,6 +67,14 @@ class Listing(Spool):
             asset = {**asset, "metadata": {k: md[k] for k in BLOB_METADATA if k in md}}
         super().add(asset)
         return True
+
+    def _note_newest(self, asset: dict) -> None:
+        if self.newest is None:
+            when = parse_iso(asset.get("modified"))
+            if when is not None:
+                self.newest = Mark(when, asset["asset_id"])
+        else:
+            self.newest = self.newest.later(asset)
 
     def flush(self) -> None:
         if self._reuse is not None and self._page:
@@ -129,7 +145,7 @@ class Reuse:
             found = {p: f for p in paths if (f := self._state.previous(p)) is not None}
         for asset, candidate in zip(page, candidates):
             prev = found.get(asset["path"]) if candidate else None
-            if prev is not None and self._reusable(asset, prev):
+            if prev is not None and self.reusable(asset, prev):
                 yield (asset["asset_id"], prev.path, prev.key, prev.size, prev.urls, prev.checksum)
             else:
                 if not (asset.get("zarr") and asset.get("zarr") in self._known):
@@ -146,7 +162,8 @@ class Reuse:
             and type(size) is int
         )
 
-    def _reusable(self, asset: dict, prev: VersionFile) -> bool:
+    def reusable(self, asset: dict, prev: VersionFile) -> bool:
+        """Whether ``prev`` (the last state's file at the asset's path) is the asset's file again."""
         path, size = asset["path"], asset["size"]
         if (
             prev.remote_id != asset["asset_id"]

@@ -122,9 +122,15 @@ def _metadata_problem(asset: dict, md: dict, sha: object) -> Optional[str]:
     return None
 
 
+def _carried(item: Any) -> bool:
+    """A listing's item that is the last synced state's file (a :data:`Reused` tuple, or an entry the
+    listing by changes carried over: :mod:`.changes.listing`), not an asset as the archive listed it."""
+    return type(item) is not dict
+
+
 def _zarr_assets(batch: list[Any], reasons: list[Optional[str]]) -> list[dict]:
     """The page's Zarr assets to hand to the Zarr run: not reused, not refused by their path."""
-    return [a for a, reason in zip(batch, reasons) if type(a) is not Reused and not reason and a.get("zarr")]
+    return [a for a, reason in zip(batch, reasons) if not _carried(a) and not reason and a.get("zarr")]
 
 
 class AssetEntries(BlobPins):
@@ -161,7 +167,7 @@ class AssetEntries(BlobPins):
         missing metadata is fetched first, concurrently, and they go through
         every check below.
         """
-        reasons = [None if type(a) is Reused else check_path(a.get("path"), self.reserved) for a in batch]
+        reasons = [None if _carried(a) else check_path(a.get("path"), self.reserved) for a in batch]
         self._fetch_metadata(self._lacking_metadata(batch, reasons), md_pool or pool)
         if zarrs is None:
             zarrs = zarr_run(self, snap, state, self.zarr_executor or _Inline())
@@ -206,7 +212,7 @@ class AssetEntries(BlobPins):
         return [
             a
             for a, reason in zip(batch, reasons)
-            if type(a) is not Reused
+            if not _carried(a)
             and not reason
             and a.get("metadata") is None
             and not (a.get("zarr") and a.get("zarr") in known)
@@ -220,8 +226,8 @@ class AssetEntries(BlobPins):
         out, recorded in ``snap``."""
         ready: list[tuple[dict, dict] | Entry | _ZarrSlot] = []
         for asset, reason in zip(batch, reasons):
-            if type(asset) is Reused:
-                ready.append(reused_entry(asset))
+            if _carried(asset):  # the last state's file: a Reused tuple, or an entry (.changes)
+                ready.append(reused_entry(asset) if type(asset) is Reused else asset)
                 continue
             path = asset.get("path")
             if reason:

@@ -17,10 +17,12 @@ import requests
 
 from neuromirror.network import pacing
 from neuromirror.records import Snapshot, SourceState
+from neuromirror.sources import inventory_pins
 from neuromirror.sources.dandi.blob_versions import LIST_AFTER, noncurrent_version
 from neuromirror.sources.dandi.client import DandiAPI
 from neuromirror.sources.dandi.held import hold
 from neuromirror.sources.dandi.pin_ahead import PinAhead
+from neuromirror.sources.dandi.zarr_listing import is_archive_key
 from neuromirror.util import timing
 
 log = logging.getLogger("neuromirror.dandi")
@@ -108,6 +110,9 @@ class BlobPins(DandiAPI):
         object (a delete marker), the noncurrent version holding the asset's bytes
         (:mod:`.blob_versions`).
         """
+        known = inventory_pins.blob_pin(url, self._s3_endpoints, is_archive_key, etag, size)
+        if known is not None:  # sync --inventory: the archive's S3 Inventory lists it, no HEAD, no listing
+            return known
         version_id, status = self._head_version_id(url)
         if version_id is not None or status not in LIST_AFTER:
             return version_id, None

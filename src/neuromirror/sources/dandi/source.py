@@ -31,6 +31,9 @@ from neuromirror.sources.dandi import assets, embargo, zarr_states
 from neuromirror.sources.dandi.asset_listing import AssetListing
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
+from neuromirror.sources.dandi.changes import listing as changes
+from neuromirror.sources.dandi.changes import stamp as changes_stamp
+from neuromirror.sources.dandi.changes.stamp import Mark
 from neuromirror.sources.dandi.client import DEFAULT_API, DandiError, gist, make_client
 from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's
@@ -107,19 +110,21 @@ class DandiSource(AssetEntries, AssetListing):
         self._zarr_states = None  # read anew by each sync
         recorded = state.last_remote_modified("draft")
         if recorded is not None:
-            if split_stamp(recorded)[1] is not None:
+            if split_stamp(recorded)[1] not in (None, changes_stamp.BY_MODIFIED):
                 self._start_zarr_states()  # compared below: read (and the client made) meanwhile
             glance = self._glance(state)
             if glance is not None and unchanged(self, recorded, glance, getattr(state, "zarr_manifest_wanted", None)):
                 return  # a resync with no change
         # the client checks the API first (a wrong --dandi-api reads as such) and words errors for the user
         d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
-        self._start_zarr_states()  # before any listing: the draft's stamp says what was mirrored since
+        if split_stamp(recorded or "")[1] != changes_stamp.BY_MODIFIED:  # else read if the draft is listed whole
+            self._start_zarr_states()  # before any listing: the draft's stamp says what was mirrored since
         versions = self._call(lambda: [v for v in d.get_versions() if v.identifier != "draft"], "listing versions")
         known = state.labels()
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version
         draft_modified = embargo.draft_stamp(self, d, draft.modified.isoformat())  # + embargo status
+        draft_modified += changes_stamp.counts(getattr(draft, "asset_count", None), getattr(draft, "size", None))
         if not new_published and unchanged(
             self, recorded, draft_modified, getattr(state, "zarr_manifest_wanted", None)
         ):
@@ -179,7 +184,9 @@ class DandiSource(AssetEntries, AssetListing):
             return None
         self.embargo_status = status
         stamp = modified.isoformat()
-        return stamp if status == embargo.OPEN else f"{stamp} embargo={status}"
+        stamp = stamp if status == embargo.OPEN else f"{stamp} embargo={status}"
+        draft = info["draft_version"]
+        return stamp + changes_stamp.counts(draft.get("asset_count"), draft.get("size"))
 
     def _snapshot(
         self, rd: Any, version: Any, kind: VersionKind, state: SourceState, progress: Optional[ProgressCallback]
@@ -233,20 +240,12 @@ class DandiSource(AssetEntries, AssetListing):
         import yaml
 
         yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
-        # the Zarr list's checksums spare the draft a metadata GET per Zarr asset; a published
-        # version's Zarr assets keep the checksums of their publication: their metadata says
-        states = self.zarr_states() if snap.kind == VersionKind.DRAFT else None
-        self.zarr_checksums = states.known() if states is not None else None
-        reuse = self._reuse_for(state)
         pool = Workers(HEAD_BASE, self.head_workers, name="pin")  # pins asked while listing; more threads if far
         ahead = self.pin_ahead(pool, state)
         listing: Optional[Listing] = None
         own_pool = None
         try:
-            listing = self._list_assets(rd, version, progress, reuse, ahead)
-            if listing is None:  # too many assets need their metadata: one listing with it is cheaper
-                listing = self._list_assets(rd, version, progress, None, ahead)
-            assert listing is not None
+            listing, mark = self._listing(rd, version, snap, state, progress, ahead)
             zarr_pool = self.zarr_executor
             if zarr_pool is None:
                 zarr_pool = own_pool = zarr_executor()
@@ -261,6 +260,10 @@ class DandiSource(AssetEntries, AssetListing):
                         batch = []
                 if batch:
                     yield from self._resolve(batch, snap, state, pool, md_pool, zarrs, ahead)
+            if snap.kind == VersionKind.DRAFT:  # the watermark, for a state that holds every asset listed
+                whole = not (snap.refused or snap.pending or snap.unreachable)
+                stamp = changes_stamp.finish(snap.remote_modified, mark, whole, listing.zarrs, listing.by_changes)
+                snap.remote_modified = stamp
             check_published(snap)  # a tag is forever: never one with an asset held back
         finally:  # pins asked ahead and not taken (a failure) are not waited for
             ahead.cancel()
@@ -269,6 +272,71 @@ class DandiSource(AssetEntries, AssetListing):
                 listing.close()
             if own_pool is not None:
                 own_pool.shutdown(wait=True, cancel_futures=True)
+
+    def _listing(
+        self,
+        rd: Any,
+        version: Any,
+        snap: Snapshot,
+        state: SourceState,
+        progress: Optional[ProgressCallback],
+        ahead: Any,
+    ) -> tuple[Listing, Optional[Mark]]:
+        """The version's listing and its newest asset: from the draft's changes when the last synced
+        state allows (:mod:`.changes`: no Zarr list then, a changed Zarr's checksum is in its metadata),
+        else the whole version (without metadata on a resync)."""
+        draft = snap.kind == VersionKind.DRAFT
+        self.zarr_checksums = None
+        if draft and changes.enabled() and self._reuse_for(state) is not None:
+            recorded = state.last_remote_modified("draft")
+            made = changes.changed_listing(self, rd, version, state, recorded, self.reserved)
+            if made is not None:
+                snap.__dict__.pop("_nm_draft_stamp", None)  # Zarr changes come from the head (changes.stamp)
+                return made
+        # the Zarr list's checksums spare the draft a metadata GET per Zarr asset; a published
+        # version's Zarr assets keep the checksums of their publication: their metadata says
+        states = self.zarr_states() if draft else None
+        self.zarr_checksums = states.known() if states is not None else None
+        reuse = self._reuse_for(state)
+        listing = self._list_assets(rd, version, progress, reuse, ahead)
+        if listing is None:  # too many assets need their metadata: one listing with it is cheaper
+            listing = self._list_assets(rd, version, progress, None, ahead)
+        assert listing is not None
+        return listing, (self._ties(listing) if draft else listing.newest)
+
+    def head_moved(self, recorded: str) -> bool:
+        """Whether the draft's newest asset is not the one ``recorded`` names (``newest=``): an asset added,
+        replaced or a Zarr ingested since (PR #2720).  One plain GET of the ``-modified`` listing's first
+        asset, as :meth:`_glance` asks (no dandi client for an unchanged dandiset); True when unsure."""
+        mark = changes_stamp.recorded_mark(recorded)
+        head = self._head()
+        if mark is None or head is False:
+            return True
+        return isinstance(head, Mark) and (head.when > mark.when or head.asset_id != mark.asset_id)
+
+    def _head(self) -> Optional[Mark] | bool:
+        """The draft's newest asset as the ``-modified`` listing's first (None: no asset; False: unknown)."""
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        url = f"{self.api_url}/dandisets/{self.identifier}/versions/draft/assets/"
+        try:
+            r = self._session.get(url, params={"order": "-modified", "page_size": "1"}, headers=headers, timeout=30)
+            results = r.json()["results"] if r.status_code == 200 else None
+            if not results:
+                return None if results == [] else False
+            when = parse_time(results[0]["modified"])
+            return Mark(when, str(results[0]["asset_id"])) if when is not None else False
+        except Exception:  # the listing path retries, and words errors for the user
+            return False
+
+    def _ties(self, listing: Listing) -> Optional[Mark]:
+        """The watermark of a draft listed whole: its newest asset, or, of the assets sharing its time, the one
+        the archive lists first by ``-modified`` (its order among equal times): the one the next sync's
+        first look finds (:meth:`head_moved`).  A head newer than the listing is not taken (it was not listed)."""
+        newest = listing.newest
+        head = self._head()
+        if newest is None or not isinstance(head, Mark) or head.when != newest.when or head.asset_id not in listing.ids:
+            return newest
+        return head
 
     def _reuse_for(self, state: SourceState) -> Optional[Reuse]:
         """How this snapshot may reuse the last synced state (see :class:`Reuse`), or None.
@@ -342,6 +410,8 @@ def _list_stamp(item: dict) -> Optional[str]:
     latest = item.get("most_recent_published_version")
     published = latest.get("version") if isinstance(latest, dict) else None
     stamp = modified.isoformat() if status == embargo.OPEN else f"{modified.isoformat()} embargo={status}"
+    assert isinstance(draft, dict)  # it gave the modified time
+    stamp += changes_stamp.counts(draft.get("asset_count"), draft.get("size"))  # a deletion moves no modified
     return f"{stamp} published={published or '-'}"
 
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from neuromirror.records import Entry, Pending, Snapshot, SourceState
+from neuromirror.sources.dandi.changes.stamp import BY_MODIFIED, NEWEST
 from neuromirror.sources.dandi.zarr_listing import CHECKSUM_RE, checksum_in, expected_objects
 from neuromirror.sources.dandi.zarr_states import ZarrStates
 from neuromirror.util.processes import RoutedExecutor, default_processes
@@ -186,10 +187,12 @@ RECHECK = "recheck"
 
 
 def split_stamp(recorded: str) -> tuple[str, Optional[str]]:
-    """A recorded ``remote_modified``: (the draft's own stamp, the ``zarrs=`` token's value or None)."""
+    """A recorded ``remote_modified``: (the draft's own stamp, the ``zarrs=`` token's value or None); the
+    ``newest=`` watermark (:mod:`.changes.stamp`) is in neither: it says what was listed, not what the draft is."""
     tokens = recorded.split(" ")
     zarrs = [t[len("zarrs=") :] for t in tokens if t.startswith("zarrs=")]
-    return " ".join(t for t in tokens if not t.startswith("zarrs=")), (zarrs[0] if zarrs else None)
+    base = (t for t in tokens if not t.startswith(("zarrs=", NEWEST)))  # the watermark: what was listed (.changes)
+    return " ".join(base), (zarrs[0] if zarrs else None)
 
 
 class _DraftStamp:
@@ -316,6 +319,9 @@ def unchanged(
         return False
     if zarrs is None:
         return True
+    if zarrs == BY_MODIFIED:  # no Zarr ingest since: the -modified listing's head is the recorded one
+        moved = getattr(source, "head_moved", None)
+        return moved is not None and not moved(recorded)
     states = source.zarr_states()
     if states is None or states.digest != zarrs:
         return False

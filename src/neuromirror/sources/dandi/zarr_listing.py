@@ -20,13 +20,13 @@ import logging
 import os
 import re
 from datetime import datetime
-from typing import Any, Callable, Iterable, NamedTuple, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
-from neuromirror.annex.keys import md5e_key, url_key
+from neuromirror.annex.keys import guess_part_size, md5e_key, mpetag_key, url_key
 from neuromirror.network import pacing
 from neuromirror.network.failures import is_unreachable
-from neuromirror.records import MD5, VERIFY_ON_GET, AnnexEntry, Refusal
-from neuromirror.sources import s3urls
+from neuromirror.records import MD5, MPETAG, VERIFY_ON_GET, AnnexEntry, Refusal
+from neuromirror.sources import inventory_pins, s3urls
 from neuromirror.sources.dandi import embargo
 from neuromirror.sources.dandi.client import DandiAPI
 from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
@@ -38,7 +38,10 @@ log = logging.getLogger("neuromirror.dandi")
 CHECKSUM_FIELD = "dandi:dandi-zarr-checksum"
 CHECKSUM_RE = re.compile(r"^[0-9a-f]{32}-\d+--\d+$")
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_MULTIPART_RE = re.compile(r"[0-9a-f]{32}-([1-9][0-9]{0,4})")
 API_PAGE = 1000
+#: the listings that give each object's S3 versionId (a ListObjectVersions of the bucket, or its S3 Inventory)
+VERSIONED = ("s3-versions", "s3-inventory")
 #: the URL rule: (the URLs to register, whether none is stable) of an object's candidate URLs
 Admissible = Callable[[Iterable[str]], tuple[tuple[str, ...], bool]]
 
@@ -239,10 +242,29 @@ def list_api(source: DandiAPI, zarr_id: str) -> list[ZObject]:
     return out
 
 
+def list_inventory(s3_base: str) -> Optional[list[ZObject]]:
+    """The Zarr's objects as the archive's S3 Inventory lists them (``sync --inventory``), or None."""
+    _, bucket, prefix = _s3_location(s3_base)
+    found = inventory_pins.zarr_objects(bucket, prefix if prefix.endswith("/") else prefix + "/")
+    if found is None:
+        return None
+    return [ZObject(rel, size, etag, vid, _parse_time(when)) for rel, size, etag, vid, when in found]
+
+
 def list_zarr(
-    source: DandiAPI, zarr_id: str, s3_base: Optional[str], embargoed: bool, checksum: Optional[str] = None
+    source: DandiAPI,
+    zarr_id: str,
+    s3_base: Optional[str],
+    embargoed: bool,
+    checksum: Optional[str] = None,
+    inventory: bool = True,
 ) -> tuple[list[ZObject], str]:
-    """The Zarr's objects and how they were listed (``checksum``, if known, sizes the S3 listing)."""
+    """The Zarr's objects and how they were listed (``checksum``, if known, sizes the S3 listing); from the
+    archive's S3 Inventory when the sync reads one and ``inventory`` (a second listing asks the bucket)."""
+    if s3_base and not embargoed and inventory:
+        listed = list_inventory(s3_base)
+        if listed is not None:
+            return listed, "s3-inventory"
     if s3_base and not embargoed:
         try:
             return list_s3(s3_base, expected_objects(checksum)), "s3-versions"
@@ -354,13 +376,28 @@ def object_entries(
                 s3 += "?versionId=" + s3urls.quote_version(o.version_id)
             urls, unstable = admissible((s3, api) if s3 else (api,))
         unpinned += unstable
-        if _MD5_RE.match(o.etag):
-            key, kind, ck = md5e_key(o.etag, o.size, o.rel), MD5, o.etag
-        else:  # multipart ETag: not a content hash; git-annex learns the checksum on first get
-            key, kind, ck = url_key(urls[0], o.size), VERIFY_ON_GET, None
+        key, kind, ck = _keyed(o, urls)
         entries.append(AnnexEntry(o.rel, key, o.size, urls, kind, ck, f"{zarr_id}/{o.rel}"))
         leaves.append((o.rel, o.size, o.etag))
     return ObjectEntries(entries, leaves, refused, unpinned)
+
+
+def _keyed(o: ZObject, urls: Sequence[str]) -> tuple[str, str, Optional[str]]:
+    """(key, checksum kind, checksum) of a Zarr object: an MD5E key of a single-part ETag (its MD5); an XMPETAG
+    key of a multipart one (a multipart Zarr's chunk: the ETag and the part size that makes it, which git-annex's
+    external backend ``git-annex-backend-XMPETAG`` checks); a VURL key where no part size makes the ETag's count
+    of parts (git-annex learns the checksum on first get)."""
+    if _MD5_RE.match(o.etag):
+        return md5e_key(o.etag, o.size, o.rel), MD5, o.etag
+    part = _multipart_part_size(o)
+    if part is not None:
+        return mpetag_key(o.etag, o.size, part), MPETAG, o.etag.lower()
+    return url_key(urls[0], o.size), VERIFY_ON_GET, None
+
+
+def _multipart_part_size(o: ZObject) -> Optional[int]:
+    m = _MULTIPART_RE.fullmatch(o.etag.lower())
+    return guess_part_size(o.size, int(m.group(1))) if m else None
 
 
 def _s3_prefix(s3_base: Optional[str]) -> str:

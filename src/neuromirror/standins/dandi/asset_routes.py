@@ -165,6 +165,7 @@ class AssetRoutes(Rendering, Access):
             "checksum": z.reported_checksum,
             "file_count": z.file_count,
             "size": z.size,
+            "upload_type": z.upload_type,
         }
 
     def _zarrs_in_order(self, dandiset_id: Optional[str] = None) -> list[ZarrRecord]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Mapping, Optional
 
 from neuromirror.standins.dandi.formats import (
@@ -29,8 +29,10 @@ from neuromirror.standins.dandi.formats import (
     encoding_format,
     etag_part_spans,
     etag_parts,
+    multipart_etag,
     pseudo_bytes,
     uuid4s,
+    zarr_part_spans,
 )
 from neuromirror.standins.dandi.model import AssetRecord, BlobRecord, DandisetRecord, ZarrFile, ZarrRecord
 from neuromirror.standins.dandi.zarr_manifests import ZarrManifests
@@ -173,11 +175,14 @@ class AssetChanges(ZarrManifests):
         per_dir: int = 100,
         ext: str = ".nwb",
         when: Optional[datetime] = None,
+        step: Optional[timedelta] = None,
     ) -> list[str]:
         """Add ``n`` metadata-only assets fast (no S3 upload); return their asset_ids.
 
         Paths look like ``sub-00003/sub-00003_obj-0000312.nwb`` (``per_dir`` per
         folder); each asset gets its own fake blob (sha256/etag valid in form only).
+        ``step``: the j-th asset is ``modified`` at ``when + j * step``, as uploads one after
+        the other are (none: all at ``when``, as one transaction's).
         """
         t = aware(when)
         parts = etag_parts(size)
@@ -220,8 +225,8 @@ class AssetChanges(ZarrManifests):
                     asset_id=uuids[2 * j + 1],
                     dandiset_id=ds.identifier,
                     path=path,
-                    created=t,
-                    modified=t,
+                    created=t + j * step if step else t,
+                    modified=t + j * step if step else t,
                     metadata=user_md,  # shared: records are treated as read-only
                     seq=seq,
                     blob=blob,
@@ -231,17 +236,23 @@ class AssetChanges(ZarrManifests):
                 self._assets[asset.asset_id] = asset
                 draft_assets[path] = asset
                 ids.append(asset.asset_id)
-            ds.draft.touch(t)
+            ds.draft.touch(t + max(0, n - 1) * step if step else t)
             return ids
 
-    def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None) -> None:
-        """Remove the asset at ``path`` from the draft (the asset and blob stay reachable by id)."""
+    def delete_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None, touch: bool = True) -> None:
+        """Remove the asset at ``path`` from the draft (the asset and blob stay reachable by id).
+
+        ``touch=False``: the draft's ``modified`` stays as it was, as the archive leaves it on some
+        deletions (dandi-archive #1871); its asset count and size move all the same."""
         with self._lock:
             ds = self._get_ds(dandiset_id)
             if path not in ds.draft.assets:
                 raise KeyError(f"no asset at {path!r} in {ds.identifier}/draft")
             del ds.draft.assets[path]
-            ds.draft.touch(aware(when))
+            if touch:
+                ds.draft.touch(aware(when))
+            else:
+                ds.draft.rev += 1  # the listings change, not the version's modified
 
     def finalize_sha256(self, dandiset_id: str, path: str) -> None:
         """Make the sha256 of the draft asset at ``path`` visible (asset_id/modified unchanged)."""
@@ -268,12 +279,16 @@ class AssetChanges(ZarrManifests):
         files: Mapping[str, bytes],
         *,
         when: Optional[datetime] = None,
+        upload_type: str = "singlepart",
+        part_size: int = 0,
     ) -> str:
         """Upload ``files`` (relative path -> bytes) as a new zarr; add it at ``path``.
 
         Objects go to ``zarr/<zarr_id>/<relpath>``; the digest is the
-        dandi-zarr-checksum computed with ``zarr_checksum`` from per-file md5s.
-        Returns the new asset_id.
+        dandi-zarr-checksum computed with ``zarr_checksum`` from per-file md5s,
+        or, for ``upload_type="multipart"``, from their multipart ETags: each chunk
+        goes up in a real multipart upload, in parts of ``part_size`` bytes (0:
+        DANDI's rule, as its blobs').  Returns the new asset_id.
         """
         t = aware(when)
         with self._lock:
@@ -287,6 +302,8 @@ class AssetChanges(ZarrManifests):
                 bucket=self.embargo_bucket if embargoed else self.bucket,
                 created=t,
                 modified=t,
+                upload_type=upload_type,
+                part_size=part_size,
             )
             self._put_zarr_files(z, files, t)
             z.recompute()
@@ -309,8 +326,14 @@ class AssetChanges(ZarrManifests):
         lm = when.replace(microsecond=0)
         for rel, data in files.items():
             rel = rel.lstrip("/")
-            vid = self.s3.put(z.bucket, f"zarr/{z.zarr_id}/{rel}", data)
-            z.files[rel] = ZarrFile(size=len(data), md5=hashlib.md5(data).hexdigest(), last_modified=lm, version_id=vid)
+            if z.upload_type == "multipart":
+                spans = zarr_part_spans(len(data), z.part_size)
+                vid = self.s3.put_parts(z.bucket, f"zarr/{z.zarr_id}/{rel}", data, spans)
+                etag = multipart_etag(data, spans)
+            else:
+                vid = self.s3.put(z.bucket, f"zarr/{z.zarr_id}/{rel}", data)
+                etag = hashlib.md5(data).hexdigest()
+            z.files[rel] = ZarrFile(size=len(data), md5=etag, last_modified=lm, version_id=vid)
 
     def modify_zarr(
         self,
@@ -336,6 +359,17 @@ class AssetChanges(ZarrManifests):
             self._publish_manifest(z)
             z.modified = t
             z.rev += 1
+            self._ingested(z, t)
+
+    def _ingested(self, z: ZarrRecord, when: datetime) -> None:
+        """A Zarr ingest saves the draft assets of the Zarr: their ``modified`` moves (dandi-archive PR
+        #2720), the draft's does not (its listings change)."""
+        ds = self._dandisets[z.dandiset_id]
+        for a in ds.draft.assets.values():
+            if a.zarr is z and when > a.modified:
+                a.modified = when
+                a.rev += 1
+                ds.draft.rev += 1
 
     def override_metadata(self, asset_id: str, raw: Optional[bytes]) -> None:
         """Serve ``raw`` (any bytes, e.g. JSON of the wrong type) as this asset's metadata.

@@ -9,6 +9,7 @@ the real archive is exactly what a stand-in must not do.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import mimetypes
 import os
@@ -101,6 +102,20 @@ def etag_part_spans(size: int) -> list[tuple[int, int]]:
     from dandischema.digests.dandietag import PartGenerator
 
     return [(p.offset, p.size) for p in PartGenerator.for_file_size(size)]
+
+
+def zarr_part_spans(size: int, part_size: int) -> list[tuple[int, int]]:
+    """(offset, size) of each part of a multipart Zarr's chunk: parts of ``part_size`` (0: DANDI's rule, the
+    part URLs the archive hands out for blobs); an empty chunk is one empty part."""
+    if not part_size:
+        return etag_part_spans(size) or [(0, 0)]
+    return [(o, min(part_size, size - o)) for o in range(0, size, part_size)] or [(0, 0)]
+
+
+def multipart_etag(data: bytes, spans: list[tuple[int, int]]) -> str:
+    """S3's ETag of ``data`` uploaded in ``spans``: the MD5 of the parts' MD5s, ``-<parts>``."""
+    md5s = b"".join(hashlib.md5(data[o : o + n]).digest() for o, n in spans)
+    return f"{hashlib.md5(md5s).hexdigest()}-{len(spans)}"
 
 
 def etag_parts(size: int) -> int:

@@ -54,7 +54,7 @@ class BlobRecord:
 @dataclass(eq=False)
 class ZarrFile:
     size: int
-    md5: str
+    md5: str  # its S3 ETag: the MD5, or a multipart Zarr's chunk's multipart ETag ("<md5>-<parts>")
     last_modified: datetime
     version_id: Optional[str] = None
 
@@ -73,6 +73,11 @@ class ZarrRecord:
     checksum: str = ""
     corrupted: bool = False
     rev: int = 0
+    #: "singlepart" (every Zarr before dandi-archive PR #2869) or "multipart": chunks uploaded in parts, the
+    #: checksum tree built from their multipart ETags (doc/design/multipart-zarr-chunks.md)
+    upload_type: str = "singlepart"
+    #: a multipart Zarr's part size; 0: DANDI's own rule (dandischema's PartGenerator, as for blobs)
+    part_size: int = 0
     _sorted: Optional[tuple[int, list[str]]] = None
     #: its item in the Zarr list, keyed by ``rev`` (rendered once per change, as assets' items)
     _item: Optional[tuple[int, bytes]] = None

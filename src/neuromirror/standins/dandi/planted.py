@@ -7,7 +7,7 @@ manifest of: no finding, counted in the audit's coverage.
 Shared by ``tests/test_audit.py`` and the bench's ``audit-scale`` (``bench/scenarios/beside/audit_rows.py``), so
 that the findings the bench times are the ones the test checks.  :func:`plant` makes both dandisets;
 :data:`PLANTED` is what the wrong one must yield once synced, then synced again after :func:`rewrite` (a Zarr
-changed in place: neither the asset's nor the draft's ``modified`` moves).
+changed in place: the draft's ``modified`` does not move, the asset's does: dandi-archive PR #2720).
 """
 
 from __future__ import annotations
@@ -91,5 +91,5 @@ def plant(archive: Any) -> Planted:
 
 
 def rewrite(archive: Any, planted: Planted) -> None:
-    """The wrong dandiset's Zarr changed in place: neither the asset's nor the draft's ``modified`` moves."""
+    """The wrong dandiset's Zarr changed in place: the draft's ``modified`` does not move (the asset's does)."""
     archive.modify_zarr(planted.rewritten, put={"0/1": b"\x09\x09\x09\x09"})

@@ -7,9 +7,8 @@ records a key as present — seals the open pack, so that every key a branch nam
 that an index file names.  Small packs that runs leave behind are merged (:mod:`.repack`), so that the
 store's object count follows its bytes: at most ``2 * ceil(bytes / pack size) + 16`` files.
 
-Clones read it through ``git-annex-remote-neuromirror-pack`` (:mod:`neuromirror.remotes.pack`), an
-external special remote that the store's ``remote.log`` line enables by itself (``autoenable=true``,
-``cost=150``: read before the archive).
+Clones read it through ``git-annex-remote-neuromirror-pack`` (:mod:`neuromirror.remotes.pack`), enabled by the
+store's ``remote.log`` line (``autoenable=true``, ``cost=150``: read before the archive).  Only keep makes one.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import IO, Any, Collection, Optional
 from urllib.parse import quote
 
 from neuromirror.errors import BadInput, UserError
-from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, remote_name
+from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, missing_identity, remote_name
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
     STAGING,
@@ -73,8 +72,10 @@ class PackStore:
         pack_size: Optional[int] = None,
         storage_class: Optional[str] = None,
         s3: Any = None,
+        create: bool = True,
     ) -> None:
         self.backend = backend
+        self.create = create  # a store may be made here (keep --to); else a missing config is unreachable
         self._url = url
         self.s3 = s3  # the S3Store under a pack+s3 store (its endpoint, region, public URL)
         self.asked_pack_size = pack_size
@@ -153,17 +154,17 @@ class PackStore:
         try:
             raw = self.backend.get(CONFIG)
         except FileNotFoundError:
-            self._create()
-            raw = self.backend.get(CONFIG)
+            if not self.create:  # a reader or a check: never made by looking
+                raise missing_identity(self.url, CONFIG) from None
+            raw = self._create()
         except OSError as exc:
             raise UserError(f"{self.url}: {exc}") from None
         try:
             doc = json.loads(raw)
             if doc.get("type") != "pack":
                 raise ValueError(f"a {doc.get('type')} store, not a packed one")
-            ident = StoreIdentity(
-                str(uuid.UUID(doc["uuid"])), remote_name(str(doc["uuid"]), str(doc.get("name") or ""))
-            )
+            u = str(uuid.UUID(doc["uuid"]))
+            ident = StoreIdentity(u, remote_name(u, str(doc.get("name") or "")))
             size, klass = int(doc["pack_size"]), str(doc.get("storage_class") or "STANDARD")
         except (ValueError, KeyError, TypeError) as exc:
             raise UserError(f"{self.url}{CONFIG}: not a packed store's identity: {exc}") from None
@@ -181,8 +182,7 @@ class PackStore:
         return ident
 
     def check_settings(self) -> None:
-        """A store that exists already, asked for another pack size or storage class: the one-line usage
-        error now (exit 2), before any run treats it as a store that is down.  A new store is not made."""
+        """An existing store asked for another pack size or storage class: the one-line usage error now (exit 2)."""
         if self.asked_pack_size is None and self.asked_class is None:
             return
         try:
@@ -191,7 +191,7 @@ class PackStore:
             return  # new (made on first write), or not readable now: the run says so
         self.identity  # noqa: B018 - compares the settings asked for with the store's
 
-    def _create(self) -> None:
+    def _create(self) -> bytes:
         if self._occupied():
             raise UserError(
                 f"{self.url} is not empty and is not a neuromirror store (no {CONFIG}): name an empty or new place"
@@ -207,6 +207,7 @@ class PackStore:
             "index/<sha256>.json: {pack, size, keys: [[key, offset, length, checksum]...]}",
         }
         self.backend.create_small(CONFIG, (json.dumps(doc, indent=2) + "\n").encode())
+        return self.backend.get(CONFIG)  # the winner's, if another process made it first
 
     def _occupied(self) -> bool:
         ours = {CONFIG, STAGING}
