@@ -66,7 +66,8 @@ def world(dandi_archive, tmp_path_factory) -> World:  # noqa: ANN001
 def backup_list(w: World, s3, where: Path) -> Path:  # noqa: ANN001
     """The other backup's LIST: moto's listing of the bucket (key, size, ETag) for a and b, c at another size,
     two keys the mirror never saw; d, e and gone left out."""
-    listed = {o["Key"]: o for o in s3.client().list_objects_v2(Bucket="dandiarchive").get("Contents", [])}
+    pages = s3.client().get_paginator("list_objects_v2").paginate(Bucket="dandiarchive")  # the session's bucket: 1,000+
+    listed = {o["Key"]: o for page in pages for o in page.get("Contents", [])}
     rows = []
     for path in ("sub-0/a.nwb", "sub-0/b.nwb"):
         o = listed[w.objects[path][0]]
