@@ -80,6 +80,7 @@ class Keeping(Reading):
         min_free: Optional[object] = None,
         pack_size: Size = None,
         storage_class: Optional[str] = None,
+        dask: Optional[str] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
         [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
@@ -93,7 +94,10 @@ class Keeping(Reading):
         ``progress(stage, done, total)``: each version's copies into each store as they go in,
         ``("files SPEC@VERSION -> STORE", files copied, files to copy)`` and ``("keep SPEC@VERSION -> STORE",
         bytes copied, bytes to copy)`` (nothing to copy: no call), at most ten times a second and once at the end.
+        ``dask``: a Dask scheduler's address: the copies made there in batches of keys, the recording here
+        (``keep --dask``, :mod:`neuromirror.keep.cluster`).
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
+        from neuromirror.keep.cluster import keep_on
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
 
@@ -117,7 +121,8 @@ class Keeping(Reading):
             prune=prune,
             min_free=min_free,
         )
-        return keep_into(self.datasets, stores, self._keep_targets(specs, locks, all_versions), options, copies)
+        targets = self._keep_targets(specs, locks, all_versions)
+        return keep_on(dask, jobs, stores, options, lambda: keep_into(self.datasets, stores, targets, options, copies))
 
     def _keep_targets(self, specs: Any, locks: Sequence[PathLike], all_versions: bool) -> list[Version]:
         """The versions ``specs`` name, then those the lock files name that they do not."""

@@ -80,7 +80,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "select are dropped from it, with every key no kept version needs (a packed store rewrites packs mostly "
         "made of them)",
     )
-    p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
+    p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4; with --dask: per task)")
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=os.environ.get("NEUROMIRROR_DASK") or None,
+        help="copy on this Dask scheduler's workers, in batches of keys, recording here (env NEUROMIRROR_DASK, "
+        "e.g. tcp://10.0.0.5:8786); the workers share the root and reach the store (docs/scale-out.md)",
+    )
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="keep only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB")
     p.add_argument("--max-file-size", metavar="SIZE", help="skip files larger than SIZE (bytes, or 10M, 1G, 5GiB)")
@@ -117,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             prune=args.prune,
             pack_size=args.pack_size,
             storage_class=args.storage_class,
+            dask=args.dask,
         )
     if args.json:
         print_json(result.to_json())

@@ -52,6 +52,7 @@ class StoresRun(Result):
     counts: list[VersionCopies] = field(default_factory=list)
     lags: dict[str, float] = field(default_factory=dict)  # version label -> keep lag (s), recorded by this run
     counts_marked: int = 0  # versions whose copies were taken from their count marks
+    tasks: Optional[list[dict[str, Any]]] = None  # keep --dask: each task the cluster ran (keep.cluster)
 
     @property
     def stores_ok(self) -> bool:
@@ -108,8 +109,8 @@ class StoresRun(Result):
                     "counts_marked": self.counts_marked,
                 }
             )
-            return one
-        return {
+            return one if self.tasks is None else {**one, "tasks": self.tasks}
+        many = {
             "stores": [r.to_json() for r in self.runs],
             "copies": self.copies,
             "counts": [c.to_json() for c in self.counts],
@@ -117,6 +118,7 @@ class StoresRun(Result):
             "counts_marked": self.counts_marked,
             "ok": self.stores_ok,
         }
+        return many if self.tasks is None else {**many, "tasks": self.tasks}
 
 
 def _down(store: Store, exc: BaseException) -> KeepRun:

@@ -22,7 +22,7 @@ cleanly at the first file that would not fit: what was copied is recorded, the r
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from neuromirror.dataset.files import VersionFiles, annex_key, each_version_file, selected, skip_reason
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
-from neuromirror.keep.inflight import BATCH, Told, Window, batches
+from neuromirror.keep.inflight import BATCH, Told, batches, window_for
 from neuromirror.keep.keyset import Held, KeySet
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
@@ -74,6 +74,8 @@ class KeepOptions:
     #: ``keep --prune``: the versions of the named sources a store was given and this run leaves out are
     #: dropped from it, with the keys only they needed (:mod:`.prune`)
     prune: bool = False
+    #: ``keep --dask``: the copies made by the cluster's workers (:class:`.cluster.KeepCluster`)
+    cluster: Optional[object] = None
 
 
 class _Budget:
@@ -188,7 +190,7 @@ def _keep_version(
     present = Held()  # keys of this version the store holds, until recorded
     bar = Told(options.progress, f"{rep.label} -> {store}")
     transfer.on_bytes = bar.update
-    window = Window(pool, transfer, options.from_stores, WINDOW * max(1, options.jobs))
+    window = window_for(options.cluster, pool, transfer, options.from_stores, WINDOW * max(1, options.jobs), rep.label)
     try:
         try:
             for batch, last in batches(files, BATCH):
@@ -207,8 +209,8 @@ def _keep_version(
                 _settle(outcome, done, rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
             transfer.stop.set()
-            wait(window.jobs)
-            _salvage(window.jobs, present)
+            window.stop()
+            window.salvage(present)
             _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:
@@ -222,15 +224,6 @@ def _keep_version(
     if _whole(rep, state, present):
         rep.branches = heads  # every selected key recorded here and checked, at these branch commits
     return rep
-
-
-def _salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: Held) -> None:
-    """After an interruption: the keys whose copies finished well go to ``present``, to be recorded
-    (the store holds them; a rerun need not copy them again)."""
-    for fut, files in jobs.items():
-        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
-            for f in files:
-                present.add(f)
 
 
 def _whole(rep: VersionReport, state: _RunState, present: Held) -> bool:
