@@ -9,6 +9,7 @@ mid-task (at a named point: its pack durable, its index not written) loses nothi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -17,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from helpers.keep import make_dandiset
+from helpers.keep import key_of, make_dandiset
 
 pytest.importorskip("distributed")
 
@@ -39,6 +40,15 @@ def index_keys(store: Path) -> Counter[str]:
     for f in (store / "index").glob("*.json"):
         counts.update(k[0] for k in json.loads(f.read_text())["keys"])
     return counts
+
+
+def indexed(store: Path) -> dict[str, tuple[str, int, int]]:
+    """key -> (pack, offset, length), from the store's index files."""
+    out = {}
+    for f in (store / "index").glob("*.json"):
+        doc = json.loads(f.read_text())
+        out.update({k[0]: (doc["pack"], k[1], k[2]) for k in doc["keys"]})
+    return out
 
 
 def keep(root: Path, spec: str, url: str, *args: str) -> dict:
@@ -115,4 +125,39 @@ def test_a_worker_killed_mid_keep_loses_nothing_and_its_task_is_redone(
     kept = index_keys(store)
     assert len(kept) == len(sizes) and max(kept.values()) == 1
     code, out, err = d.run("verify", "--stores", "--store", f"pack+file://{store}", "--fraction", "1")
+    assert code == 0, out + err
+
+
+def test_verify_stores_on_the_cluster_finds_a_flipped_byte_in_a_pack_and_the_submitter_repairs_it(
+    dandi_archive,  # noqa: ANN001
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    sizes = {f"sub-{i:02d}/v.nwb": 4_000 + 100 * i for i in range(8)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    store = tmp_path / "packed"
+    url = f"pack+file://{store}"
+    keep(d.run.root, d.spec, url, "--dask", cluster.address)
+    code, out, err = d.run("verify", "--stores", "--store", url, "--dask", cluster.address, "--json")
+    assert code == 0, out + err
+    checked = json.loads(out)
+    assert checked["good"] == len(sizes)
+    names = cluster.workers()
+    assert checked["tasks"] and {names[t["worker"]] for t in checked["tasks"]} <= {"w1", "w2"}
+
+    key = key_of(d.ds, "sub-03/v.nwb", d.version)
+    pack, offset, length = indexed(store)[key]
+    victim = store / "packs" / f"{pack}.pack"
+    os.chmod(victim, 0o644)
+    data = bytearray(victim.read_bytes())
+    data[offset + length // 2] ^= 0xFF  # rot inside the pack
+    victim.write_bytes(bytes(data))
+
+    code, out, err = d.run("verify", "--stores", "--store", url, "--dask", cluster.address, "--json")
+    assert code == 1, out + err
+    report = json.loads(out)
+    assert [b["key"] for b in report["bad"]] == [key] and report["bad"][0]["repaired"]
+    assert report["checked"] == len(sizes) and report["good"] == len(sizes) - 1
+    assert indexed(store)[key][0] != pack and max(index_keys(store).values()) == 1
+    code, out, err = d.run("verify", "--stores", "--store", url, "--dask", cluster.address)
     assert code == 0, out + err

@@ -69,13 +69,16 @@ class Checking(Keeping):
         store: Union[PathLike, Store, None] = None,
         jobs: int = 4,
         progress: Optional[ProgressCallback] = None,
+        dask: Optional[str] = None,
     ) -> StoresCheck:
         """Re-read the copies the lab's stores hold of the versions ``specs`` name (none: every source kept) and
         check them against their keys (``fraction``: that share, oldest-checked first; ``older_than_days``: only
         copies not checked for that long; ``store``: only that one); a bad or missing copy is taken off the
         record and kept again from another copy or the archive, and is an ``error`` item (``verify --stores``).
         ``progress(stage, done, total)``: ``("copies stores", copies re-read, copies)`` and ``("verify stores",
-        bytes re-read, bytes)``, as each copy is."""
+        bytes re-read, bytes)``, as each copy is.  ``dask``: a Dask scheduler's address: the copies read back
+        by its workers in batches (a packed store's by whole packs), the verdicts recorded and repairs made here."""
+        from neuromirror.keep.cluster import on_cluster
         from neuromirror.store.location import open_store
         from neuromirror.verify.stores import verify_stores
 
@@ -88,15 +91,17 @@ class Checking(Keeping):
             raise BadInput("older_than_days must be a number of days, 0 or more")
         self._writes("checking the stores' copies")
         only = open_store(os.fspath(store)) if isinstance(store, (str, os.PathLike)) else store
-        return verify_stores(
-            self.datasets,
-            specs_of(specs) if specs else [],
-            fraction=fraction,
-            older_than=None if older_than_days is None else older_than_days * 86400,
-            only=only,
-            jobs=jobs,
-            progress=progress,
-        )
+        with on_cluster(dask, jobs) as cluster:
+            return verify_stores(
+                self.datasets,
+                specs_of(specs) if specs else [],
+                fraction=fraction,
+                older_than=None if older_than_days is None else older_than_days * 86400,
+                only=only,
+                jobs=jobs,
+                progress=progress,
+                cluster=cluster,
+            )
 
     def audit(
         self,

@@ -52,6 +52,16 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
 
 
+def add_dask(p: argparse.ArgumentParser, what: str) -> None:
+    """``--dask ADDRESS`` (env ``NEUROMIRROR_DASK``): ``what`` the command runs on the cluster's workers."""
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=os.environ.get("NEUROMIRROR_DASK") or None,
+        help=f"{what} (env NEUROMIRROR_DASK, e.g. tcp://10.0.0.5:8786; docs/scale-out.md)",
+    )
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")

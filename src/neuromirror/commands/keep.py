@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from neuromirror.api.getting import Bars
-from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_dask, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,12 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "made of them)",
     )
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4; with --dask: per task)")
-    p.add_argument(
-        "--dask",
-        metavar="ADDRESS",
-        default=os.environ.get("NEUROMIRROR_DASK") or None,
-        help="copy on this Dask scheduler's workers, in batches of keys, recording here (env NEUROMIRROR_DASK, "
-        "e.g. tcp://10.0.0.5:8786); the workers share the root and reach the store (docs/scale-out.md)",
+    add_dask(
+        p,
+        "copy on this Dask scheduler's workers, in batches of keys, recording here; the workers share the root "
+        "and reach the store",
     )
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="keep only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB")

@@ -237,8 +237,49 @@ class KeepCluster:
             keep_batch, batch, ceiling.export(), identity.contact(), key=key, pure=False, retries=RETRIES
         )
 
+    def submit_fn(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args, contact)`` as one task (rerun elsewhere if its worker dies): verify's and restore's reads."""
+        from neuromirror.engine.dask_executor import RETRIES
+        from neuromirror.network import identity
+
+        key = f"neuromirror-{what}-{os.urandom(6).hex()}"
+        return self.client.submit(fn, *args, identity.contact(), key=key, pure=False, retries=RETRIES)
+
     def close(self) -> None:
         self.client.close()
+
+
+@contextmanager
+def on_cluster(address: Optional[str], jobs: int) -> Iterator[Optional[KeepCluster]]:
+    """A cluster's client for a verb's tasks, closed after (None: no address, this host)."""
+    if not address:
+        yield None
+        return
+    cluster = KeepCluster(address, jobs)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def opened(url: str) -> Store:
+    """On a worker: the store ``url`` names, opened once per process (its key map then read anew per task)."""
+    store = _store(url)
+    refresh = getattr(getattr(store, "keys", None), "refresh", None)
+    if refresh is not None:
+        refresh()
+    return store
+
+
+def each_ended(futures: Sequence[Any]) -> Iterator[Any]:
+    """The tasks' results as they end (a done-callback each: the client is no default to wait with)."""
+    ended: queue.Queue[Any] = queue.Queue()
+    for fut in futures:
+        fut.add_done_callback(ended.put)
+    for _ in futures:
+        fut = ended.get()
+        yield fut.result()
+        fut.release()
 
 
 @contextmanager
