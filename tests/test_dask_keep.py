@@ -18,7 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from helpers.keep import key_of, make_dandiset
+from helpers.keep import keep_config, key_of, make_dandiset
+from helpers.service import run_part, serve
 
 pytest.importorskip("distributed")
 
@@ -161,3 +162,23 @@ def test_verify_stores_on_the_cluster_finds_a_flipped_byte_in_a_pack_and_the_sub
     assert indexed(store)[key][0] != pack and max(index_keys(store).values()) == 1
     code, out, err = d.run("verify", "--stores", "--store", url, "--dask", cluster.address)
     assert code == 0, out + err
+
+
+def test_the_service_with_a_dask_executor_keeps_and_checks_on_the_cluster(
+    dandi_archive,  # noqa: ANN001
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    sizes = {f"sub-{i:02d}/s.nwb": 2_500 + 100 * i for i in range(7)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    store = tmp_path / "packed"
+    head = f"executor: {{dask: '{cluster.address}'}}\nstore: 'pack+file://{store}'\n"
+    cfg = keep_config(tmp_path / "m.yaml", dandi_archive.api_url, d.source, head, interval="2s")
+    with serve(d.run.root, cfg, env={"NEUROMIRROR_KEEP_BATCH": "3"}) as svc:
+        record = wait_for(lambda: run_part(d.run.root, d.source, "keep"), 180, "the service's keep")
+        assert svc.proc.poll() is None
+    assert isinstance(record, dict) and record["outcome"] == "ok", record
+    assert record["cluster_tasks"] >= 3  # 7 keys in batches of 3, copied by the workers
+    assert record["verify"]["ok"] and record["verify"]["tasks"] >= 1  # this cycle's check read there too
+    kept = index_keys(store)
+    assert len(kept) == len(sizes) and max(kept.values()) == 1
