@@ -18,7 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from helpers.keep import keep_config, key_of, make_dandiset
+from helpers.keep import keep_config, key_of, lose_blobs, make_dandiset
+from helpers.restore import restore_json
 from helpers.service import run_part, serve
 
 pytest.importorskip("distributed")
@@ -182,3 +183,31 @@ def test_the_service_with_a_dask_executor_keeps_and_checks_on_the_cluster(
     assert record["verify"]["ok"] and record["verify"]["tasks"] >= 1  # this cycle's check read there too
     kept = index_keys(store)
     assert len(kept) == len(sizes) and max(kept.values()) == 1
+
+
+def files_under(where: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(where)): p.read_bytes() for p in sorted(where.rglob("*")) if p.is_file()}
+
+
+def test_restore_on_the_cluster_writes_what_a_single_host_writes_from_the_packs(
+    dandi_archive,  # noqa: ANN001
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    sizes = {f"sub-{i:02d}/r.nwb": 3_000 + 200 * i for i in range(7)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    keep(d.run.root, d.spec, f"pack+file://{tmp_path / 'packed'}", "--dask", cluster.address)
+    lose_blobs(d, list(sizes))  # the packs are all that is left
+
+    code, one, err = restore_json(d, "--to", str(tmp_path / "one-host"))
+    assert code == 0, err
+    code, many, err = restore_json(d, "--to", str(tmp_path / "cluster"), "--dask", cluster.address)
+    assert code == 0, err
+    assert many["written"] == one["written"] and many["written"]["objects"] == len(sizes) + 1  # and the README
+    names = cluster.workers()
+    assert many["tasks"] and {names[t["worker"]] for t in many["tasks"]} <= {"w1", "w2"}
+    assert files_under(tmp_path / "cluster") == files_under(tmp_path / "one-host")
+    assert len(files_under(tmp_path / "cluster")) == len(sizes) + 1
+
+    code, again, err = restore_json(d, "--to", str(tmp_path / "cluster"), "--dask", cluster.address)
+    assert code == 0 and again["written"]["objects"] == 0, err  # a rerun finds every object the same

@@ -200,6 +200,7 @@ class Keeping(Reading):
         each: Optional[Callable[[dict[str, Any]], None]] = None,
         stream: Optional[TextIO] = None,
         progress: Optional[ProgressCallback] = None,
+        dask: Optional[str] = None,
     ) -> RestoreReport:
         """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
         ``to`` (``s3://BUCKET[/PREFIX]`` or a directory, checked here; or a target already opened and checked,
@@ -209,8 +210,9 @@ class Keeping(Reading):
         (URLs or UUIDs) (``neuromirror restore``).  ``progress(stage, done, total)``: ``("objects TARGET", objects
         done, objects)`` and ``("restore TARGET", bytes done, bytes)`` as each object is written or found right
         already (TARGET: the target's URL; the totals None until every version is listed; a dry run: no call).
-        An object not restored, or holding other bytes, is a failed
-        item: ``.ok`` False, ``.check()`` raises."""
+        ``dask``: a Dask scheduler's address: the objects fetched and written by its workers in batches.
+        An object not restored, or holding other bytes, is a failed item: ``.ok`` False, ``.check()`` raises."""
+        from neuromirror.keep.cluster import on_cluster
         from neuromirror.restore.report import RestoreReport, StreamedJson
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.util.text import one_line
@@ -224,7 +226,10 @@ class Keeping(Reading):
         options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs, stores=chosen, each=told, progress=progress)
         versions = select_versions(self.index, specs_of(specs), root=self.root)
         try:
-            restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
+            with on_cluster(dask, jobs) as options.cluster:
+                options.index = str(self.index.path)
+                restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
+                report.tasks = None if options.cluster is None else options.cluster.tasks
         except BaseException as exc:
             if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
                 streamed.close({"error": one_line(exc, 1000, joined=True), "ok": False})
