@@ -81,6 +81,8 @@ class Keeping(Reading):
         pack_size: Size = None,
         storage_class: Optional[str] = None,
         dask: Optional[str] = None,
+        max_rate: Union[float, str, None] = None,
+        max_in_flight: Union[int, str, None] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
         [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
@@ -95,7 +97,8 @@ class Keeping(Reading):
         ``("files SPEC@VERSION -> STORE", files copied, files to copy)`` and ``("keep SPEC@VERSION -> STORE",
         bytes copied, bytes to copy)`` (nothing to copy: no call), at most ten times a second and once at the end.
         ``dask``: a Dask scheduler's address: the copies made there in batches of keys, the recording here
-        (``keep --dask``, :mod:`neuromirror.keep.cluster`).
+        (``keep --dask``, :mod:`neuromirror.keep.cluster`).  ``max_rate``, ``max_in_flight``: the ceiling of each
+        archive endpoint for the copies' requests, as ``sync`` takes it (one budget across a cluster's workers).
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
         from neuromirror.keep.cluster import keep_on
         from neuromirror.keep.stores import keep_into
@@ -105,6 +108,10 @@ class Keeping(Reading):
         if copies is not None and copies < 1:
             raise BadInput("copies must be at least 1")
         self._writes("keep")
+        if max_rate is not None or max_in_flight is not None:
+            from neuromirror.api.syncing import network_ceilings
+
+            network_ceilings(max_rate, max_in_flight, None)
         stores = open_stores(to, size_of("pack_size", pack_size), storage_class)
         sources = [_existing_store(t) if isinstance(t, str) else t for t in _unique(from_stores)]
         if {s.url for s in sources} & {s.url for s in stores}:

@@ -62,6 +62,23 @@ def add_dask(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_ceiling(p: argparse.ArgumentParser, whatever: str) -> None:
+    """``--max-rate N/s`` and ``--max-in-flight N``: the operator's ceiling per archive endpoint (docs/network.md)."""
+    p.add_argument(
+        "--max-rate",
+        metavar="N/s",
+        default=None,
+        help=f"at most N requests a second (N/s; also N/min, N/h) to each archive endpoint, whatever {whatever} "
+        "(over network: max_rate of --config; a wait it makes is said; docs/network.md)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        metavar="N",
+        default=None,
+        help="at most N requests at once to each archive endpoint (over network: max_in_flight)",
+    )
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from neuromirror.api.getting import Bars
-from neuromirror.commands.common import UserError, add_dask, add_json, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_ceiling, add_dask, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "made of them)",
     )
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4; with --dask: per task)")
+    add_ceiling(p, "-J or --dask")
     add_dask(
         p,
         "copy on this Dask scheduler's workers, in batches of keys, recording here; the workers share the root "
@@ -123,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             pack_size=args.pack_size,
             storage_class=args.storage_class,
             dask=args.dask,
+            max_rate=args.max_rate,
+            max_in_flight=args.max_in_flight,
         )
     if args.json:
         print_json(result.to_json())

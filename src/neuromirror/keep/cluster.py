@@ -3,7 +3,7 @@
 Why: a backup of an archive's size does not fit one host's network and CPU.  The submitting process plans
 as on one host (versions, their files in batches, the keys the store lacks, :mod:`.versions`) and records
 as on one host (the git-annex branches have one writer, the index too); only the copies move: each batch
-of keys (:data:`KEYS_PER_TASK`) the store lacks is one Dask task, :func:`keep_batch`, that streams the keys
+of keys (:func:`keys_per_task`) the store lacks is one Dask task, :func:`keep_batch`, that streams the keys
 from their URLs into the store from the worker (the store is opened there by its URL, as the root is shared
 by sync's tasks), verifies each against its key, seals its pack (durable, then indexed) and returns a
 typed :class:`BatchResult`; the submitter records what it returns.
@@ -33,7 +33,14 @@ from neuromirror.store.base import Store
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 
 #: keys a task copies (small objects: a task is ~1 s of work at 25 ms a request and 8 threads)
-KEYS_PER_TASK = int(os.environ.get("NEUROMIRROR_KEEP_BATCH", "500"))
+KEYS_PER_TASK = 500
+
+
+def keys_per_task() -> int:
+    """Keys (or objects, or copies) a task takes: ``NEUROMIRROR_KEEP_BATCH``, else :data:`KEYS_PER_TASK`."""
+    return max(1, int(os.environ.get("NEUROMIRROR_KEEP_BATCH") or KEYS_PER_TASK))
+
+
 #: tasks in flight per worker thread of the cluster (the next ones queued on the scheduler)
 QUEUED = 2
 
@@ -133,6 +140,7 @@ class ClusterWindow:
         self.by_key: dict[str, list[VersionFile]] = {}
         self.pending: list[tuple[str, list[VersionFile]]] = []
         self.jobs: dict[Any, list[tuple[str, list[VersionFile]]]] = {}
+        self.size = keys_per_task()
         self.ended: queue.Queue[Any] = queue.Queue()  # the tasks as they end (no default client to wait with)
 
     def join(self, unseen: dict[str, list[VersionFile]]) -> dict[str, list[VersionFile]]:
@@ -143,7 +151,7 @@ class ClusterWindow:
     def submit(self, key: str, files: list[VersionFile]) -> Iterator[tuple[Outcome, list[VersionFile]]]:
         self.by_key[key] = files
         self.pending.append((key, files))
-        if len(self.pending) >= KEYS_PER_TASK:
+        if len(self.pending) >= self.size:
             yield from self._send()
 
     def drain(self) -> Iterator[tuple[Outcome, list[VersionFile]]]:

@@ -221,9 +221,9 @@ def _done(
     in batches, each worker reading the stores and writing the target itself; what they did comes back here."""
     if options.cluster is None or options.dry_run:
         return pool.map(lambda o: _one(o, target, copies, options), batch)
-    from neuromirror.keep.cluster import KEYS_PER_TASK, each_ended
+    from neuromirror.keep.cluster import each_ended, keys_per_task
 
-    step = KEYS_PER_TASK
+    step = keys_per_task()
     parts = [RestoreBatch(target.url, tuple(batch[i : i + step]), options) for i in range(0, len(batch), step)]
     futures = [options.cluster.submit_fn("restore", restore_batch, part) for part in parts]
     return _ended(each_ended(futures), options.cluster.tasks)

@@ -102,8 +102,9 @@ def _on_cluster(
     jobs: int,
 ) -> Iterator[Read]:
     """The reads as tasks: a packed store's keys by whole packs, others' in batches; the verdicts as they end."""
-    from neuromirror.keep.cluster import KEYS_PER_TASK, each_ended
+    from neuromirror.keep.cluster import each_ended, keys_per_task
 
+    step = keys_per_task()
     batches: list[CheckBatch] = []
     for uuid, keys in packed.items():
         store = stores[uuid]
@@ -116,7 +117,7 @@ def _on_cluster(
         group: list[str] = []
         for pack_keys in by_pack.values():  # whole packs in a task, as many as make a batch
             group += pack_keys
-            if len(group) >= KEYS_PER_TASK:
+            if len(group) >= step:
                 batches.append(_batch(store, uuid, group, sizes, True, jobs))
                 group = []
         if group:
@@ -127,8 +128,8 @@ def _on_cluster(
     for uuid, keys in by_store.items():
         store = stores[uuid]
         assert store is not None
-        for at in range(0, len(keys), KEYS_PER_TASK):
-            batches.append(_batch(store, uuid, keys[at : at + KEYS_PER_TASK], sizes, False, jobs))
+        for at in range(0, len(keys), step):
+            batches.append(_batch(store, uuid, keys[at : at + step], sizes, False, jobs))
     futures = [cluster.submit_fn("verify", check_batch, b) for b in batches]
     for reads, row in each_ended(futures):
         cluster.tasks.append(row)
