@@ -24,7 +24,7 @@ from helpers.service import run_part, serve
 
 pytest.importorskip("distributed")
 
-from helpers.dask import ENV, Cluster, two_workers, wait_for  # noqa: E402
+from helpers.dask import ENV, Cluster, free_port, two_workers, wait_for  # noqa: E402
 
 #: small enough that a dozen files make several tasks (the submitter's batches of keys)
 BATCH_ENV = {**ENV, "NEUROMIRROR_KEEP_BATCH": "3"}
@@ -211,3 +211,26 @@ def test_restore_on_the_cluster_writes_what_a_single_host_writes_from_the_packs(
 
     code, again, err = restore_json(d, "--to", str(tmp_path / "cluster"), "--dask", cluster.address)
     assert code == 0 and again["written"]["objects"] == 0, err  # a rerun finds every object the same
+
+
+def test_an_unreachable_scheduler_is_one_line_and_nothing_is_kept(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/u.nwb": 1_000})
+    store = tmp_path / "packed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuromirror",
+        "--root",
+        str(d.run.root),
+        "keep",
+        d.spec,
+        "--to",
+        f"pack+file://{store}",
+    ]
+    address = f"tcp://127.0.0.1:{free_port()}"
+    done = subprocess.run(
+        [*cmd, "--dask", address], env={**ENV, "NEUROMIRROR_DASK_TIMEOUT": "2"}, capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and address in done.stderr
+    assert not store.exists()

@@ -225,10 +225,16 @@ class KeepCluster:
     """A keep's Dask client, the tasks it ran (``keep --json``'s ``tasks``) and the stores to copy from."""
 
     def __init__(self, address: str, jobs: int) -> None:
-        from neuromirror.engine.dask_executor import connect
+        from neuromirror.engine.dask_executor import SchedulerUnreachable, connect
+        from neuromirror.errors import UserError
 
         self.address = address
-        self.client = connect(address)
+        try:
+            self.client = connect(address)
+        except SchedulerUnreachable as exc:  # a mistake to mend, as sync --dask says it: exit 2, nothing done
+            mistake = UserError(str(exc))
+            mistake.argument, mistake.option = exc.argument, exc.option
+            raise mistake from None
         self.jobs = jobs
         self.tasks: list[dict[str, Any]] = []
 
