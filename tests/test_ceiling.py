@@ -159,3 +159,35 @@ def test_two_dask_workers_share_one_ceiling(
         assert agents and all(a == named for a in agents), sorted(set(map(str, agents)))
     finally:
         c.close()
+
+
+def test_a_keep_on_two_dask_workers_holds_one_ceiling(
+    world: World, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``keep --dask``: the copies' GETs from both workers together stay within the ceiling, as the S3 proxy
+    in front of the archive counts them."""
+    pytest.importorskip("distributed")
+    from helpers.dask import Cluster
+
+    monkeypatch.setenv("NEUROMIRROR_KEEP_BATCH", "5")  # 40 keys: 8 tasks, for both workers
+    (ident,) = world.dandisets(1, 40, "keep")
+    run = Runner(tmp_path_factory.mktemp("mirror"))
+    assert run("sync", f"dandi:{ident}", "--dandi-api", world.api_url)[0] == 0
+    c = Cluster(tmp_path_factory.mktemp("dask-keep-ceiling"))
+    try:
+        c.start_worker("k1")
+        c.start_worker("k2")
+        world.reset()
+        store = f"pack+file://{tmp_path_factory.mktemp('packed')}"
+        code, out, err = run(
+            "keep", f"dandi:{ident}@draft", "--to", store, "--dask", c.address, "-J", "8",
+            "--max-rate", f"{RATE}/s", "--max-in-flight", str(IN_FLIGHT), "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        report = json.loads(out)
+        names = c.workers()
+        assert {names[t["worker"]] for t in report["tasks"]} == {"k1", "k2"}, report["tasks"]  # both copied
+        seen = world.check()
+        assert seen["api"]["requests"] == 0 and seen["s3"]["requests"] >= 40
+    finally:
+        c.close()

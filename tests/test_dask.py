@@ -28,18 +28,13 @@ from helpers.dandi_full import T0, index_dump, zarr_files
 
 pytest.importorskip("distributed")
 
-from helpers.dask import ENV, Cluster, free_port, wait_for  # noqa: E402
+from helpers.dask import ENV, Cluster, free_port, two_workers, wait_for  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("dask"))
-    try:
-        c.start_worker("w1")
-        c.start_worker("w2")
+    with two_workers(tmp_path_factory.mktemp("dask")) as c:
         yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture(scope="module")

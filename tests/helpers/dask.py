@@ -8,8 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -117,3 +118,15 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def two_workers(logdir: Path) -> Iterator[Cluster]:
+    """A scheduler and the workers ``w1`` and ``w2``, stopped after (a session- or module-scoped fixture's body)."""
+    c = Cluster(logdir)
+    try:
+        c.start_worker("w1")
+        c.start_worker("w2")
+        yield c
+    finally:
+        c.close()

@@ -70,6 +70,7 @@ class Checking(Keeping):
         jobs: int = 4,
         progress: Optional[ProgressCallback] = None,
         allow_unreachable: bool = False,
+        dask: Optional[str] = None,
     ) -> StoresCheck:
         """Re-read the copies the lab's stores hold of the versions ``specs`` name (none: every source kept) and
         check them against their keys (``fraction``: that share, oldest-checked first; ``older_than_days``: only
@@ -77,7 +78,10 @@ class Checking(Keeping):
         record and kept again from another copy or the archive, and is an ``error`` item (``verify --stores``).
         ``progress(stage, done, total)``: ``("copies stores", copies re-read, copies)`` and ``("verify stores",
         bytes re-read, bytes)``, as each copy is.  A store the branches record that is not reachable here is named
-        and its copies counted as unverified: an ``error`` item (``.ok`` False) unless ``allow_unreachable``."""
+        and its copies counted as unverified: an ``error`` item (``.ok`` False) unless ``allow_unreachable``.
+        ``dask``: a Dask scheduler's address: the copies read back by its workers in batches (a packed store's by
+        whole packs), the verdicts recorded and repairs made here."""
+        from neuromirror.keep.cluster import on_cluster
         from neuromirror.store.location import open_store
         from neuromirror.verify.stores import verify_stores
 
@@ -90,16 +94,18 @@ class Checking(Keeping):
             raise BadInput("older_than_days must be a number of days, 0 or more")
         self._writes("checking the stores' copies")
         only = open_store(os.fspath(store)) if isinstance(store, (str, os.PathLike)) else store
-        return verify_stores(
-            self.datasets,
-            specs_of(specs) if specs else [],
-            fraction=fraction,
-            older_than=None if older_than_days is None else older_than_days * 86400,
-            only=only,
-            jobs=jobs,
-            progress=progress,
-            allow_unreachable=allow_unreachable,
-        )
+        with on_cluster(dask, jobs) as cluster:
+            return verify_stores(
+                self.datasets,
+                specs_of(specs) if specs else [],
+                fraction=fraction,
+                older_than=None if older_than_days is None else older_than_days * 86400,
+                only=only,
+                jobs=jobs,
+                progress=progress,
+                cluster=cluster,
+                allow_unreachable=allow_unreachable,
+            )
 
     def audit(
         self,

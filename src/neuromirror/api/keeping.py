@@ -104,6 +104,9 @@ class Keeping(Reading):
         storage_class: Optional[str] = None,
         covered_by: Sequence[PathLike] = (),
         order: Optional[str] = None,
+        dask: Optional[str] = None,
+        max_rate: Union[float, str, None] = None,
+        max_in_flight: Union[int, str, None] = None,
     ) -> StoresRun:
         """Copy the content of the versions ``specs`` name into the store(s) ``to`` (a directory, ``s3://BUCKET
         [/PREFIX]``, ``pack+file://``/``pack+s3://``, or a store; none: ``$NEUROMIRROR_STORE``) and record them
@@ -122,7 +125,11 @@ class Keeping(Reading):
         (and ETag) is kept, in ``order`` (``risk``, the default with a LIST: what the archive loses first, in
         passes, :mod:`neuromirror.account.gapfill`; ``path``: the versions as named); the plan and each pass
         are in each store's report (``.runs[i].gap``, ``keep --json``'s ``gap``).
+        ``dask``: a Dask scheduler's address: the copies made there in batches of keys, the recording here
+        (``keep --dask``, :mod:`neuromirror.keep.cluster`).  ``max_rate``, ``max_in_flight``: the ceiling of each
+        archive endpoint for the copies' requests, as ``sync`` takes it (one budget across a cluster's workers).
         A store that cannot be named or made raises; one that is down once started is an ``error`` item."""
+        from neuromirror.keep.cluster import keep_on
         from neuromirror.keep.stores import keep_into
         from neuromirror.keep.versions import KeepOptions
 
@@ -130,6 +137,10 @@ class Keeping(Reading):
         if copies is not None and copies < 1:
             raise BadInput("copies must be at least 1")
         self._writes("keep")
+        if max_rate is not None or max_in_flight is not None:
+            from neuromirror.api.syncing import network_ceilings
+
+            network_ceilings(max_rate, max_in_flight, None)
         stores = open_stores(to, size_of("pack_size", pack_size), storage_class)
         sources = [_existing_store(t) if isinstance(t, str) else t for t in _unique(from_stores)]
         if {s.url for s in sources} & {s.url for s in stores}:
@@ -149,7 +160,7 @@ class Keeping(Reading):
         targets = self._keep_targets(specs, locks, all_versions)
         if covered_by or order is not None:
             options.gap = self._gap_plan(targets, covered_by, order)
-        return keep_into(self.datasets, stores, targets, options, copies)
+        return keep_on(dask, jobs, stores, options, lambda: keep_into(self.datasets, stores, targets, options, copies))
 
     def _gap_plan(self, targets: list[Version], covered_by: Sequence[PathLike], order: Optional[str]) -> Any:
         """keep --covered-by's plan: the LISTs read (a bad one said before anything is copied), each key judged."""
@@ -237,6 +248,7 @@ class Keeping(Reading):
         each: Optional[Callable[[dict[str, Any]], None]] = None,
         stream: Optional[TextIO] = None,
         progress: Optional[ProgressCallback] = None,
+        dask: Optional[str] = None,
     ) -> RestoreReport:
         """Write the kept content of the versions ``specs`` name back in the archive's own key layout at
         ``to`` (``s3://BUCKET[/PREFIX]`` or a directory, checked here; or a target already opened and checked,
@@ -246,8 +258,9 @@ class Keeping(Reading):
         (URLs or UUIDs) (``neuromirror restore``).  ``progress(stage, done, total)``: ``("objects TARGET", objects
         done, objects)`` and ``("restore TARGET", bytes done, bytes)`` as each object is written or found right
         already (TARGET: the target's URL; the totals None until every version is listed; a dry run: no call).
-        An object not restored, or holding other bytes, is a failed
-        item: ``.ok`` False, ``.check()`` raises."""
+        ``dask``: a Dask scheduler's address: the objects fetched and written by its workers in batches.
+        An object not restored, or holding other bytes, is a failed item: ``.ok`` False, ``.check()`` raises."""
+        from neuromirror.keep.cluster import on_cluster
         from neuromirror.restore.report import RestoreReport, StreamedJson
         from neuromirror.restore.run import RestoreOptions, plan_iter, restore_objects
         from neuromirror.util.text import one_line
@@ -261,7 +274,10 @@ class Keeping(Reading):
         options = RestoreOptions(dry_run=dry_run, force=force, jobs=jobs, stores=chosen, each=told, progress=progress)
         versions = select_versions(self.index, specs_of(specs), root=self.root)
         try:
-            restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
+            with on_cluster(dask, jobs) as options.cluster:
+                options.index = str(self.index.path)
+                restore_objects(self.datasets, plan_iter(self.datasets, versions, report), target, options, report)
+                report.tasks = None if options.cluster is None else options.cluster.tasks
         except BaseException as exc:
             if streamed is not None and streamed.n:  # the document begun: ended, so that it still parses
                 streamed.close({"error": one_line(exc, 1000, joined=True), "ok": False})

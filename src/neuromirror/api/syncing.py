@@ -111,7 +111,7 @@ class Syncing(MirrorBase):
         loaded = self._definitions(config)
         base = _base_options(options, engine, references, dandi_api, dandi_instance)
         targets = _targets(_specs(specs), loaded, base)
-        _network(max_rate, max_in_flight, loaded)  # before any source asks its archive
+        network_ceilings(max_rate, max_in_flight, loaded)  # before any source asks its archive
         sources, engines, notes = _sources(targets, engine)
         referenced = _referenced(targets, sources, asked=references is not None)  # lindi missing: said at once
         runner = runner_for(dask)  # an unreachable scheduler leaves the root untouched
@@ -266,10 +266,10 @@ def _targets(specs: list[Spec], loaded: Optional[MirrorConfig], base: dict[str, 
     return [(spec, base) for spec in specs]
 
 
-def _network(
+def network_ceilings(
     max_rate: Union[float, str, None], max_in_flight: Union[int, str, None], loaded: Optional[MirrorConfig]
 ) -> None:
-    """The contact and the ceilings of this sync: the definitions' ``contact:`` and ``network:``, and
+    """The contact and the ceilings of this sync (or keep): the definitions' ``contact:`` and ``network:``, and
     ``max_rate`` / ``max_in_flight`` over the latter's every-endpoint limit (none given: none held)."""
     from neuromirror.network import pacing
     from neuromirror.network.ceiling import Ceilings, Limit, parse_rate

@@ -52,6 +52,33 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
 
 
+def add_dask(p: argparse.ArgumentParser, what: str) -> None:
+    """``--dask ADDRESS`` (env ``NEUROMIRROR_DASK``): ``what`` the command runs on the cluster's workers."""
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=os.environ.get("NEUROMIRROR_DASK") or None,
+        help=f"{what} (env NEUROMIRROR_DASK, e.g. tcp://10.0.0.5:8786; docs/scale-out.md)",
+    )
+
+
+def add_ceiling(p: argparse.ArgumentParser, whatever: str) -> None:
+    """``--max-rate N/s`` and ``--max-in-flight N``: the operator's ceiling per archive endpoint (docs/network.md)."""
+    p.add_argument(
+        "--max-rate",
+        metavar="N/s",
+        default=None,
+        help=f"at most N requests a second (N/s; also N/min, N/h) to each archive endpoint, whatever {whatever} "
+        "(over network: max_rate of --config; a wait it makes is said; docs/network.md)",
+    )
+    p.add_argument(
+        "--max-in-flight",
+        metavar="N",
+        default=None,
+        help="at most N requests at once to each archive endpoint (over network: max_in_flight)",
+    )
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from neuromirror.api.getting import Bars
-from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_ceiling, add_dask, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,7 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="risk (the default with --covered-by): first what only a noncurrent S3 version serves, by its "
         "expiry date, then what no copy holds, then the rest; path: the versions as named",
     )
-    p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4)")
+    p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent transfers (default 4; with --dask: per task)")
+    add_ceiling(p, "-J or --dask")
+    add_dask(
+        p,
+        "copy on this Dask scheduler's workers, in batches of keys, recording here; the workers share the root "
+        "and reach the store",
+    )
     p.add_argument("--include", action="append", default=[], metavar="GLOB", help="keep only paths matching GLOB")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB", help="leave out paths matching GLOB")
     p.add_argument("--max-file-size", metavar="SIZE", help="skip files larger than SIZE (bytes, or 10M, 1G, 5GiB)")
@@ -135,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
             storage_class=args.storage_class,
             covered_by=args.covered_by,
             order=args.order,
+            dask=args.dask,
+            max_rate=args.max_rate,
+            max_in_flight=args.max_in_flight,
         )
     if args.json:
         print_json(result.to_json())

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from neuromirror.api.getting import Bars
-from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_dask, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sample", type=int, default=None, metavar="N", help="objects a drill restores (default 20)")
     p.add_argument("-J", "--jobs", type=int, default=4, help="concurrent objects (default 4)")
+    add_dask(p, "the objects fetched and written by this Dask scheduler's workers, in batches")
     add_json(p)
     p.set_defaults(func=run)
 
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             stores=args.stores,
             stream=sys.stdout if streamed else None,
             progress=None if args.json else bars,
+            dask=args.dask,
         )
     if args.json and not streamed:
         print_json(report.to_json())

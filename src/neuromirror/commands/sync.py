@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from neuromirror.commands.common import UserError, add_json, print_json, root_of
+from neuromirror.commands.common import UserError, add_ceiling, add_json, print_json, root_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,19 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep content the sync reads anyway in this store (a directory or s3://BUCKET[/PREFIX]; env "
         "NEUROMIRROR_STORE): BOSS chunks, so that every BOSS version outlives upstream edits",
     )
-    p.add_argument(
-        "--max-rate",
-        metavar="N/s",
-        default=None,
-        help="at most N requests a second (N/s; also N/min, N/h) to each archive endpoint, whatever -J or --dask "
-        "(over network: max_rate of --config; a wait it makes is said; docs/network.md)",
-    )
-    p.add_argument(
-        "--max-in-flight",
-        metavar="N",
-        default=None,
-        help="at most N requests at once to each archive endpoint (over network: max_in_flight)",
-    )
+    add_ceiling(p, "-J or --dask")
     p.add_argument(
         "--references",
         action="store_const",

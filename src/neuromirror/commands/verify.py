@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from neuromirror.api.getting import Bars
-from neuromirror.commands.common import UserError, add_json, open_api, print_json, spec_arg
+from neuromirror.commands.common import UserError, add_dask, add_json, open_api, print_json, spec_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,6 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", type=int, metavar="N", help="with --content: check N random keys per version")
     p.add_argument("--seed", type=int, help="random seed for --sample (repeatable samples)")
     p.add_argument("-J", "--jobs", type=int, default=4, help="parallel downloads (default 4)")
+    add_dask(
+        p,
+        "with --stores: the copies read back by this Dask scheduler's workers, the repairs made here",
+    )
     p.add_argument(
         "--allow-ip",
         metavar="ADDRS",
@@ -138,6 +142,7 @@ def _stores(args: argparse.Namespace, specs: list) -> int:
             jobs=args.jobs,
             progress=None if args.quiet or args.json else bars,
             allow_unreachable=args.allow_unreachable,
+            dask=args.dask,
         )
     if args.json:
         print_json(check.to_json())

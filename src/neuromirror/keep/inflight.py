@@ -116,6 +116,18 @@ class Window:
         while self.jobs:
             yield from self._finished()
 
+    def stop(self) -> None:
+        """After an interruption (the transfer told to stop): the copies under way ended."""
+        wait(self.jobs)
+
+    def salvage(self, present: Any) -> None:
+        """After an interruption: the keys whose copies finished well go to ``present``, to be recorded
+        (the store holds them; a rerun need not copy them again)."""
+        for fut, files in self.jobs.items():
+            if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
+                for f in files:
+                    present.add(f)
+
     def _finished(self) -> Iterator[tuple[Outcome, list[VersionFile]]]:
         """The copies done once at least one is."""
         done, _ = wait(self.jobs, return_when=FIRST_COMPLETED)
@@ -124,3 +136,19 @@ class Window:
             outcome = fut.result()
             self.by_key.pop(outcome.key, None)
             yield outcome, files
+
+
+def window_for(
+    cluster: Any,
+    pool: ThreadPoolExecutor,
+    transfer: Transfer,
+    from_stores: Sequence[Any],
+    limit: int,
+    label: str,
+) -> Any:
+    """The copies' window: this host's threads, or (``keep --dask``) the cluster's tasks (:mod:`.cluster`)."""
+    if cluster is None:
+        return Window(pool, transfer, from_stores, limit)
+    from neuromirror.keep.cluster import ClusterWindow
+
+    return ClusterWindow(cluster, transfer, from_stores, label)

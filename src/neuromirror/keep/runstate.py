@@ -6,7 +6,7 @@ reservations, a copy found unchecked in the store read back, a finished copy cou
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -43,15 +43,6 @@ class RunState:
     def first(self) -> bool:
         """The first pass over a version: its counts (excluded, in git, problems) taken then only."""
         return not self.phase
-
-
-def salvage(jobs: dict[Future[Outcome], list[VersionFile]], present: Held) -> None:
-    """After an interruption: the keys whose copies finished well go to ``present``, to be recorded
-    (the store holds them; a rerun need not copy them again)."""
-    for fut, files in jobs.items():
-        if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result().ok:
-            for f in files:
-                present.add(f)
 
 
 def whole(rep: VersionReport, state: RunState, present: Held) -> bool:

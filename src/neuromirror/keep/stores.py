@@ -54,6 +54,7 @@ class StoresRun(Result):
     lags: dict[str, float] = field(default_factory=dict)  # version label -> keep lag (s), recorded by this run
     counts_marked: int = 0  # versions whose copies were taken from their count marks
     lost: list[Lost] = field(default_factory=list)  # stores not reachable here: their copies not counted
+    tasks: Optional[list[dict[str, Any]]] = None  # keep --dask: each task the cluster ran (keep.cluster)
 
     @property
     def stores_ok(self) -> bool:
@@ -113,8 +114,8 @@ class StoresRun(Result):
                     "unreachable": [x.to_json() for x in self.lost],
                 }
             )
-            return one
-        return {
+            return one if self.tasks is None else {**one, "tasks": self.tasks}
+        many = {
             "stores": [r.to_json() for r in self.runs],
             "copies": self.copies,
             "counts": [c.to_json() for c in self.counts],
@@ -123,6 +124,7 @@ class StoresRun(Result):
             "unreachable": [x.to_json() for x in self.lost],
             "ok": self.stores_ok,
         }
+        return many if self.tasks is None else {**many, "tasks": self.tasks}
 
 
 def _down(store: Store, exc: BaseException) -> KeepRun:

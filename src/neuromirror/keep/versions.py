@@ -22,7 +22,7 @@ cleanly at the first file that would not fit: what was copied is recorded, the r
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
@@ -31,11 +31,11 @@ from neuromirror.dataset.files import VersionFiles, annex_key, each_version_file
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import checks_of, note_kept, record_checked, record_store
 from neuromirror.keep.gap import Gap, GapRun, Pass, in_pass, passes_of
-from neuromirror.keep.inflight import BATCH, Budget, Told, Window, batches
+from neuromirror.keep.inflight import BATCH, Budget, Told, batches, window_for
 from neuromirror.keep.keyset import Held, KeySet
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
-from neuromirror.keep.runstate import RunState, confirm, count, fitting, held, salvage, settle, whole
+from neuromirror.keep.runstate import RunState, confirm, count, fitting, held, settle, whole
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
 from neuromirror.store.lindi import keep_reference, made_after, may_have_reference
@@ -76,6 +76,8 @@ class KeepOptions:
     prune: bool = False
     #: ``keep --covered-by``: what another backup holds left out, the rest kept in passes (:mod:`.gap`)
     gap: Optional[Gap] = None
+    #: ``keep --dask``: the copies made by the cluster's workers (:class:`.cluster.KeepCluster`)
+    cluster: Optional[object] = None
 
 
 def keep(
@@ -192,7 +194,7 @@ def _keep_version(
     present = Held()  # keys of this version the store holds, until recorded
     bar = Told(options.progress, f"{rep.label} -> {store}")
     transfer.on_bytes = bar.update
-    window = Window(pool, transfer, options.from_stores, WINDOW * max(1, options.jobs))
+    window = window_for(options.cluster, pool, transfer, options.from_stores, WINDOW * max(1, options.jobs), rep.label)
     try:
         try:
             for batch, last in batches(files, BATCH):
@@ -211,8 +213,8 @@ def _keep_version(
                 settle(outcome, done, rep, state, present, budget, run, bar)
         except BaseException:  # Ctrl-C: stop the copies, record what got in, then stop
             transfer.stop.set()
-            wait(window.jobs)
-            salvage(window.jobs, present)
+            window.stop()
+            window.salvage(present)
             _record(mirror, store, target.source, present, rep, state, marks)
             raise
     finally:

@@ -31,6 +31,7 @@ class RestoreReport(Result):
     force: bool = False
     drill: bool = False
     versions: list[dict[str, Any]] = field(default_factory=list)
+    tasks: Optional[list[dict[str, Any]]] = None  # restore --dask: each task the cluster ran
     objects: int = 0
     bytes: int = 0  # the selected objects' bytes
     written: int = 0
@@ -72,6 +73,7 @@ class RestoreReport(Result):
 
     def to_json(self) -> dict[str, Any]:
         return {
+            **({} if self.tasks is None else {"tasks": self.tasks}),
             "target": self.target,
             "dry_run": self.dry_run,
             "force": self.force,

@@ -58,6 +58,9 @@ class RestoreOptions:
     #: told ``("objects TARGET", done, of)`` and ``("restore TARGET", bytes, of)`` as objects are settled (not in
     #: a dry run): :class:`Told`
     progress: Optional[ProgressCallback] = None
+    #: ``restore --dask``: the objects fetched and written by the cluster's workers (:mod:`neuromirror.keep.cluster`)
+    cluster: Any = None
+    index: str = ""  # the index file the workers read the stores' checks from (read-only)
 
 
 @dataclass
@@ -202,13 +205,67 @@ def _restore_batch(
     new_urls: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (source, repo) -> (key, url)
     if options.dry_run and isinstance(target, S3Target):
         batch = _dry_listed(batch, target, copies, report, new_urls, options)
-    for d in pool.map(lambda o: _one(o, target, copies, options), batch):
+    for d in _done(batch, target, copies, options, pool):
         _count(d, target, report, new_urls, options.each)
         told.settled(d)
     recorded, retired = _register(mirror, new_urls, target)
     report.recorded_urls += recorded
     report.retired_urls += retired
     copies.drop(keys)
+
+
+def _done(
+    batch: list[ArchiveObject], target: S3Target | DirTarget, copies: Copies, options: RestoreOptions, pool: Any
+) -> Iterable[_Done]:
+    """Each object restored: on this host's pool, or (``restore --dask``, not a dry run) by the cluster's workers
+    in batches, each worker reading the stores and writing the target itself; what they did comes back here."""
+    if options.cluster is None or options.dry_run:
+        return pool.map(lambda o: _one(o, target, copies, options), batch)
+    from neuromirror.keep.cluster import each_ended, keys_per_task
+
+    step = keys_per_task()
+    parts = [RestoreBatch(target.url, tuple(batch[i : i + step]), options) for i in range(0, len(batch), step)]
+    futures = [options.cluster.submit_fn("restore", restore_batch, part) for part in parts]
+    return _ended(each_ended(futures), options.cluster.tasks)
+
+
+def _ended(results: Iterable[tuple[list[_Done], dict[str, Any]]], tasks: list[dict[str, Any]]) -> Iterator[_Done]:
+    for done, row in results:
+        tasks.append(row)
+        yield from done
+
+
+class RestoreBatch:
+    """One task's objects, the target's URL, and what the worker needs of the options (not the cluster)."""
+
+    def __init__(self, target: str, objs: tuple[ArchiveObject, ...], options: RestoreOptions) -> None:
+        self.target, self.objs = target, objs
+        self.options = RestoreOptions(force=options.force, jobs=options.jobs, stores=options.stores)
+        self.index = options.index
+
+
+def restore_batch(batch: RestoreBatch, contact: Optional[str] = None) -> tuple[list[_Done], dict[str, Any]]:
+    """The worker's entry point: its objects looked at, fetched from the stores, checked and written; idempotent
+    (an object written by an attempt that died is found the same, and left)."""
+    from neuromirror.engine.dask_executor import guard_profiler
+    from neuromirror.engine.executor import worker_name
+    from neuromirror.index.db import Index
+    from neuromirror.network import identity
+    from neuromirror.restore.targets import open_target
+    from neuromirror.util import timing
+
+    guard_profiler()
+    identity.set_contact(contact)
+    clock = timing.Stopwatch()
+    target = open_target(batch.target)
+    copies = Copies(Index(batch.index, readonly=True), batch.options.stores)
+    copies.prime([o.key for o in batch.objs])
+    if isinstance(target, S3Target):
+        target.prefetch(list(batch.objs))
+    with ThreadPoolExecutor(max_workers=max(1, batch.options.jobs), thread_name_prefix="restore-task") as pool:
+        done = list(pool.map(lambda o: _one(o, target, copies, batch.options), batch.objs))
+    row = {"task": f"restore {len(done)} objects into {batch.target}", "worker": worker_name()}
+    return done, {**row, "seconds": round(clock.seconds(), 3)}
 
 
 def _dry_listed(

@@ -63,7 +63,7 @@ class Cycles:
         with self._lock:
             rt = self.state.get(sid)
             if rt is None:
-                rt = self.state[sid] = SourceRuntime(sid, entry)
+                rt = self.state[sid] = SourceRuntime(sid, entry, dask=self.config.dask)
             return rt
 
     def _run_entry(self, spec: str) -> None:

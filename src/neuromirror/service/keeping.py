@@ -69,8 +69,9 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
             copies=entry.copies,
             min_free=entry.options.get("min_free"),
             covered_by=entry.covered_by,
+            dask=rt.dask,
         )
-        outcome["verify"] = rolling_check(mirror, source.id, entry, since=_checked_at(last))
+        outcome["verify"] = rolling_check(mirror, source.id, entry, since=_checked_at(last), dask=rt.dask)
         # as this keep left it: a keep or sync by hand since (another wanted count, new marks) changes it
         outcome["state"], outcome["at"] = keep_state(mirror.index, source.id, stores, entry), now_z()
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
@@ -199,6 +200,7 @@ def run_policy(
     copies: Optional[int] = None,
     min_free: Any = None,
     covered_by: Sequence[str] = (),
+    dask: Optional[str] = None,
 ) -> dict:
     """``neuromirror keep`` for one source as the policy says, into each store -- one call of
     :meth:`neuromirror.api.Mirror.keep`, on the worker's own mirror -- and the report's ``keep`` record.
@@ -209,7 +211,8 @@ def run_policy(
     A store that is down is in ``stores`` with its error (outcome ``error``: retried next cycle);
     ``copies`` has each version's count of verified copies, ``lags`` the keep lag of versions that
     got their last wanted copy in this run.  ``covered_by``: the definitions' ``covered_by:`` LISTs: a gap-fill in
-    risk order, its plan and passes in the record's ``gap``."""
+    risk order, its plan and passes in the record's ``gap``.  ``dask``: the service's ``executor: {dask:
+    ADDRESS}``, where the copies are made (``keep --dask``)."""
     from neuromirror.api import Mirror as Api
     from neuromirror.store.location import open_store
 
@@ -227,10 +230,13 @@ def run_policy(
         min_free=min_free,
         prune=policy.prune,
         covered_by=covered_by,
+        dask=dask,
     )
     record = keep_record(result, stores, [f"{t.source}@{t.label}" for t in targets], policy.versions)
     if result.runs and result.runs[0].gap is not None:
         record["gap"] = result.runs[0].gap.to_json()
+    if result.tasks is not None:  # on the cluster: how many tasks made the copies
+        record["cluster_tasks"] = len(result.tasks)
     if policy.expire_after is not None:
         record["expiry"] = _expiry(mirror, sid, policy.expire_after)
     return record
@@ -354,23 +360,27 @@ def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
     return expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).to_json()
 
 
-def rolling_check(mirror: Any, sid: str, entry: SourceConfig, *, since: Optional[float] = None) -> dict:
+def rolling_check(
+    mirror: Any, sid: str, entry: SourceConfig, *, since: Optional[float] = None, dask: Optional[str] = None
+) -> dict:
     """This cycle's slice of ``verify --stores`` for the source (:meth:`neuromirror.api.Mirror.verify_stores`):
     the share of its stored copies whose last check is oldest, so that every copy is re-read within the period
     (``verify:``; default 30 days): the share of the period since the last check (``since``, epoch seconds),
     else one schedule interval's.
-    Bad or missing copies are repaired and named in the record (and the log)."""
+    Bad or missing copies are repaired and named in the record (and the log); ``dask``: read back there."""
     from neuromirror.api import Mirror as Api
     from neuromirror.config.model import VerifyPolicy
 
     policy = entry.verify or VerifyPolicy()
     span = max(time.time() - since, entry.schedule.interval or 0.0) if since is not None else entry.schedule.interval
     fraction = policy.slice_of(span)
-    check = Api.around(mirror).verify_stores(sid, fraction=fraction)  # verify --stores, this cycle's slice
+    check = Api.around(mirror).verify_stores(sid, fraction=fraction, dask=dask)  # verify --stores, this cycle's slice
     for f in check.findings:
         log.warning("%s: %s", sid, f.line())
     record = check.to_json()
     record["fraction"], record["at"] = fraction, now_z()
+    if check.tasks is not None:  # the rows are the keep's business; the count says where the reads ran
+        record["tasks"] = len(check.tasks)
     for name in ("bad", "missing", "unreadable"):
         record[name] = record[name][:MAX_NOTES]
     return record

@@ -59,6 +59,7 @@ class SourceRuntime:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (busy, backoff)
     publish_error: Optional[str] = None
     keep_error: Optional[str] = None  # the last keep step's failure (service/keeping.py)
+    dask: Optional[str] = None  # executor: {dask: ADDRESS}: its keeps' copies and checks' reads run there too
 
     def to_json(self) -> dict:
         return {

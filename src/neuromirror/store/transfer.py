@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.annex.keys import Checksum, key_checksum
+from neuromirror.network import ceiling
 from neuromirror.network.pools import Pools
 from neuromirror.records import http_urls
 from neuromirror.store.base import Store
@@ -101,6 +102,18 @@ class Transfer:
         return Outcome(key, False, why="no URL served the key's bytes: " + "; ".join(errors))
 
     def _one(self, url: str, key: str, size: Optional[int], checksum: Checksum) -> bool:
+        """One URL's bytes, through the operator's ceiling for its endpoint where one is set (one budget across a
+        cluster's workers under ``keep --dask``: :mod:`neuromirror.network.ceiling`)."""
+        gate = ceiling.gate_for(ceiling.origin(url))
+        if gate is None:
+            return self._get(url, key, size, checksum)
+        gate.enter()
+        try:
+            return self._get(url, key, size, checksum)
+        finally:
+            gate.leave()
+
+    def _get(self, url: str, key: str, size: Optional[int], checksum: Checksum) -> bool:
         import urllib3
 
         try:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.dataset.files import annex_repo
 from neuromirror.dataset.versions import select_versions
@@ -38,10 +38,11 @@ from neuromirror.spec import Spec, parse_spec
 from neuromirror.store.base import Store
 from neuromirror.store.record import record_absent, record_present
 from neuromirror.store.registry import Stores
-from neuromirror.store.transfer import Transfer, read_back
+from neuromirror.store.transfer import Transfer
 from neuromirror.util.dates import iso_z
 from neuromirror.util.progress import ByteCalls
 from neuromirror.verify.recorded import Copy, recorded_copies, urls_of
+from neuromirror.verify.rereads import read_copies
 from neuromirror.verify.stores_report import Finding, StoresCheck, Unreached
 
 if TYPE_CHECKING:
@@ -119,14 +120,16 @@ def verify_stores(
     repair: bool = True,
     progress: Optional[ProgressCallback] = None,
     allow_unreachable: bool = False,
+    cluster: Any = None,
 ) -> StoresCheck:
     """Re-read the stored copies of the versions ``specs`` name (a slice: ``fraction`` or ``older_than``
     seconds); record good checks, remove and re-keep bad or missing copies; the findings.  ``progress``:
     told ``("copies stores", copies re-read, copies)`` and ``("verify stores", bytes, bytes)`` as each is;
-    a store not reachable fails the run unless ``allow_unreachable``."""
+    a store not reachable fails the run unless ``allow_unreachable``.  ``cluster``: the reads made by its workers
+    (:mod:`.rereads`); the records and repairs stay here."""
     out = StoresCheck(allow_unreachable=allow_unreachable)
     opened = _Stores(mirror, only)
-    scan = _scan(only, specs, fraction, older_than, jobs)
+    scan = None if cluster is not None else _scan(only, specs, fraction, older_than, jobs)
     try:
         copies = _recorded_copies(mirror, specs, opened, out)
         _unreached(mirror, opened, copies, out)
@@ -135,7 +138,8 @@ def verify_stores(
             chosen = _whole_packs(opened, copies, chosen)
         _count(out, opened, copies)
         told = _told(progress, copies, chosen)
-        good = _verdicts(out, opened, copies, chosen, jobs, scan, told)
+        good = _verdicts(out, opened, copies, chosen, jobs, scan, told, cluster)
+        out.tasks = None if cluster is None else cluster.tasks
         if told is not None:
             told.close()
     finally:
@@ -209,11 +213,13 @@ def _verdicts(
     jobs: int,
     scan: Optional[Scan],
     told: Optional[ByteCalls],
+    cluster: Any = None,
 ) -> dict[str, list[str]]:
     """Each chosen copy read back: the findings into ``out``, ``told`` each; uuid -> the keys found good."""
     good: dict[str, list[str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="verify-stores") as pool:
-        for (uuid, key), (verdict, why) in _read_back(opened, copies, chosen, pool, jobs, scan):
+        sizes = {item: copies[item].file.size for item in chosen}
+        for (uuid, key), (verdict, why) in read_copies(opened.opened, sizes, chosen, pool, jobs, scan, cluster):
             if told is not None:
                 told.finish(f"{uuid} {key}", copies[(uuid, key)].file.size or 0)
             out.checked += 1
@@ -239,39 +245,6 @@ def _told(
         return None
     sizes = [copies[item].file.size for item in chosen]
     return ByteCalls(progress, "stores", sizes, word="verify", unit="copies")
-
-
-def _read_back(
-    opened: _Stores,
-    copies: dict[tuple[str, str], Copy],
-    chosen: list[tuple[str, str]],
-    pool: ThreadPoolExecutor,
-    jobs: int,
-    scan: Optional[Scan] = None,
-) -> Iterator[tuple[tuple[str, str], tuple[str, str]]]:
-    """Each chosen copy read back and hashed: a packed store's pack by pack (one sequential read of each
-    pack for all its keys chosen, or the ``scan`` of all its packs: :mod:`neuromirror.store.packs.check`),
-    any other store's key by key."""
-    from neuromirror.store.packs.check import check_keys
-
-    packed: dict[str, list[str]] = {}
-    single: list[tuple[str, str]] = []
-    for uuid, key in chosen:
-        if _packed(opened.opened[uuid]):
-            packed.setdefault(uuid, []).append(key)
-        else:
-            single.append((uuid, key))
-
-    def check(item: tuple[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
-        store = opened.opened[item[0]]
-        assert store is not None
-        return item, read_back(store, item[1], copies[item].file.size)
-
-    for uuid, keys in packed.items():
-        store = opened.opened[uuid]
-        found = scan.check(keys) if scan is not None and scan.store is store else check_keys(store, keys, jobs)
-        yield from (((uuid, key), v) for key, v in found)
-    yield from pool.map(check, single)
 
 
 def _recorded_copies(

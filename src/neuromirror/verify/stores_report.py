@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from neuromirror.results import Item, Result, Status
 from neuromirror.util.dates import iso_z
@@ -90,6 +90,7 @@ class StoresCheck(Result):
     unreached: dict[str, Unreached] = field(default_factory=dict)  # stores a branch records not reachable here
     allow_unreachable: bool = False
     started: float = field(default_factory=time.time)
+    tasks: Optional[list[dict[str, Any]]] = None  # --dask: each task the cluster ran ({task, worker, seconds})
 
     @property
     def unverified(self) -> int:
@@ -125,6 +126,7 @@ class StoresCheck(Result):
             "unreached": [u.to_json() for u in self.unreached.values()],
             "at": iso_z(self.started),
             "ok": self.ok,
+            **({} if self.tasks is None else {"tasks": self.tasks}),
         }
 
     def lines(self) -> list[str]:

@@ -92,7 +92,10 @@ class PackStore:
         self._lock = threading.RLock()
         self.thawing: dict[str, ThawNote] = {}
         self._readable: set[str] = set()  # cold packs seen thawed (or not cold): no HEAD asked again
-        self.merged = 0  # packs this process merged away (repack)
+        self.merged, self.merge = (
+            0,
+            True,
+        )  # packs this process merged away (repack); sync merges (keep.cluster: not now)
 
     @classmethod
     def directory(cls, path: str, **kw: Any) -> PackStore:
@@ -394,7 +397,7 @@ class PackStore:
             self._writer.seal()
         from neuromirror.store.packs.repack import merge_small
 
-        report = merge_small(self)
+        report = merge_small(self) if self.merge else None
         if report is not None and report.rotten:
             log.warning(
                 "%s: %d key(s) with wrong bytes not carried into a merged pack: %s (run `neuromirror verify --stores` to repair them)",
