@@ -165,15 +165,23 @@ def test_zarr_subdataset_clone_get_tags_incremental(mcli, archive, tmp_path: Pat
     assert index_dump(mcli.root) == before
 
 
-def test_a_zarr_held_before_manifests_gets_one_once(mcli, archive, listings: list[str]) -> None:  # noqa: ANN001
-    """A mirror made by a release that wrote no Zarr manifests (here: its manifests removed) gets the
-    held state's manifest at the next sync, from one more listing, with nothing committed; then no more."""
+def test_a_zarr_held_before_manifests_gets_one_once(
+    mcli,
+    archive,
+    listings: list[str],
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    """A mirror made by a release that wrote no Zarr manifests (here: its manifests removed; and, as such a
+    release did, the draft listed whole, so its stamp is the old one) gets the held state's manifest at the
+    next sync, from one more listing, with nothing committed; then no more."""
     ident = archive.create_dandiset(name="zarr before manifests", created=T0)
     files = zarr_files("held", chunks=2)
     aid = archive.add_zarr_asset(ident, "sub-01/held.ome.zarr", files, when=T0)
     zarr_id = archive.asset(aid).zarr.zarr_id
     checksum = archive_checksum(archive, aid)
+    monkeypatch.setenv("NEUROMIRROR_DANDI_CHANGES", "0")  # the older release: no listing by changes (issue 75)
     assert mcli("sync", f"dandi:{ident}")[0] == 0
+    monkeypatch.delenv("NEUROMIRROR_DANDI_CHANGES")
     manifests = mcli.root / ".neuromirror" / "zarr-manifests"
     written = manifests / zarr_id[:3] / zarr_id[3:6] / zarr_id / f"{checksum}.json"
     first = written.read_bytes()

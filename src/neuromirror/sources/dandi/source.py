@@ -260,7 +260,7 @@ class DandiSource(AssetEntries, AssetListing):
                         batch = []
                 if batch:
                     yield from self._resolve(batch, snap, state, pool, md_pool, zarrs, ahead)
-            if snap.kind == VersionKind.DRAFT:  # the watermark, for a state that holds every asset listed
+            if snap.kind == VersionKind.DRAFT and changes.enabled():  # the watermark, for a whole state
                 whole = not (snap.refused or snap.pending or snap.unreachable)
                 stamp = changes_stamp.finish(snap.remote_modified, mark, whole, listing.zarrs, listing.by_changes)
                 snap.remote_modified = stamp

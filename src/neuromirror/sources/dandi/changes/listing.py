@@ -124,7 +124,7 @@ def _fresh(
     fresh: dict[str, dict] = {}
     for a in changed:
         f = prev.get(a["path"])
-        if f is not None and f.remote_id == a["asset_id"] and (not a.get("zarr") or _at(a, mark)):
+        if f is not None and _same(f, a) and (not a.get("zarr") or _at(a, mark)):
             continue  # the asset at the watermark's time the last sync saw (a Zarr: no ingest moved it since)
         if not (a.get("zarr") or a.get("blob")) or type(a.get("size")) is not int or a["path"] in fresh:
             return None
@@ -134,6 +134,15 @@ def _fresh(
         size += delta or 0
         fresh[a["path"]] = a
     return fresh if n == expected[0] and (not sized or size == expected[1]) else None
+
+
+def _same(f: VersionFile, asset: dict) -> bool:
+    """Whether the last state's file at the asset's path is that asset: by its id; a Zarr's subdataset records
+    none, so a Zarr asset at the watermark's very time over a Zarr there is the one the last sync listed (an
+    asset tied with the watermark was in its listing; a Zarr made anew at that very microsecond is not told)."""
+    if f.remote_id is not None:
+        return f.remote_id == asset["asset_id"]
+    return f.checksum_kind == SUBDATASET and bool(asset.get("zarr"))
 
 
 def _size_delta(asset: dict, f: Optional[VersionFile]) -> Optional[int]:
