@@ -310,3 +310,76 @@ def test_no_hand_flushed_journal_outside_annex() -> None:
         if hand.search(line)
     ]
     assert not found, f"git-annex's journal flushed by hand outside annex/: {found}"
+
+
+#: the words a store's kind is said in (``Store.kind``, ``remote.log``'s ``type=``, a store URL's scheme)
+STORE_KIND_WORDS = {"directory", "S3", "s3", "file", "pack", "pack+file", "pack+s3", "external"}
+#: T2's sites not yet asking a capability (issue 77): this list may only shrink
+STORE_KIND_ALLOWED = {"read/urls.py": 9, "read/store_reads.py": 4}
+
+
+def _asks_store_kind(path: Path, store_classes: set[str]) -> list[int]:
+    """Lines of ``path`` that ask which kind a store is: ``isinstance(x, <a store class>)``, or ``kind``, ``.kind``,
+    ``fields.get("type")`` compared with a kind's word."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+            kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            if any(isinstance(k, ast.Name) and k.id in store_classes for k in kinds):
+                found.append(node.lineno)
+        elif isinstance(node, ast.Compare) and _is_kind(node.left):
+            words = [c for c in ast.walk(node) if isinstance(c, ast.Constant) and c.value in STORE_KIND_WORDS]
+            if words:
+                found.append(node.lineno)
+    return found
+
+
+def _is_kind(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name) or isinstance(node, ast.Attribute):
+        return (node.id if isinstance(node, ast.Name) else node.attr) == "kind"
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "get"
+        and bool(node.args)
+        and isinstance(node.args[0], ast.Constant)
+        and node.args[0].value == "type"
+    )
+
+
+def _store_kind_asks(root: Path) -> dict[str, int]:
+    store_classes = {
+        node.name
+        for path in (root / "store").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Store")
+    }
+    found: dict[str, int] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("store", "standins", "bench"):
+            continue
+        if hits := _asks_store_kind(path, store_classes):
+            found[rel.as_posix()] = len(hits)
+    return found
+
+
+def test_nothing_outside_store_asks_which_kind_a_store_is() -> None:
+    """T2 (issue 77): outside ``store/``, code asks a store's capabilities (``store.capabilities.packed``,
+    ``.local``, ``.thaw``, ``.enable_field``), never its class or kind, so a new store kind is one registered
+    module (``store.location.register``).  The read path's string model of a copy is the one left (T3)."""
+    found = _store_kind_asks(SRC)
+    over = {p: n for p, n in found.items() if n > STORE_KIND_ALLOWED.get(p, 0)}
+    assert not over, f"store kinds asked outside store/ (ask store.capabilities instead): {over}"
+    shrunk = {p: n for p, n in STORE_KIND_ALLOWED.items() if found.get(p, 0) < n}
+    assert not shrunk, f"fewer store-kind asks than allowed, shrink STORE_KIND_ALLOWED: {shrunk}"
+
+
+def test_the_store_kind_check_sees_a_kind_asked(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "x.py").write_text("class PackStore:\n    pass\n")
+    (tmp_path / "planted.py").write_text(
+        "def f(s, fields):\n    a = isinstance(s, PackStore)\n    b = s.kind == 'pack'\n"
+        "    return fields.get('type') == 'directory' or a or b or s.kind == 'record'\n"
+    )
+    assert _store_kind_asks(tmp_path) == {"planted.py": 3}

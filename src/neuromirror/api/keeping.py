@@ -406,7 +406,7 @@ def open_stores(to: Places, pack_size: Optional[int] = None, storage_class: Opti
         raise BadInput("the same store is named twice")
     for name, store in zip(names or [store_name(None)], opened):
         getattr(store, "check_settings", lambda: None)()  # a pack size against a store that has its own
-        where = getattr(store, "path", None) if store.kind in ("directory", "pack") else None
+        where = store.capabilities.local
         if where is not None:
             _writable(str(name), Path(where))
     return opened
@@ -445,7 +445,7 @@ def _existing_store(name: Any) -> Store:
 def verify_store(store: Union[PathLike, Store, None], *, kept: bool, content: bool) -> Optional[Store]:
     """The store verify checks (``kept``) or reads (``content``): the one named, else ``$NEUROMIRROR_STORE``
     only where it is used; a directory with nothing kept yet is no store (named, or for kept: raised)."""
-    from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+    from neuromirror.store.base import not_there
     from neuromirror.store.location import STORE_ENV, open_store, store_name
 
     if store is not None and not isinstance(store, (str, os.PathLike)):
@@ -453,7 +453,7 @@ def verify_store(store: Union[PathLike, Store, None], *, kept: bool, content: bo
     if store is None and not (os.environ.get(STORE_ENV) and (kept or content)):
         return None
     opened = open_store(store_name(None if store is None else str(store)))
-    if isinstance(opened, DirectoryStore) and not (opened.path / IDENTITY_FILE).is_file():
+    if not_there(opened):
         if store is not None or kept:
             raise UserError(f"{opened} is not a neuromirror store (nothing kept there yet)")
         return None  # NEUROMIRROR_STORE names a store not made yet: nothing in it to check

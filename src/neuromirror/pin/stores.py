@@ -21,20 +21,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 from neuromirror.annex.tree import iter_version, pinned_repositories
 from neuromirror.errors import UserError
 from neuromirror.pin.retrieve import RetrieveError, gist
-from neuromirror.store.base import LEGACY_NAME
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-from neuromirror.store.packs.store import PackStore
+from neuromirror.store.base import LEGACY_NAME, Store
 from neuromirror.store.record import ensure_remote, present_in, record_present, store_uuids
 from neuromirror.store.registry import recorded_url
 from neuromirror.util import gitutil
 
 #: a store ``--store`` or a lock can name for a clone that does not record it
-Retrievable = Union[DirectoryStore, PackStore]
+Retrievable = Store  # one a clone enables at a place named here (capabilities.enable_field)
 
 
 def _stores_on_branch(repo: Path) -> dict[str, str]:
@@ -97,7 +95,8 @@ def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optiona
         if explicit:
             raise
         return None, f"store {name} not used: {exc}"
-    if not isinstance(opened, (DirectoryStore, PackStore)):
+    enable = opened.capabilities.enable_field
+    if enable is None:
         # the clone enables such a store by itself when its git-annex branch records it
         why = (
             f"a {opened.kind} store is used where the dataset records it; naming it here needs a directory or "
@@ -107,9 +106,8 @@ def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optiona
             raise UserError(f"store {name}: {why}").at("store")
         return None, f"store {name} not used: {why}"
     store = opened
-    there = store.exists() if isinstance(store, PackStore) else (store.path / IDENTITY_FILE).is_file()
-    if not there:
-        why = f"no neuromirror store at {store.url if isinstance(store, PackStore) else store.path}"
+    if not store.exists():
+        why = f"no neuromirror store at {enable[1]}"
         if explicit:
             raise UserError(f"store {name}: {why}").at("store")
         return None, f"store {name} not used: {why}; content comes from the archive only"
@@ -153,13 +151,12 @@ def _enable(repo: Path, store: Retrievable) -> tuple[str, bool]:
     already: the remote's name in the clone, and whether it was enabled now."""
     ident = store.identity
     name = configured_remote(repo, ident.uuid)
-    if isinstance(store, PackStore):  # an external remote reads its url from remote.log: the branch's line
-        field, where = "url", store.url
-        stale = name is None or store_uuids(repo).get(ident.uuid, {}).get("url") != where
-    else:
-        field, where = "directory", str(store.path)
+    field, where = store.capabilities.enable_field or ("directory", store.url)
+    if field == "directory":  # git-annex's directory remote keeps its place in the clone's git config
         current = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-directory", check=False) if name else ""
-        stale = name is None or current != where
+    else:  # an external remote reads its field from remote.log: the branch's line
+        current = store_uuids(repo).get(ident.uuid, {}).get(field, "")
+    stale = name is None or current != where
     if not stale:
         assert name is not None
         return name, False

@@ -21,7 +21,6 @@ from neuromirror.errors import Unavailable
 from neuromirror.index.store_checks import checks_of
 from neuromirror.store.base import Store
 from neuromirror.store.location import open_store
-from neuromirror.store.packs.store import PackStore
 from neuromirror.store.packs.thaw import Frozen, Thawing
 from neuromirror.store.registry import Stores
 from neuromirror.store.transfer import CHUNK
@@ -134,7 +133,8 @@ class Copies:
             store = self.store(uuid)
             if store is None or store.url != url:
                 continue
-            got = store.cold_pack(key) if isinstance(store, PackStore) else None  # only packs thaw
+            thaw = store.capabilities.thaw
+            got = thaw.cold_pack(key) if thaw is not None else None
             if got is not None:
                 with self._thaw_lock:
                     self.to_thaw[got[0]] = got[1]
@@ -147,12 +147,12 @@ class Copies:
         from neuromirror.index.store_checks import clear_thaws, first_asked, record_thaws
 
         out: Optional[Thawing] = None
-        for store in [s for s in self._registry.opened.values() if isinstance(s, PackStore)]:  # only packs thaw
-            uuid = self._uuid_of(store)
-            if uuid is None:
-                continue
-            clear_thaws(self._index, uuid, store.thawed())
-            got = store.thaws()
+        for store in [s for s in self._registry.opened.values() if s is not None]:
+            thaw, uuid = store.capabilities.thaw, self._uuid_of(store)
+            if thaw is None or uuid is None:
+                continue  # nothing there thaws
+            clear_thaws(self._index, uuid, thaw.thawed())
+            got = thaw.thaws()
             if got is None:
                 continue
             record_thaws(self._index, uuid, store.url, [(n.pack, n.storage_class) for n in got.notes])

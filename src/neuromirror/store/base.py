@@ -9,7 +9,8 @@ fields of its ``remote.log`` line, from which every clone enables it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Collection, Optional, Protocol
+from pathlib import Path
+from typing import IO, Any, Collection, Optional, Protocol
 
 from neuromirror.annex.keys import parse_key
 from neuromirror.errors import Unavailable, UserError
@@ -104,9 +105,57 @@ class Recorded(Protocol):
     def remote_config(self) -> dict[str, str]: ...
 
 
+class Thawable(Protocol):
+    """A store whose copies may lie cold (an archive storage class): asked to thaw before a read, its thaws told."""
+
+    def cold_pack(self, key: str, *, ask: bool = False) -> Optional[tuple[str, int]]: ...
+
+    def thawed(self) -> list[str]: ...
+
+    def thaws(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do beyond the contract every store keeps, asked of it instead of its kind (rclone's
+    optional ``Features``): an absent one (None, False) means unsupported.  Code outside ``store/`` asks
+    these, never ``isinstance`` or ``kind ==``, so a new store kind is one module that says what it has."""
+
+    #: keys lie inside packs: checked pack by pack, a share of it as whole packs
+    packed: bool = False
+    #: the directory the store lives in, when it is on this machine (keep checks its free space)
+    local: Optional[Path] = None
+    #: the ``remote.log`` field a clone's ``enableremote`` sets to this store's place, and that place
+    #: (``directory``: a path; ``url``: a packed store's URL); None: the clone enables it by itself
+    enable_field: Optional[tuple[str, str]] = None
+    #: its copies may need a thaw before they are read
+    thaw: Optional[Thawable] = None
+
+
+def not_there(store: Store) -> bool:
+    """A store on this machine whose identity is not there: looking never makes one (a remote store says
+    so when its identity is read)."""
+    return store.capabilities.local is not None and not store.exists()
+
+
 class Store(Protocol):
     #: git-annex's special remote type (``remote.log``'s ``type=``)
     kind: str
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def exists(self) -> bool:
+        """Is the store's identity there?  Looking never makes it."""
+        ...
+
+    def copy_location(self, key: str) -> str:
+        """Where the store keeps ``key`` (a path, an object's URL): how reports name the store's copy."""
+        ...
+
+    def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
+        """Bytes ``[start, end)`` of ``key``'s stored copy (``FileNotFoundError``: not there)."""
+        ...
 
     @property
     def url(self) -> str: ...

@@ -34,6 +34,7 @@ from neuromirror.errors import UserError
 from neuromirror.store.base import (
     FIRST_COST,
     LEGACY_NAME,
+    Capabilities,
     Dropped,
     StoreIdentity,
     drop_each,
@@ -137,6 +138,21 @@ class DirectoryStore:
         }
 
     # -- keys -----------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(local=self.path, enable_field=("directory", str(self.path)))
+
+    def exists(self) -> bool:
+        return (self.path / IDENTITY_FILE).is_file()
+
+    def copy_location(self, key: str) -> str:
+        return str(self.key_path(key))
+
+    def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
+        with self.open_key(key) as fh:
+            fh.seek(start or 0)
+            return fh.read(-1 if end is None else max(0, end - (start or 0)))
+
     def key_path(self, key: str) -> Path:
         name = key_file(key)
         return self.path / hashdir_lower(key) / name / name

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Iterable, Optional
 
 from neuromirror.errors import UserError
 from neuromirror.index.store_checks import known_stores
-from neuromirror.store.base import Store
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
-from neuromirror.store.location import open_store
+from neuromirror.store.base import Store, not_there
+from neuromirror.store.directory import DirectoryStore
+from neuromirror.store.location import DIRECTORY, kind_of_fields, open_store
 
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
@@ -27,17 +27,13 @@ if TYPE_CHECKING:
 def recorded_url(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[str]:
     """Where a store a ``git-annex`` branch records (``remote.log`` fields) is: the URL keep or verify used
     for it here (``known``: the index's store records), else what its fields name (a directory's path, an
-    S3 store's ``s3://BUCKET/PREFIX``, its endpoint from ``NEUROMIRROR_STORE_ENDPOINT``); None: nowhere."""
+    S3 store's ``s3://BUCKET/PREFIX``, its endpoint from ``NEUROMIRROR_STORE_ENDPOINT``: each registered kind's
+    ``from_fields``, :mod:`.location`); None: nowhere.  The one reading of ``remote.log`` fields as a store."""
     url = (known.get(uuid) or {}).get("url")
     if url:
         return str(url)
-    if fields.get("type") == "directory" and fields.get("directory"):
-        return fields["directory"]
-    if fields.get("type") == "external" and fields.get("url", "").startswith("pack+"):
-        return fields["url"]
-    if fields.get("type") == "S3" and fields.get("bucket"):
-        return f"s3://{fields['bucket']}/{fields.get('fileprefix', '')}"
-    return None
+    found = kind_of_fields(fields)
+    return found[1] if found else None
 
 
 def open_recorded(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> Optional[Store]:
@@ -48,11 +44,23 @@ def open_recorded(uuid: str, fields: dict[str, str], known: dict[str, dict]) -> 
         return None
     try:
         store = open_store(url)
-        if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+        if not_there(store):
             return None  # the directory is gone or was never a store
         return store if store.identity.uuid == uuid else None
     except Exception:  # noqa: BLE001 - a disk's or a bucket's error, a kind no longer opened: not readable here
         return None
+
+
+def directory_stores(recorded: dict[str, dict[str, str]]) -> list[tuple[str, DirectoryStore]]:
+    """(uuid, store) of each directory store ``recorded`` (``remote.log`` fields by UUID) names that is readable
+    here and is that store (:func:`open_recorded`): what risk counts and a RIA publish links files from."""
+    out = []
+    for uuid, fields in recorded.items():
+        found = kind_of_fields(fields)
+        store = open_recorded(uuid, fields, {}) if found and found[0] is DIRECTORY else None
+        if isinstance(store, DirectoryStore):
+            out.append((uuid, store))
+    return out
 
 
 class Stores:

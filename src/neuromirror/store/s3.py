@@ -34,6 +34,7 @@ from neuromirror.errors import UserError
 from neuromirror.store.base import (
     FIRST_COST,
     LEGACY_NAME,
+    Capabilities,
     Dropped,
     StoreIdentity,
     StoreWriteError,
@@ -250,10 +251,23 @@ class S3Store:
             raise self._run_error("listing the bucket", exc) from None
         return total
 
-    def open_key(self, key: str) -> IO[bytes]:
+    capabilities = Capabilities()  # a clone enables it by itself; no thaw (its class is readable at once)
+
+    def exists(self) -> bool:
+        return self._get_json(self.prefix + IDENTITY_OBJECT) is not None
+
+    def copy_location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.object_name(key)}"
+
+    def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
+        """One ranged GET (``Range: bytes=start-end``): a reader's slice costs the bytes it reads."""
+        return self.open_key(key, f"bytes={start or 0}-{'' if end is None else end - 1}").read()
+
+    def open_key(self, key: str, span: Optional[str] = None) -> IO[bytes]:
         """The object's body, streamed (``FileNotFoundError`` when the bucket has no such object)."""
         try:
-            body = self.client().get_object(Bucket=self.bucket, Key=self.object_name(key))["Body"]
+            ranged = {"Range": span} if span else {}
+            body = self.client().get_object(Bucket=self.bucket, Key=self.object_name(key), **ranged)["Body"]
         except boto_errors() as exc:
             if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
                 raise FileNotFoundError(f"{self.url}{key}") from None

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from neuromirror.annex.keys import key_checksum, parse_key
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.base import Store
-from neuromirror.store.directory import DirectoryStore
 from neuromirror.util.progress import ByteCalls
 from neuromirror.util.text import one_line
 from neuromirror.verify.annex_fetch import annex_check
@@ -124,10 +123,7 @@ def _judge(
 
 def copy_location(store: Store, key: str) -> str:
     """Where the store keeps ``key`` (a path, or the S3 object's URL): how reports name the store's copy."""
-    if isinstance(store, DirectoryStore):
-        return str(store.key_path(key))
-    name = getattr(store, "object_name", None)
-    return f"s3://{getattr(store, 'bucket', '?')}/{name(key)}" if name else f"{store.url} {key}"
+    return store.copy_location(key)
 
 
 #: what :func:`check_file` says of a store without a copy of the key: not a source of it (no finding)

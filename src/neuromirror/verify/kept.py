@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 from neuromirror.annex.keys import parse_key
 from neuromirror.index.rows import Version
-from neuromirror.store.base import Store
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+from neuromirror.store.base import Store, not_there
 from neuromirror.verify.report import VerifyReport
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ def store_uuid(store: Optional[Store]) -> Optional[str]:
     """The store's UUID, without making a directory store where there is none."""
     if store is None:
         return None
-    if isinstance(store, DirectoryStore) and not (store.path / IDENTITY_FILE).is_file():
+    if not_there(store):
         return None
     return store.identity.uuid
 

@@ -31,6 +31,7 @@ from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import is_stable
 from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import store_uuids
+from neuromirror.store.registry import directory_stores
 from neuromirror.verify.noncurrent import CurrentObjects, current_objects, kept_keys
 
 if TYPE_CHECKING:
@@ -39,11 +40,8 @@ if TYPE_CHECKING:
 
 def recorded_directory_store(repo: Path) -> Optional[DirectoryStore]:
     """The directory store a clone of ``repo`` would enable, if it is readable here (the newest one)."""
-    for _uuid, fields in reversed(list(store_uuids(repo).items())):
-        where = fields.get("directory")
-        if fields.get("type") == "directory" and where and Path(where).is_dir():
-            return DirectoryStore(where, create=False)
-    return None
+    found = directory_stores(store_uuids(repo))
+    return found[-1][1] if found else None
 
 
 # -- the counts --------------------------------------------------------------------------

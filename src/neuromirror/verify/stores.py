@@ -194,7 +194,7 @@ def _scan(
 
 def _packed(store: Optional[Store]) -> bool:
     """A packed store (``pack+file://``, ``pack+s3://``): read pack by pack, a share of it as whole packs."""
-    return store is not None and store.kind == "pack"
+    return store is not None and store.capabilities.packed
 
 
 def _count(out: StoresCheck, opened: _Stores, copies: dict[tuple[str, str], Copy]) -> None:

@@ -27,8 +27,9 @@ from typing import Optional
 from neuromirror.annex.keys import hashdir_mixed, key_file, key_from_file
 from neuromirror.store.annexlog import escape_value
 from neuromirror.store.base import Incoming, StoreIdentity
-from neuromirror.store.directory import IDENTITY_FILE, DirectoryStore
+from neuromirror.store.directory import DirectoryStore
 from neuromirror.store.record import BRANCH, present_in, store_uuids
+from neuromirror.store.registry import directory_stores as recorded_directory_stores
 from neuromirror.util import gitutil
 
 _LOCATION_LOG = re.compile(r"^[0-9a-f]{3}/[0-9a-f]{3}/([^/]+)\.log$")
@@ -41,20 +42,7 @@ def object_path(dataset_dir: Path, key: str) -> Path:
 
 def directory_stores(repo: Path) -> list[tuple[str, DirectoryStore]]:
     """(uuid, store) for each neuromirror directory store the branch records that is readable here."""
-    found: list[tuple[str, DirectoryStore]] = []
-    for uuid, fields in sorted(store_uuids(repo).items()):
-        if fields.get("type") != "directory" or "directory" not in fields:
-            continue
-        path = Path(fields["directory"])
-        if not (path / IDENTITY_FILE).is_file():
-            continue  # not mounted here, or not one of ours
-        store = DirectoryStore(path, create=False)
-        try:
-            if store.identity.uuid == uuid:
-                found.append((uuid, store))
-        except Exception:  # an identity file we cannot read: not a store to publish from
-            continue
-    return found
+    return recorded_directory_stores(dict(sorted(store_uuids(repo).items())))
 
 
 def branch_keys(repo: Path) -> list[str]:

@@ -23,7 +23,7 @@ from typing import IO, Any, Collection, Optional
 from urllib.parse import quote
 
 from neuromirror.errors import BadInput, UserError
-from neuromirror.store.base import FIRST_COST, Dropped, StoreIdentity, missing_identity, remote_name
+from neuromirror.store.base import FIRST_COST, Capabilities, Dropped, StoreIdentity, missing_identity, remote_name
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
     STAGING,
@@ -115,10 +115,13 @@ class PackStore:
 
     url = property(lambda self: self._url, doc="The store's URL (``pack+file://...``, ``pack+s3://...``).")
 
-    @property
-    def path(self) -> Optional[Path]:
-        """A directory-backed store's directory (keep checks its free space); None on S3."""
-        return self.backend.path if isinstance(self.backend, DirectoryBackend) else None
+    #: a directory-backed store's directory (keep checks its free space); None on S3
+    path = property(lambda self: self.backend.path if isinstance(self.backend, DirectoryBackend) else None)
+
+    capabilities = property(lambda s: Capabilities(packed=True, local=s.path, enable_field=("url", s.url), thaw=s))
+
+    def copy_location(self, key: str) -> str:
+        return f"{self.url} {key}"
 
     def description(self) -> str:
         where = f" on {self.s3.endpoint}" if self.s3 is not None and self.s3.endpoint else ""
@@ -146,12 +149,11 @@ class PackStore:
     def exists(self) -> bool:
         """Is a packed store there (its config file)?  Reading never makes one."""
         try:
-            self.backend.get(CONFIG)
+            return self.backend.get(CONFIG) is not None
         except FileNotFoundError:
             return False
         except OSError as exc:
             raise UserError(f"{self.url}: {exc}") from None
-        return True
 
     def _load_identity(self) -> StoreIdentity:
         try:
@@ -302,8 +304,7 @@ class PackStore:
             return fh.read()
 
     def cold(self, pack: str) -> bool:
-        """Is ``pack`` in a cold class and not thawed?  Then its thaw is asked for (once); one HEAD per
-        cold pack and process, none for a pack in a warm class."""
+        """Is ``pack`` cold and not thawed?  Then its thaw is asked for (once); one HEAD per cold pack and process."""
         if pack in self._readable:
             return False
         klass = self.keys.pack_info(pack)[2]
@@ -327,8 +328,7 @@ class PackStore:
             return None
         if ask:
             return (got[0], size) if self.cold(got[0]) else None
-        state = self.backend.coldness(pack_object(got[0]))
-        if state.readable:
+        if self.backend.coldness(pack_object(got[0])).readable:
             self._readable.add(got[0])
             return None
         return got[0], size
