@@ -296,23 +296,12 @@ def each_ended(futures: Sequence[Any]) -> Iterator[Any]:
         fut.release()
 
 
-@contextmanager
-def merging_after(stores: Sequence[Store]) -> Iterator[None]:
-    """No packs merged in this process while the workers write (a merge deletes the index files of the packs it
-    merged before the packs: a worker adopting such a pack then would name its keys twice); once every task is
-    done, the packs they sealed are read and the small ones merged."""
-    from neuromirror.store.packs.store import PackStore
+def merging_after(stores: Sequence[Store]) -> Any:
+    """No packs merged in this process while the workers write; once every task is done, the packs they
+    sealed are read and the small ones merged (:func:`neuromirror.store.packs.repack.merges_held`)."""
+    from neuromirror.store.packs.repack import merges_held
 
-    packed = [s for s in stores if isinstance(s, PackStore)]
-    for s in packed:
-        s.merge = False
-    try:
-        yield
-    finally:
-        for s in packed:
-            s.merge = True
-            s.keys.refresh()
-            s.sync()
+    return merges_held(stores)
 
 
 def keep_on(address: Optional[str], jobs: int, stores: Sequence[Store], options: Any, run: Callable[[], Any]) -> Any:

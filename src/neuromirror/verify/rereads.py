@@ -39,7 +39,7 @@ def read_copies(
     single: list[tuple[str, str]] = []
     for uuid, key in chosen:
         store = stores[uuid]
-        if store is not None and store.kind == "pack":
+        if store is not None and store.capabilities.packed:
             packed.setdefault(uuid, []).append(key)
         else:
             single.append((uuid, key))

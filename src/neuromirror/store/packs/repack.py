@@ -15,7 +15,7 @@ import fcntl
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Protocol
+from typing import Any, Iterator, Optional, Protocol, Sequence
 
 from neuromirror.annex.keys import key_checksum
 from neuromirror.store.packs.backend import COLD_CLASSES, Backend, DirectoryBackend
@@ -179,3 +179,21 @@ def _exclusive(store: PackStore) -> Iterator[bool]:
 
 
 __all__ = ["PackIndex", "merge_small", "prune", "rewrite"]
+
+
+@contextmanager
+def merges_held(stores: Sequence[Any]) -> Iterator[None]:
+    """No packs merged in this process while others write into the same packed stores (``keep --dask``'s
+    workers): a merge deletes the index files of the packs it merged before the packs, and a writer adopting
+    such a pack then would name its keys twice.  Once they are done, the packs they sealed are read and the
+    small ones merged.  Stores that are not packed are left alone."""
+    packed = [s for s in stores if s.capabilities.packed]
+    for s in packed:
+        s.merge = False
+    try:
+        yield
+    finally:
+        for s in packed:
+            s.merge = True
+            s.keys.refresh()
+            s.sync()
