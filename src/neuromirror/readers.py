@@ -1,0 +1,71 @@
+"""The readers the mirror knows, each registered by its own package: ``get --format NAME`` looks them up here.
+
+As restic's backend ``location.Registry`` and rclone's ``fs.Register`` (and :mod:`neuromirror.archives`):
+a reader's package calls :func:`register` with a :class:`FormatWriter` saying what ``get --format NAME``
+needs (a region of a pinned OME-Zarr level, today every format does) and the function that writes it;
+``get``'s choices, its help and the API's check of ``format=`` come from :func:`formats`, so a format is
+added by adding its package (or, for a test, by calling :func:`register`) and no other file.
+
+This module sits in the base and imports nothing above it. The records are filled when the readers'
+packages (:data:`PLUGINS`) are imported, which :func:`formats` does on first use by *name* (``importlib``),
+as entry points are loaded: the base never depends on a reader at import time, and a reader's package
+registers a light record whose ``write`` imports the heavy modules (numpy, tifffile) only when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: the packages whose import registers the readers (imported on first use, by name)
+PLUGINS = ("neuromirror.read.ome",)
+
+#: a :class:`~neuromirror.read.ome.regions.RegionRequest` written to its ``dest``: the report, which has
+#: ``path``, ``source``, ``version``, ``line()`` and ``to_json()`` (the API prints and serialises it)
+Write = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class FormatWriter:
+    """One ``get --format NAME``: what it needs and what writes it."""
+
+    name: str
+    help: str  # one phrase for ``get --help`` ("a multi-page TIFF (tifffile)")
+    write: Write  # the region request -> its report; BadInput for the user's mistakes, before any byte
+    suffix: str = ""  # the file name's usual ending (".tif"), for the docs and the user's --to
+    needs_region: bool = True  # a region of a pinned OME-Zarr level (``--region``, ``--res``, ``--channel``)
+
+
+_REGISTRY: dict[str, FormatWriter] = {}
+_loaded = False
+
+
+def register(writer: FormatWriter) -> FormatWriter:
+    """Make ``writer`` known as ``get --format writer.name`` (its package calls this when imported; a test may)."""
+    _REGISTRY[writer.name] = writer
+    return writer
+
+
+def unregister(name: str) -> None:
+    """Forget a format (a test's toy one, once the test is done)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load() -> None:
+    """The readers' packages imported (once): each registers its records."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for name in PLUGINS:
+            importlib.import_module(name)
+
+
+def formats() -> dict[str, FormatWriter]:
+    """Every registered format by name, in the order their packages registered."""
+    _load()
+    return dict(_REGISTRY)
+
+
+def format_names() -> tuple[str, ...]:
+    return tuple(formats())
