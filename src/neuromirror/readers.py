@@ -1,10 +1,14 @@
-"""The readers the mirror knows, each registered by its own package: ``get --format NAME`` looks them up here.
+"""The readers the mirror knows, each registered by its own package: ``get --format NAME`` and the sync's
+index-time readers (LINDI references) are looked up here.
 
 As restic's backend ``location.Registry`` and rclone's ``fs.Register`` (and :mod:`neuromirror.archives`):
 a reader's package calls :func:`register` with a :class:`FormatWriter` saying what ``get --format NAME``
 needs (a region of a pinned OME-Zarr level, today every format does) and the function that writes it;
 ``get``'s choices, its help and the API's check of ``format=`` come from :func:`formats`, so a format is
-added by adding its package (or, for a test, by calling :func:`register`) and no other file.
+added by adding its package (or, for a test, by calling :func:`register`) and no other file. An
+:class:`IndexTimeReader` is a reader that works when a sync recorded new versions: its package registers it
+with :func:`register_index_time`, its hooks optional (absent: not used), and the sync (the API's and the
+service's) iterates :func:`index_time_readers` instead of naming it.
 
 This module sits in the base and imports nothing above it. The records are filled when the readers'
 packages (:data:`PLUGINS`) are imported, which :func:`formats` does on first use by *name* (``importlib``),
@@ -16,10 +20,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 #: the packages whose import registers the readers (imported on first use, by name)
-PLUGINS = ("neuromirror.read.ome",)
+PLUGINS = ("neuromirror.read.ome", "neuromirror.read.references")
 
 #: a :class:`~neuromirror.read.ome.regions.RegionRequest` written to its ``dest``: the report, which has
 #: ``path``, ``source``, ``version``, ``line()`` and ``to_json()`` (the API prints and serialises it)
@@ -37,7 +42,23 @@ class FormatWriter:
     needs_region: bool = True  # a region of a pinned OME-Zarr level (``--region``, ``--res``, ``--channel``)
 
 
+#: after a sync: (root, index path, the new versions as (source, commit)) -> (the report's JSON, one line per failure)
+AfterSync = Callable[[Path, Optional[Path], "list[tuple[str, str]]"], "tuple[dict[str, Any], list[str]]"]
+
+
+@dataclass(frozen=True)
+class IndexTimeReader:
+    """A reader that works at index time, when a sync recorded new versions; every hook optional."""
+
+    name: str  # the definition's option that asks for it (``references: nwb``) and its field in a sync's report
+    asks: Callable[[dict], bool]  # a source's options ask for it
+    why_not: Callable[[], str] = lambda: ""  # why it cannot run in this process ("" when it can)
+    require: Optional[Callable[[], None]] = None  # a UserError naming what to install, when asked and it cannot run
+    after_sync: Optional[AfterSync] = None
+
+
 _REGISTRY: dict[str, FormatWriter] = {}
+_INDEX_TIME: dict[str, IndexTimeReader] = {}
 _loaded = False
 
 
@@ -47,9 +68,16 @@ def register(writer: FormatWriter) -> FormatWriter:
     return writer
 
 
+def register_index_time(reader: IndexTimeReader) -> IndexTimeReader:
+    """Make ``reader`` run at index time (its package calls this when imported; a test may)."""
+    _INDEX_TIME[reader.name] = reader
+    return reader
+
+
 def unregister(name: str) -> None:
-    """Forget a format (a test's toy one, once the test is done)."""
+    """Forget a format or an index-time reader (a test's toy one, once the test is done)."""
     _REGISTRY.pop(name, None)
+    _INDEX_TIME.pop(name, None)
 
 
 def _load() -> None:
@@ -69,3 +97,9 @@ def formats() -> dict[str, FormatWriter]:
 
 def format_names() -> tuple[str, ...]:
     return tuple(formats())
+
+
+def index_time_readers() -> dict[str, IndexTimeReader]:
+    """Every registered index-time reader by name, in the order their packages registered."""
+    _load()
+    return dict(_INDEX_TIME)
