@@ -5,7 +5,7 @@ the sync (the API's and the service's) iterates the registered index-time reader
 The house rule here: outside ``read/references/`` and the registry, no module imports the references
 package or a module named for lindi, nor names lindi in its code (messages, help texts, docstrings and
 comments may say what is made). The sites left are listed, and the list may only shrink: each is a hook
-the registry does not carry yet (search fields, the view's route, a reference kept with a version).
+the registry does not carry yet (search fields, a reference kept with a version).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ ALLOWED = {
     "api/reading.py": "imports",  # api.open_nwb: a reference read through h5py
     "keep/prune.py": "imports",  # prune: a kept version's references (store/lindi.py), not yet a hook
     "keep/versions.py": "imports",  # keep: the references kept with a version, not yet a hook
-    "read/view.py": "imports, names lindi",  # the view's /lindi/ route, not yet a hook
     "store/lindi.py": "",  # where a store keeps a reference (named for it; nothing in it chooses by it)
 }
 

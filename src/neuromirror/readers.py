@@ -47,6 +47,25 @@ AfterSync = Callable[[Path, Optional[Path], "list[tuple[str, str]]"], "tuple[dic
 
 
 @dataclass(frozen=True)
+class ViewRoute:
+    """What an index-time reader serves in the view (``serve --http``): at a file's path + ``suffix``, and by
+    git-annex key at ``by_key``/KEY + ``suffix``; ``body(root, key, file_url, repo=, stores=)`` the bytes (None:
+    none made, answered 404 with ``missing``, ``{key}`` filled in)."""
+
+    by_key: str
+    suffix: str
+    body: Callable[..., Optional[bytes]]
+    missing: str
+
+    def key_of(self, path: str) -> Optional[str]:
+        """The key ``by_key/KEY + suffix`` names; None: not such a path."""
+        name = path[len(self.by_key) + 1 :] if path.startswith(self.by_key + "/") else ""
+        if not name.endswith(self.suffix) or "/" in name:
+            return None
+        return name[: -len(self.suffix)] or None
+
+
+@dataclass(frozen=True)
 class IndexTimeReader:
     """A reader that works at index time, when a sync recorded new versions; every hook optional."""
 
@@ -55,6 +74,7 @@ class IndexTimeReader:
     why_not: Callable[[], str] = lambda: ""  # why it cannot run in this process ("" when it can)
     require: Optional[Callable[[], None]] = None  # a UserError naming what to install, when asked and it cannot run
     after_sync: Optional[AfterSync] = None
+    view: Optional[ViewRoute] = None  # its route in the view
 
 
 _REGISTRY: dict[str, FormatWriter] = {}
@@ -103,3 +123,8 @@ def index_time_readers() -> dict[str, IndexTimeReader]:
     """Every registered index-time reader by name, in the order their packages registered."""
     _load()
     return dict(_INDEX_TIME)
+
+
+def view_routes() -> list[ViewRoute]:
+    """The routes the index-time readers serve in the view."""
+    return [r.view for r in index_time_readers().values() if r.view is not None]

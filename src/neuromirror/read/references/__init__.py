@@ -24,7 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from neuromirror.readers import IndexTimeReader, register_index_time
+from neuromirror.readers import IndexTimeReader, ViewRoute, register_index_time
+from neuromirror.store.lindi import SUFFIX
 
 
 def _asks(options: dict) -> bool:
@@ -50,4 +51,14 @@ def _after_sync(root: Path, index: Optional[Path], pins: list[tuple[str, str]]) 
     return got.to_json(), [f"{path}: {error}" for path, error in got.failed]
 
 
-register_index_time(IndexTimeReader("references", _asks, _why_not, _require, _after_sync))
+def _view_body(root: Path, key: str, file_url: Optional[str], **where: Any) -> Optional[bytes]:
+    from neuromirror.read.references.served import reference_bytes
+
+    return reference_bytes(root, key, file_url, **where)
+
+
+_MISSING = "no LINDI reference of key {key} (run `neuromirror sync --references` to make them)"
+#: the view's route of references by key
+ROUTE = "/lindi"
+_VIEW = ViewRoute(ROUTE, SUFFIX, _view_body, _MISSING)
+register_index_time(IndexTimeReader("references", _asks, _why_not, _require, _after_sync, _VIEW))
