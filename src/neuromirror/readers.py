@@ -18,6 +18,7 @@ registers a light record whose ``write`` imports the heavy modules (numpy, tifff
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ class IndexTimeReader:
     require: Optional[Callable[[], None]] = None  # a UserError naming what to install, when asked and it cannot run
     after_sync: Optional[AfterSync] = None
     view: Optional[ViewRoute] = None  # its route in the view
+    #: the fields ``search --nwb-field FIELD=VALUE`` may name (field -> what it is), and the index's rows of the
+    #: file states matching every pair: ``search(conn, pairs, source=, all_versions=)``
+    search_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    search: Optional[Callable[..., list[dict]]] = None
 
 
 _REGISTRY: dict[str, FormatWriter] = {}
@@ -128,3 +133,13 @@ def index_time_readers() -> dict[str, IndexTimeReader]:
 def view_routes() -> list[ViewRoute]:
     """The routes the index-time readers serve in the view."""
     return [r.view for r in index_time_readers().values() if r.view is not None]
+
+
+def searching(field: str) -> Optional[IndexTimeReader]:
+    """The index-time reader whose search fields hold ``field``; None: no registered reader's."""
+    return next((r for r in index_time_readers().values() if field in r.search_fields and r.search), None)
+
+
+def search_fields() -> dict[str, str]:
+    """Every registered reader's search fields."""
+    return {k: v for r in index_time_readers().values() if r.search for k, v in r.search_fields.items()}

@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from neuromirror.read.references.fields import FIELDS, search_all
 from neuromirror.readers import IndexTimeReader, ViewRoute, register_index_time
 from neuromirror.store.lindi import SUFFIX
 
@@ -61,4 +62,4 @@ _MISSING = "no LINDI reference of key {key} (run `neuromirror sync --references`
 #: the view's route of references by key
 ROUTE = "/lindi"
 _VIEW = ViewRoute(ROUTE, SUFFIX, _view_body, _MISSING)
-register_index_time(IndexTimeReader("references", _asks, _why_not, _require, _after_sync, _VIEW))
+register_index_time(IndexTimeReader("references", _asks, _why_not, _require, _after_sync, _VIEW, FIELDS, search_all))
