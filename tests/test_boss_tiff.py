@@ -10,7 +10,10 @@ the new bytes.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +24,8 @@ from intern.remote.boss import BossRemote
 from intern.resource.boss.resource import ChannelResource
 
 from helpers.boss import CHUNK_ARG, SPEC, TOKEN, C, E, Runner, _base_env, cutouts
+from neuromirror import readers
+from neuromirror.cli import main
 from neuromirror.read.ome import regions
 from neuromirror.read.ome.regions import describe
 from neuromirror.standins.boss.server import BossStandIn
@@ -119,7 +124,7 @@ def test_an_image_named_by_its_path(synced: dict, tmp_path: Path) -> None:
         (["--region", "0:8,0:8,0:2", "--channel", "nope"], "no channel 'nope' in this version"),
         (["--region", "0:8,0:8,0:2"], "--channel: name one of this version's channels (annotation, image16, image8)"),
         (["--region", "0:8,0:8,0:2", "--channel", "image8", "--res", "2"], "has no level 2 (levels: 0, 1)"),
-        (["--channel", "image8"], "go with --format tiff"),
+        (["--channel", "image8"], "go with --format"),
     ],
 )
 def test_mistakes_exit_2_with_one_line_and_write_nothing(
@@ -231,7 +236,7 @@ def test_an_existing_file_is_replaced_only_with_force(synced: dict, tmp_path: Pa
     tiff(cli, out, "0:8,0:8,0:2", "--channel", "image8", "--force")
     assert tifffile.imread(out).shape == (2, 8, 8)
     code, _, err = cli("get", SPEC, "--force", "--to", str(tmp_path / "clone"))
-    assert code == 2 and "--force goes with --format tiff" in err, err
+    assert code == 2 and "--force goes with --format" in err, err
 
 
 @pytest.mark.parametrize("where", ["read-only", "full"])
@@ -261,3 +266,52 @@ def test_a_target_that_cannot_hold_the_tiff_is_one_line_and_nothing_half_made(
         else:
             assert f"--to {out}: cannot write in {d}" in err, err
         assert sorted(p.name for p in d.iterdir()) == before and cutouts(boss) == []  # nothing made, nothing read
+
+
+@dataclass(frozen=True)
+class RawReport:
+    """What the toy ``raw`` format wrote (the API prints ``line()`` and serialises ``to_json()``)."""
+
+    path: Path
+    source: str
+    version: str
+    shape: tuple[int, ...]
+
+    def line(self) -> str:
+        return f"{self.source}@{self.version}: {self.shape} in {self.path}"
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "source": self.source, "version": self.version, "shape": list(self.shape)}
+
+
+def _raw(req: regions.RegionRequest) -> RawReport:
+    """A format of the test's own: the region's voxels as a .npy file (numpy), as any reader package would."""
+    opened, data = regions.read_array(req)
+    np.save(req.dest, data, allow_pickle=False)  # dest as given: np.save adds .npy only to a name without it
+    return RawReport(req.dest, req.spec.source, opened.pin.version, data.shape)
+
+
+@pytest.fixture
+def raw_format() -> Iterator[None]:
+    readers.register(readers.FormatWriter("raw", "the region's voxels as .npy (numpy)", _raw, suffix=".npy"))
+    yield
+    readers.unregister("raw")
+
+
+def test_a_format_registered_from_a_test_alone(synced: dict, tmp_path: Path, raw_format: None) -> None:
+    """``get --format raw``, a reader registered here and nowhere in the product: its help, its file, the cutout."""
+    cli, boss = synced["cli"], synced["boss"]
+    with contextlib.redirect_stdout(io.StringIO()) as page, pytest.raises(SystemExit):
+        main(["get", "--help"])
+    assert "raw: the region's voxels as .npy" in " ".join(page.getvalue().split())
+    out = tmp_path / "region.npy"
+    report = json.loads(cli.ok("get", SPEC, "--region", "5:70,10:90,3:17", "--channel", "image16", "--format", "raw", "--to", str(out), "--json"))  # fmt: skip
+    assert report["shape"] == [14, 80, 65] and report["path"] == str(out)
+    np.testing.assert_array_equal(np.load(out), cutout(boss, "image16", 0, "5:70,10:90,3:17"))
+
+
+def test_an_unknown_format_is_one_line_naming_the_registered_ones(synced: dict, tmp_path: Path) -> None:
+    out = tmp_path / "x.nii"
+    code, stdout, err = synced["cli"]("get", SPEC, "--region", "0:8,0:8,0:2", "--channel", "image8", "--format", "nifti", "--to", str(out))  # fmt: skip
+    assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1, err
+    assert "'nifti': not a registered format (tiff)" in err and not out.exists()

@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "results": 0,  # one shape for what every verb returns: items with a status, to_json(), lines()
     "spec": 0,
     "archives": 0,  # the archives, each an Archive record its sources package registers
+    "readers": 0,  # get's formats, each a FormatWriter record its reader's package registers
     "standins": 1,  # the stand-in archives: servers of their own, sharing nothing with the tool
     "inventory": 1,  # an archive bucket's S3 Inventory read as typed rows (manifest, MD5-checked CSV files)
     "annex": 1,  # git-annex: keys, logs, the writer

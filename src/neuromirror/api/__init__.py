@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from neuromirror.pin.handout import Got, Reproduced
     from neuromirror.pin.lockfile import Lock
     from neuromirror.pin.record import Pin
+    from neuromirror.readers import formats
     from neuromirror.records import VersionFile, VersionKind
     from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.spec import Spec
@@ -83,6 +84,7 @@ _LAZY = {
     "VersionKind": "neuromirror.records",
     "Spec": "neuromirror.spec",
     "human_bytes": "neuromirror.util.sizes",
+    "formats": "neuromirror.readers",  # get's formats: name -> FormatWriter, as their packages registered them
     # what the verbs return (each a neuromirror.results.Result), for a script's annotations
     "Got": "neuromirror.pin.handout",
     "Reproduced": "neuromirror.pin.handout",
@@ -173,6 +175,7 @@ __all__ = [
     "StoresRun",
     "SyncResult",
     "Tiff",
+    "formats",
     "Unavailable",
     "Urls",
     "UserError",

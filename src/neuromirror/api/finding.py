@@ -245,10 +245,13 @@ class Found(Printed):
 
     @classmethod
     def nwb(cls, index: Index, pairs: list[tuple[str, str]], **how: Any) -> Found:
-        from neuromirror.read.references.fields import search_all
+        from neuromirror.readers import searching
 
+        reader = searching(pairs[0][0]) if pairs else None
+        if reader is None or reader.search is None or any(searching(f) is not reader for f, _ in pairs):
+            raise BadInput("the fields searched are one reader's (search_pairs checks them)")
         limit = how.pop("limit")
-        rows = search_all(index.db.conn, pairs, source=how.pop("source") or "", **how)
+        rows = reader.search(index.db.conn, pairs, source=how.pop("source") or "", **how)
         return cls("nwb", rows[:limit] if limit is not None else rows)
 
     def items(self) -> list[Item]:
@@ -308,8 +311,9 @@ def search_pairs(
 ) -> list[tuple[str, str]]:
     """The NWB fields asked, as (field, value) pairs: a mapping, or ``FIELD=VALUE`` texts; an unknown field, a
     text without ``=`` or a file or asset filter beside them (``others``) is :class:`BadInput`."""
-    from neuromirror.read.references.fields import FIELDS
+    from neuromirror.readers import search_fields
 
+    FIELDS = search_fields()  # noqa: N806 - the registered readers' (read.references: the NWB files')
     given = list(fields.items()) if isinstance(fields, Mapping) else [_pair(text) for text in fields]
     for name, _ in given:
         if name.strip() not in FIELDS:

@@ -89,8 +89,8 @@ class Bars:
 
 
 class Tiff(Printed):
-    """What ``get ... region=, format="tiff"`` wrote: the TIFF's path, the image, level, region and chunks read
-    (``report``: :class:`~neuromirror.read.ome.regions.TiffReport`)."""
+    """What ``get ... region=, format=NAME`` wrote: the file's path, the image, level, region and chunks read
+    (``report``: the registered format's, :class:`~neuromirror.read.ome.regions.TiffReport` for ``tiff``)."""
 
     def __init__(self, report: TiffReport) -> None:
         self.report = report
@@ -172,8 +172,9 @@ class Getting(Reading):
         :class:`~neuromirror.errors.Unavailable`.
 
         ``region="X0:X1,Y0:Y1,Z0:Z1", format="tiff"`` (``res``, ``channel``, one image path): that region of the
-        pinned OME-Zarr image (a BOSS channel) written to the file ``to`` as a TIFF stack, nothing cloned
-        (:mod:`neuromirror.read.ome.regions`): a :class:`Tiff`; an existing file there is refused unless ``force``.
+        pinned OME-Zarr image (a BOSS channel) written to the file ``to`` in a format registered with
+        :mod:`neuromirror.readers` (``tiff``: a TIFF stack, :mod:`neuromirror.read.ome.regions`; the names:
+        ``api.formats()``), nothing cloned: a :class:`Tiff`; an existing file there is refused unless ``force``.
         A get whose bytes do not fit on the disk of ``to`` raises ``DiskFull`` before it starts (one line naming the
         file system and how much more is needed), and one the disk fills anyway leaves nothing half-made."""
         s = spec_of(spec)
@@ -227,17 +228,23 @@ class Getting(Reading):
     ) -> Tiff:
         """``get``'s region as a TIFF: every check first (:class:`BadInput`), then the pinned chunks."""
         from neuromirror.read.ome.level import RegionError
-        from neuromirror.read.ome.regions import Region, RegionRequest, export_tiff
+        from neuromirror.read.ome.regions import Region, RegionRequest
+        from neuromirror.readers import formats
 
-        if format != "tiff" or not region:
-            raise BadInput("a region, a level (res) and a channel are read as format 'tiff', which needs a region")
+        writer, known = formats().get(format or ""), ", ".join(formats()) or "none"
+        if writer is None and format is not None:
+            raise BadInput(f"format {format!r}: not a registered format ({known})").at("format")
+        if writer is None or not region:
+            raise BadInput(
+                f"a region, a level (res) and a channel are read in a format ({known}), which needs a region"
+            )
         if len(paths) > 1:
             raise BadInput(f"{s}: a region is read from one image, give one path at most")
         box = Region.parse(region)  # BadInput, about the region
         image = paths[0] if paths else None
         request = RegionRequest(self.root, str(self.datasets.index_path), s, box, to, image=image, **how)
         try:
-            return Tiff(export_tiff(request))
+            return Tiff(writer.write(request))
         except RegionError as exc:
             raise Unavailable(f"get failed: {exc}") from None
 

@@ -22,6 +22,7 @@ from neuromirror.api.inputs import PathLike, jobs_of, spec_of
 from neuromirror.archives import keeps_at_sync
 from neuromirror.engine.synced import EXIT_REFUSED, Outcome, SourceSync, SyncedVersion, SyncResult
 from neuromirror.errors import BadInput, NotMirrored
+from neuromirror.readers import index_time_readers
 from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
@@ -323,17 +324,20 @@ def dandi_options(spec: Spec, options: dict[str, Any]) -> dict[str, Any]:
     return archive.sync_options(spec, options) if archive and archive.sync_options else options
 
 
-def _referenced(targets: list[Target], sources: list[Source], *, asked: bool) -> set[str]:
-    """The sources whose new HDF5 keys get LINDI references (``references: nwb``); asked for by the caller
-    without lindi importable here: a UserError naming the extra, before anything is synced."""
+def _referenced(targets: list[Target], sources: list[Source], *, asked: bool) -> dict[str, set[str]]:
+    """Per index-time reader (:mod:`neuromirror.readers`: LINDI references for ``references: nwb``), the sources
+    whose options ask for it; asked for by the caller and unable to run here: its UserError, before anything is
+    synced."""
     import fnmatch
 
-    wanting = [spec for spec, opts in targets if opts.get("references") == "nwb"]
-    chosen = {s.id for s in sources if any(fnmatch.fnmatchcase(s.id, spec.source) for spec in wanting)}
-    if chosen and asked:
-        from neuromirror.read.references.lindi_env import lindi
-
-        lindi()
+    chosen: dict[str, set[str]] = {}
+    for reader in index_time_readers().values():
+        wanting = [spec for spec, opts in targets if reader.asks(opts)]
+        ids = {s.id for s in sources if any(fnmatch.fnmatchcase(s.id, spec.source) for spec in wanting)}
+        if ids and asked and reader.require is not None:
+            reader.require()
+        if ids and reader.after_sync is not None:
+            chosen[reader.name] = ids
     return chosen
 
 
@@ -360,24 +364,26 @@ def _store(given: Union[PathLike, Store, None], sources: list[Source], runner: A
     return store
 
 
-def _with_references(result: SyncResult, chosen: set[str], root: Path, index: Optional[Path]) -> SyncResult:
-    """Each chosen source's new versions' references (:mod:`neuromirror.read.references.batch`), in its report as
-    ``references``; a failure is a warning of the source, never a failed sync."""
-    if not chosen:
-        return result
-    from neuromirror.read.references.batch import make_references
-    from neuromirror.read.references.lindi_env import why_not
-
-    made: dict[str, tuple[Optional[dict[str, Any]], list[str]]] = {}
-    for s in result.sources:
-        if s.source not in chosen or s.failed or not s.versions:
+def _with_references(result: SyncResult, chosen: dict[str, set[str]], root: Path, index: Optional[Path]) -> SyncResult:
+    """Each index-time reader's work on its chosen sources' new versions, in each source's report under the reader's
+    name (``references``); a failure is a warning of the source, never a failed sync."""
+    for name, ids in chosen.items():
+        reader = index_time_readers()[name]
+        after = reader.after_sync
+        if after is None:  # chosen only with one (_referenced)
             continue
-        if why_not():
-            made[s.source] = (None, [f"references: {why_not()}"])
-            continue
-        got = make_references(root, index, [(s.source, v.commit) for v in s.versions])
-        made[s.source] = (got.to_json(), [f"references: {p}: {e}" for p, e in got.failed])
-    return result.with_references(made)
+        made: dict[str, tuple[Optional[dict[str, Any]], list[str]]] = {}
+        for s in result.sources:
+            if s.source not in ids or s.failed or not s.versions:
+                continue
+            why = reader.why_not()
+            if why:
+                made[s.source] = (None, [f"{name}: {why}"])
+                continue
+            got, failed = after(root, index, [(s.source, v.commit) for v in s.versions])
+            made[s.source] = (got, [f"{name}: {line}" for line in failed])
+        result = result.with_references(made)
+    return result
 
 
 class _SourceProgress:

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--to",
         required=True,
         metavar="DIR",
-        help="directory for the clone (new, or a previous get's clone); with --format tiff, the TIFF file",
+        help="directory for the clone (new, or a previous get's clone); with --format, the file it writes",
     )
     add_retrieval_options(p)
     add_region_options(p)
@@ -77,8 +77,13 @@ def add_region_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--res", type=int, metavar="N", help="the resolution level (default: the finest the pin has)")
     g.add_argument("--channel", metavar="C", help="the BOSS channel (needed when the experiment has several)")
-    g.add_argument("--format", choices=["tiff"], help="tiff: a multi-page TIFF (tifffile); needs --region")
-    g.add_argument("--force", action="store_true", help="with --format tiff: replace the file --to names if it exists")
+    known = api.formats()  # the registered readers (neuromirror.readers): an unknown one is refused by the API
+    g.add_argument(
+        "--format",
+        metavar="NAME",
+        help="; ".join(f"{n}: {w.help}" for n, w in known.items()) + "; needs --region",
+    )
+    g.add_argument("--force", action="store_true", help="with --format: replace the file --to names if it exists")
 
 
 def retrieval(args: argparse.Namespace) -> dict[str, Any]:
@@ -101,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         region["force"] = args.force
     else:
         if args.force:
-            raise UserError("--force goes with --format tiff (a get into a directory adds to a previous clone)")
+            raise UserError("--force goes with --format (a get into a directory adds to a previous clone)")
         check_folder(f"--to {args.to}", args.to, " (give a new directory or a previous get's clone)")
     with api.Mirror(root_of(args), args.index) as m:  # with --from, no mirror is needed
         try:
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_region_options(args: argparse.Namespace) -> None:
     """``--region`` and its options go together, without ``--from`` or ``--store``: said with the flags' names."""
-    if args.format != "tiff" or not args.region:
-        raise UserError("--region, --res and --channel go with --format tiff (and --format tiff needs --region)")
+    if not args.format or not args.region:
+        raise UserError("--region, --res and --channel go with --format (and --format needs --region)")
     if args.from_url or args.store or len(args.paths) > 1:
-        raise UserError("get --format tiff reads the mirror's pin: one image PATH at most, no --from or --store")
+        raise UserError("get --format reads the mirror's pin: one image PATH at most, no --from or --store")

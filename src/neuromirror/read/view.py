@@ -34,11 +34,11 @@ from neuromirror.read.fsspec_remote import FAILED_HEADER
 from neuromirror.read.landing import href, listing_html
 from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.ome import neuroglancer as ng
-from neuromirror.read.references import served as lindi_refs
 from neuromirror.read.serving import Serving
 from neuromirror.read.store_reads import streamed
 from neuromirror.read.view_dav import dav_app
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
+from neuromirror.readers import ViewRoute, view_routes
 from neuromirror.util.dates import iso_z
 
 log = logging.getLogger("neuromirror.read.view")
@@ -100,7 +100,10 @@ class View:
     def handles(path: str) -> bool:
         """Is ``path`` (a request's, query included) the view's?"""
         p = path.split("?", 1)[0].split("#", 1)[0]
-        return any(p == s or p.startswith(s + "/") for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE, lindi_refs.ROUTE))
+        return any(
+            p == s or p.startswith(s + "/")
+            for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE, *(v.by_key for v in view_routes()))
+        )
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -149,8 +152,9 @@ class View:
             return _client(start_response, path, head)
         if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
             return self._manifests(environ, start_response, path)
-        if path.startswith(lindi_refs.ROUTE + "/"):
-            return self._reference(start_response, lindi_refs.key_of_route(path) or "", None, head, by_key=True)
+        for route in view_routes():
+            if path.startswith(route.by_key + "/"):
+                return self._reference(start_response, route, route.key_of(path) or "", None, head, by_key=True)
         return None
 
     def _dav_answer(
@@ -170,8 +174,9 @@ class View:
     ) -> Iterable[bytes]:
         """GET or HEAD of what the path names: a file, a listing, a file's LINDI reference, or a 404 saying why."""
         head = method == "HEAD"
-        if node is None and path.endswith(lindi_refs.SUFFIX) and method in ("GET", "HEAD"):
-            return self._file_reference(environ, start_response, share, path, head)
+        for route in view_routes() if node is None and method in ("GET", "HEAD") else ():
+            if path.endswith(route.suffix):
+                return self._file_reference(environ, start_response, route, (share, path), head)
         if node is None:
             return _text(start_response, "404 Not Found", f"{self._why(SHARES[share], path[len(share) :])}\n", head)
         if node.is_dir:
@@ -208,11 +213,15 @@ class View:
         start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0"), *_dated(node)])
         return []
 
-    # -- LINDI references (:mod:`.references.served`) ---------------------------------------
-    def _file_reference(self, environ: dict, start_response: StartResponse, share: str, path: str, head: bool) -> Any:
-        """A file's reference at its path + ``.lindi.json``; its chunks the view's URL of it when only a store
-        serves it now (the archive asked each time: one ``HEAD`` per reference, read once per open)."""
-        file_path = path[: -len(lindi_refs.SUFFIX)]
+    # -- the index-time readers' routes (neuromirror.readers: LINDI references) ----------------
+    def _file_reference(
+        self, environ: dict, start_response: StartResponse, route: ViewRoute, at: tuple[str, str], head: bool
+    ) -> Any:
+        """A file's reference at its path + the route's suffix (``.lindi.json``); its chunks the view's URL of it
+        when only a store serves it now (the archive asked each time: one ``HEAD`` per reference, read once per
+        open)."""
+        share, path = at
+        file_path = path[: -len(route.suffix)]
         try:
             node = self.tree.node(SHARES[share], file_path[len(share) :])
             if node is None or node.file is None:
@@ -223,21 +232,20 @@ class View:
         except BadPath as exc:
             return _text(start_response, "400 Bad Request", f"{exc}\n", head)
         except Exception as exc:  # a broken dataset is that request's 500, never the server's end
-            log.warning("view %s.lindi.json: %s", file_path, exc)
+            log.warning("view %s%s: %s", file_path, route.suffix, exc)
             return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
         own = application_uri(environ).rstrip("/") + quote(file_path) if now.served_by == "store" else None
-        return self._reference(start_response, f.key, own, head, repo=f.repo)
+        return self._reference(start_response, route, f.key, own, head, repo=f.repo)
 
     def _reference(
-        self, start_response: StartResponse, key: str, file_url: Optional[str], head: bool, *,
+        self, start_response: StartResponse, route: ViewRoute, key: str, file_url: Optional[str], head: bool, *,
         repo: Optional[Path] = None, by_key: bool = False,
     ) -> Any:  # fmt: skip
         """``key``'s reference: the root's, else a store's (those ``repo`` records; by key: those the index knows)."""
         stores = self.tree.known_stores() if by_key else None
-        body = lindi_refs.reference_bytes(self.tree.root, key, file_url, repo=repo, stores=stores)
+        body = route.body(self.tree.root, key, file_url, repo=repo, stores=stores)
         if body is None:
-            why = f"no LINDI reference of key {key or '-'} (run `neuromirror sync --references` to make them)\n"
-            return _text(start_response, "404 Not Found", why, head)
+            return _text(start_response, "404 Not Found", route.missing.format(key=key or "-") + "\n", head)
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [] if head else [body]
 

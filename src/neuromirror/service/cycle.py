@@ -18,7 +18,7 @@ from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.records import SyncReport
 from neuromirror.service import backoff, quiet, recovery
 from neuromirror.service.keeping import drill_after_sync, keep_after_sync
-from neuromirror.service.maintaining import maintain_after_sync, references_after_sync
+from neuromirror.service.maintaining import maintain_after_sync, readers_after_sync
 from neuromirror.service.publishing import publish_after_sync
 from neuromirror.service.risk import risk_after_sync
 from neuromirror.service.state import SourceRuntime, now_utc
@@ -37,7 +37,7 @@ def after_sync(mirror: Any, entry: SourceConfig, source: Source, report: SyncRep
     drill_after_sync(mirror, entry, source, report)
     risk_after_sync(mirror, source.id, report.outcome, entry.keep.expire_after if entry.keep else None)
     maintain_after_sync(mirror, entry, source)
-    references_after_sync(mirror, entry, source.id, report.versions)
+    readers_after_sync(mirror, entry, source.id, report.versions)
 
 
 class Cycles:

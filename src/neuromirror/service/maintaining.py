@@ -11,8 +11,8 @@ costs two directory reads, so a cycle with nothing to pack costs almost nothing.
 When something was packed, skipped or failed, the outcome goes into the run's report
 (``report["maintain"]``: ``packed``, ``skipped``, ``errors``); a failure is logged, never a failed sync.
 
-:func:`references_after_sync`, the other upkeep of what a sync recorded: an entry with ``references: nwb``
-gets the LINDI references of its new NWB keys (:func:`neuromirror.read.references.batch.after_sync`).
+:func:`readers_after_sync`, the other upkeep of what a sync recorded: the index-time readers registered with
+:mod:`neuromirror.readers` whose option the entry sets (``references: nwb``: its new NWB keys' LINDI references).
 """
 
 from __future__ import annotations
@@ -49,9 +49,23 @@ def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> Non
         record_in_run(mirror.index, source.id, outcome, field="maintain")
 
 
-def references_after_sync(mirror: Any, entry: SourceConfig, source: str, versions: list[dict]) -> None:
-    """``references: nwb``: the new versions' NWB files' LINDI references (logged, never a failed sync)."""
-    if entry.options.get("references") == "nwb" and versions:
-        from neuromirror.read.references.batch import after_sync
+def readers_after_sync(mirror: Any, entry: SourceConfig, source: str, versions: list[dict]) -> None:
+    """The index-time readers the entry's options ask for (:mod:`neuromirror.readers`: ``references: nwb``, the
+    new NWB keys' LINDI references), on the new versions; logged, never a failed sync (they wait for the next)."""
+    from neuromirror.readers import index_time_readers
+    from neuromirror.util.text import one_line
 
-        after_sync(mirror.root, mirror.index_path, entry.options, source, versions)
+    for reader in index_time_readers().values() if versions else ():
+        if not reader.asks(entry.options) or reader.after_sync is None:
+            continue
+        if reader.why_not():
+            log.warning("%s: %s: %s", source, reader.name, reader.why_not())
+            continue
+        try:
+            got, failed = reader.after_sync(mirror.root, mirror.index_path, [(source, v["commit"]) for v in versions])
+        except Exception as exc:  # noqa: BLE001 - a reader's failure never fails the sync that ran
+            log.warning("%s: %s not made: %s", source, reader.name, one_line(exc))
+            continue
+        log.info("%s: %s: %d made, %d failed", source, reader.name, len(got.get("made", [])), len(failed))
+        for line in failed:
+            log.warning("%s: %s: %s", source, reader.name, line)

@@ -226,6 +226,20 @@ def export_tiff(req: RegionRequest) -> TiffReport:
     )
 
 
+def read_array(req: RegionRequest) -> tuple[OpenRegion, np.ndarray]:
+    """The region of the pinned level in memory (z, y, x), for a format registered to write it whole."""
+    opened = open_region(req)
+    out = np.empty(req.region.shape, dtype=opened.level.dtype)
+    (z, _), (y, _), (x, _) = req.region.zyx
+    try:
+        for band, data in _filled(opened.chunks, req.region, max(1, req.jobs)):
+            (z0, z1), (y0, y1), (x0, x1) = band.zyx
+            out[z0 - z : z1 - z, y0 - y : y1 - y, x0 - x : x1 - x] = data
+    finally:
+        opened.chunks.close()
+    return opened, out
+
+
 #: the errors of a TIFF file that cannot be written where ``to`` names it
 _UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ETXTBSY)
 

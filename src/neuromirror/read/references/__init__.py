@@ -11,8 +11,55 @@ the mirror root, one per key (``.neuromirror/lindi/``); :mod:`.reading` opens a 
 session's, subject's and electrodes' fields into the index (``search --nwb-field``); :mod:`.batch` makes
 the references of the new keys a sync recorded (``sync --references``, ``references: nwb``).
 :mod:`.lindi_env` imports lindi lazily: it pins zarr < 3 (lindi#119), so it lives in an environment of its
-own (``pip install 'neuromirror[references]'``).
+own (``pip install 'neuromirror[references]'``). This package registers itself with
+:mod:`neuromirror.readers` as the index-time reader ``references`` when imported (its hooks import lindi and
+the batch only when called), so the sync and the service never name it.
 
 May import what :mod:`neuromirror.read` may (``pin``, ``store``, ``engine``, ``index``, ``annex`` and
 below) and ``read`` itself; must not import ``keep``, ``verify``, ``commands`` or ``cli``.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from neuromirror.read.references.fields import FIELDS, search_all
+from neuromirror.readers import IndexTimeReader, ViewRoute, register_index_time
+from neuromirror.store.lindi import SUFFIX
+
+
+def _asks(options: dict) -> bool:
+    return options.get("references") == "nwb"
+
+
+def _why_not() -> str:
+    from neuromirror.read.references.lindi_env import why_not
+
+    return why_not()
+
+
+def _require() -> None:
+    from neuromirror.read.references.lindi_env import lindi
+
+    lindi()
+
+
+def _after_sync(root: Path, index: Optional[Path], pins: list[tuple[str, str]]) -> tuple[dict[str, Any], list[str]]:
+    from neuromirror.read.references.batch import make_references
+
+    got = make_references(root, index, pins)
+    return got.to_json(), [f"{path}: {error}" for path, error in got.failed]
+
+
+def _view_body(root: Path, key: str, file_url: Optional[str], **where: Any) -> Optional[bytes]:
+    from neuromirror.read.references.served import reference_bytes
+
+    return reference_bytes(root, key, file_url, **where)
+
+
+_MISSING = "no LINDI reference of key {key} (run `neuromirror sync --references` to make them)"
+#: the view's route of references by key
+ROUTE = "/lindi"
+_VIEW = ViewRoute(ROUTE, SUFFIX, _view_body, _MISSING)
+register_index_time(IndexTimeReader("references", _asks, _why_not, _require, _after_sync, _VIEW, FIELDS, search_all))

@@ -8,7 +8,7 @@ reported, never a failed sync (``open_hdf5(make=True)``, or a sync recording the
 later).  ``jobs`` bounds the files read at once: in
 threads for a few files, in as many worker processes for a batch of many (h5py holds one lock per process, so
 threads read one file's metadata at a time; a worker process starts in about a second).
-:func:`after_sync` is the service's hook (a definition's ``references: nwb``).
+The package registers :func:`make_references` as its index-time reader's ``after_sync`` hook (:mod:`neuromirror.readers`).
 """
 
 from __future__ import annotations
@@ -152,26 +152,3 @@ def _collect(report: ReferencesReport, futures: list[tuple[str, Any]]) -> list[t
             else:
                 report.failed.append((path, f"{type(exc).__name__}: {one_line(exc)}"))
     return results
-
-
-def after_sync(
-    root: Path, index: Optional[Path], options: dict, source: str, versions: list[dict]
-) -> Optional[ReferencesReport]:
-    """The service's hook: after a sync of ``source`` recorded ``versions`` (its report's), their references when the
-    definition says ``references: nwb``; logged, never raised (a sync that ran is not failed by its references)."""
-    from neuromirror.read.references.lindi_env import why_not
-
-    if options.get("references") != "nwb" or not versions:
-        return None
-    if why_not():
-        log.warning("%s: references: %s", source, why_not())
-        return None
-    try:
-        got = make_references(root, index, [(source, v["commit"]) for v in versions])
-    except Exception as exc:  # noqa: BLE001 - the references wait for the next new version
-        log.warning("%s: references not made: %s", source, one_line(exc))
-        return None
-    log.info("%s: references: %d made, %d failed", source, len(got.made), len(got.failed))
-    for path, error in got.failed:
-        log.warning("%s: references: %s: %s", source, path, error)
-    return got

@@ -12,9 +12,10 @@ from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
 from neuromirror.read.pinned import Pin
+from neuromirror.read.references import ROUTE
 from neuromirror.read.references.location import SUFFIX, has_reference, reference_path
 from neuromirror.read.references.make import is_hdf5_path
-from neuromirror.read.references.served import ROUTE, neurosift_url
+from neuromirror.read.references.served import neurosift_url
 
 
 def view_path(pin: Pin, path: str) -> str:

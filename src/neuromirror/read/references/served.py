@@ -17,24 +17,14 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from neuromirror.read.references.chunks import expand_templates
-from neuromirror.read.references.location import SUFFIX, read_reference
+from neuromirror.read.references.location import read_reference
 
-#: the view's route of references by key
-ROUTE = "/lindi"
 NEUROSIFT = "https://neurosift.app/nwb?url={url}&st=lindi"
 
 
 def neurosift_url(reference_url: str) -> str:
     """Neurosift's page of an NWB file read through the reference at ``reference_url`` (a URL a browser reaches)."""
     return NEUROSIFT.format(url=quote(reference_url, safe=":/"))
-
-
-def key_of_route(path: str) -> Optional[str]:
-    """The key ``/lindi/KEY.lindi.json`` names; None: not such a path."""
-    name = path[len(ROUTE) + 1 :] if path.startswith(ROUTE + "/") else ""
-    if not name.endswith(SUFFIX) or "/" in name:
-        return None
-    return name[: -len(SUFFIX)] or None
 
 
 def reference_bytes(

@@ -1,0 +1,145 @@
+"""The readers the mirror knows, each registered by its own package: ``get --format NAME`` and the sync's
+index-time readers (LINDI references) are looked up here.
+
+As restic's backend ``location.Registry`` and rclone's ``fs.Register`` (and :mod:`neuromirror.archives`):
+a reader's package calls :func:`register` with a :class:`FormatWriter` saying what ``get --format NAME``
+needs (a region of a pinned OME-Zarr level, today every format does) and the function that writes it;
+``get``'s choices, its help and the API's check of ``format=`` come from :func:`formats`, so a format is
+added by adding its package (or, for a test, by calling :func:`register`) and no other file. An
+:class:`IndexTimeReader` is a reader that works when a sync recorded new versions: its package registers it
+with :func:`register_index_time`, its hooks optional (absent: not used), and the sync (the API's and the
+service's) iterates :func:`index_time_readers` instead of naming it.
+
+This module sits in the base and imports nothing above it. The records are filled when the readers'
+packages (:data:`PLUGINS`) are imported, which :func:`formats` does on first use by *name* (``importlib``),
+as entry points are loaded: the base never depends on a reader at import time, and a reader's package
+registers a light record whose ``write`` imports the heavy modules (numpy, tifffile) only when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+#: the packages whose import registers the readers (imported on first use, by name)
+PLUGINS = ("neuromirror.read.ome", "neuromirror.read.references")
+
+#: a :class:`~neuromirror.read.ome.regions.RegionRequest` written to its ``dest``: the report, which has
+#: ``path``, ``source``, ``version``, ``line()`` and ``to_json()`` (the API prints and serialises it)
+Write = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class FormatWriter:
+    """One ``get --format NAME``: what it needs and what writes it."""
+
+    name: str
+    help: str  # one phrase for ``get --help`` ("a multi-page TIFF (tifffile)")
+    write: Write  # the region request -> its report; BadInput for the user's mistakes, before any byte
+    suffix: str = ""  # the file name's usual ending (".tif"), for the docs and the user's --to
+    needs_region: bool = True  # a region of a pinned OME-Zarr level (``--region``, ``--res``, ``--channel``)
+
+
+#: after a sync: (root, index path, the new versions as (source, commit)) -> (the report's JSON, one line per failure)
+AfterSync = Callable[[Path, Optional[Path], "list[tuple[str, str]]"], "tuple[dict[str, Any], list[str]]"]
+
+
+@dataclass(frozen=True)
+class ViewRoute:
+    """What an index-time reader serves in the view (``serve --http``): at a file's path + ``suffix``, and by
+    git-annex key at ``by_key``/KEY + ``suffix``; ``body(root, key, file_url, repo=, stores=)`` the bytes (None:
+    none made, answered 404 with ``missing``, ``{key}`` filled in)."""
+
+    by_key: str
+    suffix: str
+    body: Callable[..., Optional[bytes]]
+    missing: str
+
+    def key_of(self, path: str) -> Optional[str]:
+        """The key ``by_key/KEY + suffix`` names; None: not such a path."""
+        name = path[len(self.by_key) + 1 :] if path.startswith(self.by_key + "/") else ""
+        if not name.endswith(self.suffix) or "/" in name:
+            return None
+        return name[: -len(self.suffix)] or None
+
+
+@dataclass(frozen=True)
+class IndexTimeReader:
+    """A reader that works at index time, when a sync recorded new versions; every hook optional."""
+
+    name: str  # the definition's option that asks for it (``references: nwb``) and its field in a sync's report
+    asks: Callable[[dict], bool]  # a source's options ask for it
+    why_not: Callable[[], str] = lambda: ""  # why it cannot run in this process ("" when it can)
+    require: Optional[Callable[[], None]] = None  # a UserError naming what to install, when asked and it cannot run
+    after_sync: Optional[AfterSync] = None
+    view: Optional[ViewRoute] = None  # its route in the view
+    #: the fields ``search --nwb-field FIELD=VALUE`` may name (field -> what it is), and the index's rows of the
+    #: file states matching every pair: ``search(conn, pairs, source=, all_versions=)``
+    search_fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    search: Optional[Callable[..., list[dict]]] = None
+
+
+_REGISTRY: dict[str, FormatWriter] = {}
+_INDEX_TIME: dict[str, IndexTimeReader] = {}
+_loaded = False
+
+
+def register(writer: FormatWriter) -> FormatWriter:
+    """Make ``writer`` known as ``get --format writer.name`` (its package calls this when imported; a test may)."""
+    _REGISTRY[writer.name] = writer
+    return writer
+
+
+def register_index_time(reader: IndexTimeReader) -> IndexTimeReader:
+    """Make ``reader`` run at index time (its package calls this when imported; a test may)."""
+    _INDEX_TIME[reader.name] = reader
+    return reader
+
+
+def unregister(name: str) -> None:
+    """Forget a format or an index-time reader (a test's toy one, once the test is done)."""
+    _REGISTRY.pop(name, None)
+    _INDEX_TIME.pop(name, None)
+
+
+def _load() -> None:
+    """The readers' packages imported (once): each registers its records."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for name in PLUGINS:
+            importlib.import_module(name)
+
+
+def formats() -> dict[str, FormatWriter]:
+    """Every registered format by name, in the order their packages registered."""
+    _load()
+    return dict(_REGISTRY)
+
+
+def format_names() -> tuple[str, ...]:
+    return tuple(formats())
+
+
+def index_time_readers() -> dict[str, IndexTimeReader]:
+    """Every registered index-time reader by name, in the order their packages registered."""
+    _load()
+    return dict(_INDEX_TIME)
+
+
+def view_routes() -> list[ViewRoute]:
+    """The routes the index-time readers serve in the view."""
+    return [r.view for r in index_time_readers().values() if r.view is not None]
+
+
+def searching(field: str) -> Optional[IndexTimeReader]:
+    """The index-time reader whose search fields hold ``field``; None: no registered reader's."""
+    return next((r for r in index_time_readers().values() if field in r.search_fields and r.search), None)
+
+
+def search_fields() -> dict[str, str]:
+    """Every registered reader's search fields."""
+    return {k: v for r in index_time_readers().values() if r.search for k, v in r.search_fields.items()}
