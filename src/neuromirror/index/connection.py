@@ -5,6 +5,7 @@ not write (a read-only mount), and for telling a damaged file from an index.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from contextlib import contextmanager
@@ -38,8 +39,15 @@ def connect_reader(path: Path, timeout: float = 60) -> sqlite3.Connection:
     A WAL database is read with its ``-shm`` file, which SQLite makes beside it: in a directory this process
     cannot write (a read-only mount, another user's root) and with no ``-shm`` there, ``mode=ro`` cannot
     open it ("unable to open database file").  The file is then read as ``immutable``: no locks, no WAL; no
-    ``-wal`` lives there either, since no writer has the file open (a writer makes both beside it)."""
+    ``-wal`` lives there either, since no writer has the file open (a writer makes both beside it).
+    Where the directory can be written, the connection is an ordinary one held to reads (``query_only``):
+    a ``mode=ro`` one cannot make the ``-shm`` a writer's last close removed, and read as ``immutable`` it would
+    miss what a writer (the service) puts in the WAL meanwhile: "database disk image is malformed"."""
     uri = path.absolute().as_uri()
+    if path.exists() and os.access(path.parent, os.W_OK):
+        conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
     try:
         conn = sqlite3.connect(
             f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None, check_same_thread=False

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
@@ -72,6 +73,11 @@ def _previous_files(rows: list[tuple]) -> Iterator[VersionFile]:
         yield VersionFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
 
 
+#: this process's open connections per index file (see :meth:`Index.__init__`)
+_OPEN: dict[str, int] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 class Index:
     """The index file, opened to write it; or to read it only: a Dask worker's view (``readonly``), or an index
     this process cannot write (a read-only mount of the root, another user's root: :attr:`read_only` says why),
@@ -79,9 +85,30 @@ class Index:
 
     def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
-        why = damage_of(self.path)
-        if why:
-            raise damaged(self.path, why)
+        # the file's header read with a descriptor of its own, only while this process has no connection to it:
+        # closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included
+        # (two service workers then wrote at once: "database disk image is malformed")
+        with _OPEN_LOCK:
+            first = not _OPEN.get(str(self.path.absolute()))
+            if first:
+                why = damage_of(self.path)
+                if why:
+                    raise damaged(self.path, why)
+            _OPEN[str(self.path.absolute())] = _OPEN.get(str(self.path.absolute()), 0) + 1
+        try:
+            self._connect(readonly)
+        except BaseException:
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        with _OPEN_LOCK:
+            key = str(self.path.absolute())
+            _OPEN[key] = _OPEN.get(key, 1) - 1
+            if _OPEN[key] <= 0:
+                del _OPEN[key]
+
+    def _connect(self, readonly: bool) -> None:
         #: why this process cannot write the index (``read-only file system``), None when it can
         self.read_only: Optional[str] = None
         if not readonly:
@@ -133,6 +160,9 @@ class Index:
 
     def close(self) -> None:
         self.db.conn.close()
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            self._forget()
 
     # -- sources --------------------------------------------------------
     def ensure_source(

@@ -50,6 +50,8 @@ METADATA_FILE = "dandiset.yaml"
 HEAD_WORKERS = 128
 #: single metadata GETs in flight during a resync (the client's connection pool holds 10)
 METADATA_WORKERS = 8
+#: the -modified head (the watermark's look) asked this many times while the API answers 429 or 5xx
+HEAD_ATTEMPTS = 3
 
 
 def remote_id_for(path: str, key: Optional[str], urls: tuple[str, ...]) -> Optional[str]:
@@ -319,7 +321,10 @@ class DandiSource(AssetEntries, AssetListing):
         headers = {"Authorization": f"token {self.token}"} if self.token else {}
         url = f"{self.api_url}/dandisets/{self.identifier}/versions/draft/assets/"
         try:
-            r = self._session.get(url, params={"order": "-modified", "page_size": "1"}, headers=headers, timeout=30)
+            for _ in range(HEAD_ATTEMPTS):  # a throttled or busy answer asked again: the pace holds its Retry-After
+                r = self._session.get(url, params={"order": "-modified", "page_size": "1"}, headers=headers, timeout=30)
+                if r.status_code not in (429, 502, 503, 504):
+                    break
             results = r.json()["results"] if r.status_code == 200 else None
             if not results:
                 return None if results == [] else False
