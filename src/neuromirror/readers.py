@@ -71,7 +71,7 @@ class IndexTimeReader:
     """A reader that works at index time, when a sync recorded new versions; every hook optional."""
 
     name: str  # the definition's option that asks for it (``references: nwb``) and its field in a sync's report
-    asks: Callable[[dict], bool]  # a source's options ask for it
+    asks: Callable[[dict[str, Any]], bool]  # a source's options ask for it
     why_not: Callable[[], str] = lambda: ""  # why it cannot run in this process ("" when it can)
     require: Optional[Callable[[], None]] = None  # a UserError naming what to install, when asked and it cannot run
     after_sync: Optional[AfterSync] = None
@@ -79,7 +79,7 @@ class IndexTimeReader:
     #: the fields ``search --nwb-field FIELD=VALUE`` may name (field -> what it is), and the index's rows of the
     #: file states matching every pair: ``search(conn, pairs, source=, all_versions=)``
     search_fields: dict[str, str] = dataclasses.field(default_factory=dict)
-    search: Optional[Callable[..., list[dict]]] = None
+    search: Optional[Callable[..., list[dict[str, Any]]]] = None
 
 
 _REGISTRY: dict[str, FormatWriter] = {}

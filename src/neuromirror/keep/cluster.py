@@ -26,7 +26,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence, TypeVar
 
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
@@ -34,6 +34,13 @@ from neuromirror.store.transfer import Outcome, Transfer, read_back
 
 #: keys a task copies (small objects: a task is ~1 s of work at 25 ms a request and 8 threads)
 KEYS_PER_TASK = 500
+
+
+class _HasTasks(Protocol):
+    tasks: Any
+
+
+_R = TypeVar("_R", bound=_HasTasks)  # the keep's result, handed back as it came with the cluster's tasks
 
 
 def keys_per_task() -> int:
@@ -304,7 +311,7 @@ def merging_after(stores: Sequence[Store]) -> Any:
     return merges_held(stores)
 
 
-def keep_on(address: Optional[str], jobs: int, stores: Sequence[Store], options: Any, run: Callable[[], Any]) -> Any:
+def keep_on(address: Optional[str], jobs: int, stores: Sequence[Store], options: Any, run: Callable[[], _R]) -> _R:
     """``run()`` (the keep) with its copies on the Dask scheduler at ``address`` (None: on this host); the
     tasks the cluster ran go into its result's ``tasks``.  An unreachable scheduler: one line, nothing kept."""
     if not address:
