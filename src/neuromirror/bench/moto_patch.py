@@ -22,10 +22,12 @@ from xml.sax.saxutils import escape
 
 
 class Counters:
-    """HEAD requests answered by moto, per S3 key (installed on the backend class)."""
+    """HEAD requests answered by moto, per S3 key, and ListObjectVersions pages per bucket (installed on the
+    backend class)."""
 
     def __init__(self) -> None:
         self.heads: Counter = Counter()
+        self.listings: Counter = Counter()
         self.lock = threading.Lock()
 
     def reset(self) -> Counter:
@@ -236,6 +238,8 @@ def patch_moto(counters: Counters) -> None:
         prefix: str = "",
         version_id_marker: Optional[str] = None,
     ) -> tuple:
+        with counters.lock:
+            counters.listings[bucket_name] += 1
         if delimiter and max_keys is not None and delimiter == "/":
             return _with_delimiter(self, bucket_name, prefix or "", key_marker)
         if delimiter or max_keys is None:

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 from neuromirror.bench.scenarios.beside import beside_options
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
 from neuromirror.bench.scenarios.gap import gap_options
+from neuromirror.bench.scenarios.inventory.cold import add_options as _inventory_cold_options
 from neuromirror.bench.scenarios.inventory.read import add_options as _inventory_read_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
@@ -54,6 +55,7 @@ ALL = (
     "tiff-region",
     "gap-plan",
     "inventory-read",
+    "inventory-cold",
     *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -177,6 +179,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _pack_service_options(p)
     _tiff_region_options(p)
     _inventory_read_options(p)
+    _inventory_cold_options(p)
     beside_options(p)
     gap_options(p)
     nwb_options(p)

@@ -48,6 +48,7 @@ from neuromirror.bench.scenarios.beside import bench_beside, beside_targets
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, bench_nwb, nwb_targets
 from neuromirror.bench.scenarios.gap import bench_gap_plan, gap_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
+from neuromirror.bench.scenarios.inventory.cold import bench_inventory_cold, inventory_cold_targets
 from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
@@ -127,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
         doc["targets"] += beside_targets(doc["results"]) + unreachable_store_targets(doc["results"])
         doc["targets"] += gap_targets(doc["results"])
-        doc["targets"] += inventory_read_targets(doc["results"])
+        doc["targets"] += inventory_read_targets(doc["results"]) + inventory_cold_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -252,6 +253,7 @@ def _runs(
         ("service-soak", lambda: bench_service_soak(args, a, work)),
         ("tiff-region", lambda: bench_tiff_region(args, work)),
         ("inventory-read", lambda: bench_inventory_read(args, work)),
+        ("inventory-cold", lambda: bench_inventory_cold(args, a, work, help_s)),
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ("gap-plan", lambda: bench_gap_plan(args, a, work)),

@@ -1,0 +1,127 @@
+"""``inventory-cold`` (issue 75): a cold sync of a Zarr-heavy dandiset from the bucket's S3 Inventory, beside
+the same cold sync by listing.
+
+The stand-in dandiset has ``--inventory-zarrs`` Zarrs x ``--inventory-zarr-objects`` objects (default 200 x
+5,000: 10^6, the issue's size; smaller for a quick look).  Its bucket's inventory is written from moto's own
+state (every version, ETag and size as moto holds them, read from its backend: writing it asks the server
+nothing) into a local directory, a copy of the destination prefix as ``aws s3 sync`` would make it.  Then two
+cold syncs into two new roots, each ``neuromirror sync`` in a subprocess, with the archive (API and S3 behind the
+bench's shaping proxies, :mod:`neuromirror.bench.network`) at RTT 0 and again at ``--inventory-rtt``:
+
+1. ``inventory-cold-listing``: the listing path (ListObjectVersions per Zarr);
+2. ``inventory-cold-inventory``: ``sync --inventory DIR``: pins from the inventory's rows.
+
+Each row has its Zarr objects/s and moto's ListObjectVersions pages (counted in the backend); the targets: the
+inventory path >= 3x the listing path's objects/s, with 0 ListObjectVersions.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from neuromirror.bench.archives import Archives, zarr_dandiset
+from neuromirror.bench.measure import say
+from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.syncs import run_sync
+from neuromirror.bench.targets import judge, reported
+
+TARGETS = (
+    ("inventory-cold-inventory", "x_listing_path", 3.0, "min", "inventory-cold: objects/s over the listing path"),
+    ("inventory-cold-inventory", "list_object_versions", 0, "max", "inventory-cold: ListObjectVersions pages"),
+)
+
+
+def add_options(p: Any) -> None:
+    g = p.add_argument_group("inventory-cold (issue 75): a cold sync from an S3 Inventory beside the listing path")
+    g.add_argument("--inventory-zarrs", type=int, default=200, help="inventory-cold: Zarr assets (default 200)")
+    g.add_argument(
+        "--inventory-zarr-objects",
+        type=lambda s: int(float(s)),
+        default=5_000,
+        help="inventory-cold: objects per Zarr (default 5,000: 200 x 5,000 = 10^6)",
+    )
+    g.add_argument(
+        "--inventory-rtt", type=float, default=0.05, help="inventory-cold: a second round at this RTT, s (default 0.05)"
+    )
+
+
+def moto_rows(bucket: str) -> Iterator[list[str]]:
+    """Every version of ``bucket`` as the inventory's CSV fields, read from moto's backend (no request)."""
+    from moto.core.utils import unix_time_millis
+    from moto.s3.models import FakeKey
+
+    from neuromirror.standins.s3_inventory import csv_fields
+
+    keys = moto_bucket_backend(bucket).get_bucket(bucket).keys
+    for name in sorted(keys.keys()):
+        ordered = sorted(keys.getlist(name, []), key=lambda v: -unix_time_millis(v.last_modified))
+        for j, v in enumerate(ordered):
+            if isinstance(v, FakeKey):
+                yield csv_fields(bucket, name, v.version_id, j == 0, False, v.size, v.last_modified, v.etag.strip('"'))
+            else:
+                yield csv_fields(bucket, name, v.version_id, j == 0, True, None, v.last_modified, "")
+
+
+def bench_inventory_cold(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
+    from neuromirror.bench.network import NetworkArchives
+    from neuromirror.standins.s3_inventory import directory_put, write_inventory
+
+    z, m = int(args.inventory_zarrs), int(args.inventory_zarr_objects)
+    net = NetworkArchives(archives)
+    try:
+        ident, _ = zarr_dandiset(net, z, m, 10, datetime(2025, 6, 1, tzinfo=timezone.utc), f"bench inventory {z}x{m}")
+        say(f"inventory-cold: stand-in dandiset {ident}: {z} Zarrs x {m} objects; writing its bucket's inventory")
+        inv = work / "inventory-cold-inventory"
+        written = write_inventory(
+            moto_rows(net.BUCKET), directory_put(inv), source_bucket=net.BUCKET, dest="inventory", compresslevel=1
+        )
+        out = []
+        for rtt in sorted({0.0, float(args.inventory_rtt)}):
+            net.set_rtt(rtt)
+            out += _both_paths(args, net, work, startup, ident, z * m, inv / written.prefix, f"{z}x{m}", rtt)
+    finally:
+        net.close()
+    if not args.keep:
+        shutil.rmtree(inv, ignore_errors=True)
+    archives.drop_objects(NetworkArchives.BUCKET)
+    return out
+
+
+def _both_paths(
+    args: Any, net: Any, work: Path, startup: float, ident: str, n: int, inv: Path, size: str, rtt: float
+) -> list[dict]:
+    """The two cold syncs of one round trip, each into a new root: listing, then inventory."""
+    out = []
+    for name, extra in (("inventory-cold-listing", []), ("inventory-cold-inventory", ["--inventory", str(inv)])):
+        root = work / f"root-{name}"
+        net.counters.listings.clear()
+        res = run_sync(name, n, root, f"dandi:{ident}", ["--dandi-api", net.api_url, *extra], net, startup)
+        res.update(
+            size=size,
+            rtt_ms=round(rtt * 1000),
+            zarr_objects_per_s=round(n / res["wall_s"], 1),
+            list_object_versions=net.counters.listings.get(net.BUCKET, 0),
+        )
+        out.append(res)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    out[1]["x_listing_path"] = round(out[1]["zarr_objects_per_s"] / out[0]["zarr_objects_per_s"], 2)
+    say(
+        f"inventory-cold at RTT {rtt * 1000:.0f} ms: listing {out[0]['zarr_objects_per_s']:,.0f} objects/s, "
+        f"inventory {out[1]['zarr_objects_per_s']:,.0f} objects/s ({out[1]['x_listing_path']}x), "
+        f"{out[1]['list_object_versions']} ListObjectVersions"
+    )
+    judge(out, TARGETS, f"inventory-cold {size} at RTT {rtt * 1000:.0f} ms")
+    return out
+
+
+def inventory_cold_targets(results: list[dict]) -> list[dict]:
+    return [
+        t
+        for r in results
+        if r.get("scenario") == "inventory-cold-inventory"
+        for t in reported(r, f"{r.get('size')} at RTT {r.get('rtt_ms')} ms, both paths in one run")
+    ]
