@@ -15,6 +15,7 @@ from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
 from neuromirror.bench.scenarios.gap import gap_options
 from neuromirror.bench.scenarios.inventory.cold import add_options as _inventory_cold_options
 from neuromirror.bench.scenarios.inventory.read import add_options as _inventory_read_options
+from neuromirror.bench.scenarios.packs.cluster import add_options as _keep_cluster_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
 from neuromirror.bench.scenarios.tiff_region import add_options as _tiff_region_options
@@ -56,6 +57,7 @@ ALL = (
     "gap-plan",
     "inventory-read",
     "inventory-cold",
+    "keep-cluster",
     *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -180,6 +182,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _tiff_region_options(p)
     _inventory_read_options(p)
     _inventory_cold_options(p)
+    _keep_cluster_options(p)
     beside_options(p)
     gap_options(p)
     nwb_options(p)

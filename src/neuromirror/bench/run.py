@@ -53,6 +53,7 @@ from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inv
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
+from neuromirror.bench.scenarios.packs.cluster import bench_keep_cluster, keep_cluster_targets
 from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cycles_targets
 from neuromirror.bench.scenarios.packs.keep import bench_keep_pack, keep_pack_targets
 from neuromirror.bench.scenarios.packs.lostget import bench_lost_stores, lost_stores_targets
@@ -129,6 +130,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += beside_targets(doc["results"]) + unreachable_store_targets(doc["results"])
         doc["targets"] += gap_targets(doc["results"])
         doc["targets"] += inventory_read_targets(doc["results"]) + inventory_cold_targets(doc["results"])
+        doc["targets"] += keep_cluster_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -254,6 +256,7 @@ def _runs(
         ("tiff-region", lambda: bench_tiff_region(args, work)),
         ("inventory-read", lambda: bench_inventory_read(args, work)),
         ("inventory-cold", lambda: bench_inventory_cold(args, a, work, help_s)),
+        ("keep-cluster", lambda: bench_keep_cluster(args, a, work, help_s)),
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ("gap-plan", lambda: bench_gap_plan(args, a, work)),

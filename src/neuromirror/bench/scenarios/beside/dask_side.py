@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.bench.measure import child_env, say
 
@@ -24,19 +24,19 @@ WORKERS = ("bench-w1", "bench-w2")
 class Cluster:
     """``dask scheduler`` + the :data:`WORKERS`, their output in ``logdir``."""
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path, workers: Sequence[str] = WORKERS, env: Optional[dict] = None) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.address = f"tcp://127.0.0.1:{port}"
         dask = str(Path(sys.executable).with_name("dask"))
-        env = {**child_env(), "PYTHONUNBUFFERED": "1"}
+        env = {**(env or child_env()), "PYTHONUNBUFFERED": "1"}
         src = str(Path(__file__).resolve().parents[4])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
         self.procs: list[subprocess.Popen] = []
         cmds = [[dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]]
-        for name in WORKERS:
+        for name in workers:
             cmds.append(
                 [dask, "worker", self.address, "--name", name, "--nworkers", "1", "--nthreads", "1", "--no-nanny",
                  "--no-dashboard", "--local-directory", str(logdir / name)]
@@ -46,7 +46,7 @@ class Cluster:
                 self.procs.append(subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT))
             if i == 0:
                 self._wait(lambda: self._workers() is not None, "the scheduler")
-        self._wait(lambda: len(self._workers() or ()) == len(WORKERS), "both workers")
+        self._wait(lambda: len(self._workers() or ()) == len(workers), f"{len(workers)} workers")
 
     def _workers(self) -> Any:
         from distributed import Client
@@ -61,8 +61,21 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while not ready():
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"ceiling-dask: {what} did not start (logs in the work directory)")
+                raise RuntimeError(f"dask cluster: {what} did not start (logs in the work directory)")
             time.sleep(0.2)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the workers' processes have used so far (user + system)."""
+        import psutil
+
+        total = 0.0
+        for p in self.procs[1:]:
+            try:
+                t = psutil.Process(p.pid).cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.NoSuchProcess:
+                pass
+        return total
 
     def close(self) -> None:
         for p in reversed(self.procs):
