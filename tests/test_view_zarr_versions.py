@@ -56,6 +56,8 @@ def read(url: str) -> np.ndarray:
 
 def test_zarr_python_reads_each_recorded_state_by_checksum_and_by_commit(served: Served) -> None:
     m = served.m
+    zarrs = served.get("zarr/").json()["zarrs"]
+    assert {"zarrId": m.zarr_id, "url": f"{served.url}zarr/{m.zarr_id}/"} in zarrs
     versions = served.versions(m)
     assert len(versions) == 2, "one version per Zarr state the mirror recorded"
     old, new = versions  # oldest first
@@ -99,7 +101,7 @@ def test_each_version_has_the_manifest_of_every_chunk_beside_it(served: Served) 
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("zarr/", "name a Zarr state"),
+        ("zarr//0.0", "no such Zarr"),
         ("zarr/00000000-0000-0000-0000-000000000000/x/0.0", "no Zarr of this id"),
         ("zarr/{zid}/0123456789abcdef0123456789abcdef-5--160/0.0", "no state of this Zarr"),
         ("zarr/{zid}/{no_commit}/", "no state of this Zarr"),

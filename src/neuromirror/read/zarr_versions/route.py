@@ -10,7 +10,8 @@
   a file nothing serves is ``410 Gone`` naming its key.
 * the version's root ``/zarr/{zarr_id}/{version}/`` (or a directory in it) answers the design's
   per-version manifest: JSON ``entries`` mapping each path to ``versionId``, ``lastModified``,
-  ``size``, ``ETag`` and ``url`` (the pinned URL); ``/zarr/{zarr_id}/`` lists the states.
+  ``size``, ``ETag`` and ``url`` (the pinned URL); ``/zarr/{zarr_id}/`` lists the states, ``/zarr/``
+  the Zarrs.
 * anything unknown is a ``404`` whose one line says which part.
 
 The answers are records (:class:`Reply`) the view writes, so this module needs nothing of the view.
@@ -83,7 +84,7 @@ class ZarrVersions:
         if any(p in (".", "..") or "\0" in p for p in parts):
             return _text("400 Bad Request", "'.' and '..' are not names")
         if not parts or not parts[0]:
-            return _text("404 Not Found", f"name a Zarr state: {ROUTE}/{{zarr_id}}/{{version}}/{{path}}")
+            return self._zarrs(base) if len(parts) <= 1 else _text("404 Not Found", f"{path}: no such Zarr")
         zarr_id = parts[0]
         if not self.tree.manifests.index(_shard(zarr_id)):
             return _text("404 Not Found", f"{ROUTE}/{zarr_id}: no Zarr of this id is mirrored here")
@@ -116,6 +117,17 @@ class ZarrVersions:
             return checksum, commit
 
     # -- documents ---------------------------------------------------------------------------
+    def _zarrs(self, base: str) -> Reply:
+        """Every Zarr the mirror recorded a state of (its manifests' directories), each by its versions' URL."""
+        index = self.tree.manifests.index
+        ids = [
+            zarr_id
+            for p1 in (index([]) or {}).get("directories", [])
+            for p2 in (index([p1]) or {}).get("directories", [])
+            for zarr_id in (index([p1, p2]) or {}).get("directories", [])
+        ]
+        return _json({"zarrs": [{"zarrId": z, "url": f"{base}{ROUTE}/{quote(z)}/"} for z in ids]})
+
     def _versions(self, zarr_id: str, base: str) -> Reply:
         """The Zarr's states the mirror recorded, oldest first: each by checksum and commit, its root's URL."""
         got = self.tree.manifests.dated_node(_shard(zarr_id))
