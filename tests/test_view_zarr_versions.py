@@ -56,6 +56,7 @@ def read(url: str) -> np.ndarray:
 
 def test_zarr_python_reads_each_recorded_state_by_checksum_and_by_commit(served: Served) -> None:
     m = served.m
+    assert 'href="/zarr/"' in served.get("").text, "the landing page links the route"
     zarrs = served.get("zarr/").json()["zarrs"]
     assert {"zarrId": m.zarr_id, "url": f"{served.url}zarr/{m.zarr_id}/"} in zarrs
     versions = served.versions(m)
@@ -160,3 +161,25 @@ def test_a_reader_keeps_reading_the_pinned_values_after_the_archive_lost_the_chu
         assert "versionId=" in served.get(f"zarr/{m.zarr_id}/{v['version']}/1.1").headers["Location"]
     np.testing.assert_array_equal(read(old["url"]), m.old)
     np.testing.assert_array_equal(read(f"{served.url}zarr/{m.zarr_id}/{new['commit']}/"), m.new)
+
+
+def test_a_lost_chunk_no_store_holds_is_gone_never_a_fill_value(served: Served, dandi_archive) -> None:  # noqa: ANN001
+    """Nothing kept: the redirect stops (410 naming the key), and zarr-python fails loudly instead of reading the
+    fill value a 404 would give it; the chunks the archive still serves redirect as before."""
+    import zarr
+
+    m = Mirrored(dandi_archive, served.m.root)
+    _, new = served.versions(m)
+    reader = zarr.open_array(new["url"], mode="r")
+    np.testing.assert_array_equal(reader[:], m.new)
+    z = dandi_archive.asset_at(m.id, "sub-09/sample.zarr", "draft").zarr
+    _delete_all_versions(dandi_archive.s3.client(), z.bucket, f"zarr/{m.zarr_id}/0.0")
+    r = served.get(f"zarr/{m.zarr_id}/{new['version']}/0.0")
+    key = served.get(f"zarr/{m.zarr_id}/{new['version']}/").json()["entries"]["0.0"]
+    assert r.status_code == 410 and r.text.startswith("0.0: key MD5E-s16--") and r.text.count("\n") == 1, r.text
+    assert key["ETag"] in r.text
+    with pytest.raises(Exception) as failed:  # noqa: PT011 (fsspec's HTTP error: any but "no such chunk")
+        reader[0:2, 0:2]
+    assert not isinstance(failed.value, FileNotFoundError)
+    np.testing.assert_array_equal(reader[2:4, 2:4], m.new[2:4, 2:4])
+    assert "versionId=" in served.get(f"zarr/{m.zarr_id}/{new['version']}/1.1").headers["Location"]

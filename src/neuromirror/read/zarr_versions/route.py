@@ -85,19 +85,23 @@ class ZarrVersions:
             return _text("400 Bad Request", "'.' and '..' are not names")
         if not parts or not parts[0]:
             return self._zarrs(base) if len(parts) <= 1 else _text("404 Not Found", f"{path}: no such Zarr")
-        zarr_id = parts[0]
-        if not self.tree.manifests.index(_shard(zarr_id)):
-            return _text("404 Not Found", f"{ROUTE}/{zarr_id}: no Zarr of this id is mirrored here")
-        if len(parts) == 1 or (len(parts) == 2 and not parts[1]):
-            return self._versions(zarr_id, base)
-        checksum = self._checksum(zarr_id, parts[1])
-        if checksum is None:
-            return _text("404 Not Found", f"{ROUTE}/{zarr_id}/{parts[1]}: no state of this Zarr the mirror recorded")
-        inner = parts[2:]
         try:
-            return self._inner(zarr_id, parts[1], checksum, inner, (base, failed))
+            return self._zarr(parts, base, failed)
         except BadPath as exc:
             return _text("400 Bad Request", str(exc))
+
+    def _zarr(self, parts: list[str], base: str, failed: bool) -> Reply:
+        """Inside ``/zarr/{zarr_id}``: its states, a state's manifest, a file; a 404 saying which part is wrong."""
+        zarr_id = parts[0]
+        listing = len(parts) == 1 or (len(parts) == 2 and not parts[1])
+        checksum = None if listing else self._checksum(zarr_id, parts[1])
+        if checksum is None and not self.tree.manifests.index(_shard(zarr_id)):  # asked only when no state is named
+            return _text("404 Not Found", f"{ROUTE}/{zarr_id}: no Zarr of this id is mirrored here")
+        if listing:
+            return self._versions(zarr_id, base)
+        if checksum is None:
+            return _text("404 Not Found", f"{ROUTE}/{zarr_id}/{parts[1]}: no state of this Zarr the mirror recorded")
+        return self._inner(zarr_id, parts[1], checksum, parts[2:], (base, failed))
 
     # -- names -------------------------------------------------------------------------------
     def _checksum(self, zarr_id: str, version: str) -> Optional[str]:
