@@ -2,9 +2,10 @@
 
 ``/dav/{archive}/{name}/{version}/{path}`` and dandidav's ``/dandisets/{id}/draft/{path}``,
 ``/dandisets/{id}/releases/{version}/{path}`` (:mod:`.view_tree` says what each names), so that a
-dandidav user swaps the base URL and reads the same paths at a pin.  A file answers as dandidav's
-do, with a 307 redirect to the URL that serves exactly its bytes (range requests then go to the
-archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
+dandidav user swaps the base URL and reads the same paths at a pin.  The archive's designed
+``/zarr/{zarr_id}/{version}/{path}`` (every recorded Zarr state, a 302 per file) is
+:mod:`.zarr_versions.route`'s.  A file answers as dandidav's do, with a 307 redirect to the URL that
+serves exactly its bytes (range requests then go to the archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
 the dataset's git, and the lab store's copy (a ``file://`` path, an ``s3://`` object, a key of a packed
 store: :mod:`.store_reads`) of a file the archive no longer serves —
 which the view learns by asking the archive (one ``HEAD`` per URL, remembered); a file no URL
