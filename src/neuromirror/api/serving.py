@@ -1,7 +1,7 @@
 """The API's verbs that serve the mirror to others: the view of every pin as a WSGI app, and the index as a website.
 
 ``Mirror.view()`` is the application ``serve --http`` (and ``serve --no-schedule``, ``demo --serve``) mounts for
-``/dav/``, ``/dandisets/``, ``/zarrs/`` and ``/zarr-manifests/`` (:class:`neuromirror.read.view.View`): a script
+``/dav/``, ``/dandisets/``, ``/zarrs/``, ``/zarr/`` and ``/zarr-manifests/`` (:class:`neuromirror.read.view.View`): a script
 mounts it in any WSGI server.  ``Mirror.browse()`` is ``neuromirror browse``: Datasette over the index, as a child
 process, until it ends.  :meth:`Serving.around` lends the API to a caller that already holds the mirror's datasets
 (the service's worker threads, each with its own SQLite connection), so that their steps are API calls too.
@@ -73,7 +73,8 @@ class Serving(MirrorBase):
 
     def view(self, *, include_embargoed: bool = False) -> View:
         """The WSGI application of the read-only view of every pin: ``/dav/ARCHIVE/NAME/VERSION/PATH`` (WebDAV,
-        HTML and JSON listings), dandidav's ``/dandisets/`` and ``/zarrs/``, ``/zarr-manifests/``.  A file answers
+        HTML and JSON listings), dandidav's ``/dandisets/`` and ``/zarrs/``, the archive's designed ``/zarr/``,
+        ``/zarr-manifests/``.  A file answers
         with a redirect to the URL serving exactly its bytes, or its bytes when only git or the lab's store holds
         them.  ``include_embargoed``: embargoed dandisets too (else absent: 404), and then no answer carries CORS
         headers (no page of another origin may read them through a browser).  ``.tree.close()`` when done."""

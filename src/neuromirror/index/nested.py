@@ -129,6 +129,17 @@ def zarr_commit(index: Index, zarr_id: str, checksum: str) -> Optional[str]:
     return None if row is None else row[0]
 
 
+def zarr_checksum(index: Index, zarr_id: str, commit: str) -> Optional[str]:
+    """The archive's checksum of the DANDI Zarr ``zarr_id`` at the mirror's ``commit`` of it (the reverse of
+    :func:`zarr_commit`): a reader may name a Zarr state by either; None if the mirror made no such commit."""
+    prefix = f"{zarr_id} "
+    row = index.db.conn.execute(
+        "SELECT key FROM cache WHERE namespace = ? AND key >= ? AND key < ? AND value = ?",
+        [ZARR_CACHE, prefix, prefix + "\uffff", commit],
+    ).fetchone()
+    return None if row is None else str(row[0]).split(" ")[1]
+
+
 def subdataset_paths(index: Index, source: str, commit: str) -> list[str]:
     """The paths at which any of ``source``'s versions holds the subdataset at ``commit``."""
     rows = index.db.conn.execute(

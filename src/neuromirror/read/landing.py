@@ -22,6 +22,11 @@ ROUTES = (
     ),
     ("/dandisets/", "dandidav's paths: /dandisets/ID/draft/PATH, /dandisets/ID/releases/VERSION/PATH"),
     ("/zarrs/", "dandidav's Zarr states: /zarrs/P1/P2/ZARR_ID/CHECKSUM.zarr/PATH, one per state the mirror recorded"),
+    (
+        "/zarr/",
+        "the archive's designed Zarr versions: /zarr/ZARR_ID/VERSION/PATH redirects to the pinned object; "
+        "VERSION/ is its manifest",
+    ),
     ("/zarr-manifests/", "the Zarr manifests in DANDI's format, a manifest root dandidav can read"),
     ("/neuroglancer/", "Neuroglancer's client (the view extra): a pinned OME-Zarr image's /dav/ page links it here"),
 )

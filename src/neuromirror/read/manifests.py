@@ -23,7 +23,7 @@ import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import quote
 
 from neuromirror.annex.keys import md5e_key
@@ -139,6 +139,25 @@ class ManifestTree:
         ]
         return True, members, None, dict(here.items())
 
+    # -- one state's manifest, flat (the view's /zarr/{id}/{version}/) -------------------------------------
+    def state(self, zarr_id: str, checksum: str) -> Optional[dict]:
+        """The parsed manifest of ``zarr_id`` at ``checksum``; None: no such state here (or its source hidden)."""
+        path = self.file([zarr_id[:3], zarr_id[3:6], zarr_id, checksum + ".json"])
+        return None if path is None else self._manifest(path)
+
+    def rows(self, zarr_id: str, checksum: str, prefix: str = "") -> Iterator[tuple[list, PinnedFile]]:
+        """Each file of a state under ``prefix`` (a directory's path, ``""``: all), in the manifest's order: its
+        manifest row (``[versionId, lastModified, size, ETag]``) and the file with its pinned URL."""
+        path = self.file([zarr_id[:3], zarr_id[3:6], zarr_id, checksum + ".json"])
+        inner = [p for p in prefix.split("/") if p]
+        here = None if path is None else _walk(self._manifest(path).get("entries", {}), inner)
+        if not isinstance(here, dict):
+            return
+        assert path is not None  # a manifest was read
+        base = base_url_of(path.parent)
+        for where, row in _flat(here, "/".join(inner)):
+            yield row, _file(where, row, base)
+
     def _manifest(self, path: Path) -> dict:
         with self._lock:
             got = self._parsed.get(path)
@@ -151,6 +170,16 @@ class ManifestTree:
             while len(self._parsed) > MAX_MANIFESTS:
                 self._parsed.popitem(last=False)
         return parsed
+
+
+def _flat(tree: dict, at: str) -> Iterator[tuple[str, list]]:
+    """(path, row) of every file under a manifest's directory ``tree`` at ``at``, in the manifest's order."""
+    for name, value in tree.items():
+        where = f"{at}/{name}" if at else name
+        if isinstance(value, dict):
+            yield from _flat(value, where)
+        else:
+            yield where, value
 
 
 def _walk(here: Any, inner: list[str]) -> Any:

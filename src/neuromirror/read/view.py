@@ -2,9 +2,10 @@
 
 ``/dav/{archive}/{name}/{version}/{path}`` and dandidav's ``/dandisets/{id}/draft/{path}``,
 ``/dandisets/{id}/releases/{version}/{path}`` (:mod:`.view_tree` says what each names), so that a
-dandidav user swaps the base URL and reads the same paths at a pin.  A file answers as dandidav's
-do, with a 307 redirect to the URL that serves exactly its bytes (range requests then go to the
-archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
+dandidav user swaps the base URL and reads the same paths at a pin.  The archive's designed
+``/zarr/{zarr_id}/{version}/{path}`` (every recorded Zarr state, a 302 per file) is
+:mod:`.zarr_versions.route`'s.  A file answers as dandidav's do, with a 307 redirect to the URL that
+serves exactly its bytes (range requests then go to the archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
 the dataset's git, and the lab store's copy (a ``file://`` path, an ``s3://`` object, a key of a packed
 store: :mod:`.store_reads`) of a file the archive no longer serves —
 which the view learns by asking the archive (one ``HEAD`` per URL, remembered); a file no URL
@@ -38,6 +39,8 @@ from neuromirror.read.serving import Serving
 from neuromirror.read.store_reads import streamed
 from neuromirror.read.view_dav import dav_app
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
+from neuromirror.read.zarr_versions.route import ROUTE as ZARR_ROUTE
+from neuromirror.read.zarr_versions.route import ZarrVersions
 from neuromirror.readers import ViewRoute, view_routes
 from neuromirror.util.dates import iso_z
 
@@ -95,6 +98,7 @@ class View:
         self.cors = cors
         self.dav = dav_app(self.tree, SHARES)
         self.serving = Serving(mirror_index(root, index), source_lock(root, index))
+        self.zarr_versions = ZarrVersions(self.tree, self.serving, public)
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -102,7 +106,7 @@ class View:
         p = path.split("?", 1)[0].split("#", 1)[0]
         return any(
             p == s or p.startswith(s + "/")
-            for s in (*SHARES, MANIFESTS, ng.CLIENT_ROUTE, *(v.by_key for v in view_routes()))
+            for s in (*SHARES, MANIFESTS, ZARR_ROUTE, ng.CLIENT_ROUTE, *(v.by_key for v in view_routes()))
         )
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
@@ -147,15 +151,30 @@ class View:
     def _other_route(
         self, environ: dict, start_response: StartResponse, path: str, head: bool
     ) -> Optional[Iterable[bytes]]:
-        """The Neuroglancer client, the Zarr manifests, a LINDI reference by key; None: a share's path."""
+        """The Neuroglancer client, the Zarr manifests, ``/zarr/`` versions, a LINDI reference by key; None: a
+        share's path."""
         if path == ng.CLIENT_ROUTE or path.startswith(ng.CLIENT_ROUTE + "/"):
             return _client(start_response, path, head)
         if path == MANIFESTS or path.startswith(MANIFESTS + "/"):
             return self._manifests(environ, start_response, path)
+        if ZarrVersions.handles(path):  # the archive's designed /zarr/{id}/{version}/{path}
+            return self._zarr_version(environ, start_response, path, head)
         for route in view_routes():
             if path.startswith(route.by_key + "/"):
                 return self._reference(start_response, route, route.key_of(path) or "", None, head, by_key=True)
         return None
+
+    def _zarr_version(self, environ: dict, start_response: StartResponse, path: str, head: bool) -> Iterable[bytes]:
+        """``/zarr/{zarr_id}/{version}/{path}`` (:mod:`.zarr_versions.route`), written out here."""
+        failed = bool(environ.get("HTTP_" + FAILED_HEADER.upper().replace("-", "_")))
+        base = application_uri(environ).rstrip("/")
+        try:
+            reply = self.zarr_versions.answer(environ["REQUEST_METHOD"], path, base, failed)
+        except Exception as exc:  # a broken dataset is that request's 500, never the server's end
+            log.warning("view %s: %s", path, exc)
+            return _text(start_response, "500 Internal Server Error", "error while reading the mirror\n", head)
+        start_response(reply.status, reply.headers)
+        return [] if head else [reply.body]
 
     def _dav_answer(
         self, environ: dict, start_response: StartResponse, method: str, share: str, path: str

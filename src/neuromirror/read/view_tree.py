@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 from neuromirror import archives
 from neuromirror.engine.zarr.manifest import source_of
 from neuromirror.errors import BadInput, UserError
-from neuromirror.index.nested import subdataset_paths, zarr_commit
+from neuromirror.index.nested import subdataset_paths, zarr_checksum, zarr_commit
 from neuromirror.index.rows import Version
 from neuromirror.index.store_checks import known_stores
 from neuromirror.read.listings import Dir, Listings
@@ -294,6 +294,19 @@ class Tree:
         if not is_dir:
             return Node(False, file=f, modified=dates.get(""))
         return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))
+
+    def zarr_state_names(
+        self, zarr_id: str, checksum: Optional[str] = None, commit: Optional[str] = None
+    ) -> tuple[Optional[str], Optional[str]]:
+        """(checksum, commit) of a DANDI Zarr state named by either, from what the syncs recorded (the index's
+        ``dandi-zarr-commit``); the other None when unknown (an AIND Zarr's state has no such row)."""
+        with self._db_lock:
+            index = self._index().index
+            if checksum is None and commit is not None:
+                checksum = zarr_checksum(index, zarr_id, commit)
+            elif checksum is not None and commit is None:
+                commit = zarr_commit(index, zarr_id, checksum)
+        return checksum, commit
 
     def _held(self, parts: list[str]) -> Optional[tuple[Path, str]]:
         """The Zarr's dataset here and its commit of the state ``parts`` names (``{p1}/{p2}/{zarr_id}/

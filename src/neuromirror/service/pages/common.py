@@ -160,7 +160,7 @@ def legend() -> str:
 
 
 #: the view served beside the pages (:mod:`neuromirror.read.landing` says what each route serves)
-VIEW_LINKS = ("dav/", "dandisets/", "zarrs/", "zarr-manifests/")
+VIEW_LINKS = ("dav/", "dandisets/", "zarrs/", "zarr/", "zarr-manifests/")
 
 
 def links(prefix: str, browse_url: Optional[str]) -> str:
