@@ -106,7 +106,7 @@ def _keep(archives: Archives, work: Path, root: Path, ident: str, n: int, name: 
         if cluster:
             cluster.close()
     counts = index_counts(archives.s3.client(), prefix)
-    row = {
+    result = {
         "scenario": f"keep-cluster-{name}",
         "n": n,
         "workers": workers,
@@ -118,8 +118,9 @@ def _keep(archives: Archives, work: Path, root: Path, ident: str, n: int, name: 
         "keys_in_store": len(counts),
         "keys_twice": sum(1 for c in counts.values() if c > 1),
     }
-    say(f"keep-cluster-{name}: {row['objects_per_s']:,.1f} objects/s, {row['cpu_us_per_object']:,.0f} us CPU/object")
-    return row
+    rate, per = result["objects_per_s"], result["cpu_us_per_object"]
+    say(f"keep-cluster-{name}: {rate:,.1f} objects/s, {per:,.0f} us CPU/object")
+    return result
 
 
 def keep_cluster_targets(results: list[dict]) -> list[dict]:
