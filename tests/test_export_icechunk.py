@@ -112,10 +112,27 @@ def view_on_port_80(root: Path) -> Iterator[str]:
         yield f"http://{host}"
 
 
-def opened(repo: Path, prefixes: list[str], credentials: Any = None) -> Any:
-    """The repository as a user opens it: the containers the export named authorized (S3's with credentials)."""
+def opened(repo: Path | str, prefixes: list[str], credentials: Any = None) -> Any:
+    """The repository as a user opens it: the containers the export named authorized (S3's with credentials);
+    one in S3 on the stand-in, where the store's environment names it."""
+    import os
+
     given = {p: (credentials if p.startswith("s3://") else None) for p in prefixes}
-    return icechunk.Repository.open(icechunk.local_filesystem_storage(str(repo)), authorize_virtual_chunk_access=given)
+    where = str(repo)
+    if where.startswith("s3://"):
+        bucket, prefix = where[len("s3://") :].split("/", 1)
+        storage = icechunk.s3_storage(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=os.environ["NEUROMIRROR_STORE_ENDPOINT"],
+            allow_http=True,
+            force_path_style=True,
+            region="us-east-1",
+            from_env=True,
+        )
+    else:
+        storage = icechunk.local_filesystem_storage(where)
+    return icechunk.Repository.open(storage, authorize_virtual_chunk_access=given)
 
 
 def values(repo: Any, tag: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -198,9 +215,10 @@ def test_from_a_store_reads_the_kept_bytes_when_the_archive_lost_every_version(
     spec = f"{m.source}@{m.second}"
     code, out, err = m.run("keep", spec, "--to", store, "--json")
     assert code == 0, out + err
-    got = export(m, f"{spec}/{ZARR}", "--icechunk", str(tmp_path / "repo"), "--from", store)
+    target = str(tmp_path / "repo") if credentials is None else f"s3://{bucket}/exported.icechunk"  # S3 a repo too
+    got = export(m, f"{spec}/{ZARR}", "--icechunk", target, "--from", store)
     assert got["references"] != "view" and got["containers"] == [prefix]
-    repo = opened(tmp_path / "repo", got["containers"], credentials)
+    repo = opened(target, got["containers"], credentials)
     locations = repo.readonly_session(branch="main").all_virtual_chunk_locations()
     if kind.startswith("pack"):
         assert all("/packs/" in loc and loc.endswith(".pack") for loc in locations)

@@ -106,19 +106,21 @@ def repository_exists(target: str) -> bool:
 
 
 def open_repository(target: str, containers: Sequence[Container]) -> Any:
-    """The repository at ``target`` (made when there is none), its configuration naming ``containers``."""
+    """The repository at ``target`` (made when there is none), its configuration naming ``containers`` beside
+    those it named already (an earlier export's references, read from elsewhere, stay readable)."""
     import icechunk
 
     where = storage(target)
-    config = icechunk.RepositoryConfig.default()
-    for c in containers:
-        config.set_virtual_chunk_container(c.config())
     try:
-        if repository_exists(target):
-            repo = icechunk.Repository.open(where, config=config)
-            repo.save_config()
-            return repo
-        return icechunk.Repository.create(where, config=config)
+        exists = repository_exists(target)
+        config = (icechunk.Repository.fetch_config(where) if exists else None) or icechunk.RepositoryConfig.default()
+        for c in containers:
+            config.set_virtual_chunk_container(c.config())
+        if not exists:
+            return icechunk.Repository.create(where, config=config)
+        repo = icechunk.Repository.open(where, config=config)
+        repo.save_config()
+        return repo
     except icechunk.IcechunkError as exc:
         raise UserError(f"{target}: the Icechunk repository cannot be opened ({_first_line(exc)})") from None
 
