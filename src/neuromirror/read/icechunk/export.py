@@ -203,7 +203,7 @@ def export_icechunk(
 def _prepared(fs: Any, state: State, path: str, refs: References) -> tuple[Hierarchy, list[Chunk]]:
     """A state's hierarchy (its metadata read through ``fs``) and its chunks' references."""
     v = state.version
-    files = [f for f in v.files(paths=[path]) if f.checksum_kind != "subdataset"]
+    files = [f for f in v.files(paths=[path], urls=False) if f.checksum_kind != "subdataset"]  # keys suffice
     inner = {f.path[len(path) + 1 :]: f for f in files}
     head = f"{v.source.replace(':', '/', 1)}@{v.commit}/{path}/"
     meta = {p: fs.cat_file(head + p) for p in inner if is_metadata(p)}
