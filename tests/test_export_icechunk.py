@@ -32,13 +32,13 @@ xr = pytest.importorskip("xarray")
 ZARR = "sub-01/sub-01_image.zarr"
 
 
-def xarray_files(values: np.ndarray) -> dict[str, bytes]:
-    """The objects xarray writes for a dataset of ``values`` (4 x 4, chunks of 2 x 2) as Zarr v2, consolidated."""
+def xarray_files(values: np.ndarray, zarr_format: int = 2) -> dict[str, bytes]:
+    """The objects xarray writes for a dataset of ``values`` (4 x 4, chunks of 2 x 2): Zarr v2 consolidated, or v3."""
     import zarr
 
     ds = xr.Dataset({"data": (("y", "x"), values)}, coords={"y": np.arange(4), "x": np.arange(4) * 10})
     store = zarr.storage.MemoryStore()
-    ds.to_zarr(store, zarr_format=2, consolidated=True, encoding={"data": {"chunks": (2, 2)}})
+    ds.to_zarr(store, zarr_format=zarr_format, consolidated=zarr_format == 2, encoding={"data": {"chunks": (2, 2)}})
     return {k: v.to_bytes() for k, v in store._store_dict.items()}
 
 
@@ -178,6 +178,27 @@ def test_a_pinned_state_read_through_the_view_keeps_its_values_after_upstream_re
             "export", f"{m.source}@draft/{ZARR}", "--icechunk", str(tmp_path / "draft"), "--view-url", view
         )
         assert code == 0 and out.startswith(f"notneeded: {m.source}@{m.second[:12]}/{ZARR}")
+
+
+def test_a_zarr_v3_state_keeps_its_own_metadata(mirrored: Mirrored, tmp_path: Path) -> None:
+    """A state in Zarr v3 (``zarr.json``, chunks at ``c/0/0``): its documents copied as they are."""
+    m = mirrored
+    when = T0 + timedelta(days=700 + len(m.archive.dandiset_ids()))
+    sid = m.archive.create_dandiset(name="icechunk export v3", created=when)
+    files = xarray_files(m.old * 3, zarr_format=3)
+    assert "data/c/0/0" in files and "data/zarr.json" in files
+    m.archive.add_zarr_asset(sid, ZARR, files, when=when + timedelta(minutes=1))
+    Runner(m.root).ok("sync", f"dandi:{sid}", "--dandi-api", m.archive.api_url)
+    with view_on_port_80(m.root) as view:
+        got = export(m, f"dandi:{sid}@draft/{ZARR}", "--icechunk", str(tmp_path / "v3"), "--view-url", view)
+        assert got["snapshots"][0]["chunks"] == 6
+        repo = opened(tmp_path / "v3", got["containers"])
+        by_xarray, by_zarr = values(repo)
+        assert (by_xarray == m.old * 3).all() and (by_zarr == m.old * 3).all()
+        import zarr
+
+        store = repo.readonly_session(branch="main").store
+        assert zarr.open_group(store, mode="r")["data"].metadata.dimension_names == ("y", "x")
 
 
 def test_all_states_make_a_snapshot_each_tagged_by_the_mirrors_commit(mirrored: Mirrored, tmp_path: Path) -> None:

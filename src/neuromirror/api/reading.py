@@ -233,15 +233,15 @@ class Reading(MirrorBase):
         a snapshot per state of that Zarr the source's versions recorded.  The chunks are read through the view at
         ``view_url`` (default ``$NEUROMIRROR_URL``), or from ``store`` (a pack by offset and length)."""
         from neuromirror.read.icechunk.export import export_icechunk, split_target
-        from neuromirror.read.references.reading import filesystem
+        from neuromirror.read.icechunk.metadata import MetadataReader
 
         spec, path = split_target(target)
         chosen = self.version(spec)
         versions = list(self.versions(chosen.source)) if all_states else [chosen]
         opened = None if store is None else _kept_in(store)
         view = None if opened is not None else view_url or os.environ.get("NEUROMIRROR_URL")
-        fs = filesystem(self.root, self.datasets.index_path)
-        return export_icechunk(fs, versions, path, os.fspath(to), view_url=view, store=opened)
+        with MetadataReader(self.root, self.datasets.index_path) as fs:
+            return export_icechunk(fs, versions, path, os.fspath(to), view_url=view, store=opened)
 
 
 def _kept_in(store: Union[PathLike, Store]) -> Store:

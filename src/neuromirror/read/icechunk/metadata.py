@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from neuromirror.errors import UserError
 
@@ -68,6 +68,33 @@ class Hierarchy:
                 return None
             node, _, last = node.rpartition("/")
             rest = f"{last}/{rest}"
+
+
+class MetadataReader:
+    """A state's metadata files read as ``neuromirror://`` reads them (the archive's pinned URL, the store's copy
+    once lost), through a filesystem of its own whose index connections and git processes end with the export:
+    a connection left open in a process that later writes the index would lose its locks (SQLite's POSIX locks
+    go with any descriptor of the file closed)."""
+
+    def __init__(self, root: Any, index: Any) -> None:
+        from neuromirror.read.fsspec_fs import NeuromirrorFileSystem
+
+        self.fs = NeuromirrorFileSystem(
+            root=str(root), index=None if index is None else str(index), skip_instance_cache=True
+        )
+
+    def cat_file(self, path: str) -> bytes:
+        return bytes(self.fs.cat_file(path))
+
+    def __enter__(self) -> MetadataReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fs._listings.close()
+        conn = getattr(self.fs.losses._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self.fs.losses._local.conn = None
 
 
 def is_metadata(inner: str) -> bool:
