@@ -267,3 +267,16 @@ def test_bad_input_is_one_line_and_writes_nothing(mirrored: Mirrored, tmp_path: 
     code, _, err = m.run("export", f"{m.source}/{ZARR}", "--icechunk", str(target), "--view-url", "http://h")
     assert code == 2 and "SPEC@VERSION/PATH.zarr" in err, err
     assert not target.exists()
+
+
+def test_icechunk_keeps_no_query_and_no_port_in_a_virtual_chunks_url() -> None:
+    """Why the references name the view or a store, not the archive's pinned URL: Icechunk (1.1.21) stores
+    ``http://127.0.0.1:PORT/b/k?versionId=V`` as ``http://127.0.0.1/b/k`` (docs/reading.md says so)."""
+    import zarr
+
+    repo = icechunk.Repository.create(icechunk.in_memory_storage())
+    session = repo.writable_session("main")
+    zarr.create_array(session.store, name="a", shape=(1,), chunks=(1,), dtype="uint8", fill_value=0)
+    pinned = "http://127.0.0.1:9000/bucket/zarr/a/0?versionId=3HL4kqtJlcpXroDTDmJ"
+    session.store.set_virtual_ref("a/c/0", pinned, offset=0, length=1, validate_container=False)
+    assert session.all_virtual_chunk_locations() == ["http://127.0.0.1/bucket/zarr/a/0"]
