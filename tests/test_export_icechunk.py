@@ -259,6 +259,7 @@ def test_bad_input_is_one_line_and_writes_nothing(mirrored: Mirrored, tmp_path: 
         (["--view-url", "http://127.0.0.1:8080"], "Icechunk keeps no port in a chunk's URL"),
         ([], "--view-url: none given, and no store"),
         (["--from", str(tmp_path / "no-store")], "no-store: not a neuromirror store"),
+        (["--from", str(tmp_path), "--view-url", "http://h"], "through the view or from a store, not both"),
     ]:
         code, out, err = m.run("export", f"{m.source}@draft/{ZARR}", "--icechunk", str(target), *args)
         assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err

@@ -235,6 +235,8 @@ class Reading(MirrorBase):
         from neuromirror.read.icechunk.export import export_icechunk, split_target
         from neuromirror.read.icechunk.metadata import MetadataReader
 
+        if view_url and store is not None:
+            raise BadInput("view_url: the chunks are read through the view or from a store, not both").at("view_url")
         spec, path = split_target(target)
         chosen = self.version(spec)
         versions = list(self.versions(chosen.source)) if all_states else [chosen]
