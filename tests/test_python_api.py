@@ -119,6 +119,7 @@ def test_the_examples_run_on_the_demos_mirror(
     assert sources[0] == SPEC and f"dandi:{built.sample}" in sources and f"dandi:{built.zarr_dandiset}" in sources
     assert namespace["source"] == f"dandi:{built.sample}" and namespace["published"].label == built.version
     assert "[0.  0.1 0.2]" in printed and namespace["drill"].result == "ok"
+    assert namespace["done"].ok and namespace["done"].snapshots[0].chunks > 0  # the demo's Zarr as Icechunk
 
 
 def python_calls(code: str) -> set[str]:

@@ -24,7 +24,7 @@ FIRST = ["sync", "versions", "pin", "reindex", "demo"]
 GROUPS: dict[str, tuple[str, ...]] = {
     "mirror": ("sync", "versions", "search", "diff", "reindex", "repair", "forget"),
     "pin and reproduce": ("pin", "lock", "get", "reproduce", "cite"),
-    "read": ("urls", "browse"),
+    "read": ("urls", "browse", "export"),
     "keep and check": ("keep", "verify", "status", "audit", "restore", "changes"),
     "operate": ("serve", "publish", "maintain", "check-config", "demo"),
 }

@@ -100,10 +100,10 @@ class Mirrored:
 
 
 @contextmanager
-def view_server(root: Path, *args: str) -> Iterator[str]:
-    """``neuromirror serve --http 127.0.0.1:0 --no-schedule``: its base URL once it says it listens."""
+def view_server(root: Path, *args: str, address: str = "127.0.0.1:0") -> Iterator[str]:
+    """``neuromirror serve --http ADDRESS --no-schedule`` (default ``127.0.0.1:0``): its base URL once it says it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "neuromirror", "--root", str(root), "serve", "--http", "127.0.0.1:0", "--no-schedule"]
+        [sys.executable, "-m", "neuromirror", "--root", str(root), "serve", "--http", address, "--no-schedule"]
         + list(args),
         env=ENV,
         stdout=subprocess.DEVNULL,
@@ -120,7 +120,7 @@ def view_server(root: Path, *args: str) -> Iterator[str]:
             except queue.Empty:
                 raise AssertionError("the view did not say where it listens:\n" + "".join(seen)) from None
             seen.append(line)
-            m = re.search(r"read-only on (http://127\.0\.0\.1:\d+/)dav/", line)
+            m = re.search(r"read-only on (http://[\d.]+:\d+/)dav/", line)
             if m:
                 break
             assert proc.poll() is None, "the view exited:\n" + "".join(seen)

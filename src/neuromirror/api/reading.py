@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from neuromirror.pin.citation import CitationInfo
     from neuromirror.pin.lockfile import Lock
     from neuromirror.pin.record import Pin
+    from neuromirror.read.icechunk.export import Exported
 
 
 class Reading(MirrorBase):
@@ -215,3 +216,42 @@ class Reading(MirrorBase):
             raise NoSuchPath(str(exc)) from None
         where = reference_path(self.root, f.key) if f.key else None
         return where if where is not None and where.is_file() else None
+
+    # -- Icechunk ---------------------------------------------------------------------------------------
+    def export_icechunk(
+        self,
+        target: str,
+        to: PathLike,
+        *,
+        all_states: bool = False,
+        view_url: Optional[str] = None,
+        store: Optional[Union[PathLike, Store]] = None,
+    ) -> Exported:
+        """The Zarr state ``target`` names (``SPEC@VERSION/PATH.zarr``) as an Icechunk repository at ``to`` (a
+        directory or ``s3://BUCKET/PREFIX``): one snapshot tagged with the state's commit, its metadata copied, every
+        chunk a virtual reference to bytes that never change (``neuromirror export --icechunk``).  ``all_states``:
+        a snapshot per state of that Zarr the source's versions recorded.  The chunks are read through the view at
+        ``view_url`` (default ``$NEUROMIRROR_URL``), or from ``store`` (a pack by offset and length)."""
+        from neuromirror.read.icechunk.export import export_icechunk, split_target
+        from neuromirror.read.icechunk.metadata import MetadataReader
+
+        if view_url and store is not None:
+            raise BadInput("view_url: the chunks are read through the view or from a store, not both").at("view_url")
+        spec, path = split_target(target)
+        chosen = self.version(spec)
+        versions = list(self.versions(chosen.source)) if all_states else [chosen]
+        opened = None if store is None else _kept_in(store)
+        view = None if opened is not None else view_url or os.environ.get("NEUROMIRROR_URL")
+        with MetadataReader(self.root, self.datasets.index_path) as fs:
+            return export_icechunk(fs, versions, path, os.fspath(to), view_url=view, store=opened)
+
+
+def _kept_in(store: Union[PathLike, Store]) -> Store:
+    """The store ``--from`` names, one that exists (reading makes none)."""
+    from neuromirror.store.base import not_there
+    from neuromirror.store.location import open_store, store_name
+
+    opened = store if not isinstance(store, (str, os.PathLike)) else open_store(store_name(os.fspath(store)))
+    if not_there(opened):
+        raise UserError(f"{opened.url}: not a neuromirror store (nothing kept there)")
+    return opened

@@ -7,7 +7,8 @@ serves its bytes — the archive's pinned URL, else the lab store's copy (:mod:`
 a file, an S3 object, a key of a packed store) — or why there is none;
 :mod:`.fsspec_fs` is the ``neuromirror://`` fsspec filesystem on top of it (so zarr-python, h5py
 and anything fsspec reads a pin); :mod:`.view` is the HTTP/WebDAV view ``serve --http`` gives
-(redirects to the pinned URLs, PROPFIND through WsgiDAV, listings).
+(redirects to the pinned URLs, PROPFIND through WsgiDAV, listings).; :mod:`.icechunk` exports a pinned Zarr
+state as Icechunk snapshots whose virtual chunks name the view's URL at the pin or a store's kept bytes.
 
 Never a URL that can serve other bytes tomorrow: the verdict is the URL rule's
 (:mod:`neuromirror.sources.urlrule`), the same one the sync applied when it registered them.
