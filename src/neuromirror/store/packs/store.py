@@ -249,7 +249,7 @@ class PackStore:
         with self._lock:
             if self._writer is None:
                 self.identity  # noqa: B018 - the settings come from the store
-                self._writer = PackWriter(self.backend, self.pack_size, self.storage_class, self.keys.add)
+                self._writer = PackWriter(self.backend, self.pack_size, self.storage_class, self.keys.add, self.url)
             return self._writer
 
     def has(self, key: str) -> bool:
