@@ -8,7 +8,10 @@ S3 version of its blobs is deleted, and a plain clone gets them with one of the 
 before the clone (never enabled: ``git annex enableremote`` says why in one line), or after it (skipped by
 git-annex, its remote program never started), and back again (used again).  git-annex's own debug log of
 the get (``annex.retry=3``, as DataLad runs it) shows what was tried: no retry delay, one remote program
-prepared.  A packed S3 store a reader has no credentials for is not enabled either.
+prepared.  A packed S3 store a reader has no credentials for is not enabled either; one that goes away after
+a clone enabled it (its bucket deleted, its prefix emptied, its endpoint gone) is asked once a command (one
+read of its marker, counted on the S3 stand-in), not once a key with 3 s of retries each, and the archive's
+URLs serve the files.
 """
 
 from __future__ import annotations
@@ -126,6 +129,11 @@ def test_a_packed_store_gone_after_enabling_is_skipped_without_retries_and_used_
         assert "Delaying" not in got.stdout + got.stderr
         assert got.stderr.count("<-- PREPARE") == 1  # the far store's program never started
         assert f"from {far}" not in got.stdout
+        said = [x for x in got.stderr.splitlines() if x.startswith("neuromirror: ")]
+        assert said == [
+            f"neuromirror: pack+file://{world.far}: not reachable here: no packed store at {world.far} (unmounted, "
+            "moved or deleted?): skipped, its copies read from elsewhere (asked again next time)"
+        ], got.stderr  # told once, in one line
         for path in FILES:
             assert sha256((work / path).read_bytes()) == sha256(world.d.files[path]), path
 
@@ -215,3 +223,59 @@ def _stores(ds: Path) -> dict[str, dict[str, str]]:
     from neuromirror.store.annexlog import recorded_stores
 
     return recorded_stores(git(ds, "show", "git-annex:remote.log").encode())
+
+
+GONE = {
+    "bucket deleted": lambda s3, bucket: s3.delete_bucket(bucket),
+    "prefix emptied": lambda s3, bucket: [
+        s3.client().delete_object(Bucket=bucket, Key=o["Key"])
+        for o in s3.client().list_objects_v2(Bucket=bucket, Prefix="lab/")["Contents"]
+    ],
+    "endpoint gone": None,  # the clone's environment names an endpoint nothing listens on
+}
+
+
+@pytest.mark.parametrize("how", list(GONE))
+def test_a_packed_s3_store_gone_after_enabling_is_asked_once_a_command_and_the_archive_serves(
+    dandi_archive,  # noqa: ANN001
+    s3,  # noqa: ANN001
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", FILES)
+    d.run.ok("keep", d.spec, "--to", f"pack+s3://{bucket}/lab")
+    uuid = next(u for u, f in _stores(d.ds).items() if f.get("url", "").startswith("pack+s3:"))
+    work = clone(d.ds, tmp_path / "clone")
+    git(work, "checkout", "-q", d.version)
+    assert uuid in enabled_uuids(work)  # reachable when the clone was made: enabled
+
+    gone = GONE[how]
+    if gone is None:
+        monkeypatch.setenv("NEUROMIRROR_STORE_ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused
+    else:
+        gone(s3, bucket)
+    log = s3.log_requests()
+    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    s3.log_requests(False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path in FILES:
+        assert sha256((work / path).read_bytes()) == sha256(d.files[path]), path
+    asked = [p for _, p in log if p.startswith(f"/{bucket}/")]
+    # one read of the store's marker for the 4 files (none where the endpoint is gone), not one or more a key
+    assert asked == ([] if gone is None else [f"/{bucket}/lab/.neuromirror-store.json"]), asked
+    assert [p for _, p in log if p.startswith(f"/{dandi_archive.bucket}/")], "the archive's URLs served the files"
+
+    git(work, "annex", "drop", "--force", ".")
+    got = annex_get(work, ".")  # as datalad runs it (annex.retry=3), git-annex's stderr seen
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert "Delaying" not in got.stdout + got.stderr  # nothing failed, so nothing was retried
+    assert got.stderr.count("<-- PREPARE") == 0  # the store's remote program never started
+    said = [x for x in got.stderr.splitlines() if x.startswith("neuromirror: ")]
+    assert len(said) == 1, got.stderr  # the user is told once, in one line, which store is gone
+    assert said[0].startswith(f"neuromirror: pack+s3://{bucket}/lab/: not reachable here: ") and said[0].endswith(
+        ": skipped, its copies read from elsewhere (asked again next time)"
+    ), said
+    for path in FILES:
+        assert sha256((work / path).read_bytes()) == sha256(d.files[path]), path

@@ -176,7 +176,8 @@ def _problems(result: Any) -> None:
     """Each store's trouble on stderr."""
     for report in result.runs:
         if report.error is not None:
-            print(f"neuromirror: keep: store {report.store} is down: {report.error}", file=sys.stderr)
+            state = "is full" if report.full else "is down"
+            print(f"neuromirror: keep: store {report.store} {state}: {report.error}", file=sys.stderr)
         if report.failed:
             print(
                 f"neuromirror: keep: {report.failed} file(s) not kept in {report.store} (FAILED above)", file=sys.stderr

@@ -112,6 +112,7 @@ class KeepRun:
     not_fitting: int = 0  # files (distinct keys) the budget left out
     not_fitting_bytes: int = 0
     error: Optional[str] = None  # the store could not be used at all (down, unreadable): retried next run
+    full: bool = False  # the error is a disk that filled as the keep went: what got in before stays
     marked: int = 0  # versions taken whole from their marks (keep/marks.py)
     pruned: Optional[PruneRun] = None  # keep --prune: the store's retention
     references: int = 0  # LINDI references put into the store beside their keys (store/lindi.py)
@@ -152,6 +153,8 @@ class KeepRun:
     def summary(self) -> str:
         if self.error is not None and self.error.startswith("not starting"):  # its disk too small: said before
             return f"store {self.store} NOT STARTED: {self.error}"
+        if self.error is not None and self.full:
+            return f"store {self.store} FULL: {self.error} (what was kept there before stays)"
         if self.error is not None:
             return f"store {self.store} DOWN: {self.error} (nothing kept there; the next keep tries again)"
         return (

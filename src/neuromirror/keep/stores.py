@@ -28,6 +28,7 @@ from neuromirror.keep.versions import KeepOptions, keep
 from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Store
 from neuromirror.store.holders import Locations
+from neuromirror.store.packs.writer import PackDiscarded
 from neuromirror.store.reach import Lost, survey
 from neuromirror.store.registry import Stores
 from neuromirror.util import gitutil
@@ -130,10 +131,13 @@ class StoresRun(Result):
 def _down(store: Store, exc: BaseException) -> KeepRun:
     text = one_line(exc, 1000, joined=True)
     where = getattr(store, "path", None)
-    if where is not None and is_full(exc):  # not a store that is down: its disk filled as the keep went
-        text = f"{filesystem(where)} is full ({getattr(exc, 'strerror', None) or text}): free space there or keep elsewhere"
     run = KeepRun(str(store), store.kind, "", "")
-    run.error = text[:300]
+    run.full = is_full(exc)  # not a store that is down: a disk filled as the keep went
+    if isinstance(exc, PackDiscarded) and run.full:  # a packed store's: the file system named, what was lost
+        text = f"{exc.strerror}: free space there and keep again"
+    elif where is not None and run.full:
+        text = f"{filesystem(where)} is full ({getattr(exc, 'strerror', None) or text}): free space there or keep elsewhere"
+    run.error = text[:600]
     return run
 
 

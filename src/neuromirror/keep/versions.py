@@ -114,6 +114,9 @@ def keep(
                     gap_run.passes.append(Pass(label, run.transferred - before[0], run.transferred_bytes - before[1]))
     finally:
         transfer.close()
+    broken = getattr(store, "broken", None)  # a packed store's pack discarded (its disk full): the run ends on it
+    if broken is not None:
+        raise broken
     run.gap = gap_run
     note_kept(mirror.index, ident.uuid, [(t.id, t.source) for t in targets])  # what keep --prune may drop later
     run.budget_stopped = bool(budget and budget.stopped)

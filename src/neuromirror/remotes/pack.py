@@ -15,18 +15,23 @@ the location log names for a key, and retries a failed download (``datalad get``
 1 s, then 2 s, a key), whatever the remote answers.  So the remote refuses what it cannot read as git-annex's
 ``directory`` remote does: INITREMOTE (a clone's autoenable, ``git annex enableremote``) fails in one line
 where the store's marker (``.neuromirror-store.json``, naming the remote's UUID) cannot be read, and the
-store is simply not enabled there.  For a ``pack+file://`` store that goes away after it was enabled (a disk
-unmounted, a tape file system moved), enabling it also sets ``remote.NAME.annex-ignore-command`` to a test of
-the marker: git-annex runs it once per command and skips the store, unasked, wherever the marker is not
-there (as it skips a directory remote that is not mounted), and uses it again once it is back.  Asked all
-the same (``get --from``, ``fsck --from``, an S3 store: no such test, it would cost every command of the
-clone a Python start and a request), PREPARE notes the store unreachable and each request answers at once
+store is simply not enabled there.  For a store that goes away after it was enabled (a disk unmounted, a
+tape file system moved, a bucket deleted, a prefix emptied, an endpoint gone), enabling it also sets
+``remote.NAME.annex-ignore-command``: git-annex runs it once per command that would use the store (a
+``get`` of content not here, a ``drop``, ``sync``; not ``status``, ``whereis`` nor a ``get`` with
+``--from``) and skips the store, unasked, where it fails; the store is used again once it is back.  A
+``pack+file://`` store's test is ``test -r MARKER`` (as git-annex skips a directory remote that is not
+mounted); a ``pack+s3://`` store's is this program with ``--reachable``: one read of the marker (a
+Python start and one request, once per such command), and the one line on stderr where it is gone, so
+that a ``datalad get`` reads the archive's URLs at once instead of 3 s of retries a key.  Asked all the
+same (``get --from``, ``fsck --from``), PREPARE notes the store unreachable and each request answers at once
 with the one line (TRANSFER-FAILURE, CHECKPRESENT-UNKNOWN; WHEREIS: nothing): a failed PREPARE would have
 git-annex start the program again for every key.  git-annex's own retries of a failed get still apply there.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shlex
@@ -38,6 +43,11 @@ from annexremote import Master, ProtocolError, RemoteError, SpecialRemote
 
 from neuromirror.store.packs.layout import CONFIG as MARKER  # the store's marker: its UUID, pack size
 from neuromirror.util.text import one_line
+
+#: the console script git-annex runs this remote as (and a packed S3 store's ``annex-ignore-command``)
+PROGRAM = "git-annex-remote-neuromirror-pack"
+#: its option that tests a store's reachability instead of speaking the protocol
+REACHABLE = "--reachable"
 
 
 class PackRemote(SpecialRemote):
@@ -56,14 +66,12 @@ class PackRemote(SpecialRemote):
 
     def initremote(self) -> None:
         """Enabling, in a clone (autoenable) or by ``git annex enableremote``: refused where the store is not
-        reachable, so that git-annex never tries it there; a ``pack+file://`` store is also skipped by
-        git-annex wherever it goes away later (``annex-ignore-command``)."""
+        reachable, so that git-annex never tries it there; the store is also skipped by git-annex wherever
+        it goes away later (``annex-ignore-command``: :meth:`_gone_test`)."""
         url = self.annex.getconfig("url")
         if not url.startswith(("pack+file://", "pack+s3://")):
             raise RemoteError(f"url={url!r}: a packed store is pack+file:///PATH or pack+s3://BUCKET/PREFIX")
-        store = self._reachable_store()
-        if store.path is not None:
-            self._skip_when_gone(os.path.join(store.path, MARKER))
+        self._skip_when_gone(self._gone_test(self._reachable_store()))
 
     def prepare(self) -> None:
         """The store opened; where it is not reachable, every request then answers at once with why (a
@@ -111,8 +119,21 @@ class PackRemote(SpecialRemote):
         self._unreachable = unreachable(self._store, self.annex.getuuid()) or ""
         return self._unreachable
 
-    def _skip_when_gone(self, marker: str) -> None:
-        """``remote.NAME.annex-ignore-command`` in the clone: ``test -r MARKER`` (a reader's own command kept)."""
+    def _gone_test(self, store: Any) -> str:
+        """The shell command that fails where the store is gone: a directory's marker readable, else one read
+        of an S3 store's marker by this program (:func:`check_reachable`), the record's endpoint and region."""
+        if store.path is not None:  # the shell's test, as cheap as git-annex's own of a directory remote
+            said = shlex.quote(gone_line(_no_store(store)))
+            return f"test -r {shlex.quote(os.path.join(store.path, MARKER))} || {{ echo {said} >&2; exit 1; }}"
+        args = [PROGRAM, REACHABLE, self.annex.getuuid(), self.annex.getconfig("url")]
+        for field in ("endpoint", "region"):
+            value = self.annex.getconfig(field)
+            if value:
+                args.append(f"--{field}={value}")
+        return shlex.join(args)
+
+    def _skip_when_gone(self, test: str) -> None:
+        """``remote.NAME.annex-ignore-command`` in the clone: ``test`` (a reader's own command kept)."""
         from neuromirror.util import gitutil
 
         try:
@@ -121,9 +142,9 @@ class PackRemote(SpecialRemote):
             return
         option, here = f"remote.{name}.annex-ignore-command", os.getcwd()
         current = gitutil.out(here, f"--git-dir={gitdir}", "config", "--get", option, check=False)
-        if current and MARKER not in current:
+        if current and MARKER not in current and PROGRAM not in current:
             return
-        gitutil.run(here, f"--git-dir={gitdir}", "config", option, f"test -r {shlex.quote(marker)}", check=False)
+        gitutil.run(here, f"--git-dir={gitdir}", "config", option, test, check=False)
 
     def getavailability(self) -> str:
         return "local" if self.annex.getconfig("url").startswith("pack+file:") else "global"
@@ -173,7 +194,7 @@ def unreachable(store: Any, uuid: str) -> Optional[str]:
     try:
         raw = store.backend.get(MARKER)
     except FileNotFoundError:
-        return f"{store.url}: not reachable here: no packed store at {where} (unmounted, moved or deleted?)"
+        return _no_store(store)
     except OSError as exc:
         return f"{store.url}: not reachable here: {one_line(exc, joined=True)}"
     try:
@@ -183,6 +204,10 @@ def unreachable(store: Any, uuid: str) -> Optional[str]:
     if found != uuid:
         return f"{store.url}: not reachable here: {where} holds {found or 'no readable store marker'}, not store {uuid}"
     return None
+
+
+def _no_store(store: Any) -> str:
+    return f"{store.url}: not reachable here: no packed store at {store.backend.where} (unmounted, moved or deleted?)"
 
 
 def open_packed(url: str, endpoint: Optional[str] = None, region: Optional[str] = None) -> Any:
@@ -197,10 +222,39 @@ def open_packed(url: str, endpoint: Optional[str] = None, region: Optional[str] 
     return open_store(url)
 
 
+def check_reachable(argv: list[str]) -> int:
+    """``PROGRAM --reachable UUID URL [--endpoint=E] [--region=R]``, a packed S3 store's ``annex-ignore-command``:
+    0 where its marker is read and names ``UUID``; else its one line on stderr and 1, and git-annex skips the
+    store for the command (its copies are read from the other remotes, the archive's URLs)."""
+    from neuromirror.errors import NeuromirrorError
+
+    parser = argparse.ArgumentParser(prog=f"{PROGRAM} {REACHABLE}")
+    parser.add_argument("uuid")
+    parser.add_argument("url")
+    parser.add_argument("--endpoint", default="")
+    parser.add_argument("--region", default="")
+    args = parser.parse_args(argv)
+    try:
+        why = unreachable(open_packed(args.url, args.endpoint or None, args.region or None), args.uuid)
+    except NeuromirrorError as exc:
+        why = str(exc)
+    if not why:
+        return 0
+    print(gone_line(why), file=sys.stderr)
+    return 1
+
+
+def gone_line(why: str) -> str:
+    """What a clone's user is told, once a command, of an enabled store that is gone: the one line."""
+    return f"neuromirror: {why}: skipped, its copies read from elsewhere (asked again next time)"
+
+
 def main() -> None:
     """Entry point of the ``git-annex-remote-neuromirror-pack`` console script."""
     from neuromirror.util.toolpath import ensure_tools_on_path
 
+    if sys.argv[1:2] == [REACHABLE]:
+        sys.exit(check_reachable(sys.argv[2:]))
     ensure_tools_on_path()
     output = sys.stdout
     sys.stdout = sys.stderr  # nothing but the protocol may reach git-annex on stdout

@@ -123,11 +123,15 @@ class DirectoryBackend:
         final = self.path / name
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.staging() / f"{host_tag()}-{uuid.uuid4().hex}.small"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError:  # the disk full, say: nothing of it left in the staging directory
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(final.parent)
 
     def create_small(self, name: str, data: bytes) -> bool:
@@ -135,15 +139,15 @@ class DirectoryBackend:
         final = self.path / name
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f"{final.name}.{host_tag()}.{uuid.uuid4().hex[:8]}"
-        tmp.write_bytes(data)
         try:
+            tmp.write_bytes(data)
             os.link(tmp, final)
             _fsync_dir(final.parent)
             return True
         except FileExistsError:
             return False
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
 
     def get(self, name: str) -> bytes:
         return (self.path / name).read_bytes()

@@ -47,7 +47,7 @@ from neuromirror.store.packs.layout import (
     read_trailer,
 )
 from neuromirror.store.packs.thaw import THAW_DAYS, THAW_TIER, Frozen, Thawing, ThawNote, now_iso
-from neuromirror.store.packs.writer import PackIncoming, PackWriter
+from neuromirror.store.packs.writer import PackDiscarded, PackIncoming, PackWriter
 from neuromirror.util.sizes import human_bytes
 
 log = logging.getLogger("neuromirror.store.packs")
@@ -249,8 +249,13 @@ class PackStore:
         with self._lock:
             if self._writer is None:
                 self.identity  # noqa: B018 - the settings come from the store
-                self._writer = PackWriter(self.backend, self.pack_size, self.storage_class, self.keys.add)
+                self._writer = PackWriter(self.backend, self.pack_size, self.storage_class, self.keys.add, self.url)
             return self._writer
+
+    @property
+    def broken(self) -> Optional[PackDiscarded]:
+        """Why this process writes no more here (a pack discarded: its disk filled), or None."""
+        return self._writer.broken if self._writer is not None else None
 
     def has(self, key: str) -> bool:
         """An index file names the key (only durable packs are named), or this process appended it."""
