@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "records": 0,
     "results": 0,  # one shape for what every verb returns: items with a status, to_json(), lines()
     "spec": 0,
+    "registry": 0,  # Registry[T]: records by name their packages register (archives' and readers' registries)
     "archives": 0,  # the archives, each an Archive record its sources package registers
     "readers": 0,  # get's formats, each a FormatWriter record its reader's package registers
     "standins": 1,  # the stand-in archives: servers of their own, sharing nothing with the tool
