@@ -397,3 +397,23 @@ def test_a_planted_crowded_package_is_found(tmp_path: Path) -> None:
     for i in range(n):
         (src / f"neuromirror/commands/c{i}.py").write_text("")
     assert crowded_packages(src) == {"neuromirror.reproduce": n}
+
+
+#: the packages above the API that stand on it as the commands do: nothing of the index's modules (issue 77)
+ON_THE_API = ("service",)
+
+
+def past_the_api(g: dict[str, set[str]], packages: tuple[str, ...] = ON_THE_API) -> list[str]:
+    """Imports (type-only ones too) of an ``index`` module by a module of ``packages``."""
+    return sorted(
+        f"{m} -> {d}" for m, deps in g.items() if layer_of(m) in packages for d in deps if layer_of(d) == "index"
+    )
+
+
+def test_the_service_imports_nothing_of_the_index() -> None:
+    """The service reads and writes the mirror's records through the API (``neuromirror.api.records``), as the
+    commands stand on it: a runs table read is the API's, so the service and a script cannot drift apart."""
+    wrong = past_the_api(graph(type_only=True))
+    assert not wrong, "the service past the API, into the index:\n" + "\n".join(wrong)
+    g = {"neuromirror.service.x": {"neuromirror.index.runs", "neuromirror.api.records"}}
+    assert past_the_api(g) == ["neuromirror.service.x -> neuromirror.index.runs"], "the check sees an index import"

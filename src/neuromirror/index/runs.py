@@ -17,7 +17,7 @@ from neuromirror.index.connection import utcnow
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
-#: the columns of a run as the status pages show it (service.history.Run), in its fields' order
+#: the columns of a run as the status pages show it (api.records.Run), in its fields' order
 RUN_COLUMNS = "id, source, started, ended, outcome, error, added, removed, changed, trigger"
 
 
