@@ -238,10 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
         return as_html(found).encode(), HTML
 
     def _backup(self, json_wanted: bool) -> tuple[bytes, str]:
-        """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.backup`):
+        """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.pages.backup`):
         the page, or its JSON; ``keep: {expire_after}`` of the service's definitions applied."""
         from neuromirror.api import Mirror as Api
-        from neuromirror.service.backup.render import as_html
+        from neuromirror.service.pages.backup import as_html
 
         svc = self.server.service
         mirror = self._mirror()
