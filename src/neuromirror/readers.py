@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.registry import Registry
 
@@ -46,6 +46,10 @@ class FormatWriter:
 
 #: after a sync: (root, index path, the new versions as (source, commit)) -> (the report's JSON, one line per failure)
 AfterSync = Callable[[Path, Optional[Path], "list[tuple[str, str]]"], "tuple[dict[str, Any], list[str]]"]
+
+
+#: ``urls --NAME``: (root, pins, paths, the view's URL or None) -> (the rows ``--json`` lists, one text line a row)
+ListFiles = Callable[[Path, "list[Any]", "Sequence[str]", Optional[str]], "tuple[list[dict[str, Any]], list[str]]"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class IndexTimeReader:
     #: file states matching every pair: ``search(conn, pairs, source=, all_versions=)``
     search_fields: dict[str, str] = dataclasses.field(default_factory=dict)
     search: Optional[Callable[..., list[dict[str, Any]]]] = None
+    #: ``urls --NAME`` (the reader's name as the option): each file of the pins with what the reader made of it,
+    #: and what a row is called ("LINDI reference")
+    list_files: Optional[ListFiles] = None
+    listed: str = ""
 
 
 _FORMATS: Registry[FormatWriter] = Registry(PLUGINS)
