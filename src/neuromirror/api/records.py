@@ -118,6 +118,16 @@ class Records:
             out[row[0]] = ([int(c or 0) for c in row[1 : 1 + len(bounds)]], int(row[-2]), float(row[-1]))
         return out
 
+    def newest_run(self) -> Optional[int]:
+        """The id of the newest run recorded (None: none yet): what a page computed since may be reused for."""
+        return run_rows.newest_run(self._index)
+
+    def record_failed_run(self, source: str, error: str, *, trigger: str = "service") -> None:
+        """A run of ``source`` that failed before any sync began (an entry not expanded: a glob not listed),
+        recorded as one, so that its backoff and pages count it (the caller holds the source's lock)."""
+        run_id = self._index.start_run(source, trigger)
+        self._index.end_run(run_id, {"source": source, "outcome": "failed", "error": error})
+
     def change_totals(self) -> dict[str, dict[str, int]]:
         """Per source: the files its runs ``added``, ``removed`` and ``changed``, all runs counted."""
         return {

@@ -139,6 +139,12 @@ def newest_runs(index: Index, source: str, n: int, *, with_report: bool = False)
     ).fetchall()
 
 
+def newest_run(index: Index) -> Optional[int]:
+    """The id of the newest run recorded (None: none yet): a page computed since is still the mirror's."""
+    row = index.db.conn.execute("SELECT max(id) FROM runs").fetchone()
+    return row[0] if row else None
+
+
 # -- the records the service adds to a run's report --------------------------------------
 
 

@@ -200,14 +200,14 @@ class Cycles:
 
     def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
+        from neuromirror.api.records import Records
         from neuromirror.dataset.mirror import LockBusy
         from neuromirror.util.text import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
             with mirror.lock(entry.spec, wait=self.lock_wait):  # never write a run next to a running one
-                run_id = mirror.index.start_run(entry.spec, "service")
-                mirror.index.end_run(run_id, {"source": entry.spec, "outcome": "failed", "error": error})
+                Records(mirror.index).record_failed_run(entry.spec, error)
         except LockBusy:
             pass
         self._failed(entry, self._runtime(entry.spec, entry.spec), error)

@@ -125,8 +125,10 @@ def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
     seconds while the index records no new run."""
     import time
 
+    from neuromirror.api.records import Records
+
     lists = tuple(getattr(config, "covered_by", None) or ())
-    newest = mirror.index.db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    newest = Records(mirror.index).newest_run()
     key = (str(mirror.root), lists, newest)
     cached = _COVERAGE.get(key)
     if cached is not None and time.monotonic() - cached[0] < COVERAGE_TTL:
