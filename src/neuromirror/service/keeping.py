@@ -15,8 +15,8 @@ failures and why) — the run history the status page and ``/metrics`` read
 (:func:`neuromirror.service.metrics.add_keeps`).
 
 **A cycle with nothing new keeps nothing** (issue 59): a sync that found no change, after a keep that
-ended ``ok`` over the same recorded versions (their ids and commits: :func:`versions_digest`, whoever
-synced them) with the same stores, policy and copies, has nothing to copy; opening an S3 store costs a
+ended ``ok`` over the same recorded versions (their ids and commits:
+:meth:`neuromirror.api.records.Records.versions_digest`, whoever synced them) with the same stores, policy and copies, has nothing to copy; opening an S3 store costs a
 boto3 client (~0.1 s of CPU each, five a cycle) for a keep that would find every version's mark.  So the
 step is skipped (no record: the last one stands) unless the stores' rolling check is due
 (:data:`ROLLING_EVERY`); the check then covers the time since the last one, so that every copy is still
