@@ -304,7 +304,7 @@ def test_the_pages_say_what_the_status_lines_say() -> None:
     from neuromirror.account.backup_text import source_lines
     from neuromirror.account.status import SourceStatus
     from neuromirror.api.status import refused_lines
-    from neuromirror.service.backup.render import as_html
+    from neuromirror.service.pages.backup import as_html
     from neuromirror.service.pages.source import render_source_page
 
     b = SourceBackup("dandi:000001", zarrs_uncounted=2)

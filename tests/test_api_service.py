@@ -122,3 +122,23 @@ def test_the_api_view_app_serves_a_pinned_file_over_loopback(kept: Kept, view_ur
     listing = requests.get(f"{view_url}/dav/{archive}/{ident}/{published.label}/sub-02/?format=json", timeout=60)
     assert listing.status_code == 200 and "b.nwb" in listing.text
     assert requests.put(url, data=b"x", timeout=60).status_code == 405  # read-only
+
+
+def test_the_services_records_are_the_apis(kept: Kept) -> None:
+    """The service reads and writes its runs' records through ``api.Mirror.records`` (issue 77: it imports no index
+    module): what the API reads is what sqlite holds, and a failed run it records is a run sqlite sees, read back
+    as the source's failure streak (the backoff a restarted service restores)."""
+    from neuromirror import api
+
+    rows = runs(kept.root, kept.sid)
+    with api.open(kept.root) as m:
+        history = m.records.run_history(kept.sid)
+        assert [r.id for r in history] == [r["id"] for r in reversed(rows)] and m.records.newest_run() == rows[-1]["id"]
+        assert m.records.reports("keep", kept.sid)[-1] == (kept.sid, json.loads(rows[-1]["report"])["keep"])
+        m.records.record_failed_run("dandi:9*", "listing dandi:9*: the archive answered 503")
+        (streak,) = m.records.failure_streaks(["dandi:9*", "dandi:9*/*"])
+    failed = runs(kept.root, "dandi:9*")
+    assert [(r["outcome"], r["trigger"], r["error"]) for r in failed] == [
+        ("failed", "service", "listing dandi:9*: the archive answered 503")
+    ]
+    assert (streak.source, streak.failures, streak.last_failure) == ("dandi:9*", 1, failed[0]["ended"])

@@ -446,7 +446,7 @@ def test_objects_overwritten_upstream_expire(s3, tmp_path: Path) -> None:  # noq
 def test_a_page_of_many_sources_details_only_those_at_risk() -> None:
     """2,000 dandisets on a wall: a summary row each, a section only for those not wholly kept."""
     from neuromirror.account.backup_model import Backup, SourceBackup
-    from neuromirror.service.backup.render import as_html
+    from neuromirror.service.pages.backup import as_html
 
     sources = [SourceBackup(f"dandi:{i:06d}") for i in range(60)]
     for b in sources:

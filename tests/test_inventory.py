@@ -164,7 +164,7 @@ def test_the_bench_reads_a_synthetic_inventory_of_the_archive_shape(tmp_path: Pa
     rows/s and peak RSS judged against the targets."""
     from argparse import Namespace
 
-    from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, synthetic_rows
+    from neuromirror.bench.scenarios.lost.inventory_read import bench_inventory_read, synthetic_rows
 
     (row,) = bench_inventory_read(Namespace(inventory_rows=5000, keep=False), tmp_path)
     assert row["rows"] == 5000 and row["rows_right"] and row["files"] == 1

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "records": 0,
     "results": 0,  # one shape for what every verb returns: items with a status, to_json(), lines()
     "spec": 0,
+    "registry": 0,  # Registry[T]: records by name their packages register (archives' and readers' registries)
     "archives": 0,  # the archives, each an Archive record its sources package registers
     "readers": 0,  # get's formats, each a FormatWriter record its reader's package registers
     "standins": 1,  # the stand-in archives: servers of their own, sharing nothing with the tool
@@ -64,6 +65,16 @@ TOP_LEVEL_MODULES = 12
 MAX_MODULES_PER_PACKAGE = 15
 #: packages of one module per command (or per scenario) are the exception: their names are their index
 ONE_MODULE_PER_THING = {"neuromirror.commands"}
+#: a package holds at least this many rooms (modules beside its ``__init__``, subpackages): fewer is a module's
+#: worth of thought behind a door of its own; merge it into its parent or a sibling (issue 77)
+MIN_MODULES_PER_PACKAGE = 3
+#: the packages that may hold fewer, each with why
+FEW_MODULES = {
+    # a layer of the table (12), the program ``neuromirror demo`` starts (commands/demo.py imports it as a program):
+    # its two modes are its ``__init__`` (the one-shot demo) and ``serve`` (demo --serve); as one module at the top
+    # it would be a ~480-line module of two programs, and the top at its limit of modules
+    "neuromirror.demo": "a layer of its own: the program `neuromirror demo` starts, in two modes",
+}
 
 
 def module_name(path: Path, src: Path = SRC) -> str:
@@ -204,6 +215,35 @@ def crowded_packages(src: Path = SRC) -> dict[str, int]:
 def test_no_package_is_crowded() -> None:
     crowded = crowded_packages()
     assert not crowded, f"packages with more than {MAX_MODULES_PER_PACKAGE} modules (give them rooms): {crowded}"
+
+
+def thin_packages(src: Path = SRC) -> dict[str, int]:
+    """Packages with fewer than MIN_MODULES_PER_PACKAGE rooms (modules beside ``__init__``, subpackages)."""
+    thin = {}
+    for init in (src / "neuromirror").rglob("__init__.py"):
+        name = module_name(init, src)
+        rooms = [p for p in init.parent.glob("*.py") if p.name != "__init__.py"]
+        rooms += [d for d in init.parent.iterdir() if (d / "__init__.py").is_file()]
+        if name != "neuromirror" and len(rooms) < MIN_MODULES_PER_PACKAGE:
+            thin[name] = len(rooms)
+    return thin
+
+
+def test_no_package_is_a_room_of_one_or_two() -> None:
+    thin = {name: n for name, n in thin_packages().items() if name not in FEW_MODULES}
+    assert not thin, (
+        f"packages with fewer than {MIN_MODULES_PER_PACKAGE} modules (merge them into their parent or a sibling, "
+        f"or say why in FEW_MODULES): {thin}"
+    )
+    gone = sorted(set(FEW_MODULES) - set(thin_packages()))
+    assert not gone, f"FEW_MODULES names packages that are no longer thin (or gone): {gone}"
+
+
+def test_a_planted_thin_package_is_found(tmp_path: Path) -> None:
+    src = _plant(
+        tmp_path, {"reproduce/a.py": "", "reproduce/b.py": "", "pin/x.py": "", "pin/y.py": "", "pin/z/q.py": ""}
+    )
+    assert thin_packages(src) == {"neuromirror.reproduce": 2, "neuromirror.pin.z": 1}
 
 
 def test_modules_stay_small() -> None:
@@ -396,3 +436,23 @@ def test_a_planted_crowded_package_is_found(tmp_path: Path) -> None:
     for i in range(n):
         (src / f"neuromirror/commands/c{i}.py").write_text("")
     assert crowded_packages(src) == {"neuromirror.reproduce": n}
+
+
+#: the packages above the API that stand on it as the commands do: nothing of the index's modules (issue 77)
+ON_THE_API = ("service",)
+
+
+def past_the_api(g: dict[str, set[str]], packages: tuple[str, ...] = ON_THE_API) -> list[str]:
+    """Imports (type-only ones too) of an ``index`` module by a module of ``packages``."""
+    return sorted(
+        f"{m} -> {d}" for m, deps in g.items() if layer_of(m) in packages for d in deps if layer_of(d) == "index"
+    )
+
+
+def test_the_service_imports_nothing_of_the_index() -> None:
+    """The service reads and writes the mirror's records through the API (``neuromirror.api.records``), as the
+    commands stand on it: a runs table read is the API's, so the service and a script cannot drift apart."""
+    wrong = past_the_api(graph(type_only=True))
+    assert not wrong, "the service past the API, into the index:\n" + "\n".join(wrong)
+    g = {"neuromirror.service.x": {"neuromirror.index.runs", "neuromirror.api.records"}}
+    assert past_the_api(g) == ["neuromirror.service.x -> neuromirror.index.runs"], "the check sees an index import"

@@ -47,6 +47,7 @@ def test_a_pin_on_a_noncurrent_version_is_at_risk(dandi_archive, tmp_path: Path)
     assert "noncurrent_pin_only" in text.lower() or "NONCURRENT_PIN_ONLY" in text
 
     # /metrics: the service's count after a sync, exposed per kind
+    from neuromirror.api.records import Records
     from neuromirror.dataset.mirror import Datasets
     from neuromirror.service import status_report
     from neuromirror.service.metrics import render_metrics
@@ -56,7 +57,7 @@ def test_a_pin_on_a_noncurrent_version_is_at_risk(dandi_archive, tmp_path: Path)
     try:
         risk_after_sync(mirror, d.source, "ok")  # what the service's worker does after a sync
         report = status_report(d.run.root)
-        add_risks(report, mirror.index)
+        add_risks(report, Records(mirror.index))
     finally:
         mirror.close()
     text = render_metrics(report)
@@ -74,6 +75,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     clock started at the next state; ``keep: {expire_after: 30d}`` keeps that state too, ``status`` and
     ``/metrics`` show the time left (failing under a week) until it is kept."""
     from helpers.retrieve import Runner
+    from neuromirror.api.records import Records
     from neuromirror.config.model import KeepPolicy
     from neuromirror.dataset.mirror import Datasets
     from neuromirror.service import status_report
@@ -110,7 +112,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
         """/metrics after the service's count of what is at risk (its worker counts after each sync)."""
         risk_after_sync(mirror, sid, "ok")
         report = status_report(run.root)
-        add_risks(report, mirror.index)
+        add_risks(report, Records(mirror.index))
         return render_metrics(report)
 
     store = tmp_path / "store"

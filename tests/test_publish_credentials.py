@@ -55,6 +55,7 @@ def test_kept_boss_chunks_stay_out_of_a_public_store_unless_asked(boss: BossStan
 
 
 def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) -> None:  # noqa: F811
+    from neuromirror.api.records import Records
     from neuromirror.config.model import SourceConfig
     from neuromirror.config.schedule import Schedule
     from neuromirror.dataset.mirror import Datasets
@@ -75,7 +76,7 @@ def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) 
             rt = SourceRuntime(SPEC, SPEC)
             publish_after_sync(mirror, entry, source, SimpleNamespace(outcome="ok"), rt)  # type: ignore[arg-type]
             assert rt.publish_error is None
-            facts = publish_facts(mirror.index, SPEC)[SPEC]
+            facts = publish_facts(Records(mirror.index), SPEC)[SPEC]
             assert facts["outcome"] == "ok"
             rows = dict(publish_rows(facts))
             if expect_held:

@@ -5,7 +5,8 @@ the sync (the API's and the service's) iterates the registered index-time reader
 The house rule here: outside ``read/references/`` and the registry, no module imports the references
 package or a module named for lindi, nor names lindi in its code (messages, help texts, docstrings and
 comments may say what is made). The sites left are listed, and the list may only shrink: each is a hook
-the registry does not carry yet (urls --references' listing, a reference kept with a version).
+the registry does not carry yet (api.open_nwb, a reference kept with a version); ``urls --references``' listing
+is the reader's ``list_files`` hook.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "neuromirror"
 
 #: module -> what it still does; an entry that no longer holds must be taken out (the list only shrinks)
 ALLOWED = {
-    "api/finding.py": "imports",  # urls --references: the listing, not yet a hook
     "api/reading.py": "imports",  # api.open_nwb: a reference read through h5py
     "keep/prune.py": "imports",  # prune: a kept version's references (store/lindi.py), not yet a hook
     "keep/versions.py": "imports",  # keep: the references kept with a version, not yet a hook

@@ -340,10 +340,10 @@ def test_browse_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_pages_escape_what_comes_from_the_index_and_link_the_catalog() -> None:
     """Hostile text in every field that comes from the index or an archive stays text; ids stay links."""
+    from neuromirror.api.records import Run
     from neuromirror.index.rows import Version
     from neuromirror.records import VersionKind
     from neuromirror.service import render_html, render_source_page
-    from neuromirror.service.history import Run
 
     sid = 'boss:a"<b>/c'
     row = {

@@ -190,6 +190,13 @@ def test_usage_errors(sample: Sample) -> None:
     assert code == 2 and "--sample applies to --content" in err
     code, _, err = sample.run("verify", "dandi:424242")
     assert code == 2 and "not mirrored here" in err
+    # verify --stores' slice is checked by the API (verify_stores), said as the command's option, one line
+    for args, line in (
+        (["--fraction", "0"], "neuromirror: --fraction must be in (0, 1]"),
+        (["--older-than", "-1"], "neuromirror: --older-than must be a number of days, 0 or more"),
+    ):
+        code, out, err = sample.run("verify", "--stores", *args)
+        assert (code, out, err.strip()) == (2, "", line)
 
 
 def test_archive_listed_again(sample: Sample, copy: tuple[Runner, Path]) -> None:

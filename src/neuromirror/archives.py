@@ -8,15 +8,17 @@ ask :func:`get` instead, so an archive is added by adding its package (or, for a
 :func:`register` with a stand-in's record) and no other file.
 
 This module sits in the base (spec reads it) and imports nothing above it. The records are filled when
-``neuromirror.sources`` is imported, which :func:`known` does on first use by the package's *name*
-(``importlib``), as entry points are loaded: the base never depends on the sources at import time.
+``neuromirror.sources`` is imported, which the registry (a :class:`~neuromirror.registry.Registry`) does on
+first use by the package's *name* (``importlib``), as entry points are loaded: the base never depends on
+the sources at import time.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
+
+from neuromirror.registry import Registry
 
 #: the package whose subpackages register the archives (imported on first use, by name)
 PLUGINS = "neuromirror.sources"
@@ -85,45 +87,19 @@ class Archive:
     #: beside the source module
     options_module: Optional[str] = None
     #: the sync options a SPEC adds (an instance's API its URL named...): (spec, options) -> options
-    sync_options: Optional[Callable[..., dict]] = None
+    sync_options: Optional[Callable[..., dict[str, Any]]] = None
 
 
-_REGISTRY: dict[str, Archive] = {}
-_loaded = False
-
-
-def register(archive: Archive) -> Archive:
-    """Make ``archive`` known (its package calls this when imported; a test may, for a toy archive)."""
-    _REGISTRY[archive.name] = archive
-    return archive
-
-
-def unregister(name: str) -> None:
-    """Forget an archive (a test's toy one, once the test is done)."""
-    _REGISTRY.pop(name, None)
-
-
-def _load() -> None:
-    """The archives' packages imported (once): each registers its record."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        importlib.import_module(PLUGINS)
-
-
-def known() -> dict[str, Archive]:
-    """Every registered archive by name, in the order their packages registered."""
-    _load()
-    return dict(_REGISTRY)
-
-
-def names() -> tuple[str, ...]:
-    return tuple(known())
-
-
-def get(name: str) -> Optional[Archive]:
-    """The archive called ``name`` (case as typed is the caller's), None when no package registered it."""
-    return known().get(name)
+_ARCHIVES: Registry[Archive] = Registry([PLUGINS])
+#: make an archive known (its package calls this when imported; a test may, for a toy archive)
+register = _ARCHIVES.register
+#: forget an archive (a test's toy one, once the test is done)
+unregister = _ARCHIVES.unregister
+#: every registered archive by name, in the order their packages registered
+known = _ARCHIVES.known
+names = _ARCHIVES.names
+#: the archive called ``name`` (case as typed is the caller's), None when no package registered it
+get = _ARCHIVES.get
 
 
 def keeps_at_sync(name: str) -> bool:
@@ -137,7 +113,7 @@ def with_share(share: str) -> str:
     return next((a.name for a in known().values() if a.view_share == share), "")
 
 
-def image_facts(attrs: dict) -> dict:
+def image_facts(attrs: dict[str, Any]) -> dict[str, Any]:
     """What an archive wrote of its own into an image's ``.zattrs`` (under its record's ``image_attrs``); {}: none."""
     for archive in known().values():
         facts = attrs.get(archive.image_attrs) if archive.image_attrs else None
@@ -148,8 +124,7 @@ def image_facts(attrs: dict) -> dict:
 
 def of_special_url(url: str) -> Optional[Archive]:
     """The archive whose special remote claims ``url`` (its record's ``special_remote`` prefix), None: none."""
-    _load()  # asked once per URL of large listings: no copy of the registry
-    for archive in _REGISTRY.values():
+    for archive in _ARCHIVES.values():  # asked once per URL of large listings: no copy of the registry
         if archive.special_remote and url.startswith(archive.special_remote[0]):
             return archive
     return None

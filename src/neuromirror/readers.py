@@ -11,18 +11,19 @@ with :func:`register_index_time`, its hooks optional (absent: not used), and the
 service's) iterates :func:`index_time_readers` instead of naming it.
 
 This module sits in the base and imports nothing above it. The records are filled when the readers'
-packages (:data:`PLUGINS`) are imported, which :func:`formats` does on first use by *name* (``importlib``),
-as entry points are loaded: the base never depends on a reader at import time, and a reader's package
-registers a light record whose ``write`` imports the heavy modules (numpy, tifffile) only when called.
+packages (:data:`PLUGINS`) are imported, which each :class:`~neuromirror.registry.Registry` does on first
+use by *name* (``importlib``), as entry points are loaded: the base never depends on a reader at import
+time, and a reader's package registers a light record whose ``write`` imports the heavy modules (numpy, tifffile) only when called.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
+
+from neuromirror.registry import Registry
 
 #: the packages whose import registers the readers (imported on first use, by name)
 PLUGINS = ("neuromirror.read.ome", "neuromirror.read.references")
@@ -45,6 +46,10 @@ class FormatWriter:
 
 #: after a sync: (root, index path, the new versions as (source, commit)) -> (the report's JSON, one line per failure)
 AfterSync = Callable[[Path, Optional[Path], "list[tuple[str, str]]"], "tuple[dict[str, Any], list[str]]"]
+
+
+#: ``urls --NAME``: (root, pins, paths, the view's URL or None) -> (the rows ``--json`` lists, one text line a row)
+ListFiles = Callable[[Path, "list[Any]", "Sequence[str]", Optional[str]], "tuple[list[dict[str, Any]], list[str]]"]
 
 
 @dataclass(frozen=True)
@@ -80,54 +85,29 @@ class IndexTimeReader:
     #: file states matching every pair: ``search(conn, pairs, source=, all_versions=)``
     search_fields: dict[str, str] = dataclasses.field(default_factory=dict)
     search: Optional[Callable[..., list[dict[str, Any]]]] = None
+    #: ``urls --NAME`` (the reader's name as the option): each file of the pins with what the reader made of it,
+    #: and what a row is called ("LINDI reference")
+    list_files: Optional[ListFiles] = None
+    listed: str = ""
 
 
-_REGISTRY: dict[str, FormatWriter] = {}
-_INDEX_TIME: dict[str, IndexTimeReader] = {}
-_loaded = False
-
-
-def register(writer: FormatWriter) -> FormatWriter:
-    """Make ``writer`` known as ``get --format writer.name`` (its package calls this when imported; a test may)."""
-    _REGISTRY[writer.name] = writer
-    return writer
-
-
-def register_index_time(reader: IndexTimeReader) -> IndexTimeReader:
-    """Make ``reader`` run at index time (its package calls this when imported; a test may)."""
-    _INDEX_TIME[reader.name] = reader
-    return reader
+_FORMATS: Registry[FormatWriter] = Registry(PLUGINS)
+_INDEX_TIME: Registry[IndexTimeReader] = Registry(PLUGINS)
+#: make a writer known as ``get --format writer.name`` (its package calls this when imported; a test may)
+register = _FORMATS.register
+#: make a reader run at index time (its package calls this when imported; a test may)
+register_index_time = _INDEX_TIME.register
+#: every registered format by name, in the order their packages registered
+formats = _FORMATS.known
+format_names = _FORMATS.names
+#: every registered index-time reader by name, in the order their packages registered
+index_time_readers = _INDEX_TIME.known
 
 
 def unregister(name: str) -> None:
     """Forget a format or an index-time reader (a test's toy one, once the test is done)."""
-    _REGISTRY.pop(name, None)
-    _INDEX_TIME.pop(name, None)
-
-
-def _load() -> None:
-    """The readers' packages imported (once): each registers its records."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for name in PLUGINS:
-            importlib.import_module(name)
-
-
-def formats() -> dict[str, FormatWriter]:
-    """Every registered format by name, in the order their packages registered."""
-    _load()
-    return dict(_REGISTRY)
-
-
-def format_names() -> tuple[str, ...]:
-    return tuple(formats())
-
-
-def index_time_readers() -> dict[str, IndexTimeReader]:
-    """Every registered index-time reader by name, in the order their packages registered."""
-    _load()
-    return dict(_INDEX_TIME)
+    _FORMATS.unregister(name)
+    _INDEX_TIME.unregister(name)
 
 
 def view_routes() -> list[ViewRoute]:

@@ -1,5 +1,5 @@
 """The backup record as a person reads it: the lines ``status --backup`` prints (the ``/backup/`` page,
-:mod:`neuromirror.service.backup.render`, says the same in HTML with these words).
+:mod:`neuromirror.service.pages.backup`, says the same in HTML with these words).
 
 Both say per source, in words a reader new to neuromirror follows, what the archive holds, what the lab's
 stores hold of it, what no store holds (lost if the archive loses it), what the archive's lifecycle deletes

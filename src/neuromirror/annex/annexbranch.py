@@ -25,7 +25,7 @@ from typing import IO, Callable, Iterable, Mapping, Optional, Union
 from neuromirror.annex.logs import BRANCH
 from neuromirror.annex.pack import BLOB, COMMIT, TREE, MemoryPack, PackWriter, object_id, parse_tree, tree_bytes
 from neuromirror.util import gitutil
-from neuromirror.util.spool import Spool
+from neuromirror.util.memory.spool import Spool
 
 #: a key's log: fast-import's paths end at a line feed, tree entries' names at a NUL
 _LAYOUT = re.compile(rb"[0-9a-f]{3}/[0-9a-f]{3}/[^/\x00\n]+")

@@ -34,7 +34,7 @@ from neuromirror.annex.logs import add_present
 from neuromirror.records import AnnexEntry, GitEntry, SubdatasetEntry
 from neuromirror.util import gitutil, timing
 from neuromirror.util.crashpoints import armed, crashpoint
-from neuromirror.util.spool import Spool
+from neuromirror.util.memory.spool import Spool
 
 _PLAIN = re.compile(r'[\x00-\x1f\x7f"\\]')
 

@@ -10,6 +10,7 @@ from neuromirror.api.inputs import PathLike
 _M = TypeVar("_M", bound="MirrorBase")
 
 if TYPE_CHECKING:
+    from neuromirror.api.records import Records
     from neuromirror.dataset.mirror import Datasets as _Datasets
 
 
@@ -32,6 +33,14 @@ class MirrorBase:
     def index(self) -> Any:
         """The SQLite index (``neuromirror.index.db.Index``; ``.db`` is its sqlite-utils Database)."""
         return self.datasets.index
+
+    @property
+    def records(self) -> Records:
+        """The mirror's records of its own work (runs, their reports' records, keep marks): what the service's
+        pages and steps read and write (:class:`~neuromirror.api.records.Records`)."""
+        from neuromirror.api.records import Records
+
+        return Records(self.datasets.index)
 
     def close(self) -> None:
         self.datasets.close()

@@ -89,9 +89,9 @@ class Checking(Keeping):
         if fraction is not None and older_than_days is not None:
             raise BadInput("give a fraction or an age in days, not both")
         if fraction is not None and not 0 < fraction <= 1:
-            raise BadInput("fraction must be in (0, 1]")
+            raise BadInput("fraction must be in (0, 1]").at("fraction")
         if older_than_days is not None and older_than_days < 0:
-            raise BadInput("older_than_days must be a number of days, 0 or more")
+            raise BadInput("older_than_days must be a number of days, 0 or more").at("older_than_days", "older_than")
         self._writes("checking the stores' copies")
         only = open_store(os.fspath(store)) if isinstance(store, (str, os.PathLike)) else store
         with on_cluster(dask, jobs) as cluster:

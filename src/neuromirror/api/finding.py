@@ -196,12 +196,15 @@ class Listing(Printed):
         return cls("image", rows, text)
 
     @classmethod
-    def references(cls, root: Path, pins: list[Pin], paths: Sequence[str], view: Optional[str]) -> Listing:
-        from neuromirror.read.references.listing import references_of
+    def by_reader(cls, name: str, root: Path, pins: list[Pin], paths: Sequence[str], view: Optional[str]) -> Listing:
+        """``urls --NAME``: the files the registered index-time reader ``name`` lists (its ``list_files`` hook)."""
+        from neuromirror.readers import index_time_readers
 
-        rows = [r for pin in pins for r in references_of(root, pin, paths, view)]
-        cols = ("path", "url", "neurosift") if view else ("path", "reference")
-        return cls("LINDI reference", rows, ["\t".join(r[c] for c in cols) for r in rows])
+        reader = index_time_readers().get(name)
+        if reader is None or reader.list_files is None:
+            raise BadInput(f"{name}: no registered reader lists a pin's files by it")
+        rows, text = reader.list_files(root, pins, paths, view)
+        return cls(reader.listed, rows, text)
 
     def items(self) -> list[Item]:
         return [Item(Status.OK, f"{r['source']}@{r['version']}: {r['path']}") for r in self.rows]

@@ -318,7 +318,7 @@ class Getting(Reading):
         if neuroglancer:
             return Listing.images(pins, paths, neuroglancer)
         if references or view:
-            return Listing.references(self.root, pins, paths, view)
+            return Listing.by_reader("references", self.root, pins, paths, view)
         return Urls(pins, list(paths), self.datasets.index_path, self.root, check=check)
 
     def _pins(self, spec: Optional[Spec], lock: Optional[PathLike]) -> list[Pin]:

@@ -43,6 +43,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def catalog_url(root: Path) -> Optional[str]:
+    """The URL of the catalog (``neuromirror browse``) left running over ``root``'s index; None: none runs."""
+    from neuromirror.index.catalog import running_catalog
+
+    found = running_catalog(root)
+    return str(found["url"]) if found else None
+
+
 @dataclass
 class Browsed(Result):
     """What ``browse`` served: the catalog's URL and the index behind it (``browse`` ends when Datasette does)."""

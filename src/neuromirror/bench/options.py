@@ -12,9 +12,9 @@ from typing import Callable, Optional, Sequence
 
 from neuromirror.bench.scenarios.beside import beside_options
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
-from neuromirror.bench.scenarios.gap import gap_options
-from neuromirror.bench.scenarios.inventory.cold import add_options as _inventory_cold_options
-from neuromirror.bench.scenarios.inventory.read import add_options as _inventory_read_options
+from neuromirror.bench.scenarios.lost.gap import gap_options
+from neuromirror.bench.scenarios.lost.inventory_cold import add_options as _inventory_cold_options
+from neuromirror.bench.scenarios.lost.inventory_read import add_options as _inventory_read_options
 from neuromirror.bench.scenarios.packs.cluster import add_options as _keep_cluster_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options

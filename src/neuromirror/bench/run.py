@@ -43,15 +43,14 @@ from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import machine, say, startup_time
 from neuromirror.bench.options import ALL, DEFAULT, NETWORK_SCENARIOS, parse_args  # noqa: F401 - ALL: the scenarios' names, here as before
 from neuromirror.bench.report import add_ratios, report
-from neuromirror.bench.scenarios.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.beside import bench_beside, beside_targets
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, bench_nwb, nwb_targets
-from neuromirror.bench.scenarios.gap import bench_gap_plan, gap_targets
 from neuromirror.bench.scenarios.index_queries import bench_index
-from neuromirror.bench.scenarios.inventory.cold import bench_inventory_cold, inventory_cold_targets
-from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
+from neuromirror.bench.scenarios.lost.gap import bench_gap_plan, gap_targets
+from neuromirror.bench.scenarios.lost.inventory_cold import bench_inventory_cold, inventory_cold_targets
+from neuromirror.bench.scenarios.lost.inventory_read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
 from neuromirror.bench.scenarios.packs.cluster import bench_keep_cluster, keep_cluster_targets
 from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cycles_targets
@@ -67,8 +66,9 @@ from neuromirror.bench.scenarios.read_loss import bench_read_loss
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
 from neuromirror.bench.scenarios.restore import bench_restore, restore_targets
 from neuromirror.bench.scenarios.scale import run_scale
+from neuromirror.bench.scenarios.serve.archive_quiet import archive_quiet_targets, bench_archive_quiet
 from neuromirror.bench.scenarios.serve.soak import bench_service_soak, service_soak_targets
-from neuromirror.bench.scenarios.soak import bench_soak
+from neuromirror.bench.scenarios.serve.sync_soak import bench_soak
 from neuromirror.bench.scenarios.tiff_region import bench_tiff_region, tiff_region_targets
 from neuromirror.bench.scenarios.zarr_many import bench_zarr_many
 from neuromirror.bench.targets import check_targets, lost_get_targets, network_targets

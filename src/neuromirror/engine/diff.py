@@ -26,8 +26,8 @@ from neuromirror.records import (
     VersionFile,
 )
 from neuromirror.sources.urlrule import Tally
+from neuromirror.util.memory.spool import Spool
 from neuromirror.util.paths import check_path
-from neuromirror.util.spool import Spool
 
 if TYPE_CHECKING:
     pass

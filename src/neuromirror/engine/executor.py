@@ -44,7 +44,7 @@ from neuromirror.engine.sync import SyncError, sync_dataset
 from neuromirror.records import Pending, ProgressCallback, SyncReport, VersionFile
 from neuromirror.sources.base import Source
 from neuromirror.util import timing
-from neuromirror.util.spool import Spool, read_spool
+from neuromirror.util.memory.spool import Spool, read_spool
 from neuromirror.util.text import one_line
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from neuromirror.index.version_rows import StagedVersion
 from neuromirror.records import (
     Pending,
 )
-from neuromirror.util.spool import Spool
+from neuromirror.util.memory.spool import Spool
 
 if TYPE_CHECKING:
     pass

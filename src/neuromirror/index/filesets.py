@@ -100,7 +100,7 @@ def difference(conn: sqlite3.Connection, source: str, a: int, b: int, limit: int
     ]
 
 
-# -- what the backup page reads (neuromirror.service.backup) ---------------------------------------
+# -- what the backup page reads (neuromirror.service.pages.backup) ---------------------------------------
 
 #: an annexed file of a recorded state, one row per span: the top level's entries, and the files of the Zarr
 #: states the catalogue has read (``zarr_files``: a Zarr's objects live in its own dataset, not in ``entries``)

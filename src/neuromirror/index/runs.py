@@ -17,7 +17,7 @@ from neuromirror.index.connection import utcnow
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
-#: the columns of a run as the status pages show it (service.history.Run), in its fields' order
+#: the columns of a run as the status pages show it (api.records.Run), in its fields' order
 RUN_COLUMNS = "id, source, started, ended, outcome, error, added, removed, changed, trigger"
 
 
@@ -137,6 +137,12 @@ def newest_runs(index: Index, source: str, n: int, *, with_report: bool = False)
     return index.db.conn.execute(
         f"SELECT {RUN_COLUMNS}{report} FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?", [source, n]
     ).fetchall()
+
+
+def newest_run(index: Index) -> Optional[int]:
+    """The id of the newest run recorded (None: none yet): a page computed since is still the mirror's."""
+    row = index.db.conn.execute("SELECT max(id) FROM runs").fetchone()
+    return row[0] if row else None
 
 
 # -- the records the service adds to a run's report --------------------------------------

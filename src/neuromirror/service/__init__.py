@@ -39,8 +39,9 @@ Modules: ``running`` (``serve`` as one call), ``scheduler`` (the :class:`Service
 (when a failing or restarted source may run), ``stopping`` (a running sync's safe points),
 ``snapshot`` (what ``service.json`` says), ``state`` (per-source runtime state; the status
 report itself is :mod:`neuromirror.account.status`), ``keeping`` (the keep step, through
-``api.Mirror.keep``), ``history`` (runs and versions read for the pages),
-``pages`` (the HTML), ``metrics`` (prometheus_client collector), ``web`` (the HTTP server).
+``api.Mirror.keep``), ``pages`` (the HTML), ``metrics`` (prometheus_client collector), ``web`` (the HTTP server).  The runs, the
+records its steps add to their reports and the keep marks are read and written through
+:class:`neuromirror.api.records.Records`: the service imports no module of the index (tests/test_layers.py).
 """
 
 from neuromirror.service.metrics import render_metrics

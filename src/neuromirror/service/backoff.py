@@ -17,8 +17,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
+from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
-from neuromirror.index import runs
 from neuromirror.service.state import SourceRuntime, now_utc
 from neuromirror.util.dates import parse_iso as parse_time
 
@@ -35,15 +35,16 @@ def first_run(mirror: Datasets, entry: SourceConfig, runtime: Callable[[str, str
     """
     now = now_utc()
     args = [entry.spec, entry.spec + "/*"]  # the spec itself, what it matches, a collection's experiments
-    last = parse_time(runs.last_success_start(mirror.index, args))
+    records = Records(mirror.index)
+    last = parse_time(records.last_success_start(args))
     first = now if last is None else max(now, entry.schedule.next_after(last))
-    for sid, failures, last_failure, error in runs.failure_streaks(mirror.index, args):
-        rt = runtime(sid, entry.spec)
-        rt.consecutive_failures = failures
-        rt.last_error = error
-        ended = parse_time(last_failure) or now
-        rt.backoff_until = ended + timedelta(seconds=entry.backoff.delay(failures))
-        if sid == entry.spec and rt.backoff_until > first:
+    for streak in records.failure_streaks(args):
+        rt = runtime(streak.source, entry.spec)
+        rt.consecutive_failures = streak.failures
+        rt.last_error = streak.error
+        ended = parse_time(streak.last_failure) or now
+        rt.backoff_until = ended + timedelta(seconds=entry.backoff.delay(streak.failures))
+        if streak.source == entry.spec and rt.backoff_until > first:
             first = rt.backoff_until
     return first
 

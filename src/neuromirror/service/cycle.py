@@ -85,7 +85,7 @@ class Cycles:
                 if spec not in ids and rt is not None and rt.consecutive_failures:
                     backoff.reset(rt)
             # the quiet hour: only what the listing says changed, plus a rolling re-check (quiet.py)
-            cycle = quiet.plan(mirror.index, spec, items, quiet.Policy.from_options(entry.sync_options()), started)
+            cycle = quiet.plan(mirror, spec, items, quiet.Policy.from_options(entry.sync_options()), started)
             if entry.is_glob:
                 log.info("%s", cycle.describe())
             complete = True
@@ -95,9 +95,9 @@ class Cycles:
                     break
                 report = self._sync_one(mirror, entry, item.source)
                 if report is not None:
-                    quiet.synced(mirror.index, item, report, cycle)
+                    quiet.synced(mirror, item, report, cycle)
             if entry.is_glob:
-                quiet.finish(mirror.index, cycle, complete=complete)
+                quiet.finish(mirror, cycle, complete=complete)
                 with self._lock:
                     self.entry_cycles[spec] = cycle.summary()
         except Exception as exc:  # a bug or an unexpected error: keep the service alive, say it
@@ -109,10 +109,10 @@ class Cycles:
 
     def _tidy_index(self, mirror: Any) -> None:
         """Run history past the retention policies removed, the index compacted: at most hourly."""
-        from neuromirror.index.retention import tidy_if_due
+        from neuromirror.api.records import Records
 
         try:
-            done = tidy_if_due(mirror.index, self.config.retention_of())
+            done = Records(mirror.index).tidy_if_due(self.config.retention_of())
         except Exception as exc:  # the index is busy or damaged: the syncs go on, the next cycle retries
             log.warning("index not tidied: %s", exc)
             return
@@ -200,14 +200,14 @@ class Cycles:
 
     def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
+        from neuromirror.api.records import Records
         from neuromirror.dataset.mirror import LockBusy
         from neuromirror.util.text import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
             with mirror.lock(entry.spec, wait=self.lock_wait):  # never write a run next to a running one
-                run_id = mirror.index.start_run(entry.spec, "service")
-                mirror.index.end_run(run_id, {"source": entry.spec, "outcome": "failed", "error": error})
+                Records(mirror.index).record_failed_run(entry.spec, error)
         except LockBusy:
             pass
         self._failed(entry, self._runtime(entry.spec, entry.spec), error)

@@ -15,8 +15,8 @@ failures and why) — the run history the status page and ``/metrics`` read
 (:func:`neuromirror.service.metrics.add_keeps`).
 
 **A cycle with nothing new keeps nothing** (issue 59): a sync that found no change, after a keep that
-ended ``ok`` over the same recorded versions (their ids and commits: :func:`versions_digest`, whoever
-synced them) with the same stores, policy and copies, has nothing to copy; opening an S3 store costs a
+ended ``ok`` over the same recorded versions (their ids and commits:
+:meth:`neuromirror.api.records.Records.versions_digest`, whoever synced them) with the same stores, policy and copies, has nothing to copy; opening an S3 store costs a
 boto3 client (~0.1 s of CPU each, five a cycle) for a keep that would find every version's mark.  So the
 step is skipped (no record: the last one stands) unless the stores' rolling check is due
 (:data:`ROLLING_EVERY`); the check then covers the time since the last one, so that every copy is still
@@ -28,17 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
+from neuromirror.api.records import Records
 from neuromirror.config.model import KeepPolicy, SourceConfig
-from neuromirror.index.runs import last_finished_report, report_records, set_report
 from neuromirror.records import VersionKind
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 from neuromirror.util.dates import now_z
-
-if TYPE_CHECKING:
-    from neuromirror.index.db import Index
 
 log = logging.getLogger("neuromirror.service")
 
@@ -57,8 +54,9 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         return False
     from neuromirror.util.text import one_line
 
-    last = last_record(mirror.index, source.id)
-    if report.outcome == "unchanged" and not keep_due(last, keep_state(mirror.index, source.id, stores, entry), entry):
+    records = Records(mirror.index)
+    last = last_record(records, source.id)
+    if report.outcome == "unchanged" and not keep_due(last, keep_state(records, source.id, stores, entry), entry):
         return False  # nothing new since a whole keep of the same versions: the last record stands
     try:
         outcome = run_policy(
@@ -73,7 +71,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
         )
         outcome["verify"] = rolling_check(mirror, source.id, entry, since=_checked_at(last), dask=rt.dask)
         # as this keep left it: a keep or sync by hand since (another wanted count, new marks) changes it
-        outcome["state"], outcome["at"] = keep_state(mirror.index, source.id, stores, entry), now_z()
+        outcome["state"], outcome["at"] = keep_state(records, source.id, stores, entry), now_z()
         rt.keep_error = None if outcome["outcome"] in ("ok", "budget") else outcome.get("error") or "files failed"
         if not outcome["verify"]["ok"] and rt.keep_error is None:
             v = outcome["verify"]
@@ -81,7 +79,7 @@ def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: An
     except Exception as exc:
         outcome = {"store": stores[0], "outcome": "error", "error": one_line(exc)}
         rt.keep_error = outcome["error"]
-    record_in_run(mirror.index, source.id, outcome)
+    records.record_in_run(source.id, outcome)
     if outcome["outcome"] == "error":
         log.warning("%s: keeping in %s failed: %s", source.id, ", ".join(stores), outcome["error"])
     else:
@@ -116,42 +114,22 @@ def _gap_words(gap: Optional[dict]) -> str:
     return f"; gap-fill ({gap['covered']['objects']} held by the archive's own backup): {passes}"
 
 
-def versions_digest(index: Index, sid: str, *, marks: bool = False) -> str:
-    """What the source's recorded versions are now (each version's id and commit; ``marks``: and what keeps
-    marked of each, per store), as a digest: equal before and after a sync or keep that changed nothing,
-    whoever ran it (the service, ``neuromirror sync`` or ``keep`` by hand)."""
-    import hashlib
-
-    from neuromirror.dataset.versions import select_versions
-    from neuromirror.index.store_checks import marks_of
-    from neuromirror.spec import Spec
-
-    archive, name = sid.split(":", 1)
-    rows = [
-        (v.id, v.commit, marks_of(index, v.id) if marks else None)
-        for v in select_versions(index, [Spec(archive, name)], all_versions=True)
-    ]
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def keep_state(index: Index, sid: str, stores: Sequence[str], entry: SourceConfig) -> str:
+def keep_state(records: Records, sid: str, stores: Sequence[str], entry: SourceConfig) -> str:
     """The recorded versions, their keep marks and wanted count, and the definition a keep follows (stores,
     policy, copies, the check's policy): a keep that ended ok in the state of now left nothing to copy."""
     import hashlib
 
-    from neuromirror.index.store_checks import wanted
-
     assert entry.keep is not None
     what = [list(stores), entry.keep.to_json(), entry.copies, entry.verify.to_json() if entry.verify else None]
-    what.append(wanted(index, sid))
+    what.append(records.wanted(sid))
     digest = hashlib.sha256(json.dumps(what, default=str).encode()).hexdigest()[:16]
-    return versions_digest(index, sid, marks=True) + digest
+    return records.versions_digest(sid, marks=True) + digest
 
 
-def last_record(index: Index, sid: str) -> Optional[dict]:
+def last_record(records: Records, sid: str) -> Optional[dict]:
     """The source's newest keep record (the step's outcome in a run's report), or None."""
-    rows = report_records(index, "keep", sid)
-    return json.loads(rows[-1][1]) if rows else None
+    rows = records.reports("keep", sid)
+    return rows[-1][1] if rows else None
 
 
 def keep_due(last: Optional[dict], state: str, entry: SourceConfig, now: Optional[float] = None) -> bool:
@@ -184,7 +162,7 @@ def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: A
     )
     if outcome is None:
         return
-    record_in_run(mirror.index, source.id, outcome.summary(), field="drill")
+    Records(mirror.index).record_in_run(source.id, outcome.summary(), field="drill")
     if outcome.result == "ok":
         log.info("%s: drill ok: %d objects restored into %s", source.id, outcome.report.objects, outcome.report.target)
     else:
@@ -246,11 +224,9 @@ def policy_versions(mirror: Any, sid: str, policy: KeepPolicy) -> list[Any]:
     """The versions a keep policy names: ``published`` -- every published version (none: the latest state);
     ``all`` -- every recorded one; with ``expire_after``, every state holding an unkept pin on a noncurrent
     S3 version too."""
-    from neuromirror.dataset.versions import select_versions
-    from neuromirror.spec import Spec
+    from neuromirror.api import Mirror as Api
 
-    archive, name = sid.split(":", 1)
-    targets = select_versions(mirror.index, [Spec(archive, name)], all_versions=policy.versions == "all")
+    targets = list(Api.around(mirror).versions(sid, all_versions=policy.versions == "all", patterns=False))
     if policy.versions == "published":
         targets = [t for t in targets if t.kind == VersionKind.PUBLISHED] or targets[-1:]
     if policy.expire_after is not None:
@@ -396,31 +372,16 @@ def copies_record(counts: Sequence[Any], wanted: int) -> dict:
     return {"wanted": wanted, "versions": versions}
 
 
-def record_in_run(index: Index, sid: str, outcome: dict, *, field: str = "keep") -> None:
-    """Add ``outcome`` as ``field`` to the report of the source's last finished run (the sync just ended)."""
-    row = last_finished_report(index, sid)
-    if row is None:
-        return
-    report: dict = json.loads(row[1]) if row[1] else {}
-    report[field] = outcome
-    with index.transaction():
-        set_report(index, row[0], report)
-
-
-def keep_facts(index: Index) -> dict[str, dict]:
+def keep_facts(records: Records) -> dict[str, dict]:
     """Per source that the service kept: ``last`` (the last run's ``keep`` record) and ``runs``
     (how many keep runs ended in each outcome: ok, budget, failed, error)."""
     out: dict[str, dict] = {}
-    rows = report_records(index, "keep")
-    for sid, raw in rows:
-        record = json.loads(raw)
+    for sid, record in records.reports("keep"):
         facts = out.setdefault(sid, {"last": None, "runs": {}, "lag": None})
         facts["last"] = record
         outcome = str(record.get("outcome") or "error")
         facts["runs"][outcome] = facts["runs"].get(outcome, 0) + 1
-    from neuromirror.index.store_checks import lags
-
-    for lag in lags(index):  # oldest first: the last one per source stays
+    for lag in records.lags():  # oldest first: the last one per source stays
         if lag["source"] in out:
             out[lag["source"]]["lag"] = lag
     return out

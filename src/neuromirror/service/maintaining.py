@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
-from neuromirror.service.keeping import record_in_run
 from neuromirror.sources.base import Source
 
 log = logging.getLogger("neuromirror.service")
@@ -46,7 +46,7 @@ def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> Non
             "skipped": report.skipped,
             "errors": report.errors,
         }
-        record_in_run(mirror.index, source.id, outcome, field="maintain")
+        Records(mirror.index).record_in_run(source.id, outcome, field="maintain")
 
 
 def readers_after_sync(mirror: Any, entry: SourceConfig, source: str, versions: list[dict]) -> None:

@@ -13,20 +13,15 @@ failure is also kept in ``rt.publish_error``.  A failed publish is not a failed 
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
+from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
-from neuromirror.index.runs import report_records
 from neuromirror.pin.published import published_url
-from neuromirror.service.keeping import record_in_run
 from neuromirror.service.state import SourceRuntime, SourceStatus
 from neuromirror.sources.base import Source
-
-if TYPE_CHECKING:
-    from neuromirror.index.db import Index
 
 log = logging.getLogger("neuromirror.service")
 
@@ -81,7 +76,7 @@ def publish_after_sync(
         rt.publish_error = one_line(exc)
         outcome = {"to": to, "outcome": "error", "error": rt.publish_error}
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
-    record_in_run(mirror.index, source.id, outcome, field="publish")
+    Records(mirror.index).record_in_run(source.id, outcome, field="publish")
 
 
 def _publish_ria(
@@ -134,7 +129,7 @@ def _publish_ria(
         rt.publish_error = one_line(exc)
         outcome.update(outcome="error", error=rt.publish_error)
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
-    record_in_run(mirror.index, source.id, outcome, field="publish")
+    Records(mirror.index).record_in_run(source.id, outcome, field="publish")
 
 
 def clone_command(url: str) -> str:
@@ -142,22 +137,21 @@ def clone_command(url: str) -> str:
     return f"datalad clone {shlex.quote(url)}"
 
 
-def publish_facts(index: Index, sid: Optional[str] = None) -> dict[str, dict]:
+def publish_facts(records: Records, sid: Optional[str] = None) -> dict[str, dict]:
     """Per source (or only ``sid``), its publish state for the status pages: the last publish record,
     with ``clone``/``clone_url`` from the last publish that succeeded (a later failure or hold-back
     does not hide where the dataset is); sources never published are left out."""
     out: dict[str, dict] = {}
-    for source, raw in report_records(index, "publish", sid):
-        record = json.loads(raw)
+    for source, record in records.reports("publish", sid):
         facts = out.get(source, {})
         kept = {k: facts[k] for k in ("clone", "clone_url") if k in facts}
         out[source] = {**kept, **record} if record.get("outcome") != "ok" else record
     return out
 
 
-def add_publishes(report: dict, index: Index) -> None:
+def add_publishes(report: dict, records: Records) -> None:
     """Each published source's publish record on its status row (``publish``)."""
-    facts = publish_facts(index)
+    facts = publish_facts(records)
     rows: list[SourceStatus] = report.get("sources", [])
     for row in rows:
         if row.source in facts:

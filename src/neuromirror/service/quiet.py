@@ -39,7 +39,7 @@ from neuromirror.sources.base import Listed
 from neuromirror.util.dates import parse_iso
 
 if TYPE_CHECKING:
-    from neuromirror.index.db import Index
+    from neuromirror.dataset.mirror import Datasets
 
 #: the index's cache namespaces: per source its stamp and last check, per entry the cycle's watermark
 SOURCES = "quiet"
@@ -114,18 +114,18 @@ class Plan:
         )
 
 
-def plan(index: Index, spec: str, items: list[Listed], policy: Policy, now: datetime) -> Plan:
+def plan(mirror: Datasets, spec: str, items: list[Listed], policy: Policy, now: datetime) -> Plan:
     """Which of ``items`` this cycle of ``spec`` syncs (see the module's docstring)."""
     p = Plan(spec, now, listed=len(items), quiet=policy.enabled)
     if not policy.enabled:
         p.sync = list(items)
         p.reasons = {i.source.id: "every cycle" for i in items}
         return p
-    watermark = _json(index.cache_get(CYCLES, spec))
+    watermark = _json(mirror.index.cache_get(CYCLES, spec))
     last_full = parse_iso(watermark.get("full_pass"))
     p.full = last_full is None or now - last_full >= timedelta(seconds=policy.full_pass)
-    known = _stamps(index, [i.source.id for i in items])
-    mirrored = index.source_ids()
+    known = _stamps(mirror, [i.source.id for i in items])
+    mirrored = mirror.index.source_ids()
     unchanged: list[tuple[str, Listed]] = []
     for item in items:
         sid = item.source.id
@@ -177,7 +177,7 @@ def recheck_share(unchanged: int, policy: Policy, last_cycle: Optional[datetime]
     return min(unchanged, math.ceil(unchanged * elapsed / policy.full_pass))
 
 
-def synced(index: Index, item: Listed, report: SyncReport, plan_: Plan) -> None:
+def synced(mirror: Datasets, item: Listed, report: SyncReport, plan_: Plan) -> None:
     """Remember what the listing said of ``item`` before a successful sync of it (its stamp now the mirror's).
 
     Not when the sync left something for later (pending or refused files: the next cycle asks
@@ -187,34 +187,36 @@ def synced(index: Index, item: Listed, report: SyncReport, plan_: Plan) -> None:
         return
     sid = item.source.id
     if report.outcome not in ("ok", "unchanged") or report.pending or report.refused:
-        index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": None, "checked": plan_.started.isoformat()}))])
+        mirror.index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": None, "checked": plan_.started.isoformat()}))])
         return
-    latest = index.head_version(sid)
+    latest = mirror.index.head_version(sid)
     if not listing_covers(item.source.archive, latest.remote_modified if latest else None):
         return
-    index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": item.stamp, "checked": plan_.started.isoformat()}))])
+    mirror.index.cache_put_many(
+        SOURCES, [(sid, json.dumps({"stamp": item.stamp, "checked": plan_.started.isoformat()}))]
+    )
 
 
-def finish(index: Index, plan_: Plan, *, complete: bool) -> None:
+def finish(mirror: Datasets, plan_: Plan, *, complete: bool) -> None:
     """The entry's watermark: this cycle's start, and the full pass's if this one was full and ran to its end."""
     if not plan_.quiet:
         return
-    before = _json(index.cache_get(CYCLES, plan_.spec))
+    before = _json(mirror.index.cache_get(CYCLES, plan_.spec))
     mark = {
         **plan_.summary(),
         "full_pass": plan_.started.isoformat() if plan_.full and complete else before.get("full_pass"),
     }
-    index.cache_put_many(CYCLES, [(plan_.spec, json.dumps(mark))])
+    mirror.index.cache_put_many(CYCLES, [(plan_.spec, json.dumps(mark))])
 
 
-def last_cycle(index: Index, spec: str) -> Optional[dict[str, Any]]:
+def last_cycle(mirror: Datasets, spec: str) -> Optional[dict[str, Any]]:
     """The watermark of ``spec``'s last cycle (for status), or None."""
-    mark = _json(index.cache_get(CYCLES, spec))
+    mark = _json(mirror.index.cache_get(CYCLES, spec))
     return mark or None
 
 
-def _stamps(index: Index, ids: list[str]) -> dict[str, dict[str, Any]]:
-    return {k: _json(v) for k, v in index.cache_get_many(SOURCES, ids).items()}
+def _stamps(mirror: Datasets, ids: list[str]) -> dict[str, dict[str, Any]]:
+    return {k: _json(v) for k, v in mirror.index.cache_get_many(SOURCES, ids).items()}
 
 
 def _json(text: Optional[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from neuromirror.index import runs
+from neuromirror.api.records import Records
 
 log = logging.getLogger("neuromirror.service")
 
@@ -24,26 +24,26 @@ def recover_abandoned_runs(mirror: Any) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
     from neuromirror.dataset.mirror import LockBusy
 
-    for run_id, source in runs.running_runs(mirror.index):
+    records = Records(mirror.index)
+    for run_id, source in records.running_runs():
         try:
             with mirror.lock(source, wait=0):
-                runs.abandon_run(mirror.index, run_id, "the process running this sync ended before it finished")
+                records.abandon_run(run_id, "the process running this sync ended before it finished")
         except LockBusy:
             continue
 
 
 def mark_interrupted(mirror: Any, sid: str) -> None:
     """The service's last run of ``sid``, stopped at a safe point: 'interrupted', not 'failed'."""
-    runs.interrupt_service_run(mirror.index, sid)
+    Records(mirror.index).interrupt_service_run(sid)
 
 
 def mark_abandoned(mirror: Any, sids: Iterable[str]) -> None:
     """Runs still going when the grace period ended: 'interrupted', with why."""
     try:
+        records = Records(mirror.index)
         for sid in sids:
-            runs.abandon_service_run(
-                mirror.index, sid, "abandoned when the service stopped; the next sync recovers the dataset"
-            )
+            records.abandon_service_run(sid, "abandoned when the service stopped; the next sync recovers the dataset")
     except Exception as exc:
         log.warning("could not record abandoned runs: %s", exc)
 

@@ -18,20 +18,15 @@ the run, recounted at most every :data:`RECOUNT_EVERY` (the expiry's time left, 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from neuromirror.account.risk import add_live_risk
-from neuromirror.index.runs import report_records
-from neuromirror.service.keeping import record_in_run
+from neuromirror.api.records import Records
 from neuromirror.service.state import SourceStatus
 from neuromirror.util.dates import now_z
 from neuromirror.util.text import one_line
-
-if TYPE_CHECKING:
-    from neuromirror.index.db import Index
 
 log = logging.getLogger("neuromirror.service")
 
@@ -65,8 +60,9 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
     if outcome not in ("ok", "unchanged"):
         return
     try:
-        basis = _basis(mirror.index, sid)
-        last = risk_facts(mirror.index, sid).get(sid)
+        records = Records(mirror.index)
+        basis = _basis(records, sid)
+        last = risk_facts(records, sid).get(sid)
         if outcome == "unchanged" and last is not None and last.get("basis") == basis and _fresh(last):
             record = last  # nothing synced or kept since it was counted (see the module's docstring)
         else:
@@ -74,15 +70,15 @@ def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[
     except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
         log.warning("%s: counting what is at risk failed: %s", sid, one_line(exc))
         return
-    record_in_run(mirror.index, sid, record, field="at_risk")
+    Records(mirror.index).record_in_run(sid, record, field="at_risk")
 
 
-def _basis(index: Index, sid: str) -> str:
+def _basis(records: Records, sid: str) -> str:
     """What the counts follow: the recorded versions (their digest) and the newest keep record's time."""
-    from neuromirror.service.keeping import last_record, versions_digest
+    from neuromirror.service.keeping import last_record
 
-    kept = last_record(index, sid) or {}
-    return f"{versions_digest(index, sid)} {kept.get('at') or kept.get('store') or ''}"
+    kept = last_record(records, sid) or {}
+    return f"{records.versions_digest(sid)} {kept.get('at') or kept.get('store') or ''}"
 
 
 def _fresh(record: dict) -> bool:
@@ -92,18 +88,14 @@ def _fresh(record: dict) -> bool:
     return when is not None and time.time() - when.timestamp() < RECOUNT_EVERY
 
 
-def risk_facts(index: Index, source: Optional[str] = None) -> dict[str, dict]:
+def risk_facts(records: Records, source: Optional[str] = None) -> dict[str, dict]:
     """Per source (or only ``source``): its newest at-risk record (from the run reports)."""
-    out: dict[str, dict] = {}
-    rows = report_records(index, "at_risk", source or None)
-    for sid, raw in rows:
-        out[sid] = json.loads(raw)
-    return out
+    return dict(records.reports("at_risk", source or None))  # the newest per source last, so it stays
 
 
-def add_risks(report: dict, index: Index) -> None:
+def add_risks(report: dict, records: Records) -> None:
     """Add each row's newest at-risk record (``at_risk_counted``) to a status report."""
-    facts = risk_facts(index)
+    facts = risk_facts(records)
     rows: list[SourceStatus] = report["sources"]
     for row in rows:
         row.add(at_risk_counted=facts.get(row.source))

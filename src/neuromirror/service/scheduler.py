@@ -304,24 +304,24 @@ class Service(Cycles):
         """Where the catalog (``neuromirror browse``) of this index is: ``--browse-url``, else a running one."""
         if self.browse_url_option:
             return self.browse_url_option
-        from neuromirror.index.catalog import running_catalog
+        from neuromirror.api.serving import catalog_url
 
-        found = running_catalog(self.root)
-        return found["url"] if found else None
+        return catalog_url(self.root)
 
     def metrics_data(self) -> tuple[dict, Durations]:
         """What /metrics shows: the status report, with each source's file changes, and the run durations."""
-        from neuromirror.service.history import sync_durations
+        from neuromirror.api.records import Records
 
         report = self.report()
         mirror = self.mirror()
         try:
-            add_changes(report, mirror.index)
-            add_keeps(report, mirror.index)
-            add_risks(report, mirror.index)
-            add_audit(report, mirror.index, self.config)
+            records = Records(mirror.index)
+            add_changes(report, records)
+            add_keeps(report, records)
+            add_risks(report, records)
+            add_audit(report, mirror, self.config)
             add_coverage(report, mirror, self.config)
-            durations = sync_durations(mirror.index, DURATION_BUCKETS)
+            durations = records.sync_durations(DURATION_BUCKETS)
         finally:
             mirror.close()
         return report, durations

@@ -22,10 +22,11 @@ from typing import Any, Callable, Optional
 from urllib.parse import unquote
 
 from neuromirror.account.status import report_json
+from neuromirror.api.records import Records
 from neuromirror.api.serving import is_loopback
 from neuromirror.errors import UserError
 from neuromirror.read.landing import LANDING, OPERATOR_ROUTES, ROUTES, SERVICE_ROUTES, landing_html
-from neuromirror.service import history, pages
+from neuromirror.service import pages
 from neuromirror.service.keeping import keep_facts
 from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from neuromirror.service.metrics import add_keeps, exposition
@@ -162,9 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
         report = svc.report()
         mirror = svc.mirror()
         try:
-            add_risks(report, mirror.index)
-            add_publishes(report, mirror.index)
-            add_keeps(report, mirror.index)
+            records = Records(mirror.index)
+            add_risks(report, records)
+            add_publishes(report, records)
+            add_keeps(report, records)
         finally:
             mirror.close()
         return report_json(report)
@@ -174,10 +176,11 @@ class _Handler(BaseHTTPRequestHandler):
         report = svc.report()
         mirror = svc.mirror()
         try:
-            runs = history.recent_runs(mirror.index, [r.source for r in report["sources"]])
-            add_risks(report, mirror.index)
-            add_publishes(report, mirror.index)
-            add_keeps(report, mirror.index)
+            records = Records(mirror.index)
+            runs = records.recent_runs([r.source for r in report["sources"]])
+            add_risks(report, records)
+            add_publishes(report, records)
+            add_keeps(report, records)
         finally:
             mirror.close()
         return pages.render_html(report, runs, browse_url=svc.browse_url())
@@ -190,13 +193,13 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         mirror = svc.mirror()
         try:
-            runs = history.run_history(mirror.index, sid)
-            versions = history.versions(mirror.index, sid)
-            counted = risk_facts(mirror.index, sid).get(sid) or _count_now(mirror, sid)
+            records = Records(mirror.index)
+            runs, versions = records.run_history(sid), records.versions(sid)
+            counted = risk_facts(records, sid).get(sid) or _count_now(mirror, sid)
             row.add(
                 at_risk_counted=counted,
-                publish=publish_facts(mirror.index, sid).get(sid),
-                keep=keep_facts(mirror.index).get(sid),
+                publish=publish_facts(records, sid).get(sid),
+                keep=keep_facts(records).get(sid),
             )
         finally:
             mirror.close()
@@ -235,10 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
         return as_html(found).encode(), HTML
 
     def _backup(self, json_wanted: bool) -> tuple[bytes, str]:
-        """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.backup`):
+        """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.pages.backup`):
         the page, or its JSON; ``keep: {expire_after}`` of the service's definitions applied."""
         from neuromirror.api import Mirror as Api
-        from neuromirror.service.backup.render import as_html
+        from neuromirror.service.pages.backup import as_html
 
         svc = self.server.service
         mirror = self._mirror()

@@ -60,7 +60,7 @@ from neuromirror.index.zarr_catalog import NESTED_COMMIT_CACHE  # "<zarr path> <
 from neuromirror.records import SUBDATASET, AnnexEntry, Entry, Snapshot, SourceState, SubdatasetEntry
 from neuromirror.sources.urlrule import Tally
 from neuromirror.util import gitutil, timing
-from neuromirror.util.spool import Spool
+from neuromirror.util.memory.spool import Spool
 
 log = logging.getLogger("neuromirror.zarr")
 #: index cache: "<zarr path> <digest>" of the held Zarr states whose manifest is written (the name from before issue 51)

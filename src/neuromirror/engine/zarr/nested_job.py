@@ -33,7 +33,7 @@ from neuromirror.engine.zarr.manifest import read_rows, write_manifest, zarr_uui
 from neuromirror.records import AnnexEntry, Entry
 from neuromirror.sources.dandi.zarr_listing import checksum_of
 from neuromirror.util import timing
-from neuromirror.util.spool import read_spool
+from neuromirror.util.memory.spool import read_spool
 
 #: a Zarr of more objects than this is committed alone (see the module)
 BIG_ZARR = 50_000

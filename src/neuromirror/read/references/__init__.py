@@ -22,9 +22,10 @@ below) and ``read`` itself; must not import ``keep``, ``verify``, ``commands`` o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from neuromirror.read.references.fields import FIELDS, search_all
+from neuromirror.read.references.location import ROUTE
 from neuromirror.readers import IndexTimeReader, ViewRoute, register_index_time
 from neuromirror.store.lindi import SUFFIX
 
@@ -58,8 +59,30 @@ def _view_body(root: Path, key: str, file_url: Optional[str], **where: Any) -> O
     return reference_bytes(root, key, file_url, **where)
 
 
+def _list_files(
+    root: Path, pins: list[Any], paths: Sequence[str], view: Optional[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``urls --references``: each NWB/HDF5 file with its reference (with ``view``: its URL in the view, Neurosift's)."""
+    from neuromirror.read.references.listing import references_of
+
+    rows = [r for pin in pins for r in references_of(root, pin, paths, view)]
+    cols = ("path", "url", "neurosift") if view else ("path", "reference")
+    return rows, ["\t".join(r[c] for c in cols) for r in rows]
+
+
 _MISSING = "no LINDI reference of key {key} (run `neuromirror sync --references` to make them)"
-#: the view's route of references by key
-ROUTE = "/lindi"
 _VIEW = ViewRoute(ROUTE, SUFFIX, _view_body, _MISSING)
-register_index_time(IndexTimeReader("references", _asks, _why_not, _require, _after_sync, _VIEW, FIELDS, search_all))
+register_index_time(
+    IndexTimeReader(
+        "references",
+        _asks,
+        _why_not,
+        _require,
+        _after_sync,
+        _VIEW,
+        FIELDS,
+        search_all,
+        list_files=_list_files,
+        listed="LINDI reference",
+    )
+)

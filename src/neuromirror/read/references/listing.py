@@ -12,8 +12,7 @@ from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import quote
 
 from neuromirror.read.pinned import Pin
-from neuromirror.read.references import ROUTE
-from neuromirror.read.references.location import SUFFIX, has_reference, reference_path
+from neuromirror.read.references.location import ROUTE, SUFFIX, has_reference, reference_path
 from neuromirror.read.references.make import is_hdf5_path
 from neuromirror.read.references.served import neurosift_url
 

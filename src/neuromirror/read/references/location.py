@@ -17,6 +17,9 @@ from typing import Any, Optional
 
 from neuromirror.store.lindi import DIRNAME, SUFFIX, note_made, reference_path
 
+#: the view's route of references by key (``/lindi/KEY.lindi.json``)
+ROUTE = "/lindi"
+
 __all__ = [
     "DIRNAME",
     "SUFFIX",

@@ -9,19 +9,19 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from neuromirror.account.status import epoch
 
 if TYPE_CHECKING:
-    from neuromirror.index.db import Index
+    from neuromirror.dataset.mirror import Datasets
 
 
-def add_audit(report: dict, index: Index, config: Any = None) -> None:
+def add_audit(report: dict, mirror: Datasets, config: Any = None) -> None:
     """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) and the backup
     record (``report["backup"]``, the one ``/backup/`` shows, ``keep: {expire_after}`` of ``config`` applied),
     from the index alone; the audit made once, for both."""
     from neuromirror.account.backup import backup, expire_after_of
     from neuromirror.audit.findings import audit
 
-    found = audit(index)
+    found = audit(mirror.index)
     report["audit"] = sorted((s, k, n) for (s, k), n in found.counts().items())
-    report["backup"] = backup(index, expire_after=expire_after_of(config), found=found)
+    report["backup"] = backup(mirror.index, expire_after=expire_after_of(config), found=found)
 
 
 def audit_family(report: dict) -> Iterator[Metric]:
@@ -125,8 +125,10 @@ def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
     seconds while the index records no new run."""
     import time
 
+    from neuromirror.api.records import Records
+
     lists = tuple(getattr(config, "covered_by", None) or ())
-    newest = mirror.index.db.execute("SELECT max(id) FROM runs").fetchone()[0]
+    newest = Records(mirror.index).newest_run()
     key = (str(mirror.root), lists, newest)
     cached = _COVERAGE.get(key)
     if cached is not None and time.monotonic() - cached[0] < COVERAGE_TTL:

@@ -9,13 +9,12 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.utils import floatToGoString
 
 from neuromirror.account.status import SourceStatus, epoch
-from neuromirror.index.runs import change_totals
 from neuromirror.service.metrics.backup import audit_family, backup_families, coverage_families
 from neuromirror.service.metrics.base import DURATION_BUCKETS, Durations, counter, gauge
 from neuromirror.service.metrics.stores import keep_families, risk_families
 
 if TYPE_CHECKING:
-    from neuromirror.index.db import Index
+    from neuromirror.api.records import Records
 
 #: a gauge by source: its name, help and value of a row (None: left out)
 SourceGauge = tuple[str, str, Callable[[SourceStatus], Optional[float]]]
@@ -198,9 +197,9 @@ def _disk_families(places: list[dict]) -> Iterator[Metric]:
     yield need
 
 
-def add_changes(report: dict, index: Index) -> None:
+def add_changes(report: dict, records: Records) -> None:
     """Add each row's files added/removed/changed by finished runs (``changes``) from the index."""
-    totals = {sid: {"added": a or 0, "removed": r or 0, "changed": c or 0} for sid, a, r, c in change_totals(index)}
+    totals = records.change_totals()
     rows: list[SourceStatus] = report["sources"]
     for row in rows:
         row.add(changes=totals.get(row.source, {}))

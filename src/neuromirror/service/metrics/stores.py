@@ -11,7 +11,7 @@ from neuromirror.account.status import SourceStatus, epoch
 from neuromirror.service.metrics.base import gauge
 
 if TYPE_CHECKING:
-    from neuromirror.index.db import Index
+    from neuromirror.api.records import Records
 
 
 def keep_families(rows: list[SourceStatus]) -> Iterator[Metric]:
@@ -159,11 +159,11 @@ def _expiry_families(rows: list[SourceStatus]) -> Iterator[Metric]:
     )
 
 
-def add_keeps(report: dict, index: Index) -> None:
+def add_keeps(report: dict, records: Records) -> None:
     """Add each row's keep facts (``keep``: last record and outcome counts) from the runs' reports."""
     from neuromirror.service.keeping import keep_facts
 
-    facts = keep_facts(index)
+    facts = keep_facts(records)
     rows: list[SourceStatus] = report["sources"]
     for row in rows:
         row.add(keep=facts.get(row.source))

@@ -12,7 +12,10 @@ escaped; links to sources use percent-encoded ids relative to the page, so the
 pages also work behind a reverse proxy under a sub-path.
 
 :mod:`.overview` the overview, :mod:`.source` a source's page, :mod:`.risk` what is at risk and the copies,
-:mod:`.common` what they share (style, escaping, links, the strip of runs).
+:mod:`.backup` the backup page (``/backup/``: per source and store, what the archive holds against what the
+lab's stores hold; its records and numbers are :mod:`neuromirror.account.backup`'s, computed once below the
+API, its JSON the records' own, docs/keep.md), :mod:`.coverage` the coverage page, :mod:`.common` what they
+share (style, escaping, links, the strip of runs).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Optional
 from urllib.parse import quote
 
 from neuromirror.account.status import SourceStatus, short_time
-from neuromirror.service.history import Run
+from neuromirror.api.records import Run
 from neuromirror.util.dates import format_duration
 from neuromirror.util.sizes import human_bytes
 

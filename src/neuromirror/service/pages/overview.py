@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from neuromirror.account.status import SourceStatus, short_time
-from neuromirror.service.history import STRIP_RUNS, Run
+from neuromirror.api.records import STRIP_RUNS, Run
 from neuromirror.service.pages.common import (
     STATUS_ORDER,
     SUMMARY,

@@ -7,8 +7,8 @@ from typing import Optional
 from urllib.parse import quote, urlencode
 
 from neuromirror.account.status import SourceStatus, short_time
-from neuromirror.index.rows import Version
-from neuromirror.service.history import STRIP_RUNS, Run
+from neuromirror.api import Version
+from neuromirror.api.records import STRIP_RUNS, Run
 from neuromirror.service.pages.common import OUTCOME_BADGE, e, legend, links, page, status_badge, strip
 from neuromirror.service.pages.risk import copies_section, risk_table
 from neuromirror.util.dates import format_duration

@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator, Optional
 from neuromirror.records import ProgressCallback, SourceState
 from neuromirror.sources.aind.context import ListedAsset
 from neuromirror.sources.aind.s3 import WORKERS, AindError, _is_denied_or_unsupported, _s3_gist
+from neuromirror.util.memory.spool import Spool
 from neuromirror.util.paths import check_path
-from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.aind")
 

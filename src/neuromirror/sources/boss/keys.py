@@ -21,8 +21,8 @@ from neuromirror.annex.keys import sha256e_key, url_key
 from neuromirror.records import SHA256, VERIFY_ON_GET, ContentSink, ProgressCallback, SourceState
 from neuromirror.sources.boss.context import Experiment, ExperimentReader
 from neuromirror.sources.boss.plan import ChannelPlan, chunks_of
+from neuromirror.util.memory.spool import Spool
 from neuromirror.util.progress import BYTES_SUFFIX
-from neuromirror.util.spool import Spool
 
 log = logging.getLogger("neuromirror.boss")
 

@@ -71,7 +71,7 @@ from neuromirror.sources.boss.options import BossSettings, add_options
 from neuromirror.sources.boss.plan import ChannelPlan, plan_channels
 from neuromirror.sources.boss.special_remote import enable_special_remote, git_output
 from neuromirror.spec import Spec
-from neuromirror.util.spool import Spool
+from neuromirror.util.memory.spool import Spool
 
 #: what the tool calls (``neuromirror.sources``, reindex): the source, its options, the archive's id of a file
 __all__ = ["BossSource", "add_options", "expand", "remote_id_for"]

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 from neuromirror.records import SHA256, AnnexEntry, SourceState, VersionFile
 from neuromirror.sources.dandi.changes.stamp import Mark
 from neuromirror.util.dates import parse_iso
-from neuromirror.util.spool import Spool
+from neuromirror.util.memory.spool import Spool
 
 PAGE_SIZE = 1000
 TEXT_EXTENSIONS = {".json", ".jsonld", ".yaml", ".yml", ".tsv", ".csv", ".txt", ".md", ".rst", ".bib", ".cff"}

@@ -3,7 +3,7 @@
 Every published version becomes a tagged snapshot (oldest first), the draft
 an untagged one; an unchanged dandiset costs two plain GETs (and its Zarr list, if it
 has Zarr assets: :mod:`.zarr_states`).  A version's assets
-are listed completely or not at all (:mod:`.asset_listing`) and made
+are listed completely or not at all (:mod:`.changes.whole`) and made
 entries a page at a time (:mod:`.blobs`, Zarr assets through :mod:`.zarr_assets`).
 A resync lists without the assets' metadata and takes the files of unchanged asset
 ids from the last synced state (:class:`~.assets.Reuse`): metadata only for new assets.
@@ -28,12 +28,12 @@ from neuromirror.records import Entry, GitEntry, ProgressCallback, Snapshot, Sou
 from neuromirror.sources import s3urls
 from neuromirror.sources.base import Listed, Source
 from neuromirror.sources.dandi import assets, embargo, zarr_states
-from neuromirror.sources.dandi.asset_listing import AssetListing
 from neuromirror.sources.dandi.assets import Listing, Reuse
 from neuromirror.sources.dandi.blobs import AssetEntries
 from neuromirror.sources.dandi.changes import listing as changes
 from neuromirror.sources.dandi.changes import stamp as changes_stamp
 from neuromirror.sources.dandi.changes.stamp import Mark
+from neuromirror.sources.dandi.changes.whole import AssetListing
 from neuromirror.sources.dandi.client import DEFAULT_API, DandiError, gist, make_client
 from neuromirror.sources.dandi.held import check_published
 from neuromirror.sources.dandi.options import add_options  # noqa: F401 - the source's options, as aind's and boss's

@@ -1,3 +1,5 @@
-"""The bench's scenarios of a loss upstream read back from the lab's stores (issue 53): :mod:`.lost_get` times
-a fresh clone's ``datalad get`` of kept files and of an old Zarr state whose every S3 version was deleted,
-against ``git annex get --from STORE`` of the same files, counting the requests the archive saw."""
+"""The bench's scenarios of a loss upstream, and of what tells it or covers it: :mod:`.lost_get` (issue 53) times a
+fresh clone's ``datalad get`` of kept files and of an old Zarr state whose every S3 version was deleted, against
+``git annex get --from STORE`` of the same files, counting the requests the archive saw; :mod:`.inventory_read`
+(issue 75) the archive's S3 Inventory, where ``audit --inventory`` finds what the archive lost, read on one core;
+:mod:`.gap` (issue 75) the gap-fill that keeps only what the archive's other backup does not hold."""

@@ -3,8 +3,8 @@
 Why its own room: a page that repeats or skips, or a body cut short, must never become a commit
 that lies about the archive, so the listing is judged whole and read again (a few times) until it
 is complete; a resync that finds too many assets needing their metadata abandons its light
-listing for one with metadata (:class:`~.assets.Reuse`).  Pins are asked from the pages as they
-come (:mod:`.pin_ahead`).
+listing for one with metadata (:class:`~neuromirror.sources.dandi.assets.Reuse`).  Pins are asked from the pages as they
+come (:mod:`neuromirror.sources.dandi.pin_ahead`).
 """
 
 from __future__ import annotations
