@@ -19,9 +19,7 @@ The answers are records (:class:`Reply`) the view writes, so this module needs n
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 from urllib.parse import quote
 
@@ -29,41 +27,15 @@ from neuromirror.read.serving import Serving
 from neuromirror.read.store_reads import streamed
 from neuromirror.read.urls import PinnedFile
 from neuromirror.read.view_tree import BadPath, Tree
-from neuromirror.util.dates import iso_z
+from neuromirror.read.zarr_versions.documents import ROUTE, Documents
+from neuromirror.read.zarr_versions.replies import Reply, gone, redirect, shard, text
 
-#: the route's root, as the design names it
-ROUTE = "/zarr"
 #: dandidav's tree of the same states, where a store's copy is streamed
 ZARRS = "/zarrs"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_FIELDS = ("versionId", "lastModified", "size", "ETag")
 
 
-@dataclass(frozen=True)
-class Reply:
-    """What the view sends: a status, its headers, a body (not sent for ``HEAD``)."""
-
-    status: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-
-def _text(status: str, line: str) -> Reply:
-    data = (line.rstrip("\n") + "\n").encode()
-    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))]
-    return Reply(status, [*headers, ("Cache-Control", "no-store")], data)
-
-
-def _json(doc: dict) -> Reply:
-    data = json.dumps(doc, indent=1).encode()
-    return Reply("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))], data)
-
-
-def _redirect(location: str) -> Reply:
-    return Reply("302 Found", [("Location", location), ("Content-Length", "0"), ("Cache-Control", "no-store")])
-
-
-class ZarrVersions:
+class ZarrVersions(Documents):
     """The ``/zarr/`` route over the view's tree (names, held datasets) and serving (liveness, losses)."""
 
     def __init__(self, tree: Tree, serving: Serving, public: Callable[[str], bool]) -> None:
@@ -78,29 +50,29 @@ class ZarrVersions:
         """The reply to ``method`` (GET or HEAD) of ``path``; ``base``: the view's URL (no trailing ``/``);
         ``failed``: a ``neuromirror://`` reader says its read through the last redirect failed."""
         if method not in ("GET", "HEAD"):
-            refused = _text("405 Method Not Allowed", f"{method}: the view is read-only")
+            refused = text("405 Method Not Allowed", f"{method}: the view is read-only")
             return Reply(refused.status, [*refused.headers, ("Allow", "GET, HEAD")], refused.body)
         parts = path[len(ROUTE) :].split("/")[1:]
         if any(p in (".", "..") or "\0" in p for p in parts):
-            return _text("400 Bad Request", "'.' and '..' are not names")
+            return text("400 Bad Request", "'.' and '..' are not names")
         if not parts or not parts[0]:
-            return self._zarrs(base) if len(parts) <= 1 else _text("404 Not Found", f"{path}: no such Zarr")
+            return self._zarrs(base) if len(parts) <= 1 else text("404 Not Found", f"{path}: no such Zarr")
         try:
             return self._zarr(parts, base, failed)
         except BadPath as exc:
-            return _text("400 Bad Request", str(exc))
+            return text("400 Bad Request", str(exc))
 
     def _zarr(self, parts: list[str], base: str, failed: bool) -> Reply:
         """Inside ``/zarr/{zarr_id}``: its states, a state's manifest, a file; a 404 saying which part is wrong."""
         zarr_id = parts[0]
         listing = len(parts) == 1 or (len(parts) == 2 and not parts[1])
         checksum = None if listing else self._checksum(zarr_id, parts[1])
-        if checksum is None and not self.tree.manifests.index(_shard(zarr_id)):  # asked only when no state is named
-            return _text("404 Not Found", f"{ROUTE}/{zarr_id}: no Zarr of this id is mirrored here")
+        if checksum is None and not self.tree.manifests.index(shard(zarr_id)):  # asked only when no state is named
+            return text("404 Not Found", f"{ROUTE}/{zarr_id}: no Zarr of this id is mirrored here")
         if listing:
             return self._versions(zarr_id, base)
         if checksum is None:
-            return _text("404 Not Found", f"{ROUTE}/{zarr_id}/{parts[1]}: no state of this Zarr the mirror recorded")
+            return text("404 Not Found", f"{ROUTE}/{zarr_id}/{parts[1]}: no state of this Zarr the mirror recorded")
         return self._inner(zarr_id, parts[1], checksum, parts[2:], (base, failed))
 
     # -- names -------------------------------------------------------------------------------
@@ -120,63 +92,14 @@ class ZarrVersions:
         except FileNotFoundError:  # no index yet: the manifests alone
             return checksum, commit
 
-    # -- documents ---------------------------------------------------------------------------
-    def _zarrs(self, base: str) -> Reply:
-        """Every Zarr the mirror recorded a state of (its manifests' directories), each by its versions' URL."""
-        index = self.tree.manifests.index
-        ids = [
-            zarr_id
-            for p1 in (index([]) or {}).get("directories", [])
-            for p2 in (index([p1]) or {}).get("directories", [])
-            for zarr_id in (index([p1, p2]) or {}).get("directories", [])
-        ]
-        return _json({"zarrs": [{"zarrId": z, "url": f"{base}{ROUTE}/{quote(z)}/"} for z in ids]})
-
-    def _versions(self, zarr_id: str, base: str) -> Reply:
-        """The Zarr's states the mirror recorded, oldest first: each by checksum and commit, its root's URL."""
-        got = self.tree.manifests.dated_node(_shard(zarr_id))
-        dates = got[3] if got else {}
-        names = sorted(dates, key=lambda n: (dates[n], n)) if got else []
-        rows = []
-        for name in names:
-            checksum = name[: -len(".zarr")]
-            _, commit = self._names(zarr_id, checksum=checksum)
-            url = f"{base}{ROUTE}/{quote(zarr_id)}/{checksum}/"
-            rows.append({"version": checksum, "commit": commit, "recorded": iso_z(dates[name]), "url": url})
-        return _json({"zarrId": zarr_id, "versions": rows})
-
-    def _manifest(self, zarr_id: str, checksum: str, prefix: str, base: str) -> Reply:
-        """The design's per-version manifest (of the files under ``prefix``): path -> the S3 object recorded."""
-        doc = self.tree.manifests.state(zarr_id, checksum) or {}
-        entries = {
-            f.path: {**dict(zip(_FIELDS, row)), "url": f.url if f.url and self.public(f.url) else None}
-            for row, f in self.tree.manifests.rows(zarr_id, checksum, prefix)
-        }
-        _, commit = self._names(zarr_id, checksum=checksum)
-        shard = "/".join(_shard(zarr_id))
-        return _json(
-            {
-                "zarrId": zarr_id,
-                "version": checksum,
-                "zarrChecksum": checksum,
-                "commit": commit,
-                "path": prefix,
-                "url": f"{base}{ROUTE}/{quote(zarr_id)}/{checksum}/{quote(prefix)}",
-                "zarrManifest": f"{base}/zarr-manifests/{quote(shard)}/{checksum}.json",
-                "statistics": doc.get("statistics", {}),
-                "fields": [*_FIELDS, "url"],
-                "entries": entries,
-            }
-        )
-
     # -- inside a state ------------------------------------------------------------------------
     def _inner(self, zarr_id: str, version: str, checksum: str, inner: list[str], at: tuple[str, bool]) -> Reply:
         base, failed = at
-        zarrs = "/" + "/".join([*_shard(zarr_id), f"{checksum}.zarr", *inner])
+        zarrs = "/" + "/".join([*shard(zarr_id), f"{checksum}.zarr", *inner])
         node = self.tree.node("zarrs", zarrs)
         if node is None:
             where = "/".join(inner)
-            return _text("404 Not Found", f"{ROUTE}/{zarr_id}/{version}/{where}: not in this Zarr state")
+            return text("404 Not Found", f"{ROUTE}/{zarr_id}/{version}/{where}: not in this Zarr state")
         if node.is_dir:
             prefix = "/".join(p for p in inner if p)
             return self._manifest(zarr_id, checksum, prefix + "/" if prefix else "", base)
@@ -186,27 +109,18 @@ class ZarrVersions:
     def _file(self, f: PinnedFile, zarrs: str, base: str, failed: bool) -> Reply:
         """302 to the pinned URL while it serves, else to the store's copy (streamed at ``/zarrs/``), else 410."""
         if f.served_by == "git":  # its bytes are in the Zarr's dataset: streamed by the view
-            return _redirect(base + quote(zarrs))
+            return redirect(base + quote(zarrs))
         if f.served_by == "none" or f.url is None:
-            return _gone(f, f.why or "no URL serves it")
+            return gone(f, f.why or "no URL serves it")
         now = self.serving.answer(f, None, failed, zarrs)
         if now.status is not None:
-            return _text(now.status, now.body)
+            return text(now.status, now.body)
         url = now.file.url or ""
         if streamed(url):  # a store's copy no client could follow a redirect to: the view streams it
-            return _redirect(base + quote(zarrs))
+            return redirect(base + quote(zarrs))
         if not self.public(url):
-            return _gone(f, "its only URL carries a credential")
-        return _redirect(url)
-
-
-def _shard(zarr_id: str) -> list[str]:
-    """The manifest tree's directories of a Zarr: ``{id[:3]}/{id[3:6]}/{id}``."""
-    return [zarr_id[:3], zarr_id[3:6], zarr_id]
-
-
-def _gone(f: PinnedFile, why: str) -> Reply:
-    return _text("410 Gone", f"{f.path}: key {f.key or '-'}: {why}")
+            return gone(f, "its only URL carries a credential")
+        return redirect(url)
 
 
 __all__ = ["ROUTE", "Reply", "ZarrVersions"]
