@@ -44,10 +44,15 @@ class _Planted:
     message: str
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: GitHubStandIn
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    server: Any
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
@@ -74,7 +79,7 @@ class GitHubStandIn:
         self._planted: list[_Planted] = []
         self._lock = threading.RLock()
         self._ids = 1000
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., tuple[int, Any]]]] = [
             ("GET", re.compile(rf"^/orgs/{_NAME}$"), "/orgs/{org}", self._org),
@@ -101,9 +106,8 @@ class GitHubStandIn:
     def start(self) -> GitHubStandIn:
         if self._server is None:
             self.root.mkdir(parents=True, exist_ok=True)
-            server = ThreadingHTTPServer((self.host, self.port), _Handler)
-            server.daemon_threads = True
-            server.standin = self  # type: ignore[attr-defined]
+            server = _Server((self.host, self.port), _Handler)
+            server.standin = self
             self.port = server.server_address[1]
             self._server = server
             self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -1,0 +1,175 @@
+"""``neuromirror publish --to github:ORG``: every dandiset a repository of an organisation, its Zarr one of another,
+as DANDI's own ``dandisets`` organisation is filled, against a GitHub stand-in on loopback.
+
+A user's session: a mirrored dandiset with a Zarr, ``publish --to github:lab --zarr-org lab-zarrs --github-api
+URL`` with ``GITHUB_TOKEN`` set, then what GitHub holds read through its API (the stand-in's call counts, and
+PyGithub as a second client), and a stranger's ``datalad clone`` of the repository's URL + ``datalad get -r``,
+whose bytes come from the archive's URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from helpers.retrieve import ZARR, Sample, build_sample, data_files, git, without_metadata
+from neuromirror.standins.github.server import GitHubStandIn
+
+ORG, ZORG = "lab", "lab-zarrs"
+
+
+@pytest.fixture(scope="module")
+def github(tmp_path_factory) -> Iterator[GitHubStandIn]:  # noqa: ANN001
+    with GitHubStandIn(tmp_path_factory.mktemp("github")) as gh:
+        old = os.environ.get("GITHUB_TOKEN")
+        os.environ["GITHUB_TOKEN"] = gh.token
+        yield gh
+        if old is None:
+            del os.environ["GITHUB_TOKEN"]
+        else:
+            os.environ["GITHUB_TOKEN"] = old
+
+
+@pytest.fixture(scope="module")
+def sample(dandi_archive, tmp_path_factory) -> Sample:  # noqa: ANN001
+    return build_sample(dandi_archive, tmp_path_factory.mktemp("ghpub") / "mirror", name="GitHub sample", zarr=True)
+
+
+def publish(sample: Sample, github: GitHubStandIn, *more: str) -> dict:
+    args = ("publish", sample.source, "--to", f"github:{ORG}", "--zarr-org", ZORG, "--github-api", github.api_url)
+    res = sample.run.json(*args, *more)
+    assert isinstance(res, dict) and res["ok"], res
+    return res
+
+
+@pytest.fixture(scope="module")
+def published(sample: Sample, github: GitHubStandIn) -> dict:
+    return publish(sample, github)
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)}: {proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_each_repository_made_once_with_homepage_description_and_releases(
+    sample: Sample, github: GitHubStandIn, published: dict
+) -> None:
+    assert github.calls["POST /orgs/{org}/repos"] == 2  # the dandiset's and its Zarr's
+    repo = github.repos[(ORG, sample.id)]
+    assert repo["homepage"] == f"https://identifiers.org/DANDI:{sample.id}"
+    assert repo["description"].endswith("2 releases, GitHub sample") and " files, " in repo["description"]
+    assert not repo["private"]
+    (zarr,) = published["published"][0]["zarrs"]
+    assert zarr["full_name"].startswith(f"{ZORG}/") and zarr["created"]
+    assert sorted(r["tag_name"] for r in github.releases[(ORG, sample.id)]) == sorted([sample.v1, sample.v2])
+    # PyGithub, a second client, reads the same
+    from github import Auth, Github
+
+    gh = Github(base_url=github.api_url, auth=Auth.Token(github.token))
+    r = gh.get_repo(f"{ORG}/{sample.id}")
+    assert r.homepage == repo["homepage"] and r.get_release(sample.v1).tag_name == sample.v1
+    assert r.default_branch == git(sample.root / "dandi" / sample.id, "symbolic-ref", "--short", "HEAD")
+
+
+def test_a_rerun_with_nothing_new_calls_nothing_and_a_new_title_is_one_edit(
+    sample: Sample, github: GitHubStandIn, published: dict
+) -> None:
+    github.reset_calls()
+    again = publish(sample, github)
+    assert sum(github.calls.values()) == 0 and again["api_calls"] == 0
+    assert all(p["repo"]["skipped"] for p in again["published"])
+
+    sample.archive.set_metadata(sample.id, {"name": "GitHub sample, renamed"})  # type: ignore[attr-defined]
+    sample.sync()
+    github.reset_calls()
+    res = publish(sample, github)
+    assert github.writes() == 1 and github.calls["PATCH /repos/{owner}/{repo}"] == 1
+    assert github.repos[(ORG, sample.id)]["description"].endswith("GitHub sample, renamed")
+    assert res["published"][0]["repo"]["edited"] == ["description"]
+    ds = sample.root / "dandi" / sample.id
+    # the new draft state was pushed too: GitHub's branch is the mirror's HEAD under the .gitmodules commit
+    assert git(github.bare(ORG, sample.id), "rev-parse", "HEAD^") == git(ds, "rev-parse", "HEAD")
+
+
+def test_a_stranger_clones_the_repository_and_gets_every_file_zarr_included(
+    sample: Sample, github: GitHubStandIn, published: dict, tmp_path: Path
+) -> None:
+    url = github.repos[(ORG, sample.id)]["clone_url"]
+    clone = tmp_path / "stranger"
+    sh(tmp_path, "datalad", "clone", url, str(clone))
+    assert f"{github.url}/{ZORG}/" in (clone / ".gitmodules").read_text()  # the Zarr's own repository
+    sh(clone, "git", "config", "annex.security.allowed-ip-addresses", "all")  # loopback archive, this clone only
+    sh(clone, "datalad", "get", "-n", ZARR)
+    sh(clone / ZARR, "git", "config", "annex.security.allowed-ip-addresses", "all")
+    sh(clone, "datalad", "get", "-r", ".")
+    got = without_metadata(data_files(clone))
+    assert got == sample.files["draft"]
+    # the mirror's own commits and tags are what GitHub holds (the tip adds only the .gitmodules)
+    ds = sample.root / "dandi" / sample.id
+    assert git(clone, "rev-parse", "HEAD^") == git(ds, "rev-parse", "HEAD")
+    assert git(clone, "rev-parse", sample.v1) == git(ds, "rev-parse", sample.v1)
+    assert git(ds, "config", "remote.published.url") == url
+
+
+def test_the_token_is_nowhere_but_in_the_request(
+    sample: Sample, github: GitHubStandIn, published: dict, tmp_path: Path
+) -> None:
+    clone = tmp_path / "c"
+    sh(tmp_path, "git", "clone", "-q", github.repos[(ORG, sample.id)]["clone_url"], str(clone))
+    secret = github.token.encode()
+    places = [sample.root, clone, github.root]
+    for place in places:
+        for p in place.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                assert secret not in p.read_bytes(), p
+    for ref in ("--all",):
+        assert github.token not in git(sample.root / "dandi" / sample.id, "log", ref, "-p", "--format=%B")
+    assert github.token not in json.dumps(published)
+
+
+def test_a_cut_off_run_is_pushed_into_the_repository_it_made(
+    dandi_archive,
+    github: GitHubStandIn,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    s = build_sample(dandi_archive, tmp_path / "mirror", name="Cut off")
+    # the run made the repository, then died before its push: GitHub has an empty repository
+    from github import Auth, Github
+
+    Github(base_url=github.api_url, auth=Auth.Token(github.token)).get_organization(ORG).create_repo(s.id)
+    github.reset_calls()
+    res = publish(s, github)
+    assert github.calls["POST /orgs/{org}/repos"] == 0 and github.calls["PATCH /repos/{owner}/{repo}"] == 1
+    ds = s.root / "dandi" / s.id
+    assert git(github.bare(ORG, s.id), "rev-parse", "refs/heads/master") == git(ds, "rev-parse", "HEAD")
+    assert git(github.bare(ORG, s.id), "rev-parse", "refs/heads/git-annex") == git(ds, "rev-parse", "git-annex")
+    assert res["published"][0]["repo"]["pushed"]
+
+
+def test_rate_limits_are_waited_out(sample: Sample, github: GitHubStandIn, published: dict) -> None:
+    github.plant(429, retry_after=0.2)
+    github.plant(403, retry_after=None)  # x-ratelimit-remaining: 0, reset a second on
+    before = github.throttled
+    res = publish(sample, github, "--github-metadata")
+    assert github.throttled - before == 2
+    assert res["rate_limit_waited_s"] >= 0.2
+    assert res["published"][0]["repo"]["edited"] == []
+
+
+def test_bad_targets_are_one_line_errors(sample: Sample, github: GitHubStandIn, monkeypatch) -> None:  # noqa: ANN001
+    code, _, err = sample.run("publish", sample.source, "--to", "github:", "--github-api", github.api_url)
+    assert code != 0 and "expected github:ORG" in err and len(err.strip().splitlines()) == 1
+    code, _, err = sample.run("publish", sample.source, "--to", "/tmp/x", "--zarr-org", "z")
+    assert code != 0 and "--to '/tmp/x' is not github:ORG" in err
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("HOME", str(sample.root.parent / "nohome"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    code, _, err = sample.run("publish", sample.source, "--to", f"github:{ORG}", "--github-api", github.api_url)
+    assert code != 0 and "needs a token" in err
