@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from base64 import b64encode
+from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
@@ -132,25 +134,105 @@ def test_the_token_is_nowhere_but_in_the_request(
     for ref in ("--all",):
         assert github.token not in git(sample.root / "dandi" / sample.id, "log", ref, "-p", "--format=%B")
     assert github.token not in json.dumps(published)
+    # a run that logs everything (debug) and pushes says it nowhere either
+    sample.archive.put_asset(sample.id, "sub-09/new.nwb", b"more" * 100)  # type: ignore[attr-defined]
+    sample.sync()
+    args = ("publish", sample.source, "--to", f"github:{ORG}", "--zarr-org", ZORG, "--github-api", github.api_url)
+    code, out, err = sample.run(*args, "-l", "debug")
+    assert code == 0 and "pushed" in out, err
+    assert github.token not in out + err
+    assert b64encode(f"x-access-token:{github.token}".encode()).decode() not in out + err
 
 
 def test_a_cut_off_run_is_pushed_into_the_repository_it_made(
-    dandi_archive,
+    dandi_archive,  # noqa: ANN001
     github: GitHubStandIn,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     s = build_sample(dandi_archive, tmp_path / "mirror", name="Cut off")
-    # the run made the repository, then died before its push: GitHub has an empty repository
-    from github import Auth, Github
-
-    Github(base_url=github.api_url, auth=Auth.Token(github.token)).get_organization(ORG).create_repo(s.id)
+    ds = s.root / "dandi" / s.id
+    github.refuse_pushes = 1  # the run made the repository, then its push failed: GitHub has an empty repository
+    args = ("publish", s.source, "--to", f"github:{ORG}", "--github-api", github.api_url)
+    code, _, err = s.run(*args)
+    assert code == 1 and "git push" in err and (ORG, s.id) in github.repos
+    assert not (github.bare(ORG, s.id) / "refs" / "heads" / "master").exists()
     github.reset_calls()
     res = publish(s, github)
-    assert github.calls["POST /orgs/{org}/repos"] == 0 and github.calls["PATCH /repos/{owner}/{repo}"] == 1
-    ds = s.root / "dandi" / s.id
+    assert github.calls["POST /orgs/{org}/repos"] == 0  # never made twice
     assert git(github.bare(ORG, s.id), "rev-parse", "refs/heads/master") == git(ds, "rev-parse", "HEAD")
     assert git(github.bare(ORG, s.id), "rev-parse", "refs/heads/git-annex") == git(ds, "rev-parse", "git-annex")
-    assert res["published"][0]["repo"]["pushed"]
+    assert res["published"][0]["repo"]["pushed"] and len(github.releases[(ORG, s.id)]) == 2
+
+    # a repository made by someone else (PyGithub, a second client) is taken as it is, not made again
+    other = build_sample(dandi_archive, tmp_path / "mirror2", name="Made beforehand")
+    from github import Auth, Github
+
+    Github(base_url=github.api_url, auth=Auth.Token(github.token)).get_organization(ORG).create_repo(other.id)
+    github.reset_calls()
+    publish(other, github)
+    assert github.calls["POST /orgs/{org}/repos"] == 0 and github.calls["PATCH /repos/{owner}/{repo}"] == 1
+
+
+def test_an_embargoed_dandiset_is_private_until_released_with_its_zarr(
+    archive,  # noqa: ANN001
+    github: GitHubStandIn,
+    tmp_path: Path,
+) -> None:
+    from helpers.publish_ria import T0, _sync
+    from helpers.retrieve import Runner
+
+    run = Runner(tmp_path / "mirror")
+    org = "lab-embargo"  # an archive of its own (ids from 000001 again): an organisation of its own
+    e = archive.create_dandiset(name="Under embargo", embargoed=True, created=T0)
+    archive.put_asset(e, "secret.nwb", b"embargoed science" * 200, when=T0 + timedelta(minutes=1))
+    chunks = {".zgroup": b'{"zarr_format": 2}', "0/0": b"chunk" * 40}
+    archive.add_zarr_asset(e, "img.zarr", chunks, when=T0 + timedelta(minutes=2))
+    _sync(run, archive, e, key=True)
+    args = ("publish", f"dandi:{e}", "--to", f"github:{org}", "--zarr-org", ZORG, "--github-api", github.api_url)
+    res = run.json(*args)
+    (zarr,) = res["published"][0]["zarrs"]
+    assert github.repos[(org, e)]["private"] and zarr["private"]
+    assert "embargoed" in res["published"][0]["private_why"]
+    gitmodules = git(github.bare(org, e), "show", "HEAD:.gitmodules")
+    assert zarr["ssh_url"] in gitmodules  # a private Zarr is named by SSH (the clone's own keys)
+    # a stranger without the token sees nothing
+    anon = subprocess.run(["git", "ls-remote", github.repos[(org, e)]["clone_url"]], capture_output=True)
+    assert anon.returncode != 0
+
+    archive.set_embargoed(e, False)
+    _sync(run, archive, e, key=True)
+    github.reset_calls()
+    res = run.json(*args)
+    assert github.calls["PATCH /repos/{owner}/{repo}"] == 2  # made public: the Zarr's and the dandiset's
+    assert not github.repos[(org, e)]["private"] and not res["published"][0]["zarrs"][0]["private"]
+    gitmodules = git(github.bare(org, e), "show", "HEAD:.gitmodules")
+    assert zarr["url"] in gitmodules and zarr["ssh_url"] not in gitmodules  # HTTPS now
+    clone = tmp_path / "stranger"
+    sh(tmp_path, "datalad", "clone", github.repos[(org, e)]["clone_url"], str(clone))
+    sh(clone, "git", "config", "annex.security.allowed-ip-addresses", "all")
+    sh(clone, "datalad", "get", "-n", "img.zarr")
+    sh(clone / "img.zarr", "git", "config", "annex.security.allowed-ip-addresses", "all")
+    sh(clone, "datalad", "get", "-r", ".")
+    assert (clone / "secret.nwb").read_bytes() == b"embargoed science" * 200
+    assert (clone / "img.zarr" / "0" / "0").read_bytes() == b"chunk" * 40
+
+
+def test_a_dandiset_deleted_upstream_is_made_private_never_deleted(
+    dandi_archive,  # noqa: ANN001
+    github: GitHubStandIn,
+    tmp_path: Path,
+) -> None:
+    s = build_sample(dandi_archive, tmp_path / "mirror", name="Soon gone")
+    publish(s, github)
+    assert not github.repos[(ORG, s.id)]["private"]
+    dandi_archive.delete_dandiset(s.id)
+    code, _, err = s.run("sync", s.source, "--dandi-api", dandi_archive.api_url)
+    assert code != 0
+    github.reset_calls()
+    res = publish(s, github)
+    assert github.repos[(ORG, s.id)]["private"] and res["published"][0]["private_why"] == "gone from the archive"
+    assert github.calls["PATCH /repos/{owner}/{repo}"] == 1 and github.calls.get("DELETE /repos/{owner}/{repo}", 0) == 0
+    assert github.bare(ORG, s.id).is_dir()
 
 
 def test_rate_limits_are_waited_out(sample: Sample, github: GitHubStandIn, published: dict) -> None:

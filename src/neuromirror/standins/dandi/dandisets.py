@@ -114,6 +114,11 @@ class DandisetChanges(Rendering):
                 ds.draft.name = str(md["name"])
             ds.draft.touch(t)
 
+    def delete_dandiset(self, dandiset_id: str) -> None:
+        """The archive deletes a dandiset (its API then answers 404 "No such Dandiset"); blobs stay in S3."""
+        with self._lock:
+            del self._dandisets[self._get_ds(dandiset_id).identifier]
+
     def set_embargo_status(self, dandiset_id: str, status: str) -> None:
         """Set OPEN / EMBARGOED / UNEMBARGOING without moving any data."""
         if status not in EMBARGO_STATUSES:

@@ -11,7 +11,8 @@ http-backend`` at ``http://HOST:PORT/OWNER/REPO.git`` (its ``clone_url``); a pus
 auth, any user name, the token as the password, as GitHub takes it), a private repository's clone too.
 
 Introspection for tests: ``calls`` counts ``METHOD /route/{template}`` of every API request answered (also
-``GET /_calls``), :meth:`writes` the ones that change something; :meth:`plant` queues rate-limit answers.
+``GET /_calls``), :meth:`writes` the ones that change something; :meth:`plant` queues rate-limit answers;
+``refuse_pushes = N`` fails the next N pushes (a run cut off after its create, before its push).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class GitHubStandIn:
         self.releases: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.calls: Counter[str] = Counter()
         self.throttled = 0  # planted answers given
+        self.refuse_pushes = 0  # the next pushes answered 503 (a run cut off between create and push)
         self._planted: list[_Planted] = []
         self._lock = threading.RLock()
         self._ids = 1000
@@ -297,6 +299,10 @@ class GitHubStandIn:
         key = (owner, repo)
         authed = self._authed(h)
         pushing = rest.endswith("git-receive-pack") or "service=git-receive-pack" in query
+        if pushing and self.refuse_pushes > 0 and "service=" in query:
+            with self._lock:
+                self.refuse_pushes -= 1
+            return _send(h, 503, b"Service Unavailable\n", [])
         if key not in self.repos or ((pushing or self.repos[key]["private"]) and not authed):
             need = key in self.repos
             status = 401 if need else 404
