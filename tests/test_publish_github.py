@@ -255,3 +255,58 @@ def test_bad_targets_are_one_line_errors(sample: Sample, github: GitHubStandIn, 
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     code, _, err = sample.run("publish", sample.source, "--to", f"github:{ORG}", "--github-api", github.api_url)
     assert code != 0 and "needs a token" in err
+
+
+def test_the_service_publishes_to_github_after_each_sync(
+    dandi_archive,  # noqa: ANN001
+    github: GitHubStandIn,
+    tmp_path: Path,
+) -> None:
+    from helpers.service import serve, wait_for
+    from neuromirror.demo import deterministic_bytes
+
+    a = dandi_archive.create_dandiset(name="Served to GitHub")
+    dandi_archive.put_asset(a, "sub-01/one.nwb", deterministic_bytes(a, 5_000))
+    root, cfg = tmp_path / "mirror", tmp_path / "m.yaml"
+    cfg.write_text(
+        "defaults:\n"
+        "  schedule: {interval: 2s}\n"
+        f'  options: {{dandi_api: "{dandi_archive.api_url}"}}\n'
+        f'  publish: {{to: "github:svc-lab", github_api: "{github.api_url}"}}\n'
+        f'sources:\n  - spec: "dandi:{a}"\n'
+    )
+    bare = github.bare("svc-lab", a)
+
+    def pushed() -> bool:
+        ds = root / "dandi" / a
+        head = subprocess.run(["git", "-C", str(ds), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        there = subprocess.run(["git", "-C", str(bare), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        return bool(head.strip()) and head == there
+
+    with serve(root, cfg, env={"GITHUB_TOKEN": github.token}) as svc:
+        wait_for(pushed, 120, "the dandiset published to GitHub", svc)
+        dandi_archive.put_asset(a, "sub-02/two.nwb", b"two" * 100)
+        wait_for(lambda: (root / "dandi" / a / "sub-02/two.nwb").is_symlink() and pushed(), 120, "the change", svc)
+    assert github.calls["POST /orgs/{org}/repos"] >= 1 and github.repos[("svc-lab", a)]["homepage"].endswith(a)
+    assert github.token not in svc.stderr
+
+
+@pytest.mark.parametrize(
+    "publish, error",
+    [
+        ("{to: 'github:'}", "publish.to: expected a GitHub organisation's name"),
+        ("{to: 'github:lab', zarr_org: 'a b'}", "publish.zarr_org: expected a GitHub organisation's name"),
+        ("{to: 'github:lab', github_api: 'https://u:p@host/api/v3'}", "publish.github_api: expected GitHub's API"),
+    ],
+)
+def test_a_bad_github_publish_target_is_refused_at_load(tmp_path: Path, publish: str, error: str) -> None:
+    from neuromirror.config.load import load_config
+    from neuromirror.config.reader import ConfigError
+
+    f = tmp_path / "m.yaml"
+    f.write_text(f"defaults: {{schedule: 1h}}\nsources:\n  - {{spec: 'dandi:000001', publish: {publish}}}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(f)
+    assert error in str(exc.value), str(exc.value)
+    f.write_text("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', publish: 'github:lab'}\n")
+    assert load_config(f).sources[0].publish == {"to": "github:lab"}
