@@ -160,12 +160,7 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
     if to.startswith("ria+"):
         return out if _read_ria_publish(r, m, path, to, out) else None
     if to.startswith("github:"):
-        try:
-            out["to"] = "github:" + _github_org(to[len("github:") :])
-        except ValueError as exc:
-            r.error(m["to"].line, f"{path}.to", str(exc))
-            return None
-        return out if read_fields(r, m, path, GITHUB_PUBLISH_RULES, stop=True)[1] else None
+        return out if _read_github_publish(r, m, path, to, out) else None
     if "{" in to:
         try:
             to.format(archive="archive", name="name", relpath="archive/name", slug="archive-name")
@@ -178,6 +173,16 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
         to = str((r.base_dir / to).absolute())  # a local directory relative to this file
     out["to"] = os.path.expanduser(to)
     return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
+
+
+def _read_github_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
+    """``publish: {to: github:ORG, zarr_org: ORG2, github_api: URL}``: repositories made through GitHub's API."""
+    try:
+        out["to"] = "github:" + _github_org(to[len("github:") :])
+    except ValueError as exc:
+        r.error(m["to"].line, f"{path}.to", str(exc))
+        return False
+    return read_fields(r, m, path, GITHUB_PUBLISH_RULES, stop=True)[1]
 
 
 def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
