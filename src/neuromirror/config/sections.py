@@ -161,6 +161,15 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
         return out if _read_ria_publish(r, m, path, to, out) else None
     if to.startswith("github:"):
         return out if _read_github_publish(r, m, path, to, out) else None
+    plain = _git_target(r, m, path, to)
+    if plain is None:
+        return None
+    out["to"] = plain
+    return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
+
+
+def _git_target(r: Reader, m: dict[str, Node], path: str, to: str) -> Optional[str]:
+    """A BASE or URL template as ``publish --to`` takes it (a relative directory: from this file's), None: bad."""
     if "{" in to:
         try:
             to.format(archive="archive", name="name", relpath="archive/name", slug="archive-name")
@@ -171,8 +180,7 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
             return None
     elif "://" not in to and ":" not in to.split("/", 1)[0] and not os.path.isabs(os.path.expanduser(to)):
         to = str((r.base_dir / to).absolute())  # a local directory relative to this file
-    out["to"] = os.path.expanduser(to)
-    return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
+    return os.path.expanduser(to)
 
 
 def _read_github_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
