@@ -235,6 +235,25 @@ def test_a_dandiset_deleted_upstream_is_made_private_never_deleted(
     assert github.bare(ORG, s.id).is_dir()
 
 
+def test_a_branch_someone_else_pushed_to_is_not_overwritten_unless_forced(
+    dandi_archive,  # noqa: ANN001
+    github: GitHubStandIn,
+    tmp_path: Path,
+) -> None:
+    s = build_sample(dandi_archive, tmp_path / "mirror", name="Foreign push", zarr=True)
+    publish(s, github)
+    bare = github.bare(ORG, s.id)
+    foreign = git(bare, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "someone else's")
+    git(bare, "update-ref", "refs/heads/master", foreign)
+    s.archive.put_asset(s.id, "sub-07/late.nwb", b"late" * 50)  # type: ignore[attr-defined]
+    s.sync()
+    args = ("publish", s.source, "--to", f"github:{ORG}", "--zarr-org", ZORG, "--github-api", github.api_url)
+    code, _, err = s.run(*args)
+    assert code == 1 and "which the mirror lacks" in err and git(bare, "rev-parse", "master") == foreign
+    publish(s, github, "--force")
+    assert git(bare, "rev-parse", "master^") == git(s.root / "dandi" / s.id, "rev-parse", "HEAD")
+
+
 def test_rate_limits_are_waited_out(sample: Sample, github: GitHubStandIn, published: dict) -> None:
     github.plant(429, retry_after=0.2)
     github.plant(403, retry_after=None)  # x-ratelimit-remaining: 0, reset a second on

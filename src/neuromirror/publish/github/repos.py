@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from neuromirror.annex import gitmodules
 from neuromirror.publish.github.client import GitHub, Repo
 from neuromirror.publish.github.target import Want
-from neuromirror.publish.sibling import current_branch, push_dataset, set_remote
+from neuromirror.publish.sibling import PublishError, current_branch, push_dataset, set_remote
 from neuromirror.util import gitutil
 
 OVERLAY_TRAILER = "neuromirror-github"
@@ -98,10 +98,14 @@ def assert_repo(  # noqa: PLR0913
     if d.get("pushed") == fp and d.get("meta") == want.as_dict() and set(tags) <= set(d.get("releases", [])):
         return Outcome(d["full_name"], d["url"], d["ssh_url"], want.private, skipped=True)
     repo, out = _made(gh, st, want)
+    if out.created:
+        st.save(pushed=None, releases=[])  # a repository made again (deleted on GitHub): everything goes in anew
     if d.get("pushed") != fp:
+        if tip and not force:
+            _refuse_foreign_branch(ds, repo.clone_url, (tip, d.get("tip")), env)
         out.pushed = push_dataset(ds, repo.clone_url, tip=tip, env=env, force=force)[4] or ["(already there)"]
         set_remote(ds, remote, repo.clone_url)
-        st.save(pushed=fp)
+        st.save(pushed=fp, tip=tip)
     missing = set(tags) - set(d.get("releases", []))
     if missing:
         have = gh.release_tags(want.owner, want.name)
@@ -110,6 +114,25 @@ def assert_repo(  # noqa: PLR0913
             out.releases += 1
         st.save(releases=sorted(set(tags) | set(d.get("releases", []))))
     return out
+
+
+def _refuse_foreign_branch(ds: Path, url: str, ours: tuple[Optional[str], ...], env: dict[str, str]) -> None:
+    """The branch is pushed forced (the ``.gitmodules`` commit on top is replaced as the mirror moves): refuse when
+    GitHub's branch is none of ``ours`` (the commit to push, the one pushed last), no commit of the mirror's and no
+    commit on one (someone else pushed there)."""
+    branch = current_branch(ds)
+    proc = gitutil.run(ds, "ls-remote", url, f"refs/heads/{branch}", check=False, env=env)
+    there = proc.stdout.decode().split("\t", 1)[0].strip()
+    if not there or there in ours:
+        return
+    for candidate in (there, f"{there}^"):
+        ok = gitutil.run(ds, "merge-base", "--is-ancestor", candidate, "HEAD", check=False).returncode == 0
+        if ok:
+            return
+    raise PublishError(
+        f"{url} has {branch} at {there[:12]}, which the mirror lacks (someone else pushed there?); check it, or "
+        "overwrite with force"
+    )
 
 
 def _made(gh: GitHub, st: State, want: Want) -> tuple[Repo, Outcome]:
@@ -133,9 +156,11 @@ def reassert(gh: GitHub, state_dir: Path, want: Want) -> Optional[Outcome]:
     """``--github-metadata``: description, homepage and visibility asserted (changed only where they differ);
     None: GitHub has no such repository (publish makes it)."""
     repo = gh.repo(want.owner, want.name)
-    if repo is None:
+    st = State(state_dir, gh.api, want)
+    if repo is None:  # deleted on GitHub by hand: forget what was pushed there, so the next publish makes it again
+        st.path.unlink(missing_ok=True)
         return None
-    return _made(gh, State(state_dir, gh.api, want), want)[1]
+    return _made(gh, st, want)[1]
 
 
 def overlay(ds: Path, urls: dict[str, str]) -> Optional[str]:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from neuromirror.index.db import Index
 
 PREFIX = "github:"
+#: what the last sync's error says when the archive has the source no more (not a missing asset, not a 5xx)
+_GONE = re.compile(r"No such Dandiset")
 _ORG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 #: the archive's own page of a source (``{name}``: the source's name; BOSS: ``{first}`` its collection)
 _PAGES = {
@@ -114,7 +116,6 @@ def homepage(source: str) -> str:
 
 def hidden(index: Index, source: str) -> Optional[str]:
     """Why ``source``'s repositories are private (embargoed, or gone from the archive), None: public."""
-    from neuromirror.engine.failure import archive_lacks
     from neuromirror.publish.credentials import embargo_of
 
     status = embargo_of(index, source)
@@ -122,7 +123,7 @@ def hidden(index: Index, source: str) -> Optional[str]:
         return f"embargoed ({status})"
     last = index.runs(source, limit=1)
     error = str((last[0].get("error") or "") if last else "")
-    return "gone from the archive" if error and archive_lacks(RuntimeError(error)) else None
+    return "gone from the archive" if _GONE.search(error) else None
 
 
 def describe(index: Index, ds: Path, source: str, releases: int) -> str:
