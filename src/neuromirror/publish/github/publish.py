@@ -10,6 +10,7 @@ every repository GitHub has.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -18,7 +19,7 @@ from neuromirror.errors import NeuromirrorError
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.publish.github import target
 from neuromirror.publish.github.client import GitHub
-from neuromirror.publish.github.repos import Outcome, assert_repo, overlay, reassert
+from neuromirror.publish.github.repos import Outcome, State, assert_repo, fingerprint, overlay, reassert
 from neuromirror.publish.sibling import PublishError, subdataset_paths
 from neuromirror.util import gitutil
 
@@ -144,22 +145,48 @@ def _one(mirror, gh: GitHub, source: str, to: GitHubTarget) -> Optional[GitHubRe
             page,
             why is not None,
         )
+        # the whole source unchanged since its last publish (refs, metadata, Zarr organisation): no call, no
+        # subdataset listed (a Zarr's commits change its parent's gitlinks, so its refs are in the parent's)
+        key = fingerprint(ds, json.dumps([want.as_dict(), to.zarr_org, page], sort_keys=True))
+        done = State(state_dir, gh.api, want).data
+        if not to.metadata_only and done.get("source_key") == key and "url" in done:
+            zarrs = [Outcome(**z, skipped=True) for z in done.get("zarrs", [])]
+            same = Outcome(done["full_name"], done["url"], done["ssh_url"], want.private, skipped=True)
+            return GitHubResult(source, src.dataset, same.url, same, zarrs, why)
         zwants = [(p, _zarr_want(ds, p, source, page, why, to)) for p in subdataset_paths(ds)]
         if to.metadata_only:
             found = reassert(gh, state_dir, want)
             zarrs = [z for z in (reassert(gh, state_dir, w) for _, w in zwants) if z is not None]
             return None if found is None else GitHubResult(source, src.dataset, found.url, found, zarrs, why)
-        env = target.push_env(to.token)
-        zarrs, urls = [], {}
-        for path, zw in zwants:
-            z = assert_repo(gh, state_dir, ds / path, zw, env=env, force=to.force, remote=to.name)
-            zarrs.append(z)
-            urls[path] = z.ssh_url if z.private else z.url
-        body = f"{source} version {{tag}}, as mirrored by neuromirror ({page or source})"
-        o = assert_repo(
-            gh, state_dir, ds, want, tip=overlay(ds, urls), tags=tags, release_body=body, env=env, force=to.force
-        )
+        o, zarrs = _push_all(gh, state_dir, ds, source, want, zwants, tags, to)
+        seen = [{k: getattr(z, k) for k in ("full_name", "url", "ssh_url", "private")} for z in zarrs]
+        State(state_dir, gh.api, want).save(source_key=key, zarrs=seen)
     return GitHubResult(source, src.dataset, o.url, o, zarrs, why)
+
+
+def _push_all(  # noqa: PLR0913
+    gh: GitHub,
+    state_dir: Path,
+    ds: Path,
+    source: str,
+    want: target.Want,
+    zwants: list[tuple[str, target.Want]],
+    tags: tuple[str, ...],
+    to: GitHubTarget,
+) -> tuple[Outcome, list[Outcome]]:
+    """The Zarr repositories asserted first, then the dataset's with the ``.gitmodules`` commit naming them."""
+    env = target.push_env(to.token)
+    zarrs, urls = [], {}
+    for path, zw in zwants:
+        z = assert_repo(gh, state_dir, ds / path, zw, env=env, force=to.force, remote=to.name)
+        zarrs.append(z)
+        urls[path] = z.ssh_url if z.private else z.url
+    body = f"{source} version {{tag}}, as mirrored by neuromirror ({want.homepage or source})"
+    tip = overlay(ds, urls) if urls else None
+    o = assert_repo(
+        gh, state_dir, ds, want, tip=tip, tags=tags, release_body=body, env=env, force=to.force, remote=to.name
+    )
+    return o, zarrs
 
 
 def _zarr_want(ds: Path, path: str, source: str, page: str, why: Optional[str], to: GitHubTarget) -> target.Want:
