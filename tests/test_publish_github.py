@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import requests
 
 from helpers.retrieve import ZARR, Sample, build_sample, data_files, git, without_metadata
 from neuromirror.standins.github.server import GitHubStandIn
@@ -86,6 +87,7 @@ def test_a_rerun_with_nothing_new_calls_nothing_and_a_new_title_is_one_edit(
     github.reset_calls()
     again = publish(sample, github)
     assert sum(github.calls.values()) == 0 and again["api_calls"] == 0
+    assert requests.get(f"{github.url}/_calls", timeout=10).json() == {}  # the stand-in's count, over HTTP too
     assert all(p["repo"]["skipped"] for p in again["published"])
 
     sample.archive.set_metadata(sample.id, {"name": "GitHub sample, renamed"})  # type: ignore[attr-defined]
@@ -269,6 +271,8 @@ def test_bad_targets_are_one_line_errors(sample: Sample, github: GitHubStandIn, 
     assert code != 0 and "expected github:ORG" in err and len(err.strip().splitlines()) == 1
     code, _, err = sample.run("publish", sample.source, "--to", "/tmp/x", "--zarr-org", "z")
     assert code != 0 and "--to '/tmp/x' is not github:ORG" in err
+    code, _, err = sample.run("publish", sample.source, "--to", f"github:{ORG}", "--with-root")
+    assert code != 0 and "--with-root: the root superdataset" in err
     monkeypatch.delenv("GITHUB_TOKEN")
     monkeypatch.setenv("HOME", str(sample.root.parent / "nohome"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

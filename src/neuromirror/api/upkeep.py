@@ -193,6 +193,10 @@ class Upkeep(Reading):
         if to.startswith("ria+"):
             return self._publish_ria(chosen, to, force, with_root, include_embargoed, public_url, progress)
         if to.startswith("github:") or zarr_org or github_api or github_metadata:
+            if with_root:
+                raise BadInput(
+                    "with_root: the root superdataset is the mirror's bookkeeping, not published to GitHub"
+                ).at("with_root")
             return self._publish_github(chosen, to, zarr_org, github_api, github_metadata, force, name, progress)
         from neuromirror.publish.sibling import PublishResult, publish_siblings
 
