@@ -333,3 +333,22 @@ def test_a_bad_github_publish_target_is_refused_at_load(tmp_path: Path, publish:
     assert error in str(exc.value), str(exc.value)
     f.write_text("defaults: {schedule: 1h}\nsources:\n  - {spec: 'dandi:000001', publish: 'github:lab'}\n")
     assert load_config(f).sources[0].publish == {"to": "github:lab"}
+
+
+def test_every_page_of_releases_is_read(github: GitHubStandIn) -> None:
+    """A dandiset with more published versions than one page of GitHub's answer (100) gets no release twice."""
+    from github import Auth, Github
+
+    from neuromirror.publish.github.client import GitHub
+
+    gh = Github(
+        base_url=github.api_url, auth=Auth.Token(github.token), seconds_between_writes=0, seconds_between_requests=0
+    )
+    repo = gh.get_organization(ORG).create_repo("many")
+    tags = {f"0.2401{i:02d}.{i:04d}" for i in range(130)}
+    for tag in sorted(tags):
+        repo.create_git_release(tag, tag, "")
+    client = GitHub(github.token, github.api_url)
+    assert client.release_tags(ORG, "many") == tags and client.calls == 2
+    client.release(ORG, "many", sorted(tags)[0], title="again", body="")  # there already: left as it is
+    assert len(github.releases[(ORG, "many")]) == 130

@@ -1,9 +1,10 @@
 """The service's publish step: push a dataset to its entry's ``publish: {to: ...}`` target after a sync.
 
-Two kinds of target, as ``neuromirror publish --to`` takes them: a BASE or URL template (a git
-push, :mod:`neuromirror.publish.sibling`), or ``ria+file:///PATH``, a DataLad RIA store on this
+Three kinds of target, as ``neuromirror publish --to`` takes them: a BASE or URL template (a git
+push, :mod:`neuromirror.publish.sibling`), ``ria+file:///PATH``, a DataLad RIA store on this
 host that any static web server serves (:mod:`neuromirror.publish.ria.publish`; ``public_url``
-says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too).
+says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too), or ``github:ORG``,
+repositories made through GitHub's API (:mod:`neuromirror.publish.github`; ``zarr_org``, ``github_api``).
 
 The outcome goes into the run's report in the index (``report["publish"]``: the target, the
 outcome — ``ok``, ``held back`` or ``error`` — the clone URL and the ``datalad clone`` command,

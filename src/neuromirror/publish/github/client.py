@@ -121,7 +121,9 @@ class GitHub:
     def release(self, owner: str, name: str, tag: str, *, title: str, body: str) -> None:
         """A release of ``tag``; one there already (a rerun after a cut-off run) is left as it is."""
         payload = {"tag_name": tag, "name": title, "body": body}
-        self._call("POST", f"/repos/{owner}/{name}/releases", json=payload, ok=(201, 422))
+        r = self._call("POST", f"/repos/{owner}/{name}/releases", json=payload, ok=(201, 422))
+        if r.status_code == 422 and "already_exists" not in r.text:
+            raise GitHubError(f"release {tag} of {owner}/{name}: {_said(r)}")
 
     # -- the wire --------------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, json: Any = None, ok: tuple[int, ...]) -> requests.Response:

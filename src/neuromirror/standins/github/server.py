@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from neuromirror.standins.github.smart_http import backend, read_body
 
@@ -217,7 +217,11 @@ class GitHubStandIn:
 
     def _rels(self, owner: str, repo: str, body: Any, authed: bool) -> tuple[int, Any]:
         key = (owner, repo)
-        return (200, list(reversed(self.releases[key]))) if self._visible(key, authed) else (404, {"message": "x"})
+        if not self._visible(key, authed):
+            return 404, {"message": "Not Found"}
+        per_page, page = min(int(body.get("per_page") or 30), 100), int(body.get("page") or 1)
+        newest_first = list(reversed(self.releases[key]))
+        return 200, newest_first[(page - 1) * per_page : page * per_page]
 
     def _rel(self, owner: str, repo: str, body: Any, authed: bool) -> tuple[int, Any]:
         key = (owner, repo)
@@ -268,12 +272,13 @@ class GitHubStandIn:
         with self._lock:
             if self._planted:
                 return self._throttle(h, self._planted.pop(0))
-            status, answer = self._route(h.command, parts.path, body, self._authed(h))
+            status, answer = self._route(h.command, parts.path, body, self._authed(h), parts.query)
         _send_json(h, status, answer)
 
-    def _route(self, method: str, path: str, raw: bytes, authed: bool) -> tuple[int, Any]:
+    def _route(self, method: str, path: str, raw: bytes, authed: bool, query: str) -> tuple[int, Any]:
+        """The route's answer; a GET's "body" is its query (``per_page``, ``page``)."""
         try:
-            body = json.loads(raw) if raw else {}
+            body = json.loads(raw) if raw else dict(parse_qsl(query))
         except ValueError:
             return 400, {"message": "Problems parsing JSON"}
         for m, pattern, template, fn in self._routes:
