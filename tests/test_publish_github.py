@@ -175,6 +175,39 @@ def test_a_cut_off_run_is_pushed_into_the_repository_it_made(
     assert github.calls["POST /orgs/{org}/repos"] == 0 and github.calls["PATCH /repos/{owner}/{repo}"] == 1
 
 
+def test_a_publish_killed_between_create_and_push_is_finished_by_the_next(
+    dandi_archive,  # noqa: ANN001
+    github: GitHubStandIn,
+    tmp_path: Path,
+) -> None:
+    import signal
+    import sys
+    import threading
+
+    from helpers.service import wait_for
+
+    s = build_sample(dandi_archive, tmp_path / "mirror", name="Killed")
+    ds = s.root / "dandi" / s.id
+    github.hold_pushes, github.pushes_held = threading.Event(), 0
+    cmd = [sys.executable, "-m", "neuromirror", "--root", str(s.root), "publish", s.source]
+    proc = subprocess.Popen([*cmd, "--to", f"github:{ORG}", "--github-api", github.api_url])
+    try:
+        wait_for(lambda: github.pushes_held, 60, "the publisher's push")
+        assert (ORG, s.id) in github.repos  # made, and nothing in it yet
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        github.hold_pushes.set()
+        github.hold_pushes = None
+    assert not (github.bare(ORG, s.id) / "refs" / "heads" / "master").exists()
+    github.reset_calls()
+    publish(s, github)
+    assert github.calls["POST /orgs/{org}/repos"] == 0
+    assert git(github.bare(ORG, s.id), "rev-parse", "refs/heads/master") == git(ds, "rev-parse", "HEAD")
+    assert len(github.releases[(ORG, s.id)]) == 2
+
+
 def test_an_embargoed_dandiset_is_private_until_released_with_its_zarr(
     archive,  # noqa: ANN001
     github: GitHubStandIn,

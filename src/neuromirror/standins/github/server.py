@@ -12,7 +12,8 @@ auth, any user name, the token as the password, as GitHub takes it), a private r
 
 Introspection for tests: ``calls`` counts ``METHOD /route/{template}`` of every API request answered (also
 ``GET /_calls``), :meth:`writes` the ones that change something; :meth:`plant` queues rate-limit answers;
-``refuse_pushes = N`` fails the next N pushes (a run cut off after its create, before its push).
+``refuse_pushes = N`` fails the next N pushes (a run cut off after its create, before its push),
+``hold_pushes`` (an Event) holds each push until set (a test kills the publisher meanwhile).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class GitHubStandIn:
         self.calls: Counter[str] = Counter()
         self.throttled = 0  # planted answers given
         self.refuse_pushes = 0  # the next pushes answered 503 (a run cut off between create and push)
+        #: set: pushes wait for it (``pushes_held`` counts them), then are refused: a test kills the pusher meanwhile
+        self.hold_pushes: Optional[threading.Event] = None
+        self.pushes_held = 0
         self._planted: list[_Planted] = []
         self._lock = threading.RLock()
         self._ids = 1000
@@ -304,10 +308,8 @@ class GitHubStandIn:
         key = (owner, repo)
         authed = self._authed(h)
         pushing = rest.endswith("git-receive-pack") or "service=git-receive-pack" in query
-        if pushing and self.refuse_pushes > 0 and "service=" in query:
-            with self._lock:
-                self.refuse_pushes -= 1
-            return _send(h, 503, b"Service Unavailable\n", [])
+        if pushing and "service=" in query and (self.refuse_pushes > 0 or self.hold_pushes is not None):
+            return self._refuse_push(h)
         if key not in self.repos or ((pushing or self.repos[key]["private"]) and not authed):
             need = key in self.repos
             status = 401 if need else 404
@@ -326,6 +328,15 @@ class GitHubStandIn:
         if pushing and rest.endswith("git-receive-pack"):
             self._first_branch_is_default(key)
         _send(h, status, payload, headers)
+
+    def _refuse_push(self, h: BaseHTTPRequestHandler) -> None:
+        hold = self.hold_pushes
+        with self._lock:
+            self.refuse_pushes = max(0, self.refuse_pushes - 1)
+            self.pushes_held += hold is not None
+        if hold is not None:
+            hold.wait(60)
+        _send(h, 503, b"Service Unavailable\n", [])
 
     def _first_branch_is_default(self, key: tuple[str, str]) -> None:
         """GitHub's default branch is the first one pushed to an empty repository (git-annex's never)."""
