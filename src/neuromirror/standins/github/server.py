@@ -310,11 +310,10 @@ class GitHubStandIn:
         pushing = rest.endswith("git-receive-pack") or "service=git-receive-pack" in query
         if pushing and "service=" in query and (self.refuse_pushes > 0 or self.hold_pushes is not None):
             return self._refuse_push(h)
-        if key not in self.repos or ((pushing or self.repos[key]["private"]) and not authed):
-            need = key in self.repos
-            status = 401 if need else 404
-            extra = [("WWW-Authenticate", 'Basic realm="GitHub"')] if need else []
-            return _send(h, status, b"Authentication failed\n" if need else b"Not Found\n", extra)
+        if key not in self.repos:
+            return _send(h, 404, b"Not Found\n", [])
+        if (pushing or self.repos[key]["private"]) and not authed:
+            return _send(h, 401, b"Authentication failed\n", [("WWW-Authenticate", 'Basic realm="GitHub"')])
         status, headers, payload = backend(
             self.root,
             h.command,
