@@ -311,6 +311,12 @@ def test_bad_targets_are_one_line_errors(sample: Sample, github: GitHubStandIn, 
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     code, _, err = sample.run("publish", sample.source, "--to", f"github:{ORG}", "--github-api", github.api_url)
     assert code != 0 and "needs a token" in err
+    # git's hub.oauthtoken (hub's and gh's place for it) is read when GITHUB_TOKEN is not set
+    home = sample.root.parent / "nohome"
+    home.mkdir(exist_ok=True)
+    subprocess.run(["git", "config", "--file", str(home / ".gitconfig"), "hub.oauthtoken", github.token], check=True)
+    res = publish(sample, github, "--github-metadata")
+    assert res["published"][0]["repo"]["full_name"] == f"{ORG}/{sample.id}"
 
 
 def test_the_service_publishes_to_github_after_each_sync(
