@@ -171,11 +171,16 @@ class Upkeep(Reading):
         include_embargoed: bool = False,
         public_url: Optional[str] = None,
         progress: Optional[Progress] = None,
+        zarr_org: Optional[str] = None,
+        github_api: Optional[str] = None,
+        github_metadata: bool = False,
     ) -> Published:
         """Push the datasets of the sources ``specs`` name (globs allowed; whole datasets: no ``@VERSION``) so that
         anyone can clone and get them (``neuromirror publish``): to ``to`` (a BASE directory or URL, a template
         with ``{archive}``, ``{name}``, ``{slug}`` or ``{relpath}``, or a RIA store ``ria+file:///PATH`` or
-        ``ria+ssh://HOST/PATH``).  ``name``: the git remote recorded in each dataset; ``with_root``: the root
+        ``ria+ssh://HOST/PATH``, or ``github:ORG``: repositories made through GitHub's API, ``zarr_org`` the Zarrs'
+        organisation, ``github_api`` the API's base, ``github_metadata`` only re-asserting description, homepage and
+        visibility).  ``name``: the git remote recorded in each dataset; ``with_root``: the root
         superdataset too; ``include_embargoed``/``public_url``: a RIA store's.  ``progress``: called with each
         dataset's line (:meth:`Published.lines`) as it is pushed."""
         from neuromirror.api.upkeep_results import Published
@@ -187,6 +192,12 @@ class Upkeep(Reading):
                 raise BadInput(f"{s}: publish pushes whole datasets (every version is a tag); drop @{s.version}")
         if to.startswith("ria+"):
             return self._publish_ria(chosen, to, force, with_root, include_embargoed, public_url, progress)
+        if to.startswith("github:") or zarr_org or github_api or github_metadata:
+            if with_root:
+                raise BadInput(
+                    "with_root: the root superdataset is the mirror's bookkeeping, not published to GitHub"
+                ).at("with_root")
+            return self._publish_github(chosen, to, zarr_org, github_api, github_metadata, force, name, progress)
         from neuromirror.publish.sibling import PublishResult, publish_siblings
 
         self._require_index()
@@ -200,6 +211,38 @@ class Upkeep(Reading):
         return Published(
             publish_siblings(self.datasets, sources, to, name=name, force=force, with_root=with_root, each=each)
         )
+
+    def _publish_github(  # noqa: PLR0913
+        self,
+        chosen: list[Spec],
+        to: str,
+        zarr_org: Optional[str],
+        api: Optional[str],
+        metadata_only: bool,
+        force: bool,
+        name: str,
+        progress: Optional[Progress],
+    ) -> Published:
+        """Into GitHub organisations (:mod:`neuromirror.publish.github`); ``progress`` told each source's line."""
+        from neuromirror.api.upkeep_results import Published
+        from neuromirror.index.lookup import sources_matching
+        from neuromirror.publish.github import target
+        from neuromirror.publish.github.client import DEFAULT_API
+        from neuromirror.publish.github.publish import GitHubTarget, publish_to_github
+
+        if not target.is_github(to):
+            raise BadInput(
+                f"to {to!r} is not github:ORG, the only target a Zarr organisation, a GitHub API or re-asserted "
+                "GitHub metadata go with"
+            ).at("to")
+        org = target.org_of(to)
+        zorg = target.org_of(f"github:{zarr_org}") if zarr_org else org
+        where = GitHubTarget(org, zorg, api or DEFAULT_API, target.token(), force, name, metadata_only)
+        self._require_index()
+        self._writes("publish")
+        sources = sources_matching(self.index, chosen)
+        each = (lambda res: progress(res.line())) if progress is not None else None
+        return Published(publish_to_github(self.datasets, sources, where, each=each))
 
     def _publish_ria(  # noqa: PLR0913
         self,

@@ -14,6 +14,7 @@ from neuromirror.results import Item, Result, Status
 
 if TYPE_CHECKING:
     from neuromirror.index.retention import Tidied
+    from neuromirror.publish.github.publish import GitHubReport
     from neuromirror.publish.ria.publish import RiaReport
     from neuromirror.publish.sibling import SiblingsReport
 
@@ -29,7 +30,7 @@ class Published(Result):
     """``publish``: each dataset pushed (``.report``: the siblings' or the RIA store's own report), what was held
     back, the errors.  Items: each dataset (``ok``), each held back (``notneeded``), each error."""
 
-    report: Union[SiblingsReport, RiaReport]
+    report: Union[SiblingsReport, RiaReport, GitHubReport]
 
     @property
     def ria(self) -> bool:
@@ -47,7 +48,7 @@ class Published(Result):
         yield from (_error_item(e) for e in self.report.errors)
 
     def to_json(self) -> dict[str, Any]:
-        """``publish --json``: the RIA store's report, or the siblings pushed and the errors."""
+        """``publish --json``: the RIA store's or GitHub's report, or the siblings pushed and the errors."""
         if hasattr(self.report, "as_dict"):
             ria: dict[str, Any] = self.report.as_dict()
             return ria

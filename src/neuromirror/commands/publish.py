@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the ssh program git uses: GIT_SSH_COMMAND) puts each dataset (and its Zarr subdatasets) "
         "into a DataLad RIA store by id, with an alias per source (#~dandi/000027), ready to be served over "
         "plain HTTP; embargoed dandisets are held back, and the kept content of sources only a credential reads "
-        "(the BOSS) stays out of the store, unless --include-embargoed.",
+        "(the BOSS) stays out of the store, unless --include-embargoed. --to github:ORG makes each dataset a "
+        "repository of the GitHub organisation ORG through GitHub's API (token: GITHUB_TOKEN or git config "
+        "hub.oauthtoken), each Zarr subdataset one of --zarr-org, with homepage, description and a release per "
+        "version tag; embargoed dandisets' repositories are private.",
     )
     p.add_argument("specs", nargs="+", metavar="SPEC", help="sources to publish: dandi:000027, 'dandi:*', ...")
     p.add_argument("--to", required=True, metavar="URL", help="BASE directory/URL, or a URL template")
@@ -46,6 +49,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="with --to ria+...: where clones reach the store (https://HOST/PATH), recorded for kept content",
     )
+    p.add_argument(
+        "--zarr-org",
+        metavar="ORG",
+        help="with --to github:ORG: the organisation of the Zarr subdatasets' repositories (default: ORG)",
+    )
+    p.add_argument(
+        "--github-api",
+        metavar="URL",
+        help="with --to github:ORG: GitHub's API (default https://api.github.com; GitHub Enterprise: "
+        "https://HOST/api/v3)",
+    )
+    p.add_argument(
+        "--github-metadata",
+        action="store_true",
+        help="with --to github:ORG: push nothing, re-assert description, homepage and visibility of every "
+        "repository (changed only where they differ)",
+    )
     add_json(p)
     p.set_defaults(func=run)
 
@@ -62,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
             with_root=args.with_root,
             include_embargoed=args.include_embargoed,
             public_url=args.public_url,
+            zarr_org=args.zarr_org,
+            github_api=args.github_api,
+            github_metadata=args.github_metadata,
             progress=None if args.json else print,
         )
     for line in result.warnings(for_json=args.json):

@@ -9,6 +9,7 @@ invalid (the issue is recorded: the file will not load).  Shorthands are expande
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Optional
 
 from neuromirror.config.model import KEEP_VERSIONS, KeepPolicy
@@ -60,6 +61,22 @@ KEEP_RULES = (
 JOBS = whole(1, 256, "a whole number from 1 to 256")
 PUBLISH_RULES = (Rule("force", flag),)
 RIA_PUBLISH_RULES = (Rule("include_embargoed", flag), Rule("force", flag))
+
+
+def _github_org(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}", value):
+        raise ValueError(f"expected a GitHub organisation's name (letters, digits, -), got {value!r}")
+    return value
+
+
+def _api_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")) or "@" in value:
+        raise ValueError(f"expected GitHub's API URL (https://HOST/api/v3, no credentials), got {value!r}")
+    return value
+
+
+#: ``publish: {to: github:ORG, zarr_org: ORG2, github_api: URL}`` (the token: GITHUB_TOKEN or hub.oauthtoken)
+GITHUB_PUBLISH_RULES = (Rule("zarr_org", _github_org), Rule("github_api", _api_url), Rule("force", flag))
 
 
 def _schedule_shorthand(node: Node) -> Node:
@@ -142,6 +159,17 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
     to = to.strip()
     if to.startswith("ria+"):
         return out if _read_ria_publish(r, m, path, to, out) else None
+    if to.startswith("github:"):
+        return out if _read_github_publish(r, m, path, to, out) else None
+    plain = _git_target(r, m, path, to)
+    if plain is None:
+        return None
+    out["to"] = plain
+    return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
+
+
+def _git_target(r: Reader, m: dict[str, Node], path: str, to: str) -> Optional[str]:
+    """A BASE or URL template as ``publish --to`` takes it (a relative directory: from this file's), None: bad."""
     if "{" in to:
         try:
             to.format(archive="archive", name="name", relpath="archive/name", slug="archive-name")
@@ -152,8 +180,17 @@ def read_publish(r: Reader, node: Node, path: str) -> Optional[dict[str, Any]]:
             return None
     elif "://" not in to and ":" not in to.split("/", 1)[0] and not os.path.isabs(os.path.expanduser(to)):
         to = str((r.base_dir / to).absolute())  # a local directory relative to this file
-    out["to"] = os.path.expanduser(to)
-    return out if read_fields(r, m, path, PUBLISH_RULES)[1] else None
+    return os.path.expanduser(to)
+
+
+def _read_github_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:
+    """``publish: {to: github:ORG, zarr_org: ORG2, github_api: URL}``: repositories made through GitHub's API."""
+    try:
+        out["to"] = "github:" + _github_org(to[len("github:") :])
+    except ValueError as exc:
+        r.error(m["to"].line, f"{path}.to", str(exc))
+        return False
+    return read_fields(r, m, path, GITHUB_PUBLISH_RULES, stop=True)[1]
 
 
 def _read_ria_publish(r: Reader, m: dict[str, Node], path: str, to: str, out: dict[str, Any]) -> bool:

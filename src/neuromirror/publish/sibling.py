@@ -123,7 +123,8 @@ def _only_datasets(path: Path) -> bool:
     return all(p.is_dir() for p in path.iterdir())
 
 
-def _set_remote(ds: Path, name: str, url: str) -> None:
+def set_remote(ds: Path, name: str, url: str) -> None:
+    """Record ``url`` as the remote ``name`` the mirror published to (never fetched from)."""
     gitutil.run(ds, "config", f"remote.{name}.url", url)
     if name == "published":  # this publish is now the latest: lock and cite name it, not an older RIA store
         gitutil.run(ds, "config", "--unset-all", RIA_URL_KEY, check=False)
@@ -133,9 +134,11 @@ def _set_remote(ds: Path, name: str, url: str) -> None:
     gitutil.run(ds, "config", f"remote.{name}.skipFetchAll", "true")
 
 
-def _ls_remote(url: str) -> dict[str, str]:
+def _ls_remote(url: str, env: Optional[dict] = None) -> dict[str, str]:
     proc = subprocess.run(
-        ["git", "ls-remote", url], capture_output=True, env=gitutil.git_env({"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
+        ["git", "ls-remote", url],
+        capture_output=True,
+        env=gitutil.git_env({"GIT_SSH_COMMAND": "ssh -o BatchMode=yes", **(env or {})}),
     )
     if proc.returncode != 0:
         raise PublishError(f"cannot read {url} after the push: {proc.stderr.decode(errors='replace').strip()}")
@@ -146,22 +149,31 @@ def _ls_remote(url: str) -> dict[str, str]:
     return refs
 
 
-def push_dataset(
-    ds: Path, url: str, *, force: bool = False, create: bool = True
+def push_dataset(  # noqa: PLR0913
+    ds: Path,
+    url: str,
+    *,
+    force: bool = False,
+    create: bool = True,
+    tip: Optional[str] = None,
+    env: Optional[dict] = None,
 ) -> tuple[str, str, int, bool, list[str]]:
     """Push branch, tags and git-annex branch of ``ds`` to ``url``; check the target has them.
 
+    ``tip``: a commit of the publisher's own on top of the branch (GitHub's ``.gitmodules``), pushed as the branch,
+    replacing the one it pushed before; ``env``: the push's credentials (an ``http.extraHeader``, never a URL).
     Returns (branch, commit, tag count, created, updated refs).
     """
     branch = current_branch(ds)
-    commit = gitutil.rev_parse(ds, "HEAD") or ""
+    commit = tip or gitutil.rev_parse(ds, "HEAD") or ""
     created = ensure_bare(url, branch) if create and is_local(url) else False
     plus = "+" if force else ""
-    refspecs = [f"{plus}refs/heads/{branch}:refs/heads/{branch}", f"{plus}refs/tags/*:refs/tags/*"]
+    head = f"+{commit}:refs/heads/{branch}" if tip else f"{plus}refs/heads/{branch}:refs/heads/{branch}"
+    refspecs = [head, f"{plus}refs/tags/*:refs/tags/*"]
     has_annex = gitutil.ref_sha(ds, "refs/heads/git-annex") is not None
     if has_annex:
         refspecs.append(f"{plus}refs/heads/git-annex:refs/heads/git-annex")
-    pushed = gitutil.push(ds, url, refspecs, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
+    pushed = gitutil.push(ds, url, refspecs, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes", **(env or {})})
     if pushed.rejected:
         raise PublishError(
             f"{url} refused {', '.join(pushed.rejected)}: the target has commits the mirror lacks "
@@ -169,7 +181,7 @@ def push_dataset(
         )
     if pushed.error is not None:
         raise PublishError(f"git push to {url} failed: {pushed.error}")
-    tags = _check_target(ds, url, branch, commit, has_annex)
+    tags = _check_target(ds, url, branch, commit, has_annex, env)
     if created and is_local(url):
         # make the target's HEAD name the published branch, so clones check it out
         subprocess.run(
@@ -180,10 +192,12 @@ def push_dataset(
     return branch, commit, len(tags), created, pushed.updated
 
 
-def _check_target(ds: Path, url: str, branch: str, commit: str, has_annex: bool) -> dict[str, str]:
+def _check_target(
+    ds: Path, url: str, branch: str, commit: str, has_annex: bool, env: Optional[dict] = None
+) -> dict[str, str]:
     """The target must now hold exactly what the mirror has: the branch, every tag, the git-annex branch
     (a push git called good is read back). The tags, by ref."""
-    remote = _ls_remote(url)
+    remote = _ls_remote(url, env)
     tags = {r: s for r, s in _local_refs(ds).items() if r.startswith("refs/tags/")}
     want = {f"refs/heads/{branch}": commit, **tags}
     if has_annex:
@@ -243,7 +257,7 @@ def publish_source(  # noqa: ANN001
             branch, commit, ntags, created, updated = push_dataset(ds, url, force=force)
         except RetrieveError as exc:
             raise PublishError(str(exc)) from None
-        _set_remote(ds, name, url)
+        set_remote(ds, name, url)
     res = PublishResult(source, relpath, url, branch, commit, ntags, created, updated)
     res.subdatasets = nsub
     return res
@@ -258,7 +272,7 @@ def publish_root(mirror, to: str, *, name: str = "published", force: bool = Fals
     url = str(local_path(to)) if is_local(to) and not to.startswith("file://") else to
     with mirror.root_lock():
         branch, commit, ntags, created, updated = push_dataset(mirror.root, url, force=force)
-        _set_remote(mirror.root, name, url)
+        set_remote(mirror.root, name, url)
     return PublishResult("(root superdataset)", ".", url, branch, commit, ntags, created, updated)
 
 

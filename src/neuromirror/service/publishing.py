@@ -1,9 +1,10 @@
 """The service's publish step: push a dataset to its entry's ``publish: {to: ...}`` target after a sync.
 
-Two kinds of target, as ``neuromirror publish --to`` takes them: a BASE or URL template (a git
-push, :mod:`neuromirror.publish.sibling`), or ``ria+file:///PATH``, a DataLad RIA store on this
+Three kinds of target, as ``neuromirror publish --to`` takes them: a BASE or URL template (a git
+push, :mod:`neuromirror.publish.sibling`), ``ria+file:///PATH``, a DataLad RIA store on this
 host that any static web server serves (:mod:`neuromirror.publish.ria.publish`; ``public_url``
-says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too).
+says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too), or ``github:ORG``,
+repositories made through GitHub's API (:mod:`neuromirror.publish.github`; ``zarr_org``, ``github_api``).
 
 The outcome goes into the run's report in the index (``report["publish"]``: the target, the
 outcome — ``ok``, ``held back`` or ``error`` — the clone URL and the ``datalad clone`` command,
@@ -54,6 +55,9 @@ def publish_after_sync(
     to = str(entry.publish["to"])
     if to.startswith("ria+"):
         _publish_ria(mirror, entry, source, report, rt, recorded)
+        return
+    if to.startswith("github:"):
+        _publish_github(mirror, entry, source, rt)
         return
     name = str(entry.publish.get("name") or "published")
     try:
@@ -130,6 +134,37 @@ def _publish_ria(
         outcome.update(outcome="error", error=rt.publish_error)
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
     Records(mirror.index).record_in_run(source.id, outcome, field="publish")
+
+
+def _publish_github(mirror: Any, entry: SourceConfig, source: Source, rt: SourceRuntime) -> None:
+    """Into GitHub (``publish: {to: github:ORG, zarr_org: ORG2, github_api: URL}``): after every sync, since a
+    repository whose refs and metadata GitHub already has costs no call (the publisher's state file)."""
+    from neuromirror.publish.github import target
+    from neuromirror.publish.github.client import DEFAULT_API
+    from neuromirror.publish.github.publish import GitHubTarget, publish_to_github
+    from neuromirror.util.text import one_line
+
+    cfg = entry.publish or {}
+    to = str(cfg["to"])
+    outcome: dict[str, Any] = {"to": to}
+    try:
+        org = target.org_of(to)
+        where = GitHubTarget(
+            org, str(cfg.get("zarr_org") or org), str(cfg.get("github_api") or DEFAULT_API), target.token()
+        )
+        where.force = bool(cfg.get("force"))
+        res = publish_to_github(mirror, [source.id], where)
+        if res.errors:
+            raise RuntimeError("; ".join(res.errors))
+        done = res.published[0]
+        rt.publish_error = None
+        outcome.update(outcome="ok", clone_url=done.url, clone=clone_command(done.url), api_calls=res.api_calls)
+        log.info("%s: published: %s", source.id, done.line())
+    except Exception as exc:
+        rt.publish_error = one_line(exc)
+        outcome.update(outcome="error", error=rt.publish_error)
+        log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
+    record_in_run(mirror.index, source.id, outcome, field="publish")
 
 
 def clone_command(url: str) -> str:

@@ -10,6 +10,8 @@
 * :class:`BossStandIn` - the BOSS API over in-memory volumes; the real ``intern``
   client works against it (the package :mod:`neuromirror.standins.boss`, the class in
   its ``server`` module, the sample experiments in ``sample`` and ``tiny``).
+* :class:`GitHubStandIn` - GitHub's REST API (repositories, releases, rate limits) and its
+  repositories over git's smart HTTP, for ``publish --to github:ORG`` (:mod:`neuromirror.standins.github`).
 * :class:`FaultPlan` / :func:`apply_fault` - deterministic fault injection that any
   ``http.server``-based stand-in can reuse (see :mod:`neuromirror.standins.faults`).
 
@@ -28,6 +30,7 @@ from neuromirror.standins.faults import ALL_KINDS, PAGE_FAULTS, TRANSPORT_FAULTS
 if TYPE_CHECKING:
     from neuromirror.standins.boss.server import BossStandIn
     from neuromirror.standins.dandi.server import DandiStandIn
+    from neuromirror.standins.github.server import GitHubStandIn
     from neuromirror.standins.s3 import S3StandIn
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "BossStandIn",
     "DandiStandIn",
     "FaultPlan",
+    "GitHubStandIn",
     "S3StandIn",
     "apply_fault",
     "shifted_page",
@@ -56,4 +60,8 @@ def __getattr__(name: str) -> Any:
         from neuromirror.standins.boss.server import BossStandIn
 
         return BossStandIn
+    if name == "GitHubStandIn":
+        from neuromirror.standins.github.server import GitHubStandIn
+
+        return GitHubStandIn
     raise AttributeError(name)

@@ -39,7 +39,7 @@ class DandisetChanges(Rendering):
         when = aware(created)
         with self._lock:
             if identifier is None:
-                n = max((int(i) for i in self._dandisets), default=0) + 1
+                n = max((int(i) for i in [*self._dandisets, *self._deleted_ids]), default=0) + 1
                 ds_id = f"{n:06d}"
             else:
                 ds_id = self._norm_id(identifier)
@@ -113,6 +113,14 @@ class DandisetChanges(Rendering):
             if "name" in md:
                 ds.draft.name = str(md["name"])
             ds.draft.touch(t)
+
+    def delete_dandiset(self, dandiset_id: str) -> None:
+        """The archive deletes a dandiset (its API then answers 404 "No such Dandiset"); blobs stay in S3.  Its id
+        is never given again (the archive's never are)."""
+        with self._lock:
+            ident = self._get_ds(dandiset_id).identifier
+            del self._dandisets[ident]
+            self._deleted_ids.add(ident)
 
     def set_embargo_status(self, dandiset_id: str, status: str) -> None:
         """Set OPEN / EMBARGOED / UNEMBARGOING without moving any data."""

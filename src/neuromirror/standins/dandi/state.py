@@ -42,6 +42,7 @@ class ArchiveState:
         self.server_version = server_version
         self._lock = threading.RLock()
         self._dandisets: dict[str, DandisetRecord] = {}
+        self._deleted_ids: set[str] = set()  # never given again
         self._assets: dict[str, AssetRecord] = {}
         self._blobs: dict[str, BlobRecord] = {}
         self._blobs_by_sha: dict[str, list[BlobRecord]] = {}
