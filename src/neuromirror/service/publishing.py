@@ -164,7 +164,7 @@ def _publish_github(mirror: Any, entry: SourceConfig, source: Source, rt: Source
         rt.publish_error = one_line(exc)
         outcome.update(outcome="error", error=rt.publish_error)
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
-    record_in_run(mirror.index, source.id, outcome, field="publish")
+    Records(mirror.index).record_in_run(source.id, outcome, field="publish")
 
 
 def clone_command(url: str) -> str:
