@@ -1,0 +1,141 @@
+"""What S3 holds where a pin pointed, or where its bytes may be now: object versions with their sizes and ETags.
+
+Asked without reading any object's bytes: a group of keys under one folder is listed
+(``ListObjectVersions`` of the folder, :func:`neuromirror.sources.s3listing.paginate_versions`, 1,000
+versions a request), a key alone is asked with a ``HEAD``; a bucket that no longer exists holds nothing.
+A pin (a key's ``?versionId=`` URL) is alive when its version is among the object's versions
+(not a delete marker).  The client is unsigned without credentials in the environment
+(:func:`neuromirror.store.s3_client.make_client`): the archives' buckets are public.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import posixpath
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from neuromirror.sources.s3urls import S3Location
+
+#: keys under one folder from which the folder is listed rather than each key asked with a HEAD
+LIST_AT = 8
+#: what S3 answers for a bucket, key or version that is not there (the pin is dead, the place empty)
+MISSING = {"NoSuchBucket", "NoSuchKey", "NoSuchVersion", "404", "400", "405", "MethodNotAllowed"}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One version of an object, as a listing or a HEAD gives it."""
+
+    version_id: str
+    size: int
+    etag: str  # without its quotes
+    latest: bool = True
+    sha256: Optional[str] = None  # hex: the SHA-256 checksum S3 keeps for it (HEAD with checksum mode)
+
+
+def _seen(d: dict, latest: bool) -> Seen:
+    return Seen(
+        str(d.get("VersionId") or "null"),
+        int(d.get("Size", d.get("ContentLength")) or 0),
+        str(d.get("ETag") or "").strip('"').lower(),
+        bool(d.get("IsLatest", latest)),
+    )
+
+
+class Buckets:
+    """One run's view of S3: a client per endpoint, the versions each place holds (asked once), the
+    requests sent and the object bytes read (none, unless a key's checksum can only be had by reading)."""
+
+    def __init__(self, jobs: int = 8) -> None:
+        self.jobs = max(1, jobs)
+        self._clients: dict[Optional[str], Any] = {}
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes_read = 0
+
+    def client(self, endpoint: Optional[str]) -> Any:
+        with self._lock:
+            c = self._clients.get(endpoint)
+            if c is None:
+                from neuromirror.store.s3_client import default_region, make_client
+
+                c = self._clients[endpoint] = make_client(endpoint, default_region())
+            return c
+
+    def versions(self, places: Iterable[S3Location]) -> dict[S3Location, list[Seen]]:
+        """Every version of each place's object, the newest first (empty: no object there, or no bucket)."""
+        groups: dict[tuple[Optional[str], str, str], list[S3Location]] = {}
+        for p in dict.fromkeys(places):
+            groups.setdefault((p.endpoint, p.bucket, posixpath.dirname(p.key)), []).append(p)
+        out: dict[S3Location, list[Seen]] = {}
+        singles: list[S3Location] = []
+        for (endpoint, bucket, folder), members in groups.items():
+            if len(members) >= LIST_AT:
+                out.update(self._listed(endpoint, bucket, folder, members))
+            else:
+                singles += members
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="repin-head") as pool:
+            out.update(zip(singles, pool.map(self._head, singles)))
+        return out
+
+    def _listed(
+        self, endpoint: Optional[str], bucket: str, folder: str, members: list[S3Location]
+    ) -> dict[S3Location, list[Seen]]:
+        from neuromirror.sources.s3listing import paginate_versions
+        from neuromirror.store.s3_client import boto_errors, error_code
+
+        wanted = {p.key: p for p in members}
+        out: dict[S3Location, list[Seen]] = {p: [] for p in members}
+        try:
+            for page in paginate_versions(self.client(endpoint), Bucket=bucket, Prefix=folder + "/" if folder else ""):
+                self.requests += 1
+                for v in page.get("Versions") or []:
+                    if v.get("Key") in wanted:
+                        out[wanted[v["Key"]]].append(_seen(v, False))
+        except boto_errors() as exc:
+            if error_code(exc) not in MISSING:
+                raise
+        return out
+
+    def _head(self, place: S3Location, version_id: Optional[str] = None) -> list[Seen]:
+        """The object's current version (or ``version_id``), by a HEAD: [] when there is none."""
+        from neuromirror.store.s3_client import boto_errors, error_code
+
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            self.requests += 1
+            head = self.client(place.endpoint).head_object(Bucket=place.bucket, Key=place.key, **extra)
+        except boto_errors() as exc:
+            if error_code(exc) in MISSING:
+                return []
+            raise
+        return [_seen({**head, "VersionId": head.get("VersionId") or version_id}, True)]
+
+    def alive(self, pins: Iterable[tuple[S3Location, str]]) -> set[tuple[S3Location, str]]:
+        """The pins (place, versionId) whose version S3 still holds."""
+        pins = list(dict.fromkeys(pins))
+        held = self.versions(p for p, _ in pins)
+        return {(p, v) for p, v in pins if any(s.version_id == v for s in held.get(p, ()))}
+
+    def sha256(self, place: S3Location, version_id: str) -> Optional[str]:
+        """The SHA-256 checksum S3 keeps for a version (hex), None when it keeps none: a HEAD, no bytes."""
+        self.requests += 1
+        head = self.client(place.endpoint).head_object(
+            Bucket=place.bucket, Key=place.key, VersionId=version_id, ChecksumMode="ENABLED"
+        )
+        got = head.get("ChecksumSHA256")
+        return base64.b64decode(got).hex() if got and "-" not in got else None
+
+    def read_digest(self, place: S3Location, version_id: str, algorithm: str) -> str:
+        """A version's bytes read and hashed (the last way, when no listing or checksum can say)."""
+        self.requests += 1
+        body = self.client(place.endpoint).get_object(Bucket=place.bucket, Key=place.key, VersionId=version_id)["Body"]
+        h = hashlib.new(algorithm)
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            h.update(chunk)
+            self.bytes_read += len(chunk)
+        return h.hexdigest()
