@@ -17,12 +17,13 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 from urllib.parse import unquote
 
-from neuromirror.annex.logs import branch_logs, log_state, web_urls
+from neuromirror.annex.logs import branch_head, log_state, read_logs, web_urls
 from neuromirror.dataset.files import VersionFiles, each_version_file
 from neuromirror.index.version_rows import add_entry_urls, drop_entry_urls
 from neuromirror.keep.inflight import batches
@@ -104,7 +105,7 @@ def _pinned(batch: list[ArchiveObject], report: RepinReport) -> list[Dead]:
         by_repo.setdefault(o.repo, []).append(o)
     out = []
     for repo, objs in by_repo.items():
-        logs = branch_logs(Path(repo), [o.key for o in objs], ".log.web")
+        logs = _web_logs(Path(repo), [o.key for o in objs])
         locate = locator_for(objs[0].source)
         for o in objs:
             pins = []
@@ -119,6 +120,12 @@ def _pinned(batch: list[ArchiveObject], report: RepinReport) -> list[Dead]:
             else:
                 report.unpinned += 1
     return out
+
+
+def _web_logs(repo: Path, keys: list[str]) -> dict[str, Optional[bytes]]:
+    """Each key's ``.log.web`` on the branch (the journal committed first): by blob id when many."""
+    head = branch_head(repo)
+    return dict(zip(keys, read_logs(repo, head, keys, ".log.web"))) if head else {}
 
 
 def _git_md5(dead: list[Dead]) -> None:
@@ -154,22 +161,32 @@ def _tell(d: Dead, report: RepinReport) -> None:
         report.not_found.append(Pin(pin.key, pin.path, pin.source, pin.version, pin.old_url, evidence=why))
 
 
+def _location_logs(repo: Path, ref: str, keys: Sequence[str]) -> list[tuple[str, Optional[bytes]]]:
+    return list(zip(keys, read_logs(repo, ref, keys)))
+
+
 def _record(mirror: Datasets, found: list[Dead]) -> int:
-    """The new pins registered and the dead ones retired on each dataset's git-annex branch (one write a
-    dataset, under its source's lock), the web marked present again; the index's file states after.
-    How many dead URLs were retired."""
-    from neuromirror.annex.branch_writer import Batch, mark_web, write
+    """The new pins registered and the dead ones retired on each dataset's git-annex branch (one commit a
+    dataset, under its source's lock), the web saying it has each key (again, where ``verify --content`` had
+    marked it gone); the index's recorded URLs after.  How many dead URLs were retired."""
+    from neuromirror.annex.branch_writer import Batch, write
+    from neuromirror.annex.contract import WEB_UUID
 
     retired = 0
     for repo, group in _by(found, lambda d: d.obj.repo).items():
         source = group[0].obj.source
         new = [(d.obj.key, d.found[0]) for d in group if d.found is not None]
         old = [(d.obj.key, url, claimed) for d in group for url, _, _, claimed in d.pins]
+        batch = Batch().present(WEB_UUID, [k for k, _ in new])
+        if any(claimed for _, _, claimed in old):  # a special remote's URL: git-annex says whose the new one is
+            batch.register, batch.unregister = new, old
+        else:  # the web remote's plain URLs: their .log.web lines written in the same commit
+            for k, u in new:
+                batch.web.setdefault(k, {})[u] = True
+            for k, u, _ in old:
+                batch.web.setdefault(k, {})[u] = False
         with mirror.lock(source):
-            have = branch_logs(Path(repo), [k for k, _ in new], ".log.web")
-            todo = [(k, u) for k, u in new if u not in web_urls(have.get(k))]
-            write(Path(repo), Batch(register=todo, unregister=old))
-            mark_web(Path(repo), [], [k for k, _ in new])
+            write(Path(repo), batch, read=partial(_location_logs, Path(repo)))
             conn = mirror.index.db.conn
             add_entry_urls(conn, source, new)
             drop_entry_urls(conn, source, [(k, u) for k, u, _ in old])
