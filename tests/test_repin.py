@@ -1,8 +1,8 @@
 """``repin``: pins the archive re-keyed found again, recorded, and read back by a clone of an old tag.
 
 A small AIND-style asset on a versioned moto bucket is mirrored and tagged; then the archive moves:
-its objects are copied to a second bucket (S3 gives each copy a new versionId) and every version in
-the first is deleted, so each recorded ``?versionId=`` URL answers 404.  ``repin`` finds every key by
+its objects are copied to a second bucket (S3 gives each copy a new versionId) and the first is
+deleted with every version in it, so each recorded ``?versionId=`` URL answers 404.  ``repin`` finds every key by
 size and ETag without one GET of object bytes (the stand-in's request log says so), and a fresh
 ``datalad clone`` of the old tag gets the same bytes with ``datalad get`` alone.  Also: an object at
 the same path holding other bytes is refused and named; a content-addressed layout is followed
@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
@@ -77,7 +78,7 @@ def whereis_urls(ds: Path, path: str) -> list[str]:
 
 @pytest.fixture
 def moved(s3: Any, tmp_path: Path) -> tuple[Path, str, str, dict[str, bytes]]:
-    """The asset mirrored, then moved to a second bucket, every version in the first deleted."""
+    """The asset mirrored, then moved to a second bucket, the first deleted with every version in it."""
     root, old, files = mirrored(s3, tmp_path)
     new = move_bucket(s3, old, RAW)
     return root, old, new, files
@@ -107,6 +108,12 @@ def test_moved_bucket_repinned_by_size_and_etag_and_old_tag_clones(moved: Any, s
     annexed = next(p for p in files if p.endswith(".bin"))
     urls = whereis_urls(ds, annexed)
     assert any(f"/{new}/" in u and "versionId=" in u for u in urls) and not any(f"/{old}/" in u for u in urls)
+    db = sqlite3.connect(root / ".neuromirror" / "index.sqlite")
+    [(recorded,)] = db.execute("SELECT urls FROM entries WHERE path=?", [annexed]).fetchall()
+    db.close()
+    assert [u for u in json.loads(recorded) if f"/{new}/" in u] and not [
+        u for u in json.loads(recorded) if f"/{old}/" in u
+    ]
     # a fresh clone of the OLD tag gets the bytes with datalad alone
     work = clone(ds, tmp_path / "clone")
     git(work, "checkout", "-q", tag)

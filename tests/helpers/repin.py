@@ -41,12 +41,12 @@ def _current(s3: Any, bucket: str, prefix: str) -> list[str]:
 
 
 def move_bucket(s3: Any, old: str, asset: str) -> str:
-    """The asset's objects copied to a new bucket (new versionIds, the same ETags), then purged from ``old``."""
+    """The asset's objects copied to a new bucket (new versionIds, the same ETags), then ``old`` deleted whole."""
     new = f"moved-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(new, versioned=True, public=True)
     for key in _current(s3, old, asset + "/"):
         s3.client().copy_object(Bucket=new, Key=key, CopySource={"Bucket": old, "Key": key})
-    purge(s3, old, asset + "/")
+    s3.delete_bucket(old)  # every version, then the bucket: its pins answer NoSuchBucket
     return new
 
 

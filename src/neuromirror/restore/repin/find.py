@@ -25,6 +25,7 @@ from neuromirror.restore.repin.manifest import Manifest
 from neuromirror.restore.repin.match import DIFFERS, READ, SAME, UNKNOWN, checksum_of, judge
 from neuromirror.restore.repin.s3 import Buckets, Seen
 from neuromirror.sources.s3urls import S3Location, quote_key, quote_version
+from neuromirror.util.text import one_line
 
 MOVED, CONTENT, RECORD = "moved", "content-addressed", "asset-record"
 
@@ -149,7 +150,11 @@ def _by_record(d: Dead, s3: Buckets) -> None:
     algorithm, digest = checksum_of(d.obj.key)
     if archive is None or archive.refind is None or algorithm != "sha256":
         return
-    got = archive.refind(d.obj.source, d.obj.path, d.urls, digest)
+    try:
+        got = archive.refind(d.obj.source, d.obj.path, d.urls, digest)
+    except Exception as exc:  # noqa: BLE001 - the archive's API did not answer: this key is not found, said why
+        d.tried.append(f"the archive's record ({one_line(exc, 200)})")
+        return
     if got is None:
         return
     url, why = got

@@ -18,12 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
+from neuromirror.errors import Unavailable
 from neuromirror.sources.s3urls import S3Location
+from neuromirror.util.text import one_line
 
 #: keys under one folder from which the folder is listed rather than each key asked with a HEAD
 LIST_AT = 8
 #: what S3 answers for a bucket, key or version that is not there (the pin is dead, the place empty)
 MISSING = {"NoSuchBucket", "NoSuchKey", "NoSuchVersion", "404", "400", "405", "MethodNotAllowed"}
+#: what S3 answers when it will not say (a private bucket or object): no proof either way
+REFUSED = {"AccessDenied", "403", "AllAccessDisabled"}
 
 
 @dataclass(frozen=True)
@@ -66,25 +70,37 @@ class Buckets:
                 c = self._clients[endpoint] = make_client(endpoint, default_region())
             return c
 
-    def versions(self, places: Iterable[S3Location]) -> dict[S3Location, list[Seen]]:
-        """Every version of each place's object, the newest first (empty: no object there, or no bucket)."""
+    def versions(self, places: Iterable[S3Location], *, heads: bool = True) -> dict[S3Location, list[Seen]]:
+        """Every version of each place's object, the newest first (empty: no object there, or no bucket).
+        A place S3 would not say anything of (403) is left out; ``heads=False``: so is every place no listing
+        covered (the caller asks those itself)."""
         groups: dict[tuple[Optional[str], str, str], list[S3Location]] = {}
         for p in dict.fromkeys(places):
             groups.setdefault((p.endpoint, p.bucket, posixpath.dirname(p.key)), []).append(p)
         out: dict[S3Location, list[Seen]] = {}
         singles: list[S3Location] = []
         for (endpoint, bucket, folder), members in groups.items():
-            if len(members) >= LIST_AT:
-                out.update(self._listed(endpoint, bucket, folder, members))
-            else:
+            listed = self._listed(endpoint, bucket, folder, members) if len(members) >= LIST_AT else None
+            if listed is None:
                 singles += members
-        with ThreadPoolExecutor(self.jobs, thread_name_prefix="repin-head") as pool:
-            out.update(zip(singles, pool.map(self._head, singles)))
+            else:
+                out.update(listed)
+        if heads:
+            out.update(
+                (p, got) for p, got in zip(singles, self._heads([(p, None) for p in singles])) if got is not None
+            )
         return out
+
+    def _heads(self, asks: list[tuple[S3Location, Optional[str]]]) -> list[Optional[list[Seen]]]:
+        if not asks:
+            return []
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="repin-head") as pool:
+            return list(pool.map(lambda a: self._head(*a), asks))
 
     def _listed(
         self, endpoint: Optional[str], bucket: str, folder: str, members: list[S3Location]
-    ) -> dict[S3Location, list[Seen]]:
+    ) -> Optional[dict[S3Location, list[Seen]]]:
+        """The members' versions from one listing of their folder; None when S3 will not list it (a HEAD each)."""
         from neuromirror.sources.s3listing import paginate_versions
         from neuromirror.store.s3_client import boto_errors, error_code
 
@@ -97,12 +113,19 @@ class Buckets:
                     if v.get("Key") in wanted:
                         out[wanted[v["Key"]]].append(_seen(v, False))
         except boto_errors() as exc:
-            if error_code(exc) not in MISSING:
-                raise
+            code = error_code(exc)
+            if code in MISSING:
+                return out
+            if code in REFUSED:
+                return None
+            raise Unavailable(
+                f"S3 at {endpoint or 'AWS'}: listing s3://{bucket}/{folder}: {one_line(exc, 200)}"
+            ) from None
         return out
 
-    def _head(self, place: S3Location, version_id: Optional[str] = None) -> list[Seen]:
-        """The object's current version (or ``version_id``), by a HEAD: [] when there is none."""
+    def _head(self, place: S3Location, version_id: Optional[str] = None) -> Optional[list[Seen]]:
+        """The object's current version (or ``version_id``), by a HEAD: [] when there is none, None when S3
+        will not say (403)."""
         from neuromirror.store.s3_client import boto_errors, error_code
 
         extra = {"VersionId": version_id} if version_id else {}
@@ -110,16 +133,24 @@ class Buckets:
             self.requests += 1
             head = self.client(place.endpoint).head_object(Bucket=place.bucket, Key=place.key, **extra)
         except boto_errors() as exc:
-            if error_code(exc) in MISSING:
+            code = error_code(exc)
+            if code in MISSING:
                 return []
-            raise
+            if code in REFUSED:
+                return None
+            where = f"s3://{place.bucket}/{place.key}"
+            raise Unavailable(f"S3 at {place.endpoint or 'AWS'}: HEAD {where}: {one_line(exc, 200)}") from None
         return [_seen({**head, "VersionId": head.get("VersionId") or version_id}, True)]
 
     def alive(self, pins: Iterable[tuple[S3Location, str]]) -> set[tuple[S3Location, str]]:
-        """The pins (place, versionId) whose version S3 still holds."""
+        """The pins (place, versionId) whose version S3 still holds, or of which it will not say (a 403 is no
+        proof of loss): a listing where a folder holds several, else a HEAD of the version."""
         pins = list(dict.fromkeys(pins))
-        held = self.versions(p for p, _ in pins)
-        return {(p, v) for p, v in pins if any(s.version_id == v for s in held.get(p, ()))}
+        held = self.versions((p for p, _ in pins), heads=False)
+        out = {(p, v) for p, v in pins if p in held and any(s.version_id == v for s in held[p])}
+        todo = [(p, v) for p, v in pins if p not in held]
+        out.update(pv for pv, got in zip(todo, self._heads(list(todo))) if got is None or got)
+        return out
 
     def sha256(self, place: S3Location, version_id: str) -> Optional[str]:
         """The SHA-256 checksum S3 keeps for a version (hex), None when it keeps none: a HEAD, no bytes."""
