@@ -14,6 +14,7 @@ from neuromirror.bench.scenarios.beside import beside_options
 from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
 from neuromirror.bench.scenarios.gap import gap_options
 from neuromirror.bench.scenarios.inventory.read import add_options as _inventory_read_options
+from neuromirror.bench.scenarios.lost.repin import add_options as _repin_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
 from neuromirror.bench.scenarios.tiff_region import add_options as _tiff_region_options
@@ -54,6 +55,7 @@ ALL = (
     "tiff-region",
     "gap-plan",
     "inventory-read",
+    "repin",
     *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -179,6 +181,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _inventory_read_options(p)
     beside_options(p)
     gap_options(p)
+    _repin_options(p)
     nwb_options(p)
     p.add_argument(
         "--index-rows",

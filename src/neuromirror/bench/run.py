@@ -52,6 +52,7 @@ from neuromirror.bench.scenarios.inventory.read import bench_inventory_read, inv
 from neuromirror.bench.scenarios.keep import bench_keep, keep_targets
 from neuromirror.bench.scenarios.keep_archive import bench_keep_archive, keep_archive_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
+from neuromirror.bench.scenarios.lost.repin import bench_repin, repin_targets
 from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cycles_targets
 from neuromirror.bench.scenarios.packs.keep import bench_keep_pack, keep_pack_targets
 from neuromirror.bench.scenarios.packs.lostget import bench_lost_stores, lost_stores_targets
@@ -127,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += tiff_region_targets(doc["results"]) + pack_service_cycles_targets(doc["results"])
         doc["targets"] += beside_targets(doc["results"]) + unreachable_store_targets(doc["results"])
         doc["targets"] += gap_targets(doc["results"])
-        doc["targets"] += inventory_read_targets(doc["results"])
+        doc["targets"] += inventory_read_targets(doc["results"]) + repin_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -255,6 +256,7 @@ def _runs(
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ("gap-plan", lambda: bench_gap_plan(args, a, work)),
+        ("repin", lambda: bench_repin(args, a, work, help_s)),
         *[(n, lambda n=n: bench_nwb(n, args, a, work)) for n in NWB_SCENARIOS],
     ]
 
