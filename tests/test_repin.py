@@ -80,7 +80,7 @@ def whereis_urls(ds: Path, path: str) -> list[str]:
 def moved(s3: Any, tmp_path: Path) -> tuple[Path, str, str, dict[str, bytes]]:
     """The asset mirrored, then moved to a second bucket, the first deleted with every version in it."""
     root, old, files = mirrored(s3, tmp_path)
-    new = move_bucket(s3, old, RAW)
+    new = move_bucket(s3, old, RAW + "/")
     return root, old, new, files
 
 
@@ -185,6 +185,43 @@ def test_dandi_reuploaded_asset_found_by_its_record(cli: Any, dandi_archive: Any
     git(work, "checkout", "-q", version)
     assert datalad_get(work, "sub-1/rec.nwb").returncode == 0
     assert (work / "sub-1/rec.nwb").read_bytes() == data
+
+
+def test_moved_prefix_followed_with_prefix_hints(s3: Any, tmp_path: Path) -> None:
+    root, old, files = mirrored(s3, tmp_path)
+    # the asset's prefix renamed in the move: RAW/x -> archive/2026/renamed/x
+    new = move_bucket(s3, old, RAW + "/", under="archive/2026/renamed/", strip=True)
+    hints = ["--bucket", new, "--from-prefix", RAW + "/", "--prefix", "archive/2026/renamed/"]
+    code, out, err = nm(root, "repin", f"aind:{RAW}", *hints, "--json")
+    assert code == 0, out + err
+    got = json.loads(out)
+    assert {p["path"] for p in got["repinned"]} == pinned(files)
+    assert all(f"/{new}/archive/2026/renamed/" in p["new_url"] for p in got["repinned"])
+    code, out, _ = nm(root, "repin", f"aind:{RAW}", "--json")  # a rerun, no hints: every pin serves
+    assert code == 0 and json.loads(out)["serving"] == len(pinned(files))
+
+
+def test_dandi_blob_moved_checked_by_its_bytes(cli: Any, dandi_archive: Any, s3: Any, tmp_path: Path) -> None:
+    """A SHA256E key against a multipart ETag: nothing but the bytes can tell, so they are read (and counted)."""
+    from datetime import datetime, timezone
+
+    t0 = datetime(2025, 2, 1, tzinfo=timezone.utc)
+    ident = dandi_archive.create_dandiset(name="moved blob", created=t0)
+    data = b"a blob whose bucket moves" * 40
+    asset = dandi_archive.put_asset(ident, "rec.nwb", data, when=t0)
+    assert cli("sync", f"dandi:{ident}")[0] == 0
+    blob = dandi_archive.asset(asset).blob
+    new = f"moved-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(new, versioned=True, public=True)
+    s3.client().copy_object(Bucket=new, Key=blob.key, CopySource={"Bucket": blob.bucket, "Key": blob.key})
+    purge(s3, blob.bucket, blob.key)
+    code, out, err = cli("repin", f"dandi:{ident}", "--bucket", new, "--json")
+    assert code == 0, out + err
+    got = json.loads(out)
+    [pin] = got["repinned"]
+    assert pin["how"] == "moved" and "bytes read" in pin["evidence"] and got["bytes_read"] == len(data)
+    work = clone(cli.root / "dandi" / ident, tmp_path / "c")
+    assert datalad_get(work, "rec.nwb").returncode == 0 and (work / "rec.nwb").read_bytes() == data
 
 
 def test_bad_manifest_is_one_line(tmp_path: Path, s3: Any) -> None:

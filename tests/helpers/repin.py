@@ -40,13 +40,16 @@ def _current(s3: Any, bucket: str, prefix: str) -> list[str]:
     ]
 
 
-def move_bucket(s3: Any, old: str, asset: str) -> str:
-    """The asset's objects copied to a new bucket (new versionIds, the same ETags), then ``old`` deleted whole."""
+def move_bucket(s3: Any, old: str, prefix: str, under: str = "", strip: bool = False) -> str:
+    """The objects under ``prefix`` copied to a new bucket, ``under`` put before each key (``strip``: in place of
+    ``prefix``) (new versionIds, the same ETags), then ``old`` deleted whole (every version, then the bucket: its
+    pins answer NoSuchBucket)."""
     new = f"moved-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(new, versioned=True, public=True)
-    for key in _current(s3, old, asset + "/"):
-        s3.client().copy_object(Bucket=new, Key=key, CopySource={"Bucket": old, "Key": key})
-    s3.delete_bucket(old)  # every version, then the bucket: its pins answer NoSuchBucket
+    for key in _current(s3, old, prefix):
+        to = under + (key[len(prefix) :] if strip else key)
+        s3.client().copy_object(Bucket=new, Key=to, CopySource={"Bucket": old, "Key": key})
+    s3.delete_bucket(old)
     return new
 
 
