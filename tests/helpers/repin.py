@@ -18,6 +18,7 @@ def put_asset_objects(s3: Any, bucket: str, asset: str) -> dict[str, bytes]:
     for i in range(10):  # more than one listing's worth of keys in a folder would be 1,000: here, a folder listed
         files[f"SPIM/tile_{i}.bin"] = deterministic_bytes(f"{asset}/{i}", 2000 + i)
     files["derived/notes.bin"] = deterministic_bytes(f"{asset}/notes", 700)  # alone in its folder: a HEAD
+    files["SPIM/acquisition.txt"] = b"small text: kept in git, pinned all the same\n"  # matched by its MD5 in git
     for path, data in files.items():
         s3.put(bucket, f"{asset}/{path}", data)
     return files
