@@ -153,20 +153,32 @@ class Buckets:
         return out
 
     def sha256(self, place: S3Location, version_id: str) -> Optional[str]:
-        """The SHA-256 checksum S3 keeps for a version (hex), None when it keeps none: a HEAD, no bytes."""
+        """The SHA-256 checksum S3 keeps for a version (hex), None when it keeps none (or will not say): a HEAD."""
+        from neuromirror.store.s3_client import boto_errors
+
         self.requests += 1
-        head = self.client(place.endpoint).head_object(
-            Bucket=place.bucket, Key=place.key, VersionId=version_id, ChecksumMode="ENABLED"
-        )
+        try:
+            head = self.client(place.endpoint).head_object(
+                Bucket=place.bucket, Key=place.key, VersionId=version_id, ChecksumMode="ENABLED"
+            )
+        except boto_errors():
+            return None
         got = head.get("ChecksumSHA256")
         return base64.b64decode(got).hex() if got and "-" not in got else None
 
     def read_digest(self, place: S3Location, version_id: str, algorithm: str) -> str:
         """A version's bytes read and hashed (the last way, when no listing or checksum can say)."""
+        from neuromirror.store.s3_client import boto_errors
+
         self.requests += 1
-        body = self.client(place.endpoint).get_object(Bucket=place.bucket, Key=place.key, VersionId=version_id)["Body"]
         h = hashlib.new(algorithm)
-        for chunk in iter(lambda: body.read(1 << 20), b""):
-            h.update(chunk)
-            self.bytes_read += len(chunk)
+        try:
+            body = self.client(place.endpoint).get_object(Bucket=place.bucket, Key=place.key, VersionId=version_id)
+            for chunk in iter(lambda: body["Body"].read(1 << 20), b""):
+                h.update(chunk)
+                with self._lock:
+                    self.bytes_read += len(chunk)
+        except boto_errors() as exc:
+            where = f"s3://{place.bucket}/{place.key}?versionId={version_id}"
+            raise Unavailable(f"S3 at {place.endpoint or 'AWS'}: reading {where}: {one_line(exc, 200)}") from None
         return h.hexdigest()
