@@ -28,6 +28,9 @@ NameCheck = Callable[[str, str], str]
 #: an identifier copied from an archive's pages (URL, DOI...) read as (name, version, API URL); it raises
 #: a :class:`~neuromirror.errors.BadInput` for text that looks like one but names nothing to mirror
 IdentifierReader = Callable[[str], "tuple[str, Optional[str], Optional[str]]"]
+#: a file's bytes found again by the archive's own record of it (``repin``): (source, path, the file's recorded
+#: URLs, the key's SHA-256 or None) -> (the URL of an S3 object the record says holds them, why), None: no record
+Refind = Callable[[str, str, "tuple[str, ...]", Optional[str]], "Optional[tuple[str, str]]"]
 
 
 def _any_key(key: str) -> bool:
@@ -88,6 +91,9 @@ class Archive:
     options_module: Optional[str] = None
     #: the sync options a SPEC adds (an instance's API its URL named...): (spec, options) -> options
     sync_options: Optional[Callable[..., dict[str, Any]]] = None
+    #: ``repin``'s last way to a key whose pins died: the archive's record of the file (DANDI: the asset re-uploaded
+    #: at its path with the same digest); None: the archive keeps no such record
+    refind: Optional[Refind] = None
 
 
 _ARCHIVES: Registry[Archive] = Registry([PLUGINS])

@@ -25,7 +25,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "mirror": ("sync", "versions", "search", "diff", "reindex", "repair", "forget"),
     "pin and reproduce": ("pin", "lock", "get", "reproduce", "cite"),
     "read": ("urls", "browse", "export"),
-    "keep and check": ("keep", "verify", "status", "audit", "restore", "changes"),
+    "keep and check": ("keep", "verify", "status", "audit", "restore", "repin", "changes"),
     "operate": ("serve", "publish", "maintain", "check-config", "demo"),
 }
 OTHER = "other"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from neuromirror.annex.keys import log_path
 from neuromirror.util import gitutil
@@ -54,6 +54,29 @@ def branch_logs(repo: Path, keys: Iterable[str], suffix: str = ".log") -> dict[s
         return {}
     with gitutil.CatFile(repo) as cat:
         return dict(zip(keys, cat.get_many(f"{ref}:{log_path(k, suffix)}" for k in keys)))
+
+
+#: keys from which :func:`read_logs` reads by blob id (their directories listed once), not by path
+BY_BLOB = 1000
+
+
+def read_logs(repo: Path, ref: str, keys: Sequence[str], suffix: str = ".log") -> list[Optional[bytes]]:
+    """Each key's log at ``ref`` (None: none), in order.  From :data:`BY_BLOB` keys on, their top-level
+    directories are listed once (:class:`~neuromirror.annex.blobmap.BlobMap`) and the logs read by blob id:
+    git's search of the branch's trees per ``ref:path`` (~0.5 ms a key) is spared; fewer, by path."""
+    from neuromirror.annex.blobmap import BlobMap
+
+    paths = [log_path(k, suffix) for k in keys]
+    with gitutil.CatFile(repo) as cat:
+        if len(paths) < BY_BLOB:
+            return list(cat.get_many(f"{ref}:{p}" for p in paths))
+        dirs = sorted({p.split("/", 1)[0] for p in paths})
+        listing = BlobMap.listed if len(dirs) <= _DIRS_LISTED else BlobMap.walked
+        return list(cat.get_many(listing(repo, ref, suffix, dirs).specs(paths)))
+
+
+#: up to this many top-level directories are named to ``git ls-tree``; more are walked (as store.record does)
+_DIRS_LISTED = 128
 
 
 def web_log_blobs(repo: Path) -> dict[str, str]:

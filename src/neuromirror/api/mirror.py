@@ -11,13 +11,14 @@ from neuromirror.api.checking import Checking
 from neuromirror.api.getting import Getting
 from neuromirror.api.inputs import ROOT_ENV, PathLike
 from neuromirror.api.keeping import Keeping
+from neuromirror.api.repinning import Repinning
 from neuromirror.api.serving import Serving
 from neuromirror.api.syncing import Syncing
 from neuromirror.api.upkeep import Upkeep
 from neuromirror.errors import NotMirrored
 
 
-class Mirror(Syncing, Getting, Upkeep, Checking, Keeping, Serving):
+class Mirror(Syncing, Getting, Upkeep, Checking, Keeping, Repinning, Serving):
     """A mirror: its root of datasets and its index, and every verb the commands stand on.  Use as a context
     manager, or :meth:`close`."""
 

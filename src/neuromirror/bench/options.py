@@ -15,6 +15,7 @@ from neuromirror.bench.scenarios.far.nwb_many import NWB_SCENARIOS, nwb_options
 from neuromirror.bench.scenarios.lost.gap import gap_options
 from neuromirror.bench.scenarios.lost.inventory_cold import add_options as _inventory_cold_options
 from neuromirror.bench.scenarios.lost.inventory_read import add_options as _inventory_read_options
+from neuromirror.bench.scenarios.lost.repin import add_options as _repin_options
 from neuromirror.bench.scenarios.packs.cluster import add_options as _keep_cluster_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
@@ -58,6 +59,7 @@ ALL = (
     "inventory-read",
     "inventory-cold",
     "keep-cluster",
+    "repin",
     *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -185,6 +187,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _keep_cluster_options(p)
     beside_options(p)
     gap_options(p)
+    _repin_options(p)
     nwb_options(p)
     p.add_argument(
         "--index-rows",

@@ -52,6 +52,7 @@ from neuromirror.bench.scenarios.lost.gap import bench_gap_plan, gap_targets
 from neuromirror.bench.scenarios.lost.inventory_cold import bench_inventory_cold, inventory_cold_targets
 from neuromirror.bench.scenarios.lost.inventory_read import bench_inventory_read, inventory_read_targets
 from neuromirror.bench.scenarios.lost.lost_get import bench_lost_get
+from neuromirror.bench.scenarios.lost.repin import bench_repin, repin_targets
 from neuromirror.bench.scenarios.packs.cluster import bench_keep_cluster, keep_cluster_targets
 from neuromirror.bench.scenarios.packs.cycles import bench_pack_cycles, pack_cycles_targets
 from neuromirror.bench.scenarios.packs.keep import bench_keep_pack, keep_pack_targets
@@ -131,6 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += gap_targets(doc["results"])
         doc["targets"] += inventory_read_targets(doc["results"]) + inventory_cold_targets(doc["results"])
         doc["targets"] += keep_cluster_targets(doc["results"])
+        doc["targets"] += repin_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -260,6 +262,7 @@ def _runs(
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ("gap-plan", lambda: bench_gap_plan(args, a, work)),
+        ("repin", lambda: bench_repin(args, a, work, help_s)),
         *[(n, lambda n=n: bench_nwb(n, args, a, work)) for n in NWB_SCENARIOS],
     ]
 

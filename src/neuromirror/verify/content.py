@@ -191,6 +191,12 @@ def check_content(
         _settle(report, key, keys[key], checks.results.get(key, []))
         _web_verdict(report, key, urls_of.get(key, []) if urls else [], checks.results.get(key, []))
     report.content_keys = len(chosen)
+    if report.repinnable:
+        report.notes.append(
+            f"{len(report.repinnable)} key(s) pinned to S3 versions that are gone: `neuromirror repin "
+            f"{report.source}@{report.version}` looks for their bytes again (a moved bucket or prefix, a "
+            "content-addressed key, a re-uploaded asset; docs/pin.md)"
+        )
 
 
 def _note_size_only(report: VerifyReport, chosen: list[str]) -> None:
@@ -377,6 +383,8 @@ def _web_verdict(
         report.web_serving.add(key)
     elif all(by_url.get(u) in ("gone", "refused") for u in registered) and "gone" in by_url.values():
         report.web_gone.add(key)
+        if any("versionId=" in u for u in registered):  # a pin died: its bytes may live on elsewhere
+            report.repinnable.add(key)
 
 
 def _settle(report: VerifyReport, key: str, path: str, tried: list[tuple[str, Optional[str], Optional[str]]]) -> None:

@@ -81,6 +81,8 @@ class VerifyReport(Result):
     web_serving: set[str] = field(default_factory=set)  # keys a URL served with the key's bytes
     web_marked: list[str] = field(default_factory=list)  # keys marked now: the web no longer has them
     web_restored: list[str] = field(default_factory=list)  # keys marked before whose URL serves again
+    #: keys gone from the web whose URLs pinned an S3 version: what ``repin`` may find again (--content)
+    repinnable: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -155,6 +157,7 @@ class VerifyReport(Result):
             "kept_checked": self.kept_checked,
             "at_risk": self.risk.to_json() if self.risk is not None else None,
             "urls_gone": {"marked": self.web_marked, "restored": self.web_restored} if self.content else None,
+            "repinnable": sorted(self.repinnable) if self.content else None,
             "notes": self.notes,
         }
 

@@ -184,6 +184,13 @@ def sync_options(spec: Any, options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def refind(source: str, path: str, urls: tuple[str, ...], sha256: Optional[str]) -> Optional[tuple[str, str]]:
+    """``repin``: the asset re-uploaded at ``path`` with the key's digest (:func:`.blob_versions.reuploaded`)."""
+    from neuromirror.sources.dandi.blob_versions import reuploaded
+
+    return reuploaded(source, path, urls, sha256)
+
+
 ARCHIVE = register(
     Archive(
         name="dandi",
@@ -203,5 +210,6 @@ ARCHIVE = register(
         key_rule=key_rule,
         part_spans=part_spans,
         sync_options=sync_options,
+        refind=refind,
     )
 )

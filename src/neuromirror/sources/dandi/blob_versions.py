@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Optional
 
 from neuromirror.sources import s3urls
@@ -24,6 +25,8 @@ from neuromirror.sources.dandi.zarr_listing import is_archive_key
 
 log = logging.getLogger("neuromirror.dandi")
 
+#: seconds an answer of the archive's API may take (``repin``'s asset records)
+TIMEOUT = 30
 #: HEAD answers after which the object's versions are listed
 LIST_AFTER = (404,)
 
@@ -69,3 +72,45 @@ def _matching(page: dict, key: str, etag: str, size: int) -> list[tuple[str, str
         ):
             found.append((str(v.get("LastModified") or ""), vid))
     return found
+
+
+#: the archive's own download route in a recorded URL: ``<api>/assets/<asset_id>/download/``
+_DOWNLOAD = re.compile(r"^(?P<api>https?://.+?)/assets/[0-9a-f-]{36}/download/?$")
+
+
+def reuploaded(source: str, path: str, urls: tuple[str, ...], sha256: Optional[str]) -> Optional[tuple[str, str]]:
+    """``repin``'s question to the archive: the S3 URL of the draft's asset at ``path`` when its record's
+    ``dandi:sha2-256`` is ``sha256`` (the same bytes re-uploaded as a new blob), and why; None: no such asset.
+
+    The API is the one the file's recorded download route names (the archive writes its configured API URL
+    there); the asset found by its path (``GET .../versions/draft/assets/?path=``), its digest and
+    ``contentUrl`` read from its full record (``GET <api>/assets/<id>/``).  A record whose digest is another
+    is no answer: a same-path asset with other bytes is not the file's."""
+    api = next((m.group("api") for m in map(_DOWNLOAD.match, urls) if m), None)
+    if api is None or not sha256:
+        return None
+    found = _draft_asset(api, source.partition(":")[2], path)
+    if found is None:
+        return None
+    asset_id, meta = found
+    if str((meta.get("digest") or {}).get("dandi:sha2-256", "")).lower() != sha256.lower():
+        return None
+    s3 = [u for u in meta.get("contentUrl") or [] if isinstance(u, str) and not _DOWNLOAD.match(u)]
+    why = f"the archive's asset {asset_id} at {path}: its dandi:sha2-256 is the key's"
+    return (s3[0].split("?", 1)[0], why) if s3 else None
+
+
+def _draft_asset(api: str, dandiset: str, path: str) -> Optional[tuple[str, dict]]:
+    """(asset_id, full metadata) of the draft's asset at ``path``; None: no asset there."""
+    from neuromirror.network import identity
+
+    listed = identity.request(
+        "GET", f"{api}/dandisets/{dandiset}/versions/draft/assets/", params={"path": path}, timeout=TIMEOUT
+    )
+    listed.raise_for_status()
+    asset = next((a for a in listed.json().get("results") or [] if a.get("path") == path), None)
+    if asset is None:
+        return None
+    record = identity.request("GET", f"{api}/assets/{asset['asset_id']}/", timeout=TIMEOUT)
+    record.raise_for_status()
+    return str(asset["asset_id"]), record.json()

@@ -264,6 +264,31 @@ class AssetChanges(ZarrManifests):
                 a.blob.sha256_ready = True
                 a.blob.rev += 1
 
+    def reupload_asset(self, dandiset_id: str, path: str, *, when: Optional[datetime] = None) -> str:
+        """The draft's blob asset at ``path`` uploaded again as a NEW blob (a new uuid and S3 object, the same
+        bytes and digest) and the old blob's object purged, every version: the archive re-keying a file (``repin``'s
+        asset-record case).  Published versions keep their asset record; the new asset_id is returned."""
+        t = aware(when)
+        with self._lock:
+            ds = self._get_ds(dandiset_id)
+            old = ds.draft.assets[path]
+            b = old.blob
+            if b is None:
+                raise ValueError("zarr assets have no blob")
+            data = self.s3.client().get_object(Bucket=b.bucket, Key=b.key, VersionId=b.version_id)["Body"].read()
+            blob = BlobRecord(str(uuid.uuid4()), b.sha256, b.etag, b.size, b.bucket, b.embargoed, t)
+            blob.sha256_ready = b.sha256_ready
+            self._upload_blob(blob, data)
+            self._blobs[blob.blob_id] = blob
+            self._blobs_by_sha[b.sha256] = [blob]
+            c = self.s3.client()
+            for v in c.list_object_versions(Bucket=b.bucket, Prefix=b.key).get("Versions", []):
+                c.delete_object(Bucket=b.bucket, Key=v["Key"], VersionId=v["VersionId"])
+            md = copy.deepcopy(old.metadata)
+            asset = AssetRecord(str(uuid.uuid4()), ds.identifier, path, t, t, md, self._next_seq(), blob=blob)
+            self._add_to_draft(ds, asset, t)
+            return asset.asset_id
+
     def delete_blob_object(self, blob_id: str) -> None:
         """Delete the blob's current S3 object (a delete marker: old versions survive)."""
         with self._lock:
