@@ -94,6 +94,9 @@ class Archive:
     #: ``repin``'s last way to a key whose pins died: the archive's record of the file (DANDI: the asset re-uploaded
     #: at its path with the same digest); None: the archive keeps no such record
     refind: Optional[Refind] = None
+    #: the archive's own page of a source, the homepage of its published repository (``publish --to github:``):
+    #: ``{name}`` the source's name, ``{first}`` its first part (a BOSS collection); "" none
+    home_page: str = ""
 
 
 _ARCHIVES: Registry[Archive] = Registry([PLUGINS])

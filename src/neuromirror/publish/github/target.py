@@ -35,12 +35,6 @@ PREFIX = "github:"
 #: what the last sync's error says when the archive has the source no more (not a missing asset, not a 5xx)
 _GONE = re.compile(r"No such Dandiset")
 _ORG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
-#: the archive's own page of a source (``{name}``: the source's name; BOSS: ``{first}`` its collection)
-_PAGES = {
-    "dandi": "https://identifiers.org/DANDI:{name}",
-    "aind": "https://aind-open-data.s3.amazonaws.com/index.html#{name}/",
-    "boss": "https://bossdb.org/project/{first}",
-}
 
 
 def is_github(to: str) -> bool:
@@ -109,8 +103,12 @@ def _safe(name: str) -> str:
 
 
 def homepage(source: str) -> str:
-    archive, name = source.split(":", 1)
-    page = _PAGES.get(archive)
+    """The archive's own page of ``source`` (its record's ``home_page``), "" where it names none."""
+    from neuromirror.archives import of_source
+
+    found = of_source(source)
+    name = source.split(":", 1)[1]
+    page = found.home_page if found else ""
     return page.format(name=name, first=name.split("/", 1)[0]) if page else ""
 
 

@@ -30,6 +30,7 @@ def check_name(text: str, name: str) -> str:
 
 ARCHIVE = register(
     Archive(
+        home_page="https://aind-open-data.s3.amazonaws.com/index.html#{name}/",
         name="aind",
         source_module="neuromirror.sources.aind.source",
         check_name=check_name,

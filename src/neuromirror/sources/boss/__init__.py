@@ -35,6 +35,7 @@ def check_name(text: str, name: str) -> str:
 
 ARCHIVE = register(
     Archive(
+        home_page="https://bossdb.org/project/{first}",
         name="boss",
         source_module="neuromirror.sources.boss.source",
         check_name=check_name,

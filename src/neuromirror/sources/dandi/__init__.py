@@ -193,6 +193,7 @@ def refind(source: str, path: str, urls: tuple[str, ...], sha256: Optional[str])
 
 ARCHIVE = register(
     Archive(
+        home_page="https://identifiers.org/DANDI:{name}",
         name="dandi",
         source_module="neuromirror.sources.dandi.source",
         check_name=check_name,
