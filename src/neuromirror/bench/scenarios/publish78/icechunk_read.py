@@ -4,12 +4,14 @@ beside zarr-python over ``neuromirror://``.
 The archive is behind the bench's shaping proxies (:mod:`neuromirror.bench.network`), as in ``inventory-cold``.  A
 stand-in dandiset holds one Zarr v2 array of 20 x 20 chunks (written by zarr-python, compressed); it is synced and
 pinned at RTT 0, its state kept with ``keep SPEC@C --to pack+file://DIR`` and exported with ``neuromirror export
-SPEC@C/PATH.zarr --icechunk DIR --from pack+file://DIR`` (the ``--from`` form: the view-URL form needs the view on
-port 80, Icechunk keeping no port; so the Icechunk side reads the kept pack's bytes by offset and length, the row
-says so).  Then, at ``--icechunk-rtt`` (default 50 ms), rounds alternate:
+SPEC@C/PATH.zarr --icechunk DIR --from pack+file://DIR`` (the ``--from`` form: the Icechunk side reads the kept
+pack's bytes by offset and length, locally); where this process may listen on port 80 of a loopback address (root),
+also in the view-URL form (``serve --http HOST:80``: Icechunk keeps no port), whose reads go to the view and are
+redirected to the archive's pinned URLs.  Then, at ``--icechunk-rtt`` (default 50 ms), rounds alternate:
 
 1. ``icechunk-read``: a slice of ``--icechunk-slice`` chunks (default 100) read with icechunk + zarr-python;
-2. ``icechunk-read-nm``: the same slice by zarr-python over ``neuromirror://`` (a fresh filesystem each round), which
+2. ``icechunk-read-view``: the same through the view-URL form's export (only where port 80 could be had);
+3. ``icechunk-read-nm``: the same slice by zarr-python over ``neuromirror://`` (a fresh filesystem each round), which
    reads the archive's pinned URLs through the proxies.
 
 Each side's values are checked against the array written.  ``icechunk-export``: a second Zarr state of
@@ -24,11 +26,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import statistics
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from neuromirror.bench.archives import Archives, direct_puts
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
@@ -36,7 +40,20 @@ from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import judge
 
 TARGETS = (
-    ("icechunk-read", "x_neuromirror", 1.2, "max", "icechunk-read: slice through Icechunk over neuromirror://"),
+    (
+        "icechunk-read",
+        "x_neuromirror",
+        1.2,
+        "max",
+        "icechunk-read: slice via Icechunk --from a pack over neuromirror://",
+    ),
+    (
+        "icechunk-read-view",
+        "x_neuromirror",
+        1.2,
+        "max",
+        "icechunk-read: slice via Icechunk through the view over nm://",
+    ),
     ("icechunk-export", "wall_s", 30.0, "under", "icechunk-export of a Zarr state: s"),
 )
 ZARR = "sub-01/sub-01_image.zarr"
@@ -117,31 +134,62 @@ def _read_nm(root: Path, spec: str, box: tuple[slice, slice]) -> tuple[float, An
     return time.perf_counter() - t, got
 
 
+def _loopback_80() -> Optional[str]:
+    """A loopback address whose port 80 this process may listen on (Icechunk keeps no port), else None."""
+    for host in ("127.0.0.1", "127.78.0.1"):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, 80))
+            except OSError:
+                continue
+            return host
+    return None
+
+
+def _rounds(readers: dict[str, Any], values: Any, box: tuple[slice, slice]) -> dict[str, float]:
+    """Each reader's median over alternating rounds, each read's values checked."""
+    took: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(ROUNDS):
+        for name, read in readers.items():
+            s, v = read(box)
+            if not (v == values[box]).all():
+                raise RuntimeError(f"{name}: a slice read is not the values written")
+            took[name].append(s)
+    return {name: round(statistics.median(t), 3) for name, t in took.items()}
+
+
 def _slice_rows(net: Any, work: Path, startup: float, args: Any) -> list[dict]:
+    from neuromirror.bench.scenarios.read_view import view_server
+
     files, values = _array_files()
     root, spec, store = _mirrored(net, work, startup, "icechunk-read", files)
-    repo = work / "icechunk-read.icechunk"
-    got = _export(root, spec, repo, "--from", store)
+    packed = _export(root, spec, work / "icechunk-read.icechunk", "--from", store)
     side = max(1, int(round(int(args.icechunk_slice) ** 0.5)))
     box = (slice(0, side * CHUNK), slice(0, side * CHUNK))
-    net.set_rtt(float(args.icechunk_rtt))
-    ice: list[float] = []
-    nm: list[float] = []
-    for _ in range(ROUNDS):
-        for sink, (took, v) in ((ice, _read_icechunk(repo, got["containers"], box)), (nm, _read_nm(root, spec, box))):
-            if not (v == values[box]).all():
-                raise RuntimeError("icechunk-read: a slice read is not the values written")
-            sink.append(took)
-    net.set_rtt(0.0)
+    readers: dict[str, Any] = {
+        "icechunk-read": lambda b: _read_icechunk(work / "icechunk-read.icechunk", packed["containers"], b),
+        "icechunk-read-nm": lambda b: _read_nm(root, spec, b),
+    }
+    host = _loopback_80()
+    with view_server(root, child_env(), f"{host}:80") if host else nullcontext() as served:
+        if served:
+            repo = work / "icechunk-read-view.icechunk"
+            viewed = _export(root, spec, repo, "--view-url", f"http://{host}")
+            readers["icechunk-read-view"] = lambda b: _read_icechunk(repo, viewed["containers"], b)
+        net.set_rtt(float(args.icechunk_rtt))
+        medians = _rounds(readers, values, box)
+        net.set_rtt(0.0)
     rtt_ms, chunks = round(float(args.icechunk_rtt) * 1000), side * side
-    note = f"{chunks} chunks at RTT {rtt_ms} ms; Icechunk by --from pack+file (kept pack, no view: port 80)"
-    rows: list[dict[str, Any]] = [
-        {"scenario": "icechunk-read-nm", "n": chunks, "wall_s": round(statistics.median(nm), 3), "note": note},
-        {"scenario": "icechunk-read", "n": chunks, "wall_s": round(statistics.median(ice), 3), "note": note},
-    ]
-    rows[1]["x_neuromirror"] = round(rows[1]["wall_s"] / rows[0]["wall_s"], 2)
-    rows[1]["export_s"] = got["wall_s"]
-    say(f"icechunk-read: Icechunk {rows[1]['wall_s']} s, neuromirror:// {rows[0]['wall_s']} s (medians of {ROUNDS})")
+    forms = {"icechunk-read": "--from pack+file (the kept pack, read locally)", "icechunk-read-view": "the view on :80"}
+    rows: list[dict[str, Any]] = []
+    for name, wall in medians.items():
+        note = f"{chunks} chunks at RTT {rtt_ms} ms" + (f"; Icechunk by {forms[name]}" if name in forms else "")
+        result: dict[str, Any] = {"scenario": name, "n": chunks, "wall_s": wall, "note": note}
+        if name in forms:
+            result["x_neuromirror"] = round(wall / medians["icechunk-read-nm"], 2)
+        rows.append(result)
+    rows[0]["export_s"] = packed["wall_s"]
+    say(f"icechunk-read (medians of {ROUNDS}): {medians}" + ("" if host else "; no view form: port 80 taken"))
     return rows
 
 
