@@ -679,3 +679,34 @@ def test_bench_nwb_search_and_references_at_a_toy_size(tmp_path: Path) -> None:
         refs = by["nwb-references"]
         assert (refs["n"], refs["rtt_ms"]) == (6, 10) and refs["cpu_s"] > 0 and refs["s_per_1000"] > 0, refs
         assert "nwb-references: 1,000 references at the RTT, s" in names, names
+
+
+def test_bench_issue78_scenarios_at_a_toy_size(tmp_path: Path) -> None:
+    """publish-github: 3 dandisets to the GitHub stand-in beside bare repositories (one create each, 0 calls on the
+    rerun, one PATCH for a new title); icechunk-read: a 4-chunk slice through an Icechunk export, a 50-chunk export."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "publish-github,icechunk-read",
+        "--publish-dandisets",
+        "3",
+        "--icechunk-slice",
+        "4",
+        "--icechunk-chunks",
+        "50",
+        "--icechunk-rtt",
+        "0.01",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert by["publish-github"]["creates_per_repo"] == 1 and by["publish-github"]["repos"] == 3
+    assert by["publish-github-nochange"]["api_calls"] == 0
+    assert by["publish-github-retitled"]["calls"] == {"GET /repos/{owner}/{repo}": 1, "PATCH /repos/{owner}/{repo}": 1}
+    assert by["publish-github-bare"]["published"] == 3
+    assert by["icechunk-read"]["n"] == 4 and by["icechunk-read"]["x_neuromirror"] > 0
+    if "icechunk-read-view" in by:  # the view-URL form, where this run may listen on port 80
+        assert by["icechunk-read-view"]["n"] == 4 and by["icechunk-read-view"]["x_neuromirror"] > 0
+    assert by["icechunk-export"]["n"] == 50 and by["icechunk-export"]["wall_s"] > 0
+    targets = {t["target"]: t["ok"] for t in doc["targets"]}
+    assert targets["publish-github rerun with nothing new: API calls"] is True
+    assert targets["publish-github: creates per repository (exactly 1)"] is True
+    assert "icechunk-read: slice via Icechunk --from a pack over neuromirror://" in targets

@@ -18,6 +18,8 @@ from neuromirror.bench.scenarios.lost.inventory_read import add_options as _inve
 from neuromirror.bench.scenarios.lost.repin import add_options as _repin_options
 from neuromirror.bench.scenarios.packs.cluster import add_options as _keep_cluster_options
 from neuromirror.bench.scenarios.packs.service_cycles import add_options as _pack_service_options
+from neuromirror.bench.scenarios.publish78.common import SCENARIOS as ISSUE78_SCENARIOS
+from neuromirror.bench.scenarios.publish78.common import add_options as _issue78_options
 from neuromirror.bench.scenarios.serve.soak import add_options as _service_soak_options
 from neuromirror.bench.scenarios.tiff_region import add_options as _tiff_region_options
 
@@ -60,6 +62,7 @@ ALL = (
     "inventory-cold",
     "keep-cluster",
     "repin",
+    *ISSUE78_SCENARIOS,
     *NWB_SCENARIOS,
 )
 #: run by default (no --scenarios): the per-size ones (the scale ones are asked for by name)
@@ -185,6 +188,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     _inventory_read_options(p)
     _inventory_cold_options(p)
     _keep_cluster_options(p)
+    _issue78_options(p)
     beside_options(p)
     gap_options(p)
     _repin_options(p)

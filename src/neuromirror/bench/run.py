@@ -62,6 +62,7 @@ from neuromirror.bench.scenarios.packs.service_cycles import bench_pack_service_
 from neuromirror.bench.scenarios.packs.thaw import bench_pack_thaw, pack_thaw_targets
 from neuromirror.bench.scenarios.packs.unreachable import bench_unreachable_store, unreachable_store_targets
 from neuromirror.bench.scenarios.per_size import bench_size
+from neuromirror.bench.scenarios.publish78.common import issue78_targets
 from neuromirror.bench.scenarios.publish_ria import bench_publish_ria, publish_ria_targets
 from neuromirror.bench.scenarios.read_loss import bench_read_loss
 from neuromirror.bench.scenarios.read_view import bench_read, read_targets
@@ -133,6 +134,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         doc["targets"] += inventory_read_targets(doc["results"]) + inventory_cold_targets(doc["results"])
         doc["targets"] += keep_cluster_targets(doc["results"])
         doc["targets"] += repin_targets(doc["results"])
+        doc["targets"] += issue78_targets(doc["results"])
     doc["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(doc)
     if doc.get("compare_report"):
@@ -185,6 +187,13 @@ def _on_archives(args: argparse.Namespace, a: Archives, work: Path, doc: dict, o
             doc["results"].append({"scenario": "size", "n": n, "error": str(exc)[-1000:]})
         add_ratios(doc["results"])
         _write(out, doc)
+
+
+def _issue78(module: str, args: argparse.Namespace, a: Archives, work: Path, help_s: float) -> list[dict]:
+    """Issue 78's scenarios, imported when asked for (the GitHub stand-in, icechunk)."""
+    import importlib
+
+    return importlib.import_module(f"neuromirror.bench.scenarios.publish78.{module}").bench(args, a, work, help_s)
 
 
 def _runs(
@@ -259,6 +268,8 @@ def _runs(
         ("inventory-read", lambda: bench_inventory_read(args, work)),
         ("inventory-cold", lambda: bench_inventory_cold(args, a, work, help_s)),
         ("keep-cluster", lambda: bench_keep_cluster(args, a, work, help_s)),
+        ("publish-github", lambda: _issue78("github", args, a, work, help_s)),
+        ("icechunk-read", lambda: _issue78("icechunk_read", args, a, work, help_s)),
         ("ceiling", lambda: bench_beside("ceiling", args, a, work)),
         ("audit-scale", lambda: bench_beside("audit-scale", args, a, work)),
         ("gap-plan", lambda: bench_gap_plan(args, a, work)),

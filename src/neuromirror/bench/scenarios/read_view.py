@@ -50,7 +50,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 from urllib.parse import quote
 
 from neuromirror.bench.archives import Archives, zarr_path
@@ -109,9 +109,11 @@ def wrapped_env(wrapper: Path, log: Path) -> dict:
 
 
 @contextmanager
-def view_server(root: Path, env: dict) -> Iterator[tuple[str, int]]:
-    """``neuromirror --root R serve --http 127.0.0.1:PORT --no-schedule``: (base URL, pid) once it listens."""
-    cmd = [*neuromirror_cmd(), "--root", str(root), "serve", "--http", f"127.0.0.1:{_port()}", "--no-schedule"]
+def view_server(root: Path, env: dict, address: Optional[str] = None) -> Iterator[tuple[str, int]]:
+    """``neuromirror --root R serve --http ADDRESS --no-schedule`` (default 127.0.0.1 on a free port): (base URL,
+    pid) once it listens."""
+    address = address or f"127.0.0.1:{_port()}"
+    cmd = [*neuromirror_cmd(), "--root", str(root), "serve", "--http", address, "--no-schedule"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     seen: list[str] = []
@@ -128,7 +130,7 @@ def view_server(root: Path, env: dict) -> Iterator[tuple[str, int]]:
             except queue.Empty:
                 raise RuntimeError("the view did not say where it listens: " + "".join(seen)[-1000:]) from None
             seen.append(line)
-            m = re.search(r"read-only on (http://127\.0\.0\.1:\d+/)dav/", line)
+            m = re.search(r"read-only on (http://[\d.]+:\d+/)dav/", line)
             if m:
                 break
             if proc.poll() is not None:

@@ -1,0 +1,136 @@
+"""``publish-github`` (issue 78): a superdataset's dandisets published to a fresh GitHub organisation, beside the
+same publish into pre-made bare repositories.
+
+D stand-in dandisets (``--publish-dandisets``, default 200; two small blobs each) are synced (``sync 'dandi:*'``),
+then published by ``neuromirror publish 'dandi:*'`` in a subprocess, as a user runs it:
+
+1. ``publish-github-bare``: ``--to 'BASE/{slug}.git'`` into bare repositories made beforehand (``git init
+   --bare``; a URL template needs them made), the wall the GitHub side is held to;
+2. ``publish-github``: ``--to github:ORG --github-api URL`` against the project's GitHub stand-in
+   (:class:`~neuromirror.standins.github.server.GitHubStandIn`, on loopback, token from ``GITHUB_TOKEN``): wall,
+   API calls per endpoint (the stand-in's ``calls``), creates per repository;
+3. ``publish-github-nochange``: again with nothing new: its API calls;
+4. ``publish-github-retitled``: after one dandiset's title changed upstream and was resynced: its write calls.
+
+Targets: GitHub <= 1.2x the bare repositories' wall, exactly one create per repository, 0 calls on the rerun, 1 edit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob
+from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.syncs import run_sync
+from neuromirror.bench.targets import judge
+
+TARGETS = (
+    ("publish-github", "x_bare", 1.2, "max", "publish-github: wall over publish to pre-made bare repositories"),
+    ("publish-github", "creates_per_repo", 1.0, "max", "publish-github: creates per repository (exactly 1)"),
+    ("publish-github", "creates_short", 0, "max", "publish-github: repositories not created (exactly 1 each)"),
+    ("publish-github-nochange", "api_calls", 0, "max", "publish-github rerun with nothing new: API calls"),
+    ("publish-github-retitled", "edits", 1, "max", "publish-github after a changed title: write calls (1 PATCH)"),
+    ("publish-github-retitled", "patches", 1, "min", "publish-github after a changed title: PATCH calls"),
+)
+ORG = "bench"
+FIRST = 780_000
+
+
+def _dandisets(archives: Archives, n: int, when: datetime) -> list[str]:
+    d = archives.dandi
+    be = moto_bucket_backend(d.bucket)
+    ids = []
+    with direct_puts(archives):
+        for i in range(n):
+            ident = d.create_dandiset(identifier=f"{FIRST + i}", name=f"publish-github {i}", created=when)
+            for aid in d.add_synthetic_assets(ident, 2, when=when):
+                put_empty_blob(be, d, aid)
+            ids.append(ident)
+    return ids
+
+
+def _publish(name: str, root: Path, to: list[str], env: dict, n: int) -> dict:
+    say(f"{name}: neuromirror publish 'dandi:*' {' '.join(to)} ...")
+    r = run_measured([*neuromirror_cmd(), "--root", str(root), "publish", "dandi:*", *to, "--json"], env=env)
+    report = json.loads(r["stdout"])
+    if not report.get("ok"):
+        raise RuntimeError(f"{name}: publish failed: {report.get('errors')}")
+    res = {
+        "scenario": name,
+        "n": n,
+        "wall_s": round(r["wall"], 3),
+        "cpu_s": round(r["cpu"], 2),
+        "peak_rss_mb": round(r["rss_mb"], 1),
+        "published": len(report["published"]),
+    }
+    say(f"{name}: {res['wall_s']} s wall for {res['published']} datasets")
+    return res
+
+
+def _bare(root: Path, base: Path, ids: list[str], n: int) -> dict:
+    """Bare repositories made beforehand, one per dandiset, then the URL-template publish into them."""
+    base.mkdir(parents=True, exist_ok=True)
+    for ident in ids:
+        subprocess.run(["git", "init", "-q", "--bare", str(base / f"dandi-{ident}.git")], check=True)
+    return _publish("publish-github-bare", root, ["--to", f"{base}/{{slug}}.git"], child_env(), n)
+
+
+def _on_github(gh: Any, name: str, root: Path, n: int) -> dict:
+    gh.reset_calls()
+    env = {**child_env(), "GITHUB_TOKEN": gh.token}
+    res = _publish(name, root, ["--to", f"github:{ORG}", "--github-api", gh.api_url], env, n)
+    calls = dict(gh.calls)
+    res.update(calls=calls, api_calls=sum(calls.values()), edits=gh.writes())
+    return res
+
+
+def bench_publish_github(
+    archives: Archives, work: Path, startup: float, n: int = 200, keep: bool = False
+) -> list[dict]:
+    """The four rows of the scenario (see the module), judged."""
+    from neuromirror.standins.github.server import GitHubStandIn
+
+    when = datetime(2025, 9, 1, tzinfo=timezone.utc)
+    ids = _dandisets(archives, n, when)
+    d = archives.dandi
+    root, base = work / "root-publish-github", work / "publish-github-bare"
+    api = ["--dandi-api", d.api_url]
+    sync = run_sync("publish-github-sync", 2 * n, root, "dandi:*", api, archives, startup)
+    datasets = sum(1 for _ in (root / "dandi").iterdir() if _.is_dir())
+    out = [_bare(root, base, ids, datasets)]
+    with GitHubStandIn(work / "publish-github-standin") as gh:
+        cold = _on_github(gh, "publish-github", root, datasets)
+        creates = cold["calls"].get("POST /orgs/{org}/repos", 0)
+        cold.update(
+            sync_s=sync["wall_s"],
+            creates=creates,
+            creates_per_repo=round(creates / max(len(gh.repos), 1), 3),
+            creates_short=datasets - creates,
+            repos=len(gh.repos),
+            x_bare=round(cold["wall_s"] / out[0]["wall_s"], 2),
+        )
+        out.append(cold)
+        out.append(_on_github(gh, "publish-github-nochange", root, datasets))
+        d.set_metadata(ids[0], {"name": "publish-github 0, retitled"})
+        run_sync("publish-github-resync", 2, root, f"dandi:{ids[0]}", api, archives, startup)
+        retitled = _on_github(gh, "publish-github-retitled", root, datasets)
+        retitled["patches"] = retitled["calls"].get("PATCH /repos/{owner}/{repo}", 0)
+        out.append(retitled)
+    for r in out:
+        r["note"] = f"{datasets} dandisets, GitHub stand-in beside pre-made bare repositories in one run"
+    judge(out, TARGETS)
+    if not keep:
+        for p in (root, base, work / "publish-github-standin"):
+            shutil.rmtree(p, ignore_errors=True)
+    archives.drop_objects(d.bucket)
+    return out
+
+
+def bench(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
+    return bench_publish_github(archives, work, startup, int(args.publish_dandisets), bool(args.keep))
