@@ -128,7 +128,7 @@ class Cycles:
 
     def _sync_one(self, mirror: Mirror, entry: SourceConfig, source: Source) -> Optional[SyncReport]:
         """Sync ``source`` (unless held off or busy); its report when it ran to its end, else None."""
-        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.errors import LockBusy
         from neuromirror.util.text import one_line
 
         sid = source.id
@@ -203,7 +203,7 @@ class Cycles:
     def _record_expand_failure(self, mirror: Mirror, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
         from neuromirror.api.records import Records
-        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.errors import LockBusy
         from neuromirror.util.text import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)

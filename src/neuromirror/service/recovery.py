@@ -25,7 +25,7 @@ log = logging.getLogger("neuromirror.service")
 
 def recover_abandoned_runs(mirror: Mirror) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
-    from neuromirror.dataset.mirror import LockBusy
+    from neuromirror.errors import LockBusy
 
     records = Records(mirror.index)
     for run_id, source in records.running_runs():

@@ -125,8 +125,7 @@ class Service(Cycles):
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from neuromirror.dataset.mirror import LockBusy
-        from neuromirror.errors import UserError
+        from neuromirror.errors import LockBusy, UserError
 
         if not self.entries:
             raise UserError("no enabled sources in " + ", ".join(self.config.files or ["the configuration"]))
