@@ -68,7 +68,7 @@ def test_the_service_keep_is_the_api_keep(kept: Kept) -> None:
         from neuromirror.config.model import KeepPolicy
 
         policy = KeepPolicy(versions="published")
-        targets = policy_versions(m.datasets, kept.sid, policy)
+        targets = policy_versions(m, kept.sid, policy)
         assert [f"{t.source}@{t.label}" for t in targets] == record["versions"]
         stores = [open_store(str(kept.store))]
         result = m.keep(policy_specs(kept.sid, targets, policy), stores)

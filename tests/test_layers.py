@@ -442,10 +442,10 @@ def test_a_planted_crowded_package_is_found(tmp_path: Path) -> None:
 ON_THE_API = ("service",)
 
 
-def past_the_api(g: dict[str, set[str]], packages: tuple[str, ...] = ON_THE_API) -> list[str]:
-    """Imports (type-only ones too) of an ``index`` module by a module of ``packages``."""
+def past_the_api(g: dict[str, set[str]], packages: tuple[str, ...] = ON_THE_API, below: str = "index") -> list[str]:
+    """Imports (type-only ones too) of a module of the layer ``below`` by a module of ``packages``."""
     return sorted(
-        f"{m} -> {d}" for m, deps in g.items() if layer_of(m) in packages for d in deps if layer_of(d) == "index"
+        f"{m} -> {d}" for m, deps in g.items() if layer_of(m) in packages for d in deps if layer_of(d) == below
     )
 
 
@@ -456,3 +456,13 @@ def test_the_service_imports_nothing_of_the_index() -> None:
     assert not wrong, "the service past the API, into the index:\n" + "\n".join(wrong)
     g = {"neuromirror.service.x": {"neuromirror.index.runs", "neuromirror.api.records"}}
     assert past_the_api(g) == ["neuromirror.service.x -> neuromirror.index.runs"], "the check sees an index import"
+
+
+def test_the_service_holds_the_api_not_the_datasets() -> None:
+    """The service opens :class:`neuromirror.api.Mirror` and calls its verbs and its typed doors (``writer_lock``,
+    ``register_quietly``, ``dataset_path``), never the lower ``Datasets`` of ``neuromirror.dataset``: what the
+    service does to a mirror is what a script on the API can do, and the two cannot drift apart."""
+    wrong = past_the_api(graph(type_only=True), below="dataset")
+    assert not wrong, "the service past the API, into the datasets:\n" + "\n".join(wrong)
+    g = {"neuromirror.service.x": {"neuromirror.dataset.mirror", "neuromirror.api.base"}}
+    assert past_the_api(g, below="dataset") == ["neuromirror.service.x -> neuromirror.dataset.mirror"]

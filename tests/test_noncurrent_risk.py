@@ -47,13 +47,13 @@ def test_a_pin_on_a_noncurrent_version_is_at_risk(dandi_archive, tmp_path: Path)
     assert "noncurrent_pin_only" in text.lower() or "NONCURRENT_PIN_ONLY" in text
 
     # /metrics: the service's count after a sync, exposed per kind
+    from neuromirror.api import Mirror
     from neuromirror.api.records import Records
-    from neuromirror.dataset.mirror import Datasets
     from neuromirror.service import status_report
     from neuromirror.service.metrics import render_metrics
     from neuromirror.service.risk import add_risks, risk_after_sync
 
-    mirror = Datasets(d.run.root)
+    mirror = Mirror(d.run.root)
     try:
         risk_after_sync(mirror, d.source, "ok")  # what the service's worker does after a sync
         report = status_report(d.run.root)
@@ -75,9 +75,9 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     clock started at the next state; ``keep: {expire_after: 30d}`` keeps that state too, ``status`` and
     ``/metrics`` show the time left (failing under a week) until it is kept."""
     from helpers.retrieve import Runner
+    from neuromirror.api import Mirror
     from neuromirror.api.records import Records
     from neuromirror.config.model import KeepPolicy
-    from neuromirror.dataset.mirror import Datasets
     from neuromirror.service import status_report
     from neuromirror.service.keeping import run_policy
     from neuromirror.service.metrics import render_metrics
@@ -108,7 +108,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
         said
     )
 
-    def counted_metrics(mirror: Datasets) -> str:
+    def counted_metrics(mirror: Mirror) -> str:
         """/metrics after the service's count of what is at risk (its worker counts after each sync)."""
         risk_after_sync(mirror, sid, "ok")
         report = status_report(run.root)
@@ -116,7 +116,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
         return render_metrics(report)
 
     store = tmp_path / "store"
-    mirror = Datasets(run.root)
+    mirror = Mirror(run.root)
     try:
         plain = run_policy(mirror, sid, [str(store)], KeepPolicy("published"))
         assert plain["versions"] == [f"{sid}@draft"]  # the latest state only: the old one's chunk not kept

@@ -55,10 +55,10 @@ def test_kept_boss_chunks_stay_out_of_a_public_store_unless_asked(boss: BossStan
 
 
 def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) -> None:  # noqa: F811
+    from neuromirror.api import Mirror
     from neuromirror.api.records import Records
     from neuromirror.config.model import SourceConfig
     from neuromirror.config.schedule import Schedule
-    from neuromirror.dataset.mirror import Datasets
     from neuromirror.service.pages import publish_rows
     from neuromirror.service.publishing import publish_after_sync, publish_facts
     from neuromirror.service.state import SourceRuntime
@@ -66,7 +66,7 @@ def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) 
     store, ria = tmp_path / "keep", tmp_path / "ria"
     cli = Runner(tmp_path / "mirror", boss.url)
     cli.ok("sync", SPEC, "--chunk", CHUNK_ARG, "--store", str(store))
-    mirror = Datasets(cli.root)
+    mirror = Mirror(cli.root)
     try:
         source = SimpleNamespace(id=SPEC, relpath=mirror.index.source(SPEC).dataset)
         for include, expect_held in ((False, True), (True, False)):

@@ -69,6 +69,12 @@ class Unavailable(NeuromirrorError):
     """A place that did not answer as it should: an archive, a store, another process's lock."""
 
 
+class LockBusy(Unavailable, RuntimeError):
+    """Another process (a service job or a one-off sync) holds the source (or the root, or the service's own
+    lock).  Here, not beside the lock itself, so that the service and the API's callers catch it without
+    reaching into the datasets' module."""
+
+
 class ReadOnly(UserError):
     """The mirror (its root or its index) cannot be written here: a read-only mount, another user's root.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
@@ -17,13 +18,14 @@ if TYPE_CHECKING:
 class MirrorBase:
     """A mirror: its root of datasets and its index.  Use as a context manager, or :meth:`close`."""
 
-    def __init__(self, root: PathLike, index: Optional[PathLike] = None) -> None:
+    def __init__(self, root: PathLike, index: Optional[PathLike] = None, *, readonly_index: bool = False) -> None:
         from neuromirror.dataset.mirror import Datasets as Datasets
         from neuromirror.util.toolpath import as_installed
 
         as_installed()  # the install's git-annex/DataLad and the mirror's git identity, as the CLI has them
 
-        self.datasets: _Datasets = Datasets(Path(root), Path(index) if index is not None else None)
+        index_path = Path(index) if index is not None else None
+        self.datasets: _Datasets = Datasets(Path(root), index_path, readonly_index=readonly_index)
 
     @property
     def root(self) -> Path:
@@ -41,6 +43,35 @@ class MirrorBase:
         from neuromirror.api.records import Records
 
         return Records(self.datasets.index)
+
+    @property
+    def index_path(self) -> Path:
+        """Where the index is: the service's pages ask whether it exists and is writable before opening it, and
+        the index-time readers open their own connection to it."""
+        return Path(self.datasets.index_path)
+
+    def dataset_path(self, relpath: str) -> Path:
+        """The path of the dataset at ``relpath`` (an index row's ``dataset``) under the root: the service's keep
+        expiry reads the dataset's branch there."""
+        return Path(self.datasets.dataset_path(relpath))
+
+    def writer_lock(self, name: str, *, wait: bool | float = True) -> AbstractContextManager[None]:
+        """The exclusive lock ``name`` (a source's spec, the service's own) that every writer of the mirror takes:
+        the service holds it while it records a run, recovers an abandoned one, or runs at all."""
+        return self.datasets.lock(name, wait=wait)
+
+    def lock_holder(self, name: str) -> str:
+        """Who holds the lock ``name`` (``pid N``, as its holder wrote it), '' when nobody or unknown: the service
+        names the other service running on this root in its one-line refusal."""
+        try:
+            return (self.datasets.state_dir / "locks" / f"{name}.lock").read_text(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def register_quietly(self, relpath: str, message: str, *, wait: float = 10.0) -> bool:
+        """Record the dataset at ``relpath`` in the root after a run that was abandoned (the service, at its next
+        start): never raises, never waits longer than ``wait`` for the root; whether it was recorded."""
+        return self.datasets.register_quietly(relpath, message, wait=wait)
 
     def close(self) -> None:
         self.datasets.close()

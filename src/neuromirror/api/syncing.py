@@ -158,7 +158,7 @@ class Syncing(MirrorBase):
         """One source already made (:func:`neuromirror.sources.expand`: the service lists a definition's sources
         once per cycle, and syncs each as its plan says) brought up to date: its report.  ``progress(stage, done,
         total)``; ``trigger``: who asked, as the run's record says (the service: ``"service"``); ``wait``: how long
-        to wait for another process's lock (False: :class:`~neuromirror.dataset.mirror.LockBusy` at once);
+        to wait for another process's lock (False: :class:`~neuromirror.errors.LockBusy` at once);
         ``on_locked``: called once the lock is held (only then is the sync under way); ``min_free``: the disk the
         sync must leave free.  Raises as the sync failed; ``Mirror.sync`` is the call that turns that into an
         ``error`` item."""

@@ -289,12 +289,15 @@ class Upkeep(Reading):
         dry_run: bool = False,
         force: bool = False,
         progress: Optional[Progress] = None,
+        with_root: Optional[bool] = None,
     ) -> MaintainReport:
         """Pack loose git objects and small packs where worth it (``neuromirror maintain``): of the sources ``specs``
         name (none: every source, then the root superdataset), their Zarr/AIND subdatasets and their published
         copies (those ``to`` names, as ``publish`` takes them, and those their last publish recorded).  A source
         being synced or published is skipped, and says so.  ``dry_run``: measure only; ``force``: pack every
-        repository with a loose object or two packs.  ``progress``: called with each source as it is done."""
+        repository with a loose object or two packs.  ``progress``: called with each source as it is done.
+        ``with_root``: the root superdataset too (default: when no spec is named; the service, after one
+        source's sync, asks for it as well, since the sync recorded the source there)."""
         from neuromirror.index.lookup import sources_matching
         from neuromirror.maintain.run import maintain
 
@@ -303,7 +306,13 @@ class Upkeep(Reading):
         self._writes("maintain")
         sources = sources_matching(self.index, chosen) if chosen else [s.id for s in self.index.sources()]
         return maintain(
-            self.datasets, sources, to=list(to), with_root=not chosen, dry_run=dry_run, force=force, progress=progress
+            self.datasets,
+            sources,
+            to=list(to),
+            with_root=not chosen if with_root is None else with_root,
+            dry_run=dry_run,
+            force=force,
+            progress=progress,
         )
 
     # -- reindex ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from neuromirror.dataset import clean_mark, light_dataset, registration
-from neuromirror.errors import NotMirrored, Unavailable, UserError
+from neuromirror.errors import LockBusy, NotMirrored, UserError
 from neuromirror.index.connection import damaged
 from neuromirror.index.db import Index
 from neuromirror.results import Item, Result, Status
@@ -36,10 +36,6 @@ SOURCE_ATTRIBUTES = ("* annex.largefiles=((mimeencoding=binary)and(largerthan=0)
 #: the creation commit's message (tests/test_dask.py knows it by "use SHA256E keys": dated now)
 CREATED_MESSAGE = "[neuromirror] new dataset: text files in git, use SHA256E keys"
 _root_thread_lock = threading.Lock()
-
-
-class LockBusy(Unavailable, RuntimeError):
-    """Another process (a service job or a one-off sync) holds the source."""
 
 
 class Datasets:

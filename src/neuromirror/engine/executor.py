@@ -398,8 +398,8 @@ def sync_batch(batch: SyncBatch) -> list[dict]:
 
 
 def _sync_one(batch: SyncBatch, source: Source, stop: Any) -> dict:
-    from neuromirror.dataset.mirror import LockBusy
     from neuromirror.engine.sync import sync_source
+    from neuromirror.errors import LockBusy
     from neuromirror.util.progress import Progress
 
     mirror = Datasets(batch.root, batch.index_path)

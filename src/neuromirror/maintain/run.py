@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from neuromirror.dataset import skeleton
-from neuromirror.dataset.mirror import ROOT_LOCK, LockBusy
+from neuromirror.dataset.mirror import ROOT_LOCK
+from neuromirror.errors import LockBusy
 from neuromirror.maintain.git import LOOSE_LIMIT, PACK_LIMIT, SERVED_LOOSE_LIMIT, Outcome, maintain_repo
 from neuromirror.maintain.targets import Group, root_group, source_group
 from neuromirror.results import Item, Result, Status

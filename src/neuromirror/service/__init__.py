@@ -10,8 +10,8 @@ cron or interval trigger), run by a thread pool of ``jobs`` workers, with
 ``coalesce=True`` (runs missed while the pool was busy or the machine asleep
 become one), ``max_instances=1`` and no misfire limit.  A job expands its SPEC
 (a glob asks the archive) and syncs each source through
-:func:`neuromirror.engine.sync.sync_source` with ``trigger="service"``, in a
-:class:`~neuromirror.dataset.mirror.Datasets` of its own (its own SQLite connection).
+the API's ``sync_source`` with ``trigger="service"``, on an
+:class:`~neuromirror.api.mirror.Mirror` of its own (its own SQLite connection).
 
 Guarantees:
 

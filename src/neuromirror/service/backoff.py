@@ -23,12 +23,12 @@ from neuromirror.service.state import SourceRuntime, now_utc
 from neuromirror.util.dates import parse_iso as parse_time
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Datasets
+    from neuromirror.api import Mirror
 
 log = logging.getLogger("neuromirror.service")
 
 
-def first_run(mirror: Datasets, entry: SourceConfig, runtime: Callable[[str, str], SourceRuntime]) -> datetime:
+def first_run(mirror: Mirror, entry: SourceConfig, runtime: Callable[[str, str], SourceRuntime]) -> datetime:
     """Now if a scheduled run was missed while no service ran (coalesced into one), else the next fire time.
 
     Also restores the failure count (and so the backoff) of each source from the runs table.

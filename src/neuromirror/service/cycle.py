@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.records import SyncReport
@@ -26,10 +26,13 @@ from neuromirror.service.stopping import Interrupted, StoppableSource, progress_
 from neuromirror.sources.base import Source
 from neuromirror.util.dates import format_duration, iso_z
 
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
+
 log = logging.getLogger("neuromirror.service")
 
 
-def after_sync(mirror: Any, entry: SourceConfig, source: Source, report: SyncReport, rt: SourceRuntime) -> None:
+def after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: SyncReport, rt: SourceRuntime) -> None:
     """The steps after a sync that ran to its end, in order; each records its own outcome in the run."""
     # keep before publish: what the lab publishes names every copy this cycle's keep made (issue 57)
     recorded = keep_after_sync(mirror, entry, source, report, rt)
@@ -56,7 +59,7 @@ class Cycles:
     _wake: threading.Event
     _scheduler: Any
 
-    def mirror(self) -> Any:
+    def mirror(self) -> Mirror:
         raise NotImplementedError
 
     def _runtime(self, sid: str, entry: str) -> SourceRuntime:
@@ -107,7 +110,7 @@ class Cycles:
             mirror.close()
             self._wake.set()
 
-    def _tidy_index(self, mirror: Any) -> None:
+    def _tidy_index(self, mirror: Mirror) -> None:
         """Run history past the retention policies removed, the index compacted: at most hourly."""
         from neuromirror.api.records import Records
 
@@ -123,10 +126,9 @@ class Cycles:
         """One cycle of the entry ``spec`` now, in this thread (what its scheduled job does)."""
         self._run_entry(spec)
 
-    def _sync_one(self, mirror: Any, entry: SourceConfig, source: Source) -> Optional[SyncReport]:
+    def _sync_one(self, mirror: Mirror, entry: SourceConfig, source: Source) -> Optional[SyncReport]:
         """Sync ``source`` (unless held off or busy); its report when it ran to its end, else None."""
-        from neuromirror.api import Mirror as Api
-        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.errors import LockBusy
         from neuromirror.util.text import one_line
 
         sid = source.id
@@ -146,7 +148,7 @@ class Cycles:
             log.info("%s: sync started", sid)
 
         try:
-            report = Api.around(mirror).sync_source(
+            report = mirror.sync_source(
                 StoppableSource(source, self.stopping),
                 engine=entry.engine,
                 progress=progress_until_stopped(rt, self.stopping),
@@ -198,15 +200,15 @@ class Cycles:
         if self._scheduler is not None and not self.stopping.is_set():
             backoff.postpone(self._scheduler, spec, until)
 
-    def _record_expand_failure(self, mirror: Any, entry: SourceConfig, exc: Exception) -> None:
+    def _record_expand_failure(self, mirror: Mirror, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
         from neuromirror.api.records import Records
-        from neuromirror.dataset.mirror import LockBusy
+        from neuromirror.errors import LockBusy
         from neuromirror.util.text import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
-            with mirror.lock(entry.spec, wait=self.lock_wait):  # never write a run next to a running one
+            with mirror.writer_lock(entry.spec, wait=self.lock_wait):  # never write a run next to a running one
                 Records(mirror.index).record_failed_run(entry.spec, error)
         except LockBusy:
             pass

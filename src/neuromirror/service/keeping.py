@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.api.records import Records
 from neuromirror.config.model import KeepPolicy, SourceConfig
@@ -36,6 +36,9 @@ from neuromirror.records import VersionKind
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
 from neuromirror.util.dates import now_z
+
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
 
 log = logging.getLogger("neuromirror.service")
 
@@ -46,7 +49,7 @@ MAX_NOTES = 20
 ROLLING_EVERY = 3600.0
 
 
-def keep_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> bool:
+def keep_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> bool:
     """Keep the source's versions the entry's policy names in its store; the outcome in the run's report.
     True when a key was newly recorded on a git-annex branch (what the lab publishes must then name it)."""
     stores = list(entry.stores or ([entry.store] if entry.store else []))
@@ -150,16 +153,13 @@ def _checked_at(last: Optional[dict]) -> Optional[float]:
     return when.timestamp() if when is not None else None
 
 
-def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: Any) -> None:
+def drill_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: Any) -> None:
     """``drill:`` of the entry rehearsed when due (:func:`neuromirror.restore.drills.drill_if_due`); its
     summary in the run's report (``report["drill"]``). A failed drill is not a failed sync: it is logged."""
     if entry.drill is None or report.outcome not in ("ok", "unchanged"):
         return
-    from neuromirror.api import Mirror as Api
 
-    outcome = Api.around(mirror).drill_when_due(
-        source.id, to=entry.drill.to, every=entry.drill.every, sample=entry.drill.sample
-    )
+    outcome = mirror.drill_when_due(source.id, to=entry.drill.to, every=entry.drill.every, sample=entry.drill.sample)
     if outcome is None:
         return
     Records(mirror.index).record_in_run(source.id, outcome.summary(), field="drill")
@@ -170,7 +170,7 @@ def drill_after_sync(mirror: Any, entry: SourceConfig, source: Source, report: A
 
 
 def run_policy(
-    mirror: Any,
+    mirror: Mirror,
     sid: str,
     store_names: Sequence[str],
     policy: KeepPolicy,
@@ -191,12 +191,11 @@ def run_policy(
     got their last wanted copy in this run.  ``covered_by``: the definitions' ``covered_by:`` LISTs: a gap-fill in
     risk order, its plan and passes in the record's ``gap``.  ``dask``: the service's ``executor: {dask:
     ADDRESS}``, where the copies are made (``keep --dask``)."""
-    from neuromirror.api import Mirror as Api
     from neuromirror.store.location import open_store
 
     targets = policy_versions(mirror, sid, policy)
     stores = [open_store(n, create=True) for n in store_names]  # the definition's stores: keep --to's
-    result = Api.around(mirror).keep(
+    result = mirror.keep(
         policy_specs(sid, targets, policy),
         stores,
         copies=copies,
@@ -220,13 +219,12 @@ def run_policy(
     return record
 
 
-def policy_versions(mirror: Any, sid: str, policy: KeepPolicy) -> list[Any]:
+def policy_versions(mirror: Mirror, sid: str, policy: KeepPolicy) -> list[Any]:
     """The versions a keep policy names: ``published`` -- every published version (none: the latest state);
     ``all`` -- every recorded one; with ``expire_after``, every state holding an unkept pin on a noncurrent
     S3 version too."""
-    from neuromirror.api import Mirror as Api
 
-    targets = list(Api.around(mirror).versions(sid, all_versions=policy.versions == "all", patterns=False))
+    targets = list(mirror.versions(sid, all_versions=policy.versions == "all", patterns=False))
     if policy.versions == "published":
         targets = [t for t in targets if t.kind == VersionKind.PUBLISHED] or targets[-1:]
     if policy.expire_after is not None:
@@ -318,7 +316,7 @@ def _store_record(store: Any, r: Any) -> dict:
     }
 
 
-def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
+def _expiring(mirror: Mirror, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
     """The versions (beyond ``targets``) holding files pinned only by noncurrent S3 versions, not kept yet."""
     from neuromirror.verify.noncurrent import expiry_of
 
@@ -329,7 +327,7 @@ def _expiring(mirror: Any, sid: str, targets: Sequence[Any], expire_after: float
     return [rows[i].under(mirror.root) for i in ids if i not in have and i in rows]
 
 
-def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
+def _expiry(mirror: Mirror, sid: str, expire_after: float) -> dict:
     from neuromirror.verify.noncurrent import expiry_of
 
     relpath = mirror.index.source(sid).dataset
@@ -337,20 +335,19 @@ def _expiry(mirror: Any, sid: str, expire_after: float) -> dict:
 
 
 def rolling_check(
-    mirror: Any, sid: str, entry: SourceConfig, *, since: Optional[float] = None, dask: Optional[str] = None
+    mirror: Mirror, sid: str, entry: SourceConfig, *, since: Optional[float] = None, dask: Optional[str] = None
 ) -> dict:
     """This cycle's slice of ``verify --stores`` for the source (:meth:`neuromirror.api.Mirror.verify_stores`):
     the share of its stored copies whose last check is oldest, so that every copy is re-read within the period
     (``verify:``; default 30 days): the share of the period since the last check (``since``, epoch seconds),
     else one schedule interval's.
     Bad or missing copies are repaired and named in the record (and the log); ``dask``: read back there."""
-    from neuromirror.api import Mirror as Api
     from neuromirror.config.model import VerifyPolicy
 
     policy = entry.verify or VerifyPolicy()
     span = max(time.time() - since, entry.schedule.interval or 0.0) if since is not None else entry.schedule.interval
     fraction = policy.slice_of(span)
-    check = Api.around(mirror).verify_stores(sid, fraction=fraction, dask=dask)  # verify --stores, this cycle's slice
+    check = mirror.verify_stores(sid, fraction=fraction, dask=dask)  # verify --stores, this cycle's slice
     for f in check.findings:
         log.warning("%s: %s", sid, f.line())
     record = check.to_json()

@@ -18,22 +18,24 @@ When something was packed, skipped or failed, the outcome goes into the run's re
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
 from neuromirror.sources.base import Source
 
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
+
 log = logging.getLogger("neuromirror.service")
 
 
-def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> None:
-    from neuromirror.maintain.run import maintain
+def maintain_after_sync(mirror: Mirror, entry: SourceConfig, source: Source) -> None:
     from neuromirror.util.text import one_line
 
     to = [str(entry.publish["to"])] if entry.publish and entry.publish.get("to") else []
     try:
-        report = maintain(mirror, [source.id], to=to, with_root=True)
+        report = mirror.maintain([source.id], to=to, with_root=True)
     except Exception as exc:  # a bug or an unreadable repository: logged, the service goes on
         log.warning("%s: maintenance failed: %s", source.id, one_line(exc))
         return
@@ -49,7 +51,7 @@ def maintain_after_sync(mirror: Any, entry: SourceConfig, source: Source) -> Non
         Records(mirror.index).record_in_run(source.id, outcome, field="maintain")
 
 
-def readers_after_sync(mirror: Any, entry: SourceConfig, source: str, versions: list[dict]) -> None:
+def readers_after_sync(mirror: Mirror, entry: SourceConfig, source: str, versions: list[dict]) -> None:
     """The index-time readers the entry's options ask for (:mod:`neuromirror.readers`: ``references: nwb``, the
     new NWB keys' LINDI references), on the new versions; logged, never a failed sync (they wait for the next)."""
     from neuromirror.readers import index_time_readers

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
@@ -24,13 +24,16 @@ from neuromirror.pin.published import published_url
 from neuromirror.service.state import SourceRuntime, SourceStatus
 from neuromirror.sources.base import Source
 
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
+
 log = logging.getLogger("neuromirror.service")
 
 _missing_logged = False
 
 
 def publish_after_sync(
-    mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, *, recorded: bool = False
+    mirror: Mirror, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, *, recorded: bool = False
 ) -> None:
     """Publish the dataset to the entry's target; the outcome in the run's report and ``rt.publish_error``.
 
@@ -66,7 +69,7 @@ def publish_after_sync(
             if published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
                 return
         result = pub.publish_source(
-            mirror,
+            mirror.datasets,  # the publishers' own bookkeeping (root lock, subdatasets): not yet a verb of the API
             source.id,
             to,
             name=name,
@@ -84,7 +87,7 @@ def publish_after_sync(
 
 
 def _publish_ria(
-    mirror: Any, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, recorded: bool
+    mirror: Mirror, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, recorded: bool
 ) -> None:
     """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source or
     a keep ``recorded`` copies since)."""
@@ -103,7 +106,7 @@ def _publish_ria(
             if published_url(mirror.root / source.relpath, "published") == expected:
                 return
         res = publish_to_ria(
-            mirror,
+            mirror.datasets,  # as publish_source above
             [source.id],
             to,
             include_embargoed=bool(cfg.get("include_embargoed")),
@@ -136,7 +139,7 @@ def _publish_ria(
     Records(mirror.index).record_in_run(source.id, outcome, field="publish")
 
 
-def _publish_github(mirror: Any, entry: SourceConfig, source: Source, rt: SourceRuntime) -> None:
+def _publish_github(mirror: Mirror, entry: SourceConfig, source: Source, rt: SourceRuntime) -> None:
     """Into GitHub (``publish: {to: github:ORG, zarr_org: ORG2, github_api: URL}``): after every sync, since a
     repository whose refs and metadata GitHub already has costs no call (the publisher's state file)."""
     from neuromirror.publish.github import target
@@ -153,7 +156,7 @@ def _publish_github(mirror: Any, entry: SourceConfig, source: Source, rt: Source
             org, str(cfg.get("zarr_org") or org), str(cfg.get("github_api") or DEFAULT_API), target.token()
         )
         where.force = bool(cfg.get("force"))
-        res = publish_to_github(mirror, [source.id], where)
+        res = publish_to_github(mirror.datasets, [source.id], where)  # as publish_to_ria above
         if res.errors:
             raise RuntimeError("; ".join(res.errors))
         done = res.published[0]

@@ -39,7 +39,7 @@ from neuromirror.sources.base import Listed
 from neuromirror.util.dates import parse_iso
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Datasets
+    from neuromirror.api import Mirror
 
 #: the index's cache namespaces: per source its stamp and last check, per entry the cycle's watermark
 SOURCES = "quiet"
@@ -114,7 +114,7 @@ class Plan:
         )
 
 
-def plan(mirror: Datasets, spec: str, items: list[Listed], policy: Policy, now: datetime) -> Plan:
+def plan(mirror: Mirror, spec: str, items: list[Listed], policy: Policy, now: datetime) -> Plan:
     """Which of ``items`` this cycle of ``spec`` syncs (see the module's docstring)."""
     p = Plan(spec, now, listed=len(items), quiet=policy.enabled)
     if not policy.enabled:
@@ -177,7 +177,7 @@ def recheck_share(unchanged: int, policy: Policy, last_cycle: Optional[datetime]
     return min(unchanged, math.ceil(unchanged * elapsed / policy.full_pass))
 
 
-def synced(mirror: Datasets, item: Listed, report: SyncReport, plan_: Plan) -> None:
+def synced(mirror: Mirror, item: Listed, report: SyncReport, plan_: Plan) -> None:
     """Remember what the listing said of ``item`` before a successful sync of it (its stamp now the mirror's).
 
     Not when the sync left something for later (pending or refused files: the next cycle asks
@@ -197,7 +197,7 @@ def synced(mirror: Datasets, item: Listed, report: SyncReport, plan_: Plan) -> N
     )
 
 
-def finish(mirror: Datasets, plan_: Plan, *, complete: bool) -> None:
+def finish(mirror: Mirror, plan_: Plan, *, complete: bool) -> None:
     """The entry's watermark: this cycle's start, and the full pass's if this one was full and ran to its end."""
     if not plan_.quiet:
         return
@@ -209,13 +209,13 @@ def finish(mirror: Datasets, plan_: Plan, *, complete: bool) -> None:
     mirror.index.cache_put_many(CYCLES, [(plan_.spec, json.dumps(mark))])
 
 
-def last_cycle(mirror: Datasets, spec: str) -> Optional[dict[str, Any]]:
+def last_cycle(mirror: Mirror, spec: str) -> Optional[dict[str, Any]]:
     """The watermark of ``spec``'s last cycle (for status), or None."""
     mark = _json(mirror.index.cache_get(CYCLES, spec))
     return mark or None
 
 
-def _stamps(mirror: Datasets, ids: list[str]) -> dict[str, dict[str, Any]]:
+def _stamps(mirror: Mirror, ids: list[str]) -> dict[str, dict[str, Any]]:
     return {k: _json(v) for k, v in mirror.index.cache_get_many(SOURCES, ids).items()}
 
 

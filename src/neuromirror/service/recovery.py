@@ -13,32 +13,35 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from neuromirror.api.records import Records
+
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
 
 log = logging.getLogger("neuromirror.service")
 
 
-def recover_abandoned_runs(mirror: Any) -> None:
+def recover_abandoned_runs(mirror: Mirror) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
-    from neuromirror.dataset.mirror import LockBusy
+    from neuromirror.errors import LockBusy
 
     records = Records(mirror.index)
     for run_id, source in records.running_runs():
         try:
-            with mirror.lock(source, wait=0):
+            with mirror.writer_lock(source, wait=0):
                 records.abandon_run(run_id, "the process running this sync ended before it finished")
         except LockBusy:
             continue
 
 
-def mark_interrupted(mirror: Any, sid: str) -> None:
+def mark_interrupted(mirror: Mirror, sid: str) -> None:
     """The service's last run of ``sid``, stopped at a safe point: 'interrupted', not 'failed'."""
     Records(mirror.index).interrupt_service_run(sid)
 
 
-def mark_abandoned(mirror: Any, sids: Iterable[str]) -> None:
+def mark_abandoned(mirror: Mirror, sids: Iterable[str]) -> None:
     """Runs still going when the grace period ended: 'interrupted', with why."""
     try:
         records = Records(mirror.index)
@@ -48,7 +51,7 @@ def mark_abandoned(mirror: Any, sids: Iterable[str]) -> None:
         log.warning("could not record abandoned runs: %s", exc)
 
 
-def register_abandoned(mirror: Any, sids: Iterable[str]) -> None:
+def register_abandoned(mirror: Mirror, sids: Iterable[str]) -> None:
     """The root records each abandoned dataset's last (whole) commit: no modified subdataset left behind.
 
     A sync abandoned after it committed a version but before it updated the root

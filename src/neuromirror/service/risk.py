@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from neuromirror.account.risk import add_live_risk
 from neuromirror.api.records import Records
 from neuromirror.service.state import SourceStatus
 from neuromirror.util.dates import now_z
 from neuromirror.util.text import one_line
+
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
 
 log = logging.getLogger("neuromirror.service")
 
@@ -35,7 +38,7 @@ KINDS = ("kept", "pinned", "noncurrent", "unpinned")
 RECOUNT_EVERY = 3600.0
 
 
-def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> dict:
+def count_risk(mirror: Mirror, sid: str, expire_after: Optional[float] = None) -> dict:
     """The at-risk record of source ``sid``: per version its counts, the unkept pins on noncurrent versions
     and the time the oldest has left (``expiry``), and when and how long counting took."""
     from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, expiry_of
@@ -55,7 +58,7 @@ def count_risk(mirror: Any, sid: str, expire_after: Optional[float] = None) -> d
     }
 
 
-def risk_after_sync(mirror: Any, sid: str, outcome: str, expire_after: Optional[float] = None) -> None:
+def risk_after_sync(mirror: Mirror, sid: str, outcome: str, expire_after: Optional[float] = None) -> None:
     """Count ``sid``'s at-risk files after a successful sync and record them in its run; never fails the run."""
     if outcome not in ("ok", "unchanged"):
         return

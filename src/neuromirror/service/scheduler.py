@@ -18,7 +18,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from neuromirror.config.model import MirrorConfig, SourceConfig
 from neuromirror.read.landing import routes_line
@@ -36,6 +36,9 @@ from neuromirror.service.metrics import (
 from neuromirror.service.risk import add_risks
 from neuromirror.service.state import STATE_FILE, SourceRuntime, now_utc, status_report
 from neuromirror.util.dates import iso_z
+
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
 
 log = logging.getLogger("neuromirror.service")
 
@@ -97,10 +100,11 @@ class Service(Cycles):
     def state_path(self) -> Path:
         return self.root / ".neuromirror" / STATE_FILE
 
-    def mirror(self) -> Any:
-        from neuromirror.dataset.mirror import Datasets
+    def mirror(self) -> Mirror:
+        """The API on the mirror, one per caller (a worker thread, a page): its own connection to the index."""
+        from neuromirror.api import Mirror
 
-        return Datasets(self.root, self.index_path)
+        return Mirror(self.root, self.index_path)
 
     # -- lifecycle --------------------------------------------------------
     def run(self) -> int:
@@ -121,8 +125,7 @@ class Service(Cycles):
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from neuromirror.dataset.mirror import LockBusy
-        from neuromirror.errors import UserError
+        from neuromirror.errors import LockBusy, UserError
 
         if not self.entries:
             raise UserError("no enabled sources in " + ", ".join(self.config.files or ["the configuration"]))
@@ -131,14 +134,11 @@ class Service(Cycles):
         self.runner = runner_for(self.config.dask)  # unreachable: one line, before anything runs
         self.config.apply_network()  # contact: in every request's User-Agent; network: the ceilings
         probe = self.mirror()
-        lock = probe.lock(SERVICE_LOCK, wait=0)
+        lock = probe.writer_lock(SERVICE_LOCK, wait=0)
         try:
             lock.__enter__()
         except LockBusy:
-            try:  # the other service's lock file (removed when it stops)
-                holder = (probe.state_dir / "locks" / f"{SERVICE_LOCK}.lock").read_text(errors="replace").strip()
-            except OSError:
-                holder = ""
+            holder = probe.lock_holder(SERVICE_LOCK)  # the other service's lock file (removed when it stops)
             probe.close()
             raise UserError(f"another neuromirror serve is running on {self.root} ({holder or 'unknown'})") from None
         self._service_lock = lock

@@ -18,7 +18,8 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import unquote
 
 from neuromirror.account.status import report_json
@@ -32,6 +33,9 @@ from neuromirror.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from neuromirror.service.metrics import add_keeps, exposition
 from neuromirror.service.publishing import add_publishes, publish_facts
 from neuromirror.service.risk import add_risks, risk_facts
+
+if TYPE_CHECKING:
+    from neuromirror.api import Mirror
 
 log = logging.getLogger("neuromirror.service")
 
@@ -205,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
             mirror.close()
         return pages.render_source_page(row, runs, versions, root=report["root"], browse_url=svc.browse_url())
 
-    def _mirror(self) -> Any:
+    def _mirror(self) -> Mirror:
         """The mirror's datasets and index: the service's, else (the view alone) the view's root and index.  The
         pages change no dataset; the backup page catalogues a Zarr state's objects in the index once (as the view
         records a lost URL there), unless the index is not writable here: then it is opened read-only."""
@@ -213,15 +217,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self.server.service.mirror()
         import os
 
-        from neuromirror.dataset.mirror import Datasets
+        from neuromirror.api import Mirror
 
         tree = self.server.view.tree
-        mirror = Datasets(tree.root, tree.index_path)
-        if not mirror.index_path.exists():
+        index = Path(tree.index_path)
+        if not index.exists():
             raise _NoIndex(f"nothing mirrored at {tree.root} yet (no index): run neuromirror sync SPEC")
-        if not os.access(mirror.index_path, os.W_OK) or not os.access(mirror.index_path.parent, os.W_OK):
-            mirror = Datasets(tree.root, tree.index_path, readonly_index=True)
-        return mirror
+        readonly = not os.access(index, os.W_OK) or not os.access(index.parent, os.W_OK)
+        return Mirror(tree.root, index, readonly_index=readonly)
 
     def _audit(self, json_wanted: bool) -> tuple[bytes, str]:
         """What the mirror saw wrong upstream (:mod:`neuromirror.audit`): the page, or its JSON."""
@@ -240,13 +243,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _backup(self, json_wanted: bool) -> tuple[bytes, str]:
         """Per source and store, what the archive holds against what the stores hold (:mod:`neuromirror.service.pages.backup`):
         the page, or its JSON; ``keep: {expire_after}`` of the service's definitions applied."""
-        from neuromirror.api import Mirror as Api
         from neuromirror.service.pages.backup import as_html
 
         svc = self.server.service
         mirror = self._mirror()
         try:
-            found = Api.around(mirror).backup(expire_after=_expire_after(svc))
+            found = mirror.backup(expire_after=_expire_after(svc))
         finally:
             mirror.close()
         if json_wanted:
@@ -255,14 +257,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _coverage(self, json_wanted: bool) -> tuple[bytes, str]:
         """Who else holds the archive's objects (:mod:`neuromirror.account.coverage`): the page, or its JSON."""
-        from neuromirror.api import Mirror as Api
         from neuromirror.service.pages.coverage import coverage_html
 
         svc = self.server.service
         lists = self.server.covered_by or tuple(getattr(getattr(svc, "config", None), "covered_by", None) or ())
         mirror = self._mirror()
         try:
-            found = Api.around(mirror).coverage(covered_by=list(lists), expire_after=_expire_after(svc))
+            found = mirror.coverage(covered_by=list(lists), expire_after=_expire_after(svc))
         finally:
             mirror.close()
         if json_wanted:
@@ -329,7 +330,7 @@ for _method in ("LOCK", "UNLOCK"):
     setattr(_Handler, f"do_{_method}", _other_method)
 
 
-def _count_now(mirror: Any, sid: str) -> Optional[dict]:
+def _count_now(mirror: Mirror, sid: str) -> Optional[dict]:
     """A source the service has not counted yet (a mirror synced by the command line, served by ``serve --http``):
     its page counts it now, as ``status`` does, rather than show a blank where ``status`` prints numbers."""
     from neuromirror.service.risk import count_risk

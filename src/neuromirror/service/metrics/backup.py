@@ -9,10 +9,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from neuromirror.account.status import epoch
 
 if TYPE_CHECKING:
-    from neuromirror.dataset.mirror import Datasets
+    from neuromirror.api import Mirror
 
 
-def add_audit(report: dict, mirror: Datasets, config: Any = None) -> None:
+def add_audit(report: dict, mirror: Mirror, config: Any = None) -> None:
     """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) and the backup
     record (``report["backup"]``, the one ``/backup/`` shows, ``keep: {expire_after}`` of ``config`` applied),
     from the index alone; the audit made once, for both."""
@@ -119,7 +119,7 @@ COVERAGE_TTL = 300.0
 _COVERAGE: dict[tuple, tuple[float, Any]] = {}
 
 
-def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
+def add_coverage(report: dict, mirror: Mirror, config: Any = None) -> None:
     """The coverage record (``report["coverage"]``, the one ``/coverage/`` shows) against the definitions'
     ``covered_by:`` LISTs (none named: the backup's column is 0); the last one reused for :data:`COVERAGE_TTL`
     seconds while the index records no new run."""
@@ -136,18 +136,15 @@ def add_coverage(report: dict, mirror: Any, config: Any = None) -> None:
         return
     _COVERAGE.clear()
     from neuromirror.account.backup import expire_after_of
-    from neuromirror.account.coverage import coverage
-    from neuromirror.account.covered import read_lists
     from neuromirror.errors import UserError
 
     try:
-        cover = read_lists(list(lists))
+        report["coverage"] = mirror.coverage(covered_by=list(lists), expire_after=expire_after_of(config))
     except UserError as exc:  # a LIST gone or broken: the other families still answer, the log says why
         import logging
 
         logging.getLogger("neuromirror.service").warning("/metrics: the coverage is not counted: %s", exc)
         return
-    report["coverage"] = coverage(mirror, cover, expire_after=expire_after_of(config))
     _COVERAGE[key] = (time.monotonic(), report["coverage"])
 
 
