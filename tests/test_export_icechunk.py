@@ -52,6 +52,7 @@ class Mirrored:
     new: np.ndarray
     first: str
     second: str
+    created: Any = None  # when the dandiset was made: upstream's rewrites come after it
 
     @property
     def source(self) -> str:
@@ -63,7 +64,8 @@ class Mirrored:
     def rewrite(self, values: np.ndarray, hours: int) -> None:
         """Upstream rewrites the chunk ``data/0.0`` in place: same key, a new S3 version (no sync follows)."""
         changed = {k: v for k, v in xarray_files(values).items() if k == "data/0.0"}
-        self.archive.modify_zarr(self.zarr_id, put=changed, when=T0 + timedelta(days=600, hours=hours))
+        # after the dandiset's own time (a resync reads changes newer than what it recorded, by -modified)
+        self.archive.modify_zarr(self.zarr_id, put=changed, when=self.created + timedelta(hours=hours))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,7 @@ def mirrored(dandi_archive, tmp_path_factory) -> Mirrored:  # noqa: ANN001
     zarr_id = archive.asset(aid).zarr.zarr_id
     run.ok("sync", f"dandi:{sid}", "--dandi-api", archive.api_url)
     first = json.loads(run.ok("pin", f"dandi:{sid}@draft", "--json"))["commit"]
-    m = Mirrored(archive, root, sid, zarr_id, old, old.copy(), first, "")
+    m = Mirrored(archive, root, sid, zarr_id, old, old.copy(), first, "", when)
     m.new[0:2, 0:2] = -1
     m.rewrite(m.new, 1)
     run.ok("sync", f"dandi:{sid}", "--dandi-api", archive.api_url)
