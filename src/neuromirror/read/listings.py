@@ -153,6 +153,21 @@ class Dir:
                 self._files, self._at = {f.path.rpartition("/")[2]: f for f in got}, at
             return self._files
 
+    def file(self, name: str, alone: bool = False) -> Optional[PinnedFile]:
+        """The file ``name``: from the directory's files, or (``alone``, while they are not resolved yet) resolved
+        by itself: an export reads two metadata files of a Zarr directory of 10^5 chunks, and resolving the
+        directory whole read 3 logs per chunk (60 s of ``cat-file`` at 10^5)."""
+        if not alone or self._files is not None:
+            return self.files().get(name)
+        blob = next((b for b in self._blobs if b[0] == name), None)
+        if blob is None:
+            return None
+        repo = self._open_repo(self.repo)
+        at = repo.branch()
+        with repo.lock:
+            files = files_of_blobs(repo.cat, [(self.full(name), blob[1], blob[2])], repo.path)
+            return next(iter(resolve_batch(repo.path, repo.cat, at or BRANCH, repo.stores(at), files)))
+
     def _read_small(self, cat: gitutil.CatFile, files: list[PinnedFile]) -> None:
         small = [f for f in files if f.served_by == "git" and f.blob and (f.size or 0) <= INLINE_BLOB]
         total, wanted = 0, []
@@ -193,8 +208,12 @@ class _Where:
 class Listings:
     """The kept directory listings and open repositories of any pins, bounded; safe to share between threads."""
 
-    def __init__(self, max_listings: int = MAX_LISTINGS, max_entries: int = MAX_LISTED_ENTRIES) -> None:
-        self.max_listings, self.max_entries = max_listings, max_entries
+    def __init__(
+        self, max_listings: int = MAX_LISTINGS, max_entries: int = MAX_LISTED_ENTRIES, *, alone: bool = False
+    ) -> None:
+        """``alone``: a file is resolved by itself until its directory is (:meth:`Dir.file`), for a reader of a few
+        files of big directories; the view resolves a directory whole, its files read many at a time."""
+        self.max_listings, self.max_entries, self.alone = max_listings, max_entries, alone
         self._lock = threading.Lock()
         self._dirs: OrderedDict[tuple[str, str, str], Dir] = OrderedDict()
         self._entries = 0
@@ -230,7 +249,7 @@ class Listings:
                     return (here.absent[name], None) if last else None
                 here = entered
             else:
-                f = here.files().get(name) if last else None
+                f = here.file(name, self.alone) if last else None
                 return None if f is None else (f, here.data.get(name))
         return here
 

@@ -82,6 +82,7 @@ class MetadataReader:
         self.fs = NeuromirrorFileSystem(
             root=str(root), index=None if index is None else str(index), skip_instance_cache=True
         )
+        self.fs._listings.alone = True  # two files of a chunk directory of 10^5: resolve those alone
 
     def cat_file(self, path: str) -> bytes:
         return bytes(self.fs.cat_file(path))
