@@ -11,6 +11,7 @@ only; no message, log line or exception here names it.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -72,6 +73,7 @@ class GitHub:
         self.sleep = sleep
         self.waited = 0.0  # seconds spent waiting out rate limits
         self.calls = 0
+        self._counting = threading.Lock()  # sources are published from a few threads at once
         self._session = requests.Session()
         self._session.headers.update(
             {
@@ -130,7 +132,8 @@ class GitHub:
         url = self.api + quote(path, safe="/?&=")
         spent = 0.0
         for _ in range(TRIES):
-            self.calls += 1
+            with self._counting:
+                self.calls += 1
             try:
                 r = self._session.request(method, url, json=json, timeout=60)
             except requests.RequestException as exc:
@@ -144,7 +147,8 @@ class GitHub:
                 break
             self.sleep(wait)
             spent += wait
-            self.waited += wait
+            with self._counting:
+                self.waited += wait
         raise GitHubError(
             f"{method} {path}: GitHub's rate limit outlasted {self.max_wait:g} s of waiting; publish again later"
         )

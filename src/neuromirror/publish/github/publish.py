@@ -11,6 +11,7 @@ every repository GitHub has.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,6 +23,11 @@ from neuromirror.publish.github.client import GitHub
 from neuromirror.publish.github.repos import Outcome, State, assert_repo, fingerprint, overlay, reassert
 from neuromirror.publish.sibling import PublishError, subdataset_paths
 from neuromirror.util import gitutil
+
+#: sources published at once: each one's API calls and pushes wait on GitHub (a round trip, its server's pack
+#: handling), not on this machine, so a few in flight hide that wait; few, so GitHub's secondary rate limit on
+#: concurrent requests is not met (docs.github.com: "Avoid concurrent requests")
+JOBS = 4
 
 
 @dataclass
@@ -109,19 +115,26 @@ def publish_to_github(  # noqa: ANN001
     """Every source's dataset (a failure named, the next one tried) into GitHub."""
     report = GitHubReport(to.org, to.zarr_org)
     gh = GitHub(to.token, to.api)
+
+    def one(source: str) -> tuple[str, Optional[GitHubResult], Optional[NeuromirrorError]]:
+        try:
+            return source, _one(mirror, gh, source, to), None
+        except NeuromirrorError as exc:
+            return source, None, exc
+
     try:
-        for source in sources:
-            try:
-                res = _one(mirror, gh, source, to)
-            except NeuromirrorError as exc:
-                report.errors.append(f"{source}: {exc}")
-                continue
-            if res is None:
-                report.notes.append(f"{source}: not on GitHub yet (publishing to github:{to.org} makes it)")
-                continue
-            report.published.append(res)
-            if each is not None:
-                each(res)
+        # each source under its own lock, in its own dataset and state files: they do not meet; the report and
+        # ``each`` still follow the order of ``sources``
+        with ThreadPoolExecutor(max_workers=max(1, min(JOBS, len(sources)))) as pool:
+            for source, res, exc in pool.map(one, sources):
+                if exc is not None:
+                    report.errors.append(f"{source}: {exc}")
+                elif res is None:
+                    report.notes.append(f"{source}: not on GitHub yet (publishing to github:{to.org} makes it)")
+                else:
+                    report.published.append(res)
+                    if each is not None:
+                        each(res)
     finally:
         report.api_calls, report.waited = gh.calls, gh.waited
         gh.close()
