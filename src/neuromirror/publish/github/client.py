@@ -20,7 +20,7 @@ from urllib.parse import quote
 import requests
 
 from neuromirror.errors import NeuromirrorError
-from neuromirror.network.identity import user_agent
+from neuromirror.network.identity import session
 
 DEFAULT_API = "https://api.github.com"
 #: tries of one call through rate limits, and the longest it waits in all
@@ -74,13 +74,12 @@ class GitHub:
         self.waited = 0.0  # seconds spent waiting out rate limits
         self.calls = 0
         self._counting = threading.Lock()  # sources are published from a few threads at once
-        self._session = requests.Session()
+        self._session = session()  # named (User-Agent) as every client of the house is
         self._session.headers.update(
             {
                 "Authorization": f"token {token}",
                 "Accept": "application/vnd.github+json",
                 "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": user_agent(),
             }
         )
 
