@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob, zarr_dandiset
 from neuromirror.bench.clone_get import _git_env
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
 from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.served import served_directory
 from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import judge, reported
 
@@ -72,37 +69,6 @@ def _publish(name: str, root: Path, spec: str, store: Path, datasets: int) -> di
     return res
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _http_server(store: Path) -> Iterator[str]:
-    """``python -m http.server`` on the store, in a process of its own; its URL while it runs."""
-    port = _port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(store)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("http.server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def _clone_get(archives: Archives, work: Path, startup: float, store: Path, m: int, when: datetime) -> dict:
     """A dandiset of ``m`` files into the store; clone it over HTTP and get its one real file."""
     d = archives.dandi
@@ -118,7 +84,7 @@ def _clone_get(archives: Archives, work: Path, startup: float, store: Path, m: i
     _publish("publish-ria-clone-publish", root, f"dandi:{ident}", store, 1)
     env = _git_env(child_env(), ("annex.security.allowed-ip-addresses", "all"))
     clone = work / "publish-ria-clone"
-    with _http_server(store) as url:
+    with served_directory(store) as url:
         say(f"publish-ria-clone-get: datalad clone 'ria+{url}#~dandi/{ident}' + datalad get {one} ...")
         t = time.perf_counter()
         c = run_measured(["datalad", "clone", f"ria+{url}#~dandi/{ident}", str(clone)], env=env)

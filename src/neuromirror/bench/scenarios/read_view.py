@@ -42,7 +42,6 @@ import os
 import queue
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -57,6 +56,7 @@ from neuromirror.bench.archives import Archives, zarr_path
 from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say, stop_process
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
+from neuromirror.bench.served import free_port
 from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import judge, reported
 
@@ -83,12 +83,6 @@ TARGETS = (
 AIND_BUCKET = "aind-open-data-read"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def git_wrapper(where: Path) -> Path:
     """A directory holding ``git``: logs its arguments to ``$NEUROMIRROR_BENCH_GIT_LOG``, then runs git."""
     real = shutil.which("git")
@@ -112,7 +106,7 @@ def wrapped_env(wrapper: Path, log: Path) -> dict:
 def view_server(root: Path, env: dict, address: Optional[str] = None) -> Iterator[tuple[str, int]]:
     """``neuromirror --root R serve --http ADDRESS --no-schedule`` (default 127.0.0.1 on a free port): (base URL,
     pid) once it listens."""
-    address = address or f"127.0.0.1:{_port()}"
+    address = address or f"127.0.0.1:{free_port()}"
     cmd = [*neuromirror_cmd(), "--root", str(root), "serve", "--http", address, "--no-schedule"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()

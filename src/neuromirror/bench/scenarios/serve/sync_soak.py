@@ -46,20 +46,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from neuromirror.bench.archives import Archives
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
+from neuromirror.bench.served import served_directory
 from neuromirror.bench.syncs import run_sync
 from neuromirror.maintain.git import measure
 
@@ -122,38 +120,6 @@ def fresh_clones(ds: Path) -> dict[str, Any]:
         }
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _served(store: Path, log: Path) -> Iterator[str]:
-    """``python -m http.server`` on the store, a process of its own logging each request to ``log``."""
-    port = _port()
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(store)],
-            stdout=subprocess.DEVNULL,
-            stderr=fh,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("http.server did not start") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def http_clone_requests(store: Path, ident: str, work: Path) -> dict[str, Any]:
     """``datalad clone 'ria+http://...#~dandi/ID'`` of the store: the requests the server saw (the probe
     that saw it start is not one: only lines naming a method count), and the clone's seconds."""
@@ -163,7 +129,7 @@ def http_clone_requests(store: Path, ident: str, work: Path) -> dict[str, Any]:
     log, dest = work / "soak-http.log", work / "soak-http-clone"
     env = {**child_env(), "GIT_CONFIG_COUNT": "1"}
     env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_VALUE_0"] = "annex.security.allowed-ip-addresses", "all"
-    with _served(store, log) as url:
+    with served_directory(store, log) as url:
         t = time.perf_counter()
         subprocess.run(
             ["datalad", "clone", f"ria+{url}#~dandi/{ident}", str(dest)], check=True, capture_output=True, env=env
