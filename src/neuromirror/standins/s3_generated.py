@@ -33,7 +33,6 @@ import time
 from collections import Counter
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Optional, Sequence, Union
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
@@ -48,6 +47,7 @@ from neuromirror.standins.s3_generated_keys import (
     version_id,
     walk,
 )
+from neuromirror.standins.threaded import ThreadServed
 
 __all__ = ["GeneratedAsset", "GeneratedBucket", "GeneratedS3", "GeneratedStore", "aind_asset", "chunk_bytes"]
 
@@ -320,33 +320,18 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
 
 
-class GeneratedS3:
+class GeneratedS3(ThreadServed):
     """The server: ``with GeneratedS3(bucket) as s3: s3.endpoint_url``; requests counted per kind."""
+
+    _server: Optional[_Server]
 
     def __init__(self, bucket: GeneratedBucket, host: str = "127.0.0.1", port: int = 0):
         self.bucket = bucket
         self._address = (host, port)
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
 
-    def start(self) -> GeneratedS3:
-        """Listening once this returns: the socket is bound and requests queue until the loop takes them."""
-        self._server = _Server(self._address, self.bucket)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="generated-s3")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GeneratedS3:
-        return self.start()
-
-    def __exit__(self, et: Optional[type], ev: Optional[BaseException], tb: Optional[TracebackType]) -> None:
-        self.stop()
+    def _bind(self) -> _Server:
+        """Listening once bound: requests queue until the loop takes them."""
+        return _Server(self._address, self.bucket)
 
     @property
     def endpoint_url(self) -> str:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from neuromirror.standins.boss.cutout import Cutouts
 from neuromirror.standins.boss.protocol import INVALID_URL, ROUTES, ApiError, LoggedRequest, boss_error
 from neuromirror.standins.boss.resources import ResourceAnswers
 from neuromirror.standins.boss.sample import populate_sample
+from neuromirror.standins.threaded import ThreadServed
 
 if TYPE_CHECKING:  # the faults module is optional at run time (imported lazily)
     from neuromirror.standins.faults import FaultPlan
@@ -154,7 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._record()  # for requests a fault answered without headers
 
 
-class BossStandIn(ResourceAnswers, Cutouts):
+class BossStandIn(ResourceAnswers, Cutouts, ThreadServed):
     """An in-process BOSS API server for tests and demos (see the package docstring).
 
     Populate it with ``add_collection`` / ``add_coord_frame`` / ``add_experiment``
@@ -169,6 +170,8 @@ class BossStandIn(ResourceAnswers, Cutouts):
     (:mod:`~neuromirror.standins.boss.resources`) and the cutout route
     (:mod:`~neuromirror.standins.boss.cutout`); this module adds the server.
     """
+
+    _server: Optional[_Server]
 
     def __init__(
         self,
@@ -186,50 +189,17 @@ class BossStandIn(ResourceAnswers, Cutouts):
         #: request (may be set or replaced while running)
         self.faults: FaultPlan | None = faults
         self._log: list[LoggedRequest] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle
 
-    def start(self) -> BossStandIn:
-        """Start serving in a daemon thread; a no-op if already running.
-
-        After ``stop()``, starting again binds the same port, so a client that
-        kept the URL can reconnect (useful to simulate an outage).
-        """
-        if self._server is not None:
-            return self
+    def _bind(self) -> _Server:
+        """After ``stop()``, starting again binds the same port, so a client that kept the URL can reconnect
+        (useful to simulate an outage)."""
         server = _Server((self._bind_host, self._port), _Handler)
         server.standin = self
         server.stop_event = threading.Event()
         self._port = server.server_address[1]
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"boss-standin-{self._port}", daemon=True
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.stop_event.set()
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def __enter__(self) -> BossStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return server
 
     def __repr__(self) -> str:
         where = self.url if self.running else "not running"

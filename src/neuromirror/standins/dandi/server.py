@@ -16,7 +16,6 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Callable, Iterable, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -27,6 +26,7 @@ from neuromirror.standins.dandi.formats import dumps
 from neuromirror.standins.dandi.protocol import AID, DS, VPATH, ZID, ApiError, Req, Resp, Route, not_found
 from neuromirror.standins.faults import FaultPlan, apply_fault
 from neuromirror.standins.s3 import S3StandIn
+from neuromirror.standins.threaded import ThreadServed
 
 __all__ = ["DandiStandIn"]
 
@@ -56,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
 
-class DandiStandIn(DandisetRoutes, AssetRoutes, AssetChanges):
+class DandiStandIn(DandisetRoutes, AssetRoutes, AssetChanges, ThreadServed):
     """In-memory DANDI archive with a REST API on ``host:port`` and blobs in ``s3``.
 
     Mutate it between syncs with the Python API (:meth:`create_dandiset`,
@@ -71,6 +71,8 @@ class DandiStandIn(DandisetRoutes, AssetRoutes, AssetChanges):
     and the REST routes (:mod:`~neuromirror.standins.dandi.dandiset_routes`,
     :mod:`~neuromirror.standins.dandi.asset_routes`); this module adds the server.
     """
+
+    _server: Optional[_Server]
 
     def __init__(
         self,
@@ -101,59 +103,28 @@ class DandiStandIn(DandisetRoutes, AssetRoutes, AssetChanges):
         #: route — the real archive can cut any answer short, the client's first one too
         self.fault_info = False
         self.request_log: list[tuple[str, str]] = []
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
         self._routes = self._make_routes()
 
     # -- lifecycle -----------------------------------------------------------
     def start(self) -> DandiStandIn:
-        """Start the HTTP server thread (idempotent); ``s3`` must be running."""
-        if self._server is not None:
-            return self
-        if not self.s3.running:
-            self.s3.start()
-        self._ensure_buckets()
+        """Start the HTTP server thread (idempotent); starts ``s3`` too when it is not running."""
+        if not self.running:
+            if not self.s3.running:
+                self.s3.start()
+            self._ensure_buckets()
+        return super().start()
+
+    def _bind(self) -> _Server:
         server = _Server((self.host, self.port), _Handler)
         server.standin = self
         server.stop_event = threading.Event()
         host, self.port = server.server_address[:2]
         assert isinstance(host, str)  # an AF_INET address: (host, port)
         self.host = host
-        self._server = server
         with self._lock:
             self._epoch += 1  # URLs in cached metadata may have changed
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name=f"dandi-standin-{self.port}",
-        )
-        self._thread.start()
-        lgr.debug("DANDI stand-in listening on %s", self.api_url)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (stalled "timeout" faults are woken up); state is kept."""
-        if self._server is None:
-            return
-        self._server.stop_event.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> DandiStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc_val: Optional[BaseException],
-        exc_tb: Optional[TracebackType],
-    ) -> None:
-        self.stop()
+        lgr.debug("DANDI stand-in listening on %s:%s", host, self.port)
+        return server
 
     @property
     def request_count(self) -> int:

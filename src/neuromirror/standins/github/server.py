@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 from neuromirror.standins.github.rest import NAME as _NAME
 from neuromirror.standins.github.rest import RestRoutes
 from neuromirror.standins.github.smart_http import backend, read_body
+from neuromirror.standins.threaded import ThreadServed
 
 __all__ = ["GitHubStandIn"]
 
@@ -66,10 +67,12 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
 
 
-class GitHubStandIn(RestRoutes):
+class GitHubStandIn(RestRoutes, ThreadServed):
     """GitHub on ``host:port``: organisations made on first use, repositories as bare repositories under ``root``.
 
     ``token``: the one token it takes; ``api_url`` is what ``--github-api`` and PyGithub's ``base_url`` name."""
+
+    _server: Optional[_Server]
 
     def __init__(self, root: Path, *, token: str = "ghp_standin_token", host: str = "127.0.0.1", port: int = 0):
         self.root = Path(root)
@@ -86,8 +89,6 @@ class GitHubStandIn(RestRoutes):
         self._planted: list[_Planted] = []
         self._lock = threading.RLock()
         self._ids = 1000
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
         self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., tuple[int, Any]]]] = [
             ("GET", re.compile(rf"^/orgs/{_NAME}$"), "/orgs/{org}", self._org),
             ("POST", re.compile(rf"^/orgs/{_NAME}/repos$"), "/orgs/{org}/repos", self._create),
@@ -110,28 +111,12 @@ class GitHubStandIn(RestRoutes):
 
     api_url = url  # GitHub Enterprise's API is at /api/v3; this one answers at its root, as api.github.com does
 
-    def start(self) -> GitHubStandIn:
-        if self._server is None:
-            self.root.mkdir(parents=True, exist_ok=True)
-            server = _Server((self.host, self.port), _Handler)
-            server.standin = self
-            self.port = server.server_address[1]
-            self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GitHubStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _bind(self) -> _Server:
+        self.root.mkdir(parents=True, exist_ok=True)
+        server = _Server((self.host, self.port), _Handler)
+        server.standin = self
+        self.port = server.server_address[1]
+        return server
 
     # -- what tests plant and read -----------------------------------------------------------------------
     def plant(self, status: int = 429, *, retry_after: Optional[float] = 1.0, times: int = 1) -> None:
