@@ -50,10 +50,11 @@ class MirrorBase:
         the index-time readers open their own connection to it."""
         return Path(self.datasets.index_path)
 
-    def dataset_path(self, relpath: str) -> Path:
-        """The path of the dataset at ``relpath`` (an index row's ``dataset``) under the root: the service's keep
-        expiry reads the dataset's branch there."""
-        return Path(self.datasets.dataset_path(relpath))
+    def dataset_of(self, source: str) -> Optional[str]:
+        """Where the dataset of ``source`` (``dandi:000027``) is under the root (its index row's ``dataset``), None
+        when it is not mirrored: the service records an abandoned sync's dataset in the root by it."""
+        row = self.datasets.index.source(source)
+        return None if row is None else str(row.dataset)
 
     def writer_lock(self, name: str, *, wait: bool | float = True) -> AbstractContextManager[None]:
         """The exclusive lock ``name`` (a source's spec, the service's own) that every writer of the mirror takes:

@@ -21,6 +21,7 @@ from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
+    from neuromirror.audit.findings import Audit
     from neuromirror.verify.report import Verified, VerifyReport
     from neuromirror.verify.stores_report import StoresCheck
 
@@ -180,7 +181,7 @@ class Audited(Result):
     """An audit (``Mirror.audit``): the findings (``.found``: :class:`neuromirror.audit.findings.Audit`) per
     source and kind; ``to_json()`` is ``audit --json`` (its schema: docs/service.md, *Audit*)."""
 
-    found: Any
+    found: Audit
 
     def items(self) -> list[Item]:
         return [Item(Status.OK, f.source, f"{f.kind}: {f.path or ''} {f.detail}".strip()) for f in self.found.findings]
