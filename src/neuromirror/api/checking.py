@@ -151,7 +151,7 @@ class Checking(Keeping):
         self._writes("repair")
         out = Repaired()
         for sid in sources_matching(self.index, chosen):
-            ds = self.datasets.dataset_path(self.index.source(sid).dataset)
+            ds = self._dataset(sid)
             if not (ds / ".git").exists():
                 raise UserError(f"{sid}: its dataset {ds} does not exist")
             with self.datasets.lock(sid):

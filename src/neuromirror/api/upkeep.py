@@ -11,7 +11,6 @@ refuses a root without an index.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Sequence, Union, overload
 
 from neuromirror.api.inputs import PathLike, spec_of, specs_of
@@ -145,15 +144,6 @@ class Upkeep(Reading):
 
         after = DEFAULT_EXPIRE_AFTER if expire_after is None else expire_after
         return expiry_of(self.index, self._dataset(source), source, after)
-
-    def _dataset(self, source: str) -> Path:
-        """The dataset of the mirrored ``source``; :class:`NotMirrored` when it is not."""
-        from neuromirror.index.lookup import not_mirrored
-
-        relpath = self.dataset_of(source)
-        if relpath is None:
-            raise not_mirrored(self.index, source)
-        return self.root / relpath
 
     def _status_report(self, patterns: list[str], config: Optional[MirrorConfig], at_risk: bool) -> StatusReport:
         import fnmatch
