@@ -466,3 +466,42 @@ def test_the_service_holds_the_api_not_the_datasets() -> None:
     assert not wrong, "the service past the API, into the datasets:\n" + "\n".join(wrong)
     g = {"neuromirror.service.x": {"neuromirror.dataset.mirror", "neuromirror.api.base"}}
     assert past_the_api(g, below="dataset") == ["neuromirror.service.x -> neuromirror.dataset.mirror"]
+
+
+#: what :class:`neuromirror.api.Mirror` holds below itself: the lower ``Datasets`` and its untyped index
+BELOW_THE_MIRROR = ("datasets", "index")
+#: attributes of those names in the service that are nobody's mirror: the serve command's ``--index`` (a path)
+NOT_THE_MIRRORS = {"options.index"}
+
+
+def reaches_below(paths: list[Path]) -> list[str]:
+    """``DIR/FILE:LINE OBJ.ATTR`` of each attribute of :data:`BELOW_THE_MIRROR` read in ``paths``, in line order."""
+    out = []
+    for p in paths:
+        found = [n for n in ast.walk(ast.parse(p.read_text(), str(p))) if isinstance(n, ast.Attribute)]
+        for node in sorted(found, key=lambda n: (n.lineno, n.col_offset)):
+            what = f"{ast.unparse(node.value)}.{node.attr}"
+            if node.attr in BELOW_THE_MIRROR and what not in NOT_THE_MIRRORS:
+                out.append(f"{p.parent.name}/{p.name}:{node.lineno} {what}")
+    return out
+
+
+def test_the_service_reaches_nothing_below_the_mirror(tmp_path: Path) -> None:
+    """The service calls the Mirror's verbs and typed records (``mirror.records``, ``mirror.publish``,
+    ``mirror.expiry``...), never ``mirror.datasets`` or ``mirror.index`` behind them: an import check cannot see
+    the lower objects reached through the Mirror's attributes, untyped, so this reads every attribute access."""
+    wrong = reaches_below(sorted((PKG / "service").rglob("*.py")))
+    assert not wrong, "the service past the API, through the Mirror's lower objects:\n" + "\n".join(wrong)
+    planted = tmp_path / "x.py"
+    planted.write_text(
+        "def f(mirror, svc, options):\n"
+        "    Records(mirror.index).newest_run()\n"
+        "    publish_to_ria(mirror.datasets, [], '')\n"
+        "    svc.mirror().index.cache_get('quiet', 'x')\n"
+        "    return options.index, mirror.records, mirror.index_path\n"
+    )
+    assert reaches_below([planted]) == [
+        f"{tmp_path.name}/x.py:2 mirror.index",
+        f"{tmp_path.name}/x.py:3 mirror.datasets",
+        f"{tmp_path.name}/x.py:4 svc.mirror().index",
+    ]

@@ -48,7 +48,6 @@ def test_a_pin_on_a_noncurrent_version_is_at_risk(dandi_archive, tmp_path: Path)
 
     # /metrics: the service's count after a sync, exposed per kind
     from neuromirror.api import Mirror
-    from neuromirror.api.records import Records
     from neuromirror.service import status_report
     from neuromirror.service.metrics import render_metrics
     from neuromirror.service.risk import add_risks, risk_after_sync
@@ -57,7 +56,7 @@ def test_a_pin_on_a_noncurrent_version_is_at_risk(dandi_archive, tmp_path: Path)
     try:
         risk_after_sync(mirror, d.source, "ok")  # what the service's worker does after a sync
         report = status_report(d.run.root)
-        add_risks(report, Records(mirror.index))
+        add_risks(report, mirror.records)
     finally:
         mirror.close()
     text = render_metrics(report)
@@ -76,7 +75,6 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
     ``/metrics`` show the time left (failing under a week) until it is kept."""
     from helpers.retrieve import Runner
     from neuromirror.api import Mirror
-    from neuromirror.api.records import Records
     from neuromirror.config.model import KeepPolicy
     from neuromirror.service import status_report
     from neuromirror.service.keeping import run_policy
@@ -112,7 +110,7 @@ def test_expiry_clock_and_keep_before_expiry(dandi_archive, tmp_path: Path) -> N
         """/metrics after the service's count of what is at risk (its worker counts after each sync)."""
         risk_after_sync(mirror, sid, "ok")
         report = status_report(run.root)
-        add_risks(report, Records(mirror.index))
+        add_risks(report, mirror.records)
         return render_metrics(report)
 
     store = tmp_path / "store"

@@ -56,7 +56,6 @@ def test_kept_boss_chunks_stay_out_of_a_public_store_unless_asked(boss: BossStan
 
 def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) -> None:  # noqa: F811
     from neuromirror.api import Mirror
-    from neuromirror.api.records import Records
     from neuromirror.config.model import SourceConfig
     from neuromirror.config.schedule import Schedule
     from neuromirror.service.pages import publish_rows
@@ -68,7 +67,7 @@ def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) 
     cli.ok("sync", SPEC, "--chunk", CHUNK_ARG, "--store", str(store))
     mirror = Mirror(cli.root)
     try:
-        source = SimpleNamespace(id=SPEC, relpath=mirror.index.source(SPEC).dataset)
+        source = SimpleNamespace(id=SPEC, relpath=mirror.dataset_of(SPEC))
         for include, expect_held in ((False, True), (True, False)):
             entry = SourceConfig(
                 SPEC, Schedule(interval=3600), publish={"to": f"ria+file://{ria}", "include_embargoed": include}
@@ -76,7 +75,7 @@ def test_the_service_says_what_was_held_back(boss: BossStandIn, tmp_path: Path) 
             rt = SourceRuntime(SPEC, SPEC)
             publish_after_sync(mirror, entry, source, SimpleNamespace(outcome="ok"), rt)  # type: ignore[arg-type]
             assert rt.publish_error is None
-            facts = publish_facts(Records(mirror.index), SPEC)[SPEC]
+            facts = publish_facts(mirror.records, SPEC)[SPEC]
             assert facts["outcome"] == "ok"
             rows = dict(publish_rows(facts))
             if expect_held:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 from neuromirror.api.inputs import PathLike
 
@@ -13,6 +13,7 @@ _M = TypeVar("_M", bound="MirrorBase")
 if TYPE_CHECKING:
     from neuromirror.api.records import Records
     from neuromirror.dataset.mirror import Datasets as _Datasets
+    from neuromirror.index.db import Index as _Index
 
 
 class MirrorBase:
@@ -32,8 +33,9 @@ class MirrorBase:
         return Path(self.datasets.root)
 
     @property
-    def index(self) -> Any:
-        """The SQLite index (``neuromirror.index.db.Index``; ``.db`` is its sqlite-utils Database)."""
+    def index(self) -> _Index:
+        """The SQLite index (``.db`` is its sqlite-utils Database): the verbs' own; the service never reads it
+        (tests/test_layers.py), a script may."""
         return self.datasets.index
 
     @property
@@ -50,10 +52,20 @@ class MirrorBase:
         the index-time readers open their own connection to it."""
         return Path(self.datasets.index_path)
 
-    def dataset_path(self, relpath: str) -> Path:
-        """The path of the dataset at ``relpath`` (an index row's ``dataset``) under the root: the service's keep
-        expiry reads the dataset's branch there."""
-        return Path(self.datasets.dataset_path(relpath))
+    def dataset_of(self, source: str) -> Optional[str]:
+        """Where the dataset of ``source`` (``dandi:000027``) is under the root (its index row's ``dataset``), None
+        when it is not mirrored: the service records an abandoned sync's dataset in the root by it."""
+        row = self.datasets.index.source(source)
+        return None if row is None else str(row.dataset)
+
+    def _dataset(self, source: str) -> Path:
+        """The dataset of the mirrored ``source``; :class:`NotMirrored` when it is not."""
+        from neuromirror.index.lookup import not_mirrored
+
+        relpath = self.dataset_of(source)
+        if relpath is None:
+            raise not_mirrored(self.index, source)
+        return self.root / relpath
 
     def writer_lock(self, name: str, *, wait: bool | float = True) -> AbstractContextManager[None]:
         """The exclusive lock ``name`` (a source's spec, the service's own) that every writer of the mirror takes:

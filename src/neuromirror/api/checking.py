@@ -21,6 +21,7 @@ from neuromirror.spec import Spec
 from neuromirror.store.base import Store
 
 if TYPE_CHECKING:
+    from neuromirror.audit.findings import Audit
     from neuromirror.verify.report import Verified, VerifyReport
     from neuromirror.verify.stores_report import StoresCheck
 
@@ -150,7 +151,7 @@ class Checking(Keeping):
         self._writes("repair")
         out = Repaired()
         for sid in sources_matching(self.index, chosen):
-            ds = self.datasets.dataset_path(self.index.source(sid).dataset)
+            ds = self._dataset(sid)
             if not (ds / ".git").exists():
                 raise UserError(f"{sid}: its dataset {ds} does not exist")
             with self.datasets.lock(sid):
@@ -180,7 +181,7 @@ class Audited(Result):
     """An audit (``Mirror.audit``): the findings (``.found``: :class:`neuromirror.audit.findings.Audit`) per
     source and kind; ``to_json()`` is ``audit --json`` (its schema: docs/service.md, *Audit*)."""
 
-    found: Any
+    found: Audit
 
     def items(self) -> list[Item]:
         return [Item(Status.OK, f.source, f"{f.kind}: {f.path or ''} {f.detail}".strip()) for f in self.found.findings]

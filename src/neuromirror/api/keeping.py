@@ -27,6 +27,7 @@ from neuromirror.store.base import Store
 if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
     from neuromirror.account.coverage import Coverage
+    from neuromirror.audit.findings import Audit
     from neuromirror.keep.stores import StoresRun
     from neuromirror.restore.report import DrillRun, RestoreReport
     from neuromirror.restore.targets import DirTarget, S3Target
@@ -53,14 +54,28 @@ class Keeping(Reading):
         )
 
     def backup(
-        self, specs: Union[str, Sequence[str]] = (), *, expire_after: Optional[dict[str, float]] = None
+        self,
+        specs: Union[str, Sequence[str]] = (),
+        *,
+        expire_after: Optional[dict[str, float]] = None,
+        found: Optional[Audit] = None,
+        catalogue: bool = True,
     ) -> Backup:
         """Per source (every one, or those ``specs`` name: globs) and store: the objects and bytes the recorded
         versions hold against those each store holds, the oldest version not whole there, what the archive deletes
         within 30 days that no store holds, each store's last verification (``status --backup``, ``/backup/``);
         from the index (a Zarr state's objects catalogued from its dataset once).  ``expire_after``: SPEC ->
-        seconds, the archive's noncurrent-version expiry.  A SPEC naming no mirrored source: :class:`NotMirrored`."""
-        return self._backup_of(self._sources_named(specs), expire_after)
+        seconds, the archive's noncurrent-version expiry.  A SPEC naming no mirrored source: :class:`NotMirrored`.
+        ``found``: the findings of :meth:`audit` of the same sources (its ``.found``), when the caller made it
+        already (``/metrics`` shows both; the audit is most of the record's time); ``catalogue=False``: from the
+        index alone, no dataset read (a Zarr state not catalogued yet uncounted: a ``/metrics`` scrape stays
+        quick)."""
+        sources = self._sources_named(specs)
+        if not catalogue:
+            from neuromirror.account.backup import backup
+
+            return backup(self.index, sources, expire_after=expire_after, found=found)
+        return self._backup_of(sources, expire_after, found)
 
     def coverage(
         self,

@@ -20,6 +20,7 @@ from neuromirror.util.paths import check_path
 
 if TYPE_CHECKING:
     from neuromirror.account.backup_model import Backup
+    from neuromirror.audit.findings import Audit
     from neuromirror.pin.changes import Changes, VersionDiff
     from neuromirror.pin.citation import CitationInfo
     from neuromirror.pin.lockfile import Lock
@@ -32,8 +33,9 @@ class Reading(MirrorBase):
 
     # -- what is mirrored ---------------------------------------------------------------------------
     def sources(self) -> list[str]:
-        """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``)."""
-        return [s.id for s in self.index.sources()]
+        """Every mirrored source (``dandi:000027``, ``aind:...``, ``boss:...``), sorted; the ids alone are read (the
+        service's quiet hour asks each cycle which sources of a listing are mirrored)."""
+        return sorted(self.index.source_ids())
 
     def versions(self, spec: Union[str, Spec], *, all_versions: bool = True, patterns: bool = True) -> Versions:
         """The recorded versions of a source, oldest first (``all_versions=False``: every published version
@@ -168,7 +170,9 @@ class Reading(MirrorBase):
         chosen = [spec_of(s) for s in ([specs] if isinstance(specs, (str, Spec)) else specs)]
         return sources_matching(self.index, chosen) if chosen else None
 
-    def _backup_of(self, sources: Optional[list[str]], expire_after: Optional[dict[str, float]]) -> Backup:
+    def _backup_of(
+        self, sources: Optional[list[str]], expire_after: Optional[dict[str, float]], found: Optional[Audit] = None
+    ) -> Backup:
         """The backup record of ``sources`` (None: every one), the objects of their Zarr states counted: the Zarrs
         on this host the index's catalogue has not read yet are read first (once per Zarr state; on a read-only
         index they stay uncounted, and say so)."""
@@ -183,7 +187,7 @@ class Reading(MirrorBase):
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc):
                 raise
-        return backup(self.index, sources, expire_after=expire_after)
+        return backup(self.index, sources, expire_after=expire_after, found=found)
 
     # -- reading in place -----------------------------------------------------------------------------
     def open_hdf5(self, path: str, *, reference: bool = True, make: bool = False, how: bool = False) -> Any:

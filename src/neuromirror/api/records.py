@@ -1,10 +1,11 @@
 """The mirror's records of its own work, read and written for the service: its runs, the records its steps add
-to a run's report (``keep``, ``publish``, ``at_risk``...) and what keeps marked, as typed answers.
+to a run's report (``keep``, ``publish``, ``at_risk``...), what keeps marked and what the quiet hour remembers
+between cycles, as typed answers.
 
 The service stands on the API as the commands do (issue 77): its pages, ``/metrics``, its scheduler's restart
-and its steps after a sync read and write these records through :class:`Records` and import nothing of the
-index's modules.  ``Records(datasets.index)`` on the service's worker's own datasets (one connection per
-thread), or :attr:`neuromirror.api.Mirror.records` on an opened mirror.  Each runs table read walks the
+and its steps after a sync read and write these records through :attr:`neuromirror.api.Mirror.records` (on the
+mirror each worker thread or page opens: one connection each), never the index itself, and import nothing of
+the index's modules (tests/test_layers.py holds both).  Each runs table read walks the
 ``(source, id)`` index from the newest row, so a page costs the same with ten runs recorded or ten million.
 """
 
@@ -106,6 +107,11 @@ class Records:
     def versions(self, source: str) -> list[Version]:
         """The source's recorded versions, newest first."""
         return list(reversed(self._index.versions(source)))
+
+    def head_version(self, source: str) -> Optional[Version]:
+        """The version recorded for the source's dataset HEAD (its last draft or snapshot state, else its latest):
+        the quiet hour asks whether its archive's listing can see every change of it."""
+        return self._index.head_version(source)
 
     def sync_durations(self, buckets: Iterable[float]) -> dict[str, tuple[list[int], int, float]]:
         """Per source: (cumulative counts per bucket bound, count, sum) of the durations of finished runs.
@@ -209,3 +215,14 @@ class Records:
         """Every version's recorded keep lag (``version_id``, ``source``, ``label``, ``seen``, ``complete``,
         ``lag``), oldest first."""
         return store_checks.lags(self._index)
+
+    # -- what the service remembers between cycles -------------------------------------------------
+
+    def remembered(self, namespace: str, keys: Iterable[str]) -> dict[str, str]:
+        """key -> value of those of ``keys`` remembered under ``namespace`` (the index's ``cache`` table): the
+        quiet hour's stamps per source and watermark per entry, kept across restarts."""
+        return self._index.cache_get_many(namespace, keys)
+
+    def remember(self, namespace: str, items: Iterable[tuple[str, str]]) -> None:
+        """Remember each (key, value) of ``items`` under ``namespace``, replacing what was; in one transaction."""
+        self._index.cache_put_many(namespace, items)

@@ -1,7 +1,9 @@
-"""The API's verbs that report on and tend the mirror: ``status``, ``publish``, ``maintain`` and ``reindex``.
+"""The API's verbs that report on and tend the mirror: ``status`` (and its live counts of one source, ``at_risk``
+and ``expiry``), ``publish``, ``maintain`` and ``reindex``.
 
-Each returns a :class:`~neuromirror.results.Result` whose ``to_json()`` is the command's ``--json`` and whose
-``lines()`` are what the command prints.  ``status`` and ``reindex`` work on a mirror that has no index yet
+Each command's verb returns a :class:`~neuromirror.results.Result` whose ``to_json()`` is the command's ``--json``
+and whose ``lines()`` are what the command prints; ``at_risk`` and ``expiry`` return the counts themselves (the
+service records them in a run's report).  ``status`` and ``reindex`` work on a mirror that has no index yet
 (``status`` says so; ``reindex`` makes it): construct ``api.Mirror(root)`` for them, since :func:`api.open`
 refuses a root without an index.
 """
@@ -9,7 +11,7 @@ refuses a root without an index.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, Union, overload
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, Sequence, Union, overload
 
 from neuromirror.api.inputs import PathLike, spec_of, specs_of
 from neuromirror.api.reading import Reading
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from neuromirror.api.upkeep_results import Pruned, Published, Reindexed
     from neuromirror.config.model import MirrorConfig
     from neuromirror.maintain.run import MaintainReport
+    from neuromirror.verify.noncurrent import Expiry
 
 Specs = Union[str, Spec, Sequence[Union[str, Spec]]]
 #: called with a line as each step of a long verb is done (a dataset published, a source maintained)
@@ -121,6 +124,27 @@ class Upkeep(Reading):
         archives = [a.to_json(stores) for _, a in sorted(per.archives.items())]
         return CopiesReport(counts, archives, list(lost_stores(self.index).values()))
 
+    def at_risk(self, source: str) -> list[dict[str, Any]]:
+        """What ``status --at-risk`` counts for ``source`` (a mirrored source's id), live: per published version
+        and the latest draft (``version``, ``kind``), files and bytes ``kept`` in a store, only behind a ``pinned``
+        URL, pinned only by a ``noncurrent`` S3 version, only behind mutable URLs (``unpinned``), and its
+        ``problems``; from the index and the git-annex branch, no network.  The service counts it once a sync
+        ended, off the request path.  A source not mirrored: :class:`NotMirrored`."""
+        from neuromirror.verify.risk import source_risk
+
+        risks: list[dict[str, Any]] = source_risk(self.index, self._dataset(source), source)
+        return risks
+
+    def expiry(self, source: str, expire_after: Optional[float] = None) -> Expiry:
+        """The unkept files of ``source``'s recorded versions pinned only by noncurrent S3 versions, the versions
+        holding them (``version_ids``: what a keep with ``expire_after`` keeps too) and the time the oldest has
+        left before the archive's lifecycle deletes it, ``expire_after`` seconds (default 30 days) after it
+        became noncurrent.  A source not mirrored: :class:`NotMirrored`."""
+        from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, expiry_of
+
+        after = DEFAULT_EXPIRE_AFTER if expire_after is None else expire_after
+        return expiry_of(self.index, self._dataset(source), source, after)
+
     def _status_report(self, patterns: list[str], config: Optional[MirrorConfig], at_risk: bool) -> StatusReport:
         import fnmatch
 
@@ -174,6 +198,7 @@ class Upkeep(Reading):
         zarr_org: Optional[str] = None,
         github_api: Optional[str] = None,
         github_metadata: bool = False,
+        min_free: Optional[object] = None,
     ) -> Published:
         """Push the datasets of the sources ``specs`` name (globs allowed; whole datasets: no ``@VERSION``) so that
         anyone can clone and get them (``neuromirror publish``): to ``to`` (a BASE directory or URL, a template
@@ -182,7 +207,8 @@ class Upkeep(Reading):
         organisation, ``github_api`` the API's base, ``github_metadata`` only re-asserting description, homepage and
         visibility).  ``name``: the git remote recorded in each dataset; ``with_root``: the root
         superdataset too; ``include_embargoed``/``public_url``: a RIA store's.  ``progress``: called with each
-        dataset's line (:meth:`Published.lines`) as it is pushed."""
+        dataset's line (:meth:`Published.lines`) as it is pushed.  ``min_free``: the free space a target on this
+        host must keep (as the service's ``min_free`` option; default ``NEUROMIRROR_MIN_FREE``'s)."""
         from neuromirror.api.upkeep_results import Published
         from neuromirror.index.lookup import sources_matching
 
@@ -191,7 +217,7 @@ class Upkeep(Reading):
             if s.version:
                 raise BadInput(f"{s}: publish pushes whole datasets (every version is a tag); drop @{s.version}")
         if to.startswith("ria+"):
-            return self._publish_ria(chosen, to, force, with_root, include_embargoed, public_url, progress)
+            return self._publish_ria(chosen, to, force, with_root, include_embargoed, public_url, progress, min_free)
         if to.startswith("github:") or zarr_org or github_api or github_metadata:
             if with_root:
                 raise BadInput(
@@ -209,7 +235,9 @@ class Upkeep(Reading):
 
         sources = sources_matching(self.index, chosen)
         return Published(
-            publish_siblings(self.datasets, sources, to, name=name, force=force, with_root=with_root, each=each)
+            publish_siblings(
+                self.datasets, sources, to, name=name, force=force, with_root=with_root, each=each, min_free=min_free
+            )
         )
 
     def _publish_github(  # noqa: PLR0913
@@ -253,6 +281,7 @@ class Upkeep(Reading):
         include_embargoed: bool,
         public_url: Optional[str],
         progress: Optional[Progress],
+        min_free: Optional[object] = None,
     ) -> Published:
         """Into a RIA store (:mod:`neuromirror.publish.ria`); ``progress`` told each line once the store is written."""
         from neuromirror.api.upkeep_results import Published
@@ -273,6 +302,7 @@ class Upkeep(Reading):
                 include_embargoed=include_embargoed,
                 force=force,
                 public_url=public_url,
+                min_free=min_free,
             )
         )
         if progress is not None:

@@ -295,9 +295,11 @@ def publish_siblings(  # noqa: ANN001
     force: bool = False,
     with_root: bool = False,
     each: Optional[Callable[[PublishResult], None]] = None,
+    min_free: object = None,
 ) -> SiblingsReport:
     """Every source's dataset pushed to its sibling (a failure named and the next one tried), then, with
-    ``with_root`` and no failure, the root superdataset; ``each`` is called with each result as it is done."""
+    ``with_root`` and no failure, the root superdataset; ``each`` is called with each result as it is done;
+    ``min_free``: what a target on this host must keep free (:func:`neuromirror.util.disk.check_free`)."""
     report = SiblingsReport()
 
     def done(res: PublishResult) -> None:
@@ -307,7 +309,7 @@ def publish_siblings(  # noqa: ANN001
 
     for source in sources:
         try:
-            done(publish_source(mirror, source, to, name=name, force=force))
+            done(publish_source(mirror, source, to, name=name, force=force, min_free=min_free))
         except PublishError as exc:
             report.errors.append(f"{source}: {exc}")
     if with_root and not report.errors:

@@ -1,8 +1,9 @@
 """The mirror service (``neuromirror serve``): scheduled syncs of the sources in mirror definitions, status over HTTP.
 
-May import ``api`` (it stands on the API: each cycle's keep, store checks and drills are
-:class:`neuromirror.api.Mirror` calls), ``account`` (the status report it serves), ``publish`` (after a
-sync) and anything below; must not import ``demo``, ``bench``, ``commands`` or ``cli``.
+May import ``api`` (it stands on the API: each cycle's keep, store checks, drills, publishing and at-risk counts
+are :class:`neuromirror.api.Mirror` calls), ``account`` (the status report it serves), ``publish`` (its reports'
+records) and anything below; must not import ``demo``, ``bench``, ``commands`` or ``cli``.  Of what is below, not
+``index`` or ``dataset`` either: the API is its door to those (tests/test_layers.py).
 
 ``neuromirror serve --config mirrors/x.yaml`` runs an APScheduler
 ``BackgroundScheduler`` in the foreground: one job per ``sources:`` entry (its
@@ -40,8 +41,9 @@ Modules: ``running`` (``serve`` as one call), ``scheduler`` (the :class:`Service
 ``snapshot`` (what ``service.json`` says), ``state`` (per-source runtime state; the status
 report itself is :mod:`neuromirror.account.status`), ``keeping`` (the keep step, through
 ``api.Mirror.keep``), ``pages`` (the HTML), ``metrics`` (prometheus_client collector), ``web`` (the HTTP server).  The runs, the
-records its steps add to their reports and the keep marks are read and written through
-:class:`neuromirror.api.records.Records`: the service imports no module of the index (tests/test_layers.py).
+records its steps add to their reports, the keep marks and the quiet hour's stamps are read and written through
+``Mirror.records`` (:class:`neuromirror.api.records.Records`): the service imports no module of the index or the
+datasets, and never reads the ``datasets`` or ``index`` a Mirror holds (tests/test_layers.py).
 """
 
 from neuromirror.service.metrics import render_metrics

@@ -17,7 +17,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
 from neuromirror.service.state import SourceRuntime, now_utc
 from neuromirror.util.dates import parse_iso as parse_time
@@ -35,7 +34,7 @@ def first_run(mirror: Mirror, entry: SourceConfig, runtime: Callable[[str, str],
     """
     now = now_utc()
     args = [entry.spec, entry.spec + "/*"]  # the spec itself, what it matches, a collection's experiments
-    records = Records(mirror.index)
+    records = mirror.records
     last = parse_time(records.last_success_start(args))
     first = now if last is None else max(now, entry.schedule.next_after(last))
     for streak in records.failure_streaks(args):

@@ -112,10 +112,9 @@ class Cycles:
 
     def _tidy_index(self, mirror: Mirror) -> None:
         """Run history past the retention policies removed, the index compacted: at most hourly."""
-        from neuromirror.api.records import Records
 
         try:
-            done = Records(mirror.index).tidy_if_due(self.config.retention_of())
+            done = mirror.records.tidy_if_due(self.config.retention_of())
         except Exception as exc:  # the index is busy or damaged: the syncs go on, the next cycle retries
             log.warning("index not tidied: %s", exc)
             return
@@ -202,14 +201,13 @@ class Cycles:
 
     def _record_expand_failure(self, mirror: Mirror, entry: SourceConfig, exc: Exception) -> None:
         """An entry that cannot be expanded (a glob not listed...) is recorded as a failed run of its spec."""
-        from neuromirror.api.records import Records
         from neuromirror.errors import LockBusy
         from neuromirror.util.text import one_line
 
         error = (f"listing {entry.spec}: " if entry.is_glob else "") + one_line(exc)
         try:
             with mirror.writer_lock(entry.spec, wait=self.lock_wait):  # never write a run next to a running one
-                Records(mirror.index).record_failed_run(entry.spec, error)
+                mirror.records.record_failed_run(entry.spec, error)
         except LockBusy:
             pass
         self._failed(entry, self._runtime(entry.spec, entry.spec), error)

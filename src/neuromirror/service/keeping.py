@@ -32,13 +32,15 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from neuromirror.api.records import Records
 from neuromirror.config.model import KeepPolicy, SourceConfig
-from neuromirror.records import VersionKind
+from neuromirror.records import SyncReport, VersionKind
 from neuromirror.service.state import SourceRuntime
 from neuromirror.sources.base import Source
+from neuromirror.spec import Spec
 from neuromirror.util.dates import now_z
 
 if TYPE_CHECKING:
-    from neuromirror.api import Mirror
+    from neuromirror.api import Mirror, StoresRun, Version
+    from neuromirror.store.base import Store
 
 log = logging.getLogger("neuromirror.service")
 
@@ -49,7 +51,7 @@ MAX_NOTES = 20
 ROLLING_EVERY = 3600.0
 
 
-def keep_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime) -> bool:
+def keep_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: SyncReport, rt: SourceRuntime) -> bool:
     """Keep the source's versions the entry's policy names in its store; the outcome in the run's report.
     True when a key was newly recorded on a git-annex branch (what the lab publishes must then name it)."""
     stores = list(entry.stores or ([entry.store] if entry.store else []))
@@ -57,7 +59,7 @@ def keep_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report:
         return False
     from neuromirror.util.text import one_line
 
-    records = Records(mirror.index)
+    records = mirror.records
     last = last_record(records, source.id)
     if report.outcome == "unchanged" and not keep_due(last, keep_state(records, source.id, stores, entry), entry):
         return False  # nothing new since a whole keep of the same versions: the last record stands
@@ -153,7 +155,7 @@ def _checked_at(last: Optional[dict]) -> Optional[float]:
     return when.timestamp() if when is not None else None
 
 
-def drill_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: Any) -> None:
+def drill_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report: SyncReport) -> None:
     """``drill:`` of the entry rehearsed when due (:func:`neuromirror.restore.drills.drill_if_due`); its
     summary in the run's report (``report["drill"]``). A failed drill is not a failed sync: it is logged."""
     if entry.drill is None or report.outcome not in ("ok", "unchanged"):
@@ -162,7 +164,7 @@ def drill_after_sync(mirror: Mirror, entry: SourceConfig, source: Source, report
     outcome = mirror.drill_when_due(source.id, to=entry.drill.to, every=entry.drill.every, sample=entry.drill.sample)
     if outcome is None:
         return
-    Records(mirror.index).record_in_run(source.id, outcome.summary(), field="drill")
+    mirror.records.record_in_run(source.id, outcome.summary(), field="drill")
     if outcome.result == "ok":
         log.info("%s: drill ok: %d objects restored into %s", source.id, outcome.report.objects, outcome.report.target)
     else:
@@ -215,11 +217,11 @@ def run_policy(
     if result.tasks is not None:  # on the cluster: how many tasks made the copies
         record["cluster_tasks"] = len(result.tasks)
     if policy.expire_after is not None:
-        record["expiry"] = _expiry(mirror, sid, policy.expire_after)
+        record["expiry"] = mirror.expiry(sid, policy.expire_after).to_json()
     return record
 
 
-def policy_versions(mirror: Mirror, sid: str, policy: KeepPolicy) -> list[Any]:
+def policy_versions(mirror: Mirror, sid: str, policy: KeepPolicy) -> list[Version]:
     """The versions a keep policy names: ``published`` -- every published version (none: the latest state);
     ``all`` -- every recorded one; with ``expire_after``, every state holding an unkept pin on a noncurrent
     S3 version too."""
@@ -232,12 +234,10 @@ def policy_versions(mirror: Mirror, sid: str, policy: KeepPolicy) -> list[Any]:
     return targets
 
 
-def policy_specs(sid: str, targets: Sequence[Any], policy: KeepPolicy) -> list[Any]:
+def policy_specs(sid: str, targets: Sequence[Version], policy: KeepPolicy) -> list[Spec]:
     """The specs naming exactly ``targets`` for :meth:`~neuromirror.api.Mirror.keep`: ``all`` -- the source
     (with ``all_versions``); a published version by its label (its current record, as the policy's); the
     latest state, when nothing is published, by the bare source; an older state by its commit."""
-    from neuromirror.spec import Spec
-
     archive, name = sid.split(":", 1)
     if policy.versions == "all":
         return [Spec(archive, name)]
@@ -248,7 +248,7 @@ def policy_specs(sid: str, targets: Sequence[Any], policy: KeepPolicy) -> list[A
     return chosen + [Spec(archive, name, t.commit) for t in targets if t.id not in named]
 
 
-def keep_record(result: Any, stores: Sequence[Any], targets: Sequence[str], policy: str) -> dict:
+def keep_record(result: StoresRun, stores: Sequence[Store], targets: Sequence[str], policy: str) -> dict:
     """The run report's ``keep`` record of a :class:`~neuromirror.keep.stores.StoresRun`: per store what it holds
     and copied, the failures (the first few named), the copies counted and the lags."""
     runs = result.runs
@@ -316,22 +316,12 @@ def _store_record(store: Any, r: Any) -> dict:
     }
 
 
-def _expiring(mirror: Mirror, sid: str, targets: Sequence[Any], expire_after: float) -> list[Any]:
+def _expiring(mirror: Mirror, sid: str, targets: Sequence[Version], expire_after: float) -> list[Version]:
     """The versions (beyond ``targets``) holding files pinned only by noncurrent S3 versions, not kept yet."""
-    from neuromirror.verify.noncurrent import expiry_of
-
-    relpath = mirror.index.source(sid).dataset
-    ids = expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).version_ids
+    ids = mirror.expiry(sid, expire_after).version_ids
     have = {t.id for t in targets}
-    rows = {r.id: r for r in mirror.index.versions(sid)}
-    return [rows[i].under(mirror.root) for i in ids if i not in have and i in rows]
-
-
-def _expiry(mirror: Mirror, sid: str, expire_after: float) -> dict:
-    from neuromirror.verify.noncurrent import expiry_of
-
-    relpath = mirror.index.source(sid).dataset
-    return expiry_of(mirror.index, mirror.dataset_path(relpath), sid, expire_after).to_json()
+    rows = {r.id: r for r in mirror.versions(sid, patterns=False)}
+    return [rows[i] for i in ids if i not in have and i in rows]
 
 
 def rolling_check(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
 from neuromirror.sources.base import Source
 
@@ -48,7 +47,7 @@ def maintain_after_sync(mirror: Mirror, entry: SourceConfig, source: Source) -> 
             "skipped": report.skipped,
             "errors": report.errors,
         }
-        Records(mirror.index).record_in_run(source.id, outcome, field="maintain")
+        mirror.records.record_in_run(source.id, outcome, field="maintain")
 
 
 def readers_after_sync(mirror: Mirror, entry: SourceConfig, source: str, versions: list[dict]) -> None:

@@ -5,6 +5,8 @@ push, :mod:`neuromirror.publish.sibling`), ``ria+file:///PATH``, a DataLad RIA s
 host that any static web server serves (:mod:`neuromirror.publish.ria.publish`; ``public_url``
 says where clones reach it, ``include_embargoed`` publishes embargoed dandisets too), or ``github:ORG``,
 repositories made through GitHub's API (:mod:`neuromirror.publish.github`; ``zarr_org``, ``github_api``).
+Each is one call of :meth:`neuromirror.api.Mirror.publish`, the verb ``neuromirror publish`` stands on, for the
+one source: the service publishes what the command would.
 
 The outcome goes into the run's report in the index (``report["publish"]``: the target, the
 outcome — ``ok``, ``held back`` or ``error`` — the clone URL and the ``datalad clone`` command,
@@ -16,16 +18,20 @@ from __future__ import annotations
 
 import logging
 import shlex
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from neuromirror.api.records import Records
 from neuromirror.config.model import SourceConfig
 from neuromirror.pin.published import published_url
+from neuromirror.records import SyncReport
 from neuromirror.service.state import SourceRuntime, SourceStatus
 from neuromirror.sources.base import Source
+from neuromirror.spec import Spec
 
 if TYPE_CHECKING:
-    from neuromirror.api import Mirror
+    from neuromirror.api import Mirror, Published
+
+_R = TypeVar("_R")
 
 log = logging.getLogger("neuromirror.service")
 
@@ -33,7 +39,13 @@ _missing_logged = False
 
 
 def publish_after_sync(
-    mirror: Mirror, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, *, recorded: bool = False
+    mirror: Mirror,
+    entry: SourceConfig,
+    source: Source,
+    report: SyncReport,
+    rt: SourceRuntime,
+    *,
+    recorded: bool = False,
 ) -> None:
     """Publish the dataset to the entry's target; the outcome in the run's report and ``rt.publish_error``.
 
@@ -68,14 +80,10 @@ def publish_after_sync(
             ds = mirror.root / source.relpath
             if published_url(ds, name) == pub.target_url(to, source.id, source.relpath):
                 return
-        result = pub.publish_source(
-            mirror.datasets,  # the publishers' own bookkeeping (root lock, subdatasets): not yet a verb of the API
-            source.id,
-            to,
-            name=name,
-            force=bool(entry.publish.get("force")),
-            min_free=entry.options.get("min_free"),
+        published = mirror.publish(
+            _spec(source), to, name=name, force=bool(entry.publish.get("force")), min_free=entry.options.get("min_free")
         )
+        result = _one(published, pub.SiblingsReport).published[0]
         rt.publish_error = None
         outcome = {"to": to, "outcome": "ok", "clone_url": result.url, "clone": clone_command(result.url)}
         log.info("%s: published: %s", source.id, result.line())
@@ -83,16 +91,16 @@ def publish_after_sync(
         rt.publish_error = one_line(exc)
         outcome = {"to": to, "outcome": "error", "error": rt.publish_error}
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
-    Records(mirror.index).record_in_run(source.id, outcome, field="publish")
+    mirror.records.record_in_run(source.id, outcome, field="publish")
 
 
 def _publish_ria(
-    mirror: Mirror, entry: SourceConfig, source: Source, report: Any, rt: SourceRuntime, recorded: bool
+    mirror: Mirror, entry: SourceConfig, source: Source, report: SyncReport, rt: SourceRuntime, recorded: bool
 ) -> None:
     """Into the RIA store: every successful sync (an unchanged one only while the store lacks the source or
     a keep ``recorded`` copies since)."""
     from neuromirror.publish.ria.layout import RiaStore
-    from neuromirror.publish.ria.publish import ora_url_for, publish_to_ria
+    from neuromirror.publish.ria.publish import RiaReport, ora_url_for
     from neuromirror.util.text import one_line
 
     cfg = entry.publish or {}
@@ -105,17 +113,15 @@ def _publish_ria(
             expected = f"{ora_url_for(store, str(public) if public else None)}#~{source.relpath}"
             if published_url(mirror.root / source.relpath, "published") == expected:
                 return
-        res = publish_to_ria(
-            mirror.datasets,  # as publish_source above
-            [source.id],
+        published = mirror.publish(
+            _spec(source),
             to,
             include_embargoed=bool(cfg.get("include_embargoed")),
             force=bool(cfg.get("force")),
             public_url=str(public) if public else None,
             min_free=entry.options.get("min_free"),
         )
-        if res.errors:
-            raise RuntimeError("; ".join(res.errors))
+        res = _one(published, RiaReport)
         rt.publish_error = None
         if res.held_back:
             outcome.update(outcome="held back", why=res.held_back[0].why)
@@ -136,29 +142,28 @@ def _publish_ria(
         rt.publish_error = one_line(exc)
         outcome.update(outcome="error", error=rt.publish_error)
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
-    Records(mirror.index).record_in_run(source.id, outcome, field="publish")
+    mirror.records.record_in_run(source.id, outcome, field="publish")
 
 
 def _publish_github(mirror: Mirror, entry: SourceConfig, source: Source, rt: SourceRuntime) -> None:
     """Into GitHub (``publish: {to: github:ORG, zarr_org: ORG2, github_api: URL}``): after every sync, since a
     repository whose refs and metadata GitHub already has costs no call (the publisher's state file)."""
-    from neuromirror.publish.github import target
-    from neuromirror.publish.github.client import DEFAULT_API
-    from neuromirror.publish.github.publish import GitHubTarget, publish_to_github
+    from neuromirror.publish.github.publish import GitHubReport
     from neuromirror.util.text import one_line
 
     cfg = entry.publish or {}
     to = str(cfg["to"])
     outcome: dict[str, Any] = {"to": to}
     try:
-        org = target.org_of(to)
-        where = GitHubTarget(
-            org, str(cfg.get("zarr_org") or org), str(cfg.get("github_api") or DEFAULT_API), target.token()
+        zarr_org, api = cfg.get("zarr_org"), cfg.get("github_api")
+        published = mirror.publish(
+            _spec(source),
+            to,
+            force=bool(cfg.get("force")),
+            zarr_org=str(zarr_org) if zarr_org else None,
+            github_api=str(api) if api else None,
         )
-        where.force = bool(cfg.get("force"))
-        res = publish_to_github(mirror.datasets, [source.id], where)  # as publish_to_ria above
-        if res.errors:
-            raise RuntimeError("; ".join(res.errors))
+        res = _one(published, GitHubReport)
         done = res.published[0]
         rt.publish_error = None
         outcome.update(outcome="ok", clone_url=done.url, clone=clone_command(done.url), api_calls=res.api_calls)
@@ -167,7 +172,22 @@ def _publish_github(mirror: Mirror, entry: SourceConfig, source: Source, rt: Sou
         rt.publish_error = one_line(exc)
         outcome.update(outcome="error", error=rt.publish_error)
         log.warning("%s: publishing to %s failed: %s", source.id, to, rt.publish_error)
-    Records(mirror.index).record_in_run(source.id, outcome, field="publish")
+    mirror.records.record_in_run(source.id, outcome, field="publish")
+
+
+def _spec(source: Source) -> Spec:
+    """The spec naming exactly ``source`` for :meth:`neuromirror.api.Mirror.publish`."""
+    archive, name = source.id.split(":", 1)
+    return Spec(archive, name)
+
+
+def _one(published: Published, kind: type[_R]) -> _R:
+    """The publish report (of the target's ``kind``) of the one source :meth:`~neuromirror.api.Mirror.publish` was
+    given; its errors raised as one (the step records it, the sync stands)."""
+    if published.errors:
+        raise RuntimeError("; ".join(published.errors))
+    assert isinstance(published.report, kind), published.report
+    return published.report
 
 
 def clone_command(url: str) -> str:

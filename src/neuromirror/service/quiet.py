@@ -8,7 +8,7 @@ AIND's bucket names each asset (immutable once written).  This module keeps, per
 listing's stamp as it was *before* the source's last successful sync (the index's ``cache``
 table, namespace ``quiet``: one small row per source), and per entry the cycle's watermark
 (namespace ``quiet-cycle``: when the last cycle and the last full pass started, and what they
-did).  A cycle then syncs:
+did), both through the API's :meth:`neuromirror.api.records.Records.remember`.  A cycle then syncs:
 
 * every source the listing names with a stamp other than the recorded one, or none recorded
   (new, changed, never synced by the service, failed, Zarr-holding dandisets whose listing
@@ -121,11 +121,11 @@ def plan(mirror: Mirror, spec: str, items: list[Listed], policy: Policy, now: da
         p.sync = list(items)
         p.reasons = {i.source.id: "every cycle" for i in items}
         return p
-    watermark = _json(mirror.index.cache_get(CYCLES, spec))
+    watermark = _watermark(mirror, spec)
     last_full = parse_iso(watermark.get("full_pass"))
     p.full = last_full is None or now - last_full >= timedelta(seconds=policy.full_pass)
     known = _stamps(mirror, [i.source.id for i in items])
-    mirrored = mirror.index.source_ids()
+    mirrored = set(mirror.sources())
     unchanged: list[tuple[str, Listed]] = []
     for item in items:
         sid = item.source.id
@@ -187,36 +187,37 @@ def synced(mirror: Mirror, item: Listed, report: SyncReport, plan_: Plan) -> Non
         return
     sid = item.source.id
     if report.outcome not in ("ok", "unchanged") or report.pending or report.refused:
-        mirror.index.cache_put_many(SOURCES, [(sid, json.dumps({"stamp": None, "checked": plan_.started.isoformat()}))])
+        mirror.records.remember(SOURCES, [(sid, json.dumps({"stamp": None, "checked": plan_.started.isoformat()}))])
         return
-    latest = mirror.index.head_version(sid)
+    latest = mirror.records.head_version(sid)
     if not listing_covers(item.source.archive, latest.remote_modified if latest else None):
         return
-    mirror.index.cache_put_many(
-        SOURCES, [(sid, json.dumps({"stamp": item.stamp, "checked": plan_.started.isoformat()}))]
-    )
+    mirror.records.remember(SOURCES, [(sid, json.dumps({"stamp": item.stamp, "checked": plan_.started.isoformat()}))])
 
 
 def finish(mirror: Mirror, plan_: Plan, *, complete: bool) -> None:
     """The entry's watermark: this cycle's start, and the full pass's if this one was full and ran to its end."""
     if not plan_.quiet:
         return
-    before = _json(mirror.index.cache_get(CYCLES, plan_.spec))
+    before = _watermark(mirror, plan_.spec)
     mark = {
         **plan_.summary(),
         "full_pass": plan_.started.isoformat() if plan_.full and complete else before.get("full_pass"),
     }
-    mirror.index.cache_put_many(CYCLES, [(plan_.spec, json.dumps(mark))])
+    mirror.records.remember(CYCLES, [(plan_.spec, json.dumps(mark))])
 
 
 def last_cycle(mirror: Mirror, spec: str) -> Optional[dict[str, Any]]:
     """The watermark of ``spec``'s last cycle (for status), or None."""
-    mark = _json(mirror.index.cache_get(CYCLES, spec))
-    return mark or None
+    return _watermark(mirror, spec) or None
+
+
+def _watermark(mirror: Mirror, spec: str) -> dict[str, Any]:
+    return _json(mirror.records.remembered(CYCLES, [spec]).get(spec))
 
 
 def _stamps(mirror: Mirror, ids: list[str]) -> dict[str, dict[str, Any]]:
-    return {k: _json(v) for k, v in mirror.index.cache_get_many(SOURCES, ids).items()}
+    return {k: _json(v) for k, v in mirror.records.remembered(SOURCES, ids).items()}
 
 
 def _json(text: Optional[str]) -> dict[str, Any]:

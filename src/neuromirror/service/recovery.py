@@ -15,8 +15,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Iterable
 
-from neuromirror.api.records import Records
-
 if TYPE_CHECKING:
     from neuromirror.api import Mirror
 
@@ -27,7 +25,7 @@ def recover_abandoned_runs(mirror: Mirror) -> None:
     """Runs left 'running' by a process that died: marked 'abandoned' if nobody holds their source."""
     from neuromirror.errors import LockBusy
 
-    records = Records(mirror.index)
+    records = mirror.records
     for run_id, source in records.running_runs():
         try:
             with mirror.writer_lock(source, wait=0):
@@ -38,13 +36,13 @@ def recover_abandoned_runs(mirror: Mirror) -> None:
 
 def mark_interrupted(mirror: Mirror, sid: str) -> None:
     """The service's last run of ``sid``, stopped at a safe point: 'interrupted', not 'failed'."""
-    Records(mirror.index).interrupt_service_run(sid)
+    mirror.records.interrupt_service_run(sid)
 
 
 def mark_abandoned(mirror: Mirror, sids: Iterable[str]) -> None:
     """Runs still going when the grace period ended: 'interrupted', with why."""
     try:
-        records = Records(mirror.index)
+        records = mirror.records
         for sid in sids:
             records.abandon_service_run(sid, "abandoned when the service stopped; the next sync recovers the dataset")
     except Exception as exc:
@@ -60,9 +58,9 @@ def register_abandoned(mirror: Mirror, sids: Iterable[str]) -> None:
     registered by the next sync.)
     """
     try:
-        datasets = {r.id: r.dataset for r in mirror.index.sources()}
         for sid in sids:
-            if datasets.get(sid) and (mirror.root / datasets[sid] / ".git").exists():
-                mirror.register_quietly(datasets[sid], f"[neuromirror] {sid}: registered (sync abandoned)", wait=2)
+            relpath = mirror.dataset_of(sid)
+            if relpath and (mirror.root / relpath / ".git").exists():
+                mirror.register_quietly(relpath, f"[neuromirror] {sid}: registered (sync abandoned)", wait=2)
     except Exception as exc:
         log.warning("could not register abandoned datasets in the root: %s", exc)

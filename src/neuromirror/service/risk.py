@@ -41,15 +41,9 @@ RECOUNT_EVERY = 3600.0
 def count_risk(mirror: Mirror, sid: str, expire_after: Optional[float] = None) -> dict:
     """The at-risk record of source ``sid``: per version its counts, the unkept pins on noncurrent versions
     and the time the oldest has left (``expiry``), and when and how long counting took."""
-    from neuromirror.verify.noncurrent import DEFAULT_EXPIRE_AFTER, expiry_of
-    from neuromirror.verify.risk import source_risk
-
     started = time.monotonic()
-    src = mirror.index.source(sid)
-    if src is None:
-        raise ValueError(f"{sid} is not in the index")
-    versions = source_risk(mirror.index, mirror.root / src.dataset, sid)
-    expiry = expiry_of(mirror.index, mirror.root / src.dataset, sid, expire_after or DEFAULT_EXPIRE_AFTER)
+    versions = mirror.at_risk(sid)  # a source not mirrored: NotMirrored
+    expiry = mirror.expiry(sid, expire_after or None)
     return {
         "versions": [{**v, "problems": len(v["problems"])} for v in versions],
         "expiry": expiry.to_json(),
@@ -63,7 +57,7 @@ def risk_after_sync(mirror: Mirror, sid: str, outcome: str, expire_after: Option
     if outcome not in ("ok", "unchanged"):
         return
     try:
-        records = Records(mirror.index)
+        records = mirror.records
         basis = _basis(records, sid)
         last = risk_facts(records, sid).get(sid)
         if outcome == "unchanged" and last is not None and last.get("basis") == basis and _fresh(last):
@@ -73,7 +67,7 @@ def risk_after_sync(mirror: Mirror, sid: str, outcome: str, expire_after: Option
     except Exception as exc:  # noqa: BLE001 - counting is a view: a failure is logged, the sync stands
         log.warning("%s: counting what is at risk failed: %s", sid, one_line(exc))
         return
-    Records(mirror.index).record_in_run(sid, record, field="at_risk")
+    mirror.records.record_in_run(sid, record, field="at_risk")
 
 
 def _basis(records: Records, sid: str) -> str:

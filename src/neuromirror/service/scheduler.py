@@ -310,12 +310,11 @@ class Service(Cycles):
 
     def metrics_data(self) -> tuple[dict, Durations]:
         """What /metrics shows: the status report, with each source's file changes, and the run durations."""
-        from neuromirror.api.records import Records
 
         report = self.report()
         mirror = self.mirror()
         try:
-            records = Records(mirror.index)
+            records = mirror.records
             add_changes(report, records)
             add_keeps(report, records)
             add_risks(report, records)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import unquote
 
 from neuromirror.account.status import report_json
-from neuromirror.api.records import Records
 from neuromirror.api.serving import is_loopback
 from neuromirror.errors import UserError
 from neuromirror.read.landing import LANDING, OPERATOR_ROUTES, ROUTES, SERVICE_ROUTES, landing_html
@@ -167,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         report = svc.report()
         mirror = svc.mirror()
         try:
-            records = Records(mirror.index)
+            records = mirror.records
             add_risks(report, records)
             add_publishes(report, records)
             add_keeps(report, records)
@@ -180,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         report = svc.report()
         mirror = svc.mirror()
         try:
-            records = Records(mirror.index)
+            records = mirror.records
             runs = records.recent_runs([r.source for r in report["sources"]])
             add_risks(report, records)
             add_publishes(report, records)
@@ -197,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         mirror = svc.mirror()
         try:
-            records = Records(mirror.index)
+            records = mirror.records
             runs, versions = records.run_history(sid), records.versions(sid)
             counted = risk_facts(records, sid).get(sid) or _count_now(mirror, sid)
             row.add(
@@ -228,12 +227,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _audit(self, json_wanted: bool) -> tuple[bytes, str]:
         """What the mirror saw wrong upstream (:mod:`neuromirror.audit`): the page, or its JSON."""
-        from neuromirror.audit.findings import audit
         from neuromirror.audit.report import as_html
 
         mirror = self._mirror()
         try:
-            found = audit(mirror.index)
+            found = mirror.audit().found
         finally:
             mirror.close()
         if json_wanted:

@@ -16,12 +16,11 @@ def add_audit(report: dict, mirror: Mirror, config: Any = None) -> None:
     """Add the audit's findings per source and kind (``report["audit"]``: (source, kind, count)) and the backup
     record (``report["backup"]``, the one ``/backup/`` shows, ``keep: {expire_after}`` of ``config`` applied),
     from the index alone; the audit made once, for both."""
-    from neuromirror.account.backup import backup, expire_after_of
-    from neuromirror.audit.findings import audit
+    from neuromirror.account.backup import expire_after_of
 
-    found = audit(mirror.index)
+    found = mirror.audit().found
     report["audit"] = sorted((s, k, n) for (s, k), n in found.counts().items())
-    report["backup"] = backup(mirror.index, expire_after=expire_after_of(config), found=found)
+    report["backup"] = mirror.backup(expire_after=expire_after_of(config), found=found, catalogue=False)
 
 
 def audit_family(report: dict) -> Iterator[Metric]:
@@ -125,10 +124,8 @@ def add_coverage(report: dict, mirror: Mirror, config: Any = None) -> None:
     seconds while the index records no new run."""
     import time
 
-    from neuromirror.api.records import Records
-
     lists = tuple(getattr(config, "covered_by", None) or ())
-    newest = Records(mirror.index).newest_run()
+    newest = mirror.records.newest_run()
     key = (str(mirror.root), lists, newest)
     cached = _COVERAGE.get(key)
     if cached is not None and time.monotonic() - cached[0] < COVERAGE_TTL:
