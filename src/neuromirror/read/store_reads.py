@@ -32,20 +32,23 @@ CHUNK = 8 << 20
 
 @dataclass(frozen=True, eq=False)
 class StoreCopy:
-    """``key`` as ``store`` keeps it: read, checked and printed through the store."""
+    """``key`` as ``store`` keeps it: read, checked and printed through the store (the store's own object,
+    opened by the reader that found the copy; two copies are one when their stores' URLs and keys are)."""
 
     store: Store
     key: str
 
-    @property
-    def public(self) -> Optional[str]:
-        """The plain HTTP URL a client reads the whole copy at (an S3 store given a public URL: a redirect
-        can send a reader there); None: only the mirror reads it (a file here, an S3 object, a pack's range)."""
-        return self.located.url if self.store.capabilities.public_url and self.located else None
+    def __eq__(self, other: object) -> bool:
+        """The same copy: the same store (by its URL: two readers open it each) and the same key."""
+        return isinstance(other, StoreCopy) and (other.store.url, other.key) == (self.store.url, self.key)
+
+    def __hash__(self) -> int:
+        return hash((self.store.url, self.key))
 
     @property
     def streamed(self) -> bool:
-        """Does the mirror read it itself (no client could follow a redirect to it)?"""
+        """Does the mirror read it itself (a file here, an S3 object, a pack's range: no client could follow a
+        redirect to it)?  Else it is read at its :attr:`url`, a plain HTTP URL (an S3 store given a public URL)."""
         return not self.store.capabilities.public_url
 
     @cached_property
