@@ -148,10 +148,10 @@ class StoreReaders:
         with self._lock:
             if url not in self._opened:
                 try:
-                    store: Optional[Store] = open_store(url, recorded=recorded)
+                    store = open_store(url, recorded=recorded)
+                    self._opened[url] = None if not_there(store) else store  # a directory gone: not read here
                 except Exception:  # noqa: BLE001 - a kind no longer opened, a malformed place: not read here
-                    store = None
-                self._opened[url] = None if store is None or not_there(store) else store
+                    self._opened[url] = None
             return self._opened[url]
 
     def _reader(self, name: str, url: str, recorded: Optional[dict[str, str]] = None) -> Optional[StoreReader]:
