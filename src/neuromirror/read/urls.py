@@ -54,7 +54,9 @@ class PinnedFile:
 
     Not a :class:`~neuromirror.records.VersionFile`: what a reader needs is the one URL chosen (or
     why none), and a reader also makes these from what no tree holds (a Zarr manifest's rows, a
-    subdataset not installed); ``key`` names a file in git the way a lock file does."""
+    subdataset not installed); ``key`` names a file in git the way a lock file does.  A store's copy is
+    held as a record (:attr:`copy`), never as a URL string to parse back: :attr:`url` prints it (asked
+    of its store when printed: a packed store's index), :attr:`streamed` is what a reader reads."""
 
     path: str
     key: str  # the git-annex key; for a file in git, GIT-SHA256-s<size>--<sha256> as lock files name it
