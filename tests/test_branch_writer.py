@@ -18,6 +18,7 @@ from pathlib import Path
 
 from conftest import git
 from helpers.annex import _annex_repo
+from helpers.code import docstrings
 from neuromirror.annex.branch_writer import Batch, mark_web, register_urls, unregister_urls, write
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.logs import BRANCH, branch_logs, web_urls
@@ -31,21 +32,10 @@ ALLOWED = {
 }
 
 
-def _docstrings(tree: ast.AST) -> set[int]:
-    """ids of the docstring constants (prose, not commands)."""
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                out.add(id(first.value))
-    return out
-
-
 def _subcommands(path: Path) -> set[str]:
     """The branch-writing subcommands ``path``'s code names as a word of a string (docstrings aside)."""
     tree = ast.parse(path.read_text(), str(path))
-    prose = _docstrings(tree)
+    prose = docstrings(tree)
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:

@@ -6,7 +6,8 @@
   packages below it.
 
 * Every exception is a ``NeuromirrorError``; at most ten ``type: ignore``; git-annex's journal is flushed in
-  ``annex/`` only (issue 77).
+  ``annex/`` only; nothing outside ``store/`` asks a store's kind; the read path holds a store's copy as a
+  record, never as a string parsed back, and no module global holds stores (issue 77).
 
 (The branch writer's and the schema's rules: ``test_branch_writer``, ``test_schema_home``; complexity:
 ruff's C901 at 15, in ``pyproject.toml``.  A module's length has one cap, in ``test_layers``, the one
@@ -18,6 +19,8 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+
+from helpers.code import docstrings
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "neuromirror"
 RUN_MAX_LINES = 40
@@ -314,8 +317,8 @@ def test_no_hand_flushed_journal_outside_annex() -> None:
 
 #: the words a store's kind is said in (``Store.kind``, ``remote.log``'s ``type=``, a store URL's scheme)
 STORE_KIND_WORDS = {"directory", "S3", "s3", "file", "pack", "pack+file", "pack+s3", "external"}
-#: T2's sites not yet asking a capability (issue 77): this list may only shrink
-STORE_KIND_ALLOWED = {"read/urls.py": 9, "read/store_reads.py": 4}
+#: T2's sites not yet asking a capability (issue 77): this list may only shrink (T3 emptied it)
+STORE_KIND_ALLOWED: dict[str, int] = {}
 
 
 def _asks_store_kind(path: Path, store_classes: set[str]) -> list[int]:
@@ -367,7 +370,7 @@ def _store_kind_asks(root: Path) -> dict[str, int]:
 def test_nothing_outside_store_asks_which_kind_a_store_is() -> None:
     """T2 (issue 77): outside ``store/``, code asks a store's capabilities (``store.capabilities.packed``,
     ``.local``, ``.thaw``, ``.enable_field``), never its class or kind, so a new store kind is one registered
-    module (``store.location.register``).  The read path's string model of a copy is the one left (T3)."""
+    module (``store.location.register``)."""
     found = _store_kind_asks(SRC)
     over = {p: n for p, n in found.items() if n > STORE_KIND_ALLOWED.get(p, 0)}
     assert not over, f"store kinds asked outside store/ (ask store.capabilities instead): {over}"
@@ -383,3 +386,111 @@ def test_the_store_kind_check_sees_a_kind_asked(tmp_path: Path) -> None:
         "    return fields.get('type') == 'directory' or a or b or s.kind == 'record'\n"
     )
     assert _store_kind_asks(tmp_path) == {"planted.py": 3}
+
+
+#: what opens a store: called in ``read/`` only by an object that holds what it opened for its lifetime
+STORE_OPENERS = {"open_store", "open_recorded", "Stores"}
+#: the types a store is held as; a module-level name of ``read/`` annotated with one holds stores for the process
+STORE_TYPES = re.compile(r"\b(Store|StoreCopy|StoreReaders?|\w+Store)\b")
+
+
+def _copy_as_string(tree: ast.Module) -> list[str]:
+    """Where a module builds or parses a store's copy as a URL string: a ``pack+`` URL written or tested, a
+    key joined on as a fragment,
+    a URL's ``#`` fragment partitioned off to find a key (a request path's fragment dropped with ``split`` is not)."""
+    docs, found = docstrings(tree), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            if "pack+" in node.value:
+                found.append(f"{node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.JoinedStr) and any(
+            isinstance(v, ast.Constant) and str(v.value).startswith("#") and not str(v.value).startswith("#bytes=")
+            for v in node.values[1:]
+        ):  # f"{store_url}#{key}"; a copy printed where it lies (``#bytes=FIRST-LAST``) is what ``urls`` shows
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in ("partition", "rpartition") and any(
+                isinstance(a, ast.Constant) and a.value == "#" for a in node.args
+            ):
+                found.append(f"{node.lineno}: .{node.func.attr}('#')")
+    return found
+
+
+def _stores_held_by_the_module(tree: ast.Module) -> list[str]:
+    """Module-level names holding stores (annotated with a store type, or filled from a store opener), and
+    openers called outside a class (no object holds what they open)."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            note = ast.unparse(node.annotation) if isinstance(node, ast.AnnAssign) else ""
+            value = ast.unparse(node.value) if node.value is not None else ""
+            if STORE_TYPES.search(note) or any(f"{o}(" in value for o in STORE_OPENERS):
+                found.append(f"{node.lineno}: module global {ast.unparse(node).splitlines()[0]}")
+    names = {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign)) for t in _targets(n)}
+    for node in ast.walk(tree):  # a module-level dict filled with opened stores: ``_stores[url] = open_store(url)``
+        if not (isinstance(node, ast.Assign) and _opens(node.value)):
+            continue
+        if any(
+            isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name) and t.value.id in names for t in node.targets
+        ):
+            found.append(f"{node.lineno}: a module global filled with opened stores")
+    in_class = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in ast.walk(c)}
+    for node in ast.walk(tree):
+        name = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+        if name in STORE_OPENERS and id(node) not in in_class:
+            found.append(f"{node.lineno}: {name}() outside an object that holds it")
+    return found
+
+
+def _targets(node: ast.Assign | ast.AnnAssign) -> list[ast.Name]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return [t for t in targets if isinstance(t, ast.Name)]
+
+
+def _opens(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in STORE_OPENERS for n in ast.walk(node)
+    )
+
+
+def _read_path_copies(root: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for path in sorted((root / "read").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        if hits := _copy_as_string(tree) + _stores_held_by_the_module(tree):
+            found[path.relative_to(root).as_posix()] = hits
+    return found
+
+
+def test_the_read_path_holds_a_store_copy_as_a_record_and_no_global_holds_stores() -> None:
+    """T3 (issue 77): a store's copy is a :class:`~neuromirror.read.store_reads.StoreCopy` (the store, the key),
+    carried through the readers and read through the store; the stores a reader opens belong to the reader
+    (``StoreReaders``: a listing, a filesystem, the view).  Before, ``read/`` wrote ``pack+s3://...#KEY``,
+    parsed it back at each read and reopened its store through a module-global dict."""
+    assert _read_path_copies(SRC) == {}
+
+
+def test_the_copy_check_sees_a_copy_as_a_string_and_a_global_store_cache(tmp_path: Path) -> None:
+    (tmp_path / "read").mkdir()
+    (tmp_path / "read" / "old.py").write_text(
+        '''"""pack+file:///PATH#KEY named in a docstring is fine."""
+_stores: dict[str, "Store"] = {}
+_cache: dict = {}
+
+
+def packed_copy(store_url, key):
+    return f"{store_url}#{key}"
+
+
+def read(url):
+    if url.startswith("pack+"):
+        head, _, key = url.partition("#")
+        _cache[head] = open_store(head)
+        return _stores.setdefault(head, _cache[head]).read_range(key)
+'''
+    )
+    (tmp_path / "read" / "new.py").write_text(
+        "class Readers:\n    def open(self, url):\n        return self.opened.setdefault(url, open_store(url))\n"
+    )
+    got = _read_path_copies(tmp_path)
+    assert list(got) == ["read/old.py"] and len(got["read/old.py"]) == 6, got

@@ -4,7 +4,8 @@ Why: a store kind used to bring its own test files replaying keep, read and drop
 said what every kind owes.  Here the same suite runs over directory, s3 (the moto stand-in), pack+file,
 pack+s3 and a toy ``memory://`` kind that this module alone registers (``store.location.register``): no
 product file names it, and the one reading of ``remote.log`` fields as a store (``store.registry.open_recorded``)
-finds it all the same.  Left for the CLI-level suite: keep/verify --stores/restore over every kind.
+finds it all the same; a reader's copy of a key (``read.store_reads.StoreCopy``) reads, streams and names
+itself through any of them.  Left for the CLI-level suite: keep/verify --stores/restore over every kind.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from neuromirror.store.base import (
     Capabilities,
+    CopyURL,
     Dropped,
     StoreIdentity,
     StoreUnreachable,
@@ -111,7 +113,10 @@ class MemoryStore:
         return self.open_key(key).read()[start:end]
 
     def copy_location(self, key: str) -> str:
-        return f"{self.url}#{key}"
+        return f"{self.url} {key}"
+
+    def copy_url(self, key: str) -> Optional[CopyURL]:
+        return CopyURL(f"{self.url}/{key}") if key in self.objects() else None
 
     def forget_key(self, key: str) -> None:
         self.objects().pop(key, None)
@@ -224,3 +229,31 @@ def test_an_unknown_scheme_is_one_line_and_settings_belong_to_their_kind(place: 
     if not place.startswith("pack+"):
         with pytest.raises(BadInput, match="pack_size is for packed stores"):
             open_store(place, pack_size=1 << 20)
+
+
+def test_a_readers_copy_reads_streams_and_names_itself_through_the_store(
+    place: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """T3: the read path holds a copy as (store, key), the store opened once by the reader from the branch's
+    ``remote.log`` fields, and reads it through the store's ranged read, whatever the kind."""
+    from neuromirror.read import store_reads
+
+    store = _keep(place)
+    readers = store_reads.StoreReaders()
+    recorded = {store.identity.uuid: store.remote_config()}
+    reader = readers.of_fields(recorded)[store.identity.uuid]
+    assert readers.of_fields(recorded)[store.identity.uuid].store is reader.store  # opened once by this reader
+    copy = reader.copy(KEY)
+    assert copy is not None and copy.status() is None
+    assert copy.read() == DATA and copy.read(3, 40) == DATA[3:40] and copy.read(40, 3) == b""
+    monkeypatch.setattr(store_reads, "CHUNK", 100)  # the stream asks the store again past each chunk
+    with copy.open(5) as whole, copy.open(250, 1001) as part:
+        assert whole.read() == DATA[5:] and part.read() == DATA[250:1001]
+    assert copy.located is not None  # where it lies, as ``urls`` prints it: the object, or a pack's range of it
+    offset, length = copy.span or (0, len(DATA))
+    assert length == len(DATA) and copy.url == copy.located.url + (
+        "" if copy.span is None else f"#bytes={offset}-{offset + length - 1}"
+    )
+    other = reader.copy(KEY.replace("MD5E-s", "MD5E-s1"))
+    assert other is not None and other.status() is not None  # not kept there: said, not raised
+    assert copy == store_reads.StoreReaders().of_fields(recorded)[store.identity.uuid].copy(KEY)  # by store and key

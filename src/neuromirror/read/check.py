@@ -14,8 +14,6 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from neuromirror.read.store_reads import status as copy_status
-from neuromirror.read.store_reads import streamed
 from neuromirror.read.urls import PinnedFile
 
 _BATCH = 256
@@ -24,8 +22,6 @@ LOST = "the archive no longer serves it ({status}) and no store of the lab's hol
 
 def url_status(session: Any, url: str, timeout: float = 30) -> Optional[str]:
     """None if ``url`` answers with content (``HEAD``, redirects followed as ``HEAD``), else what it answered."""
-    if streamed(url):  # a store's copy read here: a file, an S3 object, a key of a packed store
-        return copy_status(url)
     try:
         r = session.head(url, allow_redirects=True, timeout=timeout)
     except Exception as exc:  # a refused connection, a timeout: the URL does not serve
@@ -33,19 +29,28 @@ def url_status(session: Any, url: str, timeout: float = 30) -> Optional[str]:
     return None if r.status_code == 200 else f"HTTP {r.status_code}"
 
 
+def _status(session: Any, f: PinnedFile) -> Optional[str]:
+    """None if what serves ``f`` answers: a store's copy read here asked of its store (one request), a URL
+    by ``HEAD``."""
+    own = f.streamed  # a file, an S3 object, a key of a packed store
+    return own.status() if own is not None else url_status(session, f.url or "")
+
+
 def _checked(session: Any, f: PinnedFile, on_gone: Optional[Callable[[PinnedFile, str], None]] = None) -> PinnedFile:
-    if f.url is None:
+    if f.served_by == "none" or f.url is None:
         return f
-    status = url_status(session, f.url)
+    status = _status(session, f)
     if status is None:
         return f
     if f.served_by == "git":  # its bytes are in the dataset: not lost, but a dead URL is never shown
-        return dataclasses.replace(f, url=None)
+        return dataclasses.replace(f, link=None)
     if on_gone is not None and f.served_by == "archive" and status in ("HTTP 404", "HTTP 410"):
         on_gone(f, status)  # remembered for every reader (:mod:`.loss`)
-    if f.served_by == "archive" and f.store_url and url_status(session, f.store_url) is None:
-        return dataclasses.replace(f, url=f.store_url, served_by="store")
-    return dataclasses.replace(f, url=None, served_by="none", why=LOST.format(status=status))
+    if f.served_by == "archive" and f.copy is not None:
+        kept = dataclasses.replace(f, served_by="store")
+        if _status(session, kept) is None:
+            return kept
+    return dataclasses.replace(f, link=None, served_by="none", why=LOST.format(status=status))
 
 
 def checked(

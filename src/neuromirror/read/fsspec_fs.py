@@ -4,7 +4,7 @@
 ``cat_file`` with byte ranges, and ``zarr.open_group("neuromirror://dandi/000108@V/x.ome.zarr")``:
 every read goes to the URL :mod:`.urls` chose for the file at that pin (the archive's pinned URL,
 or the lab store's), by range requests through fsspec's own HTTP filesystem (a store's copy that is
-no HTTP URL, one ranged read of the store: :mod:`.store_reads`); a file kept in the dataset's git is
+no HTTP URL, one ranged read of the store the reader opened: :class:`.store_reads.StoreCopy`); a file kept in the dataset's git is
 read from the dataset.  A file no URL serves raises :class:`NotStreamable` (an
 ``OSError`` that is *not* ``FileNotFoundError``: zarr would read a missing chunk as fill values).
 
@@ -30,8 +30,6 @@ from neuromirror.read.listings import Found, Listings
 from neuromirror.read.loss import Losses, NotStreamable, mirror_index, read_range, source_lock  # noqa: F401
 from neuromirror.read.pinned import Pin, resolve
 from neuromirror.read.readahead import ReadAheadCache
-from neuromirror.read.store_reads import read as read_copy
-from neuromirror.read.store_reads import streamed
 from neuromirror.read.urls import PinnedFile
 from neuromirror.spec import SpecError, parse_spec
 from neuromirror.util import gitutil
@@ -241,8 +239,7 @@ class NeuromirrorFileSystem(AbstractFileSystem):
         return self._http
 
     def _cat_url(self, url: str, start: Optional[int], end: Optional[int]) -> bytes:
-        if streamed(url):  # a store's copy: a file here, an S3 object, a key of a packed store (one request)
-            return read_copy(url, start, end)
+        """An HTTP URL's bytes (a store's copy the mirror reads itself is read through its store: :mod:`.loss`)."""
         return self._http_fs().cat_file(url, start=start, end=end)
 
     def _range(self, path: str) -> Callable[[Optional[int], Optional[int]], bytes]:

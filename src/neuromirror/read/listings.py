@@ -32,7 +32,8 @@ from neuromirror.annex.logs import BRANCH
 from neuromirror.annex.pack import tree_entries
 from neuromirror.annex.tree import files_of_blobs
 from neuromirror.read.pinned import Pin
-from neuromirror.read.urls import PinnedFile, StoreReader, readers_of, resolve_batch
+from neuromirror.read.store_reads import StoreReader, StoreReaders
+from neuromirror.read.urls import PinnedFile, resolve_batch
 from neuromirror.store.annexlog import recorded_stores
 from neuromirror.util import gitutil
 
@@ -61,8 +62,8 @@ def branch_commit(git_dir: Optional[Path]) -> Optional[str]:
 class Repo:
     """One repository of a pin (the dataset or a subdataset): a long-lived ``cat-file``, one user at a time."""
 
-    def __init__(self, path: Path, stores: Optional[Stores] = None) -> None:
-        self.path = path
+    def __init__(self, path: Path, readers: StoreReaders, stores: Optional[Stores] = None) -> None:
+        self.path, self.readers = path, readers
         self._stores = stores
         self.lock = threading.Lock()
         self._cat: Optional[gitutil.CatFile] = None
@@ -82,7 +83,7 @@ class Repo:
         """The stores the branch records at ``at`` (its commit; None: the branch as it is), read through
         the repository's own ``cat-file`` (no other process), again only when the branch moved."""
         if self._stores is None or self._stores[0] != at:
-            self._stores = (at, readers_of(recorded_stores(self.cat.get(f"{at or BRANCH}:remote.log"))))
+            self._stores = (at, self.readers.of_fields(recorded_stores(self.cat.get(f"{at or BRANCH}:remote.log"))))
         return self._stores[1]
 
     @property
@@ -220,6 +221,8 @@ class Listings:
         self._repos: OrderedDict[Path, Repo] = OrderedDict()
         self._stores: OrderedDict[Path, Stores] = OrderedDict()
         self._roots: OrderedDict[tuple[Path, str], Optional[str]] = OrderedDict()
+        #: the stores the pins' branches name, opened once for these listings' lifetime (the view's, a filesystem's)
+        self.readers = StoreReaders()
 
     @property
     def held(self) -> tuple[int, int]:
@@ -287,7 +290,7 @@ class Listings:
             if repo is not None:
                 self._repos.move_to_end(path)
                 return repo
-            repo = self._repos[path] = Repo(path, self._stores.get(path))
+            repo = self._repos[path] = Repo(path, self.readers, self._stores.get(path))
             while len(self._repos) > MAX_OPEN_REPOS:
                 old_path, old = self._repos.popitem(last=False)
                 if old.read_stores is not None:  # kept: reopening the repository needs no new read

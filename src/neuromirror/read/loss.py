@@ -110,9 +110,9 @@ class Losses:
         status = self.status(f.url)
         if status is None:
             return f
-        if f.store_url:
-            return dataclasses.replace(f, url=f.store_url, served_by="store")
-        return dataclasses.replace(f, url=None, served_by="none", why=LOST.format(status=status))
+        if f.copy is not None:
+            return dataclasses.replace(f, served_by="store")
+        return dataclasses.replace(f, link=None, served_by="none", why=LOST.format(status=status))
 
     def record(self, f: PinnedFile, status: str, source: Optional[str] = None) -> None:
         """The archive URL of ``f`` answered ``status`` (gone): remembered here, in the index, on the branch."""
@@ -212,14 +212,15 @@ def read_range(
 ) -> bytes:
     """Bytes ``[start:end]`` of ``f``, from its URL, else (the archive failed) from a store that holds it.
 
-    ``cat(url, start, end)`` reads a URL.  Never the archive's failure as it is: a 404 would be a
+    ``cat(url, start, end)`` reads a URL; a store's copy the mirror reads itself is read through its store
+    (:class:`.store_reads.StoreCopy`).  Never the archive's failure as it is: a 404 would be a
     Zarr chunk's fill value; :class:`NotStreamable` when no URL gives the bytes.  Leaves no garbage
     cycle behind (:func:`dropped`)."""
     f = losses.apply(f)
-    if f.served_by == "none" or f.url is None:
+    if f.served_by == "none" or (f.streamed is None and f.url is None):
         raise NotStreamable(f"{f.path}: key {f.key or '-'}: {f.why or 'no URL serves it'}")
     try:
-        return cat(f.url, start, end)
+        return _read(f, start, end, cat)
     except Exception as exc:
         if f.served_by != "archive":
             raise NotStreamable(f"{f.path}: key {f.key}: its store's copy could not be read ({exc!r})") from dropped(
@@ -246,9 +247,9 @@ def _after_failure(
     status = gone_status(failure)
     if status is not None:
         losses.record(f, status, source)
-    if f.store_url:
+    if f.copy is not None:
         try:
-            return cat(f.store_url, start, end)
+            return _read(dataclasses.replace(f, served_by="store"), start, end, cat)
         except Exception as exc:
             raise NotStreamable(f"{f.path}: key {f.key}: the archive and the store both failed ({exc!r})") from dropped(
                 exc
@@ -257,6 +258,14 @@ def _after_failure(
         raise NotStreamable(lost_reason(f, status)) from failure
     why = f"{f.path}: key {f.key}: the archive did not answer ({failure!r}) and no store of the lab's holds it"
     raise NotStreamable(why) from failure
+
+
+def _read(
+    f: PinnedFile, start: Optional[int], end: Optional[int], cat: Callable[[str, Optional[int], Optional[int]], bytes]
+) -> bytes:
+    """Bytes ``[start:end]`` of what serves ``f``: the store's copy read through the store, else its URL."""
+    own = f.streamed
+    return own.read(start, end) if own is not None else cat(f.url or "", start, end)
 
 
 def mirror_index(root: Any, index: Optional[str]) -> Path:

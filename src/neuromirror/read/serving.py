@@ -110,14 +110,14 @@ class Serving:
             return Answer(f)
         now = self.losses.apply(f)
         if now is not f:
-            return _gone(now) if now.url is None else Answer(now)
+            return _gone(now) if now.served_by == "none" else Answer(now)
         dead = self.live.dead(f.url, fresh or missing_reads_as_empty(f, where))
         if dead is None:
             return Answer(f)
         if dead in GONE:
             self.losses.record(f, dead, source)
-        if f.store_url:
-            return Answer(dataclasses.replace(f, url=f.store_url, served_by="store"))
+        if f.copy is not None:
+            return Answer(dataclasses.replace(f, served_by="store"))
         if dead.startswith("HTTP 4"):
             return _gone(f, LOST.format(status=dead))
         why = f"{f.path}: key {f.key}: the archive did not answer ({dead}); try again later\n"

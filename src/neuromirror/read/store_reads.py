@@ -1,221 +1,196 @@
-"""A store's copy of a key, read by the mirror's own readers (``neuromirror://``, the view, ``urls --check``).
+"""A store's copy of a key, as the mirror's own readers hold it (``neuromirror://``, the view, ``urls``).
 
-Each kind of store names its copy of a key by one URL (:meth:`neuromirror.read.urls.StoreReader.url`):
+A copy is a typed record, :class:`StoreCopy`: the store (opened once by the reader that found it) and the
+key.  It is read through the store's own ranged read (:meth:`~neuromirror.store.base.Store.read_range`: a
+directory store's file, an S3 object, a key's range of its pack, which the packed store looks up in its
+index files when the bytes are read, again when a repack moved the key), asked whether it is there
+(:meth:`~neuromirror.store.base.Store.has`), and printed where it lies now
+(:meth:`~neuromirror.store.base.Store.copy_url`): ``urls`` prints a packed copy as its pack's URL with the
+key's bytes as a fragment, ``#bytes=FIRST-LAST`` (inclusive, as an HTTP ``Range`` names them).  Nothing
+here asks which kind a store is: what differs is the store's to say.
 
-* a directory store: the object's ``file://`` path (git-annex's directory layout);
-* an S3 store: its public URL when ``keep`` was given one (``NEUROMIRROR_STORE_PUBLIC_URL``), read over
-  HTTP like an archive URL; else ``s3://BUCKET/PREFIX/KEY``, read here with the endpoint and credentials
-  the process has (``NEUROMIRROR_STORE_ENDPOINT``, boto3's chain: ``AWS_*``, a profile, a role; none:
-  unsigned), as ``restore`` reads a store;
-* a packed store: ``pack+file:///PATH#KEY`` or ``pack+s3://BUCKET/PREFIX#KEY`` — the store and the key,
-  not where the key lies (a repack moves keys): the store's own index says where when the bytes are read,
-  and the key is one ranged read of its pack (the index files are read once per process, again only when
-  a key is not found where they said).
-
-Every read of a copy is one request to the store: :func:`read` for a range (fsspec's ``cat_file``),
-:func:`open_copy` for a stream from an offset (the view's ``GET``).  Stores are opened once per process.
-``urls`` prints a packed copy where it lies now (:func:`located`): the pack's URL (``file://``, the
-bucket's public URL, else ``s3://``) with the key's bytes as a fragment, ``#bytes=FIRST-LAST`` (inclusive,
-as an HTTP ``Range`` names them: ``curl -r FIRST-LAST URL``); :func:`byte_range` reads it back.
+The stores a reader opens are held by that reader (:class:`StoreReaders`): a ``urls`` listing, a
+``neuromirror://`` filesystem, the view.  Before, a copy was a URL string (``pack+s3://...#KEY``) parsed
+back at each read and its store reopened through a cache global to the process.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import threading
-from typing import IO, Any, Optional, cast
-from urllib.parse import quote, unquote, urlsplit
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Optional
 
-#: the copies the mirror reads itself (not by plain HTTP): a file here, an S3 object, a key of a packed store
-STREAMED = ("file", "s3", "pack+file", "pack+s3")
-#: a range of a file read at once (a larger one is streamed)
-SMALL = 4 << 20
-_BYTES = re.compile(r"^bytes=(\d+)-(\d+)$")
-_stores: dict[str, Any] = {}
-#: what the datasets' branches record of each packed S3 store (``endpoint``, ``publicurl``), by its URL
-_recorded: dict[str, dict[str, str]] = {}
-_lock = threading.Lock()
+from neuromirror.store.base import CopyURL, Store, key_size, not_there
+from neuromirror.store.location import kind_of, kind_of_fields, open_store
+
+#: the most bytes one read of a streamed copy asks its store for (the view streams a large file in such reads)
+CHUNK = 8 << 20
 
 
-def note_recorded(url: str, fields: dict[str, str]) -> None:
-    """What a dataset's branch records of the packed S3 store ``url``: its endpoint and public URL, read with
-    where the process names none (a reader holding no setting of the lab's reads a lab's MinIO, or names a
-    pack by the bucket's public URL, as a clone's git-annex does from the same record)."""
-    got = {k: fields[k] for k in ("endpoint", "publicurl") if fields.get(k)}
-    if got:
-        with _lock:
-            _recorded.setdefault(url, got)
+@dataclass(frozen=True, eq=False)
+class StoreCopy:
+    """``key`` as ``store`` keeps it: read, checked and printed through the store (the store's own object,
+    opened by the reader that found the copy; two copies are one when their stores' URLs and keys are)."""
+
+    store: Store
+    key: str
+
+    def __eq__(self, other: object) -> bool:
+        """The same copy: the same store (by its URL: two readers open it each) and the same key."""
+        return isinstance(other, StoreCopy) and (other.store.url, other.key) == (self.store.url, self.key)
+
+    def __hash__(self) -> int:
+        return hash((self.store.url, self.key))
+
+    @property
+    def streamed(self) -> bool:
+        """Does the mirror read it itself (a file here, an S3 object, a pack's range: no client could follow a
+        redirect to it)?  Else it is read at its :attr:`url`, a plain HTTP URL (an S3 store given a public URL)."""
+        return not self.store.capabilities.public_url
+
+    @cached_property
+    def located(self) -> Optional[CopyURL]:
+        """Where the copy lies now (asked of the store once: a packed store's index files); None: the store
+        names no place for it, or does not answer."""
+        try:
+            return self.store.copy_url(self.key)
+        except Exception:  # noqa: BLE001 - a bucket's or a disk's error: the store still names the copy
+            return None
+
+    @property
+    def url(self) -> str:
+        """The copy as ``urls`` prints it: its URL, a key inside a pack with ``#bytes=FIRST-LAST``; a copy whose
+        store does not answer as the store's reports name it (:meth:`~neuromirror.store.base.Store.copy_location`)."""
+        at = self.located
+        if at is None:
+            return self.store.copy_location(self.key)
+        return at.url if at.span is None else f"{at.url}#bytes={at.span[0]}-{at.span[0] + at.span[1] - 1}"
+
+    @property
+    def span(self) -> Optional[tuple[int, int]]:
+        """(offset, length) of the key in the object :attr:`url` names (a pack); None: the whole object."""
+        return None if self.located is None else self.located.span
+
+    def read(self, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
+        """Bytes ``[start:end]`` of the copy: one ranged read of its store (``FileNotFoundError``: not there)."""
+        lo = max(0, start or 0)
+        if end is not None and end <= lo:
+            return b""
+        return bytes(self.store.read_range(self.key, lo or None, end))
+
+    def open(self, start: Optional[int] = None, end: Optional[int] = None) -> io.RawIOBase:
+        """A stream of bytes ``[start:end]``: ranged reads of the store as it is read, each :data:`CHUNK` at most
+        (a range asked for whole, when smaller: one request)."""
+        return _Stream(self, max(0, start or 0), key_size(self.key) if end is None else end)
+
+    def status(self) -> Optional[str]:
+        """None when the store holds the copy (one request at most), else why not."""
+        try:
+            return None if self.store.has(self.key) else f"{self.store.url}: no copy of {self.key} there"
+        except Exception as exc:  # noqa: BLE001 - a bucket's or a disk's error: the copy is not readable
+            return f"{type(exc).__name__}: {exc}"
 
 
-def scheme(url: str) -> str:
-    return url.split(":", 1)[0].lower() if ":" in url else ""
+class _Stream(io.RawIOBase):
+    """A copy's bytes from ``at`` to ``end`` (None: its end), read from the store a chunk at a time."""
 
-
-def streamed(url: Optional[str]) -> bool:
-    """Is ``url`` a store's copy that the mirror reads itself (a client could not follow a redirect to it)?"""
-    return bool(url) and scheme(url or "") in STREAMED
-
-
-def packed_copy(store_url: str, key: str) -> str:
-    """The URL of ``key`` in the packed store ``store_url``: ``pack+...#KEY``."""
-    return f"{store_url}#{quote(key, safe='')}"
-
-
-def byte_range(url: Optional[str]) -> Optional[tuple[int, int]]:
-    """(offset, length) a ``#bytes=FIRST-LAST`` fragment names; None: the whole object."""
-    m = _BYTES.match(urlsplit(url).fragment) if url else None
-    return None if m is None else (int(m.group(1)), int(m.group(2)) - int(m.group(1)) + 1)
-
-
-def _window(span: Optional[tuple[int, int]], start: Optional[int], end: Optional[int]) -> tuple[int, Optional[int]]:
-    """(offset, length) in the object of bytes ``[start:end]`` of a copy lying at ``span`` (None: all of it)."""
-    base, size = span if span is not None else (0, None)
-    lo = max(0, start or 0) if size is None else min(size, max(0, start or 0))
-    hi = size if end is None else (end if size is None else min(size, end))
-    return base + lo, None if hi is None else max(0, hi - lo)
-
-
-# -- the stores ------------------------------------------------------------------------------------
-def _store(url: str) -> Any:
-    """The store ``url`` names, opened once per process (nothing is asked of it until it is read); an S3
-    object's bucket is opened as the store ``s3://BUCKET``: the process's endpoint and credentials."""
-    from neuromirror.store.location import open_store
-
-    with _lock:
-        got = _stores.get(url)
-        if got is None:
-            got = _stores[url] = open_store(url, recorded=_recorded.get(url))
-        return got
-
-
-def _packed(url: str) -> tuple[Any, str]:
-    """(the packed store, the key) of a ``pack+...#KEY`` URL."""
-    head, _, key = url.partition("#")
-    return _store(head), unquote(key)
-
-
-def _s3_object(url: str) -> tuple[Any, str]:
-    """(the bucket's S3 store, the object's name) of an ``s3://BUCKET/NAME`` URL."""
-    parts = urlsplit(url)
-    return _store(f"s3://{parts.netloc}"), unquote(parts.path.lstrip("/"))
-
-
-# -- reading ---------------------------------------------------------------------------------------
-def read(url: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
-    """Bytes ``[start:end]`` of the copy ``url`` names (one request to its store)."""
-    if scheme(url).startswith("pack+"):
-        store, key = _packed(url)
-        return bytes(store.read_range(key, start, end))  # a repacked key is looked up again by the store
-    with open_copy(url, start, end) as fh:
-        return fh.read()
-
-
-def open_copy(url: str, start: Optional[int] = None, end: Optional[int] = None) -> IO[bytes]:
-    """A stream of bytes ``[start:end]`` of the copy ``url`` names, from one request to its store."""
-    kind = scheme(url)
-    if kind == "file":
-        return _open_file(url, start, end)
-    if kind == "s3":
-        return _open_s3(url, start, end)
-    if kind.startswith("pack+"):
-        return _open_packed(url, start, end)
-    raise ValueError(f"{url}: not a store's copy read here")
-
-
-def _open_file(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
-    offset, length = _window(byte_range(url), start, end)
-    fh = open(unquote(urlsplit(url).path), "rb")
-    fh.seek(offset)
-    if length is None:
-        return fh
-    if length < SMALL:
-        with fh:
-            return io.BytesIO(fh.read(length))
-    return cast(IO[bytes], io.BufferedReader(_Limited(fh, length), 1 << 20))
-
-
-class _Limited(io.RawIOBase):
-    """At most ``left`` bytes of an open file, from where it stands."""
-
-    def __init__(self, fh: IO[bytes], left: int) -> None:
-        self._fh, self._left = fh, left
+    def __init__(self, copy: StoreCopy, at: int, end: Optional[int]) -> None:
+        self._copy, self._at, self._end = copy, at, end
+        self._buf, self._done = b"", False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        view = memoryview(b)[: max(0, self._left)]
-        n = self._fh.readinto(view) if len(view) else 0  # type: ignore[attr-defined]
-        self._left -= n or 0
-        return int(n or 0)
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
-def _open_s3(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
-    from neuromirror.store.s3 import boto_errors, error_code
-
-    store, name = _s3_object(url)
-    offset, length = _window(byte_range(url), start, end)
-    if length == 0:
-        return io.BytesIO(b"")
-    extra = {}
-    if offset or length is not None:
-        extra["Range"] = f"bytes={offset}-{'' if length is None else offset + length - 1}"
-    try:
-        got = store.client().get_object(Bucket=store.bucket, Key=name, **extra)
-    except boto_errors() as exc:
-        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
-            raise FileNotFoundError(f"{url}: no such object") from None
-        raise OSError(f"{url}: {error_code(exc) or type(exc).__name__}: {exc}") from None
-    return cast(IO[bytes], got["Body"])
+        if not self._buf and not self._done:
+            stop = self._at + CHUNK if self._end is None else min(self._end, self._at + CHUNK)
+            self._buf = self._copy.read(self._at, stop)
+            self._done = len(self._buf) < stop - self._at or stop == self._end
+            self._at += len(self._buf)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
 
 
-def _open_packed(url: str, start: Optional[int], end: Optional[int]) -> IO[bytes]:
-    """One ranged read of the key's pack (the store looks a repacked key up again, asks a cold pack's thaw)."""
-    store, key = _packed(url)
-    return cast(IO[bytes], store.open_range(key, start, end))
+@dataclass(frozen=True, eq=False)
+class StoreReader:
+    """A store a dataset or the index names, as a reader reads it: its name, the store opened (None: not
+    readable here) and its rank (0 on this machine, 1 a public URL, 2 remote: the registered kind's)."""
+
+    name: str
+    store: Optional[Store]
+    rank: int = 2
+
+    @property
+    def readable(self) -> bool:
+        return self.store is not None
+
+    def copy(self, key: str) -> Optional[StoreCopy]:
+        return None if self.store is None else StoreCopy(self.store, key)
 
 
-# -- what is there -----------------------------------------------------------------------------------
-def status(url: str) -> Optional[str]:
-    """None when the copy ``url`` names is there (one request at most), else why not."""
-    kind = scheme(url)
-    try:
-        if kind == "file":
-            from pathlib import Path
+class StoreReaders:
+    """The stores one reader reads copies from, each opened once for the reader's lifetime (a ``urls``
+    listing, a ``neuromirror://`` filesystem, the view): a packed store's index files are read once by it,
+    a bucket's client made once.  Thread-safe.  A store is opened by its URL (nothing is asked of it until a
+    copy is read), a branch's store by the registered kind that reads its ``remote.log`` fields back, with
+    those fields (an endpoint, a public URL) where the process names none."""
 
-            return None if Path(unquote(urlsplit(url).path)).is_file() else "no such file"
-        if kind == "s3":
-            store, name = _s3_object(url)
-            store.client().head_object(Bucket=store.bucket, Key=name)
+    def __init__(self) -> None:
+        self._opened: dict[str, Optional[Store]] = {}
+        self._lock = threading.Lock()
+
+    def _open(self, url: str, recorded: Optional[dict[str, str]] = None) -> Optional[Store]:
+        with self._lock:
+            if url not in self._opened:
+                try:
+                    store = open_store(url, recorded=recorded)
+                    self._opened[url] = None if not_there(store) else store  # a directory gone: not read here
+                except Exception:  # noqa: BLE001 - a kind no longer opened, a malformed place: not read here
+                    self._opened[url] = None
+            return self._opened[url]
+
+    def _reader(self, name: str, url: str, recorded: Optional[dict[str, str]] = None) -> Optional[StoreReader]:
+        kind = kind_of(url)
+        if kind is None:
             return None
-        if kind.startswith("pack+"):
-            store, key = _packed(url)
-            return None if store.where(key) is not None else "no pack holds it"
-    except Exception as exc:  # noqa: BLE001 - a bucket's or a disk's error: the copy is not readable
-        return f"{type(exc).__name__}: {exc}"
-    return f"{url}: not a store's copy read here"
+        store = self._open(url, recorded)
+        rank = kind.rank if store is None or not store.capabilities.public_url else min(kind.rank, 1)
+        return StoreReader(name, store, rank)
 
+    def of_fields(self, stores: dict[str, dict[str, str]]) -> dict[str, StoreReader]:
+        """uuid -> how to read each of ``stores`` (uuid -> its ``remote.log`` fields) a registered kind reads
+        back, a store on this machine first."""
+        out = {}
+        for uuid, fields in stores.items():
+            found = kind_of_fields(fields)
+            reader = None if found is None else self._reader(fields.get("name", uuid), found[1], fields)
+            if reader is not None:
+                out[uuid] = reader
+        return dict(sorted(out.items(), key=lambda item: item[1].rank))
 
-def located(url: str) -> str:
-    """Where a packed copy lies now, as ``urls`` prints it: its pack's URL and ``#bytes=FIRST-LAST``
-    (the pack's file, the bucket's public URL, else ``s3://``); any other URL as it is, and a packed copy
-    whose store does not answer as its store and key."""
-    if not scheme(url).startswith("pack+"):
-        return url
-    from neuromirror.store.packs.layout import pack_object
+    def of_records(self, records: Iterable[dict]) -> list[StoreReader]:
+        """How to read each store of the index's records (url, name), a store on this machine first."""
+        readers = [
+            r for rec in records if rec.get("url") and (r := self._reader(str(rec.get("name") or ""), str(rec["url"])))
+        ]
+        return sorted((r for r in readers if r.readable), key=lambda r: r.rank)
 
-    try:
-        store, key = _packed(url)
-        got = store.where(key)
-    except Exception:  # noqa: BLE001 - not readable here: the store and the key still name the copy
-        return url
-    if got is None:
-        return url
-    pack, offset, length = got
-    where = store.object_url(pack) or f"s3://{store.s3.bucket}/{quote(store.s3.prefix + pack_object(pack))}"
-    return f"{where}#bytes={offset}-{offset + length - 1}"
+    def of_repo(self, repo: Path) -> dict[str, StoreReader]:
+        """uuid -> how to read each store ``repo``'s ``git-annex`` branch records."""
+        from neuromirror.store.record import store_uuids
+
+        return self.of_fields(store_uuids(repo))
+
+    def kept_by_key(self, key: str, records: Iterable[dict]) -> Optional[StoreCopy]:
+        """The copy of ``key`` a store of the index's ``records`` holds (asked of each: a keep while the view
+        runs is seen), for a file no dataset here records (a manifest's row alone)."""
+        for reader in self.of_records(records):
+            copy = reader.copy(key)
+            if copy is not None and copy.status() is None:
+                return copy
+        return None

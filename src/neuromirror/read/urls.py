@@ -7,9 +7,9 @@ a store of the lab's).  Per file, in this order:
 
 1. a registered ``http(s)`` URL the URL rule calls *pinned* (an S3 ``versionId``), then one it
    calls *immutable* (a name the archive never reuses): it serves the key's bytes or nothing;
-2. else, when a store of the lab's holds the key: its copy's URL (:mod:`.store_reads`: a directory
-   store's ``file://`` path of the object; an S3 store's public URL, else its ``s3://`` object; a packed
-   store's ``pack+...#KEY``, which ``urls`` prints as its pack's URL and byte range);
+2. else, when a store of the lab's holds the key: its copy (:class:`.store_reads.StoreCopy`: the store
+   and the key, read through the store), printed where it lies (a directory store's ``file://`` path of
+   the object; an S3 store's public URL, else its ``s3://`` object; a packed store's pack and byte range);
 3. else no URL, and why: a mutable URL only (a BOSS chunk, an unversioned bucket), an
    embargoed file (its URL needs the DANDI key, never written anywhere), or none at all.
 
@@ -23,24 +23,22 @@ Listing streams: the tree is read in batches, the logs of a batch in one ``cat-f
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import urlsplit
 
 from neuromirror import archives
 from neuromirror.annex.contract import WEB_UUID
-from neuromirror.annex.keys import git_file_key, hashdir_lower, key_file, log_path
+from neuromirror.annex.keys import git_file_key, log_path
 from neuromirror.annex.logs import log_state, web_urls
 from neuromirror.annex.logs import web_urls_newest_first as web_urls_newest
 from neuromirror.annex.tree import version_batches
 from neuromirror.read.pinned import Pin
-from neuromirror.read.store_reads import byte_range, located, note_recorded, packed_copy
-from neuromirror.read.store_reads import status as copy_status
+from neuromirror.read.store_reads import StoreCopy, StoreReader, StoreReaders
 from neuromirror.records import VersionFile
 from neuromirror.sources.urlrule import Stability, stability
-from neuromirror.store.record import BRANCH, store_uuids
+from neuromirror.store.record import BRANCH
 from neuromirror.util import gitutil
 
 #: why a file has no URL, by what its URLs are
@@ -56,22 +54,38 @@ class PinnedFile:
 
     Not a :class:`~neuromirror.records.VersionFile`: what a reader needs is the one URL chosen (or
     why none), and a reader also makes these from what no tree holds (a Zarr manifest's rows, a
-    subdataset not installed); ``key`` names a file in git the way a lock file does."""
+    subdataset not installed); ``key`` names a file in git the way a lock file does.  A store's copy is
+    held as a record (:attr:`copy`), never as a URL string to parse back: :attr:`url` prints it (asked
+    of its store when printed: a packed store's index), :attr:`streamed` is what a reader reads."""
 
     path: str
     key: str  # the git-annex key; for a file in git, GIT-SHA256-s<size>--<sha256> as lock files name it
     size: Optional[int]
-    url: Optional[str]  # serves exactly these bytes, or None (a file in git: the archive's URL, if it has one)
-    served_by: str  # "archive", "store", "git" (the bytes are in the dataset), or "none"
+    link: Optional[str]  # the archive's URL of exactly these bytes, or None (a file in git: the archive's, if any)
+    served_by: str  # "archive", "store" (its :attr:`copy`), "git" (the bytes are in the dataset), or "none"
     why: Optional[str] = None  # served_by "none": why no URL serves it
     repo: Optional[Path] = None  # the (sub)dataset holding it
     blob: Optional[str] = None  # served_by "git": the blob's object id in ``repo``
-    store_url: Optional[str] = None  # a store of the lab's holds it too: its read URL (the fallback)
+    copy: Optional[StoreCopy] = None  # a store of the lab's holds it too: its copy (the fallback)
+
+    @property
+    def url(self) -> Optional[str]:
+        """The one URL that serves exactly these bytes, as ``urls`` prints it: a store's copy where it lies now."""
+        if self.served_by == "store" and self.copy is not None:
+            return self.copy.url
+        return self.link
+
+    @property
+    def streamed(self) -> Optional[StoreCopy]:
+        """The store's copy serving the file that the mirror reads itself (no client could follow a redirect
+        to it: a file here, an S3 object, a pack's range); None: it is read by its URL, if any."""
+        copy = self.copy
+        return copy if self.served_by == "store" and copy is not None and copy.streamed else None
 
     def to_json(self) -> dict:
         out: dict = {"path": self.path, "url": self.url, "size": self.size, "key": self.key or None}
         out["served_by"] = self.served_by
-        span = byte_range(self.url)
+        span = self.copy.span if self.served_by == "store" and self.copy is not None else None
         if span is not None:  # a key inside a pack: [offset, length] of the URL's object
             out["range"] = list(span)
         if self.why:
@@ -81,9 +95,11 @@ class PinnedFile:
 
 def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
     """The files of ``pin`` (under ``paths``, if given: a file, a directory, or a Zarr asset's path),
-    each with its URL as ``urls`` prints it (a packed copy where it lies now: :func:`.store_reads.located`),
-    in git's path order per repository (:func:`~neuromirror.annex.tree.version_batches`)."""
+    each with its URL as ``urls`` prints it (a packed copy where it lies now: :attr:`.StoreCopy.url`),
+    in git's path order per repository (:func:`~neuromirror.annex.tree.version_batches`).  The stores are
+    opened once for the listing, whichever (sub)datasets record them."""
     at: Optional[Path] = None
+    opened = StoreReaders()
     stores: dict[str, StoreReader] = {}
     branch: Optional[str] = None
     for repo, cat, files in version_batches(pin.dataset, pin.commit, recurse=True, paths=paths):
@@ -93,16 +109,8 @@ def pin_files(pin: Pin, paths: Sequence[str] = ()) -> Iterator[PinnedFile]:
                 yield PinnedFile(f.path + "/", "", None, None, "none", why)
             continue
         if repo != at:
-            at, stores, branch = repo, store_readers(repo), gitutil.ref_sha(repo, BRANCH)
-        yield from map(_located, resolve_batch(repo, cat, branch, stores, files))
-
-
-def _located(f: PinnedFile) -> PinnedFile:
-    """``f`` with a packed store's copy named where it lies now (its pack's URL and byte range)."""
-    if not (f.store_url and f.store_url.startswith("pack+")):
-        return f
-    at = located(f.store_url)
-    return dataclasses.replace(f, store_url=at, url=at if f.served_by == "store" else f.url)
+            at, stores, branch = repo, opened.of_repo(repo), gitutil.ref_sha(repo, BRANCH)
+        yield from resolve_batch(repo, cat, branch, stores, files)
 
 
 def resolve_batch(
@@ -166,13 +174,13 @@ def _choose(
     repo: Path,
 ) -> PinnedFile:
     http = [u for u in urls if urlsplit(u).scheme in ("http", "https")]
-    kept = next((u for uid, r in stores.items() if present.get(uid) and (u := r.url(key))), None)
+    kept = next((c for uid, r in stores.items() if present.get(uid) and (c := r.copy(key))), None)
     web_gone = present.get(WEB_UUID) is False  # marked: a reader or verify found its archive URLs gone
     pinned = None if web_gone else _stable(http)
     if pinned:
-        return PinnedFile(path, key, size, pinned, "archive", repo=repo, store_url=kept)
+        return PinnedFile(path, key, size, pinned, "archive", repo=repo, copy=kept)
     if kept:
-        return PinnedFile(path, key, size, kept, "store", repo=repo, store_url=kept)
+        return PinnedFile(path, key, size, None, "store", repo=repo, copy=kept)
     why = _why_none(urls, http, web_gone)
     kept_elsewhere = [r.name for u, r in stores.items() if present.get(u) and not r.readable]
     if kept_elsewhere:
@@ -191,101 +199,3 @@ def _why_none(urls: Sequence[str], http: list[str], web_gone: bool) -> str:
     if urls:
         return OTHER_SCHEME.format(scheme=urlsplit(urls[0]).scheme or urls[0].split(":", 1)[0])
     return NO_URL
-
-
-@dataclass(frozen=True)
-class StoreReader:
-    """How the mirror's readers name a store's copy of a key (:mod:`.store_reads` reads it): a directory's
-    ``file://`` path, an S3 store's public URL or ``s3://`` object, a packed store's ``pack+...#KEY``."""
-
-    name: str
-    kind: str  # "directory", "S3" or "pack"
-    base: Optional[str]  # directory path, public URL's base, s3://BUCKET/, a packed store's URL; None: not read here
-    prefix: str = ""
-
-    @property
-    def readable(self) -> bool:
-        return self.base is not None
-
-    @property
-    def rank(self) -> int:
-        """Which copy a file is given when several stores hold it: one on this machine, a public URL, S3."""
-        base = self.base or ""
-        if self.kind == "directory" or base.startswith("pack+file:"):
-            return 0
-        return 1 if base.startswith(("http:", "https:")) else 2
-
-    def url(self, key: str) -> Optional[str]:
-        if self.base is None:
-            return None
-        if self.kind == "directory":
-            return self.path(key).as_uri()
-        if self.kind == "pack":
-            return packed_copy(self.base, key)
-        return self.base.rstrip("/") + "/" + quote(self.prefix + key)
-
-    def path(self, key: str) -> Path:
-        """A directory store's file of ``key`` (git-annex's directory remote layout)."""
-        name = key_file(key)
-        return Path(self.base or ".", hashdir_lower(key), name, name)
-
-
-def kept_by_key(f: PinnedFile, stores: dict[str, dict]) -> PinnedFile:
-    """``f`` with the copy a store of the lab's holds by its key (``stores``: the index's store records), for
-    a file no dataset here records (a manifest's row alone): its ``store_url`` then, as a file a dataset's
-    branch says a store holds has it.  Asked of each store (a directory's file, a packed store's index
-    files, an S3 store's ``HEAD``): a keep while the view runs is seen."""
-    if not f.key or f.store_url:
-        return f
-    readers = [r for rec in stores.values() if (r := _reader_of_record(rec)) is not None]
-    for reader in sorted(readers, key=lambda r: r.rank):
-        url = reader.url(f.key)
-        if url and copy_status(url) is None:
-            return dataclasses.replace(f, store_url=url)
-    return f
-
-
-def _reader_of_record(rec: dict) -> Optional[StoreReader]:
-    """How to read the store an index record (url, kind, name) names; None: a kind not read by key here."""
-    url, kind, name = str(rec.get("url") or ""), rec.get("kind"), str(rec.get("name") or "")
-    if not url:
-        return None
-    if kind == "directory":
-        return StoreReader(name, "directory", url)
-    if kind == "pack":
-        return StoreReader(name, "pack", url)
-    if kind == "S3" and url.startswith("s3://"):
-        return StoreReader(name, "S3", url)
-    return None
-
-
-def store_readers(repo: Path) -> dict[str, StoreReader]:
-    """uuid -> how to read each store ``repo`` records (only those whose objects have a URL)."""
-    return readers_of(store_uuids(repo))
-
-
-def readers_of(stores: dict[str, dict[str, str]]) -> dict[str, StoreReader]:
-    """uuid -> how to read each of ``stores`` (uuid -> its ``remote.log`` fields), a store on this machine first."""
-    out = {}
-    for uuid, fields in stores.items():
-        reader = _reader_of_fields(fields.get("name", uuid), fields)
-        if reader is not None:
-            out[uuid] = reader
-    return dict(sorted(out.items(), key=lambda item: item[1].rank))
-
-
-def _reader_of_fields(name: str, fields: dict[str, str]) -> Optional[StoreReader]:
-    if fields.get("type") == "directory":
-        where = fields.get("directory")
-        return StoreReader(name, "directory", where if where and Path(where).is_dir() else None)
-    if fields.get("type") == "S3":
-        bucket = fields.get("bucket")
-        base = fields.get("publicurl") or (f"s3://{bucket}/" if bucket else None)
-        return StoreReader(name, "S3", base, fields.get("fileprefix", ""))
-    url = fields.get("url", "")
-    if fields.get("type") == "external" and url.startswith("pack+"):
-        if url.startswith("pack+s3:"):
-            note_recorded(url, fields)
-        here = url.startswith("pack+s3:") or Path(unquote(urlsplit(url).path)).is_dir()
-        return StoreReader(name, "pack", url if here else None)
-    return None

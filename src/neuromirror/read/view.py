@@ -36,7 +36,6 @@ from neuromirror.read.landing import href, listing_html
 from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.ome import neuroglancer as ng
 from neuromirror.read.serving import Serving
-from neuromirror.read.store_reads import streamed
 from neuromirror.read.view_dav import dav_app
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
 from neuromirror.read.zarr_versions.route import ROUTE as ZARR_ROUTE
@@ -217,16 +216,16 @@ class View:
         if f.served_by == "git":
             environ["wsgidav.auth.user_name"] = ""
             return self.dav(environ, start_response)  # its bytes, with Range, by WsgiDAV
-        if f.served_by == "none" or f.url is None:
+        if f.served_by == "none" or (f.streamed is None and f.url is None):
             return self._gone(start_response, f.path, f.key, f.why or "no URL serves it", head)
         fresh = bool(environ.get("HTTP_" + FAILED_HEADER.upper().replace("-", "_")))
         answer = self.serving.answer(f, node.pin.source if node.pin else None, fresh, environ.get("PATH_INFO", ""))
         if answer.status is not None:
             return _text(start_response, answer.status, answer.body, head)
-        url = answer.file.url or ""
-        if streamed(url):  # a store's copy no client could follow a redirect to: a file here, S3, a pack
+        if answer.file.streamed is not None:  # a store's copy no client could follow a redirect to: a file, S3, a pack
             environ["wsgidav.auth.user_name"] = ""
             return self.dav(environ, start_response)  # the store's copy, streamed with Range
+        url = answer.file.url or ""
         if not public(url):
             return self._gone(start_response, f.path, f.key, "its only URL carries a credential", head)
         start_response("307 Temporary Redirect", [("Location", url), ("Content-Length", "0"), *_dated(node)])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import IO, Any, Optional
+from typing import Any, Optional
 
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
@@ -22,25 +22,25 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from neuromirror.read.store_reads import open_copy, streamed
+from neuromirror.read.store_reads import StoreCopy
 from neuromirror.read.urls import PinnedFile
 from neuromirror.read.view_tree import Entry, Node, Tree
 from neuromirror.util import gitutil
 
 
-def store_copy(f: PinnedFile) -> Optional[str]:
-    """The lab store's copy of ``f`` that the view streams itself (:func:`.store_reads.streamed`: a file here,
+def store_copy(f: PinnedFile) -> Optional[StoreCopy]:
+    """The lab store's copy of ``f`` that the view streams itself (:attr:`.StoreCopy.streamed`: a file here,
     an S3 object, a key of a packed store), if it has one."""
-    return next((url for url in (f.url, f.store_url) if streamed(url)), None)
+    return f.copy if f.copy is not None and f.copy.streamed else None
 
 
 class _Copy(io.RawIOBase):
     """A store's copy as WsgiDAV reads a file: it seeks to the range asked for, then reads on; the store is
-    asked once, at the first read, for the bytes from there (:func:`.store_reads.open_copy`)."""
+    asked at the first read for the bytes from there (:meth:`.StoreCopy.open`)."""
 
-    def __init__(self, url: str, end: Optional[int] = None) -> None:
-        self.url, self._at, self._end = url, 0, end  # end: where the range asked for ends, if it said so
-        self._body: Optional[IO[bytes]] = None
+    def __init__(self, copy: StoreCopy, end: Optional[int] = None) -> None:
+        self.copy, self._at, self._end = copy, 0, end  # end: where the range asked for ends, if it said so
+        self._body: Optional[io.RawIOBase] = None
 
     def readable(self) -> bool:
         return True
@@ -57,8 +57,8 @@ class _Copy(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         if self._body is None:
             end = self._end if self._end is not None and self._end > self._at else None
-            self._body = open_copy(self.url, self._at, end)
-        data = self._body.read(len(b))
+            self._body = self.copy.open(self._at, end)
+        data = self._body.read(len(b)) or b""
         b[: len(data)] = data
         return len(data)
 
@@ -103,10 +103,10 @@ class _File(DAVNonCollection):
                 return io.BytesIO(self.data)
             assert f.repo is not None and f.blob is not None  # a large file in git: read now
             return io.BytesIO(gitutil.run(f.repo, "cat-file", "blob", f.blob).stdout)
-        url = store_copy(f)
-        if url is None:
+        copy = store_copy(f)
+        if copy is None:
             raise DAVError(HTTP_NOT_FOUND)
-        return _Copy(url, _range_end(self.environ))  # a copy that does not read cuts the answer short: an error
+        return _Copy(copy, _range_end(self.environ))  # a copy that does not read cuts the answer short: an error
 
 
 class _Dir(DAVCollection):

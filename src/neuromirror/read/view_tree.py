@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -32,7 +32,7 @@ from neuromirror.index.store_checks import known_stores
 from neuromirror.read.listings import Dir, Listings
 from neuromirror.read.manifests import ManifestTree
 from neuromirror.read.pinned import Pin, resolve
-from neuromirror.read.urls import PinnedFile, kept_by_key
+from neuromirror.read.urls import PinnedFile
 from neuromirror.records import VersionKind
 from neuromirror.spec import SpecError, parse_spec
 
@@ -290,7 +290,8 @@ class Tree:
         elif f is not None:  # no dataset here records the state (an AIND store's): a store's copy by its key
             with self._db_lock:
                 known = known_stores(self._index().index)
-            f = kept_by_key(f, known)  # asked of the stores outside the index's lock
+            copy = self.listings.readers.kept_by_key(f.key, known.values()) if f.key and not f.copy else None
+            f = f if copy is None else replace(f, copy=copy)  # asked of the stores outside the index's lock
         if not is_dir:
             return Node(False, file=f, modified=dates.get(""))
         return Node(True, [Entry(n, m, dates.get(n)) for n, m in members], modified=_newest(*dates.values()))

@@ -130,6 +130,19 @@ class Capabilities:
     enable_field: Optional[tuple[str, str]] = None
     #: its copies may need a thaw before they are read
     thaw: Optional[Thawable] = None
+    #: the plain HTTP base a client reads each of its copies at, whole (an S3 store given
+    #: ``NEUROMIRROR_STORE_PUBLIC_URL``): a reader may be redirected there; None: the mirror reads them itself
+    public_url: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class CopyURL:
+    """Where a store's copy of a key lies now, as a reader outside this process names it (``urls`` prints
+    it): a ``file://`` path, an ``s3://`` object or a public URL, and for a key inside a larger object (a
+    pack) its ``span``, (offset, length) there; None: the whole object."""
+
+    url: str
+    span: Optional[tuple[int, int]] = None
 
 
 def not_there(store: Store) -> bool:
@@ -155,6 +168,11 @@ class Store(Protocol):
 
     def read_range(self, key: str, start: Optional[int] = None, end: Optional[int] = None) -> bytes:
         """Bytes ``[start, end)`` of ``key``'s stored copy (``FileNotFoundError``: not there)."""
+        ...
+
+    def copy_url(self, key: str) -> Optional[CopyURL]:
+        """Where ``key``'s copy lies now, as a URL a reader outside this process reads (None: the store names
+        no place for it; a store that does not answer raises)."""
         ...
 
     @property

@@ -35,6 +35,7 @@ from neuromirror.store.base import (
     FIRST_COST,
     LEGACY_NAME,
     Capabilities,
+    CopyURL,
     Dropped,
     StoreIdentity,
     drop_each,
@@ -152,6 +153,9 @@ class DirectoryStore:
         with self.open_key(key) as fh:
             fh.seek(start or 0)
             return fh.read(-1 if end is None else max(0, end - (start or 0)))
+
+    def copy_url(self, key: str) -> CopyURL:
+        return CopyURL(self.key_path(key).as_uri())
 
     def key_path(self, key: str) -> Path:
         name = key_file(key)

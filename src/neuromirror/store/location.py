@@ -103,7 +103,7 @@ def open_store(
     """The store ``name`` names, opened as one that exists: a reader or a check never makes a store (its
     identity missing is :class:`~neuromirror.store.base.StoreUnreachable`).  ``create``: ``keep --to``'s, a new
     store may be made there (when first written, in an empty place only).  ``recorded``: what a dataset's
-    branch records of a packed S3 store (``endpoint``, ``publicurl``), for a reader whose process names none."""
+    branch records of an S3 store, packed or not (``endpoint``, ``publicurl``), for a reader whose process names none."""
     kind = kind_of(name)
     if pack_size is not None and (kind is None or "pack_size" not in kind.takes):
         raise BadInput(f"pack_size is for packed stores (pack+file:///PATH, pack+s3://BUCKET/PREFIX), not {name}").at(
@@ -132,7 +132,13 @@ def _s3(name: str, settings: Settings) -> Store:
     parts = urlsplit(name)
     if not parts.netloc or parts.query or parts.fragment:
         raise UserError(f"{name}: an S3 store is s3://BUCKET[/PREFIX] (the endpoint: NEUROMIRROR_STORE_ENDPOINT)")
-    return S3Store(parts.netloc, unquote(parts.path), storage_class=settings.storage_class, create=settings.create)
+    return S3Store(
+        parts.netloc,
+        unquote(parts.path),
+        storage_class=settings.storage_class,
+        recorded=settings.recorded,
+        create=settings.create,
+    )
 
 
 def _not_s3(name: str) -> BadInput:

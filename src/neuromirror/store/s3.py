@@ -35,6 +35,7 @@ from neuromirror.store.base import (
     FIRST_COST,
     LEGACY_NAME,
     Capabilities,
+    CopyURL,
     Dropped,
     StoreIdentity,
     StoreWriteError,
@@ -251,7 +252,10 @@ class S3Store:
             raise self._run_error("listing the bucket", exc) from None
         return total
 
-    capabilities = Capabilities()  # a clone enables it by itself; no thaw (its class is readable at once)
+    @property
+    def capabilities(self) -> Capabilities:
+        """A clone enables it by itself; no thaw (its class is readable at once); its public URL, if given one."""
+        return Capabilities(public_url=self.public_url)
 
     def exists(self) -> bool:
         return self._get_json(self.prefix + IDENTITY_OBJECT) is not None
@@ -336,8 +340,10 @@ class S3Store:
         """``StorageClass=`` for a store not in STANDARD (S3's default)."""
         return {} if self.storage_class == "STANDARD" else {"StorageClass": self.storage_class}
 
-    def public_object_url(self, key: str) -> Optional[str]:
-        return None if not self.public_url else self.public_url.rstrip("/") + "/" + quote(self.object_name(key))
+    def copy_url(self, key: str) -> CopyURL:
+        """The object's public URL when the store has one (``NEUROMIRROR_STORE_PUBLIC_URL`` at keep), else ``s3://``."""
+        base = (self.public_url or "").rstrip("/") or f"s3://{self.bucket}"
+        return CopyURL(f"{base}/{quote(self.object_name(key))}")
 
 
 def part_size(key: str) -> int:

@@ -13,40 +13,41 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from neuromirror.read.references.location import write_reference
 from neuromirror.store.lindi import reference_name, reference_path
 
+if TYPE_CHECKING:
+    from neuromirror.read.store_reads import StoreCopy
+
 log = logging.getLogger("neuromirror.read.references")
 
 
-def _copy_urls(name: str, repo: Optional[Path], stores: Optional[dict[str, dict]]) -> Iterator[str]:
-    """The URLs a store's copy of ``name`` would have: the stores ``repo`` records, then the index's."""
-    from neuromirror.read.urls import PinnedFile, kept_by_key, store_readers
+def _copies(name: str, repo: Optional[Path], stores: Optional[dict[str, dict]]) -> Iterator[StoreCopy]:
+    """The copies of ``name`` a store would have: the stores ``repo`` records, then the index's (each asked)."""
+    from neuromirror.read.store_reads import StoreReaders
 
+    readers = StoreReaders()  # opened for this one look-up: a reference found is written back under the root
     seen: set[str] = set()
-    for reader in store_readers(repo).values() if repo is not None else ():
-        url = reader.url(name)
-        if url and url not in seen:
-            seen.add(url)
-            yield url
-    if stores:
-        found = kept_by_key(PinnedFile(name, name, None, None, "none"), stores).store_url  # asks each store
-        if found and found not in seen:
-            yield found
+    for reader in readers.of_repo(repo).values() if repo is not None else ():
+        copy = reader.copy(name)
+        if copy is not None and copy.store.url not in seen:
+            seen.add(copy.store.url)
+            yield copy
+    found = readers.kept_by_key(name, stores.values()) if stores else None
+    if found is not None and found.store.url not in seen:
+        yield found
 
 
-def _read(url: str) -> bytes:
-    from neuromirror.read import store_reads
-
-    if store_reads.streamed(url):
-        return store_reads.read(url)
+def _read(copy: StoreCopy) -> bytes:
+    if copy.streamed:
+        return copy.read()
     from neuromirror.network import identity  # an S3 store's public URL, asked by name
 
-    got = identity.get(url, timeout=60)
+    got = identity.get(copy.url, timeout=60)
     if got.status_code in (403, 404):
-        raise FileNotFoundError(url)
+        raise FileNotFoundError(copy.url)
     got.raise_for_status()
     return got.content
 
@@ -59,11 +60,11 @@ def kept_reference(
         reference_path(root, key)  # a key, not a path of the store's
     except ValueError:
         return None
-    for url in _copy_urls(reference_name(key), repo, stores):
+    for copy in _copies(reference_name(key), repo, stores):
         try:
-            rfs = json.loads(_read(url))
+            rfs = json.loads(_read(copy))
         except Exception as exc:  # noqa: BLE001 - not in this store (or unreadable here): the next one
-            log.debug("%s: no reference there: %s", url, exc)
+            log.debug("%s: no reference there: %s", copy.url, exc)
             continue
         if isinstance(rfs, dict):
             _write_back(root, key, rfs)

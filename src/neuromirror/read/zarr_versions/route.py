@@ -24,7 +24,6 @@ from typing import Callable, Optional
 from urllib.parse import quote
 
 from neuromirror.read.serving import Serving
-from neuromirror.read.store_reads import streamed
 from neuromirror.read.urls import PinnedFile
 from neuromirror.read.view_tree import BadPath, Tree
 from neuromirror.read.zarr_versions.documents import ROUTE, Documents
@@ -110,14 +109,14 @@ class ZarrVersions(Documents):
         """302 to the pinned URL while it serves, else to the store's copy (streamed at ``/zarrs/``), else 410."""
         if f.served_by == "git":  # its bytes are in the Zarr's dataset: streamed by the view
             return redirect(base + quote(zarrs))
-        if f.served_by == "none" or f.url is None:
+        if f.served_by == "none" or (f.streamed is None and f.url is None):
             return gone(f, f.why or "no URL serves it")
         now = self.serving.answer(f, None, failed, zarrs)
         if now.status is not None:
             return text(now.status, now.body)
-        url = now.file.url or ""
-        if streamed(url):  # a store's copy no client could follow a redirect to: the view streams it
+        if now.file.streamed is not None:  # a store's copy no client could follow a redirect to: the view streams it
             return redirect(base + quote(zarrs))
+        url = now.file.url or ""
         if not self.public(url):
             return gone(f, "its only URL carries a credential")
         return redirect(url)

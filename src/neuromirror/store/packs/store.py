@@ -23,7 +23,15 @@ from typing import IO, Any, Collection, Optional
 from urllib.parse import quote
 
 from neuromirror.errors import BadInput, UserError
-from neuromirror.store.base import FIRST_COST, Capabilities, Dropped, StoreIdentity, missing_identity, remote_name
+from neuromirror.store.base import (
+    FIRST_COST,
+    Capabilities,
+    CopyURL,
+    Dropped,
+    StoreIdentity,
+    missing_identity,
+    remote_name,
+)
 from neuromirror.store.packs.backend import (
     COLD_CLASSES,
     STAGING,
@@ -449,10 +457,16 @@ class PackStore:
         with self.backend.open_range(pack_object(pack), start, size - start) as fh:
             return read_trailer(fh.read(), pack, size)
 
-    def object_url(self, pack: str) -> Optional[str]:
-        """Where a reader outside this process reads a pack by URL: its file, or the bucket's public URL."""
+    def copy_url(self, key: str) -> Optional[CopyURL]:
+        """The key's pack as a reader outside this process reads it by URL (its file, the bucket's public URL,
+        else its ``s3://`` object) and the key's bytes there; None: no pack holds it."""
+        got = self.where(key)
+        if got is None:
+            return None
+        pack, offset, length = got
+        name = pack_object(pack)
         if isinstance(self.backend, DirectoryBackend):
-            return (self.backend.path / pack_object(pack)).as_uri()
-        if self.s3 is not None and self.s3.public_url:
-            return self.s3.public_url.rstrip("/") + "/" + quote(self.s3.prefix + pack_object(pack))
-        return None
+            return CopyURL((self.backend.path / name).as_uri(), (offset, length))
+        assert self.s3 is not None  # a packed store not on this machine is in S3
+        base = (self.s3.public_url or "").rstrip("/") or f"s3://{self.s3.bucket}"
+        return CopyURL(f"{base}/{quote(self.s3.prefix + name)}", (offset, length))
