@@ -138,6 +138,7 @@ def _loopback_80() -> Optional[str]:
     """A loopback address whose port 80 this process may listen on (Icechunk keeps no port), else None."""
     for host in ("127.0.0.1", "127.78.0.1"):
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the view binds: a run's TIME_WAITs
             try:
                 sock.bind((host, 80))
             except OSError:
