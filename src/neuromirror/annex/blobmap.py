@@ -190,8 +190,8 @@ def blob_ids(cat: gitutil.CatFile, ref: str, paths: Sequence[str]) -> list[Optio
         deeper = []
         for (d, _), data in zip(level, cat.get_many(spec for _, spec in level)):
             entries = parse_tree(data) if data is not None else {}
-            for i, name in names.get(d, ()):
-                e = entries.get(name)
+            for i, leaf in names.get(d, ()):
+                e = entries.get(leaf)
                 out[i] = e[1].hex() if e is not None and e[0] != _TREE else None
             for sub in children.get(d, ()):
                 e = entries.get(sub.rpartition("/")[2].encode("utf-8", "surrogateescape"))
