@@ -77,6 +77,29 @@ class _SameHash(str):
         return 42
 
 
+def test_logs_found_through_the_branchs_trees_are_the_blobs_git_finds_by_path(tmp_path: Path) -> None:
+    """``blob_ids``: the view's first listing of a Zarr directory reads each of its chunks' logs by blob id, the
+    branch's root and the directories on the way read once, not searched by git for every log."""
+    repo = tmp_path / "ds"
+    keys = _annex_repo(repo, 30)
+    record.record_present(repo, DirectoryStore(tmp_path / "store"), keys)
+    branch = git(repo, "rev-parse", BRANCH).strip()
+    paths = [log_path(k) for k in keys] + [log_path(k, ".log.web") for k in keys[:2]]
+    paths += ["remote.log", "abc/def/nothing.log", f"{log_path(keys[0])}/deeper", log_path(keys[0])[:3]]
+    with gitutil.CatFile(repo) as cat:
+        for ref in (BRANCH, branch):
+            got = blobmap.blob_ids(cat, ref, paths)
+            by_path = [
+                gitutil.out(repo, "rev-parse", "-q", "--verify", f"{ref}:{p}", check=False).strip() or None
+                for p in paths[:33]
+            ]
+            assert got[:33] == by_path and all(got[:30]) and got[32]  # every key's location log, the root's remote.log
+            assert got[30:32] == [None, None]  # no URL log recorded: as git answers "missing"
+            assert got[33:] == [None, None, None]  # not on the branch; a blob as a directory; a directory
+            assert cat.get_few([got[0] or MISSING]) == cat.get_few([f"{ref}:{paths[0]}"])
+        assert blobmap.blob_ids(cat, "refs/heads/no-such-branch", paths[:2]) == [None, None]
+
+
 def test_paths_with_the_same_string_hash_are_told_apart() -> None:
     paths = [_SameHash(f"{i:03x}/000/KEY{i}.log") for i in range(6)]
     ids = [bytes([i]) * 20 for i in range(6)]

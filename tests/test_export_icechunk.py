@@ -10,6 +10,7 @@ them, read with every archive version of the Zarr's objects deleted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import socket
@@ -252,6 +253,42 @@ def test_from_a_store_reads_the_kept_bytes_when_the_archive_lost_every_version(
         s3.delete_object(Bucket=bucket_name, Key=v["Key"], VersionId=v["VersionId"])
     by_xarray, by_zarr = values(repo)
     assert (by_xarray == m.new).all() and (by_zarr == m.new).all()
+
+
+def test_through_the_view_a_chunk_is_one_archive_read_and_the_stores_copy_once_the_archive_lost_it(
+    mirrored: Mirrored, tmp_path: Path
+) -> None:
+    """Icechunk's read of a chunk is conditional (``If-Match``: the chunk's ETag): the view answers it with the
+    archive's answer, fetched once, instead of asking the archive and redirecting (two round trips each); once
+    the archive lost the pinned version, with the kept copy."""
+    import requests
+
+    m = mirrored
+    when = T0 + timedelta(days=800 + len(m.archive.dandiset_ids()))
+    sid = m.archive.create_dandiset(name="icechunk export, lost", created=when)
+    aid = m.archive.add_zarr_asset(sid, ZARR, xarray_files(m.old * 5), when=when + timedelta(minutes=1))
+    run = Runner(m.root)
+    run.ok("sync", f"dandi:{sid}", "--dandi-api", m.archive.api_url)
+    spec = f"dandi:{sid}@{json.loads(run.ok('pin', f'dandi:{sid}@draft', '--json'))['commit']}"
+    run.ok("keep", spec, "--to", str(tmp_path / "store"))
+    with view_on_port_80(m.root) as view:
+        got = export(m, f"{spec}/{ZARR}", "--icechunk", str(tmp_path / "repo"), "--view-url", view)
+        repo = opened(tmp_path / "repo", got["containers"])
+        url = next(u for u in repo.readonly_session(branch="main").all_virtual_chunk_locations() if "/data/0.0" in u)
+        plain = requests.get(url, allow_redirects=False, timeout=30)
+        assert plain.status_code == 307 and "versionId=" in plain.headers["Location"]
+        chunk = requests.get(plain.headers["Location"], timeout=30).content
+        guard = {"If-Match": f'"{hashlib.md5(chunk).hexdigest()}"', "Range": f"bytes=0-{len(chunk) - 1}"}
+        read = requests.get(url, headers=guard, allow_redirects=False, timeout=30)
+        assert read.status_code == 206 and read.content == chunk  # the archive's answer, through the view
+        other = requests.get(url, headers={**guard, "If-Match": '"0123"'}, allow_redirects=False, timeout=30)
+        assert other.status_code == 412 and chunk not in other.content  # never other bytes for the chunk
+        s3, bucket = m.archive.s3.client(), m.archive.bucket
+        listed = s3.list_object_versions(Bucket=bucket, Prefix=f"zarr/{m.archive.asset(aid).zarr.zarr_id}/")
+        for v in listed.get("Versions", []) + listed.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        by_xarray, by_zarr = values(repo)
+        assert (by_xarray == m.old * 5).all() and (by_zarr == m.old * 5).all()  # the kept copies, by the view
 
 
 def test_bad_input_is_one_line_and_writes_nothing(mirrored: Mirrored, tmp_path: Path) -> None:

@@ -164,3 +164,38 @@ def _entries(prefix: str, tree: bytes) -> Iterator[tuple[str, bytes, str]]:
 
     for raw, (mode, oid) in parse_tree(tree).items():
         yield prefix + raw.decode("utf-8", "surrogateescape"), mode, oid.hex()
+
+
+def blob_ids(cat: gitutil.CatFile, ref: str, paths: Sequence[str]) -> list[Optional[str]]:
+    """Each path's blob id on ``ref`` (None: not there), reading only the trees on the paths' way, each once.
+
+    Asked ``ref:PATH``, git searches from the root tree for every spec, and a git-annex branch's root has
+    4,096 entries: ~0.6 ms a log on a busy host (the two logs of each of 10^5 Zarr chunks: 127 s for the view's
+    first listing of their directory).  Here the root is read once, then the directories the paths pass
+    through, a level at a time through ``cat`` (the caller's, already open): a few seconds at 10^5, and no
+    listing of the rest of the branch (:class:`BlobMap`)."""
+    from neuromirror.annex.pack import parse_tree
+
+    out: list[Optional[str]] = [None] * len(paths)
+    names: dict[str, list[tuple[int, bytes]]] = {}  # directory -> (index, name) of the paths in it
+    children: dict[str, set[str]] = {}  # directory -> its subdirectories on the paths' way
+    for i, p in enumerate(paths):
+        d, _, name = p.rpartition("/")
+        names.setdefault(d, []).append((i, name.encode("utf-8", "surrogateescape")))
+        while d and d not in children.setdefault(d.rpartition("/")[0], set()):
+            children[d.rpartition("/")[0]].add(d)
+            d = d.rpartition("/")[0]
+    level = [("", f"{ref}^{{tree}}")]
+    while level:
+        deeper = []
+        for (d, _), data in zip(level, cat.get_many(spec for _, spec in level)):
+            entries = parse_tree(data) if data is not None else {}
+            for i, leaf in names.get(d, ()):
+                e = entries.get(leaf)
+                out[i] = e[1].hex() if e is not None and e[0] != _TREE else None
+            for sub in children.get(d, ()):
+                e = entries.get(sub.rpartition("/")[2].encode("utf-8", "surrogateescape"))
+                if e is not None and e[0] == _TREE:
+                    deeper.append((sub, e[1].hex()))
+        level = deeper
+    return out

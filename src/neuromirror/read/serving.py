@@ -17,6 +17,13 @@ that follows a redirect to a 404 reads a Zarr chunk's fill value.  So before a r
   the redirect failed (:data:`~.fsspec_remote.FAILED_HEADER`);
 * a 404/410 found so is remembered for every reader (:meth:`~.loss.Losses.record`); another failure
   (no answer, a 5xx, a 403) is not a loss: the store's copy when there is one, else 502.
+
+A conditional ``GET`` of such a chunk (``If-Match``: Icechunk's read of a virtual chunk, guarded by the
+chunk's ETag; ``export --icechunk`` writes the view's URLs) is answered with the archive's own answer, fetched
+by the view (:class:`Relayed`), instead of the ``HEAD`` and a redirect: the view asks the archive once either
+way, and the client is spared its own round trip there (two round trips per chunk become one).  Its
+``Range`` and conditions go with it; the archive's 404/410 is a loss as above.  A chunk larger than
+:data:`RELAY_MAX` is redirected as before (its transfer, not a round trip, is then the cost).
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from neuromirror.read.check import LOST, url_status
 from neuromirror.read.loss import GONE, Losses
@@ -38,6 +46,13 @@ ALIVE_FOR = 60.0
 RECHECK_ENV = "NEUROMIRROR_VIEW_RECHECK"
 #: a directory named so holds chunks whose client reads a 404 as the fill value
 CHUNKED_SUFFIXES = (".zarr", ".ngff", ".n5")
+#: the largest chunk a conditional read gets relayed by the view (bytes); a larger one is redirected
+RELAY_MAX = 16 << 20
+#: the request headers a relayed read passes on, and the answer's headers it passes back
+FORWARDED = ("Range", "If-Match", "If-None-Match", "If-Unmodified-Since", "If-Modified-Since")
+RELAYED_HEADERS = ("Content-Length", "Content-Range", "Content-Type", "Accept-Ranges", "ETag", "Last-Modified")
+#: the archive's answers a relayed read passes back as they are (the others: a loss, a failure, as a HEAD's)
+RELAYED_STATUS = (200, 206, 304, 412, 416)
 
 
 def missing_reads_as_empty(f: PinnedFile, where: str = "") -> bool:
@@ -68,6 +83,15 @@ class Liveness:
         self._lock = threading.Lock()
         self._session: Any = None
 
+    def session(self) -> Any:
+        """The view's named session to the archive (kept connections: the view's threads share it)."""
+        with self._lock:
+            if self._session is None:
+                from neuromirror.network import identity
+
+                self._session = identity.session(maxsize=32)  # the view's URL checks name the mirror
+            return self._session
+
     def dead(self, url: str, fresh: bool = False) -> Optional[str]:
         """None if ``url`` answers 200, else what it answered (``fresh``: ask, whatever is remembered)."""
         now = time.monotonic()
@@ -75,11 +99,7 @@ class Liveness:
             got = None if fresh else self._known.get(url)
             if got is not None and got[1] > now:
                 return got[0]
-            if self._session is None:
-                from neuromirror.network import identity
-
-                self._session = identity.session()  # the view's URL checks name the mirror
-        status = url_status(self._session, url, timeout=15)
+        status = url_status(self.session(), url, timeout=15)
         with self._lock:
             if len(self._known) >= self.size:
                 self._known.clear()
@@ -87,13 +107,53 @@ class Liveness:
         return status
 
 
+def conditional(environ: dict) -> Optional[dict[str, str]]:
+    """A conditional ``GET``'s headers (``If-Match``: the bytes named by their ETag) to pass on; None: another."""
+    got = {h: environ.get("HTTP_" + h.upper().replace("-", "_"), "") for h in FORWARDED}
+    ok = environ["REQUEST_METHOD"] == "GET" and got["If-Match"]
+    return {h: v for h, v in got.items() if v} if ok else None
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """The archive's answer to a conditional read, passed back as it came: status line, headers, body."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: Iterator[bytes]
+
+
+def relay(session: Any, url: str, headers: dict[str, str]) -> tuple[Optional[Relayed], Optional[str]]:
+    """``GET url`` with the client's ``headers``: (its answer to pass back, None), or (None, what it answered)."""
+    try:
+        r = session.get(url, headers=headers, stream=True, timeout=30)
+    except Exception as exc:  # a refused connection, a timeout: the URL does not serve
+        return None, type(exc).__name__
+    if r.status_code not in RELAYED_STATUS:
+        r.close()
+        return None, f"HTTP {r.status_code}"
+    kept = [(k, r.headers[k]) for k in RELAYED_HEADERS if k in r.headers]
+    return Relayed(f"{r.status_code} {HTTPStatus(r.status_code).phrase}", kept, _body(r)), None
+
+
+def _body(r: Any) -> Iterator[bytes]:
+    """The answer's bytes as they came (never decoded: its Content-Length stays true), the connection given
+    back at the end."""
+    try:
+        yield from r.raw.stream(1 << 16, decode_content=False)
+    finally:
+        r.close()
+
+
 @dataclass(frozen=True)
 class Answer:
-    """How to answer for a file: serve ``file`` (its ``url``: redirect, or the store's copy), or an error."""
+    """How to answer for a file: serve ``file`` (its ``url``: redirect, or the store's copy), the archive's
+    answer ``relayed``, or an error."""
 
     file: PinnedFile
     status: Optional[str] = None  # "410 Gone" / "502 Bad Gateway"; None: serve ``file``
     body: str = ""
+    relayed: Optional[Relayed] = None
 
 
 class Serving:
@@ -103,15 +163,23 @@ class Serving:
         self.live = Liveness()
         self.losses = Losses(index_path, lock)
 
-    def answer(self, f: PinnedFile, source: Optional[str], fresh: bool = False, where: str = "") -> Answer:
+    def answer(
+        self, f: PinnedFile, source: Optional[str], fresh: bool = False, where: str = "", conditional: Any = None
+    ) -> Answer:
         """What to serve for ``f`` now (``fresh``: a reader's read through the redirect failed; ``where``:
-        the path it was asked by)."""
+        the path it was asked by; ``conditional``: a conditional GET's headers to pass on, see the module's doc)."""
         if f.served_by != "archive" or f.url is None:
             return Answer(f)
         now = self.losses.apply(f)
         if now is not f:
             return _gone(now) if now.served_by == "none" else Answer(now)
-        dead = self.live.dead(f.url, fresh or missing_reads_as_empty(f, where))
+        chunk = missing_reads_as_empty(f, where)
+        if conditional and chunk and (f.size or 0) <= RELAY_MAX:
+            relayed, dead = relay(self.live.session(), f.url, conditional)
+            if relayed is not None:
+                return Answer(f, relayed=relayed)
+        else:
+            dead = self.live.dead(f.url, fresh or chunk)
         if dead is None:
             return Answer(f)
         if dead in GONE:

@@ -29,6 +29,7 @@ from typing import Iterator, Optional, Sequence
 from urllib.parse import urlsplit
 
 from neuromirror import archives
+from neuromirror.annex.blobmap import MISSING, blob_ids
 from neuromirror.annex.contract import WEB_UUID
 from neuromirror.annex.keys import git_file_key, log_path
 from neuromirror.annex.logs import log_state, web_urls
@@ -43,6 +44,8 @@ from neuromirror.util import gitutil
 
 #: why a file has no URL, by what its URLs are
 NO_URL = "no URL is registered for it"
+#: from this many logs on, a batch finds their blobs through the branch's trees, each read once (:func:`blob_ids`)
+BY_TREES_MIN = 256
 MUTABLE_ONLY = "only a URL that can serve other bytes tomorrow (BOSS chunk or unversioned bucket); keep it to pin it"
 MARKED_GONE = "the archive no longer serves it (its URLs are marked gone on the git-annex branch) and no store holds it"
 OTHER_SCHEME = "only a special remote's URL ({scheme}), not readable over plain HTTP"
@@ -144,8 +147,12 @@ def _read_logs(
     loc_logs: dict[str, Optional[bytes]] = {}
     if not branch or not (annexed or in_git):
         return url_logs, loc_logs
-    specs = [f"{branch}:{log_path(k, suffix)}" for k in annexed for suffix in (".log.web", ".log")]
-    specs += [f"{branch}:{log_path(k, '.log.web')}" for k in in_git]
+    paths = [log_path(k, suffix) for k in annexed for suffix in (".log.web", ".log")]
+    paths += [log_path(k, ".log.web") for k in in_git]
+    if len(paths) < BY_TREES_MIN:
+        specs = [f"{branch}:{p}" for p in paths]
+    else:  # by blob id, the branch's trees read once (a Zarr directory of 10^5 chunks: 127 s by path)
+        specs = [sha or MISSING for sha in blob_ids(cat, branch, paths)]
     got = list(cat.get_many(specs))
     for i, k in enumerate(annexed):
         url_logs[k], loc_logs[k] = got[2 * i], got[2 * i + 1]

@@ -5,8 +5,9 @@
 dandidav user swaps the base URL and reads the same paths at a pin.  The archive's designed
 ``/zarr/{zarr_id}/{version}/{path}`` (every recorded Zarr state, a 302 per file) is
 :mod:`.zarr_versions.route`'s.  A file answers as dandidav's do, with a 307 redirect to the URL that
-serves exactly its bytes (range requests then go to the archive, not through the mirror).  The view streams only what no public URL serves: a file kept in
-the dataset's git, and the lab store's copy (a ``file://`` path, an ``s3://`` object, a key of a packed
+serves exactly its bytes (range requests then go to the archive, not through the mirror); a Zarr chunk's
+conditional read (``If-Match``: Icechunk's) gets the archive's answer, fetched here (:mod:`.serving`).  The
+view streams only that and what no public URL serves: a file kept in the dataset's git, and the lab store's copy (a ``file://`` path, an ``s3://`` object, a key of a packed
 store: :mod:`.store_reads`) of a file the archive no longer serves —
 which the view learns by asking the archive (one ``HEAD`` per URL, remembered); a file no URL
 serves answers 410 naming its key, never other bytes.  A directory answers PROPFIND for WebDAV
@@ -35,7 +36,7 @@ from neuromirror.read.fsspec_remote import FAILED_HEADER
 from neuromirror.read.landing import href, listing_html
 from neuromirror.read.loss import mirror_index, source_lock
 from neuromirror.read.ome import neuroglancer as ng
-from neuromirror.read.serving import Serving
+from neuromirror.read.serving import Serving, conditional
 from neuromirror.read.view_dav import dav_app
 from neuromirror.read.view_tree import BadPath, Hidden, Node, Tree
 from neuromirror.read.zarr_versions.route import ROUTE as ZARR_ROUTE
@@ -219,7 +220,11 @@ class View:
         if f.served_by == "none" or (f.streamed is None and f.url is None):
             return self._gone(start_response, f.path, f.key, f.why or "no URL serves it", head)
         fresh = bool(environ.get("HTTP_" + FAILED_HEADER.upper().replace("-", "_")))
-        answer = self.serving.answer(f, node.pin.source if node.pin else None, fresh, environ.get("PATH_INFO", ""))
+        ask = conditional(environ) if f.url and public(f.url) else None
+        answer = self.serving.answer(f, node.pin.source if node.pin else None, fresh, environ.get("PATH_INFO", ""), ask)
+        if answer.relayed is not None:  # the archive's answer to a conditional read (an Icechunk chunk's)
+            start_response(answer.relayed.status, answer.relayed.headers)
+            return answer.relayed.body
         if answer.status is not None:
             return _text(start_response, answer.status, answer.body, head)
         if answer.file.streamed is not None:  # a store's copy no client could follow a redirect to: a file, S3, a pack
