@@ -92,6 +92,14 @@ def target_url(to: str, source: str, relpath: str) -> str:
 
 
 def current_branch(ds: Path) -> str:
+    """The branch ``ds``'s HEAD names, read from ``.git/HEAD`` where it says so plainly (no git child per
+    dataset), else asked of git; a detached HEAD is an error."""
+    try:
+        head = (ds / ".git" / "HEAD").read_text().strip()
+    except OSError:
+        head = ""
+    if head.startswith("ref: refs/heads/"):
+        return head[len("ref: refs/heads/") :]
     name = gitutil.out(ds, "symbolic-ref", "-q", "--short", "HEAD", check=False)
     if not name:
         raise PublishError(f"{ds}: HEAD is not on a branch")
@@ -179,6 +187,7 @@ def push_dataset(  # noqa: PLR0913
     tip: Optional[str] = None,
     env: Optional[dict] = None,
     read_back: bool = True,
+    local_refs: Optional[dict[str, str]] = None,
 ) -> tuple[str, str, int, bool, list[str]]:
     """Push branch, tags and git-annex branch of ``ds`` to ``url``; check the target has them.
 
@@ -186,7 +195,8 @@ def push_dataset(  # noqa: PLR0913
     replacing the one it pushed before; ``env``: the push's credentials (an ``http.extraHeader``, never a URL);
     ``read_back=False``: the check takes the target's own report of each ref (git's report-status, which a smart
     HTTP server sends once its refs are updated) instead of asking again (``ls-remote``: over HTTPS one more
-    connection, authentication and ref advertisement per repository).
+    connection, authentication and ref advertisement per repository); ``local_refs``: ``ds``'s branches and
+    tags (ref -> commit) when the caller has read them.
     Returns (branch, commit, tag count, created, updated refs).
     """
     branch = current_branch(ds)
@@ -206,7 +216,8 @@ def push_dataset(  # noqa: PLR0913
         )
     if pushed.error is not None:
         raise PublishError(f"git push to {url} failed: {pushed.error}")
-    tags = _check_target(ds, url, branch, commit, has_annex, env, None if read_back else pushed.held)
+    reported = None if read_back else pushed.held
+    tags = _check_target(ds, url, (branch, commit, has_annex), env, reported, local_refs)
     if created and is_local(url):
         # make the target's HEAD name the published branch, so clones check it out
         subprocess.run(
@@ -217,19 +228,19 @@ def push_dataset(  # noqa: PLR0913
     return branch, commit, len(tags), created, pushed.updated
 
 
-def _check_target(  # noqa: PLR0913
+def _check_target(
     ds: Path,
     url: str,
-    branch: str,
-    commit: str,
-    has_annex: bool,
+    pushed: tuple[str, str, bool],
     env: Optional[dict] = None,
     reported: Optional[dict[str, str]] = None,
+    local: Optional[dict[str, str]] = None,
 ) -> dict[str, str]:
-    """The target must now hold exactly what the mirror has: the branch, every tag, the git-annex branch
-    (a push git called good is read back, or ``reported``: the push's report, ref -> the local ref or commit
-    it sent). The tags, by ref."""
-    local = _local_refs(ds)
+    """The target must now hold exactly what the mirror has (``pushed``: the branch, its commit, whether a
+    git-annex branch went too): the branch, every tag, the git-annex branch (a push git called good is read
+    back, or ``reported``: the push's report, ref -> the local ref or commit it sent). The tags, by ref."""
+    branch, commit, has_annex = pushed
+    local = _local_refs(ds) if local is None else local
     if reported is None:
         remote = _ls_remote(url, env)
     else:

@@ -77,9 +77,14 @@ def read_refs(ds: Path) -> str:
     return gitutil.out(ds, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags")
 
 
+def ref_map(refs: str) -> dict[str, str]:
+    """:func:`read_refs`' lines as full ref name -> commit."""
+    return {ref: sha for sha, _, ref in (line.partition(" ") for line in refs.splitlines())}
+
+
 def tag_refs(refs: str) -> list[str]:
     """The full names of the tags in :func:`read_refs`' lines."""
-    return [r for r in (line.partition(" ")[2] for line in refs.splitlines()) if r.startswith("refs/tags/")]
+    return [r for r in ref_map(refs) if r.startswith("refs/tags/")]
 
 
 def fingerprint(ds: Path, tip: Optional[str], refs: Optional[str] = None) -> str:
@@ -118,7 +123,8 @@ def assert_repo(  # noqa: PLR0913
         if tip and not force:
             _refuse_foreign_branch(ds, repo.clone_url, (tip, d.get("tip")), env)
         # checked by GitHub's own report of each ref (report-status), not by a second HTTPS connection
-        pushed = push_dataset(ds, repo.clone_url, tip=tip, env=env, force=force, read_back=False)
+        local = None if refs is None else ref_map(refs)
+        pushed = push_dataset(ds, repo.clone_url, tip=tip, env=env, force=force, read_back=False, local_refs=local)
         out.pushed = pushed[4] or ["(already there)"]
         set_remote(ds, remote, repo.clone_url)
         st.save(pushed=fp, tip=tip)

@@ -5,7 +5,8 @@ D stand-in dandisets (``--publish-dandisets``, default 200; two small blobs each
 then published by ``neuromirror publish 'dandi:*'`` in a subprocess, as a user runs it:
 
 1. ``publish-github-bare``: ``--to 'BASE/{slug}.git'`` into bare repositories made beforehand (``git init
-   --bare``; a URL template needs them made), the wall the GitHub side is held to;
+   --bare``; a URL template needs them made), the wall the GitHub side is held to; its remote is named
+   ``bare`` (``--name``), so the GitHub publish after it finds no remote of its own, as a first publish;
 2. ``publish-github``: ``--to github:ORG --github-api URL`` against the project's GitHub stand-in
    (:class:`~neuromirror.standins.github.server.GitHubStandIn`, on loopback, token from ``GITHUB_TOKEN``): wall,
    API calls per endpoint (the stand-in's ``calls``), creates per repository;
@@ -13,16 +14,23 @@ then published by ``neuromirror publish 'dandi:*'`` in a subprocess, as a user r
 4. ``publish-github-retitled``: after one dandiset's title changed upstream and was resynced: its write calls.
 
 Targets: GitHub <= 1.2x the bare repositories' wall, exactly one create per repository, 0 calls on the rerun, 1 edit.
+
+The stand-in runs in a process of its own (:class:`StandInProcess`): ``cpu_s`` of each row is the publish's own
+tree (the client and its git children; the bare side's includes the receiving ``git receive-pack``, which runs on
+this host), ``standin_cpu_s`` GitHub's side (its API and its ``git http-backend`` children), which github.com
+spends on its own machines but here shares this host's cores with the client and so is in the wall.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from neuromirror.bench.archives import Archives, direct_puts, put_empty_blob
 from neuromirror.bench.measure import child_env, neuromirror_cmd, run_measured, say
@@ -40,6 +48,57 @@ TARGETS = (
 )
 ORG = "bench"
 FIRST = 780_000
+
+
+class StandInProcess:
+    """The GitHub stand-in served by a child process (``python -m`` this module): its CPU is not the publish's
+    (nor this process's: its ``git http-backend`` children are reaped by it, not by the bench), its counts are
+    read over HTTP (``GET /_calls``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._proc: Optional[subprocess.Popen] = None
+        self.api_url = self.token = ""
+
+    def __enter__(self) -> StandInProcess:
+        cmd = [sys.executable, "-m", __name__, str(self.root)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env())
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().decode().split()
+        if len(line) != 2:
+            raise RuntimeError(f"the GitHub stand-in did not start ({self._proc.wait(30)})")
+        self.api_url, self.token = line
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.communicate(timeout=60)  # stdin closed: it stops
+
+    def calls(self) -> dict[str, int]:
+        from neuromirror.network.identity import session
+
+        with session() as http:
+            return dict(http.get(f"{self.api_url}/_calls", timeout=30).json())
+
+    def cpu(self) -> float:
+        """Seconds of CPU the stand-in and its reaped children spent so far."""
+        import psutil
+
+        assert self._proc is not None
+        t = psutil.Process(self._proc.pid).cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def repos(self) -> int:
+        return sum(1 for _ in (self.root / ORG).glob("*.git"))
+
+
+def _serve(root: Path) -> None:
+    """The child's side of :class:`StandInProcess`: serve until stdin closes."""
+    from neuromirror.standins.github.server import GitHubStandIn
+
+    with GitHubStandIn(root) as gh:
+        print(gh.api_url, gh.token, flush=True)
+        sys.stdin.read()
 
 
 def _dandisets(archives: Archives, n: int, when: datetime) -> list[str]:
@@ -78,24 +137,24 @@ def _bare(root: Path, base: Path, ids: list[str], n: int) -> dict:
     base.mkdir(parents=True, exist_ok=True)
     for ident in ids:
         subprocess.run(["git", "init", "-q", "--bare", str(base / f"dandi-{ident}.git")], check=True)
-    return _publish("publish-github-bare", root, ["--to", f"{base}/{{slug}}.git"], child_env(), n)
+    to = ["--to", f"{base}/{{slug}}.git", "--name", "bare"]
+    return dict(_publish("publish-github-bare", root, to, child_env(), n), load=os.getloadavg()[0])
 
 
-def _on_github(gh: Any, name: str, root: Path, n: int) -> dict:
-    gh.reset_calls()
+def _on_github(gh: StandInProcess, name: str, root: Path, n: int) -> dict:
+    before, cpu = gh.calls(), gh.cpu()
     env = {**child_env(), "GITHUB_TOKEN": gh.token}
     res = _publish(name, root, ["--to", f"github:{ORG}", "--github-api", gh.api_url], env, n)
-    calls = dict(gh.calls)
-    res.update(calls=calls, api_calls=sum(calls.values()), edits=gh.writes())
-    return res
+    calls = {k: v - before.get(k, 0) for k, v in gh.calls().items() if v > before.get(k, 0)}
+    writes = sum(v for k, v in calls.items() if not k.startswith("GET "))
+    res.update(calls=calls, api_calls=sum(calls.values()), edits=writes, standin_cpu_s=round(gh.cpu() - cpu, 2))
+    return dict(res, load=os.getloadavg()[0])
 
 
 def bench_publish_github(
     archives: Archives, work: Path, startup: float, n: int = 200, keep: bool = False
 ) -> list[dict]:
     """The four rows of the scenario (see the module), judged."""
-    from neuromirror.standins.github.server import GitHubStandIn
-
     when = datetime(2025, 9, 1, tzinfo=timezone.utc)
     ids = _dandisets(archives, n, when)
     d = archives.dandi
@@ -104,16 +163,17 @@ def bench_publish_github(
     sync = run_sync("publish-github-sync", 2 * n, root, "dandi:*", api, archives, startup)
     datasets = sum(1 for _ in (root / "dandi").iterdir() if _.is_dir())
     out = [_bare(root, base, ids, datasets)]
-    with GitHubStandIn(work / "publish-github-standin") as gh:
+    with StandInProcess(work / "publish-github-standin") as gh:
         cold = _on_github(gh, "publish-github", root, datasets)
-        creates = cold["calls"].get("POST /orgs/{org}/repos", 0)
+        creates, repos = cold["calls"].get("POST /orgs/{org}/repos", 0), gh.repos()
         cold.update(
             sync_s=sync["wall_s"],
             creates=creates,
-            creates_per_repo=round(creates / max(len(gh.repos), 1), 3),
+            creates_per_repo=round(creates / max(repos, 1), 3),
             creates_short=datasets - creates,
-            repos=len(gh.repos),
+            repos=repos,
             x_bare=round(cold["wall_s"] / out[0]["wall_s"], 2),
+            x_bare_cpu=round(cold["cpu_s"] / max(out[0]["cpu_s"], 0.01), 2),
         )
         out.append(cold)
         out.append(_on_github(gh, "publish-github-nochange", root, datasets))
@@ -134,3 +194,7 @@ def bench_publish_github(
 
 def bench(args: Any, archives: Archives, work: Path, startup: float) -> list[dict]:
     return bench_publish_github(archives, work, startup, int(args.publish_dandisets), bool(args.keep))
+
+
+if __name__ == "__main__":
+    _serve(Path(sys.argv[1]))
