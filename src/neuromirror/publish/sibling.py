@@ -92,6 +92,14 @@ def target_url(to: str, source: str, relpath: str) -> str:
 
 
 def current_branch(ds: Path) -> str:
+    """The branch ``ds``'s HEAD names, read from ``.git/HEAD`` where it says so plainly (no git child per
+    dataset), else asked of git; a detached HEAD is an error."""
+    try:
+        head = (ds / ".git" / "HEAD").read_text().strip()
+    except OSError:
+        head = ""
+    if head.startswith("ref: refs/heads/"):
+        return head[len("ref: refs/heads/") :]
     name = gitutil.out(ds, "symbolic-ref", "-q", "--short", "HEAD", check=False)
     if not name:
         raise PublishError(f"{ds}: HEAD is not on a branch")
@@ -124,14 +132,35 @@ def _only_datasets(path: Path) -> bool:
 
 
 def set_remote(ds: Path, name: str, url: str) -> None:
-    """Record ``url`` as the remote ``name`` the mirror published to (never fetched from)."""
-    gitutil.run(ds, "config", f"remote.{name}.url", url)
+    """Record ``url`` as the remote ``name`` the mirror published to (never fetched from).
+
+    Each key is written only where ``.git/config`` does not say so already (read as text, no git child): a
+    ``git config`` costs a process, and a publish of 200 datasets wrote five per dataset, mostly unchanged."""
+    config = _config_text(ds)
+    section = f'remote"{name.lower()}"'
+
+    def values(sect: str, key: str) -> Optional[list[str]]:
+        return None if config is None else gitutil.config_values(config, sect, key)
+
+    for key, value in (("url", url), ("annex-ignore", "true"), ("skipFetchAll", "true")):
+        if values(section, key) != [value]:
+            gitutil.run(ds, "config", "--replace-all", f"remote.{name}.{key}", value)
+    gone = [(section, "fetch", f"remote.{name}.fetch")]  # never fetched, merged or used for content by the mirror
     if name == "published":  # this publish is now the latest: lock and cite name it, not an older RIA store
-        gitutil.run(ds, "config", "--unset-all", RIA_URL_KEY, check=False)
-    # never fetched, merged or used for content by the mirror itself
-    gitutil.run(ds, "config", "--unset-all", f"remote.{name}.fetch", check=False)
-    gitutil.run(ds, "config", f"remote.{name}.annex-ignore", "true")
-    gitutil.run(ds, "config", f"remote.{name}.skipFetchAll", "true")
+        gone.append(("neuromirror", "published-url", RIA_URL_KEY))
+    for sect, key, full in gone:
+        if values(sect, key) != []:
+            gitutil.run(ds, "config", "--unset-all", full, check=False)
+
+
+def _config_text(ds: Path) -> Optional[str]:
+    """``ds``'s ``.git/config`` as text; None where it cannot be read plainly (no ``.git`` directory, an
+    ``[include]``): git is asked for every key then."""
+    try:
+        text = (ds / ".git" / "config").read_text()
+    except OSError:
+        return None
+    return None if "[include" in text.lower() else text
 
 
 def _ls_remote(url: str, env: Optional[dict] = None) -> dict[str, str]:
@@ -157,20 +186,26 @@ def push_dataset(  # noqa: PLR0913
     create: bool = True,
     tip: Optional[str] = None,
     env: Optional[dict] = None,
+    read_back: bool = True,
+    local_refs: Optional[dict[str, str]] = None,
 ) -> tuple[str, str, int, bool, list[str]]:
     """Push branch, tags and git-annex branch of ``ds`` to ``url``; check the target has them.
 
     ``tip``: a commit of the publisher's own on top of the branch (GitHub's ``.gitmodules``), pushed as the branch,
-    replacing the one it pushed before; ``env``: the push's credentials (an ``http.extraHeader``, never a URL).
+    replacing the one it pushed before; ``env``: the push's credentials (an ``http.extraHeader``, never a URL);
+    ``read_back=False``: the check takes the target's own report of each ref (git's report-status, which a smart
+    HTTP server sends once its refs are updated) instead of asking again (``ls-remote``: over HTTPS one more
+    connection, authentication and ref advertisement per repository); ``local_refs``: ``ds``'s branches and
+    tags (ref -> commit) when the caller has read them.
     Returns (branch, commit, tag count, created, updated refs).
     """
     branch = current_branch(ds)
-    commit = tip or gitutil.rev_parse(ds, "HEAD") or ""
+    commit = tip or gitutil.head_from_files(ds) or ""
     created = ensure_bare(url, branch) if create and is_local(url) else False
     plus = "+" if force else ""
     head = f"+{commit}:refs/heads/{branch}" if tip else f"{plus}refs/heads/{branch}:refs/heads/{branch}"
     refspecs = [head, f"{plus}refs/tags/*:refs/tags/*"]
-    has_annex = gitutil.ref_sha(ds, "refs/heads/git-annex") is not None
+    has_annex = gitutil.branch_sha(ds, "refs/heads/git-annex") is not None
     if has_annex:
         refspecs.append(f"{plus}refs/heads/git-annex:refs/heads/git-annex")
     pushed = gitutil.push(ds, url, refspecs, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes", **(env or {})})
@@ -181,7 +216,8 @@ def push_dataset(  # noqa: PLR0913
         )
     if pushed.error is not None:
         raise PublishError(f"git push to {url} failed: {pushed.error}")
-    tags = _check_target(ds, url, branch, commit, has_annex, env)
+    reported = None if read_back else pushed.held
+    tags = _check_target(ds, url, (branch, commit, has_annex), env, reported, local_refs)
     if created and is_local(url):
         # make the target's HEAD name the published branch, so clones check it out
         subprocess.run(
@@ -193,15 +229,26 @@ def push_dataset(  # noqa: PLR0913
 
 
 def _check_target(
-    ds: Path, url: str, branch: str, commit: str, has_annex: bool, env: Optional[dict] = None
+    ds: Path,
+    url: str,
+    pushed: tuple[str, str, bool],
+    env: Optional[dict] = None,
+    reported: Optional[dict[str, str]] = None,
+    local: Optional[dict[str, str]] = None,
 ) -> dict[str, str]:
-    """The target must now hold exactly what the mirror has: the branch, every tag, the git-annex branch
-    (a push git called good is read back). The tags, by ref."""
-    remote = _ls_remote(url, env)
-    tags = {r: s for r, s in _local_refs(ds).items() if r.startswith("refs/tags/")}
+    """The target must now hold exactly what the mirror has (``pushed``: the branch, its commit, whether a
+    git-annex branch went too): the branch, every tag, the git-annex branch (a push git called good is read
+    back, or ``reported``: the push's report, ref -> the local ref or commit it sent). The tags, by ref."""
+    branch, commit, has_annex = pushed
+    local = _local_refs(ds) if local is None else local
+    if reported is None:
+        remote = _ls_remote(url, env)
+    else:
+        remote = {ref: local.get(src, src) for ref, src in reported.items()}
+    tags = {r: s for r, s in local.items() if r.startswith("refs/tags/")}
     want = {f"refs/heads/{branch}": commit, **tags}
     if has_annex:
-        want["refs/heads/git-annex"] = gitutil.ref_sha(ds, "refs/heads/git-annex") or ""
+        want["refs/heads/git-annex"] = local.get("refs/heads/git-annex", "")
     wrong = [r for r, s in want.items() if remote.get(r) != s]
     if wrong:
         raise PublishError(f"{url} does not hold {', '.join(wrong)} after the push")
@@ -217,9 +264,12 @@ def _local_refs(ds: Path) -> dict[str, str]:
     return refs
 
 
-def subdataset_paths(ds: Path) -> list[str]:
-    """Paths of the subdatasets (e.g. DANDI Zarr assets) pinned by the branch or any tag of ``ds``."""
-    refs = ["HEAD"] + gitutil.out(ds, "for-each-ref", "--format=%(refname)", "refs/tags").split()
+def subdataset_paths(ds: Path, tags: Optional[list[str]] = None) -> list[str]:
+    """Paths of the subdatasets (e.g. DANDI Zarr assets) pinned by the branch or any tag of ``ds`` (``tags``: its
+    tags' full names, when the caller has read them)."""
+    if tags is None:
+        tags = gitutil.out(ds, "for-each-ref", "--format=%(refname)", "refs/tags").split()
+    refs = ["HEAD", *tags]
     paths: set[str] = set()
     for ref in refs:
         paths.update(path for path, _ in gitlinks(ds, ref))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Optional, Sequence
 
@@ -87,17 +87,24 @@ def config_file_value(path: Path, section: str, key: str) -> Optional[str]:
         text = Path(path).read_text(errors="replace")
     except OSError:
         return None
+    found = config_values(text, section, key)
+    return found[0] if found else None
+
+
+def config_values(text: str, section: str, key: str) -> list[str]:
+    """Every value of ``key`` in ``[section]`` of a git config file's ``text``, in order (``section`` as for
+    :func:`config_file_value`; ``key`` compared case-blind, as git does)."""
     header = f"[{section}]"
-    inside = False
+    inside, out = False, []
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("["):
             inside = line.replace(" ", "").lower() == header
         elif inside and "=" in line:
             name, value = (part.strip() for part in line.split("=", 1))
-            if name.lower() == key:
-                return value.strip('"')
-    return None
+            if name.lower() == key.lower():
+                out.append(value.strip('"'))
+    return out
 
 
 def git_env(extra: Optional[dict] = None) -> dict:
@@ -394,6 +401,9 @@ class Pushed:
     updated: list[str]
     rejected: list[str]  # "LABEL (git's reason)"
     error: Optional[str]  # git's last error line when it failed for another reason; None: it did not
+    #: every ref the target reported holding after the push (up to date ones too): full ref -> the push's source
+    #: of it (a local ref, or a commit id); the target's own report-status, read with no second connection
+    held: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -405,16 +415,20 @@ def push(repo: Path | str, target: str, refspecs: Sequence[str], env: Optional[d
     proc = run(repo, "push", "--porcelain", target, *refspecs, check=False, env=env)
     updated: list[str] = []
     rejected: list[str] = []
+    held: dict[str, str] = {}
     for line in proc.stdout.decode(errors="replace").splitlines():
         parts = line.split("\t")
         if len(parts) >= 3 and len(parts[0]) == 1:
-            flag, dst = parts[0], ref_label(parts[1].split(":", 1)[-1])
+            flag, (src, _, ref) = parts[0], parts[1].rpartition(":")
+            dst = ref_label(ref)
             if flag == "!":
                 rejected.append(f"{dst} ({parts[2]})")
-            elif flag != "=":
+                continue
+            held[ref] = src
+            if flag != "=":
                 updated.append(dst)
     error = None
     if proc.returncode != 0 and not rejected:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         error = err[-1] if err else f"exit {proc.returncode}"
-    return Pushed(updated, rejected, error)
+    return Pushed(updated, rejected, error, held)

@@ -20,7 +20,16 @@ from neuromirror.errors import NeuromirrorError
 from neuromirror.index.trailers import parse_trailers
 from neuromirror.publish.github import target
 from neuromirror.publish.github.client import GitHub
-from neuromirror.publish.github.repos import Outcome, State, assert_repo, fingerprint, overlay, reassert
+from neuromirror.publish.github.repos import (
+    Outcome,
+    State,
+    assert_repo,
+    fingerprint,
+    overlay,
+    read_refs,
+    reassert,
+    tag_refs,
+)
 from neuromirror.publish.sibling import PublishError, subdataset_paths
 from neuromirror.util import gitutil
 
@@ -150,7 +159,9 @@ def _one(mirror, gh: GitHub, source: str, to: GitHubTarget) -> Optional[GitHubRe
     page = target.homepage(source)
     state_dir = mirror.state_dir
     with mirror.lock(source, wait=True):
-        tags = tuple(gitutil.out(ds, "for-each-ref", "--format=%(refname:short)", "refs/tags").split())
+        refs = read_refs(ds)
+        tag_names = tag_refs(refs)
+        tags = tuple(t[len("refs/tags/") :] for t in tag_names)
         want = target.Want(
             to.org,
             target.repo_name(source),
@@ -160,18 +171,18 @@ def _one(mirror, gh: GitHub, source: str, to: GitHubTarget) -> Optional[GitHubRe
         )
         # the whole source unchanged since its last publish (refs, metadata, Zarr organisation): no call, no
         # subdataset listed (a Zarr's commits change its parent's gitlinks, so its refs are in the parent's)
-        key = fingerprint(ds, json.dumps([want.as_dict(), to.zarr_org, page], sort_keys=True))
+        key = fingerprint(ds, json.dumps([want.as_dict(), to.zarr_org, page], sort_keys=True), refs)
         done = State(state_dir, gh.api, want).data
         if not to.metadata_only and done.get("source_key") == key and "url" in done:
             zarrs = [Outcome(**z, skipped=True) for z in done.get("zarrs", [])]
             same = Outcome(done["full_name"], done["url"], done["ssh_url"], want.private, skipped=True)
             return GitHubResult(source, src.dataset, same.url, same, zarrs, why)
-        zwants = [(p, _zarr_want(ds, p, source, page, why, to)) for p in subdataset_paths(ds)]
+        zwants = [(p, _zarr_want(ds, p, source, page, why, to)) for p in subdataset_paths(ds, tag_names)]
         if to.metadata_only:
             found = reassert(gh, state_dir, want)
             zarrs = [z for z in (reassert(gh, state_dir, w) for _, w in zwants) if z is not None]
             return None if found is None else GitHubResult(source, src.dataset, found.url, found, zarrs, why)
-        o, zarrs = _push_all(gh, state_dir, ds, source, want, zwants, tags, to)
+        o, zarrs = _push_all(gh, state_dir, ds, source, want, zwants, (tags, refs), to)
         seen = [{k: getattr(z, k) for k in ("full_name", "url", "ssh_url", "private")} for z in zarrs]
         State(state_dir, gh.api, want).save(source_key=key, zarrs=seen)
     return GitHubResult(source, src.dataset, o.url, o, zarrs, why)
@@ -184,10 +195,12 @@ def _push_all(  # noqa: PLR0913
     source: str,
     want: target.Want,
     zwants: list[tuple[str, target.Want]],
-    tags: tuple[str, ...],
+    tagged: tuple[tuple[str, ...], str],
     to: GitHubTarget,
 ) -> tuple[Outcome, list[Outcome]]:
-    """The Zarr repositories asserted first, then the dataset's with the ``.gitmodules`` commit naming them."""
+    """The Zarr repositories asserted first, then the dataset's with the ``.gitmodules`` commit naming them
+    (``tagged``: the dataset's tags and its :func:`~neuromirror.publish.github.repos.read_refs` lines)."""
+    tags, refs = tagged
     env = target.push_env(to.token)
     zarrs, urls = [], {}
     for path, zw in zwants:
@@ -197,7 +210,17 @@ def _push_all(  # noqa: PLR0913
     body = f"{source} version {{tag}}, as mirrored by neuromirror ({want.homepage or source})"
     tip = overlay(ds, urls) if urls else None
     o = assert_repo(
-        gh, state_dir, ds, want, tip=tip, tags=tags, release_body=body, env=env, force=to.force, remote=to.name
+        gh,
+        state_dir,
+        ds,
+        want,
+        tip=tip,
+        tags=tags,
+        release_body=body,
+        env=env,
+        force=to.force,
+        remote=to.name,
+        refs=refs,
     )
     return o, zarrs
 

@@ -71,9 +71,26 @@ class State:
         os.replace(tmp, self.path)
 
 
-def fingerprint(ds: Path, tip: Optional[str]) -> str:
-    """A digest of what a push would send: the branch (or the overlay on it), every tag, git-annex."""
-    refs = gitutil.out(ds, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags")
+def read_refs(ds: Path) -> str:
+    """The branches and tags of ``ds`` as ``SHA REF`` lines: what a push sends, read once per dataset and run
+    (the source's key, the repository's, the tags' names)."""
+    return gitutil.out(ds, "for-each-ref", "--format=%(objectname) %(refname)", "refs/heads", "refs/tags")
+
+
+def ref_map(refs: str) -> dict[str, str]:
+    """:func:`read_refs`' lines as full ref name -> commit."""
+    return {ref: sha for sha, _, ref in (line.partition(" ") for line in refs.splitlines())}
+
+
+def tag_refs(refs: str) -> list[str]:
+    """The full names of the tags in :func:`read_refs`' lines."""
+    return [r for r in ref_map(refs) if r.startswith("refs/tags/")]
+
+
+def fingerprint(ds: Path, tip: Optional[str], refs: Optional[str] = None) -> str:
+    """A digest of what a push would send: the branch (or the overlay on it), every tag, git-annex (``refs``:
+    :func:`read_refs`' lines, when the caller has them)."""
+    refs = read_refs(ds) if refs is None else refs
     return hashlib.sha256(f"{refs}\n{tip or ''}".encode()).hexdigest()
 
 
@@ -89,11 +106,13 @@ def assert_repo(  # noqa: PLR0913
     env: dict[str, str],
     force: bool = False,
     remote: str = "published",
+    refs: Optional[str] = None,
 ) -> Outcome:
     """Make GitHub's repository ``want`` hold ``ds`` (``tip``: the overlay pushed as its branch) and a release
-    per tag in ``tags``; skipped without a call when the state says it does already."""
+    per tag in ``tags``; skipped without a call when the state says it does already (``refs``:
+    :func:`read_refs`' lines of ``ds``, when the caller has read them)."""
     st = State(state_dir, gh.api, want)
-    fp = fingerprint(ds, tip)
+    fp = fingerprint(ds, tip, refs)
     d = st.data
     if d.get("pushed") == fp and d.get("meta") == want.as_dict() and set(tags) <= set(d.get("releases", [])):
         return Outcome(d["full_name"], d["url"], d["ssh_url"], want.private, skipped=True)
@@ -103,7 +122,10 @@ def assert_repo(  # noqa: PLR0913
     if d.get("pushed") != fp:
         if tip and not force:
             _refuse_foreign_branch(ds, repo.clone_url, (tip, d.get("tip")), env)
-        out.pushed = push_dataset(ds, repo.clone_url, tip=tip, env=env, force=force)[4] or ["(already there)"]
+        # checked by GitHub's own report of each ref (report-status), not by a second HTTPS connection
+        local = None if refs is None else ref_map(refs)
+        pushed = push_dataset(ds, repo.clone_url, tip=tip, env=env, force=force, read_back=False, local_refs=local)
+        out.pushed = pushed[4] or ["(already there)"]
         set_remote(ds, remote, repo.clone_url)
         st.save(pushed=fp, tip=tip)
     missing = set(tags) - set(d.get("releases", []))

@@ -142,7 +142,13 @@ def _title(ds: Path, source: str) -> str:
         return ""
     proc = gitutil.run(ds, "show", f"HEAD:{name}", check=False)
     try:
-        d = (json.loads if name.endswith(".json") else yaml.safe_load)(proc.stdout) if proc.returncode == 0 else {}
+        d = (json.loads if name.endswith(".json") else _yaml)(proc.stdout) if proc.returncode == 0 else {}
     except ValueError:
         return ""
     return str(d.get("name") or "") if isinstance(d, dict) else ""
+
+
+def _yaml(text: bytes) -> object:
+    """A metadata file parsed by libyaml where PyYAML has it: the pure-Python parser costs a dandiset's
+    ``dandiset.yaml`` ~10 ms of CPU, a 200-dandiset publish seconds."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (a safe loader)

@@ -220,14 +220,25 @@ class GitHubStandIn(RestRoutes, ThreadServed):
         branch = self._default_branch(key)
         if branch and (bare / "refs" / "heads" / branch).exists():
             return
-        heads = subprocess.run(
-            ["git", "-C", str(bare), "for-each-ref", "--format=%(refname:short)", "refs/heads"],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        heads = [b for b in heads if b != "git-annex"]
+        heads = [b for b in _heads(bare) if b != "git-annex"]
         if heads and branch not in heads:
             subprocess.run(["git", "-C", str(bare), "symbolic-ref", "HEAD", f"refs/heads/{heads[0]}"], check=True)
+
+
+def _heads(bare: Path) -> list[str]:
+    """The repository's branches in git's order, from its ref files (a push leaves its refs loose; packed ones
+    in ``packed-refs``): read in this process, as GitHub's bookkeeping is not a git child of the pusher's host."""
+    top = bare / "refs" / "heads"
+    found = {p.relative_to(top).as_posix() for p in top.rglob("*") if p.is_file()}
+    try:
+        packed = (bare / "packed-refs").read_text()
+    except OSError:
+        packed = ""
+    for line in packed.splitlines():
+        ref = line.partition(" ")[2]
+        if ref.startswith("refs/heads/"):
+            found.add(ref[len("refs/heads/") :])
+    return sorted(found)
 
 
 def _send_json(
