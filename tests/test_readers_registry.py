@@ -5,8 +5,8 @@ the sync (the API's and the service's) iterates the registered index-time reader
 The house rule here: outside ``read/references/`` and the registry, no module imports the references
 package or a module named for lindi, nor names lindi in its code (messages, help texts, docstrings and
 comments may say what is made). The sites left are listed, and the list may only shrink: each is a hook
-the registry does not carry yet (api.open_nwb, a reference kept with a version); ``urls --references``' listing
-is the reader's ``list_files`` hook.
+the registry does not carry yet (api.open_nwb); ``urls --references``' listing is the reader's ``list_files`` hook,
+what ``keep`` puts beside a key and ``prune`` drops with it its ``kept`` hook.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "neuromirror"
 #: module -> what it still does; an entry that no longer holds must be taken out (the list only shrinks)
 ALLOWED = {
     "api/reading.py": "imports",  # api.open_nwb: a reference read through h5py
-    "keep/prune.py": "imports",  # prune: a kept version's references (store/lindi.py), not yet a hook
-    "keep/versions.py": "imports",  # keep: the references kept with a version, not yet a hook
     "store/lindi.py": "",  # where a store keeps a reference (named for it; nothing in it chooses by it)
 }
 
@@ -58,4 +56,7 @@ def test_nothing_outside_the_reader_chooses_by_it() -> None:
 def test_the_references_reader_is_registered_with_its_hooks() -> None:
     reader = readers.index_time_readers()["references"]
     assert reader.asks({"references": "nwb"}) and not reader.asks({}) and reader.after_sync is not None
+    kept = reader.kept  # keep puts it beside the key, prune drops it with the key: through the hook, not by name
+    assert kept is not None and kept.wants("MD5E-s9--0123.nwb") and not kept.wants("MD5E-s9--0123.zarr")
+    assert kept.name("MD5E-s9--0123.nwb").endswith(".lindi.json")
     assert "tiff" in readers.formats() and readers.formats()["tiff"].needs_region

@@ -235,3 +235,41 @@ def test_a_clone_reads_a_lost_file_by_the_reference_its_store_keeps(
     assert before == {"session_id": values["session_id"], "chunks": "FileNotFoundError"}
     datalad_get(work, nwb.TIMESERIES)  # from the store: the archive has none
     assert lindi_env.python(READ_IN_CLONE, str(reference), here, "got") == values
+
+
+def test_prune_drops_a_dead_keys_reference_with_it(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """``keep --prune``: the reference kept beside a key the kept versions no longer name goes with the key
+    (the reader's ``kept`` hook), and a live key's stays."""
+    from datetime import timedelta
+
+    from conftest import git
+    from helpers.keep import T0, key_of, make_dandiset
+    from neuromirror.demo import deterministic_bytes
+    from neuromirror.store.location import open_store
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 2_000})
+    when = T0 + timedelta(days=400)
+    dandi_archive.put_asset(d.id, "c.nwb", deterministic_bytes(f"{d.id}:c-first", 3_000), when=when)  # draft only
+    d.run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
+    old = key_of(d.ds, "c.nwb", git(d.ds, "rev-parse", "HEAD").strip())
+    live = key_of(d.ds, "a.nwb", d.version)
+    for key in (old, live):  # a reference the mirror made of each (its bytes are not read here)
+        made = reference_path(d.run.root, key)
+        made.parent.mkdir(parents=True, exist_ok=True)
+        made.write_text(json.dumps({"refs": {".zgroup": {"zarr_format": 2}}, "key": key}))
+    store_dir = tmp_path / "store"
+    code, out, err = d.run("keep", d.source, "--to", str(store_dir), "--json")
+    assert code == 0 and json.loads(out)["references"] == 2, err
+    store = open_store(str(store_dir))
+    assert store.has(reference_name(old)) and store.has(reference_name(live))
+
+    # upstream replaces the draft's file: the old draft state, and its key, are no longer selected
+    dandi_archive.put_asset(
+        d.id, "c.nwb", deterministic_bytes(f"{d.id}:c-second", 3_000), when=when + timedelta(hours=1)
+    )
+    d.run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
+    code, out, err = d.run("keep", d.source, "--to", str(store_dir), "--prune", "--json")
+    assert code == 0 and json.loads(out)["prune"]["dead_keys"] == 1, err
+    store = open_store(str(store_dir))
+    assert not store.has(old) and not store.has(reference_name(old))
+    assert store.has(live) and store.has(reference_name(live))

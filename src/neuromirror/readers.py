@@ -72,6 +72,20 @@ class ViewRoute:
 
 
 @dataclass(frozen=True)
+class KeptBeside:
+    """What an index-time reader made of a key, kept in a store beside the key (``keep``) and dropped with it
+    (``prune``): a store's copy of a file that lost its archive copy is read by it too."""
+
+    wants: Callable[[str], bool]  # could the reader have made something of this key (cheap: its name only)
+    #: (root, store, key) -> True: put into the store now; False: the store had it; None: nothing made
+    put: Callable[[Path, Any, str], Optional[bool]]
+    name: Callable[[str], str]  # the name the store keeps it under, beside ``key``
+    #: (root, a keep's mark's time) -> was something made under ``root`` since (the mark may then lack it)
+    made_after: Callable[[Path, Optional[float]], bool]
+    what: str = ""  # what it is, for messages ("LINDI reference")
+
+
+@dataclass(frozen=True)
 class IndexTimeReader:
     """A reader that works at index time, when a sync recorded new versions; every hook optional."""
 
@@ -89,6 +103,7 @@ class IndexTimeReader:
     #: and what a row is called ("LINDI reference")
     list_files: Optional[ListFiles] = None
     listed: str = ""
+    kept: Optional[KeptBeside] = None  # kept in a store beside its key, dropped with it
 
 
 _FORMATS: Registry[FormatWriter] = Registry(PLUGINS)
@@ -108,6 +123,11 @@ def unregister(name: str) -> None:
     """Forget a format or an index-time reader (a test's toy one, once the test is done)."""
     _FORMATS.unregister(name)
     _INDEX_TIME.unregister(name)
+
+
+def kept_beside() -> list[KeptBeside]:
+    """What the index-time readers keep in a store beside a key (``keep`` puts, ``prune`` drops)."""
+    return [r.kept for r in index_time_readers().values() if r.kept is not None]
 
 
 def view_routes() -> list[ViewRoute]:

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from neuromirror.dataset.files import annex_key, annex_repo, version_files
 from neuromirror.index import store_checks
 from neuromirror.index.rows import Version, read_as
+from neuromirror.readers import kept_beside
 from neuromirror.results import Item, Result, Status
 from neuromirror.store.base import Dropped, Store
-from neuromirror.store.lindi import may_have_reference, reference_name
 from neuromirror.store.record import record_absent
 
 if TYPE_CHECKING:
@@ -92,9 +92,10 @@ def prune(mirror: Datasets, store: Store, targets: Sequence[Version]) -> PruneRu
             with mirror.lock(_source_of(dropped, repo, mirror)):
                 run.unrecorded += record_absent(repo, uuid, sorted(keys))
     run.gone = store.drop(dead_keys)
-    references = {reference_name(k) for k in dead_keys if may_have_reference(k)}
-    if references:  # their LINDI references (store/lindi.py) go with them
-        store.drop(references)
+    for hook in kept_beside():  # what the readers kept beside them (LINDI references) goes with them
+        beside = {hook.name(k) for k in dead_keys if hook.wants(k)}
+        if beside:
+            store.drop(beside)
     store_checks.forget(mirror.index, uuid, dead_keys, marks=False)
     store_checks.drop_kept(mirror.index, uuid, [v.id for v in dropped])
     return run

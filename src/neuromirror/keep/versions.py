@@ -36,9 +36,9 @@ from neuromirror.keep.keyset import Held, KeySet
 from neuromirror.keep.marks import Marks, terms_of
 from neuromirror.keep.report import FileNote, KeepRun, VersionReport
 from neuromirror.keep.runstate import RunState, confirm, count, fitting, held, settle, whole
+from neuromirror.readers import kept_beside
 from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
-from neuromirror.store.lindi import keep_reference, made_after, may_have_reference
 from neuromirror.store.record import CHUNK, record_present
 from neuromirror.store.transfer import Transfer
 from neuromirror.util import disk
@@ -145,8 +145,8 @@ class _Keeping:
         if done is not None and done.from_mark:
             return  # whole in the store: nothing for a later pass
         mark = self.marks.find(target, uuid, self.terms) if done is None and state.first else None
-        if mark is not None and made_after(self.mirror.root, mark.get("marked")):
-            mark = None  # a reference made since: the version is looked at again, to keep it beside its key
+        if mark is not None and any(k.made_after(self.mirror.root, mark.get("marked")) for k in kept_beside()):
+            mark = None  # a reader's file made since (a reference): the version is looked at again, to keep it beside its key
         if mark is not None:  # every key recorded here and checked, and nothing since says otherwise
             state.reports[target.id] = _from_mark(target, mark)
             run.versions.append(state.reports[target.id])
@@ -307,17 +307,18 @@ def _look_up(
 
 
 def _references(root: Path, store: Store, present: Held, state: RunState) -> int:
-    """The LINDI references the mirror made of the held keys, put into the store beside them (a store's copy
-    of a file that lost its archive copy opens by its reference too); how many went in now.  Each key asked
-    once a run; its pack sealed with the keys' (the branch's record syncs the store), else here."""
+    """What the index-time readers made of the held keys (LINDI references), put into the store beside them
+    (a store's copy of a file that lost its archive copy opens by its reference too); how many went in now.
+    Each key asked once a run; its pack sealed with the keys' (the branch's record syncs the store), else here."""
     put = 0
-    for key in (k for k in present.each() if may_have_reference(k) and k not in state.references):
-        state.references.add(key)
-        try:
-            put += bool(keep_reference(root, store, key))
-        except OSError as exc:  # the key is kept all the same; a later keep (the next version's) tries again
-            state.references.discard(key)
-            log.warning("%s: the LINDI reference of %s not kept: %s", store, key, exc)
+    for hook in kept_beside():
+        for key in (k for k in present.each() if hook.wants(k) and k not in state.references):
+            state.references.add(key)
+            try:
+                put += bool(hook.put(root, store, key))
+            except OSError as exc:  # the key is kept all the same; a later keep (the next version's) tries again
+                state.references.discard(key)
+                log.warning("%s: the %s of %s not kept: %s", store, hook.what, key, exc)
     if put:
         store.sync()
     return put

@@ -26,8 +26,8 @@ from typing import Any, Optional, Sequence
 
 from neuromirror.read.references.fields import FIELDS, search_all
 from neuromirror.read.references.location import ROUTE
-from neuromirror.readers import IndexTimeReader, ViewRoute, register_index_time
-from neuromirror.store.lindi import SUFFIX
+from neuromirror.readers import IndexTimeReader, KeptBeside, ViewRoute, register_index_time
+from neuromirror.store.lindi import SUFFIX, keep_reference, made_after, may_have_reference, reference_name
 
 
 def _asks(options: dict) -> bool:
@@ -84,5 +84,6 @@ register_index_time(
         search_all,
         list_files=_list_files,
         listed="LINDI reference",
+        kept=KeptBeside(may_have_reference, keep_reference, reference_name, made_after, "LINDI reference"),
     )
 )
