@@ -93,6 +93,9 @@ def _one(fs: NeuromirrorFileSystem, path: str) -> tuple[MadeReference, dict[str,
 #: a batch of more files than this many per job is made in processes (h5py holds one lock per process: threads
 #: read one file at a time); a smaller one in this process, where no interpreter has to start
 PER_PROCESS = 4
+#: a spawned worker's filesystem (its stores, its listings), made at its first file: a worker process lives as
+#: long as its batch's pool (``with pool`` in :func:`make_references`), so this lives as long as the batch; the
+#: parent never fills it
 _fs_here: dict[tuple[str, Optional[str]], NeuromirrorFileSystem] = {}
 
 
