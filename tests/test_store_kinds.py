@@ -146,12 +146,12 @@ def test_a_keep_records_the_store_keeps_no_secret_and_a_rerun_writes_nothing(
     for text in [remote_log, *(b.decode("latin-1") for b in held.values())]:
         assert ACCESS_KEY not in text and SECRET_KEY not in text
 
-    code, out, err = kept.d.run("keep", kept.d.spec, "--to", kept.url, "--json")
+    monkeypatch.setenv("NEUROMIRROR_STORE", kept.url)  # no --to, no --store: the environment's
+    code, out, err = kept.d.run("keep", kept.d.spec, "--json")
     assert code == 0, out + err
-    assert json.loads(out)["transferred"] == {"files": 0, "bytes": 0}
+    again = json.loads(out)
+    assert again["store"]["url"].rstrip("/") == kept.url and again["transferred"] == {"files": 0, "bytes": 0}
     assert kept.objects() == held
-
-    monkeypatch.setenv("NEUROMIRROR_STORE", kept.url)  # no --store: the environment's
     code, out, err = kept.d.run("verify", kept.d.spec, "--kept")
     assert code == 0, out + err
 
@@ -204,14 +204,16 @@ def test_keep_prune_drops_a_superseded_draft_states_key_from_the_store(kept: Kep
     assert not kept.holding(first) and kept.holding(second)  # no file of the store holds the dropped bytes
     assert not any("neuromirror" in w for w in whereis(d.ds, old_key))
     assert d.run("verify", "--stores", d.source, "--store", url)[0] == 0
+    held = kept.objects()
+    code, out, err = d.run("keep", d.source, "--to", url, "--prune")  # a rerun: nothing more to drop
+    assert code == 0 and "no version dropped" in out, out + err
+    assert kept.objects() == held
 
 
 def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_lost_the_files(kept: Kept) -> None:
     import fsspec
 
     kept.lose()
-    code, out, err = kept.d.run("verify", kept.d.spec, "--content")  # the mirror sees the loss: dead URLs only
-    assert code == 0 and "dead-url" in out and "MISMATCH" not in out, out + err
     fs = fsspec.filesystem("neuromirror", root=str(kept.root), skip_instance_cache=True)
     for path, data in kept.d.files.items():
         pin = f"dandi/{kept.d.id}@{kept.d.version}/{path}"
@@ -223,18 +225,23 @@ def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_los
 def test_a_plain_clone_gets_every_lost_byte_from_the_store_asking_the_archive_nothing(
     kept: Kept, tmp_path: Path
 ) -> None:
+    """Whether the mirror never heard of the loss, or its ``verify --content`` found the URLs dead first."""
     kept.lose()
-    work = clone(kept.d.ds, tmp_path / "clone")
-    git(work, "checkout", "-q", kept.d.version)
-    log = kept.s3.log_requests()
-    try:
-        proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
-    finally:
-        kept.s3.log_requests(False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    for path, data in kept.d.files.items():
-        assert sha256((work / path).read_bytes()) == sha256(data), path
-    assert kept.archive_requests(log) == []  # the store before the archive's dead URLs
+    for seen in (False, True):
+        if seen:
+            code, out, err = kept.d.run("verify", kept.d.spec, "--content")
+            assert code == 0 and "dead-url" in out and "MISMATCH" not in out, out + err
+        work = clone(kept.d.ds, tmp_path / f"clone-{seen}")
+        git(work, "checkout", "-q", kept.d.version)
+        log = kept.s3.log_requests()
+        try:
+            proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+        finally:
+            kept.s3.log_requests(False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for path, data in kept.d.files.items():
+            assert sha256((work / path).read_bytes()) == sha256(data), path
+        assert kept.archive_requests(log) == []  # the store before the archive's dead URLs
 
 
 def test_a_lock_names_the_store_and_reproduce_and_get_read_from_it(kept: Kept, tmp_path: Path) -> None:
@@ -262,6 +269,7 @@ def test_a_lock_names_the_store_and_reproduce_and_get_read_from_it(kept: Kept, t
     assert code == 0, out + err
     for path, data in d.files.items():
         assert sha256((into / path).read_bytes()) == sha256(data), path
+    assert "neuromirror" in git(into, "show", "git-annex:remote.log")  # the store named, for the next get
 
 
 def test_keep_from_the_store_moves_its_copies_into_another_kind_asking_the_archive_nothing(kept: Kept) -> None:
@@ -291,6 +299,7 @@ def test_restore_writes_the_archives_own_keys_back_from_the_store(kept: Kept, tm
     assert code == 0, out + err
     drill = json.loads(out)
     assert drill["result"] == "ok" and drill["written"]["objects"] == len(FILES) and drill["mismatches"] == 0, drill
+    assert not [p for p in (tmp_path / "drill").rglob("*") if p.is_file()]  # a rehearsal: its objects gone
 
     target = f"s3://{d.archive.bucket}"
     code, out, err = d.run("restore", d.spec, "--to", target, "--from", kept.url, "--json")
