@@ -59,23 +59,37 @@ class World:
 
 
 def _dandi(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
-    from helpers.keep import make_dandiset
+    from datetime import timedelta
+
+    from helpers.keep import T0
+    from neuromirror.demo import deterministic_bytes
 
     archive = request.getfixturevalue("dandi_archive")
-    d = make_dandiset(archive, tmp / "seed", {"sub-01/a.nwb": 7_000, "sub-02/b.nwb": 3_000})
+    when = T0 + timedelta(days=700)
+    ident = archive.create_dandiset(name="contract sample", created=when)
+    for i, path in enumerate(("sub-01/a.nwb", "sub-02/b.nwb")):
+        archive.put_asset(ident, path, deterministic_bytes(f"{ident}:{path}", 3_000 + i), when=when)
+    version = archive.publish(ident, when=when + timedelta(hours=1))
     run, args = Runner(tmp / "mirror"), ("--dandi-api", archive.api_url)
-    report = dict(run.json("sync", d.source, *args))  # type: ignore[arg-type]
-    layout = {p: archive.asset_at(d.id, p, d.version).blob.key for p in d.files}
-    yield World("dandi", d.source, args, run, report, layout, tmp / "store")
+    report = dict(run.json("sync", f"dandi:{ident}", *args))  # type: ignore[arg-type]
+    layout = {p: archive.asset_at(ident, p, version).blob.key for p in ("sub-01/a.nwb", "sub-02/b.nwb")}
+    yield World("dandi", f"dandi:{ident}", args, run, report, layout, tmp / "store")
 
 
 def _aind(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
-    from helpers.keep_aind import ASSET, SIZES, Asset
+    import uuid
 
-    a = Asset(request.getfixturevalue("s3"), tmp / "seed", versioned=True)
-    run = Runner(tmp / "mirror")
-    report = dict(run.json("sync", a.source, *a.s3_args))  # type: ignore[arg-type]
-    yield World("aind", a.source, a.s3_args, run, report, {p: f"{ASSET}/{p}" for p in SIZES}, tmp / "store")
+    from helpers.keep_aind import ASSET, SIZES
+    from neuromirror.demo import deterministic_bytes
+
+    s3, bucket = request.getfixturevalue("s3"), f"contract-aind-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(bucket, versioned=True, public=True)
+    s3.put(bucket, f"{ASSET}/data_description.json", b'{"subject_id": "700001", "modality": "ecephys"}')
+    for path, n in SIZES.items():
+        s3.put(bucket, f"{ASSET}/{path}", deterministic_bytes(f"{bucket}:{path}", n))
+    run, args = Runner(tmp / "mirror"), ("--bucket", bucket, "--s3-endpoint", s3.endpoint_url)
+    report = dict(run.json("sync", f"aind:{ASSET}", *args))  # type: ignore[arg-type]
+    yield World("aind", f"aind:{ASSET}", args, run, report, {p: f"{ASSET}/{p}" for p in SIZES}, tmp / "store")
 
 
 def _boss(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
