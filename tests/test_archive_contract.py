@@ -55,7 +55,7 @@ class World:
         return self.run.root / self.source.replace(":", "/", 1)
 
     def sync(self) -> dict:
-        return dict(self.run.json("sync", self.source, *self.sync_args))  # type: ignore[arg-type]
+        return dict(self.run.json("sync", self.source, *self.sync_args))
 
 
 def _dandi(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
@@ -71,7 +71,7 @@ def _dandi(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
         archive.put_asset(ident, path, deterministic_bytes(f"{ident}:{path}", 3_000 + i), when=when)
     version = archive.publish(ident, when=when + timedelta(hours=1))
     run, args = Runner(tmp / "mirror"), ("--dandi-api", archive.api_url)
-    report = dict(run.json("sync", f"dandi:{ident}", *args))  # type: ignore[arg-type]
+    report = dict(run.json("sync", f"dandi:{ident}", *args))
     layout = {p: archive.asset_at(ident, p, version).blob.key for p in ("sub-01/a.nwb", "sub-02/b.nwb")}
     yield World("dandi", f"dandi:{ident}", args, run, report, layout, tmp / "store")
 
@@ -88,7 +88,7 @@ def _aind(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
     for path, n in SIZES.items():
         s3.put(bucket, f"{ASSET}/{path}", deterministic_bytes(f"{bucket}:{path}", n))
     run, args = Runner(tmp / "mirror"), ("--bucket", bucket, "--s3-endpoint", s3.endpoint_url)
-    report = dict(run.json("sync", f"aind:{ASSET}", *args))  # type: ignore[arg-type]
+    report = dict(run.json("sync", f"aind:{ASSET}", *args))
     yield World("aind", f"aind:{ASSET}", args, run, report, {p: f"{ASSET}/{p}" for p in SIZES}, tmp / "store")
 
 
@@ -98,7 +98,7 @@ def _boss(request: pytest.FixtureRequest, tmp: Path) -> Iterator[World]:
     with hermetic_sample(tmp / "home") as boss:
         run, args = Runner(tmp / "mirror"), ("--boss-url", boss.url, "--chunk", CHUNK_ARG)
         # the BOSS keeps no history: its chunks are kept as the sync reads them (docs/boss.md)
-        report = dict(run.json("sync", SPEC, *args, "--store", str(tmp / "store")))  # type: ignore[arg-type]
+        report = dict(run.json("sync", SPEC, *args, "--store", str(tmp / "store")))
         chunks = ("annotation.ome.zarr/0/0/0/0", "image8.ome.zarr/1/0/0/0")
         yield World("boss", SPEC, args, run, report, {c: c for c in chunks}, tmp / "store")
 
@@ -135,7 +135,7 @@ def test_a_resync_with_nothing_new_upstream_makes_no_commit(world: World) -> Non
 
 
 def test_pin_names_the_versions_commit_and_cite_its_publisher(world: World) -> None:
-    pin = dict(world.run.json("pin", world.spec))  # type: ignore[arg-type]
+    pin = dict(world.run.json("pin", world.spec))
     assert pin["commit"] == git(world.ds, "rev-list", "-n", "1", world.version).strip(), pin
     text = world.run.ok("cite", world.spec)
     record = archives.get(world.archive)

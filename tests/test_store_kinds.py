@@ -8,9 +8,10 @@ pack+file and pack+s3: a dandiset mirrored from the DANDI stand-in is kept into 
 named by ``verify --kept --content`` and ``restore --drill`` and repaired by ``verify --stores`` (one source's
 copies, then the whole store), ``keep --prune`` drops a superseded draft state's key so that no file of the store
 holds its bytes; the archive loses every S3 version of the files, and ``neuromirror://`` reads them whole and by
-range, a plain clone's ``datalad get`` asks the archive nothing, a lock names the store and ``reproduce`` and
-``get --store`` read from it, ``keep --from`` moves its copies into another store, ``restore --from`` writes the
-archive's own keys back; and a store gone (its directory moved, its endpoint down) is reported as not reachable
+range (a reader opened before the loss reads on, ``urls --check`` says the store serves them), a plain clone's
+``datalad get`` asks the archive nothing, a lock names the store and ``reproduce`` and ``get --store`` read from
+it, ``keep --from`` moves its copies into another store, ``restore --from`` writes the archive's own keys back;
+and a store gone (its directory moved, its endpoint down) is reported as not reachable
 while a reader reads from elsewhere.  The store's files and objects are read as a person would (every file under
 the directory, every object under the prefix): the suite knows a kind only by its URL.
 
@@ -212,15 +213,30 @@ def test_keep_prune_drops_a_superseded_draft_states_key_from_the_store(kept: Kep
 
 
 def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_lost_the_files(kept: Kept) -> None:
+    """A reader that opened the files while the archive served reads on from the store once the archive lost them
+    (a fresh one too, whole and by range), and ``urls --check`` says the store serves each."""
     import fsspec
 
-    kept.lose()
+    def pin(path: str) -> str:
+        return f"dandi/{kept.d.id}@{kept.d.version}/{path}"
+
     fs = fsspec.filesystem("neuromirror", root=str(kept.root), skip_instance_cache=True)
+    opened = {path: fs.open(pin(path), "rb", cache_type="none") for path in FILES}
+    for path, f in opened.items():
+        assert f.read(1000) == kept.d.files[path][:1000], path
+    kept.lose()  # after the reader started (unless the suite runs out of order): its files' URLs die under it
+    for path, f in opened.items():
+        f.seek(3_000)
+        assert f.read(4_000) == kept.d.files[path][3_000:7_000], path
+        f.close()
+
+    fresh = fsspec.filesystem("neuromirror", root=str(kept.root), skip_instance_cache=True)
     for path, data in kept.d.files.items():
-        pin = f"dandi/{kept.d.id}@{kept.d.version}/{path}"
-        assert sha256(fs.cat_file(pin)) == sha256(data), path
-        assert fs.cat_file(pin, start=5, end=4_005) == data[5:4_005], path
-        assert fs.info(pin)["served_by"] == "store"
+        assert sha256(fresh.cat_file(pin(path))) == sha256(data), path
+        assert fresh.cat_file(pin(path), start=5, end=4_005) == data[5:4_005], path
+        assert fresh.info(pin(path))["served_by"] == "store"
+    rows = {r["path"]: r for r in kept.d.run.json("urls", kept.d.spec, "--check")}
+    assert {p: rows[p]["served_by"] for p in FILES} == dict.fromkeys(FILES, "store"), rows
 
 
 def test_a_plain_clone_gets_every_lost_byte_from_the_store_asking_the_archive_nothing(
