@@ -1,13 +1,10 @@
-"""``keep --prune``: retention drops versions from a store, and a packed store rewrites the packs they left
-mostly dead (restic's prune) — used as a lab's hourly keep of a changing draft would use it.
+"""``keep --prune`` with packed stores: a key another source still needs is never dropped, and the API's keep and
+prune report what the command prints.
 
-Why: a service keeping the latest draft of a dandiset every hour gives its store every draft state; without
-retention the store grows with every replaced file for ever, and a packed store keeps packs whose bytes no
-kept version needs.  The test keeps a published version and a draft into a packed directory store, replaces
-the draft's file upstream, keeps again with ``--prune``: the superseded draft state is dropped, its own key
-leaves the store (its pack rewritten, the old pack deleted, no pack holding its bytes), the keys the
-published version still needs stay and read back, the dataset's git-annex branch no longer sends clones to
-the store for the dropped key, and ``verify --stores`` is clean.
+Why: a service keeping the latest draft of a dandiset every hour gives its store every draft state; retention
+drops the superseded ones and a packed store rewrites the packs they left mostly dead (restic's prune).  That a
+prune drops a superseded draft state's key from every kind of store, leaving no file holding its bytes, is
+tests/test_store_kinds.py's; here what sharing a packed store and scripting it add.
 """
 
 from __future__ import annotations
@@ -17,8 +14,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from conftest import git
-from helpers.keep import T0, key_of, lost_then_got, make_dandiset, whereis
+from helpers.keep import T0, key_of, make_dandiset
 from helpers.retrieve import Runner
 from neuromirror.demo import deterministic_bytes
 
@@ -29,61 +25,6 @@ def pack_bytes(store: Path) -> list[bytes]:
 
 def indexed_keys(store: Path) -> set[str]:
     return {k[0] for f in (store / "index").glob("*.json") for k in json.loads(f.read_text())["keys"]}
-
-
-def test_keep_prune_drops_a_superseded_draft_state_and_rewrites_its_pack(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 60_000, "b.nwb": 20_000})
-    when = T0 + timedelta(days=400)
-    first = deterministic_bytes(f"{d.id}:c-first", 300_000)
-    dandi_archive.put_asset(d.id, "c.nwb", first, when=when)  # draft only
-    d.run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
-    store = tmp_path / "packed"
-    url = f"pack+file://{store}"
-    code, out, err = d.run("keep", d.source, "--to", url, "--pack-size", "1M", "--json")
-    assert code == 0, err
-    assert [v["version"] for v in json.loads(out)["versions"]] == [d.version, "draft"]
-    draft_commit = git(d.ds, "rev-parse", "HEAD").strip()
-    old_key = key_of(d.ds, "c.nwb", draft_commit)
-    shared = {key_of(d.ds, p, d.version) for p in ("a.nwb", "b.nwb")}
-    assert indexed_keys(store) == shared | {old_key}
-
-    # upstream replaces the draft's file: a new draft state; the old one is no longer selected
-    second = deterministic_bytes(f"{d.id}:c-second", 300_000)
-    dandi_archive.put_asset(d.id, "c.nwb", second, when=when + timedelta(hours=1))
-    d.run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
-    new_key = key_of(d.ds, "c.nwb", "HEAD")
-    assert new_key != old_key
-
-    code, out, err = d.run("keep", d.source, "--to", url, "--prune", "--json")
-    assert code == 0, err
-    report = json.loads(out)
-    pruned = report["prune"]
-    assert pruned["dropped_versions"] == [f"{d.source}@{draft_commit[:12]}"]  # the superseded state, by its commit
-    assert pruned["dead_keys"] == 1 and pruned["unrecorded"] == 1
-    assert pruned["store_dropped"]["keys"] == 1 and pruned["store_dropped"]["rewritten"] == 1
-    assert pruned["store_dropped"]["bytes"] > 300_000  # the old pack went, holding the dead 300 kB
-
-    # the store names the kept versions' keys and no pack holds the dropped key's bytes any more
-    assert indexed_keys(store) == shared | {new_key}
-    packs = pack_bytes(store)
-    assert not any(first in p for p in packs)
-    assert any(second in p for p in packs)
-    assert all(sum(data in p for p in packs) == 1 for data in (d.files["a.nwb"], d.files["b.nwb"]))
-    # the dataset's branch no longer sends clones to the store for the dropped key; the kept ones still do
-    assert not any("neuromirror" in w for w in whereis(d.ds, old_key))
-    assert all(any("neuromirror" in w for w in whereis(d.ds, k)) for k in shared | {new_key})
-
-    # the store reads clean, and a plain clone gets the kept versions' files from it
-    code, out, err = d.run("verify", "--stores", d.source, "--store", url, "--json")
-    assert code == 0, out + err
-    lost_then_got(d, tmp_path / "clone", {"a.nwb": d.files["a.nwb"], "c.nwb": second})  # the store must serve them
-
-    # a rerun drops nothing more and changes no file of the store
-    before = sorted(p.name for p in store.rglob("*") if p.is_file())
-    code, out, err = d.run("keep", d.source, "--to", url, "--prune")
-    assert code == 0, err
-    assert "no version dropped" in out
-    assert sorted(p.name for p in store.rglob("*") if p.is_file()) == before
 
 
 def test_keep_prune_never_drops_a_key_another_source_still_needs(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001

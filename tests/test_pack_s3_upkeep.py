@@ -1,5 +1,4 @@
-"""A packed store in a bucket kept up as a lab keeps it: rot inside a pack object found by ``verify --stores`` and
-repaired into a new pack, and ``keep --prune`` rewriting a pack in a *versioned* bucket (the old pack's bytes stay
+"""A packed store in a bucket kept up as a lab keeps it: ``keep --prune`` rewriting a pack in a *versioned* bucket (the old pack's bytes stay
 as a noncurrent version, the bucket's own protection, until its lifecycle rule expires them).
 
 Why: a bucket is where most archives' backups will live, and it is where rot (a bad disk under a cheap tier, a
@@ -10,12 +9,10 @@ turns on so that no tool, ours included, can destroy a backup by mistake.
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
-from conftest import clone
-from helpers.keep import T0, key_of, lose_blobs, lost_then_got, make_dandiset, sha256
+from helpers.keep import T0, key_of, lost_then_got, make_dandiset
 from neuromirror.demo import deterministic_bytes
 
 
@@ -28,34 +25,6 @@ def _indexed(client, bucket: str, prefix: str) -> dict[str, tuple[str, int, int]
         for key, offset, length, _ in doc["keys"]:
             out[key] = (doc["pack"], offset, length)
     return out
-
-
-def test_a_rotten_pack_object_is_found_and_its_key_repaired_into_a_new_pack(
-    dandi_archive, s3, bucket, tmp_path: Path
-) -> None:  # noqa: ANN001
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 50_000, "b.nwb": 20_000})
-    url = f"pack+s3://{bucket}/rot"
-    assert d.run("keep", d.spec, "--to", url)[0] == 0
-    client = s3.client()
-    key = key_of(d.ds, "a.nwb", d.version)
-    pack, offset, length = _indexed(client, bucket, "rot")[key]
-    name = f"rot/packs/{pack}.pack"
-    data = bytearray(client.get_object(Bucket=bucket, Key=name)["Body"].read())
-    data[offset + length // 2] ^= 0xFF  # rot inside the pack, written back in place
-    client.put_object(Bucket=bucket, Key=name, Body=bytes(data))
-
-    code, out, err = d.run("verify", "--stores", "--store", url, "--fraction", "1", "--json")
-    assert code == 1, out + err
-    report = json.loads(out)
-    assert [b["key"] for b in report["bad"]] == [key] and report["bad"][0]["repaired"], report
-    assert report["checked"] == 2 and report["good"] == 1
-    assert _indexed(client, bucket, "rot")[key][0] != pack  # the repaired key lies in a new pack
-    assert d.run("verify", "--stores", "--store", url, "--fraction", "1")[0] == 0
-    lose_blobs(d, ["a.nwb"])
-    work = clone(d.ds, tmp_path / "clone")
-    proc = subprocess.run(["datalad", "get", "a.nwb"], cwd=work, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sha256((work / "a.nwb").read_bytes()) == sha256(d.files["a.nwb"])
 
 
 def test_prune_in_a_versioned_bucket_rewrites_the_pack_and_leaves_the_old_bytes_to_the_buckets_lifecycle(
