@@ -351,7 +351,7 @@ def test_a_store_gone_is_reported_not_reachable_and_a_clone_reads_elsewhere(
         back = (where, shutil.move(str(where), str(tmp_path / "unmounted")))
     try:
         code, out, err = d.run("verify", "--stores", "--store", kept.url)  # named: a one-line error
-        assert code != 0 and kept.url in err and len(err.strip().splitlines()) == 1, err
+        assert code != 0 and kept.url in err and "not reachable" in err and len(err.strip().splitlines()) == 1, err
         code, out, err = d.run("verify", "--stores")  # recorded: named, its copies unverified, the run failed
         assert code == 1, out + err
         (line,) = [x for x in out.splitlines() if "NOT REACHABLE" in x]

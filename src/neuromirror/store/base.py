@@ -69,6 +69,14 @@ def missing_identity(url: str, where: str) -> StoreUnreachable:
     return StoreUnreachable(f"{url}: not reachable: no {where} there (gone, moved or not mounted?)")
 
 
+def no_answer(url: str, exc: BaseException) -> StoreUnreachable:
+    """The one line a store says when its identity could not be read at all (its endpoint down, its bucket
+    gone, its disk unreadable): not reachable, as a missing identity is, never a store that answered."""
+    from neuromirror.util.text import one_line
+
+    return StoreUnreachable(f"{url}: not reachable: {one_line(exc, 300, joined=True)}")
+
+
 class StoreWriteError(Unavailable, OSError):
     """Writing to the store failed (its disk, its bucket): that file fails, loudly; the run goes on."""
 

@@ -31,6 +31,7 @@ from typing import IO, Any, Collection, Optional, cast
 from urllib.parse import quote, urlsplit
 
 from neuromirror.errors import UserError
+from neuromirror.network.failures import is_unreachable
 from neuromirror.store.base import (
     FIRST_COST,
     LEGACY_NAME,
@@ -42,6 +43,7 @@ from neuromirror.store.base import (
     drop_each,
     key_size,
     missing_identity,
+    no_answer,
     remote_name,
 )
 from neuromirror.store.s3_client import boto_errors, default_region, error_code, make_client
@@ -184,6 +186,8 @@ class S3Store:
         except boto_errors() as exc:
             if error_code(exc) in ("NoSuchKey", "404"):
                 return None
+            if error_code(exc) == "NoSuchBucket" or is_unreachable(exc):  # no store answered, none is made here
+                raise no_answer(self.url, exc) from None
             raise self._run_error(f"reading {name}", exc) from None
         try:
             data = json.loads(body)

@@ -30,6 +30,7 @@ from neuromirror.store.base import (
     Dropped,
     StoreIdentity,
     missing_identity,
+    no_answer,
     remote_name,
 )
 from neuromirror.store.packs.backend import (
@@ -170,8 +171,8 @@ class PackStore:
             if not self.create:  # a reader or a check: never made by looking
                 raise missing_identity(self.url, CONFIG) from None
             raw = self._create()
-        except OSError as exc:
-            raise UserError(f"{self.url}: {exc}") from None
+        except OSError as exc:  # its disk or its endpoint did not answer: no store is there to count on
+            raise no_answer(self.url, exc) from None
         try:
             doc = json.loads(raw)
             if doc.get("type") != "pack":
