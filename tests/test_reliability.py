@@ -222,6 +222,34 @@ def test_faults_give_identical_results_and_are_counted(  # noqa: ANN001
     assert api and api[0]["retries"] >= len(first) and api[0]["gave_up"] == 0, api
 
 
+#: a paged listing's first page, which the client decodes after its request (``paginate``: ``json_resp=False``)
+FIRST_PAGES = {
+    "the versions listing": r"/dandisets/\d+/versions/?(\?(?!.*page=)|$)",
+    "an assets listing": r"/versions/[^/]+/assets/\?(?!.*page=)",
+}
+
+
+@pytest.mark.parametrize("kind", ["garbled", "truncated"])
+@pytest.mark.parametrize("where", FIRST_PAGES.values(), ids=list(FIRST_PAGES))
+def test_a_listings_first_page_not_json_is_asked_again(  # noqa: ANN001
+    where, kind, crash_dandiset, dandi_archive, reference, tmp_path
+) -> None:
+    """A listing's first page whose body is not the JSON it says (cut short, or whole but not JSON) is asked
+    again, as every other answer is: the 20 % draws of the fault table met it on one dandiset's versions
+    listing, where the client decoded the page after its retries and the sync failed."""
+    plan = dandi_archive.faults
+    plan.retry_after = 0
+    plan.fail_next(2, kind, path=where)
+    try:
+        proc = run_sync(tmp_path / "mirror", dandi_archive.api_url, crash_dandiset, NEUROMIRROR_HTTP_BACKOFF="0.02")
+        injected = [(path, k) for _, path, k in plan.injected]
+    finally:
+        plan.reset()
+    assert proc.returncode == 0, proc.stderr
+    assert len(injected) == 2 and all(k == kind for _, k in injected), injected
+    assert state_of(tmp_path / "mirror", crash_dandiset) == reference
+
+
 def test_faults_at_100_percent_fail_cleanly(dandi_archive, tmp_path) -> None:  # noqa: ANN001
     ident = dandi_archive.create_dandiset(name="total outage", created=T0)
     dandi_archive.put_asset(ident, "a.nwb", b"a" * 20, when=T0)

@@ -116,17 +116,18 @@ class FaultPlan:
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError("rate must be within 0..1")
         self._lock = threading.Lock()
-        self._queue: Deque[str] = deque()
+        self._queue: Deque[tuple[str, Optional[re.Pattern[str]]]] = deque()
         self._seen: dict[tuple[str, str], int] = {}
         self._only_re = re.compile(self.only_paths) if self.only_paths else None
 
     # -- configuration -------------------------------------------------------
-    def fail_next(self, n: int = 1, kind: str = "500") -> None:
-        """Make the next ``n`` requests fail with ``kind``, regardless of ``rate``."""
+    def fail_next(self, n: int = 1, kind: str = "500", *, path: Optional[str] = None) -> None:
+        """Make the next ``n`` requests fail with ``kind``, regardless of ``rate`` (``path``: the next ``n``
+        whose path and query this regex finds, say one listing's first page)."""
         if kind not in ALL_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
         with self._lock:
-            self._queue.extend([kind] * n)
+            self._queue.extend([(kind, re.compile(path) if path else None)] * n)
 
     def set_rate(self, rate: float, kinds: Optional[tuple[str, ...]] = None) -> None:
         """Change the rate (and optionally the kinds) while a stand-in is running."""
@@ -161,16 +162,16 @@ class FaultPlan:
     def pick(self, method: str, path: str, *, paginated: bool = False) -> Optional[str]:
         """Return the fault kind for this request, or None to answer it normally."""
         with self._lock:
-            kind = self._pop_queued(paginated)
+            kind = self._pop_queued(paginated, path)
             if kind is None and self.rate > 0.0:
                 kind = self._draw(method, path, paginated)
             if kind is not None:
                 self.injected.append((method, path, kind))
             return kind
 
-    def _pop_queued(self, paginated: bool) -> Optional[str]:
-        for i, kind in enumerate(self._queue):
-            if paginated or kind not in PAGE_FAULTS:
+    def _pop_queued(self, paginated: bool, path: str) -> Optional[str]:
+        for i, (kind, where) in enumerate(self._queue):
+            if (paginated or kind not in PAGE_FAULTS) and (where is None or where.search(path)):
                 del self._queue[i]
                 return kind
         return None

@@ -82,16 +82,21 @@ def _client_class() -> Any:
 
     The client retries 5xx, 429 and answers never given (a :class:`~neuromirror.network.adapter.CutShort`
     body is one); an answer whose body is whole but not JSON (a proxy's page, a length that lied) it
-    raises at once.  Made on first use: ``dandi`` is imported only when a DANDI source is read."""
+    raises at once, and a paged listing's first page (``json_resp=False``: ``paginate`` decodes it after
+    the request) it does not look at: both are retried here.  Made on first use: ``dandi`` is imported only when a DANDI source is read."""
     global _CLIENT
     if _CLIENT is None:
         from dandi.dandiapi import DandiAPIClient
 
         class PacedDandiClient(DandiAPIClient):
             def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
-                return _undecodable_retried(
-                    lambda: super(PacedDandiClient, self).request(method, path, *args, **kwargs)
-                )
+                def send() -> Any:
+                    r = super(PacedDandiClient, self).request(method, path, *args, **kwargs)
+                    if not kwargs.get("json_resp", True) and _json_page(method, r):
+                        r.json()  # a paged listing decodes its first page after: not JSON is retried here
+                    return r
+
+                return _undecodable_retried(send)
 
         # found by name where a Dask task's pickle is read (the module's __getattr__)
         PacedDandiClient.__module__, PacedDandiClient.__qualname__ = __name__, "PacedDandiClient"
@@ -103,6 +108,11 @@ def __getattr__(name: str) -> Any:
     if name == "PacedDandiClient":
         return _client_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _json_page(method: str, r: Any) -> bool:
+    """Is ``r`` a GET's answer that says it is JSON (a listing's page the caller decodes itself)?"""
+    return method.upper() == "GET" and "json" in str(r.headers.get("Content-Type", "")).lower()
 
 
 def _undecodable_retried(send: Callable[[], Any]) -> Any:
