@@ -48,7 +48,8 @@ def add_retrieval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
         metavar="STORE",
-        help="the lab's store (a directory or a packed store kept by 'neuromirror keep') to fall back to when the "
+        help="the lab's store kept by 'neuromirror keep' (a directory, s3://BUCKET[/PREFIX] or a packed store) to fall "
+        "back to when the "
         "archive's URLs fail, also if the dataset does not record it; overrides a lock's store (env "
         "NEUROMIRROR_STORE)",
     )

@@ -3,14 +3,18 @@
 A clone of a dataset whose ``git-annex`` branch records the store enables it by itself
 (``autoenable=true``). Not every clone's branch does: a copy published before ``keep`` ran,
 or a store mounted elsewhere. :func:`use_store` makes the store usable in such a clone, as a
-user would by hand: the store's ``remote.log``/``uuid.log`` lines on the clone's own branch,
-the keys of the version the store really holds (its files are checked, not the mirror's word)
-recorded as present there, then ``git annex enableremote UUID directory=PATH`` (by UUID: a
-dataset kept into several stores records several remotes, each named ``neuromirror-store-<id>``,
+user would by hand: the store's ``remote.log``/``uuid.log`` lines on the clone's own branch (the
+lines ``keep`` writes: for an S3 store its bucket, prefix and endpoint, never a credential),
+the keys of the version the store really holds (its objects are checked, not the mirror's word)
+recorded as present there, then ``git annex enableremote UUID FIELD=PLACE`` (the store's
+``capabilities.enable_field``: ``directory=PATH``, ``bucket=BUCKET``, a packed store's ``url=``; by
+UUID: a dataset kept into several stores records several remotes, each named ``neuromirror-store-<id>``,
 and one made before stores had names of their own may record two under one name) and
 (git-annex 10.2026+ uses a remote enabled by hand only once it is verified) ``git annex
-verifyremote`` — the user named this store at this path, which is what that check asks.
-A directory store's cost (150) is below the web remote's: what it holds is read from it first, the
+verifyremote`` — the user named this store at this place, which is what that check asks.  Both run
+without the store's credentials in their environment (``capabilities.secret_env``): git-annex would
+cache them in the clone; its transfers read them from the reader's environment instead.
+A store's cost (150) is below the web remote's: what it holds is read from it first, the
 archive's URLs only for the rest (docs/keep.md, "A directory store is read first").
 
 :func:`recorded_stores` is the other direction, for ``lock``: the stores a dataset's branch says
@@ -89,35 +93,25 @@ def store_for_retrieval(name: Optional[str], *, explicit: bool) -> tuple[Optiona
         return None, None
     from neuromirror.store.location import open_store
 
+    why, then = None, ""
     try:
-        opened = open_store(name)
+        store = open_store(name)
+        if store.capabilities.enable_field is None:
+            # a kind git-annex has no remote for: a clone reads it only where its git-annex branch records it
+            why = f"a {store.kind} store is used where the dataset records it; a clone cannot enable it by name"
+        elif not store.exists():  # a remote store that does not answer raises: not reachable
+            why, then = f"no neuromirror store at {store.url}", "; content comes from the archive only"
+        else:
+            _ = store.identity
     except UserError as exc:
         if explicit:
             raise
         return None, f"store {name} not used: {exc}"
-    enable = opened.capabilities.enable_field
-    if enable is None:
-        # the clone enables such a store by itself when its git-annex branch records it
-        why = (
-            f"a {opened.kind} store is used where the dataset records it; naming it here needs a directory or "
-            "a packed store"
-        )
-        if explicit:
-            raise UserError(f"store {name}: {why}").at("store")
-        return None, f"store {name} not used: {why}"
-    store = opened
-    if not store.exists():
-        why = f"no neuromirror store at {enable[1]}"
-        if explicit:
-            raise UserError(f"store {name}: {why}").at("store")
-        return None, f"store {name} not used: {why}; content comes from the archive only"
-    try:
-        _ = store.identity
-    except UserError as exc:
-        if explicit:
-            raise
-        return None, f"store {name} not used: {exc}"
-    return store, None
+    if why is None:
+        return store, None
+    if explicit:
+        raise UserError(f"store {name}: {why}").at("store")
+    return None, f"store {name} not used: {why}{then}"
 
 
 def use_store(repo: Path, commit: str, store: Retrievable) -> int:
@@ -142,7 +136,7 @@ def use_store(repo: Path, commit: str, store: Retrievable) -> int:
     # enabled by UUID, git-annex leaves no annex-verified=manual mark, but still wants the check
     verified = gitutil.out(repo, "config", "--get", f"remote.{name}.annex-verified", check=False)
     if verified == "manual" or (enabled and verified != "verified"):
-        _verify(repo, name)
+        _verify(repo, name, _no_secrets(store))
     return len(held)
 
 
@@ -160,7 +154,9 @@ def _enable(repo: Path, store: Retrievable) -> tuple[str, bool]:
     if not stale:
         assert name is not None
         return name, False
-    proc = gitutil.run(repo, "annex", "enableremote", ident.uuid, f"{field}={where}", check=False)
+    proc = gitutil.run(
+        repo, "annex", "enableremote", ident.uuid, f"{field}={where}", check=False, env=_no_secrets(store)
+    )
     if proc.returncode != 0:
         raise RetrieveError(
             f"git annex enableremote {ident.name} ({ident.uuid}) {field}={where} failed in {repo}: "
@@ -169,15 +165,20 @@ def _enable(repo: Path, store: Retrievable) -> tuple[str, bool]:
     return configured_remote(repo, ident.uuid) or ident.name, True
 
 
-def _verify(repo: Path, name: str) -> None:
+def _no_secrets(store: Retrievable) -> dict[str, None]:
+    """The store's credential variables left out of git-annex's environment (its ``secret_env``)."""
+    return dict.fromkeys(store.capabilities.secret_env)
+
+
+def _verify(repo: Path, name: str, env: Optional[dict[str, None]] = None) -> None:
     """``git annex verifyremote NAME --safe ID``: the user named this store, at this path (the lock or
     ``--store``), so its configuration is the expected one; git-annex will not read an enabled
     remote's content before it is verified. The ID is the one git-annex shows for the check."""
-    shown = gitutil.run(repo, "annex", "verifyremote", name, input=b"", check=False)
+    shown = gitutil.run(repo, "annex", "verifyremote", name, input=b"", check=False, env=env)
     m = re.search(r"--safe (\S+)", (shown.stdout + shown.stderr).decode(errors="replace"))
     if m is None:
         return  # a git-annex without verifyremote uses enabled remotes as they are
-    proc = gitutil.run(repo, "annex", "verifyremote", name, "--safe", m.group(1), check=False)
+    proc = gitutil.run(repo, "annex", "verifyremote", name, "--safe", m.group(1), check=False, env=env)
     if proc.returncode != 0:
         raise RetrieveError(
             f"git annex verifyremote {name} failed in {repo}: {gist(proc.stderr.decode(errors='replace'))}"

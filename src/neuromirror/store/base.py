@@ -141,6 +141,10 @@ class Capabilities:
     #: the plain HTTP base a client reads each of its copies at, whole (an S3 store given
     #: ``NEUROMIRROR_STORE_PUBLIC_URL``): a reader may be redirected there; None: the mirror reads them itself
     public_url: Optional[str] = None
+    #: the environment variables that hold this store's credentials: left out of the environment of a clone's
+    #: ``enableremote``, where git-annex would cache them in the clone (``.git/annex/creds``); its transfers read
+    #: them from the reader's environment each time, as keep does
+    secret_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from neuromirror.store.base import (
     no_answer,
     remote_name,
 )
-from neuromirror.store.s3_client import boto_errors, default_region, error_code, make_client
+from neuromirror.store.s3_client import CREDENTIAL_ENV, boto_errors, default_region, error_code, make_client
 from neuromirror.util.text import one_line
 
 ENDPOINT_ENV = "NEUROMIRROR_STORE_ENDPOINT"
@@ -258,8 +258,10 @@ class S3Store:
 
     @property
     def capabilities(self) -> Capabilities:
-        """A clone enables it by itself; no thaw (its class is readable at once); its public URL, if given one."""
-        return Capabilities(public_url=self.public_url)
+        """Enabled in a clone by its bucket (the rest of its place, ``fileprefix=`` and the endpoint, is on the
+        ``remote.log`` line keep or ``get --store`` records; the credentials only in the reader's environment);
+        no thaw (its class is readable at once); its public URL, if given one."""
+        return Capabilities(public_url=self.public_url, enable_field=("bucket", self.bucket), secret_env=CREDENTIAL_ENV)
 
     def exists(self) -> bool:
         return self._get_json(self.prefix + IDENTITY_OBJECT) is not None

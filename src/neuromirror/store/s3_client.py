@@ -13,6 +13,8 @@ import threading
 from typing import Any, Optional
 
 REGION_ENV = "NEUROMIRROR_STORE_REGION"
+#: where the environment holds a store's S3 credentials (boto3's and git-annex's names)
+CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
 def default_region() -> str:

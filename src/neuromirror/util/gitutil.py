@@ -108,12 +108,14 @@ def config_values(text: str, section: str, key: str) -> list[str]:
 
 
 def git_env(extra: Optional[dict] = None) -> dict:
+    """The environment git runs in: the process's, the mirror's committer, ``extra`` over them (a value of None:
+    that variable left out, as a secret git-annex would otherwise write into the repository's own files)."""
     env = dict(os.environ)
     env.update(IDENTITY)
     env.setdefault("GIT_TERMINAL_PROMPT", "0")
     if extra:
         env.update(extra)
-    return env
+    return {k: v for k, v in env.items() if v is not None}
 
 
 def run(
