@@ -4,9 +4,9 @@
 the sync (the API's and the service's) iterates the registered index-time readers instead of naming one.
 The house rule here: outside ``read/references/`` and the registry, no module imports the references
 package or a module named for lindi, nor names lindi in its code (messages, help texts, docstrings and
-comments may say what is made). The sites left are listed, and the list may only shrink: each is a hook
-the registry does not carry yet (api.open_nwb); ``urls --references``' listing is the reader's ``list_files`` hook,
-what ``keep`` puts beside a key and ``prune`` drops with it its ``kept`` hook.
+comments may say what is made). The sites left are listed, and the list may only shrink; ``urls --references``'
+listing is the reader's ``list_files`` hook, what ``keep`` puts beside a key and ``prune`` drops with it its ``kept``
+hook, ``Mirror.open_hdf5`` and ``Mirror.reference`` its ``opens`` and ``made_for`` hooks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "neuromirror"
 
 #: module -> what it still does; an entry that no longer holds must be taken out (the list only shrinks)
 ALLOWED = {
-    "api/reading.py": "imports",  # api.open_nwb: a reference read through h5py
     "store/lindi.py": "",  # where a store keeps a reference (named for it; nothing in it chooses by it)
 }
 
@@ -59,4 +58,5 @@ def test_the_references_reader_is_registered_with_its_hooks() -> None:
     kept = reader.kept  # keep puts it beside the key, prune drops it with the key: through the hook, not by name
     assert kept is not None and kept.wants("MD5E-s9--0123.nwb") and not kept.wants("MD5E-s9--0123.zarr")
     assert kept.name("MD5E-s9--0123.nwb").endswith(".lindi.json")
+    assert readers.opening() is reader and reader.opens is not None and reader.made_for is not None  # open_hdf5's
     assert "tiff" in readers.formats() and readers.formats()["tiff"].needs_region

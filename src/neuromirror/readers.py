@@ -104,6 +104,13 @@ class IndexTimeReader:
     list_files: Optional[ListFiles] = None
     listed: str = ""
     kept: Optional[KeptBeside] = None  # kept in a store beside its key, dropped with it
+    #: ``Mirror.open_hdf5``: (target, root=, index=, reference=, make=) -> the opened file's record (``.file``,
+    #: ``.via``, ``.key``), through what the reader made of it when there is one (``reference``), else plainly
+    #: (``make``: made now); ValueError: not a pinned file's path, FileNotFoundError: no such file
+    opens: Optional[Callable[..., Any]] = None
+    #: ``Mirror.reference``: (target, root=, index=) -> where what the reader made of the file is kept (None: not
+    #: made); the same errors
+    made_for: Optional[Callable[..., Optional[Path]]] = None
 
 
 _FORMATS: Registry[FormatWriter] = Registry(PLUGINS)
@@ -128,6 +135,12 @@ def unregister(name: str) -> None:
 def kept_beside() -> list[KeptBeside]:
     """What the index-time readers keep in a store beside a key (``keep`` puts, ``prune`` drops)."""
     return [r.kept for r in index_time_readers().values() if r.kept is not None]
+
+
+def opening() -> Optional[IndexTimeReader]:
+    """The index-time reader that opens a pin's files through what it made of them (its ``opens`` and ``made_for``
+    hooks: ``Mirror.open_hdf5``, ``Mirror.reference``); None: no registered reader does."""
+    return next((r for r in index_time_readers().values() if r.opens is not None), None)
 
 
 def view_routes() -> list[ViewRoute]:

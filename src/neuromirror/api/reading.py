@@ -4,6 +4,7 @@ lock files, and NWB files read in place.  None of them changes a dataset."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence, Union
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from neuromirror.pin.lockfile import Lock
     from neuromirror.pin.record import Pin
     from neuromirror.read.icechunk.export import Exported
+    from neuromirror.readers import IndexTimeReader
 
 
 class Reading(MirrorBase):
@@ -196,30 +198,21 @@ class Reading(MirrorBase):
         the mirror has one (no request to open it; each chunk one range read of the pinned URL, a store's
         copy when the archive lost it; needs ``neuromirror[references]``), else h5py over ``neuromirror://``.
         ``make``: a file without a reference gets one now, for every later open (its metadata read once).
-        ``how``: the :class:`~neuromirror.read.references.reading.Opened` record (``.file``, ``.via``, ``.key``)."""
-        from neuromirror.read.references.reading import open_hdf5
-
-        try:
-            opened = open_hdf5(path, root=self.root, index=self.datasets.index_path, reference=reference, make=make)
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        except FileNotFoundError as exc:
-            raise NoSuchPath(str(exc)) from None
+        ``how``: the :class:`~neuromirror.read.references.reading.Opened` record (``.file``, ``.via``, ``.key``).
+        The opener is the registered index-time reader's (:func:`neuromirror.readers.opening`), not named here."""
+        opens = _opening().opens
+        assert opens is not None  # readers.opening() finds a reader by it
+        with _pin_errors():
+            opened = opens(path, root=self.root, index=self.datasets.index_path, reference=reference, make=make)
         return opened if how else opened.file
 
     def reference(self, path: str) -> Optional[Path]:
         """Where the LINDI reference of the file ``path`` (``ARCHIVE/NAME@VERSION/PATH``) is kept; None: not made."""
-        from neuromirror.read.references.location import reference_path
-        from neuromirror.read.references.reading import filesystem, pin_path
-
-        try:
-            f, _ = filesystem(self.root, self.datasets.index_path)._file(pin_path(path))
-        except ValueError as exc:
-            raise BadInput(str(exc)) from None
-        except (FileNotFoundError, IsADirectoryError) as exc:
-            raise NoSuchPath(str(exc)) from None
-        where = reference_path(self.root, f.key) if f.key else None
-        return where if where is not None and where.is_file() else None
+        made_for = _opening().made_for
+        if made_for is None:
+            return None  # the reader keeps nothing of its own
+        with _pin_errors():
+            return made_for(path, root=self.root, index=self.datasets.index_path)
 
     # -- Icechunk ---------------------------------------------------------------------------------------
     def export_icechunk(
@@ -259,3 +252,24 @@ def _kept_in(store: Union[PathLike, Store]) -> Store:
     if not_there(opened):
         raise UserError(f"{opened.url}: not a neuromirror store (nothing kept there)")
     return opened
+
+
+def _opening() -> IndexTimeReader:
+    """The registered reader that opens a pin's files through what it made of them; a one-line error without one."""
+    from neuromirror import readers
+
+    reader = readers.opening()
+    if reader is None:
+        raise UserError("no registered reader opens a pin's HDF5 files")
+    return reader
+
+
+@contextmanager
+def _pin_errors() -> Iterator[None]:
+    """A reader's errors about the path, as the API says them: not a pin's path (BadInput), no such file (NoSuchPath)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise NoSuchPath(str(exc)) from None

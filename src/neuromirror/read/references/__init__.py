@@ -13,7 +13,7 @@ the references of the new keys a sync recorded (``sync --references``, ``referen
 :mod:`.lindi_env` imports lindi lazily: it pins zarr < 3 (lindi#119), so it lives in an environment of its
 own (``pip install 'neuromirror[references]'``). This package registers itself with
 :mod:`neuromirror.readers` as the index-time reader ``references`` when imported (its hooks import lindi and
-the batch only when called), so the sync and the service never name it.
+the batch only when called), so the sync, the service and the API's ``open_hdf5``/``reference`` never name it.
 
 May import what :mod:`neuromirror.read` may (``pin``, ``store``, ``engine``, ``index``, ``annex`` and
 below) and ``read`` itself; must not import ``keep``, ``verify``, ``commands`` or ``cli``.
@@ -70,6 +70,18 @@ def _list_files(
     return rows, ["\t".join(r[c] for c in cols) for r in rows]
 
 
+def _opens(target: str, **how: Any) -> Any:
+    from neuromirror.read.references.reading import open_hdf5
+
+    return open_hdf5(target, **how)
+
+
+def _made_for(target: str, **where: Any) -> Optional[Path]:
+    from neuromirror.read.references.reading import kept_for
+
+    return kept_for(target, **where)
+
+
 _MISSING = "no LINDI reference of key {key} (run `neuromirror sync --references` to make them)"
 _VIEW = ViewRoute(ROUTE, SUFFIX, _view_body, _MISSING)
 register_index_time(
@@ -85,5 +97,7 @@ register_index_time(
         list_files=_list_files,
         listed="LINDI reference",
         kept=KeptBeside(may_have_reference, keep_reference, reference_name, made_after, "LINDI reference"),
+        opens=_opens,
+        made_for=_made_for,
     )
 )

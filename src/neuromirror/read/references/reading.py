@@ -103,6 +103,14 @@ def open_hdf5(
         raise NotHDF5(f"{path} is not an HDF5 file (it does not start with HDF5's signature)") from None
 
 
+def kept_for(target: str, *, root: Union[str, Path], index: Union[str, Path, None] = None) -> Optional[Path]:
+    """Where the reference of the file ``target`` names (as :func:`open_hdf5` takes it) is kept under the mirror
+    ``root``; None: none made.  ValueError: not a pinned file's path; FileNotFoundError/IsADirectoryError: no such file."""
+    f, _ = filesystem(root, index)._file(pin_path(target))
+    where = reference_path(Path(root), f.key) if f.key else None
+    return where if where is not None and where.is_file() else None
+
+
 def _local(fs: NeuromirrorFileSystem, path: str, make: bool) -> Optional[tuple[dict, str, Optional[Path]]]:
     """(the reference, the key, its file) of ``path`` in a mirror of one's own; None: none (and not ``make``)."""
     f, _ = fs._file(path)
