@@ -28,7 +28,8 @@ from helpers.dandi_full import T0, index_dump, zarr_files
 
 pytest.importorskip("distributed")
 
-from helpers.dask import ENV, Cluster, free_port, two_workers, wait_for  # noqa: E402
+from helpers.dask import ENV, Cluster, two_workers, wait_for  # noqa: E402
+from neuromirror.network.ports import free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")

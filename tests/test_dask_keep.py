@@ -24,7 +24,8 @@ from helpers.service import run_part, serve
 
 pytest.importorskip("distributed")
 
-from helpers.dask import ENV, Cluster, free_port, two_workers, wait_for  # noqa: E402
+from helpers.dask import ENV, Cluster, two_workers, wait_for  # noqa: E402
+from neuromirror.network.ports import free_port  # noqa: E402
 
 #: small enough that a dozen files make several tasks (the submitter's batches of keys)
 BATCH_ENV = {**ENV, "NEUROMIRROR_KEEP_BATCH": "3"}

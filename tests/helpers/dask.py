@@ -4,13 +4,14 @@ this worktree's code (tests/test_dask.py, tests/test_ceiling.py)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
+
+from neuromirror.network.ports import free_port
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -32,12 +33,6 @@ ENV = {
 }
 ENV.pop("NEUROMIRROR_ROOT", None)
 ENV.pop("NEUROMIRROR_CRASH_AT", None)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:

@@ -23,6 +23,7 @@ from neuromirror.api.base import MirrorBase
 from neuromirror.errors import BadInput, UserError
 from neuromirror.index.catalog import DEFAULT_PORT as BROWSE_PORT
 from neuromirror.network import identity
+from neuromirror.network.ports import free_port
 from neuromirror.results import Item, Result, Status
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class Serving(MirrorBase):
         from neuromirror.index import catalog
 
         index = self._browsable(host, BROWSE_PORT if port is None else port, say)
-        chosen = port if port else (_free_port(host) if port == 0 else BROWSE_PORT)
+        chosen = port if port else (free_port(host) if port == 0 else BROWSE_PORT)
         url = f"http://{f'[{host}]' if ':' in host else host}:{chosen}/{catalog.database_name(index)}"
         with tempfile.TemporaryDirectory(prefix="neuromirror-browse-") as tmp:
             log = Path(tmp) / "datasette.log"
@@ -167,15 +168,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _free_port(host: str) -> int:
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _forward_signals(proc: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -15,12 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-
-def free_port() -> int:
-    """A port on loopback nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from neuromirror.network.ports import free_port
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 processes (:mod:`.shared`), its counters (:mod:`.stats`) as a sync reports them (:mod:`.report`), threads
 for requests as many as the paces let in flight (:mod:`.workers`), a ``requests`` adapter through them
 (:mod:`.adapter`), and the urllib3 connection pools that
-honour the environment's proxy (:mod:`.pools`).
+honour the environment's proxy (:mod:`.pools`); and a free port for a server the mirror starts here (:mod:`.ports`).
 
 Knows nothing of archives, git-annex, datasets or the index. Imports nothing of neuromirror outside
 ``network``: everything else may import it.

@@ -56,9 +56,9 @@ from neuromirror.bench.archives import Archives, zarr_path
 from neuromirror.bench.measure import TreeRSS, child_env, neuromirror_cmd, run_measured, say, stop_process
 from neuromirror.bench.scenarios.read_client import pattern
 from neuromirror.bench.scenarios.zarr_many import fill as fill_zarrs
-from neuromirror.bench.served import free_port
 from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import judge, reported
+from neuromirror.network.ports import free_port
 
 SMALL = 64 * 1024
 LARGE = 8 * 2**20
