@@ -201,6 +201,7 @@ def test_bench_inventory_cold_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert floor["zarr_objects_per_s"] > 0 and floor["cpu_s"] > 0 and floor["timings"]["zarr-create"] > 0
     for side in (listing, inventory):
         assert side["of_floor"] == round(side["zarr_objects_per_s"] / floor["zarr_objects_per_s"], 2)
+        assert side["cpu_us_per_object"] > 0 and side["cpu_of_floor"] > 0
     assert {t["target"] for t in doc["targets"] if t["target"].startswith("inventory-cold")} == {
         "inventory-cold: objects/s over the listing path",
         "inventory-cold: ListObjectVersions pages",

@@ -13,9 +13,11 @@ bench's shaping proxies, :mod:`neuromirror.bench.network`) at RTT 0 and again at
 3. ``inventory-cold-floor``: the same Zarr datasets written from the objects already in memory, no listing and
    no inventory (:mod:`.zarr_floor`): what bounds both, since the writing is most of a cold Zarr sync's CPU.
 
-Each row has its Zarr objects/s and moto's ListObjectVersions pages (counted in the backend), and the sides their
-objects/s over the floor's (``of_floor``); the targets: the inventory path >= 3x the listing path's objects/s, with
-0 ListObjectVersions.  The floor over the listing path (``floor_x_listing``) is the most any listing could give.
+Each row has its Zarr objects/s, its CPU an object (``cpu_us_per_object``: a sync's with the stand-ins' answering
+it) and moto's ListObjectVersions pages (counted in the backend), and the sides their objects/s over the floor's
+(``of_floor``) and the floor's CPU an object over theirs (``cpu_of_floor``); the targets: the inventory path >= 3x
+the listing path's objects/s, with 0 ListObjectVersions.  The floor over the listing path (``floor_x_listing``) is
+the most any listing could give.
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def _both_paths(
             rtt_ms=round(rtt * 1000),
             zarr_objects_per_s=round(n / res["wall_s"], 1),
             list_object_versions=net.counters.listings.get(net.BUCKET, 0),
+            # the sync's process tree and the stand-ins answering it (on the same 2 cores): steadier than the
+            # wall on a shared machine
+            cpu_us_per_object=round((res["cpu_s"] + res["bench_process_cpu_s"]) / n * 1e6, 1),
         )
         out.append(res)
         if not args.keep:
@@ -134,15 +139,17 @@ def _floor(args: Any, jobs: Path, work: Path, n: int, size: str, rtt: float, sid
     root = work / "root-inventory-cold-floor"
     say(f"N={n}: inventory-cold-floor: the Zarrs' datasets written from objects in memory ...")
     res = run_floor(jobs, n)
-    res.update(size=size, rtt_ms=round(rtt * 1000))
+    res.update(size=size, rtt_ms=round(rtt * 1000), cpu_us_per_object=round(res["cpu_s"] / n * 1e6, 1))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     for side in sides:
         side["of_floor"] = round(side["zarr_objects_per_s"] / res["zarr_objects_per_s"], 2)
+        side["cpu_of_floor"] = round(res["cpu_us_per_object"] / side["cpu_us_per_object"], 2)
     res["floor_x_listing"] = round(res["zarr_objects_per_s"] / sides[0]["zarr_objects_per_s"], 2)
     say(
         f"inventory-cold floor at RTT {rtt * 1000:.0f} ms: {res['zarr_objects_per_s']:,.0f} objects/s "
-        f"({res['cpu_s']} s CPU); listing {sides[0]['of_floor']} of it, inventory {sides[1]['of_floor']}; "
+        f"({res['cpu_us_per_object']} us CPU an object; listing {sides[0]['cpu_us_per_object']}, inventory "
+        f"{sides[1]['cpu_us_per_object']}); listing {sides[0]['of_floor']} of it, inventory {sides[1]['of_floor']}; "
         f"the floor is {res['floor_x_listing']}x the listing path"
     )
     return res
