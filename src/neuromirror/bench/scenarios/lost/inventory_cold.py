@@ -92,7 +92,8 @@ def bench_inventory_cold(args: Any, archives: Archives, work: Path, startup: flo
         for rtt in sorted({0.0, float(args.inventory_rtt)}):
             net.set_rtt(rtt)
             out += _both_paths(args, net, work, startup, ident, z * m, inv / written.prefix, f"{z}x{m}", rtt)
-            out.append(_floor(args, jobs, work, z * m, f"{z}x{m}", rtt, out[-2:]))
+            if _has_floor():
+                out.append(_floor(args, jobs, work, z * m, f"{z}x{m}", rtt, out[-2:]))
     finally:
         net.close()
     if not args.keep:
@@ -131,6 +132,17 @@ def _both_paths(
     )
     judge(out, TARGETS, f"inventory-cold {size} at RTT {rtt * 1000:.0f} ms")
     return out
+
+
+def _has_floor() -> bool:
+    """Whether the code under test has the floor: under ``--compare REV`` an older commit's side may not."""
+    from neuromirror.bench import measure
+
+    other = measure.CHILD_PYTHONPATH
+    if other and not (Path(other) / "neuromirror" / "bench" / "scenarios" / "lost" / "zarr_floor.py").exists():
+        say("inventory-cold-floor: not run for the other commit (it has no bench/scenarios/lost/zarr_floor.py)")
+        return False
+    return True
 
 
 def _floor(args: Any, jobs: Path, work: Path, n: int, size: str, rtt: float, sides: list[dict]) -> dict:
