@@ -180,6 +180,34 @@ def test_bench_gap_plan_scenario_at_a_toy_size(tmp_path: Path) -> None:
     }
 
 
+def test_bench_inventory_cold_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """inventory-cold (issue 75): the listing path, the inventory path (0 ListObjectVersions) and the floor (the
+    same Zarr datasets written from objects in memory) side by side, each side's objects/s against the floor."""
+    proc, doc = run_bench(
+        tmp_path,
+        "--scenarios",
+        "inventory-cold",
+        "--inventory-zarrs",
+        "2",
+        "--inventory-zarr-objects",
+        "30",
+        "--inventory-rtt",
+        "0",
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    listing, inventory, floor = (by[f"inventory-cold-{s}"] for s in ("listing", "inventory", "floor"))
+    assert listing["outcome"] == inventory["outcome"] == "ok" and listing["n"] == inventory["n"] == floor["n"] == 60
+    assert listing["list_object_versions"] >= 2 and inventory["list_object_versions"] == 0
+    assert floor["zarr_objects_per_s"] > 0 and floor["cpu_s"] > 0 and floor["timings"]["zarr-create"] > 0
+    for side in (listing, inventory):
+        assert side["of_floor"] == round(side["zarr_objects_per_s"] / floor["zarr_objects_per_s"], 2)
+        assert side["cpu_us_per_object"] > 0 and side["cpu_of_floor"] > 0
+    assert {t["target"] for t in doc["targets"] if t["target"].startswith("inventory-cold")} == {
+        "inventory-cold: objects/s over the listing path",
+        "inventory-cold: ListObjectVersions pages",
+    }
+
+
 def test_bench_keep_archive_scenario_at_a_toy_size(tmp_path: Path) -> None:
     """keep-archive (issue 33): kept into two stores, killed part-way, resumed without copying anything
     twice, every key in both stores, a no-op rerun, a verify --stores slice; targets evaluated."""

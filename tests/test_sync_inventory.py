@@ -86,6 +86,7 @@ def test_sync_from_the_inventory_asks_no_listing_and_no_head(
     a.modify_zarr(zarr_key.split("/")[1], {"0/0.0": b"again " + tag.encode()}, when=T0 + timedelta(days=2))
     code, out, log = logged(cli, s3, "sync", f"dandi:{ident}", "--inventory", url)
     assert code == 0 and len(listings(log, a.bucket)) == 1, (out, listings(log, a.bucket))
+    assert "already loaded, nothing read" in out, out  # the same date again: its rows are not read twice
     now = cli.json("urls", f"dandi:{ident}", "img.zarr/0/0.0")
     newest = current_versions(s3, a.bucket, zarr_key)[zarr_key]
     assert parse_qs(urlsplit(now[0]["url"]).query)["versionId"][0] == newest != vid

@@ -14,6 +14,7 @@ archive's checksum is listed again from the bucket (:mod:`neuromirror.engine.zar
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -49,28 +50,41 @@ _UPSERT = (
 
 @dataclass(frozen=True)
 class Loaded:
-    """What loading an inventory date did: its bucket and date, the rows read, the pins written or removed."""
+    """What loading an inventory date did: its bucket and date, the rows read, the pins written or removed
+    (``again``: the pins file held this very date already, nothing was read)."""
 
     bucket: str
     date: str
     rows: int
     changed: int
+    again: bool = False
 
     def note(self) -> str:
-        return (
-            f"S3 Inventory of s3://{self.bucket} dated {self.date}: {self.rows} rows read, "
-            f"{self.changed} pin(s) new or changed"
-        )
+        said = f"S3 Inventory of s3://{self.bucket} dated {self.date}"
+        if self.again:
+            return f"{said}: already loaded, nothing read"
+        return f"{said}: {self.rows} rows read, {self.changed} pin(s) new or changed"
+
+
+def _fingerprint(inv: Inventory) -> str:
+    """What a loaded date is known by: its bucket, date and data files (their MD5s), and the prefixes read."""
+    parts = (inv.manifest.source_bucket, inv.date, *PREFIXES, *(f.md5 for f in inv.files))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def load(inv: Inventory, path: Path) -> Loaded:
     """The inventory's current versions under :data:`PREFIXES` written into the pins file ``path``
-    (a key whose newest row is a delete marker is taken out), one data file at a time."""
+    (a key whose newest row is a delete marker is taken out), one data file at a time.  A date the file
+    holds already (written in the same transaction as its pins) is not read again: a sync of each dandiset
+    with the same ``--inventory`` reads it once, not ~5 us a row every time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path)
     try:
         for sql in _SCHEMA:
             conn.execute(sql)
+        mark = _fingerprint(inv)
+        if conn.execute("SELECT value FROM meta WHERE name = 'loaded'").fetchone() == (mark,):
+            return Loaded(inv.manifest.source_bucket, inv.date, 0, 0, again=True)
         conn.execute("DELETE FROM older")
         before = conn.total_changes
         rows = 0
@@ -92,7 +106,9 @@ def load(inv: Inventory, path: Path) -> Loaded:
         _write(conn, batch, gone)
         changed = conn.total_changes - before - conn.execute("SELECT count(*) FROM older").fetchone()[0]
         bucket = inv.manifest.source_bucket
-        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [("bucket", bucket), ("date", inv.date)])
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [("bucket", bucket), ("date", inv.date), ("loaded", mark)]
+        )
         conn.commit()
         return Loaded(bucket, inv.date, rows, changed)
     finally:

@@ -199,21 +199,40 @@ def _list_checked(api: DandiAPI, job: ZarrJob, spent: timing.Timings) -> _Listed
         with timing.phase("listing", spent):
             # the second listing asks the bucket: the inventory's may be older than the Zarr
             objs, how = zl.list_zarr(api, job.zarr_id, job.s3_base, job.embargoed, job.checksum, attempt == 0)
-        with timing.phase("checksum", spent):
-            made = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
-            computed = zl.checksum_of(made.leaves)
-            made.leaves.clear()  # done with: freed before a second listing (10^6 tuples for a large Zarr)
-        if computed == checksum or attempt == 1:
+        listed = _entries(api, job, objs, how, checksum, spent)
+        if listed.computed == checksum or attempt == 1:
             break
         log.warning(
             "DANDI:%s: Zarr %s: listing gives checksum %s, the archive says %s; listing again",
             job.dandiset,
             job.path,
-            computed,
+            listed.computed,
             checksum,
         )
         checksum = zl.fresh_checksum(api, job.asset_id) or checksum
+    return listed
+
+
+def _entries(
+    api: DandiAPI, job: ZarrJob, objs: list[zl.ZObject], how: str, checksum: str, spent: timing.Timings
+) -> _Listed:
+    """The listed objects as annex entries, and the checksum they give."""
+    with timing.phase("checksum", spent):
+        made = zl.object_entries(api, job.zarr_id, objs, job.s3_base, job.embargoed, urlrule.admissible)
+        computed = zl.checksum_of(made.leaves)
+        made.leaves.clear()  # done with: freed before a second listing (10^6 tuples for a large Zarr)
     return _Listed(objs, how, made.entries, made.refused, computed, checksum, made.unpinned)
+
+
+def mirror_listed(job: ZarrJob, objs: list[zl.ZObject], how: str) -> ZarrRecord:
+    """One Zarr's dataset written from a listing already in memory (no request): the writing alone, as
+    :func:`mirror_zarr` does it after its listing (``scripts/bench``'s floor under a cold Zarr sync)."""
+    api = DandiAPI(job.dandiset, api_url=job.api_url, token=embargo.api_key())
+    spent = timing.Timings(listing=0.0, checksum=0.0, create=0.0, commit=0.0)
+    listed = _entries(api, job, objs, how, job.checksum, spent)
+    with _GIT_TURNS:
+        rec = _mirror_listed(job, listed, spent)
+    return dataclasses.replace(rec, pid=os.getpid())
 
 
 @dataclass

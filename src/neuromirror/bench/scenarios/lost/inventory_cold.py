@@ -9,10 +9,15 @@ cold syncs into two new roots, each ``neuromirror sync`` in a subprocess, with t
 bench's shaping proxies, :mod:`neuromirror.bench.network`) at RTT 0 and again at ``--inventory-rtt``:
 
 1. ``inventory-cold-listing``: the listing path (ListObjectVersions per Zarr);
-2. ``inventory-cold-inventory``: ``sync --inventory DIR``: pins from the inventory's rows.
+2. ``inventory-cold-inventory``: ``sync --inventory DIR``: pins from the inventory's rows;
+3. ``inventory-cold-floor``: the same Zarr datasets written from the objects already in memory, no listing and
+   no inventory (:mod:`.zarr_floor`): what bounds both, since the writing is most of a cold Zarr sync's CPU.
 
-Each row has its Zarr objects/s and moto's ListObjectVersions pages (counted in the backend); the targets: the
-inventory path >= 3x the listing path's objects/s, with 0 ListObjectVersions.
+Each row has its Zarr objects/s, its CPU an object (``cpu_us_per_object``: a sync's with the stand-ins' answering
+it) and moto's ListObjectVersions pages (counted in the backend), and the sides their objects/s over the floor's
+(``of_floor``) and the floor's CPU an object over theirs (``cpu_of_floor``); the targets: the inventory path >= 3x
+the listing path's objects/s, with 0 ListObjectVersions.  The floor over the listing path (``floor_x_listing``) is
+the most any listing could give.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Iterator
 from neuromirror.bench.archives import Archives, zarr_dandiset
 from neuromirror.bench.measure import say
 from neuromirror.bench.moto_patch import moto_bucket_backend
+from neuromirror.bench.scenarios.lost.zarr_floor import floor_jobs, run_floor
 from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import judge, reported
 
@@ -72,20 +78,27 @@ def bench_inventory_cold(args: Any, archives: Archives, work: Path, startup: flo
     z, m = int(args.inventory_zarrs), int(args.inventory_zarr_objects)
     net = NetworkArchives(archives)
     try:
-        ident, _ = zarr_dandiset(net, z, m, 10, datetime(2025, 6, 1, tzinfo=timezone.utc), f"bench inventory {z}x{m}")
+        ident, zarr_ids = zarr_dandiset(
+            net, z, m, 10, datetime(2025, 6, 1, tzinfo=timezone.utc), f"bench inventory {z}x{m}"
+        )
         say(f"inventory-cold: stand-in dandiset {ident}: {z} Zarrs x {m} objects; writing its bucket's inventory")
         inv = work / "inventory-cold-inventory"
         written = write_inventory(
             moto_rows(net.BUCKET), directory_put(inv), source_bucket=net.BUCKET, dest="inventory", compresslevel=1
         )
+        jobs = work / "inventory-cold-floor.pickle"
+        floor_jobs(net, ident, zarr_ids, work / "root-inventory-cold-floor", jobs)
         out = []
         for rtt in sorted({0.0, float(args.inventory_rtt)}):
             net.set_rtt(rtt)
             out += _both_paths(args, net, work, startup, ident, z * m, inv / written.prefix, f"{z}x{m}", rtt)
+            if _has_floor():
+                out.append(_floor(args, jobs, work, z * m, f"{z}x{m}", rtt, out[-2:]))
     finally:
         net.close()
     if not args.keep:
         shutil.rmtree(inv, ignore_errors=True)
+        (work / "inventory-cold-floor.pickle").unlink(missing_ok=True)
     archives.drop_objects(NetworkArchives.BUCKET)
     return out
 
@@ -104,6 +117,9 @@ def _both_paths(
             rtt_ms=round(rtt * 1000),
             zarr_objects_per_s=round(n / res["wall_s"], 1),
             list_object_versions=net.counters.listings.get(net.BUCKET, 0),
+            # the sync's process tree and the stand-ins answering it (on the same 2 cores): steadier than the
+            # wall on a shared machine
+            cpu_us_per_object=round((res["cpu_s"] + res["bench_process_cpu_s"]) / n * 1e6, 1),
         )
         out.append(res)
         if not args.keep:
@@ -116,6 +132,39 @@ def _both_paths(
     )
     judge(out, TARGETS, f"inventory-cold {size} at RTT {rtt * 1000:.0f} ms")
     return out
+
+
+def _has_floor() -> bool:
+    """Whether the code under test has the floor: under ``--compare REV`` an older commit's side may not."""
+    from neuromirror.bench import measure
+
+    other = measure.CHILD_PYTHONPATH
+    if other and not (Path(other) / "neuromirror" / "bench" / "scenarios" / "lost" / "zarr_floor.py").exists():
+        say("inventory-cold-floor: not run for the other commit (it has no bench/scenarios/lost/zarr_floor.py)")
+        return False
+    return True
+
+
+def _floor(args: Any, jobs: Path, work: Path, n: int, size: str, rtt: float, sides: list[dict]) -> dict:
+    """The floor's row, run after the round's two syncs (it asks the archive nothing: the RTT is the round's
+    only), and each side's objects/s over it."""
+    root = work / "root-inventory-cold-floor"
+    say(f"N={n}: inventory-cold-floor: the Zarrs' datasets written from objects in memory ...")
+    res = run_floor(jobs, n)
+    res.update(size=size, rtt_ms=round(rtt * 1000), cpu_us_per_object=round(res["cpu_s"] / n * 1e6, 1))
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    for side in sides:
+        side["of_floor"] = round(side["zarr_objects_per_s"] / res["zarr_objects_per_s"], 2)
+        side["cpu_of_floor"] = round(res["cpu_us_per_object"] / side["cpu_us_per_object"], 2)
+    res["floor_x_listing"] = round(res["zarr_objects_per_s"] / sides[0]["zarr_objects_per_s"], 2)
+    say(
+        f"inventory-cold floor at RTT {rtt * 1000:.0f} ms: {res['zarr_objects_per_s']:,.0f} objects/s "
+        f"({res['cpu_us_per_object']} us CPU an object; listing {sides[0]['cpu_us_per_object']}, inventory "
+        f"{sides[1]['cpu_us_per_object']}); listing {sides[0]['of_floor']} of it, inventory {sides[1]['of_floor']}; "
+        f"the floor is {res['floor_x_listing']}x the listing path"
+    )
+    return res
 
 
 def inventory_cold_targets(results: list[dict]) -> list[dict]:
