@@ -167,6 +167,32 @@ def test_bench_keep_scenario_at_a_toy_size(tmp_path: Path) -> None:
     assert "| keep-small " in proc.stdout
 
 
+def test_bench_keep_cluster_scenario_at_a_toy_size(tmp_path: Path) -> None:
+    """keep-cluster (issue 75): a keep on this host, on 1 and on 4 real Dask workers, each store read back
+    (every key once); each row's CPU whole and busy, its parts apart; the targets evaluated."""
+    proc, doc = run_bench(
+        tmp_path,
+        *("--scenarios", "keep-cluster", "--cluster-zarrs", "2", "--cluster-zarr-objects", "15"),
+        *("--cluster-rtt", "0", "--cluster-idle", "0.5"),
+    )
+    by = {r["scenario"]: r for r in doc["results"]}
+    assert {"keep-cluster-host", "keep-cluster-1", "keep-cluster-4"} <= set(by), set(by)
+    for row in by.values():  # 30 objects, a few of the same bytes (one key)
+        assert 25 <= row["keys_in_store"] == by["keep-cluster-host"]["keys_in_store"] and row["keys_twice"] == 0, row
+        assert 0 < row["cpu_us_per_object_busy"] <= row["cpu_us_per_object"], row
+    four = by["keep-cluster-4"]
+    assert four["cpu_workers_s"] > 0 and four["tasks"] >= 1 and four["cpu_startup_s"] > 0, four
+    parts = four["cpu_keep_process_s"] + four["cpu_workers_s"] + four["cpu_scheduler_s"]
+    assert abs(four["cpu_s"] - parts) <= 0.02, four
+    assert by["keep-cluster-host"]["cpu_workers_s"] == 0 and "x_one_worker" in four, four
+    assert {t["target"] for t in doc["targets"]} >= {
+        "keep-cluster: 4 workers' objects/s over 1 worker's",
+        "keep-cluster: keys stored twice",
+        "keep-cluster: CPU per object over the single-host keep's",
+    }
+    assert "| keep-cluster-4 " in proc.stdout
+
+
 def test_bench_gap_plan_scenario_at_a_toy_size(tmp_path: Path) -> None:
     """gap-plan: a LIST of 2,000 keys against 30 blobs, 5 of them uncovered: exactly 5 archive requests."""
     proc, doc = run_bench(

@@ -64,12 +64,12 @@ class Cluster:
                 raise RuntimeError(f"dask cluster: {what} did not start (logs in the work directory)")
             time.sleep(0.2)
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds the workers' processes have used so far (user + system)."""
+    def cpu_seconds(self, scheduler: bool = False) -> float:
+        """CPU seconds the workers' processes (``scheduler``: the scheduler's) have used so far (user + system)."""
         import psutil
 
         total = 0.0
-        for p in self.procs[1:]:
+        for p in self.procs[:1] if scheduler else self.procs[1:]:
             try:
                 t = psutil.Process(p.pid).cpu_times()
                 total += t.user + t.system + t.children_user + t.children_system

@@ -10,10 +10,17 @@ bench's shaping proxies (:mod:`neuromirror.bench.network`), synced at RTT 0; the
 - ``keep-cluster-1``: ``--dask`` on a ``dask scheduler`` and 1 ``dask worker`` (one thread);
 - ``keep-cluster-4``: the same on 4 workers.
 
-Each row: objects/s, the CPU seconds of the keep's process tree plus the workers' processes (CPU per
-object), and the store's index files read back: keys named twice.  Targets: 4 workers >= 3x one worker's
-objects/s, 0 keys stored twice, CPU per object within 1.1x of the single-host keep.  Cluster start-up is not
-in a row's wall.
+The scheduler and workers run with :data:`QUIET` (docs/scale-out.md's advice for a keep's workers;
+``--cluster-dask-defaults``: Dask's own settings).
+
+Each row: objects/s; CPU per object, whole (``cpu_us_per_object``: the keep's process tree, the workers' and
+the scheduler's processes while it runs, what a user pays) and busy (``cpu_us_per_object_busy``: less the
+cluster's idle CPU, its heartbeats and monitors, a second of it watched for ``--cluster-idle`` s before the
+keep, times the wall), each part apart (``cpu_keep_process_s``, ``cpu_workers_s``, ``cpu_scheduler_s``,
+``cpu_idle_s``; the cluster's start-up, ``cpu_startup_s``, in neither); the cluster's tasks (``keep --json``'s
+``tasks``: count, mean and longest seconds); and the store's index files read back: keys named twice.
+Targets: 4 workers >= 3x one worker's objects/s, 0 keys stored twice, CPU per object (whole) within 1.1x of
+the single-host keep.  Cluster start-up is not in a row's wall.
 """
 
 from __future__ import annotations
@@ -49,6 +56,17 @@ def add_options(p: Any) -> None:
         help="keep-cluster: objects per Zarr (default 500; the issue's 10^5: --cluster-zarrs 20 and 5,000)",
     )
     g.add_argument("--cluster-rtt", type=float, default=0.025, help="keep-cluster: the archive's RTT, s (0.025)")
+    g.add_argument(
+        "--cluster-idle",
+        type=float,
+        default=5.0,
+        help="keep-cluster: seconds each cluster is watched idle before its keep, for its idle CPU (5)",
+    )
+    g.add_argument(
+        "--cluster-dask-defaults",
+        action="store_true",
+        help="keep-cluster: workers with Dask's own defaults, not QUIET (docs/scale-out.md's advice for keeps)",
+    )
 
 
 def index_counts(client: Any, prefix: str) -> Counter:
@@ -72,19 +90,32 @@ def bench_keep_cluster(args: Any, archives: Archives, work: Path, startup: float
         root = work / "root-keep-cluster"
         run_sync("keep-cluster-sync", z * m, root, f"dandi:{ident}", ["--dandi-api", net.api_url], net, startup)
         net.set_rtt(float(args.cluster_rtt))
-        rows = [_keep(archives, work, root, ident, z * m, name, w) for name, w in (("host", 0), ("1", 1), ("4", 4))]
+        rows = [
+            _keep(args, archives, work, root, ident, z * m, name, w) for name, w in (("host", 0), ("1", 1), ("4", 4))
+        ]
     finally:
         net.close()
     host, one, four = rows
     for r in rows:
         r["cpu_x_host"] = round(r["cpu_us_per_object"] / host["cpu_us_per_object"], 2)
+        r["cpu_x_host_busy"] = round(r["cpu_us_per_object_busy"] / host["cpu_us_per_object"], 2)
     four["x_one_worker"] = round(four["objects_per_s"] / one["objects_per_s"], 2)
     judge(rows, TARGETS, f"keep-cluster {z}x{m} at RTT {args.cluster_rtt * 1000:.0f} ms")
     archives.drop_objects(NetworkArchives.BUCKET)
     return rows
 
 
-def _keep(archives: Archives, work: Path, root: Path, ident: str, n: int, name: str, workers: int) -> dict:
+#: the Dask settings docs/scale-out.md advises for a keep's workers: no statistical profiler (a stack walk
+#: every 10 ms), the event loop's tick and the system monitor less often (every 20 ms and 500 ms by default):
+#: an idle worker's CPU from ~2.4 % of a core to ~0.2 %, measured on this machine
+QUIET = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+}
+
+
+def _keep(args: Any, archives: Archives, work: Path, root: Path, ident: str, n: int, name: str, workers: int) -> dict:
     """One keep into a new prefix: on this host (``workers`` 0) or on a cluster of ``workers`` workers."""
     from neuromirror.bench.scenarios.beside.dask_side import Cluster
 
@@ -93,34 +124,80 @@ def _keep(archives: Archives, work: Path, root: Path, ident: str, n: int, name: 
     cmd = [*neuromirror_cmd(), "--root", str(root), "keep", f"dandi:{ident}", "--to", f"pack+s3://{BUCKET}/{prefix}"]
     cmd += ["-J", "4", "--json"]
     cluster: Optional[Cluster] = None
+    cpu = {"keep_process": 0.0, "workers": 0.0, "scheduler": 0.0, "startup": 0.0, "idle_per_s": 0.0}
     if workers:
         say(f"keep-cluster: a scheduler and {workers} worker(s) ...")
-        cluster = Cluster(work / f"keep-cluster-{name}", [f"bench-k{i}" for i in range(workers)], env=env)
+        quiet = {} if args.cluster_dask_defaults else QUIET
+        cluster = Cluster(work / f"keep-cluster-{name}", [f"bench-k{i}" for i in range(workers)], env={**env, **quiet})
         cmd += ["--dask", cluster.address]
     try:
-        before = cluster.cpu_seconds() if cluster else 0.0
+        if cluster:
+            cpu["startup"], cpu["idle_per_s"] = _idle(cluster, float(args.cluster_idle))
+        before = (cluster.cpu_seconds(), cluster.cpu_seconds(scheduler=True)) if cluster else (0.0, 0.0)
         say(f"keep-cluster-{name}: keep of {n} objects into pack+s3:// ...")
         r = run_measured(cmd, env=env)
-        cpu = r["cpu"] + (cluster.cpu_seconds() - before if cluster else 0.0)
+        cpu["keep_process"] = r["cpu"]
+        if cluster:
+            cpu["workers"] = cluster.cpu_seconds() - before[0]
+            cpu["scheduler"] = cluster.cpu_seconds(scheduler=True) - before[1]
     finally:
         if cluster:
             cluster.close()
     counts = index_counts(archives.s3.client(), prefix)
-    result = {
-        "scenario": f"keep-cluster-{name}",
-        "n": n,
-        "workers": workers,
-        "wall_s": round(r["wall"], 2),
-        "objects_per_s": round(n / r["wall"], 1),
-        "cpu_s": round(cpu, 2),
-        "cpu_us_per_object": round(1e6 * cpu / n, 1),
-        "peak_rss_mb": round(r["rss_mb"], 1),
-        "keys_in_store": len(counts),
-        "keys_twice": sum(1 for c in counts.values() if c > 1),
-    }
-    rate, per = result["objects_per_s"], result["cpu_us_per_object"]
-    say(f"keep-cluster-{name}: {rate:,.1f} objects/s, {per:,.0f} us CPU/object")
+    result = {"scenario": f"keep-cluster-{name}", "n": n, "workers": workers, **_cpu_columns(cpu, r["wall"], n)}
+    result.update(
+        {
+            "peak_rss_mb": round(r["rss_mb"], 1),
+            "keys_in_store": len(counts),
+            "keys_twice": sum(1 for c in counts.values() if c > 1),
+            **_task_columns(r["stdout"]),
+        }
+    )
+    rate, per, busy = result["objects_per_s"], result["cpu_us_per_object"], result["cpu_us_per_object_busy"]
+    say(f"keep-cluster-{name}: {rate:,.1f} objects/s, {per:,.0f} us CPU/object ({busy:,.0f} busy)")
     return result
+
+
+def _idle(cluster: Any, seconds: float) -> tuple[float, float]:
+    """The cluster's CPU seconds since its processes started (start-up), and its idle CPU a second (its
+    heartbeats and monitors), watched for ``seconds`` (``--cluster-idle``) before the keep."""
+    startup = cluster.cpu_seconds() + cluster.cpu_seconds(scheduler=True)
+    if seconds <= 0:
+        return startup, 0.0
+    time.sleep(seconds)
+    return startup, (cluster.cpu_seconds() + cluster.cpu_seconds(scheduler=True) - startup) / seconds
+
+
+def _cpu_columns(cpu: dict, wall: float, n: int) -> dict:
+    """The row's CPU: the whole a user pays while the keep runs (the keep's process tree, the workers and the
+    scheduler, their idle ticking included), and the same less the cluster's idle CPU over the wall (busy);
+    the cluster's start-up apart, in neither."""
+    whole = cpu["keep_process"] + cpu["workers"] + cpu["scheduler"]
+    idle = min(whole, cpu["idle_per_s"] * wall)
+    return {
+        "wall_s": round(wall, 2),
+        "objects_per_s": round(n / wall, 1),
+        "cpu_s": round(whole, 2),
+        "cpu_keep_process_s": round(cpu["keep_process"], 2),
+        "cpu_workers_s": round(cpu["workers"], 2),
+        "cpu_scheduler_s": round(cpu["scheduler"], 2),
+        "cpu_idle_s": round(idle, 2),
+        "cpu_startup_s": round(cpu["startup"], 2),
+        "cpu_us_per_object": round(1e6 * whole / n, 1),
+        "cpu_us_per_object_busy": round(1e6 * (whole - idle) / n, 1),
+    }
+
+
+def _task_columns(stdout: bytes) -> dict:
+    """The cluster's tasks from ``keep --json`` (``tasks``): how many, their mean and longest seconds."""
+    try:
+        tasks = json.loads(stdout).get("tasks") or []
+    except (ValueError, AttributeError):
+        tasks = []
+    seconds = [float(t.get("seconds") or 0) for t in tasks]
+    if not seconds:
+        return {}
+    return {"tasks": len(seconds), "task_s_mean": round(sum(seconds) / len(seconds), 2), "task_s_max": max(seconds)}
 
 
 def keep_cluster_targets(results: list[dict]) -> list[dict]:
