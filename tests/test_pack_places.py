@@ -16,25 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers.packs import blobs, put
 from neuromirror.store.packs import places
 from neuromirror.store.packs.places import Places
 from neuromirror.store.packs.store import PackStore
-
-
-def _blobs(n: int, start: int = 0) -> dict[str, bytes]:
-    out = {}
-    for i in range(start, start + n):
-        data = f"object {i} ".encode() * (50 + i % 7)
-        out[f"MD5E-s{len(data)}--{hashlib.md5(data).hexdigest()}.bin"] = data
-    return out
-
-
-def _put(store: PackStore, blobs: dict[str, bytes]) -> None:
-    for key, data in blobs.items():
-        with store.receive(key) as inc:
-            inc.write(data)
-            assert inc.commit()
-    store.sync()
 
 
 @pytest.mark.parametrize("compact_min", [3, places.COMPACT_MIN])
@@ -42,20 +27,20 @@ def test_every_key_reads_back_from_the_map_in_either_form(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact_min: int
 ) -> None:
     monkeypatch.setattr(places, "COMPACT_MIN", compact_min)
-    blobs = _blobs(60)
+    objects = blobs(60)
     store = PackStore.directory(str(tmp_path / "s"), pack_size=4096)
-    _put(store, blobs)
+    put(store, objects)
     assert len(list((tmp_path / "s" / "packs").glob("*.pack"))) > 3
 
     fresh = PackStore.directory(str(tmp_path / "s"))  # the map read from the index files only
-    for key, data in blobs.items():
+    for key, data in objects.items():
         assert fresh.has(key)
         assert fresh.read_range(key, 0, None) == data
     assert not fresh.has("MD5E-s1--" + "0" * 32 + ".bin")
-    assert fresh.keys.all_keys() == set(blobs)
+    assert fresh.keys.all_keys() == set(objects)
     served = [e.key for pack in fresh.keys.packs() for e in fresh.keys.entries(pack)]
-    assert sorted(served) == sorted(blobs)  # each key served by one pack
-    some = list(blobs)[:5]
+    assert sorted(served) == sorted(objects)  # each key served by one pack
+    some = list(objects)[:5]
     held_by = fresh.keys.holding(some)
     assert held_by == {fresh.where(k)[0] for k in some}
 
@@ -68,41 +53,41 @@ def test_a_key_in_two_packs_is_served_by_one_and_survives_either_pack_going(
     no key."""
     monkeypatch.setattr(places, "COMPACT_MIN", 4)
     root = tmp_path / "s"
-    blobs = _blobs(10)
+    objects = blobs(10)
     store = PackStore.directory(str(root), pack_size=1 << 20)
-    _put(store, blobs)
+    put(store, objects)
     (first,) = [p.stem for p in (root / "packs").glob("*.pack")]
     # the same keys again in a second pack: a copy of the first under a new name, as a repack would write it
     again = PackStore.directory(str(tmp_path / "other"), pack_size=1 << 20)
-    _put(again, {**blobs, **_blobs(1, 99)})
+    put(again, {**objects, **blobs(1, 99)})
     (second,) = [p.stem for p in (tmp_path / "other" / "packs").glob("*.pack")]
     shutil.copy(tmp_path / "other" / "packs" / f"{second}.pack", root / "packs")
     shutil.copy(tmp_path / "other" / "index" / f"{second}.json", root / "index")
 
     reader = PackStore.directory(str(root))
-    served = {k: reader.where(k)[0] for k in blobs}
+    served = {k: reader.where(k)[0] for k in objects}
     assert len(set(served.values())) == 1
     by_pack = {p: [e.key for e in reader.keys.entries(p)] for p in (first, second)}
-    assert sorted(by_pack[first] + by_pack[second]) == sorted([*blobs, *_blobs(1, 99)])
-    assert reader.keys.holding(list(blobs)[:1]) == {first, second}  # forget_keys rewrites both index files
+    assert sorted(by_pack[first] + by_pack[second]) == sorted([*objects, *blobs(1, 99)])
+    assert reader.keys.holding(list(objects)[:1]) == {first, second}  # forget_keys rewrites both index files
 
-    loser = served[next(iter(blobs))]
+    loser = served[next(iter(objects))]
     (root / "index" / f"{loser}.json").unlink()
     (root / "packs" / f"{loser}.pack").unlink()
-    for key, data in blobs.items():
+    for key, data in objects.items():
         assert reader.read_range(key, 0, None) == data  # read from the other pack, the map read again
 
 
 def test_a_forgotten_key_is_gone_from_every_pack_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(places, "COMPACT_MIN", 2)
     root = tmp_path / "s"
-    blobs = _blobs(12)
+    objects = blobs(12)
     store = PackStore.directory(str(root), pack_size=4096)
-    _put(store, blobs)
-    victim = list(blobs)[5]
+    put(store, objects)
+    victim = list(objects)[5]
     assert store.forget_keys({victim}) == 1
     named = {k for f in (root / "index").glob("*.json") for k, *_ in json.loads(f.read_text())["keys"]}
-    assert named == set(blobs) - {victim}
+    assert named == set(objects) - {victim}
     assert not PackStore.directory(str(root)).has(victim)
 
 

@@ -7,8 +7,10 @@ pack+file and pack+s3: a dandiset mirrored from the DANDI stand-in is kept into 
 ``verify --kept`` finds the copies (the store named by ``NEUROMIRROR_STORE``), a byte flipped inside the store is
 named by ``verify --kept --content`` and ``restore --drill`` and repaired by ``verify --stores`` (one source's
 copies, then the whole store), ``keep --prune`` drops a superseded draft state's key so that no file of the store
-holds its bytes; the archive loses every S3 version of the files, and ``neuromirror://`` reads them whole and by
-range (a reader opened before the loss reads on, ``urls --check`` says the store serves them), a plain clone's
+holds its bytes (and never a key another source's kept version needs); the archive loses every S3 version of the
+files, and ``neuromirror://`` reads them whole and by range (a reader opened before the loss reads on, ``urls
+--check`` says the store serves them), ``urls`` names where a person reads each file's exact bytes (the store's
+file or object, and its range), the view's WebDAV streams them whole and by range, a plain clone's
 ``datalad get`` asks the archive nothing, a lock names the store and ``reproduce`` and ``get --store`` read from
 it, ``keep --from`` moves its copies into another store, ``restore --from`` writes the archive's own keys back;
 and a store gone (its directory moved, its endpoint down) is reported as not reachable
@@ -26,7 +28,6 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
@@ -34,7 +35,19 @@ from typing import Iterator
 import pytest
 
 from conftest import clone, git
-from helpers.keep import ACCESS_KEY, SECRET_KEY, T0, Dandiset, key_of, lose_blobs, make_dandiset, sha256, whereis
+from helpers.keep import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    T0,
+    Dandiset,
+    key_of,
+    lab_bucket,
+    lose_blobs,
+    make_dandiset,
+    sha256,
+    whereis,
+)
+from helpers.read import view_server
 from helpers.retrieve import data_files
 from neuromirror.demo import deterministic_bytes
 
@@ -54,14 +67,10 @@ PLACES = {
 class Kept:
     """One kind's world: a dandiset kept into a store of the kind, its archive, and the store's own bytes."""
 
-    def __init__(self, kind: str, archive, s3, tmp: Path) -> None:  # noqa: ANN001
-        self.kind, self.s3, self.tmp = kind, s3, tmp
-        self.bucket = f"lab-kinds-{uuid.uuid4().hex[:10]}"
-        self.url = PLACES[kind].format(dir=tmp, bucket=self.bucket)
+    def __init__(self, kind: str, archive, s3, tmp: Path, bucket: str) -> None:  # noqa: ANN001
+        self.kind, self.s3, self.tmp, self.bucket = kind, s3, tmp, bucket
+        self.url = PLACES[kind].format(dir=tmp, bucket=bucket)
         self.in_bucket = "{bucket}" in PLACES[kind]
-        if self.in_bucket:
-            s3.client().create_bucket(Bucket=self.bucket)
-            s3.buckets.append(self.bucket)  # deleted with the stand-in
         self.d: Dandiset = make_dandiset(archive, tmp / "mirror", FILES)
         self.published = tmp / "published.git"  # a copy published (a bare sibling) before the keep: no store in it
         subprocess.run(["git", "clone", "-q", "--bare", str(self.d.ds), str(self.published)], check=True)
@@ -87,6 +96,16 @@ class Kept:
             return {o["Key"]: client.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read() for o in listed}
         base = Path(self.url.split("://", 1)[-1])
         return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+    def fetch(self, url: str, offset: int, length: int) -> bytes:
+        """The bytes ``urls`` names, read as a person would: a file's range, or a ranged GET of the object."""
+        if url.startswith("file://"):
+            with open(url[len("file://") :], "rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+        bucket, _, key = url[len("s3://") :].partition("/")
+        got = self.s3.client().get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
+        return bytes(got["Body"].read())
 
     def holding(self, data: bytes) -> list[str]:
         return [name for name, body in self.objects().items() if data in body]
@@ -125,13 +144,8 @@ class Kept:
 
 @pytest.fixture(scope="module", params=list(PLACES))
 def kept(request: pytest.FixtureRequest, dandi_archive, s3, tmp_path_factory) -> Iterator[Kept]:  # noqa: ANN001
-    with pytest.MonkeyPatch.context() as env:  # the lab's endpoint and credentials, as for S3 stores
-        env.setenv("NEUROMIRROR_STORE_ENDPOINT", s3.endpoint_url)
-        env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "NEUROMIRROR_STORE_REGION", "NEUROMIRROR_STORE_PUBLIC_URL"):
-            env.delenv(var, raising=False)
-        yield Kept(request.param, dandi_archive, s3, tmp_path_factory.mktemp(request.param.replace("+", "-")))
+    with lab_bucket(s3) as bucket:  # the lab's endpoint and credentials, as for S3 stores (the view's process too)
+        yield Kept(request.param, dandi_archive, s3, tmp_path_factory.mktemp(request.param.replace("+", "-")), bucket)
 
 
 def test_a_keep_records_the_store_keeps_no_secret_and_a_rerun_writes_nothing(
@@ -211,6 +225,16 @@ def test_keep_prune_drops_a_superseded_draft_states_key_from_the_store(kept: Kep
     assert code == 0 and "no version dropped" in out, out + err
     assert kept.objects() == held
 
+    # another source shares the store: pruning it to its draft state drops its published version and no key that
+    # state still needs, nor any key of the first source
+    e = make_dandiset(dandi_archive, kept.tmp / "mirror", {"y.nwb": 8_000})
+    d.run.ok("keep", e.source, "--to", url)
+    code, out, err = d.run("keep", f"{e.source}@draft", "--to", url, "--prune", "--json")
+    assert code == 0, out + err
+    pruned = json.loads(out)["prune"]
+    assert pruned["dropped_versions"] == [f"{e.source}@{e.version}"] and pruned["dead_keys"] == 0, pruned
+    assert all(kept.holding(data) for data in [e.files["y.nwb"], second, *d.files.values()])
+
 
 def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_lost_the_files(kept: Kept) -> None:
     """A reader that opened the files while the archive served reads on from the store once the archive lost them
@@ -237,6 +261,40 @@ def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_los
         assert fresh.info(pin(path))["served_by"] == "store"
     rows = {r["path"]: r for r in kept.d.run.json("urls", kept.d.spec, "--check")}
     assert {p: rows[p]["served_by"] for p in FILES} == dict.fromkeys(FILES, "store"), rows
+
+
+def test_urls_names_where_each_lost_file_is_read_from_the_store(kept: Kept) -> None:
+    """Each file's copy in the store as ``urls`` names it (the store's file or object, and where the key is one range
+    of it, that range, in the URL's fragment too): a person reads the file's exact bytes there; the loss that
+    ``--check`` found is remembered by a plain ``urls``, whose text names the same URLs."""
+    d = kept.d
+    kept.lose()
+    rows = {r["path"]: r for r in d.run.json("urls", d.spec, "--check")}
+    again = {r["path"]: r for r in d.run.json("urls", d.spec)}
+    lines = dict(line.split("\t", 1) for line in d.run.ok("urls", d.spec).splitlines())
+    where = f"s3://{kept.bucket}/{kept.prefix}" if kept.in_bucket else f"file://{kept.url.split('://', 1)[-1]}/"
+    for path, data in d.files.items():
+        row = rows[path]
+        assert row["served_by"] == again[path]["served_by"] == "store" and row["url"].startswith(where), row
+        assert row["url"] == again[path]["url"] == lines[path]
+        url, _, fragment = row["url"].partition("#")
+        offset, length = row.get("range", (0, len(data)))
+        assert fragment == (f"bytes={offset}-{offset + length - 1}" if "range" in row else ""), row
+        whole = "range" not in row  # a whole object: the key's bytes and no more
+        assert length == len(data) and kept.fetch(url, offset, length + whole) == data, path
+
+
+def test_the_views_webdav_streams_each_lost_file_from_the_store_whole_and_by_range(kept: Kept) -> None:
+    from webdav4.fsspec import WebdavFileSystem
+
+    d = kept.d
+    kept.lose()
+    with view_server(kept.root) as base:
+        dav, pin = WebdavFileSystem(base + "dav"), f"dandi/{d.id}/{d.version}"
+        for path, data in d.files.items():
+            assert dav.info(f"{pin}/{path}")["size"] == len(data)
+            assert sha256(dav.cat_file(f"{pin}/{path}")) == sha256(data), path
+            assert dav.cat_file(f"{pin}/{path}", start=7_000, end=7_100) == data[7_000:7_100], path
 
 
 def test_a_plain_clone_gets_every_lost_byte_from_the_store_asking_the_archive_nothing(
