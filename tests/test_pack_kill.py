@@ -1,11 +1,8 @@
 """A packed store's writers killed by SIGKILL at each named point of a pack's life (``NEUROMIRROR_CRASH_AT``): a
-``PackStore`` driven from a script, a repack (prune), and ``neuromirror keep`` itself on a directory and on a
-bucket, one kill after another into the same store.  No index names bytes that are not durable, no live key is
-ever lost, and the rerun converges: ``verify --stores --fraction 1`` finds the store clean and a plain clone gets
-every byte from it after the archive lost them.
+``PackStore`` from a script, a repack, and ``neuromirror keep`` on a directory and a bucket.  No index names bytes
+that are not durable, no live key is lost, and the rerun converges, clean for ``verify --stores --fraction 1``.
 
-Why: a backup is written by runs that die (a node reclaimed, a quota hit, an OOM kill); the next run must go on
-from what a killed one left as if nothing happened.
+Why: a backup is written by runs that die (a node reclaimed, a quota hit, an OOM kill).
 """
 
 from __future__ import annotations
@@ -97,11 +94,8 @@ KILLS = ["pack-write#2", "pack-staged", "pack-sealed#2", "pack-indexed"]
 
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_a_keep_killed_at_each_point_of_a_pack_converges_and_verifies_clean(
-    dandi_archive,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    backend: str,  # noqa: ANN001
-) -> None:
+    dandi_archive, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:  # noqa: ANN001
     bucket = request.getfixturevalue("bucket") if backend == "s3" else ""
     url = f"pack+s3://{bucket}/killed" if bucket else f"pack+file://{tmp_path / 'packed'}"
     sizes = {f"sub-{i:02d}/f.nwb": 5_000 + 700 * i for i in range(1, 9)}

@@ -1,10 +1,12 @@
-"""Packed stores in a bucket (``pack+s3://``): a clone's get of packed chunks reads spans of a pack, not a request a
-key; ``keep --prune`` rewrites a pack in a *versioned* bucket, leaving the old pack's bytes as a noncurrent version
-for the bucket's lifecycle rule.
+"""Packed stores in a bucket (``pack+s3://``).  A pack in a cold class (DEEP_ARCHIVE, GLACIER) is thawed once, on
+demand, by a reader (``neuromirror://``, a clone's ``git annex get``) and by a restore, each saying so in one line
+and finishing once thawed (moto, as S3, refuses a GET of a cold object until RestoreObject); warm classes are read
+in place.  A reader costs a GET a read and reads the store's index once; a clone's get of packed chunks reads spans
+of a pack, not a request a key; ``keep --prune`` rewrites a pack in a *versioned* bucket, leaving the old pack's
+bytes as a noncurrent version for the bucket's lifecycle rule.
 
-Why: a bucket is where most archives' backups will live: its requests are the lab's bill, and versioning is what an
-operator turns on so that no tool, ours included, can destroy a backup by mistake.  (Packing into a bucket: tests/
-test_pack_store.py; cold classes: tests/test_pack_cold.py; what every kind owes: tests/test_store_kinds.py.)
+Why: a bucket's requests are the lab's bill, Deep Archive's hours before a read are paid again by each thaw asked
+again, and versioning is how an operator makes sure no tool destroys a backup.
 """
 
 from __future__ import annotations
@@ -13,11 +15,158 @@ import json
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
-from conftest import clone, git
-from helpers.keep import T0, key_of, lose_zarr, lost_then_got, make_dandiset
-from helpers.packs import held, indexed
+import pytest
+
+from conftest import git
+from helpers.keep import T0, Dandiset, key_of, lab_bucket, lose_blobs, lose_zarr, lost_then_got, make_dandiset, sha256
+from helpers.packs import cloned, held, holds, indexed, restores, run_in
+from helpers.service import metric_samples
 from neuromirror.demo import deterministic_bytes
+from neuromirror.service import render_metrics
+
+#: storage class -> whether S3 refuses a GET until the object is thawed
+CLASSES = {"DEEP_ARCHIVE": True, "GLACIER": True, "GLACIER_IR": False, "STANDARD_IA": False}
+GOT = "sub-get/b.nwb"  # read by a clone's get, from a DEEP_ARCHIVE store of its own
+#: each file of the dandiset -> the store it is kept into (its prefix in the bucket) and the store's class
+STORES = {f"sub-{k.lower()}/f.nwb": (k.lower(), k) for k in CLASSES} | {GOT: ("cold-get", "DEEP_ARCHIVE")}
+
+
+@pytest.fixture(scope="module")
+def cold(dandi_archive, s3, tmp_path_factory) -> Iterator[tuple[Dandiset, str]]:  # noqa: ANN001
+    """A dandiset whose files were each kept into a packed store of one storage class, then lost by the archive."""
+    with lab_bucket(s3) as bucket:
+        d = make_dandiset(dandi_archive, tmp_path_factory.mktemp("cold") / "mirror", dict.fromkeys(STORES, 12_345))
+        for path, (prefix, klass) in STORES.items():
+            d.run.ok(
+                "keep", d.spec, "--to", f"pack+s3://{bucket}/{prefix}", "--include", path, "--storage-class", klass
+            )
+        lose_blobs(d, list(STORES))
+        yield d, bucket
+
+
+@pytest.mark.parametrize("klass", list(CLASSES))
+def test_a_reader_asks_a_cold_packs_thaw_once_and_reads_each_class_as_s3_serves_it(
+    cold: tuple[Dandiset, str], s3, klass: str
+) -> None:  # noqa: ANN001
+    """GLACIER_IR and STANDARD_IA serve a GET at once (no thaw asked, the pack read in place); DEEP_ARCHIVE and
+    GLACIER refuse it: the reader asks for the thaw once and says so, and the next reader reads, asking nothing."""
+    import fsspec
+
+    (d, bucket), client, path = cold, s3.client(), f"sub-{klass.lower()}/f.nwb"
+    (pack,) = client.list_objects_v2(Bucket=bucket, Prefix=f"{klass.lower()}/packs/")["Contents"]
+    assert client.head_object(Bucket=bucket, Key=pack["Key"])["StorageClass"] == klass
+    pin = f"dandi/{d.id}@{d.version}/{path}"
+
+    def read() -> bytes:
+        fs = fsspec.filesystem("neuromirror", root=str(d.run.root), skip_instance_cache=True)  # a new reader
+        return bytes(fs.cat_file(pin))
+
+    log = s3.log_requests()
+    try:
+        if CLASSES[klass]:
+            with pytest.raises(OSError) as caught:
+                read()
+            first = restores(log)
+        got = read()
+    finally:
+        s3.log_requests(False)
+    if CLASSES[klass]:
+        message = " ".join(str(caught.value).split())
+        assert "is thawing from cold storage (its thaw is asked for)" in message, message
+        assert len(first) == 1 and first[0].startswith(f"/{bucket}/{klass.lower()}/packs/"), log
+    assert len(restores(log)) == CLASSES[klass], log  # the second reader found the thaw done: asked nothing again
+    assert sha256(got) == sha256(d.files[path])
+
+
+def test_a_clones_get_of_a_cold_pack_says_thawing_then_gets_it(cold: tuple[Dandiset, str], s3, tmp_path: Path) -> None:  # noqa: ANN001
+    (d, bucket), work = cold, cloned(cold[0], tmp_path / "clone")
+    log = s3.log_requests()
+    try:
+        first = run_in(work, "git", "annex", "get", GOT)
+        asked = restores(log)
+        second = run_in(work, "git", "annex", "get", GOT)
+    finally:
+        s3.log_requests(False)
+    said = first.stdout + first.stderr
+    assert first.returncode != 0 and "is thawing from cold storage (its thaw is asked for)" in said, said
+    assert len(asked) == 1 and asked[0].startswith(f"/{bucket}/cold-get/packs/"), log
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert restores(log) == asked
+    holds(work, d.files, [GOT])
+
+
+def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    sizes = {"a.nwb": 40_000, "b.nwb": 30_000, "c.nwb": 20_000}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    url = f"pack+s3://{bucket}/cold"
+    code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "64K", "--storage-class", "deep_archive")
+    assert code == 0, out + err
+    client = s3.client()
+    held = {o["Key"]: o for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
+    packs = [k for k in held if k.startswith("cold/packs/")]
+    assert len(packs) == 2  # 90 kB in 64 KiB packs
+    for k in packs:
+        assert client.head_object(Bucket=bucket, Key=k)["StorageClass"] == "DEEP_ARCHIVE"
+    for k in (k for k in held if k.startswith("cold/index/")):  # readers need the index files: never cold
+        assert client.head_object(Bucket=bucket, Key=k).get("StorageClass", "STANDARD") == "STANDARD"
+    lose_blobs(d, list(sizes))
+
+    # the dry run says what a restore would thaw, and asks for nothing
+    target = tmp_path / "restored"
+    code, out, err = d.run("restore", d.spec, "--to", str(target), "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["thaw"] == {"packs": 2, "bytes": sum(held[k]["Size"] for k in packs)}, out
+    assert not any("Restore" in client.head_object(Bucket=bucket, Key=k) for k in packs)
+
+    log = s3.log_requests()
+    code, out, err = d.run("restore", d.spec, "--to", str(target))
+    assert code == 75, out + err
+    assert sorted(restores(log)) == sorted(f"/{bucket}/{k}" for k in packs)
+    (said,) = [line for line in err.splitlines() if "thawing" in line]  # one line says it all
+    assert "2 pack(s) of" in said and "thawing from cold storage since" in said and "2 asked for by this run" in said
+    assert all(client.head_object(Bucket=bucket, Key=k).get("Restore", "") for k in packs)
+    # the thaws are outstanding where an operator looks: status, status --json, /metrics' gauge
+    status = json.loads(d.run("status", "--json")[1])
+    assert sorted(t["pack"] for t in status["thaws"]) == sorted(k.rsplit("/", 1)[1][: -len(".pack")] for k in packs)
+    assert "2 cold pack(s) thawing" in d.run("status")[1]
+    gauge = metric_samples(render_metrics(status))  # what the service's /metrics renders of the same report
+    thawing = {
+        dict(k[1:])["store"].rstrip("/"): v for k, v in gauge.items() if k[0] == "neuromirror_pack_thaws_outstanding"
+    }
+    assert thawing == {url: 2}, thawing
+
+    # once thawed, the rerun asks for nothing again and writes every file
+    log = s3.log_requests()
+    code, out, err = d.run("restore", d.spec, "--to", str(target))
+    s3.log_requests(False)
+    assert code == 0, out + err
+    assert not [p for m, p in log if "restore" in p], log
+    assert json.loads(d.run("status", "--json")[1])["thaws"] == []  # found thawed: no longer outstanding
+    for path, data in d.files.items():
+        assert key_of(d.ds, path, d.version)
+        assert [p for p in target.rglob("*") if p.is_file() and p.read_bytes() == data], path
+
+
+def test_a_reader_costs_a_get_a_read_and_reads_the_stores_index_once(dandi_archive, s3, bucket, tmp_path) -> None:  # noqa: ANN001
+    """A fresh reader's two reads of a lost blob: one ranged GET each, and the store's index read once (its listing
+    and its one index file), not once a key.  (Any store's reads after the loss: tests/test_store_kinds.py.)"""
+    import fsspec
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 3_000, "sub-01/b.nwb": 2_000})
+    d.run.ok("keep", d.spec, "--to", f"pack+s3://{bucket}/packed")
+    lose_blobs(d, list(d.files))
+    fresh = fsspec.filesystem("neuromirror", skip_instance_cache=True, root=str(d.run.root))  # a new reader
+    pin = f"dandi/{d.id}@{d.version}"
+    log = s3.log_requests()
+    try:
+        assert fresh.cat_file(f"{pin}/sub-01/a.nwb") == d.files["sub-01/a.nwb"]
+        assert fresh.cat_file(f"{pin}/sub-01/a.nwb", start=5, end=2_005) == d.files["sub-01/a.nwb"][5:2_005]
+    finally:
+        s3.log_requests(False)
+    got = [(m, p) for m, p in log if p.startswith((f"/{bucket}/", f"/{bucket}?"))]
+    index = [p for _, p in got if "/packed/index/" in p or "prefix=packed%2Findex%2F" in p]
+    assert [m for m, _ in got] == ["GET"] * 4 and len(index) == 2, got
 
 
 def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
@@ -33,8 +182,7 @@ def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
     packs = f"/{bucket}/spans/packs/"
 
     def get(clone_to: str, *paths: str) -> tuple[Path, list[str], int]:
-        work = clone(d.ds, tmp_path / clone_to)
-        git(work, "checkout", "-q", d.version)
+        work = cloned(d, tmp_path / clone_to)
         subprocess.run(["datalad", "get", "-n", "sub-09/sample.zarr"], cwd=work, check=True, capture_output=True)
         zarr = work / "sub-09" / "sample.zarr"
         git(zarr, "config", "annex.security.allowed-ip-addresses", "all")
@@ -59,11 +207,8 @@ def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
 
 
 def test_prune_in_a_versioned_bucket_rewrites_the_pack_and_leaves_the_old_bytes_to_the_buckets_lifecycle(
-    dandi_archive,
-    s3,
-    bucket: str,
-    tmp_path: Path,  # noqa: ANN001
-) -> None:
+    dandi_archive, s3, bucket: str, tmp_path: Path
+) -> None:  # noqa: ANN001
     client = s3.client()
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 60_000, "b.nwb": 20_000})

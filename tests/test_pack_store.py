@@ -1,10 +1,9 @@
-"""Packed stores (``pack+file://``, ``pack+s3://``): what only a packed store does.  Keys packed into a pack and its
-index file (a store's files follow bytes, not keys), a pack read alone from its trailer, a pack checked in parts by
-several readers, small packs merged, a truncated pack, a Zarr's chunks sharing a pack, the store's settings.
+"""What only a packed store (``pack+file://``, ``pack+s3://``) does: keys packed into a pack and its index file (files
+follow bytes, not keys), a pack read alone from its trailer, small packs merged, its settings, and the map of where
+its keys lie in ~32 bytes a key (``store/packs/places.py``; ~300 bytes a key before, for 10^6-chunk Zarrs).
 
-Why: a store that writes one file per key is refused where a backup can afford to go (tape, an inode quota, Deep
-Archive's price per object).  What every kind owes (keep, reads after the loss, verify, restore, prune) is
-tests/test_store_kinds.py's; a pack's kill points are tests/test_pack_kill.py's.
+Why: a store of a file per key is refused where a backup can afford to go (tape, an inode quota, Deep Archive's
+price per object).  What every kind owes: tests/test_store_kinds.py.
 """
 
 from __future__ import annotations
@@ -12,50 +11,56 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
+import shutil
 import subprocess
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from helpers.keep import key_of, lose_blobs, lose_zarr, make_dandiset
-from helpers.packs import flip, held, indexed, put
+from helpers.keep import key_of, make_dandiset
+from helpers.packs import blobs, held, indexed, put
+from neuromirror.store.packs import places
 from neuromirror.store.packs.layout import PackIndex
+from neuromirror.store.packs.places import Places
 from neuromirror.store.packs.store import PackStore
 
-BACKENDS = pytest.mark.parametrize("backend", ["file", "s3"])
+CHUNKS = {
+    ".zgroup": b'{"zarr_format": 2}',
+    "0/.zarray": b'{"chunks": [64], "zarr_format": 2}',
+    "0/0": bytes(range(256)) * 3,
+    "0/1": bytes(range(255, -1, -1)) * 4,
+}
 
 
-def place(backend: str, tmp_path: Path, request: pytest.FixtureRequest, name: str) -> str:
-    return (
-        f"pack+s3://{request.getfixturevalue('bucket')}/lab/{name}"
-        if backend == "s3"
-        else f"pack+file://{tmp_path / name}"
-    )
-
-
-@BACKENDS
-def test_keep_packs_every_key_into_one_pack_and_its_index(dandi_archive, s3, tmp_path, request, backend) -> None:  # noqa: ANN001
-    """12 keys kept by 3 jobs: the store's config, one index file and one pack, never a file per key; each key one
-    range of the pack."""
+@pytest.mark.parametrize("backend", ["file", "s3"])
+def test_keep_packs_a_versions_blobs_and_zarr_chunks_into_one_pack_and_its_index(
+    dandi_archive, s3, tmp_path, request, backend
+) -> None:  # noqa: ANN001
+    """12 blobs and a Zarr kept by 3 jobs: the store's config, one index file and one pack, each key one range of
+    it; the pack size is the store's.  (A kept Zarr checked, read and got by a stranger: tests/test_store_kinds.py.)"""
     sizes = {f"sub-{i:02d}/f.nwb": 5_000 + 300 * i for i in range(12)}
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
-    url = place(backend, tmp_path, request, "packed")
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes, zarr=CHUNKS)
+    bucket = request.getfixturevalue("bucket") if backend == "s3" else ""
+    url = f"pack+s3://{bucket}/lab/packed" if bucket else f"pack+file://{tmp_path / 'packed'}"
     code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "1M", "--json", "-J", "3")
     assert code == 0 and json.loads(out)["store"]["kind"] == "pack", out + err
-    assert json.loads(out)["versions"][0]["kept"] == len(sizes)
+    assert json.loads(out)["versions"][0]["kept"] == len(sizes) + len(CHUNKS)
     files = held(url, s3)
     assert sorted(n.split("/")[0] for n in files) == [".neuromirror-store.json", "index", "packs"], sorted(files)
-    where, keys = indexed(files), {p: key_of(d.ds, p, d.version) for p in sizes}
+    where, chunks = indexed(files), d.ds / "sub-09" / "sample.zarr"
+    keys = {p: key_of(d.ds, p, d.version) for p in sizes} | {f"zarr/{c}": key_of(chunks, c, "HEAD") for c in CHUNKS}
     assert set(where) == set(keys.values())
-    pack = files[f"packs/{next(iter(where.values()))[0]}.pack"]
+    (pack,) = {p for p, _, _ in where.values()}
     for path, key in keys.items():
         _, offset, length = where[key]
-        assert pack[offset : offset + length] == d.files[path]
+        assert files[f"packs/{pack}.pack"][offset : offset + length] == (d.files.get(path) or CHUNKS[path[5:]]), path
     config = json.loads(files[".neuromirror-store.json"])
     assert (config["type"], config["pack_size"]) == ("pack", 1_000_000)
     remote_log = subprocess.run(["git", "-C", str(d.ds), "show", "git-annex:remote.log"], capture_output=True).stdout
-    assert b"externaltype=neuromirror-pack" in remote_log and (backend == "file" or b"endpoint=http" in remote_log)
+    assert b"externaltype=neuromirror-pack" in remote_log and (not bucket or b"endpoint=http" in remote_log)
+    code, _, err = d.run("keep", d.spec, "--to", url, "--pack-size", "4K")
+    assert code == 2 and "a store's pack size is fixed" in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_a_store_is_readable_with_its_own_files_only(tmp_path: Path) -> None:
@@ -73,32 +78,6 @@ def test_a_store_is_readable_with_its_own_files_only(tmp_path: Path) -> None:
         with fresh.open_key(key) as fh:
             assert fh.read() == data
         assert fresh.read_range(key, 2, 7) == data[2:7]
-
-
-def test_a_pack_read_in_parts_by_several_readers_names_the_one_rotten_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """verify --stores reads a big pack as runs of neighbouring keys, one reader each (one 256 MiB pack held one
-    core where two were there): every key is checked once, from its own offset, and a flipped byte in a key in
-    the middle of a run is named, and only it."""
-    from neuromirror.store.packs import check
-
-    monkeypatch.setattr(check, "PART_KEYS", 5)
-    objects = {f"MD5E-s{len(b)}--{hashlib.md5(b).hexdigest()}.bin": b for b in (os.urandom(300 + n) for n in range(40))}
-    put(PackStore.directory(str(tmp_path / "s"), pack_size=1 << 20), objects)
-    (pack,) = (tmp_path / "s" / "packs").glob("*.pack")
-    where = indexed(tmp_path / "s")
-    victim = sorted(objects, key=lambda k: where[k][1])[17]  # inside the 4th of 8 runs, neither its first nor last
-    flip(pack, where[victim][1] + where[victim][2] // 2)
-
-    assert len(check._parts([(o, n, k) for k, (_, o, n) in where.items()], 8, 1)) == 8
-    scan = check.Scan(PackStore.directory(str(tmp_path / "s")), jobs=8)
-    try:
-        verdicts = dict(scan.check(list(objects)))
-    finally:
-        scan.close()
-    assert sorted(verdicts) == sorted(objects)
-    assert {k for k, (v, _) in verdicts.items() if v != "good"} == {victim} and verdicts[victim][0] == "bad"
 
 
 def test_a_year_of_small_keeps_counts_objects_by_bytes(tmp_path: Path) -> None:
@@ -125,94 +104,6 @@ def test_a_year_of_small_keeps_counts_objects_by_bytes(tmp_path: Path) -> None:
             assert fh.read() == data
 
 
-@pytest.mark.parametrize("whole", [False, True], ids=["one-source", "whole-store"])
-def test_a_truncated_pack_is_found_by_verify_and_named_by_the_keys_it_breaks(dandi_archive, tmp_path, whole) -> None:  # noqa: ANN001
-    """verify --stores of one source's copies (its packs read for the keys chosen), or of the whole store (every
-    copy: its packs read whole while the branches are walked, ``store.packs.check.Scan``)."""
-    sizes = {"a.nwb": 10_000, "b.nwb": 12_000, "c.nwb": 14_000}
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
-    store = tmp_path / "packed"
-    url = f"pack+file://{store}"
-    assert d.run("keep", d.spec, "--to", url)[0] == 0
-    where, keys = indexed(store), {p: key_of(d.ds, p, d.version) for p in sizes}
-    (pack,) = {w[0] for w in where.values()}
-    cut = min(where[k][1] + where[k][2] for k in keys.values()) + 10  # the first key whole, the rest cut
-    os.chmod(store / "packs" / f"{pack}.pack", 0o644)
-    os.truncate(store / "packs" / f"{pack}.pack", cut)
-    broken = sorted(k for k in keys.values() if where[k][1] + where[k][2] > cut)
-    assert len(broken) == 2
-
-    verify = ["verify", "--stores", *([] if whole else [d.spec]), "--store", url, *(["--fraction", "1"] * whole)]
-    code, out, err = d.run(*verify, "--json")
-    assert code == 1, out + err
-    report = json.loads(out)
-    assert sorted(f["key"] for f in report["bad"] + report["missing"]) == broken  # the whole key is fine
-    assert all(f["repaired"] for f in report["bad"] + report["missing"])
-    assert d.run(*verify)[0] == 0
-    fresh = PackStore.directory(str(store))
-    for path, key in keys.items():
-        assert fresh.read_range(key) == d.files[path]
-
-
-CHUNKS = {
-    ".zgroup": b'{"zarr_format": 2}',
-    "0/.zarray": b'{"chunks": [64], "zarr_format": 2}',
-    "0/0": bytes(range(256)) * 3,
-    "0/1": bytes(range(255, -1, -1)) * 4,
-}
-
-
-@BACKENDS
-def test_a_kept_zarr_shares_a_pack_and_a_stranger_gets_it_with_get_r_after_the_mirror_moved_away(
-    dandi_archive,
-    s3,
-    tmp_path,
-    request,
-    backend,  # noqa: ANN001
-) -> None:
-    """A Zarr's chunks and a blob share one pack; ``verify --stores`` of the whole store walks the Zarr's dataset
-    too (a rotten chunk named by its path and re-kept from the archive); published into a RIA store, every S3
-    version of both deleted and the mirror moved away, a stranger's ``datalad clone`` + ``datalad get -r``
-    installs the Zarr's dataset (which records the packed store too) and gets every chunk from the pack."""
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 5_000}, zarr=CHUNKS)
-    url = place(backend, tmp_path, request, "packed")
-    code, out, err = d.run("keep", d.spec, "--to", url, "--json")
-    assert code == 0 and json.loads(out)["versions"][0]["kept"] >= 3, out + err
-    files = held(url, s3)
-    where = indexed(files)
-    assert len([n for n in files if n.startswith("packs/")]) == 1  # the Zarr's chunks and the blob share one pack
-    (key,) = [k for k, (p, o, n) in where.items() if files[f"packs/{p}.pack"][o : o + n] == CHUNKS["0/0"]]
-    pack, offset, _ = where[key]
-    rotten = bytearray(files[f"packs/{pack}.pack"])
-    rotten[offset + 1] ^= 0xFF
-    if backend == "s3":
-        bucket, prefix = url[len("pack+s3://") :].split("/", 1)
-        s3.client().put_object(Bucket=bucket, Key=f"{prefix}/packs/{pack}.pack", Body=bytes(rotten))
-    else:
-        flip(tmp_path / "packed" / "packs" / f"{pack}.pack", offset + 1)
-    code, out, err = d.run("verify", "--stores", "--store", url, "--fraction", "1", "--json")
-    assert code == 1, out + err
-    report = json.loads(out)
-    assert report["checked"] == len(where) and report["good"] == len(where) - 1
-    assert [(b["key"], b["path"], b["repaired"]) for b in report["bad"]] == [(key, "sub-09/sample.zarr/0/0", True)]
-    assert d.run("verify", "--stores", "--store", url)[0] == 0
-
-    ria = tmp_path / "ria"
-    d.run.ok("publish", d.source, "--to", f"ria+file://{ria}")
-    lose_zarr(d, "sub-09/sample.zarr")
-    lose_blobs(d, ["sub-01/a.nwb"])
-    (tmp_path / "mirror").rename(tmp_path / "gone")  # the mirror's machine is no help any more
-    work, run = tmp_path / "stranger", {"capture_output": True, "text": True}
-    proc = subprocess.run(["datalad", "clone", f"ria+file://{ria}#~dandi/{d.id}", str(work)], **run)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    subprocess.run(["git", "-C", str(work), "checkout", "-q", d.version], check=True)
-    proc = subprocess.run(["datalad", "get", "-r", "."], cwd=work, **run)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (work / "sub-01/a.nwb").read_bytes() == d.files["sub-01/a.nwb"]
-    for name, data in CHUNKS.items():
-        assert (work / "sub-09/sample.zarr" / name).read_bytes() == data, name
-
-
 def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     from neuromirror.errors import UserError
     from neuromirror.store.location import open_store
@@ -225,8 +116,7 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     assert open_store(f"pack+file://{tmp_path}/p").pack_size == 2048  # read from the store once opened
     with pytest.raises(UserError, match="pack size is fixed"):
         _ = open_store(f"pack+file://{tmp_path}/p", pack_size=4096).identity
-    for url, kw, error in (
-        (str(tmp_path / "d"), {"pack_size": 4096}, "^pack_size is for packed stores"),
+    for url, kw, error in (  # pack_size on another kind: tests/test_store_contract.py
         (f"pack+file://{tmp_path}/q", {"storage_class": "GLACIER"}, "^storage_class is for S3 stores"),
         ("pack+file://host/x", {}, r"pack\+file:///PATH"),
         ("pack+s3://", {}, r"pack\+s3://BUCKET"),
@@ -241,3 +131,90 @@ def test_packed_store_names_settings_and_mistakes(tmp_path: Path) -> None:
     _ = open_store(str(tmp_path / "plain"), create=True).identity
     with pytest.raises(UserError, match="not empty and is not a neuromirror store|not a packed store"):
         _ = open_store(f"pack+file://{tmp_path}/plain", create=True).identity
+
+
+@pytest.mark.parametrize("compact_min", [3, places.COMPACT_MIN])
+def test_every_key_reads_back_from_the_map_in_either_form(tmp_path, monkeypatch, compact_min: int) -> None:  # noqa: ANN001
+    monkeypatch.setattr(places, "COMPACT_MIN", compact_min)
+    objects = blobs(60)
+    put(PackStore.directory(str(tmp_path / "s"), pack_size=4096), objects)
+    assert len(list((tmp_path / "s" / "packs").glob("*.pack"))) > 3
+    fresh = PackStore.directory(str(tmp_path / "s"))  # the map read from the index files only
+    for key, data in objects.items():
+        assert fresh.has(key) and fresh.read_range(key, 0, None) == data
+    assert not fresh.has("MD5E-s1--" + "0" * 32 + ".bin")
+    assert fresh.keys.all_keys() == set(objects)
+    served = [e.key for pack in fresh.keys.packs() for e in fresh.keys.entries(pack)]
+    assert sorted(served) == sorted(objects)  # each key served by one pack
+    some = list(objects)[:5]
+    assert fresh.keys.holding(some) == {fresh.where(k)[0] for k in some}
+
+
+def test_a_key_in_two_packs_is_served_by_one_and_survives_either_pack_going(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """A repack killed after writing its new pack and before deleting the old leaves keys in both: every
+    reader agrees on one of them, whether the map was sorted since or not, and deleting either pack loses
+    no key."""
+    monkeypatch.setattr(places, "COMPACT_MIN", 4)
+    root, other, objects = tmp_path / "s", tmp_path / "other", blobs(10)
+    put(PackStore.directory(str(root), pack_size=1 << 20), objects)
+    (first,) = [p.stem for p in (root / "packs").glob("*.pack")]
+    # the same keys again in a second pack: a copy of the first under a new name, as a repack would write it
+    put(PackStore.directory(str(other), pack_size=1 << 20), {**objects, **blobs(1, 99)})
+    (second,) = [p.stem for p in (other / "packs").glob("*.pack")]
+    shutil.copy(other / "packs" / f"{second}.pack", root / "packs")
+    shutil.copy(other / "index" / f"{second}.json", root / "index")
+
+    reader = PackStore.directory(str(root))
+    served = {k: reader.where(k)[0] for k in objects}
+    assert len(set(served.values())) == 1
+    by_pack = {p: [e.key for e in reader.keys.entries(p)] for p in (first, second)}
+    assert sorted(by_pack[first] + by_pack[second]) == sorted([*objects, *blobs(1, 99)])
+    assert reader.keys.holding(list(objects)[:1]) == {first, second}  # forget_keys rewrites both index files
+    loser = served[next(iter(objects))]
+    (root / "index" / f"{loser}.json").unlink()
+    (root / "packs" / f"{loser}.pack").unlink()
+    for key, data in objects.items():
+        assert reader.read_range(key, 0, None) == data  # read from the other pack, the map read again
+
+
+def test_a_forgotten_key_is_gone_from_every_pack_naming_it(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(places, "COMPACT_MIN", 2)
+    store, objects = PackStore.directory(str(tmp_path / "s"), pack_size=4096), blobs(12)
+    put(store, objects)
+    victim = list(objects)[5]
+    assert store.forget_keys({victim}) == 1
+    assert set(indexed(tmp_path / "s")) == set(objects) - {victim}  # named by no index file
+    assert not PackStore.directory(str(tmp_path / "s")).has(victim)
+
+
+class _SameHash(str):
+    def __hash__(self) -> int:  # every key one string hash: the CRC beside it tells them apart
+        return 42
+
+
+def test_keys_of_the_same_string_hash_are_told_apart() -> None:
+    p = Places(compact_min=2)
+    a, b, c, d = (f"MD5E-s{n}--{x}" for n, x in zip("1234", "abcd"))
+    p.add(0, [(_SameHash(a), 0, 1), (_SameHash(b), 1, 2), (_SameHash(c), 3, 3)])
+    p.add(1, [(_SameHash(b), 10, 2)])
+    got = p.get_many([_SameHash(k) for k in (a, b, c, d)])
+    assert got == [(0, 0, 1), (1, 10, 2), (0, 3, 3), None]  # b in two packs: the higher pack id answers
+    p.drop(1)
+    assert p.get(_SameHash(b)) == (0, 1, 2)
+
+
+def test_a_hundred_thousand_keys_hold_under_sixty_four_bytes_each() -> None:
+    """The point of the map: 10^6 keys in tens of MB, not the ~300 MB a dict of tuples held."""
+    keys = [f"SHA256E-s10000--{hashlib.sha256(str(i).encode()).hexdigest()}" for i in range(100_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        p = Places()
+        for pack in range(5):
+            p.add(pack, ((k, i * 10_000, 10_000) for i, k in enumerate(keys[pack * 20_000 : (pack + 1) * 20_000])))
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert used / len(keys) < 64, used / len(keys)
+    assert p.get(keys[12_345]) == (0, 12_345 * 10_000, 10_000)
+    assert p.get(keys[99_999]) == (4, 19_999 * 10_000, 10_000)

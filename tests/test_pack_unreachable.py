@@ -1,17 +1,10 @@
 """A clone skips a packed store it cannot reach, as git-annex skips a directory remote that is not mounted.
 
-Why: a clone enabled every packed store its dataset records; one it could not reach (a tape file system mounted
-elsewhere, a moved disk, a bucket the reader has no credentials for) answered "holds no copy" for each key, and
-git-annex retried each (``datalad get`` passes ``annex.retry=3``: 1 s, then 2 s): 31 s for 10 files the reachable
-store gave in 0.44 s.  Here a dandiset is kept into two packed directory stores, every S3 version of its blobs is
-deleted, and a plain clone gets them with one store gone: moved away before the clone (never enabled: ``git annex
-enableremote`` says why in one line), or after it (skipped by git-annex, its remote program never started), and
-back again (used again).  git-annex's own debug log of the get (``annex.retry=3``, as DataLad runs it) shows what
-was tried: no retry delay, one remote program prepared.  A packed S3 store a reader has no credentials for is not
-enabled either; one that goes away after a clone enabled it (its bucket deleted, its prefix emptied, its endpoint
-gone) is asked once a command (one read of its marker, counted on the S3 stand-in), not once a key with 3 s of
-retries each, and the archive's URLs serve the files.  (``verify --stores`` naming a gone store of any kind:
-tests/test_store_kinds.py.)
+Why: a clone enabled every packed store recorded; one it could not reach answered "holds no copy" for each key,
+and git-annex retried each (``annex.retry=3``, as DataLad runs it): 31 s for 10 files the reachable store gave in
+0.44 s.  Here one of two packed directory stores goes away before a clone, after it, during a get, and comes back;
+a packed S3 store is unreadable (no credentials) or gone (bucket, prefix, endpoint); git-annex's own debug log
+shows what was tried.  (``verify --stores`` naming a gone store of any kind: tests/test_store_kinds.py.)
 """
 
 from __future__ import annotations
@@ -25,24 +18,13 @@ from typing import Iterator
 
 import pytest
 
-from conftest import clone, git
-from helpers.keep import Dandiset, lose_blobs, make_dandiset, sha256
-from helpers.packs import annex_get, enabled_uuids
+from conftest import git
+from helpers.keep import Dandiset, lose_blobs, make_dandiset
+from helpers.packs import annex_get, cloned, enabled_uuids, holds, run_in
 from neuromirror.store.annexlog import recorded_stores
 
 FILES = {f"sub-{i:02d}/f.nwb": 9_000 + 101 * i for i in range(4)}
 SKIPPED = ": skipped, its copies read from elsewhere (asked again next time)"
-
-
-def cloned(d: Dandiset, where: Path) -> Path:
-    work = clone(d.ds, where)
-    git(work, "checkout", "-q", d.version)
-    return work
-
-
-def holds(work: Path, d: Dandiset, paths: list[str] | dict = FILES) -> None:
-    for path in paths:
-        assert sha256((work / path).read_bytes()) == sha256(d.files[path]), path
 
 
 def said(text: str, who: str) -> list[str]:
@@ -53,17 +35,15 @@ class World:
     """A dandiset kept into a near and a far packed directory store, then lost by the archive."""
 
     def __init__(self, archive, tmp: Path) -> None:  # noqa: ANN001
-        self.tmp, self.d = tmp, make_dandiset(archive, tmp / "mirror", FILES)
-        self.near, self.far = tmp / "near", tmp / "far"
+        self.tmp, self.d, self.near, self.far = tmp, make_dandiset(archive, tmp / "mirror", FILES), tmp / "n", tmp / "f"
         for store in (self.near, self.far):
             self.d.run.ok("keep", self.d.spec, "--to", f"pack+file://{store}", "--pack-size", "1M")
         lose_blobs(self.d, list(FILES))
-        self.marks = {s: json.loads((s / ".neuromirror-store.json").read_text()) for s in (self.near, self.far)}
-        self.far_name, self.why = str(self.marks[self.far]["name"]), f"pack+file://{self.far}: not reachable here: "
-        self.why += f"no packed store at {self.far} (unmounted, moved or deleted?)"
-
-    def uuid(self, store: Path) -> str:
-        return str(self.marks[store]["uuid"])
+        marks = {s: json.loads((s / ".neuromirror-store.json").read_text()) for s in (self.near, self.far)}
+        self.uuid, self.far_name = {s: str(m["uuid"]) for s, m in marks.items()}, str(marks[self.far]["name"])
+        self.why = (
+            f"pack+file://{self.far}: not reachable here: no packed store at {self.far} (unmounted, moved or deleted?)"
+        )
 
     @contextmanager
     def far_away(self) -> Iterator[None]:
@@ -83,20 +63,18 @@ def world(dandi_archive, tmp_path_factory) -> World:  # noqa: ANN001
 def test_a_clone_does_not_enable_a_packed_store_it_cannot_reach(world: World, tmp_path: Path) -> None:
     with world.far_away():
         work = cloned(world.d, tmp_path / "clone")
-        assert world.uuid(world.near) in enabled_uuids(work)
-        assert world.uuid(world.far) not in enabled_uuids(work)  # autoenable refused it, as a directory remote's
-        proc = subprocess.run(
-            ["git", "annex", "enableremote", world.far_name], cwd=work, capture_output=True, text=True
-        )
+        assert world.uuid[world.near] in enabled_uuids(work)
+        assert world.uuid[world.far] not in enabled_uuids(work)  # autoenable refused it, as a directory remote's
+        proc = run_in(work, "git", "annex", "enableremote", world.far_name)
         assert proc.returncode == 1 and said(proc.stderr, "git-annex") == [f"git-annex: {world.why}"], proc.stderr
 
         got = annex_get(work, ".")
         assert got.returncode == 0, got.stdout + got.stderr
         assert "Delaying" not in got.stdout + got.stderr  # nothing failed, so nothing was retried
         assert got.stderr.count("<-- PREPARE") == 1  # one packed store's remote program: the near one
-        holds(work, world.d)
+        holds(work, world.d.files)
         git(work, "annex", "drop", "--force", ".")
-        proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+        proc = run_in(work, "datalad", "get", ".")
         assert proc.returncode == 0 and world.far_name not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
@@ -104,7 +82,7 @@ def test_a_packed_store_gone_after_enabling_is_skipped_without_retries_and_used_
     world: World, tmp_path: Path
 ) -> None:
     work, far = cloned(world.d, tmp_path / "clone"), world.far_name
-    assert {world.uuid(world.near), world.uuid(world.far)} <= enabled_uuids(work)
+    assert {world.uuid[world.near], world.uuid[world.far]} <= enabled_uuids(work)
     git(work, "config", f"remote.{far}.annex-cost", "100")  # the far store is tried first wherever it is used
     one, two = list(FILES)[:2]
     with world.far_away():
@@ -112,25 +90,25 @@ def test_a_packed_store_gone_after_enabling_is_skipped_without_retries_and_used_
         assert got.returncode == 0 and "Delaying" not in got.stdout + got.stderr, got.stdout + got.stderr
         assert got.stderr.count("<-- PREPARE") == 1 and f"from {far}" not in got.stdout  # far's program never ran
         assert said(got.stderr, "neuromirror") == [f"neuromirror: {world.why}{SKIPPED}"], got.stderr  # once, one line
-        holds(work, world.d)
+        holds(work, world.d.files)
         git(work, "annex", "drop", "--force", ".")
-        proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+        proc = run_in(work, "datalad", "get", ".")
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
         # asked for by name, the far store says in one line why it cannot serve, each key at once: its program
         # started once for both (a failed PREPARE would have git-annex start it again for each key)
         git(work, "annex", "drop", "--force", one, two)
         cmd = ["git", "annex", "get", "--debug", "--from", far, one, two]
-        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        proc = run_in(work, *cmd)
         assert proc.returncode == 1 and proc.stderr.count("--> TRANSFER-FAILURE RETRIEVE") == 2
         assert world.why in proc.stdout + proc.stderr and proc.stderr.count("<-- PREPARE") == 1
-        whereis = subprocess.run(["git", "annex", "whereis", one], cwd=work, capture_output=True, text=True)
+        whereis = run_in(work, "git", "annex", "whereis", one)
         assert whereis.returncode == 0 and whereis.stderr == "" and far in whereis.stdout  # the record, quietly
 
     got = annex_get(work, ".")  # back: the far store (cost 100) serves again, no other store asked
     assert got.returncode == 0, got.stdout + got.stderr
     assert got.stdout.count(f"from {far}") == 2 and got.stderr.count("<-- PREPARE") == 1, got.stdout
-    holds(work, world.d, [one, two])
+    holds(work, world.d.files, [one, two])
 
 
 def test_a_packed_store_gone_while_a_get_runs_says_so_not_that_it_holds_no_copy(world: World, tmp_path: Path) -> None:
@@ -139,18 +117,18 @@ def test_a_packed_store_gone_while_a_get_runs_says_so_not_that_it_holds_no_copy(
     work, (one, two) = cloned(world.d, tmp_path / "clone"), list(FILES)[:2]
     cmd = ["git", "annex", "get", "--from", world.far_name, "--batch", "--json", "--json-error-messages"]
     with subprocess.Popen(cmd, cwd=work, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
-        assert proc.stdin is not None and proc.stdout is not None
+        stdin, stdout = proc.stdin, proc.stdout
+        assert stdin is not None and stdout is not None
 
         def ask(path: str) -> dict:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(path + "\n")
-            proc.stdin.flush()
-            return dict(json.loads(proc.stdout.readline()))
+            stdin.write(path + "\n")
+            stdin.flush()
+            return dict(json.loads(stdout.readline()))
 
         assert ask(one)["success"] is True
         with world.far_away():
             answer = ask(two)
-            proc.stdin.close()
+            stdin.close()
     assert answer["success"] is False, answer
     message = " ".join(answer.get("error-messages", []))
     assert world.why.split(" (")[0] in message and "holds no copy" not in message, answer
@@ -163,11 +141,8 @@ def s3_store(d: Dandiset) -> str:
 
 
 def test_a_packed_s3_store_is_not_enabled_where_the_reader_has_no_credentials_for_it(
-    dandi_archive,
-    bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
-) -> None:
+    dandi_archive, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 7_001})
     d.run.ok("keep", d.spec, "--to", f"pack+s3://{bucket}/lab")
     d.run.ok("keep", d.spec, "--to", f"pack+file://{tmp_path / 'near'}")
@@ -176,13 +151,13 @@ def test_a_packed_s3_store_is_not_enabled_where_the_reader_has_no_credentials_fo
         monkeypatch.delenv(var)
     work = cloned(d, tmp_path / "clone")
     assert s3_store(d) not in enabled_uuids(work) and len(enabled_uuids(work)) == 2  # origin and the directory's
-    proc = subprocess.run(["git", "annex", "enableremote", s3_store(d)], cwd=work, capture_output=True, text=True)
+    proc = run_in(work, "git", "annex", "enableremote", s3_store(d))
     (line,) = said(proc.stderr, "git-annex")
     assert proc.returncode == 1 and line.startswith(f"git-annex: pack+s3://{bucket}/lab/: not reachable here: ")
     assert "Forbidden" in line, line
-    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    proc = run_in(work, "datalad", "get", ".")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    holds(work, d, ["sub-01/a.nwb"])
+    holds(work, d.files)
 
 
 GONE = {
@@ -197,13 +172,8 @@ GONE = {
 
 @pytest.mark.parametrize("how", list(GONE))
 def test_a_packed_s3_store_gone_after_enabling_is_asked_once_a_command_and_the_archive_serves(
-    dandi_archive,
-    s3,
-    bucket: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    how: str,  # noqa: ANN001
-) -> None:
+    dandi_archive, s3, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:  # noqa: ANN001
     d = make_dandiset(dandi_archive, tmp_path / "mirror", FILES)
     d.run.ok("keep", d.spec, "--to", f"pack+s3://{bucket}/lab")
     work = cloned(d, tmp_path / "clone")
@@ -214,10 +184,10 @@ def test_a_packed_s3_store_gone_after_enabling_is_asked_once_a_command_and_the_a
     else:
         gone(s3, bucket)
     log = s3.log_requests()
-    proc = subprocess.run(["datalad", "get", "."], cwd=work, capture_output=True, text=True)
+    proc = run_in(work, "datalad", "get", ".")
     s3.log_requests(False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    holds(work, d)
+    holds(work, d.files)
     asked = [p for _, p in log if p.startswith(f"/{bucket}/")]
     # one read of the store's marker for the 4 files (none where the endpoint is gone), not one or more a key
     assert asked == ([] if gone is None else [f"/{bucket}/lab/.neuromirror-store.json"]), asked
@@ -229,4 +199,4 @@ def test_a_packed_s3_store_gone_after_enabling_is_asked_once_a_command_and_the_a
     assert got.stderr.count("<-- PREPARE") == 0  # the store's remote program never started
     (line,) = said(got.stderr, "neuromirror")  # the user is told once, in one line, which store is gone
     assert line.startswith(f"neuromirror: pack+s3://{bucket}/lab/: not reachable here: ") and line.endswith(SKIPPED)
-    holds(work, d)
+    holds(work, d.files)

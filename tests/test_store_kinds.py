@@ -14,7 +14,9 @@ file or object, and its range), the view's WebDAV streams them whole and by rang
 ``datalad get`` asks the archive nothing, a lock names the store and ``reproduce`` and ``get --store`` read from
 it, ``keep --from`` moves its copies into another store, ``restore --from`` writes the archive's own keys back;
 and a store gone (its directory moved, its endpoint down) is reported as not reachable
-while a reader reads from elsewhere.  The store's files and objects are read as a person would (every file under
+while a reader reads from elsewhere; last, a Zarr kept with a blob is checked chunk by chunk, read on after the
+loss and got by a stranger's ``datalad get -r`` from a RIA store, the mirror gone.  A bucket's store is asked one
+GET a read.  The store's files and objects are read as a person would (every file under
 the directory, every object under the prefix): the suite knows a kind only by its URL.
 
 A new store kind: add its place to ``PLACES`` (and its URL's backing, a directory or a bucket prefix, to ``Kept``);
@@ -32,7 +34,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
+import requests
 
 from conftest import clone, git
 from helpers.keep import (
@@ -43,17 +47,19 @@ from helpers.keep import (
     key_of,
     lab_bucket,
     lose_blobs,
+    lose_zarr,
     make_dandiset,
     sha256,
     whereis,
 )
-from helpers.read import view_server
+from helpers.read import view_server, zarr_files
 from helpers.retrieve import data_files
 from neuromirror.demo import deterministic_bytes
 
 FILES = {"sub-01/a.nwb": 21_000, "sub-02/b.nwb": 9_000}
 A, B = FILES
 DRAFT = "sub-03/c.nwb"  # a draft-only file, replaced upstream: the state pruning drops
+ZARR, VALUES = "sub-09/sample.zarr", np.arange(16, dtype="int32").reshape(4, 4) * 7  # a Zarr kept last
 
 #: kind -> how a place of it is named: under a directory (file kinds) or a bucket's prefix (bucket kinds)
 PLACES = {
@@ -137,6 +143,10 @@ class Kept:
 
     def move_out(self) -> tuple[int, str, str]:
         return self.d.run("keep", self.d.spec, "--to", self.moved, "--from", self.url, "--json")
+
+    def bucket_requests(self, log: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The store's bucket's requests in a stand-in's request log (a store in a bucket has that bucket alone)."""
+        return [(m, p) for m, p in log if self.in_bucket and p.startswith((f"/{self.bucket}/", f"/{self.bucket}?"))]
 
     def archive_requests(self, log: list[tuple[str, str]]) -> list[str]:
         return [p for _, p in log if p.startswith(f"/{self.d.archive.bucket}/")]
@@ -255,10 +265,21 @@ def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_los
         f.close()
 
     fresh = fsspec.filesystem("neuromirror", root=str(kept.root), skip_instance_cache=True)
-    for path, data in kept.d.files.items():
-        assert sha256(fresh.cat_file(pin(path))) == sha256(data), path
-        assert fresh.cat_file(pin(path), start=5, end=4_005) == data[5:4_005], path
-        assert fresh.info(pin(path))["served_by"] == "store"
+    log = kept.s3.log_requests()
+    try:
+        for path, data in kept.d.files.items():
+            assert sha256(fresh.cat_file(pin(path))) == sha256(data), path
+            assert fresh.cat_file(pin(path), start=5, end=4_005) == data[5:4_005], path
+            assert fresh.info(pin(path))["served_by"] == "store"
+    finally:
+        kept.s3.log_requests(False)
+    # a bucket's: one ranged GET of the object holding the file a read, and the store's own other objects (a packed
+    # store's index listing and index files) read once by this filesystem, which holds the stores it opened
+    asked, holding = kept.bucket_requests(log), {n for data in kept.d.files.values() for n in kept.holding(data)}
+    reads = [p for _, p in asked if p.split("?")[0][len(kept.bucket) + 2 :] in holding]
+    others = [p for _, p in asked if p.split("?")[0][len(kept.bucket) + 2 :] not in holding]
+    assert {m for m, _ in asked} <= {"GET"} and len(reads) == 2 * len(FILES) * kept.in_bucket, asked
+    assert len(others) == len(set(others)), asked
     rows = {r["path"]: r for r in kept.d.run.json("urls", kept.d.spec, "--check")}
     assert {p: rows[p]["served_by"] for p in FILES} == dict.fromkeys(FILES, "store"), rows
 
@@ -295,6 +316,14 @@ def test_the_views_webdav_streams_each_lost_file_from_the_store_whole_and_by_ran
             assert dav.info(f"{pin}/{path}")["size"] == len(data)
             assert sha256(dav.cat_file(f"{pin}/{path}")) == sha256(data), path
             assert dav.cat_file(f"{pin}/{path}", start=7_000, end=7_100) == data[7_000:7_100], path
+        log = kept.s3.log_requests()  # a range the view is asked for: one request to a bucket's store
+        try:
+            for path, data in d.files.items():
+                r = requests.get(f"{base}dav/{pin}/{path}", headers={"Range": "bytes=1000-1999"}, timeout=30)
+                assert (r.status_code, r.content) == (206, data[1000:2000]), path
+        finally:
+            kept.s3.log_requests(False)
+        assert [m for m, _ in kept.bucket_requests(log)] == ["GET"] * len(FILES) * kept.in_bucket, log
 
 
 def test_a_plain_clone_gets_every_lost_byte_from_the_store_asking_the_archive_nothing(
@@ -422,3 +451,56 @@ def test_a_store_gone_is_reported_not_reachable_and_a_clone_reads_elsewhere(
     finally:
         if back:
             shutil.move(str(back[1]), str(back[0]))
+
+
+def test_a_kept_zarr_is_checked_chunk_by_chunk_read_on_after_the_loss_and_got_by_a_stranger_with_get_r(
+    kept: Kept,
+    dandi_archive,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    """A Zarr kept with a blob (by another dandiset of the mirror, last: its mirror moves away at the end):
+    ``verify --stores`` of the whole store walks the Zarr's dataset (a rotten chunk named by its path in the
+    version, re-kept from the archive); zarr-python reads on after the archive lost it, through ``neuromirror://``
+    (opened while the archive served), the view's WebDAV and dandidav's ``/zarrs/``; published into a RIA store,
+    the mirror moved away, a stranger's ``datalad clone`` + ``datalad get -r`` installs the Zarr's dataset (which
+    records the store too) and gets every chunk and the blob from the store."""
+    import zarr
+
+    chunks = zarr_files(VALUES)
+    z = make_dandiset(dandi_archive, kept.tmp / "mirror", {"sub-01/a.nwb": 5_000}, zarr=chunks)
+    z.run.ok("keep", z.spec, "--to", kept.url)
+    z.run.ok("publish", z.source, "--to", f"ria+file://{tmp_path / 'ria'}")
+    pin = f"dandi/{z.id}@{z.version}/{ZARR}"
+    arr = zarr.open_array(f"neuromirror://{pin}", mode="r", storage_options={"root": str(kept.root)})
+    np.testing.assert_array_equal(arr[0:2, 0:2], VALUES[0:2, 0:2])
+    kept.flip(chunks["0.0"])
+    code, out, err = z.run("verify", "--stores", "--store", kept.url, "--fraction", "1", "--json")
+    assert code == 1, out + err
+    report, key = json.loads(out), key_of(z.ds / ZARR, "0.0", "HEAD")
+    assert [(b["key"], b["path"], b["repaired"]) for b in report["bad"]] == [(key, f"{ZARR}/0.0", True)], report
+    assert report["good"] == report["checked"] - 1 and z.run("verify", "--stores", "--store", kept.url)[0] == 0
+
+    lose_zarr(z, ZARR)  # after the reader started: its chunks' URLs die under it
+    lose_blobs(z, ["sub-01/a.nwb"])
+    np.testing.assert_array_equal(arr[:], VALUES)  # chunk 0.0 read again, from the store, the rest too
+    zid = z.archive.asset_at(z.id, ZARR, z.version).zarr.zarr_id
+    with view_server(kept.root) as base:
+        dav = f"{base}dav/dandi/{z.id}/{z.version}/{ZARR}"
+        np.testing.assert_array_equal(zarr.open_array(dav, mode="r")[:], VALUES)
+        (state,) = requests.get(f"{base}zarr-manifests/{zid[:3]}/{zid[3:6]}/{zid}/", timeout=30).json()["files"]
+        zarrs = f"{base}zarrs/{zid[:3]}/{zid[3:6]}/{zid}/{state[: -len('.json')]}.zarr"
+        r = requests.get(f"{zarrs}/0.0", headers={"Range": "bytes=2-9"}, timeout=30)
+        assert (r.status_code, r.content) == (206, chunks["0.0"][2:10])
+        np.testing.assert_array_equal(zarr.open_array(zarrs, mode="r")[:], VALUES)
+
+    kept.root.rename(tmp_path / "gone")  # the mirror's machine is no help any more
+    work, allowed = tmp_path / "stranger", {"GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses"}
+    env = {**os.environ, **allowed, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_VALUE_0": "all"}  # the stand-ins' loopback
+    ria = f"ria+file://{tmp_path / 'ria'}#~dandi/{z.id}"
+    proc = subprocess.run(["datalad", "clone", ria, str(work)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    subprocess.run(["git", "-C", str(work), "checkout", "-q", z.version], check=True)
+    proc = subprocess.run(["datalad", "get", "-r", "."], cwd=work, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in [*z.files.items(), *((f"{ZARR}/{c}", b) for c, b in chunks.items())]:
+        assert (work / path).read_bytes() == data, path

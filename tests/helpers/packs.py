@@ -9,6 +9,10 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Iterable
+
+from conftest import clone, git
+from helpers.keep import sha256
 
 
 def held(url: str, s3=None) -> dict[str, bytes]:  # noqa: ANN001
@@ -73,6 +77,19 @@ def restores(log: list[tuple[str, str]]) -> list[str]:
     return [p.split("?")[0] for m, p in log if m == "POST" and "restore" in p]
 
 
+def cloned(d, where: Path) -> Path:  # noqa: ANN001
+    """A plain clone of a mirrored dandiset (``helpers.keep.Dandiset``), its published version checked out."""
+    work = clone(d.ds, where)
+    git(work, "checkout", "-q", d.version)
+    return work
+
+
+def holds(work: Path, files: dict[str, bytes], paths: Iterable[str] | None = None) -> None:
+    """The clone's files (or ``paths`` of them) hold exactly the archive's bytes."""
+    for path in files if paths is None else paths:
+        assert sha256((work / path).read_bytes()) == sha256(files[path]), path
+
+
 def enabled_uuids(work: Path) -> set[str]:
     """The special remotes a clone enabled, by their git-annex UUIDs."""
     out = subprocess.run(
@@ -81,7 +98,11 @@ def enabled_uuids(work: Path) -> set[str]:
     return {line.split()[1] for line in out.splitlines()}
 
 
+def run_in(work: Path, *cmd: str) -> subprocess.CompletedProcess:
+    """A command run in a clone as a person would, its output kept."""
+    return subprocess.run(list(cmd), cwd=work, capture_output=True, text=True)
+
+
 def annex_get(work: Path, *args: str) -> subprocess.CompletedProcess:
     """``git annex get`` as ``datalad get`` runs it (``annex.retry=3``), with git-annex's debug log on stderr."""
-    cmd = ["git", "-c", "annex.retry=3", "annex", "get", "--debug", *args]
-    return subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    return run_in(work, "git", "-c", "annex.retry=3", "annex", "get", "--debug", *args)
