@@ -103,6 +103,11 @@ class Kept:
         base = Path(self.url.split("://", 1)[-1])
         return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
 
+    @property
+    def location(self) -> str:
+        """Where the store's own files or objects are, as a URL names them."""
+        return f"s3://{self.bucket}/{self.prefix}" if self.in_bucket else f"file://{self.url.split('://', 1)[-1]}/"
+
     def fetch(self, url: str, offset: int, length: int) -> bytes:
         """The bytes ``urls`` names, read as a person would: a file's range, or a ranged GET of the object."""
         if url.startswith("file://"):
@@ -270,7 +275,8 @@ def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_los
         for path, data in kept.d.files.items():
             assert sha256(fresh.cat_file(pin(path))) == sha256(data), path
             assert fresh.cat_file(pin(path), start=5, end=4_005) == data[5:4_005], path
-            assert fresh.info(pin(path))["served_by"] == "store"
+            info = fresh.info(pin(path))
+            assert info["served_by"] == "store" and info["url"].startswith(kept.location), info
     finally:
         kept.s3.log_requests(False)
     # a bucket's: one ranged GET of the object holding the file a read, and the store's own other objects (a packed
@@ -293,10 +299,9 @@ def test_urls_names_where_each_lost_file_is_read_from_the_store(kept: Kept) -> N
     rows = {r["path"]: r for r in d.run.json("urls", d.spec, "--check")}
     again = {r["path"]: r for r in d.run.json("urls", d.spec)}
     lines = dict(line.split("\t", 1) for line in d.run.ok("urls", d.spec).splitlines())
-    where = f"s3://{kept.bucket}/{kept.prefix}" if kept.in_bucket else f"file://{kept.url.split('://', 1)[-1]}/"
     for path, data in d.files.items():
         row = rows[path]
-        assert row["served_by"] == again[path]["served_by"] == "store" and row["url"].startswith(where), row
+        assert row["served_by"] == again[path]["served_by"] == "store" and row["url"].startswith(kept.location), row
         assert row["url"] == again[path]["url"] == lines[path]
         url, _, fragment = row["url"].partition("#")
         offset, length = row.get("range", (0, len(data)))
