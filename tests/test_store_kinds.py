@@ -240,16 +240,6 @@ def test_keep_prune_drops_a_superseded_draft_states_key_from_the_store(kept: Kep
     assert code == 0 and "no version dropped" in out, out + err
     assert kept.objects() == held
 
-    # another source shares the store: pruning it to its draft state drops its published version and no key that
-    # state still needs, nor any key of the first source
-    e = make_dandiset(dandi_archive, kept.tmp / "mirror", {"y.nwb": 8_000})
-    d.run.ok("keep", e.source, "--to", url)
-    code, out, err = d.run("keep", f"{e.source}@draft", "--to", url, "--prune", "--json")
-    assert code == 0, out + err
-    pruned = json.loads(out)["prune"]
-    assert pruned["dropped_versions"] == [f"{e.source}@{e.version}"] and pruned["dead_keys"] == 0, pruned
-    assert all(kept.holding(data) for data in [e.files["y.nwb"], second, *d.files.values()])
-
 
 def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_lost_the_files(kept: Kept) -> None:
     """A reader that opened the files while the archive served reads on from the store once the archive lost them
@@ -463,8 +453,8 @@ def test_a_kept_zarr_is_checked_chunk_by_chunk_read_on_after_the_loss_and_got_by
     dandi_archive,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    """A Zarr kept with a blob (by another dandiset of the mirror, last: its mirror moves away at the end):
-    ``verify --stores`` of the whole store walks the Zarr's dataset (a rotten chunk named by its path in the
+    """A Zarr kept with a blob (by another dandiset of the mirror, last: its mirror moves away at the end), the
+    store shared with the first (a prune of this one keeps the other's keys); ``verify --stores`` of the whole store walks the Zarr's dataset (a rotten chunk named by its path in the
     version, re-kept from the archive); zarr-python reads on after the archive lost it, through ``neuromirror://``
     (opened while the archive served), the view's WebDAV and dandidav's ``/zarrs/``; published into a RIA store,
     the mirror moved away, a stranger's ``datalad clone`` + ``datalad get -r`` installs the Zarr's dataset (which
@@ -473,7 +463,14 @@ def test_a_kept_zarr_is_checked_chunk_by_chunk_read_on_after_the_loss_and_got_by
 
     chunks = zarr_files(VALUES)
     z = make_dandiset(dandi_archive, kept.tmp / "mirror", {"sub-01/a.nwb": 5_000}, zarr=chunks)
-    z.run.ok("keep", z.spec, "--to", kept.url)
+    z.run.ok("keep", z.source, "--to", kept.url)
+    # another source shares the store: pruning it to its draft state drops its published version and no key that
+    # state still needs, nor any key of the first source
+    code, out, err = z.run("keep", f"{z.source}@draft", "--to", kept.url, "--prune", "--json")
+    assert code == 0, out + err
+    pruned = json.loads(out)["prune"]
+    assert pruned["dropped_versions"] == [f"{z.source}@{z.version}"] and pruned["dead_keys"] == 0, pruned
+    assert all(kept.holding(data) for data in [*z.files.values(), chunks["0.0"], *kept.d.files.values()])
     z.run.ok("publish", z.source, "--to", f"ria+file://{tmp_path / 'ria'}")
     pin = f"dandi/{z.id}@{z.version}/{ZARR}"
     arr = zarr.open_array(f"neuromirror://{pin}", mode="r", storage_options={"root": str(kept.root)})
