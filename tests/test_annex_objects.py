@@ -168,3 +168,21 @@ def _varint(n: int) -> bytes:
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def test_the_buffered_batch_of_verify_stores_reads_what_cat_file_reads(tmp_path: Path) -> None:
+    """What git is asked in large batches (a Zarr's 10^4 symlinks where annex/objects.py cannot answer, a
+    dataset's URL logs) goes through a ``cat-file --batch --buffer`` of its own: the same objects, in order,
+    a missing one None."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i in range(300):
+        (repo / f"f{i}").write_bytes(bytes([i % 256]) * (i * 37))
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "files")
+    specs = [f"HEAD:f{i}" for i in range(300)] + ["HEAD:nothing-here"]
+    with gitutil.CatFile(repo) as cat:
+        expected = list(cat.get_many(specs))
+        assert cat.get_few(specs[:5] + specs[-1:]) == expected[:5] + expected[-1:]  # the small batches' way
+    assert gitutil.cat_buffered(repo, specs) == expected and expected[-1] is None and expected[7] == bytes([7]) * 259

@@ -11,14 +11,18 @@ whose ``.ok`` and ``bool()`` are False and whose ``.check()`` raises :class:`~ne
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomllib
 
-from helpers.keep import make_dandiset
+from helpers.keep import T0, make_dandiset
+from helpers.retrieve import Runner
+from neuromirror.demo import deterministic_bytes
 
 CLOCK = ("seconds", "rate", "generated", "at")
 
@@ -234,3 +238,61 @@ def test_every_name_the_api_exports_is_there_and_every_result_is_a_result() -> N
     verbs = {"SyncResult", "StoresRun", "VerifyReport", "RestoreReport", "Got", "Urls", "Found", "StatusReport"}
     assert verbs <= set(results), sorted(verbs - set(results))
     assert sorted(dir(api)) == sorted(api.__all__)
+
+
+#: what differs between two mirrors and two stores of the same history: each made its own commits, store
+#: identities and times
+PLAIN = (
+    (r"\b[0-9a-f]{40}\b", "COMMIT"),
+    (r"@[0-9a-f]{12}\b", "@COMMIT"),
+    (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "UUID"),
+    (r"neuromirror-store-[0-9a-f]{8}", "NAME"),
+    (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "TIME"),
+)
+
+
+def test_the_apis_keep_and_prune_are_the_commands_json(dandi_archive, tmp_path: Path) -> None:  # noqa: ANN001
+    """A script keeping and pruning with the API alone reads what ``keep --json`` prints for the same call: two
+    mirrors of one dandiset, each keeping into a packed store of its own, one through ``neuromirror.api`` and one
+    through the command; their reports are the same but for the stores' names and identities and the lags' times."""
+    from neuromirror import api
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 30_000})
+    cli = Runner(tmp_path / "mirror-cli")
+    cli.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)  # the same history in both mirrors
+    when = T0 + timedelta(days=500)
+    dandi_archive.put_asset(d.id, "c.nwb", deterministic_bytes(f"{d.id}:api-c1", 50_000), when=when)
+    for run in (d.run, cli):
+        run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
+    by_api, by_cli = f"pack+file://{tmp_path / 'by-api'}", f"pack+file://{tmp_path / 'by-cli'}"
+
+    def same(report: dict, printed: str) -> None:
+        def plain(text: str, store: str, root: Path) -> dict:
+            text = text.replace(store, "STORE").replace(store.split("://")[1], "STORE").replace(str(root), "ROOT")
+            for pattern, word in PLAIN:
+                text = re.sub(pattern, word, text)
+            out = json.loads(text)
+            out["lags"] = sorted(out["lags"])  # which versions got a lag, not how long it was
+            return out
+
+        got, want = plain(json.dumps(report), by_api, d.run.root), plain(printed, by_cli, cli.root)
+        for k in got:
+            assert got[k] == want[k], (k, got[k], want[k])
+        assert got == want
+
+    with api.open(d.run.root) as m:
+        first = m.keep(d.source, by_api, all_versions=True)
+    assert first.ok
+    same(first.to_json(), cli.ok("keep", d.source, "--to", by_cli, "--all-versions", "--json"))
+
+    dandi_archive.put_asset(
+        d.id, "c.nwb", deterministic_bytes(f"{d.id}:api-c2", 50_000), when=when + timedelta(hours=1)
+    )
+    for run in (d.run, cli):
+        run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
+    with api.open(d.run.root) as m:
+        pruned = m.keep(d.source, by_api, prune=True)
+    # both superseded draft states dropped, each by the commit that reads it (``draft`` reads the newest)
+    dropped = pruned.to_json()["prune"]["dropped_versions"]
+    assert pruned.ok and len(dropped) == 2 and all(re.fullmatch(rf"{d.source}@[0-9a-f]{{12}}", x) for x in dropped)
+    same(pruned.to_json(), cli.ok("keep", d.source, "--to", by_cli, "--prune", "--json"))

@@ -265,3 +265,16 @@ def test_keep_killed_mid_upload_then_rerun_converges(dandi_archive, s3, bucket, 
     assert (v["already"], v["kept"], v["recorded"]) == (1, 2, 3) and report["transferred"]["files"] == 2
     for path, key in keys.items():
         assert s3.client().head_object(Bucket=bucket, Key=f"k/{key}")["ContentLength"] == sizes[path]
+
+
+def test_a_bucket_store_keeps_its_storage_class(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    """Its objects in the class it was made with; another class named for it is a one-line error.  (A packed
+    store's fixed pack size: tests/test_pack_store.py; cold classes read and thawed: tests/test_pack_s3.py.)"""
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 4_000})
+    assert d.run("keep", d.spec, "--to", f"s3://{bucket}/ia", "--storage-class", "STANDARD_IA")[0] == 0
+    listed = s3.client().list_objects_v2(Bucket=bucket, Prefix="ia/")["Contents"]
+    (key,) = [o["Key"] for o in listed if "neuromirror" not in o["Key"] and "annex-uuid" not in o["Key"]]
+    assert s3.client().head_object(Bucket=bucket, Key=key)["StorageClass"] == "STANDARD_IA"
+    code, out, err = d.run("keep", d.spec, "--to", f"s3://{bucket}/ia", "--storage-class", "GLACIER")
+    said = f"--storage-class GLACIER: s3://{bucket}/ia/ was made with storage class STANDARD_IA"
+    assert code == 2 and said in err and len(err.strip().splitlines()) == 1, (code, err)

@@ -1,15 +1,13 @@
-"""``neuromirror keep`` into a packed store killed by SIGKILL at each named point of a pack's life, on a directory
-and on a bucket, one kill after another into the same store: the rerun converges, ``verify --stores --fraction 1``
-finds the store clean, and a plain clone gets every byte from it after the archive lost them.
+"""A packed store's writers killed by SIGKILL at each named point of a pack's life (``NEUROMIRROR_CRASH_AT``): a
+``PackStore`` from a script, a repack, and ``neuromirror keep`` on a directory and a bucket.  No index names bytes
+that are not durable, no live key is lost, and the rerun converges, clean for ``verify --stores --fraction 1``.
 
-Why: a backup is written by runs that die (a node reclaimed, a quota hit, an OOM kill); what a killed run leaves
-must never be named by an index before it is durable, and the next run must go on from it as if nothing happened.
-The store class's own kill tests (test_pack_store.py) drive ``PackStore`` from a script; this is the command a lab
-runs, with git-annex's records and the index in the same run.
+Why: a backup is written by runs that die (a node reclaimed, a quota hit, an OOM kill).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -19,23 +17,87 @@ from pathlib import Path
 import pytest
 
 from helpers.keep import clone_gets_every_byte, lose_blobs, make_dandiset
+from helpers.packs import indexed
+from neuromirror.store.packs.store import PackStore
 
-#: each run killed at one point (``#k``: the k-th time the point is reached), one after another
+WRITE = """
+import sys
+from neuromirror.store.packs.store import PackStore
+s = PackStore.directory(sys.argv[1], pack_size=4096)
+s.clean_stale()
+for n in range(1, 6):
+    key = "MD5E-s" + str(n * 1000) + "--" + "0" * 32
+    if s.has(key):
+        continue
+    with s.receive(key) as inc:
+        inc.write(bytes([n]) * (n * 1000))
+        inc.commit()
+s.sync()
+"""
+
+PRUNE = """
+import hashlib, sys
+from neuromirror.store.packs.store import PackStore
+s = PackStore.directory(sys.argv[1], pack_size=8192)
+s.clean_stale()
+keys = {}
+for i in range(12):
+    data = (b"%d-" % i) * 700
+    key = "MD5E-s%d--%s.bin" % (len(data), hashlib.md5(data).hexdigest())
+    keys[key] = data
+    if not s.has(key):
+        with s.receive(key) as inc:
+            inc.write(data)
+            inc.commit()
+s.sync()
+live = set(list(keys)[::4])  # a quarter of the keys stay needed
+s.prune(live)
+"""
+
+
+def killed_then_rerun(script: str, where: Path, point: str) -> None:
+    """The script killed at ``point`` (none: it runs through), then run again to the end."""
+    env = {**os.environ, "NEUROMIRROR_CRASH_AT": point} if point else dict(os.environ)
+    first = subprocess.run([sys.executable, "-c", script, str(where)], env=env, capture_output=True, text=True)
+    assert first.returncode == (-9 if point else 0), first.stderr
+    if point and script == WRITE:  # what the killed run left: every key an index names reads back whole
+        for pack, offset, length in indexed(where).values():
+            assert (where / "packs" / f"{pack}.pack").stat().st_size >= offset + length
+    again = subprocess.run([sys.executable, "-c", script, str(where)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert {p.stem for p in (where / "packs").iterdir()} == {p.stem for p in (where / "index").iterdir()}
+
+
+@pytest.mark.parametrize("point", ["pack-write", "pack-staged", "pack-sealed", "pack-indexed"])
+def test_a_kill_at_each_point_of_a_pack_converges(tmp_path: Path, point: str) -> None:
+    killed_then_rerun(WRITE, tmp_path / "s", point)
+    s = PackStore.directory(str(tmp_path / "s"))
+    for n in range(1, 6):
+        with s.open_key("MD5E-s" + str(n * 1000) + "--" + "0" * 32) as fh:
+            assert fh.read() == bytes([n]) * (n * 1000)
+    assert not [p for p in (tmp_path / "s" / "tmp").iterdir() if p.suffix == ".pack"]
+
+
+@pytest.mark.parametrize("point", ["", "repack-sealed", "repack-unindexed"])
+def test_prune_drops_dead_keys_and_never_a_live_one_even_when_killed(tmp_path: Path, point: str) -> None:
+    killed_then_rerun(PRUNE, tmp_path / "s", point)
+    s = PackStore.directory(str(tmp_path / "s"))
+    for i in range(0, 12, 4):
+        data = (b"%d-" % i) * 700
+        assert s.read_range(f"MD5E-s{len(data)}--{hashlib.md5(data).hexdigest()}.bin") == data  # a live key reads
+    assert sum(p.stat().st_size for p in (tmp_path / "s" / "packs").iterdir()) < 12 * 2100 // 2  # most dead gone
+
+
+#: each keep killed at one point (``#k``: the k-th time the point is reached), one after another
 KILLS = ["pack-write#2", "pack-staged", "pack-sealed#2", "pack-indexed"]
 
 
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_a_keep_killed_at_each_point_of_a_pack_converges_and_verifies_clean(
-    dandi_archive,  # noqa: ANN001
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    backend: str,
-) -> None:
-    url = (
-        f"pack+s3://{request.getfixturevalue('bucket')}/killed"
-        if backend == "s3"
-        else f"pack+file://{tmp_path / 'packed'}"
-    )
+    dandi_archive, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:  # noqa: ANN001
+    bucket = request.getfixturevalue("bucket") if backend == "s3" else ""
+    url = f"pack+s3://{bucket}/killed" if bucket else f"pack+file://{tmp_path / 'packed'}"
     sizes = {f"sub-{i:02d}/f.nwb": 5_000 + 700 * i for i in range(1, 9)}
     d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
     keep = [sys.executable, "-m", "neuromirror", "--root", str(d.run.root), "keep", d.spec, "--to", url]
@@ -50,9 +112,7 @@ def test_a_keep_killed_at_each_point_of_a_pack_converges_and_verifies_clean(
     assert version["kept"] + version["already"] == len(sizes) and version["failed"] == []
     again = json.loads(subprocess.run([*keep, "--json"], capture_output=True, text=True, check=True).stdout)
     assert again["transferred"]["files"] == 0  # converged: nothing left to do
-
     code, out, err = d.run("verify", "--stores", "--store", url, "--fraction", "1")
     assert code == 0, out + err
-
     lose_blobs(d, list(sizes))  # every S3 version deleted: the packs are all that is left
     clone_gets_every_byte(d, tmp_path / "clone")

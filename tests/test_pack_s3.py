@@ -1,43 +1,100 @@
-"""Packed stores on S3 (``pack+s3://``), and cold tiers: a bucket's objects follow bytes, not keys; a pack
-in DEEP_ARCHIVE is thawed once, on demand, and a restore finishes after the thaw.
+"""Packed stores in a bucket (``pack+s3://``).  A pack in a cold class (DEEP_ARCHIVE, GLACIER) is thawed once, on
+demand, by a reader (``neuromirror://``, a clone's ``git annex get``) and by a restore, each saying so in one line
+and finishing once thawed (moto, as S3, refuses a GET of a cold object until RestoreObject); warm classes are read
+in place.  A reader costs a GET a read and reads the store's index once; a clone's get of packed chunks reads spans
+of a pack, not a request a key; ``keep --prune`` rewrites a pack in a *versioned* bucket, leaving the old pack's
+bytes as a noncurrent version for the bucket's lifecycle rule.
 
-Why: Deep Archive costs ~$1/TB/month but ~40 KB and a price per object, and hours before a read.  These
-tests keep a small dandiset into a packed store on the moto stand-in (which, as S3 does, refuses a GET of a
-DEEP_ARCHIVE object until RestoreObject), count the bucket's objects, restore a version from a DEEP_ARCHIVE
-store (exit 75 naming the thawing packs, one RestoreObject per pack, none asked again by the rerun, which then
-finishes), and count the requests a clone's get of packed chunks costs.  What every store kind owes (keep,
-reads after the archive's loss, verify, restore) is tests/test_store_kinds.py's.
+Why: a bucket's requests are the lab's bill, Deep Archive's hours before a read are paid again by each thaw asked
+again, and versioning is how an operator makes sure no tool destroys a backup.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
-from conftest import clone, git
-from helpers.keep import key_of, lose_blobs, lose_zarr, make_dandiset
+import pytest
+
+from conftest import git
+from helpers.keep import T0, Dandiset, key_of, lab_bucket, lose_blobs, lose_zarr, lost_then_got, make_dandiset, sha256
+from helpers.packs import cloned, held, holds, indexed, restores, run_in
 from helpers.service import metric_samples
 from neuromirror.demo import deterministic_bytes
 from neuromirror.service import render_metrics
 
+#: storage class -> whether S3 refuses a GET until the object is thawed
+CLASSES = {"DEEP_ARCHIVE": True, "GLACIER": True, "GLACIER_IR": False, "STANDARD_IA": False}
+GOT = "sub-get/b.nwb"  # read by a clone's get, from a DEEP_ARCHIVE store of its own
+#: each file of the dandiset -> the store it is kept into (its prefix in the bucket) and the store's class
+STORES = {f"sub-{k.lower()}/f.nwb": (k.lower(), k) for k in CLASSES} | {GOT: ("cold-get", "DEEP_ARCHIVE")}
 
-def objects(s3, bucket: str) -> dict[str, dict]:  # noqa: ANN001
-    listing = s3.client().list_objects_v2(Bucket=bucket)
-    return {o["Key"]: o for o in listing.get("Contents", [])}
+
+@pytest.fixture(scope="module")
+def cold(dandi_archive, s3, tmp_path_factory) -> Iterator[tuple[Dandiset, str]]:  # noqa: ANN001
+    """A dandiset whose files were each kept into a packed store of one storage class, then lost by the archive."""
+    with lab_bucket(s3) as bucket:
+        d = make_dandiset(dandi_archive, tmp_path_factory.mktemp("cold") / "mirror", dict.fromkeys(STORES, 12_345))
+        for path, (prefix, klass) in STORES.items():
+            d.run.ok(
+                "keep", d.spec, "--to", f"pack+s3://{bucket}/{prefix}", "--include", path, "--storage-class", klass
+            )
+        lose_blobs(d, list(STORES))
+        yield d, bucket
 
 
-def test_a_packed_bucket_holds_objects_by_bytes_not_keys(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
-    """12 keys: one pack, one index file and the store's config; never an object per key.  (Reads after the
-    archive's loss, secrets kept out: tests/test_store_kinds.py, over every kind.)"""
-    sizes = {f"sub-{i:02d}/f.nwb": 5_000 + 300 * i for i in range(12)}
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
-    code, out, err = d.run("keep", d.spec, "--to", f"pack+s3://{bucket}/lab/packed", "--json", "-J", "3")
-    assert code == 0 and json.loads(out)["versions"][0]["kept"] == 12, out + err
-    held = objects(s3, bucket)
-    assert sorted(k.rsplit("/", 1)[0] for k in held) == ["lab/packed", "lab/packed/index", "lab/packed/packs"]
-    remote_log = git(d.ds, "show", "git-annex:remote.log")
-    assert "externaltype=neuromirror-pack" in remote_log and "endpoint=http" in remote_log
+@pytest.mark.parametrize("klass", list(CLASSES))
+def test_a_reader_asks_a_cold_packs_thaw_once_and_reads_each_class_as_s3_serves_it(
+    cold: tuple[Dandiset, str], s3, klass: str
+) -> None:  # noqa: ANN001
+    """GLACIER_IR and STANDARD_IA serve a GET at once (no thaw asked, the pack read in place); DEEP_ARCHIVE and
+    GLACIER refuse it: the reader asks for the thaw once and says so, and the next reader reads, asking nothing."""
+    import fsspec
+
+    (d, bucket), client, path = cold, s3.client(), f"sub-{klass.lower()}/f.nwb"
+    (pack,) = client.list_objects_v2(Bucket=bucket, Prefix=f"{klass.lower()}/packs/")["Contents"]
+    assert client.head_object(Bucket=bucket, Key=pack["Key"])["StorageClass"] == klass
+    pin = f"dandi/{d.id}@{d.version}/{path}"
+
+    def read() -> bytes:
+        fs = fsspec.filesystem("neuromirror", root=str(d.run.root), skip_instance_cache=True)  # a new reader
+        return bytes(fs.cat_file(pin))
+
+    log = s3.log_requests()
+    try:
+        if CLASSES[klass]:
+            with pytest.raises(OSError) as caught:
+                read()
+            first = restores(log)
+        got = read()
+    finally:
+        s3.log_requests(False)
+    if CLASSES[klass]:
+        message = " ".join(str(caught.value).split())
+        assert "is thawing from cold storage (its thaw is asked for)" in message, message
+        assert len(first) == 1 and first[0].startswith(f"/{bucket}/{klass.lower()}/packs/"), log
+    assert len(restores(log)) == CLASSES[klass], log  # the second reader found the thaw done: asked nothing again
+    assert sha256(got) == sha256(d.files[path])
+
+
+def test_a_clones_get_of_a_cold_pack_says_thawing_then_gets_it(cold: tuple[Dandiset, str], s3, tmp_path: Path) -> None:  # noqa: ANN001
+    (d, bucket), work = cold, cloned(cold[0], tmp_path / "clone")
+    log = s3.log_requests()
+    try:
+        first = run_in(work, "git", "annex", "get", GOT)
+        asked = restores(log)
+        second = run_in(work, "git", "annex", "get", GOT)
+    finally:
+        s3.log_requests(False)
+    said = first.stdout + first.stderr
+    assert first.returncode != 0 and "is thawing from cold storage (its thaw is asked for)" in said, said
+    assert len(asked) == 1 and asked[0].startswith(f"/{bucket}/cold-get/packs/"), log
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert restores(log) == asked
+    holds(work, d.files, [GOT])
 
 
 def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
@@ -46,36 +103,29 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
     url = f"pack+s3://{bucket}/cold"
     code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "64K", "--storage-class", "deep_archive")
     assert code == 0, out + err
-    held = objects(s3, bucket)
+    client = s3.client()
+    held = {o["Key"]: o for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
     packs = [k for k in held if k.startswith("cold/packs/")]
     assert len(packs) == 2  # 90 kB in 64 KiB packs
-    client = s3.client()
     for k in packs:
         assert client.head_object(Bucket=bucket, Key=k)["StorageClass"] == "DEEP_ARCHIVE"
-    for k in held:
-        if k.startswith("cold/index/"):  # readers need the index files: never cold
-            assert client.head_object(Bucket=bucket, Key=k).get("StorageClass", "STANDARD") == "STANDARD"
+    for k in (k for k in held if k.startswith("cold/index/")):  # readers need the index files: never cold
+        assert client.head_object(Bucket=bucket, Key=k).get("StorageClass", "STANDARD") == "STANDARD"
     lose_blobs(d, list(sizes))
 
     # the dry run says what a restore would thaw, and asks for nothing
     target = tmp_path / "restored"
     code, out, err = d.run("restore", d.spec, "--to", str(target), "--dry-run", "--json")
-    assert code == 0, out + err
-    dry = json.loads(out)
-    assert dry["thaw"] == {"packs": 2, "bytes": sum(held[k]["Size"] for k in packs)}
-    for k in packs:
-        assert "Restore" not in client.head_object(Bucket=bucket, Key=k)
+    assert code == 0 and json.loads(out)["thaw"] == {"packs": 2, "bytes": sum(held[k]["Size"] for k in packs)}, out
+    assert not any("Restore" in client.head_object(Bucket=bucket, Key=k) for k in packs)
 
     log = s3.log_requests()
     code, out, err = d.run("restore", d.spec, "--to", str(target))
     assert code == 75, out + err
-    assert sorted(p.split("?")[0] for m, p in log if m == "POST" and "restore" in p) == sorted(
-        f"/{bucket}/{k}" for k in packs
-    )
+    assert sorted(restores(log)) == sorted(f"/{bucket}/{k}" for k in packs)
     (said,) = [line for line in err.splitlines() if "thawing" in line]  # one line says it all
     assert "2 pack(s) of" in said and "thawing from cold storage since" in said and "2 asked for by this run" in said
-    restores = [client.head_object(Bucket=bucket, Key=k).get("Restore", "") for k in packs]
-    assert all(r for r in restores), restores
+    assert all(client.head_object(Bucket=bucket, Key=k).get("Restore", "") for k in packs)
     # the thaws are outstanding where an operator looks: status, status --json, /metrics' gauge
     status = json.loads(d.run("status", "--json")[1])
     assert sorted(t["pack"] for t in status["thaws"]) == sorted(k.rsplit("/", 1)[1][: -len(".pack")] for k in packs)
@@ -94,40 +144,36 @@ def test_deep_archive_packs_thaw_once_and_a_restore_then_completes(dandi_archive
     assert not [p for m, p in log if "restore" in p], log
     assert json.loads(d.run("status", "--json")[1])["thaws"] == []  # found thawed: no longer outstanding
     for path, data in d.files.items():
-        key = key_of(d.ds, path, d.version)
-        assert key
-        got = [p for p in target.rglob("*") if p.is_file() and p.read_bytes() == data]
-        assert got, path
+        assert key_of(d.ds, path, d.version)
+        assert [p for p in target.rglob("*") if p.is_file() and p.read_bytes() == data], path
 
 
-def test_a_store_keeps_its_storage_class_and_pack_size(dandi_archive, s3, bucket, tmp_path: Path) -> None:  # noqa: ANN001
-    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 4_000})
-    assert d.run("keep", d.spec, "--to", f"s3://{bucket}/ia", "--storage-class", "STANDARD_IA")[0] == 0
-    (key,) = [
-        k for k in objects(s3, bucket) if k.startswith("ia/") and "neuromirror" not in k and "annex-uuid" not in k
-    ]
-    assert s3.client().head_object(Bucket=bucket, Key=key)["StorageClass"] == "STANDARD_IA"
-    for url, extra, error in (
-        (
-            f"s3://{bucket}/ia",
-            ["--storage-class", "GLACIER"],
-            f"--storage-class GLACIER: s3://{bucket}/ia/ was made with storage class STANDARD_IA",
-        ),
-        (f"pack+s3://{bucket}/p", ["--pack-size", "2K"], None),
-    ):
-        code, out, err = d.run("keep", d.spec, "--to", url, *extra)
-        if error is None:
-            assert code == 0, out + err
-            code, out, err = d.run("keep", d.spec, "--to", url, "--pack-size", "4K")
-            error = "a store's pack size is fixed"
-        assert code == 2 and error in err and len(err.strip().splitlines()) == 1, (code, err)
+def test_a_reader_costs_a_get_a_read_and_reads_the_stores_index_once(dandi_archive, s3, bucket, tmp_path) -> None:  # noqa: ANN001
+    """A fresh reader's two reads of a lost blob: one ranged GET each, and the store's index read once (its listing
+    and its one index file), not once a key.  (Any store's reads after the loss: tests/test_store_kinds.py.)"""
+    import fsspec
+
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"sub-01/a.nwb": 3_000, "sub-01/b.nwb": 2_000})
+    d.run.ok("keep", d.spec, "--to", f"pack+s3://{bucket}/packed")
+    lose_blobs(d, list(d.files))
+    fresh = fsspec.filesystem("neuromirror", skip_instance_cache=True, root=str(d.run.root))  # a new reader
+    pin = f"dandi/{d.id}@{d.version}"
+    log = s3.log_requests()
+    try:
+        assert fresh.cat_file(f"{pin}/sub-01/a.nwb") == d.files["sub-01/a.nwb"]
+        assert fresh.cat_file(f"{pin}/sub-01/a.nwb", start=5, end=2_005) == d.files["sub-01/a.nwb"][5:2_005]
+    finally:
+        s3.log_requests(False)
+    got = [(m, p) for m, p in log if p.startswith((f"/{bucket}/", f"/{bucket}?"))]
+    index = [p for _, p in got if "/packed/index/" in p or "prefix=packed%2Findex%2F" in p]
+    assert [m for m, _ in got] == ["GET"] * 4 and len(index) == 2, got
 
 
 def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
     dandi_archive, s3, bucket, tmp_path: Path
 ) -> None:  # noqa: ANN001
-    """From ``pack+s3://``, chunks got in the order they were packed cost a few spans of their pack, not a
-    request each; a few scattered keys cost one request each, as before, and no byte more."""
+    """Chunks got in the order they were packed cost a few spans of their pack, not a request each (the packed
+    special remote reads ahead); a few scattered keys cost one request each, as before, and no byte more."""
     chunks = {f"0/{i // 20}.{i % 20}": deterministic_bytes(f"chunk {i}", 1_500 + 7 * i) for i in range(150)}
     chunks[".zarray"] = b'{"zarr_format": 2}'
     d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 2_000}, zarr=chunks)
@@ -136,8 +182,7 @@ def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
     packs = f"/{bucket}/spans/packs/"
 
     def get(clone_to: str, *paths: str) -> tuple[Path, list[str], int]:
-        work = clone(d.ds, tmp_path / clone_to)
-        git(work, "checkout", "-q", d.version)
+        work = cloned(d, tmp_path / clone_to)
         subprocess.run(["datalad", "get", "-n", "sub-09/sample.zarr"], cwd=work, check=True, capture_output=True)
         zarr = work / "sub-09" / "sample.zarr"
         git(zarr, "config", "annex.security.allowed-ip-addresses", "all")
@@ -159,3 +204,42 @@ def test_a_clone_reads_packed_chunks_a_span_at_a_time_and_scattered_keys_alone(
         assert (zarr / name).read_bytes() == chunks[name]
     assert len(reads) == len(few), reads
     assert sent < sum(len(chunks[n]) for n in few) + 20_000, sent  # the keys' bytes (and index files), no span
+
+
+def test_prune_in_a_versioned_bucket_rewrites_the_pack_and_leaves_the_old_bytes_to_the_buckets_lifecycle(
+    dandi_archive, s3, bucket: str, tmp_path: Path
+) -> None:  # noqa: ANN001
+    client = s3.client()
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", {"a.nwb": 60_000, "b.nwb": 20_000})
+    when = T0 + timedelta(days=400)
+    first = deterministic_bytes(f"{d.id}:c-first", 300_000)
+    dandi_archive.put_asset(d.id, "c.nwb", first, when=when)  # draft only
+    d.run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
+    url = f"pack+s3://{bucket}/kept"
+    assert d.run("keep", d.source, "--to", url, "--pack-size", "1M")[0] == 0
+    old_key = key_of(d.ds, "c.nwb", "HEAD")
+    shared = {key_of(d.ds, p, d.version) for p in ("a.nwb", "b.nwb")}
+    assert set(indexed(held(url, s3))) == shared | {old_key}
+
+    second = deterministic_bytes(f"{d.id}:c-second", 300_000)
+    dandi_archive.put_asset(d.id, "c.nwb", second, when=when + timedelta(hours=1))
+    d.run.ok("sync", d.source, "--dandi-api", dandi_archive.api_url)
+    code, out, err = d.run("keep", d.source, "--to", url, "--prune", "--json")
+    assert code == 0, out + err
+    dropped = json.loads(out)["prune"]["store_dropped"]
+    assert dropped["keys"] == 1 and dropped["rewritten"] == 1, dropped
+
+    # the current packs hold the kept keys once each and not the dropped one
+    now = held(url, s3)
+    assert set(indexed(now)) == shared | {key_of(d.ds, "c.nwb", "HEAD")}
+    packs = [body for name, body in now.items() if name.startswith("packs/")]
+    assert not any(first in p for p in packs) and sum(second in p for p in packs) == 1
+    # versioning is the operator's: the rewritten pack's old bytes stay as a noncurrent version behind a
+    # delete marker, for the bucket's lifecycle rule to expire
+    versions = client.list_object_versions(Bucket=bucket, Prefix="kept/packs/")
+    assert any(not v["IsLatest"] for v in versions.get("Versions", []))
+    assert versions.get("DeleteMarkers"), versions
+
+    assert d.run("verify", "--stores", "--store", url, "--fraction", "1")[0] == 0
+    lost_then_got(d, tmp_path / "clone", {"a.nwb": d.files["a.nwb"], "c.nwb": second})  # the store must serve them

@@ -7,12 +7,16 @@ pack+file and pack+s3: a dandiset mirrored from the DANDI stand-in is kept into 
 ``verify --kept`` finds the copies (the store named by ``NEUROMIRROR_STORE``), a byte flipped inside the store is
 named by ``verify --kept --content`` and ``restore --drill`` and repaired by ``verify --stores`` (one source's
 copies, then the whole store), ``keep --prune`` drops a superseded draft state's key so that no file of the store
-holds its bytes; the archive loses every S3 version of the files, and ``neuromirror://`` reads them whole and by
-range (a reader opened before the loss reads on, ``urls --check`` says the store serves them), a plain clone's
+holds its bytes (and never a key another source's kept version needs); the archive loses every S3 version of the
+files, and ``neuromirror://`` reads them whole and by range (a reader opened before the loss reads on, ``urls
+--check`` says the store serves them), ``urls`` names where a person reads each file's exact bytes (the store's
+file or object, and its range), the view's WebDAV streams them whole and by range, a plain clone's
 ``datalad get`` asks the archive nothing, a lock names the store and ``reproduce`` and ``get --store`` read from
 it, ``keep --from`` moves its copies into another store, ``restore --from`` writes the archive's own keys back;
 and a store gone (its directory moved, its endpoint down) is reported as not reachable
-while a reader reads from elsewhere.  The store's files and objects are read as a person would (every file under
+while a reader reads from elsewhere; last, a Zarr kept with a blob is checked chunk by chunk, read on after the
+loss and got by a stranger's ``datalad get -r`` from a RIA store, the mirror gone.  A bucket's store is asked one
+GET a read.  The store's files and objects are read as a person would (every file under
 the directory, every object under the prefix): the suite knows a kind only by its URL.
 
 A new store kind: add its place to ``PLACES`` (and its URL's backing, a directory or a bucket prefix, to ``Kept``);
@@ -26,21 +30,36 @@ import os
 import re
 import shutil
 import subprocess
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pytest
+import requests
 
 from conftest import clone, git
-from helpers.keep import ACCESS_KEY, SECRET_KEY, T0, Dandiset, key_of, lose_blobs, make_dandiset, sha256, whereis
+from helpers.keep import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    T0,
+    Dandiset,
+    key_of,
+    lab_bucket,
+    lose_blobs,
+    lose_zarr,
+    make_dandiset,
+    sha256,
+    whereis,
+)
+from helpers.read import view_server, zarr_files
 from helpers.retrieve import data_files
 from neuromirror.demo import deterministic_bytes
 
 FILES = {"sub-01/a.nwb": 21_000, "sub-02/b.nwb": 9_000}
 A, B = FILES
 DRAFT = "sub-03/c.nwb"  # a draft-only file, replaced upstream: the state pruning drops
+ZARR, VALUES = "sub-09/sample.zarr", np.arange(16, dtype="int32").reshape(4, 4) * 7  # a Zarr kept last
 
 #: kind -> how a place of it is named: under a directory (file kinds) or a bucket's prefix (bucket kinds)
 PLACES = {
@@ -54,14 +73,10 @@ PLACES = {
 class Kept:
     """One kind's world: a dandiset kept into a store of the kind, its archive, and the store's own bytes."""
 
-    def __init__(self, kind: str, archive, s3, tmp: Path) -> None:  # noqa: ANN001
-        self.kind, self.s3, self.tmp = kind, s3, tmp
-        self.bucket = f"lab-kinds-{uuid.uuid4().hex[:10]}"
-        self.url = PLACES[kind].format(dir=tmp, bucket=self.bucket)
+    def __init__(self, kind: str, archive, s3, tmp: Path, bucket: str) -> None:  # noqa: ANN001
+        self.kind, self.s3, self.tmp, self.bucket = kind, s3, tmp, bucket
+        self.url = PLACES[kind].format(dir=tmp, bucket=bucket)
         self.in_bucket = "{bucket}" in PLACES[kind]
-        if self.in_bucket:
-            s3.client().create_bucket(Bucket=self.bucket)
-            s3.buckets.append(self.bucket)  # deleted with the stand-in
         self.d: Dandiset = make_dandiset(archive, tmp / "mirror", FILES)
         self.published = tmp / "published.git"  # a copy published (a bare sibling) before the keep: no store in it
         subprocess.run(["git", "clone", "-q", "--bare", str(self.d.ds), str(self.published)], check=True)
@@ -87,6 +102,21 @@ class Kept:
             return {o["Key"]: client.get_object(Bucket=self.bucket, Key=o["Key"])["Body"].read() for o in listed}
         base = Path(self.url.split("://", 1)[-1])
         return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+    @property
+    def location(self) -> str:
+        """Where the store's own files or objects are, as a URL names them."""
+        return f"s3://{self.bucket}/{self.prefix}" if self.in_bucket else f"file://{self.url.split('://', 1)[-1]}/"
+
+    def fetch(self, url: str, offset: int, length: int) -> bytes:
+        """The bytes ``urls`` names, read as a person would: a file's range, or a ranged GET of the object."""
+        if url.startswith("file://"):
+            with open(url[len("file://") :], "rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+        bucket, _, key = url[len("s3://") :].partition("/")
+        got = self.s3.client().get_object(Bucket=bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
+        return bytes(got["Body"].read())
 
     def holding(self, data: bytes) -> list[str]:
         return [name for name, body in self.objects().items() if data in body]
@@ -119,19 +149,18 @@ class Kept:
     def move_out(self) -> tuple[int, str, str]:
         return self.d.run("keep", self.d.spec, "--to", self.moved, "--from", self.url, "--json")
 
+    def bucket_requests(self, log: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The store's bucket's requests in a stand-in's request log (a store in a bucket has that bucket alone)."""
+        return [(m, p) for m, p in log if self.in_bucket and p.startswith((f"/{self.bucket}/", f"/{self.bucket}?"))]
+
     def archive_requests(self, log: list[tuple[str, str]]) -> list[str]:
         return [p for _, p in log if p.startswith(f"/{self.d.archive.bucket}/")]
 
 
 @pytest.fixture(scope="module", params=list(PLACES))
 def kept(request: pytest.FixtureRequest, dandi_archive, s3, tmp_path_factory) -> Iterator[Kept]:  # noqa: ANN001
-    with pytest.MonkeyPatch.context() as env:  # the lab's endpoint and credentials, as for S3 stores
-        env.setenv("NEUROMIRROR_STORE_ENDPOINT", s3.endpoint_url)
-        env.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        env.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "NEUROMIRROR_STORE_REGION", "NEUROMIRROR_STORE_PUBLIC_URL"):
-            env.delenv(var, raising=False)
-        yield Kept(request.param, dandi_archive, s3, tmp_path_factory.mktemp(request.param.replace("+", "-")))
+    with lab_bucket(s3) as bucket:  # the lab's endpoint and credentials, as for S3 stores (the view's process too)
+        yield Kept(request.param, dandi_archive, s3, tmp_path_factory.mktemp(request.param.replace("+", "-")), bucket)
 
 
 def test_a_keep_records_the_store_keeps_no_secret_and_a_rerun_writes_nothing(
@@ -231,12 +260,65 @@ def test_neuromirror_fs_reads_the_store_whole_and_by_range_after_the_archive_los
         f.close()
 
     fresh = fsspec.filesystem("neuromirror", root=str(kept.root), skip_instance_cache=True)
-    for path, data in kept.d.files.items():
-        assert sha256(fresh.cat_file(pin(path))) == sha256(data), path
-        assert fresh.cat_file(pin(path), start=5, end=4_005) == data[5:4_005], path
-        assert fresh.info(pin(path))["served_by"] == "store"
+    log = kept.s3.log_requests()
+    try:
+        for path, data in kept.d.files.items():
+            assert sha256(fresh.cat_file(pin(path))) == sha256(data), path
+            assert fresh.cat_file(pin(path), start=5, end=4_005) == data[5:4_005], path
+            info = fresh.info(pin(path))
+            assert info["served_by"] == "store" and info["url"].startswith(kept.location), info
+    finally:
+        kept.s3.log_requests(False)
+    # a bucket's: one ranged GET of the object holding the file a read, and the store's own other objects (a packed
+    # store's index listing and index files) read once by this filesystem, which holds the stores it opened
+    asked, holding = kept.bucket_requests(log), {n for data in kept.d.files.values() for n in kept.holding(data)}
+    reads = [p for _, p in asked if p.split("?")[0][len(kept.bucket) + 2 :] in holding]
+    others = [p for _, p in asked if p.split("?")[0][len(kept.bucket) + 2 :] not in holding]
+    assert {m for m, _ in asked} <= {"GET"} and len(reads) == 2 * len(FILES) * kept.in_bucket, asked
+    assert len(others) == len(set(others)), asked
     rows = {r["path"]: r for r in kept.d.run.json("urls", kept.d.spec, "--check")}
     assert {p: rows[p]["served_by"] for p in FILES} == dict.fromkeys(FILES, "store"), rows
+
+
+def test_urls_names_where_each_lost_file_is_read_from_the_store(kept: Kept) -> None:
+    """Each file's copy in the store as ``urls`` names it (the store's file or object, and where the key is one range
+    of it, that range, in the URL's fragment too): a person reads the file's exact bytes there; the loss that
+    ``--check`` found is remembered by a plain ``urls``, whose text names the same URLs."""
+    d = kept.d
+    kept.lose()
+    rows = {r["path"]: r for r in d.run.json("urls", d.spec, "--check")}
+    again = {r["path"]: r for r in d.run.json("urls", d.spec)}
+    lines = dict(line.split("\t", 1) for line in d.run.ok("urls", d.spec).splitlines())
+    for path, data in d.files.items():
+        row = rows[path]
+        assert row["served_by"] == again[path]["served_by"] == "store" and row["url"].startswith(kept.location), row
+        assert row["url"] == again[path]["url"] == lines[path]
+        url, _, fragment = row["url"].partition("#")
+        offset, length = row.get("range", (0, len(data)))
+        assert fragment == (f"bytes={offset}-{offset + length - 1}" if "range" in row else ""), row
+        whole = "range" not in row  # a whole object: the key's bytes and no more
+        assert length == len(data) and kept.fetch(url, offset, length + whole) == data, path
+
+
+def test_the_views_webdav_streams_each_lost_file_from_the_store_whole_and_by_range(kept: Kept) -> None:
+    from webdav4.fsspec import WebdavFileSystem
+
+    d = kept.d
+    kept.lose()
+    with view_server(kept.root) as base:
+        dav, pin = WebdavFileSystem(base + "dav"), f"dandi/{d.id}/{d.version}"
+        for path, data in d.files.items():
+            assert dav.info(f"{pin}/{path}")["size"] == len(data)
+            assert sha256(dav.cat_file(f"{pin}/{path}")) == sha256(data), path
+            assert dav.cat_file(f"{pin}/{path}", start=7_000, end=7_100) == data[7_000:7_100], path
+        log = kept.s3.log_requests()  # a range the view is asked for: one request to a bucket's store
+        try:
+            for path, data in d.files.items():
+                r = requests.get(f"{base}dav/{pin}/{path}", headers={"Range": "bytes=1000-1999"}, timeout=30)
+                assert (r.status_code, r.content) == (206, data[1000:2000]), path
+        finally:
+            kept.s3.log_requests(False)
+        assert [m for m, _ in kept.bucket_requests(log)] == ["GET"] * len(FILES) * kept.in_bucket, log
 
 
 def test_a_plain_clone_gets_every_lost_byte_from_the_store_asking_the_archive_nothing(
@@ -371,3 +453,63 @@ def test_a_store_gone_is_reported_not_reachable_and_a_clone_reads_elsewhere(
     finally:
         if back:
             shutil.move(str(back[1]), str(back[0]))
+
+
+def test_a_kept_zarr_is_checked_chunk_by_chunk_read_on_after_the_loss_and_got_by_a_stranger_with_get_r(
+    kept: Kept,
+    dandi_archive,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    """A Zarr kept with a blob (by another dandiset of the mirror, last: its mirror moves away at the end), the
+    store shared with the first (a prune of this one keeps the other's keys); ``verify --stores`` of the whole store walks the Zarr's dataset (a rotten chunk named by its path in the
+    version, re-kept from the archive); zarr-python reads on after the archive lost it, through ``neuromirror://``
+    (opened while the archive served), the view's WebDAV and dandidav's ``/zarrs/``; published into a RIA store,
+    the mirror moved away, a stranger's ``datalad clone`` + ``datalad get -r`` installs the Zarr's dataset (which
+    records the store too) and gets every chunk and the blob from the store."""
+    import zarr
+
+    chunks = zarr_files(VALUES)
+    z = make_dandiset(dandi_archive, kept.tmp / "mirror", {"sub-01/a.nwb": 5_000}, zarr=chunks)
+    z.run.ok("keep", z.source, "--to", kept.url)
+    # another source shares the store: pruning it to its draft state drops its published version and no key that
+    # state still needs, nor any key of the first source
+    code, out, err = z.run("keep", f"{z.source}@draft", "--to", kept.url, "--prune", "--json")
+    assert code == 0, out + err
+    pruned = json.loads(out)["prune"]
+    assert pruned["dropped_versions"] == [f"{z.source}@{z.version}"] and pruned["dead_keys"] == 0, pruned
+    assert all(kept.holding(data) for data in [*z.files.values(), chunks["0.0"], *kept.d.files.values()])
+    z.run.ok("publish", z.source, "--to", f"ria+file://{tmp_path / 'ria'}")
+    pin = f"dandi/{z.id}@{z.version}/{ZARR}"
+    arr = zarr.open_array(f"neuromirror://{pin}", mode="r", storage_options={"root": str(kept.root)})
+    np.testing.assert_array_equal(arr[0:2, 0:2], VALUES[0:2, 0:2])
+    kept.flip(chunks["0.0"])
+    code, out, err = z.run("verify", "--stores", "--store", kept.url, "--fraction", "1", "--json")
+    assert code == 1, out + err
+    report, key = json.loads(out), key_of(z.ds / ZARR, "0.0", "HEAD")
+    assert [(b["key"], b["path"], b["repaired"]) for b in report["bad"]] == [(key, f"{ZARR}/0.0", True)], report
+    assert report["good"] == report["checked"] - 1 and z.run("verify", "--stores", "--store", kept.url)[0] == 0
+
+    lose_zarr(z, ZARR)  # after the reader started: its chunks' URLs die under it
+    lose_blobs(z, ["sub-01/a.nwb"])
+    np.testing.assert_array_equal(arr[:], VALUES)  # chunk 0.0 read again, from the store, the rest too
+    zid = z.archive.asset_at(z.id, ZARR, z.version).zarr.zarr_id
+    with view_server(kept.root) as base:
+        dav = f"{base}dav/dandi/{z.id}/{z.version}/{ZARR}"
+        np.testing.assert_array_equal(zarr.open_array(dav, mode="r")[:], VALUES)
+        (state,) = requests.get(f"{base}zarr-manifests/{zid[:3]}/{zid[3:6]}/{zid}/", timeout=30).json()["files"]
+        zarrs = f"{base}zarrs/{zid[:3]}/{zid[3:6]}/{zid}/{state[: -len('.json')]}.zarr"
+        r = requests.get(f"{zarrs}/0.0", headers={"Range": "bytes=2-9"}, timeout=30)
+        assert (r.status_code, r.content) == (206, chunks["0.0"][2:10])
+        np.testing.assert_array_equal(zarr.open_array(zarrs, mode="r")[:], VALUES)
+
+    kept.root.rename(tmp_path / "gone")  # the mirror's machine is no help any more
+    work, allowed = tmp_path / "stranger", {"GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses"}
+    env = {**os.environ, **allowed, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_VALUE_0": "all"}  # the stand-ins' loopback
+    ria = f"ria+file://{tmp_path / 'ria'}#~dandi/{z.id}"
+    proc = subprocess.run(["datalad", "clone", ria, str(work)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    subprocess.run(["git", "-C", str(work), "checkout", "-q", z.version], check=True)
+    proc = subprocess.run(["datalad", "get", "-r", "."], cwd=work, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path, data in [*z.files.items(), *((f"{ZARR}/{c}", b) for c, b in chunks.items())]:
+        assert (work / path).read_bytes() == data, path

@@ -6,12 +6,18 @@ import hashlib
 import json
 import os
 import subprocess
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Iterator
+
+import pytest
 
 from conftest import clone, git
 from helpers.retrieve import Runner
+from helpers.service import ENV
 from neuromirror.demo import deterministic_bytes
 
 
@@ -164,3 +170,21 @@ def clone_gets_every_byte(d: Dandiset, where: Path) -> Path:
     for path, data in d.files.items():
         assert (work / path).read_bytes() == data, path
     return work
+
+
+@contextmanager
+def lab_bucket(s3) -> Iterator[str]:  # noqa: ANN001
+    """A bucket of the lab's for a module's tests, the store's endpoint and credentials set (the view's too)."""
+    name = f"lab-packs-{uuid.uuid4().hex[:10]}"
+    s3.client().create_bucket(Bucket=name)
+    s3.buckets.append(name)  # deleted with the stand-in
+    settings = {"NEUROMIRROR_STORE_ENDPOINT": s3.endpoint_url, "AWS_ACCESS_KEY_ID": ACCESS_KEY}
+    settings["AWS_SECRET_ACCESS_KEY"] = SECRET_KEY
+    with pytest.MonkeyPatch.context() as env:
+        for var, value in settings.items():
+            env.setenv(var, value)
+            env.setitem(ENV, var, value)
+        for var in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "NEUROMIRROR_STORE_REGION", "NEUROMIRROR_STORE_PUBLIC_URL"):
+            env.delenv(var, raising=False)
+            env.delitem(ENV, var, raising=False)
+        yield name
