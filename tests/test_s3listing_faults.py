@@ -9,13 +9,13 @@ names the host (as ``requests`` did)."""
 from __future__ import annotations
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from helpers.loopback import closed_port, serving
 from neuromirror.sources import s3listing
 from neuromirror.sources.dandi.unsigned_s3 import UnsignedS3
 
@@ -63,14 +63,8 @@ def server() -> Iterator[tuple[str, Script]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", script
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(Handler) as url:
+        yield url, script
 
 
 def keys(endpoint: str) -> list[str]:
@@ -99,12 +93,6 @@ def test_a_denied_listing_is_botocores_client_error_at_once(server) -> None:  # 
 def test_nobody_listening_is_an_endpoint_connection_error() -> None:
     with pytest.raises(EndpointConnectionError):
         keys(f"http://127.0.0.1:{closed_port()}")
-
-
-def closed_port() -> int:
-    with socket.socket() as s:  # a port that was free a moment ago, and closed
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_listing_goes_through_the_environments_proxy(server, monkeypatch) -> None:  # noqa: ANN001

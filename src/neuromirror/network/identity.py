@@ -7,7 +7,7 @@ page), else ``NEUROMIRROR_CONTACT``; without either, the name alone.  Never a to
 built from the version and the contact only.
 
 Built here once per process (:func:`user_agent`); every HTTP client of the house is made here, or takes
-its name from here: ``requests`` sessions and one-off requests (:func:`session`, :func:`get`,
+its name from here: ``requests`` sessions (:mod:`.sessions`) and one-off requests (:func:`session`, :func:`get`,
 :func:`request`: the dandi client's, the sources', ``verify --content``'s, ``urls --check``'s, the view's URL
 checks, the marking of lost URLs, reads of an S3 store's public URL), fsspec's HTTP file system
 (:func:`http_filesystem`), urllib (:func:`urlopen`), urllib3 pools (:mod:`.pools`), boto3's
@@ -76,10 +76,13 @@ def name_session(session: Any) -> Any:
 
 def session(maxsize: int = 10, hosts: int = 10) -> Any:
     """A named ``requests`` session; ``maxsize``: connections kept per host (the threads that share it),
-    ``hosts``: hosts whose pools are kept."""
+    ``hosts``: hosts whose pools are kept.  It reads the environment's proxy settings once per host
+    (:mod:`.sessions`: not ~200 lookups in ``os.environ`` a request, a cold sync's HEADs one a blob)."""
     import requests
 
-    out = name_session(requests.Session())
+    from neuromirror.network.sessions import EnvOnceSession
+
+    out = name_session(EnvOnceSession())
     if maxsize != 10 or hosts != 10:
         adapter = requests.adapters.HTTPAdapter(pool_connections=hosts, pool_maxsize=maxsize)
         out.mount("http://", adapter)
