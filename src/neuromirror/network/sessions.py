@@ -37,8 +37,8 @@ class EnvOnceSession(requests.Session):
                 kept.clear()
             got = kept[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
         # the proxies a copy (of requests' own type): requests and an adapter may add to the dict given
-        merged = got["proxies"]
-        return {**got, "proxies": type(merged)(merged)}
+        merged: Any = got["proxies"]
+        return {**got, "proxies": merged.copy()}
 
 
 def _key(session: requests.Session, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Optional[tuple]:
