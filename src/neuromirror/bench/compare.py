@@ -9,7 +9,7 @@ The other commit is checked out in a temporary worktree (``git worktree add --de
 start), with this venv's packages: the harness, the stand-ins and the scenarios are this
 checkout's, only the code under test changes.  Each scenario row gets ``side`` (``this`` or the
 REV) and ``round``; :func:`compare_rows` makes one row per scenario with each side's median CPU
-(user + system of the process tree), system CPU and wall, and this / other as ratios (below 1:
+(user + system of the process tree), user CPU, system CPU and wall, and this / other as ratios (below 1:
 this checkout is cheaper).  CPU is what to read on a shared machine; wall moves with the load.
 """
 
@@ -26,8 +26,11 @@ from typing import Callable, Optional
 from neuromirror.bench import measure
 from neuromirror.bench.measure import say
 
-#: a scenario row's fields compared (median per side)
-FIELDS = (("cpu_s", "CPU s"), ("cpu_sys_s", "system s"), ("wall_s", "wall s"))
+#: a scenario row's fields compared (median per side).  User CPU beside the whole: a sync's system CPU is
+#: mostly the kernel making its work tree (git read-tree's 10^4 symlinks at 0.1-0.5 ms each), which moved
+#: 0.9-5.2 s between runs of the same code on the shared machine and made a 1.07x of a cold sync whose
+#: user CPU was the same on both sides (bench/RUNS.md, 2026-11-29 11:51)
+FIELDS = (("cpu_s", "CPU s"), ("cpu_user_s", "user s"), ("cpu_sys_s", "system s"), ("wall_s", "wall s"))
 
 
 def checkout_root() -> Path:

@@ -95,6 +95,7 @@ def run_sync(
         "other_s": round(r["wall"] - listing - pinning - reg - idx - prev - setup - root_register, 3),
         "peak_rss_mb": round(r["rss_mb"], 1),
         "cpu_s": round(r["cpu"], 2),
+        "cpu_user_s": round(r["cpu"] - r["cpu_sys"], 2),
         "cpu_sys_s": round(r["cpu_sys"], 2),
         # the bench's own process meanwhile: the in-process stand-ins answering (and the 50 ms poller),
         # on the same cores as the sync
