@@ -278,3 +278,25 @@ def test_a_clone_gets_a_lost_chunk_from_the_store_without_asking_the_archive(los
     assert got.returncode == 0, got.stdout + got.stderr
     assert (sub / "0.0").read_bytes() == zarr_files(lost.old)["0.0"]
     assert not [r for r in s3_log if r[1].endswith("/0.0") or "/0.0?" in r[1]], s3_log
+
+
+def test_a_reader_left_open_in_a_session_leaves_the_sessions_next_commands_their_index(lost: Lost) -> None:
+    """A ``neuromirror://`` reader left open in a Python session, then commands in the same session while another
+    process (the view, a shell) opens and closes the index: every command still opens it.
+
+    The reader holds a connection of its own to the index (the URLs it found lost).  A command read the index's
+    header with a descriptor of its own, and closing it dropped every lock the process held on the file, the
+    reader's too; the other process's last close then took the file as unused and deleted its ``-wal`` and
+    ``-shm`` under the reader, and the session's next command failed: "neuromirror: error: disk I/O error"."""
+    import fsspec
+
+    fs = fsspec.filesystem("neuromirror", skip_instance_cache=True, root=str(lost.root))
+    assert fs.info(f"{lost.path()}/0.0")["size"] > 0  # the reader's connection, left open
+    shell = [sys.executable, "-m", "neuromirror", "--root", str(lost.root), "urls", lost.d.spec]
+    for _ in range(3):
+        lost.d.run.ok("verify", "--stores", "--store", str(lost.store))  # a command of the session, writing it
+        proc = subprocess.run(shell, capture_output=True, text=True)  # another process's, opened and closed
+        assert proc.returncode == 0, proc.stderr
+        assert (lost.root / ".neuromirror" / "index.sqlite-wal").exists()  # not taken as unused: the reader's
+    assert lost.d.run.ok("urls", lost.d.spec)
+    assert fs.info(f"{lost.path()}/0.1")["size"] > 0

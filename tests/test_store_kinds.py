@@ -478,7 +478,6 @@ def test_a_kept_zarr_is_checked_chunk_by_chunk_read_on_after_the_loss_and_got_by
     pruned = json.loads(out)["prune"]
     assert pruned["dropped_versions"] == [f"{z.source}@{z.version}"] and pruned["dead_keys"] == 0, pruned
     assert all(kept.holding(data) for data in [*z.files.values(), chunks["0.0"], *kept.d.files.values()])
-    z.run.ok("publish", z.source, "--to", f"ria+file://{tmp_path / 'ria'}")
     pin = f"dandi/{z.id}@{z.version}/{ZARR}"
     arr = zarr.open_array(f"neuromirror://{pin}", mode="r", storage_options={"root": str(kept.root)})
     np.testing.assert_array_equal(arr[0:2, 0:2], VALUES[0:2, 0:2])
@@ -502,6 +501,8 @@ def test_a_kept_zarr_is_checked_chunk_by_chunk_read_on_after_the_loss_and_got_by
         assert (r.status_code, r.content) == (206, chunks["0.0"][2:10])
         np.testing.assert_array_equal(zarr.open_array(zarrs, mode="r")[:], VALUES)
 
+    # published in the session whose reader (``arr``) still holds the index, the view's process closed it since
+    z.run.ok("publish", z.source, "--to", f"ria+file://{tmp_path / 'ria'}")
     kept.root.rename(tmp_path / "gone")  # the mirror's machine is no help any more
     work, allowed = tmp_path / "stranger", {"GIT_CONFIG_KEY_0": "annex.security.allowed-ip-addresses"}
     env = {**os.environ, **allowed, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_VALUE_0": "all"}  # the stand-ins' loopback

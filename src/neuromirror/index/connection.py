@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +26,64 @@ def utcnow() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: this process's open connections (and :class:`~neuromirror.index.db.Index` openings) per index file, by its
+#: real path.  Closing ANY descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+#: included: a header read (:func:`damage_of`) beside an open connection drops its shared lock, and another
+#: process's last close (the view's ``serve``) then takes the file as unused and deletes its ``-wal`` and
+#: ``-shm`` under that connection; the next connection of this process fails ("disk I/O error").
+HELD: dict[str, int] = {}
+HELD_LOCK = threading.RLock()  # re-entered: Index holds it across its header read and its hold
+
+
+def hold(path: Path | str) -> str:
+    """Count one more user of the index file at ``path`` in this process; the key :func:`let_go` takes."""
+    key = os.path.realpath(path)
+    with HELD_LOCK:
+        HELD[key] = HELD.get(key, 0) + 1
+    return key
+
+
+def let_go(key: str) -> None:
+    with HELD_LOCK:
+        HELD[key] = HELD.get(key, 1) - 1
+        if HELD[key] <= 0:
+            del HELD[key]
+
+
+class Held(sqlite3.Connection):
+    """A connection to an index file, counted in :data:`HELD` from its opening to its close (or its collection:
+    a reader's connection per thread is never closed by hand)."""
+
+    _held: Optional[str] = None
+
+    def close(self) -> None:
+        self._let_go()
+        super().close()
+
+    def __del__(self) -> None:
+        self._let_go()
+
+    def _let_go(self) -> None:
+        key, self._held = self._held, None
+        if key is not None:
+            let_go(key)
+
+
+def open_held(path: Path, database: Optional[str] = None, **kwargs: Any) -> sqlite3.Connection:
+    """``sqlite3.connect`` to the index file at ``path`` (``database``: a URI naming it), counted in :data:`HELD`."""
+    key = hold(path)
+    try:
+        conn = sqlite3.connect(database or str(path), factory=Held, check_same_thread=False, **kwargs)
+    except BaseException:
+        let_go(key)
+        raise
+    conn._held = key
+    return conn
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A writing connection to the index file, as every writer of it sets one up (its WAL mode is the file's)."""
-    conn = sqlite3.connect(str(path), timeout=60, isolation_level=None, check_same_thread=False)
+    conn = open_held(path, timeout=60, isolation_level=None)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
@@ -45,21 +101,17 @@ def connect_reader(path: Path, timeout: float = 60) -> sqlite3.Connection:
     miss what a writer (the service) puts in the WAL meanwhile: "database disk image is malformed"."""
     uri = path.absolute().as_uri()
     if path.exists() and os.access(path.parent, os.W_OK):
-        conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+        conn = open_held(path, timeout=timeout, isolation_level=None)
         conn.execute("PRAGMA query_only=ON")
         return conn
     try:
-        conn = sqlite3.connect(
-            f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = open_held(path, f"{uri}?mode=ro", uri=True, timeout=timeout, isolation_level=None)
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
         return conn
     except sqlite3.OperationalError as exc:
         if "unable to open" not in str(exc) or not path.exists():
             raise
-    return sqlite3.connect(
-        f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
-    )
+    return open_held(path, f"{uri}?mode=ro&immutable=1", uri=True, timeout=timeout, isolation_level=None)
 
 
 def is_damage(exc: BaseException) -> bool:

@@ -23,20 +23,24 @@ Every table of the index (these, and those of keep, verify, search, readers and 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterable, Iterator, Optional
 
 from neuromirror.errors import ReadOnly
 from neuromirror.index.connection import (  # noqa: F401  (Index's callers use them)
+    HELD,
+    HELD_LOCK,
     Database,
     connect,
     connect_reader,
     damage_of,
     damaged,
+    hold,
     is_damage,
+    let_go,
     transaction,
     utcnow,
 )
@@ -73,11 +77,6 @@ def _previous_files(rows: list[tuple]) -> Iterator[VersionFile]:
         yield VersionFile(r[0], r[1], r[2], r[3], r[4], tuple(u), r[6])
 
 
-#: this process's open connections per index file (see :meth:`Index.__init__`)
-_OPEN: dict[str, int] = {}
-_OPEN_LOCK = threading.Lock()
-
-
 class Index:
     """The index file, opened to write it; or to read it only: a Dask worker's view (``readonly``), or an index
     this process cannot write (a read-only mount of the root, another user's root: :attr:`read_only` says why),
@@ -85,16 +84,17 @@ class Index:
 
     def __init__(self, path: Path | str, *, readonly: bool = False):
         self.path = Path(path)
-        # the file's header read with a descriptor of its own, only while this process has no connection to it:
-        # closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included
-        # (two service workers then wrote at once: "database disk image is malformed")
-        with _OPEN_LOCK:
-            first = not _OPEN.get(str(self.path.absolute()))
-            if first:
+        # the file's header read with a descriptor of its own, only while this process has no connection to it
+        # (any of its connections: a reader's for lost URLs too, see connection.HELD): closing any descriptor of
+        # a file drops every POSIX lock the process holds on it, SQLite's included (two service workers then
+        # wrote at once: "database disk image is malformed"; another process deleted the WAL under a reader's
+        # connection: "disk I/O error")
+        with HELD_LOCK:
+            if not HELD.get(os.path.realpath(self.path)):
                 why = damage_of(self.path)
                 if why:
                     raise damaged(self.path, why)
-            _OPEN[str(self.path.absolute())] = _OPEN.get(str(self.path.absolute()), 0) + 1
+            self._held = hold(self.path)
         try:
             self._connect(readonly)
         except BaseException:
@@ -102,11 +102,7 @@ class Index:
             raise
 
     def _forget(self) -> None:
-        with _OPEN_LOCK:
-            key = str(self.path.absolute())
-            _OPEN[key] = _OPEN.get(key, 1) - 1
-            if _OPEN[key] <= 0:
-                del _OPEN[key]
+        let_go(self._held)
 
     def _connect(self, readonly: bool) -> None:
         #: why this process cannot write the index (``read-only file system``), None when it can

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
-from neuromirror.index.connection import transaction
+from neuromirror.index.connection import open_held, transaction
 
 if TYPE_CHECKING:
     from neuromirror.index.db import Index
@@ -139,7 +139,7 @@ def compact(index: Index, result: Optional[Tidied] = None) -> Tidied:
         except sqlite3.OperationalError:  # busy: next time
             pass
     # a connection of its own, with a short wait: a checkpoint that waits for a long sync is left for next time
-    ck = sqlite3.connect(str(index.path), timeout=CHECKPOINT_WAIT_MS / 1000, isolation_level=None)
+    ck = open_held(index.path, timeout=CHECKPOINT_WAIT_MS / 1000, isolation_level=None)
     try:
         busy = ck.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         out.checkpointed = busy == 0

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
+from neuromirror.index.connection import open_held
 from neuromirror.index.rows import DrillRow, Version
 from neuromirror.index.schema import STORE_CHECKS as SCHEMA  # noqa: F401  (bench/scenarios/restore.py)
 from neuromirror.index.schema import ensure_named
@@ -215,7 +216,7 @@ def lags(index: Index) -> list[dict]:
 def open_losses(path: Path) -> sqlite3.Connection:
     """A reader's connection to the index file at ``path`` for the lost URLs, the tables an index of an
     older neuromirror lacks made (not on a file this process may not write: it then knows no loss)."""
-    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
+    conn = open_held(path, timeout=10, isolation_level=None)  # counted: see connection.HELD
     try:
         ensure_named(conn)
     except sqlite3.OperationalError:
