@@ -228,6 +228,9 @@ def test_a_sync_held_by_its_rate_ceiling_says_so(dandi_archive, tmp_path: Path) 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal sends it: a suite started in the background by a script (`.ci/run &`) runs with
+        # SIGINT ignored, which its children inherit, and Python then installs no KeyboardInterrupt for it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stderr is not None
