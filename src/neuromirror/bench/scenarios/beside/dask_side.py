@@ -9,7 +9,6 @@ the cluster is not in the row's wall time.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from neuromirror.bench.measure import child_env, say
+from neuromirror.network.ports import free_port
 
 WORKERS = ("bench-w1", "bench-w2")
 
@@ -26,9 +26,7 @@ class Cluster:
 
     def __init__(self, logdir: Path, workers: Sequence[str] = WORKERS, env: Optional[dict] = None) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         dask = str(Path(sys.executable).with_name("dask"))
         env = {**(env or child_env()), "PYTHONUNBUFFERED": "1"}
