@@ -288,13 +288,15 @@ def test_zarr_listings_throttled_and_cut_give_the_same_zarr_datasets(world: Worl
     assert sync(clean, world, ident)[0] == 0
 
     listing = f"^GET /{BUCKET}\\?"  # the bucket's listings (ListObjectVersions pages)
-    world.faults(Fault("reset", match=listing, first=1), Fault("slowdown", match=listing, rate=0.3))
+    # each page: cut on its first try, SlowDown on its next two (first match wins), listed on its fourth.  Not a
+    # rate: seven SlowDowns in a row at 0.3 end a page's eight tries (p ~ 2e-4 a page), which a CI run met once
+    world.faults(Fault("reset", match=listing, first=1), Fault("slowdown", match=listing, first=3))
     pacing.forget()
     throttled = Runner(tmp_path / "throttled")
     code, rep, err = sync(throttled, world, ident)
     assert code == 0, err
     kinds = {k for _, _, _, k in world.s3_proxy.faults.injected}  # type: ignore[union-attr]
-    assert kinds >= {"reset"}
+    assert kinds >= {"reset", "slowdown"}
     a, b = clean.root / "dandi" / ident, throttled.root / "dandi" / ident
 
     def files(ds: Path) -> list[str]:  # a Zarr's gitlink names its dataset's commit, whose datalad id is its own
@@ -333,7 +335,9 @@ def test_an_aind_asset_listed_through_slowdowns_and_a_reset_is_the_same_mirror(w
     clean = Runner(tmp_path / "clean")
     assert aind_sync(clean)[0] == 0
     listing = f"^GET /{bucket}\\?"
-    world.faults(Fault("reset", match=listing, first=1), Fault("slowdown", match=listing, rate=0.3))
+    # each page: cut on its first try, SlowDown on its next two (first match wins), listed on its fourth.  Not a
+    # rate: seven SlowDowns in a row at 0.3 end a page's eight tries (p ~ 2e-4 a page), which a CI run met once
+    world.faults(Fault("reset", match=listing, first=1), Fault("slowdown", match=listing, first=3))
     pacing.forget()
     throttled = Runner(tmp_path / "throttled")
     code, err = aind_sync(throttled)
