@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
+import shlex
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,6 +220,33 @@ def test_all_states_make_a_snapshot_each_tagged_by_the_mirrors_commit(mirrored: 
         assert (values(repo, m.first)[0] == m.old).all() and (values(repo, m.second)[0] == m.new).all()
         info = next(iter(repo.ancestry(tag=m.first)))
         assert info.metadata["commit"] == m.first and info.metadata["path"] == ZARR
+
+
+def test_all_states_from_a_store_that_lacks_an_older_state_names_the_keep_that_fills_it(
+    mirrored: Mirrored, tmp_path: Path
+) -> None:
+    """Only the newest draft state is kept: ``--all-states --from STORE`` stops at the earlier state and names
+    it by its commit, as ``versions`` reads it. Before, it said ``keep dandi:ID@draft``, which keeps the newest
+    state again (nothing to do) and left the user where they were. The command it names, run as printed,
+    makes the export go through."""
+    m = mirrored
+    store = str(tmp_path / "store")
+    code, out, err = m.run("keep", f"{m.source}@draft", "--to", store)
+    assert code == 0, out + err
+    target = tmp_path / "repo"
+    args = (f"{m.source}@draft/{ZARR}", "--icechunk", str(target), "--all-states", "--from", store)
+    code, out, err = m.run("export", *args)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{m.source}@{m.first[:12]}: 1 chunk(s) of the state are not in {store}" in err, err
+    named = re.search(r"`neuromirror (keep [^`]+)`", err)
+    assert named is not None and named.group(1) == f"keep {m.source}@{m.first[:12]} --to {store}", err
+    assert not target.exists()  # nothing written
+    code, out, err = m.run(*shlex.split(named.group(1)))
+    assert code == 0, out + err
+    got = export(m, *args)
+    assert [s["tag"] for s in got["snapshots"]] == [m.first, m.second]
+    repo = opened(target, got["containers"])
+    assert (values(repo, m.first)[0] == m.old).all() and (values(repo, m.second)[0] == m.new).all()
 
 
 @pytest.mark.parametrize("kind", ["directory", "pack+file", "pack+s3"])

@@ -18,6 +18,7 @@ A state already tagged in the repository is left as it is (an export run again a
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -268,9 +269,13 @@ class StoreReferences(References):
         where = extents(self.store, [f.key for _, _, f in found if f.key])
         missing = [f for _, _, f in found if not f.key or f.key not in where]
         if missing:
+            # the state as a user names it: an older draft state by its short commit, as `versions` reads it
+            # (its label, "draft", names the newest draft state, which may hold every chunk already)
+            named = f"{v.source}@{v.read_as or v.label}"
+            run = shlex.join(["neuromirror", "keep", named, "--to", self.name])
             raise UserError(
-                f"{v.source}@{v.label}: {len(missing)} chunk(s) of the state are not in {self.name} "
-                f"(e.g. {missing[0].path}): `neuromirror keep {v.source}@{v.label}` into that store first"
+                f"{named}: {len(missing)} chunk(s) of the state are not in {self.name} "
+                f"(e.g. {missing[0].path}): keep them there first: `{run}`"
             )
         out = []
         for array, index, f in found:
