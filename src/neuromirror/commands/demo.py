@@ -15,9 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the whole job offline, on stand-in archives (no arguments needed)",
-        description="Run the whole job offline against stand-in archives on loopback (DANDI, AIND's bucket, a BOSS): "
-        "mirror each, pin a version, clone the pin and get a file, check its bytes against the archive's digest, "
-        "cite it, and read a BOSS chunk back; a temporary mirror is removed afterwards unless --keep.",
+        description="Run the whole job offline against stand-in archives on loopback (DANDI with its S3 bucket, a "
+        "BOSS): mirror a sample dandiset, pin a version, clone the pin and get a file, check its bytes against the "
+        "archive's digest, cite it, then mirror a BOSS experiment and read a chunk back; a temporary mirror is removed "
+        "afterwards unless --keep.",
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary mirror and clone")
     p.add_argument(
