@@ -242,7 +242,8 @@ def _reference_lines(m: DemoMirror, python: Any, nwb_pin: str, nwb_view: str) ->
         lindi + python(f"{opened}; {read}"),
         "# the reference as the view serves it; Neurosift reads it (an https page reads an http view on localhost only):",
         f"# {neurosift_url(nwb_view + '.lindi.json')}",
-        f"curl -sSf {nwb_view}.lindi.json | head -c 200; echo",
+        # cut reads it all (head -c would close the pipe on curl, which then says "Failure writing output")
+        f"curl -sSf {nwb_view}.lindi.json | cut -c 1-200",
     ]
 
 
