@@ -148,7 +148,9 @@ def test_forget_a_source_and_its_dataset(cli: CLI, dandi_archive) -> None:  # no
     assert git(cli.root, "status", "--porcelain") == ""
     assert query(cli.root, "SELECT id FROM sources") == []
     code, _, err = cli("forget", "dandi:000000")
-    assert code == 2 and "not mirrored here" in err
+    # what is not there is not forgotten, and not to be synced first either (it said: run: neuromirror sync)
+    assert code == 2 and f"dandi:000000 is not mirrored here, in {cli.root} (nothing to forget)" in err, err
+    assert "sync" not in err
 
 
 # -- read-only commands create nothing -----------------------------------------------------------------

@@ -50,7 +50,10 @@ class Keeping(Reading):
         chosen = [spec_of(s, allow_version=False) for s in specs_of(specs)]
         self._writes("forget")
         return Forgot(
-            tuple(self.datasets.forget(source, dataset=dataset) for source in sources_matching(self.index, chosen))
+            tuple(
+                self.datasets.forget(source, dataset=dataset)
+                for source in sources_matching(self.index, chosen, then="nothing to forget")
+            )
         )
 
     def backup(

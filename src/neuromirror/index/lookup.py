@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from neuromirror.errors import NoSuchVersion, NotMirrored, UserError
 from neuromirror.index.rows import Version
@@ -24,10 +24,14 @@ def where(index: Index) -> str:
     return str(path.parent.parent) if path.parent.name == ".neuromirror" else str(path)
 
 
-def not_mirrored(index: Index, source: str) -> UserError:
+def not_mirrored(index: Index, source: str, *, then: Optional[str] = None) -> UserError:
+    """``source`` is not in the index: a pattern matched nothing, a name is to be synced first (``then``: what
+    to say instead of the sync, when a sync is not what the user wants: ``forget`` of what is not there)."""
     if any(c in source for c in "*?["):  # a pattern: no sync to suggest, it matched nothing
         return NotMirrored(f"no mirrored source matches {source}, in {where(index)}")
-    return NotMirrored(f"{source} is not mirrored here, in {where(index)} (run: neuromirror sync {source})")
+    return NotMirrored(
+        f"{source} is not mirrored here, in {where(index)} ({then or f'run: neuromirror sync {source}'})"
+    )
 
 
 def find_version(index: Index, spec: Spec) -> Version:
@@ -43,12 +47,12 @@ def find_version(index: Index, spec: Spec) -> Version:
     return row
 
 
-def sources_matching(index: Index, specs: Iterable[Spec]) -> list[str]:
+def sources_matching(index: Index, specs: Iterable[Spec], *, then: Optional[str] = None) -> list[str]:
     known = [s.id for s in index.sources()]
     out: list[str] = []
     for spec in specs:
         hits = [s for s in known if fnmatch.fnmatchcase(s, spec.source)]
         if not hits:
-            raise not_mirrored(index, spec.source)
+            raise not_mirrored(index, spec.source, then=then)
         out += [h for h in hits if h not in out]
     return out
