@@ -124,7 +124,8 @@ def wrong_commands(page: Path, parser: argparse.ArgumentParser) -> list[str]:
     commands = sub.choices  # type: ignore[attr-defined]
     shared = {o for a in parser._actions for o in a.option_strings}
     wrong = []
-    for n, words, in_code in page_commands(page.read_text()):
+    for n, given, in_code in page_commands(page.read_text()):
+        words = [w.strip("[]") for w in given if w.strip("[]")]  # a synopsis: [--root ROOT] [-v] serve [--http ...]
         while words and words[0].startswith("-") and words[0] in shared:  # global options before the command
             words = words[2:] if words[0] in ("--root", "--index", "-l", "--log-level") else words[1:]
         if not words or words[0].startswith("-"):
