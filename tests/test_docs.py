@@ -95,3 +95,16 @@ def test_performance_md_is_a_short_reference_and_the_run_log_lives_outside_docs(
     )
     assert "bench/RUNS.md" in page.read_text()
     assert not (REPO / "docs" / "performance-history.md").exists()
+
+
+def test_the_readme_names_every_extra_setup_cfg_offers() -> None:
+    """README.md's Install section lists the extras (`pip install -e '.[browse,dask]'`): one added to setup.cfg
+    and not said there is an option a new user never learns of (``icechunk``, for ``export --icechunk``, was)."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    extras = list(cfg["options.extras_require"])
+    install = (REPO / "README.md").read_text().split("## Install", 1)[1].split("\n## ", 1)[0]
+    missing = [e for e in extras if f"`{e}`" not in install]
+    assert extras and not missing, f"extras of setup.cfg README.md's Install section does not name: {missing}"
