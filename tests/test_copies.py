@@ -303,3 +303,41 @@ def test_verify_stores_of_one_store_repairs_a_bad_copy_from_the_other_store(
     git(work, "annex", "get", "--from", name, "sub-01/a.nwb")
     assert sha256((work / "sub-01/a.nwb").read_bytes()) == sha256(d.files["sub-01/a.nwb"])
     assert d.run("verify", "--stores", d.spec, "--store", str(disk), "--json")[0] == 0
+
+
+def test_without_a_spec_verify_stores_and_status_copies_cover_a_source_kept_without_copies_too(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """One source kept with ``--copies 2``, another kept to one store without it: ``verify --stores`` and
+    ``status --copies`` with no SPEC still cover the second (it has copies, so it is checked: a lab's
+    ``verify --stores`` never leaves a kept source unread because another one has a wanted number)."""
+    from neuromirror.annex.keys import hashdir_lower
+
+    root = tmp_path / "mirror"
+    a = make_dandiset(dandi_archive, root, {"sub-01/a.nwb": 8_000})
+    b = make_dandiset(dandi_archive, root, {"sub-01/b.nwb": 5_000, "sub-02/c.nwb": 2_000})
+    one, two, three = tmp_path / "store-one", tmp_path / "store-two", tmp_path / "store-three"
+    a.run.ok("keep", a.spec, "--to", str(one), "--to", str(two), "--copies", "2")
+    b.run.ok("keep", b.spec, "--to", str(three))
+
+    status = json.loads(a.run.ok("status", "--copies", "--json"))
+    shown = {(v["source"], v["version"]): (v["wanted"], v["enough"]["files"]) for v in status["versions"]}
+    assert shown[(a.source, a.version)] == (2, 1) and shown[(b.source, b.version)] == (1, 2)
+    assert f"{b.spec}: 2/2 file(s) with >= 1 verified copy" in a.run.ok("status", "--copies")
+
+    # B's store loses a file, on disk
+    key = key_of(b.ds, "sub-01/b.nwb", b.version)
+    gone = three / hashdir_lower(key) / key / key
+    os.chmod(gone.parent, 0o755)
+    gone.unlink()
+
+    code, out, err = a.run("verify", "--stores", "--json")
+    assert code == 1, out + err  # named, after repairing from the archive
+    report = json.loads(out)
+    (missing,) = report["missing"]
+    assert (missing["key"], missing["path"], missing["repaired"]) == (key, "sub-01/b.nwb", True)
+    assert key in err
+    assert report["checked"] == 2 + 2  # A's file in each of its two stores, B's two files in its one
+    assert gone.read_bytes() == b.files["sub-01/b.nwb"]
+    assert a.run("verify", "--stores")[0] == 0

@@ -196,6 +196,19 @@ def wanted(index: Index, source: str, default: int = 1) -> int:
     return int(rows[0][0]) if rows else default
 
 
+def copies_sources(index: Index) -> list[str]:
+    """The sources ``status --copies`` and ``verify --stores`` cover without a SPEC, in the index's order: every
+    source with a wanted number (its missing copies shown as missing) and every one a keep gave a store (its
+    copies are somewhere to re-read, wanted number or not: a source kept without ``--copies`` beside one kept
+    with it was once left unread, its loss unseen); when no source has a wanted number, every source."""
+    known = [s.id for s in index.sources()]
+    counted = {str(s) for (s,) in _rows(index, "SELECT source FROM copies_wanted")}
+    if not counted:
+        return known
+    counted |= {s for s, _ in kept_pairs(index)}
+    return [s for s in known if s in counted]
+
+
 def record_lag(index: Index, version_id: int, source: str, label: str, seen: float, complete: float) -> bool:
     """The version's last wanted copy landed at ``complete``; False if recorded before (the first counts)."""
     with index.transaction():

@@ -289,17 +289,16 @@ def _timestamp(value: Any) -> Optional[float]:
 
 def copies_report(mirror: Any, specs: Sequence[Spec], on_file: Optional[OnFile] = None) -> list[VersionCopies]:
     """Per source and version the SPECs name (a SPEC without a version: its published versions and latest
-    draft; no SPEC: every source a keep counted copies for, else every source), the copies counted
-    against the wanted number the keep recorded for the source (default 1); the stores looked at first
+    draft; no SPEC: every source a keep gave a store or set a wanted number for, else every source:
+    :func:`neuromirror.index.store_checks.copies_sources`), the copies counted against the wanted number the
+    keep recorded for the source (default 1); the stores looked at first
     (:func:`neuromirror.store.reach.survey`): what one not reachable here holds does not count."""
     from neuromirror.dataset.versions import select_versions
     from neuromirror.store.reach import survey
 
     survey(mirror.index)
     if not specs:
-        known = [s.id for s in mirror.index.sources()]
-        wanted_for = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
-        specs = [parse_spec(s, allow_version=False) for s in (wanted_for or known)]
+        specs = [parse_spec(s, allow_version=False) for s in store_checks.copies_sources(mirror.index)]
     locations = Locations()  # a dataset's versions come one after another: its logs read once
     return [
         version_copies(mirror, t, store_checks.wanted(mirror.index, t.source), locations, on_file)

@@ -52,13 +52,11 @@ if TYPE_CHECKING:
 
 
 def _targets(mirror: Datasets, specs: Sequence[Spec]) -> list[Version]:
-    """The versions whose copies are re-read: a SPEC without a version (and no SPEC: the sources keep counted
-    copies for, else every source) names every state recorded, older drafts included — a copy kept for an
-    older draft state (``keep SPEC@COMMIT``) is a copy like any other."""
+    """The versions whose copies are re-read: a SPEC without a version (and no SPEC: every source a keep gave a
+    store or set a wanted number for, :func:`neuromirror.index.store_checks.copies_sources`) names every state recorded, older
+    drafts included — a copy kept for an older draft state (``keep SPEC@COMMIT``) is a copy like any other."""
     if not specs:
-        known = [s.id for s in mirror.index.sources()]
-        counted = [s for s in known if store_checks.wanted(mirror.index, s, 0)]
-        specs = [parse_spec(s, allow_version=False) for s in (counted or known)]
+        specs = [parse_spec(s, allow_version=False) for s in store_checks.copies_sources(mirror.index)]
     return select_versions(mirror.index, specs, all_versions=True)
 
 
