@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +17,7 @@ from typing import Iterator
 import pytest
 
 from conftest import git
+from helpers.annex import web_urls
 from helpers.keep import T0
 from helpers.retrieve import Runner
 from neuromirror.demo import deterministic_bytes
@@ -105,18 +105,6 @@ def clean_network(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 def sync(run: Runner, world: World, ident: str) -> tuple[int, dict, str]:
     code, out, err = run("sync", f"dandi:{ident}", "--dandi-api", world.api_url, "--json")
     return code, json.loads(out), err
-
-
-def web_urls(ds: Path) -> dict[str, list[str]]:
-    """path -> the URLs git-annex's web remote has for the file at HEAD (what a clone's get tries)."""
-    out = subprocess.run(
-        ["git", "annex", "whereis", "--json", "--fast"], cwd=ds, capture_output=True, text=True, check=True
-    ).stdout
-    found = {}
-    for line in out.splitlines():
-        rec = json.loads(line)
-        found[rec["file"]] = sorted(u for w in rec["whereis"] + rec.get("untrusted", []) for u in w.get("urls", []))
-    return found
 
 
 def index_rows(root: Path) -> list[tuple]:

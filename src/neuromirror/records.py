@@ -232,6 +232,10 @@ class Snapshot:
     #: items the archive never answered for (after retries): held at their last state, the sync fails
     #: naming them and the next one tries again (:mod:`neuromirror.sources.dandi.held`)
     unreachable: list[Refusal] = field(default_factory=list)
+    #: set by the time the first entry is yielded, when the entries are changes over the state at HEAD (a
+    #: DANDI draft read from its changes): these paths are the snapshot's to name (one it yields no entry
+    #: for is removed), every other path of HEAD's state is kept as recorded; None: the entries are the whole tree
+    over_head: Optional[frozenset[str]] = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,16 +7,18 @@ file rows are spooled, so an asset of 10^6 files costs memory for its paths, not
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional
 
 from neuromirror.annex.tree import iter_version
 from neuromirror.annex.writer import Delete, Put
 from neuromirror.engine.state import IndexState
 from neuromirror.index.trailers import format_trailers
+from neuromirror.index.version_rows import Over
 from neuromirror.records import (
     AnnexEntry,
     Entry,
@@ -41,6 +43,8 @@ def _digest(identity: str) -> bytes:
 class _Diff:
     changes: Spool
     files: Spool
+    #: the index rows ``files`` are laid over (a diff over HEAD: :func:`diff_over_head`); None: ``files`` is the whole
+    over: Optional[Over] = None
     added: int = 0
     removed: int = 0
     changed: int = 0
@@ -116,6 +120,88 @@ def diff_snapshot(
         d.changes.add(Put(e))
     _finish(d, current, seen, snap, report, tally)
     return d
+
+
+def diff_over_head(
+    head: dict[str, VersionFile], entries: Iterable[Entry], snap: Snapshot, report: SyncReport, files: Spool
+) -> _Diff:
+    """``entries`` as changes over ``head`` (HEAD's files by path, not changed here): what a whole diff
+    (:func:`diff_snapshot`) of HEAD's files but ``snap.over_head``'s paths, with ``entries`` among them,
+    gives, in O(changes).  The paths of ``snap.over_head`` no entry names are removed; ``files`` receives
+    only ``entries``' records (the index carries the rest of HEAD's rows forward).  A path new to HEAD is
+    checked against HEAD's paths (a file and a directory of the same name, a case clash): refused, the
+    newcomer is, where a whole listing refuses whichever comes later in path order; a refusal leaves
+    the source's state not whole (a DANDI draft is listed whole next time, and decides so then)."""
+    d = _Diff(Spool(), files)
+    tally = Tally()
+    taken = _Taken(head)
+    for e in entries:
+        path = e.path
+        reason = check_path(path)
+        if reason is None:
+            reason = taken.clash(path)
+        if reason is not None:
+            _refuse(snap, path, reason)
+            continue
+        taken.add(path)
+        if type(e) is AnnexEntry:
+            e = tally.admit(e)
+        d.files.add(_as_record(e))
+        old = head.get(path)
+        if old is not None and old.identity == e.identity:
+            continue
+        if old is None:
+            d.added += 1
+        else:
+            d.changed += 1
+        d.changes.add(Put(e))
+    for p in sorted((snap.over_head or frozenset()) - taken.seen):
+        if p in head:
+            d.changes.add(Delete(p))
+            d.removed += 1
+    report.refused.extend(snap.refused)
+    report.unreachable.extend(snap.unreachable)
+    if unpinned := tally.warning(snap.label):
+        snap.warnings.append(unpinned)
+    return d
+
+
+class _Taken:
+    """The paths of a diff over HEAD: HEAD's (but those the snapshot names) and the entries taken, for the
+    checks a whole diff makes on every path, asked only of a path new to HEAD; HEAD's paths sorted and
+    lower-cased at the first such path (C loops: a directory is a run of the sorted paths)."""
+
+    def __init__(self, head: dict[str, VersionFile]) -> None:
+        self.head = head
+        self.seen: set[str] = set()
+        self._sorted: Optional[list[str]] = None
+        self._lowered: dict[str, str] = {}
+        self._dirs: set[str] = set()  # of the new paths taken
+
+    def clash(self, path: str) -> Optional[str]:
+        if path in self.seen:
+            return "two items with the same path"
+        if path in self.head:
+            return None  # HEAD's file at that path, checked when it was recorded
+        if self._sorted is None:
+            self._sorted = sorted(self.head)
+            self._lowered = {p.lower(): p for p in self._sorted}
+        parents = [path[:i] for i, c in enumerate(path) if c == "/"]
+        if self._is_dir(path) or any(p in self.head or p in self.seen for p in parents):
+            return "a file and a directory of the same name"
+        other = self._lowered.get(path.lower())
+        return f"path differs only by case from {other!r}" if other is not None else None
+
+    def _is_dir(self, path: str) -> bool:
+        assert self._sorted is not None
+        at = bisect.bisect_left(self._sorted, path + "/")
+        return path in self._dirs or (at < len(self._sorted) and self._sorted[at].startswith(path + "/"))
+
+    def add(self, path: str) -> None:
+        self.seen.add(path)
+        if self._sorted is not None:
+            self._lowered[path.lower()] = path
+            self._dirs.update(path[:i] for i, c in enumerate(path) if c == "/")
 
 
 def _new_directory(path: str, seen: set[str]) -> tuple[list[str], Optional[str]]:

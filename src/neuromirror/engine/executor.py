@@ -108,6 +108,9 @@ class JournalState(IndexState):
             self._prev = {f.path: f for f in (VersionFile(*t) for t in read_spool(*self.journal_files))}
         return super()._load()
 
+    def head_files(self) -> Optional[dict[str, VersionFile]]:
+        return None  # the journal's versions are written by the submitting process: never as changes over HEAD
+
     def previous(self, path: str) -> Optional[VersionFile]:
         if self.journal_files is not None:
             return self._load().get(path)
@@ -170,7 +173,8 @@ class JournalRecorder(Recorder):
         hv = state.head_version
         self.ops.append(("modified", hv.id if hv else None, hv.journal if hv else None, remote_modified))
 
-    def stage(self, files: Spool) -> None:
+    def stage(self, files: Spool, over: object = None) -> None:
+        assert over is None  # JournalState.head_files: a worker's snapshot is never made over HEAD
         return None  # the submitter writes the index, from the journal
 
     def record_version(self, state: IndexState, files: Spool, staged: object = None, **fields: Any) -> None:

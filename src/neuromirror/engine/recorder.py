@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from neuromirror.dataset.mirror import Datasets
 from neuromirror.engine.diff import records_of
 from neuromirror.engine.state import Head, IndexState
-from neuromirror.index.version_rows import StagedVersion
+from neuromirror.index.version_rows import Over, StagedVersion
 from neuromirror.records import (
     Pending,
 )
@@ -59,10 +59,11 @@ class Recorder:
         if head.id is not None:
             self.mirror.index.set_remote_modified(head.id, remote_modified)
 
-    def stage(self, files: Spool) -> Optional[StagedVersion]:
+    def stage(self, files: Spool, over: Optional[Over] = None) -> Optional[StagedVersion]:
         """Start writing the version's files into the index while its commit is made
-        (:mod:`.version_rows`); :meth:`record_version` links them once the commit exists."""
-        return self.mirror.index.stage_version(self.sid, records_of(files))
+        (:mod:`.version_rows`); :meth:`record_version` links them once the commit exists.  With ``over``,
+        ``files`` are laid over a recorded version's rows (a diff over HEAD)."""
+        return self.mirror.index.stage_version(self.sid, records_of(files), over)
 
     def record_version(
         self, state: IndexState, files: Spool, staged: Optional[StagedVersion] = None, **fields: Any

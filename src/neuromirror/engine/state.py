@@ -100,6 +100,13 @@ class IndexState:
                     self._prev[f.path] = f
         return self._prev
 
+    def head_files(self) -> Optional[dict[str, VersionFile]]:
+        """HEAD's files by path, read once and kept for the sync; None when HEAD's state has no index row
+        (none recorded, or only this run's journal).  For a snapshot made as changes over HEAD
+        (``Snapshot.over_head``): its source checks the state with them, the diff compares with them, and
+        the version's rows carry the rest of HEAD's forward (:func:`~neuromirror.index.version_rows.carry_entries`)."""
+        return self._load() if self._head_id() is not None else None
+
     def previous(self, path: str) -> Optional[VersionFile]:
         # a few lookups (a dandiset's text files) are point queries; many load the whole state
         # once (10^5 files: ~1 s and ~40 MB, which a handful of lookups should not cost)

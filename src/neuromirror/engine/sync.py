@@ -10,20 +10,23 @@ an asset of 10^6 files costs memory for its paths, not its records.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 from neuromirror.annex.writer import AnnexWriter, make_writer
 from neuromirror.dataset.mirror import Datasets
-from neuromirror.engine.diff import commit_message, current_state, diff_snapshot
+from neuromirror.engine.diff import commit_message, current_state, diff_over_head, diff_snapshot
 from neuromirror.engine.failure import after_failure, drop_temp_packs, held_back
 from neuromirror.engine.recorder import Recorder
 from neuromirror.engine.sink import StoreSink
 from neuromirror.engine.zarr.backfill import ManifestWanted
 from neuromirror.errors import NeuromirrorError
+from neuromirror.index.version_rows import Over
 from neuromirror.network import report as netreport
 from neuromirror.records import (
+    Entry,
     Pending,
     ProgressCallback,
     Snapshot,
@@ -290,14 +293,31 @@ class DatasetSync:
         """The snapshot's entries against the previous state: only changes reach git.  Counted in
         ``listing+diff`` with the listing (the source streams its entries into the diff)."""
         with timing.phase("listing+diff"):
+            entries = iter(snap.entries)
+            first = next(entries, None)  # by then a source says whether its entries are changes (over_head)
+            entries = itertools.chain([] if first is None else [first], entries)
+            if snap.over_head is not None:
+                return self._diff_over_head(snap, entries)
             if self.current is None:
                 with timing.phase("previous-state"):
                     self.current = current_state(self.ds, self.head, self.state)
+            snap.entries = entries
             d = diff_snapshot(self.current, snap, self.report, self.recorder.files_spool())
             if len(self.current) >= KEEP_STATE_BELOW:
                 # not held through the commit (10^6 paths: ~200 MB beside git's checkout); a later
                 # snapshot of the same sync, if any, reads the state again from the index
                 self.current = None
+        return d
+
+    def _diff_over_head(self, snap: Snapshot, entries: Iterable[Entry]) -> _Diff:
+        """A snapshot of changes over HEAD's state (its source read only those): diffed and, in the index,
+        written in O(changes); the rest of HEAD's rows carried forward (``d.over``)."""
+        head, vid = self.state.head_files(), self.state.head_version
+        if head is None or vid is None or vid.id is None:  # the source asks the same state: never so
+            raise RuntimeError(f"{self.sid}: a snapshot of changes over a HEAD the index does not hold")
+        d = diff_over_head(head, entries, snap, self.report, self.recorder.files_spool())
+        d.over = Over(vid.id, snap.over_head or frozenset())
+        self.current = None  # HEAD's paths as of the next version: read again by a later snapshot, if any
         return d
 
     @timing.timed("head-check")
@@ -318,7 +338,7 @@ class DatasetSync:
         assert self.writer is not None
         crashpoint("before-commit")
         with timing.phase("index"):  # the rows staged on a thread while the commit is made
-            staged = self.recorder.stage(d.files)
+            staged = self.recorder.stage(d.files, d.over)
         try:
             with timing.phase("registration+commit"):
                 if d.n == 0 and self.head and _is_commit_of(self.ds, self.head, self.sid, snap):

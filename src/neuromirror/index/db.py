@@ -48,7 +48,7 @@ from neuromirror.index.rows import SourceRow, Version
 from neuromirror.records import FileRow, VersionFile
 
 if TYPE_CHECKING:
-    from neuromirror.index.version_rows import StagedVersion
+    from neuromirror.index.version_rows import Over, StagedVersion
 
 from neuromirror.index.filesets import IN_FILESET
 from neuromirror.index.schema import SCHEMA_VERSION  # noqa: F401  (its readers import it from here)
@@ -289,11 +289,12 @@ class Index:
                 ),
             )
 
-    def stage_version(self, source: str, entries: Iterable[FileRow]) -> StagedVersion:
-        """Start writing a version's files while its commit is made (:mod:`.version_rows`)."""
+    def stage_version(self, source: str, entries: Iterable[FileRow], over: Optional[Over] = None) -> StagedVersion:
+        """Start writing a version's files while its commit is made (:mod:`.version_rows`); with ``over``,
+        ``entries`` are laid over a recorded version's files (:func:`~.version_rows.carry_entries`)."""
         from neuromirror.index.version_rows import StagedVersion
 
-        return StagedVersion(self.path, source, entries)
+        return StagedVersion(self.path, source, entries, over)
 
     def version_files(self, version_id: int, page: int = 5000) -> Iterator[VersionFile]:
         """A version's files in path order (UTF-8 byte order), a page per short query.

@@ -241,13 +241,15 @@ class DandiSource(AssetEntries, AssetListing):
     ) -> Iterator[Entry]:
         import yaml
 
-        yield GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
+        described = GitEntry(METADATA_FILE, yaml.safe_dump(meta, sort_keys=True, allow_unicode=True).encode())
         pool = Workers(HEAD_BASE, self.head_workers, name="pin")  # pins asked while listing; more threads if far
         ahead = self.pin_ahead(pool, state)
         listing: Optional[Listing] = None
         own_pool = None
         try:
             listing, mark = self._listing(rd, version, snap, state, progress, ahead)
+            snap.over_head = listing.over_head  # said before the first entry (Snapshot.over_head)
+            yield described
             zarr_pool = self.zarr_executor
             if zarr_pool is None:
                 zarr_pool = own_pool = zarr_executor()
