@@ -28,6 +28,8 @@ RTT = 0.02
 #: the draft's newest asset (the -modified head a whole listing's watermark is read from, issue 75)
 PLANTED = "^GET /api/(info/|dandisets/{id}/versions/draft/)"
 PLANTED_N = 4
+#: the Retry-After of each: the least a wait left uncounted (or counted twice) moves the account by
+RETRY_AFTER = 0.5
 
 
 @pytest.fixture
@@ -76,16 +78,20 @@ def check_account(rows: list[dict], proxy: ShapingProxy, planted: int) -> None:
     assert truth["throttled"] == planted == len(proxy.faults.injected)  # type: ignore[union-attr]
     assert row["requests"] == len(proxy.log)
     assert (row["throttled"], row["retries"], row["gave_up"]) == (planted, truth["retries"], 0) == (planted,) * 2 + (0,)
-    # every wait counted, none twice: within a few ms per retry of what the proxy's clock says
-    assert abs(row["waited_s"] - truth["waited_s"]) <= 0.03 * planted + 0.02, (row, truth)
-    assert row["waited_s"] >= planted * 0.3 - 0.05  # each waited at least the Retry-After it was told
+    # none counted twice: no more than a few ms per retry over what the proxy's clock says; every wait counted:
+    # short of the proxy's by less than one Retry-After.  Not "within a few ms" both ways: the proxy's clock also
+    # holds the client's own time between a 429 and its retry, which a loaded machine stretches (0.16 s for the
+    # four at a load of 19 on 2 cores, where 0.14 s was allowed: 1 run in 6 failed)
+    assert row["waited_s"] - truth["waited_s"] <= 0.03 * planted + 0.02, (row, truth)
+    assert truth["waited_s"] - row["waited_s"] < RETRY_AFTER, (row, truth)
+    assert row["waited_s"] >= planted * RETRY_AFTER - 0.05  # each waited at least the Retry-After it was told
 
 
 def test_a_syncs_report_counts_the_429s_retries_and_waits_the_proxy_saw(
     dandi_archive, api_proxy: ShapingProxy, tmp_path: Path
 ) -> None:  # noqa: ANN001
     ident = dandiset(dandi_archive, "sync")
-    api_proxy.faults = NetFaults([Fault("429", match=PLANTED.format(id=ident), first=1, retry_after=0.3)])
+    api_proxy.faults = NetFaults([Fault("429", match=PLANTED.format(id=ident), first=1, retry_after=RETRY_AFTER)])
     code, out, err = Runner(tmp_path / "mirror")(
         "sync", f"dandi:{ident}", "--dandi-api", api_proxy.url + "/api", "--json"
     )
@@ -97,7 +103,7 @@ def test_the_services_run_record_counts_what_the_proxy_saw(
     dandi_archive, api_proxy: ShapingProxy, tmp_path: Path
 ) -> None:  # noqa: ANN001
     ident = dandiset(dandi_archive, "service")
-    api_proxy.faults = NetFaults([Fault("429", match=PLANTED.format(id=ident), first=1, retry_after=0.3)])
+    api_proxy.faults = NetFaults([Fault("429", match=PLANTED.format(id=ident), first=1, retry_after=RETRY_AFTER)])
     cfg = tmp_path / "m.yaml"
     cfg.write_text(
         "contact: account-test@lab.example.org\n"

@@ -121,7 +121,7 @@ class DandiSource(AssetEntries, AssetListing):
         d = self._call(lambda: self.client.get_dandiset(self.identifier, "draft", lazy=False), "reading dandiset")
         if split_stamp(recorded or "")[1] != changes_stamp.BY_MODIFIED:  # else read if the draft is listed whole
             self._start_zarr_states()  # before any listing: the draft's stamp says what was mirrored since
-        versions = self._call(lambda: [v for v in d.get_versions() if v.identifier != "draft"], "listing versions")
+        versions = self._published_versions(d)
         known = state.labels()
         new_published = sorted((v for v in versions if v.identifier not in known), key=lambda v: v.created)
         draft = d.version

@@ -1,4 +1,5 @@
-"""A version's asset list read whole: every page, each asset once, as many as the version says.
+"""A version's asset list read whole: every page, each asset once, as many as the version says (and the
+dandiset's versions list: each once, its most recent published one in it).
 
 Why its own room: a page that repeats or skips, or a body cut short, must never become a commit
 that lies about the archive, so the listing is judged whole and read again (a few times) until it
@@ -44,6 +45,25 @@ class _Asked:
 
 class AssetListing(DandiAPI):
     """The part of :class:`~neuromirror.sources.dandi.source.DandiSource` that lists a version's assets."""
+
+    def _published_versions(self, d: Any) -> list[Any]:
+        """The dandiset's published versions, judged whole as an asset listing is: a version listed twice
+        (a page repeated) or the most recent one the dandiset names missing (a page skipped, say the
+        only page: an empty list would read as "nothing published") lists again, a few times."""
+        latest = self._call(lambda: d.most_recent_published_version, "reading dandiset")
+        problem = ""
+        for attempt in range(LISTING_ATTEMPTS):
+            versions = self._call(lambda: [v for v in d.get_versions() if v.identifier != "draft"], "listing versions")
+            labels = [v.identifier for v in versions]
+            if len(set(labels)) < len(labels):
+                problem = "a version listed twice (a page repeated)"
+            elif latest is not None and latest.identifier not in labels:
+                problem = f"the most recent version {latest.identifier} not listed (a page skipped)"
+            else:
+                return versions
+            log.warning("DANDI:%s: %s; listing versions again (attempt %d)", self.identifier, problem, attempt + 2)
+            time.sleep(min(2**attempt * 0.2, 3))
+        raise DandiError(f"DANDI API at {self.api_url}: inconsistent versions listing of {self.identifier}: {problem}")
 
     def _list_assets(
         self,
