@@ -239,10 +239,16 @@ def _user_line(exc: UserError) -> str:
 def _spare_exit_collections() -> None:
     """The command's objects frozen out of the garbage collector: they are freed with the process, and the
     collections the interpreter's shutdown makes would walk every one of them (0.2-0.25 s after a resync of a
-    20,000-asset dandiset, 0.02-0.05 s frozen: bench/RUNS.md, 2026-11-29)."""
+    20,000-asset dandiset, 0.02-0.05 s frozen: bench/RUNS.md, 2026-11-29).
+
+    Not once h5py is loaded: an h5py file read through a Python file object leaves a property list whose
+    free calls back into Python from HDF5's own exit handler, after the interpreter is gone; frozen, it is
+    never collected before that, and the process dies of SIGSEGV at exit (``sync --references``, gdb:
+    ``H5FD_fileobj_fapl_free`` -> ``PyGILState_Ensure`` with no interpreter)."""
     import gc
 
-    gc.freeze()
+    if "h5py" not in sys.modules:
+        gc.freeze()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

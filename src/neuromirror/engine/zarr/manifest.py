@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +47,12 @@ def zarr_uuid(bucket_url: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, bucket_url.rstrip("/") + "/"))
 
 
+#: one thread at a time makes a manifest's directories, each only those missing (``os.makedirs`` looks
+#: before it makes; ``Path.mkdir(parents=True)`` tries the deepest first and fails its way up), so the
+#: directories a sync makes do not depend on which Zarr job came first (tests/budgets.json counts them)
+_DIRS = threading.Lock()
+
+
 def manifest_path(root: Path, zarr_id: str, checksum: str) -> Path:
     """Where the manifest of ``zarr_id`` at ``checksum`` lives under a manifest root."""
     return root / zarr_id[:3] / zarr_id[3:6] / zarr_id / f"{checksum}.json"
@@ -67,7 +74,8 @@ def write_manifest(
     archive states another, is recorded as the proof of concept does (``zarrChecksumMismatch``).
     """
     target = manifest_path(root, zarr_id, checksum)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with _DIRS:  # Zarr jobs write side by side: one makes a shared parent, the others find it made
+        os.makedirs(target.parent, exist_ok=True)
     if base_url:
         _write_sidecar(target.parent, {"url": base_url, "source": source})
     if target.exists():
