@@ -14,6 +14,7 @@ import pytest
 
 from neuromirror.inventory import InventoryError, open_inventory
 from neuromirror.standins.s3_inventory import bucket_inventory, directory_put, version_rows, write_inventory
+from neuromirror.util.dates import parse_iso
 
 DAY1 = datetime(2026, 11, 27, 1, 0, tzinfo=timezone.utc)
 DAY2 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
@@ -103,6 +104,35 @@ def test_a_multi_file_inventory_streams_one_file_at_a_time(s3: Any, archive: tup
         s3.log_requests(False)
     assert len(fetched) == len(written.files) == 1 + len(rest)
     assert as_tuples([first, *rest]) == moto_state(s3, source)
+
+
+def test_the_pins_fields_are_the_rows_typed_as_text(s3: Any, archive: tuple[str, str], tmp_path: Path) -> None:
+    """The pins' loader reads each data file through ``pin_fields`` (no row object, the time kept as its text):
+    the same versions as ``rows``, keys decoded alike, and a bad record refused in one line naming its line."""
+    source, dest = archive
+    bucket_inventory(s3.client(), source, dest, when=DAY1, rows_per_file=3)
+    inv = open_inventory(f"s3://{dest}/inventory/{source}/daily", endpoint=s3.endpoint_url)
+    typed = {
+        (r.key, r.version_id, r.is_latest, r.is_delete_marker, r.size, r.etag, r.last_modified)
+        for r in inv.rows(["zarr/", "blobs/"])
+    }
+    fields = [f for file in inv.files for f in inv.pin_fields(file, ["zarr/", "blobs/"])]
+    assert {(*f[:6], parse_iso(f[6])) for f in fields} == typed and len(fields) == len(typed) == 6
+    assert [f for f in fields if f[3]] == [f for f in fields if f[0] == "blobs/abc/def/gone" and f[2]]
+    assert {f[0] for file in inv.files for f in inv.pin_fields(file, ["zarr/"])} == {
+        "zarr/z1/a b+c/ü%.json",
+        "zarr/z1/0/0",
+    }
+
+    line = f"{source},zarr%2Fz1%2Fbad,v1,true,false,twelve,2026-11-27T01:00:00.000Z,abc,false"
+    written = write_inventory(
+        iter([line.split(",")]), directory_put(tmp_path), source_bucket=source, dest=dest, when=DAY2
+    )
+    bad = open_inventory(str(tmp_path / written.prefix))
+    for read in (lambda: list(bad.rows()), lambda: list(bad.pin_fields(bad.files[0], ["zarr/"]))):
+        with pytest.raises(InventoryError, match=r"line 1: invalid literal for int\(\) .*'twelve'") as refused:
+            read()
+        assert "\n" not in str(refused.value)
 
 
 def test_a_corrupted_data_file_is_refused_whole(s3: Any, archive: tuple[str, str], tmp_path: Path) -> None:

@@ -15,12 +15,20 @@ import gzip
 import io
 import tempfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Sequence
 
 from neuromirror.inventory.location import Place, locate
 from neuromirror.inventory.manifest import InventoryFile, Manifest, parse_manifest
-from neuromirror.inventory.rows import InventoryError, InventoryRow, read_records, schema_columns
+from neuromirror.inventory.rows import (
+    InventoryError,
+    InventoryRow,
+    PinFields,
+    pin_records,
+    read_records,
+    schema_columns,
+)
 
 #: what a broken data file raises while it is decompressed and read
 _BROKEN = (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error)
@@ -57,16 +65,30 @@ class Inventory:
 
     def file_rows(self, file: InventoryFile, prefixes: Optional[Sequence[str]] = None) -> Iterator[InventoryRow]:
         """The rows of one data file, after its size and MD5 were found to be the manifest's."""
+        with self._text(file) as (text, where):
+            rows = read_records(_records(text, where), self.columns, where)
+            if prefixes:
+                under = tuple(prefixes)
+                rows = (row for row in rows if row.key.startswith(under))
+            yield from rows
+
+    def pin_fields(self, file: InventoryFile, prefixes: Sequence[str]) -> Iterator[PinFields]:
+        """What a pin needs of the rows of one data file under ``prefixes`` (:func:`.rows.pin_records`), checked
+        as :meth:`file_rows` checks them (the CSV reader's records taken as it gives them: one hop less a row)."""
+        with self._text(file) as (text, where):
+            try:
+                yield from pin_records(csv.reader(text), self.columns, where, prefixes)
+            except _BROKEN as exc:
+                raise _unreadable(where, exc) from None
+
+    @contextmanager
+    def _text(self, file: InventoryFile) -> Iterator[tuple[IO[str], str]]:
+        """One data file's text (and its URL, for messages), once its size and MD5 are the manifest's."""
         where = self.place.url(file.key)
         with tempfile.TemporaryDirectory(prefix="neuromirror-inventory-") as tmp:
             path = self.place.fetch(file.key, file.md5, file.size, Path(tmp))
             with open(path, "rb") as raw:
-                text = _text(raw)
-                rows = read_records(_records(text, where), self.columns, where)
-                if prefixes:
-                    under = tuple(prefixes)
-                    rows = (row for row in rows if row.key.startswith(under))
-                yield from rows
+                yield _text(raw), where
 
 
 def _text(raw: IO[bytes]) -> IO[str]:
@@ -80,7 +102,11 @@ def _records(text: IO[str], where: str) -> Iterator[list[str]]:
     try:
         yield from csv.reader(text)
     except _BROKEN as exc:
-        raise InventoryError(f"{where}: not a readable CSV data file ({type(exc).__name__}: {exc})") from None
+        raise _unreadable(where, exc) from None
+
+
+def _unreadable(where: str, exc: BaseException) -> InventoryError:
+    return InventoryError(f"{where}: not a readable CSV data file ({type(exc).__name__}: {exc})")
 
 
 def open_inventory(url: str, date: Optional[str] = None, *, endpoint: Optional[str] = None) -> Inventory:

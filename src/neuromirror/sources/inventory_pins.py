@@ -21,16 +21,16 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from neuromirror.inventory import Inventory
+from neuromirror.inventory.rows import PinFields
 from neuromirror.sources import s3urls
 
 #: the SQLite file a running sync's processes read the pins from
 PINS_ENV = "NEUROMIRROR_INVENTORY_PINS"
 #: the archive's prefixes whose current versions are loaded
 PREFIXES = ("blobs/", "zarr/")
-BATCH = 10_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS pins (key TEXT PRIMARY KEY, version_id TEXT, size INTEGER, etag TEXT,"
     " modified TEXT) WITHOUT ROWID",
@@ -88,22 +88,13 @@ def load(inv: Inventory, path: Path) -> Loaded:
         conn.execute("DELETE FROM older")
         before = conn.total_changes
         rows = 0
-        batch: list[tuple[Any, ...]] = []
-        gone: list[tuple[str]] = []
-        for row in inv.rows(PREFIXES):
-            rows += 1
-            when = row.last_modified.isoformat() if row.last_modified else None
-            if row.is_latest and row.is_delete_marker:
-                gone.append((row.key,))
-            elif row.is_latest:
-                batch.append((row.key, row.version_id, row.size, row.etag, when))
-            elif not row.is_delete_marker and row.key.startswith("blobs/"):
-                conn.execute(
-                    "INSERT INTO older VALUES (?, ?, ?, ?, ?)", (row.key, row.version_id, row.size, row.etag, when)
-                )
-            if len(batch) >= BATCH or len(gone) >= BATCH:
-                _write(conn, batch, gone)
-        _write(conn, batch, gone)
+        for file in inv.files:
+            current = _Current()
+            # one statement over the file's rows, fed as they are read: no row kept beyond its binding
+            conn.executemany(_UPSERT, current.of(inv.pin_fields(file, PREFIXES)))
+            conn.executemany("DELETE FROM pins WHERE key = ?", current.gone)
+            conn.executemany("INSERT INTO older VALUES (?, ?, ?, ?, ?)", current.older)
+            rows += current.rows
         changed = conn.total_changes - before - conn.execute("SELECT count(*) FROM older").fetchone()[0]
         bucket = inv.manifest.source_bucket
         conn.executemany(
@@ -115,11 +106,24 @@ def load(inv: Inventory, path: Path) -> Loaded:
         conn.close()
 
 
-def _write(conn: sqlite3.Connection, batch: list[tuple[Any, ...]], gone: list[tuple[str]]) -> None:
-    conn.executemany(_UPSERT, batch)
-    conn.executemany("DELETE FROM pins WHERE key = ?", gone)
-    batch.clear()
-    gone.clear()
+class _Current:
+    """One data file's pin fields split: its current versions given as (key, version id, size, ETag,
+    modified) to upsert as they are read; its current delete markers (:attr:`gone`) and its blobs' noncurrent
+    versions (:attr:`older`) put aside (few: a blob is written once, deleted at most)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.gone: list[tuple[str]] = []
+        self.older: list[tuple[Any, ...]] = []
+
+    def of(self, fields: Iterable[PinFields]) -> Iterator[tuple[Any, ...]]:
+        for self.rows, (key, vid, latest, marker, size, etag, when) in enumerate(fields, 1):
+            if latest and marker:
+                self.gone.append((key,))
+            elif latest:
+                yield key, vid, size, etag, when
+            elif not marker and key.startswith("blobs/"):
+                self.older.append((key, vid, size, etag, when))
 
 
 @contextmanager
