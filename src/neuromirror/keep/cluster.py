@@ -96,7 +96,7 @@ def dask_setup(worker: Any = None) -> None:
     """``dask worker --preload neuromirror.keep.cluster``: a keep's worker made ready at its start, once.
 
     Why: each worker's first task paid the copy path's imports and S3's service model (botocore's JSON read for
-    the store's client), ~0.5 s of CPU a worker, inside the keep; a cluster's workers serve many keeps (the
+    the store's client), ~0.3 s of CPU a worker, inside the keep; a cluster's workers serve many keeps (the
     service's cycles), so that belongs to the worker's start-up (docs/scale-out.md)."""
     import urllib3  # noqa: F401 - the copies' HTTP client
 
@@ -104,9 +104,9 @@ def dask_setup(worker: Any = None) -> None:
     from neuromirror.network import identity, pacing  # noqa: F401
     from neuromirror.store import location  # noqa: F401 - the stores' kinds, opened by URL
     from neuromirror.store.packs import store  # noqa: F401
-    from neuromirror.store.s3_client import default_region, make_client
+    from neuromirror.store.s3_client import load_models
 
-    make_client(None, default_region())  # S3's service model, into the loader every store's client shares
+    load_models()
 
 
 def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = None) -> BatchResult:
