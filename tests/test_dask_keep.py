@@ -114,7 +114,8 @@ def test_a_worker_killed_mid_keep_loses_nothing_and_its_task_is_redone(
         assert c.procs["doomed"].returncode == -9
         orphans = [p.name for p in (store / "packs").glob("*.pack")]
         assert orphans and not list((store / "index").glob("*.json"))  # a durable pack no index names yet
-        c.start_worker("rescue")  # the scheduler reruns the dead worker's tasks here
+        # the scheduler reruns the dead worker's tasks here; started as docs/scale-out.md advises for keeps
+        c.start_worker("rescue", DASK_DISTRIBUTED__WORKER__PRELOAD='["neuromirror.keep.cluster"]')
         out, err = running.communicate(timeout=300)
         names = c.workers()
     finally:

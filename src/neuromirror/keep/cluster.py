@@ -92,6 +92,23 @@ def _store(url: str) -> Store:
         return _opened[url]
 
 
+def dask_setup(worker: Any = None) -> None:
+    """``dask worker --preload neuromirror.keep.cluster``: a keep's worker made ready at its start, once.
+
+    Why: each worker's first task paid the copy path's imports and S3's service model (botocore's JSON read for
+    the store's client), ~0.3 s of CPU a worker, inside the keep; a cluster's workers serve many keeps (the
+    service's cycles), so that belongs to the worker's start-up (docs/scale-out.md)."""
+    import urllib3  # noqa: F401 - the copies' HTTP client
+
+    from neuromirror.engine import dask_executor, executor  # noqa: F401 - keep_batch's own imports
+    from neuromirror.network import identity, pacing  # noqa: F401
+    from neuromirror.store import location  # noqa: F401 - the stores' kinds, opened by URL
+    from neuromirror.store.packs import store  # noqa: F401
+    from neuromirror.store.s3_client import load_models
+
+    load_models()
+
+
 def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = None) -> BatchResult:
     """The worker's entry point: ``batch``'s keys into the store, each verified; idempotent (a rerun copies
     only what the store still lacks)."""

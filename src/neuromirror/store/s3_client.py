@@ -57,6 +57,16 @@ def make_client(endpoint: Optional[str], region: str) -> Any:
     return session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
 
 
+def load_models() -> None:
+    """S3's service model and endpoint data read into the loader every store's client shares, now (a Dask
+    worker's start: :func:`neuromirror.keep.cluster.dask_setup`) rather than at the first store's client; a
+    throwaway client with placeholder keys, so that no credential chain (nor an instance's metadata) is asked."""
+    import boto3
+
+    session = boto3.session.Session(botocore_session=_botocore_session())
+    session.client("s3", region_name=default_region(), aws_access_key_id="-", aws_secret_access_key="-")
+
+
 #: botocore's loader of service models, shared by every store's session (made on first use)
 _LOADER: Any = None
 _LOADER_LOCK = threading.Lock()

@@ -37,6 +37,7 @@ from neuromirror.bench.measure import neuromirror_cmd, run_measured, say
 from neuromirror.bench.scenarios.restore import _env
 from neuromirror.bench.syncs import run_sync
 from neuromirror.bench.targets import judge, reported
+from neuromirror.keep.cluster import dask_setup
 
 BUCKET = "bench-keep-cluster"
 TARGETS = (
@@ -106,12 +107,16 @@ def bench_keep_cluster(args: Any, archives: Archives, work: Path, startup: float
 
 
 #: the Dask settings docs/scale-out.md advises for a keep's workers: no statistical profiler (a stack walk
-#: every 10 ms), the event loop's tick and the system monitor less often (every 20 ms and 500 ms by default):
-#: an idle worker's CPU from ~2.4 % of a core to ~0.2 %, measured on this machine
+#: every 10 ms), the event loop's tick, the system monitor and the memory monitor less often (every 20 ms,
+#: 500 ms and 100 ms by default): an idle worker's CPU from ~2.4 % of a core to ~0.2 %, measured on this
+#: machine; and the keep's worker set-up at the worker's start (``--preload neuromirror.keep.cluster``:
+#: :func:`~neuromirror.keep.cluster.dask_setup`)
 QUIET = {
     "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
     "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
     "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+    "DASK_DISTRIBUTED__WORKER__MEMORY__MONITOR_INTERVAL": "1s",
+    "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([dask_setup.__module__]),
 }
 
 
