@@ -63,8 +63,12 @@ def load_models() -> None:
     throwaway client with placeholder keys, so that no credential chain (nor an instance's metadata) is asked."""
     import boto3
 
+    from neuromirror.network.identity import botocore_config
+
     session = boto3.session.Session(botocore_session=_botocore_session())
-    session.client("s3", region_name=default_region(), aws_access_key_id="-", aws_secret_access_key="-")
+    session.client(
+        "s3", region_name=default_region(), aws_access_key_id="-", aws_secret_access_key="-", config=botocore_config()
+    )  # named as every client of the house is (network.identity), though it sends nothing
 
 
 #: botocore's loader of service models, shared by every store's session (made on first use)
