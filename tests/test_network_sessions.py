@@ -83,3 +83,37 @@ def test_a_host_no_proxy_names_is_asked_straight(proxy: tuple[str, list[str]], m
             session.head(f"{archive}/bucket/key", timeout=10)
         assert session.head(f"http://localhost:{closed_port()}/x", timeout=10).status_code == 200  # not named
     assert len(seen) == 1
+
+
+def test_urllib3_pools_ask_urllib_once_per_host_and_see_a_changed_no_proxy(
+    proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pools keep's transfers and the S3 listing use (:mod:`neuromirror.network.pools`): urllib's answer,
+    which walks the whole environment, is asked once per host; a NO_PROXY set later is still obeyed."""
+    import urllib.request
+
+    import urllib3
+
+    from neuromirror.network.pools import Pools
+
+    url, seen = proxy
+    use_proxy(monkeypatch, url)
+    asked: list[int] = []
+    getproxies = urllib.request.getproxies
+
+    def counted() -> Any:
+        asked.append(1)
+        return getproxies()
+
+    monkeypatch.setattr(urllib.request, "getproxies", counted)
+    pools = Pools(4, retries=urllib3.Retry(total=0))
+    archive = f"http://127.0.0.1:{closed_port()}"
+    for i in range(20):
+        assert pools.manager(f"{archive}/k{i}").request("GET", f"{archive}/k{i}").status == 200
+    assert seen == [f"{archive}/k{i}" for i in range(20)]
+    assert len(asked) == 1, asked  # not once a request
+    use_proxy(monkeypatch, url, no_proxy="127.0.0.1")
+    with pytest.raises(urllib3.exceptions.HTTPError):  # straight to the archive, which is not there
+        pools.manager(f"{archive}/k0").request("GET", f"{archive}/k0")
+    assert len(seen) == 20 and len(asked) == 2
+    pools.clear()

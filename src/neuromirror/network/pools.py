@@ -4,14 +4,21 @@ Where a request's own CPU matters (keep's transfers, the S3 listing's pages: one
 Zarr), neuromirror talks to urllib3 directly instead of through ``requests``, which spent ~1 ms of
 CPU a request merging environment settings, hooks and cookies.  What ``requests`` did for us then
 is done here: ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY`` are read at each request (a mirror
-behind an institution's proxy keeps working), one pool manager per proxy.  Every request carries the
-mirror's name (:func:`.identity.headers`) unless the caller sets its own headers.
+behind an institution's proxy keeps working; urllib's answer, which walks the whole environment, is kept
+per host and those variables' values), one pool manager per proxy.  Every request carries the mirror's
+name (:func:`.identity.headers`) unless the caller sets its own headers.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
+
+#: the variables urllib's proxy answer for a URL depends on, besides ``<scheme>_proxy`` (lower case: read as the
+#: key); an answer is kept per URL scheme and host and these values, so a change to any is seen at the next request
+_PROXY_ENV = ("REQUEST_METHOD", "no_proxy", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+_UNSEEN = object()
 
 
 class Pools:
@@ -28,6 +35,7 @@ class Pools:
         self._kw = pool_kw
         self._direct = urllib3.PoolManager(maxsize=maxsize, **pool_kw)
         self._proxied: dict[str, Any] = {}
+        self._route: dict[tuple, Any] = {}  # (scheme, host, the proxy variables' values) -> its proxy or None
         self._lock = threading.Lock()
 
     def manager(self, url: str) -> Any:
@@ -37,8 +45,16 @@ class Pools:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        proxy = urllib.request.getproxies().get(parts.scheme)
-        if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        key = (parts.scheme, parts.hostname, *map(os.environ.get, _PROXY_ENV), os.environ.get(f"{parts.scheme}_proxy"))
+        proxy = self._route.get(key, _UNSEEN)
+        if proxy is _UNSEEN:  # urllib's answer, which walks the whole environment twice (~80 us): once per key
+            proxy = urllib.request.getproxies().get(parts.scheme)
+            if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+                proxy = None
+            if len(self._route) >= 256:
+                self._route.clear()
+            self._route[key] = proxy
+        if not proxy:
             return self._current(self._direct)
         with self._lock:
             if proxy not in self._proxied:
