@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 from urllib.parse import unquote_plus
 
 from neuromirror.errors import UserError
+
+T = TypeVar("T")
 
 #: the columns a row is made of (any other column of the schema is read past)
 COLUMNS = ("Key", "VersionId", "IsLatest", "IsDeleteMarker", "Size", "LastModifiedDate", "ETag", "IsMultipartUploaded")
@@ -98,14 +100,22 @@ def row_reader(columns: list[str]) -> Callable[[list[str]], InventoryRow]:
 def read_records(records: Iterable[list[str]], columns: list[str], where: str) -> Iterator[InventoryRow]:
     """The rows of one data file's CSV records; a record of the wrong width or a field that is not what
     its column holds is refused in one line naming ``where`` and the line."""
-    read = row_reader(columns)
-    width = len(columns)
+    return _checked(records, len(columns), where, row_reader(columns))
+
+
+def _checked(
+    records: Iterable[list[str]], width: int, where: str, read: Callable[[list[str]], Optional[T]]
+) -> Iterator[T]:
+    """``read`` of each record of ``width`` fields (None: passed by); a record of another width, or a field
+    ``read`` finds is not what its column holds (a ValueError), refused in one line naming ``where`` and the line."""
     line = 0
     try:
         for line, fields in enumerate(records, 1):
             if len(fields) != width:
                 raise InventoryError(f"{where}: line {line} has {len(fields)} fields, the fileSchema names {width}")
-            yield read(fields)
+            got = read(fields)
+            if got is not None:
+                yield got
     except ValueError as exc:
         raise InventoryError(f"{where}: line {line}: {exc}") from None
 
@@ -145,32 +155,32 @@ def pin_records(
     it, at a third of its cost (a cold sync's pins load reads 10^6 rows before its first Zarr): no row object,
     no datetime made (the time is checked and given as its text; :func:`neuromirror.util.dates.parse_iso`
     reads it), and a key outside ``prefixes`` passed by before anything else of it is read."""
-    width, under = len(columns), tuple(prefixes)
+    return _checked(records, len(columns), where, _pin_reader(columns, tuple(prefixes)))
+
+
+def _pin_reader(columns: list[str], under: tuple[str, ...]) -> Callable[[list[str]], Optional[PinFields]]:
+    """A record's :data:`PinFields`, None for a key outside ``under`` (column positions looked up once, as
+    :func:`row_reader` does)."""
     key_at, version_at, latest_at, marker_at, size_at, time_at, etag_at, pad = _pin_columns(columns)
     versioned = "VersionId" in columns
     checked = datetime.fromisoformat
-    line = 0
-    try:
-        for line, f in enumerate(records, 1):
-            if len(f) != width:
-                raise InventoryError(f"{where}: line {line} has {len(f)} fields, the fileSchema names {width}")
-            key = f[key_at]
-            if "%" in key or "+" in key:
-                key = unquote_plus(key)
-            if not key.startswith(under):
-                continue
-            f += pad
-            size, when, etag = f[size_at], f[time_at], f[etag_at].strip('"')
-            if when:
-                checked(when)
-            yield (
-                key,
-                (f[version_at] or "null") if versioned else None,
-                f[latest_at] == "true",
-                f[marker_at] == "true",
-                int(size) if size else None,
-                etag or None,
-                when or None,
-            )
-    except ValueError as exc:
-        raise InventoryError(f"{where}: line {line}: {exc}") from None
+
+    def read(f: list[str]) -> Optional[PinFields]:
+        key = _key(f[key_at])
+        if not key.startswith(under):
+            return None
+        f += pad
+        size, when, etag = f[size_at], f[time_at], f[etag_at].strip('"')
+        if when:
+            checked(when)
+        return (
+            key,
+            (f[version_at] or "null") if versioned else None,
+            f[latest_at] == "true",
+            f[marker_at] == "true",
+            int(size) if size else None,
+            etag or None,
+            when or None,
+        )
+
+    return read
