@@ -159,10 +159,7 @@ def diff_over_head(
         if p in head:
             d.changes.add(Delete(p))
             d.removed += 1
-    report.refused.extend(snap.refused)
-    report.unreachable.extend(snap.unreachable)
-    if unpinned := tally.warning(snap.label):
-        snap.warnings.append(unpinned)
+    _reported(snap, report, tally)
     return d
 
 
@@ -228,10 +225,14 @@ def _finish(
         del current[p]
         d.changes.add(Delete(p))
         d.removed += 1
+    _reported(snap, report, tally)
+
+
+def _reported(snap: Snapshot, report: SyncReport, tally: Tally) -> None:
+    """The snapshot's refusals, unreachable assets and unpinned URLs, into the report (a diff's last step)."""
     report.refused.extend(snap.refused)
     report.unreachable.extend(snap.unreachable)
-    unpinned = tally.warning(snap.label)
-    if unpinned:
+    if unpinned := tally.warning(snap.label):
         snap.warnings.append(unpinned)
 
 
