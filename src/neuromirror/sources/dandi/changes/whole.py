@@ -61,9 +61,8 @@ class AssetListing(DandiAPI):
                 problem = f"the most recent version {latest.identifier} not listed (a page skipped)"
             else:
                 return versions
-            log.warning("DANDI:%s: %s; listing versions again (attempt %d)", self.identifier, problem, attempt + 2)
-            time.sleep(min(2**attempt * 0.2, 3))
-        raise DandiError(f"DANDI API at {self.api_url}: inconsistent versions listing of {self.identifier}: {problem}")
+            self._again("listing versions", problem, attempt)
+        raise self._inconsistent("versions listing", problem)
 
     def _list_assets(
         self,
@@ -100,11 +99,17 @@ class AssetListing(DandiAPI):
                 return listing
             listing.close()
             last_problem = problem
-            log.warning("DANDI:%s: %s; listing again (attempt %d)", self.identifier, problem, attempt + 2)
-            time.sleep(min(2**attempt * 0.2, 3))
-        raise DandiError(
-            f"DANDI API at {self.api_url}: inconsistent asset listing of {self.identifier}: {last_problem}"
-        )
+            self._again("listing", problem, attempt)
+        raise self._inconsistent("asset listing", last_problem)
+
+    def _again(self, what: str, problem: str, attempt: int) -> None:
+        """A listing judged not whole (``problem``) at ``attempt`` (0, 1, ...): said, and a pause before the next."""
+        log.warning("DANDI:%s: %s; %s again (attempt %d)", self.identifier, problem, what, attempt + 2)
+        time.sleep(min(2**attempt * 0.2, 3))
+
+    def _inconsistent(self, what: str, problem: str) -> DandiError:
+        """A listing never whole in :data:`LISTING_ATTEMPTS` tries: the sync's one-line error."""
+        return DandiError(f"DANDI API at {self.api_url}: inconsistent {what} of {self.identifier}: {problem}")
 
     def _attempt(self, asked: _Asked, listing: Listing) -> Optional[str]:
         """One listing of the version into ``listing``, judged whole: None when complete, the problem
