@@ -18,10 +18,12 @@ import pytest
 
 from helpers.keep import clone_gets_every_byte, lose_blobs, make_dandiset
 from helpers.packs import indexed
+from neuromirror.store.packs.layout import INDEX
 from neuromirror.store.packs.store import PackStore
 
 WRITE = """
 import sys
+from neuromirror.store.packs.layout import INDEX
 from neuromirror.store.packs.store import PackStore
 s = PackStore.directory(sys.argv[1], pack_size=4096)
 s.clean_stale()
@@ -37,6 +39,7 @@ s.sync()
 
 PRUNE = """
 import hashlib, sys
+from neuromirror.store.packs.layout import INDEX
 from neuromirror.store.packs.store import PackStore
 s = PackStore.directory(sys.argv[1], pack_size=8192)
 s.clean_stale()
@@ -76,6 +79,29 @@ def test_a_kill_at_each_point_of_a_pack_converges(tmp_path: Path, point: str) ->
         with s.open_key("MD5E-s" + str(n * 1000) + "--" + "0" * 32) as fh:
             assert fh.read() == bytes([n]) * (n * 1000)
     assert not [p for p in (tmp_path / "s" / "tmp").iterdir() if p.suffix == ".pack"]
+
+
+@pytest.mark.parametrize("point", ["pack-sealed", "pack-indexed"])
+def test_a_cluster_task_catches_up_on_one_listing_after_a_kill(tmp_path: Path, point: str) -> None:
+    """A task's start (``catch_up``: what ``keep --dask``'s workers do): the killed writer's sealed pack adopted
+    (its keys known), the packs another writer sealed since read in, the index folder listed once when none
+    was adopted."""
+    where = tmp_path / "s"
+    task = PackStore.directory(str(where))
+    task.catch_up()  # its key map read (empty) before the other writers ran
+    env = {**os.environ, "NEUROMIRROR_CRASH_AT": point}
+    killed = subprocess.run([sys.executable, "-c", WRITE, str(where)], env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert task.catch_up() == (1 if point == "pack-sealed" else 0)  # a pack with no index file: adopted
+    assert task.has("MD5E-s1000--" + "0" * 32)  # the killed writer's first pack, known either way
+    killed_then_rerun(WRITE, where, "")  # another writer seals the rest
+    listed: list[str] = []
+    real = task.backend.listing
+    task.backend.listing = lambda folder: (listed.append(folder), real(folder))[1]  # type: ignore[method-assign]
+    assert task.catch_up() == 0
+    assert listed.count(INDEX) == 1, listed
+    for n in range(1, 6):
+        assert task.read_range("MD5E-s" + str(n * 1000) + "--" + "0" * 32) == bytes([n]) * (n * 1000)
 
 
 @pytest.mark.parametrize("point", ["", "repack-sealed", "repack-unindexed"])

@@ -32,8 +32,9 @@ from neuromirror.records import VersionFile
 from neuromirror.store.base import Store
 from neuromirror.store.transfer import Outcome, Transfer, read_back
 
-#: keys a task copies (small objects: a task is ~1 s of work at 25 ms a request and 8 threads)
-KEYS_PER_TASK = 500
+#: keys a task copies: small objects at 25 ms a request and 4 threads make a task ~15 s of work, so that the
+#: store's catching up and the pack's seal at each task's start and end (~20 ms of CPU) weigh ~20 us a key
+KEYS_PER_TASK = 1000
 
 
 class _HasTasks(Protocol):
@@ -123,10 +124,7 @@ def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = 
     clock = timing.Stopwatch()
     store = _store(batch.store)
     out = BatchResult([], worker_name())
-    out.adopted = store.clean_stale()  # a dead attempt's sealed pack named before its keys are looked for
-    refresh = getattr(getattr(store, "keys", None), "refresh", None)
-    if refresh is not None:
-        refresh()  # the packs other workers (and a dead attempt) sealed since
+    out.adopted = _caught_up(store)
     others = [_store(u) for u in batch.others]
     transfer = Transfer(store, jobs=batch.jobs, others=others)
     try:
@@ -142,6 +140,19 @@ def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = 
         store.sync()
     out.seconds = round(clock.seconds(), 3)
     return out
+
+
+def _caught_up(store: Store) -> int:
+    """A dead attempt's sealed pack named before its keys are looked for, and the packs other workers (and a
+    dead attempt) sealed since read into the key map: one listing of a packed store's index files for both."""
+    catch_up = getattr(store, "catch_up", None)
+    if catch_up is not None:
+        return int(catch_up())
+    adopted = store.clean_stale()
+    refresh = getattr(getattr(store, "keys", None), "refresh", None)
+    if refresh is not None:
+        refresh()
+    return adopted
 
 
 def _one(store: Store, transfer: Transfer, item: Item, out: BatchResult) -> Outcome:

@@ -67,10 +67,12 @@ class KeyMap:
         with self._lock:
             self._put(index, stamp)
 
-    def refresh(self) -> None:
-        """Read the index files that are new or changed since the last look; forget those gone."""
+    def refresh(self, listing: Optional[Collection[Listed]] = None) -> None:
+        """Read the index files that are new or changed since the last look; forget those gone.  ``listing``:
+        the index folder as the caller just listed it (:meth:`PackStore.catch_up`), not listed again."""
         with self._lock:
-            listed = {p: item for item in self.backend.listing(INDEX) if (p := pack_name(item.name))}
+            items = self.backend.listing(INDEX) if listing is None else listing
+            listed = {p: item for item in items if (p := pack_name(item.name))}
             for pack in [p for p in self._packs if p not in listed]:
                 self._drop(pack)
             todo = [item for p, item in listed.items() if p not in self._packs or self._packs[p].stamp != item.stamp]

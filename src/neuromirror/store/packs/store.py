@@ -39,6 +39,7 @@ from neuromirror.store.packs.backend import (
     STORAGE_CLASSES,
     Backend,
     DirectoryBackend,
+    Listed,
     S3Backend,
     remove_dead_staged,
 )
@@ -434,8 +435,20 @@ class PackStore:
     def clean_stale(self) -> int:
         """Staged files of this host's dead processes removed, and packs a killed writer left without an
         index file adopted from their trailers; how many."""
+        return self._clean_stale(list(self.backend.listing(INDEX)))
+
+    def catch_up(self) -> int:
+        """:meth:`clean_stale`, then the key map read again (the packs other writers sealed since), on one
+        listing of the index files: a cluster task's start (:func:`neuromirror.keep.cluster.keep_batch`),
+        where each task paid a listing more; how many packs were adopted."""
+        listed = list(self.backend.listing(INDEX))
+        adopted = self._clean_stale(listed)
+        self.keys.refresh(None if adopted else listed)  # an adoption wrote index files: listed again
+        return adopted
+
+    def _clean_stale(self, index_files: list[Listed]) -> int:
         done = remove_dead_staged(self.backend.staging())
-        indexed = {pack_name(i.name) for i in self.backend.listing(INDEX)}
+        indexed = {pack_name(i.name) for i in index_files}
         for item in list(self.backend.listing(PACKS)):
             pack = pack_name(item.name)
             if pack is None or pack in indexed:
