@@ -236,3 +236,44 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_is_kept(dandi_archive,
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.count("\n") == 1 and address in done.stderr
     assert not store.exists()
+
+
+#: run on a fresh interpreter: the worker's preload, then one task; the modules the task still imported
+PRELOADED_TASK = """
+import json, sys
+from neuromirror.keep.cluster import KeepBatch, dask_setup, keep_batch
+from neuromirror.store.location import open_store
+open_store(sys.argv[1], create=True).identity  # made by the submitting process, as keep --to makes it
+dask_setup()
+before = set(sys.modules)
+items = tuple((key, size, (url,)) for key, size, url in json.loads(sys.argv[2]))
+out = keep_batch(KeepBatch(sys.argv[1], items, jobs=2))
+assert all(o.ok for o in out.outcomes) and len(out.outcomes) == len(items), out
+roots = ("neuromirror", "urllib3", "botocore", "boto3", "s3transfer", "http", "email", "ssl", "hashlib")
+print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in roots)))
+"""
+
+
+@pytest.mark.parametrize("kind", ["pack+file", "pack+s3"])
+def test_a_preloaded_worker_imports_nothing_more_for_a_keep_task(
+    dandi_archive, tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:  # noqa: ANN001
+    """``dask worker --preload neuromirror.keep.cluster`` (docs/scale-out.md): its list of imports is the one a
+    keep's task needs, so a worker's first task pays no import; a task that imports more fails here."""
+    sizes = {f"sub-{i:02d}/f.nwb": 2_000 + 100 * i for i in range(3)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    blobs = [dandi_archive.asset_at(d.id, path, d.version).blob for path in sizes]
+    items = [
+        (key_of(d.ds, path, "HEAD"), b.size, dandi_archive.s3.url(b.bucket, b.key, b.version_id))
+        for path, b in zip(sizes, blobs)
+    ]
+    url = f"pack+s3://{request.getfixturevalue('bucket')}/preload" if kind == "pack+s3" else f"pack+file://{tmp_path}/p"
+    store_env = {k: v for k, v in os.environ.items() if k.startswith(("NEUROMIRROR_STORE_", "AWS_"))}  # bucket's
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOADED_TASK, url, json.dumps(items)],
+        env={**ENV, **store_env},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

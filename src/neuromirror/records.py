@@ -314,6 +314,11 @@ class SourceState(Protocol):
     def previous_files(self) -> Iterator[VersionFile]:
         """All files of the last synced state."""
 
+    def head_files(self) -> Optional[dict[str, VersionFile]]:
+        """HEAD's files by path, when the state may take a snapshot made as changes over HEAD
+        (``Snapshot.over_head``); None where it may not (a Dask worker's journal, verify's archive view):
+        the source then lists the version whole."""
+
     def cache_get(self, namespace: str, key: str) -> Optional[str]:
         """A value cached forever (e.g. a blob's S3 versionId)."""
 

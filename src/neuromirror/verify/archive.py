@@ -49,6 +49,9 @@ class _ArchiveState:
     def previous_files(self) -> Iterator[VersionFile]:
         return iter(self._files.values())
 
+    def head_files(self) -> Optional[dict[str, VersionFile]]:
+        return None  # the archive is checked whole, never as changes over HEAD
+
     def cache_get(self, namespace: str, key: str) -> Optional[str]:
         return self._cache.get((namespace, key)) or self.index.cache_get(namespace, key)
 

@@ -88,7 +88,7 @@ def _last_state(
 ) -> tuple[Optional[dict[str, VersionFile]], dict[str, VersionFile]]:
     """(HEAD's files as the state keeps them, None when it does not: the listing is then merged, whole;
     the last state's files a listing takes, by path: all but the reserved ones)."""
-    held = getattr(state, "head_files", lambda: None)()  # IndexState's
+    held = state.head_files()
     files = held.values() if held is not None else state.previous_files()
     return held, {f.path: f for f in files if f.path not in reserved}
 
