@@ -85,6 +85,22 @@ def test_a_host_no_proxy_names_is_asked_straight(proxy: tuple[str, list[str]], m
     assert len(seen) == 1
 
 
+def test_a_session_sees_a_no_proxy_set_after_it_read_the_environment(
+    proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rule as the pools' (below): the kept answer is kept under the proxy variables' values, so a
+    session already made obeys a NO_PROXY set later (a service's session lives across its cycles)."""
+    url, seen = proxy
+    use_proxy(monkeypatch, url)
+    archive = f"http://127.0.0.1:{closed_port()}"
+    with identity.session() as session:
+        assert session.head(f"{archive}/bucket/key", timeout=10).status_code == 200  # through the proxy
+        use_proxy(monkeypatch, url, no_proxy="127.0.0.1")
+        with pytest.raises(requests.exceptions.ConnectionError):  # now straight to the archive: not there
+            session.head(f"{archive}/bucket/key", timeout=10)
+    assert seen == [f"{archive}/bucket/key"]
+
+
 def test_urllib3_pools_ask_urllib_once_per_host_and_see_a_changed_no_proxy(
     proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

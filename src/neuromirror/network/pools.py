@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import Any, Optional
 
 #: the variables urllib's proxy answer for a URL depends on, besides ``<scheme>_proxy`` (lower case: read as the
 #: key); an answer is kept per URL scheme and host and these values, so a change to any is seen at the next request
 _PROXY_ENV = ("REQUEST_METHOD", "no_proxy", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 _UNSEEN = object()
+
+
+def proxy_env(scheme: str) -> tuple[Optional[str], ...]:
+    """The values of the variables a URL's proxy depends on: what a kept proxy answer is kept under, here and
+    in :class:`~.sessions.EnvOnceSession`, so that a change to any is seen at the next request."""
+    return (*map(os.environ.get, _PROXY_ENV), os.environ.get(f"{scheme}_proxy"))
 
 
 class Pools:
@@ -45,7 +51,7 @@ class Pools:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname, *map(os.environ.get, _PROXY_ENV), os.environ.get(f"{parts.scheme}_proxy"))
+        key = (parts.scheme, parts.hostname, *proxy_env(parts.scheme))
         proxy = self._route.get(key, _UNSEEN)
         if proxy is _UNSEEN:  # urllib's answer, which walks the whole environment twice (~80 us): once per key
             proxy = urllib.request.getproxies().get(parts.scheme)

@@ -7,20 +7,25 @@ request): ~1.5 s of the sync process's ~9.5 s of CPU in a cold DANDI mirror of 1
 pinning is one HEAD a blob on one session.  Here :meth:`EnvOnceSession.merge_environment_settings`
 keeps what ``requests`` made of the environment for a host, a request's own settings and the
 session's (proxies, stream, verify, cert): the same answer, read at the host's first request of the
-session.  A session made after the
-environment changed reads the new one; one already made keeps what it read (a sync's sessions live
-as long as the sync).  :func:`.identity.session` makes these.
+session and the values of the variables the answer depends on (the proxies' and ``NO_PROXY``,
+:func:`.pools.proxy_env`; the CA bundle's): a change to any is seen at the next request, as
+:class:`.pools.Pools` sees it.  :func:`.identity.session` makes these.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import requests
 
+from neuromirror.network.pools import proxy_env
+
 #: hosts x settings kept per session; past it the kept answers are dropped and read again
 KEPT = 256
+#: where ``requests`` reads a default ``verify`` from
+_CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 class EnvOnceSession(requests.Session):
@@ -58,6 +63,8 @@ def _key(session: requests.Session, url: Any, proxies: Any, stream: Any, verify:
             session.stream,
             session.verify,
             session.cert,
+            *proxy_env(parts.scheme),
+            *map(os.environ.get, _CA_ENV),
         )
         hash(key)
     except (TypeError, ValueError):
