@@ -267,3 +267,27 @@ def test_a_resync_by_changes_writes_only_the_changes_and_equals_a_mirror_synced_
         assert web_urls(mirror / "dandi" / ident) == web_urls(once / "dandi" / ident)
         assert rows(mirror, ident) == rows(once, ident)
         assert f"sub-new/sub-new_{i}.nwb" in tree(mirror, ident)
+
+
+def test_which_assets_are_text_is_posixpaths_rule() -> None:
+    """``is_text_asset`` (string methods, asked of every file of a resync's last state) says what the rule it
+    replaced said with ``posixpath``: the last dot's extension unless only dots precede it, else the name."""
+    import itertools
+    import posixpath
+    import random
+
+    from neuromirror.sources.dandi.assets import GIT_MAX_BYTES, TEXT_EXTENSIONS, TEXT_NAMES, is_text_asset
+
+    def by_posixpath(path: str, size: int) -> bool:
+        if size > GIT_MAX_BYTES:
+            return False
+        stem, ext = posixpath.splitext(posixpath.basename(path))
+        return ext.lower() in TEXT_EXTENSIONS or stem.upper() in TEXT_NAMES and ext == ""
+
+    parts = ["", ".", "..", "README", "readme", "LICENSE", "x", "a.b", ".md", "MD", ".JSON", "json", "/", "sub-1/"]
+    names = {"".join(p) for p in itertools.product(parts, repeat=3)}
+    rng = random.Random(75)
+    names |= {"".join(rng.choice("./aRdmeEjsonMDx") for _ in range(rng.randint(0, 12))) for _ in range(20_000)}
+    for name, size in itertools.product(sorted(names), (0, GIT_MAX_BYTES, GIT_MAX_BYTES + 1)):
+        assert is_text_asset(name, size) == by_posixpath(name, size), (name, size)
+    assert is_text_asset("sub-1/README", 10) and is_text_asset("a/b.JSON", 10) and not is_text_asset("a/.md", 10)
