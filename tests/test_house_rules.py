@@ -494,3 +494,31 @@ def read(url):
     )
     got = _read_path_copies(tmp_path)
     assert list(got) == ["read/old.py"] and len(got["read/old.py"]) == 6, got
+
+
+def _class_constants(tree: ast.AST) -> dict[str, dict[str, object]]:
+    """Each class of a module: the constants its body assigns by name (``protocol_version = "HTTP/1.1"``)."""
+    found: dict[str, dict[str, object]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            found[node.name] = {
+                t.id: stmt.value.value
+                for stmt in node.body
+                if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+                for t in stmt.targets
+                if isinstance(t, ast.Name)
+            }
+    return found
+
+
+def test_every_kept_alive_http_server_sends_without_nagle() -> None:
+    """An ``http.server`` handler that keeps connections alive (HTTP/1.1) writes its headers and its body
+    apart: with Nagle's algorithm the body waits for the client's delayed ACK, ~40 ms an answer.  The bench's
+    S3 front lacked it, which put 40 ms on every GET of a keep "25 ms away"; each such handler says
+    ``disable_nagle_algorithm = True``."""
+    slow = []
+    for path in sorted(SRC.rglob("*.py")):
+        for name, consts in _class_constants(ast.parse(path.read_text(), str(path))).items():
+            if consts.get("protocol_version") == "HTTP/1.1" and consts.get("disable_nagle_algorithm") is not True:
+                slow.append(f"{path.relative_to(SRC)}: {name}")
+    assert not slow, slow

@@ -29,6 +29,10 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "prox
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # the headers and the body are two writes on a kept-alive connection: with Nagle's algorithm the body
+    # waited for the client's delayed ACK, ~40 ms a GET (a keep's every copy) on top of the RTT asked for,
+    # as the stand-ins' servers say (standins/dandi/server.py)
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
