@@ -11,20 +11,12 @@ name (:func:`.identity.headers`) unless the caller sets its own headers.
 
 from __future__ import annotations
 
-import os
 import threading
-from typing import Any, Optional
+from typing import Any
 
-#: the variables urllib's proxy answer for a URL depends on, besides ``<scheme>_proxy`` (lower case: read as the
-#: key); an answer is kept per URL scheme and host and these values, so a change to any is seen at the next request
-_PROXY_ENV = ("REQUEST_METHOD", "no_proxy", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+from neuromirror.network.proxies import proxy_env
+
 _UNSEEN = object()
-
-
-def proxy_env(scheme: str) -> tuple[Optional[str], ...]:
-    """The values of the variables a URL's proxy depends on: what a kept proxy answer is kept under, here and
-    in :class:`~.sessions.EnvOnceSession`, so that a change to any is seen at the next request."""
-    return (*map(os.environ.get, _PROXY_ENV), os.environ.get(f"{scheme}_proxy"))
 
 
 class Pools:

@@ -8,7 +8,7 @@ pinning is one HEAD a blob on one session.  Here :meth:`EnvOnceSession.merge_env
 keeps what ``requests`` made of the environment for a host, a request's own settings and the
 session's (proxies, stream, verify, cert): the same answer, read at the host's first request of the
 session and the values of the variables the answer depends on (the proxies' and ``NO_PROXY``,
-:func:`.pools.proxy_env`; the CA bundle's): a change to any is seen at the next request, as
+:func:`.proxies.proxy_env`; the CA bundle's): a change to any is seen at the next request, as
 :class:`.pools.Pools` sees it.  :func:`.identity.session` makes these.
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from neuromirror.network.pools import proxy_env
+from neuromirror.network.proxies import proxy_env
 
 #: hosts x settings kept per session; past it the kept answers are dropped and read again
 KEPT = 256
