@@ -144,15 +144,10 @@ def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = 
 
 def _caught_up(store: Store) -> int:
     """A dead attempt's sealed pack named before its keys are looked for, and the packs other workers (and a
-    dead attempt) sealed since read into the key map: one listing of a packed store's index files for both."""
+    dead attempt) sealed since read into the key map: one listing of a packed store's index files for both
+    (the one kind with a key map); any other kind only cleans up."""
     catch_up = getattr(store, "catch_up", None)
-    if catch_up is not None:
-        return int(catch_up())
-    adopted = store.clean_stale()
-    refresh = getattr(getattr(store, "keys", None), "refresh", None)
-    if refresh is not None:
-        refresh()
-    return adopted
+    return int(catch_up()) if catch_up is not None else store.clean_stale()
 
 
 def _one(store: Store, transfer: Transfer, item: Item, out: BatchResult) -> Outcome:
