@@ -254,7 +254,7 @@ print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split(".")[0] 
 """
 
 
-@pytest.mark.parametrize("kind", ["pack+file", "pack+s3"])
+@pytest.mark.parametrize("kind", ["directory", "pack+file", "pack+s3"])
 def test_a_preloaded_worker_imports_nothing_more_for_a_keep_task(
     dandi_archive, tmp_path: Path, request: pytest.FixtureRequest, kind: str
 ) -> None:  # noqa: ANN001
@@ -267,7 +267,8 @@ def test_a_preloaded_worker_imports_nothing_more_for_a_keep_task(
         (key_of(d.ds, path, "HEAD"), b.size, dandi_archive.s3.url(b.bucket, b.key, b.version_id))
         for path, b in zip(sizes, blobs)
     ]
-    url = f"pack+s3://{request.getfixturevalue('bucket')}/preload" if kind == "pack+s3" else f"pack+file://{tmp_path}/p"
+    urls = {"directory": str(tmp_path / "d"), "pack+file": f"pack+file://{tmp_path}/p"}
+    url = f"pack+s3://{request.getfixturevalue('bucket')}/preload" if kind == "pack+s3" else urls[kind]
     store_env = {k: v for k, v in os.environ.items() if k.startswith(("NEUROMIRROR_STORE_", "AWS_"))}  # bucket's
     done = subprocess.run(
         [sys.executable, "-c", PRELOADED_TASK, url, json.dumps(items)],
