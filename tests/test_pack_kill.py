@@ -26,7 +26,7 @@ import sys
 from neuromirror.store.packs.layout import INDEX
 from neuromirror.store.packs.store import PackStore
 s = PackStore.directory(sys.argv[1], pack_size=4096)
-s.clean_stale()
+s.begin_task(sys.argv[2]) if len(sys.argv) > 2 else s.clean_stale()  # a cluster task's attempt, or a keep
 for n in range(1, 6):
     key = "MD5E-s" + str(n * 1000) + "--" + "0" * 32
     if s.has(key):
@@ -82,22 +82,33 @@ def test_a_kill_at_each_point_of_a_pack_converges(tmp_path: Path, point: str) ->
 
 
 @pytest.mark.parametrize("point", ["pack-sealed", "pack-indexed"])
-def test_a_cluster_task_catches_up_on_one_listing_after_a_kill(tmp_path: Path, point: str) -> None:
-    """A task's start (``catch_up``: what ``keep --dask``'s workers do): the killed writer's sealed pack adopted
-    (its keys known), the packs another writer sealed since read in, the index folder listed once when none
-    was adopted."""
+def test_a_cluster_tasks_rerun_catches_up_on_one_listing_after_a_kill(tmp_path: Path, point: str) -> None:
+    """A task's start (``begin_task``: what ``keep --dask``'s workers do).  A first attempt claims the task and
+    reads nothing of the store; the rerun of a killed attempt finds the claim: the killed writer's sealed pack
+    adopted (its keys known); later, the packs another writer sealed read in on one listing of the index folder."""
     where = tmp_path / "s"
-    task = PackStore.directory(str(where))
-    task.catch_up()  # its key map read (empty) before the other writers ran
-    env = {**os.environ, "NEUROMIRROR_CRASH_AT": point}
-    killed = subprocess.run([sys.executable, "-c", WRITE, str(where)], env=env, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
-    assert task.catch_up() == (1 if point == "pack-sealed" else 0)  # a pack with no index file: adopted
-    assert task.has("MD5E-s1000--" + "0" * 32)  # the killed writer's first pack, known either way
-    killed_then_rerun(WRITE, where, "")  # another writer seals the rest
+    task = PackStore.directory(str(where), pack_size=4096)
+    task.identity  # noqa: B018 - made by the submitter, before any task
+    assert not task.has("MD5E-s1000--" + "0" * 32)  # this worker's key map read (empty) before the others ran
     listed: list[str] = []
     real = task.backend.listing
     task.backend.listing = lambda folder: (listed.append(folder), real(folder))[1]  # type: ignore[method-assign]
+    assert task.begin_task("neuromirror-keep-other") == 0 and listed == []  # a first attempt reads nothing
+    assert (where / "tasks" / "neuromirror-keep-other").is_file()  # its claim, until it ends well
+    task.end_task("neuromirror-keep-other")
+    assert not (where / "tasks" / "neuromirror-keep-other").exists()
+    env = {**os.environ, "NEUROMIRROR_CRASH_AT": point}
+    killed = subprocess.run(
+        [sys.executable, "-c", WRITE, str(where), "neuromirror-keep-1"], env=env, capture_output=True, text=True
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert not task.has("MD5E-s1000--" + "0" * 32)  # a first attempt's view would not see it
+    assert task.begin_task("neuromirror-keep-1") == (1 if point == "pack-sealed" else 0)  # a rerun: adopted
+    assert task.has("MD5E-s1000--" + "0" * 32)  # the killed writer's first pack, known either way
+    with pytest.raises(ValueError, match="not a task name"):
+        task.begin_task("../index/x")
+    killed_then_rerun(WRITE, where, "")  # another writer seals the rest
+    listed.clear()
     assert task.catch_up() == 0
     assert listed.count(INDEX) == 1, listed
     for n in range(1, 6):

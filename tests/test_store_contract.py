@@ -127,6 +127,12 @@ class MemoryStore:
     def clean_stale(self) -> int:
         return 0
 
+    def begin_task(self, task: str) -> int:
+        return 0
+
+    def end_task(self, task: str) -> None:
+        pass
+
     def sync(self) -> None:
         pass
 
@@ -180,6 +186,26 @@ def test_a_store_is_never_made_by_looking(place: str) -> None:
     with pytest.raises(StoreUnreachable, match="not reachable"):
         store.identity  # noqa: B018
     assert not open_store(place).exists()  # still nothing there
+
+
+def test_a_tasks_rerun_finds_what_its_dead_first_attempt_kept(place: str) -> None:
+    """``keep --dask``'s task (``Store.begin_task``): a worker whose view of the store was read before the task's
+    first attempt kept a key durably and died (no ``end_task``) runs the task again: the key is found there
+    (read back, never copied twice)."""
+    rerun = open_store(place, create=True)
+    rerun.identity  # noqa: B018 - made by the submitter first
+    assert not rerun.has(KEY)  # this worker's view, read before
+    first = open_store(place)
+    assert first.begin_task("neuromirror-keep-0a1b") == 0  # a first attempt: nothing left to take in
+    with first.receive(KEY) as incoming:
+        incoming.write(DATA)
+        assert incoming.commit()
+    first.sync()  # durable, then the attempt died
+    assert rerun.begin_task("neuromirror-keep-0a1b") >= 0
+    assert rerun.has(KEY)
+    rerun.end_task("neuromirror-keep-0a1b")
+    with rerun.open_key(KEY) as fh:
+        assert fh.read() == DATA
 
 
 def test_a_kept_key_reads_back_whole_and_by_range(place: str) -> None:

@@ -215,6 +215,17 @@ class Store(Protocol):
 
     def clean_stale(self) -> int: ...
 
+    def begin_task(self, task: str) -> int:
+        """A cluster task's start (``keep --dask``'s :func:`~neuromirror.keep.cluster.keep_batch`): the store
+        ready for the task's keys.  A first attempt needs nothing of other writers (its keys are in no other
+        task of the run); a rerun of ``task`` (its first attempt died) first takes in whatever that attempt
+        left, so that no key of it is copied twice; how many leftovers were adopted."""
+        ...
+
+    def end_task(self, task: str) -> None:
+        """The task ``task`` ended well: a later attempt of that name is a first attempt again."""
+        ...
+
     def sync(self) -> None:
         """Make every committed key durable: called before a git-annex branch records the keys as present."""
 

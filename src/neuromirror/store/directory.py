@@ -221,6 +221,13 @@ class DirectoryStore:
         self.identity  # noqa: B018
         return Incoming(self, key)
 
+    def begin_task(self, task: str) -> int:
+        """A dead attempt's keys are files in place already (found by :meth:`has`); its temp files go."""
+        return self.clean_stale()
+
+    def end_task(self, task: str) -> None:
+        pass
+
     def clean_stale(self) -> int:
         """Remove temp files this host's dead processes left behind (a killed keep); how many."""
         tmp = self.path / TMP_DIR

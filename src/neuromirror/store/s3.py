@@ -296,6 +296,14 @@ class S3Store:
     def receive(self, key: str) -> S3Incoming:
         return S3Incoming(self, key)
 
+    def begin_task(self, task: str) -> int:
+        """Nothing to do: a dead attempt's keys are objects in place (found by :meth:`has`), its incomplete
+        uploads are a day from :meth:`clean_stale`'s reach (the submitter's, at the run's start)."""
+        return 0
+
+    def end_task(self, task: str) -> None:
+        pass
+
     def clean_stale(self) -> int:
         """Abort incomplete multipart uploads under the prefix older than a day (killed runs'); how many."""
         cutoff = datetime.now(timezone.utc) - STALE_UPLOAD

@@ -146,6 +146,12 @@ class OraRemote:
     def clean_stale(self) -> int:  # pragma: no cover
         return 0
 
+    def begin_task(self, task: str) -> int:  # pragma: no cover - publish runs no keep task
+        return 0
+
+    def end_task(self, task: str) -> None:  # pragma: no cover
+        pass
+
     def sync(self) -> None:
         """Objects may be fresh copies: on disk before the branch says the store has them."""
         os.sync()

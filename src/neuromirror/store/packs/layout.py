@@ -23,6 +23,8 @@ FOOTER = struct.Struct(">Q8s")
 FORMAT = 1
 PACKS = "packs/"
 INDEX = "index/"
+#: an empty object per cluster task under way (``tasks/<task>``): its rerun knows itself by it
+TASKS = "tasks/"
 #: the store's identity and settings (the same name as the other store kinds': one identity per place)
 CONFIG = ".neuromirror-store.json"
 _NAME = re.compile(r"^[0-9a-f]{64}$")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -49,6 +50,7 @@ from neuromirror.store.packs.layout import (
     FOOTER,
     INDEX,
     PACKS,
+    TASKS,
     PackFormatError,
     PackIndex,
     index_object,
@@ -69,6 +71,7 @@ MIN_PACK_SIZE = 1 << 10
 #: the git-annex external special remote a clone reads the store with
 EXTERNAL_TYPE = "neuromirror-pack"
 SCHEMES = ("pack+file", "pack+s3")
+_TASK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class PackStore:
@@ -437,10 +440,21 @@ class PackStore:
         index file adopted from their trailers; how many."""
         return self._clean_stale(list(self.backend.listing(INDEX)))
 
+    def begin_task(self, task: str) -> int:
+        """A first attempt claims ``tasks/<task>``, reading no other writer's index (O(workers x keys)); a rerun
+        finds the claim and catches up (:meth:`catch_up`), adopting what the dead attempt sealed."""
+        if not _TASK.fullmatch(task):
+            raise ValueError(f"not a task name: {task!r}")
+        if self.backend.create_small(TASKS + task, b""):
+            remove_dead_staged(self.backend.staging())
+            return 0
+        return self.catch_up()
+
+    def end_task(self, task: str) -> None:
+        self.backend.delete(TASKS + task)
+
     def catch_up(self) -> int:
-        """:meth:`clean_stale`, then the key map read again (the packs other writers sealed since), on one
-        listing of the index files: a cluster task's start (:func:`neuromirror.keep.cluster.keep_batch`),
-        where each task paid a listing more; how many packs were adopted."""
+        """:meth:`clean_stale`, then the new index files read, on one listing of them; how many packs adopted."""
         listed = list(self.backend.listing(INDEX))
         adopted = self._clean_stale(listed)
         self.keys.refresh(None if adopted else listed)  # an adoption wrote index files: listed again
