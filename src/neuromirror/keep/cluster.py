@@ -22,6 +22,7 @@ budget (:mod:`neuromirror.network.ceiling`) that every GET of a key asks.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -66,7 +67,7 @@ class KeepBatch:
     others: tuple[str, ...] = ()
     jobs: int = 8
     label: str = ""
-    task: str = ""  # the task's name, its claim in the store (:meth:`Store.begin_task`); "": none, cleaned up
+    task: str = ""  # the task's name, its claim in the store (:meth:`Store.begin_task`; "": taken as a rerun)
 
 
 @dataclass
@@ -126,7 +127,7 @@ def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = 
     clock = timing.Stopwatch()
     store = _store(batch.store)
     out = BatchResult([], worker_name())
-    out.adopted = store.begin_task(batch.task) if batch.task else store.clean_stale()
+    out.adopted = store.begin_task(batch.task)
     others = [_store(u) for u in batch.others]
     transfer = Transfer(store, jobs=batch.jobs, others=others)
     try:
@@ -139,8 +140,10 @@ def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = 
         out.packs = [sealed.pack] if sealed is not None else []
     else:
         store.sync()
-    if batch.task:  # only once its keys are durable: a rerun after a death anywhere before finds the claim
+    try:  # only once its keys are durable: a rerun after a death before that finds the claim
         store.end_task(batch.task)
+    except OSError as exc:  # the work is done: a claim left behind is an empty object, not a reason to redo it
+        logging.getLogger("neuromirror.keep").warning("%s: its claim stays in the store: %s", batch.task, exc)
     out.seconds = round(clock.seconds(), 3)
     return out
 

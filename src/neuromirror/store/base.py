@@ -219,7 +219,8 @@ class Store(Protocol):
         """A cluster task's start (``keep --dask``'s :func:`~neuromirror.keep.cluster.keep_batch`): the store
         ready for the task's keys.  A first attempt needs nothing of other writers (its keys are in no other
         task of the run); a rerun of ``task`` (its first attempt died) first takes in whatever that attempt
-        left, so that no key of it is copied twice; how many leftovers were adopted."""
+        left, so that no key of it is copied twice (``task`` "": unnamed, taken as a rerun); how many leftovers
+        were adopted."""
         ...
 
     def end_task(self, task: str) -> None:

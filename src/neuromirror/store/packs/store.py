@@ -373,9 +373,8 @@ class PackStore:
         self.forget_keys({key})
 
     def forget_keys(self, keys: Collection[str]) -> int:
-        """Remove ``keys`` from every index file that names them, each index file rewritten once; their dead
-        bytes stay in their packs until a repack drops them.  An index left with no key goes, then its pack.
-        How many entries went."""
+        """Remove ``keys`` from every index file naming them (each rewritten once; their bytes stay until a repack
+        drops them).  An index left with no key goes, then its pack.  How many entries went."""
         keys = set(keys)
         w = self._writer
         if w is not None and any(k in w.pending for k in keys):
@@ -443,15 +442,16 @@ class PackStore:
     def begin_task(self, task: str) -> int:
         """A first attempt claims ``tasks/<task>``, reading no other writer's index (O(workers x keys)); a rerun
         finds the claim and catches up (:meth:`catch_up`), adopting what the dead attempt sealed."""
-        if not _TASK.fullmatch(task):
+        if task and not _TASK.fullmatch(task):
             raise ValueError(f"not a task name: {task!r}")
-        if self.backend.create_small(TASKS + task, b""):
+        if task and self.backend.create_small(TASKS + task, b""):
             remove_dead_staged(self.backend.staging())
             return 0
         return self.catch_up()
 
     def end_task(self, task: str) -> None:
-        self.backend.delete(TASKS + task)
+        if task:
+            self.backend.delete(TASKS + task)
 
     def catch_up(self) -> int:
         """:meth:`clean_stale`, then the new index files read, on one listing of them; how many packs adopted."""
