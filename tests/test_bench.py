@@ -208,7 +208,8 @@ def test_bench_gap_plan_scenario_at_a_toy_size(tmp_path: Path) -> None:
 
 def test_bench_inventory_cold_scenario_at_a_toy_size(tmp_path: Path) -> None:
     """inventory-cold (issue 75): the listing path, the inventory path (0 ListObjectVersions) and the floor (the
-    same Zarr datasets written from objects in memory) side by side, each side's objects/s against the floor."""
+    same Zarr datasets written from objects in memory) side by side, each side's objects/s against the floor; and
+    git's own floor, those datasets' objects through ``git fast-import``, against the 3x target's budget."""
     proc, doc = run_bench(
         tmp_path,
         "--scenarios",
@@ -228,6 +229,11 @@ def test_bench_inventory_cold_scenario_at_a_toy_size(tmp_path: Path) -> None:
     for side in (listing, inventory):
         assert side["of_floor"] == round(side["zarr_objects_per_s"] / floor["zarr_objects_per_s"], 2)
         assert side["cpu_us_per_object"] > 0 and side["cpu_of_floor"] > 0
+    git = by["inventory-cold-git-floor"]
+    assert git["datasets"] == 2 and git["git_objects"] > 60 and git["wall_s"] > 0 and git["cpu_s"] > 0
+    assert git["target_budget_s"] == round(listing["wall_s"] / 3, 3)
+    assert git["git_floor_over_budget"] == round((git["wall_s"] + git["startup_s"]) / (listing["wall_s"] / 3), 2)
+    assert inventory["of_git_floor"] == round((git["wall_s"] + git["startup_s"]) / inventory["wall_s"], 2)
     assert {t["target"] for t in doc["targets"] if t["target"].startswith("inventory-cold")} == {
         "inventory-cold: objects/s over the listing path",
         "inventory-cold: ListObjectVersions pages",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from neuromirror.bench.archives import Archives, zarr_dandiset
 from neuromirror.bench.measure import say
@@ -88,16 +88,20 @@ def bench_inventory_cold(args: Any, archives: Archives, work: Path, startup: flo
         )
         jobs = work / "inventory-cold-floor.pickle"
         floor_jobs(net, ident, zarr_ids, work / "root-inventory-cold-floor", jobs)
-        out = []
+        out: list[dict] = []
+        git: Optional[dict] = None  # the floor's datasets are the same at every round trip: imported once
         for rtt in sorted({0.0, float(args.inventory_rtt)}):
             net.set_rtt(rtt)
             out += _both_paths(args, net, work, startup, ident, z * m, inv / written.prefix, f"{z}x{m}", rtt)
             if _has_floor():
                 out.append(_floor(args, jobs, work, z * m, f"{z}x{m}", rtt, out[-2:]))
+                git = git or _git_import(work, z * m)
+                out.append(_git_floor(git, z * m, f"{z}x{m}", rtt, startup, out[-3:-1]))
     finally:
         net.close()
     if not args.keep:
         shutil.rmtree(inv, ignore_errors=True)
+        shutil.rmtree(work / "root-inventory-cold-floor", ignore_errors=True)
         (work / "inventory-cold-floor.pickle").unlink(missing_ok=True)
     archives.drop_objects(NetworkArchives.BUCKET)
     return out
@@ -150,10 +154,9 @@ def _floor(args: Any, jobs: Path, work: Path, n: int, size: str, rtt: float, sid
     only), and each side's objects/s over it."""
     root = work / "root-inventory-cold-floor"
     say(f"N={n}: inventory-cold-floor: the Zarrs' datasets written from objects in memory ...")
+    shutil.rmtree(root, ignore_errors=True)  # a round's floor writes into a new root, as the syncs do
     res = run_floor(jobs, n)
     res.update(size=size, rtt_ms=round(rtt * 1000), cpu_us_per_object=round(res["cpu_s"] / n * 1e6, 1))
-    if not args.keep:
-        shutil.rmtree(root, ignore_errors=True)
     for side in sides:
         side["of_floor"] = round(side["zarr_objects_per_s"] / res["zarr_objects_per_s"], 2)
         side["cpu_of_floor"] = round(res["cpu_us_per_object"] / side["cpu_us_per_object"], 2)
@@ -163,6 +166,39 @@ def _floor(args: Any, jobs: Path, work: Path, n: int, size: str, rtt: float, sid
         f"({res['cpu_us_per_object']} us CPU an object; listing {sides[0]['cpu_us_per_object']}, inventory "
         f"{sides[1]['cpu_us_per_object']}); listing {sides[0]['of_floor']} of it, inventory {sides[1]['of_floor']}; "
         f"the floor is {res['floor_x_listing']}x the listing path"
+    )
+    return res
+
+
+def _git_import(work: Path, n: int) -> dict:
+    """git's own floor (:mod:`.git_floor`): the floor's datasets' objects through ``git fast-import``."""
+    from neuromirror.bench.scenarios.lost.git_floor import git_floor
+    from neuromirror.sources.dandi.zarr_assets import default_processes
+
+    say(f"N={n}: inventory-cold-git-floor: the floor's datasets' objects through git fast-import ...")
+    return git_floor(work / "root-inventory-cold-floor", work / "git-floor", default_processes() or 1)
+
+
+def _git_floor(git: dict, n: int, size: str, rtt: float, startup: float, sides: list[dict]) -> dict:
+    """git's floor (``git``: :func:`_git_import`'s) plus the sync's start-up, beside the 3x target's budget (a third
+    of the listing path's wall: the whole inventory sync's at 3x its objects/s), and each side's wall against it."""
+    res = {"scenario": "inventory-cold-git-floor", "n": n, "size": size, "rtt_ms": round(rtt * 1000), **git}
+    floor_s = git["wall_s"] + startup
+    budget = sides[0]["wall_s"] / 3
+    res.update(
+        startup_s=round(startup, 3),
+        target_budget_s=round(budget, 3),
+        git_floor_over_budget=round(floor_s / budget, 2),
+        zarr_objects_per_s=round(n / floor_s, 1),
+        cpu_us_per_object=round(git["cpu_s"] / n * 1e6, 1),
+    )
+    for side in sides:
+        side["of_git_floor"] = round(floor_s / side["wall_s"], 2)
+    say(
+        f"inventory-cold git floor at RTT {rtt * 1000:.0f} ms: fast-import of the {git['git_objects']:,} objects "
+        f"{git['wall_s']} s + start-up {startup:.2f} s = {floor_s:.2f} s, against the 3x budget {budget:.2f} s "
+        f"({res['git_floor_over_budget']}x it); the inventory path {sides[1]['wall_s']} s "
+        f"({sides[1]['of_git_floor']} of git's floor)"
     )
     return res
 

@@ -79,7 +79,8 @@ def run_floor(given: Path, n: int) -> dict:
     (``inventory-cold-floor``)."""
     cmd = [sys.executable, "-m", "neuromirror.bench.scenarios.lost.zarr_floor", str(given)]
     r = run_measured(profiled("inventory-cold-floor", cmd), env=child_env())
-    got = json.loads(r["stdout"].splitlines()[-1])
+    # the last JSON line: a profiler (``NEUROMIRROR_BENCH_PROFILE``) may print after it
+    got = json.loads([line for line in r["stdout"].splitlines() if line.startswith(b"{")][-1])
     if got["objects"] != n:
         raise RuntimeError(f"inventory-cold-floor: {got['objects']} objects written, {n} expected: {got}")
     wall = r["wall"] - got["reading_s"]
