@@ -132,6 +132,47 @@ def test_a_worker_killed_mid_keep_loses_nothing_and_its_task_is_redone(
     assert code == 0, out + err
 
 
+def test_a_task_that_fails_for_good_is_one_line_leaves_no_claim_and_a_rerun_converges(
+    dandi_archive,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """A task the scheduler gives up on (its worker killed more often than Dask allows: here once, with
+    ``allowed-failures`` 0): the keep ends in one line naming it, the store keeps no claim of it under
+    ``tasks/``, and a rerun on a healthy worker keeps every key once (the dead attempt's durable pack adopted)."""
+    sizes = {f"sub-{i:02d}/h.nwb": 2_500 + 300 * i for i in range(6)}
+    d = make_dandiset(dandi_archive, tmp_path / "mirror", sizes)
+    store = tmp_path / "packed"
+    (tmp_path / "logs").mkdir()
+    c = Cluster(tmp_path / "logs", DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="0")
+    try:
+        c.start_worker("doomed", NEUROMIRROR_CRASH_AT="pack-sealed")
+        cmd = [sys.executable, "-m", "neuromirror", "--root", str(d.run.root), "keep", d.spec]
+        cmd += ["--to", f"pack+file://{store}", "--pack-size", "16K", "--dask", c.address]
+        failed = subprocess.run(cmd, env=BATCH_ENV, capture_output=True, text=True, timeout=300)
+        assert c.procs["doomed"].wait(60) == -9
+        assert failed.returncode not in (0, 2), failed.stdout + failed.stderr
+        said = [line for line in failed.stderr.splitlines() if line.strip()]
+        assert len(said) == 1 and "Traceback" not in failed.stderr, failed.stderr
+        assert "neuromirror-keep-" in said[0], said  # names the task that failed for good
+        assert list((store / "packs").glob("*.pack")) and not list((store / "tasks").glob("*")), sorted(
+            p.name for p in store.rglob("*")
+        )
+        c.start_worker("healthy", DASK_DISTRIBUTED__WORKER__PRELOAD='["neuromirror.keep.cluster"]')
+        report = keep(d.run.root, d.spec, f"pack+file://{store}", "--dask", c.address)
+    finally:
+        c.close()
+    (version,) = report["versions"]
+    # the dead attempt's durable pack adopted at the keep's start: its keys read back and hashed, not copied again
+    assert version["failed"] == [] and version["kept"] + version["already"] == len(sizes) and version["already"] > 0
+    assert report["reread"] == {"files": version["already"], "wrong": 0}
+    assert report["transferred"]["files"] == version["kept"]
+    kept = index_keys(store)
+    assert len(kept) == len(sizes) and max(kept.values()) == 1  # no key stored twice
+    assert not list((store / "tasks").glob("*"))
+    code, out, err = d.run("verify", "--stores", "--store", f"pack+file://{store}", "--fraction", "1")
+    assert code == 0, out + err
+
+
 def test_verify_stores_on_the_cluster_finds_a_flipped_byte_in_a_pack_and_the_submitter_repairs_it(
     dandi_archive,  # noqa: ANN001
     cluster: Cluster,

@@ -48,13 +48,14 @@ def wait_for(pred: Callable[[], object], timeout: float, what: str) -> object:
 class Cluster:
     """``dask scheduler`` + named ``dask worker`` processes (no nanny: kill -9 kills the worker)."""
 
-    def __init__(self, logdir: Path):
+    def __init__(self, logdir: Path, **scheduler_env: str):
         self.logdir = logdir
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.procs: dict[str, subprocess.Popen] = {}
         self._start(
             "scheduler",
             [DASK, "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"],
+            {**ENV, **scheduler_env},
         )
 
     def _start(self, name: str, cmd: list[str], env: Optional[dict] = None) -> None:

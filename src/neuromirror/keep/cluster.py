@@ -219,7 +219,9 @@ class ClusterWindow:
 
     def stop(self) -> None:
         for fut in self.jobs:
-            if fut.status != "finished":
+            if fut.status == "error":  # failed for good, not yet seen: no attempt of it is left to need its claim
+                self._unclaim(fut)
+            elif fut.status != "finished":
                 fut.cancel()
 
     def salvage(self, present: Any) -> None:
@@ -253,12 +255,24 @@ class ClusterWindow:
             done.append(self.ended.get_nowait())
         for fut in done:
             items = dict(self.jobs.pop(fut))
-            result: BatchResult = fut.result()
+            try:
+                result: BatchResult = fut.result()
+            except BaseException:  # noqa: B036 - failed for good (the scheduler gave up on it): the keep ends
+                self._unclaim(fut)
+                raise
             fut.release()
             self.cluster.tasks.append(_task_row(self.label, result))
             for outcome in result.outcomes:
                 self.by_key.pop(outcome.key, None)
                 yield outcome, items[outcome.key]
+
+    def _unclaim(self, fut: Any) -> None:
+        """A task the scheduler gave up on: its claim in the store removed, as the task would have at its end
+        (the next keep adopts what its attempts made durable, at its start: ``clean_stale``)."""
+        try:
+            self.transfer.store.end_task(fut.key)
+        except OSError as exc:
+            logging.getLogger("neuromirror.keep").warning("%s: its claim stays in the store: %s", fut.key, exc)
 
 
 def _record_ok(result: BatchResult, items: dict[str, list[VersionFile]], present: Any) -> None:
