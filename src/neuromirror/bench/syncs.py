@@ -36,7 +36,7 @@ def profiled(name: str, cmd: list[str]) -> list[str]:
     return [*spy, "--output", str(Path(out) / f"{name}.txt"), "--", *cmd]
 
 
-def _without_profiler(out: bytes) -> bytes:
+def without_profiler(out: bytes) -> bytes:
     """A report's stdout less what ``py-spy`` printed there (its lines start with ``py-spy>``)."""
     return b"\n".join(line for line in out.splitlines() if not line.startswith(b"py-spy>"))
 
@@ -56,7 +56,7 @@ def run_sync(
     own = own_cpu()
     r = run_measured(profiled(name, sync_cmd(root, spec, extra)), env=child_env())
     own = own_cpu() - own
-    report = json.loads(_without_profiler(r["stdout"]))
+    report = json.loads(without_profiler(r["stdout"]))
     if isinstance(report, list):  # several sources ('dandi:*'): one report each
         report = merge_reports(report)
     heads = archives.counters.reset()

@@ -140,12 +140,18 @@ def keep_batch(batch: KeepBatch, ceilings: Any = None, contact: Optional[str] = 
         out.packs = [sealed.pack] if sealed is not None else []
     else:
         store.sync()
-    try:  # only once its keys are durable: a rerun after a death before that finds the claim
-        store.end_task(batch.task)
-    except OSError as exc:  # the work is done: a claim left behind is an empty object, not a reason to redo it
-        logging.getLogger("neuromirror.keep").warning("%s: its claim stays in the store: %s", batch.task, exc)
+    _end_task(store, batch.task)  # only once its keys are durable: a rerun after a death before that finds the claim
     out.seconds = round(clock.seconds(), 3)
     return out
+
+
+def _end_task(store: Store, task: str) -> None:
+    """``task``'s claim removed; one that cannot be is logged: the work is done (or given up on), and a claim left
+    behind is an empty object, not a reason to redo it."""
+    try:
+        store.end_task(task)
+    except OSError as exc:
+        logging.getLogger("neuromirror.keep").warning("%s: its claim stays in the store: %s", task, exc)
 
 
 def each_on_threads(jobs: int, items: Sequence[Item], fn: Callable[[Item], Outcome]) -> list[Outcome]:
@@ -269,10 +275,7 @@ class ClusterWindow:
     def _unclaim(self, fut: Any) -> None:
         """A task the scheduler gave up on: its claim in the store removed, as the task would have at its end
         (the next keep adopts what its attempts made durable, at its start: ``clean_stale``)."""
-        try:
-            self.transfer.store.end_task(fut.key)
-        except OSError as exc:
-            logging.getLogger("neuromirror.keep").warning("%s: its claim stays in the store: %s", fut.key, exc)
+        _end_task(self.transfer.store, fut.key)
 
 
 def _record_ok(result: BatchResult, items: dict[str, list[VersionFile]], present: Any) -> None:

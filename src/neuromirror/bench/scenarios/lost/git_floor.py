@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 from neuromirror.bench.measure import child_env, run_measured
+from neuromirror.util import gitutil
 
 #: the fast-import's environment beyond the bench's: glibc's heap kept, not trimmed and regrown at each object
 FAST_MALLOC = {"MALLOC_TRIM_THRESHOLD_": str(256 << 20), "MALLOC_TOP_PAD_": str(64 << 20)}
@@ -46,11 +47,11 @@ def git_floor(root: Path, work: Path, jobs: int) -> dict:
                 check=True,
             )
         subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
-        objects += int(_count(ds))
+        objects += _count(ds)
         pairs += [str(repo).encode(), str(stream).encode()]
     cmd = ["xargs", "-0", "-P", str(max(1, jobs)), "-n", "2", "sh", "-c", 'exec git -C "$0" fast-import --quiet < "$1"']
     r = run_measured(cmd, env={**child_env(), **FAST_MALLOC}, input=b"\0".join(pairs))
-    written = sum(int(_count(work / f"{i}.git")) for i in range(len(pairs) // 2))
+    written = sum(_count(work / f"{i}.git") for i in range(len(pairs) // 2))
     shutil.rmtree(work, ignore_errors=True)
     if written != objects:
         raise RuntimeError(
@@ -66,8 +67,7 @@ def git_floor(root: Path, work: Path, jobs: int) -> dict:
     }
 
 
-def _count(repo: Path) -> str:
+def _count(repo: Path) -> int:
     """The objects in ``repo``'s packs and loose (``git count-objects -v``)."""
-    out = subprocess.run(["git", "-C", str(repo), "count-objects", "-v"], capture_output=True, text=True, check=True)
-    got = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
-    return str(int(got.get("count", 0)) + int(got.get("in-pack", 0)))
+    got = dict(line.split(": ", 1) for line in gitutil.out(repo, "count-objects", "-v").splitlines() if ": " in line)
+    return int(got.get("count", 0)) + int(got.get("in-pack", 0))

@@ -28,7 +28,7 @@ from typing import Any
 
 from neuromirror.bench.measure import child_env, run_measured
 from neuromirror.bench.moto_patch import moto_bucket_backend
-from neuromirror.bench.syncs import profiled
+from neuromirror.bench.syncs import profiled, without_profiler
 
 
 def floor_jobs(net: Any, ident: str, zarr_ids: list[str], root: Path, given: Path) -> None:
@@ -79,8 +79,7 @@ def run_floor(given: Path, n: int) -> dict:
     (``inventory-cold-floor``)."""
     cmd = [sys.executable, "-m", "neuromirror.bench.scenarios.lost.zarr_floor", str(given)]
     r = run_measured(profiled("inventory-cold-floor", cmd), env=child_env())
-    # the last JSON line: a profiler (``NEUROMIRROR_BENCH_PROFILE``) may print after it
-    got = json.loads([line for line in r["stdout"].splitlines() if line.startswith(b"{")][-1])
+    got = json.loads(without_profiler(r["stdout"]).splitlines()[-1])
     if got["objects"] != n:
         raise RuntimeError(f"inventory-cold-floor: {got['objects']} objects written, {n} expected: {got}")
     wall = r["wall"] - got["reading_s"]
